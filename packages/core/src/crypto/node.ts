@@ -1,0 +1,78 @@
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  type KeyObject,
+  randomBytes as nodeRandomBytes,
+  sign as nodeSign,
+  timingSafeEqual as nodeTimingSafeEqual,
+  verify as nodeVerify,
+} from "node:crypto";
+import {
+  type ContentParts,
+  type CryptoPort,
+  concatBytes,
+  DIGEST_LENGTH,
+  ED25519_PKCS8_PREFIX,
+  ED25519_SPKI_PREFIX,
+  type Ed25519Key,
+  type HashAlgorithm,
+  type HmacKey,
+  joinContent,
+} from "./port.js";
+
+interface NodeHmacKey extends HmacKey {
+  readonly key: KeyObject;
+}
+
+interface NodeEd25519Key extends Ed25519Key {
+  readonly key: KeyObject;
+}
+
+function hmacSync(key: HmacKey, content: ContentParts): Uint8Array {
+  const mac = createHmac(key.algorithm, (key as NodeHmacKey).key);
+  for (const part of content) mac.update(part);
+  return mac.digest();
+}
+
+function ed25519VerifySync(key: Ed25519Key, content: ContentParts, signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false;
+  return nodeVerify(null, joinContent(content), (key as NodeEd25519Key).key, signature);
+}
+
+export const crypto: CryptoPort = {
+  name: "node",
+  importHmacKey(algorithm: HashAlgorithm, raw: Uint8Array): HmacKey {
+    const key: NodeHmacKey = {
+      algorithm,
+      digestLength: DIGEST_LENGTH[algorithm],
+      key: createSecretKey(raw),
+    };
+    return key;
+  },
+  hmac: async (key, content) => hmacSync(key, content),
+  hmacSync,
+  importEd25519PublicKey(raw: Uint8Array): Ed25519Key {
+    const der = concatBytes(ED25519_SPKI_PREFIX, raw);
+    const key: NodeEd25519Key = {
+      type: "public",
+      key: createPublicKey({ key: der as Buffer, format: "der", type: "spki" }),
+    };
+    return key;
+  },
+  importEd25519PrivateKey(seed: Uint8Array): Ed25519Key {
+    const der = concatBytes(ED25519_PKCS8_PREFIX, seed);
+    const key: NodeEd25519Key = {
+      type: "private",
+      key: createPrivateKey({ key: der as Buffer, format: "der", type: "pkcs8" }),
+    };
+    return key;
+  },
+  ed25519Verify: async (key, content, signature) => ed25519VerifySync(key, content, signature),
+  ed25519VerifySync,
+  ed25519Sign: async (key, content) =>
+    new Uint8Array(nodeSign(null, joinContent(content), (key as NodeEd25519Key).key)),
+  timingSafeEqual: (a, b) => a.length === b.length && nodeTimingSafeEqual(a, b),
+  randomBytes: (length) => new Uint8Array(nodeRandomBytes(length)),
+};

@@ -1,0 +1,91 @@
+/**
+ * Byte encodings core needs, in plain TypeScript (no `Buffer`, so core runs anywhere).
+ * Decoders return `undefined` instead of throwing: a signature that does not decode is
+ * simply a signature that does not match.
+ */
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+export const utf8 = {
+  encode: (text: string): Uint8Array => utf8Encoder.encode(text),
+  decode: (bytes: Uint8Array): string => utf8Decoder.decode(bytes),
+};
+
+const HEX_DIGITS = "0123456789abcdef";
+const BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Index by char code; 255 marks "not in the alphabet". Base64 accepts both the standard
+// and the URL-safe alphabet, since senders and copy-pasted secrets use either.
+const HEX_VALUE = new Uint8Array(128).fill(255);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE[HEX_DIGITS.charCodeAt(i)] = i;
+  HEX_VALUE[HEX_DIGITS.toUpperCase().charCodeAt(i)] = i;
+}
+const BASE64_VALUE = new Uint8Array(128).fill(255);
+for (let i = 0; i < 64; i++) BASE64_VALUE[BASE64_ALPHABET.charCodeAt(i)] = i;
+BASE64_VALUE["-".charCodeAt(0)] = 62;
+BASE64_VALUE["_".charCodeAt(0)] = 63;
+
+export function encodeHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const byte of bytes) out += HEX_DIGITS[byte >> 4] + (HEX_DIGITS[byte & 15] as string);
+  return out;
+}
+
+export function decodeHex(text: string): Uint8Array | undefined {
+  if (text.length % 2 !== 0) return undefined;
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    const hi = HEX_VALUE[text.charCodeAt(2 * i)] ?? 255;
+    const lo = HEX_VALUE[text.charCodeAt(2 * i + 1)] ?? 255;
+    if (hi === 255 || lo === 255) return undefined;
+    out[i] = (hi << 4) | lo;
+  }
+  return out;
+}
+
+export function encodeBase64(bytes: Uint8Array): string {
+  let out = "";
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = ((bytes[i] as number) << 16) | ((bytes[i + 1] as number) << 8) | (bytes[i + 2] as number);
+    out +=
+      (BASE64_ALPHABET[n >> 18] as string) +
+      BASE64_ALPHABET[(n >> 12) & 63] +
+      BASE64_ALPHABET[(n >> 6) & 63] +
+      BASE64_ALPHABET[n & 63];
+  }
+  const rest = bytes.length - i;
+  if (rest === 1) {
+    const n = (bytes[i] as number) << 16;
+    out += `${BASE64_ALPHABET[n >> 18]}${BASE64_ALPHABET[(n >> 12) & 63]}==`;
+  } else if (rest === 2) {
+    const n = ((bytes[i] as number) << 16) | ((bytes[i + 1] as number) << 8);
+    out += `${BASE64_ALPHABET[n >> 18]}${BASE64_ALPHABET[(n >> 12) & 63]}${BASE64_ALPHABET[(n >> 6) & 63]}=`;
+  }
+  return out;
+}
+
+/** Decodes standard or URL-safe base64, padded or not. */
+export function decodeBase64(text: string): Uint8Array | undefined {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 61 /* = */) end--;
+  if (text.length - end > 2 || end % 4 === 1) return undefined;
+  if (text.length % 4 !== 0 && end !== text.length) return undefined; // padding only on whole quads
+  const out = new Uint8Array(Math.floor((end * 3) / 4));
+  let buffer = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = 0; i < end; i++) {
+    const value = BASE64_VALUE[text.charCodeAt(i)] ?? 255;
+    if (value === 255) return undefined;
+    buffer = ((buffer << 6) | value) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (buffer >> bits) & 0xff;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,98 @@
+/**
+ * Every error core throws on purpose is an `InterlockError`: a stable `code`, the HTTP
+ * status a server should answer, and an RFC 9457 problem+json body that never contains a
+ * secret or a full signature.
+ */
+
+/** RFC 9457 problem details, as Interlock answers them over HTTP. */
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  [extension: string]: unknown;
+}
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+export abstract class InterlockError extends Error {
+  abstract readonly code: string;
+  abstract readonly status: number;
+  /** A short, human-readable summary of the problem type. */
+  abstract readonly title: string;
+
+  /** The problem+json body for this error. */
+  toProblem(): ProblemDetails {
+    return {
+      type: `urn:interlock:problem:${this.code}`,
+      title: this.title,
+      status: this.status,
+      detail: this.message,
+      code: this.code,
+    };
+  }
+}
+
+/** Why a delivery was refused. */
+export type WebhookErrorCode =
+  | "missing_header"
+  | "malformed_header"
+  | "invalid_timestamp"
+  | "timestamp_too_old"
+  | "timestamp_in_future"
+  | "no_matching_signature"
+  | "body_too_large"
+  | "body_not_raw"
+  | "unsupported_version"
+  | "invalid_secret";
+
+const WEBHOOK_ERRORS: Record<WebhookErrorCode, { status: number; title: string }> = {
+  missing_header: { status: 400, title: "A webhook signature header is missing" },
+  malformed_header: { status: 400, title: "A webhook signature header is malformed" },
+  invalid_timestamp: { status: 400, title: "The webhook timestamp is missing or not a number" },
+  timestamp_too_old: { status: 401, title: "The webhook timestamp is too old" },
+  timestamp_in_future: { status: 401, title: "The webhook timestamp is in the future" },
+  no_matching_signature: { status: 401, title: "No webhook signature matched" },
+  body_too_large: { status: 413, title: "The webhook body is too large" },
+  // The app handed over a parsed body: the signed bytes are gone. A server bug, not the sender's.
+  body_not_raw: { status: 500, title: "The webhook body is not the raw request bytes" },
+  unsupported_version: { status: 400, title: "The webhook signature version is not supported" },
+  // The configured secret cannot be used: the receiver's mistake, never the sender's.
+  invalid_secret: { status: 500, title: "The webhook secret is invalid" },
+};
+
+/** Every reason a delivery can be refused, for exhaustive handling and tests. */
+export const WEBHOOK_ERROR_CODES = Object.keys(WEBHOOK_ERRORS) as WebhookErrorCode[];
+
+export class WebhookVerificationError extends InterlockError {
+  override readonly name = "WebhookVerificationError";
+  readonly code: WebhookErrorCode;
+  readonly status: number;
+  readonly title: string;
+  /** The scheme that refused the delivery, when known. */
+  readonly scheme: string | undefined;
+
+  constructor(code: WebhookErrorCode, message: string, scheme?: string) {
+    super(message);
+    const { status, title } = WEBHOOK_ERRORS[code];
+    this.code = code;
+    this.status = status;
+    this.title = title;
+    this.scheme = scheme;
+  }
+
+  override toProblem(): ProblemDetails {
+    const problem = super.toProblem();
+    if (this.scheme !== undefined) problem.scheme = this.scheme;
+    return problem;
+  }
+}
+
+/** A programming or configuration mistake (a bad option), reported when it is made. */
+export class InterlockConfigError extends InterlockError {
+  override readonly name = "InterlockConfigError";
+  readonly code = "invalid_configuration";
+  readonly status = 500;
+  readonly title = "Interlock is misconfigured";
+}

@@ -1,0 +1,39 @@
+/**
+ * Request headers as the frameworks hand them over: Node's `IncomingHttpHeaders` (lower-case
+ * keys, arrays for repeated headers), a Fetch `Headers`, or any plain object in any casing.
+ */
+export type HeadersInput =
+  | { get(name: string): string | null }
+  | Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** Reads one header by its lower-case name: `undefined` when absent, the values when repeated. */
+export type HeaderReader = (lowerCaseName: string) => string | readonly string[] | undefined;
+
+export function headerReader(headers: HeadersInput): HeaderReader {
+  if (headers === null || typeof headers !== "object") return () => undefined;
+  if (typeof (headers as { get?: unknown }).get === "function") {
+    const fetchHeaders = headers as { get(name: string): string | null };
+    return (name) => {
+      const value = fetchHeaders.get(name);
+      return typeof value === "string" ? value : undefined;
+    };
+  }
+  const record = headers as Readonly<Record<string, unknown>>;
+  return (name) => {
+    // Node lower-cases header names, so the direct look-up is the common case.
+    let value = Object.hasOwn(record, name) ? record[name] : undefined;
+    if (value === undefined) {
+      for (const key of Object.keys(record)) {
+        if (key.length === name.length && key.toLowerCase() === name) {
+          value = record[key];
+          break;
+        }
+      }
+    }
+    if (typeof value === "string") return value;
+    if (Array.isArray(value) && value.every((v) => typeof v === "string")) {
+      return value.length === 1 ? (value[0] as string) : (value as string[]);
+    }
+    return undefined;
+  };
+}

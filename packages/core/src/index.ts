@@ -1,0 +1,34 @@
+export {
+  InterlockConfigError,
+  InterlockError,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemDetails,
+  WEBHOOK_ERROR_CODES,
+  type WebhookErrorCode,
+  WebhookVerificationError,
+} from "./errors.js";
+export type { EventHook, InterlockEvent, WebhookRejectedEvent, WebhookVerifiedEvent } from "./events.js";
+export type { HeadersInput } from "./headers.js";
+export { cryptoRuntime } from "./runtime.js";
+export type { RawBody } from "./webhooks/body.js";
+export type { WebhookSecret } from "./webhooks/keys.js";
+export type {
+  DeliveryFields,
+  KeyMaterial,
+  MadeSignature,
+  ParsedDelivery,
+  SignatureCandidate,
+  WebhookScheme,
+} from "./webhooks/scheme.js";
+export * from "./webhooks/schemes/index.js";
+export { type SignedWebhook, type SignWebhookOptions, signWebhook, signWebhookSync } from "./webhooks/sign.js";
+export { VerifiedWebhook } from "./webhooks/verified.js";
+export {
+  createWebhookVerifier,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_SIGNATURES,
+  DEFAULT_TOLERANCE_SECONDS,
+  verifyWebhook,
+  type WebhookVerifier,
+  type WebhookVerifierOptions,
+} from "./webhooks/verify.js";

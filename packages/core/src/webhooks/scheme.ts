@@ -1,0 +1,147 @@
+/**
+ * A webhook scheme is data plus two functions: `parse` reads what a delivery claims (id,
+ * timestamp, candidate signatures) from its headers, and `signedContent` builds the bytes the
+ * sender signed. `format` is `parse` run backwards, so the same scheme signs deliveries too.
+ */
+
+import type { ContentParts } from "../crypto/port.js";
+import { decodeBase64, utf8 } from "../encoding.js";
+import { WebhookVerificationError } from "../errors.js";
+import type { HeaderReader } from "../headers.js";
+
+export type HashName = "sha256" | "sha512";
+
+/** Key material a secret stands for. */
+export type KeyMaterial =
+  | { kind: "hmac"; raw: Uint8Array }
+  | { kind: "ed25519"; publicKey: Uint8Array | undefined; seed: Uint8Array | undefined };
+
+/** A candidate signature: `bytes` is undefined when the text did not decode (it cannot match). */
+export interface SignatureCandidate {
+  kind: "hmac" | "ed25519";
+  bytes: Uint8Array | undefined;
+}
+
+/** What a delivery's headers claim, before anything is checked. */
+export interface ParsedDelivery {
+  id: string | undefined;
+  /** The timestamp exactly as it was signed. */
+  timestamp: string | undefined;
+  /** The same timestamp in milliseconds since the epoch, for the tolerance window. */
+  timestampMs: number | undefined;
+  signatures: SignatureCandidate[];
+}
+
+/** What the sender knows when it signs: the id and the timestamp text it will send. */
+export interface DeliveryFields {
+  id: string | undefined;
+  timestamp: string | undefined;
+}
+
+/** A signature made by `sign`, ready to be formatted into the scheme's headers. */
+export interface MadeSignature {
+  kind: "hmac" | "ed25519";
+  bytes: Uint8Array;
+}
+
+export interface WebhookScheme {
+  /** Stable name: used in errors, events and de-duplication keys. */
+  readonly name: string;
+  readonly hash: HashName;
+  /** Whether the delivery id this scheme reports is covered by the signature. */
+  readonly idCovered: boolean;
+  /** Where the signed timestamp lives; "none" when the provider signs no timestamp. */
+  readonly timestamp: "header" | "body" | "none";
+  /** Whether one delivery can carry several signatures (sender-side secret rotation). */
+  readonly multipleSignatures: boolean;
+  /** Turns a configured secret into key material; throws `invalid_secret`. */
+  parseSecret(secret: string | Uint8Array): KeyMaterial;
+  parse(read: HeaderReader, body: Uint8Array): ParsedDelivery;
+  signedContent(fields: DeliveryFields, body: Uint8Array): ContentParts;
+  format(fields: DeliveryFields, signatures: readonly MadeSignature[]): Record<string, string>;
+  /** A new delivery id in the provider's style, or undefined when the id lives in the body. */
+  newId(random: Uint8Array): string | undefined;
+  /** Decodes a verified body. Defaults to JSON. */
+  decodePayload?(body: Uint8Array): unknown;
+  /** Reads the event id from a decoded payload, for schemes whose id lives in the body. */
+  payloadId?(payload: unknown): string | undefined;
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers shared by the schemes: one implementation of each parsing decision.
+
+export function refuse(scheme: string, code: WebhookVerificationError["code"], message: string): never {
+  throw new WebhookVerificationError(code, message, scheme);
+}
+
+/** Reads a header that must be present exactly once. */
+export function requireHeader(scheme: string, read: HeaderReader, name: string): string {
+  const value = read(name);
+  if (value === undefined || value === "") refuse(scheme, "missing_header", `missing ${name} header`);
+  if (typeof value !== "string") {
+    refuse(scheme, "malformed_header", `${name} header was sent more than once`);
+  }
+  return value;
+}
+
+/** Reads an optional header; repeated values are refused as ambiguous. */
+export function optionalHeader(scheme: string, read: HeaderReader, name: string): string | undefined {
+  const value = read(name);
+  if (value === undefined || value === "") return undefined;
+  if (typeof value !== "string") {
+    refuse(scheme, "malformed_header", `${name} header was sent more than once`);
+  }
+  return value;
+}
+
+export type TimestampUnit = "seconds" | "milliseconds";
+
+const DIGITS = /^[0-9]{1,16}$/;
+
+/**
+ * Parses a signed timestamp. Only plain digits are accepted: `Number("")` is 0,
+ * `Number("1e3")` is 1000 and `Number("x")` is NaN, and each of those has let replays through.
+ */
+export function parseTimestamp(scheme: string, text: string | undefined, unit: TimestampUnit): number {
+  if (text === undefined || text === "") refuse(scheme, "invalid_timestamp", "missing timestamp");
+  if (!DIGITS.test(text)) refuse(scheme, "invalid_timestamp", "timestamp is not a whole number");
+  const value = Number(text);
+  return unit === "seconds" ? value * 1000 : value;
+}
+
+export function formatTimestamp(ms: number, unit: TimestampUnit): string {
+  return String(unit === "seconds" ? Math.floor(ms / 1000) : Math.floor(ms));
+}
+
+/** Secret text used as raw UTF-8 bytes, as most providers do. */
+export function utf8Secret(scheme: string, secret: string | Uint8Array): KeyMaterial {
+  const raw = typeof secret === "string" ? utf8.encode(secret) : secret;
+  if (!(raw instanceof Uint8Array) || raw.length === 0) {
+    refuse(scheme, "invalid_secret", "the secret is empty or not a string");
+  }
+  return { kind: "hmac", raw };
+}
+
+/** Base64 secret text decoded to key bytes. */
+export function base64Secret(scheme: string, text: string): Uint8Array {
+  const raw = decodeBase64(text);
+  if (raw === undefined || raw.length === 0) {
+    refuse(scheme, "invalid_secret", "the secret is not valid base64");
+  }
+  return raw;
+}
+
+/** A version 4 UUID from 16 random bytes. */
+export function uuidFrom(random: Uint8Array): string {
+  const b = Array.from(random.subarray(0, 16), (x) => x.toString(16).padStart(2, "0"));
+  const variant = ((Number.parseInt(b[8] as string, 16) & 0x3f) | 0x80).toString(16);
+  const version = `4${(b[6] as string)[1]}`;
+  return `${b.slice(0, 4).join("")}-${b[4]}${b[5]}-${version}${b[7]}-${variant}${b[9]}-${b.slice(10).join("")}`;
+}
+
+/** Reads a string field from a decoded JSON object, if it is one. */
+export function stringField(payload: unknown, field: string): string | undefined {
+  if (payload === null || typeof payload !== "object") return undefined;
+  const value = (payload as Record<string, unknown>)[field];
+  return typeof value === "string" && value !== "" ? value : undefined;
+}

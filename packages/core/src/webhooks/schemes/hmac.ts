@@ -1,0 +1,157 @@
+/**
+ * A configurable HMAC scheme: one signature header (optionally prefixed, optionally a list),
+ * an optional timestamp header and id header, and a template for the signed content. It is
+ * the generic scheme for partners' own webhooks, and the engine behind the GitHub, Slack,
+ * Shopify, Zoom and Linear presets.
+ */
+
+import { decodeBase64, decodeHex, encodeBase64, encodeHex, utf8 } from "../../encoding.js";
+import { InterlockConfigError } from "../../errors.js";
+import {
+  base64Secret,
+  type HashName,
+  type KeyMaterial,
+  optionalHeader,
+  parseTimestamp,
+  refuse,
+  requireHeader,
+  type SignatureCandidate,
+  type TimestampUnit,
+  utf8Secret,
+  uuidFrom,
+  type WebhookScheme,
+} from "../scheme.js";
+
+export interface HmacSchemeOptions {
+  /** Scheme name in errors, events and de-duplication keys. Default "generic". */
+  name?: string;
+  /** Default "x-signature". */
+  signatureHeader?: string;
+  /** Header carrying the signed timestamp; `false` when none is sent. Default "x-timestamp". */
+  timestampHeader?: string | false;
+  /** Header carrying the delivery id, if any. */
+  idHeader?: string;
+  /** Default "sha256". */
+  hash?: HashName;
+  /** Default "hex". */
+  encoding?: "hex" | "base64";
+  /** Text before the encoded signature, such as "sha256=" or "v0=". */
+  prefix?: string;
+  /** Splits one header into several signatures (sender-side rotation), e.g. "," or " ". */
+  separator?: string;
+  /**
+   * The signed content, with `{id}`, `{ts}` and `{body}` placeholders.
+   * Default "{ts}.{body}", or "{body}" when there is no timestamp header.
+   */
+  template?: string;
+  /** Default "seconds". */
+  timestampUnit?: TimestampUnit;
+  /** How the configured secret text becomes key bytes. Default "utf8". */
+  secretEncoding?: "utf8" | "base64" | "hex";
+  /** Decodes a verified body; JSON by default. */
+  decodePayload?: (body: Uint8Array) => unknown;
+  /** Reads the event id from the payload when no id header is configured. */
+  payloadId?: (payload: unknown) => string | undefined;
+}
+
+type TemplatePart = string | "{id}" | "{ts}" | "{body}";
+
+function compileTemplate(template: string): TemplatePart[] {
+  const parts = template.split(/(\{id\}|\{ts\}|\{body\})/).filter((p) => p !== "");
+  if (parts.filter((p) => p === "{body}").length !== 1) {
+    throw new InterlockConfigError(`template "${template}" must contain {body} exactly once`);
+  }
+  return parts;
+}
+
+function configError(message: string): never {
+  throw new InterlockConfigError(message);
+}
+
+export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
+  const name = options.name ?? "generic";
+  const signatureHeader = (options.signatureHeader ?? "x-signature").toLowerCase();
+  const timestampHeader =
+    options.timestampHeader === false ? undefined : (options.timestampHeader ?? "x-timestamp").toLowerCase();
+  const idHeader = options.idHeader?.toLowerCase();
+  const encoding = options.encoding ?? "hex";
+  const prefix = options.prefix ?? "";
+  const unit = options.timestampUnit ?? "seconds";
+  const template = compileTemplate(options.template ?? (timestampHeader ? "{ts}.{body}" : "{body}"));
+  if (template.includes("{ts}") && !timestampHeader) configError("template uses {ts} but there is no timestamp header");
+  if (template.includes("{id}") && !idHeader) configError("template uses {id} but there is no id header");
+  if (timestampHeader && !template.includes("{ts}")) {
+    // An unsigned timestamp protects nothing: an attacker replays the body with a fresh one.
+    configError("the timestamp header must be part of the signed template ({ts})");
+  }
+  const decode = encoding === "hex" ? decodeHex : decodeBase64;
+  const encode = encoding === "hex" ? encodeHex : encodeBase64;
+  const idRequired = template.includes("{id}");
+
+  function candidate(text: string): SignatureCandidate {
+    if (!text.startsWith(prefix)) {
+      const code = /^[A-Za-z0-9_-]+=/.test(text) ? "unsupported_version" : "malformed_header";
+      refuse(name, code, `${signatureHeader} does not start with "${prefix}"`);
+    }
+    return { kind: "hmac", bytes: decode(text.slice(prefix.length).trim()) };
+  }
+
+  function parseSecret(secret: string | Uint8Array): KeyMaterial {
+    if (typeof secret !== "string" || options.secretEncoding === undefined || options.secretEncoding === "utf8") {
+      return utf8Secret(name, secret);
+    }
+    const raw = options.secretEncoding === "base64" ? base64Secret(name, secret) : decodeHex(secret);
+    if (raw === undefined || raw.length === 0) refuse(name, "invalid_secret", "the secret does not decode");
+    return { kind: "hmac", raw };
+  }
+
+  const scheme: WebhookScheme = {
+    name,
+    hash: options.hash ?? "sha256",
+    idCovered: idRequired,
+    timestamp: timestampHeader ? "header" : "none",
+    multipleSignatures: options.separator !== undefined,
+    parseSecret,
+    parse(read) {
+      const id = idHeader
+        ? idRequired
+          ? requireHeader(name, read, idHeader)
+          : optionalHeader(name, read, idHeader)
+        : undefined;
+      let timestamp: string | undefined;
+      let timestampMs: number | undefined;
+      if (timestampHeader) {
+        timestamp = requireHeader(name, read, timestampHeader);
+        timestampMs = parseTimestamp(name, timestamp, unit);
+      }
+      const header = requireHeader(name, read, signatureHeader);
+      const texts = options.separator === undefined ? [header] : header.split(options.separator);
+      const signatures = texts.filter((t) => t.trim() !== "").map((t) => candidate(t.trim()));
+      if (signatures.length === 0) refuse(name, "malformed_header", `${signatureHeader} holds no signature`);
+      return { id, timestamp, timestampMs, signatures };
+    },
+    signedContent({ id, timestamp }, body) {
+      return template.map((part) =>
+        part === "{body}" ? body : part === "{ts}" ? (timestamp as string) : part === "{id}" ? (id as string) : part,
+      );
+    },
+    format({ id, timestamp }, signatures) {
+      const headers: Record<string, string> = {
+        [signatureHeader]: signatures.map((s) => prefix + encode(s.bytes)).join(options.separator ?? ""),
+      };
+      if (timestampHeader && timestamp !== undefined) headers[timestampHeader] = timestamp;
+      if (idHeader && id !== undefined) headers[idHeader] = id;
+      return headers;
+    },
+    newId: (random) => (idHeader ? uuidFrom(random) : undefined),
+  };
+  if (options.decodePayload) scheme.decodePayload = options.decodePayload;
+  if (options.payloadId) scheme.payloadId = options.payloadId;
+  return scheme;
+}
+
+/** The generic scheme with its defaults: `x-signature` (hex) over `{ts}.{body}`, `x-timestamp`. */
+export const generic: WebhookScheme = hmacScheme();
+
+/** Text of a body, for schemes that decode form bodies. */
+export const bodyText = (body: Uint8Array): string => utf8.decode(body);

@@ -1,0 +1,35 @@
+export { github } from "./github.js";
+export { generic, type HmacSchemeOptions, hmacScheme } from "./hmac.js";
+export { type LinearSchemeOptions, linear, linearScheme } from "./linear.js";
+export { paddle } from "./paddle.js";
+export { shopify } from "./shopify.js";
+export { slack } from "./slack.js";
+export { standardWebhooks } from "./standard-webhooks.js";
+export { stripe } from "./stripe.js";
+export { answerZoomUrlValidation, type ZoomUrlValidationResponse, zoom } from "./zoom.js";
+
+import { github } from "./github.js";
+import { generic } from "./hmac.js";
+import { linear } from "./linear.js";
+import { paddle } from "./paddle.js";
+import { shopify } from "./shopify.js";
+import { slack } from "./slack.js";
+import { standardWebhooks } from "./standard-webhooks.js";
+import { stripe } from "./stripe.js";
+import { zoom } from "./zoom.js";
+
+/** Every preset by name, for configuration files and the CLI. `svix` is Standard Webhooks. */
+export const schemes = {
+  "standard-webhooks": standardWebhooks,
+  svix: standardWebhooks,
+  stripe,
+  github,
+  slack,
+  shopify,
+  paddle,
+  linear,
+  zoom,
+  generic,
+} as const;
+
+export type SchemeName = keyof typeof schemes;

@@ -1,0 +1,53 @@
+/**
+ * Linear: `Linear-Signature: <hex HMAC-SHA256 of the body>`. Linear signs no timestamp
+ * header; instead the JSON body carries `webhookTimestamp` in milliseconds, which the
+ * signature covers, and which this scheme checks against the tolerance window.
+ * `Linear-Delivery` (the delivery id) is not covered by the signature.
+ */
+
+import { utf8 } from "../../encoding.js";
+import { refuse, type WebhookScheme } from "../scheme.js";
+import { hmacScheme } from "./hmac.js";
+
+export interface LinearSchemeOptions {
+  /**
+   * Refuse a body without a numeric `webhookTimestamp`. Default true: Linear always sends
+   * one, and without it a captured delivery could be replayed at any time.
+   */
+  requireTimestamp?: boolean;
+}
+
+const base = hmacScheme({
+  name: "linear",
+  signatureHeader: "linear-signature",
+  timestampHeader: false,
+  idHeader: "linear-delivery",
+  template: "{body}",
+});
+
+function bodyTimestamp(body: Uint8Array): number | undefined {
+  try {
+    const value = (JSON.parse(utf8.decode(body)) as { webhookTimestamp?: unknown })?.webhookTimestamp;
+    return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function linearScheme(options: LinearSchemeOptions = {}): WebhookScheme {
+  const requireTimestamp = options.requireTimestamp ?? true;
+  return {
+    ...base,
+    timestamp: "body",
+    parse(read, body) {
+      const parsed = base.parse(read, body);
+      const timestampMs = bodyTimestamp(body);
+      if (timestampMs === undefined && requireTimestamp) {
+        refuse("linear", "invalid_timestamp", "the body has no numeric webhookTimestamp");
+      }
+      return { ...parsed, timestamp: timestampMs === undefined ? undefined : String(timestampMs), timestampMs };
+    },
+  };
+}
+
+export const linear: WebhookScheme = linearScheme();

@@ -1,0 +1,86 @@
+/**
+ * Signing: the exact headers a provider sends, for senders, tests and the CLI. The same
+ * scheme code that verifies builds the signed content and formats the headers.
+ */
+
+import { crypto } from "#crypto";
+import type { ContentParts } from "../crypto/port.js";
+import { InterlockConfigError } from "../errors.js";
+import { type RawBody, rawBytes } from "./body.js";
+import { importSigningKey, type SigningKey, secretList, type WebhookSecret } from "./keys.js";
+import { type DeliveryFields, formatTimestamp, type MadeSignature, type WebhookScheme } from "./scheme.js";
+
+export interface SignWebhookOptions {
+  scheme: WebhookScheme;
+  /** One secret, or several to sign with each (schemes that carry several signatures). */
+  secret: WebhookSecret | readonly WebhookSecret[];
+  body: RawBody;
+  /** The delivery id; a new one in the provider's style when omitted. */
+  id?: string;
+  /** Seconds since the epoch. Default: now. */
+  timestamp?: number;
+}
+
+export interface SignedWebhook {
+  /** Header names in lower case, values exactly as the provider formats them. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+  id: string | undefined;
+}
+
+interface Plan {
+  scheme: WebhookScheme;
+  keys: SigningKey[];
+  fields: DeliveryFields;
+  body: Uint8Array;
+  content: ContentParts;
+}
+
+function plan(options: SignWebhookOptions): Plan {
+  const { scheme } = options;
+  const secrets = secretList(options.secret);
+  if (secrets.length > 1 && !scheme.multipleSignatures) {
+    throw new InterlockConfigError(`the ${scheme.name} scheme carries one signature: pass one secret`);
+  }
+  const timestamp = options.timestamp ?? Date.now() / 1000;
+  if (!Number.isFinite(timestamp) || timestamp < 0) {
+    throw new InterlockConfigError("timestamp must be seconds since the epoch");
+  }
+  const body = rawBytes(options.body, scheme.name);
+  const fields: DeliveryFields = {
+    id: options.id ?? scheme.newId(crypto.randomBytes(18)),
+    timestamp: scheme.timestamp === "header" ? formatTimestamp(timestamp * 1000, "seconds") : undefined,
+  };
+  const keys = secrets.map((secret) => importSigningKey(scheme, secret));
+  return { scheme, keys, fields, body, content: scheme.signedContent(fields, body) };
+}
+
+function signed(p: Plan, signatures: MadeSignature[]): SignedWebhook {
+  return { headers: p.scheme.format(p.fields, signatures), body: p.body, id: p.fields.id };
+}
+
+/** Signs a delivery: the headers to send with `body`. */
+export async function signWebhook(options: SignWebhookOptions): Promise<SignedWebhook> {
+  const p = plan(options);
+  const signatures = await Promise.all(
+    p.keys.map(
+      async ({ kind, key }): Promise<MadeSignature> => ({
+        kind,
+        bytes: kind === "hmac" ? await crypto.hmac(key, p.content) : await crypto.ed25519Sign(key, p.content),
+      }),
+    ),
+  );
+  return signed(p, signatures);
+}
+
+/** Signs synchronously (HMAC schemes on Node); throws `InterlockConfigError` elsewhere. */
+export function signWebhookSync(options: SignWebhookOptions): SignedWebhook {
+  const { hmacSync } = crypto;
+  if (!hmacSync) throw new InterlockConfigError(`signWebhookSync needs synchronous crypto; use signWebhook()`);
+  const p = plan(options);
+  const signatures = p.keys.map(({ kind, key }): MadeSignature => {
+    if (kind !== "hmac") throw new InterlockConfigError("Ed25519 signing is asynchronous: use signWebhook()");
+    return { kind, bytes: hmacSync(key, p.content) };
+  });
+  return signed(p, signatures);
+}

@@ -1,0 +1,64 @@
+import { utf8 } from "../encoding.js";
+import type { ParsedDelivery, WebhookScheme } from "./scheme.js";
+
+const NOT_DECODED = Symbol("not decoded");
+
+/**
+ * A delivery whose signature matched. The payload is decoded on first use (JSON by default),
+ * so a server that only needs the bytes never pays for parsing.
+ */
+export class VerifiedWebhook<T = unknown> {
+  /** The scheme that verified it. */
+  readonly scheme: string;
+  /** The signed timestamp in seconds since the epoch, when the scheme signs one. */
+  readonly timestamp: number | undefined;
+  /** The raw body, exactly as verified. */
+  readonly body: Uint8Array;
+  readonly #scheme: WebhookScheme;
+  readonly #headerId: string | undefined;
+  #payload: unknown = NOT_DECODED;
+
+  constructor(scheme: WebhookScheme, parsed: ParsedDelivery, body: Uint8Array) {
+    this.#scheme = scheme;
+    this.scheme = scheme.name;
+    this.timestamp = parsed.timestampMs === undefined ? undefined : parsed.timestampMs / 1000;
+    this.body = body;
+    this.#headerId = parsed.id;
+  }
+
+  /**
+   * The delivery's id: from its header, or for schemes whose id lives in the body (Stripe,
+   * Paddle, Slack Events) from the payload. Undefined when the delivery carries none.
+   */
+  get id(): string | undefined {
+    if (this.#headerId !== undefined || !this.#scheme.payloadId) return this.#headerId;
+    try {
+      return this.#scheme.payloadId(this.payload);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Whether `id` is covered by the signature. When it is not (GitHub, Shopify, Linear), an
+   * attacker can send a valid body under another id; de-duplication must bind more than it.
+   */
+  get idCovered(): boolean {
+    return this.#headerId === undefined ? this.#scheme.payloadId !== undefined : this.#scheme.idCovered;
+  }
+
+  /** The decoded payload; throws `SyntaxError` when the body is not what the scheme decodes. */
+  get payload(): T {
+    if (this.#payload === NOT_DECODED) {
+      this.#payload = this.#scheme.decodePayload
+        ? this.#scheme.decodePayload(this.body)
+        : JSON.parse(utf8.decode(this.body));
+    }
+    return this.#payload as T;
+  }
+
+  /** The body as UTF-8 text. */
+  text(): string {
+    return utf8.decode(this.body);
+  }
+}
