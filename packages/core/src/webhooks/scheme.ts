@@ -52,6 +52,8 @@ export interface WebhookScheme {
   readonly idCovered: boolean;
   /** Where the signed timestamp lives; "none" when the provider signs no timestamp. */
   readonly timestamp: "header" | "body" | "none";
+  /** Unit of a header timestamp. Default "seconds". */
+  readonly timestampUnit?: TimestampUnit;
   /** Whether one delivery can carry several signatures (sender-side secret rotation). */
   readonly multipleSignatures: boolean;
   /** Turns a configured secret into key material; throws `invalid_secret`. */
@@ -59,7 +61,7 @@ export interface WebhookScheme {
   parse(read: HeaderReader, body: Uint8Array): ParsedDelivery;
   signedContent(fields: DeliveryFields, body: Uint8Array): ContentParts;
   format(fields: DeliveryFields, signatures: readonly MadeSignature[]): Record<string, string>;
-  /** A new delivery id in the provider's style, or undefined when the id lives in the body. */
+  /** A new delivery id in the provider's style from 24 random bytes; undefined when the id lives in the body. */
   newId(random: Uint8Array): string | undefined;
   /** Decodes a verified body. Defaults to JSON. */
   decodePayload?(body: Uint8Array): unknown;

@@ -48,8 +48,9 @@ function plan(options: SignWebhookOptions): Plan {
   }
   const body = rawBytes(options.body, scheme.name);
   const fields: DeliveryFields = {
-    id: options.id ?? scheme.newId(crypto.randomBytes(18)),
-    timestamp: scheme.timestamp === "header" ? formatTimestamp(timestamp * 1000, "seconds") : undefined,
+    id: options.id ?? scheme.newId(crypto.randomBytes(24)),
+    timestamp:
+      scheme.timestamp === "header" ? formatTimestamp(timestamp * 1000, scheme.timestampUnit ?? "seconds") : undefined,
   };
   const keys = secrets.map((secret) => importSigningKey(scheme, secret));
   return { scheme, keys, fields, body, content: scheme.signedContent(fields, body) };

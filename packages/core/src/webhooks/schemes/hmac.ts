@@ -110,6 +110,7 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
     hash: options.hash ?? "sha256",
     idCovered: idRequired,
     timestamp: timestampHeader ? "header" : "none",
+    timestampUnit: unit,
     multipleSignatures: options.separator !== undefined,
     parseSecret,
     parse(read) {

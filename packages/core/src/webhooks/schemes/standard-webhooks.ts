@@ -19,6 +19,7 @@ import {
 } from "../scheme.js";
 
 const NAME = "standard-webhooks";
+const ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 function headerPrefix(read: HeaderReader): "webhook" | "svix" {
   return read("webhook-signature") === undefined && read("svix-signature") !== undefined ? "svix" : "webhook";
@@ -85,5 +86,6 @@ export const standardWebhooks: WebhookScheme = {
       "webhook-signature": list.join(" "),
     };
   },
-  newId: (random) => `msg_${encodeBase64(random.subarray(0, 18)).replace(/[+/=]/g, "")}`,
+  // Svix ids are `msg_` and 27 base62 characters; 24 random ones carry 142 bits.
+  newId: (random) => `msg_${Array.from(random.subarray(0, 24), (b) => ALPHANUMERIC[b % 62]).join("")}`,
 };

@@ -1,0 +1,336 @@
+/** Behaviour of `verify` beyond the provider vectors: every refusal code, rotation, limits, events. */
+import { describe, expect, it } from "vitest";
+import {
+  createWebhookVerifier,
+  github,
+  hmacScheme,
+  InterlockConfigError,
+  type InterlockEvent,
+  paddle,
+  shopify,
+  signWebhook,
+  slack,
+  standardWebhooks,
+  stripe,
+  verifyWebhook,
+  WebhookVerificationError,
+} from "../src/index.js";
+import { clockAt, expectRefused, expectVerified, syncPort } from "./helpers.js";
+
+const NOW = 1_700_000_000;
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const BODY = '{"id":"evt_1","type":"invoice.paid"}';
+
+async function swDelivery(overrides: { timestamp?: number; secret?: string; body?: string } = {}) {
+  const signed = await signWebhook({
+    scheme: standardWebhooks,
+    secret: overrides.secret ?? SECRET,
+    body: overrides.body ?? BODY,
+    id: "msg_1",
+    timestamp: overrides.timestamp ?? NOW,
+  });
+  return signed.headers;
+}
+
+const swVerifier = (extra: Partial<Parameters<typeof createWebhookVerifier>[0]> = {}) =>
+  createWebhookVerifier({ scheme: standardWebhooks, secret: SECRET, now: clockAt(NOW), ...extra });
+
+describe("headers in every shape", () => {
+  it("accepts Fetch Headers, Node-style objects, arrays of one and any casing", async () => {
+    const headers = await swDelivery();
+    const verifier = swVerifier();
+    await expectVerified(verifier, new Headers(headers), BODY);
+    const upper = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toUpperCase(), v]));
+    await expectVerified(verifier, upper, BODY);
+    const arrays = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]]));
+    await expectVerified(verifier, arrays, BODY);
+  });
+
+  it("reads svix-* headers as Standard Webhooks", async () => {
+    const h = await swDelivery();
+    const svix = {
+      "svix-id": h["webhook-id"] as string,
+      "svix-timestamp": h["webhook-timestamp"] as string,
+      "svix-signature": h["webhook-signature"] as string,
+    };
+    expect((await expectVerified(swVerifier(), svix, BODY)).id).toBe("msg_1");
+  });
+
+  it("refuses a header sent twice with different values as malformed", async () => {
+    const h = await swDelivery();
+    await expectRefused(swVerifier(), { ...h, "webhook-id": ["msg_1", "msg_2"] }, BODY, "malformed_header");
+  });
+});
+
+describe("body in every shape", () => {
+  it("accepts Uint8Array, Buffer, ArrayBuffer, DataView and text", async () => {
+    const headers = await swDelivery();
+    const bytes = new TextEncoder().encode(BODY);
+    const verifier = swVerifier();
+    for (const body of [bytes, Buffer.from(BODY), bytes.buffer, new DataView(bytes.buffer), BODY]) {
+      await expectVerified(verifier, headers, body);
+    }
+  });
+
+  it("refuses a parsed body as body_not_raw, with advice", async () => {
+    const headers = await swDelivery();
+    const error = await expectRefused(swVerifier(), headers, JSON.parse(BODY), "body_not_raw");
+    expect(error.message).toMatch(/before any JSON body parser/);
+    expect(error.status).toBe(500);
+  });
+
+  it("refuses a body over the limit before hashing it", async () => {
+    const body = "x".repeat(2048);
+    const headers = await swDelivery({ body });
+    await expectRefused(swVerifier({ maxBodyBytes: 1024 }), headers, body, "body_too_large");
+    await expectVerified(swVerifier({ maxBodyBytes: 2048 }), headers, body);
+  });
+});
+
+describe("every refusal has its code", () => {
+  it("missing_header", async () => {
+    const { "webhook-signature": _, ...rest } = await swDelivery();
+    await expectRefused(swVerifier(), rest, BODY, "missing_header");
+    await expectRefused(swVerifier(), {}, BODY, "missing_header");
+    await expectRefused(createWebhookVerifier({ scheme: github, secret: "s" }), {}, BODY, "missing_header");
+  });
+
+  it("malformed_header", async () => {
+    const h = await swDelivery();
+    await expectRefused(swVerifier(), { ...h, "webhook-signature": "garbage" }, BODY, "malformed_header");
+    await expectRefused(swVerifier(), { ...h, "webhook-signature": "   " }, BODY, "malformed_header");
+    const st = createWebhookVerifier({ scheme: stripe, secret: "whsec_x", now: clockAt(NOW) });
+    await expectRefused(st, { "stripe-signature": "nonsense" }, BODY, "malformed_header");
+    await expectRefused(st, { "stripe-signature": `t=${NOW},t=${NOW},v1=00` }, BODY, "malformed_header");
+  });
+
+  it("invalid_timestamp: missing, empty, NaN, exponent, negative, fractional", async () => {
+    const h = await swDelivery();
+    for (const ts of ["abc", "1e9", "-1700000000", "1700000000.5", " 1700000000", "0x10", "NaN"]) {
+      await expectRefused(swVerifier(), { ...h, "webhook-timestamp": ts }, BODY, "invalid_timestamp");
+    }
+    const st = createWebhookVerifier({ scheme: stripe, secret: "whsec_x", now: clockAt(NOW) });
+    await expectRefused(st, { "stripe-signature": "v1=00" }, BODY, "invalid_timestamp");
+    await expectRefused(st, { "stripe-signature": "t=,v1=00" }, BODY, "invalid_timestamp");
+  });
+
+  it("timestamp_too_old and timestamp_in_future, with the tolerance inclusive", async () => {
+    const verifier = swVerifier({ tolerance: 300 });
+    await expectVerified(verifier, await swDelivery({ timestamp: NOW - 300 }), BODY);
+    await expectVerified(verifier, await swDelivery({ timestamp: NOW + 300 }), BODY);
+    await expectRefused(verifier, await swDelivery({ timestamp: NOW - 301 }), BODY, "timestamp_too_old");
+    await expectRefused(verifier, await swDelivery({ timestamp: NOW + 301 }), BODY, "timestamp_in_future");
+  });
+
+  it("no_matching_signature: wrong secret, tampered body, wrong length, non-ASCII, not base64", async () => {
+    const h = await swDelivery();
+    const verifier = swVerifier();
+    await expectRefused(
+      verifier,
+      await swDelivery({ secret: "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
+      BODY,
+      "no_matching_signature",
+    );
+    await expectRefused(verifier, h, `${BODY} `, "no_matching_signature");
+    for (const sig of ["v1,AAAA", "v1,ünïcødé", "v1,%%%%", `v1,${"A".repeat(4000)}`, "v1,"]) {
+      await expectRefused(verifier, { ...h, "webhook-signature": sig }, BODY, "no_matching_signature");
+    }
+    const gh = createWebhookVerifier({ scheme: github, secret: "s" });
+    for (const sig of ["sha256=", "sha256=zz", "sha256=ab", `sha256=${"é".repeat(64)}`]) {
+      await expectRefused(gh, { "x-hub-signature-256": sig }, BODY, "no_matching_signature");
+    }
+  });
+
+  it("unsupported_version: only unknown versions or algorithms", async () => {
+    const h = await swDelivery();
+    await expectRefused(swVerifier(), { ...h, "webhook-signature": "v2,AAAA v3,BBBB" }, BODY, "unsupported_version");
+    const gh = createWebhookVerifier({ scheme: github, secret: "s" });
+    await expectRefused(gh, { "x-hub-signature-256": "sha1=abcd" }, BODY, "unsupported_version");
+    const st = createWebhookVerifier({ scheme: stripe, secret: "whsec_x", now: clockAt(NOW) });
+    await expectRefused(st, { "stripe-signature": `t=${NOW},v0=abcd` }, BODY, "unsupported_version");
+  });
+
+  it("ignores unknown versions next to a valid one", async () => {
+    const h = await swDelivery();
+    const mixed = { ...h, "webhook-signature": `v2,AAAA ${h["webhook-signature"]} v1a,BBBB` };
+    await expectVerified(swVerifier(), mixed, BODY);
+  });
+
+  it("invalid_secret: empty, not base64, wrong key length", async () => {
+    for (const secret of ["", "whsec_", "whsec_!!!!", "whpk_AAAA", "whsk_AAAA"]) {
+      expect(() => createWebhookVerifier({ scheme: standardWebhooks, secret })).toThrow(
+        expect.objectContaining({ code: "invalid_secret" }),
+      );
+    }
+    await expect(verifyWebhook({}, BODY, { scheme: github, secret: "" })).rejects.toMatchObject({
+      code: "invalid_secret",
+      status: 500,
+    });
+  });
+
+  it("too many candidate signatures is malformed", async () => {
+    const h = await swDelivery();
+    const many = Array.from({ length: 11 }, () => h["webhook-signature"]).join(" ");
+    await expectRefused(swVerifier(), { ...h, "webhook-signature": many }, BODY, "malformed_header");
+    await expectVerified(swVerifier({ maxSignatures: 11 }), { ...h, "webhook-signature": many }, BODY);
+  });
+});
+
+describe("secret rotation", () => {
+  const OLD = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  it("accepts deliveries signed with any active secret", async () => {
+    const verifier = swVerifier({ secret: [OLD, SECRET] });
+    await expectVerified(verifier, await swDelivery({ secret: OLD }), BODY);
+    await expectVerified(verifier, await swDelivery({ secret: SECRET }), BODY);
+    await expectRefused(swVerifier({ secret: [OLD] }), await swDelivery(), BODY, "no_matching_signature");
+  });
+
+  it("a sender signing with both secrets is accepted by a receiver that knows either", async () => {
+    const signed = await signWebhook({ scheme: paddle, secret: ["a-old", "a-new"], body: BODY, timestamp: NOW });
+    expect(signed.headers["paddle-signature"]?.split(";h1=")).toHaveLength(3);
+    for (const secret of ["a-old", "a-new"]) {
+      await expectVerified(createWebhookVerifier({ scheme: paddle, secret, now: clockAt(NOW) }), signed.headers, BODY);
+    }
+  });
+});
+
+describe("the verified delivery", () => {
+  it("exposes id, timestamp, payload and text, decoding lazily", async () => {
+    const result = await swVerifier().verify<{ type: string }>(await swDelivery(), BODY);
+    expect(result).toMatchObject({ scheme: "standard-webhooks", id: "msg_1", idCovered: true, timestamp: NOW });
+    expect(result.payload.type).toBe("invoice.paid");
+    expect(result.text()).toBe(BODY);
+  });
+
+  it("takes ids from the body where the provider puts them there, covered by the signature", async () => {
+    const signed = await signWebhook({ scheme: stripe, secret: "whsec_x", body: BODY, timestamp: NOW });
+    const result = await createWebhookVerifier({ scheme: stripe, secret: "whsec_x", now: clockAt(NOW) }).verify(
+      signed.headers,
+      BODY,
+    );
+    expect([result.id, result.idCovered]).toEqual(["evt_1", true]);
+  });
+
+  it("reports header ids that the signature does not cover", async () => {
+    const signed = await signWebhook({ scheme: shopify, secret: "s", body: BODY, id: "d-1" });
+    const result = await createWebhookVerifier({ scheme: shopify, secret: "s" }).verify(signed.headers, BODY);
+    expect([result.id, result.idCovered, result.timestamp]).toEqual(["d-1", false, undefined]);
+  });
+
+  it("decodes Slack form bodies", async () => {
+    const body = "command=%2Fdeploy&text=prod&trigger_id=t1";
+    const signed = await signWebhook({ scheme: slack, secret: "s", body, timestamp: NOW });
+    const result = await createWebhookVerifier({ scheme: slack, secret: "s", now: clockAt(NOW) }).verify(
+      signed.headers,
+      body,
+    );
+    expect(result.payload).toEqual({ command: "/deploy", text: "prod", trigger_id: "t1" });
+  });
+});
+
+describe("the generic scheme", () => {
+  it("defaults to x-signature (hex) over {ts}.{body} with x-timestamp", async () => {
+    const scheme = hmacScheme();
+    const signed = await signWebhook({ scheme, secret: "partner-secret", body: BODY, timestamp: NOW });
+    expect(Object.keys(signed.headers).sort()).toEqual(["x-signature", "x-timestamp"]);
+    await expectVerified(
+      createWebhookVerifier({ scheme, secret: "partner-secret", now: clockAt(NOW) }),
+      signed.headers,
+      BODY,
+    );
+  });
+
+  it("supports sha512, base64, a prefix, an id in the template, ms timestamps and a base64 secret", async () => {
+    const scheme = hmacScheme({
+      name: "acme",
+      signatureHeader: "Acme-Signature",
+      timestampHeader: "Acme-Time",
+      idHeader: "Acme-Id",
+      hash: "sha512",
+      encoding: "base64",
+      prefix: "sha512=",
+      template: "{id}|{ts}|{body}",
+      timestampUnit: "milliseconds",
+      secretEncoding: "base64",
+    });
+    const secret = "c2VjcmV0LWJ5dGVz";
+    const signed = await signWebhook({ scheme, secret, body: BODY, id: "a-1", timestamp: NOW });
+    expect(signed.headers["acme-time"]).toBe(String(NOW * 1000));
+    expect(signed.headers["acme-signature"]).toMatch(/^sha512=[A-Za-z0-9+/]{86}==$/);
+    const verifier = createWebhookVerifier({ scheme, secret, now: clockAt(NOW) });
+    expect((await expectVerified(verifier, signed.headers, BODY)).idCovered).toBe(true);
+    await expectRefused(verifier, { ...signed.headers, "acme-id": "a-2" }, BODY, "no_matching_signature");
+  });
+
+  it("refuses configurations that would leave the timestamp or id unsigned", () => {
+    expect(() => hmacScheme({ template: "{body}" })).toThrow(InterlockConfigError);
+    expect(() => hmacScheme({ timestampHeader: false, template: "{ts}.{body}" })).toThrow(InterlockConfigError);
+    expect(() => hmacScheme({ template: "{id}.{ts}.{body}" })).toThrow(InterlockConfigError);
+    expect(() => hmacScheme({ template: "{ts}" })).toThrow(InterlockConfigError);
+  });
+});
+
+describe("options", () => {
+  it("refuses nonsense tolerances and limits", () => {
+    for (const tolerance of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => swVerifier({ tolerance })).toThrow(InterlockConfigError);
+    }
+    expect(() => createWebhookVerifier({ scheme: github, secret: [] })).toThrow(InterlockConfigError);
+  });
+
+  it("verifySync works on Node's port and says why it is unavailable on Web Crypto", async () => {
+    const headers = await swDelivery();
+    if (syncPort) expect(swVerifier().verifySync(headers, BODY).id).toBe("msg_1");
+    else expect(() => swVerifier().verifySync(headers, BODY)).toThrow(/synchronous crypto/);
+  });
+});
+
+describe("events", () => {
+  it("reports verified and rejected deliveries without secrets or signatures", async () => {
+    const events: InterlockEvent[] = [];
+    const verifier = swVerifier({ onEvent: (e) => events.push(e) });
+    const headers = await swDelivery();
+    await verifier.verify(headers, BODY);
+    await verifier.verify({ ...headers, "webhook-timestamp": String(NOW - 1000) }, BODY).catch(() => {});
+    await verifier.verify({}, BODY).catch(() => {});
+    expect(events.map((e) => [e.type, e.id, "code" in e ? e.code : undefined])).toEqual([
+      ["webhook.verified", "msg_1", undefined],
+      ["webhook.rejected", "msg_1", "timestamp_too_old"],
+      ["webhook.rejected", undefined, "missing_header"],
+    ]);
+    for (const event of events) {
+      expect(event.durationMs).toBeGreaterThanOrEqual(0);
+      const text = JSON.stringify(event);
+      expect(text).not.toContain(SECRET.slice(6));
+      expect(text).not.toContain((headers["webhook-signature"] as string).slice(3));
+    }
+  });
+
+  it("a throwing hook does not change the outcome", async () => {
+    const verifier = swVerifier({
+      onEvent: () => {
+        throw new Error("logger down");
+      },
+    });
+    await expectVerified(verifier, await swDelivery(), BODY);
+    await expectRefused(verifier, {}, BODY, "missing_header");
+  });
+});
+
+describe("problem details", () => {
+  it("renders RFC 9457 problem+json without the signature", async () => {
+    const h = await swDelivery();
+    const error = await expectRefused(swVerifier(), h, "tampered", "no_matching_signature");
+    expect(error).toBeInstanceOf(WebhookVerificationError);
+    const problem = error.toProblem();
+    expect(problem).toEqual({
+      type: "urn:interlock:problem:no_matching_signature",
+      title: "No webhook signature matched",
+      status: 401,
+      detail: "no signature matched",
+      code: "no_matching_signature",
+      scheme: "standard-webhooks",
+    });
+    expect(JSON.stringify(problem)).not.toContain((h["webhook-signature"] as string).slice(3));
+  });
+});
