@@ -4,7 +4,7 @@
  *
  * Core's suite runs twice, once per crypto port, by pointing `#crypto` at each
  * implementation: Node's `crypto` (what Node resolves) and Web Crypto (what Bun, Deno and
- * Workers resolve). The packaging project checks the built package's condition wiring.
+ * Workers resolve). The packaging and examples projects run the built packages, as users get them.
  */
 import { fileURLToPath } from "node:url";
 import type { TestProjectConfiguration } from "vitest/config";
@@ -25,6 +25,13 @@ const coreWith = (port: "node" | "web"): TestProjectConfiguration => ({
 export default [
   coreWith("node"),
   coreWith("web"),
+  {
+    test: {
+      name: "examples",
+      root: here("./examples"),
+      include: ["*/**/*.test.ts"],
+    },
+  },
   {
     test: {
       name: "packaging",

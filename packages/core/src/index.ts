@@ -8,16 +8,19 @@ export {
   WebhookVerificationError,
 } from "./errors.js";
 export type { EventHook, InterlockEvent, WebhookRejectedEvent, WebhookVerifiedEvent } from "./events.js";
-export type { HeadersInput } from "./headers.js";
+export type { ContentParts } from "./crypto/port.js";
+export type { HeaderReader, HeadersInput } from "./headers.js";
 export { cryptoRuntime } from "./runtime.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
 export type {
   DeliveryFields,
+  HashName,
   KeyMaterial,
   MadeSignature,
   ParsedDelivery,
   SignatureCandidate,
+  TimestampUnit,
   WebhookScheme,
 } from "./webhooks/scheme.js";
 export * from "./webhooks/schemes/index.js";
