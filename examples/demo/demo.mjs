@@ -87,7 +87,11 @@ const statuses = [
     "/webhooks/stripe",
     await signed(stripe, SECRETS.stripe, stripeBody, { timestamp: now - 600 }),
   ),
-  await deliver("Stripe: signed with the wrong secret", "/webhooks/stripe", await signed(stripe, "whsec_guess", stripeBody)),
+  await deliver(
+    "Stripe: signed with the wrong secret",
+    "/webhooks/stripe",
+    await signed(stripe, "whsec_guess", stripeBody),
+  ),
   await deliver(
     "Svix: signed with the previous secret (rotation)",
     "/webhooks/svix",

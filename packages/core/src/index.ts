@@ -1,3 +1,4 @@
+export type { ContentParts } from "./crypto/port.js";
 export {
   InterlockConfigError,
   InterlockError,
@@ -8,7 +9,6 @@ export {
   WebhookVerificationError,
 } from "./errors.js";
 export type { EventHook, InterlockEvent, WebhookRejectedEvent, WebhookVerifiedEvent } from "./events.js";
-export type { ContentParts } from "./crypto/port.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
 export { cryptoRuntime } from "./runtime.js";
 export type { RawBody } from "./webhooks/body.js";

@@ -30,8 +30,14 @@ verifier.verify(headers, '{"test": 2432232314}').then(
 
 function probe(kind: "esm" | "cjs", conditions: string[] = []): { runtime: string; id: string } {
   const module = kind === "esm" ? 'await import("@interlock/core")' : 'require("@interlock/core")';
-  const code = kind === "esm" ? `(async () => { ${PROBE.replace("MODULE", module)} })()` : PROBE.replace("MODULE", module);
-  const args = [...conditions.map((c) => `--conditions=${c}`), kind === "esm" ? "--input-type=module" : "--input-type=commonjs", "-e", code];
+  const code =
+    kind === "esm" ? `(async () => { ${PROBE.replace("MODULE", module)} })()` : PROBE.replace("MODULE", module);
+  const args = [
+    ...conditions.map((c) => `--conditions=${c}`),
+    kind === "esm" ? "--input-type=module" : "--input-type=commonjs",
+    "-e",
+    code,
+  ];
   return JSON.parse(execFileSync(process.execPath, args, { cwd: packageDir, encoding: "utf8" }));
 }
 
