@@ -96,3 +96,28 @@ export class InterlockConfigError extends InterlockError {
   readonly status = 500;
   readonly title = "Interlock is misconfigured";
 }
+
+/**
+ * The store could not be reached or did not answer in time. Never a false win: the caller
+ * must treat the operation as not done (503, fail closed), and retrying later is safe.
+ */
+export class StoreUnavailableError extends InterlockError {
+  override readonly name = "StoreUnavailableError";
+  readonly code = "store_unavailable";
+  readonly status = 503;
+  readonly title = "The store is unavailable";
+  readonly store: string;
+
+  constructor(store: string, message: string, options?: { cause?: unknown }) {
+    super(`${store} store: ${message}`, options);
+    this.store = store;
+  }
+}
+
+/** A record larger than the store's `maxRecordBytes`: it is not stored. */
+export class RecordTooLargeError extends InterlockError {
+  override readonly name = "RecordTooLargeError";
+  readonly code = "record_too_large";
+  readonly status = 500;
+  readonly title = "The record is too large to store";
+}

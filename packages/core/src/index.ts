@@ -4,6 +4,8 @@ export {
   InterlockError,
   PROBLEM_CONTENT_TYPE,
   type ProblemDetails,
+  RecordTooLargeError,
+  StoreUnavailableError,
   WEBHOOK_ERROR_CODES,
   type WebhookErrorCode,
   WebhookVerificationError,
@@ -11,6 +13,16 @@ export {
 export type { EventHook, InterlockEvent, WebhookRejectedEvent, WebhookVerifiedEvent } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
 export { cryptoRuntime } from "./runtime.js";
+export type {
+  ClaimOptions,
+  ClaimResult,
+  CompleteOptions,
+  InterlockStore,
+  StoredRecord,
+  StoredResponse,
+} from "./store/contract.js";
+export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
+export { assertClaim, assertComplete, assertKey, MAX_KEY_LENGTH, responseSize } from "./store/validate.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
 export type {

@@ -1,0 +1,67 @@
+/**
+ * The store contract: one atomic "claim" that serves webhook de-duplication and idempotency.
+ *
+ * - `claim` is atomic: among any number of concurrent callers, in any number of processes,
+ *   exactly one wins and receives a fencing token; the others learn "in flight" or
+ *   "completed" (with the record).
+ * - `complete` and `release` succeed only for the current token, so a worker whose lease
+ *   expired cannot overwrite the worker that took over.
+ * - A lock never completed expires after its lease (`lockTtlMs`): a crashed worker blocks
+ *   its key for one lease, not for the record's retention.
+ * - A completed record expires after its retention (`ttlMs`).
+ *
+ * Small on purpose: a store is four methods. Prove yours with `@interlock/core/testing`.
+ */
+
+/** What a completed operation left behind: the response to replay, or the webhook outcome. */
+export interface StoredResponse {
+  status: number;
+  /** Header name/value pairs, in order; a name may repeat. */
+  headers: ReadonlyArray<readonly [string, string]>;
+  body: Uint8Array;
+}
+
+export interface StoredRecord extends StoredResponse {
+  /** Fingerprint of the request that produced the record. */
+  fingerprint: string;
+  /** When the winning claim was made, in ms since the epoch (store clock). */
+  createdAt: number;
+  /** When the record was completed, in ms since the epoch (store clock). */
+  completedAt: number;
+}
+
+export interface ClaimOptions {
+  /** Identifies the request's content, so a different request under the same key is detected. */
+  fingerprint: string;
+  /** Lease on the lock in milliseconds: after it, another caller may claim the key. */
+  lockTtlMs: number;
+}
+
+export type ClaimResult =
+  /** This caller won: run the operation, then `complete` or `release` with the token. */
+  | { state: "claimed"; token: string }
+  /** Another caller holds a live lock on the key. */
+  | { state: "in_flight"; fingerprint: string; lockExpiresAt: number | undefined }
+  /** The operation already completed: here is what it left. */
+  | { state: "completed"; record: StoredRecord };
+
+export interface CompleteOptions {
+  /** Retention of the completed record in milliseconds. */
+  ttlMs: number;
+}
+
+export interface InterlockStore {
+  /** A short name for errors and events ("memory", "redis", "postgres", …). */
+  readonly name: string;
+  /** Largest body (bytes) this store keeps in one record; larger ones are refused. */
+  readonly maxRecordBytes: number;
+  claim(key: string, options: ClaimOptions): Promise<ClaimResult>;
+  /** Stores the record if `token` still holds the lock; false when it no longer does. */
+  complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean>;
+  /** Drops the lock so the key can be claimed again; false when `token` no longer holds it. */
+  release(key: string, token: string): Promise<boolean>;
+  /** Extends a live lock's lease; false when `token` no longer holds it. */
+  extend(key: string, token: string, lockTtlMs: number): Promise<boolean>;
+  /** Releases connections or timers the store owns (never the client the user passed in). */
+  close?(): Promise<void>;
+}

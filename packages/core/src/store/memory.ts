@@ -1,0 +1,197 @@
+/**
+ * The embedded store: one process, no dependencies. Bounded by entries and bytes, expiry
+ * without a timer per key (expired entries are dropped when touched, and a few of the oldest
+ * are checked on every write), O(1) operations, and a live lock is never evicted: when every
+ * slot holds one, a new claim is refused as unavailable rather than breaking a lock.
+ */
+
+import { InterlockConfigError, StoreUnavailableError } from "../errors.js";
+import type {
+  ClaimOptions,
+  ClaimResult,
+  CompleteOptions,
+  InterlockStore,
+  StoredRecord,
+  StoredResponse,
+} from "./contract.js";
+import { assertClaim, assertComplete, assertKey, responseSize } from "./validate.js";
+
+export interface MemoryStoreOptions {
+  /** Most keys held (locks and records). Default 100,000. */
+  maxEntries?: number;
+  /** Most bytes of records held. Default 64 MiB. */
+  maxBytes?: number;
+  /** Largest single record. Default 1 MiB. */
+  maxRecordBytes?: number;
+  /** Clock in ms since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+interface Lock {
+  token: string;
+  fingerprint: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+interface Entry {
+  record: StoredRecord;
+  expiresAt: number;
+  bytes: number;
+}
+
+/** Expired entries examined per write, from the oldest: keeps memory tidy at O(1) cost. */
+const SWEEP_PER_WRITE = 2;
+
+let instances = 0;
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InterlockConfigError(`${name} must be a positive integer`);
+  return value;
+}
+
+const copyHeaders = (headers: StoredResponse["headers"]) => headers.map(([n, v]) => [n, v] as const);
+
+export class MemoryStore implements InterlockStore {
+  readonly name = "memory";
+  readonly maxRecordBytes: number;
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #now: () => number;
+  // Map iteration order is insertion order: the first entries are the oldest.
+  readonly #locks = new Map<string, Lock>();
+  readonly #records = new Map<string, Entry>();
+  #bytes = 0;
+  // Tokens only need to be unique within this process; a counter is cheaper than randomness.
+  readonly #tokenPrefix = `m${++instances}.`;
+  #tokens = 0;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#maxEntries = positiveInteger("maxEntries", options.maxEntries, 100_000);
+    this.#maxBytes = positiveInteger("maxBytes", options.maxBytes, 64 * 1024 * 1024);
+    this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
+    if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Keys held now (locks and records), for tests and metrics. */
+  get size(): number {
+    return this.#locks.size + this.#records.size;
+  }
+
+  async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
+    assertClaim(key, options);
+    const now = this.#now();
+    const entry = this.#records.get(key);
+    if (entry !== undefined) {
+      if (entry.expiresAt > now) return { state: "completed", record: this.#copy(entry.record) };
+      this.#dropRecord(key, entry);
+    }
+    const lock = this.#locks.get(key);
+    if (lock !== undefined) {
+      if (lock.expiresAt > now)
+        return { state: "in_flight", fingerprint: lock.fingerprint, lockExpiresAt: lock.expiresAt };
+      this.#locks.delete(key);
+    }
+    this.#sweep(now);
+    this.#makeRoom(1);
+    const token = this.#tokenPrefix + ++this.#tokens;
+    this.#locks.set(key, {
+      token,
+      fingerprint: options.fingerprint,
+      createdAt: now,
+      expiresAt: now + options.lockTtlMs,
+    });
+    return { state: "claimed", token };
+  }
+
+  async complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean> {
+    assertComplete(this, key, response, options);
+    const lock = this.#locks.get(key);
+    if (lock === undefined || lock.token !== token) return false;
+    const now = this.#now();
+    this.#locks.delete(key);
+    const record: StoredRecord = {
+      status: response.status,
+      headers: copyHeaders(response.headers),
+      body: response.body.slice(),
+      fingerprint: lock.fingerprint,
+      createdAt: lock.createdAt,
+      completedAt: now,
+    };
+    const bytes = responseSize(response);
+    this.#records.set(key, { record, expiresAt: now + options.ttlMs, bytes });
+    this.#bytes += bytes;
+    this.#evictRecordsOver(this.#maxBytes, this.#maxEntries);
+    return true;
+  }
+
+  async release(key: string, token: string): Promise<boolean> {
+    assertKey(key);
+    const lock = this.#locks.get(key);
+    if (lock === undefined || lock.token !== token) return false;
+    this.#locks.delete(key);
+    return true;
+  }
+
+  async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
+    assertClaim(key, { fingerprint: "", lockTtlMs });
+    const lock = this.#locks.get(key);
+    if (lock === undefined || lock.token !== token) return false;
+    lock.expiresAt = this.#now() + lockTtlMs;
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.#locks.clear();
+    this.#records.clear();
+    this.#bytes = 0;
+  }
+
+  #copy(record: StoredRecord): StoredRecord {
+    return { ...record, headers: copyHeaders(record.headers), body: record.body.slice() };
+  }
+
+  #dropRecord(key: string, entry: Entry): void {
+    this.#records.delete(key);
+    this.#bytes -= entry.bytes;
+  }
+
+  #sweep(now: number): void {
+    let budget = SWEEP_PER_WRITE;
+    for (const [key, entry] of this.#records) {
+      if (budget-- === 0 || entry.expiresAt > now) break;
+      this.#dropRecord(key, entry);
+    }
+    budget = SWEEP_PER_WRITE;
+    for (const [key, lock] of this.#locks) {
+      if (budget-- === 0 || lock.expiresAt > now) break;
+      this.#locks.delete(key);
+    }
+  }
+
+  /** Frees `slots` entries by evicting the oldest records; live locks are never evicted. */
+  #makeRoom(slots: number): void {
+    this.#evictRecordsOver(this.#maxBytes, this.#maxEntries - slots);
+    if (this.size + slots > this.#maxEntries) {
+      // Only locks are left. Drop the expired ones still held; if all are live, refuse.
+      const now = this.#now();
+      for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key);
+      if (this.size + slots > this.#maxEntries) {
+        throw new StoreUnavailableError(this.name, `full: ${this.#locks.size} operations in flight (maxEntries)`);
+      }
+    }
+  }
+
+  #evictRecordsOver(maxBytes: number, maxEntries: number): void {
+    for (const [key, entry] of this.#records) {
+      if (this.#bytes <= maxBytes && this.size <= maxEntries) break;
+      this.#dropRecord(key, entry);
+    }
+  }
+}
+
+export function memoryStore(options?: MemoryStoreOptions): MemoryStore {
+  return new MemoryStore(options);
+}

@@ -1,0 +1,52 @@
+/** Checks every store shares, so each store enforces the same contract in the same words. */
+
+import { InterlockConfigError, RecordTooLargeError } from "../errors.js";
+import type { ClaimOptions, CompleteOptions, StoredResponse } from "./contract.js";
+
+/** Longest key a store must accept, in UTF-16 code units. Longer scopes should be hashed. */
+export const MAX_KEY_LENGTH = 1024;
+
+export function assertKey(key: string): void {
+  if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new InterlockConfigError(`store keys must be 1..${MAX_KEY_LENGTH} characters`);
+  }
+}
+
+function assertTtl(name: string, ms: number): void {
+  if (!Number.isSafeInteger(ms) || ms <= 0)
+    throw new InterlockConfigError(`${name} must be a positive whole number of ms`);
+}
+
+export function assertClaim(key: string, options: ClaimOptions): void {
+  assertKey(key);
+  if (typeof options?.fingerprint !== "string") throw new InterlockConfigError("fingerprint must be a string");
+  assertTtl("lockTtlMs", options.lockTtlMs);
+}
+
+/** Bytes a response takes in a store: body plus header text. */
+export function responseSize(response: StoredResponse): number {
+  let size = response.body.length;
+  for (const [name, value] of response.headers) size += name.length + value.length;
+  return size;
+}
+
+export function assertComplete(
+  store: { name: string; maxRecordBytes: number },
+  key: string,
+  response: StoredResponse,
+  options: CompleteOptions,
+): void {
+  assertKey(key);
+  assertTtl("ttlMs", options?.ttlMs);
+  if (
+    !Number.isInteger(response?.status) ||
+    !(response.body instanceof Uint8Array) ||
+    !Array.isArray(response.headers)
+  ) {
+    throw new InterlockConfigError("a stored response needs an integer status, header pairs and a Uint8Array body");
+  }
+  const size = responseSize(response);
+  if (size > store.maxRecordBytes) {
+    throw new RecordTooLargeError(`record of ${size} bytes exceeds the ${store.name} store's ${store.maxRecordBytes}`);
+  }
+}
