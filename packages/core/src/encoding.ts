@@ -87,5 +87,8 @@ export function decodeBase64(text: string): Uint8Array | undefined {
       out[o++] = (buffer >> bits) & 0xff;
     }
   }
+  // Unused low bits of the last character must be zero: otherwise one byte string would
+  // have several spellings (as the reference libraries, we accept only the canonical one).
+  if ((buffer & ((1 << bits) - 1)) !== 0) return undefined;
   return out;
 }
