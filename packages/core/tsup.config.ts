@@ -6,6 +6,7 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     index: "src/index.ts",
+    testing: "src/testing/index.ts",
     "crypto/node": "src/crypto/node.ts",
     "crypto/web": "src/crypto/web.ts",
   },
@@ -15,6 +16,6 @@ export default defineConfig({
   sourcemap: true,
   target: "es2022",
   platform: "neutral",
-  external: ["#crypto", "node:crypto"],
+  external: ["#crypto", "node:crypto", "vitest"],
   treeshake: true,
 });
