@@ -24,7 +24,43 @@ export interface WebhookRejectedEvent {
   durationMs: number;
 }
 
-export type InterlockEvent = WebhookVerifiedEvent | WebhookRejectedEvent;
+/** A verified delivery the store says was already processed, or is being processed now. */
+export interface WebhookDuplicateEvent {
+  type: "webhook.duplicate";
+  scheme: string;
+  id: string | undefined;
+  /** "completed": processed before, the handler is not run; "in_flight": another worker has it. */
+  state: "completed" | "in_flight";
+}
+
+/** The handler ran to completion for a delivery. */
+export interface WebhookProcessedEvent {
+  type: "webhook.processed";
+  scheme: string;
+  id: string | undefined;
+  durationMs: number;
+  /** False when the outcome could not be recorded (store down, lease lost): a redelivery may run again. */
+  recorded: boolean;
+}
+
+/** The handler threw: the claim is released so the provider's redelivery is processed. */
+export interface WebhookHandlerFailedEvent {
+  type: "webhook.handler_failed";
+  scheme: string;
+  id: string | undefined;
+  durationMs: number;
+  /** False when the release itself failed; the lease then expires on its own. */
+  released: boolean;
+}
+
+export type WebhookEvent =
+  | WebhookVerifiedEvent
+  | WebhookRejectedEvent
+  | WebhookDuplicateEvent
+  | WebhookProcessedEvent
+  | WebhookHandlerFailedEvent;
+
+export type InterlockEvent = WebhookEvent;
 
 export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) => void;
 

@@ -10,7 +10,16 @@ export {
   type WebhookErrorCode,
   WebhookVerificationError,
 } from "./errors.js";
-export type { EventHook, InterlockEvent, WebhookRejectedEvent, WebhookVerifiedEvent } from "./events.js";
+export type {
+  EventHook,
+  InterlockEvent,
+  WebhookDuplicateEvent,
+  WebhookEvent,
+  WebhookHandlerFailedEvent,
+  WebhookProcessedEvent,
+  WebhookRejectedEvent,
+  WebhookVerifiedEvent,
+} from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
 export { cryptoRuntime } from "./runtime.js";
 export type {
@@ -25,6 +34,15 @@ export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memor
 export { assertClaim, assertComplete, assertKey, MAX_KEY_LENGTH, responseSize } from "./store/validate.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
+export {
+  createWebhookReceiver,
+  DEFAULT_WEBHOOK_LOCK_TTL_MS,
+  DEFAULT_WEBHOOK_RETENTION_MS,
+  deliveryKey,
+  type WebhookReceipt,
+  type WebhookReceiver,
+  type WebhookReceiverOptions,
+} from "./webhooks/receiver.js";
 export type {
   DeliveryFields,
   HashName,

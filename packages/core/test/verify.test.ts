@@ -299,7 +299,7 @@ describe("events", () => {
       ["webhook.rejected", undefined, "missing_header"],
     ]);
     for (const event of events) {
-      expect(event.durationMs).toBeGreaterThanOrEqual(0);
+      expect("durationMs" in event && event.durationMs).toBeGreaterThanOrEqual(0);
       const text = JSON.stringify(event);
       expect(text).not.toContain(SECRET.slice(6));
       expect(text).not.toContain((headers["webhook-signature"] as string).slice(3));

@@ -1,4 +1,5 @@
 import {
+  createHash,
   createHmac,
   createPrivateKey,
   createPublicKey,
@@ -34,6 +35,12 @@ function hmacSync(key: HmacKey, content: ContentParts): Uint8Array {
   const mac = createHmac(key.algorithm, (key as NodeHmacKey).key);
   for (const part of content) mac.update(part);
   return mac.digest();
+}
+
+function sha256Sync(content: ContentParts): Uint8Array {
+  const hash = createHash("sha256");
+  for (const part of content) hash.update(part);
+  return hash.digest();
 }
 
 function ed25519VerifySync(key: Ed25519Key, content: ContentParts, signature: Uint8Array): boolean {
@@ -73,6 +80,8 @@ export const crypto: CryptoPort = {
   ed25519VerifySync,
   ed25519Sign: async (key, content) =>
     new Uint8Array(nodeSign(null, joinContent(content), (key as NodeEd25519Key).key)),
+  sha256: async (content) => sha256Sync(content),
+  sha256Sync,
   timingSafeEqual: (a, b) => a.length === b.length && nodeTimingSafeEqual(a, b),
   randomBytes: (length) => new Uint8Array(nodeRandomBytes(length)),
 };

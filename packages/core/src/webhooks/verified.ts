@@ -16,9 +16,12 @@ export class VerifiedWebhook<T = unknown> {
   readonly body: Uint8Array;
   readonly #scheme: WebhookScheme;
   readonly #headerId: string | undefined;
+  readonly #signature: Uint8Array;
   #payload: unknown = NOT_DECODED;
 
-  constructor(scheme: WebhookScheme, parsed: ParsedDelivery, body: Uint8Array) {
+  /** @internal Made by a verifier, with the candidate signature that matched. */
+  constructor(scheme: WebhookScheme, parsed: ParsedDelivery, body: Uint8Array, signature: Uint8Array) {
+    this.#signature = signature;
     this.#scheme = scheme;
     this.scheme = scheme.name;
     this.timestamp = parsed.timestampMs === undefined ? undefined : parsed.timestampMs / 1000;
@@ -55,6 +58,14 @@ export class VerifiedWebhook<T = unknown> {
         : JSON.parse(utf8.decode(this.body));
     }
     return this.#payload as T;
+  }
+
+  /**
+   * @internal The signature bytes that matched, for de-duplication keys. Never logged: the
+   * receiver only ever stores a hash of it.
+   */
+  static matchedSignature(webhook: VerifiedWebhook<unknown>): Uint8Array {
+    return webhook.#signature;
   }
 
   /** The body as UTF-8 text. */

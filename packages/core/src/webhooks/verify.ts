@@ -5,7 +5,7 @@
  */
 
 import { crypto } from "#crypto";
-import type { ContentParts } from "../crypto/port.js";
+import type { ContentParts, Ed25519Key } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
 import { type HeadersInput, headerReader } from "../headers.js";
@@ -59,6 +59,11 @@ interface Attempt {
   claimedId: string | undefined;
 }
 
+interface EdPair {
+  key: Ed25519Key;
+  signature: Uint8Array;
+}
+
 interface Prepared {
   parsed: ParsedDelivery;
   body: Uint8Array;
@@ -93,9 +98,14 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   }
 
   // Every candidate against every digest, with no early exit: which secret matched, and
-  // where in the list, is not revealed by timing.
-  function anyMatch(prepared: Prepared, digests: readonly Uint8Array[], edResults: readonly boolean[]): boolean {
-    let matched = edResults.includes(true);
+  // where in the list, is not revealed by timing. Returns the first matching candidate.
+  function firstMatch(
+    prepared: Prepared,
+    digests: readonly Uint8Array[],
+    edPairs: readonly EdPair[],
+    edResults: readonly boolean[],
+  ): Uint8Array | undefined {
+    let matched: Uint8Array | undefined;
     for (const digest of digests) {
       for (const candidate of prepared.parsed.signatures) {
         if (
@@ -103,14 +113,17 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
           candidate.bytes !== undefined &&
           crypto.timingSafeEqual(digest, candidate.bytes)
         ) {
-          matched = true;
+          matched ??= candidate.bytes;
         }
       }
     }
+    edResults.forEach((ok, i) => {
+      if (ok) matched ??= (edPairs[i] as EdPair).signature;
+    });
     return matched;
   }
 
-  function edPairs(prepared: Prepared) {
+  function edPairsOf(prepared: Prepared): EdPair[] {
     const signatures = prepared.parsed.signatures.filter((s) => s.kind === "ed25519" && s.bytes !== undefined);
     return keys.ed25519.flatMap((key) => signatures.map((s) => ({ key, signature: s.bytes as Uint8Array })));
   }
@@ -119,9 +132,9 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     return prepared.parsed.signatures.some((s) => s.kind === "hmac" && s.bytes !== undefined);
   }
 
-  function settle<T>(prepared: Prepared, matched: boolean, attempt: Attempt): VerifiedWebhook<T> {
-    if (!matched) refuse(scheme.name, "no_matching_signature", "no signature matched");
-    const result = new VerifiedWebhook<T>(scheme, prepared.parsed, prepared.body);
+  function settle<T>(prepared: Prepared, matched: Uint8Array | undefined, attempt: Attempt): VerifiedWebhook<T> {
+    if (matched === undefined) refuse(scheme.name, "no_matching_signature", "no signature matched");
+    const result = new VerifiedWebhook<T>(scheme, prepared.parsed, prepared.body, matched);
     if (onEvent) {
       emit(onEvent, {
         type: "webhook.verified",
@@ -155,12 +168,13 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
       try {
         const prepared = prepare(attempt, headers, body);
         const content = prepared.content;
-        if (content === undefined) return settle<T>(prepared, false, attempt);
+        if (content === undefined) return settle<T>(prepared, undefined, attempt);
+        const edPairs = edPairsOf(prepared);
         const [digests, edResults] = await Promise.all([
           hasHmacCandidate(prepared) ? Promise.all(keys.hmac.map((key) => crypto.hmac(key, content))) : [],
-          Promise.all(edPairs(prepared).map((p) => crypto.ed25519Verify(p.key, content, p.signature))),
+          Promise.all(edPairs.map((p) => crypto.ed25519Verify(p.key, content, p.signature))),
         ]);
-        return settle<T>(prepared, anyMatch(prepared, digests, edResults), attempt);
+        return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
       } catch (error) {
         return rejected(error, attempt);
       }
@@ -176,10 +190,11 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
       try {
         const prepared = prepare(attempt, headers, body);
         const content = prepared.content;
-        if (content === undefined) return settle<T>(prepared, false, attempt);
+        if (content === undefined) return settle<T>(prepared, undefined, attempt);
+        const edPairs = edPairsOf(prepared);
         const digests = hasHmacCandidate(prepared) ? keys.hmac.map((key) => hmacSync(key, content)) : [];
-        const edResults = edPairs(prepared).map((p) => ed25519VerifySync(p.key, content, p.signature));
-        return settle<T>(prepared, anyMatch(prepared, digests, edResults), attempt);
+        const edResults = edPairs.map((p) => ed25519VerifySync(p.key, content, p.signature));
+        return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
       } catch (error) {
         return rejected(error, attempt);
       }
