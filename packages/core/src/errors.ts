@@ -121,3 +121,38 @@ export class RecordTooLargeError extends InterlockError {
   readonly status = 500;
   readonly title = "The record is too large to store";
 }
+
+export type IdempotencyErrorCode =
+  | "idempotency_key_missing"
+  | "idempotency_key_invalid"
+  | "idempotency_key_mismatch"
+  | "request_in_flight";
+
+const IDEMPOTENCY_ERRORS: Record<IdempotencyErrorCode, { status: number; title: string }> = {
+  idempotency_key_missing: { status: 400, title: "An Idempotency-Key header is required" },
+  idempotency_key_invalid: { status: 400, title: "The Idempotency-Key header is malformed" },
+  idempotency_key_mismatch: { status: 422, title: "The Idempotency-Key was used for a different request" },
+  request_in_flight: { status: 409, title: "A request with this Idempotency-Key is still being processed" },
+};
+
+/** A request the idempotency engine refuses: the client's mistake or a retry that came too soon. */
+export class IdempotencyError extends InterlockError {
+  override readonly name = "IdempotencyError";
+  readonly code: IdempotencyErrorCode;
+  readonly status: number;
+  readonly title: string;
+  /** Seconds the client should wait before retrying, for `request_in_flight`. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    code: IdempotencyErrorCode,
+    message: string,
+    options: { status?: number; retryAfterSeconds?: number } = {},
+  ) {
+    super(message);
+    this.code = code;
+    this.status = options.status ?? IDEMPOTENCY_ERRORS[code].status;
+    this.title = IDEMPOTENCY_ERRORS[code].title;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}

@@ -60,7 +60,41 @@ export type WebhookEvent =
   | WebhookProcessedEvent
   | WebhookHandlerFailedEvent;
 
-export type InterlockEvent = WebhookEvent;
+/** Where an idempotent request stands; `key` is the client's key, never the principal. */
+interface IdempotencyEventBase {
+  method: string;
+  route: string;
+  key: string;
+}
+
+export type IdempotencyEvent = IdempotencyEventBase &
+  (
+    | { type: "idempotency.first" }
+    | { type: "idempotency.replayed"; status: number }
+    | { type: "idempotency.in_flight"; waited: boolean }
+    | { type: "idempotency.mismatch" }
+    | { type: "idempotency.completed"; status: number; durationMs: number }
+    | {
+        type: "idempotency.released";
+        /** Why nothing was stored: the handler threw, its status is not cached, or the body could not be kept. */
+        reason: "error" | "status" | "streamed" | "too_large";
+        status: number | undefined;
+        durationMs: number;
+      }
+    /** `complete` found another owner (the lease ran out) or the store failed: a retry may run again. */
+    | { type: "idempotency.not_recorded"; reason: "lease_lost" | "store_error"; durationMs: number }
+    | { type: "idempotency.store_down"; operation: "claim" | "complete" | "release"; failOpen: boolean }
+  );
+
+/** A request refused before any key was claimed (missing or malformed key). */
+export interface IdempotencyRejectedEvent {
+  type: "idempotency.rejected";
+  method: string;
+  route: string;
+  code: "idempotency_key_missing" | "idempotency_key_invalid";
+}
+
+export type InterlockEvent = WebhookEvent | IdempotencyEvent | IdempotencyRejectedEvent;
 
 export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) => void;
 

@@ -1,5 +1,7 @@
 export type { ContentParts } from "./crypto/port.js";
 export {
+  IdempotencyError,
+  type IdempotencyErrorCode,
   InterlockConfigError,
   InterlockError,
   PROBLEM_CONTENT_TYPE,
@@ -12,6 +14,8 @@ export {
 } from "./errors.js";
 export type {
   EventHook,
+  IdempotencyEvent,
+  IdempotencyRejectedEvent,
   InterlockEvent,
   WebhookDuplicateEvent,
   WebhookEvent,
@@ -21,6 +25,21 @@ export type {
   WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
+export type { WaitOptions } from "./idempotency/claim.js";
+export {
+  type CachePolicy,
+  createIdempotency,
+  DEFAULT_IDEMPOTENCY_LOCK_TTL_MS,
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  type IdempotencyDecision,
+  type IdempotencyEngine,
+  type IdempotencyOptions,
+  type IdempotencyRequest,
+  type IdempotencyTicket,
+} from "./idempotency/engine.js";
+export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
+export { type CapturedResponse, DEFAULT_REPLAY_HEADERS, type EngineResponse } from "./idempotency/response.js";
+export { type IdempotentRun, type RunIdempotentOptions, runIdempotent } from "./idempotency/run.js";
 export { cryptoRuntime } from "./runtime.js";
 export type {
   ClaimOptions,

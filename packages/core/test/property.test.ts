@@ -18,13 +18,13 @@ import {
   createWebhookVerifier,
   type HeadersInput,
   hmacScheme,
-  type InterlockEvent,
   type RawBody,
   schemes,
   signWebhook,
   type VerifiedWebhook,
   WEBHOOK_ERROR_CODES,
   type WebhookErrorCode,
+  type WebhookEvent,
   type WebhookScheme,
   type WebhookSecret,
   WebhookVerificationError,
@@ -258,14 +258,14 @@ const accepted = (result: VerifiedWebhook): Outcome => ({
 interface Probe {
   verifier: WebhookVerifier;
   secrets: readonly WebhookSecret[];
-  events: InterlockEvent[];
+  events: WebhookEvent[];
 }
 
 /** A verifier that records its events; with `throwing`, its hook then throws, which must change nothing. */
 function probe(options: WebhookVerifierOptions, throwing = false): Probe {
-  const events: InterlockEvent[] = [];
+  const events: WebhookEvent[] = [];
   const secrets = (Array.isArray(options.secret) ? options.secret : [options.secret]) as WebhookSecret[];
-  const onEvent = (event: InterlockEvent) => {
+  const onEvent = (event: WebhookEvent) => {
     events.push(event);
     if (throwing) throw new Error("a logger failed");
   };

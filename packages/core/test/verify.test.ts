@@ -5,7 +5,6 @@ import {
   github,
   hmacScheme,
   InterlockConfigError,
-  type InterlockEvent,
   paddle,
   shopify,
   signWebhook,
@@ -13,6 +12,7 @@ import {
   standardWebhooks,
   stripe,
   verifyWebhook,
+  type WebhookEvent,
   WebhookVerificationError,
 } from "../src/index.js";
 import { clockAt, expectRefused, expectVerified, syncPort } from "./helpers.js";
@@ -287,7 +287,7 @@ describe("options", () => {
 
 describe("events", () => {
   it("reports verified and rejected deliveries without secrets or signatures", async () => {
-    const events: InterlockEvent[] = [];
+    const events: WebhookEvent[] = [];
     const verifier = swVerifier({ onEvent: (e) => events.push(e) });
     const headers = await swDelivery();
     await verifier.verify(headers, BODY);

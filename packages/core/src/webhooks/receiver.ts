@@ -7,10 +7,9 @@
  * forged id cannot suppress the real delivery that id belongs to.
  */
 
-import { crypto } from "#crypto";
-import { encodeHex } from "../encoding.js";
 import { InterlockConfigError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookEvent } from "../events.js";
+import { sha256Hex } from "../hash.js";
 import type { HeadersInput } from "../headers.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
 import type { RawBody } from "./body.js";
@@ -62,9 +61,7 @@ const PROCESSED: StoredResponse = { status: 200, headers: [], body: new Uint8Arr
 
 /** The store key and fingerprint for a verified delivery. */
 export async function deliveryKey(event: VerifiedWebhook): Promise<{ key: string; fingerprint: string }> {
-  const signature = VerifiedWebhook.matchedSignature(event);
-  const digest = encodeHex(crypto.sha256Sync ? crypto.sha256Sync([signature]) : await crypto.sha256([signature]));
-  const fingerprint = digest.slice(0, 32);
+  const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
   const id = event.id;
   if (id === undefined) return { key: `wh:${event.scheme}:sig:${fingerprint}`, fingerprint };
   return { key: event.idCovered ? `wh:${event.scheme}:${id}` : `wh:${event.scheme}:${id}:${fingerprint}`, fingerprint };

@@ -1,0 +1,48 @@
+/** Claiming a key, waiting for an in-flight holder when asked: shared by the HTTP engine and `runIdempotent`. */
+
+import { StoreUnavailableError } from "../errors.js";
+import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
+
+export interface WaitOptions {
+  /** Longest wait for the first request to finish, in ms. */
+  timeoutMs: number;
+  /** First poll interval in ms; it doubles up to 1 s. Default 25. */
+  pollMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Any store failure, typed: a store that throws something else is still unavailable. */
+export function asUnavailable(store: InterlockStore, error: unknown): StoreUnavailableError {
+  return error instanceof StoreUnavailableError
+    ? error
+    : new StoreUnavailableError(store.name, error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+/**
+ * Claims `key`. While another caller holds it with the same fingerprint and `wait` is set,
+ * polls until the holder completes (returns "completed"), gives up (the lease ran out: this
+ * caller wins and returns "claimed"), or `timeoutMs` passes (returns "in_flight").
+ */
+export async function claimKey(
+  store: InterlockStore,
+  key: string,
+  options: ClaimOptions,
+  wait: WaitOptions | undefined,
+): Promise<ClaimResult> {
+  const deadline = wait ? Date.now() + wait.timeoutMs : 0;
+  let interval = wait?.pollMs ?? 25;
+  for (;;) {
+    let result: ClaimResult;
+    try {
+      result = await store.claim(key, options);
+    } catch (error) {
+      throw asUnavailable(store, error);
+    }
+    if (result.state !== "in_flight" || !wait || result.fingerprint !== options.fingerprint) return result;
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return result;
+    await sleep(Math.min(interval, remaining));
+    interval = Math.min(interval * 2, 1_000);
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * The idempotency engine: framework-neutral, so every adapter gets the same behaviour.
+ *
+ * `begin(request)` decides, in this order: not covered → pass; key missing (when required)
+ * or malformed → 400; completed or in flight with another fingerprint → 422; in flight → 409
+ * (or wait and replay); completed → replay; first → execute. After `execute` the adapter
+ * reports the captured response with `finish`, or the handler's failure with `abort`.
+ */
+
+import { IdempotencyError, InterlockConfigError, type StoreUnavailableError } from "../errors.js";
+import { type EventHook, emit, type IdempotencyEvent, type IdempotencyRejectedEvent, monotonicNow } from "../events.js";
+import { sha256Hex } from "../hash.js";
+import { type HeadersInput, headerReader } from "../headers.js";
+import type { InterlockStore } from "../store/contract.js";
+import { responseSize } from "../store/validate.js";
+import { type RawBody, rawBytes } from "../webhooks/body.js";
+import { asUnavailable, claimKey, type WaitOptions } from "./claim.js";
+import { parseIdempotencyKey } from "./key.js";
+import {
+  type CapturedResponse,
+  capturedBody,
+  DEFAULT_REPLAY_HEADERS,
+  type EngineResponse,
+  problemResponse,
+  replayableHeaders,
+  replayResponse,
+} from "./response.js";
+
+/** A request as the engine sees it, translated by an adapter. */
+export interface IdempotencyRequest {
+  method: string;
+  /** The route pattern that matched (`/payments/:id`): part of the key's scope. */
+  route: string;
+  /** The path with its query string: part of the default fingerprint. */
+  path: string;
+  headers: HeadersInput;
+  /** The raw body bytes (or exact text); undefined for none. */
+  body: RawBody | undefined;
+  /** The framework's own request object, for `principal` and `fingerprint` functions. */
+  context?: unknown;
+}
+
+export type CachePolicy =
+  /** Store everything below 500; release on 5xx so a retry runs again (default). */
+  | "non-5xx"
+  /** Store every status, 5xx included (Stripe's strict behaviour). */
+  | "all"
+  /** Store only 2xx; release on everything else. */
+  | "2xx";
+
+export interface IdempotencyOptions {
+  store: InterlockStore;
+  /**
+   * Who is calling: an API key id, user or tenant. Keys are scoped by it, so one client can
+   * never replay another's response. `false` declares a deliberately shared key space.
+   */
+  principal?: ((request: IdempotencyRequest) => string | undefined | Promise<string | undefined>) | false;
+  /** Methods covered. Default POST and PATCH. */
+  methods?: readonly string[];
+  /** Refuse covered requests without a key (400). Default false: they pass through. */
+  required?: boolean | ((request: IdempotencyRequest) => boolean);
+  /** Default "Idempotency-Key". */
+  headerName?: string;
+  /** Replaces the default fingerprint (hash of method, path and raw body). */
+  fingerprint?: (request: IdempotencyRequest) => string | Promise<string>;
+  /** Lease on a running request, in ms. Default 60 s. */
+  lockTtlMs?: number;
+  /** Renew the lease while a long handler runs (every third of `lockTtlMs`). Default false. */
+  extendLease?: boolean;
+  /** Retention of stored responses, in ms. Default 24 h. */
+  retentionMs?: number;
+  /** Wait for an in-flight request with the same key to finish and replay it, instead of 409. */
+  waitForInFlight?: WaitOptions;
+  /** Status for a key reused with another request. Default 422. */
+  mismatchStatus?: number;
+  cache?: CachePolicy;
+  /** Response headers stored and replayed (lower case). Default `DEFAULT_REPLAY_HEADERS`. */
+  replayHeaders?: readonly string[];
+  /** Header marking a replay. Default "Idempotent-Replayed". */
+  replayedHeader?: string;
+  /** Let requests through (unprotected) while the store is unreachable, instead of 503. Default false. */
+  failOpen?: boolean;
+  onEvent?: EventHook<IdempotencyEvent | IdempotencyRejectedEvent>;
+}
+
+/** The engine's answer to `begin`. */
+export type IdempotencyDecision =
+  /** Not covered (or fail-open): run the handler as usual; nothing to finish. */
+  | { action: "pass" }
+  /** First request: run the handler, then `finish(ticket, captured)` or `abort(ticket)`. */
+  | { action: "execute"; ticket: IdempotencyTicket }
+  /** Answer with this response: a replay, or a problem+json refusal. The handler must not run. */
+  | { action: "respond"; response: EngineResponse; replayed: boolean };
+
+/** A claimed key, owned by one running request. */
+export interface IdempotencyTicket {
+  readonly key: string;
+  readonly method: string;
+  readonly route: string;
+}
+
+interface Ticket extends IdempotencyTicket {
+  readonly storeKey: string;
+  readonly token: string;
+  readonly started: number;
+  renewal: ReturnType<typeof setInterval> | undefined;
+  settled: boolean;
+}
+
+export interface IdempotencyEngine {
+  readonly options: Readonly<IdempotencyOptions>;
+  begin(request: IdempotencyRequest): Promise<IdempotencyDecision>;
+  /** Stores the captured response per the cache policy. Never throws: failures become events. */
+  finish(ticket: IdempotencyTicket, response: CapturedResponse): Promise<void>;
+  /** The handler failed: releases the key so a retry runs again. Never throws. */
+  abort(ticket: IdempotencyTicket): Promise<void>;
+}
+
+export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
+export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+const NO_PRINCIPAL_WARNING =
+  "Interlock idempotency: no `principal` function is configured, so idempotency keys are shared by all " +
+  "clients and one client could replay another's stored response. Pass `principal: (req) => <api key id, " +
+  "user or tenant>`, or `principal: false` if this API has a single client.";
+
+let warnedNoPrincipal = false;
+
+function positiveMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new InterlockConfigError(`${name} must be a positive number of ms`);
+  return value;
+}
+
+export function createIdempotency(options: IdempotencyOptions): IdempotencyEngine {
+  const { store, onEvent } = options;
+  const methods = new Set((options.methods ?? ["POST", "PATCH"]).map((m) => m.toUpperCase()));
+  const headerName = (options.headerName ?? "Idempotency-Key").toLowerCase();
+  const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
+  const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
+  const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
+  const allowedHeaders = new Set((options.replayHeaders ?? DEFAULT_REPLAY_HEADERS).map((h) => h.toLowerCase()));
+  const replayedHeader = options.replayedHeader ?? "Idempotent-Replayed";
+  const cache = options.cache ?? "non-5xx";
+  const mismatchStatus = options.mismatchStatus ?? 422;
+  if (options.principal === undefined && !warnedNoPrincipal) {
+    warnedNoPrincipal = true;
+    globalThis.console?.warn(NO_PRINCIPAL_WARNING);
+  }
+
+  const isRequired = (request: IdempotencyRequest) =>
+    typeof options.required === "function" ? options.required(request) : options.required === true;
+
+  async function fingerprintOf(request: IdempotencyRequest): Promise<string> {
+    if (options.fingerprint) return options.fingerprint(request);
+    const body = request.body === undefined ? new Uint8Array() : rawBytes(request.body, "idempotency");
+    return sha256Hex([`${request.method.toUpperCase()}\n${request.path}\n`, body]);
+  }
+
+  // The principal is hashed into the key: stores and their logs never see an API key.
+  async function storeKeyOf(request: IdempotencyRequest, method: string, key: string): Promise<string> {
+    const principal = options.principal ? ((await options.principal(request)) ?? "") : "";
+    const scope = await sha256Hex([JSON.stringify([principal, method, request.route])]);
+    return `idem:${scope.slice(0, 32)}:${key}`;
+  }
+
+  function refuse(error: IdempotencyError | StoreUnavailableError, retryAfter?: number): IdempotencyDecision {
+    return { action: "respond", response: problemResponse(error, retryAfter), replayed: false };
+  }
+
+  function storeDown(
+    base: { method: string; route: string; key: string },
+    operation: "claim" | "complete" | "release",
+  ) {
+    emit(onEvent, { ...base, type: "idempotency.store_down", operation, failOpen: options.failOpen === true });
+  }
+
+  function stopRenewal(ticket: Ticket): boolean {
+    if (ticket.settled) return false;
+    ticket.settled = true;
+    if (ticket.renewal !== undefined) clearInterval(ticket.renewal);
+    return true;
+  }
+
+  async function release(
+    ticket: Ticket,
+    event: Omit<
+      Extract<IdempotencyEvent, { type: "idempotency.released" }>,
+      "key" | "method" | "route" | "type" | "durationMs"
+    >,
+  ) {
+    const base = { key: ticket.key, method: ticket.method, route: ticket.route };
+    emit(onEvent, { ...base, type: "idempotency.released", ...event, durationMs: monotonicNow() - ticket.started });
+    await store.release(ticket.storeKey, ticket.token).catch(() => storeDown(base, "release"));
+  }
+
+  function shouldCache(status: number): boolean {
+    if (cache === "all") return true;
+    if (cache === "2xx") return status >= 200 && status < 300;
+    return status < 500;
+  }
+
+  return {
+    options,
+    async begin(request) {
+      const method = request.method.toUpperCase();
+      if (!methods.has(method)) return { action: "pass" };
+      const route = request.route;
+      const header = headerReader(request.headers)(headerName);
+      if (header === undefined) {
+        if (!isRequired(request)) return { action: "pass" };
+        emit(onEvent, { type: "idempotency.rejected", method, route, code: "idempotency_key_missing" });
+        return refuse(
+          new IdempotencyError(
+            "idempotency_key_missing",
+            `this request requires an ${options.headerName ?? "Idempotency-Key"} header`,
+          ),
+        );
+      }
+      const key = typeof header === "string" ? parseIdempotencyKey(header) : undefined;
+      if (key === undefined) {
+        emit(onEvent, { type: "idempotency.rejected", method, route, code: "idempotency_key_invalid" });
+        return refuse(
+          new IdempotencyError(
+            "idempotency_key_invalid",
+            "the key must be one string of 1 to 255 visible ASCII characters, quoted (RFC 9651) or bare",
+          ),
+        );
+      }
+      const base = { method, route, key };
+      const fingerprint = await fingerprintOf(request);
+      const storeKey = await storeKeyOf(request, method, key);
+      let claim: Awaited<ReturnType<typeof claimKey>>;
+      try {
+        claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.waitForInFlight);
+      } catch (error) {
+        storeDown(base, "claim");
+        if (options.failOpen) return { action: "pass" };
+        return refuse(asUnavailable(store, error));
+      }
+      if (claim.state === "claimed") {
+        emit(onEvent, { ...base, type: "idempotency.first" });
+        const ticket: Ticket = {
+          ...base,
+          storeKey,
+          token: claim.token,
+          started: monotonicNow(),
+          renewal: undefined,
+          settled: false,
+        };
+        if (options.extendLease) {
+          ticket.renewal = setInterval(
+            () => void store.extend(storeKey, claim.token, lockTtlMs).catch(() => {}),
+            lockTtlMs / 3,
+          );
+          (ticket.renewal as { unref?: () => void }).unref?.();
+        }
+        return { action: "execute", ticket };
+      }
+      const otherFingerprint = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
+      if (otherFingerprint !== fingerprint) {
+        emit(onEvent, { ...base, type: "idempotency.mismatch" });
+        return refuse(
+          new IdempotencyError(
+            "idempotency_key_mismatch",
+            "this key was already used for a request with other content",
+            {
+              status: mismatchStatus,
+            },
+          ),
+        );
+      }
+      if (claim.state === "in_flight") {
+        emit(onEvent, { ...base, type: "idempotency.in_flight", waited: options.waitForInFlight !== undefined });
+        return refuse(
+          new IdempotencyError("request_in_flight", "a request with this key is still being processed; retry later", {
+            retryAfterSeconds,
+          }),
+          retryAfterSeconds,
+        );
+      }
+      emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status });
+      return { action: "respond", response: replayResponse(claim.record, replayedHeader), replayed: true };
+    },
+
+    async finish(publicTicket, captured) {
+      const ticket = publicTicket as Ticket;
+      if (!stopRenewal(ticket)) return;
+      const status = captured.status;
+      if (captured.body === undefined) return release(ticket, { reason: "streamed", status });
+      if (!shouldCache(status)) return release(ticket, { reason: "status", status });
+      const response = {
+        status,
+        headers: replayableHeaders(captured.headers, allowedHeaders),
+        body: capturedBody(captured.body),
+      };
+      if (responseSize(response) > store.maxRecordBytes) return release(ticket, { reason: "too_large", status });
+      const base = { key: ticket.key, method: ticket.method, route: ticket.route };
+      const durationMs = monotonicNow() - ticket.started;
+      const stored = await store
+        .complete(ticket.storeKey, ticket.token, response, { ttlMs: retentionMs })
+        .catch(() => undefined);
+      if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs });
+      else
+        emit(onEvent, {
+          ...base,
+          type: "idempotency.not_recorded",
+          reason: stored === false ? "lease_lost" : "store_error",
+          durationMs,
+        });
+    },
+
+    async abort(publicTicket) {
+      const ticket = publicTicket as Ticket;
+      if (!stopRenewal(ticket)) return;
+      await release(ticket, { reason: "error", status: undefined });
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/** Responses the engine stores, replays and answers with, as plain data an adapter writes out. */
+
+import { utf8 } from "../encoding.js";
+import { type InterlockError, PROBLEM_CONTENT_TYPE } from "../errors.js";
+import type { StoredRecord } from "../store/contract.js";
+
+/** A complete HTTP response for an adapter to send. */
+export interface EngineResponse {
+  status: number;
+  headers: Array<[string, string]>;
+  body: Uint8Array;
+}
+
+/** What the adapter captured of the handler's response. */
+export interface CapturedResponse {
+  status: number;
+  headers:
+    | Iterable<readonly [string, string]>
+    | Readonly<Record<string, string | number | readonly string[] | undefined>>;
+  /** The whole body, or `undefined` when it was streamed and could not be captured. */
+  body: Uint8Array | string | undefined;
+}
+
+/**
+ * Headers that describe the representation and are safe to replay to the same client.
+ * Never `Set-Cookie` (a session minted for the first request), never hop-by-hop or
+ * per-request headers (`Date`, `Content-Length`, tracing ids).
+ */
+export const DEFAULT_REPLAY_HEADERS: readonly string[] = [
+  "content-type",
+  "content-language",
+  "content-encoding",
+  "content-disposition",
+  "content-location",
+  "location",
+  "etag",
+  "last-modified",
+  "cache-control",
+  "expires",
+  "vary",
+  "link",
+  "retry-after",
+];
+
+/** The captured headers as lower-case pairs, keeping only the allow-listed names. */
+export function replayableHeaders(
+  headers: CapturedResponse["headers"],
+  allowed: ReadonlySet<string>,
+): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  const add = (name: string, value: unknown) => {
+    const lower = name.toLowerCase();
+    if (!allowed.has(lower) || value === undefined) return;
+    if (Array.isArray(value)) for (const v of value) pairs.push([lower, String(v)]);
+    else pairs.push([lower, String(value)]);
+  };
+  if (Symbol.iterator in headers)
+    for (const [name, value] of headers as Iterable<readonly [string, string]>) add(name, value);
+  else for (const [name, value] of Object.entries(headers)) add(name, value);
+  return pairs;
+}
+
+export function capturedBody(body: Uint8Array | string): Uint8Array {
+  return typeof body === "string" ? utf8.encode(body) : body;
+}
+
+export function replayResponse(record: StoredRecord, replayedHeader: string): EngineResponse {
+  return {
+    status: record.status,
+    headers: [...record.headers.map(([n, v]) => [n, v] as [string, string]), [replayedHeader, "true"]],
+    body: record.body,
+  };
+}
+
+export function problemResponse(error: InterlockError, retryAfterSeconds?: number): EngineResponse {
+  const headers: Array<[string, string]> = [["content-type", PROBLEM_CONTENT_TYPE]];
+  if (retryAfterSeconds !== undefined) headers.push(["retry-after", String(retryAfterSeconds)]);
+  return { status: error.status, headers, body: utf8.encode(JSON.stringify(error.toProblem())) };
+}

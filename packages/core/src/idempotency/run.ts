@@ -1,0 +1,85 @@
+/**
+ * `runIdempotent`: the same exactly-once guarantee for work that is not an HTTP request
+ * (queue consumers, cron jobs, sagas), on the same stores. The result is stored as JSON and
+ * returned as-is to every later run with the same key.
+ */
+
+import { utf8 } from "../encoding.js";
+import { IdempotencyError, InterlockConfigError } from "../errors.js";
+import type { InterlockStore } from "../store/contract.js";
+import { claimKey, type WaitOptions } from "./claim.js";
+import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from "./engine.js";
+
+export interface RunIdempotentOptions {
+  store: InterlockStore;
+  /** Identifies the unit of work, e.g. a message id. Scoped under `run:` in the store. */
+  key: string;
+  /** Identifies the work's input; a different input under the same key is refused. Default "". */
+  fingerprint?: string;
+  lockTtlMs?: number;
+  retentionMs?: number;
+  /** Wait for a run in progress elsewhere instead of failing with `request_in_flight`. */
+  wait?: WaitOptions;
+}
+
+export interface IdempotentRun<T> {
+  value: T;
+  /** True when the value comes from an earlier run: `fn` did not run now. */
+  replayed: boolean;
+  /**
+   * False when `fn` ran but its result could not be stored (store down, lease lost, value
+   * not JSON-serialisable or too large): a later run with this key may run `fn` again.
+   */
+  recorded: boolean;
+}
+
+/**
+ * Runs `fn` once per key. A completed key returns the stored value; a key running elsewhere
+ * throws `IdempotencyError` (`request_in_flight`, unless `wait`); a different fingerprint
+ * throws `idempotency_key_mismatch`; `fn` throwing releases the key and rethrows; an
+ * unreachable store throws `StoreUnavailableError` before `fn` runs.
+ */
+export async function runIdempotent<T>(
+  options: RunIdempotentOptions,
+  fn: () => T | Promise<T>,
+): Promise<IdempotentRun<T>> {
+  const { store } = options;
+  if (typeof options.key !== "string" || options.key.length === 0)
+    throw new InterlockConfigError("key must be a non-empty string");
+  const storeKey = `run:${options.key}`;
+  const fingerprint = options.fingerprint ?? "";
+  const lockTtlMs = options.lockTtlMs ?? DEFAULT_IDEMPOTENCY_LOCK_TTL_MS;
+  const claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.wait);
+  if (claim.state !== "claimed") {
+    const other = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
+    if (other !== fingerprint)
+      throw new IdempotencyError("idempotency_key_mismatch", `key ${options.key} was used for other input`);
+    if (claim.state === "in_flight") {
+      throw new IdempotencyError("request_in_flight", `key ${options.key} is running elsewhere`, {
+        retryAfterSeconds: Math.ceil(lockTtlMs / 1000),
+      });
+    }
+    // Stored as {"v": value}, so an undefined result round-trips as undefined.
+    const stored = JSON.parse(utf8.decode(claim.record.body)) as { v?: T };
+    return { value: stored.v as T, replayed: true, recorded: true };
+  }
+  let value: T;
+  try {
+    value = await fn();
+  } catch (error) {
+    await store.release(storeKey, claim.token).catch(() => {});
+    throw error;
+  }
+  // The work is done whatever happens next: a failure to record it is reported, not thrown,
+  // because a caller that saw an error would retry and run the work twice.
+  let recorded: boolean;
+  try {
+    const body = utf8.encode(JSON.stringify({ v: value }));
+    const ttlMs = options.retentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS;
+    recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, { ttlMs });
+  } catch {
+    recorded = false;
+    await store.release(storeKey, claim.token).catch(() => {});
+  }
+  return { value, replayed: false, recorded };
+}
