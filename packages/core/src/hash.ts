@@ -1,8 +1,10 @@
 import { crypto } from "#crypto";
 import type { ContentParts } from "./crypto/port.js";
-import { encodeHex } from "./encoding.js";
 
-/** Hex SHA-256 of the parts: synchronous where the runtime allows (Node), else Web Crypto. */
-export async function sha256Hex(content: ContentParts): Promise<string> {
-  return encodeHex(crypto.sha256Sync ? crypto.sha256Sync(content) : await crypto.sha256(content));
+/**
+ * Hex SHA-256 of the parts. Synchronous where the runtime hashes synchronously (Node), so hot
+ * paths skip a promise; callers `await` the result either way.
+ */
+export function sha256Hex(content: ContentParts): string | Promise<string> {
+  return crypto.sha256HexSync ? crypto.sha256HexSync(content) : crypto.sha256Hex(content);
 }

@@ -67,3 +67,35 @@ describe("memory store bounds", () => {
     expect(() => new MemoryStore({ maxBytes: 10, maxRecordBytes: 20 })).toThrow();
   });
 });
+
+describe("memory store eviction order under churn", () => {
+  // Eviction walks the records oldest-first with one long-lived Map iterator (O(1) per
+  // eviction; bench/idempotency.mjs measures it). These check that the walk stays correct:
+  // re-completed keys count as new, and records added after the walk ran out are still found.
+  it("evicts the oldest record, counting a re-completed key as new", async () => {
+    let now = 0;
+    const store = new MemoryStore({ maxEntries: 3, now: () => now });
+    const put = async (key: string, ttlMs = 60_000) => {
+      const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 1_000 });
+      if (claimed.state !== "claimed") throw new Error(`expected to win ${key}`);
+      await store.complete(key, claimed.token, response(), { ttlMs });
+    };
+    const state = async (key: string) => {
+      const result = await store.claim(key, { fingerprint: "f", lockTtlMs: 1 });
+      if (result.state === "claimed") await store.release(key, result.token);
+      return result.state;
+    };
+    await put("a", 10);
+    await put("b");
+    await put("c");
+    now = 20; // "a" expired: re-completing it makes it the newest
+    await put("a");
+    await put("d"); // full: evicts the oldest live record, "b"
+    expect(await state("b")).toBe("claimed");
+    for (let i = 0; i < 50; i++) await put(`x${i}`); // the walk runs out and restarts many times
+    expect(await state("x49")).toBe("completed");
+    expect(await state("x48")).toBe("completed");
+    expect(await state("c")).toBe("claimed");
+    expect(store.size).toBeLessThanOrEqual(3);
+  });
+});

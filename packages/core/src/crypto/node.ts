@@ -37,10 +37,10 @@ function hmacSync(key: HmacKey, content: ContentParts): Uint8Array {
   return mac.digest();
 }
 
-function sha256Sync(content: ContentParts): Uint8Array {
+function sha256HexSync(content: ContentParts): string {
   const hash = createHash("sha256");
   for (const part of content) hash.update(part);
-  return hash.digest();
+  return hash.digest("hex");
 }
 
 function ed25519VerifySync(key: Ed25519Key, content: ContentParts, signature: Uint8Array): boolean {
@@ -80,8 +80,8 @@ export const crypto: CryptoPort = {
   ed25519VerifySync,
   ed25519Sign: async (key, content) =>
     new Uint8Array(nodeSign(null, joinContent(content), (key as NodeEd25519Key).key)),
-  sha256: async (content) => sha256Sync(content),
-  sha256Sync,
+  sha256Hex: async (content) => sha256HexSync(content),
+  sha256HexSync,
   timingSafeEqual: (a, b) => a.length === b.length && nodeTimingSafeEqual(a, b),
   randomBytes: (length) => new Uint8Array(nodeRandomBytes(length)),
 };

@@ -36,9 +36,10 @@ export interface CryptoPort {
   ed25519Verify(key: Ed25519Key, content: ContentParts, signature: Uint8Array): Promise<boolean>;
   readonly ed25519VerifySync: ((key: Ed25519Key, content: ContentParts, signature: Uint8Array) => boolean) | undefined;
   ed25519Sign(key: Ed25519Key, content: ContentParts): Promise<Uint8Array>;
-  sha256(content: ContentParts): Promise<Uint8Array>;
+  /** Lower-case hex SHA-256 of the content. */
+  sha256Hex(content: ContentParts): Promise<string>;
   /** Present only where the platform hashes synchronously (Node). */
-  readonly sha256Sync: ((content: ContentParts) => Uint8Array) | undefined;
+  readonly sha256HexSync: ((content: ContentParts) => string) | undefined;
   /** Compares equal-length byte strings in time independent of their contents. */
   timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
   randomBytes(length: number): Uint8Array;

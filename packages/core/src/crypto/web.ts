@@ -1,3 +1,4 @@
+import { encodeHex } from "../encoding.js";
 import {
   type CryptoPort,
   concatBytes,
@@ -84,10 +85,10 @@ export const crypto: CryptoPort = {
     const cryptoKey = await (key as WebEd25519Key).key;
     return new Uint8Array(await subtle().sign({ name: "Ed25519" }, cryptoKey, joinContent(content)));
   },
-  async sha256(content) {
-    return new Uint8Array(await subtle().digest("SHA-256", joinContent(content)));
+  async sha256Hex(content) {
+    return encodeHex(new Uint8Array(await subtle().digest("SHA-256", joinContent(content))));
   },
-  sha256Sync: undefined,
+  sha256HexSync: undefined,
   timingSafeEqual(a, b) {
     if (a.length !== b.length) return false;
     let diff = 0;

@@ -152,17 +152,32 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
   const isRequired = (request: IdempotencyRequest) =>
     typeof options.required === "function" ? options.required(request) : options.required === true;
 
-  async function fingerprintOf(request: IdempotencyRequest): Promise<string> {
+  function fingerprintOf(request: IdempotencyRequest): string | Promise<string> {
     if (options.fingerprint) return options.fingerprint(request);
     const body = request.body === undefined ? new Uint8Array() : rawBytes(request.body, "idempotency");
     return sha256Hex([`${request.method.toUpperCase()}\n${request.path}\n`, body]);
   }
 
-  // The principal is hashed into the key: stores and their logs never see an API key.
-  async function storeKeyOf(request: IdempotencyRequest, method: string, key: string): Promise<string> {
-    const principal = options.principal ? ((await options.principal(request)) ?? "") : "";
-    const scope = await sha256Hex([JSON.stringify([principal, method, request.route])]);
-    return `idem:${scope.slice(0, 32)}:${key}`;
+  // The principal is hashed into the key, so stores and their logs never see an API key.
+  // Scopes repeat (one per principal and route), so their hashes are cached, boundedly.
+  const scopes = new Map<string, string>();
+  function storeKeyOf(request: IdempotencyRequest, method: string, key: string): string | Promise<string> {
+    const found = options.principal ? options.principal(request) : "";
+    if (typeof found === "string" || found === undefined) return scopedKey(found ?? "", method, request.route, key);
+    return found.then((principal) => scopedKey(principal ?? "", method, request.route, key));
+  }
+
+  function scopedKey(principal: string, method: string, route: string, key: string): string | Promise<string> {
+    const id = JSON.stringify([principal, method, route]);
+    const scope = scopes.get(id);
+    if (scope !== undefined) return `idem:${scope}:${key}`;
+    const remember = (digest: string) => {
+      if (scopes.size >= 10_000) scopes.clear();
+      scopes.set(id, digest.slice(0, 32));
+      return `idem:${digest.slice(0, 32)}:${key}`;
+    };
+    const digest = sha256Hex([id]);
+    return typeof digest === "string" ? remember(digest) : digest.then(remember);
   }
 
   function refuse(error: IdempotencyError | StoreUnavailableError, retryAfter?: number): IdempotencyDecision {
@@ -229,8 +244,11 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
         );
       }
       const base = { method, route, key };
-      const fingerprint = await fingerprintOf(request);
-      const storeKey = await storeKeyOf(request, method, key);
+      // Awaited only when asynchronous: on Node both are synchronous, and each await costs a tick.
+      const fingerprintOrPromise = fingerprintOf(request);
+      const fingerprint = typeof fingerprintOrPromise === "string" ? fingerprintOrPromise : await fingerprintOrPromise;
+      const storeKeyOrPromise = storeKeyOf(request, method, key);
+      const storeKey = typeof storeKeyOrPromise === "string" ? storeKeyOrPromise : await storeKeyOrPromise;
       let claim: Awaited<ReturnType<typeof claimKey>>;
       try {
         claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.waitForInFlight);
@@ -240,12 +258,14 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
         return refuse(asUnavailable(store, error));
       }
       if (claim.state === "claimed") {
-        emit(onEvent, { ...base, type: "idempotency.first" });
+        if (onEvent) emit(onEvent, { ...base, type: "idempotency.first" });
         const ticket: Ticket = {
-          ...base,
+          key,
+          method,
+          route,
           storeKey,
           token: claim.token,
-          started: monotonicNow(),
+          started: onEvent ? monotonicNow() : 0,
           renewal: undefined,
           settled: false,
         };
@@ -280,7 +300,7 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
           retryAfterSeconds,
         );
       }
-      emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status });
+      if (onEvent) emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status });
       return { action: "respond", response: replayResponse(claim.record, replayedHeader), replayed: true };
     },
 
@@ -296,11 +316,15 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
         body: capturedBody(captured.body),
       };
       if (responseSize(response) > store.maxRecordBytes) return release(ticket, { reason: "too_large", status });
+      let stored: boolean | undefined;
+      try {
+        stored = await store.complete(ticket.storeKey, ticket.token, response, { ttlMs: retentionMs });
+      } catch {
+        stored = undefined;
+      }
+      if (!onEvent) return;
       const base = { key: ticket.key, method: ticket.method, route: ticket.route };
       const durationMs = monotonicNow() - ticket.started;
-      const stored = await store
-        .complete(ticket.storeKey, ticket.token, response, { ttlMs: retentionMs })
-        .catch(() => undefined);
       if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs });
       else
         emit(onEvent, {

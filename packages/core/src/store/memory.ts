@@ -45,6 +45,40 @@ const SWEEP_PER_WRITE = 2;
 
 let instances = 0;
 
+/**
+ * The oldest entry of a Map, in O(1) amortised. Iterating a Map from its start after deleting
+ * its first entries walks every deleted slot again (V8 keeps them until it rehashes), which
+ * turns "evict the oldest" into O(n); one long-lived iterator walks each slot once.
+ */
+class OldestFirst<K, V> {
+  readonly #map: Map<K, V>;
+  #iterator: IterableIterator<[K, V]> | undefined;
+  #head: [K, V] | undefined;
+
+  constructor(map: Map<K, V>) {
+    this.#map = map;
+  }
+
+  peek(): [K, V] | undefined {
+    let restarted = false;
+    for (;;) {
+      // The head is still valid if its key still maps to the very same value object.
+      if (this.#head !== undefined && this.#map.get(this.#head[0]) === this.#head[1]) return this.#head;
+      this.#iterator ??= this.#map.entries();
+      const next = this.#iterator.next();
+      if (next.done) {
+        // A finished iterator never sees later insertions: start over from the oldest, once.
+        this.#iterator = undefined;
+        this.#head = undefined;
+        if (restarted) return undefined;
+        restarted = true;
+        continue;
+      }
+      this.#head = next.value;
+    }
+  }
+}
+
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value <= 0) throw new InterlockConfigError(`${name} must be a positive integer`);
@@ -62,6 +96,8 @@ export class MemoryStore implements InterlockStore {
   // Map iteration order is insertion order: the first entries are the oldest.
   readonly #locks = new Map<string, Lock>();
   readonly #records = new Map<string, Entry>();
+  readonly #oldestLock = new OldestFirst(this.#locks);
+  readonly #oldestRecord = new OldestFirst(this.#records);
   #bytes = 0;
   // Tokens only need to be unique within this process; a counter is cheaper than randomness.
   readonly #tokenPrefix = `m${++instances}.`;
@@ -159,15 +195,15 @@ export class MemoryStore implements InterlockStore {
   }
 
   #sweep(now: number): void {
-    let budget = SWEEP_PER_WRITE;
-    for (const [key, entry] of this.#records) {
-      if (budget-- === 0 || entry.expiresAt > now) break;
-      this.#dropRecord(key, entry);
+    for (let budget = SWEEP_PER_WRITE; budget > 0; budget--) {
+      const oldest = this.#oldestRecord.peek();
+      if (oldest === undefined || oldest[1].expiresAt > now) break;
+      this.#dropRecord(oldest[0], oldest[1]);
     }
-    budget = SWEEP_PER_WRITE;
-    for (const [key, lock] of this.#locks) {
-      if (budget-- === 0 || lock.expiresAt > now) break;
-      this.#locks.delete(key);
+    for (let budget = SWEEP_PER_WRITE; budget > 0; budget--) {
+      const oldest = this.#oldestLock.peek();
+      if (oldest === undefined || oldest[1].expiresAt > now) break;
+      this.#locks.delete(oldest[0]);
     }
   }
 
@@ -175,7 +211,7 @@ export class MemoryStore implements InterlockStore {
   #makeRoom(slots: number): void {
     this.#evictRecordsOver(this.#maxBytes, this.#maxEntries - slots);
     if (this.size + slots > this.#maxEntries) {
-      // Only locks are left. Drop the expired ones still held; if all are live, refuse.
+      // Only locks are left. Drop the expired ones still held (a rare, full pass); if all are live, refuse.
       const now = this.#now();
       for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key);
       if (this.size + slots > this.#maxEntries) {
@@ -185,9 +221,10 @@ export class MemoryStore implements InterlockStore {
   }
 
   #evictRecordsOver(maxBytes: number, maxEntries: number): void {
-    for (const [key, entry] of this.#records) {
-      if (this.#bytes <= maxBytes && this.size <= maxEntries) break;
-      this.#dropRecord(key, entry);
+    while (this.#bytes > maxBytes || this.size > maxEntries) {
+      const oldest = this.#oldestRecord.peek();
+      if (oldest === undefined) return;
+      this.#dropRecord(oldest[0], oldest[1]);
     }
   }
 }
