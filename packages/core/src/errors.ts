@@ -99,7 +99,9 @@ export class InterlockConfigError extends InterlockError {
 
 /**
  * The store could not be reached or did not answer in time. Never a false win: the caller
- * must treat the operation as not done (503, fail closed), and retrying later is safe.
+ * must treat the operation as not done (503, fail closed), and retrying later is safe. The
+ * outcome on the server is unknown: a claim sent before a connection failed may still hold
+ * a lock that nobody owns, until its lease ends.
  */
 export class StoreUnavailableError extends InterlockError {
   override readonly name = "StoreUnavailableError";

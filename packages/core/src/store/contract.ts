@@ -6,11 +6,18 @@
  *   "completed" (with the record).
  * - `complete` and `release` succeed only for the current token, so a worker whose lease
  *   expired cannot overwrite the worker that took over.
- * - A lock never completed expires after its lease (`lockTtlMs`): a crashed worker blocks
- *   its key for one lease, not for the record's retention.
+ * - A token holds its lock until the lease (`lockTtlMs`) ends, and not after: a lock never
+ *   completed expires then, so a crashed worker blocks its key for one lease, not for the
+ *   record's retention, and a late `complete` from that worker returns false.
  * - A completed record expires after its retention (`ttlMs`).
  *
- * Small on purpose: a store is four methods. Prove yours with `@interlock/core/testing`.
+ * - A store that cannot answer rejects with `StoreUnavailableError`. Its outcome is unknown
+ *   (a claim may have reached the server before the connection failed): callers treat it as
+ *   "not done", and an orphaned lock simply expires with its lease.
+ *
+ * Keys and fingerprints are well-formed strings (no lone surrogates); keys are at most
+ * `MAX_KEY_LENGTH` characters. Small on purpose: a store is four methods. Prove yours with
+ * `@interlock/core/testing`.
  */
 
 /** What a completed operation left behind: the response to replay, or the webhook outcome. */

@@ -144,9 +144,9 @@ export class MemoryStore implements InterlockStore {
 
   async complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean> {
     assertComplete(this, key, response, options);
-    const lock = this.#locks.get(key);
-    if (lock === undefined || lock.token !== token) return false;
     const now = this.#now();
+    const lock = this.#liveLock(key, token, now);
+    if (lock === undefined) return false;
     this.#locks.delete(key);
     const record: StoredRecord = {
       status: response.status,
@@ -165,18 +165,24 @@ export class MemoryStore implements InterlockStore {
 
   async release(key: string, token: string): Promise<boolean> {
     assertKey(key);
-    const lock = this.#locks.get(key);
-    if (lock === undefined || lock.token !== token) return false;
+    if (this.#liveLock(key, token, this.#now()) === undefined) return false;
     this.#locks.delete(key);
     return true;
   }
 
   async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
     assertClaim(key, { fingerprint: "", lockTtlMs });
-    const lock = this.#locks.get(key);
-    if (lock === undefined || lock.token !== token) return false;
-    lock.expiresAt = this.#now() + lockTtlMs;
+    const now = this.#now();
+    const lock = this.#liveLock(key, token, now);
+    if (lock === undefined) return false;
+    lock.expiresAt = now + lockTtlMs;
     return true;
+  }
+
+  /** The lock on `key` if `token` holds it and its lease has not ended. */
+  #liveLock(key: string, token: string, now: number): Lock | undefined {
+    const lock = this.#locks.get(key);
+    return lock !== undefined && lock.token === token && lock.expiresAt > now ? lock : undefined;
   }
 
   async close(): Promise<void> {

@@ -178,6 +178,17 @@ export function describeStoreConformance(name: string, options: StoreConformance
         expect(Array.from((result as Extract<ClaimResult, { state: "completed" }>).record.body)).toEqual([2]);
       });
 
+      it("a token whose lease ended cannot complete, release or extend, even if nobody re-claimed", async () => {
+        const store = await fresh();
+        const k = key("lapsed");
+        const token = await mustClaim(store, k, "fp", shortTtl);
+        await sleep(shortTtl + 150);
+        expect(await store.extend(k, token, LONG)).toBe(false);
+        expect(await store.release(k, token)).toBe(false);
+        expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
+        await mustClaim(store, k, "fp-next");
+      });
+
       it("an unknown token or key is refused, and a completed key cannot be released", async () => {
         const store = await fresh();
         const k = key("unknown");
