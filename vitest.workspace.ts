@@ -17,14 +17,36 @@ const coreWith = (port: "node" | "web"): TestProjectConfiguration => ({
     name: `core (${port} crypto)`,
     root: here("./packages/core"),
     include: ["test/**/*.test.ts"],
-    exclude: ["test/packaging.test.ts"],
+    exclude: ["test/packaging.test.ts", "test/runtimes.test.ts"],
     env: { INTERLOCK_EXPECTED_CRYPTO: port },
+  },
+});
+
+// Store packages test against core's source, so a change in core is seen without a build.
+const coreSource = [
+  { find: /^@interlock\/core\/testing$/, replacement: here("./packages/core/src/testing/index.ts") },
+  { find: /^@interlock\/core$/, replacement: here("./packages/core/src/index.ts") },
+  { find: /^#crypto$/, replacement: here("./packages/core/src/crypto/node.ts") },
+];
+
+/** A store package's tests, with a global setup that starts its throwaway server(s). */
+const storeProject = (name: "redis" | "postgres"): TestProjectConfiguration => ({
+  resolve: { alias: coreSource },
+  test: {
+    name,
+    root: here(`./packages/${name}`),
+    include: ["test/**/*.test.ts"],
+    globalSetup: [here(`./packages/${name}/test/global-setup.ts`)],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
   },
 });
 
 export default [
   coreWith("node"),
   coreWith("web"),
+  storeProject("redis"),
+  storeProject("postgres"),
   {
     test: {
       name: "examples",
@@ -36,7 +58,7 @@ export default [
     test: {
       name: "packaging",
       root: here("./packages/core"),
-      include: ["test/packaging.test.ts"],
+      include: ["test/packaging.test.ts", "test/runtimes.test.ts"],
     },
   },
 ] satisfies TestProjectConfiguration[];

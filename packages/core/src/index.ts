@@ -50,7 +50,14 @@ export type {
   StoredResponse,
 } from "./store/contract.js";
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
-export { assertClaim, assertComplete, assertKey, MAX_KEY_LENGTH, responseSize } from "./store/validate.js";
+export {
+  assertClaim,
+  assertComplete,
+  assertKey,
+  MAX_KEY_LENGTH,
+  refuseTransaction,
+  responseSize,
+} from "./store/validate.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
 export {

@@ -110,8 +110,12 @@ interface Ticket extends IdempotencyTicket {
 export interface IdempotencyEngine {
   readonly options: Readonly<IdempotencyOptions>;
   begin(request: IdempotencyRequest): Promise<IdempotencyDecision>;
-  /** Stores the captured response per the cache policy. Never throws: failures become events. */
-  finish(ticket: IdempotencyTicket, response: CapturedResponse): Promise<void>;
+  /**
+   * Stores the captured response per the cache policy. Never throws: failures become events.
+   * `transaction` is passed to the store (the PostgreSQL store commits the record with your
+   * own writes in it).
+   */
+  finish(ticket: IdempotencyTicket, response: CapturedResponse, options?: { transaction?: unknown }): Promise<void>;
   /** The handler failed: releases the key so a retry runs again. Never throws. */
   abort(ticket: IdempotencyTicket): Promise<void>;
 }
@@ -304,7 +308,7 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
       return { action: "respond", response: replayResponse(claim.record, replayedHeader), replayed: true };
     },
 
-    async finish(publicTicket, captured) {
+    async finish(publicTicket, captured, finishOptions) {
       const ticket = publicTicket as Ticket;
       if (!stopRenewal(ticket)) return;
       const status = captured.status;
@@ -318,7 +322,10 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
       if (responseSize(response) > store.maxRecordBytes) return release(ticket, { reason: "too_large", status });
       let stored: boolean | undefined;
       try {
-        stored = await store.complete(ticket.storeKey, ticket.token, response, { ttlMs: retentionMs });
+        const transaction = finishOptions?.transaction;
+        const completeOptions =
+          transaction === undefined ? { ttlMs: retentionMs } : { ttlMs: retentionMs, transaction };
+        stored = await store.complete(ticket.storeKey, ticket.token, response, completeOptions);
       } catch {
         stored = undefined;
       }

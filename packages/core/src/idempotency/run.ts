@@ -20,6 +20,11 @@ export interface RunIdempotentOptions {
   retentionMs?: number;
   /** Wait for a run in progress elsewhere instead of failing with `request_in_flight`. */
   wait?: WaitOptions;
+  /**
+   * The caller's open transaction, passed to the store's `complete`: with the PostgreSQL store
+   * the result is recorded in the same transaction as the work's own writes.
+   */
+  transaction?: unknown;
 }
 
 export interface IdempotentRun<T> {
@@ -76,7 +81,8 @@ export async function runIdempotent<T>(
   try {
     const body = utf8.encode(JSON.stringify({ v: value }));
     const ttlMs = options.retentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS;
-    recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, { ttlMs });
+    const completeOptions = options.transaction === undefined ? { ttlMs } : { ttlMs, transaction: options.transaction };
+    recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
   } catch {
     recorded = false;
     await store.release(storeKey, claim.token).catch(() => {});

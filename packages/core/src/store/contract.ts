@@ -55,6 +55,13 @@ export type ClaimResult =
 export interface CompleteOptions {
   /** Retention of the completed record in milliseconds. */
   ttlMs: number;
+  /**
+   * The caller's open transaction, for stores that can write the record inside it (the
+   * PostgreSQL store takes a `PoolClient` after `BEGIN`): the business write and the stored
+   * response then commit or roll back together. Stores that cannot join a transaction
+   * refuse one with `InterlockConfigError` rather than pretend.
+   */
+  transaction?: unknown;
 }
 
 export interface InterlockStore {

@@ -14,7 +14,7 @@ import type {
   StoredRecord,
   StoredResponse,
 } from "./contract.js";
-import { assertClaim, assertComplete, assertKey, responseSize } from "./validate.js";
+import { assertClaim, assertComplete, assertKey, refuseTransaction, responseSize } from "./validate.js";
 
 export interface MemoryStoreOptions {
   /** Most keys held (locks and records). Default 100,000. */
@@ -144,6 +144,7 @@ export class MemoryStore implements InterlockStore {
 
   async complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean> {
     assertComplete(this, key, response, options);
+    refuseTransaction(this.name, options);
     const now = this.#now();
     const lock = this.#liveLock(key, token, now);
     if (lock === undefined) return false;

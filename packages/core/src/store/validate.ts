@@ -6,9 +6,22 @@ import type { ClaimOptions, CompleteOptions, StoredResponse } from "./contract.j
 /** Longest key a store must accept, in UTF-16 code units. Longer scopes should be hashed. */
 export const MAX_KEY_LENGTH = 1024;
 
+// A lone surrogate has no UTF-8 encoding and NUL does not fit a PostgreSQL text column:
+// refused by every store alike, so a key that works on one store works on all.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what is refused here.
+const UNSTORABLE = /[\p{Cs}\u0000]/u;
+
 export function assertKey(key: string): void {
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new InterlockConfigError(`store keys must be 1..${MAX_KEY_LENGTH} characters`);
+  }
+  if (UNSTORABLE.test(key)) throw new InterlockConfigError("store keys must not hold NUL or lone surrogates");
+}
+
+/** For stores that cannot write inside the caller's transaction. */
+export function refuseTransaction(store: string, options: CompleteOptions): void {
+  if (options.transaction !== undefined) {
+    throw new InterlockConfigError(`the ${store} store cannot complete inside a transaction`);
   }
 }
 
@@ -19,7 +32,9 @@ function assertTtl(name: string, ms: number): void {
 
 export function assertClaim(key: string, options: ClaimOptions): void {
   assertKey(key);
-  if (typeof options?.fingerprint !== "string") throw new InterlockConfigError("fingerprint must be a string");
+  if (typeof options?.fingerprint !== "string" || UNSTORABLE.test(options.fingerprint)) {
+    throw new InterlockConfigError("fingerprint must be a string without NUL or lone surrogates");
+  }
   assertTtl("lockTtlMs", options.lockTtlMs);
 }
 

@@ -1,0 +1,26 @@
+/** Creating the table: run it from your start-up code, or print the SQL for your own migrations. */
+
+import { Deadline, execute, type PgQueryable, storeError } from "./query.js";
+import { migrationSql, resolveTable, type TableOptions } from "./sql.js";
+
+export interface MigrateOptions extends TableOptions {
+  /** Bound on the migration in ms (it may wait for another instance's). Default 30,000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Creates the store's table and index if they do not exist: safe to run on every start, from
+ * every instance at once. Runs exactly `migrationSql(options)`, as one implicit transaction.
+ */
+export async function migrate(db: PgQueryable, options: MigrateOptions = {}): Promise<void> {
+  const { timeoutMs = 30_000, ...table } = options;
+  const sql = migrationSql(table);
+  try {
+    // No parameters: sent as one simple query, so its statements run as one transaction.
+    await execute(db, { text: sql }, undefined, new Deadline(timeoutMs));
+  } catch (error) {
+    throw storeError("migrate", error, resolveTable(table).qualified);
+  }
+}
+
+export { migrationSql };

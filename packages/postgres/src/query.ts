@@ -1,0 +1,164 @@
+/**
+ * Running one statement with a deadline, and telling "the database is unavailable" apart from
+ * other errors. Structural types instead of `pg`'s own: a `Pool`, a `Client`, a `PoolClient`
+ * (and pg-compatible drivers) all fit, and users need no `@types/pg` for ours.
+ */
+
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+
+/** One query as `pg` takes it. */
+export interface PgQuery {
+  text: string;
+  /** Prepares the statement under this name on each connection (see `preparedStatements`). */
+  name?: string;
+  values?: unknown[];
+  /** Per-query result parsers, so a user's global `pg.types` settings cannot change our rows. */
+  types?: { getTypeParser: (...args: never[]) => unknown };
+  /** `pg`'s client-side limit on waiting for the answer. */
+  query_timeout?: number;
+}
+
+export interface PgResult {
+  rows: unknown[];
+  rowCount: number | null;
+}
+
+/** Anything that runs a query: `Pool`, `Client`, `PoolClient`. */
+export interface PgQueryable {
+  query(query: PgQuery): Promise<PgResult>;
+}
+
+/** A checked-out pool connection. */
+interface PgPoolClient extends PgQueryable {
+  release(destroy?: unknown): void;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  removeListener(event: "error", listener: (error: Error) => void): unknown;
+}
+
+interface PgPool extends PgQueryable {
+  connect(): Promise<PgPoolClient>;
+  readonly waitingCount: number;
+}
+
+// `pg.Client` has `connect()` too (it opens the connection), so a pool is told apart by the
+// counters only pg-pool has.
+const isPool = (db: PgQueryable): db is PgPool =>
+  typeof (db as Partial<PgPool>).connect === "function" && typeof (db as Partial<PgPool>).waitingCount === "number";
+
+/** Every column arrives as PostgreSQL's text (or null): the store parses what it selected. */
+const RAW_TEXT = { getTypeParser: () => (value: string) => value };
+
+/** The end of an operation's time budget, shared by every step (and every rerun) of it. */
+export class Deadline {
+  readonly #end: number;
+  constructor(ms: number) {
+    this.#end = Date.now() + ms;
+  }
+  get remaining(): number {
+    return Math.max(1, this.#end - Date.now());
+  }
+}
+
+class TimedOut extends Error {
+  override readonly name = "TimedOut";
+}
+
+/** Settles like `promise`, or rejects with `TimedOut` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimedOut(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Runs one statement, bounded by `deadline` from the moment it is asked for: waiting for a pool
+ * connection counts too. A pool connection that arrives after the deadline is handed back
+ * unused, so a statement we already reported as failed never runs late. A statement that was
+ * sent and timed out may still run on the server; its connection is discarded.
+ */
+export async function execute(
+  db: PgQueryable,
+  statement: { text: string; name?: string },
+  values: unknown[] | undefined,
+  deadline: Deadline,
+): Promise<PgResult> {
+  const query = (): PgQuery => ({
+    ...statement,
+    ...(values === undefined ? {} : { values }),
+    types: RAW_TEXT,
+    query_timeout: deadline.remaining,
+  });
+  if (!isPool(db)) {
+    // A Client or the caller's transaction client: never ours to release or discard.
+    const running = new Promise<PgResult>((resolve) => resolve(db.query(query())));
+    return within(running, deadline.remaining);
+  }
+
+  const acquiring = db.connect();
+  let client: PgPoolClient;
+  try {
+    client = await within(acquiring, deadline.remaining);
+  } catch (error) {
+    acquiring.then(
+      (late) => late.release(),
+      () => {},
+    );
+    throw error;
+  }
+  // A checked-out pg client has no 'error' listener of its own: without this, a connection
+  // lost mid-query would be an unhandled 'error' event. The query rejects with it anyway.
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on("error", onError);
+  try {
+    const result = await within(client.query(query()), deadline.remaining);
+    client.removeListener("error", onError);
+    client.release(broken);
+    return result;
+  } catch (error) {
+    client.removeListener("error", onError);
+    // The server answered with an error: the connection is fine. Lost or timed out: it is in
+    // doubt (maybe still running our statement), so pg-pool discards it.
+    const inDoubt = broken !== undefined || sqlState(error) === undefined;
+    client.release(inDoubt ? (broken ?? error ?? true) : undefined);
+    throw error;
+  }
+}
+
+/** A PostgreSQL error (has a SQLSTATE), as opposed to a network or driver error. */
+function sqlState(error: unknown): string | undefined {
+  const e = error as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === "string" && typeof e.severity === "string" ? e.code : undefined;
+}
+
+// Errors that mean "not done, try again later": connection exceptions (08), insufficient
+// resources such as too many connections (53), shutdown or cancel including statement_timeout
+// (57), system errors (58), a lock_timeout (55P03), a read-only server after failover (25006),
+// serialization failure and deadlock (40001, 40P01).
+const UNAVAILABLE = /^(08|53|57|58)|^(55P03|25006|40001|40P01)$/;
+
+/** SQLSTATEs a claim may simply run again: nothing was written. */
+export const isSerializationFailure = (error: unknown) => /^(40001|40P01)$/.test(sqlState(error) ?? "");
+
+/**
+ * Maps a failure to what the caller must do. No SQLSTATE (refused, reset, timed out) or an
+ * availability SQLSTATE: `StoreUnavailableError`, the operation did not happen (fail closed).
+ * A missing table: a configuration error naming the fix. Anything else is a bug to see as is.
+ */
+export function storeError(operation: string, error: unknown, table: string): unknown {
+  if (error instanceof StoreUnavailableError || error instanceof InterlockConfigError) return error;
+  const state = sqlState(error);
+  if (state === "42P01" || state === "3F000") {
+    return new InterlockConfigError(
+      `postgres store: ${table} does not exist; run migrate() or the SQL from migrationSql()`,
+      { cause: error },
+    );
+  }
+  if (state !== undefined && !UNAVAILABLE.test(state)) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new StoreUnavailableError("postgres", `${operation} failed: ${reason}`, { cause: error });
+}

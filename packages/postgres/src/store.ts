@@ -1,0 +1,239 @@
+/**
+ * The PostgreSQL store: one row per key, one statement per operation, the database's clock for
+ * leases and retention, and `complete` that can run inside the caller's own transaction.
+ *
+ * Session-free by design, so it works behind PgBouncer in transaction mode: every operation is
+ * a single autocommit statement (unnamed unless `preparedStatements` is on), and nothing uses
+ * session state or session-level advisory locks.
+ */
+
+import { createHash, randomUUID } from "node:crypto";
+import {
+  assertClaim,
+  assertComplete,
+  assertKey,
+  type ClaimOptions,
+  type ClaimResult,
+  type CompleteOptions,
+  InterlockConfigError,
+  type InterlockStore,
+  type StoredResponse,
+  StoreUnavailableError,
+} from "@interlock/core";
+import { Deadline, execute, isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
+import { resolveTable, type Statement, type Statements, statements, type TableOptions } from "./sql.js";
+
+export interface PostgresStoreOptions extends TableOptions {
+  /**
+   * Bound on every operation in ms, waiting for a pool connection included. Past it the
+   * operation fails with `StoreUnavailableError`. Default 2,000.
+   */
+  operationTimeoutMs?: number;
+  /** Largest record (body plus header text) in bytes. Default 1 MiB. */
+  maxRecordBytes?: number;
+  /**
+   * Named prepared statements: parsed and planned once per connection rather than on every
+   * call, about half the server time per operation. Off by default: PgBouncer in transaction
+   * mode supports them only from 1.21, with `max_prepared_statements` set.
+   */
+  preparedStatements?: boolean;
+}
+
+export interface PostgresCompleteOptions extends CompleteOptions {
+  /**
+   * Your transaction's client (a `PoolClient` after `BEGIN`): the record commits with your own
+   * writes, and a rollback leaves the lock in place for you to release.
+   */
+  transaction?: PgQueryable;
+}
+
+export interface PurgeOptions {
+  /** Rows deleted per statement. Default 1,000. */
+  batchSize?: number;
+}
+
+/** A claim's result row: every column as PostgreSQL's text. */
+interface ClaimRow {
+  state: "claimed" | "locked" | "completed";
+  fingerprint: string;
+  expires_ms: string;
+  created_ms: string;
+  completed_ms: string;
+  status: string;
+  headers: string;
+  body: string;
+}
+
+// A claim reruns only when it lost to a row committed after its snapshot (see `claim`): each
+// rerun needs yet another commit on the same key in that window, so a few attempts are plenty.
+const MAX_CLAIM_ATTEMPTS = 10;
+const MAX_RECORD_LIMIT = 256 * 1024 * 1024;
+
+// PostgreSQL text cannot hold U+0000, and a lone surrogate has no UTF-8 form (it would become
+// U+FFFD, merging distinct keys).
+const UNSTORABLE = /\0|\p{Cs}/u;
+
+function storable(name: string, value: string): void {
+  if (UNSTORABLE.test(value)) {
+    throw new InterlockConfigError(`${name} cannot contain U+0000 or unpaired surrogates in a postgres store`);
+  }
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER) {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw new InterlockConfigError(`${name} must be a whole number from 1 to ${max}`);
+  }
+  return value;
+}
+
+/** The primary key: fixed-size, so any key up to the contract's maximum fits a btree entry. */
+const keyHash = (key: string) => createHash("sha256").update(key, "utf8").digest();
+
+/** Decodes `encode(body, 'base64')` (line breaks included) into a fresh, unshared array. */
+function base64Bytes(text: string): Uint8Array {
+  const decoded = Buffer.from(text, "base64");
+  const { buffer, byteOffset, length } = decoded;
+  // Small buffers are views into Node's shared pool: copy those out, keep the rest as they are.
+  if (byteOffset === 0 && buffer.byteLength === length) return new Uint8Array(buffer);
+  return new Uint8Array(buffer.slice(byteOffset, byteOffset + length));
+}
+
+function lostTo(row: ClaimRow): ClaimResult {
+  if (row.state === "locked") {
+    return { state: "in_flight", fingerprint: row.fingerprint, lockExpiresAt: Number(row.expires_ms) };
+  }
+  return {
+    state: "completed",
+    record: {
+      status: Number(row.status),
+      headers: JSON.parse(row.headers) as Array<[string, string]>,
+      body: base64Bytes(row.body),
+      fingerprint: row.fingerprint,
+      createdAt: Number(row.created_ms),
+      completedAt: Number(row.completed_ms),
+    },
+  };
+}
+
+function headersJson(headers: StoredResponse["headers"]): string {
+  if (!Array.isArray(headers)) return ""; // assertComplete refuses it
+  for (const pair of headers) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+      throw new InterlockConfigError("headers must be [name, value] pairs of strings");
+    }
+    storable("a header", pair[0] + pair[1]);
+  }
+  return JSON.stringify(headers);
+}
+
+/**
+ * An `InterlockStore` on your `pg` `Pool` (or `Client`). The store never ends the pool. Create
+ * the table first with `migrate(pool)` or the SQL from `migrationSql()`.
+ */
+export class PostgresStore implements InterlockStore {
+  readonly name = "postgres";
+  readonly maxRecordBytes: number;
+  readonly operationTimeoutMs: number;
+  readonly #db: PgQueryable;
+  readonly #table: string;
+  readonly #sql: Statements;
+
+  constructor(db: PgQueryable, options: PostgresStoreOptions = {}) {
+    if (typeof db?.query !== "function") throw new InterlockConfigError("postgres store needs a pg Pool or Client");
+    this.#db = db;
+    const table = resolveTable(options);
+    this.#table = table.qualified;
+    this.#sql = statements(table, options.preparedStatements === true);
+    this.operationTimeoutMs = positiveInteger("operationTimeoutMs", options.operationTimeoutMs, 2_000);
+    this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, 1024 * 1024, MAX_RECORD_LIMIT);
+  }
+
+  async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
+    assertClaim(key, options);
+    storable("key", key);
+    storable("fingerprint", options.fingerprint);
+    const token = randomUUID();
+    const values = [keyHash(key), key, token, options.fingerprint, options.lockTtlMs];
+    // One deadline for the whole claim, reruns included.
+    const deadline = new Deadline(this.operationTimeoutMs);
+    for (let attempt = 1; attempt <= MAX_CLAIM_ATTEMPTS; attempt++) {
+      let rows: ClaimRow[];
+      try {
+        rows = (await execute(this.#db, this.#sql.claim, values, deadline)).rows as ClaimRow[];
+      } catch (error) {
+        // Under REPEATABLE READ or SERIALIZABLE (a default_transaction_isolation), losing to a
+        // row committed after the snapshot is a serialization failure; nothing was written.
+        if (isSerializationFailure(error) && attempt < MAX_CLAIM_ATTEMPTS) continue;
+        throw storeError("claim", error, this.#table);
+      }
+      const row = rows[0];
+      if (row?.state === "claimed") return { state: "claimed", token };
+      if (row !== undefined) return lostTo(row);
+      // No live row in the statement's snapshot, yet the INSERT lost: under READ COMMITTED, ON
+      // CONFLICT checks and locks the newest version of the row, while the read of the same
+      // statement sees its snapshot. So the row that won was committed after the snapshot was
+      // taken, and there is nothing to report. The statement changed nothing: run it again with
+      // a fresh snapshot. It takes a commit on the same key in that window, so it is rare
+      // outside races for a new key, and each rerun needs yet another such commit.
+    }
+    throw new StoreUnavailableError("postgres", "claim kept losing to concurrent changes of its key");
+  }
+
+  async complete(
+    key: string,
+    token: string,
+    response: StoredResponse,
+    options: PostgresCompleteOptions,
+  ): Promise<boolean> {
+    // Pairs first: the size check in assertComplete reads them.
+    const headers = headersJson(response?.headers);
+    assertComplete(this, key, response, options);
+    if (typeof token !== "string" || UNSTORABLE.test(token)) return false; // no such token can exist
+    const values = [keyHash(key), token, response.status, headers, response.body, options.ttlMs];
+    return (
+      (await this.#run("complete", this.#sql.complete, values, options.transaction as PgQueryable | undefined))
+        .rowCount === 1
+    );
+  }
+
+  async release(key: string, token: string): Promise<boolean> {
+    assertKey(key);
+    if (typeof token !== "string" || UNSTORABLE.test(token)) return false;
+    return (await this.#run("release", this.#sql.release, [keyHash(key), token])).rowCount === 1;
+  }
+
+  async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
+    assertClaim(key, { fingerprint: "", lockTtlMs });
+    if (typeof token !== "string" || UNSTORABLE.test(token)) return false;
+    return (await this.#run("extend", this.#sql.extend, [keyHash(key), token, lockTtlMs])).rowCount === 1;
+  }
+
+  /**
+   * Deletes expired locks and records, `batchSize` rows per statement (short row locks, no
+   * long transaction), until none are left. Returns how many rows it deleted. Run it on a
+   * schedule: expired rows are never returned, but they take space until purged.
+   */
+  async purgeExpired(options: PurgeOptions = {}): Promise<number> {
+    const batchSize = positiveInteger("batchSize", options.batchSize, 1_000);
+    let deleted = 0;
+    for (;;) {
+      const batch = (await this.#run("purge", this.#sql.purge, [batchSize])).rowCount ?? 0;
+      deleted += batch;
+      if (batch < batchSize) return deleted;
+    }
+  }
+
+  async #run(operation: string, statement: Statement, values: unknown[], client?: PgQueryable): Promise<PgResult> {
+    try {
+      return await execute(client ?? this.#db, statement, values, new Deadline(this.operationTimeoutMs));
+    } catch (error) {
+      throw storeError(operation, error, this.#table);
+    }
+  }
+}
+
+/** A store on your `pg` `Pool` (or `Client`); see `PostgresStore`. */
+export function postgresStore(db: PgQueryable, options?: PostgresStoreOptions): PostgresStore {
+  return new PostgresStore(db, options);
+}

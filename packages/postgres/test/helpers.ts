@@ -1,0 +1,47 @@
+/** Shared pieces of the postgres tests: pools that tests own, and a fresh table per store. */
+
+import pg from "pg";
+import { inject } from "vitest";
+import { migrate, type PostgresStoreOptions, postgresStore } from "../src/index.js";
+
+const names: string[] = [];
+
+/** A table (or schema) name no other test, or earlier run against the same DATABASE_URL, uses. */
+export function uniqueTable(label: string): string {
+  const name = `t_${label}_${process.pid}_${Date.now().toString(36)}_${names.length + 1}`;
+  names.push(name);
+  return name;
+}
+
+/** Drops what this test file created (it matters on a DATABASE_URL server), then ends the pool. */
+export async function endPool(pool: pg.Pool): Promise<void> {
+  for (const name of names.splice(0)) {
+    await pool.query(`DROP TABLE IF EXISTS "${name}"; DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+  }
+  await pool.end();
+}
+
+/** A pool on `url` (default: the run's test database). Idle connection errors (a stopped server) are expected. */
+export function newPool(config: pg.PoolConfig = {}): pg.Pool {
+  const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 10, ...config });
+  pool.on("error", () => {});
+  return pool;
+}
+
+/** A freshly migrated table of its own. */
+export async function freshTable(pool: pg.Pool, label: string, options: PostgresStoreOptions = {}) {
+  const table = uniqueTable(label);
+  await migrate(pool, { ...options, table });
+  return table;
+}
+
+/** A store on its own freshly migrated table. */
+export async function freshStore(pool: pg.Pool, label: string, options: PostgresStoreOptions = {}) {
+  return postgresStore(pool, { ...options, table: await freshTable(pool, label, options) });
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function response(text: string, headers: Array<[string, string]> = [["content-type", "text/plain"]]) {
+  return { status: 200, headers, body: new TextEncoder().encode(text) };
+}

@@ -1,0 +1,105 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { migrate, migrationSql, type PgQuery, type PgQueryable, postgresStore } from "../src/index.js";
+import { endPool, newPool, uniqueTable } from "./helpers.js";
+
+const pool = newPool();
+afterAll(() => endPool(pool));
+
+/** Runs queries on the pool and remembers their text. */
+function recording(): PgQueryable & { texts: string[] } {
+  const texts: string[] = [];
+  return {
+    texts,
+    query: (query: PgQuery) => {
+      texts.push(query.text);
+      return pool.query(query as never);
+    },
+  };
+}
+
+async function works(store: ReturnType<typeof postgresStore>) {
+  const claim = await store.claim("k", { fingerprint: "fp", lockTtlMs: 60_000 });
+  expect(claim.state).toBe("claimed");
+  expect(await store.release("k", (claim as { token: string }).token)).toBe(true);
+}
+
+async function columns(schema: string, table: string) {
+  const { rows } = await pool.query(
+    `SELECT column_name, data_type FROM information_schema.columns
+     WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
+    [schema, table],
+  );
+  return Object.fromEntries(rows.map((r) => [r.column_name, r.data_type]));
+}
+
+describe("migration", () => {
+  it("creates the table and index; running it again changes nothing", async () => {
+    const table = uniqueTable("migrate");
+    await migrate(pool, { table });
+    await migrate(pool, { table });
+    expect(await columns("public", table)).toEqual({
+      key_hash: "bytea",
+      key: "text",
+      state: "text",
+      token: "text",
+      fingerprint: "text",
+      created_at: "timestamp with time zone",
+      expires_at: "timestamp with time zone",
+      completed_at: "timestamp with time zone",
+      status: "integer",
+      headers: "jsonb",
+      body: "bytea",
+    });
+    const { rows } = await pool.query("SELECT indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname", [
+      table,
+    ]);
+    expect(rows.map((r) => r.indexdef)).toEqual([
+      expect.stringContaining("(expires_at)"),
+      expect.stringMatching(/UNIQUE INDEX .* \(key_hash\)/),
+    ]);
+    await works(postgresStore(pool, { table }));
+  });
+
+  it("runs exactly the SQL migrationSql() prints, and that SQL works on its own", async () => {
+    const table = uniqueTable("printed");
+    const db = recording();
+    await migrate(db, { table });
+    expect(db.texts).toEqual([migrationSql({ table })]);
+    // Users who run migrations themselves: the printed text, as psql or a migration tool would.
+    const other = uniqueTable("printed");
+    await pool.query(migrationSql({ table: other }));
+    await pool.query(migrationSql({ table: other }));
+    await works(postgresStore(pool, { table: other }));
+  });
+
+  it("uses a custom schema and table, quoted as identifiers (case kept)", async () => {
+    const schema = uniqueTable("Schema");
+    await pool.query(`CREATE SCHEMA "${schema}"`);
+    await migrate(pool, { schema }); // the default table name
+    await migrate(pool, { schema, table: "IdempotencyKeys" });
+    expect(Object.keys(await columns(schema, "interlock_records"))).toContain("key_hash");
+    expect(Object.keys(await columns(schema, "IdempotencyKeys"))).toContain("key_hash");
+    expect(migrationSql({ schema, table: "IdempotencyKeys" })).toContain(`"${schema}"."IdempotencyKeys"`);
+    await works(postgresStore(pool, { schema, table: "IdempotencyKeys" }));
+    await works(postgresStore(pool, { schema }));
+    // Nothing landed in the default schema.
+    expect(await columns("public", "IdempotencyKeys")).toEqual({});
+  });
+
+  it("instances migrating at the same start-up do not trip over each other", async () => {
+    const table = uniqueTable("concurrent");
+    const pools = Array.from({ length: 6 }, () => newPool({ max: 1 }));
+    try {
+      await Promise.all(pools.map((p) => migrate(p, { table })));
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+    await works(postgresStore(pool, { table }));
+  });
+
+  it("refuses identifiers that are not plain names", () => {
+    expect(() => migrationSql({ table: "a-b" })).toThrow(/table must be/);
+    expect(() => migrationSql({ schema: 'x"y' })).toThrow(/schema must be/);
+    expect(migrationSql()).toContain('CREATE TABLE IF NOT EXISTS "interlock_records"');
+  });
+});

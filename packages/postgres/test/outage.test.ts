@@ -1,0 +1,173 @@
+/**
+ * The server goes away: operations fail with StoreUnavailableError within the timeout (never a
+ * false win, never a hang), and succeed again once it is back, on the same pool.
+ */
+
+import { createServer, type Server, type Socket } from "node:net";
+import type { ClaimResult } from "@interlock/core";
+import { freePort, type PostgresServer, startPostgres } from "@interlock/test-harness";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { migrate, type PostgresStore, postgresStore } from "../src/index.js";
+import { endPool, response, sleep, uniqueTable } from "./helpers.js";
+
+const TIMEOUT = 1_000;
+const SLACK = 500;
+
+type Outcome = { ok: true; state: string } | { ok: false; name: string; code: string };
+
+/** Runs `operation`, timing it and recording how it ended. */
+async function outcome<T>(operation: () => Promise<T>): Promise<{ outcome: Outcome; ms: number; value?: T }> {
+  const started = Date.now();
+  try {
+    const value = await operation();
+    const state = typeof value === "object" && value !== null ? String((value as ClaimResult).state) : String(value);
+    return { outcome: { ok: true, state }, ms: Date.now() - started, value };
+  } catch (error) {
+    const e = error as { name: string; code: string };
+    return { outcome: { ok: false, name: e.name, code: e.code }, ms: Date.now() - started };
+  }
+}
+
+const unavailable = { ok: false, name: "StoreUnavailableError", code: "store_unavailable" };
+
+describe("the server stops in the middle of a run", () => {
+  // Its own server: stopping the shared one would fail the other test files.
+  let server: PostgresServer;
+  let pool: pg.Pool;
+  let store: PostgresStore;
+
+  beforeAll(async () => {
+    server = await startPostgres({ throwaway: true });
+    pool = new pg.Pool({ connectionString: server.url, max: 4 });
+    pool.on("error", () => {}); // idle connections die with the server
+    const table = uniqueTable("outage");
+    await migrate(pool, { table });
+    store = postgresStore(pool, { table, operationTimeoutMs: TIMEOUT });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await server?.stop();
+  });
+
+  it("fails with StoreUnavailableError within the timeout while down, and recovers when it is back", async () => {
+    // Traffic before, during and after the outage, on fresh keys.
+    const log: Array<{ outcome: Outcome; ms: number; at: number }> = [];
+    let running = true;
+    let n = 0;
+    const traffic = (async () => {
+      while (running) {
+        const key = `traffic-${++n}`;
+        const claim = await outcome(() => store.claim(key, { fingerprint: "fp", lockTtlMs: 30_000 }));
+        log.push({ ...claim, at: Date.now() });
+        const token = (claim.value as { token?: string } | undefined)?.token;
+        if (token !== undefined) {
+          const complete = await outcome(() => store.complete(key, token, response("ok"), { ttlMs: 60_000 }));
+          log.push({ ...complete, at: Date.now() });
+        }
+        await sleep(5);
+      }
+    })();
+
+    const before = await store.claim("before", { fingerprint: "fp", lockTtlMs: 30_000 });
+    expect(before.state).toBe("claimed");
+    await store.complete("before", (before as { token: string }).token, response("kept"), { ttlMs: 600_000 });
+    await sleep(200);
+
+    const down: Array<{ outcome: Outcome; ms: number }> = [];
+    await server.restart({
+      whileDown: async () => {
+        const until = Date.now() + 1_500;
+        while (Date.now() < until) {
+          down.push(await outcome(() => store.claim(`down-${down.length}`, { fingerprint: "fp", lockTtlMs: 30_000 })));
+          down.push(await outcome(() => store.complete("before", "t", response("x"), { ttlMs: 1_000 })));
+          down.push(await outcome(() => store.release("before", "t")));
+          down.push(await outcome(() => store.extend("before", "t", 1_000)));
+        }
+      },
+    });
+
+    // Back: the same pool reconnects. The first operations may still meet a connection the
+    // server closed while down (then they fail as unavailable, quickly); soon they succeed.
+    const backAt = Date.now();
+    let recovered: ClaimResult | undefined;
+    while (recovered === undefined && Date.now() - backAt < 10_000) {
+      recovered = await store.claim("after", { fingerprint: "fp", lockTtlMs: 30_000 }).catch(() => undefined);
+      if (recovered === undefined) await sleep(50);
+    }
+    running = false;
+    await traffic;
+
+    expect(down.length).toBeGreaterThanOrEqual(4);
+    for (const entry of down) {
+      expect(entry.outcome).toEqual(unavailable);
+      expect(entry.ms).toBeLessThan(TIMEOUT + SLACK);
+    }
+    expect(recovered?.state).toBe("claimed");
+    expect(Date.now() - backAt).toBeLessThan(5_000);
+    // What was completed before the outage is still there.
+    const kept = await store.claim("before", { fingerprint: "fp", lockTtlMs: 30_000 });
+    expect(kept.state).toBe("completed");
+    // The traffic saw wins or StoreUnavailableError, nothing else, and never waited past the timeout.
+    for (const entry of log) {
+      if (entry.outcome.ok) expect(["claimed", "true"]).toContain(entry.outcome.state);
+      else expect(entry.outcome).toEqual(unavailable);
+      expect(entry.ms).toBeLessThan(TIMEOUT + SLACK);
+    }
+    expect(log.some((e) => !e.outcome.ok)).toBe(true);
+    expect(log.filter((e) => e.at > backAt + 1_000).every((e) => e.outcome.ok)).toBe(true);
+  });
+});
+
+describe("a server that never answers, or no free connection", () => {
+  let silent: Server;
+  const sockets: Socket[] = [];
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    silent = createServer((socket) => sockets.push(socket)); // accepts, then says nothing
+    await new Promise<void>((resolve) => silent.listen(port, "127.0.0.1", resolve));
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it("a silent server: every operation fails with StoreUnavailableError within operationTimeoutMs", async () => {
+    const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${port}/x`, max: 2 });
+    pool.on("error", () => {});
+    const store = postgresStore(pool, { operationTimeoutMs: 500 });
+    const operations: Array<() => Promise<unknown>> = [
+      () => store.claim("k", { fingerprint: "fp", lockTtlMs: 1_000 }),
+      () => store.complete("k", "t", response("x"), { ttlMs: 1_000 }),
+      () => store.release("k", "t"),
+      () => store.extend("k", "t", 1_000),
+      () => store.purgeExpired(),
+    ];
+    for (const operation of operations) {
+      const result = await outcome(operation);
+      expect(result.outcome).toEqual(unavailable);
+      expect(result.ms).toBeGreaterThanOrEqual(450);
+      expect(result.ms).toBeLessThan(500 + SLACK);
+    }
+    for (const socket of sockets) socket.destroy();
+    await pool.end();
+  });
+
+  it("no free pool connection: fails within operationTimeoutMs, and the statement never runs late", async () => {
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 1 });
+    pool.on("error", () => {});
+    const table = uniqueTable("exhausted");
+    await migrate(pool, { table });
+    const store = postgresStore(pool, { table, operationTimeoutMs: 300 });
+    const busy = await pool.connect(); // the only connection, held elsewhere
+    const result = await outcome(() => store.claim("k", { fingerprint: "late", lockTtlMs: 60_000 }));
+    expect(result.outcome).toEqual(unavailable);
+    expect(result.ms).toBeLessThan(300 + SLACK);
+    busy.release();
+    await sleep(50); // the pool hands the connection to the abandoned claim, which gives it back unused
+    expect((await store.claim("k", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("claimed");
+    await endPool(pool);
+  });
+});

@@ -1,0 +1,116 @@
+/** complete() inside the caller's own transaction: the business write and the record commit together. */
+
+import type { ClaimResult } from "@interlock/core";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { PostgresStore } from "../src/index.js";
+import { endPool, freshStore, newPool, response, sleep, uniqueTable } from "./helpers.js";
+
+const pool = newPool();
+const payments = uniqueTable("payments");
+let store: PostgresStore;
+
+beforeAll(async () => {
+  store = await freshStore(pool, "tx");
+  await pool.query(`CREATE TABLE "${payments}" (id text PRIMARY KEY, amount int NOT NULL)`);
+});
+afterAll(() => endPool(pool));
+
+async function claim(key: string, fingerprint = "fp") {
+  const result = await store.claim(key, { fingerprint, lockTtlMs: 60_000 });
+  expect(result.state).toBe("claimed");
+  return (result as Extract<ClaimResult, { state: "claimed" }>).token;
+}
+
+const paymentExists = async (id: string) =>
+  (await pool.query(`SELECT 1 FROM "${payments}" WHERE id = $1`, [id])).rowCount === 1;
+
+/** BEGIN, a business write, complete() on the same client; then `end` (COMMIT or ROLLBACK). */
+async function inTransaction(key: string, token: string, end: "COMMIT" | "ROLLBACK", whileOpen?: () => Promise<void>) {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query(`INSERT INTO "${payments}" (id, amount) VALUES ($1, 100)`, [key]);
+    const stored = await store.complete(key, token, response(`paid ${key}`), { ttlMs: 60_000, transaction: client });
+    await whileOpen?.();
+    await client.query(end);
+    return stored;
+  } finally {
+    client.release();
+  }
+}
+
+describe("complete inside the caller's transaction", () => {
+  it("commit: the business write and a replayable record, together", async () => {
+    const token = await claim("pay-1", "fp-pay-1");
+    const stored = await inTransaction("pay-1", token, "COMMIT", async () => {
+      // Before COMMIT another caller sees the key in flight, at once (it reads the committed row
+      // without waiting for the transaction's row lock): never a win, never a half-written record.
+      expect(await store.claim("pay-1", { fingerprint: "fp-pay-1", lockTtlMs: 60_000 })).toMatchObject({
+        state: "in_flight",
+        fingerprint: "fp-pay-1",
+      });
+      expect(await paymentExists("pay-1")).toBe(false);
+    });
+    expect(stored).toBe(true);
+    expect(await paymentExists("pay-1")).toBe(true);
+    const replay = await store.claim("pay-1", { fingerprint: "fp-pay-1", lockTtlMs: 60_000 });
+    expect(replay).toMatchObject({ state: "completed", record: { status: 200, fingerprint: "fp-pay-1" } });
+    const { record } = replay as Extract<ClaimResult, { state: "completed" }>;
+    expect(new TextDecoder().decode(record.body)).toBe("paid pay-1");
+  });
+
+  it("rollback: no business write, no record, the lock still held; the owner can release it", async () => {
+    const token = await claim("pay-2", "fp-pay-2");
+    expect(await inTransaction("pay-2", token, "ROLLBACK")).toBe(true);
+    expect(await paymentExists("pay-2")).toBe(false);
+    expect(await store.claim("pay-2", { fingerprint: "other", lockTtlMs: 60_000 })).toMatchObject({
+      state: "in_flight",
+      fingerprint: "fp-pay-2",
+    });
+    expect(await store.release("pay-2", token)).toBe(true);
+    const retry = await claim("pay-2", "fp-pay-2");
+    expect(await inTransaction("pay-2", retry, "COMMIT")).toBe(true);
+    expect(await paymentExists("pay-2")).toBe(true);
+  });
+
+  it("a stale token inside the transaction returns false and leaves the transaction usable", async () => {
+    const token = await claim("pay-3");
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      expect(
+        await store.complete("pay-3", `${token}-stale`, response("x"), { ttlMs: 60_000, transaction: client }),
+      ).toBe(false);
+      await client.query(`INSERT INTO "${payments}" (id, amount) VALUES ('pay-3', 1)`);
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    expect(await paymentExists("pay-3")).toBe(true);
+    expect(await store.release("pay-3", token)).toBe(true);
+  });
+
+  it("a lease that ran out while the transaction was open: a claimer waits for it, then sees its outcome", async () => {
+    for (const end of ["COMMIT", "ROLLBACK"] as const) {
+      const key = `late-${end}`;
+      const first = await store.claim(key, { fingerprint: "fp", lockTtlMs: 200 });
+      const token = (first as Extract<ClaimResult, { state: "claimed" }>).token;
+      let other: ClaimResult | undefined;
+      await inTransaction(key, token, end, async () => {
+        await sleep(300); // the lease is over, but this transaction holds the row
+        void store.claim(key, { fingerprint: "other", lockTtlMs: 60_000 }).then((result) => {
+          other = result;
+        });
+        await sleep(200);
+        expect(other, "the claimer waits for the transaction").toBeUndefined();
+      });
+      await vi.waitFor(() => expect(other).toBeDefined());
+      // COMMIT: the record stands. ROLLBACK: the expired lock is taken over, the old token is stale.
+      if (end === "COMMIT") expect(other).toMatchObject({ state: "completed", record: { fingerprint: "fp" } });
+      else {
+        expect(other?.state).toBe("claimed");
+        expect(await store.release(key, token)).toBe(false);
+      }
+    }
+  });
+});

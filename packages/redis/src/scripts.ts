@@ -1,0 +1,103 @@
+/**
+ * The Lua behind every operation. Each runs atomically on the server, touches one key
+ * (KEYS[1], so it is cluster-safe) and is one round trip: ioredis sends EVALSHA and falls
+ * back to EVAL by itself when the server does not know the script yet (first use on a
+ * connection, after SCRIPT FLUSH or a failover).
+ *
+ * Layout of the key: a hash with `state` = `lock` (fields token, fingerprint, createdAt;
+ * expires after the lease) or `done` (the same plus status, headers, body, completedAt;
+ * expires after the retention). Leases use key expiry and timestamps use the
+ * server's `TIME`, so clock skew between app processes cannot shorten or stretch a lease.
+ */
+
+import { createHash } from "node:crypto";
+
+/** First element of a claim reply. */
+export const CLAIMED = 0;
+export const IN_FLIGHT = 1;
+export const COMPLETED = 2;
+
+/** Milliseconds since the epoch on the server's clock. */
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** Ends the script with 0 unless ARGV[1] is the token of the live lock. */
+const OWNED = `local lock = redis.call('HMGET', KEYS[1], 'state', 'token')
+if lock[1] ~= 'lock' or lock[2] ~= ARGV[1] then return 0 end`;
+
+// ARGV: token, fingerprint, lockTtlMs.
+const CLAIM = `local h = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'headers', 'body', 'createdAt', 'completedAt')
+if h[1] == 'done' then
+  return {${COMPLETED}, h[2], tonumber(h[3]), h[4], h[5], tonumber(h[6]), tonumber(h[7])}
+end
+${NOW}
+if h[1] == 'lock' then
+  return {${IN_FLIGHT}, h[2], now + redis.call('PTTL', KEYS[1])}
+end
+redis.call('HSET', KEYS[1], 'state', 'lock', 'token', ARGV[1], 'fingerprint', ARGV[2], 'createdAt', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {${CLAIMED}}`;
+
+// ARGV: token, status, headers (JSON), body, ttlMs. The fingerprint and createdAt stay, and
+// so does the token (it tells which claim completed the key; `state` alone decides ownership).
+const COMPLETE = `${OWNED}
+${NOW}
+redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'headers', ARGV[3], 'body', ARGV[4], 'completedAt', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
+// ARGV: token.
+const RELEASE = `${OWNED}
+return redis.call('DEL', KEYS[1])`;
+
+// ARGV: token, lockTtlMs.
+const EXTEND = `${OWNED}
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])`;
+
+/**
+ * Command names carry a digest of their Lua: two versions of this package sharing one client
+ * then define two commands instead of one silently replacing the other's script.
+ */
+const named = (label: string, lua: string) => ({
+  name: `interlock${label}_${createHash("sha1").update(lua).digest("hex").slice(0, 8)}`,
+  lua,
+});
+
+export const SCRIPTS = {
+  claim: named("Claim", CLAIM),
+  complete: named("Complete", COMPLETE),
+  release: named("Release", RELEASE),
+  extend: named("Extend", EXTEND),
+} as const;
+
+export type Operation = keyof typeof SCRIPTS;
+
+/** A reply element in buffer mode: bulk strings as Buffers, integers as numbers, nil as null. */
+export type ReplyItem = Buffer | number | null;
+
+/**
+ * What the store needs from an ioredis `Redis` or `Cluster`: `defineCommand`, and then the
+ * commands it defines. Structural, so any ioredis major with the same API fits.
+ */
+export interface ScriptingClient {
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
+}
+
+type Scripted = Record<string, (key: string, ...args: Array<string | number | Buffer>) => Promise<unknown>>;
+
+/** Defines the four commands on the client (idempotent: same name, same script). */
+export function defineScripts(client: ScriptingClient): void {
+  for (const { name, lua } of Object.values(SCRIPTS)) client.defineCommand(name, { lua, numberOfKeys: 1 });
+}
+
+/**
+ * Runs one script through its Buffer variant, so binary bodies come back byte for byte.
+ */
+export function callScript(
+  client: ScriptingClient,
+  operation: Operation,
+  key: string,
+  args: Array<string | number | Buffer>,
+): Promise<unknown> {
+  return (client as unknown as Scripted)[`${SCRIPTS[operation].name}Buffer`]!(key, ...args);
+}

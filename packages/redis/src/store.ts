@@ -1,0 +1,180 @@
+/**
+ * The Redis store. Each operation is one Lua script on one key: one round trip, atomic on the
+ * server, and safe on Redis Cluster. The client is the user's: the store defines its scripts
+ * on it and never connects, disconnects or reconfigures it.
+ */
+
+import { randomUUID } from "node:crypto";
+import {
+  assertClaim,
+  assertComplete,
+  assertKey,
+  type ClaimOptions,
+  type ClaimResult,
+  type CompleteOptions,
+  InterlockConfigError,
+  type InterlockStore,
+  refuseTransaction,
+  type StoredRecord,
+  type StoredResponse,
+  StoreUnavailableError,
+} from "@interlock/core";
+import { assertPrefix, redisKey } from "./keys.js";
+import {
+  CLAIMED,
+  COMPLETED,
+  callScript,
+  defineScripts,
+  IN_FLIGHT,
+  type Operation,
+  type ReplyItem,
+  type ScriptingClient,
+} from "./scripts.js";
+
+export interface RedisStoreOptions {
+  /** Put before every key; lets several apps share one Redis. Default `"interlock:"`. */
+  prefix?: string;
+  /**
+   * Longest wait for any one operation, in ms. Default 2,000. ioredis queues commands while
+   * it reconnects and never times a command out unless told to: without this bound an outage
+   * would hang requests instead of failing them (503).
+   */
+  operationTimeoutMs?: number;
+  /** Largest record (body plus header text) kept, in bytes. Default 1 MiB. */
+  maxRecordBytes?: number;
+}
+
+export const DEFAULT_PREFIX = "interlock:";
+export const DEFAULT_OPERATION_TIMEOUT_MS = 2_000;
+export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InterlockConfigError(`${name} must be a positive integer`);
+  return value;
+}
+
+const text = (item: ReplyItem) => (Buffer.isBuffer(item) ? item.toString("utf8") : String(item));
+
+/** A record from a claim reply: [COMPLETED, fingerprint, status, headers, body, createdAt, completedAt]. */
+function toRecord(reply: ReplyItem[]): StoredRecord {
+  const [, fingerprint, status, headers, body, createdAt, completedAt] = reply;
+  return {
+    status: Number(status),
+    headers: JSON.parse(text(headers ?? null)) as Array<[string, string]>,
+    // A copy: the reply buffer may be a view on a larger socket chunk.
+    body: Buffer.isBuffer(body) ? new Uint8Array(body) : new Uint8Array(),
+    fingerprint: text(fingerprint ?? null),
+    createdAt: Number(createdAt),
+    completedAt: Number(completedAt),
+  };
+}
+
+function toClaimResult(reply: unknown, token: string): ClaimResult {
+  const items = reply as ReplyItem[];
+  switch (items[0]) {
+    case CLAIMED:
+      return { state: "claimed", token };
+    case IN_FLIGHT:
+      return { state: "in_flight", fingerprint: text(items[1] ?? null), lockExpiresAt: Number(items[2]) };
+    case COMPLETED:
+      return { state: "completed", record: toRecord(items) };
+    default:
+      throw new Error(`unexpected claim reply ${JSON.stringify(items[0])}`);
+  }
+}
+
+export class RedisStore implements InterlockStore {
+  readonly name = "redis";
+  readonly maxRecordBytes: number;
+  readonly prefix: string;
+  readonly operationTimeoutMs: number;
+  readonly #client: ScriptingClient;
+
+  /** `client` is an ioredis `Redis` or `Cluster`, connected or lazy; it stays the caller's. */
+  constructor(client: ScriptingClient, options: RedisStoreOptions = {}) {
+    if (typeof client?.defineCommand !== "function") {
+      throw new InterlockConfigError("redis store needs an ioredis Redis or Cluster client");
+    }
+    this.prefix = assertPrefix(options.prefix ?? DEFAULT_PREFIX);
+    this.operationTimeoutMs = positiveInteger(
+      "operationTimeoutMs",
+      options.operationTimeoutMs,
+      DEFAULT_OPERATION_TIMEOUT_MS,
+    );
+    this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES);
+    this.#client = client;
+    defineScripts(client);
+  }
+
+  /** The Redis key that holds `key`'s lock and record (for operators and tests). */
+  keyFor(key: string): string {
+    return redisKey(this.prefix, key);
+  }
+
+  async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
+    assertClaim(key, options);
+    // The token is made here so a winner needs nothing more from the server than "claimed".
+    const token = randomUUID();
+    const args = [token, options.fingerprint, options.lockTtlMs];
+    return this.#run("claim", key, args, (reply) => toClaimResult(reply, token));
+  }
+
+  async complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean> {
+    assertComplete(this, key, response, options);
+    refuseTransaction(this.name, options);
+    const headers = JSON.stringify(response.headers.map(([name, value]) => [name, value]));
+    // Copied now: a command can sit in ioredis' queue after a timeout, and the caller may
+    // reuse its buffer by then.
+    const args = [token, response.status, headers, Buffer.from(response.body), options.ttlMs];
+    return this.#run("complete", key, args, (reply) => reply === 1);
+  }
+
+  async release(key: string, token: string): Promise<boolean> {
+    assertKey(key);
+    return this.#run("release", key, [token], (reply) => reply === 1);
+  }
+
+  async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
+    assertClaim(key, { fingerprint: "", lockTtlMs });
+    return this.#run("extend", key, [token, lockTtlMs], (reply) => reply === 1);
+  }
+
+  /**
+   * One script call, bounded by `operationTimeoutMs`. Anything but a well-formed reply in
+   * time — a connection error, a Redis error, a command still queued while ioredis
+   * reconnects, a server that stopped answering — is a `StoreUnavailableError`: the caller
+   * fails closed, never with a false win and never hanging.
+   */
+  async #run<T>(
+    operation: Operation,
+    key: string,
+    args: Array<string | number | Buffer>,
+    parse: (reply: unknown) => T,
+  ): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new StoreUnavailableError(this.name, `${operation} got no answer in ${this.operationTimeoutMs} ms`)),
+        this.operationTimeoutMs,
+      );
+    });
+    try {
+      // A synchronous throw (a closed client, say) lands in the catch below like a rejection.
+      const call = callScript(this.#client, operation, this.keyFor(key), args);
+      return parse(await Promise.race([call, timeout]));
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StoreUnavailableError(this.name, `${operation} failed: ${reason}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A Redis store on the caller's ioredis `Redis` or `Cluster` client. */
+export function redisStore(client: ScriptingClient, options?: RedisStoreOptions): RedisStore {
+  return new RedisStore(client, options);
+}

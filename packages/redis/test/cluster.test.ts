@@ -1,0 +1,91 @@
+/**
+ * The store on a real 3-master Redis Cluster: the whole contract, and proof that every logical
+ * key lives in exactly one Redis key whose hash tag spans the whole logical key, so no
+ * operation can cross slots and keys still spread over every master.
+ */
+
+import { describeStoreConformance } from "@interlock/core/testing";
+import { freePort } from "@interlock/test-harness";
+import { Cluster } from "ioredis";
+import { describe, expect, it } from "vitest";
+import { clusterClient, storeOn, track } from "./helpers.js";
+
+describeStoreConformance("redis cluster", {
+  create: () => storeOn(clusterClient()),
+  createUnavailable: async () => {
+    const client = track(new Cluster([{ host: "127.0.0.1", port: await freePort() }], { lazyConnect: true }));
+    client.on("error", () => {});
+    return storeOn(client, { operationTimeoutMs: 1_000 });
+  },
+  unavailableWithinMs: 1_000,
+});
+
+/** Every key under `prefix` on every master, by master. */
+async function keysByMaster(cluster: Cluster, prefix: string): Promise<string[][]> {
+  return Promise.all(
+    cluster.nodes("master").map(async (node) => {
+      const found: string[] = [];
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+        found.push(...keys);
+        cursor = next;
+      } while (cursor !== "0");
+      return found;
+    }),
+  );
+}
+
+describe("redis cluster: slots", () => {
+  // Keys that are hard on a hash tag: braces at either end, a brace alone, the escape
+  // character, text that looks like an escape, astral characters.
+  const tricky = ["{a}", "a}b", "a}c", "}", "{", "}{", "{}", "%", "%7B", "%7D", "a{b}c", "🔑{", "}🗝"];
+  const logical = [...tricky, ...Array.from({ length: 300 }, (_, i) => `order:${i}:{user-${i % 7}}`)];
+
+  it("runs every operation on keys spread over all three masters, one slot each", async () => {
+    const cluster = clusterClient();
+    const store = storeOn(cluster);
+    const body = new Uint8Array([0, 255, 1]);
+    await Promise.all(
+      logical.map(async (key, i) => {
+        const claim = await store.claim(key, { fingerprint: `fp-${i}`, lockTtlMs: 60_000 });
+        if (claim.state !== "claimed") throw new Error(`${key}: ${claim.state}`);
+        expect(await store.extend(key, claim.token, 60_000)).toBe(true);
+        if (i % 3 === 0) {
+          expect(await store.release(key, claim.token)).toBe(true);
+          return;
+        }
+        expect(await store.complete(key, claim.token, { status: 200, headers: [], body }, { ttlMs: 60_000 })).toBe(
+          true,
+        );
+        const replay = await store.claim(key, { fingerprint: "other", lockTtlMs: 60_000 });
+        expect(replay).toMatchObject({ state: "completed", record: { fingerprint: `fp-${i}` } });
+      }),
+    );
+    // Released keys are gone; the rest are one Redis key each, on all three masters.
+    const stored = logical.filter((_, i) => i % 3 !== 0);
+    const byMaster = await keysByMaster(cluster, store.prefix);
+    expect(byMaster).toHaveLength(3);
+    for (const keys of byMaster) expect(keys.length).toBeGreaterThan(0);
+    expect(byMaster.flat().sort()).toEqual(stored.map((key) => store.keyFor(key)).sort());
+  });
+
+  it("hashes each Redis key by the whole logical key (its hash tag)", async () => {
+    const cluster = clusterClient();
+    const store = storeOn(cluster);
+    const slots = new Set<number>();
+    for (const key of logical) {
+      const redisKey = store.keyFor(key);
+      const tag = redisKey.slice(store.prefix.length + 1, -1);
+      expect(tag, key).not.toMatch(/[{}]/);
+      const slot = await cluster.cluster("KEYSLOT", redisKey);
+      expect(slot, key).toBe(await cluster.cluster("KEYSLOT", tag));
+      slots.add(slot);
+    }
+    // `a}b` and `a}c` would share the slot of `a` if the tag ended at the first `}`.
+    expect(await cluster.cluster("KEYSLOT", store.keyFor("a}b"))).not.toBe(
+      await cluster.cluster("KEYSLOT", store.keyFor("a}c")),
+    );
+    expect(slots.size).toBeGreaterThan(logical.length * 0.9);
+  });
+});

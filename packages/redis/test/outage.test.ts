@@ -1,0 +1,143 @@
+/**
+ * A Redis that goes away mid-run, and one that stops answering. Every operation either
+ * succeeds or fails with StoreUnavailableError within the timeout: never a false win, never a
+ * hang. When the server is back, operations succeed again. Each test runs its own server.
+ */
+
+import type { ClaimResult, InterlockStore } from "@interlock/core";
+import { type RedisServer, startRedis } from "@interlock/test-harness";
+import { afterEach, describe, expect, it } from "vitest";
+import { redisClient, storeOn } from "./helpers.js";
+
+const TIMEOUT = 500;
+/** Allowance for timers and a loaded machine on top of the store's timeout. */
+const SLACK = 750;
+const LONG = 60_000;
+const response = { status: 200, headers: [], body: new Uint8Array([1]) };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let server: RedisServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+async function localStore(): Promise<InterlockStore> {
+  server = await startRedis({ local: true });
+  // Reconnect quickly so the test sees recovery soon after the server is back.
+  const client = redisClient(server.url, { retryStrategy: () => 50 });
+  client.on("error", () => {});
+  return storeOn(client, { operationTimeoutMs: TIMEOUT });
+}
+
+/** Runs an operation, timing it; its outcome is a value or the error it failed with. */
+async function timed(operation: () => Promise<unknown>) {
+  const started = Date.now();
+  const outcome = await operation().then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  return { ...outcome, started, ms: Date.now() - started };
+}
+
+/** Every operation of the contract must fail as unavailable, each within the bound. */
+async function expectAllUnavailable(store: InterlockStore, key: string) {
+  const operations: Array<[string, () => Promise<unknown>]> = [
+    ["claim", () => store.claim(key, { fingerprint: "fp", lockTtlMs: 1_000 })],
+    ["complete", () => store.complete(key, "t", response, { ttlMs: LONG })],
+    ["release", () => store.release(key, "t")],
+    ["extend", () => store.extend(key, "t", LONG)],
+  ];
+  for (const [label, operation] of operations) {
+    const result = await timed(operation);
+    expect(result, label).toMatchObject({ error: { name: "StoreUnavailableError", code: "store_unavailable" } });
+    expect(result.ms, label).toBeLessThan(TIMEOUT + SLACK);
+  }
+}
+
+/** Claims until the server answers again; returns the first result. */
+async function whenBack(store: InterlockStore, key: string): Promise<ClaimResult> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const result = await timed(() => store.claim(key, { fingerprint: "fp", lockTtlMs: LONG }));
+    if ("value" in result) return result.value as ClaimResult;
+    if (Date.now() > deadline) throw new Error("the store did not recover");
+    await sleep(50);
+  }
+}
+
+describe("redis outage", () => {
+  it("server stopped mid-run: unavailable within the timeout, never a false win; works again after", async () => {
+    const store = await localStore();
+    let running = true;
+    let n = 0;
+    const log: Array<Awaited<ReturnType<typeof timed>> & { op: string }> = [];
+    // Background traffic across the outage: claim then complete, on fresh keys.
+    const loop = async () => {
+      while (running) {
+        const key = `load:${++n}`;
+        const claim = await timed(() => store.claim(key, { fingerprint: "fp", lockTtlMs: LONG }));
+        log.push({ op: "claim", ...claim });
+        const value = (claim as { value?: ClaimResult }).value;
+        if (value?.state !== "claimed") continue;
+        log.push({
+          op: "complete",
+          ...(await timed(() => store.complete(key, value.token, response, { ttlMs: LONG }))),
+        });
+      }
+    };
+    const loops = Array.from({ length: 8 }, loop);
+    await sleep(200);
+
+    let down = { from: 0, to: 0 };
+    await server!.restart(async () => {
+      down = { from: Date.now(), to: 0 };
+      await expectAllUnavailable(store, "during-outage");
+      await sleep(300);
+      down.to = Date.now();
+    });
+    const back = await whenBack(store, "after-outage");
+    expect(back.state).toBe("claimed");
+    await sleep(200);
+    running = false;
+    await Promise.all(loops);
+
+    // Every background operation answered in time, as a result or as "unavailable".
+    const failures = log.filter((entry) => "error" in entry);
+    for (const entry of failures) {
+      expect(entry.error, entry.op).toMatchObject({ name: "StoreUnavailableError" });
+    }
+    expect(log.filter((entry) => entry.ms >= TIMEOUT + SLACK)).toEqual([]);
+    // Nothing that started after the server went down and ended before it was back succeeded.
+    const impossible = log.filter((e) => "value" in e && e.started >= down.from && e.started + e.ms <= down.to);
+    expect(impossible).toEqual([]);
+    expect(failures.length).toBeGreaterThan(0);
+    expect(log.filter((entry) => "value" in entry && entry.started > down.to).length).toBeGreaterThan(0);
+
+    // And the store is fully usable again.
+    const token = (back as { token: string }).token;
+    expect(await store.complete("after-outage", token, response, { ttlMs: LONG })).toBe(true);
+    expect((await store.claim("after-outage", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("completed");
+  });
+
+  it("server frozen (connections open, no answers): unavailable within the timeout; nothing stuck after", async () => {
+    const store = await localStore();
+    const token = await store.claim("held", { fingerprint: "fp", lockTtlMs: LONG });
+    expect(token.state).toBe("claimed");
+
+    server!.pause();
+    try {
+      await expectAllUnavailable(store, "frozen");
+    } finally {
+      server!.resume();
+    }
+    // The claim that timed out was already sent: the server runs it when it thaws, so the
+    // key may be locked by nobody — but only for that claim's lease (1 s), never for good.
+    const next = await whenBack(store, "after-freeze");
+    expect(next.state).toBe("claimed");
+    await sleep(1_100);
+    expect((await store.claim("frozen", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
+    const held = token as Extract<ClaimResult, { state: "claimed" }>;
+    expect(await store.complete("held", held.token, response, { ttlMs: LONG })).toBe(true);
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * One round trip per operation, counted on the server: MONITOR shows every command the store's
+ * connection sends (the scripts' own calls are reported as coming from "lua"), and INFO
+ * commandstats agrees. A server of our own, so no other test's traffic is counted.
+ */
+
+import type { ClaimResult } from "@interlock/core";
+import { type RedisServer, startRedis } from "@interlock/test-harness";
+import type { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import { redisClient, storeOn, track } from "./helpers.js";
+
+let server: RedisServer | undefined;
+afterAll(async () => server?.stop());
+
+const response = {
+  status: 200,
+  headers: [["content-type", "text/plain"]] as Array<[string, string]>,
+  body: new Uint8Array(10),
+};
+
+/** Calls per command since the server started, from INFO commandstats. */
+async function commandCalls(admin: Redis): Promise<Record<string, number>> {
+  const info = await admin.info("commandstats");
+  return Object.fromEntries([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+describe("redis round trips", () => {
+  it("every operation is exactly one EVALSHA in steady state", async () => {
+    server = await startRedis({ local: true });
+    const client = redisClient(server.url);
+    const admin = redisClient(server.url);
+    const store = storeOn(client);
+    const claim = (key: string) => store.claim(key, { fingerprint: "fp", lockTtlMs: 60_000 });
+    const token = (result: ClaimResult) => (result as Extract<ClaimResult, { state: "claimed" }>).token;
+
+    // Warm-up: ioredis sends each script once as EVAL on a new connection, then EVALSHA.
+    const warm = token(await claim("warm"));
+    await store.extend("warm", warm, 60_000);
+    await store.complete("warm", warm, response, { ttlMs: 60_000 });
+    await store.release("warm", "nobody");
+
+    const self = /addr=(\S+)/.exec(String(await client.client("INFO")))![1];
+    const seen: string[][] = [];
+    const monitor = track(await admin.monitor());
+    monitor.on("monitor", (_time: string, args: string[], source: string) => {
+      if (source === self || args[1] === "round-trips:done") seen.push(args);
+    });
+    const before = await commandCalls(admin);
+
+    let operations = 0;
+    const count = <T>(promise: Promise<T>) => {
+      operations++;
+      return promise;
+    };
+    for (let i = 0; i < 50; i++) {
+      const key = `rt:${i}`;
+      const won = token(await count(claim(key)));
+      expect((await count(claim(key))).state).toBe("in_flight");
+      expect(await count(store.extend(key, won, 60_000))).toBe(true);
+      expect(await count(store.complete(key, won, response, { ttlMs: 60_000 }))).toBe(true);
+      expect((await count(claim(key))).state).toBe("completed");
+      const again = token(await count(claim(`${key}:released`)));
+      expect(await count(store.release(`${key}:released`, again))).toBe(true);
+    }
+
+    // MONITOR delivers in order: once the marker arrives, every earlier command has too.
+    await admin.echo("round-trips:done");
+    await expect.poll(() => seen.at(-1)?.[1], { timeout: 5_000 }).toBe("round-trips:done");
+    const after = await commandCalls(admin);
+
+    const sent = seen.slice(0, -1).map((args) => args[0]);
+    expect(sent).toHaveLength(operations);
+    expect(new Set(sent)).toEqual(new Set(["evalsha"]));
+    expect((after.evalsha ?? 0) - (before.evalsha ?? 0)).toBe(operations);
+    expect((after.eval ?? 0) - (before.eval ?? 0)).toBe(0);
+  });
+});

@@ -1,0 +1,154 @@
+/** The Redis store's own behaviour beyond the shared contract: keys, options, clock, failures. */
+
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { freePort } from "@interlock/test-harness";
+import { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
+import { RedisStore, redisStore } from "../src/index.js";
+import { redisClient, storeOn, track, uniquePrefix } from "./helpers.js";
+
+const LONG = 60_000;
+const response = { status: 202, headers: [] as Array<[string, string]>, body: new Uint8Array([1, 2]) };
+
+/** The server's clock in ms. */
+async function serverNow(client: Redis): Promise<number> {
+  const [seconds, micros] = await client.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+describe("redis store: keys", () => {
+  const store = new RedisStore(track(new Redis({ lazyConnect: true })));
+
+  it("puts each logical key in one Redis key under the prefix, hash-tagged by the whole key", () => {
+    expect(store.keyFor("wh:stripe:evt_1")).toBe("interlock:{wh:stripe:evt_1}");
+    expect(new RedisStore(track(new Redis({ lazyConnect: true })), { prefix: "app:" }).keyFor("k")).toBe("app:{k}");
+  });
+
+  it("escapes braces and the escape character so keys never collide", () => {
+    expect(store.keyFor("a}b{c")).toBe("interlock:{a%7Db%7Bc}");
+    expect(store.keyFor("100%")).toBe("interlock:{100%25}");
+    expect(store.keyFor("🔑")).toBe("interlock:{🔑}");
+    const lookalikes = ["a{b", "a%7Bb", "a%257Bb", "%uD800", "\uFFFD", "}", "%7D"];
+    expect(new Set(lookalikes.map((key) => store.keyFor(key))).size).toBe(lookalikes.length);
+  });
+
+  it("keeps lookalike keys apart on the server", async () => {
+    const real = storeOn(redisClient());
+    const keys = ["a{b", "a%7Bb", "a%257Bb", "\uFFFD", "}", "%7D"];
+    for (const key of keys)
+      expect((await real.claim(key, { fingerprint: key, lockTtlMs: LONG })).state).toBe("claimed");
+    // Lone surrogates have no UTF-8 form (they would all become U+FFFD): refused, not merged.
+    for (const key of ["\uD800", "\uDC00"]) {
+      await expect(real.claim(key, { fingerprint: "f", lockTtlMs: LONG })).rejects.toThrow(InterlockConfigError);
+    }
+  });
+
+  it("refuses a prefix with a brace, which would break the hash tag", () => {
+    const client = track(new Redis({ lazyConnect: true }));
+    expect(() => new RedisStore(client, { prefix: "app{1}:" })).toThrow(InterlockConfigError);
+  });
+});
+
+describe("redis store: options", () => {
+  it("has defaults, and refuses bad options and non-clients", () => {
+    const client = track(new Redis({ lazyConnect: true }));
+    const store = redisStore(client);
+    expect(store).toMatchObject({ name: "redis", prefix: "interlock:", operationTimeoutMs: 2000 });
+    expect(store.maxRecordBytes).toBe(1024 * 1024);
+    expect(() => redisStore(client, { operationTimeoutMs: 0 })).toThrow(InterlockConfigError);
+    expect(() => redisStore(client, { maxRecordBytes: 1.5 })).toThrow(InterlockConfigError);
+    expect(() => redisStore({} as Redis)).toThrow(InterlockConfigError);
+  });
+
+  it("validates arguments before sending anything", async () => {
+    const store = storeOn(redisClient());
+    await expect(store.claim("", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toThrow(InterlockConfigError);
+    await expect(store.claim("k", { fingerprint: "fp", lockTtlMs: 1.5 })).rejects.toThrow(InterlockConfigError);
+    await expect(store.extend("k", "t", 0)).rejects.toThrow(InterlockConfigError);
+  });
+
+  it("keeps stores with different prefixes on one client apart, and leaves the client open", async () => {
+    const client = redisClient();
+    const a = storeOn(client);
+    const b = storeOn(client);
+    expect((await a.claim("shared", { fingerprint: "a", lockTtlMs: LONG })).state).toBe("claimed");
+    expect((await b.claim("shared", { fingerprint: "b", lockTtlMs: LONG })).state).toBe("claimed");
+    expect("close" in a).toBe(false);
+    expect(client.status).toBe("ready");
+  });
+});
+
+describe("redis store: leases and timestamps", () => {
+  it("uses millisecond TTLs for the lease and the retention", async () => {
+    const client = redisClient();
+    const store = storeOn(client);
+    const claim = await store.claim("ttl", { fingerprint: "fp", lockTtlMs: 1_234 });
+    const lease = await client.pttl(store.keyFor("ttl"));
+    expect(lease).toBeGreaterThan(1_000);
+    expect(lease).toBeLessThanOrEqual(1_234);
+    const { token } = claim as { token: string };
+    expect(await store.extend("ttl", token, 2_345)).toBe(true);
+    expect(await client.pttl(store.keyFor("ttl"))).toBeGreaterThan(2_000);
+    expect(await store.complete("ttl", token, response, { ttlMs: 4_321 })).toBe(true);
+    const retention = await client.pttl(store.keyFor("ttl"));
+    expect(retention).toBeGreaterThan(4_000);
+    expect(retention).toBeLessThanOrEqual(4_321);
+  });
+
+  it("stamps times and lease ends with the server's clock", async () => {
+    const client = redisClient();
+    const store = storeOn(client);
+    const before = await serverNow(client);
+    const claim = await store.claim("clock", { fingerprint: "fp", lockTtlMs: 10_000 });
+    const inFlight = await store.claim("clock", { fingerprint: "other", lockTtlMs: LONG });
+    expect(inFlight.state).toBe("in_flight");
+    const lockExpiresAt = (inFlight as { lockExpiresAt: number }).lockExpiresAt;
+    expect(lockExpiresAt).toBeGreaterThanOrEqual(before + 9_000);
+    expect(lockExpiresAt).toBeLessThanOrEqual((await serverNow(client)) + 10_000);
+    await store.complete("clock", (claim as { token: string }).token, response, { ttlMs: LONG });
+    const after = await serverNow(client);
+    const done = await store.claim("clock", { fingerprint: "fp", lockTtlMs: LONG });
+    const record = (done as Extract<typeof done, { state: "completed" }>).record;
+    expect(record.createdAt).toBeGreaterThanOrEqual(before);
+    expect(record.completedAt).toBeGreaterThanOrEqual(record.createdAt);
+    expect(record.completedAt).toBeLessThanOrEqual(after);
+  });
+
+  it("round-trips header text JSON cannot mangle: unicode, quotes, lone surrogates, empty values", async () => {
+    const store = storeOn(redisClient());
+    const headers: Array<[string, string]> = [
+      ["x-a", "ünïcødé 🔑"],
+      ["x-b", '"quoted"\\'],
+      ["x-c", "\uD800"],
+      ["x-d", ""],
+      ["x-a", "again"],
+    ];
+    const claim = await store.claim("headers", { fingerprint: "fp", lockTtlMs: LONG });
+    await store.complete("headers", (claim as { token: string }).token, { ...response, headers }, { ttlMs: LONG });
+    const done = await store.claim("headers", { fingerprint: "fp", lockTtlMs: LONG });
+    expect(done).toMatchObject({ state: "completed", record: { headers } });
+  });
+});
+
+describe("redis store: failures", () => {
+  it("a client that refuses to queue fails at once, with the client's error as the cause", async () => {
+    const client = track(new Redis(await freePort(), "127.0.0.1", { enableOfflineQueue: false, lazyConnect: true }));
+    client.on("error", () => {});
+    const store = storeOn(client, { operationTimeoutMs: 5_000 });
+    const started = Date.now();
+    const error = await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it("something else at the key fails closed as unavailable, never as a win", async () => {
+    const client = redisClient();
+    const store = new RedisStore(client, { prefix: uniquePrefix() });
+    await client.set(store.keyFor("foreign"), "not a hash", "PX", LONG);
+    await expect(store.claim("foreign", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toMatchObject({
+      name: "StoreUnavailableError",
+      cause: { message: expect.stringContaining("WRONGTYPE") },
+    });
+  });
+});

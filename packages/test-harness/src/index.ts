@@ -1,0 +1,3 @@
+export * from "./postgres.js";
+export { asUser, type ChildServer, freePort, requireBinary, run, startServer } from "./process.js";
+export * from "./redis.js";
