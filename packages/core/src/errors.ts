@@ -65,6 +65,29 @@ const WEBHOOK_ERRORS: Record<WebhookErrorCode, { status: number; title: string }
 /** Every reason a delivery can be refused, for exhaustive handling and tests. */
 export const WEBHOOK_ERROR_CODES = Object.keys(WEBHOOK_ERRORS) as WebhookErrorCode[];
 
+/** The HTTP status a server answers for a refusal code. */
+export function webhookErrorStatus(code: WebhookErrorCode): number {
+  return WEBHOOK_ERRORS[code].status;
+}
+
+type WithStackLimit = ErrorConstructor & { stackTraceLimit?: number };
+
+/** Sets V8's `Error.stackTraceLimit` to 0 where it exists and is writable; returns the old value. */
+function suspendStackTraces(): number | undefined {
+  const limit = (Error as WithStackLimit).stackTraceLimit;
+  if (typeof limit !== "number" || limit === 0) return undefined;
+  try {
+    (Error as WithStackLimit).stackTraceLimit = 0;
+    return limit;
+  } catch {
+    return undefined; // frozen intrinsics
+  }
+}
+
+function resumeStackTraces(limit: number | undefined): void {
+  if (limit !== undefined) (Error as WithStackLimit).stackTraceLimit = limit;
+}
+
 export class WebhookVerificationError extends InterlockError {
   override readonly name = "WebhookVerificationError";
   readonly code: WebhookErrorCode;
@@ -74,7 +97,11 @@ export class WebhookVerificationError extends InterlockError {
   readonly scheme: string | undefined;
 
   constructor(code: WebhookErrorCode, message: string, scheme?: string) {
+    // A refusal is the sender's input, not a bug here: its stack says nothing, and capturing
+    // one costs more than the HMAC it follows (forged deliveries arrive in bulk).
+    const limit = suspendStackTraces();
     super(message);
+    resumeStackTraces(limit);
     const { status, title } = WEBHOOK_ERRORS[code];
     this.code = code;
     this.status = status;

@@ -11,6 +11,7 @@ export {
   WEBHOOK_ERROR_CODES,
   type WebhookErrorCode,
   WebhookVerificationError,
+  webhookErrorStatus,
 } from "./errors.js";
 export type {
   EventHook,
@@ -69,6 +70,7 @@ export {
   type WebhookReceiver,
   type WebhookReceiverOptions,
 } from "./webhooks/receiver.js";
+export { WebhookRefusal } from "./webhooks/refusal.js";
 export type {
   DeliveryFields,
   HashName,

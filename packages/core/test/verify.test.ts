@@ -317,6 +317,41 @@ describe("events", () => {
   });
 });
 
+describe("check: refusals without exceptions", () => {
+  it("resolves to the verified delivery or a refusal, told apart by ok", async () => {
+    const headers = await swDelivery();
+    const verifier = swVerifier();
+    const good = await verifier.check(headers, BODY);
+    expect(good.ok && good.id).toBe("msg_1");
+    const bad = await verifier.check(headers, `${BODY}!`);
+    if (bad.ok) throw new Error("expected a refusal");
+    expect([bad.code, bad.status, bad.scheme]).toEqual(["no_matching_signature", 401, "standard-webhooks"]);
+    expect(bad.error).toBeInstanceOf(WebhookVerificationError);
+    expect(bad.error).toBe(bad.error); // made once, on demand
+    expect(bad.error.toProblem()).toMatchObject({ code: "no_matching_signature", status: 401 });
+    const malformed = await verifier.check({ ...headers, "webhook-timestamp": "soon" }, BODY);
+    expect(malformed).toMatchObject({ ok: false, code: "invalid_timestamp", status: 400 });
+    if (syncPort) {
+      expect(verifier.checkSync(headers, `${BODY}!`)).toMatchObject({ ok: false, code: "no_matching_signature" });
+      expect(verifier.checkSync(headers, BODY).ok).toBe(true);
+    } else {
+      expect(() => verifier.checkSync(headers, BODY)).toThrow(InterlockConfigError);
+    }
+  });
+
+  it("reports each refusal once to the event hook", async () => {
+    const events: WebhookEvent[] = [];
+    const verifier = swVerifier({ onEvent: (e) => events.push(e) });
+    const headers = await swDelivery();
+    await verifier.check(headers, "tampered");
+    await verifier.check({}, BODY);
+    expect(events.map((e) => [e.type, "code" in e ? e.code : undefined])).toEqual([
+      ["webhook.rejected", "no_matching_signature"],
+      ["webhook.rejected", "missing_header"],
+    ]);
+  });
+});
+
 describe("problem details", () => {
   it("renders RFC 9457 problem+json without the signature", async () => {
     const h = await swDelivery();

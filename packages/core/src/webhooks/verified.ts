@@ -8,6 +8,8 @@ const NOT_DECODED = Symbol("not decoded");
  * so a server that only needs the bytes never pays for parsing.
  */
 export class VerifiedWebhook<T = unknown> {
+  /** Always true: tells a verified delivery from a `WebhookRefusal` in `check` results. */
+  readonly ok = true as const;
   /** The scheme that verified it. */
   readonly scheme: string;
   /** The signed timestamp in seconds since the epoch, when the scheme signs one. */

@@ -5,12 +5,13 @@
  */
 
 import { crypto } from "#crypto";
-import type { ContentParts, Ed25519Key } from "../crypto/port.js";
+import type { ContentParts, CryptoPort, Ed25519Key } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type RawBody, rawBytes } from "./body.js";
 import { importVerificationKeys, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
+import { WebhookRefusal } from "./refusal.js";
 import { type ParsedDelivery, refuse, type WebhookScheme } from "./scheme.js";
 import { VerifiedWebhook } from "./verified.js";
 
@@ -42,6 +43,13 @@ export interface WebhookVerifier {
   verify<T = unknown>(headers: HeadersInput, body: RawBody): Promise<VerifiedWebhook<T>>;
   /** The same, synchronously; throws `InterlockConfigError` where the runtime hashes only asynchronously. */
   verifySync<T = unknown>(headers: HeadersInput, body: RawBody): VerifiedWebhook<T>;
+  /**
+   * Verifies without throwing for a refused delivery: resolves to the `VerifiedWebhook` or a
+   * `WebhookRefusal` (tell them apart by `ok`). Cheaper under a flood of forged deliveries.
+   */
+  check<T = unknown>(headers: HeadersInput, body: RawBody): Promise<VerifiedWebhook<T> | WebhookRefusal>;
+  /** `check`, synchronously (Node). */
+  checkSync<T = unknown>(headers: HeadersInput, body: RawBody): VerifiedWebhook<T> | WebhookRefusal;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -71,6 +79,14 @@ interface Prepared {
   content: ContentParts | undefined;
 }
 
+interface SyncCrypto {
+  hmacSync: NonNullable<CryptoPort["hmacSync"]>;
+  ed25519VerifySync: NonNullable<CryptoPort["ed25519VerifySync"]>;
+}
+
+const NO_PAIRS: readonly EdPair[] = [];
+const NO_RESULTS: readonly boolean[] = [];
+
 export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookVerifier {
   const { scheme, onEvent } = options;
   const tolerance = positive("tolerance", options.tolerance, DEFAULT_TOLERANCE_SECONDS);
@@ -79,6 +95,8 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   const maxSignatures = positive("maxSignatures", options.maxSignatures, DEFAULT_MAX_SIGNATURES);
   const now = options.now ?? Date.now;
   const keys: VerificationKeys = importVerificationKeys(scheme, secretList(options.secret));
+  const { hmacSync, ed25519VerifySync } = crypto;
+  const sync: SyncCrypto | undefined = hmacSync && ed25519VerifySync ? { hmacSync, ed25519VerifySync } : undefined;
 
   function prepare(attempt: Attempt, headers: HeadersInput, input: RawBody): Prepared {
     const body = rawBytes(input, scheme.name);
@@ -123,7 +141,8 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     return matched;
   }
 
-  function edPairsOf(prepared: Prepared): EdPair[] {
+  function edPairsOf(prepared: Prepared): readonly EdPair[] {
+    if (keys.ed25519.length === 0) return NO_PAIRS;
     const signatures = prepared.parsed.signatures.filter((s) => s.kind === "ed25519" && s.bytes !== undefined);
     return keys.ed25519.flatMap((key) => signatures.map((s) => ({ key, signature: s.bytes as Uint8Array })));
   }
@@ -132,8 +151,14 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     return prepared.parsed.signatures.some((s) => s.kind === "hmac" && s.bytes !== undefined);
   }
 
-  function settle<T>(prepared: Prepared, matched: Uint8Array | undefined, attempt: Attempt): VerifiedWebhook<T> {
-    if (matched === undefined) refuse(scheme.name, "no_matching_signature", "no signature matched");
+  function settle<T>(
+    prepared: Prepared,
+    matched: Uint8Array | undefined,
+    attempt: Attempt,
+  ): VerifiedWebhook<T> | WebhookRefusal {
+    if (matched === undefined) {
+      return refused(attempt, new WebhookRefusal("no_matching_signature", "no signature matched", scheme.name));
+    }
     const result = new VerifiedWebhook<T>(scheme, prepared.parsed, prepared.body, matched);
     if (onEvent) {
       emit(onEvent, {
@@ -147,57 +172,86 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     return result;
   }
 
-  function rejected(error: unknown, attempt: Attempt): never {
-    if (onEvent && error instanceof WebhookVerificationError) {
+  function refused(attempt: Attempt, refusal: WebhookRefusal): WebhookRefusal {
+    if (onEvent) {
       emit(onEvent, {
         type: "webhook.rejected",
         scheme: scheme.name,
         id: attempt.claimedId,
-        code: error.code,
+        code: refusal.code,
         durationMs: monotonicNow() - attempt.started,
       });
     }
-    throw error;
+    return refusal;
   }
+
+  /** Header and body checks; a refusal there is thrown by the scheme and caught here, once. */
+  function prepareOrRefuse(attempt: Attempt, headers: HeadersInput, body: RawBody): Prepared | WebhookRefusal {
+    try {
+      return prepare(attempt, headers, body);
+    } catch (error) {
+      if (error instanceof WebhookVerificationError) return refused(attempt, WebhookRefusal.from(error, scheme.name));
+      throw error;
+    }
+  }
+
+  const newAttempt = (): Attempt => ({ started: onEvent ? monotonicNow() : 0, claimedId: undefined });
+
+  function checkWith<T>(sync: SyncCrypto, headers: HeadersInput, body: RawBody): VerifiedWebhook<T> | WebhookRefusal {
+    const attempt = newAttempt();
+    const prepared = prepareOrRefuse(attempt, headers, body);
+    if (prepared instanceof WebhookRefusal) return prepared;
+    const content = prepared.content;
+    if (content === undefined) return settle<T>(prepared, undefined, attempt);
+    const edPairs = edPairsOf(prepared);
+    const digests = hasHmacCandidate(prepared) ? keys.hmac.map((key) => sync.hmacSync(key, content)) : [];
+    const edResults =
+      edPairs.length === 0 ? NO_RESULTS : edPairs.map((p) => sync.ed25519VerifySync(p.key, content, p.signature));
+    return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
+  }
+
+  async function checkAsync<T>(headers: HeadersInput, body: RawBody): Promise<VerifiedWebhook<T> | WebhookRefusal> {
+    const attempt = newAttempt();
+    const prepared = prepareOrRefuse(attempt, headers, body);
+    if (prepared instanceof WebhookRefusal) return prepared;
+    const content = prepared.content;
+    if (content === undefined) return settle<T>(prepared, undefined, attempt);
+    const edPairs = edPairsOf(prepared);
+    const [digests, edResults] = await Promise.all([
+      hasHmacCandidate(prepared) ? Promise.all(keys.hmac.map((key) => crypto.hmac(key, content))) : [],
+      Promise.all(edPairs.map((p) => crypto.ed25519Verify(p.key, content, p.signature))),
+    ]);
+    return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
+  }
+
+  function checkSync<T>(headers: HeadersInput, body: RawBody): VerifiedWebhook<T> | WebhookRefusal {
+    if (!sync) {
+      throw new InterlockConfigError(
+        `checkSync and verifySync need synchronous crypto; this runtime has ${crypto.name} crypto: use check() or verify()`,
+      );
+    }
+    return checkWith<T>(sync, headers, body);
+  }
+
+  // Where the port hashes synchronously (Node), a promise per digest only adds microtask
+  // turns: the asynchronous API runs the synchronous check inside its one promise.
+  const check = async <T>(headers: HeadersInput, body: RawBody): Promise<VerifiedWebhook<T> | WebhookRefusal> =>
+    sync ? checkWith<T>(sync, headers, body) : checkAsync<T>(headers, body);
 
   return {
     scheme,
     tolerance,
+    check,
+    checkSync,
     async verify<T>(headers: HeadersInput, body: RawBody) {
-      const attempt: Attempt = { started: onEvent ? monotonicNow() : 0, claimedId: undefined };
-      try {
-        const prepared = prepare(attempt, headers, body);
-        const content = prepared.content;
-        if (content === undefined) return settle<T>(prepared, undefined, attempt);
-        const edPairs = edPairsOf(prepared);
-        const [digests, edResults] = await Promise.all([
-          hasHmacCandidate(prepared) ? Promise.all(keys.hmac.map((key) => crypto.hmac(key, content))) : [],
-          Promise.all(edPairs.map((p) => crypto.ed25519Verify(p.key, content, p.signature))),
-        ]);
-        return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
-      } catch (error) {
-        return rejected(error, attempt);
-      }
+      const result = sync ? checkWith<T>(sync, headers, body) : await checkAsync<T>(headers, body);
+      if (!result.ok) throw result.error;
+      return result;
     },
     verifySync<T>(headers: HeadersInput, body: RawBody) {
-      const { hmacSync, ed25519VerifySync } = crypto;
-      if (!hmacSync || !ed25519VerifySync) {
-        throw new InterlockConfigError(
-          `verifySync needs synchronous crypto; this runtime has ${crypto.name} crypto: use verify()`,
-        );
-      }
-      const attempt: Attempt = { started: onEvent ? monotonicNow() : 0, claimedId: undefined };
-      try {
-        const prepared = prepare(attempt, headers, body);
-        const content = prepared.content;
-        if (content === undefined) return settle<T>(prepared, undefined, attempt);
-        const edPairs = edPairsOf(prepared);
-        const digests = hasHmacCandidate(prepared) ? keys.hmac.map((key) => hmacSync(key, content)) : [];
-        const edResults = edPairs.map((p) => ed25519VerifySync(p.key, content, p.signature));
-        return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
-      } catch (error) {
-        return rejected(error, attempt);
-      }
+      const result = checkSync<T>(headers, body);
+      if (!result.ok) throw result.error;
+      return result;
     },
   };
 }

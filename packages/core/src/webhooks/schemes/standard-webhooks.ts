@@ -21,21 +21,36 @@ import {
 const NAME = "standard-webhooks";
 const ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-function headerPrefix(read: HeaderReader): "webhook" | "svix" {
-  return read("webhook-signature") === undefined && read("svix-signature") !== undefined ? "svix" : "webhook";
+// Header names as constants: a name built per delivery (`${prefix}-id`) is a new string
+// that every property look-up must hash and internalise first.
+const WEBHOOK_HEADERS = { id: "webhook-id", timestamp: "webhook-timestamp", signature: "webhook-signature" };
+const SVIX_HEADERS = { id: "svix-id", timestamp: "svix-timestamp", signature: "svix-signature" };
+
+function headerNames(read: HeaderReader): typeof WEBHOOK_HEADERS {
+  return read("webhook-signature") === undefined && read("svix-signature") !== undefined
+    ? SVIX_HEADERS
+    : WEBHOOK_HEADERS;
 }
 
 function parseSignatureList(text: string): SignatureCandidate[] {
   const candidates: SignatureCandidate[] = [];
   let recognised = 0;
-  for (const entry of text.split(" ")) {
-    if (entry === "") continue;
-    const comma = entry.indexOf(",");
-    if (comma <= 0) refuse(NAME, "malformed_header", "a signature entry is not `version,signature`");
-    recognised++;
-    const version = entry.slice(0, comma);
-    if (version !== "v1" && version !== "v1a") continue;
-    candidates.push({ kind: version === "v1" ? "hmac" : "ed25519", bytes: decodeBase64(entry.slice(comma + 1)) });
+  // One pass by index: no array of entries, and only the signature itself is copied out.
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf(" ", start);
+    if (end === -1) end = text.length;
+    if (end > start) {
+      const comma = text.indexOf(",", start);
+      if (comma <= start || comma >= end)
+        refuse(NAME, "malformed_header", "a signature entry is not `version,signature`");
+      recognised++;
+      const length = comma - start;
+      const v1 = length === 2 && text.startsWith("v1", start);
+      if (v1 || (length === 3 && text.startsWith("v1a", start))) {
+        candidates.push({ kind: v1 ? "hmac" : "ed25519", bytes: decodeBase64(text.slice(comma + 1, end)) });
+      }
+    }
+    start = end + 1;
   }
   if (recognised === 0) refuse(NAME, "malformed_header", "webhook-signature lists no signature");
   if (candidates.length === 0) refuse(NAME, "unsupported_version", "no v1 or v1a signature");
@@ -70,11 +85,11 @@ export const standardWebhooks: WebhookScheme = {
   multipleSignatures: true,
   parseSecret,
   parse(read) {
-    const prefix = headerPrefix(read);
-    const id = requireHeader(NAME, read, `${prefix}-id`);
-    const timestamp = optionalHeader(NAME, read, `${prefix}-timestamp`);
+    const names = headerNames(read);
+    const id = requireHeader(NAME, read, names.id);
+    const timestamp = optionalHeader(NAME, read, names.timestamp);
     const timestampMs = parseTimestamp(NAME, timestamp, "seconds");
-    const signatures = parseSignatureList(requireHeader(NAME, read, `${prefix}-signature`));
+    const signatures = parseSignatureList(requireHeader(NAME, read, names.signature));
     return { id, timestamp, timestampMs, signatures };
   },
   signedContent: ({ id, timestamp }, body) => [`${id}.${timestamp}.`, body],

@@ -41,11 +41,14 @@ export function timestampedListScheme(options: TimestampedListOptions): WebhookS
       let timestamp: string | undefined;
       const signatures: SignatureCandidate[] = [];
       let others = 0;
-      for (const item of value.split(itemSeparator)) {
-        const eq = item.indexOf("=");
-        if (eq <= 0) refuse(name, "malformed_header", `${header} items must be key=value`);
-        const key = item.slice(0, eq).trim();
-        const text = item.slice(eq + 1).trim();
+      // One pass over the header by index: no array of items, no per-item copies.
+      for (let start = 0; start <= value.length; ) {
+        let end = value.indexOf(itemSeparator, start);
+        if (end === -1) end = value.length;
+        const eq = value.indexOf("=", start);
+        if (eq <= start || eq >= end) refuse(name, "malformed_header", `${header} items must be key=value`);
+        const key = value.slice(start, eq).trim();
+        const text = value.slice(eq + 1, end).trim();
         if (key === timestampKey) {
           if (timestamp !== undefined) refuse(name, "malformed_header", `${header} has two timestamps`);
           timestamp = text;
@@ -54,6 +57,7 @@ export function timestampedListScheme(options: TimestampedListOptions): WebhookS
         } else {
           others++;
         }
+        start = end + itemSeparator.length;
       }
       const timestampMs = parseTimestamp(name, timestamp, "seconds");
       if (signatures.length === 0) {
