@@ -26,6 +26,7 @@ export type {
   WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
+export { type HttpResponse, jsonResponse, problemResponse } from "./http.js";
 export type { WaitOptions } from "./idempotency/claim.js";
 export {
   type CachePolicy,
@@ -39,7 +40,7 @@ export {
   type IdempotencyTicket,
 } from "./idempotency/engine.js";
 export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
-export { type CapturedResponse, DEFAULT_REPLAY_HEADERS, type EngineResponse } from "./idempotency/response.js";
+export { type CapturedResponse, DEFAULT_REPLAY_HEADERS } from "./idempotency/response.js";
 export { type IdempotentRun, type RunIdempotentOptions, runIdempotent } from "./idempotency/run.js";
 export { cryptoRuntime } from "./runtime.js";
 export type {

@@ -177,3 +177,50 @@ describe("configuration", () => {
     expect(() => createWebhookReceiver({ ...base, lockTtlMs: 0 })).toThrow(InterlockConfigError);
   });
 });
+
+describe("the two-step API adapters use", () => {
+  const text = (body: Uint8Array) => new TextDecoder().decode(body);
+
+  it("answers refusals, duplicates and in-flight copies with the response to send", async () => {
+    const receiver = receiverOn(new MemoryStore());
+    const { headers } = await swDelivery();
+    const refused = await receiver.begin(headers, `${BODY}x`);
+    expect(refused).toMatchObject({ action: "respond", outcome: "refused", response: { status: 401 } });
+    if (refused.action !== "respond") throw new Error("unreachable");
+    expect(refused.response.headers).toContainEqual(["content-type", "application/problem+json"]);
+    expect(JSON.parse(text(refused.response.body))).toMatchObject({ code: "no_matching_signature", status: 401 });
+
+    const first = await receiver.begin(headers, BODY);
+    if (first.action !== "process") throw new Error("expected to process");
+    const concurrent = await receiver.begin(headers, BODY);
+    expect(concurrent).toMatchObject({ action: "respond", outcome: "in_flight", response: { status: 409 } });
+    if (concurrent.action !== "respond") throw new Error("unreachable");
+    expect(concurrent.response.headers).toContainEqual(["retry-after", "60"]);
+
+    await receiver.finish(first.ticket, { status: 204 });
+    await receiver.finish(first.ticket, { status: 500 }); // settled already: no effect
+    const duplicate = await receiver.begin(headers, BODY);
+    expect(duplicate).toMatchObject({ action: "respond", outcome: "duplicate", response: { status: 200 } });
+    if (duplicate.action !== "respond") throw new Error("unreachable");
+    expect(JSON.parse(text(duplicate.response.body))).toEqual({ duplicate: true, id: "msg_1" });
+  });
+
+  it("a non-2xx answer or an abort releases the delivery for the provider's retry", async () => {
+    const receiver = receiverOn(new MemoryStore());
+    const { headers } = await swDelivery();
+    const first = await receiver.begin(headers, BODY);
+    if (first.action !== "process") throw new Error("expected to process");
+    await receiver.finish(first.ticket, { status: 500 });
+    const second = await receiver.begin(headers, BODY);
+    if (second.action !== "process") throw new Error("expected the retry to process");
+    await receiver.abort(second.ticket);
+    expect((await receiver.begin(headers, BODY)).action).toBe("process");
+  });
+
+  it("an unreachable store answers 503 problem+json", async () => {
+    const store = new MemoryStore();
+    store.claim = () => Promise.reject(new StoreUnavailableError("memory", "down"));
+    const decision = await receiverOn(store).begin((await swDelivery()).headers, BODY);
+    expect(decision).toMatchObject({ action: "respond", outcome: "store_unavailable", response: { status: 503 } });
+  });
+});

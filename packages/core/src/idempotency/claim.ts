@@ -1,7 +1,7 @@
 /** Claiming a key, waiting for an in-flight holder when asked: shared by the HTTP engine and `runIdempotent`. */
 
-import { StoreUnavailableError } from "../errors.js";
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
+import { asUnavailable } from "../store/validate.js";
 
 export interface WaitOptions {
   /** Longest wait for the first request to finish, in ms. */
@@ -11,13 +11,6 @@ export interface WaitOptions {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Any store failure, typed: a store that throws something else is still unavailable. */
-export function asUnavailable(store: InterlockStore, error: unknown): StoreUnavailableError {
-  return error instanceof StoreUnavailableError
-    ? error
-    : new StoreUnavailableError(store.name, error instanceof Error ? error.message : String(error), { cause: error });
-}
 
 /**
  * Claims `key`. While another caller holds it with the same fingerprint and `wait` is set,

@@ -11,17 +11,16 @@ import { IdempotencyError, InterlockConfigError, type StoreUnavailableError } fr
 import { type EventHook, emit, type IdempotencyEvent, type IdempotencyRejectedEvent, monotonicNow } from "../events.js";
 import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
+import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
-import { responseSize } from "../store/validate.js";
+import { asUnavailable, responseSize } from "../store/validate.js";
 import { type RawBody, rawBytes } from "../webhooks/body.js";
-import { asUnavailable, claimKey, type WaitOptions } from "./claim.js";
+import { claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
 import {
   type CapturedResponse,
   capturedBody,
   DEFAULT_REPLAY_HEADERS,
-  type EngineResponse,
-  problemResponse,
   replayableHeaders,
   replayResponse,
 } from "./response.js";
@@ -90,7 +89,7 @@ export type IdempotencyDecision =
   /** First request: run the handler, then `finish(ticket, captured)` or `abort(ticket)`. */
   | { action: "execute"; ticket: IdempotencyTicket }
   /** Answer with this response: a replay, or a problem+json refusal. The handler must not run. */
-  | { action: "respond"; response: EngineResponse; replayed: boolean };
+  | { action: "respond"; response: HttpResponse; replayed: boolean };
 
 /** A claimed key, owned by one running request. */
 export interface IdempotencyTicket {

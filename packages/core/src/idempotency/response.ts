@@ -1,15 +1,8 @@
 /** Responses the engine stores, replays and answers with, as plain data an adapter writes out. */
 
 import { utf8 } from "../encoding.js";
-import { type InterlockError, PROBLEM_CONTENT_TYPE } from "../errors.js";
+import type { HttpResponse } from "../http.js";
 import type { StoredRecord } from "../store/contract.js";
-
-/** A complete HTTP response for an adapter to send. */
-export interface EngineResponse {
-  status: number;
-  headers: Array<[string, string]>;
-  body: Uint8Array;
-}
 
 /** What the adapter captured of the handler's response. */
 export interface CapturedResponse {
@@ -64,16 +57,10 @@ export function capturedBody(body: Uint8Array | string): Uint8Array {
   return typeof body === "string" ? utf8.encode(body) : body;
 }
 
-export function replayResponse(record: StoredRecord, replayedHeader: string): EngineResponse {
+export function replayResponse(record: StoredRecord, replayedHeader: string): HttpResponse {
   return {
     status: record.status,
     headers: [...record.headers.map(([n, v]) => [n, v] as [string, string]), [replayedHeader, "true"]],
     body: record.body,
   };
-}
-
-export function problemResponse(error: InterlockError, retryAfterSeconds?: number): EngineResponse {
-  const headers: Array<[string, string]> = [["content-type", PROBLEM_CONTENT_TYPE]];
-  if (retryAfterSeconds !== undefined) headers.push(["retry-after", String(retryAfterSeconds)]);
-  return { status: error.status, headers, body: utf8.encode(JSON.stringify(error.toProblem())) };
 }

@@ -1,7 +1,7 @@
 /** Checks every store shares, so each store enforces the same contract in the same words. */
 
-import { InterlockConfigError, RecordTooLargeError } from "../errors.js";
-import type { ClaimOptions, CompleteOptions, StoredResponse } from "./contract.js";
+import { InterlockConfigError, RecordTooLargeError, StoreUnavailableError } from "../errors.js";
+import type { ClaimOptions, CompleteOptions, InterlockStore, StoredResponse } from "./contract.js";
 
 /** Longest key a store must accept, in UTF-16 code units. Longer scopes should be hashed. */
 export const MAX_KEY_LENGTH = 1024;
@@ -64,4 +64,11 @@ export function assertComplete(
   if (size > store.maxRecordBytes) {
     throw new RecordTooLargeError(`record of ${size} bytes exceeds the ${store.name} store's ${store.maxRecordBytes}`);
   }
+}
+
+/** Any store failure, typed: a store that throws something else is still unavailable. */
+export function asUnavailable(store: InterlockStore, error: unknown): StoreUnavailableError {
+  return error instanceof StoreUnavailableError
+    ? error
+    : new StoreUnavailableError(store.name, error instanceof Error ? error.message : String(error), { cause: error });
 }

@@ -11,6 +11,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../errors.js";
 import type { IdempotencyEvent, InterlockEvent } from "../events.js";
+import type { HttpResponse } from "../http.js";
 import {
   createIdempotency,
   type IdempotencyDecision,
@@ -18,7 +19,6 @@ import {
   type IdempotencyOptions,
   type IdempotencyRequest,
 } from "../idempotency/engine.js";
-import type { EngineResponse } from "../idempotency/response.js";
 import { runIdempotent } from "../idempotency/run.js";
 import type { InterlockStore } from "../store/contract.js";
 
@@ -30,8 +30,8 @@ export interface IdempotencyBehaviourOptions {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const text = (response: EngineResponse) => new TextDecoder().decode(response.body);
-const header = (response: EngineResponse, name: string) =>
+const text = (response: HttpResponse) => new TextDecoder().decode(response.body);
+const header = (response: HttpResponse, name: string) =>
   response.headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
 
 /** A store that fails every call, as one whose server is gone. */
@@ -84,7 +84,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
       headers: { "content-type": "application/json" },
       body: '{"id":"pay_1"}',
     }),
-  ): Promise<{ decision: IdempotencyDecision; response: EngineResponse | undefined; ran: boolean }> {
+  ): Promise<{ decision: IdempotencyDecision; response: HttpResponse | undefined; ran: boolean }> {
     const decision = await engine.begin(request);
     if (decision.action === "respond") return { decision, response: decision.response, ran: false };
     try {
@@ -126,8 +126,8 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect(await (await engineOn()).begin(post(undefined))).toEqual({ action: "pass" });
         const { response } = await send(await engineOn({ required: true }), post(undefined));
         expect(response?.status).toBe(400);
-        expect(header(response as EngineResponse, "content-type")).toBe("application/problem+json");
-        expect(JSON.parse(text(response as EngineResponse))).toMatchObject({
+        expect(header(response as HttpResponse, "content-type")).toBe("application/problem+json");
+        expect(JSON.parse(text(response as HttpResponse))).toMatchObject({
           code: "idempotency_key_missing",
           status: 400,
         });
@@ -151,9 +151,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         for (const key of bad) {
           const { response } = await send(engine, post(key));
           expect(response?.status, JSON.stringify(key)).toBe(400);
-          expect(JSON.parse(text(response as EngineResponse)).code, JSON.stringify(key)).toBe(
-            "idempotency_key_invalid",
-          );
+          expect(JSON.parse(text(response as HttpResponse)).code, JSON.stringify(key)).toBe("idempotency_key_invalid");
         }
         const { response } = await send(engine, { ...post(undefined), headers: { "idempotency-key": ["a", "b"] } });
         expect(response?.status).toBe(400);
@@ -223,7 +221,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         const engine = await engineOn({ replayedHeader: "X-Replayed" });
         const key = newKey();
         await send(engine, post(key));
-        expect(header((await send(engine, post(key))).response as EngineResponse, "x-replayed")).toBe("true");
+        expect(header((await send(engine, post(key))).response as HttpResponse, "x-replayed")).toBe("true");
       });
 
       it("scopes keys by principal, method and route: the same key never collides", async () => {
@@ -252,7 +250,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         const { response, ran } = await send(engine, post(key, '{"amount":999}'));
         expect(ran).toBe(false);
         expect(response?.status).toBe(422);
-        expect(JSON.parse(text(response as EngineResponse)).code).toBe("idempotency_key_mismatch");
+        expect(JSON.parse(text(response as HttpResponse)).code).toBe("idempotency_key_mismatch");
         expect(events.at(-1)?.type).toBe("idempotency.mismatch");
         const custom = await engineOn({ mismatchStatus: 409 });
         await send(custom, post(key, "a"));
@@ -280,8 +278,8 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect((await engine.begin(post(key))).action).toBe("execute");
         const { response } = await send(engine, post(key));
         expect(response?.status).toBe(409);
-        expect(header(response as EngineResponse, "retry-after")).toBe("30");
-        expect(JSON.parse(text(response as EngineResponse)).code).toBe("request_in_flight");
+        expect(header(response as HttpResponse, "retry-after")).toBe("30");
+        expect(JSON.parse(text(response as HttpResponse)).code).toBe("request_in_flight");
         expect(events.at(-1)).toMatchObject({ type: "idempotency.in_flight", waited: false });
       });
 
@@ -297,7 +295,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         const { response, ran } = await second;
         expect(ran).toBe(false);
         expect(response?.status).toBe(201);
-        expect(text(response as EngineResponse)).toBe("done");
+        expect(text(response as HttpResponse)).toBe("done");
       });
 
       it("a bounded wait that runs out answers 409", async () => {
@@ -395,7 +393,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         await sleep(700);
         expect((await send(engine, post(key))).response?.status).toBe(409);
         await engine.finish(decision.ticket, { status: 201, headers: {}, body: "late" });
-        expect(text((await send(engine, post(key))).response as EngineResponse)).toBe("late");
+        expect(text((await send(engine, post(key))).response as HttpResponse)).toBe("late");
       });
 
       it("an unreachable store answers 503 problem+json, or passes through with failOpen", async () => {
@@ -406,7 +404,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         const { response, ran } = await send(closed, post(newKey()));
         expect(ran).toBe(false);
         expect(response?.status).toBe(503);
-        expect(JSON.parse(text(response as EngineResponse)).code).toBe("store_unavailable");
+        expect(JSON.parse(text(response as HttpResponse)).code).toBe("store_unavailable");
         const open = await engineOn({ store, failOpen: true }, events);
         expect(await open.begin(post(newKey()))).toEqual({ action: "pass" });
         const downEvents = events.filter(

@@ -7,11 +7,13 @@
  * forged id cannot suppress the real delivery that id belongs to.
  */
 
-import { InterlockConfigError } from "../errors.js";
+import { IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookEvent } from "../events.js";
 import { sha256Hex } from "../hash.js";
 import type { HeadersInput } from "../headers.js";
+import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
+import { asUnavailable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
@@ -38,19 +40,49 @@ export type WebhookReceipt<R> =
   /** Another worker is processing it now: answer 409 so the provider retries later. */
   | { outcome: "in_flight"; event: VerifiedWebhook; retryAfterSeconds: number };
 
+/** A claimed delivery, owned by the request processing it. */
+export interface WebhookTicket {
+  readonly event: VerifiedWebhook;
+}
+
+/** The receiver's answer to `begin`, for adapters. */
+export type WebhookDecision =
+  /** First valid copy: run the handler, then `finish(ticket, { status })` or `abort(ticket)`. */
+  | { action: "process"; event: VerifiedWebhook; ticket: WebhookTicket }
+  /** Answer with `response` and do not run the handler. */
+  | {
+      action: "respond";
+      outcome: "refused" | "duplicate" | "in_flight" | "store_unavailable";
+      response: HttpResponse;
+      /** The verified delivery, for duplicates and in-flight copies. */
+      event: VerifiedWebhook | undefined;
+      /** The typed error behind a refusal or an unreachable store. */
+      error: InterlockError | undefined;
+    };
+
 export interface WebhookReceiver {
   readonly verifier: WebhookVerifier;
   /**
-   * Verifies the delivery, de-duplicates it and runs `handler` at most once per delivery.
-   * Throws `WebhookVerificationError` for a refused delivery, `StoreUnavailableError` when
-   * the store cannot be reached (answer 503: the provider retries), and the handler's own
-   * error when it fails (after releasing the claim).
+   * Verifies, de-duplicates and runs `handler` at most once per delivery. Throws
+   * `WebhookVerificationError` for a refused delivery, `StoreUnavailableError` when the store
+   * cannot be reached (answer 503: the provider retries), and the handler's own error when it
+   * fails (after releasing the claim).
    */
   receive<R>(
     headers: HeadersInput,
     body: RawBody,
     handler: (event: VerifiedWebhook) => R | Promise<R>,
   ): Promise<WebhookReceipt<Awaited<R>>>;
+  /**
+   * The two steps an adapter needs around a framework's own handler. Never throws for bad
+   * input: refusals, duplicates, in-flight copies and an unreachable store come back as the
+   * response to send (problem+json for errors, 200 for a duplicate).
+   */
+  begin(headers: HeadersInput, body: RawBody): Promise<WebhookDecision>;
+  /** The handler answered `status`: 2xx records the delivery as processed, anything else releases it. */
+  finish(ticket: WebhookTicket, response: { status: number }): Promise<void>;
+  /** The handler threw: releases the delivery so the provider's retry is processed. */
+  abort(ticket: WebhookTicket): Promise<void>;
 }
 
 export const DEFAULT_WEBHOOK_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
@@ -58,6 +90,13 @@ export const DEFAULT_WEBHOOK_LOCK_TTL_MS = 60_000;
 
 /** What a processed delivery leaves in the store: only the fact that it was processed. */
 const PROCESSED: StoredResponse = { status: 200, headers: [], body: new Uint8Array() };
+
+interface Ticket extends WebhookTicket {
+  readonly key: string;
+  readonly token: string;
+  readonly started: number;
+  settled: boolean;
+}
 
 /** The store key and fingerprint for a verified delivery. */
 export async function deliveryKey(event: VerifiedWebhook): Promise<{ key: string; fingerprint: string }> {
@@ -87,58 +126,104 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   }
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
 
-  async function finishFailed(
-    key: string,
-    token: string,
-    event: VerifiedWebhook,
-    started: number,
-    error: unknown,
-  ): Promise<never> {
-    const released = await store.release(key, token).catch(() => false);
+  function respond(
+    outcome: Extract<WebhookDecision, { action: "respond" }>["outcome"],
+    response: HttpResponse,
+    event?: VerifiedWebhook,
+    error?: InterlockError,
+  ): WebhookDecision {
+    return { action: "respond", outcome, response, event, error };
+  }
+
+  async function begin(headers: HeadersInput, body: RawBody): Promise<WebhookDecision> {
+    const checked = await verifier.check(headers, body);
+    if (!checked.ok) return respond("refused", problemResponse(checked.error), undefined, checked.error);
+    const event = checked;
+    const { key, fingerprint } = await deliveryKey(event);
+    let claim: Awaited<ReturnType<InterlockStore["claim"]>>;
+    try {
+      claim = await store.claim(key, { fingerprint, lockTtlMs });
+    } catch (error) {
+      const unavailable = asUnavailable(store, error);
+      return respond("store_unavailable", problemResponse(unavailable), event, unavailable);
+    }
+    if (claim.state === "claimed") {
+      const ticket: Ticket = { event, key, token: claim.token, started: monotonicNow(), settled: false };
+      return { action: "process", event, ticket };
+    }
+    emit(onEvent, { type: "webhook.duplicate", scheme: event.scheme, id: event.id, state: claim.state });
+    if (claim.state === "completed")
+      return respond("duplicate", jsonResponse(200, { duplicate: true, id: event.id ?? null }), event);
+    const inFlight = new IdempotencyError("request_in_flight", "this delivery is being processed; retry later", {
+      retryAfterSeconds,
+    });
+    return respond("in_flight", problemResponse(inFlight, retryAfterSeconds), event, inFlight);
+  }
+
+  /** Settles a ticket once: the first `finish` or `abort` wins, later ones do nothing. */
+  function settle(publicTicket: WebhookTicket): Ticket | undefined {
+    const ticket = publicTicket as Ticket;
+    if (ticket.settled) return undefined;
+    ticket.settled = true;
+    return ticket;
+  }
+
+  async function release(ticket: Ticket): Promise<void> {
+    const released = await store.release(ticket.key, ticket.token).catch(() => false);
+    const { scheme, id } = ticket.event;
     emit(onEvent, {
       type: "webhook.handler_failed",
-      scheme: event.scheme,
-      id: event.id,
-      durationMs: monotonicNow() - started,
+      scheme,
+      id,
+      durationMs: monotonicNow() - ticket.started,
       released,
     });
-    throw error;
+  }
+
+  async function finish(publicTicket: WebhookTicket, response: { status: number }): Promise<void> {
+    const ticket = settle(publicTicket);
+    if (!ticket) return;
+    if (response.status < 200 || response.status >= 300) return release(ticket);
+    // The handler succeeded: the delivery is processed and is acknowledged even if the
+    // record cannot be written (a redelivery may then run again: at-least-once, never lost).
+    const recorded = await store
+      .complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionMs })
+      .catch(() => false);
+    const { scheme, id } = ticket.event;
+    emit(onEvent, { type: "webhook.processed", scheme, id, durationMs: monotonicNow() - ticket.started, recorded });
+  }
+
+  async function abort(publicTicket: WebhookTicket): Promise<void> {
+    const ticket = settle(publicTicket);
+    if (ticket) await release(ticket);
   }
 
   return {
     verifier,
+    begin,
+    finish,
+    abort,
     async receive<R>(
       headers: HeadersInput,
       body: RawBody,
       handler: (event: VerifiedWebhook) => R | Promise<R>,
     ): Promise<WebhookReceipt<Awaited<R>>> {
-      const event = await verifier.verify(headers, body);
-      const { key, fingerprint } = await deliveryKey(event);
-      const claim = await store.claim(key, { fingerprint, lockTtlMs });
-      if (claim.state !== "claimed") {
-        emit(onEvent, { type: "webhook.duplicate", scheme: event.scheme, id: event.id, state: claim.state });
-        return claim.state === "completed"
-          ? { outcome: "duplicate", event }
-          : { outcome: "in_flight", event, retryAfterSeconds };
+      const decision = await begin(headers, body);
+      if (decision.action === "respond") {
+        const { outcome, event, error } = decision;
+        if (outcome === "duplicate") return { outcome, event: event as VerifiedWebhook };
+        if (outcome === "in_flight") return { outcome, event: event as VerifiedWebhook, retryAfterSeconds };
+        throw error;
       }
-      const started = monotonicNow();
       let result: Awaited<R>;
       try {
-        result = await handler(event);
+        result = await handler(decision.event);
       } catch (error) {
-        return finishFailed(key, claim.token, event, started, error);
+        await abort(decision.ticket);
+        throw error;
       }
-      // The handler succeeded: the delivery is processed and is acknowledged even if the
-      // record cannot be written (a redelivery may then run again: at-least-once, never lost).
-      const recorded = await store.complete(key, claim.token, PROCESSED, { ttlMs: retentionMs }).catch(() => false);
-      emit(onEvent, {
-        type: "webhook.processed",
-        scheme: event.scheme,
-        id: event.id,
-        durationMs: monotonicNow() - started,
-        recorded,
-      });
-      return { outcome: "processed", event, result };
+      await finish(decision.ticket, { status: 200 });
+      return { outcome: "processed", event: decision.event, result };
     },
   };
 }
