@@ -1,2 +1,9 @@
+export {
+  type CreateScenarioApp,
+  describeAdapterScenarios,
+  type ScenarioApp,
+  type ScenarioAppOptions,
+  type ScenarioHandlers,
+} from "./adapters.js";
 export { describeStoreConformance, type StoreConformanceOptions } from "./conformance.js";
 export { describeIdempotencyBehaviour, type IdempotencyBehaviourOptions, unreachableStore } from "./idempotency.js";

@@ -1,0 +1,300 @@
+/**
+ * One scenario table for every framework adapter, over real HTTP on 127.0.0.1. An adapter's
+ * test supplies `createApp`, which builds the same small app on its framework:
+ *
+ * - `POST /webhooks`: the adapter's webhook middleware with `options.webhook`, then a route
+ *   that calls `handlers.webhook(event)` and answers 200 `{"received": <id>}`;
+ * - `POST /payments`: the adapter's idempotency middleware with `options.idempotency` plus a
+ *   principal read from the `x-api-key` header, then a route that calls
+ *   `handlers.payment(<parsed JSON body>)` and answers its `status`, `headers` and `json`;
+ * - `GET /payments`: the same middleware and route (GET is not covered: it passes through);
+ * - an error handler that answers a handler's throw with 500 `{"error": "handler failed"}`.
+ *
+ * Every row expects the same status and body from every framework.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { IdempotencyOptions } from "../idempotency/engine.js";
+import type { InterlockStore } from "../store/contract.js";
+import { MemoryStore } from "../store/memory.js";
+import type { WebhookReceiverOptions } from "../webhooks/receiver.js";
+import { standardWebhooks } from "../webhooks/schemes/standard-webhooks.js";
+import { signWebhook } from "../webhooks/sign.js";
+import type { VerifiedWebhook } from "../webhooks/verified.js";
+import { unreachableStore } from "./idempotency.js";
+
+export interface ScenarioHandlers {
+  /** The webhook route's work. Throwing makes the app answer 500. */
+  webhook(event: VerifiedWebhook): Promise<void>;
+  /** The payments route's work, given the parsed JSON body. */
+  payment(body: unknown): Promise<{ status: number; headers?: Record<string, string>; json: unknown }>;
+}
+
+export interface ScenarioAppOptions {
+  /** The adapter's webhook middleware options (as core's receiver takes them). */
+  webhook: WebhookReceiverOptions;
+  /** The adapter's idempotency middleware options, less `principal`, which reads `x-api-key`. */
+  idempotency: Omit<IdempotencyOptions, "principal">;
+  handlers: ScenarioHandlers;
+}
+
+export interface ScenarioApp {
+  /** Base URL, e.g. `http://127.0.0.1:54321`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export type CreateScenarioApp = (options: ScenarioAppOptions) => Promise<ScenarioApp>;
+
+const CURRENT_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OLD_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface World {
+  app: ScenarioApp;
+  store: InterlockStore;
+  /** Webhook ids the handler processed, in order (failures excluded). */
+  processed: string[];
+  /** Payments the handler created. */
+  payments: number;
+}
+
+/** The payments handler's instructions, sent in the request body. */
+interface PaymentBody {
+  amount?: number;
+  /** Answer this status instead of 201. */
+  status?: number;
+  /** Take this long (ms). */
+  delayMs?: number;
+}
+
+function worldOptions(world: Omit<World, "app">, store: InterlockStore): ScenarioAppOptions {
+  const failedOnce = new Set<string>();
+  return {
+    webhook: { scheme: standardWebhooks, secret: [CURRENT_SECRET, OLD_SECRET], store, lockTtlMs: 5_000 },
+    idempotency: { store, lockTtlMs: 5_000, required: false },
+    handlers: {
+      async webhook(event) {
+        const payload = event.payload as { fail?: boolean; delayMs?: number };
+        if (payload.delayMs) await sleep(payload.delayMs);
+        if (payload.fail && !failedOnce.has(event.id as string)) {
+          failedOnce.add(event.id as string);
+          throw new Error("the webhook handler failed once");
+        }
+        world.processed.push(event.id as string);
+      },
+      async payment(body) {
+        const { amount = 100, status = 201, delayMs = 0 } = (body ?? {}) as PaymentBody;
+        if (delayMs) await sleep(delayMs);
+        if (status >= 500) return { status, json: { error: "payment provider unavailable" } };
+        const id = `pay_${++world.payments}`;
+        return { status, headers: { location: `/payments/${id}`, "set-cookie": "session=abc" }, json: { id, amount } };
+      },
+    },
+  };
+}
+
+export function describeAdapterScenarios(framework: string, createApp: CreateScenarioApp): void {
+  let world: World;
+  let down: ScenarioApp;
+  let sequence = 0;
+  const newId = (label: string) => `msg_${label}_${Date.now().toString(36)}_${++sequence}`;
+  const now = () => Math.floor(Date.now() / 1000);
+
+  async function delivery(options: { id?: string; payload?: unknown; secret?: string; timestamp?: number } = {}) {
+    const body = JSON.stringify(options.payload ?? { type: "invoice.paid" });
+    const signed = await signWebhook({
+      scheme: standardWebhooks,
+      secret: options.secret ?? CURRENT_SECRET,
+      body,
+      id: options.id ?? newId("d"),
+      timestamp: options.timestamp ?? now(),
+    });
+    return { headers: { ...signed.headers, "content-type": "application/json" }, body, id: signed.id as string };
+  }
+
+  const postWebhook = (d: { headers: Record<string, string>; body: string }, app = world.app) =>
+    fetch(`${app.url}/webhooks`, { method: "POST", headers: d.headers, body: d.body });
+
+  const pay = (key: string | undefined, body: PaymentBody = {}, extra: Record<string, string> = {}, app = world.app) =>
+    fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "client-a", ...(key ? { "idempotency-key": key } : {}), ...extra },
+      body: JSON.stringify(body),
+    });
+
+  const problem = async (response: Response) => {
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    return (await response.json()) as { code: string; status: number; type: string; title: string };
+  };
+
+  describe(`adapter scenarios: ${framework}`, () => {
+    beforeAll(async () => {
+      const store = new MemoryStore();
+      // One object: the handlers count into it and the rows read it.
+      const shared = { store, processed: [] as string[], payments: 0 } as Omit<World, "app"> & { app?: ScenarioApp };
+      shared.app = await createApp(worldOptions(shared, store));
+      world = shared as World;
+      const unreachable = unreachableStore();
+      down = await createApp(worldOptions({ store: unreachable, processed: [], payments: 0 }, unreachable));
+    });
+    afterAll(async () => {
+      await world?.app.close();
+      await down?.close();
+    });
+
+    describe("webhooks", () => {
+      it("valid delivery → 200, handler runs", async () => {
+        const d = await delivery();
+        const response = await postWebhook(d);
+        expect(response.status).toBe(200);
+        expect(await response.json()).toEqual({ received: d.id });
+        expect(world.processed).toContain(d.id);
+      });
+
+      it("tampered body → 401 no_matching_signature, handler not run", async () => {
+        const d = await delivery();
+        const response = await postWebhook({ ...d, body: d.body.replace("invoice", "refund") });
+        expect(response.status).toBe(401);
+        expect(await problem(response)).toMatchObject({ code: "no_matching_signature", status: 401 });
+        expect(world.processed).not.toContain(d.id);
+      });
+
+      it("stale and future timestamps → 401 with their codes", async () => {
+        const stale = await postWebhook(await delivery({ timestamp: now() - 600 }));
+        expect([stale.status, (await problem(stale)).code]).toEqual([401, "timestamp_too_old"]);
+        const future = await postWebhook(await delivery({ timestamp: now() + 600 }));
+        expect([future.status, (await problem(future)).code]).toEqual([401, "timestamp_in_future"]);
+      });
+
+      it("missing signature headers → 400 missing_header", async () => {
+        const response = await fetch(`${world.app.url}/webhooks`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}",
+        });
+        expect([response.status, (await problem(response)).code]).toEqual([400, "missing_header"]);
+      });
+
+      it("duplicate delivery → 200 duplicate, handler not run again", async () => {
+        const d = await delivery();
+        expect((await postWebhook(d)).status).toBe(200);
+        const again = await postWebhook(await delivery({ id: d.id })); // the provider re-signs its retry
+        expect(again.status).toBe(200);
+        expect(await again.json()).toEqual({ duplicate: true, id: d.id });
+        expect(world.processed.filter((id) => id === d.id)).toHaveLength(1);
+      });
+
+      it("handler failure → 500; the redelivery is processed, once", async () => {
+        const d = await delivery({ payload: { type: "invoice.paid", fail: true } });
+        const failed = await postWebhook(d);
+        expect(failed.status).toBe(500);
+        expect(await failed.json()).toEqual({ error: "handler failed" });
+        expect(world.processed).not.toContain(d.id);
+        expect((await postWebhook(d)).status).toBe(200);
+        expect((await postWebhook(d)).status).toBe(200);
+        expect(world.processed.filter((id) => id === d.id)).toHaveLength(1);
+      });
+
+      it("secret rotation: the previous secret still verifies", async () => {
+        const d = await delivery({ secret: OLD_SECRET });
+        expect((await postWebhook(d)).status).toBe(200);
+      });
+
+      it("concurrent copies of one delivery → the handler runs once", async () => {
+        const d = await delivery({ payload: { type: "invoice.paid", delayMs: 100 } });
+        const statuses = (await Promise.all(Array.from({ length: 8 }, () => postWebhook(d)))).map((r) => r.status);
+        expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+        expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
+        expect(world.processed.filter((id) => id === d.id)).toHaveLength(1);
+      });
+
+      it("store down → 503 store_unavailable, handler not run", async () => {
+        const response = await postWebhook(await delivery(), down);
+        expect([response.status, (await problem(response)).code]).toEqual([503, "store_unavailable"]);
+      });
+    });
+
+    describe("idempotency", () => {
+      it("first request → 201 from the handler; replay → the same status, headers and body, marked", async () => {
+        const key = newId("pay");
+        const first = await pay(key, { amount: 250 });
+        expect(first.status).toBe(201);
+        const body = await first.json();
+        expect(body).toMatchObject({ amount: 250 });
+        const before = world.payments;
+        const replay = await pay(key, { amount: 250 });
+        expect(replay.status).toBe(201);
+        expect(await replay.json()).toEqual(body);
+        expect(replay.headers.get("idempotent-replayed")).toBe("true");
+        expect(replay.headers.get("location")).toBe(first.headers.get("location"));
+        expect(replay.headers.get("set-cookie")).toBeNull();
+        expect(world.payments).toBe(before);
+      });
+
+      it("same key, other body → 422 idempotency_key_mismatch", async () => {
+        const key = newId("pay");
+        await pay(key, { amount: 1 });
+        const response = await pay(key, { amount: 2 });
+        expect([response.status, (await problem(response)).code]).toEqual([422, "idempotency_key_mismatch"]);
+      });
+
+      it("malformed key → 400 idempotency_key_invalid", async () => {
+        const response = await pay('"a", "b"');
+        expect([response.status, (await problem(response)).code]).toEqual([400, "idempotency_key_invalid"]);
+      });
+
+      it("same key while the first is running → 409 request_in_flight with Retry-After", async () => {
+        const key = newId("pay");
+        const slow = pay(key, { delayMs: 300 });
+        await sleep(80);
+        const response = await pay(key, { delayMs: 300 });
+        expect(response.status).toBe(409);
+        expect(response.headers.get("retry-after")).toBe("5");
+        expect((await problem(response)).code).toBe("request_in_flight");
+        expect((await slow).status).toBe(201);
+      });
+
+      it("a 5xx answer is released: the retry runs the handler again", async () => {
+        const key = newId("pay");
+        const failed = await pay(key, { status: 503 });
+        expect(failed.status).toBe(503);
+        const retry = await pay(key, { status: 503 });
+        expect(retry.status).toBe(503);
+        expect(retry.headers.get("idempotent-replayed")).toBeNull();
+      });
+
+      it("concurrent requests with one key → the handler runs once", async () => {
+        const key = newId("pay");
+        const before = world.payments;
+        const responses = await Promise.all(Array.from({ length: 10 }, () => pay(key, { delayMs: 100 })));
+        const statuses = responses.map((r) => r.status);
+        expect(statuses.filter((s) => s === 201).length).toBeGreaterThanOrEqual(1);
+        expect(statuses.every((s) => s === 201 || s === 409)).toBe(true);
+        expect(world.payments).toBe(before + 1);
+      });
+
+      it("keys are scoped by principal: another client's same key runs its own request", async () => {
+        const key = newId("pay");
+        const a = await pay(key, { amount: 5 });
+        const b = await pay(key, { amount: 5 }, { "x-api-key": "client-b" });
+        expect([a.status, b.status]).toEqual([201, 201]);
+        expect((await a.json()).id).not.toBe((await b.json()).id);
+      });
+
+      it("GET is not covered; requests without a key pass through", async () => {
+        const get = await fetch(`${world.app.url}/payments`, { headers: { "idempotency-key": newId("get") } });
+        expect(get.status).not.toBe(400);
+        const before = world.payments;
+        expect((await pay(undefined)).status).toBe(201);
+        expect((await pay(undefined)).status).toBe(201);
+        expect(world.payments).toBe(before + 2);
+      });
+
+      it("store down → 503 store_unavailable", async () => {
+        const response = await pay(newId("pay"), {}, {}, down);
+        expect([response.status, (await problem(response)).code]).toEqual([503, "store_unavailable"]);
+      });
+    });
+  });
+}

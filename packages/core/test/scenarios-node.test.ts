@@ -1,0 +1,67 @@
+/**
+ * The adapter scenario table against a plain node:http app that drives core directly: the
+ * reference every framework adapter must match, and a check of the table itself.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createIdempotency, createWebhookReceiver, type HttpResponse } from "../src/index.js";
+import { describeAdapterScenarios, type ScenarioAppOptions } from "../src/testing/index.js";
+
+async function rawBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function send(res: ServerResponse, response: HttpResponse): void {
+  res.writeHead(response.status, response.headers.flat()).end(response.body);
+}
+
+function json(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { "content-type": "application/json", ...headers }).end(body);
+  return { status, headers: { "content-type": "application/json", ...headers }, body };
+}
+
+function nodeApp(options: ScenarioAppOptions) {
+  const receiver = createWebhookReceiver(options.webhook);
+  const idempotency = createIdempotency({
+    ...options.idempotency,
+    principal: (request) => (request.headers as IncomingMessage["headers"])["x-api-key"] as string | undefined,
+  });
+  return createServer(async (req, res) => {
+    const body = await rawBody(req);
+    const path = req.url ?? "/";
+    if (path === "/webhooks" && req.method === "POST") {
+      const decision = await receiver.begin(req.headers, body);
+      if (decision.action === "respond") return send(res, decision.response);
+      try {
+        await options.handlers.webhook(decision.event);
+      } catch {
+        await receiver.abort(decision.ticket);
+        return json(res, 500, { error: "handler failed" });
+      }
+      await receiver.finish(decision.ticket, { status: 200 });
+      return json(res, 200, { received: decision.event.id });
+    }
+    if (path === "/payments") {
+      const request = { method: req.method ?? "GET", route: "/payments", path, headers: req.headers, body };
+      const decision = await idempotency.begin(request);
+      if (decision.action === "respond") return send(res, decision.response);
+      const result = await options.handlers.payment(body.length ? JSON.parse(body.toString()) : undefined);
+      const sent = json(res, result.status, result.json, result.headers);
+      if (decision.action === "execute") await idempotency.finish(decision.ticket, sent);
+      return;
+    }
+    json(res, 404, { error: "not found" });
+  });
+}
+
+describeAdapterScenarios("node:http (reference)", async (options) => {
+  const server = nodeApp(options);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+});
