@@ -1,117 +1,135 @@
-// Interlock demo: a webhook receiver on 127.0.0.1 verifying Stripe, Standard Webhooks and
-// GitHub deliveries, and a "provider" that sends it good and bad ones. One line per delivery:
-// what was sent, and what the server decided. Needs nothing but Node.
+// Interlock demo, on the embedded memory store: a webhook receiver and a payments API on
+// 127.0.0.1, then a "provider" and a "client" that exercise them. One line per request: what
+// was sent, and what the server decided. Needs nothing but Node.
 import { createServer } from "node:http";
-import {
-  createWebhookVerifier,
-  github,
-  PROBLEM_CONTENT_TYPE,
-  signWebhook,
-  standardWebhooks,
-  stripe,
-  WebhookVerificationError,
-} from "@interlock/core";
+import { createIdempotency, createWebhookReceiver, MemoryStore, signWebhook, stripe } from "@interlock/core";
 
-const SECRETS = {
-  stripe: "whsec_demo_stripe_secret",
-  "standard-webhooks": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"],
-  github: "demo-github-secret",
-};
-const verifiers = {
-  "/webhooks/stripe": createWebhookVerifier({ scheme: stripe, secret: SECRETS.stripe }),
-  "/webhooks/svix": createWebhookVerifier({ scheme: standardWebhooks, secret: SECRETS["standard-webhooks"] }),
-  "/webhooks/github": createWebhookVerifier({ scheme: github, secret: SECRETS.github }),
-};
-const MAX_BODY = 1024 * 1024;
+const STRIPE_SECRET = "whsec_demo_stripe_secret";
+const store = new MemoryStore(); // one process; @interlock/redis or @interlock/postgres for many
+const receiver = createWebhookReceiver({ scheme: stripe, secret: STRIPE_SECRET, store });
+const idempotency = createIdempotency({ store, principal: (req) => req.headers["x-api-key"] });
 
-function readRawBody(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let size = 0;
-    req.on("data", (chunk) => {
-      size += chunk.length;
-      if (size > MAX_BODY) reject(Object.assign(new Error("body too large"), { status: 413 }));
-      else chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
+const fulfilled = [];
+const payments = [];
+
+async function readBody(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
-function answer(res, status, body, type = "application/json") {
-  res.writeHead(status, { "content-type": type }).end(JSON.stringify(body));
+function send(res, { status, headers, body }) {
+  res.writeHead(status, headers.flat()).end(body);
+}
+
+function json(res, status, value, headers = {}) {
+  const all = { "content-type": "application/json", ...headers };
+  res.writeHead(status, all).end(JSON.stringify(value));
+  return { status, headers: all, body: JSON.stringify(value) };
 }
 
 const server = createServer(async (req, res) => {
-  const verifier = verifiers[req.url];
-  if (req.method !== "POST" || !verifier) return answer(res, 404, { error: "not found" });
-  try {
-    const body = await readRawBody(req);
-    const event = await verifier.verify(req.headers, body);
-    answer(res, 200, { received: event.id ?? "(no id)", scheme: event.scheme });
-  } catch (error) {
-    if (error instanceof WebhookVerificationError) {
-      return answer(res, error.status, error.toProblem(), PROBLEM_CONTENT_TYPE);
-    }
-    answer(res, error.status ?? 500, { error: String(error.message) });
+  const body = await readBody(req);
+  if (req.url === "/webhooks/stripe") {
+    const decision = await receiver.begin(req.headers, body);
+    if (decision.action === "respond") return send(res, decision.response);
+    fulfilled.push(decision.event.id); // the business work: fulfil the order
+    await receiver.finish(decision.ticket, { status: 200 });
+    return json(res, 200, { received: decision.event.id });
   }
+  if (req.url === "/payments") {
+    const request = { method: req.method, route: "/payments", path: req.url, headers: req.headers, body };
+    const decision = await idempotency.begin(request);
+    if (decision.action === "respond") return send(res, decision.response);
+    await new Promise((resolve) => setTimeout(resolve, 800)); // a slow card network
+    const payment = { id: `pay_${payments.length + 1}`, amount: JSON.parse(body).amount };
+    payments.push(payment);
+    const sent = json(res, 201, payment, { location: `/payments/${payment.id}` });
+    if (decision.action === "execute") await idempotency.finish(decision.ticket, sent);
+    return;
+  }
+  json(res, 404, { error: "not found" });
 });
 
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const base = `http://127.0.0.1:${server.address().port}`;
+const lines = [];
+const say = (label, outcome) => {
+  const line = `${label.padEnd(52)} -> ${outcome}`;
+  lines.push(line);
+  console.log(line);
+};
 
-async function deliver(label, path, { headers, body }) {
-  const response = await fetch(base + path, { method: "POST", headers, body });
-  const result = await response.json();
-  const verdict = response.ok ? `accepted ${result.received}` : `refused: ${result.code}`;
-  console.log(`${label.padEnd(48)} -> ${response.status} ${verdict}`);
+async function describe(response) {
+  const type = response.headers.get("content-type") ?? "";
+  const body = type.includes("json") ? await response.json() : await response.text();
+  if (type.startsWith("application/problem+json")) return `${response.status} refused: ${body.code}`;
+  const replayed = response.headers.get("idempotent-replayed") ? " (replayed)" : "";
+  return `${response.status} ${JSON.stringify(body)}${replayed}`;
+}
+
+async function deliver(label, { headers, body }) {
+  const response = await fetch(`${base}/webhooks/stripe`, { method: "POST", headers, body });
+  say(label, await describe(response));
   return response.status;
 }
 
 const now = Math.floor(Date.now() / 1000);
-const stripeBody = JSON.stringify({ id: "evt_demo_1", object: "event", type: "invoice.paid" });
-const svixBody = JSON.stringify({ type: "user.created", data: { id: "u_1" } });
-const ghBody = JSON.stringify({ action: "opened", number: 42 });
+const event = JSON.stringify({ id: "evt_demo_1", object: "event", type: "checkout.session.completed" });
+const signed = (extra = {}) => signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body: event, ...extra });
 
-const signed = (scheme, secret, body, extra = {}) => signWebhook({ scheme, secret, body, ...extra });
+console.log(`Interlock demo: receiver and payments API on ${base} (Node ${process.versions.node}, memory store)\n`);
+const statuses = [];
+statuses.push(await deliver("provider: signed delivery evt_demo_1", await signed()));
+statuses.push(await deliver("provider: the same delivery again (its retry)", await signed({ timestamp: now + 5 })));
+statuses.push(
+  await deliver("attacker: body tampered in transit", {
+    ...(await signed()),
+    body: event.replace("completed", "expired"),
+  }),
+);
+statuses.push(await deliver("attacker: replay captured 10 minutes ago", await signed({ timestamp: now - 600 })));
+statuses.push(
+  await deliver(
+    "attacker: signed with a guessed secret",
+    await signWebhook({ scheme: stripe, secret: "whsec_guess", body: event }),
+  ),
+);
 
-console.log(`Interlock demo: receiver on ${base} (Node ${process.versions.node})\n`);
-const statuses = [
-  await deliver("Stripe: signed delivery", "/webhooks/stripe", await signed(stripe, SECRETS.stripe, stripeBody)),
-  await deliver("Stripe: body tampered in transit", "/webhooks/stripe", {
-    ...(await signed(stripe, SECRETS.stripe, stripeBody)),
-    body: stripeBody.replace("invoice.paid", "invoice.void"),
-  }),
-  await deliver(
-    "Stripe: replayed 10 minutes later",
-    "/webhooks/stripe",
-    await signed(stripe, SECRETS.stripe, stripeBody, { timestamp: now - 600 }),
-  ),
-  await deliver(
-    "Stripe: signed with the wrong secret",
-    "/webhooks/stripe",
-    await signed(stripe, "whsec_guess", stripeBody),
-  ),
-  await deliver(
-    "Svix: signed with the previous secret (rotation)",
-    "/webhooks/svix",
-    await signed(standardWebhooks, SECRETS["standard-webhooks"][1], svixBody),
-  ),
-  await deliver("Svix: signature header missing", "/webhooks/svix", {
-    headers: { "webhook-id": "msg_1", "webhook-timestamp": String(now) },
-    body: svixBody,
-  }),
-  await deliver("GitHub: signed delivery", "/webhooks/github", await signed(github, SECRETS.github, ghBody)),
-  await deliver("GitHub: truncated signature", "/webhooks/github", {
-    headers: { "x-hub-signature-256": "sha256=abc123" },
-    body: ghBody,
-  }),
-];
+const pay = (signal) =>
+  fetch(`${base}/payments`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "idempotency-key": "order-1042-attempt", "x-api-key": "shop-7" },
+    body: JSON.stringify({ amount: 4200 }),
+    signal,
+  });
+try {
+  await pay(AbortSignal.timeout(100)); // the response is "dropped": the client gives up first
+} catch {
+  say("client: POST /payments, response lost (timeout)", "the server keeps working");
+}
+const early = await pay();
+say("client: retry while the first is still running", await describe(early));
+statuses.push(early.status);
+// The client retries (bounded) until the first request has finished.
+let late = await pay();
+for (let i = 0; i < 50 && late.status === 409; i++) {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  late = await pay();
+}
+say("client: retry after it finished", await describe(late));
+statuses.push(late.status);
 server.close();
 
-const expected = [200, 401, 401, 401, 200, 400, 200, 401];
-if (statuses.join() !== expected.join()) {
-  console.error(`\nunexpected statuses: ${statuses.join(", ")} (expected ${expected.join(", ")})`);
+console.log(`\nOrders fulfilled: ${fulfilled.length} (${fulfilled.join(", ")}); payments created: ${payments.length}.`);
+const expected = [200, 200, 401, 401, 401, 409, 201];
+const ok =
+  statuses.join() === expected.join() &&
+  fulfilled.length === 1 &&
+  payments.length === 1 &&
+  late.headers.get("idempotent-replayed") === "true";
+if (!ok) {
+  console.error(`unexpected outcome: statuses ${statuses.join(", ")} (expected ${expected.join(", ")})`);
   process.exit(1);
 }
-console.log("\nEvery delivery got the answer it should.");
+console.log("Every request got the answer it should: each webhook processed once, each payment made once.");
