@@ -3,98 +3,17 @@
  * a worker killed while holding locks blocks its keys for one lease, not for ever.
  */
 
-import { type ChildProcess, fork } from "node:child_process";
-import { mkdir } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
-import { build } from "tsup";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { ClaimRequest, Outcome, WorkerMessage } from "./fixtures/worker.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redisClient, storeOn, uniquePrefix } from "./helpers.js";
+import { workerPool } from "./workers.js";
 
-const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
-// Inside the package, so the bundle resolves ioredis from the package's own node_modules.
-const outDir = here("../node_modules/.cache/interlock-redis-worker");
 const WORKERS = 4;
 const KEYS = 1_000;
 const ROUNDS = 3;
 
-/** Bundles the TypeScript worker (and the store's source) into one file Node can run. */
-async function buildWorker(): Promise<string> {
-  await mkdir(outDir, { recursive: true });
-  const source = {
-    "@interlock/core": here("../../core/src/index.ts"),
-    "#crypto": here("../../core/src/crypto/node.ts"),
-  } as Record<string, string>;
-  await build({
-    entry: { worker: here("./fixtures/worker.ts") },
-    outDir,
-    format: ["esm"],
-    outExtension: () => ({ js: ".mjs" }),
-    platform: "node",
-    target: "node20",
-    config: false,
-    silent: true,
-    dts: false,
-    sourcemap: false,
-    clean: false,
-    external: ["ioredis"],
-    noExternal: [/^@interlock\//, /^#crypto$/],
-    esbuildPlugins: [
-      {
-        name: "core-source",
-        setup(b) {
-          b.onResolve({ filter: /^(@interlock\/core|#crypto)$/ }, (args) => ({ path: source[args.path]! }));
-        },
-      },
-    ],
-  });
-  return `${outDir}/worker.mjs`;
-}
-
-class Worker {
-  readonly #child: ChildProcess;
-  readonly ready: Promise<void>;
-  readonly #pending = new Map<number, (outcomes: Outcome[]) => void>();
-  #ids = 0;
-
-  constructor(script: string, prefix: string, name: string) {
-    const env = { ...process.env, REDIS_URL: inject("redisUrl"), PREFIX: prefix, WORKER_NAME: name };
-    this.#child = fork(script, { env, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.ready = new Promise((resolve, reject) => {
-      this.#child.once("exit", (code) => reject(new Error(`worker ${name} exited (${code}) before ready`)));
-      this.#child.on("message", (message: WorkerMessage) => {
-        if (message.type === "ready") resolve();
-        else this.#pending.get(message.id)?.(message.outcomes);
-      });
-    });
-  }
-
-  claim(keys: string[], options: { lockTtlMs: number; complete: boolean }): Promise<Outcome[]> {
-    const request: ClaimRequest = { id: ++this.#ids, keys, ...options };
-    return new Promise((resolve) => {
-      this.#pending.set(request.id, resolve);
-      this.#child.send(request);
-    });
-  }
-
-  kill(): Promise<void> {
-    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return Promise.resolve();
-    const exited = new Promise<void>((resolve) => this.#child.once("exit", () => resolve()));
-    this.#child.kill("SIGKILL");
-    return exited;
-  }
-}
-
 const decoder = new TextDecoder();
-let script: string;
-const workers: Worker[] = [];
-
-async function startWorkers(prefix: string, count: number): Promise<Worker[]> {
-  const started = Array.from({ length: count }, (_, i) => new Worker(script, prefix, `w${i}`));
-  workers.push(...started);
-  await Promise.all(started.map((worker) => worker.ready));
-  return started;
-}
+const processes = workerPool();
+const startWorkers = (prefix: string, count: number) => processes.start(prefix, count);
 
 /** Each worker claims the keys in its own shuffled order, so the interleaving differs per key. */
 function shuffled<T>(items: T[]): T[] {
@@ -106,13 +25,8 @@ function shuffled<T>(items: T[]): T[] {
   return copy;
 }
 
-beforeAll(async () => {
-  script = await buildWorker();
-});
-
-afterAll(async () => {
-  await Promise.all(workers.map((worker) => worker.kill()));
-});
+beforeAll(() => processes.build());
+afterAll(() => processes.stop());
 
 describe("redis reliability: worker processes", () => {
   it(`${WORKERS} processes × ${KEYS} keys, every key claimed by all at once: exactly one winner each`, async () => {
