@@ -185,3 +185,26 @@ export class IdempotencyError extends InterlockError {
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
+
+export type BodyErrorCode = "body_too_large" | "body_not_raw";
+
+const BODY_ERRORS: Record<BodyErrorCode, { status: number; title: string }> = {
+  body_too_large: { status: 413, title: "The request body is too large" },
+  // A body parser consumed the stream first: a server setup mistake, not the client's.
+  body_not_raw: { status: 500, title: "The request body is not available as raw bytes" },
+};
+
+/** A request body Interlock cannot use: too large to read, or already consumed by a parser. */
+export class BodyError extends InterlockError {
+  override readonly name = "BodyError";
+  readonly code: BodyErrorCode;
+  readonly status: number;
+  readonly title: string;
+
+  constructor(code: BodyErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.status = BODY_ERRORS[code].status;
+    this.title = BODY_ERRORS[code].title;
+  }
+}

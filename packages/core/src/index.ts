@@ -1,5 +1,7 @@
 export type { ContentParts } from "./crypto/port.js";
 export {
+  BodyError,
+  type BodyErrorCode,
   IdempotencyError,
   type IdempotencyErrorCode,
   InterlockConfigError,
@@ -67,9 +69,11 @@ export {
   DEFAULT_WEBHOOK_LOCK_TTL_MS,
   DEFAULT_WEBHOOK_RETENTION_MS,
   deliveryKey,
+  type WebhookDecision,
   type WebhookReceipt,
   type WebhookReceiver,
   type WebhookReceiverOptions,
+  type WebhookTicket,
 } from "./webhooks/receiver.js";
 export { WebhookRefusal } from "./webhooks/refusal.js";
 export type {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MemoryStore, parseIdempotencyKey } from "../src/index.js";
+import { BodyError, createIdempotency, MemoryStore, parseIdempotencyKey } from "../src/index.js";
 import { describeIdempotencyBehaviour } from "../src/testing/index.js";
 
 describeIdempotencyBehaviour("memory", { create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }) });
@@ -17,5 +17,38 @@ describe("parseIdempotencyKey", () => {
 
   it.each(['"a",', '"a" "b"', "a b", '""', '"\\n"', '"é"', "k".repeat(256), '"unterminated'])("refuses %s", (value) => {
     expect(parseIdempotencyKey(value)).toBeUndefined();
+  });
+});
+
+describe("request bodies", () => {
+  const request = (body: unknown, key: string | null = "k-body") => ({
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers: key ? { "idempotency-key": key } : {},
+    body: body as never,
+  });
+
+  it("reads a lazy body only when the fingerprint needs it", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
+    let reads = 0;
+    const lazy = async () => {
+      reads++;
+      return '{"amount":1}';
+    };
+    expect(await engine.begin({ ...request(lazy, null), method: "GET" })).toEqual({ action: "pass" });
+    expect(await engine.begin(request(lazy, null))).toEqual({ action: "pass" });
+    expect(reads).toBe(0);
+    expect((await engine.begin(request(lazy))).action).toBe("execute");
+    expect(reads).toBe(1);
+  });
+
+  it("answers a parsed (non-raw) body with a typed 500 problem instead of throwing", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
+    const decision = await engine.begin(request({ amount: 1 }));
+    expect(decision).toMatchObject({ action: "respond", replayed: false, response: { status: 500 } });
+    if (decision.action !== "respond") throw new Error("unreachable");
+    expect(decision.error).toBeInstanceOf(BodyError);
+    expect(JSON.parse(new TextDecoder().decode(decision.response.body))).toMatchObject({ code: "body_not_raw" });
   });
 });

@@ -7,14 +7,14 @@
  * reports the captured response with `finish`, or the handler's failure with `abort`.
  */
 
-import { IdempotencyError, InterlockConfigError, type StoreUnavailableError } from "../errors.js";
+import { BodyError, IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
 import { type EventHook, emit, type IdempotencyEvent, type IdempotencyRejectedEvent, monotonicNow } from "../events.js";
 import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
 import { asUnavailable, responseSize } from "../store/validate.js";
-import { type RawBody, rawBytes } from "../webhooks/body.js";
+import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
 import {
@@ -33,8 +33,11 @@ export interface IdempotencyRequest {
   /** The path with its query string: part of the default fingerprint. */
   path: string;
   headers: HeadersInput;
-  /** The raw body bytes (or exact text); undefined for none. */
-  body: RawBody | undefined;
+  /**
+   * The raw body bytes (or exact text); undefined for none. A function is called only when
+   * the default fingerprint needs the body, so requests the engine passes through are never read.
+   */
+  body: RawBody | undefined | (() => RawBody | undefined | Promise<RawBody | undefined>);
   /** The framework's own request object, for `principal` and `fingerprint` functions. */
   context?: unknown;
 }
@@ -89,7 +92,13 @@ export type IdempotencyDecision =
   /** First request: run the handler, then `finish(ticket, captured)` or `abort(ticket)`. */
   | { action: "execute"; ticket: IdempotencyTicket }
   /** Answer with this response: a replay, or a problem+json refusal. The handler must not run. */
-  | { action: "respond"; response: HttpResponse; replayed: boolean };
+  | {
+      action: "respond";
+      response: HttpResponse;
+      replayed: boolean;
+      /** The typed error behind a refusal (undefined for a replay). */
+      error: InterlockError | undefined;
+    };
 
 /** A claimed key, owned by one running request. */
 export interface IdempotencyTicket {
@@ -157,8 +166,9 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
 
   function fingerprintOf(request: IdempotencyRequest): string | Promise<string> {
     if (options.fingerprint) return options.fingerprint(request);
-    const body = request.body === undefined ? new Uint8Array() : rawBytes(request.body, "idempotency");
-    return sha256Hex([`${request.method.toUpperCase()}\n${request.path}\n`, body]);
+    const prefix = `${request.method.toUpperCase()}\n${request.path}\n`;
+    if (typeof request.body !== "function") return sha256Hex([prefix, requestBytes(request.body)]);
+    return Promise.resolve(request.body()).then((body) => sha256Hex([prefix, requestBytes(body)]));
   }
 
   // The principal is hashed into the key, so stores and their logs never see an API key.
@@ -183,8 +193,8 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
     return typeof digest === "string" ? remember(digest) : digest.then(remember);
   }
 
-  function refuse(error: IdempotencyError | StoreUnavailableError, retryAfter?: number): IdempotencyDecision {
-    return { action: "respond", response: problemResponse(error, retryAfter), replayed: false };
+  function refuse(error: InterlockError, retryAfter?: number): IdempotencyDecision {
+    return { action: "respond", response: problemResponse(error, retryAfter), replayed: false, error };
   }
 
   function storeDown(
@@ -248,8 +258,14 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
       }
       const base = { method, route, key };
       // Awaited only when asynchronous: on Node both are synchronous, and each await costs a tick.
-      const fingerprintOrPromise = fingerprintOf(request);
-      const fingerprint = typeof fingerprintOrPromise === "string" ? fingerprintOrPromise : await fingerprintOrPromise;
+      let fingerprint: string;
+      try {
+        const fingerprintOrPromise = fingerprintOf(request);
+        fingerprint = typeof fingerprintOrPromise === "string" ? fingerprintOrPromise : await fingerprintOrPromise;
+      } catch (error) {
+        if (error instanceof BodyError) return refuse(error);
+        throw error;
+      }
       const storeKeyOrPromise = storeKeyOf(request, method, key);
       const storeKey = typeof storeKeyOrPromise === "string" ? storeKeyOrPromise : await storeKeyOrPromise;
       let claim: Awaited<ReturnType<typeof claimKey>>;
@@ -304,7 +320,12 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
         );
       }
       if (onEvent) emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status });
-      return { action: "respond", response: replayResponse(claim.record, replayedHeader), replayed: true };
+      return {
+        action: "respond",
+        response: replayResponse(claim.record, replayedHeader),
+        replayed: true,
+        error: undefined,
+      };
     },
 
     async finish(publicTicket, captured, finishOptions) {

@@ -119,7 +119,12 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
   const pay = (key: string | undefined, body: PaymentBody = {}, extra: Record<string, string> = {}, app = world.app) =>
     fetch(`${app.url}/payments`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-api-key": "client-a", ...(key ? { "idempotency-key": key } : {}), ...extra },
+      headers: {
+        "content-type": "application/json",
+        "x-api-key": "client-a",
+        ...(key ? { "idempotency-key": key } : {}),
+        ...extra,
+      },
       body: JSON.stringify(body),
     });
 

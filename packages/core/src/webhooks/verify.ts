@@ -39,6 +39,8 @@ export interface WebhookVerifier {
   readonly scheme: WebhookScheme;
   /** The tolerance window in seconds, for replay-window checks by de-duplication. */
   readonly tolerance: number;
+  /** The largest body accepted, in bytes: adapters stop reading a request body past it. */
+  readonly maxBodyBytes: number;
   /** Verifies a delivery; rejects with a `WebhookVerificationError` and nothing else. */
   verify<T = unknown>(headers: HeadersInput, body: RawBody): Promise<VerifiedWebhook<T>>;
   /** The same, synchronously; throws `InterlockConfigError` where the runtime hashes only asynchronously. */
@@ -241,6 +243,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   return {
     scheme,
     tolerance,
+    maxBodyBytes,
     check,
     checkSync,
     async verify<T>(headers: HeadersInput, body: RawBody) {
