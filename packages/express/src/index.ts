@@ -1,0 +1,15 @@
+/**
+ * Interlock for Express 4.21+ and 5: `webhook()` verifies and de-duplicates deliveries on their
+ * raw bytes, `idempotency()` makes unsafe routes safe to retry with an `Idempotency-Key`.
+ */
+
+import "./augment.js";
+
+export {
+  type ExpressIdempotencyRequest,
+  type IdempotencyMiddlewareOptions,
+  type IdempotencyRefusal,
+  idempotency,
+} from "./idempotency.js";
+export { captureRawBody, rawBodyOf } from "./raw-body.js";
+export { type WebhookOptions, type WebhookRespondDecision, webhook } from "./webhook.js";

@@ -1,0 +1,112 @@
+/**
+ * The raw request bytes, wherever they are: captured by a body parser's `verify` hook, left
+ * as a Buffer by `express.raw()`, or still unread in the request stream.
+ */
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+const RAW_BODY = Symbol.for("@interlock/express.rawBody");
+
+interface RequestState {
+  [RAW_BODY]?: Buffer;
+  /** Set by body-parser 1.x (Express 4) once a parser has read the stream. */
+  _body?: boolean;
+  body?: unknown;
+}
+
+/**
+ * A body parser `verify` hook that keeps the exact bytes the parser read, so Interlock can
+ * verify and fingerprint them while the app still gets its parsed `req.body`:
+ * `app.use(express.json({ verify: captureRawBody }))`.
+ */
+export function captureRawBody(req: IncomingMessage, _res: ServerResponse, buf: Buffer): void {
+  remember(req, buf);
+}
+
+function remember(req: IncomingMessage, body: Buffer): void {
+  (req as IncomingMessage & RequestState)[RAW_BODY] = body;
+}
+
+/** The raw body already known for this request, or undefined. */
+export function rawBodyOf(req: IncomingMessage): Buffer | undefined {
+  const state = req as IncomingMessage & RequestState;
+  const captured = state[RAW_BODY];
+  if (captured !== undefined) return captured;
+  // express.raw() leaves the bytes as they were read; any other parser leaves something else.
+  return Buffer.isBuffer(state.body) ? state.body : undefined;
+}
+
+/** Whether something already read the request stream (so its bytes can no longer be read). */
+export function streamConsumed(req: IncomingMessage): boolean {
+  return (req as IncomingMessage & RequestState)._body === true || req.readableEnded || req.readableDidRead;
+}
+
+/** Whether the request announces a body at all (the same test body-parser makes). */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "");
+}
+
+/** Returned by `readRawBody` when the body is larger than the limit (the request was drained). */
+export const TOO_LARGE = Symbol("too large");
+
+/**
+ * Reads the whole request stream, up to `limit` bytes. Past the limit it stops keeping bytes,
+ * drains the rest (so the client reads the answer rather than a reset connection) and
+ * resolves `TOO_LARGE`. Remembers the bytes on the request for later middleware.
+ */
+export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | typeof TOO_LARGE> {
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers["content-length"]) > limit) {
+      drain(req, () => resolve(TOO_LARGE));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      cleanup();
+      drain(req, () => resolve(TOO_LARGE));
+    };
+    const onEnd = () => {
+      cleanup();
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+      remember(req, body);
+      resolve(body);
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(Object.assign(error, { status: 400, statusCode: 400, expose: true, type: "request.aborted" }));
+    };
+    const onClose = () => onError(new Error("the request was aborted before its body was read"));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+/** Reads and discards the rest of the request, then calls `done`. */
+function drain(req: IncomingMessage, done: () => void): void {
+  if (req.readableEnded) {
+    done();
+    return;
+  }
+  let called = false;
+  const once = () => {
+    if (called) return;
+    called = true;
+    done();
+  };
+  req.once("end", once);
+  req.once("close", once);
+  req.once("error", once);
+  req.resume();
+}

@@ -1,0 +1,37 @@
+/** Writing core's ready responses through Express, and letting the app take them over. */
+
+import type { ServerResponse } from "node:http";
+import type { HttpResponse } from "@interlock/core";
+import { responseStarted } from "./hold.js";
+
+/**
+ * Writes a response decided by core exactly as it is. Node's own `setHeader`/`end`, not
+ * Express's `res.set`/`res.send`, which would add a charset or an ETag to a replayed response.
+ */
+export function send(res: ServerResponse, response: HttpResponse): void {
+  const headers = new Map<string, string[]>();
+  for (const [name, value] of response.headers) {
+    const lower = name.toLowerCase();
+    headers.set(lower, [...(headers.get(lower) ?? []), value]);
+  }
+  res.statusCode = response.status;
+  for (const [name, values] of headers) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+  const { body } = response;
+  res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+}
+
+/**
+ * Gives the app's `onError` the first say; if it did not start a response, the default goes
+ * out. An `onError` that throws hands its error to Express's error handling (the caller's `next`).
+ */
+export async function answer(
+  res: ServerResponse,
+  response: HttpResponse,
+  takeOver: (() => void | Promise<void>) | undefined,
+): Promise<void> {
+  if (takeOver) {
+    await takeOver();
+    if (responseStarted(res)) return;
+  }
+  send(res, response);
+}

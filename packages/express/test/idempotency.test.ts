@@ -1,0 +1,424 @@
+/** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
+import { Readable } from "node:stream";
+import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
+import { afterEach, describe, expect, it } from "vitest";
+import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency } from "../src/index.js";
+import { listen, type Running, SlowStore, send, sleep } from "./helpers.js";
+
+const running: Running[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((app) => app.close()));
+});
+
+const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+  const { status = 500, type } = error as { status?: number; type?: string };
+  res.status(status).json({ error: type ?? (error as Error).message });
+};
+
+let sequence = 0;
+const newKey = () => `key-${Date.now().toString(36)}-${++sequence}`;
+
+interface World {
+  url: string;
+  runs: () => number;
+  events: IdempotencyEvent[];
+}
+
+/**
+ * An app whose routes count their runs. `routes` mounts them; `use` wraps each handler so
+ * it counts; `before` mounts app-wide middleware first.
+ */
+async function start(
+  mount: (app: Express, use: (handler: RequestHandler) => RequestHandler, idem: RequestHandler) => void,
+  options: Partial<IdempotencyMiddlewareOptions> = {},
+  before: (app: Express) => void = () => {},
+): Promise<World> {
+  const app = express();
+  before(app);
+  const events: IdempotencyEvent[] = [];
+  let runs = 0;
+  const idem = idempotency({
+    store: new MemoryStore(),
+    principal: (request) => request.context.get("x-api-key"),
+    onEvent: (event: InterlockEvent) => void events.push(event as IdempotencyEvent),
+    ...options,
+  });
+  mount(
+    app,
+    (handler) => (req, res, next) => {
+      runs++;
+      return handler(req, res, next);
+    },
+    idem,
+  );
+  app.use(onError);
+  const server = await listen(app);
+  running.push(server);
+  return { url: server.url, runs: () => runs, events };
+}
+
+const post = (
+  url: string,
+  key: string | undefined,
+  body: string | Uint8Array = "{}",
+  headers: Record<string, string> = {},
+) =>
+  send(url, {
+    headers: {
+      "content-type": "application/json",
+      "x-api-key": "client-a",
+      ...(key ? { "idempotency-key": key } : {}),
+      ...headers,
+    },
+    body,
+  });
+
+const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+describe("idempotency(): response capture", () => {
+  const bodies: Record<string, RequestHandler> = {
+    "res.send(Buffer) with binary bytes": (_req, res) =>
+      void res.status(201).type("application/octet-stream").send(BINARY),
+    "res.end(Buffer) after writeHead (headers only in the header block)": (_req, res) => {
+      res.writeHead(202, { "content-type": "image/x-test", location: "/things/1", "x-trace": "abc" });
+      res.end(BINARY);
+    },
+    "res.end(string, 'latin1')": (_req, res) => {
+      res.statusCode = 200;
+      res.setHeader("content-type", "text/plain; charset=latin1");
+      res.end("café ÿ", "latin1");
+    },
+    "res.send(string) with non-ASCII text": (_req, res) => void res.status(201).send("<p>naïve — ✓</p>"),
+    "res.json(value)": (_req, res) => void res.status(201).json({ id: "pay_1", amount: 1.5, note: "é" }),
+    "res.sendStatus(204)": (_req, res) => void res.sendStatus(204),
+    "res.status(409).end() with no body": (_req, res) => void res.status(409).end(),
+  };
+  for (const [name, handler] of Object.entries(bodies)) {
+    it(`${name}: captured, replayed byte for byte, handler run once`, async () => {
+      const world = await start((app, use, idem) => {
+        app.disable("x-powered-by");
+        app.post("/things", idem, use(handler));
+      });
+      const key = newKey();
+      const first = await post(`${world.url}/things`, key);
+      const replay = await post(`${world.url}/things`, key);
+      expect(world.runs()).toBe(1);
+      expect(replay.status).toBe(first.status);
+      expect(replay.body).toEqual(first.body);
+      expect(replay.headers["content-type"]).toEqual(first.headers["content-type"]);
+      expect(replay.headers.location).toEqual(first.headers.location);
+      expect(replay.headers["idempotent-replayed"]).toBe("true");
+      expect(replay.headers["x-trace"]).toBeUndefined(); // not on the replay allow-list
+      expect(world.events.map((e) => e.type)).toContain("idempotency.completed");
+    });
+  }
+
+  it("write() then end(): streamed through exactly, not cached, the key released", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/stream",
+        idem,
+        use((_req, res) => {
+          res.status(201).type("text/plain");
+          res.write("one,");
+          res.write(Buffer.from("two,"));
+          setTimeout(() => res.end("three"), 10);
+        }),
+      ),
+    );
+    const key = newKey();
+    const first = await post(`${world.url}/stream`, key);
+    expect([first.status, first.text]).toEqual([201, "one,two,three"]);
+    const again = await post(`${world.url}/stream`, key);
+    expect([again.status, again.text, again.headers["idempotent-replayed"]]).toEqual([201, "one,two,three", undefined]);
+    expect(world.runs()).toBe(2);
+    expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+      { reason: "streamed", status: 201 },
+      { reason: "streamed", status: 201 },
+    ]);
+  });
+
+  it("a piped stream passes through uncached, the key released", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/file",
+        idem,
+        use((_req, res) => {
+          res.type("application/octet-stream");
+          Readable.from([BINARY.subarray(0, 100), BINARY.subarray(100)]).pipe(res);
+        }),
+      ),
+    );
+    const key = newKey();
+    expect((await post(`${world.url}/file`, key)).body).toEqual(BINARY);
+    const again = await post(`${world.url}/file`, key);
+    expect([again.body, again.headers["idempotent-replayed"]]).toEqual([BINARY, undefined]);
+    expect(world.runs()).toBe(2);
+  });
+
+  it("the store settles before the client reads the answer: an immediate retry replays, or runs again", async () => {
+    const world = await start(
+      (app, use, idem) => {
+        app.post(
+          "/pay",
+          idem,
+          use((_req, res) => void res.status(201).json({ ok: 1 })),
+        );
+        app.post(
+          "/fail",
+          idem,
+          use((_req, res) => void res.status(503).json({ ok: 0 })),
+        );
+        app.post(
+          "/stream",
+          idem,
+          use((_req, res) => void res.status(201).write("a", () => res.end("b"))),
+        );
+      },
+      { store: new SlowStore(50) },
+    );
+    const key = newKey();
+    for (let i = 0; i < 3; i++) expect((await post(`${world.url}/pay`, key)).status).toBe(201);
+    expect(world.runs()).toBe(1);
+    for (let i = 0; i < 3; i++) expect((await post(`${world.url}/fail`, key)).status).toBe(503);
+    for (let i = 0; i < 3; i++) expect((await post(`${world.url}/stream`, key)).text).toBe("ab");
+    expect(world.runs()).toBe(7);
+  });
+});
+
+describe("idempotency(): failures release the key", () => {
+  it("a handler that throws → the error handler's 500; the key is released and the retry runs", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/pay",
+        idem,
+        use(async () => {
+          throw new Error("provider down");
+        }),
+      ),
+    );
+    const key = newKey();
+    expect((await post(`${world.url}/pay`, key)).status).toBe(500);
+    expect((await post(`${world.url}/pay`, key)).status).toBe(500);
+    expect(world.runs()).toBe(2);
+    expect(world.events.filter((e) => e.type === "idempotency.released")).toHaveLength(2);
+  });
+
+  it("a 4xx answer is stored and replayed (cache policy non-5xx)", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/pay",
+        idem,
+        use((_req, res) => void res.status(402).json({ error: "card declined" })),
+      ),
+    );
+    const key = newKey();
+    await post(`${world.url}/pay`, key);
+    const replay = await post(`${world.url}/pay`, key);
+    expect([replay.status, replay.headers["idempotent-replayed"], world.runs()]).toEqual([402, "true", 1]);
+  });
+});
+
+describe("idempotency(): scoping by principal and route", () => {
+  it("the principal function gets the Express request as context", async () => {
+    const principals: Array<string | undefined> = [];
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/pay",
+          idem,
+          use((_req, res) => void res.status(201).json({})),
+        ),
+      {
+        principal: (request) => {
+          principals.push(request.context.get("authorization"));
+          return request.context.get("authorization");
+        },
+      },
+    );
+    const key = newKey();
+    await post(`${world.url}/pay`, key, "{}", { authorization: "Bearer a" });
+    await post(`${world.url}/pay`, key, "{}", { authorization: "Bearer b" });
+    await post(`${world.url}/pay`, key, "{}", { authorization: "Bearer a" });
+    expect(world.runs()).toBe(2);
+    expect(principals).toEqual(["Bearer a", "Bearer b", "Bearer a"]);
+  });
+
+  it("keys are scoped by the matched route pattern, with the router's mount path", async () => {
+    const world = await start((app, use, idem) => {
+      const router = express.Router();
+      router.post(
+        "/orders/:id",
+        idem,
+        use((req, res) => void res.status(201).json({ id: req.params.id })),
+      );
+      router.post(
+        "/refunds/:id",
+        idem,
+        use((req, res) => void res.status(201).json({ id: req.params.id })),
+      );
+      app.use("/v1", router);
+    });
+    const key = newKey();
+    expect((await post(`${world.url}/v1/orders/1`, key)).status).toBe(201);
+    // Same pattern, other path: the same key under the same scope, for another request → 422.
+    const other = await post(`${world.url}/v1/orders/2`, key);
+    expect([other.status, (other.json() as { code: string }).code]).toEqual([422, "idempotency_key_mismatch"]);
+    // Another route: its own scope.
+    expect((await post(`${world.url}/v1/refunds/1`, key)).status).toBe(201);
+    expect(world.runs()).toBe(2);
+    const routes = world.events.filter((e) => e.type === "idempotency.first").map((e) => e.route);
+    expect(routes).toEqual(["/v1/orders/:id", "/v1/refunds/:id"]);
+  });
+
+  it("mounted with app.use, the scope is the path; `route` overrides it", async () => {
+    const world = await start(
+      (app, use, idem) => {
+        app.use("/api", idem);
+        app.post(
+          "/api/a",
+          use((_req, res) => void res.status(201).json({})),
+        );
+      },
+      { route: (req) => `custom:${req.baseUrl}${req.path}` },
+    );
+    await post(`${world.url}/api/a`, newKey());
+    expect(world.events.find((e) => e.type === "idempotency.first")?.route).toBe("custom:/api/a");
+  });
+});
+
+describe("idempotency(): request bodies", () => {
+  const echo: RequestHandler = (req, res) =>
+    void res.status(201).json({ body: Buffer.isBuffer(req.body) ? `buffer:${req.body.length}` : (req.body ?? null) });
+
+  it("with no parser, the route still gets the parsed body (JSON, urlencoded, text, raw)", async () => {
+    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)));
+    const url = `${world.url}/echo`;
+    const cases: Array<[string, string | Buffer, unknown]> = [
+      ["application/json", '{"a":[1,2]}', { a: [1, 2] }],
+      ["application/x-www-form-urlencoded", "a=1&b=two", { a: "1", b: "two" }],
+      ["text/plain", "hello", "hello"],
+      ["application/octet-stream", BINARY, "buffer:256"],
+      ["application/xml", "<a/>", null],
+    ];
+    for (const [type, body, expected] of cases) {
+      for (const key of [newKey(), undefined]) {
+        const response = await post(url, key, body, { "content-type": type });
+        expect([type, response.status, (response.json() as { body: unknown }).body]).toEqual([type, 201, expected]);
+      }
+    }
+  });
+
+  it("the fingerprint is over the raw bytes: the same JSON with other spacing is another request", async () => {
+    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)));
+    const key = newKey();
+    expect((await post(`${world.url}/echo`, key, '{"a":1}')).status).toBe(201);
+    const spaced = await post(`${world.url}/echo`, key, '{"a": 1}');
+    expect([spaced.status, (spaced.json() as { code: string }).code]).toEqual([422, "idempotency_key_mismatch"]);
+  });
+
+  it("with express.json({ verify: captureRawBody }) first, the raw bytes are still fingerprinted", async () => {
+    const world = await start(
+      (app, use, idem) => app.post("/echo", idem, use(echo)),
+      {},
+      (app) => app.use(express.json({ verify: captureRawBody })),
+    );
+    const key = newKey();
+    const first = await post(`${world.url}/echo`, key, '{"a":1}');
+    expect([first.status, first.json()]).toEqual([201, { body: { a: 1 } }]);
+    expect((await post(`${world.url}/echo`, key, '{"a": 1}')).status).toBe(422);
+    expect((await post(`${world.url}/echo`, key, '{"a":1}')).headers["idempotent-replayed"]).toBe("true");
+  });
+
+  it("with a plain express.json() first: keyed requests → 500 body_not_raw with advice; others pass", async () => {
+    const world = await start(
+      (app, use, idem) => {
+        app.post("/echo", idem, use(echo));
+        app.get("/echo", idem, use(echo));
+      },
+      {},
+      (app) => app.use(express.json()),
+    );
+    const refused = await post(`${world.url}/echo`, newKey(), '{"a":1}');
+    expect(refused.status).toBe(500);
+    expect(refused.headers["content-type"]).toBe("application/problem+json");
+    const problem = refused.json() as { code: string; detail: string };
+    expect(problem.code).toBe("body_not_raw");
+    expect(problem.detail).toContain("verify: captureRawBody");
+    expect((await post(`${world.url}/echo`, undefined, '{"a":1}')).status).toBe(201);
+    expect((await send(`${world.url}/echo`, { method: "GET", headers: { "idempotency-key": newKey() } })).status).toBe(
+      201,
+    );
+    expect(world.runs()).toBe(2);
+  });
+
+  it("with a plain express.json() first and a custom fingerprint, no raw bytes are needed", async () => {
+    const world = await start(
+      (app, use, idem) => app.post("/echo", idem, use(echo)),
+      { fingerprint: (request) => JSON.stringify(request.context.body) },
+      (app) => app.use(express.json()),
+    );
+    const key = newKey();
+    expect((await post(`${world.url}/echo`, key, '{"a":1}')).status).toBe(201);
+    expect((await post(`${world.url}/echo`, key, '{"a": 1}')).headers["idempotent-replayed"]).toBe("true");
+  });
+
+  it("a body over maxBodyBytes → 413 body_too_large, for parsed and raw types alike; nothing claimed", async () => {
+    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)), { maxBodyBytes: 32 });
+    const key = newKey();
+    for (const type of ["application/json", "application/xml"]) {
+      const response = await post(`${world.url}/echo`, key, JSON.stringify({ a: "x".repeat(40) }), {
+        "content-type": type,
+      });
+      expect(response.status).toBe(413);
+      expect(response.json()).toMatchObject({ code: "body_too_large", status: 413 });
+    }
+    expect((await post(`${world.url}/echo`, key, '{"a":1}')).status).toBe(201);
+    expect(world.runs()).toBe(1);
+  });
+
+  it("malformed JSON is the parser's usual 400, before any key is claimed", async () => {
+    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)));
+    const key = newKey();
+    const bad = await post(`${world.url}/echo`, key, '{"a":');
+    expect([bad.status, bad.json()]).toEqual([400, { error: "entity.parse.failed" }]);
+    expect((await post(`${world.url}/echo`, key, '{"a":1}')).status).toBe(201);
+  });
+});
+
+describe("idempotency(): onError", () => {
+  it("takes over refusals (400, 409, 422) but never replays", async () => {
+    const seen: string[] = [];
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/pay",
+          idem,
+          use(async (req, res) => {
+            await sleep((req.body as { delayMs?: number }).delayMs ?? 0);
+            res.status(201).json({ ok: true });
+          }),
+        ),
+      {
+        onError(refusal, _req, res) {
+          seen.push(refusal.problem.code);
+          if (refusal.problem.code !== "request_in_flight") res.status(400).json({ mine: refusal.problem.code });
+        },
+      },
+    );
+    const url = `${world.url}/pay`;
+    const invalid = await post(url, '"a", "b"');
+    expect([invalid.status, invalid.json()]).toEqual([400, { mine: "idempotency_key_invalid" }]);
+    const key = newKey();
+    const slow = post(url, key, '{"delayMs":150}');
+    await sleep(50);
+    const inFlight = await post(url, key, '{"delayMs":150}');
+    expect([inFlight.status, inFlight.headers["retry-after"]]).toEqual([409, "60"]); // onError let the default go
+    expect((await slow).status).toBe(201);
+    const mismatch = await post(url, key, '{"delayMs":1}');
+    expect(mismatch.json()).toEqual({ mine: "idempotency_key_mismatch" });
+    expect((await post(url, key, '{"delayMs":150}')).headers["idempotent-replayed"]).toBe("true");
+    expect(seen).toEqual(["idempotency_key_invalid", "request_in_flight", "idempotency_key_mismatch"]);
+  });
+});

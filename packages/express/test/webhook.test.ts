@@ -1,0 +1,270 @@
+/** `webhook()` specifics, over real HTTP on 127.0.0.1: raw bytes, limits, onError, outcomes. */
+import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
+import { afterEach, describe, expect, it } from "vitest";
+import { captureRawBody, type WebhookOptions, webhook } from "../src/index.js";
+import { listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
+
+const running: Running[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((app) => app.close()));
+});
+
+const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+  res.status(500).json({ error: (error as Error).message });
+};
+
+interface Setup {
+  /** Middleware mounted on the app before the webhook route. */
+  before?: (app: Express) => void;
+  options?: Partial<WebhookOptions>;
+  /** The route after webhook(); default echoes the verified bytes as base64. */
+  route?: RequestHandler;
+}
+
+const echo: RequestHandler = (req, res) => {
+  res.json({ id: req.webhook?.id, body: Buffer.from(req.webhook!.body).toString("base64") });
+};
+
+async function start(setup: Setup = {}) {
+  const app = express();
+  setup.before?.(app);
+  const options = { scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), ...setup.options };
+  app.post("/webhooks", webhook(options), setup.route ?? echo);
+  app.use(onError);
+  const server = await listen(app);
+  running.push(server);
+  return `${server.url}/webhooks`;
+}
+
+// Formatting a JSON parser would not keep: key order, spacing, escapes, a trailing newline.
+const AWKWARD_JSON = '{"z":1,  "a":"caf\\u00e9 é",\n "n":1.10e1}\n';
+
+describe("webhook(): the raw body, whatever parser the app uses", () => {
+  const setups: Record<string, (app: Express) => void> = {
+    "no body parser": () => {},
+    "express.json({ verify: captureRawBody })": (app) => app.use(express.json({ verify: captureRawBody })),
+    "express.raw({ type: '*/*' })": (app) => app.use(express.raw({ type: "*/*" })),
+    "express.urlencoded() (another type)": (app) => app.use(express.urlencoded({ extended: false })),
+    "a parser that sets req.body = {} without reading (Express 4 style)": (app) =>
+      app.use((req, _res, next) => {
+        req.body = {};
+        next();
+      }),
+  };
+  for (const [name, before] of Object.entries(setups)) {
+    it(`${name}: verified on the exact bytes sent`, async () => {
+      const url = await start({ before });
+      const d = await signed(AWKWARD_JSON);
+      const response = await send(url, d);
+      expect(response.status).toBe(200);
+      expect(Buffer.from((response.json() as { body: string }).body, "base64").toString("utf8")).toBe(AWKWARD_JSON);
+    });
+  }
+
+  it("express.json() without the hook ran first → 500 body_not_raw with advice, route not run", async () => {
+    let ran = false;
+    const url = await start({
+      before: (app) => app.use(express.json()),
+      route: (_req, res) => {
+        ran = true;
+        res.end();
+      },
+    });
+    const response = await send(url, await signed('{"type":"invoice.paid"}'));
+    expect(response.status).toBe(500);
+    expect(response.headers["content-type"]).toBe("application/problem+json");
+    const problem = response.json() as { code: string; detail: string };
+    expect(problem.code).toBe("body_not_raw");
+    expect(problem.detail).toContain("captureRawBody");
+    expect(ran).toBe(false);
+  });
+
+  it("express.text({ type: '*/*' }) ran first → body_not_raw (decoded text is not the signed bytes)", async () => {
+    const url = await start({ before: (app) => app.use(express.text({ type: "*/*" })) });
+    const response = await send(url, await signed("hello"));
+    expect([response.status, (response.json() as { code: string }).code]).toEqual([500, "body_not_raw"]);
+  });
+
+  it("binary, non-UTF-8 bodies are verified and kept byte for byte", async () => {
+    const url = await start();
+    const bytes = Uint8Array.from([0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, 0x0a, 0x0d, 0xe9]);
+    const response = await send(url, await signed(bytes, "application/octet-stream"));
+    expect(response.status).toBe(200);
+    expect(Buffer.from((response.json() as { body: string }).body, "base64")).toEqual(Buffer.from(bytes));
+  });
+
+  it("a body sent in chunks (no Content-Length) is read whole", async () => {
+    const url = await start();
+    const d = await signed(AWKWARD_JSON);
+    const body = Buffer.from(d.body);
+    const response = await send(url, { headers: d.headers, body: [body.subarray(0, 5), body.subarray(5)] });
+    expect(response.status).toBe(200);
+  });
+
+  it("a delivery without a body is refused by the verifier, not by the reader", async () => {
+    const url = await start();
+    const response = await send(url, { headers: (await signed("x")).headers });
+    expect([response.status, (response.json() as { code: string }).code]).toEqual([401, "no_matching_signature"]);
+  });
+});
+
+describe("webhook(): body size limit (maxBodyBytes)", () => {
+  it("over the limit → 413 body_too_large, declared by Content-Length or streamed; at the limit → verified", async () => {
+    let runs = 0;
+    const url = await start({
+      options: { maxBodyBytes: 64 },
+      route: (_req, res) => {
+        runs++;
+        res.json({});
+      },
+    });
+    const big = await signed("x".repeat(65));
+    const declared = await send(url, big);
+    expect(declared.status).toBe(413);
+    expect(declared.headers["content-type"]).toBe("application/problem+json");
+    expect(declared.json()).toMatchObject({ code: "body_too_large", status: 413, scheme: "standard-webhooks" });
+    const bytes = Buffer.from(big.body);
+    const streamed = await send(url, { headers: big.headers, body: [bytes.subarray(0, 40), bytes.subarray(40)] });
+    expect([streamed.status, (streamed.json() as { code: string }).code]).toEqual([413, "body_too_large"]);
+    expect((await send(url, await signed("x".repeat(64)))).status).toBe(200);
+    expect(runs).toBe(1);
+  });
+
+  it("a large body under the default limit is read", async () => {
+    const url = await start();
+    const payload = JSON.stringify({ data: "y".repeat(2 * 1024 * 1024) });
+    expect((await send(url, await signed(payload))).status).toBe(200);
+  });
+});
+
+describe("webhook(): onError takes over the answer", () => {
+  it("refusals and duplicates go to onError with core's decision; the route does not run", async () => {
+    const seen: string[] = [];
+    const url = await start({
+      options: {
+        onError(decision, _req, res) {
+          seen.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${decision.response.status}`);
+          res.status(decision.outcome === "duplicate" ? 202 : 418).json({ mine: decision.outcome });
+        },
+      },
+    });
+    const d = await signed('{"type":"a"}');
+    const tampered = await send(url, { ...d, body: '{"type":"b"}' });
+    expect([tampered.status, tampered.json()]).toEqual([418, { mine: "refused" }]);
+    expect((await send(url, d)).status).toBe(200);
+    const duplicate = await send(url, d);
+    expect([duplicate.status, duplicate.json()]).toEqual([202, { mine: "duplicate" }]);
+    expect(seen).toEqual(["refused:no_matching_signature:401", "duplicate:-:200"]);
+  });
+
+  it("the adapter's own refusals (too large, not raw) go to onError too", async () => {
+    const codes: string[] = [];
+    const url = await start({
+      options: { maxBodyBytes: 10, onError: (decision) => void codes.push(decision.error?.code ?? "") },
+    });
+    const response = await send(url, await signed("x".repeat(11)));
+    expect(response.status).toBe(413); // onError returned without answering: the default went out
+    expect(codes).toEqual(["body_too_large"]);
+  });
+
+  it("an onError that throws hands the error to Express's error handling", async () => {
+    const url = await start({
+      options: {
+        onError() {
+          throw new Error("custom refusal");
+        },
+      },
+    });
+    const response = await send(url, { headers: { "content-type": "application/json" }, body: "{}" });
+    expect([response.status, response.json()]).toEqual([500, { error: "custom refusal" }]);
+  });
+});
+
+describe("webhook(): the status the route answered decides", () => {
+  async function counting(route: (n: number) => RequestHandler) {
+    const store = new MemoryStore();
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const url = await start({
+      options: { store, onEvent: (event) => void events.push(event) },
+      route: (req, res, next) => route(++runs)(req, res, next),
+    });
+    return { url, events, runs: () => runs };
+  }
+
+  it("a route that throws → the error handler's 500 releases the delivery; the redelivery runs, once", async () => {
+    const fixed = await counting((n) => (_req, res) => {
+      if (n === 1) throw new Error("boom");
+      res.json({ ok: n });
+    });
+    const d = await signed('{"type":"x"}');
+    expect((await send(fixed.url, d)).status).toBe(500);
+    expect((await send(fixed.url, d)).status).toBe(200);
+    expect((await send(fixed.url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(fixed.runs()).toBe(2);
+    expect(fixed.events.map((e) => e.type)).toContain("webhook.handler_failed");
+  });
+
+  it("an async route that rejects is handled the same (Express 5 forwards the rejection)", async () => {
+    const app = await counting((n) => async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (n === 1) throw new Error("later");
+      res.sendStatus(204);
+    });
+    const d = await signed('{"type":"x"}');
+    expect((await send(app.url, d)).status).toBe(500);
+    expect((await send(app.url, d)).status).toBe(204);
+    expect(app.runs()).toBe(2);
+  });
+
+  it("a non-2xx answer releases; a 2xx answer — even streamed — records before the client sees it", async () => {
+    const app = await counting((n) => (_req, res) => {
+      if (n === 1) return void res.status(503).send("busy");
+      res.status(200);
+      res.write("part one, ");
+      res.end("part two");
+    });
+    const d = await signed('{"type":"x"}');
+    expect((await send(app.url, d)).status).toBe(503);
+    const ok = await send(app.url, d);
+    expect([ok.status, ok.text]).toEqual([200, "part one, part two"]);
+    expect((await send(app.url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(app.runs()).toBe(2);
+    const processed = app.events.find((e) => e.type === "webhook.processed");
+    expect(processed).toMatchObject({ recorded: true });
+  });
+
+  it("the store settles before the provider reads the answer: an immediate redelivery is a duplicate", async () => {
+    let runs = 0;
+    const url = await start({
+      options: { store: new SlowStore(50) },
+      route: (_req, res) => {
+        runs++;
+        res.json({ ok: true });
+      },
+    });
+    const d = await signed('{"type":"x"}');
+    expect((await send(url, d)).status).toBe(200);
+    expect((await send(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(1);
+  });
+
+  it("works on a Router mounted under a path, with req.webhook typed", async () => {
+    const app = express();
+    const router = express.Router();
+    router.post(
+      "/stripe-like",
+      webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() }),
+      (req, res) => {
+        const payload = req.webhook?.payload as { type: string };
+        res.json({ type: payload.type, scheme: req.webhook?.scheme });
+      },
+    );
+    app.use("/hooks", router);
+    const server = await listen(app);
+    running.push(server);
+    const response = await send(`${server.url}/hooks/stripe-like`, await signed('{"type":"invoice.paid"}'));
+    expect(response.json()).toEqual({ type: "invoice.paid", scheme: "standard-webhooks" });
+  });
+});
