@@ -1,0 +1,381 @@
+/** The idempotency middleware on its own: response capture, streams, body reading, scoping, failures. */
+import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
+import { unreachableStore } from "@interlock/core/testing";
+import { type Context, Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { stream, streamSSE, streamText } from "hono/streaming";
+import { describe, expect, it } from "vitest";
+import { type IdempotencyMiddlewareOptions, idempotency } from "../src/index.js";
+import { bytesOf, chunked, problemOf, start, uniqueId } from "./helpers.js";
+
+const options = (events: InterlockEvent[] = [], extra: Partial<IdempotencyMiddlewareOptions> = {}) =>
+  ({
+    store: new MemoryStore(),
+    principal: (request) => request.context.req.header("x-api-key"),
+    onEvent: (event) => events.push(event),
+    ...extra,
+  }) satisfies IdempotencyMiddlewareOptions;
+
+const send = (
+  url: string,
+  key: string | undefined,
+  body: BodyInit | null = "{}",
+  headers: Record<string, string> = {},
+) =>
+  fetch(url, {
+    method: "POST",
+    headers: { "x-api-key": "client-a", ...(key ? { "idempotency-key": key } : {}), ...headers },
+    body,
+  });
+
+const released = (events: InterlockEvent[]) =>
+  events.flatMap((e) =>
+    e.type === "idempotency.released" ? [(e as Extract<IdempotencyEvent, { reason: unknown }>).reason] : [],
+  );
+
+const BINARY = new Uint8Array([0x00, 0xff, 0xfe, 0xc3, 0x28, 0xef, 0xbb, 0xbf, 0x80, 0x7f]);
+
+describe("response capture", () => {
+  // Every way a Hono route answers in one piece: each first answer is stored and replayed byte for byte.
+  const answers: Record<string, (c: Context) => Response | Promise<Response>> = {
+    json: (c) => c.json({ id: "pay_1", note: "café 😀" }, 201, { location: "/payments/pay_1" }),
+    text: (c) => c.text("plain text, ünïcödé", 200),
+    html: (c) => c.html("<p>paid</p>", 202),
+    "body(Uint8Array)": (c) => c.body(BINARY, 201, { "content-type": "application/octet-stream" }),
+    "body(ArrayBuffer)": (c) => c.body(BINARY.slice().buffer, 200, { "content-type": "application/octet-stream" }),
+    "new Response(bytes)": () => new Response(BINARY, { status: 201, headers: { "content-type": "image/png" } }),
+    "new Response(string)": () => new Response("made by hand", { status: 200, headers: { etag: '"v1"' } }),
+    "new Response(Blob)": () => new Response(new Blob([BINARY], { type: "application/pdf" })),
+    "204 without a body": (c) => c.body(null, 204),
+    "a finite stream in a hand-made Response (read to its end)": () =>
+      new Response(
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode("part one, "));
+            controller.enqueue(new TextEncoder().encode("part two"));
+            controller.close();
+          },
+        }),
+      ),
+  };
+
+  it.each(Object.entries(answers))(
+    "%s → stored; the replay has the same status, headers and bytes",
+    async (_n, answer) => {
+      const app = new Hono();
+      let runs = 0;
+      app.post("/pay", idempotency(options()), (c) => {
+        runs++;
+        return answer(c);
+      });
+      const url = `${await start(app)}/pay`;
+      const key = uniqueId("key");
+      const first = await send(url, key);
+      const firstBytes = await bytesOf(first);
+      const replay = await send(url, key);
+      expect(replay.headers.get("idempotent-replayed")).toBe("true");
+      expect(replay.status).toBe(first.status);
+      expect(await bytesOf(replay)).toEqual(firstBytes);
+      for (const name of ["content-type", "location", "etag"]) {
+        expect(replay.headers.get(name)).toBe(first.headers.get(name));
+      }
+      expect(runs).toBe(1);
+    },
+  );
+
+  it("never replays Set-Cookie", async () => {
+    const app = new Hono();
+    app.post("/pay", idempotency(options()), (c) => c.json({ ok: true }, 201, { "set-cookie": "session=abc" }));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).headers.get("set-cookie")).toBe("session=abc");
+    expect((await send(url, key)).headers.get("set-cookie")).toBeNull();
+  });
+});
+
+describe("streamed responses", () => {
+  it("reach the client as they are written, are not stored, and release the key", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    let firstChunkSeen: () => void = () => {};
+    app.post("/stream", idempotency(options(events)), (c) => {
+      runs++;
+      const seen = new Promise<void>((resolve) => {
+        firstChunkSeen = resolve;
+      });
+      return streamText(c, async (s) => {
+        await s.write("first;");
+        await seen; // only once the client has it: a buffering middleware would deadlock here
+        await s.write("second");
+      });
+    });
+    const url = `${await start(app)}/stream`;
+    const key = uniqueId("key");
+    const read = async () => {
+      const response = await send(url, key);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      while (!text.includes("first;")) text += decoder.decode((await reader.read()).value, { stream: true });
+      firstChunkSeen();
+      for (let r = await reader.read(); !r.done; r = await reader.read())
+        text += decoder.decode(r.value, { stream: true });
+      return { text, replayed: response.headers.get("idempotent-replayed") };
+    };
+    expect(await read()).toEqual({ text: "first;second", replayed: null });
+    expect(await read()).toEqual({ text: "first;second", replayed: null });
+    expect(runs).toBe(2);
+    expect(released(events)).toEqual(["streamed", "streamed"]);
+  });
+
+  it.each([
+    ["c.body(ReadableStream)", (c: Context) => c.body(new Blob(["raw stream"]).stream())],
+    [
+      "stream()",
+      (c: Context) =>
+        stream(c, async (s) => {
+          await s.write("bytes");
+        }),
+    ],
+    ["streamSSE()", (c: Context) => streamSSE(c, async (s) => s.writeSSE({ data: "tick" }))],
+  ])("%s passes through uncached", async (_name, answer) => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    app.post("/stream", idempotency(options(events)), answer);
+    const url = `${await start(app)}/stream`;
+    const key = uniqueId("key");
+    const first = await (await send(url, key)).text();
+    expect(first.length).toBeGreaterThan(0);
+    const again = await send(url, key);
+    expect(again.headers.get("idempotent-replayed")).toBeNull();
+    expect(await again.text()).toBe(first);
+    expect(released(events)).toEqual(["streamed", "streamed"]);
+  });
+});
+
+describe("request body", () => {
+  it("fingerprints the raw bytes: one changed byte is a 422, even where UTF-8 decoding would hide it", async () => {
+    const app = new Hono();
+    app.post("/upload", idempotency(options()), async (c) =>
+      c.json({ size: (await c.req.arrayBuffer()).byteLength }, 201),
+    );
+    const url = `${await start(app)}/upload`;
+    const key = uniqueId("key");
+    expect((await send(url, key, BINARY)).status).toBe(201);
+    const same = await send(url, key, BINARY.slice());
+    expect([same.status, same.headers.get("idempotent-replayed")]).toEqual([201, "true"]);
+    const other = BINARY.slice();
+    other[1] = 0xfd; // 0xff and 0xfd both decode to U+FFFD
+    const changed = await send(url, key, other);
+    expect([changed.status, (await problemOf(changed)).code]).toEqual([422, "idempotency_key_mismatch"]);
+  });
+
+  it("reads the body only when the engine needs it, and leaves c.req.raw usable either way", async () => {
+    const app = new Hono();
+    // A route that streams the request body on, as a proxy does: it needs the untouched stream.
+    app.post("/proxy", idempotency(options()), async (c) => {
+      const upstream = new Response(c.req.raw.body);
+      return c.body(await upstream.arrayBuffer(), 201);
+    });
+    const url = `${await start(app)}/proxy`;
+    const bytes = new TextEncoder().encode("streamed upload");
+    const withoutKey = await fetch(url, { method: "POST", headers: { "x-api-key": "a" }, ...chunked(bytes) });
+    expect([withoutKey.status, await withoutKey.text()]).toEqual([201, "streamed upload"]);
+    // With a key the engine fingerprints it, so it was read, and put back for the route.
+    const key = uniqueId("key");
+    const withKey = await send(url, key, bytes);
+    expect([withKey.status, await withKey.text()]).toEqual([201, "streamed upload"]);
+    const chunkedWithKey = await fetch(url, {
+      method: "POST",
+      headers: { "idempotency-key": uniqueId("key") },
+      ...chunked(bytes),
+    });
+    expect([chunkedWithKey.status, await chunkedWithKey.text()]).toEqual([201, "streamed upload"]);
+  });
+
+  it("leaves the body for the route's own parsing (json, form, chunked)", async () => {
+    const app = new Hono();
+    app.post("/json", idempotency(options()), async (c) => c.json(await c.req.json(), 201));
+    app.post("/form", idempotency(options()), async (c) => c.json(await c.req.parseBody(), 201));
+    const url = await start(app);
+    const json = await send(`${url}/json`, uniqueId("key"), '{"amount":250}', { "content-type": "application/json" });
+    expect(await json.json()).toEqual({ amount: 250 });
+    const form = await send(`${url}/form`, uniqueId("key"), new URLSearchParams({ amount: "250", currency: "eur" }));
+    expect(await form.json()).toEqual({ amount: "250", currency: "eur" });
+    const bytes = new TextEncoder().encode('{"amount":7}');
+    const streamedIn = await fetch(`${url}/json`, {
+      method: "POST",
+      headers: { "x-api-key": "a", "idempotency-key": uniqueId("key"), "content-type": "application/json" },
+      ...chunked(bytes),
+    });
+    expect(await streamedIn.json()).toEqual({ amount: 7 });
+  });
+
+  it("accepts a body already read as text; refuses one parsed as a form (500 body_not_raw) only when it needs it", async () => {
+    const app = new Hono();
+    app.use("/text", async (c, next) => {
+      await c.req.json();
+      await next();
+    });
+    app.use("/form", async (c, next) => {
+      await c.req.formData(); // (c.req.parseBody() reads bytes first and would keep them)
+      await next();
+    });
+    let runs = 0;
+    app.post("/*", idempotency(options()), (c) => {
+      runs++;
+      return c.json({ run: runs }, 201);
+    });
+    const url = await start(app);
+    const key = uniqueId("key");
+    expect((await send(`${url}/text`, key, '{"a":1}')).status).toBe(201);
+    expect((await send(`${url}/text`, key, '{"a":1}')).headers.get("idempotent-replayed")).toBe("true");
+    expect((await send(`${url}/text`, key, '{"a":2}')).status).toBe(422);
+    const form = await send(`${url}/form`, uniqueId("key"), new URLSearchParams({ a: "1" }));
+    expect(form.status).toBe(500);
+    const problem = await problemOf(form);
+    expect(problem).toMatchObject({ code: "body_not_raw", status: 500 });
+    expect(problem.detail).toMatch(/already consumed as formData .*before any middleware that reads the body/);
+    expect(runs).toBe(1);
+    // Without a key the engine needs no bytes: the request goes through.
+    expect((await send(`${url}/form`, undefined, new URLSearchParams({ a: "1" }))).status).toBe(201);
+  });
+});
+
+describe("scoping", () => {
+  it("scopes keys by principal, which can come from an earlier middleware on the context", async () => {
+    const app = new Hono<{ Variables: { tenant: string } }>();
+    app.use("*", async (c, next) => {
+      c.set("tenant", c.req.header("x-api-key") === "key-a" ? "tenant-a" : "tenant-b");
+      await next();
+    });
+    let runs = 0;
+    const principal = (request: { context: Context }) => request.context.get("tenant") as string;
+    app.post("/pay", idempotency(options([], { principal })), (c) => c.json({ run: ++runs }, 201));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    const a = await send(url, key, "{}", { "x-api-key": "key-a" });
+    const b = await send(url, key, "{}", { "x-api-key": "key-b" });
+    const a2 = await send(url, key, "{}", { "x-api-key": "key-a" });
+    expect([await a.json(), await b.json(), await a2.json()]).toEqual([{ run: 1 }, { run: 2 }, { run: 1 }]);
+  });
+
+  it("scopes keys by the answering route's pattern, also under app.use(), or by the `route` option", async () => {
+    const events: InterlockEvent[] = [];
+    const byPattern = new Hono();
+    byPattern.use("/api/*", idempotency(options(events)));
+    byPattern.post("/api/orders/:id", (c) => c.json({ order: c.req.param("id") }, 201));
+    byPattern.post("/api/refunds", (c) => c.json({ refund: true }, 201));
+    const url = await start(byPattern);
+    const key = uniqueId("key");
+    expect((await send(`${url}/api/orders/1`, key)).status).toBe(201);
+    // Same scope (POST /api/orders/:id), other path: the key was used for another request.
+    expect((await send(`${url}/api/orders/2`, key)).status).toBe(422);
+    // Another route: its own scope, so the same key is a first request there.
+    expect((await send(`${url}/api/refunds`, key)).status).toBe(201);
+    const routes = events.flatMap((e) => (e.type === "idempotency.first" ? [e.route] : []));
+    expect(routes).toEqual(["/api/orders/:id", "/api/refunds"]);
+
+    const byPath = new Hono();
+    byPath.post("/api/orders/:id", idempotency(options([], { route: (c) => c.req.path })), (c) => c.json({}, 201));
+    const url2 = await start(byPath);
+    expect((await send(`${url2}/api/orders/1`, key)).status).toBe(201);
+    expect((await send(`${url2}/api/orders/2`, key)).status).toBe(201);
+  });
+});
+
+describe("failures", () => {
+  it("a route that throws releases the key (after Hono's onError answers): the retry runs again", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    const outcomes = ["error", "http-exception", "ok"];
+    let runs = 0;
+    app.post("/pay", idempotency(options(events)), (c) => {
+      runs++;
+      const outcome = outcomes.shift();
+      if (outcome === "error") throw new Error("boom");
+      if (outcome === "http-exception") throw new HTTPException(400, { message: "bad card" });
+      return c.json({ paid: true }, 201);
+    });
+    app.onError((error, c) =>
+      error instanceof HTTPException ? error.getResponse() : c.json({ error: "failed" }, 500),
+    );
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(500);
+    expect((await send(url, key)).status).toBe(400);
+    expect((await send(url, key)).status).toBe(201);
+    expect((await send(url, key)).headers.get("idempotent-replayed")).toBe("true");
+    expect(runs).toBe(3);
+    expect(released(events)).toEqual(["error", "error"]);
+  });
+
+  it("answers the engine's refusals as problem+json: 400 for a malformed key, 400 when required and missing", async () => {
+    const app = new Hono();
+    app.post("/pay", idempotency(options([], { required: true })), (c) => c.json({}, 201));
+    const url = `${await start(app)}/pay`;
+    const malformed = await send(url, '"a", "b"');
+    expect([malformed.status, (await problemOf(malformed)).code]).toEqual([400, "idempotency_key_invalid"]);
+    const missing = await send(url, undefined);
+    expect([missing.status, (await problemOf(missing)).code]).toEqual([400, "idempotency_key_missing"]);
+  });
+});
+
+describe("bodyLimit and onError", () => {
+  it("answers 413 body_too_large over `bodyLimit`, declared or chunked, without running the route", async () => {
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", idempotency(options([], { bodyLimit: 16 })), async (c) =>
+      c.json({ run: ++runs, body: await c.req.text() }, 201),
+    );
+    const url = `${await start(app)}/pay`;
+    const over = new TextEncoder().encode('{"amount":123456}'); // 17 bytes
+    const declared = await send(url, uniqueId("key"), over);
+    expect([declared.status, (await problemOf(declared)).code]).toEqual([413, "body_too_large"]);
+    const streamedIn = await fetch(url, {
+      method: "POST",
+      headers: { "idempotency-key": uniqueId("key") },
+      ...chunked(over),
+    });
+    expect([streamedIn.status, (await problemOf(streamedIn)).code]).toEqual([413, "body_too_large"]);
+    const within = await fetch(url, {
+      method: "POST",
+      headers: { "idempotency-key": uniqueId("key") },
+      ...chunked(over.slice(0, 16)),
+    });
+    expect(await within.json()).toEqual({ run: 1, body: '{"amount":123456' });
+    // Without a key nothing is fingerprinted, so nothing is read or limited here.
+    const unkeyed = await send(url, undefined, over);
+    expect(await unkeyed.json()).toEqual({ run: 2, body: '{"amount":123456}' });
+    expect(() => idempotency(options([], { bodyLimit: 0 }))).toThrow(/bodyLimit/);
+  });
+
+  it("lets the app answer refusals itself; replays always go out as stored", async () => {
+    const seen: unknown[] = [];
+    const onError: IdempotencyMiddlewareOptions["onError"] = (decision, c) => {
+      const code = decision.error?.code;
+      seen.push([decision.response.status, code]);
+      if (code === "idempotency_key_mismatch") return undefined; // Interlock's 422 is fine
+      return c.json({ refused: code }, 400);
+    };
+    const app = new Hono();
+    app.post("/pay", idempotency(options([], { onError })), (c) => c.json({ paid: true }, 201));
+    const down = new Hono();
+    down.post("/pay", idempotency(options([], { onError, store: unreachableStore() })), (c) => c.json({}, 201));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key, '{"a":1}')).status).toBe(201);
+    expect((await send(url, key, '{"a":1}')).headers.get("idempotent-replayed")).toBe("true");
+    expect((await send(url, key, '{"a":2}')).status).toBe(422);
+    const malformed = await send(url, '"a", "b"');
+    expect([malformed.status, await malformed.json()]).toEqual([400, { refused: "idempotency_key_invalid" }]);
+    const unavailable = await send(`${await start(down)}/pay`, uniqueId("key"));
+    expect([unavailable.status, await unavailable.json()]).toEqual([400, { refused: "store_unavailable" }]);
+    expect(seen).toEqual([
+      [422, "idempotency_key_mismatch"],
+      [400, "idempotency_key_invalid"],
+      [503, "store_unavailable"],
+    ]);
+  });
+});

@@ -1,0 +1,38 @@
+/** Serves apps over real HTTP on 127.0.0.1. */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+
+export interface Served {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** What `listen` serves: a Hono app of any env, or anything with its `fetch`. */
+export interface Fetcher {
+  fetch(request: Request): Response | Promise<Response>;
+}
+
+function served(server: { close(callback: () => void): unknown }, port: number): Served {
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
+
+/** A Hono app on Node, through @hono/node-server (its default global Request/Response override included). */
+export function listen(app: Fetcher): Promise<Served> {
+  return new Promise((resolve) => {
+    const server = serve(
+      { fetch: (request) => app.fetch(request), hostname: "127.0.0.1", port: 0 },
+      (info: AddressInfo) => resolve(served(server, info.port)),
+    );
+  });
+}
+
+/** A plain node:http server. */
+export function serveNode(server: Server): Promise<Served> {
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(served(server, (server.address() as AddressInfo).port))),
+  );
+}

@@ -1,0 +1,234 @@
+/** The webhook middleware on its own: raw body capture, limits, `onError`, settling, typing. */
+import { InterlockConfigError, MemoryStore, standardWebhooks, type VerifiedWebhook } from "@interlock/core";
+import { unreachableStore } from "@interlock/core/testing";
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { validator } from "hono/validator";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { type WebhookOptions, type WebhookVariables, webhook } from "../src/index.js";
+import { bytesOf, chunked, delivery, problemOf, SECRET, start } from "./helpers.js";
+
+const options = (extra: Partial<WebhookOptions> = {}): WebhookOptions => ({
+  scheme: standardWebhooks,
+  secret: SECRET,
+  store: new MemoryStore(),
+  ...extra,
+});
+
+const post = (url: string, d: { headers: Record<string, string>; body: Uint8Array<ArrayBuffer> }, extra = {}) =>
+  fetch(url, { method: "POST", headers: { "content-type": "application/json", ...d.headers }, body: d.body, ...extra });
+
+// Unusual but valid JSON: spacing, key order, escapes and non-ASCII must all survive.
+const ODD_JSON = '{ "z" : 1,\n\t"a":"caf\\u00e9 café 😀", "n": 1.50 }';
+
+describe("raw body", () => {
+  it("is verified byte for byte, and the route still parses the body whichever way it likes", async () => {
+    // Mounted with app.use(), so the app's own type declares the variable.
+    const app = new Hono<{ Variables: WebhookVariables }>();
+    app.use("/hooks/*", webhook(options()));
+    app.post("/hooks/json", async (c) => c.json({ parsed: await c.req.json(), event: c.get("webhook").text() }));
+    app.post("/hooks/text", async (c) => c.json({ text: await c.req.text() }));
+    app.post("/hooks/bytes", async (c) => c.body(new Uint8Array(await c.req.arrayBuffer())));
+    app.post("/hooks/raw", async (c) => c.body(await c.req.raw.arrayBuffer())); // c.req.raw still has them
+    app.post(
+      "/hooks/validator",
+      validator("json", (value) => value as { a: string }),
+      (c) => c.json({ a: c.req.valid("json").a }),
+    );
+    const url = await start(app);
+    const d = () => delivery(ODD_JSON);
+
+    const json = await post(`${url}/hooks/json`, await d());
+    expect(await json.json()).toEqual({ parsed: JSON.parse(ODD_JSON), event: ODD_JSON });
+    expect(await (await post(`${url}/hooks/text`, await d())).json()).toEqual({ text: ODD_JSON });
+    const sent = await d();
+    expect(await bytesOf(await post(`${url}/hooks/bytes`, sent))).toEqual(sent.body);
+    const again = await d();
+    expect(await bytesOf(await post(`${url}/hooks/raw`, again))).toEqual(again.body);
+    expect(await (await post(`${url}/hooks/validator`, await d())).json()).toEqual({ a: "caf\u00e9 café 😀" });
+  });
+
+  it("keeps bodies that are not UTF-8 intact (invalid sequences, a byte-order mark, NULs)", async () => {
+    const app = new Hono();
+    app.post("/hook", webhook(options()), async (c) => {
+      const event = c.get("webhook");
+      const routeBytes = new Uint8Array(await c.req.arrayBuffer());
+      return c.json({ event: [...event.body], route: [...routeBytes] });
+    });
+    const url = await start(app);
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, 0xff, 0xfe, 0x00, 0xc3, 0x28, 0x80, 0x7b, 0x7d]);
+    const sent = await delivery(bytes);
+    const response = await post(`${url}/hook`, sent, {
+      headers: { ...sent.headers, "content-type": "application/octet-stream" },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ event: [...bytes], route: [...bytes] });
+  });
+
+  it("reads a chunked body (no Content-Length) and hands the route the same bytes", async () => {
+    const app = new Hono();
+    app.post("/hook", webhook(options()), async (c) => c.json({ text: await c.req.text(), id: c.get("webhook").id }));
+    const url = await start(app);
+    const sent = await delivery(ODD_JSON);
+    const response = await fetch(`${url}/hook`, { method: "POST", headers: sent.headers, ...chunked(sent.body) });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ text: ODD_JSON, id: sent.id });
+  });
+
+  it.each([
+    ["c.req.json()", (c: { req: { json(): Promise<unknown> } }) => c.req.json()],
+    ["c.req.text()", (c: { req: { text(): Promise<unknown> } }) => c.req.text()],
+    ["c.req.raw.text()", (c: { req: { raw: Request } }) => c.req.raw.text()],
+  ])("already consumed by %s → 500 body_not_raw with advice, not a 401", async (_name, consume) => {
+    const app = new Hono();
+    let ran = false;
+    app.use("/hook", async (c, next) => {
+      await consume(c as never);
+      await next();
+    });
+    app.post("/hook", webhook(options()), (c) => {
+      ran = true;
+      return c.text("ok");
+    });
+    const response = await post(`${await start(app)}/hook`, await delivery('{"a":1}'));
+    expect(response.status).toBe(500);
+    const problem = await problemOf(response);
+    expect(problem).toMatchObject({ code: "body_not_raw", status: 500, scheme: "standard-webhooks" });
+    expect(problem.detail).toMatch(/before any middleware that reads the body/);
+    expect(ran).toBe(false);
+  });
+
+  it("accepts a body an earlier middleware read as bytes (Hono caches them)", async () => {
+    const app = new Hono();
+    app.use("/hook", async (c, next) => {
+      await c.req.arrayBuffer();
+      await next();
+    });
+    app.post("/hook", webhook(options()), (c) => c.text("ok"));
+    expect((await post(`${await start(app)}/hook`, await delivery('{"a":1}'))).status).toBe(200);
+  });
+});
+
+/** `{"pad":"xxx…"}`, exactly `size` bytes. */
+const jsonOfSize = (size: number) => `{"pad":"${"x".repeat(size - 10)}"}`;
+
+describe("body limit", () => {
+  const limited = async (extra: Partial<WebhookOptions>) => {
+    const app = new Hono();
+    let runs = 0;
+    app.post("/hook", webhook(options(extra)), (c) => {
+      runs++;
+      return c.text("ok");
+    });
+    return { url: `${await start(app)}/hook`, runs: () => runs };
+  };
+
+  it("answers 413 body_too_large over `bodyLimit`, declared or chunked, without running the route", async () => {
+    const app = await limited({ bodyLimit: 64 });
+    const over = await delivery(jsonOfSize(65));
+    const declared = await post(app.url, over);
+    expect([declared.status, (await problemOf(declared)).code]).toEqual([413, "body_too_large"]);
+    const streamed = await fetch(app.url, { method: "POST", headers: over.headers, ...chunked(over.body, 5) });
+    expect([streamed.status, (await problemOf(streamed)).code]).toEqual([413, "body_too_large"]);
+    const atLimit = await delivery(jsonOfSize(64));
+    expect((await post(app.url, atLimit)).status).toBe(200);
+    expect(app.runs()).toBe(1);
+  });
+
+  it("refuses a limit that is not a positive number when the middleware is made", () => {
+    for (const bodyLimit of [0, -1, Number.NaN]) {
+      expect(() => webhook(options({ bodyLimit }))).toThrow(InterlockConfigError);
+    }
+  });
+
+  it("defaults to the verifier's maxBodyBytes", async () => {
+    const app = await limited({ maxBodyBytes: 32 });
+    const response = await post(app.url, await delivery(jsonOfSize(33)));
+    expect([response.status, (await problemOf(response)).code]).toEqual([413, "body_too_large"]);
+    expect(app.runs()).toBe(0);
+  });
+});
+
+describe("onError", () => {
+  it("lets the app answer refusals, duplicates and store outages itself, or fall back to Interlock's", async () => {
+    const seen: string[] = [];
+    const app = new Hono();
+    const onError: WebhookOptions["onError"] = (decision, c) => {
+      seen.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${decision.response.status}`);
+      if (decision.outcome === "duplicate") return undefined; // Interlock's 200 is fine
+      return c.json({ rejected: decision.error?.code }, 418 as never);
+    };
+    app.post("/hook", webhook(options({ onError, bodyLimit: 200 })), (c) => c.text("ok"));
+    const url = `${await start(app)}/hook`;
+
+    const tampered = await delivery('{"a":1}');
+    const refused = await post(url, { ...tampered, body: new TextEncoder().encode('{"a":2}') });
+    expect([refused.status, await refused.json()]).toEqual([418, { rejected: "no_matching_signature" }]);
+
+    const tooLarge = await post(url, await delivery(`"${"x".repeat(300)}"`));
+    expect([tooLarge.status, await tooLarge.json()]).toEqual([418, { rejected: "body_too_large" }]);
+
+    const once = await delivery('{"a":1}');
+    expect((await post(url, once)).status).toBe(200);
+    const duplicate = await post(url, once);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: once.id }]);
+
+    expect(seen).toEqual(["refused:no_matching_signature:401", "refused:body_too_large:413", "duplicate:-:200"]);
+  });
+
+  it("sees an unreachable store as store_unavailable, with Interlock's 503 to fall back on", async () => {
+    const seen: unknown[] = [];
+    const app = new Hono();
+    const onError: WebhookOptions["onError"] = (decision, c) => {
+      seen.push([decision.outcome, decision.error?.code, decision.response.status, decision.event?.id]);
+      return c.text("try later", 503, { "retry-after": "30" });
+    };
+    app.post("/hook", webhook(options({ onError, store: unreachableStore() })), (c) => c.text("ok"));
+    const d = await delivery('{"a":1}');
+    const response = await post(`${await start(app)}/hook`, d);
+    expect([response.status, response.headers.get("retry-after"), await response.text()]).toEqual([
+      503,
+      "30",
+      "try later",
+    ]);
+    expect(seen).toEqual([["store_unavailable", "store_unavailable", 503, d.id]]);
+  });
+});
+
+describe("settling the delivery", () => {
+  it("records a 2xx answer; releases any other status and a throw, so the redelivery runs", async () => {
+    const app = new Hono();
+    const answers = [503, "throw", 200];
+    let runs = 0;
+    app.post("/hook", webhook(options()), (c) => {
+      runs++;
+      const next = answers.shift();
+      if (next === "throw") throw new HTTPException(502, { message: "upstream" });
+      return c.text("done", next as 200);
+    });
+    const url = `${await start(app)}/hook`;
+    const d = await delivery('{"a":1}');
+    expect((await post(url, d)).status).toBe(503);
+    expect((await post(url, d)).status).toBe(502);
+    expect((await post(url, d)).status).toBe(200);
+    expect(await (await post(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(3);
+  });
+});
+
+describe("typing", () => {
+  it("puts the verified delivery on the context, typed", async () => {
+    interface Invoice {
+      type: "invoice.paid";
+      amount: number;
+    }
+    const app = new Hono();
+    app.post("/hook", webhook<Invoice>(options()), (c) => {
+      expectTypeOf(c.get("webhook")).toEqualTypeOf<VerifiedWebhook<Invoice>>();
+      expectTypeOf(c.var.webhook.payload.amount).toEqualTypeOf<number>();
+      return c.json({ amount: c.var.webhook.payload.amount });
+    });
+    const response = await post(`${await start(app)}/hook`, await delivery('{"type":"invoice.paid","amount":42}'));
+    expect(await response.json()).toEqual({ amount: 42 });
+  });
+});
