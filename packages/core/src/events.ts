@@ -86,12 +86,12 @@ export type IdempotencyEvent = IdempotencyEventBase &
     | { type: "idempotency.store_down"; operation: "claim" | "complete" | "release"; failOpen: boolean }
   );
 
-/** A request refused before any key was claimed (missing or malformed key). */
+/** A request refused before any key was claimed (missing or malformed key, unusable body). */
 export interface IdempotencyRejectedEvent {
   type: "idempotency.rejected";
   method: string;
   route: string;
-  code: "idempotency_key_missing" | "idempotency_key_invalid";
+  code: "idempotency_key_missing" | "idempotency_key_invalid" | "body_too_large" | "body_not_raw";
 }
 
 export type InterlockEvent = WebhookEvent | IdempotencyEvent | IdempotencyRejectedEvent;

@@ -126,6 +126,11 @@ export interface IdempotencyEngine {
   finish(ticket: IdempotencyTicket, response: CapturedResponse, options?: { transaction?: unknown }): Promise<void>;
   /** The handler failed: releases the key so a retry runs again. Never throws. */
   abort(ticket: IdempotencyTicket): Promise<void>;
+  /**
+   * For adapters that refuse a request before `begin` (a body over their limit, a body a
+   * parser already consumed): the problem+json decision, reported like every other refusal.
+   */
+  refuse(request: Pick<IdempotencyRequest, "method" | "route">, error: BodyError): IdempotencyDecision;
 }
 
 export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
@@ -263,8 +268,9 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
         const fingerprintOrPromise = fingerprintOf(request);
         fingerprint = typeof fingerprintOrPromise === "string" ? fingerprintOrPromise : await fingerprintOrPromise;
       } catch (error) {
-        if (error instanceof BodyError) return refuse(error);
-        throw error;
+        if (!(error instanceof BodyError)) throw error;
+        emit(onEvent, { type: "idempotency.rejected", method, route, code: error.code });
+        return refuse(error);
       }
       const storeKeyOrPromise = storeKeyOf(request, method, key);
       const storeKey = typeof storeKeyOrPromise === "string" ? storeKeyOrPromise : await storeKeyOrPromise;
@@ -360,6 +366,16 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
           reason: stored === false ? "lease_lost" : "store_error",
           durationMs,
         });
+    },
+
+    refuse(request, error) {
+      emit(onEvent, {
+        type: "idempotency.rejected",
+        method: request.method.toUpperCase(),
+        route: request.route,
+        code: error.code,
+      });
+      return refuse(error);
     },
 
     async abort(publicTicket) {

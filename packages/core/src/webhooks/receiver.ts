@@ -7,7 +7,7 @@
  * forged id cannot suppress the real delivery that id belongs to.
  */
 
-import { IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
+import { IdempotencyError, InterlockConfigError, type InterlockError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookEvent } from "../events.js";
 import { sha256Hex } from "../hash.js";
 import type { HeadersInput } from "../headers.js";
@@ -83,6 +83,11 @@ export interface WebhookReceiver {
   finish(ticket: WebhookTicket, response: { status: number }): Promise<void>;
   /** The handler threw: releases the delivery so the provider's retry is processed. */
   abort(ticket: WebhookTicket): Promise<void>;
+  /**
+   * For adapters that refuse a delivery before `begin` (a body over their limit, a body a
+   * parser already consumed): the problem+json decision, with its `webhook.rejected` event.
+   */
+  refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookDecision;
 }
 
 export const DEFAULT_WEBHOOK_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
@@ -198,11 +203,18 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (ticket) await release(ticket);
   }
 
+  function refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookDecision {
+    const error = new WebhookVerificationError(code, message, verifier.scheme.name);
+    emit(onEvent, { type: "webhook.rejected", scheme: verifier.scheme.name, id: undefined, code, durationMs: 0 });
+    return respond("refused", problemResponse(error), undefined, error);
+  }
+
   return {
     verifier,
     begin,
     finish,
     abort,
+    refuse,
     async receive<R>(
       headers: HeadersInput,
       body: RawBody,
