@@ -1,0 +1,81 @@
+/**
+ * Response capture for idempotency. Fastify hands every response it sends to `onSend` as one
+ * serialized payload; a reply the handler hijacked (`reply.hijack()` then `reply.raw.write` /
+ * `end`) bypasses onSend, so its writes to the raw response are recorded instead.
+ */
+
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { CapturedResponse } from "@interlock/core";
+import type { FastifyReply } from "fastify";
+
+/**
+ * The body of an `onSend` payload: strings and bytes are kept as sent; `null`/`undefined` is an
+ * empty body; streams (Node, web) and anything unknown are `undefined`, which core answers by
+ * passing the response through uncached and releasing the key.
+ */
+export function payloadBody(payload: unknown): CapturedResponse["body"] {
+  if (payload === undefined || payload === null) return "";
+  if (typeof payload === "string" || payload instanceof Uint8Array) return payload;
+  return undefined;
+}
+
+type Write = ServerResponse["write"];
+type End = ServerResponse["end"];
+type WriteHead = ServerResponse["writeHead"];
+
+/** `writeHead`'s headers argument: an object, or a flat `[name, value, name, value…]` list. */
+function headersArgument(args: unknown[]): OutgoingHttpHeaders {
+  const last = args[args.length - 1];
+  if (Array.isArray(last)) {
+    const headers: OutgoingHttpHeaders = {};
+    for (let i = 0; i + 1 < last.length; i += 2) headers[String(last[i]).toLowerCase()] = last[i + 1];
+    return headers;
+  }
+  if (typeof last !== "object" || last === null) return {};
+  return Object.fromEntries(Object.entries(last).map(([name, value]) => [name.toLowerCase(), value]));
+}
+
+/**
+ * Records what a hijacked reply writes, up to `limit` bytes (past it the response counts as
+ * streamed). Writes made while the reply is not hijacked are Fastify's own and are skipped:
+ * onSend already saw them. Returns the recording, read once the response has finished.
+ */
+export function recordHijackedWrites(reply: FastifyReply, limit: number): () => CapturedResponse {
+  const raw = reply.raw;
+  const { writeHead, write, end } = raw;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let overflow = false;
+  let headHeaders: OutgoingHttpHeaders = {};
+
+  // `reply.sent` is true for a hijacked reply, and false while Fastify itself writes.
+  const keep = (chunk: unknown, encoding: unknown) => {
+    if (!reply.sent || overflow || chunk === undefined || chunk === null || typeof chunk === "function") return;
+    const bytes =
+      typeof chunk === "string"
+        ? Buffer.from(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
+        : Buffer.from(chunk as Uint8Array); // a copy: the writer may reuse its buffer
+    size += bytes.length;
+    overflow = size > limit;
+    if (overflow) chunks.length = 0;
+    else chunks.push(bytes);
+  };
+  raw.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (reply.sent) headHeaders = headersArgument(args.slice(1));
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as WriteHead;
+  raw.write = function (this: ServerResponse, ...args: unknown[]) {
+    keep(args[0], args[1]);
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as Write;
+  raw.end = function (this: ServerResponse, ...args: unknown[]) {
+    keep(args[0], args[1]);
+    return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as End;
+
+  return () => ({
+    status: raw.statusCode,
+    headers: { ...raw.getHeaders(), ...headHeaders },
+    body: overflow ? undefined : Buffer.concat(chunks, size),
+  });
+}

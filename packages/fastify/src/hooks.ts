@@ -1,0 +1,45 @@
+/** The shape `webhook()` and `idempotency()` return: Fastify route options made of hooks. */
+
+import type {
+  onErrorHookHandler,
+  onResponseHookHandler,
+  onSendHookHandler,
+  preHandlerHookHandler,
+  preParsingHookHandler,
+} from "fastify";
+
+/**
+ * Route-level hooks: spread them into a route's options (`app.post(path, webhook(…), handler)`),
+ * or list them in `config.interlock` once the `interlock` plugin is registered, which merges
+ * them with the route's own hooks.
+ */
+export interface InterlockHooks {
+  /** Webhooks only: lets the route's parsers accept what the verifier accepts. */
+  readonly bodyLimit?: number;
+  readonly preParsing: preParsingHookHandler;
+  readonly preHandler: preHandlerHookHandler;
+  readonly onSend: onSendHookHandler;
+  readonly onResponse: onResponseHookHandler;
+  readonly onError: onErrorHookHandler;
+}
+
+/** The hook names an `InterlockHooks` set fills, in lifecycle order. */
+export const HOOK_NAMES = ["preParsing", "preHandler", "onSend", "onResponse", "onError"] as const;
+
+/**
+ * Where the plugin puts a set among the route's own hooks. Webhooks run first, so the route's
+ * hooks see only verified deliveries; idempotency runs last, after the route's own hooks
+ * (authentication) have established the principal.
+ */
+export type Placement = "first" | "last";
+
+const placements = new WeakMap<InterlockHooks, Placement>();
+
+export function hookSet(placement: Placement, hooks: InterlockHooks): InterlockHooks {
+  placements.set(hooks, placement);
+  return hooks;
+}
+
+export function placementOf(hooks: InterlockHooks): Placement {
+  return placements.get(hooks) ?? "last";
+}

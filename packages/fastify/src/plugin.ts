@@ -1,0 +1,56 @@
+/**
+ * The `interlock` plugin: register it once, then protect a route by naming its hook sets in
+ * `config.interlock`. The plugin merges them with the route's own hooks (webhooks before
+ * them, idempotency after) and declares `request.webhook` so every request keeps one shape.
+ */
+
+import type { VerifiedWebhook } from "@interlock/core";
+import type { FastifyPluginCallback, RouteOptions } from "fastify";
+import { fastifyPlugin } from "fastify-plugin";
+import { HOOK_NAMES, type InterlockHooks, placementOf } from "./hooks.js";
+import { kIdempotentRun } from "./idempotency.js";
+import { kRawBody } from "./raw-body.js";
+import { kWebhookTicket } from "./webhook.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The verified delivery, on routes protected by `webhook()` (null elsewhere). */
+    webhook: VerifiedWebhook;
+  }
+  interface FastifyContextConfig {
+    /** Interlock hook sets for this route: `webhook(…)`, `idempotency(…)`, or both. */
+    interlock?: InterlockHooks | readonly InterlockHooks[];
+  }
+}
+
+type Hook = NonNullable<RouteOptions["preHandler"]>;
+
+const asList = (hooks: Hook | undefined): unknown[] =>
+  hooks === undefined ? [] : Array.isArray(hooks) ? [...hooks] : [hooks];
+
+/** Adds one set's hooks to a route's, keeping the route's own. */
+function applyHooks(route: RouteOptions, hooks: InterlockHooks): void {
+  const first = placementOf(hooks) === "first";
+  const target = route as unknown as Record<string, unknown>;
+  for (const name of HOOK_NAMES) {
+    const own = asList(target[name] as Hook | undefined);
+    target[name] = first ? [hooks[name], ...own] : [...own, hooks[name]];
+  }
+  if (hooks.bodyLimit !== undefined) route.bodyLimit ??= hooks.bodyLimit;
+}
+
+const plugin: FastifyPluginCallback = (fastify, _options, done) => {
+  // Declared up front so requests keep one shape (Fastify's advice for decorations).
+  for (const name of ["webhook", kRawBody, kWebhookTicket, kIdempotentRun] as const) {
+    if (!fastify.hasRequestDecorator(name)) fastify.decorateRequest(name, null);
+  }
+  fastify.addHook("onRoute", (route) => {
+    const sets = route.config?.interlock;
+    if (sets === undefined) return;
+    for (const hooks of Array.isArray(sets) ? sets : [sets]) applyHooks(route, hooks as InterlockHooks);
+  });
+  done();
+};
+
+/** Register once (`await app.register(interlock)`) before the routes that name Interlock hooks in `config.interlock`. */
+export const interlock = fastifyPlugin(plugin, { fastify: "5.x", name: "@interlock/fastify" });

@@ -1,0 +1,51 @@
+/** Test helpers: a Fastify app listening on 127.0.0.1, and the scenario table's contract app. */
+
+import type { AddressInfo } from "node:net";
+import type { ScenarioApp, ScenarioAppOptions } from "@interlock/core/testing";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { idempotency, interlock, webhook } from "../src/index.js";
+
+export interface Running {
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Builds an app with the plugin registered, lets `routes` add to it, and listens on 127.0.0.1. */
+export async function listen(
+  routes: (app: FastifyInstance) => void | Promise<void>,
+  options: FastifyServerOptions = {},
+): Promise<Running> {
+  const app = Fastify(options);
+  await app.register(interlock);
+  await routes(app);
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  return {
+    app,
+    url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
+    close: () => app.close(),
+  };
+}
+
+/** The contract app of `describeAdapterScenarios` (see its header comment). */
+export async function scenarioApp(options: ScenarioAppOptions): Promise<ScenarioApp> {
+  const payments = idempotency({
+    ...options.idempotency,
+    principal: (request) => request.context.headers["x-api-key"] as string | undefined,
+  });
+  const running = await listen((app) => {
+    app.setErrorHandler((_error, _request, reply) => reply.code(500).send({ error: "handler failed" }));
+    app.post("/webhooks", { config: { interlock: webhook(options.webhook) } }, async (request) => {
+      await options.handlers.webhook(request.webhook);
+      return { received: request.webhook.id };
+    });
+    const pay = async (request: { body: unknown }, reply: import("fastify").FastifyReply) => {
+      const result = await options.handlers.payment(request.body);
+      reply.code(result.status).headers(result.headers ?? {});
+      return result.json;
+    };
+    app.post("/payments", { config: { interlock: payments } }, pay);
+    app.get("/payments", { config: { interlock: payments } }, pay);
+  });
+  return { url: running.url, close: running.close };
+}

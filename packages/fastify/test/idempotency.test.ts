@@ -1,0 +1,374 @@
+/** Fastify-specific idempotency behaviour: response capture, raw-body fingerprints, scoping, onError. */
+
+import { Readable } from "node:stream";
+import { type InterlockEvent, MemoryStore } from "@interlock/core";
+import type { FastifyInstance } from "fastify";
+import { afterEach, describe, expect, it } from "vitest";
+import { type FastifyIdempotencyOptions, idempotency } from "../src/index.js";
+import { listen, type Running } from "./app.js";
+
+let sequence = 0;
+const newKey = () => `key_${Date.now().toString(36)}_${++sequence}`;
+let running: Running | undefined;
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+});
+
+const options = (extra: Partial<FastifyIdempotencyOptions> = {}): FastifyIdempotencyOptions => ({
+  store: new MemoryStore(),
+  principal: (request) => request.context.headers["x-api-key"] as string | undefined,
+  ...extra,
+});
+
+/** Starts an app whose routes are added by `routes`, each given the same hook set. */
+async function start(hookOptions: FastifyIdempotencyOptions, routes: (app: FastifyInstance, hooks: object) => void) {
+  running = await listen((app) => {
+    app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_request, body, done) =>
+      done(null, body),
+    );
+    routes(app, { config: { interlock: idempotency(hookOptions) } });
+  });
+  return running;
+}
+
+function send(
+  path: string,
+  key: string | undefined,
+  init: { body?: string | Uint8Array; type?: string; headers?: Record<string, string> } = {},
+) {
+  return fetch(`${running?.url}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": init.type ?? "application/json",
+      "x-api-key": "client-a",
+      ...(key ? { "idempotency-key": key } : {}),
+      ...init.headers,
+    },
+    body: (init.body ?? "{}") as BodyInit,
+  });
+}
+
+async function snapshot(response: Response) {
+  return {
+    status: response.status,
+    type: response.headers.get("content-type"),
+    location: response.headers.get("location"),
+    etag: response.headers.get("etag"),
+    bytes: [...new Uint8Array(await response.arrayBuffer())],
+  };
+}
+
+/** Sends the same request twice and checks the second is the first, replayed. */
+async function expectReplay(path: string, init: Parameters<typeof send>[2] = {}) {
+  const key = newKey();
+  const first = await send(path, key, init);
+  expect(first.headers.get("idempotent-replayed")).toBeNull();
+  const replay = await send(path, key, init);
+  expect(replay.headers.get("idempotent-replayed")).toBe("true");
+  const [a, b] = [await snapshot(first), await snapshot(replay)];
+  expect(b).toEqual(a);
+  return a;
+}
+
+describe("response capture and replay", () => {
+  it("JSON objects, strings and Buffers are stored as sent and replayed byte for byte; the handler runs once", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.post("/json", hooks, async (_request, reply) => {
+        reply.code(201).header("location", `/things/${++calls}`);
+        return { id: calls, note: "été ✓" };
+      });
+      app.post("/text", hooks, async (_request, reply) => {
+        calls++;
+        return reply.type("text/plain; charset=utf-8").send("héllo\r\n\u0000 ");
+      });
+      app.post("/bytes", hooks, async (_request, reply) => {
+        calls++;
+        return reply
+          .type("application/octet-stream")
+          .header("etag", '"v1"')
+          .send(Buffer.from([0xff, 0x00, 0xfe, 0x80]));
+      });
+    });
+    const json = await expectReplay("/json");
+    expect([json.status, json.location, Buffer.from(json.bytes).toString()]).toEqual([
+      201,
+      "/things/1",
+      '{"id":1,"note":"été ✓"}',
+    ]);
+    expect(Buffer.from((await expectReplay("/text")).bytes).toString()).toBe("héllo\r\n\u0000 ");
+    const bytes = await expectReplay("/bytes");
+    expect([bytes.bytes, bytes.etag]).toEqual([[0xff, 0x00, 0xfe, 0x80], '"v1"']);
+    expect(calls).toBe(3);
+  });
+
+  it("write + end on a hijacked reply are recorded and replayed exactly", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.post("/raw", hooks, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.setHeader("etag", '"raw"');
+        reply.raw.writeHead(202, { "content-type": "application/json", Location: "/jobs/7" });
+        reply.raw.write('{"job":');
+        reply.raw.write(Buffer.from("7,"));
+        reply.raw.end('"state":"queued"}');
+      });
+    });
+    const replayed = await expectReplay("/raw");
+    expect(replayed).toMatchObject({ status: 202, type: "application/json", location: "/jobs/7", etag: '"raw"' });
+    expect(Buffer.from(replayed.bytes).toString()).toBe('{"job":7,"state":"queued"}');
+    expect(calls).toBe(1);
+  });
+
+  it("a streamed body passes through uncached and the key is released", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/stream", hooks, async (_request, reply) => {
+        calls++;
+        return reply.type("text/plain").send(Readable.from(["a", "b", "c"]));
+      });
+    });
+    const key = newKey();
+    const first = await send("/stream", key);
+    expect([first.status, await first.text()]).toEqual([200, "abc"]);
+    const second = await send("/stream", key);
+    expect([second.status, await second.text(), second.headers.get("idempotent-replayed")]).toEqual([200, "abc", null]);
+    expect(calls).toBe(2);
+    expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+      { reason: "streamed", status: 200 },
+      { reason: "streamed", status: 200 },
+    ]);
+  });
+
+  it("a hijacked body past the store's record limit passes through whole, uncached", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    const store = new MemoryStore({ maxRecordBytes: 1024 });
+    await start(options({ store, onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/big", hooks, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        for (let i = 0; i < 4; i++) reply.raw.write("x".repeat(512));
+        reply.raw.end();
+      });
+    });
+    const key = newKey();
+    expect((await (await send("/big", key)).text()).length).toBe(2048);
+    expect((await (await send("/big", key)).text()).length).toBe(2048);
+    expect(calls).toBe(2);
+    expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
+  });
+
+  it("a handler that throws releases the key: the retry runs, then replays", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.post("/flaky", hooks, async (_request, reply) => {
+        if (++calls === 1) throw new Error("provider timeout");
+        return reply.code(201).send({ calls });
+      });
+    });
+    const key = newKey();
+    expect((await send("/flaky", key)).status).toBe(500);
+    const retry = await send("/flaky", key);
+    expect([retry.status, await retry.json()]).toEqual([201, { calls: 2 }]);
+    const replay = await send("/flaky", key);
+    expect([replay.status, await replay.json(), replay.headers.get("idempotent-replayed")]).toEqual([
+      201,
+      { calls: 2 },
+      "true",
+    ]);
+    expect(calls).toBe(2);
+  });
+
+  it("the response is stored before it is sent: an immediate retry replays (no 409)", async () => {
+    await start(options(), (app, hooks) => {
+      app.post("/fast", hooks, async (_request, reply) => reply.code(201).send({ ok: true }));
+    });
+    for (let i = 0; i < 20; i++) {
+      const key = newKey();
+      await (await send("/fast", key)).arrayBuffer();
+      expect((await send("/fast", key)).status).toBe(201);
+    }
+  });
+  it("a dropped response is still recorded: the client's retry is a replay, not a second run", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.post("/slow", hooks, async (_request, reply) => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return reply.code(201).send({ call: ++calls });
+      });
+    });
+    const key = newKey();
+    const aborted = new AbortController();
+    const dropped = fetch(`${running?.url}/slow`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key },
+      body: "{}",
+      signal: aborted.signal,
+    });
+    setTimeout(() => aborted.abort(), 30);
+    await expect(dropped).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const retry = await send("/slow", key);
+    expect([retry.status, await retry.json(), retry.headers.get("idempotent-replayed")]).toEqual([
+      201,
+      { call: 1 },
+      "true",
+    ]);
+    expect(calls).toBe(1);
+  });
+});
+
+describe("the fingerprint covers the raw bytes", () => {
+  it("JSON bodies that parse the same but differ in bytes are different requests (422)", async () => {
+    await start(options(), (app, hooks) => {
+      app.post("/pay", hooks, async (request) => ({ body: request.body }));
+    });
+    const key = newKey();
+    expect((await send("/pay", key, { body: '{"amount":1}' })).status).toBe(200);
+    const other = await send("/pay", key, { body: '{ "amount": 1 }' });
+    expect([other.status, ((await other.json()) as { code: string }).code]).toEqual([422, "idempotency_key_mismatch"]);
+  });
+
+  it("non-UTF-8 bodies are compared as bytes, not as lossily decoded text", async () => {
+    await start(options(), (app, hooks) => {
+      app.post("/upload", hooks, async (request) => ({ size: (request.body as Buffer).length }));
+    });
+    const type = "application/octet-stream";
+    const key = newKey();
+    expect((await send("/upload", key, { body: new Uint8Array([0xff, 0x01]), type })).status).toBe(200);
+    const same = await send("/upload", key, { body: new Uint8Array([0xff, 0x01]), type });
+    expect(same.headers.get("idempotent-replayed")).toBe("true");
+    // 0xff and 0xfe both decode to U+FFFD: only a byte comparison tells them apart.
+    expect((await send("/upload", key, { body: new Uint8Array([0xfe, 0x01]), type })).status).toBe(422);
+  });
+
+  it("a body over the route's bodyLimit → 413 body_too_large, problem+json; the handler does not run", async () => {
+    let calls = 0;
+    running = await listen((app) => {
+      app.post("/small", { bodyLimit: 16, config: { interlock: idempotency(options()) } }, async () => ++calls);
+    });
+    const response = await send("/small", newKey(), { body: JSON.stringify({ pad: "x".repeat(64) }) });
+    expect(response.status).toBe(413);
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await response.json()).toMatchObject({ code: "body_too_large", status: 413 });
+    expect(calls).toBe(0);
+  });
+
+  it("a body another hook consumed first → 500 body_not_raw, not a fingerprint of nothing", async () => {
+    running = await listen((app) => {
+      app.addHook("preParsing", (_request, _reply, payload, done) => {
+        payload.resume();
+        payload.on("end", () => done(null, payload));
+      });
+      app.post("/pay", { config: { interlock: idempotency(options()) } }, async () => ({}));
+    });
+    const response = await send("/pay", newKey(), { body: '{"amount":1}' });
+    expect(response.status).toBe(500);
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await response.json()).toMatchObject({ code: "body_not_raw", status: 500 });
+  });
+  it("hooks wired without preParsing: refused (500 body_not_raw) only when the fingerprint needs the body", async () => {
+    let calls = 0;
+    running = await listen((app) => {
+      const { preHandler, onSend } = idempotency(options());
+      app.route({
+        method: ["GET", "POST"],
+        url: "/half",
+        preHandler,
+        onSend,
+        handler: async () => ({ call: ++calls }),
+      });
+      const custom = idempotency(options({ fingerprint: (request) => String(request.context.headers["x-digest"]) }));
+      app.post("/custom", { preHandler: custom.preHandler, onSend: custom.onSend }, async () => ({ call: ++calls }));
+    });
+    expect((await fetch(`${running.url}/half`, { headers: { "idempotency-key": newKey() } })).status).toBe(200);
+    expect((await send("/half", undefined)).status).toBe(200);
+    const keyed = await send("/half", newKey());
+    expect(keyed.status).toBe(500);
+    expect(await keyed.json()).toMatchObject({ code: "body_not_raw", detail: expect.stringMatching(/preParsing/) });
+    // A fingerprint of the app's own needs no raw bytes.
+    const key = newKey();
+    expect((await send("/custom", key, { headers: { "x-digest": "d1" } })).status).toBe(200);
+    expect((await send("/custom", key, { headers: { "x-digest": "d1" } })).headers.get("idempotent-replayed")).toBe(
+      "true",
+    );
+  });
+});
+
+describe("scoping", () => {
+  it("the principal can come from the route's own auth hook, which runs first", async () => {
+    let calls = 0;
+    running = await listen((app) => {
+      app.decorateRequest("user", null);
+      const hooks = idempotency(options({ principal: (request) => (request.context as { user?: string }).user }));
+      app.post(
+        "/pay",
+        {
+          preHandler: (request, _reply, done) => {
+            (request as { user?: string | undefined }).user = request.headers.authorization;
+            done();
+          },
+          config: { interlock: hooks },
+        },
+        async () => ({ call: ++calls }),
+      );
+    });
+    const key = newKey();
+    const as = (user: string) => send("/pay", key, { headers: { authorization: user } });
+    expect(await (await as("alice")).json()).toEqual({ call: 1 });
+    expect(await (await as("bob")).json()).toEqual({ call: 2 });
+    const replay = await as("alice");
+    expect([await replay.json(), replay.headers.get("idempotent-replayed")]).toEqual([{ call: 1 }, "true"]);
+  });
+
+  it("keys are scoped by route pattern: two paths of one pattern share a scope, two routes do not", async () => {
+    await start(options(), (app, hooks) => {
+      app.post("/orders/:id", hooks, async (request) => ({ order: (request.params as { id: string }).id }));
+      app.post("/refunds", hooks, async () => ({ refund: true }));
+    });
+    const key = newKey();
+    expect((await send("/orders/1", key)).status).toBe(200);
+    // Same scope (/orders/:id), another path in the fingerprint: the key was used for another request.
+    expect((await send("/orders/2", key)).status).toBe(422);
+    expect(await (await send("/refunds", key)).json()).toEqual({ refund: true });
+  });
+
+  it("a `route` function replaces the pattern", async () => {
+    await start(options({ route: () => "shared" }), (app, hooks) => {
+      app.post("/a", hooks, async () => "a");
+      app.post("/b", hooks, async () => "b");
+    });
+    const key = newKey();
+    expect((await send("/a", key)).status).toBe(200);
+    expect((await send("/b", key)).status).toBe(422);
+  });
+});
+
+describe("onError", () => {
+  it("answers refusals the app's way; replays are still sent as stored", async () => {
+    const seen: number[] = [];
+    await start(
+      options({
+        onError: (decision, _request, reply) => {
+          seen.push(decision.response.status);
+          return reply.code(decision.response.status).send({ error: "custom" });
+        },
+      }),
+      (app, hooks) => {
+        app.post("/pay", hooks, async (_request, reply) => reply.code(201).send({ ok: true }));
+      },
+    );
+    const invalid = await send("/pay", '"a", "b"');
+    expect([invalid.status, await invalid.json()]).toEqual([400, { error: "custom" }]);
+    const key = newKey();
+    await send("/pay", key);
+    const replay = await send("/pay", key);
+    expect([replay.status, await replay.json()]).toEqual([201, { ok: true }]);
+    expect(seen).toEqual([400]);
+  });
+});

@@ -1,0 +1,273 @@
+/** Fastify-specific webhook behaviour: raw bytes whatever the parser, limits, misconfiguration, onError. */
+
+import { type InterlockEvent, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
+import type { FastifyInstance } from "fastify";
+import { afterEach, describe, expect, it } from "vitest";
+import { type FastifyWebhookOptions, webhook } from "../src/index.js";
+import { listen, type Running } from "./app.js";
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+let sequence = 0;
+let running: Running | undefined;
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+});
+
+async function signed(body: string | Uint8Array, contentType: string, id = `msg_fastify_${++sequence}`) {
+  const delivery = await signWebhook({
+    scheme: standardWebhooks,
+    secret: SECRET,
+    body,
+    id,
+    timestamp: Math.floor(Date.now() / 1000),
+  });
+  return { headers: { ...delivery.headers, "content-type": contentType }, body, id };
+}
+
+const options = (extra: Partial<FastifyWebhookOptions> = {}): FastifyWebhookOptions => ({
+  scheme: standardWebhooks,
+  secret: SECRET,
+  store: new MemoryStore(),
+  ...extra,
+});
+
+/** An app whose `/hook` route echoes what the handler saw: the parsed body and the verified bytes. */
+async function echoApp(hookOptions: FastifyWebhookOptions, setup?: (app: FastifyInstance) => void) {
+  running = await listen((app) => {
+    setup?.(app);
+    app.post("/hook", { config: { interlock: webhook(hookOptions) } }, async (request) => ({
+      parsed: request.body,
+      raw: Buffer.from(request.webhook.body).toString("base64"),
+      id: request.webhook.id,
+    }));
+  });
+  return running;
+}
+
+const post = (url: string, d: { headers: Record<string, string>; body: string | Uint8Array }) =>
+  fetch(url, { method: "POST", headers: d.headers, body: d.body as BodyInit });
+
+async function problem(response: Response) {
+  expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+  return (await response.json()) as { code: string; status: number; detail: string };
+}
+
+describe("raw body, whatever parser the app uses", () => {
+  it("JSON: verified on the exact bytes, and the app's JSON parser still parses", async () => {
+    const { url } = await echoApp(options());
+    // Whitespace, key order, escapes and a trailing ".0" a re-serialised body would lose.
+    const body = '{ "b": 1.0,\n  "a": "\\u00e9t\u00e9" ,"c":[ ] }';
+    const response = await post(`${url}/hook`, await signed(body, "application/json"));
+    expect(response.status).toBe(200);
+    const seen = await response.json();
+    expect(seen.parsed).toEqual({ b: 1, a: "été", c: [] });
+    expect(Buffer.from(seen.raw, "base64").toString("utf8")).toBe(body);
+  });
+
+  it("text/plain and a custom form parser see their usual body; the bytes verified are the ones sent", async () => {
+    const { url } = await echoApp(options(), (app) => {
+      app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) =>
+        done(null, Object.fromEntries(new URLSearchParams(body as string))),
+      );
+    });
+    const text = await post(`${url}/hook`, await signed("  hello, world  \n", "text/plain"));
+    expect(await text.json()).toMatchObject({ parsed: "  hello, world  \n" });
+    const form = await post(`${url}/hook`, await signed("a=1&b=%C3%A9", "application/x-www-form-urlencoded"));
+    const seen = await form.json();
+    expect(seen.parsed).toEqual({ a: "1", b: "é" });
+    expect(Buffer.from(seen.raw, "base64").toString()).toBe("a=1&b=%C3%A9");
+  });
+
+  it("non-UTF-8 binary bodies verify byte for byte, even through a text parser that decodes them lossily", async () => {
+    const bytes = new Uint8Array([0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, 0x0a, 0xe2, 0x82]);
+    const { url } = await echoApp(options(), (app) => {
+      app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_request, body, done) =>
+        done(null, { length: (body as Buffer).length }),
+      );
+    });
+    const binary = await post(`${url}/hook`, await signed(bytes, "application/octet-stream"));
+    expect(binary.status).toBe(200);
+    const seen = await binary.json();
+    expect(seen.parsed).toEqual({ length: bytes.length });
+    expect(new Uint8Array(Buffer.from(seen.raw, "base64"))).toEqual(bytes);
+    const lossy = await post(`${url}/hook`, await signed(bytes, "text/plain"));
+    expect(lossy.status).toBe(200);
+    expect(new Uint8Array(Buffer.from((await lossy.json()).raw, "base64"))).toEqual(bytes);
+  });
+
+  it("a body another hook consumed first → 500 body_not_raw with advice, not a 401; handler not run", async () => {
+    let ran = false;
+    running = await listen((app) => {
+      // A naive logging hook that drains the payload and hands the empty stream on.
+      app.addHook("preParsing", (_request, _reply, payload, done) => {
+        payload.on("data", () => {});
+        payload.on("end", () => done(null, payload));
+      });
+      app.post("/hook", { config: { interlock: webhook(options()) } }, async () => {
+        ran = true;
+        return {};
+      });
+    });
+    const response = await post(`${running.url}/hook`, await signed('{"a":1}', "application/json"));
+    expect(response.status).toBe(500);
+    const body = await problem(response);
+    expect(body).toMatchObject({ code: "body_not_raw", status: 500 });
+    expect(body.detail).toMatch(/preParsing/);
+    expect(ran).toBe(false);
+  });
+
+  it("only the preHandler wired (no preParsing) → 500 body_not_raw naming the fix", async () => {
+    running = await listen((app) => {
+      app.post("/hook", { preHandler: webhook(options()).preHandler }, async () => ({}));
+    });
+    const response = await post(`${running.url}/hook`, await signed('{"a":1}', "application/json"));
+    expect(response.status).toBe(500);
+    expect((await problem(response)).detail).toMatch(/config: \{ interlock: webhook/);
+  });
+});
+
+describe("body size limit", () => {
+  it("announced over the limit → 413 body_too_large before reading; handler not run", async () => {
+    const { url } = await echoApp(options({ maxBodyBytes: 64 }));
+    const response = await post(
+      `${url}/hook`,
+      await signed(JSON.stringify({ pad: "x".repeat(100) }), "application/json"),
+    );
+    expect(response.status).toBe(413);
+    expect(await problem(response)).toMatchObject({ code: "body_too_large", status: 413 });
+  });
+
+  it("a chunked body that grows past the limit → 413 body_too_large", async () => {
+    const { url } = await echoApp(options({ maxBodyBytes: 64 }));
+    const d = await signed(JSON.stringify({ pad: "x".repeat(500) }), "application/json");
+    const stream = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(d.body as string));
+        controller.close();
+      },
+    });
+    const response = await fetch(`${url}/hook`, {
+      method: "POST",
+      headers: d.headers,
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(413);
+    expect((await problem(response)).code).toBe("body_too_large");
+  });
+
+  it("defaults to the verifier's maxBodyBytes and raises the route's bodyLimit to match (Fastify's is 1 MiB)", async () => {
+    const big = await echoApp(options());
+    const body = JSON.stringify({ pad: "x".repeat(2 * 1024 * 1024) });
+    const response = await post(`${big.url}/hook`, await signed(body, "application/json"));
+    expect(response.status).toBe(200);
+    await big.close();
+    const small = await echoApp(options({ maxBodyBytes: 1024 }));
+    const refused = await post(`${small.url}/hook`, await signed(body, "application/json"));
+    expect(refused.status).toBe(413);
+    expect((await problem(refused)).code).toBe("body_too_large");
+  });
+
+  it("a smaller bodyLimit set on the route is answered the same way, as problem+json", async () => {
+    running = await listen((app) => {
+      app.post("/hook", { bodyLimit: 32, config: { interlock: webhook(options()) } }, async () => ({}));
+    });
+    const response = await post(
+      `${running.url}/hook`,
+      await signed(JSON.stringify({ pad: "x".repeat(64) }), "application/json"),
+    );
+    expect([response.status, (await problem(response)).code]).toEqual([413, "body_too_large"]);
+  });
+});
+
+describe("onError: the app takes over", () => {
+  it("answers refusals and duplicates its own way, with the typed error and the verified event", async () => {
+    const seen: string[] = [];
+    const { url } = await echoApp(
+      options({
+        onError: (decision, _request, reply) => {
+          seen.push(`${decision.outcome}:${decision.error?.code ?? decision.event?.id}`);
+          return reply.code(decision.outcome === "duplicate" ? 202 : 403).send({ mine: decision.outcome });
+        },
+      }),
+    );
+    const d = await signed('{"a":1}', "application/json");
+    const tampered = await post(`${url}/hook`, { ...d, body: '{"a":2}' });
+    expect([tampered.status, await tampered.json()]).toEqual([403, { mine: "refused" }]);
+    expect((await post(`${url}/hook`, d)).status).toBe(200);
+    const duplicate = await post(`${url}/hook`, d);
+    expect([duplicate.status, await duplicate.json()]).toEqual([202, { mine: "duplicate" }]);
+    expect(seen).toEqual(["refused:no_matching_signature", `duplicate:${d.id}`]);
+  });
+
+  it("also for the adapter's own refusals (413), asynchronously", async () => {
+    const { url } = await echoApp(
+      options({
+        maxBodyBytes: 8,
+        onError: async (decision, _request, reply) => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return reply.code(decision.response.status).send({ mine: decision.error?.code });
+        },
+      }),
+    );
+    const response = await post(`${url}/hook`, await signed('{"aaaaaaaaaa":1}', "application/json"));
+    expect([response.status, await response.json()]).toEqual([413, { mine: "body_too_large" }]);
+  });
+
+  it("returning nothing sends core's response; throwing goes to Fastify's error handler", async () => {
+    const fallback = await echoApp(options({ onError: () => undefined }));
+    const d = await signed('{"a":1}', "application/json");
+    const refused = await post(`${fallback.url}/hook`, { ...d, body: "{}" });
+    expect([refused.status, (await problem(refused)).code]).toEqual([401, "no_matching_signature"]);
+    await fallback.close();
+    const throwing = await echoApp(
+      options({
+        onError: () => {
+          throw Object.assign(new Error("nope"), { statusCode: 418 });
+        },
+      }),
+    );
+    expect((await post(`${throwing.url}/hook`, { ...d, body: "{}" })).status).toBe(418);
+  });
+});
+
+describe("settling the delivery", () => {
+  it("a handler that throws releases the delivery (then Fastify's error handling answers); its redelivery runs", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, async () => {
+        if (++calls === 1) throw new Error("boom");
+        return { ok: true };
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect((await post(`${running.url}/hook`, d)).status).toBe(500);
+    expect((await post(`${running.url}/hook`, d)).status).toBe(200);
+    expect((await post(`${running.url}/hook`, d)).status).toBe(200);
+    expect(calls).toBe(2);
+    expect(events.map((e) => e.type)).toContain("webhook.handler_failed");
+    expect(events.find((e) => e.type === "webhook.handler_failed")).toMatchObject({ released: true });
+  });
+
+  it("a non-2xx answer releases it; a 2xx is recorded before the response is sent", async () => {
+    const events: InterlockEvent[] = [];
+    let status = 503;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, async (_request, reply) =>
+        reply.code(status).send({ status }),
+      );
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect((await post(`${running.url}/hook`, d)).status).toBe(503);
+    status = 204;
+    expect((await post(`${running.url}/hook`, d)).status).toBe(204);
+    // No wait: the record was written before the 204 left.
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(events.filter((e) => e.type === "webhook.processed")).toHaveLength(1);
+  });
+});
