@@ -42,11 +42,21 @@ const storeProject = (name: "redis" | "postgres"): TestProjectConfiguration => (
   },
 });
 
+/** A framework adapter's tests: real HTTP on 127.0.0.1, against core's source. */
+const adapterProject = (name: "express" | "fastify" | "koa" | "hono"): TestProjectConfiguration => ({
+  resolve: { alias: coreSource },
+  test: { name, root: here(`./packages/${name}`), include: ["test/**/*.test.ts"] },
+});
+
 export default [
   coreWith("node"),
   coreWith("web"),
   storeProject("redis"),
   storeProject("postgres"),
+  adapterProject("express"),
+  adapterProject("fastify"),
+  adapterProject("koa"),
+  adapterProject("hono"),
   {
     test: {
       name: "examples",

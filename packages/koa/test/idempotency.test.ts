@@ -1,0 +1,589 @@
+/** idempotency(): response capture and replay, streams, failures, scoping and the raw body. */
+import { Readable } from "node:stream";
+import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
+import Koa, { type DefaultState, type Middleware, type ParameterizedContext } from "koa";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type IdempotencyMiddlewareOptions,
+  idempotency,
+  type RawBodyContext,
+  type WebhookState,
+  webhook,
+} from "../src/index.js";
+import { type Served, serve } from "./serve.js";
+import { bodyParser, delivery, newId, readAll, route, SECRET } from "./support.js";
+
+let served: Served | undefined;
+afterEach(async () => {
+  await served?.close();
+  served = undefined;
+});
+
+interface World {
+  events: InterlockEvent[];
+  calls: number;
+}
+
+/** A handler's context: `rawBody` is Interlock's bytes, a parser's text, or absent. */
+type Context = ParameterizedContext<
+  DefaultState,
+  { request: Koa.Request & { rawBody?: Buffer | string; body?: unknown } }
+>;
+type Handler = (ctx: Context, world: World) => void | Promise<void>;
+
+/** An app: `before` middleware, then routes [method, pattern, handler] behind one idempotency() and `after`. */
+async function start(
+  routes: Array<[string, string, Handler]>,
+  options: Partial<IdempotencyMiddlewareOptions> = {},
+  before: Middleware[] = [],
+  after: Middleware[] = [],
+) {
+  const world: World = { events: [], calls: 0 };
+  const app = new Koa();
+  app.silent = true;
+  for (const middleware of before) app.use(middleware);
+  const idempotent = idempotency({
+    store: new MemoryStore(),
+    principal: (request) => request.context.get("x-api-key") || undefined,
+    onEvent: (event) => world.events.push(event),
+    ...options,
+  });
+  for (const [method, pattern, handler] of routes) {
+    app.use(
+      route(method, pattern, idempotent, ...after, async (ctx: Context) => {
+        world.calls++;
+        await handler(ctx, world);
+      }),
+    );
+  }
+  served = await serve(app);
+  return world;
+}
+
+function send(
+  path: string,
+  key: string | undefined,
+  body: BodyInit | Uint8Array = "{}",
+  headers: Record<string, string> = {},
+) {
+  return fetch(`${served?.url}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-api-key": "client-a",
+      ...(key ? { "idempotency-key": key } : {}),
+      ...headers,
+    },
+    body: body as BodyInit,
+  });
+}
+
+/** Status, every header a replay keeps, and the body's bytes. */
+async function snapshot(response: Response) {
+  return {
+    status: response.status,
+    type: response.headers.get("content-type"),
+    location: response.headers.get("location"),
+    body: Buffer.from(await response.arrayBuffer()),
+  };
+}
+
+/** Sends the same request twice: the second must be a marked, byte-identical replay. */
+async function expectReplayed(path: string, world: World, body: BodyInit = "{}") {
+  const key = newId("key");
+  const first = await send(path, key, body);
+  const firstSnapshot = await snapshot(first);
+  const calls = world.calls;
+  const replay = await send(path, key, body);
+  expect(replay.headers.get("idempotent-replayed")).toBe("true");
+  const replaySnapshot = await snapshot(replay);
+  expect(replaySnapshot).toEqual(firstSnapshot);
+  expect(world.calls).toBe(calls);
+  return firstSnapshot;
+}
+
+describe("response capture and replay", () => {
+  it("a Buffer body, binary and with its own type, is replayed byte for byte", async () => {
+    const bytes = Buffer.from([0x00, 0xff, 0xfe, 0xc3, 0x28, 0x0a, 0x0d]);
+    const world = await start([
+      [
+        "POST",
+        "/files",
+        (ctx) => {
+          ctx.status = 201;
+          ctx.type = "image/png";
+          ctx.set("location", "/files/1");
+          ctx.body = bytes;
+        },
+      ],
+    ]);
+    const first = await expectReplayed("/files", world);
+    expect(first).toEqual({ status: 201, type: "image/png", location: "/files/1", body: bytes });
+  });
+
+  it("a string body keeps its exact text and Koa's content type", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/page",
+        (ctx) => {
+          ctx.body = "<p>caf\u00e9 \u{1F600}</p>\n";
+        },
+      ],
+    ]);
+    const first = await expectReplayed("/page", world);
+    expect([first.status, first.type, first.body.toString()]).toEqual([
+      200,
+      "text/html; charset=utf-8",
+      "<p>caf\u00e9 \u{1F600}</p>\n",
+    ]);
+  });
+
+  it("an object body is stored as the JSON Koa sends", async () => {
+    const value = { id: "pay_1", amount: 1.5, nested: { list: [1, "two", null] }, text: "caf\u00e9" };
+    const world = await start([
+      [
+        "POST",
+        "/payments",
+        (ctx) => {
+          ctx.body = value;
+        },
+      ],
+    ]);
+    const first = await expectReplayed("/payments", world);
+    expect([first.type, first.body.toString()]).toEqual(["application/json; charset=utf-8", JSON.stringify(value)]);
+  });
+
+  it("a status without a body is replayed as Koa answers it (status text; 204 empty)", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/created",
+        (ctx) => {
+          ctx.status = 201;
+        },
+      ],
+      [
+        "POST",
+        "/empty",
+        (ctx) => {
+          ctx.status = 204;
+        },
+      ],
+    ]);
+    const created = await expectReplayed("/created", world);
+    expect([created.status, created.type, created.body.toString()]).toEqual([
+      201,
+      "text/plain; charset=utf-8",
+      "Created",
+    ]);
+    const empty = await expectReplayed("/empty", world);
+    expect([empty.status, empty.body.length]).toEqual([204, 0]);
+  });
+
+  it("a request with a key the handler answers 4xx is stored too (default cache policy)", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/payments",
+        (ctx) => {
+          ctx.status = 402;
+          ctx.body = { error: "card declined" };
+        },
+      ],
+    ]);
+    expect((await expectReplayed("/payments", world)).status).toBe(402);
+  });
+});
+
+describe("streams and bypasses pass through uncached, the key released", () => {
+  const released = (world: World) =>
+    world.events.filter((e) => e.type === "idempotency.released").map((e) => ("reason" in e ? e.reason : ""));
+
+  it("a Node stream body is sent whole, not stored; the retry runs the handler again", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/export",
+        (ctx) => {
+          ctx.type = "text/csv";
+          ctx.body = Readable.from(["a,b\n", "1,2\n", "3,4\n"]);
+        },
+      ],
+    ]);
+    const key = newId("key");
+    for (const _ of [1, 2]) {
+      const response = await send("/export", key);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("idempotent-replayed")).toBeNull();
+      expect(await response.text()).toBe("a,b\n1,2\n3,4\n");
+    }
+    expect(world.calls).toBe(2);
+    expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+
+  it("a web ReadableStream body likewise", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/export",
+        (ctx) => {
+          ctx.body = new Response("streamed").body;
+        },
+      ],
+    ]);
+    const key = newId("key");
+    expect(await (await send("/export", key)).text()).toBe("streamed");
+    expect(await (await send("/export", key)).text()).toBe("streamed");
+    expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+
+  it("ctx.respond = false with res.write + res.end (bypassing Koa) passes through uncached", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/raw",
+        (ctx) => {
+          ctx.respond = false;
+          ctx.res.writeHead(201, { "content-type": "text/plain" });
+          ctx.res.write("part one, ");
+          ctx.res.end("part two");
+        },
+      ],
+    ]);
+    const key = newId("key");
+    for (const _ of [1, 2]) {
+      const response = await send("/raw", key);
+      expect([response.status, await response.text()]).toEqual([201, "part one, part two"]);
+    }
+    expect(world.calls).toBe(2);
+    expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+});
+
+describe("failures", () => {
+  it("a handler that throws releases the key: Koa answers 500 and the retry runs again", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/payments",
+        (ctx, w) => {
+          if (w.calls === 1) throw new Error("database down");
+          ctx.status = 201;
+          ctx.body = { id: "pay_1" };
+        },
+      ],
+    ]);
+    const key = newId("key");
+    const failed = await send("/payments", key);
+    expect([failed.status, await failed.text()]).toEqual([500, "Internal Server Error"]);
+    const retry = await send("/payments", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed")]).toEqual([201, null]);
+    expect(world.calls).toBe(2);
+    expect(world.events.some((e) => e.type === "idempotency.released" && e.reason === "error")).toBe(true);
+  });
+
+  it("a body Koa cannot serialise (BigInt) releases the key instead of leaving it locked", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/payments",
+        (ctx, w) => {
+          ctx.body = w.calls === 1 ? { amount: 1n } : { amount: 1 };
+        },
+      ],
+    ]);
+    const key = newId("key");
+    expect((await send("/payments", key)).status).toBe(500);
+    expect((await send("/payments", key)).status).toBe(200);
+    expect(world.calls).toBe(2);
+  });
+});
+
+describe("onError", () => {
+  it("takes over refusals, not replays; leaving ctx alone lets Interlock's answer go out", async () => {
+    const codes: string[] = [];
+    await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx) => {
+            ctx.status = 201;
+            ctx.body = { ok: true };
+          },
+        ],
+      ],
+      {
+        onError: (decision, ctx) => {
+          codes.push(decision.error?.code ?? "replay?");
+          if (decision.error?.code === "idempotency_key_invalid") return;
+          ctx.status = decision.error?.status ?? 500;
+          ctx.body = { failed: decision.error?.code };
+        },
+      },
+    );
+    const key = newId("key");
+    expect((await send("/payments", key, '{"a":1}')).status).toBe(201);
+    expect((await send("/payments", key, '{"a":1}')).headers.get("idempotent-replayed")).toBe("true");
+    const mismatch = await send("/payments", key, '{"a":2}');
+    expect([mismatch.status, await mismatch.json()]).toEqual([422, { failed: "idempotency_key_mismatch" }]);
+    const invalid = await send("/payments", '"a", "b"');
+    expect(invalid.headers.get("content-type")).toBe("application/problem+json");
+    expect([invalid.status, (await invalid.json()).code]).toEqual([400, "idempotency_key_invalid"]);
+    expect(codes).toEqual(["idempotency_key_mismatch", "idempotency_key_invalid"]);
+  });
+});
+
+describe("scoping", () => {
+  it("by principal: the same key from another caller runs its own request", async () => {
+    const setUser: Middleware = async (ctx, next) => {
+      ctx.state.user = ctx.get("x-user");
+      await next();
+    };
+    const world = await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx, w) => {
+            ctx.body = { n: w.calls };
+          },
+        ],
+      ],
+      { principal: (request) => request.context.state.user },
+      [setUser],
+    );
+    const key = newId("key");
+    const alice = await (await send("/payments", key, "{}", { "x-user": "alice" })).json();
+    const bob = await (await send("/payments", key, "{}", { "x-user": "bob" })).json();
+    const aliceAgain = await send("/payments", key, "{}", { "x-user": "alice" });
+    expect([alice, bob]).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(aliceAgain.headers.get("idempotent-replayed")).toBe("true");
+    expect(await aliceAgain.json()).toEqual({ n: 1 });
+    expect(world.calls).toBe(2);
+  });
+
+  it("by route: the matched pattern (ctx._matchedRoute) when a router set it", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/orders/:id",
+        (ctx) => {
+          ctx.body = { path: ctx.path };
+        },
+      ],
+    ]);
+    const key = newId("key");
+    expect((await send("/orders/1", key)).status).toBe(200);
+    // Same route, same key, another path: the fingerprint covers the path → 422.
+    const other = await send("/orders/2", key);
+    expect([other.status, (await other.json()).code]).toEqual([422, "idempotency_key_mismatch"]);
+    expect(world.events.find((e) => e.type === "idempotency.first")).toMatchObject({ route: "/orders/:id" });
+  });
+
+  it("by path when no router matched; a custom route function overrides both", async () => {
+    const twoRoutes: Array<[string, string, Handler]> = [
+      [
+        "POST",
+        "/a",
+        (ctx) => {
+          ctx.body = "a";
+        },
+      ],
+      [
+        "POST",
+        "/b",
+        (ctx) => {
+          ctx.body = "b";
+        },
+      ],
+    ];
+    await start(twoRoutes);
+    const key = newId("key");
+    expect([(await send("/a", key)).status, (await send("/b", key)).status]).toEqual([200, 200]);
+    await served?.close();
+    const shared = await start(twoRoutes, { route: () => "one-scope" });
+    expect((await send("/a", key)).status).toBe(200);
+    // One scope for both paths: the key is taken, and the path in the fingerprint differs.
+    expect((await send("/b", key)).status).toBe(422);
+    expect(shared.events.find((e) => e.type === "idempotency.first")).toMatchObject({ route: "one-scope" });
+  });
+});
+
+describe("raw body", () => {
+  it("the fingerprint is over the bytes: the same JSON re-spaced is another request (422)", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/payments",
+        (ctx) => {
+          ctx.body = { got: ctx.request.body };
+        },
+      ],
+    ]);
+    const key = newId("key");
+    const first = await send("/payments", key, '{"amount":5}');
+    expect(await first.json()).toEqual({ got: { amount: 5 } });
+    expect((await send("/payments", key, '{ "amount": 5 }')).status).toBe(422);
+    expect(world.calls).toBe(1);
+  });
+
+  it("binary bodies are fingerprinted intact", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/upload",
+        (ctx) => {
+          ctx.body = { size: ctx.request.rawBody?.length };
+        },
+      ],
+    ]);
+    const bytes = new Uint8Array([0xff, 0x00, 0xfe, 0x80]);
+    const key = newId("key");
+    const headers = { "content-type": "application/octet-stream" };
+    expect((await send("/upload", key, bytes, headers)).status).toBe(200);
+    const replay = await send("/upload", key, bytes, headers);
+    expect([replay.headers.get("idempotent-replayed"), await replay.json()]).toEqual(["true", { size: 4 }]);
+    expect((await send("/upload", key, new Uint8Array([0xff, 0x00, 0xfe, 0x81]), headers)).status).toBe(422);
+    expect(world.calls).toBe(1);
+  });
+
+  it("requests the engine passes through are left unread, for the app's own body parser after it", async () => {
+    const parser = { ran: 0 };
+    const world = await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx) => {
+            ctx.body = { got: ctx.request.body, raw: ctx.request.rawBody?.toString() ?? null };
+          },
+        ],
+      ],
+      {},
+      [],
+      [bodyParser(parser)],
+    );
+    const unkeyed = await send("/payments", undefined, '{"amount":5}');
+    expect(await unkeyed.json()).toEqual({ got: { amount: 5 }, raw: '{"amount":5}' }); // the parser's text
+    expect(parser.ran).toBe(1);
+    const keyed = await send("/payments", newId("key"), '{"amount":6}');
+    expect(await keyed.json()).toEqual({ got: { amount: 6 }, raw: '{"amount":6}' }); // Interlock's bytes
+    expect(parser.ran).toBe(1);
+    expect(world.calls).toBe(2);
+  });
+
+  it("a body parser before idempotency() that keeps ctx.request.rawBody (@koa/bodyparser): its text is fingerprinted", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx, w) => {
+            ctx.status = 201;
+            ctx.body = { n: w.calls, got: ctx.request.body };
+          },
+        ],
+      ],
+      {},
+      [bodyParser()],
+    );
+    const key = newId("key");
+    const first = await send("/payments", key, '{"amount":5}');
+    expect([first.status, await first.json()]).toEqual([201, { n: 1, got: { amount: 5 } }]);
+    const replay = await send("/payments", key, '{"amount":5}');
+    expect([replay.headers.get("idempotent-replayed"), await replay.json()]).toEqual([
+      "true",
+      { n: 1, got: { amount: 5 } },
+    ]);
+    expect((await send("/payments", key, '{"amount":6}')).status).toBe(422);
+    expect(world.calls).toBe(1);
+  });
+
+  it("a middleware that read the body and kept nothing: keyed requests → 500 body_not_raw; others pass", async () => {
+    const drain: Middleware = async (ctx, next) => {
+      (ctx.request as { body?: unknown }).body = JSON.parse((await readAll(ctx.req)).toString());
+      await next();
+    };
+    await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx) => {
+            ctx.body = { got: ctx.request.body };
+          },
+        ],
+      ],
+      {},
+      [drain],
+    );
+    const keyed = await send("/payments", newId("key"), '{"amount":5}');
+    expect(keyed.status).toBe(500);
+    expect(keyed.headers.get("content-type")).toBe("application/problem+json");
+    const problem = await keyed.json();
+    expect(problem).toMatchObject({ code: "body_not_raw", status: 500 });
+    expect(problem.detail).toMatch(/mount idempotency\(\) before any body parser/);
+    const unkeyed = await send("/payments", undefined, '{"amount":5}');
+    expect(await unkeyed.json()).toEqual({ got: { amount: 5 } });
+  });
+
+  it("a body over bodyLimit → 413 body_too_large when it must be read; an unkeyed one is not read", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx) => {
+            ctx.body = {};
+          },
+        ],
+      ],
+      { bodyLimit: 64 },
+    );
+    const big = JSON.stringify({ pad: "x".repeat(100) });
+    const response = await send("/payments", newId("key"), big);
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ code: "body_too_large", status: 413 });
+    expect(world.calls).toBe(0);
+    expect((await send("/payments", undefined, big)).status).toBe(200);
+  });
+
+  it("a bad bodyLimit is refused when the middleware is made", () => {
+    for (const bodyLimit of [0, -1, 1.5, Number.NaN]) {
+      expect(() => idempotency({ store: new MemoryStore(), principal: false, bodyLimit })).toThrow(/bodyLimit/);
+      expect(() => webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), bodyLimit })).toThrow(
+        /bodyLimit/,
+      );
+    }
+  });
+
+  it("webhook() and idempotency() on one route share a single read", async () => {
+    const app = new Koa();
+    const store = new MemoryStore();
+    let handled = 0;
+    app.use(
+      route(
+        "POST",
+        "/hooks",
+        webhook({ scheme: standardWebhooks, secret: SECRET, store }),
+        idempotency({ store, principal: false }),
+        async (ctx: ParameterizedContext<WebhookState, RawBodyContext>) => {
+          handled++;
+          ctx.body = { id: ctx.state.webhook.id, type: (ctx.request.body as { type: string }).type };
+        },
+      ),
+    );
+    served = await serve(app);
+    const d = await delivery('{"type":"invoice.paid"}');
+    const key = newId("key");
+    const first = await fetch(`${served.url}/hooks`, {
+      method: "POST",
+      headers: { ...d.headers, "idempotency-key": key },
+      body: d.body as BodyInit,
+    });
+    expect([first.status, await first.json()]).toEqual([200, { id: d.id, type: "invoice.paid" }]);
+    expect(handled).toBe(1);
+  });
+});

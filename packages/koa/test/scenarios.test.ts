@@ -1,0 +1,47 @@
+/**
+ * The shared adapter scenario table (the same rows, statuses and bodies as every other
+ * adapter) against the contract app built with Koa and this package's two middlewares.
+ */
+import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
+import Koa from "koa";
+import { idempotency, webhook } from "../src/index.js";
+import { serve } from "./serve.js";
+import { bodyParser, route } from "./support.js";
+
+function contractApp({ webhook: webhookOptions, idempotency: idempotencyOptions, handlers }: ScenarioAppOptions) {
+  const app = new Koa();
+  app.silent = true;
+  // The contract's error handler: a handler's throw is answered 500 {"error": "handler failed"}.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch {
+      ctx.status = 500;
+      ctx.body = { error: "handler failed" };
+    }
+  });
+  app.use(
+    route("POST", "/webhooks", webhook(webhookOptions), async (ctx) => {
+      await handlers.webhook(ctx.state.webhook);
+      ctx.body = { received: ctx.state.webhook.id };
+    }),
+  );
+  app.use(
+    route(
+      "ALL",
+      "/payments",
+      idempotency({ ...idempotencyOptions, principal: (request) => request.context.get("x-api-key") || undefined }),
+      // The app's own body parser, for the requests idempotency() lets through unread.
+      bodyParser(),
+      async (ctx) => {
+        const result = await handlers.payment(ctx.request.body);
+        ctx.status = result.status;
+        ctx.set(result.headers ?? {});
+        ctx.body = result.json;
+      },
+    ),
+  );
+  return app;
+}
+
+describeAdapterScenarios("koa", async (options) => serve(contractApp(options)));

@@ -1,0 +1,295 @@
+/** webhook(): the raw body whatever the app's body parsing, limits, onError, and outcomes. */
+import { createHash, randomBytes } from "node:crypto";
+import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
+import { unreachableStore } from "@interlock/core/testing";
+import Koa, { type Middleware } from "koa";
+import { afterEach, describe, expect, it } from "vitest";
+import { type RawBodyContext, type WebhookOptions, type WebhookState, webhook } from "../src/index.js";
+import { type Served, serve } from "./serve.js";
+import { bodyParser, delivery, readAll, route, SECRET } from "./support.js";
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+let served: Served | undefined;
+afterEach(async () => {
+  await served?.close();
+  served = undefined;
+});
+
+interface Seen {
+  events: InterlockEvent[];
+  handled: string[];
+  raw?: Buffer;
+  body?: unknown;
+}
+
+type Handler = Middleware<WebhookState, RawBodyContext>;
+
+/** An app with `before` middleware, then webhook(), then `after` middleware and a recording handler. */
+async function start(
+  options: Partial<WebhookOptions> = {},
+  { before = [], after = [], handler }: { before?: Middleware[]; after?: Middleware[]; handler?: Handler } = {},
+) {
+  const seen: Seen = { events: [], handled: [] };
+  const app = new Koa();
+  app.silent = true;
+  for (const middleware of before) app.use(middleware);
+  const verify = webhook({
+    scheme: standardWebhooks,
+    secret: SECRET,
+    store: new MemoryStore(),
+    onEvent: (event) => seen.events.push(event),
+    ...options,
+  });
+  const record: Handler = async (ctx) => {
+    const event = ctx.state.webhook;
+    seen.handled.push(event.id as string);
+    seen.raw = ctx.request.rawBody;
+    ctx.body = { received: event.id, sha256: sha256(ctx.request.rawBody) };
+  };
+  app.use(route("POST", "/webhooks", verify, ...after, handler ?? record));
+  served = await serve(app);
+  return seen;
+}
+
+const post = (d: { headers: Record<string, string>; body: Uint8Array | string }) =>
+  fetch(`${served?.url}/webhooks`, { method: "POST", headers: d.headers, body: d.body as BodyInit });
+
+describe("raw body", () => {
+  it("reaches verification byte for byte, and a body parser after webhook() stands aside", async () => {
+    const parser = { ran: 0 };
+    // Odd spacing, key order, escapes and non-ASCII: anything a re-serialisation would change.
+    const text = '{ "b":1,\n  "a" : "caf\u00e9 \\u00e9 \u{1F600}",\t"n": 1.50 }';
+    const seen = await start({}, { after: [bodyParser(parser)] });
+    const d = await delivery(text);
+    const response = await post(d);
+    expect(response.status).toBe(200);
+    expect((await response.json()).sha256).toBe(sha256(Buffer.from(text)));
+    expect(seen.raw?.equals(Buffer.from(text))).toBe(true);
+    expect(parser.ran).toBe(0);
+  });
+
+  it("parses JSON onto ctx.request.body, so no body parser is needed", async () => {
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          seen.body = ctx.request.body;
+          ctx.status = 204;
+        },
+      },
+    );
+    const response = await post(await delivery('{"type":"invoice.paid","amount":12}'));
+    expect(response.status).toBe(204);
+    expect(seen.body).toEqual({ type: "invoice.paid", amount: 12 });
+  });
+
+  it("parses url-encoded forms (Slack's format) into fields", async () => {
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          seen.body = ctx.request.body;
+          ctx.status = 200;
+        },
+      },
+    );
+    const d = await delivery("command=%2Fdeploy&text=a+b&tag=x&tag=y", "application/x-www-form-urlencoded");
+    expect((await post(d)).status).toBe(200);
+    expect(seen.body).toEqual({ command: "/deploy", text: "a b", tag: ["x", "y"] });
+  });
+
+  it("keeps binary, non-UTF-8 bodies intact; ctx.request.body stays undefined, later parsers skip", async () => {
+    const bytes = new Uint8Array([0xff, 0xfe, 0x00, 0xc3, 0x28, 0x80, ...randomBytes(4096)]);
+    const parser = { ran: 0 };
+    const seen = await start(
+      {},
+      {
+        after: [bodyParser(parser)],
+        handler: async (ctx) => {
+          seen.raw = ctx.request.rawBody;
+          seen.body = ctx.request.body;
+          expect(Buffer.from(ctx.state.webhook.body).equals(bytes)).toBe(true);
+          ctx.status = 202;
+        },
+      },
+    );
+    const response = await post(await delivery(bytes, "application/octet-stream"));
+    expect(response.status).toBe(202);
+    expect(seen.raw?.equals(bytes)).toBe(true);
+    expect(seen.body).toBeUndefined();
+    expect(parser.ran).toBe(0); // told by ctx.disableBodyParser: the stream is consumed
+  });
+
+  it("a signed body with invalid JSON is still verified; reading ctx.request.body is a 400", async () => {
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          seen.handled.push("ran");
+          if (ctx.get("x-read-body")) seen.body = ctx.request.body;
+          ctx.status = 200;
+        },
+      },
+    );
+    const d = await delivery("{not json");
+    expect((await post(d)).status).toBe(200);
+    const other = await delivery("{not json");
+    const response = await post({ ...other, headers: { ...other.headers, "x-read-body": "1" } });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toBe("the request body is not valid JSON");
+  });
+
+  it("a body parser mounted before webhook() → 500 body_not_raw with advice, not a silent 401", async () => {
+    const seen = await start({}, { before: [bodyParser()] });
+    const response = await post(await delivery('{"type":"x"}'));
+    expect(response.status).toBe(500);
+    expect(response.headers.get("content-type")).toBe("application/problem+json");
+    const problem = await response.json();
+    expect(problem).toMatchObject({ code: "body_not_raw", status: 500, scheme: "standard-webhooks" });
+    expect(problem.detail).toMatch(/mount webhook\(\) before any body parser/);
+    expect(seen.handled).toEqual([]);
+  });
+
+  it("a middleware that drained the stream without setting a body → body_not_raw too", async () => {
+    const drain: Middleware = async (ctx, next) => {
+      await readAll(ctx.req);
+      await next();
+    };
+    await start({}, { before: [drain] });
+    const response = await post(await delivery('{"type":"x"}'));
+    expect([response.status, (await response.json()).code]).toEqual([500, "body_not_raw"]);
+  });
+});
+
+describe("body size", () => {
+  it("a declared length over bodyLimit → 413 body_too_large, unread", async () => {
+    const seen = await start({ bodyLimit: 1024 });
+    const response = await post(await delivery(JSON.stringify({ pad: "x".repeat(2000) })));
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ code: "body_too_large", status: 413 });
+    expect(seen.handled).toEqual([]);
+  });
+
+  it("a chunked body that grows past the limit → 413, and the connection still answers", async () => {
+    await start({ bodyLimit: 1024 });
+    const d = await delivery(JSON.stringify({ pad: "x".repeat(5000) }));
+    const chunks = [d.body.subarray(0, 600), d.body.subarray(600, 1400), d.body.subarray(1400)];
+    const stream = new ReadableStream({
+      pull(controller) {
+        const chunk = chunks.shift();
+        if (chunk) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const response = await fetch(`${served?.url}/webhooks`, {
+      method: "POST",
+      headers: d.headers,
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(413);
+    expect((await response.json()).code).toBe("body_too_large");
+    expect((await post(await delivery('{"ok":true}'))).status).toBe(200);
+  });
+
+  it("the limit defaults to maxBodyBytes", async () => {
+    await start({ maxBodyBytes: 512 });
+    const response = await post(await delivery(JSON.stringify({ pad: "x".repeat(600) })));
+    expect([response.status, (await response.json()).code]).toEqual([413, "body_too_large"]);
+    expect((await post(await delivery(JSON.stringify({ pad: "x".repeat(400) })))).status).toBe(200);
+  });
+});
+
+describe("onError", () => {
+  it("takes over refusals, duplicates and store outages; leaving ctx alone lets Interlock's answer go out", async () => {
+    const outcomes: string[] = [];
+    const onError: WebhookOptions["onError"] = (decision, ctx) => {
+      outcomes.push(decision.outcome);
+      if (decision.outcome === "duplicate") return; // Interlock's 200 {"duplicate": true}
+      ctx.status = decision.error?.status ?? 500;
+      ctx.body = { ok: false, reason: decision.error?.code };
+    };
+    await start({ onError });
+    const d = await delivery('{"type":"x"}');
+    expect((await post(d)).status).toBe(200);
+    const duplicate = await post(d);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    const tampered = await post({ ...d, body: '{"type":"y"}' });
+    expect([tampered.status, await tampered.json()]).toEqual([401, { ok: false, reason: "no_matching_signature" }]);
+    await served?.close();
+    await start({ onError, store: unreachableStore() });
+    const down = await post(await delivery('{"type":"x"}'));
+    expect([down.status, await down.json()]).toEqual([503, { ok: false, reason: "store_unavailable" }]);
+    expect(outcomes).toEqual(["duplicate", "refused", "store_unavailable"]);
+  });
+
+  it("sees the adapter's own refusals (body too large) like core's", async () => {
+    const codes: string[] = [];
+    await start({
+      bodyLimit: 16,
+      onError: (decision, ctx) => {
+        codes.push(decision.error?.code ?? "");
+        ctx.status = 400;
+      },
+    });
+    expect((await post(await delivery('{"type":"invoice.paid"}'))).status).toBe(400);
+    expect(codes).toEqual(["body_too_large"]);
+  });
+
+  it("can throw, handing the refusal to Koa's error handling", async () => {
+    await start({
+      onError: (decision) => {
+        throw decision.error;
+      },
+    });
+    const response = await post({ headers: { "content-type": "application/json" }, body: "{}" });
+    expect(response.status).toBe(400); // the error's own status: missing_header
+  });
+});
+
+describe("the handler's outcome", () => {
+  it("a non-2xx answer (without a throw) releases the delivery: the redelivery runs", async () => {
+    let calls = 0;
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          calls++;
+          ctx.status = calls === 1 ? 503 : 200;
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    expect((await post(d)).status).toBe(503);
+    expect((await post(d)).status).toBe(200);
+    expect((await post(d)).status).toBe(200); // now a duplicate
+    expect(calls).toBe(2);
+    expect(seen.events.map((e) => e.type)).toContain("webhook.handler_failed");
+  });
+
+  it("a throw releases it and reaches Koa's default error handling (500)", async () => {
+    let calls = 0;
+    await start(
+      {},
+      {
+        handler: async (ctx) => {
+          if (++calls === 1) throw new Error("boom");
+          ctx.status = 200;
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    const failed = await post(d);
+    expect([failed.status, await failed.text()]).toEqual([500, "Internal Server Error"]);
+    expect((await post(d)).status).toBe(200);
+    expect(calls).toBe(2);
+  });
+
+  it("reports verified and processed deliveries to onEvent", async () => {
+    const seen = await start();
+    const d = await delivery('{"type":"x"}');
+    await post(d);
+    expect(seen.events.map((e) => e.type)).toEqual(["webhook.verified", "webhook.processed"]);
+  });
+});
