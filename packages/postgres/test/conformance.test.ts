@@ -1,25 +1,15 @@
 import { describeStoreConformance } from "@interlock/core/testing";
-import { freePort } from "@interlock/test-harness";
 import { afterAll } from "vitest";
-import { postgresStore } from "../src/index.js";
-import { endPool, freshStore, newPool } from "./helpers.js";
+import { endPool, freshStore, newPool, unreachableStore } from "./helpers.js";
 
 const pool = newPool({ max: 20 });
-const unreachable: Array<{ end(): Promise<void> }> = [];
 
-afterAll(async () => {
-  await Promise.all([endPool(pool), ...unreachable.map((p) => p.end())]);
-});
+afterAll(() => endPool(pool));
 
 describeStoreConformance("postgres", {
   // Each store on its own table: no test sees another's keys.
   create: () => freshStore(pool, "conformance"),
-  // Nothing listens on a port freePort just handed out: connections are refused.
-  createUnavailable: async () => {
-    const down = newPool({ connectionString: `postgres://postgres@127.0.0.1:${await freePort()}/none` });
-    unreachable.push(down);
-    return postgresStore(down, { operationTimeoutMs: 1_000 });
-  },
+  createUnavailable: () => unreachableStore(1_000),
   unavailableWithinMs: 1_000,
 });
 

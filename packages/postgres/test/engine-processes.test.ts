@@ -1,235 +1,67 @@
 /**
- * The idempotency engine and `runIdempotent` in several processes on one PostgreSQL: each
- * worker process has its own pool, store and engine, and drives the engine as an adapter does.
- * The handler's side effect is a row every process sees, so "ran once" is counted in the database.
+ * The idempotency engine and `runIdempotent` in several processes on one PostgreSQL (the
+ * shared suite in @interlock/test-harness): each worker process has its own pool, store and
+ * engine. The handler's side effect is a row every process sees, so "ran once" is counted in
+ * the database.
  */
 
-import { randomUUID } from "node:crypto";
-import { DEFAULT_REPLAY_HEADERS, runIdempotent } from "@interlock/core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  describeIdempotencyAcrossProcesses,
+  type EngineReply,
+  type HangReply,
+  type IdempotencyWorker,
+  type RunOutcome,
+} from "@interlock/test-harness";
+import { inject } from "vitest";
 import { postgresStore } from "../src/index.js";
-import { BINARY, type EngineOutcome, type RunOutcome } from "./fixtures/interlock.js";
-import { endPool, freshTable, newPool, sleep, uniqueTable } from "./helpers.js";
+import { endPool, freshTable, newPool, uniqueTable } from "./helpers.js";
 import { Worker } from "./workers.js";
-
-const WORKERS = 4;
-const REQUESTS = 50;
-const HANDLER_MS = 80;
 
 const pool = newPool();
 const effectsTable = uniqueTable("effects");
+const started: Worker[] = [];
 let table: string;
-let workers: Worker[] = [];
 
-/** Every worker (named w0, w1, …) on the records table, with warm connections. */
-async function prepare(group: Worker[]) {
-  await Promise.all(group.map((w) => w.request("prepare", { url: inject("databaseUrl"), table, poolSize: 8 })));
-}
-
-beforeAll(async () => {
-  const [, records, started] = await Promise.all([
-    pool.query(
-      `CREATE TABLE "${effectsTable}" (key text NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-    ),
-    freshTable(pool, "engine"),
-    Promise.all(Array.from({ length: WORKERS }, () => Worker.start())),
-  ]);
-  table = records;
-  workers = started;
-  await prepare(workers);
-});
-
-afterAll(async () => {
-  await Promise.all(workers.map((w) => w.stop()));
-  await endPool(pool);
-});
-
-const newKey = () => `pay-${randomUUID()}`;
-/** How many times a handler (or a run's work) started for `key`, counted in the database. */
-const effects = async (key: string) =>
-  (await pool.query(`SELECT count(*)::int AS n FROM "${effectsTable}" WHERE key = $1`, [key])).rows[0].n as number;
-const bytes = (outcome: EngineOutcome) => new Uint8Array(Buffer.from(outcome.body, "base64"));
-const response = (o: EngineOutcome) => ({ status: o.status, headers: o.headers, body: bytes(o) });
-
-interface SendOptions {
-  staggerMs: number;
-  handlerMs: number;
-  lockTtlMs: number;
-}
-
-/** Sends requests `indices` of one key through `group`, request i from worker i mod n. */
-async function sendAll(
-  key: string,
-  indices: number[],
-  group: Worker[],
-  options: SendOptions,
-): Promise<{ outcomes: EngineOutcome[]; events: string[] }> {
-  const replies = await Promise.all(
-    group.map((worker, n) =>
-      worker.request<{ outcomes: EngineOutcome[]; events: string[] }>("engine", {
-        key,
-        indices: indices.filter((i) => i % group.length === n),
-        ...options,
-        effects: effectsTable,
-        worker: `w${workers.indexOf(worker)}`,
-      }),
-    ),
-  );
-  const outcomes = replies.flatMap((r) => r.outcomes).sort((a, b) => a.index - b.index);
-  expect(outcomes.filter((o) => o.error !== undefined)).toEqual([]);
-  return { outcomes, events: replies.flatMap((r) => r.events) };
-}
-
-/** What every replay of `winner` must be: its status, its allow-listed headers and its body bytes, marked. */
-function replayOf(winner: EngineOutcome) {
-  const allowed = new Set(DEFAULT_REPLAY_HEADERS);
-  const headers = winner.headers
-    .map(([name, value]) => [name.toLowerCase(), value] as [string, string])
-    .filter(([name]) => allowed.has(name));
-  // The handler also sent Set-Cookie, X-Worker and Date: none of them is replayed.
-  expect(headers.map(([name]) => name)).toEqual(["content-type", "location", "etag"]);
-  return { status: 201, headers: [...headers, ["Idempotent-Replayed", "true"]], body: bytes(winner) };
-}
-
-/** A 409 for a request in flight, with Retry-After. */
-function expectInFlight(outcome: EngineOutcome, retryAfter: string) {
-  expect(outcome).toMatchObject({ ran: false, replayed: false, status: 409 });
-  expect(outcome.headers).toEqual([
-    ["content-type", "application/problem+json"],
-    ["retry-after", retryAfter],
-  ]);
-  expect(JSON.parse(new TextDecoder().decode(bytes(outcome)))).toMatchObject({
-    code: "request_in_flight",
-    status: 409,
-  });
-}
-
-describe("idempotency engine in worker processes on postgres", () => {
-  it(`${REQUESTS} requests with one key over ${WORKERS} processes: the handler runs once; the rest get 409 or the identical replay`, async () => {
-    const key = newKey();
-    // Request i starts i × 8 ms after the command: the first ones overlap the 80 ms handler
-    // (409), the last ones come after it finished (replay).
-    const { outcomes, events } = await sendAll(
-      key,
-      Array.from({ length: REQUESTS }, (_, i) => i),
-      workers,
-      { staggerMs: 8, handlerMs: HANDLER_MS, lockTtlMs: 10_000 },
-    );
-    expect(outcomes).toHaveLength(REQUESTS);
-    const ran = outcomes.filter((o) => o.ran);
-    expect(ran).toHaveLength(1);
-    expect(await effects(key)).toBe(1);
-    const winner = ran[0]!;
-    expect(new TextDecoder().decode(bytes(winner).subarray(BINARY.length))).toBe(`paid by ${winner.worker}, run 1`);
-    expect(events.filter((type) => type === "idempotency.completed")).toHaveLength(1);
-    expect(events.filter((type) => type === "idempotency.not_recorded" || type === "idempotency.released")).toEqual([]);
-
-    const replay = replayOf(winner);
-    const conflicts = outcomes.filter((o) => !o.ran && o.status === 409);
-    const replays = outcomes.filter((o) => o.replayed);
-    expect(conflicts.length + replays.length).toBe(REQUESTS - 1);
-    for (const outcome of conflicts) expectInFlight(outcome, "10");
-    for (const outcome of replays) expect(response(outcome), `request ${outcome.index}`).toEqual(replay);
-    // Both answers really happened, and the overlap really crossed processes.
-    expect(conflicts.filter((o) => o.worker !== winner.worker).length).toBeGreaterThan(0);
-    expect(replays.filter((o) => o.worker !== winner.worker).length).toBeGreaterThan(0);
-
-    // Later requests from every process get the same bytes again.
-    const later = await sendAll(key, [0, 1, 2, 3], workers, { staggerMs: 0, handlerMs: 0, lockTtlMs: 10_000 });
-    for (const outcome of later.outcomes) expect(response(outcome)).toEqual(replay);
-    expect(await effects(key)).toBe(1);
-  });
-
-  it("a worker SIGKILLed mid-handler: 409 for one lease, then a retry runs the handler exactly once", async () => {
-    const key = newKey();
-    const lockTtlMs = 1_000;
-    const doomed = await Worker.start();
-    try {
-      await prepare([doomed]);
-      const sentAt = Date.now();
-      const hung = await doomed.request("hang", { key, lockTtlMs, effects: effectsTable, worker: "doomed" });
-      expect(hung).toMatchObject({ action: "execute" });
-      const begunAt = Date.now();
-      await doomed.kill();
-      expect(await effects(key)).toBe(1);
-
-      // The lease (from a claim made after `sentAt`) still holds: the key is in flight.
-      const during = await sendAll(key, [0, 1, 2, 3], workers, { staggerMs: 0, handlerMs: 0, lockTtlMs });
-      if (Date.now() < sentAt + lockTtlMs - 100) for (const outcome of during.outcomes) expectInFlight(outcome, "1");
-
-      // After it (the claim was made before `begunAt`), retries from every process at once.
-      await sleep(Math.max(0, begunAt + lockTtlMs + 50 - Date.now()));
-      const { outcomes } = await sendAll(
-        key,
-        Array.from({ length: 12 }, (_, i) => i),
-        workers,
-        { staggerMs: 0, handlerMs: HANDLER_MS, lockTtlMs },
-      );
-      const ran = outcomes.filter((o) => o.ran);
-      expect(ran).toHaveLength(1);
-      expect(await effects(key)).toBe(2); // the dead worker's start, and the one retry
-      const replay = replayOf(ran[0]!);
-      for (const outcome of outcomes.filter((o) => !o.ran)) {
-        if (outcome.replayed) expect(response(outcome)).toEqual(replay);
-        else expectInFlight(outcome, "1");
-      }
-      const later = await sendAll(key, [0, 1, 2, 3], workers, { staggerMs: 0, handlerMs: 0, lockTtlMs });
-      for (const outcome of later.outcomes) expect(response(outcome)).toEqual(replay);
-      expect(await effects(key)).toBe(2);
-    } finally {
-      await doomed.stop();
-    }
-  });
-});
-
-describe("runIdempotent in worker processes on postgres", () => {
-  const runAll = async (key: string, waitMs?: number) => {
-    const args = { key, count: 3, workMs: HANDLER_MS, lockTtlMs: 10_000, effects: effectsTable };
-    const replies = await Promise.all(
-      workers.map((worker, n) =>
-        worker.request<{ outcomes: RunOutcome[] }>("run", {
-          ...args,
-          worker: `w${n}`,
-          ...(waitMs === undefined ? {} : { waitMs }),
-        }),
-      ),
-    );
-    return replies.flatMap((r) => r.outcomes);
+/** A started worker as the suite drives it: every command names the effects table and the worker. */
+function driven(worker: Worker, name: string): IdempotencyWorker {
+  const ask = <T>(command: string, args: object) =>
+    worker.request<T>(command, { ...args, effects: effectsTable, worker: name });
+  return {
+    engine: async (args) => {
+      const { outcomes, events } = await ask<EngineReply>("engine", args);
+      return { outcomes, events };
+    },
+    hang: async (args) => {
+      const { action } = await ask<HangReply>("hang", args);
+      return { action };
+    },
+    run: async (args) => (await ask<{ outcomes: RunOutcome[] }>("run", args)).outcomes,
+    kill: () => worker.kill(),
   };
-  const ranNow = (outcomes: RunOutcome[]) => outcomes.filter((o) => "value" in o && !o.replayed);
+}
 
-  it(`${WORKERS} processes × 3 calls with one key: the work runs once; the others are refused as in flight`, async () => {
-    const key = newKey();
-    const outcomes = await runAll(key);
-    const ran = ranNow(outcomes);
-    expect(ran).toHaveLength(1);
-    expect(ran[0]).toMatchObject({ recorded: true, value: { n: 1, text: "reçu 🔑" } });
-    expect(await effects(key)).toBe(1);
-    const value = (ran[0] as Extract<RunOutcome, { value: unknown }>).value;
-    for (const outcome of outcomes.filter((o) => o !== ran[0])) {
-      // All start together, so nearly all are refused; a straggler may already see the result.
-      if ("error" in outcome) expect(outcome.error).toBe("request_in_flight");
-      else expect(outcome).toMatchObject({ replayed: true, recorded: true, value });
-    }
-    expect(outcomes.filter((o) => "error" in o).length).toBeGreaterThan(0);
-    // Any process, or this one, now gets the stored value without running the work.
-    const store = postgresStore(pool, { table });
-    const again = await runIdempotent({ store, key, fingerprint: "invoice-42" }, () => {
-      throw new Error("must not run");
-    });
-    expect(again).toEqual({ value, replayed: true, recorded: true });
-  });
-
-  it("with `wait`, every other call gets the one run's value", async () => {
-    const key = newKey();
-    const outcomes = await runAll(key, 5_000);
-    const ran = ranNow(outcomes);
-    expect(ran).toHaveLength(1);
-    expect(await effects(key)).toBe(1);
-    const value = (ran[0] as Extract<RunOutcome, { value: unknown }>).value;
-    expect(value).toMatchObject({ n: 1 });
-    const others = outcomes.filter((o) => o !== ran[0]);
-    expect(others).toHaveLength(WORKERS * 3 - 1);
-    for (const outcome of others) expect(outcome).toMatchObject({ replayed: true, recorded: true, value });
-  });
+describeIdempotencyAcrossProcesses("postgres", {
+  setup: async () => {
+    const [, records] = await Promise.all([
+      pool.query(
+        `CREATE TABLE "${effectsTable}" (key text NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      ),
+      freshTable(pool, "engine"),
+    ]);
+    table = records;
+  },
+  // Every worker on the records table, with warm connections.
+  start: async (count, label) => {
+    const workers = await Promise.all(Array.from({ length: count }, () => Worker.start()));
+    started.push(...workers);
+    await Promise.all(workers.map((w) => w.request("prepare", { url: inject("databaseUrl"), table, poolSize: 8 })));
+    return workers.map((worker, i) => driven(worker, `${label}${i}`));
+  },
+  stop: async () => {
+    await Promise.all(started.splice(0).map((worker) => worker.stop()));
+    await endPool(pool);
+  },
+  effects: async (key) =>
+    (await pool.query(`SELECT count(*)::int AS n FROM "${effectsTable}" WHERE key = $1`, [key])).rows[0].n as number,
+  store: () => postgresStore(pool, { table }),
 });

@@ -1,10 +1,16 @@
 /** Shared pieces of the postgres tests: pools that tests own, and a fresh table per store. */
 
+import { freePort } from "@interlock/test-harness";
 import pg from "pg";
-import { inject } from "vitest";
+import { afterAll, inject } from "vitest";
 import { migrate, type PostgresStoreOptions, postgresStore } from "../src/index.js";
 
 const names: string[] = [];
+const unreachablePools: pg.Pool[] = [];
+
+afterAll(async () => {
+  await Promise.all(unreachablePools.splice(0).map((pool) => pool.end()));
+});
 
 /** A table (or schema) name no other test, or earlier run against the same DATABASE_URL, uses. */
 export function uniqueTable(label: string): string {
@@ -38,6 +44,16 @@ export async function freshTable(pool: pg.Pool, label: string, options: Postgres
 /** A store on its own freshly migrated table. */
 export async function freshStore(pool: pg.Pool, label: string, options: PostgresStoreOptions = {}) {
   return postgresStore(pool, { ...options, table: await freshTable(pool, label, options) });
+}
+
+/**
+ * A store whose server cannot be reached: nothing listens on a port freePort just handed out,
+ * so connections are refused. Its pool is ended after the file.
+ */
+export async function unreachableStore(operationTimeoutMs = 1_000) {
+  const down = newPool({ connectionString: `postgres://postgres@127.0.0.1:${await freePort()}/none` });
+  unreachablePools.push(down);
+  return postgresStore(down, { operationTimeoutMs });
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -9,6 +9,18 @@ afterAll(() => endPool(pool));
 const SHORT = 100;
 const LONG = 60_000;
 
+/** A fresh table holding `count` locks on keys k1…k`count` whose leases ran out a second ago, written directly. */
+async function tableWithExpiredLocks(label: string, count: number): Promise<string> {
+  const table = await freshTable(pool, label);
+  await pool.query(
+    `INSERT INTO "${table}" (key_hash, key, state, token, fingerprint, created_at, expires_at)
+     SELECT sha256(convert_to('k' || i, 'UTF8')), 'k' || i, 'locked', 't', 'fp', now(), now() - interval '1 second'
+     FROM generate_series(1, $1::int) AS i`,
+    [count],
+  );
+  return table;
+}
+
 describe("purgeExpired", () => {
   it("deletes expired locks and records in batches, returns the count, and keeps live ones", async () => {
     const table = await freshTable(pool, "purge");
@@ -44,25 +56,15 @@ describe("purgeExpired", () => {
   });
 
   it("purges more rows than one batch holds", async () => {
-    const table = await freshTable(pool, "purgemany");
     // 2,500 expired rows written directly, so the test does not wait for 2,500 claims.
-    await pool.query(
-      `INSERT INTO "${table}" (key_hash, key, state, token, fingerprint, created_at, expires_at)
-       SELECT sha256(convert_to('k' || i, 'UTF8')), 'k' || i, 'locked', 't', 'fp', now(), now() - interval '1 second'
-       FROM generate_series(1, 2500) AS i`,
-    );
+    const table = await tableWithExpiredLocks("purgemany", 2_500);
     const store = postgresStore(pool, { table });
     expect(await store.purgeExpired({ batchSize: 1_000 })).toBe(2_500);
     expect((await pool.query(`SELECT count(*)::int AS n FROM "${table}"`)).rows[0].n).toBe(0);
   });
 
   it("racing claims that take over the same expired rows: every claim wins its key, nothing fails", async () => {
-    const table = await freshTable(pool, "purgerace");
-    await pool.query(
-      `INSERT INTO "${table}" (key_hash, key, state, token, fingerprint, created_at, expires_at)
-       SELECT sha256(convert_to('k' || i, 'UTF8')), 'k' || i, 'locked', 't', 'fp', now(), now() - interval '1 second'
-       FROM generate_series(1, 300) AS i`,
-    );
+    const table = await tableWithExpiredLocks("purgerace", 300);
     const store = postgresStore(pool, { table, operationTimeoutMs: 10_000 });
     const claims = Array.from({ length: 300 }, (_, i) =>
       store.claim(`k${i + 1}`, { fingerprint: "new", lockTtlMs: LONG }),

@@ -1,3 +1,5 @@
+export * from "./idempotency-processes.js";
+export * from "./idempotency-workers.js";
 export * from "./postgres.js";
 export { asUser, type ChildServer, freePort, requireBinary, run, startServer } from "./process.js";
 export * from "./redis.js";

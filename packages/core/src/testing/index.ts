@@ -7,3 +7,4 @@ export {
 } from "./adapters.js";
 export { describeStoreConformance, type StoreConformanceOptions } from "./conformance.js";
 export { describeIdempotencyBehaviour, type IdempotencyBehaviourOptions, unreachableStore } from "./idempotency.js";
+export { describeWebhookReplayBehaviour, type WebhookReplayBehaviourOptions } from "./webhooks.js";

@@ -52,36 +52,30 @@ function receiverOn(store: InterlockStore, events: WebhookEvent[] = []) {
 
 /** `store`, with every call that reaches it noted in `calls`. */
 function watched(store: InterlockStore, calls: string[]): InterlockStore {
+  const watch =
+    <A extends unknown[], R>(name: string, call: (...args: A) => R) =>
+    (...args: A): R => {
+      calls.push(name);
+      return call(...args);
+    };
   return {
     name: store.name,
     maxRecordBytes: store.maxRecordBytes,
-    claim: (...args) => {
-      calls.push("claim");
-      return store.claim(...args);
-    },
-    complete: (...args) => {
-      calls.push("complete");
-      return store.complete(...args);
-    },
-    release: (...args) => {
-      calls.push("release");
-      return store.release(...args);
-    },
-    extend: (...args) => {
-      calls.push("extend");
-      return store.extend(...args);
-    },
+    claim: watch("claim", store.claim.bind(store)),
+    complete: watch("complete", store.complete.bind(store)),
+    release: watch("release", store.release.bind(store)),
+    extend: watch("extend", store.extend.bind(store)),
   };
 }
 
 export function describeWebhookReplayBehaviour(name: string, options: WebhookReplayBehaviourOptions): void {
   const stores = new Set<InterlockStore>();
-  /** Stores on one fresh key space, `count` app instances; at least two distinct variables for the tests. */
-  const instances = async (count: number): Promise<[InterlockStore, InterlockStore, ...InterlockStore[]]> => {
+  /** `count` app instances on one fresh key space. */
+  const instances = async (count: number): Promise<InterlockStore[]> => {
     const made = await options.instances(count);
     expect(made, "instances(count) returns count stores").toHaveLength(count);
     for (const store of made) stores.add(store);
-    return made as [InterlockStore, InterlockStore, ...InterlockStore[]];
+    return made;
   };
 
   describe(`webhook de-duplication on ${name}`, () => {
@@ -92,8 +86,8 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
     it("a delivery is processed once; its redelivery, even re-signed later and received elsewhere, is a duplicate", async () => {
       const events: WebhookEvent[] = [];
       const [a, b] = await instances(2);
-      const here = receiverOn(a, events);
-      const there = receiverOn(b);
+      const here = receiverOn(a!, events);
+      const there = receiverOn(b!);
       let runs = 0;
       const handler = () => ++runs;
       const first = await delivery("msg_1");
@@ -124,21 +118,21 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
       const [a, b] = await instances(2);
       const { headers } = await delivery("msg_fail");
       await expect(
-        receiverOn(a, events).receive(headers, BODY, () => Promise.reject(new Error("database down"))),
+        receiverOn(a!, events).receive(headers, BODY, () => Promise.reject(new Error("database down"))),
       ).rejects.toThrow("database down");
       expect(events.at(-1)).toMatchObject({ type: "webhook.handler_failed", id: "msg_fail", released: true });
       const redelivered = await delivery("msg_fail", NOW + 60);
-      expect(await receiverOn(b).receive(redelivered.headers, BODY, () => "ok")).toMatchObject({
+      expect(await receiverOn(b!).receive(redelivered.headers, BODY, () => "ok")).toMatchObject({
         outcome: "processed",
         result: "ok",
       });
-      expect(await receiverOn(a).receive(headers, BODY, () => "again")).toMatchObject({ outcome: "duplicate" });
+      expect(await receiverOn(a!).receive(headers, BODY, () => "again")).toMatchObject({ outcome: "duplicate" });
     });
 
     it("a handler that throws synchronously releases the delivery too: the same copy, retried, is processed", async () => {
       const events: WebhookEvent[] = [];
       const [store] = await instances(1);
-      const receiver = receiverOn(store, events);
+      const receiver = receiverOn(store!, events);
       const { headers } = await delivery("msg_throw");
       await expect(
         receiver.receive(headers, BODY, () => {
@@ -152,7 +146,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
     it("refused deliveries never reach the store or the handler", async () => {
       const [store] = await instances(1);
       const calls: string[] = [];
-      const receiver = receiverOn(watched(store, calls));
+      const receiver = receiverOn(watched(store!, calls));
       const { headers } = await delivery("msg_refused");
       let ran = false;
       await expect(
@@ -192,7 +186,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
 
     it("the two-step API adapters use answers refusals, duplicates and in-flight copies with the response to send", async () => {
       const [a, b] = await instances(2);
-      const [here, there] = [receiverOn(a), receiverOn(b)];
+      const [here, there] = [receiverOn(a!), receiverOn(b!)];
       const { headers } = await delivery("msg_respond");
       const refused = await there.begin(headers, `${BODY}x`);
       expect(refused).toMatchObject({ action: "respond", outcome: "refused", response: { status: 401 } });
@@ -217,7 +211,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
 
     it("the two-step API adapters use: a 2xx answer records the delivery, anything else (or an abort) releases it", async () => {
       const [a, b] = await instances(2);
-      const [here, there] = [receiverOn(a), receiverOn(b)];
+      const [here, there] = [receiverOn(a!), receiverOn(b!)];
       const { headers } = await delivery("msg_steps");
       const first = await here.begin(headers, BODY);
       if (first.action !== "process") throw new Error(`expected to process, got ${first.outcome}`);
@@ -239,7 +233,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
 
     it("Stripe: de-duplicates by the event id in the signed body", async () => {
       const [a, b] = await instances(2);
-      const receivers = [a, b].map((store) =>
+      const receivers = [a!, b!].map((store) =>
         createWebhookReceiver({ scheme: stripe, secret: "whsec_x", store, now: () => NOW * 1000 }),
       );
       let runs = 0;
@@ -252,7 +246,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
 
     it("GitHub: a valid body replayed under a forged delivery id cannot suppress the real delivery", async () => {
       const [a, b] = await instances(2);
-      const [first, second] = [a, b].map((store) => createWebhookReceiver({ scheme: github, secret: "s", store }));
+      const [first, second] = [a!, b!].map((store) => createWebhookReceiver({ scheme: github, secret: "s", store }));
       const seen: string[] = [];
       const handler = (event: { text(): string }) => seen.push(event.text());
       const old = await signWebhook({ scheme: github, secret: "s", body: '{"old":true}', id: "guid-old" });
