@@ -58,6 +58,10 @@ export default [
   adapterProject("koa"),
   adapterProject("hono"),
   {
+    // The examples import the built packages through their own node_modules. The test harness
+    // (Redis and PostgreSQL servers) imports @interlock/core without depending on it, which the
+    // store projects alias to core's source: here it gets the same built core as the examples.
+    resolve: { alias: [{ find: /^@interlock\/core$/, replacement: here("./packages/core/dist/index.js") }] },
     test: {
       name: "examples",
       root: here("./examples"),

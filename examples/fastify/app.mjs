@@ -1,0 +1,113 @@
+// The Fastify reference app: Standard Webhooks deliveries (what Svix sends, and every provider
+// that adopted the spec) verified on their raw bytes and processed once, and a payments API
+// made safe to retry with an Idempotency-Key. Copy what you need.
+import { memoryStore, standardWebhooks } from "@interlock/core";
+import { idempotency, interlock, webhook } from "@interlock/fastify";
+import Fastify from "fastify";
+
+/** Stands in for your database: what the handlers did, so you (and the test) can look. */
+export function memoryDb() {
+  return { received: [], payments: new Map() };
+}
+
+/**
+ * Resolves to the app, ready to listen: the plugin must be registered (awaited) before routes.
+ * @param {object} options
+ * @param {string | string[]} options.webhookSecret  the endpoint's `whsec_…` secret (a list while rotating)
+ * @param {Map<string, string>} options.apiKeys      API key → account id, for `Authorization: Bearer <api key>`
+ * @param {import("@interlock/core").InterlockStore} [options.store]  memory by default: one process only
+ * @param {ReturnType<typeof memoryDb>} [options.db]
+ * @param {import("fastify").FastifyServerOptions} [options.fastify]
+ */
+export async function createApp({ webhookSecret, apiKeys, store = memoryStore(), db = memoryDb(), fastify = {} }) {
+  const app = Fastify(fastify);
+  // Once, awaited, before the routes: it adds the hook sets named in `config.interlock` to each
+  // route as it is declared. Your content-type parsers stay as they are.
+  await app.register(interlock);
+  app.decorateRequest("accountId", null);
+
+  // 1. Webhooks: the raw bytes are kept before Fastify's JSON parser runs; webhook-signature is
+  //    checked over them (svix-* headers too), and the webhook-id is claimed, so a redelivery is
+  //    answered 200 {"duplicate":true} without running the handler again.
+  const deliveries = webhook({ scheme: standardWebhooks, secret: webhookSecret, store });
+  app.post("/webhooks/svix", { config: { interlock: deliveries } }, async (request) => {
+    const event = request.webhook; // verified: id, timestamp, payload
+    db.received.push({ id: event.id, type: event.payload.type }); // the business work
+    // A 2xx records the delivery as processed. Throw, or answer non-2xx, and it is released:
+    // the sender's retry will run this handler again.
+    return { received: event.id };
+  });
+
+  // 2. An idempotent payments API. The route's own preHandler authenticates; Interlock's
+  //    idempotency hooks run after the route's own, so `principal` sees the account: one
+  //    client can never replay another's payment.
+  const idempotent = idempotency({ store, principal: (request) => request.context.accountId, required: true });
+  app.post(
+    "/payments",
+    { preHandler: authenticate(apiKeys), config: { interlock: idempotent } },
+    async (request, reply) => {
+      const { amount, currency = "usd" } = request.body ?? {}; // parsed by Fastify, as always
+      if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+        // Stored too (4xx are answers): the same request retried gets the same refusal.
+        return problem(reply, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
+      }
+      const payment = {
+        id: `pay_${crypto.randomUUID().replaceAll("-", "")}`,
+        amount,
+        currency,
+        account: request.accountId,
+        created: new Date().toISOString(),
+      };
+      db.payments.set(payment.id, payment); // charge the card, write the row…
+      return reply.code(201).header("location", `/payments/${payment.id}`).send(payment);
+    },
+  );
+
+  app.get("/payments/:id", { preHandler: authenticate(apiKeys) }, async (request, reply) => {
+    const payment = db.payments.get(request.params.id);
+    if (payment === undefined || payment.account !== request.accountId) {
+      return problem(reply, 404, "not_found", "no such payment");
+    }
+    return payment;
+  });
+
+  // Errors as problem+json too (a malformed JSON body, a handler that throws).
+  app.setErrorHandler((error, _request, reply) => {
+    const status = error.statusCode ?? 500;
+    return problem(
+      reply,
+      status,
+      status === 500 ? "internal_error" : "bad_request",
+      status === 500 ? "" : error.message,
+    );
+  });
+  return app;
+}
+
+/** `Authorization: Bearer <api key>` → `request.accountId`, or 401. */
+function authenticate(apiKeys) {
+  return async (request, reply) => {
+    const [scheme, key] = (request.headers.authorization ?? "").split(" ");
+    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    if (accountId === undefined) {
+      reply.header("www-authenticate", "Bearer");
+      return problem(reply, 401, "unauthenticated", "send Authorization: Bearer <api key>");
+    }
+    request.accountId = accountId;
+  };
+}
+
+function problem(reply, status, code, detail) {
+  const body = { type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code };
+  return reply.code(status).type("application/problem+json").send(JSON.stringify(body));
+}
+
+/** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
+export function apiKeysFrom(text = "") {
+  return new Map(
+    text
+      .split(",")
+      .filter(Boolean)
+      .map((pair) => pair.trim().split(":")),
+  );
+}

@@ -1,0 +1,126 @@
+// The Hono reference app: GitHub webhooks verified on their raw bytes and processed once, and
+// a payments API made safe to retry with an Idempotency-Key. Web standards only (no `node:`
+// imports, no Buffer), so this one file runs on Node (server.mjs), Bun, Deno and Workers.
+import { github, memoryStore } from "@interlock/core";
+import { idempotency, webhook } from "@interlock/hono";
+import { Hono } from "hono";
+
+/** Stands in for your database: what the handlers did, so you (and the test) can look. */
+export function memoryDb() {
+  return { deliveries: [], payments: new Map() };
+}
+
+/**
+ * @param {object} options
+ * @param {string | string[]} options.githubSecret  the webhook's secret (a list while rotating)
+ * @param {Map<string, string>} options.apiKeys     API key → account id, for `Authorization: Bearer <api key>`
+ * @param {import("@interlock/core").InterlockStore} [options.store]  memory by default: one process only
+ * @param {ReturnType<typeof memoryDb>} [options.db]
+ */
+export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = memoryDb() }) {
+  const app = new Hono();
+
+  // 1. Webhooks: webhook() reads the raw bytes first (before anything parses them), checks
+  //    X-Hub-Signature-256 over them, and claims the X-GitHub-Delivery id, so a redelivery is
+  //    answered 200 {"duplicate":true} without running the handler again.
+  app.post("/webhooks/github", webhook({ scheme: github, secret: githubSecret, store }), (c) => {
+    const delivery = c.get("webhook"); // verified: id, payload (decoded on first use), body
+    const event = c.req.header("x-github-event");
+    if (event === "push") {
+      db.deliveries.push({ id: delivery.id, event, head: delivery.payload.after }); // deploy, sync, …
+    }
+    // A 2xx records the delivery as processed. Throw, or answer non-2xx, and it is released:
+    // a redelivery will run this handler again.
+    return c.json({ received: delivery.id });
+  });
+
+  // 2. An idempotent payments API. Authentication runs first so that keys are scoped per
+  //    account: one client can never replay another's payment.
+  app.post(
+    "/payments",
+    authenticate(apiKeys),
+    idempotency({ store, principal: (request) => request.context.get("accountId"), required: true }),
+    async (c) => {
+      const { amount, currency = "usd" } = await c.req.json().catch(() => ({})); // the body is still yours to parse
+      if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+        // Stored too (4xx are answers): the same request retried gets the same refusal.
+        return problem(c, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
+      }
+      const payment = {
+        id: `pay_${crypto.randomUUID().replaceAll("-", "")}`,
+        amount,
+        currency,
+        account: c.get("accountId"),
+        created: new Date().toISOString(),
+      };
+      db.payments.set(payment.id, payment); // charge the card, write the row…
+      return c.json(payment, 201, { location: `/payments/${payment.id}` });
+    },
+  );
+
+  app.get("/payments/:id", authenticate(apiKeys), (c) => {
+    const payment = db.payments.get(c.req.param("id"));
+    if (payment === undefined || payment.account !== c.get("accountId")) {
+      return problem(c, 404, "not_found", "no such payment");
+    }
+    return c.json(payment);
+  });
+
+  app.notFound((c) => problem(c, 404, "not_found", "no such route"));
+  // A handler that throws: the middleware has released its delivery or key, so a retry runs again.
+  app.onError((_error, c) => problem(c, 500, "internal_error", ""));
+  return app;
+}
+
+/** `Authorization: Bearer <api key>` → `c.get("accountId")`, or 401. */
+function authenticate(apiKeys) {
+  return async (c, next) => {
+    const [scheme, key] = (c.req.header("authorization") ?? "").split(" ");
+    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    if (accountId === undefined) {
+      c.header("www-authenticate", "Bearer");
+      return problem(c, 401, "unauthenticated", "send Authorization: Bearer <api key>");
+    }
+    c.set("accountId", accountId);
+    await next();
+  };
+}
+
+function problem(c, status, code, detail) {
+  const body = { type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code };
+  return c.body(JSON.stringify(body), status, { "content-type": "application/problem+json" });
+}
+
+/** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
+export function apiKeysFrom(text = "") {
+  return new Map(
+    text
+      .split(",")
+      .filter(Boolean)
+      .map((pair) => pair.trim().split(":")),
+  );
+}
+
+/**
+ * Bun (`bun app.mjs`), Deno (`deno serve app.mjs`) and Cloudflare Workers (`main = "app.mjs"`)
+ * serve this default export. The app is made on the first request, from the Workers bindings
+ * (`env`) or the process environment: GITHUB_WEBHOOK_SECRET and API_KEYS.
+ */
+let served;
+export default {
+  fetch(request, env, ctx) {
+    served ??= createApp(configFrom(env));
+    return served.fetch(request, env, ctx);
+  },
+};
+
+function configFrom(env) {
+  const read = (name) =>
+    (typeof env?.[name] === "string" ? env[name] : undefined) ??
+    globalThis.process?.env?.[name] ??
+    globalThis.Deno?.env.get(name);
+  const githubSecret = read("GITHUB_WEBHOOK_SECRET");
+  const apiKeys = read("API_KEYS");
+  if (!githubSecret || !apiKeys) throw new Error("set GITHUB_WEBHOOK_SECRET and API_KEYS (see README.md)");
+  return { githubSecret, apiKeys: apiKeysFrom(apiKeys) };
+}

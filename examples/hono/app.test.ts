@@ -1,0 +1,176 @@
+// Boots the Hono example on Node (@hono/node-server) on 127.0.0.1:0 and drives it over real
+// HTTP, as GitHub and a payments client would; then serves the same app.mjs on Bun and Deno.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { github, signWebhook } from "@interlock/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { memoryDb } from "./app.mjs";
+import { start } from "./server.mjs";
+
+const GITHUB_WEBHOOK_SECRET = "example-hono-github-secret";
+const API_KEY = "sk_test_shop_7";
+const OTHER_API_KEY = "sk_test_shop_9";
+const db = memoryDb();
+let app: { url: string; close(): Promise<void> };
+
+beforeAll(async () => {
+  const apiKeys = new Map([
+    [API_KEY, "acct_shop_7"],
+    [OTHER_API_KEY, "acct_shop_9"],
+  ]);
+  app = await start({ port: 0, host: "127.0.0.1", githubSecret: GITHUB_WEBHOOK_SECRET, apiKeys, db });
+});
+afterAll(() => app?.close());
+
+describe("GitHub webhooks", () => {
+  const push = JSON.stringify({ ref: "refs/heads/main", after: "6dcb09b5b57875f334f61aebed695e2e4193db5e" });
+  const deliver = (headers: Record<string, string>, body: string | Uint8Array) =>
+    fetch(`${app.url}/webhooks/github`, { method: "POST", headers: { ...headers, "x-github-event": "push" }, body });
+
+  it("processes a signed delivery once, answers its redelivery as a duplicate, refuses a tampered one", async () => {
+    const id = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    const signed = await signWebhook({ scheme: github, secret: GITHUB_WEBHOOK_SECRET, body: push, id });
+
+    const first = await deliver(signed.headers, signed.body);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ received: id });
+
+    const again = await deliver(signed.headers, signed.body);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ duplicate: true, id });
+    expect(db.deliveries).toEqual([{ id, event: "push", head: "6dcb09b5b57875f334f61aebed695e2e4193db5e" }]);
+
+    const tampered = await deliver(signed.headers, push.replace("main", "release"));
+    expect(tampered.status).toBe(401);
+    expect(tampered.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await tampered.json()).toMatchObject({ status: 401, code: "no_matching_signature" });
+    expect(db.deliveries).toHaveLength(1);
+  });
+});
+
+describe("POST /payments", () => {
+  const pay = (body: unknown, { key = "order-1042", apiKey = API_KEY } = {}) =>
+    fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "idempotency-key": key },
+      body: JSON.stringify(body),
+    });
+
+  it("creates a payment once: the retry is replayed byte for byte, another body with the key is 422", async () => {
+    const first = await pay({ amount: 4200, currency: "eur" });
+    expect(first.status).toBe(201);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const created = await first.text();
+    const payment = JSON.parse(created);
+    expect(payment).toMatchObject({ amount: 4200, currency: "eur", account: "acct_shop_7" });
+    expect(first.headers.get("location")).toBe(`/payments/${payment.id}`);
+
+    const retry = await pay({ amount: 4200, currency: "eur" });
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(retry.headers.get("location")).toBe(`/payments/${payment.id}`);
+    expect(await retry.text()).toBe(created);
+
+    const other = await pay({ amount: 9900, currency: "eur" });
+    expect(other.status).toBe(422);
+    expect(other.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await other.json()).toMatchObject({ code: "idempotency_key_mismatch" });
+
+    expect([...db.payments.keys()]).toEqual([payment.id]);
+    const read = await fetch(`${app.url}${first.headers.get("location")}`, {
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    expect(await read.json()).toEqual(payment);
+  });
+
+  it("scopes keys per account, requires a key and an API key", async () => {
+    const mine = await pay({ amount: 100 }, { key: "shared-key" });
+    const theirs = await pay({ amount: 100 }, { key: "shared-key", apiKey: OTHER_API_KEY });
+    expect([mine.status, theirs.status]).toEqual([201, 201]);
+    expect(theirs.headers.get("idempotent-replayed")).toBeNull();
+    expect((await theirs.json()).account).toBe("acct_shop_9");
+
+    const keyless = await fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ amount: 100 }),
+    });
+    expect(keyless.status).toBe(400);
+    expect(await keyless.json()).toMatchObject({ code: "idempotency_key_missing" });
+
+    const anonymous = await pay({ amount: 100 }, { apiKey: "sk_unknown" });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+  });
+});
+
+// The runtimes the repository installs (root devDependencies): a missing one fails, never skips.
+const bin = (name: string) => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url));
+const runtimes = {
+  bun: [
+    bin("bun"),
+    "-e",
+    `const { default: app } = await import("./app.mjs");
+     const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+     console.log(server.url.href);`,
+  ],
+  deno: [
+    bin("deno"),
+    "eval",
+    `const { default: app } = await import("./app.mjs");
+     Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log("http://127.0.0.1:" + port) }, app.fetch);`,
+  ],
+};
+
+describe.each(Object.entries(runtimes))("the same app.mjs on %s", (_name, [command, ...args]) => {
+  let child: ChildProcess;
+  let url: string;
+
+  beforeAll(async () => {
+    child = spawn(command!, args, {
+      cwd: fileURLToPath(new URL(".", import.meta.url)),
+      env: { ...process.env, GITHUB_WEBHOOK_SECRET, API_KEYS: `${API_KEY}:acct_shop_7`, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true, // its own process group: deno's npm launcher runs the real binary as a child
+    });
+    let stderr = ""; // shown if it fails to start (Deno also prints notices there)
+    child.stderr!.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const [line] = (await Promise.race([
+      once(createInterface({ input: child.stdout! }), "line"),
+      once(child, "exit").then(([code]) => Promise.reject(new Error(`${command} exited with ${code}: ${stderr}`))),
+    ])) as [string];
+    url = new URL(line).origin;
+  }, 20_000);
+  afterAll(() => {
+    if (child?.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGTERM");
+  });
+
+  it("verifies and de-duplicates a delivery, and replays a payment", async () => {
+    const body = JSON.stringify({ ref: "refs/heads/main", after: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c" });
+    const signed = await signWebhook({ scheme: github, secret: GITHUB_WEBHOOK_SECRET, body });
+    const deliver = () =>
+      fetch(`${url}/webhooks/github`, {
+        method: "POST",
+        headers: { ...signed.headers, "x-github-event": "push" },
+        body: signed.body,
+      });
+    expect(await (await deliver()).json()).toEqual({ received: signed.id });
+    expect(await (await deliver()).json()).toEqual({ duplicate: true, id: signed.id });
+
+    const pay = () =>
+      fetch(`${url}/payments`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json", "idempotency-key": "k-1" },
+        body: JSON.stringify({ amount: 4200 }),
+      });
+    const first = await pay();
+    const retry = await pay();
+    expect([first.status, retry.status]).toEqual([201, 201]);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(await retry.text()).toBe(await first.text());
+  });
+});

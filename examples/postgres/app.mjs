@@ -1,0 +1,199 @@
+// The Hono reference app on PostgreSQL: GitHub webhooks verified and processed once, and a
+// payments API whose stored idempotent response commits in the SAME transaction as the payment
+// row. Either both exist or neither does: no payment without its replayable answer, no stored
+// answer for a payment that rolled back.
+import { createIdempotency, github } from "@interlock/core";
+import { webhook } from "@interlock/hono";
+import { Hono } from "hono";
+
+/** The app's own tables (Interlock's is created by `migrate` from @interlock/postgres). */
+export const APP_SCHEMA_SQL = `
+  CREATE TABLE IF NOT EXISTS payments (
+    id text PRIMARY KEY,
+    account text NOT NULL,
+    amount bigint NOT NULL CHECK (amount > 0),
+    currency text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE IF NOT EXISTS github_pushes (
+    delivery_id text PRIMARY KEY,
+    head text,
+    received_at timestamptz NOT NULL DEFAULT now()
+  );
+`;
+
+/**
+ * @param {object} options
+ * @param {import("pg").Pool} options.pool           your pool: the app's tables and its transactions
+ * @param {import("@interlock/postgres").PostgresStore} options.store  the PostgreSQL store, on that pool
+ * @param {string | string[]} options.githubSecret  the webhook's secret (a list while rotating)
+ * @param {Map<string, string>} options.apiKeys     API key → account id, for `Authorization: Bearer <api key>`
+ */
+export function createApp({ pool, store, githubSecret, apiKeys }) {
+  const app = new Hono();
+
+  // 1. Webhooks: the Hono middleware, on the PostgreSQL store. A redelivery (same
+  //    X-GitHub-Delivery) is answered 200 {"duplicate":true} without running the handler.
+  app.post("/webhooks/github", webhook({ scheme: github, secret: githubSecret, store }), async (c) => {
+    const delivery = c.get("webhook");
+    if (c.req.header("x-github-event") === "push") {
+      // ON CONFLICT: should the receipt itself be lost (the store down after this commit), the
+      // redelivery that then runs again changes nothing.
+      await pool.query("INSERT INTO github_pushes (delivery_id, head) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
+        delivery.id,
+        delivery.payload.after,
+      ]);
+    }
+    return c.json({ received: delivery.id }); // a throw or a non-2xx releases it for the redelivery
+  });
+
+  // 2. Payments. The adapters' idempotency() middleware stores the response after the route has
+  //    answered, in its own statement: it has no way to join the route's transaction. So this
+  //    route drives core's engine itself (begin → finish or abort), which is what the middleware
+  //    does, and hands finish() its transaction client.
+  const completion = noteCompletions(store);
+  const payments = createIdempotency({
+    store: completion.store,
+    principal: (request) => request.context.get("accountId"), // keys are scoped per account
+    required: true,
+  });
+
+  app.post("/payments", authenticate(apiKeys), async (c) => {
+    const decision = await payments.begin({
+      method: "POST",
+      route: "/payments",
+      path: pathAndQuery(c.req.url),
+      headers: c.req.raw.headers,
+      body: async () => new Uint8Array(await c.req.arrayBuffer()), // read only if the engine needs it
+      context: c,
+    });
+    if (decision.action === "respond") return toResponse(decision.response); // a replay, or a 400/409/422/503
+    const ticket = decision.action === "execute" ? decision.ticket : undefined; // "pass": not covered
+
+    const { amount, currency = "usd" } = await c.req.json().catch(() => ({}));
+    if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+      // Nothing written, so nothing to commit with: stored on its own, replayed to a retry.
+      const refusal = problem(400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
+      if (ticket) await payments.finish(ticket, refusal);
+      return toResponse(refusal);
+    }
+
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const id = `pay_${crypto.randomUUID().replaceAll("-", "")}`;
+      const { rows } = await client.query(
+        `INSERT INTO payments (id, account, amount, currency) VALUES ($1, $2, $3, $4)
+         RETURNING ${PAYMENT_COLUMNS}`,
+        [id, c.get("accountId"), amount, currency],
+      );
+      const created = json(201, paymentOf(rows[0]), [["location", `/payments/${id}`]]);
+      if (ticket) {
+        // The record is written by this transaction, just before COMMIT: it becomes visible
+        // exactly when the payment does. Until then the key stays locked (a retry gets 409).
+        await payments.finish(ticket, created, { transaction: client });
+        if (!completion.wroteIn(client)) throw new Error("the idempotency record was not written: rolling back");
+      }
+      await client.query("COMMIT");
+      return toResponse(created);
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      // Before finish(): releases the key, so a retry runs again. After it (the record was not
+      // written, or COMMIT failed), the engine has settled the ticket and abort() does nothing:
+      // the key stays locked until its lease (lockTtlMs, 60 s) ends; retries get 409 until then.
+      if (ticket) await payments.abort(ticket);
+      throw error; // app.onError answers 500
+    } finally {
+      client.release();
+    }
+  });
+
+  app.get("/payments/:id", authenticate(apiKeys), async (c) => {
+    const { rows } = await pool.query(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND account = $2`, [
+      c.req.param("id"),
+      c.get("accountId"),
+    ]);
+    return rows[0] ? c.json(paymentOf(rows[0])) : toResponse(problem(404, "not_found", "no such payment"));
+  });
+
+  app.notFound(() => toResponse(problem(404, "not_found", "no such route")));
+  app.onError(() => toResponse(problem(500, "internal_error", "")));
+  return app;
+}
+
+const PAYMENT_COLUMNS = "id, amount, currency, account, created_at";
+
+/** A row as the API shows it (pg returns bigint as a string, timestamptz as a Date). */
+function paymentOf(row) {
+  const { id, amount, currency, account, created_at } = row;
+  return { id, amount: Number(amount), currency, account, created: created_at.toISOString() };
+}
+
+/**
+ * `engine.finish()` never throws and returns nothing, so it cannot tell this route whether the
+ * record went into the transaction (a lease that ran out, or a store error, writes nothing). The
+ * store's own `complete()` does say: this wrapper notes its answer per transaction client, so the
+ * route can roll the payment back rather than commit a payment without its stored response.
+ */
+function noteCompletions(store) {
+  const written = new WeakMap();
+  const noted = new Proxy(store, {
+    get(target, name) {
+      if (name === "complete") {
+        return async (key, token, response, options) => {
+          const ok = await target.complete(key, token, response, options);
+          if (options?.transaction) written.set(options.transaction, ok);
+          return ok;
+        };
+      }
+      const value = Reflect.get(target, name, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { store: noted, wroteIn: (transaction) => written.get(transaction) === true };
+}
+
+/** `Authorization: Bearer <api key>` → `c.get("accountId")`, or 401. */
+function authenticate(apiKeys) {
+  return async (c, next) => {
+    const [scheme, key] = (c.req.header("authorization") ?? "").split(" ");
+    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    if (accountId === undefined) {
+      const refusal = problem(401, "unauthenticated", "send Authorization: Bearer <api key>");
+      refusal.headers.push(["www-authenticate", "Bearer"]);
+      return toResponse(refusal);
+    }
+    c.set("accountId", accountId);
+    await next();
+  };
+}
+
+/** A response as plain data: what the engine stores, and what goes out (byte for byte the same). */
+function json(status, value, headers = []) {
+  return { status, headers: [["content-type", "application/json"], ...headers], body: JSON.stringify(value) };
+}
+
+function problem(status, code, detail) {
+  const body = { type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code };
+  return { status, headers: [["content-type", "application/problem+json"]], body: JSON.stringify(body) };
+}
+
+function toResponse({ status, headers, body }) {
+  return new Response(body.length === 0 ? null : body, { status, headers });
+}
+
+/** `/payments?x=1` from `http://host/payments?x=1`: part of the request's fingerprint. */
+function pathAndQuery(url) {
+  const { pathname, search } = new URL(url);
+  return pathname + search;
+}
+
+/** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
+export function apiKeysFrom(text = "") {
+  return new Map(
+    text
+      .split(",")
+      .filter(Boolean)
+      .map((pair) => pair.trim().split(":")),
+  );
+}

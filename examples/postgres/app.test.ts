@@ -1,0 +1,205 @@
+// Boots the PostgreSQL example on 127.0.0.1:0 against a real PostgreSQL (a throwaway server,
+// or DATABASE_URL) and drives it over real HTTP. The run gets a schema of its own, so a shared
+// DATABASE_URL is left as it was. No PostgreSQL installed fails the test with install advice;
+// it never skips.
+import { randomBytes } from "node:crypto";
+import { github, signWebhook } from "@interlock/core";
+import { postgresStore } from "@interlock/postgres";
+import { type PostgresServer, startPostgres } from "@interlock/test-harness";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "./app.mjs";
+import { start } from "./server.mjs";
+
+const GITHUB_SECRET = "example-postgres-github-secret";
+const API_KEY = "sk_test_shop_7";
+const schema = `example_${randomBytes(6).toString("hex")}`;
+const applicationName = `interlock-example-${schema}`;
+let server: PostgresServer;
+let db: pg.Client;
+let app: { url: string; close(): Promise<void> };
+
+/** The database URL with this run's schema first on the search path, and the app named. */
+function forTheApp(url: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set("options", `-c search_path=${schema}`);
+  parsed.searchParams.set("application_name", applicationName);
+  return parsed.href;
+}
+
+/**
+ * pg's `pool.end()` resolves before its connections have closed: wait until the server has
+ * seen them go, so stopping it does not kill a connection the test process still holds.
+ */
+async function untilAppDisconnected() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [
+      applicationName,
+    ]);
+    if (rows[0].n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+beforeAll(async () => {
+  server = await startPostgres();
+  db = new pg.Client({ connectionString: server.url, options: `-c search_path=${schema}` });
+  await db.connect();
+  await db.query(`CREATE SCHEMA ${schema}`);
+  app = await start({
+    databaseUrl: forTheApp(server.url),
+    port: 0,
+    host: "127.0.0.1",
+    githubSecret: GITHUB_SECRET,
+    apiKeys: new Map([[API_KEY, "acct_shop_7"]]),
+  });
+}, 60_000);
+afterAll(async () => {
+  await app?.close();
+  if (db) {
+    await untilAppDisconnected();
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await db.end(); // a Client's end() resolves once its connection has closed
+  }
+  await server?.stop();
+});
+
+describe("GitHub webhooks", () => {
+  const push = JSON.stringify({ ref: "refs/heads/main", after: "6dcb09b5b57875f334f61aebed695e2e4193db5e" });
+  const deliver = (headers: Record<string, string>, body: string | Uint8Array) =>
+    fetch(`${app.url}/webhooks/github`, { method: "POST", headers: { ...headers, "x-github-event": "push" }, body });
+
+  it("processes a signed delivery once, answers its redelivery as a duplicate, refuses a tampered one", async () => {
+    const id = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    const signed = await signWebhook({ scheme: github, secret: GITHUB_SECRET, body: push, id });
+
+    const first = await deliver(signed.headers, signed.body);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ received: id });
+
+    const again = await deliver(signed.headers, signed.body);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ duplicate: true, id });
+
+    const tampered = await deliver(signed.headers, push.replace("main", "release"));
+    expect(tampered.status).toBe(401);
+    expect(tampered.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await tampered.json()).toMatchObject({ status: 401, code: "no_matching_signature" });
+
+    const { rows } = await db.query("SELECT delivery_id, head FROM github_pushes");
+    expect(rows).toEqual([{ delivery_id: id, head: "6dcb09b5b57875f334f61aebed695e2e4193db5e" }]);
+  });
+});
+
+describe("POST /payments", () => {
+  const pay = (body: unknown, key = "order-1042") =>
+    fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json", "idempotency-key": key },
+      body: JSON.stringify(body),
+    });
+
+  it("creates a payment once: the retry is replayed byte for byte, another body with the key is 422", async () => {
+    const first = await pay({ amount: 4200, currency: "eur" });
+    expect(first.status).toBe(201);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const created = await first.text();
+    const payment = JSON.parse(created);
+    expect(payment).toMatchObject({ amount: 4200, currency: "eur", account: "acct_shop_7" });
+    expect(first.headers.get("location")).toBe(`/payments/${payment.id}`);
+
+    const retry = await pay({ amount: 4200, currency: "eur" });
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(retry.headers.get("location")).toBe(`/payments/${payment.id}`);
+    expect(await retry.text()).toBe(created);
+
+    const other = await pay({ amount: 9900, currency: "eur" });
+    expect(other.status).toBe(422);
+    expect(other.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await other.json()).toMatchObject({ code: "idempotency_key_mismatch" });
+
+    const read = await fetch(`${app.url}/payments/${payment.id}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(await read.json()).toEqual(payment);
+  });
+
+  it("commits the payment row and its stored response together", async () => {
+    const response = await pay({ amount: 700 }, "order-2001");
+    const payment = await response.json();
+    const { rows } = await db.query(
+      `SELECT p.id, r.state, r.status, convert_from(r.body, 'UTF8') AS body
+       FROM payments p, interlock_records r
+       WHERE p.id = $1 AND r.key LIKE '%:order-2001' AND p.created_at <= r.completed_at`,
+      [payment.id],
+    );
+    expect(rows).toEqual([{ id: payment.id, state: "completed", status: 201, body: JSON.stringify(payment) }]);
+    // Same transaction, same xmin: the two rows were written by one commit.
+    const { rows: writers } = await db.query(
+      `SELECT (SELECT xmin::text FROM payments WHERE id = $1) AS payment,
+              (SELECT xmin::text FROM interlock_records WHERE key LIKE '%:order-2001') AS record`,
+      [payment.id],
+    );
+    expect(writers[0].payment).toBe(writers[0].record);
+  });
+
+  it("stores a refusal too, and requires a key", async () => {
+    const invalid = await pay({ amount: -5 }, "order-bad");
+    expect(invalid.status).toBe(400);
+    const retried = await pay({ amount: -5 }, "order-bad");
+    expect(retried.status).toBe(400);
+    expect(retried.headers.get("idempotent-replayed")).toBe("true");
+
+    const keyless = await fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ amount: 100 }),
+    });
+    expect(keyless.status).toBe(400);
+    expect(await keyless.json()).toMatchObject({ code: "idempotency_key_missing" });
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM payments");
+    expect(rows[0].n).toBe(2);
+  });
+});
+
+describe("when the response cannot be recorded", () => {
+  it("rolls the payment back instead of committing it without its stored response", async () => {
+    // In process (Hono's app.request), with a store whose lease has run out: complete() writes nothing.
+    const pool = new pg.Pool({ connectionString: forTheApp(server.url) });
+    try {
+      const real = postgresStore(pool);
+      const leaseLost = new Proxy(real, {
+        get(target, name) {
+          if (name === "complete") return async () => false;
+          const value = Reflect.get(target, name, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const app = createApp({
+        pool,
+        store: leaseLost,
+        githubSecret: GITHUB_SECRET,
+        apiKeys: new Map([[API_KEY, "acct_x"]]),
+      });
+      const pay = () =>
+        app.request("/payments", {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${API_KEY}`,
+            "content-type": "application/json",
+            "idempotency-key": "lost",
+          },
+          body: JSON.stringify({ amount: 500 }),
+        });
+
+      const first = await pay();
+      expect(first.status).toBe(500);
+      const { rows } = await pool.query("SELECT count(*)::int AS n FROM payments WHERE account = 'acct_x'");
+      expect(rows[0].n).toBe(0);
+      // The engine settled the ticket in finish(): the key stays locked for its lease.
+      const retry = await pay();
+      expect(retry.status).toBe(409);
+    } finally {
+      await pool.end();
+    }
+  });
+});

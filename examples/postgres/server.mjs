@@ -1,0 +1,60 @@
+// Boots the Hono app on Node and PostgreSQL: `node server.mjs` (DATABASE_URL, PORT, HOST,
+// GITHUB_WEBHOOK_SECRET, API_KEYS). Creates the tables at start-up; every instance can.
+import { fileURLToPath } from "node:url";
+import { serve } from "@hono/node-server";
+import { migrate, postgresStore } from "@interlock/postgres";
+import pg from "pg";
+import { APP_SCHEMA_SQL, apiKeysFrom, createApp } from "./app.mjs";
+
+/**
+ * Connects, migrates, starts the app and resolves once it listens. `port: 0` (the default
+ * without PORT) takes a free port; the URL says which. `close()` stops the server, then ends
+ * the pool: the store never ends the pool it is given.
+ */
+export async function start({
+  databaseUrl = process.env.DATABASE_URL,
+  port = Number(process.env.PORT ?? 0),
+  host = process.env.HOST ?? "127.0.0.1",
+  ...options
+}) {
+  const pool = new pg.Pool({ connectionString: databaseUrl });
+  pool.on("error", (error) => console.error(`idle postgres connection lost: ${error.message}`)); // as pg asks
+  try {
+    await migrate(pool); // Interlock's table: safe on every start, from every instance at once
+    await pool.query(APP_SCHEMA_SQL); // the app's own tables (use your migration tool)
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  const store = postgresStore(pool, { operationTimeoutMs: 1_000 });
+  // Expired locks and records are never returned, but take space until purged.
+  const purge = setInterval(() => store.purgeExpired().catch(() => {}), 5 * 60_000);
+  purge.unref();
+
+  const app = createApp({ ...options, pool, store });
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => {
+      const close = () =>
+        new Promise((done) => {
+          clearInterval(purge);
+          server.close(() => pool.end().then(() => done()));
+        });
+      resolve({ url: `http://${host}:${info.port}`, close });
+    });
+    server.once("error", (error) => {
+      clearInterval(purge);
+      pool.end().finally(() => reject(error));
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { DATABASE_URL, GITHUB_WEBHOOK_SECRET, API_KEYS } = process.env;
+  if (!DATABASE_URL || !GITHUB_WEBHOOK_SECRET || !API_KEYS) {
+    console.error('Set DATABASE_URL, GITHUB_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
+    process.exit(1);
+  }
+  const { url, close } = await start({ githubSecret: GITHUB_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
+  console.log(`GitHub webhooks on ${url}/webhooks/github, payments on ${url}/payments (PostgreSQL store)`);
+  process.once("SIGINT", close).once("SIGTERM", close);
+}

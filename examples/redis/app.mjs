@@ -1,0 +1,114 @@
+// The Express reference app on Redis: Stripe webhooks verified on their raw bytes and processed
+// once, and a payments API made safe to retry with an Idempotency-Key, across every instance
+// that shares the Redis store (server.mjs makes it). Copy what you need.
+import { stripe } from "@interlock/core";
+import { captureRawBody, idempotency, webhook } from "@interlock/express";
+import express from "express";
+
+/**
+ * Stands in for your database, shared by every instance: what the handlers did, so you (and
+ * the test) can look.
+ */
+export function memoryDb() {
+  return { fulfilled: [], payments: new Map() };
+}
+
+/**
+ * @param {object} options
+ * @param {string | string[]} options.stripeSecret  the endpoint's `whsec_…` signing secret (a list while rotating)
+ * @param {Map<string, string>} options.apiKeys     API key → account id, for `Authorization: Bearer <api key>`
+ * @param {import("@interlock/core").InterlockStore} options.store  the Redis store, shared by every instance
+ * @param {ReturnType<typeof memoryDb>} [options.db]
+ */
+export function createApp({ stripeSecret, apiKeys, store, db = memoryDb() }) {
+  const app = express();
+  app.disable("x-powered-by");
+
+  // 1. Webhooks, declared BEFORE any JSON parser: webhook() reads the raw bytes itself, checks
+  //    the Stripe-Signature over them, and claims the event id, so a redelivery is answered
+  //    200 {"duplicate":true} without running the handler again.
+  app.post("/webhooks/stripe", webhook({ scheme: stripe, secret: stripeSecret, store }), (req, res) => {
+    const event = req.webhook; // verified: id, timestamp, payload
+    if (event.payload.type === "checkout.session.completed") {
+      db.fulfilled.push(event.id); // fulfil the order
+    }
+    // A 2xx records the delivery as processed. Throw, or answer non-2xx, and it is released:
+    // Stripe's retry will run this handler again.
+    res.json({ received: event.id });
+  });
+
+  // 2. Your usual JSON parser for everything after; `verify: captureRawBody` keeps the exact
+  //    bytes, which idempotency() fingerprints (same key + other bytes = 422).
+  app.use(express.json({ verify: captureRawBody }));
+
+  // 3. An idempotent payments API. Authentication runs first so that keys are scoped per
+  //    account: one client can never replay another's payment.
+  app.post(
+    "/payments",
+    authenticate(apiKeys),
+    idempotency({ store, principal: (request) => request.context.res.locals.accountId, required: true }),
+    (req, res) => {
+      const { amount, currency = "usd" } = req.body ?? {};
+      if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+        // Stored too (4xx are answers): the same request retried gets the same refusal.
+        return problem(res, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
+      }
+      const payment = {
+        id: `pay_${crypto.randomUUID().replaceAll("-", "")}`,
+        amount,
+        currency,
+        account: res.locals.accountId,
+        created: new Date().toISOString(),
+      };
+      db.payments.set(payment.id, payment); // charge the card, write the row…
+      res.status(201).location(`/payments/${payment.id}`).json(payment);
+    },
+  );
+
+  app.get("/payments/:id", authenticate(apiKeys), (req, res) => {
+    const payment = db.payments.get(req.params.id);
+    if (payment === undefined || payment.account !== res.locals.accountId) {
+      return problem(res, 404, "not_found", "no such payment");
+    }
+    res.json(payment);
+  });
+
+  // Errors as problem+json too (malformed JSON from express.json(), a handler that throws).
+  app.use((error, _req, res, _next) => {
+    const status = error.status ?? error.statusCode ?? 500;
+    problem(res, status, status === 500 ? "internal_error" : "bad_request", error.expose ? error.message : "");
+  });
+
+  return app;
+}
+
+/** `Authorization: Bearer <api key>` → `res.locals.accountId`, or 401. */
+function authenticate(apiKeys) {
+  return (req, res, next) => {
+    const [scheme, key] = (req.get("authorization") ?? "").split(" ");
+    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    if (accountId === undefined) {
+      res.set("www-authenticate", "Bearer");
+      return problem(res, 401, "unauthenticated", "send Authorization: Bearer <api key>");
+    }
+    res.locals.accountId = accountId;
+    next();
+  };
+}
+
+function problem(res, status, code, detail) {
+  res.status(status).type("application/problem+json");
+  res.send(
+    JSON.stringify({ type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code }),
+  );
+}
+
+/** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
+export function apiKeysFrom(text = "") {
+  return new Map(
+    text
+      .split(",")
+      .filter(Boolean)
+      .map((pair) => pair.trim().split(":")),
+  );
+}
