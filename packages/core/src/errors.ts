@@ -207,4 +207,9 @@ export class BodyError extends InterlockError {
     this.status = BODY_ERRORS[code].status;
     this.title = BODY_ERRORS[code].title;
   }
+
+  /** `body_too_large` for a body past `limit` bytes, worded the same by every adapter. */
+  static tooLarge(limit: number): BodyError {
+    return new BodyError("body_too_large", `the request body exceeds ${limit} bytes`);
+  }
 }

@@ -1,7 +1,10 @@
-/** Responses core decides and adapters write out: plain data, the same for every framework. */
+/**
+ * Responses core decides and adapters write out, and what adapters share to read bodies:
+ * plain data, the same for every framework.
+ */
 
 import { utf8 } from "./encoding.js";
-import { type InterlockError, PROBLEM_CONTENT_TYPE } from "./errors.js";
+import { InterlockConfigError, type InterlockError, PROBLEM_CONTENT_TYPE } from "./errors.js";
 
 /** A complete HTTP response for an adapter to send as it is. */
 export interface HttpResponse {
@@ -19,4 +22,79 @@ export function problemResponse(error: InterlockError, retryAfterSeconds?: numbe
 
 export function jsonResponse(status: number, value: unknown): HttpResponse {
   return { status, headers: [["content-type", "application/json"]], body: utf8.encode(JSON.stringify(value)) };
+}
+
+/**
+ * The largest request body an adapter's idempotency middleware reads for the fingerprint
+ * unless its `bodyLimit` option says otherwise: 1 MiB, the usual JSON body parser limit.
+ * (A webhook middleware's limit defaults to its verifier's `maxBodyBytes`.)
+ */
+export const DEFAULT_REQUEST_BODY_LIMIT = 1024 * 1024;
+
+/**
+ * An adapter's `bodyLimit` option, checked when the middleware is made so a bad limit is
+ * reported at start-up: a positive whole number of bytes, or `fallback` when not given.
+ */
+export function bodyLimitOption(value: number | undefined, fallback: number): number {
+  const limit = value ?? fallback;
+  if (!Number.isSafeInteger(limit) || limit <= 0) {
+    throw new InterlockConfigError("bodyLimit must be a positive whole number of bytes");
+  }
+  return limit;
+}
+
+/**
+ * Collects a body that arrives in chunks, keeping at most `limit` bytes: a request body read
+ * from its stream, or a response written with `write()` and `end()`. Once the total passes the
+ * limit nothing more is kept, `add` answers false and `body()` is undefined. For a request
+ * that means too large to read (413 `body_too_large`); for a response, too large to store, so
+ * it is handed to the engine as streamed (`body: undefined`: passed through, not cached, key
+ * released). Chunks are kept as given unless `add` is told to copy them (a response writer
+ * may reuse its buffer once written).
+ */
+export class BodyCollector {
+  readonly limit: number;
+  /** The chunks kept, in order (those before the limit was passed), to hand on what was read. */
+  readonly chunks: Uint8Array[] = [];
+  #size = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  /** Every byte added so far, kept or not. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** True once the total passed the limit. */
+  get overflowed(): boolean {
+    return this.#size > this.limit;
+  }
+
+  /**
+   * Keeps `chunk` (a string as UTF-8; with `copy`, bytes as a copy, made only when kept) while
+   * the total stays within the limit; false once it has passed it.
+   */
+  add(chunk: Uint8Array | string, copy = false): boolean {
+    const bytes = typeof chunk === "string" ? utf8.encode(chunk) : chunk;
+    this.#size += bytes.byteLength;
+    if (this.#size > this.limit) return false;
+    if (bytes.byteLength > 0) this.chunks.push(copy && bytes === chunk ? new Uint8Array(bytes) : bytes);
+    return true;
+  }
+
+  /** The whole body (a lone chunk as it is, several joined), or undefined past the limit. */
+  body(): Uint8Array | undefined {
+    if (this.overflowed) return undefined;
+    const { chunks } = this;
+    if (chunks.length === 1) return chunks[0];
+    const body = new Uint8Array(this.#size);
+    let offset = 0;
+    for (const chunk of chunks) {
+      body.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return body;
+  }
 }

@@ -28,7 +28,14 @@ export type {
   WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
-export { type HttpResponse, jsonResponse, problemResponse } from "./http.js";
+export {
+  BodyCollector,
+  bodyLimitOption,
+  DEFAULT_REQUEST_BODY_LIMIT,
+  type HttpResponse,
+  jsonResponse,
+  problemResponse,
+} from "./http.js";
 export type { WaitOptions } from "./idempotency/claim.js";
 export {
   type CachePolicy,
@@ -39,6 +46,7 @@ export {
   type IdempotencyEngine,
   type IdempotencyOptions,
   type IdempotencyRequest,
+  type IdempotencyRespondDecision,
   type IdempotencyTicket,
 } from "./idempotency/engine.js";
 export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
@@ -73,6 +81,7 @@ export {
   type WebhookReceipt,
   type WebhookReceiver,
   type WebhookReceiverOptions,
+  type WebhookRespondDecision,
   type WebhookTicket,
 } from "./webhooks/receiver.js";
 export { WebhookRefusal } from "./webhooks/refusal.js";

@@ -1,5 +1,11 @@
-import { describe, expect, it } from "vitest";
-import { BodyError, createIdempotency, MemoryStore, parseIdempotencyKey } from "../src/index.js";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import {
+  BodyError,
+  createIdempotency,
+  type IdempotencyRequest,
+  MemoryStore,
+  parseIdempotencyKey,
+} from "../src/index.js";
 import { describeIdempotencyBehaviour } from "../src/testing/index.js";
 
 describeIdempotencyBehaviour("memory", { create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }) });
@@ -50,5 +56,35 @@ describe("request bodies", () => {
     if (decision.action !== "respond") throw new Error("unreachable");
     expect(decision.error).toBeInstanceOf(BodyError);
     expect(JSON.parse(new TextDecoder().decode(decision.response.body))).toMatchObject({ code: "body_not_raw" });
+  });
+
+  it("answers a BodyError thrown by a lazy body exactly as refuse() does, event included", async () => {
+    const events: unknown[] = [];
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent: (e) => events.push(e) });
+    const thrown = await engine.begin(
+      request(async () => {
+        throw BodyError.tooLarge(16);
+      }),
+    );
+    const refused = engine.refuse({ method: "post", route: "/payments" }, BodyError.tooLarge(16));
+    for (const decision of [thrown, refused]) {
+      expect(decision).toMatchObject({ action: "respond", replayed: false, response: { status: 413 } });
+      if (decision.action !== "respond") throw new Error("unreachable");
+      expect(decision.error).toMatchObject({ code: "body_too_large", message: "the request body exceeds 16 bytes" });
+    }
+    const rejected = { type: "idempotency.rejected", method: "POST", route: "/payments", code: "body_too_large" };
+    expect(events).toEqual([rejected, rejected]);
+  });
+
+  it("types principal, fingerprint and required for the adapter's own request", () => {
+    interface WithContext extends IdempotencyRequest {
+      context: { user: string };
+    }
+    const engine = createIdempotency<WithContext>({
+      store: new MemoryStore(),
+      principal: (req) => req.context.user,
+      fingerprint: (req) => req.context.user,
+    });
+    expectTypeOf(engine.begin).parameter(0).toEqualTypeOf<WithContext>();
   });
 });

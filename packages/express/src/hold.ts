@@ -1,68 +1,66 @@
 /**
- * Response capture. Express's `send`, `json`, `sendStatus` and `stream.pipe(res)` all end in
- * Node's `res.write` / `res.end`, so those two are wrapped: the first call of either settles
- * the ticket (status, headers and, for a body written in one piece, the body), and the
- * response is held until the store knows the outcome. A client that retries the moment it
- * reads the answer then finds the record, not a lock.
+ * Response capture. Express's `send`, `json`, `sendStatus`, `sendFile` and `stream.pipe(res)`
+ * all end in Node's `res.write` / `res.end`, so those two are wrapped. Writes go out as they
+ * come; the `end` is held until the store knows the outcome, so a client that retries the
+ * moment it reads the answer finds the record, not a lock.
  */
 
 import type { ServerResponse } from "node:http";
+import { BodyCollector } from "@interlock/core";
 
-/** The first write of the response: `end(chunk)` in one piece, or a `write` that starts a stream. */
-export type FirstWrite = { method: "write" } | { method: "end"; chunk: unknown; encoding: BufferEncoding | undefined };
-
-type Method = "write" | "end";
 type Writer = (...args: unknown[]) => unknown;
 
 const started = new WeakSet<ServerResponse>();
 
-/** Whether the app has begun its response (possibly still held here). */
+/** Whether the app has begun its response (its end possibly still held here). */
 export function responseStarted(res: ServerResponse): boolean {
   return started.has(res) || res.headersSent || res.writableEnded;
 }
 
 /**
- * Calls `settle` on the first `write` or `end` and holds that call, and every later one, until
- * `settle` is done; then restores the originals and replays the calls in order.
+ * Wraps `res.write` and `res.end`. With `recordLimit`, the bytes written (by `write`s and the
+ * `end`, in order) are collected up to that many: `settle` gets the whole body, or `undefined`
+ * when it passed the limit or was piped in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed.
+ * The first `end` is held until `settle` is done, then goes out as it was called.
  */
-export function holdResponse(res: ServerResponse, settle: (first: FirstWrite) => Promise<void>): void {
+export function holdResponse(
+  res: ServerResponse,
+  settle: (body: Uint8Array | undefined) => Promise<void>,
+  recordLimit?: number,
+): void {
   const original = { write: res.write as Writer, end: res.end as Writer };
-  let queue: Array<[Method, unknown[]]> | undefined;
-  const flush = () => {
+  let body = recordLimit === undefined ? undefined : new BodyCollector(recordLimit);
+  const record = (chunk: unknown, encoding: unknown) => {
+    if (body === undefined || chunk === undefined || chunk === null || typeof chunk === "function") return;
+    const bytes = chunkBytes(chunk, encoding);
+    // The app's own buffer is copied (when kept): it may reuse it once written.
+    if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
+  };
+  const piped = () => {
+    body = undefined;
+  };
+  res.once("pipe", piped);
+  res.write = function write(this: ServerResponse, ...args: unknown[]) {
+    started.add(res);
+    record(args[0], args[1]);
+    return original.write.apply(this, args);
+  } as ServerResponse["write"];
+  res.end = function end(this: ServerResponse, ...args: unknown[]) {
     res.write = original.write as ServerResponse["write"];
     res.end = original.end as ServerResponse["end"];
-    for (const [method, args] of queue ?? []) original[method].apply(res, args);
-  };
-  const hold = (method: Method) =>
-    function held(...args: unknown[]) {
-      if (queue) queue.push([method, args]);
-      else {
-        queue = [[method, args]];
-        started.add(res);
-        settle(firstWrite(method, args)).then(flush, flush);
-      }
-      // Calls return as if written: `write` reports no back-pressure while the write is held.
-      return method === "write" ? true : res;
-    };
-  res.write = hold("write") as ServerResponse["write"];
-  res.end = hold("end") as ServerResponse["end"];
+    res.off("pipe", piped);
+    started.add(res);
+    record(args[0], args[1]);
+    const flush = () => void original.end.apply(res, args);
+    settle(body?.body()).then(flush, flush);
+    return res;
+  } as ServerResponse["end"];
 }
 
-function firstWrite(method: Method, args: unknown[]): FirstWrite {
-  if (method === "write") return { method };
-  const chunk = typeof args[0] === "function" ? undefined : args[0];
-  const encoding = typeof args[1] === "string" ? (args[1] as BufferEncoding) : undefined;
-  return { method, chunk, encoding };
-}
-
-/** The bytes of an `end(chunk, encoding)` body, copied: the app may reuse its buffer. */
-export function bodyBytes(first: FirstWrite): Uint8Array | undefined {
-  if (first.method === "write") return undefined;
-  const { chunk, encoding } = first;
-  if (chunk === undefined || chunk === null) return new Uint8Array();
-  if (typeof chunk === "string") return Buffer.from(chunk, encoding ?? "utf8");
-  if (chunk instanceof Uint8Array) return new Uint8Array(chunk);
-  return undefined; // not something Node writes: treat it as not captured
+/** The bytes of a `write`/`end` chunk; undefined for anything Node would not write. */
+function chunkBytes(chunk: unknown, encoding: unknown): Uint8Array | undefined {
+  if (typeof chunk !== "string") return chunk instanceof Uint8Array ? chunk : undefined;
+  return Buffer.from(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
 }
 
 /**

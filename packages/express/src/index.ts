@@ -5,11 +5,8 @@
 
 import "./augment.js";
 
-export {
-  type ExpressIdempotencyRequest,
-  type IdempotencyMiddlewareOptions,
-  type IdempotencyRefusal,
-  idempotency,
-} from "./idempotency.js";
+export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
+export { type ExpressIdempotencyRequest, type IdempotencyMiddlewareOptions, idempotency } from "./idempotency.js";
 export { captureRawBody, rawBodyOf } from "./raw-body.js";
-export { type WebhookOptions, type WebhookRespondDecision, webhook } from "./webhook.js";
+export { releaseOnError } from "./release.js";
+export { type WebhookOptions, webhook } from "./webhook.js";

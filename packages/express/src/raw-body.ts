@@ -4,6 +4,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { BodyCollector, BodyError } from "@interlock/core";
 
 const RAW_BODY = Symbol.for("@interlock/express.rawBody");
 
@@ -47,22 +48,16 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "");
 }
 
-/** Returned by `readRawBody` when the body is larger than the limit (the request was drained). */
-export const TOO_LARGE = Symbol("too large");
-
 /**
- * Reads the whole request stream, up to `limit` bytes. Past the limit it stops keeping bytes,
- * drains the rest (so the client reads the answer rather than a reset connection) and
- * resolves `TOO_LARGE`. Remembers the bytes on the request for later middleware.
+ * Reads the whole request stream, up to `limit` bytes, and remembers the bytes on the request
+ * for later middleware. Past the limit it stops keeping bytes, drains the rest (so the client
+ * reads the answer rather than a reset connection) and resolves core's `body_too_large`.
  */
-export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | typeof TOO_LARGE> {
+export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
   return new Promise((resolve, reject) => {
-    if (Number(req.headers["content-length"]) > limit) {
-      drain(req, () => resolve(TOO_LARGE));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const tooLarge = () => drain(req, () => resolve(BodyError.tooLarge(limit)));
+    if (Number(req.headers["content-length"]) > limit) return tooLarge();
+    const body = new BodyCollector(limit);
     const cleanup = () => {
       req.off("data", onData);
       req.off("end", onEnd);
@@ -70,16 +65,15 @@ export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer
       req.off("close", onClose);
     };
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) return void chunks.push(chunk);
+      if (body.add(chunk)) return;
       cleanup();
-      drain(req, () => resolve(TOO_LARGE));
+      tooLarge();
     };
     const onEnd = () => {
       cleanup();
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-      remember(req, body);
-      resolve(body);
+      const bytes = asBuffer(body.body() as Uint8Array);
+      remember(req, bytes);
+      resolve(bytes);
     };
     const onError = (error: Error) => {
       cleanup();
@@ -91,6 +85,11 @@ export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer
     req.on("error", onError);
     req.on("close", onClose);
   });
+}
+
+/** A Buffer over the same memory: what `req.body` and `rawBodyOf` give is always a Buffer. */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Reads and discards the rest of the request, then calls `done`. */

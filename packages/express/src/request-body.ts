@@ -1,20 +1,23 @@
 /**
- * The body for idempotency: raw bytes for the fingerprint, and a parsed `req.body` for the
- * route. When no parser ran yet, Express's own parsers run here, with a `verify` hook that
- * keeps the bytes they read, so the route gets exactly what `express.json()`,
- * `express.urlencoded()`, `express.text()` or `express.raw()` would have given it.
+ * The body for idempotency, read only when the engine needs the fingerprint (a covered
+ * request with a key): raw bytes for the fingerprint, and a parsed `req.body` for the route.
+ * When no parser ran yet, Express's own parsers run here, with a `verify` hook that keeps the
+ * bytes they read, so the route gets exactly what `express.json()`, `express.urlencoded()`,
+ * `express.text()` or `express.raw()` would have given it. Requests the engine lets through
+ * are left unread, for the app's own parser.
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { BodyError } from "@interlock/core";
 import express, { type RequestHandler } from "express";
-import { captureRawBody, hasBody, rawBodyOf, readRawBody, streamConsumed, TOO_LARGE } from "./raw-body.js";
+import { captureRawBody, hasBody, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
 
-/** A parser already read the stream and nobody kept its bytes. */
-export const NOT_RAW = Symbol("not raw");
+const NOT_RAW_ADVICE =
+  "a body parser read the request before idempotency() ran, so the bytes to fingerprint are gone: " +
+  "pass the parser the verify hook, e.g. express.json({ verify: captureRawBody }), or mount idempotency() first";
 
-export type RequestBody = Buffer | undefined | typeof TOO_LARGE | typeof NOT_RAW;
-
-export type BodyReader = (req: IncomingMessage, res: ServerResponse) => Promise<RequestBody>;
+/** Reads the body; throws core's `BodyError` (413 too large, 500 not raw), which the engine answers. */
+export type BodyReader = (req: IncomingMessage, res: ServerResponse) => Promise<Buffer | undefined>;
 
 export function bodyReader(limit: number): BodyReader {
   const options = { limit, verify: captureRawBody };
@@ -27,33 +30,31 @@ export function bodyReader(limit: number): BodyReader {
   return async (req, res) => {
     const known = rawBodyOf(req);
     if (known !== undefined) return known;
-    if (streamConsumed(req)) return NOT_RAW;
+    if (streamConsumed(req)) throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
-    if ((await parse(parsers, req, res)) === TOO_LARGE) return TOO_LARGE;
+    if (await parse(parsers, req, res)) throw BodyError.tooLarge(limit);
     if (!hasBody(req)) return undefined;
     // A type none of the parsers takes (XML, multipart, …): read it raw; `req.body` stays as it was.
-    return rawBodyOf(req) ?? readRawBody(req, limit);
+    const body = rawBodyOf(req) ?? (await readRawBody(req, limit));
+    if (body instanceof BodyError) throw body;
+    return body;
   };
 }
 
-/** Runs the parsers in turn (each skips a body that is not its type, or is already read). */
-function parse(
-  parsers: readonly RequestHandler[],
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<typeof TOO_LARGE | undefined> {
+/** Runs the parsers in turn (each skips a body that is not its type, or is already read); true when too large. */
+function parse(parsers: readonly RequestHandler[], req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   return new Promise((resolve, reject) => {
     let index = 0;
     const next = (error?: unknown) => {
       if (error !== undefined && error !== null) {
         // Too large is the client's mistake with a core code; anything else (bad JSON, a bad
         // charset) is the parser's own error, handled by the app as if its parser had raised it.
-        if ((error as { type?: unknown }).type === "entity.too.large") resolve(TOO_LARGE);
+        if ((error as { type?: unknown }).type === "entity.too.large") resolve(true);
         else reject(error);
         return;
       }
       const parser = parsers[index++];
-      if (parser === undefined) resolve(undefined);
+      if (parser === undefined) resolve(false);
       else parser(req as never, res as never, next);
     };
     next();

@@ -1,9 +1,9 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
 import { Readable } from "node:stream";
-import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
+import { IdempotencyError, type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
-import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency } from "../src/index.js";
+import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
 import { listen, type Running, SlowStore, send, sleep } from "./helpers.js";
 
 const running: Running[] = [];
@@ -27,12 +27,13 @@ interface World {
 
 /**
  * An app whose routes count their runs. `routes` mounts them; `use` wraps each handler so
- * it counts; `before` mounts app-wide middleware first.
+ * it counts; `before` mounts app-wide middleware first; `errors` error handlers before `onError`.
  */
 async function start(
   mount: (app: Express, use: (handler: RequestHandler) => RequestHandler, idem: RequestHandler) => void,
   options: Partial<IdempotencyMiddlewareOptions> = {},
   before: (app: Express) => void = () => {},
+  errors: ErrorRequestHandler[] = [],
 ): Promise<World> {
   const app = express();
   before(app);
@@ -52,6 +53,7 @@ async function start(
     },
     idem,
   );
+  for (const handler of errors) app.use(handler);
   app.use(onError);
   const server = await listen(app);
   running.push(server);
@@ -114,28 +116,62 @@ describe("idempotency(): response capture", () => {
     });
   }
 
-  it("write() then end(): streamed through exactly, not cached, the key released", async () => {
+  it("write() then end(): captured whole and replayed exactly, the writes reaching the client as they come", async () => {
     const world = await start((app, use, idem) =>
       app.post(
-        "/stream",
+        "/written",
         idem,
         use((_req, res) => {
-          res.status(201).type("text/plain");
+          res.status(201).type("text/plain").set("location", "/things/2");
+          const reused = Buffer.from("two,");
           res.write("one,");
-          res.write(Buffer.from("two,"));
-          setTimeout(() => res.end("three"), 10);
+          // Node lets the app reuse a buffer once its write is done: the capture keeps a copy.
+          res.write(reused, () => reused.write("XXXX"));
+          res.write("caf\u00e9,", "latin1");
+          setTimeout(() => res.end(BINARY.subarray(0, 4)), 10);
         }),
       ),
     );
     const key = newKey();
-    const first = await post(`${world.url}/stream`, key);
-    expect([first.status, first.text]).toEqual([201, "one,two,three"]);
-    const again = await post(`${world.url}/stream`, key);
-    expect([again.status, again.text, again.headers["idempotent-replayed"]]).toEqual([201, "one,two,three", undefined]);
+    const first = await post(`${world.url}/written`, key);
+    const expected = Buffer.concat([
+      Buffer.from("one,two,"),
+      Buffer.from("caf\u00e9,", "latin1"),
+      BINARY.subarray(0, 4),
+    ]);
+    expect([first.status, first.body]).toEqual([201, expected]);
+    const replay = await post(`${world.url}/written`, key);
+    expect([replay.status, replay.body, replay.headers["idempotent-replayed"]]).toEqual([201, expected, "true"]);
+    expect([replay.headers["content-type"], replay.headers.location]).toEqual([
+      first.headers["content-type"],
+      "/things/2",
+    ]);
+    expect(world.runs()).toBe(1);
+    expect(world.events.map((e) => e.type)).toContain("idempotency.completed");
+  });
+
+  it("write() then end() past the store's maxRecordBytes: passed through whole, uncached, the key released", async () => {
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/big",
+          idem,
+          use((_req, res) => {
+            res.type("text/plain");
+            for (let i = 0; i < 4; i++) res.write("x".repeat(512));
+            res.end("!");
+          }),
+        ),
+      { store: new MemoryStore({ maxRecordBytes: 1024 }) },
+    );
+    const key = newKey();
+    expect((await post(`${world.url}/big`, key)).text).toBe(`${"x".repeat(2048)}!`);
+    const again = await post(`${world.url}/big`, key);
+    expect([again.text.length, again.headers["idempotent-replayed"]]).toEqual([2049, undefined]);
     expect(world.runs()).toBe(2);
     expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([
-      { reason: "streamed", status: 201 },
-      { reason: "streamed", status: 201 },
+      { reason: "streamed", status: 200 },
+      { reason: "streamed", status: 200 },
     ]);
   });
 
@@ -155,6 +191,10 @@ describe("idempotency(): response capture", () => {
     const again = await post(`${world.url}/file`, key);
     expect([again.body, again.headers["idempotent-replayed"]]).toEqual([BINARY, undefined]);
     expect(world.runs()).toBe(2);
+    expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+      { reason: "streamed", status: 200 },
+      { reason: "streamed", status: 200 },
+    ]);
   });
 
   it("the store settles before the client reads the answer: an immediate retry replays, or runs again", async () => {
@@ -171,7 +211,7 @@ describe("idempotency(): response capture", () => {
           use((_req, res) => void res.status(503).json({ ok: 0 })),
         );
         app.post(
-          "/stream",
+          "/written",
           idem,
           use((_req, res) => void res.status(201).write("a", () => res.end("b"))),
         );
@@ -182,13 +222,38 @@ describe("idempotency(): response capture", () => {
     for (let i = 0; i < 3; i++) expect((await post(`${world.url}/pay`, key)).status).toBe(201);
     expect(world.runs()).toBe(1);
     for (let i = 0; i < 3; i++) expect((await post(`${world.url}/fail`, key)).status).toBe(503);
-    for (let i = 0; i < 3; i++) expect((await post(`${world.url}/stream`, key)).text).toBe("ab");
-    expect(world.runs()).toBe(7);
+    for (let i = 0; i < 3; i++) expect((await post(`${world.url}/written`, key)).text).toBe("ab");
+    expect(world.runs()).toBe(5); // /pay once, /fail three times (5xx released), /written once
   });
 });
 
 describe("idempotency(): failures release the key", () => {
-  it("a handler that throws → the error handler's 500; the key is released and the retry runs", async () => {
+  it("with releaseOnError, a handler that throws releases the key whatever the error handler answers", async () => {
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/pay",
+          idem,
+          use(async () => {
+            throw Object.assign(new Error("card declined"), { status: 402, type: "declined" });
+          }),
+        ),
+      { cache: "all" }, // even a policy that stores every status never stores a throw
+      () => {},
+      [releaseOnError],
+    );
+    const key = newKey();
+    expect((await post(`${world.url}/pay`, key)).status).toBe(402);
+    const retry = await post(`${world.url}/pay`, key);
+    expect([retry.status, retry.headers["idempotent-replayed"]]).toEqual([402, undefined]);
+    expect(world.runs()).toBe(2);
+    expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+      { reason: "error" },
+      { reason: "error" },
+    ]);
+  });
+
+  it("without releaseOnError, a throw → the error handler's 500, which releases the key (cache policy)", async () => {
     const world = await start((app, use, idem) =>
       app.post(
         "/pay",
@@ -292,7 +357,7 @@ describe("idempotency(): request bodies", () => {
   const echo: RequestHandler = (req, res) =>
     void res.status(201).json({ body: Buffer.isBuffer(req.body) ? `buffer:${req.body.length}` : (req.body ?? null) });
 
-  it("with no parser, the route still gets the parsed body (JSON, urlencoded, text, raw)", async () => {
+  it("with no parser, a keyed request is read here and the route still gets the parsed body", async () => {
     const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)));
     const url = `${world.url}/echo`;
     const cases: Array<[string, string | Buffer, unknown]> = [
@@ -303,11 +368,27 @@ describe("idempotency(): request bodies", () => {
       ["application/xml", "<a/>", null],
     ];
     for (const [type, body, expected] of cases) {
-      for (const key of [newKey(), undefined]) {
-        const response = await post(url, key, body, { "content-type": type });
-        expect([type, response.status, (response.json() as { body: unknown }).body]).toEqual([type, 201, expected]);
-      }
+      const response = await post(url, newKey(), body, { "content-type": type });
+      expect([type, response.status, (response.json() as { body: unknown }).body]).toEqual([type, 201, expected]);
     }
+  });
+
+  it("the body is read only when the engine needs it: other requests reach the app's own parser unread", async () => {
+    let parsed = 0;
+    const parser = express.json({ verify: () => void parsed++ });
+    const world = await start((app, use, idem) => {
+      app.post("/echo", idem, parser, use(echo));
+      app.get("/echo", idem, parser, use(echo));
+    });
+    const url = `${world.url}/echo`;
+    const unkeyed = await post(url, undefined, '{"a":1}');
+    expect([unkeyed.status, unkeyed.json()]).toEqual([201, { body: { a: 1 } }]);
+    expect(parsed).toBe(1); // the app's parser read it
+    const keyed = await post(url, newKey(), '{"a":2}');
+    expect([keyed.status, keyed.json()]).toEqual([201, { body: { a: 2 } }]);
+    expect(parsed).toBe(1); // read here; the app's parser stood aside
+    const get = await send(url, { method: "GET", headers: { "idempotency-key": newKey(), "content-length": "0" } });
+    expect(get.status).toBe(201);
   });
 
   it("the fingerprint is over the raw bytes: the same JSON with other spacing is another request", async () => {
@@ -364,18 +445,39 @@ describe("idempotency(): request bodies", () => {
     expect((await post(`${world.url}/echo`, key, '{"a": 1}')).headers["idempotent-replayed"]).toBe("true");
   });
 
-  it("a body over maxBodyBytes → 413 body_too_large, for parsed and raw types alike; nothing claimed", async () => {
-    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)), { maxBodyBytes: 32 });
+  it("a body over bodyLimit → 413 body_too_large when it must be read, reported as an event; nothing claimed", async () => {
+    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)), { bodyLimit: 32 });
     const key = newKey();
+    const big = JSON.stringify({ a: "x".repeat(40) });
     for (const type of ["application/json", "application/xml"]) {
-      const response = await post(`${world.url}/echo`, key, JSON.stringify({ a: "x".repeat(40) }), {
-        "content-type": type,
-      });
+      const response = await post(`${world.url}/echo`, key, big, { "content-type": type });
       expect(response.status).toBe(413);
       expect(response.json()).toMatchObject({ code: "body_too_large", status: 413 });
     }
+    expect(world.events.filter((e) => (e.type as string) === "idempotency.rejected")).toEqual([
+      { type: "idempotency.rejected", method: "POST", route: "/echo", code: "body_too_large" },
+      { type: "idempotency.rejected", method: "POST", route: "/echo", code: "body_too_large" },
+    ]);
     expect((await post(`${world.url}/echo`, key, '{"a":1}')).status).toBe(201);
-    expect(world.runs()).toBe(1);
+    // Without a key nothing is fingerprinted, so nothing is read or limited here.
+    expect((await post(`${world.url}/echo`, undefined, big)).status).toBe(201);
+    expect(world.runs()).toBe(2);
+  });
+
+  it("bodyLimit defaults to 1 MiB (DEFAULT_REQUEST_BODY_LIMIT), and must be a positive whole number", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/echo",
+        idem,
+        use((_req, res) => void res.json({})),
+      ),
+    );
+    const pad = (size: number) => `{"p":"${"x".repeat(size - 8)}"}`;
+    expect((await post(`${world.url}/echo`, newKey(), pad(1024 * 1024))).status).toBe(200);
+    expect((await post(`${world.url}/echo`, newKey(), pad(1024 * 1024 + 1))).status).toBe(413);
+    for (const bodyLimit of [0, -1, 1.5]) {
+      expect(() => idempotency({ store: new MemoryStore(), principal: false, bodyLimit })).toThrow(/bodyLimit/);
+    }
   });
 
   it("malformed JSON is the parser's usual 400, before any key is claimed", async () => {
@@ -388,7 +490,7 @@ describe("idempotency(): request bodies", () => {
 });
 
 describe("idempotency(): onError", () => {
-  it("takes over refusals (400, 409, 422) but never replays", async () => {
+  it("takes over refusals (400, 409, 422) with core's decision, but never replays", async () => {
     const seen: string[] = [];
     const world = await start(
       (app, use, idem) =>
@@ -401,9 +503,12 @@ describe("idempotency(): onError", () => {
           }),
         ),
       {
-        onError(refusal, _req, res) {
-          seen.push(refusal.problem.code);
-          if (refusal.problem.code !== "request_in_flight") res.status(400).json({ mine: refusal.problem.code });
+        onError(decision, _req, res) {
+          expect(decision).toMatchObject({ action: "respond", replayed: false });
+          expect(decision.error).toBeInstanceOf(IdempotencyError);
+          const code = decision.error?.code ?? "";
+          seen.push(code);
+          if (code !== "request_in_flight") res.status(400).json({ mine: code });
         },
       },
     );

@@ -5,7 +5,7 @@
  */
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import express, { type ErrorRequestHandler, type Express } from "express";
-import { captureRawBody, idempotency, webhook } from "../src/index.js";
+import { captureRawBody, idempotency, releaseOnError, webhook } from "../src/index.js";
 import { listen } from "./helpers.js";
 
 function scenarioApp(options: ScenarioAppOptions, setup: (app: Express) => void = () => {}) {
@@ -30,7 +30,7 @@ function scenarioApp(options: ScenarioAppOptions, setup: (app: Express) => void 
   const onError: ErrorRequestHandler = (_error, _req, res, _next) => {
     res.status(500).json({ error: "handler failed" });
   };
-  app.use(onError);
+  app.use(releaseOnError, onError);
   return listen(app);
 }
 

@@ -2,7 +2,7 @@
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
-import { captureRawBody, type WebhookOptions, webhook } from "../src/index.js";
+import { captureRawBody, releaseOnError, type WebhookOptions, webhook } from "../src/index.js";
 import { listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
 
 const running: Running[] = [];
@@ -17,6 +17,8 @@ const onError: ErrorRequestHandler = (error, _req, res, _next) => {
 interface Setup {
   /** Middleware mounted on the app before the webhook route. */
   before?: (app: Express) => void;
+  /** Error handlers mounted before the app's own. */
+  errors?: ErrorRequestHandler[];
   options?: Partial<WebhookOptions>;
   /** The route after webhook(); default echoes the verified bytes as base64. */
   route?: RequestHandler;
@@ -31,6 +33,7 @@ async function start(setup: Setup = {}) {
   setup.before?.(app);
   const options = { scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), ...setup.options };
   app.post("/webhooks", webhook(options), setup.route ?? echo);
+  for (const handler of setup.errors ?? []) app.use(handler);
   app.use(onError);
   const server = await listen(app);
   running.push(server);
@@ -109,11 +112,12 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
   });
 });
 
-describe("webhook(): body size limit (maxBodyBytes)", () => {
+describe("webhook(): body size limit (bodyLimit, default maxBodyBytes)", () => {
   it("over the limit → 413 body_too_large, declared by Content-Length or streamed; at the limit → verified", async () => {
     let runs = 0;
+    const events: InterlockEvent[] = [];
     const url = await start({
-      options: { maxBodyBytes: 64 },
+      options: { bodyLimit: 64, onEvent: (event) => void events.push(event) },
       route: (_req, res) => {
         runs++;
         res.json({});
@@ -129,6 +133,23 @@ describe("webhook(): body size limit (maxBodyBytes)", () => {
     expect([streamed.status, (streamed.json() as { code: string }).code]).toEqual([413, "body_too_large"]);
     expect((await send(url, await signed("x".repeat(64)))).status).toBe(200);
     expect(runs).toBe(1);
+    // The adapter's own refusals are the receiver's: reported like every other.
+    const rejected = events.filter((e) => e.type === "webhook.rejected");
+    expect(rejected).toMatchObject([
+      { scheme: "standard-webhooks", code: "body_too_large" },
+      { scheme: "standard-webhooks", code: "body_too_large" },
+    ]);
+  });
+
+  it("the limit defaults to the verifier's maxBodyBytes; a bad bodyLimit is refused when the middleware is made", async () => {
+    const url = await start({ options: { maxBodyBytes: 32 } });
+    const response = await send(url, await signed("x".repeat(33)));
+    expect([response.status, (response.json() as { code: string }).code]).toEqual([413, "body_too_large"]);
+    for (const bodyLimit of [0, -1, 1.5]) {
+      expect(() => webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), bodyLimit })).toThrow(
+        /bodyLimit/,
+      );
+    }
   });
 
   it("a large body under the default limit is read", async () => {
@@ -161,7 +182,7 @@ describe("webhook(): onError takes over the answer", () => {
   it("the adapter's own refusals (too large, not raw) go to onError too", async () => {
     const codes: string[] = [];
     const url = await start({
-      options: { maxBodyBytes: 10, onError: (decision) => void codes.push(decision.error?.code ?? "") },
+      options: { bodyLimit: 10, onError: (decision) => void codes.push(decision.error?.code ?? "") },
     });
     const response = await send(url, await signed("x".repeat(11)));
     expect(response.status).toBe(413); // onError returned without answering: the default went out
@@ -193,7 +214,28 @@ describe("webhook(): the status the route answered decides", () => {
     return { url, events, runs: () => runs };
   }
 
-  it("a route that throws → the error handler's 500 releases the delivery; the redelivery runs, once", async () => {
+  it("with releaseOnError, a route that throws releases the delivery whatever the error handler answers", async () => {
+    const store = new MemoryStore();
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const swallow: ErrorRequestHandler = (_error, _req, res, _next) => void res.status(200).json({ swallowed: true });
+    const url = await start({
+      options: { store, onEvent: (event) => void events.push(event) },
+      route: (_req, res) => {
+        if (++runs === 1) throw new Error("boom");
+        res.json({ ok: runs });
+      },
+      errors: [releaseOnError, swallow],
+    });
+    const d = await signed('{"type":"x"}');
+    // The app's error handler answers 200, which alone would record the delivery as processed.
+    expect((await send(url, d)).json()).toEqual({ swallowed: true });
+    expect((await send(url, d)).json()).toEqual({ ok: 2 });
+    expect((await send(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(1);
+  });
+
+  it("without releaseOnError, a route that throws → the error handler's 500 releases the delivery; the redelivery runs, once", async () => {
     const fixed = await counting((n) => (_req, res) => {
       if (n === 1) throw new Error("boom");
       res.json({ ok: n });

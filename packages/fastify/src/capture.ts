@@ -5,7 +5,7 @@
  */
 
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
-import type { CapturedResponse } from "@interlock/core";
+import { BodyCollector, type CapturedResponse } from "@interlock/core";
 import type { FastifyReply } from "fastify";
 
 /**
@@ -36,30 +36,33 @@ function headersArgument(args: unknown[]): OutgoingHttpHeaders {
 }
 
 /**
- * Records what a hijacked reply writes, up to `limit` bytes (past it the response counts as
- * streamed). Writes made while the reply is not hijacked are Fastify's own and are skipped:
- * onSend already saw them. Returns the recording, read once the response has finished.
+ * Records what a hijacked reply writes with `write` and `end`, up to `limit` bytes. Past it,
+ * or when a stream is piped into the raw response, the response counts as streamed (not
+ * cached, key released). Writes made while the reply is not hijacked are Fastify's own and are
+ * skipped: onSend already saw them. Returns the recording, read once the response has finished.
  */
 export function recordHijackedWrites(reply: FastifyReply, limit: number): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let overflow = false;
+  let body: BodyCollector | undefined = new BodyCollector(limit);
   let headHeaders: OutgoingHttpHeaders = {};
 
   // `reply.sent` is true for a hijacked reply, and false while Fastify itself writes.
   const keep = (chunk: unknown, encoding: unknown) => {
-    if (!reply.sent || overflow || chunk === undefined || chunk === null || typeof chunk === "function") return;
+    if (!reply.sent || body === undefined || chunk === undefined || chunk === null || typeof chunk === "function")
+      return;
     const bytes =
       typeof chunk === "string"
         ? Buffer.from(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
-        : Buffer.from(chunk as Uint8Array); // a copy: the writer may reuse its buffer
-    size += bytes.length;
-    overflow = size > limit;
-    if (overflow) chunks.length = 0;
-    else chunks.push(bytes);
+        : chunk instanceof Uint8Array
+          ? chunk
+          : undefined;
+    // The writer's own buffer is copied (when kept): it may reuse it once written.
+    if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
   };
+  raw.on("pipe", () => {
+    if (reply.sent) body = undefined;
+  });
   raw.writeHead = function (this: ServerResponse, ...args: unknown[]) {
     if (reply.sent) headHeaders = headersArgument(args.slice(1));
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
@@ -73,9 +76,5 @@ export function recordHijackedWrites(reply: FastifyReply, limit: number): () => 
     return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as End;
 
-  return () => ({
-    status: raw.statusCode,
-    headers: { ...raw.getHeaders(), ...headHeaders },
-    body: overflow ? undefined : Buffer.concat(chunks, size),
-  });
+  return () => ({ status: raw.statusCode, headers: { ...raw.getHeaders(), ...headHeaders }, body: body?.body() });
 }

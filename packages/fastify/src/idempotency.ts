@@ -1,24 +1,26 @@
 /**
  * `idempotency(options)`: the `Idempotency-Key` engine around a Fastify route. The raw body
- * is captured in `preParsing` (for the fingerprint), the key is claimed in `preHandler`, the
- * handler's response is captured and stored as it is sent (`onSend`), and a handler that
- * throws releases the key (`onError`). Refusals and replays are answered before the handler.
+ * is kept in `preParsing`, the key is claimed in `preHandler` (where the engine takes the body
+ * only if the fingerprint needs it), the handler's response is captured and stored as it is
+ * sent (`onSend`), and a handler that throws releases the key (`onError`). Refusals and
+ * replays are answered before the handler.
  */
 
 import {
   BodyError,
+  bodyLimitOption,
   type CapturedResponse,
   createIdempotency,
-  type IdempotencyDecision,
+  DEFAULT_REQUEST_BODY_LIMIT,
   type IdempotencyOptions,
   type IdempotencyRequest,
+  type IdempotencyRespondDecision,
   type IdempotencyTicket,
-  problemResponse,
 } from "@interlock/core";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import { payloadBody, recordHijackedWrites } from "./capture.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
-import { captureRawBody, type RawBodyRefusal, rawBodyOf } from "./raw-body.js";
+import { captureRawBody, rawBodyOf } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
 
 /** The engine's view of a Fastify request; `context` is the Fastify request itself. */
@@ -26,31 +28,24 @@ export interface FastifyIdempotencyRequest extends IdempotencyRequest {
   context: FastifyRequest;
 }
 
-/** A refusal (problem+json, with its typed `error`) or a replay, answered without running the handler. */
-export type IdempotencyRespondDecision = Extract<IdempotencyDecision, { action: "respond" }>;
-
 /**
  * Core's engine options, with `principal`, `fingerprint` and `required` given the Fastify
- * request as `request.context`, plus `route` and `onError`. The raw body read for the
- * fingerprint is bounded by the route's own `bodyLimit` (Fastify's default 1 MiB): past it,
- * 413 `body_too_large`.
+ * request as `request.context` (after the route's own hooks ran, so `request.context.user`
+ * is there), plus the adapter's own.
  */
-export interface FastifyIdempotencyOptions extends Omit<IdempotencyOptions, "principal" | "fingerprint" | "required"> {
-  /**
-   * Who is calling (API key id, user, tenant): keys are scoped by it. `request.context` is the
-   * Fastify request, after the route's own hooks ran (so `request.context.user` is there).
-   * `false` declares a deliberately shared key space.
-   */
-  principal?: ((request: FastifyIdempotencyRequest) => string | undefined | Promise<string | undefined>) | false;
-  /** Replaces the default fingerprint (hash of method, path with query, and raw body). */
-  fingerprint?: (request: FastifyIdempotencyRequest) => string | Promise<string>;
-  /** Refuse covered requests without a key (400). Default false. */
-  required?: boolean | ((request: FastifyIdempotencyRequest) => boolean);
+export interface FastifyIdempotencyOptions extends IdempotencyOptions<FastifyIdempotencyRequest> {
   /** The route part of a key's scope. Default the matched route pattern (`/payments/:id`). */
   route?: (request: FastifyRequest) => string;
   /**
-   * Answer refusals yourself (replays are always sent as stored): send through `reply` and
-   * return it. Return nothing to send `decision.response`.
+   * Largest request body kept for the fingerprint, in bytes; a larger one is answered 413
+   * `body_too_large` when the fingerprint needs it. Default `DEFAULT_REQUEST_BODY_LIMIT`
+   * (1 MiB). The route's own `bodyLimit` still bounds what Fastify's parsers accept.
+   */
+  bodyLimit?: number;
+  /**
+   * Answer refusals yourself (replays are always sent as stored): core's decision, with the
+   * typed error as `decision.error`. Send through `reply` and return it; return nothing to
+   * send `decision.response`.
    */
   onError?: TakeOver<IdempotencyRespondDecision>;
 }
@@ -84,36 +79,31 @@ const NOT_CAPTURED =
   "Interlock's preParsing hook did not run for this route, so the request body was never captured: " +
   "register the route with `config: { interlock: idempotency(…) }` or spread all of idempotency(…)'s hooks into its options";
 
-/** A refusal this adapter makes itself, shaped like the engine's own. */
-function refusal(error: BodyError): IdempotencyRespondDecision {
-  return { action: "respond", response: problemResponse(error), replayed: false, error };
+/** The kept bytes, for the engine; core answers the `BodyError` thrown when there are none. */
+function keptBody(request: FastifyRequest): Buffer {
+  const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
+  if (body instanceof BodyError) throw body;
+  return body;
 }
 
-// Core reads the body only when the default fingerprint needs it (a covered request with a
-// key): requests the engine passes through are not refused for a body that was never captured.
-const notCaptured = () => {
-  throw new BodyError("body_not_raw", NOT_CAPTURED);
-};
-
 export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks {
-  const { route = defaultRoute, onError, ...engineOptions } = options;
-  // Sound: every request the engine is given carries the Fastify request as its context.
-  const engine = createIdempotency(engineOptions as IdempotencyOptions);
+  const { route = defaultRoute, bodyLimit, onError, ...engineOptions } = options;
+  const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
+  const engine = createIdempotency(engineOptions);
   const recordLimit = engine.options.store.maxRecordBytes;
 
-  const respond = (decision: IdempotencyRespondDecision, request: FastifyRequest, reply: FastifyReply) =>
-    answer(decision, request, reply, decision.replayed ? undefined : onError);
-
-  const refuseRaw: RawBodyRefusal = (problem, limit, request, reply) => {
-    const error =
-      problem === "too_large"
-        ? new BodyError("body_too_large", `body exceeds the route's bodyLimit of ${limit} bytes`)
-        : new BodyError("body_not_raw", CONSUMED);
-    respond(refusal(error), request, reply);
-  };
-
   return hookSet("last", {
-    preParsing: captureRawBody((request) => request.routeOptions.bodyLimit, refuseRaw),
+    preParsing: captureRawBody({
+      limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
+      consumed: CONSUMED,
+      // A payload already read (Fastify could not parse it either): refused now, reported by the engine.
+      refuse: (error, request, reply) => {
+        const decision = engine.refuse({ method: request.method, route: route(request) }, error);
+        answer(decision, request, reply, onError);
+      },
+      // Past the limit: refused (413) only if the engine asks for the body.
+      tooLarge: "defer",
+    }),
 
     preHandler(request, reply, done) {
       const neutral: FastifyIdempotencyRequest = {
@@ -121,11 +111,12 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
         route: route(request),
         path: request.url,
         headers: request.headers,
-        body: rawBodyOf(request) ?? notCaptured,
+        body: () => keptBody(request),
         context: request,
       };
       engine.begin(neutral).then((decision) => {
-        if (decision.action === "respond") return respond(decision, request, reply);
+        if (decision.action === "respond")
+          return answer(decision, request, reply, decision.replayed ? undefined : onError);
         if (decision.action === "execute") {
           const run: Run = { ticket: decision.ticket, hijacked: recordHijackedWrites(reply, recordLimit) };
           (request as WithRun)[kIdempotentRun] = run;

@@ -1,10 +1,6 @@
+export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
 export type { InterlockHooks } from "./hooks.js";
-export {
-  type FastifyIdempotencyOptions,
-  type FastifyIdempotencyRequest,
-  type IdempotencyRespondDecision,
-  idempotency,
-} from "./idempotency.js";
+export { type FastifyIdempotencyOptions, type FastifyIdempotencyRequest, idempotency } from "./idempotency.js";
 export { interlock } from "./plugin.js";
 export type { TakeOver } from "./respond.js";
-export { type FastifyWebhookOptions, type WebhookRespondDecision, webhook } from "./webhook.js";
+export { type FastifyWebhookOptions, webhook } from "./webhook.js";

@@ -4,30 +4,26 @@
  * parsers (JSON, text, form, custom) run exactly as they would without Interlock.
  */
 
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
+import { BodyCollector, BodyError } from "@interlock/core";
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
-
-/** Why the raw bytes could not be captured. */
-export type RawBodyProblem = "too_large" | "consumed";
 
 type Done = (error?: Error | null, payload?: RequestPayload) => void;
 
-/** Answers a request whose bytes cannot be captured (past `limit` bytes, or already read). */
-export type RawBodyRefusal = (
-  problem: RawBodyProblem,
-  limit: number,
-  request: FastifyRequest,
-  reply: FastifyReply,
-) => void;
+/** Answers a request whose bytes cannot be kept. */
+export type RawBodyRefusal = (error: BodyError, request: FastifyRequest, reply: FastifyReply) => void;
 
 export const kRawBody = Symbol("interlock.rawBody");
 
 interface WithRawBody {
-  [kRawBody]?: Buffer | null;
+  [kRawBody]?: Buffer | BodyError | null;
 }
 
-/** The bytes the `preParsing` hook captured, or undefined when it did not run for this request. */
-export function rawBodyOf(request: FastifyRequest): Buffer | undefined {
+/**
+ * The bytes the `preParsing` hook kept; core's `BodyError` when it could not keep them (too
+ * large, already read); undefined when it did not run for this request.
+ */
+export function rawBodyOf(request: FastifyRequest): Buffer | BodyError | undefined {
   return (request as WithRawBody)[kRawBody] ?? undefined;
 }
 
@@ -39,28 +35,29 @@ function wasConsumed(payload: Readable): boolean {
   return payload.readableDidRead || payload.readableEnded || payload.destroyed;
 }
 
-/** Reads `payload` to its end; `undefined` as soon as it passes `limit` bytes. */
-function readAll(payload: Readable, limit: number, callback: (error: Error | null, body?: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const settle = (error: Error | null, body?: Buffer) => {
+type Read = { body: Buffer } | { tooLarge: Uint8Array[] };
+
+/** Reads `payload` to its end; past `limit` bytes it stops and gives what it read so far. */
+function readAll(payload: Readable, limit: number, callback: (error: Error | null, read?: Read) => void): void {
+  const body = new BodyCollector(limit);
+  const settle = (error: Error | null, read?: Read) => {
     payload.removeListener("data", onData);
     payload.removeListener("end", onEnd);
     payload.removeListener("error", settle);
-    callback(error, body);
+    callback(error, read);
   };
   function onData(chunk: Buffer | string) {
     const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-    size += bytes.length;
-    // Past the limit the stream keeps flowing with no listener: the rest is drained, not kept.
-    if (size > limit) settle(null, undefined);
-    else chunks.push(bytes);
+    if (!body.add(bytes)) settle(null, { tooLarge: [...body.chunks, bytes] });
   }
-  // Always a copy: a lone chunk may be a view over a larger socket buffer it would keep alive.
-  const onEnd = () => settle(null, Buffer.concat(chunks, size));
+  const onEnd = () => settle(null, { body: asBuffer(body.body() as Uint8Array) });
   payload.on("data", onData);
   payload.on("end", onEnd);
   payload.on("error", settle);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A readable stream of `body`, as Fastify's body parsers expect from a `preParsing` hook. */
@@ -71,27 +68,74 @@ function streamOf(body: Buffer): Readable {
   return stream;
 }
 
+/** The payload as it was sent: the chunks already read from it, then the rest. */
+function rejoined(read: Uint8Array[], payload: Readable): Readable {
+  const stream = new PassThrough();
+  for (const chunk of read) stream.write(chunk);
+  payload.pipe(stream);
+  return stream;
+}
+
+export interface CaptureOptions {
+  /** The largest body kept for a request. */
+  limitOf: (request: FastifyRequest) => number;
+  /** The `body_not_raw` detail for a payload another hook already read. */
+  consumed: string;
+  /** Answers at once a request whose bytes cannot be kept, through core's receiver or engine. */
+  refuse: RawBodyRefusal;
+  /**
+   * A body past the limit: refused at once (webhooks, which always need the bytes: before the
+   * app's parsers run, without buffering the rest), or kept as the `BodyError` for the engine,
+   * which asks for the body only when the fingerprint needs it (idempotency; the payload goes
+   * on to Fastify's parsers as sent, bounded by the route's own `bodyLimit`).
+   */
+  tooLarge: "refuse" | "defer";
+}
+
 /**
- * The `preParsing` hook. `limitOf` gives the largest body kept for a request; `refuse` answers
- * a body over it, or a payload another hook already consumed.
+ * The `preParsing` hook. When the bytes cannot be kept, core's `BodyError` is kept instead. A
+ * payload another hook already read is refused at once whenever the request has a body:
+ * Fastify's own parser could not read it either. A body already kept by another Interlock hook
+ * set on the route is left as it is.
  */
-export function captureRawBody(limitOf: (request: FastifyRequest) => number, refuse: RawBodyRefusal) {
-  const tooLarge = (limit: number, request: FastifyRequest, reply: FastifyReply) => {
-    // The sender may still be sending: close the connection after the answer, as Fastify
-    // does after its own parse errors, rather than read an unbounded body to keep it alive.
-    reply.header("connection", "close");
-    refuse("too_large", limit, request, reply);
-  };
+export function captureRawBody(options: CaptureOptions) {
   return function interlockRawBody(request: FastifyRequest, reply: FastifyReply, payload: RequestPayload, done: Done) {
-    const limit = limitOf(request);
-    if (wasConsumed(payload)) return refuse("consumed", limit, request, reply);
-    // Refused before reading a byte when the sender announces the size.
-    if (Number(request.headers["content-length"]) > limit) return tooLarge(limit, request, reply);
-    readAll(payload, limit, (error, body) => {
-      if (error) return done(error);
-      if (body === undefined) return tooLarge(limit, request, reply);
-      (request as WithRawBody)[kRawBody] = body;
-      done(null, streamOf(body) as RequestPayload);
+    if (rawBodyOf(request) !== undefined) return done(null, payload);
+    const fail = (error: BodyError, rest: () => RequestPayload) => {
+      (request as WithRawBody)[kRawBody] = error;
+      if (error.code === "body_too_large" && options.tooLarge === "defer") return done(null, rest());
+      // The sender may still be sending: close the connection after the answer, as Fastify
+      // does after its own parse errors, rather than read an unbounded body to keep it alive.
+      if (error.code === "body_too_large") reply.header("connection", "close");
+      options.refuse(error, request, reply);
+    };
+    if (wasConsumed(payload)) {
+      // No body announced, none lost (a hook that read an empty stream).
+      if (!hasBody(request)) return keep(request, EMPTY, done);
+      return fail(new BodyError("body_not_raw", options.consumed), () => payload);
+    }
+    const limit = options.limitOf(request);
+    // Not read at all when the sender announces the size.
+    if (Number(request.headers["content-length"]) > limit) return fail(BodyError.tooLarge(limit), () => payload);
+    readAll(payload, limit, (error, read) => {
+      if (error || read === undefined) return done(error);
+      if ("tooLarge" in read)
+        return fail(BodyError.tooLarge(limit), () => rejoined(read.tooLarge, payload) as RequestPayload);
+      keep(request, read.body, done);
     });
   };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Keeps the bytes and hands Fastify a fresh stream of them. */
+function keep(request: FastifyRequest, body: Buffer, done: Done): void {
+  (request as WithRawBody)[kRawBody] = body;
+  done(null, streamOf(body) as RequestPayload);
+}
+
+/** Whether the request announces a body: `Transfer-Encoding`, or a `Content-Length` other than 0. */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return request.headers["transfer-encoding"] !== undefined || (length !== undefined && Number(length) !== 0);
 }

@@ -6,28 +6,27 @@
  */
 
 import {
+  BodyError,
+  bodyLimitOption,
   createWebhookReceiver,
-  problemResponse,
-  type WebhookDecision,
   type WebhookReceiverOptions,
+  type WebhookRespondDecision,
   type WebhookTicket,
-  WebhookVerificationError,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
 import { hookSet, type InterlockHooks } from "./hooks.js";
-import { captureRawBody, type RawBodyRefusal, rawBodyOf } from "./raw-body.js";
+import { captureRawBody, rawBodyOf } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
 
-/** A decision answered without running the handler: a refusal, a duplicate, an in-flight copy, a store outage. */
-export type WebhookRespondDecision = Extract<WebhookDecision, { action: "respond" }>;
-
-/**
- * Core's receiver options, plus `onError`. `maxBodyBytes` (default 25 MiB) also bounds the raw
- * body read: past it the request is answered 413 `body_too_large` before the app's parsers
- * run, and it becomes the route's `bodyLimit` when the route sets none, so the app's parser
- * accepts what the verifier does.
- */
+/** Core's receiver options, plus the adapter's own. */
 export interface FastifyWebhookOptions extends WebhookReceiverOptions {
+  /**
+   * Largest raw body read, in bytes: past it the request is answered 413 `body_too_large`
+   * before the app's parsers run. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
+   * It becomes the route's `bodyLimit` when the route sets none, so the app's parser accepts
+   * what the verifier does; a smaller `bodyLimit` on the route wins.
+   */
+  bodyLimit?: number;
   /**
    * Answer refusals, duplicates, in-flight copies and store outages yourself: send through
    * `reply` and return it. Return nothing to send `decision.response` (problem+json for
@@ -57,37 +56,25 @@ const NOT_CAPTURED =
   "Interlock's preParsing hook did not run for this route, so the signed bytes were never captured: " +
   "register the route with `config: { interlock: webhook(…) }` or spread all of webhook(…)'s hooks into its options";
 
-/** A refusal the adapter makes itself, shaped like the receiver's own. */
-function refusal(error: WebhookVerificationError): WebhookRespondDecision {
-  return { action: "respond", outcome: "refused", response: problemResponse(error), event: undefined, error };
-}
-
 export function webhook(options: FastifyWebhookOptions): InterlockHooks {
-  const { onError, ...receiverOptions } = options;
+  const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
-  const scheme = options.scheme.name;
-  const limit = receiver.verifier.maxBodyBytes;
-
-  // The route's own bodyLimit, when smaller, is answered the same way rather than by Fastify's parser.
-  const limitFor = (request: FastifyRequest) => Math.min(limit, request.routeOptions.bodyLimit);
-  const refuseRaw: RawBodyRefusal = (problem, bytes, request, reply) => {
-    const error =
-      problem === "too_large"
-        ? new WebhookVerificationError("body_too_large", `body exceeds ${bytes} bytes`, scheme)
-        : new WebhookVerificationError("body_not_raw", CONSUMED, scheme);
-    answer(refusal(error), request, reply, onError);
-  };
+  const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
+  const refuse = (error: BodyError) => receiver.refuse(error.code, error.message);
 
   return hookSet("first", {
     bodyLimit: limit,
-    preParsing: captureRawBody(limitFor, refuseRaw),
+    // The route's own bodyLimit, when smaller, is answered the same way rather than by Fastify's parser.
+    preParsing: captureRawBody({
+      limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
+      consumed: CONSUMED,
+      refuse: (error, request, reply) => answer(refuse(error), request, reply, onError),
+      tooLarge: "refuse",
+    }),
 
     preHandler(request, reply, done) {
-      const body = rawBodyOf(request);
-      if (body === undefined) {
-        const error = new WebhookVerificationError("body_not_raw", NOT_CAPTURED, scheme);
-        return answer(refusal(error), request, reply, onError);
-      }
+      const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
+      if (body instanceof BodyError) return answer(refuse(body), request, reply, onError);
       receiver.begin(request.headers, body).then((decision) => {
         if (decision.action === "respond") return answer(decision, request, reply, onError);
         request.webhook = decision.event;

@@ -163,6 +163,29 @@ describe("response capture and replay", () => {
     expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
   });
 
+  it("a stream piped into a hijacked reply passes through uncached, the key released", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/piped", hooks, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        Readable.from(["a", "b", "c"]).pipe(reply.raw);
+      });
+    });
+    const key = newKey();
+    for (const _ of [1, 2]) {
+      const response = await send("/piped", key);
+      expect([await response.text(), response.headers.get("idempotent-replayed")]).toEqual(["abc", null]);
+    }
+    expect(calls).toBe(2);
+    expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+      { reason: "streamed" },
+      { reason: "streamed" },
+    ]);
+  });
+
   it("a handler that throws releases the key: the retry runs, then replays", async () => {
     let calls = 0;
     await start(options(), (app, hooks) => {
@@ -247,30 +270,70 @@ describe("the fingerprint covers the raw bytes", () => {
     expect((await send("/upload", key, { body: new Uint8Array([0xfe, 0x01]), type })).status).toBe(422);
   });
 
-  it("a body over the route's bodyLimit → 413 body_too_large, problem+json; the handler does not run", async () => {
+  it("a body over bodyLimit → 413 body_too_large (problem+json, an event) only when the fingerprint needs it", async () => {
+    const events: InterlockEvent[] = [];
     let calls = 0;
     running = await listen((app) => {
-      app.post("/small", { bodyLimit: 16, config: { interlock: idempotency(options()) } }, async () => ++calls);
+      const hooks = idempotency(options({ bodyLimit: 16, onEvent: (event) => events.push(event) }));
+      app.post("/small", { config: { interlock: hooks } }, async (request) => ({ call: ++calls, body: request.body }));
     });
-    const response = await send("/small", newKey(), { body: JSON.stringify({ pad: "x".repeat(64) }) });
+    const big = JSON.stringify({ pad: "x".repeat(64) });
+    const response = await send("/small", newKey(), { body: big });
     expect(response.status).toBe(413);
     expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     expect(await response.json()).toMatchObject({ code: "body_too_large", status: 413 });
     expect(calls).toBe(0);
+    expect(events).toContainEqual({
+      type: "idempotency.rejected",
+      method: "POST",
+      route: "/small",
+      code: "body_too_large",
+    });
+    // Without a key nothing is fingerprinted: Fastify's parser reads the body as sent, all of it.
+    const unkeyed = await send("/small", undefined, { body: big });
+    expect(await unkeyed.json()).toEqual({ call: 1, body: { pad: "x".repeat(64) } });
   });
 
-  it("a body another hook consumed first → 500 body_not_raw, not a fingerprint of nothing", async () => {
+  it("bodyLimit defaults to 1 MiB; the route's own bodyLimit still bounds Fastify's parser (its own 413)", async () => {
+    running = await listen(
+      (app) => {
+        app.post("/pay", { config: { interlock: idempotency(options()) } }, async () => ({ ok: true }));
+        app.post("/small", { bodyLimit: 16, config: { interlock: idempotency(options()) } }, async () => ({}));
+      },
+      { bodyLimit: 2 * 1024 * 1024 },
+    );
+    const pad = (size: number) => `{"p":"${"x".repeat(size - 8)}"}`;
+    expect((await send("/pay", newKey(), { body: pad(1024 * 1024) })).status).toBe(200);
+    const over = await send("/pay", newKey(), { body: pad(1024 * 1024 + 1) });
+    expect([over.status, ((await over.json()) as { code: string }).code]).toEqual([413, "body_too_large"]);
+    const parser = await send("/small", newKey(), { body: pad(64) });
+    expect([parser.status, ((await parser.json()) as { code: string }).code]).toEqual([
+      413,
+      "FST_ERR_CTP_BODY_TOO_LARGE",
+    ]);
+    expect(() => idempotency(options({ bodyLimit: 0 }))).toThrow(/bodyLimit/);
+  });
+
+  it("a body another hook consumed first → 500 body_not_raw at once (Fastify could not parse it either)", async () => {
+    const events: InterlockEvent[] = [];
     running = await listen((app) => {
       app.addHook("preParsing", (_request, _reply, payload, done) => {
         payload.resume();
         payload.on("end", () => done(null, payload));
       });
-      app.post("/pay", { config: { interlock: idempotency(options()) } }, async () => ({}));
+      const hooks = idempotency(options({ onEvent: (event) => events.push(event) }));
+      app.post("/pay", { config: { interlock: hooks } }, async () => ({}));
+      app.get("/pay", { config: { interlock: hooks } }, async () => ({ get: true }));
     });
-    const response = await send("/pay", newKey(), { body: '{"amount":1}' });
-    expect(response.status).toBe(500);
-    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-    expect(await response.json()).toMatchObject({ code: "body_not_raw", status: 500 });
+    for (const key of [newKey(), undefined]) {
+      const response = await send("/pay", key, { body: '{"amount":1}' });
+      expect(response.status).toBe(500);
+      expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(await response.json()).toMatchObject({ code: "body_not_raw", status: 500 });
+    }
+    expect(events.map((e) => e.type)).toEqual(["idempotency.rejected", "idempotency.rejected"]);
+    // A request without a body lost nothing.
+    expect(await (await fetch(`${running?.url}/pay`)).json()).toEqual({ get: true });
   });
   it("hooks wired without preParsing: refused (500 body_not_raw) only when the fingerprint needs the body", async () => {
     let calls = 0;

@@ -157,6 +157,19 @@ describe("body size limit", () => {
     expect((await problem(response)).code).toBe("body_too_large");
   });
 
+  it("bodyLimit: 413 past it, as a webhook.rejected event; a bad limit is refused when the hooks are made", async () => {
+    const events: InterlockEvent[] = [];
+    const { url } = await echoApp(options({ bodyLimit: 64, onEvent: (event) => events.push(event) }));
+    const refused = await post(
+      `${url}/hook`,
+      await signed(JSON.stringify({ pad: "x".repeat(64) }), "application/json"),
+    );
+    expect([refused.status, (await problem(refused)).code]).toEqual([413, "body_too_large"]);
+    expect((await post(`${url}/hook`, await signed('{"a":1}', "application/json"))).status).toBe(200);
+    expect(events.find((e) => e.type === "webhook.rejected")).toMatchObject({ code: "body_too_large" });
+    expect(() => webhook(options({ bodyLimit: 1.5 }))).toThrow(/bodyLimit/);
+  });
+
   it("defaults to the verifier's maxBodyBytes and raises the route's bodyLimit to match (Fastify's is 1 MiB)", async () => {
     const big = await echoApp(options());
     const body = JSON.stringify({ pad: "x".repeat(2 * 1024 * 1024) });

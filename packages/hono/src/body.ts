@@ -1,11 +1,12 @@
 /**
- * The raw request bytes, read through Hono's own body cache: the route can still call
- * `c.req.json()`, `c.req.text()` or a validator afterwards and gets the same bytes.
+ * Bodies as web streams. The raw request bytes are read through Hono's own body cache, so the
+ * route can still call `c.req.json()`, `c.req.text()` or a validator afterwards and gets the
+ * same bytes; `readUpTo` also reads a route's response for the idempotency record.
  */
-import { type BodyErrorCode, InterlockConfigError } from "@interlock/core";
+import { BodyCollector, BodyError } from "@interlock/core";
 import type { Context } from "hono";
 
-export interface ReadOptions<E> {
+export interface ReadOptions {
   /** Largest body read, in bytes. */
   limit: number;
   /**
@@ -14,48 +15,34 @@ export interface ReadOptions<E> {
    * replaces invalid UTF-8 and drops a byte-order mark, so the signed bytes are gone.
    */
   acceptText: boolean;
-  /** The caller's typed error for a body it cannot have (returned, or thrown). */
-  fail(code: BodyErrorCode, message: string): E;
 }
 
 const EMPTY = new Uint8Array(0);
 
-/** A `bodyLimit` option, checked when the middleware is made. */
-export function limitOption(bytes: number | undefined, fallback: number): number {
-  const limit = bytes ?? fallback;
-  if (typeof limit !== "number" || !(limit > 0)) {
-    throw new InterlockConfigError("bodyLimit must be a positive number of bytes");
-  }
-  return limit;
-}
-
-/** The body's bytes (or exact text), or the caller's error when they cannot be had. */
-export async function readBody<E>(c: Context, options: ReadOptions<E>): Promise<Uint8Array | string | E> {
+/**
+ * The body's bytes (or exact text), or core's `BodyError` when they cannot be had: past the
+ * limit (413), or already consumed (500 `body_not_raw`). Bytes already read are used as they are.
+ */
+export async function readBody(c: Context, options: ReadOptions): Promise<Uint8Array | string | BodyError> {
   // Hono caches the first read under its kind and derives every later one from it, so the
   // first key says what the request's stream became.
   const source = Object.keys(c.req.bodyCache)[0];
-  if (source === "arrayBuffer" || source === "blob") {
-    const body = new Uint8Array(await c.req.arrayBuffer());
-    return body.byteLength > options.limit ? tooLarge(options) : body;
-  }
+  if (source === "arrayBuffer" || source === "blob") return new Uint8Array(await c.req.arrayBuffer());
   if (source === "text" && options.acceptText) return c.req.text();
-  if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source, options);
-  if (c.req.raw.body === null) return EMPTY;
-  if (Number.isFinite(options.limit)) {
-    const declared = declaredLength(c.req.raw.headers);
-    if (declared === undefined) return readBounded(c, options);
-    if (declared > options.limit) return tooLarge(options);
+  if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source);
+  const stream = c.req.raw.body;
+  if (stream === null) return EMPTY;
+  // Refused unread when the sender announces the size.
+  if ((declaredLength(c.req.raw.headers) ?? 0) > options.limit) return BodyError.tooLarge(options.limit);
+  const read = await readUpTo(stream, options.limit);
+  if (read.body === undefined) {
+    read.rest.cancel().catch(() => {});
+    return BodyError.tooLarge(options.limit);
   }
-  return refill(c, new Uint8Array(await c.req.arrayBuffer()));
-}
-
-/**
- * Puts the bytes back as the request's body. Hono's `c.req.*` readers use the cache anyway;
- * this keeps `c.req.raw` usable too, for a route that streams it on or clones it.
- */
-function refill(c: Context, body: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
-  c.req.raw = new Request(c.req.raw, { body });
-  return body;
+  // Put back as the request's body. Hono's `c.req.*` readers use the cache anyway; this keeps
+  // `c.req.raw` usable too, for a route that streams it on or clones it.
+  c.req.raw = new Request(c.req.raw, { body: read.body });
+  return read.body;
 }
 
 /** Content-Length, when it frames the body (not with Transfer-Encoding, as Hono's `bodyLimit` reads it). */
@@ -66,39 +53,38 @@ function declaredLength(headers: Headers): number | undefined {
   return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
 }
 
-/** A body of unknown length: read it chunk by chunk and stop at the limit, never buffering more. */
-async function readBounded<E>(c: Context, options: ReadOptions<E>): Promise<Uint8Array | E> {
-  const reader = (c.req.raw.body as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+export type UpTo =
+  | { body: Uint8Array<ArrayBuffer> }
+  /** Past the limit: nothing kept; `rest` is the whole stream as it was, what was read included. */
+  | { body: undefined; rest: ReadableStream<Uint8Array> };
+
+/** Reads a stream chunk by chunk, up to `limit` bytes, never buffering more. */
+export async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number): Promise<UpTo> {
+  const reader = stream.getReader();
+  const body = new BodyCollector(limit);
   for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    size += read.value.byteLength;
-    if (size > options.limit) {
-      reader.cancel().catch(() => {});
-      return tooLarge(options);
-    }
-    chunks.push(read.value);
+    if (!body.add(read.value)) return { body: undefined, rest: resumed([...body.chunks, read.value], reader) };
   }
-  return refill(c, concat(chunks, size));
+  return { body: body.body() as Uint8Array<ArrayBuffer> };
 }
 
-function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
+/** The chunks already read, then the rest of the reader's stream. */
+function resumed(read: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = read.shift();
+      if (chunk !== undefined) return controller.enqueue(chunk);
+      const next = await reader.read();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
 }
 
-function tooLarge<E>(options: ReadOptions<E>): E {
-  return options.fail("body_too_large", `body exceeds ${options.limit} bytes`);
-}
-
-function notRaw<E>(source: string | undefined, options: ReadOptions<E>): E {
+function notRaw(source: string | undefined): BodyError {
   const by = source === undefined ? "by reading c.req.raw directly" : `as ${source} (c.req.${source}() or a validator)`;
-  return options.fail(
+  return new BodyError(
     "body_not_raw",
     `the request body was already consumed ${by}, so its raw bytes are gone: ` +
       "register the Interlock middleware before any middleware that reads the body",

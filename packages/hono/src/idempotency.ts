@@ -5,19 +5,20 @@
  */
 import {
   BodyError,
-  type BodyErrorCode,
+  bodyLimitOption,
   type CapturedResponse,
   createIdempotency,
-  type IdempotencyDecision,
+  DEFAULT_REQUEST_BODY_LIMIT,
   type IdempotencyEngine,
   type IdempotencyOptions,
   type IdempotencyRequest,
+  type IdempotencyRespondDecision,
   type IdempotencyTicket,
 } from "@interlock/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { routePath } from "hono/route";
-import { limitOption, readBody } from "./body.js";
+import { type ReadOptions, readBody, readUpTo } from "./body.js";
 import { send } from "./respond.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
@@ -25,12 +26,11 @@ export interface HonoIdempotencyRequest extends IdempotencyRequest {
   context: Context;
 }
 
-export interface IdempotencyMiddlewareOptions
-  extends Omit<IdempotencyOptions, "principal" | "fingerprint" | "required"> {
-  /** Who is calling (API key id, user, tenant): keys are scoped by it. `false`: one shared key space. */
-  principal?: ((request: HonoIdempotencyRequest) => string | undefined | Promise<string | undefined>) | false;
-  fingerprint?: (request: HonoIdempotencyRequest) => string | Promise<string>;
-  required?: boolean | ((request: HonoIdempotencyRequest) => boolean);
+/**
+ * Core's engine options, with `principal`, `fingerprint` and `required` given the Hono
+ * context as `request.context`, plus the adapter's own.
+ */
+export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<HonoIdempotencyRequest> {
   /**
    * The route part of a key's scope. Default: the pattern of the route that answers
    * (`/payments/:id`), even when the middleware is mounted with `app.use("*")`.
@@ -38,8 +38,7 @@ export interface IdempotencyMiddlewareOptions
   route?: (c: Context) => string;
   /**
    * Largest request body read for the fingerprint, in bytes; a larger one is answered 413
-   * `body_too_large` without being buffered. Default: no limit, like Hono's own `c.req.json()`
-   * (Hono's `bodyLimit()` middleware in front bounds both).
+   * `body_too_large` without being buffered. Default `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB).
    */
   bodyLimit?: number;
   /**
@@ -50,24 +49,13 @@ export interface IdempotencyMiddlewareOptions
   onError?: (decision: IdempotencyRespondDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
 }
 
-/** A refusal (problem+json) or a replay, answered without running the route. */
-export type IdempotencyRespondDecision = Extract<IdempotencyDecision, { action: "respond" }>;
-
 /** The answering route's pattern: the last route matched, as `hono/route` documents it. */
 const answeringRoute = (c: Context): string => routePath(c, -1) || c.req.path;
 
 export function idempotency(options: IdempotencyMiddlewareOptions): MiddlewareHandler {
   const { route = answeringRoute, bodyLimit, onError, ...engineOptions } = options;
-  // Sound: every request this middleware hands the engine carries its Hono context.
-  const engine = createIdempotency(engineOptions as IdempotencyOptions);
-  const read = {
-    limit: limitOption(bodyLimit, Number.POSITIVE_INFINITY),
-    acceptText: true,
-    // Thrown: the engine answers a `BodyError` as its own refusal (413, or 500 `body_not_raw`).
-    fail: (code: BodyErrorCode, message: string): never => {
-      throw new BodyError(code, message);
-    },
-  };
+  const engine = createIdempotency(engineOptions);
+  const read = { limit: bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), acceptText: true };
 
   const answer = async (c: Context, decision: IdempotencyRespondDecision) =>
     (!decision.replayed && onError && (await onError(decision, c))) || send(c, decision.response);
@@ -75,11 +63,18 @@ export function idempotency(options: IdempotencyMiddlewareOptions): MiddlewareHa
   return createMiddleware(async (c, next) => {
     // The body is read only if the engine needs it (a covered request with a key); any other
     // request reaches the route with its stream untouched.
-    const decision = await engine.begin(requestOf(c, route(c), () => readBody(c, read)));
+    const decision = await engine.begin(requestOf(c, route(c), () => bodyOf(c, read)));
     if (decision.action === "pass") return next();
     if (decision.action === "respond") return answer(c, decision);
     await execute(engine, decision.ticket, c, next);
   });
+}
+
+/** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 500). */
+async function bodyOf(c: Context, read: ReadOptions): Promise<Uint8Array | string> {
+  const body = await readBody(c, read);
+  if (body instanceof BodyError) throw body;
+  return body;
 }
 
 function requestOf(c: Context, route: string, body: () => Promise<Uint8Array | string>): HonoIdempotencyRequest {
@@ -94,7 +89,12 @@ function pathAndQuery(url: string): string {
 }
 
 /** Runs the route, then settles the key: a throw (seen by Hono as `c.error`) releases it. */
-async function execute(engine: IdempotencyEngine, ticket: IdempotencyTicket, c: Context, next: Next): Promise<void> {
+async function execute(
+  engine: IdempotencyEngine<HonoIdempotencyRequest>,
+  ticket: IdempotencyTicket,
+  c: Context,
+  next: Next,
+): Promise<void> {
   const streamed = watchStreams(c);
   try {
     await next();
@@ -103,7 +103,7 @@ async function execute(engine: IdempotencyEngine, ticket: IdempotencyTicket, c: 
     throw error;
   }
   if (c.error) return engine.abort(ticket);
-  await engine.finish(ticket, await capture(c, streamed()));
+  await engine.finish(ticket, await capture(c, streamed(), engine.options.store.maxRecordBytes));
 }
 
 /**
@@ -125,23 +125,24 @@ function watchStreams(c: Context): () => boolean {
 }
 
 /**
- * The route's response as the engine stores it. A body written in one piece is read once and
- * put back as bytes, so the client gets exactly what is stored; a stream is left alone
- * (`body: undefined`, the engine releases the key).
+ * The route's response as the engine stores it. A body written in one piece is read, up to the
+ * store's `maxRecordBytes`, and put back, so the client gets exactly what is stored. A stream,
+ * or a body past that size, goes to the client as it is (`body: undefined`: not cached, the
+ * engine releases the key).
  */
-async function capture(c: Context, streamed: boolean): Promise<CapturedResponse> {
+async function capture(c: Context, streamed: boolean, limit: number): Promise<CapturedResponse> {
   const response = c.res;
   const { status, statusText } = response;
   const headers = headerPairs(response.headers);
   if (streamed) return { status, headers, body: undefined };
   if (response.body === null) return { status, headers, body: new Uint8Array(0) };
-  const body = new Uint8Array(await response.arrayBuffer());
+  const read = await readUpTo(response.body, limit);
   // The exact headers just captured, not the response as init: a runtime's own Response
   // (@hono/node-server's) may spell a default Content-Type differently when converted.
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;
-  c.res = new Response(body, { status, statusText, headers: response.headers });
-  return { status, headers, body };
+  c.res = new Response(read.body ?? read.rest, { status, statusText, headers: response.headers });
+  return { status, headers, body: read.body };
 }
 
 /** Header pairs, as `Headers.forEach` gives them (the DOM lib types only that as iteration). */

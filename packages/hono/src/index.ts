@@ -1,7 +1,3 @@
-export {
-  type HonoIdempotencyRequest,
-  type IdempotencyMiddlewareOptions,
-  type IdempotencyRespondDecision,
-  idempotency,
-} from "./idempotency.js";
-export { type WebhookOptions, type WebhookRespondDecision, type WebhookVariables, webhook } from "./webhook.js";
+export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
+export { type HonoIdempotencyRequest, type IdempotencyMiddlewareOptions, idempotency } from "./idempotency.js";
+export { type WebhookOptions, type WebhookVariables, webhook } from "./webhook.js";

@@ -4,23 +4,19 @@
  * how it answered (`finish`) or that it threw (`abort`). Every decision is core's.
  */
 import {
-  type BodyErrorCode,
+  BodyError,
+  bodyLimitOption,
   createWebhookReceiver,
-  problemResponse,
   type VerifiedWebhook,
-  type WebhookDecision,
   type WebhookReceiver,
   type WebhookReceiverOptions,
+  type WebhookRespondDecision,
   type WebhookTicket,
-  WebhookVerificationError,
 } from "@interlock/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
-import { limitOption, readBody } from "./body.js";
+import { readBody } from "./body.js";
 import { send } from "./respond.js";
-
-/** A delivery the route will not see: refused, a duplicate, in flight elsewhere, or the store is down. */
-export type WebhookRespondDecision = Extract<WebhookDecision, { action: "respond" }>;
 
 /** What `webhook()` puts on the context: `c.get("webhook")` / `c.var.webhook`. */
 export interface WebhookVariables<T = unknown> {
@@ -30,7 +26,7 @@ export interface WebhookVariables<T = unknown> {
 export interface WebhookOptions extends WebhookReceiverOptions {
   /**
    * Largest raw body read, in bytes: a larger delivery is answered 413 `body_too_large`
-   * without being buffered. Default: the verifier's `maxBodyBytes` (25 MiB).
+   * without being buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
    */
   bodyLimit?: number;
   /**
@@ -43,29 +39,22 @@ export interface WebhookOptions extends WebhookReceiverOptions {
 export function webhook<T = unknown>(options: WebhookOptions): MiddlewareHandler<{ Variables: WebhookVariables<T> }> {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
-  const scheme = options.scheme.name;
-  const read = {
-    limit: limitOption(bodyLimit, receiver.verifier.maxBodyBytes),
-    acceptText: false,
-    fail: (code: BodyErrorCode, message: string) => new WebhookVerificationError(code, message, scheme),
-  };
+  // A signature is over bytes: text a parser decoded is refused, never verified into a wrong 401.
+  const read = { limit: bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes), acceptText: false };
 
   const answer = async (c: Context, decision: WebhookRespondDecision) =>
     (onError && (await onError(decision, c))) || send(c, decision.response);
 
   return createMiddleware<{ Variables: WebhookVariables<T> }>(async (c, next) => {
     const body = await readBody(c, read);
-    if (body instanceof WebhookVerificationError) return answer(c, refusal(body));
-    const decision = await receiver.begin(c.req.raw.headers, body);
+    const decision =
+      body instanceof BodyError
+        ? receiver.refuse(body.code, body.message)
+        : await receiver.begin(c.req.raw.headers, body);
     if (decision.action === "respond") return answer(c, decision);
     c.set("webhook", decision.event as VerifiedWebhook<T>);
     await handle(receiver, decision.ticket, c, next);
   });
-}
-
-/** A refusal found while reading the body (too large, not raw), shaped like core's own. */
-function refusal(error: WebhookVerificationError): WebhookRespondDecision {
-  return { action: "respond", outcome: "refused", response: problemResponse(error), event: undefined, error };
 }
 
 /**

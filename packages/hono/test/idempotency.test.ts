@@ -83,6 +83,39 @@ describe("response capture", () => {
     },
   );
 
+  it.each([
+    ["c.text() past the record limit", (c: Context) => c.text("x".repeat(2048))],
+    [
+      "a hand-made Response(stream) past the record limit",
+      () =>
+        new Response(
+          new ReadableStream({
+            start(controller) {
+              for (let i = 0; i < 4; i++) controller.enqueue(new TextEncoder().encode("x".repeat(512)));
+              controller.close();
+            },
+          }),
+        ),
+    ],
+  ])("%s → passed through whole, uncached, the key released", async (_name, answer) => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    const store = new MemoryStore({ maxRecordBytes: 1024 });
+    app.post("/big", idempotency(options(events, { store })), (c) => {
+      runs++;
+      return answer(c);
+    });
+    const url = `${await start(app)}/big`;
+    const key = uniqueId("key");
+    for (const _ of [1, 2]) {
+      const response = await send(url, key);
+      expect([(await response.text()).length, response.headers.get("idempotent-replayed")]).toEqual([2048, null]);
+    }
+    expect(runs).toBe(2);
+    expect(released(events)).toEqual(["streamed", "streamed"]);
+  });
+
   it("never replays Set-Cookie", async () => {
     const app = new Hono();
     app.post("/pay", idempotency(options()), (c) => c.json({ ok: true }, 201, { "set-cookie": "session=abc" }));
@@ -349,6 +382,20 @@ describe("bodyLimit and onError", () => {
     const unkeyed = await send(url, undefined, over);
     expect(await unkeyed.json()).toEqual({ run: 2, body: '{"amount":123456}' });
     expect(() => idempotency(options([], { bodyLimit: 0 }))).toThrow(/bodyLimit/);
+  });
+
+  it("bodyLimit defaults to 1 MiB (DEFAULT_REQUEST_BODY_LIMIT); a refusal is an idempotency.rejected event", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    app.post("/pay", idempotency(options(events)), (c) => c.json({}, 201));
+    const url = `${await start(app)}/pay`;
+    const pad = (size: number) => `{"p":"${"x".repeat(size - 8)}"}`;
+    expect((await send(url, uniqueId("key"), pad(1024 * 1024))).status).toBe(201);
+    const over = await send(url, uniqueId("key"), pad(1024 * 1024 + 1));
+    expect([over.status, (await problemOf(over)).code]).toEqual([413, "body_too_large"]);
+    expect(events.filter((e) => (e.type as string) === "idempotency.rejected")).toEqual([
+      { type: "idempotency.rejected", method: "POST", route: "/pay", code: "body_too_large" },
+    ]);
   });
 
   it("lets the app answer refusals itself; replays always go out as stored", async () => {

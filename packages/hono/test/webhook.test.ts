@@ -1,5 +1,11 @@
 /** The webhook middleware on its own: raw body capture, limits, `onError`, settling, typing. */
-import { InterlockConfigError, MemoryStore, standardWebhooks, type VerifiedWebhook } from "@interlock/core";
+import {
+  InterlockConfigError,
+  type InterlockEvent,
+  MemoryStore,
+  standardWebhooks,
+  type VerifiedWebhook,
+} from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -124,7 +130,8 @@ describe("body limit", () => {
   };
 
   it("answers 413 body_too_large over `bodyLimit`, declared or chunked, without running the route", async () => {
-    const app = await limited({ bodyLimit: 64 });
+    const events: InterlockEvent[] = [];
+    const app = await limited({ bodyLimit: 64, onEvent: (event) => events.push(event) });
     const over = await delivery(jsonOfSize(65));
     const declared = await post(app.url, over);
     expect([declared.status, (await problemOf(declared)).code]).toEqual([413, "body_too_large"]);
@@ -133,6 +140,11 @@ describe("body limit", () => {
     const atLimit = await delivery(jsonOfSize(64));
     expect((await post(app.url, atLimit)).status).toBe(200);
     expect(app.runs()).toBe(1);
+    // The adapter's own refusals are the receiver's, reported like every other.
+    expect(events.filter((e) => e.type === "webhook.rejected")).toMatchObject([
+      { code: "body_too_large" },
+      { code: "body_too_large" },
+    ]);
   });
 
   it("refuses a limit that is not a positive number when the middleware is made", () => {

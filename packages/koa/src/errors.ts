@@ -1,8 +1,4 @@
-/** What the adapter says about a body it cannot use (codes and statuses are core's), and its limit option. */
-
-import { InterlockConfigError } from "@interlock/core";
-
-export const tooLargeMessage = (limit: number) => `the request body exceeds ${limit} bytes`;
+/** What the adapter says about a body a parser already read (the code and status are core's). */
 
 /** A parser read the stream first: the detail tells the developer what to change. */
 export function notRawMessage(middleware: "webhook" | "idempotency"): string {
@@ -13,13 +9,4 @@ export function notRawMessage(middleware: "webhook" | "idempotency"): string {
     `mount ${middleware}() before any body parser${keeps}; it sets ctx.request.rawBody and, for JSON and ` +
     "forms, ctx.request.body itself"
   );
-}
-
-/** `bodyLimit`, checked when the middleware is made: a bad limit is reported at start-up. */
-export function bodyLimitOption(value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new InterlockConfigError("bodyLimit must be a positive whole number of bytes");
-  }
-  return value;
 }

@@ -3,12 +3,7 @@
  * bytes, `idempotency()` makes unsafe routes safe to retry with an `Idempotency-Key`.
  */
 
-export {
-  DEFAULT_IDEMPOTENCY_BODY_LIMIT,
-  type IdempotencyMiddlewareOptions,
-  type IdempotencyRespondDecision,
-  idempotency,
-  type KoaIdempotencyRequest,
-} from "./idempotency.js";
+export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
+export { type IdempotencyMiddlewareOptions, idempotency, type KoaIdempotencyRequest } from "./idempotency.js";
 export type { RawBodyContext, RawBodyRequest, WebhookState } from "./types.js";
-export { type WebhookOptions, type WebhookRespondDecision, webhook } from "./webhook.js";
+export { type WebhookOptions, webhook } from "./webhook.js";

@@ -4,42 +4,45 @@
  */
 
 import type { IncomingMessage } from "node:http";
+import { BodyCollector, BodyError } from "@interlock/core";
 import type { Context } from "koa";
+import { notRawMessage } from "./errors.js";
 import { exposeBody } from "./parse.js";
 
-export type RawBodyRead =
-  | { kind: "read"; body: Buffer }
-  /**
-   * Something read the stream first. `text` is the `ctx.request.rawBody` string that
-   * `@koa/bodyparser` and `koa-bodyparser` keep, when one did.
-   */
-  | { kind: "consumed"; text: string | undefined }
-  | { kind: "too_large" };
-
 const EMPTY = Buffer.alloc(0);
-const TOO_LARGE: RawBodyRead = { kind: "too_large" };
 const bodies = new WeakMap<IncomingMessage, Buffer>();
 
-export async function readRawBody(ctx: Context, limit: number): Promise<RawBodyRead> {
+/**
+ * The body's bytes, or core's `BodyError` when they are too many (413) or already read by a
+ * parser (500 `body_not_raw`). For `idempotency()`, the text `@koa/bodyparser` and
+ * `koa-bodyparser` keep on `ctx.request.rawBody` is accepted too: the same request always
+ * decodes to the same text, enough for a fingerprint, never for a signature.
+ */
+export async function readRawBody(
+  ctx: Context,
+  limit: number,
+  middleware: "webhook" | "idempotency",
+): Promise<Buffer | string | BodyError> {
   const req = ctx.req;
   const known = bodies.get(req);
-  if (known !== undefined) return { kind: "read", body: known };
+  if (known !== undefined) return known;
   // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
   if (!hasBody(req)) return remember(req, EMPTY, ctx, false);
   const request = ctx.request as { body?: unknown; rawBody?: unknown };
   if (request.body !== undefined || req.readableDidRead || req.readableEnded) {
-    return { kind: "consumed", text: typeof request.rawBody === "string" ? request.rawBody : undefined };
+    if (middleware === "idempotency" && typeof request.rawBody === "string") return request.rawBody;
+    return new BodyError("body_not_raw", notRawMessage(middleware));
   }
   // A declared length over the limit is refused unread; Node drains it after the response.
-  if (Number(req.headers["content-length"]) > limit) return TOO_LARGE;
+  if (Number(req.headers["content-length"]) > limit) return BodyError.tooLarge(limit);
   const body = await collect(req, limit).catch(() => ctx.throw(400, "the request was aborted while its body was read"));
-  return body === undefined ? TOO_LARGE : remember(req, body, ctx, true);
+  return body === undefined ? BodyError.tooLarge(limit) : remember(req, body, ctx, true);
 }
 
-function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean): RawBodyRead {
+function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean): Buffer {
   bodies.set(req, body);
   exposeBody(ctx, body, consumed);
-  return { kind: "read", body };
+  return body;
 }
 
 /** As `type-is` decides it: a body is announced by `Transfer-Encoding` or a non-zero length. */
@@ -51,12 +54,10 @@ function hasBody(req: IncomingMessage): boolean {
 /** The whole body, or undefined once it passes `limit` (the rest is drained, not kept). */
 function collect(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const body = new BodyCollector(limit);
     const stop = () => req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
     function onData(chunk: Buffer) {
-      size += chunk.length;
-      if (size <= limit) return void chunks.push(chunk);
+      if (body.add(chunk)) return;
       stop();
       // Keep reading into nothing, so the connection is not left stalled and the 413 arrives.
       req.resume();
@@ -64,7 +65,8 @@ function collect(req: IncomingMessage, limit: number): Promise<Buffer | undefine
     }
     function onEnd() {
       stop();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      const bytes = body.body() as Uint8Array;
+      resolve(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     }
     function onError(error: unknown) {
       stop();

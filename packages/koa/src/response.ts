@@ -1,9 +1,11 @@
 /**
  * Between Koa and core's plain responses: `answer`/`writeResponse` put a decided response on `ctx`;
- * `captureResponse` reads back what the handler left on `ctx` as the bytes Koa will send.
+ * `captureResponse` reads back what the handler left on `ctx` as the bytes Koa will send, and
+ * `recordBypass` what an app that bypasses Koa writes to `ctx.res` itself.
  */
 
-import type { CapturedResponse, HttpResponse } from "@interlock/core";
+import type { ServerResponse } from "node:http";
+import { BodyCollector, type CapturedResponse, type HttpResponse } from "@interlock/core";
 import type { Context } from "koa";
 
 /** Statuses whose body Koa strips (`statuses.empty`). */
@@ -40,14 +42,13 @@ export function writeResponse(ctx: Context, response: HttpResponse): void {
 }
 
 /**
- * The handler's response as Koa's `respond()` will serialise it. `body: undefined` (not
- * cached) for a streamed body, and when the app bypassed Koa (`ctx.respond = false`).
+ * The handler's response as Koa's `respond()` will serialise it: `body: undefined` (not
+ * cached) for a streamed body. A client gone meanwhile changes nothing: its retry is replayed.
  */
 export function captureResponse(ctx: Context): CapturedResponse {
   const status = ctx.status;
   const headers = ctx.response.headers;
   const body: unknown = ctx.body;
-  if (ctx.respond === false || !ctx.writable) return { status, headers, body: undefined };
   if (EMPTY_STATUSES.has(status)) return { status, headers, body: EMPTY };
   if (body === null || body === undefined) return bodyless(ctx, status, headers);
   if (typeof body === "string" || Buffer.isBuffer(body)) return { status, headers, body };
@@ -73,4 +74,77 @@ function isStreamed(body: object): boolean {
     body instanceof Blob ||
     body instanceof Response
   );
+}
+
+type Writer = (...args: unknown[]) => unknown;
+
+/**
+ * Records what the app writes to `ctx.res` itself (`ctx.respond = false`, then `res.write` /
+ * `res.end`), as the Fastify adapter records a hijacked reply: up to `limit` bytes, past which,
+ * or when a stream is piped into `ctx.res`, the response counts as streamed (not cached, key
+ * released). `stop` once Koa answers from `ctx`: its own writes are not recorded.
+ */
+export function recordBypass(res: ServerResponse, limit: number) {
+  const original = { write: res.write as Writer, end: res.end as Writer };
+  let body: BodyCollector | undefined = new BodyCollector(limit);
+  let ended: () => void = () => {};
+  const end = new Promise<void>((resolve) => {
+    ended = resolve;
+  });
+  const keep = (chunk: unknown, encoding: unknown) => {
+    if (body === undefined || chunk === undefined || chunk === null || typeof chunk === "function") return;
+    const bytes =
+      typeof chunk === "string"
+        ? Buffer.from(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
+        : chunk instanceof Uint8Array
+          ? chunk
+          : undefined;
+    // The app's own buffer is copied (when kept): it may reuse it once written.
+    if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
+  };
+  const piped = () => {
+    body = undefined;
+  };
+  const stop = () => {
+    res.write = original.write as ServerResponse["write"];
+    res.end = original.end as ServerResponse["end"];
+    res.off("pipe", piped);
+  };
+  res.on("pipe", piped);
+  res.write = function write(this: ServerResponse, ...args: unknown[]) {
+    keep(args[0], args[1]);
+    return original.write.apply(this, args);
+  } as ServerResponse["write"];
+  res.end = function end(this: ServerResponse, ...args: unknown[]) {
+    keep(args[0], args[1]);
+    stop();
+    const result = original.end.apply(this, args);
+    ended();
+    return result;
+  } as ServerResponse["end"];
+  return {
+    stop,
+    /** Whether the app answered through `ctx.res` rather than through Koa. */
+    used: (ctx: Context) => ctx.respond === false || res.headersSent,
+    /** What the app wrote, once it has ended the response (stored after it went out). */
+    async recorded(): Promise<CapturedResponse> {
+      await end;
+      return { status: res.statusCode, headers: sentHeaders(res), body: body?.body() };
+    },
+  };
+}
+
+/**
+ * The headers as sent: `writeHead(status, headers)` without a prior `setHeader` writes its
+ * headers straight into the header block, so that is read when present.
+ */
+function sentHeaders(res: ServerResponse): CapturedResponse["headers"] {
+  const block = (res as ServerResponse & { _header?: unknown })._header;
+  if (typeof block !== "string" || block === "") return res.getHeaders();
+  const pairs: Array<[string, string]> = [];
+  for (const line of block.split("\r\n").slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) pairs.push([line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()]);
+  }
+  return pairs;
 }

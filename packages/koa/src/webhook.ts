@@ -5,25 +5,21 @@
  */
 
 import {
+  BodyError,
+  bodyLimitOption,
   createWebhookReceiver,
-  problemResponse,
-  type WebhookDecision,
   type WebhookReceiverOptions,
-  WebhookVerificationError,
+  type WebhookRespondDecision,
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
-import { bodyLimitOption, notRawMessage, tooLargeMessage } from "./errors.js";
 import { readRawBody } from "./raw-body.js";
 import { answer } from "./response.js";
 import type { RawBodyContext, WebhookState } from "./types.js";
 
-/** Core's answer when the handler must not run: a refusal, a duplicate, an in-flight copy or a store outage. */
-export type WebhookRespondDecision = Extract<WebhookDecision, { action: "respond" }>;
-
 export interface WebhookOptions extends WebhookReceiverOptions {
   /**
-   * Largest body read, in bytes; a longer one is answered 413 `body_too_large` without being
-   * buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
+   * Largest raw body read, in bytes; a longer one is answered 413 `body_too_large` without
+   * being buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
    */
   bodyLimit?: number;
   /**
@@ -39,19 +35,12 @@ export function webhook<T = unknown>(options: WebhookOptions): Middleware<Webhoo
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
-  const scheme = options.scheme.name;
-
-  async function decide(ctx: Context): Promise<WebhookDecision> {
-    const read = await readRawBody(ctx, limit);
-    if (read.kind === "read") return receiver.begin(ctx.headers, read.body);
-    // A parser's decoded text is not the signed bytes: refused, never verified into a wrong 401.
-    if (read.kind === "consumed")
-      return refused(new WebhookVerificationError("body_not_raw", notRawMessage("webhook"), scheme));
-    return refused(new WebhookVerificationError("body_too_large", tooLargeMessage(limit), scheme));
-  }
 
   async function interlockWebhook(ctx: Context, next: Next): Promise<void> {
-    const decision = await decide(ctx);
+    // A parser's decoded text is not the signed bytes: refused, never verified into a wrong 401.
+    const body = await readRawBody(ctx, limit, "webhook");
+    const decision =
+      body instanceof BodyError ? receiver.refuse(body.code, body.message) : await receiver.begin(ctx.headers, body);
     if (decision.action === "respond") {
       return answer(ctx, decision.response, onError && (() => onError(decision, ctx)));
     }
@@ -67,9 +56,4 @@ export function webhook<T = unknown>(options: WebhookOptions): Middleware<Webhoo
     await receiver.finish(decision.ticket, { status: ctx.status });
   }
   return interlockWebhook as Middleware<WebhookState<T>, RawBodyContext>;
-}
-
-/** A refusal this adapter makes itself, shaped like the receiver's own. */
-function refused(error: WebhookVerificationError): WebhookRespondDecision {
-  return { action: "respond", outcome: "refused", response: problemResponse(error), event: undefined, error };
 }

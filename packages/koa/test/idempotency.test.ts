@@ -11,7 +11,7 @@ import {
   webhook,
 } from "../src/index.js";
 import { type Served, serve } from "./serve.js";
-import { bodyParser, delivery, newId, readAll, route, SECRET } from "./support.js";
+import { bodyParser, delivery, newId, readAll, route, SECRET, sleep } from "./support.js";
 
 let served: Served | undefined;
 afterEach(async () => {
@@ -238,26 +238,68 @@ describe("streams and bypasses pass through uncached, the key released", () => {
     expect(released(world)).toEqual(["streamed", "streamed"]);
   });
 
-  it("ctx.respond = false with res.write + res.end (bypassing Koa) passes through uncached", async () => {
+  it("ctx.respond = false, then ctx.res.pipe-d a stream: passes through uncached", async () => {
     const world = await start([
       [
         "POST",
-        "/raw",
+        "/piped",
         (ctx) => {
           ctx.respond = false;
-          ctx.res.writeHead(201, { "content-type": "text/plain" });
-          ctx.res.write("part one, ");
-          ctx.res.end("part two");
+          ctx.res.writeHead(200, { "content-type": "text/csv" });
+          Readable.from(["a,b\n", "1,2\n"]).pipe(ctx.res);
         },
       ],
     ]);
     const key = newId("key");
-    for (const _ of [1, 2]) {
-      const response = await send("/raw", key);
-      expect([response.status, await response.text()]).toEqual([201, "part one, part two"]);
-    }
+    for (const _ of [1, 2]) expect(await (await send("/piped", key)).text()).toBe("a,b\n1,2\n");
     expect(world.calls).toBe(2);
     expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+
+  it("ctx.respond = false with res.write + res.end past the store's maxRecordBytes: passes through uncached", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/big",
+          (ctx) => {
+            ctx.respond = false;
+            for (let i = 0; i < 4; i++) ctx.res.write("x".repeat(512));
+            ctx.res.end();
+          },
+        ],
+      ],
+      { store: new MemoryStore({ maxRecordBytes: 1024 }) },
+    );
+    const key = newId("key");
+    for (const _ of [1, 2]) expect((await (await send("/big", key)).text()).length).toBe(2048);
+    expect(world.calls).toBe(2);
+    expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+});
+
+describe("the app writing ctx.res itself", () => {
+  it("ctx.respond = false with res.write + res.end: recorded and replayed exactly, as written", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/raw",
+        async (ctx) => {
+          ctx.respond = false;
+          ctx.res.writeHead(201, { "content-type": "text/plain", location: "/raw/1" });
+          ctx.res.write("part one, ");
+          await sleep(10); // the end may come after the handler returned
+          setTimeout(() => ctx.res.end(Buffer.from("part two")), 10);
+        },
+      ],
+    ]);
+    const first = await expectReplayed("/raw", world);
+    expect(first).toEqual({
+      status: 201,
+      type: "text/plain",
+      location: "/raw/1",
+      body: Buffer.from("part one, part two"),
+    });
   });
 });
 
@@ -281,6 +323,38 @@ describe("failures", () => {
     expect([retry.status, retry.headers.get("idempotent-replayed")]).toEqual([201, null]);
     expect(world.calls).toBe(2);
     expect(world.events.some((e) => e.type === "idempotency.released" && e.reason === "error")).toBe(true);
+  });
+
+  it("a dropped response is still recorded: the client's retry is a replay, not a second run", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/slow",
+        async (ctx, w) => {
+          await sleep(100);
+          ctx.status = 201;
+          ctx.body = { call: w.calls };
+        },
+      ],
+    ]);
+    const key = newId("key");
+    const aborted = new AbortController();
+    const dropped = fetch(`${served?.url}/slow`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key },
+      body: "{}",
+      signal: aborted.signal,
+    });
+    setTimeout(() => aborted.abort(), 30);
+    await expect(dropped).rejects.toThrow();
+    await sleep(150);
+    const retry = await send("/slow", key);
+    expect([retry.status, await retry.json(), retry.headers.get("idempotent-replayed")]).toEqual([
+      201,
+      { call: 1 },
+      "true",
+    ]);
+    expect(world.calls).toBe(1);
   });
 
   it("a body Koa cannot serialise (BigInt) releases the key instead of leaving it locked", async () => {
@@ -548,6 +622,21 @@ describe("raw body", () => {
     expect(await response.json()).toMatchObject({ code: "body_too_large", status: 413 });
     expect(world.calls).toBe(0);
     expect((await send("/payments", undefined, big)).status).toBe(200);
+  });
+
+  it("bodyLimit defaults to 1 MiB (DEFAULT_REQUEST_BODY_LIMIT)", async () => {
+    await start([
+      [
+        "POST",
+        "/payments",
+        (ctx) => {
+          ctx.body = {};
+        },
+      ],
+    ]);
+    const pad = (size: number) => `{"p":"${"x".repeat(size - 8)}"}`;
+    expect((await send("/payments", newId("key"), pad(1024 * 1024))).status).toBe(200);
+    expect((await send("/payments", newId("key"), pad(1024 * 1024 + 1))).status).toBe(413);
   });
 
   it("a bad bodyLimit is refused when the middleware is made", () => {

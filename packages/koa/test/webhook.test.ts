@@ -163,12 +163,13 @@ describe("raw body", () => {
 });
 
 describe("body size", () => {
-  it("a declared length over bodyLimit → 413 body_too_large, unread", async () => {
+  it("a declared length over bodyLimit → 413 body_too_large, unread, reported as webhook.rejected", async () => {
     const seen = await start({ bodyLimit: 1024 });
     const response = await post(await delivery(JSON.stringify({ pad: "x".repeat(2000) })));
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ code: "body_too_large", status: 413 });
     expect(seen.handled).toEqual([]);
+    expect(seen.events).toMatchObject([{ type: "webhook.rejected", code: "body_too_large" }]);
   });
 
   it("a chunked body that grows past the limit → 413, and the connection still answers", async () => {

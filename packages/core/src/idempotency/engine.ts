@@ -50,21 +50,26 @@ export type CachePolicy =
   /** Store only 2xx; release on everything else. */
   | "2xx";
 
-export interface IdempotencyOptions {
+/**
+ * The engine's options. `R` is the request type an adapter hands `begin` (the neutral request
+ * with its framework's own request as `context`), so `principal`, `fingerprint` and `required`
+ * are typed for that framework.
+ */
+export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRequest> {
   store: InterlockStore;
   /**
    * Who is calling: an API key id, user or tenant. Keys are scoped by it, so one client can
    * never replay another's response. `false` declares a deliberately shared key space.
    */
-  principal?: ((request: IdempotencyRequest) => string | undefined | Promise<string | undefined>) | false;
+  principal?: ((request: R) => string | undefined | Promise<string | undefined>) | false;
   /** Methods covered. Default POST and PATCH. */
   methods?: readonly string[];
   /** Refuse covered requests without a key (400). Default false: they pass through. */
-  required?: boolean | ((request: IdempotencyRequest) => boolean);
+  required?: boolean | ((request: R) => boolean);
   /** Default "Idempotency-Key". */
   headerName?: string;
   /** Replaces the default fingerprint (hash of method, path and raw body). */
-  fingerprint?: (request: IdempotencyRequest) => string | Promise<string>;
+  fingerprint?: (request: R) => string | Promise<string>;
   /** Lease on a running request, in ms. Default 60 s. */
   lockTtlMs?: number;
   /** Renew the lease while a long handler runs (every third of `lockTtlMs`). Default false. */
@@ -100,6 +105,9 @@ export type IdempotencyDecision =
       error: InterlockError | undefined;
     };
 
+/** A decision answered without running the handler: a replay, or a refusal with its `error`. */
+export type IdempotencyRespondDecision = Extract<IdempotencyDecision, { action: "respond" }>;
+
 /** A claimed key, owned by one running request. */
 export interface IdempotencyTicket {
   readonly key: string;
@@ -115,9 +123,13 @@ interface Ticket extends IdempotencyTicket {
   settled: boolean;
 }
 
-export interface IdempotencyEngine {
-  readonly options: Readonly<IdempotencyOptions>;
-  begin(request: IdempotencyRequest): Promise<IdempotencyDecision>;
+export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyRequest> {
+  readonly options: Readonly<IdempotencyOptions<R>>;
+  /**
+   * Decides a request. A lazy `body` throwing a `BodyError` (too large, not raw) is answered
+   * like `refuse`: the problem+json decision and an `idempotency.rejected` event.
+   */
+  begin(request: R): Promise<IdempotencyDecision>;
   /**
    * Stores the captured response per the cache policy. Never throws: failures become events.
    * `transaction` is passed to the store (the PostgreSQL store commits the record with your
@@ -130,7 +142,7 @@ export interface IdempotencyEngine {
    * For adapters that refuse a request before `begin` (a body over their limit, a body a
    * parser already consumed): the problem+json decision, reported like every other refusal.
    */
-  refuse(request: Pick<IdempotencyRequest, "method" | "route">, error: BodyError): IdempotencyDecision;
+  refuse(request: Pick<IdempotencyRequest, "method" | "route">, error: BodyError): IdempotencyRespondDecision;
 }
 
 export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
@@ -150,7 +162,9 @@ function positiveMs(name: string, value: number | undefined, fallback: number): 
   return value;
 }
 
-export function createIdempotency(options: IdempotencyOptions): IdempotencyEngine {
+export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequest>(
+  options: IdempotencyOptions<R>,
+): IdempotencyEngine<R> {
   const { store, onEvent } = options;
   const methods = new Set((options.methods ?? ["POST", "PATCH"]).map((m) => m.toUpperCase()));
   const headerName = (options.headerName ?? "Idempotency-Key").toLowerCase();
@@ -166,10 +180,10 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
     globalThis.console?.warn(NO_PRINCIPAL_WARNING);
   }
 
-  const isRequired = (request: IdempotencyRequest) =>
+  const isRequired = (request: R) =>
     typeof options.required === "function" ? options.required(request) : options.required === true;
 
-  function fingerprintOf(request: IdempotencyRequest): string | Promise<string> {
+  function fingerprintOf(request: R): string | Promise<string> {
     if (options.fingerprint) return options.fingerprint(request);
     const prefix = `${request.method.toUpperCase()}\n${request.path}\n`;
     if (typeof request.body !== "function") return sha256Hex([prefix, requestBytes(request.body)]);
@@ -179,7 +193,7 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
   // The principal is hashed into the key, so stores and their logs never see an API key.
   // Scopes repeat (one per principal and route), so their hashes are cached, boundedly.
   const scopes = new Map<string, string>();
-  function storeKeyOf(request: IdempotencyRequest, method: string, key: string): string | Promise<string> {
+  function storeKeyOf(request: R, method: string, key: string): string | Promise<string> {
     const found = options.principal ? options.principal(request) : "";
     if (typeof found === "string" || found === undefined) return scopedKey(found ?? "", method, request.route, key);
     return found.then((principal) => scopedKey(principal ?? "", method, request.route, key));
@@ -198,8 +212,14 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
     return typeof digest === "string" ? remember(digest) : digest.then(remember);
   }
 
-  function refuse(error: InterlockError, retryAfter?: number): IdempotencyDecision {
+  function refuse(error: InterlockError, retryAfter?: number): IdempotencyRespondDecision {
     return { action: "respond", response: problemResponse(error, retryAfter), replayed: false, error };
+  }
+
+  /** A body the adapter could not read (too large, not raw): one refusal and one event, wherever it is found. */
+  function refuseBody(method: string, route: string, error: BodyError): IdempotencyRespondDecision {
+    emit(onEvent, { type: "idempotency.rejected", method, route, code: error.code });
+    return refuse(error);
   }
 
   function storeDown(
@@ -269,8 +289,7 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
         fingerprint = typeof fingerprintOrPromise === "string" ? fingerprintOrPromise : await fingerprintOrPromise;
       } catch (error) {
         if (!(error instanceof BodyError)) throw error;
-        emit(onEvent, { type: "idempotency.rejected", method, route, code: error.code });
-        return refuse(error);
+        return refuseBody(method, route, error);
       }
       const storeKeyOrPromise = storeKeyOf(request, method, key);
       const storeKey = typeof storeKeyOrPromise === "string" ? storeKeyOrPromise : await storeKeyOrPromise;
@@ -369,13 +388,7 @@ export function createIdempotency(options: IdempotencyOptions): IdempotencyEngin
     },
 
     refuse(request, error) {
-      emit(onEvent, {
-        type: "idempotency.rejected",
-        method: request.method.toUpperCase(),
-        route: request.route,
-        code: error.code,
-      });
-      return refuse(error);
+      return refuseBody(request.method.toUpperCase(), request.route, error);
     },
 
     async abort(publicTicket) {

@@ -60,6 +60,9 @@ export type WebhookDecision =
       error: InterlockError | undefined;
     };
 
+/** A decision answered without running the handler: a refusal, a duplicate, an in-flight copy, a store outage. */
+export type WebhookRespondDecision = Extract<WebhookDecision, { action: "respond" }>;
+
 export interface WebhookReceiver {
   readonly verifier: WebhookVerifier;
   /**
@@ -87,7 +90,7 @@ export interface WebhookReceiver {
    * For adapters that refuse a delivery before `begin` (a body over their limit, a body a
    * parser already consumed): the problem+json decision, with its `webhook.rejected` event.
    */
-  refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookDecision;
+  refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookRespondDecision;
 }
 
 export const DEFAULT_WEBHOOK_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
@@ -132,11 +135,11 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
 
   function respond(
-    outcome: Extract<WebhookDecision, { action: "respond" }>["outcome"],
+    outcome: WebhookRespondDecision["outcome"],
     response: HttpResponse,
     event?: VerifiedWebhook,
     error?: InterlockError,
-  ): WebhookDecision {
+  ): WebhookRespondDecision {
     return { action: "respond", outcome, response, event, error };
   }
 
@@ -203,7 +206,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (ticket) await release(ticket);
   }
 
-  function refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookDecision {
+  function refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookRespondDecision {
     const error = new WebhookVerificationError(code, message, verifier.scheme.name);
     emit(onEvent, { type: "webhook.rejected", scheme: verifier.scheme.name, id: undefined, code, durationMs: 0 });
     return respond("refused", problemResponse(error), undefined, error);

@@ -1,0 +1,49 @@
+/** The pieces adapters share to read bodies: the default limit, the option check, the collector. */
+import { describe, expect, it } from "vitest";
+import { BodyCollector, bodyLimitOption, DEFAULT_REQUEST_BODY_LIMIT, InterlockConfigError } from "../src/index.js";
+
+const bytes = (...values: number[]) => Uint8Array.from(values);
+
+describe("bodyLimitOption", () => {
+  it("defaults, and takes a positive whole number of bytes", () => {
+    expect(DEFAULT_REQUEST_BODY_LIMIT).toBe(1024 * 1024);
+    expect(bodyLimitOption(undefined, DEFAULT_REQUEST_BODY_LIMIT)).toBe(1024 * 1024);
+    expect(bodyLimitOption(16, DEFAULT_REQUEST_BODY_LIMIT)).toBe(16);
+  });
+
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "16" as unknown as number])("refuses %s", (value) => {
+    expect(() => bodyLimitOption(value, DEFAULT_REQUEST_BODY_LIMIT)).toThrow(InterlockConfigError);
+  });
+});
+
+describe("BodyCollector", () => {
+  it("joins the chunks of a body within the limit; a lone chunk is returned as it is", () => {
+    const one = bytes(1, 2, 3);
+    const lone = new BodyCollector(3);
+    expect(lone.add(one)).toBe(true);
+    expect(lone.body()).toBe(one);
+    const several = new BodyCollector(8);
+    for (const chunk of [bytes(1), bytes(), "é", bytes(0xff)]) expect(several.add(chunk)).toBe(true);
+    expect(several.body()).toEqual(bytes(1, 0xc3, 0xa9, 0xff));
+    expect([several.size, several.overflowed]).toEqual([4, false]);
+    expect(new BodyCollector(1).body()).toEqual(bytes());
+  });
+
+  it("copies a chunk when asked, so a writer may reuse its buffer", () => {
+    const reused = bytes(1, 2);
+    const collector = new BodyCollector(8);
+    collector.add(reused, true);
+    reused[0] = 9;
+    expect(collector.body()).toEqual(bytes(1, 2));
+  });
+
+  it("past the limit keeps nothing more: add answers false and body() is undefined", () => {
+    const collector = new BodyCollector(4);
+    expect(collector.add(bytes(1, 2, 3))).toBe(true);
+    expect(collector.add(bytes(4, 5))).toBe(false);
+    expect(collector.add(bytes())).toBe(false);
+    expect([collector.size, collector.overflowed, collector.body()]).toEqual([5, true, undefined]);
+    // What was kept before the limit is still there, for a reader that hands on what it read.
+    expect(collector.chunks).toEqual([bytes(1, 2, 3)]);
+  });
+});
