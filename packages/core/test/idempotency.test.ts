@@ -3,6 +3,7 @@ import {
   BodyError,
   createIdempotency,
   type IdempotencyRequest,
+  type InterlockStore,
   MemoryStore,
   parseIdempotencyKey,
 } from "../src/index.js";
@@ -86,5 +87,44 @@ describe("request bodies", () => {
       fingerprint: (req) => req.context.user,
     });
     expectTypeOf(engine.begin).parameter(0).toEqualTypeOf<WithContext>();
+  });
+});
+
+describe("finish inside the caller's transaction", () => {
+  it("reports whether the response was stored, and abort after a rollback releases the key", async () => {
+    const store = new MemoryStore();
+    // The memory store cannot join a transaction: stand in for one that can.
+    const transactional: InterlockStore = {
+      name: "tx",
+      maxRecordBytes: store.maxRecordBytes,
+      claim: (key, options) => store.claim(key, options),
+      release: (key, token) => store.release(key, token),
+      extend: (key, token, ttl) => store.extend(key, token, ttl),
+      complete: async () => true, // "written inside the transaction", not yet committed
+    };
+    const engine = createIdempotency({ store: transactional, principal: false });
+    const request = { method: "POST", route: "/p", path: "/p", headers: { "idempotency-key": "tx-1" }, body: "{}" };
+    const decision = await engine.begin(request);
+    if (decision.action !== "execute") throw new Error("expected to execute");
+    expect(await engine.finish(decision.ticket, { status: 201, headers: {}, body: "ok" }, { transaction: {} })).toBe(
+      true,
+    );
+    expect((await engine.begin(request)).action).toBe("respond"); // still locked: in flight
+    await engine.abort(decision.ticket); // the caller rolled back
+    expect((await engine.begin(request)).action).toBe("execute");
+  });
+
+  it("resolves false when nothing was stored", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
+    const decision = await engine.begin({
+      method: "POST",
+      route: "/p",
+      path: "/p",
+      headers: { "idempotency-key": "s" },
+      body: "",
+    });
+    if (decision.action !== "execute") throw new Error("expected to execute");
+    expect(await engine.finish(decision.ticket, { status: 503, headers: {}, body: "down" })).toBe(false);
+    expect(await engine.finish(decision.ticket, { status: 201, headers: {}, body: "late" })).toBe(false);
   });
 });

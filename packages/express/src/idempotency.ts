@@ -76,7 +76,9 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
     onThrow(req, () => engine.abort(ticket));
     holdResponse(
       res,
-      (body) => engine.finish(ticket, { status: res.statusCode, headers: responseHeaders(res), body }),
+      async (body) => {
+        await engine.finish(ticket, { status: res.statusCode, headers: responseHeaders(res), body });
+      },
       recordLimit,
     );
     return true;

@@ -121,6 +121,8 @@ interface Ticket extends IdempotencyTicket {
   readonly started: number;
   renewal: ReturnType<typeof setInterval> | undefined;
   settled: boolean;
+  /** Finished inside the caller's transaction: still abortable if that transaction rolls back. */
+  inTransaction: boolean;
 }
 
 export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyRequest> {
@@ -131,12 +133,16 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
    */
   begin(request: R): Promise<IdempotencyDecision>;
   /**
-   * Stores the captured response per the cache policy. Never throws: failures become events.
-   * `transaction` is passed to the store (the PostgreSQL store commits the record with your
-   * own writes in it).
+   * Stores the captured response per the cache policy; resolves to whether it was stored.
+   * Never throws: failures become events. `transaction` is passed to the store (the
+   * PostgreSQL store writes the record inside your transaction): commit only when this
+   * resolved true, and if you roll back instead, call `abort` to release the key.
    */
-  finish(ticket: IdempotencyTicket, response: CapturedResponse, options?: { transaction?: unknown }): Promise<void>;
-  /** The handler failed: releases the key so a retry runs again. Never throws. */
+  finish(ticket: IdempotencyTicket, response: CapturedResponse, options?: { transaction?: unknown }): Promise<boolean>;
+  /**
+   * The handler failed: releases the key so a retry runs again. Never throws. Also valid after
+   * a `finish` inside a transaction that was then rolled back.
+   */
   abort(ticket: IdempotencyTicket): Promise<void>;
   /**
    * For adapters that refuse a request before `begin` (a body over their limit, a body a
@@ -312,6 +318,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           started: onEvent ? monotonicNow() : 0,
           renewal: undefined,
           settled: false,
+          inTransaction: false,
         };
         if (options.extendLease) {
           ticket.renewal = setInterval(
@@ -355,36 +362,41 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 
     async finish(publicTicket, captured, finishOptions) {
       const ticket = publicTicket as Ticket;
-      if (!stopRenewal(ticket)) return;
+      if (!stopRenewal(ticket)) return false;
       const status = captured.status;
-      if (captured.body === undefined) return release(ticket, { reason: "streamed", status });
-      if (!shouldCache(status)) return release(ticket, { reason: "status", status });
+      if (captured.body === undefined) return release(ticket, { reason: "streamed", status }).then(() => false);
+      if (!shouldCache(status)) return release(ticket, { reason: "status", status }).then(() => false);
       const response = {
         status,
         headers: replayableHeaders(captured.headers, allowedHeaders),
         body: capturedBody(captured.body),
       };
-      if (responseSize(response) > store.maxRecordBytes) return release(ticket, { reason: "too_large", status });
+      if (responseSize(response) > store.maxRecordBytes) {
+        return release(ticket, { reason: "too_large", status }).then(() => false);
+      }
       let stored: boolean | undefined;
       try {
         const transaction = finishOptions?.transaction;
+        ticket.inTransaction = transaction !== undefined;
         const completeOptions =
           transaction === undefined ? { ttlMs: retentionMs } : { ttlMs: retentionMs, transaction };
         stored = await store.complete(ticket.storeKey, ticket.token, response, completeOptions);
       } catch {
         stored = undefined;
       }
-      if (!onEvent) return;
-      const base = { key: ticket.key, method: ticket.method, route: ticket.route };
-      const durationMs = monotonicNow() - ticket.started;
-      if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs });
-      else
-        emit(onEvent, {
-          ...base,
-          type: "idempotency.not_recorded",
-          reason: stored === false ? "lease_lost" : "store_error",
-          durationMs,
-        });
+      if (onEvent) {
+        const base = { key: ticket.key, method: ticket.method, route: ticket.route };
+        const durationMs = monotonicNow() - ticket.started;
+        if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs });
+        else
+          emit(onEvent, {
+            ...base,
+            type: "idempotency.not_recorded",
+            reason: stored === false ? "lease_lost" : "store_error",
+            durationMs,
+          });
+      }
+      return stored === true;
     },
 
     refuse(request, error) {
@@ -393,7 +405,10 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 
     async abort(publicTicket) {
       const ticket = publicTicket as Ticket;
-      if (!stopRenewal(ticket)) return;
+      // After a finish inside a transaction the record is not durable until the caller commits:
+      // a rollback must be able to release the lock (a committed record is never released).
+      if (!stopRenewal(ticket) && !ticket.inTransaction) return;
+      ticket.inTransaction = false;
       await release(ticket, { reason: "error", status: undefined });
     },
   };
