@@ -51,9 +51,8 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   //    answered, in its own statement: it has no way to join the route's transaction. So this
   //    route drives core's engine itself (begin → finish or abort), which is what the middleware
   //    does, and hands finish() its transaction client.
-  const completion = noteCompletions(store);
   const payments = createIdempotency({
-    store: completion.store,
+    store,
     principal: (request) => request.context.get("accountId"), // keys are scoped per account
     required: true,
   });
@@ -91,16 +90,17 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
       if (ticket) {
         // The record is written by this transaction, just before COMMIT: it becomes visible
         // exactly when the payment does. Until then the key stays locked (a retry gets 409).
-        await payments.finish(ticket, created, { transaction: client });
-        if (!completion.wroteIn(client)) throw new Error("the idempotency record was not written: rolling back");
+        // finish() says whether the record went in (a lease that ran out, or a store error,
+        // writes nothing): never commit a payment without its stored response.
+        const stored = await payments.finish(ticket, created, { transaction: client });
+        if (!stored) throw new Error("the idempotency record was not written: rolling back");
       }
       await client.query("COMMIT");
       return toResponse(created);
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
-      // Before finish(): releases the key, so a retry runs again. After it (the record was not
-      // written, or COMMIT failed), the engine has settled the ticket and abort() does nothing:
-      // the key stays locked until its lease (lockTtlMs, 60 s) ends; retries get 409 until then.
+      // Releases the key, before finish() or after a finish() inside this transaction that was
+      // rolled back, so the client's retry runs again.
       if (ticket) await payments.abort(ticket);
       throw error; // app.onError answers 500
     } finally {
@@ -127,30 +127,6 @@ const PAYMENT_COLUMNS = "id, amount, currency, account, created_at";
 function paymentOf(row) {
   const { id, amount, currency, account, created_at } = row;
   return { id, amount: Number(amount), currency, account, created: created_at.toISOString() };
-}
-
-/**
- * `engine.finish()` never throws and returns nothing, so it cannot tell this route whether the
- * record went into the transaction (a lease that ran out, or a store error, writes nothing). The
- * store's own `complete()` does say: this wrapper notes its answer per transaction client, so the
- * route can roll the payment back rather than commit a payment without its stored response.
- */
-function noteCompletions(store) {
-  const written = new WeakMap();
-  const noted = new Proxy(store, {
-    get(target, name) {
-      if (name === "complete") {
-        return async (key, token, response, options) => {
-          const ok = await target.complete(key, token, response, options);
-          if (options?.transaction) written.set(options.transaction, ok);
-          return ok;
-        };
-      }
-      const value = Reflect.get(target, name, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { store: noted, wroteIn: (transaction) => written.get(transaction) === true };
 }
 
 /** `Authorization: Bearer <api key>` → `c.get("accountId")`, or 401. */

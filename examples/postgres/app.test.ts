@@ -195,9 +195,12 @@ describe("when the response cannot be recorded", () => {
       expect(first.status).toBe(500);
       const { rows } = await pool.query("SELECT count(*)::int AS n FROM payments WHERE account = 'acct_x'");
       expect(rows[0].n).toBe(0);
-      // The engine settled the ticket in finish(): the key stays locked for its lease.
+      // The route rolled back and called abort(): the key is released, so the retry runs
+      // again (and, with this store, is rolled back again) instead of waiting out the lease.
       const retry = await pay();
-      expect(retry.status).toBe(409);
+      expect(retry.status).toBe(500);
+      const again = await pool.query("SELECT count(*)::int AS n FROM payments WHERE account = 'acct_x'");
+      expect(again.rows[0].n).toBe(0);
     } finally {
       await pool.end();
     }
