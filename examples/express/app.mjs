@@ -1,7 +1,7 @@
 // The Express reference app: Stripe webhooks verified on their raw bytes and processed once,
 // and a payments API made safe to retry with an Idempotency-Key. Copy what you need.
 import { memoryStore, stripe } from "@interlock/core";
-import { captureRawBody, idempotency, webhook } from "@interlock/express";
+import { captureRawBody, idempotency, releaseOnError, webhook } from "@interlock/express";
 import express from "express";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
@@ -70,6 +70,9 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
   });
 
   // Errors as problem+json too (malformed JSON from express.json(), a handler that throws).
+  // Express hides a route's throw from middleware: this releases the webhook delivery or
+  // idempotency key the failed request held, so the provider's or client's retry runs again.
+  app.use(releaseOnError);
   app.use((error, _req, res, _next) => {
     const status = error.status ?? error.statusCode ?? 500;
     problem(res, status, status === 500 ? "internal_error" : "bad_request", error.expose ? error.message : "");

@@ -2,7 +2,7 @@
 // once, and a payments API made safe to retry with an Idempotency-Key, across every instance
 // that shares the Redis store (server.mjs makes it). Copy what you need.
 import { stripe } from "@interlock/core";
-import { captureRawBody, idempotency, webhook } from "@interlock/express";
+import { captureRawBody, idempotency, releaseOnError, webhook } from "@interlock/express";
 import express from "express";
 
 /**
@@ -74,6 +74,9 @@ export function createApp({ stripeSecret, apiKeys, store, db = memoryDb() }) {
   });
 
   // Errors as problem+json too (malformed JSON from express.json(), a handler that throws).
+  // Express hides a route's throw from middleware: this releases the webhook delivery or
+  // idempotency key the failed request held, so the provider's or client's retry runs again.
+  app.use(releaseOnError);
   app.use((error, _req, res, _next) => {
     const status = error.status ?? error.statusCode ?? 500;
     problem(res, status, status === 500 ? "internal_error" : "bad_request", error.expose ? error.message : "");
