@@ -1,0 +1,1110 @@
+/**
+ * HTTP benchmark of the framework adapters: requests/s of Express 5, Fastify 5, Koa 3 and
+ * Hono 4 (on @hono/node-server) for the bare app, the app doing the unavoidable webhook work
+ * by hand (raw body + createHmac + timingSafeEqual), the app with our webhook() middleware, and
+ * with our idempotency() middleware (unique keys, and all replays); on Express also the peers
+ * express-idempotency and @node-idempotency/core. See README.md for how to read the numbers.
+ *
+ *   node bench/http.mjs                    full run (about 6 min on 2 cores), writes results/http.md
+ *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
+ *   node bench/http.mjs --only koa         one framework (or several, comma-separated), writes nothing
+ *   node bench/http.mjs --profile express:idem-unique [--duration 10]
+ *                                          one server under --cpu-prof; prints where its CPU time goes
+ *
+ * Each run starts one server in its own child process (fresh store, fresh JIT), so the load
+ * generator, autocannon, never shares the server's event loop; the runs go one at a time. Every
+ * run is warmed up, then measured; the rows of a framework are run in one order in even rounds
+ * and in the reverse order in odd rounds, and each ratio is taken between runs of the same round.
+ * The server reports its own CPU time over the measured window, so a row's cost per request is
+ * known even when the client, or another process on this shared machine, held the CPU back.
+ */
+
+import { execFileSync, fork } from "node:child_process";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+};
+
+const QUICK = flag("--quick");
+const ONLY = option("--only", "").split(",").filter(Boolean);
+const PROFILE = option("--profile", "");
+const ROUNDS = Number(option("--rounds", QUICK ? 1 : 2));
+const WARMUP_S = Number(option("--warmup", QUICK ? 1 : 1.5));
+const DURATION_S = Number(option("--duration", QUICK ? 2 : PROFILE ? 10 : 6));
+const CONNECTIONS = Number(option("--connections", 32));
+/** Pre-signed unique deliveries per pool; more than any server here answers in warm-up + run. */
+const POOL_SIZE = Number(option("--pool", QUICK ? 80_000 : 300_000));
+const HOST = "127.0.0.1"; // loopback only
+const BODY_BYTES = 512;
+
+// ---------------------------------------------------------------------------------------
+// What is measured
+
+/**
+ * The rows. `kind` decides the requests the client sends: `pay` a payment body, `delivery` a
+ * unique signed Standard Webhooks delivery per request, `unique` a payment body with a unique
+ * Idempotency-Key per request, `replay` a payment body with one key (stored before the run).
+ */
+const ROWS = {
+  bare: { label: "bare app", route: "/payments", kind: "pay" },
+  hmac: { label: "raw body + hand-written HMAC", route: "/webhooks", kind: "delivery" },
+  webhook: { label: "**ours** `webhook()`", route: "/webhooks", kind: "delivery", base: "hmac", target: 0.9 },
+  "idem-unique": {
+    label: "**ours** `idempotency()`, unique keys",
+    route: "/payments",
+    kind: "unique",
+    base: "bare",
+    target: (fw) => (fw === "express" ? 0.9 : 0.85),
+  },
+  "idem-replay": {
+    label: "**ours** `idempotency()`, all replays",
+    route: "/payments",
+    kind: "replay",
+    base: "bare",
+    target: 1.0,
+  },
+  "ei-unique": { label: "express-idempotency 1.0.6, unique keys", route: "/payments", kind: "unique", base: "bare" },
+  "ei-replay": { label: "express-idempotency 1.0.6, all replays", route: "/payments", kind: "replay", base: "bare" },
+  "ni-unique": {
+    label: "@node-idempotency/core 1.0.11 (memory), unique keys",
+    route: "/payments",
+    kind: "unique",
+    base: "bare",
+  },
+  "ni-replay": {
+    label: "@node-idempotency/core 1.0.11 (memory), all replays",
+    route: "/payments",
+    kind: "replay",
+    base: "bare",
+  },
+};
+const OURS = ["bare", "hmac", "webhook", "idem-unique", "idem-replay"];
+const FRAMEWORKS = {
+  express: { label: "Express 5.3.0", rows: [...OURS, "ei-unique", "ei-replay", "ni-unique", "ni-replay"] },
+  fastify: { label: "Fastify 5.12.8", rows: OURS },
+  koa: { label: "Koa 3.3.0", rows: OURS },
+  hono: { label: "Hono 4.13.19 (@hono/node-server 2.1.9)", rows: OURS },
+};
+/** A unique-keys run is "flat" when its last second is at least this share of its first two. */
+const FLAT_TARGET = 0.9;
+
+// ---------------------------------------------------------------------------------------
+// Shared by client and servers
+
+/** The Standard Webhooks signing key, and the secret as a provider hands it out. */
+const KEY = createHash("sha256").update("interlock http bench").digest();
+const SECRET = `whsec_${KEY.toString("base64")}`;
+const TOLERANCE_S = 300;
+
+/** A JSON text of exactly `BODY_BYTES` bytes: `head`, then padding, then `tail`. */
+function padded(head, tail) {
+  const pad = BODY_BYTES - Buffer.byteLength(head) - Buffer.byteLength(tail);
+  if (pad < 0) throw new Error("body template too long");
+  return `${head}${"x".repeat(pad)}${tail}`;
+}
+
+const PAYMENT_BODY = Buffer.from(
+  padded('{"amount":1000,"currency":"eur","customer":"cus_Q1bench","description":"', '"}'),
+);
+
+/**
+ * The hand-written Standard Webhooks check: what any receiver has to do at least. Headers
+ * present, timestamp within the tolerance, HMAC-SHA256 over `{id}.{ts}.{body}`, and a
+ * constant-time comparison with each `v1,` signature listed.
+ */
+function handVerify(id, ts, signatures, body) {
+  if (typeof id !== "string" || typeof ts !== "string" || typeof signatures !== "string") return false;
+  if (!(Math.abs(Date.now() / 1000 - Number(ts)) <= TOLERANCE_S)) return false;
+  const mac = createHmac("sha256", KEY).update(`${id}.${ts}.`).update(body).digest();
+  for (const candidate of signatures.split(" ")) {
+    if (!candidate.startsWith("v1,")) continue;
+    const signature = Buffer.from(candidate.slice(3), "base64");
+    if (signature.length === mac.length && timingSafeEqual(signature, mac)) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers (child processes)
+
+/** What every payment route answers, from the parsed body: proves the body reached the route. */
+function payment(body, n) {
+  if (typeof body?.amount !== "number") throw new Error("payment body was not parsed");
+  return { id: `pay_${n}`, status: "succeeded", amount: body.amount, currency: body.currency };
+}
+
+/** What every webhook route answers, from the parsed event: proves the route saw the payload. */
+function received(event) {
+  if (typeof event?.type !== "string") throw new Error("event was not parsed");
+  return { received: true, type: event.type };
+}
+
+function readStream(stream) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    stream.on("data", (chunk) => chunks.push(chunk));
+    stream.on("end", () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+    stream.on("error", reject);
+  });
+}
+
+const UNAUTHORIZED = { error: "invalid signature" };
+
+/** Builds the app for a row, listens on 127.0.0.1:0, resolves to the port. */
+const SERVERS = {
+  async express(row, count) {
+    const { default: express } = await import("express");
+    const app = express();
+    const pay = (req, res) => {
+      res.status(201).json(payment(req.body, count()));
+    };
+    switch (row) {
+      case "bare":
+        app.use(express.json());
+        app.post("/payments", pay);
+        break;
+      case "hmac":
+        app.post("/webhooks", express.raw({ type: "application/json" }), (req, res) => {
+          const h = req.headers;
+          if (!handVerify(h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"], req.body)) {
+            res.status(401).json(UNAUTHORIZED);
+            return;
+          }
+          count();
+          res.json(received(JSON.parse(req.body)));
+        });
+        break;
+      case "webhook": {
+        const [{ memoryStore, standardWebhooks }, { releaseOnError, webhook }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/express"),
+        ]);
+        const store = memoryStore();
+        app.post("/webhooks", webhook({ scheme: standardWebhooks, secret: SECRET, store }), (req, res) => {
+          count();
+          res.json(received(req.webhook.payload));
+        });
+        app.use(releaseOnError); // as its README: after the routes, before the app's error handler
+        break;
+      }
+      case "idem-unique":
+      case "idem-replay": {
+        const [{ memoryStore }, { captureRawBody, idempotency, releaseOnError }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/express"),
+        ]);
+        const store = memoryStore();
+        // The README's setup: the app's own JSON parser, keeping the raw bytes for the fingerprint.
+        app.use(express.json({ verify: captureRawBody }));
+        app.post("/payments", idempotency({ store, principal: false }), pay);
+        app.use(releaseOnError);
+        break;
+      }
+      case "ei-unique":
+      case "ei-replay": {
+        const { idempotency, getSharedIdempotencyService } = (await import("express-idempotency")).default;
+        app.use(express.json());
+        app.post("/payments", idempotency(), (req, res) => {
+          // Its README: the middleware answers a replay itself and still calls next().
+          if (getSharedIdempotencyService().isHit(req)) return;
+          pay(req, res);
+        });
+        break;
+      }
+      case "ni-unique":
+      case "ni-replay": {
+        app.use(express.json());
+        app.post("/payments", await nodeIdempotencyExpress(), pay);
+        break;
+      }
+      default:
+        throw new Error(`no ${row} row on express`);
+    }
+    const server = app.listen(0, HOST);
+    await new Promise((resolve, reject) => server.once("listening", resolve).once("error", reject));
+    return server.address().port;
+  },
+
+  async fastify(row, count) {
+    const { default: Fastify } = await import("fastify");
+    const app = Fastify({ logger: false });
+    const pay = async (request, reply) => {
+      reply.code(201);
+      return payment(request.body, count());
+    };
+    switch (row) {
+      case "bare":
+        app.post("/payments", pay);
+        break;
+      case "hmac":
+        // The raw bytes for this route only: a content-type parser in an encapsulated scope.
+        await app.register(async (scope) => {
+          scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) =>
+            done(null, body),
+          );
+          scope.post("/webhooks", async (request, reply) => {
+            const h = request.headers;
+            if (!handVerify(h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"], request.body)) {
+              reply.code(401);
+              return UNAUTHORIZED;
+            }
+            count();
+            return received(JSON.parse(request.body));
+          });
+        });
+        break;
+      case "webhook": {
+        const [{ memoryStore, standardWebhooks }, { interlock, webhook }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/fastify"),
+        ]);
+        const store = memoryStore();
+        await app.register(interlock);
+        const hooks = webhook({ scheme: standardWebhooks, secret: SECRET, store });
+        app.post("/webhooks", { config: { interlock: hooks } }, async (request) => {
+          count();
+          return received(request.webhook.payload);
+        });
+        break;
+      }
+      case "idem-unique":
+      case "idem-replay": {
+        const [{ memoryStore }, { interlock, idempotency }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/fastify"),
+        ]);
+        const store = memoryStore();
+        await app.register(interlock);
+        const hooks = idempotency({ store, principal: false });
+        app.post("/payments", { config: { interlock: hooks } }, pay);
+        break;
+      }
+      default:
+        throw new Error(`no ${row} row on fastify`);
+    }
+    await app.listen({ port: 0, host: HOST });
+    return app.server.address().port;
+  },
+
+  async koa(row, count) {
+    const { default: Koa } = await import("koa");
+    const app = new Koa();
+    const route = (method, url, handler) => async (ctx, next) => {
+      if (ctx.method === method && ctx.path === url) await handler(ctx);
+      else await next();
+    };
+    switch (row) {
+      case "bare":
+        // Koa has no body parser of its own: the stream, read by hand, and JSON.parse.
+        app.use(
+          route("POST", "/payments", async (ctx) => {
+            const body = JSON.parse(await readStream(ctx.req));
+            ctx.status = 201;
+            ctx.body = payment(body, count());
+          }),
+        );
+        break;
+      case "hmac":
+        app.use(
+          route("POST", "/webhooks", async (ctx) => {
+            const raw = await readStream(ctx.req);
+            const h = ctx.headers;
+            if (!handVerify(h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"], raw)) {
+              ctx.status = 401;
+              ctx.body = UNAUTHORIZED;
+              return;
+            }
+            count();
+            ctx.body = received(JSON.parse(raw));
+          }),
+        );
+        break;
+      case "webhook": {
+        const [{ memoryStore, standardWebhooks }, { webhook }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/koa"),
+        ]);
+        const store = memoryStore();
+        // No router: the README's "behind your own ctx.path check".
+        const verify = webhook({ scheme: standardWebhooks, secret: SECRET, store });
+        app.use(
+          route("POST", "/webhooks", (ctx) =>
+            verify(ctx, async () => {
+              count();
+              ctx.body = received(ctx.state.webhook.payload);
+            }),
+          ),
+        );
+        break;
+      }
+      case "idem-unique":
+      case "idem-replay": {
+        const [{ memoryStore }, { idempotency }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/koa"),
+        ]);
+        const store = memoryStore();
+        const idem = idempotency({ store, principal: false });
+        app.use(
+          route("POST", "/payments", (ctx) =>
+            idem(ctx, async () => {
+              // Read before any parser, idempotency() leaves the parsed JSON on ctx.request.body.
+              ctx.status = 201;
+              ctx.body = payment(ctx.request.body, count());
+            }),
+          ),
+        );
+        break;
+      }
+      default:
+        throw new Error(`no ${row} row on koa`);
+    }
+    const server = app.listen(0, HOST);
+    await new Promise((resolve, reject) => server.once("listening", resolve).once("error", reject));
+    return server.address().port;
+  },
+
+  async hono(row, count) {
+    const [{ Hono }, { serve }] = await Promise.all([import("hono"), import("@hono/node-server")]);
+    const app = new Hono();
+    const pay = async (c) => c.json(payment(await c.req.json(), count()), 201);
+    switch (row) {
+      case "bare":
+        app.post("/payments", pay);
+        break;
+      case "hmac":
+        app.post("/webhooks", async (c) => {
+          const raw = Buffer.from(await c.req.arrayBuffer());
+          const ok = handVerify(
+            c.req.header("webhook-id"),
+            c.req.header("webhook-timestamp"),
+            c.req.header("webhook-signature"),
+            raw,
+          );
+          if (!ok) return c.json(UNAUTHORIZED, 401);
+          count();
+          return c.json(received(JSON.parse(raw)));
+        });
+        break;
+      case "webhook": {
+        const [{ memoryStore, standardWebhooks }, { webhook }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/hono"),
+        ]);
+        const store = memoryStore();
+        app.post("/webhooks", webhook({ scheme: standardWebhooks, secret: SECRET, store }), (c) => {
+          count();
+          return c.json(received(c.get("webhook").payload));
+        });
+        break;
+      }
+      case "idem-unique":
+      case "idem-replay": {
+        const [{ memoryStore }, { idempotency }] = await Promise.all([
+          import("@interlock/core"),
+          import("@interlock/hono"),
+        ]);
+        const store = memoryStore();
+        app.post("/payments", idempotency({ store, principal: false }), pay);
+        break;
+      }
+      default:
+        throw new Error(`no ${row} row on hono`);
+    }
+    return new Promise((resolve, reject) => {
+      const server = serve({ fetch: app.fetch, port: 0, hostname: HOST }, (info) => resolve(info.port));
+      server.once("error", reject);
+    });
+  },
+};
+
+/**
+ * @node-idempotency/core through a thin Express middleware. Its own Express plugin is not on
+ * npm; this follows that plugin's source: onRequest() before the route, res.send wrapped to
+ * hand the response to onResponse() (not awaited, as there), a replay answered with the stored
+ * status, Content-Type and body plus `Idempotent-Replayed: true`, its errors mapped to 409/422/400.
+ */
+async function nodeIdempotencyExpress() {
+  const [{ Idempotency, IdempotencyError, IdempotencyErrorCodes }, { MemoryStorageAdapter }] = await Promise.all([
+    import("@node-idempotency/core"),
+    import("@node-idempotency/storage-adapter-memory"),
+  ]);
+  const idempotency = new Idempotency(new MemoryStorageAdapter(), {});
+  const statusOf = {
+    [IdempotencyErrorCodes.REQUEST_IN_PROGRESS]: 409,
+    [IdempotencyErrorCodes.IDEMPOTENCY_FINGERPRINT_MISSMATCH]: 422,
+    [IdempotencyErrorCodes.IDEMPOTENCY_KEY_LEN_EXEEDED]: 400,
+    [IdempotencyErrorCodes.IDEMPOTENCY_KEY_MISSING]: 400,
+  };
+  const store = (request, res, payload) => {
+    const statusCode = res.statusCode;
+    const additional = { statusCode };
+    const contentType = res.getHeader("content-type");
+    if (contentType) additional["Content-Type"] = contentType;
+    let body = payload;
+    if (typeof body === "string" && String(contentType).toLowerCase().includes("application/json")) {
+      try {
+        body = JSON.parse(body);
+      } catch {}
+    }
+    return idempotency.onResponse(request, { additional, ...(statusCode < 400 ? { body } : { error: body }) });
+  };
+  return async (req, res, next) => {
+    const request = { headers: req.headers, body: req.body, path: req.url, method: req.method };
+    let stored;
+    try {
+      stored = await idempotency.onRequest(request);
+    } catch (error) {
+      if (!(error instanceof IdempotencyError)) return next(error);
+      if (error.code === IdempotencyErrorCodes.REQUEST_IN_PROGRESS) res.setHeader("Retry-After", "1");
+      res.status(statusOf[error.code] ?? 500).json({ error: error.message });
+      return;
+    }
+    if (!stored) {
+      const send = res.send.bind(res);
+      res.send = (body) => {
+        void store(request, res, body);
+        return send(body);
+      };
+      next();
+      return;
+    }
+    if (stored.additional?.statusCode) res.status(stored.additional.statusCode);
+    if (stored.additional?.["Content-Type"]) res.setHeader("Content-Type", stored.additional["Content-Type"]);
+    res.setHeader("Idempotent-Replayed", "true");
+    if (stored.body) res.send(stored.body);
+    else next(stored.error);
+  };
+}
+
+async function serverMain(framework, row) {
+  let handled = 0;
+  const count = () => ++handled;
+  const port = await SERVERS[framework](row, count);
+  process.on("message", (message) => {
+    if (message.type === "mark") {
+      process.send({
+        type: "mark",
+        cpu: process.cpuUsage(),
+        handled,
+        rss: process.memoryUsage().rss,
+        // CLOCK_MONOTONIC in µs, the clock of V8's CPU profile: marks the measured window in it.
+        monoUs: Number(process.hrtime.bigint() / 1000n),
+      });
+    } else if (message.type === "exit") {
+      process.exit(0); // also writes the --cpu-prof profile
+    }
+  });
+  process.on("disconnect", () => process.exit(0)); // the parent went away
+  process.send({ type: "ready", port });
+}
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+/**
+ * A pool of unique signed Standard Webhooks deliveries (`webhook-id` unique, body naming the
+ * same id), signed now with KEY. Both webhook rows of a framework get the same pool. Past its
+ * end (never expected), deliveries are signed on the fly and the run says so.
+ */
+function deliveryPool(size) {
+  const ts = String(Math.floor(Date.now() / 1000));
+  const make = (i) => {
+    const id = `msg_${String(i).padStart(10, "0")}`;
+    const body = Buffer.from(padded(`{"type":"invoice.paid","id":"${id}","timestamp":"${ts}","data":{"note":"`, '"}}'));
+    const signature = createHmac("sha256", KEY).update(`${id}.${ts}.`).update(body).digest("base64");
+    return {
+      body,
+      headers: {
+        "content-type": "application/json",
+        "webhook-id": id,
+        "webhook-timestamp": ts,
+        "webhook-signature": `v1,${signature}`,
+      },
+    };
+  };
+  const items = new Array(size);
+  for (let i = 0; i < size; i++) items[i] = make(i);
+  return { items, make, ts, overflow: 0 };
+}
+
+/**
+ * The request (and autocannon's `setupRequest`) for a row. Every row builds its request in
+ * `setupRequest`, even those that send the same bytes each time, so the client pays the same
+ * per request whatever the row.
+ */
+function requestFor(row, pool, state) {
+  const { route, kind } = ROWS[row];
+  const payment = (key) => ({
+    method: "POST",
+    path: route,
+    headers: key
+      ? { "content-type": "application/json", "idempotency-key": key }
+      : { "content-type": "application/json" },
+    body: PAYMENT_BODY,
+  });
+  switch (kind) {
+    case "pay":
+      return { ...payment(), setupRequest: (req) => req };
+    case "replay":
+      return { ...payment("replayed-key"), setupRequest: (req) => req };
+    case "unique": {
+      const prefix = `k${Date.now().toString(36)}`;
+      return {
+        ...payment("x"),
+        setupRequest: (req) => {
+          req.headers["idempotency-key"] = `${prefix}-${state.next++}`;
+          return req;
+        },
+      };
+    }
+    case "delivery":
+      return {
+        method: "POST",
+        path: route,
+        setupRequest: (req) => {
+          const i = state.next++;
+          let delivery = pool.items[i];
+          if (delivery === undefined) {
+            pool.overflow++;
+            delivery = pool.items[i] = pool.make(i);
+          }
+          req.headers = { ...delivery.headers };
+          req.body = delivery.body;
+          return req;
+        },
+      };
+    default:
+      throw new Error(kind);
+  }
+}
+
+/** One autocannon run; counts the responses per second itself (for "flat over the run"). */
+async function load(autocannon, port, request, seconds) {
+  const perSecond = new Array(Math.ceil(seconds) + 2).fill(0);
+  let non2xx = 0;
+  let total = 0;
+  const t0 = performance.now();
+  const result = await new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: `http://${HOST}:${port}`,
+        connections: CONNECTIONS,
+        duration: seconds,
+        requests: [request],
+        timeout: 10,
+      },
+      (error, res) => (error ? reject(error) : resolve(res)),
+    );
+    instance.on("response", (_client, statusCode) => {
+      total++;
+      if (statusCode < 200 || statusCode > 299) non2xx++;
+      const s = Math.floor((performance.now() - t0) / 1000);
+      if (s < perSecond.length) perSecond[s]++;
+    });
+  });
+  const full = perSecond.slice(0, Math.floor(seconds));
+  return {
+    rps: full.reduce((a, b) => a + b, 0) / full.length,
+    perSecond: full,
+    total,
+    non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+  };
+}
+
+function startServer(framework, row, execArgv = []) {
+  const self = fileURLToPath(import.meta.url);
+  const child = fork(self, ["--server", framework, row], {
+    execArgv,
+    env: { ...process.env, NODE_ENV: "production" },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const waiting = [];
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.on("message", (message) => waiting.shift()?.(message));
+  const next = () =>
+    new Promise((resolve, reject) => {
+      waiting.push(resolve);
+      exited.then((code) => reject(new Error(`${framework} ${row} server exited (${code})`)));
+    });
+  return {
+    ready: next(),
+    mark: () => {
+      const reply = next();
+      child.send({ type: "mark" });
+      return reply;
+    },
+    stop: async () => {
+      if (child.connected) child.send({ type: "exit" });
+      await exited;
+    },
+  };
+}
+
+/** Before any timing: the row answers as it should (status, replay header, refusal of a forgery). */
+async function check(port, row, pool) {
+  const { route, kind } = ROWS[row];
+  const url = `http://${HOST}:${port}${route}`;
+  const post = (headers, body) => fetch(url, { method: "POST", headers, body });
+  const expect = async (response, status, what) => {
+    const text = await response.text();
+    if (response.status !== status)
+      throw new Error(`${row}: ${what} answered ${response.status}, not ${status}: ${text}`);
+    return response;
+  };
+  if (kind === "delivery") {
+    const good = pool.make(-1);
+    const forged = { ...good.headers, "webhook-signature": `v1,${"A".repeat(43)}=` };
+    await expect(await post(forged, good.body), 401, "a forged delivery");
+    await expect(await post(good.headers, good.body), 200, "a good delivery");
+  } else if (kind === "replay") {
+    const headers = { "content-type": "application/json", "idempotency-key": "replayed-key" };
+    await expect(await post(headers, PAYMENT_BODY), 201, "the first request");
+    const replay = await expect(await post(headers, PAYMENT_BODY), 201, "the replay");
+    if (!row.startsWith("ei-") && replay.headers.get("idempotent-replayed") !== "true") {
+      throw new Error(`${row}: the second request was not a replay`);
+    }
+  } else if (kind === "pay") {
+    await expect(await post({ "content-type": "application/json" }, PAYMENT_BODY), 201, "a payment");
+  }
+}
+
+/**
+ * Starts the row's server. A server that dies before listening is started once more after a
+ * pause: on a machine where the packages are being rebuilt, a child can start while a `dist/`
+ * is briefly missing.
+ */
+async function startReady(framework, row, execArgv) {
+  for (let attempt = 1; ; attempt++) {
+    const server = startServer(framework, row, execArgv);
+    try {
+      const { port } = await server.ready;
+      return { server, port };
+    } catch (error) {
+      await server.stop();
+      if (attempt === 2) throw error;
+      process.stderr.write(`(${error.message}; starting it again) `);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+  }
+}
+
+async function runOne(autocannon, framework, row, pool) {
+  const { server, port } = await startReady(framework, row);
+  try {
+    await check(port, row, pool);
+    const state = { next: 0 };
+    const request = requestFor(row, pool, state);
+    await load(autocannon, port, request, WARMUP_S);
+    const before = await server.mark();
+    const w0 = performance.now();
+    const run = await load(autocannon, port, request, DURATION_S);
+    const wallS = (performance.now() - w0) / 1000;
+    const after = await server.mark();
+    const cpuS = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1e6;
+    const sysS = (after.cpu.system - before.cpu.system) / 1e6;
+    const flat =
+      run.perSecond.length >= 3 ? run.perSecond.at(-1) / ((run.perSecond[0] + run.perSecond[1]) / 2) : Number.NaN;
+    return {
+      ...run,
+      cpuUsPerReq: (cpuS * 1e6) / run.total,
+      sysShare: sysS / cpuS,
+      perCpuS: run.total / cpuS,
+      busy: cpuS / wallS,
+      handled: after.handled - before.handled,
+      rssMiB: after.rss / 2 ** 20,
+      flat,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "—");
+const fmt2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "—");
+const fmt1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : "—");
+/** Judged on the two decimals shown, so a cell never reads "0.90 ❌" against a 0.90 target. */
+const atLeast = (x, target) => Number(fmt2(x)) >= target;
+
+/** Per framework and row: the runs of every round, and the ratios taken within each round. */
+function summarise(runs) {
+  const out = {};
+  for (const [framework, rows] of Object.entries(runs)) {
+    out[framework] = {};
+    for (const [row, list] of Object.entries(rows)) {
+      const base = ROWS[row].base;
+      const baseList = base ? rows[base] : undefined;
+      const rps = list.map((r) => r.rps);
+      const m = median(rps);
+      out[framework][row] = {
+        rps: m,
+        spread: rps.length > 1 ? (Math.max(...rps) - Math.min(...rps)) / 2 / m : Number.NaN,
+        cpuUsPerReq: median(list.map((r) => r.cpuUsPerReq)),
+        busy: median(list.map((r) => r.busy)),
+        p99: median(list.map((r) => r.p99)),
+        flat: ROWS[row].kind === "unique" ? median(list.map((r) => r.flat)) : Number.NaN,
+        ratio: baseList ? median(list.map((r, i) => r.rps / baseList[i].rps)) : Number.NaN,
+        cpuRatio: baseList ? median(list.map((r, i) => r.perCpuS / baseList[i].perCpuS)) : Number.NaN,
+        non2xx: list.reduce((a, r) => a + r.non2xx + r.errors + r.timeouts, 0),
+        handled: list.map((r) => r.handled),
+        total: list.map((r) => r.total),
+        perSecond: list.map((r) => r.perSecond),
+        rssMiB: median(list.map((r) => r.rssMiB)),
+        overflow: list.reduce((a, r) => a + (r.overflow ?? 0), 0),
+      };
+    }
+  }
+  return out;
+}
+
+function targets(summary) {
+  const checks = [];
+  for (const [framework, rows] of Object.entries(summary)) {
+    const name = FRAMEWORKS[framework].label.split(" ")[0];
+    for (const [row, s] of Object.entries(rows)) {
+      const spec = ROWS[row];
+      if (spec.target === undefined) continue;
+      const target = typeof spec.target === "function" ? spec.target(framework) : spec.target;
+      checks.push({
+        what: `${name}: ${spec.label.replace(/\*\*/g, "")} ≥ ${target.toFixed(2)} of the ${ROWS[spec.base].label}`,
+        value: fmt2(s.ratio),
+        ok: atLeast(s.ratio, target),
+      });
+      if (spec.kind === "unique") {
+        checks.push({
+          what: `${name}: ${spec.label.replace(/\*\*/g, "")} flat over the run (last second ≥ ${FLAT_TARGET} of the first two)`,
+          value: fmt2(s.flat),
+          ok: atLeast(s.flat, FLAT_TARGET),
+        });
+      }
+    }
+  }
+  const express = summary.express;
+  if (express?.["ei-unique"] && express["ni-unique"]) {
+    for (const kind of ["unique", "replay"]) {
+      const ours = express[`idem-${kind}`];
+      for (const peer of ["ei", "ni"]) {
+        const theirs = express[`${peer}-${kind}`];
+        checks.push({
+          what: `Express: ours ahead of ${ROWS[`${peer}-${kind}`].label}`,
+          value: `${fmt2(ours.ratio)} vs ${fmt2(theirs.ratio)}`,
+          ok: ours.rps > theirs.rps,
+        });
+      }
+    }
+  }
+  return checks;
+}
+
+function report(summary, meta) {
+  const out = [];
+  out.push("# HTTP adapters benchmark", "");
+  out.push(
+    `Node ${meta.node} · ${meta.platform} · ${meta.cpu} · nproc ${meta.nproc} · ${meta.date} · commit ${meta.commit}`,
+    "",
+    `Load average (1, 5, 15 min) before the run: ${meta.loadBefore}; after: ${meta.loadAfter}. ` +
+      `The run took ${meta.minutes} min.`,
+    "",
+    `Settings: autocannon ${meta.autocannon} on ${HOST}, ${CONNECTIONS} connections, ${WARMUP_S} s warm-up then ` +
+      `${DURATION_S} s measured per run, ${ROUNDS} round${ROUNDS > 1 ? "s" : ""} (rows in reverse order in odd rounds); ` +
+      `each run a fresh server in its own child process (\`NODE_ENV=production\`), one at a time. Every request has a ` +
+      `${BODY_BYTES}-byte JSON body; webhook rows get a unique signed Standard Webhooks delivery per request (the same ` +
+      "pre-signed deliveries for the hand-written check and for ours), unique-key rows a unique `Idempotency-Key`. " +
+      "Stores: our `memoryStore()` with its defaults; the peers' own in-memory stores.",
+    "",
+    "**req/s**: responses per second over the measured seconds, median of the rounds (± half the range). " +
+      "**ratio**: the row's req/s over its baseline's in the same round (median of rounds). **ratio, CPU**: the same " +
+      "with each run's requests per second of *server CPU time* (robust when the client or another process held the " +
+      "server back). **server busy**: server CPU time over wall time (1.00 = the server had a whole core and used it). " +
+      `**flat**: a unique-keys run's last second over the mean of its first two (target ≥ ${FLAT_TARGET}).`,
+    "",
+    "| framework | app | req/s | ± | server CPU µs/req | server busy | p99 ms | compared with | ratio | ratio, CPU | flat |",
+    "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+  );
+  for (const [framework, rows] of Object.entries(summary)) {
+    for (const [row, s] of Object.entries(rows)) {
+      const spec = ROWS[row];
+      out.push(
+        `| ${FRAMEWORKS[framework].label} | ${spec.label} | ${fmtInt(s.rps)} | ${Number.isFinite(s.spread) ? `${(s.spread * 100).toFixed(1)}%` : "—"} | ` +
+          `${fmt1(s.cpuUsPerReq)} | ${fmt2(s.busy)} | ${fmt1(s.p99)} | ${spec.base ? ROWS[spec.base].label : "—"} | ` +
+          `${fmt2(s.ratio)} | ${fmt2(s.cpuRatio)} | ${fmt2(s.flat)} |`,
+      );
+    }
+  }
+  const checks = targets(summary);
+  out.push("", "## Targets", "", "| target | value | |", "|---|---:|---|");
+  for (const c of checks) out.push(`| ${c.what} | ${c.value} | ${c.ok ? "✅" : "❌"} |`);
+  out.push("", `${checks.filter((c) => c.ok).length} of ${checks.length} targets met.`, "");
+
+  const unique = [];
+  for (const [framework, rows] of Object.entries(summary)) {
+    for (const [row, s] of Object.entries(rows)) {
+      if (ROWS[row].kind !== "unique") continue;
+      unique.push(
+        `| ${FRAMEWORKS[framework].label} | ${ROWS[row].label} | ${s.perSecond.map((p) => p.map(fmtInt).join(" → ")).join("<br>")} |`,
+      );
+    }
+  }
+  out.push("## Unique keys, second by second", "", "| framework | app | responses per second, one line per round |");
+  out.push("|---|---|---|", ...unique, "");
+
+  const problems = [];
+  for (const [framework, rows] of Object.entries(summary)) {
+    for (const [row, s] of Object.entries(rows)) {
+      if (s.non2xx > 0) problems.push(`${framework} ${row}: ${s.non2xx} non-2xx answers, errors or time-outs`);
+      if (s.overflow > 0) problems.push(`${framework} ${row}: ${s.overflow} deliveries signed during the run`);
+      const kind = ROWS[row].kind;
+      s.handled.forEach((h, i) => {
+        const expected = kind === "replay" ? 0 : s.total[i];
+        // Responses counted by the client and routes run on the server may straddle the window by a few.
+        if (Math.abs(h - expected) > CONNECTIONS * 2) {
+          problems.push(`${framework} ${row}: the route ran ${h} times for ${s.total[i]} responses`);
+        }
+      });
+    }
+  }
+  out.push(
+    "## Checks",
+    "",
+    "Before each run the server is checked: a payment answers 201; a replay answers 201 with `Idempotent-Replayed: true` " +
+      "(express-idempotency sets no such header); a forged delivery 401 and a good one 200. During each run, every answer " +
+      "must be 2xx and the route must run once per response (never for replays).",
+    "",
+    problems.length ? problems.map((p) => `- ${p}`).join("\n") : "All runs passed.",
+    "",
+  );
+  return { markdown: out.join("\n"), checks, problems };
+}
+
+// ---------------------------------------------------------------------------------------
+// Profiling
+
+/** Where a frame's code is: `package/file` for a dependency, a repository path for ours. */
+function where(cf) {
+  const url = cf.url.replace(/^file:\/\//, "");
+  if (url === "") return "(native)";
+  const dep = url.match(/node_modules\/\.pnpm\/[^/]+\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/);
+  if (dep) return `${dep[1]}/${dep[2]}`;
+  const rel = path.relative(fileURLToPath(new URL("..", import.meta.url)), url);
+  return rel.startsWith("..") ? url : rel;
+}
+const frameName = (cf) => `${cf.functionName || "(anonymous)"} ${where(cf)}:${cf.lineNumber + 1}`;
+
+/**
+ * A V8 CPU profile (as `--cpu-prof` writes it), restricted to the samples taken in the measured
+ * window [fromUs, toUs]: self time by function, and time charged to the nearest package frame
+ * on the stack (Node's internals, undici, streams, crypto, are charged to the line of the
+ * framework, adapter or core that called them). Each sample counts once: on a shared machine
+ * the gap before a sample can include time the thread was not running at all, which weighting
+ * by the gaps would charge to whatever ran next (typically a `writev`). Shares of the busy
+ * samples are turned into µs per request with `cpuUsPerRequest`, measured by the process itself.
+ */
+function readProfile(file, fromUs, toUs, cpuUsPerRequest) {
+  const profile = JSON.parse(readFileSync(file, "utf8"));
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const chargedTo = new Map();
+  const charge = (id) => {
+    let key = chargedTo.get(id);
+    if (key !== undefined) return key;
+    for (let at = id; at !== undefined && key === undefined; at = parent.get(at)) {
+      const cf = nodes.get(at).callFrame;
+      if (cf.url !== "" && !cf.url.startsWith("node:")) key = frameName(cf);
+    }
+    key ??= `${nodes.get(id).callFrame.functionName || "(anonymous)"} (Node internals only)`;
+    chargedTo.set(id, key);
+    return key;
+  };
+  const self = new Map();
+  const charged = new Map();
+  const add = (map, key) => map.set(key, (map.get(key) ?? 0) + 1);
+  let t = profile.startTime;
+  let busy = 0;
+  let idle = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i];
+    if (t < fromUs || t > toUs) continue;
+    const node = nodes.get(profile.samples[i]);
+    if (node.callFrame.functionName === "(idle)") {
+      idle++;
+      continue;
+    }
+    busy++;
+    add(self, frameName(node.callFrame));
+    add(charged, charge(node.id));
+  }
+  if (busy === 0) throw new Error(`no busy sample of ${file} falls in the measured window`);
+  const perRequest = (map) => new Map([...map].map(([k, v]) => [k, (v / busy) * cpuUsPerRequest]));
+  return { samples: busy, idleShare: idle / (busy + idle), self: perRequest(self), charged: perRequest(charged) };
+}
+
+async function profileOne(autocannon, framework, row, pool) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `interlock-http-${framework}-${row}-`));
+  const { server, port } = await startReady(framework, row, [
+    "--cpu-prof",
+    "--cpu-prof-interval",
+    "250",
+    "--cpu-prof-dir",
+    dir,
+  ]);
+  let run;
+  let before;
+  let after;
+  try {
+    await check(port, row, pool);
+    const request = requestFor(row, pool, { next: 0 });
+    await load(autocannon, port, request, WARMUP_S);
+    before = await server.mark();
+    run = await load(autocannon, port, request, DURATION_S);
+    after = await server.mark();
+  } finally {
+    await server.stop();
+  }
+  const file = path.join(
+    dir,
+    readdirSync(dir).find((f) => f.endsWith(".cpuprofile")),
+  );
+  const cpuUs = after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system;
+  const cpuUsPerReq = cpuUs / run.total;
+  return { file, run, cpuUsPerReq, ...readProfile(file, before.monoUs, after.monoUs, cpuUsPerReq) };
+}
+
+async function profileMain() {
+  const [framework, row] = PROFILE.split(":");
+  if (!FRAMEWORKS[framework]?.rows.includes(row)) {
+    throw new Error(`--profile takes framework:row, e.g. express:idem-unique (rows: ${Object.keys(ROWS).join(", ")})`);
+  }
+  const { default: autocannon } = await import("autocannon");
+  const base = ROWS[row].base;
+  const pool = deliveryPool(POOL_SIZE);
+  const profiles = [];
+  for (const r of base ? [row, base] : [row]) {
+    const p = await profileOne(autocannon, framework, r, pool);
+    profiles.push(p);
+    process.stdout.write(
+      `${framework} ${r}: ${fmtInt(p.run.rps)} req/s under the profiler, ${fmt1(p.cpuUsPerReq)} µs of CPU per request ` +
+        `(${p.samples} busy samples, main thread idle ${(p.idleShare * 100).toFixed(0)}%). Profile: ${p.file}\n`,
+    );
+  }
+  const list = (map, n, sign = "") =>
+    [...map.entries()]
+      .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
+      .slice(0, n)
+      .map(([k, v]) => `  ${`${v > 0 ? sign : ""}${v.toFixed(2)}`.padStart(8)}  ${k}`)
+      .join("\n");
+  const [p] = profiles;
+  process.stdout.write(`\n${framework} ${row}: self time, µs per request\n${list(p.self, 30)}\n`);
+  process.stdout.write(
+    `\n${framework} ${row}: time charged to the nearest package frame, µs per request\n${list(p.charged, 30)}\n`,
+  );
+  if (profiles[1]) {
+    const q = profiles[1];
+    const diff = new Map();
+    for (const k of new Set([...p.charged.keys(), ...q.charged.keys()])) {
+      diff.set(k, (p.charged.get(k) ?? 0) - (q.charged.get(k) ?? 0));
+    }
+    process.stdout.write(
+      `\n${framework}: ${row} minus ${base}, ${(p.cpuUsPerReq - q.cpuUsPerReq).toFixed(1)} µs of CPU per request in all; ` +
+        `by nearest package frame\n${list(diff, 40, "+")}\n`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const { default: autocannon } = await import("autocannon");
+  const started = performance.now();
+  const loadBefore = os.loadavg();
+  const frameworks = Object.keys(FRAMEWORKS).filter((f) => ONLY.length === 0 || ONLY.includes(f));
+  if (frameworks.length === 0) throw new Error(`--only takes ${Object.keys(FRAMEWORKS).join(", ")}`);
+  const runs = Object.fromEntries(
+    frameworks.map((f) => [f, Object.fromEntries(FRAMEWORKS[f].rows.map((r) => [r, []]))]),
+  );
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const framework of frameworks) {
+      const rows = round % 2 === 0 ? FRAMEWORKS[framework].rows : [...FRAMEWORKS[framework].rows].reverse();
+      // Fresh deliveries for this framework's two webhook rows: signed now, well inside the 300 s tolerance.
+      const pool = deliveryPool(POOL_SIZE);
+      for (const row of rows) {
+        process.stderr.write(`bench:http round ${round + 1}/${ROUNDS} ${framework} ${row}… `);
+        const overflowBefore = pool.overflow;
+        const result = await runOne(autocannon, framework, row, pool);
+        result.overflow = pool.overflow - overflowBefore;
+        runs[framework][row].push(result);
+        process.stderr.write(
+          `${fmtInt(result.rps)} req/s, ${fmt1(result.cpuUsPerReq)} µs CPU/req (${(result.sysShare * 100).toFixed(0)}% system), ` +
+            `busy ${fmt2(result.busy)}` +
+            `${result.non2xx ? `, ${result.non2xx} non-2xx` : ""}\n`,
+        );
+      }
+    }
+  }
+  const summary = summarise(runs);
+  const git = (...a) => {
+    try {
+      return execFileSync("git", a, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    } catch {
+      return "";
+    }
+  };
+  const commit = git("rev-parse", "--short", "HEAD");
+  const dirty = git("status", "--porcelain", "--", "packages") !== "";
+  const cpus = os.cpus();
+  const autocannonVersion = JSON.parse(
+    readFileSync(fileURLToPath(new URL("./node_modules/autocannon/package.json", import.meta.url)), "utf8"),
+  ).version;
+  const meta = {
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()}`,
+    cpu: cpus[0]?.model.trim() ?? "unknown CPU",
+    nproc: os.availableParallelism(),
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    commit: commit ? `${commit}${dirty ? " + uncommitted changes in packages/" : ""}` : "unknown",
+    loadBefore: loadBefore.map((x) => x.toFixed(2)).join(", "),
+    loadAfter: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(", "),
+    minutes: ((performance.now() - started) / 60_000).toFixed(1),
+    autocannon: autocannonVersion,
+  };
+  const { markdown, problems } = report(summary, meta);
+  process.stdout.write(`${markdown}\n`);
+  if (QUICK || ONLY.length > 0) {
+    process.stderr.write("bench:http: partial run, results/http.md left as it was\n");
+  } else {
+    const dir = fileURLToPath(new URL("./results/", import.meta.url));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}http.md`, markdown);
+    process.stderr.write("bench:http: wrote bench/results/http.md\n");
+  }
+  if (problems.length > 0) process.exitCode = 1;
+}
+
+if (args[0] === "--server") await serverMain(args[1], args[2]);
+else if (PROFILE) await profileMain();
+else await main();
