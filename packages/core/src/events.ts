@@ -61,7 +61,7 @@ export type WebhookEvent =
   | WebhookHandlerFailedEvent;
 
 /** Where an idempotent request stands; `key` is the client's key, never the principal. */
-interface IdempotencyEventBase {
+export interface IdempotencyEventBase {
   method: string;
   route: string;
   key: string;

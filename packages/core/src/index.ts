@@ -18,6 +18,7 @@ export {
 export type {
   EventHook,
   IdempotencyEvent,
+  IdempotencyEventBase,
   IdempotencyRejectedEvent,
   InterlockEvent,
   WebhookDuplicateEvent,
