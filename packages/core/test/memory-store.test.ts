@@ -99,3 +99,81 @@ describe("memory store eviction order under churn", () => {
     expect(store.size).toBeLessThanOrEqual(3);
   });
 });
+
+describe("memory store internals under load", () => {
+  const claimComplete = async (store: MemoryStore, key: string, body: Uint8Array, ttlMs = 60_000) => {
+    const claimed = await store.claim(key, { fingerprint: `fp-${key}`, lockTtlMs: 60_000 });
+    if (claimed.state !== "claimed") throw new Error(`expected to win ${key}`);
+    expect(await store.complete(key, claimed.token, { status: 201, headers: [["x-key", key]], body }, { ttlMs })).toBe(
+      true,
+    );
+  };
+  const bodyFor = (i: number, size: number) => Uint8Array.from({ length: size }, (_, j) => (i * 31 + j) & 0xff);
+
+  it("keeps exactly the newest maxEntries records across many generations, oldest evicted first", async () => {
+    const store = new MemoryStore({ maxEntries: 100 });
+    for (let i = 0; i < 1_050; i++) await claimComplete(store, `k${i}`, bodyFor(i, 10));
+    expect(store.size).toBe(100);
+    // Claims of completed keys change nothing; a claim of an evicted key would add a lock.
+    for (let i = 950; i < 1_050; i++) {
+      const result = await store.claim(`k${i}`, { fingerprint: "other", lockTtlMs: 60_000 });
+      if (result.state !== "completed") throw new Error(`k${i} should be kept, got ${result.state}`);
+      expect(result.record.body).toEqual(bodyFor(i, 10));
+      expect(result.record.headers).toEqual([["x-key", `k${i}`]]);
+      expect(result.record.fingerprint).toBe(`fp-k${i}`);
+    }
+    expect((await store.claim("k949", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("claimed");
+  });
+
+  it("carries a live lock through every generation: it is never evicted and can still complete", async () => {
+    const store = new MemoryStore({ maxEntries: 10 });
+    const lock = await store.claim("slow", { fingerprint: "f", lockTtlMs: 600_000 });
+    if (lock.state !== "claimed") throw new Error("expected a win");
+    for (let i = 0; i < 200; i++) await claimComplete(store, `k${i}`, bodyFor(i, 5));
+    expect((await store.claim("slow", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("in_flight");
+    expect(await store.complete("slow", lock.token, response(3), { ttlMs: 60_000 })).toBe(true);
+    expect((await store.claim("slow", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("completed");
+    expect(store.size).toBeLessThanOrEqual(10);
+  });
+
+  it("a released key re-claimed later is the newest, not evicted in its old place", async () => {
+    const store = new MemoryStore({ maxEntries: 3 });
+    const first = await store.claim("a", { fingerprint: "f", lockTtlMs: 60_000 });
+    if (first.state !== "claimed") throw new Error("expected a win");
+    await claimComplete(store, "b", bodyFor(1, 1));
+    expect(await store.release("a", first.token)).toBe(true);
+    await claimComplete(store, "c", bodyFor(2, 1));
+    await claimComplete(store, "a", bodyFor(3, 1));
+    await claimComplete(store, "d", bodyFor(4, 1)); // full: evicts "b", the oldest record
+    expect((await store.claim("a", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("completed");
+    expect((await store.claim("b", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
+  });
+
+  it("stores bodies byte-exact across shared chunks, large bodies too, isolated from the caller's buffer", async () => {
+    const store = new MemoryStore({ maxRecordBytes: 64 * 1024 });
+    const sizes = [0, 1, 7, 8, 9, 4095, 4096, 4097, 40_000, 100, 3_000, 3_000, 3_000];
+    const bodies = sizes.map((size, i) => bodyFor(i, size));
+    for (const [i, body] of bodies.entries()) {
+      await claimComplete(store, `b${i}`, body);
+      body.fill(0xee); // the caller reuses its buffer: the stored copy must not change
+    }
+    for (const [i, size] of sizes.entries()) {
+      const result = await store.claim(`b${i}`, { fingerprint: "f", lockTtlMs: 1 });
+      if (result.state !== "completed") throw new Error(`expected b${i} completed`);
+      expect(result.record.body).toEqual(bodyFor(i, size));
+      result.record.body.fill(0x11); // and a reader's copy is its own
+    }
+    const again = await store.claim("b5", { fingerprint: "f", lockTtlMs: 1 });
+    expect(again.state === "completed" && again.record.body).toEqual(bodyFor(5, 4095));
+  });
+
+  it("accounts bytes exactly as records come and go", async () => {
+    const store = new MemoryStore({ maxEntries: 1_000, maxBytes: 10_000, maxRecordBytes: 1_000 });
+    for (let i = 0; i < 100; i++) await claimComplete(store, `k${i}`, bodyFor(i, 990)); // 990 + "x-key" + key
+    // Each record is ~1,000 bytes: at most 10 fit; the newest 9 or 10 remain.
+    expect(store.size).toBeGreaterThanOrEqual(9);
+    expect(store.size).toBeLessThanOrEqual(10);
+    expect((await store.claim("k99", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("completed");
+    expect((await store.claim("k89", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
+  });
+});

@@ -45,12 +45,13 @@ export function responseSize(response: StoredResponse): number {
   return size;
 }
 
+/** Checks a completion and returns the record's size (see `responseSize`). */
 export function assertComplete(
   store: { name: string; maxRecordBytes: number },
   key: string,
   response: StoredResponse,
   options: CompleteOptions,
-): void {
+): number {
   assertKey(key);
   assertTtl("ttlMs", options?.ttlMs);
   if (
@@ -64,6 +65,7 @@ export function assertComplete(
   if (size > store.maxRecordBytes) {
     throw new RecordTooLargeError(`record of ${size} bytes exceeds the ${store.name} store's ${store.maxRecordBytes}`);
   }
+  return size;
 }
 
 /** Any store failure, typed: a store that throws something else is still unavailable. */
