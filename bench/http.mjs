@@ -8,6 +8,7 @@
  *   node bench/http.mjs                    full run (about 6 min on 2 cores), writes results/http.md
  *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
  *   node bench/http.mjs --only koa         one framework (or several, comma-separated), writes nothing
+ *   node bench/http.mjs --rows bare,idem-unique   only these rows (see ROWS), writes nothing
  *   node bench/http.mjs --profile express:idem-unique [--duration 10]
  *                                          one server under --cpu-prof; prints where its CPU time goes
  *
@@ -35,6 +36,7 @@ const option = (name, fallback) => {
 
 const QUICK = flag("--quick");
 const ONLY = option("--only", "").split(",").filter(Boolean);
+const ONLY_ROWS = option("--rows", "").split(",").filter(Boolean);
 const PROFILE = option("--profile", "");
 const ROUNDS = Number(option("--rounds", QUICK ? 1 : 2));
 const WARMUP_S = Number(option("--warmup", QUICK ? 1 : 1.5));
@@ -1035,6 +1037,10 @@ async function profileMain() {
 // ---------------------------------------------------------------------------------------
 // Main
 
+/** A framework's rows, or those `--rows` names. */
+const rowsOf = (framework) =>
+  FRAMEWORKS[framework].rows.filter((row) => ONLY_ROWS.length === 0 || ONLY_ROWS.includes(row));
+
 async function main() {
   const { default: autocannon } = await import("autocannon");
   const started = performance.now();
@@ -1042,11 +1048,11 @@ async function main() {
   const frameworks = Object.keys(FRAMEWORKS).filter((f) => ONLY.length === 0 || ONLY.includes(f));
   if (frameworks.length === 0) throw new Error(`--only takes ${Object.keys(FRAMEWORKS).join(", ")}`);
   const runs = Object.fromEntries(
-    frameworks.map((f) => [f, Object.fromEntries(FRAMEWORKS[f].rows.map((r) => [r, []]))]),
+    frameworks.map((f) => [f, Object.fromEntries(rowsOf(f).map((r) => [r, []]))]),
   );
   for (let round = 0; round < ROUNDS; round++) {
     for (const framework of frameworks) {
-      const rows = round % 2 === 0 ? FRAMEWORKS[framework].rows : [...FRAMEWORKS[framework].rows].reverse();
+      const rows = round % 2 === 0 ? rowsOf(framework) : [...rowsOf(framework)].reverse();
       // Fresh deliveries for this framework's two webhook rows: signed now, well inside the 300 s tolerance.
       const pool = deliveryPool(POOL_SIZE);
       for (const row of rows) {
@@ -1094,7 +1100,7 @@ async function main() {
   };
   const { markdown, problems } = report(summary, meta);
   process.stdout.write(`${markdown}\n`);
-  if (QUICK || ONLY.length > 0) {
+  if (QUICK || ONLY.length > 0 || ONLY_ROWS.length > 0) {
     process.stderr.write("bench:http: partial run, results/http.md left as it was\n");
   } else {
     const dir = fileURLToPath(new URL("./results/", import.meta.url));

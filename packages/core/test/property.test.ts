@@ -893,3 +893,21 @@ describe("regressions", () => {
     expect(acceptedBy).toEqual([]);
   });
 });
+
+describe("sha256 of content parts (fingerprints, scope keys)", () => {
+  it("equals one SHA-256 over the parts' UTF-8 bytes, on this crypto port, for any parts", async () => {
+    const { crypto } = await import("#crypto");
+    const { createHash } = await import("node:crypto");
+    const part = fc.oneof(fc.string({ unit: "grapheme", maxLength: 40 }), fc.uint8Array({ maxLength: 600 }));
+    await fc.assert(
+      fc.asyncProperty(fc.array(part, { maxLength: 6 }), async (parts) => {
+        const expected = createHash("sha256");
+        for (const p of parts) expected.update(typeof p === "string" ? Buffer.from(p, "utf8") : p);
+        const hex = expected.digest("hex");
+        expect(await crypto.sha256Hex(parts)).toBe(hex);
+        if (crypto.sha256HexSync) expect(crypto.sha256HexSync(parts)).toBe(hex);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

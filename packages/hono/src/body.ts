@@ -1,7 +1,9 @@
 /**
- * Bodies as web streams. The raw request bytes are read through Hono's own body cache, so the
- * route can still call `c.req.json()`, `c.req.text()` or a validator afterwards and gets the
- * same bytes; `readUpTo` also reads a route's response for the idempotency record.
+ * Request and response bodies. The raw request bytes are read through Hono's own
+ * `c.req.arrayBuffer()` (on Node, @hono/node-server reads the socket straight into a buffer,
+ * no web stream) and left in Hono's body cache, so the route's `c.req.json()`, `c.req.text()`,
+ * `c.req.parseBody()` or a validator get the same bytes. Like any Hono middleware that reads
+ * the body, this consumes `c.req.raw`'s stream. `readUpTo` also reads a route's response.
  */
 import { BodyCollector, BodyError } from "@interlock/core";
 import type { Context } from "hono";
@@ -18,6 +20,7 @@ export interface ReadOptions {
 }
 
 const EMPTY = new Uint8Array(0);
+const utf8 = new TextDecoder();
 
 /**
  * The body's bytes (or exact text), or core's `BodyError` when they cannot be had: past the
@@ -30,19 +33,58 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   if (source === "arrayBuffer" || source === "blob") return new Uint8Array(await c.req.arrayBuffer());
   if (source === "text" && options.acceptText) return c.req.text();
   if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source);
+  const declared = declaredLength(c.req.raw.headers);
+  if (declared !== undefined) {
+    // Refused unread when too large; otherwise the runtime reads exactly the declared bytes.
+    if (declared > options.limit) return BodyError.tooLarge(options.limit);
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    cacheBody(c, bytes);
+    return bytes;
+  }
   const stream = c.req.raw.body;
   if (stream === null) return EMPTY;
-  // Refused unread when the sender announces the size.
-  if ((declaredLength(c.req.raw.headers) ?? 0) > options.limit) return BodyError.tooLarge(options.limit);
+  // Chunked: read piece by piece, never buffering past the limit.
   const read = await readUpTo(stream, options.limit);
   if (read.body === undefined) {
     read.rest.cancel().catch(() => {});
     return BodyError.tooLarge(options.limit);
   }
-  // Put back as the request's body. Hono's `c.req.*` readers use the cache anyway; this keeps
-  // `c.req.raw` usable too, for a route that streams it on or clones it.
-  c.req.raw = new Request(c.req.raw, { body: read.body });
+  cacheBody(c, read.body);
   return read.body;
+}
+
+/**
+ * Hono's body cache, holding the bytes read here. Hono derives `c.req.text()`/`json()` from a
+ * cached ArrayBuffer through a new `Response`, which costs more than the rest of a request;
+ * here the text is decoded on first use instead, exactly as `Response.text()` decodes (UTF-8,
+ * a leading byte-order mark dropped). A class, not `defineProperty` on Hono's object: the
+ * getter lives on the prototype, so no request pays for reshaping an object.
+ */
+class ReadBodyCache {
+  arrayBuffer: Promise<ArrayBuffer>;
+  readonly #bytes: Uint8Array;
+  #text: Promise<string> | undefined;
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    const { buffer, byteOffset, byteLength } = bytes;
+    const whole = byteOffset === 0 && byteLength === buffer.byteLength && buffer instanceof ArrayBuffer;
+    this.arrayBuffer = Promise.resolve(whole ? buffer : (bytes.slice().buffer as ArrayBuffer));
+  }
+
+  get text(): Promise<string> {
+    this.#text ??= Promise.resolve(utf8.decode(this.#bytes));
+    return this.#text;
+  }
+
+  set text(value: Promise<string>) {
+    this.#text = value;
+  }
+}
+
+/** Puts the bytes read in Hono's body cache, for the route's `c.req.*` readers. */
+function cacheBody(c: Context, bytes: Uint8Array): void {
+  c.req.bodyCache = new ReadBodyCache(bytes) as unknown as typeof c.req.bodyCache;
 }
 
 /** Content-Length, when it frames the body (not with Transfer-Encoding, as Hono's `bodyLimit` reads it). */

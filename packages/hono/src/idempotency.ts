@@ -95,7 +95,7 @@ async function execute(
   c: Context,
   next: Next,
 ): Promise<void> {
-  const streamed = watchStreams(c);
+  const written = watchBodies(c);
   try {
     await next();
   } catch (error) {
@@ -103,46 +103,81 @@ async function execute(
     throw error;
   }
   if (c.error) return engine.abort(ticket);
-  await engine.finish(ticket, await capture(c, streamed(), engine.options.store.maxRecordBytes));
+  await engine.finish(ticket, await capture(c, written(), engine.options.store.maxRecordBytes));
+}
+
+/** What the route gave the context to answer with, and the response that came of it. */
+interface Written {
+  response: Response | Promise<Response>;
+  data: unknown;
 }
 
 /**
- * Notes whether the route answered with a `ReadableStream` (`c.body(stream)`, `stream()`,
- * `streamText()`, `streamSSE()`): a fetch `Response` looks the same for a string and a
- * stream, so this is the one place the difference is visible. A stream may never end and
- * must reach the client as it is written: it passes through uncached.
+ * Notes the body the route hands `c.body`, `c.newResponse`, `c.text`, `c.json` or `c.html`. A
+ * fetch `Response` looks the same for a string and a stream, and reading one back costs more
+ * than the whole request on some runtimes; the data it was made from is the body, as it is.
+ * A `ReadableStream` (`c.body(stream)`, `stream()`, `streamSSE()`) may never end and must reach
+ * the client as it is written: it passes through uncached.
  */
-function watchStreams(c: Context): () => boolean {
-  let streamed = false;
-  const note = <F extends (data: unknown, ...rest: never[]) => Response>(write: F): F =>
-    ((data: unknown, ...rest: never[]) => {
-      if (data instanceof ReadableStream) streamed = true;
-      return write(data, ...rest);
+function watchBodies(c: Context): () => Written | undefined {
+  let written: Written | undefined;
+  const note = <F extends (data: never, ...rest: never[]) => Response | Promise<Response>>(write: F): F =>
+    ((data: never, ...rest: never[]) => {
+      const response = write(data, ...rest);
+      written = { response, data };
+      return response;
     }) as F;
-  c.body = note(c.body as never);
-  c.newResponse = note(c.newResponse as never);
-  return () => streamed;
+  c.body = note(c.body);
+  c.newResponse = note(c.newResponse);
+  c.text = note(c.text);
+  c.html = note(c.html);
+  // Hono's own `c.json`, through the noted `c.body`, so the JSON text is known, not re-read.
+  c.json = ((object: unknown, arg?: never, headers?: Record<string, string>) =>
+    c.body(JSON.stringify(object) as never, arg, {
+      "Content-Type": "application/json",
+      ...headers,
+    })) as unknown as typeof c.json;
+  return () => written;
 }
 
 /**
- * The route's response as the engine stores it. A body written in one piece is read, up to the
- * store's `maxRecordBytes`, and put back, so the client gets exactly what is stored. A stream,
- * or a body past that size, goes to the client as it is (`body: undefined`: not cached, the
- * engine releases the key).
+ * The route's response as the engine stores it. A body given to the context in one piece is
+ * taken as it was given; any other response (one the route built itself, or that a later
+ * middleware replaced) is read, up to the store's `maxRecordBytes`, and put back, so the
+ * client gets exactly what is stored. A stream, or a body past that size, goes to the client
+ * as it is (`body: undefined`: not cached, the engine releases the key).
  */
-async function capture(c: Context, streamed: boolean, limit: number): Promise<CapturedResponse> {
+async function capture(c: Context, written: Written | undefined, limit: number): Promise<CapturedResponse> {
   const response = c.res;
-  const { status, statusText } = response;
+  // Only `status` and `headers` on this path: on @hono/node-server any other member of its
+  // lightweight Response builds the full one, and the answer then leaves by a slower path.
+  const { status } = response;
+  if (written?.data instanceof ReadableStream)
+    return { status, headers: headerPairs(response.headers), body: undefined };
+  if (written !== undefined && written.response === response) {
+    const body = givenBody(written.data);
+    if (body !== undefined) return { status, headers: headerPairs(response.headers), body };
+  }
+  // Read back. The body first: the headers are then those of the full Response that is sent
+  // (a runtime may spell a default Content-Type differently in its lightweight one).
+  const { body: stream, statusText } = response;
   const headers = headerPairs(response.headers);
-  if (streamed) return { status, headers, body: undefined };
-  if (response.body === null) return { status, headers, body: new Uint8Array(0) };
-  const read = await readUpTo(response.body, limit);
-  // The exact headers just captured, not the response as init: a runtime's own Response
-  // (@hono/node-server's) may spell a default Content-Type differently when converted.
+  if (stream === null) return { status, headers, body: new Uint8Array(0) };
+  const read = await readUpTo(stream, limit);
+  // The exact headers just captured, not the response as init, for the same reason.
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;
   c.res = new Response(read.body ?? read.rest, { status, statusText, headers: response.headers });
   return { status, headers, body: read.body };
+}
+
+/** The bytes of a body as given to the context, when it is one Response sends as it is. */
+function givenBody(data: unknown): Uint8Array | string | undefined {
+  if (data === null || data === undefined) return new Uint8Array(0);
+  if (typeof data === "string" || data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return undefined; // Blob, FormData, URLSearchParams…: read from the response
 }
 
 /** Header pairs, as `Headers.forEach` gives them (the DOM lib types only that as iteration). */
