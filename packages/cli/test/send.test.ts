@@ -16,6 +16,7 @@ import {
   send,
   withRetries,
 } from "../src/index.js";
+import { createProgress } from "../src/progress.js";
 import { closedPort, interlock, jsonLines, recordingServer } from "./helpers.js";
 
 const SECRET = `whsec_${Buffer.from("interlock-cli-send-test-secret!!").toString("base64")}`;
@@ -294,5 +295,32 @@ describe("send and listen as library functions", () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe("the progress line", () => {
+  it("on a terminal: one line redrawn in place at most every 100 ms, cleared around other output, ended by the final count", () => {
+    let written = "";
+    let clock = 0;
+    const progress = createProgress({ isTTY: true, write: (text: string) => (written += text) }, 4, () => clock);
+    const line = (sent: number, acknowledged: number) =>
+      `\r\x1b[2Kinterlock send: ${sent}/4 sent, ${acknowledged} acknowledged (2xx), ${sent - acknowledged} not`;
+
+    progress.update({ sent: 1, acknowledged: 1 });
+    clock = 50;
+    progress.update({ sent: 2, acknowledged: 1 }); // within 100 ms: not drawn
+    expect(written).toBe(line(1, 1));
+
+    written = "";
+    progress.around(() => {
+      written += "#2  401 Unauthorized\n";
+    });
+    expect(written).toBe(`\r\x1b[2K#2  401 Unauthorized\n${line(1, 1)}`);
+
+    written = "";
+    clock = 200;
+    progress.update({ sent: 3, acknowledged: 2 });
+    progress.finish({ sent: 4, acknowledged: 3 });
+    expect(written).toBe(`${line(3, 2)}${line(4, 3)}\n`);
   });
 });
