@@ -69,6 +69,17 @@ export default [
     },
   },
   {
+    // The CLI as users run it: tests spawn the built dist/cli.js (the root `pnpm test` builds
+    // first) against real servers, the example apps among them; in-process tests use src/.
+    test: {
+      name: "cli",
+      root: here("./packages/cli"),
+      include: ["test/**/*.test.ts"],
+      testTimeout: 60_000,
+      hookTimeout: 60_000,
+    },
+  },
+  {
     test: {
       name: "packaging",
       root: here("./packages/core"),

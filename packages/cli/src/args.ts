@@ -1,0 +1,153 @@
+/**
+ * Command lines: `node:util`'s `parseArgs` (no dependency) driven by one spec per command,
+ * which also writes that command's `--help`. Values come out typed and range-checked, and every
+ * mistake is a `usage` error that names the option.
+ */
+
+import { parseArgs } from "node:util";
+import { usageError } from "./errors.js";
+
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  /** May be given several times; the values are collected in order. */
+  multiple?: boolean;
+  /** The value's placeholder in `--help`, such as `NAME` or `URL`. */
+  value?: string;
+  description: string;
+}
+
+export interface CommandSpec {
+  name: string;
+  /** One line, for the command list. */
+  summary: string;
+  /** What follows `interlock <name>`, such as `<url> [options]`. */
+  usage: string;
+  /** A paragraph or two under the usage line. */
+  description: string;
+  /** Names of the positional arguments, all required. */
+  positionals: readonly string[];
+  options: Record<string, OptionSpec>;
+  examples: readonly string[];
+}
+
+/** Options every command takes. */
+export const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  json: { type: "boolean", description: "print one JSON object per line, for scripts" },
+  help: { type: "boolean", short: "h", description: "show this help" },
+};
+
+/** The accepted range of a whole-number option. */
+export interface IntegerRange {
+  min: number;
+  max: number;
+}
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** A command line parsed against its spec: typed, range-checked values. */
+export interface Args {
+  readonly positionals: readonly string[];
+  /** Whether a boolean option was given. */
+  flag(name: string): boolean;
+  /** A string option's value (the last one, if given twice). */
+  string(name: string): string | undefined;
+  /** A repeatable option's values, in order. */
+  strings(name: string): string[];
+  /** A whole number within `range`, or `fallback` when the option is absent. */
+  integer(name: string, fallback: number, range: IntegerRange): number;
+  /** A whole number within `range`, or undefined when the option is absent. */
+  optionalInteger(name: string, range: IntegerRange): number | undefined;
+}
+
+function argsOf(values: Values, positionals: readonly string[]): Args {
+  const string = (name: string): string | undefined => {
+    const value = values[name];
+    return typeof value === "string" ? value : undefined;
+  };
+  const integer = (name: string, fallback: number, range: IntegerRange): number => {
+    const text = string(name);
+    if (text === undefined) return fallback;
+    const value = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
+      throw usageError(`--${name} must be a whole number from ${range.min} to ${range.max}, got "${text}"`);
+    }
+    return value;
+  };
+  return {
+    positionals,
+    flag: (name) => values[name] === true,
+    string,
+    strings(name) {
+      const value = values[name];
+      return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+    },
+    integer,
+    optionalInteger: (name, range) => (string(name) === undefined ? undefined : integer(name, 0, range)),
+  };
+}
+
+/** Parses `argv` (the words after the command name) against `spec`. */
+export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Args {
+  const options = Object.fromEntries(
+    Object.entries({ ...spec.options, ...COMMON_OPTIONS }).map(([name, { type, short, multiple }]) => [
+      name,
+      { type, ...(short ? { short } : {}), ...(multiple ? { multiple } : {}) },
+    ]),
+  );
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw usageError(parseErrorMessage(error));
+  }
+  const args = argsOf(parsed.values, parsed.positionals);
+  if (args.flag("help")) return args;
+  const expected = spec.positionals;
+  if (parsed.positionals.length < expected.length) {
+    throw usageError(`missing <${expected[parsed.positionals.length]}>: usage is interlock ${spec.name} ${spec.usage}`);
+  }
+  if (parsed.positionals.length > expected.length) {
+    throw usageError(`unexpected argument "${parsed.positionals[expected.length]}"`);
+  }
+  return args;
+}
+
+/** Node's parseArgs messages, shortened to their first line. */
+function parseErrorMessage(error: unknown): string {
+  const message = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+  const code = (error as { code?: unknown }).code;
+  const quoted = /'([^']+)'/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted) return `unknown option ${quoted}`;
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted && message.includes("ambiguous")) {
+    const name = quoted.split(" ")[0];
+    return `${name} needs a value; for a value that starts with "-" write ${name}=VALUE`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted) {
+    const [name, placeholder] = quoted.split(" ");
+    return placeholder ? `${name} needs a value` : `${name} takes no value`;
+  }
+  return message.charAt(0).toLowerCase() + message.slice(1);
+}
+
+/** The `--help` text of a command. */
+export function commandHelp(spec: CommandSpec): string {
+  const rows = Object.entries({ ...spec.options, ...COMMON_OPTIONS }).map(([name, option]) => {
+    const flag = `${option.short ? `-${option.short}, ` : "    "}--${name}${option.value ? ` ${option.value}` : ""}`;
+    const repeat = option.multiple ? " (repeatable)" : "";
+    return [flag, option.description + repeat] as const;
+  });
+  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+  return [
+    `Usage: interlock ${spec.name} ${spec.usage}`,
+    "",
+    spec.description,
+    "",
+    "Options:",
+    ...rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`),
+    "",
+    "Examples:",
+    ...spec.examples.map((example) => `  ${example}`),
+    "",
+  ].join("\n");
+}

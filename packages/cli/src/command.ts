@@ -1,0 +1,7 @@
+import type { Args, CommandSpec } from "./args.js";
+import type { CliIo } from "./io.js";
+
+/** A command: its spec (options and help) and what it does, returning the exit code. */
+export interface Command extends CommandSpec {
+  run(args: Args, io: CliIo): Promise<number>;
+}

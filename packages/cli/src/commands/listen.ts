@@ -1,0 +1,385 @@
+/**
+ * `interlock listen`: a local receiver for testing, what `stripe listen` or a tunnel and a
+ * throwaway server are used for. Every POST goes through core's webhook receiver (verification,
+ * then de-duplication in a memory store) and is reported with its verdict. A verified first
+ * copy is answered 200, or forwarded (raw bytes, original headers) to the app, whose answer
+ * goes back to the sender and decides whether the delivery counts as processed: a non-2xx
+ * releases it, so the provider's retry is forwarded again.
+ */
+
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import {
+  answerZoomUrlValidation,
+  BodyCollector,
+  createWebhookReceiver,
+  type HttpResponse,
+  type InterlockStore,
+  jsonResponse,
+  memoryStore,
+  problemResponse,
+  type VerifiedWebhook,
+  type WebhookErrorCode,
+  type WebhookReceiver,
+  type WebhookRespondDecision,
+  type WebhookScheme,
+  type WebhookSecret,
+  zoom,
+} from "@interlock/core";
+import type { Args } from "../args.js";
+import type { Command } from "../command.js";
+import { SCHEME_OPTION, SECRET_OPTIONS } from "../delivery-options.js";
+import { CliError, EXIT } from "../errors.js";
+import { DEFAULT_TIMEOUT_MS, isEndToEnd, parseUrl, post } from "../http.js";
+import { readSecrets } from "../inputs.js";
+import { type CliIo, Printer } from "../io.js";
+import { resolveScheme } from "../schemes.js";
+
+export interface ListenOptions {
+  scheme: WebhookScheme;
+  /** One secret, or several while rotating: a delivery signed with any of them is accepted. */
+  secret: WebhookSecret | readonly WebhookSecret[];
+  /** Default 3000; 0 takes a free port (see `Listener.url`). */
+  port?: number;
+  /** Default 127.0.0.1: only this machine (and a tunnel running on it) can reach the listener. */
+  host?: string;
+  /** Where verified first copies are forwarded; without it they are answered 200 here. */
+  forward?: string | URL;
+  /** Timestamp tolerance in seconds. Default: core's (300). */
+  tolerance?: number;
+  /** How long to wait for the forward's answer, in ms. Default 10 000. */
+  timeoutMs?: number;
+  /** Where processed delivery ids are remembered. Default: a memory store. */
+  store?: InterlockStore;
+  /** Told about every delivery, just before its answer is sent. */
+  onDelivery?: (report: DeliveryReport) => void;
+  /** Told about a failure while answering a request (a bug: the sender got a 500). */
+  onError?: (error: unknown) => void;
+}
+
+export interface Listener {
+  /** The URL it listens on, such as `http://127.0.0.1:3000`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * What a delivery turned out to be: `valid` (verified, first copy), `duplicate` (processed
+ * before), `in_flight` (a copy is being processed now), or refused: `tampered` (no signature
+ * matched: a changed body or another secret), `stale` (timestamp outside the tolerance),
+ * `malformed` (headers missing or unreadable), `too_large`, `refused` (any other reason), or
+ * `store_unavailable`.
+ */
+export type Verdict =
+  | "valid"
+  | "duplicate"
+  | "in_flight"
+  | "tampered"
+  | "stale"
+  | "malformed"
+  | "too_large"
+  | "refused"
+  | "store_unavailable";
+
+export interface DeliveryReport {
+  time: Date;
+  method: string;
+  path: string;
+  verdict: Verdict;
+  scheme: string;
+  /** The delivery id, once verified (or, for a duplicate, the id it repeats). */
+  id: string | undefined;
+  /** Core's code for a refusal, such as `no_matching_signature`. */
+  reason: string | undefined;
+  /** Core's message for a refusal. */
+  detail: string | undefined;
+  /** The status the sender was answered with. */
+  status: number;
+  /** The forward of a valid delivery, with `--forward`. */
+  forward: ForwardReport | undefined;
+}
+
+export interface ForwardReport {
+  url: string;
+  /** The app's answer; undefined when it could not be reached. */
+  status: number | undefined;
+  error: string | undefined;
+}
+
+const VERDICTS: Partial<Record<WebhookErrorCode, Verdict>> = {
+  no_matching_signature: "tampered",
+  timestamp_too_old: "stale",
+  timestamp_in_future: "stale",
+  missing_header: "malformed",
+  malformed_header: "malformed",
+  invalid_timestamp: "malformed",
+  unsupported_version: "malformed",
+  body_too_large: "too_large",
+};
+
+function verdictOf(decision: WebhookRespondDecision): Verdict {
+  if (decision.outcome !== "refused") return decision.outcome;
+  const code = decision.error?.code as WebhookErrorCode | undefined;
+  return (code && VERDICTS[code]) ?? "refused";
+}
+
+/** Starts a listener; resolves once it accepts connections. */
+export async function listen(options: ListenOptions): Promise<Listener> {
+  const forward = options.forward === undefined ? undefined : toUrl(options.forward);
+  const receiver = createWebhookReceiver({
+    scheme: options.scheme,
+    secret: options.secret,
+    store: options.store ?? memoryStore(),
+    ...(options.tolerance === undefined ? {} : { tolerance: options.tolerance }),
+  });
+  const answerer: Answerer = {
+    receiver,
+    forward,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    zoomToken: options.scheme === zoom ? firstTextSecret(options.secret) : undefined,
+  };
+  const server = createServer((request, response) => {
+    handle(answerer, request).then(
+      ({ answer, report }) => {
+        // Reported before it is answered: a sender's next delivery is always reported after this one.
+        if (report) options.onDelivery?.(report);
+        response.writeHead(answer.status, answer.headers).end(answer.body);
+      },
+      (error: unknown) => {
+        response.writeHead(500).end();
+        options.onError?.(error);
+      },
+    );
+  });
+  const host = options.host ?? "127.0.0.1";
+  await start(server, options.port ?? 3000, host);
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+const toUrl = (forward: string | URL): URL => (typeof forward === "string" ? parseUrl(forward, "--forward") : forward);
+
+function firstTextSecret(secret: WebhookSecret | readonly WebhookSecret[]): string | undefined {
+  const first = Array.isArray(secret) ? secret[0] : secret;
+  return typeof first === "string" ? first : undefined;
+}
+
+/** Why a port cannot be listened on, in words. */
+const LISTEN_REASONS: Record<string, string> = {
+  EADDRINUSE: "it is in use (pick another with --port)",
+  EACCES: "permission denied (ports below 1024 need privileges)",
+  EADDRNOTAVAIL: "the address is not one of this machine's (check --host)",
+};
+
+async function start(server: Server, port: number, host: string): Promise<void> {
+  server.listen(port, host);
+  try {
+    await once(server, "listening");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = (code && LISTEN_REASONS[code]) ?? (error as Error).message;
+    throw new CliError("listen_failed", `cannot listen on ${host}:${port}: ${reason}`, { cause: error });
+  }
+}
+
+interface Answerer {
+  receiver: WebhookReceiver;
+  forward: URL | undefined;
+  timeoutMs: number;
+  /** Zoom's secret token, to answer its endpoint validation challenge when not forwarding. */
+  zoomToken: string | undefined;
+}
+
+const NOT_POST: HttpResponse = { status: 405, headers: [["allow", "POST"]], body: new Uint8Array() };
+
+/** The answer to one request, and its report (none for a request that is not a delivery). */
+async function handle(
+  answerer: Answerer,
+  request: IncomingMessage,
+): Promise<{ answer: HttpResponse; report: DeliveryReport | undefined }> {
+  if (request.method !== "POST") {
+    request.resume();
+    return { answer: NOT_POST, report: undefined };
+  }
+  const time = new Date();
+  const { receiver } = answerer;
+  const body = await readRequestBody(request, receiver.verifier.maxBodyBytes);
+  const decision =
+    body === undefined
+      ? receiver.refuse("body_too_large", `the body exceeds ${receiver.verifier.maxBodyBytes} bytes`)
+      : await receiver.begin(request.headers, body);
+  const base = { time, method: "POST", path: request.url ?? "/", scheme: receiver.verifier.scheme.name };
+  if (decision.action === "respond") {
+    const { event, error, response } = decision;
+    const report: DeliveryReport = {
+      ...base,
+      verdict: verdictOf(decision),
+      id: event?.id,
+      reason: error?.code,
+      detail: error?.message,
+      status: response.status,
+      forward: undefined,
+    };
+    return { answer: response, report };
+  }
+  const { event, ticket } = decision;
+  const { answer, forward } = await answerValid(answerer, event, request.rawHeaders).catch(async (error: unknown) => {
+    await receiver.abort(ticket);
+    throw error;
+  });
+  await receiver.finish(ticket, answer);
+  const report: DeliveryReport = {
+    ...base,
+    verdict: "valid",
+    id: event.id,
+    reason: undefined,
+    detail: undefined,
+    status: answer.status,
+    forward,
+  };
+  return { answer, report };
+}
+
+/** The answer to a verified first copy: the app's (forwarded), Zoom's challenge answer, or 200. */
+async function answerValid(
+  answerer: Answerer,
+  event: VerifiedWebhook,
+  rawHeaders: readonly string[],
+): Promise<{ answer: HttpResponse; forward: ForwardReport | undefined }> {
+  const { forward } = answerer;
+  if (forward) return forwardTo(forward, event.body, rawHeaders, answerer.timeoutMs);
+  const challenge = answerer.zoomToken === undefined ? undefined : await zoomChallenge(event, answerer.zoomToken);
+  return { answer: challenge ?? jsonResponse(200, { received: event.id ?? null }), forward: undefined };
+}
+
+async function zoomChallenge(event: VerifiedWebhook, token: string): Promise<HttpResponse | undefined> {
+  let payload: unknown;
+  try {
+    payload = event.payload;
+  } catch {
+    return undefined; // not JSON: not the challenge
+  }
+  const answer = await answerZoomUrlValidation(payload, token);
+  return answer && jsonResponse(200, answer);
+}
+
+/** Sends the exact bytes and end-to-end headers on; the app's answer is the sender's. */
+async function forwardTo(
+  url: URL,
+  body: Uint8Array,
+  rawHeaders: readonly string[],
+  timeoutMs: number,
+): Promise<{ answer: HttpResponse; forward: ForwardReport }> {
+  const headers: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (isEndToEnd(name)) headers.push([name, rawHeaders[i + 1] as string]);
+  }
+  try {
+    const reply = await post(url, headers, body, timeoutMs);
+    const { contentType } = reply;
+    return {
+      answer: { status: reply.status, headers: contentType ? [["content-type", contentType]] : [], body: reply.body },
+      forward: { url: url.href, status: reply.status, error: undefined },
+    };
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    // The app did not answer: the sender gets a 502 and will retry; the delivery is released.
+    const failed = new CliError("forward_failed", `could not forward the delivery: ${error.message}`, { cause: error });
+    return { answer: problemResponse(failed), forward: { url: url.href, status: undefined, error: error.message } };
+  }
+}
+
+/** The raw request body, or undefined past `limit` bytes (read to the end so the answer can be sent). */
+async function readRequestBody(request: IncomingMessage, limit: number): Promise<Uint8Array | undefined> {
+  const collector = new BodyCollector(limit);
+  for await (const chunk of request) collector.add(chunk as Uint8Array);
+  return collector.body() ?? undefined;
+}
+
+// ---------------------------------------------------------------------------------------
+// The command.
+
+function deliveryLine(report: DeliveryReport): string {
+  const clock = report.time.toTimeString().slice(0, 8);
+  const reason = report.reason === undefined ? "" : `  ${report.reason}: ${report.detail}`;
+  const forward =
+    report.forward === undefined
+      ? ""
+      : report.forward.status === undefined
+        ? `  forward failed: ${report.forward.error}`
+        : `  forwarded: ${report.forward.status}`;
+  return `${clock}  ${report.verdict.padEnd(10)} ${report.scheme}  ${report.id ?? "-"}${reason}${forward}`;
+}
+
+export const listenCommand: Command = {
+  name: "listen",
+  summary: "receive deliveries locally: verify, de-duplicate, print, forward",
+  usage: "--scheme NAME --secret SECRET [options]",
+  description: [
+    "Runs a local receiver on http://HOST:PORT (any path) that verifies every POST with",
+    "@interlock/core, remembers processed ids in memory, and prints each delivery: its verdict",
+    "(valid, duplicate, in_flight, tampered, stale, malformed, too_large, refused), scheme, id",
+    "and reason. With --forward URL, valid first copies go on to your app with their raw body",
+    "and original headers, and the app's answer goes back to the sender. Point a tunnel (ngrok,",
+    "cloudflared) at it to test with the real provider. Stop it with Ctrl+C.",
+  ].join("\n"),
+  positionals: [],
+  options: {
+    port: { type: "string", value: "PORT", description: "the port (default 3000; 0 picks a free one)" },
+    host: { type: "string", value: "HOST", description: "the address to listen on (default 127.0.0.1)" },
+    scheme: SCHEME_OPTION,
+    ...SECRET_OPTIONS,
+    forward: { type: "string", value: "URL", description: "forward verified first copies to URL" },
+    tolerance: { type: "string", value: "SECONDS", description: "accepted timestamp age either way (default 300)" },
+    timeout: { type: "string", value: "MS", description: "how long to wait for the forward's answer (default 10000)" },
+  },
+  examples: [
+    "interlock listen --port 3000 --scheme stripe --secret-env STRIPE_WEBHOOK_SECRET",
+    "interlock listen --scheme github --secret s3cret --forward http://localhost:4000/webhooks/github",
+    "interlock listen --port 0 --scheme svix --secret whsec_… --json",
+  ],
+  async run(args: Args, io: CliIo): Promise<number> {
+    const port = args.integer("port", 3000, { min: 0, max: 65_535 });
+    const tolerance = args.optionalInteger("tolerance", { min: 1, max: 31_536_000 });
+    const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: 3_600_000 });
+    const forward = args.string("forward");
+    const scheme = resolveScheme(args.string("scheme"));
+    const secret = readSecrets(args.strings("secret"), args.strings("secret-env"), io.env);
+    const printer = new Printer(io.stdout, args.flag("json"));
+    const listener = await listen({
+      scheme,
+      secret,
+      port,
+      host: args.string("host") ?? "127.0.0.1",
+      timeoutMs,
+      ...(forward === undefined ? {} : { forward }),
+      ...(tolerance === undefined ? {} : { tolerance }),
+      onDelivery: (report) => printer.print({ type: "delivery", ...report }, () => deliveryLine(report)),
+      onError: (error) => io.stderr.write(`interlock listen: could not answer a request: ${String(error)}\n`),
+    });
+    printer.print({ type: "listening", url: listener.url, scheme: scheme.name, forward }, () =>
+      [
+        `listening on ${listener.url} for ${scheme.name} deliveries`,
+        forward ? `, forwarding verified ones to ${forward}` : "",
+        " (Ctrl+C to stop)",
+      ].join(""),
+    );
+    await stopped(io.signal);
+    await listener.close();
+    return EXIT.ok;
+  },
+};
+
+/** Resolves when `signal` aborts; never without one (the process ends the listener). */
+function stopped(signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
+}

@@ -1,0 +1,39 @@
+/** A `curl` command that sends a signed delivery, quoted for POSIX shells. */
+
+import { usageError } from "./errors.js";
+import type { BodySource } from "./inputs.js";
+
+/** Single-quotes `text` for sh, bash and zsh: nothing inside is expanded. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * `curl -i URL -H … --data-binary @file` (or `--data-raw '…'` for a body given inline). Both
+ * send the bytes unchanged: plain `-d @file` would strip the file's newlines and break the
+ * signature.
+ */
+export function curlCommand(url: URL, headers: Iterable<readonly [string, string]>, body: BodySource): string {
+  const parts = [`curl -i ${shellQuote(url.href)}`];
+  for (const [name, value] of headers) parts.push(`-H ${shellQuote(`${name}: ${value}`)}`);
+  parts.push(
+    body.file === undefined
+      ? `--data-raw ${shellQuote(inlineText(body.bytes))}`
+      : `--data-binary @${shellQuote(body.file)}`,
+  );
+  return parts.join(" \\\n  ");
+}
+
+/** A body read from stdin or given inline, as text a shell argument can hold. */
+function inlineText(bytes: Uint8Array): string {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    text = "\0";
+  }
+  if (text.includes("\0")) {
+    throw usageError("--curl cannot put this body on a command line (it is binary): pass it as --body @file");
+  }
+  return text;
+}

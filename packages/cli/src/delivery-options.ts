@@ -1,0 +1,96 @@
+/** The options `sign` and `send` share: what to sign and with which secret. */
+
+import type { WebhookScheme } from "@interlock/core";
+import type { Args, OptionSpec } from "./args.js";
+import { checkDeliveryOptions } from "./delivery.js";
+import { usageError } from "./errors.js";
+import { type BodySource, parseHeaders, readBody, readSecrets } from "./inputs.js";
+import type { CliIo } from "./io.js";
+import { resolveScheme, SCHEME_NAMES } from "./schemes.js";
+
+export const SCHEME_OPTION: OptionSpec = {
+  type: "string",
+  value: "NAME",
+  description: `the provider's scheme: ${SCHEME_NAMES.join(", ")}`,
+};
+
+export const SECRET_OPTIONS: Record<string, OptionSpec> = {
+  secret: { type: "string", multiple: true, value: "SECRET", description: "the webhook secret" },
+  "secret-env": {
+    type: "string",
+    multiple: true,
+    value: "NAME",
+    description: "read the secret from the environment variable NAME (keeps it out of shell history)",
+  },
+};
+
+export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {
+  scheme: SCHEME_OPTION,
+  ...SECRET_OPTIONS,
+  body: {
+    type: "string",
+    value: "BODY",
+    description: "the body: @file reads a file, - reads stdin, anything else is the body itself",
+  },
+  header: {
+    type: "string",
+    short: "H",
+    multiple: true,
+    value: '"NAME: VALUE"',
+    description: "another header to send, such as x-github-event: push (content-type defaults to application/json)",
+  },
+  id: {
+    type: "string",
+    value: "ID",
+    description: "the delivery id, for schemes with an id header (default: a new one)",
+  },
+  timestamp: { type: "string", value: "SECONDS", description: "sign with this Unix time instead of now" },
+  stale: { type: "boolean", description: "sign with a timestamp an hour old, which a receiver must refuse" },
+};
+
+export interface DeliveryInput {
+  scheme: WebhookScheme;
+  secrets: string[];
+  body: BodySource;
+  id: string | undefined;
+  timestamp: number | undefined;
+  stale: boolean;
+  /** Headers to send besides the signature's: content-type first, then the `--header` ones. */
+  headers: Array<[string, string]>;
+}
+
+/** Reads and checks the delivery options, cheapest first: a usage error never waits on stdin. */
+export async function readDeliveryInput(args: Args, io: CliIo): Promise<DeliveryInput> {
+  const scheme = resolveScheme(args.string("scheme"));
+  const id = args.string("id");
+  const timestamp = args.optionalInteger("timestamp", { min: 0, max: 99_999_999_999 });
+  const stale = args.flag("stale");
+  checkDeliveryOptions({
+    scheme,
+    stale,
+    ...(id === undefined ? {} : { id }),
+    ...(timestamp === undefined ? {} : { timestamp }),
+  });
+  const extra = parseHeaders(args.strings("header"));
+  const headers: Array<[string, string]> = extra.some(([name]) => name === "content-type")
+    ? extra
+    : [["content-type", "application/json"], ...extra];
+  const secrets = readSecrets(args.strings("secret"), args.strings("secret-env"), io.env);
+  const spec = args.string("body");
+  if (spec === undefined) throw usageError("--body is required: @file, - (stdin) or the body itself");
+  const body = await readBody(spec, io.stdin);
+  return { scheme, secrets, body, id, timestamp, stale, headers };
+}
+
+/**
+ * The headers to send: the extra ones, then the signature's. An extra header with a signature
+ * header's name replaces it, so a deliberately wrong header can be tested.
+ */
+export function requestHeaders(
+  extra: ReadonlyArray<readonly [string, string]>,
+  signed: Readonly<Record<string, string>>,
+): Array<[string, string]> {
+  const replaced = new Set(extra.map(([name]) => name.toLowerCase()));
+  const kept = Object.entries(signed).filter(([name]) => !replaced.has(name));
+  return [...extra.map(([name, value]): [string, string] => [name, value]), ...kept];
+}

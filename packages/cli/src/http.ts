@@ -1,0 +1,124 @@
+/**
+ * One HTTP POST, as a webhook provider makes it: the exact bytes, the headers as given, no
+ * redirects followed, a deadline. Node's `http` rather than `fetch`, which refuses some ports
+ * (6000, 6665–6669, …) and some header names that a local test server may well use.
+ */
+
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { CliError, usageError } from "./errors.js";
+
+/** How long a POST waits for its whole answer unless told otherwise, in ms. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+export interface HttpAnswer {
+  status: number;
+  statusText: string;
+  contentType: string | undefined;
+  body: Uint8Array;
+}
+
+/** An `http:` or `https:` URL from the command line. */
+export function parseUrl(text: string, what: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw usageError(`${what} is not a URL: "${text}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw usageError(`${what} must be an http:// or https:// URL, got "${text}"`);
+  }
+  return url;
+}
+
+/** Headers a proxy does not pass on (RFC 9110 §7.6.1), and those this request sets itself. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "host",
+  "content-length",
+  "expect",
+]);
+
+/** Whether a received header should be passed on when a delivery is forwarded. */
+export const isEndToEnd = (name: string): boolean => !HOP_BY_HOP.has(name.toLowerCase());
+
+/**
+ * POSTs `body` to `url`. Resolves with any answer, 2xx or not (the caller decides); rejects
+ * with `unreachable` when no answer came (refused, reset, unknown host) and `timeout` when it
+ * did not come whole within `timeoutMs`.
+ */
+export function post(
+  url: URL,
+  headers: Iterable<readonly [string, string]>,
+  body: Uint8Array,
+  timeoutMs: number,
+): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    const request = send(url, { method: "POST", headers: outgoing(headers, body.length) }, (response) => {
+      collect(response).then((answer) => {
+        clearTimeout(deadline);
+        resolve(answer);
+      }, fail);
+    });
+    const deadline = setTimeout(() => request.destroy(new DeadlineError()), timeoutMs);
+    function fail(error: unknown): void {
+      clearTimeout(deadline);
+      reject(networkError(url, error, timeoutMs));
+    }
+    request.on("error", fail);
+    request.end(body);
+  });
+}
+
+/** The request headers: repeated names kept (as one list each), a user agent unless one is given. */
+function outgoing(headers: Iterable<readonly [string, string]>, length: number): OutgoingHttpHeaders {
+  const result: Record<string, string[]> = { "user-agent": ["interlock-cli"] };
+  const given = new Set<string>();
+  for (const [name, value] of headers) {
+    const key = name.toLowerCase();
+    if (!given.has(key)) result[key] = [];
+    given.add(key);
+    result[key]?.push(value);
+  }
+  return { ...result, "content-length": String(length) };
+}
+
+async function collect(response: IncomingMessage): Promise<HttpAnswer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response) chunks.push(chunk as Buffer);
+  return {
+    status: response.statusCode ?? 0,
+    statusText: response.statusMessage ?? "",
+    contentType: response.headers["content-type"],
+    body: Buffer.concat(chunks),
+  };
+}
+
+class DeadlineError extends Error {}
+
+/** What the usual socket error codes mean to someone sending a webhook. */
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host not found",
+  ECONNRESET: "the connection was closed before an answer",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+};
+
+function networkError(url: URL, error: unknown, timeoutMs: number): CliError {
+  if (error instanceof DeadlineError) {
+    return new CliError("timeout", `no answer from ${url.href} within ${timeoutMs} ms`);
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason = (code && REASONS[code]) ?? (error as Error).message;
+  return new CliError("unreachable", `cannot reach ${url.href}: ${reason}`, { cause: error });
+}

@@ -1,0 +1,80 @@
+/** What commands read besides their options: the body, the secrets and extra headers. */
+
+import { readFile } from "node:fs/promises";
+import { CliError, usageError } from "./errors.js";
+
+/** A body and, when it was read from a file, that file's path as given (for `--curl`). */
+export interface BodySource {
+  bytes: Uint8Array;
+  file: string | undefined;
+}
+
+/**
+ * `--body`: `@path` reads a file, `-` reads standard input to its end, anything else is the
+ * body itself (as UTF-8). The bytes are used exactly as read: no newline is added or removed.
+ */
+export async function readBody(spec: string, stdin: AsyncIterable<Uint8Array | string>): Promise<BodySource> {
+  if (spec === "-") return { bytes: await readAll(stdin), file: undefined };
+  if (!spec.startsWith("@")) return { bytes: new TextEncoder().encode(spec), file: undefined };
+  const file = spec.slice(1);
+  if (file === "") throw usageError('--body @ needs a file name, as in --body @event.json ("-" reads stdin)');
+  return { bytes: await readBodyFile(file), file };
+}
+
+async function readBodyFile(file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new CliError("file_not_found", `no such file: ${file}`, { cause: error });
+    const reason =
+      code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (error as Error).message;
+    throw new CliError("file_unreadable", `cannot read ${file}: ${reason}`, { cause: error });
+  }
+}
+
+async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The secrets from `--secret` and `--secret-env NAME` (which keeps them out of shell history),
+ * in that order. Several are allowed: a sender signs with each (schemes that carry several
+ * signatures), a listener accepts any (rotation).
+ */
+export function readSecrets(
+  literal: readonly string[],
+  envNames: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): string[] {
+  const fromEnv = envNames.map((name) => {
+    const value = env[name];
+    if (value === undefined || value === "") {
+      throw new CliError("missing_secret", `the environment variable ${name} (--secret-env) is not set or is empty`);
+    }
+    return value;
+  });
+  if (literal.includes("")) throw new CliError("missing_secret", "--secret is empty");
+  const secrets = [...literal, ...fromEnv];
+  if (secrets.length === 0) {
+    throw new CliError("missing_secret", "no secret: pass --secret SECRET or --secret-env NAME");
+  }
+  return secrets;
+}
+
+// RFC 9110 token characters: what a header name may contain.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** `-H "Name: value"` options as lower-cased name/value pairs. */
+export function parseHeaders(list: readonly string[]): Array<[string, string]> {
+  return list.map((text) => {
+    const colon = text.indexOf(":");
+    const name = colon > 0 ? text.slice(0, colon).trim() : "";
+    if (!HEADER_NAME.test(name)) throw usageError(`--header "${text}" is not "Name: value"`);
+    const value = text.slice(colon + 1).trim();
+    if (/[\r\n\0]/.test(value)) throw usageError(`--header ${name} has a line break in its value`);
+    return [name.toLowerCase(), value];
+  });
+}

@@ -1,0 +1,86 @@
+/** The `interlock` command line: picks the command, runs it, and turns any failure into one line and an exit code. */
+
+import { version } from "../package.json";
+import { commandHelp, parseCommandLine } from "./args.js";
+import type { Command } from "./command.js";
+import { listenCommand } from "./commands/listen.js";
+import { secretCommand } from "./commands/secret.js";
+import { sendCommand } from "./commands/send.js";
+import { signCommand } from "./commands/sign.js";
+import { CliError, describeError, EXIT, errorCodeOf, exitCodeOf, usageError } from "./errors.js";
+import { type CliIo, processIo } from "./io.js";
+
+export const VERSION: string = version;
+
+export const COMMANDS: readonly Command[] = [secretCommand, signCommand, sendCommand, listenCommand];
+
+/** `interlock --help`. */
+export function generalHelp(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.name.length)) + 2;
+  return [
+    "Usage: interlock <command> [options]",
+    "",
+    "Make, sign, send and receive webhook deliveries with @interlock/core's provider schemes.",
+    "",
+    "Commands:",
+    ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}${command.summary}`),
+    "",
+    "Run interlock <command> --help for a command's options and examples.",
+    "Every command takes --json (one JSON object per line). Exit codes: 0 done, 1 a delivery was",
+    "not acknowledged, 2 bad command line, 3 bad secret, 4 unreadable body file, 5 network.",
+    "",
+  ].join("\n");
+}
+
+const HELP = new Set(["--help", "-h", "help"]);
+
+/** Runs the command line `argv` (the words after `interlock`); resolves with the exit code. */
+export async function run(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    io.stderr.write(generalHelp());
+    return EXIT.usage;
+  }
+  if (name === "--version" || name === "-v") {
+    io.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const topic = HELP.has(name) ? rest[0] : name;
+  const command = COMMANDS.find((candidate) => candidate.name === topic);
+  try {
+    if (topic === undefined) {
+      io.stdout.write(generalHelp());
+      return EXIT.ok;
+    }
+    if (!command) {
+      throw usageError(`unknown command "${topic}": use one of ${COMMANDS.map((c) => c.name).join(", ")}`);
+    }
+    if (HELP.has(name)) {
+      io.stdout.write(commandHelp(command));
+      return EXIT.ok;
+    }
+    const args = parseCommandLine(command, rest);
+    if (args.flag("help")) {
+      io.stdout.write(commandHelp(command));
+      return EXIT.ok;
+    }
+    return await command.run(args, io);
+  } catch (error) {
+    reportError(io, command?.name, error, argv.includes("--json"));
+    return exitCodeOf(error);
+  }
+}
+
+/** One line on stderr: text, or a JSON object with `--json`. A stack only with INTERLOCK_DEBUG set. */
+function reportError(io: CliIo, command: string | undefined, error: unknown, json: boolean): void {
+  const message = describeError(error);
+  const prefix = command ? `interlock ${command}` : "interlock";
+  if (json) {
+    const line = { type: "error", code: errorCodeOf(error), message, exitCode: exitCodeOf(error) };
+    io.stderr.write(`${JSON.stringify(line)}\n`);
+  } else {
+    const usage = error instanceof CliError && error.code === "usage" ? ` (see ${prefix} --help)` : "";
+    io.stderr.write(`${prefix}: ${message}${usage}\n`);
+  }
+  if (io.env.INTERLOCK_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+}

@@ -1,0 +1,174 @@
+/**
+ * The command line itself: `--help` for every command, `--version`, and the usage errors of
+ * `parseArgs`-based parsing, each with exit code 2 and one line naming the problem. One run
+ * spawns the binary; the rest run `run()` in-process with the same streams.
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { COMMANDS, run, VERSION } from "../src/index.js";
+import { interlock, memoryIo } from "./helpers.js";
+
+const packageJson = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+  bin: Record<string, string>;
+};
+
+describe("help", () => {
+  it("spawned: interlock send --help prints the usage and every option, exit 0", async () => {
+    const result = await interlock(["send", "--help"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout).toMatch(
+      /^Usage: interlock send <url> --scheme NAME --secret SECRET --body BODY \[options\]\n/,
+    );
+    for (const option of [
+      "--repeat N",
+      "--tamper",
+      "--stale",
+      "--concurrency N",
+      "--retry",
+      "--secret-env NAME",
+      "-H, --header",
+    ]) {
+      expect(result.stdout).toContain(option);
+    }
+  });
+
+  it.each(COMMANDS.map((command) => command.name))(
+    "%s: --help, -h and `help %s` print the same help, naming every option",
+    async (name) => {
+      const texts = await Promise.all(
+        [
+          [name, "--help"],
+          [name, "-h"],
+          ["help", name],
+        ].map(async (argv) => {
+          const io = memoryIo();
+          expect(await run(argv, io)).toBe(0);
+          expect(io.err()).toBe("");
+          return io.out();
+        }),
+      );
+      expect(new Set(texts).size).toBe(1);
+      const command = COMMANDS.find((c) => c.name === name);
+      expect(texts[0]).toContain(`Usage: interlock ${name} `);
+      for (const option of [...Object.keys(command?.options ?? {}), "json", "help"]) {
+        expect(texts[0]).toContain(`--${option}`);
+      }
+    },
+  );
+
+  it("interlock --help lists the commands; no command at all is a usage error (help on stderr, exit 2)", async () => {
+    const help = memoryIo();
+    expect(await run(["--help"], help)).toBe(0);
+    for (const command of COMMANDS)
+      expect(help.out()).toMatch(new RegExp(`^  ${command.name} +${command.summary}$`, "m"));
+
+    const none = memoryIo();
+    expect(await run([], none)).toBe(2);
+    expect(none.out()).toBe("");
+    expect(none.err()).toBe(help.out());
+  });
+
+  it("--version prints the package's version", async () => {
+    const io = memoryIo();
+    expect(await run(["--version"], io)).toBe(0);
+    expect(io.out()).toBe(`${packageJson.version}\n`);
+    expect(VERSION).toBe(packageJson.version);
+    expect(packageJson.bin).toEqual({ interlock: "./dist/cli.js" });
+  });
+});
+
+describe("usage errors: exit 2, one line", () => {
+  const cases: Array<[string[], string]> = [
+    [["deploy"], 'interlock: unknown command "deploy": use one of secret, sign, send, listen (see interlock --help)'],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--colour"],
+      "interlock sign: unknown option --colour (see interlock sign --help)",
+    ],
+    [["sign", "--scheme"], "interlock sign: --scheme needs a value (see interlock sign --help)"],
+    [["sign", "--tamper=yes"], "interlock sign: unknown option --tamper (see interlock sign --help)"],
+    [
+      ["secret", "--ed25519=yes", "--scheme", "svix"],
+      "interlock secret: --ed25519 takes no value (see interlock secret --help)",
+    ],
+    [
+      ["sign", "--body", "-x"],
+      'interlock sign: --body needs a value; for a value that starts with "-" write --body=VALUE (see interlock sign --help)',
+    ],
+    [
+      ["send"],
+      "interlock send: missing <url>: usage is interlock send <url> --scheme NAME --secret SECRET --body BODY [options] (see interlock send --help)",
+    ],
+    [["send", "http://a", "http://b"], 'interlock send: unexpected argument "http://b" (see interlock send --help)'],
+    [
+      ["send", "ftp://example.com", "--scheme", "github"],
+      'interlock send: <url> must be an http:// or https:// URL, got "ftp://example.com" (see interlock send --help)',
+    ],
+    [
+      ["send", "http://127.0.0.1:1", "--repeat", "0"],
+      'interlock send: --repeat must be a whole number from 1 to 1000000, got "0" (see interlock send --help)',
+    ],
+    [
+      ["send", "http://127.0.0.1:1", "--concurrency", "2.5"],
+      'interlock send: --concurrency must be a whole number from 1 to 1000, got "2.5" (see interlock send --help)',
+    ],
+    [
+      ["send", "http://127.0.0.1:1", "--max-attempts", "3"],
+      "interlock send: --max-attempts needs --retry (see interlock send --help)",
+    ],
+    [
+      ["sign", "--secret", "s", "--body", "{}"],
+      "interlock sign: --scheme is required: one of standard-webhooks, svix, stripe, github, slack, shopify, paddle, linear, zoom, generic (see interlock sign --help)",
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s"],
+      "interlock sign: --body is required: @file, - (stdin) or the body itself (see interlock sign --help)",
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "@"],
+      'interlock sign: --body @ needs a file name, as in --body @event.json ("-" reads stdin) (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "no colon"],
+      'interlock sign: --header "no colon" is not "Name: value" (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", "stripe", "--secret", "s", "--body", "{}", "--id", "evt_1"],
+      "interlock sign: --id does not apply to the stripe scheme: its event id is in the body (see interlock sign --help)",
+    ],
+    [
+      ["sign", "--scheme", "linear", "--secret", "s", "--body", "{}", "--stale"],
+      "interlock sign: --stale does not apply to the linear scheme: its timestamp is in the body (change it there to backdate a delivery) (see interlock sign --help)",
+    ],
+    [
+      ["sign", "--scheme", "stripe", "--secret", "s", "--body", "{}", "--stale", "--timestamp", "1"],
+      "interlock sign: --stale and --timestamp both set the timestamp: use one (see interlock sign --help)",
+    ],
+    [
+      ["listen", "--scheme", "github", "--secret", "s", "--forward", "localhost:4000"],
+      'interlock listen: --forward must be an http:// or https:// URL, got "localhost:4000" (see interlock listen --help)',
+    ],
+  ];
+
+  it.each(cases)("%j", async (argv, line) => {
+    const io = memoryIo();
+    expect(await run(argv, io)).toBe(2);
+    expect(io.out()).toBe("");
+    expect(io.err()).toBe(`${line}\n`);
+  });
+
+  it("two secrets for a scheme that carries one signature: core's configuration error, exit 2", async () => {
+    const io = memoryIo();
+    expect(await run(["sign", "--scheme", "github", "--secret", "a", "--secret", "b", "--body", "{}"], io)).toBe(2);
+    expect(io.err()).toBe("interlock sign: the github scheme carries one signature: pass one secret\n");
+  });
+
+  it("two secrets for a scheme that carries several: both signatures are sent (rotation)", async () => {
+    const io = memoryIo();
+    const secrets = ["whsec_old", "whsec_new"];
+    expect(
+      await run(["sign", "--scheme", "stripe", ...secrets.flatMap((s) => ["--secret", s]), "--body", "{}"], io),
+    ).toBe(0);
+    expect(io.out()).toMatch(/^stripe-signature: t=\d+,v1=[0-9a-f]{64},v1=[0-9a-f]{64}\n$/);
+  });
+});

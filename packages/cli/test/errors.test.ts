@@ -1,0 +1,115 @@
+/**
+ * Failures, spawned: each ends with its documented exit code and exactly one line on stderr
+ * (or one JSON object with --json), never a stack trace, never the secret.
+ */
+import { describe, expect, it } from "vitest";
+import { closedPort, type Finished, interlock, jsonLines, recordingServer } from "./helpers.js";
+
+/** The run failed with `code`, wrote nothing to stdout and exactly `line` to stderr. */
+function expectFailure(result: Finished, code: number, line: string): void {
+  expect(result.stdout).toBe("");
+  expect(result.stderr).toBe(`${line}\n`);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  expect(result.code).toBe(code);
+}
+
+describe("errors", () => {
+  it("a secret not in the scheme's format: exit 3, the reason, not the secret", async () => {
+    const secret = "whsec_not*base64*at*all";
+    const result = await interlock([
+      "send",
+      "http://127.0.0.1:1/hook",
+      "--scheme",
+      "svix",
+      "--secret",
+      secret,
+      "--body",
+      "{}",
+    ]);
+    expectFailure(
+      result,
+      3,
+      "interlock send: invalid secret for the standard-webhooks scheme: the secret is not valid base64",
+    );
+    expect(result.stderr).not.toContain("not*base64");
+  });
+
+  it("--secret-env naming an unset variable: exit 3", async () => {
+    const result = await interlock(["listen", "--scheme", "stripe", "--secret-env", "INTERLOCK_TEST_UNSET_SECRET"]);
+    expectFailure(
+      result,
+      3,
+      "interlock listen: the environment variable INTERLOCK_TEST_UNSET_SECRET (--secret-env) is not set or is empty",
+    );
+  });
+
+  it("a body file that does not exist: exit 4", async () => {
+    const result = await interlock([
+      "sign",
+      "--scheme",
+      "github",
+      "--secret",
+      "s",
+      "--body",
+      "@/nonexistent/event.json",
+    ]);
+    expectFailure(result, 4, "interlock sign: no such file: /nonexistent/event.json");
+  });
+
+  it("an unreachable URL (a closed port on 127.0.0.1): exit 5", async () => {
+    const port = await closedPort();
+    const result = await interlock([
+      "send",
+      `http://127.0.0.1:${port}/webhooks`,
+      "--scheme",
+      "github",
+      "--secret",
+      "s",
+      "--body",
+      "{}",
+    ]);
+    expect(result.code).toBe(5);
+    // The attempt is printed like any other, then the one error line.
+    expect(result.stdout).toBe(`#1  no answer: cannot reach http://127.0.0.1:${port}/webhooks: connection refused\n`);
+    expect(result.stderr).toBe(`interlock send: cannot reach http://127.0.0.1:${port}/webhooks: connection refused\n`);
+  });
+
+  it("an unknown scheme: exit 2, with the schemes there are", async () => {
+    const result = await interlock(["sign", "--scheme", "acme", "--secret", "s", "--body", "{}"]);
+    expectFailure(
+      result,
+      2,
+      'interlock sign: unknown scheme "acme": use one of standard-webhooks, svix, stripe, github, slack, shopify, paddle, linear, zoom, generic',
+    );
+  });
+
+  it("--json: the error is one JSON object with its stable code and exit code", async () => {
+    const result = await interlock(["sign", "--scheme", "acme", "--secret", "s", "--body", "{}", "--json"]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(jsonLines(result.stderr)).toEqual([
+      {
+        type: "error",
+        code: "unknown_scheme",
+        exitCode: 2,
+        message:
+          'unknown scheme "acme": use one of standard-webhooks, svix, stripe, github, slack, shopify, paddle, linear, zoom, generic',
+      },
+    ]);
+  });
+
+  it("a port in use: exit 5", async () => {
+    const busy = await recordingServer();
+    try {
+      const port = new URL(busy.url).port;
+      const result = await interlock(["listen", "--port", port, "--scheme", "github", "--secret", "s"]);
+      expectFailure(
+        result,
+        5,
+        `interlock listen: cannot listen on 127.0.0.1:${port}: it is in use (pick another with --port)`,
+      );
+    } finally {
+      await busy.close();
+    }
+  });
+});

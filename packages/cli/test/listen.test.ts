@@ -1,0 +1,198 @@
+/**
+ * `interlock listen`, spawned, with `interlock send`, spawned, delivering to it: the verdicts
+ * it prints (valid, duplicate, tampered, stale), its `--json` lines, and `--forward` handing the
+ * raw body on byte for byte with the original headers.
+ */
+import { createWebhookVerifier, standardWebhooks } from "@interlock/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  closedPort,
+  interlock,
+  jsonLines,
+  type Recorded,
+  Running,
+  recordingServer,
+  type TestServer,
+  tempDir,
+} from "./helpers.js";
+
+const SECRET = `whsec_${Buffer.from("interlock-cli-listen-test-secret").toString("base64")}`;
+// Bytes a re-serialising proxy would change: key order, spacing, escapes, CRLF, a BOM-less UTF-8 mix.
+const BODY = Buffer.from('{"type":"invoice.paid",  "data":{"id":"inv_7","note":"h\\u00e9llo ✓"},\r\n "z":1}\n');
+
+describe("listen --json --forward", () => {
+  let app: TestServer;
+  let listener: Running;
+  let url: string;
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let bodyFile: string;
+
+  beforeAll(async () => {
+    app = await recordingServer((_, response) =>
+      response.writeHead(202, { "content-type": "application/json" }).end('{"queued":true}'),
+    );
+    dir = await tempDir();
+    bodyFile = await dir.file("invoice.json", BODY);
+    listener = new Running(
+      [
+        "listen",
+        "--port",
+        "0",
+        "--scheme",
+        "svix",
+        "--secret-env",
+        "LISTEN_SECRET",
+        "--json",
+        "--forward",
+        `${app.url}/hooks/svix`,
+      ],
+      { LISTEN_SECRET: SECRET },
+    );
+    const ready = JSON.parse(await listener.line(1));
+    expect(ready).toMatchObject({ type: "listening", scheme: "standard-webhooks", forward: `${app.url}/hooks/svix` });
+    url = ready.url;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+  afterAll(async () => {
+    await listener?.stop();
+    await app?.close();
+    await dir?.remove();
+  });
+
+  const send = (...extra: string[]) =>
+    interlock([
+      "send",
+      `${url}/webhooks`,
+      "--scheme",
+      "svix",
+      "--secret",
+      SECRET,
+      "--body",
+      `@${bodyFile}`,
+      "--json",
+      ...extra,
+    ]);
+
+  it("valid then duplicate: the first copy is forwarded (raw bytes, original headers), the second is not", async () => {
+    const result = await send("--repeat", "2", "-H", "x-request-note: from the test");
+    expect(result.code).toBe(0);
+    const [first, second] = jsonLines(result.stdout);
+    // The app's answer goes back to the sender; the duplicate is answered by the listener.
+    expect(first).toMatchObject({ status: 202, body: '{"queued":true}' });
+    expect(second).toMatchObject({ status: 200 });
+    expect(JSON.parse(second?.body as string)).toEqual({ duplicate: true, id: first?.id });
+
+    await listener.line(3);
+    const [valid, duplicate] = jsonLines(listener.lines.slice(1, 3).join("\n"));
+    expect(valid).toMatchObject({
+      type: "delivery",
+      verdict: "valid",
+      scheme: "standard-webhooks",
+      id: first?.id,
+      reason: null,
+      method: "POST",
+      path: "/webhooks",
+      status: 202,
+      forward: { url: `${app.url}/hooks/svix`, status: 202, error: null },
+    });
+    expect(duplicate).toMatchObject({ verdict: "duplicate", id: first?.id, reason: null, status: 200, forward: null });
+
+    expect(app.requests).toHaveLength(1);
+    const forwarded = app.requests[0] as Recorded;
+    expect(forwarded.url).toBe("/hooks/svix");
+    expect(forwarded.body.equals(BODY)).toBe(true);
+    expect(forwarded.headers).toMatchObject({
+      "webhook-id": first?.id,
+      "content-type": "application/json",
+      "x-request-note": "from the test",
+      "user-agent": "interlock-cli",
+    });
+    // What reached the app is still a valid delivery for the same secret: nothing was re-signed.
+    const verifier = createWebhookVerifier({ scheme: standardWebhooks, secret: SECRET });
+    await expect(verifier.verify(forwarded.headers, forwarded.body)).resolves.toMatchObject({ id: first?.id });
+  });
+
+  it("tampered and stale copies are refused, reported with core's reason, and never forwarded", async () => {
+    const tampered = await send("--tamper");
+    expect(tampered.code).toBe(1);
+    expect(jsonLines(tampered.stdout)[0]).toMatchObject({ status: 401, contentType: "application/problem+json" });
+    expect(JSON.parse(await listener.line(4))).toMatchObject({
+      type: "delivery",
+      verdict: "tampered",
+      scheme: "standard-webhooks",
+      reason: "no_matching_signature",
+      detail: "no signature matched",
+      status: 401,
+      forward: null,
+    });
+
+    const stale = await send("--stale");
+    expect(stale.code).toBe(1);
+    expect(JSON.parse(jsonLines(stale.stdout)[0]?.body as string)).toMatchObject({ code: "timestamp_too_old" });
+    expect(JSON.parse(await listener.line(5))).toMatchObject({
+      verdict: "stale",
+      reason: "timestamp_too_old",
+      status: 401,
+      forward: null,
+    });
+    expect(app.requests).toHaveLength(1);
+  });
+
+  it("stops on Ctrl+C with exit code 0", async () => {
+    expect(await listener.stop()).toBe(0);
+    expect(listener.stderr).toBe("");
+  });
+});
+
+describe("listen (text output) with an app that cannot be reached", () => {
+  it("prints each delivery on a line; a failed forward is answered 502 and released, so a retry is forwarded again", async () => {
+    const port = await closedPort();
+    const listener = new Running([
+      "listen",
+      "--port",
+      "0",
+      "--scheme",
+      "github",
+      "--secret",
+      "gh-secret",
+      "--forward",
+      `http://127.0.0.1:${port}/webhooks/github`,
+    ]);
+    try {
+      const ready = await listener.line(1);
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+) for github deliveries, forwarding verified ones to/.exec(
+        ready,
+      )?.[1];
+      expect(url).toBeDefined();
+
+      const result = await interlock([
+        "send",
+        `${url}/webhooks/github`,
+        "--scheme",
+        "github",
+        "--secret",
+        "gh-secret",
+        "--body",
+        '{"zen":"Design for failure."}',
+        "--id",
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "--repeat",
+        "2",
+        "--json",
+      ]);
+      expect(result.code).toBe(1);
+      const attempts = jsonLines(result.stdout).filter((line) => line.type === "attempt");
+      expect(attempts.map((a) => a.status)).toEqual([502, 502]);
+      expect(JSON.parse(attempts[0]?.body as string)).toMatchObject({ code: "forward_failed", status: 502 });
+
+      const forwardFailed = `forward failed: cannot reach http://127.0.0.1:${port}/webhooks/github: connection refused`;
+      for (const n of [2, 3]) {
+        const line = await listener.line(n);
+        expect(line).toMatch(/^\d\d:\d\d:\d\d {2}valid {6}github {2}72d3162e-cc78-11e3-81ab-4c9367dc0958 {2}/);
+        expect(line.endsWith(forwardFailed)).toBe(true);
+      }
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+  });
+});
