@@ -7,17 +7,23 @@
 import { parseArgs } from "node:util";
 import { usageError } from "./errors.js";
 
+/** One option of a command. */
 export interface OptionSpec {
+  /** A string takes a value; a boolean is a flag. */
   type: "string" | "boolean";
+  /** A one-letter alias, such as `H` for `--header`. */
   short?: string;
   /** May be given several times; the values are collected in order. */
   multiple?: boolean;
   /** The value's placeholder in `--help`, such as `NAME` or `URL`. */
   value?: string;
+  /** What it does, for `--help`. */
   description: string;
 }
 
+/** A command's name, help and options: the one source of its parser and its `--help`. */
 export interface CommandSpec {
+  /** The word after `interlock`. */
   name: string;
   /** One line, for the command list. */
   summary: string;
@@ -27,7 +33,9 @@ export interface CommandSpec {
   description: string;
   /** Names of the positional arguments, all required. */
   positionals: readonly string[];
+  /** Its options by long name (without `--`). */
   options: Record<string, OptionSpec>;
+  /** Command lines shown under `--help`. */
   examples: readonly string[];
 }
 
@@ -39,7 +47,9 @@ export const COMMON_OPTIONS: Record<string, OptionSpec> = {
 
 /** The accepted range of a whole-number option. */
 export interface IntegerRange {
+  /** The smallest value accepted. */
   min: number;
+  /** The largest value accepted. */
   max: number;
 }
 
@@ -47,6 +57,7 @@ type Values = Record<string, string | boolean | (string | boolean)[] | undefined
 
 /** A command line parsed against its spec: typed, range-checked values. */
 export interface Args {
+  /** The positional arguments, in order. */
   readonly positionals: readonly string[];
   /** Whether a boolean option was given. */
   flag(name: string): boolean;

@@ -11,10 +11,13 @@ import { usageError } from "./errors.js";
 /** How old `stale` makes a timestamp: past every provider's tolerance (Stripe and Standard Webhooks allow 5 minutes). */
 export const STALE_AGE_SECONDS = 3600;
 
+/** What `signDelivery` signs, and how. */
 export interface SignDeliveryOptions {
+  /** The provider's scheme. */
   scheme: WebhookScheme;
   /** One secret, or several to sign with each (schemes that carry several signatures). */
   secret: WebhookSecret | readonly WebhookSecret[];
+  /** The body to sign, exactly. */
   body: RawBody;
   /** The delivery id, for schemes that send one in a header. Default: a new one in the provider's style. */
   id?: string;
@@ -24,7 +27,9 @@ export interface SignDeliveryOptions {
   stale?: boolean;
 }
 
+/** A signed delivery, ready to send. */
 export interface SignedDelivery {
+  /** The scheme's name. */
   scheme: string;
   /** The id in the headers; undefined for schemes whose id is in the body (Stripe, Paddle, Slack). */
   id: string | undefined;

@@ -25,8 +25,10 @@ export const EXIT = {
   internal: 70,
 } as const;
 
+/** One of the `EXIT` codes. */
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
+/** Why a command failed. */
 export type CliErrorCode =
   | "usage"
   | "unknown_scheme"
@@ -51,6 +53,7 @@ const CLI_ERRORS: Record<CliErrorCode, { exitCode: ExitCode; status: number; tit
 };
 
 export class CliError extends InterlockError {
+  /** The class name: match on it (or `code`) rather than on `instanceof` across copies. */
   override readonly name = "CliError";
   readonly code: CliErrorCode;
   readonly status: number;

@@ -5,7 +5,9 @@ import { CliError, usageError } from "./errors.js";
 
 /** A body and, when it was read from a file, that file's path as given (for `--curl`). */
 export interface BodySource {
+  /** The body's bytes, as read. */
   bytes: Uint8Array;
+  /** The file it was read from; undefined for stdin or a literal. */
   file: string | undefined;
 }
 

@@ -1,13 +1,17 @@
 /** What a command runs with: its streams, environment and stop signal, so tests can run it in-process. */
 
 export interface OutputStream {
+  /** Writes text, as `process.stdout.write` does. */
   write(text: string): unknown;
   /** True when the stream is a terminal (Node sets it on `process.stderr`). */
   readonly isTTY?: boolean;
 }
 
+/** Where a command reads and writes: `processIo()` for the real process, your own in tests. */
 export interface CliIo {
+  /** Results: lines of text, or JSON with `--json`. */
   stdout: OutputStream;
+  /** Errors and the progress line. */
   stderr: OutputStream;
   /** Read by `--body -`. */
   stdin: AsyncIterable<Uint8Array | string>;

@@ -10,8 +10,10 @@ import { signCommand } from "./commands/sign.js";
 import { CliError, describeError, EXIT, errorCodeOf, exitCodeOf, usageError } from "./errors.js";
 import { type CliIo, processIo } from "./io.js";
 
+/** The package's version, as `interlock --version` prints it. */
 export const VERSION: string = version;
 
+/** Every command: `secret`, `sign`, `send` and `listen`. */
 export const COMMANDS: readonly Command[] = [secretCommand, signCommand, sendCommand, listenCommand];
 
 /** `interlock --help`. */

@@ -8,6 +8,7 @@
 import { setTimeout as wait } from "node:timers/promises";
 import { CliError, usageError } from "./errors.js";
 
+/** How a provider retries: attempts, and an exponential delay between them. */
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
   maxAttempts: number;
@@ -41,7 +42,19 @@ export function backoffDelay(policy: RetryPolicy, attempt: number): number {
 }
 
 /** An attempt's result, or the network failure that left it without one. */
-export type AttemptOutcome<T> = { result: T; error?: undefined } | { result?: undefined; error: CliError };
+export type AttemptOutcome<T> =
+  | {
+      /** The attempt's result. */
+      result: T;
+      /** Absent: the attempt succeeded. */
+      error?: undefined;
+    }
+  | {
+      /** Absent: the attempt failed. */
+      result?: undefined;
+      /** Why no answer came (`unreachable`, `timeout`). */
+      error: CliError;
+    };
 
 /** No answer came: worth another attempt. Any other error is a bug or bad input, and is thrown. */
 const isNetworkFailure = (error: unknown): error is CliError =>

@@ -6,18 +6,31 @@
 
 /** RFC 9457 problem details, as Interlock answers them over HTTP. */
 export interface ProblemDetails {
+  /** A URI naming the problem: `urn:interlock:problem:<code>`. */
   type: string;
+  /** A short summary of the problem type, the same for every occurrence. */
   title: string;
+  /** The HTTP status answered. */
   status: number;
+  /** What went wrong this time, in words (never a secret or a signature). */
   detail: string;
+  /** The stable machine-readable reason, such as `no_matching_signature`. */
   code: string;
+  /** Extensions: `scheme` for webhook refusals. */
   [extension: string]: unknown;
 }
 
+/** The media type of RFC 9457 problem details: `application/problem+json`. */
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
+/**
+ * The base of every error Interlock throws on purpose: a stable `code`, the HTTP `status` a
+ * server should answer, and `toProblem()` for the response body.
+ */
 export abstract class InterlockError extends Error {
+  /** The stable, machine-readable reason, such as `no_matching_signature`; switch on it. */
   abstract readonly code: string;
+  /** The HTTP status a server should answer with. */
   abstract readonly status: number;
   /** A short, human-readable summary of the problem type. */
   abstract readonly title: string;
@@ -88,9 +101,16 @@ function resumeStackTraces(limit: number | undefined): void {
   if (limit !== undefined) (Error as WithStackLimit).stackTraceLimit = limit;
 }
 
+/**
+ * A webhook delivery refused: the one error `verify` ever rejects with, whatever the input.
+ * `code` names the reason; `status` is 400, 401, 413 or 500 (see `WEBHOOK_ERROR_CODES`).
+ */
 export class WebhookVerificationError extends InterlockError {
+  /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "WebhookVerificationError";
+  /** Why the delivery was refused. */
   readonly code: WebhookErrorCode;
+  /** 400 for a malformed delivery, 401 for a bad signature or time, 413 too large, 500 the receiver's setup. */
   readonly status: number;
   readonly title: string;
   /** The scheme that refused the delivery, when known. */
@@ -118,8 +138,11 @@ export class WebhookVerificationError extends InterlockError {
 
 /** A programming or configuration mistake (a bad option), reported when it is made. */
 export class InterlockConfigError extends InterlockError {
+  /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "InterlockConfigError";
+  /** Always `invalid_configuration`. */
   readonly code = "invalid_configuration";
+  /** Always 500: the server's mistake, never the client's. */
   readonly status = 500;
   readonly title = "Interlock is misconfigured";
 }
@@ -131,10 +154,14 @@ export class InterlockConfigError extends InterlockError {
  * a lock that nobody owns, until its lease ends.
  */
 export class StoreUnavailableError extends InterlockError {
+  /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "StoreUnavailableError";
+  /** Always `store_unavailable`. */
   readonly code = "store_unavailable";
+  /** Always 503: the client or provider should retry later. */
   readonly status = 503;
   readonly title = "The store is unavailable";
+  /** The store's `name` ("redis", "postgres", …). */
   readonly store: string;
 
   constructor(store: string, message: string, options?: { cause?: unknown }) {
@@ -145,12 +172,16 @@ export class StoreUnavailableError extends InterlockError {
 
 /** A record larger than the store's `maxRecordBytes`: it is not stored. */
 export class RecordTooLargeError extends InterlockError {
+  /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "RecordTooLargeError";
+  /** Always `record_too_large`. */
   readonly code = "record_too_large";
+  /** Always 500. */
   readonly status = 500;
   readonly title = "The record is too large to store";
 }
 
+/** Why the idempotency engine refused a request. */
 export type IdempotencyErrorCode =
   | "idempotency_key_missing"
   | "idempotency_key_invalid"
@@ -166,8 +197,11 @@ const IDEMPOTENCY_ERRORS: Record<IdempotencyErrorCode, { status: number; title: 
 
 /** A request the idempotency engine refuses: the client's mistake or a retry that came too soon. */
 export class IdempotencyError extends InterlockError {
+  /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "IdempotencyError";
+  /** Why the request was refused. */
   readonly code: IdempotencyErrorCode;
+  /** 400 (missing or malformed key), 409 (in flight) or 422 (`mismatchStatus`, for a reused key). */
   readonly status: number;
   readonly title: string;
   /** Seconds the client should wait before retrying, for `request_in_flight`. */
@@ -186,6 +220,7 @@ export class IdempotencyError extends InterlockError {
   }
 }
 
+/** Why a request body cannot be used: too large to read, or already consumed by a parser. */
 export type BodyErrorCode = "body_too_large" | "body_not_raw";
 
 const BODY_ERRORS: Record<BodyErrorCode, { status: number; title: string }> = {
@@ -196,8 +231,11 @@ const BODY_ERRORS: Record<BodyErrorCode, { status: number; title: string }> = {
 
 /** A request body Interlock cannot use: too large to read, or already consumed by a parser. */
 export class BodyError extends InterlockError {
+  /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "BodyError";
+  /** Why the body cannot be used. */
   readonly code: BodyErrorCode;
+  /** 413 for `body_too_large`, 500 for `body_not_raw` (a server setup mistake). */
   readonly status: number;
   readonly title: string;
 

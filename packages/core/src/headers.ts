@@ -3,7 +3,10 @@
  * keys, arrays for repeated headers), a Fetch `Headers`, or any plain object in any casing.
  */
 export type HeadersInput =
-  | { get(name: string): string | null }
+  | {
+      /** A Fetch `Headers`' look-up: the value, or null when absent. */
+      get(name: string): string | null;
+    }
   | Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** Reads one header by its lower-case name: `undefined` when absent, the values when repeated. */

@@ -8,8 +8,11 @@ import { InterlockConfigError, type InterlockError, PROBLEM_CONTENT_TYPE } from 
 
 /** A complete HTTP response for an adapter to send as it is. */
 export interface HttpResponse {
+  /** The status code. */
   status: number;
+  /** Header name/value pairs, in order. */
   headers: Array<[string, string]>;
+  /** The body's bytes. */
   body: Uint8Array;
 }
 
@@ -20,6 +23,7 @@ export function problemResponse(error: InterlockError, retryAfterSeconds?: numbe
   return { status: error.status, headers, body: utf8.encode(JSON.stringify(error.toProblem())) };
 }
 
+/** A JSON response: `value` serialised, with `content-type: application/json`. */
 export function jsonResponse(status: number, value: unknown): HttpResponse {
   return { status, headers: [["content-type", "application/json"]], body: utf8.encode(JSON.stringify(value)) };
 }
@@ -53,6 +57,7 @@ export function bodyLimitOption(value: number | undefined, fallback: number): nu
  * may reuse its buffer once written).
  */
 export class BodyCollector {
+  /** The most bytes kept. */
   readonly limit: number;
   /** The chunks kept, in order (those before the limit was passed), to hand on what was read. */
   readonly chunks: Uint8Array[] = [];

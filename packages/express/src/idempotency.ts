@@ -49,6 +49,10 @@ function defaultRoute(req: Request): string {
   return req.baseUrl + (pattern === undefined ? req.path : String(pattern));
 }
 
+/**
+ * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
+ * runs, a retry gets the stored response, a concurrent copy 409, the key with another body 422.
+ */
 export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandler {
   const { route = defaultRoute, bodyLimit, onError, ...engineOptions } = options;
   const readBody = bodyReader(bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT));

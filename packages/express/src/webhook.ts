@@ -45,6 +45,10 @@ async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8A
   return readRawBody(req, limit);
 }
 
+/**
+ * Middleware that verifies and de-duplicates a delivery on its raw bytes, then runs the route
+ * with the verified event on `req.webhook`: a 2xx records it, anything else releases it.
+ */
 export function webhook(options: WebhookOptions): RequestHandler {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);

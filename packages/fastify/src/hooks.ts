@@ -16,10 +16,15 @@ import type {
 export interface InterlockHooks {
   /** Webhooks only: lets the route's parsers accept what the verifier accepts. */
   readonly bodyLimit?: number;
+  /** Keeps the raw bytes and hands Fastify's parsers the same bytes. */
   readonly preParsing: preParsingHookHandler;
+  /** Asks core what to do: run the handler, or answer (refusal, duplicate, replay, 409, 503). */
   readonly preHandler: preHandlerHookHandler;
+  /** Settles with the store before the answer goes out. */
   readonly onSend: onSendHookHandler;
+  /** Settles a hijacked reply, which never passes `onSend`. */
   readonly onResponse: onResponseHookHandler;
+  /** Releases the delivery or key when the handler throws. */
   readonly onError: onErrorHookHandler;
 }
 

@@ -86,6 +86,10 @@ function keptBody(request: FastifyRequest): Buffer {
   return body;
 }
 
+/**
+ * Route hooks that make a route safe to retry with an `Idempotency-Key`: attach them with
+ * `config: { interlock: … }` (plugin registered) or spread them into the route's options.
+ */
 export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks {
   const { route = defaultRoute, bodyLimit, onError, ...engineOptions } = options;
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);

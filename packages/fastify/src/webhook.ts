@@ -56,6 +56,10 @@ const NOT_CAPTURED =
   "Interlock's preParsing hook did not run for this route, so the signed bytes were never captured: " +
   "register the route with `config: { interlock: webhook(…) }` or spread all of webhook(…)'s hooks into its options";
 
+/**
+ * Route hooks that verify and de-duplicate a delivery on its raw bytes, with the verified
+ * event on `request.webhook`: a 2xx records it, anything else (or a throw) releases it.
+ */
 export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);

@@ -52,6 +52,10 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<HonoIde
 /** The answering route's pattern: the last route matched, as `hono/route` documents it. */
 const answeringRoute = (c: Context): string => routePath(c, -1) || c.req.path;
 
+/**
+ * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
+ * runs, a retry gets the stored response, a concurrent copy 409, the key with another body 422.
+ */
 export function idempotency(options: IdempotencyMiddlewareOptions): MiddlewareHandler {
   const { route = answeringRoute, bodyLimit, onError, ...engineOptions } = options;
   const engine = createIdempotency(engineOptions);

@@ -20,6 +20,7 @@ import { send } from "./respond.js";
 
 /** What `webhook()` puts on the context: `c.get("webhook")` / `c.var.webhook`. */
 export interface WebhookVariables<T = unknown> {
+  /** The verified delivery. */
   webhook: VerifiedWebhook<T>;
 }
 
@@ -36,7 +37,16 @@ export interface WebhookOptions extends WebhookReceiverOptions {
   onError?: (decision: WebhookRespondDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
 }
 
-export function webhook<T = unknown>(options: WebhookOptions): MiddlewareHandler<{ Variables: WebhookVariables<T> }> {
+/**
+ * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
+ * event at `c.get("webhook")`: a 2xx from the route records it, anything else releases it.
+ */
+export function webhook<T = unknown>(
+  options: WebhookOptions,
+): MiddlewareHandler<{
+  /** What the middleware sets on the context. */
+  Variables: WebhookVariables<T>;
+}> {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   // A signature is over bytes: text a parser decoded is refused, never verified into a wrong 401.

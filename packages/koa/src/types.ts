@@ -18,10 +18,12 @@ export interface RawBodyRequest {
 
 /** The context type `webhook()` hands to the middleware after it. */
 export interface RawBodyContext {
+  /** Koa's request, with the raw body. */
   request: Request & RawBodyRequest;
 }
 
 /** `ctx.state` after `webhook()`: the verified delivery. */
 export interface WebhookState<T = unknown> {
+  /** The verified delivery. */
   webhook: VerifiedWebhook<T>;
 }

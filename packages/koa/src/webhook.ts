@@ -31,6 +31,10 @@ export interface WebhookOptions extends WebhookReceiverOptions {
   onError?: (decision: WebhookRespondDecision, ctx: Context) => void | Promise<void>;
 }
 
+/**
+ * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
+ * event on `ctx.state.webhook`: a 2xx answer records it, anything else (or a throw) releases it.
+ */
 export function webhook<T = unknown>(options: WebhookOptions): Middleware<WebhookState<T>, RawBodyContext> {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);

@@ -3,6 +3,7 @@
 import { Deadline, execute, type PgQueryable, storeError } from "./query.js";
 import { migrationSql, resolveTable, type TableOptions } from "./sql.js";
 
+/** Where `migrate` creates the table, and how long it may take. */
 export interface MigrateOptions extends TableOptions {
   /** Bound on the migration in ms (it may wait for another instance's). Default 30,000. */
   timeoutMs?: number;

@@ -8,23 +8,32 @@ import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 
 /** One query as `pg` takes it. */
 export interface PgQuery {
+  /** The SQL. */
   text: string;
   /** Prepares the statement under this name on each connection (see `preparedStatements`). */
   name?: string;
+  /** The statement's parameters, `$1`, `$2`, …. */
   values?: unknown[];
   /** Per-query result parsers, so a user's global `pg.types` settings cannot change our rows. */
-  types?: { getTypeParser: (...args: never[]) => unknown };
+  types?: {
+    /** The parser for a column type. */
+    getTypeParser: (...args: never[]) => unknown;
+  };
   /** `pg`'s client-side limit on waiting for the answer. */
   query_timeout?: number;
 }
 
+/** What a query resolves to, as `pg` gives it. */
 export interface PgResult {
+  /** The rows returned. */
   rows: unknown[];
+  /** Rows affected (or returned); null when the command reports none. */
   rowCount: number | null;
 }
 
 /** Anything that runs a query: `Pool`, `Client`, `PoolClient`. */
 export interface PgQueryable {
+  /** Runs one query. */
   query(query: PgQuery): Promise<PgResult>;
 }
 

@@ -14,8 +14,10 @@
 import { createHash } from "node:crypto";
 import { InterlockConfigError } from "@interlock/core";
 
+/** The table name used when none is given. */
 export const DEFAULT_TABLE = "interlock_records";
 
+/** Which table holds the store's rows. */
 export interface TableOptions {
   /** Table name. Default `interlock_records`. Letters, digits and `_`; quoted, so case is kept. */
   table?: string;

@@ -23,6 +23,7 @@ import {
 import { Deadline, execute, isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
 import { resolveTable, type Statement, type Statements, statements, type TableOptions } from "./sql.js";
 
+/** The PostgreSQL store's table, bounds and statements. */
 export interface PostgresStoreOptions extends TableOptions {
   /**
    * Bound on every operation in ms, waiting for a pool connection included. Past it the
@@ -47,6 +48,7 @@ export interface PostgresCompleteOptions extends CompleteOptions {
   transaction?: PgQueryable;
 }
 
+/** How `purgeExpired` deletes. */
 export interface PurgeOptions {
   /** Rows deleted per statement. Default 1,000. */
   batchSize?: number;
@@ -134,6 +136,7 @@ function headersJson(headers: StoredResponse["headers"]): string {
 export class PostgresStore implements InterlockStore {
   readonly name = "postgres";
   readonly maxRecordBytes: number;
+  /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #db: PgQueryable;
   readonly #table: string;

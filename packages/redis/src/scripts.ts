@@ -80,6 +80,7 @@ export type ReplyItem = Buffer | number | null;
  * commands it defines. Structural, so any ioredis major with the same API fits.
  */
 export interface ScriptingClient {
+  /** ioredis' `defineCommand`: registers a Lua script as a command on the client. */
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
 }
 

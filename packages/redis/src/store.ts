@@ -31,6 +31,7 @@ import {
   type ScriptingClient,
 } from "./scripts.js";
 
+/** The Redis store's key prefix, timeout and record bound. */
 export interface RedisStoreOptions {
   /** Put before every key; lets several apps share one Redis. Default `"interlock:"`. */
   prefix?: string;
@@ -44,8 +45,11 @@ export interface RedisStoreOptions {
   maxRecordBytes?: number;
 }
 
+/** The key prefix used when none is given. */
 export const DEFAULT_PREFIX = "interlock:";
+/** The default bound on every operation: 2 s. */
 export const DEFAULT_OPERATION_TIMEOUT_MS = 2_000;
+/** The default largest record: 1 MiB. */
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -84,10 +88,16 @@ function toClaimResult(reply: unknown, token: string): ClaimResult {
   }
 }
 
+/**
+ * An `InterlockStore` on your ioredis client: one atomic script per operation, leases and
+ * timestamps on the server's clock, keys hash-tagged for Redis Cluster. The client stays yours.
+ */
 export class RedisStore implements InterlockStore {
   readonly name = "redis";
   readonly maxRecordBytes: number;
+  /** Put before every key. */
   readonly prefix: string;
+  /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #client: ScriptingClient;
 

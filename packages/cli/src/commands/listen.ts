@@ -35,7 +35,9 @@ import { readSecrets } from "../inputs.js";
 import { type CliIo, Printer } from "../io.js";
 import { resolveScheme } from "../schemes.js";
 
+/** What `listen` verifies with, where it listens, and where it forwards. */
 export interface ListenOptions {
+  /** The provider's scheme. */
   scheme: WebhookScheme;
   /** One secret, or several while rotating: a delivery signed with any of them is accepted. */
   secret: WebhookSecret | readonly WebhookSecret[];
@@ -57,9 +59,11 @@ export interface ListenOptions {
   onError?: (error: unknown) => void;
 }
 
+/** A running listener. */
 export interface Listener {
   /** The URL it listens on, such as `http://127.0.0.1:3000`. */
   readonly url: string;
+  /** Stops listening, closes every connection, and resolves once the server is closed. */
   close(): Promise<void>;
 }
 
@@ -81,11 +85,17 @@ export type Verdict =
   | "refused"
   | "store_unavailable";
 
+/** One delivery the listener received, as it prints it. */
 export interface DeliveryReport {
+  /** When it arrived. */
   time: Date;
+  /** The request's method. */
   method: string;
+  /** The request's path. */
   path: string;
+  /** What the delivery turned out to be. */
   verdict: Verdict;
+  /** The scheme's name. */
   scheme: string;
   /** The delivery id, once verified (or, for a duplicate, the id it repeats). */
   id: string | undefined;
@@ -99,10 +109,13 @@ export interface DeliveryReport {
   forward: ForwardReport | undefined;
 }
 
+/** A valid delivery forwarded to the app. */
 export interface ForwardReport {
+  /** Where it was forwarded. */
   url: string;
   /** The app's answer; undefined when it could not be reached. */
   status: number | undefined;
+  /** Why the app could not be reached. */
   error: string | undefined;
 }
 

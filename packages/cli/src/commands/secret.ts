@@ -12,13 +12,17 @@ import { EXIT, usageError } from "../errors.js";
 import { type CliIo, Printer } from "../io.js";
 import { resolveScheme, SCHEME_NAMES } from "../schemes.js";
 
+/** What kind of secret to make. */
 export interface MakeSecretOptions {
+  /** The scheme whose format the secret takes. */
   scheme: WebhookScheme;
   /** Standard Webhooks only: an Ed25519 key pair (`whsk_…` to sign, `whpk_…` to verify) instead of an HMAC secret. */
   ed25519?: boolean;
 }
 
+/** A new secret. */
 export interface MadeSecret {
+  /** The scheme's name. */
   scheme: string;
   /** The secret both sides share; with `ed25519`, the sender's signing key. */
   secret: string;

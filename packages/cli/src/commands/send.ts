@@ -19,11 +19,15 @@ import { type AttemptOutcome, checkRetryPolicy, NO_RETRIES, type RetryPolicy, wi
 /** With `--retry`: five attempts, 1 s, 2 s, 4 s and 8 s apart; no delay longer than a minute. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, initialDelayMs: 1000, maxDelayMs: 60_000 };
 
+/** What to send, where, how often and how. */
 export interface SendOptions {
+  /** Where to POST the deliveries. */
   url: string | URL;
+  /** The provider's scheme. */
   scheme: WebhookScheme;
   /** One secret, or several to sign with each (schemes that carry several signatures). */
   secret: WebhookSecret | readonly WebhookSecret[];
+  /** The body, sent byte for byte. */
   body: RawBody;
   /** Headers besides the signature's; one with a signature header's name replaces it. Default: content-type application/json. */
   headers?: ReadonlyArray<readonly [string, string]>;
@@ -47,33 +51,50 @@ export interface SendOptions {
   onAttempt?: (report: AttemptReport) => void;
 }
 
+/** One attempt at one copy, as `send` reports it. */
 export interface AttemptReport {
   /** Which copy, from 1. */
   delivery: number;
   /** Which attempt at that copy, from 1. */
   attempt: number;
+  /** Attempts allowed per copy. */
   maxAttempts: number;
+  /** The delivery id in the headers; undefined for schemes whose id is in the body. */
   id: string | undefined;
   /** The answer's status; undefined when none came. */
   status: number | undefined;
+  /** The answer's status text. */
   statusText: string | undefined;
+  /** The answer's `Content-Type`. */
   contentType: string | undefined;
   /** The answer's body as text. */
   body: string | undefined;
   /** Why no answer came. */
-  error: { code: string; message: string } | undefined;
+  error:
+    | {
+        /** `unreachable` or `timeout`. */
+        code: string;
+        /** What happened, in words. */
+        message: string;
+      }
+    | undefined;
   /** A 2xx answer: the receiver took the delivery. */
   acknowledged: boolean;
+  /** How long the attempt took, in ms. */
   durationMs: number;
   /** The delay before the next attempt; undefined after the last one. */
   retryInMs: number | undefined;
 }
 
+/** What `send` did in all. */
 export interface SendSummary {
+  /** The delivery id every copy carried; undefined for schemes whose id is in the body. */
   id: string | undefined;
+  /** Copies sent (`repeat`). */
   deliveries: number;
   /** Copies answered with a 2xx (in the end, after any retries). */
   acknowledged: number;
+  /** Attempts made, retries included. */
   attempts: number;
 }
 

@@ -3,6 +3,7 @@
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
 import { asUnavailable } from "../store/validate.js";
 
+/** How long to wait for a request in flight with the same key (`waitForInFlight`, `runIdempotent`'s `wait`). */
 export interface WaitOptions {
   /** Longest wait for the first request to finish, in ms. */
   timeoutMs: number;

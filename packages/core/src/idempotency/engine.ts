@@ -27,11 +27,13 @@ import {
 
 /** A request as the engine sees it, translated by an adapter. */
 export interface IdempotencyRequest {
+  /** The HTTP method; only `methods` are covered. */
   method: string;
   /** The route pattern that matched (`/payments/:id`): part of the key's scope. */
   route: string;
   /** The path with its query string: part of the default fingerprint. */
   path: string;
+  /** The request headers, where the key is read. */
   headers: HeadersInput;
   /**
    * The raw body bytes (or exact text); undefined for none. A function is called only when
@@ -42,6 +44,7 @@ export interface IdempotencyRequest {
   context?: unknown;
 }
 
+/** Which of the handler's responses are stored and replayed; the others release the key. */
 export type CachePolicy =
   /** Store everything below 500; release on 5xx so a retry runs again (default). */
   | "non-5xx"
@@ -56,6 +59,7 @@ export type CachePolicy =
  * are typed for that framework.
  */
 export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRequest> {
+  /** Where keys are claimed and responses kept. */
   store: InterlockStore;
   /**
    * Who is calling: an API key id, user or tenant. Keys are scoped by it, so one client can
@@ -80,6 +84,7 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   waitForInFlight?: WaitOptions;
   /** Status for a key reused with another request. Default 422. */
   mismatchStatus?: number;
+  /** Which responses are stored. Default `"non-5xx"`: a 5xx releases the key so a retry runs again. */
   cache?: CachePolicy;
   /** Response headers stored and replayed (lower case). Default `DEFAULT_REPLAY_HEADERS`. */
   replayHeaders?: readonly string[];
@@ -87,31 +92,43 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   replayedHeader?: string;
   /** Let requests through (unprotected) while the store is unreachable, instead of 503. Default false. */
   failOpen?: boolean;
+  /** Told about every decision: first, replayed, in flight, mismatch, completed, released, store down, rejected. */
   onEvent?: EventHook<IdempotencyEvent | IdempotencyRejectedEvent>;
 }
 
 /** The engine's answer to `begin`. */
 export type IdempotencyDecision =
-  /** Not covered (or fail-open): run the handler as usual; nothing to finish. */
-  | { action: "pass" }
-  /** First request: run the handler, then `finish(ticket, captured)` or `abort(ticket)`. */
-  | { action: "execute"; ticket: IdempotencyTicket }
-  /** Answer with this response: a replay, or a problem+json refusal. The handler must not run. */
   | {
-      action: "respond";
-      response: HttpResponse;
-      replayed: boolean;
-      /** The typed error behind a refusal (undefined for a replay). */
-      error: InterlockError | undefined;
-    };
+      /** Not covered (or fail-open): run the handler as usual; nothing to finish. */
+      action: "pass";
+    }
+  | {
+      /** First request: run the handler, then `finish(ticket, captured)` or `abort(ticket)`. */
+      action: "execute";
+      /** The claimed key, to hand to `finish` or `abort`. */
+      ticket: IdempotencyTicket;
+    }
+  | IdempotencyRespondDecision;
 
 /** A decision answered without running the handler: a replay, or a refusal with its `error`. */
-export type IdempotencyRespondDecision = Extract<IdempotencyDecision, { action: "respond" }>;
+export interface IdempotencyRespondDecision {
+  /** Answer with `response`: a replay, or a problem+json refusal. The handler must not run. */
+  action: "respond";
+  /** The complete response to send. */
+  response: HttpResponse;
+  /** True for a replay of a stored response, false for a refusal. */
+  replayed: boolean;
+  /** The typed error behind a refusal (undefined for a replay). */
+  error: InterlockError | undefined;
+}
 
 /** A claimed key, owned by one running request. */
 export interface IdempotencyTicket {
+  /** The client's key. */
   readonly key: string;
+  /** The request's method, upper case. */
   readonly method: string;
+  /** The route the key is scoped to. */
   readonly route: string;
 }
 
@@ -125,7 +142,9 @@ interface Ticket extends IdempotencyTicket {
   inTransaction: boolean;
 }
 
+/** The engine `createIdempotency` makes: `begin` decides, then `finish` or `abort` settles. */
 export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyRequest> {
+  /** The options it was made with. */
   readonly options: Readonly<IdempotencyOptions<R>>;
   /**
    * Decides a request. A lazy `body` throwing a `BodyError` (too large, not raw) is answered
@@ -151,7 +170,9 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
   refuse(request: Pick<IdempotencyRequest, "method" | "route">, error: BodyError): IdempotencyRespondDecision;
 }
 
+/** The default lease on a running request: 60 s. */
 export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
+/** The default retention of stored responses: 24 h. */
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 const NO_PRINCIPAL_WARNING =
@@ -168,6 +189,11 @@ function positiveMs(name: string, value: number | undefined, fallback: number): 
   return value;
 }
 
+/**
+ * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are
+ * checked here (`InterlockConfigError`); without a `principal` it warns once that keys are
+ * shared by every client.
+ */
 export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequest>(
   options: IdempotencyOptions<R>,
 ): IdempotencyEngine<R> {

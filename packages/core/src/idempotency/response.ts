@@ -6,7 +6,9 @@ import type { StoredRecord } from "../store/contract.js";
 
 /** What the adapter captured of the handler's response. */
 export interface CapturedResponse {
+  /** The status the handler answered. */
   status: number;
+  /** The response headers; only `replayHeaders` are stored. */
   headers:
     | Iterable<readonly [string, string]>
     | Readonly<Record<string, string | number | readonly string[] | undefined>>;

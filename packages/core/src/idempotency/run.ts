@@ -10,13 +10,17 @@ import type { InterlockStore } from "../store/contract.js";
 import { claimKey, type WaitOptions } from "./claim.js";
 import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from "./engine.js";
 
+/** What `runIdempotent` runs under. */
 export interface RunIdempotentOptions {
+  /** Where the key is claimed and the result kept. */
   store: InterlockStore;
   /** Identifies the unit of work, e.g. a message id. Scoped under `run:` in the store. */
   key: string;
   /** Identifies the work's input; a different input under the same key is refused. Default "". */
   fingerprint?: string;
+  /** Lease on the running work, in ms. Default 60 s. */
   lockTtlMs?: number;
+  /** How long the result is kept and returned to later runs, in ms. Default 24 h. */
   retentionMs?: number;
   /** Wait for a run in progress elsewhere instead of failing with `request_in_flight`. */
   wait?: WaitOptions;
@@ -27,7 +31,9 @@ export interface RunIdempotentOptions {
   transaction?: unknown;
 }
 
+/** What `runIdempotent` resolves to. */
 export interface IdempotentRun<T> {
+  /** `fn`'s result: from this run, or from the earlier one (as stored, through JSON). */
   value: T;
   /** True when the value comes from an earlier run: `fn` did not run now. */
   replayed: boolean;

@@ -22,9 +22,11 @@
 
 /** What a completed operation left behind: the response to replay, or the webhook outcome. */
 export interface StoredResponse {
+  /** The status code. */
   status: number;
   /** Header name/value pairs, in order; a name may repeat. */
   headers: ReadonlyArray<readonly [string, string]>;
+  /** The body's bytes. */
   body: Uint8Array;
 }
 
@@ -37,6 +39,7 @@ export interface StoredRecord extends StoredResponse {
   completedAt: number;
 }
 
+/** What a claim asks for. */
 export interface ClaimOptions {
   /** Identifies the request's content, so a different request under the same key is detected. */
   fingerprint: string;
@@ -44,14 +47,30 @@ export interface ClaimOptions {
   lockTtlMs: number;
 }
 
+/** A claim's answer: this caller won, another holds the key, or the work is already done. */
 export type ClaimResult =
-  /** This caller won: run the operation, then `complete` or `release` with the token. */
-  | { state: "claimed"; token: string }
-  /** Another caller holds a live lock on the key. */
-  | { state: "in_flight"; fingerprint: string; lockExpiresAt: number | undefined }
-  /** The operation already completed: here is what it left. */
-  | { state: "completed"; record: StoredRecord };
+  | {
+      /** This caller won: run the operation, then `complete` or `release` with the token. */
+      state: "claimed";
+      /** The fencing token: only it can complete, release or extend this lock. */
+      token: string;
+    }
+  | {
+      /** Another caller holds a live lock on the key. */
+      state: "in_flight";
+      /** The holder's fingerprint, to tell a concurrent copy from a different request. */
+      fingerprint: string;
+      /** When the holder's lease ends (ms since the epoch, store clock), if the store knows. */
+      lockExpiresAt: number | undefined;
+    }
+  | {
+      /** The operation already completed: here is what it left. */
+      state: "completed";
+      /** The stored record. */
+      record: StoredRecord;
+    };
 
+/** How a completed record is kept. */
 export interface CompleteOptions {
   /** Retention of the completed record in milliseconds. */
   ttlMs: number;
@@ -64,11 +83,17 @@ export interface CompleteOptions {
   transaction?: unknown;
 }
 
+/**
+ * The store contract: four methods serving webhook de-duplication and idempotency alike. See
+ * the module comment above for the guarantees each must keep, and prove a store with
+ * `describeStoreConformance` from `@interlock/core/testing`.
+ */
 export interface InterlockStore {
   /** A short name for errors and events ("memory", "redis", "postgres", …). */
   readonly name: string;
   /** Largest body (bytes) this store keeps in one record; larger ones are refused. */
   readonly maxRecordBytes: number;
+  /** Atomically takes the key, or reports who holds it or what it completed with. */
   claim(key: string, options: ClaimOptions): Promise<ClaimResult>;
   /** Stores the record if `token` still holds the lock; false when it no longer does. */
   complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean>;

@@ -23,6 +23,7 @@ import { Generations } from "./generations.js";
 import { Slab, type SlabRef, slabRead } from "./slab.js";
 import { assertClaim, assertComplete, assertKey, refuseTransaction } from "./validate.js";
 
+/** The memory store's bounds and clock. */
 export interface MemoryStoreOptions {
   /** Most keys held (locks and records). Default 100,000. */
   maxEntries?: number;
@@ -87,6 +88,10 @@ function headerPairs(flat: string[]): Array<[string, string]> {
 const EMPTY = new Uint8Array(0);
 const NO_HEADERS: string[] = [];
 
+/**
+ * The in-process store: bounded by entries and bytes, never evicting a live lock, with expiry
+ * and no timer per key. One process only: for several, use the Redis or PostgreSQL store.
+ */
 export class MemoryStore implements InterlockStore {
   readonly name = "memory";
   readonly maxRecordBytes: number;
@@ -278,6 +283,7 @@ export class MemoryStore implements InterlockStore {
   }
 }
 
+/** `new MemoryStore(options)`. */
 export function memoryStore(options?: MemoryStoreOptions): MemoryStore {
   return new MemoryStore(options);
 }

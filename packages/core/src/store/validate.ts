@@ -11,6 +11,7 @@ export const MAX_KEY_LENGTH = 1024;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what is refused here.
 const UNSTORABLE = /[\p{Cs}\u0000]/u;
 
+/** Throws `InterlockConfigError` for a key no store accepts: empty, too long, or holding NUL or a lone surrogate. */
 export function assertKey(key: string): void {
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new InterlockConfigError(`store keys must be 1..${MAX_KEY_LENGTH} characters`);
@@ -30,6 +31,7 @@ function assertTtl(name: string, ms: number): void {
     throw new InterlockConfigError(`${name} must be a positive whole number of ms`);
 }
 
+/** `assertKey`, plus a storable fingerprint and a positive whole `lockTtlMs`. */
 export function assertClaim(key: string, options: ClaimOptions): void {
   assertKey(key);
   if (typeof options?.fingerprint !== "string" || UNSTORABLE.test(options.fingerprint)) {

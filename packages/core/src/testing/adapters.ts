@@ -23,27 +23,40 @@ import { signWebhook } from "../webhooks/sign.js";
 import type { VerifiedWebhook } from "../webhooks/verified.js";
 import { unreachableStore } from "./idempotency.js";
 
+/** The work behind the scenario app's two routes, swapped by each scenario. */
 export interface ScenarioHandlers {
   /** The webhook route's work. Throwing makes the app answer 500. */
   webhook(event: VerifiedWebhook): Promise<void>;
   /** The payments route's work, given the parsed JSON body. */
-  payment(body: unknown): Promise<{ status: number; headers?: Record<string, string>; json: unknown }>;
+  payment(body: unknown): Promise<{
+    /** The status to answer. */
+    status: number;
+    /** Headers to answer with. */
+    headers?: Record<string, string>;
+    /** The JSON body to answer with. */
+    json: unknown;
+  }>;
 }
 
+/** What `createApp` builds the scenario app with. */
 export interface ScenarioAppOptions {
   /** The adapter's webhook middleware options (as core's receiver takes them). */
   webhook: WebhookReceiverOptions;
   /** The adapter's idempotency middleware options, less `principal`, which reads `x-api-key`. */
   idempotency: Omit<IdempotencyOptions, "principal">;
+  /** The routes' work. */
   handlers: ScenarioHandlers;
 }
 
+/** A running scenario app. */
 export interface ScenarioApp {
   /** Base URL, e.g. `http://127.0.0.1:54321`. */
   url: string;
+  /** Stops the server. */
   close(): Promise<void>;
 }
 
+/** Builds and starts the scenario app on an adapter's framework, listening on 127.0.0.1. */
 export type CreateScenarioApp = (options: ScenarioAppOptions) => Promise<ScenarioApp>;
 
 const CURRENT_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -94,6 +107,10 @@ function worldOptions(world: Omit<World, "app">, store: InterlockStore): Scenari
   };
 }
 
+/**
+ * Registers the shared scenario table with vitest for one framework adapter: the same
+ * requests must get the same statuses and bodies from every adapter.
+ */
 export function describeAdapterScenarios(framework: string, createApp: CreateScenarioApp): void {
   let world: World;
   let down: ScenarioApp;

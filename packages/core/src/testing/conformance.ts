@@ -11,6 +11,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { ClaimResult, InterlockStore, StoredResponse } from "../store/contract.js";
 
+/** How to make the stores the conformance suite tests. */
 export interface StoreConformanceOptions {
   /** A fresh store whose keys no other test sees (a unique prefix, table or database). */
   create: () => InterlockStore | Promise<InterlockStore>;
@@ -43,6 +44,11 @@ async function mustClaim(store: InterlockStore, key: string, fingerprint = "fp",
   return (result as Extract<ClaimResult, { state: "claimed" }>).token;
 }
 
+/**
+ * Registers the store contract's tests with vitest: claim races, fencing, leases, retention,
+ * record limits, copies, keys, and (with `createUnavailable`) failure with
+ * `StoreUnavailableError` against an unreachable server.
+ */
 export function describeStoreConformance(name: string, options: StoreConformanceOptions): void {
   const concurrency = options.concurrency ?? 50;
   const shortTtl = options.shortTtlMs ?? 300;

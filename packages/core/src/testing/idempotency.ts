@@ -22,6 +22,7 @@ import {
 import { runIdempotent } from "../idempotency/run.js";
 import type { InterlockStore } from "../store/contract.js";
 
+/** How to make the stores the idempotency behaviour suite runs the engine on. */
 export interface IdempotencyBehaviourOptions {
   /** A fresh store whose keys no other test sees. */
   create: () => InterlockStore | Promise<InterlockStore>;
@@ -48,6 +49,7 @@ interface HandlerOutput {
   body?: Uint8Array | string;
 }
 
+/** Registers the idempotency engine's decision table with vitest, on the given store. */
 export function describeIdempotencyBehaviour(name: string, options: IdempotencyBehaviourOptions): void {
   const stores: InterlockStore[] = [];
   const fresh = async () => {

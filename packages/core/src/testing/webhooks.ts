@@ -22,6 +22,7 @@ import { createWebhookReceiver, type WebhookReceipt } from "../webhooks/receiver
 import { github, standardWebhooks, stripe } from "../webhooks/schemes/index.js";
 import { signWebhook } from "../webhooks/sign.js";
 
+/** How to make the stores, one per app instance, the replay suite runs receivers on. */
 export interface WebhookReplayBehaviourOptions {
   /**
    * `count` stores on one fresh key space no other call sees, one per app instance (each on a
@@ -68,6 +69,10 @@ function watched(store: InterlockStore, calls: string[]): InterlockStore {
   };
 }
 
+/**
+ * Registers replay de-duplication tests with vitest: several receivers on stores sharing one
+ * key space must run each delivery's handler once.
+ */
 export function describeWebhookReplayBehaviour(name: string, options: WebhookReplayBehaviourOptions): void {
   const stores = new Set<InterlockStore>();
   /** `count` app instances on one fresh key space. */

@@ -18,7 +18,9 @@ import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
 
+/** The verifier's options, plus the store and how long deliveries are remembered. */
 export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "onEvent"> {
+  /** Where deliveries are claimed and remembered. */
   store: InterlockStore;
   /**
    * How long a processed delivery is remembered, in ms. Default 7 days (providers redeliver
@@ -32,38 +34,66 @@ export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "on
   onEvent?: EventHook<WebhookEvent>;
 }
 
+/** What `receive` resolves to: the delivery was processed now, before, or is being processed. */
 export type WebhookReceipt<R> =
-  /** The handler ran and succeeded: acknowledge (2xx). */
-  | { outcome: "processed"; event: VerifiedWebhook; result: R }
-  /** Processed before: acknowledge (2xx) without running the handler. */
-  | { outcome: "duplicate"; event: VerifiedWebhook }
-  /** Another worker is processing it now: answer 409 so the provider retries later. */
-  | { outcome: "in_flight"; event: VerifiedWebhook; retryAfterSeconds: number };
+  | {
+      /** The handler ran and succeeded: acknowledge (2xx). */
+      outcome: "processed";
+      /** The verified delivery. */
+      event: VerifiedWebhook;
+      /** What the handler returned. */
+      result: R;
+    }
+  | {
+      /** Processed before: acknowledge (2xx) without running the handler. */
+      outcome: "duplicate";
+      /** The verified delivery. */
+      event: VerifiedWebhook;
+    }
+  | {
+      /** Another worker is processing it now: answer 409 so the provider retries later. */
+      outcome: "in_flight";
+      /** The verified delivery. */
+      event: VerifiedWebhook;
+      /** Seconds to put in `Retry-After`: the lease, `lockTtlMs`. */
+      retryAfterSeconds: number;
+    };
 
 /** A claimed delivery, owned by the request processing it. */
 export interface WebhookTicket {
+  /** The verified delivery it claims. */
   readonly event: VerifiedWebhook;
 }
 
 /** The receiver's answer to `begin`, for adapters. */
 export type WebhookDecision =
-  /** First valid copy: run the handler, then `finish(ticket, { status })` or `abort(ticket)`. */
-  | { action: "process"; event: VerifiedWebhook; ticket: WebhookTicket }
-  /** Answer with `response` and do not run the handler. */
   | {
-      action: "respond";
-      outcome: "refused" | "duplicate" | "in_flight" | "store_unavailable";
-      response: HttpResponse;
-      /** The verified delivery, for duplicates and in-flight copies. */
-      event: VerifiedWebhook | undefined;
-      /** The typed error behind a refusal or an unreachable store. */
-      error: InterlockError | undefined;
-    };
+      /** First valid copy: run the handler, then `finish(ticket, { status })` or `abort(ticket)`. */
+      action: "process";
+      /** The verified delivery, for the handler. */
+      event: VerifiedWebhook;
+      /** The claim, to hand to `finish` or `abort`. */
+      ticket: WebhookTicket;
+    }
+  | WebhookRespondDecision;
 
 /** A decision answered without running the handler: a refusal, a duplicate, an in-flight copy, a store outage. */
-export type WebhookRespondDecision = Extract<WebhookDecision, { action: "respond" }>;
+export interface WebhookRespondDecision {
+  /** Answer with `response` and do not run the handler. */
+  action: "respond";
+  /** Why the handler does not run. */
+  outcome: "refused" | "duplicate" | "in_flight" | "store_unavailable";
+  /** The complete response to send: problem+json for errors, 200 for a duplicate. */
+  response: HttpResponse;
+  /** The verified delivery, for duplicates and in-flight copies. */
+  event: VerifiedWebhook | undefined;
+  /** The typed error behind a refusal or an unreachable store. */
+  error: InterlockError | undefined;
+}
 
+/** What `createWebhookReceiver` makes: verification plus de-duplication around a handler. */
 export interface WebhookReceiver {
+  /** The verifier it checks deliveries with. */
   readonly verifier: WebhookVerifier;
   /**
    * Verifies, de-duplicates and runs `handler` at most once per delivery. Throws
@@ -93,7 +123,9 @@ export interface WebhookReceiver {
   refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookRespondDecision;
 }
 
+/** How long a processed delivery is remembered by default: 7 days (providers redeliver for up to 3). */
 export const DEFAULT_WEBHOOK_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/** The default lease on a delivery being processed: 60 s. */
 export const DEFAULT_WEBHOOK_LOCK_TTL_MS = 60_000;
 
 /** What a processed delivery leaves in the store: only the fact that it was processed. */
@@ -106,8 +138,17 @@ interface Ticket extends WebhookTicket {
   settled: boolean;
 }
 
-/** The store key and fingerprint for a verified delivery. */
-export async function deliveryKey(event: VerifiedWebhook): Promise<{ key: string; fingerprint: string }> {
+/**
+ * The store key and fingerprint for a verified delivery: `wh:<scheme>:<id>` when the id is
+ * signed, `wh:<scheme>:<id>:<signature hash>` when it is not, `wh:<scheme>:sig:<signature
+ * hash>` when there is none. The fingerprint is a hash of the matched signature.
+ */
+export async function deliveryKey(event: VerifiedWebhook): Promise<{
+  /** The key the delivery is claimed under. */
+  key: string;
+  /** 32 hex digits of the SHA-256 of the signature that matched. */
+  fingerprint: string;
+}> {
   const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
   const id = event.id;
   if (id === undefined) return { key: `wh:${event.scheme}:sig:${fingerprint}`, fingerprint };
@@ -121,6 +162,10 @@ function positiveMs(name: string, value: number | undefined, fallback: number): 
   return value;
 }
 
+/**
+ * Makes a receiver: verification, then a claim in the store so each delivery's handler runs
+ * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than the tolerance.
+ */
 export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookReceiver {
   const { store, onEvent } = options;
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_WEBHOOK_RETENTION_MS);

@@ -8,7 +8,9 @@ import { type WebhookErrorCode, WebhookVerificationError, webhookErrorStatus } f
 export class WebhookRefusal {
   /** Always false: tells a refusal from a `VerifiedWebhook` in `check` results. */
   readonly ok = false as const;
+  /** Why the delivery was refused. */
   readonly code: WebhookErrorCode;
+  /** The scheme that refused it. */
   readonly scheme: string;
   readonly #message: string;
   #error: WebhookVerificationError | undefined;
@@ -20,6 +22,7 @@ export class WebhookRefusal {
     this.#error = error;
   }
 
+  /** The refusal for an error already thrown, keeping that error. */
   static from(error: WebhookVerificationError, scheme: string): WebhookRefusal {
     return new WebhookRefusal(error.code, error.message, error.scheme ?? scheme, error);
   }

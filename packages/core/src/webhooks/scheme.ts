@@ -9,44 +9,70 @@ import { decodeBase64, utf8 } from "../encoding.js";
 import { WebhookVerificationError } from "../errors.js";
 import type { HeaderReader } from "../headers.js";
 
+/** The HMAC hash a scheme uses. */
 export type HashName = "sha256" | "sha512";
 
 /** Key material a secret stands for. */
 export type KeyMaterial =
-  | { kind: "hmac"; raw: Uint8Array }
-  | { kind: "ed25519"; publicKey: Uint8Array | undefined; seed: Uint8Array | undefined };
+  | {
+      /** An HMAC key. */
+      kind: "hmac";
+      /** The key bytes. */
+      raw: Uint8Array;
+    }
+  | {
+      /** An Ed25519 key pair, or half of one. */
+      kind: "ed25519";
+      /** The public key, which verifies. */
+      publicKey: Uint8Array | undefined;
+      /** The private seed, which signs. */
+      seed: Uint8Array | undefined;
+    };
 
 /** A candidate signature: `bytes` is undefined when the text did not decode (it cannot match). */
 export interface SignatureCandidate {
+  /** The algorithm the signature claims. */
   kind: "hmac" | "ed25519";
+  /** The decoded signature. */
   bytes: Uint8Array | undefined;
 }
 
 /** What a delivery's headers claim, before anything is checked. */
 export interface ParsedDelivery {
+  /** The id from the headers, when the scheme sends one there (not yet verified). */
   id: string | undefined;
   /** The timestamp exactly as it was signed. */
   timestamp: string | undefined;
   /** The same timestamp in milliseconds since the epoch, for the tolerance window. */
   timestampMs: number | undefined;
+  /** Every signature the delivery carries. */
   signatures: SignatureCandidate[];
 }
 
 /** What the sender knows when it signs: the id and the timestamp text it will send. */
 export interface DeliveryFields {
+  /** The delivery id, for schemes that send one in a header. */
   id: string | undefined;
+  /** The timestamp text, for schemes that sign one in a header. */
   timestamp: string | undefined;
 }
 
 /** A signature made by `sign`, ready to be formatted into the scheme's headers. */
 export interface MadeSignature {
+  /** The algorithm that made it. */
   kind: "hmac" | "ed25519";
+  /** The signature's bytes. */
   bytes: Uint8Array;
 }
 
+/**
+ * A provider's signing scheme as data: the presets (`stripe`, `github`, …) and `hmacScheme(…)`
+ * are `WebhookScheme`s. The same scheme verifies and signs.
+ */
 export interface WebhookScheme {
   /** Stable name: used in errors, events and de-duplication keys. */
   readonly name: string;
+  /** The HMAC hash. */
   readonly hash: HashName;
   /** Whether the delivery id this scheme reports is covered by the signature. */
   readonly idCovered: boolean;
@@ -58,8 +84,11 @@ export interface WebhookScheme {
   readonly multipleSignatures: boolean;
   /** Turns a configured secret into key material; throws `invalid_secret`. */
   parseSecret(secret: string | Uint8Array): KeyMaterial;
+  /** Reads what a delivery claims from its headers (and body); throws `WebhookVerificationError` when it cannot. */
   parse(read: HeaderReader, body: Uint8Array): ParsedDelivery;
+  /** The bytes the sender signed, in parts. */
   signedContent(fields: DeliveryFields, body: Uint8Array): ContentParts;
+  /** The headers a sender puts on a delivery it signed: `parse` run backwards. */
   format(fields: DeliveryFields, signatures: readonly MadeSignature[]): Record<string, string>;
   /** A new delivery id in the provider's style from 24 random bytes; undefined when the id lives in the body. */
   newId(random: Uint8Array): string | undefined;
@@ -96,6 +125,7 @@ export function optionalHeader(scheme: string, read: HeaderReader, name: string)
   return value;
 }
 
+/** The unit of a timestamp header. */
 export type TimestampUnit = "seconds" | "milliseconds";
 
 const DIGITS = /^[0-9]{1,16}$/;

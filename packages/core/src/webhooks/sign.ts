@@ -10,10 +10,13 @@ import { type RawBody, rawBytes } from "./body.js";
 import { importSigningKey, type SigningKey, secretList, type WebhookSecret } from "./keys.js";
 import { type DeliveryFields, formatTimestamp, type MadeSignature, type WebhookScheme } from "./scheme.js";
 
+/** What to sign, and with what. */
 export interface SignWebhookOptions {
+  /** The scheme whose headers to produce. */
   scheme: WebhookScheme;
   /** One secret, or several to sign with each (schemes that carry several signatures). */
   secret: WebhookSecret | readonly WebhookSecret[];
+  /** The body to send, exactly: bytes or text. */
   body: RawBody;
   /** The delivery id; a new one in the provider's style when omitted. */
   id?: string;
@@ -21,10 +24,13 @@ export interface SignWebhookOptions {
   timestamp?: number;
 }
 
+/** A signed delivery: send `body` with `headers`. */
 export interface SignedWebhook {
   /** Header names in lower case, values exactly as the provider formats them. */
   headers: Record<string, string>;
+  /** The body's bytes, as signed. */
   body: Uint8Array;
+  /** The delivery id put in the headers; undefined for schemes whose id is in the body. */
   id: string | undefined;
 }
 

@@ -15,7 +15,9 @@ import { WebhookRefusal } from "./refusal.js";
 import { type ParsedDelivery, refuse, type WebhookScheme } from "./scheme.js";
 import { VerifiedWebhook } from "./verified.js";
 
+/** How a verifier checks deliveries. */
 export interface WebhookVerifierOptions {
+  /** The provider's scheme: a preset (`stripe`, `github`, …) or `hmacScheme(…)`. */
   scheme: WebhookScheme;
   /** One secret, or several while rotating: a delivery signed with any of them is accepted. */
   secret: WebhookSecret | readonly WebhookSecret[];
@@ -31,11 +33,16 @@ export interface WebhookVerifierOptions {
   onEvent?: EventHook<WebhookVerifiedEvent | WebhookRejectedEvent>;
 }
 
+/** The default timestamp tolerance: 300 s, either way. */
 export const DEFAULT_TOLERANCE_SECONDS = 300;
+/** The default largest body: 25 MiB, GitHub's own cap on payloads. */
 export const DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024;
+/** The default most candidate signatures looked at in one delivery: 10. */
 export const DEFAULT_MAX_SIGNATURES = 10;
 
+/** What `createWebhookVerifier` makes: one per scheme and set of secrets, made at start-up. */
 export interface WebhookVerifier {
+  /** The scheme it verifies. */
   readonly scheme: WebhookScheme;
   /** The tolerance window in seconds, for replay-window checks by de-duplication. */
   readonly tolerance: number;
@@ -89,6 +96,10 @@ interface SyncCrypto {
 const NO_PAIRS: readonly EdPair[] = [];
 const NO_RESULTS: readonly boolean[] = [];
 
+/**
+ * Makes a verifier. Secrets are decoded and imported once, here: an unusable one throws
+ * `WebhookVerificationError` (`invalid_secret`), a bad option `InterlockConfigError`.
+ */
 export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookVerifier {
   const { scheme, onEvent } = options;
   const tolerance = positive("tolerance", options.tolerance, DEFAULT_TOLERANCE_SECONDS);

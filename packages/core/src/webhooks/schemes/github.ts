@@ -5,6 +5,7 @@
 
 import { hmacScheme } from "./hmac.js";
 
+/** GitHub: `X-Hub-Signature-256` over the body; `X-GitHub-Delivery` is the (unsigned) id. */
 export const github = hmacScheme({
   name: "github",
   signatureHeader: "x-hub-signature-256",

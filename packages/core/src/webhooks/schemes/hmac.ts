@@ -22,6 +22,7 @@ import {
   type WebhookScheme,
 } from "../scheme.js";
 
+/** How a custom HMAC scheme signs: every option has a default (see `generic`). */
 export interface HmacSchemeOptions {
   /** Scheme name in errors, events and de-duplication keys. Default "generic". */
   name?: string;
@@ -68,6 +69,11 @@ function configError(message: string): never {
   throw new InterlockConfigError(message);
 }
 
+/**
+ * Describes an HMAC scheme as data; it then verifies and signs like the presets. Throws
+ * `InterlockConfigError` for a template without exactly one `{body}`, a `{ts}` or `{id}`
+ * without its header, or a timestamp header left out of the template.
+ */
 export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
   const name = options.name ?? "generic";
   const signatureHeader = (options.signatureHeader ?? "x-signature").toLowerCase();

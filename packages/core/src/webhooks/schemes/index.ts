@@ -20,16 +20,27 @@ import { zoom } from "./zoom.js";
 
 /** Every preset by name, for configuration files and the CLI. `svix` is Standard Webhooks. */
 export const schemes = {
+  /** Standard Webhooks. */
   "standard-webhooks": standardWebhooks,
+  /** Svix: the Standard Webhooks preset. */
   svix: standardWebhooks,
+  /** Stripe. */
   stripe,
+  /** GitHub. */
   github,
+  /** Slack. */
   slack,
+  /** Shopify. */
   shopify,
+  /** Paddle Billing. */
   paddle,
+  /** Linear. */
   linear,
+  /** Zoom. */
   zoom,
+  /** `hmacScheme()` with its defaults. */
   generic,
 } as const;
 
+/** A preset's name in `schemes`: what the CLI's `--scheme` takes. */
 export type SchemeName = keyof typeof schemes;

@@ -9,6 +9,7 @@ import { utf8 } from "../../encoding.js";
 import { refuse, type WebhookScheme } from "../scheme.js";
 import { hmacScheme } from "./hmac.js";
 
+/** Options of `linearScheme`. */
 export interface LinearSchemeOptions {
   /**
    * Refuse a body without a numeric `webhookTimestamp`. Default true: Linear always sends
@@ -34,6 +35,7 @@ function bodyTimestamp(body: Uint8Array): number | undefined {
   }
 }
 
+/** The Linear scheme with options; `linear` is `linearScheme()`. */
 export function linearScheme(options: LinearSchemeOptions = {}): WebhookScheme {
   const requireTimestamp = options.requireTimestamp ?? true;
   return {
@@ -50,4 +52,5 @@ export function linearScheme(options: LinearSchemeOptions = {}): WebhookScheme {
   };
 }
 
+/** Linear: `Linear-Signature` over the body, whose `webhookTimestamp` (ms) is checked; `Linear-Delivery` is the (unsigned) id. */
 export const linear: WebhookScheme = linearScheme();

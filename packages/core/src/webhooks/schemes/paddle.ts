@@ -7,6 +7,7 @@
 import { stringField } from "../scheme.js";
 import { timestampedListScheme } from "./timestamped-list.js";
 
+/** Paddle Billing: `Paddle-Signature: ts=…;h1=…` over `{ts}:{body}`; the id is the payload's `notification_id`. */
 export const paddle = timestampedListScheme({
   name: "paddle",
   header: "paddle-signature",

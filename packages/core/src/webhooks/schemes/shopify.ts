@@ -6,6 +6,7 @@
 
 import { hmacScheme } from "./hmac.js";
 
+/** Shopify: base64 `X-Shopify-Hmac-Sha256` over the body; `X-Shopify-Webhook-Id` is the (unsigned) id. */
 export const shopify = hmacScheme({
   name: "shopify",
   signatureHeader: "x-shopify-hmac-sha256",

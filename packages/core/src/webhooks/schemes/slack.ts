@@ -13,6 +13,7 @@ function decodeSlackPayload(body: Uint8Array): unknown {
   return Object.fromEntries(new URLSearchParams(text));
 }
 
+/** Slack: `X-Slack-Signature` over `v0:{timestamp}:{body}`; the Events API id is the payload's `event_id`. */
 export const slack = hmacScheme({
   name: "slack",
   signatureHeader: "x-slack-signature",

@@ -77,6 +77,7 @@ function parseSecret(secret: string | Uint8Array): KeyMaterial {
   return { kind: "hmac", raw: base64Secret(NAME, secret.startsWith("whsec_") ? secret.slice(6) : secret) };
 }
 
+/** Standard Webhooks and Svix: `v1` (HMAC) and `v1a` (Ed25519) signatures over `{id}.{timestamp}.{body}`. */
 export const standardWebhooks: WebhookScheme = {
   name: NAME,
   hash: "sha256",

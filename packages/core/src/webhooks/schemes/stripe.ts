@@ -7,6 +7,7 @@
 import { stringField } from "../scheme.js";
 import { timestampedListScheme } from "./timestamped-list.js";
 
+/** Stripe: `Stripe-Signature: t=…,v1=…` over `{t}.{body}`; the id is the payload's `id`. */
 export const stripe = timestampedListScheme({
   name: "stripe",
   header: "stripe-signature",

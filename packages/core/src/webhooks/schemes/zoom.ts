@@ -9,6 +9,7 @@ import { encodeHex } from "../../encoding.js";
 import { importSigningKey } from "../keys.js";
 import { hmacScheme } from "./hmac.js";
 
+/** Zoom: `x-zm-signature: v0=…` over `v0:{timestamp}:{body}`; no delivery id. */
 export const zoom = hmacScheme({
   name: "zoom",
   signatureHeader: "x-zm-signature",
@@ -17,8 +18,11 @@ export const zoom = hmacScheme({
   template: "v0:{ts}:{body}",
 });
 
+/** The JSON body that answers Zoom's `endpoint.url_validation` challenge. */
 export interface ZoomUrlValidationResponse {
+  /** The token Zoom sent. */
   plainToken: string;
+  /** Its HMAC-SHA256 under the app's secret token, in hex. */
   encryptedToken: string;
 }
 
