@@ -80,6 +80,19 @@ export default [
     },
   },
   {
+    // The documentation site and its guides: TypeDoc builds the site (guides + API reference)
+    // into a temporary folder, and the tests check every export is documented and every link
+    // resolves; the guides' TypeScript compiles; the guide's example store passes the suites.
+    resolve: { alias: coreSource },
+    test: {
+      name: "docs",
+      root: here("./docs"),
+      include: ["test/**/*.test.ts"],
+      testTimeout: 120_000,
+      hookTimeout: 180_000,
+    },
+  },
+  {
     test: {
       name: "packaging",
       root: here("./packages/core"),

@@ -1,0 +1,34 @@
+/** The published `@interlock/*` packages as their manifests describe them, and the examples. */
+
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { read, repoRoot } from "./markdown.js";
+
+export interface PublishedPackage {
+  name: string;
+  dir: string;
+  /** Subpaths of the `exports` map that are modules (`.`, `./testing`), not `./package.json`. */
+  entries: string[];
+}
+
+export function publishedPackages(): PublishedPackage[] {
+  const root = join(repoRoot, "packages");
+  return readdirSync(root)
+    .map((name) => join(root, name))
+    .filter((dir) => existsSync(join(dir, "package.json")))
+    .map((dir) => ({ dir, manifest: JSON.parse(read(join(dir, "package.json"))) }))
+    .filter(({ manifest }) => manifest.private !== true)
+    .map(({ dir, manifest }) => ({
+      name: manifest.name as string,
+      dir,
+      entries: Object.keys(manifest.exports ?? { ".": null }).filter((subpath) => !subpath.endsWith(".json")),
+    }));
+}
+
+/** The reference integrations' READMEs, which the site shows as pages. */
+export function exampleReadmes(): string[] {
+  const root = join(repoRoot, "examples");
+  return readdirSync(root)
+    .map((name) => join(root, name, "README.md"))
+    .filter((path) => existsSync(path));
+}
