@@ -1,4 +1,6 @@
 export type { ContentParts } from "./crypto/port.js";
+// Byte encodings without `Buffer`, shared with the packages that must run on every runtime too.
+export { decodeBase64, encodeBase64, encodeHex, utf8 } from "./encoding.js";
 export {
   BodyError,
   type BodyErrorCode,
