@@ -238,6 +238,13 @@ function fromBody(body: Record<string, unknown>, responseStatus: number): OAuthE
 export async function typedError(error: unknown): Promise<unknown> {
   if (error instanceof InterlockError) return error;
   if (error instanceof oauth.ResponseBodyError) {
+    if (error.status === 429) {
+      // Rate limited: transient, whatever error code came with it.
+      return new OAuthResponseError("server_unavailable", `authorization server answered 429 (${error.error})`, {
+        responseStatus: 429,
+        cause: error,
+      });
+    }
     return new OAuthError(error.error, {
       description: error.error_description,
       uri: text(error.cause.error_uri),

@@ -34,7 +34,7 @@ export interface AuthorizationServerOptions {
   port?: number;
   /** Lifetimes in seconds. */
   ttl?: { accessToken?: number; clientCredentials?: number; refreshToken?: number };
-  /** Scopes the server knows besides `openid` and `offline_access`. Default `api:read api:write`. */
+  /** Scopes the server knows besides `openid` and `offline_access`. Default `api:read api:write api:admin`. */
   scopes?: string[];
 }
 
@@ -68,7 +68,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     clients: options.clients as never,
     jwks: { keys: [jwk] as never },
     cookies: { keys: ["interlock-test-cookie-key"] },
-    scopes: ["openid", "offline_access", ...(options.scopes ?? ["api:read", "api:write"])],
+    scopes: ["openid", "offline_access", ...(options.scopes ?? ["api:read", "api:write", "api:admin"])],
     claims: { openid: ["sub"], profile: ["name"], email: ["email"] },
     findAccount: async (_ctx: unknown, sub: string) => ({
       accountId: sub,
