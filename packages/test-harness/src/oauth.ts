@@ -45,6 +45,11 @@ export interface TestAuthorizationServer {
   tokenRequests(grantType?: string): number;
   /** HTTP requests received so far for a path (`/token`, `/me`, `/token/revocation`, …). */
   requests(path: string): number;
+  /**
+   * Makes a user's access token stop working, as if it had expired early, while its grant and
+   * refresh token stay good. (Revocation at the server would end the whole grant.)
+   */
+  dropAccessToken(value: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -114,6 +119,11 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     tokenRequests: (grantType) =>
       grantType === undefined ? [...grants.values()].reduce((a, b) => a + b, 0) : (grants.get(grantType) ?? 0),
     requests: (path) => paths.get(path) ?? 0,
+    dropAccessToken: async (value) => {
+      const token = await provider.AccessToken.find(value);
+      if (token === undefined) throw new Error("no such access token");
+      await token.destroy();
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
