@@ -50,6 +50,8 @@ export interface TestAuthorizationServer {
    * refresh token stay good. (Revocation at the server would end the whole grant.)
    */
   dropAccessToken(value: string): Promise<void>;
+  /** Every user access token the server issued, in order (its own record, not a client's). */
+  issuedAccessTokens(): string[];
   close(): Promise<void>;
 }
 
@@ -111,6 +113,9 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const events = provider as unknown as EventEmitter;
   events.on("grant.success", count);
   events.on("grant.error", count);
+  // Opaque tokens are their own id, and are saved once, when issued.
+  const issued: string[] = [];
+  provider.on("access_token.saved", (token) => issued.push(token.jti));
   handler = provider.callback();
 
   return {
@@ -119,6 +124,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     tokenRequests: (grantType) =>
       grantType === undefined ? [...grants.values()].reduce((a, b) => a + b, 0) : (grants.get(grantType) ?? 0),
     requests: (path) => paths.get(path) ?? 0,
+    issuedAccessTokens: () => [...issued],
     dropAccessToken: async (value) => {
       const token = await provider.AccessToken.find(value);
       if (token === undefined) throw new Error("no such access token");
