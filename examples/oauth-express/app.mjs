@@ -74,7 +74,7 @@ export function createApp({
       res
         .type("html")
         .send(
-          `<p>Signed in as ${escape(me.name ?? me.sub)}</p><form method="post" action="/logout"><button>Log out</button></form>`,
+          `<p>Signed in as ${escapeHtml(me.name ?? me.sub)}</p><form method="post" action="/logout"><button>Log out</button></form>`,
         );
     } catch (error) {
       if (!(error instanceof LoginRequiredError)) throw error;
@@ -128,6 +128,6 @@ export function createApp({
   return app;
 }
 
-function escape(text) {
+function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
