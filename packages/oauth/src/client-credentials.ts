@@ -110,7 +110,7 @@ export function createClientCredentials(
         internals.http,
       );
       return oauth.processClientCredentialsResponse(as, internals.client, http);
-    });
+    }, "client_credentials");
     const now = internals.clock();
     const tokens = scheduleRefresh(tokenSetFrom(response, now), now, freshness);
     const ttlMs = Math.max(1, (tokens.expiresAt ?? tokens.refreshAt) - now);
@@ -135,6 +135,7 @@ export function createClientCredentials(
           return usable(tokens, rejected) ? tokens! : undefined;
         },
         produce: () => request(token),
+        onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "client_credentials", waitedMs }),
       });
     } catch (error) {
       // A shared store that is down must not stop machine-to-machine calls: ask the server directly
@@ -154,7 +155,11 @@ export function createClientCredentials(
     } catch (error) {
       // The server (or the store) is down but the token we have has not expired yet: use it.
       if (previous !== undefined && previous.accessToken !== rejected && isTransient(error)) {
-        if (!isExpired(previous, internals.clock())) return previous;
+        if (!isExpired(previous, internals.clock())) {
+          const code = (error as { code: string }).code;
+          internals.emit({ type: "oauth.token.stale_used", grant: "client_credentials", code });
+          return previous;
+        }
       }
       throw error;
     }

@@ -5,9 +5,10 @@
  * oauth4webapi's.
  */
 
-import { InterlockConfigError, InterlockError } from "@interlock/core";
+import { emit, InterlockConfigError, InterlockError, monotonicNow } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { OAuthError, OAuthResponseError } from "./errors.js";
+import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
 
 /** A fetch-shaped function: global `fetch`, undici's, or `createClient()` from `@interlock/client`. */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -57,6 +58,8 @@ export interface OAuthClientOptions {
    * always allowed). For local development only: tokens and secrets would cross the network in clear.
    */
   allowInsecureRequests?: boolean;
+  /** Receives every decision of the flows made with this client (see `OAuthEvent`); what it throws is ignored. */
+  onEvent?: OAuthEventHook;
 }
 
 /** A configured OAuth client; pass it to `createLogin`, `createClientCredentials`, `createSessionTokens`. */
@@ -75,8 +78,12 @@ export interface ClientInternals {
   readonly http: HttpOptions;
   readonly clock: () => number;
   server(): Promise<oauth.AuthorizationServer>;
-  /** Runs one protocol exchange, every failure turned into a typed error. */
-  exchange<T>(run: (server: oauth.AuthorizationServer) => Promise<T>): Promise<T>;
+  /**
+   * Runs one protocol exchange, every failure turned into a typed error; a token request (`grant`)
+   * is reported as an `oauth.token.requested` event.
+   */
+  exchange<T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant): Promise<T>;
+  emit(event: OAuthEvent): void;
 }
 
 type Transport = (url: string, options: oauth.CustomFetchOptions<string, unknown>) => Promise<Response>;
@@ -178,11 +185,20 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     known = Promise.resolve(options.metadata as oauth.AuthorizationServer);
   }
 
-  const exchange = async <T>(run: (server: oauth.AuthorizationServer) => Promise<T>): Promise<T> => {
+  const report = (event: OAuthEvent) => emit(options.onEvent, event);
+  const exchange = async <T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant) => {
+    const as = await server();
+    const started = monotonicNow();
+    const requested = (outcome: string) =>
+      grant && report({ type: "oauth.token.requested", grant, outcome, durationMs: monotonicNow() - started });
     try {
-      return await run(await server());
+      const result = await run(as);
+      requested("issued");
+      return result;
     } catch (error) {
-      throw await typedError(error);
+      const typed = await typedError(error);
+      requested(typed instanceof InterlockError ? typed.code : "error");
+      throw typed;
     }
   };
 
@@ -208,7 +224,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     clientId: options.clientId,
     metadata: async () => ({ ...(await server()) }) as AuthorizationServerMetadata,
   };
-  internals.set(instance, { client, auth, http, clock, server, exchange });
+  internals.set(instance, { client, auth, http, clock, server, exchange, emit: report });
   return instance;
 }
 

@@ -25,6 +25,7 @@ export {
   type OAuthResponseErrorCode,
   TokenDecryptionError,
 } from "./errors.js";
+export type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
 export {
   type BeginLoginOptions,
   type CompleteLoginOptions,

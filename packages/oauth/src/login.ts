@@ -14,7 +14,7 @@ import { InterlockConfigError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient, typedError } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
-import { LoginError, OAuthResponseError } from "./errors.js";
+import { LoginError, OAuthError, OAuthResponseError } from "./errors.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
 import { assertEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
@@ -173,6 +173,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     const stored = await store.set(key, await codec.write(key, pending), { ttlMs: pendingTtlMs, expect: null });
     // A fresh 256-bit state cannot already be there; if it is, something else wrote it.
     if (stored === undefined) throw new LoginError("state_unknown", "a login with this state already exists");
+    internals.emit({ type: "oauth.login.started" });
     return { url, state, expiresAt: internals.clock() + pendingTtlMs };
   }
 
@@ -204,6 +205,22 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   }
 
   async function complete(
+    callback: URL | string | URLSearchParams,
+    completeOptions: CompleteLoginOptions,
+  ): Promise<LoginResult> {
+    try {
+      const result = await exchangeCallback(callback, completeOptions);
+      internals.emit({ type: "oauth.login.completed" });
+      return result;
+    } catch (error) {
+      if (error instanceof LoginError || error instanceof OAuthError) {
+        internals.emit({ type: "oauth.login.refused", code: error.code });
+      }
+      throw error;
+    }
+  }
+
+  async function exchangeCallback(
     callback: URL | string | URLSearchParams,
     completeOptions: CompleteLoginOptions,
   ): Promise<LoginResult> {
@@ -244,7 +261,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
             expectedNonce: pending.nonce,
             requireIdToken: true,
           });
-    });
+    }, "authorization_code");
     const claims = oauth.getValidatedIdTokenClaims(response) as IdTokenClaims | undefined;
     return { tokens: tokenSetFrom(response, internals.clock()), claims, returnTo: pending.returnTo };
   }

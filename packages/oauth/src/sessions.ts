@@ -68,7 +68,8 @@ export interface SessionTokens {
   refresh(sessionId: string): Promise<TokenSet>;
   /**
    * Logs the session out of the authorization server: deletes its tokens, then revokes the
-   * refresh token and the access token (RFC 7009). Nothing stored: `{ revoked: false }`.
+   * refresh token and the access token (RFC 7009). Nothing stored: `{ revoked: false }`. The
+   * tokens are deleted here whatever the server answers; an error means the server was not told.
    */
   revoke(sessionId: string): Promise<RevokeResult>;
   /** The session as a `TokenSource`, for `authorizedFetch`. */
@@ -125,6 +126,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     if (tokens.refreshToken === undefined) {
       if (!isExpired(tokens, internals.clock())) return tokens; // nothing to refresh with, still valid
       await store.delete(key, seen.version);
+      internals.emit({ type: "oauth.session.ended", reason: "expired" });
       throw new LoginRequiredError("expired", "the access token expired and there is no refresh token");
     }
     let response: oauth.TokenEndpointResponse;
@@ -138,11 +140,12 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
           internals.http,
         );
         return oauth.processRefreshTokenResponse(as, internals.client, http);
-      });
+      }, "refresh_token");
     } catch (error) {
       if (error instanceof OAuthError && error.code === "invalid_grant") {
         // Expired, revoked, or already used: this refresh token will never work again.
         await store.delete(key, seen.version);
+        internals.emit({ type: "oauth.session.ended", reason: "refresh_rejected" });
         throw new LoginRequiredError("refresh_rejected", "the authorization server refused the refresh token", {
           cause: error,
         });
@@ -176,6 +179,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
             : undefined;
         },
         produce: () => refreshNow(key, latest),
+        onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "refresh_token", waitedMs }),
       });
     });
   }
@@ -189,6 +193,8 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     } catch (error) {
       // The server is down but the token has not expired: use it, the next call tries again.
       if (isTransient(error) && tokens.accessToken !== rejected && !isExpired(tokens, internals.clock())) {
+        const code = (error as { code: string }).code;
+        internals.emit({ type: "oauth.token.stale_used", grant: "refresh_token", code });
         return tokens;
       }
       throw error;
@@ -234,12 +240,16 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       // Gone from the store first: nothing in this app uses these tokens any more, whatever the server says.
       await store.delete(key);
       const server = await internals.server();
-      if (server.revocation_endpoint === undefined) return { revoked: false };
+      if (server.revocation_endpoint === undefined) {
+        internals.emit({ type: "oauth.session.revoked", revoked: false });
+        return { revoked: false };
+      }
       const { refreshToken, accessToken } = current.tokens;
       // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
       // is revoked too for those where it would outlive it.
       if (refreshToken !== undefined) await revokeToken(refreshToken, "refresh_token");
       await revokeToken(accessToken, "access_token");
+      internals.emit({ type: "oauth.session.revoked", revoked: true });
       return { revoked: true };
     },
 

@@ -14,6 +14,7 @@ import {
   createOAuthClient,
   MemoryTokenStore,
   OAuthError,
+  type OAuthEvent,
   OAuthResponseError,
 } from "../src/index.js";
 import { introspect, SERVICE, serviceClient, useAuthorizationServer, useMockServer, WEB_APP } from "./helpers.js";
@@ -62,7 +63,10 @@ describe("client credentials against oidc-provider", () => {
   });
 
   it("100 concurrent callers cause exactly one token request", async () => {
-    const tokens = createClientCredentials(serviceClient(server()), { scope: "api:write" });
+    const events: OAuthEvent[] = [];
+    const tokens = createClientCredentials(serviceClient(server(), { onEvent: (e) => events.push(e) }), {
+      scope: "api:write",
+    });
     const before = grants();
     const httpBefore = server().requests("/token");
     const all = await Promise.all(Array.from({ length: 100 }, () => tokens.getAccessToken()));
@@ -70,6 +74,9 @@ describe("client credentials against oidc-provider", () => {
     expect(grants()).toBe(before + 1);
     expect(server().requests("/token")).toBe(httpBefore + 1);
     expect(await introspect(server(), all[0]!)).toMatchObject({ active: true, scope: "api:write" });
+    expect(events).toEqual([
+      { type: "oauth.token.requested", grant: "client_credentials", outcome: "issued", durationMs: expect.any(Number) },
+    ]);
   });
 
   it("providers sharing a store share one token per (issuer, client, scopes)", async () => {
@@ -113,10 +120,15 @@ describe("client credentials against oidc-provider", () => {
   });
 
   it("invalid_scope: a scope the client may not ask for", async () => {
-    const tokens = createClientCredentials(serviceClient(server()), { scope: "api:read api:admin" });
+    const events: OAuthEvent[] = [];
+    const client = serviceClient(server(), { onEvent: (e) => events.push(e) });
+    const tokens = createClientCredentials(client, { scope: "api:read api:admin" });
     const error = await tokens.getAccessToken().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({ code: "invalid_scope", status: 502, responseStatus: 400 });
+    expect(events).toMatchObject([
+      { type: "oauth.token.requested", grant: "client_credentials", outcome: "invalid_scope" },
+    ]);
   });
 
   it("a client not allowed this grant: the server's own code (oidc-provider says invalid_request)", async () => {
@@ -130,6 +142,15 @@ describe("client credentials against oidc-provider", () => {
       description: "requested grant type is not allowed for this client",
       responseStatus: 400,
     });
+  });
+
+  it("an event hook that throws changes nothing", async () => {
+    const client = serviceClient(server(), {
+      onEvent: () => {
+        throw new Error("logger down");
+      },
+    });
+    await expect(createClientCredentials(client).getAccessToken()).resolves.toBeTypeOf("string");
   });
 
   it("a failed request is not cached: the next call asks again", async () => {
@@ -204,11 +225,19 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
 
   it("keeps using a due but unexpired token while the server fails, until it expires", async () => {
     let now = Date.now();
-    const tokens = createClientCredentials(client({ clock: () => now }), { refreshMarginMs: 60_000 });
+    const events: OAuthEvent[] = [];
+    const tokens = createClientCredentials(client({ clock: () => now, onEvent: (e: OAuthEvent) => events.push(e) }), {
+      refreshMarginMs: 60_000,
+    });
     const first = await tokens.getAccessToken(); // the mock's tokens live an hour
     now += 3_590_000; // due (inside the margin), valid for 10 more seconds
     inject(503, { error: "temporarily_unavailable" });
     expect(await tokens.getAccessToken()).toBe(first);
+    expect(events.at(-1)).toEqual({
+      type: "oauth.token.stale_used",
+      grant: "client_credentials",
+      code: "server_unavailable",
+    });
     now += 20_000; // expired now
     inject(503, { error: "temporarily_unavailable" });
     await expect(tokens.getAccessToken()).rejects.toMatchObject({ code: "server_unavailable" });

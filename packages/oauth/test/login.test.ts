@@ -15,6 +15,7 @@ import {
   type LoginOptions,
   MemoryTokenStore,
   OAuthError,
+  type OAuthEvent,
 } from "../src/index.js";
 import { authorize, keyring, REDIRECT_URI, useAuthorizationServer, webClient } from "./helpers.js";
 
@@ -120,13 +121,20 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
   });
 
   it("refuses a replayed callback: a login completes once", async () => {
-    const { login } = loginWith();
+    const events: OAuthEvent[] = [];
+    const login = createLogin(webClient(server(), { onEvent: (e) => events.push(e) }), { redirectUri: REDIRECT_URI });
     const start = await login.begin();
     const callback = await authorize(start);
     await login.complete(callback, { state: start.state });
     const exchanges = server().tokenRequests("authorization_code");
     await refused(login.complete(callback, { state: start.state }), "state_unknown");
     expect(server().tokenRequests("authorization_code")).toBe(exchanges); // refused before any exchange
+    expect(events.map((e) => [e.type, "outcome" in e ? e.outcome : "code" in e ? e.code : undefined])).toEqual([
+      ["oauth.login.started", undefined],
+      ["oauth.token.requested", "issued"],
+      ["oauth.login.completed", undefined],
+      ["oauth.login.refused", "state_unknown"],
+    ]);
   });
 
   it("lets exactly one of several concurrent callbacks with the same state through", async () => {

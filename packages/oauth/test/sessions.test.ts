@@ -13,6 +13,7 @@ import {
   createSessionTokens,
   LoginRequiredError,
   MemoryTokenStore,
+  type OAuthEvent,
   OAuthResponseError,
   type SessionTokensOptions,
   TokenDecryptionError,
@@ -151,11 +152,15 @@ describe("session tokens", () => {
         new Promise<Response>((resolve, reject) =>
           setTimeout(() => fetch(input, init).then(resolve, reject), String(input).endsWith("/token") ? 150 : 0),
         );
-      const a = createSessionTokens(webClient(server(), { fetch: slow }), {
+      const eventsOf = { a: [] as OAuthEvent[], b: [] as OAuthEvent[] };
+      const a = createSessionTokens(webClient(server(), { fetch: slow, onEvent: (e) => eventsOf.a.push(e) }), {
         encryptionKeys: keyring,
         store: sharedStores[name]!(),
       });
-      const b = sessions({ store: sharedStores[name]!() });
+      const b = createSessionTokens(webClient(server(), { onEvent: (e) => eventsOf.b.push(e) }), {
+        encryptionKeys: keyring,
+        store: sharedStores[name]!(),
+      });
       const tokens = await loggedInTokens(server());
       const id = newSessionId();
       await a.save(id, tokens);
@@ -169,6 +174,10 @@ describe("session tokens", () => {
       expect(fromB).toEqual(fromA);
       expect(fromA.refreshToken).not.toBe(tokens.refreshToken);
       expect(await b.get(id)).toEqual(fromA);
+      expect(eventsOf.a).toMatchObject([{ type: "oauth.token.requested", grant: "refresh_token", outcome: "issued" }]);
+      expect(eventsOf.b).toEqual([
+        { type: "oauth.token.shared", grant: "refresh_token", waitedMs: expect.any(Number) },
+      ]);
 
       // The token both got works, and so does the stored refresh token: the chain is intact.
       expect((await userinfo(fromA.accessToken)).status).toBe(200);
@@ -215,7 +224,11 @@ describe("session tokens", () => {
 
   it("a refused refresh token (invalid_grant) ends the session: LoginRequiredError, tokens deleted", async () => {
     const store = new MemoryTokenStore();
-    const manager = sessions({ store });
+    const events: OAuthEvent[] = [];
+    const manager = createSessionTokens(webClient(server(), { onEvent: (e) => events.push(e) }), {
+      encryptionKeys: keyring,
+      store,
+    });
     const tokens = await loggedInTokens(server());
     const id = newSessionId();
     await manager.save(id, tokens);
@@ -227,6 +240,10 @@ describe("session tokens", () => {
     expect((error as Error).cause).toMatchObject({ code: "invalid_grant" });
     expect(await store.get(`oauth:session:${id}`)).toBeUndefined();
     await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+    expect(events).toMatchObject([
+      { type: "oauth.token.requested", grant: "refresh_token", outcome: "invalid_grant" },
+      { type: "oauth.session.ended", reason: "refresh_rejected" },
+    ]);
   });
 
   it("revoke(): tokens deleted here and revoked at the server (RFC 7009)", async () => {

@@ -30,6 +30,8 @@ export interface ExclusiveOptions<T> {
   ready(): Promise<T | undefined>;
   /** Makes and stores a new value (the token request). Runs under the lock, in one process at a time. */
   produce(): Promise<T>;
+  /** Told when the value came from another process after waiting for its lock. */
+  onShared?(waitedMs: number): void;
 }
 
 const FIRST_PAUSE_MS = 20;
@@ -45,11 +47,15 @@ const now = () => globalThis.performance.now();
  */
 export async function exclusive<T>(options: ExclusiveOptions<T>): Promise<T> {
   const { store, lockKey, lockTtlMs } = options;
-  const deadline = now() + 2 * lockTtlMs;
+  const started = now();
+  const deadline = started + 2 * lockTtlMs;
   let pause = FIRST_PAUSE_MS;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     const current = await options.ready();
-    if (current !== undefined) return current;
+    if (current !== undefined) {
+      if (attempt > 0) options.onShared?.(now() - started);
+      return current;
+    }
     const lock = await store.set(lockKey, "locked", { ttlMs: lockTtlMs, expect: null });
     if (lock !== undefined) {
       try {
