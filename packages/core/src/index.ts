@@ -16,6 +16,7 @@ export {
   webhookErrorStatus,
 } from "./errors.js";
 export type {
+  CorrelatedEvent,
   EventHook,
   IdempotencyEvent,
   IdempotencyEventBase,
@@ -26,6 +27,7 @@ export type {
   WebhookHandlerFailedEvent,
   WebhookProcessedEvent,
   WebhookRejectedEvent,
+  WebhookStoreDownEvent,
   WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
