@@ -1047,9 +1047,7 @@ async function main() {
   const loadBefore = os.loadavg();
   const frameworks = Object.keys(FRAMEWORKS).filter((f) => ONLY.length === 0 || ONLY.includes(f));
   if (frameworks.length === 0) throw new Error(`--only takes ${Object.keys(FRAMEWORKS).join(", ")}`);
-  const runs = Object.fromEntries(
-    frameworks.map((f) => [f, Object.fromEntries(rowsOf(f).map((r) => [r, []]))]),
-  );
+  const runs = Object.fromEntries(frameworks.map((f) => [f, Object.fromEntries(rowsOf(f).map((r) => [r, []]))]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const framework of frameworks) {
       const rows = round % 2 === 0 ? rowsOf(framework) : [...rowsOf(framework)].reverse();
