@@ -58,6 +58,19 @@ export default [
   adapterProject("koa"),
   adapterProject("hono"),
   {
+    // OAuth flows against a real authorization server (oidc-provider) each test file starts, and
+    // the token stores on the Redis and PostgreSQL servers its global setup starts.
+    resolve: { alias: coreSource },
+    test: {
+      name: "oauth",
+      root: here("./packages/oauth"),
+      include: ["test/**/*.test.ts"],
+      globalSetup: [here("./packages/oauth/test/global-setup.ts")],
+      testTimeout: 60_000,
+      hookTimeout: 120_000,
+    },
+  },
+  {
     // The OpenTelemetry integration against the SDK's in-memory exporters, over real HTTP
     // through the Express adapter: core and the adapter from source, like the adapter projects.
     resolve: {
