@@ -5,7 +5,16 @@
 
 import type { WebhookErrorCode } from "./errors.js";
 
-export interface WebhookVerifiedEvent {
+/**
+ * What every event may carry about the request it reports: its correlation id, the trace-id of
+ * a valid W3C `traceparent` header or else a valid `x-request-id` (1 to 200 visible ASCII
+ * characters). Absent when the request sent neither, or when the event is not about a request.
+ */
+export interface CorrelatedEvent {
+  correlationId?: string;
+}
+
+export interface WebhookVerifiedEvent extends CorrelatedEvent {
   type: "webhook.verified";
   scheme: string;
   /** The delivery's id, when the scheme carries one. */
@@ -15,7 +24,7 @@ export interface WebhookVerifiedEvent {
   durationMs: number;
 }
 
-export interface WebhookRejectedEvent {
+export interface WebhookRejectedEvent extends CorrelatedEvent {
   type: "webhook.rejected";
   scheme: string;
   /** The id the delivery claimed (unverified), when it sent one in a header. */
@@ -25,32 +34,54 @@ export interface WebhookRejectedEvent {
 }
 
 /** A verified delivery the store says was already processed, or is being processed now. */
-export interface WebhookDuplicateEvent {
+export interface WebhookDuplicateEvent extends CorrelatedEvent {
   type: "webhook.duplicate";
   scheme: string;
   id: string | undefined;
   /** "completed": processed before, the handler is not run; "in_flight": another worker has it. */
   state: "completed" | "in_flight";
+  /** Time the store's `claim` took, in milliseconds. */
+  storeMs: number;
 }
 
 /** The handler ran to completion for a delivery. */
-export interface WebhookProcessedEvent {
+export interface WebhookProcessedEvent extends CorrelatedEvent {
   type: "webhook.processed";
   scheme: string;
   id: string | undefined;
+  /** From the won claim to the recorded outcome, in milliseconds: the handler, then `storeMs`. */
   durationMs: number;
   /** False when the outcome could not be recorded (store down, lease lost): a redelivery may run again. */
   recorded: boolean;
+  /** Time the store's `claim` of this delivery took, in milliseconds (before `durationMs`). */
+  claimMs: number;
+  /** Time the store's `complete` took, in milliseconds (the end of `durationMs`). */
+  storeMs: number;
 }
 
 /** The handler threw: the claim is released so the provider's redelivery is processed. */
-export interface WebhookHandlerFailedEvent {
+export interface WebhookHandlerFailedEvent extends CorrelatedEvent {
   type: "webhook.handler_failed";
   scheme: string;
   id: string | undefined;
+  /** From the won claim to the release, in milliseconds: the handler, then `storeMs`. */
   durationMs: number;
   /** False when the release itself failed; the lease then expires on its own. */
   released: boolean;
+  /** Time the store's `claim` of this delivery took, in milliseconds (before `durationMs`). */
+  claimMs: number;
+  /** Time the store's `release` took, in milliseconds (the end of `durationMs`). */
+  storeMs: number;
+}
+
+/** A verified delivery could not be claimed: the store failed, so it is answered 503 and the provider retries. */
+export interface WebhookStoreDownEvent extends CorrelatedEvent {
+  type: "webhook.store_down";
+  scheme: string;
+  id: string | undefined;
+  operation: "claim";
+  /** Time until the store failed, in milliseconds. */
+  storeMs: number;
 }
 
 export type WebhookEvent =
@@ -58,10 +89,18 @@ export type WebhookEvent =
   | WebhookRejectedEvent
   | WebhookDuplicateEvent
   | WebhookProcessedEvent
-  | WebhookHandlerFailedEvent;
+  | WebhookHandlerFailedEvent
+  | WebhookStoreDownEvent;
 
-/** Where an idempotent request stands; `key` is the client's key, never the principal. */
-export interface IdempotencyEventBase {
+/**
+ * Where an idempotent request stands; `key` is the client's key, never the principal.
+ * `storeMs` is the time the store operation behind the event took, in milliseconds: the
+ * `claim` (including any wait for an in-flight holder) for first, replayed, in_flight and
+ * mismatch; the `complete` for completed and not_recorded; the `release` for released; the
+ * failed operation for store_down. `durationMs` runs from the won claim to the outcome, so
+ * it ends with `storeMs`: the handler took `durationMs - storeMs`.
+ */
+export interface IdempotencyEventBase extends CorrelatedEvent {
   method: string;
   route: string;
   key: string;
@@ -69,25 +108,31 @@ export interface IdempotencyEventBase {
 
 export type IdempotencyEvent = IdempotencyEventBase &
   (
-    | { type: "idempotency.first" }
-    | { type: "idempotency.replayed"; status: number }
-    | { type: "idempotency.in_flight"; waited: boolean }
-    | { type: "idempotency.mismatch" }
-    | { type: "idempotency.completed"; status: number; durationMs: number }
+    | { type: "idempotency.first"; storeMs: number }
+    | { type: "idempotency.replayed"; status: number; storeMs: number }
+    | { type: "idempotency.in_flight"; waited: boolean; storeMs: number }
+    | { type: "idempotency.mismatch"; storeMs: number }
+    | { type: "idempotency.completed"; status: number; durationMs: number; storeMs: number }
     | {
         type: "idempotency.released";
         /** Why nothing was stored: the handler threw, its status is not cached, or the body could not be kept. */
         reason: "error" | "status" | "streamed" | "too_large";
         status: number | undefined;
         durationMs: number;
+        storeMs: number;
       }
     /** `complete` found another owner (the lease ran out) or the store failed: a retry may run again. */
-    | { type: "idempotency.not_recorded"; reason: "lease_lost" | "store_error"; durationMs: number }
-    | { type: "idempotency.store_down"; operation: "claim" | "complete" | "release"; failOpen: boolean }
+    | { type: "idempotency.not_recorded"; reason: "lease_lost" | "store_error"; durationMs: number; storeMs: number }
+    | {
+        type: "idempotency.store_down";
+        operation: "claim" | "complete" | "release";
+        failOpen: boolean;
+        storeMs: number;
+      }
   );
 
 /** A request refused before any key was claimed (missing or malformed key, unusable body). */
-export interface IdempotencyRejectedEvent {
+export interface IdempotencyRejectedEvent extends CorrelatedEvent {
   type: "idempotency.rejected";
   method: string;
   route: string;

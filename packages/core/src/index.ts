@@ -18,6 +18,7 @@ export {
   webhookErrorStatus,
 } from "./errors.js";
 export {
+  type CorrelatedEvent,
   type EventHook,
   emit,
   type IdempotencyEvent,
@@ -30,6 +31,7 @@ export {
   type WebhookHandlerFailedEvent,
   type WebhookProcessedEvent,
   type WebhookRejectedEvent,
+  type WebhookStoreDownEvent,
   type WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
