@@ -58,6 +58,27 @@ export default [
   adapterProject("koa"),
   adapterProject("hono"),
   {
+    // OAuth flows against a real authorization server (oidc-provider) each test file starts, and
+    // the token stores on the Redis and PostgreSQL servers its global setup starts.
+    resolve: { alias: coreSource },
+    test: {
+      name: "oauth",
+      root: here("./packages/oauth"),
+      include: ["test/**/*.test.ts"],
+      globalSetup: [here("./packages/oauth/test/global-setup.ts")],
+      testTimeout: 60_000,
+      hookTimeout: 120_000,
+    },
+  },
+  {
+    // The OpenTelemetry integration against the SDK's in-memory exporters, over real HTTP
+    // through the Express adapter: core and the adapter from source, like the adapter projects.
+    resolve: {
+      alias: [...coreSource, { find: /^@interlock\/express$/, replacement: here("./packages/express/src/index.ts") }],
+    },
+    test: { name: "opentelemetry", root: here("./packages/opentelemetry"), include: ["test/**/*.test.ts"] },
+  },
+  {
     // The examples import the built packages through their own node_modules. The test harness
     // (Redis and PostgreSQL servers) imports @interlock/core without depending on it, which the
     // store projects alias to core's source: here it gets the same built core as the examples.

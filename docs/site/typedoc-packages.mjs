@@ -4,7 +4,8 @@
  * gives with one program per package (many times slower):
  *
  * - a module from `packages/<dir>/src/index.ts` is named after its package (`@interlock/core`),
- *   one from `src/<sub>/index.ts` after the export it is built into (`@interlock/core/testing`);
+ *   one from `src/<sub>.ts` or `src/<sub>/index.ts` after the export it is built into
+ *   (`@interlock/core/testing`, `@interlock/oauth/redis`);
  * - a package's main module shows its README.md, and relative links to that README (from the
  *   guides or another README) lead to the module's page;
  * - a module without a doc comment of its own is summed up by its package's description.
@@ -14,7 +15,7 @@
  */
 
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { Comment, Converter, MinimalSourceFile, ReflectionKind } from "typedoc";
 
 /** @param {import("typedoc").Application} app */
@@ -28,10 +29,11 @@ export function load(app) {
     const { project } = context;
     for (const module of project.getReflectionsByKind(ReflectionKind.Module)) {
       const id = project.getSymbolIdFromReflection(module);
-      if (id?.fileName === undefined || !/^src\/(.+\/)?index\.ts$/.test(id.packagePath)) continue;
+      const entry = id === undefined ? null : /^src\/(.+?)(\/index)?\.ts$/.exec(id.packagePath);
+      if (id?.fileName === undefined || !entry) continue;
       const packageDir = id.fileName.slice(0, -id.packagePath.length);
       const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8"));
-      const subpath = dirname(id.packagePath.slice("src/".length));
+      const subpath = entry[1] === "index" ? "." : entry[1];
       module.name = subpath === "." ? manifest.name : `${manifest.name}/${subpath}`;
       if (!module.hasComment() && manifest.description) {
         module.comment = new Comment([{ kind: "text", text: manifest.description }]);

@@ -11,6 +11,16 @@ export interface PublishedPackage {
   entries: string[];
 }
 
+/**
+ * The source file an export is built from: `src/index.ts` for `.`; for `./x`, `src/x.ts`, or
+ * `src/x/index.ts` (the two layouts the packages' tsup entries use).
+ */
+export function entrySource(pkg: PublishedPackage, entry: string): string {
+  if (entry === ".") return join(pkg.dir, "src/index.ts");
+  const file = join(pkg.dir, "src", `${entry.slice(2)}.ts`);
+  return existsSync(file) ? file : join(pkg.dir, "src", entry.slice(2), "index.ts");
+}
+
 export function publishedPackages(): PublishedPackage[] {
   const root = join(repoRoot, "packages");
   return readdirSync(root)

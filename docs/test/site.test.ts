@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { guideFiles, isExternal, read, repoRoot, shown } from "./markdown.js";
-import { exampleReadmes, publishedPackages } from "./packages.js";
+import { entrySource, exampleReadmes, publishedPackages } from "./packages.js";
 
 /** The parts of TypeDoc's JSON model these tests read. */
 interface Reflection {
@@ -77,7 +77,7 @@ describe("building the site", () => {
 
   it("the configuration covers every published package and fails on anything undocumented", () => {
     const entryPoints = packages.flatMap((pkg) =>
-      pkg.entries.map((entry) => relative(repoRoot, join(pkg.dir, "src", entry.slice(1), "index.ts"))),
+      pkg.entries.map((entry) => relative(repoRoot, entrySource(pkg, entry))),
     );
     expect([...config.entryPoints].sort()).toEqual(entryPoints.sort());
     expect([...config.packagesRequiringDocumentation].sort()).toEqual(packages.map((pkg) => pkg.name).sort());

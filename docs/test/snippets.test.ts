@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { docsDir, fileNameOf, guideFiles, read, repoRoot, shown, typeScriptBlocks } from "./markdown.js";
-import { publishedPackages } from "./packages.js";
+import { entrySource, publishedPackages } from "./packages.js";
 
 interface Snippet {
   /** Where the block is, for messages: `docs/webhooks/stripe.md:42`. */
@@ -41,7 +41,7 @@ function compilerOptions(): ts.CompilerOptions {
   for (const pkg of publishedPackages()) {
     for (const entry of pkg.entries) {
       const sub = entry === "." ? "" : entry.slice(1);
-      paths[`${pkg.name}${sub}`] = [join(pkg.dir, "src", sub, "index.ts")];
+      paths[`${pkg.name}${sub}`] = [entrySource(pkg, entry)];
     }
   }
   return { ...options, noEmit: true, declaration: false, types: ["node"], paths };

@@ -5,8 +5,18 @@
 
 import type { WebhookErrorCode } from "./errors.js";
 
+/**
+ * What every event may carry about the request it reports: its correlation id, the trace-id of
+ * a valid W3C `traceparent` header or else a valid `x-request-id` (1 to 200 visible ASCII
+ * characters). Absent when the request sent neither, or when the event is not about a request.
+ */
+export interface CorrelatedEvent {
+  /** The request's correlation id, when it sent one. */
+  correlationId?: string;
+}
+
 /** A delivery whose signature matched. */
-export interface WebhookVerifiedEvent {
+export interface WebhookVerifiedEvent extends CorrelatedEvent {
   /** What happened. */
   type: "webhook.verified";
   /** The scheme's name (`stripe`, `github`, …). */
@@ -20,7 +30,7 @@ export interface WebhookVerifiedEvent {
 }
 
 /** A delivery refused: a bad signature, a stale timestamp, a malformed header, … */
-export interface WebhookRejectedEvent {
+export interface WebhookRejectedEvent extends CorrelatedEvent {
   /** What happened. */
   type: "webhook.rejected";
   /** The scheme's name. */
@@ -34,7 +44,7 @@ export interface WebhookRejectedEvent {
 }
 
 /** A verified delivery the store says was already processed, or is being processed now. */
-export interface WebhookDuplicateEvent {
+export interface WebhookDuplicateEvent extends CorrelatedEvent {
   /** What happened. */
   type: "webhook.duplicate";
   /** The scheme's name. */
@@ -43,34 +53,58 @@ export interface WebhookDuplicateEvent {
   id: string | undefined;
   /** "completed": processed before, the handler is not run; "in_flight": another worker has it. */
   state: "completed" | "in_flight";
+  /** Time the store's `claim` took, in milliseconds. */
+  storeMs: number;
 }
 
 /** The handler ran to completion for a delivery. */
-export interface WebhookProcessedEvent {
+export interface WebhookProcessedEvent extends CorrelatedEvent {
   /** What happened. */
   type: "webhook.processed";
   /** The scheme's name. */
   scheme: string;
   /** The delivery's id, when it has one. */
   id: string | undefined;
-  /** Time the handler took, in milliseconds. */
+  /** From the won claim to the recorded outcome, in milliseconds: the handler, then `storeMs`. */
   durationMs: number;
   /** False when the outcome could not be recorded (store down, lease lost): a redelivery may run again. */
   recorded: boolean;
+  /** Time the store's `claim` of this delivery took, in milliseconds (before `durationMs`). */
+  claimMs: number;
+  /** Time the store's `complete` took, in milliseconds (the end of `durationMs`). */
+  storeMs: number;
 }
 
 /** The handler threw: the claim is released so the provider's redelivery is processed. */
-export interface WebhookHandlerFailedEvent {
+export interface WebhookHandlerFailedEvent extends CorrelatedEvent {
   /** What happened. */
   type: "webhook.handler_failed";
   /** The scheme's name. */
   scheme: string;
   /** The delivery's id, when it has one. */
   id: string | undefined;
-  /** Time until the handler failed, in milliseconds. */
+  /** From the won claim to the release, in milliseconds: the handler, then `storeMs`. */
   durationMs: number;
   /** False when the release itself failed; the lease then expires on its own. */
   released: boolean;
+  /** Time the store's `claim` of this delivery took, in milliseconds (before `durationMs`). */
+  claimMs: number;
+  /** Time the store's `release` took, in milliseconds (the end of `durationMs`). */
+  storeMs: number;
+}
+
+/** A verified delivery could not be claimed: the store failed, so it is answered 503 and the provider retries. */
+export interface WebhookStoreDownEvent extends CorrelatedEvent {
+  /** What happened. */
+  type: "webhook.store_down";
+  /** The scheme's name. */
+  scheme: string;
+  /** The delivery's id, when it has one. */
+  id: string | undefined;
+  /** The operation that failed. */
+  operation: "claim";
+  /** Time until the store failed, in milliseconds. */
+  storeMs: number;
 }
 
 /** Every event a webhook receiver (or verifier) emits. */
@@ -79,10 +113,18 @@ export type WebhookEvent =
   | WebhookRejectedEvent
   | WebhookDuplicateEvent
   | WebhookProcessedEvent
-  | WebhookHandlerFailedEvent;
+  | WebhookHandlerFailedEvent
+  | WebhookStoreDownEvent;
 
-/** Where an idempotent request stands; `key` is the client's key, never the principal. */
-export interface IdempotencyEventBase {
+/**
+ * Where an idempotent request stands; `key` is the client's key, never the principal.
+ * `storeMs` is the time the store operation behind the event took, in milliseconds: the
+ * `claim` (including any wait for an in-flight holder) for first, replayed, in_flight and
+ * mismatch; the `complete` for completed and not_recorded; the `release` for released; the
+ * failed operation for store_down. `durationMs` runs from the won claim to the outcome, so
+ * it ends with `storeMs`: the handler took `durationMs - storeMs`.
+ */
+export interface IdempotencyEventBase extends CorrelatedEvent {
   /** The request's method, upper case. */
   method: string;
   /** The route pattern the key is scoped to. */
@@ -97,30 +139,40 @@ export type IdempotencyEvent = IdempotencyEventBase &
     | {
         /** The first request with this key: the handler runs. */
         type: "idempotency.first";
+        /** Time the `claim` took, in milliseconds. */
+        storeMs: number;
       }
     | {
         /** A completed key: the stored response was replayed. */
         type: "idempotency.replayed";
         /** The replayed status. */
         status: number;
+        /** Time the `claim` took, in milliseconds. */
+        storeMs: number;
       }
     | {
         /** The key is held by a request still running: 409, or a wait that timed out. */
         type: "idempotency.in_flight";
         /** Whether the engine waited (`waitForInFlight`) before answering 409. */
         waited: boolean;
+        /** Time the `claim` took, waiting included, in milliseconds. */
+        storeMs: number;
       }
     | {
         /** The key was used for another request (another fingerprint): 422. */
         type: "idempotency.mismatch";
+        /** Time the `claim` took, in milliseconds. */
+        storeMs: number;
       }
     | {
         /** The handler's response was stored. */
         type: "idempotency.completed";
         /** The stored status. */
         status: number;
-        /** Time from the claim to the stored response, in milliseconds. */
+        /** From the won claim to the stored response, in milliseconds. */
         durationMs: number;
+        /** Time the `complete` took, in milliseconds. */
+        storeMs: number;
       }
     | {
         /** Nothing was stored and the key was released: a retry runs again. */
@@ -129,16 +181,20 @@ export type IdempotencyEvent = IdempotencyEventBase &
         reason: "error" | "status" | "streamed" | "too_large";
         /** The handler's status; undefined when it threw. */
         status: number | undefined;
-        /** Time from the claim to the release, in milliseconds. */
+        /** From the won claim to the release, in milliseconds. */
         durationMs: number;
+        /** Time the `release` took, in milliseconds. */
+        storeMs: number;
       }
     | {
         /** `complete` found another owner (the lease ran out) or the store failed: a retry may run again. */
         type: "idempotency.not_recorded";
         /** `lease_lost`: another request holds the key now; `store_error`: the store failed. */
         reason: "lease_lost" | "store_error";
-        /** Time from the claim to the failed store, in milliseconds. */
+        /** From the won claim to the failed `complete`, in milliseconds. */
         durationMs: number;
+        /** Time the `complete` took, in milliseconds. */
+        storeMs: number;
       }
     | {
         /** The store could not be reached. */
@@ -147,11 +203,13 @@ export type IdempotencyEvent = IdempotencyEventBase &
         operation: "claim" | "complete" | "release";
         /** Whether the request went on unprotected (`failOpen`) instead of 503. */
         failOpen: boolean;
+        /** Time until the operation failed, in milliseconds. */
+        storeMs: number;
       }
   );
 
 /** A request refused before any key was claimed (missing or malformed key, unusable body). */
-export interface IdempotencyRejectedEvent {
+export interface IdempotencyRejectedEvent extends CorrelatedEvent {
   /** What happened. */
   type: "idempotency.rejected";
   /** The request's method, upper case. */
@@ -172,7 +230,7 @@ export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) =>
  * Calls the user's hook. A hook that throws must not change the outcome it is told about
  * (a verified delivery refused because a logger failed), so its error is dropped.
  */
-export function emit<E extends InterlockEvent>(hook: EventHook<E> | undefined, event: E): void {
+export function emit<E extends { type: string }>(hook: ((event: E) => void) | undefined, event: E): void {
   if (hook === undefined) return;
   try {
     hook(event);

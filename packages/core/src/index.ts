@@ -1,4 +1,6 @@
 export type { ContentParts } from "./crypto/port.js";
+// Byte encodings without `Buffer`, shared with the packages that must run on every runtime too.
+export { decodeBase64, encodeBase64, encodeHex, utf8 } from "./encoding.js";
 export {
   BodyError,
   type BodyErrorCode,
@@ -15,18 +17,22 @@ export {
   WebhookVerificationError,
   webhookErrorStatus,
 } from "./errors.js";
-export type {
-  EventHook,
-  IdempotencyEvent,
-  IdempotencyEventBase,
-  IdempotencyRejectedEvent,
-  InterlockEvent,
-  WebhookDuplicateEvent,
-  WebhookEvent,
-  WebhookHandlerFailedEvent,
-  WebhookProcessedEvent,
-  WebhookRejectedEvent,
-  WebhookVerifiedEvent,
+export {
+  type CorrelatedEvent,
+  type EventHook,
+  emit,
+  type IdempotencyEvent,
+  type IdempotencyEventBase,
+  type IdempotencyRejectedEvent,
+  type InterlockEvent,
+  monotonicNow,
+  type WebhookDuplicateEvent,
+  type WebhookEvent,
+  type WebhookHandlerFailedEvent,
+  type WebhookProcessedEvent,
+  type WebhookRejectedEvent,
+  type WebhookStoreDownEvent,
+  type WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
 export {

@@ -10,11 +10,17 @@ import { BodyCollector } from "@interlock/core";
 
 type Writer = (...args: unknown[]) => unknown;
 
-const started = new WeakSet<ServerResponse>();
+// A mark on the response itself, set when the app writes through a hold. Not a WeakSet: every
+// WeakSet entry is an ephemeron the collector re-examines, which costs more than the request.
+const STARTED = Symbol("@interlock/express.started");
+
+interface Marked {
+  [STARTED]?: true;
+}
 
 /** Whether the app has begun its response (its end possibly still held here). */
 export function responseStarted(res: ServerResponse): boolean {
-  return started.has(res) || res.headersSent || res.writableEnded;
+  return (res as Marked)[STARTED] === true || res.headersSent || res.writableEnded;
 }
 
 /**
@@ -39,9 +45,9 @@ export function holdResponse(
   const piped = () => {
     body = undefined;
   };
-  res.once("pipe", piped);
+  res.on("pipe", piped);
   res.write = function write(this: ServerResponse, ...args: unknown[]) {
-    started.add(res);
+    (res as Marked)[STARTED] = true;
     record(args[0], args[1]);
     return original.write.apply(this, args);
   } as ServerResponse["write"];
@@ -49,7 +55,7 @@ export function holdResponse(
     res.write = original.write as ServerResponse["write"];
     res.end = original.end as ServerResponse["end"];
     res.off("pipe", piped);
-    started.add(res);
+    (res as Marked)[STARTED] = true;
     record(args[0], args[1]);
     const flush = () => void original.end.apply(res, args);
     settle(body?.body()).then(flush, flush);

@@ -36,12 +36,28 @@ function headersArgument(args: unknown[]): OutgoingHttpHeaders {
 }
 
 /**
+ * Starts recording what the reply writes once the handler hijacks it (`reply.hijack()`), and
+ * not before: most replies go through onSend, and wrapping the raw response of every request
+ * would cost them all. Returns the recording, read once the response has finished; a reply
+ * never hijacked has recorded nothing (`body: undefined`: uncached).
+ */
+export function recordOnHijack(reply: FastifyReply, limit: number): () => CapturedResponse {
+  let recording: (() => CapturedResponse) | undefined;
+  const hijack = reply.hijack;
+  reply.hijack = function (this: FastifyReply) {
+    recording ??= recordHijackedWrites(reply, limit);
+    return hijack.call(this);
+  };
+  return () => recording?.() ?? { status: reply.raw.statusCode, headers: reply.raw.getHeaders(), body: undefined };
+}
+
+/**
  * Records what a hijacked reply writes with `write` and `end`, up to `limit` bytes. Past it,
  * or when a stream is piped into the raw response, the response counts as streamed (not
  * cached, key released). Writes made while the reply is not hijacked are Fastify's own and are
  * skipped: onSend already saw them. Returns the recording, read once the response has finished.
  */
-export function recordHijackedWrites(reply: FastifyReply, limit: number): () => CapturedResponse {
+function recordHijackedWrites(reply: FastifyReply, limit: number): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
   let body: BodyCollector | undefined = new BodyCollector(limit);

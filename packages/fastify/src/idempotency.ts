@@ -18,7 +18,7 @@ import {
   type IdempotencyTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import { payloadBody, recordHijackedWrites } from "./capture.js";
+import { payloadBody, recordOnHijack } from "./capture.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
@@ -122,7 +122,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
         if (decision.action === "respond")
           return answer(decision, request, reply, decision.replayed ? undefined : onError);
         if (decision.action === "execute") {
-          const run: Run = { ticket: decision.ticket, hijacked: recordHijackedWrites(reply, recordLimit) };
+          const run: Run = { ticket: decision.ticket, hijacked: recordOnHijack(reply, recordLimit) };
           (request as WithRun)[kIdempotentRun] = run;
         }
         done();

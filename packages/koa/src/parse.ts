@@ -27,25 +27,46 @@ function parserFor(contentType: string): Parse | undefined {
   return undefined;
 }
 
+/** What the shared `body` accessor reads: the bytes, how to parse them, and the result once made. */
+interface LazyBody {
+  raw: Buffer;
+  parse: Parse;
+  parsed: { value: unknown } | undefined;
+  ctx: Context;
+}
+
+const LAZY_BODY = Symbol("@interlock/koa.lazyBody");
+
+type WithLazyBody = Context["request"] & { [LAZY_BODY]: LazyBody };
+
+// One getter and one setter for every request, their state on the request object: a closure
+// per request would give each request object its own hidden class (V8 then drops it into
+// slow dictionary mode, and every later property access on it pays).
+function readLazyBody(this: WithLazyBody): unknown {
+  const lazy = this[LAZY_BODY];
+  if (lazy.parsed === undefined) {
+    try {
+      lazy.parsed = { value: lazy.parse(lazy.raw.toString("utf8")) };
+    } catch {
+      // The client sent bad JSON: a 400 through Koa's error handling, as a body parser answers.
+      return lazy.ctx.throw(400, "the request body is not valid JSON");
+    }
+  }
+  return lazy.parsed.value;
+}
+
+function writeLazyBody(this: WithLazyBody, value: unknown): void {
+  this[LAZY_BODY].parsed = { value };
+}
+
 function defineLazyBody(ctx: Context, raw: Buffer, parse: Parse): void {
-  let parsed: { value: unknown } | undefined;
-  Object.defineProperty(ctx.request, "body", {
+  const request = ctx.request as WithLazyBody;
+  request[LAZY_BODY] = { raw, parse, parsed: undefined, ctx };
+  Object.defineProperty(request, "body", {
     configurable: true,
     enumerable: true,
-    get() {
-      if (parsed === undefined) {
-        try {
-          parsed = { value: parse(raw.toString("utf8")) };
-        } catch {
-          // The client sent bad JSON: a 400 through Koa's error handling, as a body parser answers.
-          ctx.throw(400, "the request body is not valid JSON");
-        }
-      }
-      return parsed.value;
-    },
-    set(value: unknown) {
-      parsed = { value };
-    },
+    get: readLazyBody,
+    set: writeLazyBody,
   });
 }
 

@@ -10,7 +10,13 @@ import { notRawMessage } from "./errors.js";
 import { exposeBody } from "./parse.js";
 
 const EMPTY = Buffer.alloc(0);
-const bodies = new WeakMap<IncomingMessage, Buffer>();
+// Kept on the request itself. Not a WeakMap: every WeakMap entry is an ephemeron the collector
+// re-examines, which costs more than the request.
+const RAW_BODY = Symbol("@interlock/koa.rawBody");
+
+interface Remembered {
+  [RAW_BODY]?: Buffer;
+}
 
 /**
  * The body's bytes, or core's `BodyError` when they are too many (413) or already read by a
@@ -24,7 +30,7 @@ export async function readRawBody(
   middleware: "webhook" | "idempotency",
 ): Promise<Buffer | string | BodyError> {
   const req = ctx.req;
-  const known = bodies.get(req);
+  const known = (req as Remembered)[RAW_BODY];
   if (known !== undefined) return known;
   // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
   if (!hasBody(req)) return remember(req, EMPTY, ctx, false);
@@ -40,7 +46,7 @@ export async function readRawBody(
 }
 
 function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean): Buffer {
-  bodies.set(req, body);
+  (req as Remembered)[RAW_BODY] = body;
   exposeBody(ctx, body, consumed);
   return body;
 }

@@ -7,8 +7,16 @@
  * reports the captured response with `finish`, or the handler's failure with `abort`.
  */
 
+import { correlated, correlationIdOf } from "../correlation.js";
 import { BodyError, IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
-import { type EventHook, emit, type IdempotencyEvent, type IdempotencyRejectedEvent, monotonicNow } from "../events.js";
+import {
+  type EventHook,
+  emit,
+  type IdempotencyEvent,
+  type IdempotencyEventBase,
+  type IdempotencyRejectedEvent,
+  monotonicNow,
+} from "../events.js";
 import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
@@ -135,6 +143,8 @@ export interface IdempotencyTicket {
 interface Ticket extends IdempotencyTicket {
   readonly storeKey: string;
   readonly token: string;
+  readonly correlationId: string | undefined;
+  /** When the claim was won (timed only when someone listens to events). */
   readonly started: number;
   renewal: ReturnType<typeof setInterval> | undefined;
   settled: boolean;
@@ -248,17 +258,40 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return { action: "respond", response: problemResponse(error, retryAfter), replayed: false, error };
   }
 
+  function rejected(
+    method: string,
+    route: string,
+    code: IdempotencyRejectedEvent["code"],
+    correlationId: string | undefined,
+  ): void {
+    if (onEvent)
+      emit(
+        onEvent,
+        correlated<IdempotencyRejectedEvent>({ type: "idempotency.rejected", method, route, code }, correlationId),
+      );
+  }
+
   /** A body the adapter could not read (too large, not raw): one refusal and one event, wherever it is found. */
-  function refuseBody(method: string, route: string, error: BodyError): IdempotencyRespondDecision {
-    emit(onEvent, { type: "idempotency.rejected", method, route, code: error.code });
+  function refuseBody(
+    method: string,
+    route: string,
+    error: BodyError,
+    correlationId: string | undefined,
+  ): IdempotencyRespondDecision {
+    rejected(method, route, error.code, correlationId);
     return refuse(error);
   }
 
-  function storeDown(
-    base: { method: string; route: string; key: string },
-    operation: "claim" | "complete" | "release",
-  ) {
-    emit(onEvent, { ...base, type: "idempotency.store_down", operation, failOpen: options.failOpen === true });
+  function storeDown(base: IdempotencyEventBase, operation: "claim" | "complete" | "release", storeMs: number) {
+    emit(onEvent, { ...base, type: "idempotency.store_down", operation, failOpen: options.failOpen === true, storeMs });
+  }
+
+  /** What every event about a claimed key carries. */
+  function ticketBase(ticket: Ticket): IdempotencyEventBase {
+    return correlated<IdempotencyEventBase>(
+      { key: ticket.key, method: ticket.method, route: ticket.route },
+      ticket.correlationId,
+    );
   }
 
   function stopRenewal(ticket: Ticket): boolean {
@@ -272,12 +305,20 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     ticket: Ticket,
     event: Omit<
       Extract<IdempotencyEvent, { type: "idempotency.released" }>,
-      "key" | "method" | "route" | "type" | "durationMs"
+      keyof IdempotencyEventBase | "type" | "durationMs" | "storeMs"
     >,
   ) {
-    const base = { key: ticket.key, method: ticket.method, route: ticket.route };
-    emit(onEvent, { ...base, type: "idempotency.released", ...event, durationMs: monotonicNow() - ticket.started });
-    await store.release(ticket.storeKey, ticket.token).catch(() => storeDown(base, "release"));
+    const releasing = onEvent ? monotonicNow() : 0;
+    const released = await store.release(ticket.storeKey, ticket.token).then(
+      () => true,
+      () => false,
+    );
+    if (!onEvent) return;
+    const now = monotonicNow();
+    const base = ticketBase(ticket);
+    const storeMs = now - releasing;
+    emit(onEvent, { ...base, type: "idempotency.released", ...event, durationMs: now - ticket.started, storeMs });
+    if (!released) storeDown(base, "release", storeMs);
   }
 
   function shouldCache(status: number): boolean {
@@ -292,10 +333,12 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       const method = request.method.toUpperCase();
       if (!methods.has(method)) return { action: "pass" };
       const route = request.route;
-      const header = headerReader(request.headers)(headerName);
+      const read = headerReader(request.headers);
+      const header = read(headerName);
+      if (header === undefined && !isRequired(request)) return { action: "pass" };
+      const correlationId = onEvent ? correlationIdOf(read) : undefined;
       if (header === undefined) {
-        if (!isRequired(request)) return { action: "pass" };
-        emit(onEvent, { type: "idempotency.rejected", method, route, code: "idempotency_key_missing" });
+        rejected(method, route, "idempotency_key_missing", correlationId);
         return refuse(
           new IdempotencyError(
             "idempotency_key_missing",
@@ -305,7 +348,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       }
       const key = typeof header === "string" ? parseIdempotencyKey(header) : undefined;
       if (key === undefined) {
-        emit(onEvent, { type: "idempotency.rejected", method, route, code: "idempotency_key_invalid" });
+        rejected(method, route, "idempotency_key_invalid", correlationId);
         return refuse(
           new IdempotencyError(
             "idempotency_key_invalid",
@@ -313,7 +356,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           ),
         );
       }
-      const base = { method, route, key };
+      const base: IdempotencyEventBase = correlated<IdempotencyEventBase>({ method, route, key }, correlationId);
       // Awaited only when asynchronous: on Node both are synchronous, and each await costs a tick.
       let fingerprint: string;
       try {
@@ -321,27 +364,31 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         fingerprint = typeof fingerprintOrPromise === "string" ? fingerprintOrPromise : await fingerprintOrPromise;
       } catch (error) {
         if (!(error instanceof BodyError)) throw error;
-        return refuseBody(method, route, error);
+        return refuseBody(method, route, error, correlationId);
       }
       const storeKeyOrPromise = storeKeyOf(request, method, key);
       const storeKey = typeof storeKeyOrPromise === "string" ? storeKeyOrPromise : await storeKeyOrPromise;
+      const claimStarted = onEvent ? monotonicNow() : 0;
       let claim: Awaited<ReturnType<typeof claimKey>>;
       try {
         claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.waitForInFlight);
       } catch (error) {
-        storeDown(base, "claim");
+        storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0);
         if (options.failOpen) return { action: "pass" };
         return refuse(asUnavailable(store, error));
       }
+      const claimed = onEvent ? monotonicNow() : 0;
+      const storeMs = claimed - claimStarted;
       if (claim.state === "claimed") {
-        if (onEvent) emit(onEvent, { ...base, type: "idempotency.first" });
+        if (onEvent) emit(onEvent, { ...base, type: "idempotency.first", storeMs });
         const ticket: Ticket = {
           key,
           method,
           route,
           storeKey,
           token: claim.token,
-          started: onEvent ? monotonicNow() : 0,
+          correlationId,
+          started: claimed,
           renewal: undefined,
           settled: false,
           inTransaction: false,
@@ -357,7 +404,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       }
       const otherFingerprint = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
       if (otherFingerprint !== fingerprint) {
-        emit(onEvent, { ...base, type: "idempotency.mismatch" });
+        emit(onEvent, { ...base, type: "idempotency.mismatch", storeMs });
         return refuse(
           new IdempotencyError(
             "idempotency_key_mismatch",
@@ -369,7 +416,12 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         );
       }
       if (claim.state === "in_flight") {
-        emit(onEvent, { ...base, type: "idempotency.in_flight", waited: options.waitForInFlight !== undefined });
+        emit(onEvent, {
+          ...base,
+          type: "idempotency.in_flight",
+          waited: options.waitForInFlight !== undefined,
+          storeMs,
+        });
         return refuse(
           new IdempotencyError("request_in_flight", "a request with this key is still being processed; retry later", {
             retryAfterSeconds,
@@ -377,7 +429,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           retryAfterSeconds,
         );
       }
-      if (onEvent) emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status });
+      if (onEvent) emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status, storeMs });
       return {
         action: "respond",
         response: replayResponse(claim.record, replayedHeader),
@@ -400,6 +452,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       if (responseSize(response) > store.maxRecordBytes) {
         return release(ticket, { reason: "too_large", status }).then(() => false);
       }
+      const completing = onEvent ? monotonicNow() : 0;
       let stored: boolean | undefined;
       try {
         const transaction = finishOptions?.transaction;
@@ -411,22 +464,25 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         stored = undefined;
       }
       if (onEvent) {
-        const base = { key: ticket.key, method: ticket.method, route: ticket.route };
-        const durationMs = monotonicNow() - ticket.started;
-        if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs });
+        const base = ticketBase(ticket);
+        const now = monotonicNow();
+        const durationMs = now - ticket.started;
+        const storeMs = now - completing;
+        if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs, storeMs });
         else
           emit(onEvent, {
             ...base,
             type: "idempotency.not_recorded",
             reason: stored === false ? "lease_lost" : "store_error",
             durationMs,
+            storeMs,
           });
       }
       return stored === true;
     },
 
     refuse(request, error) {
-      return refuseBody(request.method.toUpperCase(), request.route, error);
+      return refuseBody(request.method.toUpperCase(), request.route, error, undefined);
     },
 
     async abort(publicTicket) {

@@ -7,10 +7,20 @@
  * forged id cannot suppress the real delivery that id belongs to.
  */
 
+import { correlated, correlationIdOf } from "../correlation.js";
 import { IdempotencyError, InterlockConfigError, type InterlockError, WebhookVerificationError } from "../errors.js";
-import { type EventHook, emit, monotonicNow, type WebhookEvent } from "../events.js";
+import {
+  type EventHook,
+  emit,
+  monotonicNow,
+  type WebhookDuplicateEvent,
+  type WebhookEvent,
+  type WebhookHandlerFailedEvent,
+  type WebhookProcessedEvent,
+  type WebhookStoreDownEvent,
+} from "../events.js";
 import { sha256Hex } from "../hash.js";
-import type { HeadersInput } from "../headers.js";
+import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
 import { asUnavailable } from "../store/validate.js";
@@ -30,7 +40,7 @@ export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "on
   retentionMs?: number;
   /** Lease on a delivery being processed, in ms: a crashed worker blocks it this long. Default 60 s. */
   lockTtlMs?: number;
-  /** Told about every verification, duplicate, success and failure. */
+  /** Told about every verification, duplicate, success, failure and store outage. */
   onEvent?: EventHook<WebhookEvent>;
 }
 
@@ -134,7 +144,10 @@ const PROCESSED: StoredResponse = { status: 200, headers: [], body: new Uint8Arr
 interface Ticket extends WebhookTicket {
   readonly key: string;
   readonly token: string;
+  /** When the claim was won, and how long it took (timed only when someone listens to events). */
   readonly started: number;
+  readonly claimMs: number;
+  readonly correlationId: string | undefined;
   settled: boolean;
 }
 
@@ -193,18 +206,49 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (!checked.ok) return respond("refused", problemResponse(checked.error), undefined, checked.error);
     const event = checked;
     const { key, fingerprint } = await deliveryKey(event);
+    const correlationId = onEvent ? correlationIdOf(headerReader(headers)) : undefined;
+    const claimStarted = onEvent ? monotonicNow() : 0;
     let claim: Awaited<ReturnType<InterlockStore["claim"]>>;
     try {
       claim = await store.claim(key, { fingerprint, lockTtlMs });
     } catch (error) {
       const unavailable = asUnavailable(store, error);
+      if (onEvent) {
+        const storeMs = monotonicNow() - claimStarted;
+        const down: WebhookStoreDownEvent = {
+          type: "webhook.store_down",
+          scheme: event.scheme,
+          id: event.id,
+          operation: "claim",
+          storeMs,
+        };
+        emit(onEvent, correlated(down, correlationId));
+      }
       return respond("store_unavailable", problemResponse(unavailable), event, unavailable);
     }
+    const claimed = onEvent ? monotonicNow() : 0;
     if (claim.state === "claimed") {
-      const ticket: Ticket = { event, key, token: claim.token, started: monotonicNow(), settled: false };
+      const ticket: Ticket = {
+        event,
+        key,
+        token: claim.token,
+        started: claimed,
+        claimMs: claimed - claimStarted,
+        correlationId,
+        settled: false,
+      };
       return { action: "process", event, ticket };
     }
-    emit(onEvent, { type: "webhook.duplicate", scheme: event.scheme, id: event.id, state: claim.state });
+    if (onEvent) {
+      const duplicate: WebhookDuplicateEvent = {
+        type: "webhook.duplicate",
+        scheme: event.scheme,
+        id: event.id,
+        state: claim.state,
+        storeMs: claimed - claimStarted,
+      };
+      emit(onEvent, correlated(duplicate, correlationId));
+    }
     if (claim.state === "completed")
       return respond("duplicate", jsonResponse(200, { duplicate: true, id: event.id ?? null }), event);
     const inFlight = new IdempotencyError("request_in_flight", "this delivery is being processed; retry later", {
@@ -222,15 +266,21 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   }
 
   async function release(ticket: Ticket): Promise<void> {
+    const releasing = onEvent ? monotonicNow() : 0;
     const released = await store.release(ticket.key, ticket.token).catch(() => false);
+    if (!onEvent) return;
+    const now = monotonicNow();
     const { scheme, id } = ticket.event;
-    emit(onEvent, {
+    const failed: WebhookHandlerFailedEvent = {
       type: "webhook.handler_failed",
       scheme,
       id,
-      durationMs: monotonicNow() - ticket.started,
+      durationMs: now - ticket.started,
       released,
-    });
+      claimMs: ticket.claimMs,
+      storeMs: now - releasing,
+    };
+    emit(onEvent, correlated(failed, ticket.correlationId));
   }
 
   async function finish(publicTicket: WebhookTicket, response: { status: number }): Promise<void> {
@@ -239,11 +289,23 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (response.status < 200 || response.status >= 300) return release(ticket);
     // The handler succeeded: the delivery is processed and is acknowledged even if the
     // record cannot be written (a redelivery may then run again: at-least-once, never lost).
+    const completing = onEvent ? monotonicNow() : 0;
     const recorded = await store
       .complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionMs })
       .catch(() => false);
+    if (!onEvent) return;
+    const now = monotonicNow();
     const { scheme, id } = ticket.event;
-    emit(onEvent, { type: "webhook.processed", scheme, id, durationMs: monotonicNow() - ticket.started, recorded });
+    const processed: WebhookProcessedEvent = {
+      type: "webhook.processed",
+      scheme,
+      id,
+      durationMs: now - ticket.started,
+      recorded,
+      claimMs: ticket.claimMs,
+      storeMs: now - completing,
+    };
+    emit(onEvent, correlated(processed, ticket.correlationId));
   }
 
   async function abort(publicTicket: WebhookTicket): Promise<void> {

@@ -5,6 +5,7 @@
  */
 
 import { crypto } from "#crypto";
+import { correlated, correlationIdOf } from "../correlation.js";
 import type { ContentParts, CryptoPort, Ed25519Key } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
@@ -74,6 +75,8 @@ interface Attempt {
   started: number;
   /** The id the delivery claims, once its headers parsed (not yet verified). */
   claimedId: string | undefined;
+  /** The request's correlation id, read only when someone listens to events. */
+  correlationId: string | undefined;
 }
 
 interface EdPair {
@@ -174,26 +177,28 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     }
     const result = new VerifiedWebhook<T>(scheme, prepared.parsed, prepared.body, matched);
     if (onEvent) {
-      emit(onEvent, {
+      const event: WebhookVerifiedEvent = {
         type: "webhook.verified",
         scheme: scheme.name,
         id: result.id,
         idCovered: result.idCovered,
         durationMs: monotonicNow() - attempt.started,
-      });
+      };
+      emit(onEvent, correlated(event, attempt.correlationId));
     }
     return result;
   }
 
   function refused(attempt: Attempt, refusal: WebhookRefusal): WebhookRefusal {
     if (onEvent) {
-      emit(onEvent, {
+      const event: WebhookRejectedEvent = {
         type: "webhook.rejected",
         scheme: scheme.name,
         id: attempt.claimedId,
         code: refusal.code,
         durationMs: monotonicNow() - attempt.started,
-      });
+      };
+      emit(onEvent, correlated(event, attempt.correlationId));
     }
     return refusal;
   }
@@ -208,10 +213,13 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     }
   }
 
-  const newAttempt = (): Attempt => ({ started: onEvent ? monotonicNow() : 0, claimedId: undefined });
+  const newAttempt = (headers: HeadersInput): Attempt =>
+    onEvent
+      ? { started: monotonicNow(), claimedId: undefined, correlationId: correlationIdOf(headerReader(headers)) }
+      : { started: 0, claimedId: undefined, correlationId: undefined };
 
   function checkWith<T>(sync: SyncCrypto, headers: HeadersInput, body: RawBody): VerifiedWebhook<T> | WebhookRefusal {
-    const attempt = newAttempt();
+    const attempt = newAttempt(headers);
     const prepared = prepareOrRefuse(attempt, headers, body);
     if (prepared instanceof WebhookRefusal) return prepared;
     const content = prepared.content;
@@ -224,7 +232,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   }
 
   async function checkAsync<T>(headers: HeadersInput, body: RawBody): Promise<VerifiedWebhook<T> | WebhookRefusal> {
-    const attempt = newAttempt();
+    const attempt = newAttempt(headers);
     const prepared = prepareOrRefuse(attempt, headers, body);
     if (prepared instanceof WebhookRefusal) return prepared;
     const content = prepared.content;

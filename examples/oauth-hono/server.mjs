@@ -1,0 +1,42 @@
+// Boots the Hono OAuth app on Node: `node server.mjs` (ISSUER, CLIENT_ID, CLIENT_SECRET,
+// TOKEN_KEY, PORT, HOST, BASE_URL). Bun, Deno and Workers serve app.mjs's default export.
+import { fileURLToPath } from "node:url";
+import { serve } from "@hono/node-server";
+import { createApp } from "./app.mjs";
+
+/**
+ * Starts the app and resolves once it listens. The callback URL is `${baseUrl}/callback`; without
+ * `baseUrl` it is this server's own address, so `port` must then be given.
+ */
+export function start({
+  port = Number(process.env.PORT ?? 3000),
+  host = process.env.HOST ?? "127.0.0.1",
+  baseUrl,
+  ...options
+}) {
+  const app = createApp({ ...options, baseUrl: baseUrl ?? `http://${host}:${port}` });
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => {
+      const close = () => new Promise((done) => server.close(() => done()));
+      resolve({ url: `http://${host}:${info.port}`, close });
+    });
+    server.once("error", reject);
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { ISSUER, CLIENT_ID, CLIENT_SECRET, TOKEN_KEY, BASE_URL } = process.env;
+  if (!ISSUER || !CLIENT_ID || !CLIENT_SECRET || !TOKEN_KEY) {
+    console.error("Set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md).");
+    process.exit(1);
+  }
+  const { url, close } = await start({
+    issuer: ISSUER,
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    encryptionKeys: [{ id: "k1", key: TOKEN_KEY }],
+    ...(BASE_URL ? { baseUrl: BASE_URL } : {}),
+  });
+  console.log(`Log in at ${url}/login (callback ${BASE_URL ?? url}/callback)`);
+  process.once("SIGINT", close).once("SIGTERM", close);
+}

@@ -1,0 +1,334 @@
+/**
+ * What events carry for observability: the request's correlation id, read from `traceparent`
+ * or `x-request-id` and validated, and the time each store operation took (`storeMs`, and
+ * `claimMs` for a delivery's won claim), told apart from the handler's time.
+ */
+import { describe, expect, it } from "vitest";
+import { correlationIdOf } from "../src/correlation.js";
+import { headerReader } from "../src/headers.js";
+import {
+  type ClaimOptions,
+  type CompleteOptions,
+  createIdempotency,
+  createWebhookReceiver,
+  createWebhookVerifier,
+  type IdempotencyOptions,
+  type InterlockEvent,
+  type InterlockStore,
+  MemoryStore,
+  type StoredResponse,
+  StoreUnavailableError,
+  signWebhook,
+  standardWebhooks,
+  type WebhookEvent,
+} from "../src/index.js";
+import { clockAt } from "./helpers.js";
+
+const NOW = 1_700_000_000;
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const BODY = '{"type":"invoice.paid"}';
+const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const correlation = (headers: Record<string, string | string[]>) => correlationIdOf(headerReader(headers));
+
+describe("correlation ids", () => {
+  it("takes the trace-id of a valid traceparent, before any x-request-id", () => {
+    expect(correlation({ traceparent: TRACEPARENT })).toBe(TRACE_ID);
+    expect(correlation({ traceparent: TRACEPARENT, "x-request-id": "req-1" })).toBe(TRACE_ID);
+    expect(correlation({ Traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-00` })).toBe(TRACE_ID);
+    expect(correlationIdOf(headerReader(new Headers({ traceparent: TRACEPARENT })))).toBe(TRACE_ID);
+  });
+
+  it.each([
+    ["an all-zero trace-id", `00-${"0".repeat(32)}-00f067aa0ba902b7-01`],
+    ["an all-zero parent-id", `00-${TRACE_ID}-${"0".repeat(16)}-01`],
+    ["upper-case hex", `00-${TRACE_ID.toUpperCase()}-00f067aa0ba902b7-01`],
+    ["another version", `01-${TRACE_ID}-00f067aa0ba902b7-01`],
+    ["a short trace-id", `00-${TRACE_ID.slice(1)}-00f067aa0ba902b7-01`],
+    ["a long parent-id", `00-${TRACE_ID}-00f067aa0ba902b7a-01`],
+    ["one-digit flags", `00-${TRACE_ID}-00f067aa0ba902b7-1`],
+    ["trailing fields", `${TRACEPARENT}-extra`],
+    ["non-hex", `00-${TRACE_ID.slice(0, 31)}g-00f067aa0ba902b7-01`],
+  ])("ignores a traceparent with %s, falling back to x-request-id", (_, traceparent) => {
+    expect(correlation({ traceparent })).toBeUndefined();
+    expect(correlation({ traceparent, "x-request-id": "req-7" })).toBe("req-7");
+  });
+
+  it("ignores a repeated traceparent", () => {
+    expect(correlation({ traceparent: [TRACEPARENT, TRACEPARENT] })).toBeUndefined();
+  });
+
+  it("takes an x-request-id of 1 to 200 visible ASCII characters, and nothing else", () => {
+    expect(correlation({ "x-request-id": "a" })).toBe("a");
+    expect(correlation({ "X-Request-ID": "9f8e-7d6c:!~" })).toBe("9f8e-7d6c:!~");
+    expect(correlation({ "x-request-id": "r".repeat(200) })).toBe("r".repeat(200));
+    for (const bad of ["", "r".repeat(201), "with space", "tab\there", "é", "line\nbreak", "\x7f"]) {
+      expect(correlation({ "x-request-id": bad })).toBeUndefined();
+    }
+    expect(correlation({ "x-request-id": ["a", "b"] })).toBeUndefined();
+    expect(correlation({})).toBeUndefined();
+  });
+});
+
+/**
+ * The memory store with each operation slowed by `delays` (ms), timing every call from the
+ * inside: an event's `storeMs` is timed from the outside, so it is never less.
+ */
+function timedStore(delays: Partial<Record<"claim" | "complete" | "release", number>> = {}) {
+  const inner = new MemoryStore();
+  const took = { claim: [] as number[], complete: [] as number[], release: [] as number[] };
+  async function timed<T>(operation: keyof typeof took, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      await sleep(delays[operation] ?? 0);
+      return await run();
+    } finally {
+      took[operation].push(performance.now() - started);
+    }
+  }
+  const store: InterlockStore = {
+    name: "timed",
+    maxRecordBytes: inner.maxRecordBytes,
+    claim: (key: string, options: ClaimOptions) => timed("claim", () => inner.claim(key, options)),
+    complete: (key: string, token: string, record: StoredResponse, options: CompleteOptions) =>
+      timed("complete", () => inner.complete(key, token, record, options)),
+    release: (key: string, token: string) => timed("release", () => inner.release(key, token)),
+    extend: (key: string, token: string, ttl: number) => inner.extend(key, token, ttl),
+  };
+  return { store, took };
+}
+
+describe("webhook events", () => {
+  const delivery = (id = "msg_1") =>
+    signWebhook({ scheme: standardWebhooks, secret: SECRET, body: BODY, id, timestamp: NOW });
+
+  function receiverOn(store: InterlockStore) {
+    const events: WebhookEvent[] = [];
+    const receiver = createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SECRET,
+      store,
+      now: clockAt(NOW),
+      onEvent: (event) => events.push(event),
+    });
+    return { receiver, events };
+  }
+
+  it("carry the request's correlation id from verification to the outcome", async () => {
+    const { receiver, events } = receiverOn(new MemoryStore());
+    const { headers } = await delivery();
+    await receiver.receive({ ...headers, traceparent: TRACEPARENT }, BODY, () => "ok");
+    await receiver.receive({ ...headers, "x-request-id": "req-2" }, BODY, () => "ok");
+    await receiver.receive({ ...headers, "x-request-id": "bad id" }, BODY, () => "ok");
+    await receiver.receive((await delivery("msg_2")).headers, "tampered", () => "ok").catch(() => {});
+    expect(events.map((e) => [e.type, e.correlationId])).toEqual([
+      ["webhook.verified", TRACE_ID],
+      ["webhook.processed", TRACE_ID],
+      ["webhook.verified", "req-2"],
+      ["webhook.duplicate", "req-2"],
+      ["webhook.verified", undefined],
+      ["webhook.duplicate", undefined],
+      ["webhook.rejected", undefined],
+    ]);
+    // No id, no key: the event is what it was before correlation ids existed.
+    expect(events.slice(4).every((event) => !("correlationId" in event))).toBe(true);
+  });
+
+  it("a verifier alone reports the correlation id too", async () => {
+    const events: InterlockEvent[] = [];
+    const verifier = createWebhookVerifier({
+      scheme: standardWebhooks,
+      secret: SECRET,
+      now: clockAt(NOW),
+      onEvent: (event) => events.push(event),
+    });
+    const { headers } = await delivery();
+    await verifier.verify({ ...headers, "x-request-id": "req-3" }, BODY);
+    await verifier.verify({ ...headers, "x-request-id": "req-4" }, "tampered").catch(() => {});
+    expect(events).toMatchObject([
+      { type: "webhook.verified", correlationId: "req-3" },
+      { type: "webhook.rejected", code: "no_matching_signature", correlationId: "req-4" },
+    ]);
+  });
+
+  it("time the claim, the complete and the handler apart", async () => {
+    const { store, took } = timedStore({ claim: 50 });
+    const { receiver, events } = receiverOn(store);
+    const { headers } = await delivery();
+    let handlerMs = 0;
+    await receiver.receive(headers, BODY, async () => {
+      const started = performance.now();
+      await sleep(10);
+      handlerMs = performance.now() - started;
+    });
+    await receiver.receive(headers, BODY, () => "not run");
+    const [processed, duplicate] = [events[1], events[3]];
+    if (processed?.type !== "webhook.processed" || duplicate?.type !== "webhook.duplicate") throw new Error("order");
+    expect(processed.claimMs).toBeGreaterThanOrEqual(took.claim[0] as number);
+    expect(processed.storeMs).toBeGreaterThanOrEqual(took.complete[0] as number);
+    // The 50 ms claim is not in the handler's time, which ends with the complete.
+    expect(processed.storeMs).toBeLessThan(took.claim[0] as number);
+    expect(processed.durationMs - processed.storeMs).toBeGreaterThanOrEqual(handlerMs);
+    expect(duplicate).toMatchObject({ state: "completed" });
+    expect(duplicate.storeMs).toBeGreaterThanOrEqual(took.claim[1] as number);
+  });
+
+  it("time the release after a failed handler", async () => {
+    const { store, took } = timedStore({ release: 20 });
+    const { receiver, events } = receiverOn(store);
+    const { headers } = await delivery();
+    await receiver
+      .receive({ ...headers, "x-request-id": "req-5" }, BODY, () => Promise.reject(new Error("boom")))
+      .catch(() => {});
+    const failed = events.at(-1);
+    if (failed?.type !== "webhook.handler_failed") throw new Error(`unexpected ${failed?.type}`);
+    expect(failed).toMatchObject({ released: true, correlationId: "req-5" });
+    expect(failed.storeMs).toBeGreaterThanOrEqual(took.release[0] as number);
+    expect(failed.claimMs).toBeGreaterThanOrEqual(took.claim[0] as number);
+    expect(failed.claimMs).toBeLessThan(took.release[0] as number);
+    expect(failed.durationMs).toBeGreaterThanOrEqual(failed.storeMs);
+  });
+
+  it("report a claim the store could not make, with its time", async () => {
+    const store = new MemoryStore();
+    store.claim = async () => {
+      await sleep(15);
+      throw new StoreUnavailableError("memory", "down");
+    };
+    const { receiver, events } = receiverOn(store);
+    const { headers } = await delivery();
+    const decision = await receiver.begin({ ...headers, traceparent: TRACEPARENT }, BODY);
+    expect(decision).toMatchObject({ outcome: "store_unavailable" });
+    expect(events.map((e) => e.type)).toEqual(["webhook.verified", "webhook.store_down"]);
+    expect(events[1]).toMatchObject({
+      scheme: "standard-webhooks",
+      id: "msg_1",
+      operation: "claim",
+      correlationId: TRACE_ID,
+    });
+    expect((events[1] as { storeMs: number }).storeMs).toBeGreaterThan(0);
+  });
+});
+
+describe("idempotency events", () => {
+  function engineOn(store: InterlockStore, options: Partial<IdempotencyOptions> = {}) {
+    const events: InterlockEvent[] = [];
+    const engine = createIdempotency({ store, principal: false, ...options, onEvent: (event) => events.push(event) });
+    return { engine, events };
+  }
+  const request = (headers: Record<string, string>, body = '{"amount":1}') => ({
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers,
+    body,
+  });
+  const response = (status: number) => ({ status, headers: [], body: new Uint8Array([1]) });
+
+  it("carry the correlation id through every outcome of a key", async () => {
+    const { engine, events } = engineOn(new MemoryStore());
+    const traced = { "idempotency-key": "k1", traceparent: TRACEPARENT };
+    const first = await engine.begin(request(traced));
+    if (first.action !== "execute") throw new Error("not first");
+    await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-in-flight" }));
+    await engine.finish(first.ticket, response(201));
+    await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-replay" }));
+    await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-other" }, '{"amount":2}'));
+    const failing = await engine.begin(request({ "idempotency-key": "k2", "x-request-id": "req-fails" }));
+    if (failing.action !== "execute") throw new Error("not first");
+    await engine.abort(failing.ticket);
+    await engine.begin(request({ "idempotency-key": "", "x-request-id": "req-bad-key" }));
+    await engine.begin(request({ "idempotency-key": "k3" }));
+    expect(events.map((e) => [e.type, e.correlationId])).toEqual([
+      ["idempotency.first", TRACE_ID],
+      ["idempotency.in_flight", "req-in-flight"],
+      ["idempotency.completed", TRACE_ID],
+      ["idempotency.replayed", "req-replay"],
+      ["idempotency.mismatch", "req-other"],
+      ["idempotency.first", "req-fails"],
+      ["idempotency.released", "req-fails"],
+      ["idempotency.rejected", "req-bad-key"],
+      ["idempotency.first", undefined],
+    ]);
+    expect("correlationId" in (events.at(-1) as object)).toBe(false);
+  });
+
+  it("report a missing key with the correlation id when a key is required", async () => {
+    const { engine, events } = engineOn(new MemoryStore(), { required: true });
+    await engine.begin(request({ "x-request-id": "req-no-key" }));
+    expect(events).toEqual([
+      {
+        type: "idempotency.rejected",
+        method: "POST",
+        route: "/payments",
+        code: "idempotency_key_missing",
+        correlationId: "req-no-key",
+      },
+    ]);
+  });
+
+  it("time the claim, the complete and the release; the handler's time is durationMs - storeMs", async () => {
+    const { store, took } = timedStore({ claim: 25, release: 15 });
+    const { engine, events } = engineOn(store);
+    const first = await engine.begin(request({ "idempotency-key": "k1" }));
+    if (first.action !== "execute") throw new Error("not first");
+    const handlerStarted = performance.now();
+    await sleep(10);
+    const handlerMs = performance.now() - handlerStarted;
+    await engine.finish(first.ticket, response(201));
+    await engine.begin(request({ "idempotency-key": "k1" }));
+    const second = await engine.begin(request({ "idempotency-key": "k2" }));
+    if (second.action !== "execute") throw new Error("not first");
+    await engine.finish(second.ticket, response(503));
+    const [firstEvent, completed, replayed, , released] = events as Array<InterlockEvent & { storeMs: number }>;
+    expect(events.map((e) => e.type)).toEqual([
+      "idempotency.first",
+      "idempotency.completed",
+      "idempotency.replayed",
+      "idempotency.first",
+      "idempotency.released",
+    ]);
+    expect(firstEvent?.storeMs).toBeGreaterThanOrEqual(took.claim[0] as number);
+    expect(completed?.storeMs).toBeGreaterThanOrEqual(took.complete[0] as number);
+    expect(completed?.storeMs).toBeLessThan(took.claim[0] as number);
+    const { durationMs } = completed as unknown as { durationMs: number };
+    expect(durationMs - (completed?.storeMs as number)).toBeGreaterThanOrEqual(handlerMs);
+    expect(replayed?.storeMs).toBeGreaterThanOrEqual(took.claim[1] as number);
+    expect(released).toMatchObject({ reason: "status", status: 503 });
+    expect(released?.storeMs).toBeGreaterThanOrEqual(took.release[0] as number);
+    for (const settled of [completed, released] as Array<{ durationMs: number; storeMs: number }>) {
+      expect(settled.durationMs).toBeGreaterThanOrEqual(settled.storeMs);
+    }
+  });
+
+  it("report a failed release after its released event, with the same store time", async () => {
+    const store = new MemoryStore();
+    store.release = () => Promise.reject(new StoreUnavailableError("memory", "down"));
+    const { engine, events } = engineOn(store);
+    const first = await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-9" }));
+    if (first.action !== "execute") throw new Error("not first");
+    await engine.abort(first.ticket);
+    expect(events.map((e) => e.type)).toEqual(["idempotency.first", "idempotency.released", "idempotency.store_down"]);
+    const [, released, down] = events as Array<InterlockEvent & { storeMs: number }>;
+    expect(down).toMatchObject({ operation: "release", failOpen: false, correlationId: "req-9" });
+    expect(down?.storeMs).toBe(released?.storeMs);
+  });
+
+  it("report an unreachable store's claim with its time", async () => {
+    const store = new MemoryStore();
+    store.claim = async () => {
+      await sleep(15);
+      throw new StoreUnavailableError("memory", "down");
+    };
+    const { engine, events } = engineOn(store, { failOpen: true });
+    expect(await engine.begin(request({ "idempotency-key": "k1", traceparent: TRACEPARENT }))).toEqual({
+      action: "pass",
+    });
+    expect(events).toMatchObject([
+      { type: "idempotency.store_down", operation: "claim", failOpen: true, key: "k1", correlationId: TRACE_ID },
+    ]);
+    expect((events[0] as { storeMs: number }).storeMs).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,51 @@
+/**
+ * A fetch that sends a bearer token from a token provider. When the resource server answers 401,
+ * the token is renewed once (unless another caller already has) and the request is sent once
+ * more; a second 401 is returned as it is.
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import type { FetchLike } from "./client.js";
+import type { TokenSource } from "./token-source.js";
+
+export interface AuthorizedFetchOptions {
+  /** Where the access token comes from: `createClientCredentials(…)` or `sessions.tokens(sessionId)`. */
+  tokens: TokenSource;
+  /**
+   * Sends the requests. Default: global `fetch`. Pass `createClient()` from `@interlock/client` to
+   * retry transient failures with backoff, Retry-After and a circuit breaker.
+   */
+  fetch?: FetchLike;
+  /**
+   * Renew the token and send again after a 401. Default true. The request body is kept in memory
+   * until the first answer for that; turn it off for large streamed uploads.
+   */
+  retryOnUnauthorized?: boolean;
+}
+
+export function authorizedFetch(options: AuthorizedFetchOptions): FetchLike {
+  const { tokens } = options;
+  if (typeof tokens?.getAccessToken !== "function") {
+    throw new InterlockConfigError("authorizedFetch needs tokens: a TokenSource (getAccessToken)");
+  }
+  const send = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  if (typeof send !== "function") throw new InterlockConfigError("fetch must be a function");
+  const retry = options.retryOnUnauthorized ?? true;
+
+  const withToken = (request: Request, token: string) => {
+    const headers = new Headers(request.headers);
+    headers.set("authorization", `Bearer ${token}`);
+    return send(new Request(request, { headers }));
+  };
+
+  return async (input, init) => {
+    const request = new Request(input, init);
+    // Cloned before the first send consumes the body: the retry needs it again.
+    const again = retry ? request.clone() : undefined;
+    const token = await tokens.getAccessToken();
+    const response = await withToken(request, token);
+    if (response.status !== 401 || again === undefined) return response;
+    await response.body?.cancel();
+    return withToken(again, await tokens.getAccessToken({ rejected: token }));
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * Client Credentials (RFC 6749 §4.4) for machine-to-machine calls: one token per (issuer, client,
+ * scopes, resource), cached, renewed `refreshMarginMs` before it expires, with one token request in
+ * flight however many callers ask at once: in this process (they share a promise) and, with a
+ * shared store, across processes (a lock in the store; the others read the winner's token).
+ */
+
+import { encodeHex, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import * as oauth from "oauth4webapi";
+import { clientInternals, type OAuthClient } from "./client.js";
+import type { EncryptionKey, Keyring } from "./encryption.js";
+import type { TokenStore } from "./store/contract.js";
+import { exclusive, SingleFlight } from "./store/lock.js";
+import { MemoryTokenStore } from "./store/memory.js";
+import {
+  type GetAccessTokenOptions,
+  isTransient,
+  lockTtlOption,
+  prefixOption,
+  type TokenSource,
+} from "./token-source.js";
+import {
+  assertStoredTokens,
+  type Freshness,
+  freshnessOptions,
+  isDue,
+  isExpired,
+  publicTokens,
+  RecordCodec,
+  type StoredTokens,
+  scheduleRefresh,
+  type TokenSet,
+  tokenSetFrom,
+} from "./tokens.js";
+
+export interface ClientCredentialsOptions extends Partial<Freshness> {
+  /** Scopes to ask for, as a space-separated string or a list. Default: none (the server's default). */
+  scope?: string | readonly string[];
+  /** RFC 8707 resource indicator: the API the token is for. */
+  resource?: string;
+  /** Extra token request parameters (`audience`, …). */
+  params?: Record<string, string>;
+  /**
+   * Where tokens are cached. Default: a memory store (this process). A shared store (Redis,
+   * PostgreSQL) makes every process use one token and one request at a time across all of them.
+   */
+  store?: TokenStore;
+  /** Seal cached access tokens in the store; see `createKeyring`. */
+  encryptionKeys?: readonly EncryptionKey[] | Keyring;
+  /** Lease on the cross-process lock while one process requests a token. Default 30 s. */
+  lockTtlMs?: number;
+  /** Put before every store key. Default `"oauth:"`. */
+  keyPrefix?: string;
+}
+
+export interface ClientCredentials extends TokenSource {
+  /** The current token set: cached, or requested when due. */
+  getToken(options?: GetAccessTokenOptions): Promise<TokenSet>;
+}
+
+function scopeText(scope: string | readonly string[] | undefined): string | undefined {
+  if (scope === undefined) return undefined;
+  const scopes = typeof scope === "string" ? scope.split(" ") : [...scope];
+  if (scopes.some((s) => typeof s !== "string")) throw new InterlockConfigError("scope must be strings");
+  const text = [...new Set(scopes.filter((s) => s !== ""))].sort().join(" ");
+  return text === "" ? undefined : text;
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  return encodeHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
+}
+
+export function createClientCredentials(
+  client: OAuthClient,
+  options: ClientCredentialsOptions = {},
+): ClientCredentials {
+  const internals = clientInternals(client);
+  const freshness = freshnessOptions(options);
+  const lockTtlMs = lockTtlOption(options.lockTtlMs);
+  const prefix = prefixOption(options.keyPrefix);
+  const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
+  const codec = new RecordCodec(options.encryptionKeys);
+  const scope = scopeText(options.scope);
+  const parameters = new URLSearchParams(options.params);
+  if (scope !== undefined) parameters.set("scope", scope);
+  if (options.resource !== undefined) parameters.set("resource", options.resource);
+  parameters.sort();
+
+  // One cache entry per issuer, client and request: two providers asking the same share it.
+  const identity = JSON.stringify([client.issuer, client.clientId, parameters.toString()]);
+  const keys = sha256Hex(identity).then((hash) => ({ token: `${prefix}cc:${hash}`, lock: `${prefix}lock:cc:${hash}` }));
+  const flights = new SingleFlight<StoredTokens>();
+  let local: StoredTokens | undefined;
+
+  const usable = (tokens: StoredTokens | undefined, rejected: string | undefined): boolean =>
+    tokens !== undefined && !isDue(tokens, internals.clock()) && tokens.accessToken !== rejected;
+
+  async function stored(key: string): Promise<StoredTokens | undefined> {
+    const entry = await store.get(key);
+    return entry === undefined ? undefined : assertStoredTokens(await codec.read(key, entry.value));
+  }
+
+  async function request(key: string): Promise<StoredTokens> {
+    const response = await internals.exchange(async (as) => {
+      const http = await oauth.clientCredentialsGrantRequest(
+        as,
+        internals.client,
+        internals.auth,
+        parameters,
+        internals.http,
+      );
+      return oauth.processClientCredentialsResponse(as, internals.client, http);
+    }, "client_credentials");
+    const now = internals.clock();
+    const tokens = scheduleRefresh(tokenSetFrom(response, now), now, freshness);
+    const ttlMs = Math.max(1, (tokens.expiresAt ?? tokens.refreshAt) - now);
+    try {
+      await store.set(key, await codec.write(key, tokens), { ttlMs });
+    } catch (error) {
+      // The token is good even if the store is down; the other processes will ask for their own.
+      if (!isTransient(error)) throw error;
+    }
+    return tokens;
+  }
+
+  async function renew(rejected: string | undefined): Promise<StoredTokens> {
+    const { token, lock } = await keys;
+    try {
+      return await exclusive({
+        store,
+        lockKey: lock,
+        lockTtlMs,
+        ready: async () => {
+          const tokens = await stored(token);
+          return usable(tokens, rejected) ? tokens! : undefined;
+        },
+        produce: () => request(token),
+        onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "client_credentials", waitedMs }),
+      });
+    } catch (error) {
+      // A shared store that is down must not stop machine-to-machine calls: ask the server directly
+      // (still one request at a time in this process).
+      if (error instanceof StoreUnavailableError) return request(token);
+      throw error;
+    }
+  }
+
+  async function getToken(getOptions: GetAccessTokenOptions = {}): Promise<StoredTokens> {
+    const { rejected } = getOptions;
+    if (usable(local, rejected)) return local!;
+    const previous = local;
+    try {
+      local = await flights.run("token", () => renew(rejected));
+      return local;
+    } catch (error) {
+      // The server (or the store) is down but the token we have has not expired yet: use it.
+      if (previous !== undefined && previous.accessToken !== rejected && isTransient(error)) {
+        if (!isExpired(previous, internals.clock())) {
+          const code = (error as { code: string }).code;
+          internals.emit({ type: "oauth.token.stale_used", grant: "client_credentials", code });
+          return previous;
+        }
+      }
+      throw error;
+    }
+  }
+
+  return {
+    getToken: async (getOptions) => publicTokens(await getToken(getOptions)),
+    getAccessToken: async (getOptions) => (await getToken(getOptions)).accessToken,
+  };
+}

@@ -1,0 +1,318 @@
+/**
+ * The OAuth client: who we are (client id and authentication), which authorization server we
+ * talk to (discovered once, or given), and the one transport every request to it goes through.
+ * The flows (login, client credentials, sessions) take a client; the protocol itself is
+ * oauth4webapi's.
+ */
+
+import { emit, InterlockConfigError, InterlockError, monotonicNow } from "@interlock/core";
+import * as oauth from "oauth4webapi";
+import { OAuthError, OAuthResponseError } from "./errors.js";
+import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
+
+/** A fetch-shaped function: global `fetch`, undici's, or `createClient()` from `@interlock/client`. */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/** Authorization server metadata (RFC 8414 / OpenID Connect Discovery), as far as this package reads it. */
+export interface AuthorizationServerMetadata {
+  issuer: string;
+  authorization_endpoint?: string;
+  token_endpoint?: string;
+  revocation_endpoint?: string;
+  userinfo_endpoint?: string;
+  end_session_endpoint?: string;
+  jwks_uri?: string;
+  code_challenge_methods_supported?: string[];
+  authorization_response_iss_parameter_supported?: boolean;
+  [parameter: string]: unknown;
+}
+
+export type ClientAuthenticationMethod = "client_secret_basic" | "client_secret_post" | "none";
+
+export interface OAuthClientOptions {
+  /** The authorization server's issuer identifier, e.g. `https://id.example.com`. */
+  issuer: string | URL;
+  clientId: string;
+  /** The client secret of a confidential client. */
+  clientSecret?: string;
+  /** Default `client_secret_basic` with a secret, `none` without. */
+  clientAuthentication?: ClientAuthenticationMethod;
+  /**
+   * The server's metadata, for servers without discovery. Default: fetched once from
+   * `/.well-known/openid-configuration` (or `oauth-authorization-server`, see `discovery`).
+   */
+  metadata?: AuthorizationServerMetadata;
+  /** Which well-known document to discover: `"oidc"` (default) or `"oauth2"` (RFC 8414). */
+  discovery?: "oidc" | "oauth2";
+  /**
+   * Every request to the authorization server goes through it. Default: global `fetch`. Pass
+   * `createClient()` from `@interlock/client` to retry transient failures.
+   */
+  fetch?: FetchLike;
+  /** Longest wait for one request to the authorization server, in ms. Default 10,000. */
+  timeoutMs?: number;
+  /** Milliseconds since the epoch, for token expiry; tests move it. Default `Date.now`. */
+  clock?: () => number;
+  /**
+   * Allow `http:` for a server that is not on a loopback address (127.0.0.0/8, `localhost`, `[::1]`,
+   * always allowed). For local development only: tokens and secrets would cross the network in clear.
+   */
+  allowInsecureRequests?: boolean;
+  /** Receives every decision of the flows made with this client (see `OAuthEvent`); what it throws is ignored. */
+  onEvent?: OAuthEventHook;
+}
+
+/** A configured OAuth client; pass it to `createLogin`, `createClientCredentials`, `createSessionTokens`. */
+export interface OAuthClient {
+  readonly issuer: string;
+  readonly clientId: string;
+  /** The authorization server's metadata, discovered on first use and kept. */
+  metadata(): Promise<AuthorizationServerMetadata>;
+}
+
+/** What the flows use of a client; not part of the public API. */
+export interface ClientInternals {
+  readonly client: oauth.Client;
+  readonly auth: oauth.ClientAuth;
+  /** Transport options for every oauth4webapi call. */
+  readonly http: HttpOptions;
+  readonly clock: () => number;
+  server(): Promise<oauth.AuthorizationServer>;
+  /**
+   * Runs one protocol exchange, every failure turned into a typed error; a token request (`grant`)
+   * is reported as an `oauth.token.requested` event.
+   */
+  exchange<T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant): Promise<T>;
+  emit(event: OAuthEvent): void;
+}
+
+type Transport = (url: string, options: oauth.CustomFetchOptions<string, unknown>) => Promise<Response>;
+
+interface HttpOptions {
+  [oauth.customFetch]: Transport;
+  [oauth.allowInsecureRequests]: boolean;
+}
+
+const internals = new WeakMap<OAuthClient, ClientInternals>();
+
+export function clientInternals(client: OAuthClient): ClientInternals {
+  const found = internals.get(client);
+  if (found === undefined) throw new InterlockConfigError("expected a client made by createOAuthClient()");
+  return found;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+function issuerUrl(value: string | URL, allowInsecure: boolean): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InterlockConfigError("issuer must be an absolute URL");
+  }
+  if (url.protocol === "http:" && !allowInsecure && !LOOPBACK.test(url.hostname)) {
+    throw new InterlockConfigError(
+      "issuer must use https (http is allowed on loopback addresses, or with allowInsecureRequests for development)",
+    );
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw new InterlockConfigError("issuer must be an https URL");
+  if (url.search !== "" || url.hash !== "") throw new InterlockConfigError("issuer must have no query or fragment");
+  return url;
+}
+
+function clientAuth(options: OAuthClientOptions): oauth.ClientAuth {
+  const method = options.clientAuthentication ?? (options.clientSecret === undefined ? "none" : "client_secret_basic");
+  if (method === "none") {
+    if (options.clientSecret !== undefined) {
+      throw new InterlockConfigError('clientAuthentication "none" takes no clientSecret');
+    }
+    return oauth.None();
+  }
+  if (typeof options.clientSecret !== "string" || options.clientSecret === "") {
+    throw new InterlockConfigError(`clientAuthentication "${method}" needs a clientSecret`);
+  }
+  if (method === "client_secret_basic") return oauth.ClientSecretBasic(options.clientSecret);
+  if (method === "client_secret_post") return oauth.ClientSecretPost(options.clientSecret);
+  throw new InterlockConfigError(`unknown clientAuthentication "${String(method)}"`);
+}
+
+/** The user's fetch, bounded in time, with failures to reach the server typed. */
+function transport(fetchImpl: FetchLike, timeoutMs: number): Transport {
+  return async (url, init) => {
+    const signal = init.signal ?? AbortSignal.timeout(timeoutMs);
+    try {
+      return await fetchImpl(url, { ...(init as RequestInit), signal });
+    } catch (error) {
+      if (error instanceof InterlockError) throw error;
+      const timedOut = signal.aborted && (error as Error)?.name === "TimeoutError";
+      const reason = timedOut ? `no answer in ${timeoutMs} ms` : (error as Error)?.message;
+      throw new OAuthResponseError("server_unavailable", `authorization server unreachable: ${reason}`, {
+        cause: error,
+      });
+    }
+  };
+}
+
+/** A client for one authorization server. Nothing is fetched until a flow needs it. */
+export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
+  if (typeof options?.clientId !== "string" || options.clientId === "") {
+    throw new InterlockConfigError("clientId is required");
+  }
+  const issuer = issuerUrl(options.issuer, options.allowInsecureRequests === true);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new InterlockConfigError("timeoutMs must be positive");
+  const fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  if (typeof fetchImpl !== "function") throw new InterlockConfigError("fetch must be a function");
+  const clock = options.clock ?? Date.now;
+
+  const http: HttpOptions = {
+    [oauth.customFetch]: transport(fetchImpl, timeoutMs),
+    // oauth4webapi refuses http outright; issuerUrl() has already decided whether it may be used.
+    [oauth.allowInsecureRequests]: issuer.protocol === "http:",
+  };
+  const client: oauth.Client = { client_id: options.clientId };
+  const auth = clientAuth(options);
+
+  let known: Promise<oauth.AuthorizationServer> | undefined;
+  if (options.metadata !== undefined) {
+    const given = options.metadata.issuer;
+    if (typeof given !== "string" || !URL.canParse(given) || new URL(given).href !== issuer.href) {
+      throw new InterlockConfigError("metadata.issuer must be the issuer");
+    }
+    known = Promise.resolve(options.metadata as oauth.AuthorizationServer);
+  }
+
+  const report = (event: OAuthEvent) => emit(options.onEvent, event);
+  const exchange = async <T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant) => {
+    const as = await server();
+    const started = monotonicNow();
+    const requested = (outcome: string) =>
+      grant && report({ type: "oauth.token.requested", grant, outcome, durationMs: monotonicNow() - started });
+    try {
+      const result = await run(as);
+      requested("issued");
+      return result;
+    } catch (error) {
+      const typed = await typedError(error);
+      requested(typed instanceof InterlockError ? typed.code : "error");
+      throw typed;
+    }
+  };
+
+  // Discovered once; a failed discovery is not kept, so the next call tries again.
+  const server = (): Promise<oauth.AuthorizationServer> => {
+    if (known !== undefined) return known;
+    const discovering = (async () => {
+      try {
+        const algorithm = options.discovery ?? "oidc";
+        const response = await oauth.discoveryRequest(issuer, { ...http, algorithm });
+        return await oauth.processDiscoveryResponse(issuer, response);
+      } catch (error) {
+        known = undefined;
+        throw await typedError(error);
+      }
+    })();
+    known = discovering;
+    return discovering;
+  };
+
+  const instance: OAuthClient = {
+    issuer: String(options.issuer),
+    clientId: options.clientId,
+    metadata: async () => ({ ...(await server()) }) as AuthorizationServerMetadata,
+  };
+  internals.set(instance, { client, auth, http, clock, server, exchange, emit: report });
+  return instance;
+}
+
+async function oauthErrorBody(response: Response): Promise<Record<string, unknown> | undefined> {
+  try {
+    const body: unknown = await response.clone().json();
+    if (typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string") {
+      return body as Record<string, unknown>;
+    }
+  } catch {
+    // Not JSON: no OAuth error in it.
+  }
+  return undefined;
+}
+
+const text = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+
+function fromBody(body: Record<string, unknown>, responseStatus: number): OAuthError {
+  return new OAuthError(body.error as string, {
+    description: text(body.error_description),
+    uri: text(body.error_uri),
+    responseStatus,
+  });
+}
+
+/** oauth4webapi's errors (and a failing transport's), as this package's typed errors. */
+export async function typedError(error: unknown): Promise<unknown> {
+  if (error instanceof InterlockError) return error;
+  if (error instanceof oauth.ResponseBodyError) {
+    if (error.status === 429) {
+      // Rate limited: transient, whatever error code came with it.
+      return new OAuthResponseError("server_unavailable", `authorization server answered 429 (${error.error})`, {
+        responseStatus: 429,
+        cause: error,
+      });
+    }
+    return new OAuthError(error.error, {
+      description: error.error_description,
+      uri: text(error.cause.error_uri),
+      responseStatus: error.status,
+    });
+  }
+  if (error instanceof oauth.AuthorizationResponseError) {
+    return new OAuthError(error.error, {
+      description: error.error_description,
+      uri: error.cause.get("error_uri") ?? undefined,
+    });
+  }
+  if (error instanceof oauth.WWWAuthenticateChallengeError) {
+    // A 401 with a challenge (client authentication refused): the body says why, else the challenge.
+    const body = await oauthErrorBody(error.response);
+    if (body !== undefined) return fromBody(body, error.status);
+    const parameters = error.cause.find((challenge) => challenge.parameters.error)?.parameters;
+    const code = parameters?.error ?? (error.status === 401 ? "invalid_client" : undefined);
+    if (code !== undefined) {
+      return new OAuthError(code, { description: parameters?.error_description, responseStatus: error.status });
+    }
+    return new OAuthResponseError("invalid_response", `unexpected ${error.status} challenge`, {
+      responseStatus: error.status,
+      cause: error,
+    });
+  }
+  if (error instanceof oauth.OperationProcessingError) {
+    const response = error.cause instanceof Response ? error.cause : undefined;
+    if (error.code === oauth.RESPONSE_IS_NOT_CONFORM && response !== undefined) {
+      const { status } = response;
+      const body = await oauthErrorBody(response);
+      const detail = body === undefined ? "" : ` (${String(body.error)})`;
+      if (status >= 500 || status === 429) {
+        return new OAuthResponseError("server_unavailable", `authorization server answered ${status}${detail}`, {
+          responseStatus: status,
+          cause: error,
+        });
+      }
+      if (body !== undefined) return fromBody(body, status);
+      return new OAuthResponseError("invalid_response", `authorization server answered an unexpected ${status}`, {
+        responseStatus: status,
+        cause: error,
+      });
+    }
+    return new OAuthResponseError("invalid_response", `authorization server response refused: ${error.message}`, {
+      cause: error,
+    });
+  }
+  if (error instanceof oauth.UnsupportedOperationError) {
+    return new OAuthResponseError("invalid_response", `authorization server response refused: ${error.message}`, {
+      cause: error,
+    });
+  }
+  return error;
+}

@@ -1,0 +1,166 @@
+/**
+ * What can go wrong on the client side of OAuth, as typed `InterlockError`s with a stable
+ * `code` and the HTTP status an app (the backend-for-frontend) should answer. Messages never
+ * contain a token, a code, a verifier or a client secret.
+ */
+
+import { InterlockError } from "@interlock/core";
+
+/**
+ * Error codes an authorization server answers with: RFC 6749 §5.2 (token endpoint), §4.1.2.1
+ * (authorization response), RFC 7009 (revocation) and RFC 8707 (`invalid_target`). A server
+ * may use extension codes, so any string can appear.
+ */
+export type OAuthErrorCode =
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope"
+  | "invalid_target"
+  | "unsupported_token_type"
+  | "access_denied"
+  | "unsupported_response_type"
+  | "server_error"
+  | "temporarily_unavailable";
+
+const OAUTH_ERRORS: Record<OAuthErrorCode, { status: number; title: string }> = {
+  // Our request or our client registration is wrong: the app's problem, reported as a bad gateway.
+  invalid_request: { status: 502, title: "The authorization server refused the request as malformed" },
+  invalid_client: { status: 502, title: "The authorization server did not accept the client's credentials" },
+  unauthorized_client: { status: 502, title: "The client is not allowed to use this grant" },
+  unsupported_grant_type: { status: 502, title: "The authorization server does not support this grant" },
+  invalid_scope: { status: 502, title: "The requested scope is invalid or not allowed" },
+  invalid_target: { status: 502, title: "The requested resource is invalid or not allowed" },
+  unsupported_token_type: { status: 502, title: "The authorization server cannot revoke this type of token" },
+  unsupported_response_type: { status: 502, title: "The authorization server does not support this response type" },
+  // The grant (code or refresh token) is no longer good: the user has to log in again.
+  invalid_grant: { status: 401, title: "The authorization grant is invalid, expired or revoked" },
+  access_denied: { status: 403, title: "The user or the authorization server denied the request" },
+  server_error: { status: 503, title: "The authorization server failed" },
+  temporarily_unavailable: { status: 503, title: "The authorization server is temporarily unavailable" },
+};
+
+/** The authorization server refused a request with an OAuth error. */
+export class OAuthError extends InterlockError {
+  override readonly name = "OAuthError";
+  /** The server's `error` code, as sent. */
+  readonly code: OAuthErrorCode | (string & {});
+  readonly status: number;
+  readonly title: string;
+  /** The server's `error_description`, when it sent one. */
+  readonly description: string | undefined;
+  /** The server's `error_uri`, when it sent one. */
+  readonly uri: string | undefined;
+  /** The HTTP status of the server's response; undefined for an error in the authorization redirect. */
+  readonly responseStatus: number | undefined;
+
+  constructor(
+    code: string,
+    options: { description?: string | undefined; uri?: string | undefined; responseStatus?: number | undefined } = {},
+  ) {
+    const known = OAUTH_ERRORS[code as OAuthErrorCode] as { status: number; title: string } | undefined;
+    const detail = options.description === undefined ? "" : `: ${options.description}`;
+    super(`authorization server answered ${code}${detail}`);
+    this.code = code;
+    this.status = known?.status ?? 502;
+    this.title = known?.title ?? "The authorization server refused the request";
+    this.description = options.description;
+    this.uri = options.uri;
+    this.responseStatus = options.responseStatus;
+  }
+}
+
+export type OAuthResponseErrorCode = "server_unavailable" | "invalid_response";
+
+/**
+ * The authorization server could not be reached, failed (5xx, 429), or answered something that is
+ * not a valid OAuth response (wrong status, not JSON, an ID token that fails validation, metadata
+ * for another issuer). `server_unavailable` is worth retrying later; `invalid_response` is not.
+ */
+export class OAuthResponseError extends InterlockError {
+  override readonly name = "OAuthResponseError";
+  readonly code: OAuthResponseErrorCode;
+  readonly status: number;
+  readonly title: string;
+  /** The HTTP status of the server's response, when there was one. */
+  readonly responseStatus: number | undefined;
+
+  constructor(
+    code: OAuthResponseErrorCode,
+    message: string,
+    options: { responseStatus?: number | undefined; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.responseStatus = options.responseStatus;
+    if (code === "server_unavailable") {
+      this.status = 503;
+      this.title = "The authorization server is unavailable";
+    } else {
+      this.status = 502;
+      this.title = "The authorization server sent an invalid response";
+    }
+  }
+}
+
+export type LoginErrorCode =
+  | "state_missing"
+  | "state_mismatch"
+  | "state_unknown"
+  | "issuer_mismatch"
+  | "invalid_callback";
+
+const LOGIN_ERRORS: Record<LoginErrorCode, string> = {
+  state_missing: "The callback has no state",
+  state_mismatch: "The callback's state is not the one this browser started",
+  state_unknown: "The login is unknown, expired or already completed",
+  issuer_mismatch: "The callback comes from another issuer",
+  invalid_callback: "The callback is not a valid authorization response",
+};
+
+/** A login callback refused before any code was exchanged: start the login again. */
+export class LoginError extends InterlockError {
+  override readonly name = "LoginError";
+  readonly code: LoginErrorCode;
+  readonly status = 400;
+  readonly title: string;
+
+  constructor(code: LoginErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.title = LOGIN_ERRORS[code];
+  }
+}
+
+export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected";
+
+/**
+ * A session has no usable token: it never logged in (or logged out, or was revoked), its access
+ * token expired without a refresh token, or the server refused the refresh token. The session's
+ * tokens are gone from the store; send the user through the login again.
+ */
+export class LoginRequiredError extends InterlockError {
+  override readonly name = "LoginRequiredError";
+  readonly code = "login_required";
+  readonly status = 401;
+  readonly title = "Log in again";
+  readonly reason: LoginRequiredReason;
+
+  constructor(reason: LoginRequiredReason, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * A stored value could not be decrypted: it was sealed with a key that is no longer listed, or it
+ * was altered (or moved to another key in the store). Nothing is returned from such a value.
+ */
+export class TokenDecryptionError extends InterlockError {
+  override readonly name = "TokenDecryptionError";
+  readonly code = "token_decryption_failed";
+  readonly status = 500;
+  readonly title = "A stored token could not be decrypted";
+}

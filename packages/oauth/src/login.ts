@@ -1,0 +1,270 @@
+/**
+ * Authorization Code + PKCE for a server-side app (the backend-for-frontend pattern): the app
+ * keeps the pending login and the tokens, the browser only carries the `state` (in a short-lived
+ * cookie) and, after the login, an opaque session id.
+ *
+ * `begin` makes the authorization URL (S256 challenge, `state`, and `nonce` when OpenID Connect is
+ * asked for) and keeps the verifier server-side for `pendingTtlMs`. `complete` checks the callback
+ * (the browser's own state, a known and unused login, the issuer), then exchanges the code with the
+ * verifier. A login completes once: its pending entry is deleted, compare-and-set, before the code
+ * is exchanged, so a replayed or concurrent callback is refused.
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import * as oauth from "oauth4webapi";
+import { clientInternals, type OAuthClient, typedError } from "./client.js";
+import type { EncryptionKey, Keyring } from "./encryption.js";
+import { LoginError, OAuthError, OAuthResponseError } from "./errors.js";
+import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
+import { assertEntryKey, type TokenStore } from "./store/contract.js";
+import { MemoryTokenStore } from "./store/memory.js";
+import { type IdTokenClaims, RecordCodec, type TokenSet, tokenSetFrom } from "./tokens.js";
+
+export interface LoginOptions {
+  /** The app's callback URL, registered with the authorization server. */
+  redirectUri: string | URL;
+  /** Default `"openid"`. Include `offline_access` where the server wants it for a refresh token. */
+  scope?: string;
+  /** Where pending logins wait. Default: a memory store (one process). Use a shared store for several instances. */
+  store?: TokenStore;
+  /** Seal pending logins (they hold the PKCE verifier) in the store; see `createKeyring`. */
+  encryptionKeys?: readonly EncryptionKey[] | Keyring;
+  /** How long a login may take, from `begin` to the callback, in ms. Default 10 minutes. */
+  pendingTtlMs?: number;
+  /** Extra authorization request parameters for every login (`prompt`, `audience`, `resource`, …). */
+  params?: Record<string, string>;
+  /** Put before every store key. Default `"oauth:"`. */
+  keyPrefix?: string;
+}
+
+export interface BeginLoginOptions {
+  /** Where to send the user after the login: kept only if it is a path on this site (`/…`, not `//…`). */
+  returnTo?: string;
+  /** Extra authorization request parameters for this login (`login_hint`, `prompt`, …). */
+  params?: Record<string, string>;
+}
+
+export interface LoginStart {
+  /** Redirect the browser here. */
+  url: URL;
+  /** Put it in a short-lived HttpOnly, SameSite=Lax cookie and hand it back to `complete`. */
+  state: string;
+  /** When the pending login expires (ms since the epoch): the cookie's lifetime. */
+  expiresAt: number;
+}
+
+export interface LoginResult {
+  tokens: TokenSet;
+  /** The validated ID token's claims (OpenID Connect); undefined for plain OAuth. */
+  claims: IdTokenClaims | undefined;
+  returnTo: string | undefined;
+}
+
+export interface CompleteLoginOptions {
+  /** The state this browser started with (from its cookie). */
+  state: string | undefined;
+}
+
+export interface Login {
+  begin(options?: BeginLoginOptions): Promise<LoginStart>;
+  /** `callback` is the full callback URL the browser came back to (or its query parameters). */
+  complete(callback: URL | string | URLSearchParams, options: CompleteLoginOptions): Promise<LoginResult>;
+}
+
+interface PendingLogin {
+  verifier: string;
+  nonce?: string;
+  redirectUri: string;
+  returnTo?: string;
+}
+
+export const DEFAULT_PENDING_TTL_MS = 10 * 60_000;
+
+const RESERVED = new Set([
+  "response_type",
+  "client_id",
+  "redirect_uri",
+  "state",
+  "nonce",
+  "code_challenge",
+  "code_challenge_method",
+]);
+
+function extraParams(params: Record<string, string> | undefined, where: string): Array<[string, string]> {
+  if (params === undefined) return [];
+  const entries = Object.entries(params);
+  for (const [name, value] of entries) {
+    if (RESERVED.has(name)) throw new InterlockConfigError(`${where}: "${name}" is set by the login itself`);
+    if (typeof value !== "string") throw new InterlockConfigError(`${where}: "${name}" must be a string`);
+  }
+  return entries;
+}
+
+/** A path on this site, or nothing: a login must not become an open redirect. */
+export function safeReturnTo(value: string | undefined): string | undefined {
+  if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//") || value.startsWith("/\\")) {
+    return undefined;
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused.
+  return /[\u0000-\u001f\u007f]/.test(value) ? undefined : value;
+}
+
+/** Equal strings, compared in time independent of where they differ. */
+function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}
+
+function callbackParameters(callback: URL | string | URLSearchParams): URLSearchParams {
+  if (callback instanceof URLSearchParams) return callback;
+  if (callback instanceof URL) return callback.searchParams;
+  if (typeof callback === "string") {
+    if (URL.canParse(callback)) return new URL(callback).searchParams;
+    return new URLSearchParams(callback.startsWith("?") ? callback.slice(1) : callback);
+  }
+  throw new LoginError("invalid_callback", "the callback must be a URL or its query parameters");
+}
+
+export function createLogin(client: OAuthClient, options: LoginOptions): Login {
+  const internals = clientInternals(client);
+  if (!URL.canParse(options?.redirectUri)) throw new InterlockConfigError("redirectUri must be an absolute URL");
+  const redirectUri = new URL(options.redirectUri).href;
+  const scope = options.scope ?? "openid";
+  const openid = scope.split(" ").includes("openid");
+  const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
+  const codec = new RecordCodec(options.encryptionKeys);
+  const pendingTtlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS;
+  if (!Number.isSafeInteger(pendingTtlMs) || pendingTtlMs <= 0) {
+    throw new InterlockConfigError("pendingTtlMs must be a positive whole number of ms");
+  }
+  const defaults = extraParams(options.params, "params");
+  const prefix = options.keyPrefix ?? "oauth:";
+  const pendingKey = (state: string) => `${prefix}login:${state}`;
+
+  async function begin(beginOptions: BeginLoginOptions = {}): Promise<LoginStart> {
+    const server = await internals.server();
+    if (server.authorization_endpoint === undefined) {
+      throw new OAuthResponseError("invalid_response", "the authorization server has no authorization_endpoint");
+    }
+    const state = oauth.generateRandomState();
+    const verifier = generateCodeVerifier();
+    const pending: PendingLogin = { verifier, redirectUri };
+    if (openid) pending.nonce = oauth.generateRandomNonce();
+    const returnTo = safeReturnTo(beginOptions.returnTo);
+    if (returnTo !== undefined) pending.returnTo = returnTo;
+
+    const url = new URL(server.authorization_endpoint);
+    const query = url.searchParams;
+    for (const [name, value] of [...defaults, ...extraParams(beginOptions.params, "begin params")]) {
+      query.set(name, value);
+    }
+    if (!query.has("scope")) query.set("scope", scope);
+    query.set("response_type", "code");
+    query.set("client_id", client.clientId);
+    query.set("redirect_uri", redirectUri);
+    query.set("state", state);
+    if (pending.nonce !== undefined) query.set("nonce", pending.nonce);
+    query.set("code_challenge", await codeChallenge(verifier));
+    query.set("code_challenge_method", "S256");
+
+    const key = pendingKey(state);
+    const stored = await store.set(key, await codec.write(key, pending), { ttlMs: pendingTtlMs, expect: null });
+    // A fresh 256-bit state cannot already be there; if it is, something else wrote it.
+    if (stored === undefined) throw new LoginError("state_unknown", "a login with this state already exists");
+    internals.emit({ type: "oauth.login.started" });
+    return { url, state, expiresAt: internals.clock() + pendingTtlMs };
+  }
+
+  /** Takes the pending login out of the store: exactly one callback gets it. */
+  async function claimPending(state: string): Promise<PendingLogin> {
+    const key = pendingKey(state);
+    assertEntryKey(key);
+    const entry = await store.get(key);
+    if (entry === undefined || !(await store.delete(key, entry.version))) {
+      throw new LoginError("state_unknown", "no pending login for this state: unknown, expired or already completed");
+    }
+    const pending = await codec.read<PendingLogin>(key, entry.value);
+    if (!isCodeVerifier(pending?.verifier) || typeof pending.redirectUri !== "string") {
+      throw new LoginError("state_unknown", "the pending login for this state is malformed");
+    }
+    return pending;
+  }
+
+  function checkIssuer(server: oauth.AuthorizationServer, parameters: URLSearchParams): void {
+    // RFC 9207: a server that says it sends `iss` must send its own; without it the response may
+    // come from another server the user was sent to (mix-up).
+    const iss = parameters.get("iss");
+    if (iss === null && server.authorization_response_iss_parameter_supported === true) {
+      throw new LoginError("issuer_mismatch", "the callback has no iss, and the server always sends it");
+    }
+    if (iss !== null && iss !== server.issuer) {
+      throw new LoginError("issuer_mismatch", "the callback's iss is not this authorization server");
+    }
+  }
+
+  async function complete(
+    callback: URL | string | URLSearchParams,
+    completeOptions: CompleteLoginOptions,
+  ): Promise<LoginResult> {
+    try {
+      const result = await exchangeCallback(callback, completeOptions);
+      internals.emit({ type: "oauth.login.completed" });
+      return result;
+    } catch (error) {
+      if (error instanceof LoginError || error instanceof OAuthError) {
+        internals.emit({ type: "oauth.login.refused", code: error.code });
+      }
+      throw error;
+    }
+  }
+
+  async function exchangeCallback(
+    callback: URL | string | URLSearchParams,
+    completeOptions: CompleteLoginOptions,
+  ): Promise<LoginResult> {
+    const parameters = callbackParameters(callback);
+    const state = parameters.get("state");
+    if (state === null || state === "") throw new LoginError("state_missing", "the callback has no state");
+    const expected = completeOptions?.state;
+    if (typeof expected !== "string" || !sameText(expected, state)) {
+      throw new LoginError("state_mismatch", "the callback's state is not the one this browser's login started with");
+    }
+    const pending = await claimPending(state);
+    const server = await internals.server();
+    checkIssuer(server, parameters);
+
+    let validated: URLSearchParams;
+    try {
+      validated = oauth.validateAuthResponse(server, internals.client, parameters, state);
+    } catch (error) {
+      // An error the server redirected back with (access_denied, …) is the server's answer.
+      if (error instanceof oauth.AuthorizationResponseError) throw await typedError(error);
+      throw new LoginError("invalid_callback", `the callback is not a valid authorization response`);
+    }
+    if (!validated.get("code")) throw new LoginError("invalid_callback", "the callback has no code");
+
+    const response = await internals.exchange(async (as) => {
+      const http = await oauth.authorizationCodeGrantRequest(
+        as,
+        internals.client,
+        internals.auth,
+        validated,
+        pending.redirectUri,
+        pending.verifier,
+        internals.http,
+      );
+      return pending.nonce === undefined
+        ? oauth.processAuthorizationCodeResponse(as, internals.client, http)
+        : oauth.processAuthorizationCodeResponse(as, internals.client, http, {
+            expectedNonce: pending.nonce,
+            requireIdToken: true,
+          });
+    }, "authorization_code");
+    const claims = oauth.getValidatedIdTokenClaims(response) as IdTokenClaims | undefined;
+    return { tokens: tokenSetFrom(response, internals.clock()), claims, returnTo: pending.returnTo };
+  }
+
+  return { begin, complete };
+}

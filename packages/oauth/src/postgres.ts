@@ -1,0 +1,178 @@
+/**
+ * `@interlock/oauth/postgres`: the token store on PostgreSQL (`pg`'s `Pool`, or anything with its
+ * `query`). One row per key, one autocommit statement per operation, the database's clock for
+ * expiry; the compare-and-set is a conditional `UPDATE`, or `INSERT … ON CONFLICT … WHERE` when
+ * no live value may exist. Nothing uses session state, so it works behind PgBouncer.
+ */
+
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import {
+  assertEntryKey,
+  assertSet,
+  newVersion,
+  type TokenStore,
+  type TokenStoreEntry,
+  type TokenStoreSetOptions,
+} from "./store/contract.js";
+
+/** Anything that runs a query as `pg` does: `Pool`, `Client`, `PoolClient`. */
+export interface PgQueryable {
+  query(query: { text: string; values?: unknown[] }): Promise<{ rows: unknown[]; rowCount: number | null }>;
+}
+
+export interface PostgresTokenStoreOptions {
+  /** Table name. Default `"interlock_oauth_tokens"`. */
+  table?: string;
+  /** Schema of the table. Default: the connection's search path. */
+  schema?: string;
+  /** Longest wait for one operation (a pool connection included), in ms. Default 2,000. */
+  operationTimeoutMs?: number;
+}
+
+export const DEFAULT_TOKEN_TABLE = "interlock_oauth_tokens";
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+function identifier(name: string, what: string): string {
+  if (typeof name !== "string" || !IDENTIFIER.test(name)) {
+    throw new InterlockConfigError(`${what} must be a plain SQL identifier (letters, digits, _; at most 63)`);
+  }
+  return `"${name}"`;
+}
+
+function qualifiedTable(options: PostgresTokenStoreOptions): { table: string; index: string } {
+  const name = options.table ?? DEFAULT_TOKEN_TABLE;
+  const table = identifier(name, "table");
+  const schema = options.schema === undefined ? "" : `${identifier(options.schema, "schema")}.`;
+  return { table: `${schema}${table}`, index: identifier(`${name.slice(0, 50)}_expires_idx`, "index") };
+}
+
+/** The SQL that creates the store's table; run it yourself, or let `migrate` run it. Idempotent. */
+export function migrationSql(options: PostgresTokenStoreOptions = {}): string {
+  const { table, index } = qualifiedTable(options);
+  return [
+    `CREATE TABLE IF NOT EXISTS ${table} (`,
+    "  key text PRIMARY KEY,",
+    "  value text NOT NULL,",
+    "  version text NOT NULL,",
+    "  expires_at timestamptz NOT NULL",
+    ");",
+    `CREATE INDEX IF NOT EXISTS ${index} ON ${table} (expires_at);`,
+  ].join("\n");
+}
+
+/** Creates the table (and its expiry index) if it does not exist. */
+export async function migrate(db: PgQueryable, options: PostgresTokenStoreOptions = {}): Promise<void> {
+  await db.query({ text: migrationSql(options) });
+}
+
+const expiry = "now() + ($4::bigint * interval '1 millisecond')";
+
+function statements(table: string) {
+  const upsert = `INSERT INTO ${table} AS t (key, value, version, expires_at) VALUES ($1, $2, $3, ${expiry})
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at`;
+  return {
+    get: `SELECT value, version FROM ${table} WHERE key = $1 AND expires_at > now()`,
+    setAny: `${upsert} RETURNING t.version`,
+    // Only a missing or expired row is replaced: the live one, if any, wins.
+    setAbsent: `${upsert} WHERE t.expires_at <= now() RETURNING t.version`,
+    setVersion: `UPDATE ${table} SET value = $2, version = $3, expires_at = ${expiry}
+      WHERE key = $1 AND version = $5 AND expires_at > now() RETURNING version`,
+    delete: `DELETE FROM ${table} WHERE key = $1 AND ($2::text IS NULL OR version = $2)
+      RETURNING (expires_at > now())::text AS live`,
+    purge: `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE expires_at <= now() LIMIT $1)`,
+  };
+}
+
+type Statement = keyof ReturnType<typeof statements>;
+
+export class PostgresTokenStore implements TokenStore {
+  readonly name = "postgres";
+  readonly table: string;
+  readonly operationTimeoutMs: number;
+  readonly #db: PgQueryable;
+  readonly #sql: ReturnType<typeof statements>;
+
+  constructor(db: PgQueryable, options: PostgresTokenStoreOptions = {}) {
+    if (typeof db?.query !== "function") throw new InterlockConfigError("the postgres token store needs a pg Pool");
+    this.table = qualifiedTable(options).table;
+    this.operationTimeoutMs = options.operationTimeoutMs ?? 2_000;
+    if (!Number.isSafeInteger(this.operationTimeoutMs) || this.operationTimeoutMs <= 0) {
+      throw new InterlockConfigError("operationTimeoutMs must be a positive integer");
+    }
+    this.#db = db;
+    this.#sql = statements(this.table);
+  }
+
+  async get(key: string): Promise<TokenStoreEntry | undefined> {
+    assertEntryKey(key);
+    const [row] = (await this.#query("get", [key])) as Array<{ value: string; version: string }>;
+    return row === undefined ? undefined : { value: row.value, version: row.version };
+  }
+
+  async set(key: string, value: string, options: TokenStoreSetOptions): Promise<string | undefined> {
+    assertSet(key, value, options);
+    const { expect, ttlMs } = options;
+    const values: unknown[] = [key, value, newVersion(), ttlMs];
+    const statement: Statement = expect === undefined ? "setAny" : expect === null ? "setAbsent" : "setVersion";
+    if (typeof expect === "string") values.push(expect);
+    const [row] = (await this.#query(statement, values)) as Array<{ version: string }>;
+    return row?.version;
+  }
+
+  async delete(key: string, expect?: string): Promise<boolean> {
+    assertEntryKey(key);
+    const rows = (await this.#query("delete", [key, expect ?? null])) as Array<{ live: string }>;
+    return rows[0]?.live === "true";
+  }
+
+  /**
+   * Deletes expired rows, `batchSize` per statement (default 1,000), and returns how many. Reads
+   * never return an expired row; this only reclaims the space. Run it now and then (a cron job).
+   */
+  async purgeExpired(options: { batchSize?: number } = {}): Promise<number> {
+    const batchSize = options.batchSize ?? 1_000;
+    if (!Number.isSafeInteger(batchSize) || batchSize <= 0)
+      throw new InterlockConfigError("batchSize must be positive");
+    let total = 0;
+    for (;;) {
+      const deleted = await this.#count("purge", [batchSize]);
+      total += deleted;
+      if (deleted < batchSize) return total;
+    }
+  }
+
+  async #count(statement: Statement, values: unknown[]): Promise<number> {
+    return (await this.#execute(statement, values)).rowCount ?? 0;
+  }
+
+  async #query(statement: Statement, values: unknown[]): Promise<unknown[]> {
+    return (await this.#execute(statement, values)).rows;
+  }
+
+  /** One statement, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */
+  async #execute(statement: Statement, values: unknown[]) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new StoreUnavailableError(this.name, `${statement} got no answer in ${this.operationTimeoutMs} ms`)),
+        this.operationTimeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.#db.query({ text: this.#sql[statement], values }), timeout]);
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StoreUnavailableError(this.name, `${statement} failed: ${reason}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A token store on the caller's `pg` pool. Create its table first with `migrate(pool)`. */
+export function postgresTokenStore(db: PgQueryable, options?: PostgresTokenStoreOptions): PostgresTokenStore {
+  return new PostgresTokenStore(db, options);
+}

@@ -1,0 +1,263 @@
+/**
+ * A user's tokens, kept server-side under the app's session id: refreshed before they expire (or
+ * when a resource server refuses them), one refresh at a time per session in any number of
+ * processes, and written back compare-and-set. With rotating refresh tokens this matters twice:
+ * two refreshes with the same refresh token look like theft to the server, which then revokes
+ * the whole grant; and a refresh whose new refresh token is not stored loses the session.
+ * Refresh tokens never leave the store unencrypted.
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import * as oauth from "oauth4webapi";
+import { clientInternals, type OAuthClient } from "./client.js";
+import type { EncryptionKey, Keyring } from "./encryption.js";
+import { LoginRequiredError, OAuthError } from "./errors.js";
+import type { TokenStore } from "./store/contract.js";
+import { exclusive, SingleFlight } from "./store/lock.js";
+import { MemoryTokenStore } from "./store/memory.js";
+import {
+  type GetAccessTokenOptions,
+  isTransient,
+  lockTtlOption,
+  prefixOption,
+  type TokenSource,
+} from "./token-source.js";
+import {
+  assertStoredTokens,
+  type Freshness,
+  freshnessOptions,
+  isDue,
+  isExpired,
+  publicTokens,
+  RecordCodec,
+  type StoredTokens,
+  scheduleRefresh,
+  type TokenSet,
+  tokenSetFrom,
+} from "./tokens.js";
+
+export interface SessionTokensOptions extends Partial<Freshness> {
+  /**
+   * Keys that seal every token set in the store (AES-256-GCM); required, so refresh tokens are
+   * never kept in clear. See `createKeyring` and `generateEncryptionKey`.
+   */
+  encryptionKeys: readonly EncryptionKey[] | Keyring;
+  /** Where token sets are kept. Default: a memory store (one process). Use a shared store for several instances. */
+  store?: TokenStore;
+  /** How long a session's tokens are kept after their last write (login or refresh), in ms. Default 30 days. */
+  sessionTtlMs?: number;
+  /** Lease on the lock a refresh holds across processes. Default 30 s. */
+  lockTtlMs?: number;
+  /** Put before every store key. Default `"oauth:"`. */
+  keyPrefix?: string;
+}
+
+export interface RevokeResult {
+  /** True when the authorization server was told (RFC 7009); false when it has no revocation endpoint. */
+  revoked: boolean;
+}
+
+export interface SessionTokens {
+  /** Keeps a login's tokens under `sessionId` (replacing any there). */
+  save(sessionId: string, tokens: TokenSet): Promise<void>;
+  /** The session's tokens as stored, without refreshing; undefined when there are none. */
+  get(sessionId: string): Promise<TokenSet | undefined>;
+  /** A valid access token for the session, refreshed when due; `LoginRequiredError` when there is none. */
+  getAccessToken(sessionId: string, options?: GetAccessTokenOptions): Promise<string>;
+  /** Refreshes now (unless another caller just did) and returns the new token set. */
+  refresh(sessionId: string): Promise<TokenSet>;
+  /**
+   * Logs the session out of the authorization server: deletes its tokens, then revokes the
+   * refresh token and the access token (RFC 7009). Nothing stored: `{ revoked: false }`. The
+   * tokens are deleted here whatever the server answers; an error means the server was not told.
+   */
+  revoke(sessionId: string): Promise<RevokeResult>;
+  /** The session as a `TokenSource`, for `authorizedFetch`. */
+  tokens(sessionId: string): TokenSource;
+}
+
+export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 60 * 60_000;
+const MAX_SESSION_ID_LENGTH = 256;
+
+interface Current {
+  tokens: StoredTokens;
+  version: string;
+}
+
+export function createSessionTokens(client: OAuthClient, options: SessionTokensOptions): SessionTokens {
+  const internals = clientInternals(client);
+  if (options?.encryptionKeys === undefined) {
+    throw new InterlockConfigError("session tokens need encryptionKeys: refresh tokens are never stored in clear");
+  }
+  const codec = new RecordCodec(options.encryptionKeys);
+  const freshness = freshnessOptions(options);
+  const lockTtlMs = lockTtlOption(options.lockTtlMs);
+  const prefix = prefixOption(options.keyPrefix);
+  const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
+  const sessionTtlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
+  if (!Number.isSafeInteger(sessionTtlMs) || sessionTtlMs <= 0) {
+    throw new InterlockConfigError("sessionTtlMs must be a positive whole number of ms");
+  }
+  const flights = new SingleFlight<StoredTokens>();
+
+  const keyOf = (sessionId: string) => {
+    if (typeof sessionId !== "string" || sessionId.length === 0 || sessionId.length > MAX_SESSION_ID_LENGTH) {
+      throw new InterlockConfigError(`a session id must be 1..${MAX_SESSION_ID_LENGTH} characters`);
+    }
+    return `${prefix}session:${sessionId}`;
+  };
+  const lockOf = (sessionId: string) => `${prefix}lock:session:${sessionId}`;
+
+  async function read(key: string): Promise<Current | undefined> {
+    const entry = await store.get(key);
+    if (entry === undefined) return undefined;
+    return { tokens: assertStoredTokens(await codec.read(key, entry.value)), version: entry.version };
+  }
+
+  async function readOrLogin(key: string): Promise<Current> {
+    const current = await read(key);
+    if (current === undefined) throw new LoginRequiredError("no_session", "no tokens for this session");
+    return current;
+  }
+
+  /** The token request, under the session's lock: `seen` is the entry as it is now. */
+  async function refreshNow(key: string, seen: Current): Promise<StoredTokens> {
+    const { tokens } = seen;
+    if (tokens.refreshToken === undefined) {
+      if (!isExpired(tokens, internals.clock())) return tokens; // nothing to refresh with, still valid
+      await store.delete(key, seen.version);
+      internals.emit({ type: "oauth.session.ended", reason: "expired" });
+      throw new LoginRequiredError("expired", "the access token expired and there is no refresh token");
+    }
+    let response: oauth.TokenEndpointResponse;
+    try {
+      response = await internals.exchange(async (as) => {
+        const http = await oauth.refreshTokenGrantRequest(
+          as,
+          internals.client,
+          internals.auth,
+          tokens.refreshToken!,
+          internals.http,
+        );
+        return oauth.processRefreshTokenResponse(as, internals.client, http);
+      }, "refresh_token");
+    } catch (error) {
+      if (error instanceof OAuthError && error.code === "invalid_grant") {
+        // Expired, revoked, or already used: this refresh token will never work again.
+        await store.delete(key, seen.version);
+        internals.emit({ type: "oauth.session.ended", reason: "refresh_rejected" });
+        throw new LoginRequiredError("refresh_rejected", "the authorization server refused the refresh token", {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    const now = internals.clock();
+    const next = scheduleRefresh(tokenSetFrom(response, now, tokens), now, freshness);
+    const written = await store.set(key, await codec.write(key, next), { ttlMs: sessionTtlMs, expect: seen.version });
+    if (written !== undefined) return next;
+    // The session changed while we refreshed: it was revoked (logged out), or our lease ran out and
+    // another process refreshed. The store is the truth; the compare-and-set kept it from being overwritten.
+    return (await readOrLogin(key)).tokens;
+  }
+
+  /** Renews the session's tokens unless another caller has since `seen`, in one caller at a time. */
+  function renew(sessionId: string, seen: Current, rejected: string | undefined): Promise<StoredTokens> {
+    const key = keyOf(sessionId);
+    return flights.run(sessionId, async () => {
+      let latest = seen;
+      return exclusive({
+        store,
+        lockKey: lockOf(sessionId),
+        lockTtlMs,
+        ready: async () => {
+          latest = await readOrLogin(key);
+          const { tokens } = latest;
+          const renewed = latest.version !== seen.version;
+          return renewed && tokens.accessToken !== rejected && !isExpired(tokens, internals.clock())
+            ? tokens
+            : undefined;
+        },
+        produce: () => refreshNow(key, latest),
+        onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "refresh_token", waitedMs }),
+      });
+    });
+  }
+
+  async function getTokens(sessionId: string, rejected: string | undefined): Promise<StoredTokens> {
+    const current = await readOrLogin(keyOf(sessionId));
+    const { tokens } = current;
+    if (!isDue(tokens, internals.clock()) && tokens.accessToken !== rejected) return tokens;
+    try {
+      return await renew(sessionId, current, rejected);
+    } catch (error) {
+      // The server is down but the token has not expired: use it, the next call tries again.
+      if (isTransient(error) && tokens.accessToken !== rejected && !isExpired(tokens, internals.clock())) {
+        const code = (error as { code: string }).code;
+        internals.emit({ type: "oauth.token.stale_used", grant: "refresh_token", code });
+        return tokens;
+      }
+      throw error;
+    }
+  }
+
+  async function revokeToken(token: string, hint: "refresh_token" | "access_token"): Promise<void> {
+    await internals.exchange(async (as) => {
+      const http = await oauth.revocationRequest(as, internals.client, internals.auth, token, {
+        ...internals.http,
+        additionalParameters: { token_type_hint: hint },
+      });
+      return oauth.processRevocationResponse(http);
+    });
+  }
+
+  return {
+    async save(sessionId, tokens) {
+      if (typeof tokens?.accessToken !== "string") throw new InterlockConfigError("save needs a token set");
+      const key = keyOf(sessionId);
+      const stored = scheduleRefresh(tokens, internals.clock(), freshness);
+      await store.set(key, await codec.write(key, stored), { ttlMs: sessionTtlMs });
+    },
+
+    async get(sessionId) {
+      const current = await read(keyOf(sessionId));
+      return current === undefined ? undefined : publicTokens(current.tokens);
+    },
+
+    async getAccessToken(sessionId, getOptions = {}) {
+      return (await getTokens(sessionId, getOptions.rejected)).accessToken;
+    },
+
+    async refresh(sessionId) {
+      const current = await readOrLogin(keyOf(sessionId));
+      return publicTokens(await renew(sessionId, current, undefined));
+    },
+
+    async revoke(sessionId) {
+      const key = keyOf(sessionId);
+      const current = await read(key);
+      if (current === undefined) return { revoked: false };
+      // Gone from the store first: nothing in this app uses these tokens any more, whatever the server says.
+      await store.delete(key);
+      const server = await internals.server();
+      if (server.revocation_endpoint === undefined) {
+        internals.emit({ type: "oauth.session.revoked", revoked: false });
+        return { revoked: false };
+      }
+      const { refreshToken, accessToken } = current.tokens;
+      // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
+      // is revoked too for those where it would outlive it.
+      if (refreshToken !== undefined) await revokeToken(refreshToken, "refresh_token");
+      await revokeToken(accessToken, "access_token");
+      internals.emit({ type: "oauth.session.revoked", revoked: true });
+      return { revoked: true };
+    },
+
+    tokens(sessionId) {
+      keyOf(sessionId);
+      return {
+        getAccessToken: async (getOptions = {}) => (await getTokens(sessionId, getOptions.rejected)).accessToken,
+      };
+    },
+  };
+}

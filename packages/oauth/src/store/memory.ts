@@ -1,0 +1,95 @@
+/**
+ * The memory token store: one process only (tests, a single instance, the in-process default
+ * cache). Expiry is checked when a key is read, without a timer per key; the number of entries is
+ * bounded, the least recently written going first (expired entries are among the oldest).
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import {
+  assertEntryKey,
+  assertSet,
+  newVersion,
+  type TokenStore,
+  type TokenStoreEntry,
+  type TokenStoreSetOptions,
+} from "./contract.js";
+
+export interface MemoryTokenStoreOptions {
+  /** Most entries kept. Default 100,000. */
+  maxEntries?: number;
+  /** Milliseconds since the epoch; for tests that move time. Default `Date.now`. */
+  clock?: () => number;
+}
+
+interface Slot extends TokenStoreEntry {
+  expiresAt: number;
+}
+
+export class MemoryTokenStore implements TokenStore {
+  readonly name = "memory";
+  readonly maxEntries: number;
+  readonly #clock: () => number;
+  // Map order is write order: a write deletes and re-inserts, so the first entry is the oldest.
+  readonly #slots = new Map<string, Slot>();
+
+  constructor(options: MemoryTokenStoreOptions = {}) {
+    const max = options.maxEntries ?? 100_000;
+    if (!Number.isSafeInteger(max) || max <= 0) throw new InterlockConfigError("maxEntries must be a positive integer");
+    this.maxEntries = max;
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  /** Live entries right now (expired ones not counted). */
+  get size(): number {
+    const now = this.#clock();
+    let count = 0;
+    for (const slot of this.#slots.values()) if (slot.expiresAt > now) count++;
+    return count;
+  }
+
+  async get(key: string): Promise<TokenStoreEntry | undefined> {
+    assertEntryKey(key);
+    const slot = this.#live(key);
+    return slot === undefined ? undefined : { value: slot.value, version: slot.version };
+  }
+
+  async set(key: string, value: string, options: TokenStoreSetOptions): Promise<string | undefined> {
+    assertSet(key, value, options);
+    const current = this.#live(key);
+    if (options.expect === null && current !== undefined) return undefined;
+    if (typeof options.expect === "string" && current?.version !== options.expect) return undefined;
+    const version = newVersion();
+    this.#slots.delete(key);
+    this.#slots.set(key, { value, version, expiresAt: this.#clock() + options.ttlMs });
+    this.#bound();
+    return version;
+  }
+
+  async delete(key: string, expect?: string): Promise<boolean> {
+    assertEntryKey(key);
+    const current = this.#live(key);
+    if (current === undefined || (expect !== undefined && current.version !== expect)) return false;
+    return this.#slots.delete(key);
+  }
+
+  #live(key: string): Slot | undefined {
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return undefined;
+    if (slot.expiresAt > this.#clock()) return slot;
+    this.#slots.delete(key);
+    return undefined;
+  }
+
+  /** Drops the least recently written entries past `maxEntries`: O(1) per write. */
+  #bound(): void {
+    for (const key of this.#slots.keys()) {
+      if (this.#slots.size <= this.maxEntries) break;
+      this.#slots.delete(key);
+    }
+  }
+}
+
+/** A token store in this process's memory. */
+export function memoryTokenStore(options?: MemoryTokenStoreOptions): MemoryTokenStore {
+  return new MemoryTokenStore(options);
+}

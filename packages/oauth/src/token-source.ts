@@ -1,0 +1,43 @@
+/** What `authorizedFetch` needs from a token provider, and options the providers share. */
+
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { OAuthResponseError } from "./errors.js";
+
+export interface GetAccessTokenOptions {
+  /**
+   * An access token a resource server refused (401): answer a newer one, refreshing unless
+   * someone already has.
+   */
+  rejected?: string;
+}
+
+/** Hands out a valid access token: cached, or fetched or refreshed when due, one request at a time. */
+export interface TokenSource {
+  getAccessToken(options?: GetAccessTokenOptions): Promise<string>;
+}
+
+/** Default lease on the lock a token request holds: longer than one request to the server with its retries. */
+export const DEFAULT_LOCK_TTL_MS = 30_000;
+
+export function lockTtlOption(value: number | undefined): number {
+  const lockTtlMs = value ?? DEFAULT_LOCK_TTL_MS;
+  if (!Number.isSafeInteger(lockTtlMs) || lockTtlMs <= 0) {
+    throw new InterlockConfigError("lockTtlMs must be a positive whole number of ms");
+  }
+  return lockTtlMs;
+}
+
+export function prefixOption(value: string | undefined): string {
+  const prefix = value ?? "oauth:";
+  if (typeof prefix !== "string" || prefix.length > 128)
+    throw new InterlockConfigError("keyPrefix must be a short string");
+  return prefix;
+}
+
+/** A failure worth riding out with a token that is due but still valid: the server or the store is down. */
+export function isTransient(error: unknown): boolean {
+  return (
+    (error instanceof OAuthResponseError && error.code === "server_unavailable") ||
+    error instanceof StoreUnavailableError
+  );
+}

@@ -1,0 +1,143 @@
+/**
+ * Token sets as the flows hand them out and as the store keeps them: when each one is due for a
+ * refresh, and how it is written (JSON, sealed when a keyring is configured).
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import type { TokenEndpointResponse } from "oauth4webapi";
+import { createKeyring, type EncryptionKey, type Keyring } from "./encryption.js";
+import { TokenDecryptionError } from "./errors.js";
+
+/** What a token endpoint granted. Times are milliseconds since the epoch. */
+export interface TokenSet {
+  accessToken: string;
+  /** Lower case, as oauth4webapi normalises it: `"bearer"`. */
+  tokenType: string;
+  /** When the access token expires; undefined when the server did not say (`expires_in`). */
+  expiresAt: number | undefined;
+  refreshToken: string | undefined;
+  /** The scope granted, when the server said. */
+  scope: string | undefined;
+  /** The OpenID Connect ID token, when one was issued (for `id_token_hint` at logout). */
+  idToken: string | undefined;
+}
+
+/** Claims of a validated ID token. */
+export interface IdTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  iat: number;
+  exp: number;
+  nonce?: string;
+  auth_time?: number;
+  [claim: string]: unknown;
+}
+
+/** When a token is due: `refreshMarginMs` before it expires, but never before half its life. */
+export interface Freshness {
+  refreshMarginMs: number;
+  /** Lifetime assumed when the server gives no `expires_in`. */
+  assumedLifetimeMs: number;
+}
+
+export const DEFAULT_REFRESH_MARGIN_MS = 60_000;
+export const DEFAULT_ASSUMED_LIFETIME_MS = 5 * 60_000;
+
+export function freshnessOptions(options: Partial<Freshness>): Freshness {
+  const refreshMarginMs = options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS;
+  const assumedLifetimeMs = options.assumedLifetimeMs ?? DEFAULT_ASSUMED_LIFETIME_MS;
+  if (!Number.isSafeInteger(refreshMarginMs) || refreshMarginMs < 0) {
+    throw new InterlockConfigError("refreshMarginMs must be a whole number of ms, 0 or more");
+  }
+  if (!Number.isSafeInteger(assumedLifetimeMs) || assumedLifetimeMs <= 0) {
+    throw new InterlockConfigError("assumedLifetimeMs must be a positive whole number of ms");
+  }
+  return { refreshMarginMs, assumedLifetimeMs };
+}
+
+/** A token set with the moment it is due for renewal. */
+export interface StoredTokens extends TokenSet {
+  refreshAt: number;
+}
+
+/** The token set a response grants, received at `now`; a refresh that sent no new refresh token keeps the old one. */
+export function tokenSetFrom(response: TokenEndpointResponse, now: number, previous?: TokenSet): TokenSet {
+  const lifetimeMs =
+    response.expires_in === undefined ? undefined : Math.max(0, Math.floor(response.expires_in * 1000));
+  return {
+    accessToken: response.access_token,
+    tokenType: response.token_type,
+    expiresAt: lifetimeMs === undefined ? undefined : now + lifetimeMs,
+    refreshToken: response.refresh_token ?? previous?.refreshToken,
+    scope: response.scope ?? previous?.scope,
+    idToken: response.id_token ?? previous?.idToken,
+  };
+}
+
+/** `tokens` with the moment they are due: `refreshMarginMs` before expiry, never before half their life. */
+export function scheduleRefresh(tokens: TokenSet, now: number, freshness: Freshness): StoredTokens {
+  const lifetimeMs = tokens.expiresAt === undefined ? freshness.assumedLifetimeMs : Math.max(0, tokens.expiresAt - now);
+  const dueInMs = Math.max(lifetimeMs - freshness.refreshMarginMs, Math.floor(lifetimeMs / 2));
+  return { ...publicTokens(tokens as StoredTokens), refreshAt: now + dueInMs };
+}
+
+export const isDue = (tokens: StoredTokens, now: number): boolean => now >= tokens.refreshAt;
+
+export const isExpired = (tokens: TokenSet, now: number): boolean =>
+  tokens.expiresAt !== undefined && now >= tokens.expiresAt;
+
+/** The token set without bookkeeping, as handed to users. */
+export function publicTokens(tokens: TokenSet & { refreshAt?: number }): TokenSet {
+  const { accessToken, tokenType, expiresAt, refreshToken, scope, idToken } = tokens;
+  return { accessToken, tokenType, expiresAt, refreshToken, scope, idToken };
+}
+
+/** A record read back from a store has the shape of stored tokens (a corrupt one is refused, never used). */
+export function assertStoredTokens(value: unknown): StoredTokens {
+  const tokens = value as StoredTokens;
+  const optional = (field: unknown, type: string) => field === undefined || field === null || typeof field === type;
+  if (
+    typeof tokens?.accessToken !== "string" ||
+    typeof tokens.tokenType !== "string" ||
+    typeof tokens.refreshAt !== "number" ||
+    !optional(tokens.expiresAt, "number") ||
+    !optional(tokens.refreshToken, "string") ||
+    !optional(tokens.scope, "string") ||
+    !optional(tokens.idToken, "string")
+  ) {
+    throw new TokenDecryptionError("a stored token record is malformed");
+  }
+  // JSON has no undefined: absent fields come back missing, and are put back as undefined.
+  return { ...publicTokens(tokens), refreshAt: tokens.refreshAt };
+}
+
+/**
+ * Writes and reads the records the flows keep in a store: JSON, sealed with the keyring when
+ * there is one (then nothing unsealed is accepted back, so a value written into the store by
+ * someone else is refused rather than trusted).
+ */
+export class RecordCodec {
+  readonly #keyring: Keyring | undefined;
+
+  constructor(keys: readonly EncryptionKey[] | Keyring | undefined) {
+    this.#keyring = keys === undefined ? undefined : Array.isArray(keys) ? createKeyring(keys) : (keys as Keyring);
+  }
+
+  get encrypted(): boolean {
+    return this.#keyring !== undefined;
+  }
+
+  async write(storeKey: string, record: object): Promise<string> {
+    const json = JSON.stringify(record);
+    return this.#keyring === undefined ? json : this.#keyring.seal(json, storeKey);
+  }
+
+  async read<T>(storeKey: string, value: string): Promise<T> {
+    if (this.#keyring !== undefined) return JSON.parse(await this.#keyring.open(value, storeKey)) as T;
+    if (!value.startsWith("{")) {
+      throw new TokenDecryptionError("a stored value is encrypted, and no encryption keys are configured");
+    }
+    return JSON.parse(value) as T;
+  }
+}

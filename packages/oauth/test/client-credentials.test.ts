@@ -1,0 +1,279 @@
+/**
+ * Client Credentials against oidc-provider: one token per (issuer, client, scopes), cached,
+ * renewed a margin before it expires, one request at a time however many callers ask, and the
+ * server's refusals as typed errors. Every request is counted at the server.
+ */
+
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { InterlockConfigError } from "@interlock/core";
+import { Events } from "oauth2-mock-server";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  createClientCredentials,
+  createOAuthClient,
+  MemoryTokenStore,
+  OAuthError,
+  type OAuthEvent,
+  OAuthResponseError,
+} from "../src/index.js";
+import { introspect, SERVICE, serviceClient, useAuthorizationServer, useMockServer, WEB_APP } from "./helpers.js";
+
+const server = useAuthorizationServer({ clientCredentials: 300 });
+const mock = useMockServer();
+const grants = () => server().tokenRequests("client_credentials");
+
+describe("client credentials against oidc-provider", () => {
+  it("caches the token and asks for a new one refreshMarginMs before it expires (injected clock)", async () => {
+    let now = Date.now();
+    const client = serviceClient(server(), { clock: () => now });
+    const tokens = createClientCredentials(client, { scope: "api:read", refreshMarginMs: 30_000 });
+    const before = grants();
+
+    const first = await tokens.getToken();
+    expect(first).toMatchObject({ tokenType: "bearer", scope: "api:read", expiresAt: now + 300_000 });
+    expect(await introspect(server(), first.accessToken)).toMatchObject({ active: true, client_id: "service" });
+    expect(grants()).toBe(before + 1);
+
+    now += 100_000;
+    expect(await tokens.getAccessToken()).toBe(first.accessToken);
+    now += 169_000; // 269 s: one second before the margin
+    expect(await tokens.getAccessToken()).toBe(first.accessToken);
+    expect(grants()).toBe(before + 1);
+
+    now += 2_000; // 271 s: inside the 30 s margin, the token still valid for 29 s
+    const second = await tokens.getAccessToken();
+    expect(second).not.toBe(first.accessToken);
+    expect(grants()).toBe(before + 2);
+    expect(await introspect(server(), second)).toMatchObject({ active: true });
+    expect(await tokens.getAccessToken()).toBe(second);
+    expect(grants()).toBe(before + 2);
+  });
+
+  it("renews a short-lived token at half its life when the margin is longer than that", async () => {
+    let now = Date.now();
+    const tokens = createClientCredentials(serviceClient(server(), { clock: () => now }), {
+      refreshMarginMs: 10 * 60_000, // longer than the 5-minute token
+    });
+    const first = await tokens.getAccessToken();
+    now += 149_000;
+    expect(await tokens.getAccessToken()).toBe(first);
+    now += 2_000;
+    expect(await tokens.getAccessToken()).not.toBe(first);
+  });
+
+  it("100 concurrent callers cause exactly one token request", async () => {
+    const events: OAuthEvent[] = [];
+    const tokens = createClientCredentials(serviceClient(server(), { onEvent: (e) => events.push(e) }), {
+      scope: "api:write",
+    });
+    const before = grants();
+    const httpBefore = server().requests("/token");
+    const all = await Promise.all(Array.from({ length: 100 }, () => tokens.getAccessToken()));
+    expect(new Set(all).size).toBe(1);
+    expect(grants()).toBe(before + 1);
+    expect(server().requests("/token")).toBe(httpBefore + 1);
+    expect(await introspect(server(), all[0]!)).toMatchObject({ active: true, scope: "api:write" });
+    expect(events).toEqual([
+      { type: "oauth.token.requested", grant: "client_credentials", outcome: "issued", durationMs: expect.any(Number) },
+    ]);
+  });
+
+  it("providers sharing a store share one token per (issuer, client, scopes)", async () => {
+    const store = new MemoryTokenStore();
+    const before = grants();
+    const a = createClientCredentials(serviceClient(server()), { store, scope: ["api:read", "api:write"] });
+    const b = createClientCredentials(serviceClient(server()), { store, scope: "api:write api:read" });
+    const other = createClientCredentials(serviceClient(server()), { store, scope: "api:read" });
+    const [ta, tb, tOther] = await Promise.all([a.getAccessToken(), b.getAccessToken(), other.getAccessToken()]);
+    expect(ta).toBe(tb); // the same scopes in another order
+    expect(tOther).not.toBe(ta);
+    expect(grants()).toBe(before + 2);
+  });
+
+  it("a token a resource server refused is replaced once, however many callers report it", async () => {
+    const tokens = createClientCredentials(serviceClient(server()));
+    const first = await tokens.getAccessToken();
+    const before = grants();
+    const replaced = await Promise.all(Array.from({ length: 20 }, () => tokens.getAccessToken({ rejected: first })));
+    expect(new Set(replaced).size).toBe(1);
+    expect(replaced[0]).not.toBe(first);
+    expect(grants()).toBe(before + 1);
+    // A late report of the old token does not cause another request.
+    expect(await tokens.getAccessToken({ rejected: first })).toBe(replaced[0]);
+    expect(grants()).toBe(before + 1);
+  });
+
+  it("invalid_client: a wrong secret", async () => {
+    const tokens = createClientCredentials(serviceClient(server(), { clientSecret: "wrong" }));
+    const error = await tokens.getAccessToken().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({ code: "invalid_client", status: 502, responseStatus: 401 });
+    expect((error as Error).message).not.toContain("wrong");
+  });
+
+  it("invalid_client with client_secret_post too", async () => {
+    const tokens = createClientCredentials(
+      serviceClient(server(), { clientSecret: "wrong", clientAuthentication: "client_secret_post" }),
+    );
+    await expect(tokens.getAccessToken()).rejects.toMatchObject({ code: "invalid_client" });
+  });
+
+  it("invalid_scope: a scope the client may not ask for", async () => {
+    const events: OAuthEvent[] = [];
+    const client = serviceClient(server(), { onEvent: (e) => events.push(e) });
+    const tokens = createClientCredentials(client, { scope: "api:read api:admin" });
+    const error = await tokens.getAccessToken().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({ code: "invalid_scope", status: 502, responseStatus: 400 });
+    expect(events).toMatchObject([
+      { type: "oauth.token.requested", grant: "client_credentials", outcome: "invalid_scope" },
+    ]);
+  });
+
+  it("a client not allowed this grant: the server's own code (oidc-provider says invalid_request)", async () => {
+    const client = createOAuthClient({ issuer: server().issuer, ...WEB_APP });
+    const error = await createClientCredentials(client)
+      .getAccessToken()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({
+      code: "invalid_request",
+      description: "requested grant type is not allowed for this client",
+      responseStatus: 400,
+    });
+  });
+
+  it("an event hook that throws changes nothing", async () => {
+    const client = serviceClient(server(), {
+      onEvent: () => {
+        throw new Error("logger down");
+      },
+    });
+    await expect(createClientCredentials(client).getAccessToken()).resolves.toBeTypeOf("string");
+  });
+
+  it("a failed request is not cached: the next call asks again", async () => {
+    const tokens = createClientCredentials(serviceClient(server()), { scope: "api:admin" });
+    const before = grants();
+    await expect(tokens.getAccessToken()).rejects.toBeInstanceOf(OAuthError);
+    await expect(tokens.getAccessToken()).rejects.toBeInstanceOf(OAuthError);
+    expect(grants()).toBe(before + 2);
+  });
+});
+
+describe("client credentials against oauth2-mock-server (injected failures)", () => {
+  const client = (options = {}) => createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE, ...options });
+  const inject = (statusCode: number, body: Record<string, unknown> | "") =>
+    mock().service.once(Events.BeforeResponse, (response) => {
+      response.statusCode = statusCode;
+      response.body = body;
+    });
+
+  it("RFC 6749 §5.2 errors arrive typed, with the server's description", async () => {
+    for (const [status, code] of [
+      [400, "invalid_request"],
+      [401, "invalid_client"],
+      [400, "invalid_grant"],
+      [400, "unauthorized_client"],
+      [400, "unsupported_grant_type"],
+      [400, "invalid_scope"],
+      [400, "invalid_target"],
+      [400, "an_extension_error"],
+    ] as const) {
+      inject(status, { error: code, error_description: `injected ${code}`, error_uri: "https://docs.example/e" });
+      const error = await createClientCredentials(client())
+        .getAccessToken()
+        .catch((e: unknown) => e);
+      expect(error, code).toBeInstanceOf(OAuthError);
+      expect(error).toMatchObject({
+        code,
+        responseStatus: status,
+        description: `injected ${code}`,
+        uri: "https://docs.example/e",
+      });
+      expect((error as OAuthError).toProblem()).toMatchObject({ code, type: `urn:interlock:problem:${code}` });
+    }
+  });
+
+  it("5xx and 429 are server_unavailable (503), whatever the body", async () => {
+    for (const [status, body] of [
+      [503, { error: "temporarily_unavailable" }],
+      [500, { error: "server_error" }],
+      [502, ""],
+      [429, { error: "slow_down" }],
+    ] as const) {
+      inject(status, body);
+      const error = await createClientCredentials(client())
+        .getAccessToken()
+        .catch((e: unknown) => e);
+      expect(error, String(status)).toBeInstanceOf(OAuthResponseError);
+      expect(error).toMatchObject({ code: "server_unavailable", status: 503, responseStatus: status });
+    }
+  });
+
+  it("a 200 that is not a token response is invalid_response (502)", async () => {
+    for (const body of [{ token_type: "Bearer" }, { access_token: 42, token_type: "Bearer" }, ""] as const) {
+      inject(200, body);
+      const error = await createClientCredentials(client())
+        .getAccessToken()
+        .catch((e: unknown) => e);
+      expect(error, JSON.stringify(body)).toBeInstanceOf(OAuthResponseError);
+      expect(error).toMatchObject({ code: "invalid_response", status: 502 });
+    }
+  });
+
+  it("keeps using a due but unexpired token while the server fails, until it expires", async () => {
+    let now = Date.now();
+    const events: OAuthEvent[] = [];
+    const tokens = createClientCredentials(client({ clock: () => now, onEvent: (e: OAuthEvent) => events.push(e) }), {
+      refreshMarginMs: 60_000,
+    });
+    const first = await tokens.getAccessToken(); // the mock's tokens live an hour
+    now += 3_590_000; // due (inside the margin), valid for 10 more seconds
+    inject(503, { error: "temporarily_unavailable" });
+    expect(await tokens.getAccessToken()).toBe(first);
+    expect(events.at(-1)).toEqual({
+      type: "oauth.token.stale_used",
+      grant: "client_credentials",
+      code: "server_unavailable",
+    });
+    now += 20_000; // expired now
+    inject(503, { error: "temporarily_unavailable" });
+    await expect(tokens.getAccessToken()).rejects.toMatchObject({ code: "server_unavailable" });
+    // The server is back: a new token is asked for (the mock signs the same claims the same way
+    // within a second, so the request is counted rather than the token compared).
+    let issued = 0;
+    mock().service.once(Events.BeforeResponse, () => issued++);
+    await expect(tokens.getAccessToken()).resolves.toBeTypeOf("string");
+    expect(issued).toBe(1);
+  });
+
+  it("a server that never answers is server_unavailable after timeoutMs", async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    afterAll(() => {
+      silent.closeAllConnections();
+      silent.close();
+    });
+    const issuer = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const hanging = createOAuthClient({
+      issuer,
+      ...SERVICE,
+      timeoutMs: 300,
+      metadata: { issuer, token_endpoint: `${issuer}/token` },
+    });
+    const error = await createClientCredentials(hanging)
+      .getAccessToken()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: "server_unavailable" });
+    expect((error as Error).message).toContain("no answer in 300 ms");
+  });
+
+  it("refuses bad options", () => {
+    expect(() => createClientCredentials(client(), { refreshMarginMs: -1 })).toThrow(InterlockConfigError);
+    expect(() => createClientCredentials(client(), { lockTtlMs: 0 })).toThrow(InterlockConfigError);
+    expect(() => createClientCredentials({} as never)).toThrow(InterlockConfigError);
+  });
+});

@@ -1,0 +1,114 @@
+/** The client: discovery (once), metadata given instead, transport, and configuration refused early. */
+
+import { InterlockConfigError } from "@interlock/core";
+import { freePort } from "@interlock/test-harness";
+import { Events } from "oauth2-mock-server";
+import { describe, expect, it } from "vitest";
+import {
+  createClientCredentials,
+  createLogin,
+  createOAuthClient,
+  type FetchLike,
+  OAuthResponseError,
+} from "../src/index.js";
+import { REDIRECT_URI, SERVICE, serviceClient, useAuthorizationServer, useMockServer } from "./helpers.js";
+
+const server = useAuthorizationServer();
+const mock = useMockServer();
+const DISCOVERY = "/.well-known/openid-configuration";
+
+describe("createOAuthClient", () => {
+  it("discovers the server once, however many flows and callers use the client", async () => {
+    const client = serviceClient(server());
+    const before = server().requests(DISCOVERY);
+    const tokens = createClientCredentials(client);
+    const login = createLogin(client, { redirectUri: REDIRECT_URI });
+    await Promise.all([tokens.getAccessToken(), login.begin(), client.metadata(), client.metadata()]);
+    expect(server().requests(DISCOVERY) - before).toBe(1);
+    expect(await client.metadata()).toMatchObject({
+      issuer: server().issuer,
+      token_endpoint: `${server().issuer}/token`,
+      authorization_response_iss_parameter_supported: true,
+    });
+  });
+
+  it("sends every request to the server through the fetch it is given", async () => {
+    const seen: string[] = [];
+    const transport: FetchLike = (input, init) => {
+      seen.push(`${init?.method ?? "GET"} ${new URL(String(input)).pathname}`);
+      return fetch(input, init);
+    };
+    await createClientCredentials(serviceClient(server(), { fetch: transport })).getAccessToken();
+    expect(seen).toEqual([`GET ${DISCOVERY}`, "POST /token"]);
+  });
+
+  it("uses metadata it is given instead of discovering", async () => {
+    const issuer = server().issuer;
+    const before = server().requests(DISCOVERY);
+    const client = createOAuthClient({ issuer, ...SERVICE, metadata: { issuer, token_endpoint: `${issuer}/token` } });
+    await expect(createClientCredentials(client).getAccessToken()).resolves.toBeTypeOf("string");
+    expect(server().requests(DISCOVERY)).toBe(before);
+    expect(() =>
+      createOAuthClient({ issuer, ...SERVICE, metadata: { issuer: "https://other.example", token_endpoint: "x" } }),
+    ).toThrow(InterlockConfigError);
+  });
+
+  it("refuses discovery metadata that names another issuer (invalid_response)", async () => {
+    mock().service.once(Events.BeforeWellKnownOpenIdConfiguration, (response) => {
+      (response.body as Record<string, unknown>).issuer = "https://impostor.example";
+    });
+    const client = createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE });
+    const error = await client.metadata().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: "invalid_response", status: 502 });
+    // A failed discovery is not kept: the next call discovers again, and succeeds.
+    await expect(client.metadata()).resolves.toMatchObject({ issuer: mock().issuer.url });
+  });
+
+  it("a failing discovery is server_unavailable, and an unreachable server too", async () => {
+    mock().service.once(Events.BeforeWellKnownOpenIdConfiguration, (response) => {
+      response.statusCode = 503;
+    });
+    const client = createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE });
+    await expect(client.metadata()).rejects.toMatchObject({ code: "server_unavailable", responseStatus: 503 });
+    const nobody = createOAuthClient({ issuer: `http://127.0.0.1:${await freePort()}`, ...SERVICE });
+    const error = await createClientCredentials(nobody)
+      .getAccessToken()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: "server_unavailable", status: 503 });
+  });
+
+  it("allows http only on loopback addresses unless told to", () => {
+    for (const issuer of [
+      "http://127.0.0.1:8080",
+      "http://localhost:3000",
+      "http://[::1]:3000",
+      "https://id.example",
+    ]) {
+      expect(() => createOAuthClient({ issuer, ...SERVICE }), issuer).not.toThrow();
+    }
+    expect(() => createOAuthClient({ issuer: "http://id.example", ...SERVICE })).toThrow(InterlockConfigError);
+    expect(() =>
+      createOAuthClient({ issuer: "http://id.example", ...SERVICE, allowInsecureRequests: true }),
+    ).not.toThrow();
+  });
+
+  it("refuses bad configuration when it is made", () => {
+    const issuer = "https://id.example";
+    const bad = [
+      { issuer: "not a url", clientId: "a" },
+      { issuer: "ftp://id.example", clientId: "a" },
+      { issuer: "https://id.example?x=1", clientId: "a" },
+      { issuer, clientId: "" },
+      { issuer, clientId: "a", clientAuthentication: "client_secret_basic" as const },
+      { issuer, clientId: "a", clientSecret: "s", clientAuthentication: "none" as const },
+      { issuer, clientId: "a", clientSecret: "s", clientAuthentication: "private_key_jwt" as never },
+      { issuer, clientId: "a", timeoutMs: 0 },
+      { issuer, clientId: "a", fetch: "fetch" as never },
+    ];
+    for (const options of bad) {
+      expect(() => createOAuthClient(options), JSON.stringify(options)).toThrow(InterlockConfigError);
+    }
+  });
+});

@@ -1,0 +1,179 @@
+/** The authorization server the tests run against, its clients, and a browser that logs in. */
+
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  Browser,
+  type Page,
+  startAuthorizationServer,
+  type TestAuthorizationServer,
+} from "@interlock/test-harness/oauth";
+import { OAuth2Server } from "oauth2-mock-server";
+import { afterAll, beforeAll, expect } from "vitest";
+import {
+  createKeyring,
+  createLogin,
+  createOAuthClient,
+  type LoginStart,
+  type OAuthClientOptions,
+} from "../src/index.js";
+
+/** Nothing serves it: the browser stops there and the test hands the URL to `complete`. */
+export const REDIRECT_URI = "http://127.0.0.1:9/callback";
+
+export const WEB_APP = { clientId: "web-app", clientSecret: "web-app-secret" };
+export const SERVICE = { clientId: "service", clientSecret: "service-secret" };
+
+export const keyring = createKeyring([{ id: "k1", key: "q0bGqnQ8JmpbKDYvD5o3m7W6kKcJxQmH3f6C8h8zL1E" }]);
+
+/** A fresh oidc-provider for this test file, closed after it. */
+export function useAuthorizationServer(ttl: { accessToken?: number; clientCredentials?: number } = {}) {
+  let server: TestAuthorizationServer;
+  beforeAll(async () => {
+    server = await startAuthorizationServer({
+      ttl,
+      clients: [
+        {
+          client_id: WEB_APP.clientId,
+          client_secret: WEB_APP.clientSecret,
+          redirect_uris: [REDIRECT_URI],
+          grant_types: ["authorization_code", "refresh_token"],
+          response_types: ["code"],
+        },
+        {
+          client_id: SERVICE.clientId,
+          client_secret: SERVICE.clientSecret,
+          grant_types: ["client_credentials"],
+          response_types: [],
+          redirect_uris: [],
+          scope: "api:read api:write",
+        },
+      ],
+    });
+  });
+  afterAll(() => server?.close());
+  return () => server;
+}
+
+export function webClient(server: TestAuthorizationServer, options: Partial<OAuthClientOptions> = {}) {
+  return createOAuthClient({ issuer: server.issuer, ...WEB_APP, ...options });
+}
+
+export function serviceClient(server: TestAuthorizationServer, options: Partial<OAuthClientOptions> = {}) {
+  return createOAuthClient({ issuer: server.issuer, ...SERVICE, ...options });
+}
+
+/** Drives the login a `begin` started, as a browser would, up to the callback URL. */
+export async function authorize(start: LoginStart, account = "alice"): Promise<string> {
+  const browser = new Browser();
+  const first: Page = await browser.follow(start.url.href, { stopAt: REDIRECT_URI });
+  const last = await browser.signIn(first, account, { stopAt: REDIRECT_URI });
+  expect(last.status, last.body).toBe(0); // stopped at the callback
+  return last.url;
+}
+
+type Credentials = { clientId: string; clientSecret: string };
+
+/** Asks the server whether it still honours `token` (RFC 7662), as the client the token was issued to. */
+export async function introspect(
+  server: TestAuthorizationServer,
+  token: string,
+  as: Credentials = SERVICE,
+): Promise<Record<string, unknown>> {
+  const response = await fetch(`${server.issuer}/token/introspection`, {
+    method: "POST",
+    headers: {
+      authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
+      "content-type": "application/x-www-form-urlencoded",
+    },
+    body: new URLSearchParams({ token }),
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+/** oauth2-mock-server on 127.0.0.1, for the answers oidc-provider never gives (5xx, odd bodies). */
+export function useMockServer() {
+  let mock: OAuth2Server;
+  beforeAll(async () => {
+    mock = new OAuth2Server();
+    await mock.issuer.keys.generate("RS256");
+    await mock.start(0, "127.0.0.1");
+    mock.issuer.url = `http://127.0.0.1:${mock.address().port}`;
+  });
+  afterAll(() => mock?.stop());
+  return () => mock;
+}
+
+/** Revokes one token at the server (RFC 7009), as the client it was issued to, the way an admin would. */
+export async function revokeAtServer(server: TestAuthorizationServer, token: string, hint: string, as: Credentials) {
+  const response = await fetch(`${server.issuer}/token/revocation`, {
+    method: "POST",
+    headers: {
+      authorization: `Basic ${btoa(`${as.clientId}:${as.clientSecret}`)}`,
+      "content-type": "application/x-www-form-urlencoded",
+    },
+    body: new URLSearchParams({ token, token_type_hint: hint }),
+  });
+  expect(response.status).toBe(200);
+}
+
+/** A user logged in through the real login: the token set the callback produced. */
+export async function loggedInTokens(server: TestAuthorizationServer, account = "alice", scope = "openid profile") {
+  const login = createLogin(webClient(server), { redirectUri: REDIRECT_URI, scope });
+  const start = await login.begin();
+  return (await login.complete(await authorize(start, account), { state: start.state })).tokens;
+}
+
+export interface ResourceServer {
+  url: string;
+  /** Requests received so far. */
+  readonly requests: number;
+  close(): Promise<void>;
+}
+
+/**
+ * An API on 127.0.0.1 that checks each bearer token by introspection at the authorization server
+ * (as `as`): 401 with a Bearer challenge when it is not active, else 200 with what it received.
+ * `always401` refuses every request, valid or not.
+ */
+export async function startResourceServer(
+  server: TestAuthorizationServer,
+  as: Credentials,
+  options: { always401?: boolean } = {},
+): Promise<ResourceServer> {
+  let requests = 0;
+  const api = createServer(async (req, res) => {
+    requests++;
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    const claims = token === undefined ? { active: false } : await introspect(server, token, as);
+    if (options.always401 || claims.active !== true) {
+      res.writeHead(401, { "www-authenticate": 'Bearer error="invalid_token"' }).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({
+        sub: claims.sub,
+        clientId: claims.client_id,
+        method: req.method,
+        body: Buffer.concat(chunks).toString(),
+        test: req.headers["x-test"],
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(api.address() as AddressInfo).port}`,
+    get requests() {
+      return requests;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        api.closeAllConnections();
+        api.close(() => resolve());
+      }),
+  };
+}

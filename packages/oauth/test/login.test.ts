@@ -1,0 +1,253 @@
+/**
+ * Authorization Code + PKCE against oidc-provider (which requires S256 PKCE of every client):
+ * the whole login driven over HTTP, then every way a callback is refused.
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import { Browser } from "@interlock/test-harness/oauth";
+import * as oauth from "oauth4webapi";
+import { describe, expect, it } from "vitest";
+import {
+  codeChallenge,
+  createLogin,
+  generateCodeVerifier,
+  LoginError,
+  type LoginOptions,
+  MemoryTokenStore,
+  OAuthError,
+  type OAuthEvent,
+} from "../src/index.js";
+import { authorize, keyring, REDIRECT_URI, useAuthorizationServer, webClient } from "./helpers.js";
+
+const server = useAuthorizationServer();
+
+function loginWith(options: Partial<LoginOptions> = {}) {
+  const store = new MemoryTokenStore();
+  const login = createLogin(webClient(server()), {
+    redirectUri: REDIRECT_URI,
+    scope: "openid profile",
+    store,
+    ...options,
+  });
+  return { login, store };
+}
+
+/** Expects `promise` to fail with a LoginError of `code`. */
+async function refused(promise: Promise<unknown>, code: string) {
+  const error = await promise.catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(LoginError);
+  expect(error).toMatchObject({ code, status: 400 });
+}
+
+describe("Authorization Code + PKCE against oidc-provider", () => {
+  it("logs in over HTTP: S256 challenge, state and nonce out; code, verifier and ID token back", async () => {
+    const { login, store } = loginWith();
+    const start = await login.begin({ returnTo: "/dashboard?tab=1" });
+
+    const query = start.url.searchParams;
+    expect(start.url.origin + start.url.pathname).toBe(`${server().issuer}/auth`);
+    expect(Object.fromEntries(query)).toMatchObject({
+      response_type: "code",
+      client_id: "web-app",
+      redirect_uri: REDIRECT_URI,
+      scope: "openid profile",
+      state: start.state,
+      code_challenge_method: "S256",
+    });
+    expect(query.get("nonce")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(start.state).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // The verifier stays on the server: the URL carries only its S256 challenge.
+    const pending = JSON.parse((await store.get(`oauth:login:${start.state}`))!.value);
+    expect(pending.verifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(query.get("code_challenge")).toBe(await codeChallenge(pending.verifier));
+    expect(start.url.href).not.toContain(pending.verifier);
+
+    const callback = await authorize(start, "alice");
+    expect(new URL(callback).searchParams.get("iss")).toBe(server().issuer); // RFC 9207
+    const before = server().tokenRequests("authorization_code");
+    const result = await login.complete(callback, { state: start.state });
+
+    expect(server().tokenRequests("authorization_code")).toBe(before + 1);
+    expect(result.returnTo).toBe("/dashboard?tab=1");
+    expect(result.claims).toMatchObject({
+      iss: server().issuer,
+      sub: "alice",
+      aud: "web-app",
+      nonce: query.get("nonce"),
+    });
+    expect(result.tokens).toMatchObject({ tokenType: "bearer", scope: "openid profile" });
+    expect(result.tokens.refreshToken).toBeTypeOf("string");
+    expect(result.tokens.idToken).toBeTypeOf("string");
+    expect(result.tokens.expiresAt).toBeGreaterThan(Date.now() + 3_500_000);
+    // The access token is real: the server's userinfo endpoint accepts it.
+    const me = await fetch(`${server().issuer}/me`, {
+      headers: { authorization: `Bearer ${result.tokens.accessToken}` },
+    });
+    expect(await me.json()).toMatchObject({ sub: "alice", name: "User alice" });
+    // And the pending login is gone.
+    expect(await store.get(`oauth:login:${start.state}`)).toBeUndefined();
+  });
+
+  it("the server refuses a code exchanged with the wrong verifier (invalid_grant)", async () => {
+    const { login, store } = loginWith();
+    const start = await login.begin();
+    const callback = await authorize(start);
+    // Someone who stole the code does not have the verifier: swap in another one.
+    const key = `oauth:login:${start.state}`;
+    const pending = JSON.parse((await store.get(key))!.value);
+    await store.set(key, JSON.stringify({ ...pending, verifier: generateCodeVerifier() }), { ttlMs: 60_000 });
+
+    const error = await login.complete(callback, { state: start.state }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({ code: "invalid_grant", status: 401, responseStatus: 400 });
+    expect((error as OAuthError).message).not.toContain(pending.verifier);
+  });
+
+  it("the server refuses an authorization request without a PKCE challenge", async () => {
+    const url = new URL(`${server().issuer}/auth`);
+    for (const [name, value] of Object.entries({
+      client_id: "web-app",
+      response_type: "code",
+      redirect_uri: REDIRECT_URI,
+      scope: "openid",
+      state: oauth.generateRandomState(),
+    })) {
+      url.searchParams.set(name, value);
+    }
+    const page = await new Browser().follow(url.href, { stopAt: REDIRECT_URI });
+    const answer = new URL(page.url).searchParams;
+    expect(answer.get("error")).toBe("invalid_request");
+    expect(answer.get("error_description")).toMatch(/requires PKCE/);
+  });
+
+  it("refuses a replayed callback: a login completes once", async () => {
+    const events: OAuthEvent[] = [];
+    const login = createLogin(webClient(server(), { onEvent: (e) => events.push(e) }), { redirectUri: REDIRECT_URI });
+    const start = await login.begin();
+    const callback = await authorize(start);
+    await login.complete(callback, { state: start.state });
+    const exchanges = server().tokenRequests("authorization_code");
+    await refused(login.complete(callback, { state: start.state }), "state_unknown");
+    expect(server().tokenRequests("authorization_code")).toBe(exchanges); // refused before any exchange
+    expect(events.map((e) => [e.type, "outcome" in e ? e.outcome : "code" in e ? e.code : undefined])).toEqual([
+      ["oauth.login.started", undefined],
+      ["oauth.token.requested", "issued"],
+      ["oauth.login.completed", undefined],
+      ["oauth.login.refused", "state_unknown"],
+    ]);
+  });
+
+  it("lets exactly one of several concurrent callbacks with the same state through", async () => {
+    const { login } = loginWith();
+    const start = await login.begin();
+    const callback = await authorize(start);
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 5 }, () => login.complete(callback, { state: start.state })),
+    );
+    expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+    for (const outcome of outcomes.filter((o) => o.status === "rejected")) {
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: "state_unknown" });
+    }
+  });
+
+  it("refuses an unknown state, a missing state, and a state this browser did not start", async () => {
+    const { login } = loginWith();
+    const start = await login.begin();
+    const callback = new URL(await authorize(start));
+
+    const unknown = new URL(callback);
+    unknown.searchParams.set("state", oauth.generateRandomState());
+    await refused(login.complete(unknown, { state: unknown.searchParams.get("state")! }), "state_unknown");
+
+    const missing = new URL(callback);
+    missing.searchParams.delete("state");
+    await refused(login.complete(missing, { state: start.state }), "state_missing");
+
+    // Login CSRF: an attacker's own callback, sent to a victim whose browser started another login.
+    const victim = await login.begin();
+    await refused(login.complete(callback, { state: victim.state }), "state_mismatch");
+    await refused(login.complete(callback, { state: undefined }), "state_mismatch");
+    // The refusals did not use up the real login.
+    expect((await login.complete(callback, { state: start.state })).claims?.sub).toBe("alice");
+  });
+
+  it("refuses a login that took longer than pendingTtlMs", async () => {
+    let now = Date.now();
+    const store = new MemoryTokenStore({ clock: () => now });
+    const { login } = loginWith({ store, pendingTtlMs: 60_000 });
+    const start = await login.begin();
+    expect(start.expiresAt).toBeGreaterThan(Date.now() + 59_000);
+    const callback = await authorize(start);
+    now += 61_000;
+    await refused(login.complete(callback, { state: start.state }), "state_unknown");
+  });
+
+  it("refuses a callback from another issuer (RFC 9207 mix-up defence)", async () => {
+    const { login } = loginWith();
+    const start = await login.begin();
+    const callback = new URL(await authorize(start));
+    callback.searchParams.set("iss", "https://evil.example");
+    await refused(login.complete(callback, { state: start.state }), "issuer_mismatch");
+
+    const again = await login.begin();
+    const withoutIss = new URL(await authorize(again));
+    withoutIss.searchParams.delete("iss"); // the server advertises that it always sends iss
+    await refused(login.complete(withoutIss, { state: again.state }), "issuer_mismatch");
+  });
+
+  it("turns an error the server redirects back with into an OAuthError (access_denied)", async () => {
+    const { login } = loginWith();
+    const start = await login.begin();
+    const browser = new Browser();
+    const page = await browser.follow(start.url.href, { stopAt: REDIRECT_URI });
+    const abort = /href="([^"]+\/abort)"/.exec(page.body)?.[1];
+    expect(abort).toBeDefined();
+    const back = await browser.follow(new URL(abort!, page.url).href, { stopAt: REDIRECT_URI });
+    const error = await login.complete(back.url, { state: start.state }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({ code: "access_denied", status: 403, responseStatus: undefined });
+  });
+
+  it("seals pending logins in a shared store when given keys: no verifier in clear", async () => {
+    const { login, store } = loginWith({ encryptionKeys: keyring });
+    const start = await login.begin();
+    const stored = (await store.get(`oauth:login:${start.state}`))!.value;
+    expect(stored).toMatch(/^v1\.k1\./);
+    expect(stored).not.toContain("verifier");
+    const result = await login.complete(await authorize(start), { state: start.state });
+    expect(result.claims?.sub).toBe("alice");
+  });
+
+  it("plain OAuth: no nonce and no ID token without the openid scope", async () => {
+    const { login } = loginWith({ scope: "api:read" });
+    const start = await login.begin();
+    expect(start.url.searchParams.has("nonce")).toBe(false);
+    const result = await login.complete(await authorize(start), { state: start.state });
+    expect(result.claims).toBeUndefined();
+    expect(result.tokens.idToken).toBeUndefined();
+  });
+
+  it("keeps returnTo only when it is a path on this site", async () => {
+    const { login, store } = loginWith();
+    for (const returnTo of [
+      "https://evil.example/",
+      "//evil.example",
+      "/\\evil.example",
+      "javascript:alert(1)",
+      "/a\nb",
+    ]) {
+      const start = await login.begin({ returnTo });
+      expect(JSON.parse((await store.get(`oauth:login:${start.state}`))!.value).returnTo, returnTo).toBeUndefined();
+    }
+  });
+
+  it("passes extra parameters, and refuses ones the login sets itself", async () => {
+    const { login } = loginWith({ params: { prompt: "consent" } });
+    const start = await login.begin({ params: { login_hint: "alice" } });
+    expect(start.url.searchParams.get("prompt")).toBe("consent");
+    expect(start.url.searchParams.get("login_hint")).toBe("alice");
+    await expect(login.begin({ params: { state: "mine" } })).rejects.toBeInstanceOf(InterlockConfigError);
+    expect(() => loginWith({ params: { code_challenge_method: "plain" } })).toThrow(InterlockConfigError);
+    expect(() => loginWith({ redirectUri: "/relative" })).toThrow(InterlockConfigError);
+  });
+});

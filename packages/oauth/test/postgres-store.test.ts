@@ -1,0 +1,65 @@
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { freePort } from "@interlock/test-harness";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { migrate, migrationSql, PostgresTokenStore } from "../src/postgres.js";
+import { describeTokenStore } from "./token-store-suite.js";
+
+const table = `oauth_tokens_${process.pid}_${Date.now().toString(36)}`;
+const pools: pg.Pool[] = [];
+const pool = (connectionString = inject("databaseUrl")) => {
+  const made = new pg.Pool({ connectionString, max: 4 });
+  made.on("error", () => {});
+  pools.push(made);
+  return made;
+};
+let admin: pg.Pool;
+
+beforeAll(async () => {
+  admin = pool();
+  await migrate(admin, { table });
+  await migrate(admin, { table }); // idempotent
+});
+afterAll(async () => {
+  await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+  await Promise.all(pools.map((p) => p.end()));
+});
+
+describeTokenStore("postgres", {
+  store: () => new PostgresTokenStore(pool(), { table }),
+  elapse: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+});
+
+describe("postgres token store", () => {
+  it("creates its table and expiry index with a migration you can also print", async () => {
+    expect(migrationSql({ table: "tokens", schema: "auth" })).toContain('CREATE TABLE IF NOT EXISTS "auth"."tokens"');
+    const { rows } = await admin.query("SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname", [
+      table,
+    ]);
+    expect(rows.map((r) => r.indexname)).toEqual([`${table}_expires_idx`, `${table}_pkey`]);
+  });
+
+  it("purges expired rows and only those", async () => {
+    const store = new PostgresTokenStore(admin, { table });
+    for (let i = 0; i < 5; i++) await store.set(`purge:short:${i}`, "x", { ttlMs: 50 });
+    await store.set("purge:long", "x", { ttlMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await store.purgeExpired({ batchSize: 2 })).toBeGreaterThanOrEqual(5);
+    const { rows } = await admin.query(`SELECT key FROM "${table}" WHERE key LIKE 'purge:%'`);
+    expect(rows).toEqual([{ key: "purge:long" }]);
+  });
+
+  it("fails with StoreUnavailableError, in bounded time, when PostgreSQL cannot be reached", async () => {
+    const store = new PostgresTokenStore(pool(`postgres://postgres@127.0.0.1:${await freePort()}/none`), {
+      table,
+      operationTimeoutMs: 500,
+    });
+    await expect(store.get("k")).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it("refuses unsafe table names and what is not a pool", () => {
+    expect(() => new PostgresTokenStore(admin, { table: 'x"; DROP TABLE y; --' })).toThrow(InterlockConfigError);
+    expect(() => new PostgresTokenStore(admin, { schema: "a.b" })).toThrow(InterlockConfigError);
+    expect(() => new PostgresTokenStore({} as never)).toThrow(InterlockConfigError);
+  });
+});

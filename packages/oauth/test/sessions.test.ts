@@ -1,0 +1,327 @@
+/**
+ * A user's tokens kept server-side under a session id, against oidc-provider, which rotates the
+ * refresh token on every refresh and revokes the whole grant when a used one comes back.
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import { startAuthorizationServer } from "@interlock/test-harness/oauth";
+import { Redis } from "ioredis";
+import * as oauth from "oauth4webapi";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  createSessionTokens,
+  LoginRequiredError,
+  MemoryTokenStore,
+  type OAuthEvent,
+  OAuthResponseError,
+  type SessionTokensOptions,
+  TokenDecryptionError,
+  type TokenStore,
+} from "../src/index.js";
+import { migrate, PostgresTokenStore } from "../src/postgres.js";
+import { RedisTokenStore } from "../src/redis.js";
+import {
+  introspect,
+  keyring,
+  loggedInTokens,
+  REDIRECT_URI,
+  revokeAtServer,
+  useAuthorizationServer,
+  WEB_APP,
+  webClient,
+} from "./helpers.js";
+
+const server = useAuthorizationServer();
+const refreshes = () => server().tokenRequests("refresh_token");
+let sessionCounter = 0;
+const newSessionId = () => `s-${process.pid}-${++sessionCounter}-${Date.now().toString(36)}`;
+
+function sessions(options: Partial<SessionTokensOptions> = {}, clock?: () => number) {
+  return createSessionTokens(webClient(server(), clock === undefined ? {} : { clock }), {
+    encryptionKeys: keyring,
+    ...options,
+  });
+}
+
+const userinfo = (accessToken: string) =>
+  fetch(`${server().issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+
+// The shared stores the two "processes" below use (each with its own connection).
+const redisClients: Redis[] = [];
+const pools: pg.Pool[] = [];
+const table = `oauth_sessions_${process.pid}_${Date.now().toString(36)}`;
+beforeAll(async () => {
+  const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 });
+  pools.push(pool);
+  await migrate(pool, { table });
+});
+afterAll(async () => {
+  for (const client of redisClients) client.disconnect();
+  await pools[0]?.query(`DROP TABLE IF EXISTS "${table}"`);
+  await Promise.all(pools.map((pool) => pool.end()));
+});
+
+const memory = new MemoryTokenStore();
+const sharedStores: Record<string, () => TokenStore> = {
+  memory: () => memory,
+  redis: () => {
+    const client = new Redis(inject("redisUrl"));
+    redisClients.push(client);
+    return new RedisTokenStore(client, { prefix: `test:sessions:${process.pid}:` });
+  },
+  postgres: () => {
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 4 });
+    pools.push(pool);
+    return new PostgresTokenStore(pool, { table });
+  },
+};
+
+describe("session tokens", () => {
+  it("keeps a login's tokens sealed: neither token is in the store in clear", async () => {
+    const store = new MemoryTokenStore();
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await sessions({ store }).save(id, tokens);
+    const raw = (await store.get(`oauth:session:${id}`))!.value;
+    expect(raw).toMatch(/^v1\.k1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    expect(raw).not.toContain(tokens.refreshToken!);
+    expect(raw).not.toContain(tokens.accessToken);
+    expect(await sessions({ store }).get(id)).toEqual(tokens);
+  });
+
+  it("refuses to be made without encryption keys", () => {
+    expect(() => createSessionTokens(webClient(server()), {} as SessionTokensOptions)).toThrow(InterlockConfigError);
+  });
+
+  it("refreshes when due (injected clock): a rotated refresh token, stored, and working", async () => {
+    let now = Date.now();
+    const store = new MemoryTokenStore({ clock: () => now });
+    const manager = sessions({ store, refreshMarginMs: 60_000 }, () => now);
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+
+    const before = refreshes();
+    expect(await manager.getAccessToken(id)).toBe(tokens.accessToken);
+    now += 3_539_000; // 59 s before the margin
+    expect(await manager.getAccessToken(id)).toBe(tokens.accessToken);
+    expect(refreshes()).toBe(before);
+
+    now += 2_000; // inside the last minute
+    const fresh = await manager.getAccessToken(id);
+    expect(fresh).not.toBe(tokens.accessToken);
+    expect(refreshes()).toBe(before + 1);
+    const stored = (await manager.get(id))!;
+    expect(stored.accessToken).toBe(fresh);
+    expect(stored.refreshToken).not.toBe(tokens.refreshToken); // rotated
+    expect(stored.idToken).toBeTypeOf("string");
+    expect(await (await userinfo(fresh)).json()).toMatchObject({ sub: "alice" });
+    expect(await introspect(server(), stored.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+    // The old refresh token is used up.
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+  });
+
+  it("the server revokes the whole grant when a used refresh token comes back (what a lost race costs)", async () => {
+    // Without the library: two refreshes with one refresh token, as two unsynchronised processes would.
+    const tokens = await loggedInTokens(server());
+    const as = await oauth.processDiscoveryResponse(
+      new URL(server().issuer),
+      await oauth.discoveryRequest(new URL(server().issuer), { [oauth.allowInsecureRequests]: true }),
+    );
+    const client = { client_id: WEB_APP.clientId };
+    const auth = oauth.ClientSecretBasic(WEB_APP.clientSecret);
+    const refresh = (token: string) =>
+      oauth.refreshTokenGrantRequest(as, client, auth, token, { [oauth.allowInsecureRequests]: true });
+    const first = await oauth.processRefreshTokenResponse(as, client, await refresh(tokens.refreshToken!));
+    const second = await oauth
+      .processRefreshTokenResponse(as, client, await refresh(tokens.refreshToken!))
+      .catch((e: unknown) => e);
+    expect(second).toMatchObject({ error: "invalid_grant" });
+    // The winner's new tokens died with the grant.
+    expect(await introspect(server(), first.refresh_token!, WEB_APP)).toMatchObject({ active: false });
+    expect((await userinfo(first.access_token)).status).toBe(401);
+  });
+
+  describe.each(Object.keys(sharedStores))("two processes sharing a %s store", (name) => {
+    it("two parallel refreshes: one request to the server, and a working token for both", async () => {
+      // Two managers with their own connections and no shared memory, as two processes have. A's
+      // network is slow (its token request leaves 150 ms late), so B's refresh surely starts while
+      // A holds the session's lock.
+      const slow = (input: string | URL | Request, init?: RequestInit) =>
+        new Promise<Response>((resolve, reject) =>
+          setTimeout(() => fetch(input, init).then(resolve, reject), String(input).endsWith("/token") ? 150 : 0),
+        );
+      const eventsOf = { a: [] as OAuthEvent[], b: [] as OAuthEvent[] };
+      const a = createSessionTokens(webClient(server(), { fetch: slow, onEvent: (e) => eventsOf.a.push(e) }), {
+        encryptionKeys: keyring,
+        store: sharedStores[name]!(),
+      });
+      const b = createSessionTokens(webClient(server(), { onEvent: (e) => eventsOf.b.push(e) }), {
+        encryptionKeys: keyring,
+        store: sharedStores[name]!(),
+      });
+      const tokens = await loggedInTokens(server());
+      const id = newSessionId();
+      await a.save(id, tokens);
+      expect(await b.get(id)).toEqual(tokens);
+      const before = refreshes();
+
+      const refreshedByA = a.refresh(id);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const [fromA, fromB] = await Promise.all([refreshedByA, b.refresh(id)]);
+      expect(refreshes()).toBe(before + 1);
+      expect(fromB).toEqual(fromA);
+      expect(fromA.refreshToken).not.toBe(tokens.refreshToken);
+      expect(await b.get(id)).toEqual(fromA);
+      expect(eventsOf.a).toMatchObject([{ type: "oauth.token.requested", grant: "refresh_token", outcome: "issued" }]);
+      expect(eventsOf.b).toEqual([
+        { type: "oauth.token.shared", grant: "refresh_token", waitedMs: expect.any(Number) },
+      ]);
+
+      // The token both got works, and so does the stored refresh token: the chain is intact.
+      expect((await userinfo(fromA.accessToken)).status).toBe(200);
+      const next = await b.refresh(id);
+      expect(refreshes()).toBe(before + 2);
+      expect((await userinfo(next.accessToken)).status).toBe(200);
+      expect(await introspect(server(), next.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+    });
+
+    it("refreshes called at once from two processes, however they interleave, leave a working chain", async () => {
+      const a = sessions({ store: sharedStores[name]!() });
+      const b = sessions({ store: sharedStores[name]!() });
+      const tokens = await loggedInTokens(server());
+      const id = newSessionId();
+      await a.save(id, tokens);
+      const before = refreshes();
+      const results = await Promise.all([a.refresh(id), b.refresh(id), a.refresh(id), b.refresh(id)]);
+      // Each refresh the server saw made one distinct token set; a caller that came late refreshed
+      // the newest refresh token, never a used one (which would have revoked the grant).
+      const distinct = new Set(results.map((r) => r.refreshToken));
+      expect(refreshes() - before).toBe(distinct.size);
+      const stored = (await a.get(id))!;
+      expect((await userinfo(stored.accessToken)).status).toBe(200);
+      expect(await introspect(server(), stored.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+    });
+
+    it("20 callers in each of two processes asking for a due token: one refresh", async () => {
+      let now = Date.now();
+      const clock = () => now;
+      const a = sessions({ store: sharedStores[name]!() }, clock);
+      const b = sessions({ store: sharedStores[name]!() }, clock);
+      const tokens = await loggedInTokens(server());
+      const id = newSessionId();
+      await a.save(id, tokens);
+      now += 3_590_000; // due
+      const before = refreshes();
+      const all = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).getAccessToken(id)));
+      expect(refreshes()).toBe(before + 1);
+      expect(new Set(all).size).toBe(1);
+      expect(all[0]).not.toBe(tokens.accessToken);
+      expect((await userinfo(all[0]!)).status).toBe(200);
+    });
+  });
+
+  it("a refused refresh token (invalid_grant) ends the session: LoginRequiredError, tokens deleted", async () => {
+    const store = new MemoryTokenStore();
+    const events: OAuthEvent[] = [];
+    const manager = createSessionTokens(webClient(server(), { onEvent: (e) => events.push(e) }), {
+      encryptionKeys: keyring,
+      store,
+    });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+    await revokeAtServer(server(), tokens.refreshToken!, "refresh_token", WEB_APP); // an admin ends the grant
+
+    const error = await manager.refresh(id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoginRequiredError);
+    expect(error).toMatchObject({ code: "login_required", status: 401, reason: "refresh_rejected" });
+    expect((error as Error).cause).toMatchObject({ code: "invalid_grant" });
+    expect(await store.get(`oauth:session:${id}`)).toBeUndefined();
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+    expect(events).toMatchObject([
+      { type: "oauth.token.requested", grant: "refresh_token", outcome: "invalid_grant" },
+      { type: "oauth.session.ended", reason: "refresh_rejected" },
+    ]);
+  });
+
+  it("revoke(): tokens deleted here and revoked at the server (RFC 7009)", async () => {
+    const manager = sessions();
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+    const revocations = server().requests("/token/revocation");
+
+    expect(await manager.revoke(id)).toEqual({ revoked: true });
+    expect(server().requests("/token/revocation")).toBe(revocations + 2); // refresh token, then access token
+    expect(await manager.get(id)).toBeUndefined();
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+    expect(await introspect(server(), tokens.accessToken, WEB_APP)).toMatchObject({ active: false });
+    expect((await userinfo(tokens.accessToken)).status).toBe(401);
+    // Nothing left to revoke.
+    expect(await manager.revoke(id)).toEqual({ revoked: false });
+  });
+
+  it("without a refresh token: the access token is used until it expires, then LoginRequiredError", async () => {
+    let now = Date.now();
+    const manager = sessions({}, () => now);
+    const { refreshToken: _, ...tokens } = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, { ...tokens, refreshToken: undefined });
+    now += 3_590_000; // due, not expired
+    expect(await manager.getAccessToken(id)).toBe(tokens.accessToken);
+    now += 20_000; // expired
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ code: "login_required", reason: "expired" });
+    expect(await manager.get(id)).toBeUndefined();
+  });
+
+  it("an unknown session is LoginRequiredError(no_session); a tampered record is refused", async () => {
+    const store = new MemoryTokenStore();
+    const manager = sessions({ store });
+    await expect(manager.getAccessToken("nobody")).rejects.toMatchObject({ reason: "no_session" });
+    expect(await manager.get("nobody")).toBeUndefined();
+
+    const id = newSessionId();
+    await manager.save(id, await loggedInTokens(server()));
+    const key = `oauth:session:${id}`;
+    const sealed = (await store.get(key))!.value;
+    // Another session's sealed record copied here does not open: the store key is authenticated.
+    await store.set("oauth:session:other", sealed, { ttlMs: 60_000 });
+    await expect(manager.getAccessToken("other")).rejects.toBeInstanceOf(TokenDecryptionError);
+    await store.set(key, JSON.stringify({ accessToken: "planted", tokenType: "bearer", refreshAt: 0 }), {
+      ttlMs: 60_000,
+    });
+    await expect(manager.getAccessToken(id)).rejects.toBeInstanceOf(TokenDecryptionError);
+    expect(() => manager.tokens("")).toThrow(InterlockConfigError);
+  });
+
+  it("keeps using an unexpired token while the authorization server is down", async () => {
+    const own = await startAuthorizationServer({
+      clients: [
+        {
+          client_id: WEB_APP.clientId,
+          client_secret: WEB_APP.clientSecret,
+          redirect_uris: [REDIRECT_URI],
+          grant_types: ["authorization_code", "refresh_token"],
+          response_types: ["code"],
+        },
+      ],
+    });
+    let now = Date.now();
+    const manager = createSessionTokens(webClient(own, { clock: () => now, timeoutMs: 1_000 }), {
+      encryptionKeys: keyring,
+    });
+    const tokens = await loggedInTokens(own);
+    const id = newSessionId();
+    await manager.save(id, tokens);
+    await own.close();
+    now += 3_590_000; // due, 10 s left
+    expect(await manager.getAccessToken(id)).toBe(tokens.accessToken);
+    now += 20_000;
+    const error = await manager.getAccessToken(id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: "server_unavailable" });
+    expect(await manager.get(id)).toEqual(tokens); // nothing lost: it refreshes once the server is back
+  });
+});

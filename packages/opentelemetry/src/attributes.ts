@@ -1,0 +1,51 @@
+/**
+ * Attribute names, in the OpenTelemetry semantic-conventions style: Interlock's own under
+ * `interlock.*`, and the registry's where one fits (`error.type`, `http.*`). Metrics carry only
+ * the low-cardinality ones; ids, keys and correlation ids go on spans.
+ */
+
+/** The webhook scheme (`stripe`, `github`, `standard-webhooks`, …). */
+export const ATTR_WEBHOOK_SCHEME = "interlock.webhook.scheme";
+/** The delivery id a verified delivery carries (spans only). */
+export const ATTR_WEBHOOK_ID = "interlock.webhook.id";
+/** Whether the scheme's signature covers the delivery id (spans only). */
+export const ATTR_WEBHOOK_ID_COVERED = "interlock.webhook.id_covered";
+/**
+ * What became of a delivery: `verified` or `rejected` (verification); `claimed`, `duplicate`,
+ * `in_flight` or `store_unavailable` (claim); `processed` or `handler_failed` (handler).
+ */
+export const ATTR_WEBHOOK_OUTCOME = "interlock.webhook.outcome";
+/** On `processed`: whether the store recorded the delivery (false: a redelivery may run again). */
+export const ATTR_WEBHOOK_RECORDED = "interlock.webhook.recorded";
+/** On `handler_failed`: whether the claim was released for the provider's retry. */
+export const ATTR_WEBHOOK_RELEASED = "interlock.webhook.released";
+
+/**
+ * What the idempotency engine decided: `first`, `replayed`, `in_flight`, `mismatch`,
+ * `completed`, `released`, `not_recorded`, `store_down` or `rejected`.
+ */
+export const ATTR_IDEMPOTENCY_OUTCOME = "interlock.idempotency.outcome";
+/** On `released`: why nothing was stored (`error`, `status`, `streamed`, `too_large`). */
+export const ATTR_IDEMPOTENCY_REASON = "interlock.idempotency.reason";
+/** The client's Idempotency-Key (spans only; never the principal). */
+export const ATTR_IDEMPOTENCY_KEY = "interlock.idempotency.key";
+/** On `in_flight`: whether the engine waited for the holder before answering 409. */
+export const ATTR_IDEMPOTENCY_WAITED = "interlock.idempotency.waited";
+/** On `store_down`: whether the request was let through unprotected (`failOpen`). */
+export const ATTR_IDEMPOTENCY_FAIL_OPEN = "interlock.idempotency.fail_open";
+
+/** The store operation timed: `claim`, `complete` or `release`. */
+export const ATTR_STORE_OPERATION = "interlock.store.operation";
+/** Which part of Interlock called the store: `webhook` or `idempotency`. */
+export const ATTR_COMPONENT = "interlock.component";
+/** The request's correlation id: a `traceparent`'s trace-id or an `x-request-id` (spans only). */
+export const ATTR_CORRELATION_ID = "interlock.correlation_id";
+
+/** Semantic conventions: the class of error an operation ended with. */
+export const ATTR_ERROR_TYPE = "error.type";
+/** Semantic conventions: the HTTP method. */
+export const ATTR_HTTP_REQUEST_METHOD = "http.request.method";
+/** Semantic conventions: the matched route pattern (`/payments/:id`). */
+export const ATTR_HTTP_ROUTE = "http.route";
+/** Semantic conventions: the HTTP status answered (stored, replayed or released). */
+export const ATTR_HTTP_RESPONSE_STATUS_CODE = "http.response.status_code";

@@ -1,0 +1,65 @@
+/**
+ * `interlockTelemetry()`: an `onEvent` hook that turns core's events into OpenTelemetry spans
+ * and metrics, through the API only. The app's SDK (or none: the API is then a no-op) decides
+ * where they go.
+ */
+
+import type { EventHook, InterlockEvent } from "@interlock/core";
+import { diag, type MeterProvider, metrics, type Tracer, type TracerProvider, trace } from "@opentelemetry/api";
+import { version } from "../package.json";
+import { createInstruments, type Instruments } from "./instruments.js";
+import { EVENT_TELEMETRY, type EventRow } from "./mapping.js";
+import { EventRecorder } from "./recorder.js";
+
+/** The instrumentation scope of every meter and tracer this package makes. */
+export const INSTRUMENTATION_SCOPE = "@interlock/opentelemetry";
+
+export interface InterlockTelemetryOptions<E extends InterlockEvent = InterlockEvent> {
+  /** Where metrics go. Default: the global one (`metrics.getMeter`), looked up at the first event. */
+  meterProvider?: MeterProvider;
+  /** Where spans go. Default: the global one (`trace.getTracer`). */
+  tracerProvider?: TracerProvider;
+  /**
+   * Your own hook, called with every event after telemetry has recorded it (for logs): pass
+   * the returned hook as core's `onEvent` and keep yours here. Its errors are not caught here.
+   */
+  onEvent?: EventHook<E>;
+}
+
+/**
+ * Makes the hook to pass as `onEvent` to a webhook receiver, an idempotency engine or an
+ * adapter's middleware. One hook can serve them all; make it once per app.
+ */
+export function interlockTelemetry<E extends InterlockEvent = InterlockEvent>(
+  options: InterlockTelemetryOptions<E> = {},
+): EventHook<E> {
+  const { meterProvider, tracerProvider, onEvent } = options;
+  // Looked up at the first event, not now: a global MeterProvider registered after this call
+  // (the SDK started later in the app's boot) is still the one used.
+  let instruments: Instruments | undefined;
+  let tracer: Tracer | undefined;
+
+  function record(event: InterlockEvent): void {
+    const row = (EVENT_TELEMETRY as Record<string, EventRow<InterlockEvent> | undefined>)[event.type];
+    if (row === undefined) return; // an event type this version does not know yet
+    instruments ??= createInstruments(
+      meterProvider
+        ? meterProvider.getMeter(INSTRUMENTATION_SCOPE, version)
+        : metrics.getMeter(INSTRUMENTATION_SCOPE, version),
+    );
+    tracer ??= tracerProvider
+      ? tracerProvider.getTracer(INSTRUMENTATION_SCOPE, version)
+      : trace.getTracer(INSTRUMENTATION_SCOPE, version);
+    row(event, new EventRecorder(instruments, tracer, event.correlationId));
+  }
+
+  return (event) => {
+    try {
+      record(event);
+    } catch (error) {
+      // Telemetry never changes an outcome, and never keeps the app's own hook from running.
+      diag.error(`${INSTRUMENTATION_SCOPE}: could not record ${event.type}`, error);
+    }
+    onEvent?.(event);
+  };
+}
