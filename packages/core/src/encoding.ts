@@ -7,8 +7,11 @@
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
+/** UTF-8, with one shared encoder and decoder. */
 export const utf8 = {
+  /** The text's UTF-8 bytes. */
   encode: (text: string): Uint8Array => utf8Encoder.encode(text),
+  /** The bytes as text; invalid sequences become U+FFFD. */
   decode: (bytes: Uint8Array): string => utf8Decoder.decode(bytes),
 };
 
@@ -27,6 +30,7 @@ for (let i = 0; i < 64; i++) BASE64_VALUE[BASE64_ALPHABET.charCodeAt(i)] = i;
 BASE64_VALUE["-".charCodeAt(0)] = 62;
 BASE64_VALUE["_".charCodeAt(0)] = 63;
 
+/** Lower-case hex. */
 export function encodeHex(bytes: Uint8Array): string {
   let out = "";
   for (const byte of bytes) out += HEX_DIGITS[byte >> 4] + (HEX_DIGITS[byte & 15] as string);
@@ -45,6 +49,7 @@ export function decodeHex(text: string): Uint8Array | undefined {
   return out;
 }
 
+/** Standard base64, padded. */
 export function encodeBase64(bytes: Uint8Array): string {
   let out = "";
   let i = 0;

@@ -230,7 +230,12 @@ export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) =>
  * Calls the user's hook. A hook that throws must not change the outcome it is told about
  * (a verified delivery refused because a logger failed), so its error is dropped.
  */
-export function emit<E extends { type: string }>(hook: ((event: E) => void) | undefined, event: E): void {
+export function emit<
+  E extends {
+    /** The event's name, such as `webhook.verified`. */
+    type: string;
+  },
+>(hook: ((event: E) => void) | undefined, event: E): void {
   if (hook === undefined) return;
   try {
     hook(event);

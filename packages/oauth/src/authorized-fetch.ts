@@ -8,6 +8,7 @@ import { InterlockConfigError } from "@interlock/core";
 import type { FetchLike } from "./client.js";
 import type { TokenSource } from "./token-source.js";
 
+/** Where `authorizedFetch` gets its tokens, and how it sends. */
 export interface AuthorizedFetchOptions {
   /** Where the access token comes from: `createClientCredentials(…)` or `sessions.tokens(sessionId)`. */
   tokens: TokenSource;
@@ -23,6 +24,7 @@ export interface AuthorizedFetchOptions {
   retryOnUnauthorized?: boolean;
 }
 
+/** A fetch that sends `Authorization: Bearer <token>`, renewing the token once after a 401. */
 export function authorizedFetch(options: AuthorizedFetchOptions): FetchLike {
   const { tokens } = options;
   if (typeof tokens?.getAccessToken !== "function") {

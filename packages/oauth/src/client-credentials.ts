@@ -33,6 +33,7 @@ import {
   tokenSetFrom,
 } from "./tokens.js";
 
+/** What to ask for, and where the token is cached. */
 export interface ClientCredentialsOptions extends Partial<Freshness> {
   /** Scopes to ask for, as a space-separated string or a list. Default: none (the server's default). */
   scope?: string | readonly string[];
@@ -70,6 +71,10 @@ async function sha256Hex(text: string): Promise<string> {
   return encodeHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
 }
 
+/**
+ * Client Credentials for machine-to-machine calls: one cached token, renewed before it
+ * expires, one token request in flight however many callers (and, with a shared store, processes) ask.
+ */
 export function createClientCredentials(
   client: OAuthClient,
   options: ClientCredentialsOptions = {},

@@ -15,23 +15,36 @@ export type FetchLike = (input: string | URL | Request, init?: RequestInit) => P
 
 /** Authorization server metadata (RFC 8414 / OpenID Connect Discovery), as far as this package reads it. */
 export interface AuthorizationServerMetadata {
+  /** The server's issuer identifier. */
   issuer: string;
+  /** Where the browser is sent to log in. */
   authorization_endpoint?: string;
+  /** Where codes, refresh tokens and client credentials are exchanged for tokens. */
   token_endpoint?: string;
+  /** Where tokens are revoked (RFC 7009). */
   revocation_endpoint?: string;
+  /** The OpenID Connect UserInfo endpoint. */
   userinfo_endpoint?: string;
+  /** Where the browser is sent to log out (OpenID Connect RP-Initiated Logout). */
   end_session_endpoint?: string;
+  /** The server's signing keys, for ID tokens. */
   jwks_uri?: string;
+  /** The PKCE methods the server accepts (`S256`). */
   code_challenge_methods_supported?: string[];
+  /** Whether the server adds `iss` to its authorization responses (RFC 9207). */
   authorization_response_iss_parameter_supported?: boolean;
+  /** Any other metadata the server publishes. */
   [parameter: string]: unknown;
 }
 
+/** How the client authenticates to the token endpoint: HTTP Basic, a form parameter, or not at all (public clients). */
 export type ClientAuthenticationMethod = "client_secret_basic" | "client_secret_post" | "none";
 
+/** Who the client is and which server it talks to. */
 export interface OAuthClientOptions {
   /** The authorization server's issuer identifier, e.g. `https://id.example.com`. */
   issuer: string | URL;
+  /** The client id the authorization server issued. */
   clientId: string;
   /** The client secret of a confidential client. */
   clientSecret?: string;
@@ -64,7 +77,9 @@ export interface OAuthClientOptions {
 
 /** A configured OAuth client; pass it to `createLogin`, `createClientCredentials`, `createSessionTokens`. */
 export interface OAuthClient {
+  /** The issuer identifier, as given. */
   readonly issuer: string;
+  /** The client id. */
   readonly clientId: string;
   /** The authorization server's metadata, discovered on first use and kept. */
   metadata(): Promise<AuthorizationServerMetadata>;
@@ -101,6 +116,7 @@ export function clientInternals(client: OAuthClient): ClientInternals {
   return found;
 }
 
+/** The default bound on one request to the authorization server: 10 s. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;

@@ -16,6 +16,7 @@ import { TokenDecryptionError } from "./errors.js";
 export interface EncryptionKey {
   /** Names the key inside every value it seals: 1–32 of `A-Z a-z 0-9 _ -`. Never reuse an id for another key. */
   id: string;
+  /** The 32 key bytes, raw or as base64/base64url text. */
   key: string | Uint8Array;
 }
 

@@ -44,6 +44,7 @@ const OAUTH_ERRORS: Record<OAuthErrorCode, { status: number; title: string }> = 
 
 /** The authorization server refused a request with an OAuth error. */
 export class OAuthError extends InterlockError {
+  /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "OAuthError";
   /** The server's `error` code, as sent. */
   readonly code: OAuthErrorCode | (string & {});
@@ -72,6 +73,7 @@ export class OAuthError extends InterlockError {
   }
 }
 
+/** Why the authorization server's answer could not be used: unreachable or failing, or invalid. */
 export type OAuthResponseErrorCode = "server_unavailable" | "invalid_response";
 
 /**
@@ -80,6 +82,7 @@ export type OAuthResponseErrorCode = "server_unavailable" | "invalid_response";
  * for another issuer). `server_unavailable` is worth retrying later; `invalid_response` is not.
  */
 export class OAuthResponseError extends InterlockError {
+  /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "OAuthResponseError";
   readonly code: OAuthResponseErrorCode;
   readonly status: number;
@@ -105,6 +108,7 @@ export class OAuthResponseError extends InterlockError {
   }
 }
 
+/** Why a login callback was refused. */
 export type LoginErrorCode =
   | "state_missing"
   | "state_mismatch"
@@ -122,6 +126,7 @@ const LOGIN_ERRORS: Record<LoginErrorCode, string> = {
 
 /** A login callback refused before any code was exchanged: start the login again. */
 export class LoginError extends InterlockError {
+  /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "LoginError";
   readonly code: LoginErrorCode;
   readonly status = 400;
@@ -134,6 +139,7 @@ export class LoginError extends InterlockError {
   }
 }
 
+/** Why a session has no usable token: never logged in (or logged out), expired without a refresh token, or its refresh token was refused. */
 export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected";
 
 /**
@@ -142,10 +148,12 @@ export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected";
  * tokens are gone from the store; send the user through the login again.
  */
 export class LoginRequiredError extends InterlockError {
+  /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "LoginRequiredError";
   readonly code = "login_required";
   readonly status = 401;
   readonly title = "Log in again";
+  /** Why the session has no usable token. */
   readonly reason: LoginRequiredReason;
 
   constructor(reason: LoginRequiredReason, message: string, options?: { cause?: unknown }) {
@@ -159,6 +167,7 @@ export class LoginRequiredError extends InterlockError {
  * was altered (or moved to another key in the store). Nothing is returned from such a value.
  */
 export class TokenDecryptionError extends InterlockError {
+  /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "TokenDecryptionError";
   readonly code = "token_decryption_failed";
   readonly status = 500;

@@ -5,24 +5,63 @@
 
 import type { LoginErrorCode, LoginRequiredReason } from "./errors.js";
 
+/** The OAuth grant a token request used. */
 export type TokenGrant = "authorization_code" | "client_credentials" | "refresh_token";
 
+/** Every event the OAuth flows emit; tell them apart by `type`. */
 export type OAuthEvent =
-  /** A token request went to the authorization server: `outcome` is `"issued"` or the error's code. */
-  | { type: "oauth.token.requested"; grant: TokenGrant; outcome: string; durationMs: number }
-  /** Another process was already requesting the token: this one waited and used its result. */
-  | { type: "oauth.token.shared"; grant: "client_credentials" | "refresh_token"; waitedMs: number }
-  /** The token was due, the server (or the store) failed: the unexpired token was used, and the next call tries again. */
-  | { type: "oauth.token.stale_used"; grant: "client_credentials" | "refresh_token"; code: string }
-  /** A login was started (`begin`). */
-  | { type: "oauth.login.started" }
-  /** A callback was exchanged for tokens. */
-  | { type: "oauth.login.completed" }
-  /** A callback was refused: `code` of the `LoginError`, or the server's error (`access_denied`, …). */
-  | { type: "oauth.login.refused"; code: LoginErrorCode | (string & {}) }
-  /** A session's tokens were deleted because they can no longer be used. */
-  | { type: "oauth.session.ended"; reason: LoginRequiredReason }
-  /** `revoke()` deleted a session's tokens; `revoked`: the server was told. */
-  | { type: "oauth.session.revoked"; revoked: boolean };
+  | {
+      /** A token request went to the authorization server. */
+      type: "oauth.token.requested";
+      /** The grant it used. */
+      grant: TokenGrant;
+      /** `"issued"`, or the error's code. */
+      outcome: string;
+      /** How long the request took, in milliseconds. */
+      durationMs: number;
+    }
+  | {
+      /** Another process was already requesting the token: this one waited and used its result. */
+      type: "oauth.token.shared";
+      /** The grant the other process used. */
+      grant: "client_credentials" | "refresh_token";
+      /** How long this one waited, in milliseconds. */
+      waitedMs: number;
+    }
+  | {
+      /** The token was due, the server (or the store) failed: the unexpired token was used, and the next call tries again. */
+      type: "oauth.token.stale_used";
+      /** The grant that failed. */
+      grant: "client_credentials" | "refresh_token";
+      /** Why it failed: the error's code. */
+      code: string;
+    }
+  | {
+      /** A login was started (`begin`). */
+      type: "oauth.login.started";
+    }
+  | {
+      /** A callback was exchanged for tokens. */
+      type: "oauth.login.completed";
+    }
+  | {
+      /** A callback was refused. */
+      type: "oauth.login.refused";
+      /** The `LoginError`'s code, or the server's error (`access_denied`, …). */
+      code: LoginErrorCode | (string & {});
+    }
+  | {
+      /** A session's tokens were deleted because they can no longer be used. */
+      type: "oauth.session.ended";
+      /** Why they can no longer be used. */
+      reason: LoginRequiredReason;
+    }
+  | {
+      /** `revoke()` deleted a session's tokens. */
+      type: "oauth.session.revoked";
+      /** Whether the server was told (RFC 7009). */
+      revoked: boolean;
+    };
 
+/** An `onEvent` option for the OAuth client: called with each event; a hook that throws changes nothing. */
 export type OAuthEventHook = (event: OAuthEvent) => void;

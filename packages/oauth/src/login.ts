@@ -20,6 +20,7 @@ import { assertEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import { type IdTokenClaims, RecordCodec, type TokenSet, tokenSetFrom } from "./tokens.js";
 
+/** Where a login sends the user back, what it asks for, and where pending logins wait. */
 export interface LoginOptions {
   /** The app's callback URL, registered with the authorization server. */
   redirectUri: string | URL;
@@ -37,6 +38,7 @@ export interface LoginOptions {
   keyPrefix?: string;
 }
 
+/** Options of one login. */
 export interface BeginLoginOptions {
   /** Where to send the user after the login: kept only if it is a path on this site (`/…`, not `//…`). */
   returnTo?: string;
@@ -44,6 +46,7 @@ export interface BeginLoginOptions {
   params?: Record<string, string>;
 }
 
+/** A started login: redirect the browser to `url`, and keep `state` in a cookie. */
 export interface LoginStart {
   /** Redirect the browser here. */
   url: URL;
@@ -53,19 +56,25 @@ export interface LoginStart {
   expiresAt: number;
 }
 
+/** A completed login. */
 export interface LoginResult {
+  /** The tokens the code was exchanged for: keep them server-side (`createSessionTokens`). */
   tokens: TokenSet;
   /** The validated ID token's claims (OpenID Connect); undefined for plain OAuth. */
   claims: IdTokenClaims | undefined;
+  /** The `returnTo` given to `begin`, when it was a path on this site. */
   returnTo: string | undefined;
 }
 
+/** What `complete` checks the callback against. */
 export interface CompleteLoginOptions {
   /** The state this browser started with (from its cookie). */
   state: string | undefined;
 }
 
+/** Authorization Code + PKCE for a server-side app, from `createLogin`. */
 export interface Login {
+  /** Starts a login: the authorization URL, with the PKCE verifier kept server-side. */
   begin(options?: BeginLoginOptions): Promise<LoginStart>;
   /** `callback` is the full callback URL the browser came back to (or its query parameters). */
   complete(callback: URL | string | URLSearchParams, options: CompleteLoginOptions): Promise<LoginResult>;
@@ -78,6 +87,7 @@ interface PendingLogin {
   returnTo?: string;
 }
 
+/** How long a login may take by default, from `begin` to the callback: 10 minutes. */
 export const DEFAULT_PENDING_TTL_MS = 10 * 60_000;
 
 const RESERVED = new Set([
@@ -127,6 +137,7 @@ function callbackParameters(callback: URL | string | URLSearchParams): URLSearch
   throw new LoginError("invalid_callback", "the callback must be a URL or its query parameters");
 }
 
+/** The login flow for `client`: `begin` before redirecting the browser, `complete` on its callback. */
 export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   const internals = clientInternals(client);
   if (!URL.canParse(options?.redirectUri)) throw new InterlockConfigError("redirectUri must be an absolute URL");

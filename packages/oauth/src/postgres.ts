@@ -17,9 +17,16 @@ import {
 
 /** Anything that runs a query as `pg` does: `Pool`, `Client`, `PoolClient`. */
 export interface PgQueryable {
-  query(query: { text: string; values?: unknown[] }): Promise<{ rows: unknown[]; rowCount: number | null }>;
+  /** Runs one query. */
+  query(query: { text: string; values?: unknown[] }): Promise<{
+    /** The rows returned. */
+    rows: unknown[];
+    /** Rows affected (or returned); null when the command reports none. */
+    rowCount: number | null;
+  }>;
 }
 
+/** The PostgreSQL token store's table and timeout. */
 export interface PostgresTokenStoreOptions {
   /** Table name. Default `"interlock_oauth_tokens"`. */
   table?: string;
@@ -29,6 +36,7 @@ export interface PostgresTokenStoreOptions {
   operationTimeoutMs?: number;
 }
 
+/** The table name used when none is given. */
 export const DEFAULT_TOKEN_TABLE = "interlock_oauth_tokens";
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -86,9 +94,12 @@ function statements(table: string) {
 
 type Statement = keyof ReturnType<typeof statements>;
 
+/** A `TokenStore` on your `pg` pool: one statement per operation, the database's clock; create the table with `migrate`. */
 export class PostgresTokenStore implements TokenStore {
   readonly name = "postgres";
+  /** The table, schema-qualified and quoted as the statements use it. */
   readonly table: string;
+  /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #db: PgQueryable;
   readonly #sql: ReturnType<typeof statements>;

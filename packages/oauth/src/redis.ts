@@ -20,9 +20,11 @@ import {
  * defines. Structural, so users need no ioredis types of ours.
  */
 export interface RedisScriptingClient {
+  /** ioredis' `defineCommand`: registers a Lua script as a command on the client. */
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
 }
 
+/** The Redis token store's key prefix and timeout. */
 export interface RedisTokenStoreOptions {
   /** Put before every key; lets several apps share one Redis. Default `"interlock:oauth:"`. */
   prefix?: string;
@@ -59,11 +61,15 @@ const SCRIPTS = {
 type Operation = keyof typeof SCRIPTS;
 type Scripted = Record<string, (key: string, ...args: Array<string | number>) => Promise<unknown>>;
 
+/** The key prefix used when none is given. */
 export const DEFAULT_REDIS_PREFIX = "interlock:oauth:";
 
+/** A `TokenStore` on your ioredis client: one atomic script per operation; the client stays yours. */
 export class RedisTokenStore implements TokenStore {
   readonly name = "redis";
+  /** Put before every key. */
   readonly prefix: string;
+  /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #client: Scripted;
 

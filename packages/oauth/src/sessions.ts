@@ -36,6 +36,7 @@ import {
   tokenSetFrom,
 } from "./tokens.js";
 
+/** How session tokens are sealed, kept and refreshed. */
 export interface SessionTokensOptions extends Partial<Freshness> {
   /**
    * Keys that seal every token set in the store (AES-256-GCM); required, so refresh tokens are
@@ -52,11 +53,13 @@ export interface SessionTokensOptions extends Partial<Freshness> {
   keyPrefix?: string;
 }
 
+/** What `revoke` did at the server. */
 export interface RevokeResult {
   /** True when the authorization server was told (RFC 7009); false when it has no revocation endpoint. */
   revoked: boolean;
 }
 
+/** Users' tokens kept server-side under your session ids, from `createSessionTokens`. */
 export interface SessionTokens {
   /** Keeps a login's tokens under `sessionId` (replacing any there). */
   save(sessionId: string, tokens: TokenSet): Promise<void>;
@@ -76,6 +79,7 @@ export interface SessionTokens {
   tokens(sessionId: string): TokenSource;
 }
 
+/** How long a session's tokens are kept by default after their last write: 30 days. */
 export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 60 * 60_000;
 const MAX_SESSION_ID_LENGTH = 256;
 
@@ -84,6 +88,10 @@ interface Current {
   version: string;
 }
 
+/**
+ * Keeps users' tokens server-side, sealed with `encryptionKeys` (required), and refreshes them
+ * when due, one refresh at a time per session in any number of processes.
+ */
 export function createSessionTokens(client: OAuthClient, options: SessionTokensOptions): SessionTokens {
   const internals = clientInternals(client);
   if (options?.encryptionKeys === undefined) {

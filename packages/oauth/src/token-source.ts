@@ -3,6 +3,7 @@
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { OAuthResponseError } from "./errors.js";
 
+/** Options of `getAccessToken`. */
 export interface GetAccessTokenOptions {
   /**
    * An access token a resource server refused (401): answer a newer one, refreshing unless
@@ -13,6 +14,7 @@ export interface GetAccessTokenOptions {
 
 /** Hands out a valid access token: cached, or fetched or refreshed when due, one request at a time. */
 export interface TokenSource {
+  /** A valid access token, fetched or refreshed first when it is due. */
   getAccessToken(options?: GetAccessTokenOptions): Promise<string>;
 }
 

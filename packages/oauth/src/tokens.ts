@@ -10,11 +10,13 @@ import { TokenDecryptionError } from "./errors.js";
 
 /** What a token endpoint granted. Times are milliseconds since the epoch. */
 export interface TokenSet {
+  /** The access token, for `Authorization: Bearer`. */
   accessToken: string;
   /** Lower case, as oauth4webapi normalises it: `"bearer"`. */
   tokenType: string;
   /** When the access token expires; undefined when the server did not say (`expires_in`). */
   expiresAt: number | undefined;
+  /** The refresh token, when the server issued one. */
   refreshToken: string | undefined;
   /** The scope granted, when the server said. */
   scope: string | undefined;
@@ -24,24 +26,35 @@ export interface TokenSet {
 
 /** Claims of a validated ID token. */
 export interface IdTokenClaims {
+  /** The issuer. */
   iss: string;
+  /** The user's identifier at the issuer: the stable key for your user record. */
   sub: string;
+  /** The audience: your client id. */
   aud: string | string[];
+  /** Issued at, in seconds since the epoch. */
   iat: number;
+  /** Expires at, in seconds since the epoch. */
   exp: number;
+  /** The nonce the login sent, checked. */
   nonce?: string;
+  /** When the user authenticated, in seconds since the epoch. */
   auth_time?: number;
+  /** Any other claim. */
   [claim: string]: unknown;
 }
 
 /** When a token is due: `refreshMarginMs` before it expires, but never before half its life. */
 export interface Freshness {
+  /** How long before expiry a token is renewed, in ms. Default 60 s. */
   refreshMarginMs: number;
   /** Lifetime assumed when the server gives no `expires_in`. */
   assumedLifetimeMs: number;
 }
 
+/** Tokens are renewed this long before they expire by default: 60 s. */
 export const DEFAULT_REFRESH_MARGIN_MS = 60_000;
+/** The lifetime assumed for a token the server gave no `expires_in` by default: 5 minutes. */
 export const DEFAULT_ASSUMED_LIFETIME_MS = 5 * 60_000;
 
 export function freshnessOptions(options: Partial<Freshness>): Freshness {

@@ -6,12 +6,19 @@
 
 import type { Counter, Histogram, Meter } from "@opentelemetry/api";
 
+/** Counter: webhook deliveries verified or rejected, by scheme, outcome and rejection code. */
 export const METRIC_WEBHOOK_VERIFICATIONS = "interlock.webhook.verifications";
+/** Histogram (seconds): time spent verifying a delivery's signature. */
 export const METRIC_WEBHOOK_VERIFICATION_DURATION = "interlock.webhook.verification.duration";
+/** Counter: webhook deliveries by what became of them (processed, duplicate, in flight, …). */
 export const METRIC_WEBHOOK_DELIVERIES = "interlock.webhook.deliveries";
+/** Histogram (seconds): time a webhook handler ran, store time excluded. */
 export const METRIC_WEBHOOK_HANDLER_DURATION = "interlock.webhook.handler.duration";
+/** Counter: idempotency engine decisions, by method, route and outcome. */
 export const METRIC_IDEMPOTENCY_OUTCOMES = "interlock.idempotency.outcomes";
+/** Histogram (seconds): time an idempotent request's handler ran, store time excluded. */
 export const METRIC_IDEMPOTENCY_HANDLER_DURATION = "interlock.idempotency.handler.duration";
+/** Histogram (seconds): time a store operation (claim, complete, release) took. */
 export const METRIC_STORE_DURATION = "interlock.store.duration";
 
 /** Bucket boundaries (seconds) every duration histogram advises. */

@@ -34,11 +34,17 @@ import {
 } from "./instruments.js";
 import type { EventRecorder } from "./recorder.js";
 
+/** Span: a delivery's verification, verified or rejected. */
 export const SPAN_WEBHOOK_VERIFY = "interlock.webhook.verify";
+/** Span: a verified delivery's claim in the store (first, duplicate, in flight, or store down). */
 export const SPAN_WEBHOOK_CLAIM = "interlock.webhook.claim";
+/** Span: a webhook handler's run, processed or failed. */
 export const SPAN_WEBHOOK_HANDLE = "interlock.webhook.handle";
+/** Span: a request refused before any key was claimed. */
 export const SPAN_IDEMPOTENCY_REJECT = "interlock.idempotency.reject";
+/** Span: a key's claim in the store (first, replayed, in flight, mismatch, or store down). */
 export const SPAN_IDEMPOTENCY_CLAIM = "interlock.idempotency.claim";
+/** Span: an idempotent request's handler run, until its response was stored or released. */
 export const SPAN_IDEMPOTENCY_EXECUTE = "interlock.idempotency.execute";
 
 /** The `error.type` of a failure Interlock reports by outcome rather than by code. */

@@ -14,6 +14,7 @@ import { EventRecorder } from "./recorder.js";
 /** The instrumentation scope of every meter and tracer this package makes. */
 export const INSTRUMENTATION_SCOPE = "@interlock/opentelemetry";
 
+/** Where the telemetry goes, and your own hook. */
 export interface InterlockTelemetryOptions<E extends InterlockEvent = InterlockEvent> {
   /** Where metrics go. Default: the global one (`metrics.getMeter`), looked up at the first event. */
   meterProvider?: MeterProvider;

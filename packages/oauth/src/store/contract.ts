@@ -17,11 +17,15 @@
 
 import { InterlockConfigError } from "@interlock/core";
 
+/** A live value and its version. */
 export interface TokenStoreEntry {
+  /** The value, as written (opaque text). */
   value: string;
+  /** The version of this write, for `expect`. */
   version: string;
 }
 
+/** How a value is written. */
 export interface TokenStoreSetOptions {
   /** How long the value lives, in ms. */
   ttlMs: number;
@@ -32,9 +36,14 @@ export interface TokenStoreSetOptions {
   expect?: string | null;
 }
 
+/**
+ * The token store contract: three methods, with one atomic compare-and-set (see the module
+ * comment above for the guarantees).
+ */
 export interface TokenStore {
   /** A short name for errors ("memory", "redis", "postgres", …). */
   readonly name: string;
+  /** The live value and its version; undefined when never written, deleted or expired. */
   get(key: string): Promise<TokenStoreEntry | undefined>;
   /** The new version, or undefined when `expect` did not hold (nothing was written). */
   set(key: string, value: string, options: TokenStoreSetOptions): Promise<string | undefined>;

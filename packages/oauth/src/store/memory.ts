@@ -14,6 +14,7 @@ import {
   type TokenStoreSetOptions,
 } from "./contract.js";
 
+/** The memory token store's bound and clock. */
 export interface MemoryTokenStoreOptions {
   /** Most entries kept. Default 100,000. */
   maxEntries?: number;
@@ -25,8 +26,10 @@ interface Slot extends TokenStoreEntry {
   expiresAt: number;
 }
 
+/** The in-process token store: one process only, bounded, the least recently written entries dropped first. */
 export class MemoryTokenStore implements TokenStore {
   readonly name = "memory";
+  /** Most entries kept. */
   readonly maxEntries: number;
   readonly #clock: () => number;
   // Map order is write order: a write deletes and re-inserts, so the first entry is the oldest.
