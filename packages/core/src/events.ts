@@ -100,9 +100,10 @@ export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) =>
 
 /**
  * Calls the user's hook. A hook that throws must not change the outcome it is told about
- * (a verified delivery refused because a logger failed), so its error is dropped.
+ * (a verified delivery refused because a logger failed), so its error is dropped. Any
+ * package's event union can go through it (`@interlock/client` has its own).
  */
-export function emit<E extends InterlockEvent>(hook: EventHook<E> | undefined, event: E): void {
+export function emit<E extends { type: string }>(hook: ((event: E) => void) | undefined, event: E): void {
   if (hook === undefined) return;
   try {
     hook(event);

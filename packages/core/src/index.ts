@@ -15,18 +15,19 @@ export {
   WebhookVerificationError,
   webhookErrorStatus,
 } from "./errors.js";
-export type {
-  EventHook,
-  IdempotencyEvent,
-  IdempotencyEventBase,
-  IdempotencyRejectedEvent,
-  InterlockEvent,
-  WebhookDuplicateEvent,
-  WebhookEvent,
-  WebhookHandlerFailedEvent,
-  WebhookProcessedEvent,
-  WebhookRejectedEvent,
-  WebhookVerifiedEvent,
+export {
+  type EventHook,
+  emit,
+  type IdempotencyEvent,
+  type IdempotencyEventBase,
+  type IdempotencyRejectedEvent,
+  type InterlockEvent,
+  type WebhookDuplicateEvent,
+  type WebhookEvent,
+  type WebhookHandlerFailedEvent,
+  type WebhookProcessedEvent,
+  type WebhookRejectedEvent,
+  type WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
 export {
