@@ -1,0 +1,110 @@
+/**
+ * One logical request, read once from fetch's `(input, init)`: where it goes, whether it may be
+ * sent again, its `Idempotency-Key`, and the arguments for each attempt.
+ */
+
+import { InterlockConfigError, parseIdempotencyKey } from "@interlock/core";
+import { isReplayableBody } from "./policy.js";
+
+/** What the client takes as fetch's first argument. */
+export type FetchInput = string | URL | Request;
+
+export interface KeyRequest {
+  /** Upper-case. */
+  method: string;
+  url: string;
+}
+
+export interface RequestSettings {
+  /** Methods retried without a key (upper-case). */
+  idempotentMethods: ReadonlySet<string>;
+  /** The key header's name. */
+  keyHeader: string;
+  /** Methods the client adds a key to, when the caller did not; empty with `idempotencyKey: false`. */
+  keyMethods: ReadonlySet<string>;
+  /** A caller's key generator; undefined for `crypto.randomUUID()`. */
+  generateKey: ((request: KeyRequest) => string) | undefined;
+}
+
+/** Why a request must not be sent twice. */
+export type NotReplayable = "not_idempotent" | "body_not_replayable";
+
+export interface PreparedRequest {
+  origin: string;
+  /** Upper-case. */
+  method: string;
+  /** The `Idempotency-Key` the request carries: the caller's, or the one added here. */
+  key: string | undefined;
+  /** Undefined when the request may be sent again. */
+  notReplayable: NotReplayable | undefined;
+  /** The caller's signal (`init.signal`, else the Request's). */
+  caller: AbortSignal | undefined;
+  /** fetch's arguments for one attempt; `more` is true when another attempt may follow this one. */
+  attempt(signal: AbortSignal, more: boolean): [FetchInput, RequestInit];
+}
+
+export function prepareRequest(settings: RequestSettings, input: FetchInput, init?: RequestInit): PreparedRequest {
+  const request = isRequest(input) ? input : undefined;
+  const url = request ? request.url : String(input);
+  const origin = originOf(url);
+  const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
+  const caller = (init && "signal" in init ? init.signal : request?.signal) ?? undefined;
+
+  // Only an unsafe method needs its headers read: for the key it carries, or the one to add.
+  let headers: Headers | undefined;
+  let key: string | undefined;
+  if (!settings.idempotentMethods.has(method)) {
+    const sent = new Headers(init?.headers ?? request?.headers);
+    key = sent.get(settings.keyHeader) ?? undefined;
+    if (key === undefined && settings.keyMethods.has(method)) {
+      key = newKey(settings, { method, url });
+      sent.set(settings.keyHeader, key);
+      headers = sent;
+    }
+  }
+
+  const ownBody = init?.body !== undefined;
+  // A Request's body is a stream; it is sent again through clone(), which tees it.
+  const cloneBody = !ownBody && request !== undefined && request.body !== null;
+  const idempotent = settings.idempotentMethods.has(method) || key !== undefined;
+  const notReplayable: NotReplayable | undefined = !idempotent
+    ? "not_idempotent"
+    : ownBody && !isReplayableBody(init?.body)
+      ? "body_not_replayable"
+      : undefined;
+
+  return {
+    origin,
+    method,
+    key,
+    notReplayable,
+    caller,
+    attempt(signal, more) {
+      const attemptInit: RequestInit = init === undefined ? { signal } : { ...init, signal };
+      if (headers !== undefined) attemptInit.headers = headers;
+      return [cloneBody && more ? (request as Request).clone() : input, attemptInit];
+    },
+  };
+}
+
+function newKey(settings: RequestSettings, request: KeyRequest): string {
+  if (settings.generateKey === undefined) return globalThis.crypto.randomUUID();
+  const key: unknown = settings.generateKey(request);
+  if (typeof key !== "string" || parseIdempotencyKey(key) === undefined) {
+    throw new InterlockConfigError(
+      "idempotencyKey.generate must return an Idempotency-Key: 1 to 255 visible ASCII characters, bare or as a quoted string",
+    );
+  }
+  return key;
+}
+
+/** A Request from any realm (a polyfill's, another copy of undici's), not only this one's. */
+function isRequest(input: FetchInput): input is Request {
+  return typeof input === "object" && !(input instanceof URL) && typeof (input as Request).clone === "function";
+}
+
+/** The URL's origin, relative URLs resolved against the page where there is one; fetch's TypeError otherwise. */
+function originOf(url: string): string {
+  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  return new URL(url, base).origin;
+}
