@@ -19,10 +19,10 @@ import {
 import type { AttemptOutcome, ClientEventBase, GiveUpReason } from "./events.js";
 import { type ClientOptions, resolveOptions, type Settings } from "./options.js";
 import { BreakerRegistry, BudgetRegistry, type OriginState, Origins } from "./origins.js";
-import type { AttemptResult } from "./policy.js";
+import type { AttemptResult, RetryContext } from "./policy.js";
 import { type FetchInput, type PreparedRequest, prepareRequest } from "./request.js";
 import { parseRetryAfter } from "./retry-after.js";
-import { after, attemptSignal, onAbort, untilAborted } from "./signals.js";
+import { after, follow, unlinkLater, untilAborted } from "./signals.js";
 
 /** A fetch: call it as you would `fetch(input, init)`. */
 export interface Client {
@@ -52,15 +52,44 @@ export function createClient(options: ClientOptions = {}): Client {
 async function send(settings: Settings, origins: Origins, input: FetchInput, init?: RequestInit): Promise<Response> {
   const request = prepareRequest(settings.request, input, init);
   if (request.caller?.aborted) throw request.caller.reason;
-  const call = new Call(settings, request, origins.use(request.origin));
+  const origin = origins.use(request.origin);
+  const call = new Call(settings, request, origin);
+  call.refuseIfOpen(); // the fail-fast path sets nothing up
+  call.start();
+  let response: Response | undefined;
   try {
-    return await call.run();
+    response = await call.run();
+    return response;
   } finally {
-    call.end();
+    call.end(response);
   }
 }
 
 const noop = () => {};
+
+/**
+ * What the caller's signal reaches: the whole call while it runs, then only the body of the
+ * response handed back (as with fetch). It holds neither the call nor the response afterwards,
+ * so the response can be collected.
+ */
+interface CallerLink {
+  /** Stops the call; cleared when the call is over. */
+  stop: (() => void) | undefined;
+  /** The last attempt's controller: its fetch streams the body. */
+  attempt: AbortController | undefined;
+}
+
+/**
+ * The caller's listener, made here rather than in a method: a closure shares its scope's V8
+ * context with every other closure of that scope, and one capturing `this` there would keep the
+ * call, and its response, alive as long as the caller's signal.
+ */
+function linkCaller(caller: AbortSignal, link: CallerLink): () => void {
+  return follow(caller, () => {
+    if (link.stop) link.stop();
+    else link.attempt?.abort(caller.reason);
+  });
+}
 
 /** One logical request: its attempts, the waits between them, and its limits. */
 class Call {
@@ -68,12 +97,14 @@ class Call {
   readonly #request: PreparedRequest;
   readonly #breaker: CircuitBreaker | undefined;
   readonly #budget: RetryBudget | undefined;
-  /** Aborted by the caller's signal or the deadline: ends the attempt in flight and any wait at once. */
-  readonly #scope = new AbortController();
   #stoppedBy: "caller" | "deadline" | undefined;
-  readonly #deadlineAt: number | undefined;
-  readonly #unlinkCaller: () => void;
-  readonly #cancelDeadline: () => void;
+  #deadlineAt: number | undefined;
+  #unlinkCaller = noop;
+  #cancelDeadline = noop;
+  #link: CallerLink | undefined;
+  /** The attempt in flight, or the wait (backoff, a probe's outcome) in progress: what a stop aborts. */
+  #inFlight: AbortController | undefined;
+  #waiting: AbortController | undefined;
   #attempts = 0;
   /** The last attempt's result, for the error the call may end with. */
   #last: AttemptResult | undefined;
@@ -85,13 +116,26 @@ class Call {
     this.#request = request;
     this.#breaker = origin.breaker;
     this.#budget = origin.budget;
-    this.#unlinkCaller = onAbort(request.caller, () => this.#stop("caller"));
-    const { deadlineMs } = settings;
-    if (deadlineMs === undefined) {
-      this.#cancelDeadline = noop;
-    } else {
-      this.#deadlineAt = settings.now() + deadlineMs;
-      this.#cancelDeadline = after(settings.sleep, deadlineMs, () => this.#stop("deadline"));
+  }
+
+  /** An open circuit refuses before anything is set up: no timer, no listener, no network. */
+  refuseIfOpen(): void {
+    const breaker = this.#breaker;
+    const now = this.#s.now();
+    if (breaker?.refusesAt(now)) this.#refuse((breaker.halfOpenAt as number) - now);
+  }
+
+  /** Links the caller's signal and starts the deadline. */
+  start(): void {
+    const { caller } = this.#request;
+    if (caller !== undefined) {
+      this.#link = { stop: () => this.#stop("caller"), attempt: undefined };
+      this.#unlinkCaller = linkCaller(caller, this.#link);
+    }
+    const { deadlineMs } = this.#s;
+    if (deadlineMs !== undefined) {
+      this.#deadlineAt = this.#s.now() + deadlineMs;
+      this.#cancelDeadline = after(this.#s.sleep, deadlineMs, () => this.#stop("deadline"));
     }
   }
 
@@ -102,20 +146,25 @@ class Call {
       const result = await this.#attempt(probe);
       const next = this.#decide(result);
       if (typeof next !== "number") return next;
-      await this.#wait(next);
+      await this.#pause(next);
     }
   }
 
-  /** The call is over: nothing of it may fire any more (the caller's signal still reaches the body). */
-  end(): void {
-    this.#unlinkCaller();
+  /** The call is over: none of its timers may fire any more; the caller's signal reaches only the response's body. */
+  end(response: Response | undefined): void {
     this.#cancelDeadline();
+    const link = this.#link;
+    if (link === undefined) return;
+    link.stop = undefined;
+    if (response === undefined) this.#unlinkCaller();
+    else unlinkLater(response, this.#unlinkCaller);
   }
 
   #stop(by: "caller" | "deadline"): void {
     if (this.#stoppedBy) return;
     this.#stoppedBy = by;
-    this.#scope.abort();
+    this.#inFlight?.abort();
+    this.#waiting?.abort();
   }
 
   /** What a stopped call throws: the caller's abort reason (as fetch does), or the deadline's TimeoutError. */
@@ -123,6 +172,27 @@ class Call {
     if (this.#stoppedBy === "caller") return this.#request.caller?.reason;
     this.#emitGiveUp("deadline");
     return new TimeoutError("deadline", this.#s.deadlineMs as number, this.#details());
+  }
+
+  #refuse(retryAfterMs: number): never {
+    this.#emitGiveUp("circuit_open");
+    throw new CircuitOpenError(retryAfterMs, this.#details());
+  }
+
+  /** Runs `wait` with a signal a stop aborts; a stop ends it with the stop's error. */
+  async #waitFor(wait: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    if (this.#stoppedBy) throw this.#stopError(); // stopped before the wait began (by an event hook)
+    const controller = new AbortController();
+    this.#waiting = controller;
+    try {
+      await wait(controller.signal);
+    } catch (error) {
+      if (this.#stoppedBy) throw this.#stopError();
+      throw error;
+    } finally {
+      this.#waiting = undefined;
+    }
+    if (this.#stoppedBy) throw this.#stopError(); // an injected sleep that ignored its signal
   }
 
   /** Whether this attempt is the breaker's probe. Waits while another call probes; throws when the circuit is open. */
@@ -137,14 +207,9 @@ class Call {
         case "probe":
           return true;
         case "reject":
-          this.#emitGiveUp("circuit_open");
-          throw new CircuitOpenError(admission.retryAfterMs, this.#details());
+          return this.#refuse(admission.retryAfterMs);
         case "wait":
-          try {
-            await untilAborted(admission.settled, this.#scope.signal);
-          } catch {
-            throw this.#stopError();
-          }
+          await this.#waitFor((signal) => untilAborted(admission.settled, signal));
       }
     }
   }
@@ -154,7 +219,8 @@ class Call {
     const request = this.#request;
     const attempt = ++this.#attempts;
     const controller = new AbortController();
-    const unlink = onAbort(this.#scope.signal, () => controller.abort());
+    this.#inFlight = controller;
+    if (this.#link) this.#link.attempt = controller;
     let timedOut = false;
     const cancelTimeout =
       s.timeoutMs === undefined
@@ -167,7 +233,7 @@ class Call {
     let result: AttemptResult;
     try {
       const more = request.notReplayable === undefined && attempt < s.maxAttempts;
-      const [input, init] = request.attempt(attemptSignal(controller.signal, request.caller), more);
+      const [input, init] = request.attempt(controller.signal, more);
       result = { response: await s.fetch(input, init), error: undefined };
     } catch (error) {
       const timeout = timedOut && !this.#stoppedBy;
@@ -177,7 +243,7 @@ class Call {
       };
     } finally {
       cancelTimeout();
-      unlink();
+      this.#inFlight = undefined;
     }
 
     const outcome: AttemptOutcome = result.response
@@ -228,7 +294,14 @@ class Call {
     const request = this.#request;
     const attempt = this.#attempts;
     this.#last = result;
-    const wanted = s.retryOn({ ...result, attempt, method: request.method, idempotencyKey: request.key });
+    const { response, error } = result;
+    const wanted = s.retryOn({
+      response,
+      error,
+      attempt,
+      method: request.method,
+      idempotencyKey: request.key,
+    } as RetryContext);
     if (!wanted) {
       if (result.response) this.#budget?.refund();
       return settle(result);
@@ -276,13 +349,8 @@ class Call {
     return delayMs;
   }
 
-  async #wait(delayMs: number): Promise<void> {
-    try {
-      await this.#s.sleep(delayMs, this.#scope.signal);
-    } catch (error) {
-      if (this.#stoppedBy) throw this.#stopError();
-      throw error;
-    }
+  #pause(delayMs: number): Promise<void> {
+    return this.#waitFor((signal) => this.#s.sleep(delayMs, signal));
   }
 
   #limit(reason: RetryLimitReason): RetryLimitError {

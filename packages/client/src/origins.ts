@@ -60,7 +60,7 @@ export class Origins {
   }
 }
 
-/** Every breaker's state, as JSON to persist and hand to `restore` in this or another process. */
+/** Every breaker's state, as JSON to persist and hand to `restore`, in this process or another one. */
 export interface BreakersSnapshot {
   version: 1;
   breakers: Record<string, BreakerSnapshot>;

@@ -1,6 +1,10 @@
 /**
  * Waiting and cancelling with `AbortSignal` and timers only, so the client runs wherever
  * fetch does (Node, Bun, Deno, Workers, browsers).
+ *
+ * On the path every call takes, the client avoids what `AbortSignal` costs on Node 20 (a first
+ * listener on a fresh signal ~4 µs, `abort()` ~5 µs, `AbortSignal.any` ~15 µs): timers are plain
+ * `setTimeout`s, and signals are only listened to and aborted when something actually fires.
  */
 
 /** Resolves after `ms`, or rejects with `signal.reason` the moment `signal` aborts. */
@@ -26,19 +30,24 @@ export const platformSleep: Sleep = (ms, signal) =>
 const noop = () => {};
 
 /**
- * Runs `fire` after `ms` on the client's clock unless the returned cancel function is called
- * first. The flag, not only the signal, guards `fire`: an injected `sleep` that ignores its
- * signal must not abort an attempt whose response is already in the caller's hands.
+ * Runs `fire` after `ms` unless the returned cancel function is called first: a plain timer
+ * with the platform's sleep, the injected `sleep` otherwise (tests' virtual clocks). The flag,
+ * not only the signal, guards `fire`: an injected `sleep` that ignores its signal must not abort
+ * an attempt whose response is already in the caller's hands.
  */
 export function after(sleep: Sleep, ms: number, fire: () => void): () => void {
-  const timer = new AbortController();
+  if (sleep === platformSleep) {
+    const timer = setTimeout(fire, ms);
+    return () => clearTimeout(timer);
+  }
+  const cancel = new AbortController();
   let cancelled = false;
-  sleep(ms, timer.signal).then(() => {
+  sleep(ms, cancel.signal).then(() => {
     if (!cancelled) fire();
   }, noop);
   return () => {
     cancelled = true;
-    timer.abort();
+    cancel.abort();
   };
 }
 
@@ -61,23 +70,49 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
   });
 }
 
-/** Calls `onAbort` when `signal` aborts, until the returned function removes the listener. */
-export function onAbort(signal: AbortSignal | undefined, listener: () => void): () => void {
-  if (signal === undefined) return noop;
-  signal.addEventListener("abort", listener, { once: true });
-  return () => signal.removeEventListener("abort", listener);
-}
-
-type AnySignal = (signals: AbortSignal[]) => AbortSignal;
-const anySignal = (AbortSignal as unknown as { any?: AnySignal }).any?.bind(AbortSignal);
+/** Each caller signal's one abort listener, and what it reaches: the calls and responses following it. */
+const followers = new WeakMap<AbortSignal, Set<() => void>>();
 
 /**
- * The signal an attempt's fetch gets: the attempt's own (timeouts, deadline) joined with the
- * caller's through `AbortSignal.any` where the platform has it (Node 20.3+, Bun, Deno,
- * Workers), so the caller's signal still aborts the body after the response is handed over,
- * as with plain fetch. Without it, the caller reaches the attempt through the call's own
- * listener, which covers everything up to the response.
+ * Calls `onAbort` when `signal` aborts, until the returned function is called. However many
+ * calls share one long-lived signal, it gets a single listener (no MaxListeners warning, no
+ * listener per call to add and remove); the set of followers lives as long as the signal.
  */
-export function attemptSignal(own: AbortSignal, caller: AbortSignal | undefined): AbortSignal {
-  return caller === undefined || anySignal === undefined ? own : anySignal([caller, own]);
+export function follow(signal: AbortSignal, onAbort: () => void): () => void {
+  let set = followers.get(signal);
+  if (set === undefined) {
+    const created = new Set<() => void>();
+    set = created;
+    followers.set(signal, created);
+    signal.addEventListener(
+      "abort",
+      () => {
+        followers.delete(signal);
+        for (const follower of created) follower();
+      },
+      { once: true },
+    );
+  }
+  const own = set;
+  own.add(onAbort);
+  return () => {
+    own.delete(onAbort);
+  };
+}
+
+/**
+ * Stops following the caller's signal once `response` is garbage-collected, as Node's own
+ * fetch does: until then the caller's signal can still abort the response's body.
+ */
+const unlinkWhenCollected =
+  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<() => void>((unlink) => unlink()) : undefined;
+
+/**
+ * The call is over with `response` handed back. The caller's signal keeps reaching its body
+ * (fetch's contract) until the caller aborts or the response is collected; `unlink` must not
+ * hold the response, or it never would be. Without FinalizationRegistry, the link ends now.
+ */
+export function unlinkLater(response: Response, unlink: () => void): void {
+  if (unlinkWhenCollected) unlinkWhenCollected.register(response, unlink);
+  else unlink();
 }

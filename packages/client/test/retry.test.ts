@@ -458,3 +458,28 @@ async function serveEndlessBody() {
       }),
   };
 }
+
+describe("retry budget", () => {
+  it("retries stop when the origin's bucket is empty, and successes refill it", async () => {
+    const statuses = [500, 500, 500, /* then */ 200, 200, /* then */ 503, 200];
+    const server = await serve((i) => ({ status: statuses[i] ?? 200 }));
+    const { client, ofType } = clientOn({ maxAttempts: 5, budget: { capacity: 2, retryCost: 1, successRefund: 0.5 } });
+    const tokens = () => client.budgets.get(server.origin)?.tokens;
+
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect(error).toMatchObject({ reason: "budget", attempts: 3 }); // two retries paid, the third refused
+    expect((error as RetryLimitError).response?.status).toBe(500);
+    expect(tokens()).toBe(0);
+    expect(ofType("client.retry").map((e) => e.budgetTokens)).toEqual([1, 0]);
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "budget", attempts: 3 }]);
+
+    await client(server.url);
+    await client(server.url);
+    expect(tokens()).toBe(1); // two successes, 0.5 each
+
+    expect((await client(server.url)).status).toBe(200); // 503, then a paid retry
+    expect(tokens()).toBe(0.5); // spent 1, refunded 0.5 by the success
+    expect(server.received).toHaveLength(7);
+  });
+});
