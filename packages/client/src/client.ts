@@ -18,7 +18,7 @@ import {
 } from "./errors.js";
 import type { AttemptOutcome, ClientEventBase, GiveUpReason } from "./events.js";
 import { type ClientOptions, resolveOptions, type Settings } from "./options.js";
-import { BreakerRegistry, BudgetRegistry, type OriginState, Origins } from "./origins.js";
+import { type BreakerRegistry, Breakers, type BudgetRegistry, Budgets, type OriginState, Origins } from "./origins.js";
 import type { AttemptResult, RetryContext } from "./policy.js";
 import { type FetchInput, type PreparedRequest, prepareRequest } from "./request.js";
 import { parseRetryAfter } from "./retry-after.js";
@@ -44,8 +44,8 @@ export function createClient(options: ClientOptions = {}): Client {
   });
   const client = (input: FetchInput, init?: RequestInit) => send(settings, origins, input, init);
   return Object.defineProperties(client, {
-    breakers: { value: new BreakerRegistry(origins), enumerable: true },
-    budgets: { value: new BudgetRegistry(origins), enumerable: true },
+    breakers: { value: new Breakers(origins), enumerable: true },
+    budgets: { value: new Budgets(origins), enumerable: true },
   }) as Client;
 }
 

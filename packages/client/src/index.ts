@@ -45,7 +45,7 @@ export {
   type IdempotencyKeyOptions,
   MAX_DELAY_MS,
 } from "./options.js";
-export { BreakerRegistry, type BreakersSnapshot, BudgetRegistry } from "./origins.js";
+export type { BreakerRegistry, BreakersSnapshot, BudgetRegistry } from "./origins.js";
 export {
   type AttemptResult,
   defaultIsFailure,

@@ -67,15 +67,31 @@ export interface BreakersSnapshot {
 }
 
 /** `client.breakers`: each origin's circuit breaker, to watch, save and restore. */
-export class BreakerRegistry {
+export interface BreakerRegistry extends Iterable<CircuitBreaker> {
+  /** The breaker for a URL's origin, once that origin has been called (or restored); undefined with `breaker: false`. */
+  get(url: string | URL): CircuitBreaker | undefined;
+  /** Every breaker's state, as JSON. */
+  snapshot(): BreakersSnapshot;
+  /**
+   * Takes on the states of a snapshot (from `snapshot()`, possibly of another process). Checked
+   * whole before anything changes: a malformed snapshot throws `InterlockConfigError`.
+   */
+  restore(snapshot: BreakersSnapshot): void;
+}
+
+/** `client.budgets`: each origin's retry budget. */
+export interface BudgetRegistry {
+  /** The retry budget for a URL's origin, once that origin has been called; undefined with `budget: false`. */
+  get(url: string | URL): RetryBudget | undefined;
+}
+
+export class Breakers implements BreakerRegistry {
   readonly #origins: Origins;
 
-  /** @internal */
   constructor(origins: Origins) {
     this.#origins = origins;
   }
 
-  /** The breaker for a URL's origin, once that origin has been called (or restored); undefined with `breaker: false`. */
   get(url: string | URL): CircuitBreaker | undefined {
     return this.#origins.peek(originOf(url, "breakers.get"))?.breaker;
   }
@@ -90,26 +106,19 @@ export class BreakerRegistry {
     return { version: 1, breakers };
   }
 
-  /**
-   * Takes on the states of a snapshot (from `snapshot()`, possibly of another process). Checked
-   * whole before anything changes: a malformed snapshot throws `InterlockConfigError`.
-   */
   restore(snapshot: BreakersSnapshot): void {
     const entries = checkSnapshot(snapshot);
     for (const [origin, saved] of entries) this.#origins.use(origin).breaker?.restore(saved);
   }
 }
 
-/** `client.budgets`: each origin's retry budget. */
-export class BudgetRegistry {
+export class Budgets implements BudgetRegistry {
   readonly #origins: Origins;
 
-  /** @internal */
   constructor(origins: Origins) {
     this.#origins = origins;
   }
 
-  /** The retry budget for a URL's origin, once that origin has been called; undefined with `budget: false`. */
   get(url: string | URL): RetryBudget | undefined {
     return this.#origins.peek(originOf(url, "budgets.get"))?.budget;
   }

@@ -48,7 +48,8 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
   const url = request ? request.url : String(input);
   const origin = originOf(url);
   const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
-  const caller = (init && "signal" in init ? init.signal : request?.signal) ?? undefined;
+  // As fetch reads it: `signal: undefined` is not given (the Request's applies), `null` is none.
+  const caller = (init?.signal === undefined ? request?.signal : init.signal) ?? undefined;
 
   // Only an unsafe method needs its headers read: for the key it carries, or the one to add.
   let headers: Headers | undefined;
