@@ -24,6 +24,8 @@ export interface OriginSettings {
 export class Origins {
   readonly #settings: OriginSettings;
   readonly #states = new Map<string, OriginState>();
+  #recent: string | undefined;
+  #recentState: OriginState | undefined;
 
   constructor(settings: OriginSettings) {
     this.#settings = settings;
@@ -32,6 +34,8 @@ export class Origins {
   /** The origin's state, made on first use, and marked most recently used. */
   use(origin: string): OriginState {
     const states = this.#states;
+    // The origin used last is already the most recent: no reordering, no look-up.
+    if (origin === this.#recent && this.#recentState !== undefined) return this.#recentState;
     let state = states.get(origin);
     if (state !== undefined) {
       states.delete(origin);
@@ -40,6 +44,8 @@ export class Origins {
       if (states.size >= this.#settings.maxOrigins) states.delete(states.keys().next().value as string);
     }
     states.set(origin, state);
+    this.#recent = origin;
+    this.#recentState = state;
     return state;
   }
 

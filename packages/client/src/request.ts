@@ -104,8 +104,32 @@ function isRequest(input: FetchInput): input is Request {
   return typeof input === "object" && !(input instanceof URL) && typeof (input as Request).clone === "function";
 }
 
-/** The URL's origin, relative URLs resolved against the page where there is one; fetch's TypeError otherwise. */
+/** Origins by the URL text up to its path (`https://api.example.com:8443`), for the URLs a client calls again and again. */
+const origins = new Map<string, string>();
+const MAX_CACHED_ORIGINS = 256;
+
+/**
+ * The URL's origin, relative URLs resolved against the page where there is one; fetch's
+ * TypeError otherwise. An absolute http(s) URL's origin is read once per scheme and authority,
+ * not parsed on every call.
+ */
 function originOf(url: string): string {
+  const authority = url.startsWith("https://") ? 8 : url.startsWith("http://") ? 7 : -1;
+  if (authority < 0) return parseOrigin(url);
+  let end = authority;
+  while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#" && url[end] !== "\\") end++;
+  const prefix = url.slice(0, end);
+  if (prefix.includes("@")) return parseOrigin(url); // credentials in the URL: not kept in a cache
+  let origin = origins.get(prefix);
+  if (origin === undefined) {
+    origin = parseOrigin(url);
+    if (origins.size >= MAX_CACHED_ORIGINS) origins.clear();
+    origins.set(prefix, origin);
+  }
+  return origin;
+}
+
+function parseOrigin(url: string): string {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
   return new URL(url, base).origin;
 }

@@ -265,6 +265,30 @@ describe("observing, saving and restoring", () => {
     expect(() => client.breakers.get("api.example.com")).toThrow(InterlockConfigError);
   });
 
+  it("one breaker per origin, however the URL spells it", async () => {
+    const { client } = clientOn({ fetch: async () => new Response("ok") });
+    const spellings = [
+      "https://API.example.com/a",
+      "https://api.example.com:443/b?x=1",
+      "https://api.example.com?q=1",
+      "https://api.example.com#top",
+      "https://api.example.com\\c",
+      "https://user:secret@api.example.com/d",
+      "HTTPS://api.example.com/e",
+      new URL("https://api.example.com/f"),
+      new Request("https://api.example.com/g"),
+    ];
+    for (const url of spellings) await client(url);
+    expect([...client.breakers].map((b) => b.origin)).toEqual(["https://api.example.com"]);
+    await client("http://api.example.com/");
+    await client("https://api.example.com:8443/");
+    expect([...client.breakers].map((b) => b.origin)).toEqual([
+      "https://api.example.com",
+      "http://api.example.com",
+      "https://api.example.com:8443",
+    ]);
+  });
+
   it("keeps the maxOrigins most recently used origins", async () => {
     const servers = [await serve([]), await serve([]), await serve([])];
     const { client } = clientOn({ maxOrigins: 2 });
