@@ -51,10 +51,11 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
   // As fetch reads it: `signal: undefined` is not given (the Request's applies), `null` is none.
   const caller = (init?.signal === undefined ? request?.signal : init.signal) ?? undefined;
 
-  // Only an unsafe method needs its headers read: for the key it carries, or the one to add.
+  // Headers are read only when the key matters: an unsafe method (does it carry one?) or one
+  // the client adds a key to.
   let headers: Headers | undefined;
   let key: string | undefined;
-  if (!settings.idempotentMethods.has(method)) {
+  if (settings.keyMethods.has(method) || !settings.idempotentMethods.has(method)) {
     const sent = new Headers(init?.headers ?? request?.headers);
     key = sent.get(settings.keyHeader) ?? undefined;
     if (key === undefined && settings.keyMethods.has(method)) {

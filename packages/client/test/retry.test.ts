@@ -337,6 +337,18 @@ describe("Idempotency-Key", () => {
     expect(server.received.map((r) => r.headers["idempotency-key"])).toEqual(["order-42", "order-42"]);
   });
 
+  it("idempotencyKey.methods adds keys to other methods too, idempotent ones included", async () => {
+    const server = await serve([]);
+    const { client } = clientOn({ idempotencyKey: { methods: ["PUT", "POST"] } });
+    for (const method of ["PUT", "POST", "PATCH", "DELETE"]) await client(server.url, { method, body: "x" });
+    expect(server.received.map((r) => [r.method, typeof r.headers["idempotency-key"]])).toEqual([
+      ["PUT", "string"],
+      ["POST", "string"],
+      ["PATCH", "undefined"],
+      ["DELETE", "undefined"],
+    ]);
+  });
+
   it("a custom generator and header name", async () => {
     const server = await serve([{ status: 500 }]);
     const { client } = clientOn({
