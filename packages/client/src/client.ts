@@ -100,7 +100,6 @@ class Call {
   #stoppedBy: "caller" | "deadline" | undefined;
   #deadlineAt: number | undefined;
   #unlinkCaller = noop;
-  #cancelDeadline = noop;
   #link: CallerLink | undefined;
   /** The attempt in flight, or the wait (backoff, a probe's outcome) in progress: what a stop aborts. */
   #inFlight: AbortController | undefined;
@@ -125,7 +124,11 @@ class Call {
     if (breaker?.refusesAt(now)) this.#refuse((breaker.halfOpenAt as number) - now);
   }
 
-  /** Links the caller's signal and starts the deadline. */
+  /**
+   * Links the caller's signal and sets the deadline. The deadline has no timer of its own: each
+   * attempt's one timer fires at its timeout or the deadline, whichever is first, and each wait
+   * arms one while it lasts.
+   */
   start(): void {
     const { caller } = this.#request;
     if (caller !== undefined) {
@@ -133,10 +136,7 @@ class Call {
       this.#unlinkCaller = linkCaller(caller, this.#link);
     }
     const { deadlineMs } = this.#s;
-    if (deadlineMs !== undefined) {
-      this.#deadlineAt = this.#s.now() + deadlineMs;
-      this.#cancelDeadline = after(this.#s.sleep, deadlineMs, () => this.#stop("deadline"));
-    }
+    if (deadlineMs !== undefined) this.#deadlineAt = this.#s.now() + deadlineMs;
   }
 
   async run(): Promise<Response> {
@@ -150,9 +150,8 @@ class Call {
     }
   }
 
-  /** The call is over: none of its timers may fire any more; the caller's signal reaches only the response's body. */
+  /** The call is over: the caller's signal reaches only the response's body. (No timer outlives an attempt or a wait.) */
   end(response: Response | undefined): void {
-    this.#cancelDeadline();
     const link = this.#link;
     if (link === undefined) return;
     link.stop = undefined;
@@ -179,20 +178,28 @@ class Call {
     throw new CircuitOpenError(retryAfterMs, this.#details());
   }
 
-  /** Runs `wait` with a signal a stop aborts; a stop ends it with the stop's error. */
+  /** Runs `wait` with a signal a stop (the caller, the deadline) aborts; a stop ends it with the stop's error. */
   async #waitFor(wait: (signal: AbortSignal) => Promise<void>): Promise<void> {
     if (this.#stoppedBy) throw this.#stopError(); // stopped before the wait began (by an event hook)
     const controller = new AbortController();
     this.#waiting = controller;
+    const cancelDeadline = this.#armDeadline();
     try {
       await wait(controller.signal);
     } catch (error) {
       if (this.#stoppedBy) throw this.#stopError();
       throw error;
     } finally {
+      cancelDeadline();
       this.#waiting = undefined;
     }
     if (this.#stoppedBy) throw this.#stopError(); // an injected sleep that ignored its signal
+  }
+
+  /** A timer that stops the call at the deadline, if there is one. */
+  #armDeadline(): () => void {
+    if (this.#deadlineAt === undefined) return noop;
+    return after(this.#s.sleep, Math.max(0, this.#deadlineAt - this.#s.now()), () => this.#stop("deadline"));
   }
 
   /** Whether this attempt is the breaker's probe. Waits while another call probes; throws when the circuit is open. */
@@ -221,15 +228,20 @@ class Call {
     const controller = new AbortController();
     this.#inFlight = controller;
     if (this.#link) this.#link.attempt = controller;
+    const started = s.now();
+    // One timer: the attempt's timeout or the call's deadline, whichever comes first.
+    const untilDeadline = this.#deadlineAt === undefined ? Number.POSITIVE_INFINITY : this.#deadlineAt - started;
+    const deadlineFirst = s.timeoutMs === undefined || untilDeadline <= s.timeoutMs;
+    const limitMs = deadlineFirst ? untilDeadline : (s.timeoutMs as number);
     let timedOut = false;
     const cancelTimeout =
-      s.timeoutMs === undefined
+      limitMs === Number.POSITIVE_INFINITY
         ? noop
-        : after(s.sleep, s.timeoutMs, () => {
+        : after(s.sleep, Math.max(0, limitMs), () => {
+            if (deadlineFirst) return this.#stop("deadline");
             timedOut = true;
             controller.abort();
           });
-    const started = s.now();
     let result: AttemptResult;
     try {
       const more = request.notReplayable === undefined && attempt < s.maxAttempts;

@@ -114,6 +114,29 @@ describe("consecutive failures", () => {
     expect(client.breakers.get(server.origin)?.state).toBe("closed");
   });
 
+  it("a call waiting for the probe can be aborted by its own signal; the probe goes on", async () => {
+    const server = await serve((i) => (i < 1 ? { status: 500 } : { hang: true }));
+    const clock = new TestClock();
+    const { counter, fetchFn } = counting(clock);
+    const { client } = clientOn(
+      { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 1, halfOpenAfterMs: 1000 } },
+      clock,
+    );
+    await settled(client(server.url));
+    await clock.advance(1000);
+    const probe = client(server.url);
+    await server.receivedCount(2);
+    const controller = new AbortController();
+    const waiting = settled(client(server.url, { signal: controller.signal }));
+    await tick();
+    controller.abort("not waiting any more");
+    expect((await waiting).error).toBe("not waiting any more");
+    expect(counter.calls).toBe(2);
+    server.release({ status: 200 });
+    expect((await probe).status).toBe(200);
+    expect(client.breakers.get(server.origin)?.state).toBe("closed");
+  });
+
   it("stops retrying when the circuit opens mid-request: CircuitOpenError with the last response", async () => {
     const server = await serve(() => ({ status: 500, body: "down" }));
     const { client, clock } = clientOn({ maxAttempts: 5, breaker: { failures: 2 } });
