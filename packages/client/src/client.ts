@@ -142,7 +142,8 @@ class Call {
   async run(): Promise<Response> {
     for (;;) {
       if (this.#stoppedBy) throw this.#stopError();
-      const probe = await this.#admit();
+      const admitted = this.#admit();
+      const probe = typeof admitted === "boolean" ? admitted : await admitted;
       const result = await this.#attempt(probe);
       const next = this.#decide(result);
       if (typeof next !== "number") return next;
@@ -202,22 +203,22 @@ class Call {
     return after(this.#s.sleep, Math.max(0, this.#deadlineAt - this.#s.now()), () => this.#stop("deadline"));
   }
 
-  /** Whether this attempt is the breaker's probe. Waits while another call probes; throws when the circuit is open. */
-  async #admit(): Promise<boolean> {
-    const breaker = this.#breaker;
-    if (breaker === undefined) return false;
-    for (;;) {
-      const admission = breaker.admit();
-      switch (admission.kind) {
-        case "pass":
-          return false;
-        case "probe":
-          return true;
-        case "reject":
-          return this.#refuse(admission.retryAfterMs);
-        case "wait":
-          await this.#waitFor((signal) => untilAborted(admission.settled, signal));
-      }
+  /**
+   * Whether this attempt is the breaker's probe; throws when the circuit is open. Answers at
+   * once (no promise, no await) unless another call is probing: then it waits for that outcome.
+   */
+  #admit(): boolean | Promise<boolean> {
+    const admission = this.#breaker?.admit();
+    switch (admission?.kind) {
+      case undefined:
+      case "pass":
+        return false;
+      case "probe":
+        return true;
+      case "reject":
+        return this.#refuse(admission.retryAfterMs);
+      case "wait":
+        return this.#waitFor((signal) => untilAborted(admission.settled, signal)).then(() => this.#admit());
     }
   }
 
@@ -225,17 +226,18 @@ class Call {
     const s = this.#s;
     const request = this.#request;
     const attempt = ++this.#attempts;
-    const controller = new AbortController();
-    this.#inFlight = controller;
-    if (this.#link) this.#link.attempt = controller;
     const started = s.now();
     // One timer: the attempt's timeout or the call's deadline, whichever comes first.
     const untilDeadline = this.#deadlineAt === undefined ? Number.POSITIVE_INFINITY : this.#deadlineAt - started;
     const deadlineFirst = s.timeoutMs === undefined || untilDeadline <= s.timeoutMs;
     const limitMs = deadlineFirst ? untilDeadline : (s.timeoutMs as number);
+    // A signal costs fetch something on every request: none when nothing could abort this attempt.
+    const controller = limitMs === Number.POSITIVE_INFINITY && !this.#link ? undefined : new AbortController();
+    this.#inFlight = controller;
+    if (this.#link) this.#link.attempt = controller;
     let timedOut = false;
     const cancelTimeout =
-      limitMs === Number.POSITIVE_INFINITY
+      controller === undefined || limitMs === Number.POSITIVE_INFINITY
         ? noop
         : after(s.sleep, Math.max(0, limitMs), () => {
             if (deadlineFirst) return this.#stop("deadline");
@@ -245,7 +247,7 @@ class Call {
     let result: AttemptResult;
     try {
       const more = request.notReplayable === undefined && attempt < s.maxAttempts;
-      const [input, init] = request.attempt(controller.signal, more);
+      const [input, init] = request.attempt(controller?.signal, more);
       result = { response: await s.fetch(input, init), error: undefined };
     } catch (error) {
       const timeout = timedOut && !this.#stoppedBy;

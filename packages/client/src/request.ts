@@ -39,8 +39,8 @@ export interface PreparedRequest {
   notReplayable: NotReplayable | undefined;
   /** The caller's signal (`init.signal`, else the Request's). */
   caller: AbortSignal | undefined;
-  /** fetch's arguments for one attempt; `more` is true when another attempt may follow this one. */
-  attempt(signal: AbortSignal, more: boolean): [FetchInput, RequestInit];
+  /** fetch's arguments for one attempt, with its signal if it has one; `more` is true when another attempt may follow this one. */
+  attempt(signal: AbortSignal | undefined, more: boolean): [FetchInput, RequestInit | undefined];
 }
 
 export function prepareRequest(settings: RequestSettings, input: FetchInput, init?: RequestInit): PreparedRequest {
@@ -53,15 +53,14 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
 
   // Headers are read only when the key matters: an unsafe method (does it carry one?) or one
   // the client adds a key to.
-  let headers: Headers | undefined;
+  let headers: HeadersInit | undefined;
   let key: string | undefined;
   if (settings.keyMethods.has(method) || !settings.idempotentMethods.has(method)) {
-    const sent = new Headers(init?.headers ?? request?.headers);
-    key = sent.get(settings.keyHeader) ?? undefined;
+    const sent = init?.headers ?? request?.headers;
+    key = readHeader(sent, settings.keyHeader);
     if (key === undefined && settings.keyMethods.has(method)) {
       key = newKey(settings, { method, url });
-      sent.set(settings.keyHeader, key);
-      headers = sent;
+      headers = withHeader(sent, settings.keyHeader, key);
     }
   }
 
@@ -82,11 +81,46 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
     notReplayable,
     caller,
     attempt(signal, more) {
-      const attemptInit: RequestInit = init === undefined ? { signal } : { ...init, signal };
+      const target = cloneBody && more ? (request as Request).clone() : input;
+      if (signal === undefined && headers === undefined) return [target, init];
+      const attemptInit: RequestInit = { ...init };
+      if (signal !== undefined) attemptInit.signal = signal;
       if (headers !== undefined) attemptInit.headers = headers;
-      return [cloneBody && more ? (request as Request).clone() : input, attemptInit];
+      return [target, attemptInit];
     },
   };
+}
+
+/** A Headers object from any realm (a polyfill's, another copy of undici's), not only this one's. */
+function isHeaders(headers: HeadersInit): headers is Headers {
+  return typeof (headers as Headers).get === "function" && typeof (headers as Headers).forEach === "function";
+}
+
+/** One header of a `HeadersInit` in any of its forms (a Headers, pairs, a record), names compared as HTTP does. */
+function readHeader(headers: HeadersInit | undefined, name: string): string | undefined {
+  if (headers === undefined) return undefined;
+  if (isHeaders(headers)) return headers.get(name) ?? undefined;
+  const lower = name.toLowerCase();
+  const values: string[] = [];
+  const pairs = Array.isArray(headers) ? headers : Object.entries(headers as Record<string, string>);
+  for (const [key, value] of pairs as Array<[string, string]>)
+    if (key.toLowerCase() === lower) values.push(String(value));
+  return values.length === 0 ? undefined : values.join(", ");
+}
+
+/**
+ * The headers with one more, in the form they came in: fetch copies a record or pairs faster
+ * than a Headers object (which it iterates sorted), and a Headers object stays one.
+ */
+function withHeader(headers: HeadersInit | undefined, name: string, value: string): HeadersInit {
+  if (headers === undefined) return { [name]: value };
+  if (isHeaders(headers)) {
+    const copy = new Headers(headers);
+    copy.set(name, value);
+    return copy;
+  }
+  if (Array.isArray(headers)) return [...headers, [name, value]];
+  return { ...(headers as Record<string, string>), [name]: value };
 }
 
 function newKey(settings: RequestSettings, request: KeyRequest): string {

@@ -1,7 +1,7 @@
 /** Every bad option is reported when the client is made, as an InterlockConfigError naming it. */
 import { InterlockConfigError } from "@interlock/core";
 import { describe, expect, it } from "vitest";
-import { type ClientOptions, createClient, MAX_DELAY_MS } from "../src/index.js";
+import { type ClientOptions, createClient, type FetchInput, MAX_DELAY_MS } from "../src/index.js";
 
 const bad: Array<[string, unknown]> = [
   ["maxAttempts", { maxAttempts: 0 }],
@@ -64,5 +64,26 @@ describe("options", () => {
   it("an invalid URL is fetch's own TypeError, as a rejected promise", async () => {
     const client = createClient({ fetch: () => Promise.reject(new Error("never called")) });
     await expect(client("not a url")).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it("fetch gets a signal only when something could abort the attempt; otherwise your init as it is", async () => {
+    const seen: Array<RequestInit | undefined> = [];
+    const fetchFn = async (_: FetchInput, init?: RequestInit) => {
+      seen.push(init);
+      return new Response("ok");
+    };
+    const init = { headers: { accept: "text/plain" } };
+    const caller = new AbortController().signal;
+    await createClient({ fetch: fetchFn, timeoutMs: false, deadlineMs: false })("https://a.example/", init);
+    await createClient({ fetch: fetchFn })("https://a.example/", init);
+    await createClient({ fetch: fetchFn, timeoutMs: false, deadlineMs: false })("https://a.example/", {
+      ...init,
+      signal: caller,
+    });
+    expect(seen[0]).toBe(init);
+    expect(seen[1]?.signal).toBeInstanceOf(AbortSignal);
+    expect(seen[1]?.headers).toBe(init.headers);
+    expect(seen[2]?.signal).toBeInstanceOf(AbortSignal);
+    expect(seen[2]?.signal).not.toBe(caller); // the attempt's own, which the caller's aborts
   });
 });

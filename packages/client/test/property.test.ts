@@ -180,7 +180,8 @@ describe("properties", () => {
           const inMemory: MakeFetch = (clock, note) => async (_input, init) => {
             note(init);
             const step = queue.shift() ?? { kind: "status", status: 200, retryAfterS: undefined, latencyMs: 0 };
-            const signal = init?.signal as AbortSignal;
+            // No signal when nothing could abort the attempt (no timeout, no deadline, no caller).
+            const signal = init?.signal ?? new AbortController().signal;
             if (step.latencyMs > 0) await clock.sleep(step.latencyMs, signal);
             else if (signal.aborted) throw signal.reason;
             if (step.kind === "network_error") throw new TypeError("fetch failed");

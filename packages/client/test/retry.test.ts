@@ -349,6 +349,24 @@ describe("Idempotency-Key", () => {
     ]);
   });
 
+  it("headers in any form: a key is found whatever its case, and added without losing the others", async () => {
+    const server = await serve(() => ({ status: 200 }));
+    const { client } = clientOn();
+    const forms: HeadersInit[] = [
+      { "x-a": "record" },
+      [["x-a", "pairs"]],
+      new Headers({ "x-a": "headers" }),
+      { "IDEMPOTENCY-KEY": "upper", "x-a": "record" },
+      [["idempotency-key", "paired"]],
+      new Headers({ "Idempotency-Key": "in-headers" }),
+    ];
+    for (const headers of forms) await client(server.url, { method: "POST", headers, body: "x" });
+    const sent = server.received.map((r) => [r.headers["x-a"], r.headers["idempotency-key"]]);
+    expect(sent.slice(0, 3).map(([a]) => a)).toEqual(["record", "pairs", "headers"]);
+    for (const [, key] of sent.slice(0, 3)) expect(key).toMatch(UUID);
+    expect(sent.slice(3).map(([, key]) => key)).toEqual(["upper", "paired", "in-headers"]);
+  });
+
   it("a custom generator and header name", async () => {
     const server = await serve([{ status: 500 }]);
     const { client } = clientOn({
