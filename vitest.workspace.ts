@@ -48,6 +48,17 @@ const adapterProject = (name: "express" | "fastify" | "koa" | "hono"): TestProje
   test: { name, root: here(`./packages/${name}`), include: ["test/**/*.test.ts"] },
 });
 
+/**
+ * The client's tests: real HTTP on 127.0.0.1, and end to end through the Express adapter's
+ * idempotency middleware (its source, like core's).
+ */
+const clientProject: TestProjectConfiguration = {
+  resolve: {
+    alias: [...coreSource, { find: /^@interlock\/express$/, replacement: here("./packages/express/src/index.ts") }],
+  },
+  test: { name: "client", root: here("./packages/client"), include: ["test/**/*.test.ts"] },
+};
+
 export default [
   coreWith("node"),
   coreWith("web"),
@@ -57,6 +68,7 @@ export default [
   adapterProject("fastify"),
   adapterProject("koa"),
   adapterProject("hono"),
+  clientProject,
   {
     // OAuth flows against a real authorization server (oidc-provider) each test file starts, and
     // the token stores on the Redis and PostgreSQL servers its global setup starts.

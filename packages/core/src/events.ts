@@ -228,7 +228,8 @@ export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) =>
 
 /**
  * Calls the user's hook. A hook that throws must not change the outcome it is told about
- * (a verified delivery refused because a logger failed), so its error is dropped.
+ * (a verified delivery refused because a logger failed), so its error is dropped. Any
+ * package's event union can go through it (`@interlock/client` has its own).
  */
 export function emit<
   E extends {

@@ -1,0 +1,265 @@
+/**
+ * A circuit breaker for one origin. Closed, calls pass and their outcomes are counted; past
+ * the threshold it opens, and calls fail fast without touching the network; after
+ * `halfOpenAfterMs` the next call goes through as a probe while the others wait for its
+ * outcome: a success closes the circuit, a failure opens it again.
+ */
+
+import type { AttemptResult } from "./policy.js";
+
+export type BreakerState = "closed" | "open" | "half_open";
+
+interface BreakerOptionsBase {
+  /** How long an open circuit fails fast before it lets a probe through. Default 10 000 ms. */
+  halfOpenAfterMs?: number;
+  /** Which attempt results count as failures. Default: a network error, a timeout or a 5xx (`defaultIsFailure`). */
+  isFailure?: (result: AttemptResult) => boolean;
+}
+
+/** Opens after `failures` failed attempts in a row. */
+export interface ConsecutiveBreakerOptions extends BreakerOptionsBase {
+  mode?: "consecutive";
+  /** Default 5. */
+  failures?: number;
+}
+
+/** Opens when, over the last `windowMs`, at least `minimumCalls` attempts were made and `threshold` of them failed. */
+export interface RatioBreakerOptions extends BreakerOptionsBase {
+  mode: "ratio";
+  /** Share of failed attempts, in (0, 1]. Default 0.5. */
+  threshold?: number;
+  /** Default 10 000 ms. */
+  windowMs?: number;
+  /** Fewer attempts than this in the window never open the circuit. Default 10. */
+  minimumCalls?: number;
+}
+
+export type BreakerOptions = ConsecutiveBreakerOptions | RatioBreakerOptions;
+
+/** Breaker options with their defaults applied. */
+export type BreakerPolicy = { halfOpenAfterMs: number } & (
+  | { mode: "consecutive"; failures: number }
+  | { mode: "ratio"; threshold: number; windowMs: number; minimumCalls: number }
+);
+
+/** A breaker's state as plain JSON, to persist and restore (`client.breakers.snapshot()`). */
+export interface BreakerSnapshot {
+  state: BreakerState;
+  /** Failed attempts in a row. */
+  consecutiveFailures: number;
+  /** When the circuit last opened (the client's clock, ms since the epoch); null when it never did. */
+  openedAt: number | null;
+}
+
+/** What the breaker says to a call about to be made. */
+export type Admission =
+  | { kind: "pass" }
+  | { kind: "probe" }
+  | { kind: "wait"; settled: Promise<void> }
+  | { kind: "reject"; retryAfterMs: number };
+
+const PASS: Admission = Object.freeze({ kind: "pass" });
+const PROBE: Admission = Object.freeze({ kind: "probe" });
+
+interface Probe {
+  settled: Promise<void>;
+  settle: () => void;
+}
+
+export class CircuitBreaker {
+  readonly origin: string;
+  readonly #policy: BreakerPolicy;
+  readonly #now: () => number;
+  readonly #onTransition: (from: BreakerState, to: BreakerState) => void;
+  readonly #window: FailureWindow | undefined;
+  #state: BreakerState = "closed";
+  #consecutive = 0;
+  #openedAt: number | undefined;
+  /** The probe in flight while half-open. */
+  #probe: Probe | undefined;
+
+  constructor(
+    origin: string,
+    policy: BreakerPolicy,
+    now: () => number,
+    onTransition: (from: BreakerState, to: BreakerState) => void,
+  ) {
+    this.origin = origin;
+    this.#policy = policy;
+    this.#now = now;
+    this.#onTransition = onTransition;
+    this.#window = policy.mode === "ratio" ? new FailureWindow(policy.windowMs) : undefined;
+  }
+
+  /** `half_open` from the first call after `halfOpenAfterMs`, which becomes the probe. */
+  get state(): BreakerState {
+    return this.#state;
+  }
+
+  get consecutiveFailures(): number {
+    return this.#consecutive;
+  }
+
+  /** When the circuit last opened, on the client's clock. */
+  get openedAt(): number | undefined {
+    return this.#openedAt;
+  }
+
+  /** When an open circuit lets its next call through as a probe. */
+  get halfOpenAt(): number | undefined {
+    return this.#state === "open" ? (this.#openedAt as number) + this.#policy.halfOpenAfterMs : undefined;
+  }
+
+  /** Attempts and failures counted in the current window (ratio mode; zeros in consecutive mode). */
+  get window(): { calls: number; failures: number } {
+    return this.#window?.totals(this.#now()) ?? { calls: 0, failures: 0 };
+  }
+
+  /** May a call go out now? Opens to half-open, and hands out the probe, as time allows. */
+  admit(): Admission {
+    switch (this.#state) {
+      case "closed":
+        return PASS;
+      case "open": {
+        const retryAfterMs = (this.halfOpenAt as number) - this.#now();
+        if (retryAfterMs > 0) return { kind: "reject", retryAfterMs };
+        this.#transition("half_open");
+        return this.#startProbe();
+      }
+      case "half_open":
+        return this.#probe ? { kind: "wait", settled: this.#probe.settled } : this.#startProbe();
+    }
+  }
+
+  /** True when a call at time `at` would be refused without a network call. */
+  refusesAt(at: number): boolean {
+    return this.#state === "open" && (this.halfOpenAt as number) > at;
+  }
+
+  /**
+   * An admitted attempt's outcome. A probe decides the circuit; other attempts count only while
+   * it is closed (one admitted before the circuit opened and answering late changes nothing).
+   */
+  record(failed: boolean, probe: boolean): void {
+    if (probe) {
+      if (failed) this.#open();
+      else this.#close();
+      this.#endProbe();
+      return;
+    }
+    if (this.#state !== "closed") return;
+    this.#window?.add(this.#now(), failed);
+    if (!failed) {
+      this.#consecutive = 0;
+      return;
+    }
+    this.#consecutive++;
+    if (this.#shouldOpen()) this.#open();
+  }
+
+  /** An admitted attempt that ended without a verdict (the caller aborted): a probe's turn passes to the next call. */
+  release(probe: boolean): void {
+    if (probe) this.#endProbe();
+  }
+
+  snapshot(): BreakerSnapshot {
+    return { state: this.#state, consecutiveFailures: this.#consecutive, openedAt: this.#openedAt ?? null };
+  }
+
+  /**
+   * Takes on a saved state. A half-open snapshot comes back open (its probe belonged to the
+   * process that saved it): the next call after `halfOpenAfterMs` from `openedAt` probes.
+   */
+  restore(snapshot: BreakerSnapshot): void {
+    this.#consecutive = snapshot.consecutiveFailures;
+    this.#openedAt = snapshot.openedAt ?? undefined;
+    this.#window?.clear();
+    this.#endProbe();
+    this.#transition(snapshot.state === "closed" ? "closed" : "open");
+  }
+
+  #shouldOpen(): boolean {
+    const policy = this.#policy;
+    if (policy.mode === "consecutive") return this.#consecutive >= policy.failures;
+    const { calls, failures } = (this.#window as FailureWindow).totals(this.#now());
+    return calls >= policy.minimumCalls && failures >= policy.threshold * calls;
+  }
+
+  #open(): void {
+    this.#openedAt = this.#now();
+    this.#transition("open");
+  }
+
+  #close(): void {
+    this.#consecutive = 0;
+    this.#window?.clear();
+    this.#transition("closed");
+  }
+
+  #startProbe(): Admission {
+    let settle = () => {};
+    const settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    this.#probe = { settled, settle };
+    return PROBE;
+  }
+
+  #endProbe(): void {
+    const probe = this.#probe;
+    this.#probe = undefined;
+    probe?.settle();
+  }
+
+  #transition(to: BreakerState): void {
+    const from = this.#state;
+    this.#state = to;
+    if (from !== to) this.#onTransition(from, to);
+  }
+}
+
+const BUCKETS = 10;
+
+/**
+ * Attempts and failures over a sliding window, kept in ten buckets of `windowMs / 10`: memory
+ * stays fixed however many calls are made, and the window slides one bucket at a time.
+ */
+class FailureWindow {
+  readonly #bucketMs: number;
+  /** The bucket number (time / bucketMs) each slot holds counts for. */
+  readonly #epochs = new Array<number>(BUCKETS).fill(-1);
+  readonly #calls = new Array<number>(BUCKETS).fill(0);
+  readonly #failures = new Array<number>(BUCKETS).fill(0);
+
+  constructor(windowMs: number) {
+    this.#bucketMs = windowMs / BUCKETS;
+  }
+
+  add(now: number, failed: boolean): void {
+    const epoch = Math.floor(now / this.#bucketMs);
+    const slot = ((epoch % BUCKETS) + BUCKETS) % BUCKETS; // a clock may start below 0
+    if (this.#epochs[slot] !== epoch) {
+      this.#epochs[slot] = epoch;
+      this.#calls[slot] = 0;
+      this.#failures[slot] = 0;
+    }
+    (this.#calls[slot] as number)++;
+    if (failed) (this.#failures[slot] as number)++;
+  }
+
+  totals(now: number): { calls: number; failures: number } {
+    const oldest = Math.floor(now / this.#bucketMs) - BUCKETS + 1;
+    let calls = 0;
+    let failures = 0;
+    for (let slot = 0; slot < BUCKETS; slot++) {
+      if ((this.#epochs[slot] as number) < oldest) continue;
+      calls += this.#calls[slot] as number;
+      failures += this.#failures[slot] as number;
+    }
+    return { calls, failures };
+  }
+
+  clear(): void {
+    this.#epochs.fill(-1);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * A retry budget per origin: a token bucket, as gRPC's retry throttling and the AWS SDKs'
+ * "standard" retry mode have it. A retry spends tokens; a response the client does not retry
+ * puts a fraction of a token back. While an origin answers, the bucket stays full; when most
+ * calls fail, the retries drain it and stop, so a client adds at most ~`successRefund /
+ * retryCost` retries per successful call instead of multiplying the load on a struggling origin.
+ */
+
+export interface RetryBudgetOptions {
+  /** Tokens the bucket holds, and starts with. Default 10. */
+  capacity?: number;
+  /** Tokens a retry spends. Default 1. */
+  retryCost?: number;
+  /** Tokens put back by each response the client does not retry (a 2xx, a 404). Default 0.1. */
+  successRefund?: number;
+}
+
+export const DEFAULT_RETRY_BUDGET: Required<RetryBudgetOptions> = Object.freeze({
+  capacity: 10,
+  retryCost: 1,
+  successRefund: 0.1,
+});
+
+/** Tokens are counted in thousandths, so ten refunds of 0.1 make exactly one token. */
+const SCALE = 1000;
+
+export class RetryBudget {
+  readonly capacity: number;
+  readonly retryCost: number;
+  readonly successRefund: number;
+  #milliTokens: number;
+  readonly #milliCost: number;
+  readonly #milliRefund: number;
+  readonly #milliCapacity: number;
+
+  constructor(options: Required<RetryBudgetOptions>) {
+    this.capacity = options.capacity;
+    this.retryCost = options.retryCost;
+    this.successRefund = options.successRefund;
+    this.#milliCapacity = Math.round(options.capacity * SCALE);
+    this.#milliCost = Math.round(options.retryCost * SCALE);
+    this.#milliRefund = Math.round(options.successRefund * SCALE);
+    this.#milliTokens = this.#milliCapacity;
+  }
+
+  /** Tokens in the bucket now. */
+  get tokens(): number {
+    return this.#milliTokens / SCALE;
+  }
+
+  /** Spends one retry's cost; false (nothing spent) when the bucket holds less. */
+  trySpend(): boolean {
+    if (this.#milliTokens < this.#milliCost) return false;
+    this.#milliTokens -= this.#milliCost;
+    return true;
+  }
+
+  /** A response the client did not retry: puts `successRefund` back, up to the capacity. */
+  refund(): void {
+    this.#milliTokens = Math.min(this.#milliCapacity, this.#milliTokens + this.#milliRefund);
+  }
+}

@@ -1,0 +1,412 @@
+/**
+ * `createClient(options)`: a fetch that times out, retries what is safe to retry, waits as the
+ * server asks, spends a per-origin retry budget, and fails fast while an origin's circuit is open.
+ */
+
+import { emit } from "@interlock/core";
+import { backoffDelay } from "./backoff.js";
+import type { CircuitBreaker } from "./breaker.js";
+import type { RetryBudget } from "./budget.js";
+import {
+  CircuitOpenError,
+  type ClientErrorDetails,
+  describeError,
+  RetryAfterTooLongError,
+  RetryLimitError,
+  type RetryLimitReason,
+  TimeoutError,
+} from "./errors.js";
+import type { AttemptOutcome, ClientEventBase, GiveUpReason } from "./events.js";
+import { type ClientOptions, resolveOptions, type Settings } from "./options.js";
+import { type BreakerRegistry, Breakers, type BudgetRegistry, Budgets, type OriginState, Origins } from "./origins.js";
+import type { AttemptResult, RetryContext } from "./policy.js";
+import { type FetchInput, type PreparedRequest, prepareRequest } from "./request.js";
+import { parseRetryAfter } from "./retry-after.js";
+import { after, follow, unlinkLater, untilAborted } from "./signals.js";
+
+/** A fetch: call it as you would `fetch(input, init)`. */
+export interface Client {
+  (input: FetchInput, init?: RequestInit): Promise<Response>;
+  /** Each origin's circuit breaker: its state, and a snapshot to save and restore. */
+  readonly breakers: BreakerRegistry;
+  /** Each origin's retry budget. */
+  readonly budgets: BudgetRegistry;
+}
+
+export function createClient(options: ClientOptions = {}): Client {
+  const settings = resolveOptions(options);
+  const origins = new Origins({
+    breaker: settings.breaker,
+    budget: settings.budget,
+    maxOrigins: settings.maxOrigins,
+    now: settings.now,
+    onTransition: (origin, from, to) => emit(settings.onEvent, { type: "client.breaker", origin, from, to }),
+  });
+  const client = (input: FetchInput, init?: RequestInit) => send(settings, origins, input, init);
+  return Object.defineProperties(client, {
+    breakers: { value: new Breakers(origins), enumerable: true },
+    budgets: { value: new Budgets(origins), enumerable: true },
+  }) as Client;
+}
+
+async function send(settings: Settings, origins: Origins, input: FetchInput, init?: RequestInit): Promise<Response> {
+  const request = prepareRequest(settings.request, input, init);
+  if (request.caller?.aborted) throw request.caller.reason;
+  const origin = origins.use(request.origin);
+  const call = new Call(settings, request, origin);
+  call.refuseIfOpen(); // the fail-fast path sets nothing up
+  call.start();
+  let response: Response | undefined;
+  try {
+    response = await call.run();
+    return response;
+  } finally {
+    call.end(response);
+  }
+}
+
+const noop = () => {};
+
+/**
+ * What the caller's signal reaches: the whole call while it runs, then only the body of the
+ * response handed back (as with fetch). It holds neither the call nor the response afterwards,
+ * so the response can be collected.
+ */
+interface CallerLink {
+  /** Stops the call; cleared when the call is over. */
+  stop: (() => void) | undefined;
+  /** The last attempt's controller: its fetch streams the body. */
+  attempt: AbortController | undefined;
+}
+
+/**
+ * The caller's listener, made here rather than in a method: a closure shares its scope's V8
+ * context with every other closure of that scope, and one capturing `this` there would keep the
+ * call, and its response, alive as long as the caller's signal.
+ */
+function linkCaller(caller: AbortSignal, link: CallerLink): () => void {
+  return follow(caller, () => {
+    if (link.stop) link.stop();
+    else link.attempt?.abort(caller.reason);
+  });
+}
+
+/** One logical request: its attempts, the waits between them, and its limits. */
+class Call {
+  readonly #s: Settings;
+  readonly #request: PreparedRequest;
+  readonly #breaker: CircuitBreaker | undefined;
+  readonly #budget: RetryBudget | undefined;
+  #stoppedBy: "caller" | "deadline" | undefined;
+  #deadlineAt: number | undefined;
+  #unlinkCaller = noop;
+  #link: CallerLink | undefined;
+  /** The attempt in flight, or the wait (backoff, a probe's outcome) in progress: what a stop aborts. */
+  #inFlight: AbortController | undefined;
+  #waiting: AbortController | undefined;
+  #attempts = 0;
+  /** The last attempt's result, for the error the call may end with. */
+  #last: AttemptResult | undefined;
+  #previousBackoffMs = 0;
+  #eventBase: ClientEventBase | undefined;
+
+  constructor(settings: Settings, request: PreparedRequest, origin: OriginState) {
+    this.#s = settings;
+    this.#request = request;
+    this.#breaker = origin.breaker;
+    this.#budget = origin.budget;
+  }
+
+  /** An open circuit refuses before anything is set up: no timer, no listener, no network. */
+  refuseIfOpen(): void {
+    const breaker = this.#breaker;
+    const now = this.#s.now();
+    if (breaker?.refusesAt(now)) this.#refuse((breaker.halfOpenAt as number) - now);
+  }
+
+  /**
+   * Links the caller's signal and sets the deadline. The deadline has no timer of its own: each
+   * attempt's one timer fires at its timeout or the deadline, whichever is first, and each wait
+   * arms one while it lasts.
+   */
+  start(): void {
+    const { caller } = this.#request;
+    if (caller !== undefined) {
+      this.#link = { stop: () => this.#stop("caller"), attempt: undefined };
+      this.#unlinkCaller = linkCaller(caller, this.#link);
+    }
+    const { deadlineMs } = this.#s;
+    if (deadlineMs !== undefined) this.#deadlineAt = this.#s.now() + deadlineMs;
+  }
+
+  async run(): Promise<Response> {
+    for (;;) {
+      if (this.#stoppedBy) throw this.#stopError();
+      const admitted = this.#admit();
+      const probe = typeof admitted === "boolean" ? admitted : await admitted;
+      const result = await this.#attempt(probe);
+      const next = this.#decide(result);
+      if (typeof next !== "number") return next;
+      await this.#pause(next);
+    }
+  }
+
+  /** The call is over: the caller's signal reaches only the response's body. (No timer outlives an attempt or a wait.) */
+  end(response: Response | undefined): void {
+    const link = this.#link;
+    if (link === undefined) return;
+    link.stop = undefined;
+    if (response === undefined) this.#unlinkCaller();
+    else unlinkLater(response, this.#unlinkCaller);
+  }
+
+  #stop(by: "caller" | "deadline"): void {
+    if (this.#stoppedBy) return;
+    this.#stoppedBy = by;
+    this.#inFlight?.abort();
+    this.#waiting?.abort();
+  }
+
+  /** What a stopped call throws: the caller's abort reason (as fetch does), or the deadline's TimeoutError. */
+  #stopError(): unknown {
+    if (this.#stoppedBy === "caller") return this.#request.caller?.reason;
+    this.#emitGiveUp("deadline");
+    return new TimeoutError("deadline", this.#s.deadlineMs as number, this.#details());
+  }
+
+  #refuse(retryAfterMs: number): never {
+    this.#emitGiveUp("circuit_open");
+    throw new CircuitOpenError(retryAfterMs, this.#details());
+  }
+
+  /** Runs `wait` with a signal a stop (the caller, the deadline) aborts; a stop ends it with the stop's error. */
+  async #waitFor(wait: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    if (this.#stoppedBy) throw this.#stopError(); // stopped before the wait began (by an event hook)
+    const controller = new AbortController();
+    this.#waiting = controller;
+    const cancelDeadline = this.#armDeadline();
+    try {
+      await wait(controller.signal);
+    } catch (error) {
+      if (this.#stoppedBy) throw this.#stopError();
+      throw error;
+    } finally {
+      cancelDeadline();
+      this.#waiting = undefined;
+    }
+    if (this.#stoppedBy) throw this.#stopError(); // an injected sleep that ignored its signal
+  }
+
+  /** A timer that stops the call at the deadline, if there is one. */
+  #armDeadline(): () => void {
+    if (this.#deadlineAt === undefined) return noop;
+    return after(this.#s.sleep, Math.max(0, this.#deadlineAt - this.#s.now()), () => this.#stop("deadline"));
+  }
+
+  /**
+   * Whether this attempt is the breaker's probe; throws when the circuit is open. Answers at
+   * once (no promise, no await) unless another call is probing: then it waits for that outcome.
+   */
+  #admit(): boolean | Promise<boolean> {
+    const admission = this.#breaker?.admit();
+    switch (admission?.kind) {
+      case undefined:
+      case "pass":
+        return false;
+      case "probe":
+        return true;
+      case "reject":
+        return this.#refuse(admission.retryAfterMs);
+      case "wait":
+        return this.#waitFor((signal) => untilAborted(admission.settled, signal)).then(() => this.#admit());
+    }
+  }
+
+  async #attempt(probe: boolean): Promise<AttemptResult> {
+    const s = this.#s;
+    const request = this.#request;
+    const attempt = ++this.#attempts;
+    const started = s.now();
+    // One timer: the attempt's timeout or the call's deadline, whichever comes first.
+    const untilDeadline = this.#deadlineAt === undefined ? Number.POSITIVE_INFINITY : this.#deadlineAt - started;
+    const deadlineFirst = s.timeoutMs === undefined || untilDeadline <= s.timeoutMs;
+    const limitMs = deadlineFirst ? untilDeadline : (s.timeoutMs as number);
+    // A signal costs fetch something on every request: none when nothing could abort this attempt.
+    const controller = limitMs === Number.POSITIVE_INFINITY && !this.#link ? undefined : new AbortController();
+    this.#inFlight = controller;
+    if (this.#link) this.#link.attempt = controller;
+    let timedOut = false;
+    const cancelTimeout =
+      controller === undefined || limitMs === Number.POSITIVE_INFINITY
+        ? noop
+        : after(s.sleep, Math.max(0, limitMs), () => {
+            if (deadlineFirst) return this.#stop("deadline");
+            timedOut = true;
+            controller.abort();
+          });
+    let result: AttemptResult;
+    try {
+      const more = request.notReplayable === undefined && attempt < s.maxAttempts;
+      const [input, init] = request.attempt(controller?.signal, more);
+      result = { response: await s.fetch(input, init), error: undefined };
+    } catch (error) {
+      const timeout = timedOut && !this.#stoppedBy;
+      result = {
+        response: undefined,
+        error: timeout ? new TimeoutError("attempt", s.timeoutMs as number, this.#details(undefined)) : error,
+      };
+    } finally {
+      cancelTimeout();
+      this.#inFlight = undefined;
+    }
+
+    const outcome: AttemptOutcome = result.response
+      ? "response"
+      : this.#stoppedBy === "caller"
+        ? "aborted"
+        : timedOut || this.#stoppedBy === "deadline"
+          ? "timeout"
+          : "network_error";
+    this.#record(result, outcome, probe);
+    if (s.onEvent) {
+      emit(s.onEvent, {
+        type: "client.attempt",
+        ...this.#base(),
+        attempt,
+        outcome,
+        status: result.response?.status,
+        error: outcome === "network_error" ? describeError(result.error) : undefined,
+        probe,
+        durationMs: s.now() - started,
+      });
+    }
+    if (result.response === undefined && this.#stoppedBy) throw this.#stopError();
+    return result;
+  }
+
+  /** Tells the breaker. A caller's abort says nothing about the origin; the deadline counts as a timeout. */
+  #record(result: AttemptResult, outcome: AttemptOutcome, probe: boolean): void {
+    const breaker = this.#breaker;
+    if (breaker === undefined) return;
+    if (outcome === "aborted") {
+      breaker.release(probe);
+      return;
+    }
+    let failed: boolean;
+    try {
+      failed = outcome === "timeout" || this.#s.isFailure(result);
+    } catch (error) {
+      breaker.release(probe);
+      throw error;
+    }
+    breaker.record(failed, probe);
+  }
+
+  /** The response to hand back, or the delay before the next attempt; throws when the call ends in an error. */
+  #decide(result: AttemptResult): Response | number {
+    const s = this.#s;
+    const request = this.#request;
+    const attempt = this.#attempts;
+    this.#last = result;
+    const { response, error } = result;
+    const wanted = s.retryOn({
+      response,
+      error,
+      attempt,
+      method: request.method,
+      idempotencyKey: request.key,
+    } as RetryContext);
+    if (!wanted) {
+      if (result.response) this.#budget?.refund();
+      return settle(result);
+    }
+    if (request.notReplayable) {
+      this.#emitGiveUp(request.notReplayable);
+      return settle(result);
+    }
+    // A response that arrived as the caller aborted or the deadline passed is not retried.
+    if (this.#stoppedBy) throw this.#stopError();
+    if (attempt >= s.maxAttempts) throw this.#limit("attempts");
+
+    const now = s.now();
+    const retryAfterMs = result.response && parseRetryAfter(result.response.headers.get("retry-after"), now);
+    if (retryAfterMs !== undefined && retryAfterMs > s.maxRetryAfterMs) {
+      this.#emitGiveUp("retry_after_too_long");
+      throw new RetryAfterTooLongError(retryAfterMs, s.maxRetryAfterMs, this.#details());
+    }
+    const backoffMs = backoffDelay(s.backoff, attempt, this.#previousBackoffMs, s.random);
+    this.#previousBackoffMs = backoffMs;
+    // Retry-After is a floor: the server knows when it will be ready; jitter only ever adds to it.
+    const delayMs = Math.max(backoffMs, retryAfterMs ?? 0);
+    const resumeAt = now + delayMs;
+    if (this.#deadlineAt !== undefined && resumeAt >= this.#deadlineAt) throw this.#limit("deadline");
+    const breaker = this.#breaker;
+    if (breaker?.refusesAt(resumeAt)) {
+      this.#emitGiveUp("circuit_open");
+      throw new CircuitOpenError((breaker.halfOpenAt as number) - now, this.#details());
+    }
+    if (this.#budget && !this.#budget.trySpend()) throw this.#limit("budget");
+
+    if (s.onEvent) {
+      emit(s.onEvent, {
+        type: "client.retry",
+        ...this.#base(),
+        attempt,
+        delayMs,
+        backoffMs,
+        retryAfterMs,
+        status: result.response?.status,
+        budgetTokens: this.#budget?.tokens,
+      });
+    }
+    discard(result.response);
+    return delayMs;
+  }
+
+  #pause(delayMs: number): Promise<void> {
+    return this.#waitFor((signal) => this.#s.sleep(delayMs, signal));
+  }
+
+  #limit(reason: RetryLimitReason): RetryLimitError {
+    this.#emitGiveUp(reason);
+    return new RetryLimitError(reason, this.#details());
+  }
+
+  #details(last = this.#last): ClientErrorDetails {
+    return {
+      origin: this.#request.origin,
+      method: this.#request.method,
+      attempts: this.#attempts,
+      response: last?.response,
+      cause: last?.error,
+    };
+  }
+
+  #emitGiveUp(reason: GiveUpReason): void {
+    const { onEvent } = this.#s;
+    if (!onEvent) return;
+    const status = this.#last?.response?.status;
+    emit(onEvent, { type: "client.give_up", ...this.#base(), reason, attempts: this.#attempts, status });
+  }
+
+  #base(): ClientEventBase {
+    const { origin, method, key } = this.#request;
+    this.#eventBase ??= { origin, method, key };
+    return this.#eventBase;
+  }
+}
+
+/** The outcome as plain fetch would give it: the response, or the error (an attempt timeout as `TimeoutError`). */
+function settle(result: AttemptResult): Response {
+  if (result.response) return result.response;
+  throw result.error;
+}
+
+/** Frees the connection a response we will not read holds. */
+function discard(response: Response | undefined): void {
+  try {
+    response?.body?.cancel().catch(noop);
+  } catch {
+    // A body someone else locked: theirs to release.
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * What the client throws when it stops on its own account. Each error says how many attempts
+ * were made and carries what the last one got: its `response` (body unread, yours to read or
+ * cancel) or its `cause`. A server relaying the failure can answer `toProblem()` as it is: the
+ * message names neither the URL nor anything sent.
+ */
+
+import { InterlockError } from "@interlock/core";
+
+export type ClientErrorCode = "timeout" | "retry_limit" | "circuit_open" | "retry_after_too_long";
+
+/** Where the logical request stood when the client stopped. */
+export interface ClientErrorDetails {
+  /** The origin called (`https://api.example.com`): the breaker and budget key. Never the path or query. */
+  origin: string;
+  method: string;
+  /** Attempts that reached the network (0 when refused before the first one). */
+  attempts: number;
+  /** The last attempt's response, unread, when it got one. */
+  response?: Response | undefined;
+  /** The last attempt's error (a network error, an attempt timeout), when it got no response. */
+  cause?: unknown;
+}
+
+export abstract class ClientError extends InterlockError {
+  abstract override readonly code: ClientErrorCode;
+  readonly origin: string;
+  readonly method: string;
+  readonly attempts: number;
+  readonly response: Response | undefined;
+
+  constructor(message: string, details: ClientErrorDetails) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.origin = details.origin;
+    this.method = details.method;
+    this.attempts = details.attempts;
+    this.response = details.response;
+  }
+}
+
+/** An attempt took longer than `timeoutMs`, or the whole request longer than `deadlineMs`. */
+export class TimeoutError extends ClientError {
+  override readonly name = "TimeoutError";
+  readonly code = "timeout";
+  readonly status = 504;
+  readonly title = "The upstream request timed out";
+  /** "attempt": one attempt passed `timeoutMs`; "deadline": the request as a whole passed `deadlineMs`. */
+  readonly scope: "attempt" | "deadline";
+  readonly timeoutMs: number;
+
+  constructor(scope: "attempt" | "deadline", timeoutMs: number, details: ClientErrorDetails) {
+    super(
+      scope === "attempt"
+        ? `attempt ${details.attempts} got no response within ${timeoutMs} ms`
+        : `no response within the ${timeoutMs} ms deadline (${details.attempts} attempts)`,
+      details,
+    );
+    this.scope = scope;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Why the client stopped retrying an outcome it would otherwise retry. */
+export type RetryLimitReason = "attempts" | "budget" | "deadline";
+
+const LIMIT_WORDING: Record<RetryLimitReason, string> = {
+  attempts: "no attempts left",
+  budget: "the origin's retry budget is spent",
+  deadline: "the next attempt could not start before the deadline",
+};
+
+/**
+ * The last attempt failed in a way worth retrying, but a limit says stop: `maxAttempts`
+ * reached, the origin's retry budget empty, or the wait would pass the deadline.
+ */
+export class RetryLimitError extends ClientError {
+  override readonly name = "RetryLimitError";
+  readonly code = "retry_limit";
+  readonly status = 502;
+  readonly title = "The upstream request kept failing";
+  readonly reason: RetryLimitReason;
+
+  constructor(reason: RetryLimitReason, details: ClientErrorDetails) {
+    super(`gave up after ${details.attempts} attempts (${LIMIT_WORDING[reason]}): ${lastOutcome(details)}`, details);
+    this.reason = reason;
+  }
+}
+
+/** The origin's circuit is open: no network call was made for this attempt. */
+export class CircuitOpenError extends ClientError {
+  override readonly name = "CircuitOpenError";
+  readonly code = "circuit_open";
+  readonly status = 503;
+  readonly title = "The upstream is failing and calls to it are suspended";
+  /** Milliseconds until the circuit lets a probe through. */
+  readonly retryAfterMs: number;
+
+  constructor(retryAfterMs: number, details: ClientErrorDetails) {
+    super(`the circuit for this origin is open; a probe is allowed in ${retryAfterMs} ms`, details);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The server's `Retry-After` asks for a longer wait than `maxRetryAfterMs`: the client does not sleep that long. */
+export class RetryAfterTooLongError extends ClientError {
+  override readonly name = "RetryAfterTooLongError";
+  readonly code = "retry_after_too_long";
+  readonly status = 503;
+  readonly title = "The upstream asked for a longer wait than allowed";
+  readonly retryAfterMs: number;
+  readonly maxRetryAfterMs: number;
+
+  constructor(retryAfterMs: number, maxRetryAfterMs: number, details: ClientErrorDetails) {
+    super(`the server asked to retry in ${retryAfterMs} ms, more than the ${maxRetryAfterMs} ms allowed`, details);
+    this.retryAfterMs = retryAfterMs;
+    this.maxRetryAfterMs = maxRetryAfterMs;
+  }
+}
+
+function lastOutcome({ response, cause }: ClientErrorDetails): string {
+  if (response !== undefined) return `the last answer was ${response.status}`;
+  return `the last attempt failed (${describeError(cause)})`;
+}
+
+/**
+ * A short, secret-free name for a failed attempt: the system error code where the platform
+ * gives one (`ECONNRESET`, `UND_ERR_SOCKET`), else the error's name. Never its message, which
+ * some runtimes fill with the URL.
+ */
+export function describeError(error: unknown): string {
+  const code = errorCode(error) ?? errorCode((error as { cause?: unknown } | undefined)?.cause);
+  if (code !== undefined) return code;
+  return error instanceof Error ? error.name : typeof error;
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}

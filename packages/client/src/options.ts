@@ -1,0 +1,228 @@
+/** `createClient`'s options, their defaults, and the checks that report a bad one at start-up. */
+
+import { InterlockConfigError } from "@interlock/core";
+import type { Backoff, BackoffStrategy } from "./backoff.js";
+import type { BreakerOptions, BreakerPolicy } from "./breaker.js";
+import { DEFAULT_RETRY_BUDGET, type RetryBudgetOptions } from "./budget.js";
+import type { ClientEvent } from "./events.js";
+import {
+  type AttemptResult,
+  defaultIsFailure,
+  defaultRetryOn,
+  IDEMPOTENT_METHODS,
+  type RetryContext,
+} from "./policy.js";
+import type { FetchInput, KeyRequest, RequestSettings } from "./request.js";
+import { platformSleep, type Sleep } from "./signals.js";
+
+/** A fetch to call underneath: the platform's, a mock, or another wrapper. */
+export type FetchFunction = (input: FetchInput, init?: RequestInit) => Promise<Response>;
+
+export interface IdempotencyKeyOptions {
+  /** The header. Default `"Idempotency-Key"`. */
+  header?: string;
+  /** Methods the client adds a key to when the caller has not. Default `["POST", "PATCH"]`. */
+  methods?: readonly string[];
+  /**
+   * Makes a key: called once per logical request, its value sent on every attempt. Default
+   * `crypto.randomUUID()`. Return an RFC 9651 string (`"\"…\""`) for the IETF draft's form.
+   */
+  generate?: (request: KeyRequest) => string;
+}
+
+export interface BackoffOptions {
+  /** Default `"full"` jitter. */
+  strategy?: BackoffStrategy;
+  /** Default 100 ms. */
+  baseMs?: number;
+  /** Default 10 000 ms. */
+  capMs?: number;
+}
+
+export interface ClientOptions {
+  /** Default: the platform's `fetch` (looked up on each call). */
+  fetch?: FetchFunction;
+  /** Attempts per logical request, the first included. Default 3. */
+  maxAttempts?: number;
+  /** Longest wait for one attempt's response headers. Default 10 000 ms; `false` for none. */
+  timeoutMs?: number | false;
+  /** Longest time for the logical request, attempts and waits included, up to the response headers. Default 30 000 ms; `false` for none. */
+  deadlineMs?: number | false;
+  /** Methods retried without an `Idempotency-Key`. Default `IDEMPOTENT_METHODS`: GET, HEAD, OPTIONS, PUT, DELETE. */
+  retryMethods?: readonly string[];
+  /** Which outcomes are worth retrying. Default `defaultRetryOn`. Safety (method, key, body) is checked apart from it. */
+  retryOn?: (context: RetryContext) => boolean;
+  backoff?: BackoffOptions;
+  /** A `Retry-After` asking for longer than this ends the request with `RetryAfterTooLongError`. Default 60 000 ms. */
+  maxRetryAfterMs?: number;
+  /** Adding an `Idempotency-Key` to unsafe methods, so they can be retried. `false`: never added (a caller's own key is still honoured). */
+  idempotencyKey?: IdempotencyKeyOptions | false;
+  /** The per-origin retry budget (token bucket). `false`: no budget. */
+  budget?: RetryBudgetOptions | false;
+  /** The per-origin circuit breaker. `false`: none. */
+  breaker?: BreakerOptions | false;
+  /** Origins whose breaker and budget are kept, the least recently used dropped first. Default 1000. */
+  maxOrigins?: number;
+  /** Told about every attempt, retry, give-up and breaker transition. */
+  onEvent?: (event: ClientEvent) => void;
+  /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
+  random?: () => number;
+  /** The wall clock in ms since the epoch (HTTP-dates, breaker times, the deadline). Default `Date.now`. */
+  now?: () => number;
+  /** Every wait: backoff, attempt timeouts, the deadline. Must reject with `signal.reason` when `signal` aborts. Default: `setTimeout`. */
+  sleep?: Sleep;
+}
+
+/** Options with defaults applied, checked. */
+export interface Settings {
+  fetch: FetchFunction;
+  maxAttempts: number;
+  timeoutMs: number | undefined;
+  deadlineMs: number | undefined;
+  request: RequestSettings;
+  retryOn: (context: RetryContext) => boolean;
+  backoff: Backoff;
+  maxRetryAfterMs: number;
+  budget: Required<RetryBudgetOptions> | undefined;
+  breaker: BreakerPolicy | undefined;
+  isFailure: (result: AttemptResult) => boolean;
+  maxOrigins: number;
+  onEvent: ((event: ClientEvent) => void) | undefined;
+  random: () => number;
+  now: () => number;
+  sleep: Sleep;
+}
+
+/** setTimeout's largest delay (2^31 - 1 ms, about 24.8 days); past it, timers fire at once. */
+export const MAX_DELAY_MS = 2_147_483_647;
+
+const STRATEGIES: readonly BackoffStrategy[] = ["full", "equal", "decorrelated"];
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+const platformFetch: FetchFunction = (input, init) => globalThis.fetch(input, init);
+
+export function resolveOptions(options: ClientOptions): Settings {
+  if (typeof options !== "object" || options === null) fail("options must be an object");
+  const key = options.idempotencyKey === false ? undefined : (options.idempotencyKey ?? {});
+  const backoff = options.backoff ?? {};
+  const breaker = options.breaker === false ? undefined : (options.breaker ?? {});
+  const settings: Settings = {
+    fetch: optionalFunction(options.fetch, "fetch") ?? platformFetch,
+    maxAttempts: wholeNumber(options.maxAttempts, "maxAttempts", 3, 1),
+    timeoutMs: delayOrFalse(options.timeoutMs, "timeoutMs", 10_000),
+    deadlineMs: delayOrFalse(options.deadlineMs, "deadlineMs", 30_000),
+    request: {
+      idempotentMethods: methods(options.retryMethods, "retryMethods", IDEMPOTENT_METHODS),
+      keyHeader: headerName(key?.header, "idempotencyKey.header", "Idempotency-Key"),
+      keyMethods: key ? methods(key.methods, "idempotencyKey.methods", ["POST", "PATCH"]) : new Set(),
+      generateKey: optionalFunction(key?.generate, "idempotencyKey.generate"),
+    },
+    retryOn: optionalFunction(options.retryOn, "retryOn") ?? defaultRetryOn,
+    backoff: {
+      strategy: oneOf(backoff.strategy, "backoff.strategy", STRATEGIES, "full"),
+      baseMs: delay(backoff.baseMs, "backoff.baseMs", 100),
+      capMs: delay(backoff.capMs, "backoff.capMs", 10_000),
+    },
+    maxRetryAfterMs: delay(options.maxRetryAfterMs, "maxRetryAfterMs", 60_000),
+    budget: options.budget === false ? undefined : budget(options.budget ?? {}),
+    breaker: breaker && breakerPolicy(breaker),
+    isFailure: optionalFunction(breaker?.isFailure, "breaker.isFailure") ?? defaultIsFailure,
+    maxOrigins: wholeNumber(options.maxOrigins, "maxOrigins", 1000, 1),
+    onEvent: optionalFunction(options.onEvent, "onEvent"),
+    random: optionalFunction(options.random, "random") ?? Math.random,
+    now: optionalFunction(options.now, "now") ?? Date.now,
+    sleep: optionalFunction(options.sleep, "sleep") ?? platformSleep,
+  };
+  if (settings.backoff.capMs < settings.backoff.baseMs) fail("backoff.capMs must be at least backoff.baseMs");
+  return settings;
+}
+
+function budget(options: RetryBudgetOptions): Required<RetryBudgetOptions> {
+  const capacity = positive(options.capacity, "budget.capacity", DEFAULT_RETRY_BUDGET.capacity);
+  const retryCost = positive(options.retryCost, "budget.retryCost", DEFAULT_RETRY_BUDGET.retryCost);
+  const successRefund = positive(options.successRefund, "budget.successRefund", DEFAULT_RETRY_BUDGET.successRefund);
+  // Tokens are kept in thousandths: a smaller amount would round to nothing.
+  for (const [name, value] of Object.entries({ capacity, retryCost, successRefund })) {
+    if (value < 0.001) fail(`budget.${name} must be at least 0.001`);
+  }
+  if (retryCost > capacity) fail("budget.retryCost must not exceed budget.capacity: no retry could ever be paid for");
+  return { capacity, retryCost, successRefund };
+}
+
+function breakerPolicy(options: BreakerOptions): BreakerPolicy {
+  const halfOpenAfterMs = delay(options.halfOpenAfterMs, "breaker.halfOpenAfterMs", 10_000);
+  const mode = oneOf(options.mode, "breaker.mode", ["consecutive", "ratio"] as const, "consecutive");
+  if (mode === "consecutive") {
+    const { failures } = options as { failures?: number };
+    return { mode, halfOpenAfterMs, failures: wholeNumber(failures, "breaker.failures", 5, 1) };
+  }
+  const ratio = options as { threshold?: number; windowMs?: number; minimumCalls?: number };
+  const threshold = positive(ratio.threshold, "breaker.threshold", 0.5);
+  if (threshold > 1) fail("breaker.threshold must be a share of attempts in (0, 1]");
+  return {
+    mode,
+    halfOpenAfterMs,
+    threshold,
+    windowMs: wholeNumber(ratio.windowMs, "breaker.windowMs", 10_000, 10),
+    minimumCalls: wholeNumber(ratio.minimumCalls, "breaker.minimumCalls", 10, 1),
+  };
+}
+
+function fail(message: string): never {
+  throw new InterlockConfigError(`createClient: ${message}`);
+}
+
+function optionalFunction<F>(value: F | undefined, name: string): F | undefined {
+  if (value !== undefined && typeof value !== "function") fail(`${name} must be a function`);
+  return value;
+}
+
+function wholeNumber(value: number | undefined, name: string, fallback: number, min: number): number {
+  const n = value ?? fallback;
+  if (!Number.isSafeInteger(n) || n < min) fail(`${name} must be a whole number ≥ ${min}, got ${String(value)}`);
+  return n;
+}
+
+function positive(value: number | undefined, name: string, fallback: number): number {
+  const n = value ?? fallback;
+  if (typeof n !== "number" || !Number.isFinite(n) || n <= 0)
+    fail(`${name} must be a number > 0, got ${String(value)}`);
+  return n;
+}
+
+/** A delay in ms: 0 to `MAX_DELAY_MS`. */
+function delay(value: number | undefined, name: string, fallback: number): number {
+  const n = value ?? fallback;
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0 || n > MAX_DELAY_MS) {
+    fail(`${name} must be a number of milliseconds from 0 to ${MAX_DELAY_MS}, got ${String(value)}`);
+  }
+  return n;
+}
+
+/** A timeout: a delay above 0, or `false` for none. */
+function delayOrFalse(value: number | false | undefined, name: string, fallback: number): number | undefined {
+  if (value === false) return undefined;
+  const n = delay(value, name, fallback);
+  if (n === 0) fail(`${name} must be above 0 (use false for no limit)`);
+  return n;
+}
+
+function oneOf<T extends string>(value: T | undefined, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value)) fail(`${name} must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
+  return value;
+}
+
+function methods(value: readonly string[] | undefined, name: string, fallback: readonly string[]): Set<string> {
+  const list = value ?? fallback;
+  if (!Array.isArray(list) || !list.every((m) => typeof m === "string" && TOKEN.test(m))) {
+    fail(`${name} must be a list of HTTP method names`);
+  }
+  return new Set(list.map((m) => m.toUpperCase()));
+}
+
+function headerName(value: string | undefined, name: string, fallback: string): string {
+  const header = value ?? fallback;
+  if (typeof header !== "string" || !TOKEN.test(header)) fail(`${name} must be a header name`);
+  return header;
+}

@@ -1,0 +1,58 @@
+/**
+ * What is worth retrying and what is safe to retry: two separate questions. `retryOn` answers
+ * the first (is this outcome transient?) and can be replaced; the second (can the request be
+ * sent again without doing the work twice?) is the method, the Idempotency-Key and the body,
+ * and no predicate overrides it.
+ */
+
+/** An attempt's result: a response, or the error fetch rejected with (a network error, an attempt timeout). */
+export type AttemptResult = { response: Response; error: undefined } | { response: undefined; error: unknown };
+
+/** What `retryOn` is asked about. */
+export type RetryContext = AttemptResult & {
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** Upper-case. */
+  method: string;
+  /** The request's `Idempotency-Key`, when it has one. */
+  idempotencyKey: string | undefined;
+};
+
+/**
+ * Statuses that say "try again": 408 Request Timeout, 425 Too Early, 429 Too Many Requests,
+ * 500, 502 Bad Gateway, 503 Service Unavailable, 504 Gateway Timeout.
+ */
+export const RETRYABLE_STATUSES: readonly number[] = Object.freeze([408, 425, 429, 500, 502, 503, 504]);
+const RETRYABLE = new Set(RETRYABLE_STATUSES);
+
+/** Methods HTTP defines as idempotent (RFC 9110 §9.2.2), retried without a key. */
+export const IDEMPOTENT_METHODS: readonly string[] = Object.freeze(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+
+/**
+ * The default `retryOn`: a network error or attempt timeout, a status of `RETRYABLE_STATUSES`,
+ * or a 409 on a request carrying an `Idempotency-Key`: the answer an idempotency server gives
+ * while the first copy of the request is still running (Interlock's `request_in_flight`,
+ * Stripe's concurrent-key 409), which a later retry turns into the stored response.
+ */
+export function defaultRetryOn(context: RetryContext): boolean {
+  const { response } = context;
+  if (response === undefined) return true;
+  return RETRYABLE.has(response.status) || (response.status === 409 && context.idempotencyKey !== undefined);
+}
+
+/** The default breaker failure: a network error, a timeout, or a 5xx. A 4xx (429 included) says the origin is up. */
+export function defaultIsFailure(result: AttemptResult): boolean {
+  return result.response === undefined || result.response.status >= 500;
+}
+
+/**
+ * Whether a `RequestInit.body` can be sent again: everything fetch re-serialises from the
+ * same value (string, bytes, Blob, FormData, URLSearchParams) can; a stream, which the first
+ * attempt consumes, cannot.
+ */
+export function isReplayableBody(body: unknown): boolean {
+  if (body === null || typeof body !== "object") return true;
+  if (typeof ReadableStream !== "undefined" && body instanceof ReadableStream) return false;
+  // Node's fetch also takes async iterables (a Node Readable, a generator): one-shot too.
+  return !(Symbol.asyncIterator in body);
+}

@@ -1,0 +1,170 @@
+/**
+ * One logical request, read once from fetch's `(input, init)`: where it goes, whether it may be
+ * sent again, its `Idempotency-Key`, and the arguments for each attempt.
+ */
+
+import { InterlockConfigError, parseIdempotencyKey } from "@interlock/core";
+import { isReplayableBody } from "./policy.js";
+
+/** What the client takes as fetch's first argument. */
+export type FetchInput = string | URL | Request;
+
+export interface KeyRequest {
+  /** Upper-case. */
+  method: string;
+  url: string;
+}
+
+export interface RequestSettings {
+  /** Methods retried without a key (upper-case). */
+  idempotentMethods: ReadonlySet<string>;
+  /** The key header's name. */
+  keyHeader: string;
+  /** Methods the client adds a key to, when the caller did not; empty with `idempotencyKey: false`. */
+  keyMethods: ReadonlySet<string>;
+  /** A caller's key generator; undefined for `crypto.randomUUID()`. */
+  generateKey: ((request: KeyRequest) => string) | undefined;
+}
+
+/** Why a request must not be sent twice. */
+export type NotReplayable = "not_idempotent" | "body_not_replayable";
+
+export interface PreparedRequest {
+  origin: string;
+  /** Upper-case. */
+  method: string;
+  /** The `Idempotency-Key` the request carries: the caller's, or the one added here. */
+  key: string | undefined;
+  /** Undefined when the request may be sent again. */
+  notReplayable: NotReplayable | undefined;
+  /** The caller's signal (`init.signal`, else the Request's). */
+  caller: AbortSignal | undefined;
+  /** fetch's arguments for one attempt, with its signal if it has one; `more` is true when another attempt may follow this one. */
+  attempt(signal: AbortSignal | undefined, more: boolean): [FetchInput, RequestInit | undefined];
+}
+
+export function prepareRequest(settings: RequestSettings, input: FetchInput, init?: RequestInit): PreparedRequest {
+  const request = isRequest(input) ? input : undefined;
+  const url = request ? request.url : String(input);
+  const origin = originOf(url);
+  const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
+  // As fetch reads it: `signal: undefined` is not given (the Request's applies), `null` is none.
+  const caller = (init?.signal === undefined ? request?.signal : init.signal) ?? undefined;
+
+  // Headers are read only when the key matters: an unsafe method (does it carry one?) or one
+  // the client adds a key to.
+  let headers: HeadersInit | undefined;
+  let key: string | undefined;
+  if (settings.keyMethods.has(method) || !settings.idempotentMethods.has(method)) {
+    const sent = init?.headers ?? request?.headers;
+    key = readHeader(sent, settings.keyHeader);
+    if (key === undefined && settings.keyMethods.has(method)) {
+      key = newKey(settings, { method, url });
+      headers = withHeader(sent, settings.keyHeader, key);
+    }
+  }
+
+  const ownBody = init?.body !== undefined;
+  // A Request's body is a stream; it is sent again through clone(), which tees it.
+  const cloneBody = !ownBody && request !== undefined && request.body !== null;
+  const idempotent = settings.idempotentMethods.has(method) || key !== undefined;
+  const notReplayable: NotReplayable | undefined = !idempotent
+    ? "not_idempotent"
+    : ownBody && !isReplayableBody(init?.body)
+      ? "body_not_replayable"
+      : undefined;
+
+  return {
+    origin,
+    method,
+    key,
+    notReplayable,
+    caller,
+    attempt(signal, more) {
+      const target = cloneBody && more ? (request as Request).clone() : input;
+      if (signal === undefined && headers === undefined) return [target, init];
+      const attemptInit: RequestInit = { ...init };
+      if (signal !== undefined) attemptInit.signal = signal;
+      if (headers !== undefined) attemptInit.headers = headers;
+      return [target, attemptInit];
+    },
+  };
+}
+
+/** A Headers object from any realm (a polyfill's, another copy of undici's), not only this one's. */
+function isHeaders(headers: HeadersInit): headers is Headers {
+  return typeof (headers as Headers).get === "function" && typeof (headers as Headers).forEach === "function";
+}
+
+/** One header of a `HeadersInit` in any of its forms (a Headers, pairs, a record), names compared as HTTP does. */
+function readHeader(headers: HeadersInit | undefined, name: string): string | undefined {
+  if (headers === undefined) return undefined;
+  if (isHeaders(headers)) return headers.get(name) ?? undefined;
+  const lower = name.toLowerCase();
+  const values: string[] = [];
+  const pairs = Array.isArray(headers) ? headers : Object.entries(headers as Record<string, string>);
+  for (const [key, value] of pairs as Array<[string, string]>)
+    if (key.toLowerCase() === lower) values.push(String(value));
+  return values.length === 0 ? undefined : values.join(", ");
+}
+
+/**
+ * The headers with one more, in the form they came in: fetch copies a record or pairs faster
+ * than a Headers object (which it iterates sorted), and a Headers object stays one.
+ */
+function withHeader(headers: HeadersInit | undefined, name: string, value: string): HeadersInit {
+  if (headers === undefined) return { [name]: value };
+  if (isHeaders(headers)) {
+    const copy = new Headers(headers);
+    copy.set(name, value);
+    return copy;
+  }
+  if (Array.isArray(headers)) return [...headers, [name, value]];
+  return { ...(headers as Record<string, string>), [name]: value };
+}
+
+function newKey(settings: RequestSettings, request: KeyRequest): string {
+  if (settings.generateKey === undefined) return globalThis.crypto.randomUUID();
+  const key: unknown = settings.generateKey(request);
+  if (typeof key !== "string" || parseIdempotencyKey(key) === undefined) {
+    throw new InterlockConfigError(
+      "idempotencyKey.generate must return an Idempotency-Key: 1 to 255 visible ASCII characters, bare or as a quoted string",
+    );
+  }
+  return key;
+}
+
+/** A Request from any realm (a polyfill's, another copy of undici's), not only this one's. */
+function isRequest(input: FetchInput): input is Request {
+  return typeof input === "object" && !(input instanceof URL) && typeof (input as Request).clone === "function";
+}
+
+/** Origins by the URL text up to its path (`https://api.example.com:8443`), for the URLs a client calls again and again. */
+const origins = new Map<string, string>();
+const MAX_CACHED_ORIGINS = 256;
+
+/**
+ * The URL's origin, relative URLs resolved against the page where there is one; fetch's
+ * TypeError otherwise. An absolute http(s) URL's origin is read once per scheme and authority,
+ * not parsed on every call.
+ */
+function originOf(url: string): string {
+  const authority = url.startsWith("https://") ? 8 : url.startsWith("http://") ? 7 : -1;
+  if (authority < 0) return parseOrigin(url);
+  let end = authority;
+  while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#" && url[end] !== "\\") end++;
+  const prefix = url.slice(0, end);
+  if (prefix.includes("@")) return parseOrigin(url); // credentials in the URL: not kept in a cache
+  let origin = origins.get(prefix);
+  if (origin === undefined) {
+    origin = parseOrigin(url);
+    if (origins.size >= MAX_CACHED_ORIGINS) origins.clear();
+    origins.set(prefix, origin);
+  }
+  return origin;
+}
+
+function parseOrigin(url: string): string {
+  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  return new URL(url, base).origin;
+}

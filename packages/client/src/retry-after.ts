@@ -1,0 +1,65 @@
+/**
+ * `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date in any of the three forms
+ * a recipient must accept (§5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms.
+ */
+
+/**
+ * The wait a `Retry-After` value asks for, in milliseconds from `now`; a date in the past asks
+ * for 0. Undefined when the header is absent or malformed (then it is ignored, as if not sent).
+ */
+export function parseRetryAfter(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = parseHttpDate(text, now);
+  return date === undefined ? undefined : Math.max(0, date - now);
+}
+
+const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
+const LONG_DAY = "(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)";
+const MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
+const TIME = "(\\d{2}):(\\d{2}):(\\d{2})";
+
+/** `Sun, 06 Nov 1994 08:49:37 GMT` */
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+/** `Sunday, 06-Nov-94 08:49:37 GMT` */
+const RFC_850 = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
+/** `Sun Nov  6 08:49:37 1994` */
+const ASCTIME = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** Milliseconds since the epoch for an HTTP-date, or undefined. */
+export function parseHttpDate(text: string, now: number): number | undefined {
+  let match = IMF_FIXDATE.exec(text);
+  if (match) return utc(Number(match[3]), match[2], match[1], match.slice(4, 7));
+  match = RFC_850.exec(text);
+  if (match) return utc(fullYear(Number(match[3]), now), match[2], match[1], match.slice(4, 7));
+  match = ASCTIME.exec(text);
+  if (match) return utc(Number(match[6]), match[1], match[2], match.slice(3, 6));
+  return undefined;
+}
+
+/**
+ * RFC 9110: a two-digit year more than 50 years in the future is the most recent past year
+ * with those last two digits.
+ */
+function fullYear(twoDigits: number, now: number): number {
+  const current = new Date(now).getUTCFullYear();
+  let year = current - (current % 100) + twoDigits;
+  if (year > current + 50) year -= 100;
+  return year;
+}
+
+function utc(year: number, month: string | undefined, day: string | undefined, time: string[]): number | undefined {
+  const m = MONTHS.indexOf(month ?? "");
+  const d = Number(day);
+  const [hours, minutes, seconds] = time.map(Number) as [number, number, number];
+  if (hours > 23 || minutes > 59 || seconds > 60) return undefined; // 60: a leap second
+  const date = new Date(0);
+  // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
+  date.setUTCFullYear(year, m, d);
+  date.setUTCHours(hours, minutes, Math.min(seconds, 59));
+  // 31 Feb rolls over into March: a date that does not exist is malformed.
+  return date.getUTCDate() === d ? date.getTime() : undefined;
+}

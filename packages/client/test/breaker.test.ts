@@ -1,0 +1,326 @@
+/** The per-origin circuit breaker against real scripted servers, on a virtual clock. */
+import { InterlockConfigError } from "@interlock/core";
+import { describe, expect, it } from "vitest";
+import { type BreakersSnapshot, CircuitOpenError, type FetchFunction, RetryLimitError } from "../src/index.js";
+import { TestClock } from "./helpers/clock.js";
+import { clientOn, serve, settled } from "./helpers/setup.js";
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A fetch that counts its calls: the proof that a refused call made no network call. */
+function counting(clock: TestClock) {
+  const counter = { calls: 0 };
+  const fetchFn: FetchFunction = clock.track((input, init) => {
+    counter.calls++;
+    return fetch(input, init);
+  });
+  return { counter, fetchFn };
+}
+
+describe("consecutive failures", () => {
+  it("opens after 3 failures in a row, fails fast, half-opens to one probe while the others wait, then closes", async () => {
+    const server = await serve((i) => (i < 3 ? { status: 500 } : { hang: true }));
+    const clock = new TestClock();
+    const { counter, fetchFn } = counting(clock);
+    const { client, ofType } = clientOn(
+      { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 3, halfOpenAfterMs: 10_000 } },
+      clock,
+    );
+    for (let i = 0; i < 3; i++) expect((await settled(client(server.url))).error).toBeInstanceOf(RetryLimitError);
+    const breaker = client.breakers.get(server.url);
+    expect(breaker?.state).toBe("open");
+    expect(breaker?.halfOpenAt).toBe(clock.now() + 10_000);
+
+    // Open: refused without a network call, told when a probe will be allowed.
+    const refused = await settled(client(server.url));
+    expect(refused.error).toBeInstanceOf(CircuitOpenError);
+    expect(refused.error).toMatchObject({ code: "circuit_open", status: 503, retryAfterMs: 10_000, attempts: 0 });
+    await clock.advance(4000);
+    expect((await settled(client(server.url))).error).toMatchObject({ retryAfterMs: 6000 });
+    expect(counter.calls).toBe(3);
+
+    // Half-open: the first call probes; the others wait for its outcome without going out.
+    await clock.advance(6000);
+    const probe = client(server.url);
+    await server.receivedCount(4);
+    expect(breaker?.state).toBe("half_open");
+    const waiting = [client(server.url), client(server.url)];
+    await tick();
+    expect(counter.calls).toBe(4);
+
+    server.release({ status: 200, body: "probe ok" });
+    expect(await (await probe).text()).toBe("probe ok");
+    expect(breaker?.state).toBe("closed");
+    await server.receivedCount(6);
+    server.release({ status: 200 });
+    server.release({ status: 200 });
+    expect((await Promise.all(waiting)).map((r) => r.status)).toEqual([200, 200]);
+    expect(counter.calls).toBe(6);
+
+    expect(ofType("client.breaker").map((e) => [e.from, e.to])).toEqual([
+      ["closed", "open"],
+      ["open", "half_open"],
+      ["half_open", "closed"],
+    ]);
+    expect(ofType("client.attempt").filter((e) => e.probe)).toHaveLength(1);
+    expect(ofType("client.give_up").filter((e) => e.reason === "circuit_open")).toHaveLength(2);
+  });
+
+  it("a failed probe opens the circuit again, and the calls waiting on it fail fast", async () => {
+    const server = await serve((i) => (i < 2 ? { status: 503 } : { hang: true }));
+    const clock = new TestClock();
+    const { counter, fetchFn } = counting(clock);
+    const { client, ofType } = clientOn(
+      { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 2, halfOpenAfterMs: 1000 } },
+      clock,
+    );
+    for (let i = 0; i < 2; i++) await settled(client(server.url));
+    await clock.advance(1000);
+    const probe = settled(client(server.url));
+    await server.receivedCount(3);
+    const waiting = [settled(client(server.url)), settled(client(server.url))];
+    server.release({ status: 502 });
+    expect((await probe).error).toBeInstanceOf(RetryLimitError);
+    for (const { error } of await Promise.all(waiting)) {
+      expect(error).toBeInstanceOf(CircuitOpenError);
+      expect(error).toMatchObject({ retryAfterMs: 1000 }); // opened afresh by the probe
+    }
+    expect(counter.calls).toBe(3);
+    expect(ofType("client.breaker").map((e) => e.to)).toEqual(["open", "half_open", "open"]);
+  });
+
+  it("a probe its caller aborts decides nothing: the next waiting call becomes the probe", async () => {
+    const server = await serve((i) => (i < 1 ? { status: 500 } : { hang: true }));
+    const clock = new TestClock();
+    const { counter, fetchFn } = counting(clock);
+    const { client } = clientOn(
+      { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 1, halfOpenAfterMs: 1000 } },
+      clock,
+    );
+    await settled(client(server.url));
+    await clock.advance(1000);
+    const controller = new AbortController();
+    const probe = settled(client(server.url, { signal: controller.signal }));
+    await server.receivedCount(2);
+    const next = client(server.url);
+    await tick();
+    expect(counter.calls).toBe(2);
+    controller.abort();
+    expect(((await probe).error as Error).name).toBe("AbortError");
+    await server.receivedCount(3); // the waiting call went out as the new probe
+    expect(client.breakers.get(server.origin)?.state).toBe("half_open");
+    server.release({ status: 204 }, 2);
+    expect((await next).status).toBe(204);
+    expect(client.breakers.get(server.origin)?.state).toBe("closed");
+  });
+
+  it("a call waiting for the probe can be aborted by its own signal; the probe goes on", async () => {
+    const server = await serve((i) => (i < 1 ? { status: 500 } : { hang: true }));
+    const clock = new TestClock();
+    const { counter, fetchFn } = counting(clock);
+    const { client } = clientOn(
+      { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 1, halfOpenAfterMs: 1000 } },
+      clock,
+    );
+    await settled(client(server.url));
+    await clock.advance(1000);
+    const probe = client(server.url);
+    await server.receivedCount(2);
+    const controller = new AbortController();
+    const waiting = settled(client(server.url, { signal: controller.signal }));
+    await tick();
+    controller.abort("not waiting any more");
+    expect((await waiting).error).toBe("not waiting any more");
+    expect(counter.calls).toBe(2);
+    server.release({ status: 200 });
+    expect((await probe).status).toBe(200);
+    expect(client.breakers.get(server.origin)?.state).toBe("closed");
+  });
+
+  it("stops retrying when the circuit opens mid-request: CircuitOpenError with the last response", async () => {
+    const server = await serve(() => ({ status: 500, body: "down" }));
+    const { client, clock } = clientOn({ maxAttempts: 5, breaker: { failures: 2 } });
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error).toMatchObject({ attempts: 2, retryAfterMs: 10_000 });
+    expect(await (error as CircuitOpenError).response?.text()).toBe("down");
+    expect(server.received).toHaveLength(2);
+    expect(clock.slept).toEqual([50]); // no wait for a retry the open circuit would refuse
+  });
+
+  it("429s and 4xx do not count as failures; a success resets the count", async () => {
+    const server = await serve([
+      { status: 500 },
+      { status: 429 },
+      { status: 404 },
+      { status: 500 },
+      { status: 200 },
+      { status: 500 },
+    ]);
+    const { client } = clientOn({ maxAttempts: 1, breaker: { failures: 2 } });
+    for (let i = 0; i < 6; i++) await settled(client(server.url));
+    const breaker = client.breakers.get(server.origin);
+    expect(breaker?.state).toBe("closed");
+    expect(breaker?.consecutiveFailures).toBe(1);
+  });
+
+  it("each origin has its own breaker", async () => {
+    const failing = await serve(() => ({ status: 500 }));
+    const healthy = await serve([]);
+    const { client } = clientOn({ maxAttempts: 1, breaker: { failures: 1 } });
+    await settled(client(failing.url));
+    expect((await settled(client(failing.url))).error).toBeInstanceOf(CircuitOpenError);
+    expect((await client(healthy.url)).status).toBe(200);
+    expect(client.breakers.get(healthy.origin)?.state).toBe("closed");
+  });
+
+  it("breaker: false never fails fast", async () => {
+    const server = await serve(() => ({ status: 500 }));
+    const { client } = clientOn({ maxAttempts: 1, breaker: false });
+    for (let i = 0; i < 10; i++) expect((await settled(client(server.url))).error).toBeInstanceOf(RetryLimitError);
+    expect(server.received).toHaveLength(10);
+    expect(client.breakers.get(server.origin)).toBeUndefined();
+  });
+});
+
+describe("failure ratio in a window", () => {
+  it("opens when half of at least 4 attempts in the last 10 s failed; older outcomes age out", async () => {
+    const statuses = [500, 500, 200, /* 10 s later */ 500, 200, 200, 500];
+    const server = await serve((i) => ({ status: statuses[i] ?? 200 }));
+    const { client, clock } = clientOn({
+      maxAttempts: 1,
+      breaker: { mode: "ratio", threshold: 0.5, windowMs: 10_000, minimumCalls: 4 },
+    });
+    const breaker = () => client.breakers.get(server.origin);
+    for (let i = 0; i < 3; i++) await settled(client(server.url));
+    expect(breaker()?.window).toEqual({ calls: 3, failures: 2 });
+    expect(breaker()?.state).toBe("closed"); // fewer than minimumCalls
+    await clock.advance(10_000);
+    await settled(client(server.url));
+    expect(breaker()?.window).toEqual({ calls: 1, failures: 1 }); // counted with the old ones it would be 3 of 4
+    expect(breaker()?.state).toBe("closed");
+    await settled(client(server.url));
+    await settled(client(server.url));
+    expect(breaker()?.state).toBe("closed"); // 1 of 3
+    await settled(client(server.url));
+    expect(breaker()?.state).toBe("open"); // 2 of 4
+    expect((await settled(client(server.url))).error).toBeInstanceOf(CircuitOpenError);
+    expect(server.received).toHaveLength(7);
+  });
+});
+
+describe("observing, saving and restoring", () => {
+  it("a snapshot is JSON; another client restored from it fails fast without calling, then probes on time", async () => {
+    const server = await serve((i) => ({ status: i < 2 ? 500 : 200 }));
+    const clock = new TestClock();
+    const first = clientOn({ maxAttempts: 1, breaker: { failures: 2, halfOpenAfterMs: 5000 } }, clock);
+    for (let i = 0; i < 2; i++) await settled(first.client(server.url));
+    const saved = JSON.parse(JSON.stringify(first.client.breakers.snapshot())) as BreakersSnapshot;
+    expect(saved).toEqual({
+      version: 1,
+      breakers: { [server.origin]: { state: "open", consecutiveFailures: 2, openedAt: clock.now() } },
+    });
+
+    const second = clientOn({ maxAttempts: 1, breaker: { failures: 2, halfOpenAfterMs: 5000 } }, clock);
+    second.client.breakers.restore(saved);
+    expect(second.client.breakers.get(server.origin)?.state).toBe("open");
+    expect((await settled(second.client(server.url))).error).toMatchObject({
+      code: "circuit_open",
+      retryAfterMs: 5000,
+    });
+    expect(server.received).toHaveLength(2);
+    await clock.advance(5000);
+    expect((await second.client(server.url)).status).toBe(200);
+    expect(second.client.breakers.get(server.origin)?.state).toBe("closed");
+    expect(second.ofType("client.breaker").map((e) => e.to)).toEqual(["open", "half_open", "closed"]);
+  });
+
+  it("a half-open snapshot comes back open: its probe belonged to the other process", async () => {
+    const { client, clock } = clientOn({ breaker: { halfOpenAfterMs: 1000 } });
+    client.breakers.restore({
+      version: 1,
+      breakers: { "https://api.example.com": { state: "half_open", consecutiveFailures: 5, openedAt: clock.now() } },
+    });
+    expect(client.breakers.get("https://api.example.com/v1/charges?x=1")?.snapshot()).toEqual({
+      state: "open",
+      consecutiveFailures: 5,
+      openedAt: clock.now(),
+    });
+    expect([...client.breakers].map((b) => b.origin)).toEqual(["https://api.example.com"]);
+  });
+
+  const invalid: Array<[string, unknown, RegExp]> = [
+    ["not an object", null, /not an object/],
+    ["an unknown version", { version: 2, breakers: {} }, /version 2/],
+    ["no breakers", { version: 1 }, /`breakers`/],
+    ["a key that is not a URL", { version: 1, breakers: { "api.example.com": {} } }, /not an absolute URL/],
+    ["a key with a path", { version: 1, breakers: { "https://a.example/x": {} } }, /not an origin/],
+    [
+      "an unknown state",
+      { version: 1, breakers: { "https://a.example": { state: "ajar", consecutiveFailures: 0, openedAt: null } } },
+      /state must be/,
+    ],
+    [
+      "an open breaker without openedAt",
+      { version: 1, breakers: { "https://a.example": { state: "open", consecutiveFailures: 3, openedAt: null } } },
+      /needs openedAt/,
+    ],
+    [
+      "a negative failure count",
+      { version: 1, breakers: { "https://a.example": { state: "closed", consecutiveFailures: -1, openedAt: null } } },
+      /consecutiveFailures/,
+    ],
+  ];
+  it.each(invalid)("restore refuses %s with InterlockConfigError, changing nothing", (_, snapshot, message) => {
+    const { client } = clientOn();
+    const good = { state: "open", consecutiveFailures: 1, openedAt: 0 };
+    const withGood =
+      typeof snapshot === "object" && snapshot !== null && "breakers" in snapshot
+        ? { ...snapshot, breakers: { "https://good.example": good, ...(snapshot.breakers as object) } }
+        : snapshot;
+    expect(() => client.breakers.restore(withGood as BreakersSnapshot)).toThrow(InterlockConfigError);
+    expect(() => client.breakers.restore(withGood as BreakersSnapshot)).toThrow(message);
+    expect(client.breakers.get("https://good.example")).toBeUndefined();
+  });
+
+  it("breakers.get refuses what is not a URL", () => {
+    const { client } = clientOn();
+    expect(() => client.breakers.get("api.example.com")).toThrow(InterlockConfigError);
+  });
+
+  it("one breaker per origin, however the URL spells it", async () => {
+    const { client } = clientOn({ fetch: async () => new Response("ok") });
+    const spellings = [
+      "https://API.example.com/a",
+      "https://api.example.com:443/b?x=1",
+      "https://api.example.com?q=1",
+      "https://api.example.com#top",
+      "https://api.example.com\\c",
+      "https://user:secret@api.example.com/d",
+      "HTTPS://api.example.com/e",
+      new URL("https://api.example.com/f"),
+      new Request("https://api.example.com/g"),
+    ];
+    for (const url of spellings) await client(url);
+    expect([...client.breakers].map((b) => b.origin)).toEqual(["https://api.example.com"]);
+    await client("http://api.example.com/");
+    await client("https://api.example.com:8443/");
+    expect([...client.breakers].map((b) => b.origin)).toEqual([
+      "https://api.example.com",
+      "http://api.example.com",
+      "https://api.example.com:8443",
+    ]);
+  });
+
+  it("keeps the maxOrigins most recently used origins", async () => {
+    const servers = [await serve([]), await serve([]), await serve([])];
+    const { client } = clientOn({ maxOrigins: 2 });
+    await client(servers[0]!.url);
+    await client(servers[1]!.url);
+    await client(servers[0]!.url); // most recent again
+    await client(servers[2]!.url); // evicts servers[1]
+    expect(client.breakers.get(servers[0]!.origin)).toBeDefined();
+    expect(client.breakers.get(servers[1]!.origin)).toBeUndefined();
+    expect(client.budgets.get(servers[2]!.origin)).toBeDefined();
+  });
+});

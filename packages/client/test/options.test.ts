@@ -1,0 +1,89 @@
+/** Every bad option is reported when the client is made, as an InterlockConfigError naming it. */
+import { InterlockConfigError } from "@interlock/core";
+import { describe, expect, it } from "vitest";
+import { type ClientOptions, createClient, type FetchInput, MAX_DELAY_MS } from "../src/index.js";
+
+const bad: Array<[string, unknown]> = [
+  ["maxAttempts", { maxAttempts: 0 }],
+  ["maxAttempts", { maxAttempts: 1.5 }],
+  ["timeoutMs", { timeoutMs: 0 }],
+  ["timeoutMs", { timeoutMs: -1 }],
+  ["timeoutMs", { timeoutMs: MAX_DELAY_MS + 1 }],
+  ["deadlineMs", { deadlineMs: Number.NaN }],
+  ["deadlineMs", { deadlineMs: "30s" }],
+  ["retryMethods", { retryMethods: ["GET", "NOT A METHOD"] }],
+  ["retryMethods", { retryMethods: "GET" }],
+  ["retryOn", { retryOn: true }],
+  ["backoff.strategy", { backoff: { strategy: "linear" } }],
+  ["backoff.baseMs", { backoff: { baseMs: -5 } }],
+  ["backoff.capMs", { backoff: { baseMs: 500, capMs: 100 } }],
+  ["maxRetryAfterMs", { maxRetryAfterMs: Number.POSITIVE_INFINITY }],
+  ["idempotencyKey.header", { idempotencyKey: { header: "Idempotency Key" } }],
+  ["idempotencyKey.methods", { idempotencyKey: { methods: [42] } }],
+  ["idempotencyKey.generate", { idempotencyKey: { generate: "uuid" } }],
+  ["budget.capacity", { budget: { capacity: 0 } }],
+  ["budget.successRefund", { budget: { successRefund: 0.0001 } }],
+  ["budget.retryCost", { budget: { capacity: 1, retryCost: 2 } }],
+  ["breaker.mode", { breaker: { mode: "sometimes" } }],
+  ["breaker.failures", { breaker: { failures: 0 } }],
+  ["breaker.threshold", { breaker: { mode: "ratio", threshold: 1.5 } }],
+  ["breaker.windowMs", { breaker: { mode: "ratio", windowMs: 5 } }],
+  ["breaker.minimumCalls", { breaker: { mode: "ratio", minimumCalls: 0 } }],
+  ["breaker.halfOpenAfterMs", { breaker: { halfOpenAfterMs: -1 } }],
+  ["breaker.isFailure", { breaker: { isFailure: 500 } }],
+  ["maxOrigins", { maxOrigins: 0 }],
+  ["fetch", { fetch: "https://example.com" }],
+  ["onEvent", { onEvent: {} }],
+  ["random", { random: 0.5 }],
+  ["now", { now: Date.now() }],
+  ["sleep", { sleep: 10 }],
+  ["options", null],
+];
+
+describe("options", () => {
+  it.each(bad)("a bad %s is refused at start-up", (name, options) => {
+    expect(() => createClient(options as ClientOptions)).toThrow(InterlockConfigError);
+    expect(() => createClient(options as ClientOptions)).toThrow(name);
+  });
+
+  it("the defaults, and every feature switched off, are accepted", () => {
+    expect(() => createClient()).not.toThrow();
+    expect(() =>
+      createClient({ timeoutMs: false, deadlineMs: false, idempotencyKey: false, budget: false, breaker: false }),
+    ).not.toThrow();
+    expect(() => createClient({ breaker: { mode: "ratio" }, backoff: { strategy: "decorrelated" } })).not.toThrow();
+  });
+
+  it("a client is a function with its registries", () => {
+    const client = createClient();
+    expect(typeof client).toBe("function");
+    expect(client.breakers.snapshot()).toEqual({ version: 1, breakers: {} });
+    expect(client.budgets.get("https://api.example.com")).toBeUndefined();
+  });
+
+  it("an invalid URL is fetch's own TypeError, as a rejected promise", async () => {
+    const client = createClient({ fetch: () => Promise.reject(new Error("never called")) });
+    await expect(client("not a url")).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it("fetch gets a signal only when something could abort the attempt; otherwise your init as it is", async () => {
+    const seen: Array<RequestInit | undefined> = [];
+    const fetchFn = async (_: FetchInput, init?: RequestInit) => {
+      seen.push(init);
+      return new Response("ok");
+    };
+    const init = { headers: { accept: "text/plain" } };
+    const caller = new AbortController().signal;
+    await createClient({ fetch: fetchFn, timeoutMs: false, deadlineMs: false })("https://a.example/", init);
+    await createClient({ fetch: fetchFn })("https://a.example/", init);
+    await createClient({ fetch: fetchFn, timeoutMs: false, deadlineMs: false })("https://a.example/", {
+      ...init,
+      signal: caller,
+    });
+    expect(seen[0]).toBe(init);
+    expect(seen[1]?.signal).toBeInstanceOf(AbortSignal);
+    expect(seen[1]?.headers).toBe(init.headers);
+    expect(seen[2]?.signal).toBeInstanceOf(AbortSignal);
+    expect(seen[2]?.signal).not.toBe(caller); // the attempt's own, which the caller's aborts
+  });
+});

@@ -1,0 +1,515 @@
+/** Retries against a real scripted server on 127.0.0.1, on a virtual clock: attempts, exact waits, keys. */
+import { InterlockConfigError } from "@interlock/core";
+import { describe, expect, it } from "vitest";
+import { createClient, MAX_DELAY_MS, RetryAfterTooLongError, RetryLimitError, TimeoutError } from "../src/index.js";
+import { EPOCH, TestClock } from "./helpers/clock.js";
+import { clientOn, serve, settled } from "./helpers/setup.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe("retrying", () => {
+  it("GET through two 500s: three attempts, full-jitter waits of exactly 50 and 100 ms", async () => {
+    const server = await serve([{ status: 500 }, { status: 500 }, { status: 200, body: "done" }]);
+    const { client, clock, ofType } = clientOn();
+    const response = await client(server.url);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("done");
+    expect(server.received).toHaveLength(3);
+    expect(ofType("client.attempt").map((e) => [e.attempt, e.outcome, e.status])).toEqual([
+      [1, "response", 500],
+      [2, "response", 500],
+      [3, "response", 200],
+    ]);
+    // random() = 0.5: half of min(10 000, 100 · 2^(n-1)).
+    expect(ofType("client.retry").map((e) => [e.attempt, e.backoffMs, e.retryAfterMs, e.delayMs])).toEqual([
+      [1, 50, undefined, 50],
+      [2, 100, undefined, 100],
+    ]);
+    expect(clock.slept).toEqual([50, 100]);
+    expect(clock.now() - EPOCH).toBe(150);
+    expect(clock.pending()).toEqual([]); // the attempt timeouts and the deadline were cancelled
+  });
+
+  it("draws each wait from the random source: 0.1 then 0.9 give 10 and 180 ms", async () => {
+    const server = await serve([{ status: 502 }, { status: 504 }]);
+    const draws = [0.1, 0.9];
+    const { client, clock } = clientOn({ random: () => draws.shift() as number });
+    expect((await client(server.url)).status).toBe(200);
+    expect(clock.slept).toEqual([10, 180]);
+  });
+
+  it("503 with Retry-After: 2 waits exactly 2000 ms (Retry-After is a floor over the 50 ms backoff)", async () => {
+    const server = await serve([{ status: 503, headers: { "retry-after": "2" } }]);
+    const { client, clock, ofType } = clientOn();
+    expect((await client(server.url)).status).toBe(200);
+    expect(ofType("client.retry")).toMatchObject([{ backoffMs: 50, retryAfterMs: 2000, delayMs: 2000, status: 503 }]);
+    expect(clock.slept).toEqual([2000]);
+  });
+
+  it("429 with an HTTP-date Retry-After waits until that date", async () => {
+    const server = await serve([{ status: 429, headers: { "retry-after": new Date(EPOCH + 5000).toUTCString() } }]);
+    const { client, clock, ofType } = clientOn();
+    expect((await client(server.url)).status).toBe(200);
+    expect(ofType("client.retry")).toMatchObject([{ retryAfterMs: 5000, delayMs: 5000, status: 429 }]);
+    expect(clock.slept).toEqual([5000]);
+  });
+
+  it("a Retry-After shorter than the backoff, or a date already past, leaves the backoff", async () => {
+    const server = await serve([
+      { status: 503, headers: { "retry-after": "0" } },
+      { status: 503, headers: { "retry-after": new Date(EPOCH - 60_000).toUTCString() } },
+    ]);
+    const { client, clock } = clientOn();
+    expect((await client(server.url)).status).toBe(200);
+    expect(clock.slept).toEqual([50, 100]);
+  });
+
+  it("a Retry-After past maxRetryAfterMs ends at once with RetryAfterTooLongError carrying the response", async () => {
+    const server = await serve([{ status: 503, headers: { "retry-after": "120" }, body: "come back later" }]);
+    const { client, clock, ofType } = clientOn();
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryAfterTooLongError);
+    const tooLong = error as RetryAfterTooLongError;
+    expect(tooLong).toMatchObject({ code: "retry_after_too_long", retryAfterMs: 120_000, maxRetryAfterMs: 60_000 });
+    expect(tooLong.attempts).toBe(1);
+    expect(tooLong.response?.status).toBe(503);
+    expect(await tooLong.response?.text()).toBe("come back later");
+    expect(server.received).toHaveLength(1);
+    expect(clock.slept).toEqual([]);
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "retry_after_too_long", attempts: 1, status: 503 }]);
+  });
+
+  it("gives up after maxAttempts with RetryLimitError carrying the last response, unread", async () => {
+    const server = await serve([
+      { status: 500, body: "first" },
+      { status: 500, body: "second" },
+      { status: 500, body: "third" },
+    ]);
+    const { client, ofType } = clientOn();
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    const limit = error as RetryLimitError;
+    expect(limit).toMatchObject({ code: "retry_limit", reason: "attempts", attempts: 3, status: 502, method: "GET" });
+    expect(limit.origin).toBe(server.origin);
+    expect(await limit.response?.text()).toBe("third");
+    expect(limit.message).toBe("gave up after 3 attempts (no attempts left): the last answer was 500");
+    expect(server.received).toHaveLength(3);
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "attempts", attempts: 3, status: 500 }]);
+  });
+
+  it("retries connection resets (RST) and dropped connections", async () => {
+    const server = await serve([{ reset: true }, { drop: true }, { status: 200, body: "through" }]);
+    const { client, ofType } = clientOn();
+    const response = await client(server.url);
+    expect(await response.text()).toBe("through");
+    const attempts = ofType("client.attempt");
+    expect(attempts.map((e) => e.outcome)).toEqual(["network_error", "network_error", "response"]);
+    for (const event of attempts.slice(0, 2)) expect(event.error).toMatch(/^[A-Z_]+$/); // a code, not a message
+    expect(server.received).toHaveLength(3);
+  });
+
+  it("when every attempt fails on the network, the RetryLimitError's cause is the last network error", async () => {
+    const server = await serve(() => ({ reset: true }));
+    const { client } = clientOn();
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect((error as RetryLimitError).response).toBeUndefined();
+    expect((error as RetryLimitError).cause).toBeInstanceOf(TypeError);
+    expect(server.received).toHaveLength(3);
+  });
+
+  it("4xx answers other than 408, 409, 425 and 429 are returned at once", async () => {
+    const server = await serve([{ status: 404, body: "no such thing" }]);
+    const { client, ofType } = clientOn();
+    const response = await client(server.url);
+    expect(response.status).toBe(404);
+    expect(await response.text()).toBe("no such thing");
+    expect(server.received).toHaveLength(1);
+    expect(ofType("client.retry")).toEqual([]);
+  });
+
+  it("a custom retryOn decides what is transient; safety still applies", async () => {
+    const server = await serve([{ status: 418 }, { reset: true }]);
+    const { client } = clientOn({ retryOn: ({ response }) => response?.status === 418 });
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(TypeError); // the reset is not retried: fetch's own error comes back
+    expect(server.received).toHaveLength(2);
+  });
+});
+
+describe("timeouts", () => {
+  it("an attempt that hangs past timeoutMs is cut off and retried", async () => {
+    const server = await serve([{ hang: true }, { status: 200, body: "second try" }]);
+    const { client, clock, ofType } = clientOn({ timeoutMs: 2000 });
+    const pending = client(server.url);
+    await server.receivedCount(1);
+    await clock.advance(2000);
+    const response = await pending;
+    expect(await response.text()).toBe("second try");
+    expect(ofType("client.attempt").map((e) => e.outcome)).toEqual(["timeout", "response"]);
+    expect(clock.slept).toEqual([2000, 50]);
+  });
+
+  it("with real timers: every attempt timing out ends in RetryLimitError caused by a TimeoutError", async () => {
+    const server = await serve(() => ({ hang: true }));
+    const client = createClient({ timeoutMs: 50, maxAttempts: 2, backoff: { baseMs: 1 } });
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    const cause = (error as RetryLimitError).cause;
+    expect(cause).toBeInstanceOf(TimeoutError);
+    expect(cause).toMatchObject({ scope: "attempt", timeoutMs: 50, attempts: 2, status: 504 });
+    expect(server.received).toHaveLength(2);
+  });
+
+  it("a slow answer within the timeout is not cut off", async () => {
+    const server = await serve([{ delayMs: 30, answer: { status: 200, body: "slow" } }]);
+    const client = createClient({ timeoutMs: 5000 });
+    expect(await (await client(server.url)).text()).toBe("slow");
+  });
+
+  it("the deadline aborts the attempt in flight with TimeoutError (scope deadline)", async () => {
+    const server = await serve([{ status: 503 }, { hang: true }]);
+    const { client, clock, ofType } = clientOn({ deadlineMs: 5000, timeoutMs: false });
+    const pending = settled(client(server.url));
+    await server.receivedCount(2);
+    await clock.advance(5000);
+    const { error } = await pending;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error).toMatchObject({ scope: "deadline", timeoutMs: 5000, attempts: 2 });
+    expect((error as TimeoutError).response?.status).toBe(503); // what the last finished attempt got
+    expect(ofType("client.attempt").map((e) => e.outcome)).toEqual(["response", "timeout"]);
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "deadline", attempts: 2 }]);
+  });
+
+  it("a wait that would pass the deadline is not started: RetryLimitError (deadline) at once", async () => {
+    const server = await serve([{ status: 503, headers: { "retry-after": "20" } }]);
+    const { client, clock } = clientOn({ deadlineMs: 10_000 });
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect(error).toMatchObject({ reason: "deadline", attempts: 1 });
+    expect((error as RetryLimitError).response?.status).toBe(503);
+    expect(clock.slept).toEqual([]);
+  });
+});
+
+describe("aborting", () => {
+  it("an abort during a backoff wait rejects at once with the caller's reason: no time passes, nothing is left pending", async () => {
+    const server = await serve([{ status: 503, headers: { "retry-after": "2" } }]);
+    const clock = new TestClock({ auto: false });
+    const { client } = clientOn({}, clock);
+    const controller = new AbortController();
+    const pending = settled(client(server.url, { signal: controller.signal }));
+    await clock.sleepRequested(2000);
+    const reason = new Error("the user left");
+    controller.abort(reason);
+    expect((await pending).error).toBe(reason);
+    expect(clock.now()).toBe(EPOCH);
+    expect(clock.pending()).toEqual([]);
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("with real timers, an abort during an hour-long Retry-After wait returns (a hang would time the test out)", async () => {
+    const server = await serve(() => ({ status: 503, headers: { "retry-after": "3600" } }));
+    const controller = new AbortController();
+    const client = createClient({
+      maxRetryAfterMs: MAX_DELAY_MS,
+      deadlineMs: false,
+      onEvent: (event) => event.type === "client.retry" && controller.abort(),
+    });
+    const { error } = await settled(client(server.url, { signal: controller.signal }));
+    expect((error as Error).name).toBe("AbortError");
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("an abort during an attempt ends it with the caller's reason; the attempt is reported as aborted", async () => {
+    const server = await serve([{ hang: true }]);
+    const { client, ofType } = clientOn();
+    const controller = new AbortController();
+    const pending = settled(client(server.url, { signal: controller.signal }));
+    await server.receivedCount(1);
+    controller.abort();
+    const { error } = await pending;
+    expect((error as Error).name).toBe("AbortError");
+    expect(ofType("client.attempt")).toMatchObject([{ outcome: "aborted", attempt: 1 }]);
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("a signal already aborted: no attempt at all", async () => {
+    const server = await serve([]);
+    const { client } = clientOn();
+    const { error } = await settled(client(server.url, { signal: AbortSignal.abort("stop") }));
+    expect(error).toBe("stop");
+    expect(server.received).toHaveLength(0);
+  });
+
+  it("a Request's own signal is the caller's signal", async () => {
+    const server = await serve([{ hang: true }]);
+    const { client } = clientOn();
+    const controller = new AbortController();
+    const pending = settled(client(new Request(server.url, { signal: controller.signal })));
+    await server.receivedCount(1);
+    controller.abort("gone");
+    expect((await pending).error).toBe("gone");
+  });
+
+  it("the caller's signal still aborts the body after the response is handed over, as with fetch", async () => {
+    const { client } = clientOn();
+    const controller = new AbortController();
+    const stream = await serveEndlessBody();
+    try {
+      const response = await client(stream.url, { signal: controller.signal });
+      const reading = settled(response.text());
+      controller.abort("stop reading");
+      expect((await reading).error).toBe("stop reading");
+    } finally {
+      await stream.close();
+    }
+  });
+});
+
+describe("Idempotency-Key", () => {
+  it("a POST gets one key, sent identical on every attempt, with the same body", async () => {
+    const server = await serve([{ status: 500 }, { status: 503 }, { status: 201, body: '{"id":"pay_1"}' }]);
+    const { client, ofType } = clientOn();
+    const response = await client(server.url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"amount":1000}',
+    });
+    expect(response.status).toBe(201);
+    const keys = server.received.map((r) => r.headers["idempotency-key"]);
+    expect(keys).toHaveLength(3);
+    expect(keys[0]).toMatch(UUID);
+    expect(new Set(keys).size).toBe(1);
+    expect(server.received.map((r) => r.body)).toEqual(Array(3).fill('{"amount":1000}'));
+    expect(ofType("client.attempt").every((e) => e.key === keys[0])).toBe(true);
+  });
+
+  it("each logical request gets its own key", async () => {
+    const server = await serve([]);
+    const { client } = clientOn();
+    await client(server.url, { method: "POST", body: "a" });
+    await client(server.url, { method: "POST", body: "b" });
+    const [first, second] = server.received.map((r) => r.headers["idempotency-key"]);
+    expect(first).not.toBe(second);
+  });
+
+  it("PATCH gets a key too; PUT and DELETE are idempotent and get none", async () => {
+    const server = await serve([]);
+    const { client } = clientOn();
+    for (const method of ["PATCH", "PUT", "DELETE", "post"]) await client(server.url, { method, body: "x" });
+    expect(server.received.map((r) => [r.method, typeof r.headers["idempotency-key"]])).toEqual([
+      ["PATCH", "string"],
+      ["PUT", "undefined"],
+      ["DELETE", "undefined"],
+      ["POST", "string"], // fetch upper-cases post; so does the client when it decides
+    ]);
+  });
+
+  it("a POST without a key is never retried: a 503 comes back as it is", async () => {
+    const server = await serve([{ status: 503, body: "busy" }]);
+    const { client, ofType } = clientOn({ idempotencyKey: false });
+    const response = await client(server.url, { method: "POST", body: "charge" });
+    expect(response.status).toBe(503);
+    expect(await response.text()).toBe("busy");
+    expect(server.received).toHaveLength(1);
+    expect(server.received[0]?.headers["idempotency-key"]).toBeUndefined();
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "not_idempotent", attempts: 1, status: 503 }]);
+  });
+
+  it("a POST without a key whose connection resets gets fetch's own error, after one attempt", async () => {
+    const server = await serve([{ reset: true }]);
+    const { client } = clientOn({ idempotencyKey: false });
+    const { error } = await settled(client(server.url, { method: "POST", body: "charge" }));
+    expect(error).toBeInstanceOf(TypeError);
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("the caller's own key is kept and makes the POST retryable even with idempotencyKey: false", async () => {
+    const server = await serve([{ status: 502 }]);
+    const { client } = clientOn({ idempotencyKey: false });
+    const response = await client(server.url, {
+      method: "POST",
+      headers: { "Idempotency-Key": "order-42" },
+      body: "x",
+    });
+    expect(response.status).toBe(200);
+    expect(server.received.map((r) => r.headers["idempotency-key"])).toEqual(["order-42", "order-42"]);
+  });
+
+  it("idempotencyKey.methods adds keys to other methods too, idempotent ones included", async () => {
+    const server = await serve([]);
+    const { client } = clientOn({ idempotencyKey: { methods: ["PUT", "POST"] } });
+    for (const method of ["PUT", "POST", "PATCH", "DELETE"]) await client(server.url, { method, body: "x" });
+    expect(server.received.map((r) => [r.method, typeof r.headers["idempotency-key"]])).toEqual([
+      ["PUT", "string"],
+      ["POST", "string"],
+      ["PATCH", "undefined"],
+      ["DELETE", "undefined"],
+    ]);
+  });
+
+  it("headers in any form: a key is found whatever its case, and added without losing the others", async () => {
+    const server = await serve(() => ({ status: 200 }));
+    const { client } = clientOn();
+    const forms: HeadersInit[] = [
+      { "x-a": "record" },
+      [["x-a", "pairs"]],
+      new Headers({ "x-a": "headers" }),
+      { "IDEMPOTENCY-KEY": "upper", "x-a": "record" },
+      [["idempotency-key", "paired"]],
+      new Headers({ "Idempotency-Key": "in-headers" }),
+    ];
+    for (const headers of forms) await client(server.url, { method: "POST", headers, body: "x" });
+    const sent = server.received.map((r) => [r.headers["x-a"], r.headers["idempotency-key"]]);
+    expect(sent.slice(0, 3).map(([a]) => a)).toEqual(["record", "pairs", "headers"]);
+    for (const [, key] of sent.slice(0, 3)) expect(key).toMatch(UUID);
+    expect(sent.slice(3).map(([, key]) => key)).toEqual(["upper", "paired", "in-headers"]);
+  });
+
+  it("a custom generator and header name", async () => {
+    const server = await serve([{ status: 500 }]);
+    const { client } = clientOn({
+      idempotencyKey: { header: "X-Request-Id", generate: ({ method }) => `${method}-1` },
+    });
+    await client(server.url, { method: "POST", body: "x" });
+    expect(server.received.map((r) => r.headers["x-request-id"])).toEqual(["POST-1", "POST-1"]);
+  });
+
+  it("a generator returning an unusable key is a configuration error, before anything is sent", async () => {
+    const server = await serve([]);
+    const { client } = clientOn({ idempotencyKey: { generate: () => "two words" } });
+    const { error } = await settled(client(server.url, { method: "POST", body: "x" }));
+    expect(error).toBeInstanceOf(InterlockConfigError);
+    expect((error as Error).message).toMatch(/idempotencyKey\.generate/);
+    expect(server.received).toHaveLength(0);
+  });
+
+  it("409 on a keyed request (still in flight on the server) is retried after its Retry-After; on a GET it is not", async () => {
+    const server = await serve([{ status: 409, headers: { "retry-after": "1" } }, { status: 201 }, { status: 409 }]);
+    const { client, clock } = clientOn();
+    expect((await client(server.url, { method: "POST", body: "x" })).status).toBe(201);
+    expect(clock.slept).toEqual([1000]);
+    expect((await client(server.url)).status).toBe(409);
+    expect(server.received).toHaveLength(3);
+  });
+});
+
+describe("bodies", () => {
+  it("a one-shot stream body is sent once and never retried", async () => {
+    const server = await serve([{ status: 503 }]);
+    const { client, ofType } = clientOn();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("streamed"));
+        controller.close();
+      },
+    });
+    const response = await client(server.url, { method: "POST", body, duplex: "half" } as RequestInit);
+    expect(response.status).toBe(503);
+    expect(server.received.map((r) => r.body)).toEqual(["streamed"]);
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "body_not_replayable", attempts: 1 }]);
+  });
+
+  it("bytes, Blob, URLSearchParams and FormData bodies are sent again whole", async () => {
+    const server = await serve((i) => ({ status: i % 2 === 0 ? 500 : 200 }));
+    const { client } = clientOn();
+    const form = new FormData();
+    form.set("field", "value");
+    const bodies: BodyInit[] = [
+      new TextEncoder().encode("bytes"),
+      new Blob(["blob"]),
+      new URLSearchParams({ q: "params" }),
+      form,
+    ];
+    for (const body of bodies) expect((await client(server.url, { method: "PUT", body })).status).toBe(200);
+    const sent = server.received.map((r) => r.body);
+    for (let i = 0; i < sent.length; i += 2) {
+      expect(sent[i + 1]?.replace(/-+\w+/g, "")).toBe(sent[i]?.replace(/-+\w+/g, "")); // FormData picks a new boundary
+      expect(sent[i]).not.toBe("");
+    }
+  });
+
+  it("a Request with a body is cloned for each attempt: same body, same key", async () => {
+    const server = await serve([{ status: 500 }, { status: 500 }, { status: 201 }]);
+    const { client } = clientOn();
+    const request = new Request(server.url, { method: "POST", body: '{"a":1}', headers: { "x-trace": "t1" } });
+    expect((await client(request)).status).toBe(201);
+    expect(server.received.map((r) => r.body)).toEqual(['{"a":1}', '{"a":1}', '{"a":1}']);
+    expect(new Set(server.received.map((r) => r.headers["idempotency-key"])).size).toBe(1);
+    expect(server.received.every((r) => r.headers["x-trace"] === "t1")).toBe(true);
+  });
+});
+
+describe("events", () => {
+  it("name the origin only: no path, no query, no header, no body", async () => {
+    const server = await serve([{ status: 503 }, { reset: true }, { status: 500 }]);
+    const { client, events } = clientOn();
+    const { error } = await settled(
+      client(`${server.url}?api_key=s3cr3t-query`, {
+        method: "POST",
+        headers: { authorization: "Bearer s3cr3t-token" },
+        body: "s3cr3t-body",
+      }),
+    );
+    expect(error).toBeInstanceOf(RetryLimitError);
+    const text = JSON.stringify(events);
+    expect(text).not.toMatch(/s3cr3t|\/resource/);
+    expect((error as Error).message).not.toMatch(/s3cr3t|\/resource|127\.0\.0\.1/);
+    expect(new Set(events.map((e) => e.type))).toEqual(new Set(["client.attempt", "client.retry", "client.give_up"]));
+  });
+
+  it("a hook that throws changes nothing", async () => {
+    const server = await serve([{ status: 500 }]);
+    const { client } = clientOn({
+      onEvent: () => {
+        throw new Error("logger down");
+      },
+    });
+    expect((await client(server.url)).status).toBe(200);
+  });
+});
+
+/** A server whose response body never ends, to show the caller's signal reaching the body. */
+async function serveEndlessBody() {
+  const { createServer } = await import("node:http");
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.write("first chunk");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/stream`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("retry budget", () => {
+  it("retries stop when the origin's bucket is empty, and successes refill it", async () => {
+    const statuses = [500, 500, 500, /* then */ 200, 200, /* then */ 503, 200];
+    const server = await serve((i) => ({ status: statuses[i] ?? 200 }));
+    const { client, ofType } = clientOn({ maxAttempts: 5, budget: { capacity: 2, retryCost: 1, successRefund: 0.5 } });
+    const tokens = () => client.budgets.get(server.origin)?.tokens;
+
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect(error).toMatchObject({ reason: "budget", attempts: 3 }); // two retries paid, the third refused
+    expect((error as RetryLimitError).response?.status).toBe(500);
+    expect(tokens()).toBe(0);
+    expect(ofType("client.retry").map((e) => e.budgetTokens)).toEqual([1, 0]);
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "budget", attempts: 3 }]);
+
+    await client(server.url);
+    await client(server.url);
+    expect(tokens()).toBe(1); // two successes, 0.5 each
+
+    expect((await client(server.url)).status).toBe(200); // 503, then a paid retry
+    expect(tokens()).toBe(0.5); // spent 1, refunded 0.5 by the success
+    expect(server.received).toHaveLength(7);
+  });
+});

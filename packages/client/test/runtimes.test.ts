@@ -1,0 +1,190 @@
+/**
+ * The client promises Node, Bun, Deno and Workers, so its source uses web standards only (no
+ * `node:` module, no Node global), and the built package, packed as users get it, retries,
+ * times out and opens its circuit on Bun and Deno (installed from npm as dev dependencies)
+ * against a real server here, and loads through `require` on Node.
+ */
+import { execFile as execFileCallback, execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serve } from "./helpers/setup.js";
+
+const execFile = promisify(execFileCallback);
+const packages = fileURLToPath(new URL("../../", import.meta.url));
+const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
+const binDir = fileURLToPath(new URL("../../../node_modules/.bin/", import.meta.url));
+const sources = readdirSync(srcDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
+
+const FORBIDDEN: Array<[string, RegExp]> = [
+  ["a node: import", /\bfrom\s*["']node:|\bimport\(\s*["']node:|\brequire\(/],
+  ["a bare Node built-in import", /\bfrom\s*["'](?:buffer|crypto|fs|http|https|net|os|path|stream|url|util|zlib)["']/],
+  ["Buffer", /\bBuffer\b/],
+  ["process", /\bprocess\./],
+  ["setImmediate", /\bsetImmediate\b/],
+];
+
+describe("web standards only", () => {
+  it("has sources to check", () => {
+    expect(sources).toContain("index.ts");
+  });
+
+  it.each(sources)("src/%s uses no Node-only module or global", (file) => {
+    const code = readFileSync(join(srcDir, file), "utf8");
+    for (const [what, pattern] of FORBIDDEN) expect(code, `${file} has ${what}`).not.toMatch(pattern);
+  });
+});
+
+const PROBE = `
+import { createClient } from "@interlock/client";
+const base = globalThis.Deno ? Deno.args[0] : process.argv[2];
+const runtime = globalThis.Bun ? "bun" : globalThis.Deno ? "deno" : "node";
+const codes = (error) => [error.code, error.cause?.code ?? null];
+
+const outcomes = [];
+const client = createClient({ backoff: { baseMs: 1 }, onEvent: (e) => e.type === "client.attempt" && outcomes.push(e.outcome) });
+const paid = await client(base + "/pay", { method: "POST", body: '{"amount":1}' });
+
+const slow = createClient({ timeoutMs: 100, maxAttempts: 1 });
+const timedOut = await slow(base + "/hang").then(() => "answered", codes);
+
+const fragile = createClient({ maxAttempts: 1, breaker: { failures: 1 } });
+const failed = await fragile(base + "/fail").then(() => "answered", codes);
+const refused = await fragile(base + "/fail").then(() => "answered", codes);
+
+console.log(JSON.stringify({ runtime, status: paid.status, body: await paid.text(), outcomes, timedOut, failed, refused }));
+`;
+
+/**
+ * A thousand calls, fifty at a time, sharing one long-lived signal: the signal gets a single
+ * listener (Node warns past ten), and every response can be garbage-collected once dropped:
+ * the link that lets the signal abort a response's body must not hold the response.
+ */
+const SHARED_SIGNAL_PROBE = `
+import { getEventListeners } from "node:events";
+import { createClient } from "@interlock/client";
+const client = createClient();
+const shared = new AbortController().signal;
+let collected = 0;
+const registry = new FinalizationRegistry(() => collected++);
+let most = 0;
+await Promise.all(Array.from({ length: 50 }, async () => {
+  for (let i = 0; i < 20; i++) {
+    const response = await client(process.argv[2] + "/x", { signal: shared });
+    most = Math.max(most, getEventListeners(shared, "abort").length);
+    await response.text();
+    registry.register(response, 0);
+  }
+}));
+for (let i = 0; i < 50 && collected < 1000; i++) {
+  globalThis.gc();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+}
+console.log(JSON.stringify({ most, collected }));
+`;
+
+function tool(name: string): string {
+  const path = join(binDir, name);
+  if (!existsSync(path)) {
+    throw new Error(
+      `${name} is missing from node_modules/.bin: run \`npx -y pnpm@12.4.2 install\` at the repository root`,
+    );
+  }
+  return path;
+}
+
+describe("the built package, packed as users get it", () => {
+  let workDir: string;
+
+  beforeAll(() => {
+    for (const name of ["core", "client"]) {
+      if (!existsSync(join(packages, name, "dist/index.js"))) {
+        throw new Error(`packages/${name}/dist is missing: run \`pnpm build\` (the root \`pnpm test\` does) first`);
+      }
+    }
+    // A throwaway app with both packages installed from their packed tarballs: exactly the files users get.
+    workDir = mkdtempSync(join(tmpdir(), "interlock-client-runtimes-"));
+    for (const name of ["core", "client"]) {
+      const installed = join(workDir, "node_modules/@interlock", name);
+      mkdirSync(installed, { recursive: true });
+      const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", workDir], {
+        cwd: join(packages, name),
+        encoding: "utf8",
+      }).trim();
+      execFileSync("tar", ["-xzf", join(workDir, tarball), "-C", installed, "--strip-components=1"]);
+    }
+    writeFileSync(
+      join(workDir, "package.json"),
+      JSON.stringify({ type: "module", dependencies: { "@interlock/core": "*", "@interlock/client": "*" } }),
+    );
+    writeFileSync(join(workDir, "probe.mjs"), PROBE);
+    writeFileSync(join(workDir, "shared-signal.mjs"), SHARED_SIGNAL_PROBE);
+  }, 60_000);
+  afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+  /** A server per run: /pay answers 503, resets, then 201; /hang never answers; /fail answers 500. */
+  async function probe(command: string, args: string[]) {
+    let payments = 0;
+    const server = await serve((_, request) => {
+      if (request.url === "/hang") return { hang: true };
+      if (request.url === "/fail") return { status: 500 };
+      payments++;
+      // Connection: close puts the reset on a fresh connection: Deno's HTTP stack (hyper) resends a
+      // request itself when a reused keep-alive connection turns out closed, hiding the failure.
+      if (payments === 1) return { status: 503, headers: { "retry-after": "0", connection: "close" } };
+      if (payments === 2) return { reset: true };
+      return { status: 201, body: "paid" };
+    });
+    const { stdout } = await execFile(command, [...args, server.origin], { cwd: workDir, timeout: 60_000 });
+    const keys = server.received.filter((r) => r.url === "/pay").map((r) => r.headers["idempotency-key"]);
+    return { result: JSON.parse(stdout), keys };
+  }
+
+  const expected = (runtime: string) => ({
+    runtime,
+    status: 201,
+    body: "paid",
+    outcomes: ["response", "network_error", "response"],
+    timedOut: ["retry_limit", "timeout"],
+    failed: ["retry_limit", null],
+    refused: ["circuit_open", null],
+  });
+
+  it("Bun", async () => {
+    const { result, keys } = await probe(tool("bun"), ["probe.mjs"]);
+    expect(result).toEqual(expected("bun"));
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(1);
+  });
+
+  it("Deno", async () => {
+    const { result, keys } = await probe(tool("deno"), ["run", "--quiet", "--allow-read", "--allow-net", "probe.mjs"]);
+    expect(result).toEqual(expected("deno"));
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(1);
+  });
+
+  it("Node, through the ESM and the CommonJS entry points", async () => {
+    const { result } = await probe(process.execPath, ["probe.mjs"]);
+    expect(result).toEqual(expected("node"));
+    const required = execFileSync(
+      process.execPath,
+      ["-e", 'const c = require("@interlock/client"); console.log(typeof c.createClient, c.RETRYABLE_STATUSES.length)'],
+      { cwd: workDir, encoding: "utf8" },
+    );
+    expect(required.trim()).toBe("function 7");
+  });
+
+  it("Node: one signal shared by a thousand calls gets one listener, and every response can be collected", async () => {
+    const server = await serve([]);
+    const { stdout, stderr } = await execFile(process.execPath, ["--expose-gc", "shared-signal.mjs", server.origin], {
+      cwd: workDir,
+      timeout: 60_000,
+    });
+    expect(JSON.parse(stdout)).toEqual({ most: 1, collected: 1000 });
+    expect(stderr).toBe(""); // no MaxListenersExceededWarning
+  });
+});
