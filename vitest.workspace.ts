@@ -71,8 +71,11 @@ export default [
   clientProject,
   {
     // OAuth flows against a real authorization server (oidc-provider) each test file starts, and
-    // the token stores on the Redis and PostgreSQL servers its global setup starts.
-    resolve: { alias: coreSource },
+    // the token stores on the Redis and PostgreSQL servers its global setup starts. The client
+    // (the transport to the server) from source, like core, so both share one core.
+    resolve: {
+      alias: [...coreSource, { find: /^@interlock\/client$/, replacement: here("./packages/client/src/index.ts") }],
+    },
     test: {
       name: "oauth",
       root: here("./packages/oauth"),

@@ -4,6 +4,7 @@
  * more; a second 401 is returned as it is.
  */
 
+import { createClient } from "@interlock/client";
 import { InterlockConfigError } from "@interlock/core";
 import type { FetchLike } from "./client.js";
 import type { TokenSource } from "./token-source.js";
@@ -13,8 +14,10 @@ export interface AuthorizedFetchOptions {
   /** Where the access token comes from: `createClientCredentials(…)` or `sessions.tokens(sessionId)`. */
   tokens: TokenSource;
   /**
-   * Sends the requests. Default: global `fetch`. Pass `createClient()` from `@interlock/client` to
-   * retry transient failures with backoff, Retry-After and a circuit breaker.
+   * Sends the requests. Default: `createClient()` from `@interlock/client` with its defaults:
+   * timeouts, transient failures retried (idempotent methods, and POST/PATCH with the
+   * `Idempotency-Key` it adds) with backoff and `Retry-After`, a circuit breaker per origin.
+   * Pass global `fetch` to send each request once, or your own `createClient(…)`.
    */
   fetch?: FetchLike;
   /**
@@ -30,7 +33,7 @@ export function authorizedFetch(options: AuthorizedFetchOptions): FetchLike {
   if (typeof tokens?.getAccessToken !== "function") {
     throw new InterlockConfigError("authorizedFetch needs tokens: a TokenSource (getAccessToken)");
   }
-  const send = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const send = options.fetch ?? createClient();
   if (typeof send !== "function") throw new InterlockConfigError("fetch must be a function");
   const retry = options.retryOnUnauthorized ?? true;
 

@@ -9,6 +9,7 @@ import { emit, InterlockConfigError, InterlockError, monotonicNow } from "@inter
 import * as oauth from "oauth4webapi";
 import { OAuthError, OAuthResponseError } from "./errors.js";
 import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
+import { createTransport, type OAuthRetryOptions, type Transport } from "./transport.js";
 
 /** A fetch-shaped function: global `fetch`, undici's, or `createClient()` from `@interlock/client`. */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -58,12 +59,21 @@ export interface OAuthClientOptions {
   /** Which well-known document to discover: `"oidc"` (default) or `"oauth2"` (RFC 8414). */
   discovery?: "oidc" | "oauth2";
   /**
-   * Every request to the authorization server goes through it. Default: global `fetch`. Pass
-   * `createClient()` from `@interlock/client` to retry transient failures.
+   * What sends the requests to the authorization server, underneath the retries (see `retry`).
+   * Default: global `fetch`.
    */
   fetch?: FetchLike;
-  /** Longest wait for one request to the authorization server, in ms. Default 10,000. */
+  /** Longest wait for one attempt of a request to the authorization server, in ms. Default 10,000. */
   timeoutMs?: number;
+  /**
+   * How requests to the authorization server are retried, through `@interlock/client`: reads
+   * (discovery, JWKS) and client credentials grants on transient failures (network errors,
+   * 408/425/429/5xx, `Retry-After` honoured); code exchanges, refresh grants and revocations
+   * never. Default: 3 attempts, each bounded by `timeoutMs`, the client's other defaults
+   * (backoff with jitter, retry budget, circuit breaker). `false`: `fetch` is called once, for a
+   * fetch that retries by itself.
+   */
+  retry?: OAuthRetryOptions | false;
   /** Milliseconds since the epoch, for token expiry; tests move it. Default `Date.now`. */
   clock?: () => number;
   /**
@@ -100,8 +110,6 @@ export interface ClientInternals {
   exchange<T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant): Promise<T>;
   emit(event: OAuthEvent): void;
 }
-
-type Transport = (url: string, options: oauth.CustomFetchOptions<string, unknown>) => Promise<Response>;
 
 interface HttpOptions {
   [oauth.customFetch]: Transport;
@@ -155,23 +163,6 @@ function clientAuth(options: OAuthClientOptions): oauth.ClientAuth {
   throw new InterlockConfigError(`unknown clientAuthentication "${String(method)}"`);
 }
 
-/** The user's fetch, bounded in time, with failures to reach the server typed. */
-function transport(fetchImpl: FetchLike, timeoutMs: number): Transport {
-  return async (url, init) => {
-    const signal = init.signal ?? AbortSignal.timeout(timeoutMs);
-    try {
-      return await fetchImpl(url, { ...(init as RequestInit), signal });
-    } catch (error) {
-      if (error instanceof InterlockError) throw error;
-      const timedOut = signal.aborted && (error as Error)?.name === "TimeoutError";
-      const reason = timedOut ? `no answer in ${timeoutMs} ms` : (error as Error)?.message;
-      throw new OAuthResponseError("server_unavailable", `authorization server unreachable: ${reason}`, {
-        cause: error,
-      });
-    }
-  };
-}
-
 /** A client for one authorization server. Nothing is fetched until a flow needs it. */
 export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   if (typeof options?.clientId !== "string" || options.clientId === "") {
@@ -185,7 +176,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   const clock = options.clock ?? Date.now;
 
   const http: HttpOptions = {
-    [oauth.customFetch]: transport(fetchImpl, timeoutMs),
+    [oauth.customFetch]: createTransport(fetchImpl, timeoutMs, options.retry === undefined ? {} : options.retry),
     // oauth4webapi refuses http outright; issuerUrl() has already decided whether it may be used.
     [oauth.allowInsecureRequests]: issuer.protocol === "http:",
   };

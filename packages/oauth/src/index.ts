@@ -59,3 +59,4 @@ export {
   type IdTokenClaims,
   type TokenSet,
 } from "./tokens.js";
+export type { OAuthRetryOptions } from "./transport.js";

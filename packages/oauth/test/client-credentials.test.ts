@@ -196,7 +196,7 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     }
   });
 
-  it("5xx and 429 are server_unavailable (503), whatever the body", async () => {
+  it("5xx and 429 are server_unavailable (503), whatever the body (one attempt: retry false)", async () => {
     for (const [status, body] of [
       [503, { error: "temporarily_unavailable" }],
       [500, { error: "server_error" }],
@@ -204,7 +204,7 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
       [429, { error: "slow_down" }],
     ] as const) {
       inject(status, body);
-      const error = await createClientCredentials(client())
+      const error = await createClientCredentials(client({ retry: false }))
         .getAccessToken()
         .catch((e: unknown) => e);
       expect(error, String(status)).toBeInstanceOf(OAuthResponseError);
@@ -226,9 +226,12 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
   it("keeps using a due but unexpired token while the server fails, until it expires", async () => {
     let now = Date.now();
     const events: OAuthEvent[] = [];
-    const tokens = createClientCredentials(client({ clock: () => now, onEvent: (e: OAuthEvent) => events.push(e) }), {
-      refreshMarginMs: 60_000,
-    });
+    const tokens = createClientCredentials(
+      client({ clock: () => now, onEvent: (e: OAuthEvent) => events.push(e), retry: false }),
+      {
+        refreshMarginMs: 60_000,
+      },
+    );
     const first = await tokens.getAccessToken(); // the mock's tokens live an hour
     now += 3_590_000; // due (inside the margin), valid for 10 more seconds
     inject(503, { error: "temporarily_unavailable" });

@@ -69,7 +69,7 @@ describe("createOAuthClient", () => {
     mock().service.once(Events.BeforeWellKnownOpenIdConfiguration, (response) => {
       response.statusCode = 503;
     });
-    const client = createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE });
+    const client = createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE, retry: false });
     await expect(client.metadata()).rejects.toMatchObject({ code: "server_unavailable", responseStatus: 503 });
     const nobody = createOAuthClient({ issuer: `http://127.0.0.1:${await freePort()}`, ...SERVICE });
     const error = await createClientCredentials(nobody)

@@ -1,0 +1,270 @@
+/**
+ * Requests to the authorization server go through @interlock/client: reads and client
+ * credentials grants are retried on transient failures; code exchanges, refresh grants and
+ * revocations never are. A proxy in front of the real server (oidc-provider) injects the
+ * failures and counts what arrives.
+ */
+
+import {
+  CircuitOpenError,
+  type ClientEvent,
+  RetryAfterTooLongError,
+  RetryLimitError,
+  type Sleep,
+  TimeoutError,
+} from "@interlock/client";
+import { InterlockConfigError } from "@interlock/core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  authorizedFetch,
+  createClientCredentials,
+  createLogin,
+  createSessionTokens,
+  type OAuthClientOptions,
+  OAuthResponseError,
+} from "../src/index.js";
+import { type FaultyProxy, startFaultyProxy } from "./faulty-proxy.js";
+import {
+  authorize,
+  keyring,
+  loggedInTokens,
+  REDIRECT_URI,
+  SERVICE,
+  serviceClient,
+  startResourceServer,
+  useAuthorizationServer,
+  webClient,
+} from "./helpers.js";
+
+const server = useAuthorizationServer();
+const DISCOVERY = "/.well-known/openid-configuration";
+const isToken = (grant: string) => (r: { path: string; grantType: string | undefined }) =>
+  r.path === "/token" && r.grantType === grant;
+
+let proxy: FaultyProxy;
+beforeAll(async () => {
+  proxy = await startFaultyProxy(server().issuer);
+});
+afterAll(() => proxy?.close());
+afterEach(() => {
+  // No request to the authorization server ever carries an Idempotency-Key.
+  expect(proxy.received.filter((r) => r.headers["idempotency-key"] !== undefined)).toEqual([]);
+});
+
+/** Waits recorded and skipped: with no attempt timeout and no deadline, the only waits are the ones before a retry. */
+function recordingSleep(): { sleep: Sleep; waits: number[] } {
+  const waits: number[] = [];
+  const sleep: Sleep = (ms, signal) => {
+    waits.push(ms);
+    return signal.aborted ? Promise.reject(signal.reason) : Promise.resolve();
+  };
+  return { sleep, waits };
+}
+
+/** A client whose requests to the server go through the proxy; no attempt timeout, waits recorded. */
+function viaProxy(options: Partial<OAuthClientOptions> = {}) {
+  const { sleep, waits } = recordingSleep();
+  const events: ClientEvent[] = [];
+  const client = serviceClient(server(), {
+    fetch: proxy.fetch,
+    retry: { timeoutMs: false, deadlineMs: false, sleep, onEvent: (e) => events.push(e) },
+    ...options,
+  });
+  return { client, waits, events };
+}
+
+async function failure(promise: Promise<unknown>): Promise<OAuthResponseError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(OAuthResponseError);
+  return error as OAuthResponseError;
+}
+
+describe("retried: reads and client credentials grants", () => {
+  it("a client credentials grant answered 503 with Retry-After is sent again after that wait: one token", async () => {
+    const { client, waits, events } = viaProxy();
+    await client.metadata();
+    const before = proxy.count("/token", "client_credentials");
+    const issued = server().tokenRequests("client_credentials");
+    proxy.inject(isToken("client_credentials"), { status: 503, headers: { "retry-after": "1" } });
+
+    await expect(createClientCredentials(client).getAccessToken()).resolves.toBeTypeOf("string");
+    expect(proxy.count("/token", "client_credentials") - before).toBe(2);
+    expect(server().tokenRequests("client_credentials") - issued).toBe(1);
+    const retry = events.find((e) => e.type === "client.retry");
+    expect(retry).toMatchObject({ method: "POST", status: 503, retryAfterMs: 1000, key: undefined });
+    expect(retry?.type === "client.retry" && retry.delayMs).toBeGreaterThanOrEqual(1000);
+    expect(waits).toEqual([retry?.type === "client.retry" && retry.delayMs]);
+  });
+
+  it("a connection reset on a client credentials grant is retried", async () => {
+    const { client } = viaProxy();
+    await client.metadata();
+    const before = proxy.count("/token", "client_credentials");
+    proxy.inject(isToken("client_credentials"), { reset: true });
+    await expect(createClientCredentials(client).getAccessToken()).resolves.toBeTypeOf("string");
+    expect(proxy.count("/token", "client_credentials") - before).toBe(2);
+  });
+
+  it("a discovery answered 503 once is retried", async () => {
+    const { client } = viaProxy();
+    const before = proxy.count(DISCOVERY);
+    proxy.inject((r) => r.path === DISCOVERY, { status: 503, headers: { "retry-after": "0" } });
+    await expect(client.metadata()).resolves.toMatchObject({ issuer: server().issuer });
+    expect(proxy.count(DISCOVERY) - before).toBe(2);
+  });
+
+  it("gives up after maxAttempts: server_unavailable with the last status, the client's error as cause", async () => {
+    const { client } = viaProxy();
+    await client.metadata();
+    const before = proxy.count("/token", "client_credentials");
+    for (let i = 0; i < 3; i++) proxy.inject(isToken("client_credentials"), { status: 503 });
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "server_unavailable", status: 503, responseStatus: 503 });
+    expect(error.message).toBe("authorization server answered 503; gave up after 3 attempts");
+    expect(error.cause).toBeInstanceOf(RetryLimitError);
+    expect(proxy.count("/token", "client_credentials") - before).toBe(3);
+  });
+
+  it("a Retry-After longer than allowed ends at once: server_unavailable, RetryAfterTooLongError as cause", async () => {
+    const { client } = viaProxy();
+    await client.metadata();
+    const before = proxy.count("/token", "client_credentials");
+    proxy.inject(isToken("client_credentials"), { status: 503, headers: { "retry-after": "120" } });
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 503 });
+    expect(error.cause).toBeInstanceOf(RetryAfterTooLongError);
+    expect(proxy.count("/token", "client_credentials") - before).toBe(1);
+  });
+
+  it("an open circuit fails fast, without a request: server_unavailable, CircuitOpenError as cause", async () => {
+    const { sleep } = recordingSleep();
+    const client = serviceClient(server(), {
+      fetch: proxy.fetch,
+      retry: { timeoutMs: false, deadlineMs: false, sleep, maxAttempts: 1, breaker: { failures: 1 } },
+    });
+    await client.metadata();
+    const tokens = createClientCredentials(client);
+    proxy.inject(isToken("client_credentials"), { status: 500 });
+    await failure(tokens.getAccessToken()); // opens the circuit
+    const before = proxy.count("/token");
+    const error = await failure(tokens.getAccessToken());
+    expect(error).toMatchObject({ code: "server_unavailable", status: 503 });
+    expect(error.cause).toBeInstanceOf(CircuitOpenError);
+    expect(proxy.count("/token")).toBe(before);
+  });
+
+  it("an attempt without an answer in timeoutMs is retried, then server_unavailable names the timeout", async () => {
+    // A fetch that never answers, whose signal the client aborts at each attempt's timeout.
+    const attempts: number[] = [];
+    const counting = serviceClient(server(), {
+      timeoutMs: 50,
+      retry: {
+        backoff: { baseMs: 1, capMs: 1 },
+        onEvent: (e) => e.type === "client.attempt" && attempts.push(e.attempt),
+      },
+      metadata: { issuer: server().issuer, token_endpoint: `${server().issuer}/token` },
+      fetch: (_input, init) =>
+        new Promise((_resolve, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal?.reason))),
+    });
+    const error = await failure(createClientCredentials(counting).getAccessToken());
+    expect(error.message).toBe("authorization server unreachable: no answer in 50 ms; gave up after 3 attempts");
+    expect((error.cause as RetryLimitError).cause).toBeInstanceOf(TimeoutError);
+    expect(attempts).toEqual([1, 2, 3]);
+  });
+});
+
+describe("never retried: code exchanges, refresh grants, revocations", () => {
+  it("a refresh token grant answered 503 is sent once: server_unavailable, the session intact", async () => {
+    const client = webClient(server(), { fetch: proxy.fetch });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(server(), "alice", "openid offline_access");
+    expect(tokens.refreshToken).toBeTypeOf("string");
+    await manager.save("retry-refresh", tokens);
+    await client.metadata();
+    const saved = await manager.get("retry-refresh");
+    const before = proxy.count("/token", "refresh_token");
+
+    proxy.inject(isToken("refresh_token"), { status: 503, headers: { "retry-after": "0" } });
+    const error = await failure(manager.refresh("retry-refresh"));
+    expect(error).toMatchObject({ code: "server_unavailable", status: 503, responseStatus: 503 });
+    expect(proxy.count("/token", "refresh_token") - before).toBe(1);
+    expect(await manager.get("retry-refresh")).toEqual(saved);
+    // The refresh token was never used: the next refresh works.
+    await expect(manager.refresh("retry-refresh")).resolves.toMatchObject({ accessToken: expect.any(String) });
+  });
+
+  it("a connection reset on a refresh token grant is not retried either", async () => {
+    const client = webClient(server(), { fetch: proxy.fetch });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    await manager.save("retry-reset", await loggedInTokens(server(), "alice", "openid offline_access"));
+    await client.metadata();
+    const before = proxy.count("/token", "refresh_token");
+    proxy.inject(isToken("refresh_token"), { reset: true });
+    const error = await failure(manager.refresh("retry-reset"));
+    expect(error).toMatchObject({ code: "server_unavailable" });
+    expect(proxy.count("/token", "refresh_token") - before).toBe(1);
+  });
+
+  it("an authorization code exchange answered 503 is sent once", async () => {
+    const login = createLogin(webClient(server(), { fetch: proxy.fetch }), { redirectUri: REDIRECT_URI });
+    const start = await login.begin();
+    const callback = await authorize(start);
+    const before = proxy.count("/token", "authorization_code");
+    proxy.inject(isToken("authorization_code"), { status: 503, headers: { "retry-after": "0" } });
+    const error = await failure(login.complete(callback, { state: start.state }));
+    expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 503 });
+    expect(proxy.count("/token", "authorization_code") - before).toBe(1);
+  });
+
+  it("a revocation answered 503 is sent once", async () => {
+    const client = webClient(server(), { fetch: proxy.fetch });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    await manager.save("retry-revoke", await loggedInTokens(server(), "alice", "openid offline_access"));
+    await client.metadata();
+    const before = proxy.count("/token/revocation");
+    proxy.inject((r) => r.path === "/token/revocation", { status: 503, headers: { "retry-after": "0" } });
+    const error = await failure(manager.revoke("retry-revoke"));
+    expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 503 });
+    expect(proxy.count("/token/revocation") - before).toBe(1);
+  });
+});
+
+describe("retry: false", () => {
+  it("calls fetch once: a 503 is server_unavailable after one request", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch, retry: false });
+    await client.metadata();
+    const before = proxy.count("/token", "client_credentials");
+    proxy.inject(isToken("client_credentials"), { status: 503, headers: { "retry-after": "0" } });
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 503 });
+    expect(proxy.count("/token", "client_credentials") - before).toBe(1);
+  });
+
+  it("refuses retry options that are not options", () => {
+    for (const retry of [true, 3, "yes", null]) {
+      expect(() => serviceClient(server(), { retry: retry as never }), String(retry)).toThrow(InterlockConfigError);
+    }
+    expect(() => serviceClient(server(), { retry: { maxAttempts: 0 } })).toThrow(InterlockConfigError);
+  });
+});
+
+describe("authorizedFetch", () => {
+  it("sends through createClient() by default: a 503 from the API is retried", async () => {
+    const api = await startResourceServer(server(), SERVICE);
+    const apiProxy = await startFaultyProxy(api.url);
+    try {
+      const tokens = createClientCredentials(serviceClient(server()), { scope: "api:read" });
+      apiProxy.inject((r) => r.path === "/things", { status: 503, headers: { "retry-after": "0" } });
+      const response = await authorizedFetch({ tokens })(`${apiProxy.url}/things`);
+      expect(response.status).toBe(200);
+      expect(apiProxy.count("/things")).toBe(2);
+      expect(api.requests).toBe(1);
+    } finally {
+      await apiProxy.close();
+      await api.close();
+    }
+  });
+});
