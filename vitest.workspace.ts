@@ -87,9 +87,15 @@ export default [
   },
   {
     // The OpenTelemetry integration against the SDK's in-memory exporters, over real HTTP
-    // through the Express adapter: core and the adapter from source, like the adapter projects.
+    // through the Express adapter, the outbound client and the OAuth client: all from source,
+    // like the adapter projects.
     resolve: {
-      alias: [...coreSource, { find: /^@interlock\/express$/, replacement: here("./packages/express/src/index.ts") }],
+      alias: [
+        ...coreSource,
+        { find: /^@interlock\/express$/, replacement: here("./packages/express/src/index.ts") },
+        { find: /^@interlock\/client$/, replacement: here("./packages/client/src/index.ts") },
+        { find: /^@interlock\/oauth$/, replacement: here("./packages/oauth/src/index.ts") },
+      ],
     },
     test: { name: "opentelemetry", root: here("./packages/opentelemetry"), include: ["test/**/*.test.ts"] },
   },

@@ -41,6 +41,28 @@ export const ATTR_COMPONENT = "interlock.component";
 /** The request's correlation id: a `traceparent`'s trace-id or an `x-request-id` (spans only). */
 export const ATTR_CORRELATION_ID = "interlock.correlation_id";
 
+/** The origin an outbound call went to (`https://api.example.com:8443`): scheme, host and port, never a path. */
+export const ATTR_CLIENT_ORIGIN = "interlock.client.origin";
+/** How an outbound attempt ended: `response`, `network_error`, `timeout` or `aborted`. */
+export const ATTR_CLIENT_OUTCOME = "interlock.client.outcome";
+/** The attempt's number, 1 for the first (spans only). */
+export const ATTR_CLIENT_ATTEMPT = "interlock.client.attempt";
+/** Whether the attempt was a half-open circuit's probe (spans only). */
+export const ATTR_CLIENT_PROBE = "interlock.client.probe";
+/** Why the client gave up: `attempts`, `budget`, `deadline`, `retry_after_too_long`, `circuit_open`, `not_idempotent`, `body_not_replayable`. */
+export const ATTR_CLIENT_GIVE_UP_REASON = "interlock.client.give_up_reason";
+/** Whether the server asked for the wait with `Retry-After`. */
+export const ATTR_CLIENT_RETRY_AFTER = "interlock.client.retry_after";
+/** A breaker's state: `closed`, `open` or `half_open` (the state entered, on transitions). */
+export const ATTR_CLIENT_BREAKER_STATE = "interlock.client.breaker.state";
+/** On a breaker transition: the state left. */
+export const ATTR_CLIENT_BREAKER_FROM = "interlock.client.breaker.from";
+
+/** The OAuth grant of a token request: `client_credentials`, `authorization_code` or `refresh_token`. */
+export const ATTR_OAUTH_GRANT = "interlock.oauth.grant";
+/** What became of an OAuth step: `issued` or an error code (token requests); `started`, `completed` or `refused` (logins); why a session ended. */
+export const ATTR_OAUTH_OUTCOME = "interlock.oauth.outcome";
+
 /** Semantic conventions: the class of error an operation ended with. */
 export const ATTR_ERROR_TYPE = "error.type";
 /** Semantic conventions: the HTTP method. */

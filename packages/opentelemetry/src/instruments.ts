@@ -4,7 +4,7 @@
  * enough for a handler that runs into its lease.
  */
 
-import type { Counter, Histogram, Meter } from "@opentelemetry/api";
+import type { Counter, Histogram, Meter, UpDownCounter } from "@opentelemetry/api";
 
 /** Counter: webhook deliveries verified or rejected, by scheme, outcome and rejection code. */
 export const METRIC_WEBHOOK_VERIFICATIONS = "interlock.webhook.verifications";
@@ -20,6 +20,31 @@ export const METRIC_IDEMPOTENCY_OUTCOMES = "interlock.idempotency.outcomes";
 export const METRIC_IDEMPOTENCY_HANDLER_DURATION = "interlock.idempotency.handler.duration";
 /** Histogram (seconds): time a store operation (claim, complete, release) took. */
 export const METRIC_STORE_DURATION = "interlock.store.duration";
+
+/** Counter: outbound attempts, by origin, method, outcome and status. */
+export const METRIC_CLIENT_ATTEMPTS = "interlock.client.attempts";
+/** Histogram (seconds): time an outbound attempt took, to its response headers or its failure. */
+export const METRIC_CLIENT_ATTEMPT_DURATION = "interlock.client.attempt.duration";
+/** Counter: outbound retries scheduled, by origin, method, status and whether the server sent Retry-After. */
+export const METRIC_CLIENT_RETRIES = "interlock.client.retries";
+/** Histogram (seconds): the wait before each retry (backoff, raised to Retry-After). */
+export const METRIC_CLIENT_RETRY_DELAY = "interlock.client.retry.delay";
+/** Counter: outbound calls the client stopped retrying, by origin, method and reason. */
+export const METRIC_CLIENT_GIVE_UPS = "interlock.client.give_ups";
+/** Counter: circuit breaker transitions, by origin, the state left and the state entered. */
+export const METRIC_CLIENT_BREAKER_TRANSITIONS = "interlock.client.breaker.transitions";
+/** UpDownCounter: circuit breakers not closed, by origin and state (`open`, `half_open`): 1 while an origin's circuit is open. */
+export const METRIC_CLIENT_BREAKERS = "interlock.client.breakers";
+/** Counter: OAuth token requests, by grant and outcome. */
+export const METRIC_OAUTH_TOKEN_REQUESTS = "interlock.oauth.token.requests";
+/** Histogram (seconds): time an OAuth token request took. */
+export const METRIC_OAUTH_TOKEN_REQUEST_DURATION = "interlock.oauth.token.request.duration";
+/** Counter: tokens used without a request of this process's own: shared from another's, or stale while the server failed. */
+export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
+/** Counter: logins, by outcome (`started`, `completed`, `refused`) and refusal code. */
+export const METRIC_OAUTH_LOGINS = "interlock.oauth.logins";
+/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `no_session`, `expired`, `refresh_rejected`). */
+export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
 
 /** Bucket boundaries (seconds) every duration histogram advises. */
 export const DURATION_BUCKETS: readonly number[] = [
@@ -41,6 +66,49 @@ const COUNTERS = {
     description:
       "Idempotency engine decisions, by method, route and outcome (a request that runs is first, then completed, released or not_recorded).",
   },
+  [METRIC_CLIENT_ATTEMPTS]: {
+    unit: "{attempt}",
+    description:
+      "Outbound attempts, by origin, method, outcome (response, network_error, timeout, aborted) and status.",
+  },
+  [METRIC_CLIENT_RETRIES]: {
+    unit: "{retry}",
+    description:
+      "Outbound retries scheduled, by origin, method, the status retried and whether the server sent Retry-After.",
+  },
+  [METRIC_CLIENT_GIVE_UPS]: {
+    unit: "{call}",
+    description: "Outbound calls whose failure the client did not retry further, by origin, method and reason.",
+  },
+  [METRIC_CLIENT_BREAKER_TRANSITIONS]: {
+    unit: "{transition}",
+    description: "Circuit breaker transitions, by origin, the state left and the state entered.",
+  },
+  [METRIC_OAUTH_TOKEN_REQUESTS]: {
+    unit: "{request}",
+    description: "OAuth token requests, by grant and outcome (issued, or the error code).",
+  },
+  [METRIC_OAUTH_TOKEN_REUSES]: {
+    unit: "{token}",
+    description:
+      "Tokens used without this process's own request: shared (another process requested it) or stale_used (the server failed, the unexpired token was kept).",
+  },
+  [METRIC_OAUTH_LOGINS]: {
+    unit: "{login}",
+    description: "Logins by outcome: started, completed or refused (with the refusal code as error.type).",
+  },
+  [METRIC_OAUTH_SESSIONS_ENDED]: {
+    unit: "{session}",
+    description: "Sessions whose tokens were deleted, by reason: revoked, no_session, expired or refresh_rejected.",
+  },
+} as const;
+
+const UP_DOWN_COUNTERS = {
+  [METRIC_CLIENT_BREAKERS]: {
+    unit: "{breaker}",
+    description:
+      "Circuit breakers not closed, by origin and state (open, half_open): 1 while an origin's circuit is open.",
+  },
 } as const;
 
 const HISTOGRAMS = {
@@ -54,13 +122,25 @@ const HISTOGRAMS = {
   [METRIC_STORE_DURATION]: {
     description: "Time a store operation (claim, complete, release) took, by component and operation.",
   },
+  [METRIC_CLIENT_ATTEMPT_DURATION]: {
+    description:
+      "Time an outbound attempt took, to its response headers or its failure, by origin, method, outcome and status.",
+  },
+  [METRIC_CLIENT_RETRY_DELAY]: {
+    description: "The wait before each outbound retry: the backoff, raised to the server's Retry-After.",
+  },
+  [METRIC_OAUTH_TOKEN_REQUEST_DURATION]: {
+    description: "Time an OAuth token request took, retries included, by grant and outcome.",
+  },
 } as const;
 
 export type CounterName = keyof typeof COUNTERS;
 export type HistogramName = keyof typeof HISTOGRAMS;
+export type UpDownCounterName = keyof typeof UP_DOWN_COUNTERS;
 
 export interface Instruments {
   counters: Record<CounterName, Counter>;
+  upDownCounters: Record<UpDownCounterName, UpDownCounter>;
   histograms: Record<HistogramName, Histogram>;
 }
 
@@ -68,6 +148,12 @@ export function createInstruments(meter: Meter): Instruments {
   const counters = {} as Record<CounterName, Counter>;
   for (const [name, options] of Object.entries(COUNTERS) as Array<[CounterName, (typeof COUNTERS)[CounterName]]>) {
     counters[name] = meter.createCounter(name, options);
+  }
+  const upDownCounters = {} as Record<UpDownCounterName, UpDownCounter>;
+  for (const [name, options] of Object.entries(UP_DOWN_COUNTERS) as Array<
+    [UpDownCounterName, (typeof UP_DOWN_COUNTERS)[UpDownCounterName]]
+  >) {
+    upDownCounters[name] = meter.createUpDownCounter(name, options);
   }
   const histograms = {} as Record<HistogramName, Histogram>;
   for (const [name, { description }] of Object.entries(HISTOGRAMS) as Array<[HistogramName, { description: string }]>) {
@@ -77,5 +163,5 @@ export function createInstruments(meter: Meter): Instruments {
       advice: { explicitBucketBoundaries: [...DURATION_BUCKETS] },
     });
   }
-  return { counters, histograms };
+  return { counters, upDownCounters, histograms };
 }

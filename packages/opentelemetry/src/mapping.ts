@@ -1,12 +1,23 @@
 /**
- * The table: each core event type, and the instruments and spans it feeds. One row per event
- * type, checked exhaustive by the compiler, so a new event (the outbound client's attempts,
- * backoff and breaker state) is added here by name, next to its siblings.
+ * The table: each event type (core's, the outbound client's, OAuth's), and the instruments and
+ * spans it feeds. One row per event type, checked exhaustive by the compiler, so a new event is
+ * added here by name, next to its siblings. The client's and OAuth's events are imported as
+ * types only: neither package is needed at run time.
  */
 
+import type { ClientEvent } from "@interlock/client";
 import type { IdempotencyEventBase, InterlockEvent } from "@interlock/core";
+import type { OAuthEvent } from "@interlock/oauth";
 import type { Attributes } from "@opentelemetry/api";
 import {
+  ATTR_CLIENT_ATTEMPT,
+  ATTR_CLIENT_BREAKER_FROM,
+  ATTR_CLIENT_BREAKER_STATE,
+  ATTR_CLIENT_GIVE_UP_REASON,
+  ATTR_CLIENT_ORIGIN,
+  ATTR_CLIENT_OUTCOME,
+  ATTR_CLIENT_PROBE,
+  ATTR_CLIENT_RETRY_AFTER,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
@@ -16,6 +27,8 @@ import {
   ATTR_IDEMPOTENCY_OUTCOME,
   ATTR_IDEMPOTENCY_REASON,
   ATTR_IDEMPOTENCY_WAITED,
+  ATTR_OAUTH_GRANT,
+  ATTR_OAUTH_OUTCOME,
   ATTR_STORE_OPERATION,
   ATTR_WEBHOOK_ID,
   ATTR_WEBHOOK_ID_COVERED,
@@ -25,8 +38,20 @@ import {
   ATTR_WEBHOOK_SCHEME,
 } from "./attributes.js";
 import {
+  METRIC_CLIENT_ATTEMPT_DURATION,
+  METRIC_CLIENT_ATTEMPTS,
+  METRIC_CLIENT_BREAKER_TRANSITIONS,
+  METRIC_CLIENT_BREAKERS,
+  METRIC_CLIENT_GIVE_UPS,
+  METRIC_CLIENT_RETRIES,
+  METRIC_CLIENT_RETRY_DELAY,
   METRIC_IDEMPOTENCY_HANDLER_DURATION,
   METRIC_IDEMPOTENCY_OUTCOMES,
+  METRIC_OAUTH_LOGINS,
+  METRIC_OAUTH_SESSIONS_ENDED,
+  METRIC_OAUTH_TOKEN_REQUEST_DURATION,
+  METRIC_OAUTH_TOKEN_REQUESTS,
+  METRIC_OAUTH_TOKEN_REUSES,
   METRIC_WEBHOOK_DELIVERIES,
   METRIC_WEBHOOK_HANDLER_DURATION,
   METRIC_WEBHOOK_VERIFICATION_DURATION,
@@ -47,12 +72,20 @@ export const SPAN_IDEMPOTENCY_CLAIM = "interlock.idempotency.claim";
 /** Span: an idempotent request's handler run, until its response was stored or released. */
 export const SPAN_IDEMPOTENCY_EXECUTE = "interlock.idempotency.execute";
 
+/** Span: one outbound attempt, from its start to its response headers or its failure. */
+export const SPAN_CLIENT_ATTEMPT = "interlock.client.attempt";
+/** Span: one OAuth token request, retries included. */
+export const SPAN_OAUTH_TOKEN = "interlock.oauth.token";
+
 /** The `error.type` of a failure Interlock reports by outcome rather than by code. */
 const STORE_UNAVAILABLE = "store_unavailable";
 const HANDLER_FAILED = "handler_failed";
 
-export type EventType = InterlockEvent["type"];
-export type EventOf<T extends EventType> = Extract<InterlockEvent, { type: T }>;
+/** Every event `interlockTelemetry()` records: core's, `@interlock/client`'s and `@interlock/oauth`'s. */
+export type TelemetryEvent = InterlockEvent | ClientEvent | OAuthEvent;
+
+export type EventType = TelemetryEvent["type"];
+export type EventOf<T extends EventType> = Extract<TelemetryEvent, { type: T }>;
 /** What one event type feeds. */
 export type EventRow<E> = (event: E, record: EventRecorder) => void;
 
@@ -67,6 +100,24 @@ const idempotency = (event: Omit<IdempotencyEventBase, "key">, outcome: string):
 
 const status = (code: number | undefined): Attributes =>
   code === undefined ? {} : { [ATTR_HTTP_RESPONSE_STATUS_CODE]: code };
+
+/** An outbound call's low-cardinality attributes: where it went and how. */
+const outbound = (event: { origin: string; method: string }): Attributes => ({
+  [ATTR_CLIENT_ORIGIN]: event.origin,
+  [ATTR_HTTP_REQUEST_METHOD]: event.method,
+});
+
+/**
+ * An attempt's `error.type`: the platform's code for a network error, the outcome for a timeout
+ * or an abort, the status for a 5xx (what the breaker counts as a failure). None for a 1xx-4xx.
+ */
+function attemptError(event: EventOf<"client.attempt">): string | undefined {
+  if (event.outcome === "network_error") return event.error ?? "network_error";
+  if (event.outcome !== "response") return event.outcome;
+  return event.status !== undefined && event.status >= 500 ? String(event.status) : undefined;
+}
+
+const errorType = (type: string | undefined): Attributes => (type === undefined ? {} : { [ATTR_ERROR_TYPE]: type });
 
 /** The handler's own time: the outcome's duration less the store write that ends it. */
 const handlerMs = (event: { durationMs: number; storeMs: number }) => event.durationMs - event.storeMs;
@@ -242,5 +293,92 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
       { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key },
       STORE_UNAVAILABLE,
     );
+  },
+
+  "client.attempt"(event, record) {
+    const error = attemptError(event);
+    const attributes = {
+      ...outbound(event),
+      [ATTR_CLIENT_OUTCOME]: event.outcome,
+      ...status(event.status),
+      ...errorType(error),
+    };
+    record.count(METRIC_CLIENT_ATTEMPTS, attributes);
+    record.time(METRIC_CLIENT_ATTEMPT_DURATION, event.durationMs, attributes);
+    const key = event.key === undefined ? {} : { [ATTR_IDEMPOTENCY_KEY]: event.key };
+    record.span(
+      SPAN_CLIENT_ATTEMPT,
+      event,
+      { ...attributes, [ATTR_CLIENT_ATTEMPT]: event.attempt, [ATTR_CLIENT_PROBE]: event.probe, ...key },
+      error,
+    );
+  },
+  "client.retry"(event, record) {
+    const attributes = {
+      ...outbound(event),
+      ...status(event.status),
+      [ATTR_CLIENT_RETRY_AFTER]: event.retryAfterMs !== undefined,
+    };
+    record.count(METRIC_CLIENT_RETRIES, attributes);
+    record.time(METRIC_CLIENT_RETRY_DELAY, event.delayMs, attributes);
+  },
+  "client.give_up"(event, record) {
+    record.count(METRIC_CLIENT_GIVE_UPS, {
+      ...outbound(event),
+      [ATTR_CLIENT_GIVE_UP_REASON]: event.reason,
+      ...status(event.status),
+    });
+  },
+  "client.breaker"(event, record) {
+    const origin = { [ATTR_CLIENT_ORIGIN]: event.origin };
+    record.count(METRIC_CLIENT_BREAKER_TRANSITIONS, {
+      ...origin,
+      [ATTR_CLIENT_BREAKER_FROM]: event.from,
+      [ATTR_CLIENT_BREAKER_STATE]: event.to,
+    });
+    // A gauge kept from transitions: a new origin's breaker starts closed without an event, so
+    // only the states it leaves closed for are counted.
+    if (event.from !== "closed")
+      record.add(METRIC_CLIENT_BREAKERS, -1, { ...origin, [ATTR_CLIENT_BREAKER_STATE]: event.from });
+    if (event.to !== "closed")
+      record.add(METRIC_CLIENT_BREAKERS, 1, { ...origin, [ATTR_CLIENT_BREAKER_STATE]: event.to });
+  },
+
+  "oauth.token.requested"(event, record) {
+    const issued = event.outcome === "issued";
+    const attributes = {
+      [ATTR_OAUTH_GRANT]: event.grant,
+      [ATTR_OAUTH_OUTCOME]: event.outcome,
+      ...errorType(issued ? undefined : event.outcome),
+    };
+    record.count(METRIC_OAUTH_TOKEN_REQUESTS, attributes);
+    record.time(METRIC_OAUTH_TOKEN_REQUEST_DURATION, event.durationMs, attributes);
+    record.span(SPAN_OAUTH_TOKEN, event, attributes, issued ? undefined : event.outcome);
+  },
+  "oauth.token.shared"(event, record) {
+    record.count(METRIC_OAUTH_TOKEN_REUSES, { [ATTR_OAUTH_GRANT]: event.grant, [ATTR_OAUTH_OUTCOME]: "shared" });
+  },
+  "oauth.token.stale_used"(event, record) {
+    record.count(METRIC_OAUTH_TOKEN_REUSES, {
+      [ATTR_OAUTH_GRANT]: event.grant,
+      [ATTR_OAUTH_OUTCOME]: "stale_used",
+      [ATTR_ERROR_TYPE]: event.code,
+    });
+  },
+  "oauth.login.started"(_event, record) {
+    record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "started" });
+  },
+  "oauth.login.completed"(_event, record) {
+    record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "completed" });
+  },
+  "oauth.login.refused"(event, record) {
+    record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "refused", [ATTR_ERROR_TYPE]: event.code });
+  },
+  "oauth.session.ended"(event, record) {
+    record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason });
+  },
+  "oauth.session.revoked"(event, record) {
+    // `revoked: false`: deleted here, with nothing to tell the server (no revocation endpoint).
+    record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.revoked ? "revoked" : "deleted" });
   },
 };

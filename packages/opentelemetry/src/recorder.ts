@@ -7,7 +7,13 @@
 
 import { type Attributes, SpanKind, SpanStatusCode, type Tracer } from "@opentelemetry/api";
 import { ATTR_COMPONENT, ATTR_CORRELATION_ID, ATTR_ERROR_TYPE, ATTR_STORE_OPERATION } from "./attributes.js";
-import { type CounterName, type HistogramName, type Instruments, METRIC_STORE_DURATION } from "./instruments.js";
+import {
+  type CounterName,
+  type HistogramName,
+  type Instruments,
+  METRIC_STORE_DURATION,
+  type UpDownCounterName,
+} from "./instruments.js";
 
 export interface SpanTiming {
   durationMs: number;
@@ -31,6 +37,11 @@ export class EventRecorder {
 
   count(name: CounterName, attributes: Attributes): void {
     this.#instruments.counters[name].add(1, attributes);
+  }
+
+  /** Moves an up-down counter (a gauge kept from transitions) by `delta`. */
+  add(name: UpDownCounterName, delta: number, attributes: Attributes): void {
+    this.#instruments.upDownCounters[name].add(delta, attributes);
   }
 
   /** Records a duration given in milliseconds, in seconds. */

@@ -4,18 +4,20 @@
  * where they go.
  */
 
-import type { EventHook, InterlockEvent } from "@interlock/core";
 import { diag, type MeterProvider, metrics, type Tracer, type TracerProvider, trace } from "@opentelemetry/api";
 import { version } from "../package.json";
 import { createInstruments, type Instruments } from "./instruments.js";
-import { EVENT_TELEMETRY, type EventRow } from "./mapping.js";
+import { EVENT_TELEMETRY, type EventRow, type TelemetryEvent } from "./mapping.js";
 import { EventRecorder } from "./recorder.js";
 
 /** The instrumentation scope of every meter and tracer this package makes. */
 export const INSTRUMENTATION_SCOPE = "@interlock/opentelemetry";
 
 /** Where the telemetry goes, and your own hook. */
-export interface InterlockTelemetryOptions<E extends InterlockEvent = InterlockEvent> {
+/** A hook for some of the events telemetry records: core's `onEvent`, the client's, OAuth's. */
+export type TelemetryHook<E extends TelemetryEvent = TelemetryEvent> = (event: E) => void;
+
+export interface InterlockTelemetryOptions<E extends TelemetryEvent = TelemetryEvent> {
   /** Where metrics go. Default: the global one (`metrics.getMeter`), looked up at the first event. */
   meterProvider?: MeterProvider;
   /** Where spans go. Default: the global one (`trace.getTracer`). */
@@ -24,24 +26,25 @@ export interface InterlockTelemetryOptions<E extends InterlockEvent = InterlockE
    * Your own hook, called with every event after telemetry has recorded it (for logs): pass
    * the returned hook as core's `onEvent` and keep yours here. Its errors are not caught here.
    */
-  onEvent?: EventHook<E>;
+  onEvent?: TelemetryHook<E>;
 }
 
 /**
- * Makes the hook to pass as `onEvent` to a webhook receiver, an idempotency engine or an
- * adapter's middleware. One hook can serve them all; make it once per app.
+ * Makes the hook to pass as `onEvent` to a webhook receiver, an idempotency engine, an
+ * adapter's middleware, `createClient()` (`@interlock/client`) or `createOAuthClient()`
+ * (`@interlock/oauth`, and its `retry.onEvent`). One hook can serve them all; make it once per app.
  */
-export function interlockTelemetry<E extends InterlockEvent = InterlockEvent>(
+export function interlockTelemetry<E extends TelemetryEvent = TelemetryEvent>(
   options: InterlockTelemetryOptions<E> = {},
-): EventHook<E> {
+): TelemetryHook<E> {
   const { meterProvider, tracerProvider, onEvent } = options;
   // Looked up at the first event, not now: a global MeterProvider registered after this call
   // (the SDK started later in the app's boot) is still the one used.
   let instruments: Instruments | undefined;
   let tracer: Tracer | undefined;
 
-  function record(event: InterlockEvent): void {
-    const row = (EVENT_TELEMETRY as Record<string, EventRow<InterlockEvent> | undefined>)[event.type];
+  function record(event: TelemetryEvent): void {
+    const row = (EVENT_TELEMETRY as Record<string, EventRow<TelemetryEvent> | undefined>)[event.type];
     if (row === undefined) return; // an event type this version does not know yet
     instruments ??= createInstruments(
       meterProvider
@@ -51,7 +54,9 @@ export function interlockTelemetry<E extends InterlockEvent = InterlockEvent>(
     tracer ??= tracerProvider
       ? tracerProvider.getTracer(INSTRUMENTATION_SCOPE, version)
       : trace.getTracer(INSTRUMENTATION_SCOPE, version);
-    row(event, new EventRecorder(instruments, tracer, event.correlationId));
+    // Only core's events carry a correlation id (the incoming request's).
+    const correlationId = "correlationId" in event ? event.correlationId : undefined;
+    row(event, new EventRecorder(instruments, tracer, correlationId));
   }
 
   return (event) => {

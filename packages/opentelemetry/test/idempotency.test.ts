@@ -38,7 +38,7 @@ beforeEach(async () => {
   otel = sdk();
   events = [];
   store = switchableStore();
-  const onEvent = interlockTelemetry({
+  const onEvent = interlockTelemetry<InterlockEvent>({
     meterProvider: otel.meterProvider,
     tracerProvider: otel.tracerProvider,
     onEvent: (event) => events.push(event),

@@ -81,7 +81,7 @@ describe("composing with the app's own hook", () => {
       tracerProvider: otel.tracerProvider,
       onEvent: (event) => void seen.push(event),
     });
-    const future = { type: "client.attempt", host: "api.example.com", attempt: 2 } as unknown as InterlockEvent;
+    const future = { type: "queue.received", queue: "orders", attempt: 2 } as unknown as InterlockEvent;
     onEvent(future);
     expect(seen).toEqual([future]);
     expect(await otel.spans()).toEqual([]);

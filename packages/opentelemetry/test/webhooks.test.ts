@@ -45,7 +45,7 @@ async function worldWith({ serverSpans = true } = {}): Promise<World> {
   const otel = sdk();
   const events: InterlockEvent[] = [];
   const store = switchableStore();
-  const onEvent = interlockTelemetry({
+  const onEvent = interlockTelemetry<InterlockEvent>({
     meterProvider: otel.meterProvider,
     tracerProvider: otel.tracerProvider,
     onEvent: (event) => events.push(event),

@@ -1,0 +1,233 @@
+/**
+ * The outbound client's and OAuth's events, from a real `createClient()` and a real OAuth
+ * client calling a scripted server on 127.0.0.1: exact data points and spans.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { CircuitOpenError, createClient, RetryLimitError } from "@interlock/client";
+import { createClientCredentials, createOAuthClient } from "@interlock/oauth";
+import { SpanStatusCode } from "@opentelemetry/api";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  interlockTelemetry,
+  METRIC_CLIENT_ATTEMPT_DURATION,
+  METRIC_CLIENT_ATTEMPTS,
+  METRIC_CLIENT_BREAKER_TRANSITIONS,
+  METRIC_CLIENT_BREAKERS,
+  METRIC_CLIENT_GIVE_UPS,
+  METRIC_CLIENT_RETRIES,
+  METRIC_CLIENT_RETRY_DELAY,
+  METRIC_OAUTH_TOKEN_REQUEST_DURATION,
+  METRIC_OAUTH_TOKEN_REQUESTS,
+  SPAN_CLIENT_ATTEMPT,
+  SPAN_OAUTH_TOKEN,
+} from "../src/index.js";
+import { type Sdk, sdk, sorted } from "./harness.js";
+
+interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** A server on 127.0.0.1 answering each request with the next scripted answer (then 200). */
+async function scripted(answers: Answer[]): Promise<{ url: string; origin: string; requests: () => number }> {
+  let requests = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      const answer = answers[requests++] ?? { status: 200, body: "ok" };
+      res.writeHead(answer.status, answer.headers).end(answer.body ?? "");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  servers.push(server);
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url: `${origin}/things?secret=not-recorded`, origin, requests: () => requests };
+}
+
+let otel: Sdk | undefined;
+const servers: Server[] = [];
+afterEach(async () => {
+  await otel?.shutdown();
+  otel = undefined;
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+function telemetry() {
+  otel = sdk();
+  return {
+    otel,
+    onEvent: interlockTelemetry({ meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider }),
+  };
+}
+
+const ORIGIN = "interlock.client.origin";
+
+describe("@interlock/client events", () => {
+  it("a 503 with Retry-After, then a 200: two attempts, one retry, two spans", async () => {
+    const { otel, onEvent } = telemetry();
+    const server = await scripted([{ status: 503, headers: { "retry-after": "0" } }]);
+    const client = createClient({ onEvent, backoff: { baseMs: 1, capMs: 1 } });
+    const response = await client(server.url);
+    expect(response.status).toBe(200);
+    await response.text();
+
+    const metrics = await otel.metrics();
+    const get = { [ORIGIN]: server.origin, "http.request.method": "GET" };
+    expect(sorted(metrics[METRIC_CLIENT_ATTEMPTS])).toEqual(
+      sorted([
+        {
+          attributes: {
+            ...get,
+            "interlock.client.outcome": "response",
+            "http.response.status_code": 503,
+            "error.type": "503",
+          },
+          value: 1,
+        },
+        {
+          attributes: { ...get, "interlock.client.outcome": "response", "http.response.status_code": 200 },
+          value: 1,
+        },
+      ]),
+    );
+    expect(metrics[METRIC_CLIENT_ATTEMPT_DURATION]?.map((p) => "count" in p && p.count)).toEqual([1, 1]);
+    expect(metrics[METRIC_CLIENT_RETRIES]).toEqual([
+      {
+        attributes: { ...get, "http.response.status_code": 503, "interlock.client.retry_after": true },
+        value: 1,
+      },
+    ]);
+    expect(metrics[METRIC_CLIENT_RETRY_DELAY]).toMatchObject([
+      { attributes: { ...get, "http.response.status_code": 503, "interlock.client.retry_after": true }, count: 1 },
+    ]);
+    expect(metrics[METRIC_CLIENT_GIVE_UPS]).toBeUndefined();
+
+    const spans = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT);
+    expect(
+      spans.map((s) => [s.attributes["interlock.client.attempt"], s.status.code, s.attributes["error.type"]]),
+    ).toEqual([
+      [1, SpanStatusCode.ERROR, "503"],
+      [2, SpanStatusCode.UNSET, undefined],
+    ]);
+    // Neither the path nor the query reaches telemetry.
+    expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain("secret");
+  });
+
+  it("a breaker opening, refusing, probing and closing: transitions, the open-breaker gauge, give-ups", async () => {
+    const { otel, onEvent } = telemetry();
+    const server = await scripted([{ status: 500 }, { status: 500 }]);
+    let now = Date.UTC(2030, 0, 1);
+    const client = createClient({
+      onEvent,
+      maxAttempts: 1,
+      breaker: { failures: 2, halfOpenAfterMs: 5_000 },
+      now: () => now,
+    });
+    await expect(client(server.url)).rejects.toBeInstanceOf(RetryLimitError);
+    await expect(client(server.url)).rejects.toBeInstanceOf(RetryLimitError); // opens the circuit
+    const open = await otel.metrics();
+    expect(open[METRIC_CLIENT_BREAKERS]).toEqual([
+      { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "open" }, value: 1 },
+    ]);
+
+    await expect(client(server.url)).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(server.requests()).toBe(2);
+    now += 5_000;
+    expect((await client(server.url)).status).toBe(200); // the probe closes it
+
+    const metrics = await otel.metrics();
+    const transition = (from: string, to: string) => ({
+      attributes: {
+        [ORIGIN]: server.origin,
+        "interlock.client.breaker.from": from,
+        "interlock.client.breaker.state": to,
+      },
+      value: 1,
+    });
+    expect(sorted(metrics[METRIC_CLIENT_BREAKER_TRANSITIONS])).toEqual(
+      sorted([transition("closed", "open"), transition("open", "half_open"), transition("half_open", "closed")]),
+    );
+    expect(sorted(metrics[METRIC_CLIENT_BREAKERS])).toEqual(
+      sorted([
+        { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "open" }, value: 0 },
+        { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "half_open" }, value: 0 },
+      ]),
+    );
+    const get = { [ORIGIN]: server.origin, "http.request.method": "GET" };
+    expect(sorted(metrics[METRIC_CLIENT_GIVE_UPS])).toEqual(
+      sorted([
+        {
+          attributes: { ...get, "interlock.client.give_up_reason": "attempts", "http.response.status_code": 500 },
+          value: 2,
+        },
+        { attributes: { ...get, "interlock.client.give_up_reason": "circuit_open" }, value: 1 },
+      ]),
+    );
+    const probe = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT).at(-1);
+    expect(probe?.attributes["interlock.client.probe"]).toBe(true);
+  });
+});
+
+describe("@interlock/oauth events", () => {
+  it("a client credentials token request retried once: one request issued, two attempts", async () => {
+    const { otel, onEvent } = telemetry();
+    const token = JSON.stringify({ access_token: "at-1", token_type: "bearer", expires_in: 3600 });
+    const server = await scripted([
+      { status: 503, headers: { "retry-after": "0" } },
+      { status: 200, headers: { "content-type": "application/json" }, body: token },
+      { status: 401, headers: { "content-type": "application/json" }, body: '{"error":"invalid_client"}' },
+    ]);
+    const issuer = server.origin;
+    const oauth = (scope: string) =>
+      createClientCredentials(
+        createOAuthClient({
+          issuer,
+          clientId: "service",
+          clientSecret: "secret",
+          metadata: { issuer, token_endpoint: `${issuer}/token` },
+          onEvent,
+          retry: { onEvent, backoff: { baseMs: 1, capMs: 1 } },
+        }),
+        { scope },
+      );
+    await expect(oauth("a").getAccessToken()).resolves.toBe("at-1");
+    await expect(oauth("b").getAccessToken()).rejects.toMatchObject({ code: "invalid_client" });
+
+    const metrics = await otel.metrics();
+    expect(sorted(metrics[METRIC_OAUTH_TOKEN_REQUESTS])).toEqual(
+      sorted([
+        {
+          attributes: { "interlock.oauth.grant": "client_credentials", "interlock.oauth.outcome": "issued" },
+          value: 1,
+        },
+        {
+          attributes: {
+            "interlock.oauth.grant": "client_credentials",
+            "interlock.oauth.outcome": "invalid_client",
+            "error.type": "invalid_client",
+          },
+          value: 1,
+        },
+      ]),
+    );
+    expect(metrics[METRIC_OAUTH_TOKEN_REQUEST_DURATION]?.map((p) => "count" in p && p.count)).toEqual([1, 1]);
+    const post = { [ORIGIN]: server.origin, "http.request.method": "POST", "interlock.client.outcome": "response" };
+    expect(sorted(metrics[METRIC_CLIENT_ATTEMPTS])).toEqual(
+      sorted([
+        { attributes: { ...post, "http.response.status_code": 503, "error.type": "503" }, value: 1 },
+        { attributes: { ...post, "http.response.status_code": 200 }, value: 1 },
+        { attributes: { ...post, "http.response.status_code": 401 }, value: 1 },
+      ]),
+    );
+    const spans = (await otel.spans()).filter((s) => s.name === SPAN_OAUTH_TOKEN);
+    expect(spans.map((s) => [s.attributes["interlock.oauth.outcome"], s.status.code])).toEqual([
+      ["issued", SpanStatusCode.UNSET],
+      ["invalid_client", SpanStatusCode.ERROR],
+    ]);
+  });
+});
