@@ -13,10 +13,10 @@ import { EventRecorder } from "./recorder.js";
 /** The instrumentation scope of every meter and tracer this package makes. */
 export const INSTRUMENTATION_SCOPE = "@interlock/opentelemetry";
 
-/** Where the telemetry goes, and your own hook. */
 /** A hook for some of the events telemetry records: core's `onEvent`, the client's, OAuth's. */
 export type TelemetryHook<E extends TelemetryEvent = TelemetryEvent> = (event: E) => void;
 
+/** Where the telemetry goes, and your own hook. */
 export interface InterlockTelemetryOptions<E extends TelemetryEvent = TelemetryEvent> {
   /** Where metrics go. Default: the global one (`metrics.getMeter`), looked up at the first event. */
   meterProvider?: MeterProvider;
