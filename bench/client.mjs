@@ -12,11 +12,13 @@
  * between batches of the same round, so a machine that slows down affects both sides alike.
  */
 
-import { execFileSync, fork } from "node:child_process";
+import { fork } from "node:child_process";
+
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
+import { measuredCommit } from "./provenance.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -223,15 +225,6 @@ async function main() {
   const failCpu = median(failFast.map((f) => f.cpu));
   const wallPerCpu = median(rounds.flatMap((r) => Object.values(r).map((b) => b.wallPerCpu)));
 
-  const git = (...a) => {
-    try {
-      return execFileSync("git", a, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-    } catch {
-      return "";
-    }
-  };
-  const commit = git("rev-parse", "--short", "HEAD");
-  const dirty = git("status", "--porcelain", "--", "packages") !== "";
   const f0 = (x) => Math.round(x).toLocaleString("en");
   const f1 = (x) => x.toFixed(1);
   const f2 = (x) => x.toFixed(2);
@@ -242,7 +235,7 @@ async function main() {
   const markdown = [
     "# Client benchmark",
     "",
-    `Node ${process.version} · ${os.platform()} ${os.arch()} · ${os.cpus()[0]?.model.trim() ?? "CPU"} · nproc ${os.availableParallelism()} · ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} · commit ${commit ? `${commit}${dirty ? " + uncommitted changes in packages/" : ""}` : "unknown"}`,
+    `Node ${process.version} · ${os.platform()} ${os.arch()} · ${os.cpus()[0]?.model.trim() ?? "CPU"} · nproc ${os.availableParallelism()} · ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} · commit ${measuredCommit()}`,
     "",
     `Load average (1, 5, 15 min) before the run: ${loadBefore.map(f2).join(", ")}; after: ${os.loadavg().map(f2).join(", ")}. The run took ${((performance.now() - started) / 60_000).toFixed(1)} min.`,
     "",

@@ -20,12 +20,14 @@
  * known even when the client, or another process on this shared machine, held the CPU back.
  */
 
-import { execFileSync, fork } from "node:child_process";
+import { fork } from "node:child_process";
+
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { measuredCommit } from "./provenance.mjs";
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -1070,15 +1072,6 @@ async function main() {
     }
   }
   const summary = summarise(runs);
-  const git = (...a) => {
-    try {
-      return execFileSync("git", a, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-    } catch {
-      return "";
-    }
-  };
-  const commit = git("rev-parse", "--short", "HEAD");
-  const dirty = git("status", "--porcelain", "--", "packages") !== "";
   const cpus = os.cpus();
   const autocannonVersion = JSON.parse(
     readFileSync(fileURLToPath(new URL("./node_modules/autocannon/package.json", import.meta.url)), "utf8"),
@@ -1089,7 +1082,7 @@ async function main() {
     cpu: cpus[0]?.model.trim() ?? "unknown CPU",
     nproc: os.availableParallelism(),
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
-    commit: commit ? `${commit}${dirty ? " + uncommitted changes in packages/" : ""}` : "unknown",
+    commit: measuredCommit(),
     loadBefore: loadBefore.map((x) => x.toFixed(2)).join(", "),
     loadAfter: os
       .loadavg()

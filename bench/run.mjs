@@ -14,6 +14,7 @@
  */
 
 import { execFileSync } from "node:child_process";
+
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -31,6 +32,7 @@ import { verify as octokitVerify } from "@octokit/webhooks-methods";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import Stripe from "stripe";
 import { Webhook as SvixWebhook } from "svix";
+import { measuredCommit } from "./provenance.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -603,21 +605,8 @@ async function main() {
     }
   }
   const cpus = os.cpus();
-  const git = (...a) => {
-    try {
-      return execFileSync("git", a, {
-        cwd: fileURLToPath(new URL(".", import.meta.url)),
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "ignore"],
-      }).trim();
-    } catch {
-      return "";
-    }
-  };
-  const commit = git("rev-parse", "--short", "HEAD");
-  const dirty = git("status", "--porcelain", "--", "../packages/core/src") !== "";
   const meta = {
-    core: commit ? `${commit}${dirty ? " + uncommitted changes in packages/core/src" : ""}` : "unknown",
+    core: measuredCommit("packages/core/src"),
     node: process.version,
     platform: `${os.platform()} ${os.arch()}`,
     cpu: `${cpus[0]?.model.trim() ?? "unknown CPU"}`,

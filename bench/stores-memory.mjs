@@ -37,12 +37,18 @@ for (let round = 0; round < 3; round++) {
   const a = await rate("claim + complete (unique keys, store full, evicting)", N, (n) =>
     claimComplete(store, n, 1e7 * (round + 1)),
   );
+  // The same pairs in a store below its bound (nothing evicted): what eviction costs at steady state.
+  const roomy = new MemoryStore({ maxEntries: 4_000_000, maxBytes: 1024 * 1024 * 1024 });
+  await claimComplete(roomy, 200_000, 0);
+  const roomyRate = await rate("claim + complete (unique keys, store below its bound)", N, (n) =>
+    claimComplete(roomy, n, 1e7 * (round + 1)),
+  );
   const replayStore = new MemoryStore();
   await claimComplete(replayStore, 1, 0);
   const c0 = await replayStore.claim("known", CLAIM);
   await replayStore.complete("known", c0.token, RESPONSE, COMPLETE);
   const b = await rate("claim of a completed key (replay)", N, (n) => replays(replayStore, n));
-  for (const r of [a, b]) if (!best[r.label] || best[r.label] < r.perSecond) best[r.label] = r.perSecond;
+  for (const r of [a, roomyRate, b]) if (!best[r.label] || best[r.label] < r.perSecond) best[r.label] = r.perSecond;
 }
 
 const lines = [

@@ -7,6 +7,7 @@
 export type BackoffStrategy = "full" | "equal" | "decorrelated";
 
 export interface Backoff {
+  /** Full, equal or decorrelated jitter. */
   strategy: BackoffStrategy;
   /** The first retry's ceiling, in milliseconds. */
   baseMs: number;

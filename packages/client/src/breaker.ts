@@ -7,6 +7,7 @@
 
 import type { AttemptResult } from "./policy.js";
 
+/** Closed: calls pass. Open: they fail fast. Half-open: one probe finds out whether the origin is back. */
 export type BreakerState = "closed" | "open" | "half_open";
 
 interface BreakerOptionsBase {
@@ -18,6 +19,7 @@ interface BreakerOptionsBase {
 
 /** Opens after `failures` failed attempts in a row. */
 export interface ConsecutiveBreakerOptions extends BreakerOptionsBase {
+  /** The default mode. */
   mode?: "consecutive";
   /** Default 5. */
   failures?: number;
@@ -25,6 +27,7 @@ export interface ConsecutiveBreakerOptions extends BreakerOptionsBase {
 
 /** Opens when, over the last `windowMs`, at least `minimumCalls` attempts were made and `threshold` of them failed. */
 export interface RatioBreakerOptions extends BreakerOptionsBase {
+  /** Counts a share of failures over a sliding window. */
   mode: "ratio";
   /** Share of failed attempts, in (0, 1]. Default 0.5. */
   threshold?: number;
@@ -34,16 +37,35 @@ export interface RatioBreakerOptions extends BreakerOptionsBase {
   minimumCalls?: number;
 }
 
+/** The circuit breaker's options: consecutive failures (the default) or a failure ratio. */
 export type BreakerOptions = ConsecutiveBreakerOptions | RatioBreakerOptions;
 
 /** Breaker options with their defaults applied. */
-export type BreakerPolicy = { halfOpenAfterMs: number } & (
-  | { mode: "consecutive"; failures: number }
-  | { mode: "ratio"; threshold: number; windowMs: number; minimumCalls: number }
+export type BreakerPolicy = {
+  /** How long an open circuit fails fast before a probe. */
+  halfOpenAfterMs: number;
+} & (
+  | {
+      /** Failures in a row. */
+      mode: "consecutive";
+      /** Failures in a row that open the circuit. */
+      failures: number;
+    }
+  | {
+      /** A share of failures over a window. */
+      mode: "ratio";
+      /** The share of failed attempts that opens the circuit. */
+      threshold: number;
+      /** The sliding window, in milliseconds. */
+      windowMs: number;
+      /** Fewer attempts in the window never open the circuit. */
+      minimumCalls: number;
+    }
 );
 
 /** A breaker's state as plain JSON, to persist and restore (`client.breakers.snapshot()`). */
 export interface BreakerSnapshot {
+  /** The breaker's state. */
   state: BreakerState;
   /** Failed attempts in a row. */
   consecutiveFailures: number;
@@ -53,10 +75,26 @@ export interface BreakerSnapshot {
 
 /** What the breaker says to a call about to be made. */
 export type Admission =
-  | { kind: "pass" }
-  | { kind: "probe" }
-  | { kind: "wait"; settled: Promise<void> }
-  | { kind: "reject"; retryAfterMs: number };
+  | {
+      /** Closed: the call goes ahead. */
+      kind: "pass";
+    }
+  | {
+      /** Half-open: this call is the probe. */
+      kind: "probe";
+    }
+  | {
+      /** Half-open with a probe in flight: wait for its outcome. */
+      kind: "wait";
+      /** Settles when the probe's outcome is known. */
+      settled: Promise<void>;
+    }
+  | {
+      /** Open: fail fast. */
+      kind: "reject";
+      /** Milliseconds until a probe is allowed. */
+      retryAfterMs: number;
+    };
 
 const PASS: Admission = Object.freeze({ kind: "pass" });
 const PROBE: Admission = Object.freeze({ kind: "probe" });
@@ -66,7 +104,9 @@ interface Probe {
   settle: () => void;
 }
 
+/** One origin's breaker, as `client.breakers.get(url)` returns it. */
 export class CircuitBreaker {
+  /** The origin it guards. */
   readonly origin: string;
   readonly #policy: BreakerPolicy;
   readonly #now: () => number;
@@ -96,6 +136,7 @@ export class CircuitBreaker {
     return this.#state;
   }
 
+  /** Failed attempts in a row. */
   get consecutiveFailures(): number {
     return this.#consecutive;
   }
@@ -111,7 +152,12 @@ export class CircuitBreaker {
   }
 
   /** Attempts and failures counted in the current window (ratio mode; zeros in consecutive mode). */
-  get window(): { calls: number; failures: number } {
+  get window(): {
+    /** Attempts in the window. */
+    calls: number;
+    /** Failed attempts in the window. */
+    failures: number;
+  } {
     return this.#window?.totals(this.#now()) ?? { calls: 0, failures: 0 };
   }
 
@@ -162,6 +208,7 @@ export class CircuitBreaker {
     if (probe) this.#endProbe();
   }
 
+  /** The state as plain JSON, for `restore`. */
   snapshot(): BreakerSnapshot {
     return { state: this.#state, consecutiveFailures: this.#consecutive, openedAt: this.#openedAt ?? null };
   }

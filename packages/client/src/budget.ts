@@ -15,6 +15,7 @@ export interface RetryBudgetOptions {
   successRefund?: number;
 }
 
+/** The budget's defaults: 10 tokens, 1 per retry, 0.1 back per response not retried. */
 export const DEFAULT_RETRY_BUDGET: Required<RetryBudgetOptions> = Object.freeze({
   capacity: 10,
   retryCost: 1,
@@ -24,9 +25,13 @@ export const DEFAULT_RETRY_BUDGET: Required<RetryBudgetOptions> = Object.freeze(
 /** Tokens are counted in thousandths, so ten refunds of 0.1 make exactly one token. */
 const SCALE = 1000;
 
+/** One origin's retry budget, as `client.budgets.get(url)` returns it. */
 export class RetryBudget {
+  /** Tokens the bucket holds at most, and starts with. */
   readonly capacity: number;
+  /** Tokens a retry spends. */
   readonly retryCost: number;
+  /** Tokens a response not retried puts back. */
   readonly successRefund: number;
   #milliTokens: number;
   readonly #milliCost: number;

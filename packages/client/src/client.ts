@@ -33,6 +33,7 @@ export interface Client {
   readonly budgets: BudgetRegistry;
 }
 
+/** Makes a client: a `fetch` with timeouts, safe retries, a retry budget and a circuit breaker per origin. */
 export function createClient(options: ClientOptions = {}): Client {
   const settings = resolveOptions(options);
   const origins = new Origins({

@@ -7,12 +7,14 @@
 
 import { InterlockError } from "@interlock/core";
 
+/** The `code` of each error the client throws on its own account. */
 export type ClientErrorCode = "timeout" | "retry_limit" | "circuit_open" | "retry_after_too_long";
 
 /** Where the logical request stood when the client stopped. */
 export interface ClientErrorDetails {
   /** The origin called (`https://api.example.com`): the breaker and budget key. Never the path or query. */
   origin: string;
+  /** The request's method, upper case. */
   method: string;
   /** Attempts that reached the network (0 when refused before the first one). */
   attempts: number;
@@ -22,11 +24,19 @@ export interface ClientErrorDetails {
   cause?: unknown;
 }
 
+/**
+ * What every error of the client carries: the origin, the method, the attempts made and what
+ * the last one got. A core `InterlockError`: stable `code`, `status`, `toProblem()`.
+ */
 export abstract class ClientError extends InterlockError {
   abstract override readonly code: ClientErrorCode;
+  /** The origin called (`https://api.example.com`), never the path or query. */
   readonly origin: string;
+  /** The request's method, upper case. */
   readonly method: string;
+  /** Attempts that reached the network (0 when refused before the first one). */
   readonly attempts: number;
+  /** The last attempt's response, body unread (read or cancel it), when it got one. */
   readonly response: Response | undefined;
 
   constructor(message: string, details: ClientErrorDetails) {
@@ -40,12 +50,14 @@ export abstract class ClientError extends InterlockError {
 
 /** An attempt took longer than `timeoutMs`, or the whole request longer than `deadlineMs`. */
 export class TimeoutError extends ClientError {
+  /** The class name, the same in every copy of the package. */
   override readonly name = "TimeoutError";
   readonly code = "timeout";
   readonly status = 504;
   readonly title = "The upstream request timed out";
   /** "attempt": one attempt passed `timeoutMs`; "deadline": the request as a whole passed `deadlineMs`. */
   readonly scope: "attempt" | "deadline";
+  /** The limit that passed: `timeoutMs` or `deadlineMs`, in milliseconds. */
   readonly timeoutMs: number;
 
   constructor(scope: "attempt" | "deadline", timeoutMs: number, details: ClientErrorDetails) {
@@ -74,10 +86,12 @@ const LIMIT_WORDING: Record<RetryLimitReason, string> = {
  * reached, the origin's retry budget empty, or the wait would pass the deadline.
  */
 export class RetryLimitError extends ClientError {
+  /** The class name, the same in every copy of the package. */
   override readonly name = "RetryLimitError";
   readonly code = "retry_limit";
   readonly status = 502;
   readonly title = "The upstream request kept failing";
+  /** Which limit stopped the retries. */
   readonly reason: RetryLimitReason;
 
   constructor(reason: RetryLimitReason, details: ClientErrorDetails) {
@@ -88,6 +102,7 @@ export class RetryLimitError extends ClientError {
 
 /** The origin's circuit is open: no network call was made for this attempt. */
 export class CircuitOpenError extends ClientError {
+  /** The class name, the same in every copy of the package. */
   override readonly name = "CircuitOpenError";
   readonly code = "circuit_open";
   readonly status = 503;
@@ -103,11 +118,14 @@ export class CircuitOpenError extends ClientError {
 
 /** The server's `Retry-After` asks for a longer wait than `maxRetryAfterMs`: the client does not sleep that long. */
 export class RetryAfterTooLongError extends ClientError {
+  /** The class name, the same in every copy of the package. */
   override readonly name = "RetryAfterTooLongError";
   readonly code = "retry_after_too_long";
   readonly status = 503;
   readonly title = "The upstream asked for a longer wait than allowed";
+  /** The wait the server asked for, in milliseconds. */
   readonly retryAfterMs: number;
+  /** The longest wait the client honours (`maxRetryAfterMs`). */
   readonly maxRetryAfterMs: number;
 
   constructor(retryAfterMs: number, maxRetryAfterMs: number, details: ClientErrorDetails) {

@@ -10,6 +10,7 @@ import type { BreakerState } from "./breaker.js";
 export interface ClientEventBase {
   /** `https://api.example.com`: the origin only. */
   origin: string;
+  /** The request's method, upper case. */
   method: string;
   /** The request's `Idempotency-Key` (the client's or the caller's), when it has one. */
   key: string | undefined;
@@ -18,10 +19,13 @@ export interface ClientEventBase {
 /** How an attempt ended. */
 export type AttemptOutcome = "response" | "network_error" | "timeout" | "aborted";
 
+/** An attempt ended: a response, a network error, a timeout or an abort. */
 export interface AttemptEvent extends ClientEventBase {
+  /** What happened. */
   type: "client.attempt";
   /** 1 for the first attempt. */
   attempt: number;
+  /** How the attempt ended. */
   outcome: AttemptOutcome;
   /** The response status, for `outcome: "response"`. */
   status: number | undefined;
@@ -29,17 +33,23 @@ export interface AttemptEvent extends ClientEventBase {
   error: string | undefined;
   /** True when this attempt was the half-open circuit's probe. */
   probe: boolean;
+  /** How long the attempt took, in milliseconds. */
   durationMs: number;
 }
 
+/** A retry is coming: the client waits `delayMs`, then makes attempt `attempt + 1`. */
 export interface RetryEvent extends ClientEventBase {
+  /** What happened. */
   type: "client.retry";
   /** The attempt that failed; the next one is `attempt + 1`. */
   attempt: number;
   /** What the client waits before the next attempt: the backoff, raised to `Retry-After` when the server sent a longer one. */
   delayMs: number;
+  /** The backoff alone, before `Retry-After` was applied. */
   backoffMs: number;
+  /** The server's `Retry-After`, in milliseconds, when it sent a valid one. */
   retryAfterMs: number | undefined;
+  /** The failed attempt's status, when it got a response. */
   status: number | undefined;
   /** The origin's retry budget after paying for this retry, when budgets are on. */
   budgetTokens: number | undefined;
@@ -59,8 +69,11 @@ export type GiveUpReason =
   | "not_idempotent"
   | "body_not_replayable";
 
+/** The client stopped: an outcome worth retrying was not retried, for `reason`. */
 export interface GiveUpEvent extends ClientEventBase {
+  /** What happened. */
   type: "client.give_up";
+  /** Why the outcome was not retried. */
   reason: GiveUpReason;
   /** Attempts made (0 when the circuit refused the first one). */
   attempts: number;
@@ -68,11 +81,17 @@ export interface GiveUpEvent extends ClientEventBase {
   status: number | undefined;
 }
 
+/** An origin's circuit breaker changed state. */
 export interface BreakerTransitionEvent {
+  /** What happened. */
   type: "client.breaker";
+  /** The origin whose breaker it is. */
   origin: string;
+  /** The state before. */
   from: BreakerState;
+  /** The state now. */
   to: BreakerState;
 }
 
+/** Every event the client emits; tell them apart by `type`. */
 export type ClientEvent = AttemptEvent | RetryEvent | GiveUpEvent | BreakerTransitionEvent;

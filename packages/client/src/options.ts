@@ -18,6 +18,7 @@ import { platformSleep, type Sleep } from "./signals.js";
 /** A fetch to call underneath: the platform's, a mock, or another wrapper. */
 export type FetchFunction = (input: FetchInput, init?: RequestInit) => Promise<Response>;
 
+/** How the client adds an `Idempotency-Key` to unsafe methods. */
 export interface IdempotencyKeyOptions {
   /** The header. Default `"Idempotency-Key"`. */
   header?: string;
@@ -30,6 +31,7 @@ export interface IdempotencyKeyOptions {
   generate?: (request: KeyRequest) => string;
 }
 
+/** The wait before each retry. */
 export interface BackoffOptions {
   /** Default `"full"` jitter. */
   strategy?: BackoffStrategy;
@@ -39,6 +41,7 @@ export interface BackoffOptions {
   capMs?: number;
 }
 
+/** `createClient`'s options; every one has a default. */
 export interface ClientOptions {
   /** Default: the platform's `fetch` (looked up on each call). */
   fetch?: FetchFunction;
@@ -52,6 +55,7 @@ export interface ClientOptions {
   retryMethods?: readonly string[];
   /** Which outcomes are worth retrying. Default `defaultRetryOn`. Safety (method, key, body) is checked apart from it. */
   retryOn?: (context: RetryContext) => boolean;
+  /** The wait before each retry: full jitter from 100 ms, capped at 10 s. */
   backoff?: BackoffOptions;
   /** A `Retry-After` asking for longer than this ends the request with `RetryAfterTooLongError`. Default 60 000 ms. */
   maxRetryAfterMs?: number;

@@ -68,7 +68,9 @@ export class Origins {
 
 /** Every breaker's state, as JSON to persist and hand to `restore`, in this process or another one. */
 export interface BreakersSnapshot {
+  /** The snapshot format: 1. */
   version: 1;
+  /** Each origin's breaker. */
   breakers: Record<string, BreakerSnapshot>;
 }
 

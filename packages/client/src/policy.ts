@@ -6,7 +6,19 @@
  */
 
 /** An attempt's result: a response, or the error fetch rejected with (a network error, an attempt timeout). */
-export type AttemptResult = { response: Response; error: undefined } | { response: undefined; error: unknown };
+export type AttemptResult =
+  | {
+      /** The attempt's response. */
+      response: Response;
+      /** No error: the attempt got a response. */
+      error: undefined;
+    }
+  | {
+      /** No response: the attempt failed. */
+      response: undefined;
+      /** What fetch rejected with, or the attempt's timeout. */
+      error: unknown;
+    };
 
 /** What `retryOn` is asked about. */
 export type RetryContext = AttemptResult & {

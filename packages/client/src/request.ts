@@ -9,9 +9,11 @@ import { isReplayableBody } from "./policy.js";
 /** What the client takes as fetch's first argument. */
 export type FetchInput = string | URL | Request;
 
+/** What `idempotencyKey.generate` is told about the request. */
 export interface KeyRequest {
   /** Upper-case. */
   method: string;
+  /** The request's URL. */
   url: string;
 }
 

@@ -10,6 +10,7 @@
 /** Resolves after `ms`, or rejects with `signal.reason` the moment `signal` aborts. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
 
+/** The default `sleep`: `setTimeout`, rejecting with `signal.reason` on abort. */
 export const platformSleep: Sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
     if (signal.aborted) {

@@ -5,11 +5,12 @@
  * against a real server here, and loads through `require` on Node.
  */
 import { execFile as execFileCallback, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { describeWebStandardsOnly } from "@interlock/test-harness/portability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve } from "./helpers/setup.js";
 
@@ -17,26 +18,8 @@ const execFile = promisify(execFileCallback);
 const packages = fileURLToPath(new URL("../../", import.meta.url));
 const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
 const binDir = fileURLToPath(new URL("../../../node_modules/.bin/", import.meta.url));
-const sources = readdirSync(srcDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
 
-const FORBIDDEN: Array<[string, RegExp]> = [
-  ["a node: import", /\bfrom\s*["']node:|\bimport\(\s*["']node:|\brequire\(/],
-  ["a bare Node built-in import", /\bfrom\s*["'](?:buffer|crypto|fs|http|https|net|os|path|stream|url|util|zlib)["']/],
-  ["Buffer", /\bBuffer\b/],
-  ["process", /\bprocess\./],
-  ["setImmediate", /\bsetImmediate\b/],
-];
-
-describe("web standards only", () => {
-  it("has sources to check", () => {
-    expect(sources).toContain("index.ts");
-  });
-
-  it.each(sources)("src/%s uses no Node-only module or global", (file) => {
-    const code = readFileSync(join(srcDir, file), "utf8");
-    for (const [what, pattern] of FORBIDDEN) expect(code, `${file} has ${what}`).not.toMatch(pattern);
-  });
-});
+describeWebStandardsOnly(srcDir);
 
 const PROBE = `
 import { createClient } from "@interlock/client";

@@ -73,6 +73,7 @@ export {
   assertClaim,
   assertComplete,
   assertKey,
+  boundedStoreCall,
   MAX_KEY_LENGTH,
   refuseTransaction,
   responseSize,

@@ -160,7 +160,11 @@ async function capture(c: Context, written: Written | undefined, limit: number):
     return { status, headers: headerPairs(response.headers), body: undefined };
   if (written !== undefined && written.response === response) {
     const body = givenBody(written.data);
-    if (body !== undefined) return { status, headers: headerPairs(response.headers), body };
+    if (body !== undefined) {
+      const headers = headerPairs(response.headers);
+      answerWithRecord(c, written.data as BodyInit | null, status, headers);
+      return { status, headers, body };
+    }
   }
   // Read back. The body first: the headers are then those of the full Response that is sent
   // (a runtime may spell a default Content-Type differently in its lightweight one).
@@ -173,6 +177,22 @@ async function capture(c: Context, written: Written | undefined, limit: number):
   c.res = undefined;
   c.res = new Response(read.body ?? read.rest, { status, statusText, headers: response.headers });
   return { status, headers, body: read.body };
+}
+
+/**
+ * Reading `headers` turned the response's headers into a `Headers` object, which
+ * @hono/node-server then iterates again (sorted, per the Fetch spec) to write the answer: the
+ * same response is made anew from a plain record of the headers just read, which it writes as
+ * it is. Only when no name repeats: a record cannot hold two `Set-Cookie`s on every runtime.
+ */
+function answerWithRecord(c: Context, data: BodyInit | null, status: number, headers: Array<[string, string]>) {
+  const record: Record<string, string> = {};
+  for (const [name, value] of headers) {
+    if (name in record) return;
+    record[name] = value;
+  }
+  c.res = undefined;
+  c.res = new Response(data, { status, headers: record });
 }
 
 /** The bytes of a body as given to the context, when it is one Response sends as it is. */

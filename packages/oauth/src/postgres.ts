@@ -5,7 +5,7 @@
  * no live value may exist. Nothing uses session state, so it works behind PgBouncer.
  */
 
-import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { boundedStoreCall, InterlockConfigError } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -163,23 +163,9 @@ export class PostgresTokenStore implements TokenStore {
 
   /** One statement, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */
   async #execute(statement: Statement, values: unknown[]) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new StoreUnavailableError(this.name, `${statement} got no answer in ${this.operationTimeoutMs} ms`)),
-        this.operationTimeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([this.#db.query({ text: this.#sql[statement], values }), timeout]);
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new StoreUnavailableError(this.name, `${statement} failed: ${reason}`, { cause: error });
-    } finally {
-      clearTimeout(timer);
-    }
+    return boundedStoreCall(this.name, statement, this.operationTimeoutMs, () =>
+      this.#db.query({ text: this.#sql[statement], values }),
+    );
   }
 }
 

@@ -5,7 +5,7 @@
  * the caller's: the store defines its scripts on it and never connects, closes or reconfigures it.
  */
 
-import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { boundedStoreCall, InterlockConfigError } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -108,24 +108,10 @@ export class RedisTokenStore implements TokenStore {
 
   /** One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */
   async #run(operation: Operation, key: string, args: Array<string | number>): Promise<unknown> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new StoreUnavailableError(this.name, `${operation} got no answer in ${this.operationTimeoutMs} ms`)),
-        this.operationTimeoutMs,
-      );
-    });
-    try {
+    return boundedStoreCall(this.name, operation, this.operationTimeoutMs, () => {
       const command = this.#client[SCRIPTS[operation][0]]!;
-      return await Promise.race([command.call(this.#client, this.prefix + key, ...args), timeout]);
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new StoreUnavailableError(this.name, `${operation} failed: ${reason}`, { cause: error });
-    } finally {
-      clearTimeout(timer);
-    }
+      return command.call(this.#client, this.prefix + key, ...args);
+    });
   }
 }
 

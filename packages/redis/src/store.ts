@@ -9,6 +9,7 @@ import {
   assertClaim,
   assertComplete,
   assertKey,
+  boundedStoreCall,
   type ClaimOptions,
   type ClaimResult,
   type CompleteOptions,
@@ -17,7 +18,6 @@ import {
   refuseTransaction,
   type StoredRecord,
   type StoredResponse,
-  StoreUnavailableError,
 } from "@interlock/core";
 import { assertPrefix, redisKey } from "./keys.js";
 import {
@@ -162,25 +162,11 @@ export class RedisStore implements InterlockStore {
     args: Array<string | number | Buffer>,
     parse: (reply: unknown) => T,
   ): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new StoreUnavailableError(this.name, `${operation} got no answer in ${this.operationTimeoutMs} ms`)),
-        this.operationTimeoutMs,
-      );
-    });
-    try {
-      // A synchronous throw (a closed client, say) lands in the catch below like a rejection.
-      const call = callScript(this.#client, operation, this.keyFor(key), args);
-      return parse(await Promise.race([call, timeout]));
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new StoreUnavailableError(this.name, `${operation} failed: ${reason}`, { cause: error });
-    } finally {
-      clearTimeout(timer);
-    }
+    // A synchronous throw (a closed client, say) is caught like a rejection.
+    const reply = await boundedStoreCall(this.name, operation, this.operationTimeoutMs, () =>
+      callScript(this.#client, operation, this.keyFor(key), args),
+    );
+    return parse(reply);
   }
 }
 

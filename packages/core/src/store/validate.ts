@@ -76,3 +76,33 @@ export function asUnavailable(store: InterlockStore, error: unknown): StoreUnava
     ? error
     : new StoreUnavailableError(store.name, error instanceof Error ? error.message : String(error), { cause: error });
 }
+
+/**
+ * Runs one store operation within `timeoutMs`. Anything but an answer in time (a driver
+ * error, a synchronous throw, a command still queued while the client reconnects, a server
+ * that stopped answering) becomes a `StoreUnavailableError` naming the operation: callers fail
+ * closed, never with a false win and never hanging. For store and token-store implementations.
+ */
+export async function boundedStoreCall<T>(
+  store: string,
+  operation: string,
+  timeoutMs: number,
+  call: () => PromiseLike<T>,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new StoreUnavailableError(store, `${operation} got no answer in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([call(), timeout]);
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) throw error;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new StoreUnavailableError(store, `${operation} failed: ${reason}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
