@@ -178,7 +178,7 @@ function redisCli(args: string[]): Promise<string> {
   });
 }
 
-async function waitFor(label: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+async function waitFor(label: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check().catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`${label} did not happen within ${timeoutMs} ms`);
