@@ -122,6 +122,21 @@ const errorType = (type: string | undefined): Attributes => (type === undefined 
 /** The handler's own time: the outcome's duration less the store write that ends it. */
 const handlerMs = (event: { durationMs: number; storeMs: number }) => event.durationMs - event.storeMs;
 
+/** Every answer a claim gives (first, replayed, in flight, mismatch): one outcome, the store's time, a claim span. */
+function claimOutcome(
+  event: { key: string; storeMs: number },
+  attributes: Attributes,
+  record: EventRecorder,
+): void {
+  record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
+  record.store("idempotency", "claim", event.storeMs);
+  record.span(
+    SPAN_IDEMPOTENCY_CLAIM,
+    { durationMs: event.storeMs },
+    { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key },
+  );
+}
+
 export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> } = {
   "webhook.verified"(event, record) {
     const attributes = { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: "verified" };
@@ -207,43 +222,19 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
   },
   "idempotency.first"(event, record) {
     const attributes = idempotency(event, "first");
-    record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
-    record.store("idempotency", "claim", event.storeMs);
-    record.span(
-      SPAN_IDEMPOTENCY_CLAIM,
-      { durationMs: event.storeMs },
-      { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key },
-    );
+    claimOutcome(event, attributes, record);
   },
   "idempotency.replayed"(event, record) {
     const attributes = { ...idempotency(event, "replayed"), ...status(event.status) };
-    record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
-    record.store("idempotency", "claim", event.storeMs);
-    record.span(
-      SPAN_IDEMPOTENCY_CLAIM,
-      { durationMs: event.storeMs },
-      { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key },
-    );
+    claimOutcome(event, attributes, record);
   },
   "idempotency.in_flight"(event, record) {
     const attributes = { ...idempotency(event, "in_flight"), [ATTR_IDEMPOTENCY_WAITED]: event.waited };
-    record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
-    record.store("idempotency", "claim", event.storeMs);
-    record.span(
-      SPAN_IDEMPOTENCY_CLAIM,
-      { durationMs: event.storeMs },
-      { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key },
-    );
+    claimOutcome(event, attributes, record);
   },
   "idempotency.mismatch"(event, record) {
     const attributes = idempotency(event, "mismatch");
-    record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
-    record.store("idempotency", "claim", event.storeMs);
-    record.span(
-      SPAN_IDEMPOTENCY_CLAIM,
-      { durationMs: event.storeMs },
-      { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key },
-    );
+    claimOutcome(event, attributes, record);
   },
   "idempotency.completed"(event, record) {
     const attributes = { ...idempotency(event, "completed"), ...status(event.status) };
