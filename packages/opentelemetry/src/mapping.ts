@@ -123,11 +123,7 @@ const errorType = (type: string | undefined): Attributes => (type === undefined 
 const handlerMs = (event: { durationMs: number; storeMs: number }) => event.durationMs - event.storeMs;
 
 /** Every answer a claim gives (first, replayed, in flight, mismatch): one outcome, the store's time, a claim span. */
-function claimOutcome(
-  event: { key: string; storeMs: number },
-  attributes: Attributes,
-  record: EventRecorder,
-): void {
+function claimOutcome(event: { key: string; storeMs: number }, attributes: Attributes, record: EventRecorder): void {
   record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
   record.store("idempotency", "claim", event.storeMs);
   record.span(
