@@ -6,8 +6,10 @@
  *
  * Built for a million claim+complete pairs a second on one core (bench/stores-memory.mjs):
  * one entry object per key that goes from lock to record in place, a two-generation index
- * that evicts without deleting from a large Map (generations.ts), and small bodies copied
- * into shared chunks rather than one ArrayBuffer each (slab.ts).
+ * that evicts without deleting from a large Map (generations.ts), and header pairs kept flat.
+ * Each body is its own copy: bodies packed into shared chunks would be faster, but a chunk
+ * lives as long as its longest-lived record, so records of mixed retention could hold many
+ * times `maxBytes`; the bound comes first.
  */
 
 import { InterlockConfigError, StoreUnavailableError } from "../errors.js";
@@ -20,7 +22,6 @@ import type {
   StoredResponse,
 } from "./contract.js";
 import { Generations } from "./generations.js";
-import { Slab, type SlabRef, slabRead } from "./slab.js";
 import { assertClaim, assertComplete, assertKey, refuseTransaction } from "./validate.js";
 
 /** The memory store's bounds and clock. */
@@ -43,7 +44,7 @@ const GONE = 2;
  * One key's state, a lock that becomes a record in place: one object per key, with every
  * field set from the start so all entries share one shape.
  */
-interface Entry extends SlabRef {
+interface Entry {
   state: typeof LOCKED | typeof COMPLETED | typeof GONE;
   /** The fencing token while locked; "" once completed. */
   token: string;
@@ -55,6 +56,8 @@ interface Entry extends SlabRef {
   status: number;
   /** Header names and values, flat: [name, value, name, value, …]. */
   headers: string[];
+  /** The store's own copy of the body. */
+  body: Uint8Array;
   bytes: number;
 }
 
@@ -99,7 +102,6 @@ export class MemoryStore implements InterlockStore {
   readonly #maxBytes: number;
   readonly #now: () => number;
   readonly #entries = new Generations<Entry>();
-  readonly #bodies = new Slab();
   /** Live entries (locks and records). */
   #size = 0;
   #bytes = 0;
@@ -145,9 +147,7 @@ export class MemoryStore implements InterlockStore {
       status: 0,
       headers: NO_HEADERS,
       bytes: 0,
-      chunk: EMPTY,
-      offset: 0,
-      length: 0,
+      body: EMPTY,
     });
     this.#size++;
     return { state: "claimed", token };
@@ -163,7 +163,8 @@ export class MemoryStore implements InterlockStore {
     entry.token = "";
     entry.status = response.status;
     entry.headers = flatHeaders(response.headers);
-    this.#bodies.copy(response.body, entry);
+    // A copy: the caller may reuse its buffer once this returns.
+    entry.body = response.body.slice();
     entry.completedAt = now;
     entry.expiresAt = now + options.ttlMs;
     entry.bytes = bytes;
@@ -213,7 +214,7 @@ export class MemoryStore implements InterlockStore {
     return {
       status: entry.status,
       headers: headerPairs(entry.headers),
-      body: slabRead(entry),
+      body: entry.body.slice(),
       fingerprint: entry.fingerprint,
       createdAt: entry.createdAt,
       completedAt: entry.completedAt,
@@ -225,7 +226,7 @@ export class MemoryStore implements InterlockStore {
     if (entry.state === COMPLETED) this.#bytes -= entry.bytes;
     entry.state = GONE;
     entry.headers = NO_HEADERS;
-    entry.chunk = EMPTY;
+    entry.body = EMPTY;
     this.#size--;
   }
 
