@@ -75,6 +75,7 @@ export {
   assertKey,
   boundedStoreCall,
   MAX_KEY_LENGTH,
+  positiveIntegerOption,
   refuseTransaction,
   responseSize,
 } from "./store/validate.js";

@@ -5,7 +5,7 @@
  * no live value may exist. Nothing uses session state, so it works behind PgBouncer.
  */
 
-import { boundedStoreCall, InterlockConfigError } from "@interlock/core";
+import { boundedStoreCall, InterlockConfigError, positiveIntegerOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -107,10 +107,7 @@ export class PostgresTokenStore implements TokenStore {
   constructor(db: PgQueryable, options: PostgresTokenStoreOptions = {}) {
     if (typeof db?.query !== "function") throw new InterlockConfigError("the postgres token store needs a pg Pool");
     this.table = qualifiedTable(options).table;
-    this.operationTimeoutMs = options.operationTimeoutMs ?? 2_000;
-    if (!Number.isSafeInteger(this.operationTimeoutMs) || this.operationTimeoutMs <= 0) {
-      throw new InterlockConfigError("operationTimeoutMs must be a positive integer");
-    }
+    this.operationTimeoutMs = positiveIntegerOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
     this.#db = db;
     this.#sql = statements(this.table);
   }

@@ -15,6 +15,7 @@ import {
   type CompleteOptions,
   InterlockConfigError,
   type InterlockStore,
+  positiveIntegerOption,
   refuseTransaction,
   type StoredRecord,
   type StoredResponse,
@@ -51,12 +52,6 @@ export const DEFAULT_PREFIX = "interlock:";
 export const DEFAULT_OPERATION_TIMEOUT_MS = 2_000;
 /** The default largest record: 1 MiB. */
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0) throw new InterlockConfigError(`${name} must be a positive integer`);
-  return value;
-}
 
 const text = (item: ReplyItem) => (Buffer.isBuffer(item) ? item.toString("utf8") : String(item));
 
@@ -107,12 +102,12 @@ export class RedisStore implements InterlockStore {
       throw new InterlockConfigError("redis store needs an ioredis Redis or Cluster client");
     }
     this.prefix = assertPrefix(options.prefix ?? DEFAULT_PREFIX);
-    this.operationTimeoutMs = positiveInteger(
+    this.operationTimeoutMs = positiveIntegerOption(
       "operationTimeoutMs",
       options.operationTimeoutMs,
       DEFAULT_OPERATION_TIMEOUT_MS,
     );
-    this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES);
+    this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES);
     this.#client = client;
     defineScripts(client);
   }

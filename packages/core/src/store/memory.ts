@@ -4,7 +4,7 @@
  * are checked on every write), O(1) operations, and a live lock is never evicted: when every
  * slot holds one, a new claim is refused as unavailable rather than breaking a lock.
  *
- * Built for a million claim+complete pairs a second on one core (bench/stores-memory.mjs):
+ * Built for throughput (bench/stores-memory.mjs measures claim+complete pairs a second):
  * one entry object per key that goes from lock to record in place, a two-generation index
  * that evicts without deleting from a large Map (generations.ts), and header pairs kept flat.
  * Each body is its own copy: bodies packed into shared chunks would be faster, but a chunk
@@ -22,7 +22,7 @@ import type {
   StoredResponse,
 } from "./contract.js";
 import { Generations } from "./generations.js";
-import { assertClaim, assertComplete, assertKey, refuseTransaction } from "./validate.js";
+import { assertClaim, assertComplete, assertKey, positiveIntegerOption, refuseTransaction } from "./validate.js";
 
 /** The memory store's bounds and clock. */
 export interface MemoryStoreOptions {
@@ -66,12 +66,6 @@ const SWEEP_PER_WRITE = 2;
 
 let instances = 0;
 
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0) throw new InterlockConfigError(`${name} must be a positive integer`);
-  return value;
-}
-
 function flatHeaders(headers: StoredResponse["headers"]): string[] {
   const flat = new Array<string>(headers.length * 2);
   for (let i = 0; i < headers.length; i++) {
@@ -110,9 +104,9 @@ export class MemoryStore implements InterlockStore {
   #tokens = 0;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.#maxEntries = positiveInteger("maxEntries", options.maxEntries, 100_000);
-    this.#maxBytes = positiveInteger("maxBytes", options.maxBytes, 64 * 1024 * 1024);
-    this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
+    this.#maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
+    this.#maxBytes = positiveIntegerOption("maxBytes", options.maxBytes, 64 * 1024 * 1024);
+    this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
     this.#now = options.now ?? Date.now;
   }

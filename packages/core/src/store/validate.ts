@@ -11,6 +11,13 @@ export const MAX_KEY_LENGTH = 1024;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what is refused here.
 const UNSTORABLE = /[\p{Cs}\u0000]/u;
 
+/** A store option that must be a positive integer (a bound, a timeout): `fallback` when not given. */
+export function positiveIntegerOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InterlockConfigError(`${name} must be a positive integer`);
+  return value;
+}
+
 /** Throws `InterlockConfigError` for a key no store accepts: empty, too long, or holding NUL or a lone surrogate. */
 export function assertKey(key: string): void {
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {

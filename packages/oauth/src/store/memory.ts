@@ -4,7 +4,7 @@
  * bounded, the least recently written going first (expired entries are among the oldest).
  */
 
-import { InterlockConfigError } from "@interlock/core";
+import { positiveIntegerOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -36,9 +36,7 @@ export class MemoryTokenStore implements TokenStore {
   readonly #slots = new Map<string, Slot>();
 
   constructor(options: MemoryTokenStoreOptions = {}) {
-    const max = options.maxEntries ?? 100_000;
-    if (!Number.isSafeInteger(max) || max <= 0) throw new InterlockConfigError("maxEntries must be a positive integer");
-    this.maxEntries = max;
+    this.maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
     this.#clock = options.clock ?? Date.now;
   }
 
