@@ -22,7 +22,7 @@ import { type BreakerRegistry, Breakers, type BudgetRegistry, Budgets, type Orig
 import type { AttemptResult, RetryContext } from "./policy.js";
 import { type FetchInput, type PreparedRequest, prepareRequest } from "./request.js";
 import { parseRetryAfter } from "./retry-after.js";
-import { after, follow, unlinkLater, untilAborted } from "./signals.js";
+import { type AttemptAbort, after, attemptAbort, follow, unlinkLater, untilAborted } from "./signals.js";
 
 /** A fetch: call it as you would `fetch(input, init)`. */
 export interface Client {
@@ -77,7 +77,7 @@ interface CallerLink {
   /** Stops the call; cleared when the call is over. */
   stop: (() => void) | undefined;
   /** The last attempt's controller: its fetch streams the body. */
-  attempt: AbortController | undefined;
+  attempt: AttemptAbort | undefined;
 }
 
 /**
@@ -103,7 +103,7 @@ class Call {
   #unlinkCaller = noop;
   #link: CallerLink | undefined;
   /** The attempt in flight, or the wait (backoff, a probe's outcome) in progress: what a stop aborts. */
-  #inFlight: AbortController | undefined;
+  #inFlight: AttemptAbort | undefined;
   #waiting: AbortController | undefined;
   #attempts = 0;
   /** The last attempt's result, for the error the call may end with. */
@@ -233,7 +233,7 @@ class Call {
     const deadlineFirst = s.timeoutMs === undefined || untilDeadline <= s.timeoutMs;
     const limitMs = deadlineFirst ? untilDeadline : (s.timeoutMs as number);
     // A signal costs fetch something on every request: none when nothing could abort this attempt.
-    const controller = limitMs === Number.POSITIVE_INFINITY && !this.#link ? undefined : new AbortController();
+    const controller = limitMs === Number.POSITIVE_INFINITY && !this.#link ? undefined : attemptAbort(s.platformFetch);
     this.#inFlight = controller;
     if (this.#link) this.#link.attempt = controller;
     let timedOut = false;

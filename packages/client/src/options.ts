@@ -80,6 +80,8 @@ export interface ClientOptions {
 /** Options with defaults applied, checked. */
 export interface Settings {
   fetch: FetchFunction;
+  /** No `fetch` option: the client calls the platform's fetch. */
+  platformFetch: boolean;
   maxAttempts: number;
   timeoutMs: number | undefined;
   deadlineMs: number | undefined;
@@ -112,6 +114,7 @@ export function resolveOptions(options: ClientOptions): Settings {
   const breaker = options.breaker === false ? undefined : (options.breaker ?? {});
   const settings: Settings = {
     fetch: optionalFunction(options.fetch, "fetch") ?? platformFetch,
+    platformFetch: options.fetch === undefined,
     maxAttempts: wholeNumber(options.maxAttempts, "maxAttempts", 3, 1),
     timeoutMs: delayOrFalse(options.timeoutMs, "timeoutMs", 10_000),
     deadlineMs: delayOrFalse(options.deadlineMs, "deadlineMs", 30_000),

@@ -30,6 +30,113 @@ export const platformSleep: Sleep = (ms, signal) =>
 
 const noop = () => {};
 
+/** What aborts one attempt's fetch: an `AbortController`, or the lighter `AttemptSignal`. */
+export interface AttemptAbort {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+}
+
+type AbortListener = ((this: unknown, event: Event) => void) | { handleEvent(event: Event): void };
+
+/**
+ * One attempt's abort signal, and its controller, in a plain object. On Node a real
+ * `AbortSignal` costs fetch about 10 µs a request (an EventTarget to build, then undici's
+ * listener on it), and most of the client's overhead over bare fetch is that. Node's fetch
+ * takes any object shaped like an AbortSignal (undici checks `aborted` and `addEventListener`,
+ * for polyfills), so this one is used where a probe shows the platform's `Request` follows it,
+ * and only for the platform's own fetch: a fetch of the caller's may need the real thing.
+ */
+export class AttemptSignal implements AttemptAbort {
+  aborted = false;
+  reason: unknown = undefined;
+  onabort: ((event: Event) => void) | null = null;
+  #listeners: AbortListener[] = [];
+
+  get signal(): AbortSignal {
+    return this as unknown as AbortSignal;
+  }
+
+  addEventListener(type: string, listener: AbortListener | null): void {
+    if (type === "abort" && listener && !this.aborted && !this.#listeners.includes(listener))
+      this.#listeners.push(listener);
+  }
+
+  removeEventListener(type: string, listener: AbortListener | null): void {
+    const at = type === "abort" && listener ? this.#listeners.indexOf(listener) : -1;
+    if (at >= 0) this.#listeners.splice(at, 1);
+  }
+
+  /**
+   * Node's `events.getMaxListeners`, which undici asks before listening, reads these: above
+   * the default of 10, so undici does not try to raise it (which would throw for a plain object).
+   */
+  getMaxListeners(): number {
+    return LISTENER_LIMIT;
+  }
+  get _maxListeners(): number {
+    return LISTENER_LIMIT;
+  }
+  listeners(): AbortListener[] {
+    return [...this.#listeners];
+  }
+
+  throwIfAborted(): void {
+    if (this.aborted) throw this.reason;
+  }
+
+  abort(reason: unknown = new DOMException("This operation was aborted", "AbortError")): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    const event = { type: "abort", target: this, currentTarget: this } as unknown as Event;
+    if (this.onabort) listeners.unshift(this.onabort);
+    for (const listener of listeners) {
+      try {
+        if (typeof listener === "function") listener.call(this, event);
+        else listener.handleEvent(event);
+      } catch (error) {
+        // As an EventTarget does: a listener's error is reported, and the others still run.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+const LISTENER_LIMIT = 1500;
+
+/** The platform's fetch when this module loaded: `AttemptSignal` is only for it, not for a replacement (a test's mock). */
+const startupFetch = globalThis.fetch;
+let attemptSignalAccepted: boolean | undefined;
+
+/** Whether the platform's `Request` takes an `AttemptSignal` and aborts when it does. */
+function acceptsAttemptSignal(): boolean {
+  try {
+    const signal = new AttemptSignal();
+    const request = new Request("http://127.0.0.1/", { signal: signal.signal });
+    const reason = new Error("probe");
+    signal.abort(reason);
+    return request.signal.aborted && request.signal.reason === reason;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An attempt's abort handle. `platformFetch` says the client calls the platform's fetch (no
+ * `fetch` option); then, if that fetch takes it, the light `AttemptSignal`.
+ */
+export function attemptAbort(platformFetch: boolean): AttemptAbort {
+  if (platformFetch && globalThis.fetch === startupFetch) {
+    attemptSignalAccepted ??= acceptsAttemptSignal();
+    if (attemptSignalAccepted) return new AttemptSignal();
+  }
+  return new AbortController();
+}
+
 /**
  * Runs `fire` after `ms` unless the returned cancel function is called first: a plain timer
  * with the platform's sleep, the injected `sleep` otherwise (tests' virtual clocks). The flag,

@@ -252,19 +252,25 @@ describe("aborting", () => {
     expect((await pending).error).toBe("gone");
   });
 
-  it("the caller's signal still aborts the body after the response is handed over, as with fetch", async () => {
-    const { client } = clientOn();
-    const controller = new AbortController();
-    const stream = await serveEndlessBody();
-    try {
-      const response = await client(stream.url, { signal: controller.signal });
-      const reading = settled(response.text());
-      controller.abort("stop reading");
-      expect((await reading).error).toBe("stop reading");
-    } finally {
-      await stream.close();
-    }
-  });
+  it.each([
+    ["a fetch of the caller's", () => clientOn().client],
+    ["the platform's fetch", () => createClient()],
+  ])(
+    "the caller's signal still aborts the body after the response is handed over, as with fetch (%s)",
+    async (_, make) => {
+      const client = make();
+      const controller = new AbortController();
+      const stream = await serveEndlessBody();
+      try {
+        const response = await client(stream.url, { signal: controller.signal });
+        const reading = settled(response.text());
+        controller.abort("stop reading");
+        expect((await reading).error).toBe("stop reading");
+      } finally {
+        await stream.close();
+      }
+    },
+  );
 });
 
 describe("Idempotency-Key", () => {

@@ -1,0 +1,110 @@
+/**
+ * The light attempt signal: what Node's fetch needs of an AbortSignal, that it is what the
+ * client hands the platform's fetch on Node (and never a fetch of the caller's), and that it
+ * cuts a real request off: a hung attempt, a caller aborting a body being read.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createClient, RetryLimitError, TimeoutError } from "../src/index.js";
+import { AttemptSignal, attemptAbort } from "../src/signals.js";
+import { serve, settled } from "./helpers/setup.js";
+
+describe("AttemptSignal", () => {
+  it("calls each abort listener once, with itself as this, the reason set, and forgets them", () => {
+    const signal = new AttemptSignal();
+    const seen: unknown[] = [];
+    function listener(this: unknown) {
+      const target = this as AttemptSignal;
+      seen.push(["function", target.reason, target.aborted]);
+    }
+    signal.addEventListener("abort", listener);
+    signal.addEventListener("abort", listener); // the same listener twice: once, as EventTarget
+    signal.addEventListener("abort", { handleEvent: (event) => seen.push(["object", event.type]) });
+    signal.onabort = () => seen.push(["onabort"]);
+    signal.abort("why");
+    signal.abort("again");
+    expect(seen).toEqual([["onabort"], ["function", "why", true], ["object", "abort"]]);
+    expect(signal.listeners()).toEqual([]);
+    expect(() => signal.throwIfAborted()).toThrow("why");
+  });
+
+  it("a removed listener is not called; an abort without a reason is an AbortError", () => {
+    const signal = new AttemptSignal();
+    const listener = vi.fn();
+    signal.addEventListener("abort", listener);
+    signal.removeEventListener("abort", listener);
+    signal.abort();
+    expect(listener).not.toHaveBeenCalled();
+    expect(signal.reason).toBeInstanceOf(DOMException);
+    expect((signal.reason as DOMException).name).toBe("AbortError");
+  });
+
+  it("a listener that throws does not stop the others; its error is reported, not swallowed", () => {
+    const signal = new AttemptSignal();
+    const reports: Array<() => void> = [];
+    vi.stubGlobal("queueMicrotask", (report: () => void) => reports.push(report));
+    const after = vi.fn();
+    signal.addEventListener("abort", () => {
+      throw new Error("listener failed");
+    });
+    signal.addEventListener("abort", after);
+    signal.abort();
+    vi.unstubAllGlobals();
+    expect(after).toHaveBeenCalledOnce();
+    expect(reports).toHaveLength(1);
+    expect(() => reports[0]?.()).toThrow("listener failed");
+  });
+
+  it("Node's Request follows it: the request's own signal aborts with its reason", () => {
+    const signal = new AttemptSignal();
+    const request = new Request("http://127.0.0.1/", { signal: signal.signal });
+    expect(signal.listeners()).toHaveLength(1);
+    signal.abort("cut");
+    expect(request.signal.aborted).toBe(true);
+    expect(request.signal.reason).toBe("cut");
+  });
+});
+
+describe("which signal an attempt gets", () => {
+  const platform = globalThis.fetch;
+  afterEach(() => {
+    globalThis.fetch = platform;
+  });
+
+  it("on Node, the light one for the platform's fetch; a real AbortSignal for the caller's own fetch", async () => {
+    expect(attemptAbort(true)).toBeInstanceOf(AttemptSignal);
+    expect(attemptAbort(false)).toBeInstanceOf(AbortController);
+
+    const signals: unknown[] = [];
+    const server = await serve(() => ({ status: 200 }));
+    const own = createClient({
+      fetch: (input, init) => {
+        signals.push(init?.signal);
+        return fetch(input, init);
+      },
+    });
+    await (await own(server.url)).text();
+    expect(signals[0]).toBeInstanceOf(AbortSignal);
+  });
+
+  it("a fetch put in place of the platform's (a test's mock) gets a real AbortSignal", async () => {
+    const signals: unknown[] = [];
+    const server = await serve(() => ({ status: 200 }));
+    globalThis.fetch = (input, init) => {
+      signals.push(init?.signal);
+      return platform(input, init);
+    };
+    await (await createClient()(server.url)).text();
+    expect(signals[0]).toBeInstanceOf(AbortSignal);
+  });
+
+  it("over real HTTP, the light signal cuts off a hung attempt", async () => {
+    const hung = await serve(() => ({ hang: true }));
+    const client = createClient({ timeoutMs: 50, maxAttempts: 1 });
+    const started = Date.now();
+    const { error } = await settled(client(hung.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect((error as RetryLimitError).cause).toBeInstanceOf(TimeoutError);
+    expect((error as RetryLimitError).cause).toMatchObject({ scope: "attempt", timeoutMs: 50 });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
