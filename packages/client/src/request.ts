@@ -153,9 +153,7 @@ const MAX_CACHED_ORIGINS = 256;
 function originOf(url: string): string {
   const authority = url.startsWith("https://") ? 8 : url.startsWith("http://") ? 7 : -1;
   if (authority < 0) return parseOrigin(url);
-  let end = authority;
-  while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#" && url[end] !== "\\") end++;
-  const prefix = url.slice(0, end);
+  const prefix = url.slice(0, authorityEnd(url, authority));
   if (prefix.includes("@")) return parseOrigin(url); // credentials in the URL: not kept in a cache
   let origin = origins.get(prefix);
   if (origin === undefined) {
@@ -164,6 +162,18 @@ function originOf(url: string): string {
     origins.set(prefix, origin);
   }
   return origin;
+}
+
+const AUTHORITY_ENDS = ["/", "?", "#", "\\"];
+
+/** Where the authority that starts at `from` ends: at the first `/`, `?`, `#` or `\`, else the URL's end. */
+function authorityEnd(url: string, from: number): number {
+  let end = url.length;
+  for (let i = 0; i < AUTHORITY_ENDS.length; i++) {
+    const at = url.indexOf(AUTHORITY_ENDS[i] as string, from);
+    if (at >= 0 && at < end) end = at;
+  }
+  return end;
 }
 
 function parseOrigin(url: string): string {
