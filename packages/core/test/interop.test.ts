@@ -398,6 +398,29 @@ describe("GitHub (@octokit/webhooks-methods)", () => {
     expect(await octokitVerify(secret, " ", one.headers["x-hub-signature-256"] as string)).toBe(true);
   });
 
+  describe("a webhook set to content type application/x-www-form-urlencoded", () => {
+    // What GitHub sends then: the JSON, URL-encoded, as the one form field `payload`.
+    const json = BODIES[1]?.text ?? "";
+    const form = new URLSearchParams({ payload: json }).toString();
+
+    it("octokit's signature over the form bytes verifies with ours, and the payload is the JSON inside", async () => {
+      expect(form.startsWith("payload=%7B")).toBe(true);
+      const signature = await octokitSign(secret, form);
+      const result = await expectVerified(verifier, { "x-hub-signature-256": signature }, form);
+      expect(result.payload).toEqual(JSON.parse(json));
+      expect(result.text()).toBe(form);
+    });
+
+    it("our signature over the form verifies with octokit, and a tampered form is refused both ways", async () => {
+      const signed = await signWebhook({ scheme: github, secret, body: form });
+      const signature = signed.headers["x-hub-signature-256"] as string;
+      expect(await octokitVerify(secret, form, signature)).toBe(true);
+      const altered = form.replace("evt_utf8", "evt_utf9");
+      expect(await octokitVerify(secret, altered, signature)).toBe(false);
+      await expectRefused(verifier, { "x-hub-signature-256": signature }, altered, "no_matching_signature");
+    });
+  });
+
   it("rotation: octokit's signature with the old secret verifies with ours configured [new, old]", async () => {
     const older = `gh-${randomBytes(16).toString("hex")}`;
     const body = BODIES[1]?.text ?? "";

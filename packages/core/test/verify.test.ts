@@ -228,6 +228,38 @@ describe("the verified delivery", () => {
   });
 });
 
+describe("GitHub payloads: a JSON body, or a form whose `payload` field holds the JSON", () => {
+  const decoded = async (body: string) => {
+    const signed = await signWebhook({ scheme: github, secret: "s", body });
+    return (await createWebhookVerifier({ scheme: github, secret: "s" }).verify(signed.headers, body)).payload;
+  };
+
+  it("decodes both content types to the same payload", async () => {
+    const event = { action: "opened", number: 7, title: "a & b = c?" };
+    const json = JSON.stringify(event);
+    expect(await decoded(json)).toEqual(event);
+    expect(await decoded(`payload=${encodeURIComponent(json)}`)).toEqual(event);
+    // `+` for spaces, as form encoders write them.
+    expect(await decoded(new URLSearchParams({ payload: json }).toString())).toEqual(event);
+  });
+
+  it("throws SyntaxError for a body that is neither", async () => {
+    await expect(decoded("not json at all")).rejects.toThrow(SyntaxError);
+    await expect(decoded("other=field")).rejects.toThrow(/neither JSON nor a form with a "payload" field/);
+    await expect(decoded("payload=%7Bbroken")).rejects.toThrow(SyntaxError);
+    await expect(decoded('{"broken"')).rejects.toThrow(SyntaxError);
+  });
+
+  it("a fixed vector: a form delivery and its signature", async () => {
+    // HMAC-SHA256 of the body with this secret, computed once with node:crypto (not with core).
+    const body = "payload=%7B%22zen%22%3A%22Keep+it+logically+awesome.%22%2C%22hook_id%22%3A1%7D";
+    const signature = "sha256=fddacfb7d7106fd32f5d94dc8846df6694e2ed5e2aed3806b11ab82cccff8d01";
+    const verifier = createWebhookVerifier({ scheme: github, secret: "It's a Secret to Everybody" });
+    const result = await expectVerified(verifier, { "x-hub-signature-256": signature }, body);
+    expect(result.payload).toEqual({ zen: "Keep it logically awesome.", hook_id: 1 });
+  });
+});
+
 describe("the generic scheme", () => {
   it("defaults to x-signature (hex) over {ts}.{body} with x-timestamp", async () => {
     const scheme = hmacScheme();

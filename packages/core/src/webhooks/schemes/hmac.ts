@@ -5,7 +5,7 @@
  * Shopify, Zoom and Linear presets.
  */
 
-import { decodeBase64, decodeHex, encodeBase64, encodeHex, utf8 } from "../../encoding.js";
+import { decodeBase64, decodeHex, encodeBase64, encodeHex } from "../../encoding.js";
 import { InterlockConfigError } from "../../errors.js";
 import {
   base64Secret,
@@ -163,6 +163,3 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
 
 /** The generic scheme with its defaults: `x-signature` (hex) over `{ts}.{body}`, `x-timestamp`. */
 export const generic: WebhookScheme = hmacScheme();
-
-/** Text of a body, for schemes that decode form bodies. */
-export const bodyText = (body: Uint8Array): string => utf8.decode(body);

@@ -5,13 +5,8 @@
  */
 
 import { stringField } from "../scheme.js";
-import { bodyText, hmacScheme } from "./hmac.js";
-
-function decodeSlackPayload(body: Uint8Array): unknown {
-  const text = bodyText(body);
-  if (text.trimStart().startsWith("{")) return JSON.parse(text);
-  return Object.fromEntries(new URLSearchParams(text));
-}
+import { decodeJsonOrForm } from "./form-body.js";
+import { hmacScheme } from "./hmac.js";
 
 /** Slack: `X-Slack-Signature` over `v0:{timestamp}:{body}`; the Events API id is the payload's `event_id`. */
 export const slack = hmacScheme({
@@ -20,6 +15,6 @@ export const slack = hmacScheme({
   timestampHeader: "x-slack-request-timestamp",
   prefix: "v0=",
   template: "v0:{ts}:{body}",
-  decodePayload: decodeSlackPayload,
+  decodePayload: (body) => decodeJsonOrForm(body),
   payloadId: (payload) => stringField(payload, "event_id"),
 });
