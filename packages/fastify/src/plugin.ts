@@ -7,6 +7,7 @@
 import type { VerifiedWebhook } from "@interlock/core";
 import type { FastifyPluginCallback, RouteOptions } from "fastify";
 import { fastifyPlugin } from "fastify-plugin";
+import { addWebhookFormParser, kTakesFormRaw } from "./form-body.js";
 import { HOOK_NAMES, type InterlockHooks, placementOf } from "./hooks.js";
 import { kIdempotentRun } from "./idempotency.js";
 import { kRawBody } from "./raw-body.js";
@@ -41,9 +42,10 @@ function applyHooks(route: RouteOptions, hooks: InterlockHooks): void {
 
 const plugin: FastifyPluginCallback = (fastify, _options, done) => {
   // Declared up front so requests keep one shape (Fastify's advice for decorations).
-  for (const name of ["webhook", kRawBody, kWebhookTicket, kIdempotentRun] as const) {
+  for (const name of ["webhook", kRawBody, kWebhookTicket, kIdempotentRun, kTakesFormRaw] as const) {
     if (!fastify.hasRequestDecorator(name)) fastify.decorateRequest(name, null);
   }
+  addWebhookFormParser(fastify);
   fastify.addHook("onRoute", (route) => {
     const sets = route.config?.interlock;
     if (sets === undefined) return;

@@ -1,6 +1,7 @@
 /**
  * `webhook(options)`: verification and replay de-duplication around a Fastify route, through
- * core's receiver. The raw body is captured in `preParsing`, the delivery is verified and
+ * core's receiver. The raw body is captured in `preParsing` (a form body is then taken raw
+ * unless the app parses forms itself: form-body.ts), the delivery is verified and
  * claimed in `preHandler`, and the claim is settled when the handler's answer is sent
  * (`onSend`: 2xx records it, anything else releases it) or when it throws (`onError`).
  */
@@ -14,6 +15,7 @@ import {
   type WebhookTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
+import { takeFormRaw } from "./form-body.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
@@ -66,15 +68,20 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
   const refuse = (error: BodyError) => receiver.refuse(error.code, error.message);
 
+  // The route's own bodyLimit, when smaller, is answered the same way rather than by Fastify's parser.
+  const capture = captureRawBody({
+    limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
+    consumed: CONSUMED,
+    refuse: (error, request, reply) => answer(refuse(error), request, reply, onError),
+    tooLarge: "refuse",
+  });
+
   return hookSet("first", {
     bodyLimit: limit,
-    // The route's own bodyLimit, when smaller, is answered the same way rather than by Fastify's parser.
-    preParsing: captureRawBody({
-      limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
-      consumed: CONSUMED,
-      refuse: (error, request, reply) => answer(refuse(error), request, reply, onError),
-      tooLarge: "refuse",
-    }),
+    preParsing(request, reply, payload, done) {
+      takeFormRaw(request);
+      capture(request, reply, payload, done);
+    },
 
     preHandler(request, reply, done) {
       const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
