@@ -3,7 +3,7 @@
  * it prints (valid, duplicate, tampered, stale), its `--json` lines, and `--forward` handing the
  * raw body on byte for byte with the original headers.
  */
-import { createWebhookVerifier, standardWebhooks } from "@interlock/core";
+import { createWebhookVerifier, signWebhook, slack, standardWebhooks } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   closedPort,
@@ -194,5 +194,64 @@ describe("listen (text output) with an app that cannot be reached", () => {
     } finally {
       expect(await listener.stop()).toBe(0);
     }
+  });
+});
+
+describe("listen --scheme slack: Slack's url_verification challenge", () => {
+  const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5";
+  let listener: Running;
+  let url: string;
+
+  beforeAll(async () => {
+    listener = new Running(["listen", "--port", "0", "--scheme", "slack", "--secret-env", "SLACK_SECRET", "--json"], {
+      SLACK_SECRET: signingSecret,
+    });
+    url = JSON.parse(await listener.line(1)).url;
+  });
+  afterAll(async () => {
+    await listener?.stop();
+  });
+
+  /** Posts a body signed now with `secret`, as Slack sends it. */
+  async function deliver(body: string, contentType = "application/json", secret = signingSecret) {
+    const signed = await signWebhook({ scheme: slack, secret, body, timestamp: Math.floor(Date.now() / 1000) });
+    return fetch(`${url}/slack/events`, {
+      method: "POST",
+      headers: { ...signed.headers, "content-type": contentType },
+      body,
+    });
+  }
+
+  const challenge = (value: string) =>
+    JSON.stringify({ token: "Jhj5dZrVaK7ZwHHjRyZWjbDl", challenge: value, type: "url_verification" });
+
+  it("a verified challenge is answered 200 with {challenge} as JSON", async () => {
+    const value = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P";
+    const response = await deliver(challenge(value));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await response.json()).toEqual({ challenge: value });
+    expect(JSON.parse(await listener.line(2))).toMatchObject({ verdict: "valid", scheme: "slack", status: 200 });
+  });
+
+  it("a challenge signed with another secret is refused 401 and its challenge never echoed", async () => {
+    const response = await deliver(challenge("not-for-you"), "application/json", "another-signing-secret-0000000");
+    expect(response.status).toBe(401);
+    const text = await response.text();
+    expect(text).not.toContain("not-for-you");
+    expect(JSON.parse(text)).toMatchObject({ code: "no_matching_signature" });
+    expect(JSON.parse(await listener.line(3))).toMatchObject({ verdict: "tampered", status: 401 });
+  });
+
+  it("events and form-encoded slash commands are acknowledged as usual, not taken for the challenge", async () => {
+    const event = JSON.stringify({ type: "event_callback", event_id: "Ev0PV52K21", challenge: "ignored" });
+    const eventResponse = await deliver(event);
+    expect(eventResponse.status).toBe(200);
+    expect(await eventResponse.json()).toEqual({ received: "Ev0PV52K21" });
+
+    const command = "command=%2Fweather&text=94070&trigger_id=13345224609.738474920";
+    const commandResponse = await deliver(command, "application/x-www-form-urlencoded");
+    expect(commandResponse.status).toBe(200);
+    expect(await commandResponse.json()).toEqual({ received: null });
   });
 });

@@ -18,6 +18,7 @@ import {
   jsonResponse,
   memoryStore,
   problemResponse,
+  slack,
   type VerifiedWebhook,
   type WebhookErrorCode,
   type WebhookReceiver,
@@ -149,7 +150,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     receiver,
     forward,
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    zoomToken: options.scheme === zoom ? firstTextSecret(options.secret) : undefined,
+    challenge: challengeFor(options.scheme, options.secret),
   };
   const server = createServer((request, response) => {
     handle(answerer, request).then(
@@ -206,8 +207,8 @@ interface Answerer {
   receiver: WebhookReceiver;
   forward: URL | undefined;
   timeoutMs: number;
-  /** Zoom's secret token, to answer its endpoint validation challenge when not forwarding. */
-  zoomToken: string | undefined;
+  /** The provider's URL validation challenge, answered here when not forwarding. */
+  challenge: Challenge | undefined;
 }
 
 const NOT_POST: HttpResponse = { status: 405, headers: [["allow", "POST"]], body: new Uint8Array() };
@@ -260,7 +261,7 @@ async function handle(
   return { answer, report };
 }
 
-/** The answer to a verified first copy: the app's (forwarded), Zoom's challenge answer, or 200. */
+/** The answer to a verified first copy: the app's (forwarded), the provider's challenge answer, or 200. */
 async function answerValid(
   answerer: Answerer,
   event: VerifiedWebhook,
@@ -268,18 +269,41 @@ async function answerValid(
 ): Promise<{ answer: HttpResponse; forward: ForwardReport | undefined }> {
   const { forward } = answerer;
   if (forward) return forwardTo(forward, event.body, rawHeaders, answerer.timeoutMs);
-  const challenge = answerer.zoomToken === undefined ? undefined : await zoomChallenge(event, answerer.zoomToken);
+  const challenge = answerer.challenge && (await answerChallenge(answerer.challenge, event));
   return { answer: challenge ?? jsonResponse(200, { received: event.id ?? null }), forward: undefined };
 }
 
-async function zoomChallenge(event: VerifiedWebhook, token: string): Promise<HttpResponse | undefined> {
+/**
+ * A provider's URL validation, sent signed when the endpoint is saved: the JSON answer to a
+ * verified payload that is the challenge, or undefined for any other payload.
+ */
+type Challenge = (payload: unknown) => Promise<object | undefined> | object | undefined;
+
+/**
+ * The challenges `listen` answers by itself, like the app it stands in for. Zoom's answer is an
+ * HMAC of its `plainToken` under the secret token (core builds it). Slack's `url_verification`
+ * is answered `{"challenge": …}` as JSON rather than the bare value as text/plain, which Slack
+ * also accepts: it is what the Slack guide's apps answer, and every answer of `listen` is JSON.
+ */
+function challengeFor(scheme: WebhookScheme, secret: WebhookSecret | readonly WebhookSecret[]): Challenge | undefined {
+  if (scheme === slack) return slackUrlVerification;
+  const token = scheme === zoom ? firstTextSecret(secret) : undefined;
+  return token === undefined ? undefined : (payload) => answerZoomUrlValidation(payload, token);
+}
+
+function slackUrlVerification(payload: unknown): { challenge: string } | undefined {
+  const { type, challenge } = (payload ?? {}) as { type?: unknown; challenge?: unknown };
+  return type === "url_verification" && typeof challenge === "string" ? { challenge } : undefined;
+}
+
+async function answerChallenge(challenge: Challenge, event: VerifiedWebhook): Promise<HttpResponse | undefined> {
   let payload: unknown;
   try {
     payload = event.payload;
   } catch {
-    return undefined; // not JSON: not the challenge
+    return undefined; // not what the scheme decodes: not the challenge
   }
-  const answer = await answerZoomUrlValidation(payload, token);
+  const answer = await challenge(payload);
   return answer && jsonResponse(200, answer);
 }
 
