@@ -64,7 +64,8 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
-  const refuse = (error: BodyError) => receiver.refuse(error.code, error.message);
+  const refuse = (error: BodyError, request: FastifyRequest) =>
+    receiver.refuse(error.code, error.message, request.headers);
 
   return hookSet("first", {
     bodyLimit: limit,
@@ -72,13 +73,13 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     preParsing: captureRawBody({
       limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
       consumed: CONSUMED,
-      refuse: (error, request, reply) => answer(refuse(error), request, reply, onError),
+      refuse: (error, request, reply) => answer(refuse(error, request), request, reply, onError),
       tooLarge: "refuse",
     }),
 
     preHandler(request, reply, done) {
       const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
-      if (body instanceof BodyError) return answer(refuse(body), request, reply, onError);
+      if (body instanceof BodyError) return answer(refuse(body, request), request, reply, onError);
       receiver.begin(request.headers, body).then((decision) => {
         if (decision.action === "respond") return answer(decision, request, reply, onError);
         request.webhook = decision.event;
