@@ -43,9 +43,11 @@ export function createClient(options: ClientOptions = {}): Client {
     now: settings.now,
     onTransition: (origin, from, to) => emit(settings.onEvent, { type: "client.breaker", origin, from, to }),
   });
+  const breakers = new Breakers(origins);
+  emit(settings.onEvent, { type: "client.created", breakers });
   const client = (input: FetchInput, init?: RequestInit) => send(settings, origins, input, init);
   return Object.defineProperties(client, {
-    breakers: { value: new Breakers(origins), enumerable: true },
+    breakers: { value: breakers, enumerable: true },
     budgets: { value: new Budgets(origins), enumerable: true },
   }) as Client;
 }

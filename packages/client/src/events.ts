@@ -5,6 +5,7 @@
  */
 
 import type { BreakerState } from "./breaker.js";
+import type { BreakerRegistry } from "./origins.js";
 
 /** What every event about one logical request carries. */
 export interface ClientEventBase {
@@ -93,5 +94,19 @@ export interface BreakerTransitionEvent {
   to: BreakerState;
 }
 
+/**
+ * A client was made (emitted once, by `createClient`, before it returns). It hands over the
+ * client's breaker registry, so a hook can read every breaker's state when it needs it:
+ * `@interlock/opentelemetry` reads it at each metric collection. Transitions alone cannot
+ * say which breakers exist: the client drops the least recently used origin's breaker past
+ * `maxOrigins` without a transition.
+ */
+export interface ClientCreatedEvent {
+  /** What happened. */
+  type: "client.created";
+  /** The client's `client.breakers`: live, not a copy. */
+  breakers: BreakerRegistry;
+}
+
 /** Every event the client emits; tell them apart by `type`. */
-export type ClientEvent = AttemptEvent | RetryEvent | GiveUpEvent | BreakerTransitionEvent;
+export type ClientEvent = AttemptEvent | RetryEvent | GiveUpEvent | BreakerTransitionEvent | ClientCreatedEvent;

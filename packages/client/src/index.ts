@@ -32,6 +32,7 @@ export type {
   AttemptEvent,
   AttemptOutcome,
   BreakerTransitionEvent,
+  ClientCreatedEvent,
   ClientEvent,
   ClientEventBase,
   GiveUpEvent,

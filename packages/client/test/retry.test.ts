@@ -462,7 +462,22 @@ describe("events", () => {
     const text = JSON.stringify(events);
     expect(text).not.toMatch(/s3cr3t|\/resource/);
     expect((error as Error).message).not.toMatch(/s3cr3t|\/resource|127\.0\.0\.1/);
-    expect(new Set(events.map((e) => e.type))).toEqual(new Set(["client.attempt", "client.retry", "client.give_up"]));
+    expect(new Set(events.map((e) => e.type))).toEqual(
+      new Set(["client.created", "client.attempt", "client.retry", "client.give_up"]),
+    );
+  });
+
+  it("client.created, once, before the first call: the client's own live breaker registry", async () => {
+    const server = await serve([{ status: 500 }]);
+    const { client, events, ofType } = clientOn({ breaker: { failures: 1 }, maxAttempts: 1 });
+    expect(events.map((e) => e.type)).toEqual(["client.created"]);
+    const [created] = ofType("client.created");
+    expect(created?.breakers).toBe(client.breakers);
+    await settled(client(server.url));
+    expect([...(created?.breakers ?? [])].map((breaker) => [breaker.origin, breaker.state])).toEqual([
+      [new URL(server.url).origin, "open"],
+    ]);
+    expect(ofType("client.created")).toHaveLength(1);
   });
 
   it("a hook that throws changes nothing", async () => {

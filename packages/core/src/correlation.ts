@@ -5,7 +5,7 @@
  */
 
 import type { CorrelatedEvent } from "./events.js";
-import type { HeaderReader } from "./headers.js";
+import { type HeaderReader, type HeadersInput, headerReader } from "./headers.js";
 
 /**
  * W3C Trace Context `traceparent`, version 00: version, trace-id, parent-id, flags, in lower-case
@@ -28,6 +28,14 @@ export function correlationIdOf(read: HeaderReader): string | undefined {
   }
   const requestId = read("x-request-id");
   return typeof requestId === "string" && REQUEST_ID.test(requestId) ? requestId : undefined;
+}
+
+/**
+ * The correlation id of a request whose headers an adapter may or may not have passed (its
+ * own refusals, made before core sees the request): undefined without headers.
+ */
+export function correlationIdOfHeaders(headers: HeadersInput | undefined): string | undefined {
+  return headers === undefined ? undefined : correlationIdOf(headerReader(headers));
 }
 
 /** `event` with its `correlationId` when there is one: an absent id leaves no key behind. */

@@ -7,10 +7,12 @@ import { describe, expect, it } from "vitest";
 import {
   type ClaimOptions,
   createWebhookReceiver,
+  deliveryKey,
   InterlockConfigError,
   type InterlockStore,
   MemoryStore,
   StoreUnavailableError,
+  shopify,
   signWebhook,
   standardWebhooks,
   type WebhookEvent,
@@ -130,5 +132,98 @@ describe("refusals an adapter makes before begin", () => {
     const decision = receiver.refuse("body_too_large", "body exceeds 1024 bytes");
     expect(decision).toMatchObject({ action: "respond", outcome: "refused", response: { status: 413 } });
     expect(events).toEqual([expect.objectContaining({ type: "webhook.rejected", code: "body_too_large" })]);
+  });
+
+  it("carries the request's correlation id when given its headers: traceparent's trace-id, else x-request-id", async () => {
+    const events: WebhookEvent[] = [];
+    const receiver = receiverOn(new MemoryStore(), events);
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    receiver.refuse("body_not_raw", "consumed", {
+      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+      "x-request-id": "r",
+    });
+    receiver.refuse("body_not_raw", "consumed", new Headers({ "X-Request-Id": "req-7" }));
+    receiver.refuse("body_not_raw", "consumed", { "x-request-id": "not valid: spaces" });
+    receiver.refuse("body_not_raw", "consumed");
+    expect(events.map((e) => e.correlationId)).toEqual([traceId, "req-7", undefined, undefined]);
+    expect(events.slice(2).every((e) => !("correlationId" in e))).toBe(true);
+  });
+});
+
+describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-Id, bound to the signature", () => {
+  const SECRET = "shpss_test_secret";
+  const ORDER = '{"id":820982911946154500,"financial_status":"paid"}';
+
+  function shopifyReceiver() {
+    return createWebhookReceiver({ scheme: shopify, secret: SECRET, store: new MemoryStore() });
+  }
+
+  async function shopifyDelivery(webhookId: string, eventId: string | undefined, body = ORDER) {
+    const signed = await signWebhook({ scheme: shopify, secret: SECRET, body, id: webhookId });
+    const headers: Record<string, string> = { ...signed.headers, "x-shopify-topic": "orders/paid" };
+    if (eventId !== undefined) headers["x-shopify-event-id"] = eventId;
+    return { headers, body };
+  }
+
+  /** Receives each delivery in turn; the handler records the id it saw. */
+  async function receiveAll(deliveries: Array<{ headers: Record<string, string>; body: string }>) {
+    const receiver = shopifyReceiver();
+    const handled: Array<string | undefined> = [];
+    const outcomes: string[] = [];
+    for (const { headers, body } of deliveries) {
+      const receipt = await receiver.receive(headers, body, (event) => void handled.push(event.id));
+      outcomes.push(receipt.outcome);
+    }
+    return { outcomes, handled };
+  }
+
+  it("one event delivered under two webhook ids: the second is a duplicate", async () => {
+    const { outcomes, handled } = await receiveAll([
+      await shopifyDelivery("wh-1", "evt-98880550"),
+      await shopifyDelivery("wh-2", "evt-98880550"),
+    ]);
+    expect(outcomes).toEqual(["processed", "duplicate"]);
+    expect(handled).toEqual(["evt-98880550"]);
+  });
+
+  it("two events under one webhook id are two deliveries (the event id decides when sent)", async () => {
+    const { outcomes } = await receiveAll([
+      await shopifyDelivery("wh-1", "evt-1"),
+      await shopifyDelivery("wh-1", "evt-2"),
+    ]);
+    expect(outcomes).toEqual(["processed", "processed"]);
+  });
+
+  it("the event id is unsigned: the key still binds the signature, so another body under it is not suppressed", async () => {
+    const first = await shopifyDelivery("wh-1", "evt-1");
+    const other = await shopifyDelivery("wh-2", "evt-1", '{"id":1,"financial_status":"refunded"}');
+    expect((await receiveAll([first, other])).outcomes).toEqual(["processed", "processed"]);
+    const verifier = shopifyReceiver().verifier;
+    const event = await verifier.verify(first.headers, first.body);
+    const { key, fingerprint } = await deliveryKey(event);
+    expect([event.id, event.idCovered]).toEqual(["evt-1", false]);
+    expect(key).toBe(`wh:shopify:evt-1:${fingerprint}`);
+  });
+
+  it("without X-Shopify-Event-Id, as before: the webhook id is the id, a redelivery is a duplicate", async () => {
+    const { outcomes, handled } = await receiveAll([
+      await shopifyDelivery("wh-1", undefined),
+      await shopifyDelivery("wh-1", undefined),
+      await shopifyDelivery("wh-2", undefined),
+    ]);
+    expect(outcomes).toEqual(["processed", "duplicate", "processed"]);
+    expect(handled).toEqual(["wh-1", "wh-2"]);
+    const sent = await shopifyDelivery("wh-1", undefined);
+    const event = await shopifyReceiver().verifier.verify(sent.headers, sent.body);
+    const { key, fingerprint } = await deliveryKey(event);
+    expect(key).toBe(`wh:shopify:wh-1:${fingerprint}`);
+  });
+
+  it("an event id sent twice is ambiguous: refused 400 malformed_header", async () => {
+    const sent = await shopifyDelivery("wh-1", undefined);
+    // As Node hands a repeated header over: an array.
+    const headers = { ...sent.headers, "x-shopify-event-id": ["evt-1", "evt-2"] };
+    const decision = await shopifyReceiver().begin(headers, sent.body);
+    expect(decision).toMatchObject({ action: "respond", outcome: "refused", error: { code: "malformed_header" } });
   });
 });

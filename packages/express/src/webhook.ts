@@ -58,7 +58,9 @@ export function webhook(options: WebhookOptions): RequestHandler {
   async function begin(req: Request, res: Response): Promise<boolean> {
     const body = await deliveryBody(req, limit);
     const decision =
-      body instanceof BodyError ? receiver.refuse(body.code, body.message) : await receiver.begin(req.headers, body);
+      body instanceof BodyError
+        ? receiver.refuse(body.code, body.message, req.headers)
+        : await receiver.begin(req.headers, body);
     if (decision.action === "respond") {
       await answer(res, decision.response, onError && (() => onError(decision, req, res)));
       return false;

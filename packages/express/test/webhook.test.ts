@@ -141,6 +141,26 @@ describe("webhook(): body size limit (bodyLimit, default maxBodyBytes)", () => {
     ]);
   });
 
+  it("the adapter's own 413 carries the request's correlation id (x-request-id), as core's refusals do", async () => {
+    const events: InterlockEvent[] = [];
+    const url = await start({ options: { bodyLimit: 64, onEvent: (event) => void events.push(event) } });
+    const big = await signed("x".repeat(65));
+    const tagged = await send(url, { headers: { ...big.headers, "x-request-id": "req-413-express" }, body: big.body });
+    expect(tagged.status).toBe(413);
+    expect((await send(url, big)).status).toBe(413);
+    expect(events.filter((e) => e.type === "webhook.rejected")).toEqual([
+      {
+        type: "webhook.rejected",
+        scheme: "standard-webhooks",
+        id: undefined,
+        code: "body_too_large",
+        durationMs: 0,
+        correlationId: "req-413-express",
+      },
+      { type: "webhook.rejected", scheme: "standard-webhooks", id: undefined, code: "body_too_large", durationMs: 0 },
+    ]);
+  });
+
   it("the limit defaults to the verifier's maxBodyBytes; a bad bodyLimit is refused when the middleware is made", async () => {
     const url = await start({ options: { maxBodyBytes: 32 } });
     const response = await send(url, await signed("x".repeat(33)));

@@ -102,7 +102,10 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       consumed: CONSUMED,
       // A payload already read (Fastify could not parse it either): refused now, reported by the engine.
       refuse: (error, request, reply) => {
-        const decision = engine.refuse({ method: request.method, route: route(request) }, error);
+        const decision = engine.refuse(
+          { method: request.method, route: route(request), headers: request.headers },
+          error,
+        );
         answer(decision, request, reply, onError);
       },
       // Past the limit: refused (413) only if the engine asks for the body.

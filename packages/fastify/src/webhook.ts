@@ -66,13 +66,14 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
-  const refuse = (error: BodyError) => receiver.refuse(error.code, error.message);
+  const refuse = (error: BodyError, request: FastifyRequest) =>
+    receiver.refuse(error.code, error.message, request.headers);
 
   // The route's own bodyLimit, when smaller, is answered the same way rather than by Fastify's parser.
   const capture = captureRawBody({
     limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
     consumed: CONSUMED,
-    refuse: (error, request, reply) => answer(refuse(error), request, reply, onError),
+    refuse: (error, request, reply) => answer(refuse(error, request), request, reply, onError),
     tooLarge: "refuse",
   });
 
@@ -85,7 +86,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
 
     preHandler(request, reply, done) {
       const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
-      if (body instanceof BodyError) return answer(refuse(body), request, reply, onError);
+      if (body instanceof BodyError) return answer(refuse(body, request), request, reply, onError);
       receiver.begin(request.headers, body).then((decision) => {
         if (decision.action === "respond") return answer(decision, request, reply, onError);
         request.webhook = decision.event;

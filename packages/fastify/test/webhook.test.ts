@@ -157,6 +157,29 @@ describe("body size limit", () => {
     expect((await problem(response)).code).toBe("body_too_large");
   });
 
+  it("the adapter's own 413 carries the request's correlation id (x-request-id), as core's refusals do", async () => {
+    const events: InterlockEvent[] = [];
+    const { url } = await echoApp(options({ bodyLimit: 64, onEvent: (event) => events.push(event) }));
+    const big = await signed(JSON.stringify({ pad: "x".repeat(64) }), "application/json");
+    const tagged = await post(`${url}/hook`, {
+      ...big,
+      headers: { ...big.headers, "x-request-id": "req-413-fastify" },
+    });
+    expect([tagged.status, (await problem(tagged)).code]).toEqual([413, "body_too_large"]);
+    expect((await post(`${url}/hook`, big)).status).toBe(413);
+    expect(events.filter((e) => e.type === "webhook.rejected")).toEqual([
+      {
+        type: "webhook.rejected",
+        scheme: "standard-webhooks",
+        id: undefined,
+        code: "body_too_large",
+        durationMs: 0,
+        correlationId: "req-413-fastify",
+      },
+      { type: "webhook.rejected", scheme: "standard-webhooks", id: undefined, code: "body_too_large", durationMs: 0 },
+    ]);
+  });
+
   it("bodyLimit: 413 past it, as a webhook.rejected event; a bad limit is refused when the hooks are made", async () => {
     const events: InterlockEvent[] = [];
     const { url } = await echoApp(options({ bodyLimit: 64, onEvent: (event) => events.push(event) }));

@@ -59,7 +59,7 @@ export function webhook<T = unknown>(
     const body = await readBody(c, read);
     const decision =
       body instanceof BodyError
-        ? receiver.refuse(body.code, body.message)
+        ? receiver.refuse(body.code, body.message, c.req.raw.headers)
         : await receiver.begin(c.req.raw.headers, body);
     if (decision.action === "respond") return answer(c, decision);
     c.set("webhook", decision.event as VerifiedWebhook<T>);

@@ -147,6 +147,26 @@ describe("body limit", () => {
     ]);
   });
 
+  it("the adapter's own 413 carries the request's correlation id (x-request-id), as core's refusals do", async () => {
+    const events: InterlockEvent[] = [];
+    const app = await limited({ bodyLimit: 64, onEvent: (event) => events.push(event) });
+    const over = await delivery(jsonOfSize(65));
+    const tagged = await post(app.url, { ...over, headers: { ...over.headers, "x-request-id": "req-413-hono" } });
+    expect([tagged.status, (await problemOf(tagged)).code]).toEqual([413, "body_too_large"]);
+    expect((await post(app.url, over)).status).toBe(413);
+    expect(events.filter((e) => e.type === "webhook.rejected")).toEqual([
+      {
+        type: "webhook.rejected",
+        scheme: "standard-webhooks",
+        id: undefined,
+        code: "body_too_large",
+        durationMs: 0,
+        correlationId: "req-413-hono",
+      },
+      { type: "webhook.rejected", scheme: "standard-webhooks", id: undefined, code: "body_too_large", durationMs: 0 },
+    ]);
+  });
+
   it("refuses a limit that is not a positive number when the middleware is made", () => {
     for (const bodyLimit of [0, -1, Number.NaN]) {
       expect(() => webhook(options({ bodyLimit }))).toThrow(InterlockConfigError);

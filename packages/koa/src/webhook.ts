@@ -44,7 +44,9 @@ export function webhook<T = unknown>(options: WebhookOptions): Middleware<Webhoo
     // A parser's decoded text is not the signed bytes: refused, never verified into a wrong 401.
     const body = await readRawBody(ctx, limit, "webhook");
     const decision =
-      body instanceof BodyError ? receiver.refuse(body.code, body.message) : await receiver.begin(ctx.headers, body);
+      body instanceof BodyError
+        ? receiver.refuse(body.code, body.message, ctx.headers)
+        : await receiver.begin(ctx.headers, body);
     if (decision.action === "respond") {
       return answer(ctx, decision.response, onError && (() => onError(decision, ctx)));
     }

@@ -151,6 +151,25 @@ describe("raw body", () => {
     expect(seen.handled).toEqual([]);
   });
 
+  it("the adapter's own body_not_raw carries the request's correlation id (x-request-id), as core's refusals do", async () => {
+    const seen = await start({}, { before: [bodyParser()] });
+    const sent = await delivery('{"type":"x"}');
+    const tagged = await post({ ...sent, headers: { ...sent.headers, "x-request-id": "req-500-koa" } });
+    expect([tagged.status, (await tagged.json()).code]).toEqual([500, "body_not_raw"]);
+    expect((await post(sent)).status).toBe(500);
+    expect(seen.events).toEqual([
+      {
+        type: "webhook.rejected",
+        scheme: "standard-webhooks",
+        id: undefined,
+        code: "body_not_raw",
+        durationMs: 0,
+        correlationId: "req-500-koa",
+      },
+      { type: "webhook.rejected", scheme: "standard-webhooks", id: undefined, code: "body_not_raw", durationMs: 0 },
+    ]);
+  });
+
   it("a middleware that drained the stream without setting a body → body_not_raw too", async () => {
     const drain: Middleware = async (ctx, next) => {
       await readAll(ctx.req);

@@ -4,7 +4,8 @@
  * enough for a handler that runs into its lease.
  */
 
-import type { Counter, Histogram, Meter, UpDownCounter } from "@opentelemetry/api";
+import type { Counter, Histogram, Meter } from "@opentelemetry/api";
+import type { BreakerGauge } from "./breakers.js";
 
 /** Counter: webhook deliveries verified or rejected, by scheme, outcome and rejection code. */
 export const METRIC_WEBHOOK_VERIFICATIONS = "interlock.webhook.verifications";
@@ -33,7 +34,10 @@ export const METRIC_CLIENT_RETRY_DELAY = "interlock.client.retry.delay";
 export const METRIC_CLIENT_GIVE_UPS = "interlock.client.give_ups";
 /** Counter: circuit breaker transitions, by origin, the state left and the state entered. */
 export const METRIC_CLIENT_BREAKER_TRANSITIONS = "interlock.client.breaker.transitions";
-/** UpDownCounter: circuit breakers not closed, by origin and state (`open`, `half_open`): 1 while an origin's circuit is open. */
+/**
+ * Observable UpDownCounter: circuit breakers not closed, by origin and state (`open`,
+ * `half_open`), read from the clients' breaker registries at each collection.
+ */
 export const METRIC_CLIENT_BREAKERS = "interlock.client.breakers";
 /** Counter: OAuth token requests, by grant and outcome. */
 export const METRIC_OAUTH_TOKEN_REQUESTS = "interlock.oauth.token.requests";
@@ -103,12 +107,10 @@ const COUNTERS = {
   },
 } as const;
 
-const UP_DOWN_COUNTERS = {
-  [METRIC_CLIENT_BREAKERS]: {
-    unit: "{breaker}",
-    description:
-      "Circuit breakers not closed, by origin and state (open, half_open): 1 while an origin's circuit is open.",
-  },
+const BREAKERS = {
+  unit: "{breaker}",
+  description:
+    "Circuit breakers not closed, by origin and state (open, half_open), read from the clients' breaker registries at collection.",
 } as const;
 
 const HISTOGRAMS = {
@@ -136,25 +138,21 @@ const HISTOGRAMS = {
 
 export type CounterName = keyof typeof COUNTERS;
 export type HistogramName = keyof typeof HISTOGRAMS;
-export type UpDownCounterName = keyof typeof UP_DOWN_COUNTERS;
 
 export interface Instruments {
   counters: Record<CounterName, Counter>;
-  upDownCounters: Record<UpDownCounterName, UpDownCounter>;
   histograms: Record<HistogramName, Histogram>;
 }
 
-export function createInstruments(meter: Meter): Instruments {
+/** Makes every instrument; the breakers gauge reads `breakers` whenever the SDK collects. */
+export function createInstruments(meter: Meter, breakers: BreakerGauge): Instruments {
   const counters = {} as Record<CounterName, Counter>;
   for (const [name, options] of Object.entries(COUNTERS) as Array<[CounterName, (typeof COUNTERS)[CounterName]]>) {
     counters[name] = meter.createCounter(name, options);
   }
-  const upDownCounters = {} as Record<UpDownCounterName, UpDownCounter>;
-  for (const [name, options] of Object.entries(UP_DOWN_COUNTERS) as Array<
-    [UpDownCounterName, (typeof UP_DOWN_COUNTERS)[UpDownCounterName]]
-  >) {
-    upDownCounters[name] = meter.createUpDownCounter(name, options);
-  }
+  meter
+    .createObservableUpDownCounter(METRIC_CLIENT_BREAKERS, BREAKERS)
+    .addCallback((result) => breakers.observe(result));
   const histograms = {} as Record<HistogramName, Histogram>;
   for (const [name, { description }] of Object.entries(HISTOGRAMS) as Array<[HistogramName, { description: string }]>) {
     histograms[name] = meter.createHistogram(name, {
@@ -163,5 +161,5 @@ export function createInstruments(meter: Meter): Instruments {
       advice: { explicitBucketBoundaries: [...DURATION_BUCKETS] },
     });
   }
-  return { counters, upDownCounters, histograms };
+  return { counters, histograms };
 }

@@ -41,7 +41,6 @@ import {
   METRIC_CLIENT_ATTEMPT_DURATION,
   METRIC_CLIENT_ATTEMPTS,
   METRIC_CLIENT_BREAKER_TRANSITIONS,
-  METRIC_CLIENT_BREAKERS,
   METRIC_CLIENT_GIVE_UPS,
   METRIC_CLIENT_RETRIES,
   METRIC_CLIENT_RETRY_DELAY,
@@ -317,18 +316,15 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     });
   },
   "client.breaker"(event, record) {
-    const origin = { [ATTR_CLIENT_ORIGIN]: event.origin };
     record.count(METRIC_CLIENT_BREAKER_TRANSITIONS, {
-      ...origin,
+      [ATTR_CLIENT_ORIGIN]: event.origin,
       [ATTR_CLIENT_BREAKER_FROM]: event.from,
       [ATTR_CLIENT_BREAKER_STATE]: event.to,
     });
-    // A gauge kept from transitions: a new origin's breaker starts closed without an event, so
-    // only the states it leaves closed for are counted.
-    if (event.from !== "closed")
-      record.add(METRIC_CLIENT_BREAKERS, -1, { ...origin, [ATTR_CLIENT_BREAKER_STATE]: event.from });
-    if (event.to !== "closed")
-      record.add(METRIC_CLIENT_BREAKERS, 1, { ...origin, [ATTR_CLIENT_BREAKER_STATE]: event.to });
+    // The breakers gauge is not moved here: it reads the registries at collection (breakers.ts).
+  },
+  "client.created"(event, record) {
+    record.watchBreakers(event.breakers);
   },
 
   "oauth.token.requested"(event, record) {

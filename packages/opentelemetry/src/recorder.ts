@@ -5,15 +5,21 @@
  * span is active then (the request's server span, with HTTP instrumentation).
  */
 
+import type { BreakerRegistry } from "@interlock/client";
 import { type Attributes, SpanKind, SpanStatusCode, type Tracer } from "@opentelemetry/api";
 import { ATTR_COMPONENT, ATTR_CORRELATION_ID, ATTR_ERROR_TYPE, ATTR_STORE_OPERATION } from "./attributes.js";
-import {
-  type CounterName,
-  type HistogramName,
-  type Instruments,
-  METRIC_STORE_DURATION,
-  type UpDownCounterName,
-} from "./instruments.js";
+import type { BreakerGauge } from "./breakers.js";
+import { type CounterName, type HistogramName, type Instruments, METRIC_STORE_DURATION } from "./instruments.js";
+
+/** Where an event's data goes: one per hook. */
+export interface Sinks {
+  /** The instruments, made on first use (see `interlockTelemetry`). */
+  instruments(): Instruments;
+  /** The tracer, looked up on first use. */
+  tracer(): Tracer;
+  /** The clients' breaker registries, read by the breakers gauge. */
+  breakers: BreakerGauge;
+}
 
 export interface SpanTiming {
   durationMs: number;
@@ -22,31 +28,29 @@ export interface SpanTiming {
 }
 
 export class EventRecorder {
-  readonly #instruments: Instruments;
-  readonly #tracer: Tracer;
+  readonly #sinks: Sinks;
   /** Wall-clock time of the event, in ms since the epoch (a span's times are wall-clock). */
   readonly #now: number;
   readonly #correlationId: string | undefined;
 
-  constructor(instruments: Instruments, tracer: Tracer, correlationId: string | undefined) {
-    this.#instruments = instruments;
-    this.#tracer = tracer;
+  constructor(sinks: Sinks, correlationId: string | undefined) {
+    this.#sinks = sinks;
     this.#now = Date.now();
     this.#correlationId = correlationId;
   }
 
   count(name: CounterName, attributes: Attributes): void {
-    this.#instruments.counters[name].add(1, attributes);
+    this.#sinks.instruments().counters[name].add(1, attributes);
   }
 
-  /** Moves an up-down counter (a gauge kept from transitions) by `delta`. */
-  add(name: UpDownCounterName, delta: number, attributes: Attributes): void {
-    this.#instruments.upDownCounters[name].add(delta, attributes);
+  /** Hands a client's breaker registry to the breakers gauge, which reads it at each collection. */
+  watchBreakers(registry: BreakerRegistry): void {
+    this.#sinks.breakers.watch(registry);
   }
 
   /** Records a duration given in milliseconds, in seconds. */
   time(name: HistogramName, ms: number, attributes: Attributes): void {
-    this.#instruments.histograms[name].record(Math.max(0, ms) / 1000, attributes);
+    this.#sinks.instruments().histograms[name].record(Math.max(0, ms) / 1000, attributes);
   }
 
   /** One store operation's latency; `errorType` when it failed. */
@@ -62,7 +66,7 @@ export class EventRecorder {
     const spanAttributes: Attributes = { ...attributes };
     if (this.#correlationId !== undefined) spanAttributes[ATTR_CORRELATION_ID] = this.#correlationId;
     if (errorType !== undefined) spanAttributes[ATTR_ERROR_TYPE] = errorType;
-    const span = this.#tracer.startSpan(name, {
+    const span = this.#sinks.tracer().startSpan(name, {
       kind: SpanKind.INTERNAL,
       startTime: end - Math.max(0, timing.durationMs),
       attributes: spanAttributes,

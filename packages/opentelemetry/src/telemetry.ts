@@ -6,9 +6,10 @@
 
 import { diag, type MeterProvider, metrics, type Tracer, type TracerProvider, trace } from "@opentelemetry/api";
 import { version } from "../package.json";
+import { BreakerGauge } from "./breakers.js";
 import { createInstruments, type Instruments } from "./instruments.js";
 import { EVENT_TELEMETRY, type EventRow, type TelemetryEvent } from "./mapping.js";
-import { EventRecorder } from "./recorder.js";
+import { EventRecorder, type Sinks } from "./recorder.js";
 
 /** The instrumentation scope of every meter and tracer this package makes. */
 export const INSTRUMENTATION_SCOPE = "@interlock/opentelemetry";
@@ -38,25 +39,33 @@ export function interlockTelemetry<E extends TelemetryEvent = TelemetryEvent>(
   options: InterlockTelemetryOptions<E> = {},
 ): TelemetryHook<E> {
   const { meterProvider, tracerProvider, onEvent } = options;
-  // Looked up at the first event, not now: a global MeterProvider registered after this call
-  // (the SDK started later in the app's boot) is still the one used.
+  // Looked up when first needed, not now: a global MeterProvider registered after this call
+  // (the SDK started later in the app's boot) is still the one used. A client's creation
+  // needs neither, so a client made before the SDK starts does not pin the no-op meter.
   let instruments: Instruments | undefined;
   let tracer: Tracer | undefined;
+  const breakers = new BreakerGauge();
+  const sinks: Sinks = {
+    breakers,
+    instruments: () =>
+      (instruments ??= createInstruments(
+        meterProvider
+          ? meterProvider.getMeter(INSTRUMENTATION_SCOPE, version)
+          : metrics.getMeter(INSTRUMENTATION_SCOPE, version),
+        breakers,
+      )),
+    tracer: () =>
+      (tracer ??= tracerProvider
+        ? tracerProvider.getTracer(INSTRUMENTATION_SCOPE, version)
+        : trace.getTracer(INSTRUMENTATION_SCOPE, version)),
+  };
 
   function record(event: TelemetryEvent): void {
     const row = (EVENT_TELEMETRY as Record<string, EventRow<TelemetryEvent> | undefined>)[event.type];
     if (row === undefined) return; // an event type this version does not know yet
-    instruments ??= createInstruments(
-      meterProvider
-        ? meterProvider.getMeter(INSTRUMENTATION_SCOPE, version)
-        : metrics.getMeter(INSTRUMENTATION_SCOPE, version),
-    );
-    tracer ??= tracerProvider
-      ? tracerProvider.getTracer(INSTRUMENTATION_SCOPE, version)
-      : trace.getTracer(INSTRUMENTATION_SCOPE, version);
     // Only core's events carry a correlation id (the incoming request's).
     const correlationId = "correlationId" in event ? event.correlationId : undefined;
-    row(event, new EventRecorder(instruments, tracer, correlationId));
+    row(event, new EventRecorder(sinks, correlationId));
   }
 
   return (event) => {

@@ -152,12 +152,11 @@ describe("@interlock/client events", () => {
     expect(sorted(metrics[METRIC_CLIENT_BREAKER_TRANSITIONS])).toEqual(
       sorted([transition("closed", "open"), transition("open", "half_open"), transition("half_open", "closed")]),
     );
-    expect(sorted(metrics[METRIC_CLIENT_BREAKERS])).toEqual(
-      sorted([
-        { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "open" }, value: 0 },
-        { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "half_open" }, value: 0 },
-      ]),
-    );
+    // Read at collection: the open point, reported before, is now 0; half-open came and went
+    // between two collections.
+    expect(metrics[METRIC_CLIENT_BREAKERS]).toEqual([
+      { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "open" }, value: 0 },
+    ]);
     const get = { [ORIGIN]: server.origin, "http.request.method": "GET" };
     expect(sorted(metrics[METRIC_CLIENT_GIVE_UPS])).toEqual(
       sorted([
@@ -230,4 +229,65 @@ describe("@interlock/oauth events", () => {
       ["invalid_client", SpanStatusCode.ERROR],
     ]);
   });
+
+  it("the breakers gauge follows client.breakers when the LRU drops a breaker and when a snapshot is restored", async () => {
+    const { otel, onEvent } = telemetry();
+    const [a, b, c] = await Promise.all([failing(), failing(), failing()]);
+    const client = createClient({ onEvent, maxAttempts: 1, maxOrigins: 2, breaker: { failures: 1 } });
+    const point = (origin: string, value: number) => ({
+      attributes: { [ORIGIN]: origin, "interlock.client.breaker.state": "open" },
+      value,
+    });
+    /** The gauge's points, checked against what the client's registry says at the same moment. */
+    const gauge = async () => {
+      const points = sorted((await otel.metrics())[METRIC_CLIENT_BREAKERS]);
+      const registry = [...client.breakers].filter((breaker) => breaker.state !== "closed");
+      expect(points.filter((p) => "value" in p && p.value !== 0)).toEqual(
+        sorted(registry.map((breaker) => point(breaker.origin, 1))),
+      );
+      return points;
+    };
+
+    await expect(client(a.url)).rejects.toBeInstanceOf(RetryLimitError);
+    await expect(client(b.url)).rejects.toBeInstanceOf(RetryLimitError);
+    expect(await gauge()).toEqual(sorted([point(a.origin, 1), point(b.origin, 1)]));
+    const saved = client.breakers.snapshot();
+
+    // A third origin: the least recently used (a), open, is dropped without a transition.
+    await expect(client(c.url)).rejects.toBeInstanceOf(RetryLimitError);
+    expect(client.breakers.get(a.origin)).toBeUndefined();
+    expect(await gauge()).toEqual(sorted([point(a.origin, 0), point(b.origin, 1), point(c.origin, 1)]));
+
+    // Restoring a and b drops b, then c, to make room; a and b come back open.
+    client.breakers.restore(saved);
+    expect([...client.breakers].map((breaker) => [breaker.origin, breaker.state])).toEqual([
+      [a.origin, "open"],
+      [b.origin, "open"],
+    ]);
+    expect(await gauge()).toEqual(sorted([point(a.origin, 1), point(b.origin, 1), point(c.origin, 0)]));
+
+    // A snapshot that closes a.
+    client.breakers.restore({
+      version: 1,
+      breakers: { [a.origin]: { state: "closed", consecutiveFailures: 0, openedAt: null } },
+    });
+    expect(await gauge()).toEqual(sorted([point(a.origin, 0), point(b.origin, 1), point(c.origin, 0)]));
+  });
+
+  it("the breakers gauge sums the clients sharing one hook", async () => {
+    const { otel, onEvent } = telemetry();
+    const server = await failing();
+    const first = createClient({ onEvent, maxAttempts: 1, breaker: { failures: 1 } });
+    const second = createClient({ onEvent, maxAttempts: 1, breaker: { failures: 1 } });
+    await expect(first(server.url)).rejects.toBeInstanceOf(RetryLimitError);
+    await expect(second(server.url)).rejects.toBeInstanceOf(RetryLimitError);
+    expect((await otel.metrics())[METRIC_CLIENT_BREAKERS]).toEqual([
+      { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "open" }, value: 2 },
+    ]);
+  });
 });
+
+/** A server on 127.0.0.1 that answers every request 500. */
+function failing() {
+  return scripted(Array.from({ length: 10 }, () => ({ status: 500 })));
+}

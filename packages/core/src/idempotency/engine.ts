@@ -7,7 +7,7 @@
  * reports the captured response with `finish`, or the handler's failure with `abort`.
  */
 
-import { correlated, correlationIdOf } from "../correlation.js";
+import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
 import { BodyError, IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
 import {
   type EventHook,
@@ -176,8 +176,12 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
   /**
    * For adapters that refuse a request before `begin` (a body over their limit, a body a
    * parser already consumed): the problem+json decision, reported like every other refusal.
+   * Pass the request's `headers` so the event carries its correlation id, as `begin`'s do.
    */
-  refuse(request: Pick<IdempotencyRequest, "method" | "route">, error: BodyError): IdempotencyRespondDecision;
+  refuse(
+    request: Pick<IdempotencyRequest, "method" | "route"> & Partial<Pick<IdempotencyRequest, "headers">>,
+    error: BodyError,
+  ): IdempotencyRespondDecision;
 }
 
 /** The default lease on a running request: 60 s. */
@@ -482,7 +486,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     },
 
     refuse(request, error) {
-      return refuseBody(request.method.toUpperCase(), request.route, error, undefined);
+      const correlationId = onEvent ? correlationIdOfHeaders(request.headers) : undefined;
+      return refuseBody(request.method.toUpperCase(), request.route, error, correlationId);
     },
 
     async abort(publicTicket) {

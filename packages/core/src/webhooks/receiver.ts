@@ -7,7 +7,7 @@
  * forged id cannot suppress the real delivery that id belongs to.
  */
 
-import { correlated, correlationIdOf } from "../correlation.js";
+import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
 import { IdempotencyError, InterlockConfigError, type InterlockError, WebhookVerificationError } from "../errors.js";
 import {
   type EventHook,
@@ -17,6 +17,7 @@ import {
   type WebhookEvent,
   type WebhookHandlerFailedEvent,
   type WebhookProcessedEvent,
+  type WebhookRejectedEvent,
   type WebhookStoreDownEvent,
 } from "../events.js";
 import { sha256Hex } from "../hash.js";
@@ -129,8 +130,9 @@ export interface WebhookReceiver {
   /**
    * For adapters that refuse a delivery before `begin` (a body over their limit, a body a
    * parser already consumed): the problem+json decision, with its `webhook.rejected` event.
+   * Pass the request's `headers` so the event carries its correlation id, as `begin`'s do.
    */
-  refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookRespondDecision;
+  refuse(code: "body_too_large" | "body_not_raw", message: string, headers?: HeadersInput): WebhookRespondDecision;
 }
 
 /** How long a processed delivery is remembered by default: 7 days (providers redeliver for up to 3). */
@@ -313,9 +315,22 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (ticket) await release(ticket);
   }
 
-  function refuse(code: "body_too_large" | "body_not_raw", message: string): WebhookRespondDecision {
+  function refuse(
+    code: "body_too_large" | "body_not_raw",
+    message: string,
+    headers?: HeadersInput,
+  ): WebhookRespondDecision {
     const error = new WebhookVerificationError(code, message, verifier.scheme.name);
-    emit(onEvent, { type: "webhook.rejected", scheme: verifier.scheme.name, id: undefined, code, durationMs: 0 });
+    if (onEvent) {
+      const rejected: WebhookRejectedEvent = {
+        type: "webhook.rejected",
+        scheme: verifier.scheme.name,
+        id: undefined,
+        code,
+        durationMs: 0,
+      };
+      emit(onEvent, correlated(rejected, correlationIdOfHeaders(headers)));
+    }
     return respond("refused", problemResponse(error), undefined, error);
   }
 
