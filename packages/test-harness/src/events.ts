@@ -1,0 +1,12 @@
+/**
+ * Expected events shared by the adapters' tests.
+ */
+
+/**
+ * The `webhook.rejected` events of an adapter's own refusal sent twice, first with an
+ * `x-request-id` and then without: the first carries the id as its correlation id, the second none.
+ */
+export function rejectedTaggedThenUntagged(code: string, correlationId: string, scheme = "standard-webhooks") {
+  const rejected = { type: "webhook.rejected", scheme, id: undefined, code, durationMs: 0 };
+  return [{ ...rejected, correlationId }, rejected];
+}
