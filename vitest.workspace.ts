@@ -43,9 +43,31 @@ const storeProject = (name: "redis" | "postgres"): TestProjectConfiguration => (
 });
 
 /** A framework adapter's tests: real HTTP on 127.0.0.1, against core's source. */
-const adapterProject = (name: "express" | "fastify" | "koa" | "hono"): TestProjectConfiguration => ({
+const adapterProject = (name: "fastify" | "hono"): TestProjectConfiguration => ({
   resolve: { alias: coreSource },
   test: { name, root: here(`./packages/${name}`), include: ["test/**/*.test.ts"] },
+});
+
+/**
+ * The Express and Koa adapters' tests, once per framework major their peer ranges claim: the
+ * same files, the major chosen by module resolution. An older major is an aliased dev
+ * dependency (`express4`, `koa2`) that `express` / `koa` resolve to. An alias rather than a
+ * parameterised app factory because the Express adapter imports `express` itself (its body
+ * parsers): only resolution gives the adapter and the test apps one framework, as an app on
+ * that major has. Each project names the major it expects; a test checks the one that loaded.
+ */
+const adapterOnMajor = (name: "express" | "koa", major: number, installedAs?: string): TestProjectConfiguration => ({
+  resolve: {
+    alias: installedAs
+      ? [...coreSource, { find: new RegExp(`^${name}(/.*)?$`), replacement: `${installedAs}$1` }]
+      : coreSource,
+  },
+  test: {
+    name: installedAs ? `${name} ${major}` : name,
+    root: here(`./packages/${name}`),
+    include: ["test/**/*.test.ts"],
+    env: { INTERLOCK_EXPECTED_FRAMEWORK_MAJOR: String(major) },
+  },
 });
 
 /**
@@ -64,9 +86,11 @@ export default [
   coreWith("web"),
   storeProject("redis"),
   storeProject("postgres"),
-  adapterProject("express"),
+  adapterOnMajor("express", 5),
+  adapterOnMajor("express", 4, "express4"),
   adapterProject("fastify"),
-  adapterProject("koa"),
+  adapterOnMajor("koa", 3),
+  adapterOnMajor("koa", 2, "koa2"),
   adapterProject("hono"),
   clientProject,
   {

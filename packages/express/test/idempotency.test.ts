@@ -4,6 +4,7 @@ import { IdempotencyError, type IdempotencyEvent, type InterlockEvent, MemorySto
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
+import { asyncRoute, untouchedBody } from "./framework.js";
 import { listen, type Running, SlowStore, send, sleep } from "./helpers.js";
 
 const running: Running[] = [];
@@ -27,7 +28,7 @@ interface World {
 
 /**
  * An app whose routes count their runs. `routes` mounts them; `use` wraps each handler so
- * it counts; `before` mounts app-wide middleware first; `errors` error handlers before `onError`.
+ * it counts (an async one as this Express major needs, see `asyncRoute`); `before` mounts app-wide middleware first; `errors` error handlers before `onError`.
  */
 async function start(
   mount: (app: Express, use: (handler: RequestHandler) => RequestHandler, idem: RequestHandler) => void,
@@ -47,10 +48,11 @@ async function start(
   });
   mount(
     app,
-    (handler) => (req, res, next) => {
-      runs++;
-      return handler(req, res, next);
-    },
+    (handler) =>
+      asyncRoute((req, res, next) => {
+        runs++;
+        return handler(req, res, next);
+      }),
     idem,
   );
   for (const handler of errors) app.use(handler);
@@ -357,7 +359,7 @@ describe("idempotency(): request bodies", () => {
   const echo: RequestHandler = (req, res) =>
     void res.status(201).json({ body: Buffer.isBuffer(req.body) ? `buffer:${req.body.length}` : (req.body ?? null) });
 
-  it("with no parser, a keyed request is read here and the route still gets the parsed body", async () => {
+  it("with no parser, a keyed request is read here and the route gets what this major's own parsers give", async () => {
     const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)));
     const url = `${world.url}/echo`;
     const cases: Array<[string, string | Buffer, unknown]> = [
@@ -365,7 +367,7 @@ describe("idempotency(): request bodies", () => {
       ["application/x-www-form-urlencoded", "a=1&b=two", { a: "1", b: "two" }],
       ["text/plain", "hello", "hello"],
       ["application/octet-stream", BINARY, "buffer:256"],
-      ["application/xml", "<a/>", null],
+      ["application/xml", "<a/>", untouchedBody ?? null],
     ];
     for (const [type, body, expected] of cases) {
       const response = await post(url, newKey(), body, { "content-type": type });

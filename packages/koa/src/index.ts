@@ -1,5 +1,5 @@
 /**
- * Interlock for Koa 2 and 3: `webhook()` verifies and de-duplicates deliveries on their raw
+ * Interlock for Koa 2.16+ and 3: `webhook()` verifies and de-duplicates deliveries on their raw
  * bytes, `idempotency()` makes unsafe routes safe to retry with an `Idempotency-Key`.
  */
 

@@ -10,6 +10,7 @@ import {
   type WebhookState,
   webhook,
 } from "../src/index.js";
+import { sendsWebBodies } from "./framework.js";
 import { type Served, serve } from "./serve.js";
 import { bodyParser, delivery, newId, readAll, route, SECRET, sleep } from "./support.js";
 
@@ -222,7 +223,8 @@ describe("streams and bypasses pass through uncached, the key released", () => {
     expect(released(world)).toEqual(["streamed", "streamed"]);
   });
 
-  it("a web ReadableStream body likewise", async () => {
+  // Koa 2 has no web bodies (it would send this one as the JSON `{}`): run where Koa sends them.
+  it.runIf(sendsWebBodies)("a web ReadableStream body likewise (Koa 3+: Koa 2 has no web stream bodies)", async () => {
     const world = await start([
       [
         "POST",
