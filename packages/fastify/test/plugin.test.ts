@@ -96,6 +96,40 @@ describe("the interlock plugin", () => {
   });
 });
 
+describe("routes declared before the plugin", () => {
+  it("fail closed: a route naming Interlock hooks answers 500 invalid_configuration and never runs; others work", async () => {
+    const ran: string[] = [];
+    const app = Fastify({ logger: false });
+    const hooks = webhook(webhookOptions());
+    app.post("/early", { config: { interlock: hooks } }, async () => {
+      ran.push("early");
+      return { ok: true };
+    });
+    app.get("/plain", async () => ({ plain: true }));
+    await app.register(interlock);
+    app.post("/late", { config: { interlock: hooks } }, async (request) => {
+      ran.push("late");
+      return { id: request.webhook.id };
+    });
+    const url = await serve(app);
+
+    const forged = { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"forged"}' };
+    const early = await fetch(`${url}/early`, forged);
+    expect(early.status).toBe(500);
+    expect(early.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    const problem = (await early.json()) as { code: string; detail: string };
+    expect(problem.code).toBe("invalid_configuration");
+    expect(problem.detail).toContain("POST /early");
+    expect(problem.detail).toContain("before `await app.register(interlock)`");
+
+    expect(await (await fetch(`${url}/plain`)).json()).toEqual({ plain: true });
+    expect((await fetch(`${url}/late`, forged)).status).toBe(400); // no signature headers at all
+    const good = await fetch(`${url}/late`, await delivery("msg_late"));
+    expect([good.status, await good.json()]).toEqual([200, { id: "msg_late" }]);
+    expect(ran).toEqual(["late"]);
+  });
+});
+
 describe("without the plugin", () => {
   it("the sets are plain route options: spread them into a route", async () => {
     const app = Fastify();
