@@ -79,7 +79,10 @@ const UNATTACHED =
 /** Fails closed: a route whose Interlock hooks were never attached answers 500 rather than run unprotected. */
 function refuseUnattached(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
   const config = request.routeOptions.config as Attachable;
-  if (config.interlock === undefined || config[kAttached]) return done();
+  if (config.interlock === undefined || config[kAttached]) {
+    done();
+    return;
+  }
   const error = new InterlockConfigError(`${request.method} ${request.routeOptions.url}: ${UNATTACHED}`);
   request.log.error({ err: error }, error.message);
   sendResponse(reply, problemResponse(error));
