@@ -177,3 +177,177 @@ describe("memory store internals under load", () => {
     expect((await store.claim("k89", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
   });
 });
+
+describe("memory store slots (columns, ring, index)", () => {
+  const claimed = async (store: MemoryStore, key: string, lockTtlMs = 60_000) => {
+    const result = await store.claim(key, { fingerprint: `fp-${key}`, lockTtlMs });
+    if (result.state !== "claimed") throw new Error(`expected to win ${key}, got ${result.state}`);
+    return result.token;
+  };
+  const bodyOf = (i: number, size: number) => Uint8Array.from({ length: size }, (_, j) => (i * 7 + j * 13) & 0xff);
+
+  it("a ring full of dropped slots rotates live entries past the head: no lock is evicted, the bound holds", async () => {
+    // maxEntries 3 gives a ring of 6 slots. A long-lived record at the head stops the sweep,
+    // so the slots of released locks stay in the ring behind it until it is full.
+    const store = new MemoryStore({ maxEntries: 3 });
+    await store.complete("record", await claimed(store, "record"), response(4), { ttlMs: 60_000 });
+    const lock = await claimed(store, "lock");
+    for (const key of ["a", "b", "c", "d"]) expect(await store.release(key, await claimed(store, key))).toBe(true);
+    expect(store.size).toBe(2);
+    await claimed(store, "new"); // the ring is full: record and lock rotate, a dropped slot is reused
+    expect(store.size).toBe(3);
+    expect((await store.claim("record", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("completed");
+    expect((await store.claim("lock", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("in_flight");
+    expect((await store.claim("new", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("in_flight");
+    for (let i = 0; i < 30; i++) {
+      const token = await claimed(store, `n${i}`);
+      if (i % 3 < 2) expect(await store.release(`n${i}`, token)).toBe(true);
+      else expect(await store.complete(`n${i}`, token, response(3), { ttlMs: 60_000 })).toBe(true);
+      expect(store.size).toBeLessThanOrEqual(3);
+      expect((await store.claim("lock", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("in_flight");
+    }
+    expect((await store.claim("n29", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("completed");
+    expect(await store.complete("lock", lock, response(2), { ttlMs: 60_000 })).toBe(true);
+  });
+
+  it("keeps every record intact while the ring grows around its wrapped end", async () => {
+    let now = 0;
+    const store = new MemoryStore({ maxEntries: 5_000, now: () => now });
+    // Short-lived records the sweep passes, so the head moves on and later slots wrap around.
+    for (let i = 0; i < 700; i++) {
+      await store.complete(`old${i}`, await claimed(store, `old${i}`), response(1), { ttlMs: 10 });
+    }
+    now = 100;
+    const sizes = [0, 1, 127, 128, 129, 300];
+    for (let i = 0; i < 3_000; i++) {
+      const key = `k${i}`;
+      const body = bodyOf(i, sizes[i % sizes.length] as number);
+      await store.complete(
+        key,
+        await claimed(store, key),
+        { status: 200 + (i % 7), headers: [["x-i", `${i}`]], body },
+        {
+          ttlMs: 60_000,
+        },
+      );
+      body.fill(0xee); // the caller reuses its buffer
+    }
+    for (let i = 0; i < 3_000; i++) {
+      const result = await store.claim(`k${i}`, { fingerprint: "other", lockTtlMs: 1 });
+      if (result.state !== "completed") throw new Error(`k${i} lost: ${result.state}`);
+      expect(result.record.body).toEqual(bodyOf(i, sizes[i % sizes.length] as number));
+      expect(result.record.status).toBe(200 + (i % 7));
+      expect(result.record.headers).toEqual([["x-i", `${i}`]]);
+      expect(result.record.fingerprint).toBe(`fp-k${i}`);
+    }
+    expect((await store.claim("old0", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
+  });
+
+  it("close forgets every entry and the store works on", async () => {
+    const store = new MemoryStore({ maxEntries: 10 });
+    await store.complete("a", await claimed(store, "a"), response(200), { ttlMs: 60_000 });
+    await store.close();
+    expect(store.size).toBe(0);
+    await claimed(store, "a");
+    expect(store.size).toBe(1);
+  });
+
+  // Random operations against a plain model of the contract, with enough room that nothing
+  // is evicted for space: every answer must match the model exactly. Long retention at the
+  // head and frequent releases leave dropped slots behind it, so the ring grows, wraps and
+  // fills; short leases and clock steps exercise expiry.
+  it("answers exactly like a model of the contract under random operations", async () => {
+    interface Model {
+      token: string;
+      fingerprint: string;
+      expiresAt: number;
+      createdAt: number;
+      done?: { status: number; body: Uint8Array; headers: Array<[string, string]>; completedAt: number };
+    }
+    for (const seed of [1, 2, 3]) {
+      let state = seed;
+      const random = (n: number) => {
+        state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+        return (state >>> 8) % n;
+      };
+      let now = 1_000;
+      const store = new MemoryStore({ maxEntries: 1_000, now: () => now });
+      const model = new Map<string, Model>();
+      const tokens: string[] = [];
+      const lastToken = new Map<string, string>();
+      const live = (key: string) => {
+        const entry = model.get(key);
+        return entry !== undefined && entry.expiresAt > now ? entry : undefined;
+      };
+      const holds = (key: string, token: string) => {
+        const entry = live(key);
+        return entry !== undefined && entry.done === undefined && entry.token === token ? entry : undefined;
+      };
+      for (let op = 0; op < 15_000; op++) {
+        const key = `key${random(900)}`;
+        // Mostly the key's latest token (so operations succeed), sometimes any stale one.
+        const token = random(4) > 0 ? (lastToken.get(key) ?? "none") : (tokens[random(tokens.length)] ?? "none");
+        const action = random(10);
+        if (action < 4) {
+          const lockTtlMs = random(3) === 0 ? 5 : 100_000;
+          const fingerprint = `fp${random(3)}`;
+          const result = await store.claim(key, { fingerprint, lockTtlMs });
+          const entry = live(key);
+          if (entry === undefined) {
+            if (result.state !== "claimed") throw new Error(`seed ${seed} op ${op}: ${key} should be free`);
+            tokens.push(result.token);
+            lastToken.set(key, result.token);
+            model.set(key, { token: result.token, fingerprint, expiresAt: now + lockTtlMs, createdAt: now });
+          } else if (entry.done === undefined) {
+            expect(result).toEqual({
+              state: "in_flight",
+              fingerprint: entry.fingerprint,
+              lockExpiresAt: entry.expiresAt,
+            });
+          } else {
+            const { done } = entry;
+            expect(result).toEqual({
+              state: "completed",
+              record: { ...done, fingerprint: entry.fingerprint, createdAt: entry.createdAt },
+            });
+          }
+        } else if (action < 7) {
+          const size = random(4) === 0 ? 129 + random(200) : random(129);
+          const body = bodyOf(op, size);
+          const headers: Array<[string, string]> =
+            random(2) === 0
+              ? []
+              : [
+                  ["x-op", `${op}`],
+                  ["x-key", key],
+                ];
+          const ttlMs = random(5) === 0 ? 10_000_000 : 50 + random(500);
+          const status = 200 + random(300);
+          const ok = await store.complete(key, token, { status, headers, body }, { ttlMs });
+          const entry = holds(key, token);
+          expect(ok).toBe(entry !== undefined);
+          if (entry !== undefined) {
+            entry.done = { status, body: bodyOf(op, size), headers, completedAt: now };
+            entry.expiresAt = now + ttlMs;
+          }
+          body.fill(0);
+        } else if (action < 9) {
+          const ok = await store.release(key, token);
+          expect(ok).toBe(holds(key, token) !== undefined);
+          if (ok) model.delete(key);
+        } else if (random(2) === 0) {
+          const ok = await store.extend(key, token, 100_000);
+          const entry = holds(key, token);
+          expect(ok).toBe(entry !== undefined);
+          if (entry !== undefined) entry.expiresAt = now + 100_000;
+        } else {
+          now += random(40);
+        }
+      }
+      let held = 0;
+      for (const key of model.keys()) if (live(key) !== undefined) held++;
+      expect(store.size).toBeGreaterThanOrEqual(held);
+      expect(store.size).toBeLessThanOrEqual(model.size);
+    }
+  });
+});

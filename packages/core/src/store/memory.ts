@@ -5,11 +5,16 @@
  * slot holds one, a new claim is refused as unavailable rather than breaking a lock.
  *
  * Built for throughput (bench/stores-memory.mjs measures claim+complete pairs a second):
- * one entry object per key that goes from lock to record in place, a two-generation index
- * that evicts without deleting from a large Map (generations.ts), and header pairs kept flat.
- * Each body is its own copy: bodies packed into shared chunks would be faster, but a chunk
- * lives as long as its longest-lived record, so records of mixed retention could hold many
- * times `maxBytes`; the bound comes first.
+ * columnar slots (slots.ts). An entry is a slot number into typed and plain arrays, not an
+ * object; a key index of small integers in two generations that evicts without deleting from
+ * a large Map; a ring of slots in insertion order for oldest-first sweeping and eviction; and
+ * bodies up to 128 bytes copied into their slot's share of one buffer. A typed array per body
+ * was the largest cost of a write, yet bodies packed into shared chunks would break the bound:
+ * a chunk lives as long as its longest-lived record. A slot's share is reused with the slot,
+ * so records of any retention hold at most `maxBytes` plus a fixed 128 bytes a slot. The ring
+ * has room for twice `maxEntries`, so slots dropped out of order (released locks, expired
+ * keys claimed again) rarely fill it; when they do, live entries at the head rotate to the
+ * newest end in place until a dropped slot is reached.
  */
 
 import { InterlockConfigError, StoreUnavailableError } from "../errors.js";
@@ -21,7 +26,7 @@ import type {
   StoredRecord,
   StoredResponse,
 } from "./contract.js";
-import { Generations } from "./generations.js";
+import { Slots } from "./slots.js";
 import { assertClaim, assertComplete, assertKey, positiveIntegerOption, refuseTransaction } from "./validate.js";
 
 /** The memory store's bounds and clock. */
@@ -38,28 +43,6 @@ export interface MemoryStoreOptions {
 
 const LOCKED = 0;
 const COMPLETED = 1;
-const GONE = 2;
-
-/**
- * One key's state, a lock that becomes a record in place: one object per key, with every
- * field set from the start so all entries share one shape.
- */
-interface Entry {
-  state: typeof LOCKED | typeof COMPLETED | typeof GONE;
-  /** The fencing token while locked; "" once completed. */
-  token: string;
-  fingerprint: string;
-  createdAt: number;
-  completedAt: number;
-  /** Lease end while locked, retention end once completed. */
-  expiresAt: number;
-  status: number;
-  /** Header names and values, flat: [name, value, name, value, …]. */
-  headers: string[];
-  /** The store's own copy of the body. */
-  body: Uint8Array;
-  bytes: number;
-}
 
 /** Expired entries examined per write, from the oldest: keeps memory tidy at O(1) cost. */
 const SWEEP_PER_WRITE = 2;
@@ -82,9 +65,6 @@ function headerPairs(flat: string[]): Array<[string, string]> {
   return pairs;
 }
 
-const EMPTY = new Uint8Array(0);
-const NO_HEADERS: string[] = [];
-
 /**
  * The in-process store: bounded by entries and bytes, never evicting a live lock, with expiry
  * and no timer per key. One process only: for several, use the Redis or PostgreSQL store.
@@ -95,7 +75,7 @@ export class MemoryStore implements InterlockStore {
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #now: () => number;
-  readonly #entries = new Generations<Entry>();
+  #slots: Slots;
   /** Live entries (locks and records). */
   #size = 0;
   #bytes = 0;
@@ -109,6 +89,7 @@ export class MemoryStore implements InterlockStore {
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
     this.#now = options.now ?? Date.now;
+    this.#slots = this.#newSlots();
   }
 
   /** Keys held now (locks and records), for tests and metrics. */
@@ -119,30 +100,26 @@ export class MemoryStore implements InterlockStore {
   async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
     assertClaim(key, options);
     const now = this.#now();
-    const found = this.#live(key);
-    if (found !== undefined) {
-      if (found.expiresAt > now) {
-        return found.state === COMPLETED
+    const slots = this.#slots;
+    const found = slots.find(key);
+    if (found >= 0) {
+      const expiresAt = slots.expiresAt[found] as number;
+      if (expiresAt > now) {
+        return slots.state[found] === COMPLETED
           ? { state: "completed", record: this.#record(found) }
-          : { state: "in_flight", fingerprint: found.fingerprint, lockExpiresAt: found.expiresAt };
+          : { state: "in_flight", fingerprint: slots.fingerprint[found] as string, lockExpiresAt: expiresAt };
       }
-      this.#remove(key, found);
+      this.#drop(found);
     }
     this.#sweep(now);
     this.#makeRoom(now);
     const token = this.#tokenPrefix + ++this.#tokens;
-    this.#entries.add(key, {
-      state: LOCKED,
-      token,
-      fingerprint: options.fingerprint,
-      createdAt: now,
-      completedAt: 0,
-      expiresAt: now + options.lockTtlMs,
-      status: 0,
-      headers: NO_HEADERS,
-      bytes: 0,
-      body: EMPTY,
-    });
+    const slot = slots.add(key);
+    slots.state[slot] = LOCKED;
+    slots.token[slot] = token;
+    slots.fingerprint[slot] = options.fingerprint;
+    slots.createdAt[slot] = now;
+    slots.expiresAt[slot] = now + options.lockTtlMs;
     this.#size++;
     return { state: "claimed", token };
   }
@@ -151,17 +128,17 @@ export class MemoryStore implements InterlockStore {
     const bytes = assertComplete(this, key, response, options);
     refuseTransaction(this.name, options);
     const now = this.#now();
-    const entry = this.#liveLock(key, token, now);
-    if (entry === undefined) return false;
-    entry.state = COMPLETED;
-    entry.token = "";
-    entry.status = response.status;
-    entry.headers = flatHeaders(response.headers);
-    // A copy: the caller may reuse its buffer once this returns.
-    entry.body = response.body.slice();
-    entry.completedAt = now;
-    entry.expiresAt = now + options.ttlMs;
-    entry.bytes = bytes;
+    const slot = this.#liveLock(key, token, now);
+    if (slot < 0) return false;
+    const slots = this.#slots;
+    slots.state[slot] = COMPLETED;
+    slots.token[slot] = "";
+    slots.status[slot] = response.status;
+    slots.headers[slot] = flatHeaders(response.headers);
+    slots.setBody(slot, response.body);
+    slots.completedAt[slot] = now;
+    slots.expiresAt[slot] = now + options.ttlMs;
+    slots.bytes[slot] = bytes;
     this.#bytes += bytes;
     while (this.#bytes > this.#maxBytes && this.#evictOldest(now)) {}
     return true;
@@ -169,88 +146,92 @@ export class MemoryStore implements InterlockStore {
 
   async release(key: string, token: string): Promise<boolean> {
     assertKey(key);
-    const entry = this.#liveLock(key, token, this.#now());
-    if (entry === undefined) return false;
-    this.#remove(key, entry);
+    const slot = this.#liveLock(key, token, this.#now());
+    if (slot < 0) return false;
+    this.#drop(slot);
     return true;
   }
 
   async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
     assertClaim(key, { fingerprint: "", lockTtlMs });
     const now = this.#now();
-    const entry = this.#liveLock(key, token, now);
-    if (entry === undefined) return false;
-    entry.expiresAt = now + lockTtlMs;
+    const slot = this.#liveLock(key, token, now);
+    if (slot < 0) return false;
+    this.#slots.expiresAt[slot] = now + lockTtlMs;
     return true;
   }
 
   async close(): Promise<void> {
-    this.#entries.clear();
+    this.#slots = this.#newSlots();
     this.#size = 0;
     this.#bytes = 0;
   }
 
-  /** The entry for `key` unless it is gone (expired entries are returned: the caller decides). */
-  #live(key: string): Entry | undefined {
-    const entry = this.#entries.get(key);
-    return entry !== undefined && entry.state !== GONE ? entry : undefined;
+  /** Room for every live entry plus as many dropped ones awaiting the walk (see the top). */
+  #newSlots(): Slots {
+    return new Slots(2 * this.#maxEntries);
   }
 
-  /** The lock on `key` if `token` holds it and its lease has not ended. */
-  #liveLock(key: string, token: string, now: number): Entry | undefined {
-    const entry = this.#entries.get(key);
-    return entry !== undefined && entry.state === LOCKED && entry.token === token && entry.expiresAt > now
-      ? entry
-      : undefined;
+  /** The slot of the lock on `key` if `token` holds it and its lease has not ended, or -1. */
+  #liveLock(key: string, token: string, now: number): number {
+    const slots = this.#slots;
+    const slot = slots.find(key);
+    return slot >= 0 &&
+      slots.state[slot] === LOCKED &&
+      slots.token[slot] === token &&
+      (slots.expiresAt[slot] as number) > now
+      ? slot
+      : -1;
   }
 
-  #record(entry: Entry): StoredRecord {
+  #record(slot: number): StoredRecord {
+    const slots = this.#slots;
     return {
-      status: entry.status,
-      headers: headerPairs(entry.headers),
-      body: entry.body.slice(),
-      fingerprint: entry.fingerprint,
-      createdAt: entry.createdAt,
-      completedAt: entry.completedAt,
+      status: slots.status[slot] as number,
+      headers: headerPairs(slots.headers[slot] as string[]),
+      body: slots.bodyCopy(slot),
+      fingerprint: slots.fingerprint[slot] as string,
+      createdAt: slots.createdAt[slot] as number,
+      completedAt: slots.completedAt[slot] as number,
     };
   }
 
-  /** Marks an entry gone and lets go of its body; the index entry is left for the walk. */
-  #drop(entry: Entry): void {
-    if (entry.state === COMPLETED) this.#bytes -= entry.bytes;
-    entry.state = GONE;
-    entry.headers = NO_HEADERS;
-    entry.body = EMPTY;
+  /** Drops an entry; its slot stays in the ring until the walk passes it. */
+  #drop(slot: number): void {
+    if (this.#slots.state[slot] === COMPLETED) this.#bytes -= this.#slots.bytes[slot] as number;
+    this.#slots.drop(slot);
     this.#size--;
-  }
-
-  /** Drops an entry and takes it out of the index at once (off the hot path). */
-  #remove(key: string, entry: Entry): void {
-    this.#drop(entry);
-    this.#entries.delete(key, entry);
   }
 
   /** Drops up to a few expired entries from the oldest end; stops at the first live record. */
   #sweep(now: number): void {
+    const slots = this.#slots;
     for (let budget = SWEEP_PER_WRITE; budget > 0; budget--) {
-      const oldest = this.#entries.oldest();
-      if (oldest === undefined) return;
-      const entry = oldest[1];
-      if (entry.state === GONE) this.#entries.pass();
-      else if (entry.expiresAt <= now) {
-        this.#drop(entry);
-        this.#entries.pass();
-      } else if (entry.state === LOCKED) this.#entries.carry();
+      const oldest = slots.oldest();
+      if (oldest < 0) return;
+      if (slots.dropped(oldest)) slots.pass();
+      else if ((slots.expiresAt[oldest] as number) <= now) {
+        this.#drop(oldest);
+        slots.pass();
+      } else if (slots.state[oldest] === LOCKED) slots.carry();
       else return;
     }
   }
 
-  /** Frees a slot for one more key by evicting the oldest records; live locks are never evicted. */
+  /**
+   * Frees room for one more key: evicts the oldest records past `maxEntries` (live locks are
+   * never evicted), then, in a ring full of dropped slots, walks the head to the first of them.
+   */
   #makeRoom(now: number): void {
     while (this.#size >= this.#maxEntries) {
       if (!this.#evictOldest(now)) {
         throw new StoreUnavailableError(this.name, `full: ${this.#size} operations in flight (maxEntries)`);
       }
+    }
+    const slots = this.#slots;
+    while (slots.full) {
+      if (slots.dropped(slots.oldest())) slots.pass();
+      else slots.carry();
     }
   }
 
@@ -259,18 +240,18 @@ export class MemoryStore implements InterlockStore {
    * forward. False when nothing can go: every entry is a live lock.
    */
   #evictOldest(now: number): boolean {
-    // Each physical entry is visited at most twice (once before and once after being carried).
-    for (let visits = 2 * this.#entries.held + 2; visits > 0; visits--) {
-      const oldest = this.#entries.oldest();
-      if (oldest === undefined) return false;
-      const entry = oldest[1];
-      if (entry.state === GONE) {
-        this.#entries.pass();
-      } else if (entry.state === LOCKED && entry.expiresAt > now) {
-        this.#entries.carry();
+    const slots = this.#slots;
+    // Each slot is visited at most twice (once before and once after being carried).
+    for (let visits = 2 * slots.held + 2; visits > 0; visits--) {
+      const oldest = slots.oldest();
+      if (oldest < 0) return false;
+      if (slots.dropped(oldest)) {
+        slots.pass();
+      } else if (slots.state[oldest] === LOCKED && (slots.expiresAt[oldest] as number) > now) {
+        slots.carry();
       } else {
-        this.#drop(entry);
-        this.#entries.pass();
+        this.#drop(oldest);
+        slots.pass();
         return true;
       }
     }

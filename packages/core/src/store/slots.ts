@@ -1,0 +1,231 @@
+/**
+ * Where the memory store's entries live: columns indexed by a slot number, a ring of slots in
+ * insertion order, and a key index that maps a key to its slot.
+ *
+ * No object per entry: numbers sit in typed arrays, strings in plain arrays, and short bodies
+ * in a per-slot share of one buffer, so what the garbage collector sees of a record is its key,
+ * its header array and only a long body; the index holds small integers, not pointers. The
+ * ring gives the oldest-first order for sweeping and eviction; it grows by doubling up to
+ * `maxSlots`, so a store that holds little stays small.
+ *
+ * The index is two generations of `Map<string, number>` that are never deleted from (deleting
+ * from a large V8 Map leaves holes that cost a rehash of the whole table): every add or carry
+ * goes into the current generation, and once the ring's head has walked past everything that
+ * was held when the current generation began, the previous one holds nothing live and is let
+ * go whole. A stale index entry is harmless: a slot answers for a key only while its `keys`
+ * cell holds that key, and a dropped slot's cell is cleared.
+ */
+
+const INITIAL_SLOTS = 1024;
+
+/**
+ * Bodies up to this size are copied into their slot's share of one buffer rather than into an
+ * array of their own: a typed array per record, promoted and then swept, was the largest cost
+ * of a write. The share is fixed per slot, so it is bounded by entries like every other
+ * column, and it is reused with the slot, so retention never pins it (unlike shared chunks).
+ */
+const INLINE_BODY_BYTES = 128;
+
+/** A dropped slot's body and headers: shared, so dropping lets go of the entry's own. */
+const NO_BODY = new Uint8Array(0);
+const NO_HEADERS: string[] = [];
+
+/** A typed column grown to `length`, keeping its cells. */
+function grown<T extends Float64Array | Uint8Array>(column: T, length: number): T {
+  const larger = new (column.constructor as new (length: number) => T)(length);
+  larger.set(column);
+  return larger;
+}
+
+/** Appends `value` until `column` has `length` cells: pushing keeps the array packed. */
+function extend<T>(column: T[], length: number, value: T): T[] {
+  while (column.length < length) column.push(value);
+  return column;
+}
+
+/** The columns, the ring and the index; the memory store decides what the cells mean. */
+export class Slots {
+  /** Per slot: the key, or "" when the slot is free or dropped (keys are never empty). */
+  keys: string[];
+  state: Uint8Array;
+  token: string[];
+  fingerprint: string[];
+  createdAt: Float64Array;
+  completedAt: Float64Array;
+  expiresAt: Float64Array;
+  status: Float64Array;
+  bytes: Float64Array;
+  /** Header names and values, flat: [name, value, name, value, …]. */
+  headers: string[][];
+  bodyLength: Float64Array;
+  /** A body longer than INLINE_BODY_BYTES: the store's own copy. */
+  body: Uint8Array[];
+  /** Shorter bodies: INLINE_BODY_BYTES per slot. */
+  inline: Uint8Array;
+
+  readonly #maxSlots: number;
+  #head = 0;
+  /** Slots in the ring from the head, live or dropped. */
+  #count = 0;
+  /** Times the head has moved on: with #retireAt, tells when the previous generation is empty. */
+  #walked = 0;
+  #retireAt = 0;
+  #current = new Map<string, number>();
+  #previous = new Map<string, number>();
+
+  constructor(maxSlots: number) {
+    this.#maxSlots = maxSlots;
+    const length = Math.min(INITIAL_SLOTS, maxSlots);
+    this.keys = extend([], length, "");
+    this.state = new Uint8Array(length);
+    this.token = extend([], length, "");
+    this.fingerprint = extend([], length, "");
+    this.createdAt = new Float64Array(length);
+    this.completedAt = new Float64Array(length);
+    this.expiresAt = new Float64Array(length);
+    this.status = new Float64Array(length);
+    this.bytes = new Float64Array(length);
+    this.headers = extend([], length, NO_HEADERS);
+    this.bodyLength = new Float64Array(length);
+    this.body = extend([], length, NO_BODY);
+    this.inline = new Uint8Array(length * INLINE_BODY_BYTES);
+  }
+
+  /** Slots in the ring, live or dropped. */
+  get held(): number {
+    return this.#count;
+  }
+
+  /** True when no slot can be added without first passing or carrying the head. */
+  get full(): boolean {
+    return this.#count === this.#maxSlots;
+  }
+
+  /** The slot holding `key`, or -1. */
+  find(key: string): number {
+    const slot = this.#current.get(key);
+    if (slot !== undefined && this.keys[slot] === key) return slot;
+    const older = this.#previous.get(key);
+    return older !== undefined && this.keys[older] === key ? older : -1;
+  }
+
+  /** Takes the slot after the newest for `key`; the caller has made room (`full` is false). */
+  add(key: string): number {
+    if (this.#count === this.keys.length) this.#grow();
+    const slot = (this.#head + this.#count) % this.keys.length;
+    this.#count++;
+    this.keys[slot] = key;
+    this.#current.set(key, slot);
+    return slot;
+  }
+
+  /** The oldest slot in the ring, or -1 when it is empty. */
+  oldest(): number {
+    return this.#count === 0 ? -1 : this.#head;
+  }
+
+  /** Moves the head past the oldest slot, which the caller has dropped. */
+  pass(): void {
+    this.#head = (this.#head + 1) % this.keys.length;
+    this.#count--;
+    this.#moved();
+  }
+
+  /** Makes the oldest slot the newest (a live entry that must not be dropped). */
+  carry(): void {
+    const from = this.#head;
+    const key = this.keys[from] as string;
+    if (this.#count < this.keys.length) {
+      this.#copy(from, this.add(key));
+      this.drop(from);
+      this.pass();
+      return;
+    }
+    // A full ring: the slot after the newest is the head itself, so the entry stays put.
+    this.#head = (from + 1) % this.keys.length;
+    this.#current.set(key, from);
+    this.#moved();
+  }
+
+  /** Keeps a copy of `body` in `slot`: the caller may reuse its buffer afterwards. */
+  setBody(slot: number, body: Uint8Array): void {
+    this.bodyLength[slot] = body.length;
+    if (body.length <= INLINE_BODY_BYTES) this.inline.set(body, slot * INLINE_BODY_BYTES);
+    else this.body[slot] = body.slice();
+  }
+
+  /** A copy of the body in `slot`, the reader's own. */
+  bodyCopy(slot: number): Uint8Array {
+    const length = this.bodyLength[slot] as number;
+    if (length > INLINE_BODY_BYTES) return (this.body[slot] as Uint8Array).slice();
+    const start = slot * INLINE_BODY_BYTES;
+    return this.inline.slice(start, start + length);
+  }
+
+  /** Clears a slot, letting go of its strings and body: `find` no longer answers with it. */
+  drop(slot: number): void {
+    this.keys[slot] = "";
+    this.token[slot] = "";
+    this.fingerprint[slot] = "";
+    this.headers[slot] = NO_HEADERS;
+    this.body[slot] = NO_BODY;
+  }
+
+  /** Whether the slot was dropped (it stays in the ring until the head passes it). */
+  dropped(slot: number): boolean {
+    return this.keys[slot] === "";
+  }
+
+  #moved(): void {
+    this.#walked++;
+    if (this.#walked < this.#retireAt) return;
+    // Everything indexed before the current generation began has been passed or carried.
+    this.#previous = this.#current;
+    this.#current = new Map();
+    this.#retireAt = this.#walked + this.#count;
+  }
+
+  #copy(from: number, to: number): void {
+    this.state[to] = this.state[from] as number;
+    this.token[to] = this.token[from] as string;
+    this.fingerprint[to] = this.fingerprint[from] as string;
+    this.createdAt[to] = this.createdAt[from] as number;
+    this.completedAt[to] = this.completedAt[from] as number;
+    this.expiresAt[to] = this.expiresAt[from] as number;
+    this.status[to] = this.status[from] as number;
+    this.bytes[to] = this.bytes[from] as number;
+    this.headers[to] = this.headers[from] as string[];
+    this.bodyLength[to] = this.bodyLength[from] as number;
+    this.body[to] = this.body[from] as Uint8Array;
+    this.inline.copyWithin(to * INLINE_BODY_BYTES, from * INLINE_BODY_BYTES, (from + 1) * INLINE_BODY_BYTES);
+  }
+
+  /**
+   * Doubles the ring (up to `maxSlots`). The ring may wrap: the slots before the head move to
+   * just past the old end, so the ring stays contiguous, and only they are re-indexed.
+   */
+  #grow(): void {
+    const length = this.keys.length;
+    const larger = Math.min(length * 2, this.#maxSlots);
+    this.state = grown(this.state, larger);
+    this.createdAt = grown(this.createdAt, larger);
+    this.completedAt = grown(this.completedAt, larger);
+    this.expiresAt = grown(this.expiresAt, larger);
+    this.status = grown(this.status, larger);
+    this.bytes = grown(this.bytes, larger);
+    this.bodyLength = grown(this.bodyLength, larger);
+    this.inline = grown(this.inline, larger * INLINE_BODY_BYTES);
+    extend(this.keys, larger, "");
+    extend(this.token, larger, "");
+    extend(this.fingerprint, larger, "");
+    extend(this.headers, larger, NO_HEADERS);
+    extend(this.body, larger, NO_BODY);
+    for (let slot = 0; slot < this.#head; slot++) {
+      const key = this.keys[slot] as string;
+      this.#copy(slot, length + slot);
+      this.keys[length + slot] = key;
+      this.drop(slot);
+      if (key !== "") this.#current.set(key, length + slot);
+    }
+  }
+}
