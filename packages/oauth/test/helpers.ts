@@ -24,6 +24,15 @@ export const REDIRECT_URI = "http://127.0.0.1:9/callback";
 export const WEB_APP = { clientId: "web-app", clientSecret: "web-app-secret" };
 export const SERVICE = { clientId: "service", clientSecret: "service-secret" };
 
+/** `WEB_APP` as the authorization server registers it: a server-side app that logs users in. */
+export const WEB_APP_REGISTRATION = {
+  client_id: WEB_APP.clientId,
+  client_secret: WEB_APP.clientSecret,
+  redirect_uris: [REDIRECT_URI],
+  grant_types: ["authorization_code", "refresh_token"],
+  response_types: ["code"],
+};
+
 export const keyring = createKeyring([{ id: "k1", key: "q0bGqnQ8JmpbKDYvD5o3m7W6kKcJxQmH3f6C8h8zL1E" }]);
 
 /** A fresh oidc-provider for this test file, closed after it. */
@@ -33,13 +42,7 @@ export function useAuthorizationServer(ttl: { accessToken?: number; clientCreden
     server = await startAuthorizationServer({
       ttl,
       clients: [
-        {
-          client_id: WEB_APP.clientId,
-          client_secret: WEB_APP.clientSecret,
-          redirect_uris: [REDIRECT_URI],
-          grant_types: ["authorization_code", "refresh_token"],
-          response_types: ["code"],
-        },
+        WEB_APP_REGISTRATION,
         {
           client_id: SERVICE.clientId,
           client_secret: SERVICE.clientSecret,

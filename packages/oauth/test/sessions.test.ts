@@ -25,10 +25,10 @@ import {
   introspect,
   keyring,
   loggedInTokens,
-  REDIRECT_URI,
   revokeAtServer,
   useAuthorizationServer,
   WEB_APP,
+  WEB_APP_REGISTRATION,
   webClient,
 } from "./helpers.js";
 
@@ -297,17 +297,7 @@ describe("session tokens", () => {
   });
 
   it("keeps using an unexpired token while the authorization server is down", async () => {
-    const own = await startAuthorizationServer({
-      clients: [
-        {
-          client_id: WEB_APP.clientId,
-          client_secret: WEB_APP.clientSecret,
-          redirect_uris: [REDIRECT_URI],
-          grant_types: ["authorization_code", "refresh_token"],
-          response_types: ["code"],
-        },
-      ],
-    });
+    const own = await startAuthorizationServer({ clients: [WEB_APP_REGISTRATION] });
     let now = Date.now();
     const manager = createSessionTokens(webClient(own, { clock: () => now, timeoutMs: 1_000 }), {
       encryptionKeys: keyring,
