@@ -10,14 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { describeWebStandardsOnly } from "@interlock/test-harness/portability";
+import { describeWebStandardsOnly, installedRuntime } from "@interlock/test-harness/portability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve } from "./helpers/setup.js";
 
 const execFile = promisify(execFileCallback);
 const packages = fileURLToPath(new URL("../../", import.meta.url));
 const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
-const binDir = fileURLToPath(new URL("../../../node_modules/.bin/", import.meta.url));
 
 describeWebStandardsOnly(srcDir);
 
@@ -68,16 +67,6 @@ for (let i = 0; i < 50 && collected < 1000; i++) {
 }
 console.log(JSON.stringify({ most, collected }));
 `;
-
-function tool(name: string): string {
-  const path = join(binDir, name);
-  if (!existsSync(path)) {
-    throw new Error(
-      `${name} is missing from node_modules/.bin: run \`npx -y pnpm@12.4.2 install\` at the repository root`,
-    );
-  }
-  return path;
-}
 
 describe("the built package, packed as users get it", () => {
   let workDir: string;
@@ -137,14 +126,20 @@ describe("the built package, packed as users get it", () => {
   });
 
   it("Bun", async () => {
-    const { result, keys } = await probe(tool("bun"), ["probe.mjs"]);
+    const { result, keys } = await probe(installedRuntime("bun"), ["probe.mjs"]);
     expect(result).toEqual(expected("bun"));
     expect(keys).toHaveLength(3);
     expect(new Set(keys).size).toBe(1);
   });
 
   it("Deno", async () => {
-    const { result, keys } = await probe(tool("deno"), ["run", "--quiet", "--allow-read", "--allow-net", "probe.mjs"]);
+    const { result, keys } = await probe(installedRuntime("deno"), [
+      "run",
+      "--quiet",
+      "--allow-read",
+      "--allow-net",
+      "probe.mjs",
+    ]);
     expect(result).toEqual(expected("deno"));
     expect(keys).toHaveLength(3);
     expect(new Set(keys).size).toBe(1);

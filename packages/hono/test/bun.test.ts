@@ -4,24 +4,16 @@
  * stay here. A missing bun fails the table; it is never skipped.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type SchemeName, schemes, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions, type ScenarioHandlers } from "@interlock/core/testing";
+import { installedRuntime } from "@interlock/test-harness/portability";
 import type { BunScenarioConfig } from "./fixtures/bun-server.js";
 import { type Served, serveNode } from "./serve.js";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
-const bun = here("../../../node_modules/.bin/bun");
-
-function bunPath(): string {
-  if (!existsSync(bun)) {
-    throw new Error("bun is missing from node_modules/.bin: run `npx -y pnpm@12.4.2 install` at the repository root");
-  }
-  return bun;
-}
 
 async function call(handlers: ScenarioHandlers, path: string | undefined, input: { body?: unknown }) {
   if (path !== "/webhook") return handlers.payment(input.body);
@@ -76,7 +68,7 @@ interface Started {
 /** Starts the Bun app and waits for the URL it prints. */
 async function startBun(config: BunScenarioConfig): Promise<{ child: ChildProcess; url: string }> {
   const args = ["--tsconfig-override", here("./fixtures/bun.tsconfig.json"), here("./fixtures/bun-server.ts")];
-  const child = spawn(bunPath(), args, {
+  const child = spawn(installedRuntime("bun"), args, {
     cwd: here("."),
     env: { ...process.env, INTERLOCK_SCENARIO: JSON.stringify(config) },
     stdio: ["ignore", "pipe", "inherit"],
