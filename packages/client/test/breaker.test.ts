@@ -17,6 +17,23 @@ function counting(clock: TestClock) {
   return { counter, fetchFn };
 }
 
+/**
+ * A circuit one failure opened, its half-open wait over: the next call is the probe. The server
+ * answered the failure and hangs every request after it until the test releases one.
+ */
+async function probeDue() {
+  const server = await serve((i) => (i < 1 ? { status: 500 } : { hang: true }));
+  const clock = new TestClock();
+  const { counter, fetchFn } = counting(clock);
+  const { client } = clientOn(
+    { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 1, halfOpenAfterMs: 1000 } },
+    clock,
+  );
+  await settled(client(server.url));
+  await clock.advance(1000);
+  return { server, counter, client };
+}
+
 describe("consecutive failures", () => {
   it("opens after 3 failures in a row, fails fast, half-opens to one probe while the others wait, then closes", async () => {
     const server = await serve((i) => (i < 3 ? { status: 500 } : { hang: true }));
@@ -90,15 +107,7 @@ describe("consecutive failures", () => {
   });
 
   it("a probe its caller aborts decides nothing: the next waiting call becomes the probe", async () => {
-    const server = await serve((i) => (i < 1 ? { status: 500 } : { hang: true }));
-    const clock = new TestClock();
-    const { counter, fetchFn } = counting(clock);
-    const { client } = clientOn(
-      { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 1, halfOpenAfterMs: 1000 } },
-      clock,
-    );
-    await settled(client(server.url));
-    await clock.advance(1000);
+    const { server, counter, client } = await probeDue();
     const controller = new AbortController();
     const probe = settled(client(server.url, { signal: controller.signal }));
     await server.receivedCount(2);
@@ -115,15 +124,7 @@ describe("consecutive failures", () => {
   });
 
   it("a call waiting for the probe can be aborted by its own signal; the probe goes on", async () => {
-    const server = await serve((i) => (i < 1 ? { status: 500 } : { hang: true }));
-    const clock = new TestClock();
-    const { counter, fetchFn } = counting(clock);
-    const { client } = clientOn(
-      { maxAttempts: 1, fetch: fetchFn, breaker: { failures: 1, halfOpenAfterMs: 1000 } },
-      clock,
-    );
-    await settled(client(server.url));
-    await clock.advance(1000);
+    const { server, counter, client } = await probeDue();
     const probe = client(server.url);
     await server.receivedCount(2);
     const controller = new AbortController();
