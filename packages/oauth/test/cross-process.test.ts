@@ -5,10 +5,10 @@
 
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { bundleWorker } from "@interlock/test-harness/bundle";
 import { Redis } from "ioredis";
-import { build } from "tsup";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createKeyring, createSessionTokens } from "../src/index.js";
 import { RedisTokenStore } from "../src/redis.js";
@@ -19,39 +19,6 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const server = useAuthorizationServer();
 const prefix = `test:oauth-processes:${randomBytes(6).toString("hex")}:`;
 const ENCRYPTION_KEY = "2A5xJ9QGbCqz4uQ0Gf8m1v3hTn6YwKp7sR0dLe2cVb4";
-
-/** Bundles the worker (the package's and core's source) into one file Node runs. */
-async function buildWorker(outDir: string): Promise<string> {
-  await mkdir(outDir, { recursive: true });
-  const source: Record<string, string> = {
-    "@interlock/core": here("../../core/src/index.ts"),
-    "#crypto": here("../../core/src/crypto/node.ts"),
-  };
-  await build({
-    entry: { worker: here("./fixtures/worker.ts") },
-    outDir,
-    format: ["esm"],
-    outExtension: () => ({ js: ".mjs" }),
-    platform: "node",
-    target: "node20",
-    config: false,
-    silent: true,
-    dts: false,
-    sourcemap: false,
-    clean: false,
-    external: ["ioredis", "oauth4webapi"],
-    noExternal: [/^@interlock\//, /^#crypto$/],
-    esbuildPlugins: [
-      {
-        name: "core-source",
-        setup(b) {
-          b.onResolve({ filter: /^(@interlock\/core|#crypto)$/ }, (args) => ({ path: source[args.path]! }));
-        },
-      },
-    ],
-  });
-  return `${outDir}/worker.mjs`;
-}
 
 class Worker {
   readonly #child: ChildProcess;
@@ -95,7 +62,7 @@ const redis = new Redis(inject("redisUrl"));
 
 beforeAll(async () => {
   outDir = here(`../node_modules/.cache/interlock-oauth-worker/${randomBytes(6).toString("hex")}`);
-  const script = await buildWorker(outDir);
+  const script = await bundleWorker(here("./fixtures/worker.ts"), outDir, ["ioredis", "oauth4webapi"]);
   workers = [new Worker(script), new Worker(script)];
   await Promise.all(workers.map((worker) => worker.ready));
 });

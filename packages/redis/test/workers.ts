@@ -6,9 +6,9 @@
 
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { build } from "tsup";
+import { bundleWorker } from "@interlock/test-harness/bundle";
 import { inject } from "vitest";
 import type { Commands, WorkerMessage, WorkerRequest } from "./fixtures/protocol.js";
 
@@ -21,35 +21,8 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
  */
 export async function buildWorker(): Promise<{ script: string; remove: () => Promise<void> }> {
   const outDir = here(`../node_modules/.cache/interlock-redis-worker/${randomBytes(6).toString("hex")}`);
-  await mkdir(outDir, { recursive: true });
-  const source = {
-    "@interlock/core": here("../../core/src/index.ts"),
-    "#crypto": here("../../core/src/crypto/node.ts"),
-  } as Record<string, string>;
-  await build({
-    entry: { worker: here("./fixtures/worker.ts") },
-    outDir,
-    format: ["esm"],
-    outExtension: () => ({ js: ".mjs" }),
-    platform: "node",
-    target: "node20",
-    config: false,
-    silent: true,
-    dts: false,
-    sourcemap: false,
-    clean: false,
-    external: ["ioredis"],
-    noExternal: [/^@interlock\//, /^#crypto$/],
-    esbuildPlugins: [
-      {
-        name: "core-source",
-        setup(b) {
-          b.onResolve({ filter: /^(@interlock\/core|#crypto)$/ }, (args) => ({ path: source[args.path]! }));
-        },
-      },
-    ],
-  });
-  return { script: `${outDir}/worker.mjs`, remove: () => rm(outDir, { recursive: true, force: true }) };
+  const script = await bundleWorker(here("./fixtures/worker.ts"), outDir, ["ioredis"]);
+  return { script, remove: () => rm(outDir, { recursive: true, force: true }) };
 }
 
 export class Worker {

@@ -1,0 +1,49 @@
+/**
+ * Worker scripts for the multi-process tests: a TypeScript fixture bundled, with core's source,
+ * into one ES module Node runs as a child process.
+ */
+
+import { mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { build } from "tsup";
+
+/** Core's source, bundled in place of its built package (whose dist a test run may not have yet). */
+const CORE_SOURCE: Record<string, string> = {
+  "@interlock/core": fileURLToPath(new URL("../../core/src/index.ts", import.meta.url)),
+  "#crypto": fileURLToPath(new URL("../../core/src/crypto/node.ts", import.meta.url)),
+};
+
+/**
+ * Bundles `entry` into `outDir/worker.mjs` and returns that path. `external` packages are left
+ * as imports: they resolve from `outDir` when the worker runs, so put `outDir` inside the
+ * package that depends on them.
+ */
+export async function bundleWorker(entry: string, outDir: string, external: string[]): Promise<string> {
+  await mkdir(outDir, { recursive: true });
+  await build({
+    entry: { worker: entry },
+    outDir,
+    format: ["esm"],
+    outExtension: () => ({ js: ".mjs" }),
+    platform: "node",
+    target: "node20",
+    config: false,
+    silent: true,
+    dts: false,
+    sourcemap: false,
+    clean: false,
+    external,
+    noExternal: [/^@interlock\//, /^#crypto$/],
+    esbuildPlugins: [
+      {
+        name: "core-source",
+        setup(b) {
+          b.onResolve({ filter: /^(@interlock\/core|#crypto)$/ }, (args) => ({
+            path: CORE_SOURCE[args.path] as string,
+          }));
+        },
+      },
+    ],
+  });
+  return `${outDir}/worker.mjs`;
+}
