@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MemoryStore, StoreUnavailableError } from "../src/index.js";
+import { InterlockConfigError, MAX_KEY_LENGTH, MemoryStore, StoreUnavailableError } from "../src/index.js";
+import { hashKey, KeyIndex } from "../src/store/key-index.js";
 import { describeStoreConformance } from "../src/testing/index.js";
 
 describeStoreConformance("memory", { create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }) });
@@ -178,6 +179,90 @@ describe("memory store internals under load", () => {
   });
 });
 
+describe("memory store keys", () => {
+  it("refuses keys no store holds on every operation, also right after a valid key", async () => {
+    const store = new MemoryStore();
+    const valid = await store.claim("-", { fingerprint: "f", lockTtlMs: 60_000 });
+    if (valid.state !== "claimed") throw new Error("expected a win");
+    for (const bad of ["", "x".repeat(MAX_KEY_LENGTH + 1), "a\u0000b", "\uD800", "a\uDC00"]) {
+      await expect(store.claim(bad, { fingerprint: "f", lockTtlMs: 1 })).rejects.toThrow(InterlockConfigError);
+      await expect(store.complete(bad, valid.token, response(), { ttlMs: 1 })).rejects.toThrow(InterlockConfigError);
+      await expect(store.release(bad, valid.token)).rejects.toThrow(InterlockConfigError);
+    }
+    // The same text as a key just checked, in another string, is as valid as it was.
+    const longest = "y".repeat(MAX_KEY_LENGTH);
+    expect((await store.claim(longest, { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
+    expect(
+      (await store.claim(["y".repeat(MAX_KEY_LENGTH - 1), "y"].join(""), { fingerprint: "f", lockTtlMs: 1 })).state,
+    ).toBe("in_flight");
+    expect(await store.release("-", valid.token)).toBe(true);
+  });
+});
+
+describe("memory store key index (open addressing)", () => {
+  // The index reads keys from the slots' key column: here a plain array stands in for it.
+  const indexOf = (slots: number) => {
+    const keys = Array.from({ length: slots }, () => "");
+    return { keys, index: new KeyIndex(keys, slots) };
+  };
+
+  it("finds every key after removals shift the cells that follow, whatever was removed", () => {
+    // 64 slots in 128 cells, filled to the limit and emptied in a random order, twice over:
+    // every removal shifts a run back, and a lookup of every key checks nothing went missing.
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const { keys, index } = indexOf(64);
+    const live = new Set<number>();
+    for (let round = 0; round < 2_000; round++) {
+      const slot = random(64);
+      if (live.has(slot)) {
+        index.remove(slot);
+        keys[slot] = "";
+        live.delete(slot);
+      } else {
+        keys[slot] = `key-${round}`;
+        index.insert(keys[slot] as string, slot);
+        live.add(slot);
+      }
+      for (let s = 0; s < 64; s++) {
+        if (live.has(s)) expect(index.find(keys[s] as string)).toBe(s);
+      }
+      expect(index.find(`key-${round + 1}`)).toBe(-1);
+    }
+  });
+
+  it("moves a key to another slot and re-indexes after growing", () => {
+    const { keys, index } = indexOf(8);
+    keys[1] = "a";
+    index.insert("a", 1);
+    keys[2] = "b";
+    index.insert("b", 2);
+    keys[5] = "a";
+    keys[1] = "";
+    index.move(1, 5);
+    expect(index.find("a")).toBe(5);
+    index.remove(5);
+    expect(index.find("a")).toBe(-1);
+    keys.push(...Array.from({ length: 8 }, () => ""));
+    keys[12] = "c";
+    index.rebuild(16, [2, 12]);
+    expect([index.find("b"), index.find("c"), index.find("a")]).toEqual([2, 12, -1]);
+  });
+
+  it("hashes with a seed: keys chosen to collide under one seed spread out under another", () => {
+    // What a client who knew the hash could do: pick keys that share a home cell.
+    const cells = 1024;
+    const colliding: string[] = [];
+    for (let i = 0; colliding.length < 40; i++)
+      if ((hashKey(`key-${i}`, 1) & (cells - 1)) === 0) colliding.push(`key-${i}`);
+    const homes = new Set(colliding.map((key) => hashKey(key, 2) & (cells - 1)));
+    expect(homes.size).toBeGreaterThan(30);
+  });
+});
+
 describe("memory store slots (columns, ring, index)", () => {
   const claimed = async (store: MemoryStore, key: string, lockTtlMs = 60_000) => {
     const result = await store.claim(key, { fingerprint: `fp-${key}`, lockTtlMs });
@@ -241,6 +326,40 @@ describe("memory store slots (columns, ring, index)", () => {
       expect(result.record.fingerprint).toBe(`fp-k${i}`);
     }
     expect((await store.claim("old0", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
+  });
+
+  it("records with like-shaped header lists keep their own (lists are shared only when equal)", async () => {
+    const store = new MemoryStore();
+    // Same count and lengths, so the same place in the table of recent lists; the caller's
+    // arrays are changed after each write, which a stored record must not see.
+    const lists: Array<Array<[string, string]>> = [
+      [["x-a", "1"]],
+      [["x-b", "1"]],
+      [["x-a", "2"]],
+      [["x-a", "1"]],
+      [
+        ["x-a", "1"],
+        ["x-b", "2"],
+      ],
+      [],
+    ];
+    for (let i = 0; i < 60; i++) {
+      const headers = (lists[i % lists.length] as Array<[string, string]>).map(([n, v]) => [n, v] as [string, string]);
+      await store.complete(
+        `h${i}`,
+        await claimed(store, `h${i}`),
+        { status: 200, headers, body: bodyOf(i, 3) },
+        {
+          ttlMs: 60_000,
+        },
+      );
+      headers.push(["x-later", "changed"]);
+      if (headers[0]) headers[0][1] = "changed";
+    }
+    for (let i = 0; i < 60; i++) {
+      const result = await store.claim(`h${i}`, { fingerprint: "x", lockTtlMs: 1 });
+      expect(result).toMatchObject({ state: "completed", record: { headers: lists[i % lists.length] } });
+    }
   });
 
   it("close forgets every entry and the store works on", async () => {

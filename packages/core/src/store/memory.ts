@@ -6,10 +6,10 @@
  *
  * Built for throughput (bench/stores-memory.mjs measures claim+complete pairs a second):
  * columnar slots (slots.ts). An entry is a slot number into typed and plain arrays, not an
- * object; a key index of small integers in two generations that evicts without deleting from
- * a large Map; a ring of slots in insertion order for oldest-first sweeping and eviction; and
- * bodies up to 128 bytes copied into their slot's share of one buffer. A typed array per body
- * was the largest cost of a write, yet bodies packed into shared chunks would break the bound:
+ * object; a key index by open addressing in a typed array (key-index.ts), not a `Map`; a ring
+ * of slots in insertion order for oldest-first sweeping and eviction; header lists shared
+ * between records that carry the same ones; and bodies up to 128 bytes copied into their
+ * slot's share of one buffer. A typed array per body was the largest cost of a write, yet bodies packed into shared chunks would break the bound:
  * a chunk lives as long as its longest-lived record. A slot's share is reused with the slot,
  * so records of any retention hold at most `maxBytes` plus a fixed 128 bytes a slot. The ring
  * has room for twice `maxEntries`, so slots dropped out of order (released locks, expired
@@ -49,6 +49,15 @@ const SWEEP_PER_WRITE = 2;
 
 let instances = 0;
 
+function sameHeaders(flat: readonly string[], headers: StoredResponse["headers"]): boolean {
+  if (flat.length !== headers.length * 2) return false;
+  for (let i = 0; i < headers.length; i++) {
+    const pair = headers[i] as readonly [string, string];
+    if (flat[2 * i] !== pair[0] || flat[2 * i + 1] !== pair[1]) return false;
+  }
+  return true;
+}
+
 function flatHeaders(headers: StoredResponse["headers"]): string[] {
   const flat = new Array<string>(headers.length * 2);
   for (let i = 0; i < headers.length; i++) {
@@ -57,6 +66,30 @@ function flatHeaders(headers: StoredResponse["headers"]): string[] {
     flat[2 * i + 1] = pair[1];
   }
   return flat;
+}
+
+/** Header lists remembered for sharing (a power of two). */
+const SHARED_HEADER_LISTS = 16;
+
+/**
+ * Records' header lists, shared: an API's responses mostly carry the same few headers (the
+ * engine stores only representation headers such as `content-type`), and an array per record
+ * would be one more object for the collector to promote and sweep. A list is never changed
+ * once stored, so records may share it. The recent lists sit in a small table by shape.
+ */
+class HeaderLists {
+  readonly #recent: string[][] = Array.from({ length: SHARED_HEADER_LISTS }, () => []);
+
+  flat(headers: StoredResponse["headers"]): string[] {
+    const first = headers[0];
+    const shape = first === undefined ? 0 : headers.length + first[0].length + 7 * first[1].length;
+    const at = shape & (SHARED_HEADER_LISTS - 1);
+    const recent = this.#recent[at] as string[];
+    if (sameHeaders(recent, headers)) return recent;
+    const flat = flatHeaders(headers);
+    this.#recent[at] = flat;
+    return flat;
+  }
 }
 
 function headerPairs(flat: string[]): Array<[string, string]> {
@@ -82,6 +115,7 @@ export class MemoryStore implements InterlockStore {
   // Tokens only need to be unique within this process; a counter is cheaper than randomness.
   readonly #tokenPrefix = `m${++instances}.`;
   #tokens = 0;
+  readonly #headerLists = new HeaderLists();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
@@ -134,7 +168,7 @@ export class MemoryStore implements InterlockStore {
     slots.state[slot] = COMPLETED;
     slots.token[slot] = "";
     slots.status[slot] = response.status;
-    slots.headers[slot] = flatHeaders(response.headers);
+    slots.headers[slot] = this.#headerLists.flat(response.headers);
     slots.setBody(slot, response.body);
     slots.completedAt[slot] = now;
     slots.expiresAt[slot] = now + options.ttlMs;

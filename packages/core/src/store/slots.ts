@@ -8,13 +8,11 @@
  * ring gives the oldest-first order for sweeping and eviction; it grows by doubling up to
  * `maxSlots`, so a store that holds little stays small.
  *
- * The index is two generations of `Map<string, number>` that are never deleted from (deleting
- * from a large V8 Map leaves holes that cost a rehash of the whole table): every add or carry
- * goes into the current generation, and once the ring's head has walked past everything that
- * was held when the current generation began, the previous one holds nothing live and is let
- * go whole. A stale index entry is harmless: a slot answers for a key only while its `keys`
- * cell holds that key, and a dropped slot's cell is cleared.
+ * The index (key-index.ts) is open addressing over slot numbers: a slot is indexed while it
+ * holds a key, and dropping it removes it from the index.
  */
+
+import { KeyIndex } from "./key-index.js";
 
 const INITIAL_SLOTS = 1024;
 
@@ -67,11 +65,7 @@ export class Slots {
   #head = 0;
   /** Slots in the ring from the head, live or dropped. */
   #count = 0;
-  /** Times the head has moved on: with #retireAt, tells when the previous generation is empty. */
-  #walked = 0;
-  #retireAt = 0;
-  #current = new Map<string, number>();
-  #previous = new Map<string, number>();
+  readonly #index: KeyIndex;
 
   constructor(maxSlots: number) {
     this.#maxSlots = maxSlots;
@@ -89,6 +83,7 @@ export class Slots {
     this.bodyLength = new Float64Array(length);
     this.body = extend([], length, NO_BODY);
     this.inline = new Uint8Array(length * INLINE_BODY_BYTES);
+    this.#index = new KeyIndex(this.keys, length);
   }
 
   /** Slots in the ring, live or dropped. */
@@ -103,19 +98,22 @@ export class Slots {
 
   /** The slot holding `key`, or -1. */
   find(key: string): number {
-    const slot = this.#current.get(key);
-    if (slot !== undefined && this.keys[slot] === key) return slot;
-    const older = this.#previous.get(key);
-    return older !== undefined && this.keys[older] === key ? older : -1;
+    return this.#index.find(key);
   }
 
-  /** Takes the slot after the newest for `key`; the caller has made room (`full` is false). */
+  /** Takes the slot after the newest for `key`, which no slot holds; the caller has made room (`full` is false). */
   add(key: string): number {
+    const slot = this.#take();
+    this.keys[slot] = key;
+    this.#index.insert(key, slot);
+    return slot;
+  }
+
+  /** The slot after the newest, now in the ring. */
+  #take(): number {
     if (this.#count === this.keys.length) this.#grow();
     const slot = (this.#head + this.#count) % this.keys.length;
     this.#count++;
-    this.keys[slot] = key;
-    this.#current.set(key, slot);
     return slot;
   }
 
@@ -128,23 +126,21 @@ export class Slots {
   pass(): void {
     this.#head = (this.#head + 1) % this.keys.length;
     this.#count--;
-    this.#moved();
   }
 
   /** Makes the oldest slot the newest (a live entry that must not be dropped). */
   carry(): void {
     const from = this.#head;
-    const key = this.keys[from] as string;
     if (this.#count < this.keys.length) {
-      this.#copy(from, this.add(key));
-      this.drop(from);
+      const to = this.#take();
+      this.#copy(from, to);
+      this.#index.move(from, to);
+      this.#clear(from);
       this.pass();
       return;
     }
     // A full ring: the slot after the newest is the head itself, so the entry stays put.
     this.#head = (from + 1) % this.keys.length;
-    this.#current.set(key, from);
-    this.#moved();
   }
 
   /** Keeps a copy of `body` in `slot`: the caller may reuse its buffer afterwards. */
@@ -164,6 +160,11 @@ export class Slots {
 
   /** Clears a slot, letting go of its strings and body: `find` no longer answers with it. */
   drop(slot: number): void {
+    this.#index.remove(slot);
+    this.#clear(slot);
+  }
+
+  #clear(slot: number): void {
     this.keys[slot] = "";
     this.token[slot] = "";
     this.fingerprint[slot] = "";
@@ -176,16 +177,9 @@ export class Slots {
     return this.keys[slot] === "";
   }
 
-  #moved(): void {
-    this.#walked++;
-    if (this.#walked < this.#retireAt) return;
-    // Everything indexed before the current generation began has been passed or carried.
-    this.#previous = this.#current;
-    this.#current = new Map();
-    this.#retireAt = this.#walked + this.#count;
-  }
-
+  /** Copies every column of a slot, its key included (not its index entry). */
   #copy(from: number, to: number): void {
+    this.keys[to] = this.keys[from] as string;
     this.state[to] = this.state[from] as number;
     this.token[to] = this.token[from] as string;
     this.fingerprint[to] = this.fingerprint[from] as string;
@@ -221,11 +215,17 @@ export class Slots {
     extend(this.headers, larger, NO_HEADERS);
     extend(this.body, larger, NO_BODY);
     for (let slot = 0; slot < this.#head; slot++) {
-      const key = this.keys[slot] as string;
       this.#copy(slot, length + slot);
-      this.keys[length + slot] = key;
-      this.drop(slot);
-      if (key !== "") this.#current.set(key, length + slot);
+      this.#clear(slot);
+    }
+    this.#index.rebuild(larger, this.#ring());
+  }
+
+  /** The slots in the ring that hold a key, oldest first. */
+  *#ring(): Generator<number> {
+    for (let i = 0; i < this.#count; i++) {
+      const slot = (this.#head + i) % this.keys.length;
+      if (this.keys[slot] !== "") yield slot;
     }
   }
 }

@@ -27,12 +27,18 @@ export function positiveIntegerOption(name: string, value: number | undefined, f
   return value;
 }
 
+// The key last found valid: a claim's key comes back to complete or release it, and an equal
+// string is valid without another scan.
+let lastValidKey = "-";
+
 /** Throws `InterlockConfigError` for a key no store accepts: empty, too long, or holding NUL or a lone surrogate. */
 export function assertKey(key: string): void {
+  if (key === lastValidKey) return;
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new InterlockConfigError(`store keys must be 1..${MAX_KEY_LENGTH} characters`);
   }
   if (unstorable(key)) throw new InterlockConfigError("store keys must not hold NUL or lone surrogates");
+  lastValidKey = key;
 }
 
 /** For stores that cannot write inside the caller's transaction. */
