@@ -7,6 +7,7 @@ import { emit } from "@interlock/core";
 import { backoffDelay } from "./backoff.js";
 import type { CircuitBreaker } from "./breaker.js";
 import type { RetryBudget } from "./budget.js";
+import { AttemptDispatcher } from "./dispatch.js";
 import {
   CircuitOpenError,
   type ClientErrorDetails,
@@ -235,7 +236,10 @@ class Call {
     const deadlineFirst = s.timeoutMs === undefined || untilDeadline <= s.timeoutMs;
     const limitMs = deadlineFirst ? untilDeadline : (s.timeoutMs as number);
     // A signal costs fetch something on every request: none when nothing could abort this attempt.
-    const controller = limitMs === Number.POSITIVE_INFINITY && !this.#link ? undefined : attemptAbort(s.platformFetch);
+    const controller =
+      limitMs === Number.POSITIVE_INFINITY && !this.#link
+        ? undefined
+        : attemptAbort(s.platformFetch, !this.#link && !request.ownDispatcher && request.origin !== "null");
     this.#inFlight = controller;
     if (this.#link) this.#link.attempt = controller;
     let timedOut = false;
@@ -250,8 +254,12 @@ class Call {
     let result: AttemptResult;
     try {
       const more = request.notReplayable === undefined && attempt < s.maxAttempts;
-      const [input, init] = request.attempt(controller?.signal, more);
-      result = { response: await s.fetch(input, init), error: undefined };
+      const [input, init] = request.attempt(controller, more);
+      const pending = s.fetch(input, init);
+      result = {
+        response: await (controller instanceof AttemptDispatcher ? controller.settle(pending) : pending),
+        error: undefined,
+      };
     } catch (error) {
       const timeout = timedOut && !this.#stoppedBy;
       result = {

@@ -5,6 +5,7 @@
 
 import { InterlockConfigError, parseIdempotencyKey } from "@interlock/core";
 import { isReplayableBody } from "./policy.js";
+import { type AttemptAbort, followIn } from "./signals.js";
 
 /** What the client takes as fetch's first argument. */
 export type FetchInput = string | URL | Request;
@@ -41,8 +42,10 @@ export interface PreparedRequest {
   notReplayable: NotReplayable | undefined;
   /** The caller's signal (`init.signal`, else the Request's). */
   caller: AbortSignal | undefined;
-  /** fetch's arguments for one attempt, with its signal if it has one; `more` is true when another attempt may follow this one. */
-  attempt(signal: AbortSignal | undefined, more: boolean): [FetchInput, RequestInit | undefined];
+  /** Whether `init` names a dispatcher of the caller's (undici's option): the client does not replace it. */
+  ownDispatcher: boolean;
+  /** fetch's arguments for one attempt, following its abort handle if it has one; `more` is true when another attempt may follow this one. */
+  attempt(abort: AttemptAbort | undefined, more: boolean): [FetchInput, RequestInit | undefined];
 }
 
 export function prepareRequest(settings: RequestSettings, input: FetchInput, init?: RequestInit): PreparedRequest {
@@ -82,11 +85,12 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
     key,
     notReplayable,
     caller,
-    attempt(signal, more) {
+    ownDispatcher: (init as { dispatcher?: unknown } | undefined)?.dispatcher != null,
+    attempt(abort, more) {
       const target = cloneBody && more ? (request as Request).clone() : input;
-      if (signal === undefined && headers === undefined) return [target, init];
+      if (abort === undefined && headers === undefined) return [target, init];
       const attemptInit: RequestInit = { ...init };
-      if (signal !== undefined) attemptInit.signal = signal;
+      if (abort !== undefined) followIn(attemptInit, abort);
       if (headers !== undefined) attemptInit.headers = headers;
       return [target, attemptInit];
     },

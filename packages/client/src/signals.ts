@@ -5,7 +5,10 @@
  * On the path every call takes, the client avoids what `AbortSignal` costs on Node 20 (a first
  * listener on a fresh signal ~4 µs, `abort()` ~5 µs, `AbortSignal.any` ~15 µs): timers are plain
  * `setTimeout`s, and signals are only listened to and aborted when something actually fires.
+ * On undici, an attempt only the client's timer can abort takes no signal at all (dispatch.ts).
  */
+
+import { AttemptDispatcher, dispatcherUsable } from "./dispatch.js";
 
 /** Resolves after `ms`, or rejects with `signal.reason` the moment `signal` aborts. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
@@ -30,10 +33,13 @@ export const platformSleep: Sleep = (ms, signal) =>
 
 const noop = () => {};
 
-/** What aborts one attempt's fetch: an `AbortController`, or the lighter `AttemptSignal`. */
-export interface AttemptAbort {
-  readonly signal: AbortSignal;
-  abort(reason?: unknown): void;
+/** What aborts one attempt's fetch: an `AbortController`, the lighter `AttemptSignal`, or an `AttemptDispatcher`. */
+export type AttemptAbort = AbortController | AttemptSignal | AttemptDispatcher;
+
+/** Sets what makes the attempt's fetch follow `abort` in its `init`: a signal, or the dispatcher. */
+export function followIn(init: RequestInit, abort: AttemptAbort): void {
+  if (abort instanceof AttemptDispatcher) (init as { dispatcher?: unknown }).dispatcher = abort;
+  else init.signal = abort.signal;
 }
 
 type AbortListener = ((this: unknown, event: Event) => void) | { handleEvent(event: Event): void };
@@ -46,7 +52,7 @@ type AbortListener = ((this: unknown, event: Event) => void) | { handleEvent(eve
  * for polyfills), so this one is used where a probe shows the platform's `Request` follows it,
  * and only for the platform's own fetch: a fetch of the caller's may need the real thing.
  */
-export class AttemptSignal implements AttemptAbort {
+export class AttemptSignal {
   aborted = false;
   reason: unknown = undefined;
   onabort: ((event: Event) => void) | null = null;
@@ -127,10 +133,14 @@ function acceptsAttemptSignal(): boolean {
 
 /**
  * An attempt's abort handle. `platformFetch` says the client calls the platform's fetch (no
- * `fetch` option); then, if that fetch takes it, the light `AttemptSignal`.
+ * `fetch` option); then, if nothing but the client's own timer can abort the attempt (no caller
+ * signal, no dispatcher of the caller's, a network URL: `data:` and `blob:` never reach a
+ * dispatcher) and the fetch is undici's, an `AttemptDispatcher`; else, if that fetch takes it,
+ * the light `AttemptSignal`.
  */
-export function attemptAbort(platformFetch: boolean): AttemptAbort {
+export function attemptAbort(platformFetch: boolean, timerOnly: boolean): AttemptAbort {
   if (platformFetch && globalThis.fetch === startupFetch) {
+    if (timerOnly && dispatcherUsable()) return new AttemptDispatcher();
     attemptSignalAccepted ??= acceptsAttemptSignal();
     if (attemptSignalAccepted) return new AttemptSignal();
   }

@@ -71,8 +71,8 @@ describe("which signal an attempt gets", () => {
   });
 
   it("on Node, the light one for the platform's fetch; a real AbortSignal for the caller's own fetch", async () => {
-    expect(attemptAbort(true)).toBeInstanceOf(AttemptSignal);
-    expect(attemptAbort(false)).toBeInstanceOf(AbortController);
+    expect(attemptAbort(true, false)).toBeInstanceOf(AttemptSignal);
+    expect(attemptAbort(false, true)).toBeInstanceOf(AbortController);
 
     const signals: unknown[] = [];
     const server = await serve(() => ({ status: 200 }));

@@ -1,0 +1,144 @@
+/**
+ * How an attempt on Node is aborted without handing fetch a signal.
+ *
+ * Node's fetch is undici's, and an AbortSignal costs every request there: undici links the
+ * request to it with a WeakRef, a FinalizationRegistry entry and a listener, about 7% of a
+ * request to a local server even when nothing ever aborts. Most attempts can only be aborted by
+ * the client's own timer (the caller gave no signal), so they need no signal at all: they go
+ * through an `AttemptDispatcher`, a dispatcher of their own (undici's `dispatcher` option)
+ * that hands the request to undici's global dispatcher and keeps the abort function undici
+ * gives each request as it starts. The timer aborts through that function.
+ *
+ * The attempt ends at once on abort, as fetch does with a signal: a request that has not
+ * started yet (queued, or waiting for its connection) is aborted the moment it starts, which is
+ * also all undici's own signal handling can do.
+ *
+ * Used only on undici (its global dispatcher in place), for the platform's fetch, without a
+ * dispatcher of the caller's; and no longer once a request shows the platform's fetch does not
+ * call it.
+ */
+
+/** Where undici, any copy of it, keeps the global dispatcher (`setGlobalDispatcher`). */
+const GLOBAL_DISPATCHER = Symbol.for("undici.globalDispatcher.1");
+
+type AbortRequest = (reason?: unknown) => void;
+
+/** The part of undici's request handler this module touches; every other call is passed on. */
+interface UndiciHandler {
+  onConnect(abort: AbortRequest, context?: unknown): unknown;
+  onHeaders(status: unknown, headers: unknown, resume: unknown, statusText: unknown): unknown;
+  onData(chunk: unknown): unknown;
+  onComplete(trailers: unknown): unknown;
+  onError(error: unknown): unknown;
+  onUpgrade?(status: unknown, headers: unknown, socket: unknown): unknown;
+  onResponseStarted?(): unknown;
+  onBodySent?(chunk: unknown, sent?: unknown, total?: unknown): unknown;
+  onRequestSent?(): unknown;
+}
+
+interface UndiciDispatcher {
+  dispatch(options: unknown, handler: unknown): boolean;
+}
+
+function globalDispatcher(): UndiciDispatcher | undefined {
+  const dispatcher = (globalThis as Record<symbol, unknown>)[GLOBAL_DISPATCHER] as UndiciDispatcher | undefined;
+  return typeof dispatcher?.dispatch === "function" ? dispatcher : undefined;
+}
+
+/** False once the platform's fetch ignored an `AttemptDispatcher` (a runtime without undici's `dispatcher` option). */
+let honoured = true;
+
+/** Whether an attempt can go through an `AttemptDispatcher` here. */
+export function dispatcherUsable(): boolean {
+  return honoured && globalDispatcher() !== undefined;
+}
+
+/** One attempt's dispatcher, and its abort handle. */
+export class AttemptDispatcher {
+  aborted = false;
+  reason: unknown = undefined;
+  /** The abort function of the request undici started last (a redirect starts another). */
+  #abortRequest: AbortRequest | undefined;
+  #rejectAttempt: ((reason: unknown) => void) | undefined;
+  #dispatched = false;
+
+  /** undici's dispatcher interface: the request goes to the global dispatcher, its start seen here. */
+  dispatch(options: unknown, handler: UndiciHandler): boolean {
+    this.#dispatched = true;
+    const target = globalDispatcher();
+    if (target === undefined) throw new TypeError("undici's global dispatcher is gone");
+    if (typeof handler?.onConnect !== "function") {
+      // A handler of another shape (a later undici): passed on untouched, and signals from now on.
+      honoured = false;
+      return target.dispatch(options, handler);
+    }
+    return target.dispatch(options, new StartWatcher(this, handler));
+  }
+
+  /** Called by the request's handler when undici starts it, with the function that aborts it. */
+  started(abort: AbortRequest): void {
+    this.#abortRequest = abort;
+    if (this.aborted) abort(this.reason);
+  }
+
+  /** The attempt's fetch, ended with the abort reason the moment `abort` is called. */
+  settle(pending: Promise<Response>): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      if (this.aborted) reject(this.reason);
+      this.#rejectAttempt = reject;
+      pending.then((response) => {
+        if (!this.#dispatched) honoured = false; // the platform's fetch never called dispatch
+        resolve(response);
+      }, reject);
+    });
+  }
+
+  abort(reason: unknown = new DOMException("This operation was aborted", "AbortError")): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.#abortRequest?.(reason);
+    this.#rejectAttempt?.(reason);
+  }
+}
+
+/** undici's handler for one request, with its start reported to the attempt; the rest passed on as is. */
+class StartWatcher implements UndiciHandler {
+  readonly #attempt: AttemptDispatcher;
+  readonly #handler: UndiciHandler;
+
+  constructor(attempt: AttemptDispatcher, handler: UndiciHandler) {
+    this.#attempt = attempt;
+    this.#handler = handler;
+  }
+
+  onConnect(abort: AbortRequest, context?: unknown): unknown {
+    const result = this.#handler.onConnect(abort, context);
+    this.#attempt.started(abort);
+    return result;
+  }
+  onHeaders(status: unknown, headers: unknown, resume: unknown, statusText: unknown): unknown {
+    return this.#handler.onHeaders(status, headers, resume, statusText);
+  }
+  onData(chunk: unknown): unknown {
+    return this.#handler.onData(chunk);
+  }
+  onComplete(trailers: unknown): unknown {
+    return this.#handler.onComplete(trailers);
+  }
+  onError(error: unknown): unknown {
+    return this.#handler.onError(error);
+  }
+  onUpgrade(status: unknown, headers: unknown, socket: unknown): unknown {
+    return this.#handler.onUpgrade?.(status, headers, socket);
+  }
+  onResponseStarted(): unknown {
+    return this.#handler.onResponseStarted?.();
+  }
+  onBodySent(chunk: unknown, sent?: unknown, total?: unknown): unknown {
+    return this.#handler.onBodySent?.(chunk, sent, total);
+  }
+  onRequestSent(): unknown {
+    return this.#handler.onRequestSent?.();
+  }
+}
