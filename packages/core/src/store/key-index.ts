@@ -44,6 +44,12 @@ function cellsFor(slots: number): number {
  */
 const CELL = 2;
 
+/** The cells, their mask and the per-slot hashes of an empty index for `slots` slots. */
+function emptyTables(slots: number): [Int32Array, number, Int32Array] {
+  const cells = cellsFor(slots);
+  return [new Int32Array(CELL * cells), cells - 1, new Int32Array(slots)];
+}
+
 export class KeyIndex {
   #cells: Int32Array;
   /** Cells - 1: a hash masked with it is the key's home cell. */
@@ -59,9 +65,7 @@ export class KeyIndex {
   /** `keys` is the slots' key column (read, never written): a slot answers for the key in its cell. */
   constructor(keys: string[], slots: number) {
     this.#keys = keys;
-    this.#cells = new Int32Array(CELL * cellsFor(slots));
-    this.#mask = cellsFor(slots) - 1;
-    this.#hashes = new Int32Array(slots);
+    [this.#cells, this.#mask, this.#hashes] = emptyTables(slots);
   }
 
   #hash(key: string): number {
@@ -142,9 +146,7 @@ export class KeyIndex {
    * in the key column): for when the slots grow and some move.
    */
   rebuild(slots: number, indexed: Iterable<number>): void {
-    this.#cells = new Int32Array(CELL * cellsFor(slots));
-    this.#mask = cellsFor(slots) - 1;
-    this.#hashes = new Int32Array(slots);
+    [this.#cells, this.#mask, this.#hashes] = emptyTables(slots);
     for (const slot of indexed) this.insert(this.#keys[slot] as string, slot);
   }
 }
