@@ -124,7 +124,7 @@ describe("redis token store on a cluster: slots", () => {
   // writes them (sessions, their locks, client-credentials tokens).
   const tricky = ["{a}", "a}b", "{", "}", "{}", "}{", "a{b}c", "🔑{", "%7B"];
   const named = Array.from({ length: 12 }, (_, i) =>
-    i % 3 === 0 ? `oauth:session:s${i}` : i % 3 === 1 ? `oauth:lock:oauth:session:s${i}` : `oauth:cc:client-${i}`,
+    i % 3 === 0 ? `oauth:session:s${i}` : i % 3 === 1 ? `oauth:lock:session:s${i}` : `oauth:cc:client-${i}`,
   );
 
   it("writes, in every operation, only keys in the slot of the key it names; keys spread over every master", async () => {
