@@ -95,8 +95,9 @@ export default [
   clientProject,
   {
     // OAuth flows against a real authorization server (oidc-provider) each test file starts, and
-    // the token stores on the Redis and PostgreSQL servers its global setup starts. The client
-    // (the transport to the server) from source, like core, so both share one core.
+    // the token stores on the servers its global setup starts: Redis (standalone and a 3-master
+    // Cluster) and PostgreSQL. The client (the transport to the server) from source, like core,
+    // so both share one core.
     resolve: {
       alias: [...coreSource, { find: /^@interlock\/client$/, replacement: here("./packages/client/src/index.ts") }],
     },

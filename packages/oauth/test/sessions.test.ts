@@ -5,7 +5,7 @@
 
 import { InterlockConfigError } from "@interlock/core";
 import { startAuthorizationServer } from "@interlock/test-harness/oauth";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import * as oauth from "oauth4webapi";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -48,7 +48,7 @@ const userinfo = (accessToken: string) =>
   fetch(`${server().issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
 
 // The shared stores the two "processes" below use (each with its own connection).
-const redisClients: Redis[] = [];
+const redisClients: Array<Redis | Cluster> = [];
 const pools: pg.Pool[] = [];
 const table = `oauth_sessions_${process.pid}_${Date.now().toString(36)}`;
 beforeAll(async () => {
@@ -69,6 +69,12 @@ const sharedStores: Record<string, () => TokenStore> = {
     const client = new Redis(inject("redisUrl"));
     redisClients.push(client);
     return new RedisTokenStore(client, { prefix: `test:sessions:${process.pid}:` });
+  },
+  // A session and its refresh lock are two keys, as a rule in different slots: each operation names one.
+  "redis cluster": () => {
+    const client = new Cluster(inject("redisClusterNodes"));
+    redisClients.push(client);
+    return new RedisTokenStore(client, { prefix: `test:sessions-cluster:${process.pid}:` });
   },
   postgres: () => {
     const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 4 });
