@@ -89,7 +89,8 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
     attempt(abort, more) {
       const target = cloneBody && more ? (request as Request).clone() : input;
       if (abort === undefined && headers === undefined) return [target, init];
-      const attemptInit: RequestInit = { ...init };
+      // Object.assign, not a spread: V8 copies a caller's object many times faster this way.
+      const attemptInit: RequestInit = Object.assign({}, init);
       if (abort !== undefined) followIn(attemptInit, abort);
       if (headers !== undefined) attemptInit.headers = headers;
       return [target, attemptInit];
@@ -126,7 +127,9 @@ function withHeader(headers: HeadersInit | undefined, name: string, value: strin
     return copy;
   }
   if (Array.isArray(headers)) return [...headers, [name, value]];
-  return { ...(headers as Record<string, string>), [name]: value };
+  const copy: Record<string, string> = Object.assign({}, headers as Record<string, string>);
+  copy[name] = value;
+  return copy;
 }
 
 function newKey(settings: RequestSettings, request: KeyRequest): string {

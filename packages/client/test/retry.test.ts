@@ -373,6 +373,21 @@ describe("Idempotency-Key", () => {
     expect(sent.slice(3).map(([, key]) => key)).toEqual(["upper", "paired", "in-headers"]);
   });
 
+  it("leaves the caller's init and headers as they were: the key and the attempt's abort handle go on copies", async () => {
+    const server = await serve(() => ({ status: 200 }));
+    const client = createClient({ timeoutMs: 5_000 }); // the platform's fetch: the shipped path
+    const headers = { "x-a": "record" };
+    const init: RequestInit = { method: "POST", headers, body: "x" };
+    await (await client(server.url, init)).text();
+    await (await client(server.url, init)).text();
+    expect(init).toEqual({ method: "POST", headers: { "x-a": "record" }, body: "x" });
+    expect(init.headers).toBe(headers);
+    const [first, second] = server.received.map((r) => r.headers["idempotency-key"]);
+    expect(first).toMatch(UUID);
+    expect(second).toMatch(UUID);
+    expect(second).not.toBe(first);
+  });
+
   it("a custom generator and header name", async () => {
     const server = await serve([{ status: 500 }]);
     const { client } = clientOn({
