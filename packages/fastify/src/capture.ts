@@ -92,5 +92,7 @@ function recordHijackedWrites(reply: FastifyReply, limit: number): () => Capture
     return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as End;
 
-  return () => ({ status: raw.statusCode, headers: { ...raw.getHeaders(), ...headHeaders }, body: body?.body() });
+  // getHeaders() is a fresh copy already; spreading it again costs ~0.5 µs a request on Node 20.
+  const headers = () => (headHeaders === undefined ? raw.getHeaders() : Object.assign(raw.getHeaders(), headHeaders));
+  return () => ({ status: raw.statusCode, headers: headers(), body: body?.body() });
 }
