@@ -11,11 +11,11 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { StoreUnavailableError } from "@interlock/core";
 import { freePort, type RedisNode } from "@interlock/test-harness";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { RedisTokenStore } from "../src/redis.js";
+import { itChecksRedisStore } from "./redis-checks.js";
 import { describeTokenStore } from "./token-store-suite.js";
 
 const clients: Array<Redis | Cluster> = [];
@@ -36,24 +36,10 @@ describeTokenStore("redis cluster", {
 });
 
 describe("redis token store on a cluster", () => {
-  it("keeps each value in one prefixed hash that expires with it", async () => {
-    const cluster = clusterClient();
-    const store = new RedisTokenStore(cluster, { prefix });
-    const version = await store.set("session:x", "sealed", { ttlMs: 60_000 });
-    expect(await cluster.hgetall(`${prefix}session:x`)).toEqual({ value: "sealed", version });
-    const ttl = await cluster.pttl(`${prefix}session:x`);
-    expect(ttl).toBeGreaterThan(50_000);
-    expect(ttl).toBeLessThanOrEqual(60_000);
-  });
-
-  it("fails with StoreUnavailableError, in bounded time, when the cluster cannot be reached", async () => {
-    const down = track(new Cluster([{ host: "127.0.0.1", port: await freePort() }], { lazyConnect: true }));
-    down.on("error", () => {});
-    const store = new RedisTokenStore(down, { prefix, operationTimeoutMs: 300 });
-    await expect(store.get("k")).rejects.toBeInstanceOf(StoreUnavailableError);
-    await expect(store.set("k", "v", { ttlMs: 1000, expect: null })).rejects.toMatchObject({
-      code: "store_unavailable",
-    });
+  itChecksRedisStore("the cluster", {
+    client: clusterClient,
+    unreachable: async () => track(new Cluster([{ host: "127.0.0.1", port: await freePort() }], { lazyConnect: true })),
+    prefix,
   });
 });
 
