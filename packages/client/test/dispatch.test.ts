@@ -5,60 +5,25 @@
  * cut off (the server sees its connection close), also after a redirect and when the request
  * had not started yet; and it stays out of the way of a caller's signal or dispatcher.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AttemptDispatcher } from "../src/dispatch.js";
 import { createClient, RetryLimitError, TimeoutError } from "../src/index.js";
 import { AttemptSignal, attemptAbort } from "../src/signals.js";
-import { settled } from "./helpers/setup.js";
+import { serve as serveScript, settled } from "./helpers/setup.js";
 
 const GLOBAL_DISPATCHER = Symbol.for("undici.globalDispatcher.1");
 type Dispatcher = { dispatch(options: unknown, handler: unknown): boolean };
 const globals = globalThis as unknown as Record<symbol, Dispatcher | undefined>;
 
-/** A server whose `/hang` requests never get an answer, recording when their sockets close. */
-async function hangingServer() {
-  const closed: string[] = [];
-  const seen: string[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    seen.push(req.url ?? "");
-    if (req.url === "/redirect") {
-      res.writeHead(302, { location: "/hang" }).end();
-      return;
-    }
-    if (req.url === "/ok") {
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
-      return;
-    }
-    req.socket.once("close", () => closed.push(req.url ?? ""));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  return { origin, closed, seen, stop };
-}
-
-const waitFor = async (condition: () => boolean, what: string) => {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  if (!condition()) throw new Error(`timed out waiting for ${what}`);
-};
-
-let stops: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  await Promise.all(stops.map((stop) => stop()));
-  stops = [];
-});
-
-async function serve() {
-  const server = await hangingServer();
-  stops.push(server.stop);
-  return server;
-}
+/** A server that answers `/ok`, redirects `/redirect` to `/hang`, and never answers anything else. */
+const serve = () =>
+  serveScript((_index, request) =>
+    request.url === "/ok"
+      ? { status: 200, body: "ok" }
+      : request.url === "/redirect"
+        ? { status: 302, headers: { location: "/hang" } }
+        : { hang: true },
+  );
 
 describe("which abort handle an attempt gets on Node", () => {
   it("the dispatcher when only the client's timer can abort it; the light signal when the caller's signal can; a real one for the caller's fetch", async () => {
@@ -80,7 +45,7 @@ describe("AttemptDispatcher over real HTTP", () => {
     expect(error).toBeInstanceOf(RetryLimitError);
     expect((error as RetryLimitError).cause).toBeInstanceOf(TimeoutError);
     expect(Date.now() - started).toBeLessThan(2_000);
-    await waitFor(() => server.closed.includes("/hang"), "the server to see the connection close");
+    await server.hungUp(0); // the server sees the connection close
   });
 
   it("cuts off the request a redirect led to", async () => {
@@ -88,8 +53,8 @@ describe("AttemptDispatcher over real HTTP", () => {
     const client = createClient({ timeoutMs: 200, maxAttempts: 1 });
     const { error } = await settled(client(`${server.origin}/redirect`));
     expect((error as RetryLimitError).cause).toBeInstanceOf(TimeoutError);
-    expect(server.seen).toEqual(["/redirect", "/hang"]);
-    await waitFor(() => server.closed.includes("/hang"), "the redirected request's connection to close");
+    expect(server.received.map((request) => request.url)).toEqual(["/redirect", "/hang"]);
+    await server.hungUp(1);
   });
 
   it("leaves the response alone once it is in: the body reads after the timeout would have fired", async () => {
@@ -125,7 +90,7 @@ describe("AttemptDispatcher over real HTTP", () => {
     expect(own.calls).toBe(1);
     const { error } = await settled(client(`${server.origin}/hang`, init));
     expect((error as RetryLimitError).cause).toBeInstanceOf(TimeoutError);
-    await waitFor(() => server.closed.includes("/hang"), "the connection to close through the signal");
+    await server.hungUp(1); // closed through the signal
   });
 });
 

@@ -40,12 +40,15 @@ export interface ScriptedServer {
    * the oldest whose client is still connected.
    */
   release(step?: Step, index?: number): void;
+  /** Resolves once the client has closed the connection of hanging request number `index`. */
+  hungUp(index: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startScriptedServer(script: Script): Promise<ScriptedServer> {
   const received: Received[] = [];
   const hanging: Array<{ res: ServerResponse; index: number }> = [];
+  const hangUps = new Map<number, Promise<void>>();
   const waiters: Array<{ count: number; resolve: () => void }> = [];
   const next = (index: number, request: Received): Step =>
     typeof script === "function" ? script(index, request) : (script[index] ?? OK);
@@ -63,7 +66,17 @@ export async function startScriptedServer(script: Script): Promise<ScriptedServe
   function answer(res: ServerResponse, step: Step, index: number): void {
     if ("reset" in step) return void res.socket?.resetAndDestroy();
     if ("drop" in step) return void res.socket?.destroy();
-    if ("hang" in step) return void hanging.push({ res, index });
+    if ("hang" in step) {
+      hanging.push({ res, index });
+      const socket = res.socket;
+      hangUps.set(
+        index,
+        !socket || socket.destroyed
+          ? Promise.resolve()
+          : new Promise((resolve) => socket.once("close", () => resolve())),
+      );
+      return;
+    }
     if ("delayMs" in step) return void setTimeout(() => answer(res, step.answer, index), step.delayMs);
     res.writeHead(step.status, { "content-type": "text/plain", ...step.headers });
     res.end(step.body ?? "");
@@ -85,6 +98,11 @@ export async function startScriptedServer(script: Script): Promise<ScriptedServe
       const [held] = at < 0 ? [] : hanging.splice(at, 1);
       if (!held) throw new Error(`no request ${index ?? ""} is hanging`);
       answer(held.res, step, held.index);
+    },
+    hungUp(index) {
+      const hangUp = hangUps.get(index);
+      if (hangUp === undefined) throw new Error(`request ${index} did not hang`);
+      return hangUp;
     },
     close: () =>
       new Promise<void>((resolve) => {
