@@ -53,6 +53,11 @@ export function dispatcherUsable(): boolean {
   return honoured && globalDispatcher() !== undefined;
 }
 
+/** What an abort without a reason rejects with, as `AbortController.abort()` does. */
+export function abortError(): DOMException {
+  return new DOMException("This operation was aborted", "AbortError");
+}
+
 /** One attempt's dispatcher, and its abort handle. */
 export class AttemptDispatcher {
   aborted = false;
@@ -93,7 +98,7 @@ export class AttemptDispatcher {
     });
   }
 
-  abort(reason: unknown = new DOMException("This operation was aborted", "AbortError")): void {
+  abort(reason: unknown = abortError()): void {
     if (this.aborted) return;
     this.aborted = true;
     this.reason = reason;

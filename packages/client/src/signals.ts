@@ -8,7 +8,7 @@
  * On undici, an attempt only the client's timer can abort takes no signal at all (dispatch.ts).
  */
 
-import { AttemptDispatcher, dispatcherUsable } from "./dispatch.js";
+import { AttemptDispatcher, abortError, dispatcherUsable } from "./dispatch.js";
 
 /** Resolves after `ms`, or rejects with `signal.reason` the moment `signal` aborts. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
@@ -45,12 +45,13 @@ export function followIn(init: RequestInit, abort: AttemptAbort): void {
 type AbortListener = ((this: unknown, event: Event) => void) | { handleEvent(event: Event): void };
 
 /**
- * One attempt's abort signal, and its controller, in a plain object. On Node a real
+ * One attempt's abort signal, and its controller, in a plain object, for attempts the caller's
+ * signal can abort (the others take no signal on Node: dispatch.ts). On Node a real
  * `AbortSignal` costs fetch about 10 µs a request (an EventTarget to build, then undici's
- * listener on it), and most of the client's overhead over bare fetch is that. Node's fetch
- * takes any object shaped like an AbortSignal (undici checks `aborted` and `addEventListener`,
- * for polyfills), so this one is used where a probe shows the platform's `Request` follows it,
- * and only for the platform's own fetch: a fetch of the caller's may need the real thing.
+ * listener on it). Node's fetch takes any object shaped like an AbortSignal (undici checks
+ * `aborted` and `addEventListener`, for polyfills), so this one is used where a probe shows the
+ * platform's `Request` follows it, and only for the platform's own fetch: a fetch of the
+ * caller's may need the real thing.
  */
 export class AttemptSignal {
   aborted = false;
@@ -90,7 +91,7 @@ export class AttemptSignal {
     if (this.aborted) throw this.reason;
   }
 
-  abort(reason: unknown = new DOMException("This operation was aborted", "AbortError")): void {
+  abort(reason: unknown = abortError()): void {
     if (this.aborted) return;
     this.aborted = true;
     this.reason = reason;

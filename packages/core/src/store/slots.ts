@@ -4,7 +4,7 @@
  *
  * No object per entry: numbers sit in typed arrays, strings in plain arrays, and short bodies
  * in a per-slot share of one buffer, so what the garbage collector sees of a record is its key,
- * its header array and only a long body; the index holds small integers, not pointers. The
+ * its header list (often shared) and only a long body; the index holds small integers, not pointers. The
  * ring gives the oldest-first order for sweeping and eviction; it grows by doubling up to
  * `maxSlots`, so a store that holds little stays small.
  *
@@ -196,7 +196,7 @@ export class Slots {
 
   /**
    * Doubles the ring (up to `maxSlots`). The ring may wrap: the slots before the head move to
-   * just past the old end, so the ring stays contiguous, and only they are re-indexed.
+   * just past the old end, so the ring stays contiguous; the index is rebuilt at its new size.
    */
   #grow(): void {
     const length = this.keys.length;
