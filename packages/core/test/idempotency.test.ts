@@ -6,6 +6,8 @@ import {
   type InterlockStore,
   MemoryStore,
   parseIdempotencyKey,
+  runIdempotent,
+  StoreUnavailableError,
 } from "../src/index.js";
 import { describeIdempotencyBehaviour } from "../src/testing/index.js";
 
@@ -127,4 +129,47 @@ describe("finish inside the caller's transaction", () => {
     expect(await engine.finish(decision.ticket, { status: 503, headers: {}, body: "down" })).toBe(false);
     expect(await engine.finish(decision.ticket, { status: 201, headers: {}, body: "late" })).toBe(false);
   });
+});
+
+describe("a store that fails its claim", () => {
+  // A claim that throws before returning a promise, or rejects with the driver's own error.
+  const failing = (how: "throws" | "rejects"): InterlockStore => {
+    const store = new MemoryStore();
+    store.claim = () => {
+      const error = new Error("ECONNREFUSED 127.0.0.1:6379");
+      if (how === "throws") throw error;
+      return Promise.reject(error);
+    };
+    return store;
+  };
+  const request = {
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers: { "idempotency-key": "k-down" },
+    body: new Uint8Array(0),
+  };
+
+  it.each(["throws", "rejects"] as const)("that %s is answered 503 store_unavailable", async (how) => {
+    const engine = createIdempotency({ store: failing(how), principal: false });
+    const decision = await engine.begin(request);
+    expect(decision.action).toBe("respond");
+    if (decision.action !== "respond") return;
+    expect(decision.response.status).toBe(503);
+    expect(decision.error?.code).toBe("store_unavailable");
+    expect(decision.error?.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it.each(["throws", "rejects"] as const)(
+    "that %s fails runIdempotent with StoreUnavailableError, fn not run",
+    async (how) => {
+      let ran = false;
+      const run = runIdempotent({ store: failing(how), key: "job-1" }, () => {
+        ran = true;
+      });
+      await expect(run).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(run).rejects.toThrow(/ECONNREFUSED/);
+      expect(ran).toBe(false);
+    },
+  );
 });

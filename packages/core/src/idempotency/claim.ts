@@ -16,24 +16,40 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Claims `key`. While another caller holds it with the same fingerprint and `wait` is set,
  * polls until the holder completes (returns "completed"), gives up (the lease ran out: this
- * caller wins and returns "claimed"), or `timeoutMs` passes (returns "in_flight").
+ * caller wins and returns "claimed"), or `timeoutMs` passes (returns "in_flight"). A store's
+ * failure, thrown or rejected, rejects with `StoreUnavailableError`.
  */
-export async function claimKey(
+export function claimKey(
   store: InterlockStore,
   key: string,
   options: ClaimOptions,
   wait: WaitOptions | undefined,
 ): Promise<ClaimResult> {
-  const deadline = wait ? Date.now() + wait.timeoutMs : 0;
-  let interval = wait?.pollMs ?? 25;
-  for (;;) {
-    let result: ClaimResult;
-    try {
-      result = await store.claim(key, options);
-    } catch (error) {
+  // Without a wait (every request unless asked), the store's own answer: no async layer of ours.
+  return wait ? claimWaiting(store, key, options, wait) : claimOnce(store, key, options);
+}
+
+function claimOnce(store: InterlockStore, key: string, options: ClaimOptions): Promise<ClaimResult> {
+  try {
+    return store.claim(key, options).catch((error: unknown) => {
       throw asUnavailable(store, error);
-    }
-    if (result.state !== "in_flight" || !wait || result.fingerprint !== options.fingerprint) return result;
+    });
+  } catch (error) {
+    return Promise.reject(asUnavailable(store, error));
+  }
+}
+
+async function claimWaiting(
+  store: InterlockStore,
+  key: string,
+  options: ClaimOptions,
+  wait: WaitOptions,
+): Promise<ClaimResult> {
+  const deadline = Date.now() + wait.timeoutMs;
+  let interval = wait.pollMs ?? 25;
+  for (;;) {
+    const result = await claimOnce(store, key, options);
+    if (result.state !== "in_flight" || result.fingerprint !== options.fingerprint) return result;
     const remaining = deadline - Date.now();
     if (remaining <= 0) return result;
     await sleep(Math.min(interval, remaining));

@@ -245,14 +245,23 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return found.then((principal) => scopedKey(principal ?? "", method, request.route, key));
   }
 
+  // The last scope is compared first: most requests to a route come one after another.
+  let last = { principal: "", method: "", route: "", scope: "" };
   function scopedKey(principal: string, method: string, route: string, key: string): string | Promise<string> {
+    if (route === last.route && method === last.method && principal === last.principal && last.scope !== "")
+      return `idem:${last.scope}:${key}`;
     const id = JSON.stringify([principal, method, route]);
-    const scope = scopes.get(id);
-    if (scope !== undefined) return `idem:${scope}:${key}`;
+    const known = scopes.get(id);
+    if (known !== undefined) {
+      last = { principal, method, route, scope: known };
+      return `idem:${known}:${key}`;
+    }
     const remember = (digest: string) => {
+      const scope = digest.slice(0, 32);
       if (scopes.size >= 10_000) scopes.clear();
-      scopes.set(id, digest.slice(0, 32));
-      return `idem:${digest.slice(0, 32)}:${key}`;
+      scopes.set(id, scope);
+      last = { principal, method, route, scope };
+      return `idem:${scope}:${key}`;
     };
     const digest = sha256Hex([id]);
     return typeof digest === "string" ? remember(digest) : digest.then(remember);

@@ -239,7 +239,19 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
           await send(engine, as("tenant-a", { route: "/refunds", path: "/refunds" })),
         ];
         expect(outcomes.map((o) => o.ran)).toEqual([true, true, true, true]);
-        expect((await send(engine, as("tenant-a"))).ran).toBe(false);
+        // Each scope again, one after another (the engine remembers the last scope it hashed).
+        const again = [
+          await send(engine, as("tenant-a")),
+          await send(engine, as("tenant-a")),
+          await send(engine, as("tenant-b")),
+          await send(engine, as("tenant-a", { method: "PATCH" })),
+        ];
+        expect(again.map((o) => o.ran)).toEqual([false, false, false, false]);
+        const other = newKey();
+        const asOther = (apiKey: string) =>
+          post(other, '{"amount":100}', { headers: { "idempotency-key": other, "x-api-key": apiKey } });
+        expect((await send(engine, asOther("tenant-b"))).ran).toBe(true);
+        expect((await send(engine, asOther("tenant-c"))).ran).toBe(true);
       });
     });
 
