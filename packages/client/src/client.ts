@@ -53,20 +53,23 @@ export function createClient(options: ClientOptions = {}): Client {
   }) as Client;
 }
 
-async function send(settings: Settings, origins: Origins, input: FetchInput, init?: RequestInit): Promise<Response> {
-  const request = prepareRequest(settings.request, input, init);
-  if (request.caller?.aborted) throw request.caller.reason;
-  const origin = origins.use(request.origin);
-  const call = new Call(settings, request, origin);
-  call.refuseIfOpen(); // the fail-fast path sets nothing up
-  call.start();
-  let response: Response | undefined;
+/**
+ * One call: everything up to the first fetch runs now, and what throws here rejects the
+ * returned promise, as fetch's own errors do. One async function (`Call.run`) per call: each
+ * async layer between fetch and the caller costs a promise and a resumption on every request.
+ */
+function send(settings: Settings, origins: Origins, input: FetchInput, init?: RequestInit): Promise<Response> {
+  let call: Call;
   try {
-    response = await call.run();
-    return response;
-  } finally {
-    call.end(response);
+    const request = prepareRequest(settings.request, input, init);
+    if (request.caller?.aborted) throw request.caller.reason;
+    call = new Call(settings, request, origins.use(request.origin));
+    call.refuseIfOpen(); // the fail-fast path sets nothing up
+    call.start();
+  } catch (error) {
+    return Promise.reject(error);
   }
+  return call.run();
 }
 
 const noop = () => {};
@@ -93,6 +96,20 @@ function linkCaller(caller: AbortSignal, link: CallerLink): () => void {
     if (link.stop) link.stop();
     else link.attempt?.abort(caller.reason);
   });
+}
+
+/** One attempt in flight. */
+interface Attempt {
+  /** 1 for the first. */
+  number: number;
+  /** Whether it is the breaker's half-open probe. */
+  probe: boolean;
+  started: number;
+  /** Set by its timer: the attempt's own timeout fired (not the deadline). */
+  timedOut: boolean;
+  cancelTimeout: () => void;
+  /** Its fetch (on the attempt dispatcher, ended at once by an abort). */
+  pending: Promise<Response> | undefined;
 }
 
 /** One logical request: its attempts, the waits between them, and its limits. */
@@ -144,19 +161,33 @@ class Call {
   }
 
   async run(): Promise<Response> {
-    for (;;) {
-      if (this.#stoppedBy) throw this.#stopError();
-      const admitted = this.#admit();
-      const probe = typeof admitted === "boolean" ? admitted : await admitted;
-      const result = await this.#attempt(probe);
-      const next = this.#decide(result);
-      if (typeof next !== "number") return next;
-      await this.#pause(next);
+    let response: Response | undefined;
+    try {
+      for (;;) {
+        if (this.#stoppedBy) throw this.#stopError();
+        const admitted = this.#admit();
+        const attempt = this.#launch(typeof admitted === "boolean" ? admitted : await admitted);
+        let fetched: Response | undefined;
+        let failure: unknown;
+        try {
+          fetched = await attempt.pending;
+        } catch (error) {
+          failure = error;
+        }
+        const next = this.#decide(this.#land(attempt, fetched, failure));
+        if (typeof next !== "number") {
+          response = next;
+          return next;
+        }
+        await this.#pause(next);
+      }
+    } finally {
+      this.#end(response);
     }
   }
 
   /** The call is over: the caller's signal reaches only the response's body. (No timer outlives an attempt or a wait.) */
-  end(response: Response | undefined): void {
+  #end(response: Response | undefined): void {
     const link = this.#link;
     if (link === undefined) return;
     link.stop = undefined;
@@ -226,10 +257,11 @@ class Call {
     }
   }
 
-  async #attempt(probe: boolean): Promise<AttemptResult> {
+  /** Starts an attempt: its one timer armed, its fetch called. A fetch that throws at once is a failed attempt. */
+  #launch(probe: boolean): Attempt {
     const s = this.#s;
     const request = this.#request;
-    const attempt = ++this.#attempts;
+    const number = ++this.#attempts;
     const started = s.now();
     // One timer: the attempt's timeout or the call's deadline, whichever comes first.
     const untilDeadline = this.#deadlineAt === undefined ? Number.POSITIVE_INFINITY : this.#deadlineAt - started;
@@ -242,53 +274,58 @@ class Call {
         : attemptAbort(s.platformFetch, !this.#link && !request.ownDispatcher && request.origin !== "null");
     this.#inFlight = controller;
     if (this.#link) this.#link.attempt = controller;
-    let timedOut = false;
-    const cancelTimeout =
-      controller === undefined || limitMs === Number.POSITIVE_INFINITY
-        ? noop
-        : after(s.sleep, Math.max(0, limitMs), () => {
-            if (deadlineFirst) return this.#stop("deadline");
-            timedOut = true;
-            controller.abort();
-          });
-    let result: AttemptResult;
+    const attempt: Attempt = { number, probe, started, timedOut: false, cancelTimeout: noop, pending: undefined };
+    if (controller !== undefined && limitMs !== Number.POSITIVE_INFINITY) {
+      attempt.cancelTimeout = after(s.sleep, Math.max(0, limitMs), () => {
+        if (deadlineFirst) return this.#stop("deadline");
+        attempt.timedOut = true;
+        controller.abort();
+      });
+    }
     try {
-      const more = request.notReplayable === undefined && attempt < s.maxAttempts;
+      const more = request.notReplayable === undefined && number < s.maxAttempts;
       const [input, init] = request.attempt(controller, more);
       const pending = s.fetch(input, init);
-      result = {
-        response: await (controller instanceof AttemptDispatcher ? controller.settle(pending) : pending),
-        error: undefined,
-      };
+      attempt.pending = controller instanceof AttemptDispatcher ? controller.settle(pending) : pending;
     } catch (error) {
-      const timeout = timedOut && !this.#stoppedBy;
-      result = {
-        response: undefined,
-        error: timeout ? new TimeoutError("attempt", s.timeoutMs as number, this.#details(undefined)) : error,
-      };
-    } finally {
-      cancelTimeout();
-      this.#inFlight = undefined;
+      attempt.pending = Promise.reject(error);
     }
+    return attempt;
+  }
 
+  /**
+   * Ends an attempt with what its fetch gave: the timer cleared, a timeout named as one, the
+   * breaker told, the event emitted. Throws when the call was stopped meanwhile.
+   */
+  #land(attempt: Attempt, response: Response | undefined, failure: unknown): AttemptResult {
+    const s = this.#s;
+    attempt.cancelTimeout();
+    this.#inFlight = undefined;
+    const timeout = attempt.timedOut && !this.#stoppedBy;
+    const result: AttemptResult = response
+      ? { response, error: undefined }
+      : {
+          response: undefined,
+          error: timeout ? new TimeoutError("attempt", s.timeoutMs as number, this.#details(undefined)) : failure,
+        };
     const outcome: AttemptOutcome = result.response
       ? "response"
       : this.#stoppedBy === "caller"
         ? "aborted"
-        : timedOut || this.#stoppedBy === "deadline"
+        : attempt.timedOut || this.#stoppedBy === "deadline"
           ? "timeout"
           : "network_error";
-    this.#record(result, outcome, probe);
+    this.#record(result, outcome, attempt.probe);
     if (s.onEvent) {
       emit(s.onEvent, {
         type: "client.attempt",
         ...this.#base(),
-        attempt,
+        attempt: attempt.number,
         outcome,
         status: result.response?.status,
         error: outcome === "network_error" ? describeError(result.error) : undefined,
-        probe,
-        durationMs: s.now() - started,
+        probe: attempt.probe,
+        durationMs: s.now() - attempt.started,
       });
     }
     if (result.response === undefined && this.#stoppedBy) throw this.#stopError();
