@@ -3,7 +3,7 @@
  * `c.req.arrayBuffer()` (on Node, @hono/node-server reads the socket straight into a buffer,
  * no web stream) and left in Hono's body cache, so the route's `c.req.json()`, `c.req.text()`,
  * `c.req.parseBody()` or a validator get the same bytes. Like any Hono middleware that reads
- * the body, this consumes `c.req.raw`'s stream. `readUpTo` also reads a route's response.
+ * the body, this consumes `c.req.raw`'s stream. `recording` keeps a route's response as it goes out.
  */
 import { BodyCollector, BodyError } from "@interlock/core";
 import type { Context } from "hono";
@@ -95,19 +95,64 @@ function declaredLength(headers: Headers): number | undefined {
   return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
 }
 
-export type UpTo =
+type UpTo =
   | { body: Uint8Array<ArrayBuffer> }
   /** Past the limit: nothing kept; `rest` is the whole stream as it was, what was read included. */
   | { body: undefined; rest: ReadableStream<Uint8Array> };
 
 /** Reads a stream chunk by chunk, up to `limit` bytes, never buffering more. */
-export async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number): Promise<UpTo> {
+async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number): Promise<UpTo> {
   const reader = stream.getReader();
   const body = new BodyCollector(limit);
   for (let read = await reader.read(); !read.done; read = await reader.read()) {
     if (!body.add(read.value)) return { body: undefined, rest: resumed([...body.chunks, read.value], reader) };
   }
   return { body: body.body() as Uint8Array<ArrayBuffer> };
+}
+
+/**
+ * `stream` as it is read, its bytes kept up to `limit`. When it ends, `settle` gets them
+ * (`undefined` past the limit), and the end is passed on only once `settle` is done. When the
+ * reader cancels (the client went away) or the stream fails, `settle` gets `undefined`.
+ * `settle` is called once.
+ */
+export function recording(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+  settle: (body: Uint8Array | undefined) => Promise<void>,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  let kept: BodyCollector | undefined = new BodyCollector(limit);
+  let settled = false;
+  const settleOnce = (body: Uint8Array | undefined) => {
+    if (settled) return Promise.resolve();
+    settled = true;
+    kept = undefined;
+    return settle(body);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        await settleOnce(undefined);
+        controller.error(error);
+        return;
+      }
+      if (next.done) {
+        await settleOnce(kept?.body());
+        controller.close();
+        return;
+      }
+      if (kept !== undefined && !kept.add(next.value)) kept = undefined;
+      controller.enqueue(next.value);
+    },
+    async cancel(reason) {
+      await settleOnce(undefined);
+      await reader.cancel(reason);
+    },
+  });
 }
 
 /** The chunks already read, then the rest of the reader's stream. */

@@ -18,7 +18,7 @@ import {
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { routePath } from "hono/route";
-import { type ReadOptions, readBody, readUpTo } from "./body.js";
+import { type ReadOptions, readBody, recording } from "./body.js";
 import { send } from "./respond.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
@@ -107,7 +107,8 @@ async function execute(
     throw error;
   }
   if (c.error) return engine.abort(ticket);
-  await engine.finish(ticket, await capture(c, written(), engine.options.store.maxRecordBytes));
+  const finish = (captured: CapturedResponse) => engine.finish(ticket, captured).then(() => undefined);
+  await capture(c, written(), engine.options.store.maxRecordBytes, finish);
 }
 
 /** What the route gave the context to answer with, and the response that came of it. */
@@ -145,38 +146,44 @@ function watchBodies(c: Context): () => Written | undefined {
 }
 
 /**
- * The route's response as the engine stores it. A body given to the context in one piece is
- * taken as it was given; any other response (one the route built itself, or that a later
- * middleware replaced) is read, up to the store's `maxRecordBytes`, and put back, so the
- * client gets exactly what is stored. A stream, or a body past that size, goes to the client
- * as it is (`body: undefined`: not cached, the engine releases the key).
+ * Hands `finish` the route's response as the engine stores it. A body given to the context in
+ * one piece is taken as it was given. Any other response (one the route built itself, or that a
+ * later middleware replaced) is recorded as it goes out, up to the store's `maxRecordBytes`:
+ * its chunks reach the client as the route writes them, and its end only once `finish` is done,
+ * so a client that retries the moment it has the whole answer finds it stored. A stream given
+ * to the context, a body past that size, or one the client stops reading goes out uncached
+ * (`body: undefined`: the engine releases the key).
  */
-async function capture(c: Context, written: Written | undefined, limit: number): Promise<CapturedResponse> {
+async function capture(
+  c: Context,
+  written: Written | undefined,
+  limit: number,
+  finish: (captured: CapturedResponse) => Promise<void>,
+): Promise<void> {
   const response = c.res;
   // Only `status` and `headers` on this path: on @hono/node-server any other member of its
   // lightweight Response builds the full one, and the answer then leaves by a slower path.
   const { status } = response;
   if (written?.data instanceof ReadableStream)
-    return { status, headers: headerPairs(response.headers), body: undefined };
+    return finish({ status, headers: headerPairs(response.headers), body: undefined });
   if (written !== undefined && written.response === response) {
     const body = givenBody(written.data);
     if (body !== undefined) {
       const headers = headerPairs(response.headers);
       answerWithRecord(c, written.data as BodyInit | null, status, headers);
-      return { status, headers, body };
+      return finish({ status, headers, body });
     }
   }
-  // Read back. The body first: the headers are then those of the full Response that is sent
-  // (a runtime may spell a default Content-Type differently in its lightweight one).
+  // Recorded as it goes out. The body first: the headers are then those of the full Response
+  // that is sent (a runtime may spell a default Content-Type differently in its lightweight one).
   const { body: stream, statusText } = response;
   const headers = headerPairs(response.headers);
-  if (stream === null) return { status, headers, body: new Uint8Array(0) };
-  const read = await readUpTo(stream, limit);
+  if (stream === null) return finish({ status, headers, body: new Uint8Array(0) });
+  const recorded = recording(stream, limit, (body) => finish({ status, headers, body }));
   // The exact headers just captured, not the response as init, for the same reason.
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;
-  c.res = new Response(read.body ?? read.rest, { status, statusText, headers: response.headers });
-  return { status, headers, body: read.body };
+  c.res = new Response(recorded, { status, statusText, headers: response.headers });
 }
 
 /**

@@ -164,6 +164,86 @@ describe("streamed responses", () => {
     expect(released(events)).toEqual(["streamed", "streamed"]);
   });
 
+  // A Response the route builds itself around a stream it writes as it goes (Server-Sent Events
+  // by hand, a proxied upstream): its chunks must reach the client as they come.
+  const liveResponse = (parts: { first: string; rest?: string; written: () => Promise<void> }) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(new TextEncoder().encode(parts.first));
+          await parts.written(); // only once the client has it: a middleware reading to the end would deadlock
+          if (parts.rest === undefined) return; // never ends
+          controller.enqueue(new TextEncoder().encode(parts.rest));
+          controller.close();
+        },
+      }),
+      { status: 201, headers: { "content-type": "text/plain" } },
+    );
+
+  /** Reads a response until `text` has come, then calls `seen`; resolves to everything read. */
+  async function readPast(response: Response, text: string, seen: () => void): Promise<string> {
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let read = "";
+    while (!read.includes(text)) read += decoder.decode((await reader.read()).value, { stream: true });
+    seen();
+    for (let r = await reader.read(); !r.done; r = await reader.read())
+      read += decoder.decode(r.value, { stream: true });
+    return read;
+  }
+
+  it("a hand-made Response streams to the client as it is written, and is stored once it ends", async () => {
+    const app = new Hono();
+    let runs = 0;
+    let clientHasFirst: () => void = () => {};
+    app.post("/live", idempotency(options()), () => {
+      runs++;
+      const written = new Promise<void>((resolve) => {
+        clientHasFirst = resolve;
+      });
+      return liveResponse({ first: "first;", rest: "second", written: () => written });
+    });
+    const url = `${await start(app)}/live`;
+    const key = uniqueId("key");
+    const first = await send(url, key);
+    expect([first.status, await readPast(first, "first;", () => clientHasFirst())]).toEqual([201, "first;second"]);
+    const replay = await send(url, key);
+    expect([replay.status, replay.headers.get("idempotent-replayed"), await replay.text()]).toEqual([
+      201,
+      "true",
+      "first;second",
+    ]);
+    expect(runs).toBe(1);
+  });
+
+  it("a hand-made Response that never ends releases its key when the client goes away", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/ticks", idempotency(options(events)), () => {
+      runs++;
+      return liveResponse({ first: "tick;", written: () => new Promise(() => {}) });
+    });
+    const url = `${await start(app)}/ticks`;
+    const key = uniqueId("key");
+    const leave = new AbortController();
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "x-api-key": "client-a", "idempotency-key": key },
+      body: "{}",
+      signal: leave.signal,
+    });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("tick;");
+    leave.abort();
+    await expect.poll(() => released(events), { timeout: 5000 }).toEqual(["streamed"]);
+    // The key is free at once, not held until its lease runs out: the retry runs.
+    const retry = await send(url, key);
+    expect(retry.status).toBe(201);
+    await retry.body?.cancel();
+    expect(runs).toBe(2);
+  });
+
   it.each([
     ["c.body(ReadableStream)", (c: Context) => c.body(new Blob(["raw stream"]).stream())],
     [
