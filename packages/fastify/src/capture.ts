@@ -61,7 +61,8 @@ function recordHijackedWrites(reply: FastifyReply, limit: number): () => Capture
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
   let body: BodyCollector | undefined = new BodyCollector(limit);
-  let headHeaders: OutgoingHttpHeaders = {};
+  // The headers a hijacked `writeHead(status, headers)` passed; undefined when it passed none.
+  let headHeaders: OutgoingHttpHeaders | undefined;
 
   // `reply.sent` is true for a hijacked reply, and false while Fastify itself writes.
   const keep = (chunk: unknown, encoding: unknown) => {
