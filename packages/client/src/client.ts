@@ -295,7 +295,8 @@ class Call {
 
   /**
    * Ends an attempt with what its fetch gave: the timer cleared, a timeout named as one, the
-   * breaker told, the event emitted. Throws when the call was stopped meanwhile.
+   * breaker told, the event emitted. Throws when the call was stopped meanwhile, or when fetch
+   * refused the arguments.
    */
   #land(attempt: Attempt, response: Response | undefined, failure: unknown): AttemptResult {
     const s = this.#s;
@@ -315,7 +316,10 @@ class Call {
         : attempt.timedOut || this.#stoppedBy === "deadline"
           ? "timeout"
           : "network_error";
-    this.#record(result, outcome, attempt.probe);
+    // fetch refusing the caller's own arguments says nothing about the origin, and would refuse them on every attempt.
+    const refused = outcome === "network_error" && this.#request.refusedWith(failure);
+    if (refused) this.#breaker?.release(attempt.probe);
+    else this.#record(result, outcome, attempt.probe);
     if (s.onEvent) {
       emit(s.onEvent, {
         type: "client.attempt",
@@ -329,6 +333,7 @@ class Call {
       });
     }
     if (result.response === undefined && this.#stoppedBy) throw this.#stopError();
+    if (refused) throw failure; // fetch's own error, as fetch gives it
     return result;
   }
 

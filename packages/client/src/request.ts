@@ -46,6 +46,8 @@ export interface PreparedRequest {
   ownDispatcher: boolean;
   /** fetch's arguments for one attempt, following its abort handle if it has one; `more` is true when another attempt may follow this one. */
   attempt(abort: AttemptAbort | undefined, more: boolean): [FetchInput, RequestInit | undefined];
+  /** Whether an attempt's `error` is fetch refusing the caller's own arguments, not the network failing. */
+  refusedWith(error: unknown): boolean;
 }
 
 export function prepareRequest(settings: RequestSettings, input: FetchInput, init?: RequestInit): PreparedRequest {
@@ -95,7 +97,34 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
       if (headers !== undefined) attemptInit.headers = headers;
       return [target, attemptInit];
     },
+    refusedWith: (error) => refusedByFetch(request, input, init, error),
   };
+}
+
+/**
+ * Whether `error`, what an attempt's fetch rejected with, is fetch refusing the caller's own
+ * arguments (a GET with a body, a header value it cannot send, a stream body without `duplex`):
+ * fetch starts by building a Request from them and rejects with what that throws, so building
+ * one again throws the same error, where a network error ("fetch failed") is another. Asked only
+ * once an attempt has failed: building a Request costs every call something.
+ */
+function refusedByFetch(
+  request: Request | undefined,
+  input: FetchInput,
+  init: RequestInit | undefined,
+  error: unknown,
+): boolean {
+  const { name, message } = (error ?? {}) as Partial<Error>;
+  if (typeof message !== "string") return false;
+  try {
+    // A Request's own body is left out (the check would take it from the next attempt), and so
+    // is any signal (a Request follows it until collected).
+    const target = request ? request.url : input;
+    new Request(target, Object.assign({}, request && { method: request.method }, init, { signal: null }));
+    return false;
+  } catch (thrown) {
+    return (thrown as Error)?.name === name && (thrown as Error)?.message === message;
+  }
 }
 
 /** A Headers object from any realm (a polyfill's, another copy of undici's), not only this one's. */

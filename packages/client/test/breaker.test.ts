@@ -165,6 +165,31 @@ describe("consecutive failures", () => {
     expect(breaker?.consecutiveFailures).toBe(1);
   });
 
+  it("calls fetch refuses outright (their own bad arguments) are not failures of the origin: the circuit stays closed", async () => {
+    const server = await serve([]);
+    const { client } = clientOn({ breaker: { failures: 2 } });
+    for (let i = 0; i < 3; i++) {
+      expect((await settled(client(server.url, { method: "HEAD", body: "no" }))).error).toBeInstanceOf(TypeError);
+    }
+    const breaker = client.breakers.get(server.origin);
+    expect(breaker?.state).toBe("closed");
+    expect(breaker?.consecutiveFailures).toBe(0);
+    expect((await client(server.url)).status).toBe(200);
+  });
+
+  it("a probe fetch refuses outright decides nothing: the next call probes", async () => {
+    const { server, counter, client } = await probeDue();
+    expect((await settled(client(server.url, { method: "GET", body: "no" }))).error).toBeInstanceOf(TypeError);
+    const breaker = client.breakers.get(server.origin);
+    expect(breaker?.state).toBe("half_open");
+    const probe = client(server.url);
+    await server.receivedCount(2);
+    server.release({ status: 200 });
+    expect((await probe).status).toBe(200);
+    expect(breaker?.state).toBe("closed");
+    expect(counter.calls).toBe(3); // the refused call reached fetch, never the server
+  });
+
   it("each origin has its own breaker", async () => {
     const failing = await serve(() => ({ status: 500 }));
     const healthy = await serve([]);

@@ -128,6 +128,26 @@ describe("retrying", () => {
     expect(ofType("client.retry")).toEqual([]);
   });
 
+  it("arguments fetch refuses (a GET with a body, a header value fetch cannot send) fail once with fetch's own TypeError, not retried", async () => {
+    const server = await serve([]);
+    const { client, clock, ofType } = clientOn();
+    const refusals = [
+      { method: "GET", body: "a GET has no body" },
+      { headers: { "x-name": "Zoë ☃" } }, // not a ByteString
+    ];
+    for (const init of refusals) {
+      const { error } = await settled(client(server.url, init));
+      expect(error).toBeInstanceOf(TypeError);
+    }
+    expect(ofType("client.attempt")).toHaveLength(2); // one attempt per call
+    expect(ofType("client.retry")).toEqual([]);
+    expect(clock.slept).toEqual([]);
+    expect(client.budgets.get(server.url)?.tokens).toBe(10); // no retry paid for
+    expect(server.received).toHaveLength(0);
+    // The same client still calls the origin as usual.
+    expect((await client(server.url)).status).toBe(200);
+  });
+
   it("a custom retryOn decides what is transient; safety still applies", async () => {
     const server = await serve([{ status: 418 }, { reset: true }]);
     const { client } = clientOn({ retryOn: ({ response }) => response?.status === 418 });
@@ -459,6 +479,14 @@ describe("bodies", () => {
     expect(server.received.map((r) => r.body)).toEqual(['{"a":1}', '{"a":1}', '{"a":1}']);
     expect(new Set(server.received.map((r) => r.headers["idempotency-key"])).size).toBe(1);
     expect(server.received.every((r) => r.headers["x-trace"] === "t1")).toBe(true);
+  });
+
+  it("a Request with a body whose attempts meet network errors is still sent again whole", async () => {
+    const server = await serve([{ reset: true }, { drop: true }, { status: 201 }]);
+    const { client } = clientOn();
+    const request = new Request(server.url, { method: "PUT", body: "whole" });
+    expect((await client(request)).status).toBe(201);
+    expect(server.received.map((r) => r.body)).toEqual(["whole", "whole", "whole"]);
   });
 });
 
