@@ -71,7 +71,8 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
     }
   }
 
-  const ownBody = init?.body !== undefined;
+  // fetch takes a body from init only when it is neither undefined nor null: else the Request's.
+  const ownBody = init?.body != null;
   // A Request's body is a stream; it is sent again through clone(), which tees it.
   const cloneBody = !ownBody && request !== undefined && request.body !== null;
   const idempotent = settings.idempotentMethods.has(method) || key !== undefined;

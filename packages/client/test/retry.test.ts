@@ -481,6 +481,14 @@ describe("bodies", () => {
     expect(server.received.every((r) => r.headers["x-trace"] === "t1")).toBe(true);
   });
 
+  it("a Request with a body and init.body null (fetch then sends the Request's body) is cloned for each attempt too", async () => {
+    const server = await serve([{ status: 503 }, { status: 201 }]);
+    const { client } = clientOn();
+    const request = new Request(server.url, { method: "PUT", body: "kept" });
+    expect((await client(request, { body: null })).status).toBe(201);
+    expect(server.received.map((r) => r.body)).toEqual(["kept", "kept"]);
+  });
+
   it("a Request with a body whose attempts meet network errors is still sent again whole", async () => {
     const server = await serve([{ reset: true }, { drop: true }, { status: 201 }]);
     const { client } = clientOn();
