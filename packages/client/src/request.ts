@@ -51,6 +51,7 @@ export interface PreparedRequest {
 }
 
 export function prepareRequest(settings: RequestSettings, input: FetchInput, init?: RequestInit): PreparedRequest {
+  if (init !== undefined && isFormData(init.body)) return prepareRequest(settings, ...encodedOnce(input, init));
   const request = isRequest(input) ? input : undefined;
   const url = request ? request.url : String(input);
   const origin = originOf(url);
@@ -126,6 +127,21 @@ function refusedByFetch(
   } catch (thrown) {
     return (thrown as Error)?.name === name && (thrown as Error)?.message === message;
   }
+}
+
+function isFormData(body: unknown): boolean {
+  return typeof FormData === "function" && body instanceof FormData;
+}
+
+/**
+ * A FormData body encoded once, as a Request, and `init` without what that Request now holds.
+ * fetch encodes a FormData on every call, under a new random multipart boundary: each attempt
+ * would send other bytes, and a server that fingerprints the body (an idempotency layer's 422
+ * for a key reused with another payload) would take the retry for another request. A Request's
+ * body is sent again through clone(), the same bytes each time.
+ */
+function encodedOnce(input: FetchInput, init: RequestInit): [Request, RequestInit] {
+  return [new Request(input, init), Object.assign({}, init, { body: undefined, headers: undefined })];
 }
 
 /** A Headers object from any realm (a polyfill's, another copy of undici's), not only this one's. */

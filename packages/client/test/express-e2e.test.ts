@@ -176,6 +176,44 @@ describe("exactly once, with @interlock/express idempotency()", () => {
     ]);
   });
 
+  it("a multipart upload (FormData) whose response is lost: the retry sends the same bytes and gets the stored response", async () => {
+    // The default fingerprint hashes the raw body: a retry whose multipart boundary changed
+    // would be another request under the same key (422), not the same one replayed.
+    const uploads: string[] = [];
+    const app = express();
+    app.post(
+      "/uploads",
+      idempotency({ store: new MemoryStore(), principal: false, lockTtlMs: 60_000 }),
+      (_req, res) => {
+        uploads.push(`up_${uploads.length + 1}`);
+        res.status(201).json({ id: uploads.at(-1) });
+      },
+    );
+    app.use(releaseOnError);
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    const proxy = await startLossyProxy(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 1);
+    closers.push(proxy.close);
+    const form = new FormData();
+    form.set("title", "report");
+    form.set("file", new Blob(["quarterly numbers"], { type: "text/plain" }), "report.txt");
+
+    const response = await createClient()(`${proxy.url}/uploads`, { method: "POST", body: form });
+
+    expect(proxy.dropped()).toBe(1);
+    expect(response.status).toBe(201);
+    expect(response.headers.get("idempotent-replayed")).toBe("true");
+    expect(await response.json()).toEqual({ id: "up_1" });
+    expect(uploads).toEqual(["up_1"]);
+  });
+
   it("control: without an Idempotency-Key the POST is not retried; the payment was made but the caller never learns it", async () => {
     const api = await paymentsApi();
     const proxy = await startLossyProxy(api.url, 1);

@@ -471,6 +471,25 @@ describe("bodies", () => {
     }
   });
 
+  it("a FormData body is encoded once: every attempt sends the same bytes, multipart boundary included", async () => {
+    const server = await serve([{ status: 503 }, { status: 500 }, { status: 201 }]);
+    const { client } = clientOn();
+    const form = new FormData();
+    form.set("field", "value");
+    form.set("file", new Blob(["contents"]), "a.txt");
+    expect((await client(server.url, { method: "POST", body: form, headers: { "x-trace": "t2" } })).status).toBe(201);
+    const [first, ...others] = server.received;
+    expect(first?.headers["content-type"]).toMatch(/^multipart\/form-data; boundary=/);
+    expect(first?.body).toContain("contents");
+    for (const other of others) {
+      expect(other.body).toBe(first?.body);
+      expect(other.headers["content-type"]).toBe(first?.headers["content-type"]);
+      expect(other.headers["idempotency-key"]).toBe(first?.headers["idempotency-key"]);
+      expect(other.headers["x-trace"]).toBe("t2");
+    }
+    expect(server.received).toHaveLength(3);
+  });
+
   it("a Request with a body is cloned for each attempt: same body, same key", async () => {
     const server = await serve([{ status: 500 }, { status: 500 }, { status: 201 }]);
     const { client } = clientOn();
