@@ -191,7 +191,13 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   /** Takes the pending login out of the store: exactly one callback gets it. */
   async function claimPending(state: string): Promise<PendingLogin> {
     const key = pendingKey(state);
-    assertEntryKey(key);
+    // The state is the browser's input: one no store could hold was never issued, and is no
+    // configuration error of ours (a 500).
+    try {
+      assertEntryKey(key);
+    } catch {
+      throw new LoginError("state_unknown", "no pending login for this state: it is not one a login issues");
+    }
     const entry = await store.get(key);
     if (entry === undefined || !(await store.delete(key, entry.version))) {
       throw new LoginError("state_unknown", "no pending login for this state: unknown, expired or already completed");

@@ -171,6 +171,16 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     expect((await login.complete(callback, { state: start.state })).claims?.sub).toBe("alice");
   });
 
+  it("refuses a state no login could have issued (too long for a store key, a NUL) as unknown, a 400 and not a 500", async () => {
+    const { login } = loginWith();
+    for (const state of ["s".repeat(600), "bad\u0000state"]) {
+      const callback = new URL(REDIRECT_URI);
+      callback.searchParams.set("state", state);
+      callback.searchParams.set("code", "whatever");
+      await refused(login.complete(callback, { state }), "state_unknown");
+    }
+  });
+
   it("refuses a login that took longer than pendingTtlMs", async () => {
     let now = Date.now();
     const store = new MemoryTokenStore({ clock: () => now });
