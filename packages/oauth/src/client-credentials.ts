@@ -33,6 +33,15 @@ import {
   tokenSetFrom,
 } from "./tokens.js";
 
+/** The longest a token stays in the store; a later call asks for a new one. */
+const MAX_CACHE_TTL_MS = 365 * 24 * 60 * 60 * 1000;
+
+/**
+ * A token's time in the store, in whole ms as stores take it: a clock may tell fractions of a
+ * ms, and a server an `expires_in` no store could keep.
+ */
+const cacheTtlMs = (lifetimeMs: number): number => Math.min(MAX_CACHE_TTL_MS, Math.max(1, Math.ceil(lifetimeMs)));
+
 /** What to ask for, and where the token is cached. */
 export interface ClientCredentialsOptions extends Partial<Freshness> {
   /** Scopes to ask for, as a space-separated string or a list. Default: none (the server's default). */
@@ -118,7 +127,7 @@ export function createClientCredentials(
     }, "client_credentials");
     const now = internals.clock();
     const tokens = scheduleRefresh(tokenSetFrom(response, now), now, freshness);
-    const ttlMs = Math.max(1, (tokens.expiresAt ?? tokens.refreshAt) - now);
+    const ttlMs = cacheTtlMs((tokens.expiresAt ?? tokens.refreshAt) - now);
     try {
       await store.set(key, await codec.write(key, tokens), { ttlMs });
     } catch (error) {

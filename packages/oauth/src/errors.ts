@@ -139,13 +139,18 @@ export class LoginError extends InterlockError {
   }
 }
 
-/** Why a session has no usable token: never logged in (or logged out), expired without a refresh token, or its refresh token was refused. */
-export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected";
+/**
+ * Why a session has no usable token: never logged in (or logged out), expired without a refresh
+ * token, its refresh token was refused, or a resource server refused its access token (401) and
+ * there is no refresh token to get another with.
+ */
+export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected" | "token_rejected";
 
 /**
  * A session has no usable token: it never logged in (or logged out, or was revoked), its access
- * token expired without a refresh token, or the server refused the refresh token. The session's
- * tokens are gone from the store; send the user through the login again.
+ * token expired or was refused by a resource server without a refresh token to renew it, or the
+ * server refused the refresh token. The session's tokens are gone from the store; send the user
+ * through the login again.
  */
 export class LoginRequiredError extends InterlockError {
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */

@@ -83,6 +83,13 @@ export interface SessionTokens {
 export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 60 * 60_000;
 const MAX_SESSION_ID_LENGTH = 256;
 
+/** Why a session without a refresh token ends, and what its `LoginRequiredError` says. */
+type WithoutRefresh = "expired" | "token_rejected";
+const WITHOUT_REFRESH: Record<WithoutRefresh, string> = {
+  expired: "the access token expired",
+  token_rejected: "a resource server refused the access token",
+};
+
 interface Current {
   tokens: StoredTokens;
   version: string;
@@ -129,13 +136,15 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
 
   /** The token request, under the session's lock: `seen` is the entry as it is now. */
-  async function refreshNow(key: string, seen: Current): Promise<StoredTokens> {
+  async function refreshNow(key: string, seen: Current, rejected: string | undefined): Promise<StoredTokens> {
     const { tokens } = seen;
     if (tokens.refreshToken === undefined) {
-      if (!isExpired(tokens, internals.clock())) return tokens; // nothing to refresh with, still valid
+      // Nothing to refresh with: the token is used until it expires, or until a resource server refuses it.
+      const ended = unusableWithoutRefresh(tokens, rejected);
+      if (ended === undefined) return tokens;
       await store.delete(key, seen.version);
-      internals.emit({ type: "oauth.session.ended", reason: "expired" });
-      throw new LoginRequiredError("expired", "the access token expired and there is no refresh token");
+      internals.emit({ type: "oauth.session.ended", reason: ended });
+      throw new LoginRequiredError(ended, `${WITHOUT_REFRESH[ended]} and there is no refresh token`);
     }
     let response: oauth.TokenEndpointResponse;
     try {
@@ -186,7 +195,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
             ? tokens
             : undefined;
         },
-        produce: () => refreshNow(key, latest),
+        produce: () => refreshNow(key, latest, rejected),
         onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "refresh_token", waitedMs }),
       });
     });
@@ -207,6 +216,11 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       }
       throw error;
     }
+  }
+
+  function unusableWithoutRefresh(tokens: StoredTokens, rejected: string | undefined): WithoutRefresh | undefined {
+    if (tokens.accessToken === rejected) return "token_rejected";
+    return isExpired(tokens, internals.clock()) ? "expired" : undefined;
   }
 
   async function revokeToken(token: string, hint: "refresh_token" | "access_token"): Promise<void> {

@@ -223,6 +223,14 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     }
   });
 
+  it("a lifetime no store could keep (expires_in of 10^13 s): the token is used, cached for a year at most", async () => {
+    inject(200, { access_token: "long-lived", token_type: "Bearer", expires_in: 1e13 });
+    const store = new MemoryTokenStore();
+    expect(await createClientCredentials(client(), { store }).getAccessToken()).toBe("long-lived");
+    // From the store: the mock server would have answered a token of its own.
+    expect(await createClientCredentials(client(), { store }).getAccessToken()).toBe("long-lived");
+  });
+
   it("keeps using a due but unexpired token while the server fails, until it expires", async () => {
     let now = Date.now();
     const events: OAuthEvent[] = [];

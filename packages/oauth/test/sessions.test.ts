@@ -282,6 +282,25 @@ describe("session tokens", () => {
     expect(await manager.get(id)).toBeUndefined();
   });
 
+  it("without a refresh token: an access token a resource server refused ends the session (token_rejected)", async () => {
+    const events: OAuthEvent[] = [];
+    const manager = createSessionTokens(webClient(server(), { onEvent: (e) => events.push(e) }), {
+      encryptionKeys: keyring,
+    });
+    const { refreshToken: _, ...tokens } = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, { ...tokens, refreshToken: undefined });
+    const requestsBefore = server().tokenRequests();
+    // Another token is not there to be had: answering the refused one again would only be refused again.
+    await expect(manager.getAccessToken(id, { rejected: tokens.accessToken })).rejects.toMatchObject({
+      code: "login_required",
+      reason: "token_rejected",
+    });
+    expect(await manager.get(id)).toBeUndefined();
+    expect(events).toContainEqual({ type: "oauth.session.ended", reason: "token_rejected" });
+    expect(server().tokenRequests()).toBe(requestsBefore);
+  });
+
   it("an unknown session is LoginRequiredError(no_session); a tampered record is refused", async () => {
     const store = new MemoryTokenStore();
     const manager = sessions({ store });
