@@ -3,6 +3,7 @@ import {
   BodyError,
   createIdempotency,
   type IdempotencyRequest,
+  InterlockConfigError,
   type InterlockStore,
   MemoryStore,
   parseIdempotencyKey,
@@ -172,4 +173,21 @@ describe("a store that fails its claim", () => {
       expect(ran).toBe(false);
     },
   );
+});
+
+describe("runIdempotent's durations", () => {
+  // 1.1 days in ms is 95040000.00000001: no store keeps a record for a fraction of a ms.
+  const DAY = 24 * 60 * 60 * 1000;
+
+  it.each([
+    ["retentionMs", 1.1 * DAY],
+    ["retentionMs", 0],
+    ["lockTtlMs", 0],
+    ["lockTtlMs", 1.5],
+  ])("refuses %s of %s with InterlockConfigError, before fn runs", async (option, value) => {
+    let runs = 0;
+    const run = runIdempotent({ store: new MemoryStore(), key: "job-durations", [option]: value }, () => ++runs);
+    await expect(run).rejects.toBeInstanceOf(InterlockConfigError);
+    expect(runs).toBe(0);
+  });
 });

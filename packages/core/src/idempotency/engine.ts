@@ -196,7 +196,8 @@ const NO_PRINCIPAL_WARNING =
 
 let warnedNoPrincipal = false;
 
-function positiveMs(name: string, value: number | undefined, fallback: number): number {
+/** A duration option: a positive whole number of ms (what every store keeps), or `fallback` when not given. */
+export function positiveMs(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value <= 0)
     throw new InterlockConfigError(`${name} must be a positive number of ms`);

@@ -8,7 +8,7 @@ import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import type { InterlockStore } from "../store/contract.js";
 import { claimKey, type WaitOptions } from "./claim.js";
-import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from "./engine.js";
+import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS, positiveMs } from "./engine.js";
 
 /** What `runIdempotent` runs under. */
 export interface RunIdempotentOptions {
@@ -48,7 +48,8 @@ export interface IdempotentRun<T> {
  * Runs `fn` once per key. A completed key returns the stored value; a key running elsewhere
  * throws `IdempotencyError` (`request_in_flight`, unless `wait`); a different fingerprint
  * throws `idempotency_key_mismatch`; `fn` throwing releases the key and rethrows; an
- * unreachable store throws `StoreUnavailableError` before `fn` runs.
+ * unreachable store throws `StoreUnavailableError`, and a `lockTtlMs` or `retentionMs` that is
+ * not a positive whole number of ms `InterlockConfigError`, before `fn` runs.
  */
 export async function runIdempotent<T>(
   options: RunIdempotentOptions,
@@ -59,7 +60,10 @@ export async function runIdempotent<T>(
     throw new InterlockConfigError("key must be a non-empty string");
   const storeKey = `run:${options.key}`;
   const fingerprint = options.fingerprint ?? "";
-  const lockTtlMs = options.lockTtlMs ?? DEFAULT_IDEMPOTENCY_LOCK_TTL_MS;
+  // Checked before the claim, as the engine does: a store refuses a bad lease as unavailable,
+  // and a bad retention only once the work is done, so it would never be recorded.
+  const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
+  const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
   const claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.wait);
   if (claim.state !== "claimed") {
     const other = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
@@ -86,8 +90,10 @@ export async function runIdempotent<T>(
   let recorded: boolean;
   try {
     const body = utf8.encode(JSON.stringify({ v: value }));
-    const ttlMs = options.retentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS;
-    const completeOptions = options.transaction === undefined ? { ttlMs } : { ttlMs, transaction: options.transaction };
+    const completeOptions =
+      options.transaction === undefined
+        ? { ttlMs: retentionMs }
+        : { ttlMs: retentionMs, transaction: options.transaction };
     recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
   } catch {
     recorded = false;
