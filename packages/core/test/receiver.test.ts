@@ -107,13 +107,50 @@ describe("failure handling", () => {
 });
 
 describe("configuration", () => {
-  it("refuses a retention not longer than the timestamp tolerance", () => {
+  it("refuses a retention not longer than the timestamp window, twice the tolerance", () => {
     const base = { scheme: standardWebhooks, secret: SW_SECRET, store: new MemoryStore() };
     expect(() => createWebhookReceiver({ ...base, retentionMs: 300_000 })).toThrow(InterlockConfigError);
-    expect(() => createWebhookReceiver({ ...base, tolerance: 600, retentionMs: 599_000 })).toThrow(/tolerance/);
-    expect(() => createWebhookReceiver({ ...base, retentionMs: 300_001 })).not.toThrow();
+    expect(() => createWebhookReceiver({ ...base, retentionMs: 600_000 })).toThrow(InterlockConfigError);
+    expect(() => createWebhookReceiver({ ...base, tolerance: 600, retentionMs: 1_199_000 })).toThrow(/tolerance/);
+    expect(() => createWebhookReceiver({ ...base, retentionMs: 600_001 })).not.toThrow();
     expect(() => createWebhookReceiver({ ...base, lockTtlMs: 0 })).toThrow(InterlockConfigError);
   });
+
+  // The window is two-sided: a copy signed `tolerance` ahead of the clock is accepted until
+  // `tolerance` after its time, twice the tolerance after it was first received.
+  it.each([301_000, 450_000, 600_000])(
+    "never both forgets and accepts a copy signed ahead of the clock (retention %i ms, tolerance 300 s)",
+    async (retentionMs) => {
+      let clock = NOW * 1000;
+      const store = new MemoryStore({ now: () => clock });
+      let receiver: ReturnType<typeof createWebhookReceiver>;
+      try {
+        receiver = createWebhookReceiver({
+          scheme: standardWebhooks,
+          secret: SW_SECRET,
+          store,
+          retentionMs,
+          now: () => clock,
+        });
+      } catch (error) {
+        expect(error).toBeInstanceOf(InterlockConfigError);
+        return;
+      }
+      const ahead = await signWebhook({
+        scheme: standardWebhooks,
+        secret: SW_SECRET,
+        body: BODY,
+        id: "msg_ahead",
+        timestamp: NOW + 299,
+      });
+      let runs = 0;
+      expect((await receiver.receive(ahead.headers, BODY, () => runs++)).outcome).toBe("processed");
+      clock += retentionMs + 1;
+      const replay = await receiver.receive(ahead.headers, BODY, () => runs++).catch((e: unknown) => e);
+      expect(runs).toBe(1);
+      expect(replay).not.toMatchObject({ outcome: "processed" });
+    },
+  );
 });
 
 describe("the two-step API adapters use", () => {

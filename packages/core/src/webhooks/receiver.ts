@@ -35,8 +35,9 @@ export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "on
   store: InterlockStore;
   /**
    * How long a processed delivery is remembered, in ms. Default 7 days (providers redeliver
-   * for up to 3). Must be longer than the timestamp tolerance, or a replay could slip in
-   * after its id is forgotten but while its timestamp is still accepted.
+   * for up to 3). Must be longer than twice the timestamp tolerance (the window it accepts,
+   * either way of now), or a replay could slip in after its id is forgotten but while its
+   * timestamp is still accepted.
    */
   retentionMs?: number;
   /** Lease on a delivery being processed, in ms: a crashed worker blocks it this long. Default 60 s. */
@@ -179,17 +180,19 @@ function positiveMs(name: string, value: number | undefined, fallback: number): 
 
 /**
  * Makes a receiver: verification, then a claim in the store so each delivery's handler runs
- * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than the tolerance.
+ * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance.
  */
 export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookReceiver {
   const { store, onEvent } = options;
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_WEBHOOK_RETENTION_MS);
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_WEBHOOK_LOCK_TTL_MS);
   const verifier = createWebhookVerifier({ ...options, ...(onEvent ? { onEvent } : {}) });
-  if (retentionMs <= verifier.tolerance * 1000) {
+  // The window is two-sided: a delivery signed `tolerance` ahead of the clock is accepted until
+  // `tolerance` after its time, so for twice the tolerance after it was first received.
+  if (retentionMs <= 2 * verifier.tolerance * 1000) {
     throw new InterlockConfigError(
-      `retentionMs (${retentionMs}) must be longer than the timestamp tolerance (${verifier.tolerance}s): ` +
-        "otherwise a delivery replayed after its id is forgotten would still pass the timestamp check",
+      `retentionMs (${retentionMs}) must be longer than twice the timestamp tolerance (${verifier.tolerance}s, ` +
+        "either way): otherwise a delivery replayed after its id is forgotten could still pass the timestamp check",
     );
   }
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
