@@ -191,3 +191,32 @@ describe("runIdempotent's durations", () => {
     expect(runs).toBe(0);
   });
 });
+
+describe("waiting for a request in flight", () => {
+  // `Number(process.env.WAIT_MS)` with the variable unset is NaN: a wait with no deadline,
+  // polling the store every millisecond (setTimeout(NaN) is 1 ms) while the first one runs.
+  const badWaits: Array<[string, { timeoutMs: number; pollMs?: number }]> = [
+    ["a NaN timeoutMs", { timeoutMs: Number.NaN }],
+    ["a negative timeoutMs", { timeoutMs: -1 }],
+    ["a pollMs of 0", { timeoutMs: 1_000, pollMs: 0 }],
+    ["an infinite pollMs", { timeoutMs: 1_000, pollMs: Number.POSITIVE_INFINITY }],
+  ];
+
+  it.each(badWaits)("the engine refuses %s with InterlockConfigError", (_, wait) => {
+    expect(() => createIdempotency({ store: new MemoryStore(), principal: false, waitForInFlight: wait })).toThrow(
+      InterlockConfigError,
+    );
+  });
+
+  it.each(badWaits)("runIdempotent refuses %s with InterlockConfigError, before it claims", async (_, wait) => {
+    const store = new MemoryStore();
+    let claims = 0;
+    const claim = store.claim.bind(store);
+    store.claim = (key, options) => {
+      claims++;
+      return claim(key, options);
+    };
+    await expect(runIdempotent({ store, key: "job-wait", wait }, () => 1)).rejects.toBeInstanceOf(InterlockConfigError);
+    expect(claims).toBe(0);
+  });
+});

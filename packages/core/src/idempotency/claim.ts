@@ -1,17 +1,34 @@
 /** Claiming a key, waiting for an in-flight holder when asked: shared by the HTTP engine and `runIdempotent`. */
 
+import { InterlockConfigError } from "../errors.js";
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
 import { asUnavailable } from "../store/validate.js";
 
 /** How long to wait for a request in flight with the same key (`waitForInFlight`, `runIdempotent`'s `wait`). */
 export interface WaitOptions {
-  /** Longest wait for the first request to finish, in ms. */
+  /** Longest wait for the first request to finish, in ms: finite, 0 or more. */
   timeoutMs: number;
-  /** First poll interval in ms; it doubles up to 1 s. Default 25. */
+  /** First poll interval in ms, more than 0; it doubles up to 1 s. Default 25. */
   pollMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Throws `InterlockConfigError` for a wait that is not a finite `timeoutMs` of 0 or more and
+ * a positive finite `pollMs`. A NaN deadline never passes and `setTimeout(NaN)` fires after
+ * 1 ms: such a wait would poll the store every millisecond for as long as the holder runs.
+ */
+export function checkWait(name: string, wait: WaitOptions | undefined): void {
+  if (wait === undefined) return;
+  const { timeoutMs, pollMs } = wait;
+  if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new InterlockConfigError(`${name}.timeoutMs must be a finite number of ms, 0 or more`);
+  }
+  if (pollMs !== undefined && (typeof pollMs !== "number" || !Number.isFinite(pollMs) || pollMs <= 0)) {
+    throw new InterlockConfigError(`${name}.pollMs must be a positive finite number of ms`);
+  }
+}
 
 /**
  * Claims `key`. While another caller holds it with the same fingerprint and `wait` is set,

@@ -23,7 +23,7 @@ import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
 import { asUnavailable, responseSize } from "../store/validate.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
-import { claimKey, type WaitOptions } from "./claim.js";
+import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
 import {
   type CapturedResponse,
@@ -222,6 +222,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const replayedHeader = options.replayedHeader ?? "Idempotent-Replayed";
   const cache = options.cache ?? "non-5xx";
   const mismatchStatus = options.mismatchStatus ?? 422;
+  checkWait("waitForInFlight", options.waitForInFlight);
   if (options.principal === undefined && !warnedNoPrincipal) {
     warnedNoPrincipal = true;
     globalThis.console?.warn(NO_PRINCIPAL_WARNING);

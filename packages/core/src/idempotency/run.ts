@@ -7,7 +7,7 @@
 import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import type { InterlockStore } from "../store/contract.js";
-import { claimKey, type WaitOptions } from "./claim.js";
+import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS, positiveMs } from "./engine.js";
 
 /** What `runIdempotent` runs under. */
@@ -64,6 +64,7 @@ export async function runIdempotent<T>(
   // and a bad retention only once the work is done, so it would never be recorded.
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
+  checkWait("wait", options.wait);
   const claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.wait);
   if (claim.state !== "claimed") {
     const other = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
