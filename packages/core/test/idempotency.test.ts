@@ -1,4 +1,4 @@
-import { describe, expect, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   BodyError,
   createIdempotency,
@@ -218,5 +218,64 @@ describe("waiting for a request in flight", () => {
     };
     await expect(runIdempotent({ store, key: "job-wait", wait }, () => 1)).rejects.toBeInstanceOf(InterlockConfigError);
     expect(claims).toBe(0);
+  });
+});
+
+describe("a store that throws instead of rejecting, once the key is claimed", () => {
+  const throwing = (...methods: Array<"complete" | "release" | "extend">): InterlockStore => {
+    const store = new MemoryStore();
+    for (const method of methods) {
+      store[method] = () => {
+        throw new Error("ECONNRESET");
+      };
+    }
+    return store;
+  };
+  const request = (key: string) => ({
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers: { "idempotency-key": key },
+    body: new Uint8Array(0),
+  });
+
+  it("finish and abort still never throw when the release throws", async () => {
+    const engine = createIdempotency({ store: throwing("release"), principal: false });
+    const first = await engine.begin(request("k-release-1"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    await expect(engine.finish(first.ticket, { status: 503, headers: {}, body: "down" })).resolves.toBe(false);
+    const second = await engine.begin(request("k-release-2"));
+    if (second.action !== "execute") throw new Error(`expected execute, got ${second.action}`);
+    await expect(engine.abort(second.ticket)).resolves.toBeUndefined();
+  });
+
+  it("a lease renewal that throws stays inside its timer", async () => {
+    vi.useFakeTimers();
+    try {
+      const engine = createIdempotency({
+        store: throwing("extend"),
+        principal: false,
+        lockTtlMs: 30,
+        extendLease: true,
+      });
+      const decision = await engine.begin(request("k-extend"));
+      if (decision.action !== "execute") throw new Error(`expected execute, got ${decision.action}`);
+      expect(() => vi.advanceTimersByTime(100)).not.toThrow();
+      await engine.abort(decision.ticket);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("runIdempotent still rethrows fn's own error when the release throws", async () => {
+    const run = runIdempotent({ store: throwing("release"), key: "job-release" }, () => {
+      throw new Error("fn failed");
+    });
+    await expect(run).rejects.toThrow("fn failed");
+  });
+
+  it("runIdempotent still returns the done work, not recorded, when complete and release throw", async () => {
+    const run = runIdempotent({ store: throwing("complete", "release"), key: "job-complete" }, () => "done");
+    await expect(run).resolves.toEqual({ value: "done", replayed: false, recorded: false });
   });
 });

@@ -104,6 +104,35 @@ describe("failure handling", () => {
     ).rejects.toThrow("boom");
     expect(events.at(-1)).toMatchObject({ type: "webhook.handler_failed", released: false });
   });
+
+  // A store method that throws instead of returning a rejected promise, as a claim may.
+  const throwing = (method: "complete" | "release"): InterlockStore => {
+    const store = new MemoryStore();
+    store[method] = () => {
+      throw new Error("ECONNRESET");
+    };
+    return store;
+  };
+
+  it("a complete that throws instead of rejecting still acknowledges the processed delivery", async () => {
+    const events: WebhookEvent[] = [];
+    const receiver = receiverOn(throwing("complete"), events);
+    const { headers } = await swDelivery();
+    expect(await receiver.receive(headers, BODY, () => "done")).toMatchObject({ outcome: "processed" });
+    expect(events.at(-1)).toMatchObject({ type: "webhook.processed", recorded: false });
+  });
+
+  it("a release that throws instead of rejecting still rethrows the handler's error", async () => {
+    const events: WebhookEvent[] = [];
+    const receiver = receiverOn(throwing("release"), events);
+    const { headers } = await swDelivery();
+    await expect(
+      receiver.receive(headers, BODY, () => {
+        throw new Error("boom");
+      }),
+    ).rejects.toThrow("boom");
+    expect(events.at(-1)).toMatchObject({ type: "webhook.handler_failed", released: false });
+  });
 });
 
 describe("configuration", () => {

@@ -21,7 +21,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
-import { asUnavailable, responseSize } from "../store/validate.js";
+import { asUnavailable, responseSize, storeCall } from "../store/validate.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -324,7 +324,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     >,
   ) {
     const releasing = onEvent ? monotonicNow() : 0;
-    const released = await store.release(ticket.storeKey, ticket.token).then(
+    const released = await storeCall(() => store.release(ticket.storeKey, ticket.token)).then(
       () => true,
       () => false,
     );
@@ -410,7 +410,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         };
         if (options.extendLease) {
           ticket.renewal = setInterval(
-            () => void store.extend(storeKey, claim.token, lockTtlMs).catch(() => {}),
+            () => void storeCall(() => store.extend(storeKey, claim.token, lockTtlMs)).catch(() => {}),
             lockTtlMs / 3,
           );
           (ticket.renewal as { unref?: () => void }).unref?.();

@@ -7,6 +7,7 @@
 import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import type { InterlockStore } from "../store/contract.js";
+import { storeCall } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS, positiveMs } from "./engine.js";
 
@@ -83,7 +84,7 @@ export async function runIdempotent<T>(
   try {
     value = await fn();
   } catch (error) {
-    await store.release(storeKey, claim.token).catch(() => {});
+    await storeCall(() => store.release(storeKey, claim.token)).catch(() => {});
     throw error;
   }
   // The work is done whatever happens next: a failure to record it is reported, not thrown,
@@ -98,7 +99,7 @@ export async function runIdempotent<T>(
     recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
   } catch {
     recorded = false;
-    await store.release(storeKey, claim.token).catch(() => {});
+    await storeCall(() => store.release(storeKey, claim.token)).catch(() => {});
   }
   return { value, replayed: false, recorded };
 }

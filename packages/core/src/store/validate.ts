@@ -100,6 +100,19 @@ export function asUnavailable(store: InterlockStore, error: unknown): StoreUnava
 }
 
 /**
+ * Calls one store operation, turning a synchronous throw into a rejection: a store's method
+ * may throw before it returns its promise, and a caller that only handles the rejection would
+ * let the throw escape (from a timer, as an uncaught exception).
+ */
+export function storeCall<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return operation();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
  * Runs one store operation within `timeoutMs`. Anything but an answer in time (a driver
  * error, a synchronous throw, a command still queued while the client reconnects, a server
  * that stopped answering) becomes a `StoreUnavailableError` naming the operation: callers fail

@@ -24,7 +24,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
-import { asUnavailable } from "../store/validate.js";
+import { asUnavailable, storeCall } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
@@ -272,7 +272,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
 
   async function release(ticket: Ticket): Promise<void> {
     const releasing = onEvent ? monotonicNow() : 0;
-    const released = await store.release(ticket.key, ticket.token).catch(() => false);
+    const released = await storeCall(() => store.release(ticket.key, ticket.token)).catch(() => false);
     if (!onEvent) return;
     const now = monotonicNow();
     const { scheme, id } = ticket.event;
@@ -295,9 +295,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     // The handler succeeded: the delivery is processed and is acknowledged even if the
     // record cannot be written (a redelivery may then run again: at-least-once, never lost).
     const completing = onEvent ? monotonicNow() : 0;
-    const recorded = await store
-      .complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionMs })
-      .catch(() => false);
+    const recorded = await storeCall(() =>
+      store.complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionMs }),
+    ).catch(() => false);
     if (!onEvent) return;
     const now = monotonicNow();
     const { scheme, id } = ticket.event;
