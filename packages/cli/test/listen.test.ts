@@ -255,3 +255,32 @@ describe("listen --scheme slack: Slack's url_verification challenge", () => {
     expect(await commandResponse.json()).toEqual({ received: null });
   });
 });
+
+describe("listen --tolerance past core's default retention", () => {
+  it("starts, remembering ids for the whole window, and takes a delivery an hour old as valid", async () => {
+    // A year either way: the memory store must keep ids past twice that, not core's 7 days.
+    const listener = new Running(
+      ["listen", "--port", "0", "--scheme", "svix", "--secret-env", "S", "--json", "--tolerance", "31536000"],
+      { S: SECRET },
+    );
+    try {
+      const ready = JSON.parse(await listener.line(1));
+      expect(ready).toMatchObject({ type: "listening" });
+      const stale = await interlock([
+        "send",
+        `${ready.url}/w`,
+        "--scheme",
+        "svix",
+        "--secret",
+        SECRET,
+        "--body",
+        "{}",
+        "--stale",
+      ]);
+      expect(stale.code).toBe(0);
+      expect(JSON.parse(await listener.line(2))).toMatchObject({ verdict: "valid", status: 200 });
+    } finally {
+      await listener.stop();
+    }
+  });
+});

@@ -13,6 +13,7 @@ import {
   answerZoomUrlValidation,
   BodyCollector,
   createWebhookReceiver,
+  DEFAULT_WEBHOOK_RETENTION_MS,
   type HttpResponse,
   type InterlockStore,
   jsonResponse,
@@ -137,6 +138,13 @@ function verdictOf(decision: WebhookRespondDecision): Verdict {
   return (code && VERDICTS[code]) ?? "refused";
 }
 
+/**
+ * How long processed ids are remembered: core's default, or, for a tolerance past half of it,
+ * longer than the whole window that tolerance accepts (either way of now), as core requires.
+ */
+const retentionFor = (toleranceSeconds: number): number =>
+  Math.max(DEFAULT_WEBHOOK_RETENTION_MS, 2 * toleranceSeconds * 1000 + 1000);
+
 /** Starts a listener; resolves once it accepts connections. */
 export async function listen(options: ListenOptions): Promise<Listener> {
   const forward = options.forward === undefined ? undefined : toUrl(options.forward);
@@ -144,7 +152,9 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     scheme: options.scheme,
     secret: options.secret,
     store: options.store ?? memoryStore(),
-    ...(options.tolerance === undefined ? {} : { tolerance: options.tolerance }),
+    ...(options.tolerance === undefined
+      ? {}
+      : { tolerance: options.tolerance, retentionMs: retentionFor(options.tolerance) }),
   });
   const answerer: Answerer = {
     receiver,
