@@ -168,6 +168,15 @@ export class StoreUnavailableError extends InterlockError {
     super(`${store} store: ${message}`, options);
     this.store = store;
   }
+
+  /**
+   * The answer says to retry, and nothing of the failure: a driver's message can name hosts,
+   * ports, database users and tables, and the answer goes to whoever sent the request. The
+   * message stays on the error (and its event), for logs.
+   */
+  override toProblem(): ProblemDetails {
+    return { ...super.toProblem(), detail: "the store Interlock keeps its records in did not answer: retry later" };
+  }
 }
 
 /** A record larger than the store's `maxRecordBytes`: it is not stored. */

@@ -159,6 +159,10 @@ describe("a store that fails its claim", () => {
     expect(decision.response.status).toBe(503);
     expect(decision.error?.code).toBe("store_unavailable");
     expect(decision.error?.message).toMatch(/ECONNREFUSED/);
+    // The driver's message (hosts, ports, users) is for the logs, not for whoever sent the request.
+    const problem = JSON.parse(new TextDecoder().decode(decision.response.body));
+    expect(problem).toMatchObject({ status: 503, code: "store_unavailable", detail: expect.stringMatching(/retry/) });
+    expect(JSON.stringify(problem)).not.toMatch(/ECONNREFUSED|6379/);
   });
 
   it.each(["throws", "rejects"] as const)(
