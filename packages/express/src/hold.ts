@@ -61,9 +61,30 @@ export function holdResponse(
     (res as Marked)[STARTED] = true;
     record(args[0], args[1]);
     const flush = () => void original.end.apply(res, args);
-    settle(body?.body()).then(flush, flush);
+    const settling = settle(body?.body());
+    fixHeaders(res, args[0], args[1]);
+    settling.then(flush, flush);
     return res;
   } as ServerResponse["end"];
+}
+
+/**
+ * Fixes the header block now, as Node's `end` itself does (`_implicitHeader`, with the length
+ * of the end's chunk), though nothing is sent until the held `end` goes out. The app then
+ * sees its response as ended: a second `res.json` throws ERR_HTTP_HEADERS_SENT, as it would
+ * without Interlock, instead of going out before the first and turning the held `end` into a
+ * "write after end" error.
+ */
+function fixHeaders(res: ServerResponse, chunk: unknown, encoding: unknown): void {
+  if (res.headersSent) return;
+  let length = 0;
+  if (typeof chunk === "string")
+    length = Buffer.byteLength(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
+  else if (chunk instanceof Uint8Array) length = chunk.byteLength;
+  // Any other chunk makes Node's `end` throw: left to the held `end`, as without Interlock.
+  else if (chunk !== undefined && chunk !== null && typeof chunk !== "function") return;
+  (res as ServerResponse & { _contentLength?: number })._contentLength = length;
+  res.writeHead(res.statusCode);
 }
 
 /** The bytes of a `write`/`end` chunk; undefined for anything Node would not write. */

@@ -199,6 +199,31 @@ describe("idempotency(): response capture", () => {
     ]);
   });
 
+  it("a route that answers twice: the first answer goes out and is stored, the second throws as without Interlock", async () => {
+    const thrown: unknown[] = [];
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/twice",
+        idem,
+        use((_req, res) => {
+          res.status(201).json({ first: true });
+          try {
+            res.status(400).json({ second: true });
+          } catch (error) {
+            thrown.push((error as { code?: string }).code);
+          }
+        }),
+      ),
+    );
+    const key = newKey();
+    const first = await post(`${world.url}/twice`, key);
+    expect([first.status, first.json()]).toEqual([201, { first: true }]);
+    expect(thrown).toEqual(["ERR_HTTP_HEADERS_SENT"]);
+    const replay = await post(`${world.url}/twice`, key);
+    expect([replay.status, replay.body, replay.headers["idempotent-replayed"]]).toEqual([201, first.body, "true"]);
+    expect(world.runs()).toBe(1);
+  });
+
   it("the store settles before the client reads the answer: an immediate retry replays, or runs again", async () => {
     const world = await start(
       (app, use, idem) => {
