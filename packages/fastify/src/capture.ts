@@ -39,13 +39,15 @@ function headersArgument(args: unknown[]): OutgoingHttpHeaders {
  * Starts recording what the reply writes once the handler hijacks it (`reply.hijack()`), and
  * not before: most replies go through onSend, and wrapping the raw response of every request
  * would cost them all. Returns the recording, read once the response has finished; a reply
- * never hijacked has recorded nothing (`body: undefined`: uncached).
+ * never hijacked has recorded nothing (`body: undefined`: uncached). Fastify's `onResponse`
+ * runs only for a response that finished: `cutOff` is called instead, once, when the client
+ * left a hijacked reply and the route has ended it (or the stream piped into it was stopped).
  */
-export function recordOnHijack(reply: FastifyReply, limit: number): () => CapturedResponse {
+export function recordOnHijack(reply: FastifyReply, limit: number, cutOff: () => void): () => CapturedResponse {
   let recording: (() => CapturedResponse) | undefined;
   const hijack = reply.hijack;
   reply.hijack = function (this: FastifyReply) {
-    recording ??= recordHijackedWrites(reply, limit);
+    recording ??= recordHijackedWrites(reply, limit, cutOff);
     return hijack.call(this);
   };
   return () => recording?.() ?? { status: reply.raw.statusCode, headers: reply.raw.getHeaders(), body: undefined };
@@ -57,12 +59,15 @@ export function recordOnHijack(reply: FastifyReply, limit: number): () => Captur
  * cached, key released). Writes made while the reply is not hijacked are Fastify's own and are
  * skipped: onSend already saw them. Returns the recording, read once the response has finished.
  */
-function recordHijackedWrites(reply: FastifyReply, limit: number): () => CapturedResponse {
+function recordHijackedWrites(reply: FastifyReply, limit: number, cutOff: () => void): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
   let body: BodyCollector | undefined = new BodyCollector(limit);
   // The headers a hijacked `writeHead(status, headers)` passed; undefined when it passed none.
   let headHeaders: OutgoingHttpHeaders | undefined;
+  // Whether the hijacked reply was ended or piped into, and whether the client left before it finished.
+  let over = false;
+  let left = false;
 
   // `reply.sent` is true for a hijacked reply, and false while Fastify itself writes.
   const keep = (chunk: unknown, encoding: unknown) => {
@@ -78,7 +83,17 @@ function recordHijackedWrites(reply: FastifyReply, limit: number): () => Capture
     if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
   };
   raw.on("pipe", () => {
-    if (reply.sent) body = undefined;
+    if (!reply.sent) return;
+    body = undefined;
+    over = true;
+  });
+  // Closed without finishing: the client left. What the route ended is recorded as it was; a
+  // pipe, which stops when its response closes, counts as streamed; a route still writing is
+  // settled when it ends.
+  raw.once("close", () => {
+    if (raw.writableFinished) return;
+    left = true;
+    if (over) cutOff();
   });
   raw.writeHead = function (this: ServerResponse, ...args: unknown[]) {
     if (reply.sent) headHeaders = headersArgument(args.slice(1));
@@ -90,7 +105,12 @@ function recordHijackedWrites(reply: FastifyReply, limit: number): () => Capture
   } as Write;
   raw.end = function (this: ServerResponse, ...args: unknown[]) {
     keep(args[0], args[1]);
-    return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    const result = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    if (reply.sent) {
+      over = true;
+      if (left) cutOff();
+    }
+    return result;
   } as End;
 
   // getHeaders() is a fresh copy already; spreading it again costs ~0.5 µs a request on Node 20.

@@ -96,6 +96,12 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
   const engine = createIdempotency(engineOptions);
   const recordLimit = engine.options.store.maxRecordBytes;
 
+  /** Stores what a hijacked reply wrote: once it has finished, or once the client left and it ended. */
+  async function finishHijacked(request: FastifyRequest): Promise<void> {
+    const run = takeRun(request);
+    if (run) await engine.finish(run.ticket, run.hijacked());
+  }
+
   return hookSet("last", {
     preParsing: captureRawBody({
       limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
@@ -125,7 +131,8 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
         if (decision.action === "respond")
           return answer(decision, request, reply, decision.replayed ? undefined : onError);
         if (decision.action === "execute") {
-          const run: Run = { ticket: decision.ticket, hijacked: recordOnHijack(reply, recordLimit) };
+          const cutOff = () => void finishHijacked(request);
+          const run: Run = { ticket: decision.ticket, hijacked: recordOnHijack(reply, recordLimit, cutOff) };
           (request as WithRun)[kIdempotentRun] = run;
         }
         done();
@@ -142,9 +149,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
 
     // A hijacked reply never passes onSend: store what it wrote once it has finished.
     onResponse(request, _reply, done) {
-      const run = takeRun(request);
-      if (!run) return done();
-      engine.finish(run.ticket, run.hijacked()).then(() => done(), done);
+      finishHijacked(request).then(() => done(), done);
     },
 
     // The handler threw: release the key so a retry runs again, then Fastify's error handling answers.

@@ -1,9 +1,10 @@
 /** Fastify-specific idempotency behaviour: response capture, raw-body fingerprints, scoping, onError. */
 
-import { Readable } from "node:stream";
+import { request as httpRequest } from "node:http";
+import { PassThrough, Readable } from "node:stream";
 import { type InterlockEvent, MemoryStore } from "@interlock/core";
 import type { FastifyInstance } from "fastify";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyIdempotencyOptions, idempotency } from "../src/index.js";
 import { listen, type Running } from "./app.js";
 
@@ -46,6 +47,21 @@ function send(
       ...init.headers,
     },
     body: (init.body ?? "{}") as BodyInit,
+  });
+}
+
+/** Sends a keyed request, reads the first chunk of the answer, then closes the connection: its status. */
+function sendAndLeave(path: string, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    const request = httpRequest(`${running?.url}${path}`, { method: "POST", headers, agent: false }, (response) => {
+      response.once("data", () => {
+        request.destroy();
+        resolve(response.statusCode ?? 0);
+      });
+    });
+    request.on("error", reject);
+    request.end("{}");
   });
 }
 
@@ -184,6 +200,54 @@ describe("response capture and replay", () => {
       { reason: "streamed" },
       { reason: "streamed" },
     ]);
+  });
+
+  it("a client that leaves a hijacked reply mid-response: the route's later end is recorded, the retry replays it", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/raw", hooks, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        reply.raw.write("one,");
+        // The route goes on after the client left, and ends its answer.
+        reply.raw.once("close", () => reply.raw.end("two"));
+      });
+    });
+    const key = newKey();
+    expect(await sendAndLeave("/raw", key)).toBe(200);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await send("/raw", key);
+    expect([retry.status, await retry.text(), retry.headers.get("idempotent-replayed")]).toEqual([
+      200,
+      "one,two",
+      "true",
+    ]);
+    expect(calls).toBe(1);
+  });
+
+  it("a client that leaves a stream piped into a hijacked reply: the key is released, the retry runs", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/piped", hooks, (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        const source = new PassThrough();
+        source.pipe(reply.raw);
+        // The first answer never ends by itself: only the client leaving stops it.
+        if (++calls === 1) source.write("one,");
+        else source.end("all");
+      });
+    });
+    const key = newKey();
+    expect(await sendAndLeave("/piped", key)).toBe(200);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.released"));
+    expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
+    const retry = await send("/piped", key);
+    expect([retry.status, await retry.text()]).toEqual([200, "all"]);
+    expect(calls).toBe(2);
   });
 
   it("a handler that throws releases the key: the retry runs, then replays", async () => {
