@@ -27,7 +27,8 @@ export function responseStarted(res: ServerResponse): boolean {
  * Wraps `res.write` and `res.end`. With `recordLimit`, the bytes written (by `write`s and the
  * `end`, in order) are collected up to that many: `settle` gets the whole body, or `undefined`
  * when it passed the limit or was piped in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed.
- * The first `end` is held until `settle` is done, then goes out as it was called.
+ * The first `end` is held until `settle` is done, then goes out as it was called. A piped
+ * response the client closed before its end is settled (as streamed) when it closes.
  */
 export function holdResponse(
   res: ServerResponse,
@@ -42,22 +43,38 @@ export function holdResponse(
     // The app's own buffer is copied (when kept): it may reuse it once written.
     if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
   };
-  const piped = () => {
+  let ended = false;
+  const unwrap = () => {
+    res.write = original.write as ServerResponse["write"];
+    res.end = original.end as ServerResponse["end"];
+    ended = true;
+  };
+  // A pipe stops when its response closes: when the client left first, nothing ends this
+  // response any more, so it is settled then, as streamed.
+  const cutOff = () => {
+    if (ended) return;
+    unwrap();
+    settle(undefined).catch(() => {});
+  };
+  let piped = false;
+  const onPipe = () => {
     body = undefined;
+    if (piped) return;
+    piped = true;
+    res.once("close", cutOff);
   };
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest
   // of the response (~1-3 µs a request here). Left in place, it only clears a collector no one
   // reads any more.
-  res.on("pipe", piped);
+  res.on("pipe", onPipe);
   res.write = function write(this: ServerResponse, ...args: unknown[]) {
     (res as Marked)[STARTED] = true;
     record(args[0], args[1]);
     return original.write.apply(this, args);
   } as ServerResponse["write"];
   res.end = function end(this: ServerResponse, ...args: unknown[]) {
-    res.write = original.write as ServerResponse["write"];
-    res.end = original.end as ServerResponse["end"];
+    unwrap();
     (res as Marked)[STARTED] = true;
     record(args[0], args[1]);
     const flush = () => void original.end.apply(res, args);

@@ -62,6 +62,21 @@ export function send(
   });
 }
 
+/** Sends a keyed JSON request, reads the first chunk of the answer, then closes the connection: its status. */
+export function postAndLeave(url: string, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    const req = httpRequest(url, { method: "POST", headers, agent: false }, (res) => {
+      res.once("data", () => {
+        req.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+    });
+    req.on("error", reject);
+    req.end("{}");
+  });
+}
+
 export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 let sequence = 0;
 

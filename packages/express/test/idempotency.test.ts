@@ -1,11 +1,11 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { IdempotencyError, type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
 import { asyncRoute, untouchedBody } from "./framework.js";
-import { listen, type Running, SlowStore, send, sleep } from "./helpers.js";
+import { listen, postAndLeave, type Running, SlowStore, send, sleep } from "./helpers.js";
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -222,6 +222,31 @@ describe("idempotency(): response capture", () => {
     const replay = await post(`${world.url}/twice`, key);
     expect([replay.status, replay.body, replay.headers["idempotent-replayed"]]).toEqual([201, first.body, "true"]);
     expect(world.runs()).toBe(1);
+  });
+
+  it("a client that leaves a piped stream: the key is released, the retry runs", async () => {
+    let piped = 0;
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/piped",
+        idem,
+        use((_req, res) => {
+          res.type("text/plain");
+          const source = new PassThrough();
+          source.pipe(res);
+          // The first answer never ends by itself: only the client leaving stops it.
+          if (++piped === 1) source.write("one,");
+          else source.end("all");
+        }),
+      ),
+    );
+    const key = newKey();
+    expect(await postAndLeave(`${world.url}/piped`, key)).toBe(200);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.released"));
+    expect(world.events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
+    const retry = await post(`${world.url}/piped`, key);
+    expect([retry.status, retry.text]).toEqual([200, "all"]);
+    expect(world.runs()).toBe(2);
   });
 
   it("the store settles before the client reads the answer: an immediate retry replays, or runs again", async () => {
