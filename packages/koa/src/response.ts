@@ -82,7 +82,8 @@ type Writer = (...args: unknown[]) => unknown;
  * Records what the app writes to `ctx.res` itself (`ctx.respond = false`, then `res.write` /
  * `res.end`), as the Fastify adapter records a hijacked reply: up to `limit` bytes, past which,
  * or when a stream is piped into `ctx.res`, the response counts as streamed (not cached, key
- * released). `stop` once Koa answers from `ctx`: its own writes are not recorded.
+ * released). `stop` once Koa answers from `ctx`: its own writes are not recorded. A piped
+ * response the client closed before its end is settled when it closes.
  */
 export function recordBypass(res: ServerResponse, limit: number) {
   const original = { write: res.write as Writer, end: res.end as Writer };
@@ -102,8 +103,17 @@ export function recordBypass(res: ServerResponse, limit: number) {
     // The app's own buffer is copied (when kept): it may reuse it once written.
     if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
   };
-  const piped = () => {
+  // A pipe stops when its response closes: when the client left first, nothing ends this
+  // response any more, so what was recorded (a stream: nothing) is settled then.
+  let piped = false;
+  const onPipe = () => {
     body = undefined;
+    if (piped) return;
+    piped = true;
+    res.once("close", () => {
+      stop();
+      ended();
+    });
   };
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest
@@ -113,7 +123,7 @@ export function recordBypass(res: ServerResponse, limit: number) {
     res.write = original.write as ServerResponse["write"];
     res.end = original.end as ServerResponse["end"];
   };
-  res.on("pipe", piped);
+  res.on("pipe", onPipe);
   res.write = function write(this: ServerResponse, ...args: unknown[]) {
     keep(args[0], args[1]);
     return original.write.apply(this, args);

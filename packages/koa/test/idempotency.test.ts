@@ -1,8 +1,9 @@
 /** idempotency(): response capture and replay, streams, failures, scoping and the raw body. */
-import { Readable } from "node:stream";
+import { request as httpRequest } from "node:http";
+import { PassThrough, Readable } from "node:stream";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import Koa, { type DefaultState, type Middleware, type ParameterizedContext } from "koa";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   type IdempotencyMiddlewareOptions,
   idempotency,
@@ -59,6 +60,21 @@ async function start(
   }
   served = await serve(app);
   return world;
+}
+
+/** Sends a keyed request, reads the first chunk of the answer, then closes the connection: its status. */
+function sendAndLeave(path: string, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    const request = httpRequest(`${served?.url}${path}`, { method: "POST", headers, agent: false }, (response) => {
+      response.once("data", () => {
+        request.destroy();
+        resolve(response.statusCode ?? 0);
+      });
+    });
+    request.on("error", reject);
+    request.end("{}");
+  });
 }
 
 function send(
@@ -277,6 +293,30 @@ describe("streams and bypasses pass through uncached, the key released", () => {
     for (const _ of [1, 2]) expect((await (await send("/big", key)).text()).length).toBe(2048);
     expect(world.calls).toBe(2);
     expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+
+  it("ctx.respond = false, a stream piped into ctx.res, and the client leaves: the key is released, the retry runs", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/piped",
+        (ctx, w) => {
+          ctx.respond = false;
+          ctx.res.writeHead(200, { "content-type": "text/plain" });
+          const source = new PassThrough();
+          source.pipe(ctx.res);
+          // The first answer never ends by itself: only the client leaving stops it.
+          if (w.calls === 1) source.write("one,");
+          else source.end("all");
+        },
+      ],
+    ]);
+    const key = newId("key");
+    expect(await sendAndLeave("/piped", key)).toBe(200);
+    await vi.waitFor(() => expect(released(world)).toEqual(["streamed"]));
+    const retry = await send("/piped", key);
+    expect([retry.status, await retry.text()]).toEqual([200, "all"]);
+    expect(world.calls).toBe(2);
   });
 });
 
