@@ -39,11 +39,16 @@ function headersArgument(args: unknown[]): OutgoingHttpHeaders {
  * Starts recording what the reply writes once the handler hijacks it (`reply.hijack()`), and
  * not before: most replies go through onSend, and wrapping the raw response of every request
  * would cost them all. Returns the recording, read once the response has finished; a reply
- * never hijacked has recorded nothing (`body: undefined`: uncached). Fastify's `onResponse`
- * runs only for a response that finished: `cutOff` is called instead, once, when the client
- * left a hijacked reply and the route has ended it (or the stream piped into it was stopped).
+ * never hijacked, or recorded without a `limit`, has recorded no body (`body: undefined`:
+ * uncached). Fastify's `onResponse` runs only for a response that finished: `cutOff` is called
+ * instead when the client left a hijacked reply and the route has ended it (or the stream piped
+ * into it was stopped).
  */
-export function recordOnHijack(reply: FastifyReply, limit: number, cutOff: () => void): () => CapturedResponse {
+export function recordOnHijack(
+  reply: FastifyReply,
+  limit: number | undefined,
+  cutOff: () => void,
+): () => CapturedResponse {
   let recording: (() => CapturedResponse) | undefined;
   const hijack = reply.hijack;
   reply.hijack = function (this: FastifyReply) {
@@ -54,20 +59,28 @@ export function recordOnHijack(reply: FastifyReply, limit: number, cutOff: () =>
 }
 
 /**
- * Records what a hijacked reply writes with `write` and `end`, up to `limit` bytes. Past it,
- * or when a stream is piped into the raw response, the response counts as streamed (not
- * cached, key released). Writes made while the reply is not hijacked are Fastify's own and are
+ * Records what a hijacked reply writes with `write` and `end`, up to `limit` bytes (none
+ * without a `limit`). Past it, or when a stream is piped into the raw response, the response
+ * counts as streamed (not cached, key released). Writes made while the reply is not hijacked are Fastify's own and are
  * skipped: onSend already saw them. Returns the recording, read once the response has finished.
  */
-function recordHijackedWrites(reply: FastifyReply, limit: number, cutOff: () => void): () => CapturedResponse {
+function recordHijackedWrites(
+  reply: FastifyReply,
+  limit: number | undefined,
+  cutOff: () => void,
+): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
-  let body: BodyCollector | undefined = new BodyCollector(limit);
+  let body = limit === undefined ? undefined : new BodyCollector(limit);
   // The headers a hijacked `writeHead(status, headers)` passed; undefined when it passed none.
   let headHeaders: OutgoingHttpHeaders | undefined;
   // Whether the hijacked reply was ended or piped into, and whether the client left before it finished.
   let over = false;
   let left = false;
+  const ended = () => {
+    over = true;
+    if (left) cutOff();
+  };
 
   // `reply.sent` is true for a hijacked reply, and false while Fastify itself writes.
   const keep = (chunk: unknown, encoding: unknown) => {
@@ -85,7 +98,7 @@ function recordHijackedWrites(reply: FastifyReply, limit: number, cutOff: () => 
   raw.on("pipe", () => {
     if (!reply.sent) return;
     body = undefined;
-    over = true;
+    ended();
   });
   // Closed without finishing: the client left. What the route ended is recorded as it was; a
   // pipe, which stops when its response closes, counts as streamed; a route still writing is
@@ -106,10 +119,7 @@ function recordHijackedWrites(reply: FastifyReply, limit: number, cutOff: () => 
   raw.end = function (this: ServerResponse, ...args: unknown[]) {
     keep(args[0], args[1]);
     const result = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
-    if (reply.sent) {
-      over = true;
-      if (left) cutOff();
-    }
+    if (reply.sent) ended();
     return result;
   } as End;
 

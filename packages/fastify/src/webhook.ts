@@ -14,7 +14,8 @@ import {
   type WebhookRespondDecision,
   type WebhookTicket,
 } from "@interlock/core";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { recordOnHijack } from "./capture.js";
 import { takeFormRaw } from "./form-body.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -77,6 +78,12 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     tooLarge: "refuse",
   });
 
+  /** Settles a hijacked reply by the status answered: once it has finished, or once the provider left and it ended. */
+  async function finishHijacked(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const ticket = takeTicket(request);
+    if (ticket) await receiver.finish(ticket, { status: reply.statusCode });
+  }
+
   return hookSet("first", {
     bodyLimit: limit,
     preParsing(request, reply, payload, done) {
@@ -91,6 +98,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
         if (decision.action === "respond") return answer(decision, request, reply, onError);
         request.webhook = decision.event;
         (request as WithTicket)[kWebhookTicket] = decision.ticket;
+        recordOnHijack(reply, undefined, () => void finishHijacked(request, reply));
         done();
       }, done);
     },
@@ -104,9 +112,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
 
     // A hijacked reply never passes onSend: settle it once it has been written.
     onResponse(request, reply, done) {
-      const ticket = takeTicket(request);
-      if (!ticket) return done();
-      receiver.finish(ticket, { status: reply.statusCode }).then(() => done(), done);
+      finishHijacked(request, reply).then(() => done(), done);
     },
 
     // The handler threw: release the delivery, then Fastify's error handling answers.

@@ -1,9 +1,10 @@
 /** Fastify-specific webhook behaviour: raw bytes whatever the parser, limits, misconfiguration, onError. */
 
+import { request as httpRequest } from "node:http";
 import { type InterlockEvent, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import type { FastifyInstance } from "fastify";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyWebhookOptions, webhook } from "../src/index.js";
 import { listen, type Running } from "./app.js";
 
@@ -299,4 +300,40 @@ describe("settling the delivery", () => {
     expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
     expect(events.filter((e) => e.type === "webhook.processed")).toHaveLength(1);
   });
+
+  it("a hijacked reply the provider left before it finished is settled by the status answered once the route ends it", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        reply.raw.write("processing,");
+        // The route goes on after the provider left, and ends its answer.
+        reply.raw.once("close", () => reply.raw.end("done"));
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect(await postAndLeave(`${running.url}/hook`, d)).toBe(200);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.processed"));
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(calls).toBe(1);
+  });
 });
+
+/** Sends a delivery, reads the first chunk of the answer, then closes the connection: its status. */
+function postAndLeave(url: string, d: { headers: Record<string, string>; body: string | Uint8Array }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: "POST", headers: d.headers, agent: false }, (response) => {
+      response.once("data", () => {
+        request.destroy();
+        resolve(response.statusCode ?? 0);
+      });
+    });
+    request.on("error", reject);
+    request.end(d.body);
+  });
+}
