@@ -2,22 +2,25 @@
  * Puts the raw bytes on `ctx.request.rawBody` and, for JSON and url-encoded forms, a parsed
  * `ctx.request.body`: the stream is consumed, so a body parser after us has nothing to read.
  * Parsing waits for the first read of `ctx.request.body`: a webhook handler that only uses
- * `ctx.state.webhook` never pays for it.
+ * `ctx.state.webhook` never pays for it. As the Koa body parsers do, a compressed body
+ * (`Content-Encoding`) is inflated and the text decoded with the `charset` the type names.
  */
 
+import { brotliDecompressSync, gunzipSync, inflateSync, type ZlibOptions } from "node:zlib";
 import type { Context } from "koa";
 import type { RawBodyRequest } from "./types.js";
 
 type Parse = (text: string) => unknown;
 
-export function exposeBody(ctx: Context, raw: Buffer, consumed: boolean): void {
+/** `limit`: the most bytes a body may have, inflated too. */
+export function exposeBody(ctx: Context, raw: Buffer, consumed: boolean, limit: number): void {
   const request = ctx.request as Context["request"] & RawBodyRequest;
   request.rawBody = raw;
   if (!consumed) return;
   // @koa/bodyparser and koa-bodyparser skip a request with this flag (or with a body set).
   ctx.disableBodyParser = true;
   const parse = parserFor(ctx.get("content-type"));
-  if (parse) defineLazyBody(ctx, raw, parse);
+  if (parse) defineLazyBody(ctx, raw, parse, limit);
 }
 
 function parserFor(contentType: string): Parse | undefined {
@@ -33,6 +36,7 @@ interface LazyBody {
   parse: Parse;
   parsed: { value: unknown } | undefined;
   ctx: Context;
+  limit: number;
 }
 
 const LAZY_BODY = Symbol("@interlock/koa.lazyBody");
@@ -45,8 +49,9 @@ type WithLazyBody = Context["request"] & { [LAZY_BODY]: LazyBody };
 function readLazyBody(this: WithLazyBody): unknown {
   const lazy = this[LAZY_BODY];
   if (lazy.parsed === undefined) {
+    const text = bodyText(lazy);
     try {
-      lazy.parsed = { value: lazy.parse(lazy.raw.toString("utf8")) };
+      lazy.parsed = { value: lazy.parse(text) };
     } catch {
       // The client sent bad JSON: a 400 through Koa's error handling, as a body parser answers.
       return lazy.ctx.throw(400, "the request body is not valid JSON");
@@ -55,13 +60,51 @@ function readLazyBody(this: WithLazyBody): unknown {
   return lazy.parsed.value;
 }
 
+const INFLATE: Record<string, (bytes: Buffer, options: ZlibOptions) => Buffer> = {
+  gzip: gunzipSync,
+  "x-gzip": gunzipSync,
+  deflate: inflateSync,
+  br: brotliDecompressSync,
+};
+
+/** The body as text: inflated as its `Content-Encoding` says, decoded in its `charset`; else a 4xx, as the body parsers answer. */
+function bodyText({ raw, ctx, limit }: LazyBody): string {
+  const encoding = (ctx.get("content-encoding") || "identity").trim().toLowerCase();
+  let bytes = raw;
+  if (encoding !== "identity") {
+    const inflate = INFLATE[encoding];
+    if (inflate === undefined) return ctx.throw(415, `unsupported content-encoding "${encoding}"`);
+    try {
+      // maxOutputLength: a small compressed body must not inflate past the limit (a zip bomb).
+      bytes = inflate(raw, { maxOutputLength: limit });
+    } catch (error) {
+      if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE")
+        return ctx.throw(413, `the request body inflates past ${limit} bytes`);
+      return ctx.throw(400, `the request body is not valid ${encoding} data`);
+    }
+  }
+  const charset = charsetOf(ctx.get("content-type"));
+  if (charset === "utf-8" || charset === "utf8") return bytes.toString("utf8");
+  try {
+    return new TextDecoder(charset).decode(bytes);
+  } catch {
+    return ctx.throw(415, `unsupported charset "${charset}"`);
+  }
+}
+
+/** The `charset` parameter of a content type, lower-case; UTF-8 when it names none. */
+function charsetOf(contentType: string): string {
+  const match = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType);
+  return match?.[1]?.toLowerCase() ?? "utf-8";
+}
+
 function writeLazyBody(this: WithLazyBody, value: unknown): void {
   this[LAZY_BODY].parsed = { value };
 }
 
-function defineLazyBody(ctx: Context, raw: Buffer, parse: Parse): void {
+function defineLazyBody(ctx: Context, raw: Buffer, parse: Parse, limit: number): void {
   const request = ctx.request as WithLazyBody;
-  request[LAZY_BODY] = { raw, parse, parsed: undefined, ctx };
+  request[LAZY_BODY] = { raw, parse, parsed: undefined, ctx, limit };
   Object.defineProperty(request, "body", {
     configurable: true,
     enumerable: true,

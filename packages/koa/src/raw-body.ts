@@ -33,7 +33,7 @@ export async function readRawBody(
   const known = (req as Remembered)[RAW_BODY];
   if (known !== undefined) return known;
   // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
-  if (!hasBody(req)) return remember(req, EMPTY, ctx, false);
+  if (!hasBody(req)) return remember(req, EMPTY, ctx, false, limit);
   const request = ctx.request as { body?: unknown; rawBody?: unknown };
   if (request.body !== undefined || req.readableDidRead || req.readableEnded) {
     if (middleware === "idempotency" && typeof request.rawBody === "string") return request.rawBody;
@@ -42,12 +42,12 @@ export async function readRawBody(
   // A declared length over the limit is refused unread; Node drains it after the response.
   if (Number(req.headers["content-length"]) > limit) return BodyError.tooLarge(limit);
   const body = await collect(req, limit).catch(() => ctx.throw(400, "the request was aborted while its body was read"));
-  return body === undefined ? BodyError.tooLarge(limit) : remember(req, body, ctx, true);
+  return body === undefined ? BodyError.tooLarge(limit) : remember(req, body, ctx, true, limit);
 }
 
-function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean): Buffer {
+function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean, limit: number): Buffer {
   (req as Remembered)[RAW_BODY] = body;
-  exposeBody(ctx, body, consumed);
+  exposeBody(ctx, body, consumed, limit);
   return body;
 }
 

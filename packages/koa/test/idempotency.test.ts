@@ -1,6 +1,7 @@
 /** idempotency(): response capture and replay, streams, failures, scoping and the raw body. */
 import { request as httpRequest } from "node:http";
 import { PassThrough, Readable } from "node:stream";
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import Koa, { type DefaultState, type Middleware, type ParameterizedContext } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -563,6 +564,48 @@ describe("raw body", () => {
     expect([replay.headers.get("idempotent-replayed"), await replay.json()]).toEqual(["true", { size: 4 }]);
     expect((await send("/upload", key, new Uint8Array([0xff, 0x00, 0xfe, 0x81]), headers)).status).toBe(422);
     expect(world.calls).toBe(1);
+  });
+
+  it("a compressed body is inflated and its charset decoded, as the body parsers do; a zip bomb is 413", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx) => {
+            ctx.body = { got: ctx.request.body };
+          },
+        ],
+      ],
+      { bodyLimit: 4096 },
+    );
+    const json = JSON.stringify({ amount: 5, note: "café" });
+    for (const [encoding, bytes] of [
+      ["gzip", gzipSync(json)],
+      ["deflate", deflateSync(json)],
+      ["br", brotliCompressSync(json)],
+    ] as const) {
+      const answer = await send("/payments", newId("key"), bytes, { "content-encoding": encoding });
+      expect([encoding, answer.status, await answer.json()]).toEqual([
+        encoding,
+        200,
+        { got: { amount: 5, note: "café" } },
+      ]);
+    }
+    const latin1 = { "content-type": "application/json; charset=ISO-8859-1" };
+    const decoded = await send("/payments", newId("key"), Buffer.from(json, "latin1"), latin1);
+    expect(await decoded.json()).toEqual({ got: { amount: 5, note: "café" } });
+
+    // 100 KB of spaces gzip to about 100 bytes: inflated, they pass the 4 KiB limit.
+    const bomb = await send("/payments", newId("key"), gzipSync(Buffer.alloc(100_000, 0x20)), {
+      "content-encoding": "gzip",
+    });
+    expect(bomb.status).toBe(413);
+    const unknown = await send("/payments", newId("key"), json, { "content-encoding": "compress" });
+    expect(unknown.status).toBe(415);
+    const corrupt = await send("/payments", newId("key"), "not gzip at all", { "content-encoding": "gzip" });
+    expect(corrupt.status).toBe(400);
+    expect(world.calls).toBe(7);
   });
 
   it("requests the engine passes through are left unread, for the app's own body parser after it", async () => {
