@@ -4,6 +4,7 @@
  * (refusal, duplicate, in flight, store down) is core's; this file only translates.
  */
 
+import type { ServerResponse } from "node:http";
 import {
   BodyError,
   bodyLimitOption,
@@ -59,7 +60,23 @@ export function webhook<T = unknown>(options: WebhookOptions): Middleware<Webhoo
       throw error;
     }
     // The status the app actually answered: 2xx records the delivery, anything else releases it.
-    await receiver.finish(decision.ticket, { status: ctx.status });
+    const status = ctx.respond === false ? await bypassedStatus(ctx.res) : ctx.status;
+    if (status === undefined) await receiver.abort(decision.ticket);
+    else await receiver.finish(decision.ticket, { status });
   }
   return interlockWebhook as Middleware<WebhookState<T>, RawBodyContext>;
+}
+
+/**
+ * The status an app that bypassed Koa (`ctx.respond = false`) answered through `ctx.res`, once
+ * it has ended it (Koa's `ctx.status` is still its default 404 when `next()` returns); undefined
+ * when the provider left before any answer was sent. (`once`, never removed: see response.ts.)
+ */
+function bypassedStatus(res: ServerResponse): Promise<number | undefined> {
+  const status = () => (res.headersSent ? res.statusCode : undefined);
+  if (res.writableEnded || res.destroyed) return Promise.resolve(status());
+  return new Promise((resolve) => {
+    const settle = () => resolve(status());
+    res.once("finish", settle).once("close", settle);
+  });
 }

@@ -306,6 +306,29 @@ describe("the handler's outcome", () => {
     expect(calls).toBe(2);
   });
 
+  it("an app that answers through ctx.res itself (ctx.respond = false) is settled by the status it sent", async () => {
+    let calls = 0;
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          calls++;
+          ctx.respond = false;
+          // Answered after next() has returned, when Koa's ctx.status is still its default 404.
+          setTimeout(() => ctx.res.writeHead(calls === 1 ? 503 : 202).end("raw"), 20);
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    expect((await post(d)).status).toBe(503); // released: the redelivery runs
+    const accepted = await post(d);
+    expect([accepted.status, await accepted.text()]).toEqual([202, "raw"]);
+    const duplicate = await post(d);
+    expect([duplicate.status, await duplicate.json()]).toMatchObject([200, { duplicate: true }]);
+    expect(calls).toBe(2);
+    expect(seen.events.map((e) => e.type)).toContain("webhook.processed");
+  });
+
   it("reports verified and processed deliveries to onEvent", async () => {
     const seen = await start();
     const d = await delivery('{"type":"x"}');
