@@ -65,10 +65,14 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
   let key: string | undefined;
   if (settings.keyMethods.has(method) || !settings.idempotentMethods.has(method)) {
     const sent = init?.headers ?? request?.headers;
-    key = readHeader(sent, settings.keyHeader);
-    if (key === undefined && settings.keyMethods.has(method)) {
+    const given = readHeader(sent, settings.keyHeader);
+    if (given === undefined && settings.keyMethods.has(method)) {
       key = newKey(settings, { method, url });
       headers = withHeader(sent, settings.keyHeader, key);
+    } else if (given?.trim()) {
+      // A blank one is no key (a server may take it for none and run every copy): the caller's
+      // header is sent as it is, and the request is not sent twice on its account.
+      key = given;
     }
   }
 

@@ -343,6 +343,16 @@ describe("Idempotency-Key", () => {
     expect(ofType("client.give_up")).toMatchObject([{ reason: "not_idempotent", attempts: 1, status: 503 }]);
   });
 
+  it("a POST whose caller sent a blank Idempotency-Key is sent as it is, once: a blank key is no key", async () => {
+    const server = await serve([{ status: 503, body: "busy" }]);
+    const { client, ofType } = clientOn();
+    const response = await client(server.url, { method: "POST", body: "charge", headers: { "Idempotency-Key": " " } });
+    expect(response.status).toBe(503);
+    expect(server.received).toHaveLength(1);
+    expect(server.received[0]?.headers["idempotency-key"]).toBe("");
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "not_idempotent", attempts: 1, status: 503 }]);
+  });
+
   it("a POST without a key whose connection resets gets fetch's own error, after one attempt", async () => {
     const server = await serve([{ reset: true }]);
     const { client } = clientOn({ idempotencyKey: false });
