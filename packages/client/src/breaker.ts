@@ -215,11 +215,13 @@ export class CircuitBreaker {
 
   /**
    * Takes on a saved state. A half-open snapshot comes back open (its probe belonged to the
-   * process that saved it): the next call after `halfOpenAfterMs` from `openedAt` probes.
+   * process that saved it): the next call after `halfOpenAfterMs` from `openedAt` probes. An
+   * `openedAt` ahead of this clock (another process's, or a bad value) is taken as now, so the
+   * circuit stays open for `halfOpenAfterMs` at most, not until that time comes.
    */
   restore(snapshot: BreakerSnapshot): void {
     this.#consecutive = snapshot.consecutiveFailures;
-    this.#openedAt = snapshot.openedAt ?? undefined;
+    this.#openedAt = snapshot.openedAt === null ? undefined : Math.min(snapshot.openedAt, this.#now());
     this.#window?.clear();
     this.#endProbe();
     this.#transition(snapshot.state === "closed" ? "closed" : "open");

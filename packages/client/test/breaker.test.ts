@@ -275,6 +275,20 @@ describe("observing, saving and restoring", () => {
     expect([...client.breakers].map((b) => b.origin)).toEqual(["https://api.example.com"]);
   });
 
+  it("an openedAt ahead of this clock (another process's clock, a bad value) is taken as now: open for halfOpenAfterMs at most", async () => {
+    const server = await serve(() => ({ status: 200 }));
+    const { client, clock } = clientOn({ breaker: { halfOpenAfterMs: 1000 } });
+    client.breakers.restore({
+      version: 1,
+      breakers: { [server.origin]: { state: "open", consecutiveFailures: 5, openedAt: 1e300 } },
+    });
+    expect(client.breakers.get(server.origin)?.snapshot().openedAt).toBe(clock.now());
+    expect((await settled(client(server.url))).error).toMatchObject({ code: "circuit_open", retryAfterMs: 1000 });
+    await clock.advance(1000);
+    expect((await client(server.url)).status).toBe(200);
+    expect(client.breakers.get(server.origin)?.state).toBe("closed");
+  });
+
   const invalid: Array<[string, unknown, RegExp]> = [
     ["not an object", null, /not an object/],
     ["an unknown version", { version: 2, breakers: {} }, /version 2/],
