@@ -63,6 +63,43 @@ describe("in one process", () => {
   });
 });
 
+describe("namespaces: receivers sharing a store", () => {
+  const receiverIn = (store: InterlockStore, namespace?: string) =>
+    createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      store,
+      now: clockAt(NOW),
+      ...(namespace === undefined ? {} : { namespace }),
+    });
+
+  it("without one, a delivery one receiver processed is a duplicate to another of its scheme", async () => {
+    const store = new MemoryStore();
+    const { headers } = await swDelivery();
+    const ran: string[] = [];
+    await receiverIn(store).receive(headers, BODY, () => void ran.push("billing"));
+    const second = await receiverIn(store).receive(headers, BODY, () => void ran.push("email"));
+    expect([second.outcome, ran]).toEqual(["duplicate", ["billing"]]);
+  });
+
+  it("each namespace processes the delivery once", async () => {
+    const store = new MemoryStore();
+    const { headers } = await swDelivery();
+    const ran: string[] = [];
+    const billing = receiverIn(store, "billing");
+    const email = receiverIn(store, "email");
+    expect((await billing.receive(headers, BODY, () => void ran.push("billing"))).outcome).toBe("processed");
+    expect((await email.receive(headers, BODY, () => void ran.push("email"))).outcome).toBe("processed");
+    expect((await billing.receive(headers, BODY, () => void ran.push("billing"))).outcome).toBe("duplicate");
+    expect((await receiverIn(store).receive(headers, BODY, () => void ran.push("none"))).outcome).toBe("processed");
+    expect(ran).toEqual(["billing", "email", "none"]);
+  });
+
+  it.each(["", "a:b", "x".repeat(65), "caf\u00e9", "a b"])("refuses the namespace %j", (namespace) => {
+    expect(() => receiverIn(new MemoryStore(), namespace)).toThrow(InterlockConfigError);
+  });
+});
+
 describe("failure handling", () => {
   const downStore = (failing: Partial<Record<keyof InterlockStore, boolean>>): InterlockStore => {
     const inner = new MemoryStore();

@@ -42,6 +42,15 @@ export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "on
   retentionMs?: number;
   /** Lease on a delivery being processed, in ms: a crashed worker blocks it this long. Default 60 s. */
   lockTtlMs?: number;
+  /**
+   * Keeps this receiver's deliveries apart from other receivers' on a shared store, for
+   * endpoints that can be sent the same event: one provider account with an endpoint (and
+   * secret) per service, each of which must process it once. 1 to 64 visible ASCII characters
+   * other than `:`.
+   * Default: none, one space per scheme (a delivery processed by any receiver of that scheme
+   * on the store is a duplicate to the others).
+   */
+  namespace?: string;
   /** Told about every verification, duplicate, success, failure and store outage. */
   onEvent?: EventHook<WebhookEvent>;
 }
@@ -157,9 +166,13 @@ interface Ticket extends WebhookTicket {
 /**
  * The store key and fingerprint for a verified delivery: `wh:<scheme>:<id>` when the id is
  * signed, `wh:<scheme>:<id>:<signature hash>` when it is not, `wh:<scheme>:sig:<signature
- * hash>` when there is none. The fingerprint is a hash of the matched signature.
+ * hash>` when there is none; in a receiver's `namespace`, `wh@<namespace>:` in place of `wh:`.
+ * The fingerprint is a hash of the matched signature.
  */
-export async function deliveryKey(event: VerifiedWebhook): Promise<{
+export async function deliveryKey(
+  event: VerifiedWebhook,
+  namespace?: string,
+): Promise<{
   /** The key the delivery is claimed under. */
   key: string;
   /** 32 hex digits of the SHA-256 of the signature that matched. */
@@ -167,8 +180,20 @@ export async function deliveryKey(event: VerifiedWebhook): Promise<{
 }> {
   const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
   const id = event.id;
-  if (id === undefined) return { key: `wh:${event.scheme}:sig:${fingerprint}`, fingerprint };
-  return { key: event.idCovered ? `wh:${event.scheme}:${id}` : `wh:${event.scheme}:${id}:${fingerprint}`, fingerprint };
+  // `wh@` starts no key without a namespace (they start `wh:`), and a namespace holds no `:`:
+  // no two (namespace, scheme) spaces share a key.
+  const space = namespace === undefined ? `wh:${event.scheme}` : `wh@${namespace}:${event.scheme}`;
+  if (id === undefined) return { key: `${space}:sig:${fingerprint}`, fingerprint };
+  return { key: event.idCovered ? `${space}:${id}` : `${space}:${id}:${fingerprint}`, fingerprint };
+}
+
+const NAMESPACE = /^[\x21-\x39\x3b-\x7e]{1,64}$/;
+
+function namespaceOption(value: string | undefined): string | undefined {
+  if (value !== undefined && (typeof value !== "string" || !NAMESPACE.test(value))) {
+    throw new InterlockConfigError('namespace must be 1 to 64 visible ASCII characters other than ":"');
+  }
+  return value;
 }
 
 function positiveMs(name: string, value: number | undefined, fallback: number): number {
@@ -186,6 +211,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const { store, onEvent } = options;
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_WEBHOOK_RETENTION_MS);
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_WEBHOOK_LOCK_TTL_MS);
+  const namespace = namespaceOption(options.namespace);
   const verifier = createWebhookVerifier({ ...options, ...(onEvent ? { onEvent } : {}) });
   // The window is two-sided: a delivery signed `tolerance` ahead of the clock is accepted until
   // `tolerance` after its time, so for twice the tolerance after it was first received.
@@ -210,7 +236,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     const checked = await verifier.check(headers, body);
     if (!checked.ok) return respond("refused", problemResponse(checked.error), undefined, checked.error);
     const event = checked;
-    const { key, fingerprint } = await deliveryKey(event);
+    const { key, fingerprint } = await deliveryKey(event, namespace);
     const correlationId = onEvent ? correlationIdOf(headerReader(headers)) : undefined;
     const claimStarted = onEvent ? monotonicNow() : 0;
     let claim: Awaited<ReturnType<InterlockStore["claim"]>>;
