@@ -12,7 +12,7 @@ import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { LoginRequiredError, OAuthError } from "./errors.js";
-import type { TokenStore } from "./store/contract.js";
+import { assertEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import {
@@ -122,14 +122,33 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     return `${prefix}session:${sessionId}`;
   };
   const lockOf = (sessionId: string) => `${prefix}lock:session:${sessionId}`;
+  /**
+   * The store key of a session id looked up; undefined for one no saved session can have (too
+   * long, a NUL): such an id comes from a forged cookie, not from a bug of the app's (which a
+   * missing or empty id is).
+   */
+  const lookupKeyOf = (sessionId: string): string | undefined => {
+    if (typeof sessionId !== "string" || sessionId.length === 0) {
+      throw new InterlockConfigError("a session id must be a non-empty string");
+    }
+    if (sessionId.length > MAX_SESSION_ID_LENGTH) return undefined;
+    const key = `${prefix}session:${sessionId}`;
+    try {
+      assertEntryKey(key);
+    } catch {
+      return undefined;
+    }
+    return key;
+  };
 
-  async function read(key: string): Promise<Current | undefined> {
+  async function read(key: string | undefined): Promise<Current | undefined> {
+    if (key === undefined) return undefined;
     const entry = await store.get(key);
     if (entry === undefined) return undefined;
     return { tokens: assertStoredTokens(await codec.read(key, entry.value)), version: entry.version };
   }
 
-  async function readOrLogin(key: string): Promise<Current> {
+  async function readOrLogin(key: string | undefined): Promise<Current> {
     const current = await read(key);
     if (current === undefined) throw new LoginRequiredError("no_session", "no tokens for this session");
     return current;
@@ -202,7 +221,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
 
   async function getTokens(sessionId: string, rejected: string | undefined): Promise<StoredTokens> {
-    const current = await readOrLogin(keyOf(sessionId));
+    const current = await readOrLogin(lookupKeyOf(sessionId));
     const { tokens } = current;
     if (!isDue(tokens, internals.clock()) && tokens.accessToken !== rejected) return tokens;
     try {
@@ -242,7 +261,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     },
 
     async get(sessionId) {
-      const current = await read(keyOf(sessionId));
+      const current = await read(lookupKeyOf(sessionId));
       return current === undefined ? undefined : publicTokens(current.tokens);
     },
 
@@ -251,14 +270,14 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     },
 
     async refresh(sessionId) {
-      const current = await readOrLogin(keyOf(sessionId));
+      const current = await readOrLogin(lookupKeyOf(sessionId));
       return publicTokens(await renew(sessionId, current, undefined));
     },
 
     async revoke(sessionId) {
-      const key = keyOf(sessionId);
+      const key = lookupKeyOf(sessionId);
       const current = await read(key);
-      if (current === undefined) return { revoked: false };
+      if (key === undefined || current === undefined) return { revoked: false };
       // Gone from the store first: nothing in this app uses these tokens any more, whatever the server says.
       await store.delete(key);
       const server = await internals.server();
@@ -276,7 +295,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     },
 
     tokens(sessionId) {
-      keyOf(sessionId);
+      lookupKeyOf(sessionId);
       return {
         getAccessToken: async (getOptions = {}) => (await getTokens(sessionId, getOptions.rejected)).accessToken,
       };

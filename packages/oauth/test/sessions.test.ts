@@ -301,6 +301,19 @@ describe("session tokens", () => {
     expect(server().tokenRequests()).toBe(requestsBefore);
   });
 
+  it("a session id no saved session can have (a forged cookie) is no session, not a configuration error", async () => {
+    const manager = sessions();
+    for (const id of ["x".repeat(300), "a\u0000b"]) {
+      expect(await manager.get(id)).toBeUndefined();
+      await expect(manager.getAccessToken(id)).rejects.toMatchObject({ code: "login_required", reason: "no_session" });
+      await expect(manager.tokens(id).getAccessToken()).rejects.toBeInstanceOf(LoginRequiredError);
+      await expect(manager.refresh(id)).rejects.toMatchObject({ reason: "no_session" });
+      expect(await manager.revoke(id)).toEqual({ revoked: false });
+      // Saving under one is the app's own mistake.
+      await expect(manager.save(id, await loggedInTokens(server()))).rejects.toBeInstanceOf(InterlockConfigError);
+    }
+  });
+
   it("an unknown session is LoginRequiredError(no_session); a tampered record is refused", async () => {
     const store = new MemoryTokenStore();
     const manager = sessions({ store });
