@@ -14,6 +14,7 @@ import {
   StoreUnavailableError,
   shopify,
   signWebhook,
+  slack,
   standardWebhooks,
   type WebhookEvent,
 } from "../src/index.js";
@@ -60,6 +61,20 @@ describe("in one process", () => {
     for (const receipt of receipts.filter((r) => r.outcome !== "processed")) {
       expect(receipt).toMatchObject({ outcome: "in_flight", retryAfterSeconds: 60 });
     }
+  });
+});
+
+describe("ids no store key can hold", () => {
+  it.each([
+    ["a 2000-character id", standardWebhooks, SW_SECRET, "m".repeat(2000), BODY],
+    ["an Events API id with a lone surrogate", slack, "slack-secret", undefined, '{"event_id":"Ev\\ud800"}'],
+  ] as const)("%s: processed once, its copy a duplicate (not a store outage)", async (_, scheme, secret, id, body) => {
+    const receiver = createWebhookReceiver({ scheme, secret, store: new MemoryStore(), now: clockAt(NOW) });
+    const { headers } = await signWebhook({ scheme, secret, body, timestamp: NOW, ...(id ? { id } : {}) });
+    let runs = 0;
+    expect((await receiver.receive(headers, body, () => void runs++)).outcome).toBe("processed");
+    expect((await receiver.receive(headers, body, () => void runs++)).outcome).toBe("duplicate");
+    expect(runs).toBe(1);
   });
 });
 

@@ -16,7 +16,7 @@ const UNSTORABLE = /[\p{Cs}\u0000]/u;
 const SUSPECT = /[\u0000\uD800-\uDFFF]/;
 
 /** Whether `text` holds NUL or a lone surrogate. */
-function unstorable(text: string): boolean {
+export function unstorable(text: string): boolean {
   return SUSPECT.test(text) && UNSTORABLE.test(text);
 }
 

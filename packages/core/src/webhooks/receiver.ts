@@ -24,7 +24,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
-import { asUnavailable, storeCall } from "../store/validate.js";
+import { asUnavailable, storeCall, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
@@ -179,12 +179,25 @@ export async function deliveryKey(
   fingerprint: string;
 }> {
   const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
-  const id = event.id;
+  const id = event.id === undefined ? undefined : await keyPart(event.id);
   // `wh@` starts no key without a namespace (they start `wh:`), and a namespace holds no `:`:
   // no two (namespace, scheme) spaces share a key.
   const space = namespace === undefined ? `wh:${event.scheme}` : `wh@${namespace}:${event.scheme}`;
   if (id === undefined) return { key: `${space}:sig:${fingerprint}`, fingerprint };
   return { key: event.idCovered ? `${space}:${id}` : `${space}:${id}:${fingerprint}`, fingerprint };
+}
+
+/** The longest delivery id a key holds as it is: every provider's ids are far shorter. */
+const MAX_PLAIN_ID_LENGTH = 256;
+
+/**
+ * The id as it goes into the key: as it is, or `#` and its hash when no store key could hold it
+ * (too long, a NUL or a lone surrogate), which would otherwise fail every claim, and so every
+ * redelivery, as the store being down. (JSON keeps lone surrogates apart before hashing.)
+ */
+async function keyPart(id: string): Promise<string> {
+  if (id.length <= MAX_PLAIN_ID_LENGTH && !unstorable(id)) return id;
+  return `#${await sha256Hex([JSON.stringify(id)])}`;
 }
 
 const NAMESPACE = /^[\x21-\x39\x3b-\x7e]{1,64}$/;
