@@ -328,6 +328,46 @@ describe("memory store slots (columns, ring, index)", () => {
     expect((await store.claim("old0", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
   });
 
+  it("keeps every entry when the ring's last step up to its bound adds fewer slots than lie before the head", async () => {
+    let now = 0;
+    // maxEntries 750: a ring of at most 1,500 slots, so it grows from 1,024 to 1,500 (476 more).
+    const store = new MemoryStore({ maxEntries: 750, now: () => now });
+    // Short-lived records the sweep passes: the head moves on to slot 700.
+    for (let i = 0; i < 700; i++) {
+      await store.complete(`old${i}`, await claimed(store, `old${i}`), response(1), { ttlMs: 10 });
+    }
+    now = 100;
+    // A long-lived record at the head stops the sweep, so released locks leave their slots in
+    // the ring: it fills, wraps to the slots before the head, and grows with 700 of them there.
+    const records: string[] = [];
+    const locks = new Map<string, string>();
+    for (let i = 0; i < 1_100; i++) {
+      const key = `k${i}`;
+      const token = await claimed(store, key);
+      if (i % 3 === 0) {
+        await store.complete(
+          key,
+          token,
+          { status: 201, headers: [["x-i", `${i}`]], body: bodyOf(i, 5) },
+          { ttlMs: 60_000 },
+        );
+        records.push(key);
+      } else if (i % 50 === 1) locks.set(key, token);
+      else expect(await store.release(key, token)).toBe(true);
+    }
+    for (const key of records) {
+      const result = await store.claim(key, { fingerprint: "other", lockTtlMs: 1 });
+      if (result.state !== "completed") throw new Error(`${key} lost: ${result.state}`);
+      const i = Number(key.slice(1));
+      expect(result.record).toMatchObject({ status: 201, headers: [["x-i", `${i}`]], fingerprint: `fp-${key}` });
+      expect(result.record.body).toEqual(bodyOf(i, 5));
+    }
+    for (const [key, token] of locks) {
+      expect((await store.claim(key, { fingerprint: "other", lockTtlMs: 1 })).state).toBe("in_flight");
+      expect(await store.complete(key, token, response(2), { ttlMs: 60_000 })).toBe(true);
+    }
+  });
+
   it("records with like-shaped header lists keep their own (lists are shared only when equal)", async () => {
     const store = new MemoryStore();
     // Same count and lengths, so the same place in the table of recent lists; the caller's

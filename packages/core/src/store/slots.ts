@@ -196,7 +196,9 @@ export class Slots {
 
   /**
    * Doubles the ring (up to `maxSlots`). The ring may wrap: the slots before the head move to
-   * just past the old end, so the ring stays contiguous; the index is rebuilt at its new size.
+   * just past the old end, so the ring stays contiguous; when they do not fit there (the last
+   * step up to `maxSlots` may add fewer slots than there are before the head), the slots from
+   * the head on move to the new end instead. The index is rebuilt at its new size.
    */
   #grow(): void {
     const length = this.keys.length;
@@ -214,9 +216,19 @@ export class Slots {
     extend(this.fingerprint, larger, "");
     extend(this.headers, larger, NO_HEADERS);
     extend(this.body, larger, NO_BODY);
-    for (let slot = 0; slot < this.#head; slot++) {
-      this.#copy(slot, length + slot);
-      this.#clear(slot);
+    const added = larger - length;
+    if (this.#head <= added) {
+      for (let slot = 0; slot < this.#head; slot++) {
+        this.#copy(slot, length + slot);
+        this.#clear(slot);
+      }
+    } else {
+      // From the newest end down, so no slot is overwritten before it has moved.
+      for (let slot = length - 1; slot >= this.#head; slot--) {
+        this.#copy(slot, slot + added);
+        this.#clear(slot);
+      }
+      this.#head += added;
     }
     this.#index.rebuild(larger, this.#ring());
   }
