@@ -72,8 +72,11 @@ export const SCRIPTS = {
 
 export type Operation = keyof typeof SCRIPTS;
 
-/** A reply element in buffer mode: bulk strings as Buffers, integers as numbers, nil as null. */
-export type ReplyItem = Buffer | number | null;
+/**
+ * A reply element in buffer mode: bulk strings as Buffers, integers as numbers (as strings on
+ * a client with ioredis' `stringNumbers`), nil as null.
+ */
+export type ReplyItem = Buffer | number | string | null;
 
 /**
  * What the store needs from an ioredis `Redis` or `Cluster`: `defineCommand`, and then the

@@ -69,9 +69,12 @@ function toRecord(reply: ReplyItem[]): StoredRecord {
   };
 }
 
+/** An integer reply as a number: the client's `stringNumbers` option turns integers into strings. */
+const integer = (reply: unknown) => Number(reply);
+
 function toClaimResult(reply: unknown, token: string): ClaimResult {
   const items = reply as ReplyItem[];
-  switch (items[0]) {
+  switch (integer(items[0])) {
     case CLAIMED:
       return { state: "claimed", token };
     case IN_FLIGHT:
@@ -132,17 +135,17 @@ export class RedisStore implements InterlockStore {
     // Copied now: a command can sit in ioredis' queue after a timeout, and the caller may
     // reuse its buffer by then.
     const args = [token, response.status, headers, Buffer.from(response.body), options.ttlMs];
-    return this.#run("complete", key, args, (reply) => reply === 1);
+    return this.#run("complete", key, args, (reply) => integer(reply) === 1);
   }
 
   async release(key: string, token: string): Promise<boolean> {
     assertKey(key);
-    return this.#run("release", key, [token], (reply) => reply === 1);
+    return this.#run("release", key, [token], (reply) => integer(reply) === 1);
   }
 
   async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
     assertClaim(key, { fingerprint: "", lockTtlMs });
-    return this.#run("extend", key, [token, lockTtlMs], (reply) => reply === 1);
+    return this.#run("extend", key, [token, lockTtlMs], (reply) => integer(reply) === 1);
   }
 
   /**

@@ -3,7 +3,7 @@
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { freePort } from "@interlock/test-harness";
 import { Redis } from "ioredis";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { RedisStore, redisStore } from "../src/index.js";
 import { redisClient, storeOn, track, uniquePrefix } from "./helpers.js";
 
@@ -65,6 +65,25 @@ describe("redis store: options", () => {
     await expect(store.claim("", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toThrow(InterlockConfigError);
     await expect(store.claim("k", { fingerprint: "fp", lockTtlMs: 1.5 })).rejects.toThrow(InterlockConfigError);
     await expect(store.extend("k", "t", 0)).rejects.toThrow(InterlockConfigError);
+  });
+
+  it("works on a client that returns integers as strings (ioredis' stringNumbers), on RESP3 and RESP2", async () => {
+    for (const protocol of [3, 2] as const) {
+      const store = storeOn(track(new Redis(inject("redisUrl"), { stringNumbers: true, protocol })));
+      const claim = await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG });
+      expect(claim.state).toBe("claimed");
+      const token = (claim as { token: string }).token;
+      expect(await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
+      expect(await store.extend("k", token, LONG)).toBe(true);
+      expect(await store.complete("k", token, response, { ttlMs: LONG })).toBe(true);
+      expect(await store.claim("k", { fingerprint: "other", lockTtlMs: LONG })).toMatchObject({
+        state: "completed",
+        record: { status: 202, body: new Uint8Array([1, 2]), fingerprint: "fp" },
+      });
+      const other = (await store.claim("k2", { fingerprint: "fp", lockTtlMs: LONG })) as { token: string };
+      expect(await store.release("k2", other.token)).toBe(true);
+      expect(await store.release("k2", other.token)).toBe(false);
+    }
   });
 
   it("keeps stores with different prefixes on one client apart, and leaves the client open", async () => {
