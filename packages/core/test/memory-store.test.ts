@@ -51,6 +51,26 @@ describe("memory store bounds", () => {
     expect((await store.claim("c", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("completed");
   });
 
+  it("a refused header pair leaves the byte bound in force", async () => {
+    const store = new MemoryStore({ maxBytes: 1_000, maxRecordBytes: 500 });
+    const bad = await store.claim("bad", { fingerprint: "f", lockTtlMs: 60_000 });
+    if (bad.state !== "claimed") throw new Error("expected a win");
+    const headers = [["content-length", 400]] as unknown as Array<[string, string]>;
+    await expect(
+      store.complete("bad", bad.token, { status: 200, headers, body: new Uint8Array(400) }, { ttlMs: 60_000 }),
+    ).rejects.toThrow(InterlockConfigError);
+    for (let i = 0; i < 10; i++) {
+      const claimed = await store.claim(`k${i}`, { fingerprint: "f", lockTtlMs: 60_000 });
+      if (claimed.state !== "claimed") throw new Error("expected a win");
+      await store.complete(`k${i}`, claimed.token, response(400), { ttlMs: 60_000 });
+    }
+    let kept = 0;
+    for (let i = 0; i < 10; i++) {
+      if ((await store.claim(`k${i}`, { fingerprint: "f", lockTtlMs: 1 })).state === "completed") kept++;
+    }
+    expect(kept).toBe(2); // 2 × 400 bytes fit in 1,000
+  });
+
   it("sweeps expired records as it writes, keeping memory flat", async () => {
     let now = 0;
     const store = new MemoryStore({ now: () => now });

@@ -69,6 +69,16 @@ export function responseSize(response: StoredResponse): number {
   return size;
 }
 
+/** Whether every header is a [name, value] pair of strings (anything else would size as NaN). */
+function headerPairs(headers: StoredResponse["headers"]): boolean {
+  for (const pair of headers) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** Checks a completion and returns the record's size (see `responseSize`). */
 export function assertComplete(
   store: { name: string; maxRecordBytes: number },
@@ -81,9 +91,12 @@ export function assertComplete(
   if (
     !Number.isInteger(response?.status) ||
     !(response.body instanceof Uint8Array) ||
-    !Array.isArray(response.headers)
+    !Array.isArray(response.headers) ||
+    !headerPairs(response.headers)
   ) {
-    throw new InterlockConfigError("a stored response needs an integer status, header pairs and a Uint8Array body");
+    throw new InterlockConfigError(
+      "a stored response needs an integer status, [name, value] header pairs of strings and a Uint8Array body",
+    );
   }
   const size = responseSize(response);
   if (size > store.maxRecordBytes) {

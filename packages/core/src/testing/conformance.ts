@@ -153,6 +153,25 @@ export function describeStoreConformance(name: string, options: StoreConformance
         expect(await store.release(k2, t2)).toBe(true);
       });
 
+      it("refuses header pairs that are not two strings, and the lock stays with its owner", async () => {
+        const store = await fresh();
+        const k = key("bad-headers");
+        const token = await mustClaim(store, k);
+        for (const headers of [[["content-length", 5]], [["etag"]], [["a", "b", "c"]], ["a"], [null]]) {
+          await expect(
+            store.complete(
+              k,
+              token,
+              { status: 200, headers: headers as never, body: new Uint8Array() },
+              { ttlMs: LONG },
+            ),
+            JSON.stringify(headers),
+          ).rejects.toMatchObject({ name: "InterlockConfigError", code: "invalid_configuration" });
+        }
+        expect(await store.claim(k, { fingerprint: "x", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
+        expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(true);
+      });
+
       it("keeps its own copy of the body", async () => {
         const store = await fresh();
         const k = key("copy");
