@@ -25,11 +25,14 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 const OWNED = `local lock = redis.call('HMGET', KEYS[1], 'state', 'token')
 if lock[1] ~= 'lock' or lock[2] ~= ARGV[1] then return 0 end`;
 
-// ARGV: token, fingerprint, lockTtlMs.
-const CLAIM = `local h = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'headers', 'body', 'createdAt', 'completedAt')
+// ARGV: token, fingerprint, lockTtlMs. A lock holding this claim's own token (new for every
+// claim) is the claim run before: ioredis resends a command whose reply a dropped connection
+// lost, and that copy must answer "claimed", not "in flight" behind the lock it took itself.
+const CLAIM = `local h = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'headers', 'body', 'createdAt', 'completedAt', 'token')
 if h[1] == 'done' then
   return {${COMPLETED}, h[2], tonumber(h[3]), h[4], h[5], tonumber(h[6]), tonumber(h[7])}
 end
+if h[1] == 'lock' and h[8] == ARGV[1] then return {${CLAIMED}} end
 ${NOW}
 if h[1] == 'lock' then
   return {${IN_FLIGHT}, h[2], now + redis.call('PTTL', KEYS[1])}
