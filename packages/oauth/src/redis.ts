@@ -100,7 +100,8 @@ export class RedisTokenStore implements TokenStore {
 
   async delete(key: string, expect?: string): Promise<boolean> {
     assertEntryKey(key);
-    return (await this.#run("delete", key, [expect ?? ""])) === 1;
+    // Number(): a client with ioredis' stringNumbers option answers integers as strings.
+    return Number(await this.#run("delete", key, [expect ?? ""])) === 1;
   }
 
   /** One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */

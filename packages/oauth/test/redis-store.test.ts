@@ -22,6 +22,12 @@ describeTokenStore("redis", {
   elapse: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 });
 
+// ioredis' stringNumbers option answers integers as strings.
+describeTokenStore("redis, a client with stringNumbers", {
+  store: () => new RedisTokenStore(client(undefined, { stringNumbers: true }), { prefix: `${prefix}sn:` }),
+  elapse: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+});
+
 describe("redis token store", () => {
   itChecksRedisStore("Redis", {
     client: () => client(),
