@@ -23,6 +23,20 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
 });
 
+/** Serves `app` on 127.0.0.1 until the test ends; its base URL. */
+async function listen(app: express.Express): Promise<string> {
+  const server = app.listen(0, "127.0.0.1");
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 /**
  * The payments API: `POST /payments` behind `idempotency()`, recording each payment it makes.
  * With `hold`, the handler waits for the test's go-ahead before recording anything.
@@ -64,17 +78,8 @@ async function paymentsApi(options: { hold?: Promise<void> } = {}) {
   );
   app.use(releaseOnError);
 
-  const server = app.listen(0, "127.0.0.1");
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: await listen(app),
     payments,
     keysSeen,
     events,
@@ -190,16 +195,7 @@ describe("exactly once, with @interlock/express idempotency()", () => {
       },
     );
     app.use(releaseOnError);
-    const server = app.listen(0, "127.0.0.1");
-    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    );
-    const proxy = await startLossyProxy(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 1);
+    const proxy = await startLossyProxy(await listen(app), 1);
     closers.push(proxy.close);
     const form = new FormData();
     form.set("title", "report");
