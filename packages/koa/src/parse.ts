@@ -69,7 +69,9 @@ const INFLATE: Record<string, (bytes: Buffer, options: ZlibOptions) => Buffer> =
 
 /** The body as text: inflated as its `Content-Encoding` says, decoded in its `charset`; else a 4xx, as the body parsers answer. */
 function bodyText({ raw, ctx, limit }: LazyBody): string {
-  const encoding = (ctx.get("content-encoding") || "identity").trim().toLowerCase();
+  // Node's header object, not Koa's getters: this runs for every keyed JSON request.
+  const headers = ctx.req.headers;
+  const encoding = headers["content-encoding"]?.trim().toLowerCase() || "identity";
   let bytes = raw;
   if (encoding !== "identity") {
     const inflate = INFLATE[encoding];
@@ -83,7 +85,9 @@ function bodyText({ raw, ctx, limit }: LazyBody): string {
       return ctx.throw(400, `the request body is not valid ${encoding} data`);
     }
   }
-  const charset = charsetOf(ctx.get("content-type"));
+  const contentType = headers["content-type"] ?? "";
+  // Most bodies name no charset: no parameters to look through.
+  const charset = contentType.includes(";") ? charsetOf(contentType) : "utf-8";
   if (charset === "utf-8" || charset === "utf8") return bytes.toString("utf8");
   try {
     return new TextDecoder(charset).decode(bytes);
