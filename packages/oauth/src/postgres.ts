@@ -55,10 +55,16 @@ function qualifiedTable(options: PostgresTokenStoreOptions): { table: string; in
   return { table: `${schema}${table}`, index: identifier(`${name.slice(0, 50)}_expires_idx`, "index") };
 }
 
-/** The SQL that creates the store's table; run it yourself, or let `migrate` run it. Idempotent. */
+/**
+ * The SQL that creates the store's table; run it yourself, or let `migrate` run it. Idempotent.
+ * Sent as one simple query it is one implicit transaction, and the transaction-scoped advisory
+ * lock keeps instances migrating at the same start-up from racing `CREATE TABLE IF NOT EXISTS`
+ * into a duplicate-key error on the catalog.
+ */
 export function migrationSql(options: PostgresTokenStoreOptions = {}): string {
   const { table, index } = qualifiedTable(options);
   return [
+    `SELECT pg_advisory_xact_lock(1229734731, 2); -- "ILCK", 2: serialises concurrent migrations`,
     `CREATE TABLE IF NOT EXISTS ${table} (`,
     "  key text PRIMARY KEY,",
     "  value text NOT NULL,",
@@ -69,7 +75,7 @@ export function migrationSql(options: PostgresTokenStoreOptions = {}): string {
   ].join("\n");
 }
 
-/** Creates the table (and its expiry index) if it does not exist. */
+/** Creates the table (and its expiry index) if it does not exist: safe from every instance at once. */
 export async function migrate(db: PgQueryable, options: PostgresTokenStoreOptions = {}): Promise<void> {
   await db.query({ text: migrationSql(options) });
 }

@@ -7,8 +7,8 @@ import { describeTokenStore } from "./token-store-suite.js";
 
 const table = `oauth_tokens_${process.pid}_${Date.now().toString(36)}`;
 const pools: pg.Pool[] = [];
-const pool = (connectionString = inject("databaseUrl")) => {
-  const made = new pg.Pool({ connectionString, max: 4 });
+const pool = (connectionString = inject("databaseUrl"), max = 4) => {
+  const made = new pg.Pool({ connectionString, max });
   made.on("error", () => {});
   pools.push(made);
   return made;
@@ -37,6 +37,20 @@ describe("postgres token store", () => {
       table,
     ]);
     expect(rows.map((r) => r.indexname)).toEqual([`${table}_expires_idx`, `${table}_pkey`]);
+  });
+
+  it("instances migrating at the same start-up do not trip over each other", async () => {
+    for (let round = 1; round <= 3; round++) {
+      const fresh = `${table}_m${round}`;
+      const instances = Array.from({ length: 6 }, () => pool(inject("databaseUrl"), 1));
+      try {
+        await Promise.all(instances.map((p) => migrate(p, { table: fresh })));
+        const store = new PostgresTokenStore(admin, { table: fresh });
+        expect(await store.set("k", "v", { ttlMs: 60_000 })).toBeTypeOf("string");
+      } finally {
+        await admin.query(`DROP TABLE IF EXISTS "${fresh}"`);
+      }
+    }
   });
 
   it("purges expired rows and only those", async () => {
