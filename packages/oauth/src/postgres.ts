@@ -100,6 +100,16 @@ function statements(table: string) {
 
 type Statement = keyof ReturnType<typeof statements>;
 
+// Under a default isolation above READ COMMITTED, a write that loses to a row committed after
+// its snapshot fails with a serialization failure (or, rarely, a deadlock) and changes nothing:
+// run it again with a fresh snapshot, which sees the winner. Each rerun needs yet another commit
+// on the same key in that window, so a few attempts are plenty.
+const MAX_ATTEMPTS = 10;
+const isSerializationFailure = (error: unknown) => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "40001" || code === "40P01";
+};
+
 /** A `TokenStore` on your `pg` pool: one statement per operation, the database's clock; create the table with `migrate`. */
 export class PostgresTokenStore implements TokenStore {
   readonly name = "postgres";
@@ -166,9 +176,16 @@ export class PostgresTokenStore implements TokenStore {
 
   /** One statement, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */
   async #execute(statement: Statement, values: unknown[]) {
-    return boundedStoreCall(this.name, statement, this.operationTimeoutMs, () =>
-      this.#db.query({ text: this.#sql[statement], values }),
-    );
+    const end = Date.now() + this.operationTimeoutMs; // no rerun once the caller was told it failed
+    return boundedStoreCall(this.name, statement, this.operationTimeoutMs, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#db.query({ text: this.#sql[statement], values });
+        } catch (error) {
+          if (!isSerializationFailure(error) || attempt >= MAX_ATTEMPTS || Date.now() >= end) throw error;
+        }
+      }
+    });
   }
 }
 

@@ -7,8 +7,8 @@ import { describeTokenStore } from "./token-store-suite.js";
 
 const table = `oauth_tokens_${process.pid}_${Date.now().toString(36)}`;
 const pools: pg.Pool[] = [];
-const pool = (connectionString = inject("databaseUrl"), max = 4) => {
-  const made = new pg.Pool({ connectionString, max });
+const pool = (connectionString = inject("databaseUrl"), max = 4, options?: string) => {
+  const made = new pg.Pool({ connectionString, max, options });
   made.on("error", () => {});
   pools.push(made);
   return made;
@@ -51,6 +51,34 @@ describe("postgres token store", () => {
         await admin.query(`DROP TABLE IF EXISTS "${fresh}"`);
       }
     }
+  });
+
+  it("a compare-and-set that loses to a concurrent commit returns undefined under SERIALIZABLE too", async () => {
+    // A default isolation above READ COMMITTED turns losing to a row committed after the
+    // statement's snapshot into a serialization failure: that is a lost race, not an outage.
+    const store = new PostgresTokenStore(
+      pool(inject("databaseUrl"), 4, "-c default_transaction_isolation=serializable"),
+      { table },
+    );
+    const key = `serializable:${Date.now().toString(36)}`;
+    const holder = await admin.connect();
+    try {
+      for (const [write, expect_] of [
+        [`INSERT INTO "${table}" VALUES ($1, 'theirs', 'v1', now() + interval '1 minute')`, null],
+        [`UPDATE "${table}" SET value = 'theirs', version = 'v2' WHERE key = $1`, "v1"],
+      ] as const) {
+        await holder.query("BEGIN");
+        await holder.query(write, [key]);
+        const ours = store.set(key, "ours", { ttlMs: 60_000, expect: expect_ });
+        await new Promise((resolve) => setTimeout(resolve, 100)); // ours waits for the row
+        await holder.query("COMMIT");
+        expect(await ours).toBeUndefined();
+      }
+    } finally {
+      holder.release();
+    }
+    expect(await store.get(key)).toEqual({ value: "theirs", version: "v2" });
+    expect(await store.delete(key, "v2")).toBe(true);
   });
 
   it("purges expired rows and only those", async () => {
