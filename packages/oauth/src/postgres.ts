@@ -94,7 +94,11 @@ function statements(table: string) {
       WHERE key = $1 AND version = $5 AND expires_at > now() RETURNING version`,
     delete: `DELETE FROM ${table} WHERE key = $1 AND ($2::text IS NULL OR version = $2)
       RETURNING (expires_at > now())::text AS live`,
-    purge: `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE expires_at <= now() LIMIT $1)`,
+    // SKIP LOCKED leaves a row a write is taking over right now to that write, and the outer
+    // condition is re-checked on the row version the DELETE sees: never a live value.
+    purge: `DELETE FROM ${table} WHERE key IN (
+      SELECT key FROM ${table} WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED
+    ) AND expires_at <= now()`,
   };
 }
 

@@ -91,6 +91,29 @@ describe("postgres token store", () => {
     expect(rows).toEqual([{ key: "purge:long" }]);
   });
 
+  it("a purge racing a write over an expired row leaves the new live value alone", async () => {
+    const store = new PostgresTokenStore(admin, { table });
+    const key = `race:purge:${Date.now().toString(36)}`;
+    await store.set(key, "old", { ttlMs: 50 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // A write taking over the expired row (as set does), not committed yet when the purge reads.
+    const writer = await admin.connect();
+    try {
+      await writer.query("BEGIN");
+      await writer.query(
+        `UPDATE "${table}" SET value = 'new', version = 'v-new', expires_at = now() + interval '1 minute' WHERE key = $1`,
+        [key],
+      );
+      const purging = store.purgeExpired();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await writer.query("COMMIT");
+      await purging;
+    } finally {
+      writer.release();
+    }
+    expect(await store.get(key)).toEqual({ value: "new", version: "v-new" });
+  });
+
   it("fails with StoreUnavailableError, in bounded time, when PostgreSQL cannot be reached", async () => {
     const store = new PostgresTokenStore(pool(`postgres://postgres@127.0.0.1:${await freePort()}/none`), {
       table,
