@@ -30,6 +30,14 @@ describeTokenStore("postgres", {
   elapse: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 });
 
+// The contract again on connections whose default isolation is SERIALIZABLE: a write that loses
+// to a concurrent commit is then a serialization failure, which the store reruns.
+describeTokenStore("postgres, SERIALIZABLE by default", {
+  store: () =>
+    new PostgresTokenStore(pool(inject("databaseUrl"), 4, "-c default_transaction_isolation=serializable"), { table }),
+  elapse: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+});
+
 describe("postgres token store", () => {
   it("creates its table and expiry index with a migration you can also print", async () => {
     expect(migrationSql({ table: "tokens", schema: "auth" })).toContain('CREATE TABLE IF NOT EXISTS "auth"."tokens"');
