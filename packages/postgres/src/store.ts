@@ -27,7 +27,8 @@ import { resolveTable, type Statement, type Statements, statements, type TableOp
 export interface PostgresStoreOptions extends TableOptions {
   /**
    * Bound on every operation in ms, waiting for a pool connection included. Past it the
-   * operation fails with `StoreUnavailableError`. Default 2,000.
+   * operation fails with `StoreUnavailableError`. Default 2,000; at most 2^31 - 1 (a timer's
+   * range).
    */
   operationTimeoutMs?: number;
   /** Largest record (body plus header text) in bytes. Default 1 MiB. */
@@ -70,6 +71,8 @@ interface ClaimRow {
 // rerun needs yet another commit on the same key in that window, so a few attempts are plenty.
 const MAX_CLAIM_ATTEMPTS = 10;
 const MAX_RECORD_LIMIT = 256 * 1024 * 1024;
+// setTimeout's largest delay (2^31 - 1 ms, about 24.8 days): past it, a timer fires at once.
+const MAX_TIMEOUT = 2_147_483_647;
 
 // PostgreSQL text cannot hold U+0000, and a lone surrogate has no UTF-8 form (it would become
 // U+FFFD, merging distinct keys).
@@ -148,7 +151,7 @@ export class PostgresStore implements InterlockStore {
     const table = resolveTable(options);
     this.#table = table.qualified;
     this.#sql = statements(table, options.preparedStatements === true);
-    this.operationTimeoutMs = positiveInteger("operationTimeoutMs", options.operationTimeoutMs, 2_000);
+    this.operationTimeoutMs = positiveInteger("operationTimeoutMs", options.operationTimeoutMs, 2_000, MAX_TIMEOUT);
     this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, 1024 * 1024, MAX_RECORD_LIMIT);
   }
 

@@ -158,6 +158,10 @@ describe("connections", () => {
     for (const options of [
       { operationTimeoutMs: 0 },
       { operationTimeoutMs: 1.5 },
+      // Past setTimeout's range (2^31 - 1 ms) a timer fires at once: every operation would time
+      // out after 1 ms ("no answer within 9007199254740991 ms").
+      { operationTimeoutMs: 2 ** 31 },
+      { operationTimeoutMs: Number.MAX_SAFE_INTEGER },
       { maxRecordBytes: -1 },
       { table: 'x"; DROP TABLE y; --' },
       { table: "1abc" },
@@ -169,5 +173,16 @@ describe("connections", () => {
     expect(() => postgresStore({} as never)).toThrow(/Pool or Client/);
     expect(postgresStore(pool).maxRecordBytes).toBe(1024 * 1024);
     expect(postgresStore(pool).operationTimeoutMs).toBe(2_000);
+  });
+
+  it("takes the longest timeout a timer can hold", async () => {
+    const table = await freshTable(pool, "timer");
+    const fresh = newPool(); // opening a connection takes longer than a misfired 1 ms timer
+    try {
+      const store = postgresStore(fresh, { operationTimeoutMs: 2 ** 31 - 1, table });
+      expect((await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
+    } finally {
+      await fresh.end();
+    }
   });
 });
