@@ -32,9 +32,12 @@ export interface PostgresTokenStoreOptions {
   table?: string;
   /** Schema of the table. Default: the connection's search path. */
   schema?: string;
-  /** Longest wait for one operation (a pool connection included), in ms. Default 2,000. */
+  /** Longest wait for one operation (a pool connection included), in ms. Default 2,000; at most 2^31 - 1. */
   operationTimeoutMs?: number;
 }
+
+// setTimeout's largest delay (2^31 - 1 ms, about 24.8 days).
+const MAX_TIMEOUT = 2_147_483_647;
 
 /** The table name used when none is given. */
 export const DEFAULT_TOKEN_TABLE = "interlock_oauth_tokens";
@@ -128,6 +131,10 @@ export class PostgresTokenStore implements TokenStore {
     if (typeof db?.query !== "function") throw new InterlockConfigError("the postgres token store needs a pg Pool");
     this.table = qualifiedTable(options).table;
     this.operationTimeoutMs = positiveIntegerOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
+    // Past setTimeout's range a timer fires at once: every operation would time out.
+    if (this.operationTimeoutMs > MAX_TIMEOUT) {
+      throw new InterlockConfigError(`operationTimeoutMs must be at most ${MAX_TIMEOUT}`);
+    }
     this.#db = db;
     this.#sql = statements(this.table);
   }

@@ -134,5 +134,10 @@ describe("postgres token store", () => {
     expect(() => new PostgresTokenStore(admin, { table: 'x"; DROP TABLE y; --' })).toThrow(InterlockConfigError);
     expect(() => new PostgresTokenStore(admin, { schema: "a.b" })).toThrow(InterlockConfigError);
     expect(() => new PostgresTokenStore({} as never)).toThrow(InterlockConfigError);
+    // Past setTimeout's range (2^31 - 1 ms) a timer fires at once: every operation would time out.
+    expect(() => new PostgresTokenStore(admin, { operationTimeoutMs: Number.MAX_SAFE_INTEGER })).toThrow(
+      InterlockConfigError,
+    );
+    expect(new PostgresTokenStore(admin, { operationTimeoutMs: 2 ** 31 - 1 }).operationTimeoutMs).toBe(2 ** 31 - 1);
   });
 });
