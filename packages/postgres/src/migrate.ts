@@ -1,11 +1,12 @@
 /** Creating the table: run it from your start-up code, or print the SQL for your own migrations. */
 
-import { Deadline, execute, type PgQueryable, storeError } from "./query.js";
+import { InterlockConfigError } from "@interlock/core";
+import { Deadline, execute, MAX_TIMEOUT_MS, type PgQueryable, storeError } from "./query.js";
 import { migrationSql, resolveTable, type TableOptions } from "./sql.js";
 
 /** Where `migrate` creates the table, and how long it may take. */
 export interface MigrateOptions extends TableOptions {
-  /** Bound on the migration in ms (it may wait for another instance's). Default 30,000. */
+  /** Bound on the migration in ms (it may wait for another instance's). Default 30,000; at most 2^31 - 1. */
   timeoutMs?: number;
 }
 
@@ -15,6 +16,9 @@ export interface MigrateOptions extends TableOptions {
  */
 export async function migrate(db: PgQueryable, options: MigrateOptions = {}): Promise<void> {
   const { timeoutMs = 30_000, ...table } = options;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
+    throw new InterlockConfigError(`timeoutMs must be a whole number from 1 to ${MAX_TIMEOUT_MS}`);
+  }
   const sql = migrationSql(table);
   try {
     // No parameters: sent as one simple query, so its statements run as one transaction.

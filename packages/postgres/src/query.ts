@@ -57,6 +57,9 @@ const isPool = (db: PgQueryable): db is PgPool =>
 /** Every column arrives as PostgreSQL's text (or null): the store parses what it selected. */
 const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
+/** setTimeout's largest delay (2^31 - 1 ms, about 24.8 days): past it, a timer fires at once. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
 /** The end of an operation's time budget, shared by every step (and every rerun) of it. */
 export class Deadline {
   readonly #end: number;

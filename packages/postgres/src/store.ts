@@ -20,7 +20,15 @@ import {
   type StoredResponse,
   StoreUnavailableError,
 } from "@interlock/core";
-import { Deadline, execute, isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
+import {
+  Deadline,
+  execute,
+  isSerializationFailure,
+  MAX_TIMEOUT_MS,
+  type PgQueryable,
+  type PgResult,
+  storeError,
+} from "./query.js";
 import { resolveTable, type Statement, type Statements, statements, type TableOptions } from "./sql.js";
 
 /** The PostgreSQL store's table, bounds and statements. */
@@ -71,8 +79,6 @@ interface ClaimRow {
 // rerun needs yet another commit on the same key in that window, so a few attempts are plenty.
 const MAX_CLAIM_ATTEMPTS = 10;
 const MAX_RECORD_LIMIT = 256 * 1024 * 1024;
-// setTimeout's largest delay (2^31 - 1 ms, about 24.8 days): past it, a timer fires at once.
-const MAX_TIMEOUT = 2_147_483_647;
 
 // PostgreSQL text cannot hold U+0000, and a lone surrogate has no UTF-8 form (it would become
 // U+FFFD, merging distinct keys).
@@ -151,7 +157,7 @@ export class PostgresStore implements InterlockStore {
     const table = resolveTable(options);
     this.#table = table.qualified;
     this.#sql = statements(table, options.preparedStatements === true);
-    this.operationTimeoutMs = positiveInteger("operationTimeoutMs", options.operationTimeoutMs, 2_000, MAX_TIMEOUT);
+    this.operationTimeoutMs = positiveInteger("operationTimeoutMs", options.operationTimeoutMs, 2_000, MAX_TIMEOUT_MS);
     this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, 1024 * 1024, MAX_RECORD_LIMIT);
   }
 

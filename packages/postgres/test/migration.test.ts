@@ -97,6 +97,21 @@ describe("migration", () => {
     await works(postgresStore(pool, { table }));
   });
 
+  it("takes any timeout a timer can hold, and refuses others instead of failing at once", async () => {
+    const table = uniqueTable("timeout");
+    const fresh = newPool(); // opening a connection takes longer than a misfired 1 ms timer
+    try {
+      await migrate(fresh, { table, timeoutMs: 2 ** 31 - 1 });
+    } finally {
+      await fresh.end();
+    }
+    await works(postgresStore(pool, { table }));
+    // Past setTimeout's range a timer fires at once: the migration would "time out" after 1 ms.
+    for (const timeoutMs of [Number.POSITIVE_INFINITY, 2 ** 31, 0, -1, 1.5]) {
+      await expect(migrate(pool, { table, timeoutMs }), String(timeoutMs)).rejects.toThrow(/timeoutMs must be/);
+    }
+  });
+
   it("refuses identifiers that are not plain names", () => {
     expect(() => migrationSql({ table: "a-b" })).toThrow(/table must be/);
     expect(() => migrationSql({ schema: 'x"y' })).toThrow(/schema must be/);
