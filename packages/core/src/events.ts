@@ -228,7 +228,8 @@ export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) =>
 
 /**
  * Calls the user's hook. A hook that throws must not change the outcome it is told about
- * (a verified delivery refused because a logger failed), so its error is dropped. Any
+ * (a verified delivery refused because a logger failed), so its error is dropped. So is the
+ * rejection of an async hook's promise: left unhandled, it would end a Node process. Any
  * package's event union can go through it (`@interlock/client` has its own).
  */
 export function emit<
@@ -239,11 +240,14 @@ export function emit<
 >(hook: ((event: E) => void) | undefined, event: E): void {
   if (hook === undefined) return;
   try {
-    hook(event);
+    const result = hook(event) as PromiseLike<unknown> | null | undefined;
+    if (typeof result?.then === "function") result.then(undefined, ignore);
   } catch {
     // Deliberately ignored: see above.
   }
 }
+
+const ignore = () => {};
 
 /** A monotonic clock in milliseconds, where the runtime has one. */
 export const monotonicNow: () => number =

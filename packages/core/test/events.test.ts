@@ -332,3 +332,41 @@ describe("idempotency events", () => {
     expect((events[0] as { storeMs: number }).storeMs).toBeGreaterThan(0);
   });
 });
+
+describe("a hook that rejects", () => {
+  it("an async hook's rejection is dropped like a throw: no unhandled rejection, outcomes unchanged", async () => {
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", listener);
+    try {
+      // An async logger that fails: `(event) => void` accepts it, and its promise is dropped.
+      const onEvent = async () => {
+        throw new Error("logger down");
+      };
+      const receiver = createWebhookReceiver({
+        scheme: standardWebhooks,
+        secret: SECRET,
+        store: new MemoryStore(),
+        now: clockAt(NOW),
+        onEvent,
+      });
+      const signed = await signWebhook({
+        scheme: standardWebhooks,
+        secret: SECRET,
+        body: BODY,
+        id: "m",
+        timestamp: NOW,
+      });
+      await expect(receiver.receive(signed.headers, BODY, () => "done")).resolves.toMatchObject({
+        outcome: "processed",
+      });
+      const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent });
+      const request = { method: "POST", route: "/p", path: "/p", headers: { "idempotency-key": "k" }, body: "{}" };
+      expect(await engine.begin(request)).toMatchObject({ action: "execute" });
+      await sleep(20);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", listener);
+    }
+  });
+});

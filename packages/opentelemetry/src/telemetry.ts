@@ -25,7 +25,8 @@ export interface InterlockTelemetryOptions<E extends TelemetryEvent = TelemetryE
   tracerProvider?: TracerProvider;
   /**
    * Your own hook, called with every event after telemetry has recorded it (for logs): pass
-   * the returned hook as core's `onEvent` and keep yours here. Its errors are not caught here.
+   * the returned hook as core's `onEvent` and keep yours here. Its errors (and its promise's
+   * rejection, if it is async) are not caught here: the emitting package drops them.
    */
   onEvent?: TelemetryHook<E>;
 }
@@ -75,6 +76,7 @@ export function interlockTelemetry<E extends TelemetryEvent = TelemetryEvent>(
       // Telemetry never changes an outcome, and never keeps the app's own hook from running.
       diag.error(`${INSTRUMENTATION_SCOPE}: could not record ${event.type}`, error);
     }
-    onEvent?.(event);
+    // Returned, so that an async hook's rejection reaches the emitter, which drops it.
+    return onEvent?.(event);
   };
 }

@@ -73,6 +73,30 @@ describe("composing with the app's own hook", () => {
     ]);
   });
 
+  it("an async app hook that rejects reaches the emitter's catch: no unhandled rejection, the request unchanged", async () => {
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown) => void unhandled.push(reason);
+    process.on("unhandledRejection", listener);
+    try {
+      otel = sdk();
+      const onEvent = interlockTelemetry({
+        meterProvider: otel.meterProvider,
+        tracerProvider: otel.tracerProvider,
+        onEvent: async () => {
+          throw new Error("log shipper down");
+        },
+      });
+      app = await startApp({ onEvent, store: switchableStore().store });
+      const response = await deliverTo(app, "msg_3");
+      expect([response.status, JSON.parse(response.body)]).toEqual([200, { received: "msg_3" }]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+      expect((await otel.spans()).length).toBe(3);
+    } finally {
+      process.off("unhandledRejection", listener);
+    }
+  });
+
   it("an event type it does not know (a newer package's) is passed on and records nothing", async () => {
     otel = sdk();
     const seen: unknown[] = [];
