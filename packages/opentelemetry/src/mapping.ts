@@ -7,7 +7,7 @@
 
 import type { ClientEvent } from "@interlock/client";
 import type { IdempotencyEventBase, InterlockEvent } from "@interlock/core";
-import type { OAuthEvent } from "@interlock/oauth";
+import type { LoginErrorCode, OAuthErrorCode, OAuthEvent } from "@interlock/oauth";
 import type { Attributes } from "@opentelemetry/api";
 import {
   ATTR_CLIENT_ATTEMPT,
@@ -79,6 +79,33 @@ export const SPAN_OAUTH_TOKEN = "interlock.oauth.token";
 /** The `error.type` of a failure Interlock reports by outcome rather than by code. */
 const STORE_UNAVAILABLE = "store_unavailable";
 const HANDLER_FAILED = "handler_failed";
+/** The semantic conventions' `error.type` for an error outside the documented list. */
+const OTHER = "_OTHER";
+
+/**
+ * The codes a refused login is counted by: a `LoginError`'s and RFC 6749's. Any other is the
+ * `error` a callback URL carried, which whoever sends the callback chooses: one series each.
+ */
+const LOGIN_REFUSALS: { readonly [C in LoginErrorCode | OAuthErrorCode]: true } = {
+  state_missing: true,
+  state_mismatch: true,
+  state_unknown: true,
+  issuer_mismatch: true,
+  invalid_callback: true,
+  invalid_request: true,
+  invalid_client: true,
+  invalid_grant: true,
+  unauthorized_client: true,
+  unsupported_grant_type: true,
+  invalid_scope: true,
+  invalid_target: true,
+  unsupported_token_type: true,
+  access_denied: true,
+  unsupported_response_type: true,
+  server_error: true,
+  temporarily_unavailable: true,
+};
+const loginRefusal = (code: string) => (Object.hasOwn(LOGIN_REFUSALS, code) ? code : OTHER);
 
 /** Every event `interlockTelemetry()` records: core's, `@interlock/client`'s and `@interlock/oauth`'s. */
 export type TelemetryEvent = InterlockEvent | ClientEvent | OAuthEvent;
@@ -355,7 +382,7 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "completed" });
   },
   "oauth.login.refused"(event, record) {
-    record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "refused", [ATTR_ERROR_TYPE]: event.code });
+    record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "refused", [ATTR_ERROR_TYPE]: loginRefusal(event.code) });
   },
   "oauth.session.ended"(event, record) {
     record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason });

@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CircuitOpenError, createClient, RetryLimitError } from "@interlock/client";
-import { createClientCredentials, createOAuthClient } from "@interlock/oauth";
+import { createClientCredentials, createLogin, createOAuthClient } from "@interlock/oauth";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -17,6 +17,7 @@ import {
   METRIC_CLIENT_GIVE_UPS,
   METRIC_CLIENT_RETRIES,
   METRIC_CLIENT_RETRY_DELAY,
+  METRIC_OAUTH_LOGINS,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
   METRIC_OAUTH_TOKEN_REQUESTS,
   SPAN_CLIENT_ATTEMPT,
@@ -228,6 +229,38 @@ describe("@interlock/oauth events", () => {
       ["issued", SpanStatusCode.UNSET],
       ["invalid_client", SpanStatusCode.ERROR],
     ]);
+  });
+
+  it("a login refused with whatever error a browser put in its callback: a known code as it is, the rest _OTHER", async () => {
+    const { otel, onEvent } = telemetry();
+    const issuer = "https://id.example.com";
+    const client = createOAuthClient({
+      issuer,
+      clientId: "app",
+      clientSecret: "secret",
+      metadata: { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token` },
+      onEvent,
+    });
+    const login = createLogin(client, { redirectUri: "https://app.example.com/callback" });
+    // Anyone can start a login and send its callback back with an `error` of their choosing.
+    for (const error of ["access_denied", "x-1f3a9c", "x-77b0e2"]) {
+      const { state } = await login.begin();
+      const callback = new URLSearchParams({ state, error });
+      await expect(login.complete(callback, { state })).rejects.toMatchObject({ code: error });
+    }
+    await expect(login.complete(new URLSearchParams({ state: "s" }), { state: "t" })).rejects.toMatchObject({
+      code: "state_mismatch",
+    });
+
+    const refused = { "interlock.oauth.outcome": "refused" };
+    expect(sorted((await otel.metrics())[METRIC_OAUTH_LOGINS])).toEqual(
+      sorted([
+        { attributes: { "interlock.oauth.outcome": "started" }, value: 3 },
+        { attributes: { ...refused, "error.type": "access_denied" }, value: 1 },
+        { attributes: { ...refused, "error.type": "_OTHER" }, value: 2 },
+        { attributes: { ...refused, "error.type": "state_mismatch" }, value: 1 },
+      ]),
+    );
   });
 
   it("the breakers gauge follows client.breakers when the LRU drops a breaker and when a snapshot is restored", async () => {
