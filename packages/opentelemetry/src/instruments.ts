@@ -47,7 +47,7 @@ export const METRIC_OAUTH_TOKEN_REQUEST_DURATION = "interlock.oauth.token.reques
 export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
 /** Counter: logins, by outcome (`started`, `completed`, `refused`) and refusal code. */
 export const METRIC_OAUTH_LOGINS = "interlock.oauth.logins";
-/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`). */
+/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`). */
 export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
 
 /** Bucket boundaries (seconds) every duration histogram advises. */
@@ -104,7 +104,7 @@ const COUNTERS = {
   [METRIC_OAUTH_SESSIONS_ENDED]: {
     unit: "{session}",
     description:
-      "Sessions whose tokens were deleted, by reason: revoked, no_session, expired, refresh_rejected or token_rejected.",
+      "Sessions whose tokens were deleted, by reason: revoked, deleted (revoked without a revocation endpoint), no_session, expired, refresh_rejected or token_rejected.",
   },
 } as const;
 
