@@ -316,6 +316,37 @@ describe("idempotency events", () => {
     expect(down?.storeMs).toBe(released?.storeMs);
   });
 
+  it("report a failed complete after its not_recorded event, with the same store time, as a failed release is", async () => {
+    const store = new MemoryStore();
+    store.complete = () => Promise.reject(new StoreUnavailableError("memory", "down"));
+    const { engine, events } = engineOn(store);
+    const first = await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-10" }));
+    if (first.action !== "execute") throw new Error("not first");
+    expect(await engine.finish(first.ticket, response(201))).toBe(false);
+    expect(events.map((e) => e.type)).toEqual([
+      "idempotency.first",
+      "idempotency.not_recorded",
+      "idempotency.store_down",
+    ]);
+    const [, notRecorded, down] = events as Array<InterlockEvent & { storeMs: number }>;
+    expect(notRecorded).toMatchObject({ reason: "store_error" });
+    expect(down).toMatchObject({ operation: "complete", failOpen: false, key: "k1", correlationId: "req-10" });
+    expect(down?.storeMs).toBe(notRecorded?.storeMs);
+  });
+
+  it("a lost lease is not recorded, and no store_down: the store answered", async () => {
+    const store = new MemoryStore();
+    store.complete = async () => false;
+    const { engine, events } = engineOn(store);
+    const first = await engine.begin(request({ "idempotency-key": "k1" }));
+    if (first.action !== "execute") throw new Error("not first");
+    expect(await engine.finish(first.ticket, response(201))).toBe(false);
+    expect(events.map((e) => [e.type, "reason" in e ? e.reason : undefined])).toEqual([
+      ["idempotency.first", undefined],
+      ["idempotency.not_recorded", "lease_lost"],
+    ]);
+  });
+
   it("report an unreachable store's claim with its time", async () => {
     const store = new MemoryStore();
     store.claim = async () => {

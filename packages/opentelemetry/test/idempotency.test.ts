@@ -401,3 +401,42 @@ describe("requests that leave nothing stored", () => {
     ]);
   });
 });
+
+describe("a response the store could not keep", () => {
+  it("a complete that fails: not_recorded and store_down(complete) counted, the failed complete timed once", async () => {
+    store.store.complete = () => Promise.reject(new Error("connection reset"));
+    const response = await pay("order-7");
+    expect(response.status).toBe(201);
+    expect(events.map((event) => event.type)).toEqual([
+      "idempotency.first",
+      "idempotency.not_recorded",
+      "idempotency.store_down",
+    ]);
+    const metrics = await otel.metrics();
+    expect(sorted(metrics["interlock.idempotency.outcomes"])).toEqual(
+      sorted([
+        { attributes: { ...ROUTE, "interlock.idempotency.outcome": "first" }, value: 1 },
+        {
+          attributes: { ...ROUTE, "interlock.idempotency.outcome": "not_recorded", "error.type": "store_error" },
+          value: 1,
+        },
+        {
+          attributes: {
+            ...ROUTE,
+            "interlock.idempotency.outcome": "store_down",
+            "interlock.store.operation": "complete",
+            "interlock.idempotency.fail_open": false,
+            "error.type": "store_unavailable",
+          },
+          value: 1,
+        },
+      ]),
+    );
+    const complete = { "interlock.component": "idempotency", "interlock.store.operation": "complete" };
+    expect(
+      metrics["interlock.store.duration"]
+        ?.filter((point) => point.attributes["interlock.store.operation"] === "complete")
+        .map((point) => [point.attributes, "count" in point && point.count]),
+    ).toEqual([[{ ...complete, "error.type": "store_unavailable" }, 1]]);
+  });
+});

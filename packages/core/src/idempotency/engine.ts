@@ -484,7 +484,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         const durationMs = now - ticket.started;
         const storeMs = now - completing;
         if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs, storeMs });
-        else
+        else {
           emit(onEvent, {
             ...base,
             type: "idempotency.not_recorded",
@@ -492,6 +492,9 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
             durationMs,
             storeMs,
           });
+          // As for a failed release: the outcome first, then the store that failed.
+          if (stored === undefined) storeDown(base, "complete", storeMs);
+        }
       }
       return stored === true;
     },
