@@ -170,6 +170,7 @@ async function capture(
     const body = givenBody(written.data);
     if (body !== undefined) {
       const headers = headerPairs(response.headers);
+      if (typeof body === "string" && !response.headers.has("content-type")) headers.push(TEXT_TYPE);
       answerWithRecord(c, written.data as BodyInit | null, status, headers);
       return finish({ status, headers, body });
     }
@@ -201,6 +202,13 @@ function answerWithRecord(c: Context, data: BodyInit | null, status: number, hea
   c.res = undefined;
   c.res = new Response(data, { status, headers: record });
 }
+
+/**
+ * The Content-Type the Fetch spec gives a string body the route set none for. Bun leaves it out
+ * of `response.headers` (it adds its own as it sends), so it is written here: the first answer
+ * and the replay, made of stored bytes, go out with it alike.
+ */
+const TEXT_TYPE: [string, string] = ["content-type", "text/plain;charset=UTF-8"];
 
 /** The bytes of a body as given to the context, when it is one Response sends as it is. */
 function givenBody(data: unknown): Uint8Array | string | undefined {

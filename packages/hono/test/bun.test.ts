@@ -1,7 +1,8 @@
 /**
  * The whole scenario table again, with the app served by Bun: the adapter and core run on
  * Bun's own Request/Response and Web Crypto, while the rows and the handlers' bookkeeping
- * stay here. A missing bun fails the table; it is never skipped.
+ * stay here. A missing bun fails the table; it is never skipped. Then what only Bun does
+ * differently: text answers, whose default Content-Type Bun keeps out of `response.headers`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:http";
@@ -10,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { type SchemeName, schemes, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions, type ScenarioHandlers } from "@interlock/core/testing";
 import { installedRuntime } from "@interlock/test-harness/portability";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BunScenarioConfig } from "./fixtures/bun-server.js";
 import { type Served, serveNode } from "./serve.js";
 
@@ -65,12 +67,15 @@ interface Started {
   runtime: { bun: string | undefined; crypto: string };
 }
 
-/** Starts the Bun app and waits for the URL it prints. */
-async function startBun(config: BunScenarioConfig): Promise<{ child: ChildProcess; url: string }> {
-  const args = ["--tsconfig-override", here("./fixtures/bun.tsconfig.json"), here("./fixtures/bun-server.ts")];
+/** Starts a Bun app (the scenario app unless told) and waits for the URL it prints. */
+async function startBun(
+  config: BunScenarioConfig | undefined,
+  app = "./fixtures/bun-server.ts",
+): Promise<{ child: ChildProcess; url: string }> {
+  const args = ["--tsconfig-override", here("./fixtures/bun.tsconfig.json"), here(app)];
   const child = spawn(installedRuntime("bun"), args, {
     cwd: here("."),
-    env: { ...process.env, INTERLOCK_SCENARIO: JSON.stringify(config) },
+    env: { ...process.env, INTERLOCK_SCENARIO: JSON.stringify(config ?? null) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise<never>((_, reject) =>
@@ -97,4 +102,36 @@ describeAdapterScenarios("hono on Bun", async (options) => {
       await endpoint.close();
     },
   };
+});
+
+describe("hono on Bun: text answers", () => {
+  let bun: { child: ChildProcess; url: string };
+  beforeAll(async () => {
+    bun = await startBun(undefined, "./fixtures/bun-text-answers.ts");
+  });
+  afterAll(async () => {
+    const exit = new Promise((resolve) => bun.child.once("exit", resolve));
+    bun.child.kill();
+    await exit;
+  });
+
+  // Bun keeps a string's default Content-Type out of `response.headers`: the replay, made of
+  // stored bytes, must still carry the type the first answer went out with.
+  it.each(["/text", "/text-with-status", "/body", "/new-response"])(
+    "%s: the replay has the first answer's text/plain type, status and bytes",
+    async (path) => {
+      const send = () =>
+        fetch(`${bun.url}${path}`, { method: "POST", headers: { "idempotency-key": "k" }, body: "{}" });
+      const first = await send();
+      const firstBytes = new Uint8Array(await first.arrayBuffer());
+      const replay = await send();
+      expect(replay.headers.get("idempotent-replayed")).toBe("true");
+      expect(first.headers.get("content-type")).toMatch(/^text\/plain; ?charset=utf-8$/i);
+      expect([replay.status, replay.headers.get("content-type")]).toEqual([
+        first.status,
+        first.headers.get("content-type"),
+      ]);
+      expect(new Uint8Array(await replay.arrayBuffer())).toEqual(firstBytes);
+    },
+  );
 });
