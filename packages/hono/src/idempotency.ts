@@ -92,7 +92,11 @@ function pathAndQuery(url: string): string {
   return start === -1 ? "/" : url.slice(start);
 }
 
-/** Runs the route, then settles the key: a throw (seen by Hono as `c.error`) releases it. */
+/**
+ * Runs the route, then settles the key: a throw (seen by Hono as `c.error`) releases it, and so
+ * does a context nothing answered (Hono then answers 500 "Context is not finalized"; `c.res`
+ * would only be the empty 200 its getter makes up).
+ */
 async function execute(
   engine: IdempotencyEngine<HonoIdempotencyRequest>,
   ticket: IdempotencyTicket,
@@ -106,7 +110,7 @@ async function execute(
     await engine.abort(ticket);
     throw error;
   }
-  if (c.error) return engine.abort(ticket);
+  if (c.error || !c.finalized) return engine.abort(ticket);
   const finish = (captured: CapturedResponse) => engine.finish(ticket, captured).then(() => undefined);
   await capture(c, written(), engine.options.store.maxRecordBytes, finish);
 }

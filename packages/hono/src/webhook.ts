@@ -69,7 +69,9 @@ export function webhook<T = unknown>(
 
 /**
  * Runs the route and settles the delivery. Hono catches a route's throw itself (its
- * `onError` has already answered when `next()` returns) and records it on `c.error`.
+ * `onError` has already answered when `next()` returns) and records it on `c.error`. A context
+ * nothing answered is a failure too: Hono answers it 500 ("Context is not finalized"), and
+ * `c.res` would only be the empty 200 its getter makes up.
  */
 async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Context, next: Next): Promise<void> {
   try {
@@ -78,6 +80,6 @@ async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Conte
     await receiver.abort(ticket);
     throw error;
   }
-  if (c.error) await receiver.abort(ticket);
+  if (c.error || !c.finalized) await receiver.abort(ticket);
   else await receiver.finish(ticket, { status: c.res.status });
 }

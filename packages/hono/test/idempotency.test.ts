@@ -1,7 +1,7 @@
 /** The idempotency middleware on its own: response capture, streams, body reading, scoping, failures. */
 import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { stream, streamSSE, streamText } from "hono/streaming";
 import { describe, expect, it } from "vitest";
@@ -439,6 +439,33 @@ describe("failures", () => {
     expect((await send(url, key)).headers.get("idempotent-replayed")).toBe("true");
     expect(runs).toBe(3);
     expect(released(events)).toEqual(["error", "error"]);
+  });
+
+  it("a route that leaves the context unanswered (Hono's 500) releases the key: no empty 200 is stored", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let checks = 0;
+    let runs = 0;
+    // A guard that, the first time, forgets to return its answer (and so neither answers nor calls next).
+    const guard: MiddlewareHandler = async (c, next) => {
+      if (++checks === 1) {
+        c.json({ error: "try again" }, 429);
+        return;
+      }
+      await next();
+    };
+    app.post("/pay", idempotency(options(events)), guard, (c) => c.json({ run: ++runs }, 201));
+    app.onError((_error, c) => c.json({ error: "failed" }, 500));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(500);
+    const retry = await send(url, key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      201,
+      null,
+      '{"run":1}',
+    ]);
+    expect(released(events)).toEqual(["error"]);
   });
 
   it("answers the engine's refusals as problem+json: 400 for a malformed key, 400 when required and missing", async () => {

@@ -8,7 +8,7 @@ import {
 } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { validator } from "hono/validator";
 import { describe, expect, expectTypeOf, it } from "vitest";
@@ -238,6 +238,27 @@ describe("settling the delivery", () => {
     expect((await post(url, d)).status).toBe(200);
     expect(await (await post(url, d)).json()).toEqual({ duplicate: true, id: d.id });
     expect(runs).toBe(3);
+  });
+
+  it("releases a delivery the route leaves unanswered (Hono's 500): the redelivery runs", async () => {
+    const app = new Hono();
+    let checks = 0;
+    let runs = 0;
+    // A guard that, the first time, forgets to return its answer (and so neither answers nor calls next).
+    const guard: MiddlewareHandler = async (c, next) => {
+      if (++checks === 1) {
+        c.text("busy", 503);
+        return;
+      }
+      await next();
+    };
+    app.post("/hook", webhook(options()), guard, (c) => c.json({ run: ++runs }));
+    app.onError((_error, c) => c.json({ error: "failed" }, 500));
+    const url = `${await start(app)}/hook`;
+    const d = await delivery('{"a":1}');
+    expect((await post(url, d)).status).toBe(500);
+    const redelivery = await post(url, d);
+    expect([redelivery.status, await redelivery.json()]).toEqual([200, { run: 1 }]);
   });
 });
 
