@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { InterlockConfigError, MAX_KEY_LENGTH, MemoryStore, StoreUnavailableError } from "../src/index.js";
 import { hashKey, KeyIndex } from "../src/store/key-index.js";
 import { describeStoreConformance } from "../src/testing/index.js";
@@ -280,6 +280,30 @@ describe("memory store key index (open addressing)", () => {
       if ((hashKey(`key-${i}`, 1) & (cells - 1)) === 0) colliding.push(`key-${i}`);
     const homes = new Set(colliding.map((key) => hashKey(key, 2) & (cells - 1)));
     expect(homes.size).toBeGreaterThan(30);
+  });
+});
+
+describe("memory store made in global scope", () => {
+  // Cloudflare Workers throw on random values outside a request, and apps make their store at
+  // module top level (a Worker cannot start then): the hash seed is drawn on first use.
+  it("draws no random value when made, and its seed from Web Crypto once used", async () => {
+    const refused = vi.spyOn(globalThis.crypto, "getRandomValues").mockImplementation(() => {
+      throw new Error("Disallowed operation called within global scope: generating random values");
+    });
+    let store: MemoryStore;
+    try {
+      store = new MemoryStore();
+    } finally {
+      refused.mockRestore();
+    }
+    const draws = vi.spyOn(globalThis.crypto, "getRandomValues");
+    try {
+      expect((await store.claim("k", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("claimed");
+      expect((await store.claim("k", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("in_flight");
+      expect(draws).toHaveBeenCalledTimes(1);
+    } finally {
+      draws.mockRestore();
+    }
   });
 });
 

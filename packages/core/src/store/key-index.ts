@@ -57,7 +57,11 @@ export class KeyIndex {
   /** Per slot: its key's hash (meaningful while the slot is indexed), to find its cell. */
   #hashes: Int32Array;
   readonly #keys: string[];
-  readonly #seed = randomSeed();
+  /**
+   * Drawn on first use, not when the store is made: Cloudflare Workers refuse random values in
+   * global scope, where apps make their store.
+   */
+  #seed: number | undefined;
   // A claim looks its key up and then adds it: the second hash is this one.
   #lastKey = "";
   #lastHash = 0;
@@ -71,6 +75,7 @@ export class KeyIndex {
   #hash(key: string): number {
     if (key !== this.#lastKey) {
       this.#lastKey = key;
+      this.#seed ??= randomSeed();
       this.#lastHash = hashKey(key, this.#seed);
     }
     return this.#lastHash;
