@@ -75,9 +75,11 @@ export {
   assertKey,
   boundedStoreCall,
   MAX_KEY_LENGTH,
+  MAX_TIMEOUT_MS,
   positiveIntegerOption,
   refuseTransaction,
   responseSize,
+  timeoutOption,
 } from "./store/validate.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";

@@ -5,7 +5,7 @@
  * no live value may exist. Nothing uses session state, so it works behind PgBouncer.
  */
 
-import { boundedStoreCall, InterlockConfigError, positiveIntegerOption } from "@interlock/core";
+import { boundedStoreCall, InterlockConfigError, timeoutOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -35,9 +35,6 @@ export interface PostgresTokenStoreOptions {
   /** Longest wait for one operation (a pool connection included), in ms. Default 2,000; at most 2^31 - 1. */
   operationTimeoutMs?: number;
 }
-
-// setTimeout's largest delay (2^31 - 1 ms, about 24.8 days).
-const MAX_TIMEOUT = 2_147_483_647;
 
 /** The table name used when none is given. */
 export const DEFAULT_TOKEN_TABLE = "interlock_oauth_tokens";
@@ -130,11 +127,7 @@ export class PostgresTokenStore implements TokenStore {
   constructor(db: PgQueryable, options: PostgresTokenStoreOptions = {}) {
     if (typeof db?.query !== "function") throw new InterlockConfigError("the postgres token store needs a pg Pool");
     this.table = qualifiedTable(options).table;
-    this.operationTimeoutMs = positiveIntegerOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
-    // Past setTimeout's range a timer fires at once: every operation would time out.
-    if (this.operationTimeoutMs > MAX_TIMEOUT) {
-      throw new InterlockConfigError(`operationTimeoutMs must be at most ${MAX_TIMEOUT}`);
-    }
+    this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
     this.#db = db;
     this.#sql = statements(this.table);
   }

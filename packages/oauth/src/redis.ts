@@ -5,7 +5,7 @@
  * the caller's: the store defines its scripts on it and never connects, closes or reconfigures it.
  */
 
-import { boundedStoreCall, InterlockConfigError, positiveIntegerOption } from "@interlock/core";
+import { boundedStoreCall, InterlockConfigError, timeoutOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -79,7 +79,7 @@ export class RedisTokenStore implements TokenStore {
     }
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     if (typeof this.prefix !== "string") throw new InterlockConfigError("prefix must be a string");
-    this.operationTimeoutMs = positiveIntegerOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
+    this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
     for (const [name, lua] of Object.values(SCRIPTS)) client.defineCommand(name, { lua, numberOfKeys: 1 });
     this.#client = client as unknown as Scripted;
   }

@@ -38,6 +38,7 @@ describe("redis token store", () => {
 
   it("refuses what is not an ioredis client", () => {
     expect(() => new RedisTokenStore({} as never)).toThrow(InterlockConfigError);
+    expect(() => new RedisTokenStore(client(), { operationTimeoutMs: 2 ** 31 })).toThrow(InterlockConfigError);
     expect(() => new RedisTokenStore(client(), { operationTimeoutMs: 0 })).toThrow(InterlockConfigError);
   });
 });

@@ -19,6 +19,7 @@ import {
   refuseTransaction,
   type StoredRecord,
   type StoredResponse,
+  timeoutOption,
 } from "@interlock/core";
 import { assertPrefix, redisKey } from "./keys.js";
 import {
@@ -105,7 +106,7 @@ export class RedisStore implements InterlockStore {
       throw new InterlockConfigError("redis store needs an ioredis Redis or Cluster client");
     }
     this.prefix = assertPrefix(options.prefix ?? DEFAULT_PREFIX);
-    this.operationTimeoutMs = positiveIntegerOption(
+    this.operationTimeoutMs = timeoutOption(
       "operationTimeoutMs",
       options.operationTimeoutMs,
       DEFAULT_OPERATION_TIMEOUT_MS,

@@ -57,6 +57,9 @@ describe("redis store: options", () => {
     expect(store).toMatchObject({ name: "redis", prefix: "interlock:", operationTimeoutMs: 2000 });
     expect(store.maxRecordBytes).toBe(1024 * 1024);
     expect(() => redisStore(client, { operationTimeoutMs: 0 })).toThrow(InterlockConfigError);
+    // Past a timer's range (2^31 - 1 ms), every operation would time out after 1 ms.
+    expect(() => redisStore(client, { operationTimeoutMs: 2 ** 31 })).toThrow(InterlockConfigError);
+    expect(redisStore(client, { operationTimeoutMs: 2 ** 31 - 1 }).operationTimeoutMs).toBe(2 ** 31 - 1);
     expect(() => redisStore(client, { maxRecordBytes: 1.5 })).toThrow(InterlockConfigError);
     expect(() => redisStore({} as Redis)).toThrow(InterlockConfigError);
   });

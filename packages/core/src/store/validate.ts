@@ -27,6 +27,19 @@ export function positiveIntegerOption(name: string, value: number | undefined, f
   return value;
 }
 
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): past it, Node fires it after 1 ms. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * A timeout option in ms, 1 to `MAX_TIMEOUT_MS`: `fallback` when not given. A longer one would
+ * time every operation out at once.
+ */
+export function timeoutOption(name: string, value: number | undefined, fallback: number): number {
+  const ms = positiveIntegerOption(name, value, fallback);
+  if (ms > MAX_TIMEOUT_MS) throw new InterlockConfigError(`${name} must be at most ${MAX_TIMEOUT_MS} ms`);
+  return ms;
+}
+
 // The key last found valid: a claim's key comes back to complete or release it, and an equal
 // string is valid without another scan.
 let lastValidKey = "-";
