@@ -17,7 +17,7 @@ import {
   withRetries,
 } from "../src/index.js";
 import { createProgress } from "../src/progress.js";
-import { closedPort, interlock, jsonLines, recordingServer } from "./helpers.js";
+import { closedPort, interlock, jsonLines, Running, recordingServer } from "./helpers.js";
 
 const SECRET = `whsec_${Buffer.from("interlock-cli-send-test-secret!!").toString("base64")}`;
 
@@ -196,6 +196,35 @@ describe("send --concurrency and --progress (spawned)", () => {
       const progress = result.stderr.trimEnd().split("\n");
       expect(progress.at(-1)).toBe("interlock send: 6/6 sent, 6 acknowledged (2xx), 0 not");
       expect(result.stderr).not.toContain("\r");
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("send and Ctrl+C (spawned)", () => {
+  it("Ctrl+C during --repeat ends the run at once, as it ends any command but listen", async () => {
+    // Answers each copy after 100 ms: 50 copies one at a time would take five seconds.
+    const server = await recordingServer((_, response) => {
+      setTimeout(() => response.writeHead(200).end(), 100);
+    });
+    try {
+      const sending = new Running([
+        "send",
+        server.url,
+        "--scheme",
+        "github",
+        "--secret",
+        "s",
+        "--body",
+        "{}",
+        "--repeat",
+        "50",
+      ]);
+      await sending.line(1);
+      await sending.stop();
+      expect(sending.child.signalCode).toBe("SIGINT");
+      expect(server.requests.length).toBeLessThan(10);
     } finally {
       await server.close();
     }
