@@ -32,6 +32,19 @@ export function parseUrl(text: string, what: string): URL {
   return url;
 }
 
+// What Node's http lets a header value hold (tab, printable ASCII, Latin-1): anything else
+// throws a TypeError when the request is made, long after the command line was read.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Refuses, as a usage error naming `what`, a header value Node's http would not send. */
+export function checkHeaderValue(text: string, what: string): void {
+  if (!HEADER_VALUE.test(text)) {
+    throw usageError(
+      `${what} has a character a header value cannot carry (a line break, a control character, or one past U+00FF)`,
+    );
+  }
+}
+
 /** Headers a proxy does not pass on (RFC 9110 §7.6.1), and those this request sets itself. */
 const HOP_BY_HOP = new Set([
   "connection",

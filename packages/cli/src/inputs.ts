@@ -2,6 +2,7 @@
 
 import { readFile } from "node:fs/promises";
 import { CliError, usageError } from "./errors.js";
+import { checkHeaderValue } from "./http.js";
 
 /** A body and, when it was read from a file, that file's path as given (for `--curl`). */
 export interface BodySource {
@@ -76,7 +77,7 @@ export function parseHeaders(list: readonly string[]): Array<[string, string]> {
     const name = colon > 0 ? text.slice(0, colon).trim() : "";
     if (!HEADER_NAME.test(name)) throw usageError(`--header "${text}" is not "Name: value"`);
     const value = text.slice(colon + 1).trim();
-    if (/[\r\n\0]/.test(value)) throw usageError(`--header ${name} has a line break in its value`);
+    checkHeaderValue(value, `--header ${name}`);
     return [name.toLowerCase(), value];
   });
 }

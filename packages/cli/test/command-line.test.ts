@@ -133,6 +133,18 @@ describe("usage errors: exit 2, one line", () => {
       'interlock sign: --header "no colon" is not "Name: value" (see interlock sign --help)',
     ],
     [
+      ["send", "http://127.0.0.1:1", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "x-shop: café €"],
+      "interlock send: --header x-shop has a character a header value cannot carry (a line break, a control character, or one past U+00FF) (see interlock send --help)",
+    ],
+    [
+      ["send", "http://127.0.0.1:1", "--scheme", "github", "--secret", "s", "--body", "{}", "--id", "guid\n1"],
+      "interlock send: --id has a character a header value cannot carry (a line break, a control character, or one past U+00FF) (see interlock send --help)",
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--id", "guid\r\nx-injected: 1"],
+      "interlock sign: --id has a character a header value cannot carry (a line break, a control character, or one past U+00FF) (see interlock sign --help)",
+    ],
+    [
       ["sign", "--scheme", "stripe", "--secret", "s", "--body", "{}", "--id", "evt_1"],
       "interlock sign: --id does not apply to the stripe scheme: its event id is in the body (see interlock sign --help)",
     ],
