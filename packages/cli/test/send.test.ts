@@ -5,7 +5,7 @@
  */
 import { createHmac } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { createWebhookVerifier, github, standardWebhooks, zoom } from "@interlock/core";
+import { createWebhookVerifier, github, memoryStore, standardWebhooks, zoom } from "@interlock/core";
 import { describe, expect, it } from "vitest";
 import {
   type AttemptReport,
@@ -299,6 +299,50 @@ describe("send and listen as library functions", () => {
       expect(summary).toMatchObject({ deliveries: 4, acknowledged: 1 });
       expect(attempts.filter((a) => a.status === 409)).toHaveLength(3);
     } finally {
+      await listener.close();
+      await app.close();
+    }
+  });
+
+  it("a forward that waits past core's 60 s lease still holds the delivery: a copy meanwhile is in flight", async () => {
+    let clock = Date.now();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const app = await recordingServer((_, response) => {
+      void gate.then(() => response.writeHead(200).end());
+    });
+    // A forward allowed two minutes (a breakpoint in the app), on a store whose clock the test moves.
+    const listener = await listen({
+      scheme: github,
+      secret: "s",
+      port: 0,
+      forward: app.url,
+      timeoutMs: 120_000,
+      store: memoryStore({ now: () => clock }),
+    });
+    try {
+      const first = send({ url: listener.url, scheme: github, secret: "s", body: "{}", id: "guid-slow" });
+      first.catch(() => {}); // awaited below: if the test fails first, not an unhandled rejection
+      await expect.poll(() => app.requests.length).toBe(1);
+      clock += 61_000;
+      const attempts: AttemptReport[] = [];
+      await send({
+        url: listener.url,
+        scheme: github,
+        secret: "s",
+        body: "{}",
+        id: "guid-slow",
+        timeoutMs: 5_000, // forwarded too, it would wait on the app like the first
+        onAttempt: (r) => attempts.push(r),
+      });
+      expect(attempts[0]?.status).toBe(409);
+      expect(app.requests).toHaveLength(1);
+      release();
+      await expect(first).resolves.toMatchObject({ acknowledged: 1 });
+    } finally {
+      release();
       await listener.close();
       await app.close();
     }

@@ -13,6 +13,7 @@ import {
   answerZoomUrlValidation,
   BodyCollector,
   createWebhookReceiver,
+  DEFAULT_WEBHOOK_LOCK_TTL_MS,
   DEFAULT_WEBHOOK_RETENTION_MS,
   type HttpResponse,
   type InterlockStore,
@@ -145,13 +146,21 @@ function verdictOf(decision: WebhookRespondDecision): Verdict {
 const retentionFor = (toleranceSeconds: number): number =>
   Math.max(DEFAULT_WEBHOOK_RETENTION_MS, 2 * toleranceSeconds * 1000 + 1000);
 
+/**
+ * The lease on a delivery being forwarded: core's default, or, for a forward allowed longer,
+ * that wait and a second more, so a copy that arrives meanwhile is in flight, not forwarded again.
+ */
+const lockTtlFor = (timeoutMs: number): number => Math.max(DEFAULT_WEBHOOK_LOCK_TTL_MS, timeoutMs + 1000);
+
 /** Starts a listener; resolves once it accepts connections. */
 export async function listen(options: ListenOptions): Promise<Listener> {
   const forward = options.forward === undefined ? undefined : toUrl(options.forward);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const receiver = createWebhookReceiver({
     scheme: options.scheme,
     secret: options.secret,
     store: options.store ?? memoryStore(),
+    lockTtlMs: lockTtlFor(timeoutMs),
     ...(options.tolerance === undefined
       ? {}
       : { tolerance: options.tolerance, retentionMs: retentionFor(options.tolerance) }),
@@ -159,7 +168,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   const answerer: Answerer = {
     receiver,
     forward,
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    timeoutMs,
     challenge: challengeFor(options.scheme, options.secret),
   };
   const server = createServer((request, response) => {
