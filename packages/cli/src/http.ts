@@ -64,18 +64,20 @@ export const isEndToEnd = (name: string): boolean => !HOP_BY_HOP.has(name.toLowe
 
 /**
  * POSTs `body` to `url`. Resolves with any answer, 2xx or not (the caller decides); rejects
- * with `unreachable` when no answer came (refused, reset, unknown host) and `timeout` when it
- * did not come whole within `timeoutMs`.
+ * with `unreachable` when no answer came (refused, reset, unknown host, or `signal` aborted)
+ * and `timeout` when it did not come whole within `timeoutMs`.
  */
 export function post(
   url: URL,
   headers: Iterable<readonly [string, string]>,
   body: Uint8Array,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-    const request = send(url, { method: "POST", headers: outgoing(headers, body.length) }, (response) => {
+    const options = { method: "POST", headers: outgoing(headers, body.length), ...(signal ? { signal } : {}) };
+    const request = send(url, options, (response) => {
       collect(response).then((answer) => {
         clearTimeout(deadline);
         resolve(answer);
@@ -125,6 +127,7 @@ const REASONS: Record<string, string> = {
   ECONNRESET: "the connection was closed before an answer",
   EHOSTUNREACH: "host unreachable",
   ENETUNREACH: "network unreachable",
+  ABORT_ERR: "stopped before an answer",
 };
 
 function networkError(url: URL, error: unknown, timeoutMs: number): CliError {

@@ -348,6 +348,28 @@ describe("send and listen as library functions", () => {
     }
   });
 
+  it("close() ends a forward still waiting on the app: Ctrl+C does not wait for the forward's timeout", async () => {
+    let held: ServerResponse | undefined;
+    let appConnectionClosed = false;
+    const app = await recordingServer((_, response) => {
+      held = response; // never answered
+      response.on("close", () => {
+        appConnectionClosed = true;
+      });
+    });
+    const listener = await listen({ scheme: github, secret: "s", port: 0, forward: app.url, timeoutMs: 120_000 });
+    try {
+      const sending = send({ url: listener.url, scheme: github, secret: "s", body: "{}" });
+      sending.catch(() => {}); // the listener's connection is closed under it
+      await expect.poll(() => held).toBeDefined();
+      await listener.close();
+      await expect.poll(() => appConnectionClosed, { timeout: 2_000 }).toBe(true);
+    } finally {
+      await listener.close();
+      await app.close();
+    }
+  });
+
   it("a --header with a signature header's name replaces the signed one (a deliberately wrong header)", async () => {
     const server = await recordingServer();
     try {

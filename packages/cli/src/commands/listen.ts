@@ -7,7 +7,7 @@
  * releases it, so the provider's retry is forwarded again.
  */
 
-import { once } from "node:events";
+import { once, setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import {
   answerZoomUrlValidation,
@@ -165,10 +165,15 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       ? {}
       : { tolerance: options.tolerance, retentionMs: retentionFor(options.tolerance) }),
   });
+  // Aborted by close(), so a forward still waiting on the app does not keep the process alive.
+  // Each forward in flight listens to it: no limit, or Node warns of a leak past ten at once.
+  const stopping = new AbortController();
+  setMaxListeners(0, stopping.signal);
   const answerer: Answerer = {
     receiver,
     forward,
     timeoutMs,
+    stopping: stopping.signal,
     challenge: challengeFor(options.scheme, options.secret),
   };
   const server = createServer((request, response) => {
@@ -191,6 +196,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        stopping.abort();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
@@ -226,6 +232,8 @@ interface Answerer {
   receiver: WebhookReceiver;
   forward: URL | undefined;
   timeoutMs: number;
+  /** Aborts the forwards in flight when the listener closes. */
+  stopping: AbortSignal;
   /** The provider's URL validation challenge, answered here when not forwarding. */
   challenge: Challenge | undefined;
 }
@@ -287,7 +295,7 @@ async function answerValid(
   rawHeaders: readonly string[],
 ): Promise<{ answer: HttpResponse; forward: ForwardReport | undefined }> {
   const { forward } = answerer;
-  if (forward) return forwardTo(forward, event.body, rawHeaders, answerer.timeoutMs);
+  if (forward) return forwardTo(forward, event.body, rawHeaders, answerer);
   const challenge = answerer.challenge && (await answerChallenge(answerer.challenge, event));
   return { answer: challenge ?? jsonResponse(200, { received: event.id ?? null }), forward: undefined };
 }
@@ -331,7 +339,7 @@ async function forwardTo(
   url: URL,
   body: Uint8Array,
   rawHeaders: readonly string[],
-  timeoutMs: number,
+  { timeoutMs, stopping }: Pick<Answerer, "timeoutMs" | "stopping">,
 ): Promise<{ answer: HttpResponse; forward: ForwardReport }> {
   const headers: Array<[string, string]> = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -339,7 +347,7 @@ async function forwardTo(
     if (isEndToEnd(name)) headers.push([name, rawHeaders[i + 1] as string]);
   }
   try {
-    const reply = await post(url, headers, body, timeoutMs);
+    const reply = await post(url, headers, body, timeoutMs, stopping);
     const { contentType } = reply;
     return {
       answer: { status: reply.status, headers: contentType ? [["content-type", contentType]] : [], body: reply.body },
