@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-/** The `interlock` executable: runs the command line; Ctrl+C (or SIGTERM) stops `listen` cleanly. */
+/**
+ * The `interlock` executable: runs the command line; Ctrl+C (or SIGTERM) stops `listen` cleanly,
+ * and a closed output pipe stops any command.
+ */
 
 import { getEventListeners } from "node:events";
 import { processIo, run } from "./index.js";
@@ -19,6 +22,17 @@ function onSignal(signal: NodeJS.Signals): void {
   process.kill(process.pid, signal);
 }
 process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+
+/**
+ * The reader of our output went away (`interlock send … | head -1`): stop at once, as SIGPIPE
+ * ends a program (Node ignores that signal, so a write fails with EPIPE instead), with the
+ * status a shell reports for it and no stack trace.
+ */
+const SIGPIPE_STATUS = 141;
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(SIGPIPE_STATUS);
+  throw error;
+});
 
 run(process.argv.slice(2), processIo(stop.signal)).then((code) => {
   process.exitCode = code;

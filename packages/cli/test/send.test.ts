@@ -4,6 +4,7 @@
  * functions `send` and `listen` together in-process.
  */
 import { createHmac } from "node:crypto";
+import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import { createWebhookVerifier, github, memoryStore, standardWebhooks, zoom } from "@interlock/core";
 import { describe, expect, it } from "vitest";
@@ -224,6 +225,38 @@ describe("send and Ctrl+C (spawned)", () => {
       await sending.line(1);
       await sending.stop();
       expect(sending.child.signalCode).toBe("SIGINT");
+      expect(server.requests.length).toBeLessThan(10);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("send whose output pipe closes (spawned, `| head -1`)", () => {
+  it("stops at once with 141, as a program SIGPIPE ends, and no stack trace", async () => {
+    const server = await recordingServer((_, response) => {
+      setTimeout(() => response.writeHead(200).end(), 20);
+    });
+    try {
+      const sending = new Running([
+        "send",
+        server.url,
+        "--scheme",
+        "github",
+        "--secret",
+        "s",
+        "--body",
+        "{}",
+        "--repeat",
+        "50",
+        "--json",
+      ]);
+      const exited = once(sending.child, "exit");
+      await sending.line(1);
+      sending.child.stdout.destroy(); // the reader is gone: the next line written meets EPIPE
+      const [code] = await exited;
+      expect(code).toBe(141);
+      expect(sending.stderr).toBe("");
       expect(server.requests.length).toBeLessThan(10);
     } finally {
       await server.close();
