@@ -265,6 +265,26 @@ describe("send whose output pipe closes (spawned, `| head -1`)", () => {
 });
 
 describe("send and listen as library functions", () => {
+  it("listen answers a delivery even when onDelivery throws, and tells onError", async () => {
+    const errors: unknown[] = [];
+    const listener = await listen({
+      scheme: github,
+      secret: "s",
+      port: 0,
+      onDelivery: () => {
+        throw new Error("a bug in the caller's callback");
+      },
+      onError: (error) => errors.push(error),
+    });
+    try {
+      const summary = await send({ url: listener.url, scheme: github, secret: "s", body: "{}" });
+      expect(summary).toMatchObject({ attempts: 1, acknowledged: 1 });
+      expect(errors).toMatchObject([{ message: "a bug in the caller's callback" }]);
+    } finally {
+      await listener.close();
+    }
+  });
+
   it("listen answers Zoom's endpoint validation challenge with core's answer", async () => {
     const token = "zoom-secret-token";
     const listener = await listen({ scheme: zoom, secret: token, port: 0 });

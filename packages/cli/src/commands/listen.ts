@@ -56,7 +56,7 @@ export interface ListenOptions {
   timeoutMs?: number;
   /** Where processed delivery ids are remembered. Default: a memory store. */
   store?: InterlockStore;
-  /** Told about every delivery, just before its answer is sent. */
+  /** Told about every delivery, just before its answer is sent (an error it throws goes to `onError`). */
   onDelivery?: (report: DeliveryReport) => void;
   /** Told about a failure while answering a request (a bug: the sender got a 500). */
   onError?: (error: unknown) => void;
@@ -180,7 +180,12 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     handle(answerer, request).then(
       ({ answer, report }) => {
         // Reported before it is answered: a sender's next delivery is always reported after this one.
-        if (report) options.onDelivery?.(report);
+        // A callback that throws is the caller's error, told to onError: the answer still goes out.
+        try {
+          if (report) options.onDelivery?.(report);
+        } catch (error) {
+          options.onError?.(error);
+        }
         response.writeHead(answer.status, answer.headers).end(answer.body);
       },
       (error: unknown) => {
