@@ -203,65 +203,40 @@ describe("send --concurrency and --progress (spawned)", () => {
   });
 });
 
-describe("send and Ctrl+C (spawned)", () => {
-  it("Ctrl+C during --repeat ends the run at once, as it ends any command but listen", async () => {
-    // Answers each copy after 100 ms: 50 copies one at a time would take five seconds.
+describe("send --repeat 50, spawned, stopped early", () => {
+  /**
+   * Runs `f` with a spawned `send --repeat 50` against a server that answers each copy after
+   * 100 ms (50 copies one at a time would take five seconds), then checks it stopped early.
+   */
+  async function stoppedEarly(extra: string[], f: (sending: Running) => Promise<void>): Promise<void> {
     const server = await recordingServer((_, response) => {
       setTimeout(() => response.writeHead(200).end(), 100);
     });
     try {
-      const sending = new Running([
-        "send",
-        server.url,
-        "--scheme",
-        "github",
-        "--secret",
-        "s",
-        "--body",
-        "{}",
-        "--repeat",
-        "50",
-      ]);
-      await sending.line(1);
-      await sending.stop();
-      expect(sending.child.signalCode).toBe("SIGINT");
+      const args = ["send", server.url, "--scheme", "github", "--secret", "s", "--body", "{}", "--repeat", "50"];
+      await f(new Running([...args, ...extra]));
       expect(server.requests.length).toBeLessThan(10);
     } finally {
       await server.close();
     }
-  });
-});
+  }
 
-describe("send whose output pipe closes (spawned, `| head -1`)", () => {
-  it("stops at once with 141, as a program SIGPIPE ends, and no stack trace", async () => {
-    const server = await recordingServer((_, response) => {
-      setTimeout(() => response.writeHead(200).end(), 20);
-    });
-    try {
-      const sending = new Running([
-        "send",
-        server.url,
-        "--scheme",
-        "github",
-        "--secret",
-        "s",
-        "--body",
-        "{}",
-        "--repeat",
-        "50",
-        "--json",
-      ]);
+  it("Ctrl+C ends the run at once, as it ends any command but listen", () =>
+    stoppedEarly([], async (sending) => {
+      await sending.line(1);
+      await sending.stop();
+      expect(sending.child.signalCode).toBe("SIGINT");
+    }));
+
+  it("a closed output pipe (`| head -1`) stops it at once with 141, as SIGPIPE ends a program, no stack trace", () =>
+    stoppedEarly(["--json"], async (sending) => {
       const exited = once(sending.child, "exit");
       await sending.line(1);
       sending.child.stdout.destroy(); // the reader is gone: the next line written meets EPIPE
       const [code] = await exited;
       expect(code).toBe(141);
       expect(sending.stderr).toBe("");
-      expect(server.requests.length).toBeLessThan(10);
-    } finally {
-      await server.close();
-    }
-  });
+    }));
 });
 
 describe("send and listen as library functions", () => {
