@@ -112,7 +112,14 @@ async function execute(
   }
   if (c.error || !c.finalized) return engine.abort(ticket);
   const finish = (captured: CapturedResponse) => engine.finish(ticket, captured).then(() => undefined);
-  await capture(c, written(), engine.options.store.maxRecordBytes, finish);
+  try {
+    await capture(c, written(), engine.options.store.maxRecordBytes, finish);
+  } catch (error) {
+    // A response that cannot be sent (its body already read or locked): Hono answers the error,
+    // and the key is released so the retry runs. (A ticket settles once: a late finish is a no-op.)
+    await engine.abort(ticket);
+    throw error;
+  }
 }
 
 /** What the route gave the context to answer with, and the response that came of it. */

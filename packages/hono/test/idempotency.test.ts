@@ -468,6 +468,28 @@ describe("failures", () => {
     expect(released(events)).toEqual(["error"]);
   });
 
+  it("a route's Response that cannot be sent (its body already read) releases the key: the retry runs", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", idempotency(options(events)), async () => {
+      const response = new Response(`{"run":${++runs}}`, { status: 201 });
+      if (runs === 1) await response.text(); // a bug in the route: the body is spent
+      return response;
+    });
+    app.onError((_error, c) => c.json({ error: "failed" }, 500));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(500);
+    const retry = await send(url, key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      201,
+      null,
+      '{"run":2}',
+    ]);
+    expect(released(events)).toEqual(["error"]);
+  });
+
   it("answers the engine's refusals as problem+json: 400 for a malformed key, 400 when required and missing", async () => {
     const app = new Hono();
     app.post("/pay", idempotency(options([], { required: true })), (c) => c.json({}, 201));
