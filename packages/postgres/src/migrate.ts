@@ -1,7 +1,7 @@
 /** Creating the table: run it from your start-up code, or print the SQL for your own migrations. */
 
-import { InterlockConfigError } from "@interlock/core";
-import { Deadline, execute, MAX_TIMEOUT_MS, type PgQueryable, storeError } from "./query.js";
+import { timeoutOption } from "@interlock/core";
+import { Deadline, execute, type PgQueryable, storeError } from "./query.js";
 import { migrationSql, resolveTable, type TableOptions } from "./sql.js";
 
 /** Where `migrate` creates the table, and how long it may take. */
@@ -15,10 +15,8 @@ export interface MigrateOptions extends TableOptions {
  * every instance at once. Runs exactly `migrationSql(options)`, as one implicit transaction.
  */
 export async function migrate(db: PgQueryable, options: MigrateOptions = {}): Promise<void> {
-  const { timeoutMs = 30_000, ...table } = options;
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
-    throw new InterlockConfigError(`timeoutMs must be a whole number from 1 to ${MAX_TIMEOUT_MS}`);
-  }
+  const { timeoutMs: given, ...table } = options;
+  const timeoutMs = timeoutOption("timeoutMs", given, 30_000);
   const sql = migrationSql(table);
   try {
     // No parameters: sent as one simple query, so its statements run as one transaction.

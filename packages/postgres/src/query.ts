@@ -57,9 +57,6 @@ const isPool = (db: PgQueryable): db is PgPool =>
 /** Every column arrives as PostgreSQL's text (or null): the store parses what it selected. */
 const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
-/** setTimeout's largest delay, from core: past it, a timer fires at once. */
-export { MAX_TIMEOUT_MS } from "@interlock/core";
-
 /** The end of an operation's time budget, shared by every step (and every rerun) of it. */
 export class Deadline {
   readonly #end: number;

@@ -19,16 +19,9 @@ import {
   type InterlockStore,
   type StoredResponse,
   StoreUnavailableError,
+  timeoutOption,
 } from "@interlock/core";
-import {
-  Deadline,
-  execute,
-  isSerializationFailure,
-  MAX_TIMEOUT_MS,
-  type PgQueryable,
-  type PgResult,
-  storeError,
-} from "./query.js";
+import { Deadline, execute, isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
 import { resolveTable, type Statement, type Statements, statements, type TableOptions } from "./sql.js";
 
 /** The PostgreSQL store's table, bounds and statements. */
@@ -157,7 +150,7 @@ export class PostgresStore implements InterlockStore {
     const table = resolveTable(options);
     this.#table = table.qualified;
     this.#sql = statements(table, options.preparedStatements === true);
-    this.operationTimeoutMs = positiveInteger("operationTimeoutMs", options.operationTimeoutMs, 2_000, MAX_TIMEOUT_MS);
+    this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
     this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, 1024 * 1024, MAX_RECORD_LIMIT);
   }
 

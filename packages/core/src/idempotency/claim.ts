@@ -2,7 +2,7 @@
 
 import { InterlockConfigError } from "../errors.js";
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
-import { asUnavailable } from "../store/validate.js";
+import { asUnavailable, storeCall } from "../store/validate.js";
 
 /** How long to wait for a request in flight with the same key (`waitForInFlight`, `runIdempotent`'s `wait`). */
 export interface WaitOptions {
@@ -47,13 +47,9 @@ export function claimKey(
 }
 
 function claimOnce(store: InterlockStore, key: string, options: ClaimOptions): Promise<ClaimResult> {
-  try {
-    return store.claim(key, options).catch((error: unknown) => {
-      throw asUnavailable(store, error);
-    });
-  } catch (error) {
-    return Promise.reject(asUnavailable(store, error));
-  }
+  return storeCall(() => store.claim(key, options)).catch((error: unknown) => {
+    throw asUnavailable(store, error);
+  });
 }
 
 async function claimWaiting(

@@ -8,7 +8,7 @@
  */
 
 import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
-import { BodyError, IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
+import { BodyError, IdempotencyError, type InterlockError } from "../errors.js";
 import {
   type EventHook,
   emit,
@@ -21,7 +21,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
-import { asUnavailable, responseSize, storeCall } from "../store/validate.js";
+import { asUnavailable, positiveMs, responseSize, storeCall } from "../store/validate.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -195,14 +195,6 @@ const NO_PRINCIPAL_WARNING =
   "user or tenant>`, or `principal: false` if this API has a single client.";
 
 let warnedNoPrincipal = false;
-
-/** A duration option: a positive whole number of ms (what every store keeps), or `fallback` when not given. */
-export function positiveMs(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new InterlockConfigError(`${name} must be a positive number of ms`);
-  return value;
-}
 
 /**
  * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are

@@ -7,9 +7,9 @@
 import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import type { InterlockStore } from "../store/contract.js";
-import { storeCall } from "../store/validate.js";
+import { positiveMs, storeCall } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
-import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS, positiveMs } from "./engine.js";
+import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from "./engine.js";
 
 /** What `runIdempotent` runs under. */
 export interface RunIdempotentOptions {

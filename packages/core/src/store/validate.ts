@@ -27,6 +27,14 @@ export function positiveIntegerOption(name: string, value: number | undefined, f
   return value;
 }
 
+/** A duration option: a positive whole number of ms (what every store keeps), or `fallback` when not given. */
+export function positiveMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new InterlockConfigError(`${name} must be a positive number of ms`);
+  return value;
+}
+
 /** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): past it, Node fires it after 1 ms. */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
 

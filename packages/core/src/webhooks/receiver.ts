@@ -24,7 +24,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
-import { asUnavailable, storeCall, unstorable } from "../store/validate.js";
+import { asUnavailable, positiveMs, storeCall, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
@@ -206,13 +206,6 @@ function namespaceOption(value: string | undefined): string | undefined {
   if (value !== undefined && (typeof value !== "string" || !NAMESPACE.test(value))) {
     throw new InterlockConfigError('namespace must be 1 to 64 visible ASCII characters other than ":"');
   }
-  return value;
-}
-
-function positiveMs(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new InterlockConfigError(`${name} must be a positive number of ms`);
   return value;
 }
 
