@@ -16,7 +16,7 @@ import { clientInternals, type OAuthClient, typedError } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { LoginError, OAuthError, OAuthResponseError } from "./errors.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
-import { assertEntryKey, type TokenStore } from "./store/contract.js";
+import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import { type IdTokenClaims, RecordCodec, type TokenSet, tokenSetFrom } from "./tokens.js";
 
@@ -193,9 +193,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     const key = pendingKey(state);
     // The state is the browser's input: one no store could hold was never issued, and is no
     // configuration error of ours (a 500).
-    try {
-      assertEntryKey(key);
-    } catch {
+    if (!isEntryKey(key)) {
       throw new LoginError("state_unknown", "no pending login for this state: it is not one a login issues");
     }
     const entry = await store.get(key);

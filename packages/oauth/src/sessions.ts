@@ -12,7 +12,7 @@ import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { LoginRequiredError, OAuthError } from "./errors.js";
-import { assertEntryKey, type TokenStore } from "./store/contract.js";
+import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import {
@@ -115,12 +115,6 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
   const flights = new SingleFlight<StoredTokens>();
 
-  const keyOf = (sessionId: string) => {
-    if (typeof sessionId !== "string" || sessionId.length === 0 || sessionId.length > MAX_SESSION_ID_LENGTH) {
-      throw new InterlockConfigError(`a session id must be 1..${MAX_SESSION_ID_LENGTH} characters`);
-    }
-    return `${prefix}session:${sessionId}`;
-  };
   const lockOf = (sessionId: string) => `${prefix}lock:session:${sessionId}`;
   /**
    * The store key of a session id looked up; undefined for one no saved session can have (too
@@ -133,10 +127,15 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     }
     if (sessionId.length > MAX_SESSION_ID_LENGTH) return undefined;
     const key = `${prefix}session:${sessionId}`;
-    try {
-      assertEntryKey(key);
-    } catch {
-      return undefined;
+    return isEntryKey(key) ? key : undefined;
+  };
+  /** The store key of a session id saved under, or renewed: one no store could hold is the app's mistake. */
+  const keyOf = (sessionId: string): string => {
+    const key = lookupKeyOf(sessionId);
+    if (key === undefined) {
+      throw new InterlockConfigError(
+        `a session id must be 1..${MAX_SESSION_ID_LENGTH} characters, without NUL or lone surrogates`,
+      );
     }
     return key;
   };

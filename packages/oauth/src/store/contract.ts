@@ -67,6 +67,16 @@ export function assertEntryKey(key: string): void {
   if (UNSTORABLE.test(key)) throw new InterlockConfigError("token store keys must not hold NUL or lone surrogates");
 }
 
+/** Whether a store can hold `key`: for keys made of outside input, where a bad one is no entry, not a bug. */
+export function isEntryKey(key: string): boolean {
+  try {
+    assertEntryKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function assertSet(key: string, value: string, options: TokenStoreSetOptions): void {
   assertEntryKey(key);
   if (typeof value !== "string" || UNSTORABLE.test(value)) {
