@@ -441,6 +441,17 @@ describe("failures", () => {
     expect(released(events)).toEqual(["error", "error"]);
   });
 
+  /** The first request fails (Hono's onError answers 500), its key is released, and the retry runs: `answered`. */
+  async function expectFailedThenRun(app: Hono, events: InterlockEvent[], answered: string) {
+    app.onError((_error, c) => c.json({ error: "failed" }, 500));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(500);
+    const retry = await send(url, key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([201, null, answered]);
+    expect(released(events)).toEqual(["error"]);
+  }
+
   it("a route that leaves the context unanswered (Hono's 500) releases the key: no empty 200 is stored", async () => {
     const events: InterlockEvent[] = [];
     const app = new Hono();
@@ -455,17 +466,7 @@ describe("failures", () => {
       await next();
     };
     app.post("/pay", idempotency(options(events)), guard, (c) => c.json({ run: ++runs }, 201));
-    app.onError((_error, c) => c.json({ error: "failed" }, 500));
-    const url = `${await start(app)}/pay`;
-    const key = uniqueId("key");
-    expect((await send(url, key)).status).toBe(500);
-    const retry = await send(url, key);
-    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
-      201,
-      null,
-      '{"run":1}',
-    ]);
-    expect(released(events)).toEqual(["error"]);
+    await expectFailedThenRun(app, events, '{"run":1}');
   });
 
   it("a route's Response that cannot be sent (its body already read) releases the key: the retry runs", async () => {
@@ -477,17 +478,7 @@ describe("failures", () => {
       if (runs === 1) await response.text(); // a bug in the route: the body is spent
       return response;
     });
-    app.onError((_error, c) => c.json({ error: "failed" }, 500));
-    const url = `${await start(app)}/pay`;
-    const key = uniqueId("key");
-    expect((await send(url, key)).status).toBe(500);
-    const retry = await send(url, key);
-    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
-      201,
-      null,
-      '{"run":2}',
-    ]);
-    expect(released(events)).toEqual(["error"]);
+    await expectFailedThenRun(app, events, '{"run":2}');
   });
 
   it("answers the engine's refusals as problem+json: 400 for a malformed key, 400 when required and missing", async () => {
