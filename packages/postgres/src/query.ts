@@ -150,7 +150,7 @@ function sqlState(error: unknown): string | undefined {
 // serialization failure and deadlock (40001, 40P01).
 const UNAVAILABLE = /^(08|53|57|58)|^(55P03|25006|40001|40P01)$/;
 
-/** SQLSTATEs a claim may simply run again: nothing was written. */
+/** SQLSTATEs after which a statement on its own may simply run again: it wrote nothing. */
 export const isSerializationFailure = (error: unknown) => /^(40001|40P01)$/.test(sqlState(error) ?? "");
 
 /**

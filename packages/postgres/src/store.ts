@@ -68,9 +68,10 @@ interface ClaimRow {
   body: string;
 }
 
-// A claim reruns only when it lost to a row committed after its snapshot (see `claim`): each
-// rerun needs yet another commit on the same key in that window, so a few attempts are plenty.
-const MAX_CLAIM_ATTEMPTS = 10;
+// A statement reruns only when it lost to a change of its key's row committed after its snapshot
+// (see `claim` and `#run`): each rerun needs yet another commit on the same key in that window,
+// so a few runs are plenty.
+const MAX_RUNS = 10;
 const MAX_RECORD_LIMIT = 256 * 1024 * 1024;
 
 // PostgreSQL text cannot hold U+0000, and a lone surrogate has no UTF-8 form (it would become
@@ -131,6 +132,12 @@ function headersJson(headers: StoredResponse["headers"]): string {
   return JSON.stringify(headers);
 }
 
+/** Where a statement runs (default the store's pool) and by when (default the operation's own deadline). */
+interface RunOptions {
+  client?: PgQueryable | undefined;
+  deadline?: Deadline;
+}
+
 /**
  * An `InterlockStore` on your `pg` `Pool` (or `Client`). The store never ends the pool. Create
  * the table first with `migrate(pool)` or the SQL from `migrationSql()`.
@@ -162,16 +169,8 @@ export class PostgresStore implements InterlockStore {
     const values = [keyHash(key), key, token, options.fingerprint, options.lockTtlMs];
     // One deadline for the whole claim, reruns included.
     const deadline = new Deadline(this.operationTimeoutMs);
-    for (let attempt = 1; attempt <= MAX_CLAIM_ATTEMPTS; attempt++) {
-      let rows: ClaimRow[];
-      try {
-        rows = (await execute(this.#db, this.#sql.claim, values, deadline)).rows as ClaimRow[];
-      } catch (error) {
-        // Under REPEATABLE READ or SERIALIZABLE (a default_transaction_isolation), losing to a
-        // row committed after the snapshot is a serialization failure; nothing was written.
-        if (isSerializationFailure(error) && attempt < MAX_CLAIM_ATTEMPTS) continue;
-        throw storeError("claim", error, this.#table);
-      }
+    for (let run = 1; run <= MAX_RUNS; run++) {
+      const rows = (await this.#run("claim", this.#sql.claim, values, { deadline })).rows as ClaimRow[];
       const row = rows[0];
       if (row?.state === "claimed") return { state: "claimed", token };
       if (row !== undefined) return lostTo(row);
@@ -196,10 +195,8 @@ export class PostgresStore implements InterlockStore {
     assertComplete(this, key, response, options);
     if (typeof token !== "string" || UNSTORABLE.test(token)) return false; // no such token can exist
     const values = [keyHash(key), token, response.status, headers, response.body, options.ttlMs];
-    return (
-      (await this.#run("complete", this.#sql.complete, values, options.transaction as PgQueryable | undefined))
-        .rowCount === 1
-    );
+    const client = options.transaction as PgQueryable | undefined;
+    return (await this.#run("complete", this.#sql.complete, values, { client })).rowCount === 1;
   }
 
   async release(key: string, token: string): Promise<boolean> {
@@ -229,11 +226,26 @@ export class PostgresStore implements InterlockStore {
     }
   }
 
-  async #run(operation: string, statement: Statement, values: unknown[], client?: PgQueryable): Promise<PgResult> {
-    try {
-      return await execute(client ?? this.#db, statement, values, new Deadline(this.operationTimeoutMs));
-    } catch (error) {
-      throw storeError(operation, error, this.#table);
+  /**
+   * Runs one statement within the operation's deadline. On its own (not in the caller's
+   * transaction), a statement that lost to a concurrent change of its row under REPEATABLE READ
+   * or SERIALIZABLE (a `default_transaction_isolation`) wrote nothing: it runs again on a fresh
+   * snapshot, rather than report the store unavailable and leave, say, a handler's finished work
+   * unrecorded. In the caller's transaction, that transaction is aborted: the caller reruns it.
+   */
+  async #run(
+    operation: string,
+    statement: Statement,
+    values: unknown[],
+    { client, deadline = new Deadline(this.operationTimeoutMs) }: RunOptions = {},
+  ): Promise<PgResult> {
+    for (let run = 1; ; run++) {
+      try {
+        return await execute(client ?? this.#db, statement, values, deadline);
+      } catch (error) {
+        if (client === undefined && isSerializationFailure(error) && run < MAX_RUNS) continue;
+        throw storeError(operation, error, this.#table);
+      }
     }
   }
 }
