@@ -5,6 +5,7 @@
  * no live value may exist. Nothing uses session state, so it works behind PgBouncer.
  */
 
+import { createHash } from "node:crypto";
 import { boundedStoreCall, InterlockConfigError, timeoutOption } from "@interlock/core";
 import {
   assertEntryKey,
@@ -48,11 +49,25 @@ function identifier(name: string, what: string): string {
   return `"${name}"`;
 }
 
+const INDEX_SUFFIX = "_expires_idx";
+const MAX_IDENTIFIER = 63;
+
+/**
+ * The expiry index's name: `<table>_expires_idx`. A table name too long for that keeps its first
+ * characters and a hash of the whole name, so two long names that begin alike still get an index
+ * each (an index name is unique in its schema: `IF NOT EXISTS` would skip the second).
+ */
+function indexName(table: string): string {
+  if (table.length + INDEX_SUFFIX.length <= MAX_IDENTIFIER) return `${table}${INDEX_SUFFIX}`;
+  const hash = createHash("sha256").update(table).digest("hex").slice(0, 8);
+  return `${table.slice(0, MAX_IDENTIFIER - INDEX_SUFFIX.length - hash.length - 1)}_${hash}${INDEX_SUFFIX}`;
+}
+
 function qualifiedTable(options: PostgresTokenStoreOptions): { table: string; index: string } {
   const name = options.table ?? DEFAULT_TOKEN_TABLE;
   const table = identifier(name, "table");
   const schema = options.schema === undefined ? "" : `${identifier(options.schema, "schema")}.`;
-  return { table: `${schema}${table}`, index: identifier(`${name.slice(0, 50)}_expires_idx`, "index") };
+  return { table: `${schema}${table}`, index: identifier(indexName(name), "index") };
 }
 
 /**
@@ -75,9 +90,22 @@ export function migrationSql(options: PostgresTokenStoreOptions = {}): string {
   ].join("\n");
 }
 
-/** Creates the table (and its expiry index) if it does not exist: safe from every instance at once. */
-export async function migrate(db: PgQueryable, options: PostgresTokenStoreOptions = {}): Promise<void> {
-  await db.query({ text: migrationSql(options) });
+/** Where `migrate` creates the table, and how long it may take. */
+export interface MigrateTokenTableOptions extends Omit<PostgresTokenStoreOptions, "operationTimeoutMs"> {
+  /** Bound on the migration in ms (it may wait for another instance's). Default 30,000; at most 2^31 - 1. */
+  timeoutMs?: number;
+}
+
+/**
+ * Creates the table (and its expiry index) if it does not exist: safe from every instance at
+ * once. A server that cannot be reached, or does not answer within `timeoutMs`, is a
+ * `StoreUnavailableError` (pg itself waits for a silent server without end).
+ */
+export async function migrate(db: PgQueryable, options: MigrateTokenTableOptions = {}): Promise<void> {
+  const { timeoutMs: given, ...table } = options;
+  const timeoutMs = timeoutOption("timeoutMs", given, 30_000);
+  const sql = migrationSql(table);
+  await boundedStoreCall("postgres", "migrate", timeoutMs, () => db.query({ text: sql }));
 }
 
 const expiry = "now() + ($4::bigint * interval '1 millisecond')";
@@ -109,10 +137,10 @@ type Statement = keyof ReturnType<typeof statements>;
 // run it again with a fresh snapshot, which sees the winner. Each rerun needs yet another commit
 // on the same key in that window, so a few attempts are plenty.
 const MAX_ATTEMPTS = 10;
-const isSerializationFailure = (error: unknown) => {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "40001" || code === "40P01";
-};
+const sqlState = (error: unknown) => (error as { code?: unknown } | null)?.code;
+const isSerializationFailure = (error: unknown) => sqlState(error) === "40001" || sqlState(error) === "40P01";
+// An undefined table or schema: the migration never ran here. No outage to wait out: a fix to make.
+const isMissingTable = (error: unknown) => sqlState(error) === "42P01" || sqlState(error) === "3F000";
 
 /** A `TokenStore` on your `pg` pool: one statement per operation, the database's clock; create the table with `migrate`. */
 export class PostgresTokenStore implements TokenStore {
@@ -178,7 +206,10 @@ export class PostgresTokenStore implements TokenStore {
     return (await this.#execute(statement, values)).rows;
   }
 
-  /** One statement, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */
+  /**
+   * One statement, bounded by `operationTimeoutMs`; a missing table is an `InterlockConfigError`
+   * naming the fix, any other failure a `StoreUnavailableError`.
+   */
   async #execute(statement: Statement, values: unknown[]) {
     const end = Date.now() + this.operationTimeoutMs; // no rerun once the caller was told it failed
     return boundedStoreCall(this.name, statement, this.operationTimeoutMs, async () => {
@@ -186,6 +217,12 @@ export class PostgresTokenStore implements TokenStore {
         try {
           return await this.#db.query({ text: this.#sql[statement], values });
         } catch (error) {
+          if (isMissingTable(error)) {
+            const fix = "run migrate() or the SQL from migrationSql()";
+            throw new InterlockConfigError(`the postgres token store's ${this.table} does not exist; ${fix}`, {
+              cause: error,
+            });
+          }
           if (!isSerializationFailure(error) || attempt >= MAX_ATTEMPTS || Date.now() >= end) throw error;
         }
       }

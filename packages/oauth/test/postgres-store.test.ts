@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { freePort } from "@interlock/test-harness";
 import pg from "pg";
@@ -128,6 +129,51 @@ describe("postgres token store", () => {
       operationTimeoutMs: 500,
     });
     await expect(store.get("k")).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it("names the fix, as a configuration error, when its table was never created", async () => {
+    const missing = new PostgresTokenStore(admin, { table: `${table}_never_migrated` });
+    const error = await missing.get("k").catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(InterlockConfigError);
+    expect((error as Error).message).toMatch(/does not exist; run migrate\(\)/);
+    const noSchema = new PostgresTokenStore(admin, { table, schema: `no_schema_${process.pid}` });
+    await expect(noSchema.set("k", "v", { ttlMs: 1_000 })).rejects.toBeInstanceOf(InterlockConfigError);
+  });
+
+  it("migrate gives up with StoreUnavailableError after its timeout when PostgreSQL does not answer", async () => {
+    // A port that accepts connections and never says a word: pg waits for it without end.
+    const silentSockets = new Set<Socket>();
+    const silent = createServer((socket) => silentSockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const started = Date.now();
+      const stuck = pool(`postgres://postgres@127.0.0.1:${port}/none`);
+      await expect(migrate(stuck, { table, timeoutMs: 300 })).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const refused = pool(`postgres://postgres@127.0.0.1:${await freePort()}/none`);
+      await expect(migrate(refused, { table })).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      silent.close();
+      for (const socket of [...silentSockets]) socket.destroy();
+    }
+  });
+
+  it("gives tables with long names that share a beginning an index each", async () => {
+    const stem = `t${process.pid}_${"x".repeat(55)}`.slice(0, 56);
+    const [first, second] = [`${stem}_1`, `${stem}_2`];
+    try {
+      await migrate(admin, { table: first });
+      await migrate(admin, { table: second });
+      const { rows } = await admin.query(
+        "SELECT tablename FROM pg_indexes WHERE tablename = ANY($1) AND indexname LIKE '%expires_idx'",
+        [[first, second]],
+      );
+      expect(rows.map((r) => r.tablename).sort()).toEqual([first, second]);
+      expect(migrationSql({ table: "tokens" })).toContain('"tokens_expires_idx"'); // short names keep theirs
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS "${first}"; DROP TABLE IF EXISTS "${second}"`);
+    }
   });
 
   it("refuses unsafe table names and what is not a pool", () => {

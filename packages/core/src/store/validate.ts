@@ -150,7 +150,9 @@ export function storeCall<T>(operation: () => Promise<T>): Promise<T> {
  * Runs one store operation within `timeoutMs`. Anything but an answer in time (a driver
  * error, a synchronous throw, a command still queued while the client reconnects, a server
  * that stopped answering) becomes a `StoreUnavailableError` naming the operation: callers fail
- * closed, never with a false win and never hanging. For store and token-store implementations.
+ * closed, never with a false win and never hanging. An `InterlockConfigError` the call throws (a
+ * table that was never created) goes through as it is: no outage, a fix to make. For store and
+ * token-store implementations.
  */
 export async function boundedStoreCall<T>(
   store: string,
@@ -168,7 +170,7 @@ export async function boundedStoreCall<T>(
   try {
     return await Promise.race([call(), timeout]);
   } catch (error) {
-    if (error instanceof StoreUnavailableError) throw error;
+    if (error instanceof StoreUnavailableError || error instanceof InterlockConfigError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new StoreUnavailableError(store, `${operation} failed: ${reason}`, { cause: error });
   } finally {
