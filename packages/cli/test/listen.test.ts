@@ -102,7 +102,7 @@ describe("listen --json --forward", () => {
     expect(forwarded.url).toBe("/hooks/svix");
     expect(forwarded.body.equals(BODY)).toBe(true);
     expect(forwarded.headers).toMatchObject({
-      "webhook-id": first?.id,
+      "svix-id": first?.id,
       "content-type": "application/json",
       "x-request-note": "from the test",
       "user-agent": "interlock-cli",

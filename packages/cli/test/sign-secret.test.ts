@@ -61,7 +61,7 @@ describe("interlock sign (spawned)", () => {
       [
         "sign",
         "--scheme",
-        "svix",
+        "standard-webhooks",
         "--secret",
         secret,
         "--body",
@@ -89,6 +89,24 @@ describe("interlock sign (spawned)", () => {
     expect(headers["webhook-timestamp"]).toBe(String(timestamp));
     // The standardwebhooks package agrees.
     expect(new Webhook(secret).verify(body, headers)).toEqual({ type: "user.created" });
+  });
+
+  it("--scheme svix: the headers under the names Svix sends, svix-id, svix-timestamp and svix-signature", async () => {
+    const secret = `whsec_${Buffer.from("sign-svix-test-key-32-bytes-long").toString("base64")}`;
+    const timestamp = Math.floor(Date.now() / 1000) - 30;
+    const body = '{"type":"user.created"}';
+    const args = ["--secret", secret, "--body", body, "--id", "msg_svix_1", "--timestamp", String(timestamp)];
+    const result = await interlock(["sign", "--scheme", "svix", ...args]);
+    expect(result.code).toBe(0);
+    // A receiver reading Svix's headers by name, as Svix's guide to verifying by hand does.
+    expect(result.stdout).toBe(
+      [
+        "svix-id: msg_svix_1",
+        `svix-timestamp: ${timestamp}`,
+        `svix-signature: ${new Webhook(secret).sign("msg_svix_1", new Date(timestamp * 1000), body)}`,
+        "",
+      ].join("\n"),
+    );
   });
 
   describe("--curl: the printed command, run by sh, delivers a delivery that verifies", () => {
@@ -204,7 +222,7 @@ describe("interlock secret", () => {
     const signed = memoryIo();
     expect(await run(["sign", "--scheme", "svix", "--secret", signingKey, "--body", "{}", "--json"], signed)).toBe(0);
     const headers = jsonLines(signed.out())[0]?.headers as Record<string, string>;
-    expect(headers["webhook-signature"]).toMatch(/^v1a,/);
+    expect(headers["svix-signature"]).toMatch(/^v1a,/);
     const verifier = createWebhookVerifier({ scheme: standardWebhooks, secret: publicKey });
     await expect(verifier.verify(headers, "{}")).resolves.toBeDefined();
     const other = createWebhookVerifier({

@@ -44,7 +44,8 @@ const FORMATS: Record<string, () => string> = {
 export function makeSecret(options: MakeSecretOptions): MadeSecret {
   const { scheme } = options;
   if (options.ed25519) {
-    if (scheme !== standardWebhooks) {
+    // The Svix preset is Standard Webhooks under Svix's header names: the same keys.
+    if (scheme.name !== standardWebhooks.name) {
       throw usageError(`--ed25519 is for standard-webhooks (svix) only; ${scheme.name} signs with HMAC`);
     }
     return { scheme: scheme.name, ...ed25519KeyPair() };

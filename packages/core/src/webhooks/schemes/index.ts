@@ -4,7 +4,7 @@ export { type LinearSchemeOptions, linear, linearScheme } from "./linear.js";
 export { paddle } from "./paddle.js";
 export { shopify } from "./shopify.js";
 export { slack } from "./slack.js";
-export { standardWebhooks } from "./standard-webhooks.js";
+export { standardWebhooks, svix } from "./standard-webhooks.js";
 export { stripe } from "./stripe.js";
 export { answerZoomUrlValidation, type ZoomUrlValidationResponse, zoom } from "./zoom.js";
 
@@ -14,16 +14,16 @@ import { linear } from "./linear.js";
 import { paddle } from "./paddle.js";
 import { shopify } from "./shopify.js";
 import { slack } from "./slack.js";
-import { standardWebhooks } from "./standard-webhooks.js";
+import { standardWebhooks, svix } from "./standard-webhooks.js";
 import { stripe } from "./stripe.js";
 import { zoom } from "./zoom.js";
 
-/** Every preset by name, for configuration files and the CLI. `svix` is Standard Webhooks. */
+/** Every preset by name, for configuration files and the CLI. `svix` is Standard Webhooks under `svix-*` names. */
 export const schemes = {
   /** Standard Webhooks. */
   "standard-webhooks": standardWebhooks,
-  /** Svix: the Standard Webhooks preset. */
-  svix: standardWebhooks,
+  /** Svix: Standard Webhooks, signing with Svix's `svix-*` header names. */
+  svix,
   /** Stripe. */
   stripe,
   /** GitHub. */

@@ -2,14 +2,18 @@
  * Standard Webhooks (https://www.standardwebhooks.com), which Svix sends as `svix-*`.
  * `webhook-signature` is a space-separated list of `v1,<base64 HMAC-SHA256>` (secret
  * `whsec_<base64>`) and `v1a,<base64 Ed25519>` (public key `whpk_<base64>`, signing key
- * `whsk_<base64 seed ‖ public key>`) over `{id}.{timestamp}.{body}`.
+ * `whsk_<base64 seed ‖ public key>`) over `{id}.{timestamp}.{body}`. Both presets read either
+ * set of header names; each signs with its own: `webhook-*` for Standard Webhooks, `svix-*` for
+ * Svix, whose `webhook-*` names are a white-label option of its paid plans.
  */
 
 import { decodeBase64, encodeBase64 } from "../../encoding.js";
 import type { HeaderReader } from "../../headers.js";
 import {
   base64Secret,
+  type DeliveryFields,
   type KeyMaterial,
+  type MadeSignature,
   optionalHeader,
   parseTimestamp,
   refuse,
@@ -77,6 +81,16 @@ function parseSecret(secret: string | Uint8Array): KeyMaterial {
   return { kind: "hmac", raw: base64Secret(NAME, secret.startsWith("whsec_") ? secret.slice(6) : secret) };
 }
 
+/** The headers a sender puts on a delivery, under one set of names. */
+function formatHeaders(
+  names: typeof WEBHOOK_HEADERS,
+  { id, timestamp }: DeliveryFields,
+  signatures: readonly MadeSignature[],
+): Record<string, string> {
+  const list = signatures.map((s) => `${s.kind === "hmac" ? "v1" : "v1a"},${encodeBase64(s.bytes)}`);
+  return { [names.id]: id as string, [names.timestamp]: timestamp as string, [names.signature]: list.join(" ") };
+}
+
 /** Standard Webhooks and Svix: `v1` (HMAC) and `v1a` (Ed25519) signatures over `{id}.{timestamp}.{body}`. */
 export const standardWebhooks: WebhookScheme = {
   name: NAME,
@@ -94,14 +108,17 @@ export const standardWebhooks: WebhookScheme = {
     return { id, timestamp, timestampMs, signatures };
   },
   signedContent: ({ id, timestamp }, body) => [`${id}.${timestamp}.`, body],
-  format({ id, timestamp }, signatures) {
-    const list = signatures.map((s) => `${s.kind === "hmac" ? "v1" : "v1a"},${encodeBase64(s.bytes)}`);
-    return {
-      "webhook-id": id as string,
-      "webhook-timestamp": timestamp as string,
-      "webhook-signature": list.join(" "),
-    };
-  },
+  format: (fields, signatures) => formatHeaders(WEBHOOK_HEADERS, fields, signatures),
   // Svix ids are `msg_` and 27 base62 characters; 24 random ones carry 142 bits.
   newId: (random) => `msg_${Array.from(random.subarray(0, 24), (b) => ALPHANUMERIC[b % 62]).join("")}`,
+};
+
+/**
+ * Svix: Standard Webhooks as Svix sends it, under `svix-id`, `svix-timestamp` and
+ * `svix-signature` (receivers that read those names by hand miss `webhook-*` ones). It verifies
+ * either set, and shares the `standard-webhooks` name, so de-duplication keys are the same.
+ */
+export const svix: WebhookScheme = {
+  ...standardWebhooks,
+  format: (fields, signatures) => formatHeaders(SVIX_HEADERS, fields, signatures),
 };
