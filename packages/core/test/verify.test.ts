@@ -1,10 +1,11 @@
 /** Behaviour of `verify` beyond the provider vectors: every refusal code, rotation, limits, events. */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   createWebhookVerifier,
   github,
   hmacScheme,
   InterlockConfigError,
+  linear,
   paddle,
   shopify,
   signWebhook,
@@ -299,6 +300,38 @@ describe("the generic scheme", () => {
     expect(() => hmacScheme({ timestampHeader: false, template: "{ts}.{body}" })).toThrow(InterlockConfigError);
     expect(() => hmacScheme({ template: "{id}.{ts}.{body}" })).toThrow(InterlockConfigError);
     expect(() => hmacScheme({ template: "{ts}" })).toThrow(InterlockConfigError);
+  });
+});
+
+describe("a timestamp signed in the body (Linear)", () => {
+  const secret = "lin_wh_s3cret";
+  const linearVerifier = () => createWebhookVerifier({ scheme: linear, secret, now: clockAt(NOW) });
+  const bodyAt = (ms: number) => JSON.stringify({ type: "Issue", webhookTimestamp: ms });
+  const signed = async (body: string) => (await signWebhook({ scheme: linear, secret, body })).headers;
+
+  it("is not read from a body whose signature does not match: a forged body is never parsed", async () => {
+    // Parsing costs far more than hashing (25 MiB of nested arrays take seconds, their HMAC
+    // milliseconds): a forged delivery must cost no more than its HMAC.
+    const forged = { "linear-signature": "00".repeat(32) };
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      await expectRefused(linearVerifier(), forged, bodyAt(NOW * 1000), "no_matching_signature");
+      await expectRefused(linearVerifier(), forged, bodyAt(0), "no_matching_signature");
+      expect(parse).not.toHaveBeenCalled();
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it("is checked against the tolerance, and required, once the signature matched", async () => {
+    const fresh = bodyAt(NOW * 1000 - 300_000);
+    expect((await expectVerified(linearVerifier(), await signed(fresh), fresh)).timestamp).toBe(NOW - 300);
+    const old = bodyAt(NOW * 1000 - 301_000);
+    await expectRefused(linearVerifier(), await signed(old), old, "timestamp_too_old");
+    const ahead = bodyAt(NOW * 1000 + 301_000);
+    await expectRefused(linearVerifier(), await signed(ahead), ahead, "timestamp_in_future");
+    const none = '{"type":"Issue"}';
+    await expectRefused(linearVerifier(), await signed(none), none, "invalid_timestamp");
   });
 });
 

@@ -96,6 +96,13 @@ export interface WebhookScheme {
   decodePayload?(body: Uint8Array): unknown;
   /** Reads the event id from a decoded payload, for schemes whose id lives in the body. */
   payloadId?(payload: unknown): string | undefined;
+  /**
+   * Reads the signed timestamp from the body, in milliseconds since the epoch, for schemes that
+   * sign it there (`timestamp: "body"`); undefined when the body has none. Called only once a
+   * signature matched, since decoding a body costs far more than hashing it; throws
+   * `WebhookVerificationError` to refuse the delivery.
+   */
+  bodyTimestamp?(body: Uint8Array): number | undefined;
 }
 
 // ---------------------------------------------------------------------------------------

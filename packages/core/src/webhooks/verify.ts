@@ -1,6 +1,7 @@
 /**
  * Verification: parse what the delivery claims, check its timestamp window, then compare
- * every candidate signature in constant time against every configured secret's digest.
+ * every candidate signature in constant time against every configured secret's digest. A
+ * timestamp the body carries (Linear) is read and checked only once a signature matched.
  * `verify` works on every runtime; `verifySync` where the crypto port is synchronous (Node).
  */
 
@@ -114,6 +115,13 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   const { hmacSync, ed25519VerifySync } = crypto;
   const sync: SyncCrypto | undefined = hmacSync && ed25519VerifySync ? { hmacSync, ed25519VerifySync } : undefined;
 
+  function checkWindow(timestampMs: number | undefined): void {
+    if (timestampMs === undefined) return;
+    const age = now() - timestampMs;
+    if (age > toleranceMs) refuse(scheme.name, "timestamp_too_old", `timestamp is more than ${tolerance}s old`);
+    if (age < -toleranceMs) refuse(scheme.name, "timestamp_in_future", `timestamp is more than ${tolerance}s ahead`);
+  }
+
   function prepare(attempt: Attempt, headers: HeadersInput, input: RawBody): Prepared {
     const body = rawBytes(input, scheme.name);
     if (body.length > maxBodyBytes) refuse(scheme.name, "body_too_large", `body exceeds ${maxBodyBytes} bytes`);
@@ -122,11 +130,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     if (parsed.signatures.length > maxSignatures) {
       refuse(scheme.name, "malformed_header", `more than ${maxSignatures} signatures`);
     }
-    if (parsed.timestampMs !== undefined) {
-      const age = now() - parsed.timestampMs;
-      if (age > toleranceMs) refuse(scheme.name, "timestamp_too_old", `timestamp is more than ${tolerance}s old`);
-      if (age < -toleranceMs) refuse(scheme.name, "timestamp_in_future", `timestamp is more than ${tolerance}s ahead`);
-    }
+    checkWindow(parsed.timestampMs);
     const decodable = parsed.signatures.some((s) => s.bytes !== undefined);
     return { parsed, body, content: decodable ? scheme.signedContent(parsed, body) : undefined };
   }
@@ -175,7 +179,9 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     if (matched === undefined) {
       return refused(attempt, new WebhookRefusal("no_matching_signature", "no signature matched", scheme.name));
     }
-    const result = new VerifiedWebhook<T>(scheme, prepared.parsed, prepared.body, matched);
+    const parsed = withBodyTimestamp(prepared, attempt);
+    if (parsed instanceof WebhookRefusal) return parsed;
+    const result = new VerifiedWebhook<T>(scheme, parsed, prepared.body, matched);
     if (onEvent) {
       const event: WebhookVerifiedEvent = {
         type: "webhook.verified",
@@ -187,6 +193,24 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
       emit(onEvent, correlated(event, attempt.correlationId));
     }
     return result;
+  }
+
+  /**
+   * The delivery with the timestamp its body carries (Linear), read and checked only once a
+   * signature matched: decoding a body costs far more than hashing it (megabytes of nested
+   * JSON take seconds), and a forged delivery must cost no more than its HMAC.
+   */
+  function withBodyTimestamp(prepared: Prepared, attempt: Attempt): ParsedDelivery | WebhookRefusal {
+    if (scheme.bodyTimestamp === undefined) return prepared.parsed;
+    try {
+      const timestampMs = scheme.bodyTimestamp(prepared.body);
+      if (timestampMs === undefined) return prepared.parsed;
+      checkWindow(timestampMs);
+      return { ...prepared.parsed, timestamp: String(timestampMs), timestampMs };
+    } catch (error) {
+      if (error instanceof WebhookVerificationError) return refused(attempt, WebhookRefusal.from(error, scheme.name));
+      throw error;
+    }
   }
 
   function refused(attempt: Attempt, refusal: WebhookRefusal): WebhookRefusal {

@@ -1,8 +1,8 @@
 /**
  * Linear: `Linear-Signature: <hex HMAC-SHA256 of the body>`. Linear signs no timestamp
  * header; instead the JSON body carries `webhookTimestamp` in milliseconds, which the
- * signature covers, and which this scheme checks against the tolerance window.
- * `Linear-Delivery` (the delivery id) is not covered by the signature.
+ * signature covers, and which this scheme checks against the tolerance window once the
+ * signature matched (a forged body is never parsed). `Linear-Delivery` (the delivery id) is not covered by the signature.
  */
 
 import { utf8 } from "../../encoding.js";
@@ -26,7 +26,7 @@ const base = hmacScheme({
   template: "{body}",
 });
 
-function bodyTimestamp(body: Uint8Array): number | undefined {
+function webhookTimestampOf(body: Uint8Array): number | undefined {
   try {
     const value = (JSON.parse(utf8.decode(body)) as { webhookTimestamp?: unknown })?.webhookTimestamp;
     return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
@@ -41,13 +41,12 @@ export function linearScheme(options: LinearSchemeOptions = {}): WebhookScheme {
   return {
     ...base,
     timestamp: "body",
-    parse(read, body) {
-      const parsed = base.parse(read, body);
-      const timestampMs = bodyTimestamp(body);
+    bodyTimestamp(body) {
+      const timestampMs = webhookTimestampOf(body);
       if (timestampMs === undefined && requireTimestamp) {
         refuse("linear", "invalid_timestamp", "the body has no numeric webhookTimestamp");
       }
-      return { ...parsed, timestamp: timestampMs === undefined ? undefined : String(timestampMs), timestampMs };
+      return timestampMs;
     },
   };
 }
