@@ -14,11 +14,12 @@ import {
   CliError,
   type DeliveryReport,
   listen,
+  run,
   send,
   withRetries,
 } from "../src/index.js";
 import { createProgress } from "../src/progress.js";
-import { closedPort, interlock, jsonLines, Running, recordingServer } from "./helpers.js";
+import { closedPort, interlock, jsonLines, memoryIo, Running, recordingServer } from "./helpers.js";
 
 const SECRET = `whsec_${Buffer.from("interlock-cli-send-test-secret!!").toString("base64")}`;
 
@@ -419,6 +420,23 @@ describe("send and listen as library functions", () => {
       await server.close();
     }
   });
+});
+
+describe("the answer's body on the attempt line", () => {
+  it("is flattened to one line in time linear in its length, however the receiver pads it", async () => {
+    // 128 KiB of spaces with no line break after it: the old pattern backtracked over the
+    // rest of the run from every position in it: some 20 s.
+    const body = `line one\r\n  ok${" ".repeat(128 * 1024)}done`;
+    const server = await recordingServer((_, response) => response.writeHead(200).end(body));
+    try {
+      const io = memoryIo();
+      const argv = ["send", server.url, "--scheme", "github", "--secret", "s", "--body", "{}"];
+      expect(await run(argv, io)).toBe(0);
+      expect(io.out()).toMatch(/^#1 {2}200 OK {2}\d+ ms {2}line one ok {189}…\n$/);
+    } finally {
+      await server.close();
+    }
+  }, 10_000);
 });
 
 describe("the progress line", () => {

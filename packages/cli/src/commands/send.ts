@@ -196,7 +196,10 @@ const ONE_LINE_BODY = 200;
 
 /** An answer's body on one line, shortened: the whole body is in `--json` output. */
 function bodyPreview(text: string | undefined): string {
-  const flat = (text ?? "").replace(/\s*[\r\n]+\s*/g, " ").trim();
+  // Each run of white space is matched once, whole, and becomes one space if it breaks a line.
+  // (A pattern such as /\s*[\r\n]+\s*/ backtracks over a long run without a line break from
+  // every position in it: quadratic in the run, minutes for the megabyte a receiver may send.)
+  const flat = (text ?? "").replace(/\s+/g, (run) => (/[\r\n]/.test(run) ? " " : run)).trim();
   return flat.length > ONE_LINE_BODY ? `${flat.slice(0, ONE_LINE_BODY)}…` : flat;
 }
 
