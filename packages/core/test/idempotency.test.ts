@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   BodyError,
@@ -281,5 +283,38 @@ describe("a store that throws instead of rejecting, once the key is claimed", ()
   it("runIdempotent still returns the done work, not recorded, when complete and release throw", async () => {
     const run = runIdempotent({ store: throwing("complete", "release"), key: "job-complete" }, () => "done");
     await expect(run).resolves.toEqual({ value: "done", replayed: false, recorded: false });
+  });
+});
+
+describe("the cache of scope hashes", () => {
+  // A collection on demand, without starting the process with --expose-gc.
+  const collect = (): void => {
+    setFlagsFromString("--expose-gc");
+    (runInNewContext("gc") as () => void)();
+  };
+
+  it("does not keep the long routes and principals a client can choose", async () => {
+    // An app-wide middleware scopes by path, and a principal may come from a header: a client
+    // choosing a new 16 KiB one per request must not make the engine keep them all.
+    const engine = createIdempotency({ store: new MemoryStore({ maxEntries: 10_000 }), principal: false });
+    collect();
+    const before = process.memoryUsage().heapUsed;
+    const padding = "p".repeat(16 * 1024);
+    for (let i = 0; i < 4000; i++) {
+      const path = `/${i}/${padding}`;
+      const decision = await engine.begin({
+        method: "POST",
+        route: path,
+        path,
+        headers: { "idempotency-key": "k" },
+        body: "",
+      });
+      if (decision.action === "execute") await engine.abort(decision.ticket);
+    }
+    collect();
+    // Kept, the routes would hold 64 MiB.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(16 * 1024 * 1024);
+    // Used after the measure, so the engine (and whatever it keeps) is not collected before it.
+    expect(engine.options.principal).toBe(false);
   });
 });

@@ -189,6 +189,10 @@ export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
 /** The default retention of stored responses: 24 h. */
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 
+/** Scope hashes the engine keeps, and the longest principal, method and route (as JSON) it keeps one for. */
+const MAX_CACHED_SCOPES = 10_000;
+const MAX_CACHED_SCOPE_LENGTH = 512;
+
 const NO_PRINCIPAL_WARNING =
   "Interlock idempotency: no `principal` function is configured, so idempotency keys are shared by all " +
   "clients and one client could replay another's stored response. Pass `principal: (req) => <api key id, " +
@@ -231,7 +235,9 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   }
 
   // The principal is hashed into the key, so stores and their logs never see an API key.
-  // Scopes repeat (one per principal and route), so their hashes are cached, boundedly.
+  // Scopes repeat (one per principal and route), so their hashes are cached, boundedly: in
+  // number, and in length, since a client may choose the route (an app-wide middleware scopes
+  // by path) or the principal (read from a header): kept, 10,000 of 16 KiB would hold 160 MiB.
   const scopes = new Map<string, string>();
   function storeKeyOf(request: R, method: string, key: string): string | Promise<string> {
     const found = options.principal ? options.principal(request) : "";
@@ -252,8 +258,10 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     }
     const remember = (digest: string) => {
       const scope = digest.slice(0, 32);
-      if (scopes.size >= 10_000) scopes.clear();
-      scopes.set(id, scope);
+      if (id.length <= MAX_CACHED_SCOPE_LENGTH) {
+        if (scopes.size >= MAX_CACHED_SCOPES) scopes.clear();
+        scopes.set(id, scope);
+      }
       last = { principal, method, route, scope };
       return `idem:${scope}:${key}`;
     };
