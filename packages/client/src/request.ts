@@ -203,6 +203,14 @@ const origins = new Map<string, string>();
 const MAX_CACHED_ORIGINS = 256;
 
 /**
+ * Authorities whose origin is not cached by their text: credentials (never kept), and one
+ * that is empty once the URL parser drops tabs and line breaks. The parser then reads the host
+ * from what follows (`https:///api.example.com`), so that text would stand for every host,
+ * and one origin's breaker and budget would answer for another's.
+ */
+const UNCACHED_AUTHORITY = /^[\t\n\r]*$|@/;
+
+/**
  * The URL's origin, relative URLs resolved against the page where there is one; fetch's
  * TypeError otherwise. An absolute http(s) URL's origin is read once per scheme and authority,
  * not parsed on every call.
@@ -211,7 +219,7 @@ function originOf(url: string): string {
   const authority = url.startsWith("https://") ? 8 : url.startsWith("http://") ? 7 : -1;
   if (authority < 0) return parseOrigin(url);
   const prefix = url.slice(0, authorityEnd(url, authority));
-  if (prefix.includes("@")) return parseOrigin(url); // credentials in the URL: not kept in a cache
+  if (UNCACHED_AUTHORITY.test(prefix.slice(authority))) return parseOrigin(url);
   let origin = origins.get(prefix);
   if (origin === undefined) {
     origin = parseOrigin(url);

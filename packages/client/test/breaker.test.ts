@@ -364,3 +364,20 @@ describe("observing, saving and restoring", () => {
     expect(client.budgets.get(servers[2]!.origin)).toBeDefined();
   });
 });
+
+describe("origins", () => {
+  it("a URL whose host follows extra slashes or tabs counts for its own origin, not for the first such URL's", async () => {
+    // The parser skips the empty authority of `https:///host`: the text before the path names no host.
+    const { client } = clientOn({ maxAttempts: 1, fetch: async () => new Response("ok") });
+    for (const url of [
+      "https:///a.example/x",
+      "https:///b.example/y",
+      "https://\t/c.example/",
+      "https://\t/d.example/",
+    ]) {
+      await client(url);
+    }
+    const origins = [...client.breakers].map((breaker) => breaker.origin);
+    expect(origins).toEqual(["https://a.example", "https://b.example", "https://c.example", "https://d.example"]);
+  });
+});
