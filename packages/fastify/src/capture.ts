@@ -7,6 +7,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { BodyCollector, type CapturedResponse } from "@interlock/core";
 import type { FastifyReply } from "fastify";
+import { onHandlerThrow } from "./handler-throw.js";
 
 /**
  * The body of an `onSend` payload: strings and bytes are kept as sent; `null`/`undefined` is an
@@ -17,6 +18,14 @@ export function payloadBody(payload: unknown): CapturedResponse["body"] {
   if (payload === undefined || payload === null) return "";
   if (typeof payload === "string" || payload instanceof Uint8Array) return payload;
   return undefined;
+}
+
+/** How a hijacked reply ends when Fastify runs none of its hooks for it. */
+export interface HijackedEnds {
+  /** The client left, and the route has ended the reply (or the stream piped into it stopped). */
+  cutOff: () => void;
+  /** The handler threw (or rejected) before it ended the reply, which it leaves open. */
+  threw: () => void;
 }
 
 type Write = ServerResponse["write"];
@@ -40,19 +49,18 @@ function headersArgument(args: unknown[]): OutgoingHttpHeaders {
  * not before: most replies go through onSend, and wrapping the raw response of every request
  * would cost them all. Returns the recording, read once the response has finished; a reply
  * never hijacked, or recorded without a `limit`, has recorded no body (`body: undefined`:
- * uncached). Fastify's `onResponse` runs only for a response that finished: `cutOff` is called
- * instead when the client left a hijacked reply and the route has ended it (or the stream piped
- * into it was stopped).
+ * uncached). Fastify's `onResponse` runs only for a response that finished, and its `onError`
+ * not for a hijacked reply: `ends` says when a hijacked reply is over without them.
  */
 export function recordOnHijack(
   reply: FastifyReply,
   limit: number | undefined,
-  cutOff: () => void,
+  ends: HijackedEnds,
 ): () => CapturedResponse {
   let recording: (() => CapturedResponse) | undefined;
   const hijack = reply.hijack;
   reply.hijack = function (this: FastifyReply) {
-    recording ??= recordHijackedWrites(reply, limit, cutOff);
+    recording ??= recordHijackedWrites(reply, limit, ends);
     return hijack.call(this);
   };
   return () => recording?.() ?? { status: reply.raw.statusCode, headers: reply.raw.getHeaders(), body: undefined };
@@ -67,7 +75,7 @@ export function recordOnHijack(
 function recordHijackedWrites(
   reply: FastifyReply,
   limit: number | undefined,
-  cutOff: () => void,
+  { cutOff, threw }: HijackedEnds,
 ): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
@@ -108,9 +116,20 @@ function recordHijackedWrites(
     left = true;
     if (over) cutOff();
   });
+  // A throw after the end leaves the answer the route wrote to be recorded as it finishes.
+  onHandlerThrow(reply, () => {
+    if (!over) threw();
+  });
+  // The status the hijacked reply sent: a handler that throws after its end gets a 500 set on the
+  // response by Fastify (for its diagnostics channel), which no client ever saw.
+  let sentStatus: number | undefined;
   raw.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    if (reply.sent) headHeaders = headersArgument(args.slice(1));
-    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    const result = (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    if (reply.sent) {
+      headHeaders = headersArgument(args.slice(1));
+      sentStatus = raw.statusCode;
+    }
+    return result;
   } as WriteHead;
   raw.write = function (this: ServerResponse, ...args: unknown[]) {
     keep(args[0], args[1]);
@@ -125,5 +144,5 @@ function recordHijackedWrites(
 
   // getHeaders() is a fresh copy already; spreading it again costs ~0.5 µs a request on Node 20.
   const headers = () => (headHeaders === undefined ? raw.getHeaders() : Object.assign(raw.getHeaders(), headHeaders));
-  return () => ({ status: raw.statusCode, headers: headers(), body: body?.body() });
+  return () => ({ status: sentStatus ?? raw.statusCode, headers: headers(), body: body?.body() });
 }

@@ -2,8 +2,8 @@
  * `idempotency(options)`: the `Idempotency-Key` engine around a Fastify route. The raw body
  * is kept in `preParsing`, the key is claimed in `preHandler` (where the engine takes the body
  * only if the fingerprint needs it), the handler's response is captured and stored as it is
- * sent (`onSend`), and a handler that throws releases the key (`onError`). Refusals and
- * replays are answered before the handler.
+ * sent (`onSend`), and a handler that throws releases the key (`onError`, or Fastify's
+ * diagnostics channel for a hijacked reply). Refusals and replays are answered before the handler.
  */
 
 import {
@@ -19,6 +19,7 @@ import {
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
 import { payloadBody, recordOnHijack } from "./capture.js";
+import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
@@ -95,11 +96,18 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
   const engine = createIdempotency(engineOptions);
   const recordLimit = engine.options.store.maxRecordBytes;
+  listenForHandlerThrows();
 
   /** Stores what a hijacked reply wrote: once it has finished, or once the client left and it ended. */
   async function finishHijacked(request: FastifyRequest): Promise<void> {
     const run = takeRun(request);
     if (run) await engine.finish(run.ticket, run.hijacked());
+  }
+
+  /** The handler threw: releases the key so a retry runs again. */
+  async function abortRun(request: FastifyRequest): Promise<void> {
+    const run = takeRun(request);
+    if (run) await engine.abort(run.ticket);
   }
 
   return hookSet("last", {
@@ -131,8 +139,8 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
         if (decision.action === "respond")
           return answer(decision, request, reply, decision.replayed ? undefined : onError);
         if (decision.action === "execute") {
-          const cutOff = () => void finishHijacked(request);
-          const run: Run = { ticket: decision.ticket, hijacked: recordOnHijack(reply, recordLimit, cutOff) };
+          const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortRun(request) };
+          const run: Run = { ticket: decision.ticket, hijacked: recordOnHijack(reply, recordLimit, ends) };
           (request as WithRun)[kIdempotentRun] = run;
         }
         done();
@@ -152,11 +160,10 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       finishHijacked(request).then(() => done(), done);
     },
 
-    // The handler threw: release the key so a retry runs again, then Fastify's error handling answers.
+    // The handler threw: release the key, then Fastify's error handling answers. (A hijacked
+    // reply's throw reaches no hook: `ends.threw` above.)
     onError(request, _reply, _error, done) {
-      const run = takeRun(request);
-      if (!run) return done();
-      engine.abort(run.ticket).then(() => done(), done);
+      abortRun(request).then(() => done(), done);
     },
   });
 }

@@ -12,7 +12,7 @@ import { HOOK_NAMES, type InterlockHooks, placementOf } from "./hooks.js";
 import { kIdempotentRun } from "./idempotency.js";
 import { kRawBody } from "./raw-body.js";
 import { sendResponse } from "./respond.js";
-import { kWebhookTicket } from "./webhook.js";
+import { kWebhookClaim } from "./webhook.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -43,7 +43,7 @@ function applyHooks(route: RouteOptions, hooks: InterlockHooks): void {
 
 const plugin: FastifyPluginCallback = (fastify, _options, done) => {
   // Declared up front so requests keep one shape (Fastify's advice for decorations).
-  for (const name of ["webhook", kRawBody, kWebhookTicket, kIdempotentRun, kTakesFormRaw] as const) {
+  for (const name of ["webhook", kRawBody, kWebhookClaim, kIdempotentRun, kTakesFormRaw] as const) {
     if (!fastify.hasRequestDecorator(name)) fastify.decorateRequest(name, null);
   }
   addWebhookFormParser(fastify);

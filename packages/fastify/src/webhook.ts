@@ -3,20 +3,23 @@
  * core's receiver. The raw body is captured in `preParsing` (a form body is then taken raw
  * unless the app parses forms itself: form-body.ts), the delivery is verified and
  * claimed in `preHandler`, and the claim is settled when the handler's answer is sent
- * (`onSend`: 2xx records it, anything else releases it) or when it throws (`onError`).
+ * (`onSend`: 2xx records it, anything else releases it) or when it throws (`onError`, or
+ * Fastify's diagnostics channel for a hijacked reply).
  */
 
 import {
   BodyError,
   bodyLimitOption,
+  type CapturedResponse,
   createWebhookReceiver,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
   type WebhookTicket,
 } from "@interlock/core";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import { recordOnHijack } from "./capture.js";
 import { takeFormRaw } from "./form-body.js";
+import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
@@ -38,17 +41,23 @@ export interface FastifyWebhookOptions extends WebhookReceiverOptions {
   onError?: TakeOver<WebhookRespondDecision>;
 }
 
-export const kWebhookTicket = Symbol("interlock.webhookTicket");
+export const kWebhookClaim = Symbol("interlock.webhookClaim");
 
-interface WithTicket {
-  [kWebhookTicket]?: WebhookTicket | null;
+/** A claimed delivery, and how to read what the handler sent if it bypasses onSend. */
+interface Claim {
+  ticket: WebhookTicket;
+  hijacked: () => CapturedResponse;
 }
 
-/** Takes the request's unsettled ticket: each ticket is settled once. */
-function takeTicket(request: FastifyRequest): WebhookTicket | undefined {
-  const ticket = (request as WithTicket)[kWebhookTicket] ?? undefined;
-  if (ticket) (request as WithTicket)[kWebhookTicket] = null;
-  return ticket;
+interface WithClaim {
+  [kWebhookClaim]?: Claim | null;
+}
+
+/** Takes the request's unsettled claim: each delivery is settled once. */
+function takeClaim(request: FastifyRequest): Claim | undefined {
+  const claim = (request as WithClaim)[kWebhookClaim] ?? undefined;
+  if (claim) (request as WithClaim)[kWebhookClaim] = null;
+  return claim;
 }
 
 const CONSUMED =
@@ -66,6 +75,7 @@ const NOT_CAPTURED =
 export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
+  listenForHandlerThrows();
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
   const refuse = (error: BodyError, request: FastifyRequest) =>
     receiver.refuse(error.code, error.message, request.headers);
@@ -78,10 +88,16 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     tooLarge: "refuse",
   });
 
-  /** Settles a hijacked reply by the status answered: once it has finished, or once the provider left and it ended. */
-  async function finishHijacked(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const ticket = takeTicket(request);
-    if (ticket) await receiver.finish(ticket, { status: reply.statusCode });
+  /** Settles a hijacked reply by the status it sent: once it has finished, or once the provider left and it ended. */
+  async function finishHijacked(request: FastifyRequest): Promise<void> {
+    const claim = takeClaim(request);
+    if (claim) await receiver.finish(claim.ticket, { status: claim.hijacked().status });
+  }
+
+  /** The handler threw: releases the delivery so the provider's retry is processed. */
+  async function abortClaim(request: FastifyRequest): Promise<void> {
+    const claim = takeClaim(request);
+    if (claim) await receiver.abort(claim.ticket);
   }
 
   return hookSet("first", {
@@ -97,29 +113,29 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
       receiver.begin(request.headers, body).then((decision) => {
         if (decision.action === "respond") return answer(decision, request, reply, onError);
         request.webhook = decision.event;
-        (request as WithTicket)[kWebhookTicket] = decision.ticket;
-        recordOnHijack(reply, undefined, () => void finishHijacked(request, reply));
+        const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortClaim(request) };
+        const claim: Claim = { ticket: decision.ticket, hijacked: recordOnHijack(reply, undefined, ends) };
+        (request as WithClaim)[kWebhookClaim] = claim;
         done();
       }, done);
     },
 
     // Settled before the answer goes out, so a provider retrying at once finds it recorded.
     onSend(request, reply, payload, done) {
-      const ticket = takeTicket(request);
-      if (!ticket) return done(null, payload);
-      receiver.finish(ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
+      const claim = takeClaim(request);
+      if (!claim) return done(null, payload);
+      receiver.finish(claim.ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
     },
 
     // A hijacked reply never passes onSend: settle it once it has been written.
-    onResponse(request, reply, done) {
-      finishHijacked(request, reply).then(() => done(), done);
+    onResponse(request, _reply, done) {
+      finishHijacked(request).then(() => done(), done);
     },
 
-    // The handler threw: release the delivery, then Fastify's error handling answers.
+    // The handler threw: release the delivery, then Fastify's error handling answers. (A
+    // hijacked reply's throw reaches no hook: `threw` above.)
     onError(request, _reply, _error, done) {
-      const ticket = takeTicket(request);
-      if (!ticket) return done();
-      receiver.abort(ticket).then(() => done(), done);
+      abortClaim(request).then(() => done(), done);
     },
   });
 }

@@ -3,7 +3,7 @@
 import { request as httpRequest } from "node:http";
 import { PassThrough, Readable } from "node:stream";
 import { type InterlockEvent, MemoryStore } from "@interlock/core";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyIdempotencyOptions, idempotency } from "../src/index.js";
 import { listen, type Running } from "./app.js";
@@ -269,6 +269,59 @@ describe("response capture and replay", () => {
       "true",
     ]);
     expect(calls).toBe(2);
+  });
+
+  for (const shape of ["sync", "async"] as const) {
+    it(`a handler that throws (${shape}) after hijacking its reply releases the key at once: the retry runs`, async () => {
+      const events: InterlockEvent[] = [];
+      let calls = 0;
+      await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+        const fail = (reply: FastifyReply) => {
+          reply.hijack();
+          reply.raw.writeHead(200, { "content-type": "text/plain" });
+          if (++calls === 1) {
+            // Fastify hands this throw to no hook, and leaves the hijacked response open.
+            reply.raw.write("partial,");
+            throw new Error("provider timeout");
+          }
+          reply.raw.end("all");
+        };
+        app.post("/raw", hooks, shape === "sync" ? (_request, reply) => fail(reply) : async (_r, reply) => fail(reply));
+      });
+      const key = newKey();
+      // The first client stays connected, reading an answer that never ends.
+      const first = httpRequest(`${running?.url}/raw`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key },
+      });
+      first.on("error", () => {});
+      first.end("{}");
+      try {
+        await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.released"));
+        expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "error" });
+        const retry = await send("/raw", key);
+        expect([retry.status, await retry.text()]).toEqual([200, "all"]);
+        expect(calls).toBe(2);
+      } finally {
+        first.destroy();
+      }
+    });
+  }
+
+  it("a handler that throws after ending its hijacked reply: the status it sent is recorded and replayed", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.post("/raw", hooks, async (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(201, { "content-type": "text/plain" });
+        reply.raw.end("done");
+        // Fastify then sets a 500 on the response already sent, for its diagnostics channel.
+        throw new Error("cleanup failed");
+      });
+    });
+    const replayed = await expectReplay("/raw");
+    expect([replayed.status, Buffer.from(replayed.bytes).toString(), calls]).toEqual([201, "done", 1]);
   });
 
   it("the response is stored before it is sent: an immediate retry replays (no 409)", async () => {

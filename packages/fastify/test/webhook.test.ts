@@ -322,6 +322,55 @@ describe("settling the delivery", () => {
     expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
     expect(calls).toBe(1);
   });
+
+  it("a handler that throws after hijacking its reply releases the delivery at once: the redelivery runs", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, async (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        // Fastify hands this throw to no hook, and leaves the hijacked response open.
+        if (++calls === 1) throw new Error("database down");
+        reply.raw.end("done");
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    // The first delivery stays connected, waiting for an answer that never ends.
+    const first = httpRequest(`${running.url}/hook`, { method: "POST", headers: d.headers });
+    first.on("error", () => {});
+    first.end(d.body);
+    try {
+      await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.handler_failed"));
+      const again = await post(`${running.url}/hook`, d);
+      expect([again.status, await again.text()]).toEqual([200, "done"]);
+      expect(calls).toBe(2);
+    } finally {
+      first.destroy();
+    }
+  });
+
+  it("a handler that throws after ending its hijacked reply is settled by the status it sent", async () => {
+    let calls = 0;
+    running = await listen((app) => {
+      app.post("/hook", { config: { interlock: webhook(options()) } }, async (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(204);
+        reply.raw.end();
+        // Fastify then sets a 500 on the response already sent, for its diagnostics channel.
+        throw new Error("cleanup failed");
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect((await post(`${running.url}/hook`, d)).status).toBe(204);
+    await vi.waitFor(async () => {
+      const again = await post(`${running?.url}/hook`, d);
+      expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    });
+    expect(calls).toBe(1);
+  });
 });
 
 /** Sends a delivery, reads the first chunk of the answer, then closes the connection: its status. */

@@ -1,0 +1,41 @@
+/**
+ * A handler that throws after hijacking its reply reaches none of Fastify's hooks: `onError` is
+ * skipped for a reply already sent, and `onResponse` waits for an end the route will never
+ * write. Fastify 5 publishes every handler's throw on a diagnostics channel, which is where the
+ * adapters learn of it, to release what the request claimed as they do for any other throw.
+ */
+
+import { subscribe } from "node:diagnostics_channel";
+import type { FastifyReply } from "fastify";
+
+/** Fastify's channel for a handler's throw or rejection: `{ request, reply, route, error }`. */
+const HANDLER_ERROR = "tracing:fastify.request.handler:error";
+
+const kOnThrow = Symbol("interlock.onHandlerThrow");
+
+interface WithOnThrow {
+  [kOnThrow]?: (() => void) | undefined;
+}
+
+let listening = false;
+
+/**
+ * Listens to Fastify's channel, once per process. Called when a hook set is made, before any
+ * request: Fastify decides per request, before the handler runs, whether to publish at all.
+ */
+export function listenForHandlerThrows(): void {
+  if (listening) return;
+  listening = true;
+  subscribe(HANDLER_ERROR, (message) => {
+    const reply = (message as { reply?: FastifyReply & WithOnThrow }).reply;
+    const onThrow = reply?.[kOnThrow];
+    if (reply === undefined || onThrow === undefined) return;
+    reply[kOnThrow] = undefined;
+    onThrow();
+  });
+}
+
+/** Calls `onThrow` if the handler of `reply` throws (or rejects) from now on. */
+export function onHandlerThrow(reply: FastifyReply, onThrow: () => void): void {
+  (reply as FastifyReply & WithOnThrow)[kOnThrow] = onThrow;
+}
