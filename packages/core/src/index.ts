@@ -48,6 +48,7 @@ export {
   type CachePolicy,
   createIdempotency,
   DEFAULT_IDEMPOTENCY_LOCK_TTL_MS,
+  DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
   type IdempotencyDecision,
   type IdempotencyEngine,
@@ -55,6 +56,7 @@ export {
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
+  type LeaseRenewal,
 } from "./idempotency/engine.js";
 export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
 export { type CapturedResponse, DEFAULT_REPLAY_HEADERS } from "./idempotency/response.js";

@@ -4,6 +4,7 @@ import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   BodyError,
   createIdempotency,
+  DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   type IdempotencyRequest,
   InterlockConfigError,
   type InterlockStore,
@@ -224,6 +225,67 @@ describe("waiting for a request in flight", () => {
     };
     await expect(runIdempotent({ store, key: "job-wait", wait }, () => 1)).rejects.toBeInstanceOf(InterlockConfigError);
     expect(claims).toBe(0);
+  });
+});
+
+describe("extendLease's bound", () => {
+  const request = (key: string) => ({
+    method: "POST",
+    route: "/events",
+    path: "/events",
+    headers: { "idempotency-key": key },
+    body: new Uint8Array(0),
+  });
+
+  /** Claims `key` with `extendLease` on a store whose clock is the fake timers', and never settles it. */
+  async function holdForever(extendLease: true | { maxMs: number }, lockTtlMs = 300) {
+    const store = new MemoryStore();
+    let renewed = 0;
+    const extend = store.extend.bind(store);
+    store.extend = (...args) => {
+      renewed++;
+      return extend(...args);
+    };
+    const engine = createIdempotency({ store, principal: false, lockTtlMs, extendLease });
+    const decision = await engine.begin(request("k-stream"));
+    if (decision.action !== "execute") throw new Error(`expected execute, got ${decision.action}`);
+    // A retry: 409 while the key is held, run once it is free.
+    const retry = async () => (await engine.begin(request("k-stream"))).action;
+    return { retry, extends: () => renewed };
+  }
+
+  it("renews a response that never ends until it has held its key for maxMs; the lease then runs out", async () => {
+    vi.useFakeTimers();
+    try {
+      const held = await holdForever({ maxMs: 1_000 });
+      vi.advanceTimersByTime(900);
+      expect(await held.retry()).toBe("respond"); // 409: still renewed past the first lease
+      vi.advanceTimersByTime(10_000);
+      expect(held.extends()).toBe(10); // every 100 ms, for 1 s
+      expect(await held.retry()).toBe("execute");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("extendLease: true renews for 10 minutes at most", async () => {
+    vi.useFakeTimers();
+    try {
+      const held = await holdForever(true, 60_000);
+      vi.advanceTimersByTime(DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS - 1);
+      expect(await held.retry()).toBe("respond");
+      vi.advanceTimersByTime(60_000 + 1);
+      expect(await held.retry()).toBe("execute");
+      expect(held.extends()).toBe(DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS / 20_000);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it.each([0, -1, 1.5, Number.NaN])("refuses a maxMs of %s with InterlockConfigError", (maxMs) => {
+    expect(() => createIdempotency({ store: new MemoryStore(), principal: false, extendLease: { maxMs } })).toThrow(
+      InterlockConfigError,
+    );
   });
 });
 

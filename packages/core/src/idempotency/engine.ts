@@ -52,6 +52,12 @@ export interface IdempotencyRequest {
   context?: unknown;
 }
 
+/** How long `extendLease` keeps renewing a running request's lease. */
+export interface LeaseRenewal {
+  /** The longest hold renewed, from the claim, in ms. `true` for `extendLease` means `DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS`. */
+  maxMs: number;
+}
+
 /** Which of the handler's responses are stored and replayed; the others release the key. */
 export type CachePolicy =
   /** Store everything below 500; release on 5xx so a retry runs again (default). */
@@ -84,8 +90,14 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   fingerprint?: (request: R) => string | Promise<string>;
   /** Lease on a running request, in ms. Default 60 s. */
   lockTtlMs?: number;
-  /** Renew the lease while a long handler runs (every third of `lockTtlMs`). Default false. */
-  extendLease?: boolean;
+  /**
+   * Renew the lease while a long handler runs, every third of `lockTtlMs`. Default false.
+   * Renewal stops once the request has held its key for `maxMs` (with `true`, 10 minutes), so a
+   * response that never ends (a stream the app keeps open, a handler waiting on a call that never
+   * returns) cannot lock its key for good: the key is free at most `lockTtlMs` later, and a retry
+   * may then run beside the first.
+   */
+  extendLease?: boolean | LeaseRenewal;
   /** Retention of stored responses, in ms. Default 24 h. */
   retentionMs?: number;
   /** Wait for an in-flight request with the same key to finish and replay it, instead of 409. */
@@ -188,6 +200,11 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
 export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
 /** The default retention of stored responses: 24 h. */
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * The longest hold `extendLease: true` renews: 10 minutes. Proxies and load balancers close a
+ * request's connection long before, so a request still running then has lost its client.
+ */
+export const DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS = 10 * 60 * 1000;
 
 /** Scope hashes the engine keeps, and the longest principal, method and route (as JSON) it keeps one for. */
 const MAX_CACHED_SCOPES = 10_000;
@@ -213,6 +230,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const headerName = (options.headerName ?? "Idempotency-Key").toLowerCase();
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
+  const renewals = renewalsOf(options.extendLease, lockTtlMs);
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const allowedHeaders = new Set((options.replayHeaders ?? DEFAULT_REPLAY_HEADERS).map((h) => h.toLowerCase()));
   const replayedHeader = options.replayedHeader ?? "Idempotent-Replayed";
@@ -307,6 +325,19 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       { key: ticket.key, method: ticket.method, route: ticket.route },
       ticket.correlationId,
     );
+  }
+
+  /**
+   * Renews the ticket's lease every third of `lockTtlMs` until it settles, `renewals` times at
+   * most: counted rather than timed, so the bound holds whatever the clock does.
+   */
+  function renewLease(ticket: Ticket): void {
+    let left = renewals;
+    ticket.renewal = setInterval(() => {
+      void storeCall(() => store.extend(ticket.storeKey, ticket.token, lockTtlMs)).catch(() => {});
+      if (--left === 0) clearInterval(ticket.renewal);
+    }, lockTtlMs / 3);
+    (ticket.renewal as { unref?: () => void }).unref?.();
   }
 
   function stopRenewal(ticket: Ticket): boolean {
@@ -408,13 +439,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           settled: false,
           inTransaction: false,
         };
-        if (options.extendLease) {
-          ticket.renewal = setInterval(
-            () => void storeCall(() => store.extend(storeKey, claim.token, lockTtlMs)).catch(() => {}),
-            lockTtlMs / 3,
-          );
-          (ticket.renewal as { unref?: () => void }).unref?.();
-        }
+        if (renewals > 0) renewLease(ticket);
         return { action: "execute", ticket };
       }
       const otherFingerprint = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
@@ -513,4 +538,15 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       await release(ticket, { reason: "error", status: undefined });
     },
   };
+}
+
+/**
+ * How many times `extendLease` renews a lease, every third of `lockTtlMs`, before the hold
+ * reaches its `maxMs`: 0 without it. Throws `InterlockConfigError` for a `maxMs` that is not a
+ * positive whole number of ms.
+ */
+function renewalsOf(extendLease: IdempotencyOptions["extendLease"], lockTtlMs: number): number {
+  if (!extendLease) return 0;
+  const maxMs = extendLease === true ? undefined : extendLease.maxMs;
+  return Math.floor(positiveMs("extendLease.maxMs", maxMs, DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS) / (lockTtlMs / 3));
 }
