@@ -92,17 +92,23 @@ export function interlockMetrics(registry) {
         return store("webhook", outcome === "processed" ? "complete" : "release", event.storeMs);
       }
       case "idempotency.rejected":
-        return idempotency.inc({ method: event.method, route: event.route, outcome: "rejected", reason: event.code });
+        return idempotency.inc({
+          method: event.method,
+          route: routeOf(event),
+          outcome: "rejected",
+          reason: event.code,
+        });
       case "idempotency.first":
       case "idempotency.replayed":
       case "idempotency.in_flight":
       case "idempotency.mismatch":
-        idempotency.inc({ method: event.method, route: event.route, outcome: outcomeOf(event) });
+        idempotency.inc({ method: event.method, route: routeOf(event), outcome: outcomeOf(event) });
         return store("idempotency", "claim", event.storeMs);
       case "idempotency.completed":
       case "idempotency.released":
       case "idempotency.not_recorded": {
-        const { method, route } = event;
+        const { method } = event;
+        const route = routeOf(event);
         const outcome = outcomeOf(event);
         idempotency.inc(
           "reason" in event ? { method, route, outcome, reason: event.reason } : { method, route, outcome },
@@ -113,13 +119,24 @@ export function interlockMetrics(registry) {
         return store("idempotency", operation, event.storeMs, failed);
       }
       case "idempotency.store_down":
-        idempotency.inc({ method: event.method, route: event.route, outcome: "store_down", reason: event.operation });
+        idempotency.inc({
+          method: event.method,
+          route: routeOf(event),
+          outcome: "store_down",
+          reason: event.operation,
+        });
         // A failed complete or release was timed by its not_recorded or released event.
         if (event.operation === "claim") store("idempotency", "claim", event.storeMs, true);
         return;
     }
   };
 }
+
+/**
+ * The route label: the pattern, or empty (Prometheus' absent label) for an event that names no
+ * route, as one from a middleware mounted before routing does until the route has matched.
+ */
+const routeOf = (event) => event.route ?? "";
 
 /** "idempotency.first" → "first". */
 const outcomeOf = (event) => event.type.slice("idempotency.".length);

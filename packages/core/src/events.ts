@@ -127,8 +127,12 @@ export type WebhookEvent =
 export interface IdempotencyEventBase extends CorrelatedEvent {
   /** The request's method, upper case. */
   method: string;
-  /** The route pattern the key is scoped to. */
-  route: string;
+  /**
+   * The route pattern that matched (`/payments/:id`). Absent while it is not known: the
+   * middleware runs before routing (Express `app.use`, Koa before its router) and no route has
+   * matched yet, as for the events before the handler runs. Never the request's path.
+   */
+  route?: string;
   /** The client's `Idempotency-Key`. */
   key: string;
 }
@@ -214,8 +218,8 @@ export interface IdempotencyRejectedEvent extends CorrelatedEvent {
   type: "idempotency.rejected";
   /** The request's method, upper case. */
   method: string;
-  /** The route pattern. */
-  route: string;
+  /** The route pattern that matched, when it is known (see `IdempotencyEventBase`). */
+  route?: string;
   /** Why it was refused: the error's `code`. */
   code: "idempotency_key_missing" | "idempotency_key_invalid" | "body_too_large" | "body_not_raw";
 }

@@ -7,6 +7,7 @@ import {
   DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   type IdempotencyRequest,
   InterlockConfigError,
+  type InterlockEvent,
   type InterlockStore,
   MemoryStore,
   parseIdempotencyKey,
@@ -225,6 +226,38 @@ describe("waiting for a request in flight", () => {
     };
     await expect(runIdempotent({ store, key: "job-wait", wait }, () => 1)).rejects.toBeInstanceOf(InterlockConfigError);
     expect(claims).toBe(0);
+  });
+});
+
+describe("the route events name", () => {
+  it("is routePattern, read as each event is emitted, and none while it is undefined; route scopes the key", async () => {
+    const events: InterlockEvent[] = [];
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent: (e) => events.push(e) });
+    let pattern: string | undefined;
+    const request = (path: string, key = "k-route") => ({
+      method: "POST",
+      route: path,
+      routePattern: () => pattern,
+      path,
+      headers: { "idempotency-key": key },
+      body: "",
+    });
+    const first = await engine.begin(request("/orders/1"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    pattern = "/orders/:id"; // routing matched once the key was claimed
+    await engine.finish(first.ticket, { status: 201, headers: {}, body: "" });
+    pattern = undefined;
+    expect((await engine.begin(request("/orders/2"))).action).toBe("execute"); // another path, another scope
+    engine.refuse(request("/orders/3"), new BodyError("body_too_large", "too large"));
+    expect(events.map((e) => [e.type, "route" in e ? e.route : "none"])).toEqual([
+      ["idempotency.first", "none"],
+      ["idempotency.completed", "/orders/:id"],
+      ["idempotency.first", "none"],
+      ["idempotency.rejected", "none"],
+    ]);
+    events.length = 0;
+    await engine.begin({ ...request("/refunds", "k-route-2"), routePattern: undefined });
+    expect(events).toMatchObject([{ type: "idempotency.first", route: "/refunds" }]); // without one: `route`
   });
 });
 

@@ -28,7 +28,14 @@ export interface ExpressIdempotencyRequest extends IdempotencyRequest {
  * request as `request.context`, plus the adapter's own.
  */
 export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<ExpressIdempotencyRequest> {
-  /** The route a key is scoped to. Default: `req.baseUrl` + the matched route pattern, else + `req.path`. */
+  /**
+   * The route a key is scoped to, also named in events (OpenTelemetry's `http.route`): return a
+   * pattern, not the path. Default: `req.baseUrl` + the matched route pattern. Mounted before
+   * routing (`app.use(idempotency(…))`), the key is scoped by `req.baseUrl` + `req.path`, and
+   * events name the route only once it has matched (from `idempotency.completed`, `released`
+   * or `not_recorded` on). A router mounted at a path with parameters puts their values in
+   * `req.baseUrl`: pass `route` for such routes.
+   */
   route?: (req: Request) => string;
   /**
    * Largest request body read for the fingerprint, in bytes; a larger one is answered 413
@@ -44,10 +51,13 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<Express
   onError?: (decision: IdempotencyRespondDecision, req: Request, res: Response) => void | Promise<void>;
 }
 
-function defaultRoute(req: Request): string {
+/** The matched route's pattern under its router's mount path: undefined until routing has matched one. */
+function matchedPattern(req: Request): string | undefined {
   const pattern: unknown = req.route?.path;
-  return req.baseUrl + (pattern === undefined ? req.path : String(pattern));
+  return pattern === undefined ? undefined : req.baseUrl + String(pattern);
 }
+
+const defaultRoute = (req: Request): string => matchedPattern(req) ?? req.baseUrl + req.path;
 
 /**
  * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
@@ -64,6 +74,9 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
     const decision = await engine.begin({
       method: req.method,
       route: route(req),
+      // The app's own `route` is its pattern; the default one is read as each event is emitted:
+      // mounted before routing, the pattern is known only once a route has matched.
+      routePattern: options.route ? undefined : () => matchedPattern(req),
       path: req.originalUrl,
       headers: req.headers,
       // Read only if the engine needs it (a covered request with a key, default fingerprint).

@@ -389,6 +389,34 @@ describe("idempotency(): scoping by principal and route", () => {
     expect(routes).toEqual(["/v1/orders/:id", "/v1/refunds/:id"]);
   });
 
+  it("mounted with app.use: keys are scoped by the path; events name the pattern once it matched, never the path", async () => {
+    const world = await start((app, use, idem) => {
+      app.use(idem);
+      const router = express.Router();
+      router.post(
+        "/orders/:id",
+        use((req, res) => void res.status(201).json({ id: req.params.id })),
+      );
+      app.use("/v1", router);
+    });
+    const key = newKey();
+    // No pattern is known when the key is claimed: each path is its own scope.
+    expect((await post(`${world.url}/v1/orders/1`, key)).status).toBe(201);
+    expect((await post(`${world.url}/v1/orders/2`, key)).status).toBe(201);
+    expect((await post(`${world.url}/v1/orders/2`, key)).headers["idempotent-replayed"]).toBe("true");
+    expect((await post(`${world.url}/v1/orders/3`, "a b")).status).toBe(400);
+    expect(world.runs()).toBe(2);
+    // Until the route runs (and when it never does), events name no route: a path would be one metric series per URL.
+    expect(world.events.map((e) => [e.type, "route" in e ? e.route : "none"])).toEqual([
+      ["idempotency.first", "none"],
+      ["idempotency.completed", "/v1/orders/:id"],
+      ["idempotency.first", "none"],
+      ["idempotency.completed", "/v1/orders/:id"],
+      ["idempotency.replayed", "none"],
+      ["idempotency.rejected", "none"],
+    ]);
+  });
+
   it("mounted with app.use, the scope is the path; `route` overrides it", async () => {
     const world = await start(
       (app, use, idem) => {

@@ -35,7 +35,10 @@ export interface FastifyIdempotencyRequest extends IdempotencyRequest {
  * is there), plus the adapter's own.
  */
 export interface FastifyIdempotencyOptions extends IdempotencyOptions<FastifyIdempotencyRequest> {
-  /** The route part of a key's scope. Default the matched route pattern (`/payments/:id`). */
+  /**
+   * The route part of a key's scope, also named in events (OpenTelemetry's `http.route`): return
+   * a pattern, not the path. Default the matched route pattern (`/payments/:id`).
+   */
   route?: (request: FastifyRequest) => string;
   /**
    * Largest request body kept for the fingerprint, in bytes; a larger one is answered 413
@@ -70,7 +73,10 @@ function takeRun(request: FastifyRequest): Run | undefined {
   return run;
 }
 
-const defaultRoute = (request: FastifyRequest) => request.routeOptions.url ?? request.url.split("?", 1)[0] ?? "/";
+/** The matched route's pattern: undefined only where Fastify matched no route. */
+const matchedPattern = (request: FastifyRequest): string | undefined => request.routeOptions.url;
+
+const defaultRoute = (request: FastifyRequest) => matchedPattern(request) ?? request.url.split("?", 1)[0] ?? "/";
 
 const CONSUMED =
   "the request body was read before Interlock's preParsing hook, so the bytes to fingerprint are gone: " +
@@ -97,6 +103,8 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
   const engine = createIdempotency(engineOptions);
   const recordLimit = engine.options.store.maxRecordBytes;
   listenForHandlerThrows();
+  // The app's own `route` is its pattern; the default one is named only where Fastify matched a route.
+  const patternOf = (request: FastifyRequest) => (options.route ? undefined : () => matchedPattern(request));
 
   /** Stores what a hijacked reply wrote: once it has finished, or once the client left and it ended. */
   async function finishHijacked(request: FastifyRequest): Promise<void> {
@@ -117,7 +125,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       // A payload already read (Fastify could not parse it either): refused now, reported by the engine.
       refuse: (error, request, reply) => {
         const decision = engine.refuse(
-          { method: request.method, route: route(request), headers: request.headers },
+          { method: request.method, route: route(request), routePattern: patternOf(request), headers: request.headers },
           error,
         );
         answer(decision, request, reply, onError);
@@ -130,6 +138,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       const neutral: FastifyIdempotencyRequest = {
         method: request.method,
         route: route(request),
+        routePattern: patternOf(request),
         path: request.url,
         headers: request.headers,
         body: () => keptBody(request),

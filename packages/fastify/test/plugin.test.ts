@@ -78,7 +78,7 @@ describe("the interlock plugin", () => {
     const app = Fastify();
     await app.register(interlock);
     const routes: string[] = [];
-    const hooks = idempotency({ ...idempotencyOptions(), onEvent: (event) => routes.push(event.route) });
+    const hooks = idempotency({ ...idempotencyOptions(), onEvent: (event) => routes.push(event.route ?? "none") });
     await app.register(
       async (child) => {
         child.post("/orders/:id/refunds", { config: { interlock: hooks } }, async () => ({ ok: true }));

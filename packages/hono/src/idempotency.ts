@@ -32,8 +32,9 @@ export interface HonoIdempotencyRequest extends IdempotencyRequest {
  */
 export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<HonoIdempotencyRequest> {
   /**
-   * The route part of a key's scope. Default: the pattern of the route that answers
-   * (`/payments/:id`), even when the middleware is mounted with `app.use("*")`.
+   * The route part of a key's scope, also named in events (OpenTelemetry's `http.route`): return
+   * a pattern, not the path. Default: the pattern of the route that answers (`/payments/:id`),
+   * even when the middleware is mounted with `app.use("*")`.
    */
   route?: (c: Context) => string;
   /**
@@ -50,7 +51,9 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<HonoIde
 }
 
 /** The answering route's pattern: the last route matched, as `hono/route` documents it. */
-const answeringRoute = (c: Context): string => routePath(c, -1) || c.req.path;
+const answeringPattern = (c: Context): string | undefined => routePath(c, -1) || undefined;
+
+const answeringRoute = (c: Context): string => answeringPattern(c) ?? c.req.path;
 
 /**
  * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
@@ -58,6 +61,8 @@ const answeringRoute = (c: Context): string => routePath(c, -1) || c.req.path;
  */
 export function idempotency(options: IdempotencyMiddlewareOptions): MiddlewareHandler {
   const { route = answeringRoute, bodyLimit, onError, ...engineOptions } = options;
+  // The app's own `route` is its pattern; the default one is named only where Hono matched a route.
+  const patternOf = (c: Context) => (options.route ? undefined : () => answeringPattern(c));
   const engine = createIdempotency(engineOptions);
   const read = { limit: bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), acceptText: true };
 
@@ -67,7 +72,7 @@ export function idempotency(options: IdempotencyMiddlewareOptions): MiddlewareHa
   return createMiddleware(async (c, next) => {
     // The body is read only if the engine needs it (a covered request with a key); any other
     // request reaches the route with its stream untouched.
-    const decision = await engine.begin(requestOf(c, route(c), () => bodyOf(c, read)));
+    const decision = await engine.begin(requestOf(c, route(c), patternOf(c), () => bodyOf(c, read)));
     if (decision.action === "pass") return next();
     if (decision.action === "respond") return answer(c, decision);
     await execute(engine, decision.ticket, c, next);
@@ -81,9 +86,14 @@ async function bodyOf(c: Context, read: ReadOptions): Promise<Uint8Array | strin
   return body;
 }
 
-function requestOf(c: Context, route: string, body: () => Promise<Uint8Array | string>): HonoIdempotencyRequest {
+function requestOf(
+  c: Context,
+  route: string,
+  routePattern: (() => string | undefined) | undefined,
+  body: () => Promise<Uint8Array | string>,
+): HonoIdempotencyRequest {
   const { method, url, raw } = c.req;
-  return { method, route, path: pathAndQuery(url), headers: raw.headers, body, context: c };
+  return { method, route, routePattern, path: pathAndQuery(url), headers: raw.headers, body, context: c };
 }
 
 /** `/payments?x=1` from `http://host/payments?x=1`, without parsing the whole URL. */

@@ -28,7 +28,12 @@ export interface KoaIdempotencyRequest extends IdempotencyRequest {
  * `request.context`, plus the adapter's own.
  */
 export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<KoaIdempotencyRequest> {
-  /** The route part of a key's scope. Default: `ctx._matchedRoute` (@koa/router), else `ctx.path`. */
+  /**
+   * The route part of a key's scope, also named in events (OpenTelemetry's `http.route`): return
+   * a pattern, not the path. Default: the pattern @koa/router matched (`ctx._matchedRoute`).
+   * Mounted before the router, the key is scoped by `ctx.path`, and events name the route only
+   * once the router has matched it (from `idempotency.completed`, `released` or `not_recorded` on).
+   */
   route?: (ctx: Context) => string;
   /**
    * Largest request body read for the fingerprint, in bytes; a longer one is answered 413
@@ -48,7 +53,7 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<KoaIdem
  * `RawBodyRequest`), so it promises nothing to the handler's types.
  */
 export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
-  const { route = matchedRoute, bodyLimit, onError, ...engineOptions } = options;
+  const { route = defaultRoute, bodyLimit, onError, ...engineOptions } = options;
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
   const engine = createIdempotency(engineOptions);
   const recordLimit = engine.options.store.maxRecordBytes;
@@ -64,6 +69,9 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
     const decision = await engine.begin({
       method: ctx.method,
       route: route(ctx),
+      // The app's own `route` is its pattern; the default one is read as each event is emitted:
+      // mounted before the router, the pattern is known only once it has matched.
+      routePattern: options.route ? undefined : () => matchedPattern(ctx),
       path: ctx.originalUrl,
       headers: ctx.headers,
       body: () => bodyOf(ctx),
@@ -92,8 +100,10 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
   return interlockIdempotency;
 }
 
-/** The route pattern @koa/router matched, when the middleware runs inside a route. */
-function matchedRoute(ctx: Context): string {
+/** The route pattern @koa/router matched: undefined until it has matched one. */
+function matchedPattern(ctx: Context): string | undefined {
   const matched: unknown = ctx._matchedRoute;
-  return matched === undefined || matched === null ? ctx.path : String(matched);
+  return matched === undefined || matched === null ? undefined : String(matched);
 }
+
+const defaultRoute = (ctx: Context): string => matchedPattern(ctx) ?? ctx.path;

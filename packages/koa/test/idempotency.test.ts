@@ -499,6 +499,37 @@ describe("scoping", () => {
     expect(world.events.find((e) => e.type === "idempotency.first")).toMatchObject({ route: "/orders/:id" });
   });
 
+  it("mounted before the router: by path; events name the pattern once the router matched it, never the path", async () => {
+    const world: World = { events: [], calls: 0 };
+    const app = new Koa();
+    app.silent = true;
+    app.use(idempotency({ store: new MemoryStore(), principal: false, onEvent: (event) => world.events.push(event) }));
+    app.use(
+      route("POST", "/orders/:id", async (ctx: Context) => {
+        world.calls++;
+        ctx.status = 201;
+        ctx.body = { path: ctx.path };
+      }),
+    );
+    served = await serve(app);
+    const key = newId("key");
+    // No pattern is known when the key is claimed: each path is its own scope.
+    expect((await send("/orders/1", key)).status).toBe(201);
+    expect((await send("/orders/2", key)).status).toBe(201);
+    expect((await send("/orders/2", key)).headers.get("idempotent-replayed")).toBe("true");
+    expect((await send("/orders/3", "a b")).status).toBe(400);
+    expect(world.calls).toBe(2);
+    // Until the route runs (and when it never does), events name no route: a path would be one metric series per URL.
+    expect(world.events.map((e) => [e.type, "route" in e ? e.route : "none"])).toEqual([
+      ["idempotency.first", "none"],
+      ["idempotency.completed", "/orders/:id"],
+      ["idempotency.first", "none"],
+      ["idempotency.completed", "/orders/:id"],
+      ["idempotency.replayed", "none"],
+      ["idempotency.rejected", "none"],
+    ]);
+  });
+
   it("by path when no router matched; a custom route function overrides both", async () => {
     const twoRoutes: Array<[string, string, Handler]> = [
       [

@@ -118,9 +118,10 @@ export type EventRow<E> = (event: E, record: EventRecorder) => void;
 /** A verified delivery's id, for its spans: a rejected one's claimed id is the sender's word. */
 const webhookId = (id: string | undefined): Attributes => (id === undefined ? {} : { [ATTR_WEBHOOK_ID]: id });
 
+/** `http.route` only when the event names a route pattern: the semantic conventions forbid a path in its place. */
 const idempotency = (event: Omit<IdempotencyEventBase, "key">, outcome: string): Attributes => ({
   [ATTR_HTTP_REQUEST_METHOD]: event.method,
-  [ATTR_HTTP_ROUTE]: event.route,
+  ...(event.route === undefined ? {} : { [ATTR_HTTP_ROUTE]: event.route }),
   [ATTR_IDEMPOTENCY_OUTCOME]: outcome,
 });
 

@@ -200,12 +200,16 @@ export async function startApp(options: AppOptions): Promise<App> {
   app.use((_error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     res.status(500).json({ error: "handler failed" });
   });
+  return { ...(await serve(app)), nextHold: () => new Promise((started) => holds.push(started)) };
+}
+
+/** Serves `app` on 127.0.0.1: its URL, and a close that ends the connections still open. */
+export async function serve(app: express.Express): Promise<Omit<App, "nextHold">> {
   const server = await new Promise<ReturnType<typeof app.listen>>((resolve, reject) => {
     const listening = app.listen(0, "127.0.0.1", (error?: Error) => (error ? reject(error) : resolve(listening)));
   });
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    nextHold: () => new Promise((started) => holds.push(started)),
     close: () =>
       new Promise<void>((done) => {
         server.closeAllConnections();

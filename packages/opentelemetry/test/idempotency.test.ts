@@ -2,8 +2,10 @@
  * Idempotent requests through Express on 127.0.0.1 (`Idempotency-Key` required), and the exact
  * spans and metric points each outcome leaves in the SDK's in-memory exporters.
  */
-import type { InterlockEvent } from "@interlock/core";
+import { type InterlockEvent, MemoryStore } from "@interlock/core";
+import { idempotency } from "@interlock/express";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import express from "express";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { interlockTelemetry } from "../src/index.js";
 import {
@@ -14,6 +16,7 @@ import {
   registerContext,
   type Sdk,
   sdk,
+  serve,
   sorted,
   startApp,
   switchableStore,
@@ -438,5 +441,41 @@ describe("a response the store could not keep", () => {
         ?.filter((point) => point.attributes["interlock.store.operation"] === "complete")
         .map((point) => [point.attributes, "count" in point && point.count]),
     ).toEqual([[{ ...complete, "error.type": "store_unavailable" }, 1]]);
+  });
+});
+
+describe("a middleware mounted for the whole app", () => {
+  it("never puts a path in http.route: claims name no route, the outcomes after it ran its pattern", async () => {
+    const onEvent = interlockTelemetry<InterlockEvent>({
+      meterProvider: otel.meterProvider,
+      tracerProvider: otel.tracerProvider,
+    });
+    const wide = express();
+    wide.use(idempotency({ store: new MemoryStore(), principal: false, onEvent }));
+    wide.post("/orders/:id", (_req, res) => void res.status(201).json({}));
+    const served = await serve(wide);
+    try {
+      for (const id of [1, 2, 3]) {
+        expect((await post(`${served.url}/orders/${id}`, { "idempotency-key": `order-${id}` }, "{}")).status).toBe(201);
+      }
+    } finally {
+      await served.close();
+    }
+    const method = { "http.request.method": "POST" };
+    const metrics = await otel.metrics();
+    expect(sorted(metrics["interlock.idempotency.outcomes"])).toEqual(
+      sorted([
+        { attributes: { ...method, "interlock.idempotency.outcome": "first" }, value: 3 },
+        {
+          attributes: {
+            ...method,
+            "http.route": "/orders/:id",
+            "interlock.idempotency.outcome": "completed",
+            "http.response.status_code": 201,
+          },
+          value: 3,
+        },
+      ]),
+    );
   });
 });

@@ -37,8 +37,18 @@ import {
 export interface IdempotencyRequest {
   /** The HTTP method; only `methods` are covered. */
   method: string;
-  /** The route pattern that matched (`/payments/:id`): part of the key's scope. */
+  /**
+   * The key's scope, with the principal and method: the route pattern that matched
+   * (`/payments/:id`), or the request's path where the adapter runs before routing.
+   */
   route: string;
+  /**
+   * The route pattern events name (OpenTelemetry's `http.route`), read as each is emitted:
+   * undefined while it is not known, and events then name no route, since a path would give
+   * metrics one series per URL. An adapter that runs before routing learns it once routing has
+   * matched a route. Default: `route`.
+   */
+  routePattern?: (() => string | undefined) | undefined;
   /** The path with its query string: part of the default fingerprint. */
   path: string;
   /** The request headers, where the key is read. */
@@ -153,6 +163,7 @@ export interface IdempotencyTicket {
 }
 
 interface Ticket extends IdempotencyTicket {
+  readonly routePattern: (() => string | undefined) | undefined;
   readonly storeKey: string;
   readonly token: string;
   readonly correlationId: string | undefined;
@@ -188,10 +199,12 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
   /**
    * For adapters that refuse a request before `begin` (a body over their limit, a body a
    * parser already consumed): the problem+json decision, reported like every other refusal.
-   * Pass the request's `headers` so the event carries its correlation id, as `begin`'s do.
+   * Pass the request's `headers` so the event carries its correlation id, and its
+   * `routePattern`, as for `begin`.
    */
   refuse(
-    request: Pick<IdempotencyRequest, "method" | "route"> & Partial<Pick<IdempotencyRequest, "headers">>,
+    request: Pick<IdempotencyRequest, "method" | "route"> &
+      Partial<Pick<IdempotencyRequest, "headers" | "routePattern">>,
     error: BodyError,
   ): IdempotencyRespondDecision;
 }
@@ -293,21 +306,20 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 
   function rejected(
     method: string,
-    route: string,
+    route: string | undefined,
     code: IdempotencyRejectedEvent["code"],
     correlationId: string | undefined,
   ): void {
-    if (onEvent)
-      emit(
-        onEvent,
-        correlated<IdempotencyRejectedEvent>({ type: "idempotency.rejected", method, route, code }, correlationId),
-      );
+    if (onEvent) {
+      const event = routed<IdempotencyRejectedEvent>({ type: "idempotency.rejected", method, code }, route);
+      emit(onEvent, correlated(event, correlationId));
+    }
   }
 
   /** A body the adapter could not read (too large, not raw): one refusal and one event, wherever it is found. */
   function refuseBody(
     method: string,
-    route: string,
+    route: string | undefined,
     error: BodyError,
     correlationId: string | undefined,
   ): IdempotencyRespondDecision {
@@ -321,10 +333,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 
   /** What every event about a claimed key carries. */
   function ticketBase(ticket: Ticket): IdempotencyEventBase {
-    return correlated<IdempotencyEventBase>(
-      { key: ticket.key, method: ticket.method, route: ticket.route },
-      ticket.correlationId,
-    );
+    const base = routed<IdempotencyEventBase>({ key: ticket.key, method: ticket.method }, patternOf(ticket));
+    return correlated(base, ticket.correlationId);
   }
 
   /**
@@ -378,13 +388,13 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     async begin(request) {
       const method = request.method.toUpperCase();
       if (!methods.has(method)) return { action: "pass" };
-      const route = request.route;
       const read = headerReader(request.headers);
       const header = read(headerName);
       if (header === undefined && !isRequired(request)) return { action: "pass" };
       const correlationId = onEvent ? correlationIdOf(read) : undefined;
+      const pattern = onEvent ? patternOf(request) : undefined;
       if (header === undefined) {
-        rejected(method, route, "idempotency_key_missing", correlationId);
+        rejected(method, pattern, "idempotency_key_missing", correlationId);
         return refuse(
           new IdempotencyError(
             "idempotency_key_missing",
@@ -394,7 +404,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       }
       const key = typeof header === "string" ? parseIdempotencyKey(header) : undefined;
       if (key === undefined) {
-        rejected(method, route, "idempotency_key_invalid", correlationId);
+        rejected(method, pattern, "idempotency_key_invalid", correlationId);
         return refuse(
           new IdempotencyError(
             "idempotency_key_invalid",
@@ -402,7 +412,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           ),
         );
       }
-      const base: IdempotencyEventBase = correlated<IdempotencyEventBase>({ method, route, key }, correlationId);
+      const base = correlated(routed<IdempotencyEventBase>({ method, key }, pattern), correlationId);
       // Awaited only when asynchronous: on Node both are synchronous, and each await costs a tick.
       let fingerprint: string;
       try {
@@ -410,7 +420,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         fingerprint = typeof fingerprintOrPromise === "string" ? fingerprintOrPromise : await fingerprintOrPromise;
       } catch (error) {
         if (!(error instanceof BodyError)) throw error;
-        return refuseBody(method, route, error, correlationId);
+        return refuseBody(method, pattern, error, correlationId);
       }
       const storeKeyOrPromise = storeKeyOf(request, method, key);
       const storeKey = typeof storeKeyOrPromise === "string" ? storeKeyOrPromise : await storeKeyOrPromise;
@@ -430,7 +440,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         const ticket: Ticket = {
           key,
           method,
-          route,
+          route: request.route,
+          routePattern: request.routePattern,
           storeKey,
           token: claim.token,
           correlationId,
@@ -526,7 +537,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 
     refuse(request, error) {
       const correlationId = onEvent ? correlationIdOfHeaders(request.headers) : undefined;
-      return refuseBody(request.method.toUpperCase(), request.route, error, correlationId);
+      return refuseBody(request.method.toUpperCase(), patternOf(request), error, correlationId);
     },
 
     async abort(publicTicket) {
@@ -549,4 +560,15 @@ function renewalsOf(extendLease: IdempotencyOptions["extendLease"], lockTtlMs: n
   if (!extendLease) return 0;
   const maxMs = extendLease === true ? undefined : extendLease.maxMs;
   return Math.floor(positiveMs("extendLease.maxMs", maxMs, DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS) / (lockTtlMs / 3));
+}
+
+/** The route events name: the pattern, read now (an adapter may learn it only once routing matched). */
+function patternOf(request: Pick<IdempotencyRequest, "route" | "routePattern">): string | undefined {
+  return request.routePattern ? request.routePattern() : request.route;
+}
+
+/** `event` naming its `route` when the pattern is known: an unknown one leaves no key behind. */
+function routed<E extends { route?: string }>(event: E, route: string | undefined): E {
+  if (route !== undefined) event.route = route;
+  return event;
 }
