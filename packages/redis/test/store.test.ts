@@ -1,10 +1,9 @@
 /** The Redis store's own behaviour beyond the shared contract: keys, options, clock, failures. */
 
-import { connect, createServer, type Socket } from "node:net";
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
-import { freePort } from "@interlock/test-harness";
+import { freePort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it, onTestFinished } from "vitest";
 import { RedisStore, redisStore } from "../src/index.js";
 import { redisClient, storeOn, track, uniquePrefix } from "./helpers.js";
 
@@ -165,50 +164,43 @@ describe("redis store: failures", () => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
+  /**
+   * A store whose client goes through a proxy that can drop a connection instead of passing on
+   * one reply: the server ran the command, the client never heard, and ioredis sends it again on
+   * a new connection (autoResendUnfulfilledCommands). The copy must report what the first did.
+   */
+  async function lossyStore() {
+    const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
+    onTestFinished(() => proxy.close());
+    const client = track(new Redis(proxy.port, "127.0.0.1", { retryStrategy: () => 20 }));
+    client.on("error", () => {});
+    const store = storeOn(client);
+    // The scripts are then cached on the server: the armed command runs at its first EVALSHA.
+    const warm = await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
+    await store.complete("warm-up", (warm as { token: string }).token, response, { ttlMs: LONG });
+    await store.release("warm-up", "nobody");
+    return { proxy, store, check: storeOn(redisClient(), { prefix: store.prefix }) };
+  }
+
   it("a claim whose reply a dropped connection lost, resent by ioredis, answers claimed: its own lock", async () => {
-    // A proxy that passes everything on, except that it drops the connection instead of
-    // delivering the reply to the claim of `lost-reply`: the server ran that claim, the client
-    // never heard, and ioredis sends it again on a new connection (autoResendUnfulfilledCommands).
-    const redis = new URL(inject("redisUrl"));
-    const sockets = new Set<Socket>();
-    let drop: "armed" | "dropped" | undefined;
-    const proxy = createServer((client) => {
-      const server = connect(Number(redis.port), redis.hostname);
-      for (const socket of [client, server]) {
-        sockets.add(socket);
-        socket.on("error", () => {});
-        socket.on("close", () => (socket === client ? server : client).destroy());
-      }
-      let dropReply = false;
-      client.on("data", (chunk: Buffer) => {
-        if (drop === "armed" && chunk.includes("lost-reply")) dropReply = true;
-        server.write(chunk);
-      });
-      server.on("data", (chunk: Buffer) => {
-        if (!dropReply) return void client.write(chunk);
-        drop = "dropped";
-        client.destroy();
-      });
+    const { proxy, store } = await lossyStore();
+    proxy.dropReplyTo("lost-reply");
+    const claim = await store.claim("lost-reply", { fingerprint: "fp", lockTtlMs: LONG });
+    expect(proxy.dropped).toBe(1);
+    expect(claim.state).toBe("claimed");
+    const token = (claim as { token: string }).token;
+    expect(await store.complete("lost-reply", token, response, { ttlMs: LONG })).toBe(true);
+  });
+
+  it("an extend whose reply a dropped connection lost, resent by ioredis, answers true", async () => {
+    const { proxy, store, check } = await lossyStore();
+    const { token } = (await store.claim("lost-extend", { fingerprint: "fp", lockTtlMs: 5_000 })) as { token: string };
+    proxy.dropReplyTo("lost-extend");
+    expect(await store.extend("lost-extend", token, LONG)).toBe(true);
+    expect(proxy.dropped).toBe(1);
+    expect(await check.claim("lost-extend", { fingerprint: "other", lockTtlMs: LONG })).toMatchObject({
+      state: "in_flight",
     });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-    try {
-      const client = track(
-        new Redis((proxy.address() as { port: number }).port, "127.0.0.1", { retryStrategy: () => 20 }),
-      );
-      client.on("error", () => {});
-      const store = storeOn(client);
-      // The script is then cached on the server: the armed claim runs at its first EVALSHA.
-      expect((await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
-      drop = "armed";
-      const claim = await store.claim("lost-reply", { fingerprint: "fp", lockTtlMs: LONG });
-      expect(drop).toBe("dropped");
-      expect(claim.state).toBe("claimed");
-      const token = (claim as { token: string }).token;
-      expect(await store.complete("lost-reply", token, response, { ttlMs: LONG })).toBe(true);
-    } finally {
-      for (const socket of sockets) socket.destroy();
-      proxy.close();
-    }
   });
 
   it("something else at the key fails closed as unavailable, never as a win", async () => {

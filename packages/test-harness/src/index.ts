@@ -3,3 +3,4 @@ export * from "./idempotency-workers.js";
 export * from "./postgres.js";
 export { asUser, type ChildServer, freePort, requireBinary, run, startServer } from "./process.js";
 export * from "./redis.js";
+export * from "./redis-proxy.js";
