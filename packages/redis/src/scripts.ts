@@ -5,7 +5,7 @@
  * connection, after SCRIPT FLUSH or a failover).
  *
  * Layout of the key: a hash with `state` = `lock` (fields token, fingerprint, createdAt;
- * expires after the lease) or `done` (the same plus status, headers, body, completedAt;
+ * expires after the lease) or `done` (the same plus call, status, headers, body, completedAt;
  * expires after the retention). Leases use key expiry and timestamps use the
  * server's `TIME`, so clock skew between app processes cannot shorten or stretch a lease.
  */
@@ -21,9 +21,19 @@ export const COMPLETED = 2;
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-/** Ends the script with 0 unless ARGV[1] is the token of the live lock. */
-const OWNED = `local lock = redis.call('HMGET', KEYS[1], 'state', 'token')
-if lock[1] ~= 'lock' or lock[2] ~= ARGV[1] then return 0 end`;
+/** Reads what decides whether a complete, release or extend may act. */
+const LOCK = `local lock = redis.call('HMGET', KEYS[1], 'state', 'token', 'call')`;
+
+/** After LOCK: ends the script with 0 unless ARGV[1] is the token of the live lock. */
+const OWNED = `if lock[1] ~= 'lock' or lock[2] ~= ARGV[1] then return 0 end`;
+
+/**
+ * After LOCK: ends the script with 1 when the key holds what this very call left (`state`,
+ * with ARGV[2], the call's id, new for every call, in `call`). ioredis resends a command whose
+ * reply a dropped connection lost, and that copy must answer as the first run did, not 0
+ * because the lock it acted on is gone.
+ */
+const RAN = (state: string) => `if lock[1] == '${state}' and lock[3] == ARGV[2] then return 1 end`;
 
 // ARGV: token, fingerprint, lockTtlMs. A lock holding this claim's own token (new for every
 // claim) is the claim run before: ioredis resends a command whose reply a dropped connection
@@ -41,20 +51,25 @@ redis.call('HSET', KEYS[1], 'state', 'lock', 'token', ARGV[1], 'fingerprint', AR
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {${CLAIMED}}`;
 
-// ARGV: token, status, headers (JSON), body, ttlMs. The fingerprint and createdAt stay, and
-// so does the token (it tells which claim completed the key; `state` alone decides ownership).
-const COMPLETE = `${OWNED}
+// ARGV: token, call id, status, headers (JSON), body, ttlMs. The fingerprint and createdAt
+// stay, and so does the token (it tells which claim completed the key; `state` alone decides
+// ownership); `call` tells a resent copy of this complete from a second complete.
+const COMPLETE = `${LOCK}
+${RAN("done")}
+${OWNED}
 ${NOW}
-redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'headers', ARGV[3], 'body', ARGV[4], 'completedAt', now)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[1], 'state', 'done', 'call', ARGV[2], 'status', ARGV[3], 'headers', ARGV[4], 'body', ARGV[5], 'completedAt', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1`;
 
 // ARGV: token.
-const RELEASE = `${OWNED}
+const RELEASE = `${LOCK}
+${OWNED}
 return redis.call('DEL', KEYS[1])`;
 
 // ARGV: token, lockTtlMs.
-const EXTEND = `${OWNED}
+const EXTEND = `${LOCK}
+${OWNED}
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])`;
 
 /**

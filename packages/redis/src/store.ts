@@ -135,7 +135,8 @@ export class RedisStore implements InterlockStore {
     const headers = JSON.stringify(response.headers.map(([name, value]) => [name, value]));
     // Copied now: a command can sit in ioredis' queue after a timeout, and the caller may
     // reuse its buffer by then.
-    const args = [token, response.status, headers, Buffer.from(response.body), options.ttlMs];
+    // The call's own id lets a copy that ioredis resends after a lost reply recognise its record.
+    const args = [token, randomUUID(), response.status, headers, Buffer.from(response.body), options.ttlMs];
     return this.#run("complete", key, args, (reply) => integer(reply) === 1);
   }
 

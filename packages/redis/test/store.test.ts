@@ -192,6 +192,20 @@ describe("redis store: failures", () => {
     expect(await store.complete("lost-reply", token, response, { ttlMs: LONG })).toBe(true);
   });
 
+  it("a complete whose reply a dropped connection lost, resent by ioredis, answers true: its own record", async () => {
+    const { proxy, store, check } = await lossyStore();
+    const { token } = (await store.claim("lost-complete", { fingerprint: "fp", lockTtlMs: LONG })) as { token: string };
+    proxy.dropReplyTo("lost-complete");
+    expect(await store.complete("lost-complete", token, response, { ttlMs: LONG })).toBe(true);
+    expect(proxy.dropped).toBe(1);
+    expect(await check.claim("lost-complete", { fingerprint: "other", lockTtlMs: LONG })).toMatchObject({
+      state: "completed",
+      record: { status: 202, fingerprint: "fp" },
+    });
+    // Still fenced: a second complete with the same token is refused, as before the resend.
+    expect(await store.complete("lost-complete", token, response, { ttlMs: LONG })).toBe(false);
+  });
+
   it("an extend whose reply a dropped connection lost, resent by ioredis, answers true", async () => {
     const { proxy, store, check } = await lossyStore();
     const { token } = (await store.claim("lost-extend", { fingerprint: "fp", lockTtlMs: 5_000 })) as { token: string };
