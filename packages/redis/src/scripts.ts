@@ -5,8 +5,8 @@
  * connection, after SCRIPT FLUSH or a failover).
  *
  * Layout of the key: a hash with `state` = `lock` (fields token, fingerprint, createdAt;
- * expires after the lease) or `done` (the same plus call, status, headers, body, completedAt;
- * expires after the retention). Leases use key expiry and timestamps use the
+ * expires after the lease), `done` (the same plus call, status, headers, body, completedAt;
+ * expires after the retention) or `released` (call; expires after the operation timeout). Leases use key expiry and timestamps use the
  * server's `TIME`, so clock skew between app processes cannot shorten or stretch a lease.
  */
 
@@ -47,6 +47,7 @@ ${NOW}
 if h[1] == 'lock' then
   return {${IN_FLIGHT}, h[2], now + redis.call('PTTL', KEYS[1])}
 end
+if h[1] == 'released' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'state', 'lock', 'token', ARGV[1], 'fingerprint', ARGV[2], 'createdAt', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {${CLAIMED}}`;
@@ -62,10 +63,17 @@ redis.call('HSET', KEYS[1], 'state', 'done', 'call', ARGV[2], 'status', ARGV[3],
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1`;
 
-// ARGV: token.
+// ARGV: token, call id, traceTtlMs. The lock goes, and in its place a trace of this call
+// (`state` = `released`, `call`) for traceTtlMs, the store's operation timeout: long enough for
+// a copy resent within the caller's wait to answer 1, short enough to cost nothing. A claim
+// treats the trace as a free key.
 const RELEASE = `${LOCK}
+${RAN("released")}
 ${OWNED}
-return redis.call('DEL', KEYS[1])`;
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'state', 'released', 'call', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
 
 // ARGV: token, lockTtlMs.
 const EXTEND = `${LOCK}

@@ -142,7 +142,8 @@ export class RedisStore implements InterlockStore {
 
   async release(key: string, token: string): Promise<boolean> {
     assertKey(key);
-    return this.#run("release", key, [token], (reply) => integer(reply) === 1);
+    const args = [token, randomUUID(), this.operationTimeoutMs];
+    return this.#run("release", key, args, (reply) => integer(reply) === 1);
   }
 
   async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {

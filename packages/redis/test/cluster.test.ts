@@ -62,12 +62,19 @@ describe("redis cluster: slots", () => {
         expect(replay).toMatchObject({ state: "completed", record: { fingerprint: `fp-${i}` } });
       }),
     );
-    // Released keys are gone; the rest are one Redis key each, on all three masters.
-    const stored = logical.filter((_, i) => i % 3 !== 0);
+    // Completed keys are one Redis key each, on all three masters. A released key is gone, or
+    // holds for a moment a trace of its release (for a copy ioredis may resend), no lock.
     const byMaster = await keysByMaster(cluster, store.prefix);
     expect(byMaster).toHaveLength(3);
     for (const keys of byMaster) expect(keys.length).toBeGreaterThan(0);
-    expect(byMaster.flat().sort()).toEqual(stored.map((key) => store.keyFor(key)).sort());
+    const stored = logical.filter((_, i) => i % 3 !== 0).map((key) => store.keyFor(key));
+    const found = byMaster.flat();
+    expect(found.filter((key) => stored.includes(key)).sort()).toEqual(stored.sort());
+    const released = logical.filter((_, i) => i % 3 === 0).map((key) => store.keyFor(key));
+    for (const key of found.filter((key) => !stored.includes(key))) {
+      expect(released).toContain(key);
+      expect(["released", null]).toContain(await cluster.hget(key, "state"));
+    }
   });
 
   it("hashes each Redis key by the whole logical key (its hash tag)", async () => {

@@ -179,7 +179,8 @@ describe("redis store: failures", () => {
     const warm = await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
     await store.complete("warm-up", (warm as { token: string }).token, response, { ttlMs: LONG });
     await store.release("warm-up", "nobody");
-    return { proxy, store, check: storeOn(redisClient(), { prefix: store.prefix }) };
+    const admin = redisClient();
+    return { proxy, store, admin, check: storeOn(admin, { prefix: store.prefix }) };
   }
 
   it("a claim whose reply a dropped connection lost, resent by ioredis, answers claimed: its own lock", async () => {
@@ -204,6 +205,19 @@ describe("redis store: failures", () => {
     });
     // Still fenced: a second complete with the same token is refused, as before the resend.
     expect(await store.complete("lost-complete", token, response, { ttlMs: LONG })).toBe(false);
+  });
+
+  it("a release whose reply a dropped connection lost, resent by ioredis, answers true and frees the key", async () => {
+    const { proxy, store, admin, check } = await lossyStore();
+    const { token } = (await store.claim("lost-release", { fingerprint: "fp", lockTtlMs: LONG })) as { token: string };
+    proxy.dropReplyTo("lost-release");
+    expect(await store.release("lost-release", token)).toBe(true);
+    expect(proxy.dropped).toBe(1);
+    expect(await store.release("lost-release", token)).toBe(false);
+    // What the release leaves for its copy holds no lock and goes after the operation timeout.
+    expect(await admin.pttl(store.keyFor("lost-release"))).toBeLessThanOrEqual(store.operationTimeoutMs);
+    expect((await check.claim("lost-release", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
+    expect(await admin.hget(store.keyFor("lost-release"), "call")).toBeNull();
   });
 
   it("an extend whose reply a dropped connection lost, resent by ioredis, answers true", async () => {
