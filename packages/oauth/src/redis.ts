@@ -38,8 +38,12 @@ export interface RedisTokenStoreOptions {
 // ARGV: none. Reply: [value, version], both nil when there is no live value.
 const GET = `return redis.call('HMGET', KEYS[1], 'value', 'version')`;
 
-// ARGV: value, new version, ttlMs, mode ('any' | 'absent' | 'version'), expected version.
+// ARGV: value, new version, ttlMs, mode ('any' | 'absent' | 'version'), expected version. The
+// new version is made for this call: finding it means this very set ran already, and ioredis
+// resent it after a dropped connection lost the reply; the copy answers as the first run did,
+// not "another writer won".
 const SET = `local current = redis.call('HGET', KEYS[1], 'version')
+if current == ARGV[2] then return ARGV[2] end
 if ARGV[4] == 'absent' and current then return false end
 if ARGV[4] == 'version' and current ~= ARGV[5] then return false end
 redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', ARGV[2])
@@ -54,7 +58,7 @@ return redis.call('DEL', KEYS[1])`;
 // on a client that two versions of the package share.
 const SCRIPTS = {
   get: ["interlockOAuthGet1", GET],
-  set: ["interlockOAuthSet1", SET],
+  set: ["interlockOAuthSet2", SET],
   delete: ["interlockOAuthDel1", DELETE],
 } as const;
 

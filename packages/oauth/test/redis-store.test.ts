@@ -1,7 +1,7 @@
 import { InterlockConfigError } from "@interlock/core";
-import { freePort } from "@interlock/test-harness";
+import { freePort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import { RedisTokenStore } from "../src/redis.js";
 import { itChecksRedisStore } from "./redis-checks.js";
 import { describeTokenStore } from "./token-store-suite.js";
@@ -40,5 +40,44 @@ describe("redis token store", () => {
     expect(() => new RedisTokenStore({} as never)).toThrow(InterlockConfigError);
     expect(() => new RedisTokenStore(client(), { operationTimeoutMs: 2 ** 31 })).toThrow(InterlockConfigError);
     expect(() => new RedisTokenStore(client(), { operationTimeoutMs: 0 })).toThrow(InterlockConfigError);
+  });
+});
+
+/**
+ * A connection lost after Redis ran a write but before its reply arrived: ioredis sends the write
+ * again on its next connection (autoResendUnfulfilledCommands), and the copy must answer what the
+ * first run did. The proxy drops the connection instead of passing that one reply on.
+ */
+describe("redis token store: a write whose reply was lost", () => {
+  async function lossyStore() {
+    const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
+    onTestFinished(() => proxy.close());
+    const lossy = client(`redis://127.0.0.1:${proxy.port}`, { retryStrategy: () => 20 });
+    lossy.on("error", () => {});
+    const store = new RedisTokenStore(lossy, { prefix: `${prefix}lost:` });
+    // The scripts are then cached on the server: the armed write runs at its first EVALSHA.
+    await store.get("warm-up");
+    await store.set("warm-up", "v", { ttlMs: 60_000, expect: null });
+    await store.delete("warm-up", "none");
+    return { proxy, store, check: new RedisTokenStore(client(), { prefix: `${prefix}lost:` }) };
+  }
+
+  it("a set only if absent answers its version, not undefined as if another writer won", async () => {
+    const { proxy, store, check } = await lossyStore();
+    proxy.dropReplyTo("lost-set");
+    const version = await store.set("lost-set", "mine", { ttlMs: 60_000, expect: null });
+    expect(proxy.dropped).toBe(1);
+    expect(version).toBeDefined();
+    expect(await check.get("lost-set")).toEqual({ value: "mine", version });
+  });
+
+  it("a set of an expected version answers its version", async () => {
+    const { proxy, store, check } = await lossyStore();
+    const first = await store.set("lost-cas", "first", { ttlMs: 60_000 });
+    proxy.dropReplyTo("lost-cas");
+    const version = await store.set("lost-cas", "second", { ttlMs: 60_000, expect: first! });
+    expect(proxy.dropped).toBe(1);
+    expect(version).toBeDefined();
+    expect(await check.get("lost-cas")).toEqual({ value: "second", version });
   });
 });
