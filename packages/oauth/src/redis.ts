@@ -50,16 +50,24 @@ redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return ARGV[2]`;
 
-// ARGV: expected version, '' for any.
-const DELETE = `if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])`;
+// ARGV: expected version ('' for any), call id, traceTtlMs. The value goes, and in its place a
+// trace of this call (`deleted`, no value or version: absent to every other script) for
+// traceTtlMs, the store's operation timeout, so that a copy ioredis resends after a dropped
+// connection lost the reply answers 1, as the first run did, not 0 because the value is gone.
+const DELETE = `local h = redis.call('HMGET', KEYS[1], 'version', 'deleted')
+if h[2] == ARGV[2] then return 1 end
+if not h[1] or (ARGV[1] ~= '' and h[1] ~= ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'deleted', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
 
 // Versioned names: a later version of these scripts gets new names instead of replacing these
 // on a client that two versions of the package share.
 const SCRIPTS = {
   get: ["interlockOAuthGet1", GET],
   set: ["interlockOAuthSet2", SET],
-  delete: ["interlockOAuthDel1", DELETE],
+  delete: ["interlockOAuthDel2", DELETE],
 } as const;
 
 type Operation = keyof typeof SCRIPTS;
@@ -105,7 +113,8 @@ export class RedisTokenStore implements TokenStore {
   async delete(key: string, expect?: string): Promise<boolean> {
     assertEntryKey(key);
     // Number(): a client with ioredis' stringNumbers option answers integers as strings.
-    return Number(await this.#run("delete", key, [expect ?? ""])) === 1;
+    const args = [expect ?? "", crypto.randomUUID(), this.operationTimeoutMs];
+    return Number(await this.#run("delete", key, args)) === 1;
   }
 
   /** One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */

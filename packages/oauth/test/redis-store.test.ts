@@ -80,4 +80,17 @@ describe("redis token store: a write whose reply was lost", () => {
     expect(version).toBeDefined();
     expect(await check.get("lost-cas")).toEqual({ value: "second", version });
   });
+
+  it("a delete answers true, and a second delete false", async () => {
+    const { proxy, store, check } = await lossyStore();
+    const version = await store.set("lost-delete", "pending login", { ttlMs: 60_000, expect: null });
+    proxy.dropReplyTo("lost-delete");
+    expect(await store.delete("lost-delete", version)).toBe(true);
+    expect(proxy.dropped).toBe(1);
+    expect(await check.get("lost-delete")).toBeUndefined();
+    expect(await store.delete("lost-delete", version)).toBe(false);
+    expect(await store.delete("lost-delete")).toBe(false);
+    // What the delete left for its copy is no value: an absent-only set writes at once.
+    expect(await check.set("lost-delete", "next", { ttlMs: 60_000, expect: null })).toBeDefined();
+  });
 });
