@@ -1,12 +1,13 @@
 /**
  * One round trip per operation, counted on the server: MONITOR shows every command the store's
  * connection sends (the scripts' own calls are reported as coming from "lua"), and INFO
- * commandstats agrees. A server of our own, so no other test's traffic is counted.
+ * commandstats agrees. A server of our own, so no other test's traffic is counted. And the
+ * fallback when the server forgot the scripts (NOSCRIPT): still every operation answers.
  */
 
 import type { ClaimResult } from "@interlock/core";
 import { type RedisServer, startRedis } from "@interlock/test-harness";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { redisClient, storeOn, track } from "./helpers.js";
 
@@ -74,5 +75,36 @@ describe("redis round trips", () => {
     expect(new Set(sent)).toEqual(new Set(["evalsha"]));
     expect((after.evalsha ?? 0) - (before.evalsha ?? 0)).toBe(operations);
     expect((after.eval ?? 0) - (before.eval ?? 0)).toBe(0);
+  });
+
+  it("after SCRIPT FLUSH (NOSCRIPT), every operation still answers, plain and auto-pipelined: ioredis resends it as EVAL", async () => {
+    server ??= await startRedis({ local: true });
+    const admin = redisClient(server.url);
+    const noscripts = async () =>
+      Number(/^cmdstat_evalsha:.*failed_calls=(\d+)/m.exec(await admin.info("commandstats"))?.[1] ?? 0);
+    for (const enableAutoPipelining of [false, true]) {
+      const before = await noscripts();
+      const store = storeOn(track(new Redis(server.url, { enableAutoPipelining })));
+      const keys = Array.from({ length: 10 }, (_, i) => `flushed:${i}`);
+      const claim = (key: string) => store.claim(key, { fingerprint: "fp", lockTtlMs: 60_000 });
+      const tokens = (await Promise.all(keys.map(claim))).map((result) => (result as { token: string }).token);
+      // Each operation meets a server that forgot every script (as after a failover behind a proxy).
+      await admin.script("FLUSH");
+      expect(await Promise.all(keys.map((key, i) => store.extend(key, tokens[i]!, 60_000)))).toEqual(
+        keys.map(() => true),
+      );
+      await admin.script("FLUSH");
+      const done = keys.map((key, i) => store.complete(key, tokens[i]!, response, { ttlMs: 60_000 }));
+      expect(await Promise.all(done)).toEqual(keys.map(() => true));
+      await admin.script("FLUSH");
+      const replays = await Promise.all(keys.map(claim));
+      expect(replays.map((result) => result.state)).toEqual(keys.map(() => "completed"));
+      await admin.script("FLUSH");
+      const fresh = (await claim(`${keys[0]}:fresh`)) as { token: string };
+      await admin.script("FLUSH");
+      expect(await store.release(`${keys[0]}:fresh`, fresh.token)).toBe(true);
+      // The EVALSHAs that met the empty cache failed (NOSCRIPT) before their EVAL ran.
+      expect(await noscripts()).toBeGreaterThanOrEqual(before + 5);
+    }
   });
 });
