@@ -30,6 +30,13 @@ async function localStore(): Promise<InterlockStore> {
   return storeOn(client, { operationTimeoutMs: TIMEOUT });
 }
 
+/** A second client of the test's server, quiet when the server stops after the test. */
+function adminClient() {
+  const client = redisClient(server!.url);
+  client.on("error", () => {});
+  return client;
+}
+
 /** Runs an operation, timing it; its outcome is a value or the error it failed with. */
 async function timed(operation: () => Promise<unknown>) {
   const started = Date.now();
@@ -139,5 +146,44 @@ describe("redis outage", () => {
     expect((await store.claim("frozen", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
     const held = token as Extract<ClaimResult, { state: "claimed" }>;
     expect(await store.complete("held", held.token, response, { ttlMs: LONG })).toBe(true);
+  });
+
+  it("a full Redis (maxmemory, noeviction): new claims and completes fail as unavailable; replays, extend and release work", async () => {
+    const store = await localStore();
+    const admin = adminClient();
+    const claim = (key: string) => store.claim(key, { fingerprint: "fp", lockTtlMs: LONG });
+    const done = (await claim("done")) as { token: string };
+    expect(await store.complete("done", done.token, response, { ttlMs: LONG })).toBe(true);
+    const [held, dropped] = (await Promise.all([claim("held"), claim("dropped")])) as Array<{ token: string }>;
+
+    await admin.config("SET", "maxmemory-policy", "noeviction");
+    await admin.config("SET", "maxmemory", "1");
+    const oom = { name: "StoreUnavailableError", cause: { message: expect.stringContaining("OOM") } };
+    await expect(claim("new")).rejects.toMatchObject(oom);
+    await expect(store.complete("held", held!.token, response, { ttlMs: LONG })).rejects.toMatchObject(oom);
+    expect((await claim("done")).state).toBe("completed");
+    expect((await claim("held")).state).toBe("in_flight");
+    expect(await store.extend("held", held!.token, LONG)).toBe(true);
+    expect(await store.release("dropped", dropped!.token)).toBe(true);
+
+    await admin.config("SET", "maxmemory", "0");
+    expect(await store.complete("held", held!.token, response, { ttlMs: LONG })).toBe(true);
+  });
+
+  it("a replica (or a demoted master) answers READONLY: unavailable, never a win", async () => {
+    const primary = await startRedis({ local: true });
+    try {
+      const store = await localStore();
+      const admin = adminClient();
+      await admin.replicaof(primary.host, primary.port);
+      await expect(store.claim("k", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toMatchObject({
+        name: "StoreUnavailableError",
+        cause: { message: expect.stringContaining("READONLY") },
+      });
+      await admin.replicaof("NO", "ONE");
+      expect((await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
+    } finally {
+      await primary.stop();
+    }
   });
 });
