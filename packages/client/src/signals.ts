@@ -49,9 +49,10 @@ type AbortListener = ((this: unknown, event: Event) => void) | { handleEvent(eve
  * signal can abort (the others take no signal on Node: dispatch.ts). On Node a real
  * `AbortSignal` costs fetch about 10 µs a request (an EventTarget to build, then undici's
  * listener on it). Node's fetch takes any object shaped like an AbortSignal (undici checks
- * `aborted` and `addEventListener`, for polyfills), so this one is used where a probe shows the
- * platform's `Request` follows it, and only for the platform's own fetch: a fetch of the
- * caller's may need the real thing.
+ * `aborted` and `addEventListener`, for polyfills: Node 20 and 22), so this one is used where a
+ * probe shows the platform's `Request` follows it, and only for the platform's own fetch: a
+ * fetch of the caller's may need the real thing. Node 24's fetch (undici 7) refuses it, and
+ * gets an AbortController.
  */
 export class AttemptSignal {
   aborted = false;

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createClient, RetryLimitError, TimeoutError } from "../src/index.js";
 import { AttemptSignal, attemptAbort } from "../src/signals.js";
+import { REQUEST_TAKES_LIGHT_SIGNAL } from "./helpers/platform.js";
 import { serve, settled } from "./helpers/setup.js";
 
 describe("AttemptSignal", () => {
@@ -54,8 +55,12 @@ describe("AttemptSignal", () => {
     expect(() => reports[0]?.()).toThrow("listener failed");
   });
 
-  it("Node's Request follows it: the request's own signal aborts with its reason", () => {
+  it("Node's Request follows it: the request's own signal aborts with its reason (before Node 24)", () => {
     const signal = new AttemptSignal();
+    if (!REQUEST_TAKES_LIGHT_SIGNAL) {
+      expect(() => new Request("http://127.0.0.1/", { signal: signal.signal })).toThrow(TypeError);
+      return;
+    }
     const request = new Request("http://127.0.0.1/", { signal: signal.signal });
     expect(signal.listeners()).toHaveLength(1);
     signal.abort("cut");
@@ -70,8 +75,8 @@ describe("which signal an attempt gets", () => {
     globalThis.fetch = platform;
   });
 
-  it("on Node, the light one for the platform's fetch; a real AbortSignal for the caller's own fetch", async () => {
-    expect(attemptAbort(true, false)).toBeInstanceOf(AttemptSignal);
+  it("on Node, the light one for the platform's fetch (a controller from Node 24); a real AbortSignal for the caller's own fetch", async () => {
+    expect(attemptAbort(true, false)).toBeInstanceOf(REQUEST_TAKES_LIGHT_SIGNAL ? AttemptSignal : AbortController);
     expect(attemptAbort(false, true)).toBeInstanceOf(AbortController);
 
     const signals: unknown[] = [];
