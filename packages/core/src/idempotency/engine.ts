@@ -70,7 +70,10 @@ export interface LeaseRenewal {
 
 /** Which of the handler's responses are stored and replayed; the others release the key. */
 export type CachePolicy =
-  /** Store everything below 500; release on 5xx so a retry runs again (default). */
+  /**
+   * Store everything below 500 but 408, 425 and 429, which ask the client to send the same
+   * request again; release on those and on 5xx, so a retry runs again (default).
+   */
   | "non-5xx"
   /** Store every status, 5xx included (Stripe's strict behaviour). */
   | "all"
@@ -114,7 +117,10 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   waitForInFlight?: WaitOptions;
   /** Status for a key reused with another request. Default 422. */
   mismatchStatus?: number;
-  /** Which responses are stored. Default `"non-5xx"`: a 5xx releases the key so a retry runs again. */
+  /**
+   * Which responses are stored. Default `"non-5xx"`: a 5xx, 408, 425 or 429 releases the key so a
+   * retry runs again.
+   */
   cache?: CachePolicy;
   /** Response headers stored and replayed (lower case). Default `DEFAULT_REPLAY_HEADERS`. */
   replayHeaders?: readonly string[];
@@ -229,6 +235,14 @@ const NO_PRINCIPAL_WARNING =
   "user or tenant>`, or `principal: false` if this API has a single client.";
 
 let warnedNoPrincipal = false;
+
+/**
+ * Below 500, the statuses that tell the client to send the same request again: 408 Request
+ * Timeout (RFC 9110 §15.5.9), 425 Too Early (RFC 8470 §5.2) and 429 Too Many Requests (RFC 6585
+ * §4). Stored, they would answer every such retry for the whole retention, so `"non-5xx"`
+ * releases them as it does a 5xx.
+ */
+const RETRY_STATUSES = new Set([408, 425, 429]);
 
 /**
  * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are
@@ -380,7 +394,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   function shouldCache(status: number): boolean {
     if (cache === "all") return true;
     if (cache === "2xx") return status >= 200 && status < 300;
-    return status < 500;
+    return status < 500 && !RETRY_STATUSES.has(status);
   }
 
   return {

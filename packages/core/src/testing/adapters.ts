@@ -286,6 +286,17 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect(retry.headers.get("idempotent-replayed")).toBeNull();
       });
 
+      it("a 429 answer is released: the retry it asks for runs the handler again", async () => {
+        const key = newId("pay");
+        const before = world.payments;
+        const limited = await pay(key, { status: 429 });
+        expect(limited.status).toBe(429);
+        const retry = await pay(key, { status: 429 });
+        expect(retry.status).toBe(429);
+        expect(retry.headers.get("idempotent-replayed")).toBeNull();
+        expect(world.payments).toBe(before + 2);
+      });
+
       it("concurrent requests with one key → the handler runs once", async () => {
         const key = newId("pay");
         const before = world.payments;

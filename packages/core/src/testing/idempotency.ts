@@ -349,7 +349,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect((await send(engine, post(key))).ran).toBe(true);
       });
 
-      it("5xx is released by default, cached with cache: 'all'; 4xx is cached by default, released with cache: '2xx'", async () => {
+      it("5xx, 408, 425 and 429 are released by default, cached with cache: 'all'; other 4xx are cached by default, released with cache: '2xx'", async () => {
         const fail500 = () => ({ status: 503, body: "unavailable" });
         const fail400 = () => ({ status: 400, body: "bad" });
         const byDefault = await engineOn();
@@ -363,6 +363,15 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         const k3 = newKey();
         await send(strict, post(k3), fail500);
         expect((await send(strict, post(k3))).response?.status).toBe(503);
+        // 408, 425 and 429 ask for the same request again: released by default, stored with "all".
+        for (const status of [408, 425, 429]) {
+          const k = newKey();
+          await send(byDefault, post(k), () => ({ status, body: "again" }));
+          expect((await send(byDefault, post(k))).ran, String(status)).toBe(true);
+          const kept = newKey();
+          await send(strict, post(kept), () => ({ status, body: "again" }));
+          expect((await send(strict, post(kept))).response?.status, String(status)).toBe(status);
+        }
         const only2xx = await engineOn({ cache: "2xx" });
         const k4 = newKey();
         await send(only2xx, post(k4), fail400);
