@@ -512,7 +512,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       const response = {
         status,
         headers: replayableHeaders(captured.headers, allowedHeaders),
-        body: capturedBody(captured.body),
+        body: capturedBody(status, captured.body),
       };
       if (responseSize(response) > store.maxRecordBytes) {
         return release(ticket, { reason: "too_large", status }).then(() => false);

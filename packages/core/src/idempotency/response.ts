@@ -55,7 +55,20 @@ export function replayableHeaders(
   return pairs;
 }
 
-export function capturedBody(body: Uint8Array | string): Uint8Array {
+/**
+ * Statuses whose responses have no content (RFC 9110 §6.4.1, §15.3.6): 204 No Content, 205 Reset
+ * Content and 304 Not Modified.
+ */
+const NO_CONTENT_STATUSES = new Set([204, 205, 304]);
+const NO_CONTENT = new Uint8Array(0);
+
+/**
+ * The body to store for a response of `status`: none for a 204, 205 or 304, whatever the handler
+ * gave (Node drops it from the wire but a Fetch `Response` keeps it), so no replay sends it or a
+ * `Content-Length` for it.
+ */
+export function capturedBody(status: number, body: Uint8Array | string): Uint8Array {
+  if (NO_CONTENT_STATUSES.has(status)) return NO_CONTENT;
   return typeof body === "string" ? utf8.encode(body) : body;
 }
 

@@ -297,6 +297,17 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect(world.payments).toBe(before + 2);
       });
 
+      it("a 204 is replayed without content: no body, no Content-Length (RFC 9110 §8.6)", async () => {
+        const key = newId("pay");
+        const first = await pay(key, { status: 204 });
+        expect(first.status).toBe(204);
+        const replay = await pay(key, { status: 204 });
+        expect(replay.status).toBe(204);
+        expect(replay.headers.get("idempotent-replayed")).toBe("true");
+        expect(replay.headers.get("content-length")).toBeNull();
+        expect(await replay.text()).toBe("");
+      });
+
       it("concurrent requests with one key → the handler runs once", async () => {
         const key = newId("pay");
         const before = world.payments;

@@ -219,6 +219,17 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         ]);
       });
 
+      it("stores a 204, 205 or 304 without a body, whatever the handler gave", async () => {
+        const engine = await engineOn();
+        for (const status of [204, 205, 304]) {
+          const key = newKey();
+          await send(engine, post(key), () => ({ status, headers: { etag: '"v1"' }, body: '{"ignored":true}' }));
+          const { response, ran } = await send(engine, post(key));
+          expect([ran, response?.status, response?.body.byteLength], String(status)).toEqual([false, status, 0]);
+          expect(header(response as HttpResponse, "etag"), String(status)).toBe('"v1"');
+        }
+      });
+
       it("names the replay header as configured", async () => {
         const engine = await engineOn({ replayedHeader: "X-Replayed" });
         const key = newKey();
