@@ -1,6 +1,12 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
 import { PassThrough, Readable } from "node:stream";
-import { IdempotencyError, type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
+import {
+  DEFAULT_REPLAY_HEADERS,
+  IdempotencyError,
+  type IdempotencyEvent,
+  type InterlockEvent,
+  MemoryStore,
+} from "@interlock/core";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
@@ -150,6 +156,32 @@ describe("idempotency(): response capture", () => {
     ]);
     expect(world.runs()).toBe(1);
     expect(world.events.map((e) => e.type)).toContain("idempotency.completed");
+  });
+
+  it("write() then end(): the first answer's Connection, Keep-Alive and Transfer-Encoding are never replayed, even when listed", async () => {
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/written",
+          idem,
+          use((_req, res) => {
+            res.status(201).type("text/plain");
+            res.write("one,"); // the header block goes out now, with this connection's own headers
+            res.end("two");
+          }),
+        ),
+      { replayHeaders: [...DEFAULT_REPLAY_HEADERS, "connection", "keep-alive", "transfer-encoding", "content-length"] },
+    );
+    const key = newKey();
+    const keepAlive = { connection: "keep-alive" };
+    const first = await post(`${world.url}/written`, key, "{}", keepAlive);
+    expect([first.headers.connection, first.headers["transfer-encoding"]]).toEqual(["keep-alive", "chunked"]);
+    const replay = await post(`${world.url}/written`, key); // Connection: close
+    expect([replay.status, replay.text, replay.headers["idempotent-replayed"]]).toEqual([201, "one,two", "true"]);
+    expect(replay.headers.connection).toBe("close");
+    expect(replay.headers["keep-alive"]).toBeUndefined();
+    expect(replay.headers["transfer-encoding"]).toBeUndefined();
+    expect(replay.headers["content-length"]).toBe("7");
   });
 
   it("write() then end() past the store's maxRecordBytes: passed through whole, uncached, the key released", async () => {

@@ -29,6 +29,7 @@ import {
   type CapturedResponse,
   capturedBody,
   DEFAULT_REPLAY_HEADERS,
+  replayAllowList,
   replayableHeaders,
   replayResponse,
 } from "./response.js";
@@ -122,7 +123,11 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
    * retry runs again.
    */
   cache?: CachePolicy;
-  /** Response headers stored and replayed (lower case). Default `DEFAULT_REPLAY_HEADERS`. */
+  /**
+   * Response headers stored and replayed (lower case). Default `DEFAULT_REPLAY_HEADERS`. Never
+   * stored, even when listed: `Content-Length` and the connection's own headers (`Connection`,
+   * `Keep-Alive`, `Transfer-Encoding`, …), which the framework writes for each response.
+   */
   replayHeaders?: readonly string[];
   /** Header marking a replay. Default "Idempotent-Replayed". */
   replayedHeader?: string;
@@ -259,7 +264,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
   const renewals = renewalsOf(options.extendLease, lockTtlMs);
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
-  const allowedHeaders = new Set((options.replayHeaders ?? DEFAULT_REPLAY_HEADERS).map((h) => h.toLowerCase()));
+  const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
   const replayedHeader = options.replayedHeader ?? "Idempotent-Replayed";
   const cache = options.cache ?? "non-5xx";
   const mismatchStatus = options.mismatchStatus ?? 422;

@@ -37,6 +37,33 @@ export const DEFAULT_REPLAY_HEADERS: readonly string[] = [
   "retry-after",
 ];
 
+/**
+ * Headers never stored, even when `replayHeaders` names them: those that describe one connection
+ * or one message's framing (those RFC 9110 §7.6.1 names: `Connection`, `Keep-Alive`,
+ * `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade`; and `Trailer`), and `Content-Length`.
+ * The framework writes them for each response it sends, from the replayed body.
+ */
+const NEVER_REPLAYED: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+]);
+
+/** The lower-case names of `replayHeaders` that may be stored: the connection's own headers left out. */
+export function replayAllowList(names: readonly string[]): Set<string> {
+  const allowed = new Set<string>();
+  for (const name of names) {
+    const lower = name.toLowerCase();
+    if (!NEVER_REPLAYED.has(lower)) allowed.add(lower);
+  }
+  return allowed;
+}
+
 /** The captured headers as lower-case pairs, keeping only the allow-listed names. */
 export function replayableHeaders(
   headers: CapturedResponse["headers"],

@@ -230,6 +230,38 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         }
       });
 
+      it("never stores Content-Length or a connection's own headers, even when replayHeaders names them", async () => {
+        const connectionHeaders = [
+          "connection",
+          "keep-alive",
+          "proxy-connection",
+          "te",
+          "trailer",
+          "transfer-encoding",
+          "upgrade",
+        ];
+        const engine = await engineOn({
+          replayHeaders: ["content-type", "Content-Length", ...connectionHeaders, "x-trace"],
+        });
+        const key = newKey();
+        await send(engine, post(key), () => ({
+          status: 201,
+          headers: {
+            "content-type": "text/plain",
+            "content-length": "99",
+            ...Object.fromEntries(connectionHeaders.map((name) => [name, "x"])),
+            "x-trace": "t1",
+          },
+          body: "stored",
+        }));
+        const { response } = await send(engine, post(key));
+        expect(response?.headers).toEqual([
+          ["content-type", "text/plain"],
+          ["x-trace", "t1"],
+          ["Idempotent-Replayed", "true"],
+        ]);
+      });
+
       it("names the replay header as configured", async () => {
         const engine = await engineOn({ replayedHeader: "X-Replayed" });
         const key = newKey();
