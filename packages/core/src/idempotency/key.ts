@@ -11,11 +11,26 @@ const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
 /** The key inside a header value, or undefined when the value is not a valid key. */
 export function parseIdempotencyKey(value: string): string | undefined {
-  const text = value.trim();
+  const text = trimOws(value);
   const key = text.startsWith('"') ? parseSfString(text) : parseBareToken(text);
   if (key === undefined || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) return undefined;
   return key;
 }
+
+/**
+ * `value` without the spaces and tabs at its ends (HTTP's OWS, RFC 9110 §5.6.3). Not
+ * `String.trim`, which also strips a no-break space (0xA0, a byte a header may carry) and
+ * other Unicode spaces: `k` followed by one would be taken for the key `k`.
+ */
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+const isOws = (c: number) => c === 0x20 || c === 0x09;
 
 function parseBareToken(text: string): string | undefined {
   // A comma would make it a list, a quote or space a malformed string.

@@ -266,6 +266,17 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect([response.status, (await problem(response)).code]).toEqual([400, "idempotency_key_invalid"]);
       });
 
+      it("a key with a non-ASCII byte at either end (a no-break space, 0xA0) → 400, not the key without it", async () => {
+        const key = newId("pay");
+        for (const sent of [`${key}\u00a0`, `\u00a0${key}`, `"${key}"\u00a0`]) {
+          const response = await pay(sent);
+          expect([response.status, (await problem(response)).code], JSON.stringify(sent)).toEqual([
+            400,
+            "idempotency_key_invalid",
+          ]);
+        }
+      });
+
       it("same key while the first is running → 409 request_in_flight with Retry-After", async () => {
         const key = newId("pay");
         const slow = pay(key, { delayMs: 300 });

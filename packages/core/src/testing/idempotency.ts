@@ -149,6 +149,10 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
           '"a";p=1',
           '"tab\there"',
           '"\\x"',
+          "k\u00a0",
+          "\u00a0k",
+          '"k"\u00a0',
+          "k\ufeff",
         ];
         for (const key of bad) {
           const { response } = await send(engine, post(key));
