@@ -312,14 +312,27 @@ export async function typedError(error: unknown): Promise<unknown> {
         cause: error,
       });
     }
-    return new OAuthResponseError("invalid_response", `authorization server response refused: ${error.message}`, {
-      cause: error,
-    });
+    return refused(error);
   }
-  if (error instanceof oauth.UnsupportedOperationError) {
-    return new OAuthResponseError("invalid_response", `authorization server response refused: ${error.message}`, {
-      cause: error,
-    });
-  }
+  if (error instanceof oauth.UnsupportedOperationError) return refused(error);
   return error;
+}
+
+/** A response oauth4webapi refused, as `invalid_response`. */
+function refused(error: oauth.OperationProcessingError | oauth.UnsupportedOperationError): OAuthResponseError {
+  return new OAuthResponseError("invalid_response", `authorization server response refused: ${error.message}`, {
+    cause: withoutPayload(error),
+  });
+}
+
+/**
+ * oauth4webapi's error as a cause, without the cause it carries: for a token response that fails
+ * a check (a `token_type` it does not know, an `expires_in` that is no number), that is the whole
+ * response body, access, refresh and ID tokens included; for a malformed ID token, the token. Kept
+ * as a cause, it would be in every log of the error. What failed stays: name, message and code.
+ */
+function withoutPayload(error: oauth.OperationProcessingError | oauth.UnsupportedOperationError): Error {
+  const copy = Object.assign(new Error(error.message), { name: error.name, code: error.code });
+  if (error.stack !== undefined) copy.stack = error.stack;
+  return copy;
 }

@@ -1,7 +1,7 @@
 /**
  * What can go wrong on the client side of OAuth, as typed `InterlockError`s with a stable
- * `code` and the HTTP status an app (the backend-for-frontend) should answer. Messages never
- * contain a token, a code, a verifier or a client secret.
+ * `code` and the HTTP status an app (the backend-for-frontend) should answer. Neither messages
+ * nor causes contain a token, a code, a verifier or a client secret.
  */
 
 import { InterlockError } from "@interlock/core";

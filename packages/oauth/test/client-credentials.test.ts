@@ -6,6 +6,7 @@
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { inspect } from "node:util";
 import { InterlockConfigError } from "@interlock/core";
 import { Events } from "oauth2-mock-server";
 import { afterAll, describe, expect, it } from "vitest";
@@ -220,6 +221,27 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
         .catch((e: unknown) => e);
       expect(error, JSON.stringify(body)).toBeInstanceOf(OAuthResponseError);
       expect(error).toMatchObject({ code: "invalid_response", status: 502 });
+    }
+  });
+
+  it("a token response refused for a bad field keeps its tokens out of the error, its cause included", async () => {
+    const tokens = { access_token: "secret-access", refresh_token: "secret-refresh", id_token: "secret-id" };
+    for (const body of [
+      { ...tokens, token_type: "MAC" }, // a token type oauth4webapi does not know
+      { ...tokens, token_type: "Bearer", id_token: undefined, expires_in: "soon" },
+      { ...tokens, token_type: "Bearer", id_token: undefined, scope: ["api:read"] },
+      { ...tokens, token_type: "Bearer" }, // an ID token that is no JWT
+    ]) {
+      inject(200, body);
+      const error = await createClientCredentials(client())
+        .getAccessToken()
+        .catch((e: unknown) => e);
+      expect(error, JSON.stringify(body)).toBeInstanceOf(OAuthResponseError);
+      expect(error).toMatchObject({ code: "invalid_response", status: 502 });
+      // What a logger prints of it, to the bottom of its causes.
+      const logged = inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true });
+      expect(logged).not.toContain("secret-");
+      expect(logged).toMatch(/OperationProcessingError|UnsupportedOperationError/); // what failed is still said
     }
   });
 
