@@ -22,7 +22,10 @@ import { type IdTokenClaims, RecordCodec, type TokenSet, tokenSetFrom } from "./
 
 /** Where a login sends the user back, what it asks for, and where pending logins wait. */
 export interface LoginOptions {
-  /** The app's callback URL, registered with the authorization server. */
+  /**
+   * The app's callback URL, as registered with the authorization server: it is sent exactly as
+   * given (a `URL` object as its `href`), since the server compares the two as strings.
+   */
   redirectUri: string | URL;
   /** Default `"openid"`. Include `offline_access` where the server wants it for a refresh token. */
   scope?: string;
@@ -127,6 +130,20 @@ function sameText(a: string, b: string): boolean {
   return difference === 0;
 }
 
+/**
+ * The redirect URI exactly as given: the server compares it with the registered one by simple
+ * string comparison (RFC 6749 §3.1.2.3, RFC 9700 §2.1), which a URL parsed and printed again
+ * can fail (`https://app.example` becomes `https://app.example/`, a default port goes, a host is
+ * lower-cased): the login would be refused as a redirect URI that is not registered.
+ */
+function redirectUriOption(value: string | URL): string {
+  const text = value instanceof URL ? value.href : value;
+  if (typeof text !== "string" || !URL.canParse(text)) {
+    throw new InterlockConfigError("redirectUri must be an absolute URL");
+  }
+  return text;
+}
+
 function callbackParameters(callback: URL | string | URLSearchParams): URLSearchParams {
   if (callback instanceof URLSearchParams) return callback;
   if (callback instanceof URL) return callback.searchParams;
@@ -140,8 +157,7 @@ function callbackParameters(callback: URL | string | URLSearchParams): URLSearch
 /** The login flow for `client`: `begin` before redirecting the browser, `complete` on its callback. */
 export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   const internals = clientInternals(client);
-  if (!URL.canParse(options?.redirectUri)) throw new InterlockConfigError("redirectUri must be an absolute URL");
-  const redirectUri = new URL(options.redirectUri).href;
+  const redirectUri = redirectUriOption(options?.redirectUri);
   const scope = options.scope ?? "openid";
   const openid = scope.split(" ").includes("openid");
   const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });

@@ -4,12 +4,13 @@
  */
 
 import { InterlockConfigError } from "@interlock/core";
-import { Browser } from "@interlock/test-harness/oauth";
+import { Browser, startAuthorizationServer } from "@interlock/test-harness/oauth";
 import * as oauth from "oauth4webapi";
 import { describe, expect, it } from "vitest";
 import {
   codeChallenge,
   createLogin,
+  createOAuthClient,
   generateCodeVerifier,
   LoginError,
   type LoginOptions,
@@ -248,6 +249,31 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     ]) {
       const start = await login.begin({ returnTo });
       expect(JSON.parse((await store.get(`oauth:login:${start.state}`))!.value).returnTo, returnTo).toBeUndefined();
+    }
+  });
+
+  it("sends the redirect URI exactly as given, as the server compares it (RFC 6749 §3.1.2.3)", async () => {
+    // Registered without a path: parsed and printed again, the URL would gain a "/" that is not.
+    const redirectUri = "http://127.0.0.1:9";
+    const client = { client_id: "pathless", client_secret: "pathless-secret", redirect_uris: [redirectUri] };
+    const own = await startAuthorizationServer({ clients: [{ ...client, grant_types: ["authorization_code"] }] });
+    try {
+      const oauthClient = createOAuthClient({
+        issuer: own.issuer,
+        clientId: client.client_id,
+        clientSecret: client.client_secret,
+      });
+      const login = createLogin(oauthClient, { redirectUri, scope: "openid" });
+      const start = await login.begin();
+      expect(start.url.searchParams.get("redirect_uri")).toBe(redirectUri);
+      const browser = new Browser();
+      const first = await browser.follow(start.url.href, { stopAt: redirectUri });
+      const callback = await browser.signIn(first, "alice", { stopAt: redirectUri });
+      expect(callback.status, callback.body).toBe(0); // sent back, not refused
+      const result = await login.complete(callback.url, { state: start.state });
+      expect(result.claims?.sub).toBe("alice");
+    } finally {
+      await own.close();
     }
   });
 
