@@ -59,7 +59,7 @@ export type OAuthEvent =
   | {
       /** `revoke()` deleted a session's tokens. */
       type: "oauth.session.revoked";
-      /** Whether the server was told (RFC 7009). */
+      /** Whether the server revoked the refresh token or the access token (RFC 7009). */
       revoked: boolean;
     };
 

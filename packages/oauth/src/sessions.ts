@@ -55,7 +55,10 @@ export interface SessionTokensOptions extends Partial<Freshness> {
 
 /** What `revoke` did at the server. */
 export interface RevokeResult {
-  /** True when the authorization server was told (RFC 7009); false when it has no revocation endpoint. */
+  /**
+   * True when the authorization server revoked the refresh token or the access token (RFC 7009);
+   * false when it has no revocation endpoint, or revokes neither type of token (`unsupported_token_type`).
+   */
   revoked: boolean;
 }
 
@@ -241,14 +244,23 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     return isExpired(tokens, internals.clock()) ? "expired" : undefined;
   }
 
-  async function revokeToken(token: string, hint: "refresh_token" | "access_token"): Promise<void> {
-    await internals.exchange(async (as) => {
-      const http = await oauth.revocationRequest(as, internals.client, internals.auth, token, {
-        ...internals.http,
-        additionalParameters: { token_type_hint: hint },
+  /** Revokes `token` at the server (RFC 7009); false when the server does not revoke tokens of its type. */
+  async function revokeToken(token: string, hint: "refresh_token" | "access_token"): Promise<boolean> {
+    try {
+      await internals.exchange(async (as) => {
+        const http = await oauth.revocationRequest(as, internals.client, internals.auth, token, {
+          ...internals.http,
+          additionalParameters: { token_type_hint: hint },
+        });
+        return oauth.processRevocationResponse(http);
       });
-      return oauth.processRevocationResponse(http);
-    });
+      return true;
+    } catch (error) {
+      // RFC 7009 §2.2.1: a server that cannot revoke this type of token (access tokens, most often:
+      // revoking them is only a SHOULD, §2.1) says so. Nothing went wrong; that token just lives on.
+      if (error instanceof OAuthError && error.code === "unsupported_token_type") return false;
+      throw error;
+    }
   }
 
   return {
@@ -287,10 +299,10 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       const { refreshToken, accessToken } = current.tokens;
       // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
       // is revoked too for those where it would outlive it.
-      if (refreshToken !== undefined) await revokeToken(refreshToken, "refresh_token");
-      await revokeToken(accessToken, "access_token");
-      internals.emit({ type: "oauth.session.revoked", revoked: true });
-      return { revoked: true };
+      const refreshRevoked = refreshToken !== undefined && (await revokeToken(refreshToken, "refresh_token"));
+      const revoked = (await revokeToken(accessToken, "access_token")) || refreshRevoked;
+      internals.emit({ type: "oauth.session.revoked", revoked });
+      return { revoked };
     },
 
     tokens(sessionId) {

@@ -11,6 +11,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   createSessionTokens,
+  type FetchLike,
   LoginRequiredError,
   MemoryTokenStore,
   type OAuthEvent,
@@ -267,6 +268,35 @@ describe("session tokens", () => {
     expect((await userinfo(tokens.accessToken)).status).toBe(401);
     // Nothing left to revoke.
     expect(await manager.revoke(id)).toEqual({ revoked: false });
+  });
+
+  it("revoke(): a server that does not revoke access tokens (unsupported_token_type, RFC 7009 §2.2.1) still ends the grant", async () => {
+    // The real server, except that it refuses to revoke access tokens, as RFC 7009 lets it.
+    const noAccessTokenRevocation: FetchLike = async (input, init) => {
+      const request = new Request(input, init);
+      const form = new URLSearchParams(await request.clone().text());
+      if (new URL(request.url).pathname === "/token/revocation" && form.get("token_type_hint") === "access_token") {
+        return Response.json({ error: "unsupported_token_type" }, { status: 400 });
+      }
+      return fetch(request);
+    };
+    const events: OAuthEvent[] = [];
+    const client = webClient(server(), { fetch: noAccessTokenRevocation, onEvent: (e) => events.push(e) });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+
+    expect(await manager.revoke(id)).toEqual({ revoked: true });
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+    expect(await manager.get(id)).toBeUndefined();
+    expect(events).toContainEqual({ type: "oauth.session.revoked", revoked: true });
+
+    // Without a refresh token, nothing was revoked: the same answer as a server without the endpoint.
+    const withoutRefresh = newSessionId();
+    await manager.save(withoutRefresh, { ...(await loggedInTokens(server())), refreshToken: undefined });
+    expect(await manager.revoke(withoutRefresh)).toEqual({ revoked: false });
+    expect(await manager.get(withoutRefresh)).toBeUndefined();
   });
 
   it("without a refresh token: the access token is used until it expires, then LoginRequiredError", async () => {

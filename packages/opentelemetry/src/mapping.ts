@@ -389,7 +389,8 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason });
   },
   "oauth.session.revoked"(event, record) {
-    // `revoked: false`: deleted here, with nothing to tell the server (no revocation endpoint).
+    // `revoked: false`: deleted here, nothing revoked at the server (no revocation endpoint, or it
+    // revokes neither token type).
     record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.revoked ? "revoked" : "deleted" });
   },
 };
