@@ -203,6 +203,10 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   function renew(sessionId: string, seen: Current, rejected: string | undefined): Promise<StoredTokens> {
     const key = keyOf(sessionId);
     return flights.run(sessionId, async () => {
+      // The server's metadata before the lock, not under it: a discovery that takes long (a slow
+      // server, its retries) would use up the lease, and another process would take the lock and
+      // send the refresh token this one is about to send too (the server then revokes the grant).
+      await internals.server();
       let latest = seen;
       return exclusive({
         store,

@@ -194,6 +194,36 @@ describe("session tokens", () => {
       expect(await introspect(server(), next.refreshToken!, WEB_APP)).toMatchObject({ active: true });
     });
 
+    it("a process that still has to discover the server does not hold the lock meanwhile: one refresh", async () => {
+      // A has never talked to the server, and its discovery takes longer than the lock's lease: were
+      // it made under the lock, B would take the lock once the lease ran out and refresh, then A send
+      // the same refresh token again (and the server revoke the grant).
+      const slowDiscovery: FetchLike = (input, init) =>
+        new Promise<Response>((resolve, reject) => {
+          const discovery = String(input instanceof Request ? input.url : input).includes("/.well-known/");
+          setTimeout(() => fetch(input, init).then(resolve, reject), discovery ? 400 : 0);
+        });
+      const options = { encryptionKeys: keyring, lockTtlMs: 200 };
+      const a = createSessionTokens(webClient(server(), { fetch: slowDiscovery }), {
+        ...options,
+        store: sharedStores[name]!(),
+      });
+      const bClient = webClient(server());
+      await bClient.metadata();
+      const b = createSessionTokens(bClient, { ...options, store: sharedStores[name]!() });
+      const tokens = await loggedInTokens(server());
+      const id = newSessionId();
+      await a.save(id, tokens);
+      const before = refreshes();
+
+      const refreshedByA = a.refresh(id);
+      await new Promise((resolve) => setTimeout(resolve, 250)); // past A's lease, were it holding one
+      const [fromA, fromB] = await Promise.all([refreshedByA, b.refresh(id)]);
+      expect(refreshes()).toBe(before + 1);
+      expect(fromA).toEqual(fromB);
+      expect(await introspect(server(), (await b.get(id))!.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+    });
+
     it("refreshes called at once from two processes, however they interleave, leave a working chain", async () => {
       const a = sessions({ store: sharedStores[name]!() });
       const b = sessions({ store: sharedStores[name]!() });
