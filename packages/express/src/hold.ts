@@ -10,6 +10,9 @@ import { BodyCollector } from "@interlock/core";
 
 type Writer = (...args: unknown[]) => unknown;
 
+/** A response's headers: as `getHeaders()` gives them, or as pairs read from the header block. */
+export type ResponseHeaders = Array<[string, string]> | ReturnType<ServerResponse["getHeaders"]>;
+
 // A mark on the response itself, set when the app writes through a hold. Not a WeakSet: every
 // WeakSet entry is an ephemeron the collector re-examines, which costs more than the request.
 const STARTED = Symbol("@interlock/express.started");
@@ -24,18 +27,19 @@ export function responseStarted(res: ServerResponse): boolean {
 }
 
 /**
- * Wraps `res.write` and `res.end`. With `recordLimit`, the bytes written (by `write`s and the
- * `end`, in order) are collected up to that many: `settle` gets the whole body, or `undefined`
- * when it passed the limit or was piped in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed.
+ * Wraps `res.write` and `res.end` (and `res.writeHead`, to read the headers the app set). With
+ * `recordLimit`, the bytes written (by `write`s and the `end`, in order) are collected up to
+ * that many: `settle` gets the whole body, or `undefined` when it passed the limit or was piped
+ * in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed, with the headers the app set.
  * The first `end` is held until `settle` is done, then goes out as it was called. A piped
  * response the client closed before its end is settled (as streamed) when it closes.
  */
 export function holdResponse(
   res: ServerResponse,
-  settle: (body: Uint8Array | undefined) => Promise<void>,
+  settle: (body: Uint8Array | undefined, headers: ResponseHeaders) => Promise<void>,
   recordLimit?: number,
 ): void {
-  const original = { write: res.write as Writer, end: res.end as Writer };
+  const original = { write: res.write as Writer, end: res.end as Writer, writeHead: res.writeHead as Writer };
   let body = recordLimit === undefined ? undefined : new BodyCollector(recordLimit);
   const record = (chunk: unknown, encoding: unknown) => {
     if (body === undefined || chunk === undefined || chunk === null || typeof chunk === "function") return;
@@ -43,10 +47,23 @@ export function holdResponse(
     // The app's own buffer is copied (when kept): it may reuse it once written.
     if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
   };
+  // The headers as the app set them, read as its response starts: a layer mounted before this
+  // one that encodes the body (compression) adds its Content-Encoding while the header block is
+  // written, yet the bytes recorded here are the app's own, and a replay passes through that
+  // layer again. Undefined until the app writes; then the header block, or these.
+  let appHeaders: ResponseHeaders | undefined;
+  const noteHeaders = (given?: unknown) => {
+    if (appHeaders !== undefined || res.headersSent) return;
+    appHeaders = res.getHeaders();
+    if (typeof given === "object" && given !== null && !Array.isArray(given)) {
+      for (const [name, value] of Object.entries(given)) appHeaders[name.toLowerCase()] = value;
+    }
+  };
   let ended = false;
   const unwrap = () => {
     res.write = original.write as ServerResponse["write"];
     res.end = original.end as ServerResponse["end"];
+    res.writeHead = original.writeHead as ServerResponse["writeHead"];
     ended = true;
   };
   // A pipe stops when its response closes: when the client left first, nothing ends this
@@ -54,7 +71,7 @@ export function holdResponse(
   const cutOff = () => {
     if (ended) return;
     unwrap();
-    settle(undefined).catch(() => {});
+    settle(undefined, appHeaders ?? responseHeaders(res)).catch(() => {});
   };
   let piped = false;
   const onPipe = () => {
@@ -68,17 +85,24 @@ export function holdResponse(
   // of the response (~1-3 µs a request here). Left in place, it only clears a collector no one
   // reads any more.
   res.on("pipe", onPipe);
+  // Headers given to writeHead as a flat [name, value, …] list are read from the header block.
+  res.writeHead = function writeHead(this: ServerResponse, ...args: unknown[]) {
+    noteHeaders(args[args.length - 1]);
+    return original.writeHead.apply(this, args);
+  } as ServerResponse["writeHead"];
   res.write = function write(this: ServerResponse, ...args: unknown[]) {
     (res as Marked)[STARTED] = true;
+    noteHeaders();
     record(args[0], args[1]);
     return original.write.apply(this, args);
   } as ServerResponse["write"];
   res.end = function end(this: ServerResponse, ...args: unknown[]) {
+    noteHeaders();
     unwrap();
     (res as Marked)[STARTED] = true;
     record(args[0], args[1]);
     const flush = () => void original.end.apply(res, args);
-    const settling = settle(body?.body());
+    const settling = settle(body?.body(), appHeaders ?? responseHeaders(res));
     fixHeaders(res, args[0], args[1]);
     settling.then(flush, flush);
     return res;
@@ -114,9 +138,7 @@ function chunkBytes(chunk: unknown, encoding: unknown): Uint8Array | undefined {
  * The response headers as they will be sent. `writeHead(status, headers)` without a prior
  * `setHeader` writes its headers straight into the header block, so read that when present.
  */
-export function responseHeaders(
-  res: ServerResponse,
-): Array<[string, string]> | ReturnType<ServerResponse["getHeaders"]> {
+export function responseHeaders(res: ServerResponse): ResponseHeaders {
   const block = (res as ServerResponse & { _header?: unknown })._header;
   if (typeof block !== "string" || block === "") return res.getHeaders();
   const pairs: Array<[string, string]> = [];

@@ -13,7 +13,7 @@ import {
   type IdempotencyRespondDecision,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
-import { holdResponse, responseHeaders } from "./hold.js";
+import { holdResponse } from "./hold.js";
 import { onThrow } from "./release.js";
 import { bodyReader } from "./request-body.js";
 import { answer } from "./respond.js";
@@ -93,8 +93,8 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
     onThrow(req, () => engine.abort(ticket));
     holdResponse(
       res,
-      async (body) => {
-        await engine.finish(ticket, { status: res.statusCode, headers: responseHeaders(res), body });
+      async (body, headers) => {
+        await engine.finish(ticket, { status: res.statusCode, headers, body });
       },
       recordLimit,
     );

@@ -1,5 +1,6 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
 import { PassThrough, Readable } from "node:stream";
+import { gunzipSync } from "node:zlib";
 import {
   DEFAULT_REPLAY_HEADERS,
   IdempotencyError,
@@ -7,6 +8,7 @@ import {
   type InterlockEvent,
   MemoryStore,
 } from "@interlock/core";
+import compression from "compression";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
@@ -182,6 +184,41 @@ describe("idempotency(): response capture", () => {
     expect(replay.headers["keep-alive"]).toBeUndefined();
     expect(replay.headers["transfer-encoding"]).toBeUndefined();
     expect(replay.headers["content-length"]).toBe("7");
+  });
+
+  it("behind an app-wide compression(): the body is stored as the route wrote it and compressed again on each replay", async () => {
+    // compression() wraps the response before idempotency() does: the capture sees the route's
+    // plain bytes, while the header block gains compression's Content-Encoding.
+    const world = await start(
+      (app, use, idem) => {
+        const route = use((_req, res) => {
+          res.status(201).type("application/json");
+          res.write('{"paid":'); // the header block goes out now, gzip chosen
+          res.end("true}");
+        });
+        app.post("/written", idem, route);
+        app.post("/sent", idem, (_req, res) => void res.status(201).json({ paid: true }));
+      },
+      {},
+      (app) => app.use(compression({ threshold: 0 })),
+    );
+    const gzip = { "accept-encoding": "gzip" };
+    const plain = (response: { headers: Record<string, unknown>; body: Buffer }) =>
+      response.headers["content-encoding"] === "gzip" ? gunzipSync(response.body).toString() : response.body.toString();
+    for (const path of ["/written", "/sent"]) {
+      const key = newKey();
+      const first = await post(`${world.url}${path}`, key, "{}", gzip);
+      expect([first.status, first.headers["content-encoding"], plain(first)]).toEqual([201, "gzip", '{"paid":true}']);
+      const replay = await post(`${world.url}${path}`, key, "{}", gzip);
+      expect([replay.status, replay.headers["idempotent-replayed"], plain(replay)]).toEqual([
+        201,
+        "true",
+        '{"paid":true}',
+      ]);
+      // A client that takes no gzip gets the same body, plain.
+      const identity = await post(`${world.url}${path}`, key, "{}", { "accept-encoding": "identity" });
+      expect([identity.headers["content-encoding"], identity.text]).toEqual([undefined, '{"paid":true}']);
+    }
   });
 
   it("write() then end() past the store's maxRecordBytes: passed through whole, uncached, the key released", async () => {
