@@ -211,9 +211,11 @@ describe("memory store keys", () => {
     }
     // The same text as a key just checked, in another string, is as valid as it was.
     const longest = "y".repeat(MAX_KEY_LENGTH);
-    expect((await store.claim(longest, { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
+    // A lease long enough to still hold at the second claim, however slow the machine.
+    expect((await store.claim(longest, { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("claimed");
     expect(
-      (await store.claim(["y".repeat(MAX_KEY_LENGTH - 1), "y"].join(""), { fingerprint: "f", lockTtlMs: 1 })).state,
+      (await store.claim(["y".repeat(MAX_KEY_LENGTH - 1), "y"].join(""), { fingerprint: "f", lockTtlMs: 60_000 }))
+        .state,
     ).toBe("in_flight");
     expect(await store.release("-", valid.token)).toBe(true);
   });
