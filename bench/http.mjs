@@ -9,6 +9,8 @@
  *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
  *   node bench/http.mjs --only koa         one framework (or several, comma-separated), writes nothing
  *   node bench/http.mjs --rows bare,idem-unique   only these rows (see ROWS), writes nothing
+ *   node bench/http.mjs --rate 2000 …      the client holds to 2,000 req/s: the CPU per request of a
+ *                                          server that is not saturated (no wake-up feedback), writes nothing
  *   node bench/http.mjs --profile express:idem-unique [--duration 10]
  *                                          one server under --cpu-prof; prints where its CPU time goes
  *
@@ -44,6 +46,8 @@ const ROUNDS = Number(option("--rounds", QUICK ? 1 : 2));
 const WARMUP_S = Number(option("--warmup", QUICK ? 1 : 1.5));
 const DURATION_S = Number(option("--duration", QUICK ? 2 : PROFILE ? 10 : 6));
 const CONNECTIONS = Number(option("--connections", 32));
+/** Requests per second the client holds to (autocannon's overallRate); 0: as fast as the server answers. */
+const RATE = Number(option("--rate", 0));
 /** Pre-signed unique deliveries per pool; more than any server here answers in warm-up + run. */
 const POOL_SIZE = Number(option("--pool", QUICK ? 80_000 : 300_000));
 const HOST = "127.0.0.1"; // loopback only
@@ -604,6 +608,7 @@ async function load(autocannon, port, request, seconds) {
       {
         url: `http://${HOST}:${port}`,
         connections: CONNECTIONS,
+        ...(RATE > 0 ? { overallRate: RATE } : {}),
         duration: seconds,
         requests: [request],
         timeout: 10,
@@ -1093,7 +1098,7 @@ async function main() {
   };
   const { markdown, problems } = report(summary, meta);
   process.stdout.write(`${markdown}\n`);
-  if (QUICK || ONLY.length > 0 || ONLY_ROWS.length > 0) {
+  if (QUICK || ONLY.length > 0 || ONLY_ROWS.length > 0 || RATE > 0) {
     process.stderr.write("bench:http: partial run, results/http.md left as it was\n");
   } else {
     const dir = fileURLToPath(new URL("./results/", import.meta.url));
