@@ -44,12 +44,16 @@ export const IDEMPOTENT_METHODS: readonly string[] = Object.freeze(["GET", "HEAD
  * The default `retryOn`: a network error or attempt timeout, a status of `RETRYABLE_STATUSES`,
  * or a 409 on a request carrying an `Idempotency-Key`: the answer an idempotency server gives
  * while the first copy of the request is still running (Interlock's `request_in_flight`,
- * Stripe's concurrent-key 409), which a later retry turns into the stored response.
+ * Stripe's concurrent-key 409), which a later retry turns into the stored response. Never a
+ * response marked `Idempotent-Replayed: true` (Interlock, Stripe): the answer the server stored
+ * for the key, which it would give the same key again.
  */
 export function defaultRetryOn(context: RetryContext): boolean {
   const { response } = context;
   if (response === undefined) return true;
-  return RETRYABLE.has(response.status) || (response.status === 409 && context.idempotencyKey !== undefined);
+  const retryable = RETRYABLE.has(response.status) || (response.status === 409 && context.idempotencyKey !== undefined);
+  // Read only for a status that would be retried: a header look-up costs every response.
+  return retryable && response.headers.get("idempotent-replayed") !== "true";
 }
 
 /** The default breaker failure: a network error, a timeout, or a 5xx. A 4xx (429 included) says the origin is up. */

@@ -444,6 +444,21 @@ describe("Idempotency-Key", () => {
     expect((await client(server.url)).status).toBe(409);
     expect(server.received).toHaveLength(3);
   });
+  it("a replayed answer (Idempotent-Replayed: true) is the server's stored answer for the key: never retried", async () => {
+    // Sent again with the same key, the server would replay it again: a handler's own 409, or a
+    // 503 stored under `cache: "all"`.
+    const replayed = { "idempotent-replayed": "true", "retry-after": "1" };
+    const server = await serve([
+      { status: 409, headers: replayed },
+      { status: 503, headers: replayed },
+    ]);
+    const { client, clock, ofType } = clientOn();
+    expect((await client(server.url, { method: "POST", body: "x" })).status).toBe(409);
+    expect((await client(server.url, { method: "POST", body: "x" })).status).toBe(503);
+    expect(server.received).toHaveLength(2);
+    expect(clock.slept).toEqual([]);
+    expect(ofType("client.attempt")).toHaveLength(2);
+  });
 });
 
 describe("bodies", () => {
