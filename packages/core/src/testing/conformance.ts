@@ -9,7 +9,8 @@
  */
 
 import { afterAll, describe, expect, it } from "vitest";
-import type { ClaimResult, InterlockStore, StoredResponse } from "../store/contract.js";
+import type { ClaimResult, InterlockStore, StoredRecord, StoredResponse } from "../store/contract.js";
+import { MAX_KEY_LENGTH } from "../store/validate.js";
 
 /** How to make the stores the conformance suite tests. */
 export interface StoreConformanceOptions {
@@ -31,6 +32,11 @@ export interface StoreConformanceOptions {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const LONG = 60_000;
+/**
+ * How far a store's clock may seem to run from this process's over a test: timestamps are
+ * whole ms on both sides, and a server's clock is another clock.
+ */
+const CLOCK_SLACK_MS = 20;
 
 function response(body: Uint8Array, headers: Array<[string, string]> = [["content-type", "application/json"]]) {
   return { status: 201, headers, body } satisfies StoredResponse;
@@ -44,10 +50,46 @@ async function mustClaim(store: InterlockStore, key: string, fingerprint = "fp",
   return (result as Extract<ClaimResult, { state: "claimed" }>).token;
 }
 
+/** The record a completed key answers with. */
+async function recordOf(store: InterlockStore, key: string): Promise<StoredRecord> {
+  const result = await store.claim(key, { fingerprint: "reader", lockTtlMs: LONG });
+  expect(result.state, `claim of ${key}`).toBe("completed");
+  return (result as Extract<ClaimResult, { state: "completed" }>).record;
+}
+
+/** The in-flight answer for a key another caller holds. */
+async function inFlight(store: InterlockStore, key: string): Promise<Extract<ClaimResult, { state: "in_flight" }>> {
+  const result = await store.claim(key, { fingerprint: "reader", lockTtlMs: LONG });
+  expect(result.state, `claim of ${key}`).toBe("in_flight");
+  return result as Extract<ClaimResult, { state: "in_flight" }>;
+}
+
+/** Runs `task` over `items`, `size` at a time: thousands of operations without flooding a pool. */
+async function inBatches<T, R>(items: T[], size: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let start = 0; start < items.length; start += size) {
+    const batch = items.slice(start, start + size);
+    results.push(...(await Promise.all(batch.map((item, i) => task(item, start + i)))));
+  }
+  return results;
+}
+
+/** `count` concurrent claims of `key`: exactly one must win, and the others see its lock. */
+async function raceFor(store: InterlockStore, key: string, count: number, fingerprint: string): Promise<string> {
+  const results = await Promise.all(
+    Array.from({ length: count }, () => store.claim(key, { fingerprint, lockTtlMs: LONG })),
+  );
+  const winners = results.filter((r) => r.state === "claimed");
+  expect(winners, `winners of ${key}`).toHaveLength(1);
+  for (const r of results.filter((x) => x.state !== "claimed"))
+    expect(r).toMatchObject({ state: "in_flight", fingerprint });
+  return (winners[0] as Extract<ClaimResult, { state: "claimed" }>).token;
+}
+
 /**
  * Registers the store contract's tests with vitest: claim races, fencing, leases, retention,
- * record limits, copies, keys, and (with `createUnavailable`) failure with
- * `StoreUnavailableError` against an unreachable server.
+ * a record's times, record limits, copies, many keys, unusual keys, and (with `createUnavailable`)
+ * failure with `StoreUnavailableError` against an unreachable server.
  */
 export function describeStoreConformance(name: string, options: StoreConformanceOptions): void {
   const concurrency = options.concurrency ?? 50;
@@ -125,7 +167,8 @@ export function describeStoreConformance(name: string, options: StoreConformance
         const store = await fresh();
         const k = key("headers");
         const headers: Array<[string, string]> = Array.from({ length: 60 }, (_, i) => [`x-h-${i % 30}`, `v${i} ;=,"`]);
-        headers.push(["etag", '"abc"'], ["location", "/payments/1"]);
+        headers.push(["etag", '"abc"'], ["location", "/payments/1"], ["X-Mixed-Case", "Ünïcödé ✓ 🔑"], ["x-empty", ""]);
+        headers.push(["Content-Type", "text/plain"], ["content-type", "application/json"]);
         const token = await mustClaim(store, k);
         await store.complete(k, token, { status: 200, headers, body: new Uint8Array() }, { ttlMs: LONG });
         const result = await store.claim(k, { fingerprint: "fp", lockTtlMs: LONG });
@@ -172,15 +215,120 @@ export function describeStoreConformance(name: string, options: StoreConformance
         expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(true);
       });
 
-      it("keeps its own copy of the body", async () => {
+      it("keeps its own copies: of the body and headers it was given, and of those it hands out", async () => {
         const store = await fresh();
-        const k = key("copy");
-        const body = new Uint8Array([1, 2, 3]);
+        for (const size of [3, 1_000]) {
+          const k = key(`copy-${size}`);
+          const body = Uint8Array.from({ length: size }, (_, i) => i % 251);
+          const headers: Array<[string, string]> = [["content-type", "application/json"]];
+          const token = await mustClaim(store, k);
+          await store.complete(k, token, response(body, headers), { ttlMs: LONG });
+          body.fill(99);
+          headers[0]![1] = "text/html";
+          headers.push(["x-added", "later"]);
+          const handedOut = await recordOf(store, k);
+          handedOut.body.fill(98);
+          (handedOut.headers as Array<[string, string]>)[0]![1] = "text/css";
+          (handedOut.headers as Array<[string, string]>).push(["x-added", "by reader"]);
+          const record = await recordOf(store, k);
+          expect(Array.from(record.body), `${size} bytes`).toEqual(Array.from({ length: size }, (_, i) => i % 251));
+          expect(record.headers).toEqual([["content-type", "application/json"]]);
+        }
+      });
+
+      it("a record carries when it was claimed and completed, and a lease when it ends, on the store's clock", async () => {
+        const store = await fresh();
+        const k = key("times");
+        const beforeClaim = Date.now();
         const token = await mustClaim(store, k);
-        await store.complete(k, token, response(body), { ttlMs: LONG });
-        body[0] = 99;
-        const result = await store.claim(k, { fingerprint: "fp", lockTtlMs: LONG });
-        expect(Array.from((result as Extract<ClaimResult, { state: "completed" }>).record.body)).toEqual([1, 2, 3]);
+        const claimed = Date.now();
+        const first = await inFlight(store, k);
+        await sleep(200);
+        const beforeExtend = Date.now();
+        expect(await store.extend(k, token, LONG)).toBe(true);
+        const extended = Date.now();
+        const second = await inFlight(store, k);
+        const beforeComplete = Date.now();
+        expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(true);
+        const completed = Date.now();
+        const { createdAt, completedAt } = await recordOf(store, k);
+        // The store's clock need not read as this process's does, but both see the same time pass.
+        const elapsed = completedAt - createdAt;
+        expect(elapsed, "completedAt - createdAt").toBeGreaterThanOrEqual(beforeComplete - claimed - CLOCK_SLACK_MS);
+        expect(elapsed, "completedAt - createdAt").toBeLessThanOrEqual(completed - beforeClaim + CLOCK_SLACK_MS);
+        // A store that reports when a lease ends: the claim's lease, then the extended one, from when it was extended.
+        if (first.lockExpiresAt !== undefined) {
+          expect(first.lockExpiresAt - createdAt, "lease after the claim").toBeGreaterThanOrEqual(
+            LONG - CLOCK_SLACK_MS,
+          );
+          expect(first.lockExpiresAt - createdAt, "lease after the claim").toBeLessThanOrEqual(LONG + CLOCK_SLACK_MS);
+        }
+        if (second.lockExpiresAt !== undefined) {
+          const lease = second.lockExpiresAt - createdAt;
+          expect(lease, "lease after extend").toBeGreaterThanOrEqual(LONG + beforeExtend - claimed - CLOCK_SLACK_MS);
+          expect(lease, "lease after extend").toBeLessThanOrEqual(LONG + extended - beforeClaim + CLOCK_SLACK_MS);
+        }
+      });
+
+      it("holds many keys at once, each with its own lock or record", async () => {
+        const store = await fresh();
+        const base = key("many");
+        const keys = Array.from({ length: 1_200 }, (_, i) => `${base}:${i}`);
+        // Every third key is released, every third completed, every third left locked, interleaved.
+        const sizes = [0, 1, 127, 128, 129, 300, 4_096];
+        const bodyOf = (i: number) => Uint8Array.from({ length: sizes[i % sizes.length]! }, (_, j) => (i + j) % 256);
+        // Same names, values of the same length: nothing but the value tells one record's headers from another's.
+        const headersOf = (i: number): Array<[string, string]> =>
+          i % 9 === 1
+            ? []
+            : [
+                ["content-type", "text/plain"],
+                ["x-n", String(i).padStart(5, "0")],
+              ];
+        await inBatches(keys, concurrency, async (k, i) => {
+          const token = await mustClaim(store, k, `fp-${i}`);
+          if (i % 3 === 0) expect(await store.release(k, token)).toBe(true);
+          else if (i % 3 === 1) {
+            const stored = { status: 200 + (i % 100), headers: headersOf(i), body: bodyOf(i) };
+            expect(await store.complete(k, token, stored, { ttlMs: LONG })).toBe(true);
+          }
+        });
+        const answers = await inBatches(keys, concurrency, (k) =>
+          store.claim(k, { fingerprint: "reader", lockTtlMs: LONG }),
+        );
+        const wrong: string[] = [];
+        answers.forEach((answer, i) => {
+          const expected =
+            i % 3 === 0
+              ? { state: "claimed" }
+              : i % 3 === 1
+                ? {
+                    state: "completed",
+                    status: 200 + (i % 100),
+                    fingerprint: `fp-${i}`,
+                    headers: headersOf(i),
+                    body: Array.from(bodyOf(i)),
+                  }
+                : { state: "in_flight", fingerprint: `fp-${i}` };
+          const actual =
+            answer.state === "completed"
+              ? {
+                  state: answer.state,
+                  status: answer.record.status,
+                  fingerprint: answer.record.fingerprint,
+                  headers: answer.record.headers,
+                  body: Array.from(answer.record.body),
+                }
+              : answer.state === "in_flight"
+                ? { state: answer.state, fingerprint: answer.fingerprint }
+                : { state: answer.state };
+          if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+            wrong.push(
+              `key ${i}: expected ${JSON.stringify(expected).slice(0, 200)}, got ${JSON.stringify(actual).slice(0, 200)}`,
+            );
+          }
+        });
+        expect(wrong.slice(0, 5), `${wrong.length} keys answered wrongly`).toEqual([]);
       });
     });
 
@@ -211,7 +359,62 @@ export function describeStoreConformance(name: string, options: StoreConformance
         expect(await store.extend(k, token, LONG)).toBe(false);
         expect(await store.release(k, token)).toBe(false);
         expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
-        await mustClaim(store, k, "fp-next");
+        // The key taken over is the new claim's alone: its fingerprint, its times.
+        const beforeClaim = Date.now();
+        const next = await mustClaim(store, k, "fp-next");
+        expect(await store.claim(k, { fingerprint: "x", lockTtlMs: LONG })).toMatchObject({
+          state: "in_flight",
+          fingerprint: "fp-next",
+        });
+        expect(await store.complete(k, next, response(new Uint8Array([2])), { ttlMs: LONG })).toBe(true);
+        const completed = Date.now();
+        const record = await recordOf(store, k);
+        expect(record.fingerprint).toBe("fp-next");
+        expect(record.completedAt - record.createdAt, "createdAt is the new claim's").toBeLessThanOrEqual(
+          completed - beforeClaim + CLOCK_SLACK_MS,
+        );
+      });
+
+      it("a token holds its own key only", async () => {
+        const store = await fresh();
+        const [a, b] = [key("own-a"), key("own-b")];
+        const tokenA = await mustClaim(store, a, "fp-a");
+        const tokenB = await mustClaim(store, b, "fp-b");
+        expect(await store.complete(b, tokenA, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
+        expect(await store.extend(b, tokenA, LONG)).toBe(false);
+        expect(await store.release(b, tokenA)).toBe(false);
+        expect(await store.release(a, tokenB)).toBe(false);
+        expect(await inFlight(store, a)).toMatchObject({ fingerprint: "fp-a" });
+        expect(await inFlight(store, b)).toMatchObject({ fingerprint: "fp-b" });
+        expect(await store.complete(a, tokenA, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(true);
+        expect(await inFlight(store, b)).toMatchObject({ fingerprint: "fp-b" });
+        expect(await store.complete(b, tokenB, response(new Uint8Array([2])), { ttlMs: LONG })).toBe(true);
+        expect(Array.from((await recordOf(store, a)).body)).toEqual([1]);
+        expect(Array.from((await recordOf(store, b)).body)).toEqual([2]);
+      });
+
+      it("of concurrent completes and releases with one token, exactly one succeeds", async () => {
+        const store = await fresh();
+        for (const round of [0, 1, 2]) {
+          const k = key(`settle-${round}`);
+          const token = await mustClaim(store, k);
+          const settled = await Promise.all(
+            Array.from({ length: 20 }, (_, i) =>
+              i % 2 === round % 2
+                ? store.complete(k, token, response(new Uint8Array([i])), { ttlMs: LONG })
+                : store.release(k, token),
+            ),
+          );
+          expect(settled.filter(Boolean), `round ${round}`).toHaveLength(1);
+          const winner = settled.indexOf(true);
+          const after = await store.claim(k, { fingerprint: "next", lockTtlMs: LONG });
+          if (winner % 2 === round % 2) {
+            expect(after.state).toBe("completed");
+            expect(Array.from((after as Extract<ClaimResult, { state: "completed" }>).record.body)).toEqual([winner]);
+          } else {
+            expect(after.state).toBe("claimed");
+          }
+        }
       });
 
       it("an unknown token or key is refused, and a completed key cannot be released", async () => {
@@ -234,17 +437,23 @@ export function describeStoreConformance(name: string, options: StoreConformance
         await mustClaim(store, k, "fp", shortTtl);
         expect((await store.claim(k, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
         await sleep(shortTtl + 150);
-        await mustClaim(store, k, "fp-next");
+        await raceFor(store, k, concurrency, "fp-next");
       });
 
-      it("extend keeps a lock past its first lease", async () => {
+      it("extend keeps a lock past its first lease, until the extended one ends", async () => {
         const store = await fresh();
-        const k = key("extend");
+        const [k, lapsing] = [key("extend"), key("extend-lapsing")];
         const token = await mustClaim(store, k, "fp", shortTtl);
-        expect(await store.extend(k, token, shortTtl * 4)).toBe(true);
+        const other = await mustClaim(store, lapsing, "fp", shortTtl);
+        expect(await store.extend(k, token, shortTtl * 3)).toBe(true);
+        expect(await store.extend(lapsing, other, shortTtl * 3)).toBe(true);
         await sleep(shortTtl + 150);
         expect((await store.claim(k, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
+        expect((await store.claim(lapsing, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
         expect(await store.complete(k, token, response(new Uint8Array()), { ttlMs: LONG })).toBe(true);
+        await sleep(shortTtl * 2);
+        expect(await store.complete(lapsing, other, response(new Uint8Array()), { ttlMs: LONG })).toBe(false);
+        await mustClaim(store, lapsing, "fp-next");
       });
 
       it("a record expires after its retention", async () => {
@@ -254,24 +463,50 @@ export function describeStoreConformance(name: string, options: StoreConformance
         await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: shortTtl });
         expect((await store.claim(k, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("completed");
         await sleep(shortTtl + 150);
-        await mustClaim(store, k);
+        await raceFor(store, k, concurrency, "fp-next");
       });
 
-      it("a released key can be claimed again at once", async () => {
+      it("keeps leases and records longer than a timer or a 32-bit count can hold", async () => {
+        const store = await fresh();
+        // 2^31 ms is the first delay a timer cannot hold (Node fires it after 1 ms); 2^32 is 0 in 32 bits.
+        const [lease, kept] = [key("long-lease"), key("long-record")];
+        const leaseToken = await mustClaim(store, lease, "fp", 2 ** 31);
+        expect(await store.extend(lease, leaseToken, 2 ** 32)).toBe(true);
+        const keptToken = await mustClaim(store, kept, "fp", 2 ** 32);
+        expect(await store.complete(kept, keptToken, response(new Uint8Array([1])), { ttlMs: 2 ** 32 })).toBe(true);
+        await sleep(50);
+        expect(await inFlight(store, lease)).toMatchObject({ fingerprint: "fp" });
+        expect(Array.from((await recordOf(store, kept)).body)).toEqual([1]);
+        expect(await store.release(lease, leaseToken)).toBe(true);
+      });
+
+      it("a released key can be claimed again at once, and the released token is spent", async () => {
         const store = await fresh();
         const k = key("release");
         const token = await mustClaim(store, k);
         expect(await store.release(k, token)).toBe(true);
-        await mustClaim(store, k);
+        expect(await store.release(k, token)).toBe(false);
+        expect(await store.extend(k, token, LONG)).toBe(false);
+        expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
+        const next = await raceFor(store, k, concurrency, "fp-next");
+        expect(next).not.toBe(token);
+        expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
       });
     });
 
     describe("keys", () => {
-      it("accepts unicode and 255-character keys, and keeps similar keys apart", async () => {
+      it(`accepts unicode keys and keys of ${MAX_KEY_LENGTH} characters, and keeps similar keys apart`, async () => {
         const store = await fresh();
         const base = key("keys");
+        const longest = `${base}:`.padEnd(MAX_KEY_LENGTH - 1, "k");
         const keys = [
           `${base}:${"k".repeat(255)}`,
+          `${longest}a`, // the longest keys, apart by their last character
+          `${longest}b`,
+          // 4 bytes of UTF-8 for every 2 characters (a pair of surrogates is never cut).
+          `${base}:${"🔑".repeat((MAX_KEY_LENGTH - base.length - 1) >> 1)}`.padEnd(MAX_KEY_LENGTH, "k"),
+          `${base}:{tag}:y`,
+          `${base}:%7Btag%7D:y`, // what an escaped brace might look like
           `${base}:ключ-🔑-鍵`,
           `${base}:é`, // precomposed
           `${base}:e\u0301`, // decomposed: a different key
@@ -280,9 +515,9 @@ export function describeStoreConformance(name: string, options: StoreConformance
           `${base}:{tag}:x`,
           `${base}:*?[]\\%_'"`,
         ];
-        for (const k of keys) await mustClaim(store, k);
-        for (const k of keys)
-          expect((await store.claim(k, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
+        for (const [i, k] of keys.entries()) await mustClaim(store, k, `fp ${i} ✓ ü`);
+        for (const [i, k] of keys.entries())
+          expect(await inFlight(store, k), k).toMatchObject({ fingerprint: `fp ${i} ✓ ü` });
       });
     });
 
