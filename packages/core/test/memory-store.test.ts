@@ -3,7 +3,10 @@ import { InterlockConfigError, MAX_KEY_LENGTH, MemoryStore, StoreUnavailableErro
 import { hashKey, KeyIndex } from "../src/store/key-index.js";
 import { describeStoreConformance } from "../src/testing/index.js";
 
-describeStoreConformance("memory", { create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }) });
+describeStoreConformance("memory", {
+  create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }),
+  createOnClock: (now) => new MemoryStore({ maxRecordBytes: 64 * 1024, now }),
+});
 
 const response = (size = 10) => ({ status: 200, headers: [] as Array<[string, string]>, body: new Uint8Array(size) });
 

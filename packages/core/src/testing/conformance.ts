@@ -28,6 +28,13 @@ export interface StoreConformanceOptions {
   concurrency?: number;
   /** Lease and retention used by the expiry tests. Default 300 ms. */
   shortTtlMs?: number;
+  /**
+   * A fresh store of the same kind on the clock the suite passes (ms since the epoch), for
+   * stores that take one (the memory store's `now`). With it the suite also checks, to the
+   * millisecond, when a lease and a retention end and the times a record carries. Omit it for
+   * a store on a server's clock: those are checked against real time, within a few ms.
+   */
+  createOnClock?: (now: () => number) => InterlockStore | Promise<InterlockStore>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -88,8 +95,9 @@ async function raceFor(store: InterlockStore, key: string, count: number, finger
 
 /**
  * Registers the store contract's tests with vitest: claim races, fencing, leases, retention,
- * a record's times, record limits, copies, many keys, unusual keys, and (with `createUnavailable`)
- * failure with `StoreUnavailableError` against an unreachable server.
+ * a record's times, record limits, copies, many keys, unusual keys, (with `createOnClock`) the
+ * exact millisecond leases and retention end, and (with `createUnavailable`) failure with
+ * `StoreUnavailableError` against an unreachable server.
  */
 export function describeStoreConformance(name: string, options: StoreConformanceOptions): void {
   const concurrency = options.concurrency ?? 50;
@@ -520,6 +528,60 @@ export function describeStoreConformance(name: string, options: StoreConformance
           expect(await inFlight(store, k), k).toMatchObject({ fingerprint: `fp ${i} ✓ ü` });
       });
     });
+
+    if (options.createOnClock) {
+      const createOnClock = options.createOnClock;
+      describe("on the suite's clock", () => {
+        let now = Date.UTC(2030, 0, 1);
+        const onClock = async () => {
+          const store = await createOnClock(() => now);
+          stores.push(store);
+          return store;
+        };
+
+        it("a lease ends at its exact millisecond: the token holds until then, a new claim wins from then", async () => {
+          const store = await onClock();
+          const [held, lapsed] = [key("exact-held"), key("exact-lapsed")];
+          const start = now;
+          const heldToken = await mustClaim(store, held, "fp", 1_000);
+          const lapsedToken = await mustClaim(store, lapsed, "fp", 1_000);
+          now = start + 999;
+          expect((await inFlight(store, held)).lockExpiresAt).toBeOneOf([undefined, start + 1_000]);
+          expect(await store.extend(held, heldToken, 1_000)).toBe(true);
+          expect((await inFlight(store, held)).lockExpiresAt).toBeOneOf([undefined, start + 1_999]);
+          now = start + 1_000;
+          expect(await store.complete(lapsed, lapsedToken, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
+          expect(await store.release(lapsed, lapsedToken)).toBe(false);
+          expect(await store.extend(lapsed, lapsedToken, LONG)).toBe(false);
+          const next = await mustClaim(store, lapsed, "fp-next", 1_000);
+          expect(await store.complete(lapsed, lapsedToken, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
+          now = start + 1_998;
+          await inFlight(store, held);
+          expect(await store.complete(held, heldToken, response(new Uint8Array([2])), { ttlMs: LONG })).toBe(true);
+          expect(await recordOf(store, held)).toMatchObject({ createdAt: start, completedAt: start + 1_998 });
+          now = start + 1_999;
+          expect(await store.complete(lapsed, next, response(new Uint8Array([3])), { ttlMs: LONG })).toBe(true);
+          expect(await recordOf(store, lapsed)).toMatchObject({
+            fingerprint: "fp-next",
+            createdAt: start + 1_000,
+            completedAt: start + 1_999,
+          });
+        });
+
+        it("a record is kept until the exact millisecond its retention ends", async () => {
+          const store = await onClock();
+          const k = key("exact-retention");
+          const start = now;
+          const token = await mustClaim(store, k, "fp", 100);
+          now = start + 50;
+          expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: 1_000 })).toBe(true);
+          now = start + 1_049;
+          expect(await recordOf(store, k)).toMatchObject({ createdAt: start, completedAt: start + 50 });
+          now = start + 1_050;
+          await mustClaim(store, k, "fp-next");
+        });
+      });
+    }
 
     if (options.createUnavailable) {
       const createUnavailable = options.createUnavailable;
