@@ -12,6 +12,7 @@ describeTokenStore("memory", {
   elapse: async (ms) => {
     now += ms;
   },
+  exactClock: true,
 });
 
 describe("memory token store", () => {

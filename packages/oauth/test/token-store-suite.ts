@@ -5,13 +5,15 @@
 
 import { InterlockConfigError } from "@interlock/core";
 import { describe, expect, it } from "vitest";
-import type { TokenStore } from "../src/index.js";
+import { MAX_TOKEN_KEY_LENGTH, type TokenStore } from "../src/index.js";
 
 export interface TokenStoreHarness {
   /** A store on its own connection, sharing the key space of every other one this harness makes. */
   store(): TokenStore | Promise<TokenStore>;
   /** Lets `ms` pass for the store's expiry (the memory store's clock, or real time). */
   elapse(ms: number): Promise<void>;
+  /** True when `elapse` moves the store's own clock: expiry is then checked to the millisecond. */
+  exactClock?: boolean;
 }
 
 let counter = 0;
@@ -86,13 +88,71 @@ export function describeTokenStore(name: string, harness: TokenStoreHarness): vo
 
     it("keeps any key and any text value as given", async () => {
       const store = await harness.store();
-      const keys = [uniqueKey("{braces}"), uniqueKey("100% é 🔑 spaces"), `${uniqueKey("long")}${"k".repeat(400)}`];
+      const longest = uniqueKey("longest").padEnd(MAX_TOKEN_KEY_LENGTH - 1, "k");
+      const keys = [
+        uniqueKey("{braces}"),
+        uniqueKey("100% é 🔑 spaces"),
+        `${uniqueKey("long")}${"k".repeat(400)}`,
+        `${longest}a`,
+        `${longest}b`,
+      ];
       const value = `v1.k1.${"A".repeat(100_000)}.é🔑"'\\\n`;
-      for (const key of keys) {
-        const version = await store.set(key, value, { ttlMs: 60_000 });
-        expect(await store.get(key)).toEqual({ value, version });
+      for (const [i, key] of keys.entries()) {
+        const version = await store.set(key, `${value}${i}`, { ttlMs: 60_000 });
+        expect(await store.get(key)).toEqual({ value: `${value}${i}`, version });
       }
+      for (const [i, key] of keys.entries()) expect(await store.get(key)).toMatchObject({ value: `${value}${i}` });
+      // The empty text is a value like any other, not an absent one.
+      const empty = uniqueKey("empty");
+      const version = await store.set(empty, "", { ttlMs: 60_000 });
+      expect(await store.get(empty)).toEqual({ value: "", version });
+      expect(await store.set(empty, "x", { ttlMs: 60_000, expect: null })).toBeUndefined();
+      expect(await store.delete(empty, version)).toBe(true);
     });
+
+    it("never reuses a version for a key, even when the same value is written again", async () => {
+      const store = await harness.store();
+      const key = uniqueKey("same-value");
+      const v1 = (await store.set(key, "same", { ttlMs: 60_000 }))!;
+      const v2 = (await store.set(key, "same", { ttlMs: 60_000 }))!;
+      expect(v2).not.toBe(v1);
+      // A writer that read v1 must not overwrite or delete the newer write of the same value.
+      expect(await store.set(key, "stale", { ttlMs: 60_000, expect: v1 })).toBeUndefined();
+      expect(await store.delete(key, v1)).toBe(false);
+      expect(await store.get(key)).toEqual({ value: "same", version: v2 });
+      expect(await store.delete(key, v2)).toBe(true);
+      const v3 = await store.set(key, "same", { ttlMs: 60_000, expect: null });
+      expect([v1, v2]).not.toContain(v3);
+    });
+
+    it("every write sets its own ttl, longer or shorter than the value it replaces", async () => {
+      const store = await harness.store();
+      const [longer, shorter, swapped] = [uniqueKey("ttl-longer"), uniqueKey("ttl-shorter"), uniqueKey("ttl-swapped")];
+      await store.set(longer, "short", { ttlMs: 200 });
+      await store.set(longer, "long", { ttlMs: 60_000 });
+      await store.set(shorter, "long", { ttlMs: 60_000 });
+      await store.set(shorter, "short", { ttlMs: 200 });
+      const version = (await store.set(swapped, "short", { ttlMs: 200 }))!;
+      await store.set(swapped, "long", { ttlMs: 60_000, expect: version });
+      await harness.elapse(400);
+      expect(await store.get(longer)).toMatchObject({ value: "long" });
+      expect(await store.get(shorter)).toBeUndefined();
+      expect(await store.get(swapped)).toMatchObject({ value: "long" });
+    });
+
+    if (harness.exactClock) {
+      it("a value lives until the exact millisecond its ttl ends", async () => {
+        const store = await harness.store();
+        const key = uniqueKey("exact");
+        const version = (await store.set(key, "v", { ttlMs: 1_000 }))!;
+        await harness.elapse(999);
+        expect(await store.get(key)).toEqual({ value: "v", version });
+        await harness.elapse(1);
+        expect(await store.get(key)).toBeUndefined();
+        expect(await store.delete(key, version)).toBe(false);
+        expect(await store.set(key, "next", { ttlMs: 1_000, expect: null })).toBeTypeOf("string");
+      });
+    }
 
     it("has exactly one winner among 40 concurrent writers on separate connections", async () => {
       const stores = await Promise.all([harness.store(), harness.store(), harness.store(), harness.store()]);
@@ -112,6 +172,13 @@ export function describeTokenStore(name: string, harness: TokenStoreHarness): vo
       const casWinners = swapped.map((v, i) => ({ v, i })).filter(({ v }) => v !== undefined);
       expect(casWinners).toHaveLength(1);
       expect(await stores[1]!.get(key)).toEqual({ value: `w${casWinners[0]!.i}`, version: casWinners[0]!.v });
+
+      // A lock's release: of 40 deletes of one version, one deletes it.
+      const deleted = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => stores[i % 4]!.delete(key, casWinners[0]!.v)),
+      );
+      expect(deleted.filter(Boolean)).toHaveLength(1);
+      expect(await stores[2]!.get(key)).toBeUndefined();
     });
 
     it("refuses bad arguments with a configuration error", async () => {
