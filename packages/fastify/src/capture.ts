@@ -6,7 +6,7 @@
 
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { BodyCollector, type CapturedResponse } from "@interlock/core";
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { onHandlerThrow } from "./handler-throw.js";
 
 /**
@@ -26,6 +26,27 @@ export interface HijackedEnds {
   cutOff: () => void;
   /** The handler threw (or rejected) before it ended the reply, which it leaves open. */
   threw: () => void;
+}
+
+/** A claimed key or delivery, kept on its request until settled, and how to read what a hijacked reply sent. */
+export interface Pending<Ticket> {
+  ticket: Ticket;
+  hijacked: () => CapturedResponse;
+}
+
+type PendingSlots<Ticket> = Record<symbol, Pending<Ticket> | null | undefined>;
+
+/** Keeps `pending` on the request under `slot` (a request decoration the plugin declares up front). */
+export function keepPending<Ticket>(request: FastifyRequest, slot: symbol, pending: Pending<Ticket>): void {
+  (request as unknown as PendingSlots<Ticket>)[slot] = pending;
+}
+
+/** Takes what the request keeps under `slot`, if still unsettled: each is settled once. */
+export function takePending<Ticket>(request: FastifyRequest, slot: symbol): Pending<Ticket> | undefined {
+  const slots = request as unknown as PendingSlots<Ticket>;
+  const pending = slots[slot] ?? undefined;
+  if (pending) slots[slot] = null;
+  return pending;
 }
 
 type Write = ServerResponse["write"];

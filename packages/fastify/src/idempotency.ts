@@ -9,7 +9,6 @@
 import {
   BodyError,
   bodyLimitOption,
-  type CapturedResponse,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   type IdempotencyOptions,
@@ -18,7 +17,7 @@ import {
   type IdempotencyTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import { payloadBody, recordOnHijack } from "./capture.js";
+import { keepPending, payloadBody, recordOnHijack, takePending } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -56,22 +55,8 @@ export interface FastifyIdempotencyOptions extends IdempotencyOptions<FastifyIde
 
 export const kIdempotentRun = Symbol("interlock.idempotentRun");
 
-/** A claimed key, and how to read the handler's response if it bypasses onSend. */
-interface Run {
-  ticket: IdempotencyTicket;
-  hijacked: () => CapturedResponse;
-}
-
-interface WithRun {
-  [kIdempotentRun]?: Run | null;
-}
-
 /** Takes the request's unsettled run: each key is finished or aborted once. */
-function takeRun(request: FastifyRequest): Run | undefined {
-  const run = (request as WithRun)[kIdempotentRun] ?? undefined;
-  if (run) (request as WithRun)[kIdempotentRun] = null;
-  return run;
-}
+const takeRun = (request: FastifyRequest) => takePending<IdempotencyTicket>(request, kIdempotentRun);
 
 /** The matched route's pattern: undefined only where Fastify matched no route. */
 const matchedPattern = (request: FastifyRequest): string | undefined => request.routeOptions.url;
@@ -149,8 +134,10 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
           return answer(decision, request, reply, decision.replayed ? undefined : onError);
         if (decision.action === "execute") {
           const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortRun(request) };
-          const run: Run = { ticket: decision.ticket, hijacked: recordOnHijack(reply, recordLimit, ends) };
-          (request as WithRun)[kIdempotentRun] = run;
+          keepPending(request, kIdempotentRun, {
+            ticket: decision.ticket,
+            hijacked: recordOnHijack(reply, recordLimit, ends),
+          });
         }
         done();
       }, done);

@@ -10,14 +10,13 @@
 import {
   BodyError,
   bodyLimitOption,
-  type CapturedResponse,
   createWebhookReceiver,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
   type WebhookTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import { recordOnHijack } from "./capture.js";
+import { keepPending, recordOnHijack, takePending } from "./capture.js";
 import { takeFormRaw } from "./form-body.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
@@ -43,22 +42,8 @@ export interface FastifyWebhookOptions extends WebhookReceiverOptions {
 
 export const kWebhookClaim = Symbol("interlock.webhookClaim");
 
-/** A claimed delivery, and how to read what the handler sent if it bypasses onSend. */
-interface Claim {
-  ticket: WebhookTicket;
-  hijacked: () => CapturedResponse;
-}
-
-interface WithClaim {
-  [kWebhookClaim]?: Claim | null;
-}
-
 /** Takes the request's unsettled claim: each delivery is settled once. */
-function takeClaim(request: FastifyRequest): Claim | undefined {
-  const claim = (request as WithClaim)[kWebhookClaim] ?? undefined;
-  if (claim) (request as WithClaim)[kWebhookClaim] = null;
-  return claim;
-}
+const takeClaim = (request: FastifyRequest) => takePending<WebhookTicket>(request, kWebhookClaim);
 
 const CONSUMED =
   "the request body was read before Interlock's preParsing hook, so the signed bytes are gone: " +
@@ -114,8 +99,10 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
         if (decision.action === "respond") return answer(decision, request, reply, onError);
         request.webhook = decision.event;
         const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortClaim(request) };
-        const claim: Claim = { ticket: decision.ticket, hijacked: recordOnHijack(reply, undefined, ends) };
-        (request as WithClaim)[kWebhookClaim] = claim;
+        keepPending(request, kWebhookClaim, {
+          ticket: decision.ticket,
+          hijacked: recordOnHijack(reply, undefined, ends),
+        });
         done();
       }, done);
     },
