@@ -203,12 +203,20 @@ const origins = new Map<string, string>();
 const MAX_CACHED_ORIGINS = 256;
 
 /**
- * Authorities whose origin is not cached by their text: credentials (never kept), and one
- * that is empty once the URL parser drops tabs and line breaks. The parser then reads the host
- * from what follows (`https:///api.example.com`), so that text would stand for every host,
- * and one origin's breaker and budget would answer for another's.
+ * Whether the origin of an authority (`prefix` from `from`) may be cached by its text: not with
+ * credentials (never kept), nor when it is empty once the URL parser drops tabs and line breaks.
+ * The parser then reads the host from what follows (`https:///api.example.com`), so that text
+ * would stand for every host, and one origin's breaker and budget would answer for another's.
+ * A loop, not a regular expression: it runs on every call, and stops at a host's first character.
  */
-const UNCACHED_AUTHORITY = /^[\t\n\r]*$|@/;
+function cacheable(prefix: string, from: number): boolean {
+  if (prefix.includes("@")) return false;
+  for (let i = from; i < prefix.length; i++) {
+    const code = prefix.charCodeAt(i);
+    if (code !== 0x09 && code !== 0x0a && code !== 0x0d) return true;
+  }
+  return false;
+}
 
 /**
  * The URL's origin, relative URLs resolved against the page where there is one; fetch's
@@ -219,7 +227,7 @@ function originOf(url: string): string {
   const authority = url.startsWith("https://") ? 8 : url.startsWith("http://") ? 7 : -1;
   if (authority < 0) return parseOrigin(url);
   const prefix = url.slice(0, authorityEnd(url, authority));
-  if (UNCACHED_AUTHORITY.test(prefix.slice(authority))) return parseOrigin(url);
+  if (!cacheable(prefix, authority)) return parseOrigin(url);
   let origin = origins.get(prefix);
   if (origin === undefined) {
     origin = parseOrigin(url);
