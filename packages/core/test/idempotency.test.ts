@@ -216,6 +216,21 @@ describe("waiting for a request in flight", () => {
     );
   });
 
+  // Node refuses a status outside 100–999 when the answer is written: one past 4xx surfaced only
+  // as a request's 500, and a 2xx would tell a client its reused key had worked.
+  it.each([4220, 200, 500, 421.5, Number.NaN])(
+    "the engine refuses a mismatchStatus of %s with InterlockConfigError",
+    (status) => {
+      expect(() => createIdempotency({ store: new MemoryStore(), principal: false, mismatchStatus: status })).toThrow(
+        InterlockConfigError,
+      );
+    },
+  );
+
+  it("the engine takes any 4xx as mismatchStatus (Stripe answers 400, the draft 422)", () => {
+    expect(() => createIdempotency({ store: new MemoryStore(), principal: false, mismatchStatus: 400 })).not.toThrow();
+  });
+
   it.each(badWaits)("runIdempotent refuses %s with InterlockConfigError, before it claims", async (_, wait) => {
     const store = new MemoryStore();
     let claims = 0;

@@ -8,7 +8,7 @@
  */
 
 import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
-import { BodyError, IdempotencyError, type InterlockError } from "../errors.js";
+import { BodyError, IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
 import {
   type EventHook,
   emit,
@@ -116,7 +116,7 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   retentionMs?: number;
   /** Wait for an in-flight request with the same key to finish and replay it, instead of 409. */
   waitForInFlight?: WaitOptions;
-  /** Status for a key reused with another request. Default 422. */
+  /** Status for a key reused with another request: a 4xx. Default 422 (the draft's; Stripe answers 400). */
   mismatchStatus?: number;
   /**
    * Which responses are stored. Default `"non-5xx"`: a 5xx, 408, 425 or 429 releases the key so a
@@ -250,6 +250,19 @@ let warnedNoPrincipal = false;
 const RETRY_STATUSES = new Set([408, 425, 429]);
 
 /**
+ * A status for a refusal of the client's request: a whole 400–499. Checked at setup: Node refuses
+ * a status past 999 only as the answer is written (a 500 for every such request), and a 2xx or 5xx
+ * would tell the client something other than "this key was used for another request".
+ */
+function clientErrorStatus(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 400 || value > 499) {
+    throw new InterlockConfigError(`${name} must be a 4xx status (400–499), got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
  * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are
  * checked here (`InterlockConfigError`); without a `principal` it warns once that keys are
  * shared by every client.
@@ -267,7 +280,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
   const replayedHeader = options.replayedHeader ?? "Idempotent-Replayed";
   const cache = options.cache ?? "non-5xx";
-  const mismatchStatus = options.mismatchStatus ?? 422;
+  const mismatchStatus = clientErrorStatus("mismatchStatus", options.mismatchStatus, 422);
   checkWait("waitForInFlight", options.waitForInFlight);
   if (options.principal === undefined && !warnedNoPrincipal) {
     warnedNoPrincipal = true;
