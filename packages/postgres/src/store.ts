@@ -121,14 +121,9 @@ function lostTo(row: ClaimRow): ClaimResult {
   };
 }
 
+/** The header pairs as JSON; `assertComplete` has checked they are pairs of strings. */
 function headersJson(headers: StoredResponse["headers"]): string {
-  if (!Array.isArray(headers)) return ""; // assertComplete refuses it
-  for (const pair of headers) {
-    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
-      throw new InterlockConfigError("headers must be [name, value] pairs of strings");
-    }
-    storable("a header", pair[0] + pair[1]);
-  }
+  for (const [name, value] of headers) storable("a header", name + value);
   return JSON.stringify(headers);
 }
 
@@ -190,9 +185,8 @@ export class PostgresStore implements InterlockStore {
     response: StoredResponse,
     options: PostgresCompleteOptions,
   ): Promise<boolean> {
-    // Pairs first: the size check in assertComplete reads them.
-    const headers = headersJson(response?.headers);
     assertComplete(this, key, response, options);
+    const headers = headersJson(response.headers);
     if (typeof token !== "string" || UNSTORABLE.test(token)) return false; // no such token can exist
     const values = [keyHash(key), token, response.status, headers, response.body, options.ttlMs];
     const client = options.transaction as PgQueryable | undefined;
