@@ -23,6 +23,22 @@ export function problemResponse(error: InterlockError, retryAfterSeconds?: numbe
   return { status: error.status, headers, body: utf8.encode(JSON.stringify(error.toProblem())) };
 }
 
+/**
+ * The headers a Node `res.writeHead(status[, message][, headers])` call passes, from its
+ * arguments, lower-cased: from an object, or a flat `[name, value, name, value…]` list; none
+ * when it passes neither. For adapters that record what a route wrote.
+ */
+export function writeHeadHeaders(args: readonly unknown[]): Record<string, unknown> {
+  const last = args[args.length - 1];
+  if (Array.isArray(last)) {
+    const headers: Record<string, unknown> = {};
+    for (let i = 0; i + 1 < last.length; i += 2) headers[String(last[i]).toLowerCase()] = last[i + 1];
+    return headers;
+  }
+  if (typeof last !== "object" || last === null) return {};
+  return Object.fromEntries(Object.entries(last).map(([name, value]) => [name.toLowerCase(), value]));
+}
+
 /** A JSON response: `value` serialised, with `content-type: application/json`. */
 export function jsonResponse(status: number, value: unknown): HttpResponse {
   return { status, headers: [["content-type", "application/json"]], body: utf8.encode(JSON.stringify(value)) };

@@ -42,6 +42,7 @@ export {
   type HttpResponse,
   jsonResponse,
   problemResponse,
+  writeHeadHeaders,
 } from "./http.js";
 export type { WaitOptions } from "./idempotency/claim.js";
 export {

@@ -6,7 +6,7 @@
  */
 
 import type { ServerResponse } from "node:http";
-import { BodyCollector } from "@interlock/core";
+import { BodyCollector, writeHeadHeaders } from "@interlock/core";
 
 type Writer = (...args: unknown[]) => unknown;
 
@@ -52,12 +52,10 @@ export function holdResponse(
   // written, yet the bytes recorded here are the app's own, and a replay passes through that
   // layer again. Undefined until the app writes; then the header block, or these.
   let appHeaders: ResponseHeaders | undefined;
-  const noteHeaders = (given?: unknown) => {
+  const noteHeaders = (writeHeadArgs?: unknown[]) => {
     if (appHeaders !== undefined || res.headersSent) return;
     appHeaders = res.getHeaders();
-    if (typeof given === "object" && given !== null && !Array.isArray(given)) {
-      for (const [name, value] of Object.entries(given)) appHeaders[name.toLowerCase()] = value;
-    }
+    if (writeHeadArgs !== undefined) Object.assign(appHeaders, writeHeadHeaders(writeHeadArgs));
   };
   let ended = false;
   const unwrap = () => {
@@ -85,9 +83,8 @@ export function holdResponse(
   // of the response (~1-3 µs a request here). Left in place, it only clears a collector no one
   // reads any more.
   res.on("pipe", onPipe);
-  // Headers given to writeHead as a flat [name, value, …] list are read from the header block.
   res.writeHead = function writeHead(this: ServerResponse, ...args: unknown[]) {
-    noteHeaders(args[args.length - 1]);
+    noteHeaders(args);
     return original.writeHead.apply(this, args);
   } as ServerResponse["writeHead"];
   res.write = function write(this: ServerResponse, ...args: unknown[]) {

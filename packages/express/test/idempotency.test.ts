@@ -221,6 +221,29 @@ describe("idempotency(): response capture", () => {
     }
   });
 
+  it("writeHead(status, [name, value, …]) then write(): the listed headers are stored and replayed", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/listed",
+        idem,
+        use((_req, res) => {
+          res.writeHead(201, ["Content-Type", "text/plain", "Location", "/things/3"]);
+          res.write("one,");
+          res.end("two");
+        }),
+      ),
+    );
+    const key = newKey();
+    const first = await post(`${world.url}/listed`, key);
+    const replay = await post(`${world.url}/listed`, key);
+    expect([replay.status, replay.text, replay.headers["idempotent-replayed"]]).toEqual([201, "one,two", "true"]);
+    expect([replay.headers["content-type"], replay.headers.location]).toEqual([
+      first.headers["content-type"],
+      "/things/3",
+    ]);
+    expect(world.runs()).toBe(1);
+  });
+
   it("write() then end() past the store's maxRecordBytes: passed through whole, uncached, the key released", async () => {
     const world = await start(
       (app, use, idem) =>

@@ -5,7 +5,7 @@
  */
 
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { BodyCollector, type CapturedResponse } from "@interlock/core";
+import { BodyCollector, type CapturedResponse, writeHeadHeaders } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { onHandlerThrow } from "./handler-throw.js";
 
@@ -52,18 +52,6 @@ export function takePending<Ticket>(request: FastifyRequest, slot: symbol): Pend
 type Write = ServerResponse["write"];
 type End = ServerResponse["end"];
 type WriteHead = ServerResponse["writeHead"];
-
-/** `writeHead`'s headers argument: an object, or a flat `[name, value, name, value…]` list. */
-function headersArgument(args: unknown[]): OutgoingHttpHeaders {
-  const last = args[args.length - 1];
-  if (Array.isArray(last)) {
-    const headers: OutgoingHttpHeaders = {};
-    for (let i = 0; i + 1 < last.length; i += 2) headers[String(last[i]).toLowerCase()] = last[i + 1];
-    return headers;
-  }
-  if (typeof last !== "object" || last === null) return {};
-  return Object.fromEntries(Object.entries(last).map(([name, value]) => [name.toLowerCase(), value]));
-}
 
 /**
  * Starts recording what the reply writes once the handler hijacks it (`reply.hijack()`), and
@@ -147,7 +135,7 @@ function recordHijackedWrites(
   raw.writeHead = function (this: ServerResponse, ...args: unknown[]) {
     const result = (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
     if (reply.sent) {
-      headHeaders = headersArgument(args.slice(1));
+      headHeaders = writeHeadHeaders(args) as OutgoingHttpHeaders;
       sentStatus = raw.statusCode;
     }
     return result;
