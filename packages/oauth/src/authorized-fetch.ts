@@ -1,13 +1,16 @@
 /**
- * A fetch that sends a bearer token from a token provider. When the resource server answers 401,
- * the token is renewed once (unless another caller already has) and the request is sent once
- * more; a second 401 is returned as it is.
+ * A fetch that sends a bearer token from a token provider. When the resource server answers 401
+ * because of the token (RFC 6750 §3.1: `error="invalid_token"`, or no error), the token is renewed
+ * once (unless another caller already has) and the request is sent once more; a second 401 is
+ * returned as it is, and so is a 401 for another reason (`insufficient_scope`, `invalid_request`),
+ * which a new token would not change.
  */
 
 import { createClient } from "@interlock/client";
 import { InterlockConfigError } from "@interlock/core";
 import type { FetchLike } from "./client.js";
 import type { TokenSource } from "./token-source.js";
+import { accessTokenRefused } from "./www-authenticate.js";
 
 /** Where `authorizedFetch` gets its tokens, and how it sends. */
 export interface AuthorizedFetchOptions {
@@ -21,13 +24,14 @@ export interface AuthorizedFetchOptions {
    */
   fetch?: FetchLike;
   /**
-   * Renew the token and send again after a 401. Default true. The request body is kept in memory
+   * Renew the token and send again after a 401 that refuses the token (`WWW-Authenticate: Bearer`
+   * with `error="invalid_token"` or without an error). Default true. The request body is kept in memory
    * until the first answer for that; turn it off for large streamed uploads.
    */
   retryOnUnauthorized?: boolean;
 }
 
-/** A fetch that sends `Authorization: Bearer <token>`, renewing the token once after a 401. */
+/** A fetch that sends `Authorization: Bearer <token>`, renewing the token once after a 401 that refuses it. */
 export function authorizedFetch(options: AuthorizedFetchOptions): FetchLike {
   const { tokens } = options;
   if (typeof tokens?.getAccessToken !== "function") {
@@ -50,6 +54,7 @@ export function authorizedFetch(options: AuthorizedFetchOptions): FetchLike {
     const token = await tokens.getAccessToken();
     const response = await withToken(request, token);
     if (response.status !== 401 || again === undefined) return response;
+    if (!accessTokenRefused(response.headers.get("www-authenticate"))) return response;
     await response.body?.cancel();
     return withToken(again, await tokens.getAccessToken({ rejected: token }));
   };

@@ -86,6 +86,39 @@ describe("authorizedFetch", () => {
     expect(server().tokenRequests("refresh_token") - refreshes).toBe(1);
   });
 
+  // RFC 6750 §3.1: only a refusal of the token itself is helped by another token.
+  for (const [challenge, renewed] of [
+    ['Bearer error="insufficient_scope", scope="orders:write"', false],
+    ['Bearer realm="api", error="invalid_request", error_description="malformed"', false],
+    // Case-insensitive scheme and names, a token value, and a Basic challenge before it.
+    ['Basic realm="site", BEARER ERROR=insufficient_scope', false],
+    // A quoted string that reads like a param and holds a comma is one value.
+    ['Bearer realm="api, error=\\"invalid_token\\"", error="insufficient_scope"', false],
+    ['Newauth realm="apps", type=1, title="Login to \\"apps\\"", Bearer error="invalid_token"', true],
+    ['Bearer realm="example"', true], // no error: the server saw no valid token
+    ['bearer error="invalid_token", error_description="The access token expired"', true],
+    ['Bearer error="unterminated', true], // malformed: read as no error
+    [null, true], // no challenge at all
+  ] as const) {
+    it(`a 401 with ${challenge === null ? "no WWW-Authenticate" : challenge} is ${renewed ? "renewed once" : "returned as is"}`, async () => {
+      const refusing = await startResourceServer(server(), WEB_APP, { always401: true, challenge });
+      try {
+        const { sessions, id } = await userSession();
+        const refreshes = server().tokenRequests("refresh_token");
+        const response = await authorizedFetch({ tokens: sessions.tokens(id) })(`${refusing.url}/orders`, {
+          method: "POST",
+          body: "{}",
+        });
+        expect(response.status).toBe(401);
+        expect(response.headers.get("www-authenticate")).toBe(challenge);
+        expect(refusing.requests).toBe(renewed ? 2 : 1);
+        expect(server().tokenRequests("refresh_token") - refreshes).toBe(renewed ? 1 : 0);
+      } finally {
+        await refusing.close();
+      }
+    });
+  }
+
   it("10 concurrent calls refused with the same token: one refresh between them", async () => {
     const { sessions, id, tokens } = await userSession();
     await server().dropAccessToken(tokens.accessToken);

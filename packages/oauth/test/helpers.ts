@@ -138,12 +138,13 @@ export interface ResourceServer {
 /**
  * An API on 127.0.0.1 that checks each bearer token by introspection at the authorization server
  * (as `as`): 401 with a Bearer challenge when it is not active, else 200 with what it received.
- * `always401` refuses every request, valid or not.
+ * `always401` refuses every request, valid or not, with `challenge` as its `WWW-Authenticate`
+ * (default `Bearer error="invalid_token"`; null for none).
  */
 export async function startResourceServer(
   server: TestAuthorizationServer,
   as: Credentials,
-  options: { always401?: boolean } = {},
+  options: { always401?: boolean; challenge?: string | null } = {},
 ): Promise<ResourceServer> {
   let requests = 0;
   const api = createServer(async (req, res) => {
@@ -153,7 +154,9 @@ export async function startResourceServer(
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     const claims = token === undefined ? { active: false } : await introspect(server, token, as);
     if (options.always401 || claims.active !== true) {
-      res.writeHead(401, { "www-authenticate": 'Bearer error="invalid_token"' }).end();
+      const challenge = options.always401 ? options.challenge : undefined;
+      if (challenge === null) res.writeHead(401).end();
+      else res.writeHead(401, { "www-authenticate": challenge ?? 'Bearer error="invalid_token"' }).end();
       return;
     }
     res.writeHead(200, { "content-type": "application/json" });
