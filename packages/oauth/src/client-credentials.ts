@@ -126,7 +126,8 @@ export function createClientCredentials(
       return oauth.processClientCredentialsResponse(as, internals.client, http);
     }, "client_credentials");
     const now = internals.clock();
-    const tokens = scheduleRefresh(tokenSetFrom(response, now), now, freshness);
+    const granted = tokenSetFrom(response, now, { requestedScope: parameters.get("scope") ?? undefined });
+    const tokens = scheduleRefresh(granted, now, freshness);
     const ttlMs = cacheTtlMs((tokens.expiresAt ?? tokens.refreshAt) - now);
     try {
       await store.set(key, await codec.write(key, tokens), { ttlMs });

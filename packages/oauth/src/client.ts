@@ -9,7 +9,7 @@ import { emit, InterlockConfigError, InterlockError, monotonicNow } from "@inter
 import * as oauth from "oauth4webapi";
 import { OAuthError, OAuthResponseError } from "./errors.js";
 import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
-import { createTransport, type OAuthRetryOptions, type Transport } from "./transport.js";
+import { createTransport, longestSingleRequestMs, type OAuthRetryOptions, type Transport } from "./transport.js";
 
 /** A fetch-shaped function: global `fetch`, undici's, or `createClient()` from `@interlock/client`. */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -102,6 +102,11 @@ export interface ClientInternals {
   /** Transport options for every oauth4webapi call. */
   readonly http: HttpOptions;
   readonly clock: () => number;
+  /**
+   * The longest a token request sent once (a refresh grant) can take with the configured
+   * timeouts, in ms; `Infinity` when nothing bounds it.
+   */
+  readonly longestSingleRequestMs: number;
   server(): Promise<oauth.AuthorizationServer>;
   /**
    * Runs one protocol exchange, every failure turned into a typed error; a token request (`grant`)
@@ -123,6 +128,12 @@ export function clientInternals(client: OAuthClient): ClientInternals {
   if (found === undefined) throw new InterlockConfigError("expected a client made by createOAuthClient()");
   return found;
 }
+
+/**
+ * How far the clocks of this app and the authorization server may disagree, in seconds, for every
+ * time claim of an ID token: oauth4webapi's `exp` / `iat` checks and the `max_age` check of a login.
+ */
+export const CLOCK_TOLERANCE_SECONDS = 30;
 
 /** The default bound on one request to the authorization server: 10 s. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -180,7 +191,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     // oauth4webapi refuses http outright; issuerUrl() has already decided whether it may be used.
     [oauth.allowInsecureRequests]: issuer.protocol === "http:",
   };
-  const client: oauth.Client = { client_id: options.clientId };
+  const client: oauth.Client = { client_id: options.clientId, [oauth.clockTolerance]: CLOCK_TOLERANCE_SECONDS };
   const auth = clientAuth(options);
 
   let known: Promise<oauth.AuthorizationServer> | undefined;
@@ -231,7 +242,16 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     clientId: options.clientId,
     metadata: async () => ({ ...(await server()) }) as AuthorizationServerMetadata,
   };
-  internals.set(instance, { client, auth, http, clock, server, exchange, emit: report });
+  internals.set(instance, {
+    client,
+    auth,
+    http,
+    clock,
+    longestSingleRequestMs: longestSingleRequestMs(timeoutMs, options.retry ?? {}),
+    server,
+    exchange,
+    emit: report,
+  });
   return instance;
 }
 

@@ -73,13 +73,24 @@ export class OAuthError extends InterlockError {
   }
 }
 
-/** Why the authorization server's answer could not be used: unreachable or failing, or invalid. */
-export type OAuthResponseErrorCode = "server_unavailable" | "invalid_response";
+/**
+ * Why the authorization server's answer could not be used: unreachable or failing, invalid, a
+ * refreshed ID token for another user or authentication (`id_token_mismatch`), or a login that
+ * asked for `max_age` answered with an authentication older than that (`max_age_exceeded`).
+ */
+export type OAuthResponseErrorCode =
+  | "server_unavailable"
+  | "invalid_response"
+  | "id_token_mismatch"
+  | "max_age_exceeded";
 
 /**
  * The authorization server could not be reached, failed (5xx, 429), or answered something that is
  * not a valid OAuth response (wrong status, not JSON, an ID token that fails validation, metadata
- * for another issuer). `server_unavailable` is worth retrying later; `invalid_response` is not.
+ * for another issuer). `server_unavailable` is worth retrying later; the others are not.
+ * `id_token_mismatch`: a refresh answered an ID token whose `iss`, `sub`, `aud` or `auth_time` is
+ * not the first one's (OpenID Connect Core §12.2); its tokens were not stored. `max_age_exceeded`:
+ * the ID token of a login that asked for `max_age` has no `auth_time`, or an older one (§3.1.3.7).
  */
 export class OAuthResponseError extends InterlockError {
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */

@@ -15,6 +15,7 @@ import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient, typedError } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { LoginError, OAuthError, OAuthResponseError } from "./errors.js";
+import { assertAuthenticatedWithin } from "./id-token.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
@@ -47,6 +48,14 @@ export interface BeginLoginOptions {
   returnTo?: string;
   /** Extra authorization request parameters for this login (`login_hint`, `prompt`, …). */
   params?: Record<string, string>;
+  /**
+   * The longest ago, in seconds, the user may have authenticated at the server: sent as `max_age`
+   * (OpenID Connect), which makes the server ask the user to log in again when their session there
+   * is older. The ID token must then carry `auth_time`, no older than that (30 s of clock
+   * tolerance); otherwise `complete` fails with `OAuthResponseError` `max_age_exceeded`. A
+   * `max_age` given in `params` is checked the same way.
+   */
+  maxAge?: number;
 }
 
 /** A started login: redirect the browser to `url`, and keep `state` in a cookie. */
@@ -86,6 +95,10 @@ export interface Login {
 interface PendingLogin {
   verifier: string;
   nonce?: string;
+  /** The scope the login asked for: a token response without `scope` granted it (RFC 6749 §5.1). */
+  scope?: string;
+  /** The `max_age` the login sent, in seconds. */
+  maxAge?: number;
   redirectUri: string;
   returnTo?: string;
 }
@@ -112,6 +125,17 @@ function extraParams(params: Record<string, string> | undefined, where: string):
   }
   return entries;
 }
+
+/** `max_age` in whole seconds, 0 or more (0 asks the server to authenticate the user again). */
+function maxAgeOption(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new InterlockConfigError("maxAge (max_age) must be a whole number of seconds, 0 or more");
+  }
+  return value;
+}
+
+const isMaxAgeRefusal = (error: unknown): error is OAuthResponseError =>
+  error instanceof OAuthResponseError && error.code === "max_age_exceeded";
 
 /** A path on this site, or nothing: a login must not become an open redirect. */
 export function safeReturnTo(value: string | undefined): string | undefined {
@@ -188,6 +212,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
       query.set(name, value);
     }
     if (!query.has("scope")) query.set("scope", scope);
+    if (beginOptions.maxAge !== undefined) query.set("max_age", String(maxAgeOption(beginOptions.maxAge)));
     query.set("response_type", "code");
     query.set("client_id", client.clientId);
     query.set("redirect_uri", redirectUri);
@@ -195,6 +220,10 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     if (pending.nonce !== undefined) query.set("nonce", pending.nonce);
     query.set("code_challenge", await codeChallenge(verifier));
     query.set("code_challenge_method", "S256");
+    const requestedScope = query.get("scope");
+    if (requestedScope) pending.scope = requestedScope;
+    const maxAge = query.get("max_age");
+    if (maxAge !== null) pending.maxAge = maxAgeOption(maxAge === "" ? Number.NaN : Number(maxAge));
 
     const key = pendingKey(state);
     const stored = await store.set(key, await codec.write(key, pending), { ttlMs: pendingTtlMs, expect: null });
@@ -244,7 +273,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
       internals.emit({ type: "oauth.login.completed" });
       return result;
     } catch (error) {
-      if (error instanceof LoginError || error instanceof OAuthError) {
+      if (error instanceof LoginError || error instanceof OAuthError || isMaxAgeRefusal(error)) {
         internals.emit({ type: "oauth.login.refused", code: error.code });
       }
       throw error;
@@ -294,7 +323,9 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
           });
     }, "authorization_code");
     const claims = oauth.getValidatedIdTokenClaims(response) as IdTokenClaims | undefined;
-    return { tokens: tokenSetFrom(response, internals.clock()), claims, returnTo: pending.returnTo };
+    if (pending.maxAge !== undefined) assertAuthenticatedWithin(claims, pending.maxAge, internals.clock());
+    const tokens = tokenSetFrom(response, internals.clock(), { requestedScope: pending.scope });
+    return { tokens, claims, returnTo: pending.returnTo };
   }
 
   return { begin, complete };

@@ -12,10 +12,12 @@ import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { LoginRequiredError, OAuthError } from "./errors.js";
+import { assertSameIdentity } from "./id-token.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import {
+  DEFAULT_LOCK_TTL_MS,
   type GetAccessTokenOptions,
   isTransient,
   lockTtlOption,
@@ -26,6 +28,7 @@ import {
   assertStoredTokens,
   type Freshness,
   freshnessOptions,
+  type IdTokenClaims,
   isDue,
   isExpired,
   publicTokens,
@@ -47,7 +50,11 @@ export interface SessionTokensOptions extends Partial<Freshness> {
   store?: TokenStore;
   /** How long a session's tokens are kept after their last write (login or refresh), in ms. Default 30 days. */
   sessionTtlMs?: number;
-  /** Lease on the lock a refresh holds across processes. Default 30 s. */
+  /**
+   * Lease on the lock a refresh holds across processes, in ms: at least the longest a refresh can
+   * take (the client's `timeoutMs` for the token request, plus 1 s for the store), or
+   * `createSessionTokens` refuses it. Default 30 s, or that, if longer.
+   */
   lockTtlMs?: number;
   /** Put before every store key. Default `"oauth:"`. */
   keyPrefix?: string;
@@ -86,6 +93,39 @@ export interface SessionTokens {
 export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 60 * 60_000;
 const MAX_SESSION_ID_LENGTH = 256;
 
+/** What a refresh needs under its lock besides the token request: reading the session, and writing the new tokens back. */
+const REFRESH_STORE_ALLOWANCE_MS = 1_000;
+
+/**
+ * The refresh lock's lease: `lockTtlMs`, refused when shorter than the longest a refresh can take
+ * (one token request, sent once and bounded by the client's timeouts, and the store round trips);
+ * by default 30 s, or that if longer. A lease that ended mid-refresh would let another process
+ * take the lock and send the same refresh token: with rotation the server sees it twice and
+ * revokes the grant. The configuration is refused rather than the refresh cut off when the lease
+ * ends: a token request aborted after it left may have rotated the refresh token at the server
+ * already, and the answer lost with it held the only copy of the new one, so the session would
+ * end all the same. (The refresh fetches nothing else: discovery is done before the lock, and the
+ * ID token, received over TLS from the token endpoint, needs no JWKS.)
+ */
+function refreshLockTtl(lockTtlMs: number | undefined, longestRequestMs: number): number {
+  const neededMs = longestRequestMs + REFRESH_STORE_ALLOWANCE_MS;
+  if (!Number.isFinite(neededMs)) {
+    throw new InterlockConfigError(
+      "session tokens need a bounded token request: the client's retry turns off both timeoutMs and deadlineMs, so a refresh could outlast any lockTtlMs",
+    );
+  }
+  if (lockTtlMs === undefined) return Math.max(DEFAULT_LOCK_TTL_MS, Math.ceil(neededMs));
+  const checked = lockTtlOption(lockTtlMs);
+  if (checked < neededMs) {
+    throw new InterlockConfigError(
+      `lockTtlMs (${checked} ms) must be at least the longest a refresh can take: ${longestRequestMs} ms for ` +
+        `the token request (the client's timeoutMs, or its retry.timeoutMs / retry.deadlineMs if shorter) ` +
+        `plus ${REFRESH_STORE_ALLOWANCE_MS} ms for the store. Raise lockTtlMs or lower timeoutMs`,
+    );
+  }
+  return checked;
+}
+
 /** Why a session without a refresh token ends, and what its `LoginRequiredError` says. */
 type WithoutRefresh = "expired" | "token_rejected";
 const WITHOUT_REFRESH: Record<WithoutRefresh, string> = {
@@ -109,7 +149,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
   const codec = new RecordCodec(options.encryptionKeys);
   const freshness = freshnessOptions(options);
-  const lockTtlMs = lockTtlOption(options.lockTtlMs);
+  const lockTtlMs = refreshLockTtl(options.lockTtlMs, internals.longestSingleRequestMs);
   const prefix = prefixOption(options.keyPrefix);
   const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
   const sessionTtlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
@@ -177,7 +217,11 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
           tokens.refreshToken!,
           internals.http,
         );
-        return oauth.processRefreshTokenResponse(as, internals.client, http);
+        const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, http);
+        // OpenID Connect Core §12.2: a new ID token is about the same user and authentication.
+        const claims = oauth.getValidatedIdTokenClaims(refreshed) as IdTokenClaims | undefined;
+        if (claims !== undefined && tokens.idToken !== undefined) assertSameIdentity(tokens.idToken, claims);
+        return refreshed;
       }, "refresh_token");
     } catch (error) {
       if (error instanceof OAuthError && error.code === "invalid_grant") {
@@ -191,7 +235,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       throw error;
     }
     const now = internals.clock();
-    const next = scheduleRefresh(tokenSetFrom(response, now, tokens), now, freshness);
+    const next = scheduleRefresh(tokenSetFrom(response, now, { previous: tokens }), now, freshness);
     const written = await store.set(key, await codec.write(key, next), { ttlMs: sessionTtlMs, expect: seen.version });
     if (written !== undefined) return next;
     // The session changed while we refreshed: it was revoked (logged out), or our lease ran out and

@@ -18,7 +18,11 @@ export interface TokenSet {
   expiresAt: number | undefined;
   /** The refresh token, when the server issued one. */
   refreshToken: string | undefined;
-  /** The scope granted, when the server said. */
+  /**
+   * The scope granted: as the server said, or, when its response left it out, the scope the
+   * client asked for (RFC 6749 §5.1) or, on a refresh, the scope granted before (§6). Undefined
+   * when the server said nothing and nothing was asked for.
+   */
   scope: string | undefined;
   /** The OpenID Connect ID token, when one was issued (for `id_token_hint` at logout). */
   idToken: string | undefined;
@@ -74,8 +78,21 @@ export interface StoredTokens extends TokenSet {
   refreshAt: number;
 }
 
-/** The token set a response grants, received at `now`; a refresh that sent no new refresh token keeps the old one. */
-export function tokenSetFrom(response: TokenEndpointResponse, now: number, previous?: TokenSet): TokenSet {
+/** What a token response is read against: the request it answers, or the tokens a refresh renews. */
+export interface GrantContext {
+  /** The scope the request asked for, if it asked for one. */
+  requestedScope?: string | undefined;
+  /** The token set a refresh renews. */
+  previous?: TokenSet | undefined;
+}
+
+/**
+ * The token set a response grants, received at `now`. What the response leaves out is what the
+ * client already knows: a `scope` left out is the one requested (RFC 6749 §5.1), or on a refresh
+ * the one granted before (§6); a refresh that sent no new refresh token or ID token keeps the old.
+ */
+export function tokenSetFrom(response: TokenEndpointResponse, now: number, context: GrantContext = {}): TokenSet {
+  const { previous } = context;
   const lifetimeMs =
     response.expires_in === undefined ? undefined : Math.max(0, Math.floor(response.expires_in * 1000));
   return {
@@ -83,7 +100,7 @@ export function tokenSetFrom(response: TokenEndpointResponse, now: number, previ
     tokenType: response.token_type,
     expiresAt: lifetimeMs === undefined ? undefined : now + lifetimeMs,
     refreshToken: response.refresh_token ?? previous?.refreshToken,
-    scope: response.scope ?? previous?.scope,
+    scope: response.scope ?? previous?.scope ?? context.requestedScope,
     idToken: response.id_token ?? previous?.idToken,
   };
 }

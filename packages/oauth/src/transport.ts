@@ -77,16 +77,35 @@ export function createTransport(
 }
 
 function clientOptions(fetchImpl: FetchFunction, timeoutMs: number, retry: OAuthRetryOptions): ClientOptions {
-  const attemptMs = retry.timeoutMs ?? timeoutMs;
   return {
     maxAttempts: DEFAULT_TOKEN_ATTEMPTS,
-    timeoutMs: attemptMs,
-    deadlineMs: attemptMs === false ? DEFAULT_DEADLINE_MS : Math.max(DEFAULT_DEADLINE_MS, attemptMs),
+    ...bounds(timeoutMs, retry),
     ...retry,
     fetch: fetchImpl,
     retryMethods: REPEATABLE_METHODS,
     idempotencyKey: false,
   };
+}
+
+/** The attempt timeout and the deadline the clients use, as `retry` overrides them. */
+function bounds(
+  timeoutMs: number,
+  retry: OAuthRetryOptions,
+): { timeoutMs: number | false; deadlineMs: number | false } {
+  const attemptMs = retry.timeoutMs ?? timeoutMs;
+  const deadlineMs = attemptMs === false ? DEFAULT_DEADLINE_MS : Math.max(DEFAULT_DEADLINE_MS, attemptMs);
+  return { timeoutMs: attemptMs, deadlineMs: retry.deadlineMs ?? deadlineMs };
+}
+
+/**
+ * The longest a request that is sent once (a refresh grant, a code exchange) can take, in ms:
+ * its one attempt's timeout or the deadline, whichever ends it first. `Infinity` when `retry`
+ * turned both off.
+ */
+export function longestSingleRequestMs(timeoutMs: number, retry: OAuthRetryOptions | false): number {
+  if (retry === false) return timeoutMs;
+  const limits = Object.values(bounds(timeoutMs, retry)).filter((limit) => typeof limit === "number");
+  return limits.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...limits);
 }
 
 /** Whether sending the request twice is harmless: a read, or a client credentials grant (decided from its body). */

@@ -195,20 +195,25 @@ describe("session tokens", () => {
     });
 
     it("a process that still has to discover the server does not hold the lock meanwhile: one refresh", async () => {
-      // A has never talked to the server, and its discovery takes longer than the lock's lease: were
-      // it made under the lock, B would take the lock once the lease ran out and refresh, then A send
-      // the same refresh token again (and the server revoke the grant).
-      const slowDiscovery: FetchLike = (input, init) =>
-        new Promise<Response>((resolve, reject) => {
-          const discovery = String(input instanceof Request ? input.url : input).includes("/.well-known/");
-          setTimeout(() => fetch(input, init).then(resolve, reject), discovery ? 400 : 0);
-        });
-      const options = { encryptionKeys: keyring, lockTtlMs: 200 };
-      const a = createSessionTokens(webClient(server(), { fetch: slowDiscovery }), {
+      // A has never talked to the server, and its discovery takes longer than the lock's lease (the
+      // server asks it to come back in 2 s): were it made under the lock, B would take the lock once
+      // the lease ran out and refresh, then A send the same refresh token again (and the server
+      // revoke the grant).
+      let discoveries = 0;
+      const busyAtFirst: FetchLike = (input, init) => {
+        const discovery = String(input instanceof Request ? input.url : input).includes("/.well-known/");
+        if (discovery && discoveries++ === 0) {
+          return Promise.resolve(new Response(null, { status: 503, headers: { "retry-after": "2" } }));
+        }
+        return fetch(input, init);
+      };
+      // The shortest lease the timeouts allow: 800 ms for the token request, 1 s for the store.
+      const options = { encryptionKeys: keyring, lockTtlMs: 1_800 };
+      const a = createSessionTokens(webClient(server(), { fetch: busyAtFirst, timeoutMs: 800 }), {
         ...options,
         store: sharedStores[name]!(),
       });
-      const bClient = webClient(server());
+      const bClient = webClient(server(), { timeoutMs: 800 });
       await bClient.metadata();
       const b = createSessionTokens(bClient, { ...options, store: sharedStores[name]!() });
       const tokens = await loggedInTokens(server());
@@ -217,8 +222,9 @@ describe("session tokens", () => {
       const before = refreshes();
 
       const refreshedByA = a.refresh(id);
-      await new Promise((resolve) => setTimeout(resolve, 250)); // past A's lease, were it holding one
+      await new Promise((resolve) => setTimeout(resolve, 1_900)); // past A's lease, were it holding one
       const [fromA, fromB] = await Promise.all([refreshedByA, b.refresh(id)]);
+      expect(discoveries).toBe(2);
       expect(refreshes()).toBe(before + 1);
       expect(fromA).toEqual(fromB);
       expect(await introspect(server(), (await b.get(id))!.refreshToken!, WEB_APP)).toMatchObject({ active: true });
@@ -257,6 +263,49 @@ describe("session tokens", () => {
       expect(all[0]).not.toBe(tokens.accessToken);
       expect((await userinfo(all[0]!)).status).toBe(200);
     });
+  });
+
+  it("refuses a refresh lock shorter than a refresh can take (lockTtlMs vs timeoutMs)", () => {
+    const make = (clientOptions: Parameters<typeof webClient>[1], lockTtlMs: number) => () =>
+      createSessionTokens(webClient(server(), clientOptions), { encryptionKeys: keyring, lockTtlMs });
+    // The token request (timeoutMs, default 10 s) and 1 s for the store must fit in the lease.
+    expect(make({}, 10_999)).toThrow(InterlockConfigError);
+    expect(make({}, 10_999)).toThrow(/lockTtlMs \(10999 ms\).*10000 ms.*timeoutMs/);
+    expect(make({}, 11_000)).not.toThrow();
+    expect(make({ timeoutMs: 60_000 }, 30_000)).toThrow(/lockTtlMs.*timeoutMs/);
+    expect(make({ retry: false, timeoutMs: 2_000 }, 3_000)).not.toThrow();
+    // A shorter deadline bounds the request too; with neither bound, no lease is long enough.
+    expect(make({ timeoutMs: 60_000, retry: { deadlineMs: 5_000 } }, 6_000)).not.toThrow();
+    expect(make({ retry: { timeoutMs: false, deadlineMs: false } }, 3_600_000)).toThrow(InterlockConfigError);
+    expect(() =>
+      createSessionTokens(webClient(server(), { retry: { timeoutMs: false, deadlineMs: false } }), {
+        encryptionKeys: keyring,
+      }),
+    ).toThrow(/timeoutMs and deadlineMs/);
+  });
+
+  it("the default lease outlasts the longest refresh: 30 s, or longer with a longer timeoutMs", async () => {
+    const leases: number[] = [];
+    const memory = new MemoryTokenStore();
+    const recording: TokenStore = {
+      name: "recording",
+      get: (key) => memory.get(key),
+      set: (key, value, options) => {
+        if (key.includes(":lock:")) leases.push(options.ttlMs);
+        return memory.set(key, value, options);
+      },
+      delete: (key, expect) => memory.delete(key, expect),
+    };
+    for (const timeoutMs of [10_000, 45_000]) {
+      const manager = createSessionTokens(webClient(server(), { timeoutMs }), {
+        encryptionKeys: keyring,
+        store: recording,
+      });
+      const id = newSessionId();
+      await manager.save(id, await loggedInTokens(server()));
+      await manager.refresh(id);
+    }
+    expect(leases).toEqual([30_000, 46_000]);
   });
 
   it("a refused refresh token (invalid_grant) ends the session: LoginRequiredError, tokens deleted", async () => {

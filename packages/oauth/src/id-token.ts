@@ -1,0 +1,79 @@
+/**
+ * The ID token checks OpenID Connect asks of the client beyond what oauth4webapi validates (its
+ * signature, `iss`, `aud`, `exp`, `iat`, `nonce`): that a refresh keeps the same user and
+ * authentication (Core §12.2), and that a login that asked for `max_age` got an authentication
+ * that recent (Core §3.1.2.1, §3.1.3.7 item 13).
+ */
+
+import { utf8 } from "@interlock/core";
+import { CLOCK_TOLERANCE_SECONDS } from "./client.js";
+import { base64url } from "./encryption.js";
+import { OAuthResponseError } from "./errors.js";
+import type { IdTokenClaims } from "./tokens.js";
+
+/**
+ * The claims of an ID token this package validated when it was issued and has kept since (sealed
+ * in the store): read, not validated again. Undefined when it is not a JWT with a JSON payload.
+ */
+export function keptIdTokenClaims(idToken: string): IdTokenClaims | undefined {
+  const payload = idToken.split(".")[1];
+  const bytes = payload === undefined ? undefined : base64url.decode(payload);
+  if (bytes === undefined) return undefined;
+  try {
+    const claims: unknown = JSON.parse(utf8.decode(bytes));
+    return typeof claims === "object" && claims !== null && !Array.isArray(claims)
+      ? (claims as IdTokenClaims)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The audience as a set of client ids, for comparing a string with a one-element list. */
+const audiences = (aud: unknown): string => JSON.stringify([...new Set([aud].flat())].sort());
+
+/**
+ * Refuses (`id_token_mismatch`) an ID token a refresh answered that is not about the same user
+ * and authentication as the session's first one: the same `iss`, `sub` and `aud`, and the same
+ * `auth_time` when the first one had it. The claims are named in the message, never their values.
+ */
+export function assertSameIdentity(first: string, refreshed: IdTokenClaims): void {
+  const original = keptIdTokenClaims(first);
+  if (original === undefined) {
+    throw new OAuthResponseError(
+      "id_token_mismatch",
+      "the session's ID token cannot be read to compare the new one with",
+    );
+  }
+  const differing = [
+    original.iss !== refreshed.iss && "iss",
+    original.sub !== refreshed.sub && "sub",
+    audiences(original.aud) !== audiences(refreshed.aud) && "aud",
+    original.auth_time !== undefined && original.auth_time !== refreshed.auth_time && "auth_time",
+  ].filter((claim) => claim !== false);
+  if (differing.length > 0) {
+    throw new OAuthResponseError(
+      "id_token_mismatch",
+      `the refreshed ID token's ${differing.join(", ")} differ from the session's ID token (OpenID Connect Core §12.2)`,
+    );
+  }
+}
+
+/**
+ * Refuses (`max_age_exceeded`) the ID token of a login that asked for `max_age` seconds when it
+ * has no `auth_time`, or when the user authenticated longer ago than that, give or take the
+ * clock tolerance.
+ */
+export function assertAuthenticatedWithin(claims: IdTokenClaims | undefined, maxAge: number, nowMs: number): void {
+  const authTime = claims?.auth_time;
+  if (typeof authTime !== "number" || !Number.isFinite(authTime)) {
+    throw new OAuthResponseError("max_age_exceeded", "the login asked for max_age and the ID token has no auth_time");
+  }
+  const ageSeconds = Math.floor(nowMs / 1000) - authTime;
+  if (ageSeconds > maxAge + CLOCK_TOLERANCE_SECONDS) {
+    throw new OAuthResponseError(
+      "max_age_exceeded",
+      `the user authenticated ${ageSeconds} s ago, longer than the login's max_age of ${maxAge} s`,
+    );
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * What RFC 6749 and OpenID Connect leave to the client, against real servers: a token response
+ * without `scope` (RFC 6749 §5.1, §6), a refreshed ID token about someone else (OIDC Core §12.2),
+ * and `max_age` (OIDC Core §3.1.2.1, §3.1.3.7). oidc-provider answers as the specifications
+ * say; oauth2-mock-server is made to answer what they allow (no `scope`) or forbid.
+ */
+
+import { InterlockConfigError } from "@interlock/core";
+import { Browser } from "@interlock/test-harness/oauth";
+import { Events, type MutableToken } from "oauth2-mock-server";
+import { describe, expect, it } from "vitest";
+import {
+  createClientCredentials,
+  createLogin,
+  createOAuthClient,
+  createSessionTokens,
+  type LoginStart,
+  MemoryTokenStore,
+  type OAuthEvent,
+  OAuthResponseError,
+} from "../src/index.js";
+import {
+  authorize,
+  keyring,
+  REDIRECT_URI,
+  SERVICE,
+  useAuthorizationServer,
+  useMockServer,
+  WEB_APP,
+  webClient,
+} from "./helpers.js";
+
+const server = useAuthorizationServer();
+const mock = useMockServer();
+
+// client_secret_post: the mock takes the audience of its ID tokens from HTTP Basic without
+// decoding it, and oauth4webapi form-encodes the client id there ("web-app" as "web%2Dapp").
+const mockClient = (credentials = WEB_APP, options = {}) =>
+  createOAuthClient({
+    issuer: mock().issuer.url!,
+    ...credentials,
+    clientAuthentication: "client_secret_post",
+    ...options,
+  });
+
+/** The mock's token responses leave `scope` out, as RFC 6749 §5.1 allows, while `run` runs. */
+async function withoutScope<T>(run: () => Promise<T>): Promise<T> {
+  const drop = (response: { body: unknown }) => {
+    delete (response.body as Record<string, unknown>).scope;
+  };
+  mock().service.on(Events.BeforeResponse, drop);
+  try {
+    return await run();
+  } finally {
+    mock().service.off(Events.BeforeResponse, drop);
+  }
+}
+
+/** The mock changes the ID tokens it issues for `grantType` while `run` runs (its access tokens have `amr`). */
+async function withIdTokens<T>(
+  grantType: string,
+  change: (claims: Record<string, unknown>) => void,
+  run: () => Promise<T>,
+): Promise<T> {
+  const edit = (token: MutableToken, req: { body?: unknown }) => {
+    const isIdToken = !("amr" in token.payload);
+    if (isIdToken && (req.body as Record<string, unknown>).grant_type === grantType) change(token.payload);
+  };
+  mock().service.on(Events.BeforeTokenSigning, edit);
+  try {
+    return await run();
+  } finally {
+    mock().service.off(Events.BeforeTokenSigning, edit);
+  }
+}
+
+/** The mock's authorization endpoint logs the user in at once; the browser stops at the callback. */
+async function mockCallback(start: LoginStart): Promise<string> {
+  const page = await new Browser().follow(start.url.href, { stopAt: REDIRECT_URI });
+  expect(page.status).toBe(0);
+  return page.url;
+}
+
+async function mockLogin(scope: string, options: { authTime?: number | undefined } = {}) {
+  const login = createLogin(mockClient(), { redirectUri: REDIRECT_URI, scope });
+  const start = await login.begin();
+  const setAuthTime = (claims: Record<string, unknown>) => {
+    if (options.authTime !== undefined) claims.auth_time = options.authTime;
+  };
+  return withIdTokens("authorization_code", setAuthTime, async () =>
+    login.complete(await mockCallback(start), { state: start.state }),
+  );
+}
+
+describe("a token response without scope (RFC 6749 §5.1, §6)", () => {
+  it("a login's tokens carry the scope the login asked for", async () => {
+    const { tokens } = await withoutScope(() => mockLogin("openid profile"));
+    expect(tokens.idToken).toBeTypeOf("string"); // a real login: the ID token was validated
+    expect(tokens.scope).toBe("openid profile");
+  });
+
+  it("a login's tokens carry the scope a login's own params asked for", async () => {
+    const login = createLogin(mockClient(), { redirectUri: REDIRECT_URI, scope: "openid" });
+    const start = await login.begin({ params: { scope: "openid email" } });
+    const result = await withoutScope(async () => login.complete(await mockCallback(start), { state: start.state }));
+    expect(result.tokens.scope).toBe("openid email");
+  });
+
+  it("client credentials carry the scope asked for; without one asked, it stays unknown", async () => {
+    const scoped = createClientCredentials(mockClient(SERVICE), { scope: ["api:write", "api:read"] });
+    expect((await withoutScope(() => scoped.getToken())).scope).toBe("api:read api:write");
+    const unscoped = createClientCredentials(mockClient(SERVICE));
+    expect((await withoutScope(() => unscoped.getToken())).scope).toBeUndefined();
+  });
+
+  it("a scope the server did send is kept as sent", async () => {
+    const scoped = createClientCredentials(mockClient(SERVICE), { scope: "api:read" });
+    expect((await scoped.getToken()).scope).toBe("api:read"); // the mock echoes the request's
+  });
+
+  it("a refresh without scope keeps the scope granted before", async () => {
+    const { tokens } = await mockLogin("openid profile");
+    const sessions = createSessionTokens(mockClient(), { encryptionKeys: keyring });
+    await sessions.save("scoped", { ...tokens, scope: "openid profile" });
+    const refreshed = await withoutScope(() => sessions.refresh("scoped"));
+    expect(refreshed.refreshToken).not.toBe(tokens.refreshToken);
+    expect(refreshed.scope).toBe("openid profile");
+  });
+});
+
+describe("a refreshed ID token is about the same user and authentication (OIDC Core §12.2)", () => {
+  async function sessionWith(authTime?: number) {
+    const events: OAuthEvent[] = [];
+    const store = new MemoryTokenStore();
+    const sessions = createSessionTokens(mockClient(WEB_APP, { onEvent: (e: OAuthEvent) => events.push(e) }), {
+      encryptionKeys: keyring,
+      store,
+    });
+    const { tokens } = await mockLogin("openid", { authTime });
+    await sessions.save("user", tokens);
+    return { sessions, tokens, events, store };
+  }
+
+  it("a refreshed ID token for the same user is taken", async () => {
+    const authTime = Math.floor(Date.now() / 1000) - 60;
+    const { sessions, tokens } = await sessionWith(authTime);
+    const refreshed = await withIdTokens(
+      "refresh_token",
+      (claims) => {
+        claims.auth_time = authTime;
+        claims.aud = [WEB_APP.clientId]; // the same audience, as a list
+      },
+      () => sessions.refresh("user"),
+    );
+    expect(refreshed.idToken).toBeTypeOf("string");
+    expect(refreshed.idToken).not.toBe(tokens.idToken);
+    expect(await sessions.get("user")).toEqual(refreshed);
+  });
+
+  type Change = (claims: Record<string, unknown>) => void;
+  for (const [what, claim, authTime, change] of [
+    ["another sub", "sub", undefined, (claims) => Object.assign(claims, { sub: "mallory" })],
+    // Several audiences come with azp, as OIDC Core §2 wants (oauth4webapi checks it).
+    [
+      "another aud",
+      "aud",
+      undefined,
+      (claims) => Object.assign(claims, { aud: [WEB_APP.clientId, "another-client"], azp: WEB_APP.clientId }),
+    ],
+    ["another auth_time", "auth_time", 1_700_000_000, (claims) => Object.assign(claims, { auth_time: 1_700_000_500 })],
+    ["no auth_time", "auth_time", 1_700_000_000, (claims) => delete claims.auth_time],
+  ] as Array<[string, string, number | undefined, Change]>) {
+    it(`refuses a refreshed ID token with ${what} (id_token_mismatch), and keeps the session's tokens`, async () => {
+      const { sessions, tokens, events } = await sessionWith(authTime);
+      const before = await sessions.get("user");
+      const error = await withIdTokens("refresh_token", change, () => sessions.refresh("user")).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(OAuthResponseError);
+      expect(error).toMatchObject({ code: "id_token_mismatch", status: 502 });
+      expect((error as Error).message).toContain(claim);
+      expect(await sessions.get("user")).toEqual(before);
+      expect(before?.idToken).toBe(tokens.idToken);
+      expect(events).toMatchObject([
+        { type: "oauth.token.requested", grant: "refresh_token", outcome: "id_token_mismatch" },
+      ]);
+    });
+  }
+
+  it("refreshes with oidc-provider keep the user and auth_time: taken", async () => {
+    const login = createLogin(webClient(server()), { redirectUri: REDIRECT_URI, scope: "openid" });
+    const start = await login.begin({ maxAge: 600 }); // oidc-provider then puts auth_time in every ID token
+    const { tokens, claims } = await login.complete(await authorize(start), { state: start.state });
+    expect(claims?.auth_time).toBeTypeOf("number");
+    const seen: unknown[] = [];
+    const spy = async (input: string | URL | Request, init?: RequestInit) => {
+      const response = await fetch(input, init);
+      if (String(input).endsWith("/token")) seen.push(await response.clone().json());
+      return response;
+    };
+    const sessions = createSessionTokens(webClient(server(), { fetch: spy }), { encryptionKeys: keyring });
+    await sessions.save("op-user", tokens);
+    const refreshed = await sessions.refresh("op-user");
+    expect(seen).toMatchObject([{ id_token: expect.any(String) }]); // compared, and taken
+    expect(refreshed.accessToken).not.toBe(tokens.accessToken);
+    expect(refreshed.idToken).toBe((seen[0] as { id_token: string }).id_token);
+  });
+});
+
+describe("max_age (OIDC Core §3.1.2.1, §3.1.3.7)", () => {
+  it("sends max_age, and takes an ID token whose auth_time is recent enough", async () => {
+    const login = createLogin(webClient(server()), { redirectUri: REDIRECT_URI, scope: "openid" });
+    const start = await login.begin({ maxAge: 300 });
+    expect(start.url.searchParams.get("max_age")).toBe("300");
+    const result = await login.complete(await authorize(start), { state: start.state });
+    const now = Math.floor(Date.now() / 1000);
+    expect(result.claims?.auth_time).toBeGreaterThan(now - 300);
+  });
+
+  it("refuses an authentication older than max_age (max_age_exceeded), 30 s of clock tolerance aside", async () => {
+    // The app's clock is 331 s ahead of the server's: the user authenticated "331 s ago".
+    for (const [aheadMs, refused] of [
+      [329_000, false],
+      [331_500, true],
+    ] as const) {
+      const events: OAuthEvent[] = [];
+      const client = webClient(server(), { clock: () => Date.now() + aheadMs, onEvent: (e) => events.push(e) });
+      const login = createLogin(client, { redirectUri: REDIRECT_URI, scope: "openid" });
+      const start = await login.begin({ maxAge: 300 });
+      const outcome = await login.complete(await authorize(start), { state: start.state }).catch((e: unknown) => e);
+      if (!refused) {
+        expect(outcome).toMatchObject({ claims: { sub: "alice" } });
+        continue;
+      }
+      expect(outcome).toBeInstanceOf(OAuthResponseError);
+      expect(outcome).toMatchObject({ code: "max_age_exceeded", status: 502 });
+      expect(events.at(-1)).toEqual({ type: "oauth.login.refused", code: "max_age_exceeded" });
+    }
+  });
+
+  it("refuses an ID token without auth_time when the login asked for max_age, however it was asked", async () => {
+    const login = createLogin(mockClient(), { redirectUri: REDIRECT_URI, scope: "openid" });
+    for (const options of [{ maxAge: 600 }, { params: { max_age: "600" } }]) {
+      const start = await login.begin(options);
+      expect(start.url.searchParams.get("max_age")).toBe("600");
+      const error = await login.complete(await mockCallback(start), { state: start.state }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OAuthResponseError);
+      expect(error).toMatchObject({ code: "max_age_exceeded" });
+      expect((error as Error).message).toContain("auth_time");
+    }
+    // Without max_age, the same ID token (no auth_time) is fine.
+    const start = await login.begin();
+    expect((await login.complete(await mockCallback(start), { state: start.state })).claims?.sub).toBe("johndoe");
+  });
+
+  it("refuses a max_age that is not a whole number of seconds", async () => {
+    const login = createLogin(mockClient(), { redirectUri: REDIRECT_URI, scope: "openid" });
+    for (const maxAge of [-1, 1.5, Number.NaN]) {
+      await expect(login.begin({ maxAge })).rejects.toBeInstanceOf(InterlockConfigError);
+    }
+    await expect(login.begin({ params: { max_age: "soon" } })).rejects.toBeInstanceOf(InterlockConfigError);
+  });
+});
