@@ -200,7 +200,9 @@ async function capture(
   // that is sent (a runtime may spell a default Content-Type differently in its lightweight one).
   const { body: stream, statusText } = response;
   const headers = headerPairs(response.headers);
-  if (stream === null) return finish({ status, headers, body: new Uint8Array(0) });
+  // Hono answers HEAD with the route's headers and drops its body unread (`new Response(null,
+  // res)`): a recording would never end, and the key would stay in flight. No body goes out.
+  if (stream === null || c.req.method === "HEAD") return finish({ status, headers, body: new Uint8Array(0) });
   const recorded = recording(stream, limit, (body) => finish({ status, headers, body }));
   // The exact headers just captured, not the response as init, for the same reason.
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
