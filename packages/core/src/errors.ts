@@ -163,6 +163,13 @@ export class StoreUnavailableError extends InterlockError {
   readonly title = "The store is unavailable";
   /** The store's `name` ("redis", "postgres", …). */
   readonly store: string;
+  /**
+   * Seconds to put in the 503's `Retry-After` (RFC 9110 §10.2.3, §15.6.4): always 2. No key is
+   * held for the client, so not the lease: the outages a retry outlives are a reconnect or a
+   * failover, seconds long. Two rather than one so that every client of a busy API does not come
+   * back within the same second the store reconnects in; short, so a blip costs a retry little.
+   */
+  readonly retryAfterSeconds = 2;
 
   constructor(store: string, message: string, options?: { cause?: unknown }) {
     super(`${store} store: ${message}`, options);

@@ -223,11 +223,16 @@ describe("configuration", () => {
 });
 
 describe("the two-step API adapters use", () => {
-  it("an unreachable store answers 503 problem+json", async () => {
+  it("an unreachable store answers 503 problem+json with Retry-After, and receive throws the error it comes from", async () => {
     const store = new MemoryStore();
     store.claim = () => Promise.reject(new StoreUnavailableError("memory", "down"));
-    const decision = await receiverOn(store).begin((await swDelivery()).headers, BODY);
+    const receiver = receiverOn(store);
+    const { headers } = await swDelivery();
+    const decision = await receiver.begin(headers, BODY);
     expect(decision).toMatchObject({ action: "respond", outcome: "store_unavailable", response: { status: 503 } });
+    expect(decision.action === "respond" && decision.response.headers).toContainEqual(["retry-after", "2"]);
+    const thrown = await receiver.receive(headers, BODY, () => "ran").catch((error: unknown) => error);
+    expect(thrown).toMatchObject({ code: "store_unavailable", retryAfterSeconds: 2 });
   });
 });
 

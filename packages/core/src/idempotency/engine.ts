@@ -463,7 +463,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       } catch (error) {
         storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0);
         if (options.failOpen) return { action: "pass" };
-        return refuse(asUnavailable(store, error));
+        const unavailable = asUnavailable(store, error);
+        return refuse(unavailable, unavailable.retryAfterSeconds);
       }
       const claimed = onEvent ? monotonicNow() : 0;
       const storeMs = claimed - claimStarted;

@@ -231,9 +231,10 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect(world.processed.filter((id) => id === d.id)).toHaveLength(1);
       });
 
-      it("store down → 503 store_unavailable, handler not run", async () => {
+      it("store down → 503 store_unavailable with Retry-After, handler not run", async () => {
         const response = await postWebhook(await delivery(), down);
         expect([response.status, (await problem(response)).code]).toEqual([503, "store_unavailable"]);
+        expect(response.headers.get("retry-after")).toBe("2");
       });
     });
 
@@ -346,9 +347,10 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect(world.payments).toBe(before + 2);
       });
 
-      it("store down → 503 store_unavailable", async () => {
+      it("store down → 503 store_unavailable with Retry-After (RFC 9110 §15.6.4)", async () => {
         const response = await pay(newId("pay"), {}, {}, down);
         expect([response.status, (await problem(response)).code]).toEqual([503, "store_unavailable"]);
+        expect(response.headers.get("retry-after")).toBe("2");
       });
     });
   });

@@ -466,7 +466,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect(text((await send(engine, post(key))).response as HttpResponse)).toBe("late");
       });
 
-      it("an unreachable store answers 503 problem+json, or passes through with failOpen", async () => {
+      it("an unreachable store answers 503 problem+json with Retry-After, or passes through with failOpen", async () => {
         const store = options.createUnavailable ? await options.createUnavailable() : unreachableStore();
         stores.push(store);
         const events: InterlockEvent[] = [];
@@ -475,6 +475,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect(ran).toBe(false);
         expect(response?.status).toBe(503);
         expect(JSON.parse(text(response as HttpResponse)).code).toBe("store_unavailable");
+        expect(header(response as HttpResponse, "retry-after")).toBe("2");
         const open = await engineOn({ store, failOpen: true }, events);
         expect(await open.begin(post(newKey()))).toEqual({ action: "pass" });
         const downEvents = events.filter(

@@ -119,7 +119,7 @@ export interface WebhookReceiver {
   /**
    * Verifies, de-duplicates and runs `handler` at most once per delivery. Throws
    * `WebhookVerificationError` for a refused delivery, `StoreUnavailableError` when the store
-   * cannot be reached (answer 503: the provider retries), and the handler's own error when it
+   * cannot be reached (answer 503 with its `retryAfterSeconds` in `Retry-After`: the provider retries), and the handler's own error when it
    * fails (after releasing the claim).
    */
   receive<R>(
@@ -261,7 +261,12 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         };
         emit(onEvent, correlated(down, correlationId));
       }
-      return respond("store_unavailable", problemResponse(unavailable), event, unavailable);
+      return respond(
+        "store_unavailable",
+        problemResponse(unavailable, unavailable.retryAfterSeconds),
+        event,
+        unavailable,
+      );
     }
     const claimed = onEvent ? monotonicNow() : 0;
     if (claim.state === "claimed") {
