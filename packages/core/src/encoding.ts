@@ -7,10 +7,36 @@
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
+/**
+ * How many bytes `text` takes in UTF-8, without encoding it: 1 per code unit below U+0080, 2
+ * below U+0800, 4 per surrogate pair, 3 for the rest, a lone surrogate included (it encodes as
+ * U+FFFD, as `TextEncoder` and `Buffer` write it).
+ */
+function utf8ByteLength(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) {
+      bytes += 1;
+      continue;
+    }
+    // Three bytes for one code unit; a surrogate pair's four for its two, its low half skipped.
+    bytes += 2;
+    if (unit <= 0xdbff && unit >= 0xd800) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+  }
+  return bytes;
+}
+
 /** UTF-8, with one shared encoder and decoder. */
 export const utf8 = {
   /** The text's UTF-8 bytes. */
   encode: (text: string): Uint8Array => utf8Encoder.encode(text),
+  /** How many bytes `encode(text)` would return, without encoding. */
+  byteLength: utf8ByteLength,
   /** The bytes as text; invalid sequences become U+FFFD. */
   decode: (bytes: Uint8Array): string => utf8Decoder.decode(bytes),
 };

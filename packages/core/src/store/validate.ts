@@ -1,5 +1,6 @@
 /** Checks every store shares, so each store enforces the same contract in the same words. */
 
+import { utf8 } from "../encoding.js";
 import { InterlockConfigError, RecordTooLargeError, StoreUnavailableError } from "../errors.js";
 import type { ClaimOptions, CompleteOptions, InterlockStore, StoredResponse } from "./contract.js";
 
@@ -83,10 +84,13 @@ export function assertClaim(key: string, options: ClaimOptions): void {
   assertTtl("lockTtlMs", options.lockTtlMs);
 }
 
-/** Bytes a response takes in a store: body plus header text. */
+/**
+ * Bytes a response takes in a store: body plus the header text's UTF-8 bytes (what every store
+ * writes; a count of UTF-16 code units would take `é` as one byte and `🔑` as two).
+ */
 export function responseSize(response: StoredResponse): number {
   let size = response.body.length;
-  for (const [name, value] of response.headers) size += name.length + value.length;
+  for (const [name, value] of response.headers) size += utf8.byteLength(name) + utf8.byteLength(value);
   return size;
 }
 

@@ -204,6 +204,33 @@ export function describeStoreConformance(name: string, options: StoreConformance
         expect(await store.release(k2, t2)).toBe(true);
       });
 
+      it("sizes header text in UTF-8 bytes: non-ASCII headers exactly at maxRecordBytes fit, one byte more does not", async () => {
+        const store = await fresh();
+        // Latin-1 letters (2 bytes each in UTF-8), a percent-encoded filename*, and an emoji (4
+        // bytes, 2 UTF-16 code units): a store counting code units would take the record as smaller.
+        const headers: Array<[string, string]> = [
+          ["content-disposition", `attachment; filename="résumé déjà vu.pdf"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf`],
+          ["content-language", "de-CH"],
+          ["x-note", "Grüße aus Zürich 🔑"],
+        ];
+        const encoder = new TextEncoder();
+        let headerBytes = 0;
+        for (const [name, value] of headers) headerBytes += encoder.encode(name).length + encoder.encode(value).length;
+        const fits = new Uint8Array(store.maxRecordBytes - headerBytes).fill(1);
+        const k1 = key("utf8-at-limit");
+        const t1 = await mustClaim(store, k1);
+        expect(await store.complete(k1, t1, { status: 200, headers, body: fits }, { ttlMs: LONG })).toBe(true);
+        const record = await recordOf(store, k1);
+        expect([record.headers, record.body.length]).toEqual([headers, fits.length]);
+        const k2 = key("utf8-over-limit");
+        const t2 = await mustClaim(store, k2);
+        const oneOver = new Uint8Array(fits.length + 1).fill(1);
+        await expect(
+          store.complete(k2, t2, { status: 200, headers, body: oneOver }, { ttlMs: LONG }),
+        ).rejects.toMatchObject({ name: "RecordTooLargeError", code: "record_too_large" });
+        expect(await store.release(k2, t2)).toBe(true);
+      });
+
       it("refuses header pairs that are not two strings, and the lock stays with its owner", async () => {
         const store = await fresh();
         const k = key("bad-headers");

@@ -1,0 +1,44 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { responseSize, utf8 } from "../src/index.js";
+
+const encoder = new TextEncoder();
+
+describe("utf8.byteLength", () => {
+  it("counts each width at its boundaries, surrogate pairs and lone surrogates (as U+FFFD) as TextEncoder writes them", () => {
+    const samples = [
+      "",
+      "a\u007f",
+      "\u0080\u07ff",
+      "\u0800\uffff",
+      "\ud800\udc00",
+      "\udbff\udfff",
+      "🔑",
+      "\ud800",
+      "\udc00",
+      "x\ud800y",
+      "\udc00\ud800",
+      "\ud83d\ud83d\udd11",
+      "attachment; filename=\"résumé.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf",
+    ];
+    for (const text of samples) expect(utf8.byteLength(text), JSON.stringify(text)).toBe(encoder.encode(text).length);
+  });
+
+  it("property: equals the length of TextEncoder's bytes, for any code points and any UTF-16 code units", () => {
+    const anyCodeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
+    const text = fc.oneof(fc.string({ unit: "binary" }), fc.string({ unit: anyCodeUnit }));
+    fc.assert(
+      fc.property(text, (value) => utf8.byteLength(value) === encoder.encode(value).length),
+      { numRuns: 2_000 },
+    );
+  });
+});
+
+describe("responseSize", () => {
+  it("counts header text in UTF-8 bytes, not UTF-16 code units", () => {
+    const headers: Array<[string, string]> = [["content-disposition", 'attachment; filename="Übersicht 🔑.pdf"']];
+    const body = new Uint8Array(10);
+    const expected = 10 + encoder.encode(headers[0][0]).length + encoder.encode(headers[0][1]).length;
+    expect(responseSize({ status: 200, headers, body })).toBe(expected);
+  });
+});
