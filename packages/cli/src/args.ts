@@ -19,6 +19,12 @@ export interface OptionSpec {
   value?: string;
   /** What it does, for `--help`. */
   description: string;
+  /**
+   * Whether a blank value (empty or only whitespace) is the command's to judge: a body may be
+   * empty, and a blank secret is `missing_secret`. Otherwise the parser refuses it as a usage
+   * error: `--id ''` is a mistake (an unset shell variable), never a value to send.
+   */
+  blankAllowed?: boolean;
 }
 
 /** A command's name, help and options: the one source of its parser and its `--help`. */
@@ -114,6 +120,7 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Ar
   }
   const args = argsOf(parsed.values, parsed.positionals);
   if (args.flag("help")) return args;
+  refuseBlankValues(spec, parsed.values);
   const expected = spec.positionals;
   if (parsed.positionals.length < expected.length) {
     throw usageError(`missing <${expected[parsed.positionals.length]}>: usage is interlock ${spec.name} ${spec.usage}`);
@@ -122,6 +129,15 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Ar
     throw usageError(`unexpected argument "${parsed.positionals[expected.length]}"`);
   }
   return args;
+}
+
+/** A usage error for the first blank value of an option that does not allow one. */
+function refuseBlankValues(spec: CommandSpec, values: Values): void {
+  for (const [name, value] of Object.entries(values)) {
+    if (spec.options[name]?.blankAllowed) continue;
+    const blank = (Array.isArray(value) ? value : [value]).find((v) => typeof v === "string" && v.trim() === "");
+    if (blank !== undefined) throw usageError(`--${name} needs a value, got ${JSON.stringify(blank)}`);
+  }
 }
 
 /** Node's parseArgs messages, shortened to their first line. */

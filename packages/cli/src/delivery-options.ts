@@ -15,7 +15,8 @@ export const SCHEME_OPTION: OptionSpec = {
 };
 
 export const SECRET_OPTIONS: Record<string, OptionSpec> = {
-  secret: { type: "string", multiple: true, value: "SECRET", description: "the webhook secret" },
+  // A blank secret is `missing_secret` (exit 3), as a missing one is: `readSecrets` says so.
+  secret: { type: "string", multiple: true, value: "SECRET", description: "the webhook secret", blankAllowed: true },
   "secret-env": {
     type: "string",
     multiple: true,
@@ -31,6 +32,8 @@ export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {
     type: "string",
     value: "BODY",
     description: "the body: @file reads a file, - reads stdin, anything else is the body itself",
+    // An empty body is a delivery like any other: some providers sign and send one.
+    blankAllowed: true,
   },
   header: {
     type: "string",

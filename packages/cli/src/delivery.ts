@@ -74,6 +74,7 @@ export function checkDeliveryOptions(
     const where = scheme.payloadId ? "its event id is in the body" : "it has no delivery id";
     throw usageError(`--id does not apply to the ${scheme.name} scheme: ${where}`);
   }
+  if (id !== undefined && id.trim() === "") throw usageError("--id needs a value: a delivery id cannot be blank");
   if (id !== undefined) checkHeaderValue(id, "--id");
 }
 

@@ -54,18 +54,21 @@ export function readSecrets(
 ): string[] {
   const fromEnv = envNames.map((name) => {
     const value = env[name];
-    if (value === undefined || value === "") {
+    if (value === undefined || isBlank(value)) {
       throw new CliError("missing_secret", `the environment variable ${name} (--secret-env) is not set or is empty`);
     }
     return value;
   });
-  if (literal.includes("")) throw new CliError("missing_secret", "--secret is empty");
+  if (literal.some(isBlank)) throw new CliError("missing_secret", "--secret is empty");
   const secrets = [...literal, ...fromEnv];
   if (secrets.length === 0) {
     throw new CliError("missing_secret", "no secret: pass --secret SECRET or --secret-env NAME");
   }
   return secrets;
 }
+
+/** Empty or only whitespace: no secret, whatever its length. */
+const isBlank = (text: string): boolean => text.trim() === "";
 
 // RFC 9110 token characters: what a header name may contain.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

@@ -4,8 +4,9 @@
  * spawns the binary; the rest run `run()` in-process with the same streams.
  */
 import { readFileSync } from "node:fs";
+import { schemes } from "@interlock/core";
 import { describe, expect, it } from "vitest";
-import { COMMANDS, run, VERSION } from "../src/index.js";
+import { COMMANDS, run, signDelivery, VERSION } from "../src/index.js";
 import { interlock, memoryIo } from "./helpers.js";
 
 const packageJson = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -156,6 +157,62 @@ describe("usage errors: exit 2, one line", () => {
       ["sign", "--scheme", "stripe", "--secret", "s", "--body", "{}", "--stale", "--timestamp", "1"],
       "interlock sign: --stale and --timestamp both set the timestamp: use one (see interlock sign --help)",
     ],
+    // A blank value (an unset shell variable, a stray quote) is a mistake, whichever option gets it.
+    [
+      [
+        "send",
+        "http://127.0.0.1:1",
+        "--scheme",
+        "svix",
+        "--secret",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "--body",
+        "{}",
+        "--id",
+        "",
+      ],
+      'interlock send: --id needs a value, got "" (see interlock send --help)',
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--id", "  "],
+      'interlock sign: --id needs a value, got "  " (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--id="],
+      'interlock sign: --id needs a value, got "" (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", " ", "--secret", "s", "--body", "{}"],
+      'interlock sign: --scheme needs a value, got " " (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret-env", "", "--body", "{}"],
+      'interlock sign: --secret-env needs a value, got "" (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "x-a: 1", "-H", "\t"],
+      'interlock sign: --header needs a value, got "\\t" (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--curl", ""],
+      'interlock sign: --curl needs a value, got "" (see interlock sign --help)',
+    ],
+    [
+      ["sign", "--scheme", "stripe", "--secret", "s", "--body", "{}", "--timestamp", " "],
+      'interlock sign: --timestamp needs a value, got " " (see interlock sign --help)',
+    ],
+    [
+      ["listen", "--scheme", "github", "--secret", "s", "--forward", ""],
+      'interlock listen: --forward needs a value, got "" (see interlock listen --help)',
+    ],
+    [
+      ["listen", "--scheme", "github", "--secret", "s", "--host", ""],
+      'interlock listen: --host needs a value, got "" (see interlock listen --help)',
+    ],
+    [
+      ["listen", "--scheme", "github", "--secret", "s", "--port", ""],
+      'interlock listen: --port needs a value, got "" (see interlock listen --help)',
+    ],
     [
       ["listen", "--scheme", "github", "--secret", "s", "--forward", "localhost:4000"],
       'interlock listen: --forward must be an http:// or https:// URL, got "localhost:4000" (see interlock listen --help)',
@@ -167,6 +224,32 @@ describe("usage errors: exit 2, one line", () => {
     expect(await run(argv, io)).toBe(2);
     expect(io.out()).toBe("");
     expect(io.err()).toBe(`${line}\n`);
+  });
+
+  it("a blank --secret or --secret-env value is missing_secret (exit 3), as a missing secret is", async () => {
+    for (const [argv, line] of [
+      [["--secret", " "], "--secret is empty"],
+      [["--secret-env", "BLANK"], "the environment variable BLANK (--secret-env) is not set or is empty"],
+    ] as const) {
+      const io = memoryIo({ env: { BLANK: " \t" } });
+      expect(await run(["sign", "--scheme", "github", ...argv, "--body", "{}"], io)).toBe(3);
+      expect(io.err()).toBe(`interlock sign: ${line}\n`);
+    }
+  });
+
+  it("an empty --body is still a delivery: signed as empty", async () => {
+    const io = memoryIo();
+    expect(await run(["sign", "--scheme", "github", "--secret", "s", "--body", ""], io)).toBe(0);
+    expect(io.out()).toMatch(/^x-hub-signature-256: sha256=[0-9a-f]{64}$/m);
+  });
+
+  it("signDelivery refuses a blank id too, as the usage error the command line gets", async () => {
+    for (const id of ["", " "]) {
+      await expect(
+        signDelivery({ scheme: schemes.github, secret: "s", body: "{}", id }),
+        JSON.stringify(id),
+      ).rejects.toMatchObject({ code: "usage", exitCode: 2 });
+    }
   });
 
   it("two secrets for a scheme that carries one signature: core's configuration error, exit 2", async () => {

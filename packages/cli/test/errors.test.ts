@@ -43,6 +43,28 @@ describe("errors", () => {
     );
   });
 
+  it("send --id '': exit 2 before anything is sent, not a delivery with an empty id", async () => {
+    const app = await recordingServer();
+    try {
+      const result = await interlock([
+        "send",
+        `${app.url}/webhooks`,
+        "--scheme",
+        "svix",
+        "--secret",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "--body",
+        "{}",
+        "--id",
+        "",
+      ]);
+      expectFailure(result, 2, 'interlock send: --id needs a value, got "" (see interlock send --help)');
+      expect(app.requests).toHaveLength(0);
+    } finally {
+      await app.close();
+    }
+  });
+
   it("a body file that does not exist: exit 4", async () => {
     const result = await interlock([
       "sign",
