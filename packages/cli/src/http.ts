@@ -15,6 +15,8 @@ export interface HttpAnswer {
   status: number;
   statusText: string;
   contentType: string | undefined;
+  /** The end-to-end headers, as received: names as sent, in order, repeated ones (`Set-Cookie`) kept. */
+  headers: Array<[string, string]>;
   body: Uint8Array;
 }
 
@@ -45,11 +47,14 @@ export function checkHeaderValue(text: string, what: string): void {
   }
 }
 
-/** Headers a proxy does not pass on (RFC 9110 §7.6.1), and those this request sets itself. */
+/**
+ * Headers a proxy does not pass on, either way (RFC 9110 §7.6.1; `Proxy-*` are the proxy's own),
+ * and those the message is re-framed with: the body is sent whole, with its own
+ * `Content-Length`, to a host of its own.
+ */
 const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
-  "proxy-connection",
   "transfer-encoding",
   "te",
   "trailer",
@@ -59,8 +64,27 @@ const HOP_BY_HOP = new Set([
   "expect",
 ]);
 
-/** Whether a received header should be passed on when a delivery is forwarded. */
-export const isEndToEnd = (name: string): boolean => !HOP_BY_HOP.has(name.toLowerCase());
+const isHopByHop = (name: string): boolean => HOP_BY_HOP.has(name) || name.startsWith("proxy-");
+
+/**
+ * The headers of a message a proxy passes on, from Node's `rawHeaders` (`[name, value, …]`):
+ * names as sent, in order, repeated ones kept, without the hop-by-hop ones, including those
+ * its `Connection` header names (RFC 9110 §7.6.1).
+ */
+export function endToEndHeaders(rawHeaders: readonly string[]): Array<[string, string]> {
+  const named = new Set<string>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() !== "connection") continue;
+    for (const token of (rawHeaders[i + 1] as string).split(",")) named.add(token.trim().toLowerCase());
+  }
+  const headers: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const lower = name.toLowerCase();
+    if (!isHopByHop(lower) && !named.has(lower)) headers.push([name, rawHeaders[i + 1] as string]);
+  }
+  return headers;
+}
 
 /**
  * POSTs `body` to `url`. Resolves with any answer, 2xx or not (the caller decides); rejects
@@ -113,6 +137,7 @@ async function collect(response: IncomingMessage): Promise<HttpAnswer> {
     status: response.statusCode ?? 0,
     statusText: response.statusMessage ?? "",
     contentType: response.headers["content-type"],
+    headers: endToEndHeaders(response.rawHeaders),
     body: Buffer.concat(chunks),
   };
 }

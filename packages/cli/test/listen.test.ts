@@ -3,6 +3,7 @@
  * it prints (valid, duplicate, tampered, stale), its `--json` lines, and `--forward` handing the
  * raw body on byte for byte with the original headers.
  */
+import { request as httpRequest } from "node:http";
 import { createWebhookVerifier, signWebhook, slack, standardWebhooks } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -282,5 +283,85 @@ describe("listen --tolerance past core's default retention", () => {
     } finally {
       await listener.stop();
     }
+  });
+});
+
+describe("listen --forward: the app's answer goes back as a reverse proxy passes it", () => {
+  const APP_BODY = Buffer.from('{"created":"inv_7","note":"h\\u00e9llo ✓"}\n');
+  let app: TestServer;
+  let listener: Running;
+  let url: string;
+
+  beforeAll(async () => {
+    // The app answers in two chunks (so chunked, with a trailer) and sets end-to-end headers,
+    // two cookies among them, beside hop-by-hop ones a proxy must not pass back.
+    app = await recordingServer((_, response) => {
+      response.writeHead(201, "Created Here", [
+        ["Content-Type", "application/json; charset=utf-8"],
+        ["Set-Cookie", "session=abc; Path=/; HttpOnly"],
+        ["Location", "/invoices/inv_7"],
+        ["Set-Cookie", "theme=dark; Path=/"],
+        ["Cache-Control", "no-store"],
+        ["X-App-Trace", "trace-42"],
+        ["Connection", "keep-alive, X-Hop-Secret"],
+        ["X-Hop-Secret", "for the next hop only"],
+        ["Keep-Alive", "timeout=99"],
+        ["Proxy-Authenticate", 'Basic realm="proxy"'],
+        ["Trailer", "X-Checksum"],
+      ]);
+      response.write(APP_BODY.subarray(0, 10));
+      response.addTrailers({ "X-Checksum": "abc" });
+      response.end(APP_BODY.subarray(10));
+    });
+    listener = new Running(
+      ["listen", "--port", "0", "--scheme", "svix", "--secret-env", "S", "--json", "--forward", `${app.url}/hooks`],
+      { S: SECRET },
+    );
+    url = JSON.parse(await listener.line(1)).url;
+  });
+  afterAll(async () => {
+    await listener?.stop();
+    await app?.close();
+  });
+
+  /** POSTs a signed delivery and resolves with the answer as received: status, raw headers, body. */
+  async function deliver(): Promise<{ status: number; rawHeaders: string[]; body: Buffer }> {
+    const signed = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body: "{}" });
+    const target = new URL(`${url}/webhooks`);
+    return new Promise((resolve, reject) => {
+      const request = httpRequest(
+        target,
+        { method: "POST", agent: false, headers: { ...signed.headers, "content-type": "application/json" } },
+        async (response) => {
+          const chunks: Buffer[] = [];
+          for await (const chunk of response) chunks.push(chunk as Buffer);
+          resolve({ status: response.statusCode ?? 0, rawHeaders: response.rawHeaders, body: Buffer.concat(chunks) });
+        },
+      );
+      request.on("error", reject);
+      request.end("{}");
+    });
+  }
+
+  it("status, exact body and end-to-end headers (both Set-Cookie, in order); no hop-by-hop header, re-framed", async () => {
+    const answer = await deliver();
+    expect(answer.status).toBe(201);
+    expect(answer.body.equals(APP_BODY)).toBe(true);
+    const pairs: Array<[string, string]> = [];
+    for (let i = 0; i < answer.rawHeaders.length; i += 2)
+      pairs.push([(answer.rawHeaders[i] as string).toLowerCase(), answer.rawHeaders[i + 1] as string]);
+    const values = (name: string) => pairs.filter(([n]) => n === name).map(([, v]) => v);
+    expect(values("set-cookie")).toEqual(["session=abc; Path=/; HttpOnly", "theme=dark; Path=/"]);
+    expect(values("content-type")).toEqual(["application/json; charset=utf-8"]);
+    expect(values("location")).toEqual(["/invoices/inv_7"]);
+    expect(values("cache-control")).toEqual(["no-store"]);
+    expect(values("x-app-trace")).toEqual(["trace-42"]);
+    // The app's framing and hop-by-hop headers stay on its hop; the listener frames its own answer.
+    for (const name of ["x-hop-secret", "proxy-authenticate", "trailer", "transfer-encoding", "x-checksum"])
+      expect(values(name), name).toEqual([]);
+    expect(values("keep-alive")).not.toContain("timeout=99");
+    expect(values("connection")).toEqual(["close"]);
+    expect(values("content-length")).toEqual([String(APP_BODY.length)]);
+    expect(JSON.parse(await listener.line(2))).toMatchObject({ verdict: "valid", status: 201 });
   });
 });

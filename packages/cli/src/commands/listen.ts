@@ -8,7 +8,7 @@
  */
 
 import { once, setMaxListeners } from "node:events";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
   answerZoomUrlValidation,
   BodyCollector,
@@ -33,7 +33,7 @@ import type { Args } from "../args.js";
 import type { Command } from "../command.js";
 import { SCHEME_OPTION, SECRET_OPTIONS } from "../delivery-options.js";
 import { CliError, EXIT } from "../errors.js";
-import { DEFAULT_TIMEOUT_MS, isEndToEnd, parseUrl, post } from "../http.js";
+import { DEFAULT_TIMEOUT_MS, endToEndHeaders, parseUrl, post } from "../http.js";
 import { readSecrets } from "../inputs.js";
 import { type CliIo, Printer } from "../io.js";
 import { resolveScheme } from "../schemes.js";
@@ -186,7 +186,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
         } catch (error) {
           options.onError?.(error);
         }
-        response.writeHead(answer.status, answer.headers).end(answer.body);
+        sendAnswer(response, answer);
       },
       (error: unknown) => {
         response.writeHead(500).end();
@@ -206,6 +206,16 @@ export async function listen(options: ListenOptions): Promise<Listener> {
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Writes `answer` with its headers (each value of a repeated one), framed by Node from the whole
+ * body: a `Content-Length`, or none for a 204 or 304, never the framing of an app it came from.
+ */
+function sendAnswer(response: ServerResponse, answer: HttpResponse): void {
+  response.statusCode = answer.status;
+  for (const [name, value] of answer.headers) response.appendHeader(name, value);
+  response.end(answer.body);
 }
 
 const toUrl = (forward: string | URL): URL => (typeof forward === "string" ? parseUrl(forward, "--forward") : forward);
@@ -339,23 +349,21 @@ async function answerChallenge(challenge: Challenge, event: VerifiedWebhook): Pr
   return answer && jsonResponse(200, answer);
 }
 
-/** Sends the exact bytes and end-to-end headers on; the app's answer is the sender's. */
+/**
+ * Sends the exact bytes and end-to-end headers on; the app's answer is the sender's, as a
+ * reverse proxy passes it back: its status, its body and its end-to-end headers (each
+ * `Set-Cookie`, `Location`, `Retry-After`, …), re-framed with a `Content-Length` of its own.
+ */
 async function forwardTo(
   url: URL,
   body: Uint8Array,
   rawHeaders: readonly string[],
   { timeoutMs, stopping }: Pick<Answerer, "timeoutMs" | "stopping">,
 ): Promise<{ answer: HttpResponse; forward: ForwardReport }> {
-  const headers: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (isEndToEnd(name)) headers.push([name, rawHeaders[i + 1] as string]);
-  }
   try {
-    const reply = await post(url, headers, body, timeoutMs, stopping);
-    const { contentType } = reply;
+    const reply = await post(url, endToEndHeaders(rawHeaders), body, timeoutMs, stopping);
     return {
-      answer: { status: reply.status, headers: contentType ? [["content-type", contentType]] : [], body: reply.body },
+      answer: { status: reply.status, headers: reply.headers, body: reply.body },
       forward: { url: url.href, status: reply.status, error: undefined },
     };
   } catch (error) {
