@@ -36,9 +36,10 @@ describe("utf8.byteLength", () => {
 
 describe("responseSize", () => {
   it("counts header text in UTF-8 bytes, not UTF-16 code units", () => {
-    const headers: Array<[string, string]> = [["content-disposition", 'attachment; filename="Übersicht 🔑.pdf"']];
+    const [name, value] = ["content-disposition", 'attachment; filename="Übersicht 🔑.pdf"'];
+    const headers: Array<[string, string]> = [[name, value]];
     const body = new Uint8Array(10);
-    const expected = 10 + encoder.encode(headers[0][0]).length + encoder.encode(headers[0][1]).length;
+    const expected = 10 + encoder.encode(name).length + encoder.encode(value).length;
     expect(responseSize({ status: 200, headers, body })).toBe(expected);
   });
 });
