@@ -160,6 +160,19 @@ export default [
     },
   },
   {
+    // The published packages as users install them: the global setup packs each one and installs
+    // the tarballs with npm into a fresh project in the system's temporary folder (needs the npm
+    // registry for the peers); the tests load, type-check and run them there.
+    test: {
+      name: "packed",
+      root: here("./packages/test-harness/packed"),
+      include: ["*.test.ts"],
+      globalSetup: [here("./packages/test-harness/packed/global-setup.ts")],
+      testTimeout: 60_000,
+      hookTimeout: 120_000,
+    },
+  },
+  {
     test: {
       name: "packaging",
       root: here("./packages/core"),

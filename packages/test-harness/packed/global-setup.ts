@@ -1,0 +1,122 @@
+/**
+ * The packages as a user gets them: `pnpm pack` of every published package (what `changeset
+ * publish` uploads, `workspace:` ranges rewritten), then one fresh project outside the
+ * repository, in the system's temporary folder, that installs the tarballs with npm next to the
+ * peers the examples use, at the versions the lockfile holds. Nothing of the monorepo (its
+ * node_modules, its tsconfig, its path aliases) is visible from there.
+ *
+ * An unreachable registry fails the run with what to do: the check never silently skips.
+ */
+
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { TestProject } from "vitest/node";
+import { lockedVersion } from "./lockfile.js";
+import { type PublishedPackage, publishedPackages, repoRoot } from "./packages.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The project that installed the tarballs: run `node` and `tsc` here. */
+    packedApp: string;
+    /** Each published package's tarball, by package name. */
+    tarballs: Record<string, string>;
+  }
+}
+
+const run = promisify(execFile);
+
+/** The peers (and their types) the packages and the examples need, from the importer that pins them. */
+const PEERS: Array<[name: string, importer: string]> = [
+  ["express", "packages/express"],
+  ["@types/express", "packages/express"],
+  ["fastify", "packages/fastify"],
+  ["koa", "packages/koa"],
+  ["@types/koa", "packages/koa"],
+  ["hono", "packages/hono"],
+  ["ioredis", "packages/redis"],
+  ["pg", "packages/postgres"],
+  ["@types/pg", "packages/postgres"],
+  ["@opentelemetry/api", "packages/opentelemetry"],
+  ["@types/node", "."],
+  // `@interlock/core/testing` registers its suites with vitest: its optional peer.
+  ["vitest", "."],
+];
+
+/** npm must see neither vitest's nor pnpm's environment (pnpm exports its config as npm_config_*). */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !/^(npm_|pnpm_|VITEST|NODE_OPTIONS$)/i.test(name)),
+  );
+}
+
+function assertBuilt(packages: PublishedPackage[]): void {
+  const unbuilt = packages.filter((pkg) => !existsSync(join(pkg.dir, "dist")));
+  if (unbuilt.length > 0) {
+    throw new Error(
+      `packed: ${unbuilt.map((pkg) => pkg.name).join(", ")} not built: run \`pnpm build\` (the root \`pnpm test\` does) first`,
+    );
+  }
+}
+
+async function pack(packages: PublishedPackage[], destination: string): Promise<Record<string, string>> {
+  const filters = packages.flatMap((pkg) => ["--filter", pkg.name]);
+  await run("pnpm", ["-r", ...filters, "pack", "--pack-destination", destination], {
+    cwd: repoRoot,
+    env: cleanEnv(),
+  });
+  const files = readdirSync(destination);
+  return Object.fromEntries(
+    packages.map((pkg) => {
+      const file = `${pkg.name.replace(/^@/, "").replace("/", "-")}-${pkg.version}.tgz`;
+      if (!files.includes(file)) throw new Error(`packed: \`pnpm pack\` made no ${file} (made: ${files.join(", ")})`);
+      return [pkg.name, join(destination, file)];
+    }),
+  );
+}
+
+async function install(app: string, tarballs: string[]): Promise<void> {
+  const peers = PEERS.map(([name, importer]) => `${name}@${lockedVersion(importer, name)}`);
+  const args = ["install", "--no-audit", "--no-fund", "--save-exact", "--fetch-retries=1", ...tarballs, ...peers];
+  try {
+    await run("npm", args, { cwd: app, env: cleanEnv(), maxBuffer: 16 * 1024 * 1024 });
+  } catch (error) {
+    const stderr = String((error as { stderr?: string }).stderr ?? error);
+    const offline = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|network/i.test(stderr);
+    throw new Error(
+      `packed: \`npm ${args.join(" ")}\` failed in ${app}.\n` +
+        (offline
+          ? "The npm registry looks unreachable: this check needs it to install the peers (express, fastify, …). Restore network access, or point npm at a mirror (`npm config set registry <url>`).\n"
+          : "") +
+        stderr.slice(-4000),
+    );
+  }
+}
+
+export default async function setup({ provide }: TestProject) {
+  const packages = publishedPackages();
+  assertBuilt(packages);
+  const work = mkdtempSync(join(tmpdir(), "interlock-packed-"));
+  try {
+    const tarballDir = join(work, "tarballs");
+    const app = join(work, "app");
+    mkdirSync(tarballDir);
+    mkdirSync(app);
+    // "type": "module": the TypeScript checks compile ESM files under node16, as a Node ESM app does.
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "packed-app", private: true, type: "module" }));
+    const tarballs = await pack(packages, tarballDir);
+    await install(app, Object.values(tarballs));
+    for (const pkg of packages) {
+      const installed = JSON.parse(readFileSync(join(app, "node_modules", pkg.name, "package.json"), "utf8"));
+      if (installed.version !== pkg.version) throw new Error(`packed: npm installed ${pkg.name}@${installed.version}`);
+    }
+    provide("packedApp", app);
+    provide("tarballs", tarballs);
+  } catch (error) {
+    rmSync(work, { recursive: true, force: true });
+    throw error;
+  }
+  return () => rmSync(work, { recursive: true, force: true });
+}
