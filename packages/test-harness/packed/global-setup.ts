@@ -45,11 +45,15 @@ const PEERS: Array<[name: string, importer: string]> = [
   ["vitest", "."],
 ];
 
-/** npm must see neither vitest's nor pnpm's environment (pnpm exports its config as npm_config_*). */
+/**
+ * The environment without what `pnpm test` and vitest add (the running script's npm_package_*
+ * and npm_lifecycle_*, pnpm's user agent): npm must not take itself for a script of this
+ * repository. A registry set in the environment (npm_config_registry) is kept.
+ */
 function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^(npm_|pnpm_|VITEST|NODE_OPTIONS$)/i.test(name)),
-  );
+  const added =
+    /^(npm_package_|npm_lifecycle_|npm_config_user_agent$|npm_(node_)?execpath$|npm_command$|pnpm_|VITEST|NODE_OPTIONS$)/i;
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !added.test(name)));
 }
 
 function assertBuilt(packages: PublishedPackage[]): void {
@@ -77,21 +81,28 @@ async function pack(packages: PublishedPackage[], destination: string): Promise<
   );
 }
 
+/** Fails first, and by name, when the registry cannot be reached: npm's own error then is a puzzle (ERESOLVE). */
+async function assertRegistryReachable(app: string): Promise<void> {
+  try {
+    await run("npm", ["ping"], { cwd: app, env: cleanEnv(), timeout: 30_000 });
+  } catch (error) {
+    const { stderr } = error as { stderr?: string };
+    throw new Error(
+      "packed: the npm registry is unreachable (`npm ping` failed), and this check installs the peers (express, " +
+        "fastify, …) from it. Restore network access, or point npm at a mirror (`npm config set registry <url>`, " +
+        `or npm_config_registry).\n${stderr ?? error}`,
+    );
+  }
+}
+
 async function install(app: string, tarballs: string[]): Promise<void> {
   const peers = PEERS.map(([name, importer]) => `${name}@${lockedVersion(importer, name)}`);
   const args = ["install", "--no-audit", "--no-fund", "--save-exact", "--fetch-retries=1", ...tarballs, ...peers];
   try {
     await run("npm", args, { cwd: app, env: cleanEnv(), maxBuffer: 16 * 1024 * 1024 });
   } catch (error) {
-    const stderr = String((error as { stderr?: string }).stderr ?? error);
-    const offline = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|network/i.test(stderr);
-    throw new Error(
-      `packed: \`npm ${args.join(" ")}\` failed in ${app}.\n` +
-        (offline
-          ? "The npm registry looks unreachable: this check needs it to install the peers (express, fastify, …). Restore network access, or point npm at a mirror (`npm config set registry <url>`).\n"
-          : "") +
-        stderr.slice(-4000),
-    );
+    const { stderr } = error as { stderr?: string };
+    throw new Error(`packed: \`npm ${args.join(" ")}\` failed in ${app}:\n${(stderr ?? String(error)).slice(-4000)}`);
   }
 }
 
@@ -106,7 +117,7 @@ export default async function setup({ provide }: TestProject) {
     mkdirSync(app);
     // "type": "module": the TypeScript checks compile ESM files under node16, as a Node ESM app does.
     writeFileSync(join(app, "package.json"), JSON.stringify({ name: "packed-app", private: true, type: "module" }));
-    const tarballs = await pack(packages, tarballDir);
+    const [tarballs] = await Promise.all([pack(packages, tarballDir), assertRegistryReachable(app)]);
     await install(app, Object.values(tarballs));
     for (const pkg of packages) {
       const installed = JSON.parse(readFileSync(join(app, "node_modules", pkg.name, "package.json"), "utf8"));
