@@ -65,9 +65,20 @@ function assertBuilt(packages: PublishedPackage[]): void {
   }
 }
 
+/**
+ * pnpm as the README runs it, through npx at the version the repository names (`packageManager`):
+ * a fresh machine has Node and npm but no pnpm on its PATH.
+ */
+function pnpmThroughNpx(): string[] {
+  const { packageManager } = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
+    packageManager: string;
+  };
+  return ["-y", packageManager];
+}
+
 async function pack(packages: PublishedPackage[], destination: string): Promise<Record<string, string>> {
   const filters = packages.flatMap((pkg) => ["--filter", pkg.name]);
-  await run("pnpm", ["-r", ...filters, "pack", "--pack-destination", destination], {
+  await run("npx", [...pnpmThroughNpx(), "-r", ...filters, "pack", "--pack-destination", destination], {
     cwd: repoRoot,
     env: cleanEnv(),
   });
