@@ -1,8 +1,9 @@
 /**
  * `@interlock/oauth/redis`: the token store on Redis (ioredis `Redis` or `Cluster`). Each
  * operation is one Lua script on one key: atomic on the server, one round trip, and safe on Redis
- * Cluster. A value lives in a hash (`value`, `version`) that expires with its ttl. The client is
- * the caller's: the store defines its scripts on it and never connects, closes or reconfigures it.
+ * Cluster. A value lives in a hash (`value`, `version`, and `calls`: see TRACE) that expires with
+ * its ttl. The client is the caller's: the store defines its scripts on it and never connects,
+ * closes or reconfigures it.
  */
 
 import { boundedStoreCall, InterlockConfigError, timeoutOption } from "@interlock/core";
@@ -38,27 +39,51 @@ export interface RedisTokenStoreOptions {
 // ARGV: none. Reply: [value, version], both nil when there is no live value.
 const GET = `return redis.call('HMGET', KEYS[1], 'value', 'version')`;
 
-// ARGV: value, new version, ttlMs, mode ('any' | 'absent' | 'version'), expected version. The
-// new version is made for this call: finding it means this very set ran already, and ioredis
-// resent it after a dropped connection lost the reply; the copy answers as the first run did,
-// not "another writer won".
-const SET = `local current = redis.call('HGET', KEYS[1], 'version')
-if current == ARGV[2] then return ARGV[2] end
-if ARGV[4] == 'absent' and current then return false end
-if ARGV[4] == 'version' and current ~= ARGV[5] then return false end
-redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', ARGV[2])
+/**
+ * The calls that wrote this key lately, by id, for the copy of a call ioredis resends after a
+ * dropped connection lost the reply: that copy must answer as the first run did and change
+ * nothing, even when another writer wrote since (a plain set would overwrite the newer value). A
+ * field of the key's hash, `calls`, holds "id untilMs" pairs: each lasts the store's operation
+ * timeout (on the server's clock), the longest the caller waits for the reply, or less when the
+ * value's ttl is shorter (the trace goes with the key). After this prelude,
+ * `ran` tells whether CALL (the call's id) is among them, `calls` holds the live ones and
+ * `traced(ms)` adds CALL's own for ms. Needs `version` first in HMGET, then `calls`.
+ */
+const TRACE = (call: string) => `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local h = redis.call('HMGET', KEYS[1], 'version', 'calls')
+local calls, ran = {}, false
+for id, untilMs in string.gmatch(h[2] or '', '([^ ]+) (%d+)') do
+  if tonumber(untilMs) > now then
+    calls[#calls + 1] = id .. ' ' .. untilMs
+    if id == ${call} then ran = true end
+  end
+end
+local function traced(ms)
+  calls[#calls + 1] = ${call} .. ' ' .. (now + tonumber(ms))
+  return table.concat(calls, ' ')
+end`;
+
+// ARGV: value, new version (the call's id: made for this call), ttlMs, mode ('any' | 'absent' |
+// 'version'), expected version, traceTtlMs. A copy of a set that ran answers its version, as the
+// first run did: not "another writer won", and not a second write over a newer value.
+const SET = `${TRACE("ARGV[2]")}
+if ran then return ARGV[2] end
+if ARGV[4] == 'absent' and h[1] then return false end
+if ARGV[4] == 'version' and h[1] ~= ARGV[5] then return false end
+redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', ARGV[2], 'calls', traced(ARGV[6]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return ARGV[2]`;
 
-// ARGV: expected version ('' for any), call id, traceTtlMs. The value goes, and in its place a
-// trace of this call (`deleted`, no value or version: absent to every other script) for
-// traceTtlMs, the store's operation timeout, so that a copy ioredis resends after a dropped
-// connection lost the reply answers 1, as the first run did, not 0 because the value is gone.
-const DELETE = `local h = redis.call('HMGET', KEYS[1], 'version', 'deleted')
-if h[2] == ARGV[2] then return 1 end
+// ARGV: expected version ('' for any), call id, traceTtlMs. The value goes; the trace stays, for
+// traceTtlMs (no value or version: absent to every other script), so that a copy of this delete
+// answers 1, as the first run did, not 0 because the value is gone, and deletes nothing newer.
+const DELETE = `${TRACE("ARGV[2]")}
+if ran then return 1 end
 if not h[1] or (ARGV[1] ~= '' and h[1] ~= ARGV[1]) then return 0 end
+local trace = traced(ARGV[3])
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'deleted', ARGV[2])
+redis.call('HSET', KEYS[1], 'calls', trace)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
@@ -66,8 +91,8 @@ return 1`;
 // on a client that two versions of the package share.
 const SCRIPTS = {
   get: ["interlockOAuthGet1", GET],
-  set: ["interlockOAuthSet2", SET],
-  delete: ["interlockOAuthDel2", DELETE],
+  set: ["interlockOAuthSet3", SET],
+  delete: ["interlockOAuthDel3", DELETE],
 } as const;
 
 type Operation = keyof typeof SCRIPTS;
@@ -106,7 +131,8 @@ export class RedisTokenStore implements TokenStore {
     assertSet(key, value, options);
     const { expect } = options;
     const mode = expect === undefined ? "any" : expect === null ? "absent" : "version";
-    const reply = await this.#run("set", key, [value, newVersion(), options.ttlMs, mode, expect ?? ""]);
+    const args = [value, newVersion(), options.ttlMs, mode, expect ?? "", this.operationTimeoutMs];
+    const reply = await this.#run("set", key, args);
     return typeof reply === "string" ? reply : undefined;
   }
 

@@ -81,6 +81,54 @@ describe("redis token store: a write whose reply was lost", () => {
     expect(await check.get("lost-cas")).toEqual({ value: "second", version });
   });
 
+  /**
+   * The copy ioredis resends can arrive after another writer's newer write: the proxy holds it
+   * back until that write is done. The copy must see that its own write ran, and leave the newer
+   * value alone.
+   */
+  it("a set without expect, resent after another writer's newer set, leaves the newer value", async () => {
+    const { proxy, store, check } = await lossyStore();
+    let newer: string | undefined;
+    proxy.dropReplyTo("lost-any", async () => {
+      newer = await check.set("lost-any", "newer", { ttlMs: 60_000 });
+    });
+    const version = await store.set("lost-any", "older", { ttlMs: 60_000 });
+    expect(proxy.dropped).toBe(1);
+    expect(newer).toBeDefined();
+    expect(version).toBeDefined();
+    expect(version).not.toBe(newer);
+    expect(await check.get("lost-any")).toEqual({ value: "newer", version: newer });
+  });
+
+  it("a set of an expected version, resent after another writer's newer set, answers its version", async () => {
+    const { proxy, store, check } = await lossyStore();
+    const first = await store.set("lost-cas-newer", "first", { ttlMs: 60_000 });
+    let newer: string | undefined;
+    proxy.dropReplyTo("lost-cas-newer", async () => {
+      const mine = await check.get("lost-cas-newer");
+      newer = await check.set("lost-cas-newer", "third", { ttlMs: 60_000, expect: mine!.version });
+    });
+    const version = await store.set("lost-cas-newer", "second", { ttlMs: 60_000, expect: first! });
+    expect(proxy.dropped).toBe(1);
+    expect(newer).toBeDefined();
+    // Its write ran (the newer one was made on top of it): not undefined, as if another writer won.
+    expect(version).toBeDefined();
+    expect(await check.get("lost-cas-newer")).toEqual({ value: "third", version: newer });
+  });
+
+  it("a delete, resent after another writer's set, leaves the new value", async () => {
+    const { proxy, store, check } = await lossyStore();
+    await store.set("lost-delete-newer", "old", { ttlMs: 60_000 });
+    let newer: string | undefined;
+    proxy.dropReplyTo("lost-delete-newer", async () => {
+      newer = await check.set("lost-delete-newer", "new", { ttlMs: 60_000, expect: null });
+    });
+    expect(await store.delete("lost-delete-newer")).toBe(true);
+    expect(proxy.dropped).toBe(1);
+    expect(newer).toBeDefined();
+    expect(await check.get("lost-delete-newer")).toEqual({ value: "new", version: newer });
+  });
+
   it("a delete answers true, and a second delete false", async () => {
     const { proxy, store, check } = await lossyStore();
     const version = await store.set("lost-delete", "pending login", { ttlMs: 60_000, expect: null });

@@ -15,8 +15,10 @@ export interface RedisProxy {
   /**
    * Arms the proxy, once: the next command whose bytes contain `marker` still reaches the
    * server, but instead of passing its reply on, the proxy drops that client's connection.
+   * `beforeResend` then runs before anything a client sends afterwards reaches the server (the
+   * copy the client resends, first of all): another writer's command in between, at will.
    */
-  dropReplyTo(marker: string): void;
+  dropReplyTo(marker: string, beforeResend?: () => Promise<unknown>): void;
   /** How many replies were dropped so far. */
   readonly dropped: number;
   close(): Promise<void>;
@@ -26,7 +28,10 @@ export interface RedisProxy {
 export async function startRedisProxy(port: number, host = HOST): Promise<RedisProxy> {
   const sockets = new Set<Socket>();
   let marker: string | undefined;
+  let beforeResend: (() => Promise<unknown>) | undefined;
   let dropped = 0;
+  /** What every command sent from now on waits for: `beforeResend`, once a reply was dropped. */
+  let gate: Promise<unknown> = Promise.resolve();
   const proxy = createServer((client) => {
     const server = connect(port, host);
     for (const socket of [client, server]) {
@@ -38,24 +43,31 @@ export async function startRedisProxy(port: number, host = HOST): Promise<RedisP
       });
     }
     let dropReply = false;
+    let sent: Promise<unknown> = Promise.resolve(); // keeps this connection's chunks in order
     client.on("data", (chunk: Buffer) => {
       if (marker !== undefined && chunk.includes(marker)) {
         marker = undefined;
         dropReply = true;
       }
-      server.write(chunk);
+      const open = gate;
+      sent = sent.then(() => open).then(() => server.write(chunk));
     });
     server.on("data", (chunk: Buffer) => {
       if (!dropReply) return void client.write(chunk);
       dropped++;
+      const hook = beforeResend;
+      beforeResend = undefined;
+      // A failed hook still opens the gate: the test sees its error where it awaits the hook's work.
+      if (hook !== undefined) gate = hook().catch(() => {});
       client.destroy();
     });
   });
   await new Promise<void>((resolve) => proxy.listen(0, HOST, resolve));
   return {
     port: (proxy.address() as { port: number }).port,
-    dropReplyTo(text) {
+    dropReplyTo(text, hook) {
       marker = text;
+      beforeResend = hook;
     },
     get dropped() {
       return dropped;
