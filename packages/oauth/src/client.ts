@@ -7,7 +7,7 @@
 
 import { emit, InterlockConfigError, InterlockError, monotonicNow } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { OAuthError, OAuthResponseError } from "./errors.js";
+import { eventCode, OAuthError, OAuthResponseError } from "./errors.js";
 import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
 import { createTransport, longestSingleRequestMs, type OAuthRetryOptions, type Transport } from "./transport.js";
 
@@ -215,7 +215,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
       return result;
     } catch (error) {
       const typed = await typedError(error);
-      requested(typed instanceof InterlockError ? typed.code : "error");
+      requested(eventCode(typed));
       throw typed;
     }
   };
@@ -224,13 +224,16 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   const server = (): Promise<oauth.AuthorizationServer> => {
     if (known !== undefined) return known;
     const discovering = (async () => {
+      const started = monotonicNow();
       try {
         const algorithm = options.discovery ?? "oidc";
         const response = await oauth.discoveryRequest(issuer, { ...http, algorithm });
         return await oauth.processDiscoveryResponse(issuer, response);
       } catch (error) {
         known = undefined;
-        throw await typedError(error);
+        const typed = await typedError(error);
+        report({ type: "oauth.discovery.failed", code: eventCode(typed), durationMs: monotonicNow() - started });
+        throw typed;
       }
     })();
     known = discovering;

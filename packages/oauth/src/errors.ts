@@ -189,3 +189,6 @@ export class TokenDecryptionError extends InterlockError {
   readonly status = 500;
   readonly title = "A stored token could not be decrypted";
 }
+
+/** How an event names a failure: the typed error's `code`, or `"error"` for anything untyped. */
+export const eventCode = (error: unknown): string => (error instanceof InterlockError ? error.code : "error");

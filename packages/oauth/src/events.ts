@@ -37,6 +37,14 @@ export type OAuthEvent =
       code: string;
     }
   | {
+      /** The server's metadata could not be discovered; the next call that needs it tries again. */
+      type: "oauth.discovery.failed";
+      /** The error's code (`server_unavailable`, `invalid_response`, …; `"error"` when untyped). */
+      code: string;
+      /** How long the discovery took, retries included, in milliseconds. */
+      durationMs: number;
+    }
+  | {
       /** A login was started (`begin`). */
       type: "oauth.login.started";
     }
@@ -61,6 +69,11 @@ export type OAuthEvent =
       type: "oauth.session.revoked";
       /** Whether the server revoked the refresh token or the access token (RFC 7009). */
       revoked: boolean;
+      /**
+       * Present when revoking at the server failed (`revoke()` threw): the error's code. The tokens
+       * are deleted here all the same; the server may still honour them until they expire.
+       */
+      error?: string;
     };
 
 /** An `onEvent` option for the OAuth client: called with each event; a hook that throws changes nothing. */

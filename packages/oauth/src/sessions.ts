@@ -11,7 +11,7 @@ import { InterlockConfigError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
-import { LoginRequiredError, OAuthError } from "./errors.js";
+import { eventCode, LoginRequiredError, OAuthError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
@@ -339,18 +339,25 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       if (key === undefined || current === undefined) return { revoked: false };
       // Gone from the store first: nothing in this app uses these tokens any more, whatever the server says.
       await store.delete(key);
-      const server = await internals.server();
-      if (server.revocation_endpoint === undefined) {
-        internals.emit({ type: "oauth.session.revoked", revoked: false });
-        return { revoked: false };
+      let refreshRevoked = false;
+      try {
+        const server = await internals.server();
+        if (server.revocation_endpoint === undefined) {
+          internals.emit({ type: "oauth.session.revoked", revoked: false });
+          return { revoked: false };
+        }
+        const { refreshToken, accessToken } = current.tokens;
+        // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
+        // is revoked too for those where it would outlive it.
+        refreshRevoked = refreshToken !== undefined && (await revokeToken(refreshToken, "refresh_token"));
+        const revoked = (await revokeToken(accessToken, "access_token")) || refreshRevoked;
+        internals.emit({ type: "oauth.session.revoked", revoked });
+        return { revoked };
+      } catch (error) {
+        // The session ended here all the same: say so, and that the server may not know.
+        internals.emit({ type: "oauth.session.revoked", revoked: refreshRevoked, error: eventCode(error) });
+        throw error;
       }
-      const { refreshToken, accessToken } = current.tokens;
-      // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
-      // is revoked too for those where it would outlive it.
-      const refreshRevoked = refreshToken !== undefined && (await revokeToken(refreshToken, "refresh_token"));
-      const revoked = (await revokeToken(accessToken, "access_token")) || refreshRevoked;
-      internals.emit({ type: "oauth.session.revoked", revoked });
-      return { revoked };
     },
 
     tokens(sessionId) {

@@ -9,6 +9,7 @@ import {
   createLogin,
   createOAuthClient,
   type FetchLike,
+  type OAuthEvent,
   OAuthResponseError,
 } from "../src/index.js";
 import { REDIRECT_URI, SERVICE, serviceClient, useAuthorizationServer, useMockServer } from "./helpers.js";
@@ -57,12 +58,17 @@ describe("createOAuthClient", () => {
     mock().service.once(Events.BeforeWellKnownOpenIdConfiguration, (response) => {
       (response.body as Record<string, unknown>).issuer = "https://impostor.example";
     });
-    const client = createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE });
+    const events: OAuthEvent[] = [];
+    const client = createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE, onEvent: (e) => events.push(e) });
     const error = await client.metadata().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OAuthResponseError);
     expect(error).toMatchObject({ code: "invalid_response", status: 502 });
     // A failed discovery is not kept: the next call discovers again, and succeeds.
     await expect(client.metadata()).resolves.toMatchObject({ issuer: mock().issuer.url });
+    // One event, for the failure.
+    expect(events).toEqual([
+      { type: "oauth.discovery.failed", code: "invalid_response", durationMs: expect.any(Number) },
+    ]);
   });
 
   it("a failing discovery is server_unavailable, and an unreachable server too", async () => {
@@ -71,12 +77,20 @@ describe("createOAuthClient", () => {
     });
     const client = createOAuthClient({ issuer: mock().issuer.url!, ...SERVICE, retry: false });
     await expect(client.metadata()).rejects.toMatchObject({ code: "server_unavailable", responseStatus: 503 });
-    const nobody = createOAuthClient({ issuer: `http://127.0.0.1:${await freePort()}`, ...SERVICE });
+    const events: OAuthEvent[] = [];
+    const nobody = createOAuthClient({
+      issuer: `http://127.0.0.1:${await freePort()}`,
+      ...SERVICE,
+      onEvent: (e) => events.push(e),
+    });
     const error = await createClientCredentials(nobody)
       .getAccessToken()
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OAuthResponseError);
     expect(error).toMatchObject({ code: "server_unavailable", status: 503 });
+    expect(events).toEqual([
+      { type: "oauth.discovery.failed", code: "server_unavailable", durationMs: expect.any(Number) },
+    ]);
   });
 
   it("allows http only on loopback addresses unless told to", () => {

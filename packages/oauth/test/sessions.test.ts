@@ -378,6 +378,26 @@ describe("session tokens", () => {
     expect(await manager.get(withoutRefresh)).toBeUndefined();
   });
 
+  it("revoke(): a revocation the server fails throws, and its event says the session ended here without it", async () => {
+    const failingRevocation: FetchLike = async (input, init) => {
+      const request = new Request(input, init);
+      if (new URL(request.url).pathname === "/token/revocation") return new Response("down", { status: 503 });
+      return fetch(request);
+    };
+    const events: OAuthEvent[] = [];
+    const client = webClient(server(), { fetch: failingRevocation, onEvent: (e) => events.push(e), retry: false });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+
+    await expect(manager.revoke(id)).rejects.toMatchObject({ code: "server_unavailable" });
+    expect(await manager.get(id)).toBeUndefined(); // deleted here first, whatever the server says
+    expect(events).toEqual([{ type: "oauth.session.revoked", revoked: false, error: "server_unavailable" }]);
+    // The grant lives on at the server: the app was told (the error), and so are its metrics (the event).
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+  });
+
   it("without a refresh token: the access token is used until it expires, then LoginRequiredError", async () => {
     let now = Date.now();
     const manager = sessions({}, () => now);

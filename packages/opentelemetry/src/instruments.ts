@@ -45,9 +45,11 @@ export const METRIC_OAUTH_TOKEN_REQUESTS = "interlock.oauth.token.requests";
 export const METRIC_OAUTH_TOKEN_REQUEST_DURATION = "interlock.oauth.token.request.duration";
 /** Counter: tokens used without a request of this process's own: shared from another's, or stale while the server failed. */
 export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
+/** Counter: failed discoveries of the authorization server's metadata, by the error's code. */
+export const METRIC_OAUTH_DISCOVERY_FAILURES = "interlock.oauth.discovery.failures";
 /** Counter: logins, by outcome (`started`, `completed`, `refused`) and refusal code. */
 export const METRIC_OAUTH_LOGINS = "interlock.oauth.logins";
-/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`). */
+/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`), and `error.type` when revoking at the server failed. */
 export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
 
 /** Bucket boundaries (seconds) every duration histogram advises. */
@@ -97,6 +99,11 @@ const COUNTERS = {
     description:
       "Tokens used without this process's own request: shared (another process requested it) or stale_used (the server failed, the unexpired token was kept).",
   },
+  [METRIC_OAUTH_DISCOVERY_FAILURES]: {
+    unit: "{discovery}",
+    description:
+      "Failed discoveries of the authorization server's metadata, by the error's code (error.type); the next call tries again.",
+  },
   [METRIC_OAUTH_LOGINS]: {
     unit: "{login}",
     description: "Logins by outcome: started, completed or refused (with the refusal code as error.type).",
@@ -104,7 +111,7 @@ const COUNTERS = {
   [METRIC_OAUTH_SESSIONS_ENDED]: {
     unit: "{session}",
     description:
-      "Sessions whose tokens were deleted, by reason: revoked, deleted (revoked without a revocation endpoint), no_session, expired, refresh_rejected or token_rejected.",
+      "Sessions whose tokens were deleted, by reason: revoked, deleted (not revoked at the server), no_session, expired, refresh_rejected or token_rejected; error.type when revoking at the server failed.",
   },
 } as const;
 

@@ -46,6 +46,7 @@ import {
   METRIC_CLIENT_RETRY_DELAY,
   METRIC_IDEMPOTENCY_HANDLER_DURATION,
   METRIC_IDEMPOTENCY_OUTCOMES,
+  METRIC_OAUTH_DISCOVERY_FAILURES,
   METRIC_OAUTH_LOGINS,
   METRIC_OAUTH_SESSIONS_ENDED,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
@@ -376,6 +377,9 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
       [ATTR_ERROR_TYPE]: event.code,
     });
   },
+  "oauth.discovery.failed"(event, record) {
+    record.count(METRIC_OAUTH_DISCOVERY_FAILURES, { [ATTR_ERROR_TYPE]: event.code });
+  },
   "oauth.login.started"(_event, record) {
     record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "started" });
   },
@@ -389,8 +393,11 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason });
   },
   "oauth.session.revoked"(event, record) {
-    // `revoked: false`: deleted here, nothing revoked at the server (no revocation endpoint, or it
-    // revokes neither token type).
-    record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.revoked ? "revoked" : "deleted" });
+    // `revoked: false`: deleted here, nothing revoked at the server (no revocation endpoint, it
+    // revokes neither token type, or the request failed: `error`).
+    record.count(METRIC_OAUTH_SESSIONS_ENDED, {
+      [ATTR_OAUTH_OUTCOME]: event.revoked ? "revoked" : "deleted",
+      ...errorType(event.error),
+    });
   },
 };

@@ -5,7 +5,13 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CircuitOpenError, createClient, RetryLimitError } from "@interlock/client";
-import { createClientCredentials, createLogin, createOAuthClient } from "@interlock/oauth";
+import {
+  createClientCredentials,
+  createLogin,
+  createOAuthClient,
+  createSessionTokens,
+  generateEncryptionKey,
+} from "@interlock/oauth";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -17,7 +23,9 @@ import {
   METRIC_CLIENT_GIVE_UPS,
   METRIC_CLIENT_RETRIES,
   METRIC_CLIENT_RETRY_DELAY,
+  METRIC_OAUTH_DISCOVERY_FAILURES,
   METRIC_OAUTH_LOGINS,
+  METRIC_OAUTH_SESSIONS_ENDED,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
   METRIC_OAUTH_TOKEN_REQUESTS,
   SPAN_CLIENT_ATTEMPT,
@@ -259,6 +267,64 @@ describe("@interlock/oauth events", () => {
         { attributes: { ...refused, "error.type": "access_denied" }, value: 1 },
         { attributes: { ...refused, "error.type": "_OTHER" }, value: 2 },
         { attributes: { ...refused, "error.type": "state_mismatch" }, value: 1 },
+      ]),
+    );
+  });
+
+  it("a failed discovery is counted by its code; the discovery that then succeeds is not", async () => {
+    const { otel, onEvent } = telemetry();
+    const answers: Answer[] = [{ status: 404 }, { status: 404 }];
+    const server = await scripted(answers);
+    const issuer = server.origin;
+    const json = { "content-type": "application/json" };
+    answers.push({ status: 200, headers: json, body: JSON.stringify({ issuer, token_endpoint: `${issuer}/token` }) });
+    const client = createOAuthClient({ issuer, clientId: "app", clientSecret: "secret", onEvent, retry: false });
+    const failed = await client.metadata().catch((error: { code: string }) => error);
+    expect(failed).toMatchObject({ name: "OAuthResponseError" });
+    const { code } = failed as { code: string };
+    await expect(client.metadata()).rejects.toMatchObject({ code });
+    await expect(client.metadata()).resolves.toMatchObject({ issuer });
+    await expect(client.metadata()).resolves.toMatchObject({ issuer });
+    expect(server.requests()).toBe(3);
+
+    expect((await otel.metrics())[METRIC_OAUTH_DISCOVERY_FAILURES]).toEqual([
+      { attributes: { "error.type": code }, value: 2 },
+    ]);
+  });
+
+  it("revoke(): one revoked at the server counted as revoked, one the server failed as deleted with the error's code", async () => {
+    const { otel, onEvent } = telemetry();
+    const server = await scripted([{ status: 200 }, { status: 503 }]);
+    const issuer = server.origin;
+    const client = createOAuthClient({
+      issuer,
+      clientId: "app",
+      clientSecret: "secret",
+      metadata: { issuer, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke` },
+      onEvent,
+      retry: false,
+    });
+    const sessions = createSessionTokens(client, { encryptionKeys: [{ id: "k1", key: generateEncryptionKey() }] });
+    // No refresh token: one revocation request per session, for its access token.
+    const tokens = (accessToken: string) => ({
+      accessToken,
+      tokenType: "bearer",
+      expiresAt: undefined,
+      refreshToken: undefined,
+      scope: undefined,
+      idToken: undefined,
+    });
+    await sessions.save("revoked", tokens("at-1"));
+    await sessions.save("failed", tokens("at-2"));
+    expect(await sessions.revoke("revoked")).toEqual({ revoked: true });
+    await expect(sessions.revoke("failed")).rejects.toMatchObject({ code: "server_unavailable" });
+    expect(server.requests()).toBe(2);
+    expect(await sessions.get("failed")).toBeUndefined(); // deleted here all the same
+
+    expect(sorted((await otel.metrics())[METRIC_OAUTH_SESSIONS_ENDED])).toEqual(
+      sorted([
+        { attributes: { "interlock.oauth.outcome": "revoked" }, value: 1 },
+        { attributes: { "interlock.oauth.outcome": "deleted", "error.type": "server_unavailable" }, value: 1 },
       ]),
     );
   });
