@@ -17,6 +17,7 @@ import {
   isTransient,
   lockTtlOption,
   prefixOption,
+  staleOrThrow,
   type TokenSource,
 } from "./token-source.js";
 import {
@@ -24,7 +25,6 @@ import {
   type Freshness,
   freshnessOptions,
   isDue,
-  isExpired,
   publicTokens,
   RecordCodec,
   type StoredTokens,
@@ -169,14 +169,7 @@ export function createClientCredentials(
       return local;
     } catch (error) {
       // The server (or the store) is down but the token we have has not expired yet: use it.
-      if (previous !== undefined && previous.accessToken !== rejected && isTransient(error)) {
-        if (!isExpired(previous, internals.clock())) {
-          const code = (error as { code: string }).code;
-          internals.emit({ type: "oauth.token.stale_used", grant: "client_credentials", code });
-          return previous;
-        }
-      }
-      throw error;
+      return staleOrThrow(error, previous, rejected, internals, "client_credentials");
     }
   }
 

@@ -19,9 +19,9 @@ import { MemoryTokenStore } from "./store/memory.js";
 import {
   DEFAULT_LOCK_TTL_MS,
   type GetAccessTokenOptions,
-  isTransient,
   lockTtlOption,
   prefixOption,
+  staleOrThrow,
   type TokenSource,
 } from "./token-source.js";
 import {
@@ -278,12 +278,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       return await renew(sessionId, current, rejected);
     } catch (error) {
       // The server is down but the token has not expired: use it, the next call tries again.
-      if (isTransient(error) && tokens.accessToken !== rejected && !isExpired(tokens, internals.clock())) {
-        const code = (error as { code: string }).code;
-        internals.emit({ type: "oauth.token.stale_used", grant: "refresh_token", code });
-        return tokens;
-      }
-      throw error;
+      return staleOrThrow(error, tokens, rejected, internals, "refresh_token");
     }
   }
 

@@ -1,7 +1,9 @@
 /** What `authorizedFetch` needs from a token provider, and options the providers share. */
 
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
-import { OAuthResponseError } from "./errors.js";
+import type { ClientInternals } from "./client.js";
+import { eventCode, OAuthResponseError } from "./errors.js";
+import { isExpired, type StoredTokens } from "./tokens.js";
 
 /** Options of `getAccessToken`. */
 export interface GetAccessTokenOptions {
@@ -42,4 +44,22 @@ export function isTransient(error: unknown): boolean {
     (error instanceof OAuthResponseError && error.code === "server_unavailable") ||
     error instanceof StoreUnavailableError
   );
+}
+
+/**
+ * After a renewal failed: the tokens to ride it out with, when the server or the store is down
+ * and `tokens` are neither expired nor the ones a resource server refused (the next call tries
+ * again; the event says so). Any other failure is thrown.
+ */
+export function staleOrThrow(
+  error: unknown,
+  tokens: StoredTokens | undefined,
+  rejected: string | undefined,
+  internals: Pick<ClientInternals, "clock" | "emit">,
+  grant: "client_credentials" | "refresh_token",
+): StoredTokens {
+  if (tokens === undefined || tokens.accessToken === rejected || !isTransient(error)) throw error;
+  if (isExpired(tokens, internals.clock())) throw error;
+  internals.emit({ type: "oauth.token.stale_used", grant, code: eventCode(error) });
+  return tokens;
 }
