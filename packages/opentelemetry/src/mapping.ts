@@ -161,6 +161,31 @@ function claimOutcome(event: { key: string; storeMs: number }, attributes: Attri
   );
 }
 
+/**
+ * A delivery whose handler ran, processed or failed: the handler's time, the store's for the claim
+ * and for the write that ended it (`ending`), the claim's span (over when the handler started)
+ * and the handler's, with `handled` (what became of the record) and `errorType` when it failed.
+ */
+function handledDelivery(
+  event: EventOf<"webhook.processed" | "webhook.handler_failed">,
+  attributes: Attributes,
+  ending: "complete" | "release",
+  handled: Attributes,
+  record: EventRecorder,
+  errorType?: string,
+): void {
+  record.time(METRIC_WEBHOOK_HANDLER_DURATION, handlerMs(event), attributes);
+  record.store("webhook", "claim", event.claimMs);
+  record.store("webhook", ending, event.storeMs);
+  const id = webhookId(event.id);
+  record.span(
+    SPAN_WEBHOOK_CLAIM,
+    { durationMs: event.claimMs, endedMsAgo: event.durationMs },
+    { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: "claimed", ...id },
+  );
+  record.span(SPAN_WEBHOOK_HANDLE, event, { ...attributes, ...id, ...handled }, errorType);
+}
+
 export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> } = {
   "webhook.verified"(event, record) {
     const attributes = { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: "verified" };
@@ -204,39 +229,13 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
   "webhook.processed"(event, record) {
     const attributes = { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: "processed" };
     record.count(METRIC_WEBHOOK_DELIVERIES, { ...attributes, [ATTR_WEBHOOK_RECORDED]: event.recorded });
-    record.time(METRIC_WEBHOOK_HANDLER_DURATION, handlerMs(event), attributes);
-    record.store("webhook", "claim", event.claimMs);
-    record.store("webhook", "complete", event.storeMs);
-    const id = webhookId(event.id);
-    record.span(
-      SPAN_WEBHOOK_CLAIM,
-      { durationMs: event.claimMs, endedMsAgo: event.durationMs },
-      { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: "claimed", ...id },
-    );
-    record.span(SPAN_WEBHOOK_HANDLE, event, { ...attributes, ...id, [ATTR_WEBHOOK_RECORDED]: event.recorded });
+    handledDelivery(event, attributes, "complete", { [ATTR_WEBHOOK_RECORDED]: event.recorded }, record);
   },
   "webhook.handler_failed"(event, record) {
     const attributes = { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: HANDLER_FAILED };
-    record.count(METRIC_WEBHOOK_DELIVERIES, {
-      ...attributes,
-      [ATTR_WEBHOOK_RELEASED]: event.released,
-      [ATTR_ERROR_TYPE]: HANDLER_FAILED,
-    });
-    record.time(METRIC_WEBHOOK_HANDLER_DURATION, handlerMs(event), attributes);
-    record.store("webhook", "claim", event.claimMs);
-    record.store("webhook", "release", event.storeMs);
-    const id = webhookId(event.id);
-    record.span(
-      SPAN_WEBHOOK_CLAIM,
-      { durationMs: event.claimMs, endedMsAgo: event.durationMs },
-      { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: "claimed", ...id },
-    );
-    record.span(
-      SPAN_WEBHOOK_HANDLE,
-      event,
-      { ...attributes, ...id, [ATTR_WEBHOOK_RELEASED]: event.released },
-      HANDLER_FAILED,
-    );
+    const released = { [ATTR_WEBHOOK_RELEASED]: event.released };
+    record.count(METRIC_WEBHOOK_DELIVERIES, { ...attributes, ...released, [ATTR_ERROR_TYPE]: HANDLER_FAILED });
+    handledDelivery(event, attributes, "release", released, record, HANDLER_FAILED);
   },
 
   "idempotency.rejected"(event, record) {
