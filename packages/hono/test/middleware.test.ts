@@ -3,9 +3,8 @@
  * secure-headers), mounted before and after Interlock, over real HTTP. Answers are read as raw
  * bytes and decoded as their own `Content-Encoding` says, so a header that lies about the body fails.
  */
-import { request as httpRequest } from "node:http";
-import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { MemoryStore, standardWebhooks } from "@interlock/core";
+import { expectSaneHeaders, wireRequest } from "@interlock/test-harness/wire";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { compress } from "hono/compress";
 import { cors } from "hono/cors";
@@ -14,48 +13,6 @@ import { secureHeaders } from "hono/secure-headers";
 import { describe, expect, it } from "vitest";
 import { idempotency, type WebhookVariables, webhook } from "../src/index.js";
 import { delivery, SECRET, start, uniqueId } from "./helpers.js";
-
-/** An answer as it came over the wire, and its body decoded as its `Content-Encoding` says. */
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  raw: Buffer;
-  decoded: Buffer;
-}
-
-function call(
-  url: string,
-  headers: Record<string, string>,
-  body?: string | Uint8Array,
-  method = "POST",
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method, headers, agent: false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("error", reject);
-      response.on("end", () => {
-        const raw = Buffer.concat(chunks);
-        try {
-          const decoded = decode(raw, response.headers["content-encoding"]);
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, raw, decoded });
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-    request.on("error", reject);
-    request.end(body);
-  });
-}
-
-function decode(raw: Buffer, encoding: string | undefined): Buffer {
-  if (encoding === undefined || encoding === "identity") return raw;
-  if (encoding === "gzip") return gunzipSync(raw);
-  if (encoding === "deflate") return inflateSync(raw);
-  if (encoding === "br") return brotliDecompressSync(raw);
-  throw new Error(`unexpected content-encoding ${encoding}`);
-}
 
 /** A keyed JSON POST from a browser origin that accepts gzip. */
 const keyed = (key: string, extra: Record<string, string> = {}) => ({
@@ -66,20 +23,8 @@ const keyed = (key: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-/** No header repeats a name in a list, and a length matches the bytes sent. */
-function expectSaneHeaders(answer: Answer) {
-  for (const name of ["vary", "content-encoding", "access-control-allow-origin", "x-content-type-options"]) {
-    const value = answer.headers[name];
-    expect(Array.isArray(value), `${name} sent twice`).toBe(false);
-    if (value === undefined) continue;
-    const items = String(value)
-      .split(",")
-      .map((item) => item.trim().toLowerCase());
-    expect(new Set(items).size, `${name}: ${value}`).toBe(items.length);
-  }
-  const length = answer.headers["content-length"];
-  if (length !== undefined) expect(Number(length)).toBe(answer.raw.byteLength);
-}
+/** The list headers compress, etag, cors and secure-headers write: none may be sent twice or repeat an item. */
+const LISTS = ["vary", "content-encoding", "access-control-allow-origin", "x-content-type-options"];
 
 const LARGE = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}` })) });
 
@@ -152,14 +97,14 @@ describe("idempotency() among Hono's middleware", () => {
       it(`${label}: ${name} and its replay decode to the same bytes, with sane headers`, async () => {
         const { world, url } = await serveWith(before, after, route);
         const key = uniqueId("key");
-        const first = await call(url, keyed(key), "{}");
-        const replay = await call(url, keyed(key), "{}");
+        const first = await wireRequest(url, keyed(key), "{}");
+        const replay = await wireRequest(url, keyed(key), "{}");
         expect(world.calls).toBe(1);
         expect(replay.headers["idempotent-replayed"]).toBe("true");
         for (const answer of [first, replay]) {
           expect(answer.status).toBe(expected.status);
           expect(answer.decoded.toString()).toBe(expected.body);
-          expectSaneHeaders(answer);
+          expectSaneHeaders(answer, LISTS);
         }
         expect(replay.headers["content-type"]).toBe(first.headers["content-type"]);
         // A header of a middleware before idempotency() is set on the replay as on the first
@@ -180,9 +125,9 @@ describe("compress() around idempotency(): the order decides what is stored", ()
   it("mounted before: the route's own bytes are stored, and each answer is compressed for the client that asks", async () => {
     const { world, url } = await serveWith(["compress"], [], json);
     const key = uniqueId("key");
-    const first = await call(url, keyed(key), "{}");
-    const plain = await call(url, keyed(key, { "accept-encoding": "identity" }), "{}");
-    const gzip = await call(url, keyed(key), "{}");
+    const first = await wireRequest(url, keyed(key), "{}");
+    const plain = await wireRequest(url, keyed(key, { "accept-encoding": "identity" }), "{}");
+    const gzip = await wireRequest(url, keyed(key), "{}");
     expect(world.calls).toBe(1);
     expect(first.headers["content-encoding"]).toBe("gzip");
     expect(plain.headers["content-encoding"]).toBeUndefined();
@@ -194,8 +139,8 @@ describe("compress() around idempotency(): the order decides what is stored", ()
   it("mounted after: the compressed bytes are stored with their Content-Encoding, so every replay is gzip", async () => {
     const { world, url } = await serveWith([], ["compress"], json);
     const key = uniqueId("key");
-    const first = await call(url, keyed(key), "{}");
-    const plain = await call(url, keyed(key, { "accept-encoding": "identity" }), "{}");
+    const first = await wireRequest(url, keyed(key), "{}");
+    const plain = await wireRequest(url, keyed(key, { "accept-encoding": "identity" }), "{}");
     expect(world.calls).toBe(1);
     expect(first.headers["content-encoding"]).toBe("gzip");
     expect(plain.headers["content-encoding"]).toBe("gzip");
@@ -221,12 +166,12 @@ describe("compress() around idempotency(): the order decides what is stored", ()
         );
       });
       const key = uniqueId("key");
-      const first = await call(url, keyed(key), "{}");
-      const again = await call(url, keyed(key), "{}");
+      const first = await wireRequest(url, keyed(key), "{}");
+      const again = await wireRequest(url, keyed(key), "{}");
       for (const answer of [first, again]) {
         expect(answer.headers["content-encoding"]).toBe("gzip");
         expect(answer.decoded.toString()).toBe(LARGE);
-        expectSaneHeaders(answer);
+        expectSaneHeaders(answer, LISTS);
       }
       expect(again.headers["idempotent-replayed"]).toBeUndefined();
       expect(world.calls).toBe(2);
@@ -240,12 +185,17 @@ describe("etag() and HEAD around idempotency()", () => {
   it("etag() before: the replay of a GET gets the first answer's ETag, and a conditional replay 304", async () => {
     const { world, url } = await serveWith(["etag"], [], text);
     const key = uniqueId("key");
-    const first = await call(url, keyed(key), undefined, "GET");
-    const replay = await call(url, keyed(key), undefined, "GET");
+    const first = await wireRequest(url, keyed(key), undefined, "GET");
+    const replay = await wireRequest(url, keyed(key), undefined, "GET");
     expect(world.calls).toBe(1);
     expect(first.headers.etag).toBeDefined();
     expect(replay.headers.etag).toBe(first.headers.etag);
-    const conditional = await call(url, keyed(key, { "if-none-match": String(first.headers.etag) }), undefined, "GET");
+    const conditional = await wireRequest(
+      url,
+      keyed(key, { "if-none-match": String(first.headers.etag) }),
+      undefined,
+      "GET",
+    );
     expect(conditional.status).toBe(304);
     expect(conditional.raw.byteLength).toBe(0);
   });
@@ -253,12 +203,17 @@ describe("etag() and HEAD around idempotency()", () => {
   it("etag() after: the ETag is stored with the answer and replayed, but a conditional replay is no 304", async () => {
     const { world, url } = await serveWith([], ["etag"], text);
     const key = uniqueId("key");
-    const first = await call(url, keyed(key), undefined, "GET");
-    const replay = await call(url, keyed(key), undefined, "GET");
+    const first = await wireRequest(url, keyed(key), undefined, "GET");
+    const replay = await wireRequest(url, keyed(key), undefined, "GET");
     expect(world.calls).toBe(1);
     expect(replay.headers.etag).toBe(first.headers.etag);
     expect(replay.decoded.toString()).toBe(LARGE);
-    const conditional = await call(url, keyed(key, { "if-none-match": String(first.headers.etag) }), undefined, "GET");
+    const conditional = await wireRequest(
+      url,
+      keyed(key, { "if-none-match": String(first.headers.etag) }),
+      undefined,
+      "GET",
+    );
     expect(conditional.status).toBe(200);
     expect(conditional.decoded.toString()).toBe(LARGE);
   });
@@ -270,8 +225,8 @@ describe("etag() and HEAD around idempotency()", () => {
     it(`a HEAD request (not a covered method) to a route answering ${name} passes through, headers only`, async () => {
       const { world, url } = await serveWith(["compress", "etag", "cors", "secureHeaders"], [], route);
       const key = uniqueId("key");
-      const head = await call(url, keyed(key), undefined, "HEAD");
-      const again = await call(url, keyed(key), undefined, "HEAD");
+      const head = await wireRequest(url, keyed(key), undefined, "HEAD");
+      const again = await wireRequest(url, keyed(key), undefined, "HEAD");
       for (const answer of [head, again]) {
         expect(answer.status).toBe(200);
         expect(answer.raw.byteLength).toBe(0);
@@ -301,8 +256,8 @@ describe("HEAD as a covered method", () => {
       });
       const url = await start(app);
       const key = uniqueId("key");
-      const first = await call(url, keyed(key), undefined, "HEAD");
-      const replay = await call(url, keyed(key), undefined, "HEAD");
+      const first = await wireRequest(url, keyed(key), undefined, "HEAD");
+      const replay = await wireRequest(url, keyed(key), undefined, "HEAD");
       expect(calls).toBe(1);
       expect(first.status).toBe(200);
       expect(replay.status).toBe(200);
@@ -331,11 +286,11 @@ describe("webhook() among Hono's middleware", () => {
       const url = await start(app);
       const sent = await delivery(JSON.stringify({ type: "paid", pad: "x".repeat(2000) }));
       const headers = { ...sent.headers, "content-type": "application/json", "accept-encoding": "gzip" };
-      const first = await call(url, headers, sent.body);
+      const first = await wireRequest(url, headers, sent.body);
       expect(first.status).toBe(200);
       expect(first.headers["content-encoding"]).toBe("gzip");
       expect(JSON.parse(first.decoded.toString()).received.type).toBe("paid");
-      const duplicate = await call(url, headers, sent.body);
+      const duplicate = await wireRequest(url, headers, sent.body);
       expect(JSON.parse(duplicate.decoded.toString())).toMatchObject({ duplicate: true });
       expectSaneHeaders(duplicate);
       expect(calls).toBe(1);

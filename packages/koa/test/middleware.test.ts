@@ -3,10 +3,9 @@
  * the three body parsers, in every order, over real HTTP. Answers are read as raw bytes and
  * decoded as their own `Content-Encoding` says, so a header that lies about the body fails.
  */
-import { request as httpRequest } from "node:http";
 import { Readable } from "node:stream";
-import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { MemoryStore, standardWebhooks } from "@interlock/core";
+import { expectSaneHeaders, wireRequest } from "@interlock/test-harness/wire";
 import Koa, { type Middleware } from "koa";
 import compress from "koa-compress";
 import { afterEach, describe, expect, it } from "vitest";
@@ -21,46 +20,9 @@ afterEach(async () => {
   served = undefined;
 });
 
-/** An answer as it came over the wire, and its body decoded as its `Content-Encoding` says. */
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  raw: Buffer;
-  decoded: Buffer;
-}
-
-function call(path: string, headers: Record<string, string>, body?: string | Buffer, method = "POST"): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(`${served?.url}${path}`, { method, headers, agent: false }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("error", reject);
-      response.on("end", () => {
-        const raw = Buffer.concat(chunks);
-        try {
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            raw,
-            decoded: decode(raw, response.headers["content-encoding"]),
-          });
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-    request.on("error", reject);
-    request.end(body);
-  });
-}
-
-function decode(raw: Buffer, encoding: string | undefined): Buffer {
-  if (encoding === undefined || encoding === "identity") return raw;
-  if (encoding === "gzip") return gunzipSync(raw);
-  if (encoding === "deflate") return inflateSync(raw);
-  if (encoding === "br") return brotliDecompressSync(raw);
-  throw new Error(`unexpected content-encoding ${encoding}`);
-}
+/** One request to the served app, read off the wire. */
+const call = (path: string, headers: Record<string, string>, body?: string | Buffer, method = "POST") =>
+  wireRequest(`${served?.url}${path}`, headers, body, method);
 
 /** A keyed JSON POST that accepts gzip, as a browser or an SDK sends it. */
 const keyed = (key: string, extra: Record<string, string> = {}) => ({
@@ -69,19 +31,6 @@ const keyed = (key: string, extra: Record<string, string> = {}) => ({
   "idempotency-key": key,
   ...extra,
 });
-
-/** Headers that must not repeat or contradict the body on any answer. */
-function expectSaneHeaders(answer: Answer) {
-  const vary = answer.headers.vary;
-  if (vary !== undefined) {
-    const names = String(vary)
-      .split(",")
-      .map((name) => name.trim().toLowerCase());
-    expect(new Set(names).size, `Vary: ${vary}`).toBe(names.length);
-  }
-  const length = answer.headers["content-length"];
-  if (length !== undefined) expect(Number(length)).toBe(answer.raw.byteLength);
-}
 
 const LARGE = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}` })) });
 
