@@ -152,10 +152,11 @@ export class LoginError extends InterlockError {
 
 /**
  * Why a session has no usable token: never logged in (or logged out), expired without a refresh
- * token, its refresh token was refused, or a resource server refused its access token (401) and
- * there is no refresh token to get another with.
+ * token, its refresh token was refused, a resource server refused its access token (401) and
+ * there is no refresh token to get another with, or a refresh answered with an ID token about
+ * another user or authentication (OpenID Connect Core §12.2).
  */
-export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected" | "token_rejected";
+export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected" | "token_rejected" | "identity_changed";
 
 /**
  * A session has no usable token: it never logged in (or logged out, or was revoked), its access

@@ -11,7 +11,7 @@ import { InterlockConfigError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
-import { eventCode, LoginRequiredError, OAuthError } from "./errors.js";
+import { eventCode, LoginRequiredError, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
@@ -133,6 +133,25 @@ const WITHOUT_REFRESH: Record<WithoutRefresh, string> = {
   token_rejected: "a resource server refused the access token",
 };
 
+/** Why a refresh that failed ends the session, and what its `LoginRequiredError` says. */
+type EndingRefresh = "refresh_rejected" | "identity_changed";
+const ENDING_REFRESH: Record<EndingRefresh, string> = {
+  refresh_rejected: "the authorization server refused the refresh token",
+  identity_changed: "the refresh answered with an ID token about another user or authentication",
+};
+
+/**
+ * The refresh failures no later refresh can mend: `invalid_grant` (the refresh token expired, was
+ * revoked or already used), and an ID token that is not about the session's user and
+ * authentication (`id_token_mismatch`). Kept, a session whose refresh token does not rotate would
+ * answer that error on every call until it expired; its new tokens were never stored.
+ */
+function endingRefreshError(error: unknown): EndingRefresh | undefined {
+  if (error instanceof OAuthError && error.code === "invalid_grant") return "refresh_rejected";
+  if (error instanceof OAuthResponseError && error.code === "id_token_mismatch") return "identity_changed";
+  return undefined;
+}
+
 interface Current {
   tokens: StoredTokens;
   version: string;
@@ -224,15 +243,11 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
         return refreshed;
       }, "refresh_token");
     } catch (error) {
-      if (error instanceof OAuthError && error.code === "invalid_grant") {
-        // Expired, revoked, or already used: this refresh token will never work again.
-        await store.delete(key, seen.version);
-        internals.emit({ type: "oauth.session.ended", reason: "refresh_rejected" });
-        throw new LoginRequiredError("refresh_rejected", "the authorization server refused the refresh token", {
-          cause: error,
-        });
-      }
-      throw error;
+      const ended = endingRefreshError(error);
+      if (ended === undefined) throw error;
+      await store.delete(key, seen.version);
+      internals.emit({ type: "oauth.session.ended", reason: ended });
+      throw new LoginRequiredError(ended, ENDING_REFRESH[ended], { cause: error });
     }
     const now = internals.clock();
     const next = scheduleRefresh(tokenSetFrom(response, now, { previous: tokens }), now, freshness);

@@ -14,6 +14,7 @@ import {
   createLogin,
   createOAuthClient,
   createSessionTokens,
+  LoginRequiredError,
   type LoginStart,
   MemoryTokenStore,
   type OAuthEvent,
@@ -170,19 +171,24 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
     ["another auth_time", "auth_time", 1_700_000_000, (claims) => Object.assign(claims, { auth_time: 1_700_000_500 })],
     ["no auth_time", "auth_time", 1_700_000_000, (claims) => delete claims.auth_time],
   ] as Array<[string, string, number | undefined, Change]>) {
-    it(`refuses a refreshed ID token with ${what} (id_token_mismatch), and keeps the session's tokens`, async () => {
+    it(`refuses a refreshed ID token with ${what} (id_token_mismatch): nothing stored, the session ends`, async () => {
       const { sessions, tokens, events } = await sessionWith(authTime);
       const before = await sessions.get("user");
+      expect(before?.idToken).toBe(tokens.idToken);
       const error = await withIdTokens("refresh_token", change, () => sessions.refresh("user")).catch(
         (e: unknown) => e,
       );
-      expect(error).toBeInstanceOf(OAuthResponseError);
-      expect(error).toMatchObject({ code: "id_token_mismatch", status: 502 });
-      expect((error as Error).message).toContain(claim);
-      expect(await sessions.get("user")).toEqual(before);
-      expect(before?.idToken).toBe(tokens.idToken);
+      // Kept, a session whose refresh token does not rotate would fail this way on every call.
+      expect(error).toBeInstanceOf(LoginRequiredError);
+      expect(error).toMatchObject({ code: "login_required", reason: "identity_changed", status: 401 });
+      const cause = (error as Error).cause;
+      expect(cause).toBeInstanceOf(OAuthResponseError);
+      expect(cause).toMatchObject({ code: "id_token_mismatch", status: 502 });
+      expect((cause as Error).message).toContain(claim);
+      expect(await sessions.get("user")).toBeUndefined();
       expect(events).toMatchObject([
         { type: "oauth.token.requested", grant: "refresh_token", outcome: "id_token_mismatch" },
+        { type: "oauth.session.ended", reason: "identity_changed" },
       ]);
     });
   }

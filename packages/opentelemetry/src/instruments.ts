@@ -49,7 +49,7 @@ export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
 export const METRIC_OAUTH_DISCOVERY_FAILURES = "interlock.oauth.discovery.failures";
 /** Counter: logins, by outcome (`started`, `completed`, `refused`) and refusal code. */
 export const METRIC_OAUTH_LOGINS = "interlock.oauth.logins";
-/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`), and `error.type` when revoking at the server failed. */
+/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`, `identity_changed`), and `error.type` when revoking at the server failed. */
 export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
 
 /** Bucket boundaries (seconds) every duration histogram advises. */
@@ -111,7 +111,7 @@ const COUNTERS = {
   [METRIC_OAUTH_SESSIONS_ENDED]: {
     unit: "{session}",
     description:
-      "Sessions whose tokens were deleted, by reason: revoked, deleted (not revoked at the server), no_session, expired, refresh_rejected or token_rejected; error.type when revoking at the server failed.",
+      "Sessions whose tokens were deleted, by reason: revoked, deleted (not revoked at the server), no_session, expired, refresh_rejected, token_rejected or identity_changed; error.type when revoking at the server failed.",
   },
 } as const;
 
