@@ -1,0 +1,154 @@
+/**
+ * Cloudflare's runtime for the packages that promise Workers: `workerd`, installed from npm
+ * (the binary comes in @cloudflare/workerd-linux-64), serving a worker bundled from the packed,
+ * built packages on 127.0.0.1, without `nodejs_compat`: only what Workers give every worker.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
+import { build } from "tsup";
+
+const require = createRequire(import.meta.url);
+
+interface WorkerdPackage {
+  /** The binary's absolute path. */
+  default: string;
+  /** The newest compatibility date this workerd supports. */
+  compatibilityDate: string;
+  version: string;
+}
+
+function workerdPackage(): WorkerdPackage {
+  try {
+    return require("workerd") as WorkerdPackage;
+  } catch (error) {
+    throw new Error(
+      "workerd is missing from @interlock/test-harness's node_modules: run `npx -y pnpm@12.4.2 install` at the repository root",
+      { cause: error },
+    );
+  }
+}
+
+/** The workerd release the tests run on, e.g. "1.20261117.1". */
+export function workerdVersion(): string {
+  return workerdPackage().version;
+}
+
+/**
+ * Bundles `entry` into `outDir/worker.js` as one ES module, the way Wrangler does (the
+ * `workerd`, `worker` and `browser` conditions unless told), with every `@interlock/*` package
+ * and `hono` resolved from `appDir` (see createPackedApp), never from the workspace.
+ */
+export async function bundleFromApp(
+  entry: string,
+  appDir: string,
+  outDir: string,
+  conditions = ["workerd", "worker", "browser"],
+): Promise<string> {
+  const fromApp = Symbol("resolved from the app");
+  await build({
+    entry: { worker: entry },
+    outDir,
+    format: ["esm"],
+    outExtension: () => ({ js: ".js" }),
+    platform: "neutral",
+    target: "es2022",
+    config: false,
+    silent: true,
+    dts: false,
+    sourcemap: false,
+    clean: false,
+    noExternal: [/.*/],
+    esbuildOptions(options) {
+      options.conditions = conditions;
+      options.mainFields = ["module", "main"];
+    },
+    esbuildPlugins: [
+      {
+        name: "packed-app",
+        setup(b) {
+          b.onResolve({ filter: /^(@interlock\/[a-z-]+|hono)(\/.*)?$/ }, (args) =>
+            args.pluginData === fromApp
+              ? undefined
+              : b.resolve(args.path, { kind: args.kind, resolveDir: appDir, pluginData: fromApp }),
+          );
+        },
+      },
+    ],
+  });
+  return join(outDir, "worker.js");
+}
+
+export interface RunningWorker {
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The config: the worker on a free loopback port; its outbound fetch may reach loopback only.
+ * Compatibility dates from 2026-08-04 on turn `nodejs_compat` on by default (`process`,
+ * `Buffer`, `node:` modules): the flags turn it off, so the packages get web standards only.
+ */
+function config(compatibilityDate: string): string {
+  return `using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .worker),
+    (name = "loopback", network = (allow = ["local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
+);
+
+const worker :Workerd.Worker = (
+  modules = [(name = "worker.js", esModule = embed "worker.js")],
+  compatibilityDate = "${compatibilityDate}",
+  compatibilityFlags = ["no_nodejs_compat", "no_nodejs_compat_v2"],
+  globalOutbound = "loopback",
+);
+`;
+}
+
+/**
+ * Serves `dir/worker.js` (see bundleFromApp) with workerd and resolves once it listens. One
+ * process, one worker instance: module state, a MemoryStore among it, lives across requests.
+ */
+export async function startWorkerd(dir: string): Promise<RunningWorker> {
+  const workerd = workerdPackage();
+  const configPath = join(dir, "config.capnp");
+  writeFileSync(configPath, config(workerd.compatibilityDate));
+  // workerd reports each socket's port on the control file descriptor, as JSON lines.
+  const child: ChildProcess = spawn(workerd.default, ["serve", configPath, "--control-fd=3"], {
+    cwd: dir,
+    stdio: ["ignore", "inherit", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`workerd exited (${code}) before listening:\n${stderr}`))),
+  );
+  const control = createInterface({ input: child.stdio[3] as Readable });
+  const listening = new Promise<number>((resolve) =>
+    control.on("line", (line) => {
+      const event = JSON.parse(line) as { event: string; socket?: string; port?: number };
+      if (event.event === "listen" && event.socket === "http") resolve(event.port as number);
+    }),
+  );
+  const port = await Promise.race([listening, exited]);
+  exited.catch(() => {}); // once listening, an exit is close()'s
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exit = new Promise((resolve) => child.once("exit", resolve));
+      child.kill();
+      await exit;
+    },
+  };
+}
