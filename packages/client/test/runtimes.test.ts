@@ -1,21 +1,21 @@
 /**
  * The client promises Node, Bun, Deno and Workers, so its source uses web standards only (no
  * `node:` module, no Node global), and the built package, packed as users get it, retries,
- * times out and opens its circuit on Bun and Deno (installed from npm as dev dependencies)
- * against a real server here, and loads through `require` on Node.
+ * times out and opens its circuit on Bun, Deno and Cloudflare's workerd (installed from npm as
+ * dev dependencies) against a real server here, and loads through `require` on Node.
  */
 import { execFile as execFileCallback, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
 import { describeWebStandardsOnly, installedRuntime } from "@interlock/test-harness/portability";
+import { bundleFromApp, startWorkerd } from "@interlock/test-harness/workerd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve } from "./helpers/setup.js";
 
 const execFile = promisify(execFileCallback);
-const packages = fileURLToPath(new URL("../../", import.meta.url));
 const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
 
 describeWebStandardsOnly(srcDir);
@@ -69,38 +69,22 @@ console.log(JSON.stringify({ most, collected }));
 `;
 
 describe("the built package, packed as users get it", () => {
+  let app: PackedApp;
   let workDir: string;
 
   beforeAll(() => {
-    for (const name of ["core", "client"]) {
-      if (!existsSync(join(packages, name, "dist/index.js"))) {
-        throw new Error(`packages/${name}/dist is missing: run \`pnpm build\` (the root \`pnpm test\` does) first`);
-      }
-    }
     // A throwaway app with both packages installed from their packed tarballs: exactly the files users get.
-    workDir = mkdtempSync(join(tmpdir(), "interlock-client-runtimes-"));
-    for (const name of ["core", "client"]) {
-      const installed = join(workDir, "node_modules/@interlock", name);
-      mkdirSync(installed, { recursive: true });
-      const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", workDir], {
-        cwd: join(packages, name),
-        encoding: "utf8",
-      }).trim();
-      execFileSync("tar", ["-xzf", join(workDir, tarball), "-C", installed, "--strip-components=1"]);
-    }
-    writeFileSync(
-      join(workDir, "package.json"),
-      JSON.stringify({ type: "module", dependencies: { "@interlock/core": "*", "@interlock/client": "*" } }),
-    );
+    app = createPackedApp(["core", "client"]);
+    workDir = app.dir;
     writeFileSync(join(workDir, "probe.mjs"), PROBE);
     writeFileSync(join(workDir, "shared-signal.mjs"), SHARED_SIGNAL_PROBE);
   }, 60_000);
-  afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+  afterAll(() => app?.remove());
 
   /** A server per run: /pay answers 503, resets, then 201; /hang never answers; /fail answers 500. */
-  async function probe(command: string, args: string[]) {
+  function scriptedServer() {
     let payments = 0;
-    const server = await serve((_, request) => {
+    return serve((_, request) => {
       if (request.url === "/hang") return { hang: true };
       if (request.url === "/fail") return { status: 500 };
       payments++;
@@ -110,9 +94,15 @@ describe("the built package, packed as users get it", () => {
       if (payments === 2) return { reset: true };
       return { status: 201, body: "paid" };
     });
+  }
+
+  const paymentKeys = (server: Awaited<ReturnType<typeof serve>>) =>
+    server.received.filter((r) => r.url === "/pay").map((r) => r.headers["idempotency-key"]);
+
+  async function probe(command: string, args: string[]) {
+    const server = await scriptedServer();
     const { stdout } = await execFile(command, [...args, server.origin], { cwd: workDir, timeout: 60_000 });
-    const keys = server.received.filter((r) => r.url === "/pay").map((r) => r.headers["idempotency-key"]);
-    return { result: JSON.parse(stdout), keys };
+    return { result: JSON.parse(stdout), keys: paymentKeys(server) };
   }
 
   const expected = (runtime: string) => ({
@@ -143,6 +133,30 @@ describe("the built package, packed as users get it", () => {
     expect(result).toEqual(expected("deno"));
     expect(keys).toHaveLength(3);
     expect(new Set(keys).size).toBe(1);
+  });
+
+  // workerd (Cloudflare's runtime, from npm) serves test/fixtures/workers-probe.ts bundled from the
+  // packed packages as Wrangler bundles a worker, without nodejs_compat; its outbound fetch
+  // reaches the scripted server on 127.0.0.1.
+  it("Cloudflare Workers (workerd)", async () => {
+    const server = await scriptedServer();
+    await bundleFromApp(fileURLToPath(new URL("./fixtures/workers-probe.ts", import.meta.url)), workDir, workDir);
+    const worker = await startWorkerd(workDir);
+    try {
+      const answer = await fetch(`${worker.url}/?origin=${encodeURIComponent(server.origin)}`);
+      const { runtime, ...result } = await answer.json();
+      expect(runtime).toEqual({ userAgent: "Cloudflare-Workers", process: "undefined", Buffer: "undefined" });
+      expect({ ...result, runtime: "workerd" }).toEqual(expected("workerd"));
+      // The timeout aborted the outbound request: workerd, still running, closed its connection.
+      await server.hungUp(server.received.findIndex((r) => r.url === "/hang"));
+    } finally {
+      await worker.close();
+    }
+    const keys = paymentKeys(server);
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(1);
+    // The open circuit failed the second call fast: /fail was reached once.
+    expect(server.received.filter((r) => r.url === "/fail")).toHaveLength(1);
   });
 
   it("Node, through the ESM and the CommonJS entry points", async () => {
