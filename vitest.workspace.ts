@@ -42,9 +42,17 @@ const storeProject = (name: "redis" | "postgres"): TestProjectConfiguration => (
   },
 });
 
-/** A framework adapter's tests: real HTTP on 127.0.0.1, against core's source. */
+/**
+ * A framework adapter's tests: real HTTP on 127.0.0.1, against core's source and the adapter's
+ * own (which a test app shared with another runtime imports by the package's name).
+ */
 const adapterProject = (name: "fastify" | "hono"): TestProjectConfiguration => ({
-  resolve: { alias: coreSource },
+  resolve: {
+    alias: [
+      ...coreSource,
+      { find: new RegExp(`^@interlock/${name}$`), replacement: here(`./packages/${name}/src/index.ts`) },
+    ],
+  },
   test: { name, root: here(`./packages/${name}`), include: ["test/**/*.test.ts"] },
 });
 

@@ -1,11 +1,11 @@
 /**
  * The scenario table's app (see the contract in core's testing/adapters.ts), built once so
- * Node and Bun serve exactly the same code.
+ * Node, Bun and Deno serve exactly the same code (Deno with the packed, built packages).
  */
 import type { ScenarioAppOptions } from "@interlock/core/testing";
+import { idempotency, webhook } from "@interlock/hono";
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { idempotency, webhook } from "../src/index.js";
 
 export function scenarioApp(options: ScenarioAppOptions): Hono {
   const app = new Hono();
@@ -21,6 +21,8 @@ export function scenarioApp(options: ScenarioAppOptions): Hono {
   app.on(["GET", "POST"], "/payments", payments, async (c) => {
     const text = await c.req.text();
     const result = await options.handlers.payment(text ? JSON.parse(text) : undefined);
+    // A 204 or 304 has no content: Deno's and workerd's Response refuse one, as the Fetch spec says.
+    if (result.status === 204 || result.status === 304) return c.body(null, result.status, result.headers);
     return c.json(result.json, result.status as ContentfulStatusCode, result.headers);
   });
   app.onError((_error, c) => c.json({ error: "handler failed" }, 500));
