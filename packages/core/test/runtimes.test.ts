@@ -1,20 +1,19 @@
 /**
- * The built package on the other runtimes it promises: Bun and Deno (installed from npm as
- * dev dependencies) import it, resolve Web Crypto through the `#crypto` conditions, and verify
- * the Standard Webhooks HMAC and Ed25519 vectors and a signed round trip.
+ * The built package on the other runtimes it promises: Bun, Deno and Cloudflare's workerd
+ * (installed from npm as dev dependencies) import it, resolve Web Crypto through the `#crypto`
+ * conditions, and verify the Standard Webhooks HMAC and Ed25519 vectors and a signed round trip.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// By path: the harness depends on core, so core cannot list it as a dependency.
+import { createPackedApp, type PackedApp } from "../../test-harness/src/packed-app.js";
+import { installedRuntime } from "../../test-harness/src/portability.js";
+import { bundleFromApp, startWorkerd } from "../../test-harness/src/workerd.js";
 
-const packageDir = fileURLToPath(new URL("..", import.meta.url));
-const binDir = fileURLToPath(new URL("../../../node_modules/.bin/", import.meta.url));
-
+/** Computes `result`: run as a module's top level (Bun, Deno) or in a worker's fetch handler. */
 const PROBE = `
-import * as core from "@interlock/core";
 const headers = {
   "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
   "webhook-timestamp": "1614265330",
@@ -35,7 +34,18 @@ try {
 } catch (error) {
   refused = error.code;
 }
-console.log(JSON.stringify({ runtime: core.cryptoRuntime, ids: [hmac.id, ed25519.id, roundTrip.id], refused }));
+const result = { runtime: core.cryptoRuntime, ids: [hmac.id, ed25519.id, roundTrip.id], refused };
+`;
+
+const SCRIPT = `import * as core from "@interlock/core";\n${PROBE}\nconsole.log(JSON.stringify(result));\n`;
+
+const WORKER = `import * as core from "@interlock/core";
+export default {
+  async fetch() {
+    ${PROBE}
+    return Response.json(result);
+  },
+};
 `;
 
 const EXPECTED = {
@@ -44,49 +54,41 @@ const EXPECTED = {
   refused: "no_matching_signature",
 };
 
+let app: PackedApp;
 let workDir: string;
-
-function tool(name: string): string {
-  const path = join(binDir, name);
-  if (!existsSync(path)) {
-    throw new Error(
-      `${name} is missing from node_modules/.bin: run \`npx -y pnpm@12.4.2 install\` at the repository root`,
-    );
-  }
-  return path;
-}
 
 describe("other runtimes", () => {
   beforeAll(() => {
-    if (!existsSync(join(packageDir, "dist/index.js"))) {
-      throw new Error("packages/core/dist is missing: run `pnpm build` (the root `pnpm test` does) first");
-    }
     // A throwaway app with the packed package installed, exactly the files users get
     // (a symlink would also expose tsconfig.json, whose `paths` Bun honours).
-    workDir = mkdtempSync(join(tmpdir(), "interlock-runtimes-"));
-    const installed = join(workDir, "node_modules/@interlock/core");
-    mkdirSync(installed, { recursive: true });
-    const tarball = execFileSync("npm", ["pack", "--silent", "--pack-destination", workDir], {
-      cwd: packageDir,
-      encoding: "utf8",
-    }).trim();
-    execFileSync("tar", ["-xzf", join(workDir, tarball), "-C", installed, "--strip-components=1"]);
-    writeFileSync(
-      join(workDir, "package.json"),
-      JSON.stringify({ type: "module", dependencies: { "@interlock/core": "*" } }),
-    );
-    writeFileSync(join(workDir, "probe.mjs"), PROBE);
+    app = createPackedApp(["core"]);
+    workDir = app.dir;
+    writeFileSync(join(workDir, "probe.mjs"), SCRIPT);
+    writeFileSync(join(workDir, "probe-worker.mjs"), WORKER);
   });
-  afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+  afterAll(() => app?.remove());
 
   const run = (command: string, args: string[]) =>
     JSON.parse(execFileSync(command, args, { cwd: workDir, encoding: "utf8", timeout: 60_000 }));
 
   it("Bun", () => {
-    expect(run(tool("bun"), ["probe.mjs"])).toEqual(EXPECTED);
+    expect(run(installedRuntime("bun"), ["probe.mjs"])).toEqual(EXPECTED);
   });
 
   it("Deno", () => {
-    expect(run(tool("deno"), ["run", "--quiet", "--allow-read", "--allow-env", "probe.mjs"])).toEqual(EXPECTED);
+    expect(run(installedRuntime("deno"), ["run", "--quiet", "--allow-read", "--allow-env", "probe.mjs"])).toEqual(
+      EXPECTED,
+    );
+  });
+
+  // Bundled as Wrangler bundles a worker (the `workerd` condition), served without nodejs_compat.
+  it("Cloudflare Workers (workerd)", async () => {
+    await bundleFromApp(join(workDir, "probe-worker.mjs"), workDir, workDir);
+    const worker = await startWorkerd(workDir);
+    try {
+      expect(await (await fetch(worker.url)).json()).toEqual(EXPECTED);
+    } finally {
+      await worker.close();
+    }
   });
 });
