@@ -18,7 +18,6 @@ interface WorkerdPackage {
   default: string;
   /** The newest compatibility date this workerd supports. */
   compatibilityDate: string;
-  version: string;
 }
 
 function workerdPackage(): WorkerdPackage {
@@ -30,11 +29,6 @@ function workerdPackage(): WorkerdPackage {
       { cause: error },
     );
   }
-}
-
-/** The workerd release the tests run on, e.g. "1.20261117.1". */
-export function workerdVersion(): string {
-  return workerdPackage().version;
 }
 
 /**
