@@ -212,7 +212,12 @@ describe("idempotency() and the body parsers", () => {
     });
   }
 
-  for (const [name, parser] of skippingParsers) {
+  // koa-body keeps the text only when asked to (includeUnparsed).
+  const keepingRawBody: Array<[string, () => Middleware]> = [
+    ...skippingParsers,
+    ["koa-body with includeUnparsed", () => koaBody({ includeUnparsed: true })],
+  ];
+  for (const [name, parser] of keepingRawBody) {
     it(`${name} before idempotency(): its rawBody text is fingerprinted`, async () => {
       const world = await start([parser(), interlock()], (ctx) => {
         ctx.status = 201;
@@ -227,20 +232,6 @@ describe("idempotency() and the body parsers", () => {
       expect(world.calls).toBe(1);
     });
   }
-
-  it("koa-body with includeUnparsed before idempotency(): its rawBody text is fingerprinted", async () => {
-    const world = await start([koaBody({ includeUnparsed: true }), interlock()], (ctx) => {
-      ctx.status = 201;
-      ctx.body = { got: (ctx.request as { body?: unknown }).body };
-    });
-    const key = newId("key");
-    const first = await call("/", keyed(key), '{"amount":5}');
-    expect(JSON.parse(first.decoded.toString())).toEqual({ got: { amount: 5 } });
-    const replay = await call("/", keyed(key), '{"amount":5}');
-    expect(replay.headers["idempotent-replayed"]).toBe("true");
-    expect((await call("/", keyed(key), '{"amount":6}')).status).toBe(422);
-    expect(world.calls).toBe(1);
-  });
 
   it("koa-body after idempotency(): it reads the consumed stream again and fails a keyed request (500), which releases the key; an unkeyed one is parsed", async () => {
     const world = await start([interlock(), koaBody()], (ctx) => {
