@@ -139,12 +139,13 @@ export interface ResourceServer {
  * An API on 127.0.0.1 that checks each bearer token by introspection at the authorization server
  * (as `as`): 401 with a Bearer challenge when it is not active, else 200 with what it received.
  * `always401` refuses every request, valid or not, with `challenge` as its `WWW-Authenticate`
- * (default `Bearer error="invalid_token"`; null for none).
+ * (default `Bearer error="invalid_token"`; null for none); `refuseFirst` refuses that many first
+ * requests the same way, as if their token had been revoked behind the client's back.
  */
 export async function startResourceServer(
   server: TestAuthorizationServer,
   as: Credentials,
-  options: { always401?: boolean; challenge?: string | null } = {},
+  options: { always401?: boolean; refuseFirst?: number; challenge?: string | null } = {},
 ): Promise<ResourceServer> {
   let requests = 0;
   const api = createServer(async (req, res) => {
@@ -153,8 +154,9 @@ export async function startResourceServer(
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     const claims = token === undefined ? { active: false } : await introspect(server, token, as);
-    if (options.always401 || claims.active !== true) {
-      const challenge = options.always401 ? options.challenge : undefined;
+    const scripted = options.always401 || requests <= (options.refuseFirst ?? 0);
+    if (scripted || claims.active !== true) {
+      const challenge = scripted ? options.challenge : undefined;
       if (challenge === null) res.writeHead(401).end();
       else res.writeHead(401, { "www-authenticate": challenge ?? 'Bearer error="invalid_token"' }).end();
       return;
