@@ -4,10 +4,16 @@
  * the raw bytes through `captureRawBody`, the setup most apps have.
  */
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
+import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import { captureRawBody, idempotency, releaseOnError, webhook } from "../src/index.js";
 import { asyncRoute } from "./framework.js";
 import { listen } from "./helpers.js";
+
+const isClientError = (error: unknown): error is { status: number; message: string } => {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === "number" && status >= 400 && status < 500;
+};
 
 function scenarioApp(options: ScenarioAppOptions, setup: (app: Express) => void = () => {}) {
   const app = express();
@@ -32,15 +38,21 @@ function scenarioApp(options: ScenarioAppOptions, setup: (app: Express) => void 
   });
   app.post("/payments", idempotent, payments);
   app.get("/payments", idempotent, payments);
-  const onError: ErrorRequestHandler = (_error, _req, res, _next) => {
-    res.status(500).json({ error: "handler failed" });
+  const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+    // A body parser's client error keeps its status, as Express's default handler answers it.
+    if (isClientError(error)) res.status(error.status).send(error.message);
+    else res.status(500).json({ error: "handler failed" });
   };
   app.use(releaseOnError, onError);
   return listen(app);
 }
 
 describeAdapterScenarios("express", (options) => scenarioApp(options));
+describeHostileClients("express", (options) => scenarioApp(options));
 
 describeAdapterScenarios("express + express.json({ verify: captureRawBody })", (options) =>
+  scenarioApp(options, (app) => app.use(express.json({ verify: captureRawBody }))),
+);
+describeHostileClients("express + express.json({ verify: captureRawBody })", (options) =>
   scenarioApp(options, (app) => app.use(express.json({ verify: captureRawBody }))),
 );

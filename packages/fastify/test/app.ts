@@ -34,7 +34,12 @@ export async function scenarioApp(options: ScenarioAppOptions): Promise<Scenario
     principal: (request) => request.context.headers["x-api-key"] as string | undefined,
   });
   const running = await listen((app) => {
-    app.setErrorHandler((_error, _request, reply) => reply.code(500).send({ error: "handler failed" }));
+    app.setErrorHandler((error, _request, reply) => {
+      // Fastify's own client errors (a body it cannot parse, a type it has no parser for) keep their status.
+      const status = (error as { statusCode?: number }).statusCode ?? 500;
+      if (status >= 400 && status < 500) return reply.code(status).send(error);
+      return reply.code(500).send({ error: "handler failed" });
+    });
     app.post("/webhooks", { config: { interlock: webhook(options.webhook) } }, async (request) => {
       await options.handlers.webhook(request.webhook);
       return { received: request.webhook.id };

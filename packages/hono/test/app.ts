@@ -4,7 +4,8 @@
  */
 import type { ScenarioAppOptions } from "@interlock/core/testing";
 import { idempotency, webhook } from "@interlock/hono";
-import { Hono } from "hono";
+import { Hono, type HonoRequest } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 export function scenarioApp(options: ScenarioAppOptions): Hono {
@@ -19,12 +20,24 @@ export function scenarioApp(options: ScenarioAppOptions): Hono {
     principal: (request) => request.context.req.header("x-api-key"),
   });
   app.on(["GET", "POST"], "/payments", payments, async (c) => {
-    const text = await c.req.text();
-    const result = await options.handlers.payment(text ? JSON.parse(text) : undefined);
+    const result = await options.handlers.payment(await jsonBody(c.req));
     // A 204 or 304 has no content: Deno's and workerd's Response refuse one, as the Fetch spec says.
     if (result.status === 204 || result.status === 304) return c.body(null, result.status, result.headers);
     return c.json(result.json, result.status as ContentfulStatusCode, result.headers);
   });
-  app.onError((_error, c) => c.json({ error: "handler failed" }, 500));
+  app.onError((error, c) =>
+    error instanceof HTTPException ? error.getResponse() : c.json({ error: "handler failed" }, 500),
+  );
   return app;
+}
+
+/** The route's JSON body (undefined when empty); bad JSON is the client's mistake, a 400. */
+async function jsonBody(request: HonoRequest): Promise<unknown> {
+  const text = await request.text();
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HTTPException(400, { message: "the request body is not valid JSON" });
+  }
 }

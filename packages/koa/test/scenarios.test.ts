@@ -3,6 +3,7 @@
  * adapter) against the contract app built with Koa and this package's two middlewares.
  */
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
+import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import Koa from "koa";
 import { idempotency, webhook } from "../src/index.js";
 import { serve } from "./serve.js";
@@ -15,9 +16,16 @@ function contractApp({ webhook: webhookOptions, idempotency: idempotencyOptions,
   app.use(async (ctx, next) => {
     try {
       await next();
-    } catch {
-      ctx.status = 500;
-      ctx.body = { error: "handler failed" };
+    } catch (error) {
+      // A client error Koa's own way (ctx.throw(400), as the body parsers do) keeps its status.
+      const { status, expose } = error as { status?: number; expose?: boolean };
+      if (expose && status !== undefined && status < 500) {
+        ctx.status = status;
+        ctx.body = (error as Error).message;
+      } else {
+        ctx.status = 500;
+        ctx.body = { error: "handler failed" };
+      }
     }
   });
   app.use(
@@ -45,3 +53,4 @@ function contractApp({ webhook: webhookOptions, idempotency: idempotencyOptions,
 }
 
 describeAdapterScenarios("koa", async (options) => serve(contractApp(options)));
+describeHostileClients("koa", async (options) => serve(contractApp(options)));

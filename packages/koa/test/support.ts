@@ -38,9 +38,18 @@ export function bodyParser(seen: { ran: number } = { ran: 0 }): AnyMiddleware {
     seen.ran++;
     const text = (await readAll(ctx.req)).toString("utf8");
     ctx.request.rawBody = text;
-    ctx.request.body = ctx.is("json") && text ? JSON.parse(text) : {};
+    ctx.request.body = ctx.is("json") && text ? parseJson(ctx, text) : {};
     return next();
   };
+}
+
+/** Bad JSON is the client's mistake: a 400, as @koa/bodyparser answers it. */
+function parseJson(ctx: AnyContext, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return ctx.throw(400, "the request body is not valid JSON");
+  }
 }
 
 export async function readAll(req: IncomingMessage): Promise<Buffer> {
