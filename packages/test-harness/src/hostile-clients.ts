@@ -64,18 +64,21 @@ function send(url: string, raw: RawRequest): Promise<RawResponse> {
   });
 }
 
-/** Checks the answer to a request Interlock may refuse; returns whether it was refused. */
-function expectNoServerError(response: RawResponse, label: string): boolean {
+/**
+ * Checks the answer to a request Interlock may refuse, and names its outcome: "accepted" (below
+ * 400), a problem's `code`, or "parser <status>" for a framework body parser's own 4xx.
+ */
+function outcomeOf(response: RawResponse, label: string): string {
   expect(response.status, `${label} → ${response.status} ${response.text}`).toBeLessThan(500);
-  if (response.status < 400) return false;
+  if (response.status < 400) return "accepted";
   if (/^application\/problem\+json/.test(response.contentType)) {
     const problem = JSON.parse(response.text) as { code?: unknown; status?: unknown };
     expect(typeof problem.code, `${label}: problem without a code: ${response.text}`).toBe("string");
     expect(problem.status, label).toBe(response.status);
-  } else {
-    expect(PARSER_STATUSES.has(response.status), `${label}: a ${response.status} that is not problem+json`).toBe(true);
+    return problem.code as string;
   }
-  return true;
+  expect(PARSER_STATUSES.has(response.status), `${label}: a ${response.status} that is not problem+json`).toBe(true);
+  return `parser ${response.status}`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -276,6 +279,7 @@ export function describeHostileClients(framework: string, createApp: CreateScena
     }
 
     it("random Idempotency-Key values, content types and bodies → no 5xx, typed refusals, the handler only for 2xx", async () => {
+      const outcomes = new Set<string>();
       await fc.assert(
         fc.asyncProperty(idempotencyKey, contentType, body, async (key, type, bytes) => {
           const headers: Record<string, HeaderValue> = { "x-api-key": `client_${++sequence}` };
@@ -284,16 +288,20 @@ export function describeHostileClients(framework: string, createApp: CreateScena
           const before = ran.payments;
           const response = await send(app.url, { path: "/payments", headers, body: bytes });
           const label = JSON.stringify({ key, type, body: bytes.toString("latin1") });
-          const refused = expectNoServerError(response, label);
+          const outcome = outcomeOf(response, label);
+          outcomes.add(outcome);
           // A fresh principal each run: nothing to replay, so a 2xx ran the handler once.
-          expect(ran.payments - before, `${label} → ${response.status}`).toBe(refused ? 0 : 1);
+          expect(ran.payments - before, `${label} → ${response.status}`).toBe(outcome === "accepted" ? 1 : 0);
         }),
         RUNS,
       );
+      // The runs reached both sides: requests the handler took, and keys Interlock refused.
+      expect([...outcomes]).toEqual(expect.arrayContaining(["accepted", "idempotency_key_invalid"]));
       await expectStillServing();
     });
 
     it("garbled webhook signature headers → a problem+json 4xx and the handler not run, or a verified 200", async () => {
+      const outcomes = new Set<string>();
       await fc.assert(
         fc.asyncProperty(garble, async (garbleHeaders) => {
           const { id, body, ...headers } = await signed();
@@ -305,7 +313,9 @@ export function describeHostileClients(framework: string, createApp: CreateScena
           });
           const label = JSON.stringify(sent).slice(0, 400);
           // A valid signature beside a garbled one may verify (a header may list several).
-          if (expectNoServerError(response, label)) {
+          const outcome = outcomeOf(response, label);
+          outcomes.add(outcome);
+          if (outcome !== "accepted") {
             expect(response.contentType, label).toMatch(/^application\/problem\+json/);
             expect(ran.webhooks, label).not.toContain(id);
           } else {
@@ -314,6 +324,7 @@ export function describeHostileClients(framework: string, createApp: CreateScena
         }),
         RUNS,
       );
+      expect([...outcomes]).toEqual(expect.arrayContaining(["missing_header", "no_matching_signature"]));
       await expectStillServing();
     });
   });
