@@ -16,8 +16,15 @@ export interface HttpResponse {
   body: Uint8Array;
 }
 
-/** An RFC 9457 problem+json response for an Interlock error. */
-export function problemResponse(error: InterlockError, retryAfterSeconds?: number): HttpResponse {
+/**
+ * An RFC 9457 problem+json response for an Interlock error, with a `Retry-After` of
+ * `retryAfterSeconds`: by default the error's own, for those that tell the client when to retry
+ * (`request_in_flight`, `store_unavailable`).
+ */
+export function problemResponse(
+  error: InterlockError,
+  retryAfterSeconds = (error as { retryAfterSeconds?: number }).retryAfterSeconds,
+): HttpResponse {
   const headers: Array<[string, string]> = [["content-type", PROBLEM_CONTENT_TYPE]];
   if (retryAfterSeconds !== undefined) headers.push(["retry-after", String(retryAfterSeconds)]);
   return { status: error.status, headers, body: utf8.encode(JSON.stringify(error.toProblem())) };

@@ -332,8 +332,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return typeof digest === "string" ? remember(digest) : digest.then(remember);
   }
 
-  function refuse(error: InterlockError, retryAfter?: number): IdempotencyRespondDecision {
-    return { action: "respond", response: problemResponse(error, retryAfter), replayed: false, error };
+  function refuse(error: InterlockError): IdempotencyRespondDecision {
+    return { action: "respond", response: problemResponse(error), replayed: false, error };
   }
 
   function rejected(
@@ -463,8 +463,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       } catch (error) {
         storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0);
         if (options.failOpen) return { action: "pass" };
-        const unavailable = asUnavailable(store, error);
-        return refuse(unavailable, unavailable.retryAfterSeconds);
+        return refuse(asUnavailable(store, error));
       }
       const claimed = onEvent ? monotonicNow() : 0;
       const storeMs = claimed - claimStarted;
@@ -510,7 +509,6 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           new IdempotencyError("request_in_flight", "a request with this key is still being processed; retry later", {
             retryAfterSeconds,
           }),
-          retryAfterSeconds,
         );
       }
       if (onEvent) emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status, storeMs });

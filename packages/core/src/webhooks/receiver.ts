@@ -119,8 +119,8 @@ export interface WebhookReceiver {
   /**
    * Verifies, de-duplicates and runs `handler` at most once per delivery. Throws
    * `WebhookVerificationError` for a refused delivery, `StoreUnavailableError` when the store
-   * cannot be reached (answer 503 with its `retryAfterSeconds` in `Retry-After`: the provider retries), and the handler's own error when it
-   * fails (after releasing the claim).
+   * cannot be reached (answer 503 with its `retryAfterSeconds` in `Retry-After`: the provider
+   * retries), and the handler's own error when it fails (after releasing the claim).
    */
   receive<R>(
     headers: HeadersInput,
@@ -261,12 +261,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         };
         emit(onEvent, correlated(down, correlationId));
       }
-      return respond(
-        "store_unavailable",
-        problemResponse(unavailable, unavailable.retryAfterSeconds),
-        event,
-        unavailable,
-      );
+      return respond("store_unavailable", problemResponse(unavailable), event, unavailable);
     }
     const claimed = onEvent ? monotonicNow() : 0;
     if (claim.state === "claimed") {
@@ -296,7 +291,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     const inFlight = new IdempotencyError("request_in_flight", "this delivery is being processed; retry later", {
       retryAfterSeconds,
     });
-    return respond("in_flight", problemResponse(inFlight, retryAfterSeconds), event, inFlight);
+    return respond("in_flight", problemResponse(inFlight), event, inFlight);
   }
 
   /** Settles a ticket once: the first `finish` or `abort` wins, later ones do nothing. */
