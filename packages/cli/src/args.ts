@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { usageError } from "./errors.js";
+import { isBlank } from "./inputs.js";
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -135,7 +136,7 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Ar
 function refuseBlankValues(spec: CommandSpec, values: Values): void {
   for (const [name, value] of Object.entries(values)) {
     if (spec.options[name]?.blankAllowed) continue;
-    const blank = (Array.isArray(value) ? value : [value]).find((v) => typeof v === "string" && v.trim() === "");
+    const blank = (Array.isArray(value) ? value : [value]).find((v) => typeof v === "string" && isBlank(v));
     if (blank !== undefined) throw usageError(`--${name} needs a value, got ${JSON.stringify(blank)}`);
   }
 }

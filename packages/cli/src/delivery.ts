@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { type RawBody, signWebhook, type WebhookScheme, type WebhookSecret } from "@interlock/core";
 import { usageError } from "./errors.js";
 import { checkHeaderValue } from "./http.js";
+import { isBlank } from "./inputs.js";
 
 /** How old `stale` makes a timestamp: past every provider's tolerance (Stripe and Standard Webhooks allow 5 minutes). */
 export const STALE_AGE_SECONDS = 3600;
@@ -74,7 +75,7 @@ export function checkDeliveryOptions(
     const where = scheme.payloadId ? "its event id is in the body" : "it has no delivery id";
     throw usageError(`--id does not apply to the ${scheme.name} scheme: ${where}`);
   }
-  if (id !== undefined && id.trim() === "") throw usageError("--id needs a value: a delivery id cannot be blank");
+  if (id !== undefined && isBlank(id)) throw usageError("--id needs a value: a delivery id cannot be blank");
   if (id !== undefined) checkHeaderValue(id, "--id");
 }
 

@@ -67,8 +67,8 @@ export function readSecrets(
   return secrets;
 }
 
-/** Empty or only whitespace: no secret, whatever its length. */
-const isBlank = (text: string): boolean => text.trim() === "";
+/** Empty or only whitespace: no value (a secret, an id, any option's), whatever its length. */
+export const isBlank = (text: string): boolean => text.trim() === "";
 
 // RFC 9110 token characters: what a header name may contain.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
