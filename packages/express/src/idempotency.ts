@@ -13,6 +13,7 @@ import {
   type IdempotencyRespondDecision,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
+import { useDictionaryProperties } from "./dictionary-mode.js";
 import { holdResponse } from "./hold.js";
 import { onThrow } from "./release.js";
 import { bodyReader } from "./request-body.js";
@@ -102,6 +103,7 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
   }
 
   return function interlockIdempotency(req, res, next) {
+    useDictionaryProperties(req, res);
     begin(req, res).then((run) => run && next(), next);
   };
 }

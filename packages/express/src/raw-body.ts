@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { BodyCollector, BodyError } from "@interlock/core";
+import { useDictionaryProperties } from "./dictionary-mode.js";
 
 const RAW_BODY = Symbol.for("@interlock/express.rawBody");
 
@@ -20,7 +21,8 @@ interface RequestState {
  * verify and fingerprint them while the app still gets its parsed `req.body`:
  * `app.use(express.json({ verify: captureRawBody }))`.
  */
-export function captureRawBody(req: IncomingMessage, _res: ServerResponse, buf: Buffer): void {
+export function captureRawBody(req: IncomingMessage, res: ServerResponse, buf: Buffer): void {
+  useDictionaryProperties(req, res);
   remember(req, buf);
 }
 

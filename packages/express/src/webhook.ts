@@ -13,6 +13,7 @@ import {
   type WebhookRespondDecision,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
+import { useDictionaryProperties } from "./dictionary-mode.js";
 import { holdResponse } from "./hold.js";
 import { hasBody, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
 import { onThrow } from "./release.js";
@@ -74,6 +75,7 @@ export function webhook(options: WebhookOptions): RequestHandler {
   }
 
   return function interlockWebhook(req, res, next) {
+    useDictionaryProperties(req, res);
     begin(req, res).then((run) => run && next(), next);
   };
 }
