@@ -218,6 +218,18 @@ describe("etag() and HEAD around idempotency()", () => {
     expect(conditional.decoded.toString()).toBe(LARGE);
   });
 
+  it("etag() after, a first request that is conditional: its 304 is not stored, and the retry without the condition gets the whole answer", async () => {
+    const { world, url } = await serveWith([], ["etag"], text);
+    const etag = (await wireRequest(url, {}, undefined, "GET")).headers.etag; // no key: not covered
+    const key = uniqueId("key");
+    const conditional = await wireRequest(url, keyed(key, { "if-none-match": String(etag) }), undefined, "GET");
+    expect(conditional.status).toBe(304);
+    const retry = await wireRequest(url, keyed(key), undefined, "GET");
+    expect([retry.status, retry.headers["idempotent-replayed"]]).toEqual([200, undefined]);
+    expect(retry.decoded.toString()).toBe(LARGE);
+    expect(world.calls).toBe(3);
+  });
+
   for (const [name, route] of [
     ["c.text", text],
     ["a Response built by hand", () => new Response(LARGE, { headers: { "content-type": "text/plain" } })],

@@ -69,14 +69,19 @@ export interface LeaseRenewal {
   maxMs: number;
 }
 
-/** Which of the handler's responses are stored and replayed; the others release the key. */
+/**
+ * Which of the handler's responses are stored and replayed; the others release the key. A 304
+ * Not Modified is never stored: it answers the request's conditional headers (`If-None-Match`,
+ * `If-Modified-Since`), which the fingerprint does not cover, and replayed to a retry without
+ * them it would point at a copy that client does not have.
+ */
 export type CachePolicy =
   /**
-   * Store everything below 500 but 408, 425 and 429, which ask the client to send the same
-   * request again; release on those and on 5xx, so a retry runs again (default).
+   * Store everything below 500 but 304, 408, 425 and 429 (the last three ask the client to send
+   * the same request again); release on those and on 5xx, so a retry runs again (default).
    */
   | "non-5xx"
-  /** Store every status, 5xx included (Stripe's strict behaviour). */
+  /** Store every status but 304, 5xx included (Stripe's strict behaviour). */
   | "all"
   /** Store only 2xx; release on everything else. */
   | "2xx";
@@ -248,6 +253,8 @@ let warnedNoPrincipal = false;
  * releases them as it does a 5xx.
  */
 const RETRY_STATUSES = new Set([408, 425, 429]);
+/** Answers conditional headers the fingerprint does not cover: never stored (see `CachePolicy`). */
+const NOT_MODIFIED = 304;
 
 /**
  * A status for a refusal of the client's request: a whole 400–499. Checked at setup: Node refuses
@@ -410,6 +417,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   }
 
   function shouldCache(status: number): boolean {
+    if (status === NOT_MODIFIED) return false;
     if (cache === "all") return true;
     if (cache === "2xx") return status >= 200 && status < 300;
     return status < 500 && !RETRY_STATUSES.has(status);

@@ -223,9 +223,9 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         ]);
       });
 
-      it("stores a 204, 205 or 304 without a body, whatever the handler gave", async () => {
+      it("stores a 204 or 205 without a body, whatever the handler gave", async () => {
         const engine = await engineOn();
-        for (const status of [204, 205, 304]) {
+        for (const status of [204, 205]) {
           const key = newKey();
           await send(engine, post(key), () => ({ status, headers: { etag: '"v1"' }, body: '{"ignored":true}' }));
           const { response, ran } = await send(engine, post(key));
@@ -423,6 +423,24 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         const k4 = newKey();
         await send(only2xx, post(k4), fail400);
         expect((await send(only2xx, post(k4))).ran).toBe(true);
+      });
+
+      it("a 304 Not Modified is never stored, whatever the policy: it answers conditional headers the fingerprint does not cover", async () => {
+        const events: InterlockEvent[] = [];
+        const notModified = () => ({ status: 304, headers: { etag: '"v1"' }, body: "" });
+        for (const cache of ["non-5xx", "all", "2xx"] as const) {
+          const engine = await engineOn({ cache, methods: ["GET"] }, events);
+          const key = newKey();
+          const conditional = post(key, "", {
+            method: "GET",
+            headers: { "idempotency-key": key, "if-none-match": '"v1"' },
+          });
+          expect((await send(engine, conditional, notModified)).response?.status, cache).toBe(304);
+          expect(events.at(-1), cache).toMatchObject({ type: "idempotency.released", reason: "status", status: 304 });
+          // The retry without the condition runs, and gets the whole representation.
+          const retry = await send(engine, post(key, "", { method: "GET" }), () => ({ status: 200, body: "v1" }));
+          expect([retry.ran, retry.response?.status], cache).toEqual([true, 200]);
+        }
       });
 
       it("a streamed or over-size response is not cached: the key is released and an event says why", async () => {
