@@ -1,10 +1,15 @@
 /**
- * The whole scenario table again, with the app served by Bun: the adapter and core run on
- * Bun's own Request/Response and Web Crypto, while the rows and the handlers' bookkeeping
- * stay here. A missing bun fails the table; it is never skipped. Then what only Bun does
+ * The whole scenario table again, with the app served by Bun from the packed, built packages: a
+ * throwaway app with @interlock/core and @interlock/hono installed from their tarballs and hono
+ * linked, as users install them (Bun takes core's `bun` condition: Web Crypto). The adapter and
+ * core run on Bun's own Request/Response, while the rows and the handlers' bookkeeping stay
+ * here. A missing bun fails the table; it is never skipped. Then what only Bun does
  * differently: text answers, whose default Content-Type Bun keeps out of `response.headers`.
  */
+import { cpSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
 import { installedRuntime } from "@interlock/test-harness/portability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -17,20 +22,33 @@ import {
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
-/** Bun on a fixture, with the packages' source (see fixtures/bun.tsconfig.json). */
-const bun = (app: string): RuntimeCommand => ({
+let app: PackedApp;
+
+beforeAll(() => {
+  app = createPackedApp(["core", "hono"], { hono: here("../node_modules/hono") });
+  // The apps, at the same relative paths as here; TypeScript Bun runs itself.
+  mkdirSync(join(app.dir, "fixtures"));
+  cpSync(here("./app.ts"), join(app.dir, "app.ts"));
+  for (const fixture of ["scenario-server.ts", "bun-text-answers.ts"]) {
+    cpSync(here(`./fixtures/${fixture}`), join(app.dir, "fixtures", fixture));
+  }
+}, 60_000);
+afterAll(() => app?.remove());
+
+/** Bun on one of the copied fixtures, in the packed app. */
+const bun = (fixture: string): RuntimeCommand => ({
   runtime: "bun",
   command: installedRuntime("bun"),
-  args: ["--tsconfig-override", here("./fixtures/bun.tsconfig.json"), here(app)],
-  cwd: here("."),
+  args: [`fixtures/${fixture}`],
+  cwd: app.dir,
 });
 
-describeScenariosOn("hono on Bun", () => bun("./fixtures/scenario-server.ts"));
+describeScenariosOn("hono on Bun", () => bun("scenario-server.ts"));
 
 describe("hono on Bun: text answers", () => {
   let server: RuntimeServer;
   beforeAll(async () => {
-    server = await startRuntimeServer(bun("./fixtures/bun-text-answers.ts"), null);
+    server = await startRuntimeServer(bun("bun-text-answers.ts"), null);
   });
   afterAll(async () => {
     if (server) await stopRuntimeServer(server);
