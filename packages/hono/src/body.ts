@@ -110,6 +110,17 @@ async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number): Prom
   return { body: body.body() as Uint8Array<ArrayBuffer> };
 }
 
+/** A response body recorded as it is read: the stream to send, and a way to record it unread. */
+export interface Recording {
+  readonly stream: ReadableStream<Uint8Array>;
+  /**
+   * Reads the body on into `stream`'s queue, with or without a reader: until it ends (`settle`
+   * gets its bytes) or passes the limit (`settle` gets `undefined` then, not at the end). A
+   * reader that comes later still gets every byte, in order. Never rejects.
+   */
+  readAhead(): void;
+}
+
 /**
  * `stream` as it is read, its bytes kept up to `limit`. When it ends, `settle` gets them
  * (`undefined` past the limit), and the end is passed on only once `settle` is done. When the
@@ -120,7 +131,7 @@ export function recording(
   stream: ReadableStream<Uint8Array>,
   limit: number,
   settle: (body: Uint8Array | undefined) => Promise<void>,
-): ReadableStream<Uint8Array> {
+): Recording {
   const reader = stream.getReader();
   let kept: BodyCollector | undefined = new BodyCollector(limit);
   let settled = false;
@@ -130,29 +141,56 @@ export function recording(
     kept = undefined;
     return settle(body);
   };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let next: ReadableStreamReadResult<Uint8Array>;
-      try {
-        next = await reader.read();
-      } catch (error) {
-        await settleOnce(undefined);
-        controller.error(error);
-        return;
-      }
-      if (next.done) {
-        await settleOnce(kept?.body());
-        controller.close();
-        return;
-      }
-      if (kept !== undefined && !kept.add(next.value)) kept = undefined;
-      controller.enqueue(next.value);
+  /** No more to read: the body ended, failed, or the reader cancelled (`cancelled`: the queue is closed too). */
+  let ended = false;
+  let cancelled = false;
+  let controller: ReadableStreamDefaultController<Uint8Array>;
+  /** One chunk from the body into the queue. */
+  const readOne = async () => {
+    if (ended) return;
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await reader.read();
+    } catch (error) {
+      ended = true;
+      await settleOnce(undefined);
+      if (!cancelled) controller.error(error);
+      return;
+    }
+    if (cancelled) return;
+    if (next.done) {
+      ended = true;
+      await settleOnce(kept?.body());
+      if (!cancelled) controller.close();
+      return;
+    }
+    if (kept !== undefined && !kept.add(next.value)) kept = undefined;
+    controller.enqueue(next.value);
+  };
+  // The stream asks for one chunk at a time, and `readAhead` may ask meanwhile: they take turns.
+  let reading = Promise.resolve();
+  const readInTurn = () => {
+    reading = reading.then(readOne);
+    return reading;
+  };
+  const recorded = new ReadableStream<Uint8Array>({
+    start(streamController) {
+      controller = streamController;
     },
+    pull: readInTurn,
     async cancel(reason) {
+      cancelled = ended = true;
       await settleOnce(undefined);
       await reader.cancel(reason);
     },
   });
+  const readAhead = async () => {
+    while (!ended && kept !== undefined) await readInTurn();
+    // Past the limit nothing more is kept: the key is released now, whether the rest is ever read.
+    await settleOnce(undefined);
+  };
+  // Nobody awaits this: when `settle` fails, a reader that comes later gets the failure from its read.
+  return { stream: recorded, readAhead: () => void readAhead().catch(() => {}) };
 }
 
 /** The chunks already read, then the rest of the reader's stream. */

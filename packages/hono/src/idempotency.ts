@@ -18,7 +18,7 @@ import {
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { routePath } from "hono/route";
-import { type ReadOptions, readBody, recording } from "./body.js";
+import { type ReadOptions, type Recording, readBody, recording } from "./body.js";
 import { send } from "./respond.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
@@ -207,7 +207,46 @@ async function capture(
   // The exact headers just captured, not the response as init, for the same reason.
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;
-  c.res = new Response(recorded, { status, statusText, headers: response.headers });
+  c.res = new Response(recorded.stream, { status, statusText, headers: response.headers });
+  readAheadWhenReplaced(c, recorded);
+}
+
+/**
+ * A middleware mounted before this one may replace `c.res` without reading ours (an error
+ * mapper's own page): the recorded body would then never be read, nor cancelled, and the key
+ * would stay in flight until its lease expires. So the first time `c.res` is set from now on,
+ * a body nobody has taken yet is read on by the recording itself: the route's answer is stored
+ * (or released past `maxRecordBytes`) as if the client had read it, and a replay goes through
+ * that middleware again. Reading ahead never takes the body from a late reader (one that
+ * re-wraps it as it is, or reads it lazily): the bytes wait in the stream's queue. A body that
+ * never ends is never settled this way: the lease (`lockTtlMs`) is the bound.
+ *
+ * Hono's setter keeps no trace of the response it replaces, hence an accessor of this context's
+ * own in front of Hono's, which it removes at that first set: only a request whose answer is
+ * recorded as it goes out pays for it.
+ */
+function readAheadWhenReplaced(c: Context, recorded: Recording): void {
+  const hono = honoResAccessor(c);
+  if (hono?.get === undefined || hono.set === undefined) return;
+  const { get, set } = hono;
+  Object.defineProperty(c, "res", {
+    configurable: true,
+    get,
+    set(response: Response | undefined) {
+      Reflect.deleteProperty(c, "res");
+      set.call(c, response);
+      if (!recorded.stream.locked) recorded.readAhead();
+    },
+  });
+}
+
+/** Hono's `res` accessor, from the context's class. */
+function honoResAccessor(c: Context): PropertyDescriptor | undefined {
+  for (let proto = Object.getPrototypeOf(c); proto !== null; proto = Object.getPrototypeOf(proto)) {
+    const accessor = Object.getOwnPropertyDescriptor(proto, "res");
+    if (accessor !== undefined) return accessor;
+  }
+  return undefined;
 }
 
 /**

@@ -13,6 +13,7 @@ import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-
 import { installedRuntime } from "@interlock/test-harness/portability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  describeDroppedAnswersOn,
   describeScenariosOn,
   type RuntimeCommand,
   type RuntimeServer,
@@ -29,7 +30,7 @@ beforeAll(() => {
   // The apps, at the same relative paths as here; TypeScript Bun runs itself.
   mkdirSync(join(app.dir, "fixtures"));
   cpSync(here("./app.ts"), join(app.dir, "app.ts"));
-  for (const fixture of ["scenario-server.ts", "bun-text-answers.ts"]) {
+  for (const fixture of ["scenario-server.ts", "dropped-server.ts", "bun-text-answers.ts"]) {
     cpSync(here(`./fixtures/${fixture}`), join(app.dir, "fixtures", fixture));
   }
 }, 60_000);
@@ -44,6 +45,7 @@ const bun = (fixture: string): RuntimeCommand => ({
 });
 
 describeScenariosOn("hono on Bun", () => bun("scenario-server.ts"));
+describeDroppedAnswersOn("hono on Bun", () => bun("dropped-server.ts"));
 
 describe("hono on Bun: text answers", () => {
   let server: RuntimeServer;

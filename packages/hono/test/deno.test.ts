@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
 import { installedRuntime } from "@interlock/test-harness/portability";
 import { afterAll, beforeAll } from "vitest";
-import { describeScenariosOn } from "./runtime-server.js";
+import { describeDroppedAnswersOn, describeScenariosOn, type RuntimeCommand } from "./runtime-server.js";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -23,21 +23,18 @@ beforeAll(() => {
   mkdirSync(join(app.dir, "fixtures"));
   cpSync(here("./app.ts"), join(app.dir, "app.ts"));
   cpSync(here("./fixtures/scenario-server.ts"), join(app.dir, "fixtures/scenario-server.ts"));
+  cpSync(here("./fixtures/dropped-server.ts"), join(app.dir, "fixtures/dropped-server.ts"));
 }, 60_000);
 afterAll(() => app?.remove());
 
-describeScenariosOn("hono on Deno", () => ({
+/** Deno on a fixture of the throwaway app. */
+const deno = (fixture: string): RuntimeCommand => ({
   runtime: "deno",
   command: installedRuntime("deno"),
   // --sloppy-imports: the sources import "../app.js" as TypeScript compiled to .js would.
-  args: [
-    "run",
-    "--quiet",
-    "--sloppy-imports",
-    "--allow-net=127.0.0.1",
-    "--allow-env",
-    "--allow-read",
-    "fixtures/scenario-server.ts",
-  ],
+  args: ["run", "--quiet", "--sloppy-imports", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", fixture],
   cwd: app.dir,
-}));
+});
+
+describeScenariosOn("hono on Deno", () => deno("fixtures/scenario-server.ts"));
+describeDroppedAnswersOn("hono on Deno", () => deno("fixtures/dropped-server.ts"));

@@ -1,13 +1,14 @@
 /**
  * The scenario table on another runtime (test/bun.test.ts, test/deno.test.ts): the runtime
  * serves test/fixtures/scenario-server.ts, whose handlers call back here over HTTP so the
- * table's bookkeeping stays in the vitest process.
+ * table's bookkeeping stays in the vitest process. Then test/fixtures/dropped-server.ts.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 import { type SchemeName, schemes, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions, type ScenarioHandlers } from "@interlock/core/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ScenarioServerConfig } from "./fixtures/scenario-server.js";
 import { type Served, serveNode } from "./serve.js";
 
@@ -121,5 +122,44 @@ export function describeScenariosOn(name: string, command: () => RuntimeCommand)
         await endpoint.close();
       },
     };
+  });
+}
+
+/**
+ * test/fixtures/dropped-server.ts served by `command`: an outer middleware drops the recorded
+ * answer unread, and the key still settles (stored within `maxRecordBytes`, released past it).
+ */
+export function describeDroppedAnswersOn(name: string, command: () => RuntimeCommand): void {
+  describe(`${name}: an answer an outer middleware drops unread`, () => {
+    let server: RuntimeServer;
+    beforeAll(async () => {
+      server = await startRuntimeServer(command(), null);
+    }, 60_000);
+    afterAll(async () => {
+      if (server) await stopRuntimeServer(server);
+    });
+    const send = (path: string) =>
+      fetch(`${server.url}${path}`, { method: "POST", headers: { "idempotency-key": "k" }, body: "{}" });
+
+    it("is stored all the same: the retry is a replay, through the outer middleware again", async () => {
+      const first = await send("/dropped");
+      expect([first.status, await first.text()]).toEqual([201, "custom page"]);
+      const retry = await send("/dropped");
+      expect([retry.status, await retry.text(), retry.headers.get("idempotent-replayed")]).toEqual([
+        201,
+        "custom page",
+        "true",
+      ]);
+    });
+
+    it("past maxRecordBytes, its key is released: the retry runs the route again", async () => {
+      expect(await (await send("/dropped-large")).text()).toBe("custom page");
+      const retry = await send("/dropped-large");
+      expect([retry.status, await retry.text(), retry.headers.get("idempotent-replayed")]).toEqual([
+        200,
+        "custom page",
+        null,
+      ]);
+    });
   });
 }
