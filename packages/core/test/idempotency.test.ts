@@ -18,6 +18,46 @@ import { describeIdempotencyBehaviour } from "../src/testing/index.js";
 
 describeIdempotencyBehaviour("memory", { create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }) });
 
+describe("mayReadBody", () => {
+  const engineWith = (extra: Partial<Parameters<typeof createIdempotency>[0]> = {}) =>
+    createIdempotency({ store: new MemoryStore(), principal: false, ...extra });
+
+  it("is true only for a covered method that carries the key header", () => {
+    const engine = engineWith({ headerName: "X-Request-Key" });
+    expect(engine.mayReadBody({ method: "post", headers: { "x-request-key": "k" } })).toBe(true);
+    expect(engine.mayReadBody({ method: "PATCH", headers: new Headers({ "X-Request-Key": "" }) })).toBe(true);
+    expect(engine.mayReadBody({ method: "POST", headers: { "idempotency-key": "k" } })).toBe(false);
+    expect(engine.mayReadBody({ method: "GET", headers: { "x-request-key": "k" } })).toBe(false);
+    expect(engine.mayReadBody({ method: "POST", headers: {} })).toBe(false);
+  });
+
+  it("agrees with begin: when it says no, begin decides without reading the body, required or not", async () => {
+    for (const required of [false, true]) {
+      const engine = engineWith({ required, methods: ["POST", "PUT"] });
+      for (const method of ["POST", "PUT", "GET"]) {
+        for (const headers of [{}, { "idempotency-key": "k-1" }, { "idempotency-key": "not a key\u0001" }]) {
+          let read = false;
+          const request: IdempotencyRequest = {
+            method,
+            route: "/r",
+            path: "/r",
+            headers,
+            body: () => {
+              read = true;
+              return "{}";
+            },
+          };
+          const may = engine.mayReadBody(request);
+          const decision = await engine.begin(request);
+          if (decision.action === "execute") await engine.abort(decision.ticket);
+          if (!may) expect(read, `${method} ${JSON.stringify(headers)} required=${required}`).toBe(false);
+          if (decision.action === "execute") expect(may).toBe(true);
+        }
+      }
+    }
+  });
+});
+
 describe("parseIdempotencyKey", () => {
   it.each([
     ['"abc"', "abc"],

@@ -1,7 +1,8 @@
 /**
  * `idempotency(options)`: the `Idempotency-Key` engine around a Fastify route. The raw body
- * is kept in `preParsing`, the key is claimed in `preHandler` (where the engine takes the body
- * only if the fingerprint needs it), the handler's response is captured and stored as it is
+ * is kept in `preParsing` (for a request with a key: no other is ever read for the engine),
+ * the key is claimed in `preHandler` (where the engine takes the body only if the fingerprint
+ * needs it), the handler's response is captured and stored as it is
  * sent (`onSend`), and a handler that throws releases the key (`onError`, or Fastify's
  * diagnostics channel for a hijacked reply). Refusals and replays are answered before the handler.
  */
@@ -117,6 +118,8 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       },
       // Past the limit: refused (413) only if the engine asks for the body.
       tooLarge: "defer",
+      // A request without a key is passed or refused unread: its payload goes to Fastify as sent.
+      wanted: (request) => engine.mayReadBody(request),
     }),
 
     preHandler(request, reply, done) {

@@ -90,6 +90,12 @@ export interface CaptureOptions {
    * on to Fastify's parsers as sent, bounded by the route's own `bodyLimit`).
    */
   tooLarge: "refuse" | "defer";
+  /**
+   * Whether this request's bytes may be needed at all (default: always). When not, the hook
+   * keeps nothing and leaves the payload to Fastify's parsers as it is (one already consumed is
+   * still refused: they could not read it either).
+   */
+  wanted?: (request: FastifyRequest) => boolean;
 }
 
 /**
@@ -114,6 +120,7 @@ export function captureRawBody(options: CaptureOptions) {
       if (!hasBody(request)) return keep(request, EMPTY, done);
       return fail(new BodyError("body_not_raw", options.consumed), () => payload);
     }
+    if (options.wanted?.(request) === false) return done(null, payload);
     const limit = options.limitOf(request);
     // Not read at all when the sender announces the size.
     if (Number(request.headers["content-length"]) > limit) return fail(BodyError.tooLarge(limit), () => payload);

@@ -471,6 +471,37 @@ describe("the fingerprint covers the raw bytes", () => {
     // A request without a body lost nothing.
     expect(await (await fetch(`${running?.url}/pay`)).json()).toEqual({ get: true });
   });
+  it("a request without a key is not read for the engine: Fastify's parser gets the request stream itself", async () => {
+    const seen: Array<{ own: boolean; body: unknown }> = [];
+    running = await listen((app) => {
+      // The app's own JSON parser, told whether it reads the request itself or a stream of kept bytes.
+      app.addContentTypeParser("application/json", (request, payload, done) => {
+        let text = "";
+        payload.setEncoding("utf8");
+        payload.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        payload.on("end", () => {
+          seen.push({ own: payload === request.raw, body: JSON.parse(text) });
+          done(null, JSON.parse(text));
+        });
+      });
+      app.post("/pay", { config: { interlock: idempotency(options()) } }, async (request) => request.body);
+    });
+    const unkeyed = await send("/pay", undefined, { body: '{"amount":1}' });
+    const keyed = await send("/pay", newKey(), { body: '{"amount":2}' });
+    expect([unkeyed.status, await unkeyed.json(), keyed.status, await keyed.json()]).toEqual([
+      200,
+      { amount: 1 },
+      200,
+      { amount: 2 },
+    ]);
+    expect(seen).toEqual([
+      { own: true, body: { amount: 1 } },
+      { own: false, body: { amount: 2 } },
+    ]);
+  });
+
   it("hooks wired without preParsing: refused (500 body_not_raw) only when the fingerprint needs the body", async () => {
     let calls = 0;
     running = await listen((app) => {

@@ -201,6 +201,12 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
    */
   begin(request: R): Promise<IdempotencyDecision>;
   /**
+   * Whether `begin` may read this request's body: only for a covered method that carries the
+   * key header (without one, `begin` passes or refuses the request 400 unread). For adapters
+   * whose framework consumes the body before `begin` can run: they keep the bytes only then.
+   */
+  mayReadBody(request: Pick<IdempotencyRequest, "method" | "headers">): boolean;
+  /**
    * Stores the captured response per the cache policy; resolves to whether it was stored.
    * Never throws: failures become events. `transaction` is passed to the store (the
    * PostgreSQL store writes the record inside your transaction): commit only when this
@@ -425,6 +431,9 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 
   return {
     options,
+    mayReadBody(request) {
+      return methods.has(request.method.toUpperCase()) && headerReader(request.headers)(headerName) !== undefined;
+    },
     async begin(request) {
       const method = request.method.toUpperCase();
       if (!methods.has(method)) return { action: "pass" };
