@@ -92,20 +92,28 @@ afterEach(async () => {
   expect(unhandled).toEqual([]);
 });
 
+/**
+ * `outer` around a route answering 201 "paid in full" piece by piece: the client gets `status`
+ * and `seen`, the retry is a replay that gets them again, and the route ran once.
+ */
+async function expectRecordedOnce(outer: MiddlewareHandler, status: number, seen: string): Promise<void> {
+  const world = await serve(
+    outer,
+    () => new Response(piecewise(["paid ", "in full"]), { status: 201, headers: { "content-type": "text/plain" } }),
+  );
+  const key = uniqueId("key");
+  const first = await send(world.url, key);
+  expect([first.status, await first.text()]).toEqual([status, seen]);
+  const retry = await send(world.url, key);
+  expect([retry.status, await retry.text()]).toEqual([status, seen]);
+  expect(retry.headers.get("idempotent-replayed")).toBe("true");
+  expect(world.calls).toBe(1);
+  expect(types(world.events)).toEqual(["idempotency.first", "idempotency.completed", "idempotency.replayed"]);
+}
+
 describe("an outer middleware that replaces the answer without reading it", () => {
   it("the client gets the outer answer, and a retry is a replay that goes through the outer middleware again", async () => {
-    const world = await serve(
-      customPage,
-      () => new Response(piecewise(["paid ", "in full"]), { status: 201, headers: { "content-type": "text/plain" } }),
-    );
-    const key = uniqueId("key");
-    const first = await send(world.url, key);
-    expect([first.status, await first.text()]).toEqual([201, "custom page"]);
-    const retry = await send(world.url, key);
-    expect([retry.status, await retry.text()]).toEqual([201, "custom page"]);
-    expect(retry.headers.get("idempotent-replayed")).toBe("true");
-    expect(world.calls).toBe(1);
-    expect(types(world.events)).toEqual(["idempotency.first", "idempotency.completed", "idempotency.replayed"]);
+    await expectRecordedOnce(customPage, 201, "custom page");
   });
 
   it("what is stored is the route's own answer, read to its end", async () => {
@@ -133,14 +141,7 @@ describe("an outer middleware that replaces the answer without reading it", () =
       await next();
       throw new HTTPException(502, { message: "audit log unavailable" });
     };
-    const world = await serve(failing, () => new Response(piecewise(["paid ", "in full"]), { status: 201 }));
-    const key = uniqueId("key");
-    const first = await send(world.url, key);
-    expect([first.status, await first.text()]).toEqual([502, "audit log unavailable"]);
-    const retry = await send(world.url, key);
-    expect([retry.status, await retry.text()]).toEqual([502, "audit log unavailable"]);
-    expect(retry.headers.get("idempotent-replayed")).toBe("true");
-    expect(world.calls).toBe(1);
+    await expectRecordedOnce(failing, 502, "audit log unavailable");
   });
 
   it("an answer past the store's maxRecordBytes: the key is released (reason streamed), the retry runs the route again", async () => {
@@ -212,18 +213,7 @@ describe("an outer middleware that replaces the answer without reading it", () =
 
 describe("an outer middleware that reads the answer and re-wraps it", () => {
   it("the answer is recorded once, and the replay of the route's own bytes is re-wrapped again", async () => {
-    const world = await serve(
-      shouting,
-      () => new Response(piecewise(["paid ", "in full"]), { status: 201, headers: { "content-type": "text/plain" } }),
-    );
-    const key = uniqueId("key");
-    const first = await send(world.url, key);
-    expect([first.status, await first.text()]).toEqual([201, "PAID IN FULL"]);
-    const retry = await send(world.url, key);
-    expect([retry.status, await retry.text()]).toEqual([201, "PAID IN FULL"]);
-    expect(retry.headers.get("idempotent-replayed")).toBe("true");
-    expect(world.calls).toBe(1);
-    expect(types(world.events)).toEqual(["idempotency.first", "idempotency.completed", "idempotency.replayed"]);
+    await expectRecordedOnce(shouting, 201, "PAID IN FULL");
   });
 
   it("one that passes the body on as it is (a new status): the client reads it whole, and it is recorded once", async () => {
@@ -231,15 +221,7 @@ describe("an outer middleware that reads the answer and re-wraps it", () => {
       await next();
       c.res = new Response(c.res.body, { status: 202, headers: c.res.headers });
     };
-    const world = await serve(restatus, () => new Response(piecewise(["paid ", "in full"]), { status: 201 }));
-    const key = uniqueId("key");
-    const first = await send(world.url, key);
-    expect([first.status, await first.text()]).toEqual([202, "paid in full"]);
-    const retry = await send(world.url, key);
-    expect([retry.status, await retry.text()]).toEqual([202, "paid in full"]);
-    expect(retry.headers.get("idempotent-replayed")).toBe("true");
-    expect(world.calls).toBe(1);
-    expect(types(world.events)).toEqual(["idempotency.first", "idempotency.completed", "idempotency.replayed"]);
+    await expectRecordedOnce(restatus, 202, "paid in full");
   });
 });
 
