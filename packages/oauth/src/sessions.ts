@@ -119,7 +119,7 @@ function refreshLockTtl(lockTtlMs: number | undefined, longestRequestMs: number)
   if (checked < neededMs) {
     throw new InterlockConfigError(
       `lockTtlMs (${checked} ms) must be at least the longest a refresh can take: ${longestRequestMs} ms for ` +
-        `the token request (the client's timeoutMs, or its retry.timeoutMs / retry.deadlineMs if shorter) ` +
+        `the token request (its attempt timeout, retry.timeoutMs when set, else the client's timeoutMs; or retry.deadlineMs if shorter) ` +
         `plus ${REFRESH_STORE_ALLOWANCE_MS} ms for the store. Raise lockTtlMs or lower timeoutMs`,
     );
   }
