@@ -32,8 +32,9 @@ export function createApp({ shopifySecret, apiKeys, store = memoryStore(), db = 
   });
 
   // 1. Webhooks, before any body parser: webhook() reads the raw bytes itself, checks
-  //    X-Shopify-Hmac-Sha256 over them, and claims the X-Shopify-Webhook-Id, so a redelivery is
-  //    answered 200 {"duplicate":true} without running the handler again.
+  //    X-Shopify-Hmac-Sha256 over them, and claims the delivery's event id (X-Shopify-Event-Id,
+  //    else X-Shopify-Webhook-Id), so a redelivery is answered 200 {"duplicate":true} without
+  //    running the handler again.
   app.use(
     route("POST", "/webhooks/shopify", webhook({ scheme: shopify, secret: shopifySecret, store }), (ctx) => {
       const delivery = ctx.state.webhook; // verified: id, payload, body (the raw bytes)
