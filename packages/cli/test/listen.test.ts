@@ -325,7 +325,7 @@ describe("listen --forward: the app's answer goes back as a reverse proxy passes
   });
 
   /** POSTs a signed delivery and resolves with the answer as received: status, raw headers, body. */
-  async function deliver(): Promise<{ status: number; rawHeaders: string[]; body: Buffer }> {
+  async function deliver(): Promise<{ status: number; reason: string; rawHeaders: string[]; body: Buffer }> {
     const signed = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body: "{}" });
     const target = new URL(`${url}/webhooks`);
     return new Promise((resolve, reject) => {
@@ -335,7 +335,12 @@ describe("listen --forward: the app's answer goes back as a reverse proxy passes
         async (response) => {
           const chunks: Buffer[] = [];
           for await (const chunk of response) chunks.push(chunk as Buffer);
-          resolve({ status: response.statusCode ?? 0, rawHeaders: response.rawHeaders, body: Buffer.concat(chunks) });
+          resolve({
+            status: response.statusCode ?? 0,
+            reason: response.statusMessage ?? "",
+            rawHeaders: response.rawHeaders,
+            body: Buffer.concat(chunks),
+          });
         },
       );
       request.on("error", reject);
@@ -343,9 +348,9 @@ describe("listen --forward: the app's answer goes back as a reverse proxy passes
     });
   }
 
-  it("status, exact body and end-to-end headers (both Set-Cookie, in order); no hop-by-hop header, re-framed", async () => {
+  it("status and reason phrase, exact body and end-to-end headers (both Set-Cookie, in order); no hop-by-hop header, re-framed", async () => {
     const answer = await deliver();
-    expect(answer.status).toBe(201);
+    expect([answer.status, answer.reason]).toEqual([201, "Created Here"]);
     expect(answer.body.equals(APP_BODY)).toBe(true);
     const pairs: Array<[string, string]> = [];
     for (let i = 0; i < answer.rawHeaders.length; i += 2)

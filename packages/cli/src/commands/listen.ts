@@ -208,12 +208,24 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   };
 }
 
+/** What the listener answers a sender: core's response, or the app's with its reason phrase. */
+interface Answer extends HttpResponse {
+  /** The app's reason phrase (`201 Created Here`), when the answer is the app's. */
+  statusText?: string;
+}
+
+/** A reason phrase Node will write: visible ASCII, spaces and tabs (RFC 9112 §4, without obs-text). */
+const WRITABLE_REASON = /^[\t\x20-\x7e]+$/;
+
 /**
- * Writes `answer` with its headers (each value of a repeated one), framed by Node from the whole
- * body: a `Content-Length`, or none for a 204 or 304, never the framing of an app it came from.
+ * Writes `answer` with its reason phrase and headers (each value of a repeated one), framed by
+ * Node from the whole body: a `Content-Length`, or none for a 204 or 304, never the framing of
+ * an app it came from.
  */
-function sendAnswer(response: ServerResponse, answer: HttpResponse): void {
+function sendAnswer(response: ServerResponse, answer: Answer): void {
   response.statusCode = answer.status;
+  if (answer.statusText !== undefined && WRITABLE_REASON.test(answer.statusText))
+    response.statusMessage = answer.statusText;
   for (const [name, value] of answer.headers) response.appendHeader(name, value);
   response.end(answer.body);
 }
@@ -259,7 +271,7 @@ const NOT_POST: HttpResponse = { status: 405, headers: [["allow", "POST"]], body
 async function handle(
   answerer: Answerer,
   request: IncomingMessage,
-): Promise<{ answer: HttpResponse; report: DeliveryReport | undefined }> {
+): Promise<{ answer: Answer; report: DeliveryReport | undefined }> {
   if (request.method !== "POST") {
     request.resume();
     return { answer: NOT_POST, report: undefined };
@@ -308,7 +320,7 @@ async function answerValid(
   answerer: Answerer,
   event: VerifiedWebhook,
   rawHeaders: readonly string[],
-): Promise<{ answer: HttpResponse; forward: ForwardReport | undefined }> {
+): Promise<{ answer: Answer; forward: ForwardReport | undefined }> {
   const { forward } = answerer;
   if (forward) return forwardTo(forward, event.body, rawHeaders, answerer);
   const challenge = answerer.challenge && (await answerChallenge(answerer.challenge, event));
@@ -359,11 +371,11 @@ async function forwardTo(
   body: Uint8Array,
   rawHeaders: readonly string[],
   { timeoutMs, stopping }: Pick<Answerer, "timeoutMs" | "stopping">,
-): Promise<{ answer: HttpResponse; forward: ForwardReport }> {
+): Promise<{ answer: Answer; forward: ForwardReport }> {
   try {
     const reply = await post(url, endToEndHeaders(rawHeaders), body, timeoutMs, stopping);
     return {
-      answer: { status: reply.status, headers: reply.headers, body: reply.body },
+      answer: { status: reply.status, statusText: reply.statusText, headers: reply.headers, body: reply.body },
       forward: { url: url.href, status: reply.status, error: undefined },
     };
   } catch (error) {
