@@ -39,6 +39,21 @@ function piecewise(pieces: string[]): ReadableStream<Uint8Array> {
   });
 }
 
+/** An answer whose body has its first part ready, then does what `pull` does (nothing: it never ends). */
+function firstPartThen(
+  first: string,
+  pull?: (controller: ReadableStreamDefaultController<Uint8Array>) => void,
+): Response {
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(first));
+      },
+      ...(pull ? { pull } : {}),
+    }),
+  );
+}
+
 interface World {
   url: string;
   calls: number;
@@ -163,18 +178,8 @@ describe("an outer middleware that replaces the answer without reading it", () =
   it("an answer whose stream fails once dropped: the key is released, nothing unhandled", async () => {
     const world = await serve(
       customPage,
-      () =>
-        new Response(
-          new ReadableStream({
-            start(controller) {
-              controller.enqueue(encoder.encode("the first part, "));
-            },
-            // Asked for more only once the first part is taken: by a reader, which nobody is.
-            pull(controller) {
-              controller.error(new Error("upstream went away"));
-            },
-          }),
-        ),
+      // Asked for more only once the first part is taken: by a reader, which nobody is.
+      () => firstPartThen("the first part, ", (controller) => controller.error(new Error("upstream went away"))),
     );
     const key = uniqueId("key");
     expect(await (await send(world.url, key)).text()).toBe("custom page");
@@ -185,18 +190,9 @@ describe("an outer middleware that replaces the answer without reading it", () =
   });
 
   it("a stream that never ends is not settled early: the key stays in flight until its lease expires", async () => {
-    const world = await serve(
-      customPage,
-      () =>
-        new Response(
-          new ReadableStream({
-            start(controller) {
-              controller.enqueue(encoder.encode("the first part, then nothing more"));
-            },
-          }),
-        ),
-      { lockTtlMs: 10_000 },
-    );
+    const world = await serve(customPage, () => firstPartThen("the first part, then nothing more"), {
+      lockTtlMs: 10_000,
+    });
     const key = uniqueId("key");
     expect(await (await send(world.url, key)).text()).toBe("custom page");
     const retry = await send(world.url, key);
