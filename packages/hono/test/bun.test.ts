@@ -6,10 +6,6 @@
  * here. A missing bun fails the table; it is never skipped. Then what only Bun does
  * differently: text answers, whose default Content-Type Bun keeps out of `response.headers`.
  */
-import { cpSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
 import { installedRuntime } from "@interlock/test-harness/portability";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -19,29 +15,17 @@ import {
   type RuntimeServer,
   startRuntimeServer,
   stopRuntimeServer,
+  usePackedFixtures,
 } from "./runtime-server.js";
 
-const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
-
-let app: PackedApp;
-
-beforeAll(() => {
-  app = createPackedApp(["core", "hono"], { hono: here("../node_modules/hono") });
-  // The apps, at the same relative paths as here; TypeScript Bun runs itself.
-  mkdirSync(join(app.dir, "fixtures"));
-  cpSync(here("./app.ts"), join(app.dir, "app.ts"));
-  for (const fixture of ["scenario-server.ts", "dropped-server.ts", "bun-text-answers.ts"]) {
-    cpSync(here(`./fixtures/${fixture}`), join(app.dir, "fixtures", fixture));
-  }
-}, 60_000);
-afterAll(() => app?.remove());
+const appDir = usePackedFixtures(["scenario-server.ts", "dropped-server.ts", "bun-text-answers.ts"]);
 
 /** Bun on one of the copied fixtures, in the packed app. */
 const bun = (fixture: string): RuntimeCommand => ({
   runtime: "bun",
   command: installedRuntime("bun"),
   args: [`fixtures/${fixture}`],
-  cwd: app.dir,
+  cwd: appDir(),
 });
 
 describeScenariosOn("hono on Bun", () => bun("scenario-server.ts"));

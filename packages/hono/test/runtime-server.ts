@@ -4,10 +4,14 @@
  * table's bookkeeping stays in the vitest process. Then test/fixtures/dropped-server.ts.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { cpSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { type SchemeName, schemes, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions, type ScenarioHandlers } from "@interlock/core/testing";
+import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ScenarioServerConfig } from "./fixtures/scenario-server.js";
 import { type Served, serveNode } from "./serve.js";
@@ -54,6 +58,29 @@ function configFor(options: ScenarioAppOptions, handlers: string): ScenarioServe
       ...(idempotency.lockTtlMs === undefined ? {} : { lockTtlMs: idempotency.lockTtlMs }),
       ...(typeof idempotency.required === "boolean" ? { required: idempotency.required } : {}),
     },
+  };
+}
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/**
+ * For the test file that calls it: a throwaway app with @interlock/core and @interlock/hono
+ * installed from their packed tarballs and hono linked, exactly the files users get, with
+ * test/app.ts and these `fixtures` copied in at the same relative paths as here (the runtime
+ * runs their TypeScript itself). Resolves to the app's folder once `beforeAll` has made it.
+ */
+export function usePackedFixtures(fixtures: readonly string[]): () => string {
+  let app: PackedApp | undefined;
+  beforeAll(() => {
+    app = createPackedApp(["core", "hono"], { hono: here("../node_modules/hono") });
+    mkdirSync(join(app.dir, "fixtures"));
+    cpSync(here("./app.ts"), join(app.dir, "app.ts"));
+    for (const fixture of fixtures) cpSync(here(`./fixtures/${fixture}`), join(app.dir, "fixtures", fixture));
+  }, 60_000);
+  afterAll(() => app?.remove());
+  return () => {
+    if (app === undefined) throw new Error("the packed app is made in beforeAll");
+    return app.dir;
   };
 }
 
