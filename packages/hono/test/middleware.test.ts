@@ -181,21 +181,17 @@ describe("compress() around idempotency(): the order decides what is stored", ()
 
 describe("etag() and HEAD around idempotency()", () => {
   const text = (c: Context) => c.text(LARGE);
+  const get = (url: string, headers: Record<string, string>) => wireRequest(url, headers, undefined, "GET");
 
   it("etag() before: the replay of a GET gets the first answer's ETag, and a conditional replay 304", async () => {
     const { world, url } = await serveWith(["etag"], [], text);
     const key = uniqueId("key");
-    const first = await wireRequest(url, keyed(key), undefined, "GET");
-    const replay = await wireRequest(url, keyed(key), undefined, "GET");
+    const first = await get(url, keyed(key));
+    const replay = await get(url, keyed(key));
     expect(world.calls).toBe(1);
     expect(first.headers.etag).toBeDefined();
     expect(replay.headers.etag).toBe(first.headers.etag);
-    const conditional = await wireRequest(
-      url,
-      keyed(key, { "if-none-match": String(first.headers.etag) }),
-      undefined,
-      "GET",
-    );
+    const conditional = await get(url, keyed(key, { "if-none-match": String(first.headers.etag) }));
     expect(conditional.status).toBe(304);
     expect(conditional.raw.byteLength).toBe(0);
   });
@@ -203,28 +199,23 @@ describe("etag() and HEAD around idempotency()", () => {
   it("etag() after: the ETag is stored with the answer and replayed, but a conditional replay is no 304", async () => {
     const { world, url } = await serveWith([], ["etag"], text);
     const key = uniqueId("key");
-    const first = await wireRequest(url, keyed(key), undefined, "GET");
-    const replay = await wireRequest(url, keyed(key), undefined, "GET");
+    const first = await get(url, keyed(key));
+    const replay = await get(url, keyed(key));
     expect(world.calls).toBe(1);
     expect(replay.headers.etag).toBe(first.headers.etag);
     expect(replay.decoded.toString()).toBe(LARGE);
-    const conditional = await wireRequest(
-      url,
-      keyed(key, { "if-none-match": String(first.headers.etag) }),
-      undefined,
-      "GET",
-    );
+    const conditional = await get(url, keyed(key, { "if-none-match": String(first.headers.etag) }));
     expect(conditional.status).toBe(200);
     expect(conditional.decoded.toString()).toBe(LARGE);
   });
 
   it("etag() after, a first request that is conditional: its 304 is not stored, and the retry without the condition gets the whole answer", async () => {
     const { world, url } = await serveWith([], ["etag"], text);
-    const etag = (await wireRequest(url, {}, undefined, "GET")).headers.etag; // no key: not covered
+    const etag = (await get(url, {})).headers.etag; // no key: not covered
     const key = uniqueId("key");
-    const conditional = await wireRequest(url, keyed(key, { "if-none-match": String(etag) }), undefined, "GET");
+    const conditional = await get(url, keyed(key, { "if-none-match": String(etag) }));
     expect(conditional.status).toBe(304);
-    const retry = await wireRequest(url, keyed(key), undefined, "GET");
+    const retry = await get(url, keyed(key));
     expect([retry.status, retry.headers["idempotent-replayed"]]).toEqual([200, undefined]);
     expect(retry.decoded.toString()).toBe(LARGE);
     expect(world.calls).toBe(3);
