@@ -131,7 +131,8 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   /**
    * Response headers stored and replayed (lower case). Default `DEFAULT_REPLAY_HEADERS`. Never
    * stored, even when listed: `Content-Length` and the connection's own headers (`Connection`,
-   * `Keep-Alive`, `Transfer-Encoding`, …), which the framework writes for each response.
+   * `Keep-Alive`, `Transfer-Encoding`, …), which the framework writes for each response, and
+   * `Set-Cookie`, which would hand the first request's cookies to whoever sends the key again.
    */
   replayHeaders?: readonly string[];
   /** Header marking a replay. Default "Idempotent-Replayed". */

@@ -40,8 +40,10 @@ export const DEFAULT_REPLAY_HEADERS: readonly string[] = [
 /**
  * Headers never stored, even when `replayHeaders` names them: those that describe one connection
  * or one message's framing (those RFC 9110 §7.6.1 names: `Connection`, `Keep-Alive`,
- * `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade`; and `Trailer`), and `Content-Length`.
- * The framework writes them for each response it sends, from the replayed body.
+ * `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade`; and `Trailer`), and `Content-Length`,
+ * which the framework writes for each response it sends, from the replayed body; and
+ * `Set-Cookie` (and the obsolete `Set-Cookie2`): a cookie minted for the first request, a
+ * session most of all, would go to whoever sends the key again.
  */
 const NEVER_REPLAYED: ReadonlySet<string> = new Set([
   "connection",
@@ -52,6 +54,8 @@ const NEVER_REPLAYED: ReadonlySet<string> = new Set([
   "transfer-encoding",
   "upgrade",
   "content-length",
+  "set-cookie",
+  "set-cookie2",
 ]);
 
 /** The lower-case names of `replayHeaders` that may be stored: the connection's own headers left out. */

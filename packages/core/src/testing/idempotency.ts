@@ -266,6 +266,26 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         ]);
       });
 
+      it("never stores Set-Cookie, even when replayHeaders names it", async () => {
+        const engine = await engineOn({ replayHeaders: ["content-type", "Set-Cookie", "set-cookie2"] });
+        const key = newKey();
+        await send(engine, post(key), () => ({
+          status: 201,
+          headers: {
+            "content-type": "application/json",
+            "set-cookie": ["session=first-request; HttpOnly", "csrf=abc"],
+            "set-cookie2": "legacy=1",
+          },
+          body: "{}",
+        }));
+        const { response, ran } = await send(engine, post(key));
+        expect(ran).toBe(false);
+        expect(response?.headers).toEqual([
+          ["content-type", "application/json"],
+          ["Idempotent-Replayed", "true"],
+        ]);
+      });
+
       it("names the replay header as configured", async () => {
         const engine = await engineOn({ replayedHeader: "X-Replayed" });
         const key = newKey();
