@@ -226,12 +226,12 @@ export class IdempotencyError extends InterlockError {
   constructor(
     code: IdempotencyErrorCode,
     message: string,
-    options: { status?: number; retryAfterSeconds?: number } = {},
+    options: { status?: number; retryAfterSeconds?: number; title?: string } = {},
   ) {
     super(message);
     this.code = code;
     this.status = options.status ?? IDEMPOTENCY_ERRORS[code].status;
-    this.title = IDEMPOTENCY_ERRORS[code].title;
+    this.title = options.title ?? IDEMPOTENCY_ERRORS[code].title;
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }

@@ -205,6 +205,13 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
       expect(concurrent).toMatchObject({ action: "respond", outcome: "in_flight", response: { status: 409 } });
       if (concurrent.action !== "respond") throw new Error("unreachable");
       expect(concurrent.response.headers).toContainEqual(["retry-after", "60"]);
+      // A delivery carries no Idempotency-Key: the problem says what is in flight.
+      expect(JSON.parse(text(concurrent.response.body))).toMatchObject({
+        code: "request_in_flight",
+        status: 409,
+        title: "A copy of this delivery is still being processed",
+        detail: "this delivery is being processed; retry later",
+      });
 
       await here.finish(first.ticket, { status: 204 });
       await here.finish(first.ticket, { status: 500 }); // settled already: no effect

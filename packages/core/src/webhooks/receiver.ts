@@ -288,8 +288,10 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     }
     if (claim.state === "completed")
       return respond("duplicate", jsonResponse(200, { duplicate: true, id: event.id ?? null }), event);
+    // The same code as an idempotent request's copy (one meaning: retry later), titled for a delivery.
     const inFlight = new IdempotencyError("request_in_flight", "this delivery is being processed; retry later", {
       retryAfterSeconds,
+      title: "A copy of this delivery is still being processed",
     });
     return respond("in_flight", problemResponse(inFlight), event, inFlight);
   }
