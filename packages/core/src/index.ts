@@ -73,6 +73,12 @@ export type {
 } from "./store/contract.js";
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
 export {
+  DEADLINE_MARGIN_MS,
+  DEFAULT_SAMPLE_TTL_MS,
+  ServerClock,
+  type ServerClockOptions,
+} from "./store/server-clock.js";
+export {
   assertClaim,
   assertComplete,
   assertKey,

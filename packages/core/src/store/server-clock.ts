@@ -1,0 +1,127 @@
+/**
+ * The server's clock, as seen from here: for stores whose commands can run on the server after
+ * their caller stopped waiting (a driver that queues commands while it reconnects, or resends
+ * them on a new connection). `boundedStoreCall` tells the caller "unavailable" after its timeout,
+ * but cannot take back a command already handed to the driver. A write that carries a deadline
+ * on the server's clock, and refuses to act past it, cannot change anything after its caller was
+ * told it failed.
+ *
+ * Only the server's clock can judge that deadline, so it is estimated from replies. A command
+ * sent at local time `t0` runs at server time `S` no earlier than `t0` on the server's clock:
+ * with θ the true offset (server − local), `S ≥ t0 + θ`, so `S − t0` is a sound upper bound on
+ * θ, and the smallest among recent samples is the tightest. A deadline built on an upper bound is
+ * never early for a caller that waited in vain: a refusal means the caller had given up. A bound
+ * that is too large only lets a late write through, as if there were no deadline.
+ *
+ * Local time is monotonic (`performance.timeOrigin + performance.now()`), never `Date.now()`,
+ * which jumps when the system clock is set.
+ */
+
+import { positiveMs } from "./validate.js";
+
+/**
+ * Local monotonic ms on the epoch's scale (the process's start plus the time since): what a
+ * `ServerClock` measures sending times with unless given another clock.
+ */
+const monotonicEpochMs = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * Added to every deadline: the server's time comes in whole ms (truncated), and a timer may
+ * fire up to 1 ms before its delay on the caller's side. Without it a refusal could come a
+ * millisecond or two before the caller gave up.
+ */
+export const DEADLINE_MARGIN_MS = 2;
+
+/** How long a `ServerClock` uses a sample by default: 30 s. */
+export const DEFAULT_SAMPLE_TTL_MS = 30_000;
+
+/** How a `ServerClock` measures time and how long its samples last. */
+export interface ServerClockOptions {
+  /** Local monotonic ms. Default `performance.timeOrigin + performance.now()`; tests inject their own. */
+  now?: () => number;
+  /**
+   * How long a sample is used, in ms. Default 30,000. After half of it any fresh sample replaces
+   * the current one, even a looser one, so drift and a failover's new clock are picked up; past
+   * all of it (no reply for that long) writes carry no deadline until the next reply.
+   */
+  sampleTtlMs?: number;
+}
+
+/**
+ * An estimate of one server's clock, built from its replies: the deadline, on that clock, past
+ * which a write must change nothing because its caller already gave up. For store authors:
+ *
+ * ```ts
+ * const sentAt = clock.now();
+ * const notAfter = clock.deadline(sentAt, operationTimeoutMs); // undefined: no sample yet
+ * const reply = await boundedStoreCall(name, "set", operationTimeoutMs, () => send(notAfter));
+ * clock.observe(sentAt, reply.serverTimeMs);
+ * if (reply.late) clock.refused(sentAt, reply.serverTimeMs); // and throw StoreUnavailableError
+ * ```
+ *
+ * Take `sentAt` before calling `boundedStoreCall` (its timer starts there). A "late" answer must
+ * reach the caller as `StoreUnavailableError`: never as success, never as "another writer won".
+ */
+export class ServerClock {
+  readonly #now: () => number;
+  readonly #ttl: number;
+  /** The upper bound on server − local in use, or undefined without a sample. */
+  #bound: number | undefined;
+  /** Local time the bound was last confirmed (by an equal or smaller sample). */
+  #takenAt = 0;
+  /** After a refusal, the bound is not lowered before this local time (see `refused`). */
+  #heldUntil = Number.NEGATIVE_INFINITY;
+
+  constructor(options: ServerClockOptions = {}) {
+    this.#now = options.now ?? monotonicEpochMs;
+    this.#ttl = positiveMs("sampleTtlMs", options.sampleTtlMs, DEFAULT_SAMPLE_TTL_MS);
+  }
+
+  /** Local monotonic time: stamp a command with it before sending it. */
+  now(): number {
+    return this.#now();
+  }
+
+  /** The upper bound on (server − local) in ms, or undefined without a live sample. */
+  offsetBound(): number | undefined {
+    if (this.#bound === undefined || this.#now() - this.#takenAt > this.#ttl) return undefined;
+    return this.#bound;
+  }
+
+  /**
+   * The last server time (whole ms since the epoch) at which a command sent at local `sentAt`
+   * and waited on for `timeoutMs` may still act; undefined without a live sample (no deadline).
+   */
+  deadline(sentAt: number, timeoutMs: number): number | undefined {
+    const bound = this.offsetBound();
+    return bound === undefined ? undefined : Math.ceil(sentAt + timeoutMs + bound) + DEADLINE_MARGIN_MS;
+  }
+
+  /** Records a reply to a command sent at local `sentAt` that carried the server's time `serverMs`. */
+  observe(sentAt: number, serverMs: number): void {
+    if (!Number.isFinite(serverMs) || !Number.isFinite(sentAt)) return;
+    const sample = serverMs - sentAt;
+    const now = this.#now();
+    const stale = now - this.#takenAt > this.#ttl / 2;
+    const lower = this.#bound === undefined || (sample <= this.#bound && now >= this.#heldUntil);
+    if (lower || stale) {
+      this.#bound = sample;
+      this.#takenAt = now;
+    }
+  }
+
+  /**
+   * Records a "late" refusal whose reply reached the caller in time: proof that the bound was
+   * too small for this server (a failover to a server whose clock is ahead, or a Cluster node
+   * ahead of the one that gave the bound). The bound becomes this reply's own sample and is not
+   * lowered for half the sample ttl, so a skewed node costs at most one wrong refusal per
+   * period, not one per sample from the other nodes.
+   */
+  refused(sentAt: number, serverMs: number): void {
+    if (!Number.isFinite(serverMs) || !Number.isFinite(sentAt)) return;
+    const now = this.#now();
+    this.#bound = Math.max(this.#bound ?? Number.NEGATIVE_INFINITY, serverMs - sentAt);
+    this.#takenAt = now;
+    this.#heldUntil = now + this.#ttl / 2;
+  }
+}

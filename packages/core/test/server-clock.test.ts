@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { DEADLINE_MARGIN_MS, InterlockConfigError, ServerClock } from "../src/index.js";
+
+/** A clock whose local time the test sets. */
+function clockAt(start = 1_000, sampleTtlMs = 30_000) {
+  let local = start;
+  const clock = new ServerClock({ now: () => local, sampleTtlMs });
+  return {
+    clock,
+    set: (ms: number) => {
+      local = ms;
+    },
+  };
+}
+
+describe("ServerClock", () => {
+  it("has no bound and no deadline before its first sample", () => {
+    const { clock } = clockAt();
+    expect(clock.offsetBound()).toBeUndefined();
+    expect(clock.deadline(1_000, 500)).toBeUndefined();
+  });
+
+  it("bounds server − local by server time minus sending time, and keeps the smallest", () => {
+    const { clock, set } = clockAt(1_000);
+    // Server 5,000 ms ahead; the first reply took 40 ms to be made, the second 3 ms.
+    clock.observe(1_000, 6_040);
+    expect(clock.offsetBound()).toBe(5_040);
+    set(2_000);
+    clock.observe(1_990, 6_993);
+    expect(clock.offsetBound()).toBe(5_003);
+    // A slower reply does not loosen it.
+    clock.observe(1_995, 7_100);
+    expect(clock.offsetBound()).toBe(5_003);
+  });
+
+  it("puts the deadline at sending time + timeout + bound, rounded up, plus the margin", () => {
+    const { clock } = clockAt(1_000);
+    clock.observe(1_000.4, 6_000);
+    expect(clock.offsetBound()).toBeCloseTo(4_999.6, 9);
+    // 2,000.25 + 500 + 4,999.6 = 7,499.85 -> 7,500.
+    expect(clock.deadline(2_000.25, 500)).toBe(7_500 + DEADLINE_MARGIN_MS);
+  });
+
+  it("a server behind the local clock gives a negative bound", () => {
+    const { clock } = clockAt(10_000);
+    clock.observe(10_000, 7_001);
+    expect(clock.offsetBound()).toBe(-2_999);
+    expect(clock.deadline(10_000, 1_000)).toBe(8_001 + DEADLINE_MARGIN_MS);
+  });
+
+  it("takes any fresh sample once its bound is older than half the ttl, and drops it past the ttl", () => {
+    const { clock, set } = clockAt(0, 1_000);
+    clock.observe(0, 100);
+    set(500);
+    clock.observe(500, 700); // looser, and the bound is only half the ttl old: kept
+    expect(clock.offsetBound()).toBe(100);
+    set(501);
+    clock.observe(501, 701); // looser, but the bound is past half the ttl: replaced
+    expect(clock.offsetBound()).toBe(200);
+    set(1_501);
+    expect(clock.offsetBound()).toBe(200);
+    set(1_502);
+    expect(clock.offsetBound()).toBeUndefined();
+    expect(clock.deadline(1_502, 100)).toBeUndefined();
+    clock.observe(1_502, 1_550);
+    expect(clock.offsetBound()).toBe(48);
+  });
+
+  it("a sample as small as the bound keeps it fresh", () => {
+    const { clock, set } = clockAt(0, 1_000);
+    clock.observe(0, 100);
+    set(900);
+    clock.observe(900, 1_000);
+    set(1_800);
+    expect(clock.offsetBound()).toBe(100);
+  });
+
+  it("after a refusal that reached the caller, takes that reply's sample and holds it for half the ttl", () => {
+    const { clock, set } = clockAt(0, 1_000);
+    clock.observe(0, 100);
+    // A node 3 s ahead refused a write sent at 10: its reply came back in time.
+    set(20);
+    clock.refused(10, 3_115);
+    expect(clock.offsetBound()).toBe(3_105);
+    // Replies from the node that gave the old bound do not lower it while it is held ...
+    set(400);
+    clock.observe(400, 501);
+    expect(clock.offsetBound()).toBe(3_105);
+    // ... and past half the ttl any fresh sample replaces it.
+    set(521);
+    clock.observe(521, 622);
+    expect(clock.offsetBound()).toBe(101);
+  });
+
+  it("a refusal never lowers the bound", () => {
+    const { clock } = clockAt(0);
+    clock.observe(0, 500);
+    clock.refused(0, 200);
+    expect(clock.offsetBound()).toBe(500);
+  });
+
+  it("ignores a reply without a usable server time", () => {
+    const { clock } = clockAt(0);
+    clock.observe(0, Number.NaN);
+    clock.refused(0, Number.POSITIVE_INFINITY);
+    expect(clock.offsetBound()).toBeUndefined();
+  });
+
+  it("refuses a sample ttl that is not a positive whole number of ms", () => {
+    expect(() => new ServerClock({ sampleTtlMs: 0 })).toThrow(InterlockConfigError);
+    expect(() => new ServerClock({ sampleTtlMs: 1.5 })).toThrow(InterlockConfigError);
+  });
+
+  it("measures local time on the epoch's scale, monotonically", () => {
+    const clock = new ServerClock();
+    const first = clock.now();
+    expect(clock.now()).toBeGreaterThanOrEqual(first);
+    expect(Math.abs(first - Date.now())).toBeLessThan(60 * 60 * 1_000);
+  });
+});
