@@ -2,12 +2,25 @@
  * A TCP proxy in front of a Redis server, for the failure nothing else produces on demand: a
  * connection lost after the server ran a command but before its reply reached the client. The
  * client (ioredis) then sends the command again on its next connection
- * (`autoResendUnfulfilledCommands`), and what that copy answers is what the caller sees.
+ * (`autoResendUnfulfilledCommands`), and what that copy answers is what the caller sees. And a
+ * command that reaches the server late, after its caller stopped waiting: held back, then
+ * delivered at the test's word.
  */
 
 import { connect, createServer, type Socket } from "node:net";
 
 const HOST = "127.0.0.1";
+
+/** A command the proxy holds back (see `RedisProxy.hold`). */
+export interface HeldCommand {
+  /** Settles once the command reached the proxy and is held. */
+  readonly held: Promise<void>;
+  /**
+   * Passes the command (and whatever its connection sent after it) on to the server; settles
+   * when the server's next reply on that connection went back to the client: the command ran.
+   */
+  deliver(): Promise<void>;
+}
 
 export interface RedisProxy {
   /** The port to point a client at (on 127.0.0.1). */
@@ -19,6 +32,12 @@ export interface RedisProxy {
    * copy the client resends, first of all): another writer's command in between, at will.
    */
   dropReplyTo(marker: string, beforeResend?: () => Promise<unknown>): void;
+  /**
+   * Arms the proxy, once: the next command whose bytes contain `marker` stays in the proxy, and
+   * its connection's later commands behind it, until `deliver()`. Its reply still reaches the
+   * client, after the caller's own timeout if the test waits that long.
+   */
+  hold(marker: string): HeldCommand;
   /** How many replies were dropped so far. */
   readonly dropped: number;
   close(): Promise<void>;
@@ -32,6 +51,7 @@ export async function startRedisProxy(port: number, host = HOST): Promise<RedisP
   let dropped = 0;
   /** What every command sent from now on waits for: `beforeResend`, once a reply was dropped. */
   let gate: Promise<unknown> = Promise.resolve();
+  let holding: { marker: string; reached: () => void; until: Promise<void>; replied: () => void } | undefined;
   const proxy = createServer((client) => {
     const server = connect(port, host);
     for (const socket of [client, server]) {
@@ -43,6 +63,7 @@ export async function startRedisProxy(port: number, host = HOST): Promise<RedisP
       });
     }
     let dropReply = false;
+    let onReply: (() => void) | undefined;
     let sent: Promise<unknown> = Promise.resolve(); // keeps this connection's chunks in order
     client.on("data", (chunk: Buffer) => {
       if (marker !== undefined && chunk.includes(marker)) {
@@ -50,9 +71,21 @@ export async function startRedisProxy(port: number, host = HOST): Promise<RedisP
         dropReply = true;
       }
       const open = gate;
+      if (holding !== undefined && chunk.includes(holding.marker)) {
+        const { reached, until, replied } = holding;
+        holding = undefined;
+        reached();
+        sent = sent
+          .then(() => until)
+          .then(() => {
+            onReply = replied;
+          });
+      }
       sent = sent.then(() => open).then(() => server.write(chunk));
     });
     server.on("data", (chunk: Buffer) => {
+      onReply?.();
+      onReply = undefined;
       if (!dropReply) return void client.write(chunk);
       dropped++;
       const hook = beforeResend;
@@ -68,6 +101,28 @@ export async function startRedisProxy(port: number, host = HOST): Promise<RedisP
     dropReplyTo(text, hook) {
       marker = text;
       beforeResend = hook;
+    },
+    hold(text) {
+      let reached = () => {};
+      let deliver = () => {};
+      let replied = () => {};
+      const held = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      const until = new Promise<void>((resolve) => {
+        deliver = resolve;
+      });
+      const answered = new Promise<void>((resolve) => {
+        replied = resolve;
+      });
+      holding = { marker: text, reached, until, replied };
+      return {
+        held,
+        deliver: () => {
+          deliver();
+          return answered;
+        },
+      };
     },
     get dropped() {
       return dropped;
