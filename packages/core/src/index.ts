@@ -75,8 +75,10 @@ export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memor
 export {
   DEADLINE_MARGIN_MS,
   DEFAULT_SAMPLE_TTL_MS,
+  deadlineStoreCall,
   ServerClock,
   type ServerClockOptions,
+  type ServerTimedReply,
 } from "./store/server-clock.js";
 export {
   assertClaim,

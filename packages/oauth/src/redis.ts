@@ -6,7 +6,13 @@
  * closes or reconfigures it.
  */
 
-import { boundedStoreCall, InterlockConfigError, timeoutOption } from "@interlock/core";
+import {
+  deadlineStoreCall,
+  InterlockConfigError,
+  ServerClock,
+  type ServerTimedReply,
+  timeoutOption,
+} from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -36,8 +42,15 @@ export interface RedisTokenStoreOptions {
   operationTimeoutMs?: number;
 }
 
-// ARGV: none. Reply: [value, version], both nil when there is no live value.
-const GET = `return redis.call('HMGET', KEYS[1], 'value', 'version')`;
+// The server's time, in whole ms since the epoch: every reply carries it first, for the store's
+// ServerClock (core), which estimates from it the deadlines writes carry.
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+// ARGV: none. Reply: [now, value, version], value and version nil when there is no live value.
+const GET = `${NOW}
+local h = redis.call('HMGET', KEYS[1], 'value', 'version')
+return {now, h[1], h[2]}`;
 
 /**
  * The calls that wrote this key lately, by id, for the copy of a call ioredis resends after a
@@ -49,8 +62,7 @@ const GET = `return redis.call('HMGET', KEYS[1], 'value', 'version')`;
  * `ran` tells whether CALL (the call's id) is among them, `calls` holds the live ones and
  * `traced(ms)` adds CALL's own for ms. Needs `version` first in HMGET, then `calls`.
  */
-const TRACE = (call: string) => `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const TRACE = (call: string) => `${NOW}
 local h = redis.call('HMGET', KEYS[1], 'version', 'calls')
 local calls, ran = {}, false
 for id, untilMs in string.gmatch(h[2] or '', '([^ ]+) (%d+)') do
@@ -64,38 +76,59 @@ local function traced(ms)
   return table.concat(calls, ' ')
 end`;
 
+/**
+ * Ends the script with [now, 'late'] when the call's deadline (ARGV[n]: ms on the server's clock,
+ * '' for none) has passed: its caller was already told it failed and has moved on, so a write
+ * now (a first run that sat in ioredis' queue or on a slow path) would overwrite or delete what
+ * was written since. Goes right before the write: an answer that changes nothing needs no check.
+ */
+const IN_TIME = (n: number) => `if ARGV[${n}] ~= '' and now > tonumber(ARGV[${n}]) then return {now, 'late'} end`;
+
 // ARGV: value, new version (the call's id: made for this call), ttlMs, mode ('any' | 'absent' |
-// 'version'), expected version, traceTtlMs. A copy of a set that ran answers its version, as the
-// first run did: not "another writer won", and not a second write over a newer value.
+// 'version'), expected version, traceTtlMs, deadline. Reply: [now, 'written', version],
+// [now, 'lost'] (another value is there) or [now, 'late']. A copy of a set that ran answers its
+// version, as the first run did: not "another writer won", and not a second write over a newer value.
 const SET = `${TRACE("ARGV[2]")}
-if ran then return ARGV[2] end
-if ARGV[4] == 'absent' and h[1] then return false end
-if ARGV[4] == 'version' and h[1] ~= ARGV[5] then return false end
+if ran then return {now, 'written', ARGV[2]} end
+if ARGV[4] == 'absent' and h[1] then return {now, 'lost'} end
+if ARGV[4] == 'version' and h[1] ~= ARGV[5] then return {now, 'lost'} end
+${IN_TIME(7)}
 redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', ARGV[2], 'calls', traced(ARGV[6]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return ARGV[2]`;
+return {now, 'written', ARGV[2]}`;
 
-// ARGV: expected version ('' for any), call id, traceTtlMs. The value goes; the trace stays, for
+// ARGV: expected version ('' for any), call id, traceTtlMs, deadline. Reply: [now, 'deleted'],
+// [now, 'lost'] (no value, or another one) or [now, 'late']. The value goes; the trace stays, for
 // traceTtlMs (no value or version: absent to every other script), so that a copy of this delete
-// answers 1, as the first run did, not 0 because the value is gone, and deletes nothing newer.
+// answers 'deleted', as the first run did, not 'lost' because the value is gone, and deletes nothing newer.
 const DELETE = `${TRACE("ARGV[2]")}
-if ran then return 1 end
-if not h[1] or (ARGV[1] ~= '' and h[1] ~= ARGV[1]) then return 0 end
+if ran then return {now, 'deleted'} end
+if not h[1] or (ARGV[1] ~= '' and h[1] ~= ARGV[1]) then return {now, 'lost'} end
+${IN_TIME(4)}
 local trace = traced(ARGV[3])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'calls', trace)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1`;
+return {now, 'deleted'}`;
 
 // Versioned names: a later version of these scripts gets new names instead of replacing these
 // on a client that two versions of the package share.
 const SCRIPTS = {
-  get: ["interlockOAuthGet1", GET],
-  set: ["interlockOAuthSet3", SET],
-  delete: ["interlockOAuthDel3", DELETE],
+  get: ["interlockOAuthGet2", GET],
+  set: ["interlockOAuthSet4", SET],
+  delete: ["interlockOAuthDel4", DELETE],
 } as const;
 
 type Operation = keyof typeof SCRIPTS;
+
+/**
+ * The server's time (first in every reply; Number(): a client with ioredis' stringNumbers option
+ * answers integers as strings) and whether the script refused as late.
+ */
+function timedReply(reply: unknown[]): ServerTimedReply {
+  if (!Array.isArray(reply)) throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
+  return { serverMs: Number(reply[0]), late: reply[1] === "late" };
+}
 type Scripted = Record<string, (key: string, ...args: Array<string | number>) => Promise<unknown>>;
 
 /** The key prefix used when none is given. */
@@ -109,6 +142,8 @@ export class RedisTokenStore implements TokenStore {
   /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #client: Scripted;
+  /** The server's clock as the replies tell it: where each write's deadline comes from. */
+  readonly #clock = new ServerClock();
 
   constructor(client: RedisScriptingClient, options: RedisTokenStoreOptions = {}) {
     if (typeof client?.defineCommand !== "function") {
@@ -123,8 +158,8 @@ export class RedisTokenStore implements TokenStore {
 
   async get(key: string): Promise<TokenStoreEntry | undefined> {
     assertEntryKey(key);
-    const [value, version] = (await this.#run("get", key, [])) as [string | null, string | null];
-    return value === null || version === null ? undefined : { value, version };
+    const [, value, version] = await this.#run("get", key, []);
+    return typeof value === "string" && typeof version === "string" ? { value, version } : undefined;
   }
 
   async set(key: string, value: string, options: TokenStoreSetOptions): Promise<string | undefined> {
@@ -132,23 +167,35 @@ export class RedisTokenStore implements TokenStore {
     const { expect } = options;
     const mode = expect === undefined ? "any" : expect === null ? "absent" : "version";
     const args = [value, newVersion(), options.ttlMs, mode, expect ?? "", this.operationTimeoutMs];
-    const reply = await this.#run("set", key, args);
-    return typeof reply === "string" ? reply : undefined;
+    const [, outcome, version] = await this.#run("set", key, args);
+    return outcome === "written" && typeof version === "string" ? version : undefined;
   }
 
   async delete(key: string, expect?: string): Promise<boolean> {
     assertEntryKey(key);
-    // Number(): a client with ioredis' stringNumbers option answers integers as strings.
     const args = [expect ?? "", crypto.randomUUID(), this.operationTimeoutMs];
-    return Number(await this.#run("delete", key, args)) === 1;
+    const [, outcome] = await this.#run("delete", key, args);
+    return outcome === "deleted";
   }
 
-  /** One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`. */
-  async #run(operation: Operation, key: string, args: Array<string | number>): Promise<unknown> {
-    return boundedStoreCall(this.name, operation, this.operationTimeoutMs, () => {
-      const command = this.#client[SCRIPTS[operation][0]]!;
-      return command.call(this.#client, this.prefix + key, ...args);
-    });
+  /**
+   * One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`.
+   * A write carries its deadline on the server's clock as its last argument ('' before the
+   * first reply told the store that clock): past it, the script answers 'late' and writes
+   * nothing, which is a `StoreUnavailableError` too.
+   */
+  async #run(operation: Operation, key: string, args: Array<string | number>): Promise<unknown[]> {
+    const call = { store: this.name, operation, timeoutMs: this.operationTimeoutMs };
+    return deadlineStoreCall(
+      this.#clock,
+      call,
+      (notAfter) => {
+        const command = this.#client[SCRIPTS[operation][0]]!;
+        const deadline = operation === "get" ? [] : [notAfter ?? ""];
+        return command.call(this.#client, this.prefix + key, ...args, ...deadline) as Promise<unknown[]>;
+      },
+      timedReply,
+    );
   }
 }
 

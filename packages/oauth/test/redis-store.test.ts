@@ -1,4 +1,5 @@
-import { InterlockConfigError } from "@interlock/core";
+import { setTimeout as sleep } from "node:timers/promises";
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { freePort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
@@ -140,5 +141,77 @@ describe("redis token store: a write whose reply was lost", () => {
     expect(await store.delete("lost-delete")).toBe(false);
     // What the delete left for its copy is no value: an absent-only set writes at once.
     expect(await check.set("lost-delete", "next", { ttlMs: 60_000, expect: null })).toBeDefined();
+  });
+});
+
+/**
+ * A write that first runs on Redis after its caller was told it failed: queued while ioredis
+ * reconnected, resent on a new connection, or just slow to get there. The proxy holds it back
+ * past the store's timeout and delivers it afterwards. It must change nothing: the caller has
+ * moved on (and maybe retried), and another writer may have written since.
+ */
+describe("redis token store: a write that reaches Redis after its caller gave up", () => {
+  const operationTimeoutMs = 300;
+
+  async function slowStore() {
+    const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
+    onTestFinished(() => proxy.close());
+    const slow = client(`redis://127.0.0.1:${proxy.port}`);
+    slow.on("error", () => {});
+    const store = new RedisTokenStore(slow, { prefix: `${prefix}late:`, operationTimeoutMs });
+    // Scripts cached on the server, and replies that tell the store the server's time.
+    await store.get("warm-up");
+    await store.set("warm-up", "v", { ttlMs: 60_000, expect: null });
+    await store.delete("warm-up", "none");
+    return { proxy, store, check: new RedisTokenStore(client(), { prefix: `${prefix}late:` }) };
+  }
+
+  /** Delivers `held` once its caller's deadline, and the few ms of margin on it, are surely past. */
+  async function deliverLate(held: { deliver(): Promise<void> }) {
+    await sleep(50);
+    await held.deliver();
+  }
+
+  it("a set without expect leaves the newer value another writer wrote meanwhile", async () => {
+    const { proxy, store, check } = await slowStore();
+    const held = proxy.hold("late-set");
+    const failed = store.set("late-set", "older", { ttlMs: 60_000 });
+    await held.held;
+    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    const newer = await check.set("late-set", "newer", { ttlMs: 60_000 });
+    await deliverLate(held);
+    expect(await check.get("late-set")).toEqual({ value: "newer", version: newer });
+  });
+
+  it("a delete without expect leaves the newer value another writer wrote meanwhile", async () => {
+    const { proxy, store, check } = await slowStore();
+    await check.set("late-delete", "old", { ttlMs: 60_000 });
+    const held = proxy.hold("late-delete");
+    const failed = store.delete("late-delete");
+    await held.held;
+    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    const newer = await check.set("late-delete", "new", { ttlMs: 60_000 });
+    await deliverLate(held);
+    expect(await check.get("late-delete")).toEqual({ value: "new", version: newer });
+  });
+
+  it("a set only if absent writes nothing once its caller gave up", async () => {
+    const { proxy, store, check } = await slowStore();
+    const held = proxy.hold("late-absent");
+    const failed = store.set("late-absent", "mine", { ttlMs: 60_000, expect: null });
+    await held.held;
+    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    await deliverLate(held);
+    expect(await check.get("late-absent")).toBeUndefined();
+  });
+
+  it("writes that arrive in time still act, through the same proxy", async () => {
+    const { store, check } = await slowStore();
+    const first = await store.set("on-time", "first", { ttlMs: 60_000 });
+    expect(await check.get("on-time")).toEqual({ value: "first", version: first });
+    const second = await store.set("on-time", "second", { ttlMs: 60_000, expect: first! });
+    expect(await store.get("on-time")).toEqual({ value: "second", version: second });
+    expect(await store.delete("on-time", second)).toBe(true);
+    expect(await check.get("on-time")).toBeUndefined();
   });
 });

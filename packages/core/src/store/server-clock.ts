@@ -17,7 +17,8 @@
  * which jumps when the system clock is set.
  */
 
-import { positiveMs } from "./validate.js";
+import { StoreUnavailableError } from "../errors.js";
+import { boundedStoreCall, positiveMs } from "./validate.js";
 
 /**
  * Local monotonic ms on the epoch's scale (the process's start plus the time since): what a
@@ -49,7 +50,8 @@ export interface ServerClockOptions {
 
 /**
  * An estimate of one server's clock, built from its replies: the deadline, on that clock, past
- * which a write must change nothing because its caller already gave up. For store authors:
+ * which a write must change nothing because its caller already gave up. For store authors, who
+ * mostly need only `deadlineStoreCall`; by hand:
  *
  * ```ts
  * const sentAt = clock.now();
@@ -61,6 +63,8 @@ export interface ServerClockOptions {
  *
  * Take `sentAt` before calling `boundedStoreCall` (its timer starts there). A "late" answer must
  * reach the caller as `StoreUnavailableError`: never as success, never as "another writer won".
+ * One clock per server: a store on several servers (Redis Cluster nodes) whose clocks disagree
+ * by more than a few ms gets an occasional wrong refusal (see `refused`), never a late write.
  */
 export class ServerClock {
   readonly #now: () => number;
@@ -124,4 +128,42 @@ export class ServerClock {
     this.#takenAt = now;
     this.#heldUntil = now + this.#ttl / 2;
   }
+}
+
+/** What `deadlineStoreCall` needs from a reply: the server's time, and whether it refused as late. */
+export interface ServerTimedReply {
+  /** The server's time when it ran the command, in whole ms since the epoch (truncated). */
+  serverMs: number;
+  /** Whether the server refused to act because the command's deadline had passed. */
+  late: boolean;
+}
+
+/**
+ * `boundedStoreCall` for a command that carries a deadline on the server's clock. `send` gets
+ * the deadline (whole ms since the epoch on the server's clock; undefined while `clock` has no
+ * sample: the command then acts whenever it runs) and sends the command; `timed` reads the
+ * server's time and the late refusal from its reply. The reply teaches `clock`, and a late
+ * refusal becomes a `StoreUnavailableError`. For store and token-store implementations.
+ */
+export async function deadlineStoreCall<T>(
+  clock: ServerClock,
+  call: { store: string; operation: string; timeoutMs: number },
+  send: (notAfter: number | undefined) => PromiseLike<T>,
+  timed: (reply: T) => ServerTimedReply,
+): Promise<T> {
+  const { store, operation, timeoutMs } = call;
+  // Before boundedStoreCall starts its timer: the deadline must not be earlier than the caller's.
+  const sentAt = clock.now();
+  const notAfter = clock.deadline(sentAt, timeoutMs);
+  // timed() inside the bound: a reply it cannot read fails as unavailable, like any bad reply.
+  const [reply, { serverMs, late }] = await boundedStoreCall(store, operation, timeoutMs, async () => {
+    const answer = await send(notAfter);
+    return [answer, timed(answer)] as const;
+  });
+  if (!late) {
+    clock.observe(sentAt, serverMs);
+    return reply;
+  }
+  clock.refused(sentAt, serverMs);
+  throw new StoreUnavailableError(store, `${operation} reached the server after its ${timeoutMs} ms deadline`);
 }
