@@ -8,6 +8,11 @@
  * expires after the lease), `done` (the same plus call, status, headers, body, completedAt;
  * expires after the retention) or `released` (call; expires after the operation timeout). Leases use key expiry and timestamps use the
  * server's `TIME`, so clock skew between app processes cannot shorten or stretch a lease.
+ *
+ * A claim also carries a deadline on the server's clock and answers the server's time, from
+ * which the store estimates that clock (core's `ServerClock`): a claim that first runs after its
+ * caller was told "unavailable" (it sat in ioredis' queue while it reconnected, or was resent on
+ * a new connection) takes no lock that nobody holds.
  */
 
 import { createHash } from "node:crypto";
@@ -16,6 +21,8 @@ import { createHash } from "node:crypto";
 export const CLAIMED = 0;
 export const IN_FLIGHT = 1;
 export const COMPLETED = 2;
+/** The claim reached the server after its deadline and took nothing. */
+export const LATE = 3;
 
 /** Milliseconds since the epoch on the server's clock. */
 const NOW = `local t = redis.call('TIME')
@@ -35,22 +42,26 @@ const OWNED = `if lock[1] ~= 'lock' or lock[2] ~= ARGV[1] then return 0 end`;
  */
 const RAN = (state: string) => `if lock[1] == '${state}' and lock[3] == ARGV[2] then return 1 end`;
 
-// ARGV: token, fingerprint, lockTtlMs. A lock holding this claim's own token (new for every
-// claim) is the claim run before: ioredis resends a command whose reply a dropped connection
-// lost, and that copy must answer "claimed", not "in flight" behind the lock it took itself.
-const CLAIM = `local h = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'headers', 'body', 'createdAt', 'completedAt', 'token')
+// ARGV: token, fingerprint, lockTtlMs, deadline (ms on the server's clock, '' for none). Reply:
+// [outcome, now, ...]: the server's time second, for the store's clock. A lock holding this
+// claim's own token (new for every claim) is the claim run before: ioredis resends a command
+// whose reply a dropped connection lost, and that copy must answer "claimed", not "in flight"
+// behind the lock it took itself. Past the deadline the caller was told "unavailable" and has
+// moved on: a lock taken now would make the key "in flight" for a whole lease, held by nobody.
+const CLAIM = `${NOW}
+local h = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'headers', 'body', 'createdAt', 'completedAt', 'token')
 if h[1] == 'done' then
-  return {${COMPLETED}, h[2], tonumber(h[3]), h[4], h[5], tonumber(h[6]), tonumber(h[7])}
+  return {${COMPLETED}, now, h[2], tonumber(h[3]), h[4], h[5], tonumber(h[6]), tonumber(h[7])}
 end
-if h[1] == 'lock' and h[8] == ARGV[1] then return {${CLAIMED}} end
-${NOW}
+if h[1] == 'lock' and h[8] == ARGV[1] then return {${CLAIMED}, now} end
 if h[1] == 'lock' then
-  return {${IN_FLIGHT}, h[2], now + redis.call('PTTL', KEYS[1])}
+  return {${IN_FLIGHT}, now, h[2], now + redis.call('PTTL', KEYS[1])}
 end
+if ARGV[4] ~= '' and now > tonumber(ARGV[4]) then return {${LATE}, now} end
 if h[1] == 'released' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'state', 'lock', 'token', ARGV[1], 'fingerprint', ARGV[2], 'createdAt', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {${CLAIMED}}`;
+return {${CLAIMED}, now}`;
 
 // ARGV: token, call id, status, headers (JSON), body, ttlMs. The fingerprint and createdAt
 // stay, and so does the token (it tells which claim completed the key; `state` alone decides

@@ -13,10 +13,13 @@ import {
   type ClaimOptions,
   type ClaimResult,
   type CompleteOptions,
+  deadlineStoreCall,
   InterlockConfigError,
   type InterlockStore,
   positiveIntegerOption,
   refuseTransaction,
+  ServerClock,
+  type ServerTimedReply,
   type StoredRecord,
   type StoredResponse,
   timeoutOption,
@@ -28,6 +31,7 @@ import {
   callScript,
   defineScripts,
   IN_FLIGHT,
+  LATE,
   type Operation,
   type ReplyItem,
   type ScriptingClient,
@@ -56,9 +60,9 @@ export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 
 const text = (item: ReplyItem) => (Buffer.isBuffer(item) ? item.toString("utf8") : String(item));
 
-/** A record from a claim reply: [COMPLETED, fingerprint, status, headers, body, createdAt, completedAt]. */
+/** A record from a claim reply: [COMPLETED, now, fingerprint, status, headers, body, createdAt, completedAt]. */
 function toRecord(reply: ReplyItem[]): StoredRecord {
-  const [, fingerprint, status, headers, body, createdAt, completedAt] = reply;
+  const [, , fingerprint, status, headers, body, createdAt, completedAt] = reply;
   return {
     status: Number(status),
     headers: JSON.parse(text(headers ?? null)) as Array<[string, string]>,
@@ -73,13 +77,19 @@ function toRecord(reply: ReplyItem[]): StoredRecord {
 /** An integer reply as a number: the client's `stringNumbers` option turns integers into strings. */
 const integer = (reply: unknown) => Number(reply);
 
+/** A claim reply's outcome and the server's time: [outcome, now, ...]. */
+function timedClaim(reply: unknown): ServerTimedReply {
+  if (!Array.isArray(reply)) throw new Error(`unexpected claim reply ${JSON.stringify(reply)}`);
+  return { serverMs: Number(reply[1]), late: integer(reply[0]) === LATE };
+}
+
 function toClaimResult(reply: unknown, token: string): ClaimResult {
   const items = reply as ReplyItem[];
   switch (integer(items[0])) {
     case CLAIMED:
       return { state: "claimed", token };
     case IN_FLIGHT:
-      return { state: "in_flight", fingerprint: text(items[1] ?? null), lockExpiresAt: Number(items[2]) };
+      return { state: "in_flight", fingerprint: text(items[2] ?? null), lockExpiresAt: Number(items[3]) };
     case COMPLETED:
       return { state: "completed", record: toRecord(items) };
     default:
@@ -99,6 +109,8 @@ export class RedisStore implements InterlockStore {
   /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #client: ScriptingClient;
+  /** The server's clock as claim replies tell it: where each claim's deadline comes from. */
+  readonly #clock = new ServerClock();
 
   /** `client` is an ioredis `Redis` or `Cluster`, connected or lazy; it stays the caller's. */
   constructor(client: ScriptingClient, options: RedisStoreOptions = {}) {
@@ -126,7 +138,16 @@ export class RedisStore implements InterlockStore {
     // The token is made here so a winner needs nothing more from the server than "claimed".
     const token = randomUUID();
     const args = [token, options.fingerprint, options.lockTtlMs];
-    return this.#run("claim", key, args, (reply) => toClaimResult(reply, token));
+    // With a deadline on the server's clock: a claim that first runs after its caller was told
+    // "unavailable" must take no lock (see scripts.ts).
+    const call = { store: this.name, operation: "claim", timeoutMs: this.operationTimeoutMs };
+    const reply = await deadlineStoreCall(
+      this.#clock,
+      call,
+      (notAfter) => callScript(this.#client, "claim", this.keyFor(key), [...args, notAfter ?? ""]),
+      timedClaim,
+    );
+    return toClaimResult(reply, token);
   }
 
   async complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean> {

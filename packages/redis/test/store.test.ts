@@ -1,5 +1,6 @@
 /** The Redis store's own behaviour beyond the shared contract: keys, options, clock, failures. */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { freePort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
@@ -239,5 +240,44 @@ describe("redis store: failures", () => {
       name: "StoreUnavailableError",
       cause: { message: expect.stringContaining("WRONGTYPE") },
     });
+  });
+});
+
+/**
+ * A claim that first runs on Redis after its caller was told "unavailable" (503): queued while
+ * ioredis reconnected, resent on a new connection, or just slow to get there. The proxy holds it
+ * back past the store's timeout and delivers it afterwards. Taking the lock then would make the
+ * key answer "in flight" for the whole lease while nobody holds it.
+ */
+describe("redis store: a claim that reaches Redis after its caller gave up", () => {
+  async function slowStore() {
+    const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
+    onTestFinished(() => proxy.close());
+    const client = track(new Redis(proxy.port, "127.0.0.1"));
+    client.on("error", () => {});
+    const store = storeOn(client, { operationTimeoutMs: 300 });
+    // Scripts cached on the server, and a reply that tells the store the server's time.
+    await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
+    return { proxy, store, check: storeOn(redisClient(), { prefix: store.prefix }) };
+  }
+
+  it("takes no lock: the key stays free for the caller's retry", async () => {
+    const { proxy, store, check } = await slowStore();
+    const held = proxy.hold("late-claim");
+    const failed = store.claim("late-claim", { fingerprint: "fp", lockTtlMs: LONG });
+    await held.held;
+    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    // Past the caller's deadline and the few ms of margin on it.
+    await sleep(50);
+    await held.deliver();
+    expect((await check.claim("late-claim", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
+  });
+
+  it("a claim in time still takes the lock, through the same proxy", async () => {
+    const { store, check } = await slowStore();
+    const claim = await store.claim("on-time", { fingerprint: "fp", lockTtlMs: LONG });
+    expect(claim.state).toBe("claimed");
+    expect(await check.claim("on-time", { fingerprint: "fp", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
+    expect(await store.complete("on-time", (claim as { token: string }).token, response, { ttlMs: LONG })).toBe(true);
   });
 });
