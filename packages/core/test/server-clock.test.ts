@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { DEADLINE_MARGIN_MS, InterlockConfigError, ServerClock } from "../src/index.js";
+import {
+  DEADLINE_MARGIN_MS,
+  deadlineStoreCall,
+  InterlockConfigError,
+  ServerClock,
+  StoreUnavailableError,
+} from "../src/index.js";
 
 /** A clock whose local time the test sets. */
 function clockAt(start = 1_000, sampleTtlMs = 30_000) {
@@ -116,5 +122,74 @@ describe("ServerClock", () => {
     const first = clock.now();
     expect(clock.now()).toBeGreaterThanOrEqual(first);
     expect(Math.abs(first - Date.now())).toBeLessThan(60 * 60 * 1_000);
+  });
+});
+
+describe("deadlineStoreCall", () => {
+  const call = { store: "test", operation: "write", timeoutMs: 500 };
+  /** A reply as the fake server makes it: its time and whether it refused. */
+  const reply = (serverMs: number, late = false) => ({ serverMs, late });
+
+  it("sends no deadline before the first reply, then one from that reply's sample", async () => {
+    const { clock, set } = clockAt(1_000);
+    const sent: Array<number | undefined> = [];
+    const send = async (notAfter: number | undefined) => {
+      sent.push(notAfter);
+      return reply(9_000);
+    };
+    expect(await deadlineStoreCall(clock, call, send, (r) => r)).toEqual(reply(9_000));
+    set(1_100);
+    await deadlineStoreCall(clock, call, send, (r) => r);
+    // Bound 9,000 − 1,000 = 8,000; sent at 1,100 with 500 ms to wait.
+    expect(sent).toEqual([undefined, 1_100 + 500 + 8_000 + DEADLINE_MARGIN_MS]);
+  });
+
+  it("turns a late refusal into StoreUnavailableError, and the refusing reply raises the bound", async () => {
+    const { clock, set } = clockAt(1_000);
+    await deadlineStoreCall(
+      clock,
+      call,
+      async () => reply(1_000),
+      (r) => r,
+    );
+    expect(clock.offsetBound()).toBe(0);
+    set(2_000);
+    const refused = deadlineStoreCall(
+      clock,
+      call,
+      async () => reply(4_000, true),
+      (r) => r,
+    );
+    await expect(refused).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(refused).rejects.toThrow("write reached the server after its 500 ms deadline");
+    expect(clock.offsetBound()).toBe(2_000);
+  });
+
+  it("a reply it cannot read, a failed send and no answer in time are StoreUnavailableError", async () => {
+    const { clock } = clockAt();
+    const unreadable = deadlineStoreCall(
+      clock,
+      call,
+      async () => "?",
+      () => {
+        throw new Error("unexpected reply");
+      },
+    );
+    await expect(unreadable).rejects.toBeInstanceOf(StoreUnavailableError);
+    const failed = deadlineStoreCall(
+      clock,
+      call,
+      () => Promise.reject(new Error("closed")),
+      () => reply(0),
+    );
+    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    const silent = deadlineStoreCall(
+      clock,
+      { ...call, timeoutMs: 5 },
+      () => new Promise(() => {}),
+      () => reply(0),
+    );
+    await expect(silent).rejects.toThrow("write got no answer in 5 ms");
+    expect(clock.offsetBound()).toBeUndefined();
   });
 });
