@@ -2,8 +2,9 @@
  * `@interlock/oauth/redis`: the token store on Redis (ioredis `Redis` or `Cluster`). Each
  * operation is one Lua script on one key: atomic on the server, one round trip, and safe on Redis
  * Cluster. A value lives in a hash (`value`, `version`, and `calls`: see TRACE) that expires with
- * its ttl. The client is the caller's: the store defines its scripts on it and never connects,
- * closes or reconfigures it.
+ * its ttl. Every write carries a deadline on the server's clock, past which it changes nothing
+ * (see IN_TIME). The client is the caller's: the store defines its scripts on it and never
+ * connects, closes or reconfigures it.
  */
 
 import {
