@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { DEADLINE_MARGIN_MS, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { freePort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
@@ -166,9 +166,13 @@ describe("redis token store: a write that reaches Redis after its caller gave up
     return { proxy, store, check: new RedisTokenStore(client(), { prefix: `${prefix}late:` }) };
   }
 
-  /** Delivers `held` once its caller's deadline, and the few ms of margin on it, are surely past. */
+  /**
+   * Delivers `held` once its deadline is surely past. Every reply the store learnt the server's
+   * clock from came within operationTimeoutMs, so the deadline is at most twice that (plus a
+   * margin) after sending, and the caller's failure came one timeout after sending.
+   */
   async function deliverLate(held: { deliver(): Promise<void> }) {
-    await sleep(50);
+    await sleep(operationTimeoutMs + DEADLINE_MARGIN_MS + 10);
     await held.deliver();
   }
 

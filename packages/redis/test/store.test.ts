@@ -1,7 +1,7 @@
 /** The Redis store's own behaviour beyond the shared contract: keys, options, clock, failures. */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { DEADLINE_MARGIN_MS, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { freePort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import { describe, expect, inject, it, onTestFinished } from "vitest";
@@ -250,12 +250,14 @@ describe("redis store: failures", () => {
  * key answer "in flight" for the whole lease while nobody holds it.
  */
 describe("redis store: a claim that reaches Redis after its caller gave up", () => {
+  const operationTimeoutMs = 300;
+
   async function slowStore() {
     const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
     onTestFinished(() => proxy.close());
     const client = track(new Redis(proxy.port, "127.0.0.1"));
     client.on("error", () => {});
-    const store = storeOn(client, { operationTimeoutMs: 300 });
+    const store = storeOn(client, { operationTimeoutMs });
     // Scripts cached on the server, and a reply that tells the store the server's time.
     await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
     return { proxy, store, check: storeOn(redisClient(), { prefix: store.prefix }) };
@@ -267,8 +269,10 @@ describe("redis store: a claim that reaches Redis after its caller gave up", () 
     const failed = store.claim("late-claim", { fingerprint: "fp", lockTtlMs: LONG });
     await held.held;
     await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
-    // Past the caller's deadline and the few ms of margin on it.
-    await sleep(50);
+    // Surely past its deadline: the replies the store learnt the server's clock from came within
+    // the timeout, so the deadline is at most two timeouts (plus a margin) after sending, and
+    // the caller's failure came one timeout after sending.
+    await sleep(operationTimeoutMs + DEADLINE_MARGIN_MS + 10);
     await held.deliver();
     expect((await check.claim("late-claim", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
   });
