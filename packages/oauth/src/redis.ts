@@ -130,6 +130,7 @@ function timedReply(reply: unknown[]): ServerTimedReply {
   if (!Array.isArray(reply)) throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
   return { serverMs: Number(reply[0]), late: reply[1] === "late" };
 }
+
 type Scripted = Record<string, (key: string, ...args: Array<string | number>) => Promise<unknown>>;
 
 /** The key prefix used when none is given. */
