@@ -273,7 +273,7 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
           status: 201,
           headers: {
             "content-type": "application/json",
-            "set-cookie": ["session=first-request; HttpOnly", "csrf=abc"],
+            "set-cookie": "session=first-request; HttpOnly",
             "set-cookie2": "legacy=1",
           },
           body: "{}",
