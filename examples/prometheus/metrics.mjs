@@ -89,7 +89,8 @@ export function interlockMetrics(registry) {
         // durationMs runs from the won claim to the recorded outcome: the handler, then storeMs.
         webhookHandlerSeconds.observe({ scheme: event.scheme, outcome }, seconds(event.durationMs - event.storeMs));
         store("webhook", "claim", event.claimMs);
-        return store("webhook", outcome === "processed" ? "complete" : "release", event.storeMs);
+        const failed = event.type === "webhook.handler_failed" && !event.released;
+        return store("webhook", outcome === "processed" ? "complete" : "release", event.storeMs, failed);
       }
       case "idempotency.rejected":
         return idempotency.inc({
@@ -115,7 +116,10 @@ export function interlockMetrics(registry) {
         );
         idempotentHandlerSeconds.observe({ method, route, outcome }, seconds(event.durationMs - event.storeMs));
         const operation = event.type === "idempotency.released" ? "release" : "complete";
-        const failed = event.type === "idempotency.not_recorded" && event.reason === "store_error";
+        const failed =
+          event.type === "idempotency.released"
+            ? !event.released
+            : event.type === "idempotency.not_recorded" && event.reason === "store_error";
         return store("idempotency", operation, event.storeMs, failed);
       }
       case "idempotency.store_down":

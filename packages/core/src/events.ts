@@ -185,6 +185,11 @@ export type IdempotencyEvent = IdempotencyEventBase &
         reason: "error" | "status" | "streamed" | "too_large";
         /** The handler's status; undefined when it threw. */
         status: number | undefined;
+        /**
+         * False when the `release` itself failed: the key stays in flight until its lease ends
+         * (an `idempotency.store_down` of the release follows).
+         */
+        released: boolean;
         /** From the won claim to the release, in milliseconds. */
         durationMs: number;
         /** Time the `release` took, in milliseconds. */

@@ -176,7 +176,9 @@ function handledDelivery(
 ): void {
   record.time(METRIC_WEBHOOK_HANDLER_DURATION, handlerMs(event), attributes);
   record.store("webhook", "claim", event.claimMs);
-  record.store("webhook", ending, event.storeMs);
+  // A release that failed is timed as a failed store call (the lease then ends on its own).
+  const failed = event.type === "webhook.handler_failed" && !event.released;
+  record.store("webhook", ending, event.storeMs, failed ? STORE_UNAVAILABLE : undefined);
   const id = webhookId(event.id);
   record.span(
     SPAN_WEBHOOK_CLAIM,
@@ -274,7 +276,7 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     };
     record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
     record.time(METRIC_IDEMPOTENCY_HANDLER_DURATION, handlerMs(event), attributes);
-    record.store("idempotency", "release", event.storeMs);
+    record.store("idempotency", "release", event.storeMs, event.released ? undefined : STORE_UNAVAILABLE);
     const failed = event.reason === "error" ? HANDLER_FAILED : undefined;
     record.span(SPAN_IDEMPOTENCY_EXECUTE, event, { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key }, failed);
   },

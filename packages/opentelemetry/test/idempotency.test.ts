@@ -444,6 +444,34 @@ describe("a response the store could not keep", () => {
   });
 });
 
+describe("a release the store could not make", () => {
+  it("a release that fails: released: false, store_down(release) counted, the failed release timed once", async () => {
+    store.store.release = () => Promise.reject(new Error("connection reset"));
+    expect((await pay("order-8", { status: 503 })).status).toBe(503);
+    expect(events.map((event) => event.type)).toEqual([
+      "idempotency.first",
+      "idempotency.released",
+      "idempotency.store_down",
+    ]);
+    expect(eventsOf("idempotency.released")[0]).toMatchObject({ reason: "status", released: false });
+    const metrics = await otel.metrics();
+    expect(
+      metrics["interlock.store.duration"]
+        ?.filter((point) => point.attributes["interlock.store.operation"] === "release")
+        .map((point) => [point.attributes, "count" in point && point.count]),
+    ).toEqual([
+      [
+        {
+          "interlock.component": "idempotency",
+          "interlock.store.operation": "release",
+          "error.type": "store_unavailable",
+        },
+        1,
+      ],
+    ]);
+  });
+});
+
 describe("a middleware mounted for the whole app", () => {
   it("never puts a path in http.route: claims name no route, the outcomes after it ran its pattern", async () => {
     const onEvent = interlockTelemetry<InterlockEvent>({

@@ -368,6 +368,29 @@ describe("failures", () => {
     expect((await deliver("msg_4", { fail: false })).status).toBe(200);
   });
 
+  it("a handler that throws and a release that fails: released false, the release timed as failed", async () => {
+    world.store.store.release = () => Promise.reject(new Error("connection reset"));
+    expect((await deliver("msg_6", { fail: true })).status).toBe(500);
+    const failed = eventOf("webhook.handler_failed");
+    expect(failed.released).toBe(false);
+    const metrics = await world.otel.metrics();
+    expect(
+      metrics["interlock.store.duration"]?.filter(
+        (point) => point.attributes["interlock.store.operation"] === "release",
+      ),
+    ).toEqual([
+      {
+        attributes: {
+          "interlock.component": "webhook",
+          "interlock.store.operation": "release",
+          "error.type": "store_unavailable",
+        },
+        count: 1,
+        sum: expect.closeTo(failed.storeMs / 1000, 9),
+      },
+    ]);
+  });
+
   it("an unreachable store: 503, a claim span in error, store_unavailable counted and its time recorded", async () => {
     world.store.down(true);
     const response = await deliver("msg_5", {}, { traceparent: TRACEPARENT });

@@ -407,7 +407,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     ticket: Ticket,
     event: Omit<
       Extract<IdempotencyEvent, { type: "idempotency.released" }>,
-      keyof IdempotencyEventBase | "type" | "durationMs" | "storeMs"
+      keyof IdempotencyEventBase | "type" | "released" | "durationMs" | "storeMs"
     >,
   ) {
     const releasing = onEvent ? monotonicNow() : 0;
@@ -419,7 +419,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     const now = monotonicNow();
     const base = ticketBase(ticket);
     const storeMs = now - releasing;
-    emit(onEvent, { ...base, type: "idempotency.released", ...event, durationMs: now - ticket.started, storeMs });
+    const durationMs = now - ticket.started;
+    emit(onEvent, { ...base, type: "idempotency.released", ...event, released, durationMs, storeMs });
     if (!released) storeDown(base, "release", storeMs);
   }
 
