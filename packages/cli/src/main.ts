@@ -29,7 +29,9 @@ export function generalHelp(): string {
     "",
     "Run interlock <command> --help for a command's options and examples.",
     "Every command takes --json (one JSON object per line). Exit codes: 0 done, 1 a delivery was",
-    "not acknowledged, 2 bad command line, 3 bad secret, 4 unreadable body file, 5 network.",
+    "not acknowledged, 2 bad command line, 3 bad secret, 4 unreadable body file, 5 network,",
+    "70 a bug in the CLI (please report it), 130 Ctrl+C (listen stops cleanly, 0), 141 the",
+    "output's reader went away.",
     "",
   ].join("\n");
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { schemes } from "@interlock/core";
 import { describe, expect, it } from "vitest";
-import { COMMANDS, run, signDelivery, VERSION } from "../src/index.js";
+import { COMMANDS, EXIT, run, signDelivery, VERSION } from "../src/index.js";
 import { interlock, memoryIo } from "./helpers.js";
 
 const packageJson = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -63,6 +63,10 @@ describe("help", () => {
     expect(await run(["--help"], help)).toBe(0);
     for (const command of COMMANDS)
       expect(help.out()).toMatch(new RegExp(`^  ${command.name} +${command.summary}$`, "m"));
+
+    // Every exit code the README documents: EXIT's, and the two a signal ends a command with.
+    const exitCodes = help.out().replace(/\s+/g, " ").split("Exit codes: ")[1] ?? "";
+    for (const code of [...Object.values(EXIT), 130, 141]) expect(exitCodes).toMatch(new RegExp(`(^| )${code} `));
 
     const none = memoryIo();
     expect(await run([], none)).toBe(2);
