@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { type ChildServer, freePort, requireBinary, run, startServer } from "./process.js";
+import { type ChildServer, freePort, onProcessExit, requireBinary, run, startServer } from "./process.js";
 
 export interface PostgresServer {
   /** Connection string of the test database. */
@@ -105,8 +105,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   let server: ChildServer | undefined;
   let postmaster: number | undefined;
   // The harness kills `runuser` when the test process exits, but not the postmaster under it.
-  const killOnExit = () => postmaster !== undefined && signal(postmaster, "SIGQUIT");
-  process.on("exit", killOnExit);
+  const forgetPostmaster = onProcessExit(() => postmaster !== undefined && signal(postmaster, "SIGQUIT"));
 
   const start = async () => {
     server = await startServer(bin.postgres, args, ready, { user: SERVER_USER, label: "postgres", timeoutMs: 30_000 });
@@ -132,7 +131,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   try {
     await start();
   } catch (error) {
-    process.off("exit", killOnExit);
+    forgetPostmaster();
     rmSync(root, { recursive: true, force: true });
     throw error;
   }
@@ -157,7 +156,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     external: false,
     stop: async () => {
       await halt();
-      process.off("exit", killOnExit);
+      forgetPostmaster();
       rmSync(root, { recursive: true, force: true });
     },
     restart: async ({ whileDown } = {}) => {

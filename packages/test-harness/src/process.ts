@@ -49,6 +49,28 @@ export function asUser(user: string, command: string, args: string[]): [string, 
   return ["runuser", ["-u", user, "--", command, ...args]];
 }
 
+/** What to do if the test process exits first: every server's, run by one `exit` listener. */
+const atExit = new Set<() => void>();
+
+/**
+ * Runs `cleanup` if the test process exits (a server never outlives the tests); returns the
+ * undo, for a server stopped before then. One listener for them all: a run starts a dozen
+ * servers, and a listener each would pass Node's limit of ten and print a leak warning.
+ */
+export function onProcessExit(cleanup: () => void): () => void {
+  if (atExit.size === 0) process.once("exit", runAtExit);
+  atExit.add(cleanup);
+  return () => {
+    atExit.delete(cleanup);
+    if (atExit.size === 0) process.off("exit", runAtExit);
+  };
+}
+
+function runAtExit(): void {
+  for (const cleanup of atExit) cleanup();
+  atExit.clear();
+}
+
 export interface ChildServer {
   readonly process: ChildProcess;
   /** Stops the server (SIGTERM, then SIGKILL after a grace period) and waits for it to exit. */
@@ -85,6 +107,7 @@ export async function startServer(
     clearTimeout(timer);
   };
   // Never leave a server behind if the test process goes away.
-  process.once("exit", () => child.kill("SIGKILL"));
+  const forget = onProcessExit(() => child.kill("SIGKILL"));
+  void exited.then(forget);
   return { process: child, stop };
 }
