@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { DEADLINE_MARGIN_MS, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
-import { freePort, startRedisProxy } from "@interlock/test-harness";
+import { freePort, type RedisProxy, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import { RedisTokenStore } from "../src/redis.js";
@@ -176,12 +176,18 @@ describe("redis token store: a write that reaches Redis after its caller gave up
     await held.deliver();
   }
 
-  it("a set without expect leaves the newer value another writer wrote meanwhile", async () => {
-    const { proxy, store, check } = await slowStore();
-    const held = proxy.hold("late-set");
-    const failed = store.set("late-set", "older", { ttlMs: 60_000 });
+  /** Runs `write` with its command held back at the proxy, until its caller got StoreUnavailableError. */
+  async function timedOut(proxy: RedisProxy, marker: string, write: () => Promise<unknown>) {
+    const held = proxy.hold(marker);
+    const failed = write();
     await held.held;
     await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    return held;
+  }
+
+  it("a set without expect leaves the newer value another writer wrote meanwhile", async () => {
+    const { proxy, store, check } = await slowStore();
+    const held = await timedOut(proxy, "late-set", () => store.set("late-set", "older", { ttlMs: 60_000 }));
     const newer = await check.set("late-set", "newer", { ttlMs: 60_000 });
     await deliverLate(held);
     expect(await check.get("late-set")).toEqual({ value: "newer", version: newer });
@@ -190,10 +196,7 @@ describe("redis token store: a write that reaches Redis after its caller gave up
   it("a delete without expect leaves the newer value another writer wrote meanwhile", async () => {
     const { proxy, store, check } = await slowStore();
     await check.set("late-delete", "old", { ttlMs: 60_000 });
-    const held = proxy.hold("late-delete");
-    const failed = store.delete("late-delete");
-    await held.held;
-    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    const held = await timedOut(proxy, "late-delete", () => store.delete("late-delete"));
     const newer = await check.set("late-delete", "new", { ttlMs: 60_000 });
     await deliverLate(held);
     expect(await check.get("late-delete")).toEqual({ value: "new", version: newer });
@@ -201,10 +204,8 @@ describe("redis token store: a write that reaches Redis after its caller gave up
 
   it("a set only if absent writes nothing once its caller gave up", async () => {
     const { proxy, store, check } = await slowStore();
-    const held = proxy.hold("late-absent");
-    const failed = store.set("late-absent", "mine", { ttlMs: 60_000, expect: null });
-    await held.held;
-    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    const write = () => store.set("late-absent", "mine", { ttlMs: 60_000, expect: null });
+    const held = await timedOut(proxy, "late-absent", write);
     await deliverLate(held);
     expect(await check.get("late-absent")).toBeUndefined();
   });
