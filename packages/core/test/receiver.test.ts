@@ -175,6 +175,23 @@ describe("failure handling", () => {
   );
 });
 
+it("a handler that outlives its lease: the store answered the release (false: not ours any more), so released is true", async () => {
+  let now = 0;
+  const store = new MemoryStore({ now: () => now });
+  const events: WebhookEvent[] = [];
+  const receiver = receiverOn(store, events);
+  const { headers } = await swDelivery();
+  await expect(
+    receiver.receive(headers, BODY, () => {
+      now += 10 * 60_000; // past the default lease
+      throw new Error("boom");
+    }),
+  ).rejects.toThrow("boom");
+  expect(events.at(-1)).toMatchObject({ type: "webhook.handler_failed", released: true });
+  // The lease is gone: the redelivery runs.
+  expect(await receiver.receive(headers, BODY, () => "done")).toMatchObject({ outcome: "processed" });
+});
+
 describe("configuration", () => {
   it("refuses a retention not longer than the timestamp window, twice the tolerance", () => {
     const base = { scheme: standardWebhooks, secret: SW_SECRET, store: new MemoryStore() };

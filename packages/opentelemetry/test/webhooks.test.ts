@@ -391,6 +391,36 @@ describe("failures", () => {
     ]);
   });
 
+  it("a handler that outlives its lease and throws: the store answered the release, so it is not timed as failed", async () => {
+    // A real lease loss on the memory store: the claim's lease is 1 ms and the release waits past it.
+    const { store } = world.store;
+    const claim = store.claim.bind(store);
+    const release = store.release.bind(store);
+    store.claim = (key, options) => claim(key, { ...options, lockTtlMs: 1 });
+    store.release = async (key, token) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return release(key, token);
+    };
+    expect((await deliver("msg_7", { fail: true })).status).toBe(500);
+    const failed = eventOf("webhook.handler_failed");
+    const metrics = await world.otel.metrics();
+    expect(
+      metrics["interlock.store.duration"]?.filter(
+        (point) => point.attributes["interlock.store.operation"] === "release",
+      ),
+    ).toEqual([
+      {
+        attributes: { "interlock.component": "webhook", "interlock.store.operation": "release" },
+        count: 1,
+        sum: expect.closeTo(failed.storeMs / 1000, 9),
+      },
+    ]);
+    // The lease is gone: the provider's retry is processed, as after a release.
+    expect(failed.released).toBe(true);
+    store.claim = claim;
+    expect((await deliver("msg_7", { fail: false })).status).toBe(200);
+  });
+
   it("an unreachable store: 503, a claim span in error, store_unavailable counted and its time recorded", async () => {
     world.store.down(true);
     const response = await deliver("msg_5", {}, { traceparent: TRACEPARENT });

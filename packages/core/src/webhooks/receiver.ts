@@ -306,7 +306,12 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
 
   async function release(ticket: Ticket): Promise<void> {
     const releasing = onEvent ? monotonicNow() : 0;
-    const released = await storeCall(() => store.release(ticket.key, ticket.token)).catch(() => false);
+    // False only when the release failed: a lease already lost answers false, but the store
+    // worked and the redelivery runs (as the idempotency engine's `released` says).
+    const released = await storeCall(() => store.release(ticket.key, ticket.token)).then(
+      () => true,
+      () => false,
+    );
     if (!onEvent) return;
     const now = monotonicNow();
     const { scheme, id } = ticket.event;
