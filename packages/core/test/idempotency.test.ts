@@ -436,6 +436,53 @@ describe("a store that throws instead of rejecting, once the key is claimed", ()
   });
 });
 
+describe("a record an older version stored", () => {
+  it("is replayed without Set-Cookie: during a rolling upgrade the older instances still store it", async () => {
+    const store = new MemoryStore();
+    // What an instance on a version before Set-Cookie was left out stored, for an app that
+    // listed it in replayHeaders: the same record, its cookie included.
+    const older: InterlockStore = {
+      name: store.name,
+      maxRecordBytes: store.maxRecordBytes,
+      claim: (key, options) => store.claim(key, options),
+      release: (key, token) => store.release(key, token),
+      extend: (key, token, lockTtlMs) => store.extend(key, token, lockTtlMs),
+      complete: (key, token, response, options) =>
+        store.complete(
+          key,
+          token,
+          { ...response, headers: [...response.headers, ["set-cookie", "session=first-client; HttpOnly"]] },
+          options,
+        ),
+    };
+    const options = { principal: false as const, replayHeaders: ["content-type", "set-cookie"] };
+    const request = (): IdempotencyRequest => ({
+      method: "POST",
+      route: "/payments",
+      path: "/payments",
+      headers: { "idempotency-key": "k-upgrade" },
+      body: () => "{}",
+    });
+    const olderEngine = createIdempotency({ store: older, ...options });
+    const first = await olderEngine.begin(request());
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    expect(
+      await olderEngine.finish(first.ticket, {
+        status: 201,
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      }),
+    ).toBe(true);
+
+    const replay = await createIdempotency({ store, ...options }).begin(request());
+    if (replay.action !== "respond") throw new Error(`expected respond, got ${replay.action}`);
+    expect(replay.response.headers).toEqual([
+      ["content-type", "application/json"],
+      ["Idempotent-Replayed", "true"],
+    ]);
+  });
+});
+
 describe("the cache of scope hashes", () => {
   // A collection on demand, without starting the process with --expose-gc.
   const collect = (): void => {

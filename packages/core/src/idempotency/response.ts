@@ -107,10 +107,21 @@ export function capturedBody(status: number, body: Uint8Array | string): Uint8Ar
   return typeof body === "string" ? utf8.encode(body) : body;
 }
 
+/**
+ * A record's headers, as replayed: those never replayed are left out here too, for a record an
+ * earlier version stored with them (an older instance still writes such records during a
+ * rolling upgrade, and a record lives for the whole retention).
+ */
+function storedHeaders(headers: StoredRecord["headers"]): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const [name, value] of headers) if (!NEVER_REPLAYED.has(name.toLowerCase())) pairs.push([name, value]);
+  return pairs;
+}
+
 export function replayResponse(record: StoredRecord, replayedHeader: string): HttpResponse {
   return {
     status: record.status,
-    headers: [...record.headers.map(([n, v]) => [n, v] as [string, string]), [replayedHeader, "true"]],
+    headers: [...storedHeaders(record.headers), [replayedHeader, "true"]],
     body: record.body,
   };
 }
