@@ -74,7 +74,7 @@ export type {
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
 export {
   DEADLINE_MARGIN_MS,
-  DEFAULT_SAMPLE_TTL_MS,
+  DEFAULT_REFRESH_AFTER_MS,
   deadlineStoreCall,
   ServerClock,
   type ServerClockOptions,

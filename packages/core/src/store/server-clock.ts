@@ -33,19 +33,20 @@ const monotonicEpochMs = (): number => performance.timeOrigin + performance.now(
  */
 export const DEADLINE_MARGIN_MS = 2;
 
-/** How long a `ServerClock` uses a sample by default: 30 s. */
-export const DEFAULT_SAMPLE_TTL_MS = 30_000;
+/** After how long a `ServerClock` takes any fresh sample by default: 15 s. */
+export const DEFAULT_REFRESH_AFTER_MS = 15_000;
 
-/** How a `ServerClock` measures time and how long its samples last. */
+/** How a `ServerClock` measures time and how often it refreshes its bound. */
 export interface ServerClockOptions {
   /** Local monotonic ms. Default `performance.timeOrigin + performance.now()`; tests inject their own. */
   now?: () => number;
   /**
-   * How long a sample is used, in ms. Default 30,000. After half of it any fresh sample replaces
-   * the current one, even a looser one, so drift and a failover's new clock are picked up; past
-   * all of it (no reply for that long) writes carry no deadline until the next reply.
+   * After how long, in ms, any fresh sample replaces the bound, even a looser one, so drift and
+   * a failover's new clock are picked up. Default 15,000. The bound itself never expires, so a
+   * store that is called rarely still sends deadlines: a bound grown too small meanwhile (the
+   * server's clock moved ahead) costs at most a wrong refusal, which corrects it (`refused`).
    */
-  sampleTtlMs?: number;
+  refreshAfterMs?: number;
 }
 
 /**
@@ -68,7 +69,7 @@ export interface ServerClockOptions {
  */
 export class ServerClock {
   readonly #now: () => number;
-  readonly #ttl: number;
+  readonly #refreshAfter: number;
   /** The upper bound on server − local in use, or undefined without a sample. */
   #bound: number | undefined;
   /** Local time the bound was last confirmed (by an equal or smaller sample). */
@@ -78,7 +79,7 @@ export class ServerClock {
 
   constructor(options: ServerClockOptions = {}) {
     this.#now = options.now ?? monotonicEpochMs;
-    this.#ttl = positiveMs("sampleTtlMs", options.sampleTtlMs, DEFAULT_SAMPLE_TTL_MS);
+    this.#refreshAfter = positiveMs("refreshAfterMs", options.refreshAfterMs, DEFAULT_REFRESH_AFTER_MS);
   }
 
   /** Local monotonic time: stamp a command with it before sending it. */
@@ -86,15 +87,14 @@ export class ServerClock {
     return this.#now();
   }
 
-  /** The upper bound on (server − local) in ms, or undefined without a live sample. */
+  /** The upper bound on (server − local) in ms, or undefined before the first sample. */
   offsetBound(): number | undefined {
-    if (this.#bound === undefined || this.#now() - this.#takenAt > this.#ttl) return undefined;
     return this.#bound;
   }
 
   /**
    * The last server time (whole ms since the epoch) at which a command sent at local `sentAt`
-   * and waited on for `timeoutMs` may still act; undefined without a live sample (no deadline).
+   * and waited on for `timeoutMs` may still act; undefined before the first sample (no deadline).
    */
   deadline(sentAt: number, timeoutMs: number): number | undefined {
     const bound = this.offsetBound();
@@ -106,7 +106,7 @@ export class ServerClock {
     if (!Number.isFinite(serverMs) || !Number.isFinite(sentAt)) return;
     const sample = serverMs - sentAt;
     const now = this.#now();
-    const stale = now - this.#takenAt > this.#ttl / 2;
+    const stale = now - this.#takenAt > this.#refreshAfter;
     const lower = this.#bound === undefined || (sample <= this.#bound && now >= this.#heldUntil);
     if (lower || stale) {
       this.#bound = sample;
@@ -118,15 +118,15 @@ export class ServerClock {
    * Records a "late" refusal whose reply reached the caller in time: proof that the bound was
    * too small for this server (a failover to a server whose clock is ahead, or a Cluster node
    * ahead of the one that gave the bound). The bound becomes this reply's own sample and is not
-   * lowered for half the sample ttl, so a skewed node costs at most one wrong refusal per
-   * period, not one per sample from the other nodes.
+   * lowered for `refreshAfterMs`, so a skewed node costs at most one wrong refusal per period,
+   * not one per sample from the other nodes.
    */
   refused(sentAt: number, serverMs: number): void {
     if (!Number.isFinite(serverMs) || !Number.isFinite(sentAt)) return;
     const now = this.#now();
     this.#bound = Math.max(this.#bound ?? Number.NEGATIVE_INFINITY, serverMs - sentAt);
     this.#takenAt = now;
-    this.#heldUntil = now + this.#ttl / 2;
+    this.#heldUntil = now + this.#refreshAfter;
   }
 }
 
