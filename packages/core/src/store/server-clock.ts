@@ -58,14 +58,15 @@ export interface ServerClockOptions {
  * const sentAt = clock.now();
  * const notAfter = clock.deadline(sentAt, operationTimeoutMs); // undefined: no sample yet
  * const reply = await boundedStoreCall(name, "set", operationTimeoutMs, () => send(notAfter));
- * clock.observe(sentAt, reply.serverTimeMs);
- * if (reply.late) clock.refused(sentAt, reply.serverTimeMs); // and throw StoreUnavailableError
+ * if (reply.late) clock.refused(sentAt, reply.serverMs); // and throw StoreUnavailableError
+ * else clock.observe(sentAt, reply.serverMs);
  * ```
  *
  * Take `sentAt` before calling `boundedStoreCall` (its timer starts there). A "late" answer must
  * reach the caller as `StoreUnavailableError`: never as success, never as "another writer won".
- * One clock per server: a store on several servers (Redis Cluster nodes) whose clocks disagree
- * by more than a few ms gets an occasional wrong refusal (see `refused`), never a late write.
+ * One clock per server: on several servers (Redis Cluster nodes) whose clocks disagree, a node
+ * ahead of the one that gave the bound gets an occasional wrong refusal (see `refused`), and a
+ * node behind it gets deadlines late by the difference (a few ms with NTP).
  */
 export class ServerClock {
   readonly #now: () => number;
