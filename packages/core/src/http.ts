@@ -71,6 +71,33 @@ export function bodyLimitOption(value: number | undefined, fallback: number): nu
 }
 
 /**
+ * What `announcesBody` reads of a Node request: node:http's `IncomingMessage` and the HTTP/2
+ * compatibility API's `Http2ServerRequest` both have it.
+ */
+export interface NodeRequestHead {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly httpVersionMajor: number;
+  /** The HTTP/2 stream (`Http2ServerRequest` only). */
+  readonly stream?: { readonly endAfterHeaders?: boolean };
+}
+
+/**
+ * Whether a request may carry content, so an adapter reads its stream rather than take the
+ * body as empty. HTTP/1.1 announces content with `Transfer-Encoding` or a `Content-Length`,
+ * and a request with neither has none (RFC 9112 §6.3). HTTP/2 frames it instead:
+ * `Content-Length` is optional there (RFC 9113 §8.1.1), so only a HEADERS frame that ended
+ * the stream, or a length of 0, says there is none. Reading HTTP/2 the HTTP/1.1 way would take
+ * every body sent without a length as empty: a valid webhook refused, or two different
+ * payloads given one idempotency fingerprint.
+ */
+export function announcesBody(request: NodeRequestHead): boolean {
+  const length = request.headers["content-length"];
+  if (length !== undefined) return Number(length) !== 0;
+  if (request.httpVersionMajor >= 2) return request.stream?.endAfterHeaders !== true;
+  return request.headers["transfer-encoding"] !== undefined;
+}
+
+/**
  * Collects a body that arrives in chunks, keeping at most `limit` bytes: a request body read
  * from its stream, or a response written with `write()` and `end()`. Once the total passes the
  * limit nothing more is kept, `add` answers false and `body()` is undefined. For a request

@@ -36,11 +36,13 @@ export {
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
 export {
+  announcesBody,
   BodyCollector,
   bodyLimitOption,
   DEFAULT_REQUEST_BODY_LIMIT,
   type HttpResponse,
   jsonResponse,
+  type NodeRequestHead,
   problemResponse,
   writeHeadHeaders,
 } from "./http.js";

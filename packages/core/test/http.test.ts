@@ -1,6 +1,13 @@
 /** The pieces adapters share to read bodies: the default limit, the option check, the collector. */
 import { describe, expect, it } from "vitest";
-import { BodyCollector, bodyLimitOption, DEFAULT_REQUEST_BODY_LIMIT, InterlockConfigError } from "../src/index.js";
+import {
+  announcesBody,
+  BodyCollector,
+  bodyLimitOption,
+  DEFAULT_REQUEST_BODY_LIMIT,
+  InterlockConfigError,
+  type NodeRequestHead,
+} from "../src/index.js";
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
 
@@ -13,6 +20,29 @@ describe("bodyLimitOption", () => {
 
   it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "16" as unknown as number])("refuses %s", (value) => {
     expect(() => bodyLimitOption(value, DEFAULT_REQUEST_BODY_LIMIT)).toThrow(InterlockConfigError);
+  });
+});
+
+describe("announcesBody", () => {
+  const http1 = (headers: NodeRequestHead["headers"]): NodeRequestHead => ({ headers, httpVersionMajor: 1 });
+  const http2 = (headers: NodeRequestHead["headers"], endAfterHeaders: boolean): NodeRequestHead => ({
+    headers,
+    httpVersionMajor: 2,
+    stream: { endAfterHeaders },
+  });
+
+  it("HTTP/1.1: content only when Transfer-Encoding or a non-zero Content-Length announces it (RFC 9112 §6.3)", () => {
+    expect(announcesBody(http1({}))).toBe(false);
+    expect(announcesBody(http1({ "content-length": "0" }))).toBe(false);
+    expect(announcesBody(http1({ "content-length": "12" }))).toBe(true);
+    expect(announcesBody(http1({ "transfer-encoding": "chunked" }))).toBe(true);
+  });
+
+  it("HTTP/2: content unless the HEADERS frame ended the stream or the length is 0 (RFC 9113 §8.1.1)", () => {
+    expect(announcesBody(http2({}, false))).toBe(true);
+    expect(announcesBody(http2({}, true))).toBe(false);
+    expect(announcesBody(http2({ "content-length": "0" }, false))).toBe(false);
+    expect(announcesBody(http2({ "content-length": "12" }, false))).toBe(true);
   });
 });
 

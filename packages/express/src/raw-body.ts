@@ -44,12 +44,6 @@ export function streamConsumed(req: IncomingMessage): boolean {
   return (req as IncomingMessage & RequestState)._body === true || req.readableEnded || req.readableDidRead;
 }
 
-/** Whether the request announces a body at all (the same test body-parser makes). */
-export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "");
-}
-
 /**
  * Reads the whole request stream, up to `limit` bytes, and remembers the bytes on the request
  * for later middleware. Past the limit it stops keeping bytes, drains the rest (so the client

@@ -8,9 +8,9 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { BodyError } from "@interlock/core";
+import { announcesBody, BodyError } from "@interlock/core";
 import express, { type RequestHandler } from "express";
-import { captureRawBody, hasBody, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
+import { captureRawBody, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
 
 const NOT_RAW_ADVICE =
   "a body parser read the request before idempotency() ran, so the bytes to fingerprint are gone: " +
@@ -33,7 +33,7 @@ export function bodyReader(limit: number): BodyReader {
     if (streamConsumed(req)) throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
     if (await parse(parsers, req, res)) throw BodyError.tooLarge(limit);
-    if (!hasBody(req)) return undefined;
+    if (!announcesBody(req)) return undefined;
     // A type none of the parsers takes (XML, multipart, …): read it raw; `req.body` stays as it was.
     const body = rawBodyOf(req) ?? (await readRawBody(req, limit));
     if (body instanceof BodyError) throw body;

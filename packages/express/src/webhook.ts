@@ -6,6 +6,7 @@
 
 import type { IncomingMessage } from "node:http";
 import {
+  announcesBody,
   BodyError,
   bodyLimitOption,
   createWebhookReceiver,
@@ -15,7 +16,7 @@ import {
 import type { Request, RequestHandler, Response } from "express";
 import { useDictionaryProperties } from "./dictionary-mode.js";
 import { holdResponse } from "./hold.js";
-import { hasBody, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
+import { rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
 import { onThrow } from "./release.js";
 import { answer } from "./respond.js";
 
@@ -42,7 +43,7 @@ async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8A
   const known = rawBodyOf(req);
   if (known !== undefined) return known;
   if (streamConsumed(req)) return new BodyError("body_not_raw", NOT_RAW_ADVICE);
-  if (!hasBody(req)) return new Uint8Array();
+  if (!announcesBody(req)) return new Uint8Array();
   return readRawBody(req, limit);
 }
 

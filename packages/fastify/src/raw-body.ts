@@ -5,7 +5,7 @@
  */
 
 import { PassThrough, Readable } from "node:stream";
-import { BodyCollector, BodyError } from "@interlock/core";
+import { announcesBody, BodyCollector, BodyError } from "@interlock/core";
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
 
 type Done = (error?: Error | null, payload?: RequestPayload) => void;
@@ -112,12 +112,13 @@ export function captureRawBody(options: CaptureOptions) {
       if (error.code === "body_too_large" && options.tooLarge === "defer") return done(null, rest());
       // The sender may still be sending: close the connection after the answer, as Fastify
       // does after its own parse errors, rather than read an unbounded body to keep it alive.
-      if (error.code === "body_too_large") reply.header("connection", "close");
+      // HTTP/2 has no Connection header (Node drops it with a warning): the stream ends with the answer.
+      if (error.code === "body_too_large" && request.raw.httpVersionMajor < 2) reply.header("connection", "close");
       options.refuse(error, request, reply);
     };
     if (wasConsumed(payload)) {
       // No body announced, none lost (a hook that read an empty stream).
-      if (!hasBody(request)) return keep(request, EMPTY, done);
+      if (!announcesBody(request.raw)) return keep(request, EMPTY, done);
       return fail(new BodyError("body_not_raw", options.consumed), () => payload);
     }
     if (options.wanted?.(request) === false) return done(null, payload);
@@ -139,10 +140,4 @@ const EMPTY = Buffer.alloc(0);
 function keep(request: FastifyRequest, body: Buffer, done: Done): void {
   (request as WithRawBody)[kRawBody] = body;
   done(null, streamOf(body) as RequestPayload);
-}
-
-/** Whether the request announces a body: `Transfer-Encoding`, or a `Content-Length` other than 0. */
-function hasBody(request: FastifyRequest): boolean {
-  const length = request.headers["content-length"];
-  return request.headers["transfer-encoding"] !== undefined || (length !== undefined && Number(length) !== 0);
 }

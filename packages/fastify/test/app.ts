@@ -2,6 +2,7 @@
 
 import type { AddressInfo } from "node:net";
 import type { ScenarioApp, ScenarioAppOptions } from "@interlock/core/testing";
+import { withClient } from "@interlock/test-harness/http2";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { idempotency, interlock, webhook } from "../src/index.js";
 
@@ -27,30 +28,36 @@ export async function listen(
   };
 }
 
-/** The contract app of `describeAdapterScenarios` (see its header comment). */
-export async function scenarioApp(options: ScenarioAppOptions): Promise<ScenarioApp> {
+/**
+ * The contract app of `describeAdapterScenarios` (see its header comment); with `http2`, served
+ * over HTTP/2 cleartext (`Fastify({ http2: true })`) and driven by an HTTP/2 client.
+ */
+export async function scenarioApp(options: ScenarioAppOptions, { http2 = false } = {}): Promise<ScenarioApp> {
   const payments = idempotency({
     ...options.idempotency,
     principal: (request) => request.context.headers["x-api-key"] as string | undefined,
   });
-  const running = await listen((app) => {
-    app.setErrorHandler((error, _request, reply) => {
-      // Fastify's own client errors (a body it cannot parse, a type it has no parser for) keep their status.
-      const status = (error as { statusCode?: number }).statusCode ?? 500;
-      if (status >= 400 && status < 500) return reply.code(status).send(error);
-      return reply.code(500).send({ error: "handler failed" });
-    });
-    app.post("/webhooks", { config: { interlock: webhook(options.webhook) } }, async (request) => {
-      await options.handlers.webhook(request.webhook);
-      return { received: request.webhook.id };
-    });
-    const pay = async (request: { body: unknown }, reply: import("fastify").FastifyReply) => {
-      const result = await options.handlers.payment(request.body);
-      reply.code(result.status).headers(result.headers ?? {});
-      return result.json;
-    };
-    app.post("/payments", { config: { interlock: payments } }, pay);
-    app.get("/payments", { config: { interlock: payments } }, pay);
-  });
-  return { url: running.url, close: running.close };
+  const running = await listen(
+    (app) => {
+      app.setErrorHandler((error, _request, reply) => {
+        // Fastify's own client errors (a body it cannot parse, a type it has no parser for) keep their status.
+        const status = (error as { statusCode?: number }).statusCode ?? 500;
+        if (status >= 400 && status < 500) return reply.code(status).send(error);
+        return reply.code(500).send({ error: "handler failed" });
+      });
+      app.post("/webhooks", { config: { interlock: webhook(options.webhook) } }, async (request) => {
+        await options.handlers.webhook(request.webhook);
+        return { received: request.webhook.id };
+      });
+      const pay = async (request: { body: unknown }, reply: import("fastify").FastifyReply) => {
+        const result = await options.handlers.payment(request.body);
+        reply.code(result.status).headers(result.headers ?? {});
+        return result.json;
+      };
+      app.post("/payments", { config: { interlock: payments } }, pay);
+      app.get("/payments", { config: { interlock: payments } }, pay);
+    },
+    http2 ? ({ http2: true } as FastifyServerOptions) : {},
+  );
+  return http2 ? withClient(running.url, running.close) : { url: running.url, close: running.close };
 }

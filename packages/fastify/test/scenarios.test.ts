@@ -3,5 +3,6 @@ import { describeAdapterScenarios } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { scenarioApp } from "./app.js";
 
-describeAdapterScenarios("fastify", scenarioApp);
-describeHostileClients("fastify", scenarioApp);
+describeAdapterScenarios("fastify", (options) => scenarioApp(options));
+describeAdapterScenarios("fastify over HTTP/2 (h2c)", (options) => scenarioApp(options, { http2: true }));
+describeHostileClients("fastify", (options) => scenarioApp(options));

@@ -3,7 +3,8 @@
 import { request as httpRequest } from "node:http";
 import { type InterlockEvent, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
-import type { FastifyInstance } from "fastify";
+import { withClient } from "@interlock/test-harness/http2";
+import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyWebhookOptions, webhook } from "../src/index.js";
 import { listen, type Running } from "./app.js";
@@ -157,6 +158,43 @@ describe("body size limit", () => {
     } as RequestInit);
     expect(response.status).toBe(413);
     expect((await problem(response)).code).toBe("body_too_large");
+  });
+
+  it("over HTTP/2: a body past the limit → 413, with no Connection header (HTTP/2 has none)", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      running = await listen(
+        (app) => {
+          app.post("/hook", { config: { interlock: webhook(options({ maxBodyBytes: 64 })) } }, async () => ({}));
+        },
+        { http2: true } as FastifyServerOptions,
+      );
+      const client = withClient(running.url, async () => {});
+      const d = await signed(JSON.stringify({ pad: "x".repeat(500) }), "application/json");
+      const response = await client.fetch(`${running.url}/hook`, {
+        method: "POST",
+        headers: d.headers,
+        body: d.body as string,
+      });
+      await client.close();
+      expect([response.status, (await problem(response)).code]).toEqual([413, "body_too_large"]);
+      // Node drops a connection-specific header on HTTP/2 and says so with an UnsupportedWarning.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.map((w) => w.message)).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
+  it("over HTTP/1.1: a body past the limit → 413 with Connection: close, so the rest is not read", async () => {
+    const { url } = await echoApp(options({ maxBodyBytes: 64 }));
+    const response = await post(
+      `${url}/hook`,
+      await signed(JSON.stringify({ pad: "x".repeat(100) }), "application/json"),
+    );
+    expect([response.status, response.headers.get("connection")]).toEqual([413, "close"]);
   });
 
   it("the adapter's own 413 carries the request's correlation id (x-request-id), as core's refusals do", async () => {

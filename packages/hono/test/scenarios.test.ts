@@ -2,7 +2,8 @@
 import { describeAdapterScenarios } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { scenarioApp } from "./app.js";
-import { listen } from "./serve.js";
+import { listen, listenHttp2 } from "./serve.js";
 
 describeAdapterScenarios("hono", async (options) => listen(scenarioApp(options)));
+describeAdapterScenarios("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));
 describeHostileClients("hono", async (options) => listen(scenarioApp(options)));

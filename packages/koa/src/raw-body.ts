@@ -4,7 +4,7 @@
  */
 
 import type { IncomingMessage } from "node:http";
-import { BodyCollector, BodyError } from "@interlock/core";
+import { announcesBody, BodyCollector, BodyError } from "@interlock/core";
 import type { Context } from "koa";
 import { notRawMessage } from "./errors.js";
 import { exposeBody } from "./parse.js";
@@ -33,7 +33,7 @@ export async function readRawBody(
   const known = (req as Remembered)[RAW_BODY];
   if (known !== undefined) return known;
   // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
-  if (!hasBody(req)) return remember(req, EMPTY, ctx, false, limit);
+  if (!announcesBody(req)) return remember(req, EMPTY, ctx, false, limit);
   const request = ctx.request as { body?: unknown; rawBody?: unknown };
   if (request.body !== undefined || req.readableDidRead || req.readableEnded) {
     if (middleware === "idempotency" && typeof request.rawBody === "string") return request.rawBody;
@@ -49,12 +49,6 @@ function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: bo
   (req as Remembered)[RAW_BODY] = body;
   exposeBody(ctx, body, consumed, limit);
   return body;
-}
-
-/** As `type-is` decides it: a body is announced by `Transfer-Encoding` or a non-zero length. */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
 /** The whole body, or undefined once it passes `limit` (the rest is drained, not kept). */

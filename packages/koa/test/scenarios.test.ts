@@ -2,8 +2,10 @@
  * The shared adapter scenario table (the same rows, statuses and bodies as every other
  * adapter) against the contract app built with Koa and this package's two middlewares.
  */
+import { createServer } from "node:http2";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
+import { serveHttp2 } from "@interlock/test-harness/http2";
 import Koa from "koa";
 import { idempotency, webhook } from "../src/index.js";
 import { serve } from "./serve.js";
@@ -53,4 +55,7 @@ function contractApp({ webhook: webhookOptions, idempotency: idempotencyOptions,
 }
 
 describeAdapterScenarios("koa", async (options) => serve(contractApp(options)));
+describeAdapterScenarios("koa over HTTP/2 (h2c)", async (options) =>
+  serveHttp2(createServer(contractApp(options).callback())),
+);
 describeHostileClients("koa", async (options) => serve(contractApp(options)));

@@ -52,6 +52,11 @@ export interface ScenarioAppOptions {
 export interface ScenarioApp {
   /** Base URL, e.g. `http://127.0.0.1:54321`. */
   url: string;
+  /**
+   * The client the rows send their requests with: default the global `fetch` (HTTP/1.1). An
+   * app served over HTTP/2 gives a `fetch` that speaks it, so the same rows run over HTTP/2.
+   */
+  fetch?: typeof fetch;
   /** Stops the server. */
   close(): Promise<void>;
 }
@@ -130,11 +135,14 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
     return { headers: { ...signed.headers, "content-type": "application/json" }, body, id: signed.id as string };
   }
 
+  /** Sends with the app's own client (HTTP/2 for an app served over it), else the global fetch. */
+  const send = (app: ScenarioApp, path: string, init: RequestInit) => (app.fetch ?? fetch)(`${app.url}${path}`, init);
+
   const postWebhook = (d: { headers: Record<string, string>; body: string }, app = world.app) =>
-    fetch(`${app.url}/webhooks`, { method: "POST", headers: d.headers, body: d.body });
+    send(app, "/webhooks", { method: "POST", headers: d.headers, body: d.body });
 
   const pay = (key: string | undefined, body: PaymentBody = {}, extra: Record<string, string> = {}, app = world.app) =>
-    fetch(`${app.url}/payments`, {
+    send(app, "/payments", {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -190,7 +198,7 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
       });
 
       it("missing signature headers → 400 missing_header", async () => {
-        const response = await fetch(`${world.app.url}/webhooks`, {
+        const response = await send(world.app, "/webhooks", {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: "{}",
@@ -339,7 +347,7 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
       });
 
       it("GET is not covered; requests without a key pass through", async () => {
-        const get = await fetch(`${world.app.url}/payments`, { headers: { "idempotency-key": newId("get") } });
+        const get = await send(world.app, "/payments", { headers: { "idempotency-key": newId("get") } });
         expect(get.status).not.toBe(400);
         const before = world.payments;
         expect((await pay(undefined)).status).toBe(201);

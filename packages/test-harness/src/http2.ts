@@ -1,0 +1,124 @@
+/**
+ * A `fetch` over HTTP/2 cleartext (h2c, prior knowledge) with node:http2, for driving apps
+ * served by `http2.createServer` (undici's fetch speaks HTTP/2 only over TLS). A request body
+ * is sent in DATA frames with no `content-length`, as HTTP/2 allows (RFC 9113 §8.1.1): the
+ * stream's end is what ends the body, so a server that looks for `content-length` or
+ * `transfer-encoding` to decide whether there is a body at all gets it wrong here.
+ */
+
+import { type ClientHttp2Session, connect, constants, type Http2Server, type IncomingHttpHeaders } from "node:http2";
+import type { AddressInfo } from "node:net";
+
+const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS } = constants;
+
+/** Statuses whose response has no content (RFC 9110 §6.4.1). */
+const NO_CONTENT = new Set([204, 205, 304]);
+
+export interface Http2Client {
+  /** Sends one request on the origin's session (opened on first use). */
+  fetch: typeof fetch;
+  /** Closes every session, once their streams have ended. */
+  close(): Promise<void>;
+}
+
+export function http2Client(): Http2Client {
+  const sessions = new Map<string, ClientHttp2Session>();
+
+  function sessionFor(origin: string): ClientHttp2Session {
+    let session = sessions.get(origin);
+    if (session === undefined || session.closed || session.destroyed) {
+      session = connect(origin);
+      // A session error also fails its streams, which reject their own requests.
+      session.on("error", () => {});
+      sessions.set(origin, session);
+    }
+    return session;
+  }
+
+  async function h2fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+    if (input instanceof Request) throw new TypeError("http2Client().fetch takes a URL and an init, not a Request");
+    const url = new URL(input);
+    const method = (init.method ?? "GET").toUpperCase();
+    const body = bodyBytes(init.body);
+    const headers: Record<string, string | string[]> = {
+      [HTTP2_HEADER_METHOD]: method,
+      [HTTP2_HEADER_PATH]: url.pathname + url.search,
+    };
+    new Headers(init.headers).forEach((value, name) => {
+      headers[name] = value;
+    });
+    const stream = sessionFor(url.origin).request(headers, { endStream: body === undefined });
+    if (body !== undefined) stream.end(body);
+    const [head, bytes] = await new Promise<[IncomingHttpHeaders, Buffer]>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let responseHeaders: IncomingHttpHeaders | undefined;
+      stream.on("response", (received) => {
+        responseHeaders = received;
+      });
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => {
+        if (responseHeaders === undefined) reject(new TypeError("fetch failed: the stream ended without a response"));
+        else resolve([responseHeaders, Buffer.concat(chunks)]);
+      });
+      stream.on("error", (cause) => reject(new TypeError("fetch failed", { cause })));
+    });
+    const status = Number(head[HTTP2_HEADER_STATUS]);
+    const out = new Headers();
+    for (const [name, value] of Object.entries(head)) {
+      if (name.startsWith(":") || value === undefined) continue;
+      for (const one of Array.isArray(value) ? value : [value]) out.append(name, String(one));
+    }
+    const content = NO_CONTENT.has(status) || method === "HEAD" ? null : new Uint8Array(bytes);
+    return new Response(content, { status, headers: out });
+  }
+
+  return {
+    fetch: h2fetch as typeof fetch,
+    close: async () => {
+      const closing = [...sessions.values()].map(
+        (session) => new Promise<void>((resolve) => (session.closed ? resolve() : session.close(() => resolve()))),
+      );
+      sessions.clear();
+      await Promise.all(closing);
+    },
+  };
+}
+
+/** The bodies the scenario tables send: text or bytes. */
+function bodyBytes(body: RequestInit["body"]): Buffer | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === "string") return Buffer.from(body);
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  throw new TypeError("http2Client().fetch sends a string, a Uint8Array or an ArrayBuffer body");
+}
+
+/** An app served over h2c on 127.0.0.1, with a client for it: the shape of core's `ScenarioApp`. */
+export interface ServedHttp2 {
+  url: string;
+  fetch: typeof fetch;
+  close(): Promise<void>;
+}
+
+/** Listens with an `http2.createServer(…)` server on 127.0.0.1 and a free port. */
+export async function serveHttp2(server: Http2Server): Promise<ServedHttp2> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return withClient(`http://127.0.0.1:${port}`, () => new Promise<void>((resolve) => server.close(() => resolve())));
+}
+
+/** A client for an app already listening at `url`; `close` closes the client, then the app. */
+export function withClient(url: string, closeServer: () => Promise<void>): ServedHttp2 {
+  const client = http2Client();
+  return {
+    url,
+    fetch: client.fetch,
+    close: async () => {
+      await client.close();
+      await closeServer();
+    },
+  };
+}
