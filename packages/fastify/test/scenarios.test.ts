@@ -6,3 +6,6 @@ import { scenarioApp } from "./app.js";
 describeAdapterScenarios("fastify", (options) => scenarioApp(options));
 describeAdapterScenarios("fastify over HTTP/2 (h2c)", (options) => scenarioApp(options, { http2: true }));
 describeHostileClients("fastify", (options) => scenarioApp(options));
+describeHostileClients("fastify over HTTP/2 (h2c)", (options) => scenarioApp(options, { http2: true }), {
+  http2: true,
+});

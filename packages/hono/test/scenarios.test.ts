@@ -7,3 +7,4 @@ import { listen, listenHttp2 } from "./serve.js";
 describeAdapterScenarios("hono", async (options) => listen(scenarioApp(options)));
 describeAdapterScenarios("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));
 describeHostileClients("hono", async (options) => listen(scenarioApp(options)));
+describeHostileClients("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)), { http2: true });

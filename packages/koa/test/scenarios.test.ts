@@ -59,3 +59,8 @@ describeAdapterScenarios("koa over HTTP/2 (h2c)", async (options) =>
   serveHttp2(createServer(contractApp(options).callback())),
 );
 describeHostileClients("koa", async (options) => serve(contractApp(options)));
+describeHostileClients(
+  "koa over HTTP/2 (h2c)",
+  async (options) => serveHttp2(createServer(contractApp(options).callback())),
+  { http2: true },
+);

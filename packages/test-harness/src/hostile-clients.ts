@@ -16,6 +16,7 @@
  */
 
 import { request } from "node:http";
+import { type ClientHttp2Session, connect, type OutgoingHttpHeaders } from "node:http2";
 import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import fc from "fast-check";
@@ -61,6 +62,29 @@ function send(url: string, raw: RawRequest): Promise<RawResponse> {
     for (const [name, value] of Object.entries(raw.headers)) outgoing.setHeader(name, value);
     outgoing.setHeader("content-length", raw.body.length);
     outgoing.end(raw.body);
+  });
+}
+
+/**
+ * Sends `raw` over HTTP/2 cleartext on `session`: header values as latin1, a header array as
+ * repeated fields, and the body in DATA frames with no `content-length` (HTTP/2 needs none).
+ */
+function sendHttp2(session: ClientHttp2Session, raw: RawRequest): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const headers: OutgoingHttpHeaders = { ":method": "POST", ":path": raw.path };
+    for (const [name, value] of Object.entries(raw.headers)) headers[name.toLowerCase()] = value;
+    const stream = session.request(headers);
+    let status = 0;
+    let contentType = "";
+    const chunks: Buffer[] = [];
+    stream.on("response", (head) => {
+      status = Number(head[":status"]);
+      contentType = String(head["content-type"] ?? "");
+    });
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve({ status, contentType, text: Buffer.concat(chunks).toString("utf8") }));
+    stream.on("error", reject);
+    stream.end(raw.body);
   });
 }
 
@@ -214,13 +238,27 @@ const garble: fc.Arbitrary<Garble> = fc.oneof(
 // The suite
 // ---------------------------------------------------------------------------------------
 
+export interface HostileClientOptions {
+  /**
+   * Send over HTTP/2 cleartext (h2c, prior knowledge), to an app `createApp` serves with an
+   * HTTP/2 server: every body in DATA frames with no `content-length`.
+   */
+  http2?: boolean;
+}
+
 /**
  * Registers the hostile-client properties with vitest for one adapter, against the scenario
  * app `createApp` builds (the same one its `describeAdapterScenarios` runs).
  */
-export function describeHostileClients(framework: string, createApp: CreateScenarioApp): void {
+export function describeHostileClients(
+  framework: string,
+  createApp: CreateScenarioApp,
+  { http2 = false }: HostileClientOptions = {},
+): void {
   describe(`hostile clients: ${framework}`, () => {
     let app: ScenarioApp;
+    let session: ClientHttp2Session | undefined;
+    const post = (raw: RawRequest) => (session ? sendHttp2(session, raw) : send(app.url, raw));
     const ran = { payments: 0, webhooks: [] as string[] };
     const unhandled: unknown[] = [];
     const collect = (error: unknown) => unhandled.push(error);
@@ -243,8 +281,13 @@ export function describeHostileClients(framework: string, createApp: CreateScena
           },
         },
       });
+      if (http2) {
+        session = connect(app.url);
+        session.on("error", collect);
+      }
     });
     afterAll(async () => {
+      await new Promise<void>((resolve) => (session && !session.closed ? session.close(() => resolve()) : resolve()));
       await app?.close();
       process.off("unhandledRejection", collect);
       process.off("uncaughtException", collect);
@@ -262,7 +305,7 @@ export function describeHostileClients(framework: string, createApp: CreateScena
     async function expectStillServing(): Promise<void> {
       const before = ran.payments;
       const key = `"after_${++sequence}_${Date.now().toString(36)}"`;
-      const payment = await send(app.url, {
+      const payment = await post({
         path: "/payments",
         headers: { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key },
         body: Buffer.from('{"amount":100}'),
@@ -270,7 +313,7 @@ export function describeHostileClients(framework: string, createApp: CreateScena
       expect(payment.status, payment.text).toBe(201);
       expect(ran.payments).toBe(before + 1);
       const { id, body, ...headers } = await signed();
-      const delivery = await send(app.url, {
+      const delivery = await post({
         path: "/webhooks",
         headers: { ...headers, "content-type": "application/json" },
         body: Buffer.from(body),
@@ -286,7 +329,7 @@ export function describeHostileClients(framework: string, createApp: CreateScena
           if (key !== undefined) headers["idempotency-key"] = key;
           if (type !== undefined) headers["content-type"] = type;
           const before = ran.payments;
-          const response = await send(app.url, { path: "/payments", headers, body: bytes });
+          const response = await post({ path: "/payments", headers, body: bytes });
           const label = JSON.stringify({ key, type, body: bytes.toString("latin1") });
           const outcome = outcomeOf(response, label);
           outcomes.add(outcome);
@@ -306,7 +349,7 @@ export function describeHostileClients(framework: string, createApp: CreateScena
         fc.asyncProperty(garble, async (garbleHeaders) => {
           const { id, body, ...headers } = await signed();
           const sent = garbleHeaders(headers);
-          const response = await send(app.url, {
+          const response = await post({
             path: "/webhooks",
             headers: { ...sent, "content-type": "application/json" },
             body: Buffer.from(body),
