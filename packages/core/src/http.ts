@@ -75,10 +75,15 @@ export function bodyLimitOption(value: number | undefined, fallback: number): nu
  * compatibility API's `Http2ServerRequest` both have it.
  */
 export interface NodeRequestHead {
+  /** The request headers, with lower-case names. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** 1 for HTTP/1.x, 2 for HTTP/2. */
   readonly httpVersionMajor: number;
   /** The HTTP/2 stream (`Http2ServerRequest` only). */
-  readonly stream?: { readonly endAfterHeaders?: boolean };
+  readonly stream?: {
+    /** True when the request's HEADERS frame ended the stream: no body follows. */
+    readonly endAfterHeaders?: boolean;
+  };
 }
 
 /**
