@@ -62,7 +62,7 @@ export {
   type LeaseRenewal,
 } from "./idempotency/engine.js";
 export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
-export { type CapturedResponse, DEFAULT_REPLAY_HEADERS } from "./idempotency/response.js";
+export { type CapturedResponse, DEFAULT_REPLAY_HEADERS, type FetchHeadersLike } from "./idempotency/response.js";
 export { type IdempotentRun, type RunIdempotentOptions, runIdempotent } from "./idempotency/run.js";
 export { cryptoRuntime } from "./runtime.js";
 export type {

@@ -3,6 +3,7 @@ import { runInNewContext } from "node:vm";
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   BodyError,
+  type CapturedResponse,
   createIdempotency,
   DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   type IdempotencyRequest,
@@ -134,6 +135,52 @@ describe("request bodies", () => {
       fingerprint: (req) => req.context.user,
     });
     expectTypeOf(engine.begin).parameter(0).toEqualTypeOf<WithContext>();
+  });
+});
+
+describe("response headers as captured", () => {
+  const request = (key: string) => ({
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers: { "idempotency-key": key },
+    body: "{}",
+  });
+
+  // A Fetch Headers, a Node getHeaders() record, pairs, and an object with only Headers' forEach
+  // (what the type promises under a `lib` without DOM.Iterable): each stores the same headers.
+  const shapes: Record<string, () => CapturedResponse["headers"]> = {
+    "a Fetch Headers": () => new Headers({ "Content-Type": "application/json", Location: "/p/1", "X-Trace": "t" }),
+    "a record": () => ({ "content-type": "application/json", location: "/p/1", "x-trace": "t" }),
+    pairs: () => [
+      ["Content-Type", "application/json"],
+      ["Location", "/p/1"],
+    ],
+    "only forEach": () => ({
+      forEach(callback: (value: string, name: string) => void) {
+        callback("application/json", "content-type");
+        callback("/p/1", "location");
+        callback("t", "x-trace");
+      },
+    }),
+  };
+
+  it.each(Object.keys(shapes))("%s: the replay carries the allowed headers", async (shape) => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
+    const first = await engine.begin(request(`k-${shape.replaceAll(" ", "-")}`));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    await engine.finish(first.ticket, {
+      status: 201,
+      headers: (shapes[shape] as () => CapturedResponse["headers"])(),
+      body: "{}",
+    });
+    const replay = await engine.begin(request(`k-${shape.replaceAll(" ", "-")}`));
+    if (replay.action !== "respond") throw new Error(`expected respond, got ${replay.action}`);
+    expect(replay.response.headers).toEqual([
+      ["content-type", "application/json"],
+      ["location", "/p/1"],
+      ["Idempotent-Replayed", "true"],
+    ]);
   });
 });
 

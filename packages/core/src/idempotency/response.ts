@@ -4,13 +4,23 @@ import { utf8 } from "../encoding.js";
 import type { HttpResponse } from "../http.js";
 import type { StoredRecord } from "../store/contract.js";
 
+/** What every Fetch `Headers` has, in every TypeScript `lib` setting. */
+export interface FetchHeadersLike {
+  /** Calls `callback` once per header, with its combined value. */
+  forEach(callback: (value: string, name: string) => void): void;
+}
+
 /** What the adapter captured of the handler's response. */
 export interface CapturedResponse {
   /** The status the handler answered. */
   status: number;
-  /** The response headers; only `replayHeaders` are stored. */
+  /**
+   * The response headers; only `replayHeaders` are stored. A Fetch `Headers` is taken as it is,
+   * whatever `lib` a project compiles with (without `DOM.Iterable` its type has no iterator).
+   */
   headers:
     | Iterable<readonly [string, string]>
+    | FetchHeadersLike
     | Readonly<Record<string, string | number | readonly string[] | undefined>>;
   /** The whole body, or `undefined` when it was streamed and could not be captured. */
   body: Uint8Array | string | undefined;
@@ -82,6 +92,10 @@ export function replayableHeaders(
   };
   if (Symbol.iterator in headers)
     for (const [name, value] of headers as Iterable<readonly [string, string]>) add(name, value);
+  else if (typeof headers.forEach === "function")
+    (headers as FetchHeadersLike).forEach((value, name) => {
+      add(name, value);
+    });
   else {
     // Keys, not entries: no array per header, and half the time on Node's getHeaders() object.
     const record = headers as Readonly<Record<string, unknown>>;
