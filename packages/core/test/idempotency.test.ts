@@ -318,6 +318,23 @@ describe("waiting for a request in flight", () => {
     expect(() => createIdempotency({ store: new MemoryStore(), principal: false, mismatchStatus: 400 })).not.toThrow();
   });
 
+  it("a system clock set back mid-wait does not stretch the wait (the copy gets its 409 after timeoutMs)", async () => {
+    const store = new MemoryStore();
+    const engine = createIdempotency({ store, principal: false, waitForInFlight: { timeoutMs: 100, pollMs: 20 } });
+    const request = { method: "POST", route: "/r", path: "/r", headers: { "idempotency-key": "k-clock" }, body: "{}" };
+    expect((await engine.begin(request)).action).toBe("execute");
+    const real = Date.now.bind(Date);
+    let calls = 0;
+    // The first reading is the true time, every later one an hour earlier: a clock set back mid-wait.
+    const now = vi.spyOn(Date, "now").mockImplementation(() => (calls++ === 0 ? real() : real() - 3_600_000));
+    try {
+      const copy = await engine.begin(request);
+      expect(copy.action === "respond" && copy.response.status).toBe(409);
+    } finally {
+      now.mockRestore();
+    }
+  }, 5_000);
+
   it.each(badWaits)("runIdempotent refuses %s with InterlockConfigError, before it claims", async (_, wait) => {
     const store = new MemoryStore();
     let claims = 0;

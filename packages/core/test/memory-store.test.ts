@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { InterlockConfigError, MAX_KEY_LENGTH, MemoryStore, StoreUnavailableError } from "../src/index.js";
 import { hashKey, KeyIndex } from "../src/store/key-index.js";
 import { describeStoreConformance } from "../src/testing/index.js";
@@ -557,5 +557,34 @@ describe("memory store slots (columns, ring, index)", () => {
       expect(store.size).toBeGreaterThanOrEqual(held);
       expect(store.size).toBeLessThanOrEqual(model.size);
     }
+  });
+});
+
+describe("memory store and a system clock that is set", () => {
+  const HOUR = 3_600_000;
+  const claim = (store: MemoryStore, key: string, lockTtlMs: number) =>
+    store.claim(key, { fingerprint: "f", lockTtlMs });
+  // Only Date is faked, and the store is made after it, as a store made at start-up would read
+  // the system clock; timers stay real.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("a clock set forward ends no lease: the second copy of the request waits (in_flight)", async () => {
+    const store = new MemoryStore();
+    expect((await claim(store, "k-forward", 60_000)).state).toBe("claimed");
+    vi.setSystemTime(Date.now() + 2 * HOUR);
+    expect((await claim(store, "k-forward", 60_000)).state).toBe("in_flight");
+  });
+
+  it("a clock set back holds no lease past its length", async () => {
+    const store = new MemoryStore();
+    expect((await claim(store, "k-back", 20)).state).toBe("claimed");
+    vi.setSystemTime(Date.now() - HOUR);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect((await claim(store, "k-back", 20)).state).toBe("claimed");
   });
 });

@@ -211,7 +211,8 @@ export class PostgresTokenStore implements TokenStore {
    * naming the fix, any other failure a `StoreUnavailableError`.
    */
   async #execute(statement: Statement, values: unknown[]) {
-    const end = Date.now() + this.operationTimeoutMs; // no rerun once the caller was told it failed
+    // No rerun once the caller was told it failed (monotonic: a clock set back must not allow one).
+    const end = performance.now() + this.operationTimeoutMs;
     return boundedStoreCall(this.name, statement, this.operationTimeoutMs, async () => {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -223,7 +224,7 @@ export class PostgresTokenStore implements TokenStore {
               cause: error,
             });
           }
-          if (!isSerializationFailure(error) || attempt >= MAX_ATTEMPTS || Date.now() >= end) throw error;
+          if (!isSerializationFailure(error) || attempt >= MAX_ATTEMPTS || performance.now() >= end) throw error;
         }
       }
     });

@@ -57,14 +57,17 @@ const isPool = (db: PgQueryable): db is PgPool =>
 /** Every column arrives as PostgreSQL's text (or null): the store parses what it selected. */
 const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
-/** The end of an operation's time budget, shared by every step (and every rerun) of it. */
+/**
+ * The end of an operation's time budget, shared by every step (and every rerun) of it. On the
+ * monotonic clock: a system clock set back mid-operation must not lengthen the budget.
+ */
 export class Deadline {
   readonly #end: number;
   constructor(ms: number) {
-    this.#end = Date.now() + ms;
+    this.#end = performance.now() + ms;
   }
   get remaining(): number {
-    return Math.max(1, this.#end - Date.now());
+    return Math.max(1, this.#end - performance.now());
   }
 }
 

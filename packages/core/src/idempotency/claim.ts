@@ -1,5 +1,6 @@
 /** Claiming a key, waiting for an in-flight holder when asked: shared by the HTTP engine and `runIdempotent`. */
 
+import { monotonicEpochMs } from "../clock.js";
 import { InterlockConfigError } from "../errors.js";
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
 import { asUnavailable, storeCall } from "../store/validate.js";
@@ -58,12 +59,13 @@ async function claimWaiting(
   options: ClaimOptions,
   wait: WaitOptions,
 ): Promise<ClaimResult> {
-  const deadline = Date.now() + wait.timeoutMs;
+  // Monotonic: a system clock set back mid-wait must not stretch the wait by as much.
+  const deadline = monotonicEpochMs() + wait.timeoutMs;
   let interval = wait.pollMs ?? 25;
   for (;;) {
     const result = await claimOnce(store, key, options);
     if (result.state !== "in_flight" || result.fingerprint !== options.fingerprint) return result;
-    const remaining = deadline - Date.now();
+    const remaining = deadline - monotonicEpochMs();
     if (remaining <= 0) return result;
     await sleep(Math.min(interval, remaining));
     interval = Math.min(interval * 2, 1_000);

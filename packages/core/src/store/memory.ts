@@ -18,6 +18,7 @@
  * newest end in place until a dropped slot is reached.
  */
 
+import { monotonicEpochMs } from "../clock.js";
 import { InterlockConfigError, StoreUnavailableError } from "../errors.js";
 import type {
   ClaimOptions,
@@ -38,7 +39,10 @@ export interface MemoryStoreOptions {
   maxBytes?: number;
   /** Largest single record. Default 1 MiB. */
   maxRecordBytes?: number;
-  /** Clock in ms since the epoch. Default `Date.now`. */
+  /**
+   * Clock in ms since the epoch. Default the process's start plus monotonic time since, so a
+   * system clock that is set forward or back neither ends leases early nor holds them longer.
+   */
   now?: () => number;
 }
 
@@ -123,7 +127,7 @@ export class MemoryStore implements InterlockStore {
     this.#maxBytes = positiveIntegerOption("maxBytes", options.maxBytes, 64 * 1024 * 1024);
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? monotonicEpochMs;
     this.#slots = this.#newSlots();
   }
 

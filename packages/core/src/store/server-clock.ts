@@ -13,18 +13,13 @@
  * never early for a caller that waited in vain: a refusal means the caller had given up. A bound
  * that is too large only lets a late write through, as if there were no deadline.
  *
- * Local time is monotonic (`performance.timeOrigin + performance.now()`), never `Date.now()`,
- * which jumps when the system clock is set.
+ * Local time is monotonic (`monotonicEpochMs`), never `Date.now()`, which jumps when the system
+ * clock is set.
  */
 
+import { monotonicEpochMs } from "../clock.js";
 import { StoreUnavailableError } from "../errors.js";
 import { boundedStoreCall, positiveMs } from "./validate.js";
-
-/**
- * Local monotonic ms on the epoch's scale (the process's start plus the time since): what a
- * `ServerClock` measures sending times with unless given another clock.
- */
-const monotonicEpochMs = (): number => performance.timeOrigin + performance.now();
 
 /**
  * Added to every deadline: the server's time comes in whole ms (truncated), and a timer may
