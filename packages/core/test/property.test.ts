@@ -71,8 +71,12 @@ const svixBrand = (headers: Record<string, string>) =>
   Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.replace(/^webhook-/, "svix-"), value]));
 
 const UTF8_SECRET = "property-secret-0123456789abcdef-ünïcödé-🔑";
+// A string secret with whitespace at an end is refused when the verifier is made (verify.test.ts).
 const utf8Keys: fc.Arbitrary<KeyPair> = fc
-  .oneof(fc.string({ unit: "binary", minLength: 1, maxLength: 48 }), fc.uint8Array({ minLength: 1, maxLength: 48 }))
+  .oneof(
+    fc.string({ unit: "binary", minLength: 1, maxLength: 48 }).filter((text) => text.trim() === text),
+    fc.uint8Array({ minLength: 1, maxLength: 48 }),
+  )
   .map(same);
 
 const SW_SECRET = `whsec_${Buffer.from("interlock property-test key 0123").toString("base64")}`;

@@ -169,6 +169,31 @@ describe("every refusal has its code", () => {
     });
   });
 
+  it.each([
+    ["stripe", stripe, "whsec_abc123\n"],
+    ["github", github, " my-secret"],
+    ["slack", slack, "8f742231b10e8888abcd99yyyzzz85a5\r\n"],
+    ["shopify", shopify, "shpss_abc\t"],
+    ["standard webhooks", standardWebhooks, `${SECRET}\n`],
+    ["custom HMAC", hmacScheme(), "s3cret "],
+  ])(
+    "invalid_secret: a %s secret with whitespace at an end (a pasted line break) fails at start-up",
+    async (_, scheme, secret) => {
+      const made = () => createWebhookVerifier({ scheme, secret });
+      expect(made).toThrow(expect.objectContaining({ code: "invalid_secret", status: 500 }));
+      expect(made).toThrow(/whitespace/);
+      await expect(signWebhook({ scheme, secret, body: BODY })).rejects.toMatchObject({ code: "invalid_secret" });
+    },
+  );
+
+  it("a secret's bytes are taken as they are, whitespace included", async () => {
+    const secret = new TextEncoder().encode("s3cret ");
+    const delivery = await signWebhook({ scheme: github, secret, body: BODY });
+    await expect(verifyWebhook(delivery.headers, BODY, { scheme: github, secret })).resolves.toMatchObject({
+      payload: expect.anything(),
+    });
+  });
+
   it("too many candidate signatures is malformed", async () => {
     const h = await swDelivery();
     const many = Array.from({ length: 11 }, () => h["webhook-signature"]).join(" ");

@@ -25,10 +25,27 @@ export function secretList(secret: WebhookSecret | readonly WebhookSecret[] | un
   return list;
 }
 
+/**
+ * A secret string with whitespace at either end is refused: it is almost always a line break
+ * pasted with it into an environment file, and every delivery would then fail its signature
+ * (a 401 for each, and the provider retrying). Bytes are taken as they are.
+ */
+function parseTrimmedSecret(scheme: WebhookScheme, secret: WebhookSecret) {
+  if (typeof secret === "string" && secret.trim() !== secret) {
+    refuse(
+      scheme.name,
+      "invalid_secret",
+      "the secret starts or ends with whitespace (a line break from an environment file?): remove it, " +
+        "or pass the secret's bytes as a Uint8Array if the whitespace belongs to it",
+    );
+  }
+  return scheme.parseSecret(secret);
+}
+
 export function importVerificationKeys(scheme: WebhookScheme, secrets: readonly WebhookSecret[]): VerificationKeys {
   const keys: VerificationKeys = { hmac: [], ed25519: [] };
   for (const secret of secrets) {
-    const material = scheme.parseSecret(secret);
+    const material = parseTrimmedSecret(scheme, secret);
     if (material.kind === "hmac") keys.hmac.push(crypto.importHmacKey(scheme.hash, material.raw));
     else if (material.publicKey) keys.ed25519.push(crypto.importEd25519PublicKey(material.publicKey));
   }
@@ -36,7 +53,7 @@ export function importVerificationKeys(scheme: WebhookScheme, secrets: readonly 
 }
 
 export function importSigningKey(scheme: WebhookScheme, secret: WebhookSecret): SigningKey {
-  const material = scheme.parseSecret(secret);
+  const material = parseTrimmedSecret(scheme, secret);
   if (material.kind === "hmac") return { kind: "hmac", key: crypto.importHmacKey(scheme.hash, material.raw) };
   if (!material.seed) refuse(scheme.name, "invalid_secret", "a public key cannot sign; use the signing key");
   return { kind: "ed25519", key: crypto.importEd25519PrivateKey(material.seed) };
