@@ -46,13 +46,13 @@ export function streamConsumed(req: IncomingMessage): boolean {
 
 /**
  * Reads the whole request stream, up to `limit` bytes, and remembers the bytes on the request
- * for later middleware. Past the limit it stops keeping bytes, drains the rest (so the client
- * reads the answer rather than a reset connection) and resolves core's `body_too_large`.
+ * for later middleware. A body past the limit, declared by its Content-Length or found while
+ * reading, resolves core's `body_too_large` at once (see `tooLarge`).
  */
 export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
   return new Promise((resolve, reject) => {
-    const tooLarge = () => drain(req, () => resolve(BodyError.tooLarge(limit)));
-    if (Number(req.headers["content-length"]) > limit) return tooLarge();
+    const declared = declaredTooLarge(req, limit);
+    if (declared) return resolve(declared);
     const body = new BodyCollector(limit);
     const cleanup = () => {
       req.off("data", onData);
@@ -63,7 +63,7 @@ export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer
     const onData = (chunk: Buffer) => {
       if (body.add(chunk)) return;
       cleanup();
-      tooLarge();
+      resolve(tooLarge(req, limit));
     };
     const onEnd = () => {
       cleanup();
@@ -83,25 +83,26 @@ export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer
   });
 }
 
+/**
+ * Core's `body_too_large` when the request declares a Content-Length over `limit` (see
+ * `tooLarge`), before anything waits for that body; undefined otherwise.
+ */
+export function declaredTooLarge(req: IncomingMessage, limit: number): BodyError | undefined {
+  return Number(req.headers["content-length"]) > limit ? tooLarge(req, limit) : undefined;
+}
+
+/**
+ * Core's `body_too_large`, to answer now rather than once the body has arrived, which may be
+ * never (a client that sent `Expect: 100-continue` and stopped after the headers) or after a
+ * large upload streamed to its end. The rest is read into nothing as it comes, so the
+ * connection is not left stalled and a keep-alive client's next request is read after it.
+ */
+function tooLarge(req: IncomingMessage, limit: number): BodyError {
+  req.resume();
+  return BodyError.tooLarge(limit);
+}
+
 /** A Buffer over the same memory: what `req.body` and `rawBodyOf` give is always a Buffer. */
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** Reads and discards the rest of the request, then calls `done`. */
-function drain(req: IncomingMessage, done: () => void): void {
-  if (req.readableEnded) {
-    done();
-    return;
-  }
-  let called = false;
-  const once = () => {
-    if (called) return;
-    called = true;
-    done();
-  };
-  req.once("end", once);
-  req.once("close", once);
-  req.once("error", once);
-  req.resume();
 }

@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { announcesBody, BodyError } from "@interlock/core";
 import express, { type RequestHandler } from "express";
-import { captureRawBody, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
+import { captureRawBody, declaredTooLarge, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
 
 const NOT_RAW_ADVICE =
   "a body parser read the request before idempotency() ran, so the bytes to fingerprint are gone: " +
@@ -31,6 +31,9 @@ export function bodyReader(limit: number): BodyReader {
     const known = rawBodyOf(req);
     if (known !== undefined) return known;
     if (streamConsumed(req)) throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
+    // Refused before Express's parsers, which read a body past their limit to its end before refusing it.
+    const declared = declaredTooLarge(req, limit);
+    if (declared) throw declared;
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
     if (await parse(parsers, req, res)) throw BodyError.tooLarge(limit);
     if (!announcesBody(req)) return undefined;
