@@ -5,6 +5,7 @@
  */
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
+import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import { captureRawBody, idempotency, releaseOnError, webhook } from "../src/index.js";
 import { asyncRoute } from "./framework.js";
@@ -49,6 +50,7 @@ function scenarioApp(options: ScenarioAppOptions, setup: (app: Express) => void 
 
 describeAdapterScenarios("express", (options) => scenarioApp(options));
 describeHostileClients("express", (options) => scenarioApp(options));
+describeProtocolEdges("express", (options) => scenarioApp(options));
 
 describeAdapterScenarios("express + express.json({ verify: captureRawBody })", (options) =>
   scenarioApp(options, (app) => app.use(express.json({ verify: captureRawBody }))),

@@ -1,10 +1,12 @@
 /** The shared adapter scenario table, on Node (@hono/node-server) over real HTTP. */
 import { describeAdapterScenarios } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
+import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import { scenarioApp } from "./app.js";
 import { listen, listenHttp2 } from "./serve.js";
 
 describeAdapterScenarios("hono", async (options) => listen(scenarioApp(options)));
 describeAdapterScenarios("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));
 describeHostileClients("hono", async (options) => listen(scenarioApp(options)));
+describeProtocolEdges("hono", async (options) => listen(scenarioApp(options)));
 describeHostileClients("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)), { http2: true });

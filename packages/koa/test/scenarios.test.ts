@@ -6,6 +6,7 @@ import { createServer } from "node:http2";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { serveHttp2 } from "@interlock/test-harness/http2";
+import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import Koa from "koa";
 import { idempotency, webhook } from "../src/index.js";
 import { serve } from "./serve.js";
@@ -59,6 +60,7 @@ describeAdapterScenarios("koa over HTTP/2 (h2c)", async (options) =>
   serveHttp2(createServer(contractApp(options).callback())),
 );
 describeHostileClients("koa", async (options) => serve(contractApp(options)));
+describeProtocolEdges("koa", async (options) => serve(contractApp(options)));
 describeHostileClients(
   "koa over HTTP/2 (h2c)",
   async (options) => serveHttp2(createServer(contractApp(options).callback())),
