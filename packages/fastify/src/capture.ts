@@ -49,6 +49,16 @@ export function takePending<Ticket>(request: FastifyRequest, slot: symbol): Pend
   return pending;
 }
 
+/**
+ * Whether the client reset the HTTP/2 stream before the response was ended. Node's HTTP/2
+ * compatibility API then reports the response as finished all the same (`finish`, on which
+ * Fastify runs `onResponse`, and `writableFinished`), though nothing ended it: the route may
+ * still be running, and what it answers settles the request, as after an HTTP/1.1 client left.
+ */
+export function resetBeforeEnd(raw: FastifyReply["raw"]): boolean {
+  return (raw as { stream?: { aborted?: boolean } }).stream?.aborted === true;
+}
+
 type Write = ServerResponse["write"];
 type End = ServerResponse["end"];
 type WriteHead = ServerResponse["writeHead"];
@@ -121,7 +131,7 @@ function recordHijackedWrites(
   // pipe, which stops when its response closes, counts as streamed; a route still writing is
   // settled when it ends.
   raw.once("close", () => {
-    if (raw.writableFinished) return;
+    if (raw.writableFinished && !resetBeforeEnd(raw)) return;
     left = true;
     if (over) cutOff();
   });

@@ -18,7 +18,7 @@ import {
   type IdempotencyTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import { keepPending, payloadBody, recordOnHijack, takePending } from "./capture.js";
+import { keepPending, payloadBody, recordOnHijack, resetBeforeEnd, takePending } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -154,8 +154,10 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       engine.finish(run.ticket, captured).then(() => done(null, payload), done);
     },
 
-    // A hijacked reply never passes onSend: store what it wrote once it has finished.
-    onResponse(request, _reply, done) {
+    // A hijacked reply never passes onSend: store what it wrote once it has finished. (Not when
+    // an HTTP/2 client reset the stream first: the route's own end settles it then.)
+    onResponse(request, reply, done) {
+      if (resetBeforeEnd(reply.raw)) return done();
       finishHijacked(request).then(() => done(), done);
     },
 

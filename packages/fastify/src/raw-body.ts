@@ -37,13 +37,18 @@ function wasConsumed(payload: Readable): boolean {
 
 type Read = { body: Buffer } | { tooLarge: Uint8Array[] };
 
-/** Reads `payload` to its end; past `limit` bytes it stops and gives what it read so far. */
+/**
+ * Reads `payload` to its end; past `limit` bytes it stops and gives what it read so far. A
+ * `close` before the end is a client that left mid-body: on HTTP/2 (RST_STREAM), Node's
+ * compatibility API closes the request and only then ends it as if the body were complete.
+ */
 function readAll(payload: Readable, limit: number, callback: (error: Error | null, read?: Read) => void): void {
   const body = new BodyCollector(limit);
   const settle = (error: Error | null, read?: Read) => {
     payload.removeListener("data", onData);
     payload.removeListener("end", onEnd);
     payload.removeListener("error", settle);
+    payload.removeListener("close", onClose);
     callback(error, read);
   };
   function onData(chunk: Buffer | string) {
@@ -51,10 +56,15 @@ function readAll(payload: Readable, limit: number, callback: (error: Error | nul
     if (!body.add(bytes)) settle(null, { tooLarge: [...body.chunks, bytes] });
   }
   const onEnd = () => settle(null, { body: asBuffer(body.body() as Uint8Array) });
+  const onClose = () => settle(Object.assign(new Error("the request was aborted while its body was read"), ABORTED));
   payload.on("data", onData);
   payload.on("end", onEnd);
   payload.on("error", settle);
+  payload.on("close", onClose);
 }
+
+/** A client's doing, not the server's: Fastify answers (and logs) it as a 400, as its own parsers do. */
+const ABORTED = { statusCode: 400, code: "ECONNRESET" } as const;
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

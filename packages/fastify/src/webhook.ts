@@ -16,7 +16,7 @@ import {
   type WebhookTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import { keepPending, recordOnHijack, takePending } from "./capture.js";
+import { keepPending, recordOnHijack, resetBeforeEnd, takePending } from "./capture.js";
 import { takeFormRaw } from "./form-body.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
@@ -114,8 +114,10 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
       receiver.finish(claim.ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
     },
 
-    // A hijacked reply never passes onSend: settle it once it has been written.
-    onResponse(request, _reply, done) {
+    // A hijacked reply never passes onSend: settle it once it has been written. (Not when an
+    // HTTP/2 provider reset the stream first: the route's own end, or throw, settles it then.)
+    onResponse(request, reply, done) {
+      if (resetBeforeEnd(reply.raw)) return done();
       finishHijacked(request).then(() => done(), done);
     },
 

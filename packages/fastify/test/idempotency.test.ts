@@ -1,9 +1,11 @@
 /** Fastify-specific idempotency behaviour: response capture, raw-body fingerprints, scoping, onError. */
 
 import { request as httpRequest } from "node:http";
+import { connect as connectHttp2, constants as http2Constants } from "node:http2";
 import { PassThrough, Readable } from "node:stream";
 import { type InterlockEvent, MemoryStore } from "@interlock/core";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import { withClient } from "@interlock/test-harness/http2";
+import type { FastifyInstance, FastifyReply, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyIdempotencyOptions, idempotency } from "../src/index.js";
 import { listen, type Running } from "./app.js";
@@ -62,6 +64,26 @@ function sendAndLeave(path: string, key: string): Promise<number> {
     });
     request.on("error", reject);
     request.end("{}");
+  });
+}
+
+/** Over HTTP/2: sends a keyed request, reads the first chunk of the answer, then resets the stream: its status. */
+function resetAfterFirstChunk(url: string, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = connectHttp2(new URL(url).origin);
+    session.on("error", reject);
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    const stream = session.request({ ":method": "POST", ":path": new URL(url).pathname, ...headers });
+    let status = 0;
+    stream.on("response", (head) => {
+      status = Number(head[":status"]);
+    });
+    stream.once("data", () => {
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+      session.close(() => resolve(status));
+    });
+    stream.on("error", reject);
+    stream.end("{}");
   });
 }
 
@@ -225,6 +247,48 @@ describe("response capture and replay", () => {
       "true",
     ]);
     expect(calls).toBe(1);
+  });
+
+  it("over HTTP/2, a client that resets a hijacked reply mid-response: the route's later end is recorded, the retry replays it", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen(
+      (app) => {
+        app.post(
+          "/raw",
+          { config: { interlock: idempotency(options({ onEvent: (event) => events.push(event) })) } },
+          (_request, reply) => {
+            calls++;
+            reply.hijack();
+            reply.raw.writeHead(200, { "content-type": "text/plain" });
+            reply.raw.write("one,");
+            // The route goes on after the client left, and ends its answer.
+            reply.raw.once("close", () => reply.raw.end("two"));
+          },
+        );
+      },
+      { http2: true } as FastifyServerOptions,
+    );
+    const client = withClient(running.url, async () => {});
+    try {
+      const key = newKey();
+      // Node reports the reset response as finished: what it wrote so far must not be stored as the whole answer.
+      expect(await resetAfterFirstChunk(`${running.url}/raw`, key)).toBe(200);
+      await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.completed"));
+      const retry = await client.fetch(`${running.url}/raw`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key },
+        body: "{}",
+      });
+      expect([retry.status, await retry.text(), retry.headers.get("idempotent-replayed")]).toEqual([
+        200,
+        "one,two",
+        "true",
+      ]);
+      expect(calls).toBe(1);
+    } finally {
+      await client.close();
+    }
   });
 
   it("a client that leaves a stream piped into a hijacked reply: the key is released, the retry runs", async () => {

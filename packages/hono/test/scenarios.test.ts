@@ -1,6 +1,7 @@
 /** The shared adapter scenario table, on Node (@hono/node-server) over real HTTP. */
 import { describeAdapterScenarios } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
+import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import { scenarioApp } from "./app.js";
 import { listen, listenHttp2 } from "./serve.js";
@@ -10,3 +11,4 @@ describeAdapterScenarios("hono over HTTP/2 (h2c)", async (options) => listenHttp
 describeHostileClients("hono", async (options) => listen(scenarioApp(options)));
 describeProtocolEdges("hono", async (options) => listen(scenarioApp(options)));
 describeHostileClients("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)), { http2: true });
+describeHttp2Resets("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));

@@ -6,6 +6,7 @@ import { createServer } from "node:http2";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { serveHttp2 } from "@interlock/test-harness/http2";
+import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import Koa from "koa";
 import { idempotency, webhook } from "../src/index.js";
@@ -65,4 +66,7 @@ describeHostileClients(
   "koa over HTTP/2 (h2c)",
   async (options) => serveHttp2(createServer(contractApp(options).callback())),
   { http2: true },
+);
+describeHttp2Resets("koa over HTTP/2 (h2c)", async (options) =>
+  serveHttp2(createServer(contractApp(options).callback())),
 );
