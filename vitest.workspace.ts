@@ -133,6 +133,12 @@ export default [
     test: { name: "opentelemetry", root: here("./packages/opentelemetry"), include: ["test/**/*.test.ts"] },
   },
   {
+    // The test harness's own clients (HTTP/1.1 and HTTP/2 written byte by byte, node:http2's
+    // fetch), which the adapters' shared suites drive: real servers on 127.0.0.1.
+    resolve: { alias: coreSource },
+    test: { name: "test-harness", root: here("./packages/test-harness"), include: ["test/**/*.test.ts"] },
+  },
+  {
     // The examples import the built packages through their own node_modules. The test harness
     // (Redis and PostgreSQL servers) imports @interlock/core without depending on it, which the
     // store projects alias to core's source: here it gets the same built core as the examples.

@@ -21,6 +21,7 @@ import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { closeSession } from "./http2.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /** Fixed seeds: a failure names its counterexample and reproduces. */
@@ -287,7 +288,7 @@ export function describeHostileClients(
       }
     });
     afterAll(async () => {
-      await new Promise<void>((resolve) => (session && !session.closed ? session.close(() => resolve()) : resolve()));
+      if (session) await closeSession(session);
       await app?.close();
       process.off("unhandledRejection", collect);
       process.off("uncaughtException", collect);

@@ -75,13 +75,23 @@ export function http2Client(): Http2Client {
   return {
     fetch: h2fetch as typeof fetch,
     close: async () => {
-      const closing = [...sessions.values()].map(
-        (session) => new Promise<void>((resolve) => (session.closed ? resolve() : session.close(() => resolve()))),
-      );
+      const closing = [...sessions.values()].map(closeSession);
       sessions.clear();
       await Promise.all(closing);
     },
   };
+}
+
+/**
+ * Closes `session` once its streams have ended. One the server already destroyed (it went
+ * away, or failed the connection) is done at once: its `close(callback)` would never call back.
+ */
+export function closeSession(session: ClientHttp2Session): Promise<void> {
+  return new Promise((resolve) => {
+    if (session.destroyed) return resolve();
+    session.once("close", () => resolve());
+    session.close();
+  });
 }
 
 /** The bodies the scenario tables send: text or bytes. */
