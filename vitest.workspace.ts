@@ -133,8 +133,8 @@ export default [
     test: { name: "opentelemetry", root: here("./packages/opentelemetry"), include: ["test/**/*.test.ts"] },
   },
   {
-    // The test harness's own clients (HTTP/1.1 and HTTP/2 written byte by byte, node:http2's
-    // fetch), which the adapters' shared suites drive: real servers on 127.0.0.1.
+    // The test harness's own HTTP/2 clients (frames written by hand, node:http2's fetch), which
+    // the adapters' shared suites drive: against real servers on 127.0.0.1.
     resolve: { alias: coreSource },
     test: { name: "test-harness", root: here("./packages/test-harness"), include: ["test/**/*.test.ts"] },
   },
