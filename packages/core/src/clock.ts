@@ -6,13 +6,17 @@
  * The process's start time plus the monotonic time since it does neither.
  */
 
-const origin = globalThis.performance?.timeOrigin;
-
 /**
- * Monotonic ms since the epoch (the process's start plus `performance.now()`). Where a runtime
- * gives no start time on the epoch's scale (workerd's `timeOrigin` is 0), `Date.now()`.
+ * A clock of monotonic ms since the epoch (the process's start plus `performance.now()`), bound
+ * to the `performance` in place when it is made: a store made while a test fakes time keeps the
+ * fake clock, as one made with `Date.now` did, and the hot path reads no global. Where a runtime
+ * gives no start time on the epoch's scale (workerd's `timeOrigin` is 0), `Date.now`.
  */
-export const monotonicEpochMs: () => number =
-  typeof origin === "number" && origin > 1e12 && typeof globalThis.performance.now === "function"
-    ? () => origin + globalThis.performance.now()
-    : () => Date.now();
+export function monotonicClock(): () => number {
+  const performance = globalThis.performance;
+  const origin = performance?.timeOrigin;
+  if (typeof origin === "number" && origin > 1e12 && typeof performance.now === "function") {
+    return () => origin + performance.now();
+  }
+  return Date.now;
+}

@@ -18,7 +18,7 @@
  * newest end in place until a dropped slot is reached.
  */
 
-import { monotonicEpochMs } from "../clock.js";
+import { monotonicClock } from "../clock.js";
 import { InterlockConfigError, StoreUnavailableError } from "../errors.js";
 import type {
   ClaimOptions,
@@ -127,7 +127,7 @@ export class MemoryStore implements InterlockStore {
     this.#maxBytes = positiveIntegerOption("maxBytes", options.maxBytes, 64 * 1024 * 1024);
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
-    this.#now = options.now ?? monotonicEpochMs;
+    this.#now = options.now ?? monotonicClock();
     this.#slots = this.#newSlots();
   }
 

@@ -13,11 +13,11 @@
  * never early for a caller that waited in vain: a refusal means the caller had given up. A bound
  * that is too large only lets a late write through, as if there were no deadline.
  *
- * Local time is monotonic (`monotonicEpochMs`), never `Date.now()`, which jumps when the system
+ * Local time is monotonic (`monotonicClock`), never `Date.now()`, which jumps when the system
  * clock is set.
  */
 
-import { monotonicEpochMs } from "../clock.js";
+import { monotonicClock } from "../clock.js";
 import { StoreUnavailableError } from "../errors.js";
 import { boundedStoreCall, positiveMs } from "./validate.js";
 
@@ -74,7 +74,7 @@ export class ServerClock {
   #heldUntil = Number.NEGATIVE_INFINITY;
 
   constructor(options: ServerClockOptions = {}) {
-    this.#now = options.now ?? monotonicEpochMs;
+    this.#now = options.now ?? monotonicClock();
     this.#refreshAfter = positiveMs("refreshAfterMs", options.refreshAfterMs, DEFAULT_REFRESH_AFTER_MS);
   }
 
