@@ -17,13 +17,13 @@
 
 import { request } from "node:http";
 import { type ClientHttp2Session, connect, type OutgoingHttpHeaders } from "node:http2";
-import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
+import { signWebhook, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeSession } from "./http2.js";
+import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /** Fixed seeds: a failure names its counterexample and reproduces. */
 const RUNS = { numRuns: 50, seed: 0x1d3a7 } as const;
 /** The 4xx a framework's own body parser answers, in its own format (not problem+json). */
@@ -261,44 +261,36 @@ export function describeHostileClients(
     let session: ClientHttp2Session | undefined;
     const post = (raw: RawRequest) => (session ? sendHttp2(session, raw) : send(app.url, raw));
     const ran = { payments: 0, webhooks: [] as string[] };
-    const unhandled: unknown[] = [];
-    const collect = (error: unknown) => unhandled.push(error);
+    const unhandled = watchUnhandled();
     let sequence = 0;
 
     beforeAll(async () => {
-      process.on("unhandledRejection", collect);
-      process.on("uncaughtException", collect);
-      const store = new MemoryStore();
-      app = await createApp({
-        webhook: { scheme: standardWebhooks, secret: SECRET, store, lockTtlMs: 5_000 },
-        idempotency: { store, lockTtlMs: 5_000, required: false },
-        handlers: {
-          async webhook(event) {
-            ran.webhooks.push(event.id as string);
-          },
-          async payment() {
-            ran.payments++;
-            return { status: 201, json: { id: `pay_${ran.payments}` } };
-          },
+      unhandled.start();
+      app = await startSuiteApp(createApp, {
+        async webhook(event) {
+          ran.webhooks.push(event.id as string);
+        },
+        async payment() {
+          ran.payments++;
+          return { status: 201, json: { id: `pay_${ran.payments}` } };
         },
       });
       if (http2) {
         session = connect(app.url);
-        session.on("error", collect);
+        session.on("error", unhandled.collect);
       }
     });
     afterAll(async () => {
       if (session) await closeSession(session);
       await app?.close();
-      process.off("unhandledRejection", collect);
-      process.off("uncaughtException", collect);
-      expect(unhandled).toEqual([]);
+      unhandled.stop();
+      expect(unhandled.errors).toEqual([]);
     });
 
     async function signed(): Promise<WebhookHeaders & { id: string; body: string }> {
       const body = JSON.stringify({ type: "invoice.paid" });
       const id = `msg_hostile_${Date.now().toString(36)}_${++sequence}`;
-      const delivery = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body, id });
+      const delivery = await signWebhook({ scheme: standardWebhooks, secret: SUITE_SECRET, body, id });
       return { ...(delivery.headers as WebhookHeaders), id, body };
     }
 

@@ -17,12 +17,12 @@
  * Nothing is left unhandled, in the server or in Interlock.
  */
 
-import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
+import { signWebhook, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RawHttp2Connection } from "./raw-http2.js";
+import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /** Each wait is bounded (raw-http2.ts, `settled`); a row has a few. */
 const ROW = { timeout: 10_000 } as const;
 
@@ -40,8 +40,7 @@ export function describeHttp2Resets(framework: string, createApp: CreateScenario
     /** Holds by name, each taken by the first run that names it: a second run is not held. */
     const holds = new Map<string, { started: () => void; released: Promise<void> }>();
     const failedOnce = new Set<string>();
-    const unhandled: unknown[] = [];
-    const collect = (error: unknown) => unhandled.push(error);
+    const unhandled = watchUnhandled();
     let sequence = 0;
 
     const hold = (name: string): Hold => {
@@ -68,28 +67,22 @@ export function describeHttp2Resets(framework: string, createApp: CreateScenario
     };
 
     beforeAll(async () => {
-      process.on("unhandledRejection", collect);
-      process.on("uncaughtException", collect);
-      const store = new MemoryStore();
-      app = await createApp({
-        webhook: { scheme: standardWebhooks, secret: SECRET, store, lockTtlMs: 5_000 },
-        idempotency: { store, lockTtlMs: 5_000, required: false },
-        handlers: {
-          async webhook(event) {
-            const { hold: name, fail } = event.payload as { hold?: string; fail?: boolean };
-            await heldAt(name);
-            if (fail && !failedOnce.has(event.id as string)) {
-              failedOnce.add(event.id as string);
-              throw new Error("the webhook handler failed once");
-            }
-            ran.webhooks.push(event.id as string);
-          },
-          async payment(body) {
-            const { amount = 0, hold: name } = (body ?? {}) as { amount?: number; hold?: string };
-            await heldAt(name);
-            ran.payments.push(amount);
-            return { status: 201, json: { id: `pay_${ran.payments.length}`, amount } };
-          },
+      unhandled.start();
+      app = await startSuiteApp(createApp, {
+        async webhook(event) {
+          const { hold: name, fail } = event.payload as { hold?: string; fail?: boolean };
+          await heldAt(name);
+          if (fail && !failedOnce.has(event.id as string)) {
+            failedOnce.add(event.id as string);
+            throw new Error("the webhook handler failed once");
+          }
+          ran.webhooks.push(event.id as string);
+        },
+        async payment(body) {
+          const { amount = 0, hold: name } = (body ?? {}) as { amount?: number; hold?: string };
+          await heldAt(name);
+          ran.payments.push(amount);
+          return { status: 201, json: { id: `pay_${ran.payments.length}`, amount } };
         },
       });
       if (app.fetch === undefined)
@@ -97,9 +90,8 @@ export function describeHttp2Resets(framework: string, createApp: CreateScenario
     });
     afterAll(async () => {
       await app?.close();
-      process.off("unhandledRejection", collect);
-      process.off("uncaughtException", collect);
-      expect(unhandled).toEqual([]);
+      unhandled.stop();
+      expect(unhandled.errors).toEqual([]);
     });
 
     const newKey = () => `"reset_${++sequence}_${Date.now().toString(36)}"`;
@@ -116,7 +108,7 @@ export function describeHttp2Resets(framework: string, createApp: CreateScenario
     async function delivery(payload: object) {
       const body = JSON.stringify(payload);
       const id = `msg_reset_${++sequence}_${Date.now().toString(36)}`;
-      const signed = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body, id });
+      const signed = await signWebhook({ scheme: standardWebhooks, secret: SUITE_SECRET, body, id });
       const headers = { ...(signed.headers as Record<string, string>), "content-type": "application/json" };
       const post = () => (app.fetch as typeof fetch)(`${app.url}/webhooks`, { method: "POST", headers, body });
       return { id, body, headers, post };

@@ -16,12 +16,12 @@
  * Nothing is left unhandled, in the server or in Interlock.
  */
 
-import { DEFAULT_REQUEST_BODY_LIMIT, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
-import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
+import { DEFAULT_REQUEST_BODY_LIMIT, signWebhook, standardWebhooks } from "@interlock/core";
+import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chunked, type RawAnswer, RawHttpConnection, requestHead } from "./raw-http.js";
+import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /** The webhook middleware's limit here (its verifier's `maxBodyBytes`): small, so bodies past it stay cheap. */
 const WEBHOOK_LIMIT = 64 * 1024;
 /** A row waits at most 2 s for each answer (raw-http.ts), and a few of them in all. */
@@ -51,39 +51,32 @@ export function describeProtocolEdges(
     let app: ScenarioApp;
     /** Amounts of the payments the handler ran, and ids of the deliveries it processed, in order. */
     const ran = { payments: [] as number[], webhooks: [] as string[] };
-    const unhandled: unknown[] = [];
-    const collect = (error: unknown) => unhandled.push(error);
+    const unhandled = watchUnhandled();
     const connections: RawHttpConnection[] = [];
     let sequence = 0;
 
     beforeAll(async () => {
-      process.on("unhandledRejection", collect);
-      process.on("uncaughtException", collect);
-      const store = new MemoryStore();
-      app = await createApp({
-        webhook: { scheme: standardWebhooks, secret: SECRET, store, lockTtlMs: 5_000, maxBodyBytes: WEBHOOK_LIMIT },
-        idempotency: { store, lockTtlMs: 5_000, required: false },
-        handlers: {
-          async webhook(event) {
-            const { delayMs = 0 } = event.payload as { delayMs?: number };
-            await sleep(delayMs);
-            ran.webhooks.push(event.id as string);
-          },
-          async payment(body) {
-            const { amount, delayMs = 0 } = (body ?? {}) as { amount?: number; delayMs?: number };
-            await sleep(delayMs);
-            ran.payments.push(amount ?? 0);
-            return { status: 201, json: { id: `pay_${ran.payments.length}`, amount } };
-          },
+      unhandled.start();
+      const handlers: ScenarioHandlers = {
+        async webhook(event) {
+          const { delayMs = 0 } = event.payload as { delayMs?: number };
+          await sleep(delayMs);
+          ran.webhooks.push(event.id as string);
         },
-      });
+        async payment(body) {
+          const { amount, delayMs = 0 } = (body ?? {}) as { amount?: number; delayMs?: number };
+          await sleep(delayMs);
+          ran.payments.push(amount ?? 0);
+          return { status: 201, json: { id: `pay_${ran.payments.length}`, amount } };
+        },
+      };
+      app = await startSuiteApp(createApp, handlers, { maxBodyBytes: WEBHOOK_LIMIT });
     });
     afterAll(async () => {
       for (const connection of connections) connection.destroy();
       await app?.close();
-      process.off("unhandledRejection", collect);
-      process.off("uncaughtException", collect);
-      expect(unhandled).toEqual([]);
+      unhandled.stop();
+      expect(unhandled.errors).toEqual([]);
     });
 
     const open = async () => {
@@ -112,7 +105,7 @@ export function describeProtocolEdges(
     async function delivery(payload: object = { type: "invoice.paid" }) {
       const body = JSON.stringify(payload);
       const id = `msg_edge_${++sequence}_${Date.now().toString(36)}`;
-      const signed = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body, id });
+      const signed = await signWebhook({ scheme: standardWebhooks, secret: SUITE_SECRET, body, id });
       const headers = { ...(signed.headers as Record<string, string>), "content-type": "application/json" };
       return {
         id,

@@ -1,0 +1,59 @@
+/**
+ * What the harness's adapter suites (hostile clients, protocol edges, HTTP/2 resets) share: the
+ * scenario app on one memory store, signed with one secret, and every unhandled error collected
+ * while a suite runs, so a suite can end by checking there was none.
+ */
+
+import { MemoryStore, standardWebhooks } from "@interlock/core";
+import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "@interlock/core/testing";
+
+/** The Standard Webhooks secret the suites' apps verify with. */
+export const SUITE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/** Starts `createApp` with `handlers` on a fresh memory store; `maxBodyBytes` bounds webhook bodies. */
+export function startSuiteApp(
+  createApp: CreateScenarioApp,
+  handlers: ScenarioHandlers,
+  { maxBodyBytes }: { maxBodyBytes?: number } = {},
+): Promise<ScenarioApp> {
+  const store = new MemoryStore();
+  return createApp({
+    webhook: {
+      scheme: standardWebhooks,
+      secret: SUITE_SECRET,
+      store,
+      lockTtlMs: 5_000,
+      ...(maxBodyBytes !== undefined && { maxBodyBytes }),
+    },
+    idempotency: { store, lockTtlMs: 5_000, required: false },
+    handlers,
+  });
+}
+
+/** Unhandled rejections and uncaught exceptions, collected from `start()` to `stop()`. */
+export interface UnhandledWatch {
+  readonly errors: unknown[];
+  /** Collects into `errors`: also a listener for an emitter's `error` event. */
+  readonly collect: (error: unknown) => void;
+  start(): void;
+  stop(): void;
+}
+
+export function watchUnhandled(): UnhandledWatch {
+  const errors: unknown[] = [];
+  const collect = (error: unknown) => {
+    errors.push(error);
+  };
+  return {
+    errors,
+    collect,
+    start() {
+      process.on("unhandledRejection", collect);
+      process.on("uncaughtException", collect);
+    },
+    stop() {
+      process.off("unhandledRejection", collect);
+      process.off("uncaughtException", collect);
+    },
+  };
+}
