@@ -21,7 +21,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
-import { asUnavailable, positiveMs, responseSize, storeCall } from "../store/validate.js";
+import { asUnavailable, positiveMs, releaseClaim, responseSize, storeCall } from "../store/validate.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -411,10 +411,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     >,
   ) {
     const releasing = onEvent ? monotonicNow() : 0;
-    const released = await storeCall(() => store.release(ticket.storeKey, ticket.token)).then(
-      () => true,
-      () => false,
-    );
+    const released = await releaseClaim(store, ticket.storeKey, ticket.token);
     if (!onEvent) return;
     const now = monotonicNow();
     const base = ticketBase(ticket);

@@ -33,7 +33,7 @@ export const DEFAULT_REFRESH_AFTER_MS = 15_000;
 
 /** How a `ServerClock` measures time and how often it refreshes its bound. */
 export interface ServerClockOptions {
-  /** Local monotonic ms. Default `performance.timeOrigin + performance.now()`; tests inject their own. */
+  /** Local monotonic ms. Default the process's start plus `performance.now()`; tests inject their own. */
   now?: () => number;
   /**
    * After how long, in ms, any fresh sample replaces the bound, even a looser one, so drift and

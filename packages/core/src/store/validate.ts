@@ -151,6 +151,18 @@ export function storeCall<T>(operation: () => Promise<T>): Promise<T> {
 }
 
 /**
+ * Releases a claim: true unless the store call failed. A lease already lost makes the store
+ * answer false, but the store worked and the key is free for the retry, so events that say
+ * `released` mean "the store call did not fail", for the idempotency engine and webhooks alike.
+ */
+export function releaseClaim(store: InterlockStore, key: string, token: string): Promise<boolean> {
+  return storeCall(() => store.release(key, token)).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
  * Runs one store operation within `timeoutMs`. Anything but an answer in time (a driver
  * error, a synchronous throw, a command still queued while the client reconnects, a server
  * that stopped answering) becomes a `StoreUnavailableError` naming the operation: callers fail

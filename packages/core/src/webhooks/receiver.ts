@@ -24,7 +24,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
-import { asUnavailable, positiveMs, storeCall, unstorable } from "../store/validate.js";
+import { asUnavailable, positiveMs, releaseClaim, storeCall, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
@@ -306,12 +306,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
 
   async function release(ticket: Ticket): Promise<void> {
     const releasing = onEvent ? monotonicNow() : 0;
-    // False only when the release failed: a lease already lost answers false, but the store
-    // worked and the redelivery runs (as the idempotency engine's `released` says).
-    const released = await storeCall(() => store.release(ticket.key, ticket.token)).then(
-      () => true,
-      () => false,
-    );
+    const released = await releaseClaim(store, ticket.key, ticket.token);
     if (!onEvent) return;
     const now = monotonicNow();
     const { scheme, id } = ticket.event;
