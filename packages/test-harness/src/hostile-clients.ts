@@ -21,7 +21,7 @@ import { signWebhook, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeSession } from "./http2.js";
+import { closeSession, exchange } from "./http2.js";
 import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
 /** Fixed seeds: a failure names its counterexample and reproduces. */
@@ -70,23 +70,15 @@ function send(url: string, raw: RawRequest): Promise<RawResponse> {
  * Sends `raw` over HTTP/2 cleartext on `session`: header values as latin1, a header array as
  * repeated fields, and the body in DATA frames with no `content-length` (HTTP/2 needs none).
  */
-function sendHttp2(session: ClientHttp2Session, raw: RawRequest): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const headers: OutgoingHttpHeaders = { ":method": "POST", ":path": raw.path };
-    for (const [name, value] of Object.entries(raw.headers)) headers[name.toLowerCase()] = value;
-    const stream = session.request(headers);
-    let status = 0;
-    let contentType = "";
-    const chunks: Buffer[] = [];
-    stream.on("response", (head) => {
-      status = Number(head[":status"]);
-      contentType = String(head["content-type"] ?? "");
-    });
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => resolve({ status, contentType, text: Buffer.concat(chunks).toString("utf8") }));
-    stream.on("error", reject);
-    stream.end(raw.body);
-  });
+async function sendHttp2(session: ClientHttp2Session, raw: RawRequest): Promise<RawResponse> {
+  const headers: OutgoingHttpHeaders = { ":method": "POST", ":path": raw.path };
+  for (const [name, value] of Object.entries(raw.headers)) headers[name.toLowerCase()] = value;
+  const [head, bytes] = await exchange(session, headers, raw.body);
+  return {
+    status: Number(head[":status"]),
+    contentType: String(head["content-type"] ?? ""),
+    text: bytes.toString("utf8"),
+  };
 }
 
 /**

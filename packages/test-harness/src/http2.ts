@@ -6,7 +6,14 @@
  * `transfer-encoding` to decide whether there is a body at all gets it wrong here.
  */
 
-import { type ClientHttp2Session, connect, constants, type Http2Server, type IncomingHttpHeaders } from "node:http2";
+import {
+  type ClientHttp2Session,
+  connect,
+  constants,
+  type Http2Server,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from "node:http2";
 import type { AddressInfo } from "node:net";
 
 const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS } = constants;
@@ -40,28 +47,14 @@ export function http2Client(): Http2Client {
     const url = new URL(input);
     const method = (init.method ?? "GET").toUpperCase();
     const body = bodyBytes(init.body);
-    const headers: Record<string, string | string[]> = {
+    const headers: OutgoingHttpHeaders = {
       [HTTP2_HEADER_METHOD]: method,
       [HTTP2_HEADER_PATH]: url.pathname + url.search,
     };
     new Headers(init.headers).forEach((value, name) => {
       headers[name] = value;
     });
-    const stream = sessionFor(url.origin).request(headers, { endStream: body === undefined });
-    if (body !== undefined) stream.end(body);
-    const [head, bytes] = await new Promise<[IncomingHttpHeaders, Buffer]>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let responseHeaders: IncomingHttpHeaders | undefined;
-      stream.on("response", (received) => {
-        responseHeaders = received;
-      });
-      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("end", () => {
-        if (responseHeaders === undefined) reject(new TypeError("fetch failed: the stream ended without a response"));
-        else resolve([responseHeaders, Buffer.concat(chunks)]);
-      });
-      stream.on("error", (cause) => reject(new TypeError("fetch failed", { cause })));
-    });
+    const [head, bytes] = await exchange(sessionFor(url.origin), headers, body);
     const status = Number(head[HTTP2_HEADER_STATUS]);
     const out = new Headers();
     for (const [name, value] of Object.entries(head)) {
@@ -80,6 +73,33 @@ export function http2Client(): Http2Client {
       await Promise.all(closing);
     },
   };
+}
+
+/**
+ * Sends one request on `session`, its body (if any) in DATA frames with no `content-length`,
+ * and resolves to the response's headers and body bytes. Rejects, as fetch does, with a
+ * `TypeError` when the stream fails or ends without a response.
+ */
+export function exchange(
+  session: ClientHttp2Session,
+  headers: OutgoingHttpHeaders,
+  body: Buffer | undefined,
+): Promise<[IncomingHttpHeaders, Buffer]> {
+  const stream = session.request(headers, { endStream: body === undefined });
+  if (body !== undefined) stream.end(body);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let responseHeaders: IncomingHttpHeaders | undefined;
+    stream.on("response", (received) => {
+      responseHeaders = received;
+    });
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => {
+      if (responseHeaders === undefined) reject(new TypeError("fetch failed: the stream ended without a response"));
+      else resolve([responseHeaders, Buffer.concat(chunks)]);
+    });
+    stream.on("error", (cause) => reject(new TypeError("fetch failed", { cause })));
+  });
 }
 
 /**
