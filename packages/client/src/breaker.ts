@@ -97,6 +97,14 @@ export type Admission =
     };
 
 const PASS: Admission = Object.freeze({ kind: "pass" });
+
+/** The breaker's two clocks: the wall clock for times others read, a monotonic one for its own waits. */
+export interface BreakerClocks {
+  /** Wall-clock ms since the epoch: `openedAt`, `halfOpenAt`, snapshots. */
+  now: () => number;
+  /** Monotonic ms: how long the circuit has been open, and the ratio window. */
+  elapsed: () => number;
+}
 const PROBE: Admission = Object.freeze({ kind: "probe" });
 
 interface Probe {
@@ -109,24 +117,26 @@ export class CircuitBreaker {
   /** The origin it guards. */
   readonly origin: string;
   readonly #policy: BreakerPolicy;
-  readonly #now: () => number;
+  readonly #clocks: BreakerClocks;
   readonly #onTransition: (from: BreakerState, to: BreakerState) => void;
   readonly #window: FailureWindow | undefined;
   #state: BreakerState = "closed";
   #consecutive = 0;
   #openedAt: number | undefined;
+  /** When the circuit last opened, on the monotonic clock: what the wait for a probe is timed on. */
+  #openedElapsed = 0;
   /** The probe in flight while half-open. */
   #probe: Probe | undefined;
 
   constructor(
     origin: string,
     policy: BreakerPolicy,
-    now: () => number,
+    clocks: BreakerClocks,
     onTransition: (from: BreakerState, to: BreakerState) => void,
   ) {
     this.origin = origin;
     this.#policy = policy;
-    this.#now = now;
+    this.#clocks = clocks;
     this.#onTransition = onTransition;
     this.#window = policy.mode === "ratio" ? new FailureWindow(policy.windowMs) : undefined;
   }
@@ -141,14 +151,18 @@ export class CircuitBreaker {
     return this.#consecutive;
   }
 
-  /** When the circuit last opened, on the client's clock. */
+  /** When the circuit last opened, on the client's wall clock (`now`). */
   get openedAt(): number | undefined {
     return this.#openedAt;
   }
 
-  /** When an open circuit lets its next call through as a probe. */
+  /**
+   * When an open circuit lets its next call through as a probe, on the wall clock: `openedAt`
+   * plus `halfOpenAfterMs`, unless the system clock was set since (the wait itself is timed on a
+   * monotonic clock, and this is now plus what is left of it).
+   */
   get halfOpenAt(): number | undefined {
-    return this.#state === "open" ? (this.#openedAt as number) + this.#policy.halfOpenAfterMs : undefined;
+    return this.#state === "open" ? this.#clocks.now() + this.#untilProbe() : undefined;
   }
 
   /** Attempts and failures counted in the current window (ratio mode; zeros in consecutive mode). */
@@ -158,7 +172,7 @@ export class CircuitBreaker {
     /** Failed attempts in the window. */
     failures: number;
   } {
-    return this.#window?.totals(this.#now()) ?? { calls: 0, failures: 0 };
+    return this.#window?.totals(this.#clocks.elapsed()) ?? { calls: 0, failures: 0 };
   }
 
   /** May a call go out now? Opens to half-open, and hands out the probe, as time allows. */
@@ -167,7 +181,7 @@ export class CircuitBreaker {
       case "closed":
         return PASS;
       case "open": {
-        const retryAfterMs = (this.halfOpenAt as number) - this.#now();
+        const retryAfterMs = this.#untilProbe();
         if (retryAfterMs > 0) return { kind: "reject", retryAfterMs };
         this.#transition("half_open");
         return this.#startProbe();
@@ -177,9 +191,14 @@ export class CircuitBreaker {
     }
   }
 
-  /** True when a call at time `at` would be refused without a network call. */
+  /** True when a call at time `at` (the wall clock's) would be refused without a network call. */
   refusesAt(at: number): boolean {
-    return this.#state === "open" && (this.halfOpenAt as number) > at;
+    return this.#state === "open" && this.#untilProbe() > at - this.#clocks.now();
+  }
+
+  /** Whole milliseconds until an open circuit lets a probe through (0 or less: the next call probes). */
+  #untilProbe(): number {
+    return Math.ceil(this.#openedElapsed + this.#policy.halfOpenAfterMs - this.#clocks.elapsed());
   }
 
   /**
@@ -194,7 +213,7 @@ export class CircuitBreaker {
       return;
     }
     if (this.#state !== "closed") return;
-    this.#window?.add(this.#now(), failed);
+    this.#window?.add(this.#clocks.elapsed(), failed);
     if (!failed) {
       this.#consecutive = 0;
       return;
@@ -221,7 +240,8 @@ export class CircuitBreaker {
    */
   restore(snapshot: BreakerSnapshot): void {
     this.#consecutive = snapshot.consecutiveFailures;
-    this.#openedAt = snapshot.openedAt === null ? undefined : Math.min(snapshot.openedAt, this.#now());
+    if (snapshot.openedAt === null) this.#openedAt = undefined;
+    else this.#openedSince(Math.max(0, this.#clocks.now() - snapshot.openedAt));
     this.#window?.clear();
     this.#endProbe();
     this.#transition(snapshot.state === "closed" ? "closed" : "open");
@@ -230,13 +250,19 @@ export class CircuitBreaker {
   #shouldOpen(): boolean {
     const policy = this.#policy;
     if (policy.mode === "consecutive") return this.#consecutive >= policy.failures;
-    const { calls, failures } = (this.#window as FailureWindow).totals(this.#now());
+    const { calls, failures } = (this.#window as FailureWindow).totals(this.#clocks.elapsed());
     return calls >= policy.minimumCalls && failures >= policy.threshold * calls;
   }
 
   #open(): void {
-    this.#openedAt = this.#now();
+    this.#openedSince(0);
     this.#transition("open");
+  }
+
+  /** Marks the circuit opened `ms` ago, on both clocks. */
+  #openedSince(ms: number): void {
+    this.#openedAt = this.#clocks.now() - ms;
+    this.#openedElapsed = this.#clocks.elapsed() - ms;
   }
 
   #close(): void {

@@ -41,7 +41,7 @@ export function createClient(options: ClientOptions = {}): Client {
     breaker: settings.breaker,
     budget: settings.budget,
     maxOrigins: settings.maxOrigins,
-    now: settings.now,
+    clocks: settings,
     onTransition: (origin, from, to) => emit(settings.onEvent, { type: "client.breaker", origin, from, to }),
   });
   const breakers = new Breakers(origins);
@@ -157,7 +157,7 @@ class Call {
       this.#unlinkCaller = linkCaller(caller, this.#link);
     }
     const { deadlineMs } = this.#s;
-    if (deadlineMs !== undefined) this.#deadlineAt = this.#s.now() + deadlineMs;
+    if (deadlineMs !== undefined) this.#deadlineAt = this.#s.elapsed() + deadlineMs;
   }
 
   async run(): Promise<Response> {
@@ -235,7 +235,7 @@ class Call {
   /** A timer that stops the call at the deadline, if there is one. */
   #armDeadline(): () => void {
     if (this.#deadlineAt === undefined) return noop;
-    return after(this.#s.sleep, Math.max(0, this.#deadlineAt - this.#s.now()), () => this.#stop("deadline"));
+    return after(this.#s.sleep, Math.max(0, this.#deadlineAt - this.#s.elapsed()), () => this.#stop("deadline"));
   }
 
   /**
@@ -262,7 +262,7 @@ class Call {
     const s = this.#s;
     const request = this.#request;
     const number = ++this.#attempts;
-    const started = s.now();
+    const started = s.elapsed();
     // One timer: the attempt's timeout or the call's deadline, whichever comes first.
     const untilDeadline = this.#deadlineAt === undefined ? Number.POSITIVE_INFINITY : this.#deadlineAt - started;
     const deadlineFirst = s.timeoutMs === undefined || untilDeadline <= s.timeoutMs;
@@ -329,7 +329,7 @@ class Call {
         status: result.response?.status,
         error: outcome === "network_error" ? describeError(result.error) : undefined,
         probe: attempt.probe,
-        durationMs: s.now() - attempt.started,
+        durationMs: s.elapsed() - attempt.started,
       });
     }
     if (result.response === undefined && this.#stoppedBy) throw this.#stopError();
@@ -391,10 +391,9 @@ class Call {
     this.#previousBackoffMs = backoffMs;
     // Retry-After is a floor: the server knows when it will be ready; jitter only ever adds to it.
     const delayMs = Math.max(backoffMs, retryAfterMs ?? 0);
-    const resumeAt = now + delayMs;
-    if (this.#deadlineAt !== undefined && resumeAt >= this.#deadlineAt) throw this.#limit("deadline");
+    if (this.#deadlineAt !== undefined && s.elapsed() + delayMs >= this.#deadlineAt) throw this.#limit("deadline");
     const breaker = this.#breaker;
-    if (breaker?.refusesAt(resumeAt)) {
+    if (breaker?.refusesAt(now + delayMs)) {
       this.#emitGiveUp("circuit_open");
       throw new CircuitOpenError((breaker.halfOpenAt as number) - now, this.#details());
     }

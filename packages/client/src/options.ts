@@ -71,7 +71,13 @@ export interface ClientOptions {
   onEvent?: (event: ClientEvent) => void;
   /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
   random?: () => number;
-  /** The wall clock in ms since the epoch (HTTP-dates, breaker times, the deadline). Default `Date.now`. */
+  /**
+   * The wall clock in ms since the epoch, for what other clocks must agree on: `Retry-After`
+   * HTTP-dates, and the breaker's `openedAt` (in its snapshots). Default `Date.now`. Durations
+   * (the deadline, attempt times, the breaker's open time and window) run on a monotonic clock,
+   * so a system clock set forward or back moves none of them; given `now`, the client times them
+   * on it too (a test's virtual clock drives everything).
+   */
   now?: () => number;
   /** Every wait: backoff, attempt timeouts, the deadline. Must reject with `signal.reason` when `signal` aborts. Default: `setTimeout`. */
   sleep?: Sleep;
@@ -95,7 +101,10 @@ export interface Settings {
   maxOrigins: number;
   onEvent: ((event: ClientEvent) => void) | undefined;
   random: () => number;
+  /** The wall clock (HTTP-dates, `openedAt`). */
   now: () => number;
+  /** Time for durations: monotonic ms, on no particular origin (the caller's `now` when given). */
+  elapsed: () => number;
   sleep: Sleep;
 }
 
@@ -107,8 +116,19 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const platformFetch: FetchFunction = (input, init) => globalThis.fetch(input, init);
 
+/**
+ * Monotonic ms for durations: `Date.now()` steps when the system clock is set (NTP, a VM
+ * resumed), which would end a deadline at once or stretch it, and hold a circuit open, by the
+ * step. Bound to the `performance` in place when the client is made.
+ */
+function monotonic(): () => number {
+  const performance = globalThis.performance;
+  return typeof performance?.now === "function" ? () => performance.now() : Date.now;
+}
+
 export function resolveOptions(options: ClientOptions): Settings {
   if (typeof options !== "object" || options === null) fail("options must be an object");
+  const now = optionalFunction(options.now, "now");
   const key = options.idempotencyKey === false ? undefined : (options.idempotencyKey ?? {});
   const backoff = options.backoff ?? {};
   const breaker = options.breaker === false ? undefined : (options.breaker ?? {});
@@ -137,7 +157,8 @@ export function resolveOptions(options: ClientOptions): Settings {
     maxOrigins: wholeNumber(options.maxOrigins, "maxOrigins", 1000, 1),
     onEvent: optionalFunction(options.onEvent, "onEvent"),
     random: optionalFunction(options.random, "random") ?? Math.random,
-    now: optionalFunction(options.now, "now") ?? Date.now,
+    now: now ?? Date.now,
+    elapsed: now ?? monotonic(),
     sleep: optionalFunction(options.sleep, "sleep") ?? platformSleep,
   };
   if (settings.backoff.capMs < settings.backoff.baseMs) fail("backoff.capMs must be at least backoff.baseMs");

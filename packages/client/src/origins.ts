@@ -5,7 +5,13 @@
  */
 
 import { InterlockConfigError } from "@interlock/core";
-import { type BreakerPolicy, type BreakerSnapshot, type BreakerState, CircuitBreaker } from "./breaker.js";
+import {
+  type BreakerClocks,
+  type BreakerPolicy,
+  type BreakerSnapshot,
+  type BreakerState,
+  CircuitBreaker,
+} from "./breaker.js";
 import { RetryBudget, type RetryBudgetOptions } from "./budget.js";
 
 export interface OriginState {
@@ -17,7 +23,7 @@ export interface OriginSettings {
   breaker: BreakerPolicy | undefined;
   budget: Required<RetryBudgetOptions> | undefined;
   maxOrigins: number;
-  now: () => number;
+  clocks: BreakerClocks;
   onTransition: (origin: string, from: BreakerState, to: BreakerState) => void;
 }
 
@@ -58,9 +64,9 @@ export class Origins {
   }
 
   #create(origin: string): OriginState {
-    const { breaker, budget, now, onTransition } = this.#settings;
+    const { breaker, budget, clocks, onTransition } = this.#settings;
     return {
-      breaker: breaker && new CircuitBreaker(origin, breaker, now, (from, to) => onTransition(origin, from, to)),
+      breaker: breaker && new CircuitBreaker(origin, breaker, clocks, (from, to) => onTransition(origin, from, to)),
       budget: budget && new RetryBudget(budget),
     };
   }
