@@ -16,14 +16,23 @@
  * Used only on undici (its global dispatcher in place), for the platform's fetch, without a
  * dispatcher of the caller's; and no longer once a request shows the platform's fetch does not
  * call it.
+ *
+ * undici has two handler interfaces. Up to Node 24 (undici 7), fetch's handler is told of the
+ * start by `onConnect(abort)`, and fetch reads the global dispatcher kept under
+ * `undici.globalDispatcher.1`. From Node 26 (undici 8), it is told by
+ * `onRequestStart(controller)`, whose `controller.abort(reason)` aborts, and fetch reads the one
+ * under `undici.globalDispatcher.2`; the `.1` one is then a wrapper for older undici copies,
+ * which would also turn HTTP/2 off. Each request goes where fetch itself would have sent it.
  */
 
-/** Where undici, any copy of it, keeps the global dispatcher (`setGlobalDispatcher`). */
+/** Where undici up to 7 keeps the global dispatcher (`setGlobalDispatcher`): the one legacy handlers go to. */
 const GLOBAL_DISPATCHER = Symbol.for("undici.globalDispatcher.1");
+/** Where undici 8 and later keep it: the one controller handlers go to. */
+const GLOBAL_DISPATCHER_2 = Symbol.for("undici.globalDispatcher.2");
 
 type AbortRequest = (reason?: unknown) => void;
 
-/** The part of undici's request handler this module touches; every other call is passed on. */
+/** The part of undici's legacy request handler this module touches; every other call is passed on. */
 interface UndiciHandler {
   onConnect(abort: AbortRequest, context?: unknown): unknown;
   onHeaders(status: unknown, headers: unknown, resume: unknown, statusText: unknown): unknown;
@@ -36,14 +45,42 @@ interface UndiciHandler {
   onRequestSent?(): unknown;
 }
 
+/** What undici 8 hands a controller handler: `abort(reason)` ends the request. */
+interface RequestController {
+  abort(reason?: unknown): void;
+}
+
+/** undici 8's request handler (the controller interface); every call is passed on. */
+interface ControllerHandler {
+  onRequestStart(controller: RequestController, context?: unknown): unknown;
+  onRequestUpgrade?(controller: RequestController, status: unknown, headers: unknown, socket: unknown): unknown;
+  onResponseStart?(controller: RequestController, status: unknown, headers: unknown, statusText: unknown): unknown;
+  onResponseData?(controller: RequestController, chunk: unknown): unknown;
+  onResponseEnd?(controller: RequestController, trailers: unknown): unknown;
+  onResponseError?(controller: RequestController, error: unknown): unknown;
+  onResponseStarted?(): unknown;
+  onBodySent?(chunk: unknown, sent?: unknown, total?: unknown): unknown;
+  onRequestSent?(): unknown;
+}
+
 interface UndiciDispatcher {
   dispatch(options: unknown, handler: unknown): boolean;
 }
 
-function globalDispatcher(): UndiciDispatcher | undefined {
-  const dispatcher = (globalThis as Record<symbol, unknown>)[GLOBAL_DISPATCHER] as UndiciDispatcher | undefined;
+function dispatcherAt(key: symbol): UndiciDispatcher | undefined {
+  const dispatcher = (globalThis as Record<symbol, unknown>)[key] as UndiciDispatcher | undefined;
   return typeof dispatcher?.dispatch === "function" ? dispatcher : undefined;
 }
+
+/** The global dispatcher of the newest undici in place. */
+function globalDispatcher(): UndiciDispatcher | undefined {
+  return dispatcherAt(GLOBAL_DISPATCHER_2) ?? dispatcherAt(GLOBAL_DISPATCHER);
+}
+
+const isControllerHandler = (handler: unknown): handler is ControllerHandler =>
+  typeof (handler as ControllerHandler | undefined)?.onRequestStart === "function";
+const isLegacyHandler = (handler: unknown): handler is UndiciHandler =>
+  typeof (handler as UndiciHandler | undefined)?.onConnect === "function";
 
 /** False once the platform's fetch ignored an `AttemptDispatcher` (a runtime without undici's `dispatcher` option). */
 let honoured = true;
@@ -67,17 +104,15 @@ export class AttemptDispatcher {
   #rejectAttempt: ((reason: unknown) => void) | undefined;
   #dispatched = false;
 
-  /** undici's dispatcher interface: the request goes to the global dispatcher, its start seen here. */
-  dispatch(options: unknown, handler: UndiciHandler): boolean {
+  /** undici's dispatcher interface: the request goes to the global dispatcher fetch reads, its start seen here. */
+  dispatch(options: unknown, handler: unknown): boolean {
     this.#dispatched = true;
-    const target = globalDispatcher();
-    if (target === undefined) throw new TypeError("undici's global dispatcher is gone");
-    if (typeof handler?.onConnect !== "function") {
-      // A handler of another shape (a later undici): passed on untouched, and signals from now on.
-      honoured = false;
-      return target.dispatch(options, handler);
-    }
-    return target.dispatch(options, new StartWatcher(this, handler));
+    if (isControllerHandler(handler))
+      return target(GLOBAL_DISPATCHER_2).dispatch(options, new ControllerWatcher(this, handler));
+    if (isLegacyHandler(handler)) return target(GLOBAL_DISPATCHER).dispatch(options, new StartWatcher(this, handler));
+    // A handler of another shape (a later undici): passed on untouched, and signals from now on.
+    honoured = false;
+    return target(GLOBAL_DISPATCHER_2).dispatch(options, handler);
   }
 
   /** Called by the request's handler when undici starts it, with the function that aborts it. */
@@ -107,7 +142,57 @@ export class AttemptDispatcher {
   }
 }
 
-/** undici's handler for one request, with its start reported to the attempt; the rest passed on as is. */
+/** The global dispatcher under `key`, else the newest in place (undici's `.2` one wraps for `.1` handlers too). */
+function target(key: symbol): UndiciDispatcher {
+  const dispatcher = dispatcherAt(key) ?? globalDispatcher();
+  if (dispatcher === undefined) throw new TypeError("undici's global dispatcher is gone");
+  return dispatcher;
+}
+
+/** undici 8's handler for one request, with its start reported to the attempt; the rest passed on as is. */
+class ControllerWatcher implements ControllerHandler {
+  readonly #attempt: AttemptDispatcher;
+  readonly #handler: ControllerHandler;
+
+  constructor(attempt: AttemptDispatcher, handler: ControllerHandler) {
+    this.#attempt = attempt;
+    this.#handler = handler;
+  }
+
+  onRequestStart(controller: RequestController, context?: unknown): unknown {
+    const result = this.#handler.onRequestStart(controller, context);
+    this.#attempt.started((reason) => controller.abort(reason));
+    return result;
+  }
+  onRequestUpgrade(controller: RequestController, status: unknown, headers: unknown, socket: unknown): unknown {
+    return this.#handler.onRequestUpgrade?.(controller, status, headers, socket);
+  }
+  onResponseStart(controller: RequestController, status: unknown, headers: unknown, statusText: unknown): unknown {
+    return this.#handler.onResponseStart?.(controller, status, headers, statusText);
+  }
+  onResponseData(controller: RequestController, chunk: unknown): unknown {
+    return this.#handler.onResponseData?.(controller, chunk);
+  }
+  onResponseEnd(controller: RequestController, trailers: unknown): unknown {
+    return this.#handler.onResponseEnd?.(controller, trailers);
+  }
+  onResponseError(controller: RequestController, error: unknown): unknown {
+    // undici throws an error no handler takes, as it does for a legacy handler without onError.
+    if (this.#handler.onResponseError === undefined) throw error;
+    return this.#handler.onResponseError(controller, error);
+  }
+  onResponseStarted(): unknown {
+    return this.#handler.onResponseStarted?.();
+  }
+  onBodySent(chunk: unknown, sent?: unknown, total?: unknown): unknown {
+    return this.#handler.onBodySent?.(chunk, sent, total);
+  }
+  onRequestSent(): unknown {
+    return this.#handler.onRequestSent?.();
+  }
+}
+
+/** undici's legacy handler for one request, with its start reported to the attempt; the rest passed on as is. */
 class StartWatcher implements UndiciHandler {
   readonly #attempt: AttemptDispatcher;
   readonly #handler: UndiciHandler;

@@ -12,9 +12,40 @@ import { AttemptSignal, attemptAbort } from "../src/signals.js";
 import { REQUEST_TAKES_LIGHT_SIGNAL } from "./helpers/platform.js";
 import { serve as serveScript, settled } from "./helpers/setup.js";
 
-const GLOBAL_DISPATCHER = Symbol.for("undici.globalDispatcher.1");
+/** Where undici keeps its global dispatcher: `.1` up to undici 7 (Node 24), `.2` from undici 8 (Node 26). */
+const GLOBAL_DISPATCHERS = [Symbol.for("undici.globalDispatcher.1"), Symbol.for("undici.globalDispatcher.2")] as const;
+const [GLOBAL_DISPATCHER, GLOBAL_DISPATCHER_2] = GLOBAL_DISPATCHERS;
 type Dispatcher = { dispatch(options: unknown, handler: unknown): boolean };
 const globals = globalThis as unknown as Record<symbol, Dispatcher | undefined>;
+
+/** The dispatcher fetch itself uses on this Node. */
+const platformDispatcher = () => (globals[GLOBAL_DISPATCHER_2] ?? globals[GLOBAL_DISPATCHER]) as Dispatcher;
+
+/** Puts `dispatcher` in place of both global dispatchers for one test; returns the undo. */
+function replaceGlobalDispatchers(dispatcher: Dispatcher | undefined): () => void {
+  const saved = GLOBAL_DISPATCHERS.map((key) => [key, Object.hasOwn(globalThis, key), globals[key]] as const);
+  for (const key of GLOBAL_DISPATCHERS) globals[key] = dispatcher;
+  return () => {
+    for (const [key, had, value] of saved) {
+      if (had) globals[key] = value;
+      else delete globals[key];
+    }
+  };
+}
+
+/** A request handler of either undici interface, as fetch hands it to a dispatcher. */
+type AnyHandler = {
+  onConnect?(abort: (reason?: unknown) => void): void;
+  onRequestStart?(controller: { abort(reason?: unknown): void }): void;
+  onError?(error: unknown): void;
+  onResponseError?(controller: unknown, error: unknown): void;
+};
+
+/** Starts a held request as undici would, with `abort` as the way to end it. */
+function start(handler: AnyHandler, abort: (reason?: unknown) => void): void {
+  if (handler.onRequestStart) handler.onRequestStart({ abort });
+  else handler.onConnect?.(abort);
+}
 
 /** A server that answers `/ok`, redirects `/redirect` to `/hang`, and never answers anything else. */
 const serve = () =>
@@ -77,7 +108,7 @@ describe("AttemptDispatcher over real HTTP", () => {
 
   it("a caller's own dispatcher is used as given, the attempt following a signal instead", async () => {
     const server = await serve();
-    const global = globals[GLOBAL_DISPATCHER] as Dispatcher;
+    const global = platformDispatcher();
     const own = {
       calls: 0,
       dispatch(options: unknown, handler: unknown) {
@@ -96,23 +127,18 @@ describe("AttemptDispatcher over real HTTP", () => {
 });
 
 describe("AttemptDispatcher with a request that has not started", () => {
-  let real: Dispatcher | undefined;
-  beforeEach(() => {
-    real = globals[GLOBAL_DISPATCHER];
-  });
-  afterEach(() => {
-    globals[GLOBAL_DISPATCHER] = real;
-  });
+  let restore = () => {};
+  afterEach(() => restore());
 
   it("ends the attempt at once, and aborts the request the moment undici starts it", async () => {
     // A global dispatcher that holds every request, as a pool with no free connection does.
-    const held: Array<{ onConnect(abort: (reason?: unknown) => void): void; onError(error: unknown): void }> = [];
-    globals[GLOBAL_DISPATCHER] = {
+    const held: AnyHandler[] = [];
+    restore = replaceGlobalDispatchers({
       dispatch(_options, handler) {
-        held.push(handler as (typeof held)[number]);
+        held.push(handler as AnyHandler);
         return true;
       },
-    };
+    });
     const client = createClient({ timeoutMs: 50, maxAttempts: 1 });
     const started = Date.now();
     const { error } = await settled(client("http://127.0.0.1:40000/queued"));
@@ -120,9 +146,11 @@ describe("AttemptDispatcher with a request that has not started", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(held).toHaveLength(1);
 
-    const handler = held[0] as (typeof held)[number];
-    const abort = vi.fn((reason?: unknown) => handler.onError(reason));
-    handler.onConnect(abort); // undici starts it now: it must be aborted there and then
+    const handler = held[0] as AnyHandler;
+    const abort = vi.fn((reason?: unknown) =>
+      handler.onResponseError ? handler.onResponseError({}, reason) : handler.onError?.(reason),
+    );
+    start(handler, abort); // undici starts it now: it must be aborted there and then
     // (fetch's own handler calls it again as it tears down: undici's abort is idempotent.)
     expect(abort).toHaveBeenCalled();
     expect(abort.mock.calls[0]?.[0]).toMatchObject({ name: "AbortError" });
@@ -130,26 +158,26 @@ describe("AttemptDispatcher with a request that has not started", () => {
 });
 
 describe("AttemptDispatcher where it cannot work", () => {
-  let real: Dispatcher | undefined;
+  let restore = () => {};
   beforeEach(() => {
-    real = globals[GLOBAL_DISPATCHER];
     vi.resetModules(); // each test imports a module of its own: what it turns off stays off there
   });
   afterEach(() => {
-    globals[GLOBAL_DISPATCHER] = real;
+    restore();
+    restore = () => {};
     vi.resetModules();
   });
 
   it("a handler of another shape is passed on untouched, and later attempts use signals", async () => {
     const { AttemptDispatcher: Fresh, dispatcherUsable } = await import("../src/dispatch.js");
     const passed: unknown[] = [];
-    globals[GLOBAL_DISPATCHER] = {
+    restore = replaceGlobalDispatchers({
       dispatch(_options, handler) {
         passed.push(handler);
         return true;
       },
-    };
-    const handler = { onRequestStart() {} };
+    });
+    const handler = { onRequest() {} };
     expect(dispatcherUsable()).toBe(true);
     new Fresh().dispatch({}, handler as never);
     expect(passed).toEqual([handler]);
@@ -164,7 +192,110 @@ describe("AttemptDispatcher where it cannot work", () => {
 
   it("without undici's global dispatcher (Bun, Deno, Workers) it is not used", async () => {
     const { dispatcherUsable } = await import("../src/dispatch.js");
-    globals[GLOBAL_DISPATCHER] = undefined;
+    restore = replaceGlobalDispatchers(undefined);
     expect(dispatcherUsable()).toBe(false);
+  });
+});
+
+/**
+ * Both of undici's handler interfaces, on every Node: fetch's handler is told of its start by
+ * `onConnect(abort)` up to Node 24 and by `onRequestStart(controller)` from Node 26, and goes to
+ * the global dispatcher fetch itself reads (`.1`, `.2`). Stand-in dispatchers hold the requests.
+ */
+describe("AttemptDispatcher and undici's two handler interfaces", () => {
+  let restore = () => {};
+  afterEach(() => {
+    restore();
+    restore = () => {};
+  });
+
+  /** Stand-ins at `.1` and `.2`, each recording the handlers it is given. */
+  function standIns() {
+    const at = { legacy: [] as AnyHandler[], controller: [] as AnyHandler[] };
+    restore = replaceGlobalDispatchers(undefined);
+    globals[GLOBAL_DISPATCHER] = { dispatch: (_o, handler) => at.legacy.push(handler as AnyHandler) > 0 };
+    globals[GLOBAL_DISPATCHER_2] = { dispatch: (_o, handler) => at.controller.push(handler as AnyHandler) > 0 };
+    return at;
+  }
+
+  it("a controller handler (undici 8) goes to `.2`, and an abort after its start calls controller.abort", () => {
+    const at = standIns();
+    const onRequestStart = vi.fn();
+    const attempt = new AttemptDispatcher();
+    attempt.dispatch({}, { onRequestStart, onResponseError() {} });
+    expect(at).toMatchObject({ legacy: [], controller: [expect.anything()] });
+    const controller = { abort: vi.fn() };
+    start(at.controller[0] as AnyHandler, controller.abort);
+    expect(onRequestStart).toHaveBeenCalledWith(expect.objectContaining({ abort: controller.abort }), undefined);
+    const reason = new Error("timed out");
+    attempt.abort(reason);
+    expect(controller.abort).toHaveBeenCalledWith(reason);
+  });
+
+  it("a controller handler aborted before it started is aborted the moment it starts", () => {
+    const at = standIns();
+    const attempt = new AttemptDispatcher();
+    attempt.dispatch({}, { onRequestStart() {}, onResponseError() {} });
+    const reason = new Error("timed out");
+    attempt.abort(reason);
+    const controller = { abort: vi.fn() };
+    start(at.controller[0] as AnyHandler, controller.abort);
+    expect(controller.abort).toHaveBeenCalledWith(reason);
+  });
+
+  it("every call of a controller handler is passed on, with the controller", () => {
+    const at = standIns();
+    const calls: string[] = [];
+    const record =
+      (name: string) =>
+      (...args: unknown[]) => {
+        calls.push(`${name}/${args.length}`);
+        return name === "onResponseData" ? false : undefined;
+      };
+    const names = [
+      "onRequestStart",
+      "onRequestUpgrade",
+      "onResponseStart",
+      "onResponseData",
+      "onResponseEnd",
+      "onResponseError",
+      "onResponseStarted",
+      "onBodySent",
+      "onRequestSent",
+    ] as const;
+    new AttemptDispatcher().dispatch({}, Object.fromEntries(names.map((name) => [name, record(name)])));
+    const watcher = at.controller[0] as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const controller = { abort() {} };
+    watcher.onRequestStart?.(controller, { context: 1 });
+    watcher.onRequestUpgrade?.(controller, 101, {}, {});
+    watcher.onResponseStarted?.();
+    watcher.onResponseStart?.(controller, 200, {}, "OK");
+    expect(watcher.onResponseData?.(controller, new Uint8Array(1))).toBe(false); // backpressure kept
+    watcher.onResponseEnd?.(controller, {});
+    watcher.onResponseError?.(controller, new Error("x"));
+    watcher.onBodySent?.(new Uint8Array(1));
+    watcher.onRequestSent?.();
+    expect(calls).toEqual([
+      "onRequestStart/2",
+      "onRequestUpgrade/4",
+      "onResponseStarted/0",
+      "onResponseStart/4",
+      "onResponseData/2",
+      "onResponseEnd/2",
+      "onResponseError/2",
+      "onBodySent/3",
+      "onRequestSent/0",
+    ]);
+  });
+
+  it("a legacy handler (undici up to 7) goes to `.1`, even where a newer undici also set `.2`", () => {
+    const at = standIns();
+    const attempt = new AttemptDispatcher();
+    attempt.dispatch({}, { onConnect() {}, onError() {} });
+    expect(at).toMatchObject({ legacy: [expect.anything()], controller: [] });
+    const abort = vi.fn();
+    start(at.legacy[0] as AnyHandler, abort);
+    attempt.abort();
+    expect(abort).toHaveBeenCalledWith(expect.objectContaining({ name: "AbortError" }));
   });
 });
