@@ -1,13 +1,13 @@
 /**
  * The Node version matrix: the packages promise Node 20 and later, and `pnpm test` runs on the
- * Node at hand, so this runs again, on Node 22 and on Node 24, the test projects where the
+ * Node at hand, so this runs again, on Node 22, 24 and 26, the test projects where the
  * version makes a difference: core (node:crypto), the client (each Node bundles its own undici
  * behind fetch), the CLI (spawned on the same Node) and the four adapters (node:http). The
  * binaries are this package's optional dependencies (linux x64); elsewhere, point
- * INTERLOCK_NODE_22 / INTERLOCK_NODE_24 at a binary of that version. A missing one fails the
+ * INTERLOCK_NODE_22 / _24 / _26 at a binary of that version. A missing one fails the
  * run, with how to get it: the matrix never silently shrinks.
  *
- *   node packages/test-harness/node-versions/run.mjs [22 24]
+ *   node packages/test-harness/node-versions/run.mjs [22 24 26]
  */
 
 import { spawnSync } from "node:child_process";
@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const PROJECTS = ["core (node crypto)", "client", "cli", "express", "fastify", "koa", "hono"];
-const majors = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["22", "24"];
+const majors = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["22", "24", "26"];
 
 function binary(major) {
   const given = process.env[`INTERLOCK_NODE_${major}`];
