@@ -1,10 +1,10 @@
 /** The options `sign` and `send` share: what to sign and with which secret. */
 
-import type { WebhookScheme } from "@interlock/core";
+import type { WebhookScheme, WebhookSecret } from "@interlock/core";
 import type { Args, OptionSpec } from "./args.js";
 import { checkDeliveryOptions } from "./delivery.js";
 import { usageError } from "./errors.js";
-import { type BodySource, parseHeaders, readBody, readSecrets } from "./inputs.js";
+import { type BodySource, parseHeaders, readBody, readSecrets, type SecretSources } from "./inputs.js";
 import type { CliIo } from "./io.js";
 import { resolveScheme, SCHEME_NAMES } from "./schemes.js";
 
@@ -17,6 +17,13 @@ export const SCHEME_OPTION: OptionSpec = {
 export const SECRET_OPTIONS: Record<string, OptionSpec> = {
   // A blank secret is `missing_secret` (exit 3), as a missing one is: `readSecrets` says so.
   secret: { type: "string", multiple: true, value: "SECRET", description: "the webhook secret", blankAllowed: true },
+  "secret-hex": {
+    type: "string",
+    multiple: true,
+    value: "HEX",
+    description: "the secret's bytes in hex, used exactly as given: for a secret with whitespace at an end",
+    blankAllowed: true,
+  },
   "secret-env": {
     type: "string",
     multiple: true,
@@ -24,6 +31,13 @@ export const SECRET_OPTIONS: Record<string, OptionSpec> = {
     description: "read the secret from the environment variable NAME (keeps it out of shell history)",
   },
 };
+
+/** The secrets' options as given, for `readSecrets`. */
+export const secretSources = (args: Args): SecretSources => ({
+  literal: args.strings("secret"),
+  hex: args.strings("secret-hex"),
+  envNames: args.strings("secret-env"),
+});
 
 export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {
   scheme: SCHEME_OPTION,
@@ -53,7 +67,7 @@ export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {
 
 export interface DeliveryInput {
   scheme: WebhookScheme;
-  secrets: string[];
+  secrets: WebhookSecret[];
   body: BodySource;
   id: string | undefined;
   timestamp: number | undefined;
@@ -78,7 +92,7 @@ export async function readDeliveryInput(args: Args, io: CliIo): Promise<Delivery
   const headers: Array<[string, string]> = extra.some(([name]) => name === "content-type")
     ? extra
     : [["content-type", "application/json"], ...extra];
-  const secrets = readSecrets(args.strings("secret"), args.strings("secret-env"), io.env);
+  const secrets = readSecrets(secretSources(args), io.env, scheme.name);
   const spec = args.string("body");
   if (spec === undefined) throw usageError("--body is required: @file, - (stdin) or the body itself");
   const body = await readBody(spec, io.stdin);

@@ -1,6 +1,7 @@
 /** What commands read besides their options: the body, the secrets and extra headers. */
 
 import { readFile } from "node:fs/promises";
+import { type WebhookSecret, WebhookVerificationError } from "@interlock/core";
 import { CliError, usageError } from "./errors.js";
 import { checkHeaderValue } from "./http.js";
 
@@ -42,29 +43,73 @@ async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Uint
   return Buffer.concat(chunks);
 }
 
+/** Where `--secret`, `--secret-hex` and `--secret-env` put the secrets, as given. */
+export interface SecretSources {
+  /** `--secret` values: the secret as the provider shows it. */
+  literal: readonly string[];
+  /** `--secret-hex` values: the secret's bytes, in hex. */
+  hex: readonly string[];
+  /** `--secret-env` names: environment variables holding the secret as the provider shows it. */
+  envNames: readonly string[];
+}
+
 /**
- * The secrets from `--secret` and `--secret-env NAME` (which keeps them out of shell history),
- * in that order. Several are allowed: a sender signs with each (schemes that carry several
- * signatures), a listener accepts any (rotation).
+ * The secrets from `--secret`, `--secret-hex` and `--secret-env NAME` (which keeps them out of
+ * shell history), in that order. Several are allowed: a sender signs with each (schemes that
+ * carry several signatures), a listener accepts any (rotation).
  */
 export function readSecrets(
-  literal: readonly string[],
-  envNames: readonly string[],
+  sources: SecretSources,
   env: Readonly<Record<string, string | undefined>>,
-): string[] {
-  const fromEnv = envNames.map((name) => {
+  scheme: string,
+): WebhookSecret[] {
+  const fromEnv = sources.envNames.map((name) => {
     const value = env[name];
     if (value === undefined || isBlank(value)) {
       throw new CliError("missing_secret", `the environment variable ${name} (--secret-env) is not set or is empty`);
     }
+    refuseEdgeWhitespace(value, `the environment variable ${name}`, scheme);
     return value;
   });
-  if (literal.some(isBlank)) throw new CliError("missing_secret", "--secret is empty");
-  const secrets = [...literal, ...fromEnv];
+  if (sources.literal.some(isBlank)) throw new CliError("missing_secret", "--secret is empty");
+  for (const secret of sources.literal) refuseEdgeWhitespace(secret, "--secret", scheme);
+  const fromHex = sources.hex.map((text) => secretBytes(text, scheme));
+  const secrets = [...sources.literal, ...fromHex, ...fromEnv];
   if (secrets.length === 0) {
-    throw new CliError("missing_secret", "no secret: pass --secret SECRET or --secret-env NAME");
+    throw new CliError("missing_secret", "no secret: pass --secret SECRET, --secret-hex HEX or --secret-env NAME");
   }
   return secrets;
+}
+
+/**
+ * Core refuses a secret text with whitespace at an end too (nearly always a line break pasted
+ * with it), but its advice is a library caller's (bytes as a `Uint8Array`). Refused here first,
+ * the message names where the secret came from and the command line's way to give bytes.
+ */
+function refuseEdgeWhitespace(secret: string, source: string, scheme: string): void {
+  if (secret.trim() === secret) return;
+  throw new WebhookVerificationError(
+    "invalid_secret",
+    `${source} starts or ends with whitespace (a line break from an environment file?): remove it, or, if the ` +
+      "whitespace belongs to the secret, give the secret's bytes in hex with --secret-hex " +
+      "(printf %s 'SECRET' | od -An -tx1 | tr -d ' \\n' prints them)",
+    scheme,
+  );
+}
+
+const HEX_BYTES = /^(?:[0-9a-fA-F]{2})+$/;
+
+/** `--secret-hex`: the secret's bytes, which core takes as they are (whitespace included). */
+function secretBytes(text: string, scheme: string): Uint8Array {
+  if (isBlank(text)) throw new CliError("missing_secret", "--secret-hex is empty");
+  if (!HEX_BYTES.test(text)) {
+    throw new WebhookVerificationError(
+      "invalid_secret",
+      "--secret-hex is not hex: give two hex digits (0-9, a-f) per byte of the secret, such as 733363726574",
+      scheme,
+    );
+  }
+  return new Uint8Array(Buffer.from(text, "hex"));
 }
 
 /** Empty or only whitespace: no value (a secret, an id, any option's), whatever its length. */

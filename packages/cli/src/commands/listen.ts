@@ -31,7 +31,7 @@ import {
 } from "@interlock/core";
 import type { Args } from "../args.js";
 import type { Command } from "../command.js";
-import { SCHEME_OPTION, SECRET_OPTIONS } from "../delivery-options.js";
+import { SCHEME_OPTION, SECRET_OPTIONS, secretSources } from "../delivery-options.js";
 import { CliError, EXIT } from "../errors.js";
 import { DEFAULT_TIMEOUT_MS, endToEndHeaders, parseUrl, post } from "../http.js";
 import { readSecrets } from "../inputs.js";
@@ -441,7 +441,7 @@ export const listenCommand: Command = {
     const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: 3_600_000 });
     const forward = args.string("forward");
     const scheme = resolveScheme(args.string("scheme"));
-    const secret = readSecrets(args.strings("secret"), args.strings("secret-env"), io.env);
+    const secret = readSecrets(secretSources(args), io.env, scheme.name);
     const printer = new Printer(io.stdout, args.flag("json"));
     const listener = await listen({
       scheme,
