@@ -3,7 +3,9 @@
  * it prints (valid, duplicate, tampered, stale), its `--json` lines, and `--forward` handing the
  * raw body on byte for byte with the original headers.
  */
+import { once } from "node:events";
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { createWebhookVerifier, signWebhook, slack, standardWebhooks } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -195,6 +197,62 @@ describe("listen (text output) with an app that cannot be reached", () => {
     } finally {
       expect(await listener.stop()).toBe(0);
     }
+  });
+});
+
+describe("listen: a sender that leaves before its body is complete", () => {
+  /** A real client: the headers and part of the body, then the socket closed, with no answer awaited. */
+  async function sendPartBody(url: string, head: string, part: string, close: "end" | "reset"): Promise<void> {
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname).resume(); // read what comes back, or it never closes
+    await once(socket, "connect");
+    socket.write(`POST /webhooks/github HTTP/1.1\r\nHost: ${hostname}\r\n${head}\r\n${part}`);
+    if (close === "end") socket.end();
+    else socket.resetAndDestroy();
+    await once(socket, "close");
+  }
+
+  it("one line with the verdict incomplete, what arrived, nothing processed; no error; the listener carries on", async () => {
+    const listener = new Running(["listen", "--port", "0", "--scheme", "github", "--secret", "gh-secret"]);
+    try {
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(await listener.line(1))?.[1] as string;
+      await sendPartBody(url, "Content-Length: 100\r\n", '{"a":', "end");
+      expect(await listener.line(2)).toMatch(
+        /^\d\d:\d\d:\d\d {2}incomplete github {2}- {2}body_incomplete: the sender left after 5 of 100 bytes of the body: nothing processed$/,
+      );
+      await sendPartBody(url, "Transfer-Encoding: chunked\r\n", '3\r\n{"a', "reset");
+      expect(await listener.line(3)).toMatch(
+        / {2}incomplete github {2}- {2}body_incomplete: the sender left after 3 bytes of the body: nothing processed$/,
+      );
+      const result = await interlock(["send", url, "--scheme", "github", "--secret", "gh-secret", "--body", "{}"]);
+      expect(result.code).toBe(0);
+      expect(await listener.line(4)).toMatch(/ {2}valid {6}github {2}/);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+    expect(listener.stderr).toBe("");
+  });
+
+  it("--json: a delivery line with verdict incomplete and status null (the sender got no answer)", async () => {
+    const listener = new Running(["listen", "--port", "0", "--scheme", "github", "--secret", "gh-secret", "--json"]);
+    try {
+      const { url } = JSON.parse(await listener.line(1)) as { url: string };
+      await sendPartBody(url, "Content-Length: 10\r\n", "{}", "end");
+      expect(JSON.parse(await listener.line(2))).toMatchObject({
+        type: "delivery",
+        method: "POST",
+        path: "/webhooks/github",
+        verdict: "incomplete",
+        id: null,
+        reason: "body_incomplete",
+        detail: "the sender left after 2 of 10 bytes of the body: nothing processed",
+        status: null,
+        forward: null,
+      });
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+    expect(listener.stderr).toBe("");
   });
 });
 

@@ -75,7 +75,8 @@ export interface Listener {
  * before), `in_flight` (a copy is being processed now), or refused: `tampered` (no signature
  * matched: a changed body or another secret), `stale` (timestamp outside the tolerance),
  * `malformed` (headers missing or unreadable), `too_large`, `refused` (any other reason), or
- * `store_unavailable`.
+ * `store_unavailable`; or `incomplete`: the sender left before its body was complete, and
+ * nothing was verified, processed or answered.
  */
 export type Verdict =
   | "valid"
@@ -86,7 +87,8 @@ export type Verdict =
   | "malformed"
   | "too_large"
   | "refused"
-  | "store_unavailable";
+  | "store_unavailable"
+  | "incomplete";
 
 /** One delivery the listener received, as it prints it. */
 export interface DeliveryReport {
@@ -102,12 +104,12 @@ export interface DeliveryReport {
   scheme: string;
   /** The delivery id, once verified (or, for a duplicate, the id it repeats). */
   id: string | undefined;
-  /** Core's code for a refusal, such as `no_matching_signature`. */
+  /** Core's code for a refusal, such as `no_matching_signature`; `body_incomplete` for an `incomplete` one. */
   reason: string | undefined;
-  /** Core's message for a refusal. */
+  /** Core's message for a refusal, or what arrived of an `incomplete` body. */
   detail: string | undefined;
-  /** The status the sender was answered with. */
-  status: number;
+  /** The status the sender was answered with; undefined when it left before an answer (`incomplete`). */
+  status: number | undefined;
   /** The forward of a valid delivery, with `--forward`. */
   forward: ForwardReport | undefined;
 }
@@ -186,7 +188,9 @@ export async function listen(options: ListenOptions): Promise<Listener> {
         } catch (error) {
           options.onError?.(error);
         }
-        sendAnswer(response, answer);
+        // No answer for a sender that left: its connection is gone.
+        if (answer) sendAnswer(response, answer);
+        else response.destroy();
       },
       (error: unknown) => {
         response.writeHead(500).end();
@@ -267,23 +271,27 @@ interface Answerer {
 
 const NOT_POST: HttpResponse = { status: 405, headers: [["allow", "POST"]], body: new Uint8Array() };
 
-/** The answer to one request, and its report (none for a request that is not a delivery). */
+/**
+ * The answer to one request, and its report (none for a request that is not a delivery). No
+ * answer for a sender that left before its body was complete: there is no one to answer.
+ */
 async function handle(
   answerer: Answerer,
   request: IncomingMessage,
-): Promise<{ answer: Answer; report: DeliveryReport | undefined }> {
+): Promise<{ answer: Answer | undefined; report: DeliveryReport | undefined }> {
   if (request.method !== "POST") {
     request.resume();
     return { answer: NOT_POST, report: undefined };
   }
   const time = new Date();
   const { receiver } = answerer;
-  const body = await readRequestBody(request, receiver.verifier.maxBodyBytes);
-  const decision =
-    body === undefined
-      ? receiver.refuse("body_too_large", `the body exceeds ${receiver.verifier.maxBodyBytes} bytes`)
-      : await receiver.begin(request.headers, body);
+  const read = await readRequestBody(request, receiver.verifier.maxBodyBytes);
   const base = { time, method: "POST", path: request.url ?? "/", scheme: receiver.verifier.scheme.name };
+  if (read.left) return { answer: undefined, report: { ...base, ...incompleteReport(read.received, request) } };
+  const decision =
+    read.body === undefined
+      ? receiver.refuse("body_too_large", `the body exceeds ${receiver.verifier.maxBodyBytes} bytes`)
+      : await receiver.begin(request.headers, read.body);
   if (decision.action === "respond") {
     const { event, error, response } = decision;
     const report: DeliveryReport = {
@@ -386,11 +394,40 @@ async function forwardTo(
   }
 }
 
-/** The raw request body, or undefined past `limit` bytes (read to the end so the answer can be sent). */
-async function readRequestBody(request: IncomingMessage, limit: number): Promise<Uint8Array | undefined> {
+/** A request body as read: whole (undefined past the limit), or cut short by a sender that left. */
+type ReadBody = { left: false; body: Uint8Array | undefined } | { left: true; received: number };
+
+/**
+ * The raw request body, or undefined past `limit` bytes (read to the end so the answer can be
+ * sent). A connection that closes first ends the read as Node's "aborted" error, which is the
+ * sender's doing, not a failure of the listener: it is told apart with how much had arrived.
+ */
+async function readRequestBody(request: IncomingMessage, limit: number): Promise<ReadBody> {
   const collector = new BodyCollector(limit);
-  for await (const chunk of request) collector.add(chunk as Uint8Array);
-  return collector.body() ?? undefined;
+  try {
+    for await (const chunk of request) collector.add(chunk as Uint8Array);
+  } catch (error) {
+    if (request.complete) throw error;
+    return { left: true, received: collector.size };
+  }
+  return { left: false, body: collector.body() ?? undefined };
+}
+
+/** The report of a sender that left mid-body: what arrived of what it announced, nothing processed. */
+function incompleteReport(
+  received: number,
+  request: IncomingMessage,
+): Pick<DeliveryReport, "verdict" | "id" | "reason" | "detail" | "status" | "forward"> {
+  const announced = request.headers["content-length"];
+  const of = announced === undefined ? "" : ` of ${announced}`;
+  return {
+    verdict: "incomplete",
+    id: undefined,
+    reason: "body_incomplete",
+    detail: `the sender left after ${received}${of} bytes of the body: nothing processed`,
+    status: undefined,
+    forward: undefined,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -415,10 +452,11 @@ export const listenCommand: Command = {
   description: [
     "Runs a local receiver on http://HOST:PORT (any path) that verifies every POST with",
     "@interlock/core, remembers processed ids in memory, and prints each delivery: its verdict",
-    "(valid, duplicate, in_flight, tampered, stale, malformed, too_large, refused), scheme, id",
-    "and reason. With --forward URL, valid first copies go on to your app with their raw body",
-    "and original headers, and the app's answer goes back to the sender. Point a tunnel (ngrok,",
-    "cloudflared) at it to test with the real provider. Stop it with Ctrl+C.",
+    "(valid, duplicate, in_flight, tampered, stale, malformed, too_large, refused; incomplete",
+    "when the sender left mid-body), scheme, id and reason. With --forward URL, valid first",
+    "copies go on to your app with their raw body and original headers, and the app's answer",
+    "goes back to the sender. Point a tunnel (ngrok, cloudflared) at it to test with the real",
+    "provider. Stop it with Ctrl+C.",
   ].join("\n"),
   positionals: [],
   options: {
