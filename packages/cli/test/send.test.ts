@@ -6,6 +6,7 @@
 import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { createWebhookVerifier, github, memoryStore, standardWebhooks, zoom } from "@interlock/core";
 import { describe, expect, it } from "vitest";
 import {
@@ -437,6 +438,32 @@ describe("the answer's body on the attempt line", () => {
       await server.close();
     }
   }, 10_000);
+
+  it("shows a receiver's control characters as \\xNN, in the body and the reason phrase; --json keeps them", async () => {
+    // Escape sequences that would recolour the line, retitle the terminal and ring its bell.
+    const body = "ok\x1b[2K\x1b]0;owned\x07\x00done";
+    const receiver = createNetServer((socket) => {
+      socket.once("data", () =>
+        socket.end(
+          `HTTP/1.1 200 O\x1b[31mK\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        ),
+      );
+    });
+    receiver.listen(0, "127.0.0.1");
+    await once(receiver, "listening");
+    const { port } = receiver.address() as { port: number };
+    try {
+      const argv = ["send", `http://127.0.0.1:${port}/`, "--scheme", "github", "--secret", "s", "--body", "{}"];
+      const text = await interlock(argv);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toMatch(/^#1 {2}200 O\\x1b\[31mK {2}\d+ ms {2}ok\\x1b\[2K\\x1b\]0;owned\\x07\\x00done\n$/);
+      const json = await interlock([...argv, "--json"]);
+      const [attempt] = jsonLines(json.stdout);
+      expect(attempt).toMatchObject({ statusText: "O\x1b[31mK", body });
+    } finally {
+      receiver.close();
+    }
+  });
 });
 
 describe("the progress line", () => {

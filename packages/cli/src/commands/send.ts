@@ -200,14 +200,27 @@ function bodyPreview(text: string | undefined): string {
   // (A pattern such as /\s*[\r\n]+\s*/ backtracks over a long run without a line break from
   // every position in it: quadratic in the run, minutes for the megabyte a receiver may send.)
   const flat = (text ?? "").replace(/\s+/g, (run) => (/[\r\n]/.test(run) ? " " : run)).trim();
-  return flat.length > ONE_LINE_BODY ? `${flat.slice(0, ONE_LINE_BODY)}…` : flat;
+  return flat.length > ONE_LINE_BODY ? `${visible(flat.slice(0, ONE_LINE_BODY))}…` : visible(flat);
+}
+
+// C0 controls but tab, DEL and C1 controls: what a terminal acts on instead of showing.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+
+/**
+ * `text` with its control characters written as `\xNN`: an answer (its body or its reason
+ * phrase, from a server that may not be yours, through a tunnel) is shown, and cannot move the
+ * cursor, recolour or retitle the terminal or hide what came before it.
+ */
+function visible(text: string): string {
+  return text.replace(CONTROL, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 function attemptLine(report: AttemptReport): string {
   const what =
     report.status === undefined
       ? `no answer: ${report.error?.message}`
-      : `${report.status} ${report.statusText}  ${report.durationMs} ms  ${bodyPreview(report.body)}`;
+      : `${report.status} ${visible(report.statusText ?? "")}  ${report.durationMs} ms  ${bodyPreview(report.body)}`;
   const retry =
     report.maxAttempts === 1
       ? ""
