@@ -73,6 +73,7 @@ export type {
   StoredRecord,
   StoredResponse,
 } from "./store/contract.js";
+export { inTurn } from "./store/in-turn.js";
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
 export {
   DEADLINE_MARGIN_MS,

@@ -6,7 +6,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { boundedStoreCall, InterlockConfigError, timeoutOption } from "@interlock/core";
+import { boundedStoreCall, InterlockConfigError, inTurn, timeoutOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -141,6 +141,8 @@ const sqlState = (error: unknown) => (error as { code?: unknown } | null)?.code;
 const isSerializationFailure = (error: unknown) => sqlState(error) === "40001" || sqlState(error) === "40P01";
 // An undefined table or schema: the migration never ran here. No outage to wait out: a fix to make.
 const isMissingTable = (error: unknown) => sqlState(error) === "42P01" || sqlState(error) === "3F000";
+// A pool runs statements side by side; anything else (a `Client`) is one connection, one at a time.
+const isPool = (db: PgQueryable) => typeof (db as { waitingCount?: unknown }).waitingCount === "number";
 
 /** A `TokenStore` on your `pg` pool: one statement per operation, the database's clock; create the table with `migrate`. */
 export class PostgresTokenStore implements TokenStore {
@@ -216,7 +218,7 @@ export class PostgresTokenStore implements TokenStore {
     return boundedStoreCall(this.name, statement, this.operationTimeoutMs, async () => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.#db.query({ text: this.#sql[statement], values });
+          return await this.#send({ text: this.#sql[statement], values }, end);
         } catch (error) {
           if (isMissingTable(error)) {
             const fix = "run migrate() or the SQL from migrationSql()";
@@ -227,6 +229,20 @@ export class PostgresTokenStore implements TokenStore {
           if (!isSerializationFailure(error) || attempt >= MAX_ATTEMPTS || performance.now() >= end) throw error;
         }
       }
+    });
+  }
+
+  /**
+   * Sends one statement: at once on a pool; on a single connection once the statements before it
+   * are done (pg deprecates a second query on a busy client), and not at all once `end` passed.
+   */
+  #send(query: { text: string; values: unknown[] }, end: number) {
+    const db = this.#db;
+    if (isPool(db)) return db.query(query);
+    return inTurn(db, async () => {
+      if (performance.now() >= end)
+        throw new Error("the operation's time ran out while an earlier statement held the connection");
+      return db.query(query);
     });
   }
 }

@@ -40,6 +40,26 @@ describeTokenStore("postgres, SERIALIZABLE by default", {
 });
 
 describe("postgres token store", () => {
+  it("on a single pg.Client, concurrent operations take turns: all done, and pg warns of nothing", async () => {
+    const client = new pg.Client({ connectionString: inject("databaseUrl") });
+    await client.connect();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", onWarning);
+    try {
+      const store = new PostgresTokenStore(client, { table });
+      const keys = Array.from({ length: 8 }, (_, i) => `one-client:${i}`);
+      await Promise.all(keys.map((key) => store.set(key, `value of ${key}`, { ttlMs: 60_000 })));
+      const read = await Promise.all(keys.map((key) => store.get(key)));
+      expect(read.map((entry) => entry?.value)).toEqual(keys.map((key) => `value of ${key}`));
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      expect(warnings.filter((message) => message.includes("already executing a query"))).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+      await client.end();
+    }
+  });
+
   it("creates its table and expiry index with a migration you can also print", async () => {
     expect(migrationSql({ table: "tokens", schema: "auth" })).toContain('CREATE TABLE IF NOT EXISTS "auth"."tokens"');
     const { rows } = await admin.query("SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname", [

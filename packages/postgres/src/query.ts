@@ -4,7 +4,7 @@
  * (and pg-compatible drivers) all fit, and users need no `@types/pg` for ours.
  */
 
-import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { InterlockConfigError, inTurn, StoreUnavailableError } from "@interlock/core";
 
 /** One query as `pg` takes it. */
 export interface PgQuery {
@@ -69,6 +69,9 @@ export class Deadline {
   get remaining(): number {
     return Math.max(1, this.#end - performance.now());
   }
+  get expired(): boolean {
+    return performance.now() >= this.#end;
+  }
 }
 
 class TimedOut extends Error {
@@ -103,8 +106,13 @@ export async function execute(
     query_timeout: deadline.remaining,
   });
   if (!isPool(db)) {
-    // A Client or the caller's transaction client: never ours to release or discard.
-    const running = new Promise<PgResult>((resolve) => resolve(db.query(query())));
+    // A Client or the caller's transaction client: never ours to release or discard. It runs one
+    // statement at a time, so ours take turns on it; waiting counts against the deadline, and a
+    // statement whose deadline passed meanwhile is never sent.
+    const running = inTurn(db, async () => {
+      if (deadline.expired) throw new TimedOut("the deadline passed while an earlier statement held the connection");
+      return db.query(query());
+    });
     return within(running, deadline.remaining);
   }
 

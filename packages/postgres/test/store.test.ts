@@ -132,6 +132,11 @@ describe("connections", () => {
     const table = uniqueTable("client");
     const client = new pg.Client({ connectionString: inject("databaseUrl") });
     await client.connect();
+    // Concurrent operations take turns on the one connection: pg is never handed a second query
+    // while one runs (deprecated by pg 8, gone in pg 9), so it warns of nothing.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", onWarning);
     try {
       const { migrate } = await import("../src/index.js");
       await migrate(client, { table });
@@ -141,6 +146,38 @@ describe("connections", () => {
       );
       expect(results.filter((r) => r.state === "claimed")).toHaveLength(1);
       expect((await client.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      expect(warnings.filter((message) => message.includes("already executing a query"))).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+      await client.end();
+    }
+  });
+
+  it("on a single pg.Client, a statement whose time ran out while it waited its turn is never sent", async () => {
+    const table = uniqueTable("client_turns");
+    const client = new pg.Client({ connectionString: inject("databaseUrl") });
+    await client.connect();
+    try {
+      const { migrate } = await import("../src/index.js");
+      await migrate(client, { table });
+      const store = new PostgresStore(client, { table, operationTimeoutMs: 150 });
+      const sent: string[] = [];
+      const query = client.query.bind(client) as (config: { text: string }) => Promise<unknown>;
+      // The first statement holds the connection for 400 ms (the server sleeps before answering).
+      (client as unknown as { query: unknown }).query = (config: { text: string }) => {
+        sent.push(config.text);
+        if (sent.length === 1) return query({ text: "SELECT pg_sleep(0.4)" }).then(() => query(config));
+        return query(config);
+      };
+      const [first, second] = await Promise.allSettled([
+        store.claim("a", { fingerprint: "fp", lockTtlMs: LONG }),
+        store.claim("b", { fingerprint: "fp", lockTtlMs: LONG }),
+      ]);
+      expect(first.status).toBe("rejected"); // its own 150 ms passed while the server slept
+      expect(second).toMatchObject({ status: "rejected", reason: { name: "StoreUnavailableError" } });
+      await new Promise((resolve) => setTimeout(resolve, 600)); // the first statement has long finished
+      expect(sent).toHaveLength(1); // the second was never sent
     } finally {
       await client.end();
     }
