@@ -17,14 +17,28 @@ import express from "express";
 const SESSION_COOKIE = "sid";
 const LOGIN_COOKIE = "login_state";
 
-/** The request's cookies, by name. */
+/**
+ * The request's cookies, by name. Any client can send a cookie, and another app on this host can
+ * set one: a cookie sent empty, or whose value is not percent-encoding (`100%`), is left out, so
+ * that it reads as no cookie instead of failing the request (the session methods refuse an empty
+ * session id as a bug).
+ */
 function cookies(req) {
   const found = {};
   for (const pair of (req.headers.cookie ?? "").split(";")) {
     const at = pair.indexOf("=");
-    if (at > 0) found[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+    const value = at > 0 ? decodedCookie(pair.slice(at + 1).trim()) : undefined;
+    if (value) found[pair.slice(0, at).trim()] = value;
   }
   return found;
+}
+
+function decodedCookie(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined; // a URIError: not a value this app set
+  }
 }
 
 /**

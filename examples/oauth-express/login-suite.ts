@@ -124,6 +124,36 @@ export function describeBffLogin(
       expect(await response.json()).toMatchObject({ code: "login_required" });
     });
 
+    it("takes a session cookie sent empty, or not decodable, for no session: never a 500", async () => {
+      // Any client can send these; the session id of either is no session.
+      for (const value of ["", "%E0"]) {
+        const browser = new Browser();
+        browser.setCookie("sid", value);
+        // The login link, or (once the id was tried and found to be no session) a redirect to it.
+        const home = await browser.request(`${app.url}/`);
+        const page = home.status === 302 ? home.headers.get("location") : await home.text();
+        expect(`${home.status} ${page}`).toMatch(/^(200 <a href="\/login">Log in<\/a>|302 \/login)$/);
+        const profile = await browser.request(`${app.url}/api/profile`);
+        expect(profile.status).toBe(401);
+        expect(await profile.json()).toMatchObject({ code: "login_required" });
+        expect((await browser.request(`${app.url}/logout`, { method: "POST" })).status).toBe(303);
+      }
+      // A login cookie sent empty: a callback this browser did not start.
+      const stranger = new Browser();
+      stranger.setCookie("login_state", "");
+      const callback = await stranger.request(`${app.url}/callback?code=c&state=s`);
+      expect(callback.status).toBe(400);
+      expect(await callback.json()).toMatchObject({ status: 400 });
+    });
+
+    it("keeps a session whatever other cookie the browser sends (one with a stray %, say)", async () => {
+      const { browser } = await logIn("erin");
+      browser.setCookie("theme", "100%"); // another app's on this host: not percent-encoding
+      const home = await browser.follow(`${app.url}/`);
+      expect(home.status).toBe(200);
+      expect(home.body).toContain("Signed in as User erin");
+    });
+
     it("an access token the API refuses is refreshed once and the call retried", async () => {
       const { browser } = await logIn("carol");
       // Ask the provider which access token the session holds, then make it stop working there.

@@ -21,6 +21,12 @@ const SESSION_COOKIE = "sid";
 const LOGIN_COOKIE = "login_state";
 
 /**
+ * A cookie's value. Any client can send `sid=`: a cookie sent empty reads as no cookie, instead
+ * of failing the request (the session methods refuse an empty session id as a bug).
+ */
+const cookieOf = (c, name) => getCookie(c, name) || undefined;
+
+/**
  * @param {object} options
  * @param {string} options.issuer        the authorization server
  * @param {string} options.clientId
@@ -64,7 +70,7 @@ export function createApp({
   const app = new Hono();
 
   app.get("/", async (c) => {
-    const sessionId = getCookie(c, SESSION_COOKIE);
+    const sessionId = cookieOf(c, SESSION_COOKIE);
     if (sessionId === undefined) return c.html(html`<a href="/login">Log in</a>`);
     try {
       const me = await profile(sessionId);
@@ -86,7 +92,7 @@ export function createApp({
   });
 
   app.get("/callback", async (c) => {
-    const { tokens, returnTo } = await login.complete(new URL(c.req.url), { state: getCookie(c, LOGIN_COOKIE) });
+    const { tokens, returnTo } = await login.complete(new URL(c.req.url), { state: cookieOf(c, LOGIN_COOKIE) });
     const sessionId = crypto.randomUUID(); // opaque: it names the tokens, it is not one
     await sessions.save(sessionId, tokens);
     deleteCookie(c, LOGIN_COOKIE, cookie(c));
@@ -95,13 +101,13 @@ export function createApp({
   });
 
   app.get("/api/profile", async (c) => {
-    const sessionId = getCookie(c, SESSION_COOKIE);
+    const sessionId = cookieOf(c, SESSION_COOKIE);
     if (sessionId === undefined) throw new LoginRequiredError("no_session", "not logged in");
     return c.json(await profile(sessionId));
   });
 
   app.post("/logout", async (c) => {
-    const sessionId = getCookie(c, SESSION_COOKIE);
+    const sessionId = cookieOf(c, SESSION_COOKIE);
     if (sessionId !== undefined) await sessions.revoke(sessionId); // gone here, revoked at the server
     deleteCookie(c, SESSION_COOKIE, cookie(c));
     return c.redirect("/", 303);
