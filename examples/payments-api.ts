@@ -1,7 +1,8 @@
 /**
  * The payments API every framework example serves the same way, and one test block for it:
  * a payment is created once, its retry replayed byte for byte, another body under the same
- * key refused (422), keys scoped per account, a key and an API key required.
+ * key refused (422), keys scoped per account, a key and an API key required, a body that is no
+ * payment object refused (400).
  */
 import { describe, expect, it } from "vitest";
 
@@ -74,6 +75,24 @@ export function describePaymentsApi(target: () => Target): void {
       const anonymous = await pay({ amount: 100 }, { apiKey: "sk_unknown" });
       expect(anonymous.status).toBe(401);
       expect(anonymous.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    });
+
+    it("refuses a body that is not a payment object (JSON null, a number, bad JSON) with a 400 problem, never a 500", async () => {
+      const payments = target().db.payments.size;
+      for (const [i, body] of ["null", "[]", "42", '"pay"', "true", '{"amount":'].entries()) {
+        const response = await fetch(`${target().url}/payments`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${API_KEY}`,
+            "content-type": "application/json",
+            "idempotency-key": `odd-${i}`,
+          },
+          body,
+        });
+        const answer = { body, status: response.status, type: response.headers.get("content-type") };
+        expect(answer).toEqual({ body, status: 400, type: expect.stringMatching(/^application\/problem\+json/) });
+      }
+      expect(target().db.payments.size).toBe(payments);
     });
   });
 }

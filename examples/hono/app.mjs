@@ -41,7 +41,8 @@ export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = m
     authenticate(apiKeys),
     idempotency({ store, principal: (request) => request.context.get("accountId"), required: true }),
     async (c) => {
-      const { amount, currency = "usd" } = await c.req.json().catch(() => ({})); // the body is still yours to parse
+      // The body is still yours to parse: bad JSON, or JSON null, is no payment.
+      const { amount, currency = "usd" } = (await c.req.json().catch(() => undefined)) ?? {};
       if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
         // Stored too (4xx are answers): the same request retried gets the same refusal.
         return problem(c, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");

@@ -69,7 +69,7 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
     if (decision.action === "respond") return toResponse(decision.response); // a replay, or a 400/409/422/503
     const ticket = decision.action === "execute" ? decision.ticket : undefined; // "pass": not covered
 
-    const { amount, currency = "usd" } = await c.req.json().catch(() => ({}));
+    const { amount, currency = "usd" } = (await c.req.json().catch(() => undefined)) ?? {}; // bad JSON, or null: no payment
     if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
       // Nothing written, so nothing to commit with: stored on its own, replayed to a retry.
       const refusal = problem(400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");

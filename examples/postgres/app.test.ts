@@ -148,6 +148,9 @@ describe("POST /payments", () => {
     const retried = await pay({ amount: -5 }, "order-bad");
     expect(retried.status).toBe(400);
     expect(retried.headers.get("idempotent-replayed")).toBe("true");
+    const notAnObject = await pay(null, "order-null"); // JSON null: no payment, not a 500
+    expect(notAnObject.status).toBe(400);
+    expect(await notAnObject.json()).toMatchObject({ code: "invalid_payment" });
 
     const keyless = await fetch(`${app.url}/payments`, {
       method: "POST",
