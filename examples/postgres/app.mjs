@@ -109,11 +109,14 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   });
 
   app.get("/payments/:id", authenticate(apiKeys), async (c) => {
+    const id = c.req.param("id");
+    const notFound = () => toResponse(problem(404, "not_found", "no such payment"));
+    if (id.includes("\u0000")) return notFound(); // PostgreSQL text holds no NUL: no payment has one
     const { rows } = await pool.query(`SELECT ${PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND account = $2`, [
-      c.req.param("id"),
+      id,
       c.get("accountId"),
     ]);
-    return rows[0] ? c.json(paymentOf(rows[0])) : toResponse(problem(404, "not_found", "no such payment"));
+    return rows[0] ? c.json(paymentOf(rows[0])) : notFound();
   });
 
   app.notFound(() => toResponse(problem(404, "not_found", "no such route")));

@@ -121,6 +121,10 @@ describe("POST /payments", () => {
 
     const read = await fetch(`${app.url}/payments/${payment.id}`, { headers: { authorization: `Bearer ${API_KEY}` } });
     expect(await read.json()).toEqual(payment);
+    // An id PostgreSQL text cannot hold (a NUL) is no payment: 404, not the database's error as a 500.
+    const odd = await fetch(`${app.url}/payments/pay%00x`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(odd.status).toBe(404);
+    expect(await odd.json()).toMatchObject({ code: "not_found" });
   });
 
   it("commits the payment row and its stored response together", async () => {
