@@ -20,6 +20,20 @@ interface Target {
   db: { payments: Map<string, unknown> };
 }
 
+/** Authorization values that carry a valid API key but are not exactly `Bearer <key>`: each is a 401. */
+export function notBearer(apiKey: string): string[] {
+  return [
+    `Bearer ${apiKey} extra`,
+    `Bearer ${apiKey},other`,
+    `Bearer  ${apiKey}`,
+    `Bearer\t${apiKey}`,
+    `Bearer:${apiKey}`,
+    `Basic ${apiKey}`,
+    apiKey,
+    "Bearer",
+  ];
+}
+
 /** `target` is read when the tests run, after the example's `beforeAll` has booted it. */
 export function describePaymentsApi(target: () => Target): void {
   describe("POST /payments", () => {
@@ -75,6 +89,16 @@ export function describePaymentsApi(target: () => Target): void {
       const anonymous = await pay({ amount: 100 }, { apiKey: "sk_unknown" });
       expect(anonymous.status).toBe(401);
       expect(anonymous.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    });
+
+    it("reads Authorization strictly: `Bearer <api key>` with the scheme in any case, one space, nothing after", async () => {
+      const read = (authorization: string) =>
+        fetch(`${target().url}/payments/pay_none`, { headers: { authorization } }).then((response) => response.status);
+      expect(await read(`bearer ${API_KEY}`)).toBe(404); // authenticated: there is no such payment
+      expect(await read(`BEARER ${API_KEY}`)).toBe(404);
+      for (const authorization of notBearer(API_KEY)) {
+        expect({ authorization, status: await read(authorization) }).toEqual({ authorization, status: 401 });
+      }
     });
 
     it("refuses a body that is not a payment object (JSON null, a number, bad JSON) with a 400 problem, never a 500", async () => {

@@ -3,6 +3,7 @@
 import { memoryStore, stripe } from "@interlock/core";
 import { captureRawBody, idempotency, releaseOnError, webhook } from "@interlock/express";
 import express from "express";
+import { bearerToken } from "../shared/bearer.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -81,11 +82,10 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
   return app;
 }
 
-/** `Authorization: Bearer <api key>` → `res.locals.accountId`, or 401. */
+/** `Authorization: Bearer <api key>` (strictly: see bearerToken) → `res.locals.accountId`, or 401. */
 function authenticate(apiKeys) {
   return (req, res, next) => {
-    const [scheme, key] = (req.get("authorization") ?? "").split(" ");
-    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    const accountId = apiKeys.get(bearerToken(req.get("authorization")));
     if (accountId === undefined) {
       res.set("www-authenticate", "Bearer");
       return problem(res, 401, "unauthenticated", "send Authorization: Bearer <api key>");

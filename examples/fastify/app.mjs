@@ -4,6 +4,7 @@
 import { memoryStore, standardWebhooks } from "@interlock/core";
 import { idempotency, interlock, webhook } from "@interlock/fastify";
 import Fastify from "fastify";
+import { bearerToken } from "../shared/bearer.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -84,11 +85,10 @@ export async function createApp({ webhookSecret, apiKeys, store = memoryStore(),
   return app;
 }
 
-/** `Authorization: Bearer <api key>` → `request.accountId`, or 401. */
+/** `Authorization: Bearer <api key>` (strictly: see bearerToken) → `request.accountId`, or 401. */
 function authenticate(apiKeys) {
   return async (request, reply) => {
-    const [scheme, key] = (request.headers.authorization ?? "").split(" ");
-    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    const accountId = apiKeys.get(bearerToken(request.headers.authorization));
     if (accountId === undefined) {
       reply.header("www-authenticate", "Bearer");
       return problem(reply, 401, "unauthenticated", "send Authorization: Bearer <api key>");

@@ -4,6 +4,7 @@
 import { github, memoryStore } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/hono";
 import { Hono } from "hono";
+import { bearerToken } from "../shared/bearer.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -73,11 +74,10 @@ export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = m
   return app;
 }
 
-/** `Authorization: Bearer <api key>` → `c.get("accountId")`, or 401. */
+/** `Authorization: Bearer <api key>` (strictly: see bearerToken) → `c.get("accountId")`, or 401. */
 function authenticate(apiKeys) {
   return async (c, next) => {
-    const [scheme, key] = (c.req.header("authorization") ?? "").split(" ");
-    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    const accountId = apiKeys.get(bearerToken(c.req.header("authorization")));
     if (accountId === undefined) {
       c.header("www-authenticate", "Bearer");
       return problem(c, 401, "unauthenticated", "send Authorization: Bearer <api key>");

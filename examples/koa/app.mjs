@@ -4,6 +4,7 @@
 import { memoryStore, shopify } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/koa";
 import Koa from "koa";
+import { bearerToken } from "../shared/bearer.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -103,11 +104,10 @@ function route(method, path, ...middleware) {
   };
 }
 
-/** `Authorization: Bearer <api key>` → `ctx.state.accountId`, or 401. */
+/** `Authorization: Bearer <api key>` (strictly: see bearerToken) → `ctx.state.accountId`, or 401. */
 function authenticate(apiKeys) {
   return async (ctx, next) => {
-    const [scheme, key] = (ctx.get("authorization") ?? "").split(" ");
-    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    const accountId = apiKeys.get(bearerToken(ctx.get("authorization")));
     if (accountId === undefined) {
       ctx.set("www-authenticate", "Bearer");
       return problem(ctx, 401, "unauthenticated", "send Authorization: Bearer <api key>");

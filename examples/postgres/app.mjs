@@ -5,6 +5,7 @@
 import { createIdempotency, github } from "@interlock/core";
 import { webhook } from "@interlock/hono";
 import { Hono } from "hono";
+import { bearerToken } from "../shared/bearer.mjs";
 
 /** The app's own tables (Interlock's is created by `migrate` from @interlock/postgres). */
 export const APP_SCHEMA_SQL = `
@@ -132,11 +133,10 @@ function paymentOf(row) {
   return { id, amount: Number(amount), currency, account, created: created_at.toISOString() };
 }
 
-/** `Authorization: Bearer <api key>` → `c.get("accountId")`, or 401. */
+/** `Authorization: Bearer <api key>` (strictly: see bearerToken) → `c.get("accountId")`, or 401. */
 function authenticate(apiKeys) {
   return async (c, next) => {
-    const [scheme, key] = (c.req.header("authorization") ?? "").split(" ");
-    const accountId = scheme?.toLowerCase() === "bearer" ? apiKeys.get(key) : undefined;
+    const accountId = apiKeys.get(bearerToken(c.req.header("authorization")));
     if (accountId === undefined) {
       const refusal = problem(401, "unauthenticated", "send Authorization: Bearer <api key>");
       refusal.headers.push(["www-authenticate", "Bearer"]);

@@ -8,6 +8,7 @@ import { postgresStore } from "@interlock/postgres";
 import { type PostgresServer, startPostgres } from "@interlock/test-harness";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { notBearer } from "../payments-api.js";
 import { createApp } from "./app.mjs";
 import { start } from "./server.mjs";
 
@@ -125,6 +126,15 @@ describe("POST /payments", () => {
     const odd = await fetch(`${app.url}/payments/pay%00x`, { headers: { authorization: `Bearer ${API_KEY}` } });
     expect(odd.status).toBe(404);
     expect(await odd.json()).toMatchObject({ code: "not_found" });
+  });
+
+  it("reads Authorization strictly: `Bearer <api key>` with the scheme in any case, one space, nothing after", async () => {
+    const read = (authorization: string) =>
+      fetch(`${app.url}/payments/pay_none`, { headers: { authorization } }).then((response) => response.status);
+    expect(await read(`bearer ${API_KEY}`)).toBe(404); // authenticated: there is no such payment
+    for (const authorization of notBearer(API_KEY)) {
+      expect({ authorization, status: await read(authorization) }).toEqual({ authorization, status: 401 });
+    }
   });
 
   it("commits the payment row and its stored response together", async () => {
