@@ -1,28 +1,26 @@
 // Boots the Fastify app: `node server.mjs` (PORT, HOST, WEBHOOK_SECRET, API_KEYS).
 import { fileURLToPath } from "node:url";
+import { hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
 import { apiKeysFrom, createApp } from "./app.mjs";
 
 /**
  * Starts the app and resolves once it listens. `port: 0` (the default without PORT) takes a
  * free port; the URL says which.
  */
-export async function start({
-  port = Number(process.env.PORT ?? 0),
-  host = process.env.HOST ?? "127.0.0.1",
-  ...options
-}) {
+export async function start({ port = portFrom(process.env), host = hostFrom(process.env), ...options }) {
   const app = await createApp(options);
   await app.listen({ port, host });
   return { url: `http://${host}:${app.server.address().port}`, close: () => app.close() };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { WEBHOOK_SECRET, API_KEYS } = process.env;
-  if (!WEBHOOK_SECRET || !API_KEYS) {
-    console.error('Set WEBHOOK_SECRET (whsec_…) and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
-    process.exit(1);
-  }
-  const { url, close } = await start({ webhookSecret: WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
-  console.log(`Standard Webhooks (Svix) on ${url}/webhooks/svix, payments on ${url}/payments (memory store)`);
-  process.once("SIGINT", close).once("SIGTERM", close);
+  await runServer(async () => {
+    const { WEBHOOK_SECRET, API_KEYS } = process.env;
+    if (!WEBHOOK_SECRET || !API_KEYS) {
+      throw new StartupError('Set WEBHOOK_SECRET (whsec_…) and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
+    }
+    const { url, close } = await start({ webhookSecret: WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
+    console.log(`Standard Webhooks (Svix) on ${url}/webhooks/svix, payments on ${url}/payments (memory store)`);
+    process.once("SIGINT", close).once("SIGTERM", close);
+  });
 }

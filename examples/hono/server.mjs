@@ -2,13 +2,14 @@
 // Bun, Deno and Workers serve app.mjs's default export instead; see README.md.
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
+import { hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
 import { apiKeysFrom, createApp } from "./app.mjs";
 
 /**
  * Starts the app and resolves once it listens. `port: 0` (the default without PORT) takes a
  * free port; the URL says which.
  */
-export function start({ port = Number(process.env.PORT ?? 0), host = process.env.HOST ?? "127.0.0.1", ...options }) {
+export function start({ port = portFrom(process.env), host = hostFrom(process.env), ...options }) {
   const app = createApp(options);
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => {
@@ -20,12 +21,13 @@ export function start({ port = Number(process.env.PORT ?? 0), host = process.env
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { GITHUB_WEBHOOK_SECRET, API_KEYS } = process.env;
-  if (!GITHUB_WEBHOOK_SECRET || !API_KEYS) {
-    console.error('Set GITHUB_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
-    process.exit(1);
-  }
-  const { url, close } = await start({ githubSecret: GITHUB_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
-  console.log(`GitHub webhooks on ${url}/webhooks/github, payments on ${url}/payments (memory store)`);
-  process.once("SIGINT", close).once("SIGTERM", close);
+  await runServer(async () => {
+    const { GITHUB_WEBHOOK_SECRET, API_KEYS } = process.env;
+    if (!GITHUB_WEBHOOK_SECRET || !API_KEYS) {
+      throw new StartupError('Set GITHUB_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
+    }
+    const { url, close } = await start({ githubSecret: GITHUB_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
+    console.log(`GitHub webhooks on ${url}/webhooks/github, payments on ${url}/payments (memory store)`);
+    process.once("SIGINT", close).once("SIGTERM", close);
+  });
 }

@@ -1,12 +1,13 @@
 // Boots the Koa app: `node server.mjs` (PORT, HOST, SHOPIFY_WEBHOOK_SECRET, API_KEYS).
 import { fileURLToPath } from "node:url";
+import { hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
 import { apiKeysFrom, createApp } from "./app.mjs";
 
 /**
  * Starts the app and resolves once it listens. `port: 0` (the default without PORT) takes a
  * free port; the URL says which.
  */
-export function start({ port = Number(process.env.PORT ?? 0), host = process.env.HOST ?? "127.0.0.1", ...options }) {
+export function start({ port = portFrom(process.env), host = hostFrom(process.env), ...options }) {
   const app = createApp(options);
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, () => {
@@ -22,14 +23,15 @@ export function start({ port = Number(process.env.PORT ?? 0), host = process.env
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { SHOPIFY_WEBHOOK_SECRET, API_KEYS } = process.env;
-  if (!SHOPIFY_WEBHOOK_SECRET || !API_KEYS) {
-    console.error(
-      'Set SHOPIFY_WEBHOOK_SECRET (the app\'s client secret) and API_KEYS ("sk_test_1:acct_1,…"); see README.md.',
-    );
-    process.exit(1);
-  }
-  const { url, close } = await start({ shopifySecret: SHOPIFY_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
-  console.log(`Shopify webhooks on ${url}/webhooks/shopify, payments on ${url}/payments (memory store)`);
-  process.once("SIGINT", close).once("SIGTERM", close);
+  await runServer(async () => {
+    const { SHOPIFY_WEBHOOK_SECRET, API_KEYS } = process.env;
+    if (!SHOPIFY_WEBHOOK_SECRET || !API_KEYS) {
+      throw new StartupError(
+        'Set SHOPIFY_WEBHOOK_SECRET (the app\'s client secret) and API_KEYS ("sk_test_1:acct_1,…"); see README.md.',
+      );
+    }
+    const { url, close } = await start({ shopifySecret: SHOPIFY_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
+    console.log(`Shopify webhooks on ${url}/webhooks/shopify, payments on ${url}/payments (memory store)`);
+    process.once("SIGINT", close).once("SIGTERM", close);
+  });
 }

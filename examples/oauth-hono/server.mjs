@@ -2,6 +2,7 @@
 // TOKEN_KEY, PORT, HOST, BASE_URL). Bun, Deno and Workers serve app.mjs's default export.
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
+import { hostFrom, portFrom, runServer, StartupError, urlFrom } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -9,8 +10,8 @@ import { createApp } from "./app.mjs";
  * `baseUrl` it is this server's own address, so `port` must then be given.
  */
 export function start({
-  port = Number(process.env.PORT ?? 3000),
-  host = process.env.HOST ?? "127.0.0.1",
+  port = portFrom(process.env, "PORT", 3000),
+  host = hostFrom(process.env),
   baseUrl,
   ...options
 }) {
@@ -25,18 +26,20 @@ export function start({
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { ISSUER, CLIENT_ID, CLIENT_SECRET, TOKEN_KEY, BASE_URL } = process.env;
-  if (!ISSUER || !CLIENT_ID || !CLIENT_SECRET || !TOKEN_KEY) {
-    console.error("Set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md).");
-    process.exit(1);
-  }
-  const { url, close } = await start({
-    issuer: ISSUER,
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    encryptionKeys: [{ id: "k1", key: TOKEN_KEY }],
-    ...(BASE_URL ? { baseUrl: BASE_URL } : {}),
+  await runServer(async () => {
+    const { ISSUER, CLIENT_ID, CLIENT_SECRET, TOKEN_KEY } = process.env;
+    const BASE_URL = urlFrom(process.env, "BASE_URL", ["https:", "http:"]); // ISSUER: createOAuthClient checks it
+    if (!ISSUER || !CLIENT_ID || !CLIENT_SECRET || !TOKEN_KEY) {
+      throw new StartupError("Set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md).");
+    }
+    const { url, close } = await start({
+      issuer: ISSUER,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      encryptionKeys: [{ id: "k1", key: TOKEN_KEY }],
+      ...(BASE_URL ? { baseUrl: BASE_URL } : {}),
+    });
+    console.log(`Log in at ${url}/login (callback ${BASE_URL ?? url}/callback)`);
+    process.once("SIGINT", close).once("SIGTERM", close);
   });
-  console.log(`Log in at ${url}/login (callback ${BASE_URL ?? url}/callback)`);
-  process.once("SIGINT", close).once("SIGTERM", close);
 }

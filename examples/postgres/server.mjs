@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
 import { migrate, postgresStore } from "@interlock/postgres";
 import pg from "pg";
+import { hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
 import { APP_SCHEMA_SQL, apiKeysFrom, createApp } from "./app.mjs";
 
 /**
@@ -12,9 +13,9 @@ import { APP_SCHEMA_SQL, apiKeysFrom, createApp } from "./app.mjs";
  * the pool: the store never ends the pool it is given.
  */
 export async function start({
-  databaseUrl = process.env.DATABASE_URL,
-  port = Number(process.env.PORT ?? 0),
-  host = process.env.HOST ?? "127.0.0.1",
+  databaseUrl = urlFrom(process.env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+  port = portFrom(process.env),
+  host = hostFrom(process.env),
   ...options
 }) {
   const pool = new pg.Pool({ connectionString: databaseUrl });
@@ -24,7 +25,10 @@ export async function start({
     await pool.query(APP_SCHEMA_SQL); // the app's own tables (use your migration tool)
   } catch (error) {
     await pool.end();
-    throw error;
+    // One line that says where and why: the connection refused (an AggregateError with no message,
+    // when both ::1 and 127.0.0.1 refuse), the password, the permissions… not the URL's password.
+    const where = databaseUrl ? ` at ${shown(databaseUrl)}` : "";
+    throw new StartupError(`PostgreSQL${where}: ${error.message || error.code}`, { cause: error });
   }
   const store = postgresStore(pool, { operationTimeoutMs: 1_000 });
   // Expired locks and records are never returned, but take space until purged.
@@ -49,12 +53,15 @@ export async function start({
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { DATABASE_URL, GITHUB_WEBHOOK_SECRET, API_KEYS } = process.env;
-  if (!DATABASE_URL || !GITHUB_WEBHOOK_SECRET || !API_KEYS) {
-    console.error('Set DATABASE_URL, GITHUB_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
-    process.exit(1);
-  }
-  const { url, close } = await start({ githubSecret: GITHUB_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
-  console.log(`GitHub webhooks on ${url}/webhooks/github, payments on ${url}/payments (PostgreSQL store)`);
-  process.once("SIGINT", close).once("SIGTERM", close);
+  await runServer(async () => {
+    const { DATABASE_URL, GITHUB_WEBHOOK_SECRET, API_KEYS } = process.env;
+    if (!DATABASE_URL || !GITHUB_WEBHOOK_SECRET || !API_KEYS) {
+      throw new StartupError(
+        'Set DATABASE_URL, GITHUB_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.',
+      );
+    }
+    const { url, close } = await start({ githubSecret: GITHUB_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
+    console.log(`GitHub webhooks on ${url}/webhooks/github, payments on ${url}/payments (PostgreSQL store)`);
+    process.once("SIGINT", close).once("SIGTERM", close);
+  });
 }

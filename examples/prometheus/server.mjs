@@ -1,9 +1,10 @@
 // Boots the app: `node server.mjs` (PORT, HOST, STRIPE_WEBHOOK_SECRET).
 import { fileURLToPath } from "node:url";
+import { hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /** Starts the app and resolves once it listens. `port: 0` takes a free port; the URL says which. */
-export function start({ port = Number(process.env.PORT ?? 0), host = process.env.HOST ?? "127.0.0.1", ...options }) {
+export function start({ port = portFrom(process.env), host = hostFrom(process.env), ...options }) {
   const app = createApp(options);
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, (error) => {
@@ -20,12 +21,13 @@ export function start({ port = Number(process.env.PORT ?? 0), host = process.env
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { STRIPE_WEBHOOK_SECRET } = process.env;
-  if (!STRIPE_WEBHOOK_SECRET) {
-    console.error("Set STRIPE_WEBHOOK_SECRET (whsec_…); see README.md.");
-    process.exit(1);
-  }
-  const { url, close } = await start({ stripeSecret: STRIPE_WEBHOOK_SECRET });
-  console.log(`Stripe webhooks on ${url}/webhooks/stripe, payments on ${url}/payments, metrics on ${url}/metrics`);
-  process.once("SIGINT", close).once("SIGTERM", close);
+  await runServer(async () => {
+    const { STRIPE_WEBHOOK_SECRET } = process.env;
+    if (!STRIPE_WEBHOOK_SECRET) {
+      throw new StartupError("Set STRIPE_WEBHOOK_SECRET (whsec_…); see README.md.");
+    }
+    const { url, close } = await start({ stripeSecret: STRIPE_WEBHOOK_SECRET });
+    console.log(`Stripe webhooks on ${url}/webhooks/stripe, payments on ${url}/payments, metrics on ${url}/metrics`);
+    process.once("SIGINT", close).once("SIGTERM", close);
+  });
 }

@@ -4,6 +4,7 @@
 import { fileURLToPath } from "node:url";
 import { redisStore } from "@interlock/redis";
 import { Redis } from "ioredis";
+import { hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
 import { apiKeysFrom, createApp } from "./app.mjs";
 
 /**
@@ -12,15 +13,15 @@ import { apiKeysFrom, createApp } from "./app.mjs";
  * Redis: the store never closes the client it is given.
  */
 export async function start({
-  redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+  redisUrl = urlFrom(process.env, "REDIS_URL", ["redis:", "rediss:"], "redis://127.0.0.1:6379"),
   prefix = "payments-api:", // several apps or environments can share one Redis
-  port = Number(process.env.PORT ?? 0),
-  host = process.env.HOST ?? "127.0.0.1",
+  port = portFrom(process.env),
+  host = hostFrom(process.env),
   ...options
 }) {
   const redis = new Redis(redisUrl, { lazyConnect: true });
+  await connect(redis, redisUrl); // fail at start-up, not on the first request, if Redis is not there
   redis.on("error", (error) => console.error(`redis: ${error.message}`)); // ioredis reconnects by itself
-  await redis.connect(); // fail at start-up, not on the first request, if Redis is not there
   // Every operation is bounded: past operationTimeoutMs, or on any error, the store reports itself
   // unavailable and Interlock answers 503 (fail closed) — the provider or client retries later.
   const store = redisStore(redis, { prefix, operationTimeoutMs: 1_000 });
@@ -41,6 +42,27 @@ export async function start({
   });
 }
 
+/**
+ * Connects, or throws a StartupError that says why in one line (ioredis rejects with "Connection is
+ * closed." and reports the cause as an 'error' event), naming Redis without its password. The
+ * client is disconnected then, so it does not go on reconnecting behind a server that never started.
+ */
+async function connect(redis, redisUrl) {
+  let cause;
+  const remember = (error) => {
+    cause ??= error;
+  };
+  redis.on("error", remember);
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw new StartupError(`Redis at ${shown(redisUrl)}: ${(cause ?? error).message}`, { cause: cause ?? error });
+  } finally {
+    redis.off("error", remember);
+  }
+}
+
 /** QUIT, bounded: while Redis is down, ioredis would hold the QUIT in its offline queue forever. */
 async function quit(redis) {
   const waited = new Promise((resolve) => setTimeout(resolve, 1_000).unref());
@@ -49,12 +71,13 @@ async function quit(redis) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { STRIPE_WEBHOOK_SECRET, API_KEYS } = process.env;
-  if (!STRIPE_WEBHOOK_SECRET || !API_KEYS) {
-    console.error('Set STRIPE_WEBHOOK_SECRET (whsec_…) and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
-    process.exit(1);
-  }
-  const { url, close } = await start({ stripeSecret: STRIPE_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
-  console.log(`Stripe webhooks on ${url}/webhooks/stripe, payments on ${url}/payments (Redis store)`);
-  process.once("SIGINT", close).once("SIGTERM", close);
+  await runServer(async () => {
+    const { STRIPE_WEBHOOK_SECRET, API_KEYS } = process.env;
+    if (!STRIPE_WEBHOOK_SECRET || !API_KEYS) {
+      throw new StartupError('Set STRIPE_WEBHOOK_SECRET (whsec_…) and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
+    }
+    const { url, close } = await start({ stripeSecret: STRIPE_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
+    console.log(`Stripe webhooks on ${url}/webhooks/stripe, payments on ${url}/payments (Redis store)`);
+    process.once("SIGINT", close).once("SIGTERM", close);
+  });
 }

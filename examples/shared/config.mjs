@@ -1,0 +1,75 @@
+// Start-up for the examples' server.mjs: the environment read strictly (a bad PORT, HOST or URL is
+// one clear line, not a RangeError deep in `listen`), and a server that cannot start says why in
+// one line and exits 1. Node only. Copy it with the example.
+
+/** The environment, or a dependency it names, does not let the server start: said in one line. */
+export class StartupError extends Error {
+  name = "StartupError";
+}
+
+/**
+ * `PORT`: a whole number from 0 (any free port) to 65535, or `fallback` when unset. Refused when
+ * set but blank: `PORT=` would otherwise listen on a random port, or on all interfaces for HOST.
+ */
+export function portFrom(env, name = "PORT", fallback = 0) {
+  const text = present(env, name);
+  if (text === undefined) return fallback;
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(port <= 65_535)) throw new StartupError(`${name} must be a port number from 0 to 65535, not ${quoted(text)}`);
+  return port;
+}
+
+/**
+ * `HOST`: the address to listen on, loopback when unset, so a server is reachable from elsewhere
+ * only when asked (`HOST=0.0.0.0`). A name that does not resolve fails in `listen`, in one line too.
+ */
+export function hostFrom(env, name = "HOST", fallback = "127.0.0.1") {
+  const text = present(env, name);
+  if (text === undefined) return fallback;
+  if (/[\s/]/.test(text)) throw new StartupError(`${name} must be a host name or an IP address, not ${quoted(text)}`);
+  return text;
+}
+
+/**
+ * An absolute URL whose scheme is one of `protocols` (`["https:", "http:"]`), or `fallback` when
+ * unset. The message names the variable, never the value: a database URL holds a password.
+ */
+export function urlFrom(env, name, protocols, fallback) {
+  const text = present(env, name);
+  if (text === undefined) return fallback;
+  if (!URL.canParse(text) || !protocols.includes(new URL(text).protocol)) {
+    throw new StartupError(`${name} must be an absolute URL starting with ${protocols.join(" or ")}`);
+  }
+  return text;
+}
+
+/** A URL without its credentials, path or query, for a message: `redis://cache.internal:6379`. */
+export function shown(url) {
+  const { protocol, host } = new URL(url);
+  return `${protocol}//${host}`;
+}
+
+/**
+ * Runs `main` (read the environment, start, print the URL). A StartupError, or an error a
+ * dependency gives with a code (EADDRINUSE, ENOTFOUND, a database's refusal…), is printed as one
+ * line and the process exits 1. Anything else is a bug in the app: thrown as it is, with its stack.
+ */
+export async function runServer(main) {
+  try {
+    await main();
+  } catch (error) {
+    if (!(error instanceof StartupError) && typeof error?.code !== "string") throw error;
+    console.error(`Cannot start: ${error.message || error.code}`);
+    process.exit(1);
+  }
+}
+
+/** The variable's value, or undefined when it is unset. A blank value is refused, not ignored. */
+function present(env, name) {
+  const text = env[name];
+  if (text === undefined) return undefined;
+  if (text.trim() === "") throw new StartupError(`${name} is set but empty: unset it, or give it a value`);
+  return text;
+}
+
+const quoted = (text) => JSON.stringify(text);

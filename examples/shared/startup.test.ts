@@ -1,0 +1,116 @@
+// Every example's `node server.mjs` as its README runs it, with the environment wrong or a
+// dependency missing: one line on stderr that says why, exit code 1, never a stack trace.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer, type Server } from "node:net";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** Each example's required environment (its own check would refuse before PORT is read). */
+const SERVERS: Record<string, Record<string, string>> = {
+  express: { STRIPE_WEBHOOK_SECRET: "whsec_x", API_KEYS: "sk_1:acct_1" },
+  fastify: { WEBHOOK_SECRET: "whsec_eA==", API_KEYS: "sk_1:acct_1" },
+  hono: { GITHUB_WEBHOOK_SECRET: "x", API_KEYS: "sk_1:acct_1" },
+  koa: { SHOPIFY_WEBHOOK_SECRET: "x", API_KEYS: "sk_1:acct_1" },
+  prometheus: { STRIPE_WEBHOOK_SECRET: "whsec_x" },
+  redis: { STRIPE_WEBHOOK_SECRET: "whsec_x", API_KEYS: "sk_1:acct_1" },
+  postgres: { DATABASE_URL: "postgres://127.0.0.1:1/none", GITHUB_WEBHOOK_SECRET: "x", API_KEYS: "sk_1:acct_1" },
+  "oauth-express": oauthEnvironment(),
+  "oauth-hono": oauthEnvironment(),
+};
+
+function oauthEnvironment(): Record<string, string> {
+  return { ISSUER: "https://issuer.example", CLIENT_ID: "c", CLIENT_SECRET: "s", TOKEN_KEY: "A".repeat(43) };
+}
+
+/** Runs `examples/<name>/server.mjs` until it exits (10 s at most): its exit code and stderr. */
+async function boot(name: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const {
+    PORT: _port,
+    HOST: _host,
+    REDIS_URL: _redis,
+    DATABASE_URL: _database,
+    BASE_URL: _base,
+    ...inherited
+  } = process.env;
+  const child = spawn(process.execPath, ["server.mjs"], {
+    cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
+    env: { ...inherited, ...SERVERS[name], ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk;
+  });
+  const timer = setTimeout(() => child.kill(), 10_000);
+  const [code] = (await once(child, "exit")) as [number | null];
+  clearTimeout(timer);
+  return { code, stderr };
+}
+
+describe.each(Object.keys(SERVERS))("examples/%s: node server.mjs", (name) => {
+  it.each([
+    [{ PORT: "abc" }, 'Cannot start: PORT must be a port number from 0 to 65535, not "abc"'],
+    [{ PORT: "65536" }, 'Cannot start: PORT must be a port number from 0 to 65535, not "65536"'],
+    [{ PORT: "" }, "Cannot start: PORT is set but empty: unset it, or give it a value"],
+    [{ HOST: "a host" }, 'Cannot start: HOST must be a host name or an IP address, not "a host"'],
+  ])("%j: one line, exit code 1", async (env, line) => {
+    expect(await boot(name, env)).toEqual({ code: 1, stderr: `${line}\n` });
+  });
+});
+
+describe("a server that cannot start", () => {
+  let taken: Server;
+  let closedPort: number;
+  beforeAll(async () => {
+    taken = createServer().listen(0, "127.0.0.1");
+    await once(taken, "listening");
+    const probe = createServer().listen(0, "127.0.0.1");
+    await once(probe, "listening");
+    closedPort = (probe.address() as { port: number }).port;
+    await new Promise((done) => probe.close(done));
+  });
+  afterAll(() => new Promise((done) => taken.close(done)));
+
+  it("Redis down: says so in one line, without the URL's password", async () => {
+    const redisUrl = `redis://:hunter2@127.0.0.1:${closedPort}`;
+    expect(await boot("redis", { REDIS_URL: redisUrl })).toEqual({
+      code: 1,
+      stderr: `Cannot start: Redis at redis://127.0.0.1:${closedPort}: connect ECONNREFUSED 127.0.0.1:${closedPort}\n`,
+    });
+  });
+
+  it("PostgreSQL down: says so in one line, without the URL's password", async () => {
+    const { code, stderr } = await boot("postgres", {
+      DATABASE_URL: `postgres://app:hunter2@127.0.0.1:${closedPort}/db`,
+    });
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringMatching(
+        new RegExp(`^Cannot start: PostgreSQL at postgres://127\\.0\\.0\\.1:${closedPort}: .*ECONNREFUSED[^\\n]*\\n$`),
+      ),
+    });
+    expect(stderr).not.toContain("hunter2");
+  });
+
+  it.each([
+    ["redis", { REDIS_URL: "localhost:6379" }, "REDIS_URL must be an absolute URL starting with redis: or rediss:"],
+    [
+      "postgres",
+      { DATABASE_URL: "db.internal/app" },
+      "DATABASE_URL must be an absolute URL starting with postgres: or postgresql:",
+    ],
+    ["oauth-express", { BASE_URL: "app.example" }, "BASE_URL must be an absolute URL starting with https: or http:"],
+    ["oauth-hono", { BASE_URL: "app.example" }, "BASE_URL must be an absolute URL starting with https: or http:"],
+  ])("%s, %j: one line, exit code 1", async (name, env, line) => {
+    expect(await boot(name, env)).toEqual({ code: 1, stderr: `Cannot start: ${line}\n` });
+  });
+
+  it("the port taken: one line, exit code 1", async () => {
+    const port = String((taken.address() as { port: number }).port);
+    expect(await boot("express", { PORT: port })).toEqual({
+      code: 1,
+      stderr: `Cannot start: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`,
+    });
+  });
+});
