@@ -38,11 +38,19 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   app.post("/webhooks/github", webhook({ scheme: github, secret: githubSecret, store }), async (c) => {
     const delivery = c.get("webhook");
     if (c.req.header("x-github-event") === "push") {
+      const head = headOf(delivery);
+      if (!isCommitId(head)) {
+        // Verified, but no push this app can record: validated before the database sees it, so a
+        // NUL (PostgreSQL text holds none) is not a 500 on every redelivery. Refused rather than
+        // stored altered: a stripped or escaped id names no commit. A 4xx is no acknowledgement:
+        // the delivery is released, and GitHub's delivery log shows it failed, with this answer.
+        return toResponse(problem(422, "invalid_push", "after must be a commit id (40 or 64 hex digits)"));
+      }
       // ON CONFLICT: should the receipt itself be lost (the store down after this commit), the
       // redelivery that then runs again changes nothing.
       await pool.query("INSERT INTO github_pushes (delivery_id, head) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
         delivery.id,
-        delivery.payload.after,
+        head,
       ]);
     }
     return c.json({ received: delivery.id }); // a throw or a non-2xx releases it for the redelivery
@@ -123,6 +131,24 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   app.notFound(() => toResponse(problem(404, "not_found", "no such route")));
   app.onError(() => toResponse(problem(500, "internal_error", "")));
   return app;
+}
+
+/**
+ * The push's `after`, or undefined when the payload names none, or cannot be read at all: the
+ * payload getter throws SyntaxError for a body that is neither a JSON object nor GitHub's form.
+ */
+function headOf(delivery) {
+  try {
+    return delivery.payload?.after;
+  } catch (error) {
+    if (error instanceof SyntaxError) return undefined;
+    throw error;
+  }
+}
+
+/** A git commit id as a push's `after` gives it: SHA-1 (40 hex digits), or SHA-256 (64). */
+function isCommitId(value) {
+  return typeof value === "string" && /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(value);
 }
 
 const PAYMENT_COLUMNS = "id, amount, currency, account, created_at";

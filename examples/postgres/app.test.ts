@@ -90,6 +90,30 @@ describe("GitHub webhooks", () => {
     const { rows } = await db.query("SELECT delivery_id, head FROM github_pushes");
     expect(rows).toEqual([{ delivery_id: id, head: "6dcb09b5b57875f334f61aebed695e2e4193db5e" }]);
   });
+
+  it("refuses a signed push whose head is no commit id (a NUL PostgreSQL text cannot hold): 422, stored nowhere, never acknowledged", async () => {
+    const heads = [
+      "6dcb09b5b57875f334f61aebed695e2e4193db5e\u0000",
+      "6dcb09b5\u0000b57875f334f61aebed695e2e4193db5e",
+      "main",
+    ];
+    for (const [i, after] of heads.entries()) {
+      const id = `bad-head-${i}`;
+      const body = JSON.stringify({ ref: "refs/heads/main", after });
+      const signed = await signWebhook({ scheme: github, secret: GITHUB_SECRET, body, id });
+      for (const attempt of ["first", "redelivery"]) {
+        const response = await deliver(signed.headers, signed.body);
+        const answer = { after, attempt, status: response.status, type: response.headers.get("content-type") };
+        expect(answer).toEqual({ after, attempt, status: 422, type: "application/problem+json" });
+        expect(await response.json()).toMatchObject({ status: 422, code: "invalid_push" });
+      }
+    }
+    // A body the payload getter cannot read (JSON null: no object, no form) is no push either.
+    const signedNull = await signWebhook({ scheme: github, secret: GITHUB_SECRET, body: "null", id: "bad-head-null" });
+    expect((await deliver(signedNull.headers, signedNull.body)).status).toBe(422);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM github_pushes WHERE delivery_id LIKE 'bad-head-%'");
+    expect(rows[0].n).toBe(0);
+  });
 });
 
 describe("POST /payments", () => {
