@@ -5,6 +5,7 @@ import { github, memoryStore } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/hono";
 import { Hono } from "hono";
 import { bearerToken } from "../shared/bearer.mjs";
+import { hostFrom } from "../shared/config.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -109,6 +110,12 @@ export function apiKeysFrom(text = "") {
  */
 let served;
 export default {
+  // Where Bun listens: loopback unless HOST says otherwise, as server.mjs on Node (Bun's own
+  // default is every interface). `deno serve` takes --host instead; Workers ignore it. A getter:
+  // read when Bun serves this, not when server.mjs imports the file on Node.
+  get hostname() {
+    return hostFrom(globalThis.process?.env ?? {});
+  },
   fetch(request, env, ctx) {
     served ??= createApp(configFrom(env));
     return served.fetch(request, env, ctx);

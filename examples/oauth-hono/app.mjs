@@ -16,6 +16,7 @@ import {
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
+import { hostFrom } from "../shared/config.mjs";
 
 const SESSION_COOKIE = "sid";
 const LOGIN_COOKIE = "login_state";
@@ -133,6 +134,12 @@ export function createApp({
 // the Worker's bindings or the process environment.
 let served;
 export default {
+  // Where Bun listens: loopback unless HOST says otherwise, as server.mjs on Node (Bun's own
+  // default is every interface). `deno serve` takes --host instead; Workers ignore it. A getter:
+  // read when Bun serves this, not when server.mjs imports the file on Node.
+  get hostname() {
+    return hostFrom(globalThis.process?.env ?? {});
+  },
   fetch(request, env, ctx) {
     served ??= createApp(configFrom(env, request));
     return served.fetch(request, env, ctx);

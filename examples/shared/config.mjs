@@ -1,6 +1,7 @@
 // Start-up for the examples' server.mjs: the environment read strictly (a bad PORT, HOST or URL is
 // one clear line, not a RangeError deep in `listen`), and a server that cannot start says why in
-// one line and exits 1. Node only. Copy it with the example.
+// one line and exits 1. runServer is for Node; the rest is plain JavaScript, which the Hono apps'
+// default export (Bun, Deno, Workers) uses for its host too. Copy it with the example.
 
 /** The environment, or a dependency it names, does not let the server start: said in one line. */
 export class StartupError extends Error {

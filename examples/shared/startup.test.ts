@@ -1,8 +1,10 @@
 // Every example's `node server.mjs` as its README runs it, with the environment wrong or a
-// dependency missing: one line on stderr that says why, exit code 1, never a stack trace.
-import { spawn } from "node:child_process";
+// dependency missing: one line on stderr that says why, exit code 1, never a stack trace. And the
+// Hono apps on each runtime they name (Node, `bun app.mjs`, `deno serve`): loopback by default.
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer, type Server } from "node:net";
+import { readFileSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -23,19 +25,24 @@ function oauthEnvironment(): Record<string, string> {
   return { ISSUER: "https://issuer.example", CLIENT_ID: "c", CLIENT_SECRET: "s", TOKEN_KEY: "A".repeat(43) };
 }
 
-/** Runs `examples/<name>/server.mjs` until it exits (10 s at most): its exit code and stderr. */
-async function boot(name: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+/** This process's environment without what the examples read (Vitest sets BASE_URL, for one). */
+function inherited(): NodeJS.ProcessEnv {
   const {
     PORT: _port,
     HOST: _host,
     REDIS_URL: _redis,
     DATABASE_URL: _database,
     BASE_URL: _base,
-    ...inherited
+    ...rest
   } = process.env;
+  return rest;
+}
+
+/** Runs `examples/<name>/server.mjs` until it exits (10 s at most): its exit code and stderr. */
+async function boot(name: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, ["server.mjs"], {
     cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
-    env: { ...inherited, ...SERVERS[name], ...env },
+    env: { ...inherited(), ...SERVERS[name], ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
@@ -112,5 +119,66 @@ describe("a server that cannot start", () => {
       code: 1,
       stderr: `Cannot start: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`,
     });
+  });
+});
+
+/** The repository's own bun and deno (root dev dependencies), as `pnpm start:bun` finds them. */
+const bin = (name: string) => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url));
+
+/** How the Hono example and its README start it on each runtime: `node server.mjs` and its package scripts. */
+function commands(name: string): Record<string, string[]> {
+  const { scripts } = JSON.parse(readFileSync(new URL(`../${name}/package.json`, import.meta.url), "utf8"));
+  const [deno, ...denoArgs] = scripts["start:deno"].split(" ");
+  const [bun, ...bunArgs] = scripts["start:bun"].split(" ");
+  return {
+    node: [process.execPath, "server.mjs"],
+    bun: [bin(bun), ...bunArgs],
+    deno: [bin(deno), ...denoArgs.slice(0, -1), "--port", "0", ...denoArgs.slice(-1)], // before the file
+  };
+}
+
+/** Resolves once `address:port` takes a connection, false once it refuses it. */
+async function accepts(address: string, port: number): Promise<boolean> {
+  const socket = connect(port, address);
+  try {
+    await once(socket, "connect");
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.destroy();
+  }
+}
+
+describe.each(["hono", "oauth-hono"])("examples/%s without HOST", (name) => {
+  describe.each(Object.entries(commands(name)))("on %s", (_runtime, [command, ...args]) => {
+    let child: ChildProcess;
+    afterAll(() => {
+      if (child?.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGTERM");
+    });
+
+    it("listens on 127.0.0.1 only, as node server.mjs does: another loopback address is refused", async () => {
+      child = spawn(command!, args, {
+        cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
+        env: { ...inherited(), ...SERVERS[name], PORT: "0", NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true, // its own process group: deno's npm launcher runs the real binary as a child
+      });
+      let output = ""; // Bun and Deno print where they listen, on stdout or stderr
+      const listening = new Promise<number>((resolve, reject) => {
+        const read = (chunk: Buffer) => {
+          output += chunk;
+          const port = /http:\/\/[^\s/]+:(\d+)/.exec(output)?.[1];
+          if (port !== undefined) resolve(Number(port));
+        };
+        child.stdout!.on("data", read);
+        child.stderr!.on("data", read);
+        child.once("exit", (code) => reject(new Error(`${command} exited with ${code}: ${output}`)));
+      });
+      const port = await listening;
+      expect(await accepts("127.0.0.1", port)).toBe(true);
+      // Every 127.x address is loopback on Linux: a server on all interfaces would take this one.
+      expect(await accepts("127.0.0.2", port)).toBe(false);
+    }, 20_000);
   });
 });
