@@ -1,7 +1,7 @@
 // Boots the Express app: `node server.mjs` (PORT, HOST, STRIPE_WEBHOOK_SECRET, API_KEYS).
 import { fileURLToPath } from "node:url";
-import { hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
-import { apiKeysFrom, createApp } from "./app.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
+import { createApp } from "./app.mjs";
 
 /**
  * Starts the app and resolves once it listens. `port: 0` (the default without PORT) takes a

@@ -101,13 +101,3 @@ function problem(reply, status, code, detail) {
   const body = { type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code };
   return reply.code(status).type("application/problem+json").send(JSON.stringify(body));
 }
-
-/** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
-export function apiKeysFrom(text = "") {
-  return new Map(
-    text
-      .split(",")
-      .filter(Boolean)
-      .map((pair) => pair.trim().split(":")),
-  );
-}

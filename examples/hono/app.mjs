@@ -5,7 +5,7 @@ import { github, memoryStore } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/hono";
 import { Hono } from "hono";
 import { bearerToken } from "../shared/bearer.mjs";
-import { hostFrom } from "../shared/config.mjs";
+import { apiKeysFrom, hostFrom } from "../shared/config.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -91,16 +91,6 @@ function authenticate(apiKeys) {
 function problem(c, status, code, detail) {
   const body = { type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code };
   return c.body(JSON.stringify(body), status, { "content-type": "application/problem+json" });
-}
-
-/** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
-export function apiKeysFrom(text = "") {
-  return new Map(
-    text
-      .split(",")
-      .filter(Boolean)
-      .map((pair) => pair.trim().split(":")),
-  );
 }
 
 /**

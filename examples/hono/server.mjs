@@ -2,8 +2,8 @@
 // Bun, Deno and Workers serve app.mjs's default export instead; see README.md.
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
-import { hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
-import { apiKeysFrom, createApp } from "./app.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
+import { createApp } from "./app.mjs";
 
 /**
  * Starts the app and resolves once it listens. `port: 0` (the default without PORT) takes a

@@ -192,13 +192,3 @@ function pathAndQuery(url) {
   const { pathname, search } = new URL(url);
   return pathname + search;
 }
-
-/** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
-export function apiKeysFrom(text = "") {
-  return new Map(
-    text
-      .split(",")
-      .filter(Boolean)
-      .map((pair) => pair.trim().split(":")),
-  );
-}

@@ -4,8 +4,8 @@ import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
 import { migrate, postgresStore } from "@interlock/postgres";
 import pg from "pg";
-import { hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
-import { APP_SCHEMA_SQL, apiKeysFrom, createApp } from "./app.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
+import { APP_SCHEMA_SQL, createApp } from "./app.mjs";
 
 /**
  * Connects, migrates, starts the app and resolves once it listens. `port: 0` (the default

@@ -4,8 +4,8 @@
 import { fileURLToPath } from "node:url";
 import { redisStore } from "@interlock/redis";
 import { Redis } from "ioredis";
-import { hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
-import { apiKeysFrom, createApp } from "./app.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
+import { createApp } from "./app.mjs";
 
 /**
  * Connects to Redis, starts the app and resolves once it listens. `port: 0` (the default

@@ -3,6 +3,8 @@
 // one line and exits 1. runServer is for Node; the rest is plain JavaScript, which the Hono apps'
 // default export (Bun, Deno, Workers) uses for its host too. Copy it with the example.
 
+import { bearerToken } from "./bearer.mjs";
+
 /** The environment, or a dependency it names, does not let the server start: said in one line. */
 export class StartupError extends Error {
   name = "StartupError";
@@ -42,6 +44,29 @@ export function urlFrom(env, name, protocols, fallback) {
     throw new StartupError(`${name} must be an absolute URL starting with ${protocols.join(" or ")}`);
   }
   return text;
+}
+
+/**
+ * `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). Every entry must be
+ * `key:account`, the key something a client can send as `Authorization: Bearer <key>`, once: an
+ * entry without its account, with a second colon or a repeated key would otherwise be a key that
+ * silently never authenticates, or an account silently replaced. The message never shows a key.
+ */
+export function apiKeysFrom(text, name = "API_KEYS") {
+  const keys = new Map();
+  const entries = (text ?? "").split(",").map((entry) => entry.trim());
+  for (const [i, entry] of entries.entries()) {
+    if (entry === "" && entries.length > 1) continue; // "a:1," or "a:1, ,b:2": a stray comma
+    const [key, account, ...extra] = entry.split(":");
+    const where = `${name} entry ${i + 1}`;
+    if (!key || !account || extra.length > 0) throw new StartupError(`${where} must be "api key:account id"`);
+    if (bearerToken(`Bearer ${key}`) !== key) {
+      throw new StartupError(`${where}: an API key is letters, digits and - . _ ~ + / (then = padding)`);
+    }
+    if (keys.has(key)) throw new StartupError(`${where} repeats an API key given before it`);
+    keys.set(key, account);
+  }
+  return keys;
 }
 
 /** A URL without its credentials, path or query, for a message: `redis://cache.internal:6379`. */

@@ -66,6 +66,18 @@ describe.each(Object.keys(SERVERS))("examples/%s: node server.mjs", (name) => {
   });
 });
 
+describe.each(["express", "fastify", "hono", "koa", "redis", "postgres"])("examples/%s: API_KEYS", (name) => {
+  it.each([
+    ["sk_1", 'API_KEYS entry 1 must be "api key:account id"'],
+    ["sk_1:acct_1,sk_2", 'API_KEYS entry 2 must be "api key:account id"'],
+    ["sk_1:acct_1:extra", 'API_KEYS entry 1 must be "api key:account id"'],
+    ["sk 1:acct_1", "API_KEYS entry 1: an API key is letters, digits and - . _ ~ + / (then = padding)"],
+    ["sk_1:acct_1,sk_1:acct_2", "API_KEYS entry 2 repeats an API key given before it"],
+  ])("%j: one line, exit code 1", async (keys, line) => {
+    expect(await boot(name, { API_KEYS: keys })).toEqual({ code: 1, stderr: `Cannot start: ${line}\n` });
+  });
+});
+
 describe("a server that cannot start", () => {
   let taken: Server;
   let closedPort: number;
