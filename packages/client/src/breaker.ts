@@ -294,6 +294,8 @@ export class CircuitBreaker {
 }
 
 const BUCKETS = 10;
+/** A slot with no counts: below every bucket number, whatever the clock. */
+const EMPTY = Number.NEGATIVE_INFINITY;
 
 /**
  * Attempts and failures over a sliding window, kept in ten buckets of `windowMs / 10`: memory
@@ -301,8 +303,12 @@ const BUCKETS = 10;
  */
 class FailureWindow {
   readonly #bucketMs: number;
-  /** The bucket number (time / bucketMs) each slot holds counts for. */
-  readonly #epochs = new Array<number>(BUCKETS).fill(-1);
+  /**
+   * The bucket number (time / bucketMs) each slot holds counts for; `EMPTY` for none. Not -1 or
+   * any number: the monotonic clock starts near 0 with the process, so the window's oldest
+   * buckets are below 0 early on, and a cleared slot's old counts would be read as theirs.
+   */
+  readonly #epochs = new Array<number>(BUCKETS).fill(EMPTY);
   readonly #calls = new Array<number>(BUCKETS).fill(0);
   readonly #failures = new Array<number>(BUCKETS).fill(0);
 
@@ -335,6 +341,6 @@ class FailureWindow {
   }
 
   clear(): void {
-    this.#epochs.fill(-1);
+    this.#epochs.fill(EMPTY);
   }
 }

@@ -1,7 +1,13 @@
 /** The per-origin circuit breaker against real scripted servers, on a virtual clock. */
 import { InterlockConfigError } from "@interlock/core";
 import { describe, expect, it } from "vitest";
-import { type BreakersSnapshot, CircuitOpenError, type FetchFunction, RetryLimitError } from "../src/index.js";
+import {
+  type BreakersSnapshot,
+  CircuitOpenError,
+  createClient,
+  type FetchFunction,
+  RetryLimitError,
+} from "../src/index.js";
 import { TestClock } from "./helpers/clock.js";
 import { clientOn, serve, settled } from "./helpers/setup.js";
 
@@ -232,6 +238,27 @@ describe("failure ratio in a window", () => {
     expect(breaker()?.state).toBe("open"); // 2 of 4
     expect((await settled(client(server.url))).error).toBeInstanceOf(CircuitOpenError);
     expect(server.received).toHaveLength(7);
+  });
+
+  it("on the real monotonic clock, early in the process: a circuit that closed counts none of the failures that opened it", async () => {
+    // performance.now() starts near 0 with the process: the window must tell its cleared slots
+    // from the first buckets of that clock (an hour-long window keeps this test inside them).
+    const statuses = [500, 500, 200, 500];
+    const server = await serve((i) => ({ status: statuses[i] ?? 200 }));
+    const client = createClient({
+      maxAttempts: 1,
+      breaker: { mode: "ratio", threshold: 0.5, windowMs: 3_600_000, minimumCalls: 2, halfOpenAfterMs: 20 },
+    });
+    const breaker = () => client.breakers.get(server.origin);
+    for (let i = 0; i < 2; i++) await settled(client(server.url));
+    expect(breaker()?.state).toBe("open");
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect((await client(server.url)).status).toBe(200); // the probe
+    expect(breaker()?.state).toBe("closed");
+    expect(breaker()?.window).toEqual({ calls: 0, failures: 0 });
+    await settled(client(server.url));
+    expect(breaker()?.window).toEqual({ calls: 1, failures: 1 });
+    expect(breaker()?.state).toBe("closed"); // 1 attempt, fewer than minimumCalls
   });
 });
 
