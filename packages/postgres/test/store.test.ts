@@ -183,6 +183,39 @@ describe("connections", () => {
     }
   });
 
+  it("on a single pg.Client, a connection lost while statements wait their turn fails each of them at once", async () => {
+    const table = uniqueTable("client_lost");
+    const client = new pg.Client({ connectionString: inject("databaseUrl") });
+    client.on("error", () => {}); // the app's listener: the lost connection is reported there too
+    await client.connect();
+    try {
+      const { migrate } = await import("../src/index.js");
+      await migrate(client, { table });
+      const { pid } = (await client.query("SELECT pg_backend_pid() AS pid")).rows[0] as { pid: number };
+      const store = new PostgresStore(client, { table, operationTimeoutMs: 10_000 });
+      const query = client.query.bind(client) as (config: { text: string }) => Promise<unknown>;
+      let sent = 0;
+      // The first statement holds the connection (the server sleeps) until the backend is ended.
+      (client as unknown as { query: unknown }).query = (config: { text: string }) =>
+        ++sent === 1 ? query({ text: "SELECT pg_sleep(30)" }).then(() => query(config)) : query(config);
+      const started = performance.now();
+      const claims = Promise.allSettled(
+        ["a", "b", "c"].map((key) => store.claim(key, { fingerprint: "fp", lockTtlMs: LONG })),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await pool.query("SELECT pg_terminate_backend($1)", [pid]);
+      const results = await claims;
+      expect(results.map((result) => result.status === "rejected" && (result.reason as Error).name)).toEqual([
+        "StoreUnavailableError",
+        "StoreUnavailableError",
+        "StoreUnavailableError",
+      ]);
+      expect(performance.now() - started).toBeLessThan(5_000); // by the lost connection, not the 10 s timeout
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+
   it("a missing table is a configuration error that says how to create it", async () => {
     const store = postgresStore(pool, { table: uniqueTable("missing") });
     await expect(store.claim("k", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toMatchObject({
