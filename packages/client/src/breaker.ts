@@ -151,15 +151,19 @@ export class CircuitBreaker {
     return this.#consecutive;
   }
 
-  /** When the circuit last opened, on the client's wall clock (`now`). */
+  /**
+   * When the circuit last opened, on the client's wall clock (`now`) as it reads now: a step of
+   * the system clock since (NTP, a VM resumed) moves it too, so another process that restores a
+   * snapshot reads the right age on its own clock.
+   */
   get openedAt(): number | undefined {
-    return this.#openedAt;
+    return this.#openedAt === undefined ? undefined : this.#openedAt + this.#clockStep();
   }
 
   /**
    * When an open circuit lets its next call through as a probe, on the wall clock: `openedAt`
-   * plus `halfOpenAfterMs`, unless the system clock was set since (the wait itself is timed on a
-   * monotonic clock, and this is now plus what is left of it).
+   * plus `halfOpenAfterMs`, to the ms (the wait itself is timed on a monotonic clock, and this is
+   * now plus what is left of it, rounded up).
    */
   get halfOpenAt(): number | undefined {
     return this.#state === "open" ? this.#clocks.now() + this.#untilProbe() : undefined;
@@ -229,7 +233,7 @@ export class CircuitBreaker {
 
   /** The state as plain JSON, for `restore`. */
   snapshot(): BreakerSnapshot {
-    return { state: this.#state, consecutiveFailures: this.#consecutive, openedAt: this.#openedAt ?? null };
+    return { state: this.#state, consecutiveFailures: this.#consecutive, openedAt: this.openedAt ?? null };
   }
 
   /**
@@ -257,6 +261,15 @@ export class CircuitBreaker {
   #open(): void {
     this.#openedSince(0);
     this.#transition("open");
+  }
+
+  /**
+   * How far the wall clock was set since the circuit opened: its time since then less the
+   * monotonic clock's, in whole ms toward 0 (the two tick apart by less than 1 ms).
+   */
+  #clockStep(): number {
+    const wall = this.#clocks.now() - (this.#openedAt as number);
+    return Math.trunc(wall - (this.#clocks.elapsed() - this.#openedElapsed));
   }
 
   /** Marks the circuit opened `ms` ago, on both clocks. */

@@ -122,5 +122,21 @@ describe("the client and a system clock that is set", () => {
       await new Promise((resolve) => setTimeout(resolve, 150));
       expect(await (await other(server.url)).text()).toBe("back");
     });
+
+    it("set forward after it opened: a snapshot restored elsewhere still holds it open for halfOpenAfterMs", async () => {
+      // The clock was an hour slow when the circuit opened, and NTP stepped it right since. A
+      // process that restores the snapshot reads openedAt on its own (right) clock: it must get
+      // the time the circuit opened as this clock reads now, not an hour earlier.
+      const { server, client } = await openCircuit();
+      vi.setSystemTime(Date.now() + HOUR);
+      const saved = client.breakers.snapshot();
+      expect(Math.abs((saved.breakers[server.origin]?.openedAt as number) - Date.now())).toBeLessThan(1000);
+      const other = createClient({ maxAttempts: 1, breaker: { failures: 1, halfOpenAfterMs: 100 } });
+      other.breakers.restore(saved);
+      expect((await settled(other(server.url))).error).toBeInstanceOf(CircuitOpenError);
+      expect(server.received).toHaveLength(1); // no probe an hour early
+      const breaker = client.breakers.get(server.url);
+      expect((breaker?.halfOpenAt as number) - (breaker?.openedAt as number)).toBeLessThanOrEqual(101);
+    });
   });
 });
