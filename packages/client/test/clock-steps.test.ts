@@ -76,6 +76,22 @@ describe("the client and a system clock that is set", () => {
     expect(durations[0]).toBeLessThan(HOUR);
   });
 
+  it("a ratio window counts the attempts of its last windowMs of real time across a step either way", async () => {
+    const server = await serve(() => ({ status: 500 }));
+    const client = createClient({
+      maxAttempts: 1,
+      breaker: { mode: "ratio", threshold: 0.5, windowMs: 10_000, minimumCalls: 4 },
+    });
+    const breaker = () => client.breakers.get(server.url);
+    for (let i = 0; i < 2; i++) await settled(client(server.url));
+    vi.setSystemTime(Date.now() + HOUR); // forward: the two failures did not age out
+    await settled(client(server.url));
+    vi.setSystemTime(Date.now() - 2 * HOUR); // back: they are not from the future either
+    expect(breaker()?.window).toEqual({ calls: 3, failures: 3 });
+    await settled(client(server.url));
+    expect(breaker()?.state).toBe("open"); // 4 of 4
+  });
+
   describe("an open circuit", () => {
     /** A client whose breaker opens on one failure and lets a probe through 100 ms later, opened now. */
     async function openCircuit() {
