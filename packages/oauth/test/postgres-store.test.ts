@@ -60,6 +60,32 @@ describe("postgres token store", () => {
     }
   });
 
+  it("on a single pg.Client, a statement whose time ran out while it waited its turn is never sent", async () => {
+    const client = new pg.Client({ connectionString: inject("databaseUrl") });
+    await client.connect();
+    try {
+      const store = new PostgresTokenStore(client, { table, operationTimeoutMs: 150 });
+      const query = client.query.bind(client) as (config: { text: string }) => Promise<unknown>;
+      const sent: string[] = [];
+      // The first statement holds the connection for 400 ms (the server sleeps before answering).
+      (client as unknown as { query: unknown }).query = (config: { text: string }) => {
+        sent.push(config.text);
+        if (sent.length === 1) return query({ text: "SELECT pg_sleep(0.4)" }).then(() => query(config));
+        return query(config);
+      };
+      const [first, second] = await Promise.allSettled([
+        store.set("queued:a", "a", { ttlMs: 60_000 }),
+        store.set("queued:b", "b", { ttlMs: 60_000 }),
+      ]);
+      expect(first).toMatchObject({ status: "rejected", reason: { name: "StoreUnavailableError" } });
+      expect(second).toMatchObject({ status: "rejected", reason: { name: "StoreUnavailableError" } });
+      await new Promise((resolve) => setTimeout(resolve, 600)); // the first statement has long finished
+      expect(sent).toHaveLength(1); // the second was never sent
+    } finally {
+      await client.end();
+    }
+  });
+
   it("creates its table and expiry index with a migration you can also print", async () => {
     expect(migrationSql({ table: "tokens", schema: "auth" })).toContain('CREATE TABLE IF NOT EXISTS "auth"."tokens"');
     const { rows } = await admin.query("SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname", [
