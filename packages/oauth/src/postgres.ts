@@ -142,7 +142,11 @@ const isSerializationFailure = (error: unknown) => sqlState(error) === "40001" |
 // An undefined table or schema: the migration never ran here. No outage to wait out: a fix to make.
 const isMissingTable = (error: unknown) => sqlState(error) === "42P01" || sqlState(error) === "3F000";
 // A pool runs statements side by side; anything else (a `Client`) is one connection, one at a time.
-const isPool = (db: PgQueryable) => typeof (db as { waitingCount?: unknown }).waitingCount === "number";
+// (`pg.Client` has `connect()` too: a pool is told apart by the counters only pg-pool has.)
+const isPool = (db: PgQueryable) => {
+  const pool = db as { connect?: unknown; waitingCount?: unknown };
+  return typeof pool.connect === "function" && typeof pool.waitingCount === "number";
+};
 
 /** A `TokenStore` on your `pg` pool: one statement per operation, the database's clock; create the table with `migrate`. */
 export class PostgresTokenStore implements TokenStore {
