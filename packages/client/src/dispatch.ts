@@ -72,6 +72,10 @@ function dispatcherAt(key: symbol): UndiciDispatcher | undefined {
   return typeof dispatcher?.dispatch === "function" ? dispatcher : undefined;
 }
 
+/** The global dispatcher the platform's fetch reads: `.2` from undici 8 (Node 26), `.1` before. */
+const FETCH_READS =
+  Number.parseInt(globalThis.process?.versions?.undici ?? "", 10) >= 8 ? GLOBAL_DISPATCHER_2 : GLOBAL_DISPATCHER;
+
 /** The global dispatcher of the newest undici in place. */
 function globalDispatcher(): UndiciDispatcher | undefined {
   return dispatcherAt(GLOBAL_DISPATCHER_2) ?? dispatcherAt(GLOBAL_DISPATCHER);
@@ -103,6 +107,15 @@ export class AttemptDispatcher {
   #abortRequest: AbortRequest | undefined;
   #rejectAttempt: ((reason: unknown) => void) | undefined;
   #dispatched = false;
+
+  /**
+   * undici's fetch asks its dispatcher this, and hands a `MockAgent` the request body as given
+   * (what its body matchers compare): the answer is that of the dispatcher fetch would have used,
+   * so a test that mocks the global dispatcher sees the client's requests as it sees fetch's.
+   */
+  get isMockActive(): boolean {
+    return (dispatcherAt(FETCH_READS) as { isMockActive?: unknown } | undefined)?.isMockActive === true;
+  }
 
   /** undici's dispatcher interface: the request goes to the global dispatcher fetch reads, its start seen here. */
   dispatch(options: unknown, handler: unknown): boolean {

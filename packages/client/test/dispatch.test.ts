@@ -126,6 +126,41 @@ describe("AttemptDispatcher over real HTTP", () => {
   });
 });
 
+describe("AttemptDispatcher under a mocked global dispatcher (undici's MockAgent)", () => {
+  let restore = () => {};
+  afterEach(() => restore());
+
+  /** A global dispatcher that records the body it is handed, then fails the request. */
+  function recording(isMockActive: boolean) {
+    const bodies: string[] = [];
+    restore = replaceGlobalDispatchers({
+      isMockActive,
+      dispatch(options, handler) {
+        bodies.push(typeof (options as { body?: unknown }).body);
+        const any = handler as AnyHandler;
+        const error = new Error("mocked away");
+        if (any.onResponseError) any.onResponseError({}, error);
+        else any.onError?.(error);
+        return true;
+      },
+    } as Dispatcher);
+    return bodies;
+  }
+
+  for (const isMockActive of [true, false]) {
+    it(`hands it the body as fetch itself does (isMockActive: ${isMockActive})`, async () => {
+      const bodies = recording(isMockActive);
+      const init = { method: "POST", body: '{"amount":1}', headers: { "content-type": "application/json" } };
+      await settled(fetch("http://127.0.0.1:40001/mocked", init));
+      const client = createClient({ timeoutMs: 1000, maxAttempts: 1, breaker: false });
+      await settled(client("http://127.0.0.1:40001/mocked", init));
+      expect(bodies).toHaveLength(2);
+      expect(bodies[1]).toBe(bodies[0]); // "string" under a MockAgent: its body matchers see the text
+      if (isMockActive) expect(bodies[0]).toBe("string");
+    });
+  }
+});
+
 describe("AttemptDispatcher with a request that has not started", () => {
   let restore = () => {};
   afterEach(() => restore());
