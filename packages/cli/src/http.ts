@@ -26,12 +26,28 @@ export function parseUrl(text: string, what: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw usageError(`${what} is not a URL: "${text}"`);
+    throw usageError(`${what} is not a URL: "${shownUrl(text)}"`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw usageError(`${what} must be an http:// or https:// URL, got "${text}"`);
+    throw usageError(`${what} must be an http:// or https:// URL, got "${shownUrl(text)}"`);
   }
   return url;
+}
+
+// The userinfo of a URL: after "scheme://", up to the authority's last "@" (as URL parsers split it).
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+
+/**
+ * `url` as the CLI prints and reports it: a password in it shown as `***` (`user:***@host`),
+ * and a user name alone (often a token, as in `https://TOKEN@host`) as `***`. The request
+ * itself still carries them: Node's http sends a URL's user name and password as Basic auth.
+ */
+export function shownUrl(url: URL | string): string {
+  const text = typeof url === "string" ? url : url.href;
+  return text.replace(USERINFO, (_, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(":");
+    return `${scheme}${colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`}@`;
+  });
 }
 
 // What Node's http lets a header value hold (tab, printable ASCII, Latin-1): anything else
@@ -157,9 +173,9 @@ const REASONS: Record<string, string> = {
 
 function networkError(url: URL, error: unknown, timeoutMs: number): CliError {
   if (error instanceof DeadlineError) {
-    return new CliError("timeout", `no answer from ${url.href} within ${timeoutMs} ms`);
+    return new CliError("timeout", `no answer from ${shownUrl(url)} within ${timeoutMs} ms`);
   }
   const code = (error as NodeJS.ErrnoException).code;
   const reason = (code && REASONS[code]) ?? (error as Error).message;
-  return new CliError("unreachable", `cannot reach ${url.href}: ${reason}`, { cause: error });
+  return new CliError("unreachable", `cannot reach ${shownUrl(url)}: ${reason}`, { cause: error });
 }

@@ -33,7 +33,7 @@ import type { Args } from "../args.js";
 import type { Command } from "../command.js";
 import { SCHEME_OPTION, SECRET_OPTIONS, secretSources } from "../delivery-options.js";
 import { CliError, EXIT } from "../errors.js";
-import { DEFAULT_TIMEOUT_MS, endToEndHeaders, parseUrl, post } from "../http.js";
+import { DEFAULT_TIMEOUT_MS, endToEndHeaders, parseUrl, post, shownUrl } from "../http.js";
 import { readSecrets } from "../inputs.js";
 import { type CliIo, Printer } from "../io.js";
 import { resolveScheme } from "../schemes.js";
@@ -116,7 +116,7 @@ export interface DeliveryReport {
 
 /** A valid delivery forwarded to the app. */
 export interface ForwardReport {
-  /** Where it was forwarded. */
+  /** Where it was forwarded, with any password in it shown as `***`. */
   url: string;
   /** The app's answer; undefined when it could not be reached. */
   status: number | undefined;
@@ -384,13 +384,16 @@ async function forwardTo(
     const reply = await post(url, endToEndHeaders(rawHeaders), body, timeoutMs, stopping);
     return {
       answer: { status: reply.status, statusText: reply.statusText, headers: reply.headers, body: reply.body },
-      forward: { url: url.href, status: reply.status, error: undefined },
+      forward: { url: shownUrl(url), status: reply.status, error: undefined },
     };
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     // The app did not answer: the sender gets a 502 and will retry; the delivery is released.
     const failed = new CliError("forward_failed", `could not forward the delivery: ${error.message}`, { cause: error });
-    return { answer: problemResponse(failed), forward: { url: url.href, status: undefined, error: error.message } };
+    return {
+      answer: problemResponse(failed),
+      forward: { url: shownUrl(url), status: undefined, error: error.message },
+    };
   }
 }
 
@@ -464,7 +467,12 @@ export const listenCommand: Command = {
     host: { type: "string", value: "HOST", description: "the address to listen on (default 127.0.0.1)" },
     scheme: SCHEME_OPTION,
     ...SECRET_OPTIONS,
-    forward: { type: "string", value: "URL", description: "forward verified first copies to URL" },
+    forward: {
+      type: "string",
+      value: "URL",
+      description:
+        "forward verified first copies to URL (a user:password in it is sent as Basic auth, shown as user:***)",
+    },
     tolerance: { type: "string", value: "SECONDS", description: "accepted timestamp age either way (default 300)" },
     timeout: { type: "string", value: "MS", description: "how long to wait for the forward's answer (default 10000)" },
   },
@@ -477,7 +485,8 @@ export const listenCommand: Command = {
     const port = args.integer("port", 3000, { min: 0, max: 65_535 });
     const tolerance = args.optionalInteger("tolerance", { min: 1, max: 31_536_000 });
     const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: 3_600_000 });
-    const forward = args.string("forward");
+    const forwardText = args.string("forward");
+    const forward = forwardText === undefined ? undefined : parseUrl(forwardText, "--forward");
     const scheme = resolveScheme(args.string("scheme"));
     const secret = readSecrets(secretSources(args), io.env, scheme.name);
     const printer = new Printer(io.stdout, args.flag("json"));
@@ -492,10 +501,11 @@ export const listenCommand: Command = {
       onDelivery: (report) => printer.print({ type: "delivery", ...report }, () => deliveryLine(report)),
       onError: (error) => io.stderr.write(`interlock listen: could not answer a request: ${String(error)}\n`),
     });
-    printer.print({ type: "listening", url: listener.url, scheme: scheme.name, forward }, () =>
+    const shownForward = forward && shownUrl(forward);
+    printer.print({ type: "listening", url: listener.url, scheme: scheme.name, forward: shownForward }, () =>
       [
         `listening on ${listener.url} for ${scheme.name} deliveries`,
-        forward ? `, forwarding verified ones to ${forward}` : "",
+        shownForward ? `, forwarding verified ones to ${shownForward}` : "",
         " (Ctrl+C to stop)",
       ].join(""),
     );

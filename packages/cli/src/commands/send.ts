@@ -251,7 +251,8 @@ export const sendCommand: Command = {
     "receiver must answer as a duplicate; --tamper changes the body after signing and --stale",
     "backdates the timestamp by an hour, both of which it must refuse. With --retry, an attempt",
     "answered with anything but a 2xx (or not at all) is retried with exponential backoff, as a",
-    "provider does. Exits 0 when every delivery got a 2xx, 1 when one did not.",
+    "provider does. Exits 0 when every delivery got a 2xx, 1 when one did not. A user name and",
+    "password in <url> are sent as Basic auth, and shown as user:*** wherever the URL is printed.",
   ].join("\n"),
   positionals: ["url"],
   options: {

@@ -1,0 +1,138 @@
+/**
+ * A URL with a user name and password in it (`http://user:pass@host/…`), spawned: the request
+ * carries them as Basic auth, as curl sends them, and nothing the CLI prints or answers shows
+ * the password (text, --json, errors, the 502 problem+json a sender gets from `listen`).
+ */
+import { describe, expect, it } from "vitest";
+import { closedPort, interlock, jsonLines, Running, recordingServer } from "./helpers.js";
+
+const PASSWORD = "pa55-w0rd";
+const basic = (userinfo: string) => `Basic ${Buffer.from(userinfo).toString("base64")}`;
+const SEND = ["--scheme", "github", "--secret", "gh-secret", "--body", "{}"];
+
+describe("send to a URL with credentials", () => {
+  it("sends them as Basic auth (percent-escapes decoded), as curl does; an authorization header given replaces them", async () => {
+    const app = await recordingServer();
+    try {
+      const { host } = new URL(app.url);
+      const result = await interlock(["send", `http://hook-user:p%40ss@${host}/hook`, ...SEND]);
+      expect(result.code).toBe(0);
+      expect(app.requests[0]?.headers.authorization).toBe(basic("hook-user:p@ss"));
+      const own = await interlock([
+        "send",
+        `http://hook-user:p%40ss@${host}/hook`,
+        ...SEND,
+        "-H",
+        "authorization: Bearer t",
+      ]);
+      expect(own.code).toBe(0);
+      expect(app.requests[1]?.headers.authorization).toBe("Bearer t");
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("an error shows the password as ***, in text and in --json", async () => {
+    const port = await closedPort();
+    const url = `http://hook-user:${PASSWORD}@127.0.0.1:${port}/hook`;
+    const text = await interlock(["send", url, ...SEND]);
+    expect(text.code).toBe(5);
+    expect(text.stderr).toBe(
+      `interlock send: cannot reach http://hook-user:***@127.0.0.1:${port}/hook: connection refused\n`,
+    );
+    const json = await interlock(["send", url, ...SEND, "--json"]);
+    expect(json.code).toBe(5);
+    expect(jsonLines(json.stderr)).toEqual([
+      {
+        type: "error",
+        code: "unreachable",
+        message: `cannot reach http://hook-user:***@127.0.0.1:${port}/hook: connection refused`,
+        exitCode: 5,
+      },
+    ]);
+    expect(json.stdout + text.stdout).not.toContain(PASSWORD);
+  });
+
+  it("a user name alone (often a token) is shown as ***; a URL that is not one is shown without its password", async () => {
+    const port = await closedPort();
+    const token = await interlock(["send", `http://ghp_t0ken@127.0.0.1:${port}/`, ...SEND]);
+    expect(token.stderr).toBe(`interlock send: cannot reach http://***@127.0.0.1:${port}/: connection refused\n`);
+    const notUrl = await interlock(["send", `http://hook-user:${PASSWORD}@[::1/`, ...SEND]);
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.stderr).toBe(
+      'interlock send: <url> is not a URL: "http://hook-user:***@[::1/" (see interlock send --help)\n',
+    );
+    const ftp = await interlock(["send", `ftp://hook-user:${PASSWORD}@127.0.0.1/`, ...SEND]);
+    expect(ftp.stderr).toBe(
+      'interlock send: <url> must be an http:// or https:// URL, got "ftp://hook-user:***@127.0.0.1/" (see interlock send --help)\n',
+    );
+  });
+});
+
+describe("listen --forward to a URL with credentials", () => {
+  it("forwards with them as Basic auth; the listening line shows the password as ***", async () => {
+    const app = await recordingServer();
+    const { host } = new URL(app.url);
+    const listener = new Running([
+      "listen",
+      "--port",
+      "0",
+      "--scheme",
+      "github",
+      "--secret",
+      "gh-secret",
+      "--json",
+      "--forward",
+      `http://app-user:${PASSWORD}@${host}/webhooks`,
+    ]);
+    try {
+      const ready = JSON.parse(await listener.line(1));
+      expect(ready.forward).toBe(`http://app-user:***@${host}/webhooks`);
+      const result = await interlock(["send", ready.url, ...SEND]);
+      expect(result.code).toBe(0);
+      expect(app.requests[0]?.headers.authorization).toBe(basic(`app-user:${PASSWORD}`));
+      const delivery = JSON.parse(await listener.line(2));
+      expect(delivery.forward).toEqual({ url: `http://app-user:***@${host}/webhooks`, status: 204, error: null });
+    } finally {
+      expect(await listener.stop()).toBe(0);
+      await app.close();
+    }
+    expect(listener.lines.join("\n")).not.toContain(PASSWORD);
+  });
+
+  it("a failed forward shows the password as *** on the delivery line and in the sender's 502", async () => {
+    const port = await closedPort();
+    const listener = new Running([
+      "listen",
+      "--port",
+      "0",
+      "--scheme",
+      "github",
+      "--secret",
+      "gh-secret",
+      "--forward",
+      `http://app-user:${PASSWORD}@127.0.0.1:${port}/webhooks`,
+    ]);
+    try {
+      const ready = await listener.line(1);
+      expect(ready).toContain(`, forwarding verified ones to http://app-user:***@127.0.0.1:${port}/webhooks (`);
+      const url = /listening on (\S+)/.exec(ready)?.[1] as string;
+      const result = await interlock(["send", url, ...SEND, "--json"]);
+      expect(result.code).toBe(1);
+      const [attempt] = jsonLines(result.stdout);
+      expect(JSON.parse(attempt?.body as string)).toMatchObject({
+        code: "forward_failed",
+        detail: `could not forward the delivery: cannot reach http://app-user:***@127.0.0.1:${port}/webhooks: connection refused`,
+      });
+      expect(await listener.line(2)).toMatch(
+        new RegExp(
+          `forward failed: cannot reach http://app-user:\\*\\*\\*@127\\.0\\.0\\.1:${port}/webhooks: connection refused$`,
+        ),
+      );
+      expect(result.stdout).not.toContain(PASSWORD);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+    expect(listener.lines.join("\n")).not.toContain(PASSWORD);
+  });
+});
