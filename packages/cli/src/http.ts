@@ -6,10 +6,18 @@
 
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { BodyCollector } from "@interlock/core";
 import { CliError, usageError } from "./errors.js";
 
 /** How long a POST waits for its whole answer unless told otherwise, in ms. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * The most of an answer's body a POST keeps: 1 MiB, ample for what a webhook receiver answers.
+ * Past it the rest is not read (the connection is closed), so a receiver that streams without
+ * end cannot fill the memory before the deadline.
+ */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
 
 export interface HttpAnswer {
   status: number;
@@ -17,7 +25,10 @@ export interface HttpAnswer {
   contentType: string | undefined;
   /** The end-to-end headers, as received: names as sent, in order, repeated ones (`Set-Cookie`) kept. */
   headers: Array<[string, string]>;
+  /** The body, or its first bytes (up to `MAX_ANSWER_BYTES`) when `truncated`. */
   body: Uint8Array;
+  /** The body was longer than `MAX_ANSWER_BYTES`: the rest was not read. */
+  truncated: boolean;
 }
 
 /** An `http:` or `https:` URL from the command line. */
@@ -146,15 +157,17 @@ function outgoing(headers: Iterable<readonly [string, string]>, length: number):
   return { ...result, "content-length": String(length) };
 }
 
+/** The answer, its body read up to `MAX_ANSWER_BYTES`; leaving the loop past it closes the response. */
 async function collect(response: IncomingMessage): Promise<HttpAnswer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of response) chunks.push(chunk as Buffer);
+  const collector = new BodyCollector(MAX_ANSWER_BYTES);
+  for await (const chunk of response) if (!collector.add(chunk as Buffer)) break;
   return {
     status: response.statusCode ?? 0,
     statusText: response.statusMessage ?? "",
     contentType: response.headers["content-type"],
     headers: endToEndHeaders(response.rawHeaders),
-    body: Buffer.concat(chunks),
+    body: Buffer.concat(collector.chunks),
+    truncated: collector.overflowed,
   };
 }
 

@@ -32,7 +32,7 @@ export {
   tamperedBody,
 } from "./delivery.js";
 export { CliError, type CliErrorCode, EXIT, type ExitCode, exitCodeOf } from "./errors.js";
-export { DEFAULT_TIMEOUT_MS } from "./http.js";
+export { DEFAULT_TIMEOUT_MS, MAX_ANSWER_BYTES } from "./http.js";
 export { type BodySource, readBody } from "./inputs.js";
 export { type CliIo, type OutputStream, processIo } from "./io.js";
 export { COMMANDS, generalHelp, run, VERSION } from "./main.js";

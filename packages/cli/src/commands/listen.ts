@@ -33,7 +33,15 @@ import type { Args } from "../args.js";
 import type { Command } from "../command.js";
 import { SCHEME_OPTION, SECRET_OPTIONS, secretSources } from "../delivery-options.js";
 import { CliError, EXIT } from "../errors.js";
-import { DEFAULT_TIMEOUT_MS, endToEndHeaders, parseUrl, post, shownUrl } from "../http.js";
+import {
+  DEFAULT_TIMEOUT_MS,
+  endToEndHeaders,
+  type HttpAnswer,
+  MAX_ANSWER_BYTES,
+  parseUrl,
+  post,
+  shownUrl,
+} from "../http.js";
 import { readSecrets } from "../inputs.js";
 import { type CliIo, Printer } from "../io.js";
 import { resolveScheme } from "../schemes.js";
@@ -118,9 +126,12 @@ export interface DeliveryReport {
 export interface ForwardReport {
   /** Where it was forwarded, with any password in it shown as `***`. */
   url: string;
-  /** The app's answer; undefined when it could not be reached. */
+  /** The app's status; undefined when it could not be reached. */
   status: number | undefined;
-  /** Why the app could not be reached. */
+  /**
+   * Why the app's answer did not go back to the sender, which got a 502 instead: the app could
+   * not be reached, or its body was over 1 MiB (`MAX_ANSWER_BYTES`). Undefined when it did.
+   */
   error: string | undefined;
 }
 
@@ -380,21 +391,36 @@ async function forwardTo(
   rawHeaders: readonly string[],
   { timeoutMs, stopping }: Pick<Answerer, "timeoutMs" | "stopping">,
 ): Promise<{ answer: Answer; forward: ForwardReport }> {
+  let reply: HttpAnswer;
   try {
-    const reply = await post(url, endToEndHeaders(rawHeaders), body, timeoutMs, stopping);
-    return {
-      answer: { status: reply.status, statusText: reply.statusText, headers: reply.headers, body: reply.body },
-      forward: { url: shownUrl(url), status: reply.status, error: undefined },
-    };
+    reply = await post(url, endToEndHeaders(rawHeaders), body, timeoutMs, stopping);
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
-    // The app did not answer: the sender gets a 502 and will retry; the delivery is released.
-    const failed = new CliError("forward_failed", `could not forward the delivery: ${error.message}`, { cause: error });
-    return {
-      answer: problemResponse(failed),
-      forward: { url: shownUrl(url), status: undefined, error: error.message },
-    };
+    return forwardFailed(url, undefined, error.message, error);
   }
+  if (reply.truncated) {
+    const why = `the app answered ${reply.status} with a body over ${MAX_ANSWER_BYTES / 1024 / 1024} MiB, which is not passed on`;
+    return forwardFailed(url, reply.status, why);
+  }
+  return {
+    answer: { status: reply.status, statusText: reply.statusText, headers: reply.headers, body: reply.body },
+    forward: { url: shownUrl(url), status: reply.status, error: undefined },
+  };
+}
+
+/**
+ * The app's answer cannot go back to the sender (there was none, or it was too large to pass
+ * on): the sender gets a 502 problem+json and will retry, and the delivery is released, so the
+ * retry is forwarded again.
+ */
+function forwardFailed(
+  url: URL,
+  status: number | undefined,
+  why: string,
+  cause?: unknown,
+): { answer: Answer; forward: ForwardReport } {
+  const failed = new CliError("forward_failed", `could not forward the delivery: ${why}`, { cause });
+  return { answer: problemResponse(failed), forward: { url: shownUrl(url), status, error: why } };
 }
 
 /** A request body as read: whole (undefined past the limit), or cut short by a sender that left. */
@@ -442,7 +468,7 @@ function deliveryLine(report: DeliveryReport): string {
   const forward =
     report.forward === undefined
       ? ""
-      : report.forward.status === undefined
+      : report.forward.error !== undefined
         ? `  forward failed: ${report.forward.error}`
         : `  forwarded: ${report.forward.status}`;
   return `${clock}  ${report.verdict.padEnd(10)} ${report.scheme}  ${report.id ?? "-"}${reason}${forward}`;
@@ -458,8 +484,8 @@ export const listenCommand: Command = {
     "(valid, duplicate, in_flight, tampered, stale, malformed, too_large, refused; incomplete",
     "when the sender left mid-body), scheme, id and reason. With --forward URL, valid first",
     "copies go on to your app with their raw body and original headers, and the app's answer",
-    "goes back to the sender. Point a tunnel (ngrok, cloudflared) at it to test with the real",
-    "provider. Stop it with Ctrl+C.",
+    "goes back to the sender (a 502 if its body is over 1 MiB). Point a tunnel (ngrok,",
+    "cloudflared) at it to test with the real provider. Stop it with Ctrl+C.",
   ].join("\n"),
   positionals: [],
   options: {

@@ -67,8 +67,10 @@ export interface AttemptReport {
   statusText: string | undefined;
   /** The answer's `Content-Type`. */
   contentType: string | undefined;
-  /** The answer's body as text. */
+  /** The answer's body as text: its first MiB (`MAX_ANSWER_BYTES`) when `bodyTruncated`. */
   body: string | undefined;
+  /** The answer's body was longer than 1 MiB: the rest was not read (a 2xx still acknowledges). */
+  bodyTruncated: boolean;
   /** Why no answer came. */
   error:
     | {
@@ -182,6 +184,7 @@ function attemptReport(
     statusText: answer?.statusText,
     contentType: answer?.contentType,
     body: answer && new TextDecoder().decode(answer.body),
+    bodyTruncated: answer?.truncated ?? false,
     error: outcome.error && { code: outcome.error.code, message: outcome.error.message },
     acknowledged: answer !== undefined && isAcknowledged(answer.status),
     durationMs: Math.round(performance.now() - started),
@@ -251,8 +254,9 @@ export const sendCommand: Command = {
     "receiver must answer as a duplicate; --tamper changes the body after signing and --stale",
     "backdates the timestamp by an hour, both of which it must refuse. With --retry, an attempt",
     "answered with anything but a 2xx (or not at all) is retried with exponential backoff, as a",
-    "provider does. Exits 0 when every delivery got a 2xx, 1 when one did not. A user name and",
-    "password in <url> are sent as Basic auth, and shown as user:*** wherever the URL is printed.",
+    "provider does. Exits 0 when every delivery got a 2xx, 1 when one did not. Of each answer's",
+    "body, the first MiB is kept; the rest is not read. A user name and password in <url> are",
+    "sent as Basic auth, and shown as user:*** wherever the URL is printed.",
   ].join("\n"),
   positionals: ["url"],
   options: {
