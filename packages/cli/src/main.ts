@@ -7,8 +7,8 @@ import { listenCommand } from "./commands/listen.js";
 import { secretCommand } from "./commands/secret.js";
 import { sendCommand } from "./commands/send.js";
 import { signCommand } from "./commands/sign.js";
-import { CliError, describeError, EXIT, errorCodeOf, exitCodeOf, usageError } from "./errors.js";
-import { type CliIo, processIo } from "./io.js";
+import { EXIT, exitCodeOf, usageError } from "./errors.js";
+import { type CliIo, processIo, reportError } from "./io.js";
 
 /** The package's version, as `interlock --version` prints it. */
 export const VERSION: string = version;
@@ -70,21 +70,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
     }
     return await command.run(args, io);
   } catch (error) {
-    reportError(io, command?.name, error, argv.includes("--json"));
+    reportError(io, { command: command?.name, error, json: argv.includes("--json") });
     return exitCodeOf(error);
   }
-}
-
-/** One line on stderr: text, or a JSON object with `--json`. A stack only with INTERLOCK_DEBUG set. */
-function reportError(io: CliIo, command: string | undefined, error: unknown, json: boolean): void {
-  const message = describeError(error);
-  const prefix = command ? `interlock ${command}` : "interlock";
-  if (json) {
-    const line = { type: "error", code: errorCodeOf(error), message, exitCode: exitCodeOf(error) };
-    io.stderr.write(`${JSON.stringify(line)}\n`);
-  } else {
-    const usage = error instanceof CliError && error.code === "usage" ? ` (see ${prefix} --help)` : "";
-    io.stderr.write(`${prefix}: ${message}${usage}\n`);
-  }
-  if (io.env.INTERLOCK_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
 }

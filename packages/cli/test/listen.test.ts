@@ -8,10 +8,12 @@ import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { createWebhookVerifier, signWebhook, slack, standardWebhooks } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run } from "../src/index.js";
 import {
   closedPort,
   interlock,
   jsonLines,
+  memoryIo,
   type Recorded,
   Running,
   recordingServer,
@@ -426,5 +428,49 @@ describe("listen --forward: the app's answer goes back as a reverse proxy passes
     expect(values("connection")).toEqual(["close"]);
     expect(values("content-length")).toEqual([String(APP_BODY.length)]);
     expect(JSON.parse(await listener.line(2))).toMatchObject({ verdict: "valid", status: 201 });
+  });
+});
+
+describe("listen: a request it could not answer is reported on stderr, and it carries on", () => {
+  /** Runs `listen …argv` in-process with a stdout that fails to write delivery lines (a full disk). */
+  async function listenWithFailingOutput(json: boolean): Promise<{ err: string; out: string }> {
+    const stop = new AbortController();
+    let out = "";
+    const io = memoryIo({ signal: stop.signal });
+    io.stdout = {
+      write: (text: string) => {
+        if (text.includes("valid")) throw new Error("ENOSPC: no space left on device, write");
+        out += text;
+      },
+    };
+    const argv = ["listen", "--port", "0", "--scheme", "github", "--secret", "gh-secret", ...(json ? ["--json"] : [])];
+    const running = run(argv, io);
+    while (out === "") await new Promise((resolve) => setTimeout(resolve, 10));
+    const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] as string;
+    const sent = await interlock(["send", url, "--scheme", "github", "--secret", "gh-secret", "--body", "{}"]);
+    expect(sent.code).toBe(0); // the sender is answered all the same
+    stop.abort();
+    expect(await running).toBe(0);
+    return { err: io.err(), out };
+  }
+
+  it("--json: one JSON object, as every error with --json is (exitCode null: the listener carries on)", async () => {
+    const { err } = await listenWithFailingOutput(true);
+    expect(jsonLines(err)).toEqual([
+      {
+        type: "error",
+        code: "internal",
+        message:
+          "could not answer a request: unexpected error (please report it): ENOSPC: no space left on device, write",
+        exitCode: null,
+      },
+    ]);
+  });
+
+  it("text: one line", async () => {
+    const { err } = await listenWithFailingOutput(false);
+    expect(err).toBe(
+      "interlock listen: could not answer a request: unexpected error (please report it): ENOSPC: no space left on device, write\n",
+    );
   });
 });

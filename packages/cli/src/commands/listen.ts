@@ -43,7 +43,7 @@ import {
   shownUrl,
 } from "../http.js";
 import { readSecrets } from "../inputs.js";
-import { type CliIo, Printer } from "../io.js";
+import { type CliIo, Printer, reportError } from "../io.js";
 import { resolveScheme } from "../schemes.js";
 
 /** What `listen` verifies with, where it listens, and where it forwards. */
@@ -515,7 +515,8 @@ export const listenCommand: Command = {
     const forward = forwardText === undefined ? undefined : parseUrl(forwardText, "--forward");
     const scheme = resolveScheme(args.string("scheme"));
     const secret = readSecrets(secretSources(args), io.env, scheme.name);
-    const printer = new Printer(io.stdout, args.flag("json"));
+    const json = args.flag("json");
+    const printer = new Printer(io.stdout, json);
     const listener = await listen({
       scheme,
       secret,
@@ -525,7 +526,8 @@ export const listenCommand: Command = {
       ...(forward === undefined ? {} : { forward }),
       ...(tolerance === undefined ? {} : { tolerance }),
       onDelivery: (report) => printer.print({ type: "delivery", ...report }, () => deliveryLine(report)),
-      onError: (error) => io.stderr.write(`interlock listen: could not answer a request: ${String(error)}\n`),
+      onError: (error) =>
+        reportError(io, { command: "listen", error, json, during: "could not answer a request", carriesOn: true }),
     });
     const shownForward = forward && shownUrl(forward);
     printer.print({ type: "listening", url: listener.url, scheme: scheme.name, forward: shownForward }, () =>
