@@ -3,6 +3,7 @@
  * it prints (valid, duplicate, tampered, stale), its `--json` lines, and `--forward` handing the
  * raw body on byte for byte with the original headers.
  */
+import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
@@ -472,5 +473,27 @@ describe("listen: a request it could not answer is reported on stderr, and it ca
     expect(err).toBe(
       "interlock listen: could not answer a request: unexpected error (please report it): ENOSPC: no space left on device, write\n",
     );
+  });
+});
+
+describe("listen --scheme zoom: Zoom's endpoint.url_validation challenge", () => {
+  it("is answered with the secret given as bytes (--secret-hex): the HMAC key is those bytes", async () => {
+    const token = "zoom secret token "; // a trailing space: only --secret-hex can give it
+    const hex = Buffer.from(token).toString("hex");
+    const listener = new Running(["listen", "--port", "0", "--scheme", "zoom", "--secret-hex", hex, "--json"]);
+    try {
+      const { url } = JSON.parse(await listener.line(1)) as { url: string };
+      const plainToken = "qgg8vlvZRS6UYooatFL8Aw";
+      const body = JSON.stringify({ event: "endpoint.url_validation", payload: { plainToken } });
+      const result = await interlock(["send", url, "--scheme", "zoom", "--secret-hex", hex, "--body", body, "--json"]);
+      expect(result.code).toBe(0);
+      const [attempt] = jsonLines(result.stdout);
+      expect(JSON.parse(attempt?.body as string)).toEqual({
+        plainToken,
+        encryptedToken: createHmac("sha256", Buffer.from(token)).update(plainToken).digest("hex"),
+      });
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
   });
 });

@@ -93,6 +93,13 @@ describe("vector-adjacent behaviour", () => {
     expect(await answerZoomUrlValidation({ event: "meeting.started", payload: {} }, secret)).toBeUndefined();
   });
 
+  it("answers Zoom's URL validation challenge with the secret token given as bytes", async () => {
+    const { secret, plainToken, encryptedToken } = vectorFile.zoomUrlValidation;
+    const bytes = new TextEncoder().encode(secret);
+    const answer = await answerZoomUrlValidation({ event: "endpoint.url_validation", payload: { plainToken } }, bytes);
+    expect(answer).toEqual({ plainToken, encryptedToken });
+  });
+
   it("the SW whsk_ signing key holds the whpk_ public key", () => {
     const v = vectors.find((x) => x.signingKey) as Vector;
     const signing = schemes["standard-webhooks"].parseSecret(v.signingKey as string);

@@ -247,9 +247,9 @@ function sendAnswer(response: ServerResponse, answer: Answer): void {
 
 const toUrl = (forward: string | URL): URL => (typeof forward === "string" ? parseUrl(forward, "--forward") : forward);
 
-function firstTextSecret(secret: WebhookSecret | readonly WebhookSecret[]): string | undefined {
-  const first = Array.isArray(secret) ? secret[0] : secret;
-  return typeof first === "string" ? first : undefined;
+/** The first secret: text, or bytes (`--secret-hex`). */
+function firstSecret(secret: WebhookSecret | readonly WebhookSecret[]): WebhookSecret | undefined {
+  return Array.isArray(secret) ? secret[0] : (secret as WebhookSecret);
 }
 
 /** Why a port cannot be listened on, in words. */
@@ -360,7 +360,7 @@ type Challenge = (payload: unknown) => Promise<object | undefined> | object | un
  */
 function challengeFor(scheme: WebhookScheme, secret: WebhookSecret | readonly WebhookSecret[]): Challenge | undefined {
   if (scheme === slack) return slackUrlVerification;
-  const token = scheme === zoom ? firstTextSecret(secret) : undefined;
+  const token = scheme === zoom ? firstSecret(secret) : undefined;
   return token === undefined ? undefined : (payload) => answerZoomUrlValidation(payload, token);
 }
 

@@ -6,7 +6,7 @@
 
 import { crypto } from "#crypto";
 import { encodeHex } from "../../encoding.js";
-import { importSigningKey } from "../keys.js";
+import { importSigningKey, type WebhookSecret } from "../keys.js";
 import { hmacScheme } from "./hmac.js";
 
 /** Zoom: `x-zm-signature: v0=…` over `v0:{timestamp}:{body}`; no delivery id. */
@@ -29,11 +29,12 @@ export interface ZoomUrlValidationResponse {
 /**
  * The JSON answer to Zoom's `endpoint.url_validation` challenge, given the verified payload,
  * or undefined when the payload is another event. Verify the delivery first: the challenge is
- * signed like any other event.
+ * signed like any other event. The secret token is taken as the verifier takes it: text, or
+ * its bytes as a `Uint8Array`.
  */
 export async function answerZoomUrlValidation(
   payload: unknown,
-  secretToken: string,
+  secretToken: WebhookSecret,
 ): Promise<ZoomUrlValidationResponse | undefined> {
   if (payload === null || typeof payload !== "object") return undefined;
   const { event, payload: inner } = payload as { event?: unknown; payload?: { plainToken?: unknown } };
