@@ -54,7 +54,8 @@ export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {
     short: "H",
     multiple: true,
     value: '"NAME: VALUE"',
-    description: "another header to send, such as x-github-event: push (content-type defaults to application/json)",
+    description:
+      "another header to send, such as x-github-event: push (content-type defaults to application/json; ASCII values)",
   },
   id: {
     type: "string",

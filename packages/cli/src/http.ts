@@ -61,15 +61,28 @@ export function shownUrl(url: URL | string): string {
   });
 }
 
-// What Node's http lets a header value hold (tab, printable ASCII, Latin-1): anything else
-// throws a TypeError when the request is made, long after the command line was read.
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+// Line breaks and controls but tab: no header value carries them (Node's http throws a
+// TypeError when the request is made, long after the command line was read).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const NON_ASCII = /[^\t\x20-\x7e]/; // what is left once controls are refused: past ASCII
 
-/** Refuses, as a usage error naming `what`, a header value Node's http would not send. */
+/**
+ * Refuses, as a usage error naming `what`, a header value that is not tab and printable ASCII.
+ * Past ASCII a value has no one byte form: Node's http sends "é" as the Latin-1 byte E9 (and
+ * refuses "€"), curl sends the argument's UTF-8 bytes C3 A9 (as would the `sign` output given
+ * to curl), and receivers read those bytes as Latin-1 (Node) or UTF-8. A signed id would not
+ * verify on every receiver, and `sign` and `send` would differ: refused, rather than guessed.
+ */
 export function checkHeaderValue(text: string, what: string): void {
-  if (!HEADER_VALUE.test(text)) {
+  if (CONTROL.test(text)) {
+    throw usageError(`${what} has a character a header value cannot carry (a line break or a control character)`);
+  }
+  const other = NON_ASCII.exec(text)?.[0];
+  if (other !== undefined) {
+    const codePoint = `U+${(other.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0")}`;
     throw usageError(
-      `${what} has a character a header value cannot carry (a line break, a control character, or one past U+00FF)`,
+      `${what} has a character outside ASCII (${codePoint}): a header value is sent as bytes, which receivers read as Latin-1 or as UTF-8; use ASCII (percent-encode the rest, as RFC 8187 does)`,
     );
   }
 }

@@ -139,15 +139,23 @@ describe("usage errors: exit 2, one line", () => {
     ],
     [
       ["send", "http://127.0.0.1:1", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "x-shop: café €"],
-      "interlock send: --header x-shop has a character a header value cannot carry (a line break, a control character, or one past U+00FF) (see interlock send --help)",
+      "interlock send: --header x-shop has a character outside ASCII (U+00E9): a header value is sent as bytes, which receivers read as Latin-1 or as UTF-8; use ASCII (percent-encode the rest, as RFC 8187 does) (see interlock send --help)",
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "x-shop: 20 €"],
+      "interlock sign: --header x-shop has a character outside ASCII (U+20AC): a header value is sent as bytes, which receivers read as Latin-1 or as UTF-8; use ASCII (percent-encode the rest, as RFC 8187 does) (see interlock sign --help)",
+    ],
+    [
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--id", "évt-1"],
+      "interlock sign: --id has a character outside ASCII (U+00E9): a header value is sent as bytes, which receivers read as Latin-1 or as UTF-8; use ASCII (percent-encode the rest, as RFC 8187 does) (see interlock sign --help)",
     ],
     [
       ["send", "http://127.0.0.1:1", "--scheme", "github", "--secret", "s", "--body", "{}", "--id", "guid\n1"],
-      "interlock send: --id has a character a header value cannot carry (a line break, a control character, or one past U+00FF) (see interlock send --help)",
+      "interlock send: --id has a character a header value cannot carry (a line break or a control character) (see interlock send --help)",
     ],
     [
       ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--id", "guid\r\nx-injected: 1"],
-      "interlock sign: --id has a character a header value cannot carry (a line break, a control character, or one past U+00FF) (see interlock sign --help)",
+      "interlock sign: --id has a character a header value cannot carry (a line break or a control character) (see interlock sign --help)",
     ],
     [
       ["sign", "--scheme", "stripe", "--secret", "s", "--body", "{}", "--id", "evt_1"],

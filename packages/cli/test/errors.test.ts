@@ -65,6 +65,25 @@ describe("errors", () => {
     }
   });
 
+  it("send -H with a character outside ASCII (é): exit 2 before anything is sent, not one Latin-1 byte", async () => {
+    const app = await recordingServer();
+    try {
+      const argv = ["send", `${app.url}/webhooks`, "--scheme", "github", "--secret", "s", "--body", "{}"];
+      const result = await interlock([...argv, "-H", "x-customer: José"]);
+      expectFailure(
+        result,
+        2,
+        "interlock send: --header x-customer has a character outside ASCII (U+00E9): a header value is sent as bytes, which receivers read as Latin-1 or as UTF-8; use ASCII (percent-encode the rest, as RFC 8187 does) (see interlock send --help)",
+      );
+      expect(app.requests).toHaveLength(0);
+      // Percent-encoded, it goes as written.
+      expect((await interlock([...argv, "-H", "x-customer: Jos%C3%A9"])).code).toBe(0);
+      expect(app.requests[0]?.headers["x-customer"]).toBe("Jos%C3%A9");
+    } finally {
+      await app.close();
+    }
+  });
+
   it("a body file that does not exist: exit 4", async () => {
     const result = await interlock([
       "sign",
