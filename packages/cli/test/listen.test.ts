@@ -6,7 +6,7 @@
 import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import { request as httpRequest } from "node:http";
-import { connect } from "node:net";
+import { connect, createServer as createNetServer } from "node:net";
 import { createWebhookVerifier, signWebhook, slack, standardWebhooks } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../src/index.js";
@@ -495,5 +495,57 @@ describe("listen --scheme zoom: Zoom's endpoint.url_validation challenge", () =>
     } finally {
       expect(await listener.stop()).toBe(0);
     }
+  });
+});
+
+describe("listen --forward to an app that answers a status no server can write (099)", () => {
+  it("answers the sender 502 forward_failed and carries on, instead of ending with a stack trace", async () => {
+    const app = createNetServer((socket) =>
+      socket.once("data", () => socket.end("HTTP/1.1 099 Odd\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")),
+    );
+    app.listen(0, "127.0.0.1");
+    await once(app, "listening");
+    const { port } = app.address() as { port: number };
+    const listener = new Running([
+      "listen",
+      "--port",
+      "0",
+      "--scheme",
+      "github",
+      "--secret",
+      "gh-secret",
+      "--json",
+      "--forward",
+      `http://127.0.0.1:${port}/webhooks`,
+    ]);
+    try {
+      const { url } = JSON.parse(await listener.line(1)) as { url: string };
+      const why = "the app answered 099, which is not an HTTP status (100 to 999)";
+      for (const n of [2, 3]) {
+        const result = await interlock([
+          "send",
+          url,
+          "--scheme",
+          "github",
+          "--secret",
+          "gh-secret",
+          "--body",
+          "{}",
+          "--json",
+        ]);
+        expect(result.code).toBe(1);
+        const [attempt] = jsonLines(result.stdout);
+        expect(attempt?.status).toBe(502);
+        expect(JSON.parse(attempt?.body as string)).toMatchObject({
+          code: "forward_failed",
+          detail: `could not forward the delivery: ${why}`,
+        });
+        expect(JSON.parse(await listener.line(n))).toMatchObject({ status: 502, forward: { status: 99, error: why } });
+      }
+    } finally {
+      expect(await listener.stop()).toBe(0);
+      app.close();
+    }
+    expect(listener.stderr).toBe("");
   });
 });

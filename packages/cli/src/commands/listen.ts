@@ -229,6 +229,12 @@ interface Answer extends HttpResponse {
   statusText?: string;
 }
 
+/**
+ * A status Node's server writes: 100 to 999. Its client reads any three digits, so an app can
+ * answer 099, which passed on would throw when the answer is written and end the listener.
+ */
+const WRITABLE_STATUS = (status: number): boolean => status >= 100 && status <= 999;
+
 /** A reason phrase Node will write: visible ASCII, spaces and tabs (RFC 9112 §4, without obs-text). */
 const WRITABLE_REASON = /^[\t\x20-\x7e]+$/;
 
@@ -397,6 +403,10 @@ async function forwardTo(
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     return forwardFailed(url, undefined, error.message, error);
+  }
+  if (!WRITABLE_STATUS(reply.status)) {
+    const why = `the app answered ${String(reply.status).padStart(3, "0")}, which is not an HTTP status (100 to 999)`;
+    return forwardFailed(url, reply.status, why);
   }
   if (reply.truncated) {
     const why = `the app answered ${reply.status} with a body over ${MAX_ANSWER_BYTES / 1024 / 1024} MiB, which is not passed on`;
