@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { describe, expect, it } from "vitest";
-import { interlock, jsonLines, Running } from "./helpers.js";
+import { githubListen, interlock, jsonLines, Running } from "./helpers.js";
 
 const MIB = 1024 * 1024;
 const SEND = ["--scheme", "github", "--secret", "gh-secret", "--body", "{}"];
@@ -64,17 +64,7 @@ describe("an answer with a body that never ends", () => {
 
   it("listen --forward answers the sender 502 forward_failed and reports the app's status, well before --timeout", async () => {
     const app = await endlessReceiver();
-    const listener = new Running([
-      "listen",
-      "--port",
-      "0",
-      ...SEND.slice(0, 4),
-      "--json",
-      "--timeout",
-      "5000",
-      "--forward",
-      `${app.url}/webhooks`,
-    ]);
+    const listener = new Running(githubListen("--json", "--timeout", "5000", "--forward", `${app.url}/webhooks`));
     try {
       const { url } = JSON.parse(await listener.line(1)) as { url: string };
       const result = await interlock(["send", url, ...SEND, "--json"]);

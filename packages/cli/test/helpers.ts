@@ -140,6 +140,18 @@ export async function recordingServer(
   };
 }
 
+/** `listen` on a free port for GitHub deliveries signed with `gh-secret`, then `extra` options. */
+export const githubListen = (...extra: string[]): string[] => [
+  "listen",
+  "--port",
+  "0",
+  "--scheme",
+  "github",
+  "--secret",
+  "gh-secret",
+  ...extra,
+];
+
 /** A port on 127.0.0.1 that nothing listens on: it was free a moment ago, and is closed again. */
 export async function closedPort(): Promise<number> {
   const server = createServer();

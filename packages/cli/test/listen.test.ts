@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../src/index.js";
 import {
   closedPort,
+  githubListen,
   interlock,
   jsonLines,
   memoryIo,
@@ -153,17 +154,7 @@ describe("listen --json --forward", () => {
 describe("listen (text output) with an app that cannot be reached", () => {
   it("prints each delivery on a line; a failed forward is answered 502 and released, so a retry is forwarded again", async () => {
     const port = await closedPort();
-    const listener = new Running([
-      "listen",
-      "--port",
-      "0",
-      "--scheme",
-      "github",
-      "--secret",
-      "gh-secret",
-      "--forward",
-      `http://127.0.0.1:${port}/webhooks/github`,
-    ]);
+    const listener = new Running(githubListen("--forward", `http://127.0.0.1:${port}/webhooks/github`));
     try {
       const ready = await listener.line(1);
       const url = /listening on (http:\/\/127\.0\.0\.1:\d+) for github deliveries, forwarding verified ones to/.exec(
@@ -216,7 +207,7 @@ describe("listen: a sender that leaves before its body is complete", () => {
   }
 
   it("one line with the verdict incomplete, what arrived, nothing processed; no error; the listener carries on", async () => {
-    const listener = new Running(["listen", "--port", "0", "--scheme", "github", "--secret", "gh-secret"]);
+    const listener = new Running(githubListen());
     try {
       const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(await listener.line(1))?.[1] as string;
       await sendPartBody(url, "Content-Length: 100\r\n", '{"a":', "end");
@@ -237,7 +228,7 @@ describe("listen: a sender that leaves before its body is complete", () => {
   });
 
   it("--json: a delivery line with verdict incomplete and status null (the sender got no answer)", async () => {
-    const listener = new Running(["listen", "--port", "0", "--scheme", "github", "--secret", "gh-secret", "--json"]);
+    const listener = new Running(githubListen("--json"));
     try {
       const { url } = JSON.parse(await listener.line(1)) as { url: string };
       await sendPartBody(url, "Content-Length: 10\r\n", "{}", "end");
@@ -444,7 +435,7 @@ describe("listen: a request it could not answer is reported on stderr, and it ca
         out += text;
       },
     };
-    const argv = ["listen", "--port", "0", "--scheme", "github", "--secret", "gh-secret", ...(json ? ["--json"] : [])];
+    const argv = githubListen(...(json ? ["--json"] : []));
     const running = run(argv, io);
     while (out === "") await new Promise((resolve) => setTimeout(resolve, 10));
     const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] as string;
@@ -506,18 +497,7 @@ describe("listen --forward to an app that answers a status no server can write (
     app.listen(0, "127.0.0.1");
     await once(app, "listening");
     const { port } = app.address() as { port: number };
-    const listener = new Running([
-      "listen",
-      "--port",
-      "0",
-      "--scheme",
-      "github",
-      "--secret",
-      "gh-secret",
-      "--json",
-      "--forward",
-      `http://127.0.0.1:${port}/webhooks`,
-    ]);
+    const listener = new Running(githubListen("--json", "--forward", `http://127.0.0.1:${port}/webhooks`));
     try {
       const { url } = JSON.parse(await listener.line(1)) as { url: string };
       const why = "the app answered 099, which is not an HTTP status (100 to 999)";

@@ -4,7 +4,7 @@
  * the password (text, --json, errors, the 502 problem+json a sender gets from `listen`).
  */
 import { describe, expect, it } from "vitest";
-import { closedPort, interlock, jsonLines, Running, recordingServer } from "./helpers.js";
+import { closedPort, githubListen, interlock, jsonLines, Running, recordingServer } from "./helpers.js";
 
 const PASSWORD = "pa55-w0rd";
 const basic = (userinfo: string) => `Basic ${Buffer.from(userinfo).toString("base64")}`;
@@ -73,18 +73,7 @@ describe("listen --forward to a URL with credentials", () => {
   it("forwards with them as Basic auth; the listening line shows the password as ***", async () => {
     const app = await recordingServer();
     const { host } = new URL(app.url);
-    const listener = new Running([
-      "listen",
-      "--port",
-      "0",
-      "--scheme",
-      "github",
-      "--secret",
-      "gh-secret",
-      "--json",
-      "--forward",
-      `http://app-user:${PASSWORD}@${host}/webhooks`,
-    ]);
+    const listener = new Running(githubListen("--json", "--forward", `http://app-user:${PASSWORD}@${host}/webhooks`));
     try {
       const ready = JSON.parse(await listener.line(1));
       expect(ready.forward).toBe(`http://app-user:***@${host}/webhooks`);
@@ -102,17 +91,7 @@ describe("listen --forward to a URL with credentials", () => {
 
   it("a failed forward shows the password as *** on the delivery line and in the sender's 502", async () => {
     const port = await closedPort();
-    const listener = new Running([
-      "listen",
-      "--port",
-      "0",
-      "--scheme",
-      "github",
-      "--secret",
-      "gh-secret",
-      "--forward",
-      `http://app-user:${PASSWORD}@127.0.0.1:${port}/webhooks`,
-    ]);
+    const listener = new Running(githubListen("--forward", `http://app-user:${PASSWORD}@127.0.0.1:${port}/webhooks`));
     try {
       const ready = await listener.line(1);
       expect(ready).toContain(`, forwarding verified ones to http://app-user:***@127.0.0.1:${port}/webhooks (`);
