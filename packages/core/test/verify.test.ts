@@ -271,7 +271,11 @@ describe("GitHub payloads: a JSON body, or a form whose `payload` field holds th
 
   it("throws SyntaxError for a body that is neither", async () => {
     await expect(decoded("not json at all")).rejects.toThrow(SyntaxError);
-    await expect(decoded("other=field")).rejects.toThrow(/neither JSON nor a form with a "payload" field/);
+    await expect(decoded("other=field")).rejects.toThrow(/neither a JSON object nor a form with a "payload" field/);
+    // JSON, but no object: what a GitHub payload always is.
+    for (const body of ["null", "[]", "42", '"text"']) {
+      await expect(decoded(body)).rejects.toThrow(/neither a JSON object nor a form/);
+    }
     await expect(decoded("payload=%7Bbroken")).rejects.toThrow(SyntaxError);
     await expect(decoded('{"broken"')).rejects.toThrow(SyntaxError);
   });

@@ -19,6 +19,7 @@ export function decodeJsonOrForm(body: Uint8Array, jsonField?: string): unknown 
   const fields = new URLSearchParams(text);
   if (jsonField === undefined) return Object.fromEntries(fields);
   const json = fields.get(jsonField);
-  if (json === null) throw new SyntaxError(`the body is neither JSON nor a form with a "${jsonField}" field`);
+  // (JSON that is no object, such as `null` or `[]`, reads as a form without the field: say both.)
+  if (json === null) throw new SyntaxError(`the body is neither a JSON object nor a form with a "${jsonField}" field`);
   return JSON.parse(json);
 }
