@@ -186,3 +186,23 @@ function externalServer(url: string): PostgresServer {
     },
   };
 }
+
+/**
+ * Runs `body` and returns the warnings `pg` gave meanwhile for a query handed to a client still
+ * executing one (deprecated in pg 8, gone in pg 9): a store on a single `pg.Client` must queue
+ * its own statements and never cause one.
+ */
+export async function busyClientWarnings(body: () => Promise<void>): Promise<string[]> {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => {
+    if (warning.message.includes("already executing a query")) warnings.push(warning.message);
+  };
+  process.on("warning", onWarning);
+  try {
+    await body();
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+  } finally {
+    process.off("warning", onWarning);
+  }
+  return warnings;
+}
