@@ -1,6 +1,6 @@
 /** `createClient`'s options, their defaults, and the checks that report a bad one at start-up. */
 
-import { InterlockConfigError } from "@interlock/core";
+import { InterlockConfigError, monotonicNow } from "@interlock/core";
 import type { Backoff, BackoffStrategy } from "./backoff.js";
 import type { BreakerOptions, BreakerPolicy } from "./breaker.js";
 import { DEFAULT_RETRY_BUDGET, type RetryBudgetOptions } from "./budget.js";
@@ -116,16 +116,6 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const platformFetch: FetchFunction = (input, init) => globalThis.fetch(input, init);
 
-/**
- * Monotonic ms for durations: `Date.now()` steps when the system clock is set (NTP, a VM
- * resumed), which would end a deadline at once or stretch it, and hold a circuit open, by the
- * step. Bound to the `performance` in place when the client is made.
- */
-function monotonic(): () => number {
-  const performance = globalThis.performance;
-  return typeof performance?.now === "function" ? () => performance.now() : Date.now;
-}
-
 export function resolveOptions(options: ClientOptions): Settings {
   if (typeof options !== "object" || options === null) fail("options must be an object");
   const now = optionalFunction(options.now, "now");
@@ -158,7 +148,9 @@ export function resolveOptions(options: ClientOptions): Settings {
     onEvent: optionalFunction(options.onEvent, "onEvent"),
     random: optionalFunction(options.random, "random") ?? Math.random,
     now: now ?? Date.now,
-    elapsed: now ?? monotonic(),
+    // Durations on core's monotonic clock: `Date.now()` steps when the system clock is set (NTP, a
+    // resumed VM), which would end a deadline at once or stretch it, and hold a circuit open.
+    elapsed: now ?? monotonicNow,
     sleep: optionalFunction(options.sleep, "sleep") ?? platformSleep,
   };
   if (settings.backoff.capMs < settings.backoff.baseMs) fail("backoff.capMs must be at least backoff.baseMs");
