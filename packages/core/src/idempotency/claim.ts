@@ -1,7 +1,7 @@
 /** Claiming a key, waiting for an in-flight holder when asked: shared by the HTTP engine and `runIdempotent`. */
 
-import { monotonicClock } from "../clock.js";
 import { InterlockConfigError } from "../errors.js";
+import { monotonicNow } from "../events.js";
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
 import { asUnavailable, storeCall } from "../store/validate.js";
 
@@ -60,13 +60,12 @@ async function claimWaiting(
   wait: WaitOptions,
 ): Promise<ClaimResult> {
   // Monotonic: a system clock set back mid-wait must not stretch the wait by as much.
-  const now = monotonicClock();
-  const deadline = now() + wait.timeoutMs;
+  const deadline = monotonicNow() + wait.timeoutMs;
   let interval = wait.pollMs ?? 25;
   for (;;) {
     const result = await claimOnce(store, key, options);
     if (result.state !== "in_flight" || result.fingerprint !== options.fingerprint) return result;
-    const remaining = deadline - now();
+    const remaining = deadline - monotonicNow();
     if (remaining <= 0) return result;
     await sleep(Math.min(interval, remaining));
     interval = Math.min(interval * 2, 1_000);
