@@ -1,6 +1,7 @@
 /**
  * The raw request bytes, wherever they are: captured by a body parser's `verify` hook, left
- * as a Buffer by `express.raw()`, or still unread in the request stream.
+ * as a Buffer by `express.raw()`, kept as `req.rawBody` by the host, or still unread in the
+ * request stream.
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -14,6 +15,12 @@ interface RequestState {
   /** Set by body-parser 1.x (Express 4) once a parser has read the stream. */
   _body?: boolean;
   body?: unknown;
+  /**
+   * The bytes as read, kept by hosts that parse every body before the app's middleware runs:
+   * NestJS (`NestFactory.create(AppModule, { rawBody: true })`), Google Cloud Functions and
+   * Firebase's `onRequest` (functions-framework).
+   */
+  rawBody?: unknown;
 }
 
 /**
@@ -36,8 +43,13 @@ export function rawBodyOf(req: IncomingMessage): Buffer | undefined {
   const captured = state[RAW_BODY];
   if (captured !== undefined) return captured;
   // express.raw() leaves the bytes as they were read; any other parser leaves something else.
-  return Buffer.isBuffer(state.body) ? state.body : undefined;
+  if (Buffer.isBuffer(state.body)) return state.body;
+  // Only bytes: a `rawBody` string is decoded text (often re-serialised JSON), not what was signed.
+  return state.rawBody instanceof Uint8Array ? asBuffer(state.rawBody) : undefined;
 }
+
+/** The end of every "the bytes are gone" advice: hosts that parse every body have their own switch. */
+export const RAW_BODY_HOST_ADVICE = "; on NestJS, create the app with NestFactory.create(AppModule, { rawBody: true })";
 
 /** Whether something already read the request stream (so its bytes can no longer be read). */
 export function streamConsumed(req: IncomingMessage): boolean {

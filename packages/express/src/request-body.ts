@@ -10,11 +10,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { announcesBody, BodyError } from "@interlock/core";
 import express, { type RequestHandler } from "express";
-import { captureRawBody, declaredTooLarge, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
+import {
+  captureRawBody,
+  declaredTooLarge,
+  RAW_BODY_HOST_ADVICE,
+  rawBodyOf,
+  readRawBody,
+  streamConsumed,
+} from "./raw-body.js";
 
 const NOT_RAW_ADVICE =
   "a body parser read the request before idempotency() ran, so the bytes to fingerprint are gone: " +
-  "pass the parser the verify hook, e.g. express.json({ verify: captureRawBody }), or mount idempotency() first";
+  "pass the parser the verify hook, e.g. express.json({ verify: captureRawBody }), or mount idempotency() first" +
+  RAW_BODY_HOST_ADVICE;
 
 /** Reads the body; throws core's `BodyError` (413 too large, 500 not raw), which the engine answers. */
 export type BodyReader = (req: IncomingMessage, res: ServerResponse) => Promise<Buffer | undefined>;

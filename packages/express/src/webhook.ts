@@ -16,7 +16,7 @@ import {
 import type { Request, RequestHandler, Response } from "express";
 import { useDictionaryProperties } from "./dictionary-mode.js";
 import { holdResponse } from "./hold.js";
-import { rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
+import { RAW_BODY_HOST_ADVICE, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
 import { onThrow } from "./release.js";
 import { answer } from "./respond.js";
 
@@ -36,7 +36,8 @@ export interface WebhookOptions extends WebhookReceiverOptions {
 
 const NOT_RAW_ADVICE =
   "a body parser read the request before webhook() ran, so the signed bytes are gone: mount the webhook " +
-  "route before express.json(), or keep the bytes with express.json({ verify: captureRawBody })";
+  "route before express.json(), or keep the bytes with express.json({ verify: captureRawBody })" +
+  RAW_BODY_HOST_ADVICE;
 
 /** The raw bytes of the delivery, or core's error when they are too many or already gone. */
 async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8Array | BodyError> {

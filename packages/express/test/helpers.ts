@@ -1,4 +1,4 @@
-import { request as httpRequest } from "node:http";
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import type { Express } from "express";
@@ -110,4 +110,12 @@ export class SlowStore extends MemoryStore {
     await sleep(this.delayMs);
     return super.release(...args);
   }
+}
+
+/**
+ * A body parser `verify` hook doing what NestJS (`rawBody: true`) and Google Cloud Functions do:
+ * the bytes read kept as a Buffer on `req.rawBody`.
+ */
+export function keepRawBody(req: IncomingMessage, _res: ServerResponse, buf: Buffer): void {
+  (req as IncomingMessage & { rawBody?: Buffer }).rawBody = buf;
 }

@@ -13,7 +13,7 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
 import { asyncRoute, untouchedBody } from "./framework.js";
-import { listen, postAndLeave, type Running, SlowStore, send, sleep } from "./helpers.js";
+import { keepRawBody, listen, postAndLeave, type Running, SlowStore, send, sleep } from "./helpers.js";
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -584,6 +584,19 @@ describe("idempotency(): request bodies", () => {
     expect((await post(`${world.url}/echo`, key, '{"a":1}')).headers["idempotent-replayed"]).toBe("true");
   });
 
+  it("behind a host that keeps the bytes as a Buffer req.rawBody (NestJS rawBody: true, Cloud Functions), they are fingerprinted", async () => {
+    const world = await start(
+      (app, use, idem) => app.post("/echo", idem, use(echo)),
+      {},
+      (app) => app.use(express.json({ verify: keepRawBody })),
+    );
+    const key = newKey();
+    const first = await post(`${world.url}/echo`, key, '{"a":1}');
+    expect([first.status, first.json()]).toEqual([201, { body: { a: 1 } }]);
+    expect((await post(`${world.url}/echo`, key, '{"a": 1}')).status).toBe(422);
+    expect((await post(`${world.url}/echo`, key, '{"a":1}')).headers["idempotent-replayed"]).toBe("true");
+  });
+
   it("with a plain express.json() first: keyed requests → 500 body_not_raw with advice; others pass", async () => {
     const world = await start(
       (app, use, idem) => {
@@ -599,6 +612,7 @@ describe("idempotency(): request bodies", () => {
     const problem = refused.json() as { code: string; detail: string };
     expect(problem.code).toBe("body_not_raw");
     expect(problem.detail).toContain("verify: captureRawBody");
+    expect(problem.detail).toContain("rawBody: true");
     expect((await post(`${world.url}/echo`, undefined, '{"a":1}')).status).toBe(201);
     expect((await send(`${world.url}/echo`, { method: "GET", headers: { "idempotency-key": newKey() } })).status).toBe(
       201,

@@ -5,7 +5,7 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import { afterEach, describe, expect, it } from "vitest";
 import { captureRawBody, releaseOnError, type WebhookOptions, webhook } from "../src/index.js";
 import { asyncRoute, expressMajor } from "./framework.js";
-import { listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
+import { keepRawBody, listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -50,6 +50,8 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
     "no body parser": () => {},
     "express.json({ verify: captureRawBody })": (app) => app.use(express.json({ verify: captureRawBody })),
     "express.raw({ type: '*/*' })": (app) => app.use(express.raw({ type: "*/*" })),
+    "a host that keeps a Buffer req.rawBody (NestJS rawBody: true, Cloud Functions)": (app) =>
+      app.use(express.json({ verify: keepRawBody })),
     "express.urlencoded() (another type)": (app) => app.use(express.urlencoded({ extended: false })),
     "a parser that sets req.body = {} without reading (Express 4 style)": (app) =>
       app.use((req, _res, next) => {
@@ -82,7 +84,17 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
     const problem = response.json() as { code: string; detail: string };
     expect(problem.code).toBe("body_not_raw");
     expect(problem.detail).toContain("captureRawBody");
+    expect(problem.detail).toContain("rawBody: true");
     expect(ran).toBe(false);
+  });
+
+  it("a req.rawBody that is a string (decoded text) is not taken for the signed bytes → body_not_raw", async () => {
+    const url = await start({
+      before: (app) =>
+        app.use(express.json({ verify: (req, _res, buf) => Object.assign(req, { rawBody: buf.toString() }) })),
+    });
+    const response = await send(url, await signed('{"type":"invoice.paid"}'));
+    expect([response.status, (response.json() as { code: string }).code]).toEqual([500, "body_not_raw"]);
   });
 
   it("express.text({ type: '*/*' }) ran first → body_not_raw (decoded text is not the signed bytes)", async () => {
