@@ -106,6 +106,21 @@ describe("AttemptDispatcher over real HTTP", () => {
     expect(attemptAbort(true, true)).toBeInstanceOf(AttemptDispatcher);
   });
 
+  it("a blob: URL, which fetch answers itself, leaves the dispatcher in use for the next network call", async () => {
+    const server = await serve();
+    const client = createClient({ timeoutMs: 100, maxAttempts: 1 });
+    const url = URL.createObjectURL(new Blob(["hello"]));
+    try {
+      expect(await (await client(url)).text()).toBe("hello");
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+    expect(attemptAbort(true, true)).toBeInstanceOf(AttemptDispatcher);
+    const { error } = await settled(client(`${server.origin}/hang`));
+    expect((error as RetryLimitError).cause).toBeInstanceOf(TimeoutError);
+    await server.hungUp(0);
+  });
+
   it("a caller's own dispatcher is used as given, the attempt following a signal instead", async () => {
     const server = await serve();
     const global = platformDispatcher();
