@@ -36,9 +36,15 @@ export function bodyReader(limit: number): BodyReader {
     express.raw(options),
   ];
   return async (req, res) => {
-    const known = rawBodyOf(req);
-    if (known !== undefined) return known;
-    if (streamConsumed(req)) throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
+    if (streamConsumed(req)) {
+      // A parser (or the host) read the stream: its bytes are what it kept, or gone.
+      const known = rawBodyOf(req);
+      if (known !== undefined) return known;
+      throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
+    }
+    // The stream is unread, yet `req.body` may already hold its bytes as a Buffer: hosts that
+    // make a request from an event put them there too (serverless-express and serverless-http
+    // on AWS Lambda). The parsers still run, so the route gets the body they give, as anywhere.
     // Refused before Express's parsers, which read a body past their limit to its end before refusing it.
     const declared = declaredTooLarge(req, limit);
     if (declared) throw declared;
