@@ -12,6 +12,7 @@ import {
   type GatewayRequest,
   gatewayAnswer,
   lambdaContext,
+  type ProxyResult,
 } from "@interlock/test-harness/api-gateway";
 import express, { type ErrorRequestHandler, type RequestHandler } from "express";
 import serverless from "serverless-http";
@@ -42,7 +43,7 @@ for (const [wrapper, wrap] of Object.entries(wrappers)) {
         const handler = wrap(app);
         return async (request: GatewayRequest): Promise<GatewayAnswer> => {
           const event = version === "1.0" ? apiGatewayEvent("1.0", request) : apiGatewayEvent("2.0", request);
-          return gatewayAnswer((await handler(event, lambdaContext())) as Parameters<typeof gatewayAnswer>[0]);
+          return gatewayAnswer((await handler(event, lambdaContext())) as ProxyResult);
         };
       });
     });

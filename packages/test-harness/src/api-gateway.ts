@@ -11,13 +11,7 @@
  * - A body of a binary media type comes base64-encoded (`isBase64Encoded: true`); any other
  *   body comes as text, decoded from UTF-8.
  */
-import type {
-  APIGatewayProxyEvent,
-  APIGatewayProxyEventV2,
-  APIGatewayProxyResult,
-  APIGatewayProxyStructuredResultV2,
-  Context,
-} from "aws-lambda";
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from "aws-lambda";
 
 /** `1.0`: a REST API (or an HTTP API set to 1.0); `2.0`: an HTTP API's default. */
 export type PayloadVersion = "1.0" | "2.0";
@@ -199,8 +193,21 @@ export interface GatewayAnswer {
   json(): unknown;
 }
 
+/**
+ * A function's result in either payload format: `aws-lambda`'s `APIGatewayProxyResult` (1.0) or
+ * `APIGatewayProxyStructuredResultV2` (2.0), loosely typed as each library declares its own.
+ */
+export interface ProxyResult {
+  statusCode?: number | undefined;
+  headers?: Record<string, unknown> | undefined;
+  multiValueHeaders?: Record<string, readonly unknown[]> | undefined;
+  cookies?: readonly string[] | undefined;
+  body?: string | undefined;
+  isBase64Encoded?: boolean | undefined;
+}
+
 /** What API Gateway makes of a proxy result (either format's). */
-export function gatewayAnswer(result: APIGatewayProxyResult | APIGatewayProxyStructuredResultV2): GatewayAnswer {
+export function gatewayAnswer(result: ProxyResult): GatewayAnswer {
   const headers: Record<string, string> = {};
   const add = (name: string, value: unknown) => {
     const lower = name.toLowerCase();
