@@ -487,6 +487,47 @@ describe("listen --scheme zoom: Zoom's endpoint.url_validation challenge", () =>
       expect(await listener.stop()).toBe(0);
     }
   });
+  it("with several secrets (rotating), is answered under the one that signed it, either way; another is refused", async () => {
+    const [older, newer, unknown] = ["zoom-token-old", "zoom-token-new", "zoom-token-other"];
+    const listener = new Running([
+      "listen",
+      "--port",
+      "0",
+      "--scheme",
+      "zoom",
+      "--secret",
+      older,
+      "--secret",
+      newer,
+      "--json",
+    ]);
+    try {
+      const { url } = JSON.parse(await listener.line(1)) as { url: string };
+      const challenge = async (token: string, plainToken: string) => {
+        const body = JSON.stringify({ event: "endpoint.url_validation", payload: { plainToken } });
+        const result = await interlock(["send", url, "--scheme", "zoom", "--secret", token, "--body", body, "--json"]);
+        const [attempt] = jsonLines(result.stdout);
+        return { status: attempt?.status, answer: JSON.parse(attempt?.body as string) as Record<string, unknown> };
+      };
+      const under = (token: string, plainToken: string) => ({
+        status: 200,
+        answer: { plainToken, encryptedToken: createHmac("sha256", token).update(plainToken).digest("hex") },
+      });
+      expect(await challenge(newer, "signed-with-the-second")).toEqual(under(newer, "signed-with-the-second"));
+      expect(await challenge(older, "signed-with-the-first")).toEqual(under(older, "signed-with-the-first"));
+      expect(await challenge(unknown, "signed-with-neither")).toMatchObject({
+        status: 401,
+        answer: { code: "no_matching_signature" },
+      });
+      expect(jsonLines(listener.lines.slice(1).join("\n")).map((line) => line.verdict)).toEqual([
+        "valid",
+        "valid",
+        "tampered",
+      ]);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+  });
 });
 
 describe("listen --forward to an app that answers a status no server can write (099)", () => {
