@@ -89,6 +89,28 @@ describe("listen --forward to a URL with credentials", () => {
     expect(listener.lines.join("\n")).not.toContain(PASSWORD);
   });
 
+  it("the URL's credentials win over a sender's own Authorization, which goes on only to a URL without them", async () => {
+    const app = await recordingServer();
+    const { host } = new URL(app.url);
+    const withCredentials = new Running(githubListen("--json", "--forward", `http://app-user:${PASSWORD}@${host}/a`));
+    const without = new Running(githubListen("--json", "--forward", `${app.url}/b`));
+    try {
+      for (const listener of [withCredentials, without]) {
+        const { url } = JSON.parse(await listener.line(1)) as { url: string };
+        const result = await interlock(["send", url, ...SEND, "-H", "Authorization: Bearer sender-token"]);
+        expect(result.code).toBe(0);
+      }
+      expect(app.requests.map((request) => [request.url, request.headers.authorization])).toEqual([
+        ["/a", basic(`app-user:${PASSWORD}`)],
+        ["/b", "Bearer sender-token"],
+      ]);
+    } finally {
+      expect(await withCredentials.stop()).toBe(0);
+      expect(await without.stop()).toBe(0);
+      await app.close();
+    }
+  });
+
   it("a failed forward shows the password as *** on the delivery line and in the sender's 502", async () => {
     const port = await closedPort();
     const listener = new Running(githubListen("--forward", `http://app-user:${PASSWORD}@127.0.0.1:${port}/webhooks`));

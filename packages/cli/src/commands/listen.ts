@@ -438,7 +438,7 @@ async function forwardTo(
 ): Promise<{ answer: Answer; forward: ForwardReport }> {
   let reply: HttpAnswer;
   try {
-    reply = await post(url, endToEndHeaders(rawHeaders), body, timeoutMs, stopping);
+    reply = await post(url, forwardedHeaders(url, rawHeaders), body, timeoutMs, stopping);
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     return forwardFailed(url, undefined, error.message, error);
@@ -455,6 +455,17 @@ async function forwardTo(
     answer: { status: reply.status, statusText: reply.statusText, headers: reply.headers, body: reply.body },
     forward: { url: shownUrl(url), status: reply.status, error: undefined },
   };
+}
+
+/**
+ * The sender's end-to-end headers, without its `Authorization` when the forward URL carries
+ * credentials: they are the operator's choice for the local app, so they win (Node's http sends
+ * a URL's credentials as Basic auth only when no `Authorization` header is given).
+ */
+function forwardedHeaders(url: URL, rawHeaders: readonly string[]): Array<[string, string]> {
+  const headers = endToEndHeaders(rawHeaders);
+  if (url.username === "" && url.password === "") return headers;
+  return headers.filter(([name]) => name.toLowerCase() !== "authorization");
 }
 
 /**
@@ -546,7 +557,7 @@ export const listenCommand: Command = {
       type: "string",
       value: "URL",
       description:
-        "forward verified first copies to URL (a user:password in it is sent as Basic auth, shown as user:***)",
+        "forward verified first copies to URL (a user:password in it is sent as Basic auth instead of the sender's Authorization, shown as user:***)",
     },
     tolerance: { type: "string", value: "SECONDS", description: "accepted timestamp age either way (default 300)" },
     timeout: { type: "string", value: "MS", description: "how long to wait for the forward's answer (default 10000)" },
