@@ -1,6 +1,6 @@
 // Boots the Express app: `node server.mjs` (PORT, HOST, STRIPE_WEBHOOK_SECRET, API_KEYS).
 import { fileURLToPath } from "node:url";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, serverUrl } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -12,7 +12,7 @@ export function start({ port = portFrom(process.env), host = hostFrom(process.en
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, (error) => {
       if (error) return reject(error);
-      const url = `http://${host}:${server.address().port}`;
+      const url = serverUrl(host, server.address().port);
       const close = () =>
         new Promise((done) => {
           server.close(() => done());

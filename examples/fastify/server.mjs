@@ -1,6 +1,6 @@
 // Boots the Fastify app: `node server.mjs` (PORT, HOST, WEBHOOK_SECRET, API_KEYS).
 import { fileURLToPath } from "node:url";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, serverUrl } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -10,7 +10,7 @@ import { createApp } from "./app.mjs";
 export async function start({ port = portFrom(process.env), host = hostFrom(process.env), ...options }) {
   const app = await createApp(options);
   await app.listen({ port, host });
-  return { url: `http://${host}:${app.server.address().port}`, close: () => app.close() };
+  return { url: serverUrl(host, app.server.address().port), close: () => app.close() };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

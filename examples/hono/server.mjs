@@ -2,7 +2,7 @@
 // Bun, Deno and Workers serve app.mjs's default export instead; see README.md.
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, serverUrl } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -14,7 +14,7 @@ export function start({ port = portFrom(process.env), host = hostFrom(process.en
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => {
       const close = () => new Promise((done) => server.close(() => done()));
-      resolve({ url: `http://${host}:${info.port}`, close });
+      resolve({ url: serverUrl(host, info.port), close });
     });
     server.once("error", reject);
   });

@@ -1,6 +1,6 @@
 // Boots the Koa app: `node server.mjs` (PORT, HOST, SHOPIFY_WEBHOOK_SECRET, API_KEYS).
 import { fileURLToPath } from "node:url";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, serverUrl } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -16,7 +16,7 @@ export function start({ port = portFrom(process.env), host = hostFrom(process.en
           server.close(() => done());
           server.closeIdleConnections();
         });
-      resolve({ url: `http://${host}:${server.address().port}`, close });
+      resolve({ url: serverUrl(host, server.address().port), close });
     });
     server.once("error", reject);
   });

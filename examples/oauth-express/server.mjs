@@ -1,7 +1,7 @@
 // Boots the Express OAuth app: `node server.mjs` (ISSUER, CLIENT_ID, CLIENT_SECRET, TOKEN_KEY,
 // PORT, HOST, BASE_URL).
 import { fileURLToPath } from "node:url";
-import { hostFrom, portFrom, runServer, StartupError, urlFrom } from "../shared/config.mjs";
+import { hostFrom, portFrom, runServer, StartupError, serverUrl, urlFrom } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -14,11 +14,11 @@ export function start({
   baseUrl,
   ...options
 }) {
-  const app = createApp({ ...options, baseUrl: baseUrl ?? `http://${host}:${port}` });
+  const app = createApp({ ...options, baseUrl: baseUrl ?? serverUrl(host, port) });
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, (error) => {
       if (error) return reject(error);
-      const url = `http://${host}:${server.address().port}`;
+      const url = serverUrl(host, server.address().port);
       const close = () =>
         new Promise((done) => {
           server.close(() => done());

@@ -2,7 +2,7 @@
 // TOKEN_KEY, PORT, HOST, BASE_URL). Bun, Deno and Workers serve app.mjs's default export.
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
-import { hostFrom, portFrom, runServer, StartupError, urlFrom } from "../shared/config.mjs";
+import { hostFrom, portFrom, runServer, StartupError, serverUrl, urlFrom } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -15,11 +15,11 @@ export function start({
   baseUrl,
   ...options
 }) {
-  const app = createApp({ ...options, baseUrl: baseUrl ?? `http://${host}:${port}` });
+  const app = createApp({ ...options, baseUrl: baseUrl ?? serverUrl(host, port) });
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => {
       const close = () => new Promise((done) => server.close(() => done()));
-      resolve({ url: `http://${host}:${info.port}`, close });
+      resolve({ url: serverUrl(host, info.port), close });
     });
     server.once("error", reject);
   });

@@ -4,7 +4,16 @@ import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
 import { migrate, postgresStore } from "@interlock/postgres";
 import pg from "pg";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
+import {
+  apiKeysFrom,
+  hostFrom,
+  portFrom,
+  runServer,
+  StartupError,
+  serverUrl,
+  shown,
+  urlFrom,
+} from "../shared/config.mjs";
 import { APP_SCHEMA_SQL, createApp } from "./app.mjs";
 
 /**
@@ -43,7 +52,7 @@ export async function start({
           clearInterval(purge);
           server.close(() => pool.end().then(() => done()));
         });
-      resolve({ url: `http://${host}:${info.port}`, close });
+      resolve({ url: serverUrl(host, info.port), close });
     });
     server.once("error", (error) => {
       clearInterval(purge);

@@ -1,6 +1,6 @@
 // Boots the app: `node server.mjs` (PORT, HOST, STRIPE_WEBHOOK_SECRET).
 import { fileURLToPath } from "node:url";
-import { hostFrom, portFrom, runServer, StartupError } from "../shared/config.mjs";
+import { hostFrom, portFrom, runServer, StartupError, serverUrl } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /** Starts the app and resolves once it listens. `port: 0` takes a free port; the URL says which. */
@@ -9,7 +9,7 @@ export function start({ port = portFrom(process.env), host = hostFrom(process.en
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, (error) => {
       if (error) return reject(error);
-      const url = `http://${host}:${server.address().port}`;
+      const url = serverUrl(host, server.address().port);
       const close = () =>
         new Promise((done) => {
           server.close(() => done());

@@ -4,7 +4,16 @@
 import { fileURLToPath } from "node:url";
 import { redisStore } from "@interlock/redis";
 import { Redis } from "ioredis";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, shown, urlFrom } from "../shared/config.mjs";
+import {
+  apiKeysFrom,
+  hostFrom,
+  portFrom,
+  runServer,
+  StartupError,
+  serverUrl,
+  shown,
+  urlFrom,
+} from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -37,7 +46,7 @@ export async function start({
           server.close(() => quit(redis).then(done));
           server.closeIdleConnections();
         });
-      resolve({ url: `http://${host}:${server.address().port}`, close });
+      resolve({ url: serverUrl(host, server.address().port), close });
     });
   });
 }

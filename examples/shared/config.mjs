@@ -33,6 +33,11 @@ export function hostFrom(env, name = "HOST", fallback = "127.0.0.1") {
   return text;
 }
 
+/** The URL of a server on `host` and `port`, an IPv6 address in brackets: `http://[::1]:3000`. */
+export function serverUrl(host, port) {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 /**
  * An absolute URL whose scheme is one of `protocols` (`["https:", "http:"]`), or `fallback` when
  * unset. The message names the variable, never the value: a database URL holds a password.

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -65,6 +66,40 @@ describe.each(Object.keys(SERVERS))("examples/%s: node server.mjs", (name) => {
     expect(await boot(name, env)).toEqual({ code: 1, stderr: `${line}\n` });
   });
 });
+
+/** Runs `examples/<name>/server.mjs` until it prints its first line, which it returns; then stops it. */
+async function firstLine(name: string, env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, ["server.mjs"], {
+    cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
+    env: { ...inherited(), ...SERVERS[name], ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk;
+  });
+  try {
+    const [line] = (await Promise.race([
+      once(createInterface({ input: child.stdout }), "line"),
+      once(child, "exit").then(([code]) => Promise.reject(new Error(`exited with ${code}: ${stderr}`))),
+    ])) as [string];
+    return line;
+  } finally {
+    child.kill();
+  }
+}
+
+// The examples a test can start without a database server (Redis and PostgreSQL build their URL the same way).
+describe.each(Object.keys(SERVERS).filter((name) => name !== "redis" && name !== "postgres"))(
+  "examples/%s: node server.mjs with HOST=::1",
+  (name) => {
+    it("prints its URL with the address in brackets, as a URL must write it: http://[::1]:PORT", async () => {
+      const line = await firstLine(name, { HOST: "::1", PORT: "0" });
+      const url = /http:\/\/\S+?:\d+(?=\/)/.exec(line)?.[0];
+      expect(url, line).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    });
+  },
+);
 
 describe.each(["express", "fastify", "hono", "koa", "redis", "postgres"])("examples/%s: API_KEYS", (name) => {
   it.each([
