@@ -5,7 +5,7 @@ import { github, memoryStore } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/hono";
 import { Hono } from "hono";
 import { bearerToken } from "../shared/bearer.mjs";
-import { apiKeysFrom, hostFrom } from "../shared/config.mjs";
+import { apiKeysFrom, checkedAtStart, hostFrom, portFrom, StartupError } from "../shared/config.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -100,11 +100,15 @@ function problem(c, status, code, detail) {
  */
 let served;
 export default {
-  // Where Bun listens: loopback unless HOST says otherwise, as server.mjs on Node (Bun's own
-  // default is every interface). `deno serve` takes --host instead; Workers ignore it. A getter:
+  // Where Bun listens: PORT and HOST read as server.mjs reads them on Node (Bun would take
+  // PORT=abc for its default, 3000), loopback unless HOST says otherwise (Bun's own default is
+  // every interface). `deno serve` takes --port and --host instead; Workers ignore both. Getters:
   // read when Bun serves this, not when server.mjs imports the file on Node.
+  get port() {
+    return checkedAtStart(() => portFrom(globalThis.process?.env ?? {}, "PORT", undefined));
+  },
   get hostname() {
-    return hostFrom(globalThis.process?.env ?? {});
+    return checkedAtStart(() => hostFrom(globalThis.process?.env ?? {}));
   },
   fetch(request, env, ctx) {
     served ??= createApp(configFrom(env));
@@ -112,13 +116,20 @@ export default {
   },
 };
 
-function configFrom(env) {
+// Bun and Deno run this file as their main module: its configuration is checked as they start,
+// not on the first request. Workers get theirs (the bindings) with a request: checked then.
+if (import.meta.main) checkedAtStart(configFrom);
+
+/** The app's settings from the Workers bindings (`env`) or the process environment; node server.mjs uses it too. */
+export function configFrom(env) {
   const read = (name) =>
     (typeof env?.[name] === "string" ? env[name] : undefined) ??
     globalThis.process?.env?.[name] ??
     globalThis.Deno?.env.get(name);
   const githubSecret = read("GITHUB_WEBHOOK_SECRET");
   const apiKeys = read("API_KEYS");
-  if (!githubSecret || !apiKeys) throw new Error("set GITHUB_WEBHOOK_SECRET and API_KEYS (see README.md)");
+  if (!githubSecret || !apiKeys) {
+    throw new StartupError('Set GITHUB_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
+  }
   return { githubSecret, apiKeys: apiKeysFrom(apiKeys) };
 }

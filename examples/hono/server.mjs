@@ -2,8 +2,8 @@
 // Bun, Deno and Workers serve app.mjs's default export instead; see README.md.
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, serverUrl } from "../shared/config.mjs";
-import { createApp } from "./app.mjs";
+import { hostFrom, portFrom, runServer, serverUrl } from "../shared/config.mjs";
+import { configFrom, createApp } from "./app.mjs";
 
 /**
  * Starts the app and resolves once it listens. `port: 0` (the default without PORT) takes a
@@ -22,11 +22,7 @@ export function start({ port = portFrom(process.env), host = hostFrom(process.en
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await runServer(async () => {
-    const { GITHUB_WEBHOOK_SECRET, API_KEYS } = process.env;
-    if (!GITHUB_WEBHOOK_SECRET || !API_KEYS) {
-      throw new StartupError('Set GITHUB_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
-    }
-    const { url, close } = await start({ githubSecret: GITHUB_WEBHOOK_SECRET, apiKeys: apiKeysFrom(API_KEYS) });
+    const { url, close } = await start(configFrom(process.env)); // as Bun, Deno and Workers read it
     console.log(`GitHub webhooks on ${url}/webhooks/github, payments on ${url}/payments (memory store)`);
     process.once("SIGINT", close).once("SIGTERM", close);
   });

@@ -16,7 +16,7 @@ import {
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
-import { hostFrom } from "../shared/config.mjs";
+import { checkedAtStart, hostFrom, portFrom, StartupError, urlFrom } from "../shared/config.mjs";
 
 const SESSION_COOKIE = "sid";
 const LOGIN_COOKIE = "login_state";
@@ -134,27 +134,40 @@ export function createApp({
 // the Worker's bindings or the process environment.
 let served;
 export default {
-  // Where Bun listens: loopback unless HOST says otherwise, as server.mjs on Node (Bun's own
-  // default is every interface). `deno serve` takes --host instead; Workers ignore it. A getter:
+  // Where Bun listens: PORT and HOST read as server.mjs reads them on Node (Bun would take
+  // PORT=abc for its default, 3000), loopback unless HOST says otherwise (Bun's own default is
+  // every interface). `deno serve` takes --port and --host instead; Workers ignore both. Getters:
   // read when Bun serves this, not when server.mjs imports the file on Node.
+  get port() {
+    return checkedAtStart(() => portFrom(globalThis.process?.env ?? {}, "PORT", undefined));
+  },
   get hostname() {
-    return hostFrom(globalThis.process?.env ?? {});
+    return checkedAtStart(() => hostFrom(globalThis.process?.env ?? {}));
   },
   fetch(request, env, ctx) {
-    served ??= createApp(configFrom(env, request));
+    served ??= createApp({ baseUrl: new URL(request.url).origin, ...configFrom(env) });
     return served.fetch(request, env, ctx);
   },
 };
 
-function configFrom(env, request) {
+// Bun and Deno run this file as their main module: its configuration is checked as they start,
+// not on the first request. Workers get theirs (the bindings) with a request: checked then.
+if (import.meta.main) checkedAtStart(configFrom);
+
+/**
+ * The app's settings from the Workers bindings (`env`) or the process environment, `baseUrl` only
+ * when BASE_URL is set; node server.mjs uses it too.
+ */
+export function configFrom(env) {
   const read = (name) =>
     (typeof env?.[name] === "string" ? env[name] : undefined) ??
     globalThis.process?.env?.[name] ??
     globalThis.Deno?.env.get(name);
+  const baseUrl = urlFrom({ BASE_URL: read("BASE_URL") }, "BASE_URL", ["https:", "http:"]); // ISSUER: createOAuthClient checks it
   const [issuer, clientId, clientSecret, tokenKey] = ["ISSUER", "CLIENT_ID", "CLIENT_SECRET", "TOKEN_KEY"].map(read);
   if (!issuer || !clientId || !clientSecret || !tokenKey) {
-    throw new Error("set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md)");
+    throw new StartupError("Set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md).");
   }
-  const baseUrl = read("BASE_URL") ?? new URL(request.url).origin;
-  return { issuer, clientId, clientSecret, baseUrl, encryptionKeys: [{ id: "k1", key: tokenKey }] };
+  const encryptionKeys = [{ id: "k1", key: tokenKey }];
+  return { issuer, clientId, clientSecret, encryptionKeys, ...(baseUrl ? { baseUrl } : {}) };
 }

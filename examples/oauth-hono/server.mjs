@@ -2,8 +2,8 @@
 // TOKEN_KEY, PORT, HOST, BASE_URL). Bun, Deno and Workers serve app.mjs's default export.
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
-import { hostFrom, portFrom, runServer, StartupError, serverUrl, urlFrom } from "../shared/config.mjs";
-import { createApp } from "./app.mjs";
+import { hostFrom, portFrom, runServer, serverUrl } from "../shared/config.mjs";
+import { configFrom, createApp } from "./app.mjs";
 
 /**
  * Starts the app and resolves once it listens. The callback URL is `${baseUrl}/callback`; without
@@ -27,19 +27,9 @@ export function start({
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await runServer(async () => {
-    const { ISSUER, CLIENT_ID, CLIENT_SECRET, TOKEN_KEY } = process.env;
-    const BASE_URL = urlFrom(process.env, "BASE_URL", ["https:", "http:"]); // ISSUER: createOAuthClient checks it
-    if (!ISSUER || !CLIENT_ID || !CLIENT_SECRET || !TOKEN_KEY) {
-      throw new StartupError("Set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md).");
-    }
-    const { url, close } = await start({
-      issuer: ISSUER,
-      clientId: CLIENT_ID,
-      clientSecret: CLIENT_SECRET,
-      encryptionKeys: [{ id: "k1", key: TOKEN_KEY }],
-      ...(BASE_URL ? { baseUrl: BASE_URL } : {}),
-    });
-    console.log(`Log in at ${url}/login (callback ${BASE_URL ?? url}/callback)`);
+    const config = configFrom(process.env); // as Bun, Deno and Workers read it
+    const { url, close } = await start(config);
+    console.log(`Log in at ${url}/login (callback ${config.baseUrl ?? url}/callback)`);
     process.once("SIGINT", close).once("SIGTERM", close);
   });
 }

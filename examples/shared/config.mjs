@@ -1,7 +1,7 @@
 // Start-up for the examples' server.mjs: the environment read strictly (a bad PORT, HOST or URL is
 // one clear line, not a RangeError deep in `listen`), and a server that cannot start says why in
 // one line and exits 1. runServer is for Node; the rest is plain JavaScript, which the Hono apps'
-// default export (Bun, Deno, Workers) uses for its host too. Copy it with the example.
+// default export (Bun, Deno, Workers) uses too. Copy it with the example.
 
 import { bearerToken } from "./bearer.mjs";
 
@@ -90,9 +90,26 @@ export async function runServer(main) {
     await main();
   } catch (error) {
     if (!(error instanceof StartupError) && typeof error?.code !== "string") throw error;
-    console.error(`Cannot start: ${error.message || error.code}`);
-    process.exit(1);
+    cannotStart(error.message || error.code);
   }
+}
+
+/**
+ * `read()`'s value, for the Hono apps' default export as Bun or Deno starts it: a StartupError is
+ * said as runServer says it on Node (one line, exit code 1) rather than as the runtime's stack trace.
+ */
+export function checkedAtStart(read) {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof StartupError)) throw error;
+    cannotStart(error.message);
+  }
+}
+
+function cannotStart(reason) {
+  console.error(`Cannot start: ${reason}`);
+  process.exit(1);
 }
 
 /** The variable's value, or undefined when it is unset. A blank value is refused, not ignored. */

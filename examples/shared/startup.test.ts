@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 
 /** Each example's required environment (its own check would refuse before PORT is read). */
 const SERVERS: Record<string, Record<string, string>> = {
@@ -40,17 +40,27 @@ function inherited(): NodeJS.ProcessEnv {
 }
 
 /** Runs `examples/<name>/server.mjs` until it exits (10 s at most): its exit code and stderr. */
-async function boot(name: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ["server.mjs"], {
+function boot(name: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return runIn(name, [process.execPath, "server.mjs"], { ...inherited(), ...SERVERS[name], ...env });
+}
+
+/** Runs `command` in `examples/<name>` with exactly `env` until it exits (10 s at most): its exit code and stderr. */
+async function runIn(
+  name: string,
+  [command, ...args]: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(command!, args, {
     cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
-    env: { ...inherited(), ...SERVERS[name], ...env },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group: deno's npm launcher runs the real binary as a child
   });
   let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => {
+  child.stderr!.on("data", (chunk: Buffer) => {
     stderr += chunk;
   });
-  const timer = setTimeout(() => child.kill(), 10_000);
+  const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 10_000);
   const [code] = (await once(child, "exit")) as [number | null];
   clearTimeout(timer);
   return { code, stderr };
@@ -183,6 +193,44 @@ function commands(name: string): Record<string, string[]> {
     deno: [bin(deno), ...denoArgs.slice(0, -1), "--port", "0", ...denoArgs.slice(-1)], // before the file
   };
 }
+
+describe.each(["hono", "oauth-hono"])("examples/%s: the default export as Bun and Deno start it", (name) => {
+  const runtimes = commands(name);
+  const settings = Object.keys(SERVERS[name]!);
+
+  it.each(["bun", "deno"])(
+    "%s without its settings: the line node server.mjs says, exit code 1, as it starts (not on a request)",
+    async (runtime) => {
+      const env = { ...inherited(), NO_COLOR: "1", PORT: "0" };
+      for (const setting of settings) delete env[setting];
+      const node = await runIn(name, runtimes.node!, env);
+      expect(node).toEqual({ code: 1, stderr: expect.stringMatching(/^Cannot start: Set [^\n]+\n$/) });
+      expect(await runIn(name, runtimes[runtime]!, env)).toEqual(node);
+    },
+    25_000, // past runIn's 10 s each: a runtime that keeps running (the bug) is killed, not left behind
+  );
+
+  it.each([{ PORT: "abc" }, { PORT: "65536" }, { PORT: "" }, { HOST: "a host" }])(
+    "bun with %j: the line node server.mjs says, exit code 1",
+    async (wrong) => {
+      const env = { ...inherited(), ...SERVERS[name], NO_COLOR: "1", ...wrong };
+      const node = await runIn(name, runtimes.node!, env);
+      expect(node).toEqual({ code: 1, stderr: expect.stringMatching(/^Cannot start: (PORT|HOST) [^\n]+\n$/) });
+      expect(await runIn(name, runtimes.bun!, env)).toEqual(node);
+    },
+    25_000,
+  );
+
+  it("on Workers (bindings only with a request): the first request throws the StartupError naming what to set", async () => {
+    vi.stubEnv("BASE_URL", undefined); // Vitest's own ("/"), not one a Worker would have
+    onTestFinished(() => vi.unstubAllEnvs());
+    const { default: served } = await import(`../${name}/app.mjs`);
+    const request = new Request("http://127.0.0.1/");
+    expect(() => served.fetch(request, {}, {})).toThrow(
+      expect.objectContaining({ name: "StartupError", message: expect.stringMatching(/^Set /) }),
+    );
+  });
+});
 
 /** Resolves once `address:port` takes a connection, false once it refuses it. */
 async function accepts(address: string, port: number): Promise<boolean> {
