@@ -587,4 +587,40 @@ describe("memory store and a system clock that is set", () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect((await claim(store, "k-back", 20)).state).toBe("claimed");
   });
+
+  const completed = async (store: MemoryStore, key: string, ttlMs: number) => {
+    const claimed = await claim(store, key, 60_000);
+    if (claimed.state !== "claimed") throw new Error(`${key}: ${claimed.state}`);
+    const response = { status: 200, headers: [], body: new Uint8Array() };
+    expect(await store.complete(key, claimed.token, response, { ttlMs })).toBe(true);
+  };
+
+  it("a clock set forward ends no record early: it is kept for its retention in real time", async () => {
+    const store = new MemoryStore();
+    await completed(store, "r-forward", HOUR);
+    vi.setSystemTime(Date.now() + 2 * HOUR);
+    expect((await claim(store, "r-forward", 60_000)).state).toBe("completed");
+  });
+
+  it("a clock set back keeps a record until the clock has passed its end too, as a server's clock would", async () => {
+    const store = new MemoryStore();
+    await completed(store, "r-back", 20);
+    vi.setSystemTime(Date.now() - HOUR);
+    await new Promise((resolve) => setTimeout(resolve, 60)); // past its end in real time
+    expect((await claim(store, "r-back", 60_000)).state).toBe("completed");
+    vi.setSystemTime(Date.now() + 2 * HOUR); // the clock past its end as well
+    expect((await claim(store, "r-back", 60_000)).state).toBe("claimed");
+  });
+
+  it("an expired record the clock still holds is not swept either; a lock's lease still ends on real time", async () => {
+    const store = new MemoryStore();
+    await completed(store, "r-held", 20);
+    expect((await claim(store, "lock", 20)).state).toBe("claimed");
+    vi.setSystemTime(Date.now() - HOUR);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    // A write sweeps the oldest expired entries, the record first: it stays; the ended lease is taken.
+    expect((await claim(store, "lock", 20)).state).toBe("claimed");
+    expect(store.size).toBe(2);
+    expect((await claim(store, "r-held", 60_000)).state).toBe("completed");
+  });
 });

@@ -3,7 +3,7 @@
  * behaviour is the shared suite every store runs; what stays here is the receiver's handling of
  * a store that fails, its configuration, and what only an in-process store can promise.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   type ClaimOptions,
   createWebhookReceiver,
@@ -353,5 +353,29 @@ describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-I
     const headers = { ...sent.headers, "x-shopify-event-id": ["evt-1", "evt-2"] };
     const decision = await shopifyReceiver().begin(headers, sent.body);
     expect(decision).toMatchObject({ action: "respond", outcome: "refused", error: { code: "malformed_header" } });
+  });
+});
+
+describe("on the memory store, a system clock set back", () => {
+  const DAY = 24 * 3_600_000;
+  // Date and performance are faked, so the retention passes at once on both clocks (no timer is
+  // faked: none is used); the receiver and its store are made after, as at start-up.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["Date", "performance"], now: Date.now() });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("makes no processed delivery new again while its timestamp is accepted, however far past its retention", async () => {
+    const receiver = createWebhookReceiver({ scheme: standardWebhooks, secret: SW_SECRET, store: new MemoryStore() });
+    const signed = await signWebhook({ scheme: standardWebhooks, secret: SW_SECRET, body: BODY, id: "msg_step" });
+    const runs: string[] = [];
+    const handler = () => runs.push("ran");
+    expect((await receiver.receive(signed.headers, signed.body, handler)).outcome).toBe("processed");
+    vi.advanceTimersByTime(7 * DAY + 1); // the default retention, passed in real time
+    vi.setSystemTime(Date.now() - (7 * DAY + 1)); // and the system clock set back by as much
+    expect((await receiver.receive(signed.headers, signed.body, handler)).outcome).toBe("duplicate");
+    expect(runs).toEqual(["ran"]);
   });
 });

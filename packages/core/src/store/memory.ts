@@ -42,6 +42,8 @@ export interface MemoryStoreOptions {
   /**
    * Clock in ms since the epoch. Default the process's start plus monotonic time since, so a
    * system clock that is set forward or back neither ends leases early nor holds them longer.
+   * A completed record is then also kept until the system clock has passed its end (see
+   * `MemoryStore`). A clock given here is the only one: leases and records both run on it.
    */
   now?: () => number;
 }
@@ -106,6 +108,13 @@ function headerPairs(flat: string[]): Array<[string, string]> {
 /**
  * The in-process store: bounded by entries and bytes, never evicting a live lock, with expiry
  * and no timer per key. One process only: for several, use the Redis or PostgreSQL store.
+ *
+ * Leases run on monotonic time alone. A completed record is kept until its retention has
+ * passed on monotonic time and on the system clock both. A webhook delivery's timestamp is
+ * checked against the system clock: a record that expired on monotonic time alone would let a
+ * replay through once the clock was set back by about the retention, its timestamp accepted
+ * again. The Redis and PostgreSQL stores keep records on their server's clock, set back with
+ * the others; here a clock set back holds records longer, and one set forward ends none early.
  */
 export class MemoryStore implements InterlockStore {
   readonly name = "memory";
@@ -113,6 +122,8 @@ export class MemoryStore implements InterlockStore {
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #now: () => number;
+  /** The system clock, which records are also kept on (the same as `#now` when one is given). */
+  readonly #wallNow: () => number;
   #slots: Slots;
   /** Live entries (locks and records). */
   #size = 0;
@@ -128,6 +139,8 @@ export class MemoryStore implements InterlockStore {
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
     this.#now = options.now ?? monotonicClock();
+    // Date.now as it is when the store is made: one made while a test fakes Date keeps the fake.
+    this.#wallNow = options.now ?? Date.now;
     this.#slots = this.#newSlots();
   }
 
@@ -142,11 +155,14 @@ export class MemoryStore implements InterlockStore {
     const slots = this.#slots;
     const found = slots.find(key);
     if (found >= 0) {
-      const expiresAt = slots.expiresAt[found] as number;
-      if (expiresAt > now) {
+      if (this.#live(found, now)) {
         return slots.state[found] === COMPLETED
           ? { state: "completed", record: this.#record(found) }
-          : { state: "in_flight", fingerprint: slots.fingerprint[found] as string, lockExpiresAt: expiresAt };
+          : {
+              state: "in_flight",
+              fingerprint: slots.fingerprint[found] as string,
+              lockExpiresAt: slots.expiresAt[found] as number,
+            };
       }
       this.#drop(found);
     }
@@ -177,6 +193,7 @@ export class MemoryStore implements InterlockStore {
     slots.setBody(slot, response.body);
     slots.completedAt[slot] = now;
     slots.expiresAt[slot] = now + options.ttlMs;
+    slots.wallExpiresAt[slot] = this.#wallNow() + options.ttlMs;
     slots.bytes[slot] = bytes;
     this.#bytes += bytes;
     while (this.#bytes > this.#maxBytes && this.#evictOldest(now)) {}
@@ -209,6 +226,16 @@ export class MemoryStore implements InterlockStore {
   /** Room for every live entry plus as many dropped ones awaiting the walk (see the top). */
   #newSlots(): Slots {
     return new Slots(2 * this.#maxEntries);
+  }
+
+  /**
+   * Whether the entry in `slot` has not expired: a lock until its lease ends, a record until its
+   * retention has passed on both clocks (the system clock is read only once monotonic time has).
+   */
+  #live(slot: number, now: number): boolean {
+    const slots = this.#slots;
+    if ((slots.expiresAt[slot] as number) > now) return true;
+    return slots.state[slot] === COMPLETED && (slots.wallExpiresAt[slot] as number) > this.#wallNow();
   }
 
   /** The slot of the lock on `key` if `token` holds it and its lease has not ended, or -1. */
@@ -249,7 +276,7 @@ export class MemoryStore implements InterlockStore {
       const oldest = slots.oldest();
       if (oldest < 0) return;
       if (slots.dropped(oldest)) slots.pass();
-      else if ((slots.expiresAt[oldest] as number) <= now) {
+      else if (!this.#live(oldest, now)) {
         this.#drop(oldest);
         slots.pass();
       } else if (slots.state[oldest] === LOCKED) slots.carry();

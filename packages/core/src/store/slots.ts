@@ -51,6 +51,8 @@ export class Slots {
   createdAt: Float64Array;
   completedAt: Float64Array;
   expiresAt: Float64Array;
+  /** A record's end on the system clock (the memory store's `expiresAt` is on its monotonic one). */
+  wallExpiresAt: Float64Array;
   status: Float64Array;
   bytes: Float64Array;
   /** Header names and values, flat: [name, value, name, value, …]. */
@@ -77,6 +79,7 @@ export class Slots {
     this.createdAt = new Float64Array(length);
     this.completedAt = new Float64Array(length);
     this.expiresAt = new Float64Array(length);
+    this.wallExpiresAt = new Float64Array(length);
     this.status = new Float64Array(length);
     this.bytes = new Float64Array(length);
     this.headers = extend([], length, NO_HEADERS);
@@ -186,6 +189,7 @@ export class Slots {
     this.createdAt[to] = this.createdAt[from] as number;
     this.completedAt[to] = this.completedAt[from] as number;
     this.expiresAt[to] = this.expiresAt[from] as number;
+    this.wallExpiresAt[to] = this.wallExpiresAt[from] as number;
     this.status[to] = this.status[from] as number;
     this.bytes[to] = this.bytes[from] as number;
     this.headers[to] = this.headers[from] as string[];
@@ -207,6 +211,7 @@ export class Slots {
     this.createdAt = grown(this.createdAt, larger);
     this.completedAt = grown(this.completedAt, larger);
     this.expiresAt = grown(this.expiresAt, larger);
+    this.wallExpiresAt = grown(this.wallExpiresAt, larger);
     this.status = grown(this.status, larger);
     this.bytes = grown(this.bytes, larger);
     this.bodyLength = grown(this.bodyLength, larger);
