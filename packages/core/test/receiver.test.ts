@@ -378,4 +378,31 @@ describe("on the memory store, a system clock set back", () => {
     expect((await receiver.receive(signed.headers, signed.body, handler)).outcome).toBe("duplicate");
     expect(runs).toEqual(["ran"]);
   });
+
+  it("while the handler runs: the delivery is remembered to the end of its window on the clock as set", async () => {
+    const receiver = createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      store: new MemoryStore(),
+      retentionMs: 601_000, // the least a 300 s tolerance allows: enough for a clock that is not set
+    });
+    const signed = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id: "msg_mid",
+      timestamp: Math.floor(Date.now() / 1000) + 299, // signed by a clock ahead of this one
+    });
+    const runs: string[] = [];
+    const stepBack = () => {
+      runs.push("ran");
+      vi.setSystemTime(Date.now() - 5_000); // NTP stepping back a clock that ran 5 s fast
+    };
+    expect((await receiver.receive(signed.headers, signed.body, stepBack)).outcome).toBe("processed");
+    // The retention passes on both clocks; the clock reads 596 s after the first copy, so 297 s
+    // after its timestamp: a copy is still accepted, and must be known.
+    vi.advanceTimersByTime(601_001);
+    expect((await receiver.receive(signed.headers, signed.body, stepBack)).outcome).toBe("duplicate");
+    expect(runs).toEqual(["ran"]);
+  });
 });

@@ -37,7 +37,8 @@ export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "on
    * How long a processed delivery is remembered, in ms. Default 7 days (providers redeliver
    * for up to 3). Must be longer than twice the timestamp tolerance (the window it accepts,
    * either way of now), or a replay could slip in after its id is forgotten but while its
-   * timestamp is still accepted.
+   * timestamp is still accepted. A delivery is remembered longer when the clock was set back
+   * while its handler ran: to past the end of its timestamp window on the clock as set.
    */
   retentionMs?: number;
   /** Lease on a delivery being processed, in ms: a crashed worker blocks it this long. Default 60 s. */
@@ -228,6 +229,18 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     );
   }
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
+  const now = options.now ?? Date.now;
+  const toleranceMs = verifier.tolerance * 1000;
+
+  /**
+   * How long a processed delivery is remembered: the retention, which covers its timestamp
+   * window from when it was verified; or, when the clock was set back while the handler ran,
+   * longer, to past that window's end on the clock the timestamp is checked against.
+   */
+  function retentionFor(event: VerifiedWebhook): number {
+    if (event.timestamp === undefined) return retentionMs;
+    return Math.max(retentionMs, Math.ceil(event.timestamp * 1000 + toleranceMs - now()) + 1);
+  }
 
   function respond(
     outcome: WebhookRespondDecision["outcome"],
@@ -330,7 +343,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     // record cannot be written (a redelivery may then run again: at-least-once, never lost).
     const completing = onEvent ? monotonicNow() : 0;
     const recorded = await storeCall(() =>
-      store.complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionMs }),
+      store.complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionFor(ticket.event) }),
     ).catch(() => false);
     if (!onEvent) return;
     const now = monotonicNow();
