@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   answerZoomUrlValidation,
   createWebhookVerifier,
+  InterlockConfigError,
   linearScheme,
   schemes,
   signWebhook,
@@ -98,6 +99,35 @@ describe("vector-adjacent behaviour", () => {
     const bytes = new TextEncoder().encode(secret);
     const answer = await answerZoomUrlValidation({ event: "endpoint.url_validation", payload: { plainToken } }, bytes);
     expect(answer).toEqual({ plainToken, encryptedToken });
+  });
+
+  it("answers Zoom's challenge from the verified delivery under the secret token that signed it, in rotation either way", async () => {
+    const { secret, plainToken, encryptedToken } = vectorFile.zoomUrlValidation;
+    const other = "a-rotated-zoom-secret-token";
+    const body = JSON.stringify({ event: "endpoint.url_validation", payload: { plainToken } });
+    for (const [signedWith, configured] of [
+      [secret, [other, secret]],
+      [secret, [secret, other]],
+    ] as const) {
+      const signed = await signWebhook({ scheme: schemes.zoom, secret: signedWith, body });
+      const verifier = createWebhookVerifier({ scheme: schemes.zoom, secret: [...configured] });
+      const answer = await answerZoomUrlValidation(await verifier.verify(signed.headers, signed.body));
+      expect(answer).toEqual({ plainToken, encryptedToken });
+    }
+    const event = await signWebhook({ scheme: schemes.zoom, secret, body: '{"event":"meeting.started","payload":{}}' });
+    const verified = await createWebhookVerifier({ scheme: schemes.zoom, secret }).verify(event.headers, event.body);
+    expect(await answerZoomUrlValidation(verified)).toBeUndefined();
+  });
+
+  it("a delivery another scheme verified cannot answer Zoom's challenge: a typed configuration error", async () => {
+    const { secret, plainToken } = vectorFile.zoomUrlValidation;
+    const body = JSON.stringify({ event: "endpoint.url_validation", payload: { plainToken } });
+    const slackSigned = await signWebhook({ scheme: schemes.slack, secret, body });
+    const verified = await createWebhookVerifier({ scheme: schemes.slack, secret }).verify(
+      slackSigned.headers,
+      slackSigned.body,
+    );
+    await expect(answerZoomUrlValidation(verified)).rejects.toThrow(InterlockConfigError);
   });
 
   it("the SW whsk_ signing key holds the whpk_ public key", () => {

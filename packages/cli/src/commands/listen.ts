@@ -13,7 +13,6 @@ import {
   answerZoomUrlValidation,
   BodyCollector,
   createWebhookReceiver,
-  createWebhookVerifier,
   DEFAULT_WEBHOOK_LOCK_TTL_MS,
   DEFAULT_WEBHOOK_RETENTION_MS,
   type HttpResponse,
@@ -188,7 +187,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     forward,
     timeoutMs,
     stopping: stopping.signal,
-    challenge: challengeFor(options.scheme, options.secret, receiver.verifier.tolerance),
+    challenge: challengeFor(options.scheme),
   };
   const server = createServer((request, response) => {
     handle(answerer, request).then(
@@ -253,11 +252,6 @@ function sendAnswer(response: ServerResponse, answer: Answer): void {
 }
 
 const toUrl = (forward: string | URL): URL => (typeof forward === "string" ? parseUrl(forward, "--forward") : forward);
-
-/** The secrets as a list: one, or several while rotating; each text, or bytes (`--secret-hex`). */
-function secretsOf(secret: WebhookSecret | readonly WebhookSecret[]): readonly WebhookSecret[] {
-  return Array.isArray(secret) ? secret : [secret as WebhookSecret];
-}
 
 /** Why a port cannot be listened on, in words. */
 const LISTEN_REASONS: Record<string, string> = {
@@ -345,64 +339,30 @@ async function handle(
 async function answerValid(
   answerer: Answerer,
   event: VerifiedWebhook,
-  { headers, rawHeaders }: Pick<IncomingMessage, "headers" | "rawHeaders">,
+  { rawHeaders }: Pick<IncomingMessage, "rawHeaders">,
 ): Promise<{ answer: Answer; forward: ForwardReport | undefined }> {
   const { forward } = answerer;
   if (forward) return forwardTo(forward, event.body, rawHeaders, answerer);
-  const challenge = answerer.challenge && (await answerChallenge(answerer.challenge, event, headers));
+  const challenge = answerer.challenge && (await answerChallenge(answerer.challenge, event));
   return { answer: challenge ?? jsonResponse(200, { received: event.id ?? null }), forward: undefined };
-}
-
-/** A verified delivery as it arrived: its headers and exact body. */
-interface Delivery {
-  headers: IncomingMessage["headers"];
-  body: Uint8Array;
 }
 
 /**
  * A provider's URL validation, sent signed when the endpoint is saved: the JSON answer to a
- * verified payload that is the challenge, or undefined for any other payload.
+ * verified delivery that is the challenge, or undefined for any other.
  */
-type Challenge = (payload: unknown, delivery: Delivery) => Promise<object | undefined> | object | undefined;
+type Challenge = (event: VerifiedWebhook) => Promise<object | undefined> | object | undefined;
 
 /**
  * The challenges `listen` answers by itself, like the app it stands in for. Zoom's answer is an
- * HMAC of its `plainToken` under the secret token (core builds it). Slack's `url_verification`
+ * HMAC of its `plainToken` under the secret token that signed the challenge (core builds it from
+ * the verified delivery, so it holds while rotating, either way). Slack's `url_verification`
  * is answered `{"challenge": …}` as JSON rather than the bare value as text/plain, which Slack
  * also accepts: it is what the Slack guide's apps answer, and every answer of `listen` is JSON.
  */
-function challengeFor(
-  scheme: WebhookScheme,
-  secret: WebhookSecret | readonly WebhookSecret[],
-  tolerance: number,
-): Challenge | undefined {
-  if (scheme === slack) return slackUrlVerification;
-  return scheme === zoom ? zoomUrlValidation(secretsOf(secret), tolerance) : undefined;
-}
-
-/**
- * Zoom's challenge, answered under the secret token that signed it: Zoom signs it with the
- * token the app has now, and checks the answer with that same token, so while rotating (either
- * way) the answer must follow the signature, not the order the secrets were given in.
- */
-function zoomUrlValidation(secrets: readonly WebhookSecret[], tolerance: number): Challenge {
-  const [first] = secrets as [WebhookSecret, ...WebhookSecret[]];
-  if (secrets.length === 1) return (payload) => answerZoomUrlValidation(payload, first);
-  // One verifier per secret tells which one signed. The receiver has checked the timestamp
-  // already; twice its window here keeps a challenge verified at the window's edge from
-  // failing this second look a moment later.
-  const signers = secrets.map((token) => ({
-    token,
-    verifier: createWebhookVerifier({ scheme: zoom, secret: token, tolerance: 2 * tolerance }),
-  }));
-  return async (payload, { headers, body }) => {
-    // Another event (undefined under any token): no need to find out which token signed it.
-    if ((await answerZoomUrlValidation(payload, first)) === undefined) return undefined;
-    for (const { token, verifier } of signers) {
-      if ((await verifier.check(headers, body)).ok) return answerZoomUrlValidation(payload, token);
-    }
-    return undefined; // only if the clock stepped past the window between the two looks: answered as a delivery
-  };
+function challengeFor(scheme: WebhookScheme): Challenge | undefined {
+  if (scheme === slack) return (event) => slackUrlVerification(event.payload);
+  return scheme === zoom ? (event) => answerZoomUrlValidation(event) : undefined;
 }
 
 function slackUrlVerification(payload: unknown): { challenge: string } | undefined {
@@ -410,18 +370,13 @@ function slackUrlVerification(payload: unknown): { challenge: string } | undefin
   return type === "url_verification" && typeof challenge === "string" ? { challenge } : undefined;
 }
 
-async function answerChallenge(
-  challenge: Challenge,
-  event: VerifiedWebhook,
-  headers: Delivery["headers"],
-): Promise<HttpResponse | undefined> {
-  let payload: unknown;
+async function answerChallenge(challenge: Challenge, event: VerifiedWebhook): Promise<HttpResponse | undefined> {
   try {
-    payload = event.payload;
+    void event.payload; // decoded once, and kept for the challenge to read
   } catch {
     return undefined; // not what the scheme decodes: not the challenge
   }
-  const answer = await challenge(payload, { headers, body: event.body });
+  const answer = await challenge(event);
   return answer && jsonResponse(200, answer);
 }
 

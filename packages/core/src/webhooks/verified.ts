@@ -1,3 +1,4 @@
+import type { HmacKey } from "../crypto/port.js";
 import { utf8 } from "../encoding.js";
 import type { ParsedDelivery, WebhookScheme } from "./scheme.js";
 
@@ -19,11 +20,19 @@ export class VerifiedWebhook<T = unknown> {
   readonly #scheme: WebhookScheme;
   readonly #headerId: string | undefined;
   readonly #signature: Uint8Array;
+  readonly #hmacKey: HmacKey | undefined;
   #payload: unknown = NOT_DECODED;
 
-  /** @internal Made by a verifier, with the candidate signature that matched. */
-  constructor(scheme: WebhookScheme, parsed: ParsedDelivery, body: Uint8Array, signature: Uint8Array) {
+  /** @internal Made by a verifier, with the candidate signature that matched and, for an HMAC, its key. */
+  constructor(
+    scheme: WebhookScheme,
+    parsed: ParsedDelivery,
+    body: Uint8Array,
+    signature: Uint8Array,
+    hmacKey: HmacKey | undefined,
+  ) {
     this.#signature = signature;
+    this.#hmacKey = hmacKey;
     this.#scheme = scheme;
     this.scheme = scheme.name;
     this.timestamp = parsed.timestampMs === undefined ? undefined : parsed.timestampMs / 1000;
@@ -68,6 +77,14 @@ export class VerifiedWebhook<T = unknown> {
    */
   static matchedSignature(webhook: VerifiedWebhook<unknown>): Uint8Array {
     return webhook.#signature;
+  }
+
+  /**
+   * @internal The HMAC key of the secret that verified it (undefined for an Ed25519
+   * signature): Zoom's challenge is answered under the secret the challenge was signed with.
+   */
+  static matchedHmacKey(webhook: VerifiedWebhook<unknown>): HmacKey | undefined {
+    return webhook.#hmacKey;
   }
 
   /** The body as UTF-8 text. */

@@ -7,7 +7,7 @@
 
 import { crypto } from "#crypto";
 import { correlated, correlationIdOf } from "../correlation.js";
-import type { ContentParts, CryptoPort, Ed25519Key } from "../crypto/port.js";
+import type { ContentParts, CryptoPort, Ed25519Key, HmacKey } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
 import { type HeadersInput, headerReader } from "../headers.js";
@@ -97,6 +97,12 @@ interface SyncCrypto {
   ed25519VerifySync: NonNullable<CryptoPort["ed25519VerifySync"]>;
 }
 
+/** The candidate signature that matched, and the HMAC key that computed it (none for Ed25519). */
+interface Match {
+  signature: Uint8Array;
+  hmacKey: HmacKey | undefined;
+}
+
 const NO_PAIRS: readonly EdPair[] = [];
 const NO_RESULTS: readonly boolean[] = [];
 
@@ -136,27 +142,29 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   }
 
   // Every candidate against every digest, with no early exit: which secret matched, and
-  // where in the list, is not revealed by timing. Returns the first matching candidate.
+  // where in the list, is not revealed by timing. Returns the first matching candidate, and for
+  // an HMAC the key that made it (what Zoom's challenge answer is keyed with).
   function firstMatch(
     prepared: Prepared,
     digests: readonly Uint8Array[],
     edPairs: readonly EdPair[],
     edResults: readonly boolean[],
-  ): Uint8Array | undefined {
-    let matched: Uint8Array | undefined;
-    for (const digest of digests) {
+  ): Match | undefined {
+    let matched: Match | undefined;
+    for (let i = 0; i < digests.length; i++) {
+      const digest = digests[i] as Uint8Array;
       for (const candidate of prepared.parsed.signatures) {
         if (
           candidate.kind === "hmac" &&
           candidate.bytes !== undefined &&
           crypto.timingSafeEqual(digest, candidate.bytes)
         ) {
-          matched ??= candidate.bytes;
+          matched ??= { signature: candidate.bytes, hmacKey: keys.hmac[i] };
         }
       }
     }
     edResults.forEach((ok, i) => {
-      if (ok) matched ??= (edPairs[i] as EdPair).signature;
+      if (ok) matched ??= { signature: (edPairs[i] as EdPair).signature, hmacKey: undefined };
     });
     return matched;
   }
@@ -173,7 +181,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
 
   function settle<T>(
     prepared: Prepared,
-    matched: Uint8Array | undefined,
+    matched: Match | undefined,
     attempt: Attempt,
   ): VerifiedWebhook<T> | WebhookRefusal {
     if (matched === undefined) {
@@ -181,7 +189,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     }
     const parsed = withBodyTimestamp(prepared, attempt);
     if (parsed instanceof WebhookRefusal) return parsed;
-    const result = new VerifiedWebhook<T>(scheme, parsed, prepared.body, matched);
+    const result = new VerifiedWebhook<T>(scheme, parsed, prepared.body, matched.signature, matched.hmacKey);
     if (onEvent) {
       const event: WebhookVerifiedEvent = {
         type: "webhook.verified",

@@ -5,8 +5,11 @@
  */
 
 import { crypto } from "#crypto";
+import type { HmacKey } from "../../crypto/port.js";
 import { encodeHex } from "../../encoding.js";
+import { InterlockConfigError } from "../../errors.js";
 import { importSigningKey, type WebhookSecret } from "../keys.js";
+import { VerifiedWebhook } from "../verified.js";
 import { hmacScheme } from "./hmac.js";
 
 /** Zoom: `x-zm-signature: v0=…` over `v0:{timestamp}:{body}`; no delivery id. */
@@ -27,20 +30,47 @@ export interface ZoomUrlValidationResponse {
 }
 
 /**
- * The JSON answer to Zoom's `endpoint.url_validation` challenge, given the verified payload,
- * or undefined when the payload is another event. Verify the delivery first: the challenge is
- * signed like any other event. The secret token is taken as the verifier takes it: text, or
- * its bytes as a `Uint8Array`.
+ * The JSON answer to Zoom's `endpoint.url_validation` challenge, or undefined when the delivery
+ * is another event. The challenge is signed like any other event: verify it first.
+ *
+ * Given the verified delivery alone (`req.webhook` in the adapters), the answer is keyed with
+ * the secret token that signed the challenge. Zoom signs it with the token the app has now and
+ * checks the answer with that same token, so while rotating (several secrets configured, in
+ * either order) this is the one form that answers right. Given a payload and a secret token,
+ * the answer is keyed with that token (text, or its bytes as a `Uint8Array`).
  */
-export async function answerZoomUrlValidation(
+export function answerZoomUrlValidation(delivery: VerifiedWebhook): Promise<ZoomUrlValidationResponse | undefined>;
+export function answerZoomUrlValidation(
   payload: unknown,
   secretToken: WebhookSecret,
+): Promise<ZoomUrlValidationResponse | undefined>;
+export async function answerZoomUrlValidation(
+  deliveryOrPayload: unknown,
+  secretToken?: WebhookSecret,
 ): Promise<ZoomUrlValidationResponse | undefined> {
+  const delivery = deliveryOrPayload instanceof VerifiedWebhook ? deliveryOrPayload : undefined;
+  const plainToken = plainTokenOf(delivery ? delivery.payload : deliveryOrPayload);
+  if (plainToken === undefined) return undefined;
+  const key = secretToken === undefined ? signingKeyOf(delivery) : importSigningKey(zoom, secretToken).key;
+  const digest = await crypto.hmac(key as HmacKey, [plainToken]);
+  return { plainToken, encryptedToken: encodeHex(digest) };
+}
+
+/** The challenge's `plainToken`, or undefined for any other event. */
+function plainTokenOf(payload: unknown): string | undefined {
   if (payload === null || typeof payload !== "object") return undefined;
   const { event, payload: inner } = payload as { event?: unknown; payload?: { plainToken?: unknown } };
   const plainToken = inner?.plainToken;
-  if (event !== "endpoint.url_validation" || typeof plainToken !== "string") return undefined;
-  const { key } = importSigningKey(zoom, secretToken);
-  const digest = await crypto.hmac(key as Parameters<typeof crypto.hmac>[0], [plainToken]);
-  return { plainToken, encryptedToken: encodeHex(digest) };
+  return event === "endpoint.url_validation" && typeof plainToken === "string" ? plainToken : undefined;
+}
+
+/** The key of the secret token that signed a delivery the `zoom` scheme verified. */
+function signingKeyOf(delivery: VerifiedWebhook | undefined): HmacKey {
+  const key = delivery && delivery.scheme === zoom.name ? VerifiedWebhook.matchedHmacKey(delivery) : undefined;
+  if (key === undefined) {
+    throw new InterlockConfigError(
+      "answerZoomUrlValidation takes a delivery the zoom scheme verified, or a payload and the secret token",
+    );
+  }
+  return key;
 }
