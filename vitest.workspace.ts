@@ -74,6 +74,8 @@ const adapterOnMajor = (name: "express" | "koa", major: number, installedAs?: st
     name: installedAs ? `${name} ${major}` : name,
     root: here(`./packages/${name}`),
     include: ["test/**/*.test.ts"],
+    // NestJS 12 runs on Express 5 only (its own dependency): its tests are not an Express 4 app.
+    ...(name === "express" && major < 5 ? { exclude: ["test/nestjs.test.ts"] } : {}),
     env: { INTERLOCK_EXPECTED_FRAMEWORK_MAJOR: String(major) },
   },
 });
