@@ -7,6 +7,7 @@
  * an `HttpException`'s 4xx.
  */
 import "reflect-metadata";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { memoryStore, signWebhook, stripe, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import {
@@ -20,8 +21,10 @@ import {
   type ExecutionContext,
   Get,
   HttpException,
+  type MiddlewareConsumer,
   Module,
   type NestApplicationOptions,
+  type NestModule,
   Post,
   Res,
   type Type,
@@ -138,9 +141,11 @@ interface Work {
 function stripeModule(work: Work) {
   const store = memoryStore();
   const deliveries = webhook({ scheme: stripe, secret: STRIPE_SECRET, store });
+  // The account, as an authentication middleware puts it on the raw request: Fastify runs Nest
+  // middleware first, in onRequest, before the route's hooks.
   const payments = idempotency({
     store,
-    principal: (request) => request.context.headers["x-api-key"] as string | undefined,
+    principal: (request) => (request.context.raw as Authenticated).accountId,
     required: true,
   });
 
@@ -171,8 +176,25 @@ function stripeModule(work: Work) {
   }
 
   @Module({ controllers: [StripeController, PaymentsController] })
-  class StripeModule {}
+  class StripeModule implements NestModule {
+    configure(consumer: MiddlewareConsumer) {
+      consumer.apply(authenticate).forRoutes(PaymentsController);
+    }
+  }
   return StripeModule;
+}
+
+type Authenticated = IncomingMessage & { accountId?: string };
+
+/** Nest middleware on Fastify gets the raw request: the caller's account goes there, or 401. */
+function authenticate(req: Authenticated, res: ServerResponse, next: () => void) {
+  const apiKey = req.headers["x-api-key"];
+  if (typeof apiKey !== "string") {
+    res.writeHead(401, { "content-type": "application/problem+json" }).end('{"status":401,"code":"unauthenticated"}');
+    return;
+  }
+  req.accountId = `acct_${apiKey}`;
+  next();
 }
 
 /** A Stripe event of this type, signed now. */
@@ -276,6 +298,20 @@ describe.each([
     expect(retry.status).toBe(500);
     expect(retry.headers.get("idempotent-replayed")).toBeNull();
     expect(work.charged.length).toBe(before + 2);
+  });
+
+  it("keys are scoped by the account a Nest middleware put on the raw request", async () => {
+    const key = crypto.randomUUID();
+    const mine = await pay(app.url, key, { amount: 5 });
+    const theirs = await fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "acct_2", "idempotency-key": key },
+      body: JSON.stringify({ amount: 5 }),
+    });
+    expect([mine.status, theirs.status]).toEqual([201, 201]);
+    expect(theirs.headers.get("idempotent-replayed")).toBeNull();
+    const anonymous = await fetch(`${app.url}/payments`, { method: "POST", headers: { "idempotency-key": key } });
+    expect(anonymous.status).toBe(401);
   });
 
   it("an HttpException's 4xx is an answer: stored and replayed, the controller not run again", async () => {

@@ -1,0 +1,54 @@
+// Boots the NestJS example on 127.0.0.1:0 and drives it over real HTTP, as Stripe and a payments
+// client would. Vitest compiles the TypeScript (with its decorators) as it imports it.
+import { signWebhook, stripe } from "@interlock/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiKeys, describePaymentsApi } from "../payments-api.js";
+import { start } from "./src/main.js";
+import { memoryDb } from "./src/settings.js";
+
+const STRIPE_SECRET = "whsec_example_nestjs";
+const db = memoryDb();
+let app: { url: string; close(): Promise<void> };
+
+beforeAll(async () => {
+  app = await start({
+    port: 0,
+    host: "127.0.0.1",
+    stripeSecret: STRIPE_SECRET,
+    apiKeys: apiKeys(),
+    db,
+    logger: false,
+  });
+});
+afterAll(() => app?.close());
+
+describe("Stripe webhooks", () => {
+  const event = JSON.stringify({ id: "evt_1042", object: "event", type: "checkout.session.completed" });
+  const deliver = (headers: Record<string, string>, body: string) =>
+    fetch(`${app.url}/webhooks/stripe`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body,
+    });
+
+  it("processes a signed delivery once, answers its redelivery as a duplicate, refuses a tampered one", async () => {
+    const signed = await signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body: event });
+
+    const first = await deliver(signed.headers, event);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ received: "evt_1042" });
+
+    const again = await deliver(signed.headers, event);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ duplicate: true, id: "evt_1042" });
+    expect(db.fulfilled).toEqual(["evt_1042"]);
+
+    const tampered = await deliver(signed.headers, event.replace("completed", "expired"));
+    expect(tampered.status).toBe(401);
+    expect(tampered.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await tampered.json()).toMatchObject({ status: 401, code: "no_matching_signature" });
+    expect(db.fulfilled).toEqual(["evt_1042"]);
+  });
+});
+
+describePaymentsApi(() => ({ url: app.url, db }));

@@ -1,0 +1,72 @@
+// An idempotent payments API. authenticate() and idempotency() run before this controller as
+// Nest middleware (see AppModule): keys are scoped per account, so one client can never replay
+// another's payment, and a retry gets the stored answer without reaching this code.
+import {
+  Body,
+  Controller,
+  createParamDecorator,
+  type ExecutionContext,
+  Get,
+  Inject,
+  Param,
+  Post,
+  Res,
+} from "@nestjs/common";
+import type { NextFunction, Request, Response } from "express";
+import { bearerToken } from "../../shared/bearer.mjs";
+import { Problem, sendProblem } from "./problem.js";
+import { type Payment, SETTINGS, type Settings } from "./settings.js";
+
+/**
+ * Middleware: `Authorization: Bearer <api key>` (strictly: see bearerToken) → `res.locals.accountId`,
+ * or 401. Middleware rather than a guard: Nest runs guards after every middleware, and
+ * idempotency() needs the account as its principal.
+ */
+export function authenticate(apiKeys: Map<string, string>) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const accountId = apiKeys.get(bearerToken(req.get("authorization")) ?? "");
+    if (accountId === undefined) {
+      res.set("www-authenticate", "Bearer");
+      return sendProblem(res, 401, "unauthenticated", "send Authorization: Bearer <api key>");
+    }
+    res.locals.accountId = accountId;
+    next();
+  };
+}
+
+/** The account authenticate() found, as a handler parameter: `@Account() account`. */
+const Account = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): string =>
+    context.switchToHttp().getResponse<Response>().locals.accountId,
+);
+
+@Controller("payments")
+export class PaymentsController {
+  constructor(@Inject(SETTINGS) private readonly settings: Settings) {}
+
+  @Post() // 201, Nest's default for POST
+  create(@Body() body: unknown, @Account() account: string, @Res({ passthrough: true }) res: Response): Payment {
+    const { amount, currency = "usd" } = (body ?? {}) as { amount?: unknown; currency?: unknown };
+    if (!Number.isSafeInteger(amount) || (amount as number) <= 0 || !/^[a-z]{3}$/.test(String(currency))) {
+      // Stored too (4xx are answers): the same request retried gets the same refusal.
+      throw new Problem(400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
+    }
+    const payment = {
+      id: `pay_${crypto.randomUUID().replaceAll("-", "")}`,
+      amount: amount as number,
+      currency: String(currency),
+      account,
+      created: new Date().toISOString(),
+    };
+    this.settings.db.payments.set(payment.id, payment); // charge the card, write the row…
+    res.location(`/payments/${payment.id}`);
+    return payment;
+  }
+
+  @Get(":id")
+  read(@Param("id") id: string, @Account() account: string): Payment {
+    const payment = this.settings.db.payments.get(id);
+    if (payment === undefined || payment.account !== account) throw new Problem(404, "not_found", "no such payment");
+    return payment;
+  }
+}
