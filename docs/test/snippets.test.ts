@@ -32,7 +32,7 @@ function snippets(): Snippet[] {
   });
 }
 
-/** The repository's compiler options, with every `@interlock/*` import mapped to its source. */
+/** The repository's compiler options, with every `@interlock/*` import mapped to its source, and Nest's decorators. */
 function compilerOptions(): ts.CompilerOptions {
   const configPath = join(repoRoot, "tsconfig.base.json");
   const config = ts.readConfigFile(configPath, ts.sys.readFile).config;
@@ -44,7 +44,16 @@ function compilerOptions(): ts.CompilerOptions {
       paths[`${pkg.name}${sub}`] = [entrySource(pkg, entry)];
     }
   }
-  return { ...options, noEmit: true, declaration: false, types: ["node"], paths };
+  // Nest's decorators (the NestJS guide) are TypeScript's legacy ones, with the metadata Nest reads.
+  return {
+    ...options,
+    noEmit: true,
+    declaration: false,
+    types: ["node"],
+    paths,
+    experimentalDecorators: true,
+    emitDecoratorMetadata: true,
+  };
 }
 
 function diagnose(list: Snippet[]): string[] {
