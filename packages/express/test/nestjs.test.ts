@@ -165,9 +165,14 @@ function stripeModule(work: Work) {
   return StripeModule;
 }
 
-/** Starts the Stripe app with these NestFactory options. */
-async function stripeApp(work: Work, options: NestApplicationOptions): Promise<Running> {
+/** Starts the Stripe app with these NestFactory options, and what `setup` does before it listens. */
+async function stripeApp(
+  work: Work,
+  options: NestApplicationOptions,
+  setup: (app: NestExpressApplication) => void = () => {},
+): Promise<Running> {
   const app = await NestFactory.create<NestExpressApplication>(stripeModule(work), { logger: false, ...options });
+  setup(app);
   return serve(app);
 }
 
@@ -303,7 +308,9 @@ describe("nestjs on express, created without rawBody: true", () => {
 
     const keyed = await pay(app.url, crypto.randomUUID(), { amount: 1 });
     expect(keyed.status).toBe(500);
-    expect(await keyed.json()).toMatchObject({ code: "body_not_raw" });
+    const keyedProblem = (await keyed.json()) as { code: string; detail: string };
+    expect(keyedProblem.code).toBe("body_not_raw");
+    expect(keyedProblem.detail).toContain("NestFactory.create(AppModule, { rawBody: true })");
     expect([work.fulfilled, work.charged]).toEqual([[], []]);
   });
 });
@@ -323,5 +330,36 @@ describe("nestjs on express, created with bodyParser: false", () => {
     const key = crypto.randomUUID();
     expect((await pay(app.url, key, { amount: 7 })).status).toBe(201);
     expect(work.charged).toEqual([{ amount: 7 }]);
+  });
+});
+
+describe("nestjs on express: a delivery larger than Nest's JSON parser takes (100 kB)", () => {
+  const bigEvent = async () => {
+    const event = await stripeEvent("checkout.session.completed");
+    const body = JSON.stringify({ ...JSON.parse(event.body), padding: "x".repeat(200_000) });
+    const signed = await signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body });
+    return { id: event.id, body, headers: { ...signed.headers, "content-type": "application/json" } };
+  };
+
+  it("is refused 413 by Nest's parser, before webhook() runs", async () => {
+    const work: Work = { fulfilled: [], charged: [] };
+    const app = await stripeApp(work, { rawBody: true });
+    try {
+      expect((await deliver(app.url, await bigEvent())).status).toBe(413);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("verifies with app.useBodyParser('json', { limit }): the larger parser keeps the bytes too", async () => {
+    const work: Work = { fulfilled: [], charged: [] };
+    const app = await stripeApp(work, { rawBody: true }, (nest) => nest.useBodyParser("json", { limit: "1mb" }));
+    try {
+      const event = await bigEvent();
+      expect((await deliver(app.url, event)).status).toBe(201);
+      expect(work.fulfilled).toEqual([event.id]);
+    } finally {
+      await app.close();
+    }
   });
 });
