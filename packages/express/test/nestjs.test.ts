@@ -11,6 +11,8 @@
 import "reflect-metadata";
 import { memoryStore, signWebhook, stripe } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
+import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
+import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import {
   type ArgumentsHost,
   BadRequestException,
@@ -54,8 +56,11 @@ async function serve(app: INestApplication): Promise<Running> {
   return { url: await app.getUrl(), close: () => app.close() };
 }
 
-/** The contract app of `describeAdapterScenarios`, as a Nest app created with `rawBody: true`. */
-async function scenarioApp({ webhook: webhookOptions, idempotency: idempotencyOptions, handlers }: ScenarioAppOptions) {
+/** The contract app of `describeAdapterScenarios`, as a Nest app created with these options. */
+async function scenarioApp(
+  { webhook: webhookOptions, idempotency: idempotencyOptions, handlers }: ScenarioAppOptions,
+  nestOptions: NestApplicationOptions = { rawBody: true },
+) {
   @Controller("webhooks")
   class WebhooksController {
     @Post()
@@ -103,12 +108,16 @@ async function scenarioApp({ webhook: webhookOptions, idempotency: idempotencyOp
     }
   }
 
-  const app = await NestFactory.create<NestExpressApplication>(ScenarioModule, { rawBody: true, logger: false });
+  const app = await NestFactory.create<NestExpressApplication>(ScenarioModule, { logger: false, ...nestOptions });
   app.useGlobalFilters(new HandlerFailed());
   return serve(app);
 }
 
-describeAdapterScenarios("nestjs on express (rawBody: true, MiddlewareConsumer)", scenarioApp);
+describeAdapterScenarios("nestjs on express (rawBody: true, MiddlewareConsumer)", (options) => scenarioApp(options));
+describeHostileClients("nestjs on express (rawBody: true)", (options) => scenarioApp(options));
+describeProtocolEdges("nestjs on express (bodyParser: false)", (options) =>
+  scenarioApp(options, { bodyParser: false }),
+);
 
 const STRIPE_SECRET = "whsec_nestjs_express";
 

@@ -10,6 +10,8 @@ import "reflect-metadata";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { memoryStore, signWebhook, stripe, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
+import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
+import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import {
   type ArgumentsHost,
   BadRequestException,
@@ -121,6 +123,10 @@ async function scenarioApp({ webhook: webhookOptions, idempotency: idempotencyOp
 }
 
 describeAdapterScenarios("nestjs on fastify (@RouteConfig)", scenarioApp);
+describeHostileClients("nestjs on fastify", scenarioApp);
+// A keyed payment declared past the limit meets Nest's JSON parser first, whose bodyLimit is
+// Fastify's 1 MiB: its 413, as on any route (see the README).
+describeProtocolEdges("nestjs on fastify", scenarioApp, { oversizedPayment: "framework" });
 
 const STRIPE_SECRET = "whsec_nestjs_fastify";
 
