@@ -11,6 +11,9 @@ export function portFrom(env: Environment, name?: string, fallback?: number): nu
 /** `HOST`: the address to listen on, loopback when unset. */
 export function hostFrom(env: Environment, name?: string, fallback?: string): string;
 
+/** The URL of a server on `host` and `port`, an IPv6 address in brackets: `http://[::1]:3000`. */
+export function serverUrl(host: string, port: number): string;
+
 /** An absolute URL whose scheme is one of `protocols`, or `fallback` when unset. */
 export function urlFrom<T extends string | undefined>(
   env: Environment,
@@ -27,3 +30,6 @@ export function shown(url: string): string;
 
 /** Runs `main`; a StartupError, or an error with a code, is one line on stderr and exit code 1. */
 export function runServer(main: () => Promise<void>): Promise<void>;
+
+/** `read()`'s value; a StartupError is said as runServer says it (one line, exit code 1). */
+export function checkedAtStart<T>(read: () => T): T;

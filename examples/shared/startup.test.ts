@@ -1,4 +1,4 @@
-// Every example's `node server.mjs` as its README runs it, with the environment wrong or a
+// Every example's `node server.mjs` (the NestJS one: its build) as its README runs it, with the environment wrong or a
 // dependency missing: one line on stderr that says why, exit code 1, never a stack trace. And the
 // Hono apps on each runtime they name (Node, `bun app.mjs`, `deno serve`): loopback by default.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { signWebhook, stripe } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 
 /** Each example's required environment (its own check would refuse before PORT is read). */
@@ -20,7 +21,21 @@ const SERVERS: Record<string, Record<string, string>> = {
   postgres: { DATABASE_URL: "postgres://127.0.0.1:1/none", GITHUB_WEBHOOK_SECRET: "x", API_KEYS: "sk_1:acct_1" },
   "oauth-express": oauthEnvironment(),
   "oauth-hono": oauthEnvironment(),
+  nestjs: { STRIPE_WEBHOOK_SECRET: "whsec_x", API_KEYS: "sk_1:acct_1" },
 };
+
+/** Each example's server: `server.mjs`, or for the TypeScript one (NestJS) its build, as its README runs it. */
+const ENTRY: Record<string, string> = { nestjs: "dist/main.js" };
+const entryOf = (name: string) => ENTRY[name] ?? "server.mjs";
+
+// The NestJS example is TypeScript: built once, as its README says (`npm run build`), before it runs.
+beforeAll(async () => {
+  const tsc = spawn(bin("tsc"), ["-p", "tsconfig.build.json"], { cwd: folderOf("nestjs"), stdio: "inherit" });
+  const [code] = (await once(tsc, "exit")) as [number | null];
+  expect(code, "tsc -p examples/nestjs/tsconfig.build.json").toBe(0);
+}, 60_000);
+
+const folderOf = (name: string) => fileURLToPath(new URL(`../${name}/`, import.meta.url));
 
 function oauthEnvironment(): Record<string, string> {
   return { ISSUER: "https://issuer.example", CLIENT_ID: "c", CLIENT_SECRET: "s", TOKEN_KEY: "A".repeat(43) };
@@ -39,9 +54,9 @@ function inherited(): NodeJS.ProcessEnv {
   return rest;
 }
 
-/** Runs `examples/<name>/server.mjs` until it exits (10 s at most): its exit code and stderr. */
+/** Runs `examples/<name>/server.mjs` (or its build) until it exits (10 s at most): its exit code and stderr. */
 function boot(name: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  return runIn(name, [process.execPath, "server.mjs"], { ...inherited(), ...SERVERS[name], ...env });
+  return runIn(name, [process.execPath, entryOf(name)], { ...inherited(), ...SERVERS[name], ...env });
 }
 
 /** Runs `command` in `examples/<name>` with exactly `env` until it exits (10 s at most): its exit code and stderr. */
@@ -51,7 +66,7 @@ async function runIn(
   env: NodeJS.ProcessEnv,
 ): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(command!, args, {
-    cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
+    cwd: folderOf(name),
     env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // its own process group: deno's npm launcher runs the real binary as a child
@@ -66,7 +81,7 @@ async function runIn(
   return { code, stderr };
 }
 
-describe.each(Object.keys(SERVERS))("examples/%s: node server.mjs", (name) => {
+describe.each(Object.keys(SERVERS))("examples/%s: node server.mjs (or its build)", (name) => {
   it.each([
     [{ PORT: "abc" }, 'Cannot start: PORT must be a port number from 0 to 65535, not "abc"'],
     [{ PORT: "65536" }, 'Cannot start: PORT must be a port number from 0 to 65535, not "65536"'],
@@ -77,10 +92,13 @@ describe.each(Object.keys(SERVERS))("examples/%s: node server.mjs", (name) => {
   });
 });
 
-/** Runs `examples/<name>/server.mjs` until it prints its first line, which it returns; then stops it. */
-async function firstLine(name: string, env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, ["server.mjs"], {
-    cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
+/**
+ * Runs `examples/<name>/server.mjs` (or its build) until it prints a line with a URL, which it
+ * returns; then stops it. (Nest logs its own lines first.)
+ */
+async function urlLine(name: string, env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, [entryOf(name)], {
+    cwd: folderOf(name),
     env: { ...inherited(), ...SERVERS[name], ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -88,23 +106,24 @@ async function firstLine(name: string, env: Record<string, string>): Promise<str
   child.stderr.on("data", (chunk: Buffer) => {
     stderr += chunk;
   });
+  const lines = createInterface({ input: child.stdout });
   try {
-    const [line] = (await Promise.race([
-      once(createInterface({ input: child.stdout }), "line"),
-      once(child, "exit").then(([code]) => Promise.reject(new Error(`exited with ${code}: ${stderr}`))),
-    ])) as [string];
-    return line;
+    return await new Promise<string>((resolve, reject) => {
+      lines.on("line", (line) => line.includes("http://") && resolve(line));
+      child.once("exit", (code) => reject(new Error(`exited with ${code}: ${stderr}`)));
+    });
   } finally {
+    lines.close();
     child.kill();
   }
 }
 
 // The examples a test can start without a database server (Redis and PostgreSQL build their URL the same way).
 describe.each(Object.keys(SERVERS).filter((name) => name !== "redis" && name !== "postgres"))(
-  "examples/%s: node server.mjs with HOST=::1",
+  "examples/%s: node server.mjs (or its build) with HOST=::1",
   (name) => {
     it("prints its URL with the address in brackets, as a URL must write it: http://[::1]:PORT", async () => {
-      const line = await firstLine(name, { HOST: "::1", PORT: "0" });
+      const line = await urlLine(name, { HOST: "::1", PORT: "0" });
       const url = /http:\/\/\S+?:\d+(?=\/)/.exec(line)?.[0];
       expect(url, line).toMatch(/^http:\/\/\[::1\]:\d+$/);
     });
@@ -254,7 +273,7 @@ describe.each(["hono", "oauth-hono"])("examples/%s without HOST", (name) => {
 
     it("listens on 127.0.0.1 only, as node server.mjs does: another loopback address is refused", async () => {
       child = spawn(command!, args, {
-        cwd: fileURLToPath(new URL(`../${name}/`, import.meta.url)),
+        cwd: folderOf(name),
         env: { ...inherited(), ...SERVERS[name], PORT: "0", NO_COLOR: "1" },
         stdio: ["ignore", "pipe", "pipe"],
         detached: true, // its own process group: deno's npm launcher runs the real binary as a child
@@ -276,4 +295,35 @@ describe.each(["hono", "oauth-hono"])("examples/%s without HOST", (name) => {
       expect(await accepts("127.0.0.2", port)).toBe(false);
     }, 20_000);
   });
+});
+
+describe("examples/nestjs, built with tsc and run with node", () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => child?.kill());
+
+  it("starts, says where, and answers a signed Stripe delivery: tsc's decorators and Nest's injection work", async () => {
+    child = spawn(process.execPath, [entryOf("nestjs")], {
+      cwd: folderOf("nestjs"),
+      env: { ...inherited(), ...SERVERS.nestjs, PORT: "0", NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const started = child;
+    const url = await new Promise<string>((resolve, reject) => {
+      let output = "";
+      started.stdout!.on("data", (chunk: Buffer) => {
+        output += chunk;
+        const found = /Stripe webhooks on (http:\/\/127\.0\.0\.1:\d+)\//.exec(output)?.[1];
+        if (found !== undefined) resolve(found);
+      });
+      started.once("exit", (code) => reject(new Error(`node dist/main.js exited with ${code}: ${output}`)));
+    });
+    const body = JSON.stringify({ id: "evt_built", object: "event", type: "checkout.session.completed" });
+    const signed = await signWebhook({ scheme: stripe, secret: SERVERS.nestjs!.STRIPE_WEBHOOK_SECRET!, body });
+    const response = await fetch(`${url}/webhooks/stripe`, {
+      method: "POST",
+      headers: { ...signed.headers, "content-type": "application/json" },
+      body,
+    });
+    expect([response.status, await response.json()]).toEqual([200, { received: "evt_built" }]);
+  }, 20_000);
 });

@@ -6,7 +6,7 @@ import { memoryStore } from "@interlock/core";
 import type { LoggerService, LogLevel } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import type { NestExpressApplication } from "@nestjs/platform-express";
-import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError } from "../../shared/config.mjs";
+import { apiKeysFrom, hostFrom, portFrom, runServer, StartupError, serverUrl } from "../../shared/config.mjs";
 import { AppModule } from "./app.module.js";
 import { ProblemFilter } from "./problem.js";
 import { memoryDb, type Settings } from "./settings.js";
@@ -39,7 +39,7 @@ export async function start({
   app.disable("x-powered-by");
   app.useGlobalFilters(new ProblemFilter());
   await app.listen(port, host);
-  const url = `http://${host}:${(app.getHttpServer().address() as AddressInfo).port}`;
+  const url = serverUrl(host, (app.getHttpServer().address() as AddressInfo).port);
   return { url, close: () => app.close() };
 }
 
