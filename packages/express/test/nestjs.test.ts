@@ -12,6 +12,14 @@ import "reflect-metadata";
 import { memoryStore, signWebhook, stripe } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
+import {
+  deliver,
+  describeNestStripeApp,
+  type NestApp,
+  type NestWork,
+  pay,
+  stripeEvent,
+} from "@interlock/test-harness/nestjs";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import {
   type ArgumentsHost,
@@ -38,20 +46,14 @@ import type { NestExpressApplication } from "@nestjs/platform-express";
 import type { Request, Response } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotency, webhook } from "../src/index.js";
-import { sleep } from "./helpers.js";
 
 /** The verified delivery `webhook()` put on the request, as a controller parameter. */
 const VerifiedEvent = createParamDecorator(
   (_data: unknown, context: ExecutionContext) => context.switchToHttp().getRequest<Request>().webhook,
 );
 
-interface Running {
-  url: string;
-  close(): Promise<void>;
-}
-
 /** Serves a Nest app on an ephemeral port of 127.0.0.1. */
-async function serve(app: INestApplication): Promise<Running> {
+async function serve(app: INestApplication): Promise<NestApp> {
   await app.listen(0, "127.0.0.1");
   return { url: await app.getUrl(), close: () => app.close() };
 }
@@ -121,21 +123,11 @@ describeProtocolEdges("nestjs on express (bodyParser: false)", (options) =>
 
 const STRIPE_SECRET = "whsec_nestjs_express";
 
-/** What the Nest-specific app's controllers did, and how they behave next. */
-interface Work {
-  /** Stripe event ids processed. */
-  fulfilled: string[];
-  /** Payment bodies the controller ran for. */
-  charged: unknown[];
-  /** Held until released, for the in-flight row. */
-  gate?: Promise<void> | undefined;
-}
-
 /**
  * A Stripe receiver and a payments API the way a Nest app writes them: return values, Nest's
  * default status (201 for POST), its default exception filter.
  */
-function stripeModule(work: Work) {
+function stripeModule(work: NestWork) {
   const store = memoryStore();
 
   @Controller("webhooks/stripe")
@@ -176,139 +168,29 @@ function stripeModule(work: Work) {
 
 /** Starts the Stripe app with these NestFactory options, and what `setup` does before it listens. */
 async function stripeApp(
-  work: Work,
+  work: NestWork,
   options: NestApplicationOptions,
   setup: (app: NestExpressApplication) => void = () => {},
-): Promise<Running> {
+): Promise<NestApp> {
   const app = await NestFactory.create<NestExpressApplication>(stripeModule(work), { logger: false, ...options });
   setup(app);
   return serve(app);
 }
 
-/** A Stripe event of this type, signed now. */
-async function stripeEvent(type: string, id = `evt_${crypto.randomUUID().slice(0, 8)}`) {
-  const body = JSON.stringify({ id, object: "event", type });
-  const signed = await signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body });
-  return { id, body, headers: { ...signed.headers, "content-type": "application/json" } };
-}
-
-const deliver = (url: string, event: { headers: Record<string, string>; body: string }) =>
-  fetch(`${url}/webhooks/stripe`, { method: "POST", headers: event.headers, body: event.body });
-
-const pay = (url: string, key: string, body: object) =>
-  fetch(`${url}/payments`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": "acct_1", "idempotency-key": key },
-    body: JSON.stringify(body),
-  });
-
-const NEST_500 = { statusCode: 500, message: "Internal server error" };
-
-describe("nestjs on express, created with rawBody: true", () => {
-  const work: Work = { fulfilled: [], charged: [] };
-  let app: Running;
-  beforeAll(async () => {
-    app = await stripeApp(work, { rawBody: true });
-  });
-  afterAll(() => app?.close());
-
-  it("a Stripe delivery: verified on the bytes Nest kept, processed once, a tampered copy refused", async () => {
-    const event = await stripeEvent("checkout.session.completed");
-    const first = await deliver(app.url, event);
-    expect([first.status, await first.json()]).toEqual([201, { received: event.id }]);
-    const again = await deliver(app.url, event);
-    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: event.id }]);
-    const tampered = await deliver(app.url, { ...event, body: event.body.replace("completed", "expired") });
-    expect(tampered.status).toBe(401);
-    expect(tampered.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-    expect(await tampered.json()).toMatchObject({ code: "no_matching_signature" });
-    expect(work.fulfilled.filter((id) => id === event.id)).toHaveLength(1);
-  });
-
-  it("a controller that throws: Nest's filter answers 500 and the delivery is released, its redelivery runs", async () => {
-    const event = await stripeEvent("invoice.payment_failed");
-    const failed = await deliver(app.url, event);
-    expect([failed.status, await failed.json()]).toEqual([500, NEST_500]);
-    const redelivered = await deliver(app.url, event);
-    expect(redelivered.status).toBe(500); // ran again (a duplicate would be 200)
-    expect(await redelivered.json()).toEqual(NEST_500);
-  });
-
-  it("an HttpException's 4xx releases the delivery too: the redelivery runs again", async () => {
-    const event = await stripeEvent("customer.deleted");
-    const refused = await deliver(app.url, event);
-    expect(refused.status).toBe(400);
-    expect(await refused.json()).toMatchObject({ statusCode: 400, message: "unknown customer" });
-    expect((await deliver(app.url, event)).status).toBe(400);
-  });
-
-  it("an idempotent POST: first 201, retry replayed, another body 422", async () => {
-    const key = crypto.randomUUID();
-    const first = await pay(app.url, key, { amount: 4200 });
-    expect(first.status).toBe(201);
-    const created = await first.text();
-    const retry = await pay(app.url, key, { amount: 4200 });
-    expect(retry.status).toBe(201);
-    expect(retry.headers.get("idempotent-replayed")).toBe("true");
-    expect(await retry.text()).toBe(created);
-    const other = await pay(app.url, key, { amount: 9900 });
-    expect(other.status).toBe(422);
-    expect(await other.json()).toMatchObject({ code: "idempotency_key_mismatch" });
-    expect(work.charged.filter((body) => (body as { amount?: number }).amount === 4200)).toHaveLength(1);
-  });
-
-  it("a concurrent copy while the first runs: 409 request_in_flight with Retry-After", async () => {
-    const key = crypto.randomUUID();
-    let open = () => {};
-    work.gate = new Promise((resolve) => {
-      open = resolve;
-    });
-    const first = pay(app.url, key, { amount: 1 });
-    await sleep(100);
-    const copy = await pay(app.url, key, { amount: 1 });
-    open();
-    work.gate = undefined;
-    expect(copy.status).toBe(409);
-    expect(copy.headers.get("retry-after")).not.toBeNull();
-    expect(await copy.json()).toMatchObject({ code: "request_in_flight" });
-    expect((await first).status).toBe(201);
-  });
-
-  it("a controller that throws: Nest's 500 releases the key, the retry runs again", async () => {
-    const key = crypto.randomUUID();
-    const before = work.charged.length;
-    const failed = await pay(app.url, key, { fail: true });
-    expect([failed.status, await failed.json()]).toEqual([500, NEST_500]);
-    const retry = await pay(app.url, key, { fail: true });
-    expect(retry.status).toBe(500);
-    expect(retry.headers.get("idempotent-replayed")).toBeNull();
-    expect(work.charged.length).toBe(before + 2);
-  });
-
-  it("an HttpException's 4xx is an answer: stored and replayed, the controller not run again", async () => {
-    const key = crypto.randomUUID();
-    const before = work.charged.length;
-    const refused = await pay(app.url, key, { invalid: true });
-    expect(refused.status).toBe(400);
-    const body = await refused.text();
-    const replay = await pay(app.url, key, { invalid: true });
-    expect(replay.status).toBe(400);
-    expect(replay.headers.get("idempotent-replayed")).toBe("true");
-    expect(await replay.text()).toBe(body);
-    expect(work.charged.length).toBe(before + 1);
-  });
-});
+describeNestStripeApp("nestjs on express, created with rawBody: true", STRIPE_SECRET, (work) =>
+  stripeApp(work, { rawBody: true }),
+);
 
 describe("nestjs on express, created without rawBody: true", () => {
-  const work: Work = { fulfilled: [], charged: [] };
-  let app: Running;
+  const work: NestWork = { fulfilled: [], charged: [] };
+  let app: NestApp;
   beforeAll(async () => {
     app = await stripeApp(work, {});
   });
   afterAll(() => app?.close());
 
   it("answers 500 body_not_raw, naming Nest's switch, for a delivery and for a keyed request", async () => {
-    const delivery = await deliver(app.url, await stripeEvent("checkout.session.completed"));
+    const delivery = await deliver(app.url, await stripeEvent(STRIPE_SECRET, "checkout.session.completed"));
     expect(delivery.status).toBe(500);
     expect(delivery.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     const problem = (await delivery.json()) as { code: string; detail: string };
@@ -325,15 +207,15 @@ describe("nestjs on express, created without rawBody: true", () => {
 });
 
 describe("nestjs on express, created with bodyParser: false", () => {
-  const work: Work = { fulfilled: [], charged: [] };
-  let app: Running;
+  const work: NestWork = { fulfilled: [], charged: [] };
+  let app: NestApp;
   beforeAll(async () => {
     app = await stripeApp(work, { bodyParser: false });
   });
   afterAll(() => app?.close());
 
   it("the middlewares read the body themselves; the controller's @Body() is the parsed JSON", async () => {
-    const event = await stripeEvent("checkout.session.completed");
+    const event = await stripeEvent(STRIPE_SECRET, "checkout.session.completed");
     expect((await deliver(app.url, event)).status).toBe(201);
     expect(work.fulfilled).toEqual([event.id]);
     const key = crypto.randomUUID();
@@ -344,14 +226,14 @@ describe("nestjs on express, created with bodyParser: false", () => {
 
 describe("nestjs on express: a delivery larger than Nest's JSON parser takes (100 kB)", () => {
   const bigEvent = async () => {
-    const event = await stripeEvent("checkout.session.completed");
+    const event = await stripeEvent(STRIPE_SECRET, "checkout.session.completed");
     const body = JSON.stringify({ ...JSON.parse(event.body), padding: "x".repeat(200_000) });
     const signed = await signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body });
     return { id: event.id, body, headers: { ...signed.headers, "content-type": "application/json" } };
   };
 
   it("is refused 413 by Nest's parser, before webhook() runs", async () => {
-    const work: Work = { fulfilled: [], charged: [] };
+    const work: NestWork = { fulfilled: [], charged: [] };
     const app = await stripeApp(work, { rawBody: true });
     try {
       expect((await deliver(app.url, await bigEvent())).status).toBe(413);
@@ -361,7 +243,7 @@ describe("nestjs on express: a delivery larger than Nest's JSON parser takes (10
   });
 
   it("verifies with app.useBodyParser('json', { limit }): the larger parser keeps the bytes too", async () => {
-    const work: Work = { fulfilled: [], charged: [] };
+    const work: NestWork = { fulfilled: [], charged: [] };
     const app = await stripeApp(work, { rawBody: true }, (nest) => nest.useBodyParser("json", { limit: "1mb" }));
     try {
       const event = await bigEvent();
