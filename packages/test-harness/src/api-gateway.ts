@@ -11,6 +11,7 @@
  * - A body of a binary media type comes base64-encoded (`isBase64Encoded: true`); any other
  *   body comes as text, decoded from UTF-8.
  */
+import { MemoryStore } from "@interlock/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from "aws-lambda";
 
 /** `1.0`: a REST API (or an HTTP API set to 1.0); `2.0`: an HTTP API's default. */
@@ -241,4 +242,68 @@ export function lambdaContext(): Context {
     fail: () => {},
     succeed: () => {},
   };
+}
+
+// What the Lambda tests send: bodies a re-serialising or mis-decoding host would change.
+
+/** Formatting a JSON parser would not keep: key order, spacing, escapes, a trailing newline. */
+export const AWKWARD_JSON = '{"z":1,  "a":"caf\\u00e9 é",\n "n":1.10e1}\n';
+
+/** Bytes that are not UTF-8: they reach a function only base64-encoded. */
+export const NOT_UTF8 = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x61, 0x7b, 0x22, 0xc3]);
+
+/** Headers every request carries: repeated ones (API Gateway's multi-value headers) among them. */
+export const CLIENT_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  ["Host", DOMAIN],
+  ["User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)"],
+  ["Accept", "application/json"],
+  ["Accept", "*/*"],
+  ["X-Forwarded-For", "203.0.113.9"],
+  ["X-Forwarded-For", SOURCE_IP],
+];
+
+/** A signed body as API Gateway may pass it: its content type, and whether it comes base64-encoded. */
+export interface GatewayBody {
+  name: string;
+  body: string | Buffer;
+  contentType: string;
+  base64: boolean;
+}
+
+/** One body of each kind a webhook must be verified on byte for byte. */
+export const GATEWAY_BODIES: readonly GatewayBody[] = [
+  { name: "awkwardly formatted JSON", body: AWKWARD_JSON, contentType: "application/json", base64: false },
+  { name: "non-ASCII text", body: "naïve — ✓ ½", contentType: "text/plain; charset=utf-8", base64: false },
+  { name: "base64-encoded bytes", body: NOT_UTF8, contentType: "application/octet-stream", base64: true },
+];
+
+/** Header names cased as a client may send them (API Gateway 1.0 passes them on so): UPPER, then Title-Case. */
+export function recased(headers: Record<string, string>): Array<[string, string]> {
+  return Object.entries(headers).map(([name, value], index) => [
+    index % 2 === 0 ? name.toUpperCase() : name.replace(/(^|-)([a-z])/g, (_, dash, c) => dash + c.toUpperCase()),
+    value,
+  ]);
+}
+
+/** The bytes with one letter or digit changed: still well-formed, only the signature can tell. */
+export function tampered(body: Uint8Array): Buffer {
+  const bytes = Buffer.from(body);
+  const at = bytes.findIndex((byte) => /[0-9a-z]/i.test(String.fromCharCode(byte)));
+  bytes[at] = (bytes[at] ?? 0) ^ 1;
+  return bytes;
+}
+
+/**
+ * A memory store whose `complete` answers late, like one across a network: an answer handed
+ * back before the record is written (Lambda may freeze the instance right after) shows as a
+ * retry that is not replayed.
+ */
+export class LateCompletingStore extends MemoryStore {
+  constructor(private readonly delayMs = 50) {
+    super();
+  }
+  override async complete(...args: Parameters<MemoryStore["complete"]>) {
+    await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return super.complete(...args);
+  }
 }
