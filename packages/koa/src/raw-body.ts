@@ -34,9 +34,11 @@ export async function readRawBody(
   if (known !== undefined) return known;
   // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
   if (!announcesBody(req)) return remember(req, EMPTY, ctx, false, limit);
-  const request = ctx.request as { body?: unknown; rawBody?: unknown };
-  if (request.body !== undefined || req.readableDidRead || req.readableEnded) {
-    if (middleware === "idempotency" && typeof request.rawBody === "string") return request.rawBody;
+  // Whether a parser read the body is the stream's to say, not `ctx.request.body`'s: @koa/bodyparser
+  // and koa-bodyparser set that to `{}` for a type they do not parse (binary), leaving its bytes unread.
+  if (req.readableDidRead || req.readableEnded) {
+    const kept = (ctx.request as { rawBody?: unknown }).rawBody;
+    if (middleware === "idempotency" && typeof kept === "string") return kept;
     return new BodyError("body_not_raw", notRawMessage(middleware));
   }
   // A declared length over the limit is refused unread; Node drains it after the response.

@@ -32,6 +32,8 @@ const keyed = (key: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
+const BINARY = "application/octet-stream";
+
 const LARGE = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}` })) });
 
 type Handler = Middleware;
@@ -233,6 +235,24 @@ describe("idempotency() and the body parsers", () => {
     });
   }
 
+  // The parsers set `ctx.request.body` (`{}`) for a type they do not parse, without reading it.
+  for (const [name, parser] of parsers) {
+    it(`${name} before idempotency(): a binary body it leaves unread is read, fingerprinted and replayed`, async () => {
+      const world = await start([parser(), interlock()], (ctx) => {
+        ctx.status = 201;
+        ctx.body = { bytes: [...((ctx.request as { rawBody?: Buffer }).rawBody ?? [])] };
+      });
+      const key = newId("key");
+      const binary = (bytes: number[]) => call("/", keyed(key, { "content-type": BINARY }), Buffer.from(bytes));
+      const first = await binary([0xff, 0x00, 0xfe, 0x80]);
+      expect([first.status, JSON.parse(first.decoded.toString())]).toEqual([201, { bytes: [0xff, 0x00, 0xfe, 0x80] }]);
+      const replay = await binary([0xff, 0x00, 0xfe, 0x80]);
+      expect(replay.headers["idempotent-replayed"]).toBe("true");
+      expect((await binary([0xff, 0x00, 0xfe, 0x81])).status).toBe(422);
+      expect(world.calls).toBe(1);
+    });
+  }
+
   it("koa-body after idempotency(): it reads the consumed stream again and fails a keyed request (500), which releases the key; an unkeyed one is parsed", async () => {
     const world = await start([interlock(), koaBody()], (ctx) => {
       ctx.body = { got: (ctx.request as { body?: unknown }).body };
@@ -294,6 +314,20 @@ describe("webhook() and the body parsers and koa-compress", () => {
       expect(problem.code).toBe("body_not_raw");
       expect(problem.detail).toMatch(/keep koa-body off webhook routes/);
       expect(world.calls).toBe(0);
+    });
+  }
+
+  for (const [name, parser] of parsers) {
+    it(`${name} before webhook(): a binary delivery it leaves unread is verified on its bytes`, async () => {
+      const world = await start([parser(), receiver()], (ctx) => {
+        ctx.body = { bytes: [...(ctx.state as { webhook: { body: Uint8Array } }).webhook.body] };
+      });
+      const sent = await delivery(new Uint8Array([0xff, 0x00, 0xfe, 0x80]), BINARY);
+      const first = await call("/", sent.headers, Buffer.from(sent.body));
+      expect([first.status, JSON.parse(first.decoded.toString())]).toEqual([200, { bytes: [0xff, 0x00, 0xfe, 0x80] }]);
+      const duplicate = await call("/", sent.headers, Buffer.from(sent.body));
+      expect(JSON.parse(duplicate.decoded.toString())).toMatchObject({ duplicate: true });
+      expect(world.calls).toBe(1);
     });
   }
 
