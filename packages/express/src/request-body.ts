@@ -7,7 +7,8 @@
  * are left unread, for the app's own parser.
  */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { IncomingMessage, type ServerResponse } from "node:http";
+import { PassThrough } from "node:stream";
 import { announcesBody, BodyError } from "@interlock/core";
 import express, { type RequestHandler } from "express";
 import {
@@ -42,12 +43,11 @@ export function bodyReader(limit: number): BodyReader {
       if (known !== undefined) return known;
       throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
     }
-    // The stream is unread, yet `req.body` may already hold its bytes as a Buffer: hosts that
-    // make a request from an event put them there too (serverless-express and serverless-http
-    // on AWS Lambda). The parsers still run, so the route gets the body they give, as anywhere.
     // Refused before Express's parsers, which read a body past their limit to its end before refusing it.
     const declared = declaredTooLarge(req, limit);
     if (declared) throw declared;
+    const hostBytes = bytesOnBody(req);
+    if (hostBytes !== undefined) return parseHostBytes(parsers, req, res, hostBytes, limit);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
     if (await parse(parsers, req, res)) throw BodyError.tooLarge(limit);
     if (!announcesBody(req)) return undefined;
@@ -56,6 +56,57 @@ export function bodyReader(limit: number): BodyReader {
     if (body instanceof BodyError) throw body;
     return body;
   };
+}
+
+/** Request state the parsers read and write: `_body` is body-parser 1.x's (Express 4) "already parsed". */
+type ParsedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
+
+/**
+ * The bytes a host put on `req.body` as a Buffer while the stream is still unread: hosts that
+ * make a request from an event do (serverless-express and serverless-http on AWS Lambda).
+ */
+function bytesOnBody(req: IncomingMessage): Buffer | undefined {
+  const { body } = req as ParsedRequest;
+  return Buffer.isBuffer(body) ? body : undefined;
+}
+
+/**
+ * Parses the bytes a host put on `req.body` for the route, as the parsers would parse the
+ * stream, and returns them for the fingerprint. They are read from a request of their own, not
+ * from the host's stream: serverless-express marks that stream unreadable once the app's first
+ * synchronous pass returns, so after any `await` before this (an authentication lookup, the
+ * engine's own) the parsers would skip it (Express 5, leaving the Buffer) or fail on it
+ * (Express 4, a 500 "stream is not readable").
+ */
+async function parseHostBytes(
+  parsers: readonly RequestHandler[],
+  req: IncomingMessage,
+  res: ServerResponse,
+  bytes: Buffer,
+  limit: number,
+): Promise<Buffer | undefined> {
+  const copy = requestCarrying(req, bytes);
+  if (await parse(parsers, copy, res)) throw BodyError.tooLarge(limit);
+  if (!announcesBody(req)) return undefined;
+  // A type none of the parsers takes: `req.body` stays the host's Buffer, as it would stay unparsed.
+  if (!streamConsumed(copy)) return bytes;
+  const parsed = req as ParsedRequest;
+  parsed.body = (copy as ParsedRequest).body;
+  parsed._body = true; // a parser after this one stands aside on Express 4, as it does after any parser
+  const read = rawBodyOf(copy) ?? bytes;
+  captureRawBody(req, res, read);
+  return read;
+}
+
+/** A request with `req`'s method, URL and headers whose unread stream carries `bytes`. */
+function requestCarrying(req: IncomingMessage, bytes: Buffer): IncomingMessage {
+  const copy = new IncomingMessage(new PassThrough() as never);
+  copy.method = req.method;
+  copy.url = req.url;
+  copy.headers = req.headers;
+  copy.push(bytes);
+  copy.push(null);
+  return copy;
 }
 
 /** Runs the parsers in turn (each skips a body that is not its type, or is already read); true when too large. */

@@ -17,7 +17,7 @@ import {
 import express, { type ErrorRequestHandler, type RequestHandler } from "express";
 import serverless from "serverless-http";
 import { describe, expect, it } from "vitest";
-import { idempotency, releaseOnError, webhook } from "../src/index.js";
+import { captureRawBody, idempotency, releaseOnError, webhook } from "../src/index.js";
 import { asyncRoute } from "./framework.js";
 import { SECRET, SlowStore, signed } from "./helpers.js";
 
@@ -207,6 +207,86 @@ function hostTests(lambda: Invoker) {
       expect((await fn.post(key, '{"amount":100}')).status).toBe(201);
       expect((await fn.post(key, '{"amount":100}')).headers["idempotent-replayed"]).toBe("true");
       expect(fn.runs()).toBe(2);
+    });
+
+    it("after a middleware that awaits: the route still gets the parsed body; a malformed one is the parser's 400", async () => {
+      // serverless-express marks the request stream unreadable once the app's first synchronous
+      // pass returns: the parsers read the bytes it put on req.body instead.
+      const lookUp = () => new Promise((resolve) => setImmediate(resolve)); // an authentication lookup, say
+      const app = express();
+      app.post(
+        "/payments",
+        asyncRoute(async (_req, _res, next) => {
+          await lookUp();
+          next();
+        }),
+        idempotency({ store: new MemoryStore(), principal: false }),
+        (req, res) => void res.status(201).json({ got: req.body }),
+      );
+      app.use(((error, _req, res, _next) => {
+        res.status(error.status ?? 500).json({ type: error.type });
+      }) as ErrorRequestHandler);
+      const invoke = lambda(app);
+      const post = (key: string, body: string, contentType: string) =>
+        invoke({
+          path: "/payments",
+          headers: [
+            ["Content-Type", contentType],
+            ["Idempotency-Key", key],
+          ],
+          body,
+        });
+      for (const [body, contentType, parsed] of [
+        [AWKWARD_JSON, "application/json", JSON.parse(AWKWARD_JSON)],
+        ["amount=4200&currency=eur", "application/x-www-form-urlencoded", { amount: "4200", currency: "eur" }],
+        ["naïve — ✓ ½", "text/plain; charset=utf-8", "naïve — ✓ ½"],
+      ] as const) {
+        const key = newKey();
+        const first = await post(key, body, contentType);
+        expect([first.status, first.json()]).toEqual([201, { got: parsed }]);
+        expect((await post(key, body, contentType)).headers["idempotent-replayed"]).toBe("true");
+        expect((await post(key, `${body} `, contentType)).status).toBe(422);
+      }
+      const malformed = await post(newKey(), '{"amount":', "application/json");
+      expect([malformed.status, malformed.json()]).toEqual([400, { type: "entity.parse.failed" }]);
+    });
+
+    it("the guide's app (a parser with captureRawBody first): parsed bodies with a key or without, deliveries verified", async () => {
+      const app = express();
+      app.use(express.json({ verify: captureRawBody }));
+      app.post(
+        "/webhooks",
+        webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() }),
+        (req, res) => void res.json({ received: req.webhook!.body.length, parsed: req.body }),
+      );
+      app.post(
+        "/payments",
+        asyncRoute(async (_req, _res, next) => {
+          await new Promise((resolve) => setImmediate(resolve));
+          next();
+        }),
+        idempotency({ store: new MemoryStore(), principal: false }),
+        (req, res) => void res.status(201).json({ got: req.body }),
+      );
+      const invoke = lambda(app);
+      for (const headers of [[], [["Idempotency-Key", newKey()]]] as Array<Array<[string, string]>>) {
+        const answer = await invoke({
+          path: "/payments",
+          headers: [["Content-Type", "application/json"], ...headers],
+          body: AWKWARD_JSON,
+        });
+        expect([answer.status, answer.json()]).toEqual([201, { got: JSON.parse(AWKWARD_JSON) }]);
+      }
+      const delivery = await signed(AWKWARD_JSON);
+      const received = await invoke({
+        path: "/webhooks",
+        headers: Object.entries(delivery.headers),
+        body: delivery.body,
+      });
+      expect([received.status, received.json()]).toEqual([
+        200,
+        { received: Buffer.byteLength(AWKWARD_JSON), parsed: JSON.parse(AWKWARD_JSON) },
+      ]);
     });
 
     it("the response is recorded before the invocation returns (Lambda may freeze the instance right after)", async () => {
