@@ -130,6 +130,22 @@ describe("vector-adjacent behaviour", () => {
     await expect(answerZoomUrlValidation(verified)).rejects.toThrow(InterlockConfigError);
   });
 
+  it("without a secret token, anything but a delivery the zoom scheme verified is refused, whatever its event", async () => {
+    const { secret } = vectorFile.zoomUrlValidation;
+    const body = '{"event":"meeting.started","payload":{}}';
+    const slackSigned = await signWebhook({ scheme: schemes.slack, secret, body });
+    const slackVerified = await createWebhookVerifier({ scheme: schemes.slack, secret }).verify(
+      slackSigned.headers,
+      slackSigned.body,
+    );
+    // A payload passed alone, and a delivery object that is not this module's VerifiedWebhook
+    // (another copy of the package loaded beside this one): said at once, not answered undefined.
+    const lookalike = { scheme: "zoom", payload: JSON.parse(body), body: new TextEncoder().encode(body) };
+    for (const wrong of [JSON.parse(body), lookalike, slackVerified]) {
+      await expect(answerZoomUrlValidation(wrong as never)).rejects.toThrow(InterlockConfigError);
+    }
+  });
+
   it("the SW whsk_ signing key holds the whpk_ public key", () => {
     const v = vectors.find((x) => x.signingKey) as Vector;
     const signing = schemes["standard-webhooks"].parseSecret(v.signingKey as string);

@@ -37,7 +37,9 @@ export interface ZoomUrlValidationResponse {
  * the secret token that signed the challenge. Zoom signs it with the token the app has now and
  * checks the answer with that same token, so while rotating (several secrets configured, in
  * either order) this is the one form that answers right. Given a payload and a secret token,
- * the answer is keyed with that token (text, or its bytes as a `Uint8Array`).
+ * the answer is keyed with that token (text, or its bytes as a `Uint8Array`). Without a token,
+ * anything but a delivery the `zoom` scheme verified is refused with `InterlockConfigError`,
+ * whatever its event.
  */
 export function answerZoomUrlValidation(delivery: VerifiedWebhook): Promise<ZoomUrlValidationResponse | undefined>;
 export function answerZoomUrlValidation(
@@ -49,9 +51,12 @@ export async function answerZoomUrlValidation(
   secretToken?: WebhookSecret,
 ): Promise<ZoomUrlValidationResponse | undefined> {
   const delivery = deliveryOrPayload instanceof VerifiedWebhook ? deliveryOrPayload : undefined;
+  // Checked before the event is: a wrong argument is refused on every event, not only on the
+  // challenge, which Zoom sends when the endpoint is saved, and would otherwise go unanswered.
+  const signedWith = secretToken === undefined ? signingKeyOf(delivery) : undefined;
   const plainToken = plainTokenOf(delivery ? delivery.payload : deliveryOrPayload);
   if (plainToken === undefined) return undefined;
-  const key = secretToken === undefined ? signingKeyOf(delivery) : importSigningKey(zoom, secretToken).key;
+  const key = signedWith ?? importSigningKey(zoom, secretToken as WebhookSecret).key;
   const digest = await crypto.hmac(key as HmacKey, [plainToken]);
   return { plainToken, encryptedToken: encodeHex(digest) };
 }
