@@ -11,6 +11,7 @@ import {
   linearScheme,
   schemes,
   signWebhook,
+  VerifiedWebhook,
   type WebhookScheme,
 } from "../src/index.js";
 import vectorFile from "./fixtures/webhook-vectors.json" with { type: "json" };
@@ -117,6 +118,20 @@ describe("vector-adjacent behaviour", () => {
     const event = await signWebhook({ scheme: schemes.zoom, secret, body: '{"event":"meeting.started","payload":{}}' });
     const verified = await createWebhookVerifier({ scheme: schemes.zoom, secret }).verify(event.headers, event.body);
     expect(await answerZoomUrlValidation(verified)).toBeUndefined();
+  });
+
+  it("a verified delivery hands the key that verified it to no one: no static method or property gives it out", async () => {
+    const { secret } = vectorFile.zoomUrlValidation;
+    const event = await signWebhook({ scheme: schemes.zoom, secret, body: '{"event":"meeting.started","payload":{}}' });
+    const delivery = await createWebhookVerifier({ scheme: schemes.zoom, secret }).verify(event.headers, event.body);
+    const statics = Object.getOwnPropertyNames(VerifiedWebhook)
+      .map((name) => (VerifiedWebhook as unknown as Record<string, unknown>)[name])
+      .filter((value): value is (webhook: unknown) => unknown => typeof value === "function");
+    const reachable = [...statics.map((read) => read(delivery)), ...Object.values(delivery)];
+    // An imported HMAC key, on either crypto port: { algorithm, digestLength, key }.
+    expect(reachable.filter((value) => typeof value === "object" && value !== null && "digestLength" in value)).toEqual(
+      [],
+    );
   });
 
   it("a delivery another scheme verified cannot answer Zoom's challenge: a typed configuration error", async () => {

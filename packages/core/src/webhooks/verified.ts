@@ -4,6 +4,17 @@ import type { ParsedDelivery, WebhookScheme } from "./scheme.js";
 
 const NOT_DECODED = Symbol("not decoded");
 
+let readHmacKey: (webhook: VerifiedWebhook<unknown>) => HmacKey | undefined;
+
+/**
+ * The HMAC key of the secret that verified a delivery (undefined for an Ed25519 signature), for
+ * answering Zoom's challenge under the secret it was signed with. Internal to core: a key object
+ * can be exported to the secret's bytes, so a delivery must not hand it to whoever holds it.
+ */
+export function matchedHmacKeyOf(webhook: VerifiedWebhook<unknown>): HmacKey | undefined {
+  return readHmacKey(webhook);
+}
+
 /**
  * A delivery whose signature matched. The payload is decoded on first use (JSON by default),
  * so a server that only needs the bytes never pays for parsing.
@@ -79,12 +90,10 @@ export class VerifiedWebhook<T = unknown> {
     return webhook.#signature;
   }
 
-  /**
-   * @internal The HMAC key of the secret that verified it (undefined for an Ed25519
-   * signature): Zoom's challenge is answered under the secret the challenge was signed with.
-   */
-  static matchedHmacKey(webhook: VerifiedWebhook<unknown>): HmacKey | undefined {
-    return webhook.#hmacKey;
+  // The key stays out of reach of anything holding a delivery: no method reads it, only the
+  // module-level `matchedHmacKeyOf`, which the package does not export.
+  static {
+    readHmacKey = (webhook) => webhook.#hmacKey;
   }
 
   /** The body as UTF-8 text. */

@@ -9,7 +9,7 @@ import type { HmacKey } from "../../crypto/port.js";
 import { encodeHex } from "../../encoding.js";
 import { InterlockConfigError } from "../../errors.js";
 import { importSigningKey, type WebhookSecret } from "../keys.js";
-import { VerifiedWebhook } from "../verified.js";
+import { matchedHmacKeyOf, VerifiedWebhook } from "../verified.js";
 import { hmacScheme } from "./hmac.js";
 
 /** Zoom: `x-zm-signature: v0=…` over `v0:{timestamp}:{body}`; no delivery id. */
@@ -71,7 +71,7 @@ function plainTokenOf(payload: unknown): string | undefined {
 
 /** The key of the secret token that signed a delivery the `zoom` scheme verified. */
 function signingKeyOf(delivery: VerifiedWebhook | undefined): HmacKey {
-  const key = delivery && delivery.scheme === zoom.name ? VerifiedWebhook.matchedHmacKey(delivery) : undefined;
+  const key = delivery && delivery.scheme === zoom.name ? matchedHmacKeyOf(delivery) : undefined;
   if (key === undefined) {
     throw new InterlockConfigError(
       "answerZoomUrlValidation takes a delivery the zoom scheme verified, or a payload and the secret token",
