@@ -8,6 +8,9 @@ import type { AddressInfo } from "node:net";
 import * as functions from "@google-cloud/functions-framework";
 import { getTestServer } from "@google-cloud/functions-framework/testing";
 import { MemoryStore, standardWebhooks } from "@interlock/core";
+// `tampered` keeps the bytes well-formed, so functions-framework's own parser takes them (it
+// answers malformed JSON 400 before the function runs) and only the signature can tell.
+import { AWKWARD_JSON, NOT_UTF8, tampered } from "@interlock/test-harness/api-gateway";
 import express, { type ErrorRequestHandler, type RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
 import { idempotency, releaseOnError, webhook } from "../src/index.js";
@@ -62,22 +65,6 @@ async function webhookFunction(failing: () => boolean = () => false): Promise<De
   app.use(releaseOnError);
   app.use(answerError);
   return { url: await serveFunction(app), seen };
-}
-
-// Formatting a JSON parser would not keep: key order, spacing, escapes, a trailing newline.
-const AWKWARD_JSON = '{"z":1,  "a":"caf\\u00e9 é",\n "n":1.10e1}\n';
-const NOT_UTF8 = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x61, 0x7b, 0x22, 0xc3]);
-
-/**
- * The bytes with one letter or digit changed: still well-formed, so the host's own parser takes
- * it (functions-framework answers malformed JSON 400 before the function runs) and only the
- * signature can tell.
- */
-function tampered(body: Uint8Array): Buffer {
-  const bytes = Buffer.from(body);
-  const at = bytes.findIndex((byte) => /[0-9a-z]/i.test(String.fromCharCode(byte)));
-  bytes[at] = (bytes[at] ?? 0) ^ 1;
-  return bytes;
 }
 
 describe("Google Cloud Functions (functions-framework): webhook()", () => {
