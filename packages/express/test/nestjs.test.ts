@@ -13,25 +13,24 @@ import { memoryStore, signWebhook, stripe } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import {
+  charge,
   deliver,
   describeNestStripeApp,
   type NestApp,
   type NestWork,
+  type PaymentBody,
   pay,
+  receiveStripeEvent,
+  scenarioExceptionFilter,
   stripeEvent,
 } from "@interlock/test-harness/nestjs";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import {
-  type ArgumentsHost,
-  BadRequestException,
   Body,
-  Catch,
   Controller,
   createParamDecorator,
-  type ExceptionFilter,
   type ExecutionContext,
   Get,
-  HttpException,
   type INestApplication,
   type MiddlewareConsumer,
   Module,
@@ -90,16 +89,6 @@ async function scenarioApp(
     }
   }
 
-  /** What the contract answers a throw with; an `HttpException` keeps its own answer. */
-  @Catch()
-  class HandlerFailed implements ExceptionFilter {
-    catch(exception: unknown, host: ArgumentsHost) {
-      const res = host.switchToHttp().getResponse<Response>();
-      if (exception instanceof HttpException) res.status(exception.getStatus()).json(exception.getResponse());
-      else res.status(500).json({ error: "handler failed" });
-    }
-  }
-
   @Module({ controllers: [WebhooksController, PaymentsController] })
   class ScenarioModule implements NestModule {
     configure(consumer: MiddlewareConsumer) {
@@ -111,7 +100,7 @@ async function scenarioApp(
   }
 
   const app = await NestFactory.create<NestExpressApplication>(ScenarioModule, { logger: false, ...nestOptions });
-  app.useGlobalFilters(new HandlerFailed());
+  app.useGlobalFilters(scenarioExceptionFilter(app.getHttpAdapter()));
   return serve(app);
 }
 
@@ -134,23 +123,15 @@ function stripeModule(work: NestWork) {
   class StripeController {
     @Post()
     receive(@VerifiedEvent() event: NonNullable<Request["webhook"]>) {
-      const { type } = event.payload as { type: string };
-      if (type === "invoice.payment_failed") throw new Error("the billing system is down");
-      if (type === "customer.deleted") throw new BadRequestException("unknown customer");
-      work.fulfilled.push(event.id as string);
-      return { received: event.id };
+      return receiveStripeEvent(work, event);
     }
   }
 
   @Controller("payments")
   class PaymentsController {
     @Post()
-    async create(@Body() body: { amount?: number; fail?: boolean; invalid?: boolean }) {
-      work.charged.push(body);
-      await work.gate;
-      if (body.fail) throw new Error("the card network timed out");
-      if (body.invalid) throw new BadRequestException("amount must be positive");
-      return { id: `pay_${work.charged.length}`, amount: body.amount };
+    create(@Body() body: PaymentBody) {
+      return charge(work, body);
     }
   }
 

@@ -11,19 +11,23 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { memoryStore, stripe, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
-import { describeNestStripeApp, type NestApp, type NestWork, pay } from "@interlock/test-harness/nestjs";
+import {
+  charge,
+  describeNestStripeApp,
+  type NestApp,
+  type NestWork,
+  type PaymentBody,
+  pay,
+  receiveStripeEvent,
+  scenarioExceptionFilter,
+} from "@interlock/test-harness/nestjs";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import {
-  type ArgumentsHost,
-  BadRequestException,
   Body,
-  Catch,
   Controller,
   createParamDecorator,
-  type ExceptionFilter,
   type ExecutionContext,
   Get,
-  HttpException,
   type MiddlewareConsumer,
   Module,
   type NestApplicationOptions,
@@ -100,20 +104,10 @@ async function scenarioApp({ webhook: webhookOptions, idempotency: idempotencyOp
     }
   }
 
-  /** What the contract answers a throw with; an `HttpException` keeps its own answer. */
-  @Catch()
-  class HandlerFailed implements ExceptionFilter {
-    catch(exception: unknown, host: ArgumentsHost) {
-      const reply = host.switchToHttp().getResponse<FastifyReply>();
-      if (exception instanceof HttpException) reply.code(exception.getStatus()).send(exception.getResponse());
-      else reply.code(500).send({ error: "handler failed" });
-    }
-  }
-
   @Module({ controllers: [WebhooksController, PaymentsController] })
   class ScenarioModule {}
 
-  return serve(ScenarioModule, {}, (app) => app.useGlobalFilters(new HandlerFailed()));
+  return serve(ScenarioModule, {}, (app) => app.useGlobalFilters(scenarioExceptionFilter(app.getHttpAdapter())));
 }
 
 describeAdapterScenarios("nestjs on fastify (@RouteConfig)", scenarioApp);
@@ -144,11 +138,7 @@ function stripeModule(work: NestWork) {
     @Post()
     @RouteConfig({ interlock: deliveries })
     receive(@VerifiedEvent() event: VerifiedWebhook) {
-      const { type } = event.payload as { type: string };
-      if (type === "invoice.payment_failed") throw new Error("the billing system is down");
-      if (type === "customer.deleted") throw new BadRequestException("unknown customer");
-      work.fulfilled.push(event.id as string);
-      return { received: event.id };
+      return receiveStripeEvent(work, event);
     }
   }
 
@@ -156,12 +146,8 @@ function stripeModule(work: NestWork) {
   class PaymentsController {
     @Post()
     @RouteConfig({ interlock: payments })
-    async create(@Body() body: { amount?: number; fail?: boolean; invalid?: boolean }) {
-      work.charged.push(body);
-      await work.gate;
-      if (body.fail) throw new Error("the card network timed out");
-      if (body.invalid) throw new BadRequestException("amount must be positive");
-      return { id: `pay_${work.charged.length}`, amount: body.amount };
+    create(@Body() body: PaymentBody) {
+      return charge(work, body);
     }
   }
 

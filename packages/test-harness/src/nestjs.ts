@@ -12,7 +12,8 @@
  *   `work.gate`, throws an `Error` for `{ fail: true }` and a `BadRequestException` for
  *   `{ invalid: true }`, else answers `{ id, amount }`.
  */
-import { signWebhook, stripe } from "@interlock/core";
+import { signWebhook, stripe, type VerifiedWebhook } from "@interlock/core";
+import { type ArgumentsHost, BadRequestException, Catch, type ExceptionFilter, HttpException } from "@nestjs/common";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /** What the app's controllers did, and how they behave next. */
@@ -29,6 +30,58 @@ export interface NestWork {
 export interface NestApp {
   url: string;
   close(): Promise<void>;
+}
+
+/** What the payments controller is sent: an amount, or how to fail. */
+export interface PaymentBody {
+  /** The amount charged. */
+  amount?: number;
+  /** Throw an `Error` (Nest's 500). */
+  fail?: boolean;
+  /** Throw a `BadRequestException` (a 400). */
+  invalid?: boolean;
+}
+
+/** The Stripe controller's work, the same on every platform (see the module's comment). */
+export function receiveStripeEvent(work: NestWork, event: VerifiedWebhook) {
+  const { type } = event.payload as { type: string };
+  if (type === "invoice.payment_failed") throw new Error("the billing system is down");
+  if (type === "customer.deleted") throw new BadRequestException("unknown customer");
+  work.fulfilled.push(event.id as string);
+  return { received: event.id };
+}
+
+/** The payments controller's work, the same on every platform (see the module's comment). */
+export async function charge(work: NestWork, body: PaymentBody) {
+  work.charged.push(body);
+  await work.gate;
+  if (body.fail) throw new Error("the card network timed out");
+  if (body.invalid) throw new BadRequestException("amount must be positive");
+  return { id: `pay_${work.charged.length}`, amount: body.amount };
+}
+
+/** The part of a Nest app's HTTP adapter (`app.getHttpAdapter()`) that answers, on any platform. */
+export interface NestHttpReply {
+  /** Answers `body` (JSON for an object) with `statusCode` on the platform's response. */
+  reply(response: unknown, body: unknown, statusCode?: number): unknown;
+}
+
+/**
+ * The exception filter of the core scenario table's Nest app: a throw answered as the contract
+ * says (500 `{"error": "handler failed"}`), an `HttpException` with its own answer. It answers
+ * through Nest's adapter, so one filter serves every platform.
+ */
+export function scenarioExceptionFilter(adapter: NestHttpReply): ExceptionFilter {
+  class HandlerFailed implements ExceptionFilter {
+    catch(exception: unknown, host: ArgumentsHost) {
+      const response = host.switchToHttp().getResponse<unknown>();
+      if (exception instanceof HttpException) adapter.reply(response, exception.getResponse(), exception.getStatus());
+      else adapter.reply(response, { error: "handler failed" }, 500);
+    }
+  }
+  // `@Catch()` (every exception), applied by hand: this package is not compiled with decorators.
+  Catch()(HandlerFailed);
+  return new HandlerFailed();
 }
 
 /** What Nest's default exception filter answers an `Error` with. */
