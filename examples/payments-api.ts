@@ -16,6 +16,7 @@ export const apiKeys = () =>
   ]);
 
 interface Target {
+  /** Where the API is served: an origin, or with the path it is mounted at (`http://…/api`). */
   url: string;
   db: { payments: Map<string, unknown> };
 }
@@ -34,6 +35,9 @@ export function notBearer(apiKey: string): string[] {
   ];
 }
 
+/** The path an API at `url` is mounted at, without a trailing slash: "" for an origin. */
+const mountPath = (url: string) => new URL(url).pathname.replace(/\/$/, "");
+
 /** `target` is read when the tests run, after the example's `beforeAll` has booted it. */
 export function describePaymentsApi(target: () => Target): void {
   describe("POST /payments", () => {
@@ -51,12 +55,12 @@ export function describePaymentsApi(target: () => Target): void {
       const created = await first.text();
       const payment = JSON.parse(created);
       expect(payment).toMatchObject({ amount: 4200, currency: "eur", account: "acct_shop_7" });
-      expect(first.headers.get("location")).toBe(`/payments/${payment.id}`);
+      expect(first.headers.get("location")).toBe(`${mountPath(target().url)}/payments/${payment.id}`);
 
       const retry = await pay({ amount: 4200, currency: "eur" });
       expect(retry.status).toBe(201);
       expect(retry.headers.get("idempotent-replayed")).toBe("true");
-      expect(retry.headers.get("location")).toBe(`/payments/${payment.id}`);
+      expect(retry.headers.get("location")).toBe(`${mountPath(target().url)}/payments/${payment.id}`);
       expect(await retry.text()).toBe(created);
 
       const other = await pay({ amount: 9900, currency: "eur" });
@@ -65,7 +69,7 @@ export function describePaymentsApi(target: () => Target): void {
       expect(await other.json()).toMatchObject({ code: "idempotency_key_mismatch" });
 
       expect([...target().db.payments.keys()]).toEqual([payment.id]);
-      const read = await fetch(`${target().url}${first.headers.get("location")}`, {
+      const read = await fetch(new URL(first.headers.get("location")!, target().url), {
         headers: { authorization: `Bearer ${API_KEY}` },
       });
       expect(await read.json()).toEqual(payment);
