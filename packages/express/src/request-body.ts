@@ -87,12 +87,14 @@ async function parseHostBytes(
 ): Promise<Buffer | undefined> {
   const copy = requestCarrying(req, bytes);
   if (await parse(parsers, copy, res)) throw BodyError.tooLarge(limit);
-  if (!announcesBody(req)) return undefined;
   // A type none of the parsers takes: `req.body` stays the host's Buffer, as it would stay unparsed.
-  if (!streamConsumed(copy)) return bytes;
+  if (!streamConsumed(copy)) return announcesBody(req) ? bytes : undefined;
+  // Whatever a parser made of the bytes, an empty body included (`{}` for JSON, `""` for text),
+  // replaces the host's Buffer, as it would have replaced it reading the stream.
   const parsed = req as ParsedRequest;
   parsed.body = (copy as ParsedRequest).body;
   parsed._body = true; // a parser after this one stands aside on Express 4, as it does after any parser
+  if (!announcesBody(req)) return undefined;
   const read = rawBodyOf(copy) ?? bytes;
   captureRawBody(req, res, read);
   return read;

@@ -126,6 +126,29 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
         expect([malformed.status, malformed.json()]).toEqual([400, { type: "entity.parse.failed" }]);
       });
 
+      it("an empty body of a type a parser takes: the route gets what the app's own parser gives, not the wrapper's Buffer", async () => {
+        const app = express();
+        const answerBody: express.RequestHandler = (req, res) =>
+          void res.status(201).json({ body: req.body ?? null, buffer: Buffer.isBuffer(req.body) });
+        app.post("/parsed", afterALookUp, express.json(), express.urlencoded({ extended: false }), express.text(), answerBody);
+        app.post("/payments", afterALookUp, idempotency({ store: new MemoryStore(), principal: false }), answerBody);
+        const invoke = invoker(wrap, version, app);
+        for (const contentType of ["application/json", "application/x-www-form-urlencoded", "text/plain"]) {
+          const post = (path: string) =>
+            invoke({
+              path,
+              headers: [
+                ["Content-Type", contentType],
+                ["Idempotency-Key", crypto.randomUUID()],
+              ],
+              body: "",
+            });
+          const [parsed, idempotent] = [await post("/parsed"), await post("/payments")];
+          expect(parsed.json()).toMatchObject({ buffer: false });
+          expect([idempotent.status, idempotent.json()]).toEqual([201, parsed.json()]);
+        }
+      });
+
       it("the guide's app (a parser with captureRawBody first): parsed bodies with a key or without, deliveries verified", async () => {
         const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         const app = express();
