@@ -130,7 +130,14 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
         const app = express();
         const answerBody: express.RequestHandler = (req, res) =>
           void res.status(201).json({ body: req.body ?? null, buffer: Buffer.isBuffer(req.body) });
-        app.post("/parsed", afterALookUp, express.json(), express.urlencoded({ extended: false }), express.text(), answerBody);
+        app.post(
+          "/parsed",
+          afterALookUp,
+          express.json(),
+          express.urlencoded({ extended: false }),
+          express.text(),
+          answerBody,
+        );
         app.post("/payments", afterALookUp, idempotency({ store: new MemoryStore(), principal: false }), answerBody);
         const invoke = invoker(wrap, version, app);
         for (const contentType of ["application/json", "application/x-www-form-urlencoded", "text/plain"]) {
