@@ -156,6 +156,39 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
         }
       });
 
+      it("bodyLimit (the serverless guide's body sizes): idempotency() parses the wrapper's bytes up to it, webhook() verifies them as they are", async () => {
+        const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        const app = express();
+        const limit = Buffer.byteLength(AWKWARD_JSON) - 1;
+        app.post(
+          "/webhooks",
+          webhook({ scheme: standardWebhooks, secret, store: new MemoryStore(), bodyLimit: limit }),
+          (_req, res) => void res.json({ received: true }),
+        );
+        app.post(
+          "/payments",
+          idempotency({ store: new MemoryStore(), principal: false, bodyLimit: limit }),
+          (_req, res) => void res.status(201).json({}),
+        );
+        const invoke = invoker(wrap, version, app);
+        const tooLarge = await invoke({
+          path: "/payments",
+          headers: [
+            ["Content-Type", "application/json"],
+            ["Idempotency-Key", crypto.randomUUID()],
+          ],
+          body: AWKWARD_JSON,
+        });
+        expect([tooLarge.status, (tooLarge.json() as { code: string }).code]).toEqual([413, "body_too_large"]);
+        const delivery = await signWebhook({ scheme: standardWebhooks, secret, body: AWKWARD_JSON });
+        const verified = await invoke({
+          path: "/webhooks",
+          headers: [...Object.entries(delivery.headers), ["Content-Type", "application/json"]],
+          body: AWKWARD_JSON,
+        });
+        expect([verified.status, verified.json()]).toEqual([200, { received: true }]);
+      });
+
       it("the guide's app (a parser with captureRawBody first): parsed bodies with a key or without, deliveries verified", async () => {
         const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         const app = express();
