@@ -22,8 +22,9 @@ import { answer } from "./respond.js";
 
 export interface WebhookOptions extends WebhookReceiverOptions {
   /**
-   * Largest raw body read, in bytes: past it the request is answered 413 `body_too_large`
-   * without buffering the rest. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
+   * Largest raw body, in bytes, whether read here (past it, answered 413 `body_too_large` without
+   * buffering the rest) or kept by a parser or the host (`captureRawBody`, `express.raw()`,
+   * `req.rawBody`: answered 413 too). Default: the verifier's `maxBodyBytes` (25 MiB unless set).
    */
   bodyLimit?: number;
   /**
@@ -42,7 +43,8 @@ const NOT_RAW_ADVICE =
 /** The raw bytes of the delivery, or core's error when they are too many or already gone. */
 async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8Array | BodyError> {
   const known = rawBodyOf(req);
-  if (known !== undefined) return known;
+  // Bytes a parser or the host already holds are bounded as the ones read here are.
+  if (known !== undefined) return known.byteLength > limit ? BodyError.tooLarge(limit) : known;
   if (streamConsumed(req)) return new BodyError("body_not_raw", NOT_RAW_ADVICE);
   if (!announcesBody(req)) return new Uint8Array();
   return readRawBody(req, limit);

@@ -97,6 +97,21 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
     expect([response.status, (response.json() as { code: string }).code]).toEqual([500, "body_not_raw"]);
   });
 
+  it("bytes a parser kept past bodyLimit → 413 body_too_large, as bytes read past it are; the route not run", async () => {
+    let ran = false;
+    const url = await start({
+      before: (app) => app.use(express.json({ verify: captureRawBody })),
+      options: { bodyLimit: Buffer.byteLength(AWKWARD_JSON) - 1 },
+      route: (_req, res) => {
+        ran = true;
+        res.end();
+      },
+    });
+    const response = await send(url, await signed(AWKWARD_JSON));
+    expect([response.status, (response.json() as { code: string }).code]).toEqual([413, "body_too_large"]);
+    expect(ran).toBe(false);
+  });
+
   it("express.text({ type: '*/*' }) ran first → body_not_raw (decoded text is not the signed bytes)", async () => {
     const url = await start({ before: (app) => app.use(express.text({ type: "*/*" })) });
     const response = await send(url, await signed("hello"));
