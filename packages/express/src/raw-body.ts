@@ -10,7 +10,8 @@ import { useDictionaryProperties } from "./dictionary-mode.js";
 
 const RAW_BODY = Symbol.for("@interlock/express.rawBody");
 
-interface RequestState {
+/** What parsers, hosts and this module leave on a request. */
+export interface RequestState {
   [RAW_BODY]?: Buffer;
   /** Set by body-parser 1.x (Express 4) once a parser has read the stream. */
   _body?: boolean;

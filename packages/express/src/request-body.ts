@@ -15,6 +15,7 @@ import {
   captureRawBody,
   declaredTooLarge,
   RAW_BODY_HOST_ADVICE,
+  type RequestState,
   rawBodyOf,
   readRawBody,
   streamConsumed,
@@ -58,8 +59,7 @@ export function bodyReader(limit: number): BodyReader {
   };
 }
 
-/** Request state the parsers read and write: `_body` is body-parser 1.x's (Express 4) "already parsed". */
-type ParsedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
+type ParsedRequest = IncomingMessage & RequestState;
 
 /**
  * The bytes a host put on `req.body` as a Buffer while the stream is still unread: hosts that

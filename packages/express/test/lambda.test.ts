@@ -26,6 +26,7 @@ import serverless from "serverless-http";
 import { describe, expect, it } from "vitest";
 import { captureRawBody, idempotency, releaseOnError, webhook } from "../src/index.js";
 import { asyncRoute } from "./framework.js";
+import { SECRET } from "./helpers.js";
 
 const answerError: ErrorRequestHandler = (error, _req, res, _next) => {
   res.status(500).json({ error: (error as Error).message });
@@ -157,12 +158,11 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
       });
 
       it("bodyLimit (the serverless guide's body sizes) bounds the wrapper's bytes: 413 body_too_large from idempotency() and webhook()", async () => {
-        const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         const app = express();
         const limit = Buffer.byteLength(AWKWARD_JSON) - 1;
         app.post(
           "/webhooks",
-          webhook({ scheme: standardWebhooks, secret, store: new MemoryStore(), bodyLimit: limit }),
+          webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), bodyLimit: limit }),
           (_req, res) => void res.json({ received: true }),
         );
         app.post(
@@ -180,7 +180,7 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
           body: AWKWARD_JSON,
         });
         expect([tooLarge.status, (tooLarge.json() as { code: string }).code]).toEqual([413, "body_too_large"]);
-        const delivery = await signWebhook({ scheme: standardWebhooks, secret, body: AWKWARD_JSON });
+        const delivery = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body: AWKWARD_JSON });
         const verified = await invoke({
           path: "/webhooks",
           headers: [...Object.entries(delivery.headers), ["Content-Type", "application/json"]],
@@ -190,12 +190,11 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
       });
 
       it("the guide's app (a parser with captureRawBody first): parsed bodies with a key or without, deliveries verified", async () => {
-        const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         const app = express();
         app.use(express.json({ verify: captureRawBody }));
         app.post(
           "/webhooks",
-          webhook({ scheme: standardWebhooks, secret, store: new MemoryStore() }),
+          webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() }),
           (req, res) => void res.json({ received: req.webhook!.body.length, parsed: req.body }),
         );
         app.post(
@@ -213,7 +212,7 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
           });
           expect([answer.status, answer.json()]).toEqual([201, { got: JSON.parse(AWKWARD_JSON) }]);
         }
-        const delivery = await signWebhook({ scheme: standardWebhooks, secret, body: AWKWARD_JSON });
+        const delivery = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body: AWKWARD_JSON });
         const received = await invoke({
           path: "/webhooks",
           headers: [...Object.entries(delivery.headers), ["Content-Type", "application/json"]],

@@ -38,6 +38,7 @@ import {
   recased,
   tampered,
 } from "./api-gateway.js";
+import { SUITE_SECRET } from "./suite-app.js";
 
 /** The content type the binary rows send and answer with: a wrapper must list it as binary. */
 export const BINARY_TYPE = "application/octet-stream";
@@ -83,14 +84,13 @@ export interface LambdaHost {
   handler(options: LambdaAppOptions): LambdaHandler | Promise<LambdaHandler>;
 }
 
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const VERSIONS = ["1.0", "2.0"] as const;
 let sequence = 0;
 const newId = (label: string) => `${label}_lambda_${Date.now().toString(36)}_${++sequence}`;
 
 /** A Standard Webhooks delivery of `body`, signed now with the app's secret. */
 async function signed(body: string | Uint8Array, contentType = "application/json") {
-  const delivery = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body, id: newId("msg") });
+  const delivery = await signWebhook({ scheme: standardWebhooks, secret: SUITE_SECRET, body, id: newId("msg") });
   return { headers: { ...delivery.headers, "content-type": contentType }, body: Buffer.from(delivery.body) };
 }
 
@@ -110,7 +110,7 @@ async function lambda(
   idempotency: Omit<IdempotencyOptions, "principal" | "store"> = {},
 ) {
   const handler = await host.handler({
-    webhook: { scheme: standardWebhooks, secret: SECRET, store },
+    webhook: { scheme: standardWebhooks, secret: SUITE_SECRET, store },
     idempotency: { ...idempotency, store },
     work,
   });

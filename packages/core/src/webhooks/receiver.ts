@@ -229,7 +229,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     );
   }
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
-  const now = options.now ?? Date.now;
+  const wallNow = options.now ?? Date.now; // the clock the verifier checks timestamps on
   const toleranceMs = verifier.tolerance * 1000;
 
   /**
@@ -239,7 +239,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
    */
   function retentionFor(event: VerifiedWebhook): number {
     if (event.timestamp === undefined) return retentionMs;
-    return Math.max(retentionMs, Math.ceil(event.timestamp * 1000 + toleranceMs - now()) + 1);
+    return Math.max(retentionMs, Math.ceil(event.timestamp * 1000 + toleranceMs - wallNow()) + 1);
   }
 
   function respond(
