@@ -46,7 +46,7 @@ const storeProject = (name: "redis" | "postgres"): TestProjectConfiguration => (
  * A framework adapter's tests: real HTTP on 127.0.0.1, against core's source and the adapter's
  * own (which a test app shared with another runtime imports by the package's name).
  */
-const adapterProject = (name: "fastify" | "hono"): TestProjectConfiguration => ({
+const adapterProject = (name: "fastify" | "hono" | "web"): TestProjectConfiguration => ({
   resolve: {
     alias: [
       ...coreSource,
@@ -102,6 +102,7 @@ export default [
   adapterOnMajor("koa", 3),
   adapterOnMajor("koa", 2, "koa2"),
   adapterProject("hono"),
+  adapterProject("web"),
   clientProject,
   {
     // OAuth flows against a real authorization server (oidc-provider) each test file starts, and

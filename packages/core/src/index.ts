@@ -95,6 +95,15 @@ export {
   responseSize,
   timeoutOption,
 } from "./store/validate.js";
+// Bodies on web standards, shared by the adapters that run on every runtime.
+export {
+  declaredLength,
+  pathAndQuery,
+  type Recording,
+  readStreamUpTo,
+  recordBody,
+  type StreamUpTo,
+} from "./web-body.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
 export {

@@ -3,9 +3,9 @@
  * `c.req.arrayBuffer()` (on Node, @hono/node-server reads the socket straight into a buffer,
  * no web stream) and left in Hono's body cache, so the route's `c.req.json()`, `c.req.text()`,
  * `c.req.parseBody()` or a validator get the same bytes. Like any Hono middleware that reads
- * the body, this consumes `c.req.raw`'s stream. `recording` keeps a route's response as it goes out.
+ * the body, this consumes `c.req.raw`'s stream.
  */
-import { BodyCollector, BodyError } from "@interlock/core";
+import { BodyError, declaredLength, readStreamUpTo } from "@interlock/core";
 import type { Context } from "hono";
 
 export interface ReadOptions {
@@ -44,7 +44,7 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   const stream = c.req.raw.body;
   if (stream === null) return EMPTY;
   // Chunked: read piece by piece, never buffering past the limit.
-  const read = await readUpTo(stream, options.limit);
+  const read = await readStreamUpTo(stream, options.limit);
   if (read.body === undefined) {
     read.rest.cancel().catch(() => {});
     return BodyError.tooLarge(options.limit);
@@ -85,126 +85,6 @@ class ReadBodyCache {
 /** Puts the bytes read in Hono's body cache, for the route's `c.req.*` readers. */
 function cacheBody(c: Context, bytes: Uint8Array): void {
   c.req.bodyCache = new ReadBodyCache(bytes) as unknown as typeof c.req.bodyCache;
-}
-
-/** Content-Length, when it frames the body (not with Transfer-Encoding, as Hono's `bodyLimit` reads it). */
-function declaredLength(headers: Headers): number | undefined {
-  const value = headers.get("content-length");
-  if (value === null || headers.has("transfer-encoding")) return undefined;
-  const length = Number(value);
-  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
-}
-
-type UpTo =
-  | { body: Uint8Array<ArrayBuffer> }
-  /** Past the limit: nothing kept; `rest` is the whole stream as it was, what was read included. */
-  | { body: undefined; rest: ReadableStream<Uint8Array> };
-
-/** Reads a stream chunk by chunk, up to `limit` bytes, never buffering more. */
-async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number): Promise<UpTo> {
-  const reader = stream.getReader();
-  const body = new BodyCollector(limit);
-  for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    if (!body.add(read.value)) return { body: undefined, rest: resumed([...body.chunks, read.value], reader) };
-  }
-  return { body: body.body() as Uint8Array<ArrayBuffer> };
-}
-
-/** A response body recorded as it is read: the stream to send, and a way to record it unread. */
-export interface Recording {
-  readonly stream: ReadableStream<Uint8Array>;
-  /**
-   * Reads the body on into `stream`'s queue, with or without a reader: until it ends (`settle`
-   * gets its bytes) or passes the limit (`settle` gets `undefined` then, not at the end). A
-   * reader that comes later still gets every byte, in order. Never rejects.
-   */
-  readAhead(): void;
-}
-
-/**
- * `stream` as it is read, its bytes kept up to `limit`. When it ends, `settle` gets them
- * (`undefined` past the limit), and the end is passed on only once `settle` is done. When the
- * reader cancels (the client went away) or the stream fails, `settle` gets `undefined`.
- * `settle` is called once.
- */
-export function recording(
-  stream: ReadableStream<Uint8Array>,
-  limit: number,
-  settle: (body: Uint8Array | undefined) => Promise<void>,
-): Recording {
-  const reader = stream.getReader();
-  let kept: BodyCollector | undefined = new BodyCollector(limit);
-  let settled = false;
-  const settleOnce = (body: Uint8Array | undefined) => {
-    if (settled) return Promise.resolve();
-    settled = true;
-    kept = undefined;
-    return settle(body);
-  };
-  /** No more to read: the body ended, failed, or the reader cancelled (`cancelled`: the queue is closed too). */
-  let ended = false;
-  let cancelled = false;
-  let controller: ReadableStreamDefaultController<Uint8Array>;
-  /** One chunk from the body into the queue. */
-  const readOne = async () => {
-    if (ended) return;
-    let next: ReadableStreamReadResult<Uint8Array>;
-    try {
-      next = await reader.read();
-    } catch (error) {
-      ended = true;
-      await settleOnce(undefined);
-      if (!cancelled) controller.error(error);
-      return;
-    }
-    if (cancelled) return;
-    if (next.done) {
-      ended = true;
-      await settleOnce(kept?.body());
-      if (!cancelled) controller.close();
-      return;
-    }
-    if (kept !== undefined && !kept.add(next.value)) kept = undefined;
-    controller.enqueue(next.value);
-  };
-  // The stream asks for one chunk at a time, and `readAhead` may ask meanwhile: they take turns.
-  let reading = Promise.resolve();
-  const readInTurn = () => {
-    reading = reading.then(readOne);
-    return reading;
-  };
-  const recorded = new ReadableStream<Uint8Array>({
-    start(streamController) {
-      controller = streamController;
-    },
-    pull: readInTurn,
-    async cancel(reason) {
-      cancelled = ended = true;
-      await settleOnce(undefined);
-      await reader.cancel(reason);
-    },
-  });
-  const readAhead = async () => {
-    while (!ended && kept !== undefined) await readInTurn();
-    // Past the limit nothing more is kept: the key is released now, whether the rest is ever read.
-    await settleOnce(undefined);
-  };
-  // Nobody awaits this: when `settle` fails, a reader that comes later gets the failure from its read.
-  return { stream: recorded, readAhead: () => void readAhead().catch(() => {}) };
-}
-
-/** The chunks already read, then the rest of the reader's stream. */
-function resumed(read: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const chunk = read.shift();
-      if (chunk !== undefined) return controller.enqueue(chunk);
-      const next = await reader.read();
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
 }
 
 function notRaw(source: string | undefined): BodyError {

@@ -14,11 +14,14 @@ import {
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
+  pathAndQuery,
+  type Recording,
+  recordBody,
 } from "@interlock/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { routePath } from "hono/route";
-import { type ReadOptions, type Recording, readBody, recording } from "./body.js";
+import { type ReadOptions, readBody } from "./body.js";
 import { send } from "./respond.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
@@ -94,12 +97,6 @@ function requestOf(
 ): HonoIdempotencyRequest {
   const { method, url, raw } = c.req;
   return { method, route, routePattern, path: pathAndQuery(url), headers: raw.headers, body, context: c };
-}
-
-/** `/payments?x=1` from `http://host/payments?x=1`, without parsing the whole URL. */
-function pathAndQuery(url: string): string {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  return start === -1 ? "/" : url.slice(start);
 }
 
 /**
@@ -203,7 +200,7 @@ async function capture(
   // Hono answers HEAD with the route's headers and drops its body unread (`new Response(null,
   // res)`): a recording would never end, and the key would stay in flight. No body goes out.
   if (stream === null || c.req.method === "HEAD") return finish({ status, headers, body: new Uint8Array(0) });
-  const recorded = recording(stream, limit, (body) => finish({ status, headers, body }));
+  const recorded = recordBody(stream, limit, (body) => finish({ status, headers, body }));
   // The exact headers just captured, not the response as init, for the same reason.
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;

@@ -15,7 +15,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
-const PROJECTS = ["core (node crypto)", "client", "cli", "express", "fastify", "koa", "hono"];
+const PROJECTS = ["core (node crypto)", "client", "cli", "express", "fastify", "koa", "hono", "web"];
 const majors = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["22", "24", "26"];
 
 function binary(major) {

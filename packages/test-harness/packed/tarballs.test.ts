@@ -43,6 +43,7 @@ const README_EXPORTS: Record<string, Record<string, string[]>> = {
   "@interlock/fastify": { ".": ["idempotency", "interlock", "webhook"] },
   "@interlock/hono": { ".": ["idempotency", "webhook"] },
   "@interlock/koa": { ".": ["idempotency", "webhook"] },
+  "@interlock/web": { ".": ["toResponse", "withIdempotency", "withWebhook"] },
   "@interlock/oauth": {
     ".": [
       "createOAuthClient",

@@ -1,0 +1,31 @@
+/**
+ * The raw bytes of a web `Request`, read up to a limit: by the declared length when there is
+ * one (a larger body is refused unread), chunk by chunk otherwise, never buffering past it.
+ */
+import { BodyError, declaredLength, readStreamUpTo } from "@interlock/core";
+
+const EMPTY = new Uint8Array(0);
+
+/** The body's bytes, or core's `BodyError` when they cannot be had: past the limit (413), or already read (500 `body_not_raw`). */
+export async function readRequestBody(request: Request, limit: number): Promise<Uint8Array | BodyError> {
+  if (request.bodyUsed || request.body?.locked) return notRaw();
+  const declared = declaredLength(request.headers);
+  if (declared !== undefined) {
+    // The runtime reads exactly the declared bytes (it frames the body by them).
+    if (declared > limit) return BodyError.tooLarge(limit);
+    return new Uint8Array(await request.arrayBuffer());
+  }
+  if (request.body === null) return EMPTY;
+  const read = await readStreamUpTo(request.body, limit);
+  if (read.body !== undefined) return read.body;
+  read.rest.cancel().catch(() => {});
+  return BodyError.tooLarge(limit);
+}
+
+function notRaw(): BodyError {
+  return new BodyError(
+    "body_not_raw",
+    "the request body was already read (request.json(), .text(), .formData() or a reader), so its raw bytes " +
+      "are gone: wrap the handler before anything reads the body",
+  );
+}

@@ -1,0 +1,152 @@
+/**
+ * `Idempotency-Key` on a fetch-style handler. The wrapper translates the request for core's
+ * engine (`begin`), answers its refusals and replays as they are, and otherwise runs the
+ * handler and hands the engine what it answered (`finish`) or that it threw (`abort`).
+ */
+import {
+  BodyError,
+  bodyLimitOption,
+  createIdempotency,
+  DEFAULT_REQUEST_BODY_LIMIT,
+  type IdempotencyEngine,
+  type IdempotencyOptions,
+  type IdempotencyRequest,
+  type IdempotencyRespondDecision,
+  type IdempotencyTicket,
+  pathAndQuery,
+  recordBody,
+} from "@interlock/core";
+import { readRequestBody } from "./body.js";
+import { handlerResponse, toResponse } from "./respond.js";
+
+/** The request as core sees it, with the web `Request` for `principal`, `fingerprint` and `required`. */
+export interface WebIdempotencyRequest extends IdempotencyRequest {
+  context: Request;
+}
+
+/**
+ * Core's engine options, with `principal`, `fingerprint` and `required` given the web
+ * `Request` as `request.context`, plus the wrapper's own.
+ */
+export interface WithIdempotencyOptions extends IdempotencyOptions<WebIdempotencyRequest> {
+  /**
+   * The route part of a key's scope, also named in events (OpenTelemetry's `http.route`): a
+   * pattern (`"/payments/[id]"`), or a function of the request that returns one. Default: the
+   * request's path, which scopes keys alike but is left out of events (one series per URL).
+   */
+  route?: string | ((request: Request) => string);
+  /**
+   * Largest request body read for the fingerprint, in bytes; a larger one is answered 413
+   * `body_too_large` without being buffered. Default `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB).
+   */
+  bodyLimit?: number;
+  /**
+   * Takes over the answer to a refusal (400, 409, 413, 422, 500 `body_not_raw`, 503, with the
+   * typed error as `decision.error`); replays always go out as stored. Return your own
+   * `Response`, or nothing to send `decision.response`.
+   */
+  onError?: (
+    decision: IdempotencyRespondDecision,
+    request: Request,
+  ) => Response | undefined | Promise<Response | undefined>;
+}
+
+/** The handler `withIdempotency` runs: the request, its body unread, and whatever else the host passes. */
+export type IdempotentHandler<R extends Request, A extends unknown[]> = (
+  request: R,
+  ...rest: A
+) => Response | Promise<Response>;
+
+/**
+ * Wraps a fetch-style handler so that a request retried with the same `Idempotency-Key` runs it
+ * once: a retry gets the stored response (`Idempotent-Replayed: true`), a concurrent copy 409,
+ * the key with another body 422. The handler gets the request as it came, its body unread.
+ */
+export function withIdempotency<R extends Request = Request, A extends unknown[] = []>(
+  options: WithIdempotencyOptions,
+  handler: IdempotentHandler<R, A>,
+): (request: R, ...rest: A) => Promise<Response> {
+  const { route, bodyLimit, onError, ...engineOptions } = options;
+  const engine = createIdempotency(engineOptions);
+  const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
+  const routeOf = typeof route === "function" ? route : (request: Request) => route ?? pathOf(request.url);
+  // A path is no pattern: without the app's own `route`, events name none.
+  const routePattern = route === undefined ? () => undefined : undefined;
+
+  const answer = async (request: Request, decision: IdempotencyRespondDecision) =>
+    (!decision.replayed && onError && (await onError(decision, request))) || toResponse(decision.response);
+
+  return async (request, ...rest) => {
+    const decision = await engine.begin({
+      method: request.method,
+      route: routeOf(request),
+      routePattern,
+      path: pathAndQuery(request.url),
+      headers: request.headers,
+      // Read only if the engine needs it (a covered request with a key), from a copy: the
+      // handler gets the request with its body unread.
+      body: () => fingerprintBody(request, limit),
+      context: request,
+    });
+    if (decision.action === "pass") return handler(request, ...rest);
+    if (decision.action === "respond") return answer(request, decision);
+    return execute(engine, decision.ticket, request.method, () => handler(request, ...rest));
+  };
+}
+
+/** The path without its query string: the default scope. */
+function pathOf(url: string): string {
+  const path = pathAndQuery(url);
+  const query = path.indexOf("?");
+  return query === -1 ? path : path.slice(0, query);
+}
+
+/** The bytes to fingerprint, read from a copy; the engine answers the `BodyError` thrown when they cannot be had (413, 500). */
+async function fingerprintBody(request: Request, limit: number): Promise<Uint8Array> {
+  const body =
+    request.bodyUsed || request.body?.locked
+      ? await readRequestBody(request, limit) // the same refusal, body_not_raw
+      : await readRequestBody(request.clone(), limit);
+  if (body instanceof BodyError) throw body;
+  return body;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Runs the handler, then settles the key: a throw releases it. The answer is recorded as it
+ * goes out, up to the store's `maxRecordBytes`: it is read on at once, into the stream sent,
+ * so it is stored whether or not (and however slowly) the client reads it, and its end reaches
+ * the client only once the engine has stored it, so a client that retries the moment it has the
+ * whole answer finds it. A body past that size, or one that fails, goes out uncached (the
+ * engine releases the key); a stream that never ends is streamed on once past it.
+ */
+async function execute(
+  engine: IdempotencyEngine<WebIdempotencyRequest>,
+  ticket: IdempotencyTicket,
+  method: string,
+  run: () => Response | Promise<Response>,
+): Promise<Response> {
+  let response: Response;
+  try {
+    response = handlerResponse(await run());
+  } catch (error) {
+    await engine.abort(ticket);
+    throw error;
+  }
+  const { status, statusText, headers, body } = response;
+  // A HEAD answer's body is dropped unread by the host, and a null body has nothing to record.
+  if (body === null || method === "HEAD") {
+    await engine.finish(ticket, { status, headers, body: EMPTY });
+    return response;
+  }
+  if (response.bodyUsed || body.locked) {
+    await engine.abort(ticket); // nothing can be sent: the host fails it, and the retry runs again
+    return response;
+  }
+  const recorded = recordBody(body, engine.options.store.maxRecordBytes, (bytes) =>
+    engine.finish(ticket, { status, headers, body: bytes }).then(() => undefined),
+  );
+  recorded.readAhead();
+  return new Response(recorded.stream, { status, statusText, headers });
+}

@@ -1,0 +1,80 @@
+/**
+ * Verified, de-duplicated webhooks on a fetch-style handler. The wrapper reads the raw bytes,
+ * asks core's receiver (`begin`), runs the handler only for the first valid copy, and reports
+ * how it answered (`finish`) or that it threw (`abort`). Every decision is core's.
+ */
+import {
+  BodyError,
+  bodyLimitOption,
+  createWebhookReceiver,
+  type VerifiedWebhook,
+  type WebhookReceiverOptions,
+  type WebhookRespondDecision,
+} from "@interlock/core";
+import { readRequestBody } from "./body.js";
+import { handlerResponse, toResponse } from "./respond.js";
+
+export interface WithWebhookOptions extends WebhookReceiverOptions {
+  /**
+   * Largest raw body read, in bytes: a larger delivery is answered 413 `body_too_large`
+   * without being buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
+   */
+  bodyLimit?: number;
+  /**
+   * Takes over the answer for a delivery the handler will not see. `decision.response` is what
+   * Interlock would send; return your own `Response`, or nothing to send Interlock's.
+   */
+  onError?: (
+    decision: WebhookRespondDecision,
+    request: Request,
+  ) => Response | undefined | Promise<Response | undefined>;
+}
+
+/**
+ * The handler `withWebhook` runs: the verified delivery (`event.payload` decoded on first use,
+ * `event.body` the raw bytes), the request (its body already read), and whatever else the host
+ * passes (Next's route context, a Worker's `env` and `ctx`, Bun's server).
+ */
+export type WebhookHandler<T, R extends Request, A extends unknown[]> = (
+  event: VerifiedWebhook<T>,
+  request: R,
+  ...rest: A
+) => Response | Promise<Response>;
+
+/**
+ * Wraps a fetch-style handler so that it runs once per valid delivery. A refusal (401 problem),
+ * a redelivery (200 `{"duplicate":true}`), one still being processed elsewhere (409 with
+ * `Retry-After`), a body too large (413) or the store down (503) is answered without it. A 2xx
+ * from the handler records the delivery; any other status, or a throw, releases it for the
+ * provider's retry (the throw goes on to the host, which answers 500).
+ */
+export function withWebhook<T = unknown, R extends Request = Request, A extends unknown[] = []>(
+  options: WithWebhookOptions,
+  handler: WebhookHandler<T, R, A>,
+): (request: R, ...rest: A) => Promise<Response> {
+  const { bodyLimit, onError, ...receiverOptions } = options;
+  const receiver = createWebhookReceiver(receiverOptions);
+  const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
+
+  const answer = async (request: Request, decision: WebhookRespondDecision) =>
+    (onError && (await onError(decision, request))) || toResponse(decision.response);
+
+  return async (request, ...rest) => {
+    const body = await readRequestBody(request, limit);
+    const decision =
+      body instanceof BodyError
+        ? receiver.refuse(body.code, body.message, request.headers)
+        : await receiver.begin(request.headers, body);
+    if (decision.action === "respond") return answer(request, decision);
+    let response: Response;
+    try {
+      response = handlerResponse(await handler(decision.event as VerifiedWebhook<T>, request, ...rest));
+    } catch (error) {
+      await receiver.abort(decision.ticket);
+      throw error;
+    }
+    // Recorded before answering: a redelivery that arrives the moment the provider reads this finds it done.
+    await receiver.finish(decision.ticket, { status: response.status });
+    return response;
+  };
+}
