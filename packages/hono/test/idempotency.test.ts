@@ -1,4 +1,5 @@
 /** The idempotency middleware on its own: response capture, streams, body reading, scoping, failures. */
+import { connect } from "node:net";
 import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
@@ -242,6 +243,42 @@ describe("streamed responses", () => {
     expect(retry.status).toBe(201);
     await retry.body?.cancel();
     expect(runs).toBe(2);
+  });
+
+  it("a hand-made Response finished after its client went away is still stored: the retry is a replay", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    let handlerStarted: () => void = () => {};
+    const started = new Promise<void>((resolve) => (handlerStarted = resolve));
+    let clientGone: () => void = () => {};
+    const gone = new Promise<void>((resolve) => (clientGone = resolve));
+    app.post("/late", idempotency(options(events)), async () => {
+      runs++;
+      handlerStarted();
+      await gone;
+      return new Response("charged", { status: 201, headers: { "content-type": "text/plain" } });
+    });
+    const url = await start(app);
+    const key = uniqueId("key");
+    const socket = connect(Number(new URL(url).port), "127.0.0.1");
+    socket.write(
+      `POST /late HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: client-a\r\nidempotency-key: ${key}\r\n` +
+        "content-length: 2\r\n\r\n{}",
+    );
+    await started;
+    socket.destroy(); // the client gives up while the payment is being made
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    clientGone();
+    const settled = (e: InterlockEvent) => e.type === "idempotency.completed" || e.type === "idempotency.released";
+    await expect.poll(() => events.filter(settled).map((e) => e.type), { timeout: 5000 }).toHaveLength(1);
+    const retry = await send(`${url}/late`, key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      201,
+      "true",
+      "charged",
+    ]);
+    expect(runs).toBe(1);
   });
 
   it.each([

@@ -1,0 +1,41 @@
+/**
+ * What the web-standard adapters' tests (@interlock/hono, @interlock/web) send and read: signed
+ * Standard Webhooks deliveries, chunked request bodies, answers as bytes or problem+json.
+ */
+import { signWebhook, standardWebhooks } from "@interlock/core";
+import { SUITE_SECRET } from "./suite-app.js";
+
+let sequence = 0;
+/** An id no other test in this process uses. */
+export const uniqueId = (label: string) => `${label}_${Date.now().toString(36)}_${++sequence}`;
+
+/** A Standard Webhooks delivery of exactly these bytes, signed now with the suites' secret. */
+export async function delivery(body: string | Uint8Array, id = uniqueId("msg")) {
+  const signed = await signWebhook({ scheme: standardWebhooks, secret: SUITE_SECRET, body, id });
+  return { headers: signed.headers, body: signed.body as Uint8Array<ArrayBuffer>, id };
+}
+
+/** A request body that arrives chunked, without Content-Length. */
+export function chunked(bytes: Uint8Array, pieces = 3): { body: ReadableStream<Uint8Array>; duplex: "half" } {
+  const size = Math.ceil(bytes.byteLength / pieces);
+  let offset = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= bytes.byteLength) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + size));
+      offset += size;
+    },
+  });
+  return { body, duplex: "half" };
+}
+
+/** The answer's body as bytes. */
+export const bytesOf = async (response: Response) => new Uint8Array(await response.arrayBuffer());
+
+/** The answer as an RFC 9457 problem; anything else fails the test with what came instead. */
+export const problemOf = async (response: Response) => {
+  if (!response.headers.get("content-type")?.startsWith("application/problem+json")) {
+    throw new Error(`expected problem+json, got ${response.headers.get("content-type")}: ${await response.text()}`);
+  }
+  return (await response.json()) as { code: string; status: number; detail: string; scheme?: string };
+};

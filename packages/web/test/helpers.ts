@@ -1,0 +1,18 @@
+/** Shared pieces of the wrapper-specific tests. */
+import { afterEach } from "vitest";
+import { type FetchHandler, listen, type Served } from "./serve.js";
+
+export { SUITE_SECRET as SECRET } from "@interlock/test-harness/suite-app";
+export { bytesOf, chunked, delivery, problemOf, uniqueId } from "@interlock/test-harness/web-requests";
+
+const open: Served[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((served) => served.close()));
+});
+
+/** Serves `handler` on 127.0.0.1 until the end of the test. */
+export async function start(handler: FetchHandler): Promise<string> {
+  const served = await listen(handler);
+  open.push(served);
+  return served.url;
+}

@@ -1,0 +1,417 @@
+/** `withIdempotency` on its own: what the handler gets, how its answer is recorded, scoping, limits, failures. */
+import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
+import { unreachableStore } from "@interlock/core/testing";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { type IdempotentHandler, type WithIdempotencyOptions, withIdempotency } from "../src/index.js";
+import { bytesOf, chunked, problemOf, start, uniqueId } from "./helpers.js";
+
+const options = (
+  events: InterlockEvent[] = [],
+  extra: Partial<WithIdempotencyOptions> = {},
+): WithIdempotencyOptions => ({
+  store: new MemoryStore(),
+  principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
+  onEvent: (event) => events.push(event),
+  ...extra,
+});
+
+const send = (url: string, key: string, body: BodyInit = '{"amount":100}', init: RequestInit = {}) =>
+  fetch(url, { method: "POST", headers: { "x-api-key": "client-a", "idempotency-key": key }, body, ...init });
+
+/** The same as a web Request, for calling a wrapped handler directly. */
+const requestOf = (key: string, body = '{"amount":100}', url = "http://127.0.0.1/payments") =>
+  new Request(url, { method: "POST", headers: { "x-api-key": "client-a", "idempotency-key": key }, body });
+
+const released = (events: InterlockEvent[]) =>
+  events
+    .filter(
+      (event): event is Extract<IdempotencyEvent, { type: "idempotency.released" }> =>
+        event.type === "idempotency.released",
+    )
+    .map((event) => event.reason);
+
+const encoder = new TextEncoder();
+
+describe("the handler", () => {
+  it("gets the request with its body unread, and its answer is replayed byte for byte", async () => {
+    let runs = 0;
+    const url = await start(
+      withIdempotency(options(), async (request) => {
+        runs++;
+        const body = (await request.json()) as { amount: number };
+        return Response.json(
+          { id: `pay_${runs}`, amount: body.amount },
+          { status: 201, headers: { location: "/p/1" } },
+        );
+      }),
+    );
+    const key = uniqueId("key");
+    const first = await send(url, key);
+    const firstBytes = await bytesOf(first);
+    const replay = await send(url, key);
+    expect([replay.status, replay.headers.get("idempotent-replayed"), replay.headers.get("location")]).toEqual([
+      201,
+      "true",
+      "/p/1",
+    ]);
+    expect(replay.headers.get("content-type")).toBe(first.headers.get("content-type"));
+    expect(await bytesOf(replay)).toEqual(firstBytes);
+    expect(JSON.parse(new TextDecoder().decode(firstBytes))).toEqual({ id: "pay_1", amount: 100 });
+    expect(runs).toBe(1);
+  });
+
+  it("a subclass of Request (Next's NextRequest) reaches the handler as it came, with what the host passes", async () => {
+    class HostRequest extends Request {
+      readonly host = "next";
+    }
+    const seen: unknown[] = [];
+    const handle = withIdempotency(
+      options(),
+      async (request: HostRequest, context: { params: Promise<{ id: string }> }) => {
+        seen.push(request, request.host, (await context.params).id, await request.text());
+        return new Response("made", { status: 201 });
+      },
+    );
+    expectTypeOf(handle).parameters.toEqualTypeOf<[HostRequest, { params: Promise<{ id: string }> }]>();
+    const key = uniqueId("key");
+    const request = new HostRequest("http://127.0.0.1/payments/7", {
+      method: "POST",
+      headers: { "x-api-key": "client-a", "idempotency-key": key },
+      body: "{}",
+    });
+    expect((await handle(request, { params: Promise.resolve({ id: "7" }) })).status).toBe(201);
+    expect(seen).toEqual([request, "next", "7", "{}"]);
+  });
+
+  it("a request without a key, or a GET, passes through unread", async () => {
+    let bodies: string[] = [];
+    const handle = withIdempotency(options(), async (request) => {
+      bodies.push(request.method === "GET" ? "-" : await request.text());
+      return new Response("ok");
+    });
+    await handle(new Request("http://127.0.0.1/payments", { method: "POST", body: "no key" }));
+    await handle(new Request("http://127.0.0.1/payments", { headers: { "idempotency-key": "k" } }));
+    expect(bodies).toEqual(["no key", "-"]);
+    bodies = [];
+  });
+
+  it("a handler that returns no Response (a forgotten return) is a TypeError, and the key is released", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(options(events), (async () => {
+      runs++;
+    }) as unknown as IdempotentHandler<Request, []>);
+    const key = uniqueId("key");
+    await expect(handle(requestOf(key))).rejects.toThrow(/the handler must return a Response, not undefined/);
+    await expect(handle(requestOf(key))).rejects.toThrow(TypeError);
+    expect(runs).toBe(2);
+    expect(released(events)).toEqual(["error", "error"]);
+  });
+
+  it("a throw releases the key and goes on to the host: the retry runs again", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(options(events), async () => {
+      if (++runs === 1) throw new Error("card network down");
+      return new Response("charged", { status: 201 });
+    });
+    const key = uniqueId("key");
+    await expect(handle(requestOf(key))).rejects.toThrow("card network down");
+    expect((await handle(requestOf(key))).status).toBe(201);
+    expect(runs).toBe(2);
+    expect(released(events)).toEqual(["error"]);
+  });
+
+  it("a Response whose body was already read cannot be sent: the key is released", async () => {
+    const events: InterlockEvent[] = [];
+    const handle = withIdempotency(options(events), async () => {
+      const response = new Response("spent");
+      await response.text();
+      return response;
+    });
+    const response = await handle(requestOf(uniqueId("key")));
+    expect(response.bodyUsed).toBe(true);
+    expect(released(events)).toEqual(["error"]);
+  });
+});
+
+describe("recording the answer", () => {
+  /** An answer whose first part is written at once and the rest only when `more` resolves (never, without `rest`). */
+  const liveResponse = (first: string, more: Promise<void>, rest?: string) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(encoder.encode(first));
+          await more;
+          if (rest === undefined) return; // never ends
+          controller.enqueue(encoder.encode(rest));
+          controller.close();
+        },
+      }),
+      { status: 201, headers: { "content-type": "text/plain" } },
+    );
+
+  it("a streamed answer reaches the client as it is written, and is stored once it ends", async () => {
+    let runs = 0;
+    let clientHasFirst: () => void = () => {};
+    const url = await start(
+      withIdempotency(options(), () => {
+        runs++;
+        return liveResponse("first;", new Promise((resolve) => (clientHasFirst = resolve)), "second");
+      }),
+    );
+    const key = uniqueId("key");
+    const first = await send(url, key);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    // Only once the client has the first part is the rest written: buffering the answer would deadlock here.
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("first;");
+    clientHasFirst();
+    let rest = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+    expect(rest).toBe("second");
+    const replay = await send(url, key);
+    expect([replay.status, replay.headers.get("idempotent-replayed"), await replay.text()]).toEqual([
+      201,
+      "true",
+      "first;second",
+    ]);
+    expect(runs).toBe(1);
+  });
+
+  it("the end reaches the client only once it is stored: a retry the moment it has the whole answer is a replay", async () => {
+    const store = new MemoryStore();
+    let storing: () => void = () => {};
+    const stored = new Promise<void>((resolve) => (storing = resolve));
+    const complete = store.complete.bind(store);
+    store.complete = async (...args: Parameters<MemoryStore["complete"]>) => {
+      await stored;
+      return complete(...args);
+    };
+    const handle = withIdempotency(options([], { store }), async () => new Response("done", { status: 201 }));
+    const key = uniqueId("key");
+    const response = await handle(requestOf(key));
+    let ended = false;
+    const text = response.text().then((t) => {
+      ended = true;
+      return t;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ended).toBe(false); // held: the store has not completed the key
+    storing();
+    expect(await text).toBe("done");
+    const replay = await handle(requestOf(key));
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+  });
+
+  it("is stored even when nobody reads it: the answer is read on at once", async () => {
+    let runs = 0;
+    const handle = withIdempotency(options(), async () => {
+      runs++;
+      return Response.json({ id: "pay_1" }, { status: 201 });
+    });
+    const key = uniqueId("key");
+    await handle(requestOf(key)); // never read
+    await expect
+      .poll(async () => (await handle(requestOf(key))).headers.get("idempotent-replayed"), { timeout: 2000 })
+      .toBe("true");
+    expect(runs).toBe(1);
+  });
+
+  it("past the store's maxRecordBytes: the client still gets every byte, and the key is released", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const big = "x".repeat(4096);
+    const url = await start(
+      withIdempotency(options(events, { store: new MemoryStore({ maxRecordBytes: 1024 }) }), async () => {
+        runs++;
+        return new Response(big, { status: 201 });
+      }),
+    );
+    const key = uniqueId("key");
+    expect(await (await send(url, key)).text()).toBe(big);
+    await expect.poll(() => released(events), { timeout: 2000 }).toEqual(["streamed"]);
+    const retry = await send(url, key);
+    expect([retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([null, big]);
+    expect(runs).toBe(2);
+  });
+
+  it("a stream that never ends releases its key when the client goes away", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const url = await start(
+      withIdempotency(options(events), () => {
+        runs++;
+        return liveResponse("tick;", new Promise(() => {}));
+      }),
+    );
+    const key = uniqueId("key");
+    const leave = new AbortController();
+    const response = await send(url, key, "{}", { signal: leave.signal });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("tick;");
+    leave.abort();
+    await expect.poll(() => released(events), { timeout: 5000 }).toEqual(["streamed"]);
+    const retry = await send(url, key, "{}", { signal: AbortSignal.timeout(5000) });
+    expect(retry.status).toBe(201);
+    await retry.body?.cancel();
+    expect(runs).toBe(2);
+  });
+
+  it("never replays Set-Cookie; a null body and a 204 are stored as no body", async () => {
+    let runs = 0;
+    const url = await start(
+      withIdempotency(options(), async () => {
+        runs++;
+        return new Response(null, { status: 204, headers: { "set-cookie": "session=abc", "x-request-id": "r1" } });
+      }),
+    );
+    const key = uniqueId("key");
+    expect((await send(url, key)).headers.get("set-cookie")).toBe("session=abc");
+    const replay = await send(url, key);
+    expect([replay.status, replay.headers.get("idempotent-replayed"), replay.headers.get("set-cookie")]).toEqual([
+      204,
+      "true",
+      null,
+    ]);
+    expect(await replay.text()).toBe("");
+    expect(runs).toBe(1);
+  });
+
+  it("HEAD, when methods covers it: the status and headers are stored, no body", async () => {
+    let runs = 0;
+    const handle = withIdempotency(options([], { methods: ["POST", "HEAD"] }), async () => {
+      runs++;
+      return new Response("a body HEAD never sends", { status: 200, headers: { "content-type": "text/plain" } });
+    });
+    const head = () =>
+      handle(
+        new Request("http://127.0.0.1/payments", {
+          method: "HEAD",
+          headers: { "x-api-key": "a", "idempotency-key": "h1" },
+        }),
+      );
+    await head();
+    const replay = await head();
+    expect([replay.status, replay.headers.get("idempotent-replayed"), replay.headers.get("content-type")]).toEqual([
+      200,
+      "true",
+      "text/plain",
+    ]);
+    expect(runs).toBe(1);
+  });
+});
+
+describe("request body and scoping", () => {
+  it("fingerprints the raw bytes: one changed byte under the key is a 422", async () => {
+    const handle = withIdempotency(options(), async () => new Response("ok", { status: 201 }));
+    const key = uniqueId("key");
+    await handle(requestOf(key, '{"amount":100}'));
+    const other = await handle(requestOf(key, '{"amount":101}'));
+    expect([other.status, (await problemOf(other)).code]).toEqual([422, "idempotency_key_mismatch"]);
+  });
+
+  it("a chunked body is read from a copy: the handler still gets every byte", async () => {
+    const url = await start(withIdempotency(options(), async (request) => new Response(await request.text())));
+    const body = JSON.stringify({ amount: 100, note: "é".repeat(100) });
+    const response = await send(url, uniqueId("key"), undefined, chunked(encoder.encode(body), 4));
+    expect(await response.text()).toBe(body);
+  });
+
+  it("scopes keys by the request's path by default, and events name no route", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(options(events), async () => new Response(String(++runs), { status: 201 }));
+    const key = uniqueId("key");
+    await handle(requestOf(key, "{}", "http://127.0.0.1/payments/1?x=1"));
+    await handle(requestOf(key, "{}", "http://127.0.0.1/payments/2"));
+    expect(runs).toBe(2);
+    const routes = events.filter((e) => e.type === "idempotency.first").map((e) => (e as { route?: string }).route);
+    expect(routes).toEqual([undefined, undefined]);
+  });
+
+  it("scopes keys by the `route` option, a pattern events name", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(
+      options(events, { route: "/payments/[id]" }),
+      async () => new Response(String(++runs), { status: 201 }),
+    );
+    const key = uniqueId("key");
+    await handle(requestOf(key, "{}", "http://127.0.0.1/payments/1"));
+    const second = await handle(requestOf(key, "{}", "http://127.0.0.1/payments/1"));
+    expect(second.headers.get("idempotent-replayed")).toBe("true");
+    const routes = events.filter((e) => e.type === "idempotency.first").map((e) => (e as { route?: string }).route);
+    expect(routes).toEqual(["/payments/[id]"]);
+  });
+
+  it("scopes keys by principal: another client's same key runs anew", async () => {
+    let runs = 0;
+    const handle = withIdempotency(options(), async () => new Response(String(++runs), { status: 201 }));
+    const key = uniqueId("key");
+    await handle(requestOf(key));
+    const other = new Request("http://127.0.0.1/payments", {
+      method: "POST",
+      headers: { "x-api-key": "client-b", "idempotency-key": key },
+      body: '{"amount":100}',
+    });
+    expect(await (await handle(other)).text()).toBe("2");
+  });
+
+  it("a body something already read is 500 body_not_raw when the engine needs it", async () => {
+    const handle = withIdempotency(options(), async () => new Response("ok"));
+    const request = requestOf(uniqueId("key"));
+    await request.text();
+    const response = await handle(request);
+    expect([response.status, (await problemOf(response)).code]).toEqual([500, "body_not_raw"]);
+  });
+});
+
+describe("bodyLimit, onError and refusals", () => {
+  it("answers 413 body_too_large over bodyLimit, declared or chunked, without running the handler", async () => {
+    let runs = 0;
+    const url = await start(
+      withIdempotency(options([], { bodyLimit: 16 }), async () => {
+        runs++;
+        return new Response("ok");
+      }),
+    );
+    const body = JSON.stringify({ amount: 100, padding: "x".repeat(64) });
+    const declared = await send(url, uniqueId("key"), body);
+    expect([declared.status, (await problemOf(declared)).code]).toEqual([413, "body_too_large"]);
+    const streamed = await send(url, uniqueId("key"), undefined, chunked(encoder.encode(body)));
+    expect([streamed.status, (await problemOf(streamed)).code]).toEqual([413, "body_too_large"]);
+    expect(runs).toBe(0);
+  });
+
+  it("lets the app answer refusals itself; replays always go out as stored", async () => {
+    const seen: string[] = [];
+    const handle = withIdempotency(
+      options([], {
+        required: true,
+        onError: (decision, request) => {
+          seen.push(`${decision.error?.code}:${request.method}`);
+          return Response.json({ mine: decision.error?.code }, { status: decision.response.status });
+        },
+      }),
+      async () => new Response("made", { status: 201 }),
+    );
+    const missing = await handle(new Request("http://127.0.0.1/payments", { method: "POST", body: "{}" }));
+    expect([missing.status, await missing.json()]).toEqual([400, { mine: "idempotency_key_missing" }]);
+    const key = uniqueId("key");
+    await handle(requestOf(key));
+    const replay = await handle(requestOf(key));
+    expect([replay.headers.get("idempotent-replayed"), await replay.text()]).toEqual(["true", "made"]);
+    expect(seen).toEqual(["idempotency_key_missing:POST"]);
+  });
+
+  it("the store down is 503 store_unavailable, and the handler does not run", async () => {
+    let runs = 0;
+    const handle = withIdempotency(options([], { store: unreachableStore() }), async () => {
+      runs++;
+      return new Response("ok");
+    });
+    const response = await handle(requestOf(uniqueId("key")));
+    expect([response.status, (await problemOf(response)).code]).toEqual([503, "store_unavailable"]);
+    expect(runs).toBe(0);
+  });
+});

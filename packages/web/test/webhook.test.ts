@@ -1,0 +1,225 @@
+/** `withWebhook` on its own: raw body, limits, `onError`, settling, what the handler gets and returns. */
+import { type InterlockEvent, MemoryStore, standardWebhooks, type VerifiedWebhook } from "@interlock/core";
+import { unreachableStore } from "@interlock/core/testing";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { type WebhookHandler, type WithWebhookOptions, withWebhook } from "../src/index.js";
+import { bytesOf, chunked, delivery, problemOf, SECRET, start } from "./helpers.js";
+
+const options = (extra: Partial<WithWebhookOptions> = {}): WithWebhookOptions => ({
+  scheme: standardWebhooks,
+  secret: SECRET,
+  store: new MemoryStore(),
+  ...extra,
+});
+
+type Delivery = Awaited<ReturnType<typeof delivery>>;
+
+const post = (url: string, d: Delivery, extra: RequestInit = {}) =>
+  fetch(url, { method: "POST", headers: { "content-type": "application/json", ...d.headers }, body: d.body, ...extra });
+
+/** The same delivery as a web Request, for calling a wrapped handler directly. */
+const requestOf = (d: Delivery, init: RequestInit = {}) =>
+  new Request("http://127.0.0.1/hooks", { method: "POST", headers: d.headers, body: d.body, ...init });
+
+// Unusual but valid JSON: spacing, key order, escapes and non-ASCII must all survive.
+const ODD_JSON = '{ "z" : 1,\n\t"a":"caf\\u00e9 café 😀", "n": 1.50 }';
+
+describe("the handler", () => {
+  it("gets the verified event from the exact bytes, and its answer goes out untouched", async () => {
+    const handle = withWebhook(options(), async (event) =>
+      Response.json(
+        { id: event.id, text: event.text(), payload: event.payload },
+        { status: 202, statusText: "Taken", headers: { "x-processed-by": "test" } },
+      ),
+    );
+    const url = await start(handle);
+    const d = await delivery(ODD_JSON);
+    const response = await post(url, d);
+    expect([response.status, response.headers.get("x-processed-by")]).toEqual([202, "test"]);
+    expect(await response.json()).toEqual({ id: d.id, text: ODD_JSON, payload: JSON.parse(ODD_JSON) });
+    // The very Response the handler made (Node's bridge sends no custom status text, so it is read here).
+    expect((await handle(requestOf(await delivery("{}")))).statusText).toBe("Taken");
+  });
+
+  it("keeps bodies that are not UTF-8 intact (invalid sequences, a byte-order mark, NULs)", async () => {
+    const url = await start(
+      withWebhook(options(), async (event) => new Response(event.body as Uint8Array<ArrayBuffer>)),
+    );
+    const raw = new Uint8Array([0xef, 0xbb, 0xbf, 0x7b, 0x7d, 0x00, 0xff, 0xfe, 0xc3]);
+    const d = await delivery(raw);
+    expect(await bytesOf(await post(url, d))).toEqual(raw);
+  });
+
+  it("gets the request and whatever else the host passes (a route context, a Worker's env and ctx)", async () => {
+    const seen: unknown[] = [];
+    const handle = withWebhook(options(), async (event, request: Request, env: { region: string }, ctx: number) => {
+      seen.push(event.id, request.url, env.region, ctx);
+      return new Response(null, { status: 204 });
+    });
+    expectTypeOf(handle).parameters.toEqualTypeOf<[Request, { region: string }, number]>();
+    const d = await delivery("{}");
+    const response = await handle(requestOf(d), { region: "eu" }, 7);
+    expect(response.status).toBe(204);
+    expect(seen).toEqual([d.id, "http://127.0.0.1/hooks", "eu", 7]);
+  });
+
+  it("a subclass of Request (Next's NextRequest) reaches the handler as it came", async () => {
+    class HostRequest extends Request {
+      readonly host = "next";
+    }
+    let got: Request | undefined;
+    const handle = withWebhook(options(), async (_event, request: HostRequest) => {
+      got = request;
+      return Response.json({ host: request.host });
+    });
+    const d = await delivery("{}");
+    const request = new HostRequest("http://127.0.0.1/hooks", { method: "POST", headers: d.headers, body: d.body });
+    expect(await (await handle(request)).json()).toEqual({ host: "next" });
+    expect(got).toBe(request);
+  });
+
+  it("types the payload it is given", () => {
+    const handler: WebhookHandler<{ type: string }, Request, []> = async (event) => {
+      expectTypeOf(event).toEqualTypeOf<VerifiedWebhook<{ type: string }>>();
+      return Response.json({ type: event.payload.type });
+    };
+    expectTypeOf(withWebhook(options(), handler)).toEqualTypeOf<(request: Request) => Promise<Response>>();
+  });
+});
+
+describe("settling the delivery", () => {
+  it("a 2xx records it: the redelivery is a duplicate, and the handler ran once", async () => {
+    let runs = 0;
+    const url = await start(
+      withWebhook(options(), async () => {
+        runs++;
+        return Response.json({ ok: true });
+      }),
+    );
+    const d = await delivery("{}");
+    expect((await post(url, d)).status).toBe(200);
+    const again = await post(url, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(runs).toBe(1);
+  });
+
+  it("a non-2xx releases it: the provider's retry runs the handler again", async () => {
+    let runs = 0;
+    const url = await start(
+      withWebhook(options(), async () => new Response("later", { status: ++runs === 1 ? 503 : 200 })),
+    );
+    const d = await delivery("{}");
+    expect((await post(url, d)).status).toBe(503);
+    expect((await post(url, d)).status).toBe(200);
+    expect(runs).toBe(2);
+  });
+
+  it("a throw releases it and goes on to the host; the retry runs the handler again", async () => {
+    let runs = 0;
+    const handle = withWebhook(options(), async () => {
+      if (++runs === 1) throw new Error("database down");
+      return new Response("ok");
+    });
+    const d = await delivery("{}");
+    await expect(handle(requestOf(d))).rejects.toThrow("database down");
+    expect((await handle(requestOf(d))).status).toBe(200);
+    expect(runs).toBe(2);
+  });
+
+  it("a handler that returns no Response (a forgotten return) is a TypeError, and the delivery is released", async () => {
+    let runs = 0;
+    const handle = withWebhook(options(), (async () => {
+      runs++;
+    }) as unknown as WebhookHandler<unknown, Request, []>);
+    const d = await delivery("{}");
+    await expect(handle(requestOf(d))).rejects.toThrow(/the handler must return a Response, not undefined/);
+    await expect(handle(requestOf(d))).rejects.toThrow(TypeError);
+    expect(runs).toBe(2); // released each time, never recorded as processed
+  });
+
+  it("is recorded before the answer is returned: a redelivery the moment it is answered is a duplicate", async () => {
+    const store = new MemoryStore();
+    const handle = withWebhook(options({ store }), async () => new Response("ok"));
+    const d = await delivery("{}");
+    await handle(requestOf(d));
+    const again = await handle(requestOf(d));
+    expect(await again.json()).toEqual({ duplicate: true, id: d.id });
+  });
+});
+
+describe("refusals", () => {
+  it("a forged delivery is 401 problem+json and the handler does not run", async () => {
+    let runs = 0;
+    const url = await start(
+      withWebhook(options(), async () => {
+        runs++;
+        return new Response("ok");
+      }),
+    );
+    const d = await delivery("{}");
+    const response = await post(url, { ...d, body: new TextEncoder().encode('{"forged":1}') });
+    expect([response.status, (await problemOf(response)).code]).toEqual([401, "no_matching_signature"]);
+    expect(runs).toBe(0);
+  });
+
+  it("a body over bodyLimit is 413 body_too_large, declared or chunked", async () => {
+    const url = await start(withWebhook(options({ bodyLimit: 16 }), async () => new Response("ok")));
+    const d = await delivery(JSON.stringify({ padding: "x".repeat(64) }));
+    const declared = await post(url, d);
+    expect([declared.status, (await problemOf(declared)).code]).toEqual([413, "body_too_large"]);
+    const streamed = await post(url, d, chunked(d.body));
+    expect([streamed.status, (await problemOf(streamed)).code]).toEqual([413, "body_too_large"]);
+  });
+
+  it("a chunked body within bodyLimit is read whole and verified", async () => {
+    const url = await start(withWebhook(options(), async (event) => Response.json(event.payload)));
+    const d = await delivery(ODD_JSON);
+    expect(await (await post(url, d, chunked(d.body, 5))).json()).toEqual(JSON.parse(ODD_JSON));
+  });
+
+  it("a body something already read is 500 body_not_raw with advice, never a 401", async () => {
+    const handle = withWebhook(options(), async () => new Response("ok"));
+    const d = await delivery("{}");
+    const request = requestOf(d);
+    await request.text();
+    const response = await handle(request);
+    const problem = await problemOf(response);
+    expect([response.status, problem.code]).toEqual([500, "body_not_raw"]);
+    expect(problem.detail).toMatch(/wrap the handler before anything reads the body/);
+  });
+
+  it("onError sees each refusal and may answer it; nothing returned keeps Interlock's", async () => {
+    const events: InterlockEvent[] = [];
+    const outcomes: string[] = [];
+    const handle = withWebhook(
+      options({
+        onEvent: (event) => events.push(event),
+        onError: (decision, request) => {
+          outcomes.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${new URL(request.url).pathname}`);
+          return decision.outcome === "duplicate" ? new Response("seen it", { status: 200 }) : undefined;
+        },
+      }),
+      async () => new Response("ok"),
+    );
+    const d = await delivery("{}");
+    await handle(requestOf(d));
+    const duplicate = await handle(requestOf(d));
+    expect(await duplicate.text()).toBe("seen it");
+    const forged = await handle(requestOf({ ...d, body: new TextEncoder().encode("[]") }));
+    expect(forged.status).toBe(401);
+    expect(outcomes).toEqual(["duplicate:-:/hooks", "refused:no_matching_signature:/hooks"]);
+  });
+
+  it("the store down is 503 store_unavailable, and the handler does not run", async () => {
+    let runs = 0;
+    const url = await start(
+      withWebhook(options({ store: unreachableStore() }), async () => {
+        runs++;
+        return new Response("ok");
+      }),
+    );
+    const response = await post(url, await delivery("{}"));
+    expect([response.status, (await problemOf(response)).code]).toEqual([503, "store_unavailable"]);
+    expect(runs).toBe(0);
+  });
+});
