@@ -84,7 +84,7 @@ describe("the handler", () => {
   });
 
   it("a request without a key, or a GET, passes through unread", async () => {
-    let bodies: string[] = [];
+    const bodies: string[] = [];
     const handle = withIdempotency(options(), async (request) => {
       bodies.push(request.method === "GET" ? "-" : await request.text());
       return new Response("ok");
@@ -92,7 +92,6 @@ describe("the handler", () => {
     await handle(new Request("http://127.0.0.1/payments", { method: "POST", body: "no key" }));
     await handle(new Request("http://127.0.0.1/payments", { headers: { "idempotency-key": "k" } }));
     expect(bodies).toEqual(["no key", "-"]);
-    bodies = [];
   });
 
   it("a handler that returns no Response (a forgotten return) is a TypeError, and the key is released", async () => {
