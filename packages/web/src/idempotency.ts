@@ -83,8 +83,7 @@ export function withIdempotency<R extends Request = Request, A extends unknown[]
       routePattern,
       path: pathAndQuery(request.url),
       headers: request.headers,
-      // Read only if the engine needs it (a covered request with a key), from a copy: the
-      // handler gets the request with its body unread.
+      // Read only if the engine needs it (a covered request with a key).
       body: () => fingerprintBody(request, limit),
       context: request,
     });
@@ -101,12 +100,9 @@ function pathOf(url: string): string {
   return query === -1 ? path : path.slice(0, query);
 }
 
-/** The bytes to fingerprint, read from a copy; the engine answers the `BodyError` thrown when they cannot be had (413, 500). */
+/** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 500). */
 async function fingerprintBody(request: Request, limit: number): Promise<Uint8Array> {
-  const body =
-    request.bodyUsed || request.body?.locked
-      ? await readRequestBody(request, limit) // the same refusal, body_not_raw
-      : await readRequestBody(request.clone(), limit);
+  const body = await readRequestBody(request, limit);
   if (body instanceof BodyError) throw body;
   return body;
 }

@@ -50,17 +50,17 @@ describe("the handler", () => {
     expect(await bytesOf(await post(url, d))).toEqual(raw);
   });
 
-  it("gets the request and whatever else the host passes (a route context, a Worker's env and ctx)", async () => {
+  it("gets the request, its body unread, and whatever else the host passes (a route context, a Worker's env and ctx)", async () => {
     const seen: unknown[] = [];
     const handle = withWebhook(options(), async (event, request: Request, env: { region: string }, ctx: number) => {
-      seen.push(event.id, request.url, env.region, ctx);
+      seen.push(event.id, request.url, await request.json(), env.region, ctx);
       return new Response(null, { status: 204 });
     });
     expectTypeOf(handle).parameters.toEqualTypeOf<[Request, { region: string }, number]>();
-    const d = await delivery("{}");
+    const d = await delivery('{"type":"ping"}');
     const response = await handle(requestOf(d), { region: "eu" }, 7);
     expect(response.status).toBe(204);
-    expect(seen).toEqual([d.id, "http://127.0.0.1/hooks", "eu", 7]);
+    expect(seen).toEqual([d.id, "http://127.0.0.1/hooks", { type: "ping" }, "eu", 7]);
   });
 
   it("a subclass of Request (Next's NextRequest) reaches the handler as it came", async () => {
