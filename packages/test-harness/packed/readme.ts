@@ -70,3 +70,21 @@ export function toJavaScript(source: string): string {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
   }).outputText;
 }
+
+/** The web package's "Example": two exported handlers, with what the README leaves to the reader declared. */
+export function webExample(): string {
+  return `${readmeBlock("web", "## Example")}
+// What the README leaves to the reader.
+async function fulfil(event: StripeEvent): Promise<void> {
+  console.log(JSON.stringify({ fulfilled: event.type }));
+}
+
+function accountOf(authorization: string | null): string | undefined {
+  return authorization ?? undefined;
+}
+
+async function createPayment(body: unknown): Promise<{ id: string; amount: unknown }> {
+  return { id: "pay_1", amount: (body as { amount?: unknown }).amount };
+}
+`;
+}

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { coreVerifyExample, expressUseItExample } from "./readme.js";
+import { coreVerifyExample, expressUseItExample, webExample } from "./readme.js";
 
 const run = promisify(execFile);
 const app = inject("packedApp");
@@ -41,6 +41,7 @@ beforeAll(() => {
   for (const file of readdirSync(fixtures)) copyFileSync(join(fixtures, file), join(src, file));
   writeFileSync(join(src, "express.ts"), expressUseItExample());
   writeFileSync(join(src, "core-readme.ts"), `${coreVerifyExample()}\n`);
+  writeFileSync(join(src, "web-readme.ts"), webExample());
   for (const [mode, resolution] of Object.entries(MODES)) {
     const compilerOptions = {
       ...resolution,
