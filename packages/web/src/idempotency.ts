@@ -17,6 +17,7 @@ import {
   recordBody,
 } from "@interlock/core";
 import { readRequestBody } from "./body.js";
+import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { handlerResponse, toResponse } from "./respond.js";
 
 /** The request as core sees it, with the web `Request` for `principal`, `fingerprint` and `required`. */
@@ -61,8 +62,18 @@ export type IdempotentHandler<R extends Request, A extends unknown[]> = (
  * Wraps a fetch-style handler so that a request retried with the same `Idempotency-Key` runs it
  * once: a retry gets the stored response (`Idempotent-Replayed: true`), a concurrent copy 409,
  * the key with another body 422. The handler gets the request as it came, its body unread.
+ *
+ * `options` may be a function of the first request (and what the host passes with it): it is
+ * called once, on the first call, for settings that are not there when the module is loaded.
  */
 export function withIdempotency<R extends Request = Request, A extends unknown[] = []>(
+  options: OptionsOrFactory<WithIdempotencyOptions, R, A>,
+  handler: IdempotentHandler<R, A>,
+): (request: R, ...rest: A) => Promise<Response> {
+  return builtOnFirstUse(options, (resolved) => idempotentHandler(resolved, handler));
+}
+
+function idempotentHandler<R extends Request, A extends unknown[]>(
   options: WithIdempotencyOptions,
   handler: IdempotentHandler<R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {

@@ -12,6 +12,7 @@ import {
   type WebhookRespondDecision,
 } from "@interlock/core";
 import { readRequestBody } from "./body.js";
+import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { handlerResponse, toResponse } from "./respond.js";
 
 export interface WithWebhookOptions extends WebhookReceiverOptions {
@@ -47,8 +48,18 @@ export type WebhookHandler<T, R extends Request, A extends unknown[]> = (
  * `Retry-After`), a body too large (413) or the store down (503) is answered without it. A 2xx
  * from the handler records the delivery; any other status, or a throw, releases it for the
  * provider's retry (the throw goes on to the host, which answers 500).
+ *
+ * `options` may be a function of the first request (and what the host passes with it): it is
+ * called once, on the first call, for settings that are not there when the module is loaded.
  */
 export function withWebhook<T = unknown, R extends Request = Request, A extends unknown[] = []>(
+  options: OptionsOrFactory<WithWebhookOptions, R, A>,
+  handler: WebhookHandler<T, R, A>,
+): (request: R, ...rest: A) => Promise<Response> {
+  return builtOnFirstUse(options, (resolved) => webhookHandler(resolved, handler));
+}
+
+function webhookHandler<T, R extends Request, A extends unknown[]>(
   options: WithWebhookOptions,
   handler: WebhookHandler<T, R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {

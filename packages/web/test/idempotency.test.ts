@@ -134,6 +134,24 @@ describe("the handler", () => {
   });
 });
 
+describe("options made on first use", () => {
+  it("from the first call's arguments, once: every later call shares the engine and its store", async () => {
+    let made = 0;
+    const handle = withIdempotency(
+      (_request: Request, context: { store: MemoryStore }) => {
+        made++;
+        return options([], { store: context.store });
+      },
+      async (_request, context) => new Response(String(context.store === shared), { status: 201 }),
+    );
+    const shared = new MemoryStore();
+    const key = uniqueId("key");
+    expect(await (await handle(requestOf(key), { store: shared })).text()).toBe("true");
+    const replay = await handle(requestOf(key), { store: shared });
+    expect([replay.headers.get("idempotent-replayed"), made]).toEqual(["true", 1]);
+  });
+});
+
 describe("recording the answer", () => {
   /** An answer whose first part is written at once and the rest only when `more` resolves (never, without `rest`). */
   const liveResponse = (first: string, more: Promise<void>, rest?: string) =>

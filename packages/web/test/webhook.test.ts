@@ -1,5 +1,11 @@
 /** `withWebhook` on its own: raw body, limits, `onError`, settling, what the handler gets and returns. */
-import { type InterlockEvent, MemoryStore, standardWebhooks, type VerifiedWebhook } from "@interlock/core";
+import {
+  InterlockConfigError,
+  type InterlockEvent,
+  MemoryStore,
+  standardWebhooks,
+  type VerifiedWebhook,
+} from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type WebhookHandler, type WithWebhookOptions, withWebhook } from "../src/index.js";
@@ -84,6 +90,47 @@ describe("the handler", () => {
       return Response.json({ type: event.payload.type });
     };
     expectTypeOf(withWebhook(options(), handler)).toEqualTypeOf<(request: Request) => Promise<Response>>();
+  });
+});
+
+describe("options made on first use", () => {
+  it("from the first call's arguments (a Worker's env), once; the handler gets the same arguments", async () => {
+    let made = 0;
+    interface Env {
+      WEBHOOK_SECRET: string;
+    }
+    const handle = withWebhook(
+      (_request: Request, env: Env) => {
+        made++;
+        return options({ secret: env.WEBHOOK_SECRET });
+      },
+      async (event, _request, env) => Response.json({ id: event.id, secretLength: env.WEBHOOK_SECRET.length }),
+    );
+    expectTypeOf(handle).parameters.toEqualTypeOf<[Request, Env]>();
+    const env = { WEBHOOK_SECRET: SECRET };
+    const d = await delivery("{}");
+    expect(await (await handle(requestOf(d), env)).json()).toEqual({ id: d.id, secretLength: SECRET.length });
+    const again = await handle(requestOf(d), env);
+    expect(await again.json()).toEqual({ duplicate: true, id: d.id }); // one receiver: the same store
+    expect(made).toBe(1);
+  });
+
+  it("a factory that throws fails that call, and is asked again on the next", async () => {
+    let secret: string | undefined;
+    const handle = withWebhook(
+      () => options({ secret: secret as string }),
+      async () => new Response("ok"),
+    );
+    const d = await delivery("{}");
+    await expect(handle(requestOf(d))).rejects.toThrow(InterlockConfigError);
+    secret = SECRET;
+    expect((await handle(requestOf(d))).status).toBe(200);
+  });
+
+  it("options given as they are are checked where the wrapper is made", () => {
+    expect(() => withWebhook(options({ secret: "" }), async () => new Response("ok"))).toThrow(
+      expect.objectContaining({ code: "invalid_secret" }),
+    );
   });
 });
 

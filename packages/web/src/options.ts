@@ -1,0 +1,26 @@
+/**
+ * Options given as they are, or made on the first request. A host that evaluates route modules
+ * where the settings are not there (Next's `next build`) or hands them to each request (a
+ * Worker's `env`) needs the second: the wrapper is built once, from the first call's arguments.
+ */
+
+/** The options, or a function of the first request and what the host passes with it that returns them. */
+export type OptionsOrFactory<O, R extends Request, A extends unknown[]> = O | ((request: R, ...rest: A) => O);
+
+/**
+ * The handler `build` makes from the options: at once when they are given (a bad option throws
+ * where the wrapper is made), else on the first call, once. A factory that throws fails that
+ * call (the host answers 500) and is asked again on the next.
+ */
+export function builtOnFirstUse<O, R extends Request, A extends unknown[]>(
+  options: OptionsOrFactory<O, R, A>,
+  build: (options: O) => (request: R, ...rest: A) => Promise<Response>,
+): (request: R, ...rest: A) => Promise<Response> {
+  if (typeof options !== "function") return build(options);
+  const factory = options as (request: R, ...rest: A) => O;
+  let built: ((request: R, ...rest: A) => Promise<Response>) | undefined;
+  return async (request, ...rest) => {
+    built ??= build(factory(request, ...rest));
+    return built(request, ...rest);
+  };
+}
