@@ -1,15 +1,15 @@
-// What every route of the app shares: the store, the webhook receiver, the idempotency engine,
-// and the stand-in for your database. Held on globalThis, made on the first request: `next dev`
+// What every route of the app shares: the store, the settings read from the environment, and the
+// stand-in for your database. Held on globalThis, made on the first request: `next dev`
 // evaluates a module again when it recompiles it, and a second memory store would forget every
 // delivery and key the first one held. (Memory is one process only: on serverless or on more
 // than one instance, use @interlock/redis or @interlock/postgres here.)
 import {
-  createIdempotency,
   createWebhookReceiver,
-  type HttpResponse,
   type InterlockStore,
   memoryStore,
   stripe,
+  type VerifiedWebhook,
+  type WebhookReceiverOptions,
 } from "@interlock/core";
 import { bearerToken } from "../../shared/bearer.mjs";
 import { apiKeysFrom, StartupError } from "../../shared/config.mjs";
@@ -45,23 +45,18 @@ function createInterlock(env: Record<string, string | undefined>, store: Interlo
   if (!stripeSecret)
     throw new StartupError('Set STRIPE_WEBHOOK_SECRET and API_KEYS ("sk_test_1:acct_1,…"); see README.md.');
   const apiKeys = apiKeysFrom(env.API_KEYS, "API_KEYS");
+  // One set of options for both Stripe routes, on one store: a delivery is processed once
+  // whichever route it reaches.
+  const stripeWebhooks: WebhookReceiverOptions = { scheme: stripe, secret: stripeSecret, store };
   return {
     db: memoryDb(),
-    receiver: createWebhookReceiver({ scheme: stripe, secret: stripeSecret, store }),
-    payments: createIdempotency({
-      store,
-      // The account authenticate() found: keys are scoped per account, so one client can never
-      // replay another's payment.
-      principal: (request) => accountOf(request.context as Request, apiKeys),
-      required: true,
-    }),
+    store,
+    stripeWebhooks,
+    /** For the Pages Router route, which gets Node's request, not a web Request, and drives the receiver itself. */
+    stripeReceiver: createWebhookReceiver(stripeWebhooks),
     /** The account of `Authorization: Bearer <api key>` (strictly: see bearerToken), or undefined. */
-    authenticate: (request: Request) => accountOf(request, apiKeys),
+    authenticate: (request: Request) => apiKeys.get(bearerToken(request.headers.get("authorization")) ?? ""),
   };
-}
-
-function accountOf(request: Request, apiKeys: Map<string, string>): string | undefined {
-  return apiKeys.get(bearerToken(request.headers.get("authorization")) ?? "");
 }
 
 const SHARED = Symbol.for("@interlock/example-nextjs");
@@ -73,10 +68,27 @@ export function interlock(): ReturnType<typeof createInterlock> {
   return holder[SHARED];
 }
 
-/** Interlock's decision (a refusal, a duplicate, a replay…) as a web Response. */
-export function toResponse({ status, headers, body }: HttpResponse): Response {
-  // No body at all when there is none: a Response refuses even an empty one for a 204 or 304.
-  return new Response(body.byteLength === 0 ? null : new Uint8Array(body), { status, headers });
+/**
+ * A route handler made by `build` on the route's first request, then kept. For handlers whose
+ * options come from the environment (the store, a secret): `next build` loads every route
+ * without it, so they cannot be made when the module loads, and a setting that is missing
+ * should be a 500 whose log says so, not a failed build. A build that throws is tried again on
+ * the next request.
+ */
+export function onFirstRequest<A extends unknown[]>(
+  build: () => (...args: A) => Promise<Response>,
+): (...args: A) => Promise<Response> {
+  let handler: ((...args: A) => Promise<Response>) | undefined;
+  return (...args) => {
+    handler ??= build();
+    return handler(...args);
+  };
+}
+
+/** What both Stripe routes do with a verified delivery: a paid checkout is fulfilled. */
+export async function processStripeEvent(event: VerifiedWebhook, db: Db): Promise<void> {
+  const { type } = event.payload as { type?: string };
+  if (type === "checkout.session.completed") await db.fulfil(event.id as string);
 }
 
 /** An RFC 9457 problem, as Interlock's own refusals are. */

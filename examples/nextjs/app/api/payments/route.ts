@@ -1,44 +1,37 @@
 // An idempotent payments API: a client retries POST /api/payments with the same Idempotency-Key
 // and gets the first answer back, byte for byte, instead of a second charge. Authentication runs
-// first, so that keys are scoped per account.
-import { type Db, interlock, type Payment, problem, toResponse, unauthenticated } from "../../../lib/interlock";
+// first, so that keys are scoped per account: withIdempotency wraps only what runs after it.
+import { withIdempotency } from "@interlock/web";
+import type { NextRequest } from "next/server";
+import { interlock, onFirstRequest, type Payment, problem, unauthenticated } from "../../../lib/interlock";
 
-export async function POST(request: Request): Promise<Response> {
-  const { payments, authenticate, db } = interlock();
-  const account = authenticate(request);
+export async function POST(request: NextRequest): Promise<Response> {
+  const account = interlock().authenticate(request);
   if (account === undefined) return unauthenticated();
-
-  const body = new Uint8Array(await request.arrayBuffer());
-  const decision = await payments.begin({
-    method: request.method,
-    route: "/api/payments",
-    path: new URL(request.url).pathname,
-    headers: request.headers,
-    body,
-    context: request,
-  });
-  // A replay, a missing key (400), the same key still in flight (409), another body under the
-  // key (422) or the store down (503).
-  if (decision.action === "respond") return toResponse(decision.response);
-  if (decision.action === "pass") return createPayment(body, account, db); // a route the engine does not cover
-
-  let response: Response;
-  try {
-    response = await createPayment(body, account, db);
-  } catch (error) {
-    await payments.abort(decision.ticket); // released: the client's retry runs again
-    throw error; // Next answers 500
-  }
-  // Store what was answered, then answer the same bytes: a client that retries the moment it
-  // reads the response finds the record, not the lock.
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  await payments.finish(decision.ticket, { status: response.status, headers: response.headers, body: bytes });
-  return new Response(bytes, { status: response.status, headers: response.headers });
+  return createPaymentOnce(request, account);
 }
 
-async function createPayment(body: Uint8Array, account: string, db: Db) {
-  // The body is still yours to parse: bad JSON, or JSON null, is no payment.
-  const { amount, currency = "usd" } = parseJson(body) ?? {};
+// A replay, a missing key (400), the same key still in flight (409), another body under the key
+// (422) or the store down (503) is answered without running createPayment. Made on the first
+// request: its store comes from the environment (see onFirstRequest).
+const createPaymentOnce = onFirstRequest(() =>
+  withIdempotency<NextRequest, [account: string]>(
+    {
+      store: interlock().store,
+      // The account POST authenticated: keys are scoped by it, so one client can never replay
+      // another's payment.
+      principal: (request) => interlock().authenticate(request.context),
+      route: "/api/payments",
+      required: true,
+    },
+    createPayment,
+  ),
+);
+
+/** Runs once per key; a throw releases the key (the client's retry runs again), and Next answers 500. */
+async function createPayment(request: NextRequest, account: string): Promise<Response> {
+  // The body is still yours to read, and to parse: bad JSON, or JSON null, is no payment.
+  const { amount, currency = "usd" } = parseJson(await request.text()) ?? {};
   if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0 || !isCurrency(currency)) {
     // Stored too (4xx are answers): the same request retried gets the same refusal.
     return problem(400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
@@ -50,14 +43,14 @@ async function createPayment(body: Uint8Array, account: string, db: Db) {
     account,
     created: new Date().toISOString(),
   };
-  await db.charge(payment);
+  await interlock().db.charge(payment);
   return Response.json(payment, { status: 201, headers: { location: `/api/payments/${payment.id}` } });
 }
 
 /** The body as a JSON object, or undefined when it is not one (bad JSON, null, an array, a number…). */
-function parseJson(body: Uint8Array): { amount?: unknown; currency?: unknown } | undefined {
+function parseJson(text: string): { amount?: unknown; currency?: unknown } | undefined {
   try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(body));
+    const value: unknown = JSON.parse(text);
     return typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined;
   } catch {
     return undefined;

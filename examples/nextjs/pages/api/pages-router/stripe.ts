@@ -1,15 +1,17 @@
 // The same Stripe endpoint as a Pages Router API route. Next parses the body of an API route
 // (JSON, form, text) before the handler runs, and a parsed body cannot be checked against the
-// signature: turn that off, and read the raw bytes from the request stream yourself.
+// signature: turn that off, and read the raw bytes from the request stream yourself. An API
+// route gets Node's request and response, not the web's, so @interlock/web's wrappers do not
+// apply: it drives the receiver itself (begin, then finish, or abort when it throws).
 import type { NextApiRequest, NextApiResponse } from "next";
-import { interlock } from "../../../lib/interlock";
+import { interlock, processStripeEvent } from "../../../lib/interlock";
 
 export const config = { api: { bodyParser: false } };
 
 export default async function handler(req: NextApiRequest, res: NextApiResponse): Promise<void> {
   if (req.method !== "POST") return void res.setHeader("allow", "POST").status(405).end();
-  const { receiver, db } = interlock();
-  const decision = await receiver.begin(req.headers, await rawBody(req));
+  const { stripeReceiver, db } = interlock();
+  const decision = await stripeReceiver.begin(req.headers, await rawBody(req));
   if (decision.action === "respond") {
     const { status, headers, body } = decision.response;
     for (const [name, value] of headers) res.appendHeader(name, value);
@@ -17,13 +19,12 @@ export default async function handler(req: NextApiRequest, res: NextApiResponse)
   }
   const event = decision.event;
   try {
-    const { type } = event.payload as { type?: string };
-    if (type === "checkout.session.completed") await db.fulfil(event.id as string);
+    await processStripeEvent(event, db);
   } catch (error) {
-    await receiver.abort(decision.ticket); // released: Stripe's retry runs this again
+    await stripeReceiver.abort(decision.ticket); // released: Stripe's retry runs this again
     throw error; // Next answers 500
   }
-  await receiver.finish(decision.ticket, { status: 200 });
+  await stripeReceiver.finish(decision.ticket, { status: 200 });
   res.status(200).json({ received: event.id });
 }
 
