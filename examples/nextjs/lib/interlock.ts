@@ -68,23 +68,6 @@ export function interlock(): ReturnType<typeof createInterlock> {
   return holder[SHARED];
 }
 
-/**
- * A route handler made by `build` on the route's first request, then kept. For handlers whose
- * options come from the environment (the store, a secret): `next build` loads every route
- * without it, so they cannot be made when the module loads, and a setting that is missing
- * should be a 500 whose log says so, not a failed build. A build that throws is tried again on
- * the next request.
- */
-export function onFirstRequest<A extends unknown[]>(
-  build: () => (...args: A) => Promise<Response>,
-): (...args: A) => Promise<Response> {
-  let handler: ((...args: A) => Promise<Response>) | undefined;
-  return (...args) => {
-    handler ??= build();
-    return handler(...args);
-  };
-}
-
 /** What both Stripe routes do with a verified delivery: a paid checkout is fulfilled. */
 export async function processStripeEvent(event: VerifiedWebhook, db: Db): Promise<void> {
   const { type } = event.payload as { type?: string };

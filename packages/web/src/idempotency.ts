@@ -20,22 +20,23 @@ import { readRequestBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { handlerResponse, toResponse } from "./respond.js";
 
-/** The request as core sees it, with the web `Request` for `principal`, `fingerprint` and `required`. */
-export interface WebIdempotencyRequest extends IdempotencyRequest {
-  context: Request;
+/** The request as core sees it, with the handler's own `Request` for `principal`, `fingerprint` and `required`. */
+export interface WebIdempotencyRequest<R extends Request = Request> extends IdempotencyRequest {
+  context: R;
 }
 
 /**
  * Core's engine options, with `principal`, `fingerprint` and `required` given the web
  * `Request` as `request.context`, plus the wrapper's own.
  */
-export interface WithIdempotencyOptions extends IdempotencyOptions<WebIdempotencyRequest> {
+export interface WithIdempotencyOptions<R extends Request = Request>
+  extends IdempotencyOptions<WebIdempotencyRequest<R>> {
   /**
    * The route part of a key's scope, also named in events (OpenTelemetry's `http.route`): a
    * pattern (`"/payments/[id]"`), or a function of the request that returns one. Default: the
    * request's path, which scopes keys alike but is left out of events (one series per URL).
    */
-  route?: string | ((request: Request) => string);
+  route?: string | ((request: R) => string);
   /**
    * Largest request body read for the fingerprint, in bytes; a larger one is answered 413
    * `body_too_large` without being buffered. Default `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB).
@@ -46,10 +47,7 @@ export interface WithIdempotencyOptions extends IdempotencyOptions<WebIdempotenc
    * typed error as `decision.error`); replays always go out as stored. Return your own
    * `Response`, or nothing to send `decision.response`.
    */
-  onError?: (
-    decision: IdempotencyRespondDecision,
-    request: Request,
-  ) => Response | undefined | Promise<Response | undefined>;
+  onError?: (decision: IdempotencyRespondDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
 
 /** The handler `withIdempotency` runs: the request, its body unread, and whatever else the host passes. */
@@ -67,24 +65,24 @@ export type IdempotentHandler<R extends Request, A extends unknown[]> = (
  * called once, on the first call, for settings that are not there when the module is loaded.
  */
 export function withIdempotency<R extends Request = Request, A extends unknown[] = []>(
-  options: OptionsOrFactory<WithIdempotencyOptions, R, A>,
+  options: OptionsOrFactory<WithIdempotencyOptions<R>, R, A>,
   handler: IdempotentHandler<R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
   return builtOnFirstUse(options, (resolved) => idempotentHandler(resolved, handler));
 }
 
 function idempotentHandler<R extends Request, A extends unknown[]>(
-  options: WithIdempotencyOptions,
+  options: WithIdempotencyOptions<R>,
   handler: IdempotentHandler<R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
   const { route, bodyLimit, onError, ...engineOptions } = options;
   const engine = createIdempotency(engineOptions);
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
-  const routeOf = typeof route === "function" ? route : (request: Request) => route ?? pathOf(request.url);
+  const routeOf = typeof route === "function" ? route : (request: R) => route ?? pathOf(request.url);
   // A path is no pattern: without the app's own `route`, events name none.
   const routePattern = route === undefined ? () => undefined : undefined;
 
-  const answer = async (request: Request, decision: IdempotencyRespondDecision) =>
+  const answer = async (request: R, decision: IdempotencyRespondDecision) =>
     (!decision.replayed && onError && (await onError(decision, request))) || toResponse(decision.response);
 
   return async (request, ...rest) => {
@@ -128,8 +126,8 @@ const EMPTY = new Uint8Array(0);
  * whole answer finds it. A body past that size, or one that fails, goes out uncached (the
  * engine releases the key); a stream that never ends is streamed on once past it.
  */
-async function execute(
-  engine: IdempotencyEngine<WebIdempotencyRequest>,
+async function execute<R extends Request>(
+  engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
   ticket: IdempotencyTicket,
   method: string,
   run: () => Response | Promise<Response>,

@@ -15,7 +15,7 @@ import { readRequestBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { handlerResponse, toResponse } from "./respond.js";
 
-export interface WithWebhookOptions extends WebhookReceiverOptions {
+export interface WithWebhookOptions<R extends Request = Request> extends WebhookReceiverOptions {
   /**
    * Largest raw body read, in bytes: a larger delivery is answered 413 `body_too_large`
    * without being buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
@@ -25,10 +25,7 @@ export interface WithWebhookOptions extends WebhookReceiverOptions {
    * Takes over the answer for a delivery the handler will not see. `decision.response` is what
    * Interlock would send; return your own `Response`, or nothing to send Interlock's.
    */
-  onError?: (
-    decision: WebhookRespondDecision,
-    request: Request,
-  ) => Response | undefined | Promise<Response | undefined>;
+  onError?: (decision: WebhookRespondDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
 
 /**
@@ -53,21 +50,21 @@ export type WebhookHandler<T, R extends Request, A extends unknown[]> = (
  * called once, on the first call, for settings that are not there when the module is loaded.
  */
 export function withWebhook<T = unknown, R extends Request = Request, A extends unknown[] = []>(
-  options: OptionsOrFactory<WithWebhookOptions, R, A>,
+  options: OptionsOrFactory<WithWebhookOptions<R>, R, A>,
   handler: WebhookHandler<T, R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
   return builtOnFirstUse(options, (resolved) => webhookHandler(resolved, handler));
 }
 
 function webhookHandler<T, R extends Request, A extends unknown[]>(
-  options: WithWebhookOptions,
+  options: WithWebhookOptions<R>,
   handler: WebhookHandler<T, R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
 
-  const answer = async (request: Request, decision: WebhookRespondDecision) =>
+  const answer = async (request: R, decision: WebhookRespondDecision) =>
     (onError && (await onError(decision, request))) || toResponse(decision.response);
 
   return async (request, ...rest) => {

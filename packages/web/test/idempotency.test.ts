@@ -83,6 +83,37 @@ describe("the handler", () => {
     expect(seen).toEqual([request, "next", "7", "{}"]);
   });
 
+  it("principal, route and onError see the handler's own Request type (Next's NextRequest and its cookies)", async () => {
+    class HostRequest extends Request {
+      get account() {
+        return this.headers.get("x-api-key") ?? undefined;
+      }
+    }
+    const refused: string[] = [];
+    const handle = withIdempotency(
+      {
+        store: new MemoryStore(),
+        principal: (request) => request.context.account,
+        route: (request) => `/accounts/${request.account}/payments`,
+        required: true,
+        onError: (decision, request) => {
+          expectTypeOf(request).toEqualTypeOf<HostRequest>();
+          refused.push(`${decision.error?.code}:${request.account}`);
+          return undefined;
+        },
+      },
+      async (request: HostRequest) => new Response(`paid by ${request.account}`, { status: 201 }),
+    );
+    expectTypeOf(handle).parameters.toEqualTypeOf<[HostRequest]>();
+    const key = uniqueId("key");
+    const pay = (headers: Record<string, string>) =>
+      handle(new HostRequest("http://127.0.0.1/payments", { method: "POST", headers, body: "{}" }));
+    expect(await (await pay({ "x-api-key": "a", "idempotency-key": key })).text()).toBe("paid by a");
+    expect((await pay({ "x-api-key": "a", "idempotency-key": key })).headers.get("idempotent-replayed")).toBe("true");
+    expect((await pay({ "x-api-key": "b" })).status).toBe(400);
+    expect(refused).toEqual(["idempotency_key_missing:b"]);
+  });
+
   it("a request without a key, or a GET, passes through unread", async () => {
     const bodies: string[] = [];
     const handle = withIdempotency(options(), async (request) => {

@@ -84,6 +84,19 @@ describe("the handler", () => {
     expect(got).toBe(request);
   });
 
+  it("infers the payload and the request type from an annotated handler (withWebhook<T> alone would fix the request as Request)", () => {
+    class HostRequest extends Request {
+      readonly host = "next";
+    }
+    const handle = withWebhook(options(), async (event: VerifiedWebhook<{ type: string }>, request: HostRequest) =>
+      Response.json({ type: event.payload.type, host: request.host }),
+    );
+    expectTypeOf(handle).parameters.toEqualTypeOf<[HostRequest]>();
+    expectTypeOf(
+      withWebhook<{ type: string }, HostRequest>(options(), async (_event, request) => Response.json(request.host)),
+    ).parameters.toEqualTypeOf<[HostRequest]>();
+  });
+
   it("types the payload it is given", () => {
     const handler: WebhookHandler<{ type: string }, Request, []> = async (event) => {
       expectTypeOf(event).toEqualTypeOf<VerifiedWebhook<{ type: string }>>();

@@ -3,7 +3,7 @@
 // first, so that keys are scoped per account: withIdempotency wraps only what runs after it.
 import { withIdempotency } from "@interlock/web";
 import type { NextRequest } from "next/server";
-import { interlock, onFirstRequest, type Payment, problem, unauthenticated } from "../../../lib/interlock";
+import { interlock, type Payment, problem, unauthenticated } from "../../../lib/interlock";
 
 export async function POST(request: NextRequest): Promise<Response> {
   const account = interlock().authenticate(request);
@@ -12,20 +12,19 @@ export async function POST(request: NextRequest): Promise<Response> {
 }
 
 // A replay, a missing key (400), the same key still in flight (409), another body under the key
-// (422) or the store down (503) is answered without running createPayment. Made on the first
-// request: its store comes from the environment (see onFirstRequest).
-const createPaymentOnce = onFirstRequest(() =>
-  withIdempotency<NextRequest, [account: string]>(
-    {
-      store: interlock().store,
-      // The account POST authenticated: keys are scoped by it, so one client can never replay
-      // another's payment.
-      principal: (request) => interlock().authenticate(request.context),
-      route: "/api/payments",
-      required: true,
-    },
-    createPayment,
-  ),
+// (422) or the store down (503) is answered without running createPayment. The options are made
+// on the first request (withIdempotency calls the function once): the store comes from the
+// environment, which next build, loading this module, does not have.
+const createPaymentOnce = withIdempotency(
+  () => ({
+    store: interlock().store,
+    // The account POST authenticated: keys are scoped by it, so one client can never replay
+    // another's payment.
+    principal: (request) => interlock().authenticate(request.context),
+    route: "/api/payments",
+    required: true,
+  }),
+  createPayment,
 );
 
 /** Runs once per key; a throw releases the key (the client's retry runs again), and Next answers 500. */

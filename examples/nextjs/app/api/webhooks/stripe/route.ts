@@ -5,13 +5,14 @@
 // it. A 2xx records the delivery before it is sent; a throw releases it for Stripe's retry, and
 // Next answers 500.
 import { withWebhook } from "@interlock/web";
-import { interlock, onFirstRequest, processStripeEvent } from "../../../../lib/interlock";
+import { interlock, processStripeEvent } from "../../../../lib/interlock";
 
-// Made on the first request: its secret and store come from the environment (see onFirstRequest).
-export const POST = onFirstRequest(() => {
-  const { stripeWebhooks, db } = interlock();
-  return withWebhook(stripeWebhooks, async (event) => {
-    await processStripeEvent(event, db); // event: verified, id, payload (decoded on first use), body
+// The options are made on the first request (withWebhook calls the function once): the secret
+// and the store come from the environment, which next build, loading this module, does not have.
+export const POST = withWebhook(
+  () => interlock().stripeWebhooks,
+  async (event) => {
+    await processStripeEvent(event, interlock().db); // event: verified, id, payload (decoded on first use), body
     return Response.json({ received: event.id });
-  });
-});
+  },
+);
