@@ -6,27 +6,20 @@
  * here. A missing bun fails the table; it is never skipped. Then what only Bun does
  * differently: text answers, whose default Content-Type Bun keeps out of `response.headers`.
  */
-import { installedRuntime } from "@interlock/test-harness/portability";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  describeDroppedAnswersOn,
+  bunCommand,
   describeScenariosOn,
-  type RuntimeCommand,
   type RuntimeServer,
   startRuntimeServer,
   stopRuntimeServer,
-  usePackedFixtures,
-} from "./runtime-server.js";
+} from "@interlock/test-harness/runtime-server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeDroppedAnswersOn, useHonoFixtures } from "./runtime-server.js";
 
-const appDir = usePackedFixtures(["scenario-server.ts", "dropped-server.ts", "bun-text-answers.ts"]);
+const appDir = useHonoFixtures(["scenario-server.ts", "dropped-server.ts", "bun-text-answers.ts"]);
 
 /** Bun on one of the copied fixtures, in the packed app. */
-const bun = (fixture: string): RuntimeCommand => ({
-  runtime: "bun",
-  command: installedRuntime("bun"),
-  args: [`fixtures/${fixture}`],
-  cwd: appDir(),
-});
+const bun = (fixture: string) => bunCommand(appDir(), `fixtures/${fixture}`);
 
 describeScenariosOn("hono on Bun", () => bun("scenario-server.ts"));
 describeDroppedAnswersOn("hono on Bun", () => bun("dropped-server.ts"));

@@ -5,24 +5,13 @@
  * package condition (core on Web Crypto). The rows and the handlers' bookkeeping stay here. A
  * missing deno fails the table; it is never skipped.
  */
-import { installedRuntime } from "@interlock/test-harness/portability";
-import {
-  describeDroppedAnswersOn,
-  describeScenariosOn,
-  type RuntimeCommand,
-  usePackedFixtures,
-} from "./runtime-server.js";
+import { denoCommand, describeScenariosOn } from "@interlock/test-harness/runtime-server";
+import { describeDroppedAnswersOn, useHonoFixtures } from "./runtime-server.js";
 
-const appDir = usePackedFixtures(["scenario-server.ts", "dropped-server.ts"]);
+const appDir = useHonoFixtures(["scenario-server.ts", "dropped-server.ts"]);
 
-/** Deno on a fixture of the throwaway app. */
-const deno = (fixture: string): RuntimeCommand => ({
-  runtime: "deno",
-  command: installedRuntime("deno"),
-  // --sloppy-imports: the sources import "../app.js" as TypeScript compiled to .js would.
-  args: ["run", "--quiet", "--sloppy-imports", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", fixture],
-  cwd: appDir(),
-});
+/** Deno on one of the copied fixtures, in the packed app. */
+const deno = (fixture: string) => denoCommand(appDir(), `fixtures/${fixture}`);
 
-describeScenariosOn("hono on Deno", () => deno("fixtures/scenario-server.ts"));
-describeDroppedAnswersOn("hono on Deno", () => deno("fixtures/dropped-server.ts"));
+describeScenariosOn("hono on Deno", () => deno("scenario-server.ts"));
+describeDroppedAnswersOn("hono on Deno", () => deno("dropped-server.ts"));

@@ -1,5 +1,4 @@
 /** Serves apps over real HTTP on 127.0.0.1. */
-import type { Server } from "node:http";
 import { createServer as createHttp2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
@@ -36,11 +35,4 @@ export function listen(app: Fetcher, createServer?: typeof createHttp2Server): P
 export async function listenHttp2(app: Fetcher): Promise<ServedHttp2> {
   const served = await listen(app, createHttp2Server);
   return withClient(served.url, served.close);
-}
-
-/** A plain node:http server. */
-export function serveNode(server: Server): Promise<Served> {
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve(served(server, (server.address() as AddressInfo).port))),
-  );
 }
