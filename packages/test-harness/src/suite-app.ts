@@ -6,9 +6,9 @@
 
 import { MemoryStore, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "@interlock/core/testing";
+import { SUITE_SECRET } from "./secret.js";
 
-/** The Standard Webhooks secret the suites' apps verify with. */
-export const SUITE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+export { SUITE_SECRET };
 
 /** Starts `createApp` with `handlers` on a fresh memory store; `maxBodyBytes` bounds webhook bodies. */
 export function startSuiteApp(

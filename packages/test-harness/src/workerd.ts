@@ -34,7 +34,8 @@ function workerdPackage(): WorkerdPackage {
 /**
  * Bundles `entry` into `outDir/worker.js` as one ES module, the way Wrangler does (the
  * `workerd`, `worker` and `browser` conditions unless told), with every `@interlock/*` package
- * and `hono` resolved from `appDir` (see createPackedApp), never from the workspace.
+ * and `hono` resolved from `appDir` (see createPackedApp), never from the workspace; only the
+ * test harness's own modules come from here.
  */
 export async function bundleFromApp(
   entry: string,
@@ -65,7 +66,8 @@ export async function bundleFromApp(
         name: "packed-app",
         setup(b) {
           b.onResolve({ filter: /^(@interlock\/[a-z-]+|hono)(\/.*)?$/ }, (args) =>
-            args.pluginData === fromApp
+            // The harness is no package users install: a fixture's import of it (the suites' secret) is bundled from here.
+            args.pluginData === fromApp || args.path.startsWith("@interlock/test-harness/")
               ? undefined
               : b.resolve(args.path, { kind: args.kind, resolveDir: appDir, pluginData: fromApp }),
           );
