@@ -6,10 +6,12 @@
  * here. A missing bun fails the table; it is never skipped. Then what only Bun does
  * differently: text answers, whose default Content-Type Bun keeps out of `response.headers`.
  */
+import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import {
   bunCommand,
   describeScenariosOn,
   type RuntimeServer,
+  runtimeScenarioApp,
   startRuntimeServer,
   stopRuntimeServer,
 } from "@interlock/test-harness/runtime-server";
@@ -22,6 +24,10 @@ const appDir = useHonoFixtures(["scenario-server.ts", "dropped-server.ts", "bun-
 const bun = (fixture: string) => bunCommand(appDir(), `fixtures/${fixture}`);
 
 describeScenariosOn("hono on Bun", () => bun("scenario-server.ts"));
+describeClientGoneAway(
+  "hono on Bun",
+  runtimeScenarioApp(() => bun("scenario-server.ts")),
+);
 describeDroppedAnswersOn("hono on Bun", () => bun("dropped-server.ts"));
 
 describe("hono on Bun: text answers", () => {

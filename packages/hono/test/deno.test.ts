@@ -5,7 +5,8 @@
  * package condition (core on Web Crypto). The rows and the handlers' bookkeeping stay here. A
  * missing deno fails the table; it is never skipped.
  */
-import { denoCommand, describeScenariosOn } from "@interlock/test-harness/runtime-server";
+import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
+import { denoCommand, describeScenariosOn, runtimeScenarioApp } from "@interlock/test-harness/runtime-server";
 import { describeDroppedAnswersOn, useHonoFixtures } from "./runtime-server.js";
 
 const appDir = useHonoFixtures(["scenario-server.ts", "dropped-server.ts"]);
@@ -14,4 +15,8 @@ const appDir = useHonoFixtures(["scenario-server.ts", "dropped-server.ts"]);
 const deno = (fixture: string) => denoCommand(appDir(), `fixtures/${fixture}`);
 
 describeScenariosOn("hono on Deno", () => deno("scenario-server.ts"));
+describeClientGoneAway(
+  "hono on Deno",
+  runtimeScenarioApp(() => deno("scenario-server.ts")),
+);
 describeDroppedAnswersOn("hono on Deno", () => deno("dropped-server.ts"));

@@ -1,5 +1,6 @@
 /** The shared adapter scenario table, on Node (@hono/node-server) over real HTTP. */
 import { describeAdapterScenarios } from "@interlock/core/testing";
+import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
@@ -10,5 +11,6 @@ describeAdapterScenarios("hono", async (options) => listen(scenarioApp(options))
 describeAdapterScenarios("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));
 describeHostileClients("hono", async (options) => listen(scenarioApp(options)));
 describeProtocolEdges("hono", async (options) => listen(scenarioApp(options)));
+describeClientGoneAway("hono", async (options) => listen(scenarioApp(options)));
 describeHostileClients("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)), { http2: true });
 describeHttp2Resets("hono over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));

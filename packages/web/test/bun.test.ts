@@ -6,10 +6,12 @@
  * bookkeeping stay here. A missing bun fails the table; it is never skipped. Then what only Bun
  * does differently: the answers whose Content-Type it adds as it sends.
  */
+import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import {
   bunCommand,
   describeScenariosOn,
   type RuntimeServer,
+  runtimeScenarioApp,
   startRuntimeServer,
   stopRuntimeServer,
 } from "@interlock/test-harness/runtime-server";
@@ -22,6 +24,10 @@ const appDir = useWebFixtures(["scenario-server.ts", "bun-answers.ts"]);
 const bun = (fixture: string) => bunCommand(appDir(), `fixtures/${fixture}`);
 
 describeScenariosOn("web on Bun", () => bun("scenario-server.ts"));
+describeClientGoneAway(
+  "web on Bun",
+  runtimeScenarioApp(() => bun("scenario-server.ts")),
+);
 
 describe("web on Bun: answers whose Content-Type Bun handles its own way", () => {
   let server: RuntimeServer;

@@ -5,7 +5,8 @@
  * condition (core on Web Crypto). The rows and the handlers' bookkeeping stay here. A missing
  * deno fails the table; it is never skipped.
  */
-import { denoCommand, describeScenariosOn } from "@interlock/test-harness/runtime-server";
+import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
+import { denoCommand, describeScenariosOn, runtimeScenarioApp } from "@interlock/test-harness/runtime-server";
 import { useWebFixtures } from "./runtime-server.js";
 
 const appDir = useWebFixtures(["scenario-server.ts"]);
@@ -14,3 +15,7 @@ const appDir = useWebFixtures(["scenario-server.ts"]);
 const deno = (fixture: string) => denoCommand(appDir(), `fixtures/${fixture}`);
 
 describeScenariosOn("web on Deno", () => deno("scenario-server.ts"));
+describeClientGoneAway(
+  "web on Deno",
+  runtimeScenarioApp(() => deno("scenario-server.ts")),
+);

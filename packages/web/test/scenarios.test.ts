@@ -1,5 +1,6 @@
 /** The shared adapter scenario table, on Node (@hono/node-server's bridge) over real HTTP. */
 import { describeAdapterScenarios } from "@interlock/core/testing";
+import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
@@ -10,5 +11,6 @@ describeAdapterScenarios("web", async (options) => listen(scenarioApp(options)))
 describeAdapterScenarios("web over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));
 describeHostileClients("web", async (options) => listen(scenarioApp(options)));
 describeProtocolEdges("web", async (options) => listen(scenarioApp(options)));
+describeClientGoneAway("web", async (options) => listen(scenarioApp(options)));
 describeHostileClients("web over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)), { http2: true });
 describeHttp2Resets("web over HTTP/2 (h2c)", async (options) => listenHttp2(scenarioApp(options)));
