@@ -2,7 +2,7 @@
 import { afterEach } from "vitest";
 import { type Fetcher, listen, type Served } from "./serve.js";
 
-export { SUITE_SECRET as SECRET } from "@interlock/test-harness/suite-app";
+export { SUITE_SECRET as SECRET } from "@interlock/test-harness/secret";
 export { bytesOf, chunked, delivery, problemOf, uniqueId } from "@interlock/test-harness/web-requests";
 
 const open: Served[] = [];

@@ -3,7 +3,7 @@
  * Standard Webhooks deliveries, chunked request bodies, answers as bytes or problem+json.
  */
 import { signWebhook, standardWebhooks } from "@interlock/core";
-import { SUITE_SECRET } from "./suite-app.js";
+import { SUITE_SECRET } from "./secret.js";
 
 let sequence = 0;
 /** An id no other test in this process uses. */
