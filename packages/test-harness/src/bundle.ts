@@ -5,7 +5,33 @@
 
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { build } from "tsup";
+import { build, type Options } from "tsup";
+
+/**
+ * ES modules from `entry` (an output name to its source) in `outDir`, with what every bundle the
+ * harness makes shares (no config file, no declarations, no maps, nothing cleaned); `options`
+ * says the rest (platform, target, what stays external, resolution).
+ */
+export async function buildModules(
+  entry: Record<string, string>,
+  outDir: string,
+  extension: ".js" | ".mjs",
+  options: Options,
+): Promise<void> {
+  await build({
+    entry,
+    outDir,
+    format: ["esm"],
+    outExtension: () => ({ js: extension }),
+    target: "es2022",
+    config: false,
+    silent: true,
+    dts: false,
+    sourcemap: false,
+    clean: false,
+    ...options,
+  });
+}
 
 /** Core's source, bundled in place of its built package (whose dist a test run may not have yet). */
 const CORE_SOURCE: Record<string, string> = {
@@ -20,18 +46,9 @@ const CORE_SOURCE: Record<string, string> = {
  */
 export async function bundleWorker(entry: string, outDir: string, external: string[]): Promise<string> {
   await mkdir(outDir, { recursive: true });
-  await build({
-    entry: { worker: entry },
-    outDir,
-    format: ["esm"],
-    outExtension: () => ({ js: ".mjs" }),
+  await buildModules({ worker: entry }, outDir, ".mjs", {
     platform: "node",
     target: "node20",
-    config: false,
-    silent: true,
-    dts: false,
-    sourcemap: false,
-    clean: false,
     external,
     noExternal: [/^@interlock\//, /^#crypto$/],
     esbuildPlugins: [

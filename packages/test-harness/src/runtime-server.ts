@@ -22,8 +22,8 @@ import {
   type ScenarioAppOptions,
   type ScenarioHandlers,
 } from "@interlock/core/testing";
-import { build } from "tsup";
 import { afterAll, beforeAll } from "vitest";
+import { buildModules } from "./bundle.js";
 import { createPackedApp, type PackedApp } from "./packed-app.js";
 import { installedRuntime } from "./portability.js";
 import type { ScenarioServerConfig } from "./runtime-app.js";
@@ -46,18 +46,8 @@ export interface PackedFixtures {
  */
 async function installRuntimeApp(appDir: string): Promise<void> {
   const outDir = join(appDir, "node_modules/@interlock/test-harness");
-  await build({
-    entry: { "runtime-app": RUNTIME_APP },
-    outDir,
-    format: ["esm"],
-    outExtension: () => ({ js: ".js" }),
+  await buildModules({ "runtime-app": RUNTIME_APP }, outDir, ".js", {
     platform: "neutral",
-    target: "es2022",
-    config: false,
-    silent: true,
-    dts: false,
-    sourcemap: false,
-    clean: false,
     external: [/^@interlock\/core(\/.*)?$/],
   });
   writeFileSync(

@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
-import { build } from "tsup";
+import { buildModules } from "./bundle.js";
 
 const require = createRequire(import.meta.url);
 
@@ -44,18 +44,8 @@ export async function bundleFromApp(
   conditions = ["workerd", "worker", "browser"],
 ): Promise<string> {
   const fromApp = Symbol("resolved from the app");
-  await build({
-    entry: { worker: entry },
-    outDir,
-    format: ["esm"],
-    outExtension: () => ({ js: ".js" }),
+  await buildModules({ worker: entry }, outDir, ".js", {
     platform: "neutral",
-    target: "es2022",
-    config: false,
-    silent: true,
-    dts: false,
-    sourcemap: false,
-    clean: false,
     noExternal: [/.*/],
     esbuildOptions(options) {
       options.conditions = conditions;
