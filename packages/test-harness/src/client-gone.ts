@@ -9,7 +9,7 @@
 
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSuiteApp } from "./suite-app.js";
+import { settled, startSuiteApp } from "./suite-app.js";
 
 /** A payment handler held until the test lets it go. */
 interface Hold {
@@ -29,16 +29,6 @@ function newHold(): Hold & { reached(): void; released: Promise<void> } {
     release = resolve;
   });
   return { started, reached, release, released };
-}
-
-/** The answer to `send` once it is not a 409 (the first copy still settling), within a bound. */
-async function settled(send: () => Promise<Response>): Promise<Response> {
-  for (let attempt = 0; ; attempt++) {
-    const response = await send();
-    if (response.status !== 409 || attempt === 40) return response;
-    await response.arrayBuffer();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 export function describeClientGoneAway(framework: string, createApp: CreateScenarioApp): void {

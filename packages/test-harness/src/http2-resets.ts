@@ -21,7 +21,7 @@ import { signWebhook, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RawHttp2Connection } from "./raw-http2.js";
-import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
+import { SUITE_SECRET, settled, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
 /** Each wait is bounded (raw-http2.ts, `settled`); a row has a few. */
 const ROW = { timeout: 10_000 } as const;
@@ -130,16 +130,6 @@ export function describeHttp2Resets(framework: string, createApp: CreateScenario
         await connection.reset(stream);
       } finally {
         await connection.close();
-      }
-    }
-
-    /** The answer to `send` once it is not a 409 (the first copy still settling), within a bound. */
-    async function settled(send: () => Promise<Response>): Promise<Response> {
-      for (let attempt = 0; ; attempt++) {
-        const response = await send();
-        if (response.status !== 409 || attempt === 40) return response;
-        await response.arrayBuffer();
-        await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
 

@@ -57,3 +57,13 @@ export function watchUnhandled(): UnhandledWatch {
     },
   };
 }
+
+/** The answer to `send` once it is not a 409 (the first copy still settling), within a bound (about 2 s). */
+export async function settled(send: () => Promise<Response>): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    const response = await send();
+    if (response.status !== 409 || attempt === 40) return response;
+    await response.arrayBuffer();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
