@@ -152,6 +152,21 @@ describe("the handler", () => {
     expect(released(events)).toEqual(["error"]);
   });
 
+  it("Response.error() (status 0, a network error) is no answer: the key is released and the retry runs again", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(options(events, { cache: "all" }), async () =>
+      ++runs === 1 ? Response.error() : new Response("charged", { status: 201 }),
+    );
+    const key = uniqueId("key");
+    expect((await handle(requestOf(key))).type).toBe("error");
+    // Stored, status 0 made every retry throw (a Response's status is 200 to 599) until the key expired.
+    const retry = await handle(requestOf(key));
+    expect([retry.status, await retry.text()]).toEqual([201, "charged"]);
+    expect(runs).toBe(2);
+    expect(released(events)).toEqual(["status"]);
+  });
+
   it("a Response whose body was already read cannot be sent: the key is released", async () => {
     const events: InterlockEvent[] = [];
     const handle = withIdempotency(options(events), async () => {

@@ -73,7 +73,8 @@ export interface LeaseRenewal {
  * Which of the handler's responses are stored and replayed; the others release the key. A 304
  * Not Modified is never stored: it answers the request's conditional headers (`If-None-Match`,
  * `If-Modified-Since`), which the fingerprint does not cover, and replayed to a retry without
- * them it would point at a copy that client does not have.
+ * them it would point at a copy that client does not have. Nor is a status outside 200 to 599 (a
+ * web `Response.error()`'s 0): no answer can be replayed with it.
  */
 export type CachePolicy =
   /**
@@ -264,6 +265,14 @@ const RETRY_STATUSES = new Set([408, 425, 429]);
 const NOT_MODIFIED = 304;
 
 /**
+ * A final HTTP answer, the only kind a replay can be built from: a web `Response` refuses any
+ * other status, so a stored 0 (`Response.error()`, a network error) would fail every retry.
+ */
+function isFinalStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 200 && status <= 599;
+}
+
+/**
  * A status for a refusal of the client's request: a whole 400–499. Checked at setup: Node refuses
  * a status past 999 only as the answer is written (a 500 for every such request), and a 2xx or 5xx
  * would tell the client something other than "this key was used for another request".
@@ -422,7 +431,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   }
 
   function shouldCache(status: number): boolean {
-    if (status === NOT_MODIFIED) return false;
+    if (status === NOT_MODIFIED || !isFinalStatus(status)) return false;
     if (cache === "all") return true;
     if (cache === "2xx") return status >= 200 && status < 300;
     return status < 500 && !RETRY_STATUSES.has(status);
