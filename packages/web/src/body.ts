@@ -1,7 +1,7 @@
 /**
  * The raw bytes of a web `Request`, read up to a limit from a copy (`clone()`), so the handler
- * still gets the request with its body unread: by the declared length when there is one (a
- * larger body is refused unread), chunk by chunk otherwise, never buffering past it.
+ * still gets the request with its body unread: refused unread when its declared length is over
+ * the limit, read chunk by chunk otherwise, never buffering past it.
  */
 import { BodyError, declaredLength, readStreamUpTo } from "@interlock/core";
 
@@ -11,12 +11,11 @@ const EMPTY = new Uint8Array(0);
 export async function readRequestBody(request: Request, limit: number): Promise<Uint8Array | BodyError> {
   if (request.bodyUsed || request.body?.locked) return notRaw();
   const declared = declaredLength(request.headers);
-  // The runtime reads exactly the declared bytes (it frames the body by them).
   if (declared !== undefined && declared > limit) return BodyError.tooLarge(limit);
   if (request.body === null) return EMPTY;
-  const copy = request.clone();
-  if (declared !== undefined) return new Uint8Array(await copy.arrayBuffer());
-  const read = await readStreamUpTo(copy.body as ReadableStream<Uint8Array>, limit);
+  // Counted even under a Content-Length within the limit: a server frames the body by it, but a
+  // `Request` made in code keeps whatever header it is given, with a body of any size.
+  const read = await readStreamUpTo(request.clone().body as ReadableStream<Uint8Array>, limit);
   if (read.body !== undefined) return read.body;
   read.rest.cancel().catch(() => {});
   return BodyError.tooLarge(limit);

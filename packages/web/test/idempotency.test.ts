@@ -446,6 +446,21 @@ describe("bodyLimit, onError and refusals", () => {
     expect(runs).toBe(0);
   });
 
+  it("a Content-Length that understates the body (a Request made in code) never lets more than bodyLimit be read", async () => {
+    let runs = 0;
+    const handle = withIdempotency(options([], { bodyLimit: 16 }), async () => {
+      runs++;
+      return new Response("ok");
+    });
+    const request = new Request("http://127.0.0.1/payments", {
+      method: "POST",
+      headers: { "x-api-key": "client-a", "idempotency-key": uniqueId("key"), "content-length": "2" },
+      body: JSON.stringify({ padding: "x".repeat(64 * 1024) }),
+    });
+    const response = await handle(request);
+    expect([response.status, (await problemOf(response)).code, runs]).toEqual([413, "body_too_large", 0]);
+  });
+
   it("lets the app answer refusals itself; replays always go out as stored", async () => {
     const seen: string[] = [];
     const handle = withIdempotency(

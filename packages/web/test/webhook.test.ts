@@ -231,6 +231,17 @@ describe("refusals", () => {
     expect([streamed.status, (await problemOf(streamed)).code]).toEqual([413, "body_too_large"]);
   });
 
+  it("a Content-Length that understates the body (a Request made in code) never lets more than bodyLimit be read", async () => {
+    let runs = 0;
+    const handle = withWebhook(options({ bodyLimit: 16 }), async () => {
+      runs++;
+      return new Response("ok");
+    });
+    const d = await delivery(JSON.stringify({ padding: "x".repeat(64 * 1024) }));
+    const response = await handle(requestOf(d, { headers: { ...d.headers, "content-length": "2" } }));
+    expect([response.status, (await problemOf(response)).code, runs]).toEqual([413, "body_too_large", 0]);
+  });
+
   it("a chunked body within bodyLimit is read whole and verified", async () => {
     const url = await start(withWebhook(options(), async (event) => Response.json(event.payload)));
     const d = await delivery(ODD_JSON);
