@@ -133,13 +133,17 @@ async function execute<R extends Request>(
   run: () => Response | Promise<Response>,
 ): Promise<Response> {
   let response: Response;
+  let body: ReadableStream<Uint8Array> | null;
   try {
     response = handlerResponse(await run());
+    // Read here, where a throw releases the key: a Response may check its init only now
+    // (@hono/node-server's refuses a 204 with a body when its body is first asked for).
+    body = response.body;
   } catch (error) {
     await engine.abort(ticket);
     throw error;
   }
-  const { status, statusText, headers, body } = response;
+  const { status, statusText, headers } = response;
   // A HEAD answer's body is dropped unread by the host, and a null body has nothing to record.
   if (body === null || method === "HEAD") {
     await engine.finish(ticket, { status, headers, body: EMPTY });

@@ -167,6 +167,24 @@ describe("the handler", () => {
     expect(released(events)).toEqual(["status"]);
   });
 
+  it("a Response that turns out invalid only once read (@hono/node-server's own) releases the key, not hold it in flight", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const url = await start(
+      withIdempotency(options(events), async () => {
+        runs++;
+        // Serving, @hono/node-server makes its Response the global one: it checks the init (a 204
+        // cannot have a body) only when the body is first asked for, past the handler's return.
+        return new Response("no content", { status: 204 });
+      }),
+    );
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(500);
+    const retry = await send(url, key);
+    expect([retry.status, runs]).toEqual([500, 2]); // it was 409 request_in_flight until the lease ran out
+    expect(released(events)).toEqual(["error", "error"]);
+  });
+
   it("a Response whose body was already read cannot be sent: the key is released", async () => {
     const events: InterlockEvent[] = [];
     const handle = withIdempotency(options(events), async () => {
