@@ -20,6 +20,8 @@ export function builtOnFirstUse<O, R extends Request, A extends unknown[]>(
   const factory = options as (request: R, ...rest: A) => O;
   let built: ((request: R, ...rest: A) => Promise<Response>) | undefined;
   return async (request, ...rest) => {
+    // Synchronously, before any await: two first calls at the same instant share one build
+    // (and so one engine and any store the factory makes), never two.
     built ??= build(factory(request, ...rest));
     return built(request, ...rest);
   };

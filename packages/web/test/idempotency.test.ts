@@ -214,6 +214,25 @@ describe("options made on first use", () => {
     const replay = await handle(requestOf(key), { store: shared });
     expect([replay.headers.get("idempotent-replayed"), made]).toEqual(["true", 1]);
   });
+
+  it("two first requests at the same instant build it once: a store made in the factory is shared, the copy is 409", async () => {
+    let made = 0;
+    let runs = 0;
+    const handle = withIdempotency(
+      () => {
+        made++;
+        return options(); // its own MemoryStore: two builds would be two key spaces, and both copies would run
+      },
+      async () => {
+        runs++;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return new Response("made", { status: 201 });
+      },
+    );
+    const key = uniqueId("key");
+    const answers = await Promise.all([handle(requestOf(key)), handle(requestOf(key))]);
+    expect([answers.map((answer) => answer.status), made, runs]).toEqual([[201, 409], 1, 1]);
+  });
 });
 
 describe("recording the answer", () => {
