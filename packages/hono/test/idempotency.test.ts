@@ -518,6 +518,21 @@ describe("failures", () => {
     await expectFailedThenRun(app, events, '{"run":2}');
   });
 
+  it("a route's Response.error() (status 0) releases the key under any cache: stored, every retry threw building its replay", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", idempotency(options(events, { cache: "all" })), () =>
+      ++runs === 1 ? Response.error() : new Response("paid", { status: 201 }),
+    );
+    const pay = () =>
+      app.request("/pay", { method: "POST", headers: { "x-api-key": "a", "idempotency-key": "k" }, body: "{}" });
+    expect((await pay()).status).toBe(0);
+    const retry = await pay();
+    expect([retry.status, await retry.text(), runs]).toEqual([201, "paid", 2]);
+    expect(released(events)).toEqual(["status"]);
+  });
+
   it("answers the engine's refusals as problem+json: 400 for a malformed key, 400 when required and missing", async () => {
     const app = new Hono();
     app.post("/pay", idempotency(options([], { required: true })), (c) => c.json({}, 201));
