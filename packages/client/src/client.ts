@@ -276,13 +276,11 @@ class Call {
     if (this.#link) this.#link.attempt = controller;
     const attempt: Attempt = { number, probe, started, timedOut: false, cancelTimeout: noop, pending: undefined };
     if (controller !== undefined && limitMs !== Number.POSITIVE_INFINITY) {
-      const expire = () => {
+      attempt.cancelTimeout = after(s.sleep, Math.max(0, limitMs), () => {
         if (deadlineFirst) return this.#stop("deadline");
         attempt.timedOut = true;
         controller.abort();
-      };
-      // The platform's fetch in flight keeps the process alive; a fetch of the app's own may not.
-      attempt.cancelTimeout = after(s.sleep, Math.max(0, limitMs), expire, !s.platformFetch);
+      });
     }
     try {
       const more = request.notReplayable === undefined && number < s.maxAttempts;

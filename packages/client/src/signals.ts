@@ -154,16 +154,10 @@ export function attemptAbort(platformFetch: boolean, timerOnly: boolean): Attemp
  * with the platform's sleep, the injected `sleep` otherwise (tests' virtual clocks). The flag,
  * not only the signal, guards `fire`: an injected `sleep` that ignores its signal must not abort
  * an attempt whose response is already in the caller's hands.
- *
- * `keepAlive: false` is for a timer that guards a platform fetch in flight: that fetch's socket
- * keeps the process alive until it settles, so the timer need not, and on Node a timer that
- * holds the event loop open costs every request (about 3.5 µs of a 200 µs local call, measured
- * against an unreferenced one). Where timers are numbers (Deno), it stays as it is.
  */
-export function after(sleep: Sleep, ms: number, fire: () => void, keepAlive = true): () => void {
+export function after(sleep: Sleep, ms: number, fire: () => void): () => void {
   if (sleep === platformSleep) {
     const timer = setTimeout(fire, ms);
-    if (!keepAlive) (timer as { unref?: () => void }).unref?.();
     return () => clearTimeout(timer);
   }
   const cancel = new AbortController();
