@@ -56,6 +56,7 @@ export type WebhookErrorCode =
   | "timestamp_in_future"
   | "no_matching_signature"
   | "body_too_large"
+  | "body_incomplete"
   | "body_not_raw"
   | "unsupported_version"
   | "invalid_secret";
@@ -68,6 +69,8 @@ const WEBHOOK_ERRORS: Record<WebhookErrorCode, { status: number; title: string }
   timestamp_in_future: { status: 401, title: "The webhook timestamp is in the future" },
   no_matching_signature: { status: 401, title: "No webhook signature matched" },
   body_too_large: { status: 413, title: "The webhook body is too large" },
+  // The sender went away mid-body: its mistake (or its network's), answered to nobody, never a 500 in the logs.
+  body_incomplete: { status: 400, title: "The webhook body ended before it was complete" },
   // The app handed over a parsed body: the signed bytes are gone. A server bug, not the sender's.
   body_not_raw: { status: 500, title: "The webhook body is not the raw request bytes" },
   unsupported_version: { status: 400, title: "The webhook signature version is not supported" },
@@ -236,22 +239,24 @@ export class IdempotencyError extends InterlockError {
   }
 }
 
-/** Why a request body cannot be used: too large to read, or already consumed by a parser. */
-export type BodyErrorCode = "body_too_large" | "body_not_raw";
+/** Why a request body cannot be used: too large to read, cut off mid-body, or already consumed by a parser. */
+export type BodyErrorCode = "body_too_large" | "body_incomplete" | "body_not_raw";
 
 const BODY_ERRORS: Record<BodyErrorCode, { status: number; title: string }> = {
   body_too_large: { status: 413, title: "The request body is too large" },
+  // The client went away (or its stream failed) before the body was whole: its doing, not the server's.
+  body_incomplete: { status: 400, title: "The request body ended before it was complete" },
   // A body parser consumed the stream first: a server setup mistake, not the client's.
   body_not_raw: { status: 500, title: "The request body is not available as raw bytes" },
 };
 
-/** A request body Interlock cannot use: too large to read, or already consumed by a parser. */
+/** A request body Interlock cannot use: too large to read, cut off mid-body, or already consumed by a parser. */
 export class BodyError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "BodyError";
   /** Why the body cannot be used. */
   readonly code: BodyErrorCode;
-  /** 413 for `body_too_large`, 500 for `body_not_raw` (a server setup mistake). */
+  /** 413 for `body_too_large`, 400 for `body_incomplete`, 500 for `body_not_raw` (a server setup mistake). */
   readonly status: number;
   readonly title: string;
 
@@ -265,5 +270,13 @@ export class BodyError extends InterlockError {
   /** `body_too_large` for a body past `limit` bytes, worded the same by every adapter. */
   static tooLarge(limit: number): BodyError {
     return new BodyError("body_too_large", `the request body exceeds ${limit} bytes`);
+  }
+
+  /** `body_incomplete` for a body whose stream failed before its end (the client went away), worded the same by every adapter. */
+  static incomplete(): BodyError {
+    return new BodyError(
+      "body_incomplete",
+      "the request body ended before it was complete: the client went away while sending it",
+    );
   }
 }

@@ -3,7 +3,7 @@
  * events never carry a secret, a full signature or a body.
  */
 
-import type { WebhookErrorCode } from "./errors.js";
+import type { BodyErrorCode, WebhookErrorCode } from "./errors.js";
 
 /**
  * What every event may carry about the request it reports: its correlation id, the trace-id of
@@ -226,7 +226,7 @@ export interface IdempotencyRejectedEvent extends CorrelatedEvent {
   /** The route pattern that matched, when it is known (see `IdempotencyEventBase`). */
   route?: string;
   /** Why it was refused: the error's `code`. */
-  code: "idempotency_key_missing" | "idempotency_key_invalid" | "body_too_large" | "body_not_raw";
+  code: "idempotency_key_missing" | "idempotency_key_invalid" | BodyErrorCode;
 }
 
 /** Every event Interlock emits; tell them apart by `type`. */

@@ -24,7 +24,8 @@ const utf8 = new TextDecoder();
 
 /**
  * The body's bytes (or exact text), or core's `BodyError` when they cannot be had: past the
- * limit (413), or already consumed (500 `body_not_raw`). Bytes already read are used as they are.
+ * limit (413), cut off by a client that went away (400 `body_incomplete`), or already consumed
+ * (500 `body_not_raw`). Bytes already read are used as they are.
  */
 export async function readBody(c: Context, options: ReadOptions): Promise<Uint8Array | string | BodyError> {
   // Hono caches the first read under its kind and derives every later one from it, so the
@@ -33,10 +34,19 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   if (source === "arrayBuffer" || source === "blob") return new Uint8Array(await c.req.arrayBuffer());
   if (source === "text" && options.acceptText) return c.req.text();
   if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source);
+  try {
+    return await readUnread(c, options.limit);
+  } catch {
+    return BodyError.incomplete(); // the client went away mid-body: a 400 to nobody, not a 500 in the logs
+  }
+}
+
+/** The body nothing has read yet, from the request's stream: refused unread or past the limit when too large. */
+async function readUnread(c: Context, limit: number): Promise<Uint8Array | BodyError> {
   const declared = declaredLength(c.req.raw.headers);
   if (declared !== undefined) {
     // Refused unread when too large; otherwise the runtime reads exactly the declared bytes.
-    if (declared > options.limit) return BodyError.tooLarge(options.limit);
+    if (declared > limit) return BodyError.tooLarge(limit);
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     cacheBody(c, bytes);
     return bytes;
@@ -44,10 +54,10 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   const stream = c.req.raw.body;
   if (stream === null) return EMPTY;
   // Chunked: read piece by piece, never buffering past the limit.
-  const read = await readStreamUpTo(stream, options.limit);
+  const read = await readStreamUpTo(stream, limit);
   if (read.body === undefined) {
     read.rest.cancel().catch(() => {});
-    return BodyError.tooLarge(options.limit);
+    return BodyError.tooLarge(limit);
   }
   cacheBody(c, read.body);
   return read.body;

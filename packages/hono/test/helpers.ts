@@ -3,7 +3,7 @@ import { afterEach } from "vitest";
 import { type Fetcher, listen, type Served } from "./serve.js";
 
 export { SUITE_SECRET as SECRET } from "@interlock/test-harness/secret";
-export { bytesOf, chunked, delivery, problemOf, uniqueId } from "@interlock/test-harness/web-requests";
+export { bytesOf, chunked, delivery, leaveMidBody, problemOf, uniqueId } from "@interlock/test-harness/web-requests";
 
 const open: Served[] = [];
 afterEach(async () => {

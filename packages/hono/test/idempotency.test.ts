@@ -7,7 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import { stream, streamSSE, streamText } from "hono/streaming";
 import { describe, expect, it } from "vitest";
 import { type IdempotencyMiddlewareOptions, idempotency } from "../src/index.js";
-import { bytesOf, chunked, problemOf, start, uniqueId } from "./helpers.js";
+import { bytesOf, chunked, leaveMidBody, problemOf, start, uniqueId } from "./helpers.js";
 
 const options = (events: InterlockEvent[] = [], extra: Partial<IdempotencyMiddlewareOptions> = {}) =>
   ({
@@ -545,6 +545,32 @@ describe("failures", () => {
 });
 
 describe("bodyLimit and onError", () => {
+  it("a body cut off mid-way (the client went away) is 400 body_incomplete, never an error for Hono", async () => {
+    const events: InterlockEvent[] = [];
+    const errors: unknown[] = [];
+    const statuses: number[] = [];
+    let runs = 0;
+    const app = new Hono();
+    app.use(async (c, next) => {
+      await next();
+      statuses.push(c.res.status);
+    });
+    app.post("/pay", idempotency(options(events)), (c) => {
+      runs++;
+      return c.text("ok");
+    });
+    app.onError((error, c) => {
+      errors.push(error);
+      return c.text("failed", 500);
+    });
+    const url = await start(app);
+    await leaveMidBody(url, "/pay", { "x-api-key": "client-a", "idempotency-key": uniqueId("key") });
+    await expect.poll(() => statuses, { timeout: 3000 }).toEqual([400]);
+    expect([errors, runs]).toEqual([[], 0]);
+    const rejected = events.filter((e) => e.type === "idempotency.rejected").map((e) => (e as { code: string }).code);
+    expect(rejected).toEqual(["body_incomplete"]);
+  });
+
   it("answers 413 body_too_large over `bodyLimit`, declared or chunked, without running the route", async () => {
     const app = new Hono();
     let runs = 0;

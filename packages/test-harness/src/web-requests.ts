@@ -39,3 +39,25 @@ export const problemOf = async (response: Response) => {
   }
   return (await response.json()) as { code: string; status: number; detail: string; scheme?: string };
 };
+
+/**
+ * Sends a POST on a raw connection that declares `declared` bytes of body, sends `sent` of them,
+ * then goes away: the client that leaves mid-upload. Resolves once the socket is gone.
+ */
+export async function leaveMidBody(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  declared = 100,
+  sent = 10,
+) {
+  const { connect } = await import("node:net");
+  const socket = connect(Number(new URL(url).port), "127.0.0.1");
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  const head = Object.entries({ host: "127.0.0.1", "content-length": String(declared), ...headers })
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+  socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n${"{".padEnd(sent, " ")}`);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the server has started reading
+  socket.destroy();
+}

@@ -3,7 +3,7 @@ import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interl
 import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type IdempotentHandler, type WithIdempotencyOptions, withIdempotency } from "../src/index.js";
-import { bytesOf, chunked, problemOf, start, uniqueId } from "./helpers.js";
+import { bytesOf, chunked, leaveMidBody, problemOf, start, uniqueId } from "./helpers.js";
 
 const options = (
   events: InterlockEvent[] = [],
@@ -496,6 +496,49 @@ describe("bodyLimit, onError and refusals", () => {
     });
     const response = await handle(request);
     expect([response.status, (await problemOf(response)).code, runs]).toEqual([413, "body_too_large", 0]);
+  });
+
+  it("a body cut off mid-way (the client went away) is 400 body_incomplete, never a throw to the host", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(options(events), async () => {
+      runs++;
+      return new Response("ok");
+    });
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.error(new TypeError("terminated: the client went away"));
+      },
+    });
+    const request = new Request("http://127.0.0.1/payments", {
+      method: "POST",
+      headers: { "x-api-key": "a", "idempotency-key": uniqueId("key") },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    const response = await handle(request);
+    expect([response.status, (await problemOf(response)).code]).toEqual([400, "body_incomplete"]);
+    expect(events.filter((e) => e.type === "idempotency.rejected").map((e) => (e as { code: string }).code)).toEqual([
+      "body_incomplete",
+    ]);
+
+    // Over HTTP: a client that leaves mid-upload gets nothing, and nothing reaches the host as an error.
+    const outcomes: string[] = [];
+    const url = await start(async (incoming) =>
+      handle(incoming).then(
+        (answer) => {
+          outcomes.push(String(answer.status));
+          return answer;
+        },
+        (error: unknown) => {
+          outcomes.push(`threw ${String(error)}`);
+          throw error;
+        },
+      ),
+    );
+    await leaveMidBody(url, "/payments", { "x-api-key": "a", "idempotency-key": uniqueId("key") });
+    await expect.poll(() => outcomes, { timeout: 3000 }).toEqual(["400"]);
+    expect(runs).toBe(0);
   });
 
   it("lets the app answer refusals itself; replays always go out as stored", async () => {

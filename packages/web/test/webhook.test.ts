@@ -9,7 +9,7 @@ import {
 import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type WebhookHandler, type WithWebhookOptions, withWebhook } from "../src/index.js";
-import { bytesOf, chunked, delivery, problemOf, SECRET, start } from "./helpers.js";
+import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start } from "./helpers.js";
 
 const options = (extra: Partial<WithWebhookOptions> = {}): WithWebhookOptions => ({
   scheme: standardWebhooks,
@@ -246,6 +246,33 @@ describe("refusals", () => {
     const url = await start(withWebhook(options(), async (event) => Response.json(event.payload)));
     const d = await delivery(ODD_JSON);
     expect(await (await post(url, d, chunked(d.body, 5))).json()).toEqual(JSON.parse(ODD_JSON));
+  });
+
+  it("a delivery cut off mid-body (the client went away) is 400 body_incomplete, never a throw to the host", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withWebhook(options({ onEvent: (event) => events.push(event) }), async () => {
+      runs++;
+      return new Response("ok");
+    });
+    const outcomes: string[] = [];
+    const url = await start(async (request) =>
+      handle(request).then(
+        (answer) => {
+          outcomes.push(String(answer.status));
+          return answer;
+        },
+        (error: unknown) => {
+          outcomes.push(`threw ${String(error)}`);
+          throw error;
+        },
+      ),
+    );
+    const d = await delivery("{}");
+    await leaveMidBody(url, "/hooks", d.headers);
+    await expect.poll(() => outcomes, { timeout: 3000 }).toEqual(["400"]);
+    expect(events.map((e) => (e.type === "webhook.rejected" ? e.code : e.type))).toEqual(["body_incomplete"]);
+    expect(runs).toBe(0);
   });
 
   it("a body something already read is 500 body_not_raw with advice, never a 401", async () => {

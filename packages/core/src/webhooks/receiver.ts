@@ -8,7 +8,13 @@
  */
 
 import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
-import { IdempotencyError, InterlockConfigError, type InterlockError, WebhookVerificationError } from "../errors.js";
+import {
+  type BodyErrorCode,
+  IdempotencyError,
+  InterlockConfigError,
+  type InterlockError,
+  WebhookVerificationError,
+} from "../errors.js";
 import {
   type EventHook,
   emit,
@@ -139,11 +145,11 @@ export interface WebhookReceiver {
   /** The handler threw: releases the delivery so the provider's retry is processed. */
   abort(ticket: WebhookTicket): Promise<void>;
   /**
-   * For adapters that refuse a delivery before `begin` (a body over their limit, a body a
-   * parser already consumed): the problem+json decision, with its `webhook.rejected` event.
+   * For adapters that refuse a delivery before `begin` (a body over their limit, cut off by a
+   * client that went away, or that a parser already consumed): the problem+json decision, with its `webhook.rejected` event.
    * Pass the request's `headers` so the event carries its correlation id, as `begin`'s do.
    */
-  refuse(code: "body_too_large" | "body_not_raw", message: string, headers?: HeadersInput): WebhookRespondDecision;
+  refuse(code: BodyErrorCode, message: string, headers?: HeadersInput): WebhookRespondDecision;
 }
 
 /** How long a processed delivery is remembered by default: 7 days (providers redeliver for up to 3). */
@@ -365,11 +371,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (ticket) await release(ticket);
   }
 
-  function refuse(
-    code: "body_too_large" | "body_not_raw",
-    message: string,
-    headers?: HeadersInput,
-  ): WebhookRespondDecision {
+  function refuse(code: BodyErrorCode, message: string, headers?: HeadersInput): WebhookRespondDecision {
     const error = new WebhookVerificationError(code, message, verifier.scheme.name);
     if (onEvent) {
       const rejected: WebhookRejectedEvent = {
