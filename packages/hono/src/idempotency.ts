@@ -82,7 +82,7 @@ export function idempotency(options: IdempotencyMiddlewareOptions): MiddlewareHa
   });
 }
 
-/** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 500). */
+/** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */
 async function bodyOf(c: Context, read: ReadOptions): Promise<Uint8Array | string> {
   const body = await readBody(c, read);
   if (body instanceof BodyError) throw body;

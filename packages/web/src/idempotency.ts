@@ -109,7 +109,7 @@ function pathOf(url: string): string {
   return query === -1 ? path : path.slice(0, query);
 }
 
-/** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 500). */
+/** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */
 async function fingerprintBody(request: Request, limit: number): Promise<Uint8Array> {
   const body = await readRequestBody(request, limit);
   if (body instanceof BodyError) throw body;
