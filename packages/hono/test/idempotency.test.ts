@@ -7,7 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import { stream, streamSSE, streamText } from "hono/streaming";
 import { describe, expect, it } from "vitest";
 import { type IdempotencyMiddlewareOptions, idempotency } from "../src/index.js";
-import { bytesOf, chunked, leaveMidBody, problemOf, start, uniqueId } from "./helpers.js";
+import { bytesOf, chunked, leaveMidBody, problemOf, start, uniqueId, watchedApp } from "./helpers.js";
 
 const options = (events: InterlockEvent[] = [], extra: Partial<IdempotencyMiddlewareOptions> = {}) =>
   ({
@@ -547,21 +547,11 @@ describe("failures", () => {
 describe("bodyLimit and onError", () => {
   it("a body cut off mid-way (the client went away) is 400 body_incomplete, never an error for Hono", async () => {
     const events: InterlockEvent[] = [];
-    const errors: unknown[] = [];
-    const statuses: number[] = [];
+    const { app, statuses, errors } = watchedApp();
     let runs = 0;
-    const app = new Hono();
-    app.use(async (c, next) => {
-      await next();
-      statuses.push(c.res.status);
-    });
     app.post("/pay", idempotency(options(events)), (c) => {
       runs++;
       return c.text("ok");
-    });
-    app.onError((error, c) => {
-      errors.push(error);
-      return c.text("failed", 500);
     });
     const url = await start(app);
     await leaveMidBody(url, "/pay", { "x-api-key": "client-a", "idempotency-key": uniqueId("key") });

@@ -13,7 +13,7 @@ import { HTTPException } from "hono/http-exception";
 import { validator } from "hono/validator";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type WebhookOptions, type WebhookVariables, webhook } from "../src/index.js";
-import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start } from "./helpers.js";
+import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start, watchedApp } from "./helpers.js";
 
 const options = (extra: Partial<WebhookOptions> = {}): WebhookOptions => ({
   scheme: standardWebhooks,
@@ -150,21 +150,11 @@ describe("body limit", () => {
 
   it("a delivery cut off mid-body (the client went away) is 400 body_incomplete, never an error for Hono", async () => {
     const events: InterlockEvent[] = [];
-    const errors: unknown[] = [];
-    const statuses: number[] = [];
+    const { app, statuses, errors } = watchedApp();
     let runs = 0;
-    const app = new Hono();
-    app.use(async (c, next) => {
-      await next();
-      statuses.push(c.res.status);
-    });
     app.post("/hook", webhook(options({ onEvent: (event) => events.push(event) })), (c) => {
       runs++;
       return c.text("ok");
-    });
-    app.onError((error, c) => {
-      errors.push(error);
-      return c.text("failed", 500);
     });
     const url = await start(app);
     await leaveMidBody(url, "/hook", (await delivery("{}")).headers);

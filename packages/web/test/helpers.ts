@@ -16,3 +16,22 @@ export async function start(handler: FetchHandler): Promise<string> {
   open.push(served);
   return served.url;
 }
+
+/**
+ * Serves `handler` until the end of the test, noting how each call ended: its status, or
+ * `threw …` (what the host would log and answer 500).
+ */
+export async function startNotingOutcomes(handler: FetchHandler): Promise<{ url: string; outcomes: string[] }> {
+  const outcomes: string[] = [];
+  const url = await start(async (request) => {
+    try {
+      const answer = await handler(request);
+      outcomes.push(String(answer.status));
+      return answer;
+    } catch (error) {
+      outcomes.push(`threw ${String(error)}`);
+      throw error;
+    }
+  });
+  return { url, outcomes };
+}

@@ -3,7 +3,7 @@ import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interl
 import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type IdempotentHandler, type WithIdempotencyOptions, withIdempotency } from "../src/index.js";
-import { bytesOf, chunked, leaveMidBody, problemOf, start, uniqueId } from "./helpers.js";
+import { bytesOf, chunked, leaveMidBody, problemOf, start, startNotingOutcomes, uniqueId } from "./helpers.js";
 
 const options = (
   events: InterlockEvent[] = [],
@@ -523,19 +523,7 @@ describe("bodyLimit, onError and refusals", () => {
     ]);
 
     // Over HTTP: a client that leaves mid-upload gets nothing, and nothing reaches the host as an error.
-    const outcomes: string[] = [];
-    const url = await start(async (incoming) =>
-      handle(incoming).then(
-        (answer) => {
-          outcomes.push(String(answer.status));
-          return answer;
-        },
-        (error: unknown) => {
-          outcomes.push(`threw ${String(error)}`);
-          throw error;
-        },
-      ),
-    );
+    const { url, outcomes } = await startNotingOutcomes(handle);
     await leaveMidBody(url, "/payments", { "x-api-key": "a", "idempotency-key": uniqueId("key") });
     await expect.poll(() => outcomes, { timeout: 3000 }).toEqual(["400"]);
     expect(runs).toBe(0);

@@ -9,7 +9,7 @@ import {
 import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type WebhookHandler, type WithWebhookOptions, withWebhook } from "../src/index.js";
-import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start } from "./helpers.js";
+import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start, startNotingOutcomes } from "./helpers.js";
 
 const options = (extra: Partial<WithWebhookOptions> = {}): WithWebhookOptions => ({
   scheme: standardWebhooks,
@@ -255,19 +255,7 @@ describe("refusals", () => {
       runs++;
       return new Response("ok");
     });
-    const outcomes: string[] = [];
-    const url = await start(async (request) =>
-      handle(request).then(
-        (answer) => {
-          outcomes.push(String(answer.status));
-          return answer;
-        },
-        (error: unknown) => {
-          outcomes.push(`threw ${String(error)}`);
-          throw error;
-        },
-      ),
-    );
+    const { url, outcomes } = await startNotingOutcomes(handle);
     const d = await delivery("{}");
     await leaveMidBody(url, "/hooks", d.headers);
     await expect.poll(() => outcomes, { timeout: 3000 }).toEqual(["400"]);
