@@ -102,7 +102,6 @@ export {
   type Recording,
   readStreamUpTo,
   recordBody,
-  type StreamUpTo,
 } from "./web-body.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";

@@ -3,6 +3,7 @@
  * the adapters that run on every runtime (@interlock/hono, @interlock/web): a request body read
  * without ever buffering past a limit, and a response body recorded as it goes out.
  */
+import { BodyError } from "./errors.js";
 import { BodyCollector } from "./http.js";
 
 /** Content-Length, when it frames the body (not with Transfer-Encoding, as Hono's `bodyLimit` reads it). */
@@ -19,41 +20,28 @@ export function pathAndQuery(url: string): string {
   return start === -1 ? "/" : url.slice(start);
 }
 
-/** What `readStreamUpTo` read. */
-export type StreamUpTo =
-  | {
-      /** The whole body: it ended within the limit. */
-      body: Uint8Array<ArrayBuffer>;
-    }
-  | {
-      /** Past the limit: nothing kept. */
-      body: undefined;
-      /** The whole stream as it was, what was read included: cancel it, or pass it on. */
-      rest: ReadableStream<Uint8Array>;
-    };
-
-/** Reads a stream chunk by chunk, up to `limit` bytes, never buffering more. */
-export async function readStreamUpTo(stream: ReadableStream<Uint8Array>, limit: number): Promise<StreamUpTo> {
+/**
+ * A request body's bytes, read from its stream chunk by chunk up to `limit`, never buffering
+ * more: past the limit, `BodyError` `body_too_large` (the rest is cancelled, unread); a stream
+ * that fails before its end (the client went away mid-upload), `body_incomplete`.
+ */
+export async function readStreamUpTo(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<Uint8Array<ArrayBuffer> | BodyError> {
   const reader = stream.getReader();
   const body = new BodyCollector(limit);
-  for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    if (!body.add(read.value)) return { body: undefined, rest: resumed([...body.chunks, read.value], reader) };
+  try {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      if (!body.add(read.value)) {
+        reader.cancel().catch(() => {});
+        return BodyError.tooLarge(limit);
+      }
+    }
+  } catch {
+    return BodyError.incomplete(); // a 400 to nobody, not an error thrown on to the host
   }
-  return { body: body.body() as Uint8Array<ArrayBuffer> };
-}
-
-/** The chunks already read, then the rest of the reader's stream. */
-function resumed(read: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const chunk = read.shift();
-      if (chunk !== undefined) return controller.enqueue(chunk);
-      const next = await reader.read();
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
+  return body.body() as Uint8Array<ArrayBuffer>;
 }
 
 /** A response body recorded as it is read: the stream to send, and a way to record it unread. */

@@ -34,33 +34,25 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   if (source === "arrayBuffer" || source === "blob") return new Uint8Array(await c.req.arrayBuffer());
   if (source === "text" && options.acceptText) return c.req.text();
   if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source);
-  try {
-    return await readUnread(c, options.limit);
-  } catch {
-    return BodyError.incomplete(); // the client went away mid-body: a 400 to nobody, not a 500 in the logs
-  }
-}
-
-/** The body nothing has read yet, from the request's stream: refused unread or past the limit when too large. */
-async function readUnread(c: Context, limit: number): Promise<Uint8Array | BodyError> {
   const declared = declaredLength(c.req.raw.headers);
   if (declared !== undefined) {
     // Refused unread when too large; otherwise the runtime reads exactly the declared bytes.
-    if (declared > limit) return BodyError.tooLarge(limit);
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (declared > options.limit) return BodyError.tooLarge(options.limit);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await c.req.arrayBuffer());
+    } catch {
+      return BodyError.incomplete(); // the client went away mid-body, as readStreamUpTo answers it
+    }
     cacheBody(c, bytes);
     return bytes;
   }
   const stream = c.req.raw.body;
   if (stream === null) return EMPTY;
   // Chunked: read piece by piece, never buffering past the limit.
-  const read = await readStreamUpTo(stream, limit);
-  if (read.body === undefined) {
-    read.rest.cancel().catch(() => {});
-    return BodyError.tooLarge(limit);
-  }
-  cacheBody(c, read.body);
-  return read.body;
+  const read = await readStreamUpTo(stream, options.limit);
+  if (!(read instanceof BodyError)) cacheBody(c, read);
+  return read;
 }
 
 /**

@@ -146,8 +146,9 @@ export interface WebhookReceiver {
   abort(ticket: WebhookTicket): Promise<void>;
   /**
    * For adapters that refuse a delivery before `begin` (a body over their limit, cut off by a
-   * client that went away, or that a parser already consumed): the problem+json decision, with its `webhook.rejected` event.
-   * Pass the request's `headers` so the event carries its correlation id, as `begin`'s do.
+   * client that went away, or that a parser already consumed): the problem+json decision, with
+   * its `webhook.rejected` event. Pass the request's `headers` so the event carries its
+   * correlation id, as `begin`'s do.
    */
   refuse(code: BodyErrorCode, message: string, headers?: HeadersInput): WebhookRespondDecision;
 }
