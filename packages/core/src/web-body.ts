@@ -23,7 +23,8 @@ export function pathAndQuery(url: string): string {
 /**
  * A request body's bytes, read from its stream chunk by chunk up to `limit`, never buffering
  * more: past the limit, `BodyError` `body_too_large` (the rest is cancelled, unread); a stream
- * that fails before its end (the client went away mid-upload), `body_incomplete`.
+ * that fails before its end (the client went away mid-upload), `body_incomplete`. The bytes are
+ * the caller's own, never a chunk another reader of a tee of the same stream also holds.
  */
 export async function readStreamUpTo(
   stream: ReadableStream<Uint8Array>,
@@ -41,7 +42,10 @@ export async function readStreamUpTo(
   } catch {
     return BodyError.incomplete(); // a 400 to nobody, not an error thrown on to the host
   }
-  return body.body() as Uint8Array<ArrayBuffer>;
+  // A lone chunk is copied: a tee's branches share chunk objects (@interlock/web reads a clone),
+  // so the other branch's reader could change bytes already verified or fingerprinted.
+  const bytes = body.body() as Uint8Array<ArrayBuffer>;
+  return body.chunks.length === 1 ? bytes.slice() : bytes;
 }
 
 /** A response body recorded as it is read: the stream to send, and a way to record it unread. */
