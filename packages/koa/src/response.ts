@@ -35,15 +35,21 @@ export function writeResponse(ctx: Context, response: HttpResponse): void {
     else ctx.set(name, value);
     written.add(lower);
   }
-  const { body } = response;
-  ctx.body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  // Koa labels a Buffer body application/octet-stream; a response stored without a type has none.
-  if (!written.has("content-type")) ctx.remove("Content-Type");
+  setBytes(ctx, response.body);
+}
+
+/** Sets `bytes` as the body Koa sends, leaving a response without a Content-Type without one. */
+function setBytes(ctx: Context, bytes: Uint8Array): void {
+  const typed = ctx.res.hasHeader("content-type");
+  ctx.body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Koa labels a Buffer body application/octet-stream when it has no type of its own.
+  if (!typed) ctx.remove("Content-Type");
 }
 
 /**
- * The handler's response as Koa's `respond()` will serialise it: `body: undefined` (not
- * cached) for a streamed body. A client gone meanwhile changes nothing: its retry is replayed.
+ * The handler's response as Koa's `respond()` will send it: `body: undefined` (not cached) for
+ * a streamed body. An object body is serialised here, once, and becomes `ctx.body` as those
+ * bytes (see `sendAsJson`). A client gone meanwhile changes nothing: its retry is replayed.
  */
 export function captureResponse(ctx: Context): CapturedResponse {
   const status = ctx.status;
@@ -53,8 +59,22 @@ export function captureResponse(ctx: Context): CapturedResponse {
   if (body === null || body === undefined) return bodyless(ctx, status, headers);
   if (typeof body === "string" || Buffer.isBuffer(body)) return { status, headers, body };
   if (isStreamed(body)) return { status, headers, body: undefined };
-  // JSON.stringify gives undefined for a function body, which Koa ends as an empty response.
-  return { status, headers, body: JSON.stringify(body) ?? "" };
+  return { status, headers, body: sendAsJson(ctx, body) };
+}
+
+/**
+ * Serialises an object body once and makes those bytes what Koa sends (a Buffer, as a replay
+ * sets it), instead of letting `respond()` call `JSON.stringify` a second time: a `toJSON`
+ * that reads a clock or a counter would send other bytes than were stored. A body JSON cannot
+ * serialise (a function, a BigInt) throws, as Koa's own `respond()` would: the key is released
+ * and Koa answers its 500.
+ */
+function sendAsJson(ctx: Context, body: unknown): Buffer {
+  const text: string | undefined = JSON.stringify(body);
+  if (text === undefined) throw new TypeError(`ctx.body (a ${typeof body}) cannot be serialised as JSON`);
+  const json = Buffer.from(text);
+  setBytes(ctx, json);
+  return json;
 }
 
 /** No body: Koa sends the status message as text, or nothing after an explicit `ctx.body = null`. */

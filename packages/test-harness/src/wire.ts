@@ -6,12 +6,15 @@
 
 import { request as httpRequest } from "node:http";
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
+import { DEFAULT_REPLAY_HEADERS } from "@interlock/core";
 import { expect } from "vitest";
 
 /** An answer as it came over the wire, and its body decoded as its `Content-Encoding` says. */
 export interface WireAnswer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  /** Every header line as sent, in order: `[name, value, name, value, …]` (Node's `rawHeaders`). */
+  rawHeaders: string[];
   raw: Buffer;
   decoded: Buffer;
 }
@@ -44,7 +47,8 @@ export function wireRequest(
         const raw = Buffer.concat(chunks);
         try {
           const decoded = decodeBody(raw, response.headers["content-encoding"]);
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, raw, decoded });
+          const { statusCode = 0, headers: parsed, rawHeaders } = response;
+          resolve({ status: statusCode, headers: parsed, rawHeaders, raw, decoded });
         } catch (error) {
           reject(error);
         }
@@ -71,4 +75,37 @@ export function expectSaneHeaders(answer: WireAnswer, lists: readonly string[] =
   }
   const length = answer.headers["content-length"];
   if (length !== undefined) expect(Number(length)).toBe(answer.raw.byteLength);
+}
+
+/** The header lines named in `names`, in the order sent, names in lower case. */
+export function headerLines(answer: WireAnswer, names: readonly string[]): Array<[string, string]> {
+  const wanted = new Set(names.map((name) => name.toLowerCase()));
+  const lines: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < answer.rawHeaders.length; i += 2) {
+    const name = (answer.rawHeaders[i] as string).toLowerCase();
+    if (wanted.has(name)) lines.push([name, answer.rawHeaders[i + 1] as string]);
+  }
+  return lines;
+}
+
+/**
+ * `replay` is what the first client got: a marked replay with the same status, the same body bytes
+ * on the wire and the same replayable header lines (`names`, default core's list), each answer's
+ * `Content-Length` true to its bytes.
+ */
+export function expectFaithfulReplay(
+  first: WireAnswer,
+  replay: WireAnswer,
+  names: readonly string[] = DEFAULT_REPLAY_HEADERS,
+): void {
+  expect(replay.headers["idempotent-replayed"], "the replay is marked").toBe("true");
+  expect(first.headers["idempotent-replayed"], "the first answer is not").toBeUndefined();
+  const answer = (wire: WireAnswer) => ({
+    status: wire.status,
+    headers: headerLines(wire, names),
+    body: wire.raw.toString("latin1"),
+  });
+  expect(answer(replay)).toEqual(answer(first));
+  expectSaneHeaders(first);
+  expectSaneHeaders(replay);
 }
