@@ -41,11 +41,23 @@ export function holdResponse(
 ): void {
   const original = { write: res.write as Writer, end: res.end as Writer, writeHead: res.writeHead as Writer };
   let body = recordLimit === undefined ? undefined : new BodyCollector(recordLimit);
-  const record = (chunk: unknown, encoding: unknown) => {
-    if (body === undefined || chunk === undefined || chunk === null || typeof chunk === "function") return;
+  /**
+   * Records a chunk; returns what to write in its place. The app's own buffer is copied (when
+   * kept): it may reuse it once written. The copy is what goes out too: Node keeps a reference
+   * to a written buffer until it flushes the socket, which the held end puts off, so the app's
+   * later changes would reach the client and not the record.
+   */
+  const record = (chunk: unknown, encoding: unknown): unknown => {
+    if (body === undefined || chunk === undefined || chunk === null || typeof chunk === "function") return chunk;
     const bytes = chunkBytes(chunk, encoding);
-    // The app's own buffer is copied (when kept): it may reuse it once written.
-    if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
+    if (bytes === undefined || !body.add(bytes, bytes === chunk)) {
+      body = undefined;
+      return chunk;
+    }
+    if (bytes !== chunk || bytes.byteLength === 0) return chunk;
+    // A Buffer over the copy, as the app wrote one: layers before this one may call its methods.
+    const copy = body.chunks[body.chunks.length - 1] as Uint8Array;
+    return Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
   };
   // The headers as the app set them, read as its response starts: a layer mounted before this
   // one that encodes the body (compression) adds its Content-Encoding while the header block is
@@ -90,14 +102,14 @@ export function holdResponse(
   res.write = function write(this: ServerResponse, ...args: unknown[]) {
     (res as Marked)[STARTED] = true;
     noteHeaders();
-    record(args[0], args[1]);
+    args[0] = record(args[0], args[1]);
     return original.write.apply(this, args);
   } as ServerResponse["write"];
   res.end = function end(this: ServerResponse, ...args: unknown[]) {
     noteHeaders();
     unwrap();
     (res as Marked)[STARTED] = true;
-    record(args[0], args[1]);
+    if (args.length > 0) args[0] = record(args[0], args[1]);
     const flush = () => void original.end.apply(res, args);
     const settling = settle(body?.body(), appHeaders ?? responseHeaders(res));
     fixHeaders(res, args[0], args[1]);
