@@ -10,13 +10,16 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { onHandlerThrow } from "./handler-throw.js";
 
 /**
- * The body of an `onSend` payload: strings and bytes are kept as sent; `null`/`undefined` is an
- * empty body; streams (Node, web) and anything unknown are `undefined`, which core answers by
- * passing the response through uncached and releasing the key.
+ * The body of an `onSend` payload: a string as it is; bytes as a copy (a Buffer), which is
+ * what goes out too: the answer leaves once the store has it, and the handler may have reused
+ * or zeroed its own buffer meanwhile. `null`/`undefined` is an empty body; streams (Node, web)
+ * and anything unknown are `undefined`, which core answers by passing the response through
+ * uncached and releasing the key.
  */
 export function payloadBody(payload: unknown): CapturedResponse["body"] {
   if (payload === undefined || payload === null) return "";
-  if (typeof payload === "string" || payload instanceof Uint8Array) return payload;
+  if (typeof payload === "string") return payload;
+  if (payload instanceof Uint8Array) return Buffer.from(payload);
   return undefined;
 }
 

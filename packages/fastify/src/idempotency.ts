@@ -150,8 +150,11 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     onSend(request, reply, payload, done) {
       const run = takeRun(request);
       if (!run) return done(null, payload);
-      const captured = { status: reply.statusCode, headers: reply.getHeaders(), body: payloadBody(payload) };
-      engine.finish(run.ticket, captured).then(() => done(null, payload), done);
+      const body = payloadBody(payload);
+      const captured = { status: reply.statusCode, headers: reply.getHeaders(), body };
+      // Bytes go out as the copy stored (see payloadBody); anything else as it came.
+      const sent = body instanceof Uint8Array ? body : payload;
+      engine.finish(run.ticket, captured).then(() => done(null, sent), done);
     },
 
     // A hijacked reply never passes onSend: store what it wrote once it has finished. (Not when
