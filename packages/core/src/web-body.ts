@@ -104,8 +104,20 @@ export function recordBody(
       if (!cancelled) controller.close();
       return;
     }
-    if (kept !== undefined && !kept.add(next.value)) kept = undefined;
-    if (!cancelled) controller.enqueue(next.value);
+    if (!cancelled) controller.enqueue(keep(next.value));
+  };
+  /**
+   * Keeps a copy of `chunk` while within the limit, and returns what to send in its place: that
+   * copy. A stream may enqueue a buffer, then change and enqueue it again; read ahead of the
+   * client, the original would reach it changed, and the record would hold the last state twice.
+   */
+  const keep = (chunk: Uint8Array): Uint8Array => {
+    if (kept === undefined || chunk.byteLength === 0) return chunk;
+    if (!kept.add(chunk, true)) {
+      kept = undefined;
+      return chunk;
+    }
+    return kept.chunks[kept.chunks.length - 1] as Uint8Array;
   };
   // The stream asks for one chunk at a time, and `readAhead` may ask meanwhile: they take turns.
   let reading = Promise.resolve();

@@ -147,7 +147,7 @@ function watchBodies(c: Context): () => Written | undefined {
   const note = <F extends (data: never, ...rest: never[]) => Response | Promise<Response>>(write: F): F =>
     ((data: never, ...rest: never[]) => {
       const response = write(data, ...rest);
-      written = { response, data };
+      written = { response, data: snapshot(data) };
       return response;
     }) as F;
   c.body = note(c.body);
@@ -276,6 +276,17 @@ function givenBody(data: unknown): Uint8Array | string | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return undefined; // Blob, FormData, URLSearchParams…: read from the response
+}
+
+/**
+ * Bytes given to the context as they are now, copied: a Fetch `Response` copies a buffer it is
+ * made from, and the route may reuse or clear its own once it has answered, before the answer
+ * is stored and sent from this data. Anything else as it is.
+ */
+function snapshot(data: unknown): unknown {
+  if (data instanceof ArrayBuffer) return data.slice(0);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+  return data;
 }
 
 /** Header pairs, as `Headers.forEach` gives them (the DOM lib types only that as iteration). */
