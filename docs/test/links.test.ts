@@ -5,13 +5,13 @@
  */
 
 import { existsSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { anchorsOf, guideFiles, isExternal, linksOf, read, repoRoot, shown } from "./markdown.js";
-import { exampleReadmes, publishedPackages } from "./packages.js";
+import { exampleReadmes, packageReadmes } from "./packages.js";
 
 /** The guides, and every README the site shows: the packages' and the examples'. */
-const pages = [...guideFiles(), ...publishedPackages().map((pkg) => join(pkg.dir, "README.md")), ...exampleReadmes()];
+const pages = [...guideFiles(), ...packageReadmes(), ...exampleReadmes()];
 
 describe("relative links in the Markdown", () => {
   it.each(pages.map((page) => [shown(page), page]))("%s", (_name, page) => {

@@ -35,6 +35,16 @@ export function publishedPackages(): PublishedPackage[] {
     }));
 }
 
+/** The published packages' READMEs: what npm shows on each package's page. */
+export function packageReadmes(): string[] {
+  return publishedPackages().map((pkg) => join(pkg.dir, "README.md"));
+}
+
+/** Every README users copy from: the repository's, the published packages' and the examples'. */
+export function readmes(): string[] {
+  return [join(repoRoot, "README.md"), ...packageReadmes(), ...exampleReadmes()];
+}
+
 /** The reference integrations' READMEs, which the site shows as pages. */
 export function exampleReadmes(): string[] {
   const root = join(repoRoot, "examples");

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { coreVerifyExample, expressUseItExample, toJavaScript } from "./readme.js";
+import { appExample, coreVerifyExample, FRAMEWORKS, type Framework, toJavaScript } from "./readme.js";
 
 const run = promisify(execFile);
 const app = inject("packedApp");
@@ -21,10 +21,17 @@ const examples = join(app, "readme");
 /** The packed core (its CJS build), to sign deliveries the way a provider does. */
 const core: typeof import("@interlock/core") = createRequire(join(app, "package.json"))("@interlock/core");
 
+/** What each framework's webhook route answers a delivery it processed: the README's own answer. */
+const RECEIVED: Record<Framework, { status: number; body?: unknown }> = {
+  express: { status: 200, body: { received: true } },
+};
+
 beforeAll(() => {
   mkdirSync(examples, { recursive: true });
   writeFileSync(join(examples, "core-verify.js"), toJavaScript(coreVerifyExample()));
-  writeFileSync(join(examples, "express-use-it.js"), toJavaScript(expressUseItExample()));
+  for (const framework of FRAMEWORKS) {
+    writeFileSync(join(examples, `${framework}-app.js`), toJavaScript(appExample(framework)));
+  }
 });
 
 describe("@interlock/core's README: Verify a delivery", () => {
@@ -65,31 +72,37 @@ describe("@interlock/core's README: Verify a delivery", () => {
   });
 });
 
-describe("@interlock/express's README: Use it", () => {
+/** Starts an example app with `env`; resolves its base URL, and keeps every other JSON line it prints in `logged`. */
+async function startApp(file: string, env: Record<string, string>, logged: Array<Record<string, unknown>>) {
+  const child = spawn(process.execPath, [join(examples, file)], {
+    cwd: examples,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the README app exited (${code}) before listening:\n${stderr}`)));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const message = JSON.parse(line);
+      if (typeof message.port === "number") resolve(message.port);
+      else logged.push(message);
+    });
+  });
+  return { child, base: `http://127.0.0.1:${port}` };
+}
+
+describe.each(FRAMEWORKS)("@interlock/%s's README app", (framework) => {
+  const received = RECEIVED[framework];
   const secret = `whsec_${randomBytes(24).toString("base64")}`;
   let child: ChildProcess;
   let base: string;
   const logged: Array<Record<string, unknown>> = [];
 
   beforeAll(async () => {
-    child = spawn(process.execPath, [join(examples, "express-use-it.js")], {
-      cwd: examples,
-      env: { ...process.env, STRIPE_WEBHOOK_SECRET: secret },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once("exit", (code) => reject(new Error(`the README app exited (${code}) before listening:\n${stderr}`)));
-      createInterface({ input: child.stdout! }).on("line", (line) => {
-        const message = JSON.parse(line);
-        if (typeof message.port === "number") resolve(message.port);
-        else logged.push(message);
-      });
-    });
-    base = `http://127.0.0.1:${port}`;
+    ({ child, base } = await startApp(`${framework}-app.js`, { STRIPE_WEBHOOK_SECRET: secret }, logged));
   });
 
   afterAll(() => {
@@ -102,8 +115,9 @@ describe("@interlock/express's README: Use it", () => {
     const send = (payload: string) => fetch(`${base}/webhooks/stripe`, { method: "POST", headers, body: payload });
 
     const first = await send(body);
-    expect(first.status).toBe(200);
-    expect(await first.json()).toEqual({ received: true });
+    expect(first.status).toBe(received.status);
+    const firstBody = await first.text();
+    expect(firstBody === "" ? undefined : JSON.parse(firstBody)).toEqual(received.body);
     const again = await send(body);
     expect(again.status).toBe(200); // a duplicate: acknowledged, the route not run again
     await again.arrayBuffer();
@@ -115,10 +129,12 @@ describe("@interlock/express's README: Use it", () => {
   });
 
   it("runs an idempotent payment once and replays its response to the retry", async () => {
+    // The caller's API key, as each README's authentication reads it.
+    const caller = { "x-api-key": "key_1" };
     const pay = (key: string) =>
       fetch(`${base}/payments`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-api-key": "key_1", "idempotency-key": `"${key}"` },
+        headers: { "content-type": "application/json", ...caller, "idempotency-key": `"${key}"` },
         body: JSON.stringify({ amount: 1000 }),
       });
     const key = randomUUID();

@@ -1,8 +1,9 @@
 /**
  * The READMEs' copy-paste examples, as files the packed project can compile and run: the code
  * block under a heading, with what the README leaves to the reader (`fulfil`, `createPayment`,
- * your error handler) declared after it, and `app.listen(3000)` swapped for a free port on
- * 127.0.0.1 that the process prints. A README whose example changes shape fails here, by name.
+ * your error handler) implemented in place of the README's `declare` lines, and
+ * `app.listen(3000)` swapped for a free port on 127.0.0.1 that the process prints. A README
+ * whose example changes shape fails here, by name.
  */
 
 import { readFileSync } from "node:fs";
@@ -27,41 +28,89 @@ function replaceOnce(source: string, search: string, replacement: string, where:
   return parts.join(replacement);
 }
 
+/**
+ * What the READMEs leave to the reader, as the examples run it. Each logs what it did as a line
+ * of JSON (`{"fulfilled":…}`, `{"created":…}`), so a test can tell a replay from a second run.
+ * Function declarations: the example uses them before this code, which is appended to it.
+ */
+const READER = {
+  fulfil: `async function fulfil(event: { type: string }): Promise<void> {
+  console.log(JSON.stringify({ fulfilled: event.type }));
+}`,
+  createPayment: `let paymentsCreated = 0;
+async function createPayment(body: unknown): Promise<{ id: string; amount: unknown }> {
+  paymentsCreated += 1;
+  console.log(JSON.stringify({ created: paymentsCreated }));
+  return { id: \`pay_\${paymentsCreated}\`, amount: (body as { amount?: unknown }).amount };
+}`,
+};
+
+/** The name a README's `declare` line declares: `declare function fulfil(…)` → `fulfil`. */
+const DECLARED = /^declare (?:function|const|let|class) (\w+)\b.*$/gm;
+
+/**
+ * The example with the README's `declare` lines replaced by `provided`'s implementations. The
+ * README must declare each provided name, and nothing else: otherwise its example changed shape.
+ */
+function withReaderCode(example: string, provided: Record<string, string>, where: string): string {
+  const declared = [...example.matchAll(DECLARED)].map((match) => match[1] as string);
+  const unknown = declared.filter((name) => !(name in provided));
+  if (unknown.length > 0) throw new Error(`${where}: declares ${unknown.join(", ")}, which readme.ts does not provide`);
+  const undeclared = Object.keys(provided).filter((name) => !declared.includes(name));
+  if (undeclared.length > 0) throw new Error(`${where}: no longer declares ${undeclared.join(", ")}`);
+  return `${example.replace(DECLARED, "")}
+// What the README leaves to the reader.
+${Object.values(provided).join("\n\n")}
+`;
+}
+
 /** Core's "Verify a delivery": exports `handle(headers, rawBody)`. */
 export function coreVerifyExample(): string {
   return readmeBlock("core", "## Verify a delivery");
 }
 
+/** Where a Node HTTP server listens in the examples as run: a free port on 127.0.0.1, printed once listening. */
+const PRINT_PORT = "console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }))";
+const LISTEN_ON_FREE_PORT = `const server = app.listen(0, "127.0.0.1", () => ${PRINT_PORT});`;
+
+/** The frameworks whose README's "Use it" runs as an app. */
+export type Framework = "express";
+
 /**
- * Express's "Use it": the app, listening on 127.0.0.1 port 0. It prints `{"port":…}` once
- * listening, and `{"fulfilled":…}` / `{"created":…}` each time the route's own work runs, so a
- * test can tell a replay from a second run.
+ * Each framework's example, as run: the README's section, the line that starts it listening and
+ * what replaces that line, and what the example leaves to the reader.
  */
-export function expressUseItExample(): string {
-  const example = replaceOnce(
-    readmeBlock("express", "## Use it"),
-    "app.listen(3000);",
-    'const server = app.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: (server.address() as AddressInfo).port })));',
-    "packages/express/README.md",
-  );
-  return `import type { AddressInfo } from "node:net";
-${example}
-// What the README leaves to the reader.
-async function fulfil(event: { type: string }): Promise<void> {
-  console.log(JSON.stringify({ fulfilled: event.type }));
-}
-
-let payments = 0;
-async function createPayment(body: unknown): Promise<{ id: string; amount: unknown }> {
-  payments += 1;
-  console.log(JSON.stringify({ created: payments }));
-  return { id: \`pay_\${payments}\`, amount: (body as { amount?: unknown }).amount };
-}
-
-function yourErrorHandler(error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) {
+const APPS: Record<
+  Framework,
+  { heading: string; listen: string; listenOnFreePort: string; reader: Record<string, string> }
+> = {
+  express: {
+    heading: "## Use it",
+    listen: "app.listen(3000);",
+    listenOnFreePort: LISTEN_ON_FREE_PORT,
+    reader: {
+      fulfil: READER.fulfil,
+      createPayment: READER.createPayment,
+      yourErrorHandler: `function yourErrorHandler(error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) {
   res.status(500).json({ error: String(error) });
-}
-`;
+}`,
+    },
+  },
+};
+
+export const FRAMEWORKS = Object.keys(APPS) as Framework[];
+
+/**
+ * A framework's README example, as an app listening on 127.0.0.1 port 0. It prints
+ * `{"port":…}` once listening, and `{"fulfilled":…}` / `{"created":…}` each time the route's
+ * own work runs.
+ */
+export function appExample(framework: Framework): string {
+  const { heading, listen, listenOnFreePort, reader } = APPS[framework];
+  const where = `packages/${framework}/README.md`;
+  const example = replaceOnce(readmeBlock(framework, heading), listen, listenOnFreePort, where);
+  return `import type { AddressInfo } from "node:net";
+${withReaderCode(example, reader, where)}`;
 }
 
 /** TypeScript to the JavaScript Node runs (ESM), types dropped and nothing else changed. */
@@ -71,20 +120,17 @@ export function toJavaScript(source: string): string {
   }).outputText;
 }
 
-/** The web package's "Example": two exported handlers, with what the README leaves to the reader declared. */
+/** The web package's "Example": two exported handlers, with what the README leaves to the reader. */
 export function webExample(): string {
-  return `${readmeBlock("web", "## Example")}
-// What the README leaves to the reader.
-async function fulfil(event: StripeEvent): Promise<void> {
-  console.log(JSON.stringify({ fulfilled: event.type }));
-}
-
-function accountOf(authorization: string | null): string | undefined {
+  return withReaderCode(
+    readmeBlock("web", "## Example"),
+    {
+      fulfil: READER.fulfil,
+      accountOf: `function accountOf(authorization: string | null): string | undefined {
   return authorization ?? undefined;
-}
-
-async function createPayment(body: unknown): Promise<{ id: string; amount: unknown }> {
-  return { id: "pay_1", amount: (body as { amount?: unknown }).amount };
-}
-`;
+}`,
+      createPayment: READER.createPayment,
+    },
+    "packages/web/README.md",
+  );
 }

@@ -1,7 +1,7 @@
 /**
  * The packages' types as a user's TypeScript sees them: a small file per package using its
- * README's API (Express's is the README's example itself), compiled in the packed project with
- * `strict` and `skipLibCheck: false` (so every shipped .d.ts is checked too), once under
+ * README's API, and the README examples readme.test.ts runs, themselves; compiled in the packed
+ * project with `strict` and `skipLibCheck: false` (so every shipped .d.ts is checked too), once under
  * `"moduleResolution": "node16"` (Node ESM) and once under `"bundler"`. A type that resolves
  * only inside the monorepo, a declaration importing an undeclared package, or a README example
  * that no longer compiles fails here.
@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { coreVerifyExample, expressUseItExample, webExample } from "./readme.js";
+import { appExample, coreVerifyExample, FRAMEWORKS, webExample } from "./readme.js";
 
 const run = promisify(execFile);
 const app = inject("packedApp");
@@ -39,7 +39,7 @@ beforeAll(() => {
   const src = join(app, "types");
   mkdirSync(src, { recursive: true });
   for (const file of readdirSync(fixtures)) copyFileSync(join(fixtures, file), join(src, file));
-  writeFileSync(join(src, "express.ts"), expressUseItExample());
+  for (const framework of FRAMEWORKS) writeFileSync(join(src, `${framework}-readme.ts`), appExample(framework));
   writeFileSync(join(src, "core-readme.ts"), `${coreVerifyExample()}\n`);
   writeFileSync(join(src, "web-readme.ts"), webExample());
   for (const [mode, resolution] of Object.entries(MODES)) {
