@@ -36,6 +36,10 @@ const PEERS: Array<[name: string, importer: string]> = [
   ["koa", "packages/koa"],
   ["@types/koa", "packages/koa"],
   ["hono", "packages/hono"],
+  ["@hono/node-server", "packages/hono"],
+  // The Koa README's example also uses a router and a body parser.
+  ["@koa/router", "docs"],
+  ["@koa/bodyparser", "packages/koa"],
   ["ioredis", "packages/redis"],
   ["pg", "packages/postgres"],
   ["@types/pg", "packages/postgres"],

@@ -1,7 +1,8 @@
 /**
  * The READMEs' copy-paste examples, run for real from the packed project: core's "Verify a
- * delivery" (its `handle` given signed, rotated and tampered deliveries) and Express's "Use it"
- * (the app on 127.0.0.1, sent a signed webhook and an idempotent request, each twice).
+ * delivery" (its `handle` given signed, rotated and tampered deliveries) and the Express,
+ * Fastify and Koa "Use it" and Hono "Example" apps (each on 127.0.0.1, sent a signed webhook
+ * and an idempotent request, each twice).
  */
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -21,9 +22,15 @@ const examples = join(app, "readme");
 /** The packed core (its CJS build), to sign deliveries the way a provider does. */
 const core: typeof import("@interlock/core") = createRequire(join(app, "package.json"))("@interlock/core");
 
-/** What each framework's webhook route answers a delivery it processed: the README's own answer. */
+/**
+ * What each framework's webhook route answers a delivery it processed: the README's own
+ * answer (Koa's sets 204 and no body).
+ */
 const RECEIVED: Record<Framework, { status: number; body?: unknown }> = {
   express: { status: 200, body: { received: true } },
+  fastify: { status: 200, body: { received: true } },
+  koa: { status: 204 },
+  hono: { status: 200, body: { received: "evt_1" } },
 };
 
 beforeAll(() => {
@@ -130,7 +137,7 @@ describe.each(FRAMEWORKS)("@interlock/%s's README app", (framework) => {
 
   it("runs an idempotent payment once and replays its response to the retry", async () => {
     // The caller's API key, as each README's authentication reads it.
-    const caller = { "x-api-key": "key_1" };
+    const caller = { "x-api-key": "key_1", authorization: "Bearer key_1" };
     const pay = (key: string) =>
       fetch(`${base}/payments`, {
         method: "POST",

@@ -37,6 +37,10 @@ const READER = {
   fulfil: `async function fulfil(event: { type: string }): Promise<void> {
   console.log(JSON.stringify({ fulfilled: event.type }));
 }`,
+  fulfilOrder: `async function fulfilOrder(payload: unknown): Promise<void> {
+  console.log(JSON.stringify({ fulfilled: (payload as { type: string }).type }));
+}`,
+  // Not `payments`: Fastify's example names its idempotency hooks that.
   createPayment: `let paymentsCreated = 0;
 async function createPayment(body: unknown): Promise<{ id: string; amount: unknown }> {
   paymentsCreated += 1;
@@ -73,8 +77,8 @@ export function coreVerifyExample(): string {
 const PRINT_PORT = "console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }))";
 const LISTEN_ON_FREE_PORT = `const server = app.listen(0, "127.0.0.1", () => ${PRINT_PORT});`;
 
-/** The frameworks whose README's "Use it" runs as an app. */
-export type Framework = "express";
+/** The frameworks whose README's "Use it" (Hono's "Example") runs as an app. */
+export type Framework = "express" | "fastify" | "koa" | "hono";
 
 /**
  * Each framework's example, as run: the README's section, the line that starts it listening and
@@ -93,6 +97,42 @@ const APPS: Record<
       createPayment: READER.createPayment,
       yourErrorHandler: `function yourErrorHandler(error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) {
   res.status(500).json({ error: String(error) });
+}`,
+    },
+  },
+  fastify: {
+    heading: "## Use it",
+    listen: "await app.listen({ port: 3000 });",
+    listenOnFreePort: `await app.listen({ port: 0, host: "127.0.0.1" });\nconst server = app.server;\n${PRINT_PORT};`,
+    reader: { fulfil: READER.fulfil, createPayment: READER.createPayment },
+  },
+  koa: {
+    heading: "## Use it",
+    listen: "app.listen(3000);",
+    listenOnFreePort: LISTEN_ON_FREE_PORT,
+    reader: {
+      fulfilOrder: READER.fulfilOrder,
+      createPayment: READER.createPayment,
+      // The caller is the API key it sends.
+      authenticate: `async function authenticate(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+  const id = ctx.get("x-api-key");
+  if (id !== "") ctx.state.user = { id };
+  await next();
+}`,
+    },
+  },
+  hono: {
+    heading: "## Example",
+    // Hono's example exports the app; its comment says how Node serves it.
+    listen: "export default app; // Bun, Deno, Workers; on Node: serve({ fetch: app.fetch }) from @hono/node-server",
+    listenOnFreePort: `import { serve } from "@hono/node-server";
+const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => ${PRINT_PORT});`,
+    reader: {
+      fulfil: READER.fulfil,
+      createPayment: READER.createPayment,
+      // The caller is the API key it sends as its bearer token.
+      authenticate: `async function authenticate(authorization: string | undefined): Promise<string> {
+  return authorization?.replace(/^Bearer /, "") ?? "anonymous";
 }`,
     },
   },
