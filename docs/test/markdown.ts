@@ -144,3 +144,51 @@ export function anchorsOf(text: string): Set<string> {
 }
 
 export const read = (path: string) => readFileSync(path, "utf8");
+
+export interface Table {
+  /** The header row's cells, as written (code spans kept). */
+  header: string[];
+  /** The body rows, each with its cells and the 1-based line it is on. */
+  rows: { cells: string[]; line: number }[];
+}
+
+/** A table row's cells: split on the pipes that are not escaped (`\|`), outer pipes dropped. */
+function cellsOf(line: string): string[] {
+  const cells = line
+    .trim()
+    .replace(/^\|/, "")
+    .replace(/(?<!\\)\|$/, "")
+    .split(/(?<!\\)\|/);
+  return cells.map((cell) => cell.trim().replace(/\\\|/g, "|"));
+}
+
+/** The GFM tables of a section of Markdown: a header row, a `|---|` delimiter row, then rows until a line without a pipe. */
+export function tablesOf(text: string): Table[] {
+  const lines = proseOf(text, { keepInlineCode: true }).split("\n");
+  const tables: Table[] = [];
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const header = lines[i] as string;
+    if (!header.trimStart().startsWith("|") || !/^\s*\|?\s*:?-{3,}/.test(lines[i + 1] as string)) continue;
+    const table: Table = { header: cellsOf(header), rows: [] };
+    let j = i + 2;
+    for (; j < lines.length && (lines[j] as string).trimStart().startsWith("|"); j++) {
+      table.rows.push({ cells: cellsOf(lines[j] as string), line: j + 1 });
+    }
+    tables.push(table);
+    i = j;
+  }
+  return tables;
+}
+
+/** The text under a heading (`## Errors`), up to the next heading of the same or a higher level; blank lines keep line numbers. */
+export function sectionOf(text: string, heading: string): string {
+  const level = /^#+/.exec(heading)?.[0].length ?? 0;
+  const lines = text.split("\n");
+  const prose = proseOf(text, { keepInlineCode: true }).split("\n"); // a `# comment` in a code block is no heading
+  const start = prose.findIndex((line) => line.trim() === heading);
+  if (start === -1) throw new Error(`no heading "${heading}"`);
+  const ends = new RegExp(`^#{1,${level}}\\s`);
+  const after = prose.findIndex((line, index) => index > start && ends.test(line));
+  const end = after === -1 ? lines.length : after;
+  return lines.map((line, index) => (index > start && index < end ? line : "")).join("\n");
+}
