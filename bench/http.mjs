@@ -24,7 +24,7 @@
 
 import { fork } from "node:child_process";
 
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hash, timingSafeEqual } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -79,6 +79,19 @@ const ROWS = {
     base: "bare",
     target: 1.0,
   },
+  // The floor: what the environment allows any idempotency layer, not a peer (see HandIdempotency).
+  "hand-unique": {
+    label: "by hand in the route (a Map, no leases), unique keys",
+    route: "/payments",
+    kind: "unique",
+    base: "bare",
+  },
+  "hand-replay": {
+    label: "by hand in the route (a Map, no leases), all replays",
+    route: "/payments",
+    kind: "replay",
+    base: "bare",
+  },
   "ei-unique": { label: "express-idempotency 1.0.6, unique keys", route: "/payments", kind: "unique", base: "bare" },
   "ei-replay": { label: "express-idempotency 1.0.6, all replays", route: "/payments", kind: "replay", base: "bare" },
   "ni-unique": {
@@ -94,7 +107,7 @@ const ROWS = {
     base: "bare",
   },
 };
-const OURS = ["bare", "hmac", "webhook", "idem-unique", "idem-replay"];
+const OURS = ["bare", "hmac", "webhook", "idem-unique", "idem-replay", "hand-unique", "hand-replay"];
 const FRAMEWORKS = {
   express: { label: "Express 5.3.0", rows: [...OURS, "ei-unique", "ei-replay", "ni-unique", "ni-replay"] },
   fastify: { label: "Fastify 5.12.8", rows: OURS },
@@ -166,6 +179,45 @@ function readStream(stream) {
 
 const UNAUTHORIZED = { error: "invalid signature" };
 
+/**
+ * The least an idempotency layer can do, written into the route by hand: the raw body's SHA-256
+ * as the fingerprint, a Map from key to the answer the route stored itself. No key validation,
+ * scope, lease, expiry, bound or events, and no response capture. Not a peer: the floor of what
+ * idempotency costs on this machine, for reading the targets (the "by hand" rows).
+ */
+class HandIdempotency {
+  #records = new Map();
+
+  /** Undefined when the key is new (claimed: run the route, then `finish`); else what to answer. */
+  begin(key, raw) {
+    const fingerprint = hash("sha256", raw, "hex");
+    const found = this.#records.get(key);
+    if (found === undefined) {
+      this.#records.set(key, { fingerprint, status: 0, body: "" });
+      return undefined;
+    }
+    if (found.fingerprint !== fingerprint) return { status: 422, body: '{"error":"key reused"}', replayed: false };
+    if (found.status === 0) return { status: 409, body: '{"error":"in flight"}', replayed: false };
+    return { status: found.status, body: found.body, replayed: true };
+  }
+
+  /** Stores the route's answer (JSON text) under its key. */
+  finish(key, status, body) {
+    const record = this.#records.get(key);
+    record.status = status;
+    record.body = body;
+  }
+}
+
+/** The payment route's answer through `HandIdempotency`: `send(status, jsonText, replayed)`. */
+function handPayment(hand, key, raw, count, send) {
+  const answer = hand.begin(key, raw);
+  if (answer !== undefined) return send(answer.status, answer.body, answer.replayed);
+  const body = JSON.stringify(payment(JSON.parse(raw), count()));
+  hand.finish(key, 201, body);
+  return send(201, body, false);
+}
+
 /** Builds the app for a row, listens on 127.0.0.1:0, resolves to the port. */
 const SERVERS = {
   async express(row, count) {
@@ -214,6 +266,17 @@ const SERVERS = {
         app.use(express.json({ verify: captureRawBody }));
         app.post("/payments", idempotency({ store, principal: false }), pay);
         app.use(releaseOnError);
+        break;
+      }
+      case "hand-unique":
+      case "hand-replay": {
+        const hand = new HandIdempotency();
+        app.post("/payments", express.raw({ type: "application/json" }), (req, res) =>
+          handPayment(hand, req.headers["idempotency-key"], req.body, count, (status, body, replayed) => {
+            if (replayed) res.set("idempotent-replayed", "true");
+            res.status(status).type("json").send(body);
+          }),
+        );
         break;
       }
       case "ei-unique":
@@ -297,6 +360,22 @@ const SERVERS = {
         app.post("/payments", { config: { interlock: hooks } }, pay);
         break;
       }
+      case "hand-unique":
+      case "hand-replay": {
+        const hand = new HandIdempotency();
+        await app.register(async (scope) => {
+          scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) =>
+            done(null, body),
+          );
+          scope.post("/payments", async (request, reply) =>
+            handPayment(hand, request.headers["idempotency-key"], request.body, count, (status, body, replayed) => {
+              if (replayed) reply.header("idempotent-replayed", "true");
+              return reply.code(status).type("application/json; charset=utf-8").send(body);
+            }),
+          );
+        });
+        break;
+      }
       default:
         throw new Error(`no ${row} row on fastify`);
     }
@@ -374,6 +453,22 @@ const SERVERS = {
         );
         break;
       }
+      case "hand-unique":
+      case "hand-replay": {
+        const hand = new HandIdempotency();
+        app.use(
+          route("POST", "/payments", async (ctx) => {
+            const raw = await readStream(ctx.req);
+            handPayment(hand, ctx.headers["idempotency-key"], raw, count, (status, body, replayed) => {
+              if (replayed) ctx.set("idempotent-replayed", "true");
+              ctx.status = status;
+              ctx.type = "json";
+              ctx.body = body;
+            });
+          }),
+        );
+        break;
+      }
       default:
         throw new Error(`no ${row} row on koa`);
     }
@@ -424,6 +519,19 @@ const SERVERS = {
         ]);
         const store = memoryStore();
         app.post("/payments", idempotency({ store, principal: false }), pay);
+        break;
+      }
+      case "hand-unique":
+      case "hand-replay": {
+        const hand = new HandIdempotency();
+        app.post("/payments", async (c) => {
+          const raw = Buffer.from(await c.req.arrayBuffer());
+          return handPayment(hand, c.req.header("idempotency-key"), raw, count, (status, body, replayed) => {
+            if (replayed) c.header("idempotent-replayed", "true");
+            c.header("content-type", "application/json");
+            return c.body(body, status);
+          });
+        });
         break;
       }
       default:
