@@ -58,6 +58,7 @@ export type WebhookErrorCode =
   | "body_too_large"
   | "body_incomplete"
   | "body_not_raw"
+  | "unsupported_content_encoding"
   | "unsupported_version"
   | "invalid_secret";
 
@@ -73,6 +74,8 @@ const WEBHOOK_ERRORS: Record<WebhookErrorCode, { status: number; title: string }
   body_incomplete: { status: 400, title: "The webhook body ended before it was complete" },
   // The app handed over a parsed body: the signed bytes are gone. A server bug, not the sender's.
   body_not_raw: { status: 500, title: "The webhook body is not the raw request bytes" },
+  // Sent compressed: whether the signature covers the bytes before or after compressing is unknowable.
+  unsupported_content_encoding: { status: 415, title: "The webhook body is content-encoded" },
   unsupported_version: { status: 400, title: "The webhook signature version is not supported" },
   // The configured secret cannot be used: the receiver's mistake, never the sender's.
   invalid_secret: { status: 500, title: "The webhook secret is invalid" },
@@ -106,7 +109,7 @@ function resumeStackTraces(limit: number | undefined): void {
 
 /**
  * A webhook delivery refused: the one error `verify` ever rejects with, whatever the input.
- * `code` names the reason; `status` is 400, 401, 413 or 500 (see `WEBHOOK_ERROR_CODES`).
+ * `code` names the reason; `status` is 400, 401, 413, 415 or 500 (see `WEBHOOK_ERROR_CODES`).
  */
 export class WebhookVerificationError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */

@@ -103,13 +103,14 @@ export {
   readStreamUpTo,
   recordBody,
 } from "./web-body.js";
-export type { RawBody } from "./webhooks/body.js";
+export { contentEncodingRefusal, type RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
 export {
   createWebhookReceiver,
   DEFAULT_WEBHOOK_LOCK_TTL_MS,
   DEFAULT_WEBHOOK_RETENTION_MS,
   deliveryKey,
+  type EarlyRefusalCode,
   type WebhookDecision,
   type WebhookReceipt,
   type WebhookReceiver,

@@ -80,6 +80,22 @@ describe("body in every shape", () => {
     expect(error.status).toBe(500);
   });
 
+  it("refuses a content-encoded delivery (415 unsupported_content_encoding) whichever bytes were signed; identity is none", async () => {
+    const headers = await swDelivery();
+    for (const coding of ["gzip", "GZIP", "br", "identity, gzip", ["gzip"]]) {
+      const error = await expectRefused(
+        swVerifier(),
+        { ...headers, "content-encoding": coding },
+        BODY,
+        "unsupported_content_encoding",
+      );
+      expect([error.status, error.message]).toEqual([415, expect.stringMatching(/Content-Encoding: (gzip|br)/)]);
+    }
+    for (const coding of ["identity", " Identity ", ""]) {
+      await expectVerified(swVerifier(), { ...headers, "content-encoding": coding }, BODY);
+    }
+  });
+
   it("refuses a body over the limit before hashing it", async () => {
     const body = "x".repeat(2048);
     const headers = await swDelivery({ body });

@@ -45,8 +45,9 @@ async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8A
   const known = rawBodyOf(req);
   // Bytes a parser or the host already holds are bounded as the ones read here are.
   if (known !== undefined) return known.byteLength > limit ? BodyError.tooLarge(limit) : known;
-  if (streamConsumed(req)) return new BodyError("body_not_raw", NOT_RAW_ADVICE);
+  // Nothing announced, nothing lost, even when a parser read the empty stream (body-parser reads `Content-Length: 0`).
   if (!announcesBody(req)) return new Uint8Array();
+  if (streamConsumed(req)) return new BodyError("body_not_raw", NOT_RAW_ADVICE);
   return readRawBody(req, limit);
 }
 

@@ -1,4 +1,6 @@
 /** `webhook()` specifics, over real HTTP on 127.0.0.1: raw bytes, limits, onError, outcomes. */
+
+import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
@@ -132,6 +134,45 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
     const body = Buffer.from(d.body);
     const response = await send(url, { headers: d.headers, body: [body.subarray(0, 5), body.subarray(5)] });
     expect(response.status).toBe(200);
+  });
+
+  it.each<[string, (app: Express) => void]>([
+    ["no body parser (the bytes as sent)", () => {}],
+    [
+      "express.json({ verify: captureRawBody }) (the bytes it inflated)",
+      (app) => app.use(express.json({ verify: captureRawBody })),
+    ],
+    ["express.raw({ type: '*/*' }) (the bytes it inflated)", (app) => app.use(express.raw({ type: "*/*" }))],
+  ])(
+    "a gzip-encoded delivery → 415 unsupported_content_encoding, whichever bytes were signed; %s",
+    async (_name, before) => {
+      let ran = 0;
+      const url = await start({
+        before,
+        route: (_req, res) => {
+          ran++;
+          res.end();
+        },
+      });
+      const payload = Buffer.from('{"type":"invoice.paid"}');
+      const compressed = gzipSync(payload);
+      for (const signedBytes of [payload, compressed]) {
+        const d = await signed(signedBytes);
+        const response = await send(url, { headers: { ...d.headers, "content-encoding": "gzip" }, body: compressed });
+        expect(response.headers["content-type"]).toMatch(/^application\/problem\+json/);
+        expect(response.json()).toMatchObject({ status: 415, code: "unsupported_content_encoding" });
+        expect((response.json() as { detail: string }).detail).toMatch(/Content-Encoding: gzip/);
+      }
+      expect(ran).toBe(0);
+    },
+  );
+
+  it("an empty body a parser read first is still the empty body signed, not body_not_raw (nothing was lost)", async () => {
+    const url = await start({ before: (app) => app.use(express.json()) });
+    const d = await signed("");
+    const response = await send(url, { headers: d.headers, body: "" });
+    expect(response.status).toBe(200);
+    expect(response.json()).toEqual({ id: d.id, body: "" });
   });
 
   it("a delivery without a body is refused by the verifier, not by the reader", async () => {

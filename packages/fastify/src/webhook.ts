@@ -10,6 +10,7 @@
 import {
   BodyError,
   bodyLimitOption,
+  contentEncodingRefusal,
   createWebhookReceiver,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
@@ -88,6 +89,16 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   return hookSet("first", {
     bodyLimit: limit,
     preParsing(request, reply, payload, done) {
+      // Refused here, as the verifier would: after this, Fastify's parser fails on the compressed bytes with its own 400.
+      const encoded = contentEncodingRefusal(request.headers);
+      if (encoded !== undefined) {
+        return answer(
+          receiver.refuse("unsupported_content_encoding", encoded, request.headers),
+          request,
+          reply,
+          onError,
+        );
+      }
       takeFormRaw(request);
       capture(request, reply, payload, done);
     },

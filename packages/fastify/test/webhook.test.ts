@@ -1,6 +1,7 @@
 /** Fastify-specific webhook behaviour: raw bytes whatever the parser, limits, misconfiguration, onError. */
 
 import { request as httpRequest } from "node:http";
+import { createGunzip, gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import { withClient } from "@interlock/test-harness/http2";
@@ -57,6 +58,39 @@ async function problem(response: Response) {
 }
 
 describe("raw body, whatever parser the app uses", () => {
+  it.each<[string, ((app: FastifyInstance) => void) | undefined]>([
+    ["Fastify's own parsers (which fail on the compressed bytes)", undefined],
+    [
+      "the app's preParsing hook that inflates it",
+      (app) =>
+        app.addHook("preParsing", async (request, _reply, payload) => {
+          if (request.headers["content-encoding"] !== "gzip") return payload;
+          delete request.headers["content-length"];
+          return payload.pipe(createGunzip());
+        }),
+    ],
+  ])(
+    "a gzip-encoded delivery → 415 unsupported_content_encoding, whichever bytes were signed; %s",
+    async (_name, setup) => {
+      const handled = vi.fn();
+      running = await listen((app) => {
+        setup?.(app);
+        app.post("/hook", { config: { interlock: webhook(options()) } }, async () => handled());
+      });
+      const payload = Buffer.from('{"type":"invoice.paid"}');
+      const compressed = gzipSync(payload);
+      for (const signedBytes of [payload, compressed]) {
+        const d = await signed(signedBytes, "application/json");
+        const response = await post(`${running.url}/hook`, {
+          headers: { ...d.headers, "content-encoding": "gzip" },
+          body: compressed,
+        });
+        expect([response.status, (await problem(response)).code]).toEqual([415, "unsupported_content_encoding"]);
+      }
+      expect(handled).not.toHaveBeenCalled();
+    },
+  );
+
   it("JSON: verified on the exact bytes, and the app's JSON parser still parses", async () => {
     const { url } = await echoApp(options());
     // Whitespace, key order, escapes and a trailing ".0" a re-serialised body would lose.

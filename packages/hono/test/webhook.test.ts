@@ -1,4 +1,5 @@
 /** The webhook middleware on its own: raw body capture, limits, `onError`, settling, typing. */
+import { gzipSync } from "node:zlib";
 import {
   InterlockConfigError,
   type InterlockEvent,
@@ -29,6 +30,27 @@ const post = (url: string, d: { headers: Record<string, string>; body: Uint8Arra
 const ODD_JSON = '{ "z" : 1,\n\t"a":"caf\\u00e9 café 😀", "n": 1.50 }';
 
 describe("raw body", () => {
+  it("a gzip-encoded delivery → 415 unsupported_content_encoding, whichever bytes were signed", async () => {
+    let ran = 0;
+    const app = new Hono();
+    app.post("/hook", webhook(options()), (c) => c.text(String(++ran)));
+    const url = await start(app);
+    const payload = new TextEncoder().encode('{"type":"invoice.paid"}');
+    const compressed = new Uint8Array(gzipSync(payload));
+    for (const signedBytes of [payload, compressed]) {
+      const d = await delivery(signedBytes);
+      const response = await post(
+        `${url}/hook`,
+        { headers: d.headers, body: compressed },
+        {
+          headers: { ...d.headers, "content-type": "application/json", "content-encoding": "gzip" },
+        },
+      );
+      expect([response.status, (await problemOf(response)).code]).toEqual([415, "unsupported_content_encoding"]);
+    }
+    expect(ran).toBe(0);
+  });
+
   it("is verified byte for byte, and the route still parses the body whichever way it likes", async () => {
     // Mounted with app.use(), so the app's own type declares the variable.
     const app = new Hono<{ Variables: WebhookVariables }>();

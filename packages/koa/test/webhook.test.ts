@@ -1,5 +1,6 @@
 /** webhook(): the raw body whatever the app's body parsing, limits, onError, and outcomes. */
 import { createHash, randomBytes } from "node:crypto";
+import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import Koa, { type Middleware } from "koa";
@@ -56,6 +57,19 @@ const post = (d: { headers: Record<string, string>; body: Uint8Array | string })
   fetch(`${served?.url}/webhooks`, { method: "POST", headers: d.headers, body: d.body as BodyInit });
 
 describe("raw body", () => {
+  it("a gzip-encoded delivery → 415 unsupported_content_encoding, whichever bytes were signed; a parser after stands aside", async () => {
+    const seen = await start({}, { after: [bodyParser()] });
+    const payload = Buffer.from('{"type":"invoice.paid"}');
+    const compressed = gzipSync(payload);
+    for (const signedBytes of [payload, compressed]) {
+      const d = await delivery(signedBytes);
+      const response = await post({ headers: { ...d.headers, "content-encoding": "gzip" }, body: compressed });
+      expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect([response.status, (await response.json()).code]).toEqual([415, "unsupported_content_encoding"]);
+    }
+    expect(seen.handled).toEqual([]);
+  });
+
   it("reaches verification byte for byte, and a body parser after webhook() stands aside", async () => {
     const parser = { ran: 0 };
     // Odd spacing, key order, escapes and non-ASCII: anything a re-serialisation would change.

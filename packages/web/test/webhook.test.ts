@@ -1,4 +1,5 @@
 /** `withWebhook` on its own: raw body, limits, `onError`, settling, what the handler gets and returns. */
+import { gzipSync } from "node:zlib";
 import {
   InterlockConfigError,
   type InterlockEvent,
@@ -261,6 +262,25 @@ describe("refusals", () => {
     await expect.poll(() => outcomes, { timeout: 3000 }).toEqual(["400"]);
     expect(events.map((e) => (e.type === "webhook.rejected" ? e.code : e.type))).toEqual(["body_incomplete"]);
     expect(runs).toBe(0);
+  });
+
+  it("a gzip-encoded delivery → 415 unsupported_content_encoding, whichever bytes were signed", async () => {
+    let ran = 0;
+    const url = await start(withWebhook(options(), async () => new Response(String(++ran))));
+    const payload = new TextEncoder().encode('{"type":"invoice.paid"}');
+    const compressed = new Uint8Array(gzipSync(payload));
+    for (const signedBytes of [payload, compressed]) {
+      const d = await delivery(signedBytes);
+      const response = await post(
+        url,
+        { ...d, body: compressed },
+        {
+          headers: { ...d.headers, "content-type": "application/json", "content-encoding": "gzip" },
+        },
+      );
+      expect([response.status, (await problemOf(response)).code]).toEqual([415, "unsupported_content_encoding"]);
+    }
+    expect(ran).toBe(0);
   });
 
   it("a body something already read is 500 body_not_raw with advice, never a 401", async () => {

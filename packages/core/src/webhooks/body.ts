@@ -1,5 +1,6 @@
 import { utf8 } from "../encoding.js";
 import { BodyError, WebhookVerificationError } from "../errors.js";
+import { type HeadersInput, headerReader } from "../headers.js";
 
 /** The raw request body: bytes as received (a Node `Buffer` is a `Uint8Array`), or its text. */
 export type RawBody = Uint8Array | ArrayBuffer | ArrayBufferView | string;
@@ -33,4 +34,26 @@ function asBytes(body: RawBody): Uint8Array | undefined {
 function notRawMessage(body: unknown): string {
   const kind = body === null ? "null" : typeof body;
   return `expected the raw request body (bytes or text), got ${kind}: read it before any JSON body parser runs`;
+}
+
+/**
+ * Why a delivery sent with a `Content-Encoding` (gzip, deflate, br, …) is refused, 415
+ * `unsupported_content_encoding`; undefined for a body sent as is (no header, or `identity`).
+ * A signature covers bytes, and nothing says whether the sender signed them before compressing
+ * or after: verifying the bytes as received refuses the first kind with a misleading 401, and
+ * a body parser that inflates first (Express's, Cloud Functions') refuses the second kind. Every
+ * adapter gives this one answer instead, whatever read the body (the verifier checks it; an
+ * adapter whose framework would fail on the encoded body first refuses with it beforehand).
+ */
+export function contentEncodingRefusal(headers: HeadersInput): string | undefined {
+  const value = headerReader(headers)("content-encoding");
+  const codings = (typeof value === "string" ? value : (value ?? []).join(","))
+    .split(",")
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== "" && coding !== "identity");
+  if (codings.length === 0) return undefined;
+  return (
+    `the delivery was sent with Content-Encoding: ${codings.join(", ")}; signatures are checked on bodies sent ` +
+    "uncompressed only: have the sender (or a proxy in front) send it without compression"
+  );
 }

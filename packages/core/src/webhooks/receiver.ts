@@ -146,12 +146,16 @@ export interface WebhookReceiver {
   abort(ticket: WebhookTicket): Promise<void>;
   /**
    * For adapters that refuse a delivery before `begin` (a body over their limit, cut off by a
-   * client that went away, or that a parser already consumed): the problem+json decision, with
+   * client that went away, or that a parser already consumed; one sent content-encoded, see
+   * `contentEncodingRefusal`): the problem+json decision, with
    * its `webhook.rejected` event. Pass the request's `headers` so the event carries its
    * correlation id, as `begin`'s do.
    */
-  refuse(code: BodyErrorCode, message: string, headers?: HeadersInput): WebhookRespondDecision;
+  refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookRespondDecision;
 }
+
+/** What an adapter refuses before `begin`: the body's problems, and a body sent content-encoded. */
+export type EarlyRefusalCode = BodyErrorCode | "unsupported_content_encoding";
 
 /** How long a processed delivery is remembered by default: 7 days (providers redeliver for up to 3). */
 export const DEFAULT_WEBHOOK_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
@@ -372,7 +376,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (ticket) await release(ticket);
   }
 
-  function refuse(code: BodyErrorCode, message: string, headers?: HeadersInput): WebhookRespondDecision {
+  function refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookRespondDecision {
     const error = new WebhookVerificationError(code, message, verifier.scheme.name);
     if (onEvent) {
       const rejected: WebhookRejectedEvent = {

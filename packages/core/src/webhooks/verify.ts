@@ -11,7 +11,7 @@ import type { ContentParts, CryptoPort, Ed25519Key, HmacKey } from "../crypto/po
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
 import { type HeadersInput, headerReader } from "../headers.js";
-import { type RawBody, rawBytes } from "./body.js";
+import { contentEncodingRefusal, type RawBody, rawBytes } from "./body.js";
 import { importVerificationKeys, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
 import { type ParsedDelivery, refuse, type WebhookScheme } from "./scheme.js";
@@ -130,6 +130,8 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
 
   function prepare(attempt: Attempt, headers: HeadersInput, input: RawBody): Prepared {
     const body = rawBytes(input, scheme.name);
+    const encoded = contentEncodingRefusal(headers);
+    if (encoded !== undefined) refuse(scheme.name, "unsupported_content_encoding", encoded);
     if (body.length > maxBodyBytes) refuse(scheme.name, "body_too_large", `body exceeds ${maxBodyBytes} bytes`);
     const parsed = scheme.parse(headerReader(headers), body);
     attempt.claimedId = parsed.id;
