@@ -107,9 +107,9 @@ export function announcesBody(request: NodeRequestHead): boolean {
  * from its stream, or a response written with `write()` and `end()`. Once the total passes the
  * limit nothing more is kept, `add` answers false and `body()` is undefined. For a request
  * that means too large to read (413 `body_too_large`); for a response, too large to store, so
- * it is handed to the engine as streamed (`body: undefined`: passed through, not cached, key
- * released). Chunks are kept as given unless `add` is told to copy them (a response writer
- * may reuse its buffer once written).
+ * it is handed to the engine as such (`body: undefined`, `tooLarge: overflowed`: passed
+ * through, not cached, key released with reason `too_large`). Chunks are kept as given unless
+ * `add` is told to copy them (a response writer may reuse its buffer once written).
  */
 export class BodyCollector {
   /** The most bytes kept. */

@@ -54,33 +54,36 @@ export interface Recording {
   readonly stream: ReadableStream<Uint8Array>;
   /**
    * Reads the body on into `stream`'s queue, with or without a reader: until it ends (`settle`
-   * gets its bytes) or passes the limit (`settle` gets `undefined` then, not at the end). A
-   * reader that comes later still gets every byte, in order. Never rejects.
+   * gets its bytes) or passes the limit (`settle` gets `undefined`, `tooLarge`, then, not at the
+   * end). A reader that comes later still gets every byte, in order. Never rejects.
    */
   readAhead(): void;
 }
 
 /**
  * `stream` as it is read, its bytes kept up to `limit`. When it ends, `settle` gets them
- * (`undefined` past the limit), and the end is passed on only once `settle` is done: a client
- * that retries the moment it has the whole answer finds it stored. When the reader cancels (the
- * client went away), what the stream has ready is still read: a body that then ends is settled
- * as if read, one that does not yet gets `undefined`, as does a stream that fails. `settle` is
- * called once.
+ * (`undefined` past the limit, with `tooLarge` true: a capture's `body` and `tooLarge`), and the
+ * end is passed on only once `settle` is done: a client that retries the moment it has the
+ * whole answer finds it stored. When the reader cancels (the client went away), what the stream
+ * has ready is still read: a body that then ends is settled as if read, one that does not yet
+ * gets `undefined`, as does a stream that fails (`tooLarge` false: cut off, not too large,
+ * unless it had passed the limit already). `settle` is called once.
  */
 export function recordBody(
   stream: ReadableStream<Uint8Array>,
   limit: number,
-  settle: (body: Uint8Array | undefined) => Promise<void>,
+  settle: (body: Uint8Array | undefined, tooLarge: boolean) => Promise<void>,
 ): Recording {
   const reader = stream.getReader();
   let kept: BodyCollector | undefined = new BodyCollector(limit);
+  /** Whether the body passed `limit`: nothing more was kept from then on. */
+  let tooLarge = false;
   let settled = false;
   const settleOnce = (body: Uint8Array | undefined) => {
     if (settled) return Promise.resolve();
     settled = true;
     kept = undefined;
-    return settle(body);
+    return settle(body, tooLarge);
   };
   /** No more to read: the body ended, failed, or the reader cancelled (`cancelled`: the queue is closed too). */
   let ended = false;
@@ -115,6 +118,7 @@ export function recordBody(
     if (kept === undefined || chunk.byteLength === 0) return chunk;
     if (!kept.add(chunk, true)) {
       kept = undefined;
+      tooLarge = true;
       return chunk;
     }
     return kept.chunks[kept.chunks.length - 1] as Uint8Array;

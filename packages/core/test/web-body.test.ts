@@ -1,6 +1,6 @@
 /** core's web-standard body reader, on what only it decides (the adapters' tests cover the rest). */
 import { describe, expect, it } from "vitest";
-import { BodyError, readStreamUpTo } from "../src/index.js";
+import { BodyError, readStreamUpTo, recordBody } from "../src/index.js";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -36,5 +36,71 @@ describe("readStreamUpTo", () => {
       },
     });
     expect(await readStreamUpTo(failing, 8)).toMatchObject({ code: "body_incomplete" });
+  });
+});
+
+describe("recordBody", () => {
+  /** What `settle` got, once the recording is over: the body as text (or undefined), and `tooLarge`. */
+  function recording(stream: ReadableStream<Uint8Array>, limit: number) {
+    let settled: (value: [string | undefined, boolean]) => void = () => {};
+    const outcome = new Promise<[string | undefined, boolean]>((resolve) => {
+      settled = resolve;
+    });
+    const recorded = recordBody(stream, limit, async (body, tooLarge) => {
+      settled([body === undefined ? undefined : text(body), tooLarge]);
+    });
+    return { recorded, outcome };
+  }
+
+  /** The whole recorded stream, read as a client would. */
+  const readAll = (stream: ReadableStream<Uint8Array>) => new Response(stream).text();
+
+  it("settles the whole body within the limit, not too large", async () => {
+    const { recorded, outcome } = recording(streamOf("hel", "lo"), 8);
+    expect(await readAll(recorded.stream)).toBe("hello");
+    expect(await outcome).toEqual(["hello", false]);
+  });
+
+  it("past the limit, read by the client: every byte still goes out, and settles as too large", async () => {
+    const { recorded, outcome } = recording(streamOf("hello", "world"), 8);
+    expect(await readAll(recorded.stream)).toBe("helloworld");
+    expect(await outcome).toEqual([undefined, true]);
+  });
+
+  it("past the limit, read ahead: settles as too large as soon as it passes, before the end", async () => {
+    let more: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("hello world"));
+        more = controller; // never closed: the rest is still being written
+      },
+    });
+    const { recorded, outcome } = recording(stream, 8);
+    recorded.readAhead();
+    expect(await outcome).toEqual([undefined, true]);
+    more?.close();
+    expect(await readAll(recorded.stream)).toBe("hello world");
+  });
+
+  it("a stream that fails, or that the client stops reading before its end, is not too large: cut off", async () => {
+    const failing = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.error(new Error("aborted"));
+      },
+    });
+    const failed = recording(failing, 8);
+    await expect(readAll(failed.recorded.stream)).rejects.toThrow("aborted");
+    expect(await failed.outcome).toEqual([undefined, false]);
+
+    const endless = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("tick"));
+      },
+    });
+    const left = recording(endless, 8);
+    const reader = left.recorded.stream.getReader();
+    expect(text((await reader.read()).value as Uint8Array)).toBe("tick");
+    await reader.cancel();
+    expect(await left.outcome).toEqual([undefined, false]);
   });
 });

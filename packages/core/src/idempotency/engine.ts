@@ -549,8 +549,13 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       const ticket = publicTicket as Ticket;
       if (!stopRenewal(ticket)) return false;
       const status = captured.status;
-      if (captured.body === undefined) return release(ticket, { reason: "streamed", status }).then(() => false);
+      // A body dropped for its size is judged as a whole one over the limit: its status first.
+      const tooLarge = captured.tooLarge === true;
+      if (captured.body === undefined && !tooLarge)
+        return release(ticket, { reason: "streamed", status }).then(() => false);
       if (!shouldCache(status)) return release(ticket, { reason: "status", status }).then(() => false);
+      if (tooLarge || captured.body === undefined)
+        return release(ticket, { reason: "too_large", status }).then(() => false);
       const response = {
         status,
         headers: replayableHeaders(captured.headers, allowedHeaders),

@@ -22,8 +22,17 @@ export interface CapturedResponse {
     | Iterable<readonly [string, string]>
     | FetchHeadersLike
     | Readonly<Record<string, string | number | readonly string[] | undefined>>;
-  /** The whole body, or `undefined` when it was streamed and could not be captured. */
+  /**
+   * The whole body, or `undefined` when it was not kept: streamed (piped, cut off, or a stream
+   * the adapter does not record), or too large (see `tooLarge`).
+   */
   body: Uint8Array | string | undefined;
+  /**
+   * True when the body was not kept because it passed the store's `maxRecordBytes` (`body` is
+   * then not read): nothing is stored and the key is released with reason `too_large`, as for a
+   * whole body over that limit, rather than `streamed`.
+   */
+  tooLarge?: boolean;
 }
 
 /**

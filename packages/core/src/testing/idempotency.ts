@@ -19,6 +19,7 @@ import {
   type IdempotencyOptions,
   type IdempotencyRequest,
 } from "../idempotency/engine.js";
+import type { CapturedResponse } from "../idempotency/response.js";
 import { runIdempotent } from "../idempotency/run.js";
 import type { InterlockStore } from "../store/contract.js";
 
@@ -477,6 +478,28 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         await send(engine, post(bigKey), () => ({ status: 200, body: new Uint8Array(store.maxRecordBytes + 1) }));
         expect(events.at(-1)).toMatchObject({ type: "idempotency.released", reason: "too_large" });
         expect((await send(engine, post(bigKey))).ran).toBe(true);
+      });
+
+      it("a body the adapter stopped keeping at the record limit (tooLarge) is released as too_large, after its status", async () => {
+        const events: InterlockEvent[] = [];
+        const engine = await engineOn({}, events);
+        const finishWith = async (captured: CapturedResponse) => {
+          const key = newKey();
+          const decision = await engine.begin(post(key));
+          if (decision.action !== "execute") throw new Error("expected to execute");
+          expect(await engine.finish(decision.ticket, captured)).toBe(false);
+          const released = events.at(-1);
+          expect((await send(engine, post(key))).ran).toBe(true);
+          return released;
+        };
+        const dropped = { status: 200, headers: {}, body: undefined, tooLarge: true };
+        expect(await finishWith(dropped)).toMatchObject({ reason: "too_large", status: 200, released: true });
+        // The status decides first, as for a whole body over the limit.
+        expect(await finishWith({ ...dropped, status: 503 })).toMatchObject({ reason: "status", status: 503 });
+        // What an adapter kept of a body it says was cut is never stored.
+        expect(await finishWith({ ...dropped, body: "partial" })).toMatchObject({ reason: "too_large" });
+        // Not kept, and not for its size: streamed.
+        expect(await finishWith({ ...dropped, tooLarge: false })).toMatchObject({ reason: "streamed" });
       });
 
       it("a crash mid-handler blocks the key for one lease; then a retry runs once", async () => {
