@@ -29,14 +29,15 @@ export function responseStarted(res: ServerResponse): boolean {
 /**
  * Wraps `res.write` and `res.end` (and `res.writeHead`, to read the headers the app set). With
  * `recordLimit`, the bytes written (by `write`s and the `end`, in order) are collected up to
- * that many: `settle` gets the whole body, or `undefined` when it passed the limit or was piped
- * in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed, with the headers the app set.
- * The first `end` is held until `settle` is done, then goes out as it was called. A piped
- * response the client closed before its end is settled (as streamed) when it closes.
+ * that many: `settle` gets the whole body, or `undefined` when it passed the limit (then
+ * `tooLarge` is true) or was piped in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed, with
+ * the headers the app set. The first `end` is held until `settle` is done, then goes out as it
+ * was called. A piped response the client closed before its end is settled (as streamed) when
+ * it closes.
  */
 export function holdResponse(
   res: ServerResponse,
-  settle: (body: Uint8Array | undefined, headers: ResponseHeaders) => Promise<void>,
+  settle: (body: Uint8Array | undefined, headers: ResponseHeaders, tooLarge: boolean) => Promise<void>,
   recordLimit?: number,
 ): void {
   const original = { write: res.write as Writer, end: res.end as Writer, writeHead: res.writeHead as Writer };
@@ -48,12 +49,15 @@ export function holdResponse(
    * later changes would reach the client and not the record.
    */
   const record = (chunk: unknown, encoding: unknown): unknown => {
-    if (body === undefined || chunk === undefined || chunk === null || typeof chunk === "function") return chunk;
+    if (body === undefined || body.overflowed || chunk === undefined || chunk === null || typeof chunk === "function")
+      return chunk;
     const bytes = chunkBytes(chunk, encoding);
-    if (bytes === undefined || !body.add(bytes, bytes === chunk)) {
+    if (bytes === undefined) {
       body = undefined;
       return chunk;
     }
+    // Past the limit the collector keeps nothing more: it stays, to say the body was too large.
+    if (!body.add(bytes, bytes === chunk)) return chunk;
     if (bytes !== chunk || bytes.byteLength === 0) return chunk;
     // A Buffer over the copy, as the app wrote one: layers before this one may call its methods.
     const copy = body.chunks[body.chunks.length - 1] as Uint8Array;
@@ -81,7 +85,7 @@ export function holdResponse(
   const cutOff = () => {
     if (ended) return;
     unwrap();
-    settle(undefined, appHeaders ?? responseHeaders(res)).catch(() => {});
+    settle(undefined, appHeaders ?? responseHeaders(res), false).catch(() => {});
   };
   let piped = false;
   const onPipe = () => {
@@ -111,7 +115,7 @@ export function holdResponse(
     (res as Marked)[STARTED] = true;
     if (args.length > 0) args[0] = record(args[0], args[1]);
     const flush = () => void original.end.apply(res, args);
-    const settling = settle(body?.body(), appHeaders ?? responseHeaders(res));
+    const settling = settle(body?.body(), appHeaders ?? responseHeaders(res), body?.overflowed === true);
     fixHeaders(res, args[0], args[1]);
     settling.then(flush, flush);
     return res;

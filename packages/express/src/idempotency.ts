@@ -94,8 +94,8 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
     onThrow(req, () => engine.abort(ticket));
     holdResponse(
       res,
-      async (body, headers) => {
-        await engine.finish(ticket, { status: res.statusCode, headers, body });
+      async (body, headers, tooLarge) => {
+        await engine.finish(ticket, { status: res.statusCode, headers, body, tooLarge });
       },
       recordLimit,
     );

@@ -9,7 +9,7 @@ import {
   MemoryStore,
 } from "@interlock/core";
 import compression from "compression";
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
 import { asyncRoute, untouchedBody } from "./framework.js";
@@ -244,30 +244,41 @@ describe("idempotency(): response capture", () => {
     expect(world.runs()).toBe(1);
   });
 
-  it("write() then end() past the store's maxRecordBytes: passed through whole, uncached, the key released", async () => {
-    const world = await start(
-      (app, use, idem) =>
-        app.post(
-          "/big",
-          idem,
-          use((_req, res) => {
-            res.type("text/plain");
-            for (let i = 0; i < 4; i++) res.write("x".repeat(512));
-            res.end("!");
-          }),
-        ),
-      { store: new MemoryStore({ maxRecordBytes: 1024 }) },
-    );
-    const key = newKey();
-    expect((await post(`${world.url}/big`, key)).text).toBe(`${"x".repeat(2048)}!`);
-    const again = await post(`${world.url}/big`, key);
-    expect([again.text.length, again.headers["idempotent-replayed"]]).toEqual([2049, undefined]);
-    expect(world.runs()).toBe(2);
-    expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([
-      { reason: "streamed", status: 200 },
-      { reason: "streamed", status: 200 },
-    ]);
-  });
+  it.each([
+    [
+      "write() then end()",
+      (res: Response) => {
+        for (let i = 0; i < 4; i++) res.write("x".repeat(512));
+        res.end("!");
+      },
+    ],
+    ["res.send() in one piece", (res: Response) => res.send(`${"x".repeat(2048)}!`)],
+  ])(
+    "%s past the store's maxRecordBytes: passed through whole, uncached, the key released as too_large",
+    async (_name, answer) => {
+      const world = await start(
+        (app, use, idem) =>
+          app.post(
+            "/big",
+            idem,
+            use((_req, res) => {
+              res.type("text/plain");
+              answer(res);
+            }),
+          ),
+        { store: new MemoryStore({ maxRecordBytes: 1024 }) },
+      );
+      const key = newKey();
+      expect((await post(`${world.url}/big`, key)).text).toBe(`${"x".repeat(2048)}!`);
+      const again = await post(`${world.url}/big`, key);
+      expect([again.text.length, again.headers["idempotent-replayed"]]).toEqual([2049, undefined]);
+      expect(world.runs()).toBe(2);
+      expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+        { reason: "too_large", status: 200 },
+        { reason: "too_large", status: 200 },
+      ]);
+    },
+  );
 
   it("a piped stream passes through uncached, the key released", async () => {
     const world = await start((app, use, idem) =>

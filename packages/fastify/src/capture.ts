@@ -90,9 +90,10 @@ export function recordOnHijack(
 
 /**
  * Records what a hijacked reply writes with `write` and `end`, up to `limit` bytes (none
- * without a `limit`). Past it, or when a stream is piped into the raw response, the response
- * counts as streamed (not cached, key released). Writes made while the reply is not hijacked are Fastify's own and are
- * skipped: onSend already saw them. Returns the recording, read once the response has finished.
+ * without a `limit`). Past it the response counts as too large (`tooLarge`), and when a stream
+ * is piped into the raw response, as streamed (either way not cached, key released). Writes
+ * made while the reply is not hijacked are Fastify's own and are skipped: onSend already saw
+ * them. Returns the recording, read once the response has finished.
  */
 function recordHijackedWrites(
   reply: FastifyReply,
@@ -114,7 +115,14 @@ function recordHijackedWrites(
 
   // `reply.sent` is true for a hijacked reply, and false while Fastify itself writes.
   const keep = (chunk: unknown, encoding: unknown) => {
-    if (!reply.sent || body === undefined || chunk === undefined || chunk === null || typeof chunk === "function")
+    if (
+      !reply.sent ||
+      body === undefined ||
+      body.overflowed ||
+      chunk === undefined ||
+      chunk === null ||
+      typeof chunk === "function"
+    )
       return;
     const bytes =
       typeof chunk === "string"
@@ -122,8 +130,10 @@ function recordHijackedWrites(
         : chunk instanceof Uint8Array
           ? chunk
           : undefined;
-    // The writer's own buffer is copied (when kept): it may reuse it once written.
-    if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
+    if (bytes === undefined) body = undefined;
+    // The writer's own buffer is copied (when kept): it may reuse it once written. Past the
+    // limit nothing more is kept, and the collector says the body was too large.
+    else body.add(bytes, bytes === chunk);
   };
   raw.on("pipe", () => {
     if (!reply.sent) return;
@@ -166,5 +176,10 @@ function recordHijackedWrites(
 
   // getHeaders() is a fresh copy already; spreading it again costs ~0.5 µs a request on Node 20.
   const headers = () => (headHeaders === undefined ? raw.getHeaders() : Object.assign(raw.getHeaders(), headHeaders));
-  return () => ({ status: sentStatus ?? raw.statusCode, headers: headers(), body: body?.body() });
+  return () => ({
+    status: sentStatus ?? raw.statusCode,
+    headers: headers(),
+    body: body?.body(),
+    tooLarge: body?.overflowed === true,
+  });
 }

@@ -181,25 +181,39 @@ describe("response capture and replay", () => {
     ]);
   });
 
-  it("a hijacked body past the store's record limit passes through whole, uncached", async () => {
-    const events: InterlockEvent[] = [];
-    let calls = 0;
-    const store = new MemoryStore({ maxRecordBytes: 1024 });
-    await start(options({ store, onEvent: (event) => events.push(event) }), (app, hooks) => {
-      app.post("/big", hooks, (_request, reply) => {
-        calls++;
+  it.each([
+    [
+      "a hijacked body",
+      (reply: FastifyReply) => {
         reply.hijack();
         reply.raw.writeHead(200, { "content-type": "text/plain" });
         for (let i = 0; i < 4; i++) reply.raw.write("x".repeat(512));
         reply.raw.end();
+      },
+    ],
+    ["a body sent whole", (reply: FastifyReply) => reply.type("text/plain").send("x".repeat(2048))],
+  ])(
+    "%s past the store's record limit passes through whole, uncached, released as too_large",
+    async (_name, answer) => {
+      const events: InterlockEvent[] = [];
+      let calls = 0;
+      const store = new MemoryStore({ maxRecordBytes: 1024 });
+      await start(options({ store, onEvent: (event) => events.push(event) }), (app, hooks) => {
+        app.post("/big", hooks, (_request, reply) => {
+          calls++;
+          answer(reply);
+        });
       });
-    });
-    const key = newKey();
-    expect((await (await send("/big", key)).text()).length).toBe(2048);
-    expect((await (await send("/big", key)).text()).length).toBe(2048);
-    expect(calls).toBe(2);
-    expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
-  });
+      const key = newKey();
+      expect((await (await send("/big", key)).text()).length).toBe(2048);
+      expect((await (await send("/big", key)).text()).length).toBe(2048);
+      expect(calls).toBe(2);
+      expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+        { reason: "too_large", status: 200 },
+        { reason: "too_large", status: 200 },
+      ]);
+    },
+  );
 
   it("a stream piped into a hijacked reply passes through uncached, the key released", async () => {
     const events: InterlockEvent[] = [];

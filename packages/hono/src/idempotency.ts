@@ -169,8 +169,8 @@ function watchBodies(c: Context): () => Written | undefined {
  * later middleware replaced) is recorded as it goes out, up to the store's `maxRecordBytes`:
  * its chunks reach the client as the route writes them, and its end only once `finish` is done,
  * so a client that retries the moment it has the whole answer finds it stored. A stream given
- * to the context, a body past that size, or one the client stops reading goes out uncached
- * (`body: undefined`: the engine releases the key).
+ * to the context, or one the client stops reading, goes out uncached as streamed; a body past
+ * that size, as too large (`tooLarge`), whatever its kind: the engine releases the key.
  */
 async function capture(
   c: Context,
@@ -200,7 +200,7 @@ async function capture(
   // Hono answers HEAD with the route's headers and drops its body unread (`new Response(null,
   // res)`): a recording would never end, and the key would stay in flight. No body goes out.
   if (stream === null || c.req.method === "HEAD") return finish({ status, headers, body: new Uint8Array(0) });
-  const recorded = recordBody(stream, limit, (body) => finish({ status, headers, body }));
+  const recorded = recordBody(stream, limit, (body, tooLarge) => finish({ status, headers, body, tooLarge }));
   // The exact headers just captured, not the response as init, for the same reason.
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;

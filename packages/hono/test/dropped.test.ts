@@ -159,7 +159,7 @@ describe("an outer middleware that replaces the answer without reading it", () =
     await expectRecordedOnce(failing, 502, "audit log unavailable");
   });
 
-  it("an answer past the store's maxRecordBytes: the key is released (reason streamed), the retry runs the route again", async () => {
+  it("an answer past the store's maxRecordBytes: the key is released (reason too_large), the retry runs the route again", async () => {
     const world = await serve(
       customPage,
       () => new Response(piecewise(["x".repeat(600), "y".repeat(600), "z".repeat(600)]), { status: 200 }),
@@ -172,7 +172,7 @@ describe("an outer middleware that replaces the answer without reading it", () =
     expect([retry.status, await retry.text()]).toEqual([200, "custom page"]);
     expect(retry.headers.get("idempotent-replayed")).toBeNull();
     expect(world.calls).toBe(2);
-    expect(released(world.events)).toEqual(["streamed", "streamed"]);
+    expect(released(world.events)).toEqual(["too_large", "too_large"]);
   });
 
   it("an answer whose stream fails once dropped: the key is released, nothing unhandled", async () => {
@@ -252,7 +252,7 @@ describe("an outer middleware that reads the answer only once its own is read", 
     expect(types(world.events)).toEqual(["idempotency.first", "idempotency.completed", "idempotency.replayed"]);
   });
 
-  it("past maxRecordBytes: the client still gets every byte in order, and the key is released", async () => {
+  it("past maxRecordBytes: the client still gets every byte in order, and the key is released as too_large", async () => {
     const world = await serve(lazy, () => new Response(piecewise(pieces), { status: 201 }), {
       maxRecordBytes: 1024,
     });
@@ -262,6 +262,6 @@ describe("an outer middleware that reads the answer only once its own is read", 
     expect(await retry.text()).toBe(pieces.join(""));
     expect(retry.headers.get("idempotent-replayed")).toBeNull();
     expect(world.calls).toBe(2);
-    expect(released(world.events)).toEqual(["streamed", "streamed"]);
+    expect(released(world.events)).toEqual(["too_large", "too_large"]);
   });
 });

@@ -100,10 +100,11 @@ type Writer = (...args: unknown[]) => unknown;
 
 /**
  * Records what the app writes to `ctx.res` itself (`ctx.respond = false`, then `res.write` /
- * `res.end`), as the Fastify adapter records a hijacked reply: up to `limit` bytes, past which,
- * or when a stream is piped into `ctx.res`, the response counts as streamed (not cached, key
- * released). `stop` once Koa answers from `ctx`: its own writes are not recorded. A piped
- * response the client closed before its end is settled when it closes.
+ * `res.end`), as the Fastify adapter records a hijacked reply: up to `limit` bytes, past which
+ * the response counts as too large (`tooLarge`), and when a stream is piped into `ctx.res`, as
+ * streamed (either way not cached, key released). `stop` once Koa answers from `ctx`: its own
+ * writes are not recorded. A piped response the client closed before its end is settled when it
+ * closes.
  */
 export function recordBypass(res: ServerResponse, limit: number) {
   const original = { write: res.write as Writer, end: res.end as Writer };
@@ -113,15 +114,18 @@ export function recordBypass(res: ServerResponse, limit: number) {
     ended = resolve;
   });
   const keep = (chunk: unknown, encoding: unknown) => {
-    if (body === undefined || chunk === undefined || chunk === null || typeof chunk === "function") return;
+    if (body === undefined || body.overflowed || chunk === undefined || chunk === null || typeof chunk === "function")
+      return;
     const bytes =
       typeof chunk === "string"
         ? Buffer.from(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
         : chunk instanceof Uint8Array
           ? chunk
           : undefined;
-    // The app's own buffer is copied (when kept): it may reuse it once written.
-    if (bytes === undefined || !body.add(bytes, bytes === chunk)) body = undefined;
+    if (bytes === undefined) body = undefined;
+    // The app's own buffer is copied (when kept): it may reuse it once written. Past the limit
+    // nothing more is kept, and the collector says the body was too large.
+    else body.add(bytes, bytes === chunk);
   };
   // A pipe stops when its response closes: when the client left first, nothing ends this
   // response any more, so what was recorded (a stream: nothing) is settled then.
@@ -162,7 +166,12 @@ export function recordBypass(res: ServerResponse, limit: number) {
     /** What the app wrote, once it has ended the response (stored after it went out). */
     async recorded(): Promise<CapturedResponse> {
       await end;
-      return { status: res.statusCode, headers: sentHeaders(res), body: body?.body() };
+      return {
+        status: res.statusCode,
+        headers: sentHeaders(res),
+        body: body?.body(),
+        tooLarge: body?.overflowed === true,
+      };
     },
   };
 }

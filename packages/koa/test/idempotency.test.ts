@@ -275,25 +275,27 @@ describe("streams and bypasses pass through uncached, the key released", () => {
     expect(released(world)).toEqual(["streamed", "streamed"]);
   });
 
-  it("ctx.respond = false with res.write + res.end past the store's maxRecordBytes: passes through uncached", async () => {
-    const world = await start(
-      [
-        [
-          "POST",
-          "/big",
-          (ctx) => {
-            ctx.respond = false;
-            for (let i = 0; i < 4; i++) ctx.res.write("x".repeat(512));
-            ctx.res.end();
-          },
-        ],
-      ],
-      { store: new MemoryStore({ maxRecordBytes: 1024 }) },
-    );
+  it.each([
+    [
+      "ctx.respond = false with res.write + res.end",
+      (ctx: Context) => {
+        ctx.respond = false;
+        for (let i = 0; i < 4; i++) ctx.res.write("x".repeat(512));
+        ctx.res.end();
+      },
+    ],
+    [
+      "ctx.body set whole",
+      (ctx: Context) => {
+        ctx.body = "x".repeat(2048);
+      },
+    ],
+  ])("%s past the store's maxRecordBytes: passes through uncached, released as too_large", async (_name, answer) => {
+    const world = await start([["POST", "/big", answer]], { store: new MemoryStore({ maxRecordBytes: 1024 }) });
     const key = newId("key");
     for (const _ of [1, 2]) expect((await (await send("/big", key)).text()).length).toBe(2048);
     expect(world.calls).toBe(2);
-    expect(released(world)).toEqual(["streamed", "streamed"]);
+    expect(released(world)).toEqual(["too_large", "too_large"]);
   });
 
   it("ctx.respond = false, a stream piped into ctx.res, and the client leaves: the key is released, the retry runs", async () => {

@@ -123,8 +123,9 @@ const EMPTY = new Uint8Array(0);
  * goes out, up to the store's `maxRecordBytes`: it is read on at once, into the stream sent,
  * so it is stored whether or not (and however slowly) the client reads it, and its end reaches
  * the client only once the engine has stored it, so a client that retries the moment it has the
- * whole answer finds it. A body past that size, or one that fails, goes out uncached (the
- * engine releases the key); a stream that never ends is streamed on once past it.
+ * whole answer finds it. A body past that size goes out uncached (the engine releases the key,
+ * reason `too_large`), as does one that fails (reason `streamed`); a stream that never ends is
+ * streamed on once past it.
  */
 async function execute<R extends Request>(
   engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
@@ -153,8 +154,8 @@ async function execute<R extends Request>(
     await engine.abort(ticket); // nothing can be sent: the host fails it, and the retry runs again
     return response;
   }
-  const recorded = recordBody(body, engine.options.store.maxRecordBytes, (bytes) =>
-    engine.finish(ticket, { status, headers, body: bytes }).then(() => undefined),
+  const recorded = recordBody(body, engine.options.store.maxRecordBytes, (bytes, tooLarge) =>
+    engine.finish(ticket, { status, headers, body: bytes, tooLarge }).then(() => undefined),
   );
   recorded.readAhead();
   return new Response(recorded.stream, { status, statusText, headers });

@@ -317,23 +317,38 @@ describe("recording the answer", () => {
     expect(runs).toBe(1);
   });
 
-  it("past the store's maxRecordBytes: the client still gets every byte, and the key is released", async () => {
-    const events: InterlockEvent[] = [];
-    let runs = 0;
-    const big = "x".repeat(4096);
-    const url = await start(
-      withIdempotency(options(events, { store: new MemoryStore({ maxRecordBytes: 1024 }) }), async () => {
-        runs++;
-        return new Response(big, { status: 201 });
-      }),
-    );
-    const key = uniqueId("key");
-    expect(await (await send(url, key)).text()).toBe(big);
-    await expect.poll(() => released(events), { timeout: 2000 }).toEqual(["streamed"]);
-    const retry = await send(url, key);
-    expect([retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([null, big]);
-    expect(runs).toBe(2);
-  });
+  it.each([
+    ["a body given whole", (big: string) => big],
+    [
+      "a stream",
+      (big: string) =>
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let at = 0; at < big.length; at += 512) controller.enqueue(encoder.encode(big.slice(at, at + 512)));
+            controller.close();
+          },
+        }),
+    ],
+  ])(
+    "%s past the store's maxRecordBytes: the client still gets every byte, and the key is released as too_large",
+    async (_name, bodyOf) => {
+      const events: InterlockEvent[] = [];
+      let runs = 0;
+      const big = "x".repeat(4096);
+      const url = await start(
+        withIdempotency(options(events, { store: new MemoryStore({ maxRecordBytes: 1024 }) }), async () => {
+          runs++;
+          return new Response(bodyOf(big), { status: 201 });
+        }),
+      );
+      const key = uniqueId("key");
+      expect(await (await send(url, key)).text()).toBe(big);
+      await expect.poll(() => released(events), { timeout: 2000 }).toEqual(["too_large"]);
+      const retry = await send(url, key);
+      expect([retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([null, big]);
+      expect(runs).toBe(2);
+    },
+  );
 
   it("a stream that never ends releases its key when the client goes away", async () => {
     const events: InterlockEvent[] = [];
