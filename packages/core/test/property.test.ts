@@ -234,7 +234,7 @@ type Outcome =
   | { ok: true; id: string | undefined; timestamp: number | undefined; body: Uint8Array }
   | { ok: false; code: WebhookErrorCode };
 
-const STATUSES = new Set([400, 401, 413, 500]);
+const STATUSES = new Set([400, 401, 413, 415, 500]);
 
 /** The outcome of a refusal; anything but a `WebhookVerificationError` is rethrown, failing the property. */
 function refusal(error: unknown, verifier: WebhookVerifier, secrets: readonly WebhookSecret[]): Outcome {
