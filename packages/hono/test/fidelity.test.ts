@@ -3,6 +3,7 @@
  * replayable header lines), for the ways real Hono routes answer.
  */
 import { MemoryStore } from "@interlock/core";
+import { reusingStream } from "@interlock/test-harness/web-requests";
 import { expectFaithfulReplay, type WireAnswer, wireRequest } from "@interlock/test-harness/wire";
 import { type Context, Hono } from "hono";
 import { describe, expect, it } from "vitest";
@@ -23,27 +24,6 @@ async function firstAndReplay(
 }
 
 const encoder = new TextEncoder();
-
-/** A stream that enqueues one Uint8Array, changes it, enqueues it again, then clears it. */
-function reusingStream(): ReadableStream<Uint8Array> {
-  const chunk = encoder.encode("first;");
-  let pulls = 0;
-  return new ReadableStream<Uint8Array>(
-    {
-      pull(controller) {
-        pulls++;
-        if (pulls === 1) return controller.enqueue(chunk);
-        if (pulls === 2) {
-          chunk.set(encoder.encode("again;"));
-          return controller.enqueue(chunk);
-        }
-        chunk.fill(0x78);
-        controller.close();
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}
 
 describe("the bytes a route hands over", () => {
   it("c.body(buffer), then the route clears its buffer: the first client gets what is stored", async () => {

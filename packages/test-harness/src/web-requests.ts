@@ -61,3 +61,29 @@ export async function leaveMidBody(
   await new Promise((resolve) => setTimeout(resolve, 50)); // the server has started reading
   socket.destroy();
 }
+
+/**
+ * A response body that enqueues one `Uint8Array` ("first;"), changes it and enqueues it again
+ * ("again;"), then clears it once it closes: a recorder that keeps or sends the chunk by
+ * reference sends and stores its last state. Pulled one chunk at a time (no high-water mark).
+ */
+export function reusingStream(): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  const chunk = encoder.encode("first;");
+  let pulls = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        pulls++;
+        if (pulls === 1) return controller.enqueue(chunk);
+        if (pulls === 2) {
+          chunk.set(encoder.encode("again;"));
+          return controller.enqueue(chunk);
+        }
+        chunk.fill(0x78);
+        controller.close();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}

@@ -3,6 +3,7 @@
  * replayable header lines), for Responses real handlers return.
  */
 import { MemoryStore } from "@interlock/core";
+import { reusingStream } from "@interlock/test-harness/web-requests";
 import { expectFaithfulReplay, type WireAnswer, wireRequest } from "@interlock/test-harness/wire";
 import { describe, expect, it } from "vitest";
 import { withIdempotency } from "../src/index.js";
@@ -17,30 +18,11 @@ async function firstAndReplay(handler: () => Response | Promise<Response>): Prom
   return [first, replay];
 }
 
-const encoder = new TextEncoder();
-
 describe("the bytes a handler hands over", () => {
   it("a stream that enqueues one Uint8Array again after changing it: stored as each chunk was sent", async () => {
-    const [first, replay] = await firstAndReplay(() => {
-      const chunk = encoder.encode("first;");
-      let pulls = 0;
-      const body = new ReadableStream<Uint8Array>(
-        {
-          pull(controller) {
-            pulls++;
-            if (pulls === 1) return controller.enqueue(chunk);
-            if (pulls === 2) {
-              chunk.set(encoder.encode("again;"));
-              return controller.enqueue(chunk);
-            }
-            chunk.fill(0x78);
-            controller.close();
-          },
-        },
-        { highWaterMark: 0 },
-      );
-      return new Response(body, { headers: { "content-type": "text/plain" } });
-    });
+    const [first, replay] = await firstAndReplay(
+      () => new Response(reusingStream(), { headers: { "content-type": "text/plain" } }),
+    );
     expect(first.raw.toString()).toBe("first;again;");
     expectFaithfulReplay(first, replay);
   });
