@@ -161,6 +161,7 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
         const response = await send(url, { headers: { ...d.headers, "content-encoding": "gzip" }, body: compressed });
         expect(response.headers["content-type"]).toMatch(/^application\/problem\+json/);
         expect(response.json()).toMatchObject({ status: 415, code: "unsupported_content_encoding" });
+        expect(response.headers["accept-encoding"]).toBe("identity");
         expect((response.json() as { detail: string }).detail).toMatch(/Content-Encoding: gzip/);
       }
       expect(ran).toBe(0);

@@ -86,6 +86,7 @@ describe("raw body, whatever parser the app uses", () => {
           body: compressed,
         });
         expect([response.status, (await problem(response)).code]).toEqual([415, "unsupported_content_encoding"]);
+        expect(response.headers.get("accept-encoding")).toBe("identity");
       }
       expect(handled).not.toHaveBeenCalled();
     },

@@ -66,6 +66,7 @@ describe("raw body", () => {
       const response = await post({ headers: { ...d.headers, "content-encoding": "gzip" }, body: compressed });
       expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
       expect([response.status, (await response.json()).code]).toEqual([415, "unsupported_content_encoding"]);
+      expect(response.headers.get("accept-encoding")).toBe("identity");
     }
     expect(seen.handled).toEqual([]);
   });

@@ -279,6 +279,7 @@ describe("refusals", () => {
         },
       );
       expect([response.status, (await problemOf(response)).code]).toEqual([415, "unsupported_content_encoding"]);
+      expect(response.headers.get("accept-encoding")).toBe("identity");
     }
     expect(ran).toBe(0);
   });
