@@ -11,8 +11,9 @@
  *   node bench/http.mjs --rows bare,idem-unique   only these rows (see ROWS), writes nothing
  *   node bench/http.mjs --rate 2000 …      the client holds to 2,000 req/s: the CPU per request of a
  *                                          server that is not saturated (no wake-up feedback), writes nothing
- *   node bench/http.mjs --profile express:idem-unique [--duration 10]
- *                                          one server under --cpu-prof; prints where its CPU time goes
+ *   node bench/http.mjs --profile express:idem-unique [--duration 10] [--against hand-unique]
+ *                                          one server under --cpu-prof; prints where its CPU time goes,
+ *                                          and what it spends beyond its baseline row (or --against's)
  *
  * Each run starts one server in its own child process (fresh store, fresh JIT), so the load
  * generator, autocannon, never shares the server's event loop; the runs go one at a time. Every
@@ -1116,7 +1117,7 @@ async function profileMain() {
     throw new Error(`--profile takes framework:row, e.g. express:idem-unique (rows: ${Object.keys(ROWS).join(", ")})`);
   }
   const { default: autocannon } = await import("autocannon");
-  const base = ROWS[row].base;
+  const base = option("--against", ROWS[row].base);
   const pool = deliveryPool(POOL_SIZE);
   const profiles = [];
   for (const r of base ? [row, base] : [row]) {
