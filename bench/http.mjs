@@ -5,7 +5,7 @@
  * with our idempotency() middleware (unique keys, and all replays); on Express also the peers
  * express-idempotency and @node-idempotency/core. See README.md for how to read the numbers.
  *
- *   node bench/http.mjs                    full run (about 6 min on 2 cores), writes results/http.md
+ *   node bench/http.mjs                    full run (about 10 min on 2 cores), writes results/http.md
  *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
  *   node bench/http.mjs --only koa         one framework (or several, comma-separated), writes nothing
  *   node bench/http.mjs --rows bare,idem-unique   only these rows (see ROWS), writes nothing
@@ -53,6 +53,8 @@ const RATE = Number(option("--rate", 0));
 const POOL_SIZE = Number(option("--pool", QUICK ? 80_000 : 300_000));
 const HOST = "127.0.0.1"; // loopback only
 const BODY_BYTES = 512;
+/** The `busy` row's work per request, in µs: a loop on the clock, as a layer that costs this much. */
+const BUSY_US = 5;
 
 // ---------------------------------------------------------------------------------------
 // What is measured
@@ -93,6 +95,13 @@ const ROWS = {
     kind: "replay",
     base: "bare",
   },
+  // A calibration, not a peer: what any layer that works BUSY_US per request costs on this machine.
+  busy: {
+    label: `bare app + ${BUSY_US} µs of busy work per request`,
+    route: "/payments",
+    kind: "pay",
+    base: "bare",
+  },
   "ei-unique": { label: "express-idempotency 1.0.6, unique keys", route: "/payments", kind: "unique", base: "bare" },
   "ei-replay": { label: "express-idempotency 1.0.6, all replays", route: "/payments", kind: "replay", base: "bare" },
   "ni-unique": {
@@ -108,7 +117,7 @@ const ROWS = {
     base: "bare",
   },
 };
-const OURS = ["bare", "hmac", "webhook", "idem-unique", "idem-replay", "hand-unique", "hand-replay"];
+const OURS = ["bare", "hmac", "webhook", "idem-unique", "idem-replay", "hand-unique", "hand-replay", "busy"];
 const FRAMEWORKS = {
   express: { label: "Express 5.3.0", rows: [...OURS, "ei-unique", "ei-replay", "ni-unique", "ni-replay"] },
   fastify: { label: "Fastify 5.12.8", rows: OURS },
@@ -158,6 +167,20 @@ function handVerify(id, ts, signatures, body) {
 // Servers (child processes)
 
 /** What every payment route answers, from the parsed body: proves the body reached the route. */
+/** Spins for `BUSY_US` µs (a request is served on one thread: this is CPU time). */
+function busyWork() {
+  const until = performance.now() + BUSY_US / 1000;
+  while (performance.now() < until);
+}
+
+/** A route handler that first does `busyWork()`: the `busy` row. */
+const afterBusyWork =
+  (handler) =>
+  (...args) => {
+    busyWork();
+    return handler(...args);
+  };
+
 function payment(body, n) {
   if (typeof body?.amount !== "number") throw new Error("payment body was not parsed");
   return { id: `pay_${n}`, status: "succeeded", amount: body.amount, currency: body.currency };
@@ -229,8 +252,9 @@ const SERVERS = {
     };
     switch (row) {
       case "bare":
+      case "busy":
         app.use(express.json());
-        app.post("/payments", pay);
+        app.post("/payments", row === "busy" ? afterBusyWork(pay) : pay);
         break;
       case "hmac":
         app.post("/webhooks", express.raw({ type: "application/json" }), (req, res) => {
@@ -314,7 +338,8 @@ const SERVERS = {
     };
     switch (row) {
       case "bare":
-        app.post("/payments", pay);
+      case "busy":
+        app.post("/payments", row === "busy" ? afterBusyWork(pay) : pay);
         break;
       case "hmac":
         // The raw bytes for this route only: a content-type parser in an encapsulated scope.
@@ -393,10 +418,12 @@ const SERVERS = {
     };
     switch (row) {
       case "bare":
+      case "busy":
         // Koa has no body parser of its own: the stream, read by hand, and JSON.parse.
         app.use(
           route("POST", "/payments", async (ctx) => {
             const body = JSON.parse(await readStream(ctx.req));
+            if (row === "busy") busyWork();
             ctx.status = 201;
             ctx.body = payment(body, count());
           }),
@@ -484,7 +511,8 @@ const SERVERS = {
     const pay = async (c) => c.json(payment(await c.req.json(), count()), 201);
     switch (row) {
       case "bare":
-        app.post("/payments", pay);
+      case "busy":
+        app.post("/payments", row === "busy" ? afterBusyWork(pay) : pay);
         break;
       case "hmac":
         app.post("/webhooks", async (c) => {
