@@ -579,3 +579,148 @@ describe("the cache of scope hashes", () => {
     expect(engine.options.principal).toBe(false);
   });
 });
+
+describe("edges the decision table leaves open", () => {
+  const request = (key: string, body = "{}", path = "/payments") => ({
+    method: "POST",
+    route: "/payments",
+    path,
+    headers: { "idempotency-key": key },
+    body,
+  });
+
+  /** Runs one request answered `status`, then its retry: whether the retry was replayed. */
+  async function storedAfter(options: Partial<Parameters<typeof createIdempotency>[0]>, status: number) {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, ...options });
+    const key = `k-status-${status}`;
+    const first = await engine.begin(request(key));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    await engine.finish(first.ticket, { status, headers: {}, body: "answer" });
+    const retry = await engine.begin(request(key));
+    if (retry.action === "execute") await engine.abort(retry.ticket);
+    return retry.action === "respond" && retry.replayed;
+  }
+
+  it("each cache policy's boundaries: 499 stored and 500 released by default, 299 stored and 300 released by '2xx', 599 stored by 'all'", async () => {
+    expect(await storedAfter({}, 499)).toBe(true);
+    expect(await storedAfter({}, 500)).toBe(false);
+    expect(await storedAfter({ cache: "2xx" }, 200)).toBe(true);
+    expect(await storedAfter({ cache: "2xx" }, 299)).toBe(true);
+    expect(await storedAfter({ cache: "2xx" }, 300)).toBe(false);
+    expect(await storedAfter({ cache: "all" }, 500)).toBe(true);
+    expect(await storedAfter({ cache: "all" }, 599)).toBe(true);
+  });
+
+  it("the default fingerprint keeps the path and the body apart: /p?x=1 with no body is not /p?x= with the body 1", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
+    const first = await engine.begin(request("k-fp", "", "/payments?x=1"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    await engine.finish(first.ticket, { status: 201, headers: {}, body: "made" });
+    const other = await engine.begin(request("k-fp", "1", "/payments?x="));
+    expect(other).toMatchObject({ action: "respond", replayed: false, error: { code: "idempotency_key_mismatch" } });
+  });
+
+  it.each([
+    [1_500, "2"],
+    [500, "1"],
+    [60_000, "60"],
+  ])(
+    "a key in flight under a lease of %s ms asks for a retry in Retry-After: %s (rounded up, never 0)",
+    async (lockTtlMs, seconds) => {
+      const engine = createIdempotency({ store: new MemoryStore(), principal: false, lockTtlMs });
+      expect((await engine.begin(request("k-retry-after"))).action).toBe("execute");
+      const copy = await engine.begin(request("k-retry-after"));
+      if (copy.action !== "respond") throw new Error(`expected respond, got ${copy.action}`);
+      expect(copy.response.status).toBe(409);
+      expect(copy.response.headers).toContainEqual(["retry-after", seconds]);
+    },
+  );
+
+  it("waitForInFlight does not wait on a request with other content: its 422 comes from the first claim", async () => {
+    const store = new MemoryStore();
+    let claims = 0;
+    const claim = store.claim.bind(store);
+    store.claim = (...args) => {
+      claims++;
+      return claim(...args);
+    };
+    const engine = createIdempotency({ store, principal: false, waitForInFlight: { timeoutMs: 300, pollMs: 10 } });
+    expect((await engine.begin(request("k-wait-other", "first"))).action).toBe("execute");
+    claims = 0;
+    const other = await engine.begin(request("k-wait-other", "second"));
+    expect(other).toMatchObject({ action: "respond", error: { code: "idempotency_key_mismatch" } });
+    expect(claims).toBe(1);
+  });
+
+  it("stops renewing a lease once the request is finished or aborted", async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new MemoryStore();
+      let renewed = 0;
+      const extend = store.extend.bind(store);
+      store.extend = (...args) => {
+        renewed++;
+        return extend(...args);
+      };
+      const engine = createIdempotency({ store, principal: false, lockTtlMs: 300, extendLease: true });
+      const finished = await engine.begin(request("k-renew-finish"));
+      const aborted = await engine.begin(request("k-renew-abort"));
+      if (finished.action !== "execute" || aborted.action !== "execute") throw new Error("expected execute");
+      vi.advanceTimersByTime(150);
+      expect(renewed).toBe(2); // one renewal each, every 100 ms
+      await engine.finish(finished.ticket, { status: 201, headers: {}, body: "ok" });
+      await engine.abort(aborted.ticket);
+      vi.advanceTimersByTime(10_000);
+      expect(renewed).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a ticket settles once: abort after a finish, or finish after an abort, does nothing and reports nothing", async () => {
+    const events: InterlockEvent[] = [];
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent: (e) => events.push(e) });
+    const finished = await engine.begin(request("k-settle-finish"));
+    if (finished.action !== "execute") throw new Error(`expected execute, got ${finished.action}`);
+    expect(await engine.finish(finished.ticket, { status: 201, headers: {}, body: "ok" })).toBe(true);
+    const aborted = await engine.begin(request("k-settle-abort"));
+    if (aborted.action !== "execute") throw new Error(`expected execute, got ${aborted.action}`);
+    await engine.abort(aborted.ticket);
+    const settled = events.length;
+    await engine.abort(finished.ticket);
+    expect(await engine.finish(aborted.ticket, { status: 201, headers: {}, body: "late" })).toBe(false);
+    expect(events.slice(settled)).toEqual([]);
+    expect(await engine.begin(request("k-settle-finish"))).toMatchObject({ action: "respond", replayed: true });
+    expect((await engine.begin(request("k-settle-abort"))).action).toBe("execute");
+  });
+});
+
+describe("runIdempotent's edges", () => {
+  it("a completed key run again with other input is refused as a mismatch, not answered with the other's value", async () => {
+    const store = new MemoryStore();
+    await runIdempotent({ store, key: "job-mismatch", fingerprint: "msg-1" }, () => "first");
+    let ran = false;
+    const other = runIdempotent({ store, key: "job-mismatch", fingerprint: "msg-2" }, () => (ran = true));
+    await expect(other).rejects.toMatchObject({ code: "idempotency_key_mismatch" });
+    expect(ran).toBe(false);
+  });
+
+  it("a result the store failed to record releases the key: the next run runs again instead of 409", async () => {
+    const store = new MemoryStore();
+    const complete = store.complete.bind(store);
+    store.complete = () => Promise.reject(new Error("ECONNRESET"));
+    let runs = 0;
+    const work = () => ++runs;
+    expect(await runIdempotent({ store, key: "job-unrecorded" }, work)).toEqual({
+      value: 1,
+      replayed: false,
+      recorded: false,
+    });
+    store.complete = complete;
+    expect(await runIdempotent({ store, key: "job-unrecorded" }, work)).toEqual({
+      value: 2,
+      replayed: false,
+      recorded: true,
+    });
+  });
+});
