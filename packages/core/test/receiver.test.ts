@@ -253,6 +253,50 @@ describe("the two-step API adapters use", () => {
   });
 });
 
+describe("what finish records", () => {
+  it("only a 2xx answer records the delivery: a 299 does, a 300 (a 3xx) releases it for the redelivery", async () => {
+    const receiver = receiverOn(new MemoryStore());
+    const { headers } = await swDelivery();
+    const first = await receiver.begin(headers, BODY);
+    if (first.action !== "process") throw new Error(`expected to process, got ${first.outcome}`);
+    await receiver.finish(first.ticket, { status: 300 });
+    const retry = await receiver.begin(headers, BODY);
+    if (retry.action !== "process") throw new Error(`expected to process the retry, got ${retry.outcome}`);
+    await receiver.finish(retry.ticket, { status: 299 });
+    expect(await receiver.begin(headers, BODY)).toMatchObject({ action: "respond", outcome: "duplicate" });
+  });
+
+  it("a ticket settles once: abort after a finish, or finish after an abort, does nothing and reports nothing", async () => {
+    const events: WebhookEvent[] = [];
+    const receiver = receiverOn(new MemoryStore(), events);
+    const processed = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id: "msg_settle_1",
+      timestamp: NOW,
+    });
+    const released = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id: "msg_settle_2",
+      timestamp: NOW,
+    });
+    const first = await receiver.begin(processed.headers, BODY);
+    const second = await receiver.begin(released.headers, BODY);
+    if (first.action !== "process" || second.action !== "process") throw new Error("expected to process both");
+    await receiver.finish(first.ticket, { status: 200 });
+    await receiver.abort(second.ticket);
+    const settled = events.length;
+    await receiver.abort(first.ticket);
+    await receiver.finish(second.ticket, { status: 200 });
+    expect(events.slice(settled)).toEqual([]);
+    expect(await receiver.begin(processed.headers, BODY)).toMatchObject({ outcome: "duplicate" });
+    expect((await receiver.begin(released.headers, BODY)).action).toBe("process");
+  });
+});
+
 describe("refusals an adapter makes before begin", () => {
   it("answers problem+json and reports the refusal", async () => {
     const events: WebhookEvent[] = [];
