@@ -479,3 +479,59 @@ describe("problem details", () => {
     expect(JSON.stringify(problem)).not.toContain((h["webhook-signature"] as string).slice(3));
   });
 });
+
+describe("edges of parsing and limits", () => {
+  it("maxBodyBytes is inclusive: a body of exactly the limit is verified, one byte more refused", async () => {
+    const body = "x".repeat(2048);
+    const headers = await swDelivery({ body });
+    await expectVerified(swVerifier({ maxBodyBytes: 2048 }), headers, body);
+    await expectRefused(swVerifier({ maxBodyBytes: 2047 }), headers, body, "body_too_large");
+  });
+
+  it("reads a view into a larger buffer at its offset and length", async () => {
+    const headers = await swDelivery();
+    const bytes = new TextEncoder().encode(BODY);
+    const larger = new Uint8Array(bytes.length + 8);
+    larger.set(bytes, 4);
+    for (const view of [new DataView(larger.buffer, 4, bytes.length), new Int8Array(larger.buffer, 4, bytes.length)]) {
+      await expectVerified(swVerifier(), headers, view);
+    }
+  });
+
+  it("Standard Webhooks: extra spaces between entries are no entries; an entry without a comma is malformed", async () => {
+    const h = await swDelivery();
+    const valid = h["webhook-signature"] as string;
+    await expectVerified(swVerifier(), { ...h, "webhook-signature": `v2,AAAA  ${valid}` }, BODY);
+    await expectVerified(swVerifier(), { ...h, "webhook-signature": `${valid}   v2,AAAA` }, BODY);
+    await expectRefused(swVerifier(), { ...h, "webhook-signature": `garbage ${valid}` }, BODY, "malformed_header");
+  });
+
+  it("Standard Webhooks: only v1 is an HMAC; a valid HMAC under another version (v1b, v10) is not looked at", async () => {
+    const h = await swDelivery();
+    const signature = (h["webhook-signature"] as string).slice("v1,".length);
+    for (const version of ["v1b", "v10"]) {
+      await expectRefused(
+        swVerifier(),
+        { ...h, "webhook-signature": `${version},${signature}` },
+        BODY,
+        "unsupported_version",
+      );
+    }
+  });
+
+  it("Stripe: spaces around items are ignored; a header with a timestamp and no signature at all is malformed", async () => {
+    const verifier = createWebhookVerifier({ scheme: stripe, secret: "whsec_x", now: clockAt(NOW) });
+    const { headers } = await signWebhook({ scheme: stripe, secret: "whsec_x", body: BODY, timestamp: NOW });
+    const spaced = (headers["stripe-signature"] as string).split(",").join(" , ");
+    await expectVerified(verifier, { "stripe-signature": spaced }, BODY);
+    await expectRefused(verifier, { "stripe-signature": `t=${NOW}` }, BODY, "malformed_header");
+  });
+
+  it("a custom scheme with a separator looks at every signature in the list, not only the first", async () => {
+    const scheme = hmacScheme({ name: "listed", separator: "," });
+    const signed = await signWebhook({ scheme, secret: "partner-secret", body: BODY, timestamp: NOW });
+    const valid = signed.headers["x-signature"] as string;
+    const verifier = createWebhookVerifier({ scheme, secret: "partner-secret", now: clockAt(NOW) });
+    await expectVerified(verifier, { ...signed.headers, "x-signature": `${"00".repeat(32)},${valid}` }, BODY);
+  });
+});
