@@ -724,3 +724,112 @@ describe("runIdempotent's edges", () => {
     });
   });
 });
+
+describe("what the engine and runIdempotent hand the store", () => {
+  const request = (key: string) => ({
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers: { "idempotency-key": key },
+    body: "{}",
+  });
+
+  it("a response is kept for retentionMs, long past the lease: replayed until then, run again after", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ now: () => now });
+    const engine = createIdempotency({ store, principal: false, lockTtlMs: 1_000, retentionMs: 10_000 });
+    const first = await engine.begin(request("k-retention"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    expect(await engine.finish(first.ticket, { status: 201, headers: {}, body: "made" })).toBe(true);
+    now += 9_999;
+    expect(await engine.begin(request("k-retention"))).toMatchObject({ action: "respond", replayed: true });
+    now += 2;
+    expect((await engine.begin(request("k-retention"))).action).toBe("execute");
+  });
+
+  it("runIdempotent keeps its result for retentionMs, long past the lease", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ now: () => now });
+    const options = { store, key: "job-retention", lockTtlMs: 1_000, retentionMs: 10_000 };
+    let runs = 0;
+    await runIdempotent(options, () => ++runs);
+    now += 9_999;
+    expect(await runIdempotent(options, () => ++runs)).toMatchObject({ value: 1, replayed: true });
+    now += 2;
+    expect(await runIdempotent(options, () => ++runs)).toMatchObject({ value: 2, replayed: false });
+  });
+
+  it("finish and runIdempotent hand the caller's transaction to the store's complete, and none when not given", async () => {
+    const store = new MemoryStore();
+    const seen: unknown[] = [];
+    const complete = store.complete.bind(store);
+    store.complete = (key, token, response, options) => {
+      seen.push(options.transaction);
+      return complete(key, token, response, options);
+    };
+    const engine = createIdempotency({ store, principal: false });
+    const transaction = { id: "tx-1" };
+    const inTransaction = await engine.begin(request("k-tx-given"));
+    const without = await engine.begin(request("k-tx-none"));
+    if (inTransaction.action !== "execute" || without.action !== "execute") throw new Error("expected execute");
+    await engine.finish(inTransaction.ticket, { status: 201, headers: {}, body: "ok" }, { transaction });
+    await engine.finish(without.ticket, { status: 201, headers: {}, body: "ok" });
+    await runIdempotent({ store, key: "job-tx-given", transaction }, () => "done");
+    await runIdempotent({ store, key: "job-tx-none" }, () => "done");
+    expect(seen).toEqual([transaction, undefined, transaction, undefined]);
+    expect(seen[0]).toBe(transaction);
+    expect(seen[2]).toBe(transaction);
+  });
+});
+
+describe("what a replay and its events carry", () => {
+  const request = (key: string, headers: Record<string, string> = {}) => ({
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers: { "idempotency-key": key, ...headers },
+    body: "{}",
+  });
+
+  it("replayHeaders match whatever their case; every value of a repeated header is replayed", async () => {
+    const engine = createIdempotency({
+      store: new MemoryStore(),
+      principal: false,
+      replayHeaders: ["X-Request-Cost", "Link"],
+    });
+    const first = await engine.begin(request("k-headers"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    const link = ["</a>; rel=first", "</b>; rel=next"];
+    await engine.finish(first.ticket, { status: 201, headers: { "x-request-cost": "3", link }, body: "ok" });
+    const replay = await engine.begin(request("k-headers"));
+    if (replay.action !== "respond") throw new Error(`expected respond, got ${replay.action}`);
+    expect(replay.response.headers).toEqual([
+      ["x-request-cost", "3"],
+      ["link", link[0]],
+      ["link", link[1]],
+      ["Idempotent-Replayed", "true"],
+    ]);
+  });
+
+  it("methods match whatever their case", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, methods: ["put"] });
+    expect((await engine.begin({ ...request("k-put"), method: "PUT" })).action).toBe("execute");
+  });
+
+  it("the replayed event carries the stored status, and the in_flight event whether the request waited", async () => {
+    const events: InterlockEvent[] = [];
+    const engine = createIdempotency({
+      store: new MemoryStore(),
+      principal: false,
+      waitForInFlight: { timeoutMs: 30, pollMs: 10 },
+      onEvent: (e) => events.push(e),
+    });
+    const first = await engine.begin(request("k-events"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    expect(await engine.begin(request("k-events"))).toMatchObject({ error: { code: "request_in_flight" } });
+    expect(events.at(-1)).toMatchObject({ type: "idempotency.in_flight", waited: true });
+    await engine.finish(first.ticket, { status: 202, headers: {}, body: "accepted" });
+    await engine.begin(request("k-events"));
+    expect(events.at(-1)).toMatchObject({ type: "idempotency.replayed", status: 202 });
+  });
+});
