@@ -297,6 +297,29 @@ describe("what finish records", () => {
   });
 });
 
+describe("the lease on a delivery being processed", () => {
+  it("a worker that crashed mid-handler blocks its delivery for lockTtlMs only: the redelivery after it is processed", async () => {
+    let now = NOW * 1000;
+    const store = new MemoryStore({ now: () => now });
+    const receiver = createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      store,
+      now: clockAt(NOW),
+      lockTtlMs: 1_500,
+    });
+    const { headers } = await swDelivery();
+    expect((await receiver.begin(headers, BODY)).action).toBe("process"); // and never settled: the worker died
+    now += 1_499;
+    const copy = await receiver.begin(headers, BODY);
+    expect(copy).toMatchObject({ action: "respond", outcome: "in_flight", response: { status: 409 } });
+    // Rounded up: a Retry-After of 1 would bring the copy back while the lease still holds.
+    expect(copy.action === "respond" && copy.response.headers).toContainEqual(["retry-after", "2"]);
+    now += 2;
+    expect((await receiver.begin(headers, BODY)).action).toBe("process");
+  });
+});
+
 describe("refusals an adapter makes before begin", () => {
   it("answers problem+json and reports the refusal", async () => {
     const events: WebhookEvent[] = [];
