@@ -1,4 +1,5 @@
 /** Behaviour of `verify` beyond the provider vectors: every refusal code, rotation, limits, events. */
+import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
 import {
   createWebhookVerifier,
@@ -533,5 +534,54 @@ describe("edges of parsing and limits", () => {
     const valid = signed.headers["x-signature"] as string;
     const verifier = createWebhookVerifier({ scheme, secret: "partner-secret", now: clockAt(NOW) });
     await expectVerified(verifier, { ...signed.headers, "x-signature": `${"00".repeat(32)},${valid}` }, BODY);
+  });
+});
+
+describe("what a verified delivery and its event say", () => {
+  /** A Standard Webhooks Ed25519 pair: the `whsk_` signing key and its `whpk_` public key. */
+  function ed25519Pair() {
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+    const x = Buffer.from(publicKey.export({ format: "jwk" }).x as string, "base64url");
+    const d = Buffer.from(privateKey.export({ format: "jwk" }).d as string, "base64url");
+    return { sign: `whsk_${Buffer.concat([d, x]).toString("base64")}`, verify: `whpk_${x.toString("base64")}` };
+  }
+
+  it("Ed25519 public keys rotate as HMAC secrets do: a delivery signed with any listed key is verified", async () => {
+    const [previous, current] = [ed25519Pair(), ed25519Pair()];
+    const verifier = swVerifier({ secret: [previous.verify, current.verify] });
+    for (const pair of [previous, current]) {
+      const signed = await signWebhook({
+        scheme: standardWebhooks,
+        secret: pair.sign,
+        body: BODY,
+        id: "msg_1",
+        timestamp: NOW,
+      });
+      await expectVerified(verifier, signed.headers, BODY);
+    }
+  });
+
+  it("the verified event says whether the id is covered: false for a GitHub delivery id", async () => {
+    const events: WebhookEvent[] = [];
+    const verifier = createWebhookVerifier({ scheme: github, secret: "s", onEvent: (e) => events.push(e) });
+    const signed = await signWebhook({ scheme: github, secret: "s", body: BODY, id: "d-1" });
+    await verifier.verify(signed.headers, BODY);
+    expect(events).toEqual([expect.objectContaining({ type: "webhook.verified", id: "d-1", idCovered: false })]);
+  });
+
+  it("a delivery without an id (no id header, none in the payload) has none, and no covered one", async () => {
+    const scheme = hmacScheme();
+    const signed = await signWebhook({ scheme, secret: "partner-secret", body: BODY, timestamp: NOW });
+    const verifier = createWebhookVerifier({ scheme, secret: "partner-secret", now: clockAt(NOW) });
+    const result = await expectVerified(verifier, signed.headers, BODY);
+    expect([result.id, result.idCovered]).toEqual([undefined, false]);
+  });
+
+  it("a custom scheme that signs its id refuses a delivery without the id header as missing_header", async () => {
+    const scheme = hmacScheme({ name: "acme", idHeader: "acme-id", template: "{id}.{ts}.{body}" });
+    const signed = await signWebhook({ scheme, secret: "partner-secret", body: BODY, id: "a-1", timestamp: NOW });
+    const verifier = createWebhookVerifier({ scheme, secret: "partner-secret", now: clockAt(NOW) });
+    const { "acme-id": _, ...withoutId } = signed.headers;
+    await expectRefused(verifier, withoutId, BODY, "missing_header");
   });
 });
