@@ -705,6 +705,25 @@ describe("runIdempotent's edges", () => {
     expect(ran).toBe(false);
   });
 
+  it.each([
+    ["a key longer than a store key can be", { key: "k".repeat(1021) }],
+    ["a key holding NUL", { key: "job\u0000-1" }],
+    ["a key holding a lone surrogate", { key: "job-\ud800" }],
+    ["a fingerprint holding NUL", { key: "job-fingerprint", fingerprint: "msg\u0000" }],
+  ])("refuses %s with InterlockConfigError before fn runs, not as a store outage", async (_, options) => {
+    let ran = false;
+    const run = runIdempotent({ store: new MemoryStore(), ...options }, () => (ran = true));
+    await expect(run).rejects.toBeInstanceOf(InterlockConfigError);
+    expect(ran).toBe(false);
+  });
+
+  it("takes a key of 1020 characters: 1024 with its run: scope, the longest key every store holds", async () => {
+    expect(await runIdempotent({ store: new MemoryStore(), key: "k".repeat(1020) }, () => "done")).toMatchObject({
+      value: "done",
+      recorded: true,
+    });
+  });
+
   it("a result the store failed to record releases the key: the next run runs again instead of 409", async () => {
     const store = new MemoryStore();
     const complete = store.complete.bind(store);

@@ -7,7 +7,7 @@
 import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import type { InterlockStore } from "../store/contract.js";
-import { positiveMs, storeCall } from "../store/validate.js";
+import { assertClaim, positiveMs, storeCall } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from "./engine.js";
 
@@ -15,9 +15,12 @@ import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } fro
 export interface RunIdempotentOptions {
   /** Where the key is claimed and the result kept. */
   store: InterlockStore;
-  /** Identifies the unit of work, e.g. a message id. Scoped under `run:` in the store. */
+  /**
+   * Identifies the unit of work, e.g. a message id. Scoped under `run:` in the store: at most 1020
+   * characters, without NUL or lone surrogates (what every store holds).
+   */
   key: string;
-  /** Identifies the work's input; a different input under the same key is refused. Default "". */
+  /** Identifies the work's input; a different input under the same key is refused. No NUL or lone surrogates. Default "". */
   fingerprint?: string;
   /** Lease on the running work, in ms. Default 60 s. */
   lockTtlMs?: number;
@@ -50,7 +53,8 @@ export interface IdempotentRun<T> {
  * throws `IdempotencyError` (`request_in_flight`, unless `wait`); a different fingerprint
  * throws `idempotency_key_mismatch`; `fn` throwing releases the key and rethrows; an
  * unreachable store throws `StoreUnavailableError`, and a `lockTtlMs` or `retentionMs` that is
- * not a positive whole number of ms `InterlockConfigError`, before `fn` runs.
+ * not a positive whole number of ms, or a key (over 1020 characters) or fingerprint no store
+ * can hold (NUL, a lone surrogate), `InterlockConfigError`, before `fn` runs.
  */
 export async function runIdempotent<T>(
   options: RunIdempotentOptions,
@@ -66,7 +70,11 @@ export async function runIdempotent<T>(
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
   checkWait("wait", options.wait);
-  const claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.wait);
+  // A key or fingerprint no store can hold (too long, NUL, a lone surrogate) is the caller's
+  // mistake: refused here as such, not by the store as an outage the caller would retry forever.
+  const claimOptions = { fingerprint, lockTtlMs };
+  assertClaim(storeKey, claimOptions);
+  const claim = await claimKey(store, storeKey, claimOptions, options.wait);
   if (claim.state !== "claimed") {
     const other = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
     if (other !== fingerprint)
