@@ -782,9 +782,10 @@ describe("what the engine and runIdempotent hand the store", () => {
     const store = new MemoryStore();
     const seen: unknown[] = [];
     const complete = store.complete.bind(store);
+    // The memory store cannot join a transaction: note what it was handed, and complete without it.
     store.complete = (key, token, response, options) => {
       seen.push(options.transaction);
-      return complete(key, token, response, options);
+      return complete(key, token, response, { ttlMs: options.ttlMs });
     };
     const engine = createIdempotency({ store, principal: false });
     const transaction = { id: "tx-1" };
@@ -796,6 +797,7 @@ describe("what the engine and runIdempotent hand the store", () => {
     await runIdempotent({ store, key: "job-tx-given", transaction }, () => "done");
     await runIdempotent({ store, key: "job-tx-none" }, () => "done");
     expect(seen).toEqual([transaction, undefined, transaction, undefined]);
+    expect(await runIdempotent({ store, key: "job-tx-given" }, () => "again")).toMatchObject({ replayed: true });
     expect(seen[0]).toBe(transaction);
     expect(seen[2]).toBe(transaction);
   });
