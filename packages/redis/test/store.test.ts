@@ -153,6 +153,32 @@ describe("redis store: leases and timestamps", () => {
   });
 });
 
+describe("redis store: completing", () => {
+  it("refuses to complete inside a transaction it cannot join, and the lock stays with its owner", async () => {
+    const store = storeOn(redisClient());
+    const { token } = (await store.claim("in-tx", { fingerprint: "fp", lockTtlMs: LONG })) as { token: string };
+    await expect(store.complete("in-tx", token, response, { ttlMs: LONG, transaction: {} })).rejects.toBeInstanceOf(
+      InterlockConfigError,
+    );
+    expect(await store.claim("in-tx", { fingerprint: "other", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
+    expect(await store.complete("in-tx", token, response, { ttlMs: LONG })).toBe(true);
+  });
+
+  it("stores the body as it was when complete was called, though the command waits for the connection", async () => {
+    const prefix = uniquePrefix();
+    const store = storeOn(redisClient(), { prefix });
+    const { token } = (await store.claim("queued", { fingerprint: "fp", lockTtlMs: LONG })) as { token: string };
+    // A new client is still connecting: ioredis holds the command in its offline queue.
+    const connecting = storeOn(track(new Redis(inject("redisUrl"))), { prefix });
+    const body = Uint8Array.from([1, 2, 3, 4]);
+    const completing = connecting.complete("queued", token, { ...response, body }, { ttlMs: LONG });
+    body.fill(9); // the caller reuses its buffer at once
+    expect(await completing).toBe(true);
+    const done = await store.claim("queued", { fingerprint: "fp", lockTtlMs: LONG });
+    expect(Array.from((done as Extract<typeof done, { state: "completed" }>).record.body)).toEqual([1, 2, 3, 4]);
+  });
+});
+
 describe("redis store: failures", () => {
   it("a client that refuses to queue fails at once, with the client's error as the cause", async () => {
     const client = track(new Redis(await freePort(), "127.0.0.1", { enableOfflineQueue: false, lazyConnect: true }));
@@ -216,7 +242,9 @@ describe("redis store: failures", () => {
     expect(proxy.dropped).toBe(1);
     expect(await store.release("lost-release", token)).toBe(false);
     // What the release leaves for its copy holds no lock and goes after the operation timeout.
-    expect(await admin.pttl(store.keyFor("lost-release"))).toBeLessThanOrEqual(store.operationTimeoutMs);
+    const traceTtl = await admin.pttl(store.keyFor("lost-release"));
+    expect(traceTtl, "the trace expires (PTTL -1 would keep it forever)").toBeGreaterThan(0);
+    expect(traceTtl).toBeLessThanOrEqual(store.operationTimeoutMs);
     expect((await check.claim("lost-release", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
     expect(await admin.hget(store.keyFor("lost-release"), "call")).toBeNull();
   });
