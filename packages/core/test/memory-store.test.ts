@@ -54,6 +54,53 @@ describe("memory store bounds", () => {
     expect((await store.claim("c", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("completed");
   });
 
+  it("keeps records that fill maxBytes exactly; one byte more evicts the oldest", async () => {
+    const store = new MemoryStore({ maxBytes: 300, maxRecordBytes: 100 });
+    const put = async (key: string, size: number) => {
+      const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
+      if (claimed.state !== "claimed") throw new Error(`expected to win ${key}`);
+      expect(await store.complete(key, claimed.token, response(size), { ttlMs: 60_000 })).toBe(true);
+    };
+    // Claims of completed keys change nothing; a claim of an evicted key adds a lock (so last).
+    const state = async (key: string) => (await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 })).state;
+    for (const key of ["a", "b", "c"]) await put(key, 100);
+    expect(store.size).toBe(3); // 300 bytes: exactly maxBytes, all kept
+    expect(await state("a")).toBe("completed");
+    await put("d", 1);
+    for (const key of ["b", "c", "d"]) expect(await state(key), key).toBe("completed");
+    expect(await state("a")).toBe("claimed");
+  });
+
+  it("frees an expired lock's slot before evicting a record, though the sweep did not reach it", async () => {
+    let now = 0;
+    const store = new MemoryStore({ maxEntries: 6, now: () => now });
+    const claim = (key: string, lockTtlMs = 60_000) => store.claim(key, { fingerprint: "f", lockTtlMs });
+    // Each winning claim's sweep carries the two oldest live locks to the newest end, so these
+    // claims leave the ring, oldest first: p, x, lapsing, y, q, record. The next claim's sweep
+    // spends its budget carrying p and x, and eviction then meets the lapsed lock first.
+    for (const key of ["x", "y", "p", "q"]) await claim(key);
+    await claim("lapsing", 100);
+    const record = await claim("record");
+    if (record.state !== "claimed") throw new Error("expected a win");
+    await store.complete("record", record.token, response(), { ttlMs: 60_000 });
+    now = 100; // the lapsing lock's lease has ended: its slot may go, the record may not
+    expect((await claim("new")).state).toBe("claimed");
+    expect((await claim("record")).state).toBe("completed");
+    for (const key of ["x", "y", "p", "q"]) expect((await claim(key)).state, key).toBe("in_flight");
+    expect(store.size).toBe(6);
+  });
+
+  it("refuses to complete inside a transaction it cannot join, and the lock stays with its owner", async () => {
+    const store = new MemoryStore();
+    const claimed = await store.claim("k", { fingerprint: "f", lockTtlMs: 60_000 });
+    if (claimed.state !== "claimed") throw new Error("expected a win");
+    await expect(store.complete("k", claimed.token, response(), { ttlMs: 60_000, transaction: {} })).rejects.toThrow(
+      InterlockConfigError,
+    );
+    expect((await store.claim("k", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("in_flight");
+    expect(await store.complete("k", claimed.token, response(), { ttlMs: 60_000 })).toBe(true);
+  });
+
   it("a refused header pair leaves the byte bound in force", async () => {
     const store = new MemoryStore({ maxBytes: 1_000, maxRecordBytes: 500 });
     const bad = await store.claim("bad", { fingerprint: "f", lockTtlMs: 60_000 });
@@ -84,6 +131,20 @@ describe("memory store bounds", () => {
       now += 1;
     }
     expect(store.size).toBeLessThan(20);
+  });
+
+  it("sweeps expired records past a lock held at the oldest end", async () => {
+    let now = 0;
+    const store = new MemoryStore({ now: () => now });
+    await store.claim("slow", { fingerprint: "f", lockTtlMs: 600_000 });
+    for (let i = 0; i < 1_000; i++) {
+      const claimed = await store.claim(`k${i}`, { fingerprint: "f", lockTtlMs: 1_000 });
+      if (claimed.state !== "claimed") throw new Error("expected a win");
+      await store.complete(`k${i}`, claimed.token, response(), { ttlMs: 10 });
+      now += 1;
+    }
+    expect(store.size).toBeLessThan(20);
+    expect((await store.claim("slow", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("in_flight");
   });
 
   it("refuses nonsense options", () => {
