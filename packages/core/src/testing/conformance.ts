@@ -463,6 +463,25 @@ export function describeStoreConformance(name: string, options: StoreConformance
         expect(await store.release(k, token)).toBe(false);
         expect(await store.complete(k, token, response(new Uint8Array([9])), { ttlMs: LONG })).toBe(false);
       });
+
+      it("a completed key is settled: neither its own token nor an empty one can extend, release or complete it", async () => {
+        const store = await fresh();
+        const k = key("settled");
+        const token = await mustClaim(store, k);
+        expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: shortTtl })).toBe(true);
+        // A store may keep the winning token beside the record, or blank it: neither may act.
+        for (const spent of [token, ""]) {
+          const label = spent === "" ? "empty token" : "its token";
+          expect(await store.extend(k, spent, LONG), `extend with ${label}`).toBe(false);
+          expect(await store.release(k, spent), `release with ${label}`).toBe(false);
+          const again = response(new Uint8Array([2]));
+          expect(await store.complete(k, spent, again, { ttlMs: LONG }), `complete with ${label}`).toBe(false);
+        }
+        expect(Array.from((await recordOf(store, k)).body)).toEqual([1]);
+        // Still the retention it completed with: no extend took hold of the record.
+        await sleep(shortTtl + 150);
+        await mustClaim(store, k, "fp-next");
+      });
     });
 
     describe("expiry", () => {
