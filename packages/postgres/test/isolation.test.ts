@@ -81,6 +81,27 @@ describe("postgres, SERIALIZABLE by default: a write that waited on a concurrent
     expect((await store.claim("k", { fingerprint: "f", lockTtlMs: 30_000 })).state).toBe("claimed");
   });
 
+  it("complete inside the caller's transaction is not rerun: it fails as unavailable, for the caller to rerun", async () => {
+    const { store, table, token } = await claimed("ser_in_tx");
+    const transaction = await pool.connect();
+    try {
+      await transaction.query("BEGIN");
+      const outcome = await behindConcurrentCommit(table, "k", () =>
+        store.complete("k", token, response("paid"), { ttlMs: 60_000, transaction }).then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        ),
+      );
+      // The serialization failure itself, not what a second run in the aborted transaction gets (25P02).
+      expect(outcome).toMatchObject({ error: { name: "StoreUnavailableError", cause: { code: "40001" } } });
+    } finally {
+      await transaction.query("ROLLBACK");
+      transaction.release();
+    }
+    // The lock stays with its owner, who completes on a fresh transaction.
+    expect(await store.complete("k", token, response("paid"), { ttlMs: 60_000 })).toBe(true);
+  });
+
   it("extend renews the lease", async () => {
     const { store, table, token } = await claimed("ser_extend");
     expect(await behindConcurrentCommit(table, "k", () => store.extend("k", token, 60_000))).toBe(true);
