@@ -305,6 +305,36 @@ describe("redis store: a claim that reaches Redis after its caller gave up", () 
     expect((await check.claim("late-claim", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
   });
 
+  it("a refusal that reaches the caller in time (a clock ahead of the store's bound) is unavailable, takes no lock, and corrects the bound", async () => {
+    const client = redisClient();
+    // The client as the store sees it: claim replies tell a server time `behindMs` earlier than
+    // Redis' own, as a server whose clock is behind would (before a failover to one ahead).
+    let behindMs = 60_000;
+    const skewed = new Proxy(client, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (typeof value !== "function") return value;
+        if (typeof property !== "string" || !property.startsWith("interlockClaim")) return value.bind(target);
+        return async (...args: unknown[]) => {
+          const reply = (await value.apply(target, args)) as unknown[];
+          return [reply[0], Number(reply[1]) - behindMs, ...reply.slice(2)];
+        };
+      },
+    });
+    const store = storeOn(skewed);
+    await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG }); // the bound: a minute too small
+    behindMs = 0;
+    // Its deadline, on that bound, passed a minute ago on Redis: refused as late, in time.
+    await expect(store.claim("ahead", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toMatchObject({
+      name: "StoreUnavailableError",
+      message: expect.stringContaining("deadline"),
+    });
+    const check = storeOn(redisClient(), { prefix: store.prefix });
+    // The refusal took no lock, and it raised the bound: the retry wins.
+    expect((await store.claim("ahead", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
+    expect(await check.claim("ahead", { fingerprint: "other", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
+  });
+
   it("a claim in time still takes the lock, through the same proxy", async () => {
     const { store, check } = await slowStore();
     const claim = await store.claim("on-time", { fingerprint: "fp", lockTtlMs: LONG });
