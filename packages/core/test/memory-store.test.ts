@@ -521,6 +521,21 @@ describe("memory store slots (columns, ring, index)", () => {
     expect(store.size).toBe(1);
   });
 
+  it("close forgets the bytes records held too: after it, a full maxBytes fits again", async () => {
+    const store = new MemoryStore({ maxBytes: 600, maxRecordBytes: 200 });
+    const fill = async () => {
+      for (const key of ["a", "b", "c"])
+        await store.complete(key, await claimed(store, key), response(200), { ttlMs: 60_000 });
+    };
+    await fill();
+    await store.close();
+    await fill();
+    expect(store.size).toBe(3);
+    for (const key of ["a", "b", "c"]) {
+      expect((await store.claim(key, { fingerprint: "f", lockTtlMs: 1 })).state, key).toBe("completed");
+    }
+  });
+
   // Random operations against a plain model of the contract, with enough room that nothing
   // is evicted for space: every answer must match the model exactly. Long retention at the
   // head and frequent releases leave dropped slots behind it, so the ring grows, wraps and
