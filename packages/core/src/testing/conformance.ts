@@ -231,6 +231,36 @@ export function describeStoreConformance(name: string, options: StoreConformance
         expect(await store.release(k2, t2)).toBe(true);
       });
 
+      it("refuses a lease, retention or fingerprint no store can keep, on every operation, and the lock stays with its owner", async () => {
+        const store = await fresh();
+        const k = key("bad-options");
+        const refused = { name: "InterlockConfigError", code: "invalid_configuration" };
+        // A NaN lease would end at once (no time is later than NaN); 1.5 ms is not a whole ms.
+        const badMs = [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "60000" as unknown as number];
+        for (const ms of badMs) {
+          await expect(
+            store.claim(k, { fingerprint: "fp", lockTtlMs: ms }),
+            `claim, lease ${ms}`,
+          ).rejects.toMatchObject(refused);
+        }
+        // A lone surrogate has no UTF-8 form, and NUL no place in PostgreSQL text.
+        for (const fingerprint of ["\uD800", "a\u0000b"]) {
+          await expect(
+            store.claim(k, { fingerprint, lockTtlMs: LONG }),
+            JSON.stringify(fingerprint),
+          ).rejects.toMatchObject(refused);
+        }
+        const token = await mustClaim(store, k, "fp");
+        for (const ms of badMs) {
+          await expect(store.extend(k, token, ms), `extend, lease ${ms}`).rejects.toMatchObject(refused);
+          const completing = store.complete(k, token, response(new Uint8Array([1])), { ttlMs: ms });
+          await expect(completing, `complete, retention ${ms}`).rejects.toMatchObject(refused);
+        }
+        expect(await inFlight(store, k)).toMatchObject({ fingerprint: "fp" });
+        expect(await store.complete(k, token, response(new Uint8Array([2])), { ttlMs: LONG })).toBe(true);
+        expect(Array.from((await recordOf(store, k)).body)).toEqual([2]);
+      });
+
       it("refuses header pairs that are not two strings, and the lock stays with its owner", async () => {
         const store = await fresh();
         const k = key("bad-headers");
