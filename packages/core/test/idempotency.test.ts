@@ -138,6 +138,61 @@ describe("request bodies", () => {
   });
 });
 
+describe("a custom fingerprint", () => {
+  const request = (fingerprintOf: string) => ({
+    method: "POST",
+    route: "/payments",
+    path: "/payments",
+    headers: { "idempotency-key": "k-1", "x-fingerprint": fingerprintOf },
+    body: "{}",
+  });
+  const read = (req: IdempotencyRequest) => String((req.headers as Record<string, string>)["x-fingerprint"]);
+
+  // Left to the store, the claim refused it and the engine answered an outage (503, store_down;
+  // under failOpen the request ran unprotected): it is the fingerprint function's bug.
+  for (const [what, value] of [
+    ["NUL", "a\u0000b"],
+    ["a lone surrogate", "a\uD800b"],
+  ] as const) {
+    for (const failOpen of [false, true]) {
+      for (const sync of [true, false]) {
+        it(`holding ${what} makes begin throw InterlockConfigError (${sync ? "sync" : "async"}${failOpen ? ", failOpen" : ""})`, async () => {
+          const events: string[] = [];
+          const engine = createIdempotency({
+            store: new MemoryStore(),
+            principal: false,
+            failOpen,
+            fingerprint: sync ? read : async (req) => read(req),
+            onEvent: (event) => events.push(event.type),
+          });
+          await expect(engine.begin(request(value))).rejects.toThrow(InterlockConfigError);
+          expect(events).toEqual([]);
+        });
+      }
+    }
+  }
+
+  it("that is no string makes begin throw InterlockConfigError", async () => {
+    const engine = createIdempotency({
+      store: new MemoryStore(),
+      principal: false,
+      fingerprint: () => 42 as unknown as string,
+    });
+    await expect(engine.begin(request("x"))).rejects.toThrow(InterlockConfigError);
+  });
+
+  it("any other text is the fingerprint: the same text replays, other text is a mismatch", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, fingerprint: read });
+    const first = await engine.begin(request("caf\u00e9 \u{1F511}"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    await engine.finish(first.ticket, { status: 201, headers: {}, body: "ok" });
+    const replay = await engine.begin(request("caf\u00e9 \u{1F511}"));
+    expect(replay.action === "respond" && replay.replayed).toBe(true);
+    const other = await engine.begin(request("cafe"));
+    expect(other.action === "respond" && other.response.status).toBe(422);
+  });
+});
+
 describe("response headers as captured", () => {
   const request = (key: string) => ({
     method: "POST",

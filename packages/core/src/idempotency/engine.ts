@@ -21,7 +21,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
-import { asUnavailable, positiveMs, releaseClaim, responseSize, storeCall } from "../store/validate.js";
+import { asUnavailable, positiveMs, releaseClaim, responseSize, storeCall, unstorable } from "../store/validate.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -106,7 +106,11 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   required?: boolean | ((request: R) => boolean);
   /** Default "Idempotency-Key". */
   headerName?: string;
-  /** Replaces the default fingerprint (hash of method, path and raw body). */
+  /**
+   * Replaces the default fingerprint (hash of method, path and raw body). It must return a string
+   * without NUL or lone surrogates, as every store keeps it (hash what it reads, above all what a
+   * client sends): anything else makes `begin` throw `InterlockConfigError`.
+   */
   fingerprint?: (request: R) => string | Promise<string>;
   /** Lease on a running request, in ms. Default 60 s. */
   lockTtlMs?: number;
@@ -286,6 +290,20 @@ function clientErrorStatus(name: string, value: number | undefined, fallback: nu
 }
 
 /**
+ * A custom fingerprint, if every store can hold it; else the app's bug, thrown as such, as a
+ * throwing `fingerprint` is. Left to the store, NUL or a lone surrogate would be refused at the
+ * claim and answered as an outage (503 `store_unavailable`, or let through under `failOpen`).
+ */
+function storableFingerprint(fingerprint: unknown): string {
+  if (typeof fingerprint !== "string" || unstorable(fingerprint)) {
+    throw new InterlockConfigError(
+      "the fingerprint option must return a string without NUL or lone surrogates: hash what it reads",
+    );
+  }
+  return fingerprint;
+}
+
+/**
  * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are
  * checked here (`InterlockConfigError`); without a `principal` it warns once that keys are
  * shared by every client.
@@ -314,7 +332,12 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     typeof options.required === "function" ? options.required(request) : options.required === true;
 
   function fingerprintOf(request: R): string | Promise<string> {
-    if (options.fingerprint) return options.fingerprint(request);
+    if (options.fingerprint) {
+      const custom = options.fingerprint(request);
+      return typeof custom === "string"
+        ? storableFingerprint(custom)
+        : Promise.resolve(custom).then(storableFingerprint);
+    }
     const prefix = `${request.method.toUpperCase()}\n${request.path}\n`;
     if (typeof request.body !== "function") return sha256Hex([prefix, requestBytes(request.body)]);
     return Promise.resolve(request.body()).then((body) => sha256Hex([prefix, requestBytes(body)]));
