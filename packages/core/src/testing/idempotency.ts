@@ -517,11 +517,13 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
       });
 
       it("extendLease keeps a long handler's key in flight past the first lease", async () => {
-        const engine = await engineOn({ lockTtlMs: 300, extendLease: true });
+        // Renewed every third of the lease: a renewal may come 400 ms late (a loaded machine) and
+        // still hold it; the wait spans two leases.
+        const engine = await engineOn({ lockTtlMs: 600, extendLease: true });
         const key = newKey();
         const decision = await engine.begin(post(key));
         if (decision.action !== "execute") throw new Error("expected to execute");
-        await sleep(700);
+        await sleep(1300);
         expect((await send(engine, post(key))).response?.status).toBe(409);
         await engine.finish(decision.ticket, { status: 201, headers: {}, body: "late" });
         expect(text((await send(engine, post(key))).response as HttpResponse)).toBe("late");
