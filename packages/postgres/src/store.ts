@@ -74,8 +74,9 @@ interface ClaimRow {
 const MAX_RUNS = 10;
 const MAX_RECORD_LIMIT = 256 * 1024 * 1024;
 
-// PostgreSQL text cannot hold U+0000, and a lone surrogate has no UTF-8 form (it would become
-// U+FFFD, merging distinct keys).
+// PostgreSQL text and jsonb cannot hold U+0000, and a lone surrogate has no UTF-8 form (it would
+// become U+FFFD, merging distinct values). Keys and fingerprints are refused by core's
+// `assertClaim`; header text and tokens are checked here.
 const UNSTORABLE = /\0|\p{Cs}/u;
 
 function storable(name: string, value: string): void {
@@ -157,9 +158,7 @@ export class PostgresStore implements InterlockStore {
   }
 
   async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
-    assertClaim(key, options);
-    storable("key", key);
-    storable("fingerprint", options.fingerprint);
+    assertClaim(key, options); // refuses NUL and lone surrogates in the key and fingerprint too
     const token = randomUUID();
     const values = [keyHash(key), key, token, options.fingerprint, options.lockTtlMs];
     // One deadline for the whole claim, reruns included.
