@@ -89,9 +89,17 @@ describe("Retry-After", () => {
     ["a date in another zone", "Tue, 01 Jan 2030 12:00:30 +0100"],
     ["a date that does not exist", "Thu, 31 Feb 2030 12:00:00 GMT"],
     ["an hour out of range", "Tue, 01 Jan 2030 25:00:00 GMT"],
+    ["hour 24 (the day's end is 23:59:60, not 24:00:00)", "Tue, 01 Jan 2030 24:00:00 GMT"],
+    ["a minute out of range", "Tue, 01 Jan 2030 12:60:00 GMT"],
+    ["a second past a leap second", "Tue, 01 Jan 2030 12:00:61 GMT"],
     ["ISO 8601", "2030-01-01T12:00:30Z"],
   ])("ignores %s", (_, value) => {
     expect(parseRetryAfter(value, now)).toBeUndefined();
+  });
+
+  it("a leap second (second 60, which RFC 9110's time-of-day allows) is read as second 59 of its minute", () => {
+    expect(parseRetryAfter("Tue, 01 Jan 2030 12:00:60 GMT", now)).toBe(59_000);
+    expect(parseHttpDate("Tuesday, 01-Jan-30 23:59:60 GMT", now)).toBe(Date.UTC(2030, 0, 1, 23, 59, 59));
   });
 
   it("a date in year 0050 is not read as 1950", () => {
