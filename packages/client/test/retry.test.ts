@@ -210,6 +210,43 @@ describe("timeouts", () => {
     expect((error as RetryLimitError).response?.status).toBe(503);
     expect(clock.slept).toEqual([]);
   });
+
+  it("a Retry-After that would end exactly at the deadline is not waited for either: RetryLimitError (deadline) at once", async () => {
+    const server = await serve([{ status: 503, headers: { "retry-after": "10" } }]);
+    const { client, clock } = clientOn({ deadlineMs: 10_000 });
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect(error).toMatchObject({ reason: "deadline", attempts: 1 });
+    expect(clock.slept).toEqual([]);
+  });
+
+  it("an attempt timeout equal to the time left is the deadline's: TimeoutError (deadline), not a retry that cannot happen", async () => {
+    const server = await serve([{ hang: true }]);
+    const { client, clock, ofType } = clientOn({ timeoutMs: 1000, deadlineMs: 1000 });
+    const pending = settled(client(server.url));
+    await server.receivedCount(1);
+    await clock.advance(1000);
+    const { error } = await pending;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error).toMatchObject({ scope: "deadline", timeoutMs: 1000, attempts: 1 });
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "deadline", attempts: 1 }]);
+  });
+
+  it("an injected sleep that ignores its signal: the attempt's timer, once the response is handed over, does not cut off its body", async () => {
+    const slow = await serveEndlessBody(100);
+    const client = createClient({
+      timeoutMs: 30,
+      fetch: (input, init) => fetch(input, init), // the caller's fetch: the attempt gets a real AbortSignal
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)), // never aborted, always runs out
+    });
+    try {
+      const response = await client(slow.url);
+      await new Promise((resolve) => setTimeout(resolve, 60)); // past the attempt's 30 ms
+      expect(await response.text()).toBe("first chunk, then the rest");
+    } finally {
+      await slow.close();
+    }
+  });
 });
 
 describe("aborting", () => {
@@ -251,6 +288,23 @@ describe("aborting", () => {
     const { error } = await pending;
     expect((error as Error).name).toBe("AbortError");
     expect(ofType("client.attempt")).toMatchObject([{ outcome: "aborted", attempt: 1 }]);
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("a retryable answer that lands as the caller aborts is not retried: the caller's reason, no retry paid or reported", async () => {
+    const server = await serve([{ status: 503 }, { status: 200 }]);
+    const controller = new AbortController();
+    const types: string[] = [];
+    const { client } = clientOn({
+      onEvent: (event) => {
+        types.push(event.type);
+        if (event.type === "client.attempt") controller.abort("gone"); // as the 503 lands
+      },
+    });
+    const { error } = await settled(client(server.url, { signal: controller.signal }));
+    expect(error).toBe("gone");
+    expect(types).toEqual(["client.created", "client.attempt"]);
+    expect(client.budgets.get(server.url)?.tokens).toBe(10);
     expect(server.received).toHaveLength(1);
   });
 
@@ -329,6 +383,16 @@ describe("Idempotency-Key", () => {
       ["PUT", "undefined"],
       ["DELETE", "undefined"],
       ["POST", "string"], // fetch upper-cases post; so does the client when it decides
+    ]);
+  });
+
+  it.each(["HEAD", "OPTIONS"])("%s is idempotent too: retried through a 503 without a key", async (method) => {
+    const server = await serve([{ status: 503 }, { status: 204 }]);
+    const { client } = clientOn();
+    expect((await client(server.url, { method })).status).toBe(204);
+    expect(server.received.map((r) => [r.method, r.headers["idempotency-key"]])).toEqual([
+      [method, undefined],
+      [method, undefined],
     ]);
   });
 
@@ -586,12 +650,16 @@ describe("events", () => {
   });
 });
 
-/** A server whose response body never ends, to show the caller's signal reaching the body. */
-async function serveEndlessBody() {
+/**
+ * A server whose response body never ends, to show the caller's signal reaching the body; or,
+ * with `restAfterMs`, ends that long after its first chunk (a body still arriving after the response).
+ */
+async function serveEndlessBody(restAfterMs?: number) {
   const { createServer } = await import("node:http");
   const server = createServer((_req, res) => {
     res.writeHead(200, { "content-type": "text/plain" });
     res.write("first chunk");
+    if (restAfterMs !== undefined) setTimeout(() => res.end(", then the rest"), restAfterMs);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
@@ -627,5 +695,15 @@ describe("retry budget", () => {
     expect((await client(server.url)).status).toBe(200); // 503, then a paid retry
     expect(tokens()).toBe(0.5); // spent 1, refunded 0.5 by the success
     expect(server.received).toHaveLength(7);
+  });
+
+  it("only a response not retried puts a token share back: a network error the client does not retry puts back nothing", async () => {
+    const server = await serve([{ status: 503 }, { status: 200 }, { reset: true }]);
+    const { client } = clientOn({ retryOn: ({ response }) => response?.status === 503 });
+    const tokens = () => client.budgets.get(server.origin)?.tokens;
+    expect((await client(server.url)).status).toBe(200);
+    expect(tokens()).toBe(9.1); // a retry paid, a success refunded
+    expect((await settled(client(server.url))).error).toBeInstanceOf(TypeError);
+    expect(tokens()).toBe(9.1);
   });
 });
