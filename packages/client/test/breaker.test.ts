@@ -171,6 +171,52 @@ describe("consecutive failures", () => {
     expect(breaker?.consecutiveFailures).toBe(1);
   });
 
+  it("a probe that succeeds closes the circuit with the count at 0: one more failure does not open it again", async () => {
+    const server = await serve([{ status: 500 }, { status: 500 }, { status: 200 }, { status: 500 }]);
+    const { client, clock } = clientOn({ maxAttempts: 1, breaker: { failures: 2, halfOpenAfterMs: 1000 } });
+    for (let i = 0; i < 2; i++) await settled(client(server.url));
+    const breaker = client.breakers.get(server.origin);
+    expect(breaker?.state).toBe("open");
+    await clock.advance(1000);
+    expect((await client(server.url)).status).toBe(200); // the probe
+    expect(breaker?.state).toBe("closed");
+    expect(breaker?.consecutiveFailures).toBe(0);
+    await settled(client(server.url));
+    expect(breaker?.state).toBe("closed");
+    expect(breaker?.consecutiveFailures).toBe(1);
+  });
+
+  it("an attempt admitted before the circuit opened and failing late changes nothing: the circuit is not opened afresh", async () => {
+    const server = await serve((i) => (i === 0 ? { hang: true } : { status: 500 }));
+    const { client, clock } = clientOn({ maxAttempts: 1, breaker: { failures: 1, halfOpenAfterMs: 1000 } });
+    const late = settled(client(server.url));
+    await server.receivedCount(1);
+    await settled(client(server.url)); // a 500: opens the circuit
+    const breaker = client.breakers.get(server.origin);
+    expect(breaker?.halfOpenAt).toBe(clock.now() + 1000);
+    const probeAt = clock.now() + 1000;
+    await clock.advance(400);
+    server.release({ status: 500 }, 0);
+    expect((await late).error).toBeInstanceOf(RetryLimitError);
+    expect(breaker?.state).toBe("open");
+    expect(breaker?.halfOpenAt).toBe(probeAt); // not 400 ms later
+    expect(breaker?.consecutiveFailures).toBe(1);
+  });
+
+  it("a timeout counts as a failure whatever isFailure says (only what an attempt got is its to judge)", async () => {
+    const server = await serve([{ hang: true }]);
+    const { client, clock } = clientOn({
+      maxAttempts: 1,
+      timeoutMs: 1000,
+      breaker: { failures: 1, isFailure: () => false },
+    });
+    const pending = settled(client(server.url));
+    await server.receivedCount(1);
+    await clock.advance(1000);
+    expect((await pending).error).toBeInstanceOf(RetryLimitError);
+    expect(client.breakers.get(server.origin)?.state).toBe("open");
+  });
+
   it("calls fetch refuses outright (their own bad arguments) are not failures of the origin: the circuit stays closed", async () => {
     const server = await serve([]);
     const { client } = clientOn({ breaker: { failures: 2 } });
