@@ -3,6 +3,7 @@ import { InterlockConfigError } from "@interlock/core";
 import { describe, expect, it } from "vitest";
 import {
   type BreakersSnapshot,
+  CircuitBreaker,
   CircuitOpenError,
   createClient,
   type FetchFunction,
@@ -274,6 +275,7 @@ describe("failure ratio in a window", () => {
     expect(breaker()?.window).toEqual({ calls: 3, failures: 2 });
     expect(breaker()?.state).toBe("closed"); // fewer than minimumCalls
     await clock.advance(10_000);
+    expect(breaker()?.window).toEqual({ calls: 0, failures: 0 }); // all 10 s old: out of the window
     await settled(client(server.url));
     expect(breaker()?.window).toEqual({ calls: 1, failures: 1 }); // counted with the old ones it would be 3 of 4
     expect(breaker()?.state).toBe("closed");
@@ -305,6 +307,25 @@ describe("failure ratio in a window", () => {
     await settled(client(server.url));
     expect(breaker()?.window).toEqual({ calls: 1, failures: 1 });
     expect(breaker()?.state).toBe("closed"); // 1 attempt, fewer than minimumCalls
+  });
+});
+
+describe("the wait for a probe, on a clock with fractions of a millisecond", () => {
+  it("is rounded up: 0.3 ms left still refuses (1 ms), and no probe goes out early", () => {
+    let t = 0.5;
+    const clock = () => t;
+    const breaker = new CircuitBreaker(
+      "http://127.0.0.1",
+      { mode: "consecutive", failures: 1, halfOpenAfterMs: 1000 },
+      { now: clock, elapsed: clock },
+      () => {},
+    );
+    breaker.record(true, false);
+    t = 1000.2;
+    expect(breaker.admit()).toEqual({ kind: "reject", retryAfterMs: 1 });
+    expect(breaker.halfOpenAt).toBe(1001.2);
+    t = 1000.5;
+    expect(breaker.admit()).toEqual({ kind: "probe" });
   });
 });
 
