@@ -79,6 +79,32 @@ describe("retrying", () => {
     expect(ofType("client.give_up")).toMatchObject([{ reason: "retry_after_too_long", attempts: 1, status: 503 }]);
   });
 
+  it("the body of a response it retries is cancelled, not left holding its connection", async () => {
+    const { createServer } = await import("node:http");
+    let cancelled!: () => void;
+    const firstClosed = new Promise<void>((resolve) => {
+      cancelled = resolve;
+    });
+    let requests = 0;
+    const server = createServer((_req, res) => {
+      if (requests++ > 0) return void res.end("ok");
+      res.writeHead(503);
+      res.write("busy, and more to come"); // never ends: only the client can close it
+      res.once("close", cancelled);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const { client } = clientOn();
+      expect(await (await client(`http://127.0.0.1:${port}/`)).text()).toBe("ok");
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve("still open"), 200));
+      expect(await Promise.race([firstClosed.then(() => "closed"), timeout])).toBe("closed");
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it("gives up after maxAttempts with RetryLimitError carrying the last response, unread", async () => {
     const server = await serve([
       { status: 500, body: "first" },
