@@ -699,6 +699,42 @@ async function serveEndlessBody(restAfterMs?: number) {
   };
 }
 
+describe("the documented defaults", () => {
+  it("attempts of 10 s each inside a 30 s deadline: a server that never answers ends at 30 s exactly", async () => {
+    const server = await serve(() => ({ hang: true }));
+    const { client, clock } = clientOn({ breaker: false });
+    const pending = settled(client(server.url));
+    const steps: Array<[requests: number, ms: number]> = [
+      [1, 10_000],
+      [2, 10_000],
+      [3, 9850],
+    ];
+    for (const [n, ms] of steps) {
+      await server.receivedCount(n);
+      await clock.advance(ms); // then the backoff (50, then 100 ms) passes on its own
+    }
+    const { error } = await pending;
+    expect(error).toMatchObject({ scope: "deadline", timeoutMs: 30_000, attempts: 3 });
+    expect(clock.slept).toEqual([10_000, 50, 10_000, 100, 9850]); // the third attempt's timer is the deadline's
+  });
+
+  it("backoff: base 100 ms, capped at 10 s (full jitter at 0.5: half of each ceiling)", async () => {
+    const server = await serve(() => ({ status: 503 }));
+    const { client, clock } = clientOn({ maxAttempts: 9, deadlineMs: false, breaker: false });
+    expect((await settled(client(server.url))).error).toMatchObject({ reason: "attempts", attempts: 9 });
+    expect(clock.slept).toEqual([50, 100, 200, 400, 800, 1600, 3200, 5000]);
+  });
+
+  it("the breaker opens after 5 failures in a row", async () => {
+    const server = await serve(() => ({ status: 500 }));
+    const { client } = clientOn({ maxAttempts: 1 });
+    for (let i = 0; i < 4; i++) await settled(client(server.url));
+    expect(client.breakers.get(server.origin)?.state).toBe("closed");
+    await settled(client(server.url));
+    expect(client.breakers.get(server.origin)?.state).toBe("open");
+  });
+});
+
 describe("retry budget", () => {
   it("retries stop when the origin's bucket is empty, and successes refill it", async () => {
     const statuses = [500, 500, 500, /* then */ 200, 200, /* then */ 503, 200];
