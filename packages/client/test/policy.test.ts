@@ -165,4 +165,17 @@ describe("what is retried", () => {
     }
     expect(isReplayableBody(new URLSearchParams("a=1"))).toBe(true);
   });
+
+  it("a ReadableStream is one-shot on a runtime where it is not async-iterable (Safari) too", () => {
+    const proto = ReadableStream.prototype as unknown as Record<symbol, unknown>;
+    const iterator = Object.getOwnPropertyDescriptor(proto, Symbol.asyncIterator);
+    delete proto[Symbol.asyncIterator];
+    try {
+      const stream = new ReadableStream();
+      expect(Symbol.asyncIterator in stream).toBe(false);
+      expect(isReplayableBody(stream)).toBe(false);
+    } finally {
+      if (iterator) Object.defineProperty(proto, Symbol.asyncIterator, iterator);
+    }
+  });
 });
