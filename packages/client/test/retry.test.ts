@@ -259,15 +259,18 @@ describe("timeouts", () => {
   });
 
   it("an injected sleep that ignores its signal: the attempt's timer, once the response is handed over, does not cut off its body", async () => {
-    const slow = await serveEndlessBody(100);
+    const slow = await serveEndlessBody();
+    const timers: Array<() => void> = [];
     const client = createClient({
       timeoutMs: 30,
       fetch: (input, init) => fetch(input, init), // the caller's fetch: the attempt gets a real AbortSignal
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)), // never aborted, always runs out
+      sleep: () => new Promise<void>((resolve) => timers.push(resolve)), // runs out when the test says, aborted or not
     });
     try {
       const response = await client(slow.url);
-      await new Promise((resolve) => setTimeout(resolve, 60)); // past the attempt's 30 ms
+      for (const runOut of timers.splice(0)) runOut(); // the attempt's timer, cancelled, runs out all the same
+      await new Promise((resolve) => setImmediate(resolve));
+      slow.finish();
       expect(await response.text()).toBe("first chunk, then the rest");
     } finally {
       await slow.close();
@@ -677,20 +680,24 @@ describe("events", () => {
 });
 
 /**
- * A server whose response body never ends, to show the caller's signal reaching the body; or,
- * with `restAfterMs`, ends that long after its first chunk (a body still arriving after the response).
+ * A server whose response body never ends, to show the caller's signal reaching the body, unless
+ * the test calls `finish` (a body still arriving after the response was handed over).
  */
-async function serveEndlessBody(restAfterMs?: number) {
+async function serveEndlessBody() {
   const { createServer } = await import("node:http");
+  const open: Array<{ end(chunk: string): void }> = [];
   const server = createServer((_req, res) => {
     res.writeHead(200, { "content-type": "text/plain" });
     res.write("first chunk");
-    if (restAfterMs !== undefined) setTimeout(() => res.end(", then the rest"), restAfterMs);
+    open.push(res);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}/stream`,
+    finish: () => {
+      for (const res of open.splice(0)) res.end(", then the rest");
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
