@@ -145,6 +145,25 @@ describe("consecutive failures", () => {
     expect(client.breakers.get(server.origin)?.state).toBe("closed");
   });
 
+  it("restoring a closed snapshot while a probe is out lets the calls waiting on it go at once", async () => {
+    const { server, counter, client } = await probeDue();
+    const probe = client(server.url);
+    await server.receivedCount(2);
+    const waiting = client(server.url);
+    await tick();
+    expect(counter.calls).toBe(2); // waiting on the probe
+    client.breakers.restore({
+      version: 1,
+      breakers: { [server.origin]: { state: "closed", consecutiveFailures: 0, openedAt: null } },
+    });
+    await server.receivedCount(3); // sent without waiting for the probe, which still hangs
+    expect(counter.calls).toBe(3);
+    server.release({ status: 200 }, 2);
+    expect((await waiting).status).toBe(200);
+    server.release({ status: 200 }, 1);
+    expect((await probe).status).toBe(200);
+  });
+
   it("stops retrying when the circuit opens mid-request: CircuitOpenError with the last response", async () => {
     const server = await serve(() => ({ status: 500, body: "down" }));
     const { client, clock } = clientOn({ maxAttempts: 5, breaker: { failures: 2 } });
