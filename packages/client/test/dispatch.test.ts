@@ -91,9 +91,10 @@ describe("AttemptDispatcher over real HTTP", () => {
 
   it("leaves the response alone once it is in: the body reads after the timeout would have fired", async () => {
     const server = await serve();
-    const client = createClient({ timeoutMs: 50, maxAttempts: 1 });
+    // A timeout the response beats even on a loaded machine; the wait outlasts it.
+    const client = createClient({ timeoutMs: 300, maxAttempts: 1 });
     const response = await client(`${server.origin}/ok`);
-    await new Promise((resolve) => setTimeout(resolve, 120));
+    await new Promise((resolve) => setTimeout(resolve, 350));
     expect(await response.text()).toBe("ok");
   });
 
