@@ -52,7 +52,7 @@ describe("the bytes a route hands over", () => {
     expectFaithfulReplay(first, replay);
   });
 
-  it("repeated headers and a Content-Encoding of the route's own; Set-Cookie is not replayed", async () => {
+  it("repeated headers and a Content-Encoding of the route's own; both Set-Cookie lines reach the first client, none is replayed", async () => {
     const { gzipSync } = await import("node:zlib");
     const [first, replay] = await firstAndReplay((c) => {
       c.header("link", "</a>; rel=next", { append: true });
@@ -65,6 +65,8 @@ describe("the bytes a route hands over", () => {
     });
     expectFaithfulReplay(first, replay);
     expect(first.decoded.toString()).toBe('{"ok":true}');
+    // Both cookies reach the first client: a header record would keep only the last one.
+    expect(first.headers["set-cookie"]).toEqual(["session=first-request-only", "theme=dark"]);
     expect(replay.headers["set-cookie"]).toBeUndefined();
   });
 });
