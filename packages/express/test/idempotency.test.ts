@@ -661,6 +661,19 @@ describe("idempotency(): request bodies", () => {
     expect(world.runs()).toBe(2);
   });
 
+  it("a chunked body (no Content-Length) that grows past bodyLimit → 413 body_too_large, for a type Express's parsers read too", async () => {
+    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)), { bodyLimit: 32 });
+    const key = newKey();
+    const chunks = [Buffer.from('{"a":"'), Buffer.from("x".repeat(40)), Buffer.from('"}')];
+    for (const type of ["application/json", "application/xml"]) {
+      const headers = { "content-type": type, "x-api-key": "client-a", "idempotency-key": key };
+      const response = await send(`${world.url}/echo`, { headers, body: chunks });
+      expect(response.status).toBe(413);
+      expect(response.json()).toMatchObject({ code: "body_too_large", status: 413 });
+    }
+    expect(world.runs()).toBe(0);
+  });
+
   it("bodyLimit defaults to 1 MiB (DEFAULT_REQUEST_BODY_LIMIT), and must be a positive whole number", async () => {
     const world = await start((app, use, idem) =>
       app.post(
