@@ -355,6 +355,23 @@ describe("settling the delivery", () => {
     expect(events.find((e) => e.type === "webhook.handler_failed")).toMatchObject({ released: true });
   });
 
+  it("a handler that throws releases the delivery whatever the app's error handler answers, a 2xx included", async () => {
+    let calls = 0;
+    running = await listen((app) => {
+      // An error handler that acknowledges every failure: the throw, not this 202, decides.
+      app.setErrorHandler((_error, _request, reply) => reply.code(202).send({ acknowledged: true }));
+      app.post("/hook", { config: { interlock: webhook(options()) } }, async () => {
+        if (++calls === 1) throw new Error("boom");
+        return { ok: true };
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect((await post(`${running.url}/hook`, d)).status).toBe(202);
+    const redelivery = await post(`${running.url}/hook`, d);
+    expect([redelivery.status, await redelivery.json()]).toEqual([200, { ok: true }]);
+    expect(calls).toBe(2);
+  });
+
   it("a non-2xx answer releases it; a 2xx is recorded before the response is sent", async () => {
     const events: InterlockEvent[] = [];
     let status = 503;
