@@ -97,6 +97,21 @@ describe("the bytes a handler hands over", () => {
     expectFaithfulReplay(first, replay);
   });
 
+  it("a hijacked reply writes a buffer, then reuses it once it went out: the bytes stored are the bytes sent", async () => {
+    await start(async (_request, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(201, { "content-type": "text/plain" });
+      const buffer = Buffer.from("first bytes");
+      reply.raw.write(buffer);
+      await new Promise((resolve) => setImmediate(resolve)); // the write has reached the socket
+      buffer.fill("x");
+      reply.raw.end();
+    });
+    const [first, replay] = await firstAndReplay();
+    expect(first.raw.toString()).toBe("first bytes");
+    expectFaithfulReplay(first, replay);
+  });
+
   it("repeated headers keep their lines and order; Set-Cookie is not replayed", async () => {
     await start(async (_request, reply) =>
       reply
