@@ -162,6 +162,21 @@ describe("bodies and headers as Koa infers or is told them", () => {
     expectFaithfulReplay(first, replay);
   });
 
+  it("ctx.respond = false: a buffer written to ctx.res, then reused once it went out, is stored as it was sent", async () => {
+    await start(async (ctx) => {
+      ctx.respond = false;
+      ctx.res.writeHead(201, { "content-type": "text/plain" });
+      const buffer = Buffer.from("first bytes");
+      ctx.res.write(buffer);
+      await new Promise((resolve) => setImmediate(resolve)); // the write has reached the socket
+      buffer.fill("x");
+      ctx.res.end();
+    });
+    const [first, replay] = await firstAndReplay();
+    expect(first.raw.toString()).toBe("first bytes");
+    expectFaithfulReplay(first, replay);
+  });
+
   it("repeated headers keep their lines and order; Set-Cookie and Date are not replayed", async () => {
     await start((ctx) => {
       ctx.set("Link", ["</a>; rel=next", "</b>; rel=prev"]);
