@@ -4,7 +4,7 @@ import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import Koa, { type Middleware } from "koa";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type RawBodyContext, type WebhookOptions, type WebhookState, webhook } from "../src/index.js";
 import { type Served, serve } from "./serve.js";
 import { bodyParser, delivery, readAll, route, SECRET } from "./support.js";
@@ -342,6 +342,36 @@ describe("the handler's outcome", () => {
     expect([duplicate.status, await duplicate.json()]).toMatchObject([200, { duplicate: true }]);
     expect(calls).toBe(2);
     expect(seen.events.map((e) => e.type)).toContain("webhook.processed");
+  });
+
+  it("ctx.respond = false and the provider leaves before any answer was sent: the delivery is released, the redelivery runs", async () => {
+    let calls = 0;
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          calls++;
+          ctx.respond = false;
+          // The first copy is never answered (its work hangs until the provider gives up); the redelivery at once.
+          if (calls > 1) ctx.res.writeHead(202).end("raw");
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    const leaving = new AbortController();
+    const first = fetch(`${served?.url}/webhooks`, {
+      method: "POST",
+      headers: d.headers,
+      body: d.body as BodyInit,
+      signal: leaving.signal,
+    });
+    await vi.waitFor(() => expect(calls).toBe(1));
+    leaving.abort();
+    await expect(first).rejects.toThrow();
+    await vi.waitFor(() => expect(seen.events.map((e) => e.type)).toContain("webhook.handler_failed"));
+    const redelivery = await post(d);
+    expect([redelivery.status, await redelivery.text()]).toEqual([202, "raw"]);
+    expect(calls).toBe(2);
   });
 
   it("reports verified and processed deliveries to onEvent", async () => {
