@@ -262,6 +262,23 @@ describe("webhook(): onError takes over the answer", () => {
     expect(seen).toEqual(["refused:no_matching_signature:401", "duplicate:-:200"]);
   });
 
+  it("an onError that answers itself is the only answer: Express's error handling never hears of it", async () => {
+    const errors: unknown[] = [];
+    const url = await start({
+      options: { onError: (_decision, _req, res) => void res.status(418).json({ mine: true }) },
+      errors: [
+        (error, _req, _res, next) => {
+          errors.push(error);
+          next(error);
+        },
+      ],
+    });
+    const tampered = await signed('{"type":"a"}');
+    const response = await send(url, { ...tampered, body: '{"type":"b"}' });
+    expect([response.status, response.json()]).toEqual([418, { mine: true }]);
+    expect(errors).toEqual([]);
+  });
+
   it("the adapter's own refusals (too large, not raw) go to onError too", async () => {
     const codes: string[] = [];
     const url = await start({
