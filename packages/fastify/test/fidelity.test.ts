@@ -112,6 +112,14 @@ describe("the bytes a handler hands over", () => {
     expectFaithfulReplay(first, replay);
   });
 
+  it("an empty answer without a Content-Type (reply.send() with nothing) is replayed without one", async () => {
+    await start(async (_request, reply) => reply.code(202).send());
+    const [first, replay] = await firstAndReplay();
+    expect([first.status, first.headers["content-type"], first.raw.length]).toEqual([202, undefined, 0]);
+    expectFaithfulReplay(first, replay);
+    expect(replay.headers["content-type"]).toBeUndefined();
+  });
+
   it("repeated headers keep their lines and order; Set-Cookie is not replayed", async () => {
     await start(async (_request, reply) =>
       reply
