@@ -478,6 +478,30 @@ describe("failures", () => {
     expect(released(events)).toEqual(["error", "error"]);
   });
 
+  it("a throw that passes through next() (an app.onError that rethrows it) releases the key: the retry runs again", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", idempotency(options(events)), (c) => {
+      if (++runs === 1) throw new Error("boom");
+      return c.json({ run: runs }, 201);
+    });
+    // Rethrown, the error leaves Hono's chain through every middleware's next(), up to the server (a 500).
+    app.onError((error) => {
+      throw error;
+    });
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(500);
+    const retry = await send(url, key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.json()]).toEqual([
+      201,
+      null,
+      { run: 2 },
+    ]);
+    expect(released(events)).toEqual(["error"]);
+  });
+
   /** The first request fails (Hono's onError answers 500), its key is released, and the retry runs: `answered`. */
   async function expectFailedThenRun(app: Hono, events: InterlockEvent[], answered: string) {
     app.onError((_error, c) => c.json({ error: "failed" }, 500));

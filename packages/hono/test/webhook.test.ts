@@ -278,6 +278,24 @@ describe("settling the delivery", () => {
     expect(runs).toBe(3);
   });
 
+  it("a throw that passes through next() (an app.onError that rethrows it) releases the delivery: the redelivery runs", async () => {
+    const app = new Hono();
+    let runs = 0;
+    app.post("/hook", webhook(options()), (c) => {
+      if (++runs === 1) throw new Error("boom");
+      return c.json({ run: runs });
+    });
+    // Rethrown, the error leaves Hono's chain through every middleware's next(), up to the server (a 500).
+    app.onError((error) => {
+      throw error;
+    });
+    const url = `${await start(app)}/hook`;
+    const d = await delivery('{"a":1}');
+    expect((await post(url, d)).status).toBe(500);
+    const redelivery = await post(url, d);
+    expect([redelivery.status, await redelivery.json()]).toEqual([200, { run: 2 }]);
+  });
+
   it("releases a delivery the route leaves unanswered (Hono's 500): the redelivery runs", async () => {
     const app = new Hono();
     let checks = 0;
