@@ -679,4 +679,28 @@ describe("onError", () => {
     expect([replay.status, await replay.json()]).toEqual([201, { ok: true }]);
     expect(seen).toEqual([400]);
   });
+
+  it("an onError that sends without returning the reply is the only answer: nothing is sent after it", async () => {
+    const logged: Array<{ msg?: string; err?: { code?: string } }> = [];
+    const stream = { write: (line: string) => void logged.push(JSON.parse(line)) };
+    running = await listen(
+      (app) => {
+        const hooks = idempotency(
+          options({
+            onError: (_decision, _request, reply) => {
+              reply.code(418).send({ error: "custom" });
+            },
+          }),
+        );
+        app.post("/pay", { config: { interlock: hooks } }, async (_request, reply) =>
+          reply.code(201).send({ ok: true }),
+        );
+      },
+      { logger: { level: "warn", stream } },
+    );
+    const invalid = await send("/pay", '"a", "b"');
+    expect([invalid.status, await invalid.json()]).toEqual([418, { error: "custom" }]);
+    // Fastify warns of a second send to a reply already sent (FST_ERR_REP_ALREADY_SENT).
+    expect(logged).toEqual([]);
+  });
 });
