@@ -114,6 +114,24 @@ describe("raw body", () => {
     expect(seen.body).toEqual({ command: "/deploy", text: "a b", tag: ["x", "y"] });
   });
 
+  it("a form field named __proto__ is an own field of ctx.request.body, never its prototype", async () => {
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          seen.body = ctx.request.body;
+          ctx.status = 200;
+        },
+      },
+    );
+    const d = await delivery("__proto__=x&__proto__=y&a=1", "application/x-www-form-urlencoded");
+    expect((await post(d)).status).toBe(200);
+    const body = seen.body as Record<string, unknown>;
+    expect(Object.getPrototypeOf(body)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(body, "__proto__")?.value).toEqual(["x", "y"]);
+    expect(body.a).toBe("1");
+  });
+
   it("keeps binary, non-UTF-8 bodies intact; ctx.request.body stays undefined, later parsers skip", async () => {
     const bytes = new Uint8Array([0xff, 0xfe, 0x00, 0xc3, 0x28, 0x80, ...randomBytes(4096)]);
     const parser = { ran: 0 };
