@@ -177,6 +177,26 @@ describe("bodies and headers as Koa infers or is told them", () => {
     expectFaithfulReplay(first, replay);
   });
 
+  it("an answer written to ctx.res without ctx.respond = false is stored as sent, not as Koa's untouched 404", async () => {
+    await start(async (ctx) => {
+      ctx.res.writeHead(201, { "content-type": "text/plain" });
+      ctx.res.end("raw answer");
+    });
+    const [first, replay] = await firstAndReplay();
+    expect([first.status, first.raw.toString()]).toEqual([201, "raw answer"]);
+    expectFaithfulReplay(first, replay);
+  });
+
+  it("ctx.body = null, then an explicit 200: an empty answer without a Content-Type, replayed as such", async () => {
+    await start(async (ctx) => {
+      ctx.body = null;
+      ctx.status = 200;
+    });
+    const [first, replay] = await firstAndReplay();
+    expect([first.status, first.headers["content-type"], first.raw.length]).toEqual([200, undefined, 0]);
+    expectFaithfulReplay(first, replay);
+  });
+
   it("repeated headers keep their lines and order; Set-Cookie and Date are not replayed", async () => {
     await start((ctx) => {
       ctx.set("Link", ["</a>; rel=next", "</b>; rel=prev"]);
