@@ -502,6 +502,22 @@ describe("failures", () => {
     expect(released(events)).toEqual(["error"]);
   });
 
+  it("refusals and replays keep the headers earlier middleware set on the context (a request id)", async () => {
+    const app = new Hono();
+    app.use(async (c, next) => {
+      c.header("x-request-id", "req-1");
+      await next();
+    });
+    app.post("/pay", idempotency(options()), (c) => c.json({ paid: true }, 201));
+    const url = `${await start(app)}/pay`;
+    const refused = await send(url, '"a", "b"');
+    expect([refused.status, refused.headers.get("x-request-id")]).toEqual([400, "req-1"]);
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(201);
+    const replay = await send(url, key);
+    expect([replay.headers.get("idempotent-replayed"), replay.headers.get("x-request-id")]).toEqual(["true", "req-1"]);
+  });
+
   /** The first request fails (Hono's onError answers 500), its key is released, and the retry runs: `answered`. */
   async function expectFailedThenRun(app: Hono, events: InterlockEvent[], answered: string) {
     app.onError((_error, c) => c.json({ error: "failed" }, 500));
