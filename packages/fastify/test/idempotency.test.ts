@@ -110,6 +110,23 @@ async function expectReplay(path: string, init: Parameters<typeof send>[2] = {})
 }
 
 describe("response capture and replay", () => {
+  it("the answer leaves only once the store has it: a retry sent the moment it arrives is replayed, even with a slow store", async () => {
+    /** A store whose writes take a while, as a remote one's do. */
+    class SlowStore extends MemoryStore {
+      override async complete(...args: Parameters<MemoryStore["complete"]>) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return super.complete(...args);
+      }
+    }
+    let runs = 0;
+    await start(options({ store: new SlowStore() }), (app, hooks) => {
+      app.post("/pay", hooks, async (_request, reply) => reply.code(201).send({ run: ++runs }));
+    });
+    const key = newKey();
+    for (let i = 0; i < 3; i++) expect((await send("/pay", key)).status).toBe(201);
+    expect(runs).toBe(1);
+  });
+
   it("JSON objects, strings and Buffers are stored as sent and replayed byte for byte; the handler runs once", async () => {
     let calls = 0;
     await start(options(), (app, hooks) => {
