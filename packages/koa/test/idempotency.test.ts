@@ -121,6 +121,32 @@ async function expectReplayed(path: string, world: World, body: BodyInit = "{}")
 }
 
 describe("response capture and replay", () => {
+  it("the answer leaves only once the store has it: a retry sent the moment it arrives is replayed, even with a slow store", async () => {
+    /** A store whose writes take a while, as a remote one's do. */
+    class SlowStore extends MemoryStore {
+      override async complete(...args: Parameters<MemoryStore["complete"]>) {
+        await sleep(50);
+        return super.complete(...args);
+      }
+    }
+    const world = await start(
+      [
+        [
+          "POST",
+          "/pay",
+          (ctx) => {
+            ctx.status = 201;
+            ctx.body = { ok: true };
+          },
+        ],
+      ],
+      { store: new SlowStore() },
+    );
+    const key = newId("key");
+    for (let i = 0; i < 3; i++) expect((await send("/pay", key)).status).toBe(201);
+    expect(world.calls).toBe(1);
+  });
+
   it("a Buffer body, binary and with its own type, is replayed byte for byte", async () => {
     const bytes = Buffer.from([0x00, 0xff, 0xfe, 0xc3, 0x28, 0x0a, 0x0d]);
     const world = await start([
