@@ -37,6 +37,23 @@ const released = (events: InterlockEvent[]) =>
 const BINARY = new Uint8Array([0x00, 0xff, 0xfe, 0xc3, 0x28, 0xef, 0xbb, 0xbf, 0x80, 0x7f]);
 
 describe("response capture", () => {
+  it("the answer leaves only once the store has it: a retry sent the moment it arrives is replayed, even with a slow store", async () => {
+    /** A store whose writes take a while, as a remote one's do. */
+    class SlowStore extends MemoryStore {
+      override async complete(...args: Parameters<MemoryStore["complete"]>) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return super.complete(...args);
+      }
+    }
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", idempotency(options([], { store: new SlowStore() })), (c) => c.json({ run: ++runs }, 201));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    for (let i = 0; i < 3; i++) expect((await send(url, key)).status).toBe(201);
+    expect(runs).toBe(1);
+  });
+
   // Every way a Hono route answers in one piece: each first answer is stored and replayed byte for byte.
   const answers: Record<string, (c: Context) => Response | Promise<Response>> = {
     json: (c) => c.json({ id: "pay_1", note: "café 😀" }, 201, { location: "/payments/pay_1" }),
