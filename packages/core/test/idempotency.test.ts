@@ -17,6 +17,15 @@ import {
 } from "../src/index.js";
 import { describeIdempotencyBehaviour } from "../src/testing/index.js";
 
+/** A POST with `key` as its Idempotency-Key, as an adapter hands it to the engine. */
+const keyedPost = (key: string, body: string | Uint8Array = "{}", route = "/payments") => ({
+  method: "POST",
+  route,
+  path: route,
+  headers: { "idempotency-key": key },
+  body,
+});
+
 describeIdempotencyBehaviour("memory", { create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }) });
 
 describe("mayReadBody", () => {
@@ -194,13 +203,7 @@ describe("a custom fingerprint", () => {
 });
 
 describe("response headers as captured", () => {
-  const request = (key: string) => ({
-    method: "POST",
-    route: "/payments",
-    path: "/payments",
-    headers: { "idempotency-key": key },
-    body: "{}",
-  });
+  const request = (key: string) => keyedPost(key);
 
   // A Fetch Headers, a Node getHeaders() record, pairs, and an object with only Headers' forEach
   // (what the type promises under a `lib` without DOM.Iterable): each stores the same headers.
@@ -436,13 +439,7 @@ describe("the route events name", () => {
 });
 
 describe("extendLease's bound", () => {
-  const request = (key: string) => ({
-    method: "POST",
-    route: "/events",
-    path: "/events",
-    headers: { "idempotency-key": key },
-    body: new Uint8Array(0),
-  });
+  const request = (key: string) => keyedPost(key, new Uint8Array(0), "/events");
 
   /** Claims `key` with `extendLease` on a store whose clock is the fake timers', and never settles it. */
   async function holdForever(extendLease: true | { maxMs: number }, lockTtlMs = 300) {
@@ -506,13 +503,7 @@ describe("a store that throws instead of rejecting, once the key is claimed", ()
     }
     return store;
   };
-  const request = (key: string) => ({
-    method: "POST",
-    route: "/payments",
-    path: "/payments",
-    headers: { "idempotency-key": key },
-    body: new Uint8Array(0),
-  });
+  const request = (key: string) => keyedPost(key, new Uint8Array(0));
 
   it("finish and abort still never throw when the release throws", async () => {
     const engine = createIdempotency({ store: throwing("release"), principal: false });
@@ -800,13 +791,7 @@ describe("runIdempotent's edges", () => {
 });
 
 describe("what the engine and runIdempotent hand the store", () => {
-  const request = (key: string) => ({
-    method: "POST",
-    route: "/payments",
-    path: "/payments",
-    headers: { "idempotency-key": key },
-    body: "{}",
-  });
+  const request = (key: string) => keyedPost(key);
 
   it("a response is kept for retentionMs, long past the lease: replayed until then, run again after", async () => {
     let now = 1_000_000;

@@ -121,15 +121,20 @@ describe("memory store bounds", () => {
     expect(kept).toBe(2); // 2 × 400 bytes fit in 1,000
   });
 
-  it("sweeps expired records as it writes, keeping memory flat", async () => {
-    let now = 0;
-    const store = new MemoryStore({ now: () => now });
+  /** Writes 1,000 records that expire after 10 ms, one per ms (`tick` moves the store's clock on). */
+  const writeShortLivedRecords = async (store: MemoryStore, tick: () => void) => {
     for (let i = 0; i < 1_000; i++) {
       const claimed = await store.claim(`k${i}`, { fingerprint: "f", lockTtlMs: 1_000 });
       if (claimed.state !== "claimed") throw new Error("expected a win");
       await store.complete(`k${i}`, claimed.token, response(), { ttlMs: 10 });
-      now += 1;
+      tick();
     }
+  };
+
+  it("sweeps expired records as it writes, keeping memory flat", async () => {
+    let now = 0;
+    const store = new MemoryStore({ now: () => now });
+    await writeShortLivedRecords(store, () => now++);
     expect(store.size).toBeLessThan(20);
   });
 
@@ -137,12 +142,7 @@ describe("memory store bounds", () => {
     let now = 0;
     const store = new MemoryStore({ now: () => now });
     await store.claim("slow", { fingerprint: "f", lockTtlMs: 600_000 });
-    for (let i = 0; i < 1_000; i++) {
-      const claimed = await store.claim(`k${i}`, { fingerprint: "f", lockTtlMs: 1_000 });
-      if (claimed.state !== "claimed") throw new Error("expected a win");
-      await store.complete(`k${i}`, claimed.token, response(), { ttlMs: 10 });
-      now += 1;
-    }
+    await writeShortLivedRecords(store, () => now++);
     expect(store.size).toBeLessThan(20);
     expect((await store.claim("slow", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("in_flight");
   });
