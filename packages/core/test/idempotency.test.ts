@@ -26,6 +26,22 @@ const keyedPost = (key: string, body: string | Uint8Array = "{}", route = "/paym
   body,
 });
 
+/** Counts the calls to `store[method]`, which still does what it did: `calls()` says how many so far. */
+function countCalls(store: MemoryStore, method: "claim" | "extend"): { calls: () => number; reset: () => void } {
+  let count = 0;
+  const original = (store[method] as (...args: unknown[]) => unknown).bind(store);
+  (store as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+    count++;
+    return original(...args);
+  };
+  return {
+    calls: () => count,
+    reset: () => {
+      count = 0;
+    },
+  };
+}
+
 describeIdempotencyBehaviour("memory", { create: () => new MemoryStore({ maxRecordBytes: 64 * 1024 }) });
 
 describe("mayReadBody", () => {
@@ -395,14 +411,9 @@ describe("waiting for a request in flight", () => {
 
   it.each(badWaits)("runIdempotent refuses %s with InterlockConfigError, before it claims", async (_, wait) => {
     const store = new MemoryStore();
-    let claims = 0;
-    const claim = store.claim.bind(store);
-    store.claim = (key, options) => {
-      claims++;
-      return claim(key, options);
-    };
+    const claims = countCalls(store, "claim");
     await expect(runIdempotent({ store, key: "job-wait", wait }, () => 1)).rejects.toBeInstanceOf(InterlockConfigError);
-    expect(claims).toBe(0);
+    expect(claims.calls()).toBe(0);
   });
 });
 
@@ -444,18 +455,13 @@ describe("extendLease's bound", () => {
   /** Claims `key` with `extendLease` on a store whose clock is the fake timers', and never settles it. */
   async function holdForever(extendLease: true | { maxMs: number }, lockTtlMs = 300) {
     const store = new MemoryStore();
-    let renewed = 0;
-    const extend = store.extend.bind(store);
-    store.extend = (...args) => {
-      renewed++;
-      return extend(...args);
-    };
+    const extensions = countCalls(store, "extend");
     const engine = createIdempotency({ store, principal: false, lockTtlMs, extendLease });
     const decision = await engine.begin(request("k-stream"));
     if (decision.action !== "execute") throw new Error(`expected execute, got ${decision.action}`);
     // A retry: 409 while the key is held, run once it is free.
     const retry = async () => (await engine.begin(request("k-stream"))).action;
-    return { retry, extends: () => renewed };
+    return { retry, extends: extensions.calls };
   }
 
   it("renews a response that never ends until it has held its key for maxMs; the lease then runs out", async () => {
@@ -684,40 +690,30 @@ describe("edges the decision table leaves open", () => {
 
   it("waitForInFlight does not wait on a request with other content: its 422 comes from the first claim", async () => {
     const store = new MemoryStore();
-    let claims = 0;
-    const claim = store.claim.bind(store);
-    store.claim = (...args) => {
-      claims++;
-      return claim(...args);
-    };
+    const claims = countCalls(store, "claim");
     const engine = createIdempotency({ store, principal: false, waitForInFlight: { timeoutMs: 300, pollMs: 10 } });
     expect((await engine.begin(request("k-wait-other", "first"))).action).toBe("execute");
-    claims = 0;
+    claims.reset();
     const other = await engine.begin(request("k-wait-other", "second"));
     expect(other).toMatchObject({ action: "respond", error: { code: "idempotency_key_mismatch" } });
-    expect(claims).toBe(1);
+    expect(claims.calls()).toBe(1);
   });
 
   it("stops renewing a lease once the request is finished or aborted", async () => {
     vi.useFakeTimers();
     try {
       const store = new MemoryStore();
-      let renewed = 0;
-      const extend = store.extend.bind(store);
-      store.extend = (...args) => {
-        renewed++;
-        return extend(...args);
-      };
+      const renewals = countCalls(store, "extend");
       const engine = createIdempotency({ store, principal: false, lockTtlMs: 300, extendLease: true });
       const finished = await engine.begin(request("k-renew-finish"));
       const aborted = await engine.begin(request("k-renew-abort"));
       if (finished.action !== "execute" || aborted.action !== "execute") throw new Error("expected execute");
       vi.advanceTimersByTime(150);
-      expect(renewed).toBe(2); // one renewal each, every 100 ms
+      expect(renewals.calls()).toBe(2); // one renewal each, every 100 ms
       await engine.finish(finished.ticket, { status: 201, headers: {}, body: "ok" });
       await engine.abort(aborted.ticket);
       vi.advanceTimersByTime(10_000);
-      expect(renewed).toBe(2);
+      expect(renewals.calls()).toBe(2);
     } finally {
       vi.useRealTimers();
     }
