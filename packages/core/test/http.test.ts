@@ -3,10 +3,16 @@ import { describe, expect, it } from "vitest";
 import {
   announcesBody,
   BodyCollector,
+  BodyError,
   bodyLimitOption,
   DEFAULT_REQUEST_BODY_LIMIT,
+  type HttpResponse,
+  IdempotencyError,
   InterlockConfigError,
   type NodeRequestHead,
+  problemResponse,
+  StoreUnavailableError,
+  WebhookVerificationError,
 } from "../src/index.js";
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
@@ -75,5 +81,48 @@ describe("BodyCollector", () => {
     expect([collector.size, collector.overflowed, collector.body()]).toEqual([5, true, undefined]);
     // What was kept before the limit is still there, for a reader that hands on what it read.
     expect(collector.chunks).toEqual([bytes(1, 2, 3)]);
+  });
+});
+
+describe("problemResponse", () => {
+  const problemOf = (response: HttpResponse) => JSON.parse(new TextDecoder().decode(response.body));
+
+  it("is the error's problem+json at its status, with Retry-After when the error says when to retry", () => {
+    const unavailable = problemResponse(new StoreUnavailableError("redis", "down"));
+    expect([unavailable.status, unavailable.headers]).toEqual([
+      503,
+      [
+        ["content-type", "application/problem+json"],
+        ["retry-after", "2"],
+      ],
+    ]);
+    expect(problemOf(unavailable)).toMatchObject({
+      type: "urn:interlock:problem:store_unavailable",
+      status: 503,
+      code: "store_unavailable",
+    });
+    const tooLarge = problemResponse(BodyError.tooLarge(8));
+    expect([tooLarge.status, tooLarge.headers, problemOf(tooLarge).detail]).toEqual([
+      413,
+      [["content-type", "application/problem+json"]],
+      "the request body exceeds 8 bytes",
+    ]);
+  });
+
+  it("sends the Retry-After it is given, 0 included", () => {
+    const inFlight = new IdempotencyError("request_in_flight", "still running", { retryAfterSeconds: 0 });
+    expect(problemResponse(inFlight).headers).toContainEqual(["retry-after", "0"]);
+    expect(problemResponse(BodyError.incomplete(), 5).headers).toContainEqual(["retry-after", "5"]);
+  });
+
+  it("a 415 unsupported_content_encoding names identity, the one coding accepted (RFC 9110 §15.5.16)", () => {
+    const encoded = problemResponse(new WebhookVerificationError("unsupported_content_encoding", "gzip"));
+    expect([encoded.status, encoded.headers]).toEqual([
+      415,
+      [
+        ["content-type", "application/problem+json"],
+        ["accept-encoding", "identity"],
+      ],
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 /** core's web-standard body reader, on what only it decides (the adapters' tests cover the rest). */
 import { describe, expect, it } from "vitest";
-import { BodyError, readStreamUpTo, recordBody } from "../src/index.js";
+import { BodyError, declaredLength, pathAndQuery, readStreamUpTo, recordBody } from "../src/index.js";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -36,6 +36,24 @@ describe("readStreamUpTo", () => {
       },
     });
     expect(await readStreamUpTo(failing, 8)).toMatchObject({ code: "body_incomplete" });
+  });
+
+  it("reads exactly limit bytes; one more is body_too_large, and the rest is cancelled unread", async () => {
+    expect(text((await readStreamUpTo(streamOf("hello", "wor"), 8)) as Uint8Array)).toBe("hellowor");
+    let pulls = 0;
+    let cancelled = false;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulls++;
+        controller.enqueue(new TextEncoder().encode("hello"));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    expect(await readStreamUpTo(endless, 9)).toMatchObject({ code: "body_too_large" });
+    expect(cancelled).toBe(true);
+    expect(pulls).toBeLessThanOrEqual(3);
   });
 });
 
@@ -102,5 +120,40 @@ describe("recordBody", () => {
     expect(text((await reader.read()).value as Uint8Array)).toBe("tick");
     await reader.cancel();
     expect(await left.outcome).toEqual([undefined, false]);
+  });
+
+  it("settles once, with the body, when read ahead and then read to its end by the client", async () => {
+    const calls: Array<[string | undefined, boolean]> = [];
+    const recorded = recordBody(streamOf("hel", "lo"), 8, async (body, tooLarge) => {
+      calls.push([body === undefined ? undefined : text(body), tooLarge]);
+    });
+    recorded.readAhead();
+    expect(await readAll(recorded.stream)).toBe("hello");
+    await new Promise((resolve) => setTimeout(resolve, 10)); // a second settle would come after the end
+    expect(calls).toEqual([["hello", false]]);
+  });
+});
+
+describe("declaredLength and pathAndQuery", () => {
+  it("a Content-Length frames the body only without Transfer-Encoding, and only as a whole number", () => {
+    const length = (headers: Record<string, string>) => declaredLength(new Headers(headers));
+    expect([length({ "content-length": "16" }), length({ "content-length": "0" }), length({})]).toEqual([
+      16,
+      0,
+      undefined,
+    ]);
+    // A Request made in code keeps any header: a length beside Transfer-Encoding frames nothing (RFC 9112 §6.3).
+    expect(length({ "content-length": "16", "transfer-encoding": "chunked" })).toBeUndefined();
+    expect([
+      length({ "content-length": "-1" }),
+      length({ "content-length": "1.5" }),
+      length({ "content-length": "x" }),
+    ]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it("takes the path and query from an absolute URL, a port and all, and / for none", () => {
+    expect(pathAndQuery("http://127.0.0.1:8080/payments/1?x=1")).toBe("/payments/1?x=1");
+    expect(pathAndQuery("https://api.example/")).toBe("/");
+    expect(pathAndQuery("https://api.example")).toBe("/");
   });
 });
