@@ -412,6 +412,7 @@ describe("recording the answer", () => {
       "true",
       "text/plain",
     ]);
+    expect(await replay.text()).toBe(""); // stored without the body HEAD never sends
     expect(runs).toBe(1);
   });
 });
@@ -496,6 +497,49 @@ describe("bodyLimit, onError and refusals", () => {
     const streamed = await send(url, uniqueId("key"), undefined, chunked(encoder.encode(body)));
     expect([streamed.status, (await problemOf(streamed)).code]).toEqual([413, "body_too_large"]);
     expect(runs).toBe(0);
+  });
+
+  it("reads a body of exactly bodyLimit bytes, declared or chunked; one byte more is 413", async () => {
+    let runs = 0;
+    const url = await start(
+      withIdempotency(options([], { bodyLimit: 16 }), async (request) => {
+        runs++;
+        return new Response(await request.text(), { status: 201 });
+      }),
+    );
+    const exact = "x".repeat(16);
+    const declared = await send(url, uniqueId("key"), exact);
+    expect([declared.status, await declared.text()]).toEqual([201, exact]);
+    const streamed = await send(url, uniqueId("key"), undefined, chunked(encoder.encode(exact), 4));
+    expect([streamed.status, await streamed.text()]).toEqual([201, exact]);
+    const over = await send(url, uniqueId("key"), `${exact}x`);
+    expect([over.status, (await problemOf(over)).code]).toEqual([413, "body_too_large"]);
+    const overStreamed = await send(url, uniqueId("key"), undefined, chunked(encoder.encode(`${exact}x`), 4));
+    expect([overStreamed.status, (await problemOf(overStreamed)).code]).toEqual([413, "body_too_large"]);
+    expect(runs).toBe(2);
+  });
+
+  it("a declared length over bodyLimit is refused before a byte of the body is read", async () => {
+    let pulled = false;
+    const handle = withIdempotency(options([], { bodyLimit: 16 }), async () => new Response("ok", { status: 201 }));
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          pulled = true;
+          controller.enqueue(encoder.encode("{}"));
+          controller.close();
+        },
+      },
+      { highWaterMark: 0 }, // pulled only when read
+    );
+    const request = new Request("http://127.0.0.1/payments", {
+      method: "POST",
+      headers: { "x-api-key": "client-a", "idempotency-key": uniqueId("key"), "content-length": "17" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    const response = await handle(request);
+    expect([response.status, (await problemOf(response)).code, pulled]).toEqual([413, "body_too_large", false]);
   });
 
   it("a Content-Length that understates the body (a Request made in code) never lets more than bodyLimit be read", async () => {

@@ -206,6 +206,20 @@ describe("settling the delivery", () => {
     const again = await handle(requestOf(d));
     expect(await again.json()).toEqual({ duplicate: true, id: d.id });
   });
+
+  it("waits for the store to record it before answering, however slow the store", async () => {
+    const store = new MemoryStore();
+    const complete = store.complete.bind(store);
+    store.complete = async (...args: Parameters<MemoryStore["complete"]>) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return complete(...args);
+    };
+    const handle = withWebhook(options({ store }), async () => new Response("ok"));
+    const d = await delivery("{}");
+    await handle(requestOf(d));
+    const again = await handle(requestOf(d));
+    expect(await again.json()).toEqual({ duplicate: true, id: d.id });
+  });
 });
 
 describe("refusals", () => {
