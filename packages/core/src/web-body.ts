@@ -107,7 +107,10 @@ export function recordBody(
       if (!cancelled) controller.close();
       return;
     }
-    if (!cancelled) controller.enqueue(keep(next.value));
+    // Kept even once the reader cancelled: what `cancel` reads on is the rest of the answer it
+    // settles, and a record of only the chunks sent would be replayed as a whole answer, cut short.
+    const chunk = keep(next.value);
+    if (!cancelled) controller.enqueue(chunk);
   };
   /**
    * Keeps a copy of `chunk` while within the limit, and returns what to send in its place: that

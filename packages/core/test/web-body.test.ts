@@ -122,6 +122,15 @@ describe("recordBody", () => {
     expect(await left.outcome).toEqual([undefined, false]);
   });
 
+  it("a client that stops reading a body already whole: what was ready is read on and settled whole, not cut off", async () => {
+    // Chunks read on after the cancel are the rest of the answer: a record of only those sent would replay it cut short.
+    const { recorded, outcome } = recording(streamOf("hel", "lo", "!"), 8);
+    const reader = recorded.stream.getReader();
+    expect(text((await reader.read()).value as Uint8Array)).toBe("hel");
+    await reader.cancel();
+    expect(await outcome).toEqual(["hello!", false]);
+  });
+
   it("settles once, with the body, when read ahead and then read to its end by the client", async () => {
     const calls: Array<[string | undefined, boolean]> = [];
     const recorded = recordBody(streamOf("hel", "lo"), 8, async (body, tooLarge) => {
