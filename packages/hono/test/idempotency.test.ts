@@ -182,6 +182,33 @@ describe("streamed responses", () => {
     expect(released(events)).toEqual(["streamed", "streamed"]);
   });
 
+  it("an answer whose client stops reading after its first chunk is stored whole, not cut short", async () => {
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", idempotency(options()), () => {
+      runs++;
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const part of ["hel", "lo", "!"]) controller.enqueue(new TextEncoder().encode(part));
+          controller.close();
+        },
+      });
+      return new Response(body, { status: 201, headers: { "content-type": "text/plain" } });
+    });
+    const pay = () =>
+      app.request("/pay", { method: "POST", headers: { "x-api-key": "a", "idempotency-key": "k" }, body: "{}" });
+    const reader = ((await pay()).body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("hel");
+    await reader.cancel(); // the client went away: the rest was ready, so the answer is stored
+    const retry = await pay();
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text(), runs]).toEqual([
+      201,
+      "true",
+      "hello!",
+      1,
+    ]);
+  });
+
   // A Response the route builds itself around a stream it writes as it goes (Server-Sent Events
   // by hand, a proxied upstream): its chunks must reach the client as they come.
   const liveResponse = (parts: { first: string; rest?: string; written: () => Promise<void> }) =>
