@@ -172,6 +172,17 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     expect((await login.complete(callback, { state: start.state })).claims?.sub).toBe("alice");
   });
 
+  it("refuses a browser state that is only part of the callback's: empty, or a prefix of it", async () => {
+    const { login } = loginWith();
+    const start = await login.begin();
+    const callback = await authorize(start);
+    // An empty cookie (cleared, or never set) and a truncated one match no login.
+    for (const state of ["", start.state.slice(0, 1), start.state.slice(0, -1)]) {
+      await refused(login.complete(callback, { state }), "state_mismatch");
+    }
+    expect((await login.complete(callback, { state: start.state })).claims?.sub).toBe("alice");
+  });
+
   it("refuses a state no login could have issued (too long for a store key, a NUL) as unknown, a 400 and not a 500", async () => {
     const { login } = loginWith();
     for (const state of ["s".repeat(600), "bad\u0000state"]) {
