@@ -119,6 +119,24 @@ describe("a token response without scope (RFC 6749 §5.1, §6)", () => {
     expect((await scoped.getToken()).scope).toBe("api:read"); // the mock echoes the request's
   });
 
+  it("a refresh answered without a refresh token (no rotation, RFC 6749 §6) keeps the one the session had", async () => {
+    const { tokens } = await mockLogin("openid");
+    const sessions = createSessionTokens(mockClient(), { encryptionKeys: keyring });
+    await sessions.save("not-rotated", tokens);
+    let answered = 0;
+    const drop = (response: { body: unknown }) => {
+      delete (response.body as Record<string, unknown>).refresh_token;
+      answered++;
+    };
+    mock().service.on(Events.BeforeResponse, drop);
+    const refreshed = await sessions
+      .refresh("not-rotated")
+      .finally(() => mock().service.off(Events.BeforeResponse, drop));
+    expect(answered).toBe(1); // the refresh reached the server (the mock may sign the same access token again)
+    expect(refreshed.refreshToken).toBe(tokens.refreshToken);
+    expect((await sessions.get("not-rotated"))?.refreshToken).toBe(tokens.refreshToken);
+  });
+
   it("a refresh without scope keeps the scope granted before", async () => {
     const { tokens } = await mockLogin("openid profile");
     const sessions = createSessionTokens(mockClient(), { encryptionKeys: keyring });
@@ -126,6 +144,29 @@ describe("a token response without scope (RFC 6749 §5.1, §6)", () => {
     const refreshed = await withoutScope(() => sessions.refresh("scoped"));
     expect(refreshed.refreshToken).not.toBe(tokens.refreshToken);
     expect(refreshed.scope).toBe("openid profile");
+  });
+});
+
+describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.3.3)", () => {
+  it("is refused (invalid_response), not completed as plain OAuth without claims", async () => {
+    const events: OAuthEvent[] = [];
+    const login = createLogin(mockClient(WEB_APP, { onEvent: (e: OAuthEvent) => events.push(e) }), {
+      redirectUri: REDIRECT_URI,
+      scope: "openid",
+    });
+    const start = await login.begin();
+    const callback = await mockCallback(start);
+    const drop = (response: { body: unknown }) => {
+      delete (response.body as Record<string, unknown>).id_token;
+    };
+    mock().service.on(Events.BeforeResponse, drop);
+    const outcome = await login
+      .complete(callback, { state: start.state })
+      .catch((e: unknown) => e)
+      .finally(() => mock().service.off(Events.BeforeResponse, drop));
+    expect(outcome).toBeInstanceOf(OAuthResponseError);
+    expect(outcome).toMatchObject({ code: "invalid_response", status: 502 });
+    expect(events.at(-1)).toMatchObject({ type: "oauth.token.requested", outcome: "invalid_response" });
   });
 });
 
