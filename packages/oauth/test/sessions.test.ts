@@ -482,3 +482,38 @@ describe("session tokens", () => {
     expect(await manager.get(id)).toEqual(tokens); // nothing lost: it refreshes once the server is back
   });
 });
+
+describe("a refresh never brings back what was refused", () => {
+  it("a session logged out while its refresh was in flight stays logged out: the refresh's tokens are not written back", async () => {
+    const store = new MemoryTokenStore();
+    const id = newSessionId();
+    // Another process logs the session out while this one's refresh request is at the server.
+    const logoutDuringRefresh: FetchLike = async (input, init) => {
+      if (String(init?.body ?? "").includes("grant_type=refresh_token")) await store.delete(`oauth:session:${id}`);
+      return fetch(input, init);
+    };
+    const manager = createSessionTokens(webClient(server(), { fetch: logoutDuringRefresh }), {
+      encryptionKeys: keyring,
+      store,
+    });
+    await manager.save(id, await loggedInTokens(server()));
+
+    await expect(manager.refresh(id)).rejects.toMatchObject({ code: "login_required", reason: "no_session" });
+    expect(await store.get(`oauth:session:${id}`)).toBeUndefined();
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+  });
+
+  it("never hands back a token a resource server refused, even while the authorization server is down", async () => {
+    const own = await startAuthorizationServer({ clients: [WEB_APP_REGISTRATION] });
+    const manager = createSessionTokens(webClient(own, { timeoutMs: 1_000 }), { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(own);
+    const id = newSessionId();
+    await manager.save(id, tokens);
+    await own.close();
+    // Not due and not expired, but refused: riding out the outage with it would only get another 401.
+    const error = await manager.getAccessToken(id, { rejected: tokens.accessToken }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: "server_unavailable" });
+    expect(await manager.getAccessToken(id)).toBe(tokens.accessToken); // not refused: still used
+  });
+});
