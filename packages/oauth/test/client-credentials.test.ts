@@ -17,6 +17,7 @@ import {
   OAuthError,
   type OAuthEvent,
   OAuthResponseError,
+  type TokenStore,
 } from "../src/index.js";
 import { introspect, SERVICE, serviceClient, useAuthorizationServer, useMockServer, WEB_APP } from "./helpers.js";
 
@@ -170,6 +171,38 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
       response.statusCode = statusCode;
       response.body = body;
     });
+
+  it("two clients of one server never share a cached token, even with the same request and store", async () => {
+    const store = new MemoryTokenStore();
+    let issued = 0;
+    const count = () => issued++;
+    mock().service.on(Events.BeforeResponse, count);
+    try {
+      const service = createClientCredentials(client(), { store, scope: "api:read" });
+      const other = createClientCredentials(client({ clientId: "other-service", clientSecret: "other-secret" }), {
+        store,
+        scope: "api:read",
+      });
+      await service.getAccessToken();
+      await other.getAccessToken();
+    } finally {
+      mock().service.off(Events.BeforeResponse, count);
+    }
+    expect(issued).toBe(2); // one token request per client
+  });
+
+  it("a store that fails to cache the token for a reason other than being down is an error, not swallowed", async () => {
+    const memory = new MemoryTokenStore();
+    const broken = new Error("the store refused the value");
+    const store: TokenStore = {
+      name: "broken",
+      get: (key) => memory.get(key),
+      delete: (key, expect) => memory.delete(key, expect),
+      set: (key, value, options) => (key.includes(":lock:") ? memory.set(key, value, options) : Promise.reject(broken)),
+    };
+    const tokens = createClientCredentials(client(), { store });
+    await expect(tokens.getAccessToken()).rejects.toBe(broken);
+  });
 
   it("RFC 6749 §5.2 errors arrive typed, with the server's description", async () => {
     for (const [status, code] of [
