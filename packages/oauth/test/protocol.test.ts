@@ -234,6 +234,16 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
     });
   }
 
+  it("refuses a refreshed ID token when the session's own cannot be read to compare: the session ends", async () => {
+    const { sessions, tokens } = await sessionWith();
+    await sessions.save("user", { ...tokens, idToken: "not-a-jwt" });
+    const error = await sessions.refresh("user").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoginRequiredError);
+    expect(error).toMatchObject({ reason: "identity_changed" });
+    expect((error as Error).cause).toMatchObject({ code: "id_token_mismatch" });
+    expect(await sessions.get("user")).toBeUndefined();
+  });
+
   it("refreshes with oidc-provider keep the user and auth_time: taken", async () => {
     const login = createLogin(webClient(server()), { redirectUri: REDIRECT_URI, scope: "openid" });
     const start = await login.begin({ maxAge: 600 }); // oidc-provider then puts auth_time in every ID token
