@@ -55,6 +55,15 @@ async function scripted(answers: Answer[]): Promise<{ url: string; origin: strin
   return { url: `${origin}/things?secret=not-recorded`, origin, requests: () => requests };
 }
 
+/** The origin of a port on 127.0.0.1 that was just listened on and closed: connecting to it is refused. */
+async function closedOrigin(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
 let otel: Sdk | undefined;
 const servers: Server[] = [];
 afterEach(async () => {
@@ -178,6 +187,47 @@ describe("@interlock/client events", () => {
     );
     const probe = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT).at(-1);
     expect(probe?.attributes["interlock.client.probe"]).toBe(true);
+  });
+});
+
+describe("failed attempts", () => {
+  it("a 500 is an error by its status, a refused connection by the platform's code", async () => {
+    const { otel, onEvent } = telemetry();
+    const server = await scripted([{ status: 500 }]);
+    const client = createClient({ onEvent, maxAttempts: 1 });
+    await expect(client(server.url)).rejects.toBeInstanceOf(RetryLimitError);
+    const closed = await closedOrigin();
+    await expect(client(`${closed}/things`)).rejects.toThrow();
+
+    const metrics = await otel.metrics();
+    expect(sorted(metrics[METRIC_CLIENT_ATTEMPTS])).toEqual(
+      sorted([
+        {
+          attributes: {
+            [ORIGIN]: server.origin,
+            "http.request.method": "GET",
+            "interlock.client.outcome": "response",
+            "http.response.status_code": 500,
+            "error.type": "500",
+          },
+          value: 1,
+        },
+        {
+          attributes: {
+            [ORIGIN]: closed,
+            "http.request.method": "GET",
+            "interlock.client.outcome": "network_error",
+            "error.type": "ECONNREFUSED",
+          },
+          value: 1,
+        },
+      ]),
+    );
+    const spans = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT);
+    expect(spans.map((s) => [s.status.code, s.attributes["error.type"]])).toEqual([
+      [SpanStatusCode.ERROR, "500"],
+      [SpanStatusCode.ERROR, "ECONNREFUSED"],
+    ]);
   });
 });
 
