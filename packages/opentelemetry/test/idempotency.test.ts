@@ -405,6 +405,23 @@ describe("requests that leave nothing stored", () => {
   });
 });
 
+/**
+ * After a complete or release that failed, the claim was timed once (by the first event, not
+ * again by store_down's) and the spans are that claim's and the execute span: no claim span in error.
+ */
+async function expectOnlyTheWonClaim(metrics: Awaited<ReturnType<Sdk["metrics"]>>) {
+  expect(
+    metrics["interlock.store.duration"]
+      ?.filter((point) => point.attributes["interlock.store.operation"] === "claim")
+      .map((point) => [point.attributes, "count" in point && point.count]),
+  ).toEqual([[{ "interlock.component": "idempotency", "interlock.store.operation": "claim" }, 1]]);
+  const spans = await interlockSpans();
+  expect(spans.map((span) => [span.name, span.attributes["interlock.idempotency.outcome"]])).toEqual([
+    ["interlock.idempotency.claim", "first"],
+    ["interlock.idempotency.execute", expect.stringMatching(/^(not_recorded|released)$/)],
+  ]);
+}
+
 describe("a response the store could not keep", () => {
   it("a complete that fails: not_recorded and store_down(complete) counted, the failed complete timed once", async () => {
     store.store.complete = () => Promise.reject(new Error("connection reset"));
@@ -441,6 +458,7 @@ describe("a response the store could not keep", () => {
         ?.filter((point) => point.attributes["interlock.store.operation"] === "complete")
         .map((point) => [point.attributes, "count" in point && point.count]),
     ).toEqual([[{ ...complete, "error.type": "store_unavailable" }, 1]]);
+    await expectOnlyTheWonClaim(metrics);
   });
 });
 
@@ -469,6 +487,7 @@ describe("a release the store could not make", () => {
         1,
       ],
     ]);
+    await expectOnlyTheWonClaim(metrics);
   });
 });
 
