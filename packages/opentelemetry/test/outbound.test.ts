@@ -11,6 +11,7 @@ import {
   createOAuthClient,
   createSessionTokens,
   generateEncryptionKey,
+  type OAuthEvent,
 } from "@interlock/oauth";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { afterEach, describe, expect, it } from "vitest";
@@ -28,6 +29,7 @@ import {
   METRIC_OAUTH_SESSIONS_ENDED,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
   METRIC_OAUTH_TOKEN_REQUESTS,
+  METRIC_OAUTH_TOKEN_REUSES,
   SPAN_CLIENT_ATTEMPT,
   SPAN_OAUTH_TOKEN,
 } from "../src/index.js";
@@ -377,6 +379,46 @@ describe("@interlock/oauth events", () => {
         { attributes: { "interlock.oauth.outcome": "deleted", "error.type": "server_unavailable" }, value: 1 },
       ]),
     );
+  });
+
+  it("reused tokens (shared, stale_used with its code) and sessions ended by reason are counted, one series each", async () => {
+    const { otel } = telemetry();
+    const onEvent = interlockTelemetry<OAuthEvent>({
+      meterProvider: otel.meterProvider,
+      tracerProvider: otel.tracerProvider,
+    });
+    // As @interlock/oauth emits them: these need another process, a failing server or an
+    // expired session, so they are handed to the hook directly.
+    onEvent({ type: "oauth.token.shared", grant: "client_credentials", waitedMs: 12 });
+    onEvent({ type: "oauth.token.shared", grant: "client_credentials", waitedMs: 3 });
+    onEvent({ type: "oauth.token.stale_used", grant: "refresh_token", code: "server_error" });
+    onEvent({ type: "oauth.session.ended", reason: "expired" });
+    onEvent({ type: "oauth.session.ended", reason: "refresh_rejected" });
+
+    const metrics = await otel.metrics();
+    expect(sorted(metrics[METRIC_OAUTH_TOKEN_REUSES])).toEqual(
+      sorted([
+        {
+          attributes: { "interlock.oauth.grant": "client_credentials", "interlock.oauth.outcome": "shared" },
+          value: 2,
+        },
+        {
+          attributes: {
+            "interlock.oauth.grant": "refresh_token",
+            "interlock.oauth.outcome": "stale_used",
+            "error.type": "server_error",
+          },
+          value: 1,
+        },
+      ]),
+    );
+    expect(sorted(metrics[METRIC_OAUTH_SESSIONS_ENDED])).toEqual(
+      sorted([
+        { attributes: { "interlock.oauth.outcome": "expired" }, value: 1 },
+        { attributes: { "interlock.oauth.outcome": "refresh_rejected" }, value: 1 },
+      ]),
+    );
+    expect(await otel.spans()).toEqual([]);
   });
 
   it("the breakers gauge follows client.breakers when the LRU drops a breaker and when a snapshot is restored", async () => {
