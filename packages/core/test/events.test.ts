@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { correlationIdOf } from "../src/correlation.js";
 import { headerReader } from "../src/headers.js";
 import {
+  BodyError,
   type ClaimOptions,
   type CompleteOptions,
   createIdempotency,
@@ -267,6 +268,23 @@ describe("idempotency events", () => {
         correlationId: "req-no-key",
       },
     ]);
+  });
+
+  it("report an adapter's refusal with the correlation id of the headers it passes, and none without", async () => {
+    const { engine, events } = engineOn(new MemoryStore());
+    const refused = (headers?: Record<string, string>) =>
+      engine.refuse({ method: "post", route: "/payments", ...(headers && { headers }) }, BodyError.tooLarge(16));
+    refused({ traceparent: TRACEPARENT, "x-request-id": "r" });
+    refused({ "x-request-id": "req-too-large" });
+    refused({ "x-request-id": "not valid: spaces" });
+    refused();
+    expect(events.map((e) => [e.type, e.correlationId])).toEqual([
+      ["idempotency.rejected", TRACE_ID],
+      ["idempotency.rejected", "req-too-large"],
+      ["idempotency.rejected", undefined],
+      ["idempotency.rejected", undefined],
+    ]);
+    expect(events.slice(2).every((event) => !("correlationId" in event))).toBe(true);
   });
 
   it("time the claim, the complete and the release; the handler's time is durationMs - storeMs", async () => {
