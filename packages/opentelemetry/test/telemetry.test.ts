@@ -146,4 +146,29 @@ describe("instruments", () => {
     expect(new Set(spans.map((span) => span.instrumentationScope.name))).toEqual(new Set(["@interlock/opentelemetry"]));
     expect(spans[0]?.instrumentationScope.version).toBe(version);
   });
+
+  it("are made once per hook, and the tracer looked up once, however many events it records", async () => {
+    otel = sdk();
+    const { meterProvider, tracerProvider } = otel;
+    const lookups = { meters: 0, tracers: 0 };
+    const onEvent = interlockTelemetry({
+      meterProvider: {
+        getMeter(...args) {
+          lookups.meters++;
+          return meterProvider.getMeter(...args);
+        },
+      },
+      tracerProvider: {
+        getTracer(...args) {
+          lookups.tracers++;
+          return tracerProvider.getTracer(...args);
+        },
+      },
+    });
+    app = await startApp({ onEvent, store: switchableStore().store });
+    await deliverTo(app, "msg_4");
+    await deliverTo(app, "msg_4");
+    expect(otel.ended()).toBe(5);
+    expect(lookups).toEqual({ meters: 1, tracers: 1 });
+  });
 });
