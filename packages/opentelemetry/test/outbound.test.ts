@@ -233,6 +233,53 @@ describe("failed attempts", () => {
   });
 });
 
+describe("attempts that time out, and keyed attempts", () => {
+  it("an attempt that times out is an error by its outcome", async () => {
+    const { otel, onEvent } = telemetry();
+    const silent = createServer(() => {}); // never answers
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    servers.push(silent);
+    const origin = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const client = createClient({ onEvent, maxAttempts: 1, timeoutMs: 50 });
+    await expect(client(`${origin}/slow`)).rejects.toThrow();
+
+    const metrics = await otel.metrics();
+    expect(metrics[METRIC_CLIENT_ATTEMPTS]).toEqual([
+      {
+        attributes: {
+          [ORIGIN]: origin,
+          "http.request.method": "GET",
+          "interlock.client.outcome": "timeout",
+          "error.type": "timeout",
+        },
+        value: 1,
+      },
+    ]);
+    const spans = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT);
+    expect(spans.map((s) => [s.status.code, s.attributes["error.type"]])).toEqual([[SpanStatusCode.ERROR, "timeout"]]);
+  });
+
+  it("a POST's attempt span carries the Idempotency-Key the server received; its metrics do not", async () => {
+    const { otel, onEvent } = telemetry();
+    const received: Array<string | undefined> = [];
+    const server = createServer((req, res) => {
+      received.push(req.headers["idempotency-key"] as string | undefined);
+      req.resume().on("end", () => res.end("ok"));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    servers.push(server);
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = createClient({ onEvent });
+    await (await client(`${origin}/payments`, { method: "POST", body: "{}" })).text();
+
+    expect(received).toEqual([expect.any(String)]);
+    const [span] = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT);
+    expect(span?.attributes["interlock.idempotency.key"]).toBe(received[0]);
+    const metrics = await otel.metrics();
+    expect(JSON.stringify(metrics[METRIC_CLIENT_ATTEMPTS])).not.toContain("interlock.idempotency.key");
+  });
+});
+
 describe("@interlock/oauth events", () => {
   it("a client credentials token request retried once: one request issued, two attempts", async () => {
     const { otel, onEvent } = telemetry();
