@@ -8,7 +8,7 @@ import { DataPointType, type HistogramMetricData } from "@opentelemetry/sdk-metr
 import { afterEach, describe, expect, it } from "vitest";
 import { version } from "../package.json";
 import { DURATION_BUCKETS, interlockTelemetry } from "../src/index.js";
-import { type App, delivery, post, type Sdk, sdk, startApp, switchableStore } from "./harness.js";
+import { type App, delivery, endMs, post, type Sdk, sdk, startApp, startMs, switchableStore } from "./harness.js";
 
 let otel: Sdk | undefined;
 let app: App | undefined;
@@ -110,6 +110,28 @@ describe("composing with the app's own hook", () => {
     expect(seen).toEqual([future]);
     expect(await otel.spans()).toEqual([]);
     expect(await otel.metrics()).toEqual({});
+  });
+});
+
+describe("durations below zero", () => {
+  it("are recorded as 0 and drawn as zero-length spans, not dropped or ending before they start", async () => {
+    otel = sdk();
+    const onEvent = interlockTelemetry<InterlockEvent>({
+      meterProvider: otel.meterProvider,
+      tracerProvider: otel.tracerProvider,
+    });
+    // Core never measures these (its clock is monotonic), but an emitter of another version might.
+    onEvent({ type: "webhook.verified", scheme: "stripe", id: "evt_1", idCovered: true, durationMs: -50 });
+    const recordedBy = Date.now();
+    onEvent({ type: "idempotency.completed", method: "POST", key: "k", status: 201, durationMs: 1, storeMs: 3 });
+
+    const metrics = await otel.metrics();
+    for (const name of ["interlock.webhook.verification.duration", "interlock.idempotency.handler.duration"]) {
+      expect(metrics[name]).toMatchObject([{ count: 1, sum: 0 }]);
+    }
+    const [verify] = await otel.spans();
+    expect(verify && startMs(verify)).toBe(verify && endMs(verify));
+    expect(verify && endMs(verify)).toBeLessThanOrEqual(recordedBy); // the span ended when recorded, not after
   });
 });
 
