@@ -145,3 +145,21 @@ describe("a body file that cannot be read", () => {
     }
   });
 });
+
+describe("sign --json and secret: what is printed", () => {
+  it("sign --json never prints the secret; a scheme that signs no timestamp reports none (null)", async () => {
+    const secret = "gh-secret-never-printed";
+    const result = await interlock(["sign", "--scheme", "github", "--secret", secret, "--body", "{}", "--json"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).not.toContain(secret);
+    const [line] = jsonLines(result.stdout);
+    expect(Object.keys(line ?? {}).sort()).toEqual(["curl", "headers", "id", "scheme", "timestamp", "type"]);
+    expect(line).toMatchObject({ type: "signature", scheme: "github", timestamp: null, curl: null });
+  });
+
+  it("secret --scheme stripe: whsec_ and 64 hex digits, as stripe listen prints", async () => {
+    const result = await interlock(["secret", "--scheme", "stripe"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^whsec_[0-9a-f]{64}\n$/);
+  });
+});
