@@ -94,6 +94,7 @@ export {
   refuseTransaction,
   responseSize,
   timeoutOption,
+  unstorable,
 } from "./store/validate.js";
 // Bodies on web standards, shared by the adapters that run on every runtime.
 export {

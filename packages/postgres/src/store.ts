@@ -20,6 +20,7 @@ import {
   type StoredResponse,
   StoreUnavailableError,
   timeoutOption,
+  unstorable,
 } from "@interlock/core";
 import { Deadline, execute, isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
 import { resolveTable, type Statement, type Statements, statements, type TableOptions } from "./sql.js";
@@ -75,12 +76,10 @@ const MAX_RUNS = 10;
 const MAX_RECORD_LIMIT = 256 * 1024 * 1024;
 
 // PostgreSQL text and jsonb cannot hold U+0000, and a lone surrogate has no UTF-8 form (it would
-// become U+FFFD, merging distinct values). Keys and fingerprints are refused by core's
-// `assertClaim`; header text and tokens are checked here.
-const UNSTORABLE = /\0|\p{Cs}/u;
-
+// become U+FFFD, merging distinct values): core's `unstorable`. Keys and fingerprints are refused
+// by `assertClaim`; header text and tokens are checked here.
 function storable(name: string, value: string): void {
-  if (UNSTORABLE.test(value)) {
+  if (unstorable(value)) {
     throw new InterlockConfigError(`${name} cannot contain U+0000 or unpaired surrogates in a postgres store`);
   }
 }
@@ -186,7 +185,7 @@ export class PostgresStore implements InterlockStore {
   ): Promise<boolean> {
     assertComplete(this, key, response, options);
     const headers = headersJson(response.headers);
-    if (typeof token !== "string" || UNSTORABLE.test(token)) return false; // no such token can exist
+    if (typeof token !== "string" || unstorable(token)) return false; // no such token can exist
     const values = [keyHash(key), token, response.status, headers, response.body, options.ttlMs];
     const client = options.transaction as PgQueryable | undefined;
     return (await this.#run("complete", this.#sql.complete, values, { client })).rowCount === 1;
@@ -194,13 +193,13 @@ export class PostgresStore implements InterlockStore {
 
   async release(key: string, token: string): Promise<boolean> {
     assertKey(key);
-    if (typeof token !== "string" || UNSTORABLE.test(token)) return false;
+    if (typeof token !== "string" || unstorable(token)) return false;
     return (await this.#run("release", this.#sql.release, [keyHash(key), token])).rowCount === 1;
   }
 
   async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
     assertClaim(key, { fingerprint: "", lockTtlMs });
-    if (typeof token !== "string" || UNSTORABLE.test(token)) return false;
+    if (typeof token !== "string" || unstorable(token)) return false;
     return (await this.#run("extend", this.#sql.extend, [keyHash(key), token, lockTtlMs])).rowCount === 1;
   }
 

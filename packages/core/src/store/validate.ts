@@ -16,7 +16,7 @@ const UNSTORABLE = /[\p{Cs}\u0000]/u;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: as above.
 const SUSPECT = /[\u0000\uD800-\uDFFF]/;
 
-/** Whether `text` holds NUL or a lone surrogate. */
+/** Whether `text` holds NUL or a lone surrogate, which no store keeps: every store refuses such text. */
 export function unstorable(text: string): boolean {
   return SUSPECT.test(text) && UNSTORABLE.test(text);
 }

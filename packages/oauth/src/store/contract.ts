@@ -15,7 +15,7 @@
  * Values are opaque text (sealed with AES-256-GCM where they hold secrets): a store never parses them.
  */
 
-import { InterlockConfigError } from "@interlock/core";
+import { InterlockConfigError, unstorable } from "@interlock/core";
 
 /** A live value and its version. */
 export interface TokenStoreEntry {
@@ -56,15 +56,12 @@ export interface TokenStore {
 /** Longest key a store must accept, in UTF-16 code units. */
 export const MAX_TOKEN_KEY_LENGTH = 512;
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what is refused here.
-const UNSTORABLE = /[\p{Cs}\u0000]/u;
-
 /** The checks every store makes on its arguments, in the same words. */
 export function assertEntryKey(key: string): void {
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_TOKEN_KEY_LENGTH) {
     throw new InterlockConfigError(`token store keys must be 1..${MAX_TOKEN_KEY_LENGTH} characters`);
   }
-  if (UNSTORABLE.test(key)) throw new InterlockConfigError("token store keys must not hold NUL or lone surrogates");
+  if (unstorable(key)) throw new InterlockConfigError("token store keys must not hold NUL or lone surrogates");
 }
 
 /** Whether a store can hold `key`: for keys made of outside input, where a bad one is no entry, not a bug. */
@@ -79,7 +76,7 @@ export function isEntryKey(key: string): boolean {
 
 export function assertSet(key: string, value: string, options: TokenStoreSetOptions): void {
   assertEntryKey(key);
-  if (typeof value !== "string" || UNSTORABLE.test(value)) {
+  if (typeof value !== "string" || unstorable(value)) {
     throw new InterlockConfigError("token store values must be strings without NUL or lone surrogates");
   }
   if (!Number.isSafeInteger(options?.ttlMs) || options.ttlMs <= 0) {
