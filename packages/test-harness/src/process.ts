@@ -77,11 +77,14 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-/** Starts a long-running server; `ready` is polled until it resolves true or `timeoutMs` passes. */
+/**
+ * Starts a long-running server; `ready` is polled (with the child, to tell it from another
+ * process on the same port) until it resolves true or `timeoutMs` passes.
+ */
 export async function startServer(
   command: string,
   args: string[],
-  ready: () => Promise<boolean>,
+  ready: (child: ChildProcess) => Promise<boolean>,
   options: { user?: string; timeoutMs?: number; label: string },
 ): Promise<ChildServer> {
   const [cmd, argv] = options.user && process.getuid?.() === 0 ? asUser(options.user, command, args) : [command, args];
@@ -91,7 +94,7 @@ export async function startServer(
   child.stderr?.on("data", (chunk) => (output = (output + chunk).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-  while (!(await ready().catch(() => false))) {
+  while (!(await ready(child).catch(() => false))) {
     if (child.exitCode !== null) throw new Error(`${options.label} exited during start-up:\n${output}`);
     if (Date.now() > deadline) {
       child.kill("SIGKILL");

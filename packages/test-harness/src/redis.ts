@@ -5,7 +5,7 @@
  * Redis instead; the cluster is always local.
  */
 
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -85,13 +85,31 @@ function parseReply(data: Buffer): string | Error | undefined {
   return data.length < end + 4 + length ? undefined : data.toString("utf8", end + 2, end + 2 + length);
 }
 
-const pong = (port: number) => async () => (await redisCommand(port, ["PING"])) === "PONG";
+/**
+ * Ready once the server answering on `port` is `child` itself. A free port may be taken by
+ * another process between the search and the start: this child then fails to bind, and the
+ * other process (another test's Redis) would answer PING in its place.
+ */
+const answersAs = (port: number) => async (child: ChildProcess) =>
+  (await redisCommand(port, ["INFO", "server"])).includes(`process_id:${child.pid}\r\n`);
+
+/** Starts a server on a port `pick` finds free, and on another if a process took that one first. */
+async function onFreePort<T>(pick: () => Promise<number>, start: (port: number) => Promise<T>): Promise<[number, T]> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await pick();
+    try {
+      return [port, await start(port)];
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
 
 /** Spawns `redis-server` on `port` with its data directory `dir`, ready once it answers PING. */
 function spawnRedis(port: number, dir: string, extra: string[] = []): Promise<ChildServer> {
   const bin = requireBinary("redis-server", INSTALL);
   const args = ["--port", String(port), "--bind", HOST, "--dir", dir, "--save", "", "--appendonly", "no"];
-  return startServer(bin, [...args, "--loglevel", "warning", ...extra], pong(port), {
+  return startServer(bin, [...args, "--loglevel", "warning", ...extra], answersAs(port), {
     label: `redis-server :${port}`,
   });
 }
@@ -120,11 +138,12 @@ function externalServer(url: string): RedisServer {
 export async function startRedis(options: { local?: boolean } = {}): Promise<RedisServer> {
   const fromEnv = process.env.REDIS_URL;
   if (fromEnv && !options.local) return externalServer(fromEnv);
-  const [port, dir] = await Promise.all([freePort(), mkdtemp(join(tmpdir(), "interlock-redis-"))]);
-  let child = await spawnRedis(port, dir).catch(async (error: unknown) => {
+  const dir = await mkdtemp(join(tmpdir(), "interlock-redis-"));
+  const [port, started] = await onFreePort(freePort, (port) => spawnRedis(port, dir)).catch(async (error: unknown) => {
     await rm(dir, { recursive: true, force: true });
     throw error;
   });
+  let child = started;
   const signal = (name: NodeJS.Signals) => () => void child.process.kill(name);
   return {
     url: `redis://${HOST}:${port}`,
@@ -193,9 +212,9 @@ async function waitFor(label: string, check: () => Promise<boolean>, timeoutMs =
 export async function startRedisCluster(options: { masters?: number } = {}): Promise<RedisCluster> {
   const masters = options.masters ?? 3;
   const ports: number[] = [];
-  // One at a time: two concurrent searches could settle on the same port.
-  for (let i = 0; i < masters; i++) ports.push(await freeClusterPort());
-  const dirs = await Promise.all(ports.map(() => mkdtemp(join(tmpdir(), "interlock-redis-cluster-"))));
+  const dirs = await Promise.all(
+    Array.from({ length: masters }, () => mkdtemp(join(tmpdir(), "interlock-redis-cluster-"))),
+  );
   const children: ChildServer[] = [];
   const stop = async () => {
     await Promise.all(children.map((child) => child.stop()));
@@ -206,7 +225,12 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       ...["--cluster-enabled", "yes", "--cluster-config-file", join(dir, "nodes.conf")],
       ...["--cluster-node-timeout", "2000"],
     ];
-    children.push(...(await Promise.all(ports.map((port, i) => spawnRedis(port, dirs[i]!, clusterArgs(dirs[i]!))))));
+    // One at a time: two concurrent searches could settle on the same port.
+    for (const dir of dirs) {
+      const [port, child] = await onFreePort(freeClusterPort, (port) => spawnRedis(port, dir, clusterArgs(dir)));
+      ports.push(port);
+      children.push(child);
+    }
     const addresses = ports.map((port) => `${HOST}:${port}`);
     await redisCli(["--cluster", "create", ...addresses, "--cluster-replicas", "0", "--cluster-yes"]);
     const ok = async () => {
