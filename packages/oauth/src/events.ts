@@ -3,7 +3,7 @@
  * Events never carry a token, a code, a verifier, a secret or a session id.
  */
 
-import type { LoginErrorCode, LoginRequiredReason } from "./errors.js";
+import type { LoginErrorCode, LoginRequiredReason, OAuthErrorCode, OAuthResponseErrorCode } from "./errors.js";
 
 /** The OAuth grant a token request used. */
 export type TokenGrant = "authorization_code" | "client_credentials" | "refresh_token";
@@ -53,10 +53,20 @@ export type OAuthEvent =
       type: "oauth.login.completed";
     }
   | {
-      /** A callback was refused. */
+      /**
+       * A callback did not end in tokens: every `complete` emits this or `oauth.login.completed`,
+       * once. Refused before the exchange (a `LoginError`), by the server (its error), or because
+       * the exchange failed (an `OAuthResponseError`: the server unreachable, or its token
+       * response refused, such as an OpenID Connect answer without an ID token or with another
+       * nonce, or an authentication older than `max_age`).
+       */
       type: "oauth.login.refused";
-      /** The `LoginError`'s code, or the server's error (`access_denied`, …). */
-      code: LoginErrorCode | (string & {});
+      /**
+       * The error's code: a `LoginError`'s, the server's error (`access_denied`, …), an
+       * `OAuthResponseError`'s (`server_unavailable`, `invalid_response`, `max_age_exceeded`);
+       * `"error"` for an untyped failure (the token store's, say).
+       */
+      code: LoginErrorCode | OAuthErrorCode | OAuthResponseErrorCode | (string & {});
     }
   | {
       /** A session's tokens were deleted because they can no longer be used. */

@@ -14,7 +14,7 @@ import { InterlockConfigError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient, typedError } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
-import { LoginError, OAuthError, OAuthResponseError } from "./errors.js";
+import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
 import { assertAuthenticatedWithin } from "./id-token.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
@@ -133,9 +133,6 @@ function maxAgeOption(value: number): number {
   }
   return value;
 }
-
-const isMaxAgeRefusal = (error: unknown): error is OAuthResponseError =>
-  error instanceof OAuthResponseError && error.code === "max_age_exceeded";
 
 /** A path on this site, or nothing: a login must not become an open redirect. */
 export function safeReturnTo(value: string | undefined): string | undefined {
@@ -273,9 +270,9 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
       internals.emit({ type: "oauth.login.completed" });
       return result;
     } catch (error) {
-      if (error instanceof LoginError || error instanceof OAuthError || isMaxAgeRefusal(error)) {
-        internals.emit({ type: "oauth.login.refused", code: error.code });
-      }
+      // Every callback ends in one of the two events, so started = completed + refused: one the
+      // token response failed (a missing ID token, a bad nonce, the server down) is refused too.
+      internals.emit({ type: "oauth.login.refused", code: eventCode(error) });
       throw error;
     }
   }

@@ -138,6 +138,46 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     ]);
   });
 
+  it("ends refused when the exchange fails: the token endpoint down (server_unavailable), the store down (error)", async () => {
+    const events: OAuthEvent[] = [];
+    let tokenEndpointDown = false;
+    const client = webClient(server(), {
+      onEvent: (e) => events.push(e),
+      fetch: (input, init) =>
+        tokenEndpointDown && String(input).endsWith("/token")
+          ? Promise.resolve(new Response("busy", { status: 503 }))
+          : fetch(input, init),
+    });
+    class FailingStore extends MemoryTokenStore {
+      failing = false;
+      override get(key: string) {
+        return this.failing ? Promise.reject(new Error("store unreachable")) : super.get(key);
+      }
+    }
+    const store = new FailingStore();
+    const login = createLogin(client, { redirectUri: REDIRECT_URI, store });
+
+    const first = await login.begin();
+    tokenEndpointDown = true;
+    await expect(login.complete(await authorize(first), { state: first.state })).rejects.toMatchObject({
+      code: "server_unavailable",
+    });
+    tokenEndpointDown = false;
+    const second = await login.begin();
+    const callback = await authorize(second);
+    store.failing = true;
+    await expect(login.complete(callback, { state: second.state })).rejects.toThrow("store unreachable");
+
+    const outcomes = events.map((e) => [e.type, "outcome" in e ? e.outcome : "code" in e ? e.code : undefined]);
+    expect(outcomes).toEqual([
+      ["oauth.login.started", undefined],
+      ["oauth.token.requested", "server_unavailable"],
+      ["oauth.login.refused", "server_unavailable"],
+      ["oauth.login.started", undefined],
+      ["oauth.login.refused", "error"],
+    ]);
+  });
+
   it("lets exactly one of several concurrent callbacks with the same state through", async () => {
     const { login } = loginWith();
     const start = await login.begin();

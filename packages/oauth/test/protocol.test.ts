@@ -147,8 +147,9 @@ describe("a token response without scope (RFC 6749 §5.1, §6)", () => {
   });
 });
 
-describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.3.3)", () => {
-  it("is refused (invalid_response), not completed as plain OAuth without claims", async () => {
+describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.3.3), or with another nonce", () => {
+  /** A login's callback, completed while the mock answers the code exchange as `change` makes it. */
+  async function completeWith(change: { response?: (body: Record<string, unknown>) => void; nonce?: string }) {
     const events: OAuthEvent[] = [];
     const login = createLogin(mockClient(WEB_APP, { onEvent: (e: OAuthEvent) => events.push(e) }), {
       redirectUri: REDIRECT_URI,
@@ -156,17 +157,38 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
     });
     const start = await login.begin();
     const callback = await mockCallback(start);
-    const drop = (response: { body: unknown }) => {
-      delete (response.body as Record<string, unknown>).id_token;
-    };
-    mock().service.on(Events.BeforeResponse, drop);
-    const outcome = await login
-      .complete(callback, { state: start.state })
+    const edit = (response: { body: unknown }) => change.response?.(response.body as Record<string, unknown>);
+    mock().service.on(Events.BeforeResponse, edit);
+    const outcome = await withIdTokens(
+      "authorization_code",
+      (claims) => {
+        if (change.nonce !== undefined) claims.nonce = change.nonce;
+      },
+      () => login.complete(callback, { state: start.state }),
+    )
       .catch((e: unknown) => e)
-      .finally(() => mock().service.off(Events.BeforeResponse, drop));
+      .finally(() => mock().service.off(Events.BeforeResponse, edit));
+    return { outcome, events };
+  }
+
+  it.each([
+    ["without an ID token", { response: (body: Record<string, unknown>) => delete body.id_token }],
+    ["with an ID token for another login's nonce", { nonce: "another-login" }],
+  ])("is refused (invalid_response) %s, not completed as plain OAuth without claims", async (_case, change) => {
+    const { outcome, events } = await completeWith(change);
     expect(outcome).toBeInstanceOf(OAuthResponseError);
     expect(outcome).toMatchObject({ code: "invalid_response", status: 502 });
-    expect(events.at(-1)).toMatchObject({ type: "oauth.token.requested", outcome: "invalid_response" });
+    // The login ends refused, as one refused before the exchange does: started = completed + refused.
+    expect(events.slice(-2)).toEqual([
+      expect.objectContaining({ type: "oauth.token.requested", outcome: "invalid_response" }),
+      { type: "oauth.login.refused", code: "invalid_response" },
+    ]);
+  });
+
+  it("the same ID token with the login's own nonce completes (the case above is refused for its nonce alone)", async () => {
+    const { outcome, events } = await completeWith({});
+    expect(outcome).toMatchObject({ claims: { sub: expect.any(String) } });
+    expect(events.at(-1)).toEqual({ type: "oauth.login.completed" });
   });
 });
 

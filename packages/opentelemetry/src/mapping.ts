@@ -7,7 +7,7 @@
 
 import type { ClientEvent } from "@interlock/client";
 import type { IdempotencyEventBase, InterlockEvent } from "@interlock/core";
-import type { LoginErrorCode, OAuthErrorCode, OAuthEvent } from "@interlock/oauth";
+import type { LoginErrorCode, OAuthErrorCode, OAuthEvent, OAuthResponseErrorCode } from "@interlock/oauth";
 import type { Attributes } from "@opentelemetry/api";
 import {
   ATTR_CLIENT_ATTEMPT,
@@ -84,10 +84,14 @@ const HANDLER_FAILED = "handler_failed";
 const OTHER = "_OTHER";
 
 /**
- * The codes a refused login is counted by: a `LoginError`'s and RFC 6749's. Any other is the
- * `error` a callback URL carried, which whoever sends the callback chooses: one series each.
+ * The codes a refused login is counted by: a `LoginError`'s, RFC 6749's, an
+ * `OAuthResponseError`'s (a failed exchange), a pending login that no key decrypts, and
+ * `"error"` (untyped). Any other is the `error` a callback URL carried, which whoever sends the
+ * callback chooses: one series each.
  */
-const LOGIN_REFUSALS: { readonly [C in LoginErrorCode | OAuthErrorCode]: true } = {
+const LOGIN_REFUSALS: {
+  readonly [C in LoginErrorCode | OAuthErrorCode | OAuthResponseErrorCode | "token_decryption_failed" | "error"]: true;
+} = {
   state_missing: true,
   state_mismatch: true,
   state_unknown: true,
@@ -105,6 +109,12 @@ const LOGIN_REFUSALS: { readonly [C in LoginErrorCode | OAuthErrorCode]: true } 
   unsupported_response_type: true,
   server_error: true,
   temporarily_unavailable: true,
+  server_unavailable: true,
+  invalid_response: true,
+  id_token_mismatch: true,
+  max_age_exceeded: true,
+  token_decryption_failed: true,
+  error: true,
 };
 const loginRefusal = (code: string) => (Object.hasOwn(LOGIN_REFUSALS, code) ? code : OTHER);
 

@@ -341,11 +341,14 @@ describe("@interlock/oauth events", () => {
   it("a login refused with whatever error a browser put in its callback: a known code as it is, the rest _OTHER", async () => {
     const { otel, onEvent } = telemetry();
     const issuer = "https://id.example.com";
+    // The token endpoint's answers, one per code exchange: down, then a response with no token.
+    const tokenAnswers = [new Response("busy", { status: 503 }), Response.json({ token_type: "Bearer" })];
     const client = createOAuthClient({
       issuer,
       clientId: "app",
       clientSecret: "secret",
       metadata: { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token` },
+      fetch: async () => tokenAnswers.shift() ?? Response.error(),
       onEvent,
     });
     const login = createLogin(client, { redirectUri: "https://app.example.com/callback" });
@@ -358,14 +361,23 @@ describe("@interlock/oauth events", () => {
     await expect(login.complete(new URLSearchParams({ state: "s" }), { state: "t" })).rejects.toMatchObject({
       code: "state_mismatch",
     });
+    // A failed exchange is counted by its own code, not as _OTHER.
+    for (const code of ["server_unavailable", "invalid_response"]) {
+      const { state } = await login.begin();
+      await expect(login.complete(new URLSearchParams({ state, code: "c" }), { state })).rejects.toMatchObject({
+        code,
+      });
+    }
 
     const refused = { "interlock.oauth.outcome": "refused" };
     expect(sorted((await otel.metrics())[METRIC_OAUTH_LOGINS])).toEqual(
       sorted([
-        { attributes: { "interlock.oauth.outcome": "started" }, value: 3 },
+        { attributes: { "interlock.oauth.outcome": "started" }, value: 5 },
         { attributes: { ...refused, "error.type": "access_denied" }, value: 1 },
         { attributes: { ...refused, "error.type": "_OTHER" }, value: 2 },
         { attributes: { ...refused, "error.type": "state_mismatch" }, value: 1 },
+        { attributes: { ...refused, "error.type": "server_unavailable" }, value: 1 },
+        { attributes: { ...refused, "error.type": "invalid_response" }, value: 1 },
       ]),
     );
   });
