@@ -503,6 +503,33 @@ describe("a refresh never brings back what was refused", () => {
     await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
   });
 
+  it("a session saved again with the refused token while its renewal waited is refreshed, not handed back", async () => {
+    // The app saves the same token set again (a new version, the same access token) between the
+    // read that saw the 401'd token and the renewal's look at the store under the lock.
+    class ResavingStore extends MemoryTokenStore {
+      afterNextRead: (() => Promise<unknown>) | undefined;
+      override async get(key: string) {
+        const entry = await super.get(key);
+        const after = this.afterNextRead;
+        this.afterNextRead = undefined;
+        await after?.();
+        return entry;
+      }
+    }
+    const store = new ResavingStore();
+    const manager = sessions({ store });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+    const before = refreshes();
+    store.afterNextRead = () => manager.save(id, tokens);
+
+    const renewed = await manager.getAccessToken(id, { rejected: tokens.accessToken });
+    expect(renewed).not.toBe(tokens.accessToken);
+    expect(refreshes()).toBe(before + 1);
+    expect((await userinfo(renewed)).status).toBe(200);
+  });
+
   it("never hands back a token a resource server refused, even while the authorization server is down", async () => {
     const own = await startAuthorizationServer({ clients: [WEB_APP_REGISTRATION] });
     const manager = createSessionTokens(webClient(own, { timeoutMs: 1_000 }), { encryptionKeys: keyring });
