@@ -127,6 +127,29 @@ describe("send --retry (spawned)", () => {
     }
   });
 
+  it("signs each attempt at the moment it is sent: a retry a second later carries a later timestamp", async () => {
+    const server = await recordingServer((_, response, index) =>
+      index === 0 ? response.writeHead(503).end("try later") : response.writeHead(200).end("ok"),
+    );
+    try {
+      const summary = await send({
+        url: server.url,
+        scheme: standardWebhooks,
+        secret: SECRET,
+        body: '{"type":"retry.resigned"}',
+        retry: { maxAttempts: 2, initialDelayMs: 1_100, maxDelayMs: 1_100 },
+      });
+      expect(summary).toMatchObject({ acknowledged: 1, attempts: 2 });
+      const [first, second] = server.requests.map((r) => r.headers);
+      expect(second?.["webhook-id"]).toBe(first?.["webhook-id"]);
+      // Signed again, not the first attempt's headers sent twice: a provider's retry is fresh.
+      expect(Number(second?.["webhook-timestamp"])).toBeGreaterThan(Number(first?.["webhook-timestamp"]));
+      expect(second?.["webhook-signature"]).not.toBe(first?.["webhook-signature"]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("gives up after --max-attempts when nothing answers: exit 5", async () => {
     const port = await closedPort();
     const url = `http://127.0.0.1:${port}/hook`;
