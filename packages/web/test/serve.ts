@@ -11,11 +11,27 @@ export interface Served {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
-/** A fetch handler on Node: @hono/node-server turns each request into a web `Request`. */
-export function listen(handler: FetchHandler, createServer?: typeof createHttp2Server): Promise<Served> {
+/**
+ * A fetch handler on Node: @hono/node-server turns each request into a web `Request`. By
+ * default it also makes its own lighter `Request` and `Response` the global ones, for the whole
+ * process: `nativeGlobals` keeps Node's (undici's), which check what Next.js, Bun, Deno and
+ * Workers check (a 204 with a body refused when it is made, not when it is read). Set it on
+ * every call in a file: the first call without it replaces them for the rest of the file.
+ */
+export function listen(
+  handler: FetchHandler,
+  createServer?: typeof createHttp2Server,
+  { nativeGlobals = false }: { nativeGlobals?: boolean } = {},
+): Promise<Served> {
   return new Promise((resolve) => {
     const server = serve(
-      { fetch: handler, hostname: "127.0.0.1", port: 0, ...(createServer && { createServer }) },
+      {
+        fetch: handler,
+        hostname: "127.0.0.1",
+        port: 0,
+        ...(createServer && { createServer }),
+        ...(nativeGlobals && { overrideGlobalObjects: false }),
+      },
       (info: AddressInfo) =>
         resolve({
           url: `http://127.0.0.1:${info.port}`,
@@ -26,7 +42,7 @@ export function listen(handler: FetchHandler, createServer?: typeof createHttp2S
 }
 
 /** A fetch handler on Node over HTTP/2 cleartext, with an HTTP/2 client. */
-export async function listenHttp2(handler: FetchHandler): Promise<ServedHttp2> {
-  const served = await listen(handler, createHttp2Server);
+export async function listenHttp2(handler: FetchHandler, options?: { nativeGlobals?: boolean }): Promise<ServedHttp2> {
+  const served = await listen(handler, createHttp2Server, options);
   return withClient(served.url, served.close);
 }
