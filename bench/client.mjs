@@ -18,7 +18,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { measuredCommit } from "./provenance.mjs";
+import { measuredCommit, resultsFile } from "./provenance.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -338,12 +338,12 @@ async function main() {
   ].join("\n");
   process.stdout.write(markdown);
   if (QUICK) {
-    process.stderr.write("bench:client: quick run, results/client.md left as it was\n");
+    process.stderr.write(`bench:client: quick run, results/${resultsFile("client")} left as it was\n`);
   } else {
     const dir = fileURLToPath(new URL("./results/", import.meta.url));
     mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}client.md`, markdown);
-    process.stderr.write("bench:client: wrote bench/results/client.md\n");
+    writeFileSync(`${dir}${resultsFile("client")}`, markdown);
+    process.stderr.write(`bench:client: wrote bench/results/${resultsFile("client")}\n`);
   }
   if (!overheadOk || !failFastOk) process.exitCode = 1;
 }

@@ -30,7 +30,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { measuredCommit } from "./provenance.mjs";
+import { measuredCommit, resultsFile } from "./provenance.mjs";
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -1236,12 +1236,12 @@ async function main() {
   const { markdown, problems } = report(summary, meta);
   process.stdout.write(`${markdown}\n`);
   if (QUICK || ONLY.length > 0 || ONLY_ROWS.length > 0 || RATE > 0) {
-    process.stderr.write("bench:http: partial run, results/http.md left as it was\n");
+    process.stderr.write(`bench:http: partial run, results/${resultsFile("http")} left as it was\n`);
   } else {
     const dir = fileURLToPath(new URL("./results/", import.meta.url));
     mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}http.md`, markdown);
-    process.stderr.write("bench:http: wrote bench/results/http.md\n");
+    writeFileSync(`${dir}${resultsFile("http")}`, markdown);
+    process.stderr.write(`bench:http: wrote bench/results/${resultsFile("http")}\n`);
   }
   if (problems.length > 0) process.exitCode = 1;
 }

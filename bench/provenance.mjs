@@ -20,3 +20,15 @@ export function measuredCommit(sources = "packages/") {
   const dirty = git("status", "--porcelain", "--", sources) !== "";
   return `${commit}${dirty ? ` + uncommitted changes in ${sources}` : ""}`;
 }
+
+/**
+ * The results file a run writes under results/: `http.md` on Node 20, the Node this machine and
+ * CI run and the one every earlier table was measured on; `http-node26.md` on Node 26, and so
+ * on, so a run on another Node adds its own table instead of replacing the reference one.
+ */
+export function resultsFile(name) {
+  const major = Number.parseInt(process.versions.node, 10);
+  return major === REFERENCE_NODE_MAJOR ? `${name}.md` : `${name}-node${major}.md`;
+}
+
+const REFERENCE_NODE_MAJOR = 20;
