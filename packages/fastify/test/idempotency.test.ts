@@ -458,6 +458,23 @@ describe("response capture and replay", () => {
   });
 });
 
+describe("the watch for a hijack", () => {
+  it("puts the same function on every reply as its hijack, not a closure per reply (~8 µs a request on Node 20)", async () => {
+    const seen: Array<{ hijack: unknown; fastifys: unknown }> = [];
+    await start(options(), (app, hooks) => {
+      app.post("/pay", hooks, async (_request, reply: FastifyReply) => {
+        seen.push({ hijack: reply.hijack, fastifys: Object.getPrototypeOf(reply).hijack });
+        reply.code(201);
+        return { ok: true };
+      });
+    });
+    for (const key of [newKey(), newKey()]) expect((await send("/pay", key)).status).toBe(201);
+    const [first, second] = seen;
+    expect(first?.hijack).not.toBe(first?.fastifys); // watched
+    expect(second?.hijack).toBe(first?.hijack);
+  });
+});
+
 describe("the fingerprint covers the raw bytes", () => {
   it("JSON bodies that parse the same but differ in bytes are different requests (422)", async () => {
     await start(options(), (app, hooks) => {
