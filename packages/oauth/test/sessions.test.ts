@@ -153,12 +153,20 @@ describe("session tokens", () => {
   describe.each(Object.keys(sharedStores))("two processes sharing a %s store", (name) => {
     it("two parallel refreshes: one request to the server, and a working token for both", async () => {
       // Two managers with their own connections and no shared memory, as two processes have. A's
-      // network is slow (its token request leaves 150 ms late), so B's refresh surely starts while
-      // A holds the session's lock.
-      const slow = (input: string | URL | Request, init?: RequestInit) =>
-        new Promise<Response>((resolve, reject) =>
-          setTimeout(() => fetch(input, init).then(resolve, reject), String(input).endsWith("/token") ? 150 : 0),
+      // network is slow (its token request leaves 400 ms late), and B's refresh starts once A's
+      // token request has begun, so while A holds the session's lock (not after a fixed sleep: on
+      // a loaded machine that timer fired after A had finished, and B found the new token).
+      let tokenRequestStarted: () => void = () => {};
+      const aHoldsTheLock = new Promise<void>((resolve) => {
+        tokenRequestStarted = resolve;
+      });
+      const slow = (input: string | URL | Request, init?: RequestInit) => {
+        const isToken = String(input).endsWith("/token");
+        if (isToken) tokenRequestStarted();
+        return new Promise<Response>((resolve, reject) =>
+          setTimeout(() => fetch(input, init).then(resolve, reject), isToken ? 400 : 0),
         );
+      };
       const eventsOf = { a: [] as OAuthEvent[], b: [] as OAuthEvent[] };
       const a = createSessionTokens(webClient(server(), { fetch: slow, onEvent: (e) => eventsOf.a.push(e) }), {
         encryptionKeys: keyring,
@@ -175,7 +183,7 @@ describe("session tokens", () => {
       const before = refreshes();
 
       const refreshedByA = a.refresh(id);
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await aHoldsTheLock;
       const [fromA, fromB] = await Promise.all([refreshedByA, b.refresh(id)]);
       expect(refreshes()).toBe(before + 1);
       expect(fromB).toEqual(fromA);
