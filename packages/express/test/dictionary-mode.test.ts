@@ -1,8 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
+import { memoryStore } from "@interlock/core";
+import express from "express";
 import { describe, expect, it } from "vitest";
 import { copiesHiddenClasses, useDictionaryProperties } from "../src/dictionary-mode.js";
+import { idempotency } from "../src/index.js";
+import { listen, send } from "./helpers.js";
 
 const packageDir = fileURLToPath(new URL("..", import.meta.url));
 const copies = copiesHiddenClasses(process.versions);
@@ -93,30 +97,23 @@ describe("useDictionaryProperties", () => {
 
 describe("the held response's methods", () => {
   it("are the same functions on every response, not a closure per response (V8 13+ charges ~15 µs a request for one)", async () => {
-    const { default: express } = await import("express");
-    const { idempotency } = await import("../src/index.js");
-    const { memoryStore } = await import("@interlock/core");
     const app = express();
     const seen: Array<{ end: unknown; write: unknown; writeHead: unknown }> = [];
     app.post("/pay", idempotency({ store: memoryStore(), principal: false }), (_req, res) => {
       seen.push({ end: res.end, write: res.write, writeHead: res.writeHead });
       res.status(201).json({ ok: true });
     });
-    const server = app.listen(0, "127.0.0.1");
-    await new Promise((resolve) => server.once("listening", resolve));
+    const running = await listen(app);
     try {
-      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/pay`;
       for (const key of ["k1", "k2"]) {
-        const response = await fetch(url, {
-          method: "POST",
+        const response = await send(`${running.url}/pay`, {
           headers: { "content-type": "application/json", "idempotency-key": key },
           body: "{}",
         });
         expect(response.status).toBe(201);
       }
     } finally {
-      server.closeAllConnections();
-      server.close();
+      await running.close();
     }
     const [first, second] = seen;
     expect(first?.end).not.toBe(ServerResponse.prototype.end); // held

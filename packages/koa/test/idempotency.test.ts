@@ -388,14 +388,7 @@ describe("the recording of ctx.res", () => {
         },
       ],
     ]);
-    for (const key of ["k1", "k2"]) {
-      const response = await fetch(`${served?.url}/pay`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": key },
-        body: "{}",
-      });
-      expect(response.status).toBe(201);
-    }
+    for (const key of ["k1", "k2"]) expect((await send("/pay", key)).status).toBe(201);
     const [first, second] = seen;
     expect(first?.end).not.toBe(ServerResponse.prototype.end); // recorded
     expect(second?.end).toBe(first?.end);
