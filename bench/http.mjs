@@ -24,11 +24,13 @@
  */
 
 import { fork } from "node:child_process";
-
 import { createHash, createHmac, hash, timingSafeEqual } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { constants, PerformanceObserver } from "node:perf_hooks";
+import { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { measuredCommit, resultsFile } from "./provenance.mjs";
 
@@ -47,6 +49,8 @@ const ROUNDS = Number(option("--rounds", QUICK ? 1 : 2));
 const WARMUP_S = Number(option("--warmup", QUICK ? 1 : 1.5));
 const DURATION_S = Number(option("--duration", QUICK ? 2 : PROFILE ? 10 : 6));
 const CONNECTIONS = Number(option("--connections", 32));
+/** Requests per in-process measurement (`--inproc N`, see inprocMain); 0: over HTTP. */
+const INPROC = Number(option("--inproc", 0));
 /** Requests per second the client holds to (autocannon's overallRate); 0: as fast as the server answers. */
 const RATE = Number(option("--rate", 0));
 /** Pre-signed unique deliveries per pool; more than any server here answers in warm-up + run. */
@@ -242,7 +246,7 @@ function handPayment(hand, key, raw, count, send) {
   return send(201, body, false);
 }
 
-/** Builds the app for a row, listens on 127.0.0.1:0, resolves to the port. */
+/** Builds the app for a row, listens on 127.0.0.1:0, resolves to its `http.Server`. */
 const SERVERS = {
   async express(row, count) {
     const { default: express } = await import("express");
@@ -326,7 +330,7 @@ const SERVERS = {
     }
     const server = app.listen(0, HOST);
     await new Promise((resolve, reject) => server.once("listening", resolve).once("error", reject));
-    return server.address().port;
+    return server;
   },
 
   async fastify(row, count) {
@@ -406,7 +410,7 @@ const SERVERS = {
         throw new Error(`no ${row} row on fastify`);
     }
     await app.listen({ port: 0, host: HOST });
-    return app.server.address().port;
+    return app.server;
   },
 
   async koa(row, count) {
@@ -502,7 +506,7 @@ const SERVERS = {
     }
     const server = app.listen(0, HOST);
     await new Promise((resolve, reject) => server.once("listening", resolve).once("error", reject));
-    return server.address().port;
+    return server;
   },
 
   async hono(row, count) {
@@ -567,7 +571,7 @@ const SERVERS = {
         throw new Error(`no ${row} row on hono`);
     }
     return new Promise((resolve, reject) => {
-      const server = serve({ fetch: app.fetch, port: 0, hostname: HOST }, (info) => resolve(info.port));
+      const server = serve({ fetch: app.fetch, port: 0, hostname: HOST }, () => resolve(server));
       server.once("error", reject);
     });
   },
@@ -635,7 +639,9 @@ async function nodeIdempotencyExpress() {
 async function serverMain(framework, row) {
   let handled = 0;
   const count = () => ++handled;
-  const port = await SERVERS[framework](row, count);
+  const server = await SERVERS[framework](row, count);
+  if (INPROC > 0) return inprocMain(server, row, () => handled);
+  const port = server.address().port;
   process.on("message", (message) => {
     if (message.type === "mark") {
       process.send({
@@ -774,7 +780,7 @@ async function load(autocannon, port, request, seconds) {
 
 function startServer(framework, row, execArgv = []) {
   const self = fileURLToPath(import.meta.url);
-  const child = fork(self, ["--server", framework, row], {
+  const child = fork(self, ["--server", framework, row, ...(INPROC > 0 ? ["--inproc", String(INPROC)] : [])], {
     execArgv,
     env: { ...process.env, NODE_ENV: "production" },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -1046,6 +1052,150 @@ function report(summary, meta) {
 }
 
 // ---------------------------------------------------------------------------------------
+// In process (--inproc)
+
+/**
+ * A socket that swallows what is written to it: responses go nowhere, at no cost. It counts the
+ * writes that would each have been a system call on a real socket.
+ */
+class SinkSocket extends Duplex {
+  static writes = 0;
+  _read() {}
+  _write(_chunk, _encoding, done) {
+    SinkSocket.writes++;
+    done();
+  }
+  _writev(_chunks, done) {
+    SinkSocket.writes++;
+    done();
+  }
+}
+
+/**
+ * Hands one request of the row (as `requestFor` builds it for autocannon) to the server's
+ * "request" listeners, on a sink socket; resolves to the status once the response finished.
+ */
+function inject(server, request, socket) {
+  const r = request.setupRequest({ ...request, headers: { ...request.headers } });
+  return new Promise((resolve, reject) => {
+    const req = new IncomingMessage(socket);
+    req.method = r.method;
+    req.url = r.path;
+    req.httpVersion = "1.1";
+    req.httpVersionMajor = 1;
+    req.httpVersionMinor = 1;
+    req.headers = { host: HOST, "content-length": String(r.body.length), ...r.headers };
+    req.rawHeaders = Object.entries(req.headers).flat();
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.once("finish", () => {
+      res.detachSocket(socket);
+      resolve(res.statusCode);
+    });
+    res.once("error", reject);
+    server.emit("request", req, res);
+    req.complete = true; // as the HTTP parser leaves a request whose body has been read
+    req.push(r.body);
+    req.push(null);
+  });
+}
+
+/**
+ * The child's side of `--inproc N`: the row's server (no longer listening) handles N requests
+ * that never touch the network, sixteen in flight at a time on sixteen kept sockets, and the
+ * process reports its own CPU time per request over five slices, with the garbage collector's
+ * pauses (young and old generation) and the socket writes per request. No kernel, HTTP parser
+ * or load generator shares the measurement: the framework and the layer alone, to about ±2 µs,
+ * for taking a row's cost apart. A hot loop: over HTTP the same code costs two to three times
+ * as much (cold caches, the client's wake-ups), so these numbers never stand in for the ratios.
+ */
+async function inprocMain(server, row, handled) {
+  server.close();
+  const { kind } = ROWS[row];
+  const pool = deliveryPool(kind === "delivery" ? Math.ceil(INPROC * 1.5) + 16 : 1);
+  const request = requestFor(row, pool, { next: 0 });
+  const sockets = Array.from({ length: 16 }, () => new SinkSocket());
+  if (kind === "replay") await inject(server, request, sockets[0]); // stores the answer every request replays
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  let requests = 0;
+  const drive = async (n) => {
+    const from = cpu();
+    for (let i = 0; i < n; i += 16) {
+      const statuses = await Promise.all(sockets.map((socket) => inject(server, request, socket)));
+      const wrong = statuses.find((status) => status < 200 || status > 299);
+      if (wrong !== undefined) throw new Error(`${row}: a request answered ${wrong}`);
+      requests += 16;
+    }
+    return (cpu() - from) / (Math.ceil(n / 16) * 16);
+  };
+  await drive(INPROC / 2); // warm-up
+  const before = { handled: handled(), writes: SinkSocket.writes, requests };
+  const gc = { minor: 0, major: 0, majors: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major += entry.duration;
+        gc.majors++;
+      } else gc.minor += entry.duration;
+    }
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  const slices = [];
+  for (let i = 0; i < 5; i++) slices.push(await drive(INPROC / 5));
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the entries queued meanwhile reach the observer
+  observer.disconnect();
+  const measured = requests - before.requests;
+  const result = {
+    type: "inproc",
+    slices,
+    writes: (SinkSocket.writes - before.writes) / measured,
+    gcMinorUs: (gc.minor * 1000) / measured,
+    gcMajorUs: (gc.major * 1000) / measured,
+    majors: gc.majors,
+    handled: handled() - before.handled,
+  };
+  // Run by hand (no parent; e.g. under --cpu-prof): the result on stdout.
+  if (process.send === undefined) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.send(result, () => process.exit(0));
+}
+
+/** `--inproc N`: each row of each framework in its own child, rounds in alternating order. */
+async function inprocParentMain() {
+  const frameworks = Object.keys(FRAMEWORKS).filter((f) => ONLY.length === 0 || ONLY.includes(f));
+  for (const framework of frameworks) {
+    const runs = Object.fromEntries(rowsOf(framework).map((row) => [row, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const rows = round % 2 === 0 ? rowsOf(framework) : [...rowsOf(framework)].reverse();
+      for (const row of rows) {
+        const server = startServer(framework, row);
+        runs[row].push(await server.ready);
+        await server.stop();
+      }
+    }
+    process.stdout.write(
+      `\n${FRAMEWORKS[framework].label}, in process, ${INPROC} requests a run, µs per request ` +
+        "(CPU: median of each run's slices, then of the runs; GC: main-thread pauses)\n" +
+        `  ${"row".padEnd(12)} ${"CPU".padStart(6)}  ${"over base".padStart(14)}  ${"runs".padEnd(14)} ` +
+        `${"GC young".padStart(8)} ${"GC old".padStart(7)}  writes\n`,
+    );
+    const cpuOf = (row) => median(runs[row].map((run) => median(run.slices)));
+    for (const [row, list] of Object.entries(runs)) {
+      const base = ROWS[row].base;
+      const over = runs[base] ? `${(cpuOf(row) - cpuOf(base)).toFixed(1).padStart(5)} over ${base}` : "";
+      const each = list.map((run) => fmt1(median(run.slices))).join(", ");
+      process.stdout.write(
+        `  ${row.padEnd(12)} ${fmt1(cpuOf(row)).padStart(6)}  ${over.padStart(14)}  ${`[${each}]`.padEnd(14)} ` +
+          `${fmt2(median(list.map((r) => r.gcMinorUs))).padStart(8)} ${fmt2(median(list.map((r) => r.gcMajorUs))).padStart(7)}  ` +
+          `${fmt2(median(list.map((r) => r.writes)))}\n`,
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Profiling
 
 /** Where a frame's code is: `package/file` for a dependency, a repository path for ours. */
@@ -1247,5 +1397,6 @@ async function main() {
 }
 
 if (args[0] === "--server") await serverMain(args[1], args[2]);
+else if (INPROC > 0) await inprocParentMain();
 else if (PROFILE) await profileMain();
 else await main();
