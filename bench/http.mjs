@@ -2,8 +2,9 @@
  * HTTP benchmark of the framework adapters: requests/s of Express 5, Fastify 5, Koa 3 and
  * Hono 4 (on @hono/node-server) for the bare app, the app doing the unavoidable webhook work
  * by hand (raw body + createHmac + timingSafeEqual), the app with our webhook() middleware, and
- * with our idempotency() middleware (unique keys, and all replays); on Express also the peers
- * express-idempotency and @node-idempotency/core. See README.md for how to read the numbers.
+ * with our idempotency() middleware (unique keys, and all replays), and idempotency by hand (in
+ * the route, and on Fastify, Koa and Hono as a middleware too) as the floor; on Express also the
+ * peers express-idempotency and @node-idempotency/core. See README.md for how to read the numbers.
  *
  *   node bench/http.mjs                    full run (about 10 min on 2 cores), writes results/http.md
  *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
@@ -30,7 +31,7 @@ import { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { constants, PerformanceObserver } from "node:perf_hooks";
-import { Duplex } from "node:stream";
+import { Duplex, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { measuredCommit, resultsFile } from "./provenance.mjs";
 
@@ -99,6 +100,20 @@ const ROWS = {
     kind: "replay",
     base: "bare",
   },
+  // The same floor, but as a layer around the route, as a middleware must be: it reads the raw
+  // body before the route, and takes the route's answer afterwards (see the frameworks' `mw-` rows).
+  "mw-unique": {
+    label: "by hand as a middleware (a Map, no leases), unique keys",
+    route: "/payments",
+    kind: "unique",
+    base: "bare",
+  },
+  "mw-replay": {
+    label: "by hand as a middleware (a Map, no leases), all replays",
+    route: "/payments",
+    kind: "replay",
+    base: "bare",
+  },
   // A calibration, not a peer: what any layer that works BUSY_US per request costs on this machine.
   busy: {
     label: `bare app + ${BUSY_US} µs of busy work per request`,
@@ -122,11 +137,13 @@ const ROWS = {
   },
 };
 const OURS = ["bare", "hmac", "webhook", "idem-unique", "idem-replay", "hand-unique", "hand-replay", "busy"];
+// Express meets its targets; the middleware floor is for the frameworks that do not.
+const WITH_MIDDLEWARE_FLOOR = [...OURS.slice(0, -1), "mw-unique", "mw-replay", "busy"];
 const FRAMEWORKS = {
   express: { label: "Express 5.3.0", rows: [...OURS, "ei-unique", "ei-replay", "ni-unique", "ni-replay"] },
-  fastify: { label: "Fastify 5.12.8", rows: OURS },
-  koa: { label: "Koa 3.3.0", rows: OURS },
-  hono: { label: "Hono 4.13.19 (@hono/node-server 2.1.9)", rows: OURS },
+  fastify: { label: "Fastify 5.12.8", rows: WITH_MIDDLEWARE_FLOOR },
+  koa: { label: "Koa 3.3.0", rows: WITH_MIDDLEWARE_FLOOR },
+  hono: { label: "Hono 4.13.19 (@hono/node-server 2.1.9)", rows: WITH_MIDDLEWARE_FLOOR },
 };
 /** A unique-keys run is "flat" when its last second is at least this share of its first two. */
 const FLAT_TARGET = 0.9;
@@ -244,6 +261,16 @@ function handPayment(hand, key, raw, count, send) {
   const body = JSON.stringify(payment(JSON.parse(raw), count()));
   hand.finish(key, 201, body);
   return send(201, body, false);
+}
+
+/**
+ * `HandIdempotency` before the route (the `mw-` rows): undefined when the route is to run, else
+ * sends the stored answer or the refusal through `send(status, jsonText, replayed)`.
+ */
+function handBefore(hand, key, raw, send) {
+  const answer = hand.begin(key, raw);
+  if (answer === undefined) return undefined;
+  return send(answer.status, answer.body, answer.replayed);
 }
 
 /** Builds the app for a row, listens on 127.0.0.1:0, resolves to its `http.Server`. */
@@ -406,6 +433,39 @@ const SERVERS = {
         });
         break;
       }
+      case "mw-unique":
+      case "mw-replay": {
+        // Route hooks, as a plugin would add them: the raw bytes kept in preParsing (and handed on
+        // to Fastify's JSON parser), the key looked up in preHandler, the answer stored in onSend.
+        const hand = new HandIdempotency();
+        app.decorateRequest("rawBody", null);
+        app.decorateRequest("claimedKey", null);
+        const preParsing = (request, _reply, payload, done) => {
+          readStream(payload).then((raw) => {
+            request.rawBody = raw;
+            const again = new Readable({ read() {} });
+            again.push(raw);
+            again.push(null);
+            done(null, again);
+          }, done);
+        };
+        const preHandler = (request, reply, done) => {
+          const key = request.headers["idempotency-key"];
+          const sent = handBefore(hand, key, request.rawBody, (status, body, replayed) => {
+            if (replayed) reply.header("idempotent-replayed", "true");
+            return reply.code(status).type("application/json; charset=utf-8").send(body);
+          });
+          if (sent !== undefined) return;
+          request.claimedKey = key;
+          done();
+        };
+        const onSend = (request, reply, payload, done) => {
+          if (request.claimedKey !== null) hand.finish(request.claimedKey, reply.statusCode, payload);
+          done(null, payload);
+        };
+        app.post("/payments", { preParsing, preHandler, onSend }, pay);
+        break;
+      }
       default:
         throw new Error(`no ${row} row on fastify`);
     }
@@ -501,6 +561,39 @@ const SERVERS = {
         );
         break;
       }
+      case "mw-unique":
+      case "mw-replay": {
+        // A middleware around the route: reads the stream, looks the key up, leaves the parsed
+        // JSON on ctx.request.body, runs the route, and stores its answer as the JSON text sent.
+        const hand = new HandIdempotency();
+        const mw = async (ctx, next) => {
+          const raw = await readStream(ctx.req);
+          const key = ctx.headers["idempotency-key"];
+          const sent = handBefore(hand, key, raw, (status, body, replayed) => {
+            if (replayed) ctx.set("idempotent-replayed", "true");
+            ctx.status = status;
+            ctx.type = "json";
+            ctx.body = body;
+            return true;
+          });
+          if (sent !== undefined) return;
+          ctx.request.body = JSON.parse(raw);
+          await next();
+          const body = JSON.stringify(ctx.body);
+          ctx.type = "json";
+          ctx.body = body;
+          hand.finish(key, ctx.status, body);
+        };
+        app.use(
+          route("POST", "/payments", (ctx) =>
+            mw(ctx, async () => {
+              ctx.status = 201;
+              ctx.body = payment(ctx.request.body, count());
+            }),
+          ),
+        );
+        break;
+      }
       default:
         throw new Error(`no ${row} row on koa`);
     }
@@ -565,6 +658,30 @@ const SERVERS = {
             return c.body(body, status);
           });
         });
+        break;
+      }
+      case "mw-unique":
+      case "mw-replay": {
+        // A middleware before the route: the body read once (Hono caches it for c.req.json()),
+        // the key looked up, the route run, and its answer read back and sent as the text stored.
+        const hand = new HandIdempotency();
+        const mw = async (c, next) => {
+          const raw = Buffer.from(await c.req.arrayBuffer());
+          const key = c.req.header("idempotency-key");
+          const sent = handBefore(hand, key, raw, (status, body, replayed) => {
+            if (replayed) c.header("idempotent-replayed", "true");
+            c.header("content-type", "application/json");
+            return c.body(body, status);
+          });
+          if (sent !== undefined) return sent;
+          await next();
+          const response = c.res;
+          const body = await response.text();
+          c.res = undefined;
+          c.res = new Response(body, { status: response.status, headers: response.headers });
+          hand.finish(key, response.status, body);
+        };
+        app.post("/payments", mw, pay);
         break;
       }
       default:
