@@ -47,6 +47,9 @@ function notRawMessage(body: unknown): string {
  */
 export function contentEncodingRefusal(headers: HeadersInput): string | undefined {
   const value = headerReader(headers)("content-encoding");
+  // Nearly every request sends none: answered without building the list (an adapter and the
+  // verifier both ask, on every delivery).
+  if (value === undefined || value === "" || value === "identity") return undefined;
   const codings = (typeof value === "string" ? value : (value ?? []).join(","))
     .split(",")
     .map((coding) => coding.trim().toLowerCase())
