@@ -480,6 +480,22 @@ const SERVERS = {
       if (ctx.method === method && ctx.path === url) await handler(ctx);
       else await next();
     };
+    // The payment route behind a layer that leaves the parsed JSON on ctx.request.body.
+    const payBehind = (layer) =>
+      route("POST", "/payments", (ctx) =>
+        layer(ctx, async () => {
+          ctx.status = 201;
+          ctx.body = payment(ctx.request.body, count());
+        }),
+      );
+    // How the by-hand rows answer: `send(status, jsonText, replayed)` for HandIdempotency.
+    const sendJson = (ctx) => (status, body, replayed) => {
+      if (replayed) ctx.set("idempotent-replayed", "true");
+      ctx.status = status;
+      ctx.type = "json";
+      ctx.body = body;
+      return true;
+    };
     switch (row) {
       case "bare":
       case "busy":
@@ -533,16 +549,8 @@ const SERVERS = {
           import("@interlock/koa"),
         ]);
         const store = memoryStore();
-        const idem = idempotency({ store, principal: false });
-        app.use(
-          route("POST", "/payments", (ctx) =>
-            idem(ctx, async () => {
-              // Read before any parser, idempotency() leaves the parsed JSON on ctx.request.body.
-              ctx.status = 201;
-              ctx.body = payment(ctx.request.body, count());
-            }),
-          ),
-        );
+        // Read before any parser, idempotency() leaves the parsed JSON on ctx.request.body.
+        app.use(payBehind(idempotency({ store, principal: false })));
         break;
       }
       case "hand-unique":
@@ -551,12 +559,7 @@ const SERVERS = {
         app.use(
           route("POST", "/payments", async (ctx) => {
             const raw = await readStream(ctx.req);
-            handPayment(hand, ctx.headers["idempotency-key"], raw, count, (status, body, replayed) => {
-              if (replayed) ctx.set("idempotent-replayed", "true");
-              ctx.status = status;
-              ctx.type = "json";
-              ctx.body = body;
-            });
+            handPayment(hand, ctx.headers["idempotency-key"], raw, count, sendJson(ctx));
           }),
         );
         break;
@@ -569,14 +572,7 @@ const SERVERS = {
         const mw = async (ctx, next) => {
           const raw = await readStream(ctx.req);
           const key = ctx.headers["idempotency-key"];
-          const sent = handBefore(hand, key, raw, (status, body, replayed) => {
-            if (replayed) ctx.set("idempotent-replayed", "true");
-            ctx.status = status;
-            ctx.type = "json";
-            ctx.body = body;
-            return true;
-          });
-          if (sent !== undefined) return;
+          if (handBefore(hand, key, raw, sendJson(ctx)) !== undefined) return;
           ctx.request.body = JSON.parse(raw);
           await next();
           const body = JSON.stringify(ctx.body);
@@ -584,14 +580,7 @@ const SERVERS = {
           ctx.body = body;
           hand.finish(key, ctx.status, body);
         };
-        app.use(
-          route("POST", "/payments", (ctx) =>
-            mw(ctx, async () => {
-              ctx.status = 201;
-              ctx.body = payment(ctx.request.body, count());
-            }),
-          ),
-        );
+        app.use(payBehind(mw));
         break;
       }
       default:
