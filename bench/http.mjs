@@ -6,7 +6,7 @@
  * the route, and on Fastify, Koa and Hono as a middleware too) as the floor; on Express also the
  * peers express-idempotency and @node-idempotency/core. See README.md for how to read the numbers.
  *
- *   node bench/http.mjs                    full run (about 10 min on 2 cores), writes results/http.md
+ *   node bench/http.mjs                    full run (about 12 min on 2 cores), writes results/http.md
  *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
  *   node bench/http.mjs --only koa         one framework (or several, comma-separated), writes nothing
  *   node bench/http.mjs --rows bare,idem-unique   only these rows (see ROWS), writes nothing
