@@ -47,8 +47,8 @@ function notRawMessage(body: unknown): string {
  */
 export function contentEncodingRefusal(headers: HeadersInput): string | undefined {
   const value = headerReader(headers)("content-encoding");
-  // Nearly every request sends none: answered without building the list (an adapter and the
-  // verifier both ask, on every delivery).
+  // Nearly every request sends none: answered without building the list (the verifier asks on
+  // every delivery, and Fastify's adapter before it).
   if (value === undefined || value === "" || value === "identity") return undefined;
   const codings = (typeof value === "string" ? value : (value ?? []).join(","))
     .split(",")
