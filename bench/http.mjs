@@ -367,6 +367,11 @@ const SERVERS = {
       reply.code(201);
       return payment(request.body, count());
     };
+    // How the by-hand rows answer: `send(status, jsonText, replayed)` for HandIdempotency.
+    const sendJson = (reply) => (status, body, replayed) => {
+      if (replayed) reply.header("idempotent-replayed", "true");
+      return reply.code(status).type("application/json; charset=utf-8").send(body);
+    };
     switch (row) {
       case "bare":
       case "busy":
@@ -425,10 +430,7 @@ const SERVERS = {
             done(null, body),
           );
           scope.post("/payments", async (request, reply) =>
-            handPayment(hand, request.headers["idempotency-key"], request.body, count, (status, body, replayed) => {
-              if (replayed) reply.header("idempotent-replayed", "true");
-              return reply.code(status).type("application/json; charset=utf-8").send(body);
-            }),
+            handPayment(hand, request.headers["idempotency-key"], request.body, count, sendJson(reply)),
           );
         });
         break;
@@ -451,11 +453,7 @@ const SERVERS = {
         };
         const preHandler = (request, reply, done) => {
           const key = request.headers["idempotency-key"];
-          const sent = handBefore(hand, key, request.rawBody, (status, body, replayed) => {
-            if (replayed) reply.header("idempotent-replayed", "true");
-            return reply.code(status).type("application/json; charset=utf-8").send(body);
-          });
-          if (sent !== undefined) return;
+          if (handBefore(hand, key, request.rawBody, sendJson(reply)) !== undefined) return;
           request.claimedKey = key;
           done();
         };
@@ -595,6 +593,12 @@ const SERVERS = {
     const [{ Hono }, { serve }] = await Promise.all([import("hono"), import("@hono/node-server")]);
     const app = new Hono();
     const pay = async (c) => c.json(payment(await c.req.json(), count()), 201);
+    // How the by-hand rows answer: `send(status, jsonText, replayed)` for HandIdempotency.
+    const sendJson = (c) => (status, body, replayed) => {
+      if (replayed) c.header("idempotent-replayed", "true");
+      c.header("content-type", "application/json");
+      return c.body(body, status);
+    };
     switch (row) {
       case "bare":
       case "busy":
@@ -641,11 +645,7 @@ const SERVERS = {
         const hand = new HandIdempotency();
         app.post("/payments", async (c) => {
           const raw = Buffer.from(await c.req.arrayBuffer());
-          return handPayment(hand, c.req.header("idempotency-key"), raw, count, (status, body, replayed) => {
-            if (replayed) c.header("idempotent-replayed", "true");
-            c.header("content-type", "application/json");
-            return c.body(body, status);
-          });
+          return handPayment(hand, c.req.header("idempotency-key"), raw, count, sendJson(c));
         });
         break;
       }
@@ -657,11 +657,7 @@ const SERVERS = {
         const mw = async (c, next) => {
           const raw = Buffer.from(await c.req.arrayBuffer());
           const key = c.req.header("idempotency-key");
-          const sent = handBefore(hand, key, raw, (status, body, replayed) => {
-            if (replayed) c.header("idempotent-replayed", "true");
-            c.header("content-type", "application/json");
-            return c.body(body, status);
-          });
+          const sent = handBefore(hand, key, raw, sendJson(c));
           if (sent !== undefined) return sent;
           await next();
           const response = c.res;
@@ -1270,11 +1266,10 @@ async function inprocMain(server, row, handled) {
 
 /** `--inproc N`: each row of each framework in its own child, rounds in alternating order. */
 async function inprocParentMain() {
-  const frameworks = Object.keys(FRAMEWORKS).filter((f) => ONLY.length === 0 || ONLY.includes(f));
-  for (const framework of frameworks) {
+  for (const framework of chosenFrameworks()) {
     const runs = Object.fromEntries(rowsOf(framework).map((row) => [row, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      const rows = round % 2 === 0 ? rowsOf(framework) : [...rowsOf(framework)].reverse();
+      const rows = rowsInRound(framework, round);
       for (const row of rows) {
         const server = startServer(framework, row);
         runs[row].push(await server.ready);
@@ -1443,16 +1438,25 @@ async function profileMain() {
 const rowsOf = (framework) =>
   FRAMEWORKS[framework].rows.filter((row) => ONLY_ROWS.length === 0 || ONLY_ROWS.includes(row));
 
+/** A framework's rows in a round's order: as listed in even rounds, reversed in odd ones. */
+const rowsInRound = (framework, round) => (round % 2 === 0 ? rowsOf(framework) : [...rowsOf(framework)].reverse());
+
+/** The frameworks `--only` names (all by default). */
+function chosenFrameworks() {
+  const frameworks = Object.keys(FRAMEWORKS).filter((f) => ONLY.length === 0 || ONLY.includes(f));
+  if (frameworks.length === 0) throw new Error(`--only takes ${Object.keys(FRAMEWORKS).join(", ")}`);
+  return frameworks;
+}
+
 async function main() {
   const { default: autocannon } = await import("autocannon");
   const started = performance.now();
   const loadBefore = os.loadavg();
-  const frameworks = Object.keys(FRAMEWORKS).filter((f) => ONLY.length === 0 || ONLY.includes(f));
-  if (frameworks.length === 0) throw new Error(`--only takes ${Object.keys(FRAMEWORKS).join(", ")}`);
+  const frameworks = chosenFrameworks();
   const runs = Object.fromEntries(frameworks.map((f) => [f, Object.fromEntries(rowsOf(f).map((r) => [r, []]))]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const framework of frameworks) {
-      const rows = round % 2 === 0 ? rowsOf(framework) : [...rowsOf(framework)].reverse();
+      const rows = rowsInRound(framework, round);
       // Fresh deliveries for this framework's two webhook rows: signed now, well inside the 300 s tolerance.
       const pool = deliveryPool(POOL_SIZE);
       for (const row of rows) {
