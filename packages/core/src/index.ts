@@ -110,6 +110,7 @@ export {
   createWebhookReceiver,
   DEFAULT_WEBHOOK_LOCK_TTL_MS,
   DEFAULT_WEBHOOK_RETENTION_MS,
+  type DeliveryClaim,
   deliveryKey,
   type EarlyRefusalCode,
   type WebhookDecision,

@@ -115,6 +115,79 @@ describe("namespaces: receivers sharing a store", () => {
   });
 });
 
+describe("what a delivery is claimed under", () => {
+  /** A memory store that also notes each claim's key and fingerprint. */
+  const notingStore = () => {
+    const inner = new MemoryStore();
+    const claims: [string, string][] = [];
+    const store: InterlockStore = {
+      name: "noting",
+      maxRecordBytes: inner.maxRecordBytes,
+      claim: (key: string, options: ClaimOptions) => {
+        claims.push([key, options.fingerprint]);
+        return inner.claim(key, options);
+      },
+      complete: (...a) => inner.complete(...a),
+      release: (...a) => inner.release(...a),
+      extend: (...a) => inner.extend(...a),
+    };
+    return { store, claims };
+  };
+  const HEX32 = /^[0-9a-f]{32}$/;
+
+  it("a signed id is the key alone, claimed with no fingerprint; deliveryKey names the same", async () => {
+    const { store, claims } = notingStore();
+    const { headers } = await swDelivery();
+    const receiver = receiverOn(store);
+    await receiver.receive(headers, BODY, () => undefined);
+    expect(claims).toEqual([["wh:standard-webhooks:msg_1", ""]]);
+    const event = await receiver.verifier.verify(headers, BODY);
+    expect(await deliveryKey(event)).toEqual({ key: "wh:standard-webhooks:msg_1", fingerprint: "" });
+    expect(await deliveryKey(event, "billing")).toEqual({ key: "wh@billing:standard-webhooks:msg_1", fingerprint: "" });
+  });
+
+  it("a signed id too long for a key: its hash is the key, still claimed with no fingerprint", async () => {
+    const { store, claims } = notingStore();
+    const id = "m".repeat(300);
+    const { headers } = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id,
+      timestamp: NOW,
+    });
+    await receiverOn(store).receive(headers, BODY, () => undefined);
+    const [[key, fingerprint]] = claims as [[string, string]];
+    expect(key).toMatch(/^wh:standard-webhooks:#[0-9a-f]{64}$/);
+    expect(fingerprint).toBe("");
+  });
+
+  it("an unsigned id (Shopify's) binds the signature's hash, in the key and as the fingerprint", async () => {
+    const { store, claims } = notingStore();
+    const body = '{"id":1}';
+    const { headers } = await signWebhook({ scheme: shopify, secret: "shpss_test", body, id: "wh-1" });
+    await createWebhookReceiver({ scheme: shopify, secret: "shpss_test", store }).receive(
+      headers,
+      body,
+      () => undefined,
+    );
+    const [[key, fingerprint]] = claims as [[string, string]];
+    expect(fingerprint).toMatch(HEX32);
+    expect(key).toBe(`wh:shopify:wh-1:${fingerprint}`);
+  });
+
+  it("no id at all (a Slack request with no event_id): the signature's hash is the key", async () => {
+    const { store, claims } = notingStore();
+    const body = '{"type":"block_actions"}';
+    const { headers } = await signWebhook({ scheme: slack, secret: "slack-secret", body, timestamp: NOW });
+    const receiver = createWebhookReceiver({ scheme: slack, secret: "slack-secret", store, now: clockAt(NOW) });
+    await receiver.receive(headers, body, () => undefined);
+    const [[key, fingerprint]] = claims as [[string, string]];
+    expect(fingerprint).toMatch(HEX32);
+    expect(key).toBe(`wh:slack:sig:${fingerprint}`);
+  });
+});
+
 describe("failure handling", () => {
   const downStore = (failing: Partial<Record<keyof InterlockStore, boolean>>): InterlockStore => {
     const inner = new MemoryStore();

@@ -175,28 +175,45 @@ interface Ticket extends WebhookTicket {
   settled: boolean;
 }
 
+/** What a delivery is claimed under in the store. */
+export interface DeliveryClaim {
+  /** The key the delivery is claimed under. */
+  key: string;
+  /**
+   * What the claim is stored with: 32 hex digits of the SHA-256 of the signature that matched
+   * when the key binds them; empty when the key is the signed id alone, which already names
+   * the delivery (nothing decides on a delivery's fingerprint: a copy in flight is a copy).
+   */
+  fingerprint: string;
+}
+
 /**
  * The store key and fingerprint for a verified delivery: `wh:<scheme>:<id>` when the id is
  * signed, `wh:<scheme>:<id>:<signature hash>` when it is not, `wh:<scheme>:sig:<signature
  * hash>` when there is none; in a receiver's `namespace`, `wh@<namespace>:` in place of `wh:`.
- * The fingerprint is a hash of the matched signature.
  */
-export async function deliveryKey(
-  event: VerifiedWebhook,
-  namespace?: string,
-): Promise<{
-  /** The key the delivery is claimed under. */
-  key: string;
-  /** 32 hex digits of the SHA-256 of the signature that matched. */
-  fingerprint: string;
-}> {
-  const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
-  const id = event.id === undefined ? undefined : await keyPart(event.id);
+export async function deliveryKey(event: VerifiedWebhook, namespace?: string): Promise<DeliveryClaim> {
+  return claimOf(event, namespace);
+}
+
+/**
+ * `deliveryKey`, without a promise for a signed id that goes into the key as it is (almost
+ * every delivery): no signature to hash, so the receiver claims without waiting a turn.
+ */
+function claimOf(event: VerifiedWebhook, namespace: string | undefined): DeliveryClaim | Promise<DeliveryClaim> {
   // `wh@` starts no key without a namespace (they start `wh:`), and a namespace holds no `:`:
   // no two (namespace, scheme) spaces share a key.
   const space = namespace === undefined ? `wh:${event.scheme}` : `wh@${namespace}:${event.scheme}`;
+  const id = event.id;
+  if (id !== undefined && event.idCovered && storableAsIs(id)) return { key: `${space}:${id}`, fingerprint: "" };
+  return hashedClaim(event, space, id);
+}
+
+async function hashedClaim(event: VerifiedWebhook, space: string, id: string | undefined): Promise<DeliveryClaim> {
+  if (id !== undefined && event.idCovered) return { key: `${space}:${await keyPart(id)}`, fingerprint: "" };
+  const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
   if (id === undefined) return { key: `${space}:sig:${fingerprint}`, fingerprint };
-  return { key: event.idCovered ? `${space}:${id}` : `${space}:${id}:${fingerprint}`, fingerprint };
+  return { key: `${space}:${await keyPart(id)}:${fingerprint}`, fingerprint };
 }
 
 /** The longest delivery id a key holds as it is: every provider's ids are far shorter. */
@@ -208,9 +225,11 @@ const MAX_PLAIN_ID_LENGTH = 256;
  * redelivery, as the store being down. (JSON keeps lone surrogates apart before hashing.)
  */
 async function keyPart(id: string): Promise<string> {
-  if (id.length <= MAX_PLAIN_ID_LENGTH && !unstorable(id)) return id;
+  if (storableAsIs(id)) return id;
   return `#${await sha256Hex([JSON.stringify(id)])}`;
 }
+
+const storableAsIs = (id: string): boolean => id.length <= MAX_PLAIN_ID_LENGTH && !unstorable(id);
 
 const NAMESPACE = /^[\x21-\x39\x3b-\x7e]{1,64}$/;
 
@@ -266,7 +285,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     const checked = await verifier.check(headers, body);
     if (!checked.ok) return respond("refused", problemResponse(checked.error), undefined, checked.error);
     const event = checked;
-    const { key, fingerprint } = await deliveryKey(event, namespace);
+    const delivery = claimOf(event, namespace);
+    const { key, fingerprint } = delivery instanceof Promise ? await delivery : delivery;
     const correlationId = onEvent ? correlationIdOf(headerReader(headers)) : undefined;
     const claimStarted = onEvent ? monotonicNow() : 0;
     let claim: Awaited<ReturnType<InterlockStore["claim"]>>;
