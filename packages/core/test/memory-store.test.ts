@@ -320,7 +320,7 @@ describe("memory store key index (open addressing)", () => {
     }
   });
 
-  it("moves a key to another slot and re-indexes after growing", () => {
+  it("moves a key to another slot, and keeps every key indexed where it is when growing", () => {
     const { keys, index } = indexOf(8);
     keys[1] = "a";
     index.insert("a", 1);
@@ -333,9 +333,16 @@ describe("memory store key index (open addressing)", () => {
     index.remove(5);
     expect(index.find("a")).toBe(-1);
     keys.push(...Array.from({ length: 8 }, () => ""));
+    index.grow(16);
+    expect([index.find("b"), index.find("a")]).toEqual([2, -1]);
     keys[12] = "c";
-    index.rebuild(16, [2, 12]);
-    expect([index.find("b"), index.find("c"), index.find("a")]).toEqual([2, 12, -1]);
+    index.insert("c", 12);
+    keys[10] = "b";
+    keys[2] = "";
+    index.move(2, 10);
+    expect([index.find("b"), index.find("c"), index.find("a")]).toEqual([10, 12, -1]);
+    index.remove(10);
+    expect([index.find("b"), index.find("c")]).toEqual([-1, 12]);
   });
 
   it("hashes with a seed: keys chosen to collide under one seed spread out under another", () => {

@@ -147,11 +147,18 @@ export class KeyIndex {
   }
 
   /**
-   * Makes room for `slots` slots and indexes anew the slots `indexed` lists (with their keys
-   * in the key column): for when the slots grow and some move.
+   * Makes room for `slots` slots, every indexed slot staying indexed where it is: the cells are
+   * laid out anew from the hashes they hold, no key is hashed or read again. Slots that then
+   * move to another slot number are told with `move`.
    */
-  rebuild(slots: number, indexed: Iterable<number>): void {
+  grow(slots: number): void {
+    const old = this.#cells;
+    const hashes = this.#hashes;
     [this.#cells, this.#mask, this.#hashes] = emptyTables(slots);
-    for (const slot of indexed) this.insert(this.#keys[slot] as string, slot);
+    this.#hashes.set(hashes);
+    for (let cell = 0; cell < old.length; cell += CELL) {
+      const entry = old[cell] as number;
+      if (entry !== 0) this.#place(old[cell + 1] as number, entry - 1);
+    }
   }
 }

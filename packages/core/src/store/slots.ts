@@ -135,10 +135,7 @@ export class Slots {
   carry(): void {
     const from = this.#head;
     if (this.#count < this.keys.length) {
-      const to = this.#take();
-      this.#copy(from, to);
-      this.#index.move(from, to);
-      this.#clear(from);
+      this.#move(from, this.#take());
       this.pass();
       return;
     }
@@ -202,7 +199,7 @@ export class Slots {
    * Doubles the ring (up to `maxSlots`). The ring may wrap: the slots before the head move to
    * just past the old end, so the ring stays contiguous; when they do not fit there (the last
    * step up to `maxSlots` may add fewer slots than there are before the head), the slots from
-   * the head on move to the new end instead. The index is rebuilt at its new size.
+   * the head on move to the new end instead. The index grows first, then follows each move.
    */
   #grow(): void {
     const length = this.keys.length;
@@ -221,28 +218,21 @@ export class Slots {
     extend(this.fingerprint, larger, "");
     extend(this.headers, larger, NO_HEADERS);
     extend(this.body, larger, NO_BODY);
+    this.#index.grow(larger);
     const added = larger - length;
     if (this.#head <= added) {
-      for (let slot = 0; slot < this.#head; slot++) {
-        this.#copy(slot, length + slot);
-        this.#clear(slot);
-      }
+      for (let slot = 0; slot < this.#head; slot++) this.#move(slot, length + slot);
     } else {
       // From the newest end down, so no slot is overwritten before it has moved.
-      for (let slot = length - 1; slot >= this.#head; slot--) {
-        this.#copy(slot, slot + added);
-        this.#clear(slot);
-      }
+      for (let slot = length - 1; slot >= this.#head; slot--) this.#move(slot, slot + added);
       this.#head += added;
     }
-    this.#index.rebuild(larger, this.#ring());
   }
 
-  /** The slots in the ring that hold a key, oldest first. */
-  *#ring(): Generator<number> {
-    for (let i = 0; i < this.#count; i++) {
-      const slot = (this.#head + i) % this.keys.length;
-      if (this.keys[slot] !== "") yield slot;
-    }
+  /** Moves a slot's entry, and its index cell when it holds a key, to the free slot `to`. */
+  #move(from: number, to: number): void {
+    if (this.keys[from] !== "") this.#index.move(from, to);
+    this.#copy(from, to);
+    this.#clear(from);
   }
 }
