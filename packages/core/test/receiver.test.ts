@@ -116,22 +116,11 @@ describe("namespaces: receivers sharing a store", () => {
 });
 
 describe("what a delivery is claimed under", () => {
-  /** A memory store that also notes each claim's key and fingerprint. */
+  /** A memory store, and the key and fingerprint of each claim made on it. */
   const notingStore = () => {
-    const inner = new MemoryStore();
-    const claims: [string, string][] = [];
-    const store: InterlockStore = {
-      name: "noting",
-      maxRecordBytes: inner.maxRecordBytes,
-      claim: (key: string, options: ClaimOptions) => {
-        claims.push([key, options.fingerprint]);
-        return inner.claim(key, options);
-      },
-      complete: (...a) => inner.complete(...a),
-      release: (...a) => inner.release(...a),
-      extend: (...a) => inner.extend(...a),
-    };
-    return { store, claims };
+    const store = new MemoryStore();
+    const claim = vi.spyOn(store, "claim");
+    return { store, claims: () => claim.mock.calls.map(([key, options]) => [key, options.fingerprint]) };
   };
   const HEX32 = /^[0-9a-f]{32}$/;
 
@@ -140,7 +129,7 @@ describe("what a delivery is claimed under", () => {
     const { headers } = await swDelivery();
     const receiver = receiverOn(store);
     await receiver.receive(headers, BODY, () => undefined);
-    expect(claims).toEqual([["wh:standard-webhooks:msg_1", ""]]);
+    expect(claims()).toEqual([["wh:standard-webhooks:msg_1", ""]]);
     const event = await receiver.verifier.verify(headers, BODY);
     expect(await deliveryKey(event)).toEqual({ key: "wh:standard-webhooks:msg_1", fingerprint: "" });
     expect(await deliveryKey(event, "billing")).toEqual({ key: "wh@billing:standard-webhooks:msg_1", fingerprint: "" });
@@ -157,7 +146,7 @@ describe("what a delivery is claimed under", () => {
       timestamp: NOW,
     });
     await receiverOn(store).receive(headers, BODY, () => undefined);
-    const [[key, fingerprint]] = claims as [[string, string]];
+    const [[key, fingerprint]] = claims() as [[string, string]];
     expect(key).toMatch(/^wh:standard-webhooks:#[0-9a-f]{64}$/);
     expect(fingerprint).toBe("");
   });
@@ -171,7 +160,7 @@ describe("what a delivery is claimed under", () => {
       body,
       () => undefined,
     );
-    const [[key, fingerprint]] = claims as [[string, string]];
+    const [[key, fingerprint]] = claims() as [[string, string]];
     expect(fingerprint).toMatch(HEX32);
     expect(key).toBe(`wh:shopify:wh-1:${fingerprint}`);
   });
@@ -182,7 +171,7 @@ describe("what a delivery is claimed under", () => {
     const { headers } = await signWebhook({ scheme: slack, secret: "slack-secret", body, timestamp: NOW });
     const receiver = createWebhookReceiver({ scheme: slack, secret: "slack-secret", store, now: clockAt(NOW) });
     await receiver.receive(headers, body, () => undefined);
-    const [[key, fingerprint]] = claims as [[string, string]];
+    const [[key, fingerprint]] = claims() as [[string, string]];
     expect(fingerprint).toMatch(HEX32);
     expect(key).toBe(`wh:slack:sig:${fingerprint}`);
   });
