@@ -319,7 +319,7 @@ export async function typedError(error: unknown): Promise<unknown> {
   }
   if (error instanceof oauth.OperationProcessingError) {
     const response = error.cause instanceof Response ? error.cause : undefined;
-    if (error.code === oauth.RESPONSE_IS_NOT_CONFORM && response !== undefined) {
+    if (response !== undefined && answeredOtherwise(error, response)) {
       const { status } = response;
       const body = await oauthErrorBody(response);
       const detail = body === undefined ? "" : ` (${String(body.error)})`;
@@ -339,6 +339,17 @@ export async function typedError(error: unknown): Promise<unknown> {
   }
   if (error instanceof oauth.UnsupportedOperationError) return refused(error);
   return error;
+}
+
+/**
+ * Whether oauth4webapi refused a response for its status rather than its content: one it does
+ * not expect (`RESPONSE_IS_NOT_CONFORM`), or an error status whose Content-Type is not exactly
+ * `application/json` (it compares case-sensitively, where RFC 9110 §8.3.1 says media types are
+ * not, and reads no HTML page a proxy answers with). Its body and status say what happened.
+ */
+function answeredOtherwise(error: oauth.OperationProcessingError, response: Response): boolean {
+  if (error.code === oauth.RESPONSE_IS_NOT_CONFORM) return true;
+  return error.code === oauth.RESPONSE_IS_NOT_JSON && response.status >= 400;
 }
 
 /** A response oauth4webapi refused, as `invalid_response`. */

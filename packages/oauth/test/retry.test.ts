@@ -20,7 +20,9 @@ import {
   createClientCredentials,
   createLogin,
   createSessionTokens,
+  LoginRequiredError,
   type OAuthClientOptions,
+  OAuthError,
   OAuthResponseError,
 } from "../src/index.js";
 import { type FaultyProxy, startFaultyProxy } from "./faulty-proxy.js";
@@ -266,5 +268,61 @@ describe("authorizedFetch", () => {
       await apiProxy.close();
       await api.close();
     }
+  });
+});
+
+describe("error answers whatever their Content-Type says", () => {
+  // Media types are case-insensitive (RFC 9110 §8.3.1); oauth4webapi reads an error body only
+  // under exactly `application/json`, and no page a proxy answers with.
+  const invalidClient = JSON.stringify({ error: "invalid_client", error_description: "unknown client" });
+
+  it("an RFC 6749 §5.2 error sent as Application/JSON is the server's error, typed, with its status", async () => {
+    for (const type of ["Application/JSON", "APPLICATION/json; charset=UTF-8", "application/json"]) {
+      const { client } = viaProxy();
+      await client.metadata();
+      proxy.inject(isToken("client_credentials"), { status: 401, headers: { "content-type": type }, body: invalidClient });
+      const error = await createClientCredentials(client)
+        .getAccessToken()
+        .catch((e: unknown) => e);
+      expect(error, type).toBeInstanceOf(OAuthError);
+      expect(error, type).toMatchObject({ code: "invalid_client", description: "unknown client", responseStatus: 401 });
+    }
+  });
+
+  it("a 4xx page that is no JSON is invalid_response, its status kept", async () => {
+    const { client } = viaProxy();
+    await client.metadata();
+    const page = { status: 403, headers: { "content-type": "text/html" }, body: "<h1>Forbidden</h1>" };
+    proxy.inject(isToken("client_credentials"), page);
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "invalid_response", status: 502, responseStatus: 403 });
+    expect(error.message).toBe("authorization server answered an unexpected 403");
+  });
+
+  it("a 200 that is no JSON is still refused as such", async () => {
+    const { client } = viaProxy();
+    await client.metadata();
+    proxy.inject(isToken("client_credentials"), { status: 200, headers: { "content-type": "text/html" }, body: "<p>hi</p>" });
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "invalid_response", responseStatus: undefined });
+    expect(error.message).toMatch(/content-type must be application\/json/);
+  });
+
+  it("a refresh token refused as Application/JSON ends the session: LoginRequiredError, the grant sent once", async () => {
+    const client = webClient(server(), { fetch: proxy.fetch });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    await manager.save("refused-mixed-case", await loggedInTokens(server(), "alice", "openid offline_access"));
+    await client.metadata();
+    const before = proxy.count("/token", "refresh_token");
+    proxy.inject(isToken("refresh_token"), {
+      status: 400,
+      headers: { "content-type": "Application/JSON" },
+      body: JSON.stringify({ error: "invalid_grant" }),
+    });
+    const error = await manager.refresh("refused-mixed-case").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoginRequiredError);
+    expect(error).toMatchObject({ reason: "refresh_rejected" });
+    expect(await manager.get("refused-mixed-case")).toBeUndefined();
+    expect(proxy.count("/token", "refresh_token") - before).toBe(1);
   });
 });
