@@ -261,7 +261,11 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   /** Renews the session's tokens unless another caller has since `seen`, in one caller at a time. */
   function renew(sessionId: string, seen: Current, rejected: string | undefined): Promise<StoredTokens> {
     const key = keyOf(sessionId);
-    return flights.run(sessionId, async () => {
+    // Callers share a renewal only when it refuses what each of them refuses: one that reports a
+    // token refused would otherwise be handed that token by a renewal started without it. (A
+    // session id holds no NUL.)
+    const flight = rejected === undefined ? sessionId : `${sessionId}\0${rejected}`;
+    return flights.run(flight, async () => {
       // The server's metadata before the lock, not under it: a discovery that takes long (a slow
       // server, its retries) would use up the lease, and another process would take the lock and
       // send the refresh token this one is about to send too (the server then revokes the grant).

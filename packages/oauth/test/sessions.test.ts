@@ -538,6 +538,49 @@ describe("a refresh never brings back what was refused", () => {
     expect((await userinfo(renewed)).status).toBe(200);
   });
 
+  it("a caller reporting a refused token does not share a renewal already under way, which would hand it back", async () => {
+    // Two processes on one store. This one's refresh is looking at the store when the other
+    // refreshes first (T0 → T1) and a resource server refuses T1: the caller reporting T1 must
+    // not be handed what that renewal finds, T1 (it was started without T1 refused).
+    class PausingStore extends MemoryTokenStore {
+      sessionReads = 0;
+      pauseAtRead: { read: number; meanwhile: () => Promise<void> } | undefined;
+      override async get(key: string) {
+        if (key.startsWith("oauth:session:") && ++this.sessionReads === this.pauseAtRead?.read) {
+          const { meanwhile } = this.pauseAtRead;
+          this.pauseAtRead = undefined;
+          await meanwhile();
+        }
+        return super.get(key);
+      }
+    }
+    const store = new PausingStore();
+    const here = sessions({ store });
+    const there = sessions({ store });
+    const id = newSessionId();
+    await here.save(id, await loggedInTokens(server(), "alice", "openid offline_access"));
+    let refused: string | undefined;
+    let reporting: Promise<string> | undefined;
+    store.sessionReads = 0;
+    // Read 1: refresh() reads the session; read 2: its renewal looks again, before taking the lock.
+    store.pauseAtRead = {
+      read: 2,
+      meanwhile: async () => {
+        refused = (await there.refresh(id)).accessToken;
+        reporting = here.getAccessToken(id, { rejected: refused });
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the reporting caller reaches its renewal
+      },
+    };
+    const before = refreshes();
+
+    const first = await here.refresh(id);
+    const renewed = await (reporting as Promise<string>);
+    expect(renewed).not.toBe(refused);
+    expect((await userinfo(first.accessToken)).status).toBe(200); // T1, or the reporting caller's, found fresh
+    expect(refreshes()).toBe(before + 2); // the other process's refresh, then the reporting caller's
+    expect((await userinfo(renewed)).status).toBe(200);
+  });
+
   it("never hands back a token a resource server refused, even while the authorization server is down", async () => {
     const own = await startAuthorizationServer({ clients: [WEB_APP_REGISTRATION] });
     const manager = createSessionTokens(webClient(own, { timeoutMs: 1_000 }), { encryptionKeys: keyring });
