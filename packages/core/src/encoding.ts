@@ -31,6 +31,15 @@ function utf8ByteLength(text: string): number {
   return bytes;
 }
 
+/**
+ * A copy of the bytes in memory of its own. Not `bytes.slice()`: on a Node `Buffer` (what
+ * `Buffer.from` and most body readers hand over) that is a view of the same memory, often a slice
+ * of Node's shared 8 KiB pool, so the copy would change with the original and keep the pool alive.
+ */
+export function copyBytes(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(bytes);
+}
+
 /** UTF-8, with one shared encoder and decoder. */
 export const utf8 = {
   /** The text's UTF-8 bytes. */

@@ -3,6 +3,7 @@
  * the adapters that run on every runtime (@interlock/hono, @interlock/web): a request body read
  * without ever buffering past a limit, and a response body recorded as it goes out.
  */
+import { copyBytes } from "./encoding.js";
 import { BodyError } from "./errors.js";
 import { BodyCollector } from "./http.js";
 
@@ -45,7 +46,7 @@ export async function readStreamUpTo(
   // A lone chunk is copied: a tee's branches share chunk objects (@interlock/web reads a clone),
   // so the other branch's reader could change bytes already verified or fingerprinted.
   const bytes = body.body() as Uint8Array<ArrayBuffer>;
-  return body.chunks.length === 1 ? bytes.slice() : bytes;
+  return body.chunks.length === 1 ? copyBytes(bytes) : bytes;
 }
 
 /** A response body recorded as it is read: the stream to send, and a way to record it unread. */

@@ -12,6 +12,7 @@
  * holds a key, and dropping it removes it from the index.
  */
 
+import { copyBytes } from "../encoding.js";
 import { KeyIndex } from "./key-index.js";
 
 const INITIAL_SLOTS = 1024;
@@ -152,13 +153,13 @@ export class Slots {
   setBody(slot: number, body: Uint8Array): void {
     this.bodyLength[slot] = body.length;
     if (body.length <= INLINE_BODY_BYTES) this.inline.set(body, slot * INLINE_BODY_BYTES);
-    else this.body[slot] = body.slice();
+    else this.body[slot] = copyBytes(body);
   }
 
   /** A copy of the body in `slot`, the reader's own. */
   bodyCopy(slot: number): Uint8Array {
     const length = this.bodyLength[slot] as number;
-    if (length > INLINE_BODY_BYTES) return (this.body[slot] as Uint8Array).slice();
+    if (length > INLINE_BODY_BYTES) return copyBytes(this.body[slot] as Uint8Array);
     const start = slot * INLINE_BODY_BYTES;
     return this.inline.slice(start, start + length);
   }
