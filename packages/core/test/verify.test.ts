@@ -577,6 +577,26 @@ describe("what a verified delivery and its event say", () => {
     expect([result.id, result.idCovered]).toEqual([undefined, false]);
   });
 
+  it.each([
+    ["slack", "command=%2Fdeploy&text=prod", slack], // a slash command: no event_id
+    ["stripe", '{"object":"event"}', stripe],
+    ["stripe", "not JSON", stripe],
+  ])("a %s delivery whose signed body carries no id has none, and no covered one: %s", async (_, body, scheme) => {
+    const events: WebhookEvent[] = [];
+    const signed = await signWebhook({ scheme, secret: "whsec_c2VjcmV0", body, timestamp: NOW });
+    const verifier = createWebhookVerifier({
+      scheme,
+      secret: "whsec_c2VjcmV0",
+      now: clockAt(NOW),
+      onEvent: (e) => events.push(e),
+    });
+    const result = await expectVerified(verifier, signed.headers, body);
+    expect([result.id, result.idCovered]).toEqual([undefined, false]);
+    expect(events.length).toBeGreaterThan(0); // one for each way expectVerified verifies
+    for (const event of events)
+      expect(event).toMatchObject({ type: "webhook.verified", id: undefined, idCovered: false });
+  });
+
   it("a custom scheme that signs its id refuses a delivery without the id header as missing_header", async () => {
     const scheme = hmacScheme({ name: "acme", idHeader: "acme-id", template: "{id}.{ts}.{body}" });
     const signed = await signWebhook({ scheme, secret: "partner-secret", body: BODY, id: "a-1", timestamp: NOW });

@@ -280,7 +280,11 @@ describe("error answers whatever their Content-Type says", () => {
     for (const type of ["Application/JSON", "APPLICATION/json; charset=UTF-8", "application/json"]) {
       const { client } = viaProxy();
       await client.metadata();
-      proxy.inject(isToken("client_credentials"), { status: 401, headers: { "content-type": type }, body: invalidClient });
+      proxy.inject(isToken("client_credentials"), {
+        status: 401,
+        headers: { "content-type": type },
+        body: invalidClient,
+      });
       const error = await createClientCredentials(client)
         .getAccessToken()
         .catch((e: unknown) => e);
@@ -302,7 +306,11 @@ describe("error answers whatever their Content-Type says", () => {
   it("a 200 that is no JSON is still refused as such", async () => {
     const { client } = viaProxy();
     await client.metadata();
-    proxy.inject(isToken("client_credentials"), { status: 200, headers: { "content-type": "text/html" }, body: "<p>hi</p>" });
+    proxy.inject(isToken("client_credentials"), {
+      status: 200,
+      headers: { "content-type": "text/html" },
+      body: "<p>hi</p>",
+    });
     const error = await failure(createClientCredentials(client).getAccessToken());
     expect(error).toMatchObject({ code: "invalid_response", responseStatus: undefined });
     expect(error.message).toMatch(/content-type must be application\/json/);

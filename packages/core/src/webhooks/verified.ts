@@ -67,9 +67,11 @@ export class VerifiedWebhook<T = unknown> {
   /**
    * Whether `id` is covered by the signature. When it is not (GitHub, Shopify, Linear), an
    * attacker can send a valid body under another id; de-duplication must bind more than it.
+   * False for a delivery without an id: no id is covered.
    */
   get idCovered(): boolean {
-    return this.#headerId === undefined ? this.#scheme.payloadId !== undefined : this.#scheme.idCovered;
+    if (this.#headerId !== undefined) return this.#scheme.idCovered;
+    return this.#scheme.payloadId !== undefined && this.id !== undefined; // an id in the signed body
   }
 
   /** The decoded payload; throws `SyntaxError` when the body is not what the scheme decodes. */
