@@ -54,6 +54,29 @@ describe("memory store bounds", () => {
     expect((await store.claim("c", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("completed");
   });
 
+  it("a record's own complete never evicts it: a slow request completed last is kept, the older record goes", async () => {
+    const store = new MemoryStore({ maxBytes: 1_000, maxRecordBytes: 600 });
+    const claim = async (key: string) => {
+      const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
+      if (claimed.state !== "claimed") throw new Error("expected a win");
+      return claimed.token;
+    };
+    const slow = await claim("slow"); // claimed first, so the oldest in the ring
+    const fast = await claim("fast");
+    expect(await store.complete("fast", fast, response(500), { ttlMs: 60_000 })).toBe(true);
+    expect(await store.complete("slow", slow, response(600), { ttlMs: 60_000 })).toBe(true);
+    expect(store.size).toBe(1);
+    // Carried to the newest end, "slow" is now evicted in the order of its completion.
+    const later = await claim("later");
+    expect(await store.complete("later", later, response(300), { ttlMs: 60_000 })).toBe(true);
+    expect(store.size).toBe(2); // 900 bytes
+    const again = await claim("again");
+    expect(await store.complete("again", again, response(200), { ttlMs: 60_000 })).toBe(true);
+    const stateOf = async (key: string) => (await store.claim(key, { fingerprint: "f", lockTtlMs: 1 })).state;
+    expect([await stateOf("later"), await stateOf("again")]).toEqual(["completed", "completed"]);
+    expect([await stateOf("fast"), await stateOf("slow")]).toEqual(["claimed", "claimed"]); // both evicted
+  });
+
   it("keeps records that fill maxBytes exactly; one byte more evicts the oldest", async () => {
     const store = new MemoryStore({ maxBytes: 300, maxRecordBytes: 100 });
     const put = async (key: string, size: number) => {

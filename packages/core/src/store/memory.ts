@@ -196,7 +196,9 @@ export class MemoryStore implements InterlockStore {
     slots.wallExpiresAt[slot] = this.#wallNow() + options.ttlMs;
     slots.bytes[slot] = bytes;
     this.#bytes += bytes;
-    while (this.#bytes > this.#maxBytes && this.#evictOldest(now)) {}
+    // The record just written is kept: a slow request's slot is among the oldest (the ring is in
+    // claim order), and evicting it now would answer `true` for a record already gone.
+    while (this.#bytes > this.#maxBytes && this.#evictOldest(now, slot)) {}
     return true;
   }
 
@@ -302,10 +304,11 @@ export class MemoryStore implements InterlockStore {
   }
 
   /**
-   * Frees the oldest entry that may go (a record, or an expired lock), carrying live locks
-   * forward. False when nothing can go: every entry is a live lock.
+   * Frees the oldest entry that may go (a record, or an expired lock), carrying live locks and
+   * the slot `keep` forward: carried to the newest end, a record kept is then evicted in the
+   * order of its completion. False when nothing can go: every entry is a live lock or kept.
    */
-  #evictOldest(now: number): boolean {
+  #evictOldest(now: number, keep = -1): boolean {
     const slots = this.#slots;
     // Each slot is visited at most twice (once before and once after being carried).
     for (let visits = 2 * slots.held + 2; visits > 0; visits--) {
@@ -313,7 +316,7 @@ export class MemoryStore implements InterlockStore {
       if (oldest < 0) return false;
       if (slots.dropped(oldest)) {
         slots.pass();
-      } else if (slots.state[oldest] === LOCKED && (slots.expiresAt[oldest] as number) > now) {
+      } else if (oldest === keep || (slots.state[oldest] === LOCKED && (slots.expiresAt[oldest] as number) > now)) {
         slots.carry();
       } else {
         this.#drop(oldest);
