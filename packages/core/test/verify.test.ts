@@ -386,6 +386,10 @@ describe("options", () => {
     for (const tolerance of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => swVerifier({ tolerance })).toThrow(InterlockConfigError);
     }
+    for (const limit of [0, -1, 0.5, 1024.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => swVerifier({ maxBodyBytes: limit }), `maxBodyBytes ${limit}`).toThrow(InterlockConfigError);
+      expect(() => swVerifier({ maxSignatures: limit }), `maxSignatures ${limit}`).toThrow(InterlockConfigError);
+    }
     expect(() => createWebhookVerifier({ scheme: github, secret: [] })).toThrow(InterlockConfigError);
   });
 

@@ -11,6 +11,7 @@ import type { ContentParts, CryptoPort, Ed25519Key, HmacKey } from "../crypto/po
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
 import { type HeadersInput, headerReader } from "../headers.js";
+import { positiveIntegerOption } from "../store/validate.js";
 import { contentEncodingRefusal, type RawBody, rawBytes } from "./body.js";
 import { importVerificationKeys, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
@@ -114,8 +115,9 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   const { scheme, onEvent } = options;
   const tolerance = positive("tolerance", options.tolerance, DEFAULT_TOLERANCE_SECONDS);
   const toleranceMs = tolerance * 1000;
-  const maxBodyBytes = positive("maxBodyBytes", options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES);
-  const maxSignatures = positive("maxSignatures", options.maxSignatures, DEFAULT_MAX_SIGNATURES);
+  // Counts, not amounts: 0.5 would refuse every delivery, not configure anything.
+  const maxBodyBytes = positiveIntegerOption("maxBodyBytes", options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES);
+  const maxSignatures = positiveIntegerOption("maxSignatures", options.maxSignatures, DEFAULT_MAX_SIGNATURES);
   const now = options.now ?? Date.now;
   const keys: VerificationKeys = importVerificationKeys(scheme, secretList(options.secret));
   const { hmacSync, ed25519VerifySync } = crypto;
