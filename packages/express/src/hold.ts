@@ -42,7 +42,14 @@ interface Held extends ServerResponse {
 }
 
 class Hold {
+  /** The response's methods as this hold found them: Node's, or (`previous` set) the held ones. */
   readonly original: { write: Writer; end: Writer; writeHead: Writer };
+  /**
+   * The hold already on the response when this one was made (`webhook()` and `idempotency()`
+   * on one request), or undefined. Holds stack: each write, header block and end passes through
+   * this one, then the previous, then Node. Through `original`, they would come back here.
+   */
+  readonly previous: Hold | undefined;
   body: BodyCollector | undefined;
   /**
    * The headers as the app set them, read as its response starts: a layer mounted before this
@@ -60,6 +67,7 @@ class Hold {
     recordLimit: number | undefined,
   ) {
     this.original = { write: res.write as Writer, end: res.end as Writer, writeHead: res.writeHead as Writer };
+    this.previous = (res as Held)[HOLD];
     this.body = recordLimit === undefined ? undefined : new BodyCollector(recordLimit);
   }
 
@@ -93,12 +101,17 @@ class Hold {
     this.appHeaders = headers;
   }
 
+  /** Ends this hold: the response's methods go to the previous hold, or back to Node's. */
   unwrap(): void {
-    const { res, original } = this;
+    const { res, original, previous } = this;
+    this.ended = true;
+    if (previous !== undefined) {
+      (res as Held)[HOLD] = previous;
+      return;
+    }
     res.write = original.write as ServerResponse["write"];
     res.end = original.end as ServerResponse["end"];
     res.writeHead = original.writeHead as ServerResponse["writeHead"];
-    this.ended = true;
   }
 }
 
@@ -110,50 +123,64 @@ function holdOf(res: ServerResponse): Hold {
 }
 
 function heldWriteHead(this: ServerResponse, ...args: unknown[]): unknown {
-  const hold = holdOf(this);
+  return writeHeadThrough(holdOf(this), this, args);
+}
+
+function writeHeadThrough(hold: Hold, res: ServerResponse, args: unknown[]): unknown {
   hold.noteHeaders(args);
-  return hold.original.writeHead.apply(this, args);
+  if (hold.previous !== undefined) return writeHeadThrough(hold.previous, res, args);
+  return hold.original.writeHead.apply(res, args);
 }
 
 function heldWrite(this: ServerResponse, ...args: unknown[]): unknown {
-  const hold = holdOf(this);
   (this as Marked)[STARTED] = true;
+  return writeThrough(holdOf(this), this, args);
+}
+
+function writeThrough(hold: Hold, res: ServerResponse, args: unknown[]): unknown {
   hold.noteHeaders();
   args[0] = hold.record(args[0], args[1]);
-  return hold.original.write.apply(this, args);
+  if (hold.previous !== undefined) return writeThrough(hold.previous, res, args);
+  return hold.original.write.apply(res, args);
 }
 
 function heldEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
-  const hold = holdOf(this);
+  (this as Marked)[STARTED] = true;
+  endThrough(holdOf(this), args);
+  return this;
+}
+
+/** Settles `hold` with the response's body, then lets the end go on: to the previous hold, or out. */
+function endThrough(hold: Hold, args: unknown[]): void {
   const res = hold.res;
   hold.noteHeaders();
   hold.unwrap();
-  (res as Marked)[STARTED] = true;
   if (args.length > 0) args[0] = hold.record(args[0], args[1]);
-  const flush = () => void hold.original.end.apply(res, args);
+  const { previous } = hold;
+  const flush = () => void (previous !== undefined ? endThrough(previous, args) : hold.original.end.apply(res, args));
   const { body } = hold;
   const settling = hold.settle(body?.body(), hold.appHeaders ?? responseHeaders(res), body?.overflowed === true);
   fixHeaders(res, args[0], args[1]);
   settling.then(flush, flush);
-  return res;
 }
 
-/** A stream is piped in: the body is not recorded (streamed), and a client that leaves first settles it then. */
+/** A stream is piped in: no hold records the body (streamed), and a client that leaves first settles them then. */
 function onPipe(this: ServerResponse): void {
-  const hold = holdOf(this);
-  hold.body = undefined;
-  if (hold.piped) return;
-  hold.piped = true;
+  const top = holdOf(this);
+  for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.body = undefined;
+  if (top.piped) return;
+  for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.piped = true;
   this.once("close", cutOff);
 }
 
 // A pipe stops when its response closes: when the client left first, nothing ends this
-// response any more, so it is settled then, as streamed.
+// response any more, so each hold still open is settled then, as streamed.
 function cutOff(this: ServerResponse): void {
-  const hold = holdOf(this);
-  if (hold.ended) return;
-  hold.unwrap();
-  hold.settle(undefined, hold.appHeaders ?? responseHeaders(this), false).catch(() => {});
+  for (let hold: Hold | undefined = holdOf(this); hold !== undefined; hold = hold.previous) {
+    if (hold.ended) continue;
+    hold.unwrap();
+    hold.settle(undefined, hold.appHeaders ?? responseHeaders(this), false).catch(() => {});
+  }
 }
 
 /**
@@ -166,12 +193,13 @@ function cutOff(this: ServerResponse): void {
  * it closes.
  */
 export function holdResponse(res: ServerResponse, settle: Settle, recordLimit?: number): void {
-  (res as Held)[HOLD] = new Hold(res, settle, recordLimit);
+  const hold = new Hold(res, settle, recordLimit);
+  (res as Held)[HOLD] = hold;
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest
   // of the response (~1-3 µs a request here). Left in place, it only clears a collector no one
-  // reads any more.
-  res.on("pipe", onPipe);
+  // reads any more. One for all the holds on a response: it reaches every one of them.
+  if (hold.previous === undefined) res.on("pipe", onPipe);
   res.writeHead = heldWriteHead as ServerResponse["writeHead"];
   res.write = heldWrite as ServerResponse["write"];
   res.end = heldEnd as ServerResponse["end"];

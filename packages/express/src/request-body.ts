@@ -42,6 +42,8 @@ export function bodyReader(limit: number): BodyReader {
       // A parser (or the host) read the stream: its bytes are what it kept, or gone.
       const known = rawBodyOf(req);
       if (known !== undefined) return known;
+      // Nothing announced, nothing lost: a parser that read an empty stream kept no bytes.
+      if (!announcesBody(req)) return undefined;
       throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
     }
     // Refused before Express's parsers, which read a body past their limit to its end before refusing it.

@@ -629,6 +629,13 @@ describe("idempotency(): request bodies", () => {
       201,
     );
     expect(world.runs()).toBe(2);
+    // A keyed request without a body (Content-Length: 0) lost no bytes to the parser: it runs, once.
+    const key = newKey();
+    const empty = await post(`${world.url}/echo`, key, "", { "content-type": "application/json" });
+    expect(empty.status).toBe(201);
+    const replayed = await post(`${world.url}/echo`, key, "", { "content-type": "application/json" });
+    expect([replayed.status, replayed.headers["idempotent-replayed"]]).toEqual([201, "true"]);
+    expect(world.runs()).toBe(3);
   });
 
   it("with a plain express.json() first and a custom fingerprint, no raw bytes are needed", async () => {

@@ -1,11 +1,12 @@
 /** `webhook()` specifics, over real HTTP on 127.0.0.1: raw bytes, limits, onError, outcomes. */
 
+import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { afterEach, describe, expect, it } from "vitest";
-import { captureRawBody, releaseOnError, type WebhookOptions, webhook } from "../src/index.js";
+import { captureRawBody, idempotency, releaseOnError, type WebhookOptions, webhook } from "../src/index.js";
 import { asyncRoute, expressMajor } from "./framework.js";
 import { keepRawBody, listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
 
@@ -411,5 +412,70 @@ describe("webhook(): the status the route answered decides", () => {
     running.push(server);
     const response = await send(`${server.url}/hooks/stripe-like`, await signed('{"type":"invoice.paid"}'));
     expect(response.json()).toEqual({ type: "invoice.paid", scheme: "standard-webhooks" });
+  });
+});
+
+describe("webhook() and idempotency() on one request", () => {
+  // Each holds the response's end until its store has settled: the holds stack, each passing
+  // the answer on to the one before it, then to Node.
+  it.each([
+    ["idempotency() app-wide, webhook() on the route", "app"],
+    ["webhook() then idempotency() on the route", "route"],
+    ["idempotency() then webhook() on the route", "route-reversed"],
+  ])("%s: answered once, the delivery recorded and the answer stored", async (_name, layout) => {
+    const store = new MemoryStore();
+    const events: InterlockEvent[] = [];
+    const onEvent = (event: InterlockEvent) => void events.push(event);
+    const hook = webhook({ scheme: standardWebhooks, secret: SECRET, store, onEvent });
+    const idem = idempotency({ store, principal: false, onEvent });
+    let runs = 0;
+    const route: RequestHandler = (_req, res) => void res.status(200).json({ run: ++runs });
+    const app = express();
+    if (layout === "app") app.use(idem);
+    if (layout === "app") app.post("/webhooks", hook, route);
+    if (layout === "route") app.post("/webhooks", hook, idem, route);
+    if (layout === "route-reversed") app.post("/webhooks", idem, hook, route);
+    app.use(onError);
+    const server = await listen(app);
+    running.push(server);
+    const url = `${server.url}/webhooks`;
+    const d = await signed('{"type":"x"}');
+    const keyed = { headers: { ...d.headers, "idempotency-key": "delivery-1" }, body: d.body };
+
+    const first = await send(url, keyed);
+    expect([first.status, first.json()]).toEqual([200, { run: 1 }]);
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(["webhook.processed", "idempotency.completed"]));
+    // The same request again: replayed by idempotency() when it comes first, else a duplicate delivery.
+    const again = await send(url, keyed);
+    expect(again.status).toBe(200);
+    expect(again.json()).toEqual(layout === "route" ? { duplicate: true, id: d.id } : { run: 1 });
+    // The delivery without the key: a duplicate.
+    expect((await send(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(1);
+  });
+
+  it("a piped answer through both holds goes out whole, uncached, and settles both", async () => {
+    const store = new MemoryStore();
+    const events: InterlockEvent[] = [];
+    const onEvent = (event: InterlockEvent) => void events.push(event);
+    const app = express();
+    app.post(
+      "/webhooks",
+      webhook({ scheme: standardWebhooks, secret: SECRET, store, onEvent }),
+      idempotency({ store, principal: false, onEvent }),
+      (_req, res) => {
+        res.status(200).type("text/plain");
+        Readable.from(["streamed ", "answer"]).pipe(res);
+      },
+    );
+    const server = await listen(app);
+    running.push(server);
+    const d = await signed('{"type":"x"}');
+    const answer = await send(`${server.url}/webhooks`, {
+      headers: { ...d.headers, "idempotency-key": "k" },
+      body: d.body,
+    });
+    expect([answer.status, answer.text]).toEqual([200, "streamed answer"]);
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(["webhook.processed", "idempotency.released"]));
   });
 });
