@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   type ClaimOptions,
   createWebhookReceiver,
+  DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   deliveryKey,
   InterlockConfigError,
   type InterlockStore,
@@ -17,6 +18,7 @@ import {
   slack,
   standardWebhooks,
   type WebhookEvent,
+  type WebhookReceiverOptions,
 } from "../src/index.js";
 import { describeWebhookReplayBehaviour } from "../src/testing/index.js";
 import { clockAt } from "./helpers.js";
@@ -369,6 +371,7 @@ describe("the lease on a delivery being processed", () => {
       store,
       now: clockAt(NOW),
       lockTtlMs: 1_500,
+      extendLease: false, // the worker's renewal timer died with it
     });
     const { headers } = await swDelivery();
     expect((await receiver.begin(headers, BODY)).action).toBe("process"); // and never settled: the worker died
@@ -379,6 +382,148 @@ describe("the lease on a delivery being processed", () => {
     expect(copy.action === "respond" && copy.response.headers).toContainEqual(["retry-after", "2"]);
     now += 2;
     expect((await receiver.begin(headers, BODY)).action).toBe("process");
+  });
+});
+
+describe("extendLease: the lease renewed while the handler runs", () => {
+  // Timers and the store's clock are the fake timers' (the store is made after they are faked):
+  // a renewal is a timer, a lease runs out on the clock.
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function leasedReceiver(store: InterlockStore, options: Partial<WebhookReceiverOptions> = {}) {
+    return createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      store,
+      now: clockAt(NOW),
+      ...options,
+    });
+  }
+
+  /** A handler still running until `end` is called; `started` resolves once it runs. */
+  function runningHandler() {
+    let runs = 0;
+    let markStarted!: () => void;
+    let end!: () => void;
+    const started = new Promise<void>((resolve) => {
+      markStarted = resolve;
+    });
+    const ended = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    const handler = () => {
+      runs++;
+      markStarted();
+      return ended;
+    };
+    return { handler, started, end: () => end(), runs: () => runs };
+  }
+
+  it("by default, a redelivery while the handler still runs past lockTtlMs is in flight: the handler runs once", async () => {
+    const store = new MemoryStore();
+    const receiver = leasedReceiver(store, { lockTtlMs: 300 });
+    const { headers } = await swDelivery();
+    const slow = runningHandler();
+    const first = receiver.receive(headers, BODY, slow.handler);
+    await slow.started;
+    vi.advanceTimersByTime(1_000); // more than three leases
+    let redelivered = 0;
+    const copy = await receiver.receive(headers, BODY, () => void redelivered++);
+    expect(copy).toMatchObject({ outcome: "in_flight", retryAfterSeconds: 1 });
+    slow.end();
+    expect(await first).toMatchObject({ outcome: "processed" });
+    expect([slow.runs(), redelivered]).toEqual([1, 0]);
+    // Its lease was still its own: the delivery is recorded, and the next copy is a duplicate.
+    expect(await receiver.receive(headers, BODY, () => void redelivered++)).toMatchObject({ outcome: "duplicate" });
+  });
+
+  it("extendLease: false renews nothing: a redelivery past lockTtlMs runs beside the handler", async () => {
+    const store = new MemoryStore();
+    const extend = vi.spyOn(store, "extend");
+    const receiver = leasedReceiver(store, { lockTtlMs: 300, extendLease: false });
+    const { headers } = await swDelivery();
+    const slow = runningHandler();
+    const first = receiver.receive(headers, BODY, slow.handler);
+    await slow.started;
+    vi.advanceTimersByTime(1_000);
+    let redelivered = 0;
+    expect(await receiver.receive(headers, BODY, () => void redelivered++)).toMatchObject({ outcome: "processed" });
+    slow.end();
+    expect(await first).toMatchObject({ outcome: "processed" });
+    expect([slow.runs(), redelivered, extend.mock.calls.length]).toEqual([1, 1, 0]);
+  });
+
+  it("renews until the delivery has been held for maxMs; the lease then runs out and a redelivery runs", async () => {
+    const store = new MemoryStore();
+    const extend = vi.spyOn(store, "extend");
+    const receiver = leasedReceiver(store, { lockTtlMs: 300, extendLease: { maxMs: 1_000 } });
+    const { headers } = await swDelivery();
+    expect((await receiver.begin(headers, BODY)).action).toBe("process"); // a handler that never returns
+    vi.advanceTimersByTime(900);
+    expect(await receiver.begin(headers, BODY)).toMatchObject({ action: "respond", outcome: "in_flight" });
+    vi.advanceTimersByTime(10_000);
+    expect(extend).toHaveBeenCalledTimes(10); // every 100 ms, for 1 s
+    expect((await receiver.begin(headers, BODY)).action).toBe("process");
+  });
+
+  it("the default renews for 10 minutes at most (DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS), on the default 60 s lease", async () => {
+    const store = new MemoryStore();
+    const extend = vi.spyOn(store, "extend");
+    const receiver = leasedReceiver(store);
+    const { headers } = await swDelivery();
+    expect((await receiver.begin(headers, BODY)).action).toBe("process");
+    vi.advanceTimersByTime(DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS - 1);
+    expect(await receiver.begin(headers, BODY)).toMatchObject({ action: "respond", outcome: "in_flight" });
+    vi.advanceTimersByTime(60_000 + 1);
+    expect((await receiver.begin(headers, BODY)).action).toBe("process");
+    expect(extend).toHaveBeenCalledTimes(DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS / 20_000);
+  });
+
+  it("stops renewing once the ticket is settled by finish or abort", async () => {
+    const store = new MemoryStore();
+    const extend = vi.spyOn(store, "extend");
+    const receiver = leasedReceiver(store, { lockTtlMs: 300 });
+    const signed = (id: string) =>
+      signWebhook({ scheme: standardWebhooks, secret: SW_SECRET, body: BODY, id, timestamp: NOW });
+    const finished = await receiver.begin((await signed("msg_renew_1")).headers, BODY);
+    const aborted = await receiver.begin((await signed("msg_renew_2")).headers, BODY);
+    if (finished.action !== "process" || aborted.action !== "process") throw new Error("expected to process both");
+    vi.advanceTimersByTime(150);
+    expect(extend).toHaveBeenCalledTimes(2); // one renewal each, every 100 ms
+    await receiver.finish(finished.ticket, { status: 200 });
+    await receiver.abort(aborted.ticket);
+    vi.advanceTimersByTime(10_000);
+    expect(extend).toHaveBeenCalledTimes(2);
+  });
+
+  it.each(["returns", "throws"] as const)("receive stops renewing once its handler %s", async (how) => {
+    const store = new MemoryStore();
+    const extend = vi.spyOn(store, "extend");
+    const receiver = leasedReceiver(store, { lockTtlMs: 300 });
+    const { headers } = await swDelivery();
+    const slow = runningHandler();
+    const handler = async () => {
+      await slow.handler();
+      if (how === "throws") throw new Error("boom");
+      return "done";
+    };
+    const receipt = receiver.receive(headers, BODY, handler).catch((error: unknown) => error);
+    await slow.started;
+    vi.advanceTimersByTime(150);
+    expect(extend).toHaveBeenCalledTimes(1);
+    slow.end();
+    expect(await receipt).toMatchObject(how === "returns" ? { outcome: "processed" } : { message: "boom" });
+    vi.advanceTimersByTime(10_000);
+    expect(extend).toHaveBeenCalledTimes(1);
+  });
+
+  it.each([0, -1, 1.5, Number.NaN])("refuses a maxMs of %s with InterlockConfigError", (maxMs) => {
+    expect(() => leasedReceiver(new MemoryStore(), { extendLease: { maxMs } })).toThrow(InterlockConfigError);
   });
 });
 

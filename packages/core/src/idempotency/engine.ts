@@ -21,7 +21,8 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
-import { asUnavailable, positiveMs, releaseClaim, responseSize, storeCall, unstorable } from "../store/validate.js";
+import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
+import { asUnavailable, positiveMs, releaseClaim, responseSize, unstorable } from "../store/validate.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -63,11 +64,7 @@ export interface IdempotencyRequest {
   context?: unknown;
 }
 
-/** How long `extendLease` keeps renewing a running request's lease. */
-export interface LeaseRenewal {
-  /** The longest hold renewed, from the claim, in ms. `true` for `extendLease` means `DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS`. */
-  maxMs: number;
-}
+export { DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS, type LeaseRenewal } from "../store/lease.js";
 
 /**
  * Which of the handler's responses are stored and replayed; the others release the key. A 304
@@ -191,7 +188,8 @@ interface Ticket extends IdempotencyTicket {
   readonly correlationId: string | undefined;
   /** When the claim was won (timed only when someone listens to events). */
   readonly started: number;
-  renewal: ReturnType<typeof setInterval> | undefined;
+  /** The lease being renewed (`extendLease`). */
+  readonly lease: HeldLease | undefined;
   settled: boolean;
   /** Finished inside the caller's transaction: still abortable if that transaction rolls back. */
   inTransaction: boolean;
@@ -241,11 +239,6 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
 export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
 /** The default retention of stored responses: 24 h. */
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
-/**
- * The longest hold `extendLease: true` renews: 10 minutes. Proxies and load balancers close a
- * request's connection long before, so a request still running then has lost its client.
- */
-export const DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS = 10 * 60 * 1000;
 
 /** Scope hashes the engine keeps, and the longest principal, method and route (as JSON) it keeps one for. */
 const MAX_CACHED_SCOPES = 10_000;
@@ -316,7 +309,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const headerName = (options.headerName ?? "Idempotency-Key").toLowerCase();
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
-  const renewals = renewalsOf(options.extendLease, lockTtlMs);
+  const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
   const replayedHeader = options.replayedHeader ?? "Idempotent-Replayed";
@@ -415,23 +408,11 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return correlated(base, ticket.correlationId);
   }
 
-  /**
-   * Renews the ticket's lease every third of `lockTtlMs` until it settles, `renewals` times at
-   * most: counted rather than timed, so the bound holds whatever the clock does.
-   */
-  function renewLease(ticket: Ticket): void {
-    let left = renewals;
-    ticket.renewal = setInterval(() => {
-      void storeCall(() => store.extend(ticket.storeKey, ticket.token, lockTtlMs)).catch(() => {});
-      if (--left === 0) clearInterval(ticket.renewal);
-    }, lockTtlMs / 3);
-    (ticket.renewal as { unref?: () => void }).unref?.();
-  }
-
-  function stopRenewal(ticket: Ticket): boolean {
+  /** Settles a ticket once, stopping its lease's renewal: false when it was already settled. */
+  function settle(ticket: Ticket): boolean {
     if (ticket.settled) return false;
     ticket.settled = true;
-    if (ticket.renewal !== undefined) clearInterval(ticket.renewal);
+    leases.release(ticket.lease);
     return true;
   }
 
@@ -526,11 +507,10 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           token: claim.token,
           correlationId,
           started: claimed,
-          renewal: undefined,
+          lease: leases.hold(storeKey, claim.token),
           settled: false,
           inTransaction: false,
         };
-        if (renewals > 0) renewLease(ticket);
         return { action: "execute", ticket };
       }
       const otherFingerprint = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
@@ -570,7 +550,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 
     async finish(publicTicket, captured, finishOptions) {
       const ticket = publicTicket as Ticket;
-      if (!stopRenewal(ticket)) return false;
+      if (!settle(ticket)) return false;
       const status = captured.status;
       // A body dropped for its size is judged as a whole one over the limit: its status first.
       const tooLarge = captured.tooLarge === true;
@@ -628,22 +608,11 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       const ticket = publicTicket as Ticket;
       // After a finish inside a transaction the record is not durable until the caller commits:
       // a rollback must be able to release the lock (a committed record is never released).
-      if (!stopRenewal(ticket) && !ticket.inTransaction) return;
+      if (!settle(ticket) && !ticket.inTransaction) return;
       ticket.inTransaction = false;
       await release(ticket, { reason: "error", status: undefined });
     },
   };
-}
-
-/**
- * How many times `extendLease` renews a lease, every third of `lockTtlMs`, before the hold
- * reaches its `maxMs`: 0 without it. Throws `InterlockConfigError` for a `maxMs` that is not a
- * positive whole number of ms.
- */
-function renewalsOf(extendLease: IdempotencyOptions["extendLease"], lockTtlMs: number): number {
-  if (!extendLease) return 0;
-  const maxMs = extendLease === true ? undefined : extendLease.maxMs;
-  return Math.floor(positiveMs("extendLease.maxMs", maxMs, DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS) / (lockTtlMs / 3));
 }
 
 /** The route events name: the pattern, read now (an adapter may learn it only once routing matched). */

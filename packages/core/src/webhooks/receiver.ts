@@ -30,6 +30,7 @@ import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
+import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
 import { asUnavailable, positiveMs, releaseClaim, storeCall, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
@@ -49,6 +50,17 @@ export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "on
   retentionMs?: number;
   /** Lease on a delivery being processed, in ms: a crashed worker blocks it this long. Default 60 s. */
   lockTtlMs?: number;
+  /**
+   * Renew the lease while the handler runs, every third of `lockTtlMs`. Default true (unlike the
+   * idempotency engine's): a handler that outlives its lease would otherwise lose its claim, and
+   * the provider's retry (Svix retries after 5 s, then 5 min) would run the handler a second time
+   * beside the first, the double run a receiver exists to prevent. A crashed process stops
+   * renewing, so its delivery is still free within `lockTtlMs`. Renewal stops once the delivery
+   * has been held for `maxMs` (with `true`, 10 minutes, `DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS`), so
+   * a handler that never returns cannot block its delivery for good: the lease then runs out and
+   * a redelivery may run beside it. `false` renews nothing: a handler's claim lasts `lockTtlMs`.
+   */
+  extendLease?: boolean | LeaseRenewal;
   /**
    * Keeps this receiver's deliveries apart from other receivers' on a shared store, for
    * endpoints that can be sent the same event: one provider account with an endpoint (and
@@ -172,6 +184,8 @@ interface Ticket extends WebhookTicket {
   readonly started: number;
   readonly claimMs: number;
   readonly correlationId: string | undefined;
+  /** The lease being renewed (`extendLease`). */
+  readonly lease: HeldLease | undefined;
   settled: boolean;
 }
 
@@ -248,6 +262,12 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const { store, onEvent } = options;
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_WEBHOOK_RETENTION_MS);
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_WEBHOOK_LOCK_TTL_MS);
+  // On unless turned off: a delivery's handler must not run twice at once (see `extendLease`).
+  const leases = new LeaseKeeper(
+    store,
+    lockTtlMs,
+    renewalsOf(options.extendLease === undefined ? true : options.extendLease, lockTtlMs),
+  );
   const namespace = namespaceOption(options.namespace);
   const verifier = createWebhookVerifier({ ...options, ...(onEvent ? { onEvent } : {}) });
   // The window is two-sided: a delivery signed `tolerance` ahead of the clock is accepted until
@@ -316,6 +336,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         started: claimed,
         claimMs: claimed - claimStarted,
         correlationId,
+        lease: leases.hold(key, claim.token),
         settled: false,
       };
       return { action: "process", event, ticket };
@@ -340,11 +361,15 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     return respond("in_flight", problemResponse(inFlight), event, inFlight);
   }
 
-  /** Settles a ticket once: the first `finish` or `abort` wins, later ones do nothing. */
+  /**
+   * Settles a ticket once, stopping its lease's renewal: the first `finish` or `abort` wins,
+   * later ones do nothing. `receive` settles through them too, however its handler ends.
+   */
   function settle(publicTicket: WebhookTicket): Ticket | undefined {
     const ticket = publicTicket as Ticket;
     if (ticket.settled) return undefined;
     ticket.settled = true;
+    leases.release(ticket.lease);
     return ticket;
   }
 

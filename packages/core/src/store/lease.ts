@@ -1,0 +1,89 @@
+/**
+ * Renewal of a claim's lease while the work it guards runs, shared by the idempotency engine
+ * (`extendLease`, off by default) and the webhook receiver (`extendLease`, on by default).
+ */
+
+import type { InterlockStore } from "./contract.js";
+import { positiveMs, storeCall } from "./validate.js";
+
+/** How long `extendLease` keeps renewing a running request's lease. */
+export interface LeaseRenewal {
+  /** The longest hold renewed, from the claim, in ms. `true` for `extendLease` means `DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS`. */
+  maxMs: number;
+}
+
+/**
+ * The longest hold `extendLease: true` renews: 10 minutes, for idempotent requests and webhook
+ * deliveries alike. Proxies, load balancers and webhook providers close a request's connection
+ * long before, so a request still running then has lost its client.
+ */
+export const DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS = 10 * 60 * 1000;
+
+/**
+ * How many times `extendLease` renews a lease, every third of `lockTtlMs`, before the hold
+ * reaches its `maxMs`: 0 without it. Throws `InterlockConfigError` for a `maxMs` that is not a
+ * positive whole number of ms.
+ */
+export function renewalsOf(extendLease: boolean | LeaseRenewal | undefined, lockTtlMs: number): number {
+  if (!extendLease) return 0;
+  const maxMs = extendLease === true ? undefined : extendLease.maxMs;
+  return Math.floor(positiveMs("extendLease.maxMs", maxMs, DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS) / (lockTtlMs / 3));
+}
+
+/** A claim being renewed: its key, token and renewals left. */
+export interface HeldLease {
+  readonly key: string;
+  readonly token: string;
+  left: number;
+}
+
+/**
+ * Renews the leases of the claims it holds, every third of `lockTtlMs`, each `renewals` times
+ * at most: counted rather than timed, so the bound holds whatever the clock does. One timer for
+ * all of them, not one per claim: a timer set and cleared for every request costs more than the
+ * rest of a webhook delivery's bookkeeping, and most claims settle long before the first renewal.
+ * A claim is first renewed within a third of `lockTtlMs` of being held, then every third: never
+ * later than its lease needs. A failed renewal is ignored (the next one may succeed; a lost lease
+ * shows when the claim is settled). The timer is unref'd, so it keeps no process alive, and
+ * stops at a tick that finds nothing held; a process that dies renews nothing, and its leases
+ * lapse within `lockTtlMs`.
+ */
+export class LeaseKeeper {
+  readonly #held = new Set<HeldLease>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    readonly store: InterlockStore,
+    readonly lockTtlMs: number,
+    readonly renewals: number,
+  ) {}
+
+  /** Starts renewing the claim on `key` held with `token`; undefined when nothing is renewed. */
+  hold(key: string, token: string): HeldLease | undefined {
+    if (this.renewals <= 0) return undefined;
+    const held: HeldLease = { key, token, left: this.renewals };
+    this.#held.add(held);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#renew(), this.lockTtlMs / 3);
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+    return held;
+  }
+
+  /** Stops renewing a claim (settled); nothing for one already let go. */
+  release(held: HeldLease | undefined): void {
+    if (held !== undefined) this.#held.delete(held);
+  }
+
+  #renew(): void {
+    const { store, lockTtlMs } = this;
+    for (const held of this.#held) {
+      void storeCall(() => store.extend(held.key, held.token, lockTtlMs)).catch(() => {});
+      if (--held.left === 0) this.#held.delete(held);
+    }
+    if (this.#held.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}
