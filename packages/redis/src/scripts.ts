@@ -12,7 +12,8 @@
  * A claim also carries a deadline on the server's clock and answers the server's time, from
  * which the store estimates that clock (core's `ServerClock`): a claim that first runs after its
  * caller was told "unavailable" (it sat in ioredis' queue while it reconnected, or was resent on
- * a new connection) takes no lock that nobody holds.
+ * a new connection) takes no lock that nobody holds. Before its first reply the store knows no
+ * bound, so it first probes (the claim with a deadline that has passed: a read) and then claims.
  */
 
 import { createHash } from "node:crypto";
@@ -23,6 +24,13 @@ export const IN_FLIGHT = 1;
 export const COMPLETED = 2;
 /** The claim reached the server after its deadline and took nothing. */
 export const LATE = 3;
+
+/**
+ * A claim's deadline that has always passed: the claim only reads. It answers "completed" or
+ * "in flight" as usual, and on a free key refuses as late, with the server's time. The store
+ * sends it as a probe before its clock has a sample, instead of a claim with no deadline.
+ */
+export const PROBE = 0;
 
 /** Milliseconds since the epoch on the server's clock. */
 const NOW = `local t = redis.call('TIME')
@@ -42,7 +50,9 @@ const OWNED = `if lock[1] ~= 'lock' or lock[2] ~= ARGV[1] then return 0 end`;
  */
 const RAN = (state: string) => `if lock[1] == '${state}' and lock[3] == ARGV[2] then return 1 end`;
 
-// ARGV: token, fingerprint, lockTtlMs, deadline (ms on the server's clock, '' for none). Reply:
+// ARGV: token, fingerprint, lockTtlMs, deadline (ms on the server's clock; PROBE to only read;
+// '' for none, which the store never sends since a claim sent before the store's first reply,
+// queued while Redis was down, could take a lock long after its caller gave up). Reply:
 // [outcome, now, ...]: the server's time second, for the store's clock. A lock holding this
 // claim's own token (new for every claim) is the claim run before: ioredis resends a command
 // whose reply a dropped connection lost, and that copy must answer "claimed", not "in flight"

@@ -7,6 +7,7 @@
 import type { ClaimResult, InterlockStore } from "@interlock/core";
 import { type RedisServer, startRedis } from "@interlock/test-harness";
 import { afterEach, describe, expect, it } from "vitest";
+import type { RedisStore } from "../src/index.js";
 import { redisClient, storeOn } from "./helpers.js";
 
 const TIMEOUT = 500;
@@ -125,6 +126,63 @@ describe("redis outage", () => {
     const token = (back as { token: string }).token;
     expect(await store.complete("after-outage", token, response, { ttlMs: LONG })).toBe(true);
     expect((await store.claim("after-outage", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("completed");
+  });
+
+  describe("Redis down when the store starts (no reply from it yet, so no clock sample)", () => {
+    /**
+     * A store made while its server is down, on a client that keeps commands queued until it
+     * is back (`maxRetriesPerRequest: null`: the commands are not dropped after a few retries),
+     * as an app that starts before its Redis does.
+     */
+    function startingStore(operationTimeoutMs: number) {
+      const client = redisClient(server!.url, { retryStrategy: () => 50, maxRetriesPerRequest: null });
+      client.on("error", () => {});
+      return { client, store: storeOn(client, { operationTimeoutMs }) };
+    }
+    const keys = ["a", "b", "c"];
+
+    it("claims answered unavailable while it is down take nothing once it is back: the retries claim", async () => {
+      server = await startRedis({ local: true });
+      let started: ReturnType<typeof startingStore> | undefined;
+      await server.restart(async () => {
+        started = startingStore(TIMEOUT);
+        const failed = await Promise.all(
+          keys.map((key) => timed(() => started!.store.claim(key, { fingerprint: "fp", lockTtlMs: LONG }))),
+        );
+        for (const result of failed) {
+          expect(result).toMatchObject({ error: { name: "StoreUnavailableError" } });
+          expect(result.ms).toBeLessThan(TIMEOUT + SLACK);
+        }
+      });
+      const { client, store } = started!;
+      // What ioredis queued while the server was down runs first once it is back: after this
+      // PING, on the same client, it has all run.
+      await expect.poll(() => client.status, { timeout: 5_000 }).toBe("ready");
+      expect(await client.ping()).toBe("PONG");
+      const admin = adminClient();
+      expect(await admin.exists(...keys.map((key) => store.keyFor(key)))).toBe(0);
+      // The callers told "unavailable" retry: they win, not 409 "in flight" for a whole lease.
+      const retries = await Promise.all(keys.map((key) => store.claim(key, { fingerprint: "fp", lockTtlMs: LONG })));
+      expect(retries.map((result) => result.state)).toEqual(keys.map(() => "claimed"));
+    });
+
+    it("claims queued while it is down and answered in time once it is back still claim", async () => {
+      server = await startRedis({ local: true });
+      const timeoutMs = 5_000;
+      let pending: Array<Promise<ClaimResult>> = [];
+      let store: RedisStore | undefined;
+      await server.restart(async () => {
+        store = startingStore(timeoutMs).store;
+        pending = keys.map((key) => store!.claim(key, { fingerprint: "fp", lockTtlMs: LONG }));
+        await sleep(100); // queued, not answered
+      });
+      const results = await Promise.all(pending);
+      expect(results.map((result) => result.state)).toEqual(keys.map(() => "claimed"));
+      const check = storeOn(adminClient(), { prefix: store!.prefix });
+      for (const key of keys) {
+        expect((await check.claim(key, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
+      }
+    });
   });
 
   it("server frozen (connections open, no answers): unavailable within the timeout; nothing stuck after", async () => {

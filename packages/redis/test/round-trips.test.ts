@@ -77,6 +77,56 @@ describe("redis round trips", () => {
     expect((after.eval ?? 0) - (before.eval ?? 0)).toBe(0);
   });
 
+  it("before a store's first reply a claim probes (a read, deadline 0), then claims with its deadline; then one round trip, never a claim without a deadline", async () => {
+    server ??= await startRedis({ local: true });
+    const admin = redisClient(server.url);
+    // The scripts cached on the server, so no NOSCRIPT fallback doubles a command below.
+    const warm = storeOn(redisClient(server.url));
+    const held = (await warm.claim("held", { fingerprint: "fp", lockTtlMs: 60_000 })) as { token: string };
+    await warm.complete("held", held.token, response, { ttlMs: 60_000 });
+    await warm.claim("locked", { fingerprint: "fp", lockTtlMs: 60_000 });
+
+    // Every claim script run on a key under `prefix`, as [key, deadline].
+    const seen: string[][] = [];
+    const monitor = track(await admin.monitor());
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args[0] === "echo" || (/^eval/i.test(args[0]!) && args[3]?.startsWith(warm.prefix)))
+        seen.push(args[0] === "echo" ? ["echo"] : [args[3]!.slice(warm.prefix.length + 1, -1), args[7]!]);
+    });
+    const newStore = () => storeOn(redisClient(server!.url), { prefix: warm.prefix });
+    const fresh = newStore();
+    const start = Date.now();
+    expect((await fresh.claim("first", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("claimed");
+    expect((await fresh.claim("second", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("claimed");
+    // A new store whose probe finds a record or a lock: that is its answer, one round trip.
+    const other = newStore();
+    expect((await other.claim("held", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("completed");
+    const another = newStore();
+    expect((await another.claim("locked", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("in_flight");
+    const finished = Date.now();
+
+    await admin.echo("round-trips:done");
+    await expect.poll(() => seen.at(-1)?.[0], { timeout: 5_000 }).toBe("echo");
+    const runs = seen.slice(0, -1);
+    expect(
+      runs.map(([key, deadline]) => [
+        key,
+        deadline === "0" ? "probe" : /^[1-9]\d*$/.test(deadline!) ? "deadline" : `none: ${deadline}`,
+      ]),
+    ).toEqual([
+      ["first", "probe"],
+      ["first", "deadline"],
+      ["second", "deadline"],
+      ["held", "probe"],
+      ["locked", "probe"],
+    ]);
+    // The deadlines: on the server's clock (this machine's), a timeout after sending, about.
+    for (const [, deadline] of runs.filter(([, deadline]) => deadline !== "0")) {
+      expect(Number(deadline)).toBeGreaterThanOrEqual(start + fresh.operationTimeoutMs);
+      expect(Number(deadline)).toBeLessThanOrEqual(finished + 2 * fresh.operationTimeoutMs);
+    }
+  });
+
   it("after SCRIPT FLUSH (NOSCRIPT), every operation still answers, plain and auto-pipelined: ioredis resends it as EVAL", async () => {
     server ??= await startRedis({ local: true });
     const admin = redisClient(server.url);

@@ -322,14 +322,17 @@ describe("redis store: a claim that reaches Redis after its caller gave up", () 
       },
     });
     const store = storeOn(skewed);
-    await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG }); // the bound: a minute too small
+    const check = storeOn(redisClient(), { prefix: store.prefix });
+    // The bound: a minute too small. From a key held by another store, so the store's first
+    // claim is only its probe (a read), answered "in flight", and no claim the skew refuses.
+    await check.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
+    expect((await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
     behindMs = 0;
     // Its deadline, on that bound, passed a minute ago on Redis: refused as late, in time.
     await expect(store.claim("ahead", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toMatchObject({
       name: "StoreUnavailableError",
       message: expect.stringContaining("deadline"),
     });
-    const check = storeOn(redisClient(), { prefix: store.prefix });
     // The refusal took no lock, and it raised the bound: the retry wins.
     expect((await store.claim("ahead", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
     expect(await check.claim("ahead", { fingerprint: "other", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
