@@ -6,14 +6,27 @@
 
 import { describeStoreConformance } from "@interlock/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
-import { migrate, postgresStore } from "../src/index.js";
-import { endPool, freshStore, newPool, response, sleep, uniqueTable } from "./helpers.js";
+import { migrate, type PostgresStore, postgresStore } from "../src/index.js";
+import { endPool, freshTable, newPool, response, sleep, uniqueTable } from "./helpers.js";
 
-const pool = newPool({ max: 20, options: "-c default_transaction_isolation=serializable" });
-afterAll(() => endPool(pool));
+const serializable = { max: 20, options: "-c default_transaction_isolation=serializable" };
+const pool = newPool(serializable);
+/** A second app process's pool, SERIALIZABLE too: the stores' siblings run on it. */
+const other = newPool(serializable);
+afterAll(() => Promise.all([endPool(pool), other.end()]));
+
+/** The table each store made here is on, for its sibling. */
+const tables = new WeakMap<PostgresStore, string>();
 
 describeStoreConformance("postgres, SERIALIZABLE by default", {
-  create: () => freshStore(pool, "serializable"),
+  create: async () => {
+    const table = await freshTable(pool, "serializable");
+    const store = postgresStore(pool, { table });
+    tables.set(store, table);
+    return store;
+  },
+  // Claims from two pools on one table: each loses to rows the other committed after its snapshot.
+  sibling: (store) => postgresStore(other, { table: tables.get(store)! }),
 });
 
 /**

@@ -12,6 +12,8 @@ import { clusterClient, storeOn, track } from "./helpers.js";
 
 describeStoreConformance("redis cluster", {
   create: () => storeOn(clusterClient()),
+  // A second app process: a Cluster client of its own on the same nodes, on the same prefix.
+  sibling: (store) => storeOn(clusterClient(), { prefix: store.prefix }),
   createUnavailable: async () => {
     const client = track(new Cluster([{ host: "127.0.0.1", port: await freePort() }], { lazyConnect: true }));
     client.on("error", () => {});

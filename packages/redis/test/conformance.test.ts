@@ -7,6 +7,8 @@ import { redisClient, storeOn, track } from "./helpers.js";
 
 describeStoreConformance("redis", {
   create: () => storeOn(redisClient()),
+  // A second app process: its own connection to the same server, on the same prefix.
+  sibling: (store) => storeOn(redisClient(), { prefix: store.prefix }),
   // Nothing listens on the port. ioredis' defaults keep the commands queued while it retries
   // (20 reconnects per request, far past the bound): only the store's timeout can answer.
   createUnavailable: async () => {

@@ -4,7 +4,11 @@
  *
  * ```ts
  * import { describeStoreConformance } from "@interlock/core/testing";
- * describeStoreConformance("my store", { create: () => new MyStore(client, { prefix: randomPrefix() }) });
+ * describeStoreConformance("my store", {
+ *   create: () => new MyStore(new Client(url), { prefix: randomPrefix() }),
+ *   // A second app process: another instance on the same keys, with a connection of its own.
+ *   sibling: (store) => new MyStore(new Client(url), { prefix: store.prefix }),
+ * });
  * ```
  */
 
@@ -13,9 +17,24 @@ import type { ClaimResult, InterlockStore, StoredRecord, StoredResponse } from "
 import { MAX_KEY_LENGTH } from "../store/validate.js";
 
 /** How to make the stores the conformance suite tests. */
-export interface StoreConformanceOptions {
+export interface StoreConformanceOptions<S extends InterlockStore = InterlockStore> {
   /** A fresh store whose keys no other test sees (a unique prefix, table or database). */
-  create: () => InterlockStore | Promise<InterlockStore>;
+  create: () => S | Promise<S>;
+  /**
+   * Another instance of the store over the same backend and keys as `store` (one `create`
+   * made), as a second app process would make it: its own client, connection or pool, the
+   * same server and prefix, table or database. With it the suite checks what only shows
+   * across instances: one winner among concurrent claims spread over both, tokens the other
+   * instance never hands out too, a stale owner fenced off after the other instance took over
+   * its lapsed lease, records and releases seen alike by both. It must not return `store`
+   * itself.
+   *
+   * Required for the cross-process guarantee: without it the suite registers a test that
+   * fails, saying how to give one. A store whose keys live in one process only (an in-memory
+   * store) passes `{ singleProcess: "why" }` instead, and the suite reports the two-instance
+   * tests as skipped, with that reason.
+   */
+  sibling?: ((store: S) => InterlockStore | Promise<InterlockStore>) | { singleProcess: string };
   /**
    * A store of the same kind whose server cannot be reached (a closed port, a stopped
    * server). Every operation must fail with `StoreUnavailableError` within `unavailableWithinMs`.
@@ -94,12 +113,56 @@ async function raceFor(store: InterlockStore, key: string, count: number, finger
 }
 
 /**
- * Registers the store contract's tests with vitest: claim races, fencing, leases, retention,
- * a record's times, record limits, copies, many keys, unusual keys, (with `createOnClock`) the
- * exact millisecond leases and retention end, and (with `createUnavailable`) failure with
- * `StoreUnavailableError` against an unreachable server.
+ * `count` concurrent claims of `key`, spread in turn over `instances`: exactly one must win,
+ * and the others see its lock. Returns the winner's token and the instance that won.
  */
-export function describeStoreConformance(name: string, options: StoreConformanceOptions): void {
+async function raceAcross(
+  instances: InterlockStore[],
+  key: string,
+  count: number,
+  fingerprint: string,
+): Promise<{ token: string; store: InterlockStore }> {
+  const results = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      instances[i % instances.length]!.claim(key, { fingerprint, lockTtlMs: LONG }),
+    ),
+  );
+  const won = results.flatMap((r, i) => (r.state === "claimed" ? [`instance ${i % instances.length}`] : []));
+  expect(won, `winners of ${key}, by instance`).toHaveLength(1);
+  for (const r of results.filter((x) => x.state !== "claimed"))
+    expect(r).toMatchObject({ state: "in_flight", fingerprint });
+  const winner = results.findIndex((r) => r.state === "claimed");
+  const { token } = results[winner] as Extract<ClaimResult, { state: "claimed" }>;
+  return { token, store: instances[winner % instances.length]! };
+}
+
+/** Why the suite cannot check a store across instances, told in the test it registers in their place. */
+function missingSibling(name: string, given: unknown): string {
+  const what =
+    given === undefined
+      ? "no `sibling` option was given"
+      : `\`sibling\` is neither a function nor { singleProcess: "<a reason>" } (got ${JSON.stringify(given)})`;
+  return (
+    `describeStoreConformance("${name}"): ${what}, so nothing checked that two instances of this store on one ` +
+    "backend (two app processes on one server, prefix or table) keep the contract: one winner per claim, " +
+    "tokens no other instance hands out, a stale owner fenced off after a takeover, records read alike. " +
+    "Pass `sibling: (store) => another instance over the same backend and keys as store, with its own " +
+    "connection or pool` (e.g. `(store) => new MyStore(new Client(url), { prefix: store.prefix })`). " +
+    'A store whose keys live in one process only passes `sibling: { singleProcess: "why" }` instead.'
+  );
+}
+
+/**
+ * Registers the store contract's tests with vitest: claim races, fencing, leases, retention,
+ * a record's times, record limits, copies, many keys, unusual keys, (with `sibling`) the same
+ * across two instances over one backend, (with `createOnClock`) the exact millisecond leases
+ * and retention end, and (with `createUnavailable`) failure with `StoreUnavailableError`
+ * against an unreachable server.
+ */
+export function describeStoreConformance<S extends InterlockStore>(
+  name: string,
+  options: StoreConformanceOptions<S>,
+): void {
   const concurrency = options.concurrency ?? 50;
   const shortTtl = options.shortTtlMs ?? 300;
   const stores: InterlockStore[] = [];
@@ -608,6 +671,151 @@ export function describeStoreConformance(name: string, options: StoreConformance
         for (const [i, k] of keys.entries()) await mustClaim(store, k, `fp ${i} ✓ ü`);
         for (const [i, k] of keys.entries())
           expect(await inFlight(store, k), k).toMatchObject({ fingerprint: `fp ${i} ✓ ü` });
+      });
+    });
+
+    describe("two instances on one backend", () => {
+      const sibling: unknown = options.sibling;
+      if (typeof sibling !== "function") {
+        const reason = (sibling as { singleProcess?: unknown } | null | undefined)?.singleProcess;
+        if (typeof sibling === "object" && typeof reason === "string" && reason.trim() !== "") {
+          it.skip(`not run: a single-process store (${reason})`, () => {});
+        } else {
+          it("needs `sibling`: another instance on the same backend, or { singleProcess: reason }", () => {
+            throw new Error(missingSibling(name, sibling));
+          });
+        }
+        return;
+      }
+      const makeSibling = sibling as (store: S) => InterlockStore | Promise<InterlockStore>;
+      /** A fresh store, and another instance on its backend: two app processes. */
+      const twoInstances = async (): Promise<[InterlockStore, InterlockStore]> => {
+        const a = await fresh();
+        const b = await makeSibling(a);
+        if (b !== a) stores.push(b);
+        expect(
+          b === a,
+          "sibling(store) returned the store itself: give another instance (its own connection or pool), " +
+            'or { singleProcess: "why" } for a store whose keys live in one process',
+        ).toBe(false);
+        return [a, b];
+      };
+
+      it(`exactly one of ${concurrency} concurrent claims spread over both instances wins, for a new key and a released one`, async () => {
+        const [a, b] = await twoInstances();
+        const k = key("cross-race");
+        const first = await raceAcross([a, b], k, concurrency, "fp-race");
+        expect(await first.store.release(k, first.token)).toBe(true);
+        const second = await raceAcross([b, a], k, concurrency, "fp-again");
+        expect(second.token, "the second winner's token").not.toBe(first.token);
+      });
+
+      it("many keys raced over both instances at once: one winner per key", async () => {
+        const [a, b] = await twoInstances();
+        const keys = Array.from({ length: 20 }, (_, i) => key(`cross-multi-${i}`));
+        const results = await Promise.all(
+          keys.flatMap((k) =>
+            Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? a : b).claim(k, { fingerprint: "f", lockTtlMs: LONG })),
+          ),
+        );
+        keys.forEach((k, i) => {
+          expect(
+            results.slice(i * 6, i * 6 + 6).filter((r) => r.state === "claimed"),
+            k,
+          ).toHaveLength(1);
+        });
+      });
+
+      it("the two instances never hand out the same token: one key claimed in turn, many keys at once", async () => {
+        const [a, b] = await twoInstances();
+        const tokens: Array<{ token: string; from: string }> = [];
+        // One key, claimed and released in turn on each instance: a token repeated here would let
+        // an earlier owner act on a later one's lock.
+        const k = key("cross-tokens");
+        for (let round = 0; round < 10; round++) {
+          const [store, from] = round % 2 === 0 ? [a, "A"] : [b, "B"];
+          const token = await mustClaim(store, k);
+          tokens.push({ token, from: `${from}, ${k} round ${round}` });
+          expect(await store.release(k, token)).toBe(true);
+        }
+        const keys = Array.from({ length: 40 }, (_, i) => key(`cross-tokens-${i}`));
+        const many = await inBatches(keys, concurrency, (each, i) => mustClaim(i % 2 === 0 ? a : b, each));
+        many.forEach((token, i) => {
+          tokens.push({ token, from: `${i % 2 === 0 ? "A" : "B"}, ${keys[i]}` });
+        });
+        const seen = new Map<string, string>();
+        const repeated: string[] = [];
+        for (const { token, from } of tokens) {
+          const before = seen.get(token);
+          if (before !== undefined) repeated.push(`token ${JSON.stringify(token)}: ${before}, and again ${from}`);
+          else seen.set(token, from);
+        }
+        expect(repeated.slice(0, 5), `${repeated.length} tokens handed out twice`).toEqual([]);
+      });
+
+      it("after A's lease ran out and B took the key, A's token can neither complete, release nor extend, on either instance", async () => {
+        const [a, b] = await twoInstances();
+        const k = key("cross-fencing");
+        const stale = await mustClaim(a, k, "fp-a", shortTtl);
+        expect(await inFlight(b, k)).toMatchObject({ fingerprint: "fp-a" });
+        await sleep(shortTtl + 150);
+        const current = await mustClaim(b, k, "fp-b");
+        expect(current, "B's token, which must not be A's stale one").not.toBe(stale);
+        for (const [label, store] of [
+          ["on A", a],
+          ["on B", b],
+        ] as const) {
+          const late = response(new Uint8Array([1]));
+          expect(await store.complete(k, stale, late, { ttlMs: LONG }), `A's late complete ${label}`).toBe(false);
+          expect(await store.release(k, stale), `A's late release ${label}`).toBe(false);
+          expect(await store.extend(k, stale, LONG), `A's late extend ${label}`).toBe(false);
+        }
+        // B's lock is intact: both instances see it, and it completes with B's record.
+        expect(await inFlight(a, k)).toMatchObject({ fingerprint: "fp-b" });
+        expect(await inFlight(b, k)).toMatchObject({ fingerprint: "fp-b" });
+        expect(await b.complete(k, current, response(new Uint8Array([2])), { ttlMs: LONG })).toBe(true);
+        for (const store of [a, b]) {
+          const record = await recordOf(store, k);
+          expect([record.fingerprint, Array.from(record.body)]).toEqual(["fp-b", [2]]);
+        }
+        expect(await a.complete(k, stale, response(new Uint8Array([3])), { ttlMs: LONG })).toBe(false);
+      });
+
+      it("a record completed on one instance is read as completed, the same, on the other", async () => {
+        const [a, b] = await twoInstances();
+        const headers: Array<[string, string]> = [
+          ["content-type", "application/json"],
+          ["x-n", "1"],
+          ["X-N", "2 ✓"],
+        ];
+        for (const [writer, reader, label] of [
+          [a, b, "A to B"],
+          [b, a, "B to A"],
+        ] as const) {
+          const k = key(`cross-record-${label}`);
+          const token = await mustClaim(writer, k, `fp ${label}`);
+          expect(await inFlight(reader, k), `${label}: in flight`).toMatchObject({ fingerprint: `fp ${label}` });
+          expect(await writer.complete(k, token, response(allBytes(), headers), { ttlMs: LONG })).toBe(true);
+          const there = await recordOf(reader, k);
+          const here = await recordOf(writer, k);
+          expect(there.status, label).toBe(201);
+          expect(there.fingerprint, label).toBe(`fp ${label}`);
+          expect(Array.from(there.body), label).toEqual(Array.from(allBytes()));
+          expect(there.headers, label).toEqual(headers);
+          expect([there.createdAt, there.completedAt], label).toEqual([here.createdAt, here.completedAt]);
+        }
+      });
+
+      it("a key released on one instance can be claimed on the other at once", async () => {
+        const [a, b] = await twoInstances();
+        const k = key("cross-release");
+        const token = await mustClaim(a, k, "fp-a");
+        expect(await inFlight(b, k)).toMatchObject({ fingerprint: "fp-a" });
+        expect(await a.release(k, token)).toBe(true);
+        const next = await mustClaim(b, k, "fp-b");
+        expect(next, "B's token, which must not be the one A released").not.toBe(token);
+        expect(await inFlight(a, k)).toMatchObject({ fingerprint: "fp-b" });
+        expect(await a.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(false);
       });
     });
 
