@@ -82,6 +82,7 @@ export {
   ServerClock,
   type ServerClockOptions,
   type ServerTimedReply,
+  type TimeProbe,
 } from "./store/server-clock.js";
 export {
   assertClaim,

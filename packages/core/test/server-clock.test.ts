@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   DEADLINE_MARGIN_MS,
   deadlineStoreCall,
@@ -146,6 +146,49 @@ describe("deadlineStoreCall", () => {
     await deadlineStoreCall(clock, call, send, (r) => r);
     // Bound 9,000 − 1,000 = 8,000; sent at 1,100 with 500 ms to wait.
     expect(sent).toEqual([undefined, 1_100 + 500 + 8_000 + DEADLINE_MARGIN_MS]);
+  });
+
+  it("with a probe, never sends without a deadline: the probe first, then the command with one from its sample", async () => {
+    const { clock, set } = clockAt(1_000);
+    const sent: Array<number | undefined> = [];
+    const send = async (notAfter: number | undefined) => {
+      sent.push(notAfter);
+      return reply(9_050);
+    };
+    let probes = 0;
+    const probe = async () => {
+      probes++;
+      set(1_020); // the probe's round trip
+      return { serverMs: 9_000 };
+    };
+    expect(await deadlineStoreCall(clock, call, send, (r) => r, probe)).toEqual(reply(9_050));
+    // Bound 9,000 − 1,000 = 8,000; the deadline counts from before the probe (1,000).
+    expect(sent).toEqual([1_000 + 500 + 8_000 + DEADLINE_MARGIN_MS]);
+    await deadlineStoreCall(clock, call, send, (r) => r, probe);
+    expect([probes, sent.length]).toEqual([1, 2]); // a sample known: no probe
+  });
+
+  it("a probe's own answer settles the call: the command is not sent", async () => {
+    const { clock } = clockAt(1_000);
+    const send = vi.fn(async () => reply(0));
+    const answer = { serverMs: 9_000, late: false, taken: true };
+    const probe = async () => ({ serverMs: 9_000, answer });
+    expect(await deadlineStoreCall(clock, call, send, (r) => r, probe)).toBe(answer);
+    expect(send).not.toHaveBeenCalled();
+    expect(clock.offsetBound()).toBe(8_000);
+  });
+
+  it("a probe answered after its caller gave up sends nothing, and teaches the clock nothing", async () => {
+    const { clock } = clockAt(1_000);
+    const send = vi.fn(async () => reply(0));
+    let answerProbe: (value: { serverMs: number }) => void = () => {};
+    const probe = () => new Promise<{ serverMs: number }>((resolve) => (answerProbe = resolve));
+    const quick = { ...call, timeoutMs: 20 };
+    await expect(deadlineStoreCall(clock, quick, send, (r) => r, probe)).rejects.toBeInstanceOf(StoreUnavailableError);
+    answerProbe({ serverMs: 60_000 }); // the outage counted in: a loose sample
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(send).not.toHaveBeenCalled();
+    expect(clock.offsetBound()).toBeUndefined();
   });
 
   it("turns a late refusal into StoreUnavailableError, and the refusing reply raises the bound", async () => {

@@ -182,21 +182,24 @@ export class RedisTokenStore implements TokenStore {
 
   /**
    * One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`.
-   * A write carries its deadline on the server's clock as its last argument ('' before the
-   * first reply told the store that clock): past it, the script answers 'late' and writes
-   * nothing, which is a `StoreUnavailableError` too.
+   * A write carries its deadline on the server's clock as its last argument: past it, the
+   * script answers 'late' and writes nothing, which is a `StoreUnavailableError` too. Before the
+   * first reply told the store that clock, a write first reads the key (the `get` script, which
+   * answers the server's time), so it never goes without a deadline: one queued while Redis was
+   * down at start-up would otherwise write whenever it came back, over what was written since.
    */
   async #run(operation: Operation, key: string, args: Array<string | number>): Promise<unknown[]> {
     const call = { store: this.name, operation, timeoutMs: this.operationTimeoutMs };
+    const script = (name: Operation, ...rest: Array<string | number>) =>
+      this.#client[SCRIPTS[name][0]]!.call(this.#client, this.prefix + key, ...rest) as Promise<unknown[]>;
+    if (operation === "get") return deadlineStoreCall(this.#clock, call, () => script("get"), timedReply);
+    const probe = async () => ({ serverMs: timedReply(await script("get")).serverMs });
     return deadlineStoreCall(
       this.#clock,
       call,
-      (notAfter) => {
-        const command = this.#client[SCRIPTS[operation][0]]!;
-        const deadline = operation === "get" ? [] : [notAfter ?? ""];
-        return command.call(this.#client, this.prefix + key, ...args, ...deadline) as Promise<unknown[]>;
-      },
+      (notAfter) => script(operation, ...args, notAfter ?? ""),
       timedReply,
+      probe,
     );
   }
 }

@@ -210,6 +210,23 @@ describe("redis token store: a write that reaches Redis after its caller gave up
     expect(await check.get("late-absent")).toBeUndefined();
   });
 
+  it("a store's first write, before any reply told it the server's time, writes nothing once its caller gave up", async () => {
+    // As at start-up with Redis down: ioredis queues the write, and sends it when Redis is back.
+    const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
+    onTestFinished(() => proxy.close());
+    const fresh = client(`redis://127.0.0.1:${proxy.port}`);
+    fresh.on("error", () => {});
+    const store = new RedisTokenStore(fresh, { prefix: `${prefix}first:`, operationTimeoutMs });
+    const check = new RedisTokenStore(client(), { prefix: `${prefix}first:` });
+    const held = await timedOut(proxy, "first-write", () => store.set("first-write", "v", { ttlMs: 60_000 }));
+    await deliverLate(held);
+    await sleep(50); // what a late reply could still send meanwhile
+    expect(await check.get("first-write")).toBeUndefined();
+    // The store works on: its next write acts.
+    expect(await store.set("first-write", "later", { ttlMs: 60_000 })).toEqual(expect.any(String));
+    expect(await check.get("first-write")).toMatchObject({ value: "later" });
+  });
+
   it("writes that arrive in time still act, through the same proxy", async () => {
     const { store, check } = await slowStore();
     const first = await store.set("on-time", "first", { ttlMs: 60_000 });

@@ -22,7 +22,6 @@ import {
   type ServerTimedReply,
   type StoredRecord,
   type StoredResponse,
-  StoreUnavailableError,
   timeoutOption,
 } from "@interlock/core";
 import { assertPrefix, redisKey } from "./keys.js";
@@ -141,81 +140,26 @@ export class RedisStore implements InterlockStore {
     const token = randomUUID();
     const redisKey = this.keyFor(key);
     const args = [token, options.fingerprint, options.lockTtlMs];
-    // Always with a deadline on the server's clock: a claim that first runs after its caller was
-    // told "unavailable" must take no lock (see scripts.ts). Never without one: the deadline is
-    // only unknown before the clock's first sample, and `#firstClaim` gets one before claiming.
-    const send = (notAfter: number | undefined) => {
-      if (notAfter === undefined) throw new Error("no deadline for the claim: the server's time is unknown");
-      return callScript(this.#client, "claim", redisKey, [...args, notAfter]);
+    // With a deadline on the server's clock: a claim that first runs after its caller was told
+    // "unavailable" must take no lock (see scripts.ts). Before the clock's first sample, a probe
+    // first: the claim script with the deadline `PROBE`, already past, so it only reads (answers
+    // "completed" or "in flight", or refuses as late on a free key) and tells the server's time.
+    // Not a `TIME`: on a Cluster that goes to any node, perhaps one that is down; the probe asks
+    // the node that will judge the claim's deadline. Only until the first reply: one round trip
+    // per claim after it.
+    const probe = async () => {
+      const reply = await callScript(this.#client, "claim", redisKey, [...args, PROBE]);
+      const { serverMs, late } = timedClaim(reply);
+      return { serverMs, answer: late ? undefined : reply };
     };
-    const reply =
-      this.#clock.offsetBound() === undefined
-        ? await this.#firstClaim(redisKey, args, send)
-        : await deadlineStoreCall(
-            this.#clock,
-            { store: this.name, operation: "claim", timeoutMs: this.operationTimeoutMs },
-            send,
-            timedClaim,
-          );
+    const reply = await deadlineStoreCall(
+      this.#clock,
+      { store: this.name, operation: "claim", timeoutMs: this.operationTimeoutMs },
+      (notAfter) => callScript(this.#client, "claim", redisKey, [...args, notAfter ?? ""]),
+      timedClaim,
+      probe,
+    );
     return toClaimResult(reply, token);
-  }
-
-  /**
-   * A claim before the clock's first sample, when no deadline can be computed: first a probe,
-   * the claim script with the deadline `PROBE`, which has always passed, so it can only read
-   * (answer "completed" or "in flight", or refuse as late on a free key) and tells the server's
-   * time; then, if the caller still waits, the claim with its deadline, from the probe's sample.
-   * Both within the one `operationTimeoutMs` the caller waits, timed from before the probe.
-   *
-   * Why not a deadline without a sample: the claims sent before the first reply are exactly
-   * those queued while Redis is down at start-up, and run whenever it comes back. A deadline on
-   * the local wall clock would only be right while the clocks agree, and a deadline as a
-   * duration cannot work: a queued command's sending time is unknown to the server. The probe
-   * costs one round trip per claim, and only until the first reply: every later claim is one.
-   * It is the claim script on the claim's key, so on a Cluster it asks the node that will judge
-   * the claim's deadline (a `TIME` would go to a random node, perhaps one that is down).
-   *
-   * A probe answered after its caller gave up (it sat in the offline queue through an outage)
-   * leads to nothing: no claim is sent, and its sample, which counts the outage, is not taken.
-   */
-  async #firstClaim(
-    redisKey: string,
-    args: Array<string | number>,
-    send: (notAfter: number | undefined) => Promise<unknown>,
-  ): Promise<unknown> {
-    const clock = this.#clock;
-    const timeoutMs = this.operationTimeoutMs;
-    // Before boundedStoreCall starts its timer: the deadline must not be earlier than the caller's.
-    const sentAt = clock.now();
-    let over = false;
-    const waiting = () => !over && clock.now() - sentAt < timeoutMs;
-    let result: readonly [unknown, ServerTimedReply, number];
-    try {
-      result = await boundedStoreCall(this.name, "claim", timeoutMs, async () => {
-        const probe = await callScript(this.#client, "claim", redisKey, [...args, PROBE]);
-        const probed = timedClaim(probe);
-        if (!waiting()) throw new Error("the probe answered after its caller gave up"); // nobody sees it
-        // A reply in time: a sound sample, and maybe the answer itself (a read).
-        if (!probed.late) return [probe, probed, sentAt] as const;
-        clock.observe(sentAt, probed.serverMs);
-        // The deadline counts from before the probe: the caller's wait began then.
-        const notAfter = clock.deadline(sentAt, timeoutMs);
-        const claimedAt = clock.now();
-        const answer = await send(notAfter);
-        return [answer, timedClaim(answer), claimedAt] as const;
-      });
-    } finally {
-      over = true;
-    }
-    // As in deadlineStoreCall: only a reply in time teaches the clock, and a late refusal that
-    // reached the caller is "unavailable", never "in flight".
-    const [reply, { serverMs, late }, at] = result;
-    if (!late) {
-      clock.observe(at, serverMs);
-      return reply;
-    }
-    clock.refused(at, serverMs);
-    throw new StoreUnavailableError(this.name, `claim reached the server after its ${timeoutMs} ms deadline`);
   }
 
   async complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean> {

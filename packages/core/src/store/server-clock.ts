@@ -135,31 +135,62 @@ export interface ServerTimedReply {
 }
 
 /**
+ * What `deadlineStoreCall` sends first while its clock has no sample, so that the command never
+ * goes without a deadline: a read on the command's key (on a cluster, the node that will judge
+ * the deadline) that tells the server's time, and, when it settles the call by itself (a claim
+ * that finds the key taken), its `answer`: the command is then not sent.
+ */
+export type TimeProbe<T> = () => PromiseLike<{ serverMs: number; answer?: T }>;
+
+/**
  * `boundedStoreCall` for a command that carries a deadline on the server's clock. `send` gets
- * the deadline (whole ms since the epoch on the server's clock; undefined while `clock` has no
- * sample: the command then acts whenever it runs) and sends the command; `timed` reads the
- * server's time and the late refusal from its reply. The reply teaches `clock`, and a late
- * refusal becomes a `StoreUnavailableError`. For store and token-store implementations.
+ * the deadline (whole ms since the epoch on the server's clock) and sends the command; `timed`
+ * reads the server's time and the late refusal from its reply. The reply teaches `clock`, and a
+ * late refusal becomes a `StoreUnavailableError`. For store and token-store implementations.
+ *
+ * Before `clock`'s first sample there is no deadline to give. With `probe`, it is sent first,
+ * and the command follows with a deadline from its sample, both within the one `timeoutMs`.
+ * Without it `send` gets `undefined`, and the command acts whenever it runs: one queued by the
+ * driver while the server was down at start-up could then act long after its caller was told
+ * it failed. A probe answered after its caller gave up sends nothing, and its sample (which
+ * counts the wait) is not taken.
  */
 export async function deadlineStoreCall<T>(
   clock: ServerClock,
   call: { store: string; operation: string; timeoutMs: number },
   send: (notAfter: number | undefined) => PromiseLike<T>,
   timed: (reply: T) => ServerTimedReply,
+  probe?: TimeProbe<T>,
 ): Promise<T> {
   const { store, operation, timeoutMs } = call;
   // Before boundedStoreCall starts its timer: the deadline must not be earlier than the caller's.
   const sentAt = clock.now();
   const notAfter = clock.deadline(sentAt, timeoutMs);
+  let over = false;
   // timed() inside the bound: a reply it cannot read fails as unavailable, like any bad reply.
-  const [reply, { serverMs, late }] = await boundedStoreCall(store, operation, timeoutMs, async () => {
+  const [reply, { serverMs, late }, at] = await boundedStoreCall(store, operation, timeoutMs, async () => {
+    if (notAfter === undefined && probe !== undefined) {
+      const probed = await probe();
+      if (over || clock.now() - sentAt >= timeoutMs)
+        throw new StoreUnavailableError(store, "the time probe answered after its caller gave up"); // nobody sees it
+      if (probed.answer !== undefined)
+        return [probed.answer, { serverMs: probed.serverMs, late: false }, sentAt] as const;
+      clock.observe(sentAt, probed.serverMs);
+      // The deadline counts from before the probe: the caller's wait began then.
+      const deadline = clock.deadline(sentAt, timeoutMs);
+      const resentAt = clock.now();
+      const answer = await send(deadline);
+      return [answer, timed(answer), resentAt] as const;
+    }
     const answer = await send(notAfter);
-    return [answer, timed(answer)] as const;
+    return [answer, timed(answer), sentAt] as const;
+  }).finally(() => {
+    over = true;
   });
   if (!late) {
-    clock.observe(sentAt, serverMs);
+    clock.observe(at, serverMs);
     return reply;
   }
-  clock.refused(sentAt, serverMs);
+  clock.refused(at, serverMs);
   throw new StoreUnavailableError(store, `${operation} reached the server after its ${timeoutMs} ms deadline`);
 }
