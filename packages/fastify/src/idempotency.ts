@@ -10,6 +10,7 @@
 import {
   BodyError,
   bodyLimitOption,
+  type CapturedResponse,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   type IdempotencyOptions,
@@ -18,7 +19,15 @@ import {
   type IdempotencyTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import { keepPending, payloadBody, recordOnHijack, resetBeforeEnd, takePending } from "./capture.js";
+import {
+  isWebResponse,
+  keepPending,
+  payloadBody,
+  recordOnHijack,
+  recordWebResponse,
+  resetBeforeEnd,
+  takePending,
+} from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -150,6 +159,14 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     onSend(request, reply, payload, done) {
       const run = takeRun(request);
       if (!run) return done(null, payload);
+      if (isWebResponse(payload)) {
+        const settle = {
+          finish: (captured: CapturedResponse) => engine.finish(run.ticket, captured),
+          abort: () => engine.abort(run.ticket),
+        };
+        recordWebResponse(payload, reply, recordLimit, settle).then((sent) => done(null, sent), done);
+        return;
+      }
       const body = payloadBody(payload);
       const captured = { status: reply.statusCode, headers: reply.getHeaders(), body };
       // Bytes go out as the copy stored (see payloadBody); anything else as it came.

@@ -1,5 +1,5 @@
 /**
- * The `interlock` plugin: register it once, then protect a route by naming its hook sets in
+ * The `interlock` plugin: register it at the root, then protect a route by naming its hook sets in
  * `config.interlock`. The plugin merges them with the route's own hooks (webhooks before
  * them, idempotency after) and declares `request.webhook` so every request keeps one shape.
  */
@@ -30,12 +30,19 @@ type Hook = NonNullable<RouteOptions["preHandler"]>;
 const asList = (hooks: Hook | undefined): unknown[] =>
   hooks === undefined ? [] : Array.isArray(hooks) ? [...hooks] : [hooks];
 
-/** Adds one set's hooks to a route's, keeping the route's own. */
+/**
+ * Adds one set's hooks to a route's, keeping the route's own, and never twice: a plugin
+ * registered twice (in one scope, or at the root and again in a child) runs its onRoute hook
+ * twice for the same route, and a set attached twice claims a key or delivery in its first
+ * preHandler, finds it in flight in its second (409), and its first onSend then settles the
+ * claim with that 409: stored as the key's answer, or a delivery refused on every retry.
+ */
 function applyHooks(route: RouteOptions, hooks: InterlockHooks): void {
   const first = placementOf(hooks) === "first";
   const target = route as unknown as Record<string, unknown>;
   for (const name of HOOK_NAMES) {
     const own = asList(target[name] as Hook | undefined);
+    if (own.includes(hooks[name])) continue;
     target[name] = first ? [hooks[name], ...own] : [...own, hooks[name]];
   }
   if (hooks.bodyLimit !== undefined) route.bodyLimit ??= hooks.bodyLimit;
@@ -51,14 +58,53 @@ const plugin: FastifyPluginCallback = (fastify, _options, done) => {
     const sets = route.config?.interlock;
     if (sets === undefined) return;
     for (const hooks of Array.isArray(sets) ? sets : [sets]) applyHooks(route, hooks as InterlockHooks);
-    (route.config as Attachable)[kAttached] = true;
+    // Marked on a copy: the app's own config object may be shared with a route out of reach.
+    route.config = { ...route.config, [kAttached]: true } as NonNullable<RouteOptions["config"]>;
   });
-  // Routes declared before this registration never passed the onRoute hook: one that names
-  // Interlock hooks would run unprotected (any forged delivery accepted). When there are
-  // routes already, every request is checked; an app that registers first pays nothing.
-  if (declaresRoutes(fastify)) fastify.addHook("onRequest", refuseUnattached);
+  guardRoutesOutOfReach(fastify);
   done();
 };
+
+/** The root instances whose routes are all guarded, or all within the plugin's reach. */
+const guardedRoots = new WeakSet<FastifyInstance>();
+
+/**
+ * A route that names Interlock hooks but never passed this plugin's onRoute hook would run
+ * unprotected (any forged delivery accepted): one declared before the registration, or in a
+ * scope the registration does not reach (fastify-plugin applies the onRoute hook to the scope
+ * registering the plugin and to the scopes it creates later; a parent or a sibling never gets
+ * it). Such routes are refused by an onRequest check on the root: Fastify adds a root's
+ * lifecycle hooks to every scope, those created before included, and gives a route its hooks
+ * only once the app is ready, so the check reaches every route however it was declared. It is
+ * added once per app, and not at all when the plugin is registered at the root before any
+ * route: then every route passes the onRoute hook (an app that registers first pays nothing).
+ */
+function guardRoutesOutOfReach(fastify: FastifyInstance): void {
+  const root = rootOf(fastify);
+  if (guardedRoots.has(root)) return;
+  guardedRoots.add(root);
+  if (fastify === root && !declaresRoutes(root)) return;
+  root.addHook("onRequest", refuseUnattached);
+}
+
+/**
+ * The app's root instance. Fastify makes each encapsulated scope with `Object.create(parent)`,
+ * so the scopes above this one are its prototypes that share its server.
+ */
+function rootOf(fastify: FastifyInstance): FastifyInstance {
+  let root = fastify;
+  for (let up = Object.getPrototypeOf(root); isScopeOf(up, fastify); up = Object.getPrototypeOf(up)) root = up;
+  return root;
+}
+
+function isScopeOf(candidate: unknown, fastify: FastifyInstance): candidate is FastifyInstance {
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    typeof (candidate as FastifyInstance).addHook === "function" &&
+    (candidate as FastifyInstance).server === fastify.server
+  );
+}
 
 const kAttached = Symbol("interlock.attached");
 
@@ -73,8 +119,9 @@ function declaresRoutes(fastify: FastifyInstance): boolean {
 }
 
 const UNATTACHED =
-  "this route names Interlock hooks in config.interlock but was declared before `await app.register(interlock)`, " +
-  "so they never ran: register the plugin before declaring the route";
+  "this route names Interlock hooks in config.interlock but the interlock plugin never attached them, so they never ran: " +
+  "it was declared before `await app.register(interlock)`, or in a scope that registration does not reach " +
+  "(a parent or sibling of the plugin that registered it): register the plugin at the root before declaring routes";
 
 /** Fails closed: a route whose Interlock hooks were never attached answers 500 rather than run unprotected. */
 function refuseUnattached(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
@@ -88,5 +135,8 @@ function refuseUnattached(request: FastifyRequest, reply: FastifyReply, done: ()
   sendResponse(reply, problemResponse(error));
 }
 
-/** Register once (`await app.register(interlock)`) before the routes that name Interlock hooks in `config.interlock`. */
+/**
+ * Register at the root (`await app.register(interlock)`) before the routes that name Interlock
+ * hooks in `config.interlock`. Registering it again (in one scope, or in a child) is harmless.
+ */
 export const interlock = fastifyPlugin(plugin, { fastify: "5.x", name: "@interlock/fastify" });

@@ -35,19 +35,22 @@ function wasConsumed(payload: Readable): boolean {
   return payload.readableDidRead || payload.readableEnded || payload.destroyed;
 }
 
-type Read = { body: Buffer } | { tooLarge: Uint8Array[] };
+type Read = { body: Buffer } | { tooLarge: Uint8Array[] } | { incomplete: true };
 
 /**
  * Reads `payload` to its end; past `limit` bytes it stops and gives what it read so far. A
- * `close` before the end is a client that left mid-body: on HTTP/2 (RST_STREAM), Node's
- * compatibility API closes the request and only then ends it as if the body were complete.
+ * client that left mid-body cut it off (`incomplete`): Node's request then emits `error` (its
+ * own "aborted", ECONNRESET, which names no status: Fastify would answer and log it as a 500)
+ * before `close`, and on HTTP/2 (RST_STREAM) its compatibility API closes the request and only
+ * then ends it as if the body were complete. Any other error (from the stream of an app's
+ * `preParsing` hook before this one) is given the status Fastify's own parser gives it.
  */
 function readAll(payload: Readable, limit: number, callback: (error: Error | null, read?: Read) => void): void {
   const body = new BodyCollector(limit);
   const settle = (error: Error | null, read?: Read) => {
     payload.removeListener("data", onData);
     payload.removeListener("end", onEnd);
-    payload.removeListener("error", settle);
+    payload.removeListener("error", onError);
     payload.removeListener("close", onClose);
     callback(error, read);
   };
@@ -56,15 +59,27 @@ function readAll(payload: Readable, limit: number, callback: (error: Error | nul
     if (!body.add(bytes)) settle(null, { tooLarge: [...body.chunks, bytes] });
   }
   const onEnd = () => settle(null, { body: asBuffer(body.body() as Uint8Array) });
-  const onClose = () => settle(Object.assign(new Error("the request was aborted while its body was read"), ABORTED));
+  const onError = (error: Error) => (leftMidBody(error) ? settle(null, INCOMPLETE) : settle(asParseError(error)));
+  const onClose = () => settle(null, INCOMPLETE);
   payload.on("data", onData);
   payload.on("end", onEnd);
-  payload.on("error", settle);
+  payload.on("error", onError);
   payload.on("close", onClose);
 }
 
-/** A client's doing, not the server's: Fastify answers (and logs) it as a 400, as its own parsers do. */
-const ABORTED = { statusCode: 400, code: "ECONNRESET" } as const;
+const INCOMPLETE = { incomplete: true } as const;
+
+/** Node's error for a request its client left mid-body, as the request emits it or a stream piped from it passes it on. */
+function leftMidBody(error: Error): boolean {
+  return (error as { code?: unknown }).code === "ECONNRESET";
+}
+
+/** `error` with the status Fastify's own parser gives an error of the body's stream: its own from 400 up, else 400. */
+function asParseError(error: Error): Error {
+  const withStatus = error as Error & { statusCode?: unknown };
+  if (!(typeof withStatus.statusCode === "number" && withStatus.statusCode >= 400)) withStatus.statusCode = 400;
+  return error;
+}
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -126,6 +141,15 @@ export function captureRawBody(options: CaptureOptions) {
       if (error.code === "body_too_large" && request.raw.httpVersionMajor < 2) reply.header("connection", "close");
       options.refuse(error, request, reply);
     };
+    // A client's doing, not the server's: a 400 `body_incomplete`, reported like any other
+    // refusal; nothing was claimed, so its retry runs. The answer goes to nobody, so Fastify logs
+    // no "request completed": logged here at info level, as Fastify logs a client's abort while
+    // its own parser reads the body.
+    const failIncomplete = () => {
+      const error = BodyError.incomplete();
+      fail(error, () => payload);
+      request.log.info({ res: reply, err: error }, error.message);
+    };
     if (wasConsumed(payload)) {
       // No body announced, none lost (a hook that read an empty stream).
       if (!announcesBody(request.raw)) return keep(request, EMPTY, done);
@@ -137,6 +161,7 @@ export function captureRawBody(options: CaptureOptions) {
     if (Number(request.headers["content-length"]) > limit) return fail(BodyError.tooLarge(limit), () => payload);
     readAll(payload, limit, (error, read) => {
       if (error || read === undefined) return done(error);
+      if ("incomplete" in read) return failIncomplete();
       if ("tooLarge" in read)
         return fail(BodyError.tooLarge(limit), () => rejoined(read.tooLarge, payload) as RequestPayload);
       keep(request, read.body, done);

@@ -17,7 +17,7 @@ import {
   type WebhookTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import { keepPending, recordOnHijack, resetBeforeEnd, takePending } from "./capture.js";
+import { keepPending, recordOnHijack, resetBeforeEnd, sentStatus, takePending } from "./capture.js";
 import { takeFormRaw } from "./form-body.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
@@ -118,11 +118,12 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
       }, done);
     },
 
-    // Settled before the answer goes out, so a provider retrying at once finds it recorded.
+    // Settled before the answer goes out, so a provider retrying at once finds it recorded. By
+    // the status that goes out: a web Response's own, which Fastify applies only after this hook.
     onSend(request, reply, payload, done) {
       const claim = takeClaim(request);
       if (!claim) return done(null, payload);
-      receiver.finish(claim.ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
+      receiver.finish(claim.ticket, { status: sentStatus(reply, payload) }).then(() => done(null, payload), done);
     },
 
     // A hijacked reply never passes onSend: settle it once it has been written. (Not when an

@@ -1,5 +1,6 @@
 /** Test helpers: a Fastify app listening on 127.0.0.1, and the scenario table's contract app. */
 
+import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ScenarioApp, ScenarioAppOptions } from "@interlock/core/testing";
 import { withClient } from "@interlock/test-harness/http2";
@@ -26,6 +27,41 @@ export async function listen(
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
     close: () => app.close(),
   };
+}
+
+/** A Fastify log line, as its logger writes it. */
+export interface LogLine {
+  level: number;
+  msg: string;
+  err?: { code?: string };
+  res?: { statusCode?: number };
+}
+
+/** Fastify logger options that keep every line it writes, at info level and above, in `lines`. */
+export function keepLogs(lines: LogLine[]): FastifyServerOptions {
+  return { logger: { level: "info", stream: { write: (line: string) => lines.push(JSON.parse(line)) } } };
+}
+
+/**
+ * Sends a request announcing `length` body bytes, only `part` of them, then closes the
+ * connection: a client that left mid-upload. Resolves once the connection is closed.
+ */
+export function leaveMidBody(
+  url: string,
+  headers: Record<string, string>,
+  part: string,
+  length: number,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const request = httpRequest(url, {
+      method: "POST",
+      headers: { ...headers, "content-length": String(length) },
+      agent: false,
+    });
+    request.on("error", () => {});
+    request.on("close", () => resolve());
+    request.write(part, () => setTimeout(() => request.destroy(), 20));
+  });
 }
 
 /**

@@ -8,7 +8,7 @@ import { withClient } from "@interlock/test-harness/http2";
 import type { FastifyInstance, FastifyReply, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyIdempotencyOptions, idempotency } from "../src/index.js";
-import { listen, type Running } from "./app.js";
+import { keepLogs, type LogLine, leaveMidBody, listen, type Running } from "./app.js";
 
 let sequence = 0;
 const newKey = () => `key_${Date.now().toString(36)}_${++sequence}`;
@@ -196,6 +196,109 @@ describe("response capture and replay", () => {
       { reason: "streamed", status: 200 },
       { reason: "streamed", status: 200 },
     ]);
+  });
+
+  it("a web Response the handler returns is stored with its own status and headers and replayed byte for byte", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      // Fastify applies a Response's status and headers only after every onSend hook.
+      app.post("/web", hooks, async () => {
+        calls++;
+        return new Response(JSON.stringify({ payment: calls }), {
+          status: 201,
+          headers: { "content-type": "application/json", location: `/payments/${calls}` },
+        });
+      });
+    });
+    const sent = await expectReplay("/web");
+    expect([sent.status, sent.type, sent.location]).toEqual([201, "application/json", "/payments/1"]);
+    expect(Buffer.from(sent.bytes).toString()).toBe('{"payment":1}');
+    expect(calls).toBe(1);
+    expect(events.filter((e) => e.type === "idempotency.completed")).toMatchObject([{ status: 201 }]);
+  });
+
+  it("a web Response streaming its body is recorded as it goes out: its chunks as they come, then stored and replayed", async () => {
+    let calls = 0;
+    let sentFirst = () => {};
+    const firstSent = new Promise<void>((resolve) => {
+      sentFirst = resolve;
+    });
+    await start(options(), (app, hooks) => {
+      app.post("/web", hooks, async (_request, reply) => {
+        calls++;
+        const body = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(new TextEncoder().encode("first,"));
+            // The rest only once the client has the first chunk: nothing is read ahead of it.
+            await firstSent;
+            controller.enqueue(new TextEncoder().encode("second"));
+            controller.close();
+          },
+        });
+        return reply.send(new Response(body, { status: 202, headers: { "content-type": "text/plain" } }));
+      });
+    });
+    const key = newKey();
+    const first = await send("/web", key);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("first,");
+    sentFirst();
+    let rest = "";
+    for (let read = await reader.read(); !read.done; read = await reader.read())
+      rest += new TextDecoder().decode(read.value);
+    expect([first.status, rest]).toEqual([202, "second"]);
+    const replay = await send("/web", key);
+    expect([replay.status, await replay.text(), replay.headers.get("idempotent-replayed")]).toEqual([
+      202,
+      "first,second",
+      "true",
+    ]);
+    expect(calls).toBe(1);
+  });
+
+  it.each([
+    ["past the store's record limit", 202, "x".repeat(2048), "too_large"],
+    ["with a status not cached", 500, "failed", "status"],
+  ])(
+    "a web Response %s goes out whole, uncached, released with its own status",
+    async (_name, status, body, reason) => {
+      const events: InterlockEvent[] = [];
+      let calls = 0;
+      const store = new MemoryStore({ maxRecordBytes: 1024 });
+      await start(options({ store, onEvent: (event) => events.push(event) }), (app, hooks) => {
+        app.post("/web", hooks, async () => {
+          calls++;
+          return new Response(body, { status });
+        });
+      });
+      const key = newKey();
+      for (const _ of [1, 2]) {
+        const response = await send("/web", key);
+        expect([response.status, await response.text(), response.headers.get("idempotent-replayed")]).toEqual([
+          status,
+          body,
+          null,
+        ]);
+      }
+      expect(calls).toBe(2);
+      expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+        { reason, status },
+        { reason, status },
+      ]);
+    },
+  );
+
+  it("a web Response without a body is stored at once with its status", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.post("/web", hooks, async () => {
+        calls++;
+        return new Response(null, { status: 204, headers: { etag: `"v${calls}"` } });
+      });
+    });
+    const sent = await expectReplay("/web");
+    expect([sent.status, sent.etag, sent.bytes, calls]).toEqual([204, '"v1"', [], 1]);
   });
 
   it.each([
@@ -455,6 +558,61 @@ describe("response capture and replay", () => {
       "true",
     ]);
     expect(calls).toBe(1);
+  });
+});
+
+describe("a request cut off mid-body", () => {
+  it("the client left: 400 body_incomplete, logged at info as Fastify logs its own parser's, not as a server error; nothing claimed, its retry runs", async () => {
+    const events: InterlockEvent[] = [];
+    const logs: LogLine[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = idempotency(options({ onEvent: (event) => events.push(event) }));
+      app.post("/pay", { config: { interlock: hooks } }, async (_request, reply) =>
+        reply.code(201).send({ calls: ++calls }),
+      );
+    }, keepLogs(logs));
+    const key = newKey();
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    await leaveMidBody(`${running.url}/pay`, headers, '{"amount":', 100);
+    await vi.waitFor(() => expect(logs.filter((line) => line.err !== undefined)).toHaveLength(1));
+    expect(logs.filter((line) => line.err !== undefined)).toMatchObject([
+      { level: 30, err: { code: "body_incomplete" }, res: { statusCode: 400 } },
+    ]);
+    expect(logs.filter((line) => line.level >= 50)).toEqual([]);
+    expect(events.map((e) => (e.type === "idempotency.rejected" ? e.code : e.type))).toEqual(["body_incomplete"]);
+
+    const retry = await send("/pay", key);
+    expect([retry.status, await retry.json(), retry.headers.get("idempotent-replayed")]).toEqual([
+      201,
+      { calls: 1 },
+      null,
+    ]);
+    expect((await send("/pay", key)).headers.get("idempotent-replayed")).toBe("true");
+  });
+});
+
+describe("a request body stream that fails otherwise", () => {
+  it("is answered as Fastify's own parser answers it: 400, not a server error", async () => {
+    const logs: LogLine[] = [];
+    const handled = vi.fn();
+    running = await listen((app) => {
+      // The app's own hook hands on a stream that fails (a body it cannot inflate, say).
+      app.addHook(
+        "preParsing",
+        async () =>
+          new Readable({
+            read() {
+              this.destroy(new Error("invalid compressed data"));
+            },
+          }),
+      );
+      app.post("/pay", { config: { interlock: idempotency(options()) } }, async () => handled());
+    }, keepLogs(logs));
+    const response = await send("/pay", newKey());
+    expect(response.status).toBe(400);
+    expect(logs.filter((line) => line.level >= 50)).toEqual([]);
+    expect(handled).not.toHaveBeenCalled();
   });
 });
 

@@ -2,7 +2,7 @@
 
 import type { AddressInfo } from "node:net";
 import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
-import Fastify from "fastify";
+import Fastify, { type FastifyInstance } from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
 import { idempotency, interlock, webhook } from "../src/index.js";
 
@@ -74,6 +74,89 @@ describe("the interlock plugin", () => {
     const url = await serve(app);
     expect(await (await fetch(`${url}/plain`)).json()).toEqual({ webhook: null });
   });
+  it.each<[string, (app: FastifyInstance, routes: (scope: FastifyInstance) => void) => Promise<void>]>([
+    [
+      "twice in one scope",
+      async (app, routes) => {
+        await app.register(interlock);
+        await app.register(interlock);
+        routes(app);
+      },
+    ],
+    [
+      "at the root and again in a child plugin that registers it itself",
+      async (app, routes) => {
+        await app.register(interlock);
+        await app.register(async (child) => {
+          await child.register(interlock);
+          routes(child);
+        });
+      },
+    ],
+  ])(
+    "registered %s, attaches each route's hooks once: the key runs once, the delivery is processed once",
+    async (_name, setup) => {
+      const ran: string[] = [];
+      const store = new MemoryStore();
+      const app = Fastify();
+      await setup(app, (scope) => {
+        scope.post(
+          "/pay",
+          { config: { interlock: idempotency({ store, principal: false }) } },
+          async (_request, reply) => {
+            ran.push("pay");
+            return reply.code(201).send({ runs: ran.length });
+          },
+        );
+        scope.post("/hook", { config: { interlock: webhook({ ...webhookOptions(), store }) } }, async (request) => {
+          ran.push("hook");
+          return { id: request.webhook.id };
+        });
+      });
+      const url = await serve(app);
+
+      const pay = () =>
+        fetch(`${url}/pay`, {
+          method: "POST",
+          headers: { "idempotency-key": "k", "content-type": "application/json" },
+          body: "{}",
+        });
+      const first = await pay();
+      expect([first.status, await first.json()]).toEqual([201, { runs: 1 }]);
+      const retry = await pay();
+      expect([retry.status, await retry.json(), retry.headers.get("idempotent-replayed")]).toEqual([
+        201,
+        { runs: 1 },
+        "true",
+      ]);
+
+      const d = await delivery("msg_twice");
+      const processed = await fetch(`${url}/hook`, d);
+      expect([processed.status, await processed.json()]).toEqual([200, { id: "msg_twice" }]);
+      const duplicate = await fetch(`${url}/hook`, d);
+      expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: "msg_twice" }]);
+      expect(ran).toEqual(["pay", "hook"]);
+    },
+  );
+
+  it("attaches a set once to a route that also spreads it into its options", async () => {
+    let calls = 0;
+    const app = Fastify();
+    await app.register(interlock);
+    const hooks = idempotency(idempotencyOptions());
+    app.post("/pay", { ...hooks, config: { interlock: hooks } }, async (_request, reply) =>
+      reply.code(201).send({ calls: ++calls }),
+    );
+    const url = await serve(app);
+    const pay = () =>
+      fetch(`${url}/pay`, {
+        method: "POST",
+        headers: { "idempotency-key": "k", "content-type": "application/json" },
+        body: "{}",
+      });
+    expect([(await pay()).status, (await pay()).headers.get("idempotent-replayed"), calls]).toEqual([201, "true", 1]);
+  });
+
   it("reaches routes in child plugins and under prefixes; the key's scope is the full pattern", async () => {
     const app = Fastify();
     await app.register(interlock);
@@ -127,6 +210,126 @@ describe("routes declared before the plugin", () => {
     const good = await fetch(`${url}/late`, await delivery("msg_late"));
     expect([good.status, await good.json()]).toEqual([200, { id: "msg_late" }]);
     expect(ran).toEqual(["late"]);
+  });
+});
+
+describe("routes the plugin's registration does not reach", () => {
+  it.each<[string, (app: FastifyInstance, route: (scope: FastifyInstance) => void) => Promise<void>]>([
+    [
+      "in the root, declared after a child plugin that registered it",
+      async (app, route) => {
+        await app.register(async (api) => {
+          await api.register(interlock);
+        });
+        route(app);
+      },
+    ],
+    [
+      "in a sibling plugin registered after the one that registered it",
+      async (app, route) => {
+        await app.register(async (api) => {
+          await api.register(interlock);
+        });
+        await app.register(async (sibling) => route(sibling));
+      },
+    ],
+    [
+      "in a sibling plugin registered before the one that registered it",
+      async (app, route) => {
+        await app.register(async (sibling) => route(sibling));
+        await app.register(async (api) => {
+          await api.register(interlock);
+        });
+      },
+    ],
+    [
+      "in the root, declared before a child plugin registered it",
+      async (app, route) => {
+        route(app);
+        await app.register(async (api) => {
+          await api.register(interlock);
+        });
+      },
+    ],
+    [
+      "in a plugin between the root and the one that registered it",
+      async (app, route) => {
+        await app.register(async (parent) => {
+          await parent.register(async (api) => {
+            await api.register(interlock);
+          });
+          route(parent);
+        });
+      },
+    ],
+    [
+      "in a child plugin declared before the root registered it",
+      async (app, route) => {
+        await app.register(async (child) => route(child));
+        await app.register(interlock);
+      },
+    ],
+  ])("fail closed %s: 500 invalid_configuration, the handler never runs", async (_name, setup) => {
+    const ran: unknown[] = [];
+    const app = Fastify({ logger: false });
+    await setup(app, (scope) => {
+      scope.post("/hook", { config: { interlock: webhook(webhookOptions()) } }, async (request) => {
+        ran.push(request.webhook);
+        return { ok: true };
+      });
+    });
+    const url = await serve(app);
+    const forged = { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"forged"}' };
+    const response = await fetch(`${url}/hook`, forged);
+    expect(response.status).toBe(500);
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    const problem = (await response.json()) as { code: string; detail: string };
+    expect(problem.code).toBe("invalid_configuration");
+    expect(problem.detail).toContain("POST /hook");
+    expect(problem.detail).toContain("register the plugin at the root before declaring routes");
+    expect(ran).toEqual([]);
+  });
+
+  it("fail closed when they share their options object with a route it reached", async () => {
+    const ran: string[] = [];
+    const app = Fastify({ logger: false });
+    const protectedRoute = { config: { interlock: webhook(webhookOptions()) } };
+    await app.register(async (api) => {
+      await api.register(interlock);
+      api.post("/api/hook", protectedRoute, async (request) => ({ id: request.webhook.id }));
+    });
+    app.post("/hook", protectedRoute, async () => {
+      ran.push("/hook");
+      return { ok: true };
+    });
+    const url = await serve(app);
+    const forged = { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"forged"}' };
+    const response = await fetch(`${url}/hook`, forged);
+    expect([response.status, ((await response.json()) as { code: string }).code]).toEqual([
+      500,
+      "invalid_configuration",
+    ]);
+    expect((await fetch(`${url}/api/hook`, forged)).status).toBe(400); // verified: no signature headers
+    expect(ran).toEqual([]);
+  });
+
+  it("the routes it does reach still work, in its own scope and in the scopes it makes", async () => {
+    const app = Fastify({ logger: false });
+    const hooks = webhook(webhookOptions());
+    await app.register(async (api) => {
+      await api.register(interlock);
+      api.post("/api/hook", { config: { interlock: hooks } }, async (request) => ({ id: request.webhook.id }));
+      await api.register(async (nested) => {
+        nested.post("/api/nested", { config: { interlock: hooks } }, async (request) => ({ id: request.webhook.id }));
+      });
+    });
+    app.get("/plain", async () => ({ plain: true }));
+    const url = await serve(app);
+    const own = await fetch(`${url}/api/hook`, await delivery("msg_own"));
+    expect([own.status, await own.json()]).toEqual([200, { id: "msg_own" }]);
+    const nested = await fetch(`${url}/api/nested`, await delivery("msg_nested"));
+    expect([nested.status, await nested.json()]).toEqual([200, { id: "msg_nested" }]);
+    expect(await (await fetch(`${url}/plain`)).json()).toEqual({ plain: true });
   });
 });
 

@@ -8,7 +8,7 @@ import { withClient } from "@interlock/test-harness/http2";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyWebhookOptions, webhook } from "../src/index.js";
-import { listen, type Running } from "./app.js";
+import { keepLogs, type LogLine, leaveMidBody, listen, type Running } from "./app.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 let sequence = 0;
@@ -391,6 +391,35 @@ describe("settling the delivery", () => {
     expect(events.filter((e) => e.type === "webhook.processed")).toHaveLength(1);
   });
 
+  it("a web Response the handler returns is settled by its own status: a 500 releases the delivery, a 2xx records it", async () => {
+    const events: InterlockEvent[] = [];
+    let status = 500;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      // Fastify applies a Response's status only after every onSend hook: the reply says 200 until then.
+      app.post("/hook", { config: { interlock: hooks } }, async () =>
+        Response.json({ status }, { status, headers: { "x-handler": "web" } }),
+      );
+    });
+    const d = await signed('{"a":1}', "application/json");
+    const failed = await post(`${running.url}/hook`, d);
+    expect([failed.status, await failed.json()]).toEqual([500, { status: 500 }]);
+    status = 202;
+    const processed = await post(`${running.url}/hook`, d);
+    expect([processed.status, await processed.json(), processed.headers.get("x-handler")]).toEqual([
+      202,
+      { status: 202 },
+      "web",
+    ]);
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(events.map((e) => e.type).filter((type) => type !== "webhook.verified")).toEqual([
+      "webhook.handler_failed",
+      "webhook.processed",
+      "webhook.duplicate",
+    ]);
+  });
+
   it("a hijacked reply the provider left before it finished is settled by the status answered once the route ends it", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;
@@ -460,6 +489,34 @@ describe("settling the delivery", () => {
       expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
     });
     expect(calls).toBe(1);
+  });
+});
+
+describe("a delivery cut off mid-body", () => {
+  it("the provider left: 400 body_incomplete, logged at info as Fastify logs its own parser's, not as a server error; its redelivery is processed", async () => {
+    const events: InterlockEvent[] = [];
+    const logs: LogLine[] = [];
+    const handled = vi.fn();
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, async (request) => {
+        handled();
+        return { id: request.webhook.id };
+      });
+    }, keepLogs(logs));
+    const d = await signed('{"type":"invoice.paid","amount":4200}', "application/json");
+    await leaveMidBody(`${running.url}/hook`, d.headers, '{"type":', 100);
+    await vi.waitFor(() => expect(logs.filter((line) => line.err !== undefined)).toHaveLength(1));
+    expect(logs.filter((line) => line.err !== undefined)).toMatchObject([
+      { level: 30, err: { code: "body_incomplete" }, res: { statusCode: 400 } },
+    ]);
+    expect(logs.filter((line) => line.level >= 50)).toEqual([]);
+    expect(events.map((e) => (e.type === "webhook.rejected" ? e.code : e.type))).toEqual(["body_incomplete"]);
+    expect(handled).not.toHaveBeenCalled();
+
+    const redelivery = await post(`${running.url}/hook`, d);
+    expect([redelivery.status, await redelivery.json()]).toEqual([200, { id: d.id }]);
+    expect(handled).toHaveBeenCalledOnce();
   });
 });
 
