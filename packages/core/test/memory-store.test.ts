@@ -668,7 +668,7 @@ describe("memory store slots (columns, ring, index)", () => {
       expect(store.size).toBeGreaterThanOrEqual(held);
       expect(store.size).toBeLessThanOrEqual(model.size);
     }
-  });
+  }, 30_000); // three seeds of random operations: seconds on a slow machine, more while others run
 });
 
 describe("memory store and a system clock that is set", () => {

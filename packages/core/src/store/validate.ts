@@ -114,13 +114,13 @@ export function assertComplete(
   assertKey(key);
   assertTtl("ttlMs", options?.ttlMs);
   if (
-    !Number.isInteger(response?.status) ||
+    !isHttpStatus(response?.status) ||
     !(response.body instanceof Uint8Array) ||
     !Array.isArray(response.headers) ||
     !headerPairs(response.headers)
   ) {
     throw new InterlockConfigError(
-      "a stored response needs an integer status, [name, value] header pairs of strings and a Uint8Array body",
+      "a stored response needs a three-digit status, [name, value] header pairs of strings and a Uint8Array body",
     );
   }
   const size = responseSize(response);
@@ -128,6 +128,14 @@ export function assertComplete(
     throw new RecordTooLargeError(`record of ${size} bytes exceeds the ${store.name} store's ${store.maxRecordBytes}`);
   }
   return size;
+}
+
+/**
+ * A status code as HTTP has them, three digits (RFC 9110 §15): what every store can keep, where
+ * a column of 32-bit integers (PostgreSQL's) would refuse a larger number with a database error.
+ */
+function isHttpStatus(status: unknown): boolean {
+  return Number.isInteger(status) && (status as number) >= 100 && (status as number) <= 999;
 }
 
 /** Any store failure, typed: a store that throws something else is still unavailable. */

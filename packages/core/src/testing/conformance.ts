@@ -324,6 +324,21 @@ export function describeStoreConformance<S extends InterlockStore>(
         expect(Array.from((await recordOf(store, k)).body)).toEqual([2]);
       });
 
+      it("refuses a status that is not three digits, and the lock stays with its owner", async () => {
+        const store = await fresh();
+        const k = key("bad-status");
+        const token = await mustClaim(store, k);
+        // 2^31 is past a 32-bit integer column; 99 and 1000 are no HTTP status (RFC 9110 §15).
+        for (const status of [0, 99, 1000, 2 ** 31, 200.5, Number.NaN, "200" as unknown as number]) {
+          await expect(
+            store.complete(k, token, { status, headers: [], body: new Uint8Array() }, { ttlMs: LONG }),
+            String(status),
+          ).rejects.toMatchObject({ name: "InterlockConfigError", code: "invalid_configuration" });
+        }
+        expect(await store.claim(k, { fingerprint: "x", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
+        expect(await store.complete(k, token, response(new Uint8Array([1])), { ttlMs: LONG })).toBe(true);
+      });
+
       it("refuses header pairs that are not two strings, and the lock stays with its owner", async () => {
         const store = await fresh();
         const k = key("bad-headers");
