@@ -172,9 +172,16 @@ export const isSerializationFailure = (error: unknown) => /^(40001|40P01)$/.test
 export function storeError(operation: string, error: unknown, table: string): unknown {
   if (error instanceof StoreUnavailableError || error instanceof InterlockConfigError) return error;
   const state = sqlState(error);
-  if (state === "42P01" || state === "3F000") {
+  if (state === "42P01") {
     return new InterlockConfigError(
       `postgres store: ${table} does not exist; run migrate() or the SQL from migrationSql()`,
+      { cause: error },
+    );
+  }
+  // migrate() creates the table, not its schema: the schema is the app's, like its database.
+  if (state === "3F000") {
+    return new InterlockConfigError(
+      `postgres store: the schema of ${table} does not exist; create it (CREATE SCHEMA), then run migrate()`,
       { cause: error },
     );
   }

@@ -4,7 +4,7 @@ import type { ClaimResult } from "@interlock/core";
 import { busyClientWarnings } from "@interlock/test-harness";
 import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { PostgresStore, postgresStore } from "../src/index.js";
+import { migrate, PostgresStore, postgresStore } from "../src/index.js";
 import { endPool, freshStore, freshTable, newPool, response, uniqueTable } from "./helpers.js";
 
 const pool = newPool();
@@ -134,7 +134,6 @@ describe("connections", () => {
     const client = new pg.Client({ connectionString: inject("databaseUrl") });
     await client.connect();
     try {
-      const { migrate } = await import("../src/index.js");
       await migrate(client, { table });
       const store = new PostgresStore(client, { table });
       // Concurrent operations take turns on the one connection: pg is never handed a second
@@ -157,7 +156,6 @@ describe("connections", () => {
     const client = new pg.Client({ connectionString: inject("databaseUrl") });
     await client.connect();
     try {
-      const { migrate } = await import("../src/index.js");
       await migrate(client, { table });
       const store = new PostgresStore(client, { table, operationTimeoutMs: 150 });
       const sent: string[] = [];
@@ -187,7 +185,6 @@ describe("connections", () => {
     client.on("error", () => {}); // the app's listener: the lost connection is reported there too
     await client.connect();
     try {
-      const { migrate } = await import("../src/index.js");
       await migrate(client, { table });
       const { pid } = (await client.query("SELECT pg_backend_pid() AS pid")).rows[0] as { pid: number };
       const store = new PostgresStore(client, { table, operationTimeoutMs: 10_000 });
@@ -219,6 +216,15 @@ describe("connections", () => {
     await expect(store.claim("k", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toMatchObject({
       name: "InterlockConfigError",
       message: expect.stringContaining("migrate()"),
+    });
+  });
+
+  it("migrating into a missing schema is a configuration error that says to create it (migrate() creates only the table)", async () => {
+    await expect(
+      migrate(pool, { schema: `missing_${process.pid}`, table: uniqueTable("in_missing") }),
+    ).rejects.toMatchObject({
+      name: "InterlockConfigError",
+      message: expect.stringContaining("CREATE SCHEMA"),
     });
   });
 
