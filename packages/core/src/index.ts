@@ -79,6 +79,7 @@ export {
   DEADLINE_MARGIN_MS,
   DEFAULT_REFRESH_AFTER_MS,
   deadlineStoreCall,
+  type ProbeReply,
   ServerClock,
   type ServerClockOptions,
   type ServerTimedReply,

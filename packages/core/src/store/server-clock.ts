@@ -137,10 +137,17 @@ export interface ServerTimedReply {
 /**
  * What `deadlineStoreCall` sends first while its clock has no sample, so that the command never
  * goes without a deadline: a read on the command's key (on a cluster, the node that will judge
- * the deadline) that tells the server's time, and, when it settles the call by itself (a claim
- * that finds the key taken), its `answer`: the command is then not sent.
+ * the deadline) that tells the server's time.
  */
-export type TimeProbe<T> = () => PromiseLike<{ serverMs: number; answer?: T }>;
+export type TimeProbe<T> = () => PromiseLike<ProbeReply<T>>;
+
+/** What a `TimeProbe` learnt. */
+export interface ProbeReply<T> {
+  /** The server's time when it ran the probe, in whole ms since the epoch (truncated). */
+  serverMs: number;
+  /** The call's answer, when the probe settles it by itself (a claim finding the key taken): the command is then not sent. */
+  answer?: T;
+}
 
 /**
  * `boundedStoreCall` for a command that carries a deadline on the server's clock. `send` gets

@@ -5,6 +5,6 @@ export {
   type ScenarioAppOptions,
   type ScenarioHandlers,
 } from "./adapters.js";
-export { describeStoreConformance, type StoreConformanceOptions } from "./conformance.js";
+export { describeStoreConformance, type SingleProcessStore, type StoreConformanceOptions } from "./conformance.js";
 export { describeIdempotencyBehaviour, type IdempotencyBehaviourOptions, unreachableStore } from "./idempotency.js";
 export { describeWebhookReplayBehaviour, type WebhookReplayBehaviourOptions } from "./webhooks.js";
