@@ -31,6 +31,20 @@ async function delivery(id: string, extra: Record<string, string> = {}) {
 }
 
 const webhookOptions = () => ({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() });
+
+/** A delivery with no signature: verified, it is a 400; on a route whose hooks never ran, anything. */
+const FORGED = { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"forged"}' };
+
+/** Sends `FORGED` to `route`, whose hooks were never attached: 500 invalid_configuration, naming the route and `why`. */
+async function expectUnattached(url: string, route: string, why: string) {
+  const response = await fetch(`${url}${route}`, FORGED);
+  expect(response.status).toBe(500);
+  expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+  const problem = (await response.json()) as { code: string; detail: string };
+  expect(problem.code).toBe("invalid_configuration");
+  expect(problem.detail).toContain(`POST ${route}`);
+  expect(problem.detail).toContain(why);
+}
 const idempotencyOptions = () => ({ store: new MemoryStore(), principal: false as const });
 
 describe("the interlock plugin", () => {
@@ -196,17 +210,10 @@ describe("routes declared before the plugin", () => {
     });
     const url = await serve(app);
 
-    const forged = { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"forged"}' };
-    const early = await fetch(`${url}/early`, forged);
-    expect(early.status).toBe(500);
-    expect(early.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-    const problem = (await early.json()) as { code: string; detail: string };
-    expect(problem.code).toBe("invalid_configuration");
-    expect(problem.detail).toContain("POST /early");
-    expect(problem.detail).toContain("before `await app.register(interlock)`");
+    await expectUnattached(url, "/early", "before `await app.register(interlock)`");
 
     expect(await (await fetch(`${url}/plain`)).json()).toEqual({ plain: true });
-    expect((await fetch(`${url}/late`, forged)).status).toBe(400); // no signature headers at all
+    expect((await fetch(`${url}/late`, FORGED)).status).toBe(400); // no signature headers at all
     const good = await fetch(`${url}/late`, await delivery("msg_late"));
     expect([good.status, await good.json()]).toEqual([200, { id: "msg_late" }]);
     expect(ran).toEqual(["late"]);
@@ -279,14 +286,7 @@ describe("routes the plugin's registration does not reach", () => {
       });
     });
     const url = await serve(app);
-    const forged = { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"forged"}' };
-    const response = await fetch(`${url}/hook`, forged);
-    expect(response.status).toBe(500);
-    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-    const problem = (await response.json()) as { code: string; detail: string };
-    expect(problem.code).toBe("invalid_configuration");
-    expect(problem.detail).toContain("POST /hook");
-    expect(problem.detail).toContain("register the plugin at the root before declaring routes");
+    await expectUnattached(url, "/hook", "register the plugin at the root before declaring routes");
     expect(ran).toEqual([]);
   });
 
@@ -303,13 +303,8 @@ describe("routes the plugin's registration does not reach", () => {
       return { ok: true };
     });
     const url = await serve(app);
-    const forged = { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"forged"}' };
-    const response = await fetch(`${url}/hook`, forged);
-    expect([response.status, ((await response.json()) as { code: string }).code]).toEqual([
-      500,
-      "invalid_configuration",
-    ]);
-    expect((await fetch(`${url}/api/hook`, forged)).status).toBe(400); // verified: no signature headers
+    await expectUnattached(url, "/hook", "register the plugin at the root before declaring routes");
+    expect((await fetch(`${url}/api/hook`, FORGED)).status).toBe(400); // verified: no signature headers
     expect(ran).toEqual([]);
   });
 
