@@ -47,6 +47,14 @@ async function expectUnattached(url: string, route: string, why: string) {
 }
 const idempotencyOptions = () => ({ store: new MemoryStore(), principal: false as const });
 
+/** POST /pay with the key "k" and an empty JSON object. */
+const payWithKey = (url: string) =>
+  fetch(`${url}/pay`, {
+    method: "POST",
+    headers: { "idempotency-key": "k", "content-type": "application/json" },
+    body: "{}",
+  });
+
 describe("the interlock plugin", () => {
   it("merges several sets with the route's own hooks: webhook before them, idempotency after", async () => {
     const order: string[] = [];
@@ -129,12 +137,7 @@ describe("the interlock plugin", () => {
       });
       const url = await serve(app);
 
-      const pay = () =>
-        fetch(`${url}/pay`, {
-          method: "POST",
-          headers: { "idempotency-key": "k", "content-type": "application/json" },
-          body: "{}",
-        });
+      const pay = () => payWithKey(url);
       const first = await pay();
       expect([first.status, await first.json()]).toEqual([201, { runs: 1 }]);
       const retry = await pay();
@@ -162,12 +165,7 @@ describe("the interlock plugin", () => {
       reply.code(201).send({ calls: ++calls }),
     );
     const url = await serve(app);
-    const pay = () =>
-      fetch(`${url}/pay`, {
-        method: "POST",
-        headers: { "idempotency-key": "k", "content-type": "application/json" },
-        body: "{}",
-      });
+    const pay = () => payWithKey(url);
     expect([(await pay()).status, (await pay()).headers.get("idempotent-replayed"), calls]).toEqual([201, "true", 1]);
   });
 
