@@ -43,7 +43,10 @@ export async function readRawBody(
   }
   // A declared length over the limit is refused unread; Node drains it after the response.
   if (Number(req.headers["content-length"]) > limit) return BodyError.tooLarge(limit);
-  const body = await collect(req, limit).catch(() => ctx.throw(400, "the request was aborted while its body was read"));
+  // A client that went away mid-body: 400 `body_incomplete`, refused and reported like any bad
+  // body (nothing claimed, so its retry runs), as on Hono, Fastify and the web adapter.
+  const body = await collect(req, limit).catch(() => BodyError.incomplete());
+  if (body instanceof BodyError) return body;
   return body === undefined ? BodyError.tooLarge(limit) : remember(req, body, ctx, true, limit);
 }
 

@@ -3,6 +3,7 @@ import { request as httpRequest, ServerResponse } from "node:http";
 import { PassThrough, Readable } from "node:stream";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
+import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import Koa, { type DefaultState, type Middleware, type ParameterizedContext } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
@@ -416,6 +417,26 @@ describe("failures", () => {
     expect([retry.status, retry.headers.get("idempotent-replayed")]).toEqual([201, null]);
     expect(world.calls).toBe(2);
     expect(world.events.some((e) => e.type === "idempotency.released" && e.reason === "error")).toBe(true);
+  });
+
+  it("a body cut off mid-way (the client went away) is 400 body_incomplete, reported; the key stays free", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/payments",
+        (ctx) => {
+          ctx.status = 201;
+          ctx.body = { ok: true };
+        },
+      ],
+    ]);
+    const key = newId("key");
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    await leaveMidBody(served!.url, "/payments", headers);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.rejected"));
+    expect(world.events).toEqual([expect.objectContaining({ type: "idempotency.rejected", code: "body_incomplete" })]);
+    expect(world.calls).toBe(0);
+    expect((await send("/payments", key)).status).toBe(201);
   });
 
   it("a dropped response is still recorded: the client's retry is a replay, not a second run", async () => {

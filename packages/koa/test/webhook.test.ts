@@ -3,6 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
+import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import Koa, { type Middleware } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type RawBodyContext, type WebhookOptions, type WebhookState, webhook } from "../src/index.js";
@@ -52,6 +53,18 @@ async function start(
   served = await serve(app);
   return seen;
 }
+
+/** Middleware that records what reaches Koa as an error (a throw on the way back up). */
+const watchErrors =
+  (errors: unknown[]): Middleware =>
+  async (_ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      errors.push(error);
+      throw error;
+    }
+  };
 
 const post = (d: { headers: Record<string, string>; body: Uint8Array | string }) =>
   fetch(`${served?.url}/webhooks`, { method: "POST", headers: d.headers, body: d.body as BodyInit });
@@ -390,6 +403,18 @@ describe("the handler's outcome", () => {
     const redelivery = await post(d);
     expect([redelivery.status, await redelivery.text()]).toEqual([202, "raw"]);
     expect(calls).toBe(2);
+  });
+
+  it("a delivery cut off mid-body (the client went away) is 400 body_incomplete, reported; nothing runs, nothing is claimed", async () => {
+    const errors: unknown[] = [];
+    const seen = await start({}, { before: [watchErrors(errors)] });
+    const d = await delivery('{"type":"x"}');
+    await leaveMidBody(served!.url, "/webhooks", d.headers);
+    await vi.waitFor(() => expect(seen.events.map((e) => e.type)).toContain("webhook.rejected"));
+    expect(seen.events).toEqual([expect.objectContaining({ type: "webhook.rejected", code: "body_incomplete" })]);
+    expect([seen.handled, errors]).toEqual([[], []]);
+    const retried = await post(d);
+    expect(retried.status).toBe(200);
   });
 
   it("reports verified and processed deliveries to onEvent", async () => {
