@@ -63,7 +63,7 @@ export function streamConsumed(req: IncomingMessage): boolean {
  * reading, resolves core's `body_too_large` at once (see `tooLarge`).
  */
 export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const declared = declaredTooLarge(req, limit);
     if (declared) return resolve(declared);
     const body = new BodyCollector(limit);
@@ -84,11 +84,13 @@ export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer
       remember(req, bytes);
       resolve(bytes);
     };
-    const onError = (error: Error) => {
+    // A client that went away mid-body: 400 `body_incomplete`, refused and reported like any bad
+    // body (nothing claimed, so its retry runs), as on Fastify, Koa, Hono and the web adapter.
+    const onError = () => {
       cleanup();
-      reject(Object.assign(error, { status: 400, statusCode: 400, expose: true, type: "request.aborted" }));
+      resolve(BodyError.incomplete());
     };
-    const onClose = () => onError(new Error("the request was aborted before its body was read"));
+    const onClose = onError;
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("error", onError);

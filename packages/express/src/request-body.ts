@@ -52,7 +52,8 @@ export function bodyReader(limit: number): BodyReader {
     const hostBytes = bytesOnBody(req);
     if (hostBytes !== undefined) return parseHostBytes(parsers, req, res, hostBytes, limit);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
-    if (await parse(parsers, req, res)) throw BodyError.tooLarge(limit);
+    const refused = await parse(parsers, req, res);
+    if (refused) throw refusal(refused, limit);
     if (!announcesBody(req)) return undefined;
     // A type none of the parsers takes (XML, multipart, …): read it raw; `req.body` stays as it was.
     const body = rawBodyOf(req) ?? (await readRawBody(req, limit));
@@ -88,7 +89,8 @@ async function parseHostBytes(
   limit: number,
 ): Promise<Buffer | undefined> {
   const copy = requestCarrying(req, bytes);
-  if (await parse(parsers, copy, res)) throw BodyError.tooLarge(limit);
+  const refused = await parse(parsers, copy, res);
+  if (refused) throw refusal(refused, limit);
   // A type none of the parsers takes: `req.body` stays the host's Buffer, as it would stay unparsed.
   if (!streamConsumed(copy)) return announcesBody(req) ? bytes : undefined;
   // Whatever a parser made of the bytes, an empty body included (`{}` for JSON, `""` for text),
@@ -113,20 +115,36 @@ function requestCarrying(req: IncomingMessage, bytes: Buffer): IncomingMessage {
   return copy;
 }
 
-/** Runs the parsers in turn (each skips a body that is not its type, or is already read); true when too large. */
-function parse(parsers: readonly RequestHandler[], req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+/** What the parsers' errors that are core's refusals say: the body was too large, or cut off. */
+type Refused = "too_large" | "incomplete";
+
+const refusal = (refused: Refused, limit: number): BodyError =>
+  refused === "too_large" ? BodyError.tooLarge(limit) : BodyError.incomplete();
+
+/**
+ * Runs the parsers in turn (each skips a body that is not its type, or is already read);
+ * resolves what refused the body, if anything did.
+ */
+function parse(
+  parsers: readonly RequestHandler[],
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<Refused | undefined> {
   return new Promise((resolve, reject) => {
     let index = 0;
     const next = (error?: unknown) => {
       if (error !== undefined && error !== null) {
-        // Too large is the client's mistake with a core code; anything else (bad JSON, a bad
-        // charset) is the parser's own error, handled by the app as if its parser had raised it.
-        if ((error as { type?: unknown }).type === "entity.too.large") resolve(true);
+        // Too large, or cut off by a client that went away, is the client's doing with a core
+        // code; anything else (bad JSON, a bad charset) is the parser's own error, handled by
+        // the app as if its parser had raised it.
+        const type = (error as { type?: unknown }).type;
+        if (type === "entity.too.large") resolve("too_large");
+        else if (type === "request.aborted") resolve("incomplete");
         else reject(error);
         return;
       }
       const parser = parsers[index++];
-      if (parser === undefined) resolve(false);
+      if (parser === undefined) resolve(undefined);
       else parser(req as never, res as never, next);
     };
     next();

@@ -8,6 +8,7 @@ import {
   type InterlockEvent,
   MemoryStore,
 } from "@interlock/core";
+import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import compression from "compression";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -696,6 +697,36 @@ describe("idempotency(): request bodies", () => {
       expect(() => idempotency({ store: new MemoryStore(), principal: false, bodyLimit })).toThrow(/bodyLimit/);
     }
   });
+
+  it.each([
+    ["application/json", "read by this major's JSON parser"],
+    ["application/xml", "read raw"],
+  ])(
+    "a %s body cut off mid-way (the client went away) is 400 body_incomplete, reported (%s); the key stays free",
+    async (type) => {
+      const errors: unknown[] = [];
+      const world = await start(
+        (app, use, idem) =>
+          app.post(
+            "/echo",
+            idem,
+            use((_req, res) => void res.status(201).json({ ok: true })),
+          ),
+        {},
+        () => {},
+        [(error, _req, _res, next) => next(errors.push(error) && error)],
+      );
+      const key = newKey();
+      await leaveMidBody(world.url, "/echo", { "content-type": type, "x-api-key": "a", "idempotency-key": key });
+      await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.rejected"));
+      expect(world.events).toEqual([
+        expect.objectContaining({ type: "idempotency.rejected", code: "body_incomplete" }),
+      ]);
+      expect([world.runs(), errors]).toEqual([0, []]);
+      const body = type === "application/json" ? "{}" : "<a/>";
+      expect((await post(`${world.url}/echo`, key, body, { "content-type": type, "x-api-key": "a" })).status).toBe(201);
+    },
+  );
 
   it("malformed JSON is the parser's usual 400, before any key is claimed", async () => {
     const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)));

@@ -4,8 +4,9 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
+import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, idempotency, releaseOnError, type WebhookOptions, webhook } from "../src/index.js";
 import { asyncRoute, expressMajor } from "./framework.js";
 import { keepRawBody, listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
@@ -175,6 +176,23 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
     const response = await send(url, { headers: d.headers, body: "" });
     expect(response.status).toBe(200);
     expect(response.json()).toEqual({ id: d.id, body: "" });
+  });
+
+  it("a delivery cut off mid-body (the client went away) is 400 body_incomplete, reported; the route never runs", async () => {
+    const events: InterlockEvent[] = [];
+    const errors: unknown[] = [];
+    let runs = 0;
+    const url = await start({
+      options: { onEvent: (event) => void events.push(event) },
+      route: (_req, res) => void res.json({ run: ++runs }),
+      errors: [(error, _req, _res, next) => next(errors.push(error) && error)],
+    });
+    const d = await signed('{"type":"x"}');
+    await leaveMidBody(url.replace(/\/webhooks$/, ""), "/webhooks", d.headers);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.rejected"));
+    expect(events).toEqual([expect.objectContaining({ type: "webhook.rejected", code: "body_incomplete" })]);
+    expect([runs, errors]).toEqual([0, []]);
+    expect((await send(url, d)).json()).toEqual({ run: 1 });
   });
 
   it("a delivery without a body is refused by the verifier, not by the reader", async () => {
