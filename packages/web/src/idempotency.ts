@@ -137,9 +137,7 @@ async function execute<R extends Request>(
   let body: ReadableStream<Uint8Array> | null;
   try {
     response = handlerResponse(await run());
-    // Read here, where a throw releases the key: a Response may check its init only now
-    // (@hono/node-server's refuses a 204 with a body when its body is first asked for).
-    body = response.body;
+    body = response.body; // checked by handlerResponse: a web stream, or null
   } catch (error) {
     await engine.abort(ticket);
     throw error;

@@ -1,4 +1,5 @@
 /** `withIdempotency` on its own: what the handler gets, how its answer is recorded, scoping, limits, failures. */
+import { Readable } from "node:stream";
 import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
@@ -133,6 +134,26 @@ describe("the handler", () => {
     }) as unknown as IdempotentHandler<Request, []>);
     const key = uniqueId("key");
     await expect(handle(requestOf(key))).rejects.toThrow(/the handler must return a Response, not undefined/);
+    await expect(handle(requestOf(key))).rejects.toThrow(TypeError);
+    expect(runs).toBe(2);
+    expect(released(events)).toEqual(["error", "error"]);
+  });
+
+  it.each([
+    ["a plain { status, headers }", { status: 201, headers: new Headers() }],
+    [
+      "a node-fetch-style response (a Node stream body)",
+      { status: 201, headers: new Headers(), body: Readable.from(["x"]) },
+    ],
+  ])("a look-alike of a Response (%s) is a TypeError, and the key is released", async (_name, lookAlike) => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(options(events), (async () => {
+      runs++;
+      return lookAlike;
+    }) as unknown as IdempotentHandler<Request, []>);
+    const key = uniqueId("key");
+    await expect(handle(requestOf(key))).rejects.toThrow(/the handler must return a Response/);
     await expect(handle(requestOf(key))).rejects.toThrow(TypeError);
     expect(runs).toBe(2);
     expect(released(events)).toEqual(["error", "error"]);

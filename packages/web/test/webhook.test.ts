@@ -198,6 +198,18 @@ describe("settling the delivery", () => {
     expect(runs).toBe(2); // released each time, never recorded as processed
   });
 
+  it("a look-alike of a Response (no web body) is a TypeError, and the delivery is released, not recorded", async () => {
+    let runs = 0;
+    const handle = withWebhook(options(), (async () => {
+      runs++;
+      return { status: 200, headers: new Headers() };
+    }) as unknown as WebhookHandler<unknown, Request, []>);
+    const d = await delivery("{}");
+    await expect(handle(requestOf(d))).rejects.toThrow(/the handler must return a Response/);
+    await expect(handle(requestOf(d))).rejects.toThrow(TypeError);
+    expect(runs).toBe(2);
+  });
+
   it("is recorded before the answer is returned: a redelivery the moment it is answered is a duplicate", async () => {
     const store = new MemoryStore();
     const handle = withWebhook(options({ store }), async () => new Response("ok"));
