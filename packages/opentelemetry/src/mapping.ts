@@ -84,12 +84,12 @@ const HANDLER_FAILED = "handler_failed";
 const OTHER = "_OTHER";
 
 /**
- * The codes a refused login is counted by: a `LoginError`'s, RFC 6749's, an
- * `OAuthResponseError`'s (a failed exchange), a pending login that no key decrypts, and
- * `"error"` (untyped). Any other is the `error` a callback URL carried, which whoever sends the
- * callback chooses: one series each.
+ * The codes a refused login or a failed token request is counted by: a `LoginError`'s, RFC
+ * 6749's, an `OAuthResponseError`'s (a failed exchange), a pending login that no key decrypts,
+ * and `"error"` (untyped). Any other is an `error` the other side chose (a callback URL's, or an
+ * authorization server's extension code): counted as `_OTHER`, not one series each.
  */
-const LOGIN_REFUSALS: {
+const KNOWN_OAUTH_CODES: {
   readonly [C in LoginErrorCode | OAuthErrorCode | OAuthResponseErrorCode | "token_decryption_failed" | "error"]: true;
 } = {
   state_missing: true,
@@ -116,7 +116,7 @@ const LOGIN_REFUSALS: {
   token_decryption_failed: true,
   error: true,
 };
-const loginRefusal = (code: string) => (Object.hasOwn(LOGIN_REFUSALS, code) ? code : OTHER);
+const knownOAuthCode = (code: string) => (Object.hasOwn(KNOWN_OAUTH_CODES, code) ? code : OTHER);
 
 /** Every event `interlockTelemetry()` records: core's, `@interlock/client`'s and `@interlock/oauth`'s. */
 export type TelemetryEvent = InterlockEvent | ClientEvent | OAuthEvent;
@@ -369,10 +369,11 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
 
   "oauth.token.requested"(event, record) {
     const issued = event.outcome === "issued";
+    const outcome = issued ? event.outcome : knownOAuthCode(event.outcome);
     const attributes = {
       [ATTR_OAUTH_GRANT]: event.grant,
-      [ATTR_OAUTH_OUTCOME]: event.outcome,
-      ...errorType(issued ? undefined : event.outcome),
+      [ATTR_OAUTH_OUTCOME]: outcome,
+      ...errorType(issued ? undefined : outcome),
     };
     record.count(METRIC_OAUTH_TOKEN_REQUESTS, attributes);
     record.time(METRIC_OAUTH_TOKEN_REQUEST_DURATION, event.durationMs, attributes);
@@ -398,7 +399,10 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "completed" });
   },
   "oauth.login.refused"(event, record) {
-    record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "refused", [ATTR_ERROR_TYPE]: loginRefusal(event.code) });
+    record.count(METRIC_OAUTH_LOGINS, {
+      [ATTR_OAUTH_OUTCOME]: "refused",
+      [ATTR_ERROR_TYPE]: knownOAuthCode(event.code),
+    });
   },
   "oauth.session.ended"(event, record) {
     record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason });

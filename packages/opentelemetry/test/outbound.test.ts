@@ -338,6 +338,23 @@ describe("@interlock/oauth events", () => {
     ]);
   });
 
+  it("a token request refused with an error code the server made up is counted as _OTHER, a known one as it is", async () => {
+    const { otel, onEvent } = telemetry();
+    // An authorization server's extension codes are its own: one series each would be unbounded.
+    for (const outcome of ["x_quota_7f3a", "x_quota_9b21", "invalid_grant"])
+      onEvent({ type: "oauth.token.requested", grant: "refresh_token", outcome, durationMs: 4 });
+    const grant = { "interlock.oauth.grant": "refresh_token" };
+    expect(sorted((await otel.metrics())[METRIC_OAUTH_TOKEN_REQUESTS])).toEqual(
+      sorted([
+        { attributes: { ...grant, "interlock.oauth.outcome": "_OTHER", "error.type": "_OTHER" }, value: 2 },
+        {
+          attributes: { ...grant, "interlock.oauth.outcome": "invalid_grant", "error.type": "invalid_grant" },
+          value: 1,
+        },
+      ]),
+    );
+  });
+
   it("a login refused with whatever error a browser put in its callback: a known code as it is, the rest _OTHER", async () => {
     const { otel, onEvent } = telemetry();
     const issuer = "https://id.example.com";
