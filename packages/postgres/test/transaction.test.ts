@@ -1,9 +1,9 @@
 /** complete() inside the caller's own transaction: the business write and the record commit together. */
 
-import type { ClaimResult } from "@interlock/core";
+import { type ClaimResult, runIdempotent } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { PostgresStore } from "../src/index.js";
-import { endPool, freshStore, newPool, response, sleep, uniqueTable } from "./helpers.js";
+import { type PostgresStore, postgresStore } from "../src/index.js";
+import { endPool, freshStore, freshTable, newPool, response, sleep, uniqueTable } from "./helpers.js";
 
 const pool = newPool();
 const payments = uniqueTable("payments");
@@ -112,5 +112,67 @@ describe("complete inside the caller's transaction", () => {
         expect(await store.release(key, token)).toBe(false);
       }
     }
+  });
+});
+
+describe("runIdempotent inside the caller's transaction, when complete times out there", () => {
+  /**
+   * A store whose `complete` takes its row, then stalls past `operationTimeoutMs` in the
+   * transaction that asks for it (an AFTER UPDATE trigger sleeps when the transaction says so):
+   * the caller's transaction holds the key's row while the store has given up on the statement.
+   */
+  async function stallingStore() {
+    const table = await freshTable(pool, "stall");
+    const fn = `${table}_stall`;
+    await pool.query(`CREATE FUNCTION "${fn}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      IF current_setting('interlock_test.stall', true) = 'on' THEN PERFORM pg_sleep(0.6); END IF;
+      RETURN NEW; END $$`);
+    await pool.query(`CREATE TRIGGER "${fn}" AFTER UPDATE ON "${table}" FOR EACH ROW EXECUTE FUNCTION "${fn}"()`);
+    return { store: postgresStore(pool, { table, operationTimeoutMs: 200 }), check: postgresStore(pool, { table }) };
+  }
+
+  it("not recorded: nothing released behind the caller's back; release() after the ROLLBACK frees the key at once", async () => {
+    const { store: stalling, check } = await stallingStore();
+    const releases = vi.spyOn(stalling, "release");
+    const client = await pool.connect();
+    let run: Awaited<ReturnType<typeof runIdempotent<string>>>;
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT set_config('interlock_test.stall', 'on', true)");
+      run = await runIdempotent({ store: stalling, key: "stalled", transaction: client }, async () => "done");
+      // No release queued behind the caller's own lock on the row (it would wait out its timeout).
+      expect(releases).not.toHaveBeenCalled();
+      await client.query("ROLLBACK");
+    } finally {
+      client.release();
+    }
+    expect(run.recorded).toBe(false);
+    expect(await check.claim("run:stalled", { fingerprint: "", lockTtlMs: 60_000 })).toMatchObject({
+      state: "in_flight",
+    });
+    await run.release?.();
+    expect(await check.claim("run:stalled", { fingerprint: "", lockTtlMs: 60_000 })).toMatchObject({
+      state: "claimed",
+    });
+  });
+
+  it("recorded and committed: release() does nothing, the result is replayed", async () => {
+    const client = await pool.connect();
+    let run: Awaited<ReturnType<typeof runIdempotent<string>>>;
+    try {
+      await client.query("BEGIN");
+      run = await runIdempotent({ store, key: "committed", transaction: client }, async () => "paid");
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    expect(run.recorded).toBe(true);
+    await run.release?.();
+    expect(await runIdempotent({ store, key: "committed" }, async () => "again")).toMatchObject({
+      value: "paid",
+      replayed: true,
+    });
+    // Without a transaction, no release is handed out: the run settles its key itself.
+    expect((await runIdempotent({ store, key: "no-transaction" }, async () => 1)).release).toBeUndefined();
   });
 });

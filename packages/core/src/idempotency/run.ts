@@ -46,6 +46,15 @@ export interface IdempotentRun<T> {
    * not JSON-serialisable or too large): a later run with this key may run `fn` again.
    */
   recorded: boolean;
+  /**
+   * With a `transaction`, for a run that did not replay: frees the key once you have rolled the
+   * transaction back (not recorded, or your own later failure), so a retry runs at once instead
+   * of waiting out `lockTtlMs`. Call it after the `ROLLBACK`: before, it would wait on your
+   * transaction's own lock on the key. After a `COMMIT` it does nothing (the key holds the
+   * result). Never throws: an unreachable store leaves the key to its lease. Undefined without a
+   * transaction, where a run that could not record its result releases the key itself.
+   */
+  release?: () => Promise<void>;
 }
 
 /**
@@ -88,11 +97,14 @@ export async function runIdempotent<T>(
     const stored = JSON.parse(utf8.decode(claim.record.body)) as { v?: T };
     return { value: stored.v as T, replayed: true, recorded: true };
   }
+  const release = async () => {
+    await storeCall(() => store.release(storeKey, claim.token)).catch(() => {});
+  };
   let value: T;
   try {
     value = await fn();
   } catch (error) {
-    await storeCall(() => store.release(storeKey, claim.token)).catch(() => {});
+    await release(); // nothing written in the caller's transaction yet
     throw error;
   }
   // The work is done whatever happens next: a failure to record it is reported, not thrown,
@@ -107,7 +119,11 @@ export async function runIdempotent<T>(
     recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
   } catch {
     recorded = false;
-    await storeCall(() => store.release(storeKey, claim.token)).catch(() => {});
+    // Inside the caller's transaction the key is not ours to release yet: a `complete` that
+    // timed out may still hold its row there, so a release now would only wait on that lock,
+    // and the caller decides between COMMIT and ROLLBACK. It calls `release` after a rollback.
+    if (options.transaction === undefined) await release();
   }
-  return { value, replayed: false, recorded };
+  if (options.transaction === undefined) return { value, replayed: false, recorded };
+  return { value, replayed: false, recorded, release };
 }
