@@ -15,7 +15,8 @@ export function shellQuote(text: string): string {
  */
 export function curlCommand(url: URL, headers: Iterable<readonly [string, string]>, body: BodySource): string {
   const parts = [`curl -i ${shellQuote(url.href)}`];
-  for (const [name, value] of headers) parts.push(`-H ${shellQuote(`${name}: ${value}`)}`);
+  // curl drops a header given as `Name: ` (empty): `Name;` is how it sends one with no value.
+  for (const [name, value] of headers) parts.push(`-H ${shellQuote(value === "" ? `${name};` : `${name}: ${value}`)}`);
   parts.push(
     body.file === undefined
       ? `--data-raw ${shellQuote(inlineText(body.bytes))}`

@@ -93,8 +93,11 @@ export function describeError(error: unknown): string {
   }
   if (error instanceof InterlockError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
-  return `unexpected error (please report it): ${message.split("\n")[0]}`;
+  return `unexpected error (please report it): ${firstLine(message)}`;
 }
+
+/** A message's first line: a failure is one line of output (OpenSSL's end in a line break). */
+export const firstLine = (message: string): string => message.split("\n")[0]?.trim() ?? "";
 
 /** The stable code for a failure, for `--json` error lines. */
 export function errorCodeOf(error: unknown): string {

@@ -7,7 +7,7 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { BodyCollector } from "@interlock/core";
-import { CliError, usageError } from "./errors.js";
+import { CliError, firstLine, usageError } from "./errors.js";
 
 /** How long a POST waits for its whole answer unless told otherwise, in ms. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -37,12 +37,30 @@ export function parseUrl(text: string, what: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw usageError(`${what} is not a URL: "${shownUrl(text)}"`);
+    throw usageError(`${what} is not a URL: "${shownText(text)}"`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw usageError(`${what} must be an http:// or https:// URL, got "${shownUrl(text)}"`);
+    throw usageError(`${what} must be an http:// or https:// URL, got "${shownText(text)}"`);
   }
   return url;
+}
+
+// Where a URL's authority starts: after "scheme://" or "//", else (no scheme) at the start.
+const AUTHORITY_START = /^(?:[a-z][a-z0-9+.-]*:)?\/\//i;
+
+/**
+ * Text that is no http(s) URL, as an error shows it: what could be a password (from the first
+ * ":" of the authority up to the text's last "@") as `***`. A password may hold any character
+ * (`#`, `/`, `?` unescaped make the text no URL), and without a scheme the text may still read
+ * as one with the user name for its scheme: only the last "@" is sure to end the userinfo.
+ */
+function shownText(text: string): string {
+  const at = text.lastIndexOf("@");
+  if (at === -1) return text;
+  const start = AUTHORITY_START.exec(text)?.[0].length ?? 0;
+  const userinfo = text.slice(start, at);
+  const colon = userinfo.indexOf(":");
+  return `${text.slice(0, start)}${colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`}${text.slice(at)}`;
 }
 
 // The userinfo of a URL: after "scheme://", up to the authority's last "@" (as URL parsers split it).
@@ -202,6 +220,6 @@ function networkError(url: URL, error: unknown, timeoutMs: number): CliError {
     return new CliError("timeout", `no answer from ${shownUrl(url)} within ${timeoutMs} ms`);
   }
   const code = (error as NodeJS.ErrnoException).code;
-  const reason = (code && REASONS[code]) ?? (error as Error).message;
+  const reason = (code && REASONS[code]) ?? firstLine(String((error as Error).message));
   return new CliError("unreachable", `cannot reach ${shownUrl(url)}: ${reason}`, { cause: error });
 }

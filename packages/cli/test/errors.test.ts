@@ -115,6 +115,28 @@ describe("errors", () => {
     expect(result.stderr).toBe(`interlock send: cannot reach http://127.0.0.1:${port}/webhooks: connection refused\n`);
   });
 
+  it("https:// to a server that speaks plain HTTP (a TLS error, whose message ends in a line break): one line each", async () => {
+    const server = await recordingServer((_, response) => response.end("plain"));
+    try {
+      const url = server.url.replace(/^http:/, "https:");
+      const result = await interlock([
+        "send",
+        `${url}/webhooks`,
+        "--scheme",
+        "github",
+        "--secret",
+        "s",
+        "--body",
+        "{}",
+      ]);
+      expect(result.code).toBe(5);
+      expect(result.stdout).toMatch(/^#1 {2}no answer: cannot reach https:\/\/127\.0\.0\.1:\d+\/webhooks: [^\n]+\n$/);
+      expect(result.stderr).toMatch(/^interlock send: cannot reach https:\/\/127\.0\.0\.1:\d+\/webhooks: [^\n]+\n$/);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("an unknown scheme: exit 2, with the schemes there are", async () => {
     const result = await interlock(["sign", "--scheme", "acme", "--secret", "s", "--body", "{}"]);
     expectFailure(

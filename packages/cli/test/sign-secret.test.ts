@@ -129,6 +129,8 @@ describe("interlock sign (spawned)", () => {
         `@${file}`,
         "-H",
         "x-github-event: push",
+        "-H",
+        "x-empty:", // sent with no value, as send does (curl drops `-H 'x-empty: '`)
         "--curl",
         `${server.url}/webhooks/github?x=1&y=2`,
       ]);
@@ -140,7 +142,11 @@ describe("interlock sign (spawned)", () => {
       const received = server.requests.at(-1);
       expect(received?.url).toBe("/webhooks/github?x=1&y=2");
       expect(received?.body.toString()).toBe(body);
-      expect(received?.headers).toMatchObject({ "x-github-event": "push", "content-type": "application/json" });
+      expect(received?.headers).toMatchObject({
+        "x-github-event": "push",
+        "x-empty": "",
+        "content-type": "application/json",
+      });
       const verifier = createWebhookVerifier({ scheme: schemes.github, secret: "gh-curl-secret" });
       await expect(verifier.verify(received?.headers ?? {}, received?.body ?? "")).resolves.toBeDefined();
     });

@@ -67,6 +67,18 @@ describe("send to a URL with credentials", () => {
       'interlock send: <url> must be an http:// or https:// URL, got "ftp://hook-user:***@127.0.0.1/" (see interlock send --help)\n',
     );
   });
+
+  it.each([
+    ["a # in the password", `http://hook-user:${PASSWORD}#x@127.0.0.1:1/x`, "http://hook-user:***@127.0.0.1:1/x"],
+    ["a / in the password", `http://hook-user:${PASSWORD}/x@127.0.0.1:1/x`, "http://hook-user:***@127.0.0.1:1/x"],
+    ["no scheme", `//hook-user:${PASSWORD}@127.0.0.1:1/`, "//hook-user:***@127.0.0.1:1/"],
+    ["no // either", `hook-user:${PASSWORD}@127.0.0.1:1/`, "hook-user:***@127.0.0.1:1/"],
+  ])("a URL that does not parse shows no password (%s)", async (_name, url, shown) => {
+    const refused = await interlock(["send", url, ...SEND]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`"${shown}"`);
+    expect(refused.stderr).not.toContain(PASSWORD);
+  });
 });
 
 describe("listen --forward to a URL with credentials", () => {
