@@ -1,7 +1,7 @@
 // Boots the Express OAuth app: `node server.mjs` (ISSUER, CLIENT_ID, CLIENT_SECRET, TOKEN_KEY,
 // PORT, HOST, BASE_URL).
 import { fileURLToPath } from "node:url";
-import { hostFrom, portFrom, runServer, StartupError, serverUrl, urlFrom } from "../shared/config.mjs";
+import { hostFrom, originFrom, portFrom, runServer, StartupError, serverUrl } from "../shared/config.mjs";
 import { createApp } from "./app.mjs";
 
 /**
@@ -32,7 +32,7 @@ export function start({
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await runServer(async () => {
     const { ISSUER, CLIENT_ID, CLIENT_SECRET, TOKEN_KEY } = process.env;
-    const BASE_URL = urlFrom(process.env, "BASE_URL", ["https:", "http:"]); // ISSUER: createOAuthClient checks it
+    const BASE_URL = originFrom(process.env, "BASE_URL"); // ISSUER: createOAuthClient checks it
     if (!ISSUER || !CLIENT_ID || !CLIENT_SECRET || !TOKEN_KEY) {
       throw new StartupError("Set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md).");
     }

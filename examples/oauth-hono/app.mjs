@@ -16,7 +16,7 @@ import {
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
-import { checkedAtStart, hostFrom, portFrom, StartupError, urlFrom } from "../shared/config.mjs";
+import { checkedAtStart, hostFrom, originFrom, portFrom, StartupError } from "../shared/config.mjs";
 
 const SESSION_COOKIE = "sid";
 const LOGIN_COOKIE = "login_state";
@@ -163,7 +163,7 @@ export function configFrom(env) {
     (typeof env?.[name] === "string" ? env[name] : undefined) ??
     globalThis.process?.env?.[name] ??
     globalThis.Deno?.env.get(name);
-  const baseUrl = urlFrom({ BASE_URL: read("BASE_URL") }, "BASE_URL", ["https:", "http:"]); // ISSUER: createOAuthClient checks it
+  const baseUrl = originFrom({ BASE_URL: read("BASE_URL") }, "BASE_URL"); // ISSUER: createOAuthClient checks it
   const [issuer, clientId, clientSecret, tokenKey] = ["ISSUER", "CLIENT_ID", "CLIENT_SECRET", "TOKEN_KEY"].map(read);
   if (!issuer || !clientId || !clientSecret || !tokenKey) {
     throw new StartupError("Set ISSUER, CLIENT_ID, CLIENT_SECRET and TOKEN_KEY (see README.md).");

@@ -22,6 +22,9 @@ export function urlFrom<T extends string | undefined>(
   fallback?: T,
 ): string | T;
 
+/** An app's public origin (an http(s) URL without path, query or fragment, no trailing slash), or undefined when unset. */
+export function originFrom(env: Environment, name: string): string | undefined;
+
 /** `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). */
 export function apiKeysFrom(text: string | undefined, name?: string): Map<string, string>;
 

@@ -52,6 +52,24 @@ export function urlFrom(env, name, protocols, fallback) {
 }
 
 /**
+ * An app's public origin (`https://app.example.com`), or undefined when unset: an http(s) URL
+ * with no path, query or fragment, returned without a trailing slash. The apps serve their routes
+ * at the root, so `${origin}/callback` is the URL they build and the one to register; a path
+ * here would name a callback they never send.
+ */
+export function originFrom(env, name) {
+  const text = urlFrom(env, name, ["https:", "http:"]);
+  if (text === undefined) return undefined;
+  const url = new URL(text);
+  if (url.pathname !== "/" || url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new StartupError(
+      `${name} must be an origin (scheme, host and port only): the app serves its routes at its root`,
+    );
+  }
+  return url.origin;
+}
+
+/**
  * `API_KEYS="sk_test_1:acct_1,sk_test_2:acct_2"` → Map(api key → account id). Every entry must be
  * `key:account`, the key something a client can send as `Authorization: Bearer <key>`, once: an
  * entry without its account, with a second colon or a repeated key would otherwise be a key that

@@ -142,6 +142,24 @@ describe.each(["express", "fastify", "hono", "koa", "redis", "postgres"])("examp
   });
 });
 
+describe.each(["oauth-express", "oauth-hono"])("examples/%s: BASE_URL", (name) => {
+  it("a trailing slash is the same origin: the callback it prints is the one it sends", async () => {
+    const line = await urlLine(name, { BASE_URL: "http://127.0.0.1:4000/", PORT: "0" });
+    expect(line).toContain("(callback http://127.0.0.1:4000/callback)");
+  });
+
+  it.each(["https://example.com/myapp", "https://example.com/?x=1"])(
+    "%j (a path or a query, which the callback it sends would drop): one line, exit code 1",
+    async (base) => {
+      expect(await boot(name, { BASE_URL: base })).toEqual({
+        code: 1,
+        stderr:
+          "Cannot start: BASE_URL must be an origin (scheme, host and port only): the app serves its routes at its root\n",
+      });
+    },
+  );
+});
+
 describe("a server that cannot start", () => {
   let taken: Server;
   let closedPort: number;
