@@ -3,7 +3,7 @@
  * (or one JSON object with --json), never a stack trace, never the secret.
  */
 import { describe, expect, it } from "vitest";
-import { closedPort, type Finished, interlock, jsonLines, recordingServer } from "./helpers.js";
+import { closedPort, type Finished, interlock, jsonLines, recordingServer, sendGithub } from "./helpers.js";
 
 /** The run failed with `code`, wrote nothing to stdout and exactly `line` to stderr. */
 function expectFailure(result: Finished, code: number, line: string): void {
@@ -99,16 +99,7 @@ describe("errors", () => {
 
   it("an unreachable URL (a closed port on 127.0.0.1): exit 5", async () => {
     const port = await closedPort();
-    const result = await interlock([
-      "send",
-      `http://127.0.0.1:${port}/webhooks`,
-      "--scheme",
-      "github",
-      "--secret",
-      "s",
-      "--body",
-      "{}",
-    ]);
+    const result = await sendGithub(`http://127.0.0.1:${port}/webhooks`);
     expect(result.code).toBe(5);
     // The attempt is printed like any other, then the one error line.
     expect(result.stdout).toBe(`#1  no answer: cannot reach http://127.0.0.1:${port}/webhooks: connection refused\n`);
@@ -118,17 +109,7 @@ describe("errors", () => {
   it("https:// to a server that speaks plain HTTP (a TLS error, whose message ends in a line break): one line each", async () => {
     const server = await recordingServer((_, response) => response.end("plain"));
     try {
-      const url = server.url.replace(/^http:/, "https:");
-      const result = await interlock([
-        "send",
-        `${url}/webhooks`,
-        "--scheme",
-        "github",
-        "--secret",
-        "s",
-        "--body",
-        "{}",
-      ]);
+      const result = await sendGithub(`${server.url.replace(/^http:/, "https:")}/webhooks`);
       expect(result.code).toBe(5);
       expect(result.stdout).toMatch(/^#1 {2}no answer: cannot reach https:\/\/127\.0\.0\.1:\d+\/webhooks: [^\n]+\n$/);
       expect(result.stderr).toMatch(/^interlock send: cannot reach https:\/\/127\.0\.0\.1:\d+\/webhooks: [^\n]+\n$/);

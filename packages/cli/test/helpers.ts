@@ -29,6 +29,10 @@ export interface Finished {
   stderr: string;
 }
 
+/** `interlock send url` of an empty JSON delivery, signed for GitHub with the secret "s", then `extra`. */
+export const sendGithub = (url: string, ...extra: string[]): Promise<Finished> =>
+  interlock(["send", url, "--scheme", "github", "--secret", "s", "--body", "{}", ...extra]);
+
 /** Runs `interlock …args` to its end. */
 export function interlock(
   args: readonly string[],

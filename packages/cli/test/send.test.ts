@@ -20,7 +20,7 @@ import {
   withRetries,
 } from "../src/index.js";
 import { createProgress } from "../src/progress.js";
-import { closedPort, interlock, jsonLines, memoryIo, Running, recordingServer } from "./helpers.js";
+import { closedPort, interlock, jsonLines, memoryIo, Running, recordingServer, sendGithub } from "./helpers.js";
 
 const SECRET = `whsec_${Buffer.from("interlock-cli-send-test-secret!!").toString("base64")}`;
 
@@ -153,21 +153,7 @@ describe("send --retry (spawned)", () => {
   it("gives up after --max-attempts when nothing answers: exit 5", async () => {
     const port = await closedPort();
     const url = `http://127.0.0.1:${port}/hook`;
-    const result = await interlock([
-      "send",
-      url,
-      "--scheme",
-      "github",
-      "--secret",
-      "s",
-      "--body",
-      "{}",
-      "--retry",
-      "--max-attempts",
-      "2",
-      "--retry-delay",
-      "10",
-    ]);
+    const result = await sendGithub(url, "--retry", "--max-attempts", "2", "--retry-delay", "10");
     expect(result.code).toBe(5);
     expect(result.stdout).toBe(
       [
