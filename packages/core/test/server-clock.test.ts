@@ -168,6 +168,14 @@ describe("deadlineStoreCall", () => {
     expect([probes, sent.length]).toEqual([1, 2]); // a sample known: no probe
   });
 
+  it("a probe that tells no usable time sends nothing: the command never goes without a deadline", async () => {
+    const { clock } = clockAt(1_000);
+    const send = vi.fn(async () => reply(0));
+    const probe = async () => ({ serverMs: Number.NaN });
+    await expect(deadlineStoreCall(clock, call, send, (r) => r, probe)).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(send).not.toHaveBeenCalled();
+  });
+
   it("a probe's own answer settles the call: the command is not sent", async () => {
     const { clock } = clockAt(1_000);
     const send = vi.fn(async () => reply(0));

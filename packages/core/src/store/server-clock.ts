@@ -185,6 +185,9 @@ export async function deadlineStoreCall<T>(
       clock.observe(sentAt, probed.serverMs);
       // The deadline counts from before the probe: the caller's wait began then.
       const deadline = clock.deadline(sentAt, timeoutMs);
+      // A probe whose time the clock could not take (not a finite number) leaves no deadline:
+      // the command is not sent without one.
+      if (deadline === undefined) throw new StoreUnavailableError(store, "the time probe told no usable time");
       const resentAt = clock.now();
       const answer = await send(deadline);
       return [answer, timed(answer), resentAt] as const;
