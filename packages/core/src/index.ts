@@ -102,9 +102,12 @@ export {
 export {
   declaredLength,
   pathAndQuery,
+  type RecordedResponse,
   type Recording,
+  type ResponseSettlement,
   readStreamUpTo,
   recordBody,
+  recordResponse,
 } from "./web-body.js";
 export { contentEncodingRefusal, type RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";

@@ -6,6 +6,7 @@
 import { copyBytes } from "./encoding.js";
 import { BodyError } from "./errors.js";
 import { BodyCollector } from "./http.js";
+import type { CapturedResponse } from "./idempotency/response.js";
 
 /** Content-Length, when it frames the body (not with Transfer-Encoding, as Hono's `bodyLimit` reads it). */
 export function declaredLength(headers: Headers): number | undefined {
@@ -175,3 +176,53 @@ function settlesNow(promise: Promise<unknown>): Promise<boolean> {
     );
   });
 }
+
+/** How `recordResponse` settles a claimed key: the engine's `finish` and `abort` for its ticket. */
+export interface ResponseSettlement {
+  /** The response as stored. */
+  headers: () => CapturedResponse["headers"];
+  /** Largest body recorded: the store's `maxRecordBytes`. */
+  limit: number;
+  /** Whether no body goes out (a HEAD answer, whose body the host drops unread). */
+  bodyless: boolean;
+  finish: (captured: CapturedResponse) => Promise<unknown>;
+  abort: () => Promise<unknown>;
+}
+
+/** What to send for a handler's web `Response`, and the recording of its body, if it has one. */
+export interface RecordedResponse {
+  response: Response;
+  /** Undefined when the key is already settled: there was no body to record. */
+  recording: Recording | undefined;
+}
+
+/**
+ * Settles a claimed key with the web `Response` a handler answered (one decision for every
+ * adapter that meets one). A `Response` built from a string and one built from a stream look the
+ * same, and one may never end (server-sent events), so the body is not read before it is sent:
+ * it is recorded as it goes out (`recordBody`), in a new `Response` with the handler's status
+ * and headers. A `Response` without a body, or one whose body goes nowhere (`bodyless`), is
+ * stored empty at once. One whose body was already read or locked cannot be sent: the key is
+ * released, so the retry runs, and a `TypeError` says why (the host answers it as the
+ * handler's error). The stored headers are taken
+ * after the body (`settle.headers`): a runtime may spell a default Content-Type differently in a
+ * `Response` whose body it has not yet made.
+ */
+export async function recordResponse(response: Response, settle: ResponseSettlement): Promise<RecordedResponse> {
+  const { status, statusText, body } = response;
+  if (body === null || settle.bodyless) {
+    await settle.finish({ status, headers: settle.headers(), body: EMPTY });
+    return { response, recording: undefined };
+  }
+  if (response.bodyUsed || body.locked) {
+    await settle.abort();
+    throw new TypeError("the handler's Response cannot be sent: its body was already read or is locked to a reader");
+  }
+  const headers = settle.headers();
+  const recording = recordBody(body, settle.limit, (bytes, tooLarge) =>
+    settle.finish({ status, headers, body: bytes, tooLarge }).then(() => undefined),
+  );
+  return { response: new Response(recording.stream, { status, statusText, headers: response.headers }), recording };
+}
+
+const EMPTY = new Uint8Array(0);

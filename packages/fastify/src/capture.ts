@@ -5,7 +5,7 @@
  */
 
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { BodyCollector, type CapturedResponse, recordBody, writeHeadHeaders } from "@interlock/core";
+import { BodyCollector, type CapturedResponse, writeHeadHeaders } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { onHandlerThrow } from "./handler-throw.js";
 
@@ -13,7 +13,7 @@ import { onHandlerThrow } from "./handler-throw.js";
  * The body of an `onSend` payload: a string as it is; bytes as a copy (a Buffer), which is
  * what goes out too: the answer leaves once the store has it, and the handler may have reused
  * or zeroed its own buffer meanwhile. `null`/`undefined` is an empty body; streams (Node, web),
- * web `Response`s (see `recordWebResponse`) and anything unknown are `undefined`, which core
+ * web `Response`s (recorded by core's `recordResponse` as Fastify sends them) and anything unknown are `undefined`, which core
  * answers by passing the response through uncached and releasing the key.
  */
 export function payloadBody(payload: unknown): CapturedResponse["body"] {
@@ -44,51 +44,16 @@ export function sentStatus(reply: FastifyReply, payload: unknown): number {
 }
 
 /**
- * The headers `response` goes out with: the reply's, then the `Response`'s over them, as
+ * The headers a web `Response` goes out with: the reply's, then the `Response`'s over them, as
  * Fastify applies them (after every onSend hook).
  */
-function sentHeaders(reply: FastifyReply, response: Response): CapturedResponse["headers"] {
+export function sentHeaders(reply: FastifyReply, response: Response): CapturedResponse["headers"] {
   // getHeaders() is a fresh copy: the reply's own are left as they are.
   const headers: Record<string, string | number | string[] | undefined> = reply.getHeaders();
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
   return headers;
-}
-
-/**
- * Settles a claimed key with a web `Response` the handler answered, and returns the payload to
- * hand Fastify in its place. A `Response` built from a string and one built from a stream look
- * the same (a `ReadableStream` body), and one may never end (server-sent events), so the body
- * is not read before it is sent: it is recorded as Fastify sends it, up to `limit` bytes (core's
- * `recordBody`, as @interlock/hono records a `Response`). Its chunks reach the client as they
- * come, and its end only once the store has it, so a client that retries the moment it has the
- * whole answer gets the replay (one that retries earlier gets 409, as while the handler runs).
- * Past `limit` it goes on uncached (`too_large`); a client that stops reading leaves it
- * uncached too (`streamed`) unless the rest was ready. Either way with the `Response`'s own
- * status and headers. A `Response` with no body is settled at once; one whose body was already
- * read cannot be sent (Fastify answers its error): the key is released.
- */
-export async function recordWebResponse(
-  response: Response,
-  reply: FastifyReply,
-  limit: number,
-  settle: { finish: (captured: CapturedResponse) => Promise<unknown>; abort: () => Promise<unknown> },
-): Promise<Response> {
-  const { status, statusText, body } = response;
-  const headers = sentHeaders(reply, response);
-  if (body === null) {
-    await settle.finish({ status, headers, body: "" });
-    return response;
-  }
-  if (response.bodyUsed || body.locked) {
-    await settle.abort();
-    return response;
-  }
-  const recorded = recordBody(body, limit, (bytes, tooLarge) =>
-    settle.finish({ status, headers, body: bytes, tooLarge }).then(() => undefined),
-  );
-  return new Response(recorded.stream, { status, statusText, headers: response.headers });
 }
 
 /** How a hijacked reply ends when Fastify runs none of its hooks for it. */

@@ -10,13 +10,13 @@
 import {
   BodyError,
   bodyLimitOption,
-  type CapturedResponse,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
+  recordResponse,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
 import {
@@ -24,8 +24,8 @@ import {
   keepPending,
   payloadBody,
   recordOnHijack,
-  recordWebResponse,
   resetBeforeEnd,
+  sentHeaders,
   takePending,
 } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
@@ -160,11 +160,15 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       const run = takeRun(request);
       if (!run) return done(null, payload);
       if (isWebResponse(payload)) {
-        const settle = {
-          finish: (captured: CapturedResponse) => engine.finish(run.ticket, captured),
+        // Its body is recorded as Fastify sends it (never read ahead: a slow client holds it back).
+        const recording = recordResponse(payload, {
+          headers: () => sentHeaders(reply, payload),
+          limit: recordLimit,
+          bodyless: false, // Fastify reads a HEAD answer's stream too
+          finish: (captured) => engine.finish(run.ticket, captured),
           abort: () => engine.abort(run.ticket),
-        };
-        recordWebResponse(payload, reply, recordLimit, settle).then((sent) => done(null, sent), done);
+        });
+        recording.then((recorded) => done(null, recorded.response), done);
         return;
       }
       const body = payloadBody(payload);

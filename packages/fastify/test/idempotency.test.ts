@@ -289,6 +289,30 @@ describe("response capture and replay", () => {
     },
   );
 
+  it("a web Response whose body the handler already read is a 500 with why, and the key is released: the retry runs", async () => {
+    const events: InterlockEvent[] = [];
+    const errors: string[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.setErrorHandler((error: Error, _request, reply) => {
+        errors.push(error.message);
+        return reply.code(500).send({ failed: true });
+      });
+      app.post("/web", hooks, async () => {
+        const response = new Response(`paid ${++calls}`, { status: 201 });
+        if (calls === 1) await response.text(); // a bug in the route: the body is spent
+        return response;
+      });
+    });
+    const key = newKey();
+    const first = await send("/web", key);
+    expect([first.status, await first.json()]).toEqual([500, { failed: true }]);
+    expect(errors).toEqual([expect.stringMatching(/body was already read or is locked/)]);
+    const retry = await send("/web", key);
+    expect([retry.status, await retry.text(), calls]).toEqual([201, "paid 2", 2]);
+    expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([{ reason: "error" }]);
+  });
+
   it("a web Response without a body is stored at once with its status", async () => {
     let calls = 0;
     await start(options(), (app, hooks) => {

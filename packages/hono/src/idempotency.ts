@@ -16,7 +16,7 @@ import {
   type IdempotencyTicket,
   pathAndQuery,
   type Recording,
-  recordBody,
+  recordResponse,
 } from "@interlock/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
@@ -118,15 +118,24 @@ async function execute(
     throw error;
   }
   if (c.error || !c.finalized) return engine.abort(ticket);
-  const finish = (captured: CapturedResponse) => engine.finish(ticket, captured).then(() => undefined);
+  const settle: Settle = {
+    finish: (captured) => engine.finish(ticket, captured).then(() => undefined),
+    abort: () => engine.abort(ticket),
+  };
   try {
-    await capture(c, watch.written, engine.options.store.maxRecordBytes, finish);
+    await capture(c, watch.written, engine.options.store.maxRecordBytes, settle);
   } catch (error) {
     // A response that cannot be sent (its body already read or locked): Hono answers the error,
     // and the key is released so the retry runs. (A ticket settles once: a late finish is a no-op.)
     await engine.abort(ticket);
     throw error;
   }
+}
+
+/** The engine's settling of one claimed key. */
+interface Settle {
+  finish: (captured: CapturedResponse) => Promise<void>;
+  abort: () => Promise<void>;
 }
 
 /** What the route gave the context to answer with, and the response that came of it. */
@@ -209,12 +218,8 @@ function watchBodies(c: Context): BodyWatch {
  * to the context, or one the client stops reading, goes out uncached as streamed; a body past
  * that size, as too large (`tooLarge`), whatever its kind: the engine releases the key.
  */
-async function capture(
-  c: Context,
-  written: Written | undefined,
-  limit: number,
-  finish: (captured: CapturedResponse) => Promise<void>,
-): Promise<void> {
+async function capture(c: Context, written: Written | undefined, limit: number, settle: Settle): Promise<void> {
+  const { finish } = settle;
   const response = c.res;
   // Only `status` and `headers` on this path: on @hono/node-server any other member of its
   // lightweight Response builds the full one, and the answer then leaves by a slower path.
@@ -230,19 +235,20 @@ async function capture(
       return finish({ status, headers, body });
     }
   }
-  // Recorded as it goes out. The body first: the headers are then those of the full Response
-  // that is sent (a runtime may spell a default Content-Type differently in its lightweight one).
-  const { body: stream, statusText } = response;
-  const headers = headerPairs(response.headers);
-  // Hono answers HEAD with the route's headers and drops its body unread (`new Response(null,
-  // res)`): a recording would never end, and the key would stay in flight. No body goes out.
-  if (stream === null || c.req.method === "HEAD") return finish({ status, headers, body: new Uint8Array(0) });
-  const recorded = recordBody(stream, limit, (body, tooLarge) => finish({ status, headers, body, tooLarge }));
-  // The exact headers just captured, not the response as init, for the same reason.
+  // Recorded as it goes out. Hono answers HEAD with the route's headers and drops its body
+  // unread (`new Response(null, res)`): a recording would never end, and the key would stay in
+  // flight, so none is made.
+  const recorded = await recordResponse(response, {
+    headers: () => headerPairs(response.headers),
+    limit,
+    bodyless: c.req.method === "HEAD",
+    ...settle,
+  });
+  if (recorded.recording === undefined) return;
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;
-  c.res = new Response(recorded.stream, { status, statusText, headers: response.headers });
-  readAheadWhenReplaced(c, recorded);
+  c.res = recorded.response;
+  readAheadWhenReplaced(c, recorded.recording);
 }
 
 /**

@@ -14,7 +14,7 @@ import {
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
   pathAndQuery,
-  recordBody,
+  recordResponse,
 } from "@interlock/core";
 import { readRequestBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
@@ -116,8 +116,6 @@ async function fingerprintBody(request: Request, limit: number): Promise<Uint8Ar
   return body;
 }
 
-const EMPTY = new Uint8Array(0);
-
 /**
  * Runs the handler, then settles the key: a throw releases it. The answer is recorded as it
  * goes out, up to the store's `maxRecordBytes`: it is read on at once, into the stream sent,
@@ -134,27 +132,19 @@ async function execute<R extends Request>(
   run: () => Response | Promise<Response>,
 ): Promise<Response> {
   let response: Response;
-  let body: ReadableStream<Uint8Array> | null;
   try {
-    response = handlerResponse(await run());
-    body = response.body; // checked by handlerResponse: a web stream, or null
+    response = handlerResponse(await run()); // its body a web stream, or null
   } catch (error) {
     await engine.abort(ticket);
     throw error;
   }
-  const { status, statusText, headers } = response;
-  // A HEAD answer's body is dropped unread by the host, and a null body has nothing to record.
-  if (body === null || method === "HEAD") {
-    await engine.finish(ticket, { status, headers, body: EMPTY });
-    return response;
-  }
-  if (response.bodyUsed || body.locked) {
-    await engine.abort(ticket); // nothing can be sent: the host fails it, and the retry runs again
-    return response;
-  }
-  const recorded = recordBody(body, engine.options.store.maxRecordBytes, (bytes, tooLarge) =>
-    engine.finish(ticket, { status, headers, body: bytes, tooLarge }).then(() => undefined),
-  );
-  recorded.readAhead();
-  return new Response(recorded.stream, { status, statusText, headers });
+  const recorded = await recordResponse(response, {
+    headers: () => response.headers,
+    limit: engine.options.store.maxRecordBytes,
+    bodyless: method === "HEAD",
+    finish: (captured) => engine.finish(ticket, captured),
+    abort: () => engine.abort(ticket),
+  });
+  recorded.recording?.readAhead();
+  return recorded.response;
 }
