@@ -58,9 +58,7 @@ function shownText(text: string): string {
   const at = text.lastIndexOf("@");
   if (at === -1) return text;
   const start = AUTHORITY_START.exec(text)?.[0].length ?? 0;
-  const userinfo = text.slice(start, at);
-  const colon = userinfo.indexOf(":");
-  return `${text.slice(0, start)}${colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`}${text.slice(at)}`;
+  return `${text.slice(0, start)}${maskedUserinfo(text.slice(start, at))}${text.slice(at)}`;
 }
 
 // The userinfo of a URL: after "scheme://", up to the authority's last "@" (as URL parsers split it).
@@ -73,10 +71,13 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
  */
 export function shownUrl(url: URL | string): string {
   const text = typeof url === "string" ? url : url.href;
-  return text.replace(USERINFO, (_, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(":");
-    return `${scheme}${colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`}@`;
-  });
+  return text.replace(USERINFO, (_, scheme: string, userinfo: string) => `${scheme}${maskedUserinfo(userinfo)}@`);
+}
+
+/** `user:***` for `user:password`; `***` for a user name alone (often a token). */
+function maskedUserinfo(userinfo: string): string {
+  const colon = userinfo.indexOf(":");
+  return colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`;
 }
 
 // Line breaks and controls but tab: no header value carries them (Node's http throws a
