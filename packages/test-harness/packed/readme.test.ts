@@ -1,8 +1,9 @@
 /**
  * The READMEs' copy-paste examples, run for real from the packed project: core's "Verify a
- * delivery" (its `handle` given signed, rotated and tampered deliveries) and the Express,
- * Fastify and Koa "Use it" and Hono "Example" apps (each on 127.0.0.1, sent a signed webhook
- * and an idempotent request, each twice).
+ * delivery" (its `handle` given signed, rotated and tampered deliveries), the Express, Fastify
+ * and Koa "Use it" and Hono "Example" apps (each on 127.0.0.1, sent a signed webhook and an
+ * idempotent request, each twice), and the plain Node servers of the root README's Quick start
+ * and the webhooks guide (signed, tampered, and a client gone mid-body).
  */
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -10,10 +11,20 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { appExample, coreVerifyExample, FRAMEWORKS, type Framework, toJavaScript } from "./readme.js";
+import {
+  appExample,
+  coreVerifyExample,
+  FRAMEWORKS,
+  type Framework,
+  NODE_SERVERS,
+  type NodeServer,
+  nodeServerExample,
+  toJavaScript,
+} from "./readme.js";
 
 const run = promisify(execFile);
 const app = inject("packedApp");
@@ -38,6 +49,9 @@ beforeAll(() => {
   writeFileSync(join(examples, "core-verify.js"), toJavaScript(coreVerifyExample()));
   for (const framework of FRAMEWORKS) {
     writeFileSync(join(examples, `${framework}-app.js`), toJavaScript(appExample(framework)));
+  }
+  for (const name of Object.keys(NODE_SERVERS) as NodeServer[]) {
+    writeFileSync(join(examples, `${name}.js`), toJavaScript(nodeServerExample(name)));
   }
 });
 
@@ -79,7 +93,10 @@ describe("@interlock/core's README: Verify a delivery", () => {
   });
 });
 
-/** Starts an example app with `env`; resolves its base URL, and keeps every other JSON line it prints in `logged`. */
+/**
+ * Starts an example app with `env`; resolves its base URL, and keeps every other line it prints
+ * in `logged` (a line that is not JSON as `{ line }`).
+ */
 async function startApp(file: string, env: Record<string, string>, logged: Array<Record<string, unknown>>) {
   const child = spawn(process.execPath, [join(examples, file)], {
     cwd: examples,
@@ -93,7 +110,12 @@ async function startApp(file: string, env: Record<string, string>, logged: Array
   const port = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the README app exited (${code}) before listening:\n${stderr}`)));
     createInterface({ input: child.stdout! }).on("line", (line) => {
-      const message = JSON.parse(line);
+      let message: Record<string, unknown>;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        message = { line };
+      }
       if (typeof message.port === "number") resolve(message.port);
       else logged.push(message);
     });
@@ -164,5 +186,57 @@ describe.each(FRAMEWORKS)("@interlock/%s's README app", (framework) => {
     const other = await pay(randomUUID());
     expect(other.status).toBe(201);
     expect(await other.json()).toEqual({ id: "pay_2", amount: 1000 });
+  });
+});
+
+/** Sends a request's headers and part of its body, then leaves: a client gone mid-upload. */
+function leaveMidBody(base: string): Promise<void> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write("POST /webhooks HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 100\r\n\r\n{\"id\":");
+      setTimeout(() => socket.destroy(), 50);
+    });
+    socket.once("error", reject).once("close", () => resolve());
+  });
+}
+
+describe.each(Object.keys(NODE_SERVERS) as NodeServer[])("the plain Node server of %s", (name) => {
+  const secret = `whsec_${randomBytes(24).toString("base64")}`;
+  let child: ChildProcess;
+  let base: string;
+  let exited: number | null = null;
+  const logged: Array<Record<string, unknown>> = [];
+
+  beforeAll(async () => {
+    ({ child, base } = await startApp(`${name}.js`, { STRIPE_WEBHOOK_SECRET: secret }, logged));
+    child.once("exit", (code) => {
+      exited = code;
+    });
+  });
+
+  afterAll(() => {
+    child?.kill();
+  });
+
+  it("answers a signed Stripe delivery 200 and a tampered one 401 problem+json", async () => {
+    const body = JSON.stringify({ id: "evt_1", object: "event", type: "invoice.paid" });
+    const { headers } = await core.signWebhook({ scheme: core.stripe, secret, body });
+    const send = (payload: string) => fetch(`${base}/webhooks`, { method: "POST", headers, body: payload });
+    const signed = await send(body);
+    expect(signed.status).toBe(200);
+    await signed.arrayBuffer();
+    const tampered = await send(body.replace("paid", "void"));
+    expect([tampered.status, tampered.headers.get("content-type")]).toEqual([401, "application/problem+json"]);
+    expect(await tampered.json()).toMatchObject({ code: "no_matching_signature" });
+  });
+
+  it("outlives a client that leaves mid-body, and answers the next delivery", async () => {
+    await leaveMidBody(base);
+    const body = JSON.stringify({ id: "evt_2", object: "event", type: "invoice.paid" });
+    const { headers } = await core.signWebhook({ scheme: core.stripe, secret, body });
+    const next = await fetch(`${base}/webhooks`, { method: "POST", headers, body });
+    expect([next.status, exited]).toEqual([200, null]);
+    await next.arrayBuffer();
   });
 });

@@ -13,11 +13,16 @@ import { repoRoot } from "./packages.js";
 
 /** The first ```ts block after the heading `heading` in packages/<dir>/README.md. */
 export function readmeBlock(dir: string, heading: string): string {
-  const readme = readFileSync(join(repoRoot, "packages", dir, "README.md"), "utf8");
-  const at = readme.indexOf(`\n${heading}\n`);
-  if (at < 0) throw new Error(`packages/${dir}/README.md has no "${heading}" section`);
-  const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
-  if (block === null) throw new Error(`packages/${dir}/README.md: no ts block under "${heading}"`);
+  return markdownBlock(`packages/${dir}/README.md`, heading);
+}
+
+/** The first ```ts block after the heading `heading` in `file` (from the repository's root). */
+function markdownBlock(file: string, heading: string): string {
+  const text = readFileSync(join(repoRoot, file), "utf8");
+  const at = text.indexOf(`\n${heading}\n`);
+  if (at < 0) throw new Error(`${file} has no "${heading}" section`);
+  const block = /```ts\n([\s\S]*?)```/.exec(text.slice(at));
+  if (block === null) throw new Error(`${file}: no ts block under "${heading}"`);
   return block[1] as string;
 }
 
@@ -173,4 +178,36 @@ export function webExample(): string {
     },
     "packages/web/README.md",
   );
+}
+
+/** The plain Node servers of the docs (no framework), each `createServer(…).listen(3000)`. */
+export const NODE_SERVERS = {
+  "quick-start": { file: "README.md", heading: "## Quick start", reader: {} },
+  "receiver-without-framework": {
+    file: "docs/webhooks/README.md",
+    heading: "### Without a framework",
+    reader: {
+      fulfil: `async function fulfil(payload: unknown): Promise<void> {
+  console.log(JSON.stringify({ fulfilled: (payload as { type: string }).type }));
+}`,
+    },
+  },
+} satisfies Record<string, { file: string; heading: string; reader: Record<string, string> }>;
+
+export type NodeServer = keyof typeof NODE_SERVERS;
+
+/** A docs page's plain Node server, listening on 127.0.0.1 port 0 and printing `{"port":…}`. */
+export function nodeServerExample(name: NodeServer): string {
+  const { file, heading, reader } = NODE_SERVERS[name];
+  const example = replaceOnce(
+    markdownBlock(file, heading),
+    "}).listen(3000);",
+    `}).listen(0, "127.0.0.1", function (this: Server) {
+  console.log(JSON.stringify({ port: (this.address() as AddressInfo).port }));
+});`,
+    file,
+  );
+  return `import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+${withReaderCode(example, reader, file)}`;
 }
