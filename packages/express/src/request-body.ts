@@ -40,8 +40,12 @@ export function bodyReader(limit: number): BodyReader {
   return async (req, res) => {
     if (streamConsumed(req)) {
       // A parser (or the host) read the stream: its bytes are what it kept, or gone.
+      // Past the limit whatever read them: the app's parser may allow more than `bodyLimit`.
       const known = rawBodyOf(req);
-      if (known !== undefined) return known;
+      if (known !== undefined) {
+        if (known.byteLength > limit) throw BodyError.tooLarge(limit);
+        return known;
+      }
       // Nothing announced, nothing lost: a parser that read an empty stream kept no bytes.
       if (!announcesBody(req)) return undefined;
       throw new BodyError("body_not_raw", NOT_RAW_ADVICE);

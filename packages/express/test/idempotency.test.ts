@@ -669,6 +669,22 @@ describe("idempotency(): request bodies", () => {
     expect(world.runs()).toBe(2);
   });
 
+  it("bytes an app's parser kept past bodyLimit → 413 body_too_large, the route not run (the parser's own limit is larger)", async () => {
+    const world = await start(
+      (app, use, idem) => app.post("/echo", idem, use(echo)),
+      { bodyLimit: 32 },
+      (app) => app.use(express.json({ verify: captureRawBody })),
+    );
+    const key = newKey();
+    const big = JSON.stringify({ a: "x".repeat(40) });
+    for (const _ of [1, 2]) {
+      const response = await post(`${world.url}/echo`, key, big);
+      expect([response.status, response.json()]).toEqual([413, expect.objectContaining({ code: "body_too_large" })]);
+    }
+    expect(world.runs()).toBe(0);
+    expect((await post(`${world.url}/echo`, key, '{"a":1}')).status).toBe(201); // nothing was claimed
+  });
+
   it("a chunked body (no Content-Length) that grows past bodyLimit → 413 body_too_large, for a type Express's parsers read too", async () => {
     const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)), { bodyLimit: 32 });
     const key = newKey();

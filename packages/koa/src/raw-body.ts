@@ -30,15 +30,18 @@ export async function readRawBody(
   middleware: "webhook" | "idempotency",
 ): Promise<Buffer | string | BodyError> {
   const req = ctx.req;
+  // Bytes or text kept by an earlier read are held to this limit too: the webhook's, or the
+  // app's parser, may allow more than `bodyLimit`.
   const known = (req as Remembered)[RAW_BODY];
-  if (known !== undefined) return known;
+  if (known !== undefined) return known.byteLength > limit ? BodyError.tooLarge(limit) : known;
   // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
   if (!announcesBody(req)) return remember(req, EMPTY, ctx, false, limit);
   // Whether a parser read the body is the stream's to say, not `ctx.request.body`'s: @koa/bodyparser
   // and koa-bodyparser set that to `{}` for a type they do not parse (binary), leaving its bytes unread.
   if (req.readableDidRead || req.readableEnded) {
     const kept = (ctx.request as { rawBody?: unknown }).rawBody;
-    if (middleware === "idempotency" && typeof kept === "string") return kept;
+    if (middleware === "idempotency" && typeof kept === "string")
+      return Buffer.byteLength(kept) > limit ? BodyError.tooLarge(limit) : kept;
     return new BodyError("body_not_raw", notRawMessage(middleware));
   }
   // A declared length over the limit is refused unread; Node drains it after the response.

@@ -811,6 +811,31 @@ describe("raw body", () => {
     expect((await send("/payments", undefined, big)).status).toBe(200);
   });
 
+  it("text a body parser before idempotency() kept past bodyLimit → 413 body_too_large, the route not run", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx) => {
+            ctx.status = 201;
+            ctx.body = {};
+          },
+        ],
+      ],
+      { bodyLimit: 64 },
+      [bodyParser()],
+    );
+    const key = newId("key");
+    const big = JSON.stringify({ pad: "x".repeat(100) });
+    for (const _ of [1, 2]) {
+      const response = await send("/payments", key, big);
+      expect([response.status, await response.json()]).toEqual([413, expect.objectContaining({ code: "body_too_large" })]);
+    }
+    expect(world.calls).toBe(0);
+    expect((await send("/payments", key, '{"amount":5}')).status).toBe(201); // nothing was claimed
+  });
+
   it("bodyLimit defaults to 1 MiB (DEFAULT_REQUEST_BODY_LIMIT)", async () => {
     await start([
       [
