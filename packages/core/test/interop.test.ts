@@ -262,6 +262,21 @@ describe("Standard Webhooks (standardwebhooks)", () => {
     expect(() => wh.verify(body, signed.headers)).toThrow(StandardWebhookError);
   });
 
+  it("a signature header sent twice, as Node and fetch join it (\", \"), verifies in either order, as Webhook.verify does", async () => {
+    const body = BODIES[1]?.text ?? "";
+    const signed = await signWebhook({ scheme: standardWebhooks, secret, body, timestamp: realNowSeconds() });
+    const valid = signed.headers["webhook-signature"] as string;
+    const other = (await signWebhook({ scheme: standardWebhooks, secret: newSwSecret(), body, id: "msg_other" })).headers[
+      "webhook-signature"
+    ] as string;
+    const verifier = createWebhookVerifier({ scheme: standardWebhooks, secret });
+    for (const joined of [`${valid}, ${other}`, `${other}, ${valid}`]) {
+      const headers = { ...signed.headers, "webhook-signature": joined };
+      expect(wh.verify(body, headers)).toEqual(JSON.parse(body));
+      expect((await verifier.verify(headers, body)).id).toBe(signed.id);
+    }
+  });
+
   it("refuses a non-canonical base64 spelling of a valid signature (ours does not yet: see property.test.ts)", () => {
     const now = realNowSeconds();
     const id = msgId();

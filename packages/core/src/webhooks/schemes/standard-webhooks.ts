@@ -51,7 +51,11 @@ function parseSignatureList(text: string): SignatureCandidate[] {
       const length = comma - start;
       const v1 = length === 2 && text.startsWith("v1", start);
       if (v1 || (length === 3 && text.startsWith("v1a", start))) {
-        candidates.push({ kind: v1 ? "hmac" : "ed25519", bytes: decodeBase64(text.slice(comma + 1, end)) });
+        // A further comma ends the signature, as the reference libraries split an entry: Node and
+        // fetch join a header sent twice with ", ", which leaves a comma after the first list.
+        const after = text.indexOf(",", comma + 1);
+        const signatureEnd = after === -1 || after > end ? end : after;
+        candidates.push({ kind: v1 ? "hmac" : "ed25519", bytes: decodeBase64(text.slice(comma + 1, signatureEnd)) });
       }
     }
     start = end + 1;
