@@ -7,7 +7,7 @@
 import { InterlockConfigError, problemResponse, type VerifiedWebhook } from "@interlock/core";
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import { fastifyPlugin } from "fastify-plugin";
-import { addWebhookFormParser, kTakesFormRaw } from "./form-body.js";
+import { addWebhookBodyFallback, kTakesBodyRaw } from "./body-fallback.js";
 import { HOOK_NAMES, type InterlockHooks, placementOf } from "./hooks.js";
 import { kIdempotentRun } from "./idempotency.js";
 import { kRawBody } from "./raw-body.js";
@@ -50,10 +50,10 @@ function applyHooks(route: RouteOptions, hooks: InterlockHooks): void {
 
 const plugin: FastifyPluginCallback = (fastify, _options, done) => {
   // Declared up front so requests keep one shape (Fastify's advice for decorations).
-  for (const name of ["webhook", kRawBody, kWebhookClaim, kIdempotentRun, kTakesFormRaw] as const) {
+  for (const name of ["webhook", kRawBody, kWebhookClaim, kIdempotentRun, kTakesBodyRaw] as const) {
     if (!fastify.hasRequestDecorator(name)) fastify.decorateRequest(name, null);
   }
-  addWebhookFormParser(fastify);
+  addWebhookBodyFallback(fastify);
   fastify.addHook("onRoute", (route) => {
     const sets = route.config?.interlock;
     if (sets === undefined) return;

@@ -1,10 +1,10 @@
 /**
  * `webhook(options)`: verification and replay de-duplication around a Fastify route, through
- * core's receiver. The raw body is captured in `preParsing` (a form body is then taken raw
- * unless the app parses forms itself: form-body.ts), the delivery is verified and
- * claimed in `preHandler`, and the claim is settled when the handler's answer is sent
- * (`onSend`: 2xx records it, anything else releases it) or when it throws (`onError`, or
- * Fastify's diagnostics channel for a hijacked reply).
+ * core's receiver. The raw body is captured in `preParsing` (a body of a type no parser of
+ * the app takes, or one sent without Content-Type, is then taken raw: body-fallback.ts), the
+ * delivery is verified and claimed in `preHandler`, and the claim is settled when the
+ * handler's answer is sent (`onSend`: 2xx records it, anything else releases it) or when it
+ * throws (`onError`, or Fastify's diagnostics channel for a hijacked reply).
  */
 
 import {
@@ -17,8 +17,8 @@ import {
   type WebhookTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
+import { takeBodyRaw } from "./body-fallback.js";
 import { keepPending, recordOnHijack, resetBeforeEnd, sentStatus, takePending } from "./capture.js";
-import { takeFormRaw } from "./form-body.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -99,7 +99,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
           onError,
         );
       }
-      takeFormRaw(request);
+      takeBodyRaw(request);
       capture(request, reply, payload, done);
     },
 
