@@ -86,7 +86,7 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
       return toResponse(refusal);
     }
 
-    const client = await pool.connect();
+    const client = await checkout(pool);
     try {
       await client.query("BEGIN");
       const id = `pay_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -113,6 +113,7 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
       if (ticket) await payments.abort(ticket);
       throw error; // app.onError answers 500
     } finally {
+      client.removeListener("error", lost);
       client.release();
     }
   });
@@ -137,6 +138,25 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
  * The push's `after`, or undefined when the payload names none, or cannot be read at all: the
  * payload getter throws SyntaxError for a body that is neither a JSON object nor GitHub's form.
  */
+/**
+ * A pool connection with an 'error' listener from the moment pg hands it over. A checked-out
+ * client has none of its own, and one the server ends (a restart, pg_terminate_backend) emits
+ * 'error': unheard, that ends the process. The callback form, not `await pool.connect()`: pg
+ * hands a new connection over while still reading its socket, and an error later in the same
+ * read is emitted before an `await` could add the listener. The query then rejects instead.
+ */
+function checkout(pool) {
+  return new Promise((resolve, reject) => {
+    pool.connect((error, client) => {
+      if (error) return reject(error);
+      client.on("error", lost);
+      resolve(client);
+    });
+  });
+}
+
+function lost() {} // the query in flight rejects with the same error
+
 function headOf(delivery) {
   try {
     return delivery.payload?.after;

@@ -45,7 +45,7 @@ interface PgPoolClient extends PgQueryable {
 }
 
 interface PgPool extends PgQueryable {
-  connect(): Promise<PgPoolClient>;
+  connect(callback: (error: Error | undefined, client: PgPoolClient | undefined) => void): void;
   readonly waitingCount: number;
 }
 
@@ -116,24 +116,26 @@ export async function execute(
     return within(running, deadline.remaining);
   }
 
-  const acquiring = db.connect();
+  // A checked-out pg client has no 'error' listener of its own: without ours, a connection lost
+  // mid-query would be an unhandled 'error' event. The query rejects with it anyway.
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  const acquiring = connectListening(db, onError);
   let client: PgPoolClient;
   try {
     client = await within(acquiring, deadline.remaining);
   } catch (error) {
     acquiring.then(
-      (late) => late.release(),
+      (late) => {
+        late.removeListener("error", onError);
+        late.release(broken);
+      },
       () => {},
     );
     throw error;
   }
-  // A checked-out pg client has no 'error' listener of its own: without this, a connection
-  // lost mid-query would be an unhandled 'error' event. The query rejects with it anyway.
-  let broken: Error | undefined;
-  const onError = (error: Error) => {
-    broken = error;
-  };
-  client.on("error", onError);
   try {
     const result = await within(client.query(query()), deadline.remaining);
     client.removeListener("error", onError);
@@ -147,6 +149,23 @@ export async function execute(
     client.release(inDoubt ? (broken ?? error ?? true) : undefined);
     throw error;
   }
+}
+
+/**
+ * A pool connection with `onError` on it from the moment pg-pool hands it over. The callback
+ * form, not the promise: pg-pool hands over a new connection from inside its socket's data
+ * handler, taking its own idle listener off there, and an error message later in the same read
+ * (the server shutting down, `pg_terminate_backend`) is emitted at once, before a promise's
+ * continuation could listen: an unhandled 'error' event, which ends the process.
+ */
+function connectListening(pool: PgPool, onError: (error: Error) => void): Promise<PgPoolClient> {
+  return new Promise((resolve, reject) => {
+    pool.connect((error, client) => {
+      if (client === undefined || (error !== undefined && error !== null)) return reject(error);
+      client.on("error", onError);
+      resolve(client);
+    });
+  });
 }
 
 /** A PostgreSQL error (has a SQLSTATE), as opposed to a network or driver error. */

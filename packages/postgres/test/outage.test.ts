@@ -3,7 +3,7 @@
  * false win, never a hang), and succeed again once it is back, on the same pool.
  */
 
-import { createServer, type Server, type Socket } from "node:net";
+import { connect as connectTcp, createServer, type Server, type Socket } from "node:net";
 import type { ClaimResult } from "@interlock/core";
 import { freePort, type PostgresServer, startPostgres } from "@interlock/test-harness";
 import pg from "pg";
@@ -169,5 +169,73 @@ describe("a server that never answers, or no free connection", () => {
     await sleep(50); // the pool hands the connection to the abandoned claim, which gives it back unused
     expect((await store.claim("k", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("claimed");
     await endPool(pool);
+  });
+});
+
+/** A FATAL ErrorResponse, as PostgreSQL sends it when it ends a connection (57P01: pg_terminate_backend, a fast shutdown). */
+function fatalMessage(): Buffer {
+  const field = (type: string, value: string) => Buffer.from(`${type}${value}\0`);
+  const fields = [
+    ["S", "FATAL"],
+    ["V", "FATAL"],
+    ["C", "57P01"],
+    ["M", "terminating connection due to administrator command"],
+  ].map(([type, value]) => field(type as string, value as string));
+  const body = Buffer.concat([...fields, Buffer.from([0])]);
+  const length = Buffer.alloc(4);
+  length.writeInt32BE(body.length + 4);
+  return Buffer.concat([Buffer.from("E"), length, body]);
+}
+
+describe("a connection the server ends in the read that completes its start-up", () => {
+  let proxy: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    // Between pg and the server: the ReadyForQuery that ends the start-up ('Z', length 5) goes
+    // out with the server's FATAL right behind it, in one write, and the connection closes.
+    const target = new URL(inject("databaseUrl"));
+    proxy = createServer((client) => {
+      const server = connectTcp(Number(target.port), target.hostname);
+      let ended = false;
+      client.on("data", (chunk) => server.write(chunk)).on("error", () => {});
+      server.on("error", () => {});
+      server.on("data", (chunk: Buffer) => {
+        if (ended) return;
+        if (!chunk.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) return void client.write(chunk);
+        ended = true;
+        client.end(Buffer.concat([chunk, fatalMessage()]));
+        server.destroy();
+      });
+    });
+    port = await freePort();
+    await new Promise<void>((resolve) => proxy.listen(port, "127.0.0.1", resolve));
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => proxy.close(resolve));
+  });
+
+  it("fails with StoreUnavailableError, the error heard: never an unhandled 'error' event, which ends the process", async () => {
+    const target = new URL(inject("databaseUrl"));
+    target.host = `127.0.0.1:${port}`;
+    const pool = new pg.Pool({ connectionString: target.href, max: 2 });
+    pool.on("error", () => {}); // as the README asks: idle connections may die
+    // An 'error' a connection emits with no listener is recorded here instead of thrown.
+    const unheard: unknown[] = [];
+    pool.on("connect", (client) => {
+      const emit = client.emit.bind(client);
+      client.emit = (event: string | symbol, ...args: unknown[]) => {
+        if (event !== "error" || client.listenerCount("error") > 0) return emit(event, ...args);
+        unheard.push(args[0]);
+        return false;
+      };
+    });
+    const store = postgresStore(pool, { operationTimeoutMs: TIMEOUT });
+    for (let i = 0; i < 3; i++) {
+      const result = await outcome(() => store.claim(`k${i}`, { fingerprint: "fp", lockTtlMs: 5_000 }));
+      expect(result.outcome).toEqual(unavailable);
+    }
+    expect(unheard).toEqual([]);
+    await pool.end().catch(() => {});
   });
 });
