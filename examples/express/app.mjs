@@ -4,6 +4,7 @@ import { memoryStore, stripe } from "@interlock/core";
 import { captureRawBody, idempotency, releaseOnError, webhook } from "@interlock/express";
 import express from "express";
 import { bearerToken } from "../shared/bearer.mjs";
+import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../shared/payload.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -26,7 +27,11 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
   //    200 {"duplicate":true} without running the handler again.
   app.post("/webhooks/stripe", webhook({ scheme: stripe, secret: stripeSecret, store }), (req, res) => {
     const event = req.webhook; // verified: id, timestamp, payload
-    if (event.payload.type === "checkout.session.completed") {
+    // Signed, but no event: JSON null, a number, a form body… is a 422 problem, not a 500 on
+    // every redelivery (a 4xx releases it too: Stripe's dashboard shows why it failed).
+    const payload = payloadObject(event);
+    if (payload === undefined) return problem(res, 422, "invalid_payload", INVALID_PAYLOAD_DETAIL);
+    if (payload.type === "checkout.session.completed") {
       db.fulfilled.push(event.id); // fulfil the order
     }
     // A 2xx records the delivery as processed. Throw, or answer non-2xx, and it is released:

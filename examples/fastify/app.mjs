@@ -5,6 +5,7 @@ import { memoryStore, standardWebhooks } from "@interlock/core";
 import { idempotency, interlock, webhook } from "@interlock/fastify";
 import Fastify from "fastify";
 import { bearerToken } from "../shared/bearer.mjs";
+import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../shared/payload.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -31,9 +32,13 @@ export async function createApp({ webhookSecret, apiKeys, store = memoryStore(),
   //    checked over them (svix-* headers too), and the webhook-id is claimed, so a redelivery is
   //    answered 200 {"duplicate":true} without running the handler again.
   const deliveries = webhook({ scheme: standardWebhooks, secret: webhookSecret, store });
-  app.post("/webhooks/svix", { config: { interlock: deliveries } }, async (request) => {
+  app.post("/webhooks/svix", { config: { interlock: deliveries } }, async (request, reply) => {
     const event = request.webhook; // verified: id, timestamp, payload
-    db.received.push({ id: event.id, type: event.payload.type }); // the business work
+    // Signed, but no event: JSON null, a number, a form body… is a 422 problem, not a 500 on
+    // every redelivery (a 4xx releases it too: the sender's log shows why it failed).
+    const payload = payloadObject(event);
+    if (payload === undefined) return problem(reply, 422, "invalid_payload", INVALID_PAYLOAD_DETAIL);
+    db.received.push({ id: event.id, type: payload.type }); // the business work
     // A 2xx records the delivery as processed. Throw, or answer non-2xx, and it is released:
     // the sender's retry will run this handler again.
     return { received: event.id };

@@ -45,6 +45,38 @@ describe("Standard Webhooks (Svix)", () => {
     expect(await tampered.json()).toMatchObject({ status: 401, code: "no_matching_signature" });
     expect(db.received).toHaveLength(1);
   });
+
+  // Signed by the sender, so verified, but no event object: read as one, each was a 500 on every redelivery.
+  const notObjects = ["null", "42", '"evt"', "[]", "{not json", "type=checkout.session.completed"];
+
+  it.each(notObjects)(
+    "answers 422 invalid_payload to a signed delivery whose payload is %s, and records nothing",
+    async (body) => {
+      const received = db.received.length;
+      const signed = await signWebhook({ scheme: standardWebhooks, secret: WEBHOOK_SECRET, body });
+
+      // Sent as a form when it is no JSON: labelled JSON, Fastify's own parser refuses it first (400 problem).
+      const type = isJson(body) ? "application/json" : "application/x-www-form-urlencoded";
+      const refused = await fetch(`${app.url}/webhooks/svix`, {
+        method: "POST",
+        headers: { ...signed.headers, "content-type": type },
+        body: signed.body,
+      });
+      expect(refused.status).toBe(422);
+      expect(refused.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(await refused.json()).toMatchObject({ status: 422, code: "invalid_payload" });
+      expect(db.received).toHaveLength(received);
+    },
+  );
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -6,6 +6,7 @@ import { idempotency, webhook } from "@interlock/hono";
 import { Hono } from "hono";
 import { bearerToken } from "../shared/bearer.mjs";
 import { apiKeysFrom, checkedAtStart, hostFrom, portFrom, StartupError } from "../shared/config.mjs";
+import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../shared/payload.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -28,8 +29,12 @@ export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = m
   app.post("/webhooks/github", webhook({ scheme: github, secret: githubSecret, store }), (c) => {
     const delivery = c.get("webhook"); // verified: id, payload (decoded on first use), body
     const event = c.req.header("x-github-event");
+    // Signed, but no event: JSON null, a number, a form body without `payload=`… is a 422
+    // problem, not a 500 on every redelivery (a 4xx releases it too: GitHub's log shows why).
+    const payload = payloadObject(delivery);
+    if (payload === undefined) return problem(c, 422, "invalid_payload", INVALID_PAYLOAD_DETAIL);
     if (event === "push") {
-      db.deliveries.push({ id: delivery.id, event, head: delivery.payload.after }); // deploy, sync, …
+      db.deliveries.push({ id: delivery.id, event, head: payload.after }); // deploy, sync, …
     }
     // A 2xx records the delivery as processed. Throw, or answer non-2xx, and it is released:
     // a redelivery will run this handler again.

@@ -5,6 +5,7 @@ import { memoryStore, shopify } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/koa";
 import Koa from "koa";
 import { bearerToken } from "../shared/bearer.mjs";
+import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../shared/payload.mjs";
 
 /** Stands in for your database: what the handlers did, so you (and the test) can look. */
 export function memoryDb() {
@@ -39,8 +40,12 @@ export function createApp({ shopifySecret, apiKeys, store = memoryStore(), db = 
   app.use(
     route("POST", "/webhooks/shopify", webhook({ scheme: shopify, secret: shopifySecret, store }), (ctx) => {
       const delivery = ctx.state.webhook; // verified: id, payload, body (the raw bytes)
+      // Signed, but no event: JSON null, a number, a form body… is a 422 problem, not a 500 on
+      // every redelivery (a 4xx releases it too: Shopify's log shows why it failed).
+      const payload = payloadObject(delivery);
+      if (payload === undefined) return problem(ctx, 422, "invalid_payload", INVALID_PAYLOAD_DETAIL);
       const topic = ctx.get("x-shopify-topic");
-      if (topic === "orders/paid") db.orders.push({ id: delivery.id, order: delivery.payload.id }); // fulfil it
+      if (topic === "orders/paid") db.orders.push({ id: delivery.id, order: payload.id }); // fulfil it
       // A 2xx records the delivery as processed. Throw, or answer non-2xx, and it is released:
       // Shopify's retry will run this handler again.
       ctx.body = { received: delivery.id };

@@ -43,6 +43,23 @@ describe("Shopify webhooks", () => {
     expect(await tampered.json()).toMatchObject({ status: 401, code: "no_matching_signature" });
     expect(db.orders).toHaveLength(1);
   });
+
+  // Signed by the sender, so verified, but no event object: read as one, each was a 500 on every redelivery.
+  const notObjects = ["null", "42", '"evt"', "[]", "{not json", "id=450789469"];
+
+  it.each(notObjects)(
+    "answers 422 invalid_payload to a signed delivery whose payload is %s, and records nothing",
+    async (body) => {
+      const orders = db.orders.length;
+      const signed = await signWebhook({ scheme: shopify, secret: SHOPIFY_SECRET, body, id: crypto.randomUUID() });
+
+      const refused = await deliver(signed.headers, signed.body);
+      expect(refused.status).toBe(422);
+      expect(refused.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(await refused.json()).toMatchObject({ status: 422, code: "invalid_payload" });
+      expect(db.orders).toHaveLength(orders);
+    },
+  );
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));

@@ -49,6 +49,28 @@ describe("Stripe webhooks", () => {
     expect(await tampered.json()).toMatchObject({ status: 401, code: "no_matching_signature" });
     expect(db.fulfilled).toEqual(["evt_1042"]);
   });
+
+  // Signed by the sender, so verified, but no event object: read as one, each was a 500 on every redelivery.
+  const notObjects = ["null", "42", '"evt"', "[]", "{not json", "type=checkout.session.completed"];
+
+  it.each(notObjects)(
+    "answers 422 invalid_payload to a signed delivery whose payload is %s, and fulfils nothing",
+    async (body) => {
+      const fulfilled = [...db.fulfilled];
+      const signed = await signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body });
+
+      // As text: labelled JSON, a body that is no object is refused first by Nest's strict JSON parser (400 problem).
+      const refused = await fetch(`${app.url}/webhooks/stripe`, {
+        method: "POST",
+        headers: { ...signed.headers, "content-type": "text/plain" },
+        body,
+      });
+      expect(refused.status).toBe(422);
+      expect(refused.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(await refused.json()).toMatchObject({ status: 422, code: "invalid_payload" });
+      expect(db.fulfilled).toEqual(fulfilled);
+    },
+  );
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));

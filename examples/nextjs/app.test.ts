@@ -3,11 +3,11 @@
 // client would. In this process so that the test sees the app's database stand-in (the routes
 // keep it on globalThis): it reads what the routes did and makes them fail or wait on purpose.
 import { execFile } from "node:child_process";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingHttpHeaders, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { signWebhook, stripe } from "@interlock/core";
+import { DEFAULT_MAX_BODY_BYTES, signWebhook, stripe } from "@interlock/core";
 import next from "next";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { API_KEY, apiKeys, describePaymentsApi } from "../payments-api.js";
@@ -86,7 +86,84 @@ describe.each([
     expect(await retried.json()).toEqual({ received: id });
     expect(db().fulfilled.filter((fulfilled) => fulfilled === id)).toEqual([id]);
   });
+
+  // Signed by the sender, so verified, but no event object: read as one, each was a 500 on every redelivery.
+  it.each(["null", "42", '"evt"', "[]", "{not json", "type=checkout.session.completed"])(
+    "answers 422 invalid_payload to a signed delivery whose payload is %s, and fulfils nothing",
+    async (body) => {
+      const fulfilled = [...db().fulfilled];
+      const signed = await signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body });
+
+      const refused = await deliver(signed.headers, body);
+      expect(refused.status).toBe(422);
+      expect(refused.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(await refused.json()).toMatchObject({ status: 422, code: "invalid_payload" });
+      expect(db().fulfilled).toEqual(fulfilled);
+    },
+  );
+
+  // Past the receiver's maxBodyBytes: refused while the client is still sending, so never held whole.
+  it.each([
+    [
+      "declared by Content-Length, before a byte of it is sent",
+      { "content-length": String(DEFAULT_MAX_BODY_BYTES + 1) },
+    ],
+    ["streamed (chunked), while the rest is still to come", { "transfer-encoding": "chunked" }],
+  ])("answers a body over the limit 413 problem+json, %s", async (_how, framing) => {
+    const answer = await answerBeforeTheEnd(path, { ...framing, "stripe-signature": "t=1,v1=00" });
+    expect(answer, "no answer while the body was still being sent").toBeDefined();
+    expect(answer?.status).toBe(413);
+    expect(answer?.headers["content-type"]).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(answer?.body ?? "")).toMatchObject({
+      status: 413,
+      code: "body_too_large",
+      detail: `the request body exceeds ${DEFAULT_MAX_BODY_BYTES} bytes`,
+    });
+  });
 });
+
+/**
+ * POSTs to `path` a body of more than DEFAULT_MAX_BODY_BYTES (none at all under a Content-Length
+ * over it, as a client that sent `Expect: 100-continue` would wait), and never ends it: the
+ * answer the server gives meanwhile, or undefined when it gives none within 10 s (it is waiting
+ * for the end of the body, to hold it whole).
+ */
+async function answerBeforeTheEnd(
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string } | undefined> {
+  const upload = request(`${origin}${path}`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/json" },
+  });
+  upload.on("error", () => {}); // the server may close the connection once it has answered
+  let answered = false;
+  const answer = new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve) => {
+    upload.on("response", (response) => {
+      answered = true;
+      let body = "";
+      response.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+    });
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), 10_000);
+  });
+  try {
+    upload.flushHeaders();
+    if (headers["transfer-encoding"] === "chunked") {
+      const chunk = Buffer.alloc(1024 * 1024, "a");
+      for (let sent = 0; sent <= DEFAULT_MAX_BODY_BYTES && !answered && !upload.destroyed; sent += chunk.byteLength) {
+        if (!upload.write(chunk)) await new Promise((resolve) => upload.once("drain", resolve).once("close", resolve));
+      }
+    }
+    return await Promise.race([answer, timeout]);
+  } finally {
+    clearTimeout(timer);
+    upload.destroy();
+  }
+}
 
 describePaymentsApi(() => ({ url: `${origin}/api`, db: db() }));
 

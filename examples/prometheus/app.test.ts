@@ -1,6 +1,6 @@
 // Boots the Prometheus example on 127.0.0.1:0, sends it Stripe deliveries and payment requests
 // over real HTTP, then scrapes /metrics as Prometheus would and checks every Interlock series.
-import { signWebhook, stripe } from "@interlock/core";
+import { type InterlockStore, memoryStore, signWebhook, stripe } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { start } from "./server.mjs";
 
@@ -92,7 +92,7 @@ describe("GET /metrics", () => {
       [stripeDelivery({ outcome: "rejected", code: "timestamp_too_old" }), 1],
     ]);
     expectSeries("interlock_webhook_deliveries_total", [
-      [stripeDelivery({ outcome: "processed" }), 1],
+      [stripeDelivery({ outcome: "processed", recorded: "true" }), 1],
       [stripeDelivery({ outcome: "duplicate" }), 1],
       [stripeDelivery({ outcome: "rejected" }), 2],
     ]);
@@ -130,6 +130,47 @@ describe("GET /metrics", () => {
     expect(Object.keys(samples(text, "process_cpu_user_seconds_total"))).toHaveLength(1);
   });
 
+  it("reports a delivery and a request whose complete failed as not recorded, and the complete as failed", async () => {
+    // The store takes claims and releases, but every complete fails: the delivery is answered 200
+    // and the payment 201 all the same, and a redelivery or retry may run them again.
+    const down = await start({ port: 0, host: "127.0.0.1", stripeSecret: STRIPE_SECRET, store: completeFails() });
+    try {
+      const body = JSON.stringify({ id: "evt_unrecorded", object: "event", type: "checkout.session.completed" });
+      const signed = await signWebhook({ scheme: stripe, secret: STRIPE_SECRET, body });
+      const delivered = await fetch(`${down.url}/webhooks/stripe`, { method: "POST", headers: signed.headers, body });
+      expect(delivered.status).toBe(200);
+      const paid = await fetch(`${down.url}/payments`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": "sk_test_7", "idempotency-key": "order-9" },
+        body: JSON.stringify({ amount: 4200 }),
+      });
+      expect(paid.status).toBe(201);
+
+      const text = await (await fetch(`${down.url}/metrics`)).text();
+      const expectSeries = (name: string, expected: Array<[Labels, number]>) =>
+        expect(samples(text, name)).toEqual(
+          Object.fromEntries(expected.map(([labels, value]) => [series(name, labels), value])),
+        );
+      expectSeries("interlock_webhook_deliveries_total", [
+        [{ scheme: "stripe", outcome: "processed", recorded: "false" }, 1],
+      ]);
+      // One request that ran: first, then not_recorded; and the failed store call, store_down.
+      expectSeries("interlock_idempotency_outcomes_total", [
+        [{ method: "POST", route: "/payments", outcome: "first" }, 1],
+        [{ method: "POST", route: "/payments", outcome: "not_recorded", reason: "store_error" }, 1],
+        [{ method: "POST", route: "/payments", outcome: "store_down", reason: "complete" }, 1],
+      ]);
+      expectSeries("interlock_store_duration_seconds_count", [
+        [{ component: "webhook", operation: "claim", failed: "false" }, 1],
+        [{ component: "webhook", operation: "complete", failed: "true" }, 1],
+        [{ component: "idempotency", operation: "claim", failed: "false" }, 1],
+        [{ component: "idempotency", operation: "complete", failed: "true" }, 1],
+      ]);
+    } finally {
+      await down.close();
+    }
+  });
+
   it("counts from zero per app: another app has its own registry", async () => {
     const other = await start({ port: 0, host: "127.0.0.1", stripeSecret: STRIPE_SECRET });
     try {
@@ -141,3 +182,15 @@ describe("GET /metrics", () => {
     }
   });
 });
+
+/** A memory store whose every `complete` fails, as a store that went down after the claim. */
+function completeFails(): InterlockStore {
+  const store = memoryStore();
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === "complete") return () => Promise.reject(new Error("the store went away"));
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -29,8 +29,10 @@ export function interlockMetrics(registry) {
   });
   const deliveries = new Counter({
     name: "interlock_webhook_deliveries_total",
-    help: "Webhook deliveries by what became of them: processed, duplicate, in_flight, rejected, store_unavailable, handler_failed.",
-    labelNames: ["scheme", "outcome"],
+    help:
+      "Webhook deliveries by what became of them: processed, duplicate, in_flight, rejected, store_unavailable, handler_failed; " +
+      'recorded="false" on processed: not recorded, a redelivery may run again; released="false" on handler_failed: the lease ends on its own.',
+    labelNames: ["scheme", "outcome", "recorded", "released"],
     registers,
   });
   const webhookHandlerSeconds = new Histogram({
@@ -42,7 +44,9 @@ export function interlockMetrics(registry) {
   });
   const idempotency = new Counter({
     name: "interlock_idempotency_outcomes_total",
-    help: "Idempotency decisions by route and outcome: first, then completed, released or not_recorded; replayed, in_flight, mismatch, rejected, store_down.",
+    help:
+      "Idempotency decisions by route and outcome: first, then completed, released or not_recorded; replayed, in_flight, mismatch, rejected; " +
+      "store_down for each failed store call (reason: claim, complete after a not_recorded, release after a released).",
     labelNames: ["method", "route", "outcome", "reason"],
     registers,
   });
@@ -84,13 +88,17 @@ export function interlockMetrics(registry) {
         return store("webhook", event.operation, event.storeMs, true);
       case "webhook.processed":
       case "webhook.handler_failed": {
-        const outcome = event.type === "webhook.processed" ? "processed" : "handler_failed";
-        deliveries.inc({ scheme: event.scheme, outcome });
+        const processed = event.type === "webhook.processed";
+        const outcome = processed ? "processed" : "handler_failed";
+        // Whether the store took the outcome: a processed delivery not recorded (the complete
+        // failed, or the lease was lost) may run again on its redelivery; a release that failed
+        // leaves the lease to end on its own. Either is timed as a failed store operation.
+        const stored = processed ? event.recorded : event.released;
+        deliveries.inc({ scheme: event.scheme, outcome, [processed ? "recorded" : "released"]: String(stored) });
         // durationMs runs from the won claim to the recorded outcome: the handler, then storeMs.
         webhookHandlerSeconds.observe({ scheme: event.scheme, outcome }, seconds(event.durationMs - event.storeMs));
         store("webhook", "claim", event.claimMs);
-        const failed = event.type === "webhook.handler_failed" && !event.released;
-        return store("webhook", outcome === "processed" ? "complete" : "release", event.storeMs, failed);
+        return store("webhook", processed ? "complete" : "release", event.storeMs, !stored);
       }
       case "idempotency.rejected":
         return idempotency.inc({

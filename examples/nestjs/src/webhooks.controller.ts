@@ -4,6 +4,8 @@
 import type { VerifiedWebhook } from "@interlock/core";
 import { Controller, createParamDecorator, type ExecutionContext, HttpCode, Inject, Post } from "@nestjs/common";
 import type { Request } from "express";
+import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../../shared/payload.mjs";
+import { Problem } from "./problem.js";
 import { SETTINGS, type Settings } from "./settings.js";
 
 /** The delivery webhook() verified, as a handler parameter: `@VerifiedEvent() event`. */
@@ -18,8 +20,11 @@ export class WebhooksController {
   @Post()
   @HttpCode(200)
   receive(@VerifiedEvent() event: VerifiedWebhook) {
-    const { type } = event.payload as { type?: string };
-    if (type === "checkout.session.completed") {
+    // Signed, but no event: JSON null, a number, a form body… is a 422 problem, not a 500 on
+    // every redelivery (a 4xx releases it too: Stripe's dashboard shows why it failed).
+    const payload = payloadObject(event);
+    if (payload === undefined) throw new Problem(422, "invalid_payload", INVALID_PAYLOAD_DETAIL);
+    if (payload.type === "checkout.session.completed") {
       this.settings.db.fulfilled.push(event.id as string); // fulfil the order
     }
     // A 2xx records the delivery as processed. Throw (Nest's filters answer 500), or answer

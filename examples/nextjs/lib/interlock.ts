@@ -13,6 +13,7 @@ import {
 } from "@interlock/core";
 import { bearerToken } from "../../shared/bearer.mjs";
 import { apiKeysFrom, StartupError } from "../../shared/config.mjs";
+import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../../shared/payload.mjs";
 
 export interface Payment {
   id: string;
@@ -68,10 +69,17 @@ export function interlock(): ReturnType<typeof createInterlock> {
   return holder[SHARED];
 }
 
-/** What both Stripe routes do with a verified delivery: a paid checkout is fulfilled. */
-export async function processStripeEvent(event: VerifiedWebhook, db: Db): Promise<void> {
-  const { type } = event.payload as { type?: string };
-  if (type === "checkout.session.completed") await db.fulfil(event.id as string);
+/**
+ * What both Stripe routes do with a verified delivery: a paid checkout is fulfilled. Undefined
+ * when done (answer 200); the 422 problem to answer instead when the delivery is no event, its
+ * payload no JSON object (signed JSON `null`, a number, a form body…): reading `.type` off it
+ * would throw, a 500 on every redelivery. (A 4xx releases the delivery too, as any non-2xx.)
+ */
+export async function processStripeEvent(event: VerifiedWebhook, db: Db): Promise<Response | undefined> {
+  const payload = payloadObject(event);
+  if (payload === undefined) return problem(422, "invalid_payload", INVALID_PAYLOAD_DETAIL);
+  if (payload.type === "checkout.session.completed") await db.fulfil(event.id as string);
+  return undefined;
 }
 
 /** An RFC 9457 problem, as Interlock's own refusals are. */

@@ -80,6 +80,11 @@ export const SPAN_OAUTH_TOKEN = "interlock.oauth.token";
 /** The `error.type` of a failure Interlock reports by outcome rather than by code. */
 const STORE_UNAVAILABLE = "store_unavailable";
 const HANDLER_FAILED = "handler_failed";
+/**
+ * The `error.type` of a webhook `complete` that did not record a processed delivery: the store
+ * failed, or the lease was lost (`recorded: false` does not say which), so not `store_unavailable`.
+ */
+const NOT_RECORDED = "not_recorded";
 /** The semantic conventions' `error.type` for an error outside the documented list. */
 const OTHER = "_OTHER";
 
@@ -186,9 +191,7 @@ function handledDelivery(
 ): void {
   record.time(METRIC_WEBHOOK_HANDLER_DURATION, handlerMs(event), attributes);
   record.store("webhook", "claim", event.claimMs);
-  // A release that failed is timed as a failed store call (the lease then ends on its own).
-  const failed = event.type === "webhook.handler_failed" && !event.released;
-  record.store("webhook", ending, event.storeMs, failed ? STORE_UNAVAILABLE : undefined);
+  record.store("webhook", ending, event.storeMs, endingFailure(event));
   const id = webhookId(event.id);
   record.span(
     SPAN_WEBHOOK_CLAIM,
@@ -196,6 +199,16 @@ function handledDelivery(
     { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: "claimed", ...id },
   );
   record.span(SPAN_WEBHOOK_HANDLE, event, { ...attributes, ...id, ...handled }, errorType);
+}
+
+/**
+ * The `error.type` of the store call that ended a handled delivery, when it did not do its part:
+ * a release that failed (the lease then ends on its own), `store_unavailable`; a complete that
+ * did not record the delivery (a redelivery may run it again), `not_recorded`.
+ */
+function endingFailure(event: EventOf<"webhook.processed" | "webhook.handler_failed">): string | undefined {
+  if (event.type === "webhook.handler_failed") return event.released ? undefined : STORE_UNAVAILABLE;
+  return event.recorded ? undefined : NOT_RECORDED;
 }
 
 export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> } = {

@@ -391,6 +391,40 @@ describe("failures", () => {
     ]);
   });
 
+  it("a processed delivery whose complete fails: counted recorded false, the complete timed as not_recorded", async () => {
+    world.store.store.complete = () => Promise.reject(new Error("connection reset"));
+    expect((await deliver("msg_8", { type: "invoice.paid" })).status).toBe(200);
+    const processed = eventOf("webhook.processed");
+    expect(processed.recorded).toBe(false);
+    const metrics = await world.otel.metrics();
+    expect(metrics["interlock.webhook.deliveries"]).toEqual([
+      {
+        attributes: {
+          "interlock.webhook.scheme": SCHEME,
+          "interlock.webhook.outcome": "processed",
+          "interlock.webhook.recorded": false,
+        },
+        value: 1,
+      },
+    ]);
+    expect(sorted(metrics["interlock.store.duration"])).toEqual([
+      {
+        attributes: {
+          "interlock.component": "webhook",
+          "interlock.store.operation": "complete",
+          "error.type": "not_recorded",
+        },
+        count: 1,
+        sum: expect.closeTo(processed.storeMs / 1000, 9),
+      },
+      {
+        attributes: { "interlock.component": "webhook", "interlock.store.operation": "claim" },
+        count: 1,
+        sum: expect.closeTo(processed.claimMs / 1000, 9),
+      },
+    ]);
+  });
+
   it("a handler that outlives its lease and throws: the store answered the release, so it is not timed as failed", async () => {
     // A real lease loss on the memory store: the claim's lease is 1 ms and the release waits past it.
     const { store } = world.store;

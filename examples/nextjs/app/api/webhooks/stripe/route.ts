@@ -12,7 +12,8 @@ import { interlock, processStripeEvent } from "../../../../lib/interlock";
 export const POST = withWebhook(
   () => interlock().stripeWebhooks,
   async (event) => {
-    await processStripeEvent(event, interlock().db); // event: verified, id, payload (decoded on first use), body
-    return Response.json({ received: event.id });
+    // event: verified, id, payload (decoded on first use), body. A refusal (422, no event) releases it.
+    const refusal = await processStripeEvent(event, interlock().db);
+    return refusal ?? Response.json({ received: event.id });
   },
 );
