@@ -197,6 +197,18 @@ describe("a custom fingerprint", () => {
     }
   }
 
+  it.each([false, true])(
+    "a store set up wrong (its claim throws InterlockConfigError: a table never created) makes begin throw it, no outage (failOpen %s)",
+    async (failOpen) => {
+      const events: string[] = [];
+      const store = new MemoryStore();
+      store.claim = () => Promise.reject(new InterlockConfigError('table "interlock_idempotency" is missing: run migrate()'));
+      const engine = createIdempotency({ store, principal: false, failOpen, onEvent: (event) => events.push(event.type) });
+      await expect(engine.begin(request("x"))).rejects.toThrow(/run migrate\(\)/);
+      expect(events).toEqual([]); // not a store_down, and never let through unprotected
+    },
+  );
+
   it("that is no string makes begin throw InterlockConfigError", async () => {
     const engine = createIdempotency({
       store: new MemoryStore(),

@@ -201,6 +201,17 @@ describe("failure handling", () => {
     expect(ran).toBe(false);
   });
 
+  it("a store set up wrong (its claim throws InterlockConfigError: a table never created): thrown as it is, no 503, no store_down", async () => {
+    const store = new MemoryStore();
+    store.claim = () => Promise.reject(new InterlockConfigError('table "interlock_webhooks" is missing: run migrate()'));
+    const events: WebhookEvent[] = [];
+    const receiver = receiverOn(store, events);
+    const { headers } = await swDelivery();
+    let ran = false;
+    await expect(receiver.receive(headers, BODY, () => (ran = true))).rejects.toThrow(/run migrate\(\)/);
+    expect([ran, events.map((event) => event.type)]).toEqual([false, ["webhook.verified"]]);
+  });
+
   // A store method that throws instead of returning a rejected promise, as a claim may.
   const throwing = (method: "complete" | "release"): InterlockStore => {
     const store = new MemoryStore();

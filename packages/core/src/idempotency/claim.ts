@@ -49,7 +49,8 @@ export function claimKey(
 
 function claimOnce(store: InterlockStore, key: string, options: ClaimOptions): Promise<ClaimResult> {
   return storeCall(() => store.claim(key, options)).catch((error: unknown) => {
-    throw asUnavailable(store, error);
+    // A store set up wrong (a table never created) is no outage: its error goes through as it is.
+    throw error instanceof InterlockConfigError ? error : asUnavailable(store, error);
   });
 }
 

@@ -313,6 +313,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     try {
       claim = await store.claim(key, { fingerprint, lockTtlMs });
     } catch (error) {
+      // A store that is set up wrong (a table never created) is no outage: its error goes
+      // through to the app's error handling, naming the fix, not a 503 the provider retries.
+      if (error instanceof InterlockConfigError) throw error;
       const unavailable = asUnavailable(store, error);
       if (onEvent) {
         const storeMs = monotonicNow() - claimStarted;
