@@ -105,6 +105,11 @@ export interface WebhookStoreDownEvent extends CorrelatedEvent {
   operation: "claim";
   /** Time until the store failed, in milliseconds. */
   storeMs: number;
+  /**
+   * Why it failed: the `StoreUnavailableError`'s message, the driver's own included (it may name
+   * hosts, ports or database users: for your logs; the 503 sent to the provider says none of it).
+   */
+  error: string;
 }
 
 /** Every event a webhook receiver (or verifier) emits. */
@@ -214,6 +219,11 @@ export type IdempotencyEvent = IdempotencyEventBase &
         failOpen: boolean;
         /** Time until the operation failed, in milliseconds. */
         storeMs: number;
+        /**
+         * Why it failed: the error's message, the driver's own included (it may name hosts, ports
+         * or database users: for your logs; the 503 sent to the client says none of it).
+         */
+        error: string;
       }
   );
 

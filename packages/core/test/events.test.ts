@@ -192,11 +192,11 @@ describe("webhook events", () => {
     expect(failed.durationMs).toBeGreaterThanOrEqual(failed.storeMs);
   });
 
-  it("report a claim the store could not make, with its time", async () => {
+  it("report a claim the store could not make, with its time and why (the driver's message, for logs)", async () => {
     const store = new MemoryStore();
     store.claim = async () => {
       await sleep(15);
-      throw new StoreUnavailableError("memory", "down");
+      throw new StoreUnavailableError("memory", "WRONGPASS invalid username-password pair");
     };
     const { receiver, events } = receiverOn(store);
     const { headers } = await delivery();
@@ -207,6 +207,7 @@ describe("webhook events", () => {
       scheme: "standard-webhooks",
       id: "msg_1",
       operation: "claim",
+      error: expect.stringContaining("WRONGPASS invalid username-password pair"),
       correlationId: TRACE_ID,
     });
     expect((events[1] as { storeMs: number }).storeMs).toBeGreaterThan(0);
@@ -323,20 +324,25 @@ describe("idempotency events", () => {
 
   it("report a failed release after its released event, with the same store time", async () => {
     const store = new MemoryStore();
-    store.release = () => Promise.reject(new StoreUnavailableError("memory", "down"));
+    store.release = () => Promise.reject(new Error("connect ECONNREFUSED 10.0.0.7:6379"));
     const { engine, events } = engineOn(store);
     const first = await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-9" }));
     if (first.action !== "execute") throw new Error("not first");
     await engine.abort(first.ticket);
     expect(events.map((e) => e.type)).toEqual(["idempotency.first", "idempotency.released", "idempotency.store_down"]);
     const [, released, down] = events as Array<InterlockEvent & { storeMs: number }>;
-    expect(down).toMatchObject({ operation: "release", failOpen: false, correlationId: "req-9" });
+    expect(down).toMatchObject({
+      operation: "release",
+      failOpen: false,
+      correlationId: "req-9",
+      error: "connect ECONNREFUSED 10.0.0.7:6379",
+    });
     expect(down?.storeMs).toBe(released?.storeMs);
   });
 
   it("report a failed complete after its not_recorded event, with the same store time, as a failed release is", async () => {
     const store = new MemoryStore();
-    store.complete = () => Promise.reject(new StoreUnavailableError("memory", "down"));
+    store.complete = () => Promise.reject(new StoreUnavailableError("memory", 'password authentication failed for user "app"'));
     const { engine, events } = engineOn(store);
     const first = await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-10" }));
     if (first.action !== "execute") throw new Error("not first");
@@ -349,6 +355,7 @@ describe("idempotency events", () => {
     const [, notRecorded, down] = events as Array<InterlockEvent & { storeMs: number }>;
     expect(notRecorded).toMatchObject({ reason: "store_error" });
     expect(down).toMatchObject({ operation: "complete", failOpen: false, key: "k1", correlationId: "req-10" });
+    expect((down as { error?: string }).error).toContain('password authentication failed for user "app"');
     expect(down?.storeMs).toBe(notRecorded?.storeMs);
   });
 
@@ -369,14 +376,21 @@ describe("idempotency events", () => {
     const store = new MemoryStore();
     store.claim = async () => {
       await sleep(15);
-      throw new StoreUnavailableError("memory", "down");
+      throw new Error("getaddrinfo ENOTFOUND db.internal");
     };
     const { engine, events } = engineOn(store, { failOpen: true });
     expect(await engine.begin(request({ "idempotency-key": "k1", traceparent: TRACEPARENT }))).toEqual({
       action: "pass",
     });
     expect(events).toMatchObject([
-      { type: "idempotency.store_down", operation: "claim", failOpen: true, key: "k1", correlationId: TRACE_ID },
+      {
+        type: "idempotency.store_down",
+        operation: "claim",
+        failOpen: true,
+        key: "k1",
+        correlationId: TRACE_ID,
+        error: expect.stringContaining("getaddrinfo ENOTFOUND db.internal"),
+      },
     ]);
     expect((events[0] as { storeMs: number }).storeMs).toBeGreaterThan(0);
   });

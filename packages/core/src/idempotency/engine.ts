@@ -22,7 +22,14 @@ import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
 import type { InterlockStore } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
-import { asUnavailable, positiveMs, releaseClaim, responseSize, unstorable } from "../store/validate.js";
+import {
+  asUnavailable,
+  failureMessage,
+  positiveMs,
+  releaseClaim,
+  responseSize,
+  unstorable,
+} from "../store/validate.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -398,8 +405,15 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return refuse(error);
   }
 
-  function storeDown(base: IdempotencyEventBase, operation: "claim" | "complete" | "release", storeMs: number) {
-    emit(onEvent, { ...base, type: "idempotency.store_down", operation, failOpen: options.failOpen === true, storeMs });
+  function storeDown(
+    base: IdempotencyEventBase,
+    operation: "claim" | "complete" | "release",
+    storeMs: number,
+    error: unknown,
+  ) {
+    if (!onEvent) return;
+    const failOpen = options.failOpen === true;
+    emit(onEvent, { ...base, type: "idempotency.store_down", operation, failOpen, storeMs, error: failureMessage(error) });
   }
 
   /** What every event about a claimed key carries. */
@@ -424,14 +438,15 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     >,
   ) {
     const releasing = onEvent ? monotonicNow() : 0;
-    const released = await releaseClaim(store, ticket.storeKey, ticket.token);
+    const outcome = await releaseClaim(store, ticket.storeKey, ticket.token);
     if (!onEvent) return;
     const now = monotonicNow();
     const base = ticketBase(ticket);
     const storeMs = now - releasing;
     const durationMs = now - ticket.started;
+    const { released } = outcome;
     emit(onEvent, { ...base, type: "idempotency.released", ...event, released, durationMs, storeMs });
-    if (!released) storeDown(base, "release", storeMs);
+    if (!outcome.released) storeDown(base, "release", storeMs, outcome.error);
   }
 
   function shouldCache(status: number): boolean {
@@ -493,7 +508,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         // A store that is set up wrong (a table never created) is no outage: its error goes
         // through to the app's error handling, naming the fix, and never fails open.
         if (error instanceof InterlockConfigError) throw error;
-        storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0);
+        storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0, error);
         if (options.failOpen) return { action: "pass" };
         return refuse(asUnavailable(store, error));
       }
@@ -572,14 +587,16 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       }
       const completing = onEvent ? monotonicNow() : 0;
       let stored: boolean | undefined;
+      let failure: unknown;
       try {
         const transaction = finishOptions?.transaction;
         ticket.inTransaction = transaction !== undefined;
         const completeOptions =
           transaction === undefined ? { ttlMs: retentionMs } : { ttlMs: retentionMs, transaction };
         stored = await store.complete(ticket.storeKey, ticket.token, response, completeOptions);
-      } catch {
+      } catch (error) {
         stored = undefined;
+        failure = error;
       }
       if (onEvent) {
         const base = ticketBase(ticket);
@@ -596,7 +613,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
             storeMs,
           });
           // As for a failed release: the outcome first, then the store that failed.
-          if (stored === undefined) storeDown(base, "complete", storeMs);
+          if (stored === undefined) storeDown(base, "complete", storeMs, failure);
         }
       }
       return stored === true;

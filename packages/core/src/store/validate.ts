@@ -158,16 +158,26 @@ export function storeCall<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
+/** How a release went: `released` unless the store call failed, and then why. */
+export type ReleaseOutcome = { released: true } | { released: false; error: unknown };
+
+const RELEASED: ReleaseOutcome = Object.freeze({ released: true });
+
 /**
- * Releases a claim: true unless the store call failed. A lease already lost makes the store
- * answer false, but the store worked and the key is free for the retry, so events that say
- * `released` mean "the store call did not fail", for the idempotency engine and webhooks alike.
+ * Releases a claim: `released` unless the store call failed. A lease already lost makes the
+ * store answer false, but the store worked and the key is free for the retry, so events that
+ * say `released` mean "the store call did not fail", for the idempotency engine and webhooks alike.
  */
-export function releaseClaim(store: InterlockStore, key: string, token: string): Promise<boolean> {
+export function releaseClaim(store: InterlockStore, key: string, token: string): Promise<ReleaseOutcome> {
   return storeCall(() => store.release(key, token)).then(
-    () => true,
-    () => false,
+    () => RELEASED,
+    (error: unknown) => ({ released: false, error }),
   );
+}
+
+/** The message of a store failure, for an event. */
+export function failureMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /**

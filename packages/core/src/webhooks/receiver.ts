@@ -325,6 +325,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
           id: event.id,
           operation: "claim",
           storeMs,
+          error: unavailable.message,
         };
         emit(onEvent, correlated(down, correlationId));
       }
@@ -378,7 +379,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
 
   async function release(ticket: Ticket): Promise<void> {
     const releasing = onEvent ? monotonicNow() : 0;
-    const released = await releaseClaim(store, ticket.key, ticket.token);
+    const { released } = await releaseClaim(store, ticket.key, ticket.token);
     if (!onEvent) return;
     const now = monotonicNow();
     const { scheme, id } = ticket.event;
