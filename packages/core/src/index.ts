@@ -60,6 +60,7 @@ export {
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
   type LeaseRenewal,
+  type Principal,
 } from "./idempotency/engine.js";
 export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
 export { type CapturedResponse, DEFAULT_REPLAY_HEADERS, type FetchHeadersLike } from "./idempotency/response.js";

@@ -209,6 +209,32 @@ describe("a custom fingerprint", () => {
     },
   );
 
+  it("a principal that is a number names the caller as its text; null is nobody, as undefined is", async () => {
+    const store = new MemoryStore();
+    const of = (principal: unknown) =>
+      createIdempotency({ store, principal: () => principal as string, fingerprint: () => "same" });
+    const run = async (principal: unknown) => {
+      const decision = await of(principal).begin(request("x"));
+      if (decision.action === "execute") await of(principal).finish(decision.ticket, { status: 201, headers: {}, body: "ok" });
+      return decision.action === "respond" && decision.replayed ? "replayed" : decision.action;
+    };
+    expect(await run(42)).toBe("execute");
+    expect(await run("42")).toBe("replayed"); // the same caller
+    expect(await run(Promise.resolve(42))).toBe("replayed");
+    expect(await run(7)).toBe("execute"); // another caller
+    expect(await run(null)).toBe("execute"); // nobody: the shared space
+    expect(await run(undefined)).toBe("replayed");
+    expect(await run(Promise.resolve(null))).toBe("replayed");
+  });
+
+  it.each([[{ id: 1 }], [true], [Number.NaN]])(
+    "a principal of another kind (%s) makes begin throw InterlockConfigError naming the option",
+    async (principal) => {
+      const engine = createIdempotency({ store: new MemoryStore(), principal: () => principal as unknown as string });
+      await expect(engine.begin(request("x"))).rejects.toThrow(/principal must return a string/);
+    },
+  );
+
   it("that is no string makes begin throw InterlockConfigError", async () => {
     const engine = createIdempotency({
       store: new MemoryStore(),

@@ -103,7 +103,7 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
    * Who is calling: an API key id, user or tenant. Keys are scoped by it, so one client can
    * never replay another's response. `false` declares a deliberately shared key space.
    */
-  principal?: ((request: R) => string | undefined | Promise<string | undefined>) | false;
+  principal?: ((request: R) => Principal | Promise<Principal>) | false;
   /** Methods covered. Default POST and PATCH. */
   methods?: readonly string[];
   /** Refuse covered requests without a key (400). Default false: they pass through. */
@@ -290,6 +290,30 @@ function clientErrorStatus(name: string, value: number | undefined, fallback: nu
 }
 
 /**
+ * What a `principal` function may return: a string or a number (a user id) names the caller;
+ * `undefined` or `null` (`req.user?.id ?? null`), nobody: the shared key space.
+ */
+export type Principal = string | number | null | undefined;
+
+/** The principal as hashed into the scope; anything else is the function's bug, thrown as such. */
+function principalText(found: unknown): string {
+  if (typeof found === "string") return found;
+  if (found === undefined || found === null) return "";
+  if (typeof found === "number" && Number.isFinite(found)) return String(found);
+  throw new InterlockConfigError(
+    `principal must return a string, a finite number, undefined or null (or a promise of one), not ${describe(found)}`,
+  );
+}
+
+function describe(value: unknown): string {
+  return typeof value === "number" ? String(value) : typeof value;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
+}
+
+/**
  * A custom fingerprint, if every store can hold it; else the app's bug, thrown as such, as a
  * throwing `fingerprint` is. Left to the store, NUL or a lone surrogate would be refused at the
  * claim and answered as an outage (503 `store_unavailable`, or let through under `failOpen`).
@@ -350,8 +374,9 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const scopes = new Map<string, string>();
   function storeKeyOf(request: R, method: string, key: string): string | Promise<string> {
     const found = options.principal ? options.principal(request) : "";
-    if (typeof found === "string" || found === undefined) return scopedKey(found ?? "", method, request.route, key);
-    return found.then((principal) => scopedKey(principal ?? "", method, request.route, key));
+    if (typeof found === "string") return scopedKey(found, method, request.route, key);
+    if (!isThenable(found)) return scopedKey(principalText(found), method, request.route, key);
+    return Promise.resolve(found).then((principal) => scopedKey(principalText(principal), method, request.route, key));
   }
 
   // The last scope is compared first: most requests to a route come one after another.
