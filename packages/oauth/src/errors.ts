@@ -71,6 +71,16 @@ export class OAuthError extends InterlockError {
     this.uri = options.uri;
     this.responseStatus = options.responseStatus;
   }
+
+  /**
+   * The problem+json body for an app to answer its own client with: the code and its title,
+   * without the server's `error_description`. That text is the server's (any words it chose,
+   * possibly echoing the request), and in an authorization redirect it is whatever the link's
+   * query string says: kept for your logs, on `message` and `description`, not relayed.
+   */
+  override toProblem() {
+    return { ...super.toProblem(), detail: `authorization server answered ${this.code}` };
+  }
 }
 
 /**

@@ -227,6 +227,9 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
         uri: "https://docs.example/e",
       });
       expect((error as OAuthError).toProblem()).toMatchObject({ code, type: `urn:interlock:problem:${code}` });
+      // The server's own words stay on the error, for logs; the problem for the app's client leaves them out.
+      expect((error as OAuthError).message).toContain(`injected ${code}`);
+      expect(JSON.stringify((error as OAuthError).toProblem())).not.toContain("injected");
     }
   });
 
