@@ -118,12 +118,19 @@ export const isBlank = (text: string): boolean => text.trim() === "";
 // RFC 9110 token characters: what a header name may contain.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/** What an error shows of a `-H` text: up to its first space or colon, then `…` for the rest. */
+function headerStart(text: string): string {
+  const end = text.search(/[\s:]/);
+  return end === -1 ? text : `${text.slice(0, end)} …`;
+}
+
 /** `-H "Name: value"` options as lower-cased name/value pairs. */
 export function parseHeaders(list: readonly string[]): Array<[string, string]> {
   return list.map((text) => {
     const colon = text.indexOf(":");
     const name = colon > 0 ? text.slice(0, colon).trim() : "";
-    if (!HEADER_NAME.test(name)) throw usageError(`--header "${text}" is not "Name: value"`);
+    // Shown up to its first space or colon: the rest may be a credential (`Authorization Bearer …`).
+    if (!HEADER_NAME.test(name)) throw usageError(`--header "${headerStart(text)}" is not "Name: value"`);
     const value = text.slice(colon + 1).trim();
     checkHeaderValue(value, `--header ${name}`);
     return [name.toLowerCase(), value];

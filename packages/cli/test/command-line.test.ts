@@ -135,7 +135,12 @@ describe("usage errors: exit 2, one line", () => {
     ],
     [
       ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "no colon"],
-      'interlock sign: --header "no colon" is not "Name: value" (see interlock sign --help)',
+      'interlock sign: --header "no …" is not "Name: value" (see interlock sign --help)',
+    ],
+    [
+      // A colon forgotten after a credential's name: the credential is not echoed.
+      ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "Authorization Bearer s3cr3t-t0ken"],
+      'interlock sign: --header "Authorization …" is not "Name: value" (see interlock sign --help)',
     ],
     [
       ["send", "http://127.0.0.1:1", "--scheme", "github", "--secret", "s", "--body", "{}", "-H", "x-shop: café €"],

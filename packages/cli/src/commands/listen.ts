@@ -396,7 +396,10 @@ async function forwardTo(
     reply = await post(url, forwardedHeaders(url, rawHeaders), body, timeoutMs, stopping);
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
-    return forwardFailed(url, undefined, error.message, error);
+    // The sender (anyone who can reach the listener, through a tunnel too) is not told where
+    // the app is; the listener's own line says.
+    const toSender = FORWARD_FAILURES[error.code] ?? error.message;
+    return forwardFailed(url, undefined, error.message, error, toSender);
   }
   if (!WRITABLE_STATUS(reply.status)) {
     const why = `the app answered ${String(reply.status).padStart(3, "0")}, which is not an HTTP status (100 to 999)`;
@@ -423,6 +426,12 @@ function forwardedHeaders(url: URL, rawHeaders: readonly string[]): Array<[strin
   return headers.filter(([name]) => name.toLowerCase() !== "authorization");
 }
 
+/** What the sender is told of a forward that got no answer: the why, without the app's URL. */
+const FORWARD_FAILURES: Partial<Record<CliError["code"], string>> = {
+  timeout: "the app did not answer in time",
+  unreachable: "the app cannot be reached",
+};
+
 /**
  * The app's answer cannot go back to the sender (there was none, or it was too large to pass
  * on): the sender gets a 502 problem+json and will retry, and the delivery is released, so the
@@ -433,8 +442,9 @@ function forwardFailed(
   status: number | undefined,
   why: string,
   cause?: unknown,
+  toSender = why,
 ): { answer: Answer; forward: ForwardReport } {
-  const failed = new CliError("forward_failed", `could not forward the delivery: ${why}`, { cause });
+  const failed = new CliError("forward_failed", `could not forward the delivery: ${toSender}`, { cause });
   return { answer: problemResponse(failed), forward: { url: shownUrl(url), status, error: why } };
 }
 
