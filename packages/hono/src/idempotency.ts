@@ -22,6 +22,7 @@ import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { routePath } from "hono/route";
 import { type ReadOptions, readBody } from "./body.js";
+import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { send } from "./respond.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
@@ -61,8 +62,14 @@ const answeringRoute = (c: Context): string => answeringPattern(c) ?? c.req.path
 /**
  * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
  * runs, a retry gets the stored response, a concurrent copy 409, the key with another body 422.
+ * `options` may be a function of the first request's context (a Worker's `c.env`): the
+ * middleware is then made once, from it.
  */
-export function idempotency(options: IdempotencyMiddlewareOptions): MiddlewareHandler {
+export function idempotency(options: OptionsOrFactory<IdempotencyMiddlewareOptions>): MiddlewareHandler {
+  return builtOnFirstUse(options, idempotencyMiddleware);
+}
+
+function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): MiddlewareHandler {
   const { route = answeringRoute, bodyLimit, onError, ...engineOptions } = options;
   // The app's own `route` is its pattern; the default one is named only where Hono matched a route.
   const patternOf = (c: Context) => (options.route ? undefined : () => answeringPattern(c));

@@ -16,6 +16,7 @@ import {
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { readBody } from "./body.js";
+import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { send } from "./respond.js";
 
 /** What `webhook()` puts on the context: `c.get("webhook")` / `c.var.webhook`. */
@@ -37,16 +38,23 @@ export interface WebhookOptions extends WebhookReceiverOptions {
   onError?: (decision: WebhookRespondDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
 }
 
+/** The environment `webhook()` gives its route: the verified delivery at `c.get("webhook")`. */
+export interface WebhookEnv<T = unknown> {
+  /** What the middleware sets on the context. */
+  Variables: WebhookVariables<T>;
+}
+
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
  * event at `c.get("webhook")`: a 2xx from the route records it, anything else releases it.
+ * `options` may be a function of the first request's context (`(c) => ({ secret:
+ * c.env.STRIPE_WEBHOOK_SECRET, … })` on Workers): the middleware is then made once, from it.
  */
-export function webhook<T = unknown>(
-  options: WebhookOptions,
-): MiddlewareHandler<{
-  /** What the middleware sets on the context. */
-  Variables: WebhookVariables<T>;
-}> {
+export function webhook<T = unknown>(options: OptionsOrFactory<WebhookOptions>): MiddlewareHandler<WebhookEnv<T>> {
+  return builtOnFirstUse(options, (given) => webhookMiddleware<T>(given));
+}
+
+function webhookMiddleware<T>(options: WebhookOptions): MiddlewareHandler<WebhookEnv<T>> {
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   // A signature is over bytes: text a parser decoded is refused, never verified into a wrong 401.
@@ -55,7 +63,7 @@ export function webhook<T = unknown>(
   const answer = async (c: Context, decision: WebhookRespondDecision) =>
     (onError && (await onError(decision, c))) || send(c, decision.response);
 
-  return createMiddleware<{ Variables: WebhookVariables<T> }>(async (c, next) => {
+  return createMiddleware<WebhookEnv<T>>(async (c, next) => {
     const body = await readBody(c, read);
     const decision =
       body instanceof BodyError
