@@ -13,6 +13,14 @@ describeStoreConformance("memory", {
   },
 });
 
+describeStoreConformance('memory, whenFull: "refuse"', {
+  create: () => new MemoryStore({ maxRecordBytes: 64 * 1024, whenFull: "refuse" }),
+  createOnClock: (now) => new MemoryStore({ maxRecordBytes: 64 * 1024, whenFull: "refuse", now }),
+  sibling: {
+    singleProcess: "a MemoryStore's keys live in its own process's memory: a second instance, or process, shares none",
+  },
+});
+
 const response = (size = 10) => ({ status: 200, headers: [] as Array<[string, string]>, body: new Uint8Array(size) });
 
 describe("memory store bounds", () => {
@@ -178,6 +186,88 @@ describe("memory store bounds", () => {
   it("refuses nonsense options", () => {
     expect(() => new MemoryStore({ maxEntries: 0 })).toThrow();
     expect(() => new MemoryStore({ maxBytes: 10, maxRecordBytes: 20 })).toThrow();
+  });
+});
+
+describe('memory store whenFull: "refuse" (records kept for their whole retention)', () => {
+  const claimComplete = async (store: MemoryStore, key: string, ttlMs: number, size = 10) => {
+    const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
+    if (claimed.state !== "claimed") throw new Error(`expected a win for ${key}`);
+    await store.complete(key, claimed.token, response(size), { ttlMs });
+  };
+  const stateOf = async (store: MemoryStore, key: string) =>
+    (await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 })).state;
+
+  it("past maxEntries refuses a new key as unavailable, and every record stays till its retention ends", async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ maxEntries: 3, whenFull: "refuse", now: () => now });
+    for (const key of ["r1", "r2", "r3"]) await claimComplete(store, key, 60_000);
+    await expect(store.claim("flood", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toThrow(
+      /full: 3 live keys \(maxEntries 3\)/,
+    );
+    expect([await stateOf(store, "r1"), await stateOf(store, "r2"), await stateOf(store, "r3")]).toEqual([
+      "completed",
+      "completed",
+      "completed",
+    ]);
+    now += 60_001;
+    expect(await stateOf(store, "flood")).toBe("claimed");
+  });
+
+  it("past maxBytes (no room for one more record) refuses a new key; the records stay", async () => {
+    const store = new MemoryStore({ maxBytes: 250, maxRecordBytes: 100, whenFull: "refuse" });
+    await claimComplete(store, "a", 60_000, 100);
+    await claimComplete(store, "b", 60_000, 100);
+    await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toThrow(/maxBytes/);
+    expect([await stateOf(store, "a"), await stateOf(store, "b")]).toEqual(["completed", "completed"]);
+  });
+
+  it("drops expired entries anywhere in the ring, behind a long-lived record the sweep stops at", async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ maxEntries: 3, whenFull: "refuse", now: () => now });
+    await claimComplete(store, "long", 3_600_000);
+    await claimComplete(store, "short1", 100);
+    await claimComplete(store, "short2", 100);
+    now += 101;
+    expect(await stateOf(store, "new")).toBe("claimed");
+    expect(await stateOf(store, "long")).toBe("completed");
+  });
+
+  it("once refused, claims again as soon as the first live entry ends, not later", async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ maxEntries: 2, whenFull: "refuse", now: () => now });
+    await store.claim("a", { fingerprint: "f", lockTtlMs: 100 });
+    await store.claim("b", { fingerprint: "f", lockTtlMs: 200 });
+    await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 100 })).rejects.toThrow(StoreUnavailableError);
+    now += 50;
+    await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 100 })).rejects.toThrow(StoreUnavailableError);
+    now += 51; // "a" has ended
+    expect(await stateOf(store, "c")).toBe("claimed");
+  });
+
+  it("a released key frees its room at once", async () => {
+    const store = new MemoryStore({ maxEntries: 1, whenFull: "refuse" });
+    const a = await store.claim("a", { fingerprint: "f", lockTtlMs: 60_000 });
+    await expect(store.claim("b", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toThrow(StoreUnavailableError);
+    if (a.state !== "claimed") throw new Error("expected a win");
+    await store.release("a", a.token);
+    expect(await stateOf(store, "b")).toBe("claimed");
+  });
+
+  it("an unknown whenFull is refused when the store is made", () => {
+    expect(() => new MemoryStore({ whenFull: "lru" as never })).toThrow(InterlockConfigError);
+  });
+});
+
+describe('memory store whenFull: "evict-oldest" (the default), full of live locks', () => {
+  it("refuses while every entry is a live lock, and evicts a record as soon as one completes", async () => {
+    const store = new MemoryStore({ maxEntries: 2 });
+    const a = await store.claim("a", { fingerprint: "f", lockTtlMs: 60_000 });
+    await store.claim("b", { fingerprint: "f", lockTtlMs: 60_000 });
+    await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toThrow(StoreUnavailableError);
+    if (a.state !== "claimed") throw new Error("expected a win");
+    await store.complete("a", a.token, response(), { ttlMs: 60_000 });
+    expect((await store.claim("c", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("claimed"); // "a" evicted
   });
 });
 

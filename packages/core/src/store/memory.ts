@@ -40,6 +40,15 @@ export interface MemoryStoreOptions {
   /** Largest single record. Default 1 MiB. */
   maxRecordBytes?: number;
   /**
+   * What a full store does (`maxEntries` keys, or too few of `maxBytes` left for one more record
+   * once expired entries are dropped). `"evict-oldest"` (the default): the oldest records go, so
+   * the store stays available, but a key or delivery whose record went early runs again if it
+   * comes back before its retention ends. `"refuse"`: a record is kept for its whole retention,
+   * and a new claim is refused as unavailable (503) until room frees up, as Redis does with
+   * `noeviction`: fail closed, never a second run. Either way a live lock is never evicted.
+   */
+  whenFull?: "evict-oldest" | "refuse";
+  /**
    * Clock in ms since the epoch. Default the process's start plus monotonic time since, so a
    * system clock that is set forward or back neither ends leases early nor holds them longer.
    * A completed record is then also kept until the system clock has passed its end (see
@@ -53,6 +62,9 @@ const COMPLETED = 1;
 
 /** Expired entries examined per write, from the oldest: keeps memory tidy at O(1) cost. */
 const SWEEP_PER_WRITE = 2;
+
+/** How soon a full store looks again at a record kept only until the system clock passes its end. */
+const WALL_CLOCK_RECHECK_MS = 1_000;
 
 let instances = 0;
 
@@ -132,12 +144,22 @@ export class MemoryStore implements InterlockStore {
   readonly #tokenPrefix = `m${++instances}.`;
   #tokens = 0;
   readonly #headerLists = new HeaderLists();
+  readonly #refuseWhenFull: boolean;
+  /**
+   * While the store is full: no entry expires before this time (monotonic), so a claim until
+   * then is refused at once instead of walking every entry again. Reset by every new entry.
+   */
+  #fullUntil = Number.NEGATIVE_INFINITY;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
     this.#maxBytes = positiveIntegerOption("maxBytes", options.maxBytes, 64 * 1024 * 1024);
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
+    const whenFull = options.whenFull ?? "evict-oldest";
+    if (whenFull !== "evict-oldest" && whenFull !== "refuse")
+      throw new InterlockConfigError(`whenFull must be "evict-oldest" or "refuse", got ${String(whenFull)}`);
+    this.#refuseWhenFull = whenFull === "refuse";
     this.#now = options.now ?? monotonicClock();
     // Date.now as it is when the store is made: one made while a test fakes Date keeps the fake.
     this.#wallNow = options.now ?? Date.now;
@@ -170,6 +192,7 @@ export class MemoryStore implements InterlockStore {
     this.#makeRoom(now);
     const token = this.#tokenPrefix + ++this.#tokens;
     const slot = slots.add(key);
+    this.#fullUntil = Number.NEGATIVE_INFINITY; // a new entry may expire before what was known
     slots.state[slot] = LOCKED;
     slots.token[slot] = token;
     slots.fingerprint[slot] = options.fingerprint;
@@ -196,6 +219,10 @@ export class MemoryStore implements InterlockStore {
     slots.wallExpiresAt[slot] = this.#wallNow() + options.ttlMs;
     slots.bytes[slot] = bytes;
     this.#bytes += bytes;
+    this.#fullUntil = Number.NEGATIVE_INFINITY; // a lock became a record, which may be evicted
+    // A claim was admitted with room for its record when the store refuses when full; a few
+    // admitted at once may pass `maxBytes` by a record each, and no record goes early for them.
+    if (this.#refuseWhenFull) return true;
     // The record just written is kept: a slow request's slot is among the oldest (the ring is in
     // claim order), and evicting it now would answer `true` for a record already gone.
     while (this.#bytes > this.#maxBytes && this.#evictOldest(now, slot)) {}
@@ -291,9 +318,12 @@ export class MemoryStore implements InterlockStore {
    * never evicted), then, in a ring full of dropped slots, walks the head to the first of them.
    */
   #makeRoom(now: number): void {
-    while (this.#size >= this.#maxEntries) {
-      if (!this.#evictOldest(now)) {
-        throw new StoreUnavailableError(this.name, `full: ${this.#size} operations in flight (maxEntries)`);
+    if (this.#refuseWhenFull) this.#refuseUnlessRoom(now);
+    else {
+      while (this.#size >= this.#maxEntries) {
+        if (now < this.#fullUntil || !this.#evictOldest(now)) {
+          throw new StoreUnavailableError(this.name, `full: ${this.#size} operations in flight (maxEntries)`);
+        }
       }
     }
     const slots = this.#slots;
@@ -306,10 +336,12 @@ export class MemoryStore implements InterlockStore {
   /**
    * Frees the oldest entry that may go (a record, or an expired lock), carrying live locks and
    * the slot `keep` forward: carried to the newest end, a record kept is then evicted in the
-   * order of its completion. False when nothing can go: every entry is a live lock or kept.
+   * order of its completion. False when nothing can go: every entry is a live lock or kept;
+   * then, till the first of those locks ends, `#fullUntil` refuses claims without a walk.
    */
   #evictOldest(now: number, keep = -1): boolean {
     const slots = this.#slots;
+    let firstEnd = Number.POSITIVE_INFINITY;
     // Each slot is visited at most twice (once before and once after being carried).
     for (let visits = 2 * slots.held + 2; visits > 0; visits--) {
       const oldest = slots.oldest();
@@ -317,6 +349,7 @@ export class MemoryStore implements InterlockStore {
       if (slots.dropped(oldest)) {
         slots.pass();
       } else if (oldest === keep || (slots.state[oldest] === LOCKED && (slots.expiresAt[oldest] as number) > now)) {
+        if (oldest !== keep) firstEnd = Math.min(firstEnd, slots.expiresAt[oldest] as number);
         slots.carry();
       } else {
         this.#drop(oldest);
@@ -324,7 +357,46 @@ export class MemoryStore implements InterlockStore {
         return true;
       }
     }
+    if (keep < 0) this.#fullUntil = firstEnd;
     return false;
+  }
+
+  /**
+   * For `whenFull: "refuse"`: room for one more key and one more record of `maxRecordBytes`,
+   * made only by dropping expired entries, or a `StoreUnavailableError`. The walk over every
+   * entry (moving none) runs at most once till the first live entry's end: until then a full
+   * store refuses at once.
+   */
+  #refuseUnlessRoom(now: number): void {
+    if (!this.#full()) return;
+    if (now >= this.#fullUntil) this.#fullUntil = this.#dropExpired(now);
+    if (!this.#full()) return;
+    const bound =
+      this.#size >= this.#maxEntries
+        ? `${this.#size} live keys (maxEntries ${this.#maxEntries})`
+        : `${this.#bytes} of ${this.#maxBytes} bytes of live records, no room for one more (maxBytes)`;
+    throw new StoreUnavailableError(this.name, `full: ${bound}; records are kept for their retention (whenFull "refuse")`);
+  }
+
+  #full(): boolean {
+    return this.#size >= this.#maxEntries || this.#bytes + this.maxRecordBytes > this.#maxBytes;
+  }
+
+  /** Drops every expired entry, wherever it is in the ring; answers when the first live one ends. */
+  #dropExpired(now: number): number {
+    const slots = this.#slots;
+    let firstEnd = Number.POSITIVE_INFINITY;
+    for (let index = 0; index < slots.held; index++) {
+      const slot = slots.inRing(index);
+      if (slots.dropped(slot)) continue;
+      if (!this.#live(slot, now)) this.#drop(slot);
+      else {
+        const end = slots.expiresAt[slot] as number;
+        // A record past its end on monotonic time but not yet on the system clock: look again soon.
+        firstEnd = Math.min(firstEnd, end > now ? end : now + WALL_CLOCK_RECHECK_MS);
+      }
+    }
+    return firstEnd;
   }
 }
 

@@ -126,6 +126,11 @@ export class Slots {
     return slot;
   }
 
+  /** The slot `index` places after the oldest in the ring (0 is the oldest), for a walk that moves nothing. */
+  inRing(index: number): number {
+    return (this.#head + index) % this.keys.length;
+  }
+
   /** The oldest slot in the ring, or -1 when it is empty. */
   oldest(): number {
     return this.#count === 0 ? -1 : this.#head;
