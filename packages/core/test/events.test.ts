@@ -342,7 +342,8 @@ describe("idempotency events", () => {
 
   it("report a failed complete after its not_recorded event, with the same store time, as a failed release is", async () => {
     const store = new MemoryStore();
-    store.complete = () => Promise.reject(new StoreUnavailableError("memory", 'password authentication failed for user "app"'));
+    store.complete = () =>
+      Promise.reject(new StoreUnavailableError("memory", 'password authentication failed for user "app"'));
     const { engine, events } = engineOn(store);
     const first = await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-10" }));
     if (first.action !== "execute") throw new Error("not first");

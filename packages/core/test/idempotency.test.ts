@@ -202,8 +202,14 @@ describe("a custom fingerprint", () => {
     async (failOpen) => {
       const events: string[] = [];
       const store = new MemoryStore();
-      store.claim = () => Promise.reject(new InterlockConfigError('table "interlock_idempotency" is missing: run migrate()'));
-      const engine = createIdempotency({ store, principal: false, failOpen, onEvent: (event) => events.push(event.type) });
+      store.claim = () =>
+        Promise.reject(new InterlockConfigError('table "interlock_idempotency" is missing: run migrate()'));
+      const engine = createIdempotency({
+        store,
+        principal: false,
+        failOpen,
+        onEvent: (event) => events.push(event.type),
+      });
       await expect(engine.begin(request("x"))).rejects.toThrow(/run migrate\(\)/);
       expect(events).toEqual([]); // not a store_down, and never let through unprotected
     },
@@ -215,7 +221,8 @@ describe("a custom fingerprint", () => {
       createIdempotency({ store, principal: () => principal as string, fingerprint: () => "same" });
     const run = async (principal: unknown) => {
       const decision = await of(principal).begin(request("x"));
-      if (decision.action === "execute") await of(principal).finish(decision.ticket, { status: 201, headers: {}, body: "ok" });
+      if (decision.action === "execute")
+        await of(principal).finish(decision.ticket, { status: 201, headers: {}, body: "ok" });
       return decision.action === "respond" && decision.replayed ? "replayed" : decision.action;
     };
     expect(await run(42)).toBe("execute");

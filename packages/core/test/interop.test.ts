@@ -262,13 +262,12 @@ describe("Standard Webhooks (standardwebhooks)", () => {
     expect(() => wh.verify(body, signed.headers)).toThrow(StandardWebhookError);
   });
 
-  it("a signature header sent twice, as Node and fetch join it (\", \"), verifies in either order, as Webhook.verify does", async () => {
+  it('a signature header sent twice, as Node and fetch join it (", "), verifies in either order, as Webhook.verify does', async () => {
     const body = BODIES[1]?.text ?? "";
     const signed = await signWebhook({ scheme: standardWebhooks, secret, body, timestamp: realNowSeconds() });
     const valid = signed.headers["webhook-signature"] as string;
-    const other = (await signWebhook({ scheme: standardWebhooks, secret: newSwSecret(), body, id: "msg_other" })).headers[
-      "webhook-signature"
-    ] as string;
+    const other = (await signWebhook({ scheme: standardWebhooks, secret: newSwSecret(), body, id: "msg_other" }))
+      .headers["webhook-signature"] as string;
     const verifier = createWebhookVerifier({ scheme: standardWebhooks, secret });
     for (const joined of [`${valid}, ${other}`, `${other}, ${valid}`]) {
       const headers = { ...signed.headers, "webhook-signature": joined };

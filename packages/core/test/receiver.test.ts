@@ -203,7 +203,8 @@ describe("failure handling", () => {
 
   it("a store set up wrong (its claim throws InterlockConfigError: a table never created): thrown as it is, no 503, no store_down", async () => {
     const store = new MemoryStore();
-    store.claim = () => Promise.reject(new InterlockConfigError('table "interlock_webhooks" is missing: run migrate()'));
+    store.claim = () =>
+      Promise.reject(new InterlockConfigError('table "interlock_webhooks" is missing: run migrate()'));
     const events: WebhookEvent[] = [];
     const receiver = receiverOn(store, events);
     const { headers } = await swDelivery();

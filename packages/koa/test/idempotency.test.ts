@@ -830,7 +830,10 @@ describe("raw body", () => {
     const big = JSON.stringify({ pad: "x".repeat(100) });
     for (const _ of [1, 2]) {
       const response = await send("/payments", key, big);
-      expect([response.status, await response.json()]).toEqual([413, expect.objectContaining({ code: "body_too_large" })]);
+      expect([response.status, await response.json()]).toEqual([
+        413,
+        expect.objectContaining({ code: "body_too_large" }),
+      ]);
     }
     expect(world.calls).toBe(0);
     expect((await send("/payments", key, '{"amount":5}')).status).toBe(201); // nothing was claimed

@@ -438,7 +438,14 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   ) {
     if (!onEvent) return;
     const failOpen = options.failOpen === true;
-    emit(onEvent, { ...base, type: "idempotency.store_down", operation, failOpen, storeMs, error: failureMessage(error) });
+    emit(onEvent, {
+      ...base,
+      type: "idempotency.store_down",
+      operation,
+      failOpen,
+      storeMs,
+      error: failureMessage(error),
+    });
   }
 
   /** What every event about a claimed key carries. */

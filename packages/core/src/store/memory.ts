@@ -375,7 +375,10 @@ export class MemoryStore implements InterlockStore {
       this.#size >= this.#maxEntries
         ? `${this.#size} live keys (maxEntries ${this.#maxEntries})`
         : `${this.#bytes} of ${this.#maxBytes} bytes of live records, no room for one more (maxBytes)`;
-    throw new StoreUnavailableError(this.name, `full: ${bound}; records are kept for their retention (whenFull "refuse")`);
+    throw new StoreUnavailableError(
+      this.name,
+      `full: ${bound}; records are kept for their retention (whenFull "refuse")`,
+    );
   }
 
   #full(): boolean {
