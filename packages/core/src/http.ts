@@ -146,6 +146,14 @@ export class BodyCollector {
     return true;
   }
 
+  /**
+   * Lets go of the chunks kept, once past the limit: a response still being written (a stream
+   * that may never end) would otherwise hold them until its end. `overflowed` still says so.
+   */
+  forget(): void {
+    this.chunks.length = 0;
+  }
+
   /** The whole body (a lone chunk as it is, several joined), or undefined past the limit. */
   body(): Uint8Array | undefined {
     if (this.overflowed) return undefined;

@@ -73,6 +73,14 @@ describe("BodyCollector", () => {
     expect(collector.body()).toEqual(bytes(1, 2));
   });
 
+  it("forget() lets go of the chunks kept once past the limit; it still says it overflowed", () => {
+    const collector = new BodyCollector(4);
+    collector.add(bytes(1, 2, 3));
+    expect(collector.add(bytes(4, 5))).toBe(false);
+    collector.forget();
+    expect([collector.chunks, collector.overflowed, collector.size, collector.body()]).toEqual([[], true, 5, undefined]);
+  });
+
   it("past the limit keeps nothing more: add answers false and body() is undefined", () => {
     const collector = new BodyCollector(4);
     expect(collector.add(bytes(1, 2, 3))).toBe(true);

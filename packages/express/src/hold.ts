@@ -86,8 +86,12 @@ class Hold {
       this.body = undefined;
       return chunk;
     }
-    // Past the limit the collector keeps nothing more: it stays, to say the body was too large.
-    if (!body.add(bytes, bytes === chunk)) return chunk;
+    // Past the limit the collector keeps nothing, and lets go of what it kept (a stream may go on
+    // for long): it stays, to say the body was too large.
+    if (!body.add(bytes, bytes === chunk)) {
+      body.forget();
+      return chunk;
+    }
     if (bytes !== chunk || bytes.byteLength === 0) return chunk;
     // A Buffer over the copy, as the app wrote one: layers before this one may call its methods.
     const copy = body.chunks[body.chunks.length - 1] as Uint8Array;

@@ -138,8 +138,9 @@ class Bypass {
           : undefined;
     if (bytes === undefined) this.body = undefined;
     // The app's own buffer is copied (when kept): it may reuse it once written. Past the limit
-    // nothing more is kept, and the collector says the body was too large.
-    else body.add(bytes, bytes === chunk);
+    // nothing is kept (what was is let go: a stream may go on for long), and the collector says
+    // the body was too large.
+    else if (!body.add(bytes, bytes === chunk)) body.forget();
   }
 
   stop(): void {
