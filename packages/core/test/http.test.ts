@@ -78,7 +78,12 @@ describe("BodyCollector", () => {
     collector.add(bytes(1, 2, 3));
     expect(collector.add(bytes(4, 5))).toBe(false);
     collector.forget();
-    expect([collector.chunks, collector.overflowed, collector.size, collector.body()]).toEqual([[], true, 5, undefined]);
+    expect([collector.chunks, collector.overflowed, collector.size, collector.body()]).toEqual([
+      [],
+      true,
+      5,
+      undefined,
+    ]);
   });
 
   it("past the limit keeps nothing more: add answers false and body() is undefined", () => {
