@@ -185,12 +185,15 @@ export interface ResponseSettlement {
   limit: number;
   /** Whether no body goes out (a HEAD answer, whose body the host drops unread). */
   bodyless: boolean;
+  /** Stores the answer: the engine's `finish` for the key's ticket. */
   finish: (captured: CapturedResponse) => Promise<unknown>;
+  /** Releases the key, so a retry runs: the engine's `abort` for the ticket. */
   abort: () => Promise<unknown>;
 }
 
 /** What to send for a handler's web `Response`, and the recording of its body, if it has one. */
 export interface RecordedResponse {
+  /** The response to send: the handler's own when the key is settled, else one over the recording. */
   response: Response;
   /** Undefined when the key is already settled: there was no body to record. */
   recording: Recording | undefined;

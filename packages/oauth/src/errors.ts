@@ -4,7 +4,7 @@
  * nor causes contain a token, a code, a verifier or a client secret.
  */
 
-import { InterlockError } from "@interlock/core";
+import { InterlockError, type ProblemDetails } from "@interlock/core";
 
 /**
  * Error codes an authorization server answers with: RFC 6749 §5.2 (token endpoint), §4.1.2.1
@@ -78,7 +78,7 @@ export class OAuthError extends InterlockError {
    * possibly echoing the request), and in an authorization redirect it is whatever the link's
    * query string says: kept for your logs, on `message` and `description`, not relayed.
    */
-  override toProblem() {
+  override toProblem(): ProblemDetails {
     return { ...super.toProblem(), detail: `authorization server answered ${this.code}` };
   }
 }
