@@ -90,6 +90,35 @@ describe("response capture", () => {
       ),
   };
 
+  it("a replay carries every value of a header the answer repeated, and the headers an earlier middleware set", async () => {
+    const app = new Hono();
+    let runs = 0;
+    app.use("/pay", async (c, next) => {
+      c.header("x-request-id", "req-1"); // an earlier middleware's own header, on every answer
+      await next();
+    });
+    app.post("/pay", idempotency(options([], { replayHeaders: ["content-type", "link"] })), (c) => {
+      runs++;
+      c.header("link", "</a>; rel=next");
+      c.header("link", "</b>; rel=prev", { append: true });
+      return c.json({ ok: true }, 201);
+    });
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    const first = await send(url, key);
+    await first.arrayBuffer();
+    const replay = await send(url, key);
+    expect([replay.status, replay.headers.get("idempotent-replayed"), await replay.json()]).toEqual([
+      201,
+      "true",
+      { ok: true },
+    ]);
+    expect(replay.headers.get("link")).toBe("</a>; rel=next, </b>; rel=prev");
+    expect(replay.headers.get("content-type")).toBe("application/json");
+    expect(replay.headers.get("x-request-id")).toBe("req-1");
+    expect(runs).toBe(1);
+  });
+
   it.each(Object.entries(answers))(
     "%s → stored; the replay has the same status, headers and bytes",
     async (_n, answer) => {
