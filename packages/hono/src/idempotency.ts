@@ -6,7 +6,6 @@
 import {
   BodyError,
   bodyLimitOption,
-  type CapturedResponse,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   type IdempotencyEngine,
@@ -16,6 +15,7 @@ import {
   type IdempotencyTicket,
   pathAndQuery,
   type Recording,
+  type ResponseSettlement,
   recordResponse,
 } from "@interlock/core";
 import type { Context, MiddlewareHandler, Next } from "hono";
@@ -126,7 +126,7 @@ async function execute(
   }
   if (c.error || !c.finalized) return engine.abort(ticket);
   const settle: Settle = {
-    finish: (captured) => engine.finish(ticket, captured).then(() => undefined),
+    finish: (captured) => engine.finish(ticket, captured),
     abort: () => engine.abort(ticket),
   };
   try {
@@ -140,10 +140,7 @@ async function execute(
 }
 
 /** The engine's settling of one claimed key. */
-interface Settle {
-  finish: (captured: CapturedResponse) => Promise<void>;
-  abort: () => Promise<void>;
-}
+type Settle = Pick<ResponseSettlement, "finish" | "abort">;
 
 /** What the route gave the context to answer with, and the response that came of it. */
 interface Written {
@@ -225,7 +222,7 @@ function watchBodies(c: Context): BodyWatch {
  * to the context, or one the client stops reading, goes out uncached as streamed; a body past
  * that size, as too large (`tooLarge`), whatever its kind: the engine releases the key.
  */
-async function capture(c: Context, written: Written | undefined, limit: number, settle: Settle): Promise<void> {
+async function capture(c: Context, written: Written | undefined, limit: number, settle: Settle): Promise<unknown> {
   const { finish } = settle;
   const response = c.res;
   // Only `status` and `headers` on this path: on @hono/node-server any other member of its

@@ -49,8 +49,7 @@ export function claimKey(
 
 function claimOnce(store: InterlockStore, key: string, options: ClaimOptions): Promise<ClaimResult> {
   return storeCall(() => store.claim(key, options)).catch((error: unknown) => {
-    // A store set up wrong (a table never created) is no outage: its error goes through as it is.
-    throw error instanceof InterlockConfigError ? error : asUnavailable(store, error);
+    throw asUnavailable(store, error); // or, from a store set up wrong, its own error, thrown as it is
   });
 }
 

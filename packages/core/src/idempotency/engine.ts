@@ -537,12 +537,11 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       try {
         claim = await claimKey(store, storeKey, { fingerprint, lockTtlMs }, options.waitForInFlight);
       } catch (error) {
-        // A store that is set up wrong (a table never created) is no outage: its error goes
-        // through to the app's error handling, naming the fix, and never fails open.
-        if (error instanceof InterlockConfigError) throw error;
-        storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0, error);
+        // A store set up wrong throws here, its error as it is: no outage, never failing open.
+        const unavailable = asUnavailable(store, error);
+        storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0, unavailable);
         if (options.failOpen) return { action: "pass" };
-        return refuse(asUnavailable(store, error));
+        return refuse(unavailable);
       }
       const claimed = onEvent ? monotonicNow() : 0;
       const storeMs = claimed - claimStarted;

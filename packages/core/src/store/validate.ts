@@ -138,11 +138,16 @@ function isHttpStatus(status: unknown): boolean {
   return Number.isInteger(status) && (status as number) >= 100 && (status as number) <= 999;
 }
 
-/** Any store failure, typed: a store that throws something else is still unavailable. */
+/**
+ * A claim's failure, typed: a store that throws something else is still unavailable. A store
+ * set up wrong (`InterlockConfigError`: a table never created) is no outage: its error is thrown
+ * as it is, to the app's error handling, naming the fix, never answered 503 nor let through
+ * under `failOpen`.
+ */
 export function asUnavailable(store: InterlockStore, error: unknown): StoreUnavailableError {
-  return error instanceof StoreUnavailableError
-    ? error
-    : new StoreUnavailableError(store.name, error instanceof Error ? error.message : String(error), { cause: error });
+  if (error instanceof StoreUnavailableError) return error;
+  if (error instanceof InterlockConfigError) throw error;
+  return new StoreUnavailableError(store.name, failureMessage(error), { cause: error });
 }
 
 /**
@@ -205,8 +210,7 @@ export async function boundedStoreCall<T>(
     return await Promise.race([call(), timeout]);
   } catch (error) {
     if (error instanceof StoreUnavailableError || error instanceof InterlockConfigError) throw error;
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new StoreUnavailableError(store, `${operation} failed: ${reason}`, { cause: error });
+    throw new StoreUnavailableError(store, `${operation} failed: ${failureMessage(error)}`, { cause: error });
   } finally {
     clearTimeout(timer);
   }

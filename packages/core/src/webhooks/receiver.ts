@@ -313,9 +313,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     try {
       claim = await store.claim(key, { fingerprint, lockTtlMs });
     } catch (error) {
-      // A store that is set up wrong (a table never created) is no outage: its error goes
-      // through to the app's error handling, naming the fix, not a 503 the provider retries.
-      if (error instanceof InterlockConfigError) throw error;
+      // A store set up wrong throws here, its error as it is: no outage, no 503 to retry.
       const unavailable = asUnavailable(store, error);
       if (onEvent) {
         const storeMs = monotonicNow() - claimStarted;
