@@ -3,12 +3,14 @@
  * behaviour is the shared suite every store runs; what stays here is the receiver's handling of
  * a store that fails, its configuration, and what only an in-process store can promise.
  */
+import { createHash } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   type ClaimOptions,
   createWebhookReceiver,
   DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   deliveryKey,
+  hmacScheme,
   InterlockConfigError,
   type InterlockStore,
   MemoryStore,
@@ -153,7 +155,7 @@ describe("what a delivery is claimed under", () => {
     expect(fingerprint).toBe("");
   });
 
-  it("an unsigned id (Shopify's) binds the signature's hash, in the key and as the fingerprint", async () => {
+  it("an unsigned id (Shopify's) binds the body's hash, in the key and as the fingerprint", async () => {
     const { store, claims } = notingStore();
     const body = '{"id":1}';
     const { headers } = await signWebhook({ scheme: shopify, secret: "shpss_test", body, id: "wh-1" });
@@ -564,7 +566,7 @@ describe("refusals an adapter makes before begin", () => {
   });
 });
 
-describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-Id, bound to the signature", () => {
+describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-Id, bound to the body", () => {
   const SECRET = "shpss_test_secret";
   const ORDER = '{"id":820982911946154500,"financial_status":"paid"}';
 
@@ -608,7 +610,7 @@ describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-I
     expect(outcomes).toEqual(["processed", "processed"]);
   });
 
-  it("the event id is unsigned: the key still binds the signature, so another body under it is not suppressed", async () => {
+  it("the event id is unsigned: the key still binds the body, so another body under it is not suppressed", async () => {
     const first = await shopifyDelivery("wh-1", "evt-1");
     const other = await shopifyDelivery("wh-2", "evt-1", '{"id":1,"financial_status":"refunded"}');
     expect((await receiveAll([first, other])).outcomes).toEqual(["processed", "processed"]);
@@ -617,6 +619,24 @@ describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-I
     const { key, fingerprint } = await deliveryKey(event);
     expect([event.id, event.idCovered]).toEqual(["evt-1", false]);
     expect(key).toBe(`wh:shopify:evt-1:${fingerprint}`);
+    expect(fingerprint).toBe(createHash("sha256").update(ORDER).digest("hex").slice(0, 32));
+  });
+
+  it("a redelivery signed with the rotated secret is still a duplicate (Shopify signs each send with the oldest live secret)", async () => {
+    const NEW = "shpss_rotated_secret";
+    const receiver = createWebhookReceiver({ scheme: shopify, secret: [NEW, SECRET], store: new MemoryStore() });
+    const signedWith = async (secret: string) => {
+      const signed = await signWebhook({ scheme: shopify, secret, body: ORDER, id: "wh-1" });
+      return { ...signed.headers, "x-shopify-event-id": "evt-1" };
+    };
+    const runs: string[] = [];
+    const handler = (event: { id: string | undefined }) => void runs.push(event.id ?? "");
+    const outcomes = [
+      (await receiver.receive(await signedWith(SECRET), ORDER, handler)).outcome,
+      (await receiver.receive(await signedWith(NEW), ORDER, handler)).outcome,
+    ];
+    expect(outcomes).toEqual(["processed", "duplicate"]);
+    expect(runs).toEqual(["evt-1"]);
   });
 
   it("without X-Shopify-Event-Id, as before: the webhook id is the id, a redelivery is a duplicate", async () => {
@@ -639,6 +659,27 @@ describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-I
     const headers = { ...sent.headers, "x-shopify-event-id": ["evt-1", "evt-2"] };
     const decision = await shopifyReceiver().begin(headers, sent.body);
     expect(decision).toMatchObject({ action: "respond", outcome: "refused", error: { code: "malformed_header" } });
+  });
+});
+
+describe("an unsigned id with a signed timestamp (a custom scheme)", () => {
+  const acme = hmacScheme({ name: "acme", idHeader: "x-delivery-id", timestampHeader: "x-timestamp" });
+  const SECRET = "acme-secret";
+
+  it("a retry re-signed with a fresh timestamp is a duplicate: the key binds the body, not the signature", async () => {
+    let now = NOW * 1000;
+    const receiver = createWebhookReceiver({ scheme: acme, secret: SECRET, store: new MemoryStore(), now: () => now });
+    const sent = async (timestamp: number) => {
+      const signed = await signWebhook({ scheme: acme, secret: SECRET, body: BODY, timestamp });
+      return { ...signed.headers, "x-delivery-id": "dlv_1" };
+    };
+    const runs: string[] = [];
+    const handler = (event: { id: string | undefined }) => void runs.push(event.id ?? "");
+    const first = await receiver.receive(await sent(NOW), BODY, handler);
+    now += 60_000;
+    const retry = await receiver.receive(await sent(NOW + 60), BODY, handler);
+    expect([first.outcome, retry.outcome]).toEqual(["processed", "duplicate"]);
+    expect(runs).toEqual(["dlv_1"]);
   });
 });
 

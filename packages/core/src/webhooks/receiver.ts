@@ -3,8 +3,9 @@
  * `wh:<scheme>:<id>` in the store: the first delivery runs the handler, a duplicate does not.
  * A handler failure releases the claim so the provider's redelivery is processed; only
  * success completes it. Where the id is not covered by the signature (GitHub, Shopify,
- * Linear), the key also binds a hash of the signature, so a valid body replayed under a
- * forged id cannot suppress the real delivery that id belongs to.
+ * Linear), the key also binds a hash of the body, so another valid body sent under that id
+ * cannot suppress the real delivery it belongs to, while a redelivery re-signed (a rotated
+ * secret, a fresh timestamp) is still a duplicate.
  */
 
 import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
@@ -194,17 +195,18 @@ export interface DeliveryClaim {
   /** The key the delivery is claimed under. */
   key: string;
   /**
-   * What the claim is stored with: 32 hex digits of the SHA-256 of the signature that matched
-   * when the key binds them; empty when the key is the signed id alone, which already names
-   * the delivery (nothing decides on a delivery's fingerprint: a copy in flight is a copy).
+   * What the claim is stored with: 32 hex digits of the SHA-256 of what the key binds (the
+   * body, with an unsigned id; the signature that matched, with no id); empty when the key is
+   * the signed id alone, which already names the delivery (nothing decides on a delivery's
+   * fingerprint: a copy in flight is a copy).
    */
   fingerprint: string;
 }
 
 /**
  * The store key and fingerprint for a verified delivery: `wh:<scheme>:<id>` when the id is
- * signed, `wh:<scheme>:<id>:<signature hash>` when it is not, `wh:<scheme>:sig:<signature
- * hash>` when there is none; in a receiver's `namespace`, `wh@<namespace>:` in place of `wh:`.
+ * signed, `wh:<scheme>:<id>:<body hash>` when it is not, `wh:<scheme>:sig:<signature hash>`
+ * when there is none; in a receiver's `namespace`, `wh@<namespace>:` in place of `wh:`.
  */
 export async function deliveryKey(event: VerifiedWebhook, namespace?: string): Promise<DeliveryClaim> {
   return claimOf(event, namespace);
@@ -225,8 +227,13 @@ function claimOf(event: VerifiedWebhook, namespace: string | undefined): Deliver
 
 async function hashedClaim(event: VerifiedWebhook, space: string, id: string | undefined): Promise<DeliveryClaim> {
   if (id !== undefined && event.idCovered) return { key: `${space}:${await keyPart(id)}`, fingerprint: "" };
-  const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
-  if (id === undefined) return { key: `${space}:sig:${fingerprint}`, fingerprint };
+  if (id === undefined) {
+    const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
+    return { key: `${space}:sig:${fingerprint}`, fingerprint };
+  }
+  // An unsigned id binds the body, not the signature: a redelivery re-signed with a rotated
+  // secret, or with a fresh timestamp, is the same delivery, and must stay a duplicate.
+  const fingerprint = (await sha256Hex([event.body])).slice(0, 32);
   return { key: `${space}:${await keyPart(id)}:${fingerprint}`, fingerprint };
 }
 

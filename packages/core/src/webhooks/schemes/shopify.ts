@@ -3,8 +3,8 @@
  * client secret. No timestamp is signed, and no header is: the delivery's id is
  * `X-Shopify-Event-Id` when sent (one per event: Shopify's documented key for spotting a
  * duplicate delivery of one event, whatever webhook carried it), else `X-Shopify-Webhook-Id`
- * (one per webhook). Either way it is unsigned, so the receiver binds the signature into the
- * de-duplication key.
+ * (one per webhook). Either way it is unsigned, so the receiver binds a hash of the body into
+ * the de-duplication key.
  */
 
 import { optionalHeader, type WebhookScheme } from "../scheme.js";
