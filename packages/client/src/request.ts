@@ -187,7 +187,7 @@ function newKey(settings: RequestSettings, request: KeyRequest): string {
   const key: unknown = settings.generateKey(request);
   if (typeof key !== "string" || parseIdempotencyKey(key) === undefined) {
     throw new InterlockConfigError(
-      "idempotencyKey.generate must return an Idempotency-Key: 1 to 255 visible ASCII characters, bare or as a quoted string",
+      "idempotencyKey.generate must return an Idempotency-Key: 1 to 255 printable ASCII characters, not all spaces, bare (without spaces) or as a quoted string",
     );
   }
   return key;

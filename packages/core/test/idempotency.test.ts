@@ -91,11 +91,12 @@ describe("parseIdempotencyKey", () => {
     ['"a\\"b\\\\c"', 'a"b\\c'],
     ["  8e03978e-40d5-43e8-bc93-6894a57f9324  ", "8e03978e-40d5-43e8-bc93-6894a57f9324"],
     ['"with space"', "with space"],
+    ['" padded "', " padded "],
   ])("%s → %s", (value, key) => {
     expect(parseIdempotencyKey(value)).toBe(key);
   });
 
-  it.each(['"a",', '"a" "b"', "a b", '""', '"\\n"', '"é"', "k".repeat(256), '"unterminated'])("refuses %s", (value) => {
+  it.each(['"a",', '"a" "b"', "a b", '""', '" "', '"   "', '"\\n"', '"é"', "k".repeat(256), '"unterminated'])("refuses %s", (value) => {
     expect(parseIdempotencyKey(value)).toBeUndefined();
   });
 });
@@ -715,6 +716,17 @@ describe("edges the decision table leaves open", () => {
     await engine.finish(first.ticket, { status: 201, headers: {}, body: "made" });
     const other = await engine.begin(request("k-fp", "1", "/payments?x="));
     expect(other).toMatchObject({ action: "respond", replayed: false, error: { code: "idempotency_key_mismatch" } });
+  });
+
+  it("a request target in absolute form is the same request as its path: replayed, not a mismatch", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
+    const first = await engine.begin(request("k-target", "{}", "/payments?x=1"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    await engine.finish(first.ticket, { status: 201, headers: {}, body: "made" });
+    const absolute = await engine.begin(request("k-target", "{}", "http://api.example:8080/payments?x=1"));
+    expect(absolute).toMatchObject({ action: "respond", replayed: true, response: { status: 201 } });
+    const elsewhere = await engine.begin(request("k-target", "{}", "http://api.example/refunds?x=1"));
+    expect(elsewhere).toMatchObject({ action: "respond", error: { code: "idempotency_key_mismatch" } });
   });
 
   it.each([

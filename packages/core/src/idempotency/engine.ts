@@ -30,6 +30,7 @@ import {
   responseSize,
   unstorable,
 } from "../store/validate.js";
+import { pathAndQuery } from "../web-body.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -328,6 +329,15 @@ function storableFingerprint(fingerprint: unknown): string {
 }
 
 /**
+ * The path and query a fingerprint covers: an absolute-form request target
+ * (`POST http://host/payments`, RFC 9112 §3.2.2) names the same resource as `/payments`, and
+ * Node's adapters pass the target as the client sent it.
+ */
+function originRelative(path: string): string {
+  return path.charCodeAt(0) === 0x2f /* / */ ? path : pathAndQuery(path);
+}
+
+/**
  * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are
  * checked here (`InterlockConfigError`); without a `principal` it warns once that keys are
  * shared by every client.
@@ -362,7 +372,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         ? storableFingerprint(custom)
         : Promise.resolve(custom).then(storableFingerprint);
     }
-    const prefix = `${request.method.toUpperCase()}\n${request.path}\n`;
+    const prefix = `${request.method.toUpperCase()}\n${originRelative(request.path)}\n`;
     if (typeof request.body !== "function") return sha256Hex([prefix, requestBytes(request.body)]);
     return Promise.resolve(request.body()).then((body) => sha256Hex([prefix, requestBytes(body)]));
   }
@@ -516,7 +526,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         return refuse(
           new IdempotencyError(
             "idempotency_key_invalid",
-            "the key must be one string of 1 to 255 visible ASCII characters, quoted (RFC 9651) or bare",
+            "the key must be one string of 1 to 255 printable ASCII characters, not all spaces: quoted (RFC 9651), or bare without spaces",
           ),
         );
       }

@@ -14,6 +14,8 @@ export function parseIdempotencyKey(value: string): string | undefined {
   const text = trimOws(value);
   const key = text.startsWith('"') ? parseSfString(text) : parseBareToken(text);
   if (key === undefined || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) return undefined;
+  // Quoted spaces alone are no key: a client's blank key means it has none.
+  if (key.charCodeAt(0) === 0x20 && key.trim() === "") return undefined;
   return key;
 }
 
