@@ -5,6 +5,7 @@ import {
   BodyError,
   type CapturedResponse,
   createIdempotency,
+  createWebhookReceiver,
   DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   type IdempotencyRequest,
   InterlockConfigError,
@@ -14,6 +15,7 @@ import {
   parseIdempotencyKey,
   runIdempotent,
   StoreUnavailableError,
+  standardWebhooks,
 } from "../src/index.js";
 import { describeIdempotencyBehaviour } from "../src/testing/index.js";
 
@@ -96,9 +98,12 @@ describe("parseIdempotencyKey", () => {
     expect(parseIdempotencyKey(value)).toBe(key);
   });
 
-  it.each(['"a",', '"a" "b"', "a b", '""', '" "', '"   "', '"\\n"', '"é"', "k".repeat(256), '"unterminated'])("refuses %s", (value) => {
-    expect(parseIdempotencyKey(value)).toBeUndefined();
-  });
+  it.each(['"a",', '"a" "b"', "a b", '""', '" "', '"   "', '"\\n"', '"é"', "k".repeat(256), '"unterminated'])(
+    "refuses %s",
+    (value) => {
+      expect(parseIdempotencyKey(value)).toBeUndefined();
+    },
+  );
 });
 
 describe("request bodies", () => {
@@ -404,6 +409,45 @@ describe("runIdempotent's durations", () => {
     const run = runIdempotent({ store: new MemoryStore(), key: "job-durations", [option]: value }, () => ++runs);
     await expect(run).rejects.toBeInstanceOf(InterlockConfigError);
     expect(runs).toBe(0);
+  });
+});
+
+describe("the store option, checked at set-up", () => {
+  const complete = () => new MemoryStore();
+  const withoutMethod = (method: string) => {
+    const store = complete();
+    return new Proxy(store, {
+      get: (target, name) => (name === method ? undefined : Reflect.get(target, name, target)),
+    });
+  };
+  const wrong: Array<[string, () => unknown, RegExp]> = [
+    ["left out", () => undefined, /store is missing/],
+    ["a factory not called", () => () => complete(), /a function \(call it\?\)/],
+    ["an empty object", () => ({}), /has no claim\(\) method/],
+    ["a store whose complete is misspelt", () => withoutMethod("complete"), /has no complete\(\) method/],
+    ["a store without extend", () => withoutMethod("extend"), /has no extend\(\) method/],
+    ["a store without maxRecordBytes", () => withoutMethod("maxRecordBytes"), /positive maxRecordBytes/],
+  ];
+
+  it.each(wrong)(
+    "%s: createIdempotency, createWebhookReceiver and runIdempotent throw InterlockConfigError",
+    async (_what, make, message) => {
+      const store = make() as InterlockStore;
+      expect(() => createIdempotency({ store, principal: false })).toThrow(InterlockConfigError);
+      expect(() => createIdempotency({ store, principal: false })).toThrow(message);
+      expect(() =>
+        createWebhookReceiver({ scheme: standardWebhooks, secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", store }),
+      ).toThrow(InterlockConfigError);
+      let runs = 0;
+      await expect(runIdempotent({ store, key: "job-store" }, () => ++runs)).rejects.toBeInstanceOf(
+        InterlockConfigError,
+      );
+      expect(runs).toBe(0);
+    },
+  );
+
+  it("a complete store is taken as it is", () => {
+    expect(() => createIdempotency({ store: complete(), principal: false })).not.toThrow();
   });
 });
 

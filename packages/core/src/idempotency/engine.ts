@@ -28,6 +28,7 @@ import {
   positiveMs,
   releaseClaim,
   responseSize,
+  storeOption,
   unstorable,
 } from "../store/validate.js";
 import { pathAndQuery } from "../web-body.js";
@@ -345,7 +346,8 @@ function originRelative(path: string): string {
 export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequest>(
   options: IdempotencyOptions<R>,
 ): IdempotencyEngine<R> {
-  const { store, onEvent } = options;
+  const { onEvent } = options;
+  const store = storeOption(options.store);
   const methods = new Set((options.methods ?? ["POST", "PATCH"]).map((m) => m.toUpperCase()));
   const headerName = (options.headerName ?? "Idempotency-Key").toLowerCase();
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);

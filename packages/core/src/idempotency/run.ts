@@ -7,7 +7,7 @@
 import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import type { InterlockStore } from "../store/contract.js";
-import { assertClaim, positiveMs, storeCall } from "../store/validate.js";
+import { assertClaim, positiveMs, storeCall, storeOption } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from "./engine.js";
 
@@ -69,7 +69,7 @@ export async function runIdempotent<T>(
   options: RunIdempotentOptions,
   fn: () => T | Promise<T>,
 ): Promise<IdempotentRun<T>> {
-  const { store } = options;
+  const store = storeOption(options.store);
   if (typeof options.key !== "string" || options.key.length === 0)
     throw new InterlockConfigError("key must be a non-empty string");
   const storeKey = `run:${options.key}`;

@@ -36,6 +36,35 @@ export function positiveMs(name: string, value: number | undefined, fallback: nu
   return value;
 }
 
+const STORE_METHODS = ["claim", "complete", "release", "extend"] as const;
+
+/**
+ * The `store` option, checked once at set-up. A store missing a method (a typo in a custom
+ * store, the `memoryStore` factory passed uncalled) would otherwise fail at its first use, as
+ * an outage (503 forever) or worse: a delivery whose `complete` is missing is processed,
+ * never recorded, and processed again on its redelivery.
+ */
+export function storeOption(store: unknown): InterlockStore {
+  const missing = (what: string) =>
+    new InterlockConfigError(
+      `store ${what}: a store is an object with claim, complete, release and extend methods, a name and ` +
+        'a positive maxRecordBytes, such as memoryStore() (docs/stores.md, "The contract")',
+    );
+  if (typeof store !== "object" || store === null)
+    throw missing(
+      store === undefined
+        ? "is missing"
+        : `is ${typeof store === "function" ? "a function (call it?)" : String(store)}`,
+    );
+  const candidate = store as Record<string, unknown>;
+  for (const method of STORE_METHODS)
+    if (typeof candidate[method] !== "function") throw missing(`has no ${method}() method`);
+  if (typeof candidate.name !== "string") throw missing("has no name");
+  const limit = candidate.maxRecordBytes;
+  if (typeof limit !== "number" || !(limit > 0)) throw missing("has no positive maxRecordBytes");
+  return store as InterlockStore;
+}
+
 /** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): past it, Node fires it after 1 ms. */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
 

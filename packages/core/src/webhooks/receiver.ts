@@ -32,7 +32,7 @@ import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
-import { asUnavailable, positiveMs, releaseClaim, storeCall, unstorable } from "../store/validate.js";
+import { asUnavailable, positiveMs, releaseClaim, storeCall, storeOption, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
@@ -266,7 +266,8 @@ function namespaceOption(value: string | undefined): string | undefined {
  * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance.
  */
 export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookReceiver {
-  const { store, onEvent } = options;
+  const { onEvent } = options;
+  const store = storeOption(options.store);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_WEBHOOK_RETENTION_MS);
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_WEBHOOK_LOCK_TTL_MS);
   // On unless turned off: a delivery's handler must not run twice at once (see `extendLease`).
