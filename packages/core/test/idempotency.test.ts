@@ -451,6 +451,33 @@ describe("the store option, checked at set-up", () => {
   });
 });
 
+describe("options checked at set-up", () => {
+  const make = (options: Record<string, unknown>) => () =>
+    createIdempotency({ store: new MemoryStore(), principal: false, ...options } as never);
+
+  it.each([
+    ["headerName", "Idempotency Key"],
+    ["headerName", ""],
+    ["replayedHeader", "Idempotent Replayed"],
+    ["replayedHeader", ""],
+    ["methods", []],
+    ["methods", ["PO ST"]],
+    ["cache", "none"],
+    ["failOpen", "false"],
+    ["required", "true"],
+    ["principal", "user"],
+    ["fingerprint", "body"],
+  ])("%s: %j throws InterlockConfigError naming it", (option, value) => {
+    expect(make({ [option]: value })).toThrow(InterlockConfigError);
+    expect(make({ [option]: value })).toThrow(option);
+  });
+
+  it("header names that are tokens, lower-case methods and every cache policy are taken", () => {
+    expect(make({ headerName: "X-Request-Key", replayedHeader: "x-replayed", methods: ["post", "PUT"] })).not.toThrow();
+    for (const cache of ["non-5xx", "2xx", "all"]) expect(make({ cache })).not.toThrow();
+  });
+});
+
 describe("waiting for a request in flight", () => {
   // `Number(process.env.WAIT_MS)` with the variable unset is NaN: a wait with no deadline,
   // polling the store every millisecond (setTimeout(NaN) is 1 ms) while the first one runs.

@@ -88,7 +88,10 @@ export type CachePolicy =
    * the same request again); release on those and on 5xx, so a retry runs again (default).
    */
   | "non-5xx"
-  /** Store every status but 304, 5xx included (Stripe's strict behaviour). */
+  /**
+   * Store every status the handler answers but 304, 5xx included (close to Stripe's strict
+   * behaviour; a handler that throws still releases its key).
+   */
   | "all"
   /** Store only 2xx; release on everything else. */
   | "2xx";
@@ -329,6 +332,56 @@ function storableFingerprint(fingerprint: unknown): string {
   return fingerprint;
 }
 
+/** RFC 9110 §5.6.2: a header name is a token. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * A header name option. Not a token, the name could never be read (`headerName`: every request
+ * passed unprotected) or sent (`replayedHeader`: every replay a 500 from Node).
+ */
+function headerNameOption(name: string, value: string | undefined, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !TOKEN.test(value))
+    throw new InterlockConfigError(
+      `${name} must be an HTTP header name (a token, no spaces), not ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
+/** `methods`: a non-empty list of method names (an empty one would cover no request at all). */
+function methodsOption(value: readonly string[] | undefined): readonly string[] {
+  if (value === undefined) return DEFAULT_METHODS;
+  if (!Array.isArray(value) || value.length === 0 || !value.every((m) => typeof m === "string" && TOKEN.test(m)))
+    throw new InterlockConfigError('methods must be a non-empty list of HTTP methods, such as ["POST", "PATCH"]');
+  return value;
+}
+
+const DEFAULT_METHODS = ["POST", "PATCH"];
+const CACHE_POLICIES: ReadonlySet<unknown> = new Set(["non-5xx", "2xx", "all"]);
+
+function cacheOption(value: CachePolicy | undefined): CachePolicy {
+  if (value === undefined) return "non-5xx";
+  if (!CACHE_POLICIES.has(value)) throw new InterlockConfigError('cache must be "non-5xx", "2xx" or "all"');
+  return value;
+}
+
+/**
+ * The options read as flags or called, checked by kind (for JavaScript callers): `failOpen:
+ * "false"` would otherwise fail open, `required: "true"` be ignored, and a `principal` that is
+ * no function fail every keyed request.
+ */
+function checkFlags(options: IdempotencyOptions<never>): void {
+  const { failOpen, required, principal, fingerprint } = options;
+  if (failOpen !== undefined && typeof failOpen !== "boolean")
+    throw new InterlockConfigError("failOpen must be true or false");
+  if (required !== undefined && typeof required !== "boolean" && typeof required !== "function")
+    throw new InterlockConfigError("required must be true, false or a function of the request");
+  if (principal !== undefined && principal !== false && typeof principal !== "function")
+    throw new InterlockConfigError("principal must be a function of the request, or false");
+  if (fingerprint !== undefined && typeof fingerprint !== "function")
+    throw new InterlockConfigError("fingerprint must be a function of the request");
+}
+
 /**
  * The path and query a fingerprint covers: an absolute-form request target
  * (`POST http://host/payments`, RFC 9112 §3.2.2) names the same resource as `/payments`, and
@@ -348,15 +401,16 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
 ): IdempotencyEngine<R> {
   const { onEvent } = options;
   const store = storeOption(options.store);
-  const methods = new Set((options.methods ?? ["POST", "PATCH"]).map((m) => m.toUpperCase()));
-  const headerName = (options.headerName ?? "Idempotency-Key").toLowerCase();
+  checkFlags(options);
+  const methods = new Set(methodsOption(options.methods).map((m) => m.toUpperCase()));
+  const headerName = headerNameOption("headerName", options.headerName, "Idempotency-Key").toLowerCase();
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
   const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
-  const replayedHeader = options.replayedHeader ?? "Idempotent-Replayed";
-  const cache = options.cache ?? "non-5xx";
+  const replayedHeader = headerNameOption("replayedHeader", options.replayedHeader, "Idempotent-Replayed");
+  const cache = cacheOption(options.cache);
   const mismatchStatus = clientErrorStatus("mismatchStatus", options.mismatchStatus, 422);
   checkWait("waitForInFlight", options.waitForInFlight);
   if (options.principal === undefined && !warnedNoPrincipal) {
@@ -552,7 +606,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         // A store set up wrong throws here, its error as it is: no outage, never failing open.
         const unavailable = asUnavailable(store, error);
         storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0, unavailable);
-        if (options.failOpen) return { action: "pass" };
+        if (options.failOpen === true) return { action: "pass" };
         return refuse(unavailable);
       }
       const claimed = onEvent ? monotonicNow() : 0;
