@@ -186,6 +186,39 @@ describe("every refusal has its code", () => {
     });
   });
 
+  it("an unusable secret in a rotation list is named by its place, with a stack that reaches the call", () => {
+    let thrown: unknown;
+    try {
+      createWebhookVerifier({ scheme: standardWebhooks, secret: [SECRET, ""] });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({
+      code: "invalid_secret",
+      message: expect.stringContaining("secret[1] for standard-webhooks"),
+    });
+    expect((thrown as Error).stack).toContain("verify.test.ts");
+  });
+
+  it.each([
+    ["a scheme's name", "stripe"],
+    ["a misspelt lookup", undefined],
+  ])("a scheme given as %s is an InterlockConfigError naming the option", (_, scheme) => {
+    const made = () => createWebhookVerifier({ scheme: scheme as never, secret: "s" });
+    expect(made).toThrow(InterlockConfigError);
+    expect(made).toThrow(/scheme must be a scheme object/);
+  });
+
+  it.each([
+    ["hash", "sha-256"],
+    ["hash", "md5"],
+    ["encoding", "base-64"],
+    ["secretEncoding", "b64"],
+  ])("hmacScheme refuses %s %j (never taken for another)", (option, value) => {
+    expect(() => hmacScheme({ [option]: value } as never)).toThrow(InterlockConfigError);
+    expect(() => hmacScheme({ [option]: value } as never)).toThrow(option);
+  });
+
   it.each([
     ["stripe", stripe, "whsec_abc123\n"],
     ["github", github, " my-secret"],

@@ -2,7 +2,7 @@
 
 import { crypto } from "#crypto";
 import type { Ed25519Key, HmacKey } from "../crypto/port.js";
-import { InterlockConfigError } from "../errors.js";
+import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { refuse, type WebhookScheme } from "./scheme.js";
 
 /** A secret as the provider shows it (`whsec_…`, a hex string, …) or raw key bytes. */
@@ -42,10 +42,41 @@ function parseTrimmedSecret(scheme: WebhookScheme, secret: WebhookSecret) {
   return scheme.parseSecret(secret);
 }
 
+/**
+ * The `scheme` option: a scheme object (`stripe`, `schemes.stripe`, `hmacScheme(…)`). A name
+ * (`"stripe"`) or a misspelt lookup (`schemes["strip"]`) would fail as an untyped TypeError.
+ */
+export function schemeOption(scheme: unknown): WebhookScheme {
+  const candidate = scheme as Partial<WebhookScheme> | undefined;
+  if (typeof candidate?.parse !== "function" || typeof candidate.parseSecret !== "function") {
+    const got = typeof scheme === "string" ? `the string ${JSON.stringify(scheme)}` : String(scheme);
+    throw new InterlockConfigError(
+      `scheme must be a scheme object, such as stripe or schemes.stripe imported from @interlock/core, or hmacScheme(…); got ${got}`,
+    );
+  }
+  return scheme as WebhookScheme;
+}
+
+/**
+ * Parses the secret at `index` of a rotation list, made at start-up: an unusable one is named
+ * by its place in the list, with a stack (refusals of deliveries are made without one).
+ */
+function parseListed(scheme: WebhookScheme, secret: WebhookSecret, index: number, count: number) {
+  try {
+    return parseTrimmedSecret(scheme, secret);
+  } catch (error) {
+    if (!(error instanceof WebhookVerificationError)) throw error;
+    const where = count > 1 ? `secret[${index}] for ${scheme.name}` : `the secret for ${scheme.name}`;
+    const named = new WebhookVerificationError(error.code, `${where}: ${error.message}`, error.scheme);
+    (Error as { captureStackTrace?: (target: object) => void }).captureStackTrace?.(named);
+    throw named;
+  }
+}
+
 export function importVerificationKeys(scheme: WebhookScheme, secrets: readonly WebhookSecret[]): VerificationKeys {
   const keys: VerificationKeys = { hmac: [], ed25519: [] };
-  for (const secret of secrets) {
-    const material = parseTrimmedSecret(scheme, secret);
+  for (const [index, secret] of secrets.entries()) {
+    const material = parseListed(scheme, secret, index, secrets.length);
     if (material.kind === "hmac") keys.hmac.push(crypto.importHmacKey(scheme.hash, material.raw));
     else if (material.publicKey) keys.ed25519.push(crypto.importEd25519PublicKey(material.publicKey));
   }
@@ -53,7 +84,7 @@ export function importVerificationKeys(scheme: WebhookScheme, secrets: readonly 
 }
 
 export function importSigningKey(scheme: WebhookScheme, secret: WebhookSecret): SigningKey {
-  const material = parseTrimmedSecret(scheme, secret);
+  const material = parseListed(scheme, secret, 0, 1);
   if (material.kind === "hmac") return { kind: "hmac", key: crypto.importHmacKey(scheme.hash, material.raw) };
   if (!material.seed) refuse(scheme.name, "invalid_secret", "a public key cannot sign; use the signing key");
   return { kind: "ed25519", key: crypto.importEd25519PrivateKey(material.seed) };

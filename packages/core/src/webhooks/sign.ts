@@ -7,7 +7,7 @@ import { crypto } from "#crypto";
 import type { ContentParts } from "../crypto/port.js";
 import { InterlockConfigError } from "../errors.js";
 import { type RawBody, rawBytes } from "./body.js";
-import { importSigningKey, type SigningKey, secretList, type WebhookSecret } from "./keys.js";
+import { importSigningKey, type SigningKey, schemeOption, secretList, type WebhookSecret } from "./keys.js";
 import { type DeliveryFields, formatTimestamp, type MadeSignature, type WebhookScheme } from "./scheme.js";
 
 /** What to sign, and with what. */
@@ -43,7 +43,7 @@ interface Plan {
 }
 
 function plan(options: SignWebhookOptions): Plan {
-  const { scheme } = options;
+  const scheme = schemeOption(options.scheme);
   const secrets = secretList(options.secret);
   if (secrets.length > 1 && !scheme.multipleSignatures) {
     throw new InterlockConfigError(`the ${scheme.name} scheme carries one signature: pass one secret`);

@@ -13,7 +13,7 @@ import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type Web
 import { type HeadersInput, headerReader } from "../headers.js";
 import { positiveIntegerOption } from "../store/validate.js";
 import { contentEncodingRefusal, type RawBody, rawBytes } from "./body.js";
-import { importVerificationKeys, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
+import { importVerificationKeys, schemeOption, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
 import { type ParsedDelivery, refuse, type WebhookScheme } from "./scheme.js";
 import { VerifiedWebhook } from "./verified.js";
@@ -112,7 +112,8 @@ const NO_RESULTS: readonly boolean[] = [];
  * `WebhookVerificationError` (`invalid_secret`), a bad option `InterlockConfigError`.
  */
 export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookVerifier {
-  const { scheme, onEvent } = options;
+  const { onEvent } = options;
+  const scheme = schemeOption(options.scheme);
   const tolerance = positive("tolerance", options.tolerance, DEFAULT_TOLERANCE_SECONDS);
   const toleranceMs = tolerance * 1000;
   // Counts, not amounts: 0.5 would refuse every delivery, not configure anything.

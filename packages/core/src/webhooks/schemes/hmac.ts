@@ -65,6 +65,14 @@ function compileTemplate(template: string): TemplatePart[] {
   return parts;
 }
 
+/** An option with a few named values: a misspelt one (`"base-64"`, `"sha-256"`) is refused, never taken for another. */
+function oneOf<T extends string>(name: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value))
+    configError(`${name} must be ${allowed.map((a) => `"${a}"`).join(" or ")}, not ${JSON.stringify(value)}`);
+  return value;
+}
+
 function configError(message: string): never {
   throw new InterlockConfigError(message);
 }
@@ -80,7 +88,9 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
   const timestampHeader =
     options.timestampHeader === false ? undefined : (options.timestampHeader ?? "x-timestamp").toLowerCase();
   const idHeader = options.idHeader?.toLowerCase();
-  const encoding = options.encoding ?? "hex";
+  const encoding = oneOf("encoding", options.encoding, ["hex", "base64"], "hex");
+  const hash = oneOf("hash", options.hash, ["sha256", "sha512"], "sha256");
+  oneOf("secretEncoding", options.secretEncoding, ["utf8", "base64", "hex"], "utf8");
   const prefix = options.prefix ?? "";
   const unit = options.timestampUnit ?? "seconds";
   const template = compileTemplate(options.template ?? (timestampHeader ? "{ts}.{body}" : "{body}"));
@@ -113,7 +123,7 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
 
   const scheme: WebhookScheme = {
     name,
-    hash: options.hash ?? "sha256",
+    hash,
     idCovered: idRequired,
     timestamp: timestampHeader ? "header" : "none",
     timestampUnit: unit,
