@@ -39,10 +39,18 @@ export const HOOK_NAMES = ["preParsing", "preHandler", "onSend", "onResponse", "
 export type Placement = "first" | "last";
 
 const placements = new WeakMap<InterlockHooks, Placement>();
+/** Each hook function of a set, back to its set: to tell a set spread into a route whole from one cut short. */
+const sets = new WeakMap<object, InterlockHooks>();
 
 export function hookSet(placement: Placement, hooks: InterlockHooks): InterlockHooks {
   placements.set(hooks, placement);
+  for (const name of HOOK_NAMES) sets.set(hooks[name], hooks);
   return hooks;
+}
+
+/** The set a route hook belongs to, if it is one of Interlock's. */
+export function setOfHook(hook: unknown): InterlockHooks | undefined {
+  return typeof hook === "function" ? sets.get(hook) : undefined;
 }
 
 export function placementOf(hooks: InterlockHooks): Placement {

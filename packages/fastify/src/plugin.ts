@@ -4,11 +4,12 @@
  * them, idempotency after) and declares `request.webhook` so every request keeps one shape.
  */
 
+import { subscribe } from "node:diagnostics_channel";
 import { InterlockConfigError, problemResponse, type VerifiedWebhook } from "@interlock/core";
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import { fastifyPlugin } from "fastify-plugin";
 import { addWebhookBodyFallback, kTakesBodyRaw } from "./body-fallback.js";
-import { HOOK_NAMES, type InterlockHooks, placementOf } from "./hooks.js";
+import { HOOK_NAMES, type InterlockHooks, placementOf, setOfHook } from "./hooks.js";
 import { kIdempotentRun } from "./idempotency.js";
 import { kRawBody } from "./raw-body.js";
 import { sendResponse } from "./respond.js";
@@ -58,6 +59,9 @@ const plugin: FastifyPluginCallback = (fastify, _options, done) => {
     const sets = route.config?.interlock;
     if (sets === undefined) return;
     for (const hooks of Array.isArray(sets) ? sets : [sets]) applyHooks(route, hooks as InterlockHooks);
+    // Attached: the check `checkEveryRoute` gave the route is no longer needed.
+    const onRequest = asList(route.onRequest as Hook | undefined).filter((hook) => hook !== refuseUnattached);
+    (route as unknown as Record<string, unknown>).onRequest = onRequest.length > 0 ? onRequest : undefined;
     // Marked on a copy: the app's own config object may be shared with a route out of reach.
     route.config = { ...route.config, [kAttached]: true } as NonNullable<RouteOptions["config"]>;
   });
@@ -134,6 +138,56 @@ function refuseUnattached(request: FastifyRequest, reply: FastifyReply, done: ()
   request.log.error({ err: error }, error.message);
   sendResponse(reply, problemResponse(error));
 }
+
+/**
+ * Every Fastify app made after this module loaded checks its routes as they are declared, with
+ * or without the plugin: a route naming hook sets in `config.interlock` gets a check that fails
+ * closed until the plugin attaches them (the plugin removes it then, so a protected route pays
+ * nothing), which covers an app that never registered the plugin; a near miss of the key
+ * (`config.interLock`) and a spread set missing one of its hooks (the route's own `preHandler`
+ * written after the spread replaces Interlock's) are refused when the route is declared.
+ */
+function checkEveryRoute(fastify: FastifyInstance): void {
+  fastify.addHook("onRoute", (route) => {
+    const config = route.config as Record<string, unknown> | undefined;
+    for (const key of Object.keys(config ?? {})) {
+      if (key !== "interlock" && key.toLowerCase() === "interlock")
+        throw new InterlockConfigError(`${describeRoute(route)}: config.${key} is not read: name it config.interlock`);
+    }
+    refuseIncompleteSets(route);
+    if (config?.interlock === undefined) return;
+    (route as unknown as Record<string, unknown>).onRequest = [refuseUnattached, ...asList(route.onRequest as Hook)];
+  });
+}
+
+const describeRoute = (route: RouteOptions) =>
+  `${Array.isArray(route.method) ? route.method.join(",") : route.method} ${route.url}`;
+
+/**
+ * A hook set spread into a route's options without its `preHandler`, where deliveries are
+ * verified and keys claimed: the route's own `preHandler`, written after the spread, replaced
+ * it, and the route would run unprotected. (A set without its `preParsing` is answered at
+ * request time, and is of use with a `fingerprint` of the app's own: see the README.)
+ */
+function refuseIncompleteSets(route: RouteOptions): void {
+  const target = route as unknown as Record<string, unknown>;
+  const preHandlers = asList(route.preHandler as Hook | undefined);
+  for (const name of HOOK_NAMES)
+    for (const hook of asList(target[name] as Hook | undefined)) {
+      const set = setOfHook(hook);
+      if (set === undefined || preHandlers.includes(set.preHandler)) continue;
+      throw new InterlockConfigError(
+        `${describeRoute(route)}: Interlock's preHandler is missing from the route's options, so nothing verifies or claims ` +
+          "(a preHandler of the route's own, written after the spread, replaces it): pass both as a list, " +
+          "preHandler: [hooks.preHandler, yours], or name the set in config.interlock",
+      );
+    }
+}
+
+subscribe("fastify.initialization", (message) => {
+  const fastify = (message as { fastify?: FastifyInstance }).fastify;
+  if (typeof fastify?.addHook === "function") checkEveryRoute(fastify);
+});
 
 /**
  * Register at the root (`await app.register(interlock)`) before the routes that name Interlock

@@ -218,6 +218,45 @@ describe("routes declared before the plugin", () => {
   });
 });
 
+describe("an app that never registered the plugin, and near misses", () => {
+  it("a route naming Interlock hooks in config.interlock fails closed: 500 invalid_configuration, the handler never runs", async () => {
+    const ran: string[] = [];
+    const app = Fastify({ logger: false });
+    app.post("/hook", { config: { interlock: webhook(webhookOptions()) } }, async () => {
+      ran.push("hook");
+      return { ok: true };
+    });
+    app.get("/plain", async () => ({ plain: true }));
+    const url = await serve(app);
+    await expectUnattached(url, "/hook", "register the plugin at the root before declaring routes");
+    expect(await (await fetch(`${url}/plain`)).json()).toEqual({ plain: true });
+    expect(ran).toEqual([]);
+  });
+
+  it("config.interLock (a near miss of the key) is refused when the route is declared", async () => {
+    const app = Fastify({ logger: false });
+    apps.push(app);
+    await app.register(interlock);
+    expect(() =>
+      app.post("/hook", { config: { interLock: webhook(webhookOptions()) } as never }, async () => ({ ok: true })),
+    ).toThrow(/config\.interLock is not read: name it config\.interlock/);
+  });
+
+  it("a spread set whose preHandler the route's own replaced is refused when the route is declared", async () => {
+    const app = Fastify({ logger: false });
+    apps.push(app);
+    const auth = async () => {};
+    expect(() =>
+      app.post("/hook", { ...webhook(webhookOptions()), preHandler: auth }, async () => ({ ok: true })),
+    ).toThrow(/Interlock's preHandler is missing from the route's options/);
+    // Given as a list, both run: the route is declared.
+    const hooks = idempotency(idempotencyOptions());
+    expect(() =>
+      app.post("/pay", { ...hooks, preHandler: [hooks.preHandler, auth] }, async () => ({ ok: true })),
+    ).not.toThrow();
+  });
+});
+
 describe("routes the plugin's registration does not reach", () => {
   it.each<[string, (app: FastifyInstance, route: (scope: FastifyInstance) => void) => Promise<void>]>([
     [
