@@ -45,6 +45,8 @@ export interface Table {
   qualified: string;
   /** The index on expiry (an index lives in its table's schema, so the name is unqualified). */
   index: string;
+  /** The index's name as the catalog holds it, unquoted. */
+  indexName: string;
 }
 
 export function resolveTable(options: TableOptions = {}): Table {
@@ -54,6 +56,7 @@ export function resolveTable(options: TableOptions = {}): Table {
   return {
     qualified: schema === undefined ? table : `${schema}.${table}`,
     index: `"${name}${INDEX_SUFFIX}"`,
+    indexName: `${name}${INDEX_SUFFIX}`,
   };
 }
 

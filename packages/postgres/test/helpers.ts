@@ -56,6 +56,23 @@ export async function unreachableStore(operationTimeoutMs = 1_000) {
   return postgresStore(down, { operationTimeoutMs });
 }
 
+/** A login role of its own on the test server, with no privileges until the test grants them. */
+export async function newRole(admin: pg.Pool, label: string) {
+  // Roles are the server's, not the database's: unique across files and runs as well.
+  const name = `r_${label}_${process.pid}_${Date.now().toString(36)}`;
+  await admin.query(`CREATE ROLE "${name}" LOGIN PASSWORD 'role-pw'`);
+  const url = new URL(inject("databaseUrl"));
+  url.username = name;
+  url.password = "role-pw";
+  return {
+    name,
+    /** A pool connecting as the role. */
+    pool: (config: pg.PoolConfig = {}) => newPool({ connectionString: url.href, ...config }),
+    /** Drops the role and every grant to it, once its pools are ended. */
+    drop: () => admin.query(`DROP OWNED BY "${name}"; DROP ROLE "${name}"`),
+  };
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function response(text: string, headers: Array<[string, string]> = [["content-type", "text/plain"]]) {

@@ -1,6 +1,7 @@
+import { InterlockConfigError } from "@interlock/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrate, migrationSql, type PgQuery, type PgQueryable, postgresStore } from "../src/index.js";
-import { endPool, newPool, uniqueTable } from "./helpers.js";
+import { endPool, newPool, newRole, uniqueTable } from "./helpers.js";
 
 const pool = newPool();
 afterAll(() => endPool(pool));
@@ -64,7 +65,12 @@ describe("migration", () => {
     const table = uniqueTable("printed");
     const db = recording();
     await migrate(db, { table });
-    expect(db.texts).toEqual([migrationSql({ table })]);
+    // A read-only check whether it is all there, then the SQL itself; once made, the check alone.
+    expect(db.texts).toHaveLength(2);
+    expect(db.texts[1]).toBe(migrationSql({ table }));
+    await migrate(db, { table });
+    expect(db.texts).toHaveLength(3);
+    expect(db.texts[2]).toBe(db.texts[0]);
     // Users who run migrations themselves: the printed text, as psql or a migration tool would.
     const other = uniqueTable("printed");
     await pool.query(migrationSql({ table: other }));
@@ -84,6 +90,43 @@ describe("migration", () => {
     await works(postgresStore(pool, { schema }));
     // Nothing landed in the default schema.
     expect(await columns("public", "IdempotencyKeys")).toEqual({});
+  });
+
+  it("an app role that may only read and write the table: migrate() on every start passes once the owner made it", async () => {
+    const role = await newRole(pool, "app");
+    const app = role.pool({ max: 2 });
+    try {
+      const table = uniqueTable("owned");
+      const schema = uniqueTable("owned");
+      await pool.query(`CREATE SCHEMA "${schema}"`);
+      await migrate(pool, { table });
+      await migrate(pool, { schema });
+      const grant = "SELECT, INSERT, UPDATE, DELETE";
+      await pool.query(`GRANT ${grant} ON "${table}" TO "${role.name}"`);
+      await pool.query(`GRANT USAGE ON SCHEMA "${schema}" TO "${role.name}"`);
+      await pool.query(`GRANT ${grant} ON "${schema}"."interlock_records" TO "${role.name}"`);
+      await migrate(app, { table });
+      await migrate(app, { schema });
+      await works(postgresStore(app, { table }));
+      await works(postgresStore(app, { schema }));
+    } finally {
+      await app.end();
+      await role.drop();
+    }
+  });
+
+  it("an app role that may not create the table: a configuration error saying who should", async () => {
+    const role = await newRole(pool, "app");
+    const app = role.pool({ max: 2 });
+    try {
+      const error = await migrate(app, { table: uniqueTable("unowned") }).catch((e: Error) => e);
+      expect(error).toBeInstanceOf(InterlockConfigError);
+      expect((error as Error).message).toMatch(/run migrate\(\) as the schema owner, or apply migrationSql\(\)/);
+      expect(((error as Error).cause as { code: string }).code).toBe("42501");
+    } finally {
+      await app.end();
+      await role.drop();
+    }
   });
 
   it("instances migrating at the same start-up do not trip over each other", async () => {

@@ -22,6 +22,7 @@ import {
   type ServerTimedReply,
   type StoredRecord,
   type StoredResponse,
+  StoreUnavailableError,
   timeoutOption,
 } from "@interlock/core";
 import { assertPrefix, redisKey } from "./keys.js";
@@ -48,7 +49,10 @@ export interface RedisStoreOptions {
    * would hang requests instead of failing them (503).
    */
   operationTimeoutMs?: number;
-  /** Largest record (body plus header text) kept, in bytes. Default 1 MiB. */
+  /**
+   * Largest record (body plus header text) kept, in bytes. Default 1 MiB; at most 256 MiB. Keep
+   * it below the server's `proto-max-bulk-len` (512 MB by default).
+   */
   maxRecordBytes?: number;
 }
 
@@ -58,6 +62,27 @@ export const DEFAULT_PREFIX = "interlock:";
 export const DEFAULT_OPERATION_TIMEOUT_MS = 2_000;
 /** The default largest record: 1 MiB. */
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+// Redis refuses a bulk string past its proto-max-bulk-len (512 MB by default), and only when
+// `complete` sends it, after the handler ran: bounded well below it, as the postgres store is.
+const MAX_RECORD_LIMIT = 256 * 1024 * 1024;
+
+function maxRecordBytesOption(value: number | undefined): number {
+  const bytes = positiveIntegerOption("maxRecordBytes", value, DEFAULT_MAX_RECORD_BYTES);
+  if (bytes > MAX_RECORD_LIMIT) {
+    throw new InterlockConfigError(`maxRecordBytes must be at most ${MAX_RECORD_LIMIT} (256 MiB)`);
+  }
+  return bytes;
+}
+
+/**
+ * The client's own `keyPrefix`: ioredis puts it before every key, our scripts' included, and a
+ * script keeps the prefix its client had when it was defined (in the constructor).
+ */
+function clientKeyPrefix(client: ScriptingClient): string {
+  const prefix = (client as { options?: { keyPrefix?: unknown } }).options?.keyPrefix;
+  if (typeof prefix === "string") return prefix;
+  return Buffer.isBuffer(prefix) ? prefix.toString("utf8") : "";
+}
 
 const text = (item: ReplyItem) => (Buffer.isBuffer(item) ? item.toString("utf8") : String(item));
 
@@ -110,6 +135,8 @@ export class RedisStore implements InterlockStore {
   /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #client: ScriptingClient;
+  /** The client's `keyPrefix` when the scripts were defined: part of every key on the server. */
+  readonly #clientPrefix: string;
   /** The server's clock as claim replies tell it: where each claim's deadline comes from. */
   readonly #clock = new ServerClock();
 
@@ -124,13 +151,22 @@ export class RedisStore implements InterlockStore {
       options.operationTimeoutMs,
       DEFAULT_OPERATION_TIMEOUT_MS,
     );
-    this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, DEFAULT_MAX_RECORD_BYTES);
+    this.maxRecordBytes = maxRecordBytesOption(options.maxRecordBytes);
     this.#client = client;
+    this.#clientPrefix = clientKeyPrefix(client);
     defineScripts(client);
   }
 
-  /** The Redis key that holds `key`'s lock and record (for operators and tests). */
+  /**
+   * The Redis key that holds `key`'s lock and record, as operators type it in `redis-cli`: with
+   * the client's own `keyPrefix`, if it has one, before the store's `prefix`.
+   */
   keyFor(key: string): string {
+    return this.#clientPrefix + this.#key(key);
+  }
+
+  /** The key as the store hands it to ioredis, which adds its `keyPrefix` itself. */
+  #key(key: string): string {
     return redisKey(this.prefix, key);
   }
 
@@ -138,7 +174,7 @@ export class RedisStore implements InterlockStore {
     assertClaim(key, options);
     // The token is made here so a winner needs nothing more from the server than "claimed".
     const token = randomUUID();
-    const redisKey = this.keyFor(key);
+    const redisKey = this.#key(key);
     const args = [token, options.fingerprint, options.lockTtlMs];
     // With a deadline on the server's clock: a claim that first runs after its caller was told
     // "unavailable" must take no lock (see scripts.ts). Before the clock's first sample, a probe
@@ -152,14 +188,24 @@ export class RedisStore implements InterlockStore {
       const { serverMs, late } = timedClaim(reply);
       return { serverMs, answer: late ? undefined : reply };
     };
-    const reply = await deadlineStoreCall(
-      this.#clock,
-      { store: this.name, operation: "claim", timeoutMs: this.operationTimeoutMs },
-      (notAfter) => callScript(this.#client, "claim", redisKey, [...args, notAfter ?? ""]),
-      timedClaim,
-      probe,
-    );
-    return toClaimResult(reply, token);
+    try {
+      const reply = await deadlineStoreCall(
+        this.#clock,
+        { store: this.name, operation: "claim", timeoutMs: this.operationTimeoutMs },
+        (notAfter) => callScript(this.#client, "claim", redisKey, [...args, notAfter ?? ""]),
+        timedClaim,
+        probe,
+      );
+      return toClaimResult(reply, token);
+    } catch (error) {
+      // The deadline errs late (it is built on an upper bound of the server's clock, see core's
+      // ServerClock): a claim may still run in the few ms past its caller's timeout, or be resent
+      // by ioredis after a lost reply, and hold the key for a lease with nobody behind it. Its
+      // release, fenced by this claim's own token, follows it on the connection and undoes it;
+      // a claim that never ran makes it a no-op. Not awaited: the caller's answer is already known.
+      if (error instanceof StoreUnavailableError) this.release(key, token).catch(() => {});
+      throw error;
+    }
   }
 
   async complete(key: string, token: string, response: StoredResponse, options: CompleteOptions): Promise<boolean> {
@@ -198,7 +244,7 @@ export class RedisStore implements InterlockStore {
   ): Promise<T> {
     // A synchronous throw (a closed client, say) is caught like a rejection.
     const reply = await boundedStoreCall(this.name, operation, this.operationTimeoutMs, () =>
-      callScript(this.#client, operation, this.keyFor(key), args),
+      callScript(this.#client, operation, this.#key(key), args),
     );
     return parse(reply);
   }

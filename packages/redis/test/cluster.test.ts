@@ -7,8 +7,8 @@
 import { describeStoreConformance } from "@interlock/core/testing";
 import { freePort } from "@interlock/test-harness";
 import { Cluster } from "ioredis";
-import { describe, expect, it } from "vitest";
-import { clusterClient, storeOn, track } from "./helpers.js";
+import { describe, expect, inject, it } from "vitest";
+import { clusterClient, storeOn, track, uniquePrefix } from "./helpers.js";
 
 describeStoreConformance("redis cluster", {
   create: () => storeOn(clusterClient()),
@@ -77,6 +77,15 @@ describe("redis cluster: slots", () => {
       expect(released).toContain(key);
       expect(["released", null]).toContain(await cluster.hget(key, "state"));
     }
+  });
+
+  it("names the key as redis-cli sees it, with the Cluster client's keyPrefix first", async () => {
+    const keyPrefix = uniquePrefix("client");
+    const prefixed = track(new Cluster(inject("redisClusterNodes"), { redisOptions: { keyPrefix } }));
+    const store = storeOn(prefixed);
+    expect(store.keyFor("k")).toBe(`${keyPrefix}${store.prefix}{k}`);
+    await store.claim("k", { fingerprint: "fp", lockTtlMs: 60_000 });
+    expect(await clusterClient().hget(store.keyFor("k"), "state")).toBe("lock");
   });
 
   it("hashes each Redis key by the whole logical key (its hash tag)", async () => {

@@ -20,7 +20,7 @@ export function track<C extends Redis | Cluster>(client: C): C {
 }
 
 /** Options the tests set; the store itself works with whatever the user chose. */
-type TestClientOptions = { retryStrategy?: () => number; maxRetriesPerRequest?: number | null };
+type TestClientOptions = { retryStrategy?: () => number; maxRetriesPerRequest?: number | null; keyPrefix?: string };
 
 export const redisClient = (url = inject("redisUrl"), options: TestClientOptions = {}) =>
   track(new Redis(url, options));

@@ -44,6 +44,16 @@ describe("redis store: keys", () => {
     }
   });
 
+  it("names the key as redis-cli sees it, with the client's own keyPrefix first", async () => {
+    const keyPrefix = uniquePrefix("client");
+    const prefixed = redisClient(inject("redisUrl"), { keyPrefix });
+    const store = storeOn(prefixed);
+    expect(store.keyFor("k")).toBe(`${keyPrefix}${store.prefix}{k}`);
+    await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG });
+    // A plain client, as redis-cli is: the key keyFor names is the one the claim wrote.
+    expect(await redisClient().hget(store.keyFor("k"), "state")).toBe("lock");
+  });
+
   it("refuses a prefix with a brace, which would break the hash tag", () => {
     const client = track(new Redis({ lazyConnect: true }));
     expect(() => new RedisStore(client, { prefix: "app{1}:" })).toThrow(InterlockConfigError);
@@ -61,6 +71,11 @@ describe("redis store: options", () => {
     expect(() => redisStore(client, { operationTimeoutMs: 2 ** 31 })).toThrow(InterlockConfigError);
     expect(redisStore(client, { operationTimeoutMs: 2 ** 31 - 1 }).operationTimeoutMs).toBe(2 ** 31 - 1);
     expect(() => redisStore(client, { maxRecordBytes: 1.5 })).toThrow(InterlockConfigError);
+    // Redis refuses a bulk string over proto-max-bulk-len (512 MB by default), and only once
+    // the handler has run: bounded below it, like the postgres store.
+    expect(redisStore(client, { maxRecordBytes: 256 * 1024 * 1024 }).maxRecordBytes).toBe(256 * 1024 * 1024);
+    expect(() => redisStore(client, { maxRecordBytes: 256 * 1024 * 1024 + 1 })).toThrow(/at most 268435456/);
+    expect(() => redisStore(client, { maxRecordBytes: 1024 * 1024 * 1024 })).toThrow(InterlockConfigError);
     expect(() => redisStore({} as Redis)).toThrow(InterlockConfigError);
   });
 
@@ -336,6 +351,40 @@ describe("redis store: a claim that reaches Redis after its caller gave up", () 
     // The refusal took no lock, and it raised the bound: the retry wins.
     expect((await store.claim("ahead", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
     expect(await check.claim("ahead", { fingerprint: "other", lockTtlMs: LONG })).toMatchObject({ state: "in_flight" });
+  });
+
+  it("one that runs past its caller's timeout but before its deadline is released: no lock held by nobody", async () => {
+    const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
+    onTestFinished(() => proxy.close());
+    const client = track(new Redis(proxy.port, "127.0.0.1"));
+    client.on("error", () => {});
+    // Claim replies tell a server time 5 s ahead of Redis' own: the store's bound, and so every
+    // deadline, errs 5 s late, as it errs by the one-way latency on a real network.
+    const ahead = new Proxy(client, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (typeof value !== "function") return value;
+        if (typeof property !== "string" || !property.startsWith("interlockClaim")) return value.bind(target);
+        return async (...args: unknown[]) => {
+          const reply = (await value.apply(target, args)) as unknown[];
+          return [reply[0], Number(reply[1]) + 5_000, ...reply.slice(2)];
+        };
+      },
+    });
+    const store = storeOn(ahead, { operationTimeoutMs });
+    const check = storeOn(redisClient(), { prefix: store.prefix });
+    await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
+    const held = proxy.hold("orphan-claim");
+    const failed = store.claim("orphan-claim", { fingerprint: "fp", lockTtlMs: LONG });
+    await held.held;
+    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    await held.deliver(); // runs within its deadline: it takes the lock, then its release frees it
+    let state = "";
+    for (let tries = 0; tries < 50 && state !== "claimed"; tries++) {
+      state = (await check.claim("orphan-claim", { fingerprint: "fp", lockTtlMs: LONG })).state;
+      if (state !== "claimed") await sleep(20);
+    }
+    expect(state).toBe("claimed");
   });
 
   it("a claim in time still takes the lock, through the same proxy", async () => {

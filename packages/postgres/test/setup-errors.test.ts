@@ -1,0 +1,195 @@
+/**
+ * A store set up wrong (no grants, wrong password, no such database, a foreign table, a broken
+ * connection string, SSL the server lacks) fails every time the same way: an InterlockConfigError
+ * naming the fix, so it reaches the app's error handling and never passes as an outage under
+ * failOpen. Real outages stay StoreUnavailableError.
+ */
+
+import { createIdempotency, InterlockConfigError } from "@interlock/core";
+import { type PostgresServer, startPostgres } from "@interlock/test-harness";
+import pg from "pg";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { type PgQueryable, postgresStore } from "../src/index.js";
+import { endPool, freshTable, newPool, newRole, sleep, uniqueTable } from "./helpers.js";
+
+const admin = newPool();
+afterAll(() => endPool(admin));
+
+const LONG = 60_000;
+const claim = (store: ReturnType<typeof postgresStore>) => store.claim("k", { fingerprint: "fp", lockTtlMs: LONG });
+
+/** The test database's URL, changed by `edit`. */
+function urlWith(edit: (url: URL) => void): string {
+  const url = new URL(inject("databaseUrl"));
+  edit(url);
+  return url.href;
+}
+
+/** Runs `operation` with a pool of `config`, ended afterwards. */
+async function withPool<T>(config: pg.PoolConfig, operation: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = newPool({ max: 2, ...config });
+  try {
+    return await operation(pool);
+  } finally {
+    await pool.end().catch(() => {});
+  }
+}
+
+/** Expects `operation` to reject with a configuration error whose cause carries `code`. */
+async function configError(operation: Promise<unknown>, code: string | undefined, fix: RegExp) {
+  const error = await operation.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(InterlockConfigError);
+  expect((error as Error).message).toMatch(fix);
+  expect(((error as Error).cause as { code?: string }).code).toBe(code);
+  return error as InterlockConfigError;
+}
+
+describe("a store set up wrong is a configuration error naming the fix", () => {
+  it("a role without grants on the table: GRANT, for every operation", async () => {
+    const table = await freshTable(admin, "nogrant");
+    const role = await newRole(admin, "nogrant");
+    const pool = role.pool();
+    try {
+      const store = postgresStore(pool, { table });
+      const grant = new RegExp(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${table}"`);
+      await configError(claim(store), "42501", grant);
+      await configError(
+        store.complete("k", "t", { status: 200, headers: [], body: new Uint8Array() }, { ttlMs: LONG }),
+        "42501",
+        grant,
+      );
+      await configError(store.release("k", "t"), "42501", grant);
+      await configError(store.extend("k", "t", LONG), "42501", grant);
+      await configError(store.purgeExpired(), "42501", grant);
+
+      // Through the idempotency engine: the error as it is, even under failOpen (no pass, so the
+      // handler never runs unprotected).
+      const engine = createIdempotency({ store, principal: false, failOpen: true });
+      const request = { method: "POST", route: "/pay", path: "/pay", headers: { "idempotency-key": "k" }, body: "{}" };
+      await expect(engine.begin(request)).rejects.toBeInstanceOf(InterlockConfigError);
+    } finally {
+      await pool.end();
+      await role.drop();
+    }
+  });
+
+  it("a wrong password: check the connection settings", async () => {
+    // The test servers trust every local connection: one of its own that asks for passwords.
+    const server = await startPostgres({ throwaway: true });
+    try {
+      const url = await passwordServer(server);
+      const wrong = new URL(url);
+      wrong.password = "wrong";
+      await withPool({ connectionString: wrong.href }, async (pool) => {
+        await configError(claim(postgresStore(pool)), "28P01", /user or password/);
+      });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("a role that does not exist: check the connection settings", async () => {
+    const connectionString = urlWith((url) => {
+      url.username = `ghost_${process.pid}`;
+    });
+    await withPool({ connectionString }, async (pool) => {
+      await configError(claim(postgresStore(pool)), "28000", /user or password/);
+    });
+  });
+
+  it("a database that does not exist: create it, or fix its name", async () => {
+    const connectionString = urlWith((url) => {
+      url.pathname = `/missing_${process.pid}`;
+    });
+    await withPool({ connectionString }, async (pool) => {
+      await configError(claim(postgresStore(pool)), "3D000", /database does not exist/);
+    });
+  });
+
+  it("a table of that name not made by migrate(): says so", async () => {
+    const table = uniqueTable("foreign");
+    await admin.query(`CREATE TABLE "${table}" (key_hash bytea PRIMARY KEY, payload text)`);
+    await configError(claim(postgresStore(admin, { table })), "42703", /not made by migrate\(\)/);
+  });
+
+  it("a connection string that does not parse: says so, without repeating it (it may hold a password)", async () => {
+    await withPool({ connectionString: "postgres://app:s3cr@t@:::/x y" }, async (pool) => {
+      const error = await configError(claim(postgresStore(pool)), "ERR_INVALID_URL", /not a valid URL/);
+      expect(error.message).not.toContain("s3cr");
+    });
+  });
+
+  it("SSL asked of a server without it: turn one of them around", async () => {
+    await withPool({ connectionString: inject("databaseUrl"), ssl: true }, async (pool) => {
+      const error = await configError(claim(postgresStore(pool)), undefined, /SSL/);
+      expect((error.cause as Error).message).toBe("The server does not support SSL connections");
+    });
+  });
+});
+
+describe("an outage is still an outage", () => {
+  /** A queryable whose every query fails with `error`. */
+  const failing = (error: unknown): PgQueryable => ({ query: () => Promise.reject(error) });
+  const serverError = (code: string) => Object.assign(new Error(`server says ${code}`), { code, severity: "FATAL" });
+
+  it("a server shutting down, starting up, out of connections or lost: StoreUnavailableError", async () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
+    for (const error of [
+      serverError("57P01"),
+      serverError("57P03"),
+      serverError("53300"),
+      serverError("08006"),
+      refused,
+    ]) {
+      await expect(claim(postgresStore(failing(error))), String(error)).rejects.toMatchObject({
+        name: "StoreUnavailableError",
+        cause: error,
+      });
+    }
+  });
+
+  it("a timeout names whole milliseconds", async () => {
+    const silent: PgQueryable = { query: () => new Promise(() => {}) };
+    const error = await claim(postgresStore(silent, { operationTimeoutMs: 50 })).catch((e: Error) => e);
+    expect(error).toMatchObject({ name: "StoreUnavailableError" });
+    expect((error as Error).message).toMatch(/within \d+ ms/);
+  });
+});
+
+/**
+ * Makes `server` ask for passwords (scram-sha-256) from every role but postgres, and returns
+ * the URL of a role whose password is "right". pg_hba.conf is rewritten through the server
+ * itself (COPY … TO as superuser), then reloaded.
+ */
+async function passwordServer(server: PostgresServer): Promise<string> {
+  const pool = new pg.Pool({ connectionString: server.url, max: 1 });
+  try {
+    const file = (await pool.query("SHOW hba_file")).rows[0].hba_file as string;
+    const rules = ["host all postgres 127.0.0.1/32 trust", "host all all 127.0.0.1/32 scram-sha-256"];
+    const values = rules.map((rule) => `('${rule}')`).join(", ");
+    await pool.query(`COPY (VALUES ${values}) TO '${file.replaceAll("'", "''")}'`);
+    await pool.query("CREATE ROLE app LOGIN PASSWORD 'right'; SELECT pg_reload_conf()");
+  } finally {
+    await pool.end();
+  }
+  const url = new URL(server.url);
+  url.username = "app";
+  url.password = "right";
+  // The reload reaches the postmaster asynchronously: wait until a wrong password is refused.
+  const wrong = new URL(url);
+  wrong.password = "wrong";
+  for (let tries = 0; tries < 50; tries++) {
+    const client = new pg.Client({ connectionString: wrong.href });
+    const refused = await client.connect().then(
+      () => false,
+      () => true,
+    );
+    await client.end().catch(() => {});
+    if (refused) return url.href;
+    await sleep(100);
+  }
+  throw new Error("the server never started asking for passwords");
+}
