@@ -66,8 +66,8 @@ function parseListed(scheme: WebhookScheme, secret: WebhookSecret, index: number
     return parseTrimmedSecret(scheme, secret);
   } catch (error) {
     if (!(error instanceof WebhookVerificationError)) throw error;
-    const where = count > 1 ? `secret[${index}] for ${scheme.name}` : `the secret for ${scheme.name}`;
-    const named = new WebhookVerificationError(error.code, `${where}: ${error.message}`, error.scheme);
+    const message = count > 1 ? `secret[${index}] for ${scheme.name}: ${error.message}` : error.message;
+    const named = new WebhookVerificationError(error.code, message, error.scheme);
     (Error as { captureStackTrace?: (target: object) => void }).captureStackTrace?.(named);
     throw named;
   }
