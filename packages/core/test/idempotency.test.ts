@@ -609,6 +609,12 @@ describe("extendLease's bound", () => {
     }
   });
 
+  it("a lease longer than a timer can wait is renewed at the longest wait, not every millisecond", async () => {
+    const held = await holdForever({ maxMs: 1e12 }, 1e10); // a third of it is past setTimeout's 24.8 days
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(held.extends()).toBe(0);
+  });
+
   it.each([0, -1, 1.5, Number.NaN])("refuses a maxMs of %s with InterlockConfigError", (maxMs) => {
     expect(() => createIdempotency({ store: new MemoryStore(), principal: false, extendLease: { maxMs } })).toThrow(
       InterlockConfigError,

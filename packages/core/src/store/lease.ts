@@ -4,7 +4,7 @@
  */
 
 import type { InterlockStore } from "./contract.js";
-import { positiveMs, storeCall } from "./validate.js";
+import { MAX_TIMEOUT_MS, positiveMs, storeCall } from "./validate.js";
 
 /** How long `extendLease` keeps renewing a running request's lease. */
 export interface LeaseRenewal {
@@ -64,7 +64,8 @@ export class LeaseKeeper {
     const held: HeldLease = { key, token, left: this.renewals };
     this.#held.add(held);
     if (this.#timer === undefined) {
-      this.#timer = setInterval(() => this.#renew(), this.lockTtlMs / 3);
+      // At most a timer's longest wait: past it, Node fires every millisecond instead.
+      this.#timer = setInterval(() => this.#renew(), Math.min(this.lockTtlMs / 3, MAX_TIMEOUT_MS));
       (this.#timer as { unref?: () => void }).unref?.();
     }
     return held;
