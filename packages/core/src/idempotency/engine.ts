@@ -124,11 +124,12 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   /** Lease on a running request, in ms. Default 60 s. */
   lockTtlMs?: number;
   /**
-   * Renew the lease while a long handler runs, every third of `lockTtlMs`. Default false.
+   * Renew the lease while a long handler runs, every third of `lockTtlMs`. Default true.
    * Renewal stops once the request has held its key for `maxMs` (with `true`, 10 minutes), so a
    * response that never ends (a stream the app keeps open, a handler waiting on a call that never
    * returns) cannot lock its key for good: the key is free at most `lockTtlMs` later, and a retry
-   * may then run beside the first.
+   * may then run beside the first. With `false`, a handler that outlives `lockTtlMs` loses its
+   * lease: a retry may run beside it, and its response is not stored.
    */
   extendLease?: boolean | LeaseRenewal;
   /** Retention of stored responses, in ms. Default 24 h. */
@@ -406,7 +407,9 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const headerName = headerNameOption("headerName", options.headerName, "Idempotency-Key").toLowerCase();
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
-  const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
+  // On unless turned off, as for webhooks: a handler slower than its lease must not run twice
+  // for one key (a retry during it gets 409), and the bound keeps a hung one from locking it for good.
+  const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease ?? true, lockTtlMs));
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
   const replayedHeader = headerNameOption("replayedHeader", options.replayedHeader, "Idempotent-Replayed");

@@ -1,6 +1,6 @@
 /**
  * Renewal of a claim's lease while the work it guards runs, shared by the idempotency engine
- * (`extendLease`, off by default) and the webhook receiver (`extendLease`, on by default).
+ * and the webhook receiver (`extendLease`, on by default for both).
  */
 
 import type { InterlockStore } from "./contract.js";

@@ -504,8 +504,10 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
 
       it("a crash mid-handler blocks the key for one lease; then a retry runs once", async () => {
         const engine = await engineOn({ lockTtlMs: 300 });
+        // The worker that died: it renews nothing (a live engine renews its claims by default).
+        const died = await engineOn({ store: engine.options.store, lockTtlMs: 300, extendLease: false });
         const key = newKey();
-        expect((await engine.begin(post(key))).action).toBe("execute"); // never finished: the worker died
+        expect((await died.begin(post(key))).action).toBe("execute"); // never finished: the worker died
         expect((await send(engine, post(key))).response?.status).toBe(409);
         await sleep(450);
         let runs = 0;
@@ -516,10 +518,10 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect(results.filter((r) => r.ran)).toHaveLength(1);
       });
 
-      it("extendLease keeps a long handler's key in flight past the first lease", async () => {
+      it("extendLease (on by default) keeps a long handler's key in flight past the first lease", async () => {
         // Renewed every third of the lease: a renewal may come 400 ms late (a loaded machine) and
         // still hold it; the wait spans two leases.
-        const engine = await engineOn({ lockTtlMs: 600, extendLease: true });
+        const engine = await engineOn({ lockTtlMs: 600 });
         const key = newKey();
         const decision = await engine.begin(post(key));
         if (decision.action !== "execute") throw new Error("expected to execute");
