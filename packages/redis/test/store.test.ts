@@ -292,6 +292,21 @@ describe("redis store: failures", () => {
  * back past the store's timeout and delivers it afterwards. Taking the lock then would make the
  * key answer "in flight" for the whole lease while nobody holds it.
  */
+/** The client as the store sees it: claim replies tell the server's time moved by `skewMs()`. */
+function claimClock(client: Redis, skewMs: () => number): Redis {
+  return new Proxy(client, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      if (typeof property !== "string" || !property.startsWith("interlockClaim")) return value.bind(target);
+      return async (...args: unknown[]) => {
+        const reply = (await value.apply(target, args)) as unknown[];
+        return [reply[0], Number(reply[1]) + skewMs(), ...reply.slice(2)];
+      };
+    },
+  });
+}
+
 describe("redis store: a claim that reaches Redis after its caller gave up", () => {
   const operationTimeoutMs = 300;
 
@@ -325,17 +340,7 @@ describe("redis store: a claim that reaches Redis after its caller gave up", () 
     // The client as the store sees it: claim replies tell a server time `behindMs` earlier than
     // Redis' own, as a server whose clock is behind would (before a failover to one ahead).
     let behindMs = 60_000;
-    const skewed = new Proxy(client, {
-      get(target, property) {
-        const value = Reflect.get(target, property, target);
-        if (typeof value !== "function") return value;
-        if (typeof property !== "string" || !property.startsWith("interlockClaim")) return value.bind(target);
-        return async (...args: unknown[]) => {
-          const reply = (await value.apply(target, args)) as unknown[];
-          return [reply[0], Number(reply[1]) - behindMs, ...reply.slice(2)];
-        };
-      },
-    });
+    const skewed = claimClock(client, () => -behindMs);
     const store = storeOn(skewed);
     const check = storeOn(redisClient(), { prefix: store.prefix });
     // The bound: a minute too small. From a key held by another store, so the store's first
@@ -360,17 +365,7 @@ describe("redis store: a claim that reaches Redis after its caller gave up", () 
     client.on("error", () => {});
     // Claim replies tell a server time 5 s ahead of Redis' own: the store's bound, and so every
     // deadline, errs 5 s late, as it errs by the one-way latency on a real network.
-    const ahead = new Proxy(client, {
-      get(target, property) {
-        const value = Reflect.get(target, property, target);
-        if (typeof value !== "function") return value;
-        if (typeof property !== "string" || !property.startsWith("interlockClaim")) return value.bind(target);
-        return async (...args: unknown[]) => {
-          const reply = (await value.apply(target, args)) as unknown[];
-          return [reply[0], Number(reply[1]) + 5_000, ...reply.slice(2)];
-        };
-      },
-    });
+    const ahead = claimClock(client, () => 5_000);
     const store = storeOn(ahead, { operationTimeoutMs });
     const check = storeOn(redisClient(), { prefix: store.prefix });
     await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
