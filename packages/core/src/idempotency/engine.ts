@@ -24,7 +24,9 @@ import type { InterlockStore } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
 import {
   asUnavailable,
+  choiceOption,
   failureMessage,
+  HTTP_TOKEN,
   positiveMs,
   releaseClaim,
   responseSize,
@@ -333,16 +335,13 @@ function storableFingerprint(fingerprint: unknown): string {
   return fingerprint;
 }
 
-/** RFC 9110 §5.6.2: a header name is a token. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
 /**
  * A header name option. Not a token, the name could never be read (`headerName`: every request
  * passed unprotected) or sent (`replayedHeader`: every replay a 500 from Node).
  */
 function headerNameOption(name: string, value: string | undefined, fallback: string): string {
   if (value === undefined) return fallback;
-  if (typeof value !== "string" || !TOKEN.test(value))
+  if (typeof value !== "string" || !HTTP_TOKEN.test(value))
     throw new InterlockConfigError(
       `${name} must be an HTTP header name (a token, no spaces), not ${JSON.stringify(value)}`,
     );
@@ -352,19 +351,13 @@ function headerNameOption(name: string, value: string | undefined, fallback: str
 /** `methods`: a non-empty list of method names (an empty one would cover no request at all). */
 function methodsOption(value: readonly string[] | undefined): readonly string[] {
   if (value === undefined) return DEFAULT_METHODS;
-  if (!Array.isArray(value) || value.length === 0 || !value.every((m) => typeof m === "string" && TOKEN.test(m)))
+  if (!Array.isArray(value) || value.length === 0 || !value.every((m) => typeof m === "string" && HTTP_TOKEN.test(m)))
     throw new InterlockConfigError('methods must be a non-empty list of HTTP methods, such as ["POST", "PATCH"]');
   return value;
 }
 
 const DEFAULT_METHODS = ["POST", "PATCH"];
-const CACHE_POLICIES: ReadonlySet<unknown> = new Set(["non-5xx", "2xx", "all"]);
-
-function cacheOption(value: CachePolicy | undefined): CachePolicy {
-  if (value === undefined) return "non-5xx";
-  if (!CACHE_POLICIES.has(value)) throw new InterlockConfigError('cache must be "non-5xx", "2xx" or "all"');
-  return value;
-}
+const CACHE_POLICIES: readonly CachePolicy[] = ["non-5xx", "2xx", "all"];
 
 /**
  * The options read as flags or called, checked by kind (for JavaScript callers): `failOpen:
@@ -413,7 +406,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
   const replayedHeader = headerNameOption("replayedHeader", options.replayedHeader, "Idempotent-Replayed");
-  const cache = cacheOption(options.cache);
+  const cache = choiceOption("cache", options.cache, CACHE_POLICIES, "non-5xx");
   const mismatchStatus = clientErrorStatus("mismatchStatus", options.mismatchStatus, 422);
   checkWait("waitForInFlight", options.waitForInFlight);
   if (options.principal === undefined && !warnedNoPrincipal) {

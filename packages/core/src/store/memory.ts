@@ -29,7 +29,14 @@ import type {
   StoredResponse,
 } from "./contract.js";
 import { Slots } from "./slots.js";
-import { assertClaim, assertComplete, assertKey, positiveIntegerOption, refuseTransaction } from "./validate.js";
+import {
+  assertClaim,
+  assertComplete,
+  assertKey,
+  choiceOption,
+  positiveIntegerOption,
+  refuseTransaction,
+} from "./validate.js";
 
 /** The memory store's bounds and clock. */
 export interface MemoryStoreOptions {
@@ -156,10 +163,8 @@ export class MemoryStore implements InterlockStore {
     this.#maxBytes = positiveIntegerOption("maxBytes", options.maxBytes, 64 * 1024 * 1024);
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
-    const whenFull = options.whenFull ?? "evict-oldest";
-    if (whenFull !== "evict-oldest" && whenFull !== "refuse")
-      throw new InterlockConfigError(`whenFull must be "evict-oldest" or "refuse", got ${String(whenFull)}`);
-    this.#refuseWhenFull = whenFull === "refuse";
+    this.#refuseWhenFull =
+      choiceOption("whenFull", options.whenFull, ["evict-oldest", "refuse"], "evict-oldest") === "refuse";
     this.#now = options.now ?? monotonicClock();
     // Date.now as it is when the store is made: one made while a test fakes Date keeps the fake.
     this.#wallNow = options.now ?? Date.now;

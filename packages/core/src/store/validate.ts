@@ -36,6 +36,29 @@ export function positiveMs(name: string, value: number | undefined, fallback: nu
   return value;
 }
 
+/**
+ * An option naming one of a few values: `fallback` when not given; anything else (`"base-64"`,
+ * `"lru"`) is refused, never taken for another value.
+ */
+export function choiceOption<T extends string>(
+  name: string,
+  value: T | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value)) {
+    const choices = allowed.map((a) => `"${a}"`);
+    throw new InterlockConfigError(
+      `${name} must be ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}, not ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/** RFC 9110 §5.6.2: a token, which every header name and method is. */
+export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 const STORE_METHODS = ["claim", "complete", "release", "extend"] as const;
 
 /**

@@ -7,6 +7,7 @@
 
 import { decodeBase64, decodeHex, encodeBase64, encodeHex } from "../../encoding.js";
 import { InterlockConfigError } from "../../errors.js";
+import { choiceOption } from "../../store/validate.js";
 import {
   base64Secret,
   type HashName,
@@ -65,14 +66,6 @@ function compileTemplate(template: string): TemplatePart[] {
   return parts;
 }
 
-/** An option with a few named values: a misspelt one (`"base-64"`, `"sha-256"`) is refused, never taken for another. */
-function oneOf<T extends string>(name: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!allowed.includes(value))
-    configError(`${name} must be ${allowed.map((a) => `"${a}"`).join(" or ")}, not ${JSON.stringify(value)}`);
-  return value;
-}
-
 function configError(message: string): never {
   throw new InterlockConfigError(message);
 }
@@ -88,9 +81,9 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
   const timestampHeader =
     options.timestampHeader === false ? undefined : (options.timestampHeader ?? "x-timestamp").toLowerCase();
   const idHeader = options.idHeader?.toLowerCase();
-  const encoding = oneOf("encoding", options.encoding, ["hex", "base64"], "hex");
-  const hash = oneOf("hash", options.hash, ["sha256", "sha512"], "sha256");
-  oneOf("secretEncoding", options.secretEncoding, ["utf8", "base64", "hex"], "utf8");
+  const encoding = choiceOption("encoding", options.encoding, ["hex", "base64"], "hex");
+  const hash = choiceOption("hash", options.hash, ["sha256", "sha512"], "sha256");
+  choiceOption("secretEncoding", options.secretEncoding, ["utf8", "base64", "hex"], "utf8");
   const prefix = options.prefix ?? "";
   const unit = options.timestampUnit ?? "seconds";
   const template = compileTemplate(options.template ?? (timestampHeader ? "{ts}.{body}" : "{body}"));
