@@ -400,9 +400,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const headerName = headerNameOption("headerName", options.headerName, "Idempotency-Key").toLowerCase();
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
-  // On unless turned off, as for webhooks: a handler slower than its lease must not run twice
-  // for one key (a retry during it gets 409), and the bound keeps a hung one from locking it for good.
-  const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease ?? true, lockTtlMs));
+  // On unless turned off (renewalsOf), as for webhooks: a retry during a slow handler gets 409.
+  const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
   const replayedHeader = headerNameOption("replayedHeader", options.replayedHeader, "Idempotent-Replayed");

@@ -21,10 +21,12 @@ export const DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS = 10 * 60 * 1000;
 
 /**
  * How many times `extendLease` renews a lease, every third of `lockTtlMs`, before the hold
- * reaches its `maxMs`: 0 without it. Throws `InterlockConfigError` for a `maxMs` that is not a
- * positive whole number of ms.
+ * reaches its `maxMs`: 0 when turned off. Not given, it is on (`true`), for the engine and the
+ * receiver alike: a handler slower than its lease must not run twice. Throws
+ * `InterlockConfigError` for a `maxMs` that is not a positive whole number of ms.
  */
 export function renewalsOf(extendLease: boolean | LeaseRenewal | undefined, lockTtlMs: number): number {
+  if (extendLease === undefined) return renewalsOf(true, lockTtlMs);
   if (!extendLease) return 0;
   const maxMs = extendLease === true ? undefined : extendLease.maxMs;
   return Math.floor(positiveMs("extendLease.maxMs", maxMs, DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS) / (lockTtlMs / 3));

@@ -271,11 +271,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_WEBHOOK_RETENTION_MS);
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_WEBHOOK_LOCK_TTL_MS);
   // On unless turned off: a delivery's handler must not run twice at once (see `extendLease`).
-  const leases = new LeaseKeeper(
-    store,
-    lockTtlMs,
-    renewalsOf(options.extendLease === undefined ? true : options.extendLease, lockTtlMs),
-  );
+  const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const namespace = namespaceOption(options.namespace);
   const verifier = createWebhookVerifier({ ...options, ...(onEvent ? { onEvent } : {}) });
   // The window is two-sided: a delivery signed `tolerance` ahead of the clock is accepted until
