@@ -786,20 +786,23 @@ describe("edges the decision table leaves open", () => {
     expect(await storedAfter({ cache: "all" }, 599)).toBe(true);
   });
 
-  it("the default fingerprint keeps the path and the body apart: /p?x=1 with no body is not /p?x= with the body 1", async () => {
+  /** A fresh engine on which `key` is completed (201 "made") by a POST of `body` to `path`. */
+  async function completedOn(key: string, body: string, path: string) {
     const engine = createIdempotency({ store: new MemoryStore(), principal: false });
-    const first = await engine.begin(request("k-fp", "", "/payments?x=1"));
+    const first = await engine.begin(request(key, body, path));
     if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
     await engine.finish(first.ticket, { status: 201, headers: {}, body: "made" });
+    return engine;
+  }
+
+  it("the default fingerprint keeps the path and the body apart: /p?x=1 with no body is not /p?x= with the body 1", async () => {
+    const engine = await completedOn("k-fp", "", "/payments?x=1");
     const other = await engine.begin(request("k-fp", "1", "/payments?x="));
     expect(other).toMatchObject({ action: "respond", replayed: false, error: { code: "idempotency_key_mismatch" } });
   });
 
   it("a request target in absolute form is the same request as its path: replayed, not a mismatch", async () => {
-    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
-    const first = await engine.begin(request("k-target", "{}", "/payments?x=1"));
-    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
-    await engine.finish(first.ticket, { status: 201, headers: {}, body: "made" });
+    const engine = await completedOn("k-target", "{}", "/payments?x=1");
     const absolute = await engine.begin(request("k-target", "{}", "http://api.example:8080/payments?x=1"));
     expect(absolute).toMatchObject({ action: "respond", replayed: true, response: { status: 201 } });
     const elsewhere = await engine.begin(request("k-target", "{}", "http://api.example/refunds?x=1"));
