@@ -1,10 +1,16 @@
 /**
  * A store set up wrong (no grants, wrong password, no such database, a foreign table, a broken
- * connection string, SSL the server lacks) fails every time the same way: an InterlockConfigError
+ * connection string, SSL the server lacks, a certificate the pool does not trust) fails every time the same way: an InterlockConfigError
  * naming the fix, so it reaches the app's error handling and never passes as an outage under
  * failOpen. Real outages stay StoreUnavailableError.
  */
 
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import tls from "node:tls";
 import { createIdempotency, InterlockConfigError } from "@interlock/core";
 import { type PostgresServer, startPostgres } from "@interlock/test-harness";
 import pg from "pg";
@@ -33,6 +39,41 @@ async function withPool<T>(config: pg.PoolConfig, operation: (pool: pg.Pool) => 
   } finally {
     await pool.end().catch(() => {});
   }
+}
+
+/**
+ * A server that says yes to pg's SSL request, then shows a self-signed certificate for
+ * "db.example" (made by openssl): what the pool then thinks of the certificate is all there is
+ * to see, so nothing after the handshake is needed.
+ */
+async function selfSignedSslServer(): Promise<{ port: number; certificate: string; close(): void }> {
+  const dir = mkdtempSync(path.join(tmpdir(), "interlock-pg-tls-"));
+  const [key, cert] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
+  try {
+    execFileSync(
+      "openssl",
+      [
+        ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=db.example"],
+        ...["-keyout", key, "-out", cert],
+      ],
+      { stdio: "pipe" },
+    );
+  } catch (error) {
+    throw new Error(`this test makes a certificate with the openssl command: install openssl (${String(error)})`);
+  }
+  const context = { key: readFileSync(key), cert: readFileSync(cert) };
+  rmSync(dir, { recursive: true, force: true });
+  const server = net.createServer((socket) => {
+    socket.once("data", () => {
+      // The 8-byte SSLRequest: answer "S", then the TLS handshake on the same socket.
+      socket.write("S");
+      new tls.TLSSocket(socket, { isServer: true, ...context }).on("error", () => socket.destroy());
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return { port, certificate: context.cert.toString(), close: () => server.close() };
 }
 
 /** Expects `operation` to reject with a configuration error whose cause carries `code`. */
@@ -120,6 +161,22 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
       const error = await configError(claim(postgresStore(pool)), "ERR_INVALID_URL", /not a valid URL/);
       expect(error.message).not.toContain("s3cr");
     });
+  });
+
+  it("a server certificate the pool does not trust, or issued to another host: give the pool its CA", async () => {
+    const server = await selfSignedSslServer();
+    try {
+      const url = `postgres://app@127.0.0.1:${server.port}/app`;
+      await withPool({ connectionString: url, ssl: true }, async (pool) => {
+        await configError(claim(postgresStore(pool)), "DEPTH_ZERO_SELF_SIGNED_CERT", /not trusted.*ssl: \{ ca \}/);
+      });
+      // Trusted, but issued to another name than the one connected to.
+      await withPool({ connectionString: url, ssl: { ca: server.certificate } }, async (pool) => {
+        await configError(claim(postgresStore(pool)), "ERR_TLS_CERT_ALTNAME_INVALID", /names another host/);
+      });
+    } finally {
+      server.close();
+    }
   });
 
   it("SSL asked of a server without it: turn one of them around", async () => {
