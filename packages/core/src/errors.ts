@@ -283,3 +283,34 @@ export class BodyError extends InterlockError {
     );
   }
 }
+
+/**
+ * Node's TLS codes for a certificate the caller does not trust, or one issued to another host:
+ * the caller's own settings decide these, so every attempt fails alike and no retry mends them.
+ * An expired certificate is the server's incident (it is renewed there), so it is not here.
+ */
+const UNTRUSTED_CERTIFICATE = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * Whether `error`, or an error it wraps as its `cause` (fetch's "fetch failed", a driver's
+ * wrapper), is a TLS certificate the caller does not trust or that names another host: a
+ * mistake in the caller's TLS settings (the CA, the host name connected to), not an outage.
+ */
+export function untrustedCertificate(error: unknown): boolean {
+  for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 4; depth++) {
+    const { code } = e as { code?: unknown };
+    if (typeof code === "string" && UNTRUSTED_CERTIFICATE.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -12,6 +12,7 @@ export {
   type ProblemDetails,
   RecordTooLargeError,
   StoreUnavailableError,
+  untrustedCertificate,
   WEBHOOK_ERROR_CODES,
   type WebhookErrorCode,
   WebhookVerificationError,

@@ -4,7 +4,7 @@
  * (and pg-compatible drivers) all fit, and users need no `@types/pg` for ours.
  */
 
-import { InterlockConfigError, inTurn, StoreUnavailableError } from "@interlock/core";
+import { InterlockConfigError, inTurn, StoreUnavailableError, untrustedCertificate } from "@interlock/core";
 
 /** One query as `pg` takes it. */
 export interface PgQuery {
@@ -232,28 +232,11 @@ function connectionMistake(error: unknown): string | undefined {
   if (e?.message === NO_SERVER_SSL) {
     return "the server does not support SSL; turn SSL on at the server, or off in the pool's settings";
   }
-  if (typeof e?.code === "string" && UNTRUSTED_CERTIFICATE.has(e.code)) {
+  if (untrustedCertificate(error)) {
     return "the server's TLS certificate is not trusted, or names another host; give the pool the CA that signed it (ssl: { ca }) and connect by a name the certificate holds";
   }
   return undefined;
 }
-
-/**
- * Node's TLS codes for a certificate the pool does not trust, or issued to another host: the
- * pool's settings decide these, so every attempt fails alike. An expired certificate is the
- * server's incident (it is renewed there), and stays an outage.
- */
-const UNTRUSTED_CERTIFICATE = new Set([
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_UNTRUSTED",
-  "CERT_REJECTED",
-  "CERT_SIGNATURE_FAILURE",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
 
 /**
  * Maps a failure to what the caller must do. No SQLSTATE (refused, reset, timed out) or an
