@@ -65,16 +65,59 @@ export function createTransport(
         })
       : createClient({ ...clientOptions(fetchImpl, timeoutMs, retry), maxAttempts: 1 });
   const retrying: Client = retry === false ? once : createClient(clientOptions(fetchImpl, timeoutMs, retry));
+  const onceMs = longestSingleRequestMs(timeoutMs, retry);
+  const retryingMs = retry === false ? onceMs : wholeRequestMs(bounds(timeoutMs, retry).deadlineMs);
 
   return async (url, init) => {
-    const client = isRepeatable(init) ? retrying : once;
-    try {
-      return await client(url, init as RequestInit);
-    } catch (error) {
-      throw unavailable(error);
-    }
+    const repeatable = isRepeatable(init);
+    return bounded(repeatable ? retryingMs : onceMs, init.signal, async (signal) => {
+      try {
+        return await read(await (repeatable ? retrying : once)(url, { ...init, signal } as RequestInit));
+      } catch (error) {
+        throw unavailable(error);
+      }
+    });
   };
 }
+
+const wholeRequestMs = (limit: number | false): number => (limit === false ? Number.POSITIVE_INFINITY : limit);
+
+/**
+ * Runs `request` with a signal that follows the caller's and aborts once `limitMs` have passed.
+ * The client's timers end when the headers are in; this one also covers the body, which
+ * oauth4webapi reads after: a server that sends its headers and then stalls would otherwise
+ * hold the request, and the refresh lock sized to it (see `longestSingleRequestMs`), for good.
+ */
+async function bounded(
+  limitMs: number,
+  callerSignal: AbortSignal | null | undefined,
+  request: (signal: AbortSignal | undefined) => Promise<Response>,
+): Promise<Response> {
+  if (limitMs === Number.POSITIVE_INFINITY) return request(callerSignal ?? undefined);
+  const limit = new AbortController();
+  const timer = setTimeout(() => {
+    limit.abort(
+      new OAuthResponseError("server_unavailable", `authorization server's answer did not arrive within ${limitMs} ms`),
+    );
+  }, limitMs);
+  try {
+    return await request(callerSignal ? AbortSignal.any([callerSignal, limit.signal]) : limit.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The response with its body read whole (token, metadata and key set answers are small), so
+ * the time limit covers reading it. A 204 or 304 carries no body, as fetch gives it.
+ */
+async function read(response: Response): Promise<Response> {
+  const body = await response.arrayBuffer();
+  const { status, statusText, headers } = response;
+  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, statusText, headers });
+}
+
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 function clientOptions(fetchImpl: FetchFunction, timeoutMs: number, retry: OAuthRetryOptions): ClientOptions {
   return {

@@ -1,13 +1,18 @@
 /**
  * An HTTP proxy on 127.0.0.1 in front of a real server, for failure injection: it records every
  * request it receives and forwards it, unless a fault was queued for it: then it answers the
- * fault's status instead (the real server never sees the request), or resets the connection.
+ * fault's status instead (the real server never sees the request), resets the connection, or
+ * stalls midway through the body.
  */
 
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export type Fault = { status: number; headers?: Record<string, string>; body?: string } | { reset: true };
+export type Fault =
+  | { status: number; headers?: Record<string, string>; body?: string }
+  | { reset: true }
+  /** A 200 JSON answer whose headers and first bytes arrive, and the rest never does. */
+  | { stallAfter: string };
 
 export interface ProxiedRequest {
   method: string;
@@ -59,6 +64,10 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
       if ("reset" in fault) {
         req.socket.resetAndDestroy();
         return;
+      }
+      if ("stallAfter" in fault) {
+        res.writeHead(200, { "content-type": "application/json", "content-length": "4096" }).write(fault.stallAfter);
+        return; // ended by close()
       }
       res.writeHead(fault.status, fault.headers).end(fault.body ?? "");
       return;

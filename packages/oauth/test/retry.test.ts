@@ -234,6 +234,41 @@ describe("never retried: code exchanges, refresh grants, revocations", () => {
   });
 });
 
+describe("an answer whose body stalls is cut off by the same time limits", () => {
+  const stall = { stallAfter: '{"access_token":"' };
+
+  it("a client credentials grant: server_unavailable once the deadline has passed, not a hang", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch, timeoutMs: 200, retry: { deadlineMs: 400 } });
+    await client.metadata();
+    proxy.inject(isToken("client_credentials"), stall);
+    const started = performance.now();
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "server_unavailable", status: 503 });
+    expect(error.message).toBe("authorization server's answer did not arrive within 400 ms");
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it("a refresh grant: server_unavailable within its one attempt's timeout, sent once", async () => {
+    const client = webClient(server(), { fetch: proxy.fetch, timeoutMs: 300 });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    await manager.save("stalled-refresh", await loggedInTokens(server(), "alice", "openid offline_access"));
+    await client.metadata();
+    const before = proxy.count("/token", "refresh_token");
+    proxy.inject(isToken("refresh_token"), stall);
+    const error = await failure(manager.refresh("stalled-refresh"));
+    expect(error.message).toBe("authorization server's answer did not arrive within 300 ms");
+    expect(proxy.count("/token", "refresh_token") - before).toBe(1);
+  });
+
+  it("retry: false: the one call is bounded by timeoutMs, its body included", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch, timeoutMs: 250, retry: false });
+    await client.metadata();
+    proxy.inject(isToken("client_credentials"), stall);
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error.message).toBe("authorization server's answer did not arrive within 250 ms");
+  });
+});
+
 describe("retry: false", () => {
   it("calls fetch once: a 503 is server_unavailable after one request", async () => {
     const client = serviceClient(server(), { fetch: proxy.fetch, retry: false });
