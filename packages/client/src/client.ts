@@ -21,7 +21,7 @@ import type { AttemptOutcome, ClientEventBase, GiveUpReason } from "./events.js"
 import { type ClientOptions, resolveOptions, type Settings } from "./options.js";
 import { type BreakerRegistry, Breakers, type BudgetRegistry, Budgets, type OriginState, Origins } from "./origins.js";
 import type { AttemptResult, RetryContext } from "./policy.js";
-import { type FetchInput, type PreparedRequest, prepareRequest } from "./request.js";
+import { type FetchInput, originOf, type PreparedRequest, prepareRequest } from "./request.js";
 import { parseRetryAfter } from "./retry-after.js";
 import { type AttemptAbort, after, attemptAbort, follow, unlinkLater, untilAborted } from "./signals.js";
 
@@ -316,7 +316,8 @@ class Call {
         : attempt.timedOut || this.#stoppedBy === "deadline"
           ? "timeout"
           : "network_error";
-    // fetch refusing the caller's own arguments says nothing about the origin, and would refuse them on every attempt.
+    // fetch refusing the caller's own arguments, or a failure every attempt meets alike (a
+    // refused redirect, an untrusted certificate), says nothing about the origin's health.
     const refused = outcome === "network_error" && this.#request.refusedWith(failure);
     if (refused) this.#breaker?.release(attempt.probe);
     else this.#record(result, outcome, attempt.probe);
@@ -341,7 +342,7 @@ class Call {
   #record(result: AttemptResult, outcome: AttemptOutcome, probe: boolean): void {
     const breaker = this.#breaker;
     if (breaker === undefined) return;
-    if (outcome === "aborted") {
+    if (outcome === "aborted" || this.#answeredElsewhere(result.response)) {
       breaker.release(probe);
       return;
     }
@@ -353,6 +354,14 @@ class Call {
       throw error;
     }
     breaker.record(failed, probe);
+  }
+
+  /**
+   * Whether `response` came from another origin, reached by a redirect: it tells of that
+   * origin's health, not of the one this request's breaker guards.
+   */
+  #answeredElsewhere(response: Response | undefined): boolean {
+    return response !== undefined && response.redirected && originOf(response.url) !== this.#request.origin;
   }
 
   /** The response to hand back, or the delay before the next attempt; throws when the call ends in an error. */

@@ -3,7 +3,7 @@
  * sent again, its `Idempotency-Key`, and the arguments for each attempt.
  */
 
-import { InterlockConfigError, parseIdempotencyKey } from "@interlock/core";
+import { InterlockConfigError, parseIdempotencyKey, untrustedCertificate } from "@interlock/core";
 import { isReplayableBody } from "./policy.js";
 import { type AttemptAbort, followIn } from "./signals.js";
 
@@ -46,7 +46,10 @@ export interface PreparedRequest {
   ownDispatcher: boolean;
   /** fetch's arguments for one attempt, following its abort handle if it has one; `more` is true when another attempt may follow this one. */
   attempt(abort: AttemptAbort | undefined, more: boolean): [FetchInput, RequestInit | undefined];
-  /** Whether an attempt's `error` is fetch refusing the caller's own arguments, not the network failing. */
+  /**
+   * Whether an attempt's `error` is fetch refusing the caller's own arguments, or a failure the
+   * request meets alike on every attempt (see `failsAlike`), not the network failing.
+   */
   refusedWith(error: unknown): boolean;
 }
 
@@ -103,8 +106,29 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
       if (headers !== undefined) attemptInit.headers = headers;
       return [target, attemptInit];
     },
-    refusedWith: (error) => refusedByFetch(request, input, init, error),
+    refusedWith: (error) => failsAlike(error) || refusedByFetch(request, input, init, error),
   };
+}
+
+/**
+ * undici's words (Node's fetch, undici 6 to 8) for a redirect the request's own settings
+ * refuse: `redirect: "error"`, more than 20 redirects, or one to a URL that is not HTTP(S).
+ * Its "fetch failed" carries them as its cause's message; they carry no code to match.
+ */
+const REDIRECT_REFUSALS = new Set([
+  "unexpected redirect",
+  "redirect count exceeded",
+  "URL scheme must be a HTTP(S) scheme",
+]);
+
+/**
+ * Whether `error` is a failure every attempt of the request would meet again, so says nothing
+ * of the origin's health: a redirect its settings refuse, or a TLS certificate the caller does
+ * not trust (the caller's CA and host name decide that, not the server's load).
+ */
+function failsAlike(error: unknown): boolean {
+  const cause = (error as { cause?: { message?: unknown } } | null)?.cause;
+  return (typeof cause?.message === "string" && REDIRECT_REFUSALS.has(cause.message)) || untrustedCertificate(error);
 }
 
 /**
@@ -223,7 +247,7 @@ function cacheable(prefix: string, from: number): boolean {
  * TypeError otherwise. An absolute http(s) URL's origin is read once per scheme and authority,
  * not parsed on every call.
  */
-function originOf(url: string): string {
+export function originOf(url: string): string {
   const authority = url.startsWith("https://") ? 8 : url.startsWith("http://") ? 7 : -1;
   if (authority < 0) return parseOrigin(url);
   const prefix = url.slice(0, authorityEnd(url, authority));

@@ -4,13 +4,14 @@
  */
 
 /**
- * The wait a `Retry-After` value asks for, in milliseconds from `now`; a date in the past asks
- * for 0. Undefined when the header is absent or malformed (then it is ignored, as if not sent).
+ * The wait a `Retry-After` value asks for, in milliseconds from `now` (at most
+ * `Number.MAX_SAFE_INTEGER`); a date in the past asks for 0. Undefined when the header is absent or malformed (then it is ignored, as if not sent).
  */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
   const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // Capped so a server's 400-digit value is still a number (Infinity prints and serialises badly).
+  if (/^\d+$/.test(text)) return Math.min(Number(text) * 1000, Number.MAX_SAFE_INTEGER);
   const date = parseHttpDate(text, now);
   return date === undefined ? undefined : Math.max(0, date - now);
 }

@@ -59,6 +59,8 @@ describe("Retry-After", () => {
     expect(parseRetryAfter("2", now)).toBe(2000);
     expect(parseRetryAfter(" 0 ", now)).toBe(0);
     expect(parseRetryAfter("86400", now)).toBe(86_400_000);
+    // Too many digits for a number: the largest safe one, never Infinity (it prints and serialises badly).
+    expect(parseRetryAfter("9".repeat(400), now)).toBe(Number.MAX_SAFE_INTEGER);
   });
 
   it("the three HTTP-date forms of RFC 9110", () => {

@@ -1,5 +1,8 @@
 /** Retries against a real scripted server on 127.0.0.1, on a virtual clock: attempts, exact waits, keys. */
+import https from "node:https";
+import type { AddressInfo } from "node:net";
 import { InterlockConfigError } from "@interlock/core";
+import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import { describe, expect, it } from "vitest";
 import { createClient, MAX_DELAY_MS, RetryAfterTooLongError, RetryLimitError, TimeoutError } from "../src/index.js";
 import { EPOCH, TestClock } from "./helpers/clock.js";
@@ -172,6 +175,58 @@ describe("retrying", () => {
     expect(server.received).toHaveLength(0);
     // The same client still calls the origin as usual.
     expect((await client(server.url)).status).toBe(200);
+  });
+
+  it("a redirect the request's settings refuse fails once with fetch's own TypeError: not retried, not a breaker failure", async () => {
+    const server = await serve((_, request) =>
+      request.url === "/ftp"
+        ? { status: 302, headers: { location: "ftp://files.example/" } }
+        : request.url.startsWith("/loop")
+          ? { status: 302, headers: { location: `/loop${request.url.length}` } }
+          : { status: 301, headers: { location: "/elsewhere" } },
+    );
+    const { client, clock, ofType } = clientOn({ breaker: { failures: 2 } });
+    const calls: Array<[string, RequestInit | undefined]> = [
+      [server.url, { redirect: "error" }], // a redirect at all
+      [`${server.origin}/loop`, undefined], // past fetch's 20 redirects
+      [`${server.origin}/ftp`, undefined], // to a URL that is not HTTP(S)
+    ];
+    for (const [url, init] of calls) {
+      const { error } = await settled(client(url, init));
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as TypeError).message).toBe("fetch failed");
+    }
+    expect(ofType("client.attempt")).toHaveLength(3); // one attempt per call
+    expect(ofType("client.retry")).toEqual([]);
+    expect(clock.slept).toEqual([]);
+    expect(client.breakers.get(server.url)?.state).toBe("closed");
+    expect(client.budgets.get(server.url)?.tokens).toBe(10);
+  });
+
+  it("a TLS certificate the caller does not trust fails once with fetch's own TypeError: not retried, not a breaker failure", async () => {
+    const server = https.createServer(selfSignedCertificate("api.example"), (_, res) => res.end("ok"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const { client, ofType } = clientOn({ breaker: { failures: 1 } });
+      const { error } = await settled(client(url));
+      expect(error).toBeInstanceOf(TypeError);
+      expect(((error as TypeError).cause as { code?: string }).code).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
+      expect(ofType("client.attempt")).toHaveLength(1);
+      expect(client.breakers.get(url)?.state).toBe("closed");
+    } finally {
+      server.close();
+    }
+  });
+
+  it("an answer from another origin reached by a redirect is not charged to the first origin's breaker", async () => {
+    const other = await serve(() => ({ status: 503 }));
+    const server = await serve(() => ({ status: 302, headers: { location: `${other.origin}/down` } }));
+    const { client } = clientOn({ retryOn: () => false, breaker: { failures: 2 } });
+    for (let i = 0; i < 3; i++) expect((await client(server.url)).status).toBe(503);
+    // The first origin only ever answered with a redirect: it is not failing.
+    expect(client.breakers.get(server.url)?.state).toBe("closed");
+    expect(other.received).toHaveLength(3);
   });
 
   it("a custom retryOn decides what is transient; safety still applies", async () => {

@@ -5,14 +5,11 @@
  * failOpen. Real outages stay StoreUnavailableError.
  */
 
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import tls from "node:tls";
 import { createIdempotency, InterlockConfigError } from "@interlock/core";
 import { type PostgresServer, startPostgres } from "@interlock/test-harness";
+import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { type PgQueryable, postgresStore } from "../src/index.js";
@@ -43,26 +40,11 @@ async function withPool<T>(config: pg.PoolConfig, operation: (pool: pg.Pool) => 
 
 /**
  * A server that says yes to pg's SSL request, then shows a self-signed certificate for
- * "db.example" (made by openssl): what the pool then thinks of the certificate is all there is
- * to see, so nothing after the handshake is needed.
+ * "db.example": what the pool then thinks of the certificate is all there is to see, so
+ * nothing after the handshake is needed.
  */
 async function selfSignedSslServer(): Promise<{ port: number; certificate: string; close(): void }> {
-  const dir = mkdtempSync(path.join(tmpdir(), "interlock-pg-tls-"));
-  const [key, cert] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
-  try {
-    execFileSync(
-      "openssl",
-      [
-        ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=db.example"],
-        ...["-keyout", key, "-out", cert],
-      ],
-      { stdio: "pipe" },
-    );
-  } catch (error) {
-    throw new Error(`this test makes a certificate with the openssl command: install openssl (${String(error)})`);
-  }
-  const context = { key: readFileSync(key), cert: readFileSync(cert) };
-  rmSync(dir, { recursive: true, force: true });
+  const context = selfSignedCertificate("db.example");
   const server = net.createServer((socket) => {
     socket.once("data", () => {
       // The 8-byte SSLRequest: answer "S", then the TLS handshake on the same socket.
@@ -73,7 +55,7 @@ async function selfSignedSslServer(): Promise<{ port: number; certificate: strin
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as net.AddressInfo;
-  return { port, certificate: context.cert.toString(), close: () => server.close() };
+  return { port, certificate: context.cert, close: () => server.close() };
 }
 
 /** Expects `operation` to reject with a configuration error whose cause carries `code`. */
