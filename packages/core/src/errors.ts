@@ -20,6 +20,26 @@ export interface ProblemDetails {
   [extension: string]: unknown;
 }
 
+/** Where each error class keeps its name for `instanceof` across copies: one key for every copy. */
+const ERROR_CLASS: unique symbol = Symbol.for("@interlock/core.errorClass");
+
+type Branded = { [ERROR_CLASS]?: unknown };
+
+/**
+ * Whether `value` is an error of class `target` (or of a subclass) made by another copy of the
+ * package: a class on its prototype chain carries, as its own, the name `target` carries as its
+ * own. A subclass without a name of its own (one of another package's) matches only in its copy.
+ */
+function ofClassInAnotherCopy(target: object, value: unknown): boolean {
+  if (!Object.hasOwn(target, ERROR_CLASS) || value === null || typeof value !== "object") return false;
+  const name = (target as Branded)[ERROR_CLASS];
+  for (let proto = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {
+    const made = Object.hasOwn(proto, "constructor") ? (proto.constructor as Branded) : undefined;
+    if (typeof made === "function" && Object.hasOwn(made, ERROR_CLASS) && made[ERROR_CLASS] === name) return true;
+  }
+  return false;
+}
+
 /** The media type of RFC 9457 problem details: `application/problem+json`. */
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -28,6 +48,21 @@ export const PROBLEM_CONTENT_TYPE = "application/problem+json";
  * server should answer, and `toProblem()` for the response body.
  */
 export abstract class InterlockError extends Error {
+  /** The class's name for `instanceof` across copies of core (see `Symbol.hasInstance`). */
+  static readonly [ERROR_CLASS]: string = "InterlockError";
+
+  /**
+   * `instanceof` that also knows this class's errors made by another copy of the package: an
+   * app that loads core's ESM build and its CommonJS build (an ESM app with a CommonJS adapter,
+   * or the reverse) has two copies of every class. Such an error is recognised by the class
+   * name each class carries, the same in every copy.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about, a subclass too.
+    const target = this;
+    return Function.prototype[Symbol.hasInstance].call(target, value) || ofClassInAnotherCopy(target, value);
+  }
+
   /** The stable, machine-readable reason, such as `no_matching_signature`; switch on it. */
   abstract readonly code: string;
   /** The HTTP status a server should answer with. */
@@ -114,6 +149,7 @@ function resumeStackTraces(limit: number | undefined): void {
 export class WebhookVerificationError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "WebhookVerificationError";
+  static override readonly [ERROR_CLASS]: string = "WebhookVerificationError";
   /** Why the delivery was refused. */
   readonly code: WebhookErrorCode;
   /** 400 for a malformed delivery, 401 for a bad signature or time, 413 too large, 500 the receiver's setup. */
@@ -146,6 +182,7 @@ export class WebhookVerificationError extends InterlockError {
 export class InterlockConfigError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "InterlockConfigError";
+  static override readonly [ERROR_CLASS]: string = "InterlockConfigError";
   /** Always `invalid_configuration`. */
   readonly code = "invalid_configuration";
   /** Always 500: the server's mistake, never the client's. */
@@ -162,6 +199,7 @@ export class InterlockConfigError extends InterlockError {
 export class StoreUnavailableError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "StoreUnavailableError";
+  static override readonly [ERROR_CLASS]: string = "StoreUnavailableError";
   /** Always `store_unavailable`. */
   readonly code = "store_unavailable";
   /** Always 503: the client or provider should retry later. */
@@ -196,6 +234,7 @@ export class StoreUnavailableError extends InterlockError {
 export class RecordTooLargeError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "RecordTooLargeError";
+  static override readonly [ERROR_CLASS]: string = "RecordTooLargeError";
   /** Always `record_too_large`. */
   readonly code = "record_too_large";
   /** Always 500. */
@@ -221,6 +260,7 @@ const IDEMPOTENCY_ERRORS: Record<IdempotencyErrorCode, { status: number; title: 
 export class IdempotencyError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "IdempotencyError";
+  static override readonly [ERROR_CLASS]: string = "IdempotencyError";
   /** Why the request was refused. */
   readonly code: IdempotencyErrorCode;
   /** 400 (missing or malformed key), 409 (in flight) or 422 (`mismatchStatus`, for a reused key). */
@@ -257,6 +297,7 @@ const BODY_ERRORS: Record<BodyErrorCode, { status: number; title: string }> = {
 export class BodyError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "BodyError";
+  static override readonly [ERROR_CLASS]: string = "BodyError";
   /** Why the body cannot be used. */
   readonly code: BodyErrorCode;
   /** 413 for `body_too_large`, 400 for `body_incomplete`, 500 for `body_not_raw` (a server setup mistake). */

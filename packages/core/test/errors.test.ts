@@ -1,8 +1,17 @@
-/** `untrustedCertificate`: the TLS mistakes in a caller's own settings, found through wrappers. */
+/**
+ * Core's errors: `untrustedCertificate`, the TLS mistakes in a caller's own settings found
+ * through wrappers, and `instanceof` across two copies of the package.
+ */
 
 import tls from "node:tls";
 import { describe, expect, it } from "vitest";
-import { untrustedCertificate } from "../src/index.js";
+import {
+  InterlockConfigError,
+  InterlockError,
+  StoreUnavailableError,
+  untrustedCertificate,
+  WebhookVerificationError,
+} from "../src/index.js";
 
 const coded = (code: string, cause?: unknown) => Object.assign(new Error(code), { code }, cause && { cause });
 
@@ -32,5 +41,39 @@ describe("untrustedCertificate", () => {
       subjectaltname: "",
     } as never);
     expect(untrustedCertificate(error)).toBe(true);
+  });
+});
+
+/** The errors' source loaded as another module: a second copy of every class, as a second build is. */
+const ANOTHER_COPY: string = "../src/errors.js?another-copy";
+
+describe("instanceof across two copies of core (its ESM and CommonJS builds both loaded)", () => {
+  it("an error from the other copy is an instance of this copy's class and its bases, and of no other", async () => {
+    const other = (await import(ANOTHER_COPY)) as typeof import("../src/errors.js");
+    expect(other.InterlockConfigError).not.toBe(InterlockConfigError);
+    const config = new other.InterlockConfigError("set up wrong");
+    expect(config).toBeInstanceOf(InterlockConfigError);
+    expect(config).toBeInstanceOf(InterlockError);
+    expect(config).not.toBeInstanceOf(StoreUnavailableError);
+    expect(new other.StoreUnavailableError("redis", "down")).toBeInstanceOf(StoreUnavailableError);
+    expect(new other.WebhookVerificationError("missing_header", "no signature")).toBeInstanceOf(
+      WebhookVerificationError,
+    );
+    // And the other way round.
+    expect(new InterlockConfigError("x")).toBeInstanceOf(other.InterlockConfigError);
+  });
+
+  it("a subclass of another package keeps its own identity: only its bases match across copies", async () => {
+    const other = (await import(ANOTHER_COPY)) as typeof import("../src/errors.js");
+    class ClientTimeout extends other.InterlockConfigError {}
+    class LocalTimeout extends InterlockConfigError {}
+    const error = new ClientTimeout("late");
+    expect(error).toBeInstanceOf(InterlockConfigError);
+    expect(error).not.toBeInstanceOf(LocalTimeout);
+    expect(new InterlockConfigError("x")).not.toBeInstanceOf(LocalTimeout);
+    // Values that are no errors at all.
+    for (const value of [null, undefined, "InterlockConfigError", { name: "InterlockConfigError" }, new Error("x")]) {
+      expect(value instanceof InterlockConfigError).toBe(false);
+    }
   });
 });
