@@ -55,10 +55,21 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<Express
 /** The matched route's pattern under its router's mount path: undefined until routing has matched one. */
 function matchedPattern(req: Request): string | undefined {
   const pattern: unknown = req.route?.path;
-  return pattern === undefined ? undefined : req.baseUrl + String(pattern);
+  return pattern === undefined ? undefined : asRouted(req, req.baseUrl) + String(pattern);
 }
 
-const defaultRoute = (req: Request): string => matchedPattern(req) ?? req.baseUrl + req.path;
+const defaultRoute = (req: Request): string => matchedPattern(req) ?? asRouted(req, req.baseUrl + req.path);
+
+/**
+ * Path text as the client wrote it (a router's mount, or the whole path app-wide), as the app's
+ * routing reads it: in lower case unless routing is case-sensitive (by default it is not), and
+ * without a trailing slash unless routing is strict. A variant that reaches the same route
+ * then shares its scope, where its other path is a 422, instead of running the route again.
+ */
+function asRouted(req: Request, path: string): string {
+  const folded = req.app.get("case sensitive routing") ? path : path.toLowerCase();
+  return folded.length > 1 && folded.endsWith("/") && !req.app.get("strict routing") ? folded.slice(0, -1) : folded;
+}
 
 /**
  * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request

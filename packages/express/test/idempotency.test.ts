@@ -493,6 +493,61 @@ describe("idempotency(): scoping by principal and route", () => {
     expect(routes).toEqual(["/v1/orders/:id", "/v1/refunds/:id"]);
   });
 
+  it("a mount path written in other case reaches the same route, and its scope: 422, not a second run", async () => {
+    const world = await start((app, use, idem) => {
+      const router = express.Router();
+      router.post(
+        "/payments",
+        idem,
+        use((_req, res) => void res.status(201).json({ paid: true })),
+      );
+      app.use("/v1", router);
+    });
+    const key = newKey();
+    expect((await post(`${world.url}/v1/payments`, key)).status).toBe(201);
+    // Express routes ignore case by default: /V1 reaches the route, so it is the route's scope,
+    // and its other path a mismatch.
+    const other = await post(`${world.url}/V1/payments`, key);
+    expect([other.status, (other.json() as { code: string }).code]).toEqual([422, "idempotency_key_mismatch"]);
+    expect(world.runs()).toBe(1);
+    expect(world.events.filter((e) => e.type === "idempotency.first").map((e) => e.route)).toEqual(["/v1/payments"]);
+  });
+
+  it("mounted app-wide, a path in other case or with a trailing slash is the same scope: 422, not a second run", async () => {
+    const world = await start((app, use, idem) => {
+      app.use(idem);
+      app.post(
+        "/payments",
+        use((_req, res) => void res.status(201).json({ paid: true })),
+      );
+    });
+    const key = newKey();
+    expect((await post(`${world.url}/payments`, key)).status).toBe(201);
+    for (const variant of ["/Payments", "/payments/"]) {
+      expect((await post(`${world.url}${variant}`, key)).status).toBe(422);
+    }
+    expect(world.runs()).toBe(1);
+  });
+
+  it("with case-sensitive and strict routing on, the app's own rules apply: each path its own scope", async () => {
+    const world = await start((app, use, idem) => {
+      app.set("case sensitive routing", true);
+      app.set("strict routing", true);
+      app.use(idem);
+      for (const path of ["/payments", "/Payments", "/payments/"]) {
+        app.post(
+          path,
+          use((_req, res) => void res.status(201).json({ path })),
+        );
+      }
+    });
+    const key = newKey();
+    for (const path of ["/payments", "/Payments", "/payments/"]) {
+      expect((await post(`${world.url}${path}`, key)).status).toBe(201);
+    }
+    expect(world.runs()).toBe(3);
+  });
+
   it("mounted with app.use: keys are scoped by the path; events name the pattern once it matched, never the path", async () => {
     const world = await start((app, use, idem) => {
       app.use(idem);

@@ -100,10 +100,26 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
   return interlockIdempotency;
 }
 
-/** The route pattern @koa/router matched: undefined until it has matched one. */
+/**
+ * The route pattern @koa/router matched: undefined until it has matched one, and for a
+ * `router.use()` layer, whose "pattern" is the regular expression of its prefix (every route of
+ * the router under one name, and that name no path).
+ */
 function matchedPattern(ctx: Context): string | undefined {
   const matched: unknown = ctx._matchedRoute;
-  return matched === undefined || matched === null ? undefined : String(matched);
+  if (matched === undefined || matched === null) return undefined;
+  const pattern = String(matched);
+  return pattern.includes("(?:") ? undefined : pattern;
 }
 
-const defaultRoute = (ctx: Context): string => matchedPattern(ctx) ?? ctx.path;
+/**
+ * The path as a router reads it by default (@koa/router: case-insensitive, a trailing slash
+ * optional): a variant that reaches the same route shares its scope, where its other path is a
+ * 422, instead of running the route again.
+ */
+function routedPath(path: string): string {
+  const folded = path.toLowerCase();
+  return folded.length > 1 && folded.endsWith("/") ? folded.slice(0, -1) : folded;
+}
+
+const defaultRoute = (ctx: Context): string => matchedPattern(ctx) ?? routedPath(ctx.path);

@@ -601,6 +601,50 @@ describe("scoping", () => {
     ]);
   });
 
+  it("mounted before the router, a path in other case or with a trailing slash is the same scope: 422, not a second run", async () => {
+    const world: World = { events: [], calls: 0 };
+    const app = new Koa();
+    app.silent = true;
+    app.use(idempotency({ store: new MemoryStore(), principal: false }));
+    app.use(async (ctx: Context) => {
+      // As @koa/router routes by default: case-insensitive, a trailing slash optional.
+      if (ctx.path.toLowerCase().replace(/\/$/, "") !== "/payments") return;
+      world.calls++;
+      ctx.status = 201;
+      ctx.body = { paid: true };
+    });
+    served = await serve(app);
+    const key = newId("key");
+    expect((await send("/payments", key)).status).toBe(201);
+    for (const variant of ["/Payments", "/payments/"]) expect((await send(variant, key)).status).toBe(422);
+    expect(world.calls).toBe(1);
+  });
+
+  it("under a router.use() layer, whose matched route is its prefix's regular expression: by path, not one scope for all", async () => {
+    const world: World = { events: [], calls: 0 };
+    const app = new Koa();
+    app.silent = true;
+    app.use(async (ctx: Context, next) => {
+      ctx._matchedRoute = "/v1(?:\\/|$)"; // what @koa/router sets for `router.use(middleware)` under prefix /v1
+      await next();
+    });
+    app.use(idempotency({ store: new MemoryStore(), principal: false, onEvent: (e) => world.events.push(e) }));
+    app.use(async (ctx: Context) => {
+      world.calls++;
+      ctx.status = 201;
+      ctx.body = { path: ctx.path };
+    });
+    served = await serve(app);
+    const key = newId("key");
+    expect((await send("/v1/payments", key)).status).toBe(201);
+    expect((await send("/v1/refunds", key)).status).toBe(201);
+    expect(world.calls).toBe(2);
+    expect(world.events.filter((e) => e.type === "idempotency.first").map((e) => e.route)).toEqual([
+      undefined,
+      undefined,
+    ]);
+  });
+
   it("by path when no router matched; a custom route function overrides both", async () => {
     const twoRoutes: Array<[string, string, Handler]> = [
       [
