@@ -637,28 +637,23 @@ describe("memory store slots (columns, ring, index)", () => {
     }
   });
 
-  it("close forgets every entry and the store works on", async () => {
+  it("close frees every entry, then fails every operation closed: unavailable, never a fresh start", async () => {
     const store = new MemoryStore({ maxEntries: 10 });
     await store.complete("a", await claimed(store, "a"), response(200), { ttlMs: 60_000 });
+    const held = await claimed(store, "b");
     await store.close();
+    await store.close(); // twice is fine
     expect(store.size).toBe(0);
-    await claimed(store, "a");
-    expect(store.size).toBe(1);
-  });
-
-  it("close forgets the bytes records held too: after it, a full maxBytes fits again", async () => {
-    const store = new MemoryStore({ maxBytes: 600, maxRecordBytes: 200 });
-    const fill = async () => {
-      for (const key of ["a", "b", "c"])
-        await store.complete(key, await claimed(store, key), response(200), { ttlMs: 60_000 });
-    };
-    await fill();
-    await store.close();
-    await fill();
-    expect(store.size).toBe(3);
-    for (const key of ["a", "b", "c"]) {
-      expect((await store.claim(key, { fingerprint: "f", lockTtlMs: 1 })).state, key).toBe("completed");
-    }
+    const closed = (operation: Promise<unknown>) =>
+      expect(operation).rejects.toSatisfy(
+        (error) => error instanceof StoreUnavailableError && /closed/.test((error as Error).message),
+      );
+    // A replay that would have been "completed", and a new key, are both refused (503), not run.
+    await closed(store.claim("a", { fingerprint: "f", lockTtlMs: 1_000 }));
+    await closed(store.claim("new", { fingerprint: "f", lockTtlMs: 1_000 }));
+    await closed(store.complete("b", held, response(200), { ttlMs: 60_000 }));
+    await closed(store.release("b", held));
+    await closed(store.extend("b", held, 1_000));
   });
 
   // Random operations against a plain model of the contract, with enough room that nothing

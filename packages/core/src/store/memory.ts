@@ -157,6 +157,8 @@ export class MemoryStore implements InterlockStore {
    * then is refused at once instead of walking every entry again. Reset by every new entry.
    */
   #fullUntil = Number.NEGATIVE_INFINITY;
+  /** Set by `close()`: every operation then fails as the store being unavailable. */
+  #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
@@ -178,6 +180,7 @@ export class MemoryStore implements InterlockStore {
 
   async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
     assertClaim(key, options);
+    this.#refuseIfClosed();
     const now = this.#now();
     const slots = this.#slots;
     const found = slots.find(key);
@@ -251,10 +254,20 @@ export class MemoryStore implements InterlockStore {
     return true;
   }
 
+  /**
+   * Frees every entry, and fails every later operation as `StoreUnavailableError`: a request
+   * still answered after shutdown is refused (503), never run without the records it would
+   * have been checked against. Closing twice is fine.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     this.#slots = this.#newSlots();
     this.#size = 0;
     this.#bytes = 0;
+  }
+
+  #refuseIfClosed(): void {
+    if (this.#closed) throw new StoreUnavailableError(this.name, "the store was closed");
   }
 
   /** Room for every live entry plus as many dropped ones awaiting the walk (see the top). */
@@ -274,6 +287,7 @@ export class MemoryStore implements InterlockStore {
 
   /** The slot of the lock on `key` if `token` holds it and its lease has not ended, or -1. */
   #liveLock(key: string, token: string, now: number): number {
+    this.#refuseIfClosed();
     const slots = this.#slots;
     const slot = slots.find(key);
     return slot >= 0 &&
