@@ -361,7 +361,7 @@ class Call {
    * origin's health, not of the one this request's breaker guards.
    */
   #answeredElsewhere(response: Response | undefined): boolean {
-    return response !== undefined && response.redirected && originOf(response.url) !== this.#request.origin;
+    return response?.redirected === true && originOf(response.url) !== this.#request.origin;
   }
 
   /** The response to hand back, or the delay before the next attempt; throws when the call ends in an error. */

@@ -59,8 +59,7 @@ export abstract class InterlockError extends Error {
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
     // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about, a subclass too.
-    const target = this;
-    return Function.prototype[Symbol.hasInstance].call(target, value) || ofClassInAnotherCopy(target, value);
+    return Function.prototype[Symbol.hasInstance].call(this, value) || ofClassInAnotherCopy(this, value);
   }
 
   /** The stable, machine-readable reason, such as `no_matching_signature`; switch on it. */

@@ -78,6 +78,17 @@ export type {
 export { inTurn } from "./store/in-turn.js";
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
 export {
+  type PostgresStatementSetup,
+  postgresSetupMistake,
+  postgresSqlState,
+} from "./store/postgres-errors.js";
+export {
+  neededRedisAcl,
+  type RedisNeeds,
+  redisReplyError,
+  redisUnavailableError,
+} from "./store/redis-errors.js";
+export {
   DEADLINE_MARGIN_MS,
   DEFAULT_REFRESH_AFTER_MS,
   deadlineStoreCall,

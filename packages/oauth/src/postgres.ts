@@ -6,7 +6,14 @@
  */
 
 import { createHash } from "node:crypto";
-import { boundedStoreCall, InterlockConfigError, inTurn, timeoutOption } from "@interlock/core";
+import {
+  boundedStoreCall,
+  InterlockConfigError,
+  inTurn,
+  postgresSetupMistake,
+  postgresSqlState,
+  timeoutOption,
+} from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -63,11 +70,12 @@ function indexName(table: string): string {
   return `${table.slice(0, MAX_IDENTIFIER - INDEX_SUFFIX.length - hash.length - 1)}_${hash}${INDEX_SUFFIX}`;
 }
 
-function qualifiedTable(options: PostgresTokenStoreOptions): { table: string; index: string } {
+/** The table as statements name it, its index as `CREATE INDEX` names it, and that index's name in the catalog. */
+function qualifiedTable(options: PostgresTokenStoreOptions): { table: string; index: string; indexName: string } {
   const name = options.table ?? DEFAULT_TOKEN_TABLE;
   const table = identifier(name, "table");
   const schema = options.schema === undefined ? "" : `${identifier(options.schema, "schema")}.`;
-  return { table: `${schema}${table}`, index: identifier(indexName(name), "index") };
+  return { table: `${schema}${table}`, index: identifier(indexName(name), "index"), indexName: indexName(name) };
 }
 
 /**
@@ -98,15 +106,47 @@ export interface MigrateTokenTableOptions extends Omit<PostgresTokenStoreOptions
 
 /**
  * Creates the table (and its expiry index) if it does not exist: safe from every instance at
- * once. A server that cannot be reached, or does not answer within `timeoutMs`, is a
+ * once, and by an app role that may only read and write the table (it first checks, reading
+ * only, whether both are there: `CREATE … IF NOT EXISTS` needs CREATE on the schema even when
+ * they are). A role that may not create a missing table is an `InterlockConfigError` naming the
+ * fix. A server that cannot be reached, or does not answer within `timeoutMs`, is a
  * `StoreUnavailableError` (pg itself waits for a silent server without end).
  */
 export async function migrate(db: PgQueryable, options: MigrateTokenTableOptions = {}): Promise<void> {
-  const { timeoutMs: given, ...table } = options;
+  const { timeoutMs: given, ...tableOptions } = options;
   const timeoutMs = timeoutOption("timeoutMs", given, 30_000);
-  const sql = migrationSql(table);
-  await boundedStoreCall("postgres", "migrate", timeoutMs, () => db.query({ text: sql }));
+  const { table, indexName } = qualifiedTable(tableOptions);
+  const sql = migrationSql(tableOptions);
+  await boundedStoreCall("postgres", "migrate", timeoutMs, async () => {
+    try {
+      if (await migrated(db, table, indexName)) return;
+      await db.query({ text: sql });
+    } catch (error) {
+      // PostgreSQL checks CREATE on the schema before IF NOT EXISTS looks: the schema owner's job.
+      if (sqlState(error) === "42501") {
+        const fix = `run migrate() as the schema owner, or apply migrationSql() in your own migrations, then ${grant(table)}`;
+        throw new InterlockConfigError(`the postgres token store: this role may not create ${table}; ${fix}`, {
+          cause: error,
+        });
+      }
+      throw setupError(error, table);
+    }
+  });
 }
+
+/** Whether the table and its expiry index are both there (the table through the search_path unless a schema is given). */
+async function migrated(db: PgQueryable, table: string, indexName: string): Promise<boolean> {
+  const text = `SELECT EXISTS (
+  SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  WHERE i.indrelid = to_regclass($1::text) AND c.relname = $2::text
+) AS ready`;
+  const { rows } = await db.query({ text, values: [table, indexName] });
+  const ready = (rows[0] as { ready?: unknown } | undefined)?.ready;
+  return ready === true || ready === "t"; // "t" from a driver that leaves booleans as text
+}
+
+const grant = (table: string) =>
+  `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and USAGE on its schema) to the app's role`;
 
 const expiry = "now() + ($4::bigint * interval '1 millisecond')";
 
@@ -137,10 +177,18 @@ type Statement = keyof ReturnType<typeof statements>;
 // run it again with a fresh snapshot, which sees the winner. Each rerun needs yet another commit
 // on the same key in that window, so a few attempts are plenty.
 const MAX_ATTEMPTS = 10;
-const sqlState = (error: unknown) => (error as { code?: unknown } | null)?.code;
+const sqlState = postgresSqlState;
 const isSerializationFailure = (error: unknown) => sqlState(error) === "40001" || sqlState(error) === "40P01";
-// An undefined table or schema: the migration never ran here. No outage to wait out: a fix to make.
-const isMissingTable = (error: unknown) => sqlState(error) === "42P01" || sqlState(error) === "3F000";
+
+/** A setup mistake as an `InterlockConfigError` naming the fix, the original as its cause; anything else as it is. */
+function setupError(error: unknown, table: string): unknown {
+  // The same mistakes, and fixes, as @interlock/postgres's store (core keeps them for both).
+  const fix = postgresSetupMistake(error, { table });
+  if (fix === undefined) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new InterlockConfigError(`the postgres token store: ${fix} (${reason})`, { cause: error });
+}
+
 // A pool runs statements side by side; anything else (a `Client`) is one connection, one at a time.
 // (`pg.Client` has `connect()` too: a pool is told apart by the counters only pg-pool has.)
 const isPool = (db: PgQueryable) => {
@@ -213,8 +261,9 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   /**
-   * One statement, bounded by `operationTimeoutMs`; a missing table is an `InterlockConfigError`
-   * naming the fix, any other failure a `StoreUnavailableError`.
+   * One statement, bounded by `operationTimeoutMs`; a store set up wrong (a missing table, a
+   * role without grants, a wrong password, …) is an `InterlockConfigError` naming the fix, any
+   * other failure a `StoreUnavailableError`.
    */
   async #execute(statement: Statement, values: unknown[]) {
     // No rerun once the caller was told it failed (monotonic: a clock set back must not allow one).
@@ -224,12 +273,8 @@ export class PostgresTokenStore implements TokenStore {
         try {
           return await this.#send({ text: this.#sql[statement], values }, end);
         } catch (error) {
-          if (isMissingTable(error)) {
-            const fix = "run migrate() or the SQL from migrationSql()";
-            throw new InterlockConfigError(`the postgres token store's ${this.table} does not exist; ${fix}`, {
-              cause: error,
-            });
-          }
+          const mistake = setupError(error, this.table);
+          if (mistake instanceof InterlockConfigError) throw mistake;
           if (!isSerializationFailure(error) || attempt >= MAX_ATTEMPTS || performance.now() >= end) throw error;
         }
       }

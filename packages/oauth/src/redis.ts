@@ -10,6 +10,9 @@
 import {
   deadlineStoreCall,
   InterlockConfigError,
+  type RedisNeeds,
+  redisReplyError,
+  redisUnavailableError,
   ServerClock,
   type ServerTimedReply,
   timeoutOption,
@@ -133,6 +136,16 @@ function timedReply(reply: unknown[]): ServerTimedReply {
 
 type Scripted = Record<string, (key: string, ...args: Array<string | number>) => Promise<unknown>>;
 
+/** Every command the store sends (EVAL, EVALSHA) or its scripts call: what its ACL user needs. */
+const COMMANDS = ["EVAL", "EVALSHA", "TIME", "HMGET", "HSET", "PEXPIRE", "DEL"] as const;
+
+/** The client's own `keyPrefix`: ioredis puts it before every key, so the server sees it before ours. */
+function clientKeyPrefix(client: RedisScriptingClient): string {
+  const prefix = (client as { options?: { keyPrefix?: unknown } }).options?.keyPrefix;
+  if (typeof prefix === "string") return prefix;
+  return Buffer.isBuffer(prefix) ? prefix.toString("utf8") : "";
+}
+
 /** The key prefix used when none is given. */
 export const DEFAULT_REDIS_PREFIX = "interlock:oauth:";
 
@@ -146,6 +159,8 @@ export class RedisTokenStore implements TokenStore {
   readonly #client: Scripted;
   /** The server's clock as the replies tell it: where each write's deadline comes from. */
   readonly #clock = new ServerClock();
+  /** What the store needs from the server, for the fix a setup mistake names. */
+  readonly #needs: RedisNeeds;
 
   constructor(client: RedisScriptingClient, options: RedisTokenStoreOptions = {}) {
     if (typeof client?.defineCommand !== "function") {
@@ -154,6 +169,8 @@ export class RedisTokenStore implements TokenStore {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     if (typeof this.prefix !== "string") throw new InterlockConfigError("prefix must be a string");
     this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
+    const keyPrefix = clientKeyPrefix(client) + this.prefix;
+    this.#needs = { label: "the redis token store", commands: COMMANDS, keyPrefix };
     for (const [name, lua] of Object.values(SCRIPTS)) client.defineCommand(name, { lua, numberOfKeys: 1 });
     this.#client = client as unknown as Scripted;
   }
@@ -181,7 +198,10 @@ export class RedisTokenStore implements TokenStore {
   }
 
   /**
-   * One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`.
+   * One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`,
+   * but a setup mistake (an ACL user without a command or key, a wrong password, a command
+   * renamed away, an untrusted TLS certificate: see core's redis-errors.ts), which is an
+   * `InterlockConfigError` naming the fix.
    * A write carries its deadline on the server's clock as its last argument: past it, the
    * script answers 'late' and writes nothing, which is a `StoreUnavailableError` too. Before the
    * first reply told the store that clock, a write first reads the key (the `get` script, which
@@ -190,17 +210,33 @@ export class RedisTokenStore implements TokenStore {
    */
   async #run(operation: Operation, key: string, args: Array<string | number>): Promise<unknown[]> {
     const call = { store: this.name, operation, timeoutMs: this.operationTimeoutMs };
-    const script = (name: Operation, ...rest: Array<string | number>) =>
-      this.#client[SCRIPTS[name][0]]!.call(this.#client, this.prefix + key, ...rest) as Promise<unknown[]>;
-    if (operation === "get") return deadlineStoreCall(this.#clock, call, () => script("get"), timedReply);
-    const probe = async () => ({ serverMs: timedReply(await script("get")).serverMs });
-    return deadlineStoreCall(
-      this.#clock,
-      call,
-      (notAfter) => script(operation, ...args, notAfter ?? ""),
-      timedReply,
-      probe,
-    );
+    const script = (name: Operation, ...rest: Array<string | number>) => this.#script(name, key, rest);
+    try {
+      if (operation === "get") return await deadlineStoreCall(this.#clock, call, () => script("get"), timedReply);
+      const probe = async () => ({ serverMs: timedReply(await script("get")).serverMs });
+      return await deadlineStoreCall(
+        this.#clock,
+        call,
+        (notAfter) => script(operation, ...args, notAfter ?? ""),
+        timedReply,
+        probe,
+      );
+    } catch (error) {
+      throw redisUnavailableError(error, this.#client, this.#needs.label);
+    }
+  }
+
+  /**
+   * One script call, its setup mistakes made `InterlockConfigError`s here: core's bounded calls
+   * pass those through as they are, and would make any other error an outage. Async, so a
+   * synchronous throw (a closed client, say) rejects like any failure.
+   */
+  async #script(name: Operation, key: string, args: Array<string | number>): Promise<unknown[]> {
+    try {
+      return (await this.#client[SCRIPTS[name][0]]!.call(this.#client, this.prefix + key, ...args)) as unknown[];
+    } catch (error) {
+      throw redisReplyError(error, this.#needs);
+    }
   }
 }
 

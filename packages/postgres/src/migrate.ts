@@ -34,7 +34,7 @@ export async function migrate(db: PgQueryable, options: MigrateOptions = {}): Pr
         { cause: error },
       );
     }
-    throw storeError("migrate", error, table.qualified);
+    throw storeError("migrate", error, { table: table.qualified });
   }
 }
 

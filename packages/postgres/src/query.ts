@@ -4,7 +4,14 @@
  * (and pg-compatible drivers) all fit, and users need no `@types/pg` for ours.
  */
 
-import { InterlockConfigError, inTurn, StoreUnavailableError, untrustedCertificate } from "@interlock/core";
+import {
+  InterlockConfigError,
+  inTurn,
+  type PostgresStatementSetup,
+  postgresSetupMistake,
+  postgresSqlState,
+  StoreUnavailableError,
+} from "@interlock/core";
 
 /** One query as `pg` takes it. */
 export interface PgQuery {
@@ -168,11 +175,8 @@ function connectListening(pool: PgPool, onError: (error: Error) => void): Promis
   });
 }
 
-/** A PostgreSQL error (has a SQLSTATE), as opposed to a network or driver error. */
-export function sqlState(error: unknown): string | undefined {
-  const e = error as { code?: unknown; severity?: unknown } | null;
-  return typeof e?.code === "string" && typeof e.severity === "string" ? e.code : undefined;
-}
+/** A PostgreSQL error's SQLSTATE, as opposed to a network or driver error (core's, shared with the OAuth token store). */
+export const sqlState = postgresSqlState;
 
 // Errors that mean "not done, try again later": connection exceptions (08), insufficient
 // resources such as too many connections (53), shutdown or cancel including statement_timeout
@@ -183,71 +187,16 @@ const UNAVAILABLE = /^(08|53|57|58)|^(55P03|25006|40001|40P01)$/;
 /** SQLSTATEs after which a statement on its own may simply run again: it wrote nothing. */
 export const isSerializationFailure = (error: unknown) => /^(40001|40P01)$/.test(sqlState(error) ?? "");
 
-// Errors from a table that has the store's name but not its shape (made by something other than
-// migrate()): a missing column (42703), a column of another type (42804, 42846, 42883: no
-// operator or function for it), no unique key for ON CONFLICT (42P10), an extra NOT NULL column
-// (23502). The store's statements are fixed text, so none of these can come from a request.
-const WRONG_SHAPE = /^(42703|42804|42846|42883|42P10|23502)$/;
-
-// pg's own words when the server answers an SSL request with "no": the pool asks for SSL
-// (`ssl`, `sslmode`) from a server that has it off. No code to match, and it never means an outage.
-const NO_SERVER_SSL = "The server does not support SSL connections";
-
-/**
- * The fix for a store set up wrong, or undefined when `error` is not a setup mistake. Each one
- * fails the same way on every retry, so it must reach the app's error handling with its hint
- * rather than be answered as an outage (a 503 to retry forever, or a pass under failOpen).
- */
-function setupMistake(error: unknown, table: string): string | undefined {
-  const state = sqlState(error);
-  return state === undefined ? connectionMistake(error) : serverMistake(state, table);
-}
-
-/** A setup mistake the server reports (a SQLSTATE). */
-function serverMistake(state: string, table: string): string | undefined {
-  if (state === "42P01") return `${table} does not exist; run migrate() or the SQL from migrationSql()`;
-  // migrate() creates the table, not its schema: the schema is the app's, like its database.
-  if (state === "3F000") return `the schema of ${table} does not exist; create it (CREATE SCHEMA), then run migrate()`;
-  if (state === "42501") {
-    return `the app's role may not use ${table}; GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and USAGE on its schema) to it`;
-  }
-  if (WRONG_SHAPE.test(state)) {
-    return `${table} is not the table the store needs: the table was not made by migrate(); name another (the table option) and run migrate()`;
-  }
-  // Class 28, invalid authorization: a wrong password (28P01), an unknown role or no pg_hba.conf entry (28000).
-  if (state.startsWith("28")) {
-    return "the server refused the connection's user or password (or pg_hba.conf has no entry for it); check the connection settings";
-  }
-  if (state === "3D000") return "the database does not exist; create it, or fix its name in the connection settings";
-  return undefined;
-}
-
-/** A setup mistake pg finds before the server has a say. */
-function connectionMistake(error: unknown): string | undefined {
-  const e = error as { code?: unknown; message?: unknown } | null;
-  // From `new URL()` in pg: the message names no part of the string, so no password leaks.
-  if (e?.code === "ERR_INVALID_URL") {
-    return "the connection string is not a valid URL; check it (percent-encode characters such as @, / or # in the password)";
-  }
-  if (e?.message === NO_SERVER_SSL) {
-    return "the server does not support SSL; turn SSL on at the server, or off in the pool's settings";
-  }
-  if (untrustedCertificate(error)) {
-    return "the server's TLS certificate is not trusted, or names another host; give the pool the CA that signed it (ssl: { ca }) and connect by a name the certificate holds";
-  }
-  return undefined;
-}
-
 /**
  * Maps a failure to what the caller must do. No SQLSTATE (refused, reset, timed out) or an
  * availability SQLSTATE: `StoreUnavailableError`, the operation did not happen (fail closed).
  * A setup mistake (no table, no grants, wrong password, no database, ...): a configuration error
  * naming the fix, the original as its cause. Anything else is a bug to see as is.
  */
-export function storeError(operation: string, error: unknown, table: string): unknown {
+export function storeError(operation: string, error: unknown, setup: PostgresStatementSetup): unknown {
   if (error instanceof StoreUnavailableError || error instanceof InterlockConfigError) return error;
   const reason = error instanceof Error ? error.message : String(error);
-  const fix = setupMistake(error, table);
+  const fix = postgresSetupMistake(error, setup);
   if (fix !== undefined) return new InterlockConfigError(`postgres store: ${fix} (${reason})`, { cause: error });
   const state = sqlState(error);
   if (state !== undefined && !UNAVAILABLE.test(state)) return error;

@@ -17,6 +17,7 @@ import {
   type CompleteOptions,
   InterlockConfigError,
   type InterlockStore,
+  type PostgresStatementSetup,
   type StoredResponse,
   StoreUnavailableError,
   timeoutOption,
@@ -38,7 +39,8 @@ export interface PostgresStoreOptions extends TableOptions {
   /**
    * Named prepared statements: parsed and planned once per connection rather than on every
    * call, about half the server time per operation. Off by default: PgBouncer in transaction
-   * mode supports them only from 1.21, with `max_prepared_statements` set.
+   * mode supports them only from 1.21, with `max_prepared_statements` set. Behind one that does
+   * not keep them, operations fail with `InterlockConfigError` saying to turn this off.
    */
   preparedStatements?: boolean;
 }
@@ -143,15 +145,17 @@ export class PostgresStore implements InterlockStore {
   /** The bound on every operation, in ms. */
   readonly operationTimeoutMs: number;
   readonly #db: PgQueryable;
-  readonly #table: string;
   readonly #sql: Statements;
+  /** The table and how statements run, for the fix a setup mistake names. */
+  readonly #setup: PostgresStatementSetup;
 
   constructor(db: PgQueryable, options: PostgresStoreOptions = {}) {
     if (typeof db?.query !== "function") throw new InterlockConfigError("postgres store needs a pg Pool or Client");
     this.#db = db;
     const table = resolveTable(options);
-    this.#table = table.qualified;
-    this.#sql = statements(table, options.preparedStatements === true);
+    const prepared = options.preparedStatements === true;
+    this.#setup = { table: table.qualified, prepared };
+    this.#sql = statements(table, prepared);
     this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
     this.maxRecordBytes = positiveInteger("maxRecordBytes", options.maxRecordBytes, 1024 * 1024, MAX_RECORD_LIMIT);
   }
@@ -236,7 +240,7 @@ export class PostgresStore implements InterlockStore {
         return await execute(client ?? this.#db, statement, values, deadline);
       } catch (error) {
         if (client === undefined && isSerializationFailure(error) && run < MAX_RUNS) continue;
-        throw storeError(operation, error, this.#table);
+        throw storeError(operation, error, this.#setup);
       }
     }
   }

@@ -8,7 +8,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { createIdempotency, InterlockConfigError } from "@interlock/core";
-import { type PostgresServer, startPostgres } from "@interlock/test-harness";
+import { configErrorOf, type PostgresServer, startPostgres } from "@interlock/test-harness";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
@@ -58,16 +58,11 @@ async function selfSignedSslServer(): Promise<{ port: number; certificate: strin
   return { port, certificate: context.cert, close: () => server.close() };
 }
 
-/** Expects `operation` to reject with a configuration error whose cause carries `code`. */
+/** Expects `operation` to reject with a configuration error naming `fix`, whose cause carries `code`. */
 async function configError(operation: Promise<unknown>, code: string | undefined, fix: RegExp) {
-  const error = await operation.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(InterlockConfigError);
-  expect((error as Error).message).toMatch(fix);
-  expect(((error as Error).cause as { code?: string }).code).toBe(code);
-  return error as InterlockConfigError;
+  const error = await configErrorOf(operation, fix);
+  expect((error.cause as { code?: string }).code).toBe(code);
+  return error;
 }
 
 describe("a store set up wrong is a configuration error naming the fix", () => {

@@ -17,6 +17,9 @@ import {
   InterlockConfigError,
   type InterlockStore,
   positiveIntegerOption,
+  type RedisNeeds,
+  redisReplyError,
+  redisUnavailableError,
   refuseTransaction,
   ServerClock,
   type ServerTimedReply,
@@ -84,6 +87,9 @@ function clientKeyPrefix(client: ScriptingClient): string {
   return Buffer.isBuffer(prefix) ? prefix.toString("utf8") : "";
 }
 
+/** Every command the store sends (EVAL, EVALSHA) or its scripts call (scripts.ts): what its ACL user needs. */
+const COMMANDS = ["EVAL", "EVALSHA", "TIME", "HMGET", "HSET", "PEXPIRE", "PTTL", "DEL"] as const;
+
 const text = (item: ReplyItem) => (Buffer.isBuffer(item) ? item.toString("utf8") : String(item));
 
 /** A record from a claim reply: [COMPLETED, now, fingerprint, status, headers, body, createdAt, completedAt]. */
@@ -139,6 +145,8 @@ export class RedisStore implements InterlockStore {
   readonly #clientPrefix: string;
   /** The server's clock as claim replies tell it: where each claim's deadline comes from. */
   readonly #clock = new ServerClock();
+  /** What the store needs from the server, for the fix a setup mistake names. */
+  readonly #needs: RedisNeeds;
 
   /** `client` is an ioredis `Redis` or `Cluster`, connected or lazy; it stays the caller's. */
   constructor(client: ScriptingClient, options: RedisStoreOptions = {}) {
@@ -154,6 +162,7 @@ export class RedisStore implements InterlockStore {
     this.maxRecordBytes = maxRecordBytesOption(options.maxRecordBytes);
     this.#client = client;
     this.#clientPrefix = clientKeyPrefix(client);
+    this.#needs = { label: "redis store", commands: COMMANDS, keyPrefix: this.#clientPrefix + this.prefix };
     defineScripts(client);
   }
 
@@ -184,7 +193,7 @@ export class RedisStore implements InterlockStore {
     // the node that will judge the claim's deadline. Only until the first reply: one round trip
     // per claim after it.
     const probe = async () => {
-      const reply = await callScript(this.#client, "claim", redisKey, [...args, PROBE]);
+      const reply = await this.#script("claim", redisKey, [...args, PROBE]);
       const { serverMs, late } = timedClaim(reply);
       return { serverMs, answer: late ? undefined : reply };
     };
@@ -192,7 +201,7 @@ export class RedisStore implements InterlockStore {
       const reply = await deadlineStoreCall(
         this.#clock,
         { store: this.name, operation: "claim", timeoutMs: this.operationTimeoutMs },
-        (notAfter) => callScript(this.#client, "claim", redisKey, [...args, notAfter ?? ""]),
+        (notAfter) => this.#script("claim", redisKey, [...args, notAfter ?? ""]),
         timedClaim,
         probe,
       );
@@ -204,7 +213,7 @@ export class RedisStore implements InterlockStore {
       // release, fenced by this claim's own token, follows it on the connection and undoes it;
       // a claim that never ran makes it a no-op. Not awaited: the caller's answer is already known.
       if (error instanceof StoreUnavailableError) this.release(key, token).catch(() => {});
-      throw error;
+      throw redisUnavailableError(error, this.#client, this.#needs.label);
     }
   }
 
@@ -234,7 +243,8 @@ export class RedisStore implements InterlockStore {
    * One script call, bounded by `operationTimeoutMs`. Anything but a well-formed reply in
    * time — a connection error, a Redis error, a command still queued while ioredis
    * reconnects, a server that stopped answering — is a `StoreUnavailableError`: the caller
-   * fails closed, never with a false win and never hanging.
+   * fails closed, never with a false win and never hanging. A setup mistake (core's redis-errors.ts) is
+   * an `InterlockConfigError` instead.
    */
   async #run<T>(
     operation: Operation,
@@ -244,9 +254,24 @@ export class RedisStore implements InterlockStore {
   ): Promise<T> {
     // A synchronous throw (a closed client, say) is caught like a rejection.
     const reply = await boundedStoreCall(this.name, operation, this.operationTimeoutMs, () =>
-      callScript(this.#client, operation, this.#key(key), args),
-    );
+      this.#script(operation, this.#key(key), args),
+    ).catch((error: unknown) => {
+      throw redisUnavailableError(error, this.#client, this.#needs.label);
+    });
     return parse(reply);
+  }
+
+  /**
+   * One script call, its setup mistakes made `InterlockConfigError`s here (core's `redisReplyError`): core's bounded calls
+   * pass those through as they are, and would make any other error an outage. Async, so a
+   * synchronous throw (a closed client, say) rejects like any failure.
+   */
+  async #script(operation: Operation, redisKey: string, args: Array<string | number | Buffer>): Promise<unknown> {
+    try {
+      return await callScript(this.#client, operation, redisKey, args);
+    } catch (error) {
+      throw redisReplyError(error, this.#needs);
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+export * from "./config-error.js";
 export * from "./idempotency-processes.js";
 export * from "./idempotency-workers.js";
 export * from "./postgres.js";

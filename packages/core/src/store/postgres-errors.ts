@@ -1,0 +1,87 @@
+/**
+ * Telling a PostgreSQL store set up wrong from the server being down, for the stores of
+ * @interlock/postgres and @interlock/oauth (which does not depend on it). A setup mistake (no
+ * table, no grants, a wrong password, no database, a foreign table, an untrusted certificate)
+ * fails the same way on every retry: it must reach the app's error handling with its fix rather
+ * than be answered as an outage (a 503 to retry forever, or a pass under `failOpen`). No driver
+ * is imported: only its errors' SQLSTATE, code and words are read.
+ */
+
+import { untrustedCertificate } from "../errors.js";
+
+/** A PostgreSQL error's SQLSTATE (it has a severity too), as opposed to a network or driver error. */
+export function postgresSqlState(error: unknown): string | undefined {
+  const e = error as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === "string" && typeof e.severity === "string" ? e.code : undefined;
+}
+
+// Errors from a table that has the store's name but not its shape (made by something other than
+// migrate()): a missing column (42703), a column of another type (42804, 42846, 42883: no
+// operator or function for it), no unique key for ON CONFLICT (42P10), an extra NOT NULL column
+// (23502). The store's statements are fixed text, so none of these can come from a request.
+const WRONG_SHAPE = /^(42703|42804|42846|42883|42P10|23502)$/;
+
+// pg's own words when the server answers an SSL request with "no": the pool asks for SSL
+// (`ssl`, `sslmode`) from a server that has it off. No code to match, and it never means an outage.
+const NO_SERVER_SSL = "The server does not support SSL connections";
+
+// A named prepared statement the server says exists already (42P05) or does not exist (26000),
+// when pg knows otherwise: a pooler in transaction mode (PgBouncer before 1.21, or without
+// max_prepared_statements) handed pg's statements to another server connection than prepared them.
+const PREPARED_ELSEWHERE = /^(42P05|26000)$/;
+
+/** How the store runs its statements, as far as telling its setup mistakes needs. */
+export interface PostgresStatementSetup {
+  /** The table, as statements name it. */
+  table: string;
+  /** Whether statements are named prepared statements (the `preparedStatements` option). */
+  prepared?: boolean;
+}
+
+/**
+ * The fix for a store set up wrong, or undefined when `error` is not a setup mistake. Each one
+ * fails the same way on every retry, so it must reach the app's error handling with its hint
+ * rather than be answered as an outage (a 503 to retry forever, or a pass under failOpen).
+ */
+export function postgresSetupMistake(error: unknown, setup: PostgresStatementSetup): string | undefined {
+  const state = postgresSqlState(error);
+  return state === undefined ? connectionMistake(error) : serverMistake(state, setup);
+}
+
+/** A setup mistake the server reports (a SQLSTATE). */
+function serverMistake(state: string, { table, prepared = false }: PostgresStatementSetup): string | undefined {
+  if (prepared && PREPARED_ELSEWHERE.test(state)) {
+    return "preparedStatements needs a direct connection or PgBouncer 1.21+ with max_prepared_statements; turn it off";
+  }
+  if (state === "42P01") return `${table} does not exist; run migrate() or the SQL from migrationSql()`;
+  // migrate() creates the table, not its schema: the schema is the app's, like its database.
+  if (state === "3F000") return `the schema of ${table} does not exist; create it (CREATE SCHEMA), then run migrate()`;
+  if (state === "42501") {
+    return `the app's role may not use ${table}; GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and USAGE on its schema) to it`;
+  }
+  if (WRONG_SHAPE.test(state)) {
+    return `${table} is not the table the store needs: the table was not made by migrate(); name another (the table option) and run migrate()`;
+  }
+  // Class 28, invalid authorization: a wrong password (28P01), an unknown role or no pg_hba.conf entry (28000).
+  if (state.startsWith("28")) {
+    return "the server refused the connection's user or password (or pg_hba.conf has no entry for it); check the connection settings";
+  }
+  if (state === "3D000") return "the database does not exist; create it, or fix its name in the connection settings";
+  return undefined;
+}
+
+/** A setup mistake pg finds before the server has a say. */
+function connectionMistake(error: unknown): string | undefined {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  // From `new URL()` in pg: the message names no part of the string, so no password leaks.
+  if (e?.code === "ERR_INVALID_URL") {
+    return "the connection string is not a valid URL; check it (percent-encode characters such as @, / or # in the password)";
+  }
+  if (e?.message === NO_SERVER_SSL) {
+    return "the server does not support SSL; turn SSL on at the server, or off in the pool's settings";
+  }
+  if (untrustedCertificate(error)) {
+    return "the server's TLS certificate is not trusted, or names another host; give the pool the CA that signed it (ssl: { ca }) and connect by a name the certificate holds";
+  }
+  return undefined;
+}

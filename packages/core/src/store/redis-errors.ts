@@ -1,0 +1,95 @@
+/**
+ * Telling a Redis store set up wrong from Redis being down. A setup mistake (an ACL user without
+ * a command or key the scripts use, a wrong password, a command renamed away, a TLS certificate
+ * the client does not trust) fails the same way on every retry: it must reach the app's error
+ * handling as an `InterlockConfigError` naming the fix, the original as its `cause`, rather than
+ * be answered as an outage (a 503 to retry forever, or a pass under `failOpen`).
+ *
+ * Shared by @interlock/redis's store and @interlock/oauth's Redis token store, which does not
+ * depend on it. No Redis client is imported: only its reply errors' words and socket are read.
+ */
+
+import { InterlockConfigError, StoreUnavailableError, untrustedCertificate } from "../errors.js";
+
+/** What a store's scripts need from the server, for the fix an error names. */
+export interface RedisNeeds {
+  /** The store, as messages name it: "redis store". */
+  label: string;
+  /** Every command the store sends or its scripts call, upper case: EVAL, EVALSHA, TIME, …. */
+  commands: readonly string[];
+  /** The start of every key the store touches, as the server sees it: the client's keyPrefix, then the store's prefix. */
+  keyPrefix: string;
+}
+
+// An ACL user lacking a command or a key: NOPERM on a command sent, and on a key or (Redis 7.2+)
+// a command called from a script; Redis 7.0 words a command refused inside a script as below.
+const NO_PERMISSION = /^NOPERM\b|^ERR The user executing the script can't run this command/;
+// A command the server does not have: renamed or disabled with rename-command (as many managed
+// services do), sent directly or called from a script.
+const UNKNOWN_COMMAND = /^ERR (unknown command|Unknown Redis command called from script)/i;
+
+/** `*`, `?`, `[`, `]` and `\` are glob characters in an ACL key pattern: escaped, the prefix matches itself. */
+const aclGlob = (prefix: string) => `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
+
+/** The ACL rules the store needs, as `ACL SETUSER` takes them. */
+export function neededRedisAcl({ commands, keyPrefix }: RedisNeeds): string {
+  return `${commands.map((command) => `+${command.toLowerCase()}`).join(" ")} ~${aclGlob(keyPrefix)}`;
+}
+
+/** The fix for a reply error no retry mends, or undefined when `message` is not one. */
+function setupMistake(message: string, needs: RedisNeeds): string | undefined {
+  if (NO_PERMISSION.test(message)) {
+    return `the Redis user may not run a command or use a key the store needs; grant them: ACL SETUSER <user> ${neededRedisAcl(needs)}`;
+  }
+  if (message.startsWith("WRONGPASS"))
+    return "Redis refused the client's username or password; check them in the client's options";
+  if (message.startsWith("NOAUTH")) {
+    return "Redis asks for a password and the client gives none; set password (and username) in the client's options";
+  }
+  if (UNKNOWN_COMMAND.test(message)) {
+    return `the server does not have a command the store needs (renamed or disabled with rename-command?); it needs ${needs.commands.join(", ")}`;
+  }
+  return undefined;
+}
+
+/** A reply error no retry mends as an `InterlockConfigError` naming the fix; anything else as it is. */
+export function redisReplyError(error: unknown, needs: RedisNeeds): unknown {
+  if (!(error instanceof Error)) return error;
+  const fix = setupMistake(error.message, needs);
+  if (fix === undefined) return error;
+  return new InterlockConfigError(`${needs.label}: ${fix} (${error.message})`, { cause: error });
+}
+
+/**
+ * Why the client's connection failed, if it did: the error its current socket was destroyed
+ * with (`stream.errored`). ioredis keeps no error of its own and reports one only as an 'error'
+ * event, and a listener of ours would silence its "Unhandled error event" log for users who
+ * have none. Undefined on a `Cluster` (no one socket), a connected client, or while a new
+ * connection is being made.
+ */
+function connectionError(client: unknown): Error | undefined {
+  const errored = (client as { stream?: { errored?: unknown } } | null)?.stream?.errored;
+  return errored instanceof Error ? errored : undefined;
+}
+
+/**
+ * A `StoreUnavailableError`, told more by the client's failed connection. A certificate the
+ * client does not trust, or one issued to another host, is no outage (its own TLS settings fail
+ * every attempt): an `InterlockConfigError` naming the fix. Any other connection error becomes
+ * the cause of an error that had none (a timeout: ioredis kept the command queued while it
+ * reconnected, so the caller would otherwise see only "no answer").
+ */
+export function redisUnavailableError(error: unknown, client: unknown, label: string): unknown {
+  if (!(error instanceof StoreUnavailableError)) return error;
+  const lost = connectionError(client);
+  if (lost === undefined) return error;
+  if (untrustedCertificate(lost)) {
+    return new InterlockConfigError(
+      `${label}: the server's TLS certificate is not trusted, or names another host; give the client the CA that signed it (tls: { ca }) and connect by a name the certificate holds (${lost.message})`,
+      { cause: lost },
+    );
+  }
+  if (error.cause !== undefined) return error;
+  const detail = error.message.slice(`${error.store} store: `.length);
+  return new StoreUnavailableError(error.store, `${detail}; the connection failed: ${lost.message}`, { cause: lost });
+}

@@ -1,0 +1,187 @@
+/**
+ * A token store set up wrong fails the same way on every retry: an InterlockConfigError naming
+ * the fix, never a StoreUnavailableError to retry forever. Redis: an ACL user without a command or
+ * key the scripts use, a wrong password, a TLS certificate the client does not trust. PostgreSQL:
+ * a role without grants on the table; and migrate() works for a least-privilege role that may
+ * use the table but not create it. Real outages stay StoreUnavailableError.
+ */
+
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import tls from "node:tls";
+import { StoreUnavailableError } from "@interlock/core";
+import { configErrorOf, freePort } from "@interlock/test-harness";
+import { selfSignedCertificate } from "@interlock/test-harness/tls";
+import { Redis, type RedisOptions } from "ioredis";
+
+import pg from "pg";
+import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
+import { migrate, PostgresTokenStore } from "../src/postgres.js";
+import { RedisTokenStore } from "../src/redis.js";
+
+/** ioredis' options, less the one whose declared type says `undefined` where its constructor's does not. */
+type ClientOptions = Omit<RedisOptions, "replyMapping">;
+
+const LONG = 60_000;
+const uniqueName = (label: string) => `${label}_${process.pid}_${randomBytes(4).toString("hex")}`;
+
+/** Expects `operation` to reject with a configuration error naming `fix`, its cause's message matching `cause`. */
+async function configError(operation: Promise<unknown>, fix: RegExp, cause: RegExp) {
+  const error = await configErrorOf(operation, fix);
+  expect((error.cause as Error).message).toMatch(cause);
+  return error;
+}
+
+describe("redis token store set up wrong", () => {
+  const clients: Redis[] = [];
+  afterAll(() => {
+    for (const client of clients) client.disconnect();
+  });
+  const client = (options: ClientOptions) => {
+    const made = new Redis(options);
+    made.on("error", () => {});
+    clients.push(made);
+    return made;
+  };
+  const url = new URL(inject("redisUrl"));
+  const server = { host: url.hostname, port: Number(url.port) };
+  const admin = client(server);
+
+  /** An ACL user of its own on the shared server, with `rules`; deleted after the test. */
+  async function aclUser(rules: string[]) {
+    const name = uniqueName("oauth");
+    await admin.call("ACL", "SETUSER", name, "reset", "on", ">user-pw", ...rules);
+    onTestFinished(async () => {
+      await admin.call("ACL", "DELUSER", name);
+    });
+    return (options: ClientOptions = {}) =>
+      client({ ...server, username: name, password: "user-pw", enableReadyCheck: false, ...options });
+  }
+
+  /** The ACL the README documents for the token store. */
+  const documented = ["+eval", "+evalsha", "+time", "+hmget", "+hset", "+pexpire", "+del"];
+
+  it("an ACL user without a command the scripts call: the ACL to grant, for every operation", async () => {
+    const prefix = `test:oauth:acl:${uniqueName("p")}:`;
+    const connect = await aclUser([`~${prefix}*`, "+eval", "+evalsha"]);
+    const store = new RedisTokenStore(connect(), { prefix });
+    const fix = new RegExp(`ACL SETUSER <user> ${documented.join(" ").replaceAll("+", "\\+")} ~${prefix}\\*`);
+    const refused = /can't run this command|^NOPERM/;
+    await configError(store.get("k"), fix, refused);
+    await configError(store.set("k", "v", { ttlMs: LONG }), fix, refused);
+    await configError(store.delete("k"), fix, refused);
+  });
+
+  it("the README's ACL is enough, and the key pattern must cover the client's keyPrefix too", async () => {
+    const prefix = `test:oauth:min:${uniqueName("p")}:`;
+    const connect = await aclUser([`~${prefix}*`, ...documented]);
+    const store = new RedisTokenStore(connect(), { prefix });
+    const version = await store.set("k", "v", { ttlMs: LONG });
+    expect(await store.get("k")).toEqual({ value: "v", version });
+    expect(await store.delete("k", version)).toBe(true);
+
+    const prefixed = new RedisTokenStore(connect({ keyPrefix: "app:" }), { prefix });
+    await configError(prefixed.get("k"), new RegExp(`~app:${prefix}\\*`), /^NOPERM/);
+  });
+
+  it("a wrong password: check the client's options", async () => {
+    const connect = await aclUser(["~*", "+@all"]);
+    const store = new RedisTokenStore(connect({ password: "wrong" }));
+    await configError(store.get("k"), /refused the client's username or password/, /^WRONGPASS/);
+  });
+
+  it("a server certificate the client does not trust: give the client its CA", async () => {
+    const context = selfSignedCertificate("db.example");
+    const tlsServer = tls.createServer(context, (socket) => socket.on("error", () => {}));
+    tlsServer.on("tlsClientError", () => {});
+    await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = tlsServer.address() as AddressInfo;
+      // No reconnection within the test: the connection's error stays the one to see.
+      const untrusted = client({ host: "127.0.0.1", port, tls: {}, retryStrategy: () => LONG });
+      const store = new RedisTokenStore(untrusted, { operationTimeoutMs: 500 });
+      const error = await configError(store.get("k"), /not trusted.*tls: \{ ca \}/, /self.signed/);
+      expect((error.cause as { code?: string }).code).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
+    } finally {
+      tlsServer.close();
+    }
+  });
+
+  it("a server that refuses connections is an outage, the refusal as its cause", async () => {
+    const down = client({ host: "127.0.0.1", port: await freePort(), retryStrategy: () => LONG });
+    const store = new RedisTokenStore(down, { operationTimeoutMs: 300 });
+    const error = await store.set("k", "v", { ttlMs: LONG }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect((error as Error).cause).toMatchObject({ code: "ECONNREFUSED" });
+  });
+});
+
+describe("postgres token store set up wrong", () => {
+  const pools: pg.Pool[] = [];
+  const pool = (connectionString = inject("databaseUrl")) => {
+    const made = new pg.Pool({ connectionString, max: 2 });
+    made.on("error", () => {});
+    pools.push(made);
+    return made;
+  };
+  const admin = pool();
+  const tables: string[] = [];
+  afterAll(async () => {
+    for (const table of tables) await admin.query(`DROP TABLE IF EXISTS "${table}"`);
+    await Promise.all(pools.map((p) => p.end()));
+  });
+
+  /** A login role of its own, with no privileges until the test grants them; dropped after the test. */
+  async function newRole() {
+    const name = uniqueName("r_oauth");
+    await admin.query(`CREATE ROLE "${name}" LOGIN PASSWORD 'role-pw'`);
+    const url = new URL(inject("databaseUrl"));
+    url.username = name;
+    url.password = "role-pw";
+    const rolePool = pool(url.href);
+    onTestFinished(async () => {
+      await rolePool.end();
+      pools.splice(pools.indexOf(rolePool), 1);
+      await admin.query(`DROP OWNED BY "${name}"; DROP ROLE "${name}"`);
+    });
+    return { name, pool: rolePool };
+  }
+
+  async function migratedTable() {
+    const table = uniqueName("tokens");
+    tables.push(table);
+    await migrate(admin, { table });
+    return table;
+  }
+
+  it("migrate() by a role that may use the table but not create it: done, nothing to create", async () => {
+    const table = await migratedTable();
+    const role = await newRole();
+    await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${table}" TO "${role.name}"`);
+    await migrate(role.pool, { table });
+    const store = new PostgresTokenStore(role.pool, { table });
+    const version = await store.set("k", "v", { ttlMs: LONG });
+    expect(await store.get("k")).toEqual({ value: "v", version });
+  });
+
+  it("migrate() by a role that may not create a missing table: run it as the schema owner", async () => {
+    const role = await newRole();
+    const table = uniqueName("never");
+    await configError(
+      migrate(role.pool, { table }),
+      /may not create "never_.*run migrate\(\) as the schema owner/,
+      /permission denied/,
+    );
+  });
+
+  it("a role without grants on the table: the GRANT to run, for every operation", async () => {
+    const table = await migratedTable();
+    const role = await newRole();
+    const store = new PostgresTokenStore(role.pool, { table });
+    const grant = new RegExp(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${table}"`);
+    await configError(store.get("k"), grant, /permission denied/);
+    await configError(store.set("k", "v", { ttlMs: LONG }), grant, /permission denied/);
+    await configError(store.delete("k"), grant, /permission denied/);
+    await configError(store.purgeExpired(), grant, /permission denied/);
+  });
+});
