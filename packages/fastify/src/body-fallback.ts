@@ -30,7 +30,8 @@
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
 import { rawBodyOf } from "./raw-body.js";
 
-export const kTakesBodyRaw = Symbol("interlock.takesBodyRaw");
+/** Global, as `kRawBody` is: the fallback of the plugin of either copy of the package serves the webhook sets of either. */
+export const kTakesBodyRaw = Symbol.for("@interlock/fastify.takesBodyRaw");
 
 interface WithRawFlag {
   [kTakesBodyRaw]?: true | null;

@@ -38,21 +38,36 @@ export const HOOK_NAMES = ["preParsing", "preHandler", "onSend", "onResponse", "
  */
 export type Placement = "first" | "last";
 
-const placements = new WeakMap<InterlockHooks, Placement>();
-/** Each hook function of a set, back to its set: to tell a set spread into a route whole from one cut short. */
-const sets = new WeakMap<object, InterlockHooks>();
+interface HookRegistry {
+  readonly placements: WeakMap<InterlockHooks, Placement>;
+  /** Each hook function of a set, back to its set: to tell a set spread into a route whole from one cut short. */
+  readonly sets: WeakMap<object, InterlockHooks>;
+}
+
+const REGISTRY = Symbol.for("@interlock/fastify.hookRegistry");
+
+/**
+ * One registry for every copy of the package in the process, on `globalThis`: an app may load
+ * both builds (an ESM app with a CommonJS dependency that requires the package, or the reverse),
+ * make its sets with one copy and register the plugin of the other, which must still know where
+ * each set goes (a webhook set placed last would run after the route's own hooks, which would
+ * then see unverified deliveries) and recognise its hooks. Made by the first copy loaded.
+ */
+const inProcess = globalThis as { [REGISTRY]?: HookRegistry };
+inProcess[REGISTRY] ??= { placements: new WeakMap(), sets: new WeakMap() };
+const registry = inProcess[REGISTRY];
 
 export function hookSet(placement: Placement, hooks: InterlockHooks): InterlockHooks {
-  placements.set(hooks, placement);
-  for (const name of HOOK_NAMES) sets.set(hooks[name], hooks);
+  registry.placements.set(hooks, placement);
+  for (const name of HOOK_NAMES) registry.sets.set(hooks[name], hooks);
   return hooks;
 }
 
 /** The set a route hook belongs to, if it is one of Interlock's. */
 export function setOfHook(hook: unknown): InterlockHooks | undefined {
-  return typeof hook === "function" ? sets.get(hook) : undefined;
+  return typeof hook === "function" ? registry.sets.get(hook) : undefined;
 }
 
 export function placementOf(hooks: InterlockHooks): Placement {
-  return placements.get(hooks) ?? "last";
+  return registry.placements.get(hooks) ?? "last";
 }

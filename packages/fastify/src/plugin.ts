@@ -17,8 +17,12 @@ import { kWebhookClaim } from "./webhook.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    /** The verified delivery, on routes protected by `webhook()` (null elsewhere). */
-    webhook: VerifiedWebhook;
+    /**
+     * The verified delivery, on routes protected by `webhook()`; null on every other route (the
+     * plugin declares it on every request). A webhook route's handler, and its own preHandler
+     * hooks, only ever run with it set: read it there as `request.webhook!`.
+     */
+    webhook: VerifiedWebhook | null;
   }
   interface FastifyContextConfig {
     /** Interlock hook sets for this route: `webhook(…)`, `idempotency(…)`, or both. */
@@ -59,8 +63,8 @@ const plugin: FastifyPluginCallback = (fastify, _options, done) => {
     const sets = route.config?.interlock;
     if (sets === undefined) return;
     for (const hooks of Array.isArray(sets) ? sets : [sets]) applyHooks(route, hooks as InterlockHooks);
-    // Attached: the check `checkEveryRoute` gave the route is no longer needed.
-    const onRequest = asList(route.onRequest as Hook | undefined).filter((hook) => hook !== refuseUnattached);
+    // Attached: the check `checkEveryRoute` gave the route is no longer needed (whichever copy of the package gave it).
+    const onRequest = asList(route.onRequest as Hook | undefined).filter((hook) => !isUnattachedCheck(hook));
     (route as unknown as Record<string, unknown>).onRequest = onRequest.length > 0 ? onRequest : undefined;
     // Marked on a copy: the app's own config object may be shared with a route out of reach.
     route.config = { ...route.config, [kAttached]: true } as NonNullable<RouteOptions["config"]>;
@@ -110,7 +114,8 @@ function isScopeOf(candidate: unknown, fastify: FastifyInstance): candidate is F
   );
 }
 
-const kAttached = Symbol("interlock.attached");
+/** A route's mark that its sets were attached: global, so the check of every copy of the package reads any copy's mark. */
+const kAttached = Symbol.for("@interlock/fastify.attached");
 
 interface Attachable {
   interlock?: unknown;
@@ -140,6 +145,17 @@ function refuseUnattached(request: FastifyRequest, reply: FastifyReply, done: ()
 }
 
 /**
+ * Marks the check as the one of every copy of the package (one function per copy): the plugin
+ * of either copy removes the check of either, and a route gets one check however many copies
+ * give it.
+ */
+const kUnattachedCheck = Symbol.for("@interlock/fastify.unattachedCheck");
+Object.defineProperty(refuseUnattached, kUnattachedCheck, { value: true });
+
+const isUnattachedCheck = (hook: unknown): boolean =>
+  typeof hook === "function" && (hook as { [kUnattachedCheck]?: true })[kUnattachedCheck] === true;
+
+/**
  * Every Fastify app made after this module loaded checks its routes as they are declared, with
  * or without the plugin: a route naming hook sets in `config.interlock` gets a check that fails
  * closed until the plugin attaches them (the plugin removes it then, so a protected route pays
@@ -156,7 +172,10 @@ function checkEveryRoute(fastify: FastifyInstance): void {
     }
     refuseIncompleteSets(route);
     if (config?.interlock === undefined) return;
-    (route as unknown as Record<string, unknown>).onRequest = [refuseUnattached, ...asList(route.onRequest as Hook)];
+    const onRequest = asList(route.onRequest as Hook | undefined);
+    // Both builds loaded: each copy subscribes and runs this hook, and the first gave the check.
+    if (onRequest.some(isUnattachedCheck)) return;
+    (route as unknown as Record<string, unknown>).onRequest = [refuseUnattached, ...onRequest];
   });
 }
 

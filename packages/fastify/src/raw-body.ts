@@ -13,7 +13,11 @@ type Done = (error?: Error | null, payload?: RequestPayload) => void;
 /** Answers a request whose bytes cannot be kept. */
 export type RawBodyRefusal = (error: BodyError, request: FastifyRequest, reply: FastifyReply) => void;
 
-export const kRawBody = Symbol("interlock.rawBody");
+/**
+ * Global, so every copy of the package (its ESM and CommonJS builds, both loaded) reads the bytes
+ * any copy kept: the plugin's body fallback, and a second hook set on the route.
+ */
+export const kRawBody = Symbol.for("@interlock/fastify.rawBody");
 
 interface WithRawBody {
   [kRawBody]?: Buffer | BodyError | null;

@@ -82,8 +82,8 @@ export async function scenarioApp(options: ScenarioAppOptions, { http2 = false }
         return reply.code(500).send({ error: "handler failed" });
       });
       app.post("/webhooks", { config: { interlock: webhook(options.webhook) } }, async (request) => {
-        await options.handlers.webhook(request.webhook);
-        return { received: request.webhook.id };
+        await options.handlers.webhook(request.webhook!);
+        return { received: request.webhook!.id };
       });
       const pay = async (request: { body: unknown }, reply: import("fastify").FastifyReply) => {
         const result = await options.handlers.payment(request.body);

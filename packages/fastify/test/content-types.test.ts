@@ -84,8 +84,8 @@ function routes(app: FastifyInstance, runs: { count: number }) {
       return {
         bodyKind: Buffer.isBuffer(body) ? "buffer" : typeof body,
         body: Buffer.isBuffer(body) ? body.toString("utf8") : body,
-        verified: request.webhook.text(),
-        payload: request.webhook.payload,
+        verified: request.webhook!.text(),
+        payload: request.webhook!.payload,
       };
     },
   );

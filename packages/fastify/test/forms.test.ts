@@ -54,10 +54,10 @@ const formPost = (url: string, body: string) => fetch(url, { method: "POST", hea
 /** Webhook routes for Slack and GitHub that echo the parsed body and the verified payload. */
 function webhookRoutes(app: Running["app"]) {
   const store = new MemoryStore();
-  const echo = async (request: { body: unknown; webhook: { payload: unknown; text(): string } }) => ({
+  const echo = async (request: { body: unknown; webhook: { payload: unknown; text(): string } | null }) => ({
     parsed: request.body,
-    payload: request.webhook.payload,
-    verified: request.webhook.text(),
+    payload: request.webhook!.payload,
+    verified: request.webhook!.text(),
   });
   app.post("/slack/commands", { config: { interlock: webhook({ scheme: slack, secret: SLACK_SECRET, store }) } }, echo);
   app.post("/github", { config: { interlock: webhook({ scheme: github, secret: GITHUB_SECRET, store }) } }, echo);

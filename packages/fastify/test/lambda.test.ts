@@ -22,7 +22,7 @@ async function lambdaApp({
   app.addContentTypeParser(BINARY_TYPE, { parseAs: "buffer" }, (_request, body, done) => done(null, body));
   const deliveries = webhook(webhookOptions);
   app.post("/webhooks", { config: { interlock: deliveries } }, async (request) => {
-    work.webhook(request.webhook.body);
+    work.webhook(request.webhook!.body);
     return { received: true };
   });
   const payments = idempotency({

@@ -74,13 +74,13 @@ describe("the interlock plugin", () => {
               ...idempotencyOptions(),
               principal: (request) => {
                 order.push("idempotency");
-                return request.context.webhook.id;
+                return request.context.webhook!.id;
               },
             }),
           ],
         },
       },
-      async (request) => ({ id: request.webhook.id }),
+      async (request) => ({ id: request.webhook!.id }),
     );
     const url = await serve(app);
     const response = await fetch(`${url}/hook`, await delivery("msg_1", { "idempotency-key": "k1" }));
@@ -132,7 +132,7 @@ describe("the interlock plugin", () => {
         );
         scope.post("/hook", { config: { interlock: webhook({ ...webhookOptions(), store }) } }, async (request) => {
           ran.push("hook");
-          return { id: request.webhook.id };
+          return { id: request.webhook!.id };
         });
       });
       const url = await serve(app);
@@ -204,7 +204,7 @@ describe("routes declared before the plugin", () => {
     await app.register(interlock);
     app.post("/late", { config: { interlock: hooks } }, async (request) => {
       ran.push("late");
-      return { id: request.webhook.id };
+      return { id: request.webhook!.id };
     });
     const url = await serve(app);
 
@@ -333,7 +333,7 @@ describe("routes the plugin's registration does not reach", () => {
     const protectedRoute = { config: { interlock: webhook(webhookOptions()) } };
     await app.register(async (api) => {
       await api.register(interlock);
-      api.post("/api/hook", protectedRoute, async (request) => ({ id: request.webhook.id }));
+      api.post("/api/hook", protectedRoute, async (request) => ({ id: request.webhook!.id }));
     });
     app.post("/hook", protectedRoute, async () => {
       ran.push("/hook");
@@ -350,9 +350,9 @@ describe("routes the plugin's registration does not reach", () => {
     const hooks = webhook(webhookOptions());
     await app.register(async (api) => {
       await api.register(interlock);
-      api.post("/api/hook", { config: { interlock: hooks } }, async (request) => ({ id: request.webhook.id }));
+      api.post("/api/hook", { config: { interlock: hooks } }, async (request) => ({ id: request.webhook!.id }));
       await api.register(async (nested) => {
-        nested.post("/api/nested", { config: { interlock: hooks } }, async (request) => ({ id: request.webhook.id }));
+        nested.post("/api/nested", { config: { interlock: hooks } }, async (request) => ({ id: request.webhook!.id }));
       });
     });
     app.get("/plain", async () => ({ plain: true }));
@@ -369,7 +369,7 @@ describe("without the plugin", () => {
   it("the sets are plain route options: spread them into a route", async () => {
     const app = Fastify();
     let calls = 0;
-    app.post("/hook", webhook(webhookOptions()), async (request) => ({ id: request.webhook.id }));
+    app.post("/hook", webhook(webhookOptions()), async (request) => ({ id: request.webhook!.id }));
     app.post("/pay", idempotency(idempotencyOptions()), async (_request, reply) =>
       reply.code(201).send({ calls: ++calls }),
     );

@@ -42,8 +42,8 @@ async function echoApp(hookOptions: FastifyWebhookOptions, setup?: (app: Fastify
     setup?.(app);
     app.post("/hook", { config: { interlock: webhook(hookOptions) } }, async (request) => ({
       parsed: request.body,
-      raw: Buffer.from(request.webhook.body).toString("base64"),
-      id: request.webhook.id,
+      raw: Buffer.from(request.webhook!.body).toString("base64"),
+      id: request.webhook!.id,
     }));
   });
   return running;
@@ -501,7 +501,7 @@ describe("a delivery cut off mid-body", () => {
       const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
       app.post("/hook", { config: { interlock: hooks } }, async (request) => {
         handled();
-        return { id: request.webhook.id };
+        return { id: request.webhook!.id };
       });
     }, keepLogs(logs));
     const d = await signed('{"type":"invoice.paid","amount":4200}', "application/json");

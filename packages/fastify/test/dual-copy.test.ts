@@ -1,0 +1,194 @@
+/**
+ * Both builds of the package loaded in one process, as in an ESM app whose CommonJS dependency
+ * requires `@interlock/fastify` (or the reverse): two copies of every module. The plugin of
+ * either copy attaches the hook sets of either, and a route that names sets still fails closed
+ * without the plugin. Runs against dist/: build first (`pnpm --filter @interlock/fastify run build`).
+ */
+
+import { readdirSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
+import Fastify, { type RouteOptions } from "fastify";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+
+type Package = typeof import("../src/index.js");
+type Copy = "ESM" | "CJS";
+
+/** Imported by a path in a variable: the ESM build as it is, not the source the project aliases the package to. */
+const ESM_BUILD: string = "../dist/index.js";
+const CJS_BUILD = "../dist/index.cjs"; // the exports map's "require" entry
+
+const copies = {} as Record<Copy, Package>;
+
+/** A build older than the source would test the code before the change: refuse it rather than pass. */
+function assertBuildIsCurrent(): void {
+  const built = (file: string) => statSync(new URL(`../dist/${file}`, import.meta.url)).mtimeMs;
+  const src = new URL("../src/", import.meta.url);
+  const newestSource = Math.max(...readdirSync(src).map((file) => statSync(new URL(file, src)).mtimeMs));
+  if (Math.min(built("index.js"), built("index.cjs")) < newestSource) {
+    throw new Error("packages/fastify/dist is older than src: run `pnpm --filter @interlock/fastify run build` first");
+  }
+}
+
+beforeAll(async () => {
+  assertBuildIsCurrent();
+  copies.ESM = (await import(ESM_BUILD)) as Package;
+  copies.CJS = createRequire(import.meta.url)(CJS_BUILD) as Package;
+  expect(copies.CJS.interlock).not.toBe(copies.ESM.interlock);
+});
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const apps: Array<{ close(): Promise<unknown> }> = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+async function serve(app: ReturnType<typeof Fastify>) {
+  apps.push(app);
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+async function delivery(id: string, body: string, contentType: string, secret = SECRET) {
+  const signed = await signWebhook({ scheme: standardWebhooks, secret, body, id, timestamp: Date.now() / 1000 });
+  return { method: "POST", headers: { ...signed.headers, "content-type": contentType }, body };
+}
+
+const pay = (url: string) =>
+  fetch(`${url}/pay`, {
+    method: "POST",
+    headers: { "idempotency-key": "k", "content-type": "application/json" },
+    body: "{}",
+  });
+
+describe.each<[Copy, Copy]>([
+  ["ESM", "CJS"],
+  ["CJS", "ESM"],
+  ["ESM", "ESM"],
+  ["CJS", "CJS"],
+])("both builds loaded, the plugin of the %s build and hook sets of the %s build", (pluginCopy, setsCopy) => {
+  /** An app with a webhook route (whose own preHandler notes what it saw) and an idempotent one. */
+  async function app(ran: string[]) {
+    const { interlock } = copies[pluginCopy];
+    const { idempotency, webhook } = copies[setsCopy];
+    const app = Fastify({ logger: false });
+    await app.register(interlock);
+    const hooks = webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() });
+    app.post(
+      "/hook",
+      {
+        config: { interlock: hooks },
+        // The route's own hook runs after the webhook set's: it only ever sees verified deliveries.
+        preHandler: async (request) => void ran.push(request.webhook ? "own:verified" : "own:UNVERIFIED"),
+      },
+      async (request) => {
+        ran.push("hook");
+        return { id: request.webhook?.id, body: request.body };
+      },
+    );
+    const payments = idempotency({ store: new MemoryStore(), principal: false });
+    app.post("/pay", { config: { interlock: payments } }, async (_request, reply) => {
+      ran.push("pay");
+      return reply.code(201).send({ runs: ran.filter((step) => step === "pay").length });
+    });
+    return serve(app);
+  }
+
+  it("a forged delivery is refused 401, a valid one processed once, its duplicate answered 200", async () => {
+    const ran: string[] = [];
+    const url = await app(ran);
+    const json = "application/json";
+
+    const forged = await fetch(`${url}/hook`, await delivery("msg_forged", "{}", json, `${SECRET.slice(0, -4)}AAAA`));
+    expect([forged.status, ((await forged.json()) as { code: string }).code]).toEqual([401, "no_matching_signature"]);
+
+    const valid = await delivery("msg_valid", '{"type":"invoice.paid"}', json);
+    const processed = await fetch(`${url}/hook`, valid);
+    expect([processed.status, await processed.json()]).toEqual([
+      200,
+      { id: "msg_valid", body: { type: "invoice.paid" } },
+    ]);
+    const duplicate = await fetch(`${url}/hook`, valid);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: "msg_valid" }]);
+    expect(ran).toEqual(["own:verified", "hook"]);
+  });
+
+  it("a delivery of a type no parser takes reaches the set through the plugin's body fallback", async () => {
+    const url = await app([]);
+    const form = await fetch(`${url}/hook`, await delivery("msg_form", "a=1", "application/x-www-form-urlencoded"));
+    expect([form.status, await form.json()]).toEqual([200, { id: "msg_form", body: "a=1" }]);
+  });
+
+  it("an attached route keeps no fail-closed check: it pays nothing for it", async () => {
+    const app = Fastify({ logger: false });
+    apps.push(app);
+    await app.register(copies[pluginCopy].interlock);
+    const onRequest: unknown[][] = [];
+    // Added after the plugin's: sees the route as the plugin left it.
+    app.addHook("onRoute", (route: RouteOptions) => void onRequest.push([route.onRequest ?? []].flat()));
+    const hooks = copies[setsCopy].webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() });
+    app.post("/hook", { config: { interlock: hooks } }, async () => ({ ok: true }));
+    expect(onRequest).toEqual([[]]);
+  });
+
+  it("a retried idempotent request is replayed, the handler run once", async () => {
+    const ran: string[] = [];
+    const url = await app(ran);
+    const first = await pay(url);
+    expect([first.status, await first.json()]).toEqual([201, { runs: 1 }]);
+    const retry = await pay(url);
+    expect([retry.status, await retry.json(), retry.headers.get("idempotent-replayed")]).toEqual([
+      201,
+      { runs: 1 },
+      "true",
+    ]);
+    expect(ran).toEqual(["pay"]);
+  });
+});
+
+describe("both builds loaded, each registering its plugin in a scope of its own", () => {
+  it("each scope's routes work: the check one copy adds to the root knows the routes the other attached", async () => {
+    const app = Fastify({ logger: false });
+    for (const copy of ["ESM", "CJS"] as const) {
+      const { interlock, webhook } = copies[copy];
+      // Registered in a child scope, the plugin guards the root (routes out of its reach), once per app.
+      await app.register(async (scope) => {
+        await scope.register(interlock);
+        const hooks = webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() });
+        scope.post(`/${copy}`, { config: { interlock: hooks } }, async (request) => ({ id: request.webhook?.id }));
+      });
+    }
+    const url = await serve(app);
+    for (const copy of ["ESM", "CJS"] as const) {
+      const response = await fetch(`${url}/${copy}`, await delivery(`msg_${copy}`, "{}", "application/json"));
+      expect([copy, response.status, await response.json()]).toEqual([copy, 200, { id: `msg_${copy}` }]);
+    }
+  });
+});
+
+describe("both builds loaded, without the plugin", () => {
+  it.each<Copy>(["ESM", "CJS"])(
+    "a route naming sets of the %s build gets one fail-closed check, and answers 500 invalid_configuration",
+    async (setsCopy) => {
+      const checks: unknown[][] = [];
+      const app = Fastify({ logger: false });
+      // Runs after the checks both copies add to every app as it is made.
+      app.addHook("onRoute", (route: RouteOptions) => void checks.push([route.onRequest ?? []].flat()));
+      const hooks = copies[setsCopy].webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() });
+      let ran = false;
+      app.post("/hook", { config: { interlock: hooks } }, async () => {
+        ran = true;
+        return { ok: true };
+      });
+      const url = await serve(app);
+      expect(checks.map((onRequest) => onRequest.length)).toEqual([1]);
+      const response = await fetch(`${url}/hook`, await delivery("msg_1", "{}", "application/json"));
+      expect([response.status, ((await response.json()) as { code: string }).code]).toEqual([
+        500,
+        "invalid_configuration",
+      ]);
+      expect(ran).toBe(false);
+    },
+  );
+});
