@@ -625,7 +625,8 @@ describe("scoping", () => {
     const app = new Koa();
     app.silent = true;
     app.use(async (ctx: Context, next) => {
-      ctx._matchedRoute = "/v1(?:\\/|$)"; // what @koa/router sets for `router.use(middleware)` under prefix /v1
+      // What @koa/router sets for `router.use(middleware)` under prefix /v1.
+      (ctx as Context & { _matchedRoute?: string })._matchedRoute = "/v1(?:\\/|$)";
       await next();
     });
     app.use(idempotency({ store: new MemoryStore(), principal: false, onEvent: (e) => world.events.push(e) }));
