@@ -81,6 +81,29 @@ const adapterOnMajor = (name: "express" | "koa", major: number, installedAs?: st
 });
 
 /**
+ * The Hono adapter's tests on the lowest Hono its peer range claims (4.8), installed as the aliased
+ * dev dependency `hono48` that `hono` and its subpaths resolve to, as Express 4 and Koa 2 are
+ * above. Only the tests that run on Node: Bun, Deno and workerd serve the packed package with
+ * the Hono the adapter's package links.
+ */
+const honoOnLowest: TestProjectConfiguration = {
+  resolve: {
+    alias: [
+      ...coreSource,
+      { find: /^@interlock\/hono$/, replacement: here("./packages/hono/src/index.ts") },
+      { find: /^hono(\/.*)?$/, replacement: "hono48$1" },
+    ],
+  },
+  test: {
+    name: "hono 4.8",
+    root: here("./packages/hono"),
+    include: ["test/**/*.test.ts"],
+    exclude: ["test/bun.test.ts", "test/deno.test.ts", "test/workers.test.ts"],
+    env: { INTERLOCK_EXPECTED_HONO: "4.8" },
+  },
+};
+
+/**
  * The client's tests: real HTTP on 127.0.0.1, and end to end through the Express adapter's
  * idempotency middleware (its source, like core's).
  */
@@ -102,6 +125,7 @@ export default [
   adapterOnMajor("koa", 3),
   adapterOnMajor("koa", 2, "koa2"),
   adapterProject("hono"),
+  honoOnLowest,
   adapterProject("web"),
   clientProject,
   {

@@ -60,15 +60,18 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
  * cached ArrayBuffer through a new `Response`, which costs more than the rest of a request;
  * here the text is decoded on first use instead, exactly as `Response.text()` decodes (UTF-8,
  * a leading byte-order mark dropped). A class, not `defineProperty` on Hono's object: the
- * getter lives on the prototype, so no request pays for reshaping an object.
+ * getters live on the prototype, so no request pays for reshaping an object.
  */
 class ReadBodyCache {
   arrayBuffer: Promise<ArrayBuffer>;
   readonly #bytes: Uint8Array;
+  readonly #contentType: string;
   #text: Promise<string> | undefined;
+  #formData: Promise<FormData> | undefined;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, contentType: string) {
     this.#bytes = bytes;
+    this.#contentType = contentType;
     const { buffer, byteOffset, byteLength } = bytes;
     const whole = byteOffset === 0 && byteLength === buffer.byteLength && buffer instanceof ArrayBuffer;
     this.arrayBuffer = Promise.resolve(whole ? buffer : (bytes.slice().buffer as ArrayBuffer));
@@ -82,11 +85,27 @@ class ReadBodyCache {
   set text(value: Promise<string>) {
     this.#text = value;
   }
+
+  /**
+   * The form `c.req.parseBody()`/`formData()` read, parsed on first use as Hono 4.13 parses a
+   * cached body. Hono 4.8 derives it through a `Response` without the request's Content-Type,
+   * which no form parses from: the route's `parseBody()` would throw after this read.
+   */
+  get formData(): Promise<FormData> {
+    const headers = { "content-type": this.#contentType.replace(/^[^;]+/, (type) => type.toLowerCase()) };
+    this.#formData ??= this.arrayBuffer.then((buffer) => new Response(buffer, { headers }).formData());
+    return this.#formData;
+  }
+
+  set formData(value: Promise<FormData>) {
+    this.#formData = value;
+  }
 }
 
 /** Puts the bytes read in Hono's body cache, for the route's `c.req.*` readers. */
 function cacheBody(c: Context, bytes: Uint8Array): void {
-  c.req.bodyCache = new ReadBodyCache(bytes) as unknown as typeof c.req.bodyCache;
+  const contentType = c.req.raw.headers.get("content-type") ?? "";
+  c.req.bodyCache = new ReadBodyCache(bytes, contentType) as unknown as typeof c.req.bodyCache;
 }
 
 function notRaw(source: string | undefined): BodyError {

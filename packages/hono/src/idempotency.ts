@@ -18,9 +18,9 @@ import {
   type ResponseSettlement,
   recordResponse,
 } from "@interlock/core";
-import type { Context, MiddlewareHandler, Next } from "hono";
+import type { Context, Env, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
-import { routePath } from "hono/route";
+import { matchedRoutes } from "hono/route";
 import { type ReadOptions, readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { send } from "./respond.js";
@@ -54,10 +54,29 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<HonoIde
   onError?: (decision: IdempotencyRespondDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
 }
 
-/** The answering route's pattern: the last route matched, as `hono/route` documents it. */
-const answeringPattern = (c: Context): string | undefined => routePath(c, -1) || undefined;
+/**
+ * The answering route's pattern: the first route matched after the running middleware that is a
+ * handler. Not the last one matched: a catch-all registered after the routes (`app.all("*", …)`)
+ * is matched too, but never answers a request a route before it answered. Read from
+ * `matchedRoutes`, as Hono 4.8 has it (its `routePath(c)` takes no index: only the running one's).
+ */
+const answeringPattern = (c: Context): string | undefined =>
+  matchedRoutes(c).find((route, index) => index > c.req.routeIndex && isHandler(route.handler))?.path;
 
-const answeringRoute = (c: Context): string => answeringPattern(c) ?? c.req.path;
+/** What Hono's `app.route()` marks a sub-app's route with when it wraps it in its own `onError`. */
+const COMPOSED_HANDLER = "__COMPOSED_HANDLER";
+
+type RouteFunction = ReturnType<typeof matchedRoutes>[number]["handler"];
+type Wrapped = RouteFunction & { [COMPOSED_HANDLER]?: RouteFunction };
+
+/**
+ * A route's function answers (`(c) => …`) rather than passes on (`(c, next) => …`): how Hono's
+ * own `showRoutes` tells a handler from a middleware, looking through `app.route()`'s wrapper.
+ */
+function isHandler(handler: Wrapped): boolean {
+  const own = handler[COMPOSED_HANDLER];
+  return own === undefined ? handler.length < 2 : isHandler(own);
+}
 
 /**
  * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
@@ -65,14 +84,14 @@ const answeringRoute = (c: Context): string => answeringPattern(c) ?? c.req.path
  * `options` may be a function of the first request's context (a Worker's `c.env`): the
  * middleware is then made once, from it.
  */
-export function idempotency(options: OptionsOrFactory<IdempotencyMiddlewareOptions>): MiddlewareHandler {
-  return builtOnFirstUse(options, idempotencyMiddleware);
+export function idempotency<F extends IdempotencyMiddlewareOptions = IdempotencyMiddlewareOptions>(
+  options: OptionsOrFactory<IdempotencyMiddlewareOptions, F>,
+): MiddlewareHandler {
+  return builtOnFirstUse<IdempotencyMiddlewareOptions, Env>(options, idempotencyMiddleware);
 }
 
 function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): MiddlewareHandler {
-  const { route = answeringRoute, bodyLimit, onError, ...engineOptions } = options;
-  // The app's own `route` is its pattern; the default one is named only where Hono matched a route.
-  const patternOf = (c: Context) => (options.route ? undefined : () => answeringPattern(c));
+  const { route, bodyLimit, onError, ...engineOptions } = options;
   const engine = createIdempotency(engineOptions);
   const read = { limit: bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), acceptText: true };
 
@@ -82,7 +101,7 @@ function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): Middlewar
   return createMiddleware(async (c, next) => {
     // The body is read only if the engine needs it (a covered request with a key); any other
     // request reaches the route with its stream untouched.
-    const decision = await engine.begin(requestOf(c, route(c), patternOf(c), () => bodyOf(c, read)));
+    const decision = await engine.begin(requestOf(c, route, () => bodyOf(c, read)));
     if (decision.action === "pass") return next();
     if (decision.action === "respond") return answer(c, decision);
     await execute(engine, decision.ticket, c, next);
@@ -96,14 +115,23 @@ async function bodyOf(c: Context, read: ReadOptions): Promise<Uint8Array | strin
   return body;
 }
 
+/**
+ * The request for the engine, scoped by the app's `route`, else by the answering route's pattern
+ * (the path where no handler answers). The pattern is found now, before the route runs: Hono's
+ * `routeIndex`, where the search starts, moves on with every route it runs. The app's own
+ * `route` is its pattern; the default one is named only where a handler answers.
+ */
 function requestOf(
   c: Context,
-  route: string,
-  routePattern: (() => string | undefined) | undefined,
+  route: ((c: Context) => string) | undefined,
   body: () => Promise<Uint8Array | string>,
 ): HonoIdempotencyRequest {
   const { method, url, raw } = c.req;
-  return { method, route, routePattern, path: pathAndQuery(url), headers: raw.headers, body, context: c };
+  const path = pathAndQuery(url);
+  if (route) return { method, route: route(c), routePattern: undefined, path, headers: raw.headers, body, context: c };
+  const pattern = answeringPattern(c);
+  const routePattern = () => pattern;
+  return { method, route: pattern ?? c.req.path, routePattern, path, headers: raw.headers, body, context: c };
 }
 
 /**

@@ -5,8 +5,13 @@
  */
 import type { Context, Env, MiddlewareHandler } from "hono";
 
-/** The options, or a function of the first request's context that returns them. */
-export type OptionsOrFactory<O> = O | ((c: Context) => O);
+/**
+ * The options, or a function of the first request's context that returns them. `F`, the type
+ * of what the function returns, is inferred so it can be held to `O` exactly (every property
+ * `O` does not have typed `never`): an object a function returns gets no excess-property
+ * check, so a misspelt option (`tolerence`) would compile and be ignored.
+ */
+export type OptionsOrFactory<O, F extends O = O> = O | ((c: Context) => F & Record<Exclude<keyof F, keyof O>, never>);
 
 /**
  * The middleware `build` makes from the options: at once when they are given (a bad option

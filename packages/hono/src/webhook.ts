@@ -50,8 +50,10 @@ export interface WebhookEnv<T = unknown> {
  * `options` may be a function of the first request's context (`(c) => ({ secret:
  * c.env.STRIPE_WEBHOOK_SECRET, … })` on Workers): the middleware is then made once, from it.
  */
-export function webhook<T = unknown>(options: OptionsOrFactory<WebhookOptions>): MiddlewareHandler<WebhookEnv<T>> {
-  return builtOnFirstUse(options, (given) => webhookMiddleware<T>(given));
+export function webhook<T = unknown, F extends WebhookOptions = WebhookOptions>(
+  options: OptionsOrFactory<WebhookOptions, F>,
+): MiddlewareHandler<WebhookEnv<T>> {
+  return builtOnFirstUse<WebhookOptions, WebhookEnv<T>>(options, (given) => webhookMiddleware<T>(given));
 }
 
 function webhookMiddleware<T>(options: WebhookOptions): MiddlewareHandler<WebhookEnv<T>> {

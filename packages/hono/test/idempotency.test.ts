@@ -482,7 +482,8 @@ describe("request body", () => {
   it("accepts a body already read as text; refuses one parsed as a form (500 body_not_raw) only when it needs it", async () => {
     const app = new Hono();
     app.use("/text", async (c, next) => {
-      await c.req.json();
+      // Text, not c.req.json(): Hono 4.8 caches JSON parsed, not as the text it came as.
+      await c.req.text();
       await next();
     });
     app.use("/form", async (c, next) => {
@@ -549,6 +550,36 @@ describe("scoping", () => {
     const url2 = await start(byPath);
     expect((await send(`${url2}/api/orders/1`, key)).status).toBe(201);
     expect((await send(`${url2}/api/orders/2`, key)).status).toBe(201);
+  });
+
+  it("scopes by the route that answers, not a catch-all matched after it, nor the middleware before it", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    app.use("*", idempotency(options(events)));
+    const audited: MiddlewareHandler = async (_c, next) => next(); // a middleware: Hono matches it, it never answers
+    app.post("/payments/:id", audited, (c) => c.json({ paid: c.req.param("id") }, 201));
+    // A sub-app with its own onError: app.route() wraps each of its routes in a middleware-shaped function.
+    const v1 = new Hono();
+    v1.onError((_error, c) => c.json({ failed: true }, 500));
+    v1.post("/refunds/:id", (c) => c.json({ refunded: c.req.param("id") }, 201));
+    app.route("/v1", v1);
+    app.all("*", (c) => c.json({ error: "not found" }, 404));
+    const url = await start(app);
+    const key = uniqueId("key");
+    expect((await send(`${url}/payments/1`, key)).status).toBe(201);
+    expect((await send(`${url}/v1/refunds/1`, key)).status).toBe(201);
+    expect((await send(`${url}/payments/2`, key)).status).toBe(422);
+    expect((await send(`${url}/nowhere`, key)).status).toBe(404); // the catch-all answers: its own scope
+    // Every event names the route that answered, also those emitted once it has run.
+    expect(events.map((e) => `${e.type} ${"route" in e ? e.route : ""}`)).toEqual([
+      "idempotency.first /payments/:id",
+      "idempotency.completed /payments/:id",
+      "idempotency.first /v1/refunds/:id",
+      "idempotency.completed /v1/refunds/:id",
+      "idempotency.mismatch /payments/:id",
+      "idempotency.first /*",
+      "idempotency.completed /*",
+    ]);
   });
 });
 

@@ -64,11 +64,15 @@ export type IdempotentHandler<R extends Request, A extends unknown[]> = (
  * `options` may be a function of the first request (and what the host passes with it): it is
  * called once, on the first call, for settings that are not there when the module is loaded.
  */
-export function withIdempotency<R extends Request = Request, A extends unknown[] = []>(
-  options: OptionsOrFactory<WithIdempotencyOptions<R>, R, A>,
+export function withIdempotency<
+  R extends Request = Request,
+  A extends unknown[] = [],
+  F extends WithIdempotencyOptions<R> = WithIdempotencyOptions<R>,
+>(
+  options: OptionsOrFactory<WithIdempotencyOptions<R>, R, A, F>,
   handler: IdempotentHandler<R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
-  return builtOnFirstUse(options, (resolved) => idempotentHandler(resolved, handler));
+  return builtOnFirstUse<WithIdempotencyOptions<R>, R, A>(options, (resolved) => idempotentHandler(resolved, handler));
 }
 
 function idempotentHandler<R extends Request, A extends unknown[]>(

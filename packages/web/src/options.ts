@@ -4,8 +4,15 @@
  * Worker's `env`) needs the second: the wrapper is built once, from the first call's arguments.
  */
 
-/** The options, or a function of the first request and what the host passes with it that returns them. */
-export type OptionsOrFactory<O, R extends Request, A extends unknown[]> = O | ((request: R, ...rest: A) => O);
+/**
+ * The options, or a function of the first request and what the host passes with it that
+ * returns them. `F`, the type of what the function returns, is inferred so it can be held to
+ * `O` exactly (every property `O` does not have typed `never`): an object a function returns
+ * gets no excess-property check, so a misspelt option (`tolerence`) would compile and be ignored.
+ */
+export type OptionsOrFactory<O, R extends Request, A extends unknown[], F extends O = O> =
+  | O
+  | ((request: R, ...rest: A) => F & Record<Exclude<keyof F, keyof O>, never>);
 
 /**
  * The handler `build` makes from the options: at once when they are given (a bad option throws

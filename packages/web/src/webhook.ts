@@ -49,11 +49,16 @@ export type WebhookHandler<T, R extends Request, A extends unknown[]> = (
  * `options` may be a function of the first request (and what the host passes with it): it is
  * called once, on the first call, for settings that are not there when the module is loaded.
  */
-export function withWebhook<T = unknown, R extends Request = Request, A extends unknown[] = []>(
-  options: OptionsOrFactory<WithWebhookOptions<R>, R, A>,
+export function withWebhook<
+  T = unknown,
+  R extends Request = Request,
+  A extends unknown[] = [],
+  F extends WithWebhookOptions<R> = WithWebhookOptions<R>,
+>(
+  options: OptionsOrFactory<WithWebhookOptions<R>, R, A, F>,
   handler: WebhookHandler<T, R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
-  return builtOnFirstUse(options, (resolved) => webhookHandler(resolved, handler));
+  return builtOnFirstUse<WithWebhookOptions<R>, R, A>(options, (resolved) => webhookHandler(resolved, handler));
 }
 
 function webhookHandler<T, R extends Request, A extends unknown[]>(

@@ -1,0 +1,54 @@
+/**
+ * The options as the compiler holds them (checked by `tsc`; trivially true at run time: a
+ * factory is only called on the first request, and none comes here).
+ */
+import { MemoryStore, stripe } from "@interlock/core";
+import { Hono } from "hono";
+import { describe, expectTypeOf, it } from "vitest";
+import { idempotency, type WebhookEnv, webhook } from "../src/index.js";
+
+type Bindings = { STRIPE_WEBHOOK_SECRET: string };
+const store = new MemoryStore();
+
+describe("options given as a function of the context", () => {
+  it("compile as the object form does, the context and every callback typed", () => {
+    new Hono<{ Bindings: Bindings } & WebhookEnv>().post(
+      "/hook",
+      webhook((c) => ({
+        scheme: stripe,
+        secret: (c.env as Bindings).STRIPE_WEBHOOK_SECRET,
+        store,
+        tolerance: 10,
+        bodyLimit: 1024,
+        onError: (decision, context) => {
+          expectTypeOf(decision.outcome).toBeString();
+          return context.text("no", 400);
+        },
+      })),
+      (c) => c.json({ id: c.get("webhook").id }),
+    );
+    new Hono().use(
+      "*",
+      idempotency((c) => ({
+        store,
+        principal: (request) => request.context.req.header("x-api-key") ?? c.req.header("x-tenant"),
+        route: (context) => context.req.path,
+      })),
+    );
+  });
+
+  it("refuse a misspelt option, as the object form does", () => {
+    // @ts-expect-error `tolerence` is no option (`tolerance` is)
+    webhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 });
+    // @ts-expect-error `tolerence` is no option (`tolerance` is)
+    webhook((c) => ({ scheme: stripe, secret: c.req.header("x") ?? "", store, tolerence: 10 }));
+    // @ts-expect-error `bodylimit` is no option (`bodyLimit` is)
+    webhook(() => ({ scheme: stripe, secret: "whsec_x", store, bodylimit: 1 }));
+    // @ts-expect-error `requierd` is no option (`required` is)
+    idempotency({ store, requierd: true });
+    // @ts-expect-error `requierd` is no option (`required` is)
+    idempotency(() => ({ store, requierd: true }));
+    // @ts-expect-error `store` is missing
+    idempotency(() => ({ principal: false }));
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * The options as the compiler holds them (checked by `tsc`; trivially true at run time: a
+ * factory is only called on the first request, and none comes here).
+ */
+import { MemoryStore, stripe } from "@interlock/core";
+import { describe, expectTypeOf, it } from "vitest";
+import { withIdempotency, withWebhook } from "../src/index.js";
+
+interface Env {
+  STRIPE_WEBHOOK_SECRET: string;
+}
+class HostRequest extends Request {
+  tenant = "t1";
+}
+const store = new MemoryStore();
+const answered = async () => new Response(null, { status: 204 });
+const onEnv = async (_event: unknown, _request: Request, _env: Env) => answered();
+
+describe("options given as a function of the request", () => {
+  it("compile as the object form does, the request, the host's arguments and every callback typed", () => {
+    const handle = withWebhook(
+      (_request: HostRequest, env: Env) => ({
+        scheme: stripe,
+        secret: env.STRIPE_WEBHOOK_SECRET,
+        store,
+        tolerance: 10,
+        onError: (_decision, request) => {
+          expectTypeOf(request).toEqualTypeOf<HostRequest>();
+          return undefined;
+        },
+      }),
+      async (_event, _request: HostRequest, env: Env) => Response.json({ length: env.STRIPE_WEBHOOK_SECRET.length }),
+    );
+    expectTypeOf(handle).parameters.toEqualTypeOf<[HostRequest, Env]>();
+    const pay = withIdempotency(
+      (_request: HostRequest) => ({
+        store,
+        principal: (request) => request.context.tenant,
+        route: (request) => `/tenants/${request.tenant}/payments`,
+      }),
+      answered,
+    );
+    expectTypeOf(pay).parameters.toEqualTypeOf<[HostRequest]>();
+  });
+
+  it("refuse a misspelt option, as the object form does", () => {
+    // @ts-expect-error `tolerence` is no option (`tolerance` is)
+    withWebhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 }, answered);
+    const secret = (env: Env) => env.STRIPE_WEBHOOK_SECRET;
+    // @ts-expect-error `tolerence` is no option (`tolerance` is)
+    withWebhook((_request, env: Env) => ({ scheme: stripe, secret: secret(env), store, tolerence: 10 }), onEnv);
+    // @ts-expect-error `bodylimit` is no option (`bodyLimit` is)
+    withWebhook(() => ({ scheme: stripe, secret: "whsec_x", store, bodylimit: 1 }), answered);
+    // @ts-expect-error `requierd` is no option (`required` is)
+    withIdempotency({ store, requierd: true }, answered);
+    // @ts-expect-error `requierd` is no option (`required` is)
+    withIdempotency(() => ({ store, requierd: true }), answered);
+  });
+});
