@@ -273,8 +273,10 @@ let warnedNoPrincipal = false;
  * releases them as it does a 5xx.
  */
 const RETRY_STATUSES = new Set([408, 425, 429]);
-/** Answers conditional headers the fingerprint does not cover: never stored (see `CachePolicy`). */
+/** Answers conditional headers the fingerprint does not cover: stored only for an unsafe method (see `shouldCache`). */
 const NOT_MODIFIED = 304;
+/** Methods that change nothing (RFC 9110 §9.2.1): run again for a retry, they harm nothing. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 /**
  * A final HTTP answer, the only kind a replay can be built from: a web `Response` refuses any
@@ -542,8 +544,16 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     if (!outcome.released) storeDown(base, "release", storeMs, outcome.error);
   }
 
-  function shouldCache(status: number): boolean {
-    if (status === NOT_MODIFIED || !isFinalStatus(status)) return false;
+  /**
+   * Whether an answer is stored. A 304 answers conditional headers the fingerprint does not
+   * cover: to a safe method it is not, and the retry runs and gets the whole answer. To an
+   * unsafe one (POST, PATCH) the handler has run already, and a middleware inside made its answer
+   * a 304 (an ETag plugin that answers every method): released, the key would let the handler run
+   * again, so the 304 is stored under every policy, and the retry gets what the first request got.
+   */
+  function shouldCache(status: number, method: string): boolean {
+    if (status === NOT_MODIFIED) return !SAFE_METHODS.has(method);
+    if (!isFinalStatus(status)) return false;
     if (cache === "all") return true;
     if (cache === "2xx") return status >= 200 && status < 300;
     return status < 500 && !RETRY_STATUSES.has(status);
@@ -666,7 +676,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       const tooLarge = captured.tooLarge === true;
       if (captured.body === undefined && !tooLarge)
         return release(ticket, { reason: "streamed", status }).then(() => false);
-      if (!shouldCache(status)) return release(ticket, { reason: "status", status }).then(() => false);
+      if (!shouldCache(status, ticket.method)) return release(ticket, { reason: "status", status }).then(() => false);
       if (tooLarge || captured.body === undefined)
         return release(ticket, { reason: "too_large", status }).then(() => false);
       const response = {

@@ -446,7 +446,26 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect((await send(only2xx, post(k4))).ran).toBe(true);
       });
 
-      it("a 304 Not Modified is never stored, whatever the policy: it answers conditional headers the fingerprint does not cover", async () => {
+      it("a 304 to an unsafe method is stored under every policy: the handler ran, and released it would run again", async () => {
+        // A conditional middleware inside (an ETag plugin that answers every method) made the
+        // handler's answer a 304 after the handler ran: the POST's effect has happened.
+        let runs = 0;
+        const notModified = () => {
+          runs++;
+          return { status: 304, headers: { etag: '"v1"' }, body: "" };
+        };
+        for (const cache of ["non-5xx", "all", "2xx"] as const) {
+          const engine = await engineOn({ cache });
+          const key = newKey();
+          const conditional = post(key, "{}", { headers: { "idempotency-key": key, "if-none-match": '"v1"' } });
+          expect((await send(engine, conditional, notModified)).response?.status, cache).toBe(304);
+          const retry = await send(engine, post(key, "{}"), notModified);
+          expect([retry.ran, retry.response?.status], cache).toEqual([false, 304]);
+        }
+        expect(runs).toBe(3); // once per policy, never for a retry
+      });
+
+      it("a 304 Not Modified to a safe method is never stored, whatever the policy: it answers conditional headers the fingerprint does not cover", async () => {
         const events: InterlockEvent[] = [];
         const notModified = () => ({ status: 304, headers: { etag: '"v1"' }, body: "" });
         for (const cache of ["non-5xx", "all", "2xx"] as const) {
