@@ -5,7 +5,28 @@ import type { AddressInfo } from "node:net";
 import type { ScenarioApp, ScenarioAppOptions } from "@interlock/core/testing";
 import { withClient } from "@interlock/test-harness/http2";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { afterEach } from "vitest";
 import { idempotency, interlock, webhook } from "../src/index.js";
+
+/** The Standard Webhooks secret the tests sign with. */
+export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+const served: Array<{ close(): Promise<unknown> }> = [];
+afterEach(async () => {
+  await Promise.all(served.splice(0).map((app) => app.close()));
+});
+
+/** Closes `app` after the test. */
+export function closeAfterTest(app: { close(): Promise<unknown> }): void {
+  served.push(app);
+}
+
+/** Listens with an app the caller built (any copy of the package's plugin), closed after the test. */
+export async function serve(app: Pick<FastifyInstance, "listen" | "server" | "close">): Promise<string> {
+  closeAfterTest(app);
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
 
 export interface Running {
   app: FastifyInstance;

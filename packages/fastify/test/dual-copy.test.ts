@@ -7,10 +7,10 @@
 
 import { readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import Fastify, { type RouteOptions } from "fastify";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { closeAfterTest, SECRET, serve } from "./app.js";
 
 type Package = typeof import("../src/index.js");
 type Copy = "ESM" | "CJS";
@@ -37,18 +37,6 @@ beforeAll(async () => {
   copies.CJS = createRequire(import.meta.url)(CJS_BUILD) as Package;
   expect(copies.CJS.interlock).not.toBe(copies.ESM.interlock);
 });
-
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const apps: Array<{ close(): Promise<unknown> }> = [];
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-});
-
-async function serve(app: ReturnType<typeof Fastify>) {
-  apps.push(app);
-  await app.listen({ port: 0, host: "127.0.0.1" });
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-}
 
 async function delivery(id: string, body: string, contentType: string, secret = SECRET) {
   const signed = await signWebhook({ scheme: standardWebhooks, secret, body, id, timestamp: Date.now() / 1000 });
@@ -122,7 +110,7 @@ describe.each<[Copy, Copy]>([
 
   it("an attached route keeps no fail-closed check: it pays nothing for it", async () => {
     const app = Fastify({ logger: false });
-    apps.push(app);
+    closeAfterTest(app);
     await app.register(copies[pluginCopy].interlock);
     const onRequest: unknown[][] = [];
     // Added after the plugin's: sees the route as the plugin left it.

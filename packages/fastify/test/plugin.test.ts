@@ -1,22 +1,10 @@
 /** How the hook sets reach a route: the plugin's `config.interlock`, or spread into route options. */
 
-import type { AddressInfo } from "node:net";
 import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import Fastify, { type FastifyInstance } from "fastify";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { idempotency, interlock, webhook } from "../src/index.js";
-
-const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const apps: Array<{ close(): Promise<unknown> }> = [];
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-});
-
-async function serve(app: ReturnType<typeof Fastify>) {
-  apps.push(app);
-  await app.listen({ port: 0, host: "127.0.0.1" });
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-}
+import { closeAfterTest, SECRET, serve } from "./app.js";
 
 async function delivery(id: string, extra: Record<string, string> = {}) {
   const body = '{"type":"invoice.paid"}';
@@ -235,7 +223,7 @@ describe("an app that never registered the plugin, and near misses", () => {
 
   it("config.interLock (a near miss of the key) is refused when the route is declared", async () => {
     const app = Fastify({ logger: false });
-    apps.push(app);
+    closeAfterTest(app);
     await app.register(interlock);
     expect(() =>
       app.post("/hook", { config: { interLock: webhook(webhookOptions()) } as never }, async () => ({ ok: true })),
@@ -244,7 +232,7 @@ describe("an app that never registered the plugin, and near misses", () => {
 
   it("a spread set whose preHandler the route's own replaced is refused when the route is declared", async () => {
     const app = Fastify({ logger: false });
-    apps.push(app);
+    closeAfterTest(app);
     const auth = async () => {};
     expect(() =>
       app.post("/hook", { ...webhook(webhookOptions()), preHandler: auth }, async () => ({ ok: true })),
