@@ -78,13 +78,16 @@ export type {
 export { inTurn } from "./store/in-turn.js";
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
 export {
+  POSTGRES_READY_SQL,
   type PostgresStatementSetup,
+  postgresReady,
   postgresSetupMistake,
   postgresSqlState,
 } from "./store/postgres-errors.js";
 export {
   neededRedisAcl,
   type RedisNeeds,
+  redisClientKeyPrefix,
   redisReplyError,
   redisUnavailableError,
 } from "./store/redis-errors.js";

@@ -10,6 +10,8 @@ import {
   boundedStoreCall,
   InterlockConfigError,
   inTurn,
+  POSTGRES_READY_SQL,
+  postgresReady,
   postgresSetupMistake,
   postgresSqlState,
   timeoutOption,
@@ -119,34 +121,14 @@ export async function migrate(db: PgQueryable, options: MigrateTokenTableOptions
   const sql = migrationSql(tableOptions);
   await boundedStoreCall("postgres", "migrate", timeoutMs, async () => {
     try {
-      if (await migrated(db, table, indexName)) return;
+      const { rows } = await db.query({ text: POSTGRES_READY_SQL, values: [table, indexName] });
+      if (postgresReady(rows)) return;
       await db.query({ text: sql });
     } catch (error) {
-      // PostgreSQL checks CREATE on the schema before IF NOT EXISTS looks: the schema owner's job.
-      if (sqlState(error) === "42501") {
-        const fix = `run migrate() as the schema owner, or apply migrationSql() in your own migrations, then ${grant(table)}`;
-        throw new InterlockConfigError(`the postgres token store: this role may not create ${table}; ${fix}`, {
-          cause: error,
-        });
-      }
-      throw setupError(error, table);
+      throw setupError(error, table, true);
     }
   });
 }
-
-/** Whether the table and its expiry index are both there (the table through the search_path unless a schema is given). */
-async function migrated(db: PgQueryable, table: string, indexName: string): Promise<boolean> {
-  const text = `SELECT EXISTS (
-  SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-  WHERE i.indrelid = to_regclass($1::text) AND c.relname = $2::text
-) AS ready`;
-  const { rows } = await db.query({ text, values: [table, indexName] });
-  const ready = (rows[0] as { ready?: unknown } | undefined)?.ready;
-  return ready === true || ready === "t"; // "t" from a driver that leaves booleans as text
-}
-
-const grant = (table: string) =>
-  `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and USAGE on its schema) to the app's role`;
 
 const expiry = "now() + ($4::bigint * interval '1 millisecond')";
 
@@ -181,9 +163,9 @@ const sqlState = postgresSqlState;
 const isSerializationFailure = (error: unknown) => sqlState(error) === "40001" || sqlState(error) === "40P01";
 
 /** A setup mistake as an `InterlockConfigError` naming the fix, the original as its cause; anything else as it is. */
-function setupError(error: unknown, table: string): unknown {
+function setupError(error: unknown, table: string, migrating = false): unknown {
   // The same mistakes, and fixes, as @interlock/postgres's store (core keeps them for both).
-  const fix = postgresSetupMistake(error, { table });
+  const fix = postgresSetupMistake(error, { table, migrating });
   if (fix === undefined) return error;
   const reason = error instanceof Error ? error.message : String(error);
   return new InterlockConfigError(`the postgres token store: ${fix} (${reason})`, { cause: error });

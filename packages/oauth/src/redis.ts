@@ -11,6 +11,7 @@ import {
   deadlineStoreCall,
   InterlockConfigError,
   type RedisNeeds,
+  redisClientKeyPrefix,
   redisReplyError,
   redisUnavailableError,
   ServerClock,
@@ -139,13 +140,6 @@ type Scripted = Record<string, (key: string, ...args: Array<string | number>) =>
 /** Every command the store sends (EVAL, EVALSHA) or its scripts call: what its ACL user needs. */
 const COMMANDS = ["EVAL", "EVALSHA", "TIME", "HMGET", "HSET", "PEXPIRE", "DEL"] as const;
 
-/** The client's own `keyPrefix`: ioredis puts it before every key, so the server sees it before ours. */
-function clientKeyPrefix(client: RedisScriptingClient): string {
-  const prefix = (client as { options?: { keyPrefix?: unknown } }).options?.keyPrefix;
-  if (typeof prefix === "string") return prefix;
-  return Buffer.isBuffer(prefix) ? prefix.toString("utf8") : "";
-}
-
 /** The key prefix used when none is given. */
 export const DEFAULT_REDIS_PREFIX = "interlock:oauth:";
 
@@ -169,7 +163,7 @@ export class RedisTokenStore implements TokenStore {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     if (typeof this.prefix !== "string") throw new InterlockConfigError("prefix must be a string");
     this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
-    const keyPrefix = clientKeyPrefix(client) + this.prefix;
+    const keyPrefix = redisClientKeyPrefix(client) + this.prefix;
     this.#needs = { label: "the redis token store", commands: COMMANDS, keyPrefix };
     for (const [name, lua] of Object.values(SCRIPTS)) client.defineCommand(name, { lua, numberOfKeys: 1 });
     this.#client = client as unknown as Scripted;

@@ -18,6 +18,7 @@ import {
   type InterlockStore,
   positiveIntegerOption,
   type RedisNeeds,
+  redisClientKeyPrefix,
   redisReplyError,
   redisUnavailableError,
   refuseTransaction,
@@ -75,16 +76,6 @@ function maxRecordBytesOption(value: number | undefined): number {
     throw new InterlockConfigError(`maxRecordBytes must be at most ${MAX_RECORD_LIMIT} (256 MiB)`);
   }
   return bytes;
-}
-
-/**
- * The client's own `keyPrefix`: ioredis puts it before every key, our scripts' included, and a
- * script keeps the prefix its client had when it was defined (in the constructor).
- */
-function clientKeyPrefix(client: ScriptingClient): string {
-  const prefix = (client as { options?: { keyPrefix?: unknown } }).options?.keyPrefix;
-  if (typeof prefix === "string") return prefix;
-  return Buffer.isBuffer(prefix) ? prefix.toString("utf8") : "";
 }
 
 /** Every command the store sends (EVAL, EVALSHA) or its scripts call (scripts.ts): what its ACL user needs. */
@@ -161,7 +152,8 @@ export class RedisStore implements InterlockStore {
     );
     this.maxRecordBytes = maxRecordBytesOption(options.maxRecordBytes);
     this.#client = client;
-    this.#clientPrefix = clientKeyPrefix(client);
+    // A script keeps the prefix its client had when it was defined (below), as the store does.
+    this.#clientPrefix = redisClientKeyPrefix(client);
     this.#needs = { label: "redis store", commands: COMMANDS, keyPrefix: this.#clientPrefix + this.prefix };
     defineScripts(client);
   }
@@ -243,8 +235,8 @@ export class RedisStore implements InterlockStore {
    * One script call, bounded by `operationTimeoutMs`. Anything but a well-formed reply in
    * time — a connection error, a Redis error, a command still queued while ioredis
    * reconnects, a server that stopped answering — is a `StoreUnavailableError`: the caller
-   * fails closed, never with a false win and never hanging. A setup mistake (core's redis-errors.ts) is
-   * an `InterlockConfigError` instead.
+   * fails closed, never with a false win and never hanging. A setup mistake (core's
+   * redis-errors.ts) is an `InterlockConfigError` instead.
    */
   async #run<T>(
     operation: Operation,
@@ -262,9 +254,10 @@ export class RedisStore implements InterlockStore {
   }
 
   /**
-   * One script call, its setup mistakes made `InterlockConfigError`s here (core's `redisReplyError`): core's bounded calls
-   * pass those through as they are, and would make any other error an outage. Async, so a
-   * synchronous throw (a closed client, say) rejects like any failure.
+   * One script call, its setup mistakes made `InterlockConfigError`s here (core's
+   * `redisReplyError`): core's bounded calls pass those through as they are, and would make any
+   * other error an outage. Async, so a synchronous throw (a closed client, say) rejects like any
+   * failure.
    */
   async #script(operation: Operation, redisKey: string, args: Array<string | number | Buffer>): Promise<unknown> {
     try {

@@ -36,7 +36,27 @@ export interface PostgresStatementSetup {
   table: string;
   /** Whether statements are named prepared statements (the `preparedStatements` option). */
   prepared?: boolean;
+  /** Whether the statement is `migrate()`'s `CREATE`, which needs more than the app's grants. */
+  migrating?: boolean;
 }
+
+/**
+ * Whether a table (`$1`, as statements name it: through the search_path unless a schema is
+ * given) and its expiry index (`$2`, its name in the catalog) are both there, read without the
+ * CREATE on the schema that `CREATE … IF NOT EXISTS` needs even when they are: one row, `ready`.
+ */
+export const POSTGRES_READY_SQL = `SELECT EXISTS (
+  SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  WHERE i.indrelid = to_regclass($1::text) AND c.relname = $2::text
+) AS ready`;
+
+/** What `POSTGRES_READY_SQL`'s rows say: `true`, or `"t"` from a connection that leaves booleans as text. */
+export function postgresReady(rows: readonly unknown[]): boolean {
+  const ready = (rows[0] as { ready?: unknown } | undefined)?.ready;
+  return ready === true || ready === "t";
+}
+
+const grant = (table: string) => `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and USAGE on its schema) to it`;
 
 /**
  * The fix for a store set up wrong, or undefined when `error` is not a setup mistake. Each one
@@ -49,16 +69,22 @@ export function postgresSetupMistake(error: unknown, setup: PostgresStatementSet
 }
 
 /** A setup mistake the server reports (a SQLSTATE). */
-function serverMistake(state: string, { table, prepared = false }: PostgresStatementSetup): string | undefined {
+function serverMistake(
+  state: string,
+  { table, prepared = false, migrating = false }: PostgresStatementSetup,
+): string | undefined {
   if (prepared && PREPARED_ELSEWHERE.test(state)) {
     return "preparedStatements needs a direct connection or PgBouncer 1.21+ with max_prepared_statements; turn it off";
   }
   if (state === "42P01") return `${table} does not exist; run migrate() or the SQL from migrationSql()`;
   // migrate() creates the table, not its schema: the schema is the app's, like its database.
   if (state === "3F000") return `the schema of ${table} does not exist; create it (CREATE SCHEMA), then run migrate()`;
-  if (state === "42501") {
-    return `the app's role may not use ${table}; GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and USAGE on its schema) to it`;
+  // PostgreSQL checks CREATE on the schema before IF NOT EXISTS looks: a role without it fails
+  // migrate() even on a table made meanwhile. The schema owner's job, then the app role's grants.
+  if (state === "42501" && migrating) {
+    return `this role may not create ${table}; run migrate() as the schema owner, or apply migrationSql() in your own migrations, then ${grant(table)}`;
   }
+  if (state === "42501") return `the app's role may not use ${table}; ${grant(table)}`;
   if (WRONG_SHAPE.test(state)) {
     return `${table} is not the table the store needs: the table was not made by migrate(); name another (the table option) and run migrate()`;
   }

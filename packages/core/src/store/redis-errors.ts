@@ -11,6 +11,16 @@
 
 import { InterlockConfigError, StoreUnavailableError, untrustedCertificate } from "../errors.js";
 
+/**
+ * An ioredis client's own `keyPrefix` (its `options.keyPrefix`, a string or bytes): ioredis puts
+ * it before every key a store sends, scripts' keys included, so the server sees it first.
+ */
+export function redisClientKeyPrefix(client: unknown): string {
+  const prefix = (client as { options?: { keyPrefix?: unknown } } | null)?.options?.keyPrefix;
+  if (typeof prefix === "string") return prefix;
+  return prefix instanceof Uint8Array ? new TextDecoder().decode(prefix) : "";
+}
+
 /** What a store's scripts need from the server, for the fix an error names. */
 export interface RedisNeeds {
   /** The store, as messages name it: "redis store". */
