@@ -65,13 +65,14 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
 class ReadBodyCache {
   arrayBuffer: Promise<ArrayBuffer>;
   readonly #bytes: Uint8Array;
-  readonly #contentType: string;
+  /** The request's headers, for the form's Content-Type: read only if the route asks for a form. */
+  readonly #headers: Headers;
   #text: Promise<string> | undefined;
   #formData: Promise<FormData> | undefined;
 
-  constructor(bytes: Uint8Array, contentType: string) {
+  constructor(bytes: Uint8Array, headers: Headers) {
     this.#bytes = bytes;
-    this.#contentType = contentType;
+    this.#headers = headers;
     const { buffer, byteOffset, byteLength } = bytes;
     const whole = byteOffset === 0 && byteLength === buffer.byteLength && buffer instanceof ArrayBuffer;
     this.arrayBuffer = Promise.resolve(whole ? buffer : (bytes.slice().buffer as ArrayBuffer));
@@ -92,8 +93,10 @@ class ReadBodyCache {
    * which no form parses from: the route's `parseBody()` would throw after this read.
    */
   get formData(): Promise<FormData> {
-    const headers = { "content-type": this.#contentType.replace(/^[^;]+/, (type) => type.toLowerCase()) };
-    this.#formData ??= this.arrayBuffer.then((buffer) => new Response(buffer, { headers }).formData());
+    this.#formData ??= this.arrayBuffer.then((buffer) => {
+      const type = (this.#headers.get("content-type") ?? "").replace(/^[^;]+/, (t) => t.toLowerCase());
+      return new Response(buffer, { headers: { "content-type": type } }).formData();
+    });
     return this.#formData;
   }
 
@@ -104,8 +107,7 @@ class ReadBodyCache {
 
 /** Puts the bytes read in Hono's body cache, for the route's `c.req.*` readers. */
 function cacheBody(c: Context, bytes: Uint8Array): void {
-  const contentType = c.req.raw.headers.get("content-type") ?? "";
-  c.req.bodyCache = new ReadBodyCache(bytes, contentType) as unknown as typeof c.req.bodyCache;
+  c.req.bodyCache = new ReadBodyCache(bytes, c.req.raw.headers) as unknown as typeof c.req.bodyCache;
 }
 
 function notRaw(source: string | undefined): BodyError {

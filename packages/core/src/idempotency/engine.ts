@@ -91,8 +91,8 @@ export type CachePolicy =
    */
   | "non-5xx"
   /**
-   * Store every status the handler answers but 304, 5xx included (close to Stripe's strict
-   * behaviour; a handler that throws still releases its key).
+   * Store every status the handler answers but a 304 to a safe method, 5xx included (close to
+   * Stripe's strict behaviour; a handler that throws still releases its key).
    */
   | "all"
   /** Store only 2xx; release on everything else. */
@@ -273,7 +273,7 @@ let warnedNoPrincipal = false;
  * releases them as it does a 5xx.
  */
 const RETRY_STATUSES = new Set([408, 425, 429]);
-/** Answers conditional headers the fingerprint does not cover: stored only for an unsafe method (see `shouldCache`). */
+/** Answers conditional headers the fingerprint does not cover: stored only to an unsafe method (see `shouldCache`). */
 const NOT_MODIFIED = 304;
 /** Methods that change nothing (RFC 9110 §9.2.1): run again for a retry, they harm nothing. */
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
