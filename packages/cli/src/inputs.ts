@@ -1,7 +1,7 @@
 /** What commands read besides their options: the body, the secrets and extra headers. */
 
 import { readFile } from "node:fs/promises";
-import { type WebhookSecret, WebhookVerificationError } from "@interlock/core";
+import { HTTP_TOKEN, type WebhookSecret, WebhookVerificationError } from "@interlock/core";
 import { CliError, usageError } from "./errors.js";
 import { checkHeaderValue } from "./http.js";
 
@@ -115,9 +115,6 @@ function secretBytes(text: string, scheme: string): Uint8Array {
 /** Empty or only whitespace: no value (a secret, an id, any option's), whatever its length. */
 export const isBlank = (text: string): boolean => text.trim() === "";
 
-// RFC 9110 token characters: what a header name may contain.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 /** What an error shows of a `-H` text: up to its first space or colon, then `…` for the rest. */
 function headerStart(text: string): string {
   const end = text.search(/[\s:]/);
@@ -130,7 +127,7 @@ export function parseHeaders(list: readonly string[]): Array<[string, string]> {
     const colon = text.indexOf(":");
     const name = colon > 0 ? text.slice(0, colon).trim() : "";
     // Shown up to its first space or colon: the rest may be a credential (`Authorization Bearer …`).
-    if (!HEADER_NAME.test(name)) throw usageError(`--header "${headerStart(text)}" is not "Name: value"`);
+    if (!HTTP_TOKEN.test(name)) throw usageError(`--header "${headerStart(text)}" is not "Name: value"`);
     const value = text.slice(colon + 1).trim();
     checkHeaderValue(value, `--header ${name}`);
     return [name.toLowerCase(), value];

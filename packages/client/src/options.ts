@@ -1,6 +1,6 @@
 /** `createClient`'s options, their defaults, and the checks that report a bad one at start-up. */
 
-import { InterlockConfigError, monotonicNow } from "@interlock/core";
+import { choiceOption, HTTP_TOKEN, InterlockConfigError, monotonicNow } from "@interlock/core";
 import type { Backoff, BackoffStrategy } from "./backoff.js";
 import type { BreakerOptions, BreakerPolicy } from "./breaker.js";
 import { DEFAULT_RETRY_BUDGET, type RetryBudgetOptions } from "./budget.js";
@@ -112,7 +112,6 @@ export interface Settings {
 export const MAX_DELAY_MS = 2_147_483_647;
 
 const STRATEGIES: readonly BackoffStrategy[] = ["full", "equal", "decorrelated"];
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const platformFetch: FetchFunction = (input, init) => globalThis.fetch(input, init);
 
@@ -136,7 +135,7 @@ export function resolveOptions(options: ClientOptions): Settings {
     },
     retryOn: optionalFunction(options.retryOn, "retryOn") ?? defaultRetryOn,
     backoff: {
-      strategy: oneOf(backoff.strategy, "backoff.strategy", STRATEGIES, "full"),
+      strategy: oneOf("backoff.strategy", backoff.strategy, STRATEGIES, "full"),
       baseMs: delay(backoff.baseMs, "backoff.baseMs", 100),
       capMs: delay(backoff.capMs, "backoff.capMs", 10_000),
     },
@@ -171,7 +170,7 @@ function budget(options: RetryBudgetOptions): Required<RetryBudgetOptions> {
 
 function breakerPolicy(options: BreakerOptions): BreakerPolicy {
   const halfOpenAfterMs = delay(options.halfOpenAfterMs, "breaker.halfOpenAfterMs", 10_000);
-  const mode = oneOf(options.mode, "breaker.mode", ["consecutive", "ratio"] as const, "consecutive");
+  const mode = oneOf("breaker.mode", options.mode, ["consecutive", "ratio"] as const, "consecutive");
   if (mode === "consecutive") {
     const { failures } = options as { failures?: number };
     return { mode, halfOpenAfterMs, failures: wholeNumber(failures, "breaker.failures", 5, 1) };
@@ -227,15 +226,14 @@ function delayOrFalse(value: number | false | undefined, name: string, fallback:
   return n;
 }
 
-function oneOf<T extends string>(value: T | undefined, name: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!allowed.includes(value)) fail(`${name} must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`);
-  return value;
+/** core's choice check, its message under this factory's name like every other option's. */
+function oneOf<T extends string>(name: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
+  return choiceOption(`createClient: ${name}`, value, allowed, fallback);
 }
 
 function methods(value: readonly string[] | undefined, name: string, fallback: readonly string[]): Set<string> {
   const list = value ?? fallback;
-  if (!Array.isArray(list) || !list.every((m) => typeof m === "string" && TOKEN.test(m))) {
+  if (!Array.isArray(list) || !list.every((m) => typeof m === "string" && HTTP_TOKEN.test(m))) {
     fail(`${name} must be a list of HTTP method names`);
   }
   return new Set(list.map((m) => m.toUpperCase()));
@@ -243,6 +241,6 @@ function methods(value: readonly string[] | undefined, name: string, fallback: r
 
 function headerName(value: string | undefined, name: string, fallback: string): string {
   const header = value ?? fallback;
-  if (typeof header !== "string" || !TOKEN.test(header)) fail(`${name} must be a header name`);
+  if (typeof header !== "string" || !HTTP_TOKEN.test(header)) fail(`${name} must be a header name`);
   return header;
 }

@@ -106,6 +106,8 @@ export {
   assertComplete,
   assertKey,
   boundedStoreCall,
+  choiceOption,
+  HTTP_TOKEN,
   MAX_KEY_LENGTH,
   MAX_TIMEOUT_MS,
   positiveIntegerOption,
