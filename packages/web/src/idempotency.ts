@@ -106,11 +106,26 @@ function idempotentHandler<R extends Request, A extends unknown[]>(
   };
 }
 
-/** The path without its query string: the default scope. */
+/**
+ * The path without its query string: the default scope. Spellings RFC 3986 §6.2.2 counts as one
+ * path are made one (`/pay%6Dents` is `/payments`, `%2f` is `%2F`): hosts that route on the
+ * decoded path (Next.js, Hono) run the same handler for both, and under two scopes one key would
+ * run it twice. (The fingerprint keeps the path as sent: a retry under another spelling is a 422.)
+ */
 function pathOf(url: string): string {
-  const path = pathAndQuery(url);
-  const query = path.indexOf("?");
-  return query === -1 ? path : path.slice(0, query);
+  const full = pathAndQuery(url);
+  const query = full.indexOf("?");
+  const path = query === -1 ? full : full.slice(0, query);
+  return path.includes("%") ? path.replace(PERCENT_ENCODED, normalPercent) : path;
+}
+
+const PERCENT_ENCODED = /%[0-9A-Fa-f]{2}/g;
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+
+/** An unreserved character decoded, any other octet's hex in upper case. */
+function normalPercent(encoded: string): string {
+  const char = String.fromCharCode(Number.parseInt(encoded.slice(1), 16));
+  return UNRESERVED.test(char) ? char : encoded.toUpperCase();
 }
 
 /** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */
