@@ -26,8 +26,16 @@ export function correlationIdOf(read: HeaderReader): string | undefined {
     const traceId = TRACEPARENT.exec(traceparent)?.[1];
     if (traceId !== undefined) return traceId;
   }
-  const requestId = read("x-request-id");
-  return typeof requestId === "string" && REQUEST_ID.test(requestId) ? requestId : undefined;
+  return loggable(read("x-request-id"));
+}
+
+/**
+ * A header value events may carry as it is (an `x-request-id`, an unverified delivery id): 1 to
+ * 200 visible ASCII characters, else undefined. A sender's header can hold kilobytes, tabs and
+ * text made to look like a log line of its own.
+ */
+export function loggable(value: string | undefined): string | undefined {
+  return typeof value === "string" && REQUEST_ID.test(value) ? value : undefined;
 }
 
 /**

@@ -35,7 +35,10 @@ export interface WebhookRejectedEvent extends CorrelatedEvent {
   type: "webhook.rejected";
   /** The scheme's name. */
   scheme: string;
-  /** The id the delivery claimed (unverified), when it sent one in a header. */
+  /**
+   * The id the delivery claimed (unverified), when it sent one in a header of 1 to 200 visible
+   * ASCII characters: anything else is the sender's text, not an id, and is left out.
+   */
   id: string | undefined;
   /** Why it was refused: the error's `code`. */
   code: WebhookErrorCode;
@@ -242,14 +245,19 @@ export interface IdempotencyRejectedEvent extends CorrelatedEvent {
 /** Every event Interlock emits; tell them apart by `type`. */
 export type InterlockEvent = WebhookEvent | IdempotencyEvent | IdempotencyRejectedEvent;
 
-/** An `onEvent` option: called synchronously with each event. A hook that throws does not change the outcome. */
+/**
+ * An `onEvent` option: called synchronously with each event. A hook that throws does not change
+ * the outcome; its first failure is reported once as a process warning (see `emit`).
+ */
 export type EventHook<E extends InterlockEvent = InterlockEvent> = (event: E) => void;
 
 /**
  * Calls the user's hook. A hook that throws must not change the outcome it is told about
- * (a verified delivery refused because a logger failed), so its error is dropped. So is the
- * rejection of an async hook's promise: left unhandled, it would end a Node process. Any
- * package's event union can go through it (`@interlock/client` has its own).
+ * (a verified delivery refused because a logger failed), so its error goes no further. Neither
+ * does the rejection of an async hook's promise: left unhandled, it would end a Node process.
+ * A failing hook is not silent though: a logger that fails on every event would leave no trace
+ * at all, so each hook's first failure is reported (`reportHookFailure`). Any package's event
+ * union can go through it (`@interlock/client` has its own).
  */
 export function emit<
   E extends {
@@ -260,13 +268,48 @@ export function emit<
   if (hook === undefined) return;
   try {
     const result = hook(event) as PromiseLike<unknown> | null | undefined;
-    if (typeof result?.then === "function") result.then(undefined, ignore);
-  } catch {
-    // Deliberately ignored: see above.
+    if (typeof result?.then === "function") result.then(undefined, (error) => reportHookFailure(hook, event, error));
+  } catch (error) {
+    reportHookFailure(hook, event, error);
   }
 }
 
-const ignore = () => {};
+/** The hooks whose failure was reported: once each, not once per event (a broken logger fails on all). */
+const reportedHooks = new WeakSet<object>();
+
+/** The warning's `code`, for `process.on("warning")` listeners and `--disable-warning`. */
+export const HOOK_FAILED_WARNING = "INTERLOCK_HOOK_FAILED";
+
+/**
+ * Reports a hook's first failure: as a process warning where there is a process (Node, Bun,
+ * Deno print it on stderr; `process.on("warning")` receives it, `code` `INTERLOCK_HOOK_FAILED`),
+ * else with `console.warn` (Workers, browsers). Never throws: the outcome still goes on.
+ */
+function reportHookFailure(hook: object, event: { type: string }, error: unknown): void {
+  if (reportedHooks.has(hook)) return;
+  reportedHooks.add(hook);
+  const message =
+    `an onEvent hook failed (event ${event.type}): ${failureText(error)}. ` +
+    "The outcome it was told of is unchanged; later failures of this hook are not reported.";
+  try {
+    const warn = (globalThis as { process?: { emitWarning?: unknown } }).process?.emitWarning;
+    if (typeof warn === "function") {
+      const detail = error instanceof Error && error.stack ? error.stack : undefined;
+      warn.call(globalThis.process, message, { type: "InterlockWarning", code: HOOK_FAILED_WARNING, detail });
+    } else console.warn(`InterlockWarning [${HOOK_FAILED_WARNING}]: ${message}`, error);
+  } catch {
+    // A process with warnings made to throw (--throw-deprecation does not; a patched one might).
+  }
+}
+
+function failureText(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  try {
+    return String(error);
+  } catch {
+    return typeof error;
+  }
+}
 
 /** A monotonic clock in milliseconds, where the runtime has one. */
 export const monotonicNow: () => number =

@@ -22,6 +22,7 @@ export {
   type CorrelatedEvent,
   type EventHook,
   emit,
+  HOOK_FAILED_WARNING,
   type IdempotencyEvent,
   type IdempotencyEventBase,
   type IdempotencyRejectedEvent,

@@ -13,6 +13,7 @@ import {
   createIdempotency,
   createWebhookReceiver,
   createWebhookVerifier,
+  HOOK_FAILED_WARNING,
   type IdempotencyOptions,
   type InterlockEvent,
   type InterlockStore,
@@ -152,6 +153,22 @@ describe("webhook events", () => {
       { type: "webhook.verified", correlationId: "req-3" },
       { type: "webhook.rejected", code: "no_matching_signature", correlationId: "req-4" },
     ]);
+  });
+
+  it("a refused delivery's unverified id is carried only when it is a plain short id", async () => {
+    const events: InterlockEvent[] = [];
+    const verifier = createWebhookVerifier({
+      scheme: standardWebhooks,
+      secret: SECRET,
+      now: clockAt(NOW),
+      onEvent: (event) => events.push(event),
+    });
+    const { headers } = await delivery();
+    const forged = '\t{"level":"error","msg":"forged"}';
+    for (const id of ["msg_ok", `msg_${"x".repeat(200)}`, `msg${forged}`, "msg ok"]) {
+      await verifier.verify({ ...headers, "webhook-id": id }, "tampered").catch(() => {});
+    }
+    expect(events.map((event) => (event as { id?: string }).id)).toEqual(["msg_ok", undefined, undefined, undefined]);
   });
 
   it("time the claim, the complete and the handler apart", async () => {
@@ -394,6 +411,57 @@ describe("idempotency events", () => {
       },
     ]);
     expect((events[0] as { storeMs: number }).storeMs).toBeGreaterThan(0);
+  });
+});
+
+describe("a hook that fails", () => {
+  it("is reported once, as a process warning with its code; the outcomes stay as they were", async () => {
+    const warnings: Error[] = [];
+    const listener = (warning: Error) => warnings.push(warning);
+    process.on("warning", listener);
+    try {
+      let calls = 0;
+      const onEvent = () => {
+        calls++;
+        throw new TypeError("log sink closed");
+      };
+      const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent });
+      for (const key of ["k1", "k2", "k3"]) {
+        const request = { method: "POST", route: "/p", path: "/p", headers: { "idempotency-key": key }, body: "{}" };
+        expect(await engine.begin(request)).toMatchObject({ action: "execute" });
+      }
+      await sleep(20); // warnings are emitted on the next tick
+      expect(calls).toBe(3);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ name: "InterlockWarning", code: HOOK_FAILED_WARNING });
+      expect(warnings[0]?.message).toContain("hook failed (event idempotency.first): TypeError: log sink closed");
+    } finally {
+      process.off("warning", listener);
+    }
+  });
+
+  it("an async hook's rejection is reported the same way, once per hook", async () => {
+    const warnings: Error[] = [];
+    const listener = (warning: Error) => warnings.push(warning);
+    process.on("warning", listener);
+    try {
+      const failing = async () => {
+        throw new Error("logger down");
+      };
+      const other = async () => Promise.reject("no error object");
+      for (const onEvent of [failing, failing, other]) {
+        const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent });
+        const request = { method: "POST", route: "/p", path: "/p", headers: { "idempotency-key": "k" }, body: "{}" };
+        await engine.begin(request);
+      }
+      await sleep(20);
+      expect(warnings.map((w) => w.message.split(". ")[0])).toEqual([
+        "an onEvent hook failed (event idempotency.first): Error: logger down",
+        "an onEvent hook failed (event idempotency.first): no error object",
+      ]);
+    } finally {
+      process.off("warning", listener);
+    }
   });
 });
 
