@@ -169,15 +169,34 @@ describe("what a delivery is claimed under", () => {
     expect(key).toBe(`wh:shopify:wh-1:${fingerprint}`);
   });
 
-  it("no id at all (a Slack request with no event_id): the signature's hash is the key", async () => {
+  it("no id at all (a Slack request with no event_id): the hash of the timestamp and body is the key", async () => {
     const { store, claims } = notingStore();
     const body = '{"type":"block_actions"}';
     const { headers } = await signWebhook({ scheme: slack, secret: "slack-secret", body, timestamp: NOW });
     const receiver = createWebhookReceiver({ scheme: slack, secret: "slack-secret", store, now: clockAt(NOW) });
     await receiver.receive(headers, body, () => undefined);
     const [[key, fingerprint]] = claims() as [[string, string]];
-    expect(fingerprint).toMatch(HEX32);
-    expect(key).toBe(`wh:slack:sig:${fingerprint}`);
+    const expected = createHash("sha256").update(`${NOW}:${body}`).digest("hex").slice(0, 32);
+    expect([key, fingerprint]).toEqual([`wh:slack:signed:${expected}`, expected]);
+  });
+
+  it("no id, signed with two secrets while the sender rotates: a copy carrying either signature is a duplicate", async () => {
+    const scheme = hmacScheme({ name: "acme", separator: " " }); // no id header
+    const secret = ["old-secret", "new-secret"];
+    const receiver = createWebhookReceiver({ scheme, secret, store: new MemoryStore(), now: clockAt(NOW) });
+    const body = '{"amount":100}';
+    const { headers } = await signWebhook({ scheme, secret, body, timestamp: NOW });
+    const [first, second] = (headers["x-signature"] as string).split(" ");
+    let runs = 0;
+    const outcomes: string[] = [];
+    for (const signature of [`${first} ${second}`, second, first, `${second} ${first}`]) {
+      const result = await receiver.receive({ ...headers, "x-signature": signature }, body, () => runs++);
+      outcomes.push(result.outcome);
+    }
+    expect([runs, outcomes]).toEqual([1, ["processed", "duplicate", "duplicate", "duplicate"]]);
+    // A new timestamp is a new delivery (what a sender re-signing a later event sends).
+    const later = await signWebhook({ scheme, secret, body, timestamp: NOW + 1 });
+    expect((await receiver.receive(later.headers, body, () => runs++)).outcome).toBe("processed");
   });
 });
 

@@ -205,8 +205,8 @@ export interface DeliveryClaim {
 
 /**
  * The store key and fingerprint for a verified delivery: `wh:<scheme>:<id>` when the id is
- * signed, `wh:<scheme>:<id>:<body hash>` when it is not, `wh:<scheme>:sig:<signature hash>`
- * when there is none; in a receiver's `namespace`, `wh@<namespace>:` in place of `wh:`.
+ * signed, `wh:<scheme>:<id>:<body hash>` when it is not, `wh:<scheme>:signed:<hash of the
+ * timestamp and body>` when there is none; in a receiver's `namespace`, `wh@<namespace>:` in place of `wh:`.
  */
 export async function deliveryKey(event: VerifiedWebhook, namespace?: string): Promise<DeliveryClaim> {
   return claimOf(event, namespace);
@@ -228,8 +228,11 @@ function claimOf(event: VerifiedWebhook, namespace: string | undefined): Deliver
 async function hashedClaim(event: VerifiedWebhook, space: string, id: string | undefined): Promise<DeliveryClaim> {
   if (id !== undefined && event.idCovered) return { key: `${space}:${await keyPart(id)}`, fingerprint: "" };
   if (id === undefined) {
-    const fingerprint = (await sha256Hex([VerifiedWebhook.matchedSignature(event)])).slice(0, 32);
-    return { key: `${space}:sig:${fingerprint}`, fingerprint };
+    // No id: the delivery is what its signature covers, its timestamp and body. Not the
+    // signature itself: a sender rotating its secret signs with old and new, and a copy that
+    // carries only one of the two (a replay trimmed, a redelivery) is still the same delivery.
+    const fingerprint = (await sha256Hex([`${event.timestamp ?? ""}:`, event.body])).slice(0, 32);
+    return { key: `${space}:signed:${fingerprint}`, fingerprint };
   }
   // An unsigned id binds the body, not the signature: a redelivery re-signed with a rotated
   // secret, or with a fresh timestamp, is the same delivery, and must stay a duplicate.

@@ -30,19 +30,16 @@ export class VerifiedWebhook<T = unknown> {
   readonly body: Uint8Array;
   readonly #scheme: WebhookScheme;
   readonly #headerId: string | undefined;
-  readonly #signature: Uint8Array;
   readonly #hmacKey: HmacKey | undefined;
   #payload: unknown = NOT_DECODED;
 
-  /** @internal Made by a verifier, with the candidate signature that matched and, for an HMAC, its key. */
+  /** @internal Made by a verifier, with the key of the HMAC that matched (none for Ed25519). */
   constructor(
     scheme: WebhookScheme,
     parsed: ParsedDelivery,
     body: Uint8Array,
-    signature: Uint8Array,
     hmacKey: HmacKey | undefined,
   ) {
-    this.#signature = signature;
     this.#hmacKey = hmacKey;
     this.#scheme = scheme;
     this.scheme = scheme.name;
@@ -82,14 +79,6 @@ export class VerifiedWebhook<T = unknown> {
         : JSON.parse(utf8.decode(this.body));
     }
     return this.#payload as T;
-  }
-
-  /**
-   * @internal The signature bytes that matched, for de-duplication keys. Never logged: the
-   * receiver only ever stores a hash of it.
-   */
-  static matchedSignature(webhook: VerifiedWebhook<unknown>): Uint8Array {
-    return webhook.#signature;
   }
 
   // The key stays out of reach of anything holding a delivery: no method reads it, only the

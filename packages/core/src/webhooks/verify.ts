@@ -6,7 +6,7 @@
  */
 
 import { crypto } from "#crypto";
-import { correlated, correlationIdOf } from "../correlation.js";
+import { correlated, correlationIdOf, loggable } from "../correlation.js";
 import type { ContentParts, CryptoPort, Ed25519Key, HmacKey } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
@@ -98,9 +98,8 @@ interface SyncCrypto {
   ed25519VerifySync: NonNullable<CryptoPort["ed25519VerifySync"]>;
 }
 
-/** The candidate signature that matched, and the HMAC key that computed it (none for Ed25519). */
+/** A candidate signature matched: with the HMAC key that computed it (none for Ed25519). */
 interface Match {
-  signature: Uint8Array;
   hmacKey: HmacKey | undefined;
 }
 
@@ -147,8 +146,8 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   }
 
   // Every candidate against every digest, with no early exit: which secret matched, and
-  // where in the list, is not revealed by timing. Returns the first matching candidate, and for
-  // an HMAC the key that made it (what Zoom's challenge answer is keyed with).
+  // where in the list, is not revealed by timing. Returns the first match: for an HMAC, with
+  // the key that made it (what Zoom's challenge answer is keyed with).
   function firstMatch(
     prepared: Prepared,
     digests: readonly Uint8Array[],
@@ -164,12 +163,12 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
           candidate.bytes !== undefined &&
           crypto.timingSafeEqual(digest, candidate.bytes)
         ) {
-          matched ??= { signature: candidate.bytes, hmacKey: keys.hmac[i] };
+          matched ??= { hmacKey: keys.hmac[i] };
         }
       }
     }
     edResults.forEach((ok, i) => {
-      if (ok) matched ??= { signature: (edPairs[i] as EdPair).signature, hmacKey: undefined };
+      if (ok) matched ??= { hmacKey: undefined };
     });
     return matched;
   }
@@ -194,7 +193,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     }
     const parsed = withBodyTimestamp(prepared, attempt);
     if (parsed instanceof WebhookRefusal) return parsed;
-    const result = new VerifiedWebhook<T>(scheme, parsed, prepared.body, matched.signature, matched.hmacKey);
+    const result = new VerifiedWebhook<T>(scheme, parsed, prepared.body, matched.hmacKey);
     if (onEvent) {
       const event: WebhookVerifiedEvent = {
         type: "webhook.verified",
@@ -231,7 +230,8 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
       const event: WebhookRejectedEvent = {
         type: "webhook.rejected",
         scheme: scheme.name,
-        id: attempt.claimedId,
+        // The sender's header, unverified: carried only when it is a plain short id.
+        id: loggable(attempt.claimedId),
         code: refusal.code,
         durationMs: monotonicNow() - attempt.started,
       };
