@@ -78,7 +78,10 @@ export interface WebhookProcessedEvent extends CorrelatedEvent {
   storeMs: number;
 }
 
-/** The handler threw: the claim is released so the provider's redelivery is processed. */
+/**
+ * The handler threw, or answered with a status outside 2xx: the claim is released so the
+ * provider's redelivery is processed.
+ */
 export interface WebhookHandlerFailedEvent extends CorrelatedEvent {
   /** What happened. */
   type: "webhook.handler_failed";
@@ -86,6 +89,8 @@ export interface WebhookHandlerFailedEvent extends CorrelatedEvent {
   scheme: string;
   /** The delivery's id, when it has one. */
   id: string | undefined;
+  /** The status the handler answered, outside 2xx; absent when the handler threw. */
+  status?: number;
   /** From the won claim to the release, in milliseconds: the handler, then `storeMs`. */
   durationMs: number;
   /** False when the release itself failed; the lease then expires on its own. */

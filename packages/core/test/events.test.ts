@@ -209,6 +209,21 @@ describe("webhook events", () => {
     expect(failed.durationMs).toBeGreaterThanOrEqual(failed.storeMs);
   });
 
+  it("tell a handler that answered outside 2xx from one that threw, by its status", async () => {
+    const { receiver, events } = receiverOn(new MemoryStore());
+    const decision = await receiver.begin((await delivery("msg_422")).headers, BODY);
+    if (decision.action !== "process") throw new Error(`unexpected ${decision.action}`);
+    await receiver.finish(decision.ticket, { status: 422 });
+    await receiver
+      .receive((await delivery("msg_throw")).headers, BODY, () => Promise.reject(new Error("boom")))
+      .catch(() => {});
+    const failed = events.filter((event) => event.type === "webhook.handler_failed");
+    expect(failed.map((event) => [event.id, "status" in event ? event.status : "none"])).toEqual([
+      ["msg_422", 422],
+      ["msg_throw", "none"],
+    ]);
+  });
+
   it("report a claim the store could not make, with its time and why (the driver's message, for logs)", async () => {
     const store = new MemoryStore();
     store.claim = async () => {

@@ -382,7 +382,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     return ticket;
   }
 
-  async function release(ticket: Ticket): Promise<void> {
+  /** Releases the claim of a delivery whose handler threw (`status` undefined) or answered `status`, outside 2xx. */
+  async function release(ticket: Ticket, status?: number): Promise<void> {
     const releasing = onEvent ? monotonicNow() : 0;
     const { released } = await releaseClaim(store, ticket.key, ticket.token);
     if (!onEvent) return;
@@ -397,13 +398,14 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       claimMs: ticket.claimMs,
       storeMs: now - releasing,
     };
+    if (status !== undefined) failed.status = status;
     emit(onEvent, correlated(failed, ticket.correlationId));
   }
 
   async function finish(publicTicket: WebhookTicket, response: { status: number }): Promise<void> {
     const ticket = settle(publicTicket);
     if (!ticket) return;
-    if (response.status < 200 || response.status >= 300) return release(ticket);
+    if (response.status < 200 || response.status >= 300) return release(ticket, response.status);
     // The handler succeeded: the delivery is processed and is acknowledged even if the
     // record cannot be written (a redelivery may then run again: at-least-once, never lost).
     const completing = onEvent ? monotonicNow() : 0;
