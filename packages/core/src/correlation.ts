@@ -34,7 +34,7 @@ export function correlationIdOf(read: HeaderReader): string | undefined {
  * 200 visible ASCII characters, else undefined. A sender's header can hold kilobytes, tabs and
  * text made to look like a log line of its own.
  */
-export function loggable(value: string | undefined): string | undefined {
+export function loggable(value: unknown): string | undefined {
   return typeof value === "string" && REQUEST_ID.test(value) ? value : undefined;
 }
 

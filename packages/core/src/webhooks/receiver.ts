@@ -34,7 +34,7 @@ import type { InterlockStore, StoredResponse } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
 import { asUnavailable, positiveMs, releaseClaim, storeCall, storeOption, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
-import { VerifiedWebhook } from "./verified.js";
+import type { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
 
 /** The verifier's options, plus the store and how long deliveries are remembered. */

@@ -34,12 +34,7 @@ export class VerifiedWebhook<T = unknown> {
   #payload: unknown = NOT_DECODED;
 
   /** @internal Made by a verifier, with the key of the HMAC that matched (none for Ed25519). */
-  constructor(
-    scheme: WebhookScheme,
-    parsed: ParsedDelivery,
-    body: Uint8Array,
-    hmacKey: HmacKey | undefined,
-  ) {
+  constructor(scheme: WebhookScheme, parsed: ParsedDelivery, body: Uint8Array, hmacKey: HmacKey | undefined) {
     this.#hmacKey = hmacKey;
     this.#scheme = scheme;
     this.scheme = scheme.name;

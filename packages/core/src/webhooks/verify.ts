@@ -151,7 +151,6 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   function firstMatch(
     prepared: Prepared,
     digests: readonly Uint8Array[],
-    edPairs: readonly EdPair[],
     edResults: readonly boolean[],
   ): Match | undefined {
     let matched: Match | undefined;
@@ -167,9 +166,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
         }
       }
     }
-    edResults.forEach((ok, i) => {
-      if (ok) matched ??= { hmacKey: undefined };
-    });
+    if (edResults.includes(true)) matched ??= { hmacKey: undefined };
     return matched;
   }
 
@@ -265,7 +262,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     const digests = hasHmacCandidate(prepared) ? keys.hmac.map((key) => sync.hmacSync(key, content)) : [];
     const edResults =
       edPairs.length === 0 ? NO_RESULTS : edPairs.map((p) => sync.ed25519VerifySync(p.key, content, p.signature));
-    return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
+    return settle<T>(prepared, firstMatch(prepared, digests, edResults), attempt);
   }
 
   async function checkAsync<T>(headers: HeadersInput, body: RawBody): Promise<VerifiedWebhook<T> | WebhookRefusal> {
@@ -279,7 +276,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
       hasHmacCandidate(prepared) ? Promise.all(keys.hmac.map((key) => crypto.hmac(key, content))) : [],
       Promise.all(edPairs.map((p) => crypto.ed25519Verify(p.key, content, p.signature))),
     ]);
-    return settle<T>(prepared, firstMatch(prepared, digests, edPairs, edResults), attempt);
+    return settle<T>(prepared, firstMatch(prepared, digests, edResults), attempt);
   }
 
   function checkSync<T>(headers: HeadersInput, body: RawBody): VerifiedWebhook<T> | WebhookRefusal {
