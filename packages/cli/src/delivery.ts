@@ -5,7 +5,13 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { type RawBody, signWebhook, type WebhookScheme, type WebhookSecret } from "@interlock/core";
+import {
+  type RawBody,
+  signWebhook,
+  type WebhookScheme,
+  type WebhookSecret,
+  WebhookVerificationError,
+} from "@interlock/core";
 import { usageError } from "./errors.js";
 import { checkHeaderValue } from "./http.js";
 import { isBlank } from "./inputs.js";
@@ -49,6 +55,7 @@ export async function signDelivery(options: SignDeliveryOptions): Promise<Signed
   const { scheme, secret, body, id } = options;
   const timestamp = options.timestamp ?? nowSeconds() - (options.stale ? STALE_AGE_SECONDS : 0);
   const signed = await signWebhook({ scheme, secret, body, timestamp, ...(id === undefined ? {} : { id }) });
+  checkBodyTimestamp(scheme, signed.body);
   return {
     scheme: scheme.name,
     id: signed.id,
@@ -56,6 +63,22 @@ export async function signDelivery(options: SignDeliveryOptions): Promise<Signed
     headers: signed.headers,
     body: signed.body,
   };
+}
+
+/**
+ * Refuses a body every receiver of a scheme that reads its timestamp from the body (Linear's
+ * `webhookTimestamp`) refuses: signed and sent, it would only test that the receiver says no.
+ */
+function checkBodyTimestamp(scheme: WebhookScheme, body: Uint8Array): void {
+  try {
+    scheme.bodyTimestamp?.(body);
+  } catch (error) {
+    if (!(error instanceof WebhookVerificationError)) throw error;
+    throw usageError(
+      `--body does not suit the ${scheme.name} scheme, whose receivers would refuse it (${error.message}): ` +
+        "the timestamp is in the body, in milliseconds",
+    );
+  }
 }
 
 /** Refuses an id or a timestamp the scheme does not send: the delivery would not be what was asked for. */

@@ -171,6 +171,14 @@ describe("usage errors: exit 2, one line", () => {
       "interlock sign: --stale does not apply to the linear scheme: its timestamp is in the body (change it there to backdate a delivery) (see interlock sign --help)",
     ],
     [
+      ["sign", "--scheme", "linear", "--secret", "s", "--body", '{"action":"create"}'],
+      "interlock sign: --body does not suit the linear scheme, whose receivers would refuse it (the body has no numeric webhookTimestamp): the timestamp is in the body, in milliseconds (see interlock sign --help)",
+    ],
+    [
+      ["send", "http://127.0.0.1:1", "--scheme", "linear", "--secret", "s", "--body", "not json"],
+      "interlock send: --body does not suit the linear scheme, whose receivers would refuse it (the body has no numeric webhookTimestamp): the timestamp is in the body, in milliseconds (see interlock send --help)",
+    ],
+    [
       ["sign", "--scheme", "stripe", "--secret", "s", "--body", "{}", "--stale", "--timestamp", "1"],
       "interlock sign: --stale and --timestamp both set the timestamp: use one (see interlock sign --help)",
     ],
