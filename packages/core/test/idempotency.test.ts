@@ -307,6 +307,26 @@ describe("response headers as captured", () => {
       ["Idempotent-Replayed", "true"],
     ]);
   });
+
+  it("a value no store can hold (NUL, a lone surrogate) is left out: the response is stored, not the key left locked", async () => {
+    // A store that keeps what every store keeps, as PostgreSQL does: core's check, then the memory store.
+    const engine = createIdempotency({
+      store: new MemoryStore(),
+      principal: false,
+      replayHeaders: ["location", "x-a", "x-b"],
+    });
+    const first = await engine.begin(request("k-unstorable"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    const headers = { location: "/p/1", "x-a": "a\u0000b", "x-b": ["ok", "\uD800"] };
+    expect(await engine.finish(first.ticket, { status: 201, headers, body: "{}" })).toBe(true);
+    const replay = await engine.begin(request("k-unstorable"));
+    if (replay.action !== "respond") throw new Error(`expected respond, got ${replay.action}`);
+    expect(replay.response.headers).toEqual([
+      ["location", "/p/1"],
+      ["x-b", "ok"],
+      ["Idempotent-Replayed", "true"],
+    ]);
+  });
 });
 
 describe("finish inside the caller's transaction", () => {

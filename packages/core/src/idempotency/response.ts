@@ -3,6 +3,7 @@
 import { utf8 } from "../encoding.js";
 import type { HttpResponse } from "../http.js";
 import type { StoredRecord } from "../store/contract.js";
+import { unstorable } from "../store/validate.js";
 
 /** What every Fetch `Headers` has, in every TypeScript `lib` setting. */
 export interface FetchHeadersLike {
@@ -87,7 +88,12 @@ export function replayAllowList(names: readonly string[]): Set<string> {
   return allowed;
 }
 
-/** The captured headers as lower-case pairs, keeping only the allow-listed names. */
+/**
+ * The captured headers as lower-case pairs, keeping only the allow-listed names, and only values
+ * a store can hold: a NUL (which RFC 9110 §5.5 forbids in a field value) or a lone surrogate (no
+ * byte form at all) never reached the client either, as no HTTP server sends one, and would make
+ * a store refuse the whole response (PostgreSQL's text cannot hold them).
+ */
 export function replayableHeaders(
   headers: CapturedResponse["headers"],
   allowed: ReadonlySet<string>,
@@ -96,8 +102,11 @@ export function replayableHeaders(
   const add = (name: string, value: unknown) => {
     const lower = name.toLowerCase();
     if (!allowed.has(lower) || value === undefined) return;
-    if (Array.isArray(value)) for (const v of value) pairs.push([lower, String(v)]);
-    else pairs.push([lower, String(value)]);
+    if (Array.isArray(value)) for (const v of value) keep(lower, String(v));
+    else keep(lower, String(value));
+  };
+  const keep = (name: string, text: string) => {
+    if (!unstorable(text)) pairs.push([name, text]);
   };
   if (Symbol.iterator in headers)
     for (const [name, value] of headers as Iterable<readonly [string, string]>) add(name, value);

@@ -146,12 +146,16 @@ export function responseSize(response: StoredResponse): number {
   return size;
 }
 
-/** Whether every header is a [name, value] pair of strings (anything else would size as NaN). */
+/**
+ * Whether every header is a [name, value] pair of strings (anything else would size as NaN) that
+ * every store can hold: no NUL, no lone surrogate (`unstorable`). One store refusing what the
+ * others keep would make a response replayable on some stores and not others.
+ */
 function headerPairs(headers: StoredResponse["headers"]): boolean {
   for (const pair of headers) {
-    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
-      return false;
-    }
+    if (!Array.isArray(pair) || pair.length !== 2) return false;
+    const [name, value] = pair;
+    if (typeof name !== "string" || typeof value !== "string" || unstorable(name) || unstorable(value)) return false;
   }
   return true;
 }
@@ -172,7 +176,7 @@ export function assertComplete(
     !headerPairs(response.headers)
   ) {
     throw new InterlockConfigError(
-      "a stored response needs a three-digit status, [name, value] header pairs of strings and a Uint8Array body",
+      "a stored response needs a three-digit status, [name, value] header pairs of strings (without U+0000 or unpaired surrogates) and a Uint8Array body",
     );
   }
   const size = responseSize(response);
