@@ -127,8 +127,10 @@ export function decodeBase64(text: string): Uint8Array | undefined {
       out[o++] = (buffer >> bits) & 0xff;
     }
   }
-  // Unused low bits of the last character must be zero: otherwise one byte string would
-  // have several spellings (as the reference libraries, we accept only the canonical one).
+  // Unused low bits of the last character must be zero: otherwise any last character of a
+  // run would decode alike. Other spellings of one byte string are accepted, as senders'
+  // encoders differ: either base64 alphabet, padding or none, hex in either case. Harmless: a
+  // signature is compared as the bytes it decodes to, and no key is made from its text.
   if ((buffer & ((1 << bits) - 1)) !== 0) return undefined;
   return out;
 }
