@@ -69,5 +69,16 @@ export const ATTR_ERROR_TYPE = "error.type";
 export const ATTR_HTTP_REQUEST_METHOD = "http.request.method";
 /** Semantic conventions: the matched route pattern (`/payments/:id`). */
 export const ATTR_HTTP_ROUTE = "http.route";
-/** Semantic conventions: the HTTP status answered (stored, replayed or released). */
+/**
+ * Semantic conventions: the HTTP status: stored, replayed or released (idempotency), the one a
+ * webhook handler answered outside 2xx, or an outbound attempt's response.
+ */
 export const ATTR_HTTP_RESPONSE_STATUS_CODE = "http.response.status_code";
+/** Semantic conventions: the resend's number of an outbound attempt after the first (attempt 2 is 1; spans only). */
+export const ATTR_HTTP_REQUEST_RESEND_COUNT = "http.request.resend_count";
+/** Semantic conventions: the host an outbound attempt went to, a name or an IP address (spans only). */
+export const ATTR_SERVER_ADDRESS = "server.address";
+/** Semantic conventions: the port an outbound attempt went to, the scheme's default when the origin names none (spans only). */
+export const ATTR_SERVER_PORT = "server.port";
+/** Semantic conventions: the scheme an outbound attempt used, `http` or `https` (spans only). */
+export const ATTR_URL_SCHEME = "url.scheme";

@@ -20,6 +20,7 @@ import {
   ATTR_CLIENT_RETRY_AFTER,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
   ATTR_IDEMPOTENCY_FAIL_OPEN,
@@ -29,7 +30,10 @@ import {
   ATTR_IDEMPOTENCY_WAITED,
   ATTR_OAUTH_GRANT,
   ATTR_OAUTH_OUTCOME,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
   ATTR_STORE_OPERATION,
+  ATTR_URL_SCHEME,
   ATTR_WEBHOOK_ID,
   ATTR_WEBHOOK_ID_COVERED,
   ATTR_WEBHOOK_OUTCOME,
@@ -150,6 +154,35 @@ const outbound = (event: { origin: string; method: string }): Attributes => ({
   [ATTR_HTTP_REQUEST_METHOD]: event.method,
 });
 
+/** The port `server.port` names when an origin leaves it out: its scheme's default. */
+const DEFAULT_PORTS: { readonly [scheme: string]: number } = { http: 80, https: 443 };
+
+/**
+ * Where an attempt went, as the semantic conventions' HTTP client attributes name it:
+ * `server.address` (an IPv6 address without its brackets), `server.port` and `url.scheme`.
+ * Derived from the origin, the one place the event names it (never the path). None for an
+ * origin that is not a URL.
+ */
+function server(origin: string): Attributes {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return {};
+  }
+  const scheme = url.protocol.slice(0, -1);
+  const port = url.port === "" ? DEFAULT_PORTS[scheme] : Number(url.port);
+  return {
+    [ATTR_SERVER_ADDRESS]: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    ...(port === undefined ? {} : { [ATTR_SERVER_PORT]: port }),
+    [ATTR_URL_SCHEME]: scheme,
+  };
+}
+
+/** `http.request.resend_count`, on the attempts after the first only, as the semantic conventions ask. */
+const resendCount = (attempt: number): Attributes =>
+  attempt > 1 ? { [ATTR_HTTP_REQUEST_RESEND_COUNT]: attempt - 1 } : {};
+
 /**
  * An attempt's `error.type`: the platform's code for a network error, the outcome for a timeout
  * or an abort, the status for a 5xx (what the breaker counts as a failure). None for a 1xx-4xx.
@@ -260,7 +293,9 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     const attributes = { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: HANDLER_FAILED };
     const released = { [ATTR_WEBHOOK_RELEASED]: event.released };
     record.count(METRIC_WEBHOOK_DELIVERIES, { ...attributes, ...released, [ATTR_ERROR_TYPE]: HANDLER_FAILED });
-    handledDelivery(event, attributes, "release", released, record, HANDLER_FAILED);
+    // `status`: the handler answered outside 2xx (absent when it threw, and from a core before it).
+    const answered = { ...released, ...status(event.status) };
+    handledDelivery(event, attributes, "release", answered, record, HANDLER_FAILED);
   },
 
   "idempotency.rejected"(event, record) {
@@ -345,10 +380,23 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_CLIENT_ATTEMPTS, attributes);
     record.time(METRIC_CLIENT_ATTEMPT_DURATION, event.durationMs, attributes);
     const key = event.key === undefined ? {} : { [ATTR_IDEMPOTENCY_KEY]: event.key };
+    // INTERNAL, like every span here, though it stands for a request to a server: drawn after
+    // the fact, its context never reaches that server, and the semantic conventions' CLIENT
+    // span needs `url.full`, which events never carry (a path or query may hold a token). With
+    // HTTP instrumentation (undici's, for fetch), that instrumentation's CLIENT span is the one
+    // that carries the `traceparent`; a second CLIENT span per attempt would count each call
+    // twice in service graphs. The semantic conventions' attributes still say where it went.
     record.span(
       SPAN_CLIENT_ATTEMPT,
       event,
-      { ...attributes, [ATTR_CLIENT_ATTEMPT]: event.attempt, [ATTR_CLIENT_PROBE]: event.probe, ...key },
+      {
+        ...attributes,
+        ...server(event.origin),
+        ...resendCount(event.attempt),
+        [ATTR_CLIENT_ATTEMPT]: event.attempt,
+        [ATTR_CLIENT_PROBE]: event.probe,
+        ...key,
+      },
       error,
     );
   },

@@ -13,9 +13,9 @@ import { type CounterName, type HistogramName, type Instruments, METRIC_STORE_DU
 
 /** Where an event's data goes: one per hook. */
 export interface Sinks {
-  /** The instruments, made on first use (see `interlockTelemetry`). */
+  /** The current meter provider's instruments, made on its first use (see `interlockTelemetry`). */
   instruments(): Instruments;
-  /** The tracer, looked up on first use. */
+  /** The current tracer provider's tracer. */
   tracer(): Tracer;
   /** The clients' breaker registries, read by the breakers gauge. */
   breakers: BreakerGauge;

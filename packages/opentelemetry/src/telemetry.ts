@@ -4,10 +4,10 @@
  * where they go.
  */
 
-import { diag, type MeterProvider, metrics, type Tracer, type TracerProvider, trace } from "@opentelemetry/api";
+import { diag, type MeterProvider, metrics, type TracerProvider, trace } from "@opentelemetry/api";
 import { version } from "../package.json";
 import { BreakerGauge } from "./breakers.js";
-import { createInstruments, type Instruments } from "./instruments.js";
+import { createInstruments } from "./instruments.js";
 import { EVENT_TELEMETRY, type EventRow, type TelemetryEvent } from "./mapping.js";
 import { EventRecorder, type Sinks } from "./recorder.js";
 
@@ -19,9 +19,12 @@ export type TelemetryHook<E extends TelemetryEvent = TelemetryEvent> = (event: E
 
 /** Where the telemetry goes, and your own hook. */
 export interface InterlockTelemetryOptions<E extends TelemetryEvent = TelemetryEvent> {
-  /** Where metrics go. Default: the global one (`metrics.getMeter`), looked up at the first event. */
+  /**
+   * Where metrics go. Default: the global one (`metrics.getMeterProvider()`), looked up at each
+   * event, so an SDK registered after events have begun is used from then on.
+   */
   meterProvider?: MeterProvider;
-  /** Where spans go. Default: the global one (`trace.getTracer`). */
+  /** Where spans go. Default: the global one (`trace.getTracerProvider()`), looked up at each event. */
   tracerProvider?: TracerProvider;
   /**
    * Your own hook, called with every event after telemetry has recorded it (for logs): pass
@@ -40,25 +43,20 @@ export function interlockTelemetry<E extends TelemetryEvent = TelemetryEvent>(
   options: InterlockTelemetryOptions<E> = {},
 ): TelemetryHook<E> {
   const { meterProvider, tracerProvider, onEvent } = options;
-  // Looked up when first needed, not now: a global MeterProvider registered after this call
-  // (the SDK started later in the app's boot) is still the one used. A client's creation
-  // needs neither, so a client made before the SDK starts does not pin the no-op meter.
-  let instruments: Instruments | undefined;
-  let tracer: Tracer | undefined;
   const breakers = new BreakerGauge();
   const sinks: Sinks = {
     breakers,
-    instruments: () =>
-      (instruments ??= createInstruments(
-        meterProvider
-          ? meterProvider.getMeter(INSTRUMENTATION_SCOPE, version)
-          : metrics.getMeter(INSTRUMENTATION_SCOPE, version),
-        breakers,
-      )),
-    tracer: () =>
-      (tracer ??= tracerProvider
-        ? tracerProvider.getTracer(INSTRUMENTATION_SCOPE, version)
-        : trace.getTracer(INSTRUMENTATION_SCOPE, version)),
+    instruments: perProvider(
+      () => meterProvider ?? metrics.getMeterProvider(),
+      (provider) => createInstruments(provider.getMeter(INSTRUMENTATION_SCOPE, version), breakers),
+    ),
+    // The global TracerProvider is a proxy that starts delegating to the SDK's once it is
+    // registered; it is looked up at each event too, so that one replaced later (`trace.disable()`,
+    // then another) is followed.
+    tracer: perProvider(
+      () => tracerProvider ?? trace.getTracerProvider(),
+      (provider) => provider.getTracer(INSTRUMENTATION_SCOPE, version),
+    ),
   };
 
   function record(event: TelemetryEvent): void {
@@ -78,5 +76,26 @@ export function interlockTelemetry<E extends TelemetryEvent = TelemetryEvent>(
     }
     // Returned, so that an async hook's rejection reaches the emitter, which drops it.
     return onEvent?.(event);
+  };
+}
+
+/**
+ * What `make` builds for the provider `current()` returns, looked up at every call and built
+ * once per provider. Why not once and for all: until the SDK registers its MeterProvider, the
+ * global one is the API's no-op provider, and unlike tracing's there is no proxy that starts
+ * delegating to the SDK's later. Instruments made before the SDK started (an event during boot)
+ * would record nothing for the life of the process. Why once per provider: the instruments
+ * include the breakers gauge, whose callback must not be registered twice on one provider.
+ */
+function perProvider<P extends object, T>(current: () => P, make: (provider: P) => T): () => T {
+  const made = new WeakMap<P, T>();
+  return () => {
+    const provider = current();
+    let value = made.get(provider);
+    if (value === undefined) {
+      value = make(provider);
+      made.set(provider, value);
+    }
+    return value;
   };
 }

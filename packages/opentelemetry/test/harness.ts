@@ -175,7 +175,8 @@ export interface App {
 }
 
 /**
- * `POST /webhooks` (Standard Webhooks, `{"fail":true}` makes the handler throw) and
+ * `POST /webhooks` (Standard Webhooks, `{"fail":true}` makes the handler throw, `{"status":503}`
+ * answer that status) and
  * `POST /payments` (Idempotency-Key required, `principal: false`), on real Express.
  */
 export async function startApp(options: AppOptions): Promise<App> {
@@ -185,8 +186,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   if (serverSpans) app.use(serverSpan(serverSpans));
   app.post("/webhooks", webhook({ scheme: standardWebhooks, secret: SECRET, store, onEvent }), (req, res) => {
     const event = req.webhook;
-    if ((event?.payload as { fail?: boolean } | undefined)?.fail) throw new Error("handler failed");
-    res.json({ received: event?.id });
+    const order = event?.payload as { fail?: boolean; status?: number } | undefined;
+    if (order?.fail) throw new Error("handler failed");
+    res.status(order?.status ?? 200).json({ received: event?.id });
   });
   app.use(express.json({ verify: captureRawBody }));
   app.post("/payments", idempotency({ store, principal: false, required: true, onEvent }), async (req, res) => {

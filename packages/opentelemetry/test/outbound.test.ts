@@ -13,7 +13,7 @@ import {
   generateEncryptionKey,
   type OAuthEvent,
 } from "@interlock/oauth";
-import { SpanStatusCode } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   interlockTelemetry,
@@ -134,6 +134,39 @@ describe("@interlock/client events", () => {
       [1, SpanStatusCode.ERROR, "503"],
       [2, SpanStatusCode.UNSET, undefined],
     ]);
+    // INTERNAL, with the semantic conventions' attributes of where the attempt went; the resend
+    // count on the retry only.
+    const port = Number(new URL(server.origin).port);
+    expect(spans.map((s) => [s.kind, s.attributes])).toEqual([
+      [
+        SpanKind.INTERNAL,
+        {
+          ...get,
+          "interlock.client.outcome": "response",
+          "http.response.status_code": 503,
+          "error.type": "503",
+          "server.address": "127.0.0.1",
+          "server.port": port,
+          "url.scheme": "http",
+          "interlock.client.attempt": 1,
+          "interlock.client.probe": false,
+        },
+      ],
+      [
+        SpanKind.INTERNAL,
+        {
+          ...get,
+          "interlock.client.outcome": "response",
+          "http.response.status_code": 200,
+          "server.address": "127.0.0.1",
+          "server.port": port,
+          "url.scheme": "http",
+          "http.request.resend_count": 1,
+          "interlock.client.attempt": 2,
+          "interlock.client.probe": false,
+        },
+      ],
+    ]);
     // Neither the path nor the query reaches telemetry.
     expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain("secret");
   });
@@ -189,6 +222,31 @@ describe("@interlock/client events", () => {
     );
     const probe = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT).at(-1);
     expect(probe?.attributes["interlock.client.probe"]).toBe(true);
+  });
+});
+
+describe("where an attempt went", () => {
+  it("server.port is the scheme's default when the origin names none; an IPv6 address loses its brackets", async () => {
+    const { otel, onEvent } = telemetry();
+    const client = createClient({ onEvent, fetch: async () => new Response("ok") });
+    for (const url of ["https://api.example.com/things", "http://example.com/", "http://[::1]:8080/things"]) {
+      await (await client(url)).text();
+    }
+    const spans = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT);
+    expect(
+      spans.map((s) => [
+        s.attributes[ORIGIN],
+        s.attributes["server.address"],
+        s.attributes["server.port"],
+        s.attributes["url.scheme"],
+      ]),
+    ).toEqual([
+      ["https://api.example.com", "api.example.com", 443, "https"],
+      ["http://example.com", "example.com", 80, "http"],
+      ["http://[::1]:8080", "::1", 8080, "http"],
+    ]);
+    // Metrics keep the origin alone: the rest is derived from it, one series either way.
+    expect(JSON.stringify(await otel.metrics())).not.toContain("server.address");
   });
 });
 

@@ -368,6 +368,40 @@ describe("failures", () => {
     expect((await deliver("msg_4", { fail: false })).status).toBe(200);
   });
 
+  it("a handler that answers outside 2xx: handler_failed, its status on the handle span; a thrown one has none", async () => {
+    expect((await deliver("msg_status", { status: 503 })).status).toBe(503);
+    expect((await deliver("msg_throws", { fail: true })).status).toBe(500);
+    expect(eventOf("webhook.handler_failed").status).toBe(503);
+    const handles = (await interlockSpans()).filter((span) => span.name === "interlock.webhook.handle");
+    expect(handles.map(describeSpan)).toMatchObject([
+      {
+        status: SpanStatusCode.ERROR,
+        statusMessage: "handler_failed",
+        attributes: {
+          "interlock.webhook.id": "msg_status",
+          "interlock.webhook.outcome": "handler_failed",
+          "http.response.status_code": 503,
+          "error.type": "handler_failed",
+        },
+      },
+      { attributes: { "interlock.webhook.id": "msg_throws", "interlock.webhook.outcome": "handler_failed" } },
+    ]);
+    expect(handles[1]?.attributes).not.toHaveProperty("http.response.status_code");
+    // The counter is unchanged: the status goes on the span only.
+    const metrics = await world.otel.metrics();
+    expect(metrics["interlock.webhook.deliveries"]).toEqual([
+      {
+        attributes: {
+          "interlock.webhook.scheme": SCHEME,
+          "interlock.webhook.outcome": "handler_failed",
+          "interlock.webhook.released": true,
+          "error.type": "handler_failed",
+        },
+        value: 2,
+      },
+    ]);
+  });
+
   it("a handler that throws and a release that fails: released false, the release timed as failed", async () => {
     world.store.store.release = () => Promise.reject(new Error("connection reset"));
     expect((await deliver("msg_6", { fail: true })).status).toBe(500);
