@@ -126,8 +126,14 @@ class Call {
   #inFlight: AttemptAbort | undefined;
   #waiting: AbortController | undefined;
   #attempts = 0;
-  /** The last attempt's result, for the error the call may end with. */
+  /**
+   * What the last attempt got, for the error the call may end with: unset while an attempt is in
+   * flight, and without its response once that response's body is cancelled for a retry (an
+   * error never carries a body that can no longer be read).
+   */
   #last: AttemptResult | undefined;
+  /** The last attempt's status, for the give-up event: still true after its response is let go. */
+  #lastStatus: number | undefined;
   #previousBackoffMs = 0;
   #eventBase: ClientEventBase | undefined;
 
@@ -263,6 +269,9 @@ class Call {
     const request = this.#request;
     const number = ++this.#attempts;
     const started = s.elapsed();
+    // From here the last attempt is this one: what an earlier one got no longer describes the call.
+    this.#last = undefined;
+    this.#lastStatus = undefined;
     // One timer: the attempt's timeout or the call's deadline, whichever comes first.
     const untilDeadline = this.#deadlineAt === undefined ? Number.POSITIVE_INFINITY : this.#deadlineAt - started;
     const deadlineFirst = s.timeoutMs === undefined || untilDeadline <= s.timeoutMs;
@@ -370,6 +379,7 @@ class Call {
     const request = this.#request;
     const attempt = this.#attempts;
     this.#last = result;
+    this.#lastStatus = result.response?.status;
     const { response, error } = result;
     const wanted = s.retryOn({
       response,
@@ -420,7 +430,11 @@ class Call {
         budgetTokens: this.#budget?.tokens,
       });
     }
-    discard(result.response);
+    if (result.response) {
+      discard(result.response);
+      // Its body is gone: an error raised later (the deadline, the circuit opening meanwhile) must not hand it out.
+      this.#last = undefined;
+    }
     return delayMs;
   }
 
@@ -446,8 +460,13 @@ class Call {
   #emitGiveUp(reason: GiveUpReason): void {
     const { onEvent } = this.#s;
     if (!onEvent) return;
-    const status = this.#last?.response?.status;
-    emit(onEvent, { type: "client.give_up", ...this.#base(), reason, attempts: this.#attempts, status });
+    emit(onEvent, {
+      type: "client.give_up",
+      ...this.#base(),
+      reason,
+      attempts: this.#attempts,
+      status: this.#lastStatus,
+    });
   }
 
   #base(): ClientEventBase {

@@ -1,8 +1,9 @@
 /**
  * What the client throws when it stops on its own account. Each error says how many attempts
  * were made and carries what the last one got: its `response` (body unread, yours to read or
- * cancel) or its `cause`. A server relaying the failure can answer `toProblem()` as it is: the
- * message names neither the URL nor anything sent.
+ * cancel) or its `cause`. A response whose body the client cancelled to retry is never carried.
+ * A server relaying the failure can answer `toProblem()` as it is: the message names neither
+ * the URL nor anything sent.
  */
 
 import { InterlockError } from "@interlock/core";
@@ -18,7 +19,7 @@ export interface ClientErrorDetails {
   method: string;
   /** Attempts that reached the network (0 when refused before the first one). */
   attempts: number;
-  /** The last attempt's response, unread, when it got one. */
+  /** The response the call ended on, unread; never one whose body was cancelled for a retry. */
   response?: Response | undefined;
   /** The last attempt's error (a network error, an attempt timeout), when it got no response. */
   cause?: unknown;
@@ -36,7 +37,12 @@ export abstract class ClientError extends InterlockError {
   readonly method: string;
   /** Attempts that reached the network (0 when refused before the first one). */
   readonly attempts: number;
-  /** The last attempt's response, body unread (read or cancel it), when it got one. */
+  /**
+   * The response the call ended on, body unread: read or cancel it, or it keeps its connection.
+   * Undefined when the last attempt got none, and when the error came after the client moved on
+   * to a retry (the deadline passing, the circuit opening meanwhile): that response's body was
+   * cancelled before the wait.
+   */
   readonly response: Response | undefined;
 
   constructor(message: string, details: ClientErrorDetails) {

@@ -118,9 +118,10 @@ const platformFetch: FetchFunction = (input, init) => globalThis.fetch(input, in
 export function resolveOptions(options: ClientOptions): Settings {
   if (typeof options !== "object" || options === null) fail("options must be an object");
   const now = optionalFunction(options.now, "now");
-  const key = options.idempotencyKey === false ? undefined : (options.idempotencyKey ?? {});
-  const backoff = options.backoff ?? {};
-  const breaker = options.breaker === false ? undefined : (options.breaker ?? {});
+  const key = groupOrFalse(options.idempotencyKey, "idempotencyKey");
+  const backoff = group(options.backoff, "backoff");
+  const budgetOptions = groupOrFalse(options.budget, "budget");
+  const breaker = groupOrFalse(options.breaker, "breaker");
   const settings: Settings = {
     fetch: optionalFunction(options.fetch, "fetch") ?? platformFetch,
     platformFetch: options.fetch === undefined,
@@ -140,7 +141,7 @@ export function resolveOptions(options: ClientOptions): Settings {
       capMs: delay(backoff.capMs, "backoff.capMs", 10_000),
     },
     maxRetryAfterMs: delay(options.maxRetryAfterMs, "maxRetryAfterMs", 60_000),
-    budget: options.budget === false ? undefined : budget(options.budget ?? {}),
+    budget: budgetOptions && budget(budgetOptions),
     breaker: breaker && breakerPolicy(breaker),
     isFailure: optionalFunction(breaker?.isFailure, "breaker.isFailure") ?? defaultIsFailure,
     maxOrigins: wholeNumber(options.maxOrigins, "maxOrigins", 1000, 1),
@@ -168,9 +169,16 @@ function budget(options: RetryBudgetOptions): Required<RetryBudgetOptions> {
   return { capacity, retryCost, successRefund };
 }
 
+/** The fields only one breaker mode reads. */
+const MODE_FIELDS = {
+  consecutive: ["failures"],
+  ratio: ["threshold", "windowMs", "minimumCalls"],
+} as const;
+
 function breakerPolicy(options: BreakerOptions): BreakerPolicy {
   const halfOpenAfterMs = delay(options.halfOpenAfterMs, "breaker.halfOpenAfterMs", 10_000);
   const mode = oneOf("breaker.mode", options.mode, ["consecutive", "ratio"] as const, "consecutive");
+  refuseOtherModeFields(options, mode);
   if (mode === "consecutive") {
     const { failures } = options as { failures?: number };
     return { mode, halfOpenAfterMs, failures: wholeNumber(failures, "breaker.failures", 5, 1) };
@@ -185,6 +193,41 @@ function breakerPolicy(options: BreakerOptions): BreakerPolicy {
     windowMs: wholeNumber(ratio.windowMs, "breaker.windowMs", 10_000, 10),
     minimumCalls: wholeNumber(ratio.minimumCalls, "breaker.minimumCalls", 10, 1),
   };
+}
+
+/**
+ * The other mode's fields would be ignored: `{ threshold: 0.3 }` without `mode: "ratio"` would
+ * build a consecutive breaker, and the caller would believe their ratio was in force.
+ */
+function refuseOtherModeFields(options: BreakerOptions, mode: keyof typeof MODE_FIELDS): void {
+  const other = mode === "consecutive" ? "ratio" : "consecutive";
+  const given = MODE_FIELDS[other].filter((field) => (options as Record<string, unknown>)[field] !== undefined);
+  if (given.length === 0) return;
+  const names = given.map((field) => `breaker.${field}`).join(", ");
+  const current = options.mode === undefined ? `"${mode}" (the default)` : `"${mode}"`;
+  fail(
+    `${names}: only breaker.mode "${other}" reads ${given.length === 1 ? "it" : "them"}, and breaker.mode is ${current}`,
+  );
+}
+
+/**
+ * A group of options (`backoff`): an object of them, `{}` when not given. Without the check a
+ * JavaScript caller's `5` or `true` would read as `{}`, every setting in it silently its default.
+ */
+function group<T extends object>(value: T | undefined, name: string, orFalse = ""): T {
+  if (value === undefined) return {} as T;
+  if (!isOptionsObject(value)) fail(`${name} must be an object of options${orFalse}, got ${String(value)}`);
+  return value;
+}
+
+/** A group of options that `false` turns off (`budget`, `breaker`, `idempotencyKey`): undefined when off. */
+function groupOrFalse<T extends object>(value: T | false | undefined, name: string): T | undefined {
+  return value === false ? undefined : group(value, name, " or false");
+}
+
+/** An object of named settings: not a primitive, an array or a function (and from any realm). */
+function isOptionsObject(value: unknown): boolean {
+  return Object.prototype.toString.call(value) === "[object Object]";
 }
 
 function fail(message: string): never {

@@ -175,6 +175,28 @@ describe("consecutive failures", () => {
     expect(clock.slept).toEqual([50]); // no wait for a retry the open circuit would refuse
   });
 
+  it("a circuit other calls open while this call waits to retry: CircuitOpenError without the response it cancelled", async () => {
+    const server = await serve(() => ({ status: 503, body: "down" }));
+    const clock = new TestClock({ auto: false });
+    const { client, ofType } = clientOn({ idempotencyKey: false, breaker: { failures: 3 } }, clock);
+    const waiting = settled(client(server.url));
+    await clock.sleepRequested(50); // its first attempt got a 503; its retry waits 50 ms
+    // Two POSTs (not retried: no key) fail meanwhile: three failures in a row open the circuit.
+    for (let i = 0; i < 2; i++) await (await client(server.url, { method: "POST" })).body?.cancel();
+    expect(client.breakers.get(server.url)?.state).toBe("open");
+    await clock.advance(50);
+    const { error } = await waiting;
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error).toMatchObject({ attempts: 1 });
+    // The 503's body was cancelled before the wait: the error does not hand out a body that cannot be read.
+    expect((error as CircuitOpenError).response).toBeUndefined();
+    // The event still tells what that last attempt got.
+    expect(ofType("client.give_up").filter((e) => e.method === "GET")).toEqual([
+      expect.objectContaining({ reason: "circuit_open", attempts: 1, status: 503 }),
+    ]);
+    expect(server.received).toHaveLength(3);
+  });
+
   it("429s and 4xx do not count as failures; a success resets the count", async () => {
     const server = await serve([
       { status: 500 },

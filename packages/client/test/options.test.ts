@@ -31,6 +31,23 @@ const bad: Array<[string, unknown]> = [
   ["breaker.minimumCalls", { breaker: { mode: "ratio", minimumCalls: 0 } }],
   ["breaker.halfOpenAfterMs", { breaker: { halfOpenAfterMs: -1 } }],
   ["breaker.isFailure", { breaker: { isFailure: 500 } }],
+  // A group of options is an object of them: a JavaScript caller's 5 or true is not read as {}.
+  ["backoff", { backoff: 5 }],
+  ["backoff", { backoff: "x" }],
+  ["backoff", { backoff: false }],
+  ["budget", { budget: true }],
+  ["budget", { budget: 5 }],
+  ["budget", { budget: null }],
+  ["breaker", { breaker: "x" }],
+  ["breaker", { breaker: true }],
+  ["breaker", { breaker: [] }],
+  ["idempotencyKey", { idempotencyKey: true }],
+  ["idempotencyKey", { idempotencyKey: 5 }],
+  // The other mode's fields would be ignored, the breaker built otherwise than asked.
+  ["breaker.threshold", { breaker: { threshold: 0.3, windowMs: 30_000 } }],
+  ["breaker.windowMs", { breaker: { threshold: 0.3, windowMs: 30_000 } }],
+  ["breaker.minimumCalls", { breaker: { mode: "consecutive", minimumCalls: 20 } }],
+  ["breaker.failures", { breaker: { mode: "ratio", failures: 3 } }],
   ["maxOrigins", { maxOrigins: 0 }],
   ["fetch", { fetch: "https://example.com" }],
   ["onEvent", { onEvent: {} }],
@@ -52,6 +69,24 @@ describe("options", () => {
       createClient({ timeoutMs: false, deadlineMs: false, idempotencyKey: false, budget: false, breaker: false }),
     ).not.toThrow();
     expect(() => createClient({ breaker: { mode: "ratio" }, backoff: { strategy: "decorrelated" } })).not.toThrow();
+    expect(() =>
+      createClient({ breaker: { mode: "ratio", threshold: 0.3, failures: undefined } } as ClientOptions),
+    ).not.toThrow();
+    expect(() =>
+      createClient({ breaker: { failures: 3, halfOpenAfterMs: 1000 }, budget: { capacity: 5 } }),
+    ).not.toThrow();
+  });
+
+  it("says which mode reads the fields it refuses", () => {
+    expect(() => createClient({ breaker: { threshold: 0.3, windowMs: 30_000 } } as ClientOptions)).toThrow(
+      'createClient: breaker.threshold, breaker.windowMs: only breaker.mode "ratio" reads them, and breaker.mode is "consecutive" (the default)',
+    );
+    expect(() => createClient({ breaker: { mode: "ratio", failures: 3 } } as ClientOptions)).toThrow(
+      'createClient: breaker.failures: only breaker.mode "consecutive" reads it, and breaker.mode is "ratio"',
+    );
+    expect(() => createClient({ budget: true } as unknown as ClientOptions)).toThrow(
+      "createClient: budget must be an object of options or false, got true",
+    );
   });
 
   it("a client is a function with its registries", () => {
