@@ -86,6 +86,36 @@ describe("mayReadBody", () => {
   });
 });
 
+describe("refusesUnread", () => {
+  it("agrees with begin: true exactly when begin refuses without reading the body or claiming", async () => {
+    for (const required of [false, true]) {
+      const store = new MemoryStore();
+      const engine = createIdempotency({ store, principal: false, required, methods: ["POST"] });
+      const cases = [
+        {},
+        { "idempotency-key": "k-1" },
+        { "idempotency-key": "not a key\u0001" },
+        { "idempotency-key": ["a", "b"] },
+      ];
+      for (const method of ["POST", "GET"]) {
+        for (const headers of cases) {
+          let read = false;
+          const body = () => {
+            read = true;
+            return "{}";
+          };
+          const request: IdempotencyRequest = { method, route: "/r", path: "/r", headers, body };
+          const refuses = engine.refusesUnread(request);
+          const decision = await engine.begin(request);
+          if (decision.action === "execute") await engine.abort(decision.ticket);
+          const label = `${method} ${JSON.stringify(headers)} required=${required}`;
+          expect(refuses, label).toBe(decision.action === "respond" && !read);
+        }
+      }
+    }
+  });
+});
+
 describe("parseIdempotencyKey", () => {
   it.each([
     ['"abc"', "abc"],

@@ -1,10 +1,12 @@
 /**
- * `idempotency(options)`: the `Idempotency-Key` engine around a Fastify route. The raw body
- * is kept in `preParsing` (for a request with a key: no other is ever read for the engine),
- * the key is claimed in `preHandler` (where the engine takes the body only if the fingerprint
- * needs it), the handler's response is captured and stored as it is
- * sent (`onSend`), and a handler that throws releases the key (`onError`, or Fastify's
- * diagnostics channel for a hijacked reply). Refusals and replays are answered before the handler.
+ * `idempotency(options)`: the `Idempotency-Key` engine around a Fastify route. A request the
+ * engine refuses from its headers alone is answered in `preParsing`, before Fastify's parsers
+ * can answer it with an error of their own; otherwise the raw body is kept there (for a request
+ * with a key: no other is ever read for the engine), the key is claimed in `preHandler` (where
+ * the engine takes the body only if the fingerprint needs it), the handler's response is
+ * captured and stored as it is sent (`onSend`), and a handler that throws releases the key
+ * (`onError`, or Fastify's diagnostics channel for a hijacked reply). Refusals and replays are
+ * answered before the handler.
  */
 
 import {
@@ -101,6 +103,19 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
   // The app's own `route` is its pattern; the default one is named only where Fastify matched a route.
   const patternOf = (request: FastifyRequest) => (options.route ? undefined : () => matchedPattern(request));
 
+  /** The engine's view of the request. */
+  function neutralOf(request: FastifyRequest): FastifyIdempotencyRequest {
+    return {
+      method: request.method,
+      route: route(request),
+      routePattern: patternOf(request),
+      path: request.url,
+      headers: request.headers,
+      body: () => keptBody(request),
+      context: request,
+    };
+  }
+
   /** Stores what a hijacked reply wrote: once it has finished, or once the client left and it ended. */
   async function finishHijacked(request: FastifyRequest): Promise<void> {
     const run = takeRun(request);
@@ -113,35 +128,31 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     if (run) await engine.abort(run.ticket);
   }
 
+  const capture = captureRawBody({
+    limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
+    consumed: CONSUMED,
+    // A payload already read (Fastify could not parse it either): refused now, reported by the engine.
+    refuse: (error, request, reply) => answer(engine.refuse(neutralOf(request), error), request, reply, onError),
+    // Past the limit: refused (413) only if the engine asks for the body.
+    tooLarge: "defer",
+    // A request without a key is passed or refused unread: its payload goes to Fastify as sent.
+    wanted: (request) => engine.mayReadBody(request),
+  });
+
   return hookSet("last", {
-    preParsing: captureRawBody({
-      limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
-      consumed: CONSUMED,
-      // A payload already read (Fastify could not parse it either): refused now, reported by the engine.
-      refuse: (error, request, reply) => {
-        const decision = engine.refuse(
-          { method: request.method, route: route(request), routePattern: patternOf(request), headers: request.headers },
-          error,
-        );
-        answer(decision, request, reply, onError);
-      },
-      // Past the limit: refused (413) only if the engine asks for the body.
-      tooLarge: "defer",
-      // A request without a key is passed or refused unread: its payload goes to Fastify as sent.
-      wanted: (request) => engine.mayReadBody(request),
-    }),
+    preParsing(request, reply, payload, done) {
+      // Left to preHandler, the refusal would come after Fastify's parsers, whose own errors (415
+      // for a type none parses, 400 for an empty JSON body) would answer first.
+      if (!engine.refusesUnread(request)) return capture(request, reply, payload, done);
+      // Refused before the body is read or a key claimed; a method the engine does not cover passes.
+      engine.begin(neutralOf(request)).then((decision) => {
+        if (decision.action === "respond") return answer(decision, request, reply, onError);
+        capture(request, reply, payload, done);
+      }, done);
+    },
 
     preHandler(request, reply, done) {
-      const neutral: FastifyIdempotencyRequest = {
-        method: request.method,
-        route: route(request),
-        routePattern: patternOf(request),
-        path: request.url,
-        headers: request.headers,
-        body: () => keptBody(request),
-        context: request,
-      };
-      engine.begin(neutral).then((decision) => {
+      engine.begin(neutralOf(request)).then((decision) => {
         if (decision.action === "respond")
           return answer(decision, request, reply, decision.replayed ? undefined : onError);
         if (decision.action === "execute") {

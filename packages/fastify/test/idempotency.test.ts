@@ -640,6 +640,97 @@ describe("a request body stream that fails otherwise", () => {
   });
 });
 
+describe("a key refused from the headers alone", () => {
+  it("is refused (400 problem+json, an event) before Fastify parses the body, whose own error would answer first", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = idempotency(options({ onEvent: (event) => events.push(event) }));
+      app.post("/pay", { config: { interlock: hooks } }, async () => ({ call: ++calls }));
+      const required = idempotency(options({ required: true, onEvent: (event) => events.push(event) }));
+      app.route({ method: ["GET", "POST"], url: "/must", config: { interlock: required }, handler: async () => ({}) });
+    });
+    // No parser takes XML (Fastify: 415), an empty JSON body fails Fastify's JSON parser (400).
+    const answers = [
+      await send("/pay", "a b", { type: "application/xml", body: "<a/>" }),
+      await send("/pay", "a b", { body: "" }),
+      await send("/must", undefined, { type: "application/xml", body: "<a/>" }),
+      await send("/must", undefined, { body: "", headers: { "x-request-id": "req-missing" } }),
+    ];
+    const seen = await Promise.all(
+      answers.map(async (r) => [r.status, r.headers.get("content-type"), ((await r.json()) as { code: string }).code]),
+    );
+    const problem = expect.stringMatching(/^application\/problem\+json/);
+    expect(seen).toEqual([
+      [400, problem, "idempotency_key_invalid"],
+      [400, problem, "idempotency_key_invalid"],
+      [400, problem, "idempotency_key_missing"],
+      [400, problem, "idempotency_key_missing"],
+    ]);
+    expect(calls).toBe(0);
+    const rejected = (route: string, code: string) => ({ type: "idempotency.rejected", method: "POST", route, code });
+    expect(events).toEqual([
+      rejected("/pay", "idempotency_key_invalid"),
+      rejected("/pay", "idempotency_key_invalid"),
+      rejected("/must", "idempotency_key_missing"),
+      { ...rejected("/must", "idempotency_key_missing"), correlationId: "req-missing" },
+    ]);
+    // A method the engine does not cover passes, and a valid key is claimed as ever.
+    expect((await fetch(`${running.url}/must`)).status).toBe(200);
+    expect((await send("/pay", newKey(), { body: '{"a":1}' })).status).toBe(200);
+    expect(calls).toBe(1);
+  });
+
+  it("goes through onError like every refusal", async () => {
+    const seen: string[] = [];
+    await start(
+      options({
+        onError: (decision, _request, reply) => {
+          seen.push(String(decision.error?.code));
+          return reply.code(decision.response.status).send({ error: "custom" });
+        },
+      }),
+      (app, hooks) => {
+        app.post("/pay", hooks, async () => ({ ok: true }));
+      },
+    );
+    const invalid = await send("/pay", "a b", { type: "application/xml", body: "<a/>" });
+    expect([invalid.status, await invalid.json()]).toEqual([400, { error: "custom" }]);
+    expect(seen).toEqual(["idempotency_key_invalid"]);
+  });
+
+  it("a `required` function is asked after the route's own hooks, which it may read", async () => {
+    const asked: unknown[] = [];
+    running = await listen((app) => {
+      const hooks = idempotency(
+        options({
+          required: (request) => {
+            asked.push((request.context as { user?: string }).user);
+            return true;
+          },
+        }),
+      );
+      app.decorateRequest("user", undefined);
+      app.post(
+        "/pay",
+        {
+          preHandler: async (request) => {
+            (request as { user?: string }).user = "ann";
+          },
+          config: { interlock: hooks },
+        },
+        async () => ({}),
+      );
+    });
+    const missing = await send("/pay", undefined, { body: '{"a":1}' });
+    expect([missing.status, ((await missing.json()) as { code: string }).code]).toEqual([
+      400,
+      "idempotency_key_missing",
+    ]);
+    expect(asked).toEqual(["ann"]);
+  });
+});
+
 describe("the watch for a hijack", () => {
   it("puts the same function on every reply as its hijack, not a closure per reply (~8 µs a request on Node 20)", async () => {
     const seen: Array<{ hijack: unknown; fastifys: unknown }> = [];

@@ -37,6 +37,8 @@ interface LazyBody {
   parsed: { value: unknown } | undefined;
   ctx: Context;
   limit: number;
+  /** The bytes inflated as their `Content-Encoding` says, once they have been. */
+  inflated: Buffer | undefined;
 }
 
 const LAZY_BODY = Symbol("@interlock/koa.lazyBody");
@@ -67,25 +69,55 @@ const INFLATE: Record<string, (bytes: Buffer, options: ZlibOptions) => Buffer> =
   br: brotliDecompressSync,
 };
 
-/** The body as text: inflated as its `Content-Encoding` says, decoded in its `charset`; else a 4xx, as the body parsers answer. */
-function bodyText({ raw, ctx, limit }: LazyBody): string {
-  // Node's header object, not Koa's getters: this runs for every keyed JSON request.
-  const headers = ctx.req.headers;
-  const encoding = headers["content-encoding"]?.trim().toLowerCase() || "identity";
-  let bytes = raw;
-  if (encoding !== "identity") {
-    const inflate = INFLATE[encoding];
-    if (inflate === undefined) return ctx.throw(415, `unsupported content-encoding "${encoding}"`);
-    try {
-      // maxOutputLength: a small compressed body must not inflate past the limit (a zip bomb).
-      bytes = inflate(raw, { maxOutputLength: limit });
-    } catch (error) {
-      if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE")
-        return ctx.throw(413, `the request body inflates past ${limit} bytes`);
-      return ctx.throw(400, `the request body is not valid ${encoding} data`);
-    }
+/** The body's `Content-Encoding`, lower case. Node's header object, not Koa's getters: asked for every keyed JSON request. */
+const encodingOf = (ctx: Context): string => ctx.req.headers["content-encoding"]?.trim().toLowerCase() || "identity";
+
+/**
+ * The bytes inflated as their `Content-Encoding` says (as sent without one), kept for the next
+ * read; undefined past the limit; a 4xx, as the body parsers answer, for another encoding or
+ * data that is not what it says.
+ */
+function inflateWithinLimit(lazy: LazyBody): Buffer | undefined {
+  const { raw, ctx, limit } = lazy;
+  const encoding = encodingOf(ctx);
+  if (encoding === "identity") return raw;
+  const inflate = INFLATE[encoding];
+  if (inflate === undefined) return ctx.throw(415, `unsupported content-encoding "${encoding}"`);
+  try {
+    // maxOutputLength: a small compressed body must not inflate past the limit (a zip bomb).
+    lazy.inflated = inflate(raw, { maxOutputLength: limit });
+    return lazy.inflated;
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") return undefined;
+    return ctx.throw(400, `the request body is not valid ${encoding} data`);
   }
-  const contentType = headers["content-type"] ?? "";
+}
+
+/**
+ * Whether the compressed JSON or form body just read inflates past the limit. `idempotency()`
+ * asks as it reads the body for the fingerprint, so such a body (a zip bomb) is core's 413
+ * `body_too_large`, refused with its event before a key is claimed or the handler runs, as
+ * Express's parsers refuse it, rather than Koa's own 413 on the handler's first read of
+ * `ctx.request.body`. The inflated bytes are kept for that read. Another failure (an unknown
+ * encoding, data that is not what it says) is left to that read, answered as the body parsers
+ * answer it.
+ */
+export function inflatesPastLimit(ctx: Context): boolean {
+  const lazy = (ctx.request as Partial<WithLazyBody>)[LAZY_BODY];
+  if (lazy === undefined || encodingOf(ctx) === "identity") return false;
+  try {
+    return inflateWithinLimit(lazy) === undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** The body as text: inflated as its `Content-Encoding` says, decoded in its `charset`; else a 4xx, as the body parsers answer. */
+function bodyText(lazy: LazyBody): string {
+  const { ctx } = lazy;
+  const bytes =
+    lazy.inflated ?? inflateWithinLimit(lazy) ?? ctx.throw(413, `the request body inflates past ${lazy.limit} bytes`);
+  const contentType = ctx.req.headers["content-type"] ?? "";
   // Most bodies name no charset: no parameters to look through.
   const charset = contentType.includes(";") ? charsetOf(contentType) : "utf-8";
   if (charset === "utf-8" || charset === "utf8") return bytes.toString("utf8");
@@ -108,7 +140,7 @@ function writeLazyBody(this: WithLazyBody, value: unknown): void {
 
 function defineLazyBody(ctx: Context, raw: Buffer, parse: Parse, limit: number): void {
   const request = ctx.request as WithLazyBody;
-  request[LAZY_BODY] = { raw, parse, parsed: undefined, ctx, limit };
+  request[LAZY_BODY] = { raw, parse, parsed: undefined, ctx, limit, inflated: undefined };
   Object.defineProperty(request, "body", {
     configurable: true,
     enumerable: true,

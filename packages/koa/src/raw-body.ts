@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http";
 import { announcesBody, BodyCollector, BodyError } from "@interlock/core";
 import type { Context } from "koa";
 import { notRawMessage } from "./errors.js";
-import { exposeBody } from "./parse.js";
+import { exposeBody, inflatesPastLimit } from "./parse.js";
 
 const EMPTY = Buffer.alloc(0);
 // Kept on the request itself. Not a WeakMap: every WeakMap entry is an ephemeron the collector
@@ -50,7 +50,11 @@ export async function readRawBody(
   // body (nothing claimed, so its retry runs), as on Hono, Fastify and the web adapter.
   const body = await collect(req, limit).catch(() => BodyError.incomplete());
   if (body instanceof BodyError) return body;
-  return body === undefined ? BodyError.tooLarge(limit) : remember(req, body, ctx, true, limit);
+  if (body === undefined) return BodyError.tooLarge(limit);
+  remember(req, body, ctx, true, limit);
+  // Bounded inflated too, for the engine to refuse before the handler runs (see inflatesPastLimit).
+  // Not for webhook(): core refuses every compressed delivery (415), inflated or not.
+  return middleware === "idempotency" && inflatesPastLimit(ctx) ? BodyError.tooLarge(limit) : body;
 }
 
 function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean, limit: number): Buffer {

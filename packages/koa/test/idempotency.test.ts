@@ -713,7 +713,7 @@ describe("raw body", () => {
     expect(world.calls).toBe(1);
   });
 
-  it("a compressed body is inflated and its charset decoded, as the body parsers do; a zip bomb is 413", async () => {
+  it("a compressed body is inflated and its charset decoded, as the body parsers do; a zip bomb is 413 body_too_large", async () => {
     const world = await start(
       [
         [
@@ -747,12 +747,52 @@ describe("raw body", () => {
     const bomb = await send("/payments", newId("key"), gzipSync(Buffer.alloc(100_000, 0x20)), {
       "content-encoding": "gzip",
     });
-    expect(bomb.status).toBe(413);
+    expect([bomb.status, ((await bomb.json()) as { code: string }).code]).toEqual([413, "body_too_large"]);
+    // Left to the handler's read of ctx.request.body, answered as the body parsers answer them.
     const unknown = await send("/payments", newId("key"), json, { "content-encoding": "compress" });
     expect(unknown.status).toBe(415);
     const corrupt = await send("/payments", newId("key"), "not gzip at all", { "content-encoding": "gzip" });
     expect(corrupt.status).toBe(400);
-    expect(world.calls).toBe(7);
+    expect(world.calls).toBe(6);
+  });
+
+  it("a body that inflates past bodyLimit: core's 413 body_too_large with its event, before a claim or the handler", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/payments",
+          (ctx) => {
+            ctx.status = 201;
+            ctx.body = { got: ctx.request.body };
+          },
+        ],
+      ],
+      { bodyLimit: 4096 },
+    );
+    const key = newId("key");
+    const bomb = gzipSync(JSON.stringify({ pad: "p".repeat(10_000) }));
+    expect(bomb.length).toBeLessThan(4096);
+    const gzip = { "content-encoding": "gzip", "x-request-id": "req-bomb" };
+    for (const attempt of [1, 2]) {
+      const refused = await send("/payments", key, bomb, gzip);
+      expect([attempt, refused.status, refused.headers.get("content-type")]).toEqual([
+        attempt,
+        413,
+        "application/problem+json",
+      ]);
+      expect(await refused.json()).toMatchObject({ code: "body_too_large", status: 413 });
+    }
+    expect(world.calls).toBe(0);
+    const rejected = { type: "idempotency.rejected", method: "POST", route: "/payments", code: "body_too_large" };
+    expect(world.events).toEqual([
+      { ...rejected, correlationId: "req-bomb" },
+      { ...rejected, correlationId: "req-bomb" },
+    ]);
+    // Nothing was claimed: the same key with a body within the limit runs.
+    const small = await send("/payments", key, gzipSync('{"a":1}'), gzip);
+    expect([small.status, await small.json()]).toEqual([201, { got: { a: 1 } }]);
+    expect(world.calls).toBe(1);
   });
 
   it("requests the engine passes through are left unread, for the app's own body parser after it", async () => {

@@ -226,6 +226,14 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
    */
   mayReadBody(request: Pick<IdempotencyRequest, "method" | "headers">): boolean;
   /**
+   * Whether `begin` refuses this request from its headers alone, reading no body and claiming
+   * nothing: a covered method with a malformed key, or with none where `required` is `true` (a
+   * `required` function is asked by `begin` only). For adapters whose framework parses the body
+   * before `begin` can run, and would answer a body it cannot parse with an error of its own
+   * first: they call `begin` early for such a request.
+   */
+  refusesUnread(request: Pick<IdempotencyRequest, "method" | "headers">): boolean;
+  /**
    * Stores the captured response per the cache policy; resolves to whether it was stored.
    * Never throws: failures become events. `transaction` is passed to the store (the
    * PostgreSQL store writes the record inside your transaction): commit only when this
@@ -563,6 +571,12 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     options,
     mayReadBody(request) {
       return methods.has(request.method.toUpperCase()) && headerReader(request.headers)(headerName) !== undefined;
+    },
+    refusesUnread(request) {
+      if (!methods.has(request.method.toUpperCase())) return false;
+      const header = headerReader(request.headers)(headerName);
+      if (header === undefined) return options.required === true;
+      return typeof header !== "string" || parseIdempotencyKey(header) === undefined;
     },
     async begin(request) {
       const method = request.method.toUpperCase();
