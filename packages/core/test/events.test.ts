@@ -138,7 +138,7 @@ describe("webhook events", () => {
     expect(events.slice(4).every((event) => !("correlationId" in event))).toBe(true);
   });
 
-  it("a verifier alone reports the correlation id too", async () => {
+  function verifierNoting() {
     const events: InterlockEvent[] = [];
     const verifier = createWebhookVerifier({
       scheme: standardWebhooks,
@@ -146,6 +146,11 @@ describe("webhook events", () => {
       now: clockAt(NOW),
       onEvent: (event) => events.push(event),
     });
+    return { verifier, events };
+  }
+
+  it("a verifier alone reports the correlation id too", async () => {
+    const { verifier, events } = verifierNoting();
     const { headers } = await delivery();
     await verifier.verify({ ...headers, "x-request-id": "req-3" }, BODY);
     await verifier.verify({ ...headers, "x-request-id": "req-4" }, "tampered").catch(() => {});
@@ -156,13 +161,7 @@ describe("webhook events", () => {
   });
 
   it("a refused delivery's unverified id is carried only when it is a plain short id", async () => {
-    const events: InterlockEvent[] = [];
-    const verifier = createWebhookVerifier({
-      scheme: standardWebhooks,
-      secret: SECRET,
-      now: clockAt(NOW),
-      onEvent: (event) => events.push(event),
-    });
+    const { verifier, events } = verifierNoting();
     const { headers } = await delivery();
     const forged = '\t{"level":"error","msg":"forged"}';
     for (const id of ["msg_ok", `msg_${"x".repeat(200)}`, `msg${forged}`, "msg ok"]) {

@@ -27,6 +27,17 @@ const REMOTE_PARENT = "00f067aa0ba902b7";
 const TRACEPARENT = `00-${TRACE_ID}-${REMOTE_PARENT}-01`;
 const SCHEME = "standard-webhooks";
 
+/** The deliveries counter's point for `value` deliveries whose handler failed and was released. */
+const failedDeliveries = (value: number) => ({
+  attributes: {
+    "interlock.webhook.scheme": SCHEME,
+    "interlock.webhook.outcome": "handler_failed",
+    "interlock.webhook.released": true,
+    "error.type": "handler_failed",
+  },
+  value,
+});
+
 let unregister: () => void;
 beforeAll(() => {
   unregister = registerContext();
@@ -341,17 +352,7 @@ describe("failures", () => {
     });
     const failed = eventOf("webhook.handler_failed");
     const metrics = await world.otel.metrics();
-    expect(metrics["interlock.webhook.deliveries"]).toEqual([
-      {
-        attributes: {
-          "interlock.webhook.scheme": SCHEME,
-          "interlock.webhook.outcome": "handler_failed",
-          "interlock.webhook.released": true,
-          "error.type": "handler_failed",
-        },
-        value: 1,
-      },
-    ]);
+    expect(metrics["interlock.webhook.deliveries"]).toEqual([failedDeliveries(1)]);
     expect(metrics["interlock.webhook.handler.duration"]).toEqual([
       {
         attributes: { "interlock.webhook.scheme": SCHEME, "interlock.webhook.outcome": "handler_failed" },
@@ -389,17 +390,7 @@ describe("failures", () => {
     expect(handles[1]?.attributes).not.toHaveProperty("http.response.status_code");
     // The counter is unchanged: the status goes on the span only.
     const metrics = await world.otel.metrics();
-    expect(metrics["interlock.webhook.deliveries"]).toEqual([
-      {
-        attributes: {
-          "interlock.webhook.scheme": SCHEME,
-          "interlock.webhook.outcome": "handler_failed",
-          "interlock.webhook.released": true,
-          "error.type": "handler_failed",
-        },
-        value: 2,
-      },
-    ]);
+    expect(metrics["interlock.webhook.deliveries"]).toEqual([failedDeliveries(2)]);
   });
 
   it("a handler that throws and a release that fails: released false, the release timed as failed", async () => {
