@@ -17,8 +17,14 @@ export function send(res: ServerResponse, response: HttpResponse): void {
   res.statusCode = response.status;
   for (const [name, values] of headers) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
   const { body } = response;
+  // Framed by its length, as Express's res.send frames its own: without one, Node closes an
+  // HTTP/1.0 keep-alive connection to mark the end, and a request queued on it goes unanswered.
+  if (hasContent(response.status)) res.setHeader("content-length", body.byteLength);
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
+
+/** Whether a response of `status` has content to frame (RFC 9110 §6.4.1: not 1xx, 204, 304). */
+const hasContent = (status: number): boolean => status >= 200 && status !== 204 && status !== 304;
 
 /**
  * Gives the app's `onError` the first say; if it did not start a response, the default goes

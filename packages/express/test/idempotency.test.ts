@@ -1,4 +1,5 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
+import { connect } from "node:net";
 import { PassThrough, Readable } from "node:stream";
 import { gunzipSync } from "node:zlib";
 import {
@@ -380,6 +381,43 @@ describe("idempotency(): response capture", () => {
     for (let i = 0; i < 3; i++) expect((await post(`${world.url}/fail`, key)).status).toBe(503);
     for (let i = 0; i < 3; i++) expect((await post(`${world.url}/written`, key)).text).toBe("ab");
     expect(world.runs()).toBe(5); // /pay once, /fail three times (5xx released), /written once
+  });
+});
+
+describe("idempotency(): answers framed by their length", () => {
+  it("an HTTP/1.0 keep-alive client gets the replay and the next answer on the same connection", async () => {
+    const world = await start((app, use, idem) => {
+      app.post(
+        "/payments",
+        idem,
+        use((_req, res) => void res.status(201).json({ ok: 1 })),
+      );
+    });
+    const { hostname, port } = new URL(world.url);
+    const socket = connect(Number(port), hostname);
+    let received = "";
+    socket.setEncoding("latin1").on("data", (chunk: string) => {
+      received += chunk;
+    });
+    const closed = new Promise<boolean>((resolve) => {
+      socket.on("close", () => resolve(true));
+      setTimeout(() => resolve(false), 1_000);
+    });
+    const request = (key: string) =>
+      `POST /payments HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n` +
+      `X-Api-Key: client-a\r\nIdempotency-Key: ${key}\r\nContent-Length: 2\r\n\r\n{}`;
+    const [x, y] = [newKey(), newKey()];
+    for (const key of [x, x, y]) {
+      socket.write(request(key));
+      await sleep(100); // one at a time: each answer before the next request
+    }
+    expect(await closed).toBe(false);
+    socket.destroy();
+    const answers = received.split("HTTP/1.1 ").slice(1);
+    expect(answers.map((answer) => answer.slice(0, 3))).toEqual(["201", "201", "201"]);
+    expect(answers[1]).toMatch(/content-length: 8\r\n/i);
+    expect(answers[1]).toMatch(/idempotent-replayed: true/i);
+    expect(world.runs()).toBe(2);
   });
 });
 
