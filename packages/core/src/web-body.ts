@@ -60,6 +60,13 @@ export interface Recording {
    * end). A reader that comes later still gets every byte, in order. Never rejects.
    */
   readAhead(): void;
+  /**
+   * Reads on while the body has chunks ready (each read settles before the next macrotask), and
+   * resolves to the whole body when it ended meanwhile within the limit, settled by then: what a
+   * host can send whole, framed by its length. Undefined for a body still being produced, or
+   * past the limit: then `stream` is sent, and `readAhead` reads on. Never rejects.
+   */
+  readReady(): Promise<Uint8Array | undefined>;
 }
 
 /**
@@ -89,6 +96,8 @@ export function recordBody(
   };
   /** No more to read: the body ended, failed, or the reader cancelled (`cancelled`: the queue is closed too). */
   let ended = false;
+  /** The body, once it ended within the limit. */
+  let whole: Uint8Array | undefined;
   let cancelled = false;
   let controller: ReadableStreamDefaultController<Uint8Array>;
   /** One chunk from the body: kept, and into the queue unless the reader cancelled. */
@@ -105,7 +114,8 @@ export function recordBody(
     }
     if (next.done) {
       ended = true;
-      await settleOnce(kept?.body());
+      whole = kept?.body();
+      await settleOnce(whole);
       if (!cancelled) controller.close();
       return;
     }
@@ -156,8 +166,16 @@ export function recordBody(
     // Past the limit nothing more is kept: the key is released now, whether the rest is ever read.
     await settleOnce(undefined);
   };
+  const readReady = async () => {
+    // A read still pending when the loop stops is left to the stream's reader, never waited for;
+    // one that ended the body is only settling it (the store's write), which the answer awaits.
+    while (!ended && kept !== undefined && (await settlesNow(readInTurn()))) {}
+    if (!ended || whole === undefined) return undefined;
+    await reading;
+    return whole;
+  };
   // Nobody awaits this: when `settle` fails, a reader that comes later gets the failure from its read.
-  return { stream: recorded, readAhead: () => void readAhead().catch(() => {}) };
+  return { stream: recorded, readAhead: () => void readAhead().catch(() => {}), readReady };
 }
 
 /** True when `promise` settles before the next macrotask: what was ready, not what is still coming. */

@@ -164,6 +164,16 @@ async function execute<R extends Request>(
     finish: (captured) => engine.finish(ticket, captured),
     abort: () => engine.abort(ticket),
   });
-  recorded.recording?.readAhead();
+  const { recording } = recorded;
+  if (recording === undefined) return recorded.response;
+  // A body ready at once (a string, bytes, JSON) is sent whole, so the host frames it with its
+  // length, as it frames the handler's own Response (without one, Node marks the end of an
+  // answer to an HTTP/1.0 keep-alive client by closing the connection). One still being
+  // produced is streamed as it comes, its end held until the engine has stored it.
+  const whole = await recording.readReady();
+  if (whole !== undefined) {
+    return new Response(whole, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+  recording.readAhead();
   return recorded.response;
 }

@@ -307,20 +307,56 @@ describe("recording the answer", () => {
       await stored;
       return complete(...args);
     };
-    const handle = withIdempotency(options([], { store }), async () => new Response("done", { status: 201 }));
+    const streamed = () =>
+      new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          await new Promise((resolve) => setTimeout(resolve, 5)); // produced as it goes, not ready at once
+          controller.enqueue(encoder.encode("done"));
+          controller.close();
+        },
+      });
+    const handle = withIdempotency(options([], { store }), async (request) =>
+      request.headers.get("x-stream")
+        ? new Response(streamed(), { status: 201 })
+        : new Response("done", { status: 201 }),
+    );
+    // A body ready at once goes out whole (framed by its length), once stored.
     const key = uniqueId("key");
-    const response = await handle(requestOf(key));
+    let answered = false;
+    const whole = handle(requestOf(key)).then((response) => {
+      answered = true;
+      return response;
+    });
+    // A streamed one goes out as it comes, its end held.
+    const streamedKey = uniqueId("key");
+    const streaming = () => {
+      const request = requestOf(streamedKey);
+      request.headers.set("x-stream", "1");
+      return request;
+    };
+    const response = await handle(streaming());
     let ended = false;
     const text = response.text().then((t) => {
       ended = true;
       return t;
     });
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(ended).toBe(false); // held: the store has not completed the key
+    expect([answered, ended]).toEqual([false, false]); // held: the store has completed neither key
     storing();
+    expect(await (await whole).text()).toBe("done");
     expect(await text).toBe("done");
-    const replay = await handle(requestOf(key));
-    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    for (const replayed of [await handle(requestOf(key)), await handle(streaming())]) {
+      expect(replayed.headers.get("idempotent-replayed")).toBe("true");
+    }
+  });
+
+  it("a body ready at once goes out framed by its length, first answer and replay alike", async () => {
+    const url = await start(withIdempotency(options(), async () => Response.json({ id: "pay_1" }, { status: 201 })));
+    const key = uniqueId("key");
+    const [first, replay] = [await send(url, key), await send(url, key)];
+    expect([first.headers.get("content-length"), first.headers.get("transfer-encoding")]).toEqual(["14", null]);
+    expect([replay.headers.get("content-length"), replay.headers.get("idempotent-replayed")]).toEqual(["14", "true"]);
+    expect([await first.text(), await replay.text()]).toEqual(['{"id":"pay_1"}', '{"id":"pay_1"}']);
   });
 
   it("is stored even when nobody reads it: the answer is read on at once", async () => {
