@@ -14,16 +14,21 @@ const EMPTY = new Uint8Array();
 
 /**
  * Writes Interlock's `response`, unless `takeOver` (the app's `onError`) answered itself: it
- * did when it changed `ctx.body` or `ctx.status`.
+ * did when it changed `ctx.body`, or set `ctx.status`, even to the 404 Koa starts with (an app
+ * hiding its webhook route from bad signatures), which Koa notes as `_explicitStatus`.
  */
 export async function answer(ctx: Context, response: HttpResponse, takeOver?: () => void | Promise<void>) {
   if (takeOver) {
     const { body, status } = ctx;
+    const explicit = statusSet(ctx);
     await takeOver();
-    if (ctx.body !== body || ctx.status !== status) return;
+    if (ctx.body !== body || ctx.status !== status || (!explicit && statusSet(ctx))) return;
   }
   writeResponse(ctx, response);
 }
+
+/** Whether `ctx.status` was assigned (Koa 2 and 3 note it on the response). */
+const statusSet = (ctx: Context): boolean => (ctx.response as { _explicitStatus?: boolean })._explicitStatus === true;
 
 /** Writes a response core decided (a refusal, a duplicate, a replay) as the Koa response. */
 export function writeResponse(ctx: Context, response: HttpResponse): void {

@@ -308,6 +308,16 @@ describe("onError", () => {
     expect(codes).toEqual(["body_too_large"]);
   });
 
+  it("answers with the status it sets alone, Koa's starting 404 included (a route hidden from bad signatures)", async () => {
+    await start({
+      onError: (_decision, ctx) => {
+        ctx.status = 404;
+      },
+    });
+    const response = await post({ headers: { "content-type": "application/json" }, body: "{}" });
+    expect([response.status, response.headers.get("content-type")]).toEqual([404, "text/plain; charset=utf-8"]);
+  });
+
   it("can throw, handing the refusal to Koa's error handling", async () => {
     await start({
       onError: (decision) => {
