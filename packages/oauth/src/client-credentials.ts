@@ -9,6 +9,7 @@ import { encodeHex, InterlockConfigError, StoreUnavailableError } from "@interlo
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
+import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import type { TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
@@ -76,6 +77,17 @@ function scopeText(scope: string | readonly string[] | undefined): string | unde
   return text === "" ? undefined : text;
 }
 
+/**
+ * What client credentials' `params` may not set: the client's parameters (RFC 6749 §2.3: one
+ * authentication method per request), the grant, and what the `scope` and `resource` options set.
+ */
+const RESERVED: ReservedParams = new Map([
+  ...CLIENT_PARAMS,
+  ["grant_type", "the client credentials grant itself"],
+  ["scope", "the scope option"],
+  ["resource", "the resource option"],
+]);
+
 async function sha256Hex(text: string): Promise<string> {
   return encodeHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
 }
@@ -95,7 +107,7 @@ export function createClientCredentials(
   const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
   const codec = new RecordCodec(options.encryptionKeys);
   const scope = scopeText(options.scope);
-  const parameters = new URLSearchParams(options.params);
+  const parameters = new URLSearchParams(extraParams(options.params, "params", RESERVED));
   if (scope !== undefined) parameters.set("scope", scope);
   if (options.resource !== undefined) parameters.set("resource", options.resource);
   parameters.sort();

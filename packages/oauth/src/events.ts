@@ -75,6 +75,18 @@ export type OAuthEvent =
       reason: LoginRequiredReason;
     }
   | {
+      /**
+       * A refresh's new tokens could not be written to the store. The server had already rotated
+       * the refresh token, so they are not dropped: this process keeps them in memory and hands
+       * out the new access token, and writes them back (compare-and-set) on the session's next
+       * call. Should the process stop before that write succeeds, they are lost, and the session's
+       * next refresh (with the old refresh token) is refused: the user logs in again.
+       */
+      type: "oauth.session.write_failed";
+      /** Why the write failed: the error's code (`store_unavailable`; `"error"` when untyped). */
+      code: string;
+    }
+  | {
       /** `revoke()` deleted a session's tokens. */
       type: "oauth.session.revoked";
       /** Whether the server revoked the refresh token or the access token (RFC 7009). */

@@ -33,9 +33,13 @@ export function keptIdTokenClaims(idToken: string): IdTokenClaims | undefined {
 const audiences = (aud: unknown): string => JSON.stringify([...new Set([aud].flat())].sort());
 
 /**
- * Refuses (`id_token_mismatch`) an ID token a refresh answered that is not about the same user
- * and authentication as the session's first one: the same `iss`, `sub` and `aud`, and the same
- * `auth_time` when the first one had it. The claims are named in the message, never their values.
+ * Refuses (`id_token_mismatch`) an ID token a refresh answered that breaks OpenID Connect Core
+ * §12.2 against the session's ID token: `iss`, `sub` and `aud` must be the same; `azp` the same,
+ * and absent when it was absent; `iat` the time the new one was issued, so not before the
+ * session's; and `auth_time`, when the refreshed one has it (leaving it out is allowed), the
+ * session's, when that one has it (without it, the original authentication's time is not known
+ * here). oauth4webapi has checked that `iat` is there, and `iss` and `aud` against the server and
+ * the client. The claims are named in the message, never their values.
  */
 export function assertSameIdentity(first: string, refreshed: IdTokenClaims): void {
   const original = keptIdTokenClaims(first);
@@ -49,12 +53,17 @@ export function assertSameIdentity(first: string, refreshed: IdTokenClaims): voi
     original.iss !== refreshed.iss && "iss",
     original.sub !== refreshed.sub && "sub",
     audiences(original.aud) !== audiences(refreshed.aud) && "aud",
-    original.auth_time !== undefined && original.auth_time !== refreshed.auth_time && "auth_time",
+    original.azp !== refreshed.azp && "azp",
+    !(refreshed.iat >= original.iat) && "iat",
+    refreshed.auth_time !== undefined &&
+      original.auth_time !== undefined &&
+      original.auth_time !== refreshed.auth_time &&
+      "auth_time",
   ].filter((claim) => claim !== false);
   if (differing.length > 0) {
     throw new OAuthResponseError(
       "id_token_mismatch",
-      `the refreshed ID token's ${differing.join(", ")} differ from the session's ID token (OpenID Connect Core §12.2)`,
+      `the refreshed ID token's ${differing.join(", ")} do not match the session's ID token (OpenID Connect Core §12.2)`,
     );
   }
 }

@@ -16,6 +16,7 @@ import { clientInternals, type OAuthClient, typedError } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
 import { assertAuthenticatedWithin } from "./id-token.js";
+import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
@@ -106,25 +107,14 @@ interface PendingLogin {
 /** How long a login may take by default, from `begin` to the callback: 10 minutes. */
 export const DEFAULT_PENDING_TTL_MS = 10 * 60_000;
 
-const RESERVED = new Set([
-  "response_type",
-  "client_id",
-  "redirect_uri",
-  "state",
-  "nonce",
-  "code_challenge",
-  "code_challenge_method",
+/** What a login's `params` may not set: the client's parameters, and the login's own. */
+const RESERVED: ReservedParams = new Map([
+  ...CLIENT_PARAMS,
+  ["redirect_uri", "the redirectUri option"],
+  ...["response_type", "state", "nonce", "code_challenge", "code_challenge_method"].map(
+    (name) => [name, "the login itself"] as const,
+  ),
 ]);
-
-function extraParams(params: Record<string, string> | undefined, where: string): Array<[string, string]> {
-  if (params === undefined) return [];
-  const entries = Object.entries(params);
-  for (const [name, value] of entries) {
-    if (RESERVED.has(name)) throw new InterlockConfigError(`${where}: "${name}" is set by the login itself`);
-    if (typeof value !== "string") throw new InterlockConfigError(`${where}: "${name}" must be a string`);
-  }
-  return entries;
-}
 
 /** `max_age` in whole seconds, 0 or more (0 asks the server to authenticate the user again). */
 function maxAgeOption(value: number): number {
@@ -187,7 +177,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   if (!Number.isSafeInteger(pendingTtlMs) || pendingTtlMs <= 0) {
     throw new InterlockConfigError("pendingTtlMs must be a positive whole number of ms");
   }
-  const defaults = extraParams(options.params, "params");
+  const defaults = extraParams(options.params, "params", RESERVED);
   const prefix = options.keyPrefix ?? "oauth:";
   const pendingKey = (state: string) => `${prefix}login:${state}`;
 
@@ -205,7 +195,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
 
     const url = new URL(server.authorization_endpoint);
     const query = url.searchParams;
-    for (const [name, value] of [...defaults, ...extraParams(beginOptions.params, "begin params")]) {
+    for (const [name, value] of [...defaults, ...extraParams(beginOptions.params, "begin params", RESERVED)]) {
       query.set(name, value);
     }
     if (!query.has("scope")) query.set("scope", scope);

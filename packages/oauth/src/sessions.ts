@@ -3,7 +3,8 @@
  * when a resource server refuses them), one refresh at a time per session in any number of
  * processes, and written back compare-and-set. With rotating refresh tokens this matters twice:
  * two refreshes with the same refresh token look like theft to the server, which then revokes
- * the whole grant; and a refresh whose new refresh token is not stored loses the session.
+ * the whole grant; and a refresh whose new refresh token is not stored loses the session (so a
+ * refresh the store cannot take is kept in memory and written back later, see `Unwritten`).
  * Refresh tokens never leave the store unencrypted.
  */
 
@@ -11,7 +12,7 @@ import { InterlockConfigError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
-import { eventCode, LoginRequiredError, OAuthError, OAuthResponseError } from "./errors.js";
+import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
@@ -19,6 +20,7 @@ import { MemoryTokenStore } from "./store/memory.js";
 import {
   DEFAULT_LOCK_TTL_MS,
   type GetAccessTokenOptions,
+  isTransient,
   lockTtlOption,
   prefixOption,
   staleOrThrow,
@@ -73,7 +75,10 @@ export interface RevokeResult {
 export interface SessionTokens {
   /** Keeps a login's tokens under `sessionId` (replacing any there). */
   save(sessionId: string, tokens: TokenSet): Promise<void>;
-  /** The session's tokens as stored, without refreshing; undefined when there are none. */
+  /**
+   * The session's tokens, without refreshing: as stored, or as refreshed here when the store has
+   * not taken them yet (they are written back first); undefined when there are none.
+   */
   get(sessionId: string): Promise<TokenSet | undefined>;
   /** A valid access token for the session, refreshed when due; `LoginRequiredError` when there is none. */
   getAccessToken(sessionId: string, options?: GetAccessTokenOptions): Promise<string>;
@@ -158,6 +163,34 @@ interface Current {
 }
 
 /**
+ * A refresh's new tokens that the store has not taken yet (it failed, or timed out). The server
+ * has already rotated the refresh token, so these are the only copy of the session's grant: the
+ * old ones in the store would be answered as a reuse, and the grant revoked. This process keeps
+ * them in memory, one set per session, hands them out, refreshes with them, and writes them back
+ * compare-and-set on the session's next call. They are forgotten once written, once the session
+ * is gone from the store (logged out, ended, expired), or once another write took its place.
+ */
+interface Unwritten {
+  tokens: StoredTokens;
+  /** The version of the store's entry these tokens replace. */
+  replaces: string;
+  /** The refresh token the refresh used up: an entry that still holds it is older than these tokens. */
+  usedRefreshToken: string;
+  /** When they would have expired in the store, had they been written (ms since the epoch). */
+  keptUntil: number;
+}
+
+/** Whether `held` replaces the store's entry `stored`: the one it was refreshed from, or a copy of it written since. */
+const replacesEntry = (held: Unwritten, stored: Current): boolean =>
+  stored.version === held.replaces || stored.tokens.refreshToken === held.usedRefreshToken;
+
+/**
+ * Writes of unwritten tokens per call before they wait for the next one. A write is lost to
+ * another writer's only when that writer wrote the old tokens again (each loss is someone's write).
+ */
+const WRITE_BACK_ATTEMPTS = 3;
+
+/**
  * Keeps users' tokens server-side, sealed with `encryptionKeys` (required), and refreshes them
  * when due, one refresh at a time per session in any number of processes.
  */
@@ -176,6 +209,8 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     throw new InterlockConfigError("sessionTtlMs must be a positive whole number of ms");
   }
   const flights = new SingleFlight<StoredTokens>();
+  /** Tokens refreshed here that the store has not taken yet, by store key, oldest first (see `Unwritten`). */
+  const unwritten = new Map<string, Unwritten>();
 
   const lockOf = (sessionId: string) => `${prefix}lock:session:${sessionId}`;
   /**
@@ -202,11 +237,99 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     return key;
   };
 
-  async function read(key: string | undefined): Promise<Current | undefined> {
-    if (key === undefined) return undefined;
+  async function readStored(key: string): Promise<Current | undefined> {
     const entry = await store.get(key);
     if (entry === undefined) return undefined;
     return { tokens: assertStoredTokens(await codec.read(key, entry.value)), version: entry.version };
+  }
+
+  /**
+   * The session's tokens: the store's, or the unwritten ones this process holds in their place,
+   * written back first (and, while the store fails the write, handed out from memory).
+   */
+  async function read(key: string | undefined): Promise<Current | undefined> {
+    if (key === undefined) return undefined;
+    const stored = await readStored(key);
+    forgetExpired();
+    const held = unwritten.get(key);
+    if (held === undefined) return stored;
+    if (stored === undefined || !replacesEntry(held, stored)) {
+      // Logged out or ended (another process), or written over since: by a save, by a refresh in
+      // another process, or by our own write that reached the store after it failed. The store is the truth.
+      forget(key, held);
+      return stored;
+    }
+    try {
+      return await writeBack(key, held, stored.version);
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      return { tokens: held.tokens, version: stored.version };
+    }
+  }
+
+  /**
+   * Writes `held` over the store's entry it replaces (version `expect`), compare-and-set. Lost to
+   * another writer, the store is the truth, unless its entry still holds the refresh token `held`'s
+   * refresh used up: then it is older (another call here wrote the unwritten tokens this refresh
+   * started from, or the app saved the old ones again), and `held` goes over it. Rejects when the
+   * store fails; `held` stays.
+   */
+  async function writeBack(key: string, held: Unwritten, expect: string): Promise<Current> {
+    let version = expect;
+    for (let attempt = 1; ; attempt++) {
+      const written = await store.set(key, await codec.write(key, held.tokens), {
+        ttlMs: sessionTtlMs,
+        expect: version,
+      });
+      if (written !== undefined) {
+        forget(key, held);
+        return { tokens: held.tokens, version: written };
+      }
+      const stored = await readStored(key);
+      if (stored === undefined || !replacesEntry(held, stored)) {
+        // The session was revoked (logged out), or another process refreshed it (our lease ran
+        // out): the compare-and-set kept the store from being overwritten.
+        forget(key, held);
+        if (stored === undefined) throw new LoginRequiredError("no_session", "no tokens for this session");
+        return stored;
+      }
+      if (attempt === WRITE_BACK_ATTEMPTS) return { tokens: held.tokens, version: stored.version };
+      version = stored.version;
+    }
+  }
+
+  /** Holds a refresh's new tokens until the store takes them: the session's newest, replacing any it held. */
+  function hold(key: string, held: Unwritten): void {
+    unwritten.delete(key); // re-inserted last: the map stays in the order of keptUntil
+    unwritten.set(key, held);
+  }
+
+  /** Forgets the session's unwritten tokens; with `held`, only if they are still those (not newer ones). */
+  function forget(key: string, held?: Unwritten): void {
+    if (held === undefined || unwritten.get(key) === held) unwritten.delete(key);
+  }
+
+  /** Forgets unwritten tokens past the session's lifetime: the store would have dropped them too. */
+  function forgetExpired(): void {
+    const now = internals.clock();
+    for (const [key, held] of unwritten) {
+      if (held.keptUntil > now) break;
+      unwritten.delete(key);
+    }
+  }
+
+  /** Ends a session whose tokens can no longer be used: deleted (if still `version`), and `LoginRequiredError`. */
+  async function endSession(
+    key: string,
+    version: string,
+    reason: LoginRequiredReason,
+    message: string,
+    cause?: unknown,
+  ): Promise<never> {
+    await store.delete(key, version);
+    forget(key);
+    internals.emit({ type: "oauth.session.ended", reason });
+    throw new LoginRequiredError(reason, message, cause === undefined ? undefined : { cause });
   }
 
   async function readOrLogin(key: string | undefined): Promise<Current> {
@@ -222,10 +345,9 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       // Nothing to refresh with: the token is used until it expires, or until a resource server refuses it.
       const ended = unusableWithoutRefresh(tokens, rejected);
       if (ended === undefined) return tokens;
-      await store.delete(key, seen.version);
-      internals.emit({ type: "oauth.session.ended", reason: ended });
-      throw new LoginRequiredError(ended, `${WITHOUT_REFRESH[ended]} and there is no refresh token`);
+      return endSession(key, seen.version, ended, `${WITHOUT_REFRESH[ended]} and there is no refresh token`);
     }
+    const usedRefreshToken = tokens.refreshToken;
     let response: oauth.TokenEndpointResponse;
     try {
       response = await internals.exchange(async (as) => {
@@ -233,7 +355,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
           as,
           internals.client,
           internals.auth,
-          tokens.refreshToken!,
+          usedRefreshToken,
           internals.http,
         );
         const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, http);
@@ -245,17 +367,22 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     } catch (error) {
       const ended = endingRefreshError(error);
       if (ended === undefined) throw error;
-      await store.delete(key, seen.version);
-      internals.emit({ type: "oauth.session.ended", reason: ended });
-      throw new LoginRequiredError(ended, ENDING_REFRESH[ended], { cause: error });
+      return endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
     }
     const now = internals.clock();
     const next = scheduleRefresh(tokenSetFrom(response, now, { previous: tokens }), now, freshness);
-    const written = await store.set(key, await codec.write(key, next), { ttlMs: sessionTtlMs, expect: seen.version });
-    if (written !== undefined) return next;
-    // The session changed while we refreshed: it was revoked (logged out), or our lease ran out and
-    // another process refreshed. The store is the truth; the compare-and-set kept it from being overwritten.
-    return (await readOrLogin(key)).tokens;
+    // From here until the store takes them, the new tokens are the only copy of the grant: held
+    // in memory first, so that a write the store fails loses nothing.
+    const held: Unwritten = { tokens: next, replaces: seen.version, usedRefreshToken, keptUntil: now + sessionTtlMs };
+    hold(key, held);
+    try {
+      return (await writeBack(key, held, seen.version)).tokens;
+    } catch (error) {
+      if (error instanceof LoginRequiredError) throw error;
+      internals.emit({ type: "oauth.session.write_failed", code: eventCode(error) });
+      if (!isTransient(error)) throw error;
+      return next;
+    }
   }
 
   /** Renews the session's tokens unless another caller has since `seen`, in one caller at a time. */
@@ -353,6 +480,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       if (key === undefined || current === undefined) return { revoked: false };
       // Gone from the store first: nothing in this app uses these tokens any more, whatever the server says.
       await store.delete(key);
+      forget(key);
       let refreshRevoked = false;
       try {
         const server = await internals.server();

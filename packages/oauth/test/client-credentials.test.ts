@@ -146,6 +146,34 @@ describe("client credentials against oidc-provider", () => {
     });
   });
 
+  it("refuses params the grant or the client sets itself, naming the option to use instead; nothing is sent", async () => {
+    const before = grants();
+    const refused: Array<[Record<string, string>, RegExp]> = [
+      // RFC 6749 §2.3: one authentication method per request (a second one alongside HTTP Basic).
+      [
+        { client_secret: "zzz" },
+        /params: "client_secret" is set by the client's clientSecret and clientAuthentication/,
+      ],
+      [{ client_id: "other" }, /"client_id" is set by the client's clientId option/],
+      [{ client_assertion: "jwt" }, /"client_assertion" is set by the client's clientAuthentication option/],
+      [{ client_assertion_type: "x" }, /"client_assertion_type" is set by the client's clientAuthentication/],
+      [{ grant_type: "password" }, /"grant_type" is set by the client credentials grant itself/],
+      [{ scope: "api:read" }, /"scope" is set by the scope option/],
+      [{ resource: "https://api.example" }, /"resource" is set by the resource option/],
+    ];
+    for (const [params, message] of refused) {
+      expect(() => createClientCredentials(serviceClient(server()), { params })).toThrow(InterlockConfigError);
+      expect(() => createClientCredentials(serviceClient(server()), { params })).toThrow(message);
+    }
+    expect(() => createClientCredentials(serviceClient(server()), { params: { audience: 1 as never } })).toThrow(
+      /"audience" must be a string/,
+    );
+    expect(grants()).toBe(before);
+    // Others are sent as given.
+    const tokens = createClientCredentials(serviceClient(server()), { scope: "api:read", params: { audience: "x" } });
+    expect(await tokens.getAccessToken()).toBeTypeOf("string");
+  });
+
   it("an event hook that throws changes nothing", async () => {
     const client = serviceClient(server(), {
       onEvent: () => {

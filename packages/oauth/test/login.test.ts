@@ -335,6 +335,11 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     expect(start.url.searchParams.get("login_hint")).toBe("alice");
     await expect(login.begin({ params: { state: "mine" } })).rejects.toBeInstanceOf(InterlockConfigError);
     expect(() => loginWith({ params: { code_challenge_method: "plain" } })).toThrow(InterlockConfigError);
+    // The client's secret never goes into an authorization URL (RFC 6749 §2.3: the client's options authenticate it).
+    expect(() => loginWith({ params: { client_secret: "zzz" } })).toThrow(/"client_secret" is set by the client's/);
+    await expect(login.begin({ params: { redirect_uri: "https://evil.example/cb" } })).rejects.toThrow(
+      /"redirect_uri" is set by the redirectUri option/,
+    );
     expect(() => loginWith({ redirectUri: "/relative" })).toThrow(InterlockConfigError);
   });
 });

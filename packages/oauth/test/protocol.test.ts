@@ -232,7 +232,15 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
       (claims) => Object.assign(claims, { aud: [WEB_APP.clientId, "another-client"], azp: WEB_APP.clientId }),
     ],
     ["another auth_time", "auth_time", 1_700_000_000, (claims) => Object.assign(claims, { auth_time: 1_700_000_500 })],
-    ["no auth_time", "auth_time", 1_700_000_000, (claims) => delete claims.auth_time],
+    // "if no azp Claim was present in the original ID Token, one MUST NOT be present in the new ID Token"
+    [
+      "an azp the first one did not have",
+      "azp",
+      undefined,
+      (claims) => Object.assign(claims, { azp: WEB_APP.clientId }),
+    ],
+    // "its iat Claim MUST represent the time that the new ID Token is issued": not before the first one's
+    ["an iat before the first one's", "iat", undefined, (claims) => Object.assign(claims, { iat: 1_700_000_000 })],
   ] as Array<[string, string, number | undefined, Change]>) {
     it(`refuses a refreshed ID token with ${what} (id_token_mismatch): nothing stored, the session ends`, async () => {
       const { sessions, tokens, events } = await sessionWith(authTime);
@@ -255,6 +263,31 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
       ]);
     });
   }
+
+  it("a refreshed ID token without auth_time is taken: §12.2 compares auth_time only if the new one has it", async () => {
+    const authTime = Math.floor(Date.now() / 1000) - 60;
+    const { sessions, events } = await sessionWith(authTime);
+    const refreshed = await withIdTokens(
+      "refresh_token",
+      (claims) => delete claims.auth_time,
+      () => sessions.refresh("user"),
+    );
+    expect(refreshed.idToken).toBeTypeOf("string");
+    expect(await sessions.get("user")).toEqual(refreshed);
+    expect(events).toEqual([
+      { type: "oauth.token.requested", grant: "refresh_token", outcome: "issued", durationMs: expect.any(Number) },
+    ]);
+  });
+
+  it("a refreshed ID token with auth_time, after a login whose ID token had none, is taken", async () => {
+    const { sessions } = await sessionWith();
+    const refreshed = await withIdTokens(
+      "refresh_token",
+      (claims) => Object.assign(claims, { auth_time: Math.floor(Date.now() / 1000) }),
+      () => sessions.refresh("user"),
+    );
+    expect(await sessions.get("user")).toEqual(refreshed);
+  });
 
   it("refuses a refreshed ID token when the session's own cannot be read to compare: the session ends", async () => {
     const { sessions, tokens } = await sessionWith();

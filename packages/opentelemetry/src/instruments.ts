@@ -51,6 +51,8 @@ export const METRIC_OAUTH_DISCOVERY_FAILURES = "interlock.oauth.discovery.failur
 export const METRIC_OAUTH_LOGINS = "interlock.oauth.logins";
 /** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`, `identity_changed`), and `error.type` when revoking at the server failed. */
 export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
+/** Counter: refreshed tokens the store could not take (kept in memory until written back), by the error's code. */
+export const METRIC_OAUTH_SESSION_WRITE_FAILURES = "interlock.oauth.session.write_failures";
 
 /** Bucket boundaries (seconds) every duration histogram advises. */
 export const DURATION_BUCKETS: readonly number[] = [
@@ -112,6 +114,11 @@ const COUNTERS = {
     unit: "{session}",
     description:
       "Sessions whose tokens were deleted, by reason: revoked, deleted (not revoked at the server), no_session, expired, refresh_rejected, token_rejected or identity_changed; error.type when revoking at the server failed.",
+  },
+  [METRIC_OAUTH_SESSION_WRITE_FAILURES]: {
+    unit: "{write}",
+    description:
+      "Refreshed session tokens the store could not take, by the error's code (error.type): kept in the process's memory and written back on the session's next call; lost if the process stops first.",
   },
 } as const;
 

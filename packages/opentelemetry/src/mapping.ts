@@ -52,6 +52,7 @@ import {
   METRIC_IDEMPOTENCY_OUTCOMES,
   METRIC_OAUTH_DISCOVERY_FAILURES,
   METRIC_OAUTH_LOGINS,
+  METRIC_OAUTH_SESSION_WRITE_FAILURES,
   METRIC_OAUTH_SESSIONS_ENDED,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
   METRIC_OAUTH_TOKEN_REQUESTS,
@@ -467,6 +468,9 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
   },
   "oauth.session.ended"(event, record) {
     record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason });
+  },
+  "oauth.session.write_failed"(event, record) {
+    record.count(METRIC_OAUTH_SESSION_WRITE_FAILURES, { [ATTR_ERROR_TYPE]: event.code });
   },
   "oauth.session.revoked"(event, record) {
     // `revoked: false`: deleted here, nothing revoked at the server (no revocation endpoint, it

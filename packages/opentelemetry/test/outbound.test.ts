@@ -26,6 +26,7 @@ import {
   METRIC_CLIENT_RETRY_DELAY,
   METRIC_OAUTH_DISCOVERY_FAILURES,
   METRIC_OAUTH_LOGINS,
+  METRIC_OAUTH_SESSION_WRITE_FAILURES,
   METRIC_OAUTH_SESSIONS_ENDED,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
   METRIC_OAUTH_TOKEN_REQUESTS,
@@ -515,7 +516,7 @@ describe("@interlock/oauth events", () => {
     );
   });
 
-  it("reused tokens (shared, stale_used with its code) and sessions ended by reason are counted, one series each", async () => {
+  it("reused tokens (shared, stale_used with its code), sessions ended by reason and session writes that failed are counted, one series each", async () => {
     const { otel } = telemetry();
     const onEvent = interlockTelemetry<OAuthEvent>({
       meterProvider: otel.meterProvider,
@@ -528,8 +529,12 @@ describe("@interlock/oauth events", () => {
     onEvent({ type: "oauth.token.stale_used", grant: "refresh_token", code: "server_error" });
     onEvent({ type: "oauth.session.ended", reason: "expired" });
     onEvent({ type: "oauth.session.ended", reason: "refresh_rejected" });
+    onEvent({ type: "oauth.session.write_failed", code: "store_unavailable" });
 
     const metrics = await otel.metrics();
+    expect(metrics[METRIC_OAUTH_SESSION_WRITE_FAILURES]).toEqual([
+      { attributes: { "error.type": "store_unavailable" }, value: 1 },
+    ]);
     expect(sorted(metrics[METRIC_OAUTH_TOKEN_REUSES])).toEqual(
       sorted([
         {

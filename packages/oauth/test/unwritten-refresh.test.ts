@@ -1,0 +1,293 @@
+/**
+ * A refresh whose new tokens the store does not take: the write fails, times out, or reaches the
+ * store late. oidc-provider rotates the refresh token on every refresh and revokes the whole grant
+ * when a used one comes back, so a new refresh token that is dropped (and the old one sent again)
+ * logs the user out. Against the real stores: memory (its write failing), Redis (its write
+ * reaching Redis after the store gave up, which the script refuses) and PostgreSQL (its write
+ * blocked by a row lock past the store's timeout, then carried out).
+ */
+
+import { StoreUnavailableError } from "@interlock/core";
+import { startRedisProxy } from "@interlock/test-harness";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from "vitest";
+import {
+  createSessionTokens,
+  type FetchLike,
+  MemoryTokenStore,
+  type OAuthEvent,
+  type SessionTokens,
+  type TokenSet,
+  type TokenStore,
+} from "../src/index.js";
+import { migrate, PostgresTokenStore } from "../src/postgres.js";
+import { RedisTokenStore } from "../src/redis.js";
+import { introspect, keyring, loggedInTokens, useAuthorizationServer, WEB_APP, webClient } from "./helpers.js";
+
+const server = useAuthorizationServer();
+const refreshes = () => server().tokenRequests("refresh_token");
+let sessionCounter = 0;
+const newSessionId = () => `unwritten-${process.pid}-${++sessionCounter}-${Date.now().toString(36)}`;
+const sessionKey = (id: string) => `oauth:session:${id}`;
+const userinfo = (accessToken: string) =>
+  fetch(`${server().issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+
+/** A store whose session writes fail (StoreUnavailableError) while `failing` says so; reads and locks work. */
+class FailingWrites implements TokenStore {
+  readonly name = "failing";
+  /** How many session writes to fail next; Infinity: until set back to 0. */
+  failing = 0;
+  constructor(readonly inner: TokenStore) {}
+  get(key: string) {
+    return this.inner.get(key);
+  }
+  async set(key: string, value: string, options: Parameters<TokenStore["set"]>[2]) {
+    if (key.startsWith("oauth:session:") && this.failing > 0) {
+      this.failing--;
+      throw new StoreUnavailableError("failing", "the write did not reach the store");
+    }
+    return this.inner.set(key, value, options);
+  }
+  delete(key: string, expect?: string) {
+    return this.inner.delete(key, expect);
+  }
+}
+
+/**
+ * A logged-in session, due for a refresh (the manager's clock moved to 10 s before the access
+ * token expires); `onRefresh` runs when the refresh request leaves, before the server sees it.
+ */
+async function dueSession(store: TokenStore, onRefresh: (id: string) => Promise<void> | void = () => {}) {
+  const id = newSessionId();
+  let now = Date.now();
+  const events: OAuthEvent[] = [];
+  const refreshing: FetchLike = async (input, init) => {
+    if (String(init?.body ?? "").includes("grant_type=refresh_token")) await onRefresh(id);
+    return fetch(input, init);
+  };
+  const client = webClient(server(), {
+    fetch: refreshing,
+    clock: () => now,
+    timeoutMs: 1_000,
+    onEvent: (event) => events.push(event),
+  });
+  const sessions = createSessionTokens(client, { encryptionKeys: keyring, store, lockTtlMs: 2_000 });
+  const tokens = await loggedInTokens(server(), "alice", "openid offline_access");
+  await sessions.save(id, tokens);
+  now += 3_590_000;
+  return {
+    id,
+    sessions,
+    tokens,
+    events,
+    elapse: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+/** What another process sharing the store sees there: the stored token set, not this process's memory. */
+const storedIn = (store: TokenStore, id: string) =>
+  createSessionTokens(webClient(server()), { encryptionKeys: keyring, store }).get(id);
+
+/** The grant is alive: the new tokens work, the old refresh token is used up, and refreshing goes on. */
+async function assertGrantIntact(sessions: SessionTokens, id: string, before: TokenSet, after: string) {
+  expect((await userinfo(after)).status).toBe(200);
+  expect(await introspect(server(), before.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+  const next = await sessions.refresh(id);
+  expect((await userinfo(next.accessToken)).status).toBe(200);
+  expect(await introspect(server(), next.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+}
+
+describe("a refresh whose tokens the store did not take: the new tokens are kept, never the old ones used again", () => {
+  it("memory: the write fails; the new access token is handed out, and written back on the next call", async () => {
+    const store = new FailingWrites(new MemoryTokenStore());
+    const { id, sessions, tokens, events } = await dueSession(store, () => {
+      store.failing = 1; // the write after the token request
+    });
+    const before = refreshes();
+
+    const first = await sessions.getAccessToken(id);
+    expect(first).not.toBe(tokens.accessToken); // the refreshed one, not the old one
+    expect(refreshes()).toBe(before + 1);
+    expect(await storedIn(store, id)).toEqual(tokens); // not written yet
+    expect(events).toContainEqual({ type: "oauth.session.write_failed", code: "store_unavailable" });
+    expect(events.map((e) => e.type)).not.toContain("oauth.token.stale_used");
+
+    const second = await sessions.getAccessToken(id);
+    expect(second).toBe(first);
+    expect(refreshes()).toBe(before + 1);
+    const stored = (await storedIn(store, id))!;
+    expect(stored.accessToken).toBe(first); // written back
+    expect(stored.refreshToken).not.toBe(tokens.refreshToken);
+    await assertGrantIntact(sessions, id, tokens, first);
+  });
+
+  it("memory: while the store keeps failing, a refresh uses the unwritten refresh token, never the old one", async () => {
+    const store = new FailingWrites(new MemoryTokenStore());
+    const { id, sessions, tokens, events, elapse } = await dueSession(store, () => {
+      store.failing = Number.POSITIVE_INFINITY;
+    });
+    const before = refreshes();
+    const first = await sessions.getAccessToken(id);
+    expect((await sessions.get(id))?.accessToken).toBe(first); // this process's view
+    elapse(3_590_000); // the unwritten tokens are due in turn
+
+    const second = await sessions.getAccessToken(id);
+    expect(second).not.toBe(first);
+    expect(refreshes()).toBe(before + 2);
+    expect(events.filter((e) => e.type === "oauth.token.requested")).toMatchObject([
+      { outcome: "issued" },
+      { outcome: "issued" }, // not invalid_grant: the old refresh token was not sent again
+    ]);
+    expect(await storedIn(store, id)).toEqual(tokens); // still nothing written
+
+    store.failing = 0;
+    expect(await sessions.getAccessToken(id)).toBe(second);
+    expect((await storedIn(store, id))?.accessToken).toBe(second);
+    await assertGrantIntact(sessions, id, tokens, second);
+  });
+
+  it("memory: a login saved meanwhile wins over the unwritten tokens (the store is the truth)", async () => {
+    const store = new FailingWrites(new MemoryTokenStore());
+    const { id, sessions } = await dueSession(store, () => {
+      store.failing = 1;
+    });
+    await sessions.getAccessToken(id);
+    const again = await loggedInTokens(server(), "alice", "openid offline_access");
+    await sessions.save(id, again); // the user logged in again, in another tab
+
+    const before = refreshes();
+    expect(await sessions.getAccessToken(id)).toBe(again.accessToken);
+    expect(await storedIn(store, id)).toEqual(again);
+    expect(refreshes()).toBe(before);
+  });
+
+  it("memory: the old tokens saved again meanwhile are replaced by the unwritten ones, whose refresh token is the live one", async () => {
+    const store = new FailingWrites(new MemoryTokenStore());
+    const { id, sessions, tokens } = await dueSession(store, () => {
+      store.failing = 1;
+    });
+    const first = await sessions.getAccessToken(id);
+    await store.inner.set(sessionKey(id), (await store.inner.get(sessionKey(id)))!.value, { ttlMs: 60_000 });
+
+    expect(await sessions.getAccessToken(id)).toBe(first);
+    expect((await storedIn(store, id))?.accessToken).toBe(first);
+    await assertGrantIntact(sessions, id, tokens, first);
+  });
+
+  it("memory: revoke() revokes the unwritten refresh token, the one the server honours", async () => {
+    const store = new FailingWrites(new MemoryTokenStore());
+    const { id, sessions } = await dueSession(store, () => {
+      store.failing = Number.POSITIVE_INFINITY;
+    });
+    await sessions.getAccessToken(id);
+    const unwritten = (await sessions.get(id))!;
+    expect(await introspect(server(), unwritten.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+
+    expect(await sessions.revoke(id)).toEqual({ revoked: true });
+    expect(await introspect(server(), unwritten.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+    store.failing = 0;
+    expect(await sessions.get(id)).toBeUndefined();
+    await expect(sessions.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+  });
+
+  it("memory: a process that stops before the write loses the new tokens: the next refresh is refused (as documented)", async () => {
+    const store = new FailingWrites(new MemoryTokenStore());
+    const { id, sessions, tokens } = await dueSession(store, () => {
+      store.failing = 1;
+    });
+    await sessions.getAccessToken(id);
+    // Another process (or this one restarted) has only the store, and its old refresh token.
+    const later = Date.now() + 3_590_000;
+    const restarted = createSessionTokens(webClient(server(), { clock: () => later }), {
+      encryptionKeys: keyring,
+      store,
+    });
+    await expect(restarted.getAccessToken(id)).rejects.toMatchObject({ reason: "refresh_rejected" });
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+  });
+});
+
+describe("redis: a session write that reaches Redis after the store gave up", () => {
+  const clients: Redis[] = [];
+  afterAll(() => {
+    for (const client of clients) client.disconnect();
+  });
+
+  it("is refused there; the new tokens are handed out, and written back on the next call", async () => {
+    const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
+    onTestFinished(() => proxy.close());
+    const slow = new Redis(`redis://127.0.0.1:${proxy.port}`);
+    const direct = new Redis(inject("redisUrl"));
+    clients.push(slow, direct);
+    slow.on("error", () => {});
+    const prefix = `test:unwritten:${process.pid}:${Date.now().toString(36)}:`;
+    const store = new RedisTokenStore(slow, { prefix, operationTimeoutMs: 300 });
+    const check = new RedisTokenStore(direct, { prefix });
+    let held: ReturnType<typeof proxy.hold> | undefined;
+    const { id, sessions, tokens, events } = await dueSession(store, (sessionId) => {
+      held = proxy.hold(sessionKey(sessionId)); // the next command naming the session: the write
+    });
+    const before = refreshes();
+
+    const first = await sessions.getAccessToken(id);
+    expect(first).not.toBe(tokens.accessToken);
+    expect(events).toContainEqual({ type: "oauth.session.write_failed", code: "store_unavailable" });
+    await held!.held;
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the write's deadline
+    await held!.deliver();
+    expect(await storedIn(check, id)).toEqual(tokens); // the late write changed nothing
+
+    expect(await sessions.getAccessToken(id)).toBe(first);
+    expect((await storedIn(check, id))?.accessToken).toBe(first);
+    expect(refreshes()).toBe(before + 1);
+    await assertGrantIntact(sessions, id, tokens, first);
+  });
+});
+
+describe("postgres: a session write blocked past the store's timeout, then carried out", () => {
+  const table = `oauth_unwritten_${process.pid}_${Date.now().toString(36)}`;
+  const pools: pg.Pool[] = [];
+  const pool = () => {
+    const made = new pg.Pool({ connectionString: inject("databaseUrl"), max: 4 });
+    made.on("error", () => {});
+    pools.push(made);
+    return made;
+  };
+  beforeAll(async () => {
+    await migrate(pool(), { table });
+  });
+  afterAll(async () => {
+    await pools[0]?.query(`DROP TABLE IF EXISTS "${table}"`);
+    await Promise.all(pools.map((p) => p.end()));
+  });
+
+  it("the new tokens are handed out; the write that landed late is taken as written", async () => {
+    const blocker = await pool().connect();
+    onTestFinished(() => blocker.release());
+    const store = new PostgresTokenStore(pool(), { table, operationTimeoutMs: 300 });
+    const { id, sessions, tokens, events } = await dueSession(store, async (sessionId) => {
+      // Another transaction holds the session's row: the write waits for it, past the store's timeout.
+      await blocker.query("BEGIN");
+      await blocker.query(`SELECT 1 FROM "${table}" WHERE key = $1 FOR UPDATE`, [sessionKey(sessionId)]);
+    });
+    const before = refreshes();
+
+    const first = await sessions.getAccessToken(id);
+    expect(first).not.toBe(tokens.accessToken);
+    expect(events).toContainEqual({ type: "oauth.session.write_failed", code: "store_unavailable" });
+    await blocker.query("COMMIT"); // the waiting write now runs, compare-and-set, and lands
+    let landed: TokenSet | undefined;
+    for (let i = 0; i < 50 && landed?.accessToken !== first; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      landed = await storedIn(store, id);
+    }
+    expect(landed?.accessToken).toBe(first);
+
+    expect(await sessions.getAccessToken(id)).toBe(first);
+    expect(refreshes()).toBe(before + 1);
+    await assertGrantIntact(sessions, id, tokens, first);
+  });
+});
