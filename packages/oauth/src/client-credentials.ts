@@ -5,9 +5,10 @@
  * shared store, across processes (a lock in the store; the others read the winner's token).
  */
 
-import { encodeHex, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
+import { sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import type { TokenStore } from "./store/contract.js";
@@ -87,10 +88,6 @@ const RESERVED: ReservedParams = new Map([
   ["scope", "the scope option"],
   ["resource", "the resource option"],
 ]);
-
-async function sha256Hex(text: string): Promise<string> {
-  return encodeHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
-}
 
 /**
  * Client Credentials for machine-to-machine calls: one cached token, renewed before it

@@ -13,6 +13,7 @@
 import { InterlockConfigError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient, typedError } from "./client.js";
+import { clientSpace } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
 import { assertAuthenticatedWithin } from "./id-token.js";
@@ -20,6 +21,7 @@ import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
+import { prefixOption } from "./token-source.js";
 import { type IdTokenClaims, RecordCodec, type TokenSet, tokenSetFrom } from "./tokens.js";
 
 /** Where a login sends the user back, what it asks for, and where pending logins wait. */
@@ -178,8 +180,10 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     throw new InterlockConfigError("pendingTtlMs must be a positive whole number of ms");
   }
   const defaults = extraParams(options.params, "params", RESERVED);
-  const prefix = options.keyPrefix ?? "oauth:";
-  const pendingKey = (state: string) => `${prefix}login:${state}`;
+  const prefix = prefixOption(options.keyPrefix);
+  // Whose logins these are (see client-space.ts): a callback of one client never takes another's pending login.
+  const space = clientSpace(client);
+  const pendingKey = async (state: string) => `${prefix}login:${await space}:${state}`;
 
   async function begin(beginOptions: BeginLoginOptions = {}): Promise<LoginStart> {
     const server = await internals.server();
@@ -212,7 +216,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     const maxAge = query.get("max_age");
     if (maxAge !== null) pending.maxAge = maxAgeOption(maxAge === "" ? Number.NaN : Number(maxAge));
 
-    const key = pendingKey(state);
+    const key = await pendingKey(state);
     const stored = await store.set(key, await codec.write(key, pending), { ttlMs: pendingTtlMs, expect: null });
     // A fresh 256-bit state cannot already be there; if it is, something else wrote it.
     if (stored === undefined) throw new LoginError("state_unknown", "a login with this state already exists");
@@ -222,7 +226,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
 
   /** Takes the pending login out of the store: exactly one callback gets it. */
   async function claimPending(state: string): Promise<PendingLogin> {
-    const key = pendingKey(state);
+    const key = await pendingKey(state);
     // The state is the browser's input: one no store could hold was never issued, and is no
     // configuration error of ours (a 500).
     if (!isEntryKey(key)) {

@@ -11,6 +11,7 @@
 import { InterlockConfigError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
+import { clientSpace } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
@@ -212,7 +213,13 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   /** Tokens refreshed here that the store has not taken yet, by store key, oldest first (see `Unwritten`). */
   const unwritten = new Map<string, Unwritten>();
 
-  const lockOf = (sessionId: string) => `${prefix}lock:session:${sessionId}`;
+  // Whose sessions these are (see client-space.ts): set before any key is made (`inSpace`).
+  const spaceOf = clientSpace(client);
+  let space = "";
+  const inSpace = async () => {
+    if (space === "") space = await spaceOf;
+  };
+  const lockOf = (sessionId: string) => `${prefix}lock:session:${space}:${sessionId}`;
   /**
    * The store key of a session id looked up; undefined for one no saved session can have (too
    * long, a NUL): such an id comes from a forged cookie, not from a bug of the app's (which a
@@ -223,7 +230,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       throw new InterlockConfigError("a session id must be a non-empty string");
     }
     if (sessionId.length > MAX_SESSION_ID_LENGTH) return undefined;
-    const key = `${prefix}session:${sessionId}`;
+    const key = `${prefix}session:${space}:${sessionId}`;
     return isEntryKey(key) ? key : undefined;
   };
   /** The store key of a session id saved under, or renewed: one no store could hold is the app's mistake. */
@@ -417,6 +424,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
 
   async function getTokens(sessionId: string, rejected: string | undefined): Promise<StoredTokens> {
+    await inSpace();
     const current = await readOrLogin(lookupKeyOf(sessionId));
     const { tokens } = current;
     if (!isDue(tokens, internals.clock()) && tokens.accessToken !== rejected) return tokens;
@@ -454,6 +462,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
   return {
     async save(sessionId, tokens) {
+      await inSpace();
       if (typeof tokens?.accessToken !== "string") throw new InterlockConfigError("save needs a token set");
       const key = keyOf(sessionId);
       const stored = scheduleRefresh(tokens, internals.clock(), freshness);
@@ -461,6 +470,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     },
 
     async get(sessionId) {
+      await inSpace();
       const current = await read(lookupKeyOf(sessionId));
       return current === undefined ? undefined : publicTokens(current.tokens);
     },
@@ -470,11 +480,13 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     },
 
     async refresh(sessionId) {
+      await inSpace();
       const current = await readOrLogin(lookupKeyOf(sessionId));
       return publicTokens(await renew(sessionId, current, undefined));
     },
 
     async revoke(sessionId) {
+      await inSpace();
       const key = lookupKeyOf(sessionId);
       const current = await read(key);
       if (key === undefined || current === undefined) return { revoked: false };

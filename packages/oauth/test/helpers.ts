@@ -10,6 +10,7 @@ import {
 } from "@interlock/test-harness/oauth";
 import { OAuth2Server } from "oauth2-mock-server";
 import { afterAll, beforeAll, expect } from "vitest";
+import { clientSpace } from "../src/client-space.js";
 import {
   createKeyring,
   createLogin,
@@ -56,6 +57,18 @@ export function useAuthorizationServer(ttl: { accessToken?: number; clientCreden
   });
   afterAll(() => server?.close());
   return () => server;
+}
+
+/**
+ * The store key under which the web app's client keeps a session (`session`) or a pending login
+ * (`login`) of `id` on `server`, with the default key prefix: keys name the client (client-space.ts).
+ */
+export async function webAppKey(
+  server: TestAuthorizationServer,
+  kind: "session" | "login",
+  id: string,
+): Promise<string> {
+  return `oauth:${kind}:${await clientSpace(webClient(server))}:${id}`;
 }
 
 export function webClient(server: TestAuthorizationServer, options: Partial<OAuthClientOptions> = {}) {

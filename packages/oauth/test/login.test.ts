@@ -18,7 +18,7 @@ import {
   OAuthError,
   type OAuthEvent,
 } from "../src/index.js";
-import { authorize, keyring, REDIRECT_URI, useAuthorizationServer, webClient } from "./helpers.js";
+import { authorize, keyring, REDIRECT_URI, useAuthorizationServer, webAppKey, webClient } from "./helpers.js";
 
 const server = useAuthorizationServer();
 
@@ -58,7 +58,7 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     expect(query.get("nonce")).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(start.state).toMatch(/^[A-Za-z0-9_-]{43}$/);
     // The verifier stays on the server: the URL carries only its S256 challenge.
-    const pending = JSON.parse((await store.get(`oauth:login:${start.state}`))!.value);
+    const pending = JSON.parse((await store.get(await webAppKey(server(), "login", start.state)))!.value);
     expect(pending.verifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(query.get("code_challenge")).toBe(await codeChallenge(pending.verifier));
     expect(start.url.href).not.toContain(pending.verifier);
@@ -86,7 +86,7 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     });
     expect(await me.json()).toMatchObject({ sub: "alice", name: "User alice" });
     // And the pending login is gone.
-    expect(await store.get(`oauth:login:${start.state}`)).toBeUndefined();
+    expect(await store.get(await webAppKey(server(), "login", start.state))).toBeUndefined();
   });
 
   it("the server refuses a code exchanged with the wrong verifier (invalid_grant)", async () => {
@@ -94,7 +94,7 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     const start = await login.begin();
     const callback = await authorize(start);
     // Someone who stole the code does not have the verifier: swap in another one.
-    const key = `oauth:login:${start.state}`;
+    const key = await webAppKey(server(), "login", start.state);
     const pending = JSON.parse((await store.get(key))!.value);
     await store.set(key, JSON.stringify({ ...pending, verifier: generateCodeVerifier() }), { ttlMs: 60_000 });
 
@@ -273,7 +273,7 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
   it("seals pending logins in a shared store when given keys: no verifier in clear", async () => {
     const { login, store } = loginWith({ encryptionKeys: keyring });
     const start = await login.begin();
-    const stored = (await store.get(`oauth:login:${start.state}`))!.value;
+    const stored = (await store.get(await webAppKey(server(), "login", start.state)))!.value;
     expect(stored).toMatch(/^v1\.k1\./);
     expect(stored).not.toContain("verifier");
     const result = await login.complete(await authorize(start), { state: start.state });
@@ -299,7 +299,10 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
       "/a\nb",
     ]) {
       const start = await login.begin({ returnTo });
-      expect(JSON.parse((await store.get(`oauth:login:${start.state}`))!.value).returnTo, returnTo).toBeUndefined();
+      expect(
+        JSON.parse((await store.get(await webAppKey(server(), "login", start.state)))!.value).returnTo,
+        returnTo,
+      ).toBeUndefined();
     }
   });
 

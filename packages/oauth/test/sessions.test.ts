@@ -30,6 +30,7 @@ import {
   useAuthorizationServer,
   WEB_APP,
   WEB_APP_REGISTRATION,
+  webAppKey,
   webClient,
 } from "./helpers.js";
 
@@ -90,11 +91,26 @@ describe("session tokens", () => {
     const tokens = await loggedInTokens(server());
     const id = newSessionId();
     await sessions({ store }).save(id, tokens);
-    const raw = (await store.get(`oauth:session:${id}`))!.value;
+    const raw = (await store.get(await webAppKey(server(), "session", id)))!.value;
     expect(raw).toMatch(/^v1\.k1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
     expect(raw).not.toContain(tokens.refreshToken!);
     expect(raw).not.toContain(tokens.accessToken);
     expect(await sessions({ store }).get(id)).toEqual(tokens);
+  });
+
+  it("keeps two clients' tokens apart on one store under one session id (two providers of one app)", async () => {
+    const store = new MemoryTokenStore();
+    const id = newSessionId();
+    const other = createSessionTokens(webClient(server(), { clientId: "other-app" }), {
+      store,
+      encryptionKeys: keyring,
+    });
+    const ours = await loggedInTokens(server());
+    const theirs = { ...ours, accessToken: "other-access", refreshToken: "other-refresh" };
+    await sessions({ store }).save(id, ours);
+    await other.save(id, theirs);
+    expect(await sessions({ store }).get(id)).toEqual(ours);
+    expect(await other.get(id)).toEqual(theirs);
   });
 
   it("refuses to be made without encryption keys", () => {
@@ -332,7 +348,7 @@ describe("session tokens", () => {
     expect(error).toBeInstanceOf(LoginRequiredError);
     expect(error).toMatchObject({ code: "login_required", status: 401, reason: "refresh_rejected" });
     expect((error as Error).cause).toMatchObject({ code: "invalid_grant" });
-    expect(await store.get(`oauth:session:${id}`)).toBeUndefined();
+    expect(await store.get(await webAppKey(server(), "session", id))).toBeUndefined();
     await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
     expect(events).toMatchObject([
       { type: "oauth.token.requested", grant: "refresh_token", outcome: "invalid_grant" },
@@ -459,10 +475,10 @@ describe("session tokens", () => {
 
     const id = newSessionId();
     await manager.save(id, await loggedInTokens(server()));
-    const key = `oauth:session:${id}`;
+    const key = await webAppKey(server(), "session", id);
     const sealed = (await store.get(key))!.value;
     // Another session's sealed record copied here does not open: the store key is authenticated.
-    await store.set("oauth:session:other", sealed, { ttlMs: 60_000 });
+    await store.set(await webAppKey(server(), "session", "other"), sealed, { ttlMs: 60_000 });
     await expect(manager.getAccessToken("other")).rejects.toBeInstanceOf(TokenDecryptionError);
     await store.set(key, JSON.stringify({ accessToken: "planted", tokenType: "bearer", refreshAt: 0 }), {
       ttlMs: 60_000,
@@ -497,7 +513,8 @@ describe("a refresh never brings back what was refused", () => {
     const id = newSessionId();
     // Another process logs the session out while this one's refresh request is at the server.
     const logoutDuringRefresh: FetchLike = async (input, init) => {
-      if (String(init?.body ?? "").includes("grant_type=refresh_token")) await store.delete(`oauth:session:${id}`);
+      if (String(init?.body ?? "").includes("grant_type=refresh_token"))
+        await store.delete(await webAppKey(server(), "session", id));
       return fetch(input, init);
     };
     const manager = createSessionTokens(webClient(server(), { fetch: logoutDuringRefresh }), {
@@ -507,7 +524,7 @@ describe("a refresh never brings back what was refused", () => {
     await manager.save(id, await loggedInTokens(server()));
 
     await expect(manager.refresh(id)).rejects.toMatchObject({ code: "login_required", reason: "no_session" });
-    expect(await store.get(`oauth:session:${id}`)).toBeUndefined();
+    expect(await store.get(await webAppKey(server(), "session", id))).toBeUndefined();
     await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
   });
 

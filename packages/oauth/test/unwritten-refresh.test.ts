@@ -12,6 +12,7 @@ import { startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from "vitest";
+import { clientSpace } from "../src/client-space.js";
 import {
   createSessionTokens,
   type FetchLike,
@@ -29,7 +30,8 @@ const server = useAuthorizationServer();
 const refreshes = () => server().tokenRequests("refresh_token");
 let sessionCounter = 0;
 const newSessionId = () => `unwritten-${process.pid}-${++sessionCounter}-${Date.now().toString(36)}`;
-const sessionKey = (id: string) => `oauth:session:${id}`;
+/** The session's store key (keys name the client: client-space.ts). */
+const sessionKey = async (id: string) => `oauth:session:${await clientSpace(webClient(server()))}:${id}`;
 const userinfo = (accessToken: string) =>
   fetch(`${server().issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
 
@@ -170,7 +172,8 @@ describe("a refresh whose tokens the store did not take: the new tokens are kept
       store.failing = 1;
     });
     const first = await sessions.getAccessToken(id);
-    await store.inner.set(sessionKey(id), (await store.inner.get(sessionKey(id)))!.value, { ttlMs: 60_000 });
+    const key = await sessionKey(id);
+    await store.inner.set(key, (await store.inner.get(key))!.value, { ttlMs: 60_000 });
 
     expect(await sessions.getAccessToken(id)).toBe(first);
     expect((await storedIn(store, id))?.accessToken).toBe(first);
@@ -227,8 +230,8 @@ describe("redis: a session write that reaches Redis after the store gave up", ()
     const store = new RedisTokenStore(slow, { prefix, operationTimeoutMs: 300 });
     const check = new RedisTokenStore(direct, { prefix });
     let held: ReturnType<typeof proxy.hold> | undefined;
-    const { id, sessions, tokens, events } = await dueSession(store, (sessionId) => {
-      held = proxy.hold(sessionKey(sessionId)); // the next command naming the session: the write
+    const { id, sessions, tokens, events } = await dueSession(store, async (sessionId) => {
+      held = proxy.hold(await sessionKey(sessionId)); // the next command naming the session: the write
     });
     const before = refreshes();
 
@@ -271,7 +274,7 @@ describe("postgres: a session write blocked past the store's timeout, then carri
     const { id, sessions, tokens, events } = await dueSession(store, async (sessionId) => {
       // Another transaction holds the session's row: the write waits for it, past the store's timeout.
       await blocker.query("BEGIN");
-      await blocker.query(`SELECT 1 FROM "${table}" WHERE key = $1 FOR UPDATE`, [sessionKey(sessionId)]);
+      await blocker.query(`SELECT 1 FROM "${table}" WHERE key = $1 FOR UPDATE`, [await sessionKey(sessionId)]);
     });
     const before = refreshes();
 
