@@ -284,11 +284,16 @@ const reportedHooks = new WeakSet<object>();
 
 /** The warning's `code`, for `process.on("warning")` listeners and `--disable-warning`. */
 export const HOOK_FAILED_WARNING = "INTERLOCK_HOOK_FAILED";
+/** The `code` of the warning that two webhook receivers with different secrets share one store's de-duplication keys. */
+export const SHARED_DELIVERY_KEYS_WARNING = "INTERLOCK_SHARED_DELIVERY_KEYS";
+/** The `code` of the warning that a `principal` function put a request in the shared anonymous scope. */
+export const ANONYMOUS_SCOPE_WARNING = "INTERLOCK_ANONYMOUS_SCOPE";
+/** The code of the warning that an idempotency middleware was made without a `principal`: keys shared by every client. */
+export const NO_PRINCIPAL_WARNING = "INTERLOCK_NO_PRINCIPAL";
 
 /**
- * Reports a hook's first failure: as a process warning where there is a process (Node, Bun,
- * Deno print it on stderr; `process.on("warning")` receives it, `code` `INTERLOCK_HOOK_FAILED`),
- * else with `console.warn` (Workers, browsers). Never throws: the outcome still goes on.
+ * Reports a hook's first failure (`INTERLOCK_HOOK_FAILED`, with the error's stack). Never
+ * throws: the outcome still goes on.
  */
 function reportHookFailure(hook: object, event: { type: string }, error: unknown): void {
   if (reportedHooks.has(hook)) return;
@@ -296,12 +301,24 @@ function reportHookFailure(hook: object, event: { type: string }, error: unknown
   const message =
     `an onEvent hook failed (event ${event.type}): ${failureText(error)}. ` +
     "The outcome it was told of is unchanged; later failures of this hook are not reported.";
+  processWarning(HOOK_FAILED_WARNING, message, error);
+}
+
+/**
+ * Reports a misuse Interlock can only notice as it runs, once where the caller keeps track of
+ * that: as a process warning where there is a process (Node, Bun, Deno print it on stderr;
+ * `process.on("warning")` receives it as an `InterlockWarning` with `code`), else with
+ * `console.warn` (Workers, browsers). `cause`, an error, adds its stack as the detail. Never
+ * throws: whatever it is reported from goes on.
+ */
+export function processWarning(code: string, message: string, cause?: unknown): void {
   try {
     const warn = (globalThis as { process?: { emitWarning?: unknown } }).process?.emitWarning;
     if (typeof warn === "function") {
-      const detail = error instanceof Error && error.stack ? error.stack : undefined;
-      warn.call(globalThis.process, message, { type: "InterlockWarning", code: HOOK_FAILED_WARNING, detail });
-    } else console.warn(`InterlockWarning [${HOOK_FAILED_WARNING}]: ${message}`, error);
+      const detail = cause instanceof Error && cause.stack ? cause.stack : undefined;
+      warn.call(globalThis.process, message, { type: "InterlockWarning", code, detail });
+    } else if (cause === undefined) console.warn(`InterlockWarning [${code}]: ${message}`);
+    else console.warn(`InterlockWarning [${code}]: ${message}`, cause);
   } catch {
     // A process with warnings made to throw (--throw-deprecation does not; a patched one might).
   }

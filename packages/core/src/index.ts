@@ -19,6 +19,7 @@ export {
   webhookErrorStatus,
 } from "./errors.js";
 export {
+  ANONYMOUS_SCOPE_WARNING,
   type CorrelatedEvent,
   type EventHook,
   emit,
@@ -28,6 +29,8 @@ export {
   type IdempotencyRejectedEvent,
   type InterlockEvent,
   monotonicNow,
+  NO_PRINCIPAL_WARNING,
+  SHARED_DELIVERY_KEYS_WARNING,
   type WebhookDuplicateEvent,
   type WebhookEvent,
   type WebhookHandlerFailedEvent,

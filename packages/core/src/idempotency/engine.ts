@@ -10,12 +10,15 @@
 import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
 import { BodyError, IdempotencyError, InterlockConfigError, type InterlockError } from "../errors.js";
 import {
+  ANONYMOUS_SCOPE_WARNING,
   type EventHook,
   emit,
   type IdempotencyEvent,
   type IdempotencyEventBase,
   type IdempotencyRejectedEvent,
   monotonicNow,
+  NO_PRINCIPAL_WARNING,
+  processWarning,
 } from "../events.js";
 import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
@@ -108,7 +111,9 @@ export interface IdempotencyOptions<R extends IdempotencyRequest = IdempotencyRe
   store: InterlockStore;
   /**
    * Who is calling: an API key id, user or tenant. Keys are scoped by it, so one client can
-   * never replay another's response. `false` declares a deliberately shared key space.
+   * never replay another's response. `false` declares a deliberately shared key space. A
+   * function that names nobody (`undefined`, `null`, `""`) puts the request in the shared
+   * anonymous scope, reported the first time as a process warning (`INTERLOCK_ANONYMOUS_SCOPE`).
    */
   principal?: ((request: R) => Principal | Promise<Principal>) | false;
   /** Methods covered. Default POST and PATCH. */
@@ -267,12 +272,19 @@ export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 const MAX_CACHED_SCOPES = 10_000;
 const MAX_CACHED_SCOPE_LENGTH = 512;
 
-const NO_PRINCIPAL_WARNING =
+const NO_PRINCIPAL_MESSAGE =
   "Interlock idempotency: no `principal` function is configured, so idempotency keys are shared by all " +
   "clients and one client could replay another's stored response. Pass `principal: (req) => <api key id, " +
   "user or tenant>`, or `principal: false` if this API has a single client.";
 
 let warnedNoPrincipal = false;
+
+const ANONYMOUS_SCOPE_MESSAGE =
+  "Interlock idempotency: the `principal` function returned no principal (undefined, null or an empty " +
+  "string) for a request, which puts it in the shared anonymous scope: every such request shares one key " +
+  "space, and one client could replay another's stored response. Authenticate before the idempotency " +
+  "middleware runs, so the function can read who is calling, or return a principal for every request. " +
+  "Reported once per middleware.";
 
 /**
  * Below 500, the statuses that tell the client to send the same request again: 408 Request
@@ -309,7 +321,8 @@ function clientErrorStatus(name: string, value: number | undefined, fallback: nu
 
 /**
  * What a `principal` function may return: a string or a number (a user id) names the caller;
- * `undefined` or `null` (`req.user?.id ?? null`), nobody: the shared key space.
+ * `undefined`, `null` (`req.user?.id ?? null`) or `""`, nobody: the shared anonymous scope (the
+ * first such request is reported once as a process warning, `INTERLOCK_ANONYMOUS_SCOPE`).
  */
 export type Principal = string | number | null | undefined;
 
@@ -420,7 +433,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   checkWait("waitForInFlight", options.waitForInFlight);
   if (options.principal === undefined && !warnedNoPrincipal) {
     warnedNoPrincipal = true;
-    globalThis.console?.warn(NO_PRINCIPAL_WARNING);
+    processWarning(NO_PRINCIPAL_WARNING, NO_PRINCIPAL_MESSAGE);
   }
 
   const isRequired = (request: R) =>
@@ -443,11 +456,26 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   // number, and in length, since a client may choose the route (an app-wide middleware scopes
   // by path) or the principal (read from a header): kept, 10,000 of 16 KiB would hold 160 MiB.
   const scopes = new Map<string, string>();
+  const principalOf = options.principal || undefined;
   function storeKeyOf(request: R, method: string, key: string): string | Promise<string> {
-    const found = options.principal ? options.principal(request) : "";
-    if (typeof found === "string") return scopedKey(found, method, request.route, key);
-    if (!isThenable(found)) return scopedKey(principalText(found), method, request.route, key);
-    return Promise.resolve(found).then((principal) => scopedKey(principalText(principal), method, request.route, key));
+    if (principalOf === undefined) return scopedKey("", method, request.route, key);
+    const found = principalOf(request);
+    if (typeof found === "string" && found !== "") return scopedKey(found, method, request.route, key);
+    if (!isThenable(found)) return scopedKey(namedPrincipal(found), method, request.route, key);
+    return Promise.resolve(found).then((principal) => scopedKey(namedPrincipal(principal), method, request.route, key));
+  }
+
+  // A function that names nobody is most often one that runs before authentication (the
+  // middleware mounted before it): every user then shares one scope, and user B is replayed
+  // user A's response. Not refused, since a public route may be anonymous on purpose; said once.
+  let anonymousReported = false;
+  function namedPrincipal(found: unknown): string {
+    const principal = principalText(found);
+    if (principal === "" && !anonymousReported) {
+      anonymousReported = true;
+      processWarning(ANONYMOUS_SCOPE_WARNING, ANONYMOUS_SCOPE_MESSAGE);
+    }
+    return principal;
   }
 
   // The last scope is compared first: most requests to a route come one after another.

@@ -3,6 +3,7 @@
 import { crypto } from "#crypto";
 import type { Ed25519Key, HmacKey } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
+import { sha256Hex } from "../hash.js";
 import { refuse, type WebhookScheme } from "./scheme.js";
 
 /** A secret as the provider shows it (`whsec_…`, a hex string, …) or raw key bytes. */
@@ -88,4 +89,24 @@ export function importSigningKey(scheme: WebhookScheme, secret: WebhookSecret): 
   if (material.kind === "hmac") return { kind: "hmac", key: crypto.importHmacKey(scheme.hash, material.raw) };
   if (!material.seed) refuse(scheme.name, "invalid_secret", "a public key cannot sign; use the signing key");
   return { kind: "ed25519", key: crypto.importEd25519PrivateKey(material.seed) };
+}
+
+/** Random bytes drawn once per process, the first time they are needed (see `keyDigests`). */
+let digestSalt: Uint8Array | undefined;
+
+/**
+ * A digest of each key the secrets verify with (the HMAC key's bytes, an Ed25519 public key),
+ * to tell sets of secrets apart without keeping them. Salted per process, so a digest kept in
+ * memory cannot be looked up in a table of common secrets' hashes. The secrets were checked
+ * when the verifier imported them. Synchronous where the runtime hashes synchronously (Node).
+ */
+export function keyDigests(scheme: WebhookScheme, secrets: readonly WebhookSecret[]): string[] | Promise<string[]> {
+  digestSalt ??= crypto.randomBytes(16);
+  const digests: (string | Promise<string>)[] = [];
+  for (const secret of secrets) {
+    const material = parseTrimmedSecret(scheme, secret);
+    const key = material.kind === "hmac" ? material.raw : material.publicKey;
+    if (key !== undefined) digests.push(sha256Hex([digestSalt, material.kind, key]));
+  }
+  return digests.every((digest) => typeof digest === "string") ? (digests as string[]) : Promise.all(digests);
 }

@@ -34,6 +34,9 @@ import type { InterlockStore, StoredResponse } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
 import { asUnavailable, positiveMs, releaseClaim, storeCall, storeOption, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
+import { keyDigests, secretList } from "./keys.js";
+import { keySpaceName } from "./scheme.js";
+import { noteKeySpace } from "./shared-keys.js";
 import type { VerifiedWebhook } from "./verified.js";
 import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
 
@@ -63,12 +66,15 @@ export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "on
    */
   extendLease?: boolean | LeaseRenewal;
   /**
-   * Keeps this receiver's deliveries apart from other receivers' on a shared store, for
-   * endpoints that can be sent the same event: one provider account with an endpoint (and
-   * secret) per service, each of which must process it once. 1 to 64 visible ASCII characters
-   * other than `:`.
+   * Keeps this receiver's deliveries apart from other receivers' on a shared store. Needed by
+   * receivers with different secrets (other accounts, tenants or providers under one scheme
+   * name), whose delivery ids may meet, and by endpoints that can be sent the same event: one
+   * provider account with an endpoint (and secret) per service, each of which must process it
+   * once. 1 to 64 visible ASCII characters other than `:`.
    * Default: none, one space per scheme (a delivery processed by any receiver of that scheme
-   * on the store is a duplicate to the others).
+   * on the store is a duplicate to the others). A second receiver made on the same store object
+   * in the same space whose secrets share no key with the first's is reported once as a process
+   * warning (`INTERLOCK_SHARED_DELIVERY_KEYS`); one that shares a secret (rotation) is not.
    */
   namespace?: string;
   /** Told about every verification, duplicate, success, failure and store outage. */
@@ -217,9 +223,7 @@ export async function deliveryKey(event: VerifiedWebhook, namespace?: string): P
  * every delivery): no signature to hash, so the receiver claims without waiting a turn.
  */
 function claimOf(event: VerifiedWebhook, namespace: string | undefined): DeliveryClaim | Promise<DeliveryClaim> {
-  // `wh@` starts no key without a namespace (they start `wh:`), and a namespace holds no `:`:
-  // no two (namespace, scheme) spaces share a key.
-  const space = namespace === undefined ? `wh:${event.scheme}` : `wh@${namespace}:${event.scheme}`;
+  const space = keySpace(event.scheme, namespace);
   const id = event.id;
   if (id !== undefined && event.idCovered && storableAsIs(id)) return { key: `${space}:${id}`, fingerprint: "" };
   return hashedClaim(event, space, id);
@@ -255,18 +259,25 @@ async function keyPart(id: string): Promise<string> {
 
 const storableAsIs = (id: string): boolean => id.length <= MAX_PLAIN_ID_LENGTH && !unstorable(id);
 
-const NAMESPACE = /^[\x21-\x39\x3b-\x7e]{1,64}$/;
+/**
+ * The start of every key of a scheme's deliveries. `wh@` starts no key without a namespace
+ * (they start `wh:`), and neither a namespace nor a scheme's name holds a `:` (`keySpaceName`):
+ * no two (namespace, scheme) spaces share a key.
+ */
+function keySpace(scheme: string, namespace: string | undefined): string {
+  return namespace === undefined ? `wh:${scheme}` : `wh@${namespace}:${scheme}`;
+}
 
 function namespaceOption(value: string | undefined): string | undefined {
-  if (value !== undefined && (typeof value !== "string" || !NAMESPACE.test(value))) {
-    throw new InterlockConfigError('namespace must be 1 to 64 visible ASCII characters other than ":"');
-  }
-  return value;
+  return value === undefined ? undefined : keySpaceName("namespace", value);
 }
 
 /**
  * Makes a receiver: verification, then a claim in the store so each delivery's handler runs
- * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance.
+ * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance,
+ * and a scheme whose name cannot name a key space (`keySpaceName`). Warns once when another
+ * receiver on this store object shares its key space with secrets that share no key with its
+ * own (`noteKeySpace`).
  */
 export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookReceiver {
   const { onEvent } = options;
@@ -277,6 +288,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const namespace = namespaceOption(options.namespace);
   const verifier = createWebhookVerifier({ ...options, ...(onEvent ? { onEvent } : {}) });
+  // Any scheme object, the user's own included: its name goes into every key.
+  const schemeName = keySpaceName("the scheme's name", verifier.scheme.name);
   // The window is two-sided: a delivery signed `tolerance` ahead of the clock is accepted until
   // `tolerance` after its time, so for twice the tolerance after it was first received.
   if (retentionMs <= 2 * verifier.tolerance * 1000) {
@@ -285,6 +298,13 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         "either way): otherwise a delivery replayed after its id is forgotten could still pass the timestamp check",
     );
   }
+  noteKeySpace(
+    store,
+    keySpace(schemeName, namespace),
+    keyDigests(verifier.scheme, secretList(options.secret)),
+    schemeName,
+    namespace,
+  );
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const wallNow = options.now ?? Date.now; // the clock the verifier checks timestamps on
   const toleranceMs = verifier.tolerance * 1000;

@@ -6,7 +6,7 @@
 
 import type { ContentParts } from "../crypto/port.js";
 import { decodeBase64, utf8 } from "../encoding.js";
-import { WebhookVerificationError } from "../errors.js";
+import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import type { HeaderReader } from "../headers.js";
 
 /** The HMAC hash a scheme uses. */
@@ -103,6 +103,22 @@ export interface WebhookScheme {
    * `WebhookVerificationError` to refuse the delivery.
    */
   bodyTimestamp?(body: Uint8Array): number | undefined;
+}
+
+/**
+ * What names a space of de-duplication keys (`wh:<scheme>:<id>`, `wh@<namespace>:…`): a scheme's
+ * name, a receiver's namespace. No `:`, which ends each name in a key: a scheme `acme` with
+ * delivery `eu:7` would otherwise share its key with a scheme `acme:eu` and delivery `7`.
+ */
+const KEY_SPACE_NAME = /^[\x21-\x39\x3b-\x7e]{1,64}$/;
+
+/** `value` when it can name a key space (1 to 64 visible ASCII characters other than `:`); else `InterlockConfigError`. */
+export function keySpaceName(option: string, value: unknown): string {
+  if (typeof value !== "string" || !KEY_SPACE_NAME.test(value)) {
+    const got = typeof value === "string" ? JSON.stringify(value) : typeof value;
+    throw new InterlockConfigError(`${option} must be 1 to 64 visible ASCII characters other than ":", not ${got}`);
+  }
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   base64Secret,
   type HashName,
   type KeyMaterial,
+  keySpaceName,
   optionalHeader,
   parseTimestamp,
   refuse,
@@ -25,7 +26,11 @@ import {
 
 /** How a custom HMAC scheme signs: every option has a default (see `generic`). */
 export interface HmacSchemeOptions {
-  /** Scheme name in errors, events and de-duplication keys. Default "generic". */
+  /**
+   * Scheme name in errors, events and de-duplication keys (`wh:<name>:<id>`): two providers need
+   * two names, or their delivery ids share one key space on a store. 1 to 64 visible ASCII
+   * characters other than `:`. Default "generic".
+   */
   name?: string;
   /** Default "x-signature". */
   signatureHeader?: string;
@@ -72,11 +77,12 @@ function configError(message: string): never {
 
 /**
  * Describes an HMAC scheme as data; it then verifies and signs like the presets. Throws
- * `InterlockConfigError` for a template without exactly one `{body}`, a `{ts}` or `{id}`
- * without its header, or a timestamp header left out of the template.
+ * `InterlockConfigError` for a `name` that cannot name a key space (see `keySpaceName`), a
+ * template without exactly one `{body}`, a `{ts}` or `{id}` without its header, or a timestamp
+ * header left out of the template.
  */
 export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
-  const name = options.name ?? "generic";
+  const name = keySpaceName("name", options.name ?? "generic");
   const signatureHeader = (options.signatureHeader ?? "x-signature").toLowerCase();
   const timestampHeader =
     options.timestampHeader === false ? undefined : (options.timestampHeader ?? "x-timestamp").toLowerCase();
