@@ -91,22 +91,23 @@ export function importSigningKey(scheme: WebhookScheme, secret: WebhookSecret): 
   return { kind: "ed25519", key: crypto.importEd25519PrivateKey(material.seed) };
 }
 
-/** Random bytes drawn once per process, the first time they are needed (see `keyDigests`). */
-let digestSalt: Uint8Array | undefined;
+/** Sets these digests apart from any other SHA-256 of the same bytes. */
+const DIGEST_DOMAIN = "interlock: receiver key digest";
 
 /**
  * A digest of each key the secrets verify with (the HMAC key's bytes, an Ed25519 public key),
- * to tell sets of secrets apart without keeping them. Salted per process, so a digest kept in
- * memory cannot be looked up in a table of common secrets' hashes. The secrets were checked
- * when the verifier imported them. Synchronous where the runtime hashes synchronously (Node).
+ * to tell sets of secrets apart without keeping them. Not salted: the digests stay in this
+ * process's memory, beside the keys themselves, and a random salt drawn as a receiver is made
+ * would fail where that is forbidden (a Worker's global scope, where receivers are made). The
+ * secrets were checked when the verifier imported them. Synchronous where the runtime hashes
+ * synchronously (Node).
  */
 export function keyDigests(scheme: WebhookScheme, secrets: readonly WebhookSecret[]): string[] | Promise<string[]> {
-  digestSalt ??= crypto.randomBytes(16);
   const digests: (string | Promise<string>)[] = [];
   for (const secret of secrets) {
     const material = parseTrimmedSecret(scheme, secret);
     const key = material.kind === "hmac" ? material.raw : material.publicKey;
-    if (key !== undefined) digests.push(sha256Hex([digestSalt, material.kind, key]));
+    if (key !== undefined) digests.push(sha256Hex([DIGEST_DOMAIN, material.kind, key]));
   }
   return digests.every((digest) => typeof digest === "string") ? (digests as string[]) : Promise.all(digests);
 }
