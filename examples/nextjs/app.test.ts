@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { DEFAULT_MAX_BODY_BYTES, signWebhook, stripe } from "@interlock/core";
 import next from "next";
+import { notFound, permanentRedirect, redirect } from "next/navigation";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { API_KEY, apiKeys, describePaymentsApi } from "../payments-api.js";
 import { interlock } from "./lib/interlock";
@@ -173,6 +174,7 @@ describe("POST /api/payments, while a payment is running or fails", () => {
       method: "POST",
       headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json", "idempotency-key": key },
       body: JSON.stringify({ amount: 1500 }),
+      redirect: "manual", // a redirect Next answers is what the client got, not followed
     });
 
   it("answers 409 to the same key while the first request is still charging, then replays it", async () => {
@@ -205,6 +207,36 @@ describe("POST /api/payments, while a payment is running or fails", () => {
     expect(replay.headers.get("idempotent-replayed")).toBe("true");
     expect(await replay.text()).toBe(await created.text());
   });
+
+  // Next answers these throws itself (307, 308, 404), so the key keeps that answer: released as a
+  // failure, the client's retry charged again.
+  it.each([
+    ["redirect()", () => redirect("/payments/charged"), 307, "/payments/charged"],
+    ["permanentRedirect()", () => permanentRedirect("/payments/charged"), 308, "/payments/charged"],
+    ["notFound()", () => notFound(), 404, null],
+  ])(
+    "stores what Next answers when the handler calls %s after charging: the retry charges once",
+    async (_name, interrupt, status, location) => {
+      const charge = db().charge.bind(db());
+      const payments = db().payments.size;
+      vi.spyOn(db(), "charge").mockImplementationOnce(async (payment) => {
+        await charge(payment);
+        interrupt();
+      });
+
+      const first = await pay(`interrupted-${status}`);
+      expect([first.status, first.headers.get("location")]).toEqual([status, location]);
+      expect(db().payments.size).toBe(payments + 1);
+
+      const retried = await pay(`interrupted-${status}`);
+      expect([retried.status, retried.headers.get("location"), retried.headers.get("idempotent-replayed")]).toEqual([
+        status,
+        location,
+        "true",
+      ]);
+      expect(db().payments.size).toBe(payments + 1);
+    },
+  );
 
   it("releases the key when the handler throws: the retry charges once", async () => {
     const payments = db().payments.size;

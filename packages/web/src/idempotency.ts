@@ -1,7 +1,8 @@
 /**
  * `Idempotency-Key` on a fetch-style handler. The wrapper translates the request for core's
  * engine (`begin`), answers its refusals and replays as they are, and otherwise runs the
- * handler and hands the engine what it answered (`finish`) or that it threw (`abort`).
+ * handler and hands the engine what it answered, returned or thrown as an answer (`finish`),
+ * or that it failed (`abort`).
  */
 import {
   BodyError,
@@ -19,6 +20,7 @@ import {
 import { readRequestBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { handlerResponse, toResponse } from "./respond.js";
+import { thrownAnswer } from "./thrown.js";
 
 /** The request as core sees it, with the handler's own `Request` for `principal`, `fingerprint` and `required`. */
 export interface WebIdempotencyRequest<R extends Request = Request> extends IdempotencyRequest {
@@ -60,6 +62,9 @@ export type IdempotentHandler<R extends Request, A extends unknown[]> = (
  * Wraps a fetch-style handler so that a request retried with the same `Idempotency-Key` runs it
  * once: a retry gets the stored response (`Idempotent-Replayed: true`), a concurrent copy 409,
  * the key with another body 422. The handler gets the request as it came, its body unread.
+ * A throw releases the key, so the retry runs again; but the throws a host answers with (Next's
+ * `redirect()`, `notFound()`, `forbidden()`, `unauthorized()`; a thrown `Response`, which Remix and
+ * React Router send) are stored as that answer and thrown on, for the host to send as ever.
  *
  * `options` may be a function of the first request (and what the host passes with it): it is
  * called once, on the first call, for settings that are not there when the module is loaded.
@@ -136,13 +141,9 @@ async function fingerprintBody(request: Request, limit: number): Promise<Uint8Ar
 }
 
 /**
- * Runs the handler, then settles the key: a throw releases it. The answer is recorded as it
- * goes out, up to the store's `maxRecordBytes`: it is read on at once, into the stream sent,
- * so it is stored whether or not (and however slowly) the client reads it, and its end reaches
- * the client only once the engine has stored it, so a client that retries the moment it has the
- * whole answer finds it. A body past that size goes out uncached (the engine releases the key,
- * reason `too_large`), as does one that fails (reason `streamed`); a stream that never ends is
- * streamed on once past it.
+ * Runs the handler, then settles the key with what it answered (`record`). A throw releases it,
+ * unless the host sends the throw as an answer (`thrownAnswer`: Next's `redirect()` or
+ * `notFound()`, a thrown `Response`): that answer is stored, and the throw goes on to the host.
  */
 async function execute<R extends Request>(
   engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
@@ -150,13 +151,51 @@ async function execute<R extends Request>(
   method: string,
   run: () => Response | Promise<Response>,
 ): Promise<Response> {
+  let answer: HandlerAnswer;
   let response: Response;
   try {
-    response = handlerResponse(await run()); // its body a web stream, or null
+    answer = await answerOf(run);
+    response = handlerResponse(answer.response); // its body a web stream, or null
   } catch (error) {
     await engine.abort(ticket);
     throw error;
   }
+  const sent = await record(engine, ticket, method, response);
+  if (!answer.threw) return sent;
+  // Thrown on, for the host to answer as ever; a retry gets the stored answer from the wrapper. A
+  // thrown Response goes on as the one its body is recorded through, Next's error as it came.
+  throw answer.error === answer.response ? sent : answer.error;
+}
+
+/** What the handler answered: its `Response`, returned or thrown as one (with the throw to pass on). */
+type HandlerAnswer = { response: Response; threw: false } | { response: Response; threw: true; error: unknown };
+
+/** Runs the handler: a throw that is no answer (`thrownAnswer`) goes on as it came. */
+async function answerOf(run: () => Response | Promise<Response>): Promise<HandlerAnswer> {
+  try {
+    return { response: await run(), threw: false };
+  } catch (error) {
+    const response = thrownAnswer(error);
+    if (response === undefined) throw error;
+    return { response, threw: true, error };
+  }
+}
+
+/**
+ * Stores `response` as the key's answer, recorded as it goes out, up to the store's
+ * `maxRecordBytes`; resolves to what to send in its place. The body is read on at once, into the
+ * stream sent, so it is stored whether or not (and however slowly) the client reads it, and its
+ * end reaches the client only once the engine has stored it, so a client that retries the moment
+ * it has the whole answer finds it. A body past that size goes out uncached (the engine releases
+ * the key, reason `too_large`), as does one that fails (reason `streamed`); a stream that never
+ * ends is streamed on once past it.
+ */
+async function record<R extends Request>(
+  engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
+  ticket: IdempotencyTicket,
+  method: string,
+  response: Response,
+): Promise<Response> {
   const recorded = await recordResponse(response, {
     headers: () => response.headers,
     limit: engine.options.store.maxRecordBytes,
@@ -169,10 +208,12 @@ async function execute<R extends Request>(
   // A body ready at once (a string, bytes, JSON) is sent whole, so the host frames it with its
   // length, as it frames the handler's own Response (without one, Node marks the end of an
   // answer to an HTTP/1.0 keep-alive client by closing the connection). One still being
-  // produced is streamed as it comes, its end held until the engine has stored it.
-  const whole = await recording.readReady();
+  // produced is streamed as it comes, its end held until the engine has stored it. So is a body
+  // without a Content-Type: sent as bytes, Bun would label it application/octet-stream.
+  const whole = response.headers.has("content-type") ? await recording.readReady() : undefined;
   if (whole !== undefined) {
-    return new Response(whole, { status: response.status, statusText: response.statusText, headers: response.headers });
+    const init = { status: response.status, statusText: response.statusText, headers: response.headers };
+    return new Response(whole as Uint8Array<ArrayBuffer>, init); // core's own copy, on an ArrayBuffer
   }
   recording.readAhead();
   return recorded.response;

@@ -218,6 +218,133 @@ describe("the handler", () => {
   });
 });
 
+describe("answers the handler throws (Next's redirect() and notFound(), Remix's thrown Response)", () => {
+  /** An error as Next's `redirect()`, `notFound()`, `forbidden()`… throw it: Next answers by its digest. */
+  const nextError = (digest: string) => Object.assign(new Error(digest.split(";")[0]), { digest });
+
+  const types = (events: InterlockEvent[]) => events.map((event) => event.type);
+
+  it.each([
+    ["redirect()", "NEXT_REDIRECT;replace;/payments/pay_1;307;", 307, "/payments/pay_1"],
+    ["permanentRedirect(), a url holding ;", "NEXT_REDIRECT;push;/a;b?c=1;308;", 308, "/a;b?c=1"],
+    ["notFound()", "NEXT_HTTP_ERROR_FALLBACK;404", 404, null],
+    ["forbidden()", "NEXT_HTTP_ERROR_FALLBACK;403", 403, null],
+    ["unauthorized()", "NEXT_HTTP_ERROR_FALLBACK;401", 401, null],
+  ])(
+    "Next's %s after the work is stored as the answer Next sends, and thrown on as it came",
+    async (_name, digest, status, location) => {
+      const events: InterlockEvent[] = [];
+      let runs = 0;
+      const thrown = nextError(digest);
+      const handle = withIdempotency(options(events), async () => {
+        runs++; // the payment is made…
+        throw thrown; // …then Next answers the redirect, the 404
+      });
+      const key = uniqueId("key");
+      await expect(handle(requestOf(key))).rejects.toBe(thrown); // Next answers it as ever
+      const replay = await handle(requestOf(key));
+      expect([replay.status, replay.headers.get("location"), replay.headers.get("idempotent-replayed")]).toEqual([
+        status,
+        location,
+        "true",
+      ]);
+      expect(await replay.text()).toBe("");
+      expect(runs).toBe(1);
+      expect(types(events)).toEqual(["idempotency.first", "idempotency.completed", "idempotency.replayed"]);
+    },
+  );
+
+  it.each([
+    ["a redirect status Next does not send", "NEXT_REDIRECT;replace;/payments;301;"],
+    ["a redirect to no url", "NEXT_REDIRECT;replace;;307;"],
+    ["a redirect to a url no header can carry", "NEXT_REDIRECT;replace;/payments/\u20ac;307;"],
+    ["a redirect of no known type", "NEXT_REDIRECT;reload;/payments;307;"],
+    ["an access fallback of another status", "NEXT_HTTP_ERROR_FALLBACK;500"],
+    ["another of Next's digests", "DYNAMIC_SERVER_USAGE"],
+  ])("an error with %s is a failure (Next answers 500): the key is released", async (_name, digest) => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const handle = withIdempotency(options(events), async () => {
+      runs++;
+      throw nextError(digest);
+    });
+    const key = uniqueId("key");
+    await expect(handle(requestOf(key))).rejects.toMatchObject({ digest });
+    await expect(handle(requestOf(key))).rejects.toMatchObject({ digest });
+    expect(runs).toBe(2);
+    expect(released(events)).toEqual(["error", "error"]);
+  });
+
+  it("a thrown Response (Remix's throw redirect()) is stored and thrown on for the host to send", async () => {
+    let runs = 0;
+    const handle = withIdempotency(options(), async () => {
+      runs++;
+      throw new Response(null, { status: 302, headers: { location: "/orders/7" } });
+    });
+    const key = uniqueId("key");
+    const thrown = await handle(requestOf(key)).catch((error: unknown) => error);
+    expect(thrown).toBeInstanceOf(Response);
+    expect([(thrown as Response).status, (thrown as Response).headers.get("location")]).toEqual([302, "/orders/7"]);
+    const replay = await handle(requestOf(key));
+    expect([replay.status, replay.headers.get("location"), replay.headers.get("idempotent-replayed")]).toEqual([
+      302,
+      "/orders/7",
+      "true",
+    ]);
+    expect(runs).toBe(1);
+  });
+
+  it("a thrown Response with a body goes on with every byte of it, and its replay is the same", async () => {
+    let runs = 0;
+    const handle = withIdempotency(options(), async () => {
+      runs++;
+      throw Response.json({ error: "order 7 is closed" }, { status: 409, headers: { "x-kind": "closed" } });
+    });
+    const key = uniqueId("key");
+    const thrown = (await handle(requestOf(key)).catch((error: unknown) => error)) as Response;
+    expect([thrown.status, thrown.headers.get("x-kind"), await thrown.json()]).toEqual([
+      409,
+      "closed",
+      { error: "order 7 is closed" },
+    ]);
+    const replay = await handle(requestOf(key));
+    expect([replay.status, replay.headers.get("content-type"), await replay.json()]).toEqual([
+      409,
+      "application/json",
+      { error: "order 7 is closed" },
+    ]);
+    expect(runs).toBe(1);
+  });
+
+  it("a thrown Response that turns out invalid only once read (@hono/node-server's own) releases the key", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const url = await start(
+      withIdempotency(options(events), async () => {
+        runs++;
+        throw new Response("no content", { status: 204 }); // checked by @hono/node-server only when read
+      }),
+    );
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(500);
+    const retry = await send(url, key);
+    expect([retry.status, runs]).toEqual([500, 2]); // not 409 request_in_flight until the lease runs out
+    expect(released(events)).toEqual(["error", "error"]);
+  });
+
+  it("a thrown look-alike of a Response, or of Next's error without a digest, is a failure: the key is released", async () => {
+    const events: InterlockEvent[] = [];
+    const throws = [{ status: 302, headers: new Headers({ location: "/x" }), body: null }, new Error("NEXT_REDIRECT")];
+    const handle = withIdempotency(options(events), async () => {
+      throw throws.shift();
+    });
+    const key = uniqueId("key");
+    await expect(handle(requestOf(key))).rejects.toMatchObject({ status: 302 });
+    await expect(handle(requestOf(key))).rejects.toThrow("NEXT_REDIRECT");
+    expect(released(events)).toEqual(["error", "error"]);
+  });
+});
+
 describe("options made on first use", () => {
   it("from the first call's arguments, once: every later call shares the engine and its store", async () => {
     let made = 0;
