@@ -175,15 +175,20 @@ interface Unwritten {
   tokens: StoredTokens;
   /** The version of the store's entry these tokens replace. */
   replaces: string;
-  /** The refresh token the refresh used up: an entry that still holds it is older than these tokens. */
-  usedRefreshToken: string;
+  /**
+   * The refresh token the refresh used up, when the server rotated it: an entry that still holds
+   * it is older than these tokens. Undefined when the server kept it (RFC 6749 §6 lets it): every
+   * later entry holds it too, and only the version tells an older one.
+   */
+  usedRefreshToken: string | undefined;
   /** When they would have expired in the store, had they been written (ms since the epoch). */
   keptUntil: number;
 }
 
 /** Whether `held` replaces the store's entry `stored`: the one it was refreshed from, or a copy of it written since. */
 const replacesEntry = (held: Unwritten, stored: Current): boolean =>
-  stored.version === held.replaces || stored.tokens.refreshToken === held.usedRefreshToken;
+  stored.version === held.replaces ||
+  (held.usedRefreshToken !== undefined && stored.tokens.refreshToken === held.usedRefreshToken);
 
 /**
  * Writes of unwritten tokens per call before they wait for the next one. A write is lost to
@@ -380,7 +385,13 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     const next = scheduleRefresh(tokenSetFrom(response, now, { previous: tokens }), now, freshness);
     // From here until the store takes them, the new tokens are the only copy of the grant: held
     // in memory first, so that a write the store fails loses nothing.
-    const held: Unwritten = { tokens: next, replaces: seen.version, usedRefreshToken, keptUntil: now + sessionTtlMs };
+    const rotated = next.refreshToken !== usedRefreshToken;
+    const held: Unwritten = {
+      tokens: next,
+      replaces: seen.version,
+      usedRefreshToken: rotated ? usedRefreshToken : undefined,
+      keptUntil: now + sessionTtlMs,
+    };
     hold(key, held);
     try {
       return (await writeBack(key, held, seen.version)).tokens;

@@ -14,6 +14,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import { clientSpace } from "../src/client-space.js";
 import {
+  createOAuthClient,
   createSessionTokens,
   type FetchLike,
   MemoryTokenStore,
@@ -292,5 +293,47 @@ describe("postgres: a session write blocked past the store's timeout, then carri
     expect(await sessions.getAccessToken(id)).toBe(first);
     expect(refreshes()).toBe(before + 1);
     await assertGrantIntact(sessions, id, tokens, first);
+  });
+});
+
+describe("a server that keeps the refresh token (RFC 6749 §6: no refresh_token in the answer)", () => {
+  it("unwritten tokens never go over a newer session another process stored since", async () => {
+    const issuer = "https://as.example";
+    let issued = 0;
+    // Every refresh answers a new access token and no refresh token: the old one stays valid.
+    const keeping: FetchLike = async () =>
+      Response.json({ access_token: `AT${++issued}`, token_type: "Bearer", expires_in: 3600 });
+    let now = Date.now();
+    const clientOf = () =>
+      createOAuthClient({
+        issuer,
+        clientId: "c",
+        clientSecret: "s",
+        metadata: { issuer, token_endpoint: `${issuer}/token` },
+        fetch: keeping,
+        retry: false,
+        clock: () => now,
+      });
+    const shared = new MemoryTokenStore();
+    const failing = new FailingWrites(shared);
+    const processA = createSessionTokens(clientOf(), { encryptionKeys: keyring, store: failing });
+    const processB = createSessionTokens(clientOf(), { encryptionKeys: keyring, store: shared });
+    const id = newSessionId();
+    await processA.save(id, {
+      accessToken: "AT0",
+      tokenType: "bearer",
+      expiresAt: now + 3_600_000,
+      refreshToken: "RT",
+      scope: undefined,
+      idToken: undefined,
+    });
+    now += 3_590_000; // due
+    failing.failing = 1;
+    expect(await processA.getAccessToken(id)).toBe("AT1"); // its write failed: held in A's memory
+    now += 1_000;
+    expect((await processB.refresh(id)).accessToken).toBe("AT2"); // newer, stored by B
+    now += 1_000;
+    expect((await processA.get(id))?.accessToken).toBe("AT2"); // A's older tokens stay unwritten
+    expect((await processB.get(id))?.accessToken).toBe("AT2");
   });
 });

@@ -112,25 +112,31 @@ function idempotentHandler<R extends Request, A extends unknown[]>(
 }
 
 /**
- * The path without its query string: the default scope. Spellings RFC 3986 §6.2.2 counts as one
- * path are made one (`/pay%6Dents` is `/payments`, `%2f` is `%2F`): hosts that route on the
- * decoded path (Next.js, Hono) run the same handler for both, and under two scopes one key would
- * run it twice. (The fingerprint keeps the path as sent: a retry under another spelling is a 422.)
+ * The path without its query string: the default scope, decoded as hosts decode it to route
+ * (`decodeURI`, as Hono does; Next.js decodes its segments alike): `/pay%6Dents` is
+ * `/payments`, `/orders/it%27s` is `/orders/it's`. Under two scopes, one key would run the same
+ * handler twice. What `decodeURI` leaves encoded (a reserved character, such as `%2F`) keeps its
+ * hex in upper case, the one spelling RFC 3986 §6.2.2 gives it; a path it cannot decode (a
+ * malformed escape) is taken as sent. (The fingerprint keeps the path as sent: a retry under
+ * another spelling is a 422.)
  */
 function pathOf(url: string): string {
   const full = pathAndQuery(url);
   const query = full.indexOf("?");
   const path = query === -1 ? full : full.slice(0, query);
-  return path.includes("%") ? path.replace(PERCENT_ENCODED, normalPercent) : path;
+  return path.includes("%") ? decodedPath(path) : path;
 }
 
-const PERCENT_ENCODED = /%[0-9A-Fa-f]{2}/g;
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+const PERCENT_ENCODED = /%[0-9a-f]{2}/gi;
 
-/** An unreserved character decoded, any other octet's hex in upper case. */
-function normalPercent(encoded: string): string {
-  const char = String.fromCharCode(Number.parseInt(encoded.slice(1), 16));
-  return UNRESERVED.test(char) ? char : encoded.toUpperCase();
+function decodedPath(path: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURI(path);
+  } catch {
+    return path;
+  }
+  return decoded.replace(PERCENT_ENCODED, (escape) => escape.toUpperCase());
 }
 
 /** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */
