@@ -512,6 +512,10 @@ describe("options checked at set-up", () => {
     ["replayedHeader", ""],
     ["methods", []],
     ["methods", ["PO ST"]],
+    ["replayHeaders", ["x-trace", "bad name"]],
+    ["replayHeaders", ["x-\u0000"]],
+    ["replayHeaders", [""]],
+    ["replayHeaders", "content-type"],
     ["cache", "none"],
     ["failOpen", "false"],
     ["required", "true"],
@@ -524,6 +528,7 @@ describe("options checked at set-up", () => {
 
   it("header names that are tokens, lower-case methods and every cache policy are taken", () => {
     expect(make({ headerName: "X-Request-Key", replayedHeader: "x-replayed", methods: ["post", "PUT"] })).not.toThrow();
+    expect(make({ replayHeaders: ["Content-Type", "x-trace-id", "set-cookie"] })).not.toThrow();
     for (const cache of ["non-5xx", "2xx", "all"]) expect(make({ cache })).not.toThrow();
   });
 });

@@ -371,6 +371,22 @@ function headerNameOption(name: string, value: string | undefined, fallback: str
   return value;
 }
 
+/**
+ * `replayHeaders`: a list of header names (tokens). Another string names no header a response
+ * can carry, and one a store cannot hold (a NUL) would fail every `complete`, the key locked.
+ */
+function replayHeadersOption(value: readonly string[] | undefined): readonly string[] {
+  if (value === undefined) return DEFAULT_REPLAY_HEADERS;
+  if (!Array.isArray(value)) throw new InterlockConfigError("replayHeaders must be a list of header names");
+  const wrong = value.find((name) => typeof name !== "string" || !HTTP_TOKEN.test(name));
+  if (wrong !== undefined) {
+    throw new InterlockConfigError(
+      `replayHeaders must be a list of HTTP header names (tokens, no spaces), not ${JSON.stringify(wrong)}`,
+    );
+  }
+  return value;
+}
+
 /** `methods`: a non-empty list of method names (an empty one would cover no request at all). */
 function methodsOption(value: readonly string[] | undefined): readonly string[] {
   if (value === undefined) return DEFAULT_METHODS;
@@ -426,7 +442,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   // On unless turned off (renewalsOf), as for webhooks: a retry during a slow handler gets 409.
   const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
-  const allowedHeaders = replayAllowList(options.replayHeaders ?? DEFAULT_REPLAY_HEADERS);
+  const allowedHeaders = replayAllowList(replayHeadersOption(options.replayHeaders));
   const replayedHeader = headerNameOption("replayedHeader", options.replayedHeader, "Idempotent-Replayed");
   const cache = choiceOption("cache", options.cache, CACHE_POLICIES, "non-5xx");
   const mismatchStatus = clientErrorStatus("mismatchStatus", options.mismatchStatus, 422);
