@@ -152,12 +152,12 @@ describe("redis store: leases and timestamps", () => {
     expect(record.completedAt).toBeLessThanOrEqual(after);
   });
 
-  it("round-trips header text JSON cannot mangle: unicode, quotes, lone surrogates, empty values", async () => {
+  it("round-trips header text JSON cannot mangle: unicode, quotes, empty values", async () => {
+    // (A lone surrogate is refused by every store: the conformance suite checks it.)
     const store = storeOn(redisClient());
     const headers: Array<[string, string]> = [
       ["x-a", "ünïcødé 🔑"],
       ["x-b", '"quoted"\\'],
-      ["x-c", "\uD800"],
       ["x-d", ""],
       ["x-a", "again"],
     ];
