@@ -136,7 +136,7 @@ function decodedPath(path: string): string {
   } catch {
     return path;
   }
-  return decoded.replace(PERCENT_ENCODED, (escape) => escape.toUpperCase());
+  return decoded.replace(PERCENT_ENCODED, (encoded) => encoded.toUpperCase());
 }
 
 /** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */
