@@ -123,6 +123,7 @@ export {
 // Bodies on web standards, shared by the adapters that run on every runtime.
 export {
   declaredLength,
+  isWebResponse,
   pathAndQuery,
   type RecordedResponse,
   type Recording,

@@ -195,6 +195,14 @@ function settlesNow(promise: Promise<unknown>): Promise<boolean> {
   });
 }
 
+/**
+ * Whether `value` is a web `Response`, of any realm (a runtime's own, a polyfill's, another copy
+ * of undici): known by its WebIDL tag, `[object Response]`, where `instanceof` fails across them.
+ */
+export function isWebResponse(value: unknown): value is Response {
+  return Object.prototype.toString.call(value) === "[object Response]";
+}
+
 /** How `recordResponse` settles a claimed key: the engine's `finish` and `abort` for its ticket. */
 export interface ResponseSettlement {
   /** The response as stored. */

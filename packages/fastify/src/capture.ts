@@ -5,7 +5,7 @@
  */
 
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { BodyCollector, type CapturedResponse, writeHeadHeaders } from "@interlock/core";
+import { BodyCollector, type CapturedResponse, isWebResponse, writeHeadHeaders } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { onHandlerThrow } from "./handler-throw.js";
 
@@ -22,17 +22,6 @@ export function payloadBody(payload: unknown): CapturedResponse["body"] {
   if (payload instanceof Uint8Array) return Buffer.from(payload);
   return undefined;
 }
-
-/**
- * Whether an `onSend` payload is a web `Response` a handler returned or sent (Fastify 5 sends
- * one: its status, headers and body). Checked as Fastify checks it, by its tag: `instanceof`
- * fails for a `Response` of another realm or another copy of undici.
- */
-export function isWebResponse(payload: unknown): payload is Response {
-  return typeof payload === "object" && payload !== null && tagOf.call(payload) === "[object Response]";
-}
-
-const tagOf = Object.prototype.toString;
 
 /**
  * The status an `onSend` payload goes out with. Fastify applies a web `Response`'s status (and

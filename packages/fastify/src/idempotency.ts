@@ -18,18 +18,11 @@ import {
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
+  isWebResponse,
   recordResponse,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
-import {
-  isWebResponse,
-  keepPending,
-  payloadBody,
-  recordOnHijack,
-  resetBeforeEnd,
-  sentHeaders,
-  takePending,
-} from "./capture.js";
+import { keepPending, payloadBody, recordOnHijack, resetBeforeEnd, sentHeaders, takePending } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";

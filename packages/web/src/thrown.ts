@@ -7,6 +7,8 @@
  * handler again (a second payment behind a redirect).
  */
 
+import { isWebResponse } from "@interlock/core";
+
 /**
  * The `Response` the host sends for `thrown`, when it is one of those answers; undefined for any
  * other throw (a failure, which releases the key). Next's errors are known by their `digest`, the
@@ -14,14 +16,9 @@
  * libraries that must let them through match too, as Next exports no stable way to ask.
  */
 export function thrownAnswer(thrown: unknown): Response | undefined {
-  if (isResponse(thrown)) return thrown;
+  if (isWebResponse(thrown)) return thrown;
   const digest = (thrown as { digest?: unknown } | null | undefined)?.digest;
   return typeof digest === "string" ? nextAnswer(digest.split(";")) : undefined;
-}
-
-/** A web `Response` of any realm (a runtime's own, a polyfill's): WebIDL names every one `[object Response]`. */
-function isResponse(value: unknown): value is Response {
-  return Object.prototype.toString.call(value) === "[object Response]";
 }
 
 /** The statuses Next takes from a redirect's digest: 307 (`redirect()`), 308 (`permanentRedirect()`), 303. */
