@@ -190,6 +190,24 @@ export class InterlockConfigError extends InterlockError {
 }
 
 /**
+ * What is kept of a database driver's error as a `cause`: its name, message, code, stack and,
+ * likewise, its own cause. Not the rest: ioredis attaches the failed command with its
+ * arguments (store keys, which can hold a session id, and stored bodies), pg a row's values in
+ * `detail`; an app that logs the error (or a `cause` chain printed by `console.error`) would
+ * write them out. Interlock's own errors are kept as they are.
+ */
+export function driverErrorSummary(error: unknown, depth = 0): unknown {
+  if (error instanceof InterlockError || !(error instanceof Error)) return error;
+  const { code, cause } = error as { code?: unknown; cause?: unknown };
+  const summary = new Error(error.message);
+  summary.name = error.name;
+  if (error.stack !== undefined) summary.stack = error.stack;
+  if (typeof code === "string" || typeof code === "number") Object.assign(summary, { code });
+  if (cause !== undefined && depth < 4) summary.cause = driverErrorSummary(cause, depth + 1);
+  return summary;
+}
+
+/**
  * The store could not be reached or did not answer in time. Never a false win: the caller
  * must treat the operation as not done (503, fail closed), and retrying later is safe. The
  * outcome on the server is unknown: a claim sent before a connection failed may still hold
@@ -214,8 +232,9 @@ export class StoreUnavailableError extends InterlockError {
    */
   readonly retryAfterSeconds = 2;
 
+  /** The `cause` is kept as `driverErrorSummary` of it: see there. */
   constructor(store: string, message: string, options?: { cause?: unknown }) {
-    super(`${store} store: ${message}`, options);
+    super(`${store} store: ${message}`, options && { cause: driverErrorSummary(options.cause) });
     this.store = store;
   }
 

@@ -4,6 +4,7 @@ export { decodeBase64, encodeBase64, encodeHex, utf8 } from "./encoding.js";
 export {
   BodyError,
   type BodyErrorCode,
+  driverErrorSummary,
   IdempotencyError,
   type IdempotencyErrorCode,
   InterlockConfigError,

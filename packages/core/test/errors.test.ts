@@ -4,8 +4,10 @@
  */
 
 import tls from "node:tls";
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import {
+  driverErrorSummary,
   InterlockConfigError,
   InterlockError,
   StoreUnavailableError,
@@ -46,6 +48,41 @@ describe("untrustedCertificate", () => {
 
 /** The errors' source loaded as another module: a second copy of every class, as a second build is. */
 const ANOTHER_COPY: string = "../src/errors.js?another-copy";
+
+describe("a store error's cause keeps nothing of the driver's error but its name, message, code and stack", () => {
+  // As ioredis attaches the failed command (its keys can hold a session id) and pg a row's values.
+  const driverError = () =>
+    Object.assign(new Error("OOM command not allowed when used memory > 'maxmemory'."), {
+      name: "ReplyError",
+      code: "OOM",
+      command: { name: "evalsha", args: ["sha", "1", "oauth:session:SECRET-SESSION-ID"] },
+      detail: "Key (key)=(SECRET-ROW-VALUE) already exists.",
+      cause: Object.assign(new Error("socket hang up"), { code: "ECONNRESET", args: ["SECRET-NESTED"] }),
+    });
+
+  it("as a StoreUnavailableError's cause, and inspected the way a logger prints it", () => {
+    const error = new StoreUnavailableError("redis", "claim failed", { cause: driverError() });
+    const cause = error.cause as Error & { code?: unknown; command?: unknown };
+    expect([cause.name, cause.message, cause.code, cause.command]).toEqual([
+      "ReplyError",
+      "OOM command not allowed when used memory > 'maxmemory'.",
+      "OOM",
+      undefined,
+    ]);
+    expect((cause.cause as { code?: unknown }).code).toBe("ECONNRESET");
+    expect(inspect(error, { depth: 10 })).not.toMatch(/SECRET/);
+  });
+
+  it("keeps Interlock's own errors and non-errors as they are, and what untrustedCertificate looks for", () => {
+    const own = new InterlockConfigError("table missing");
+    expect(driverErrorSummary(own)).toBe(own);
+    expect(driverErrorSummary("text")).toBe("text");
+    const tlsFailure = new StoreUnavailableError("redis", "connect failed", {
+      cause: coded("connect failed", coded("DEPTH_ZERO_SELF_SIGNED_CERT")),
+    });
+    expect(untrustedCertificate(tlsFailure)).toBe(true);
+  });
+});
 
 describe("instanceof across two copies of core (its ESM and CommonJS builds both loaded)", () => {
   it("an error from the other copy is an instance of this copy's class and its bases, and of no other", async () => {

@@ -9,7 +9,7 @@
  * depend on it. No Redis client is imported: only its reply errors' words and socket are read.
  */
 
-import { InterlockConfigError, StoreUnavailableError, untrustedCertificate } from "../errors.js";
+import { driverErrorSummary, InterlockConfigError, StoreUnavailableError, untrustedCertificate } from "../errors.js";
 
 /**
  * An ioredis client's own `keyPrefix` (its `options.keyPrefix`, a string or bytes): ioredis puts
@@ -67,7 +67,7 @@ export function redisReplyError(error: unknown, needs: RedisNeeds): unknown {
   if (!(error instanceof Error)) return error;
   const fix = setupMistake(error.message, needs);
   if (fix === undefined) return error;
-  return new InterlockConfigError(`${needs.label}: ${fix} (${error.message})`, { cause: error });
+  return new InterlockConfigError(`${needs.label}: ${fix} (${error.message})`, { cause: driverErrorSummary(error) });
 }
 
 /**
