@@ -59,6 +59,7 @@ export {
   DEFAULT_IDEMPOTENCY_LOCK_TTL_MS,
   DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyDecision,
   type IdempotencyEngine,
   type IdempotencyOptions,
@@ -71,6 +72,8 @@ export {
 export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
 export { type CapturedResponse, DEFAULT_REPLAY_HEADERS, type FetchHeadersLike } from "./idempotency/response.js";
 export { type IdempotentRun, type RunIdempotentOptions, runIdempotent } from "./idempotency/run.js";
+// Checked option names: a misspelt option is refused at set-up, never silently ignored.
+export { assertOptionNames, type OptionNameList, optionNames } from "./option-names.js";
 export { cryptoRuntime } from "./runtime.js";
 export type {
   ClaimOptions,
@@ -142,6 +145,7 @@ export {
   type DeliveryClaim,
   deliveryKey,
   type EarlyRefusalCode,
+  WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookDecision,
   type WebhookReceipt,
   type WebhookReceiver,

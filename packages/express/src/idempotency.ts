@@ -5,12 +5,15 @@
  */
 
 import {
+  assertOptionNames,
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
+  IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
+  optionNames,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
 import { useDictionaryProperties } from "./dictionary-mode.js";
@@ -71,11 +74,19 @@ function asRouted(req: Request, path: string): string {
   return folded.length > 1 && folded.endsWith("/") && !req.app.get("strict routing") ? folded.slice(0, -1) : folded;
 }
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<IdempotencyMiddlewareOptions, keyof IdempotencyOptions>>({
+  route: true,
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
  * runs, a retry gets the stored response, a concurrent copy 409, the key with another body 422.
  */
 export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandler {
+  assertOptionNames("idempotency()", options, IDEMPOTENCY_OPTION_NAMES, OWN_OPTION_NAMES);
   const { route = defaultRoute, bodyLimit, onError, ...engineOptions } = options;
   const readBody = bodyReader(bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT));
   const engine = createIdempotency(engineOptions);

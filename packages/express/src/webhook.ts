@@ -7,9 +7,12 @@
 import type { IncomingMessage } from "node:http";
 import {
   announcesBody,
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   createWebhookReceiver,
+  optionNames,
+  WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
 } from "@interlock/core";
@@ -51,11 +54,18 @@ async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8A
   return readRawBody(req, limit);
 }
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, then runs the route
  * with the verified event on `req.webhook`: a 2xx records it, anything else releases it.
  */
 export function webhook(options: WebhookOptions): RequestHandler {
+  assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);

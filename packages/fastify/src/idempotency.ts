@@ -10,15 +10,18 @@
  */
 
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
+  IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
   isWebResponse,
+  optionNames,
   recordResponse,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
@@ -83,11 +86,19 @@ function keptBody(request: FastifyRequest): Buffer {
   return body;
 }
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<FastifyIdempotencyOptions, keyof IdempotencyOptions>>({
+  route: true,
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Route hooks that make a route safe to retry with an `Idempotency-Key`: attach them with
  * `config: { interlock: … }` (plugin registered) or spread them into the route's options.
  */
 export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks {
+  assertOptionNames("idempotency()", options, IDEMPOTENCY_OPTION_NAMES, OWN_OPTION_NAMES);
   const { route = defaultRoute, bodyLimit, onError, ...engineOptions } = options;
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
   const engine = createIdempotency(engineOptions);

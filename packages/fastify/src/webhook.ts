@@ -8,10 +8,13 @@
  */
 
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   contentEncodingRefusal,
   createWebhookReceiver,
+  optionNames,
+  WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
   type WebhookTicket,
@@ -54,11 +57,18 @@ const NOT_CAPTURED =
   "Interlock's preParsing hook did not run for this route, so the signed bytes were never captured: " +
   "register the route with `config: { interlock: webhook(…) }` or spread all of webhook(…)'s hooks into its options";
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<FastifyWebhookOptions, keyof WebhookReceiverOptions>>({
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Route hooks that verify and de-duplicate a delivery on its raw bytes, with the verified
  * event on `request.webhook`: a 2xx records it, anything else (or a throw) releases it.
  */
 export function webhook(options: FastifyWebhookOptions): InterlockHooks {
+  assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   listenForHandlerThrows();

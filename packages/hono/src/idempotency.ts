@@ -4,15 +4,18 @@
  * hands the engine what it answered (`finish`) or that it threw (`abort`).
  */
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
+  IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyEngine,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
+  optionNames,
   pathAndQuery,
   type Recording,
   type ResponseSettlement,
@@ -78,6 +81,13 @@ function isHandler(handler: Wrapped): boolean {
   return own === undefined ? handler.length < 2 : isHandler(own);
 }
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<IdempotencyMiddlewareOptions, keyof IdempotencyOptions>>({
+  route: true,
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Middleware that makes a route safe to retry with an `Idempotency-Key`: the first request
  * runs, a retry gets the stored response, a concurrent copy 409, the key with another body 422.
@@ -91,6 +101,7 @@ export function idempotency<F extends IdempotencyMiddlewareOptions = Idempotency
 }
 
 function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): MiddlewareHandler {
+  assertOptionNames("idempotency()", options, IDEMPOTENCY_OPTION_NAMES, OWN_OPTION_NAMES);
   const { route, bodyLimit, onError, ...engineOptions } = options;
   const engine = createIdempotency(engineOptions);
   const read = { limit: bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), acceptText: true };

@@ -4,10 +4,13 @@
  * how it answered (`finish`) or that it threw (`abort`). Every decision is core's.
  */
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   createWebhookReceiver,
+  optionNames,
   type VerifiedWebhook,
+  WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookReceiver,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
@@ -44,6 +47,12 @@ export interface WebhookEnv<T = unknown> {
   Variables: WebhookVariables<T>;
 }
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
  * event at `c.get("webhook")`: a 2xx from the route records it, anything else releases it.
@@ -57,6 +66,7 @@ export function webhook<T = unknown, F extends WebhookOptions = WebhookOptions>(
 }
 
 function webhookMiddleware<T>(options: WebhookOptions): MiddlewareHandler<WebhookEnv<T>> {
+  assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   // A signature is over bytes: text a parser decoded is refused, never verified into a wrong 401.

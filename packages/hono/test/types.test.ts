@@ -4,7 +4,7 @@
  */
 import { MemoryStore, stripe } from "@interlock/core";
 import { Hono } from "hono";
-import { describe, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { idempotency, type WebhookEnv, webhook } from "../src/index.js";
 
 type Bindings = { STRIPE_WEBHOOK_SECRET: string };
@@ -37,15 +37,15 @@ describe("options given as a function of the context", () => {
     );
   });
 
-  it("refuse a misspelt option, as the object form does", () => {
+  it("refuse a misspelt option, as the object form does (which also throws where it is made)", () => {
     // @ts-expect-error `tolerence` is no option (`tolerance` is)
-    webhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 });
+    expect(() => webhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 })).toThrow('"tolerence"');
     // @ts-expect-error `tolerence` is no option (`tolerance` is)
     webhook((c) => ({ scheme: stripe, secret: c.req.header("x") ?? "", store, tolerence: 10 }));
     // @ts-expect-error `bodylimit` is no option (`bodyLimit` is)
     webhook(() => ({ scheme: stripe, secret: "whsec_x", store, bodylimit: 1 }));
     // @ts-expect-error `requierd` is no option (`required` is)
-    idempotency({ store, requierd: true });
+    expect(() => idempotency({ store, requierd: true })).toThrow('"requierd"');
     // @ts-expect-error `requierd` is no option (`required` is)
     idempotency(() => ({ store, requierd: true }));
     // @ts-expect-error `store` is missing

@@ -5,14 +5,17 @@
  */
 
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   type CapturedResponse,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
+  IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
+  optionNames,
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
@@ -48,11 +51,19 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<KoaIdem
   onError?: (decision: IdempotencyRespondDecision, ctx: Context) => void | Promise<void>;
 }
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<IdempotencyMiddlewareOptions, keyof IdempotencyOptions>>({
+  route: true,
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Typed as plain middleware: `ctx.request.rawBody` is set only on the requests it read (see
  * `RawBodyRequest`), so it promises nothing to the handler's types.
  */
 export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
+  assertOptionNames("idempotency()", options, IDEMPOTENCY_OPTION_NAMES, OWN_OPTION_NAMES);
   const { route = defaultRoute, bodyLimit, onError, ...engineOptions } = options;
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
   const engine = createIdempotency(engineOptions);

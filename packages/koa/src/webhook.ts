@@ -6,9 +6,12 @@
 
 import type { ServerResponse } from "node:http";
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   createWebhookReceiver,
+  optionNames,
+  WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
 } from "@interlock/core";
@@ -32,11 +35,18 @@ export interface WebhookOptions extends WebhookReceiverOptions {
   onError?: (decision: WebhookRespondDecision, ctx: Context) => void | Promise<void>;
 }
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
  * event on `ctx.state.webhook`: a 2xx answer records it, anything else (or a throw) releases it.
  */
 export function webhook<T = unknown>(options: WebhookOptions): Middleware<WebhookState<T>, RawBodyContext> {
+  assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);

@@ -5,15 +5,18 @@
  * or that it failed (`abort`).
  */
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
+  IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyEngine,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
+  optionNames,
   pathAndQuery,
   recordResponse,
 } from "@interlock/core";
@@ -58,6 +61,13 @@ export type IdempotentHandler<R extends Request, A extends unknown[]> = (
   ...rest: A
 ) => Response | Promise<Response>;
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<WithIdempotencyOptions, keyof IdempotencyOptions>>({
+  route: true,
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Wraps a fetch-style handler so that a request retried with the same `Idempotency-Key` runs it
  * once: a retry gets the stored response (`Idempotent-Replayed: true`), a concurrent copy 409,
@@ -84,6 +94,7 @@ function idempotentHandler<R extends Request, A extends unknown[]>(
   options: WithIdempotencyOptions<R>,
   handler: IdempotentHandler<R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
+  assertOptionNames("withIdempotency()", options, IDEMPOTENCY_OPTION_NAMES, OWN_OPTION_NAMES);
   const { route, bodyLimit, onError, ...engineOptions } = options;
   const engine = createIdempotency(engineOptions);
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);

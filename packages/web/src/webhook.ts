@@ -4,10 +4,13 @@
  * how it answered (`finish`) or that it threw (`abort`). Every decision is core's.
  */
 import {
+  assertOptionNames,
   BodyError,
   bodyLimitOption,
   createWebhookReceiver,
+  optionNames,
   type VerifiedWebhook,
+  WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
 } from "@interlock/core";
@@ -39,6 +42,12 @@ export type WebhookHandler<T, R extends Request, A extends unknown[]> = (
   ...rest: A
 ) => Response | Promise<Response>;
 
+/** The options this adapter takes beyond core's. */
+const OWN_OPTION_NAMES = optionNames<Omit<WithWebhookOptions, keyof WebhookReceiverOptions>>({
+  bodyLimit: true,
+  onError: true,
+});
+
 /**
  * Wraps a fetch-style handler so that it runs once per valid delivery. A refusal (401 problem),
  * a redelivery (200 `{"duplicate":true}`), one still being processed elsewhere (409 with
@@ -65,6 +74,7 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
   options: WithWebhookOptions<R>,
   handler: WebhookHandler<T, R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
+  assertOptionNames("withWebhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { bodyLimit, onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);

@@ -3,7 +3,7 @@
  * factory is only called on the first request, and none comes here).
  */
 import { MemoryStore, stripe } from "@interlock/core";
-import { describe, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { withIdempotency, withWebhook } from "../src/index.js";
 
 interface Env {
@@ -43,16 +43,18 @@ describe("options given as a function of the request", () => {
     expectTypeOf(pay).parameters.toEqualTypeOf<[HostRequest]>();
   });
 
-  it("refuse a misspelt option, as the object form does", () => {
+  it("refuse a misspelt option, as the object form does (which also throws where it is made)", () => {
     // @ts-expect-error `tolerence` is no option (`tolerance` is)
-    withWebhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 }, answered);
+    expect(() => withWebhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 }, answered)).toThrow(
+      '"tolerence"',
+    );
     const secret = (env: Env) => env.STRIPE_WEBHOOK_SECRET;
     // @ts-expect-error `tolerence` is no option (`tolerance` is)
     withWebhook((_request, env: Env) => ({ scheme: stripe, secret: secret(env), store, tolerence: 10 }), onEnv);
     // @ts-expect-error `bodylimit` is no option (`bodyLimit` is)
     withWebhook(() => ({ scheme: stripe, secret: "whsec_x", store, bodylimit: 1 }), answered);
     // @ts-expect-error `requierd` is no option (`required` is)
-    withIdempotency({ store, requierd: true }, answered);
+    expect(() => withIdempotency({ store, requierd: true }, answered)).toThrow('"requierd"');
     // @ts-expect-error `requierd` is no option (`required` is)
     withIdempotency(() => ({ store, requierd: true }), answered);
   });

@@ -23,6 +23,7 @@ import {
 import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, problemResponse } from "../http.js";
+import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
 import {
@@ -429,9 +430,30 @@ function originRelative(path: string): string {
  * checked here (`InterlockConfigError`); without a `principal` it warns once that keys are
  * shared by every client.
  */
+/** Every option `createIdempotency` takes: adapters add their own to check an app's options whole. */
+export const IDEMPOTENCY_OPTION_NAMES = optionNames<IdempotencyOptions>({
+  store: true,
+  principal: true,
+  methods: true,
+  required: true,
+  headerName: true,
+  fingerprint: true,
+  lockTtlMs: true,
+  extendLease: true,
+  retentionMs: true,
+  waitForInFlight: true,
+  mismatchStatus: true,
+  cache: true,
+  replayHeaders: true,
+  replayedHeader: true,
+  failOpen: true,
+  onEvent: true,
+});
+
 export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequest>(
   options: IdempotencyOptions<R>,
 ): IdempotencyEngine<R> {
+  assertOptionNames("createIdempotency()", options, IDEMPOTENCY_OPTION_NAMES);
   const { onEvent } = options;
   const store = storeOption(options.store);
   checkFlags(options);

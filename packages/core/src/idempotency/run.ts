@@ -6,6 +6,7 @@
 
 import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
+import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore } from "../store/contract.js";
 import { assertClaim, positiveMs, storeCall, storeOption } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
@@ -57,6 +58,16 @@ export interface IdempotentRun<T> {
   release?: () => Promise<void>;
 }
 
+const RUN_OPTION_NAMES = optionNames<RunIdempotentOptions>({
+  store: true,
+  key: true,
+  fingerprint: true,
+  lockTtlMs: true,
+  retentionMs: true,
+  wait: true,
+  transaction: true,
+});
+
 /**
  * Runs `fn` once per key. A completed key returns the stored value; a key running elsewhere
  * throws `IdempotencyError` (`request_in_flight`, unless `wait`); a different fingerprint
@@ -69,6 +80,7 @@ export async function runIdempotent<T>(
   options: RunIdempotentOptions,
   fn: () => T | Promise<T>,
 ): Promise<IdempotentRun<T>> {
+  assertOptionNames("runIdempotent()", options, RUN_OPTION_NAMES);
   const store = storeOption(options.store);
   if (typeof options.key !== "string" || options.key.length === 0)
     throw new InterlockConfigError("key must be a non-empty string");

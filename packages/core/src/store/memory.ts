@@ -20,6 +20,7 @@
 
 import { monotonicClock } from "../clock.js";
 import { InterlockConfigError, StoreUnavailableError } from "../errors.js";
+import { assertOptionNames, optionNames } from "../option-names.js";
 import type {
   ClaimOptions,
   ClaimResult,
@@ -124,6 +125,14 @@ function headerPairs(flat: string[]): Array<[string, string]> {
   return pairs;
 }
 
+const MEMORY_STORE_OPTION_NAMES = optionNames<MemoryStoreOptions>({
+  maxEntries: true,
+  maxBytes: true,
+  maxRecordBytes: true,
+  whenFull: true,
+  now: true,
+});
+
 /**
  * The in-process store: bounded by entries and bytes, never evicting a live lock, with expiry
  * and no timer per key. One process only: for several, use the Redis or PostgreSQL store.
@@ -161,6 +170,7 @@ export class MemoryStore implements InterlockStore {
   #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
+    assertOptionNames("memoryStore()", options, MEMORY_STORE_OPTION_NAMES);
     this.#maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
     this.#maxBytes = positiveIntegerOption("maxBytes", options.maxBytes, 64 * 1024 * 1024);
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);

@@ -30,6 +30,7 @@ import {
 import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
 import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
+import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
 import { asUnavailable, positiveMs, releaseClaim, storeCall, storeOption, unstorable } from "../store/validate.js";
@@ -38,7 +39,12 @@ import { keyDigests, secretList } from "./keys.js";
 import { keySpaceName } from "./scheme.js";
 import { noteKeySpace } from "./shared-keys.js";
 import type { VerifiedWebhook } from "./verified.js";
-import { createWebhookVerifier, type WebhookVerifier, type WebhookVerifierOptions } from "./verify.js";
+import {
+  createWebhookVerifier,
+  VERIFIER_OPTION_NAMES,
+  type WebhookVerifier,
+  type WebhookVerifierOptions,
+} from "./verify.js";
 
 /** The verifier's options, plus the store and how long deliveries are remembered. */
 export interface WebhookReceiverOptions extends Omit<WebhookVerifierOptions, "onEvent"> {
@@ -279,7 +285,32 @@ function namespaceOption(value: string | undefined): string | undefined {
  * receiver on this store object shares its key space with secrets that share no key with its
  * own (`noteKeySpace`).
  */
+/** The receiver's options its verifier takes (the verifier refuses any other). */
+function verifierOptions(options: WebhookReceiverOptions): WebhookVerifierOptions {
+  const picked: Record<string, unknown> = {};
+  for (const name of VERIFIER_OPTION_NAMES) {
+    if (name in options) picked[name] = (options as unknown as Record<string, unknown>)[name];
+  }
+  return picked as unknown as WebhookVerifierOptions;
+}
+
+/** The options `createWebhookReceiver` takes beyond its verifier's. */
+const RECEIVER_OWN_OPTION_NAMES = optionNames<Omit<WebhookReceiverOptions, keyof WebhookVerifierOptions>>({
+  store: true,
+  retentionMs: true,
+  lockTtlMs: true,
+  extendLease: true,
+  namespace: true,
+});
+
+/** Every option `createWebhookReceiver` takes: adapters add their own to check an app's options whole. */
+export const WEBHOOK_RECEIVER_OPTION_NAMES: readonly string[] = [
+  ...VERIFIER_OPTION_NAMES,
+  ...RECEIVER_OWN_OPTION_NAMES,
+];
+
 export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookReceiver {
+  assertOptionNames("createWebhookReceiver()", options, WEBHOOK_RECEIVER_OPTION_NAMES);
   const { onEvent } = options;
   const store = storeOption(options.store);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_WEBHOOK_RETENTION_MS);
@@ -287,7 +318,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   // On unless turned off: a delivery's handler must not run twice at once (see `extendLease`).
   const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const namespace = namespaceOption(options.namespace);
-  const verifier = createWebhookVerifier({ ...options, ...(onEvent ? { onEvent } : {}) });
+  const verifier = createWebhookVerifier(verifierOptions(options));
   // Any scheme object, the user's own included: its name goes into every key.
   const schemeName = keySpaceName("the scheme's name", verifier.scheme.name);
   // The window is two-sided: a delivery signed `tolerance` ahead of the clock is accepted until

@@ -6,6 +6,7 @@
 import { crypto } from "#crypto";
 import type { ContentParts } from "../crypto/port.js";
 import { InterlockConfigError } from "../errors.js";
+import { assertOptionNames, optionNames } from "../option-names.js";
 import { type RawBody, rawBytes } from "./body.js";
 import { importSigningKey, type SigningKey, schemeOption, secretList, type WebhookSecret } from "./keys.js";
 import { type DeliveryFields, formatTimestamp, type MadeSignature, type WebhookScheme } from "./scheme.js";
@@ -42,7 +43,16 @@ interface Plan {
   content: ContentParts;
 }
 
+const SIGN_OPTION_NAMES = optionNames<SignWebhookOptions>({
+  scheme: true,
+  secret: true,
+  body: true,
+  id: true,
+  timestamp: true,
+});
+
 function plan(options: SignWebhookOptions): Plan {
+  assertOptionNames("signWebhook()", options, SIGN_OPTION_NAMES);
   const scheme = schemeOption(options.scheme);
   const secrets = secretList(options.secret);
   if (secrets.length > 1 && !scheme.multipleSignatures) {

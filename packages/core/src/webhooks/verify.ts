@@ -11,6 +11,7 @@ import type { ContentParts, CryptoPort, Ed25519Key, HmacKey } from "../crypto/po
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
 import { type HeadersInput, headerReader } from "../headers.js";
+import { assertOptionNames, optionNames } from "../option-names.js";
 import { positiveIntegerOption } from "../store/validate.js";
 import { contentEncodingRefusal, type RawBody, rawBytes } from "./body.js";
 import { importVerificationKeys, schemeOption, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
@@ -110,7 +111,19 @@ const NO_RESULTS: readonly boolean[] = [];
  * Makes a verifier. Secrets are decoded and imported once, here: an unusable one throws
  * `WebhookVerificationError` (`invalid_secret`), a bad option `InterlockConfigError`.
  */
+/** Every option `createWebhookVerifier` takes. */
+export const VERIFIER_OPTION_NAMES = optionNames<WebhookVerifierOptions>({
+  scheme: true,
+  secret: true,
+  tolerance: true,
+  now: true,
+  maxBodyBytes: true,
+  maxSignatures: true,
+  onEvent: true,
+});
+
 export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookVerifier {
+  assertOptionNames("createWebhookVerifier()", options, VERIFIER_OPTION_NAMES);
   const { onEvent } = options;
   const scheme = schemeOption(options.scheme);
   const tolerance = positive("tolerance", options.tolerance, DEFAULT_TOLERANCE_SECONDS);

@@ -7,6 +7,7 @@
 
 import { decodeBase64, decodeHex, encodeBase64, encodeHex } from "../../encoding.js";
 import { InterlockConfigError } from "../../errors.js";
+import { assertOptionNames, optionNames } from "../../option-names.js";
 import { choiceOption } from "../../store/validate.js";
 import {
   base64Secret,
@@ -75,6 +76,22 @@ function configError(message: string): never {
   throw new InterlockConfigError(message);
 }
 
+const HMAC_SCHEME_OPTION_NAMES = optionNames<HmacSchemeOptions>({
+  name: true,
+  signatureHeader: true,
+  timestampHeader: true,
+  idHeader: true,
+  hash: true,
+  encoding: true,
+  prefix: true,
+  separator: true,
+  template: true,
+  timestampUnit: true,
+  secretEncoding: true,
+  decodePayload: true,
+  payloadId: true,
+});
+
 /**
  * Describes an HMAC scheme as data; it then verifies and signs like the presets. Throws
  * `InterlockConfigError` for a `name` that cannot name a key space (see `keySpaceName`), a
@@ -82,6 +99,7 @@ function configError(message: string): never {
  * header left out of the template.
  */
 export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
+  assertOptionNames("hmacScheme()", options, HMAC_SCHEME_OPTION_NAMES);
   const name = keySpaceName("name", options.name ?? "generic");
   const signatureHeader = (options.signatureHeader ?? "x-signature").toLowerCase();
   const timestampHeader =

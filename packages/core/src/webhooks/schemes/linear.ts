@@ -6,6 +6,7 @@
  */
 
 import { utf8 } from "../../encoding.js";
+import { assertOptionNames } from "../../option-names.js";
 import { refuse, type WebhookScheme } from "../scheme.js";
 import { hmacScheme } from "./hmac.js";
 
@@ -37,6 +38,7 @@ function webhookTimestampOf(body: Uint8Array): number | undefined {
 
 /** The Linear scheme with options; `linear` is `linearScheme()`. */
 export function linearScheme(options: LinearSchemeOptions = {}): WebhookScheme {
+  assertOptionNames("linearScheme()", options, ["requireTimestamp"] satisfies (keyof LinearSchemeOptions)[]);
   const requireTimestamp = options.requireTimestamp ?? true;
   return {
     ...base,
