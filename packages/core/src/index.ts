@@ -84,7 +84,7 @@ export type {
   StoredResponse,
 } from "./store/contract.js";
 export { inTurn } from "./store/in-turn.js";
-export { MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
+export { DEFAULT_EVICT_AFTER_MS, MemoryStore, type MemoryStoreOptions, memoryStore } from "./store/memory.js";
 export {
   POSTGRES_READY_SQL,
   type PostgresStatementSetup,

@@ -25,7 +25,7 @@ const response = (size = 10) => ({ status: 200, headers: [] as Array<[string, st
 
 describe("memory store bounds", () => {
   it("evicts the oldest records past maxEntries, never a live lock", async () => {
-    const store = new MemoryStore({ maxEntries: 3 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 3 });
     const lock = await store.claim("locked", { fingerprint: "f", lockTtlMs: 60_000 });
     for (const key of ["r1", "r2", "r3"]) {
       const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
@@ -39,7 +39,7 @@ describe("memory store bounds", () => {
   });
 
   it("refuses a claim as unavailable when every slot is a live lock", async () => {
-    const store = new MemoryStore({ maxEntries: 2 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 2 });
     await store.claim("a", { fingerprint: "f", lockTtlMs: 60_000 });
     await store.claim("b", { fingerprint: "f", lockTtlMs: 60_000 });
     await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toThrow(StoreUnavailableError);
@@ -47,7 +47,7 @@ describe("memory store bounds", () => {
 
   it("expired locks free their slots without timers", async () => {
     let now = 1_000;
-    const store = new MemoryStore({ maxEntries: 2, now: () => now });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 2, now: () => now });
     await store.claim("a", { fingerprint: "f", lockTtlMs: 100 });
     await store.claim("b", { fingerprint: "f", lockTtlMs: 100 });
     now += 101;
@@ -56,7 +56,7 @@ describe("memory store bounds", () => {
   });
 
   it("evicts the oldest records past maxBytes", async () => {
-    const store = new MemoryStore({ maxBytes: 250, maxRecordBytes: 100 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxBytes: 250, maxRecordBytes: 100 });
     for (const key of ["a", "b", "c"]) {
       const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
       if (claimed.state !== "claimed") throw new Error("expected a win");
@@ -68,7 +68,7 @@ describe("memory store bounds", () => {
   });
 
   it("a record's own complete never evicts it: a slow request completed last is kept, the older record goes", async () => {
-    const store = new MemoryStore({ maxBytes: 1_000, maxRecordBytes: 600 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxBytes: 1_000, maxRecordBytes: 600 });
     const claim = async (key: string) => {
       const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
       if (claimed.state !== "claimed") throw new Error("expected a win");
@@ -91,7 +91,7 @@ describe("memory store bounds", () => {
   });
 
   it("keeps records that fill maxBytes exactly; one byte more evicts the oldest", async () => {
-    const store = new MemoryStore({ maxBytes: 300, maxRecordBytes: 100 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxBytes: 300, maxRecordBytes: 100 });
     const put = async (key: string, size: number) => {
       const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
       if (claimed.state !== "claimed") throw new Error(`expected to win ${key}`);
@@ -109,7 +109,7 @@ describe("memory store bounds", () => {
 
   it("frees an expired lock's slot before evicting a record, though the sweep did not reach it", async () => {
     let now = 0;
-    const store = new MemoryStore({ maxEntries: 6, now: () => now });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 6, now: () => now });
     const claim = (key: string, lockTtlMs = 60_000) => store.claim(key, { fingerprint: "f", lockTtlMs });
     // Each winning claim's sweep carries the two oldest live locks to the newest end, so these
     // claims leave the ring, oldest first: p, x, lapsing, y, q, record. The next claim's sweep
@@ -138,7 +138,7 @@ describe("memory store bounds", () => {
   });
 
   it("a refused header pair leaves the byte bound in force", async () => {
-    const store = new MemoryStore({ maxBytes: 1_000, maxRecordBytes: 500 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxBytes: 1_000, maxRecordBytes: 500 });
     const bad = await store.claim("bad", { fingerprint: "f", lockTtlMs: 60_000 });
     if (bad.state !== "claimed") throw new Error("expected a win");
     const headers = [["content-length", 400]] as unknown as Array<[string, string]>;
@@ -261,7 +261,7 @@ describe('memory store whenFull: "refuse" (records kept for their whole retentio
 
 describe('memory store whenFull: "evict-oldest" (the default), full of live locks', () => {
   it("refuses while every entry is a live lock, and evicts a record as soon as one completes", async () => {
-    const store = new MemoryStore({ maxEntries: 2 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 2 });
     const a = await store.claim("a", { fingerprint: "f", lockTtlMs: 60_000 });
     await store.claim("b", { fingerprint: "f", lockTtlMs: 60_000 });
     await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toThrow(StoreUnavailableError);
@@ -271,13 +271,79 @@ describe('memory store whenFull: "evict-oldest" (the default), full of live lock
   });
 });
 
+describe('memory store whenFull: "evict-oldest": records younger than evictAfterMs are never evicted', () => {
+  const claim = (store: MemoryStore, key: string) => store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
+  async function completed(store: MemoryStore, key: string, size = 10): Promise<void> {
+    const won = await claim(store, key);
+    if (won.state !== "claimed") throw new Error(`expected to claim ${key}`);
+    await store.complete(key, won.token, response(size), { ttlMs: 24 * 60 * 60 * 1000 });
+  }
+
+  it("a flood of new keys is refused (503) rather than evict a record completed minutes ago", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxEntries: 3, now: () => now });
+    await completed(store, "victim");
+    await completed(store, "flood-1");
+    await completed(store, "flood-2");
+    now += 10 * 60 * 1000;
+    const refused = claim(store, "flood-3");
+    await expect(refused).rejects.toThrow(StoreUnavailableError);
+    await expect(refused).rejects.toThrow(/evictAfterMs \(3600000 ms\)/);
+    expect((await claim(store, "victim")).state).toBe("completed"); // still replayed
+  });
+
+  it("evicts the least recently completed record once it is evictAfterMs old", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxEntries: 2, evictAfterMs: 5_000, now: () => now });
+    await completed(store, "old");
+    now += 1_000;
+    await completed(store, "newer");
+    now += 4_000; // "old" is 5 s old, "newer" 4 s
+    expect((await claim(store, "next")).state).toBe("claimed");
+    expect((await claim(store, "newer")).state).toBe("completed");
+    expect(store.size).toBe(2); // "old" went
+  });
+
+  it("a slow request's record, claimed first but completed last, is not the one evicted", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxEntries: 2, evictAfterMs: 5_000, now: () => now });
+    const slow = await claim(store, "slow");
+    await completed(store, "fast");
+    now += 6_000;
+    if (slow.state !== "claimed") throw new Error("expected a win");
+    await store.complete("slow", slow.token, response(), { ttlMs: 60_000 });
+    expect((await claim(store, "next")).state).toBe("claimed"); // "fast", completed 6 s ago, went
+    expect((await claim(store, "slow")).state).toBe("completed");
+  });
+
+  it("records completed while none may go can pass maxBytes; new claims are then refused until they may", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxBytes: 300, maxRecordBytes: 200, evictAfterMs: 5_000, now: () => now });
+    const first = await claim(store, "a");
+    const second = await claim(store, "b");
+    if (first.state !== "claimed" || second.state !== "claimed") throw new Error("expected wins");
+    await store.complete("a", first.token, response(200), { ttlMs: 60_000 });
+    await store.complete("b", second.token, response(200), { ttlMs: 60_000 }); // 400 of 300 bytes: "a" is too young to go
+    await expect(claim(store, "c")).rejects.toThrow(/bytes of records \(maxBytes\)/);
+    now += 5_000;
+    expect((await claim(store, "c")).state).toBe("claimed"); // "a" went
+    expect((await claim(store, "b")).state).toBe("completed");
+  });
+
+  it("evictAfterMs must be a whole number of ms, 0 or more", () => {
+    expect(() => new MemoryStore({ evictAfterMs: -1 })).toThrow(InterlockConfigError);
+    expect(() => new MemoryStore({ evictAfterMs: 1.5 })).toThrow(InterlockConfigError);
+    expect(() => new MemoryStore({ evictAfterMs: 0 })).not.toThrow();
+  });
+});
+
 describe("memory store eviction order under churn", () => {
   // Eviction walks the records oldest-first with one long-lived Map iterator (O(1) per
   // eviction; bench/idempotency.mjs measures it). These check that the walk stays correct:
   // re-completed keys count as new, and records added after the walk ran out are still found.
   it("evicts the oldest record, counting a re-completed key as new", async () => {
     let now = 0;
-    const store = new MemoryStore({ maxEntries: 3, now: () => now });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 3, now: () => now });
     const put = async (key: string, ttlMs = 60_000) => {
       const claimed = await store.claim(key, { fingerprint: "f", lockTtlMs: 1_000 });
       if (claimed.state !== "claimed") throw new Error(`expected to win ${key}`);
@@ -314,7 +380,7 @@ describe("memory store internals under load", () => {
   const bodyFor = (i: number, size: number) => Uint8Array.from({ length: size }, (_, j) => (i * 31 + j) & 0xff);
 
   it("keeps exactly the newest maxEntries records across many generations, oldest evicted first", async () => {
-    const store = new MemoryStore({ maxEntries: 100 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 100 });
     for (let i = 0; i < 1_050; i++) await claimComplete(store, `k${i}`, bodyFor(i, 10));
     expect(store.size).toBe(100);
     // Claims of completed keys change nothing; a claim of an evicted key would add a lock.
@@ -329,7 +395,7 @@ describe("memory store internals under load", () => {
   });
 
   it("carries a live lock through every generation: it is never evicted and can still complete", async () => {
-    const store = new MemoryStore({ maxEntries: 10 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 10 });
     const lock = await store.claim("slow", { fingerprint: "f", lockTtlMs: 600_000 });
     if (lock.state !== "claimed") throw new Error("expected a win");
     for (let i = 0; i < 200; i++) await claimComplete(store, `k${i}`, bodyFor(i, 5));
@@ -340,7 +406,7 @@ describe("memory store internals under load", () => {
   });
 
   it("a released key re-claimed later is the newest, not evicted in its old place", async () => {
-    const store = new MemoryStore({ maxEntries: 3 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 3 });
     const first = await store.claim("a", { fingerprint: "f", lockTtlMs: 60_000 });
     if (first.state !== "claimed") throw new Error("expected a win");
     await claimComplete(store, "b", bodyFor(1, 1));
@@ -371,7 +437,7 @@ describe("memory store internals under load", () => {
   });
 
   it("accounts bytes exactly as records come and go", async () => {
-    const store = new MemoryStore({ maxEntries: 1_000, maxBytes: 10_000, maxRecordBytes: 1_000 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 1_000, maxBytes: 10_000, maxRecordBytes: 1_000 });
     for (let i = 0; i < 100; i++) await claimComplete(store, `k${i}`, bodyFor(i, 990)); // 990 + "x-key" + key
     // Each record is ~1,000 bytes: at most 10 fit; the newest 9 or 10 remain.
     expect(store.size).toBeGreaterThanOrEqual(9);
@@ -509,7 +575,7 @@ describe("memory store slots (columns, ring, index)", () => {
   it("a ring full of dropped slots rotates live entries past the head: no lock is evicted, the bound holds", async () => {
     // maxEntries 3 gives a ring of 6 slots. A long-lived record at the head stops the sweep,
     // so the slots of released locks stay in the ring behind it until it is full.
-    const store = new MemoryStore({ maxEntries: 3 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 3 });
     await store.complete("record", await claimed(store, "record"), response(4), { ttlMs: 60_000 });
     const lock = await claimed(store, "lock");
     for (const key of ["a", "b", "c", "d"]) expect(await store.release(key, await claimed(store, key))).toBe(true);
@@ -532,7 +598,7 @@ describe("memory store slots (columns, ring, index)", () => {
 
   it("keeps every record intact while the ring grows around its wrapped end", async () => {
     let now = 0;
-    const store = new MemoryStore({ maxEntries: 5_000, now: () => now });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 5_000, now: () => now });
     // Short-lived records the sweep passes, so the head moves on and later slots wrap around.
     for (let i = 0; i < 700; i++) {
       await store.complete(`old${i}`, await claimed(store, `old${i}`), response(1), { ttlMs: 10 });
@@ -566,7 +632,7 @@ describe("memory store slots (columns, ring, index)", () => {
   it("keeps every entry when the ring's last step up to its bound adds fewer slots than lie before the head", async () => {
     let now = 0;
     // maxEntries 750: a ring of at most 1,500 slots, so it grows from 1,024 to 1,500 (476 more).
-    const store = new MemoryStore({ maxEntries: 750, now: () => now });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 750, now: () => now });
     // Short-lived records the sweep passes: the head moves on to slot 700.
     for (let i = 0; i < 700; i++) {
       await store.complete(`old${i}`, await claimed(store, `old${i}`), response(1), { ttlMs: 10 });
@@ -638,7 +704,7 @@ describe("memory store slots (columns, ring, index)", () => {
   });
 
   it("close frees every entry, then fails every operation closed: unavailable, never a fresh start", async () => {
-    const store = new MemoryStore({ maxEntries: 10 });
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 10 });
     await store.complete("a", await claimed(store, "a"), response(200), { ttlMs: 60_000 });
     const held = await claimed(store, "b");
     await store.close();
@@ -675,7 +741,7 @@ describe("memory store slots (columns, ring, index)", () => {
         return (state >>> 8) % n;
       };
       let now = 1_000;
-      const store = new MemoryStore({ maxEntries: 1_000, now: () => now });
+      const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 1_000, now: () => now });
       const model = new Map<string, Model>();
       const tokens: string[] = [];
       const lastToken = new Map<string, string>();

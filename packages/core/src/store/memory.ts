@@ -49,13 +49,22 @@ export interface MemoryStoreOptions {
   maxRecordBytes?: number;
   /**
    * What a full store does (`maxEntries` keys, or too few of `maxBytes` left for one more record
-   * once expired entries are dropped). `"evict-oldest"` (the default): the oldest records go, so
-   * the store stays available, but a key or delivery whose record went early runs again if it
-   * comes back before its retention ends. `"refuse"`: a record is kept for its whole retention,
-   * and a new claim is refused as unavailable (503) until room frees up, as Redis does with
-   * `noeviction`: fail closed, never a second run. Either way a live lock is never evicted.
+   * once expired entries are dropped). `"evict-oldest"` (the default): the least recently
+   * completed record goes, if it was completed at least `evictAfterMs` ago, so the store stays
+   * available under steady use; a key or delivery whose record went early runs again if it
+   * comes back before its retention ends. A store full of younger records and live locks (a
+   * burst, or one client sending key after key) refuses new claims as unavailable (503) instead:
+   * a flood never evicts the record of a request made minutes ago. `"refuse"`: a record is kept
+   * for its whole retention, and a new claim is refused (503) until room frees up, as Redis does
+   * with `noeviction`: fail closed, never a second run. Either way a live lock is never evicted.
    */
   whenFull?: "evict-oldest" | "refuse";
+  /**
+   * With `whenFull: "evict-oldest"`, how long after its completion a record is safe from
+   * eviction, in ms. Default 1 hour (`DEFAULT_EVICT_AFTER_MS`): longer than any client's retry
+   * schedule or a webhook's timestamp window. 0 lets a full store evict any record.
+   */
+  evictAfterMs?: number;
   /**
    * Clock in ms since the epoch. Default the process's start plus monotonic time since, so a
    * system clock that is set forward or back neither ends leases early nor holds them longer.
@@ -63,6 +72,17 @@ export interface MemoryStoreOptions {
    * `MemoryStore`). A clock given here is the only one: leases and records both run on it.
    */
   now?: () => number;
+}
+
+/** How long a completed record is safe from eviction by default: 1 hour. */
+export const DEFAULT_EVICT_AFTER_MS = 60 * 60 * 1000;
+
+/** A duration that may be 0: `fallback` when not given. */
+function nonNegativeMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new InterlockConfigError(`${name} must be a whole number of ms, 0 or more`);
+  return value;
 }
 
 const LOCKED = 0;
@@ -130,6 +150,7 @@ const MEMORY_STORE_OPTION_NAMES = optionNames<MemoryStoreOptions>({
   maxBytes: true,
   maxRecordBytes: true,
   whenFull: true,
+  evictAfterMs: true,
   now: true,
 });
 
@@ -161,6 +182,7 @@ export class MemoryStore implements InterlockStore {
   #tokens = 0;
   readonly #headerLists = new HeaderLists();
   readonly #refuseWhenFull: boolean;
+  readonly #evictAfterMs: number;
   /**
    * While the store is full: no entry expires before this time (monotonic), so a claim until
    * then is refused at once instead of walking every entry again. Reset by every new entry.
@@ -177,6 +199,7 @@ export class MemoryStore implements InterlockStore {
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
     this.#refuseWhenFull =
       choiceOption("whenFull", options.whenFull, ["evict-oldest", "refuse"], "evict-oldest") === "refuse";
+    this.#evictAfterMs = nonNegativeMs("evictAfterMs", options.evictAfterMs, DEFAULT_EVICT_AFTER_MS);
     this.#now = options.now ?? monotonicClock();
     // Date.now as it is when the store is made: one made while a test fakes Date keeps the fake.
     this.#wallNow = options.now ?? Date.now;
@@ -343,16 +366,16 @@ export class MemoryStore implements InterlockStore {
   }
 
   /**
-   * Frees room for one more key: evicts the oldest records past `maxEntries` (live locks are
-   * never evicted), then, in a ring full of dropped slots, walks the head to the first of them.
+   * Frees room for one more key: evicts the oldest records past `maxEntries`, or while the
+   * records hold more than `maxBytes` (a record completed while none could go), never a live
+   * lock or a record younger than `evictAfterMs`; then, in a ring full of dropped slots, walks
+   * the head to the first of them.
    */
   #makeRoom(now: number): void {
     if (this.#refuseWhenFull) this.#refuseUnlessRoom(now);
     else {
-      while (this.#size >= this.#maxEntries) {
-        if (now < this.#fullUntil || !this.#evictOldest(now)) {
-          throw new StoreUnavailableError(this.name, `full: ${this.#size} operations in flight (maxEntries)`);
-        }
+      while (this.#size >= this.#maxEntries || this.#bytes > this.#maxBytes) {
+        if (now < this.#fullUntil || !this.#evictOldest(now)) this.#refuseFull();
       }
     }
     const slots = this.#slots;
@@ -362,11 +385,20 @@ export class MemoryStore implements InterlockStore {
     }
   }
 
+  #refuseFull(): never {
+    const bound =
+      this.#size >= this.#maxEntries ? `${this.#size} keys (maxEntries)` : `${this.#bytes} bytes of records (maxBytes)`;
+    throw new StoreUnavailableError(
+      this.name,
+      `full: ${bound}, each a lock in flight or a record completed less than evictAfterMs (${this.#evictAfterMs} ms) ago`,
+    );
+  }
+
   /**
-   * Frees the oldest entry that may go (a record, or an expired lock), carrying live locks and
-   * the slot `keep` forward: carried to the newest end, a record kept is then evicted in the
-   * order of its completion. False when nothing can go: every entry is a live lock or kept;
-   * then, till the first of those locks ends, `#fullUntil` refuses claims without a walk.
+   * Frees the oldest entry that may go (an expired entry, or a record completed `evictAfterMs`
+   * ago), carrying live locks, younger records and the slot `keep` forward: carried to the
+   * newest end, a record is then evicted in the order of its completion. False when nothing can
+   * go; then, till the first of the entries carried may go, `#fullUntil` refuses claims without a walk.
    */
   #evictOldest(now: number, keep = -1): boolean {
     const slots = this.#slots;
@@ -377,8 +409,8 @@ export class MemoryStore implements InterlockStore {
       if (oldest < 0) return false;
       if (slots.dropped(oldest)) {
         slots.pass();
-      } else if (oldest === keep || (slots.state[oldest] === LOCKED && (slots.expiresAt[oldest] as number) > now)) {
-        if (oldest !== keep) firstEnd = Math.min(firstEnd, slots.expiresAt[oldest] as number);
+      } else if (oldest === keep || this.#safeFromEviction(oldest, now)) {
+        if (oldest !== keep) firstEnd = Math.min(firstEnd, this.#evictableAt(oldest));
         slots.carry();
       } else {
         this.#drop(oldest);
@@ -388,6 +420,19 @@ export class MemoryStore implements InterlockStore {
     }
     if (keep < 0) this.#fullUntil = firstEnd;
     return false;
+  }
+
+  /** A live lock, or a live record completed less than `evictAfterMs` ago. */
+  #safeFromEviction(slot: number, now: number): boolean {
+    return this.#evictableAt(slot) > now && this.#live(slot, now);
+  }
+
+  /** When the entry in `slot` may be evicted: a lock when its lease ends, a record `evictAfterMs` after completion. */
+  #evictableAt(slot: number): number {
+    const slots = this.#slots;
+    return slots.state[slot] === LOCKED
+      ? (slots.expiresAt[slot] as number)
+      : (slots.completedAt[slot] as number) + this.#evictAfterMs;
   }
 
   /**
