@@ -425,11 +425,6 @@ function originRelative(path: string): string {
   return path.charCodeAt(0) === 0x2f /* / */ ? path : pathAndQuery(path);
 }
 
-/**
- * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are
- * checked here (`InterlockConfigError`); without a `principal` it warns once that keys are
- * shared by every client.
- */
 /** Every option `createIdempotency` takes: adapters add their own to check an app's options whole. */
 export const IDEMPOTENCY_OPTION_NAMES = optionNames<IdempotencyOptions>({
   store: true,
@@ -450,6 +445,11 @@ export const IDEMPOTENCY_OPTION_NAMES = optionNames<IdempotencyOptions>({
   onEvent: true,
 });
 
+/**
+ * Makes the framework-neutral `Idempotency-Key` engine that the adapters drive. Options are
+ * checked here (`InterlockConfigError`); without a `principal` it warns once that keys are
+ * shared by every client.
+ */
 export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequest>(
   options: IdempotencyOptions<R>,
 ): IdempotencyEngine<R> {

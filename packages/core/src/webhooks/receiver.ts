@@ -208,9 +208,9 @@ export interface DeliveryClaim {
   key: string;
   /**
    * What the claim is stored with: 32 hex digits of the SHA-256 of what the key binds (the
-   * body, with an unsigned id; the signature that matched, with no id); empty when the key is
-   * the signed id alone, which already names the delivery (nothing decides on a delivery's
-   * fingerprint: a copy in flight is a copy).
+   * body, with an unsigned id; the signed timestamp and the body, with no id); empty when the
+   * key is the signed id alone, which already names the delivery (nothing decides on a
+   * delivery's fingerprint: a copy in flight is a copy).
    */
   fingerprint: string;
 }
@@ -278,13 +278,6 @@ function namespaceOption(value: string | undefined): string | undefined {
   return value === undefined ? undefined : keySpaceName("namespace", value);
 }
 
-/**
- * Makes a receiver: verification, then a claim in the store so each delivery's handler runs
- * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance,
- * and a scheme whose name cannot name a key space (`keySpaceName`). Warns once when another
- * receiver on this store object shares its key space with secrets that share no key with its
- * own (`noteKeySpace`).
- */
 /** The receiver's options its verifier takes (the verifier refuses any other). */
 function verifierOptions(options: WebhookReceiverOptions): WebhookVerifierOptions {
   const picked: Record<string, unknown> = {};
@@ -309,6 +302,13 @@ export const WEBHOOK_RECEIVER_OPTION_NAMES: readonly string[] = [
   ...RECEIVER_OWN_OPTION_NAMES,
 ];
 
+/**
+ * Makes a receiver: verification, then a claim in the store so each delivery's handler runs
+ * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance,
+ * and a scheme whose name cannot name a key space (`keySpaceName`). Warns once when another
+ * receiver on this store object shares its key space with secrets that share no key with its
+ * own (`noteKeySpace`).
+ */
 export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookReceiver {
   assertOptionNames("createWebhookReceiver()", options, WEBHOOK_RECEIVER_OPTION_NAMES);
   const { onEvent } = options;

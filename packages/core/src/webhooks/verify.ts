@@ -17,7 +17,7 @@ import { contentEncodingRefusal, type RawBody, rawBytes } from "./body.js";
 import { importVerificationKeys, schemeOption, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
 import { type ParsedDelivery, refuse, type WebhookScheme } from "./scheme.js";
-import { VerifiedWebhook } from "./verified.js";
+import { newVerifiedWebhook, type VerifiedWebhook } from "./verified.js";
 
 /** How a verifier checks deliveries. */
 export interface WebhookVerifierOptions {
@@ -107,10 +107,6 @@ interface Match {
 const NO_PAIRS: readonly EdPair[] = [];
 const NO_RESULTS: readonly boolean[] = [];
 
-/**
- * Makes a verifier. Secrets are decoded and imported once, here: an unusable one throws
- * `WebhookVerificationError` (`invalid_secret`), a bad option `InterlockConfigError`.
- */
 /** Every option `createWebhookVerifier` takes. */
 export const VERIFIER_OPTION_NAMES = optionNames<WebhookVerifierOptions>({
   scheme: true,
@@ -122,6 +118,10 @@ export const VERIFIER_OPTION_NAMES = optionNames<WebhookVerifierOptions>({
   onEvent: true,
 });
 
+/**
+ * Makes a verifier. Secrets are decoded and imported once, here: an unusable one throws
+ * `WebhookVerificationError` (`invalid_secret`), a bad option `InterlockConfigError`.
+ */
 export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookVerifier {
   assertOptionNames("createWebhookVerifier()", options, VERIFIER_OPTION_NAMES);
   const { onEvent } = options;
@@ -203,7 +203,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     }
     const parsed = withBodyTimestamp(prepared, attempt);
     if (parsed instanceof WebhookRefusal) return parsed;
-    const result = new VerifiedWebhook<T>(scheme, parsed, prepared.body, matched.hmacKey);
+    const result = newVerifiedWebhook<T>(scheme, parsed, prepared.body, matched.hmacKey);
     if (onEvent) {
       const event: WebhookVerifiedEvent = {
         type: "webhook.verified",
