@@ -5,6 +5,7 @@
  */
 
 import {
+  driverErrorSummary,
   InterlockConfigError,
   inTurn,
   type PostgresStatementSetup,
@@ -197,7 +198,8 @@ export function storeError(operation: string, error: unknown, setup: PostgresSta
   if (error instanceof StoreUnavailableError || error instanceof InterlockConfigError) return error;
   const reason = error instanceof Error ? error.message : String(error);
   const fix = postgresSetupMistake(error, setup);
-  if (fix !== undefined) return new InterlockConfigError(`postgres store: ${fix} (${reason})`, { cause: error });
+  if (fix !== undefined)
+    return new InterlockConfigError(`postgres store: ${fix} (${reason})`, { cause: driverErrorSummary(error) });
   const state = sqlState(error);
   if (state !== undefined && !UNAVAILABLE.test(state)) return error;
   return new StoreUnavailableError("postgres", `${operation} failed: ${reason}`, { cause: error });

@@ -180,7 +180,8 @@ describe("an outage is still an outage", () => {
     ]) {
       await expect(claim(postgresStore(failing(error))), String(error)).rejects.toMatchObject({
         name: "StoreUnavailableError",
-        cause: error,
+        // The driver's error as core keeps it: name, message and code, not the rest (`severity` here).
+        cause: { name: "Error", message: (error as Error).message, code: (error as { code: string }).code },
       });
     }
   });
