@@ -41,6 +41,7 @@ export type {
 } from "./events.js";
 export {
   type BackoffOptions,
+  CLIENT_OPTION_NAMES,
   type ClientOptions,
   type FetchFunction,
   type IdempotencyKeyOptions,

@@ -1,6 +1,13 @@
 /** `createClient`'s options, their defaults, and the checks that report a bad one at start-up. */
 
-import { choiceOption, HTTP_TOKEN, InterlockConfigError, monotonicNow } from "@interlock/core";
+import {
+  assertOptionNames,
+  choiceOption,
+  HTTP_TOKEN,
+  InterlockConfigError,
+  monotonicNow,
+  optionNames,
+} from "@interlock/core";
 import type { Backoff, BackoffStrategy } from "./backoff.js";
 import type { BreakerOptions, BreakerPolicy } from "./breaker.js";
 import { DEFAULT_RETRY_BUDGET, type RetryBudgetOptions } from "./budget.js";
@@ -115,13 +122,55 @@ const STRATEGIES: readonly BackoffStrategy[] = ["full", "equal", "decorrelated"]
 
 const platformFetch: FetchFunction = (input, init) => globalThis.fetch(input, init);
 
+/**
+ * Every option `createClient` takes. A misspelt one is refused rather than ignored, its default
+ * silently in force; exported for packages that hand on their users' client options (OAuth's `retry`).
+ */
+export const CLIENT_OPTION_NAMES = optionNames<ClientOptions>({
+  fetch: true,
+  maxAttempts: true,
+  timeoutMs: true,
+  deadlineMs: true,
+  retryMethods: true,
+  retryOn: true,
+  backoff: true,
+  maxRetryAfterMs: true,
+  idempotencyKey: true,
+  budget: true,
+  breaker: true,
+  maxOrigins: true,
+  onEvent: true,
+  random: true,
+  now: true,
+  sleep: true,
+});
+
+const IDEMPOTENCY_KEY_OPTION_NAMES = optionNames<IdempotencyKeyOptions>({
+  header: true,
+  methods: true,
+  generate: true,
+});
+const BACKOFF_OPTION_NAMES = optionNames<BackoffOptions>({ strategy: true, baseMs: true, capMs: true });
+const BUDGET_OPTION_NAMES = optionNames<RetryBudgetOptions>({ capacity: true, retryCost: true, successRefund: true });
+/** Both modes' fields: the other mode's are refused apart, with why (`refuseOtherModeFields`). */
+const BREAKER_OPTION_NAMES = optionNames<BreakerOptions>({
+  mode: true,
+  halfOpenAfterMs: true,
+  isFailure: true,
+  failures: true,
+  threshold: true,
+  windowMs: true,
+  minimumCalls: true,
+});
+
 export function resolveOptions(options: ClientOptions): Settings {
   if (typeof options !== "object" || options === null) fail("options must be an object");
+  assertOptionNames("createClient()", options, CLIENT_OPTION_NAMES);
   const now = optionalFunction(options.now, "now");
-  const key = groupOrFalse(options.idempotencyKey, "idempotencyKey");
-  const backoff = group(options.backoff, "backoff");
-  const budgetOptions = groupOrFalse(options.budget, "budget");
-  const breaker = groupOrFalse(options.breaker, "breaker");
+  const key = groupOrFalse(options.idempotencyKey, "idempotencyKey", IDEMPOTENCY_KEY_OPTION_NAMES);
+  const backoff = group(options.backoff, "backoff", BACKOFF_OPTION_NAMES);
+  const budgetOptions = groupOrFalse(options.budget, "budget", BUDGET_OPTION_NAMES);
+  const breaker = groupOrFalse(options.breaker, "breaker", BREAKER_OPTION_NAMES);
   const settings: Settings = {
     fetch: optionalFunction(options.fetch, "fetch") ?? platformFetch,
     platformFetch: options.fetch === undefined,
@@ -211,18 +260,24 @@ function refuseOtherModeFields(options: BreakerOptions, mode: keyof typeof MODE_
 }
 
 /**
- * A group of options (`backoff`): an object of them, `{}` when not given. Without the check a
- * JavaScript caller's `5` or `true` would read as `{}`, every setting in it silently its default.
+ * A group of options (`backoff`): an object of them, none but `names`, `{}` when not given.
+ * Without the check a JavaScript caller's `5` or `true` would read as `{}`, and a misspelt
+ * field as absent: every setting in it silently its default.
  */
-function group<T extends object>(value: T | undefined, name: string, orFalse = ""): T {
+function group<T extends object>(value: T | undefined, name: string, names: readonly string[], orFalse = ""): T {
   if (value === undefined) return {} as T;
   if (!isOptionsObject(value)) fail(`${name} must be an object of options${orFalse}, got ${String(value)}`);
+  assertOptionNames(`createClient() ${name}`, value, names);
   return value;
 }
 
 /** A group of options that `false` turns off (`budget`, `breaker`, `idempotencyKey`): undefined when off. */
-function groupOrFalse<T extends object>(value: T | false | undefined, name: string): T | undefined {
-  return value === false ? undefined : group(value, name, " or false");
+function groupOrFalse<T extends object>(
+  value: T | false | undefined,
+  name: string,
+  names: readonly string[],
+): T | undefined {
+  return value === false ? undefined : group(value, name, names, " or false");
 }
 
 /** An object of named settings: not a primitive, an array or a function (and from any realm). */

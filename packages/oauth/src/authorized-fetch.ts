@@ -7,7 +7,7 @@
  */
 
 import { createClient } from "@interlock/client";
-import { InterlockConfigError } from "@interlock/core";
+import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import type { FetchLike } from "./client.js";
 import type { TokenSource } from "./token-source.js";
 import { accessTokenRefused } from "./www-authenticate.js";
@@ -31,8 +31,15 @@ export interface AuthorizedFetchOptions {
   retryOnUnauthorized?: boolean;
 }
 
+const AUTHORIZED_FETCH_OPTION_NAMES = optionNames<AuthorizedFetchOptions>({
+  tokens: true,
+  fetch: true,
+  retryOnUnauthorized: true,
+});
+
 /** A fetch that sends `Authorization: Bearer <token>`, renewing the token once after a 401 that refuses it. */
 export function authorizedFetch(options: AuthorizedFetchOptions): FetchLike {
+  assertOptionNames("authorizedFetch()", options, AUTHORIZED_FETCH_OPTION_NAMES);
   const { tokens } = options;
   if (typeof tokens?.getAccessToken !== "function") {
     throw new InterlockConfigError("authorizedFetch needs tokens: a TokenSource (getAccessToken)");

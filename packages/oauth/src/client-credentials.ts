@@ -5,7 +5,7 @@
  * shared store, across processes (a lock in the store; the others read the winner's token).
  */
 
-import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { assertOptionNames, InterlockConfigError, optionNames, StoreUnavailableError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import { sha256Hex } from "./client-space.js";
@@ -19,6 +19,7 @@ import {
   isTransient,
   lockTtlOption,
   prefixOption,
+  rejectedOption,
   staleOrThrow,
   type TokenSource,
 } from "./token-source.js";
@@ -89,6 +90,18 @@ const RESERVED: ReservedParams = new Map([
   ["resource", "the resource option"],
 ]);
 
+const CLIENT_CREDENTIALS_OPTION_NAMES = optionNames<ClientCredentialsOptions>({
+  scope: true,
+  resource: true,
+  params: true,
+  store: true,
+  encryptionKeys: true,
+  lockTtlMs: true,
+  keyPrefix: true,
+  refreshMarginMs: true,
+  assumedLifetimeMs: true,
+});
+
 /**
  * Client Credentials for machine-to-machine calls: one cached token, renewed before it
  * expires, one token request in flight however many callers (and, with a shared store, processes) ask.
@@ -97,6 +110,7 @@ export function createClientCredentials(
   client: OAuthClient,
   options: ClientCredentialsOptions = {},
 ): ClientCredentials {
+  assertOptionNames("createClientCredentials()", options, CLIENT_CREDENTIALS_OPTION_NAMES);
   const internals = clientInternals(client);
   const freshness = freshnessOptions(options);
   const lockTtlMs = lockTtlOption(options.lockTtlMs);
@@ -169,8 +183,7 @@ export function createClientCredentials(
     }
   }
 
-  async function getToken(getOptions: GetAccessTokenOptions = {}): Promise<StoredTokens> {
-    const { rejected } = getOptions;
+  async function getToken(rejected: string | undefined): Promise<StoredTokens> {
     if (usable(local, rejected)) return local!;
     const previous = local;
     try {
@@ -183,7 +196,7 @@ export function createClientCredentials(
   }
 
   return {
-    getToken: async (getOptions) => publicTokens(await getToken(getOptions)),
-    getAccessToken: async (getOptions) => (await getToken(getOptions)).accessToken,
+    getToken: async (getOptions) => publicTokens(await getToken(rejectedOption("getToken()", getOptions))),
+    getAccessToken: async (getOptions) => (await getToken(rejectedOption("getAccessToken()", getOptions))).accessToken,
   };
 }

@@ -5,7 +5,14 @@
  * oauth4webapi's.
  */
 
-import { emit, InterlockConfigError, InterlockError, monotonicNow } from "@interlock/core";
+import {
+  assertOptionNames,
+  emit,
+  InterlockConfigError,
+  InterlockError,
+  monotonicNow,
+  optionNames,
+} from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { eventCode, OAuthError, OAuthResponseError } from "./errors.js";
 import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
@@ -174,8 +181,24 @@ function clientAuth(options: OAuthClientOptions): oauth.ClientAuth {
   throw new InterlockConfigError(`unknown clientAuthentication "${String(method)}"`);
 }
 
+const CLIENT_OPTION_NAMES = optionNames<OAuthClientOptions>({
+  issuer: true,
+  clientId: true,
+  clientSecret: true,
+  clientAuthentication: true,
+  metadata: true,
+  discovery: true,
+  fetch: true,
+  timeoutMs: true,
+  retry: true,
+  clock: true,
+  allowInsecureRequests: true,
+  onEvent: true,
+});
+
 /** A client for one authorization server. Nothing is fetched until a flow needs it. */
 export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
+  assertOptionNames("createOAuthClient()", options, CLIENT_OPTION_NAMES);
   if (typeof options?.clientId !== "string" || options.clientId === "") {
     throw new InterlockConfigError("clientId is required");
   }

@@ -10,7 +10,7 @@
  * is exchanged, so a replayed or concurrent callback is refused.
  */
 
-import { InterlockConfigError } from "@interlock/core";
+import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient, typedError } from "./client.js";
 import { clientSpace } from "./client-space.js";
@@ -118,6 +118,18 @@ const RESERVED: ReservedParams = new Map([
   ),
 ]);
 
+const LOGIN_OPTION_NAMES = optionNames<LoginOptions>({
+  redirectUri: true,
+  scope: true,
+  store: true,
+  encryptionKeys: true,
+  pendingTtlMs: true,
+  params: true,
+  keyPrefix: true,
+});
+const BEGIN_OPTION_NAMES = optionNames<BeginLoginOptions>({ returnTo: true, params: true, maxAge: true });
+const COMPLETE_OPTION_NAMES = optionNames<CompleteLoginOptions>({ state: true });
+
 /** `max_age` in whole seconds, 0 or more (0 asks the server to authenticate the user again). */
 function maxAgeOption(value: number): number {
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -169,6 +181,7 @@ function callbackParameters(callback: URL | string | URLSearchParams): URLSearch
 
 /** The login flow for `client`: `begin` before redirecting the browser, `complete` on its callback. */
 export function createLogin(client: OAuthClient, options: LoginOptions): Login {
+  assertOptionNames("createLogin()", options, LOGIN_OPTION_NAMES);
   const internals = clientInternals(client);
   const redirectUri = redirectUriOption(options?.redirectUri);
   const scope = options.scope ?? "openid";
@@ -186,6 +199,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   const pendingKey = async (state: string) => `${prefix}login:${await space}:${state}`;
 
   async function begin(beginOptions: BeginLoginOptions = {}): Promise<LoginStart> {
+    assertOptionNames("login.begin()", beginOptions, BEGIN_OPTION_NAMES);
     const server = await internals.server();
     if (server.authorization_endpoint === undefined) {
       throw new OAuthResponseError("invalid_response", "the authorization server has no authorization_endpoint");
@@ -275,6 +289,8 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     callback: URL | string | URLSearchParams,
     completeOptions: CompleteLoginOptions,
   ): Promise<LoginResult> {
+    // Checked here, not before: a callback refused for it still ends in `oauth.login.refused`.
+    assertOptionNames("login.complete()", completeOptions, COMPLETE_OPTION_NAMES);
     const parameters = callbackParameters(callback);
     const state = parameters.get("state");
     if (state === null || state === "") throw new LoginError("state_missing", "the callback has no state");

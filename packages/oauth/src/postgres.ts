@@ -7,9 +7,12 @@
 
 import { createHash } from "node:crypto";
 import {
+  assertOptionNames,
   boundedStoreCall,
+  driverErrorSummary,
   InterlockConfigError,
   inTurn,
+  optionNames,
   POSTGRES_READY_SQL,
   postgresReady,
   postgresSetupMistake,
@@ -45,6 +48,12 @@ export interface PostgresTokenStoreOptions {
   /** Longest wait for one operation (a pool connection included), in ms. Default 2,000; at most 2^31 - 1. */
   operationTimeoutMs?: number;
 }
+
+const STORE_OPTION_NAMES = optionNames<PostgresTokenStoreOptions>({
+  table: true,
+  schema: true,
+  operationTimeoutMs: true,
+});
 
 /** The table name used when none is given. */
 export const DEFAULT_TOKEN_TABLE = "interlock_oauth_tokens";
@@ -87,6 +96,7 @@ function qualifiedTable(options: PostgresTokenStoreOptions): { table: string; in
  * into a duplicate-key error on the catalog.
  */
 export function migrationSql(options: PostgresTokenStoreOptions = {}): string {
+  assertOptionNames("migrationSql()", options, STORE_OPTION_NAMES);
   const { table, index } = qualifiedTable(options);
   return [
     `SELECT pg_advisory_xact_lock(1229734731, 2); -- "ILCK", 2: serialises concurrent migrations`,
@@ -106,6 +116,10 @@ export interface MigrateTokenTableOptions extends Omit<PostgresTokenStoreOptions
   timeoutMs?: number;
 }
 
+const MIGRATE_OPTION_NAMES = optionNames<MigrateTokenTableOptions>({ table: true, schema: true, timeoutMs: true });
+
+const PURGE_OPTION_NAMES = optionNames<Parameters<PostgresTokenStore["purgeExpired"]>[0]>({ batchSize: true });
+
 /**
  * Creates the table (and its expiry index) if it does not exist: safe from every instance at
  * once, and by an app role that may only read and write the table (it first checks, reading
@@ -115,6 +129,7 @@ export interface MigrateTokenTableOptions extends Omit<PostgresTokenStoreOptions
  * `StoreUnavailableError` (pg itself waits for a silent server without end).
  */
 export async function migrate(db: PgQueryable, options: MigrateTokenTableOptions = {}): Promise<void> {
+  assertOptionNames("migrate()", options, MIGRATE_OPTION_NAMES);
   const { timeoutMs: given, ...tableOptions } = options;
   const timeoutMs = timeoutOption("timeoutMs", given, 30_000);
   const { table, indexName } = qualifiedTable(tableOptions);
@@ -168,7 +183,7 @@ function setupError(error: unknown, table: string, migrating = false): unknown {
   const fix = postgresSetupMistake(error, { table, migrating });
   if (fix === undefined) return error;
   const reason = error instanceof Error ? error.message : String(error);
-  return new InterlockConfigError(`the postgres token store: ${fix} (${reason})`, { cause: error });
+  return new InterlockConfigError(`the postgres token store: ${fix} (${reason})`, { cause: driverErrorSummary(error) });
 }
 
 // A pool runs statements side by side; anything else (a `Client`) is one connection, one at a time.
@@ -189,6 +204,7 @@ export class PostgresTokenStore implements TokenStore {
   readonly #sql: ReturnType<typeof statements>;
 
   constructor(db: PgQueryable, options: PostgresTokenStoreOptions = {}) {
+    assertOptionNames("postgresTokenStore()", options, STORE_OPTION_NAMES);
     if (typeof db?.query !== "function") throw new InterlockConfigError("the postgres token store needs a pg Pool");
     this.table = qualifiedTable(options).table;
     this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
@@ -223,6 +239,7 @@ export class PostgresTokenStore implements TokenStore {
    * never return an expired row; this only reclaims the space. Run it now and then (a cron job).
    */
   async purgeExpired(options: { batchSize?: number } = {}): Promise<number> {
+    assertOptionNames("purgeExpired()", options, PURGE_OPTION_NAMES);
     const batchSize = options.batchSize ?? 1_000;
     if (!Number.isSafeInteger(batchSize) || batchSize <= 0)
       throw new InterlockConfigError("batchSize must be positive");

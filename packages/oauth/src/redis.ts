@@ -8,8 +8,10 @@
  */
 
 import {
+  assertOptionNames,
   deadlineStoreCall,
   InterlockConfigError,
+  optionNames,
   type RedisNeeds,
   redisClientKeyPrefix,
   redisReplyError,
@@ -46,6 +48,8 @@ export interface RedisTokenStoreOptions {
    */
   operationTimeoutMs?: number;
 }
+
+const REDIS_TOKEN_STORE_OPTION_NAMES = optionNames<RedisTokenStoreOptions>({ prefix: true, operationTimeoutMs: true });
 
 // The server's time, in whole ms since the epoch: every reply carries it first, for the store's
 // ServerClock (core), which estimates from it the deadlines writes carry.
@@ -157,6 +161,7 @@ export class RedisTokenStore implements TokenStore {
   readonly #needs: RedisNeeds;
 
   constructor(client: RedisScriptingClient, options: RedisTokenStoreOptions = {}) {
+    assertOptionNames("redisTokenStore()", options, REDIS_TOKEN_STORE_OPTION_NAMES);
     if (typeof client?.defineCommand !== "function") {
       throw new InterlockConfigError("the redis token store needs an ioredis Redis or Cluster client");
     }

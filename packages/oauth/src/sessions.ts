@@ -8,7 +8,7 @@
  * Refresh tokens never leave the store unencrypted.
  */
 
-import { InterlockConfigError } from "@interlock/core";
+import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
 import { clientSpace } from "./client-space.js";
@@ -24,6 +24,7 @@ import {
   isTransient,
   lockTtlOption,
   prefixOption,
+  rejectedOption,
   staleOrThrow,
   type TokenSource,
 } from "./token-source.js";
@@ -196,11 +197,22 @@ const replacesEntry = (held: Unwritten, stored: Current): boolean =>
  */
 const WRITE_BACK_ATTEMPTS = 3;
 
+const SESSION_TOKENS_OPTION_NAMES = optionNames<SessionTokensOptions>({
+  encryptionKeys: true,
+  store: true,
+  sessionTtlMs: true,
+  lockTtlMs: true,
+  keyPrefix: true,
+  refreshMarginMs: true,
+  assumedLifetimeMs: true,
+});
+
 /**
  * Keeps users' tokens server-side, sealed with `encryptionKeys` (required), and refreshes them
  * when due, one refresh at a time per session in any number of processes.
  */
 export function createSessionTokens(client: OAuthClient, options: SessionTokensOptions): SessionTokens {
+  assertOptionNames("createSessionTokens()", options, SESSION_TOKENS_OPTION_NAMES);
   const internals = clientInternals(client);
   if (options?.encryptionKeys === undefined) {
     throw new InterlockConfigError("session tokens need encryptionKeys: refresh tokens are never stored in clear");
@@ -486,8 +498,8 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       return current === undefined ? undefined : publicTokens(current.tokens);
     },
 
-    async getAccessToken(sessionId, getOptions = {}) {
-      return (await getTokens(sessionId, getOptions.rejected)).accessToken;
+    async getAccessToken(sessionId, getOptions) {
+      return (await getTokens(sessionId, rejectedOption("getAccessToken()", getOptions))).accessToken;
     },
 
     async refresh(sessionId) {
@@ -528,7 +540,8 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     tokens(sessionId) {
       lookupKeyOf(sessionId);
       return {
-        getAccessToken: async (getOptions = {}) => (await getTokens(sessionId, getOptions.rejected)).accessToken,
+        getAccessToken: async (getOptions) =>
+          (await getTokens(sessionId, rejectedOption("getAccessToken()", getOptions))).accessToken,
       };
     },
   };

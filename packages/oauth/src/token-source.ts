@@ -1,6 +1,6 @@
 /** What `authorizedFetch` needs from a token provider, and options the providers share. */
 
-import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
+import { assertOptionNames, InterlockConfigError, optionNames, StoreUnavailableError } from "@interlock/core";
 import type { ClientInternals } from "./client.js";
 import { eventCode, OAuthResponseError } from "./errors.js";
 import { isExpired, type StoredTokens } from "./tokens.js";
@@ -12,6 +12,17 @@ export interface GetAccessTokenOptions {
    * someone already has.
    */
   rejected?: string;
+}
+
+const GET_ACCESS_TOKEN_OPTION_NAMES = optionNames<GetAccessTokenOptions>({ rejected: true });
+
+/**
+ * The refused token of a call's options (`what` names the call), checked: a misspelt `rejected`
+ * would be answered the very token the resource server just refused.
+ */
+export function rejectedOption(what: string, options: GetAccessTokenOptions | undefined): string | undefined {
+  assertOptionNames(what, options, GET_ACCESS_TOKEN_OPTION_NAMES);
+  return options?.rejected;
 }
 
 /** Hands out a valid access token: cached, or fetched or refreshed when due, one request at a time. */

@@ -9,6 +9,7 @@
 
 import {
   CircuitOpenError,
+  CLIENT_OPTION_NAMES,
   type Client,
   ClientError,
   type ClientOptions,
@@ -18,7 +19,7 @@ import {
   RetryLimitError,
   TimeoutError,
 } from "@interlock/client";
-import { InterlockConfigError, InterlockError } from "@interlock/core";
+import { assertOptionNames, InterlockConfigError, InterlockError, optionNames } from "@interlock/core";
 import type * as oauth from "oauth4webapi";
 import { OAuthResponseError } from "./errors.js";
 
@@ -27,6 +28,19 @@ import { OAuthResponseError } from "./errors.js";
  * two this package decides itself (which methods are retried, and no `Idempotency-Key`).
  */
 export type OAuthRetryOptions = Omit<ClientOptions, "fetch" | "idempotencyKey" | "retryMethods">;
+
+/**
+ * `createClient`'s options this package decides itself (the OAuth client's `fetch` underneath,
+ * which methods are retried, no `Idempotency-Key`): in `retry` one would be overridden unseen.
+ */
+const DECIDED_HERE = optionNames<Omit<ClientOptions, keyof OAuthRetryOptions>>({
+  fetch: true,
+  idempotencyKey: true,
+  retryMethods: true,
+});
+
+/** The names `retry` takes: every other is refused, one decided here as a misspelt one. */
+const RETRY_OPTION_NAMES = CLIENT_OPTION_NAMES.filter((name) => !DECIDED_HERE.includes(name));
 
 export type Transport = (url: string, options: oauth.CustomFetchOptions<string, unknown>) => Promise<Response>;
 
@@ -52,6 +66,7 @@ export function createTransport(
   if (retry !== false && (typeof retry !== "object" || retry === null)) {
     throw new InterlockConfigError("retry must be client options (createClient's) or false");
   }
+  if (retry !== false) assertOptionNames("createOAuthClient() retry", retry, RETRY_OPTION_NAMES);
   const once: Client =
     retry === false
       ? createClient({

@@ -4,6 +4,7 @@
  * where they go.
  */
 
+import { assertOptionNames, optionNames } from "@interlock/core";
 import { diag, type MeterProvider, metrics, type TracerProvider, trace } from "@opentelemetry/api";
 import { version } from "../package.json";
 import { BreakerGauge } from "./breakers.js";
@@ -34,6 +35,12 @@ export interface InterlockTelemetryOptions<E extends TelemetryEvent = TelemetryE
   onEvent?: TelemetryHook<E>;
 }
 
+const TELEMETRY_OPTION_NAMES = optionNames<InterlockTelemetryOptions>({
+  meterProvider: true,
+  tracerProvider: true,
+  onEvent: true,
+});
+
 /**
  * Makes the hook to pass as `onEvent` to a webhook receiver, an idempotency engine, an
  * adapter's middleware, `createClient()` (`@interlock/client`) or `createOAuthClient()`
@@ -42,6 +49,7 @@ export interface InterlockTelemetryOptions<E extends TelemetryEvent = TelemetryE
 export function interlockTelemetry<E extends TelemetryEvent = TelemetryEvent>(
   options: InterlockTelemetryOptions<E> = {},
 ): TelemetryHook<E> {
+  assertOptionNames("interlockTelemetry()", options, TELEMETRY_OPTION_NAMES);
   const { meterProvider, tracerProvider, onEvent } = options;
   const breakers = new BreakerGauge();
   const sinks: Sinks = {

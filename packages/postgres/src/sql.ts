@@ -12,7 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { InterlockConfigError } from "@interlock/core";
+import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 
 /** The table name used when none is given. */
 export const DEFAULT_TABLE = "interlock_records";
@@ -24,6 +24,9 @@ export interface TableOptions {
   /** Schema holding the table; it must exist. Default: the connection's `search_path`. */
   schema?: string;
 }
+
+/** The table options, which the store's and `migrate`'s options include. */
+export const TABLE_OPTION_NAMES = optionNames<TableOptions>({ table: true, schema: true });
 
 // Unquoted-style names only: nothing to escape, and the index name derived from the table
 // (`<table>_expires_at_idx`) stays within PostgreSQL's 63-byte identifier limit.
@@ -67,6 +70,7 @@ export function resolveTable(options: TableOptions = {}): Table {
  * into a duplicate-key error on the catalog.
  */
 export function migrationSql(options: TableOptions = {}): string {
+  assertOptionNames("migrationSql()", options, TABLE_OPTION_NAMES);
   const { qualified, index } = resolveTable(options);
   return `-- @interlock/postgres schema v1: one row per key, either a live lock or a completed record.
 SELECT pg_advisory_xact_lock(1229734731, 1); -- "ILCK", 1: serialises concurrent migrations

@@ -12,11 +12,13 @@ import {
   assertClaim,
   assertComplete,
   assertKey,
+  assertOptionNames,
   type ClaimOptions,
   type ClaimResult,
   type CompleteOptions,
   InterlockConfigError,
   type InterlockStore,
+  optionNames,
   type PostgresStatementSetup,
   type StoredResponse,
   StoreUnavailableError,
@@ -24,7 +26,14 @@ import {
   unstorable,
 } from "@interlock/core";
 import { Deadline, execute, isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
-import { resolveTable, type Statement, type Statements, statements, type TableOptions } from "./sql.js";
+import {
+  resolveTable,
+  type Statement,
+  type Statements,
+  statements,
+  TABLE_OPTION_NAMES,
+  type TableOptions,
+} from "./sql.js";
 
 /** The PostgreSQL store's table, bounds and statements. */
 export interface PostgresStoreOptions extends TableOptions {
@@ -58,6 +67,15 @@ export interface PurgeOptions {
   /** Rows deleted per statement. Default 1,000. */
   batchSize?: number;
 }
+
+const STORE_OWN_OPTION_NAMES = optionNames<Omit<PostgresStoreOptions, keyof TableOptions>>({
+  operationTimeoutMs: true,
+  maxRecordBytes: true,
+  preparedStatements: true,
+});
+/** Checked on every call: a misspelt `transaction` would commit the record outside the caller's transaction. */
+const COMPLETE_OPTION_NAMES = optionNames<PostgresCompleteOptions>({ ttlMs: true, transaction: true });
+const PURGE_OPTION_NAMES = optionNames<PurgeOptions>({ batchSize: true });
 
 /** A claim's result row: every column as PostgreSQL's text. */
 interface ClaimRow {
@@ -143,6 +161,7 @@ export class PostgresStore implements InterlockStore {
   readonly #setup: PostgresStatementSetup;
 
   constructor(db: PgQueryable, options: PostgresStoreOptions = {}) {
+    assertOptionNames("postgresStore()", options, TABLE_OPTION_NAMES, STORE_OWN_OPTION_NAMES);
     if (typeof db?.query !== "function") throw new InterlockConfigError("postgres store needs a pg Pool or Client");
     this.#db = db;
     const table = resolveTable(options);
@@ -180,6 +199,7 @@ export class PostgresStore implements InterlockStore {
     response: StoredResponse,
     options: PostgresCompleteOptions,
   ): Promise<boolean> {
+    assertOptionNames("complete()", options, COMPLETE_OPTION_NAMES);
     assertComplete(this, key, response, options);
     const headers = headersJson(response.headers);
     if (typeof token !== "string" || unstorable(token)) return false; // no such token can exist
@@ -206,6 +226,7 @@ export class PostgresStore implements InterlockStore {
    * schedule: expired rows are never returned, but they take space until purged.
    */
   async purgeExpired(options: PurgeOptions = {}): Promise<number> {
+    assertOptionNames("purgeExpired()", options, PURGE_OPTION_NAMES);
     const batchSize = positiveInteger("batchSize", options.batchSize, 1_000);
     let deleted = 0;
     for (;;) {

@@ -14,7 +14,7 @@ const tables = new WeakMap<PostgresStore, string>();
 
 /** A store on a freshly migrated table of its own: no test sees another's keys. */
 async function onFreshTable(label: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-  const table = await freshTable(pool, label, options);
+  const table = await freshTable(pool, label);
   const store = postgresStore(pool, { ...options, table });
   tables.set(store, table);
   return store;

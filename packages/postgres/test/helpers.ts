@@ -35,15 +35,15 @@ export function newPool(config: pg.PoolConfig = {}): pg.Pool {
 }
 
 /** A freshly migrated table of its own. */
-export async function freshTable(pool: pg.Pool, label: string, options: PostgresStoreOptions = {}) {
+export async function freshTable(pool: pg.Pool, label: string) {
   const table = uniqueTable(label);
-  await migrate(pool, { ...options, table });
+  await migrate(pool, { table });
   return table;
 }
 
 /** A store on its own freshly migrated table. */
 export async function freshStore(pool: pg.Pool, label: string, options: PostgresStoreOptions = {}) {
-  return postgresStore(pool, { ...options, table: await freshTable(pool, label, options) });
+  return postgresStore(pool, { ...options, table: await freshTable(pool, label) });
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   assertClaim,
   assertComplete,
   assertKey,
+  assertOptionNames,
   boundedStoreCall,
   type ClaimOptions,
   type ClaimResult,
@@ -16,6 +17,7 @@ import {
   deadlineStoreCall,
   InterlockConfigError,
   type InterlockStore,
+  optionNames,
   positiveIntegerOption,
   type RedisNeeds,
   redisClientKeyPrefix,
@@ -59,6 +61,12 @@ export interface RedisStoreOptions {
    */
   maxRecordBytes?: number;
 }
+
+const REDIS_STORE_OPTION_NAMES = optionNames<RedisStoreOptions>({
+  prefix: true,
+  operationTimeoutMs: true,
+  maxRecordBytes: true,
+});
 
 /** The key prefix used when none is given. */
 export const DEFAULT_PREFIX = "interlock:";
@@ -141,6 +149,7 @@ export class RedisStore implements InterlockStore {
 
   /** `client` is an ioredis `Redis` or `Cluster`, connected or lazy; it stays the caller's. */
   constructor(client: ScriptingClient, options: RedisStoreOptions = {}) {
+    assertOptionNames("redisStore()", options, REDIS_STORE_OPTION_NAMES);
     if (typeof client?.defineCommand !== "function") {
       throw new InterlockConfigError("redis store needs an ioredis Redis or Cluster client");
     }

@@ -4,7 +4,7 @@
  * bounded, the least recently written going first (expired entries are among the oldest).
  */
 
-import { positiveIntegerOption } from "@interlock/core";
+import { assertOptionNames, optionNames, positiveIntegerOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -22,6 +22,8 @@ export interface MemoryTokenStoreOptions {
   clock?: () => number;
 }
 
+const MEMORY_TOKEN_STORE_OPTION_NAMES = optionNames<MemoryTokenStoreOptions>({ maxEntries: true, clock: true });
+
 interface Slot extends TokenStoreEntry {
   expiresAt: number;
 }
@@ -36,6 +38,7 @@ export class MemoryTokenStore implements TokenStore {
   readonly #slots = new Map<string, Slot>();
 
   constructor(options: MemoryTokenStoreOptions = {}) {
+    assertOptionNames("memoryTokenStore()", options, MEMORY_TOKEN_STORE_OPTION_NAMES);
     this.maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
     this.#clock = options.clock ?? Date.now;
   }
