@@ -46,16 +46,24 @@ function parseTrimmedSecret(scheme: WebhookScheme, secret: WebhookSecret) {
 /**
  * The `scheme` option: a scheme object (`stripe`, `schemes.stripe`, `hmacScheme(…)`). A name
  * (`"stripe"`) or a misspelt lookup (`schemes["strip"]`) would fail as an untyped TypeError.
+ * The error names what was given by its type only: a string there may be the secret, passed
+ * in the wrong place (`scheme: process.env.WEBHOOK_SECRET`), and errors end up in logs.
  */
 export function schemeOption(scheme: unknown): WebhookScheme {
   const candidate = scheme as Partial<WebhookScheme> | undefined;
   if (typeof candidate?.parse !== "function" || typeof candidate.parseSecret !== "function") {
-    const got = typeof scheme === "string" ? `the string ${JSON.stringify(scheme)}` : String(scheme);
     throw new InterlockConfigError(
-      `scheme must be a scheme object, such as stripe or schemes.stripe imported from @interlock/core, or hmacScheme(…); got ${got}`,
+      `scheme must be a scheme object, such as stripe or schemes.stripe imported from @interlock/core, or hmacScheme(…); got ${typeName(scheme)}`,
     );
   }
   return scheme as WebhookScheme;
+}
+
+/** `a string`, `an object`, `undefined`, `null`: what was given, without its value. */
+function typeName(value: unknown): string {
+  if (value === undefined || value === null) return String(value);
+  const type = typeof value;
+  return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
 }
 
 /**

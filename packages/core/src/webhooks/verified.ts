@@ -4,6 +4,13 @@ import type { ParsedDelivery, WebhookScheme } from "./scheme.js";
 
 const NOT_DECODED = Symbol("not decoded");
 
+/**
+ * What only this module holds, and `newVerifiedWebhook` passes to the constructor: the class is
+ * exported (for `instanceof` and its type), and a constructor anyone could call would let any
+ * code make a "verified" delivery whose signature nobody checked.
+ */
+const MADE_BY_VERIFIER: unique symbol = Symbol("made by a verifier");
+
 let readHmacKey: (webhook: VerifiedWebhook<unknown>) => HmacKey | undefined;
 
 /**
@@ -16,8 +23,23 @@ export function matchedHmacKeyOf(webhook: VerifiedWebhook<unknown>): HmacKey | u
 }
 
 /**
+ * A delivery for core's verifier to hand out, once a signature matched, with the key of the HMAC
+ * that matched (none for Ed25519). Internal to core: the package does not export it.
+ */
+export function newVerifiedWebhook<T>(
+  scheme: WebhookScheme,
+  parsed: ParsedDelivery,
+  body: Uint8Array,
+  hmacKey: HmacKey | undefined,
+): VerifiedWebhook<T> {
+  return new VerifiedWebhook<T>(MADE_BY_VERIFIER, scheme, parsed, body, hmacKey);
+}
+
+/**
  * A delivery whose signature matched. The payload is decoded on first use (JSON by default),
- * so a server that only needs the bytes never pays for parsing.
+ * so a server that only needs the bytes never pays for parsing. Only a verifier makes one:
+ * `new VerifiedWebhook(…)` throws a `TypeError`, and `instanceof VerifiedWebhook` is true of
+ * what a verifier made and nothing else (not of an object given its prototype).
  */
 export class VerifiedWebhook<T = unknown> {
   /** Always true: tells a verified delivery from a `WebhookRefusal` in `check` results. */
@@ -33,8 +55,19 @@ export class VerifiedWebhook<T = unknown> {
   readonly #hmacKey: HmacKey | undefined;
   #payload: unknown = NOT_DECODED;
 
-  /** @internal Made by a verifier, with the key of the HMAC that matched (none for Ed25519). */
-  constructor(scheme: WebhookScheme, parsed: ParsedDelivery, body: Uint8Array, hmacKey: HmacKey | undefined) {
+  /** @internal Made by a verifier only (`newVerifiedWebhook`): without its token, throws a `TypeError`. */
+  constructor(
+    token: typeof MADE_BY_VERIFIER,
+    scheme: WebhookScheme,
+    parsed: ParsedDelivery,
+    body: Uint8Array,
+    hmacKey: HmacKey | undefined,
+  ) {
+    if (token !== MADE_BY_VERIFIER) {
+      throw new TypeError(
+        "a VerifiedWebhook is made by a verifier (verify, check or a receiver), once a signature matched: it cannot be constructed",
+      );
+    }
     this.#hmacKey = hmacKey;
     this.#scheme = scheme;
     this.scheme = scheme.name;
@@ -80,6 +113,14 @@ export class VerifiedWebhook<T = unknown> {
   // module-level `matchedHmacKeyOf`, which the package does not export.
   static {
     readHmacKey = (webhook) => webhook.#hmacKey;
+  }
+
+  /**
+   * Made by the constructor, which only a verifier calls: `Object.create(VerifiedWebhook.prototype)`
+   * has the prototype, but not the private fields the constructor adds.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && #hmacKey in value;
   }
 
   /** The body as UTF-8 text. */

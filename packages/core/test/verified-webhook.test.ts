@@ -1,0 +1,70 @@
+/**
+ * A `VerifiedWebhook` is a delivery whose signature matched, and only a verifier makes one:
+ * code outside core cannot construct one (or pass `instanceof` with a look-alike) to hand a
+ * handler a delivery nobody verified. And a secret given as `scheme` by mistake is not printed.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  createWebhookReceiver,
+  createWebhookVerifier,
+  InterlockConfigError,
+  MemoryStore,
+  signWebhook,
+  standardWebhooks,
+  stripe,
+  VerifiedWebhook,
+} from "../src/index.js";
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const parsed = { id: "evt_forged", timestamp: undefined, timestampMs: undefined, signatures: [] };
+const body = new TextEncoder().encode('{"id":"evt_forged"}');
+
+describe("VerifiedWebhook", () => {
+  it("cannot be constructed outside core: new throws a TypeError, with any arguments", () => {
+    const Forge = VerifiedWebhook as unknown as new (...args: unknown[]) => unknown;
+    expect(() => new Forge(stripe, parsed, body, undefined)).toThrow(TypeError);
+    expect(() => new Forge(Symbol("made by a verifier"), stripe, parsed, body, undefined)).toThrow(
+      /cannot be constructed/,
+    );
+    class Subclass extends (VerifiedWebhook as unknown as new (...args: unknown[]) => object) {}
+    expect(() => new Subclass(stripe, parsed, body, undefined)).toThrow(TypeError);
+  });
+
+  it("is not the class of an object given its prototype", () => {
+    const lookalike = Object.assign(Object.create(VerifiedWebhook.prototype), { ok: true, body });
+    expect(lookalike instanceof VerifiedWebhook).toBe(false);
+    expect({ ok: true, id: "evt_forged" } instanceof VerifiedWebhook).toBe(false);
+    expect((null as unknown) instanceof VerifiedWebhook).toBe(false);
+  });
+
+  it("is what verify, check and a receiver hand out, and instanceof says so", async () => {
+    const verifier = createWebhookVerifier({ scheme: standardWebhooks, secret: SECRET });
+    const signed = await signWebhook({ scheme: standardWebhooks, secret: SECRET, body: '{"type":"x"}', id: "msg_1" });
+    const verified = await verifier.verify(signed.headers, signed.body);
+    expect(verified).toBeInstanceOf(VerifiedWebhook);
+    expect(verified).toMatchObject({ ok: true, id: "msg_1", scheme: "standard-webhooks", payload: { type: "x" } });
+    expect(await verifier.check(signed.headers, signed.body)).toBeInstanceOf(VerifiedWebhook);
+    const receiver = createWebhookReceiver({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() });
+    const decision = await receiver.begin(signed.headers, signed.body);
+    expect(decision.action === "process" && decision.event instanceof VerifiedWebhook).toBe(true);
+  });
+});
+
+describe("the scheme option", () => {
+  it.each([
+    ["a string (a secret given as scheme)", SECRET, "got a string"],
+    ["undefined (a misspelt lookup)", undefined, "got undefined"],
+    ["an object that is no scheme", { name: SECRET }, "got an object"],
+  ])("given %s, the error names its type, never its value", (_, scheme, got) => {
+    let thrown: unknown;
+    try {
+      createWebhookVerifier({ scheme: scheme as never, secret: "s" });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(InterlockConfigError);
+    expect((thrown as Error).message).toContain(got);
+    expect((thrown as Error).message).toContain("hmacScheme(…)");
+    expect((thrown as Error).message).not.toContain("MfKQ9r8");
+  });
+});
