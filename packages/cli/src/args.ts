@@ -5,7 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { usageError } from "./errors.js";
+import { usageError, valueStart } from "./errors.js";
 import { isBlank } from "./inputs.js";
 
 /** One option of a command. */
@@ -127,7 +127,11 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Ar
     throw usageError(`missing <${expected[parsed.positionals.length]}>: usage is interlock ${spec.name} ${spec.usage}`);
   }
   if (parsed.positionals.length > expected.length) {
-    throw usageError(`unexpected argument "${parsed.positionals[expected.length]}"`);
+    // Named by its place, shown by its start: a secret pasted without its option lands here.
+    const extra = valueStart(parsed.positionals[expected.length] as string);
+    throw usageError(
+      `unexpected argument ${expected.length + 1} ("${extra}"): usage is interlock ${spec.name} ${spec.usage}`,
+    );
   }
   return args;
 }

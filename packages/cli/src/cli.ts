@@ -5,7 +5,9 @@
  */
 
 import { getEventListeners } from "node:events";
-import { processIo, run } from "./index.js";
+import { run } from "./index.js";
+// Bundled into the executable (a few lines): the library entry does not export it.
+import { processIo } from "./io.js";
 
 const stop = new AbortController();
 

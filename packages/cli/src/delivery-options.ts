@@ -30,6 +30,12 @@ export const SECRET_OPTIONS: Record<string, OptionSpec> = {
     value: "NAME",
     description: "read the secret from the environment variable NAME (keeps it out of shell history)",
   },
+  "secret-hex-env": {
+    type: "string",
+    multiple: true,
+    value: "NAME",
+    description: "read the secret's bytes in hex from the environment variable NAME, as --secret-hex takes them",
+  },
 };
 
 /** The secrets' options as given, for `readSecrets`. */
@@ -37,6 +43,7 @@ export const secretSources = (args: Args): SecretSources => ({
   literal: args.strings("secret"),
   hex: args.strings("secret-hex"),
   envNames: args.strings("secret-env"),
+  hexEnvNames: args.strings("secret-hex-env"),
 });
 
 export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {

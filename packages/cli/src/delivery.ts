@@ -31,7 +31,7 @@ export interface SignDeliveryOptions {
   id?: string;
   /** Unix time in seconds to sign with. Default: now. */
   timestamp?: number;
-  /** Sign with a timestamp `STALE_AGE_SECONDS` old, which a receiver must refuse. */
+  /** Sign with a timestamp an hour old, which a receiver must refuse. */
   stale?: boolean;
 }
 

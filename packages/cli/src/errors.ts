@@ -52,6 +52,11 @@ const CLI_ERRORS: Record<CliErrorCode, { exitCode: ExitCode; status: number; tit
   forward_failed: { exitCode: EXIT.network, status: 502, title: "The delivery could not be forwarded" },
 };
 
+/**
+ * A failure of a command or of one of the package's functions: a bad option, a missing secret,
+ * an unreadable body file, a URL that cannot be reached. Its `exitCode` is what the `interlock`
+ * command ends with.
+ */
 export class CliError extends InterlockError {
   /** The class name: match on it (or `code`) rather than on `instanceof` across copies. */
   override readonly name = "CliError";
@@ -94,6 +99,18 @@ export function describeError(error: unknown): string {
   if (error instanceof InterlockError) return error.message;
   const message = error instanceof Error ? error.message : String(error);
   return `unexpected error (please report it): ${firstLine(message)}`;
+}
+
+const VALUE_START_LENGTH = 4;
+
+/**
+ * What an error shows of a value given in the wrong place: its first 4 characters, then `…`.
+ * Enough to recognise a typo or a misplaced word, not a secret pasted there by mistake (its
+ * prefix, such as `whse`, is the provider's, not the secret's).
+ */
+export function valueStart(value: string): string {
+  const characters = [...value];
+  return characters.length <= VALUE_START_LENGTH ? value : `${characters.slice(0, VALUE_START_LENGTH).join("")}…`;
 }
 
 /** A message's first line: a failure is one line of output (OpenSSL's end in a line break). */

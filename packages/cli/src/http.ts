@@ -50,15 +50,16 @@ const AUTHORITY_START = /^(?:[a-z][a-z0-9+.-]*:)?\/\//i;
 
 /**
  * Text that is no http(s) URL, as an error shows it: what could be a password (from the first
- * ":" of the authority up to the text's last "@") as `***`. A password may hold any character
- * (`#`, `/`, `?` unescaped make the text no URL), and without a scheme the text may still read
- * as one with the user name for its scheme: only the last "@" is sure to end the userinfo.
+ * ":" of the authority up to the text's last "@") as `***`, and the query's values, as
+ * `shownUrl` shows them. A password may hold any character (`#`, `/`, `?` unescaped make the
+ * text no URL), and without a scheme the text may still read as one with the user name for its
+ * scheme: only the last "@" is sure to end the userinfo.
  */
 function shownText(text: string): string {
   const at = text.lastIndexOf("@");
-  if (at === -1) return text;
+  if (at === -1) return maskedQuery(text);
   const start = AUTHORITY_START.exec(text)?.[0].length ?? 0;
-  return `${text.slice(0, start)}${maskedUserinfo(text.slice(start, at))}${text.slice(at)}`;
+  return maskedQuery(`${text.slice(0, start)}${maskedUserinfo(text.slice(start, at))}${text.slice(at)}`);
 }
 
 // The userinfo of a URL: after "scheme://", up to the authority's last "@" (as URL parsers split it).
@@ -66,12 +67,33 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
 
 /**
  * `url` as the CLI prints and reports it: a password in it shown as `***` (`user:***@host`),
- * and a user name alone (often a token, as in `https://TOKEN@host`) as `***`. The request
- * itself still carries them: Node's http sends a URL's user name and password as Basic auth.
+ * a user name alone (often a token, as in `https://TOKEN@host`) as `***`, and each query
+ * parameter's value as `***` (`?token=***`: webhook URLs often carry their token there). The
+ * request itself still carries them: Node's http sends a URL's user name and password as Basic
+ * auth, and the query as it is.
  */
 export function shownUrl(url: URL | string): string {
   const text = typeof url === "string" ? url : url.href;
-  return text.replace(USERINFO, (_, scheme: string, userinfo: string) => `${scheme}${maskedUserinfo(userinfo)}@`);
+  return maskedQuery(
+    text.replace(USERINFO, (_, scheme: string, userinfo: string) => `${scheme}${maskedUserinfo(userinfo)}@`),
+  );
+}
+
+// A URL's query: from its first "?" up to the fragment's "#", if any.
+const QUERY = /\?([^#]*)/;
+
+/**
+ * The query with each value as `***` and the names kept, so the URL is still recognisable. A
+ * parameter without "=" is all value as far as anyone can tell (`?s3cr3t`): `***` too.
+ */
+function maskedQuery(text: string): string {
+  return text.replace(QUERY, (_, query: string) => `?${query.split("&").map(maskedParameter).join("&")}`);
+}
+
+function maskedParameter(parameter: string): string {
+  if (parameter === "") return parameter;
+  const equals = parameter.indexOf("=");
+  return equals === -1 ? "***" : `${parameter.slice(0, equals)}=***`;
 }
 
 /** `user:***` for `user:password`; `***` for a user name alone (often a token). */

@@ -43,7 +43,7 @@ async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Uint
   return Buffer.concat(chunks);
 }
 
-/** Where `--secret`, `--secret-hex` and `--secret-env` put the secrets, as given. */
+/** Where `--secret`, `--secret-hex`, `--secret-env` and `--secret-hex-env` put the secrets, as given. */
 export interface SecretSources {
   /** `--secret` values: the secret as the provider shows it. */
   literal: readonly string[];
@@ -51,12 +51,14 @@ export interface SecretSources {
   hex: readonly string[];
   /** `--secret-env` names: environment variables holding the secret as the provider shows it. */
   envNames: readonly string[];
+  /** `--secret-hex-env` names: environment variables holding the secret's bytes, in hex. */
+  hexEnvNames: readonly string[];
 }
 
 /**
- * The secrets from `--secret`, `--secret-hex` and `--secret-env NAME` (which keeps them out of
- * shell history), in that order. Several are allowed: a sender signs with each (schemes that
- * carry several signatures), a listener accepts any (rotation).
+ * The secrets from `--secret`, `--secret-hex`, `--secret-env NAME` and `--secret-hex-env NAME`
+ * (the last two keep them out of shell history), in that order. Several are allowed: a sender
+ * signs with each (schemes that carry several signatures), a listener accepts any (rotation).
  */
 export function readSecrets(
   sources: SecretSources,
@@ -64,21 +66,33 @@ export function readSecrets(
   scheme: string,
 ): WebhookSecret[] {
   const fromEnv = sources.envNames.map((name) => {
-    const value = env[name];
-    if (value === undefined || isBlank(value)) {
-      throw new CliError("missing_secret", `the environment variable ${name} (--secret-env) is not set or is empty`);
-    }
+    const value = envSecret(env, name, "--secret-env");
     refuseEdgeWhitespace(value, `the environment variable ${name}`, scheme);
     return value;
   });
+  const fromHexEnv = sources.hexEnvNames.map((name) =>
+    secretBytes(envSecret(env, name, "--secret-hex-env"), `the environment variable ${name}`, scheme),
+  );
   if (sources.literal.some(isBlank)) throw new CliError("missing_secret", "--secret is empty");
   for (const secret of sources.literal) refuseEdgeWhitespace(secret, "--secret", scheme);
-  const fromHex = sources.hex.map((text) => secretBytes(text, scheme));
-  const secrets = [...sources.literal, ...fromHex, ...fromEnv];
+  const fromHex = sources.hex.map((text) => secretBytes(text, "--secret-hex", scheme));
+  const secrets = [...sources.literal, ...fromHex, ...fromEnv, ...fromHexEnv];
   if (secrets.length === 0) {
-    throw new CliError("missing_secret", "no secret: pass --secret SECRET, --secret-hex HEX or --secret-env NAME");
+    throw new CliError(
+      "missing_secret",
+      "no secret: pass --secret SECRET, --secret-hex HEX, --secret-env NAME or --secret-hex-env NAME",
+    );
   }
   return secrets;
+}
+
+/** The environment variable `name` that `option` named: a `missing_secret` when unset or blank. */
+function envSecret(env: Readonly<Record<string, string | undefined>>, name: string, option: string): string {
+  const value = env[name];
+  if (value === undefined || isBlank(value)) {
+    throw new CliError("missing_secret", `the environment variable ${name} (${option}) is not set or is empty`);
+  }
+  return value;
 }
 
 /**
@@ -91,7 +105,7 @@ function refuseEdgeWhitespace(secret: string, source: string, scheme: string): v
   throw new WebhookVerificationError(
     "invalid_secret",
     `${source} starts or ends with whitespace (a line break from an environment file?): remove it, or, if the ` +
-      "whitespace belongs to the secret, give the secret's bytes in hex with --secret-hex " +
+      "whitespace belongs to the secret, give the secret's bytes in hex with --secret-hex-env or --secret-hex " +
       "(printf %s 'SECRET' | od -An -tx1 | tr -d ' \\n' prints them)",
     scheme,
   );
@@ -99,13 +113,16 @@ function refuseEdgeWhitespace(secret: string, source: string, scheme: string): v
 
 const HEX_BYTES = /^(?:[0-9a-fA-F]{2})+$/;
 
-/** `--secret-hex`: the secret's bytes, which core takes as they are (whitespace included). */
-function secretBytes(text: string, scheme: string): Uint8Array {
-  if (isBlank(text)) throw new CliError("missing_secret", "--secret-hex is empty");
+/**
+ * `--secret-hex` (or `--secret-hex-env`), named in errors as `source`: the secret's bytes, which
+ * core takes as they are (whitespace included).
+ */
+function secretBytes(text: string, source: string, scheme: string): Uint8Array {
+  if (isBlank(text)) throw new CliError("missing_secret", `${source} is empty`);
   if (!HEX_BYTES.test(text)) {
     throw new WebhookVerificationError(
       "invalid_secret",
-      "--secret-hex is not hex: give two hex digits (0-9, a-f) per byte of the secret, such as 733363726574",
+      `${source} is not hex: give two hex digits (0-9, a-f) per byte of the secret, such as 733363726574`,
       scheme,
     );
   }

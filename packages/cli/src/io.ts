@@ -18,7 +18,7 @@ export interface CliIo {
   stderr: OutputStream;
   /** Read by `--body -`. */
   stdin: AsyncIterable<Uint8Array | string>;
-  /** Read by `--secret-env NAME`. */
+  /** Read by `--secret-env NAME` and `--secret-hex-env NAME`. */
   env: Readonly<Record<string, string | undefined>>;
   /** Stops a running `listen`; without one it runs until the process ends. */
   signal?: AbortSignal;

@@ -6,7 +6,9 @@
 import { readFileSync } from "node:fs";
 import { schemes } from "@interlock/core";
 import { describe, expect, it } from "vitest";
-import { COMMANDS, EXIT, run, signDelivery, VERSION } from "../src/index.js";
+import { signDelivery } from "../src/delivery.js";
+import { EXIT } from "../src/errors.js";
+import { COMMANDS, run, VERSION } from "../src/main.js";
 import { interlock, memoryIo } from "./helpers.js";
 
 const packageJson = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -104,7 +106,10 @@ describe("usage errors: exit 2, one line", () => {
       ["send"],
       "interlock send: missing <url>: usage is interlock send <url> --scheme NAME --secret SECRET --body BODY [options] (see interlock send --help)",
     ],
-    [["send", "http://a", "http://b"], 'interlock send: unexpected argument "http://b" (see interlock send --help)'],
+    [
+      ["send", "http://a", "http://b"],
+      'interlock send: unexpected argument 2 ("http…"): usage is interlock send <url> --scheme NAME --secret SECRET --body BODY [options] (see interlock send --help)',
+    ],
     [
       ["send", "ftp://example.com", "--scheme", "github"],
       'interlock send: <url> must be an http:// or https:// URL, got "ftp://example.com" (see interlock send --help)',

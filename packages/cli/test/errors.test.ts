@@ -123,7 +123,7 @@ describe("errors", () => {
     expectFailure(
       result,
       2,
-      'interlock sign: unknown scheme "acme": use one of standard-webhooks, svix, stripe, github, slack, shopify, paddle, linear, zoom, generic',
+      'interlock sign: unknown scheme "acme" (--scheme): use one of standard-webhooks, svix, stripe, github, slack, shopify, paddle, linear, zoom, generic',
     );
   });
 
@@ -137,7 +137,7 @@ describe("errors", () => {
         code: "unknown_scheme",
         exitCode: 2,
         message:
-          'unknown scheme "acme": use one of standard-webhooks, svix, stripe, github, slack, shopify, paddle, linear, zoom, generic',
+          'unknown scheme "acme" (--scheme): use one of standard-webhooks, svix, stripe, github, slack, shopify, paddle, linear, zoom, generic',
       },
     ]);
   });

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { CliIo } from "../src/index.js";
+import type { CliIo } from "../src/io.js";
 
 export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 if (!existsSync(CLI)) {

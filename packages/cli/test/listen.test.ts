@@ -9,7 +9,7 @@ import { request as httpRequest } from "node:http";
 import { connect, createServer as createNetServer } from "node:net";
 import { createWebhookVerifier, signWebhook, slack, standardWebhooks } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { run } from "../src/index.js";
+import { run } from "../src/main.js";
 import {
   closedPort,
   githubListen,

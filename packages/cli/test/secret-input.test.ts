@@ -28,7 +28,7 @@ describe("a secret with whitespace at an end", () => {
     expect(result.stderr).toBe(
       "interlock send: invalid secret for the github scheme: --secret starts or ends with whitespace " +
         "(a line break from an environment file?): remove it, or, if the whitespace belongs to the secret, give " +
-        "the secret's bytes in hex with --secret-hex (printf %s 'SECRET' | od -An -tx1 | tr -d ' \\n' prints them)\n",
+        "the secret's bytes in hex with --secret-hex-env or --secret-hex (printf %s 'SECRET' | od -An -tx1 | tr -d ' \\n' prints them)\n",
     );
     expect(result.stderr).not.toContain("Uint8Array");
     expect(result.stderr).not.toContain("webhook secret");

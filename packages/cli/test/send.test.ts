@@ -9,17 +9,12 @@ import type { ServerResponse } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { createWebhookVerifier, github, memoryStore, standardWebhooks, zoom } from "@interlock/core";
 import { describe, expect, it } from "vitest";
-import {
-  type AttemptReport,
-  backoffDelay,
-  CliError,
-  type DeliveryReport,
-  listen,
-  run,
-  send,
-  withRetries,
-} from "../src/index.js";
+import { type DeliveryReport, listen } from "../src/commands/listen.js";
+import { type AttemptReport, send } from "../src/commands/send.js";
+import { CliError } from "../src/errors.js";
+import { run } from "../src/main.js";
 import { createProgress } from "../src/progress.js";
+import { backoffDelay, withRetries } from "../src/retry.js";
 import { closedPort, interlock, jsonLines, memoryIo, Running, recordingServer, sendGithub } from "./helpers.js";
 
 const SECRET = `whsec_${Buffer.from("interlock-cli-send-test-secret!!").toString("base64")}`;

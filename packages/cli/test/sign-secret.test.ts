@@ -12,7 +12,8 @@ import { createWebhookVerifier, schemes, standardWebhooks } from "@interlock/cor
 import { Webhook } from "standardwebhooks";
 import Stripe from "stripe";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { run, SCHEME_NAMES } from "../src/index.js";
+import { run } from "../src/main.js";
+import { SCHEME_NAMES } from "../src/schemes.js";
 import { interlock, jsonLines, memoryIo, recordingServer, type TestServer, tempDir } from "./helpers.js";
 
 const exec = promisify(execFile);

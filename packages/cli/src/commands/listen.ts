@@ -124,13 +124,13 @@ export interface DeliveryReport {
 
 /** A valid delivery forwarded to the app. */
 export interface ForwardReport {
-  /** Where it was forwarded, with any password in it shown as `***`. */
+  /** Where it was forwarded, with any password and the query's values in it shown as `***`. */
   url: string;
   /** The app's status; undefined when it could not be reached. */
   status: number | undefined;
   /**
    * Why the app's answer did not go back to the sender, which got a 502 instead: the app could
-   * not be reached, or its body was over 1 MiB (`MAX_ANSWER_BYTES`). Undefined when it did.
+   * not be reached, or its body was over 1 MiB. Undefined when it did.
    */
   error: string | undefined;
 }
@@ -522,7 +522,7 @@ export const listenCommand: Command = {
       type: "string",
       value: "URL",
       description:
-        "forward verified first copies to URL (a user:password in it is sent as Basic auth instead of the sender's Authorization, shown as user:***)",
+        "forward verified first copies to URL (a user:password in it is sent as Basic auth instead of the sender's Authorization, shown as user:***; its query's values are shown as ***)",
     },
     tolerance: { type: "string", value: "SECONDS", description: "accepted timestamp age either way (default 300)" },
     timeout: { type: "string", value: "MS", description: "how long to wait for the forward's answer (default 10000)" },

@@ -67,7 +67,7 @@ export interface AttemptReport {
   statusText: string | undefined;
   /** The answer's `Content-Type`. */
   contentType: string | undefined;
-  /** The answer's body as text: its first MiB (`MAX_ANSWER_BYTES`) when `bodyTruncated`. */
+  /** The answer's body as text: its first MiB when `bodyTruncated`. */
   body: string | undefined;
   /** The answer's body was longer than 1 MiB: the rest was not read (a 2xx still acknowledges). */
   bodyTruncated: boolean;
@@ -256,7 +256,8 @@ export const sendCommand: Command = {
     "answered with anything but a 2xx (or not at all) is retried with exponential backoff, as a",
     "provider does. Exits 0 when every delivery got a 2xx, 1 when one did not. Of each answer's",
     "body, the first MiB is kept; the rest is not read. A user name and password in <url> are",
-    "sent as Basic auth, and shown as user:*** wherever the URL is printed.",
+    "sent as Basic auth, and shown as user:*** wherever the URL is printed, as are the query's",
+    "values (?token=***).",
   ].join("\n"),
   positionals: ["url"],
   options: {

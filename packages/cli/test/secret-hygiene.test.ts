@@ -1,0 +1,124 @@
+/**
+ * Nothing the CLI prints carries a secret given in the wrong place, or in a URL's query: a
+ * usage error shows only the start of the offending value, and every URL it prints or reports
+ * shows its query's values as `***`. And `--secret-hex-env` gives a secret's bytes without
+ * putting them on the command line. In-process (`run` from src), so each check sees the source.
+ */
+import { createHmac } from "node:crypto";
+import { github } from "@interlock/core";
+import { describe, expect, it } from "vitest";
+import { type DeliveryReport, listen } from "../src/commands/listen.js";
+import { send } from "../src/commands/send.js";
+import { run } from "../src/main.js";
+import { closedPort, jsonLines, memoryIo, recordingServer } from "./helpers.js";
+
+const MARKER = "CLISECRETmarker0123";
+const SEND = ["--scheme", "github", "--secret", "gh-secret", "--body", "{}"];
+
+describe("a URL's query in what the CLI prints", () => {
+  it("send: an unreachable URL is shown with its query's values as *** (text, --json and the attempt line)", async () => {
+    const port = await closedPort();
+    const url = `http://127.0.0.1:${port}/hook?token=${MARKER}&page=2&${MARKER}#part`;
+    const shown = `http://127.0.0.1:${port}/hook?token=***&page=***&***#part`;
+    const text = memoryIo();
+    expect(await run(["send", url, ...SEND], text)).toBe(5);
+    expect(text.err()).toBe(`interlock send: cannot reach ${shown}: connection refused\n`);
+    expect(text.out()).toBe(`#1  no answer: cannot reach ${shown}: connection refused\n`);
+    const json = memoryIo();
+    expect(await run(["send", url, ...SEND, "--json"], json)).toBe(5);
+    expect(jsonLines(json.err())[0]?.message).toBe(`cannot reach ${shown}: connection refused`);
+    expect(text.out() + text.err() + json.out() + json.err()).not.toContain(MARKER);
+  });
+
+  it("send: a URL that is not http(s) is refused without its query's values", async () => {
+    const io = memoryIo();
+    expect(await run(["send", `ftp://127.0.0.1/hook?token=${MARKER}`, ...SEND], io)).toBe(2);
+    expect(io.err()).toBe(
+      'interlock send: <url> must be an http:// or https:// URL, got "ftp://127.0.0.1/hook?token=***" (see interlock send --help)\n',
+    );
+  });
+
+  it("listen --forward: the listening line and each forward's report show the query's values as ***", async () => {
+    const app = await recordingServer((_, response) => response.writeHead(200).end("ok"));
+    const stop = new AbortController();
+    const io = memoryIo({ signal: stop.signal });
+    const forward = `${app.url}/webhooks?key=${MARKER}`;
+    const running = run(["listen", "--port", "0", "--scheme", "github", "--secret", "s", "--forward", forward], io);
+    const reports: DeliveryReport[] = [];
+    const listener = await listen({
+      scheme: github,
+      secret: "s",
+      port: 0,
+      forward,
+      onDelivery: (r) => reports.push(r),
+    });
+    try {
+      await send({ url: listener.url, scheme: github, secret: "s", body: "{}" });
+      expect(app.requests[0]?.url).toBe(`/webhooks?key=${MARKER}`); // sent as given
+      expect(reports[0]?.forward?.url).toBe(`${app.url}/webhooks?key=***`);
+      await expect.poll(() => io.out()).toContain(`forwarding verified ones to ${app.url}/webhooks?key=***`);
+      expect(io.out() + io.err()).not.toContain(MARKER);
+    } finally {
+      stop.abort();
+      await running;
+      await listener.close();
+      await app.close();
+    }
+  });
+});
+
+describe("a usage error shows no more than the start of the value", () => {
+  it("an argument too many (a secret without its option) is named by its place", async () => {
+    const sign = memoryIo();
+    expect(await run(["sign", "--scheme", "stripe", MARKER, "--body", "{}"], sign)).toBe(2);
+    expect(sign.err()).toBe(
+      `interlock sign: unexpected argument 1 ("CLIS…"): usage is interlock sign --scheme NAME --secret SECRET --body BODY [options] (see interlock sign --help)\n`,
+    );
+    const send = memoryIo();
+    expect(await run(["send", "http://127.0.0.1:1/", MARKER, ...SEND, "--json"], send)).toBe(2);
+    expect(jsonLines(send.err())[0]?.message).toMatch(
+      /^unexpected argument 2 \("CLIS…"\): usage is interlock send <url> /,
+    );
+    expect(sign.err() + send.err()).not.toContain(MARKER);
+  });
+
+  it("an unknown scheme (a secret given to --scheme) is shown by its first four characters", async () => {
+    const io = memoryIo();
+    expect(await run(["sign", "--scheme", MARKER, "--secret", "s", "--body", "{}"], io)).toBe(2);
+    expect(io.err()).toMatch(/^interlock sign: unknown scheme "CLIS…" \(--scheme\): use one of standard-webhooks, /);
+    expect(io.err()).not.toContain(MARKER);
+    const short = memoryIo();
+    expect(await run(["sign", "--scheme", "acme", "--secret", "s", "--body", "{}"], short)).toBe(2);
+    expect(short.err()).toMatch(/^interlock sign: unknown scheme "acme" \(--scheme\): /);
+  });
+});
+
+describe("--secret-hex-env NAME", () => {
+  const secret = "my webhook secret "; // a trailing space: only hex can give it
+  const hex = Buffer.from(secret).toString("hex");
+  const signature = (body: string) => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+
+  it("signs with the bytes the variable holds in hex, as --secret-hex does, and is not on the command line", async () => {
+    const io = memoryIo({ env: { GH_SECRET_HEX: hex } });
+    const argv = ["sign", "--scheme", "github", "--secret-hex-env", "GH_SECRET_HEX", "--body", "{}", "--json"];
+    expect(await run(argv, io)).toBe(0);
+    const headers = jsonLines(io.out())[0]?.headers as Record<string, string>;
+    expect(headers["x-hub-signature-256"]).toBe(signature("{}"));
+  });
+
+  it("an unset variable is missing_secret (exit 3); one that is not hex is invalid_secret, named, its value not shown", async () => {
+    const unset = memoryIo();
+    expect(await run(["sign", "--scheme", "github", "--secret-hex-env", "NOPE", "--body", "{}"], unset)).toBe(3);
+    expect(unset.err()).toBe(
+      "interlock sign: the environment variable NOPE (--secret-hex-env) is not set or is empty\n",
+    );
+    const notHex = memoryIo({ env: { GH_SECRET_HEX: MARKER } });
+    expect(await run(["sign", "--scheme", "github", "--secret-hex-env", "GH_SECRET_HEX", "--body", "{}"], notHex)).toBe(
+      3,
+    );
+    expect(notHex.err()).toMatch(
+      /^interlock sign: invalid secret for the github scheme: the environment variable GH_SECRET_HEX is not hex: /,
+    );
+    expect(notHex.err()).not.toContain(MARKER);
+  });
+});
