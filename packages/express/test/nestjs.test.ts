@@ -10,6 +10,7 @@
  */
 import "reflect-metadata";
 import { memoryStore, signWebhook, stripe } from "@interlock/core";
+import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import {
   charge,
@@ -24,7 +25,6 @@ import {
   stripeEvent,
 } from "@interlock/test-harness/nestjs";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
-import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/test-harness/scenarios";
 import {
   Body,
   Controller,

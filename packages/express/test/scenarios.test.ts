@@ -3,10 +3,9 @@
  * (the middlewares read the body themselves) and with a global `express.json()` that keeps
  * the raw bytes through `captureRawBody`, the setup most apps have.
  */
-
+import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
-import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/test-harness/scenarios";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import { captureRawBody, idempotency, releaseOnError, webhook } from "../src/index.js";
 import { asyncRoute } from "./framework.js";

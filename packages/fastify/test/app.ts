@@ -2,8 +2,8 @@
 
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { ScenarioApp, ScenarioAppOptions } from "@interlock/core/testing";
 import { withClient } from "@interlock/test-harness/http2";
-import type { ScenarioApp, ScenarioAppOptions } from "@interlock/test-harness/scenarios";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { afterEach } from "vitest";
 import { idempotency, interlock, webhook } from "../src/index.js";

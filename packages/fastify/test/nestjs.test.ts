@@ -9,6 +9,7 @@
 import "reflect-metadata";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { memoryStore, stripe, type VerifiedWebhook } from "@interlock/core";
+import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import {
   charge,
@@ -21,7 +22,6 @@ import {
   scenarioExceptionFilter,
 } from "@interlock/test-harness/nestjs";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
-import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/test-harness/scenarios";
 import {
   Body,
   Controller,

@@ -1,9 +1,8 @@
 /** The shared adapter scenario table, over real HTTP, on Fastify. */
-
+import { describeAdapterScenarios } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
-import { describeAdapterScenarios } from "@interlock/test-harness/scenarios";
 import { scenarioApp } from "./app.js";
 
 describeAdapterScenarios("fastify", (options) => scenarioApp(options));

@@ -1,10 +1,9 @@
 /**
- * The scenario table's app (see the contract in the test harness's scenarios.ts), built once so
+ * The scenario table's app (see the contract in core's testing/adapters.ts), built once so
  * Node, Bun and Deno serve exactly the same code (Deno with the packed, built packages).
  */
-
+import type { ScenarioAppOptions } from "@interlock/core/testing";
 import { idempotency, webhook } from "@interlock/hono";
-import type { ScenarioAppOptions } from "@interlock/test-harness/scenarios";
 import { Hono, type HonoRequest } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";

@@ -1,7 +1,7 @@
 /** The idempotency middleware on its own: response capture, streams, body reading, scoping, failures. */
 import { connect } from "node:net";
 import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
-import { unreachableStore } from "@interlock/test-harness/scenarios";
+import { unreachableStore } from "@interlock/core/testing";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { stream, streamSSE, streamText } from "hono/streaming";

@@ -1,10 +1,9 @@
 /** The shared adapter scenario table, on Node (@hono/node-server) over real HTTP. */
-
+import { describeAdapterScenarios } from "@interlock/core/testing";
 import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
-import { describeAdapterScenarios } from "@interlock/test-harness/scenarios";
 import { scenarioApp } from "./app.js";
 import { listen, listenHttp2 } from "./serve.js";
 

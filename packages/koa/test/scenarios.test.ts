@@ -3,11 +3,11 @@
  * adapter) against the contract app built with Koa and this package's two middlewares.
  */
 import { createServer } from "node:http2";
+import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { serveHttp2 } from "@interlock/test-harness/http2";
 import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
-import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/test-harness/scenarios";
 import Koa from "koa";
 import { idempotency, webhook } from "../src/index.js";
 import { serve } from "./serve.js";

@@ -1,14 +1,14 @@
 /**
  * A client that goes away before its answer is sent, against an adapter's scenario app (the
- * contract of the harness's `describeAdapterScenarios`) on any runtime: the client aborts its
+ * contract of core's testing `describeAdapterScenarios`) on any runtime: the client aborts its
  * keyed payment (the connection closes) while the handler runs, then the handler finishes. The
  * server then has an answer for nobody: a runtime that cancels its body at once must not make
  * the key released, since the handler ran (core's `recordBody` still reads what is ready when
  * the body is cancelled). The retry replays the answer; the handler ran once.
  */
 
+import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CreateScenarioApp, ScenarioApp } from "./scenarios.js";
 import { settled, startSuiteApp } from "./suite-app.js";
 
 /** A payment handler held until the test lets it go. */

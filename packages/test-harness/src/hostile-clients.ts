@@ -1,5 +1,5 @@
 /**
- * Hostile clients against an adapter's scenario app (the contract of the harness's
+ * Hostile clients against an adapter's scenario app (the contract of core's testing
  * `describeAdapterScenarios`), over real HTTP on 127.0.0.1, with fast-check. Requests are
  * written as raw bytes with node:http (fetch would normalise headers and bodies):
  *
@@ -18,10 +18,10 @@
 import { request } from "node:http";
 import { type ClientHttp2Session, connect, type OutgoingHttpHeaders } from "node:http2";
 import { signWebhook, standardWebhooks } from "@interlock/core";
+import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeSession, exchange } from "./http2.js";
-import type { CreateScenarioApp, ScenarioApp } from "./scenarios.js";
 import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
 /** Fixed seeds: a failure names its counterexample and reproduces. */

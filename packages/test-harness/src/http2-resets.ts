@@ -1,6 +1,6 @@
 /**
  * HTTP/2 clients that reset their stream (RST_STREAM), against an adapter's scenario app (the
- * contract of the harness's `describeAdapterScenarios`) served over h2c, `createApp` giving
+ * contract of core's testing `describeAdapterScenarios`) served over h2c, `createApp` giving
  * the HTTP/2 `fetch` its rows use. The resets are written frame by frame (raw-http2.ts): a
  * browser that aborts an upload resets a stream whose body never ended, which node:http2's
  * own client cannot do.
@@ -18,9 +18,9 @@
  */
 
 import { signWebhook, standardWebhooks } from "@interlock/core";
+import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RawHttp2Connection } from "./raw-http2.js";
-import type { CreateScenarioApp, ScenarioApp } from "./scenarios.js";
 import { SUITE_SECRET, settled, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
 /** Each wait is bounded (raw-http2.ts, `settled`); a row has a few. */

@@ -123,7 +123,7 @@ function bodyBytes(body: RequestInit["body"]): Buffer | undefined {
   throw new TypeError("http2Client().fetch sends a string, a Uint8Array or an ArrayBuffer body");
 }
 
-/** An app served over h2c on 127.0.0.1, with a client for it: the shape of the scenarios' `ScenarioApp`. */
+/** An app served over h2c on 127.0.0.1, with a client for it: the shape of core's `ScenarioApp`. */
 export interface ServedHttp2 {
   url: string;
   fetch: typeof fetch;

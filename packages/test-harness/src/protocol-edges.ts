@@ -1,6 +1,6 @@
 /**
- * What real clients do on the wire, against an adapter's scenario app (the contract of the
- * harness's `describeAdapterScenarios`), over bare sockets on 127.0.0.1 (raw-http.ts): nothing
+ * What real clients do on the wire, against an adapter's scenario app (the contract of core's
+ * testing `describeAdapterScenarios`), over bare sockets on 127.0.0.1 (raw-http.ts): nothing
  * between the test and the server normalises the request.
  *
  * - `Expect: 100-continue` (curl sends it for large bodies): the body is read once the client
@@ -17,9 +17,9 @@
  */
 
 import { DEFAULT_REQUEST_BODY_LIMIT, signWebhook, standardWebhooks } from "@interlock/core";
+import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chunked, type RawAnswer, RawHttpConnection, requestHead } from "./raw-http.js";
-import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "./scenarios.js";
 import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
 /** The webhook middleware's limit here (its verifier's `maxBodyBytes`): small, so bodies past it stay cheap. */

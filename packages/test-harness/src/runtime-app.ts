@@ -16,7 +16,7 @@ import {
   StoreUnavailableError,
   schemes,
 } from "@interlock/core";
-import type { ScenarioAppOptions, ScenarioHandlers } from "./scenarios.js";
+import type { ScenarioAppOptions, ScenarioHandlers } from "@interlock/core/testing";
 
 /** How a row configured the app, passed as JSON in `INTERLOCK_SCENARIO` (see runtime-server.ts). */
 export interface ScenarioServerConfig {

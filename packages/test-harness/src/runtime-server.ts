@@ -15,18 +15,18 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type SchemeName, schemes, type VerifiedWebhook } from "@interlock/core";
-import { afterAll, beforeAll } from "vitest";
-import { buildModules } from "./bundle.js";
-import { createPackedApp, type PackedApp } from "./packed-app.js";
-import { installedRuntime } from "./portability.js";
-import type { ScenarioServerConfig } from "./runtime-app.js";
 import {
   type CreateScenarioApp,
   describeAdapterScenarios,
   type ScenarioApp,
   type ScenarioAppOptions,
   type ScenarioHandlers,
-} from "./scenarios.js";
+} from "@interlock/core/testing";
+import { afterAll, beforeAll } from "vitest";
+import { buildModules } from "./bundle.js";
+import { createPackedApp, type PackedApp } from "./packed-app.js";
+import { installedRuntime } from "./portability.js";
+import type { ScenarioServerConfig } from "./runtime-app.js";
 
 const RUNTIME_APP = fileURLToPath(new URL("./runtime-app.ts", import.meta.url));
 

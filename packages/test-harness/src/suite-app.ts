@@ -5,7 +5,7 @@
  */
 
 import { MemoryStore, standardWebhooks } from "@interlock/core";
-import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "./scenarios.js";
+import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "@interlock/core/testing";
 import { SUITE_SECRET } from "./secret.js";
 
 export { SUITE_SECRET };

@@ -1,9 +1,9 @@
 /**
- * The scenario table's app (see the contract in the test harness's scenarios.ts) as one fetch
+ * The scenario table's app (see the contract in core's testing/adapters.ts) as one fetch
  * handler, the way an app without a framework routes: by method and path. Built once, so Node,
  * Bun, Deno and workerd serve exactly the same code.
  */
-import type { ScenarioAppOptions } from "@interlock/test-harness/scenarios";
+import type { ScenarioAppOptions } from "@interlock/core/testing";
 import { withIdempotency, withWebhook } from "@interlock/web";
 
 export function scenarioApp(options: ScenarioAppOptions): (request: Request) => Promise<Response> {

@@ -1,7 +1,7 @@
 /** `withIdempotency` on its own: what the handler gets, how its answer is recorded, scoping, limits, failures. */
 import { Readable } from "node:stream";
 import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
-import { unreachableStore } from "@interlock/test-harness/scenarios";
+import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type IdempotentHandler, type WithIdempotencyOptions, withIdempotency } from "../src/index.js";
 import { bytesOf, chunked, leaveMidBody, problemOf, start, startNotingOutcomes, uniqueId } from "./helpers.js";

@@ -3,11 +3,10 @@
  * Next.js on Node, Bun, Deno and Workers give a handler): @hono/node-server, used to serve, puts
  * its lighter ones in their place unless told not to, and they check less (scenarios.test.ts).
  */
-
+import { describeAdapterScenarios } from "@interlock/core/testing";
 import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
-import { describeAdapterScenarios } from "@interlock/test-harness/scenarios";
 import { describe, expect, it } from "vitest";
 import { scenarioApp } from "./app.js";
 import { listen, listenHttp2 } from "./serve.js";

@@ -36,11 +36,8 @@ const text = (response: HttpResponse) => new TextDecoder().decode(response.body)
 const header = (response: HttpResponse, name: string) =>
   response.headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
 
-/**
- * A store that fails every call, as one whose server is gone: the default `createUnavailable`.
- * Not exported: this repository's adapter tests take their own from the test harness.
- */
-function unreachableStore(name = "unreachable"): InterlockStore {
+/** A store that fails every call, as one whose server is gone. */
+export function unreachableStore(name = "unreachable"): InterlockStore {
   const fail = () => Promise.reject(new StoreUnavailableError(name, "connection refused"));
   return { name, maxRecordBytes: 1024 * 1024, claim: fail, complete: fail, release: fail, extend: fail };
 }

@@ -1,12 +1,11 @@
 /**
  * The adapter scenario table against a plain node:http app that drives core directly: the
- * reference every framework adapter must match, and a check of the table itself (here, next to
- * the table; core's source, as the adapters' projects use it).
+ * reference every framework adapter must match, and a check of the table itself.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createIdempotency, createWebhookReceiver, type HttpResponse } from "@interlock/core";
-import { describeAdapterScenarios, type ScenarioAppOptions } from "../src/scenarios.js";
+import { createIdempotency, createWebhookReceiver, type HttpResponse } from "../src/index.js";
+import { describeAdapterScenarios, type ScenarioAppOptions } from "../src/testing/index.js";
 
 async function rawBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -1,8 +1,6 @@
 /**
- * One scenario table for every framework adapter, over real HTTP on 127.0.0.1: this
- * repository's own contract between core and its adapters, so it lives here, in the private
- * harness, not in core's public testing entry. An adapter's test supplies `createApp`, which
- * builds the same small app on its framework:
+ * One scenario table for every framework adapter, over real HTTP on 127.0.0.1. An adapter's
+ * test supplies `createApp`, which builds the same small app on its framework:
  *
  * - `POST /webhooks`: the adapter's webhook middleware with `options.webhook`, then a route
  *   that calls `handlers.webhook(event)` and answers 200 `{"received": <id>}`;
@@ -15,27 +13,15 @@
  * Every row expects the same status and body from every framework.
  */
 
-import {
-  type IdempotencyOptions,
-  type InterlockStore,
-  MemoryStore,
-  StoreUnavailableError,
-  signWebhook,
-  standardWebhooks,
-  type VerifiedWebhook,
-  type WebhookReceiverOptions,
-} from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-/**
- * A store that fails every call, as one whose server is gone: the scenarios' "store down" rows,
- * and the adapters' own tests of a store that cannot be reached. (Core's testing entry keeps a
- * copy of its own for `describeIdempotencyBehaviour`, which store authors run without this harness.)
- */
-export function unreachableStore(name = "unreachable"): InterlockStore {
-  const fail = () => Promise.reject(new StoreUnavailableError(name, "connection refused"));
-  return { name, maxRecordBytes: 1024 * 1024, claim: fail, complete: fail, release: fail, extend: fail };
-}
+import type { IdempotencyOptions } from "../idempotency/engine.js";
+import type { InterlockStore } from "../store/contract.js";
+import { MemoryStore } from "../store/memory.js";
+import type { WebhookReceiverOptions } from "../webhooks/receiver.js";
+import { standardWebhooks } from "../webhooks/schemes/standard-webhooks.js";
+import { signWebhook } from "../webhooks/sign.js";
+import type { VerifiedWebhook } from "../webhooks/verified.js";
+import { unreachableStore } from "./idempotency.js";
 
 /** The work behind the scenario app's two routes, swapped by each scenario. */
 export interface ScenarioHandlers {
