@@ -56,7 +56,7 @@ export function jsonResponse(status: number, value: unknown): HttpResponse {
 /**
  * The largest request body an adapter's idempotency middleware reads for the fingerprint
  * unless its `bodyLimit` option says otherwise: 1 MiB, the usual JSON body parser limit.
- * (A webhook middleware's limit defaults to its verifier's `maxBodyBytes`.)
+ * (A webhook middleware reads up to its verifier's `maxBodyBytes`.)
  */
 export const DEFAULT_REQUEST_BODY_LIMIT = 1024 * 1024;
 

@@ -9,7 +9,6 @@ import {
   announcesBody,
   assertOptionNames,
   BodyError,
-  bodyLimitOption,
   createWebhookReceiver,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
@@ -24,12 +23,6 @@ import { onThrow } from "./release.js";
 import { answer } from "./respond.js";
 
 export interface WebhookOptions extends WebhookReceiverOptions {
-  /**
-   * Largest raw body, in bytes, whether read here (past it, answered 413 `body_too_large` without
-   * buffering the rest) or kept by a parser or the host (`captureRawBody`, `express.raw()`,
-   * `req.rawBody`: answered 413 too). Default: the verifier's `maxBodyBytes` (25 MiB unless set).
-   */
-  bodyLimit?: number;
   /**
    * Takes over the answer when the route will not run. `decision.response` is what Interlock
    * would send (problem+json for errors, 200 for a duplicate); send your own with `res`, or
@@ -55,10 +48,7 @@ async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8A
 }
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({
-  bodyLimit: true,
-  onError: true,
-});
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, then runs the route
@@ -66,9 +56,9 @@ const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverO
  */
 export function webhook(options: WebhookOptions): RequestHandler {
   assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
-  const { bodyLimit, onError, ...receiverOptions } = options;
+  const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
-  const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
+  const limit = receiver.verifier.maxBodyBytes;
 
   /** Resolves true when the route should run. */
   async function begin(req: Request, res: Response): Promise<boolean> {

@@ -162,7 +162,7 @@ for (const [wrapper, wrap] of Object.entries(WRAPPERS)) {
         const limit = Buffer.byteLength(AWKWARD_JSON) - 1;
         app.post(
           "/webhooks",
-          webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), bodyLimit: limit }),
+          webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), maxBodyBytes: limit }),
           (_req, res) => void res.json({ received: true }),
         );
         app.post(

@@ -105,7 +105,7 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
     let ran = false;
     const url = await start({
       before: (app) => app.use(express.json({ verify: captureRawBody })),
-      options: { bodyLimit: Buffer.byteLength(AWKWARD_JSON) - 1 },
+      options: { maxBodyBytes: Buffer.byteLength(AWKWARD_JSON) - 1 },
       route: (_req, res) => {
         ran = true;
         res.end();
@@ -207,7 +207,7 @@ describe("webhook(): body size limit (bodyLimit, default maxBodyBytes)", () => {
     let runs = 0;
     const events: InterlockEvent[] = [];
     const url = await start({
-      options: { bodyLimit: 64, onEvent: (event) => void events.push(event) },
+      options: { maxBodyBytes: 64, onEvent: (event) => void events.push(event) },
       route: (_req, res) => {
         runs++;
         res.json({});
@@ -233,7 +233,7 @@ describe("webhook(): body size limit (bodyLimit, default maxBodyBytes)", () => {
 
   it("the adapter's own 413 carries the request's correlation id (x-request-id), as core's refusals do", async () => {
     const events: InterlockEvent[] = [];
-    const url = await start({ options: { bodyLimit: 64, onEvent: (event) => void events.push(event) } });
+    const url = await start({ options: { maxBodyBytes: 64, onEvent: (event) => void events.push(event) } });
     const big = await signed("x".repeat(65));
     const tagged = await send(url, { headers: { ...big.headers, "x-request-id": "req-413-express" }, body: big.body });
     expect(tagged.status).toBe(413);
@@ -243,14 +243,14 @@ describe("webhook(): body size limit (bodyLimit, default maxBodyBytes)", () => {
     );
   });
 
-  it("the limit defaults to the verifier's maxBodyBytes; a bad bodyLimit is refused when the middleware is made", async () => {
+  it("the limit defaults to the verifier's maxBodyBytes; a bad maxBodyBytes is refused when the middleware is made", async () => {
     const url = await start({ options: { maxBodyBytes: 32 } });
     const response = await send(url, await signed("x".repeat(33)));
     expect([response.status, (response.json() as { code: string }).code]).toEqual([413, "body_too_large"]);
-    for (const bodyLimit of [0, -1, 1.5]) {
-      expect(() => webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), bodyLimit })).toThrow(
-        /bodyLimit/,
-      );
+    for (const maxBodyBytes of [0, -1, 1.5]) {
+      expect(() =>
+        webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), maxBodyBytes }),
+      ).toThrow(/maxBodyBytes/);
     }
   });
 
@@ -301,7 +301,7 @@ describe("webhook(): onError takes over the answer", () => {
   it("the adapter's own refusals (too large, not raw) go to onError too", async () => {
     const codes: string[] = [];
     const url = await start({
-      options: { bodyLimit: 10, onError: (decision) => void codes.push(decision.error?.code ?? "") },
+      options: { maxBodyBytes: 10, onError: (decision) => void codes.push(decision.error?.code ?? "") },
     });
     const response = await send(url, await signed("x".repeat(11)));
     expect(response.status).toBe(413); // onError returned without answering: the default went out

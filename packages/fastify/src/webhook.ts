@@ -10,7 +10,6 @@
 import {
   assertOptionNames,
   BodyError,
-  bodyLimitOption,
   contentEncodingRefusal,
   createWebhookReceiver,
   optionNames,
@@ -29,13 +28,6 @@ import { answer, type TakeOver } from "./respond.js";
 
 /** Core's receiver options, plus the adapter's own. */
 export interface FastifyWebhookOptions extends WebhookReceiverOptions {
-  /**
-   * Largest raw body read, in bytes: past it the request is answered 413 `body_too_large`
-   * before the app's parsers run. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
-   * It becomes the route's `bodyLimit` when the route sets none, so the app's parser accepts
-   * what the verifier does; a smaller `bodyLimit` on the route wins.
-   */
-  bodyLimit?: number;
   /**
    * Answer refusals, duplicates, in-flight copies and store outages yourself: send through
    * `reply` and return it. Return nothing to send `decision.response` (problem+json for
@@ -58,10 +50,7 @@ const NOT_CAPTURED =
   "register the route with `config: { interlock: webhook(…) }` or spread all of webhook(…)'s hooks into its options";
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<FastifyWebhookOptions, keyof WebhookReceiverOptions>>({
-  bodyLimit: true,
-  onError: true,
-});
+const OWN_OPTION_NAMES = optionNames<Omit<FastifyWebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Route hooks that verify and de-duplicate a delivery on its raw bytes, with the verified
@@ -69,10 +58,10 @@ const OWN_OPTION_NAMES = optionNames<Omit<FastifyWebhookOptions, keyof WebhookRe
  */
 export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
-  const { bodyLimit, onError, ...receiverOptions } = options;
+  const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   listenForHandlerThrows();
-  const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
+  const limit = receiver.verifier.maxBodyBytes;
   const refuse = (error: BodyError, request: FastifyRequest) =>
     receiver.refuse(error.code, error.message, request.headers);
 

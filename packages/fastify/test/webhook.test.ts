@@ -234,7 +234,7 @@ describe("body size limit", () => {
 
   it("the adapter's own 413 carries the request's correlation id (x-request-id), as core's refusals do", async () => {
     const events: InterlockEvent[] = [];
-    const { url } = await echoApp(options({ bodyLimit: 64, onEvent: (event) => events.push(event) }));
+    const { url } = await echoApp(options({ maxBodyBytes: 64, onEvent: (event) => events.push(event) }));
     const big = await signed(JSON.stringify({ pad: "x".repeat(64) }), "application/json");
     const tagged = await post(`${url}/hook`, {
       ...big,
@@ -247,9 +247,9 @@ describe("body size limit", () => {
     );
   });
 
-  it("bodyLimit: 413 past it, as a webhook.rejected event; a bad limit is refused when the hooks are made", async () => {
+  it("maxBodyBytes: 413 past it, as a webhook.rejected event; a bad limit is refused when the hooks are made", async () => {
     const events: InterlockEvent[] = [];
-    const { url } = await echoApp(options({ bodyLimit: 64, onEvent: (event) => events.push(event) }));
+    const { url } = await echoApp(options({ maxBodyBytes: 64, onEvent: (event) => events.push(event) }));
     const refused = await post(
       `${url}/hook`,
       await signed(JSON.stringify({ pad: "x".repeat(64) }), "application/json"),
@@ -257,7 +257,7 @@ describe("body size limit", () => {
     expect([refused.status, (await problem(refused)).code]).toEqual([413, "body_too_large"]);
     expect((await post(`${url}/hook`, await signed('{"a":1}', "application/json"))).status).toBe(200);
     expect(events.find((e) => e.type === "webhook.rejected")).toMatchObject({ code: "body_too_large" });
-    expect(() => webhook(options({ bodyLimit: 1.5 }))).toThrow(/bodyLimit/);
+    expect(() => webhook(options({ maxBodyBytes: 1.5 }))).toThrow(/maxBodyBytes/);
   });
 
   it("defaults to the verifier's maxBodyBytes and raises the route's bodyLimit to match (Fastify's is 1 MiB)", async () => {

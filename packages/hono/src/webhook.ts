@@ -6,7 +6,6 @@
 import {
   assertOptionNames,
   BodyError,
-  bodyLimitOption,
   createWebhookReceiver,
   optionNames,
   type VerifiedWebhook,
@@ -30,11 +29,6 @@ export interface WebhookVariables<T = unknown> {
 
 export interface WebhookOptions extends WebhookReceiverOptions {
   /**
-   * Largest raw body read, in bytes: a larger delivery is answered 413 `body_too_large`
-   * without being buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
-   */
-  bodyLimit?: number;
-  /**
    * Takes over the answer for a delivery the route will not see. `decision.response` is what
    * Interlock would send; return your own `Response`, or nothing to send Interlock's.
    */
@@ -48,10 +42,7 @@ export interface WebhookEnv<T = unknown> {
 }
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({
-  bodyLimit: true,
-  onError: true,
-});
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
@@ -67,10 +58,10 @@ export function webhook<T = unknown, F extends WebhookOptions = WebhookOptions>(
 
 function webhookMiddleware<T>(options: WebhookOptions): MiddlewareHandler<WebhookEnv<T>> {
   assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
-  const { bodyLimit, onError, ...receiverOptions } = options;
+  const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   // A signature is over bytes: text a parser decoded is refused, never verified into a wrong 401.
-  const read = { limit: bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes), acceptText: false };
+  const read = { limit: receiver.verifier.maxBodyBytes, acceptText: false };
 
   const answer = async (c: Context, decision: WebhookRespondDecision) =>
     (onError && (await onError(decision, c))) || send(c, decision.response);

@@ -1,6 +1,6 @@
 /**
  * A misspelt option is refused where the middleware is made, with the name meant: the adapter's
- * own options (`bodyLimit`, `route`, `onError`) as well as core's.
+ * own options (`route`, `bodyLimit`, `onError`) as well as core's.
  */
 import { InterlockConfigError, memoryStore, standardWebhooks } from "@interlock/core";
 import { describe, expect, it } from "vitest";
@@ -18,11 +18,13 @@ describe("webhook() and idempotency() refuse misspelt options", () => {
       const options = { scheme: standardWebhooks, secret: SECRET, store, ...extra } as Loose<typeof webhook>;
       return () => webhook(options);
     };
-    expect(make({ bodylimit: 1024 })).toThrow(
-      new InterlockConfigError('webhook() has no option "bodylimit": did you mean "bodyLimit"?'),
+    expect(make({ onErorr: () => undefined })).toThrow(
+      new InterlockConfigError('webhook() has no option "onErorr": did you mean "onError"?'),
     );
     expect(make({ tolerence: 60 })).toThrow('did you mean "tolerance"?');
-    expect(make({ bodyLimit: 1024, tolerance: 60, onError: () => undefined })).not.toThrow();
+    expect(make({ maxBodyBytes: 1024, tolerance: 60, onError: () => undefined })).not.toThrow();
+    // The body limit of a webhook route is the verifier's maxBodyBytes; the adapters' bodyLimit is for idempotency.
+    expect(make({ bodyLimit: 1024 })).toThrow(`webhook() has no option "bodyLimit"`);
   });
 
   it("idempotency(): an adapter option and a core one", () => {

@@ -19,7 +19,7 @@ describe("options given as a function of the context", () => {
         secret: (c.env as Bindings).STRIPE_WEBHOOK_SECRET,
         store,
         tolerance: 10,
-        bodyLimit: 1024,
+        maxBodyBytes: 1024,
         onError: (decision, context) => {
           expectTypeOf(decision.outcome).toBeString();
           return context.text("no", 400);
@@ -42,8 +42,8 @@ describe("options given as a function of the context", () => {
     expect(() => webhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 })).toThrow('"tolerence"');
     // @ts-expect-error `tolerence` is no option (`tolerance` is)
     webhook((c) => ({ scheme: stripe, secret: c.req.header("x") ?? "", store, tolerence: 10 }));
-    // @ts-expect-error `bodylimit` is no option (`bodyLimit` is)
-    webhook(() => ({ scheme: stripe, secret: "whsec_x", store, bodylimit: 1 }));
+    // @ts-expect-error `maxBodyByte` is no option (`maxBodyBytes` is)
+    webhook(() => ({ scheme: stripe, secret: "whsec_x", store, maxBodyByte: 1 }));
     // @ts-expect-error `requierd` is no option (`required` is)
     expect(() => idempotency({ store, requierd: true })).toThrow('"requierd"');
     // @ts-expect-error `requierd` is no option (`required` is)

@@ -7,8 +7,8 @@ import {
   standardWebhooks,
   type VerifiedWebhook,
 } from "@interlock/core";
-import { unreachableStore } from "@interlock/core/testing";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
+import { unreachableStore } from "@interlock/test-harness/scenarios";
 import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { validator } from "hono/validator";
@@ -155,7 +155,7 @@ describe("body limit", () => {
 
   it("answers 413 body_too_large over `bodyLimit`, declared or chunked, without running the route", async () => {
     const events: InterlockEvent[] = [];
-    const app = await limited({ bodyLimit: 64, onEvent: (event) => events.push(event) });
+    const app = await limited({ maxBodyBytes: 64, onEvent: (event) => events.push(event) });
     const over = await delivery(jsonOfSize(65));
     const declared = await post(app.url, over);
     expect([declared.status, (await problemOf(declared)).code]).toEqual([413, "body_too_large"]);
@@ -188,7 +188,7 @@ describe("body limit", () => {
 
   it("the adapter's own 413 carries the request's correlation id (x-request-id), as core's refusals do", async () => {
     const events: InterlockEvent[] = [];
-    const app = await limited({ bodyLimit: 64, onEvent: (event) => events.push(event) });
+    const app = await limited({ maxBodyBytes: 64, onEvent: (event) => events.push(event) });
     const over = await delivery(jsonOfSize(65));
     const tagged = await post(app.url, { ...over, headers: { ...over.headers, "x-request-id": "req-413-hono" } });
     expect([tagged.status, (await problemOf(tagged)).code]).toEqual([413, "body_too_large"]);
@@ -199,8 +199,8 @@ describe("body limit", () => {
   });
 
   it("refuses a limit that is not a positive number when the middleware is made", () => {
-    for (const bodyLimit of [0, -1, Number.NaN]) {
-      expect(() => webhook(options({ bodyLimit }))).toThrow(InterlockConfigError);
+    for (const maxBodyBytes of [0, -1, Number.NaN]) {
+      expect(() => webhook(options({ maxBodyBytes }))).toThrow(InterlockConfigError);
     }
   });
 
@@ -221,7 +221,7 @@ describe("onError", () => {
       if (decision.outcome === "duplicate") return undefined; // Interlock's 200 is fine
       return c.json({ rejected: decision.error?.code }, 418 as never);
     };
-    app.post("/hook", webhook(options({ onError, bodyLimit: 200 })), (c) => c.text("ok"));
+    app.post("/hook", webhook(options({ onError, maxBodyBytes: 200 })), (c) => c.text("ok"));
     const url = `${await start(app)}/hook`;
 
     const tampered = await delivery('{"a":1}');

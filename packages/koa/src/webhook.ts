@@ -8,7 +8,6 @@ import type { ServerResponse } from "node:http";
 import {
   assertOptionNames,
   BodyError,
-  bodyLimitOption,
   createWebhookReceiver,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
@@ -22,11 +21,6 @@ import type { RawBodyContext, WebhookState } from "./types.js";
 
 export interface WebhookOptions extends WebhookReceiverOptions {
   /**
-   * Largest raw body read, in bytes; a longer one is answered 413 `body_too_large` without
-   * being buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
-   */
-  bodyLimit?: number;
-  /**
    * Takes over the answer when the handler will not run: `decision.outcome` says why,
    * `decision.error` is the typed error, `decision.response` is Interlock's answer. Set
    * `ctx.status`/`ctx.body` to answer yourself; leave both alone to let Interlock's answer go
@@ -36,10 +30,7 @@ export interface WebhookOptions extends WebhookReceiverOptions {
 }
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({
-  bodyLimit: true,
-  onError: true,
-});
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
@@ -47,9 +38,9 @@ const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverO
  */
 export function webhook<T = unknown>(options: WebhookOptions): Middleware<WebhookState<T>, RawBodyContext> {
   assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
-  const { bodyLimit, onError, ...receiverOptions } = options;
+  const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
-  const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
+  const limit = receiver.verifier.maxBodyBytes;
 
   async function interlockWebhook(ctx: Context, next: Next): Promise<void> {
     // A parser's decoded text is not the signed bytes: refused, never verified into a wrong 401.

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
-import { unreachableStore } from "@interlock/core/testing";
+import { unreachableStore } from "@interlock/test-harness/scenarios";
 import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import Koa, { type Middleware } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -71,7 +71,7 @@ const post = (d: { headers: Record<string, string>; body: Uint8Array | string })
 
 describe("raw body", () => {
   it("a gzip-encoded delivery → 415 unsupported_content_encoding, whichever bytes were signed; a parser after stands aside", async () => {
-    const seen = await start({ bodyLimit: 4096 }, { after: [bodyParser()] });
+    const seen = await start({ maxBodyBytes: 4096 }, { after: [bodyParser()] });
     const payload = Buffer.from('{"type":"invoice.paid"}');
     // One that inflates past bodyLimit too: never inflated, it gets the same answer, not Koa's 413.
     const bomb = Buffer.from(JSON.stringify({ type: "invoice.paid", pad: "p".repeat(10_000) }));
@@ -234,7 +234,7 @@ describe("raw body", () => {
 
 describe("body size", () => {
   it("a declared length over bodyLimit → 413 body_too_large, unread, reported as webhook.rejected", async () => {
-    const seen = await start({ bodyLimit: 1024 });
+    const seen = await start({ maxBodyBytes: 1024 });
     const response = await post(await delivery(JSON.stringify({ pad: "x".repeat(2000) })));
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ code: "body_too_large", status: 413 });
@@ -243,7 +243,7 @@ describe("body size", () => {
   });
 
   it("a chunked body that grows past the limit → 413, and the connection still answers", async () => {
-    await start({ bodyLimit: 1024 });
+    await start({ maxBodyBytes: 1024 });
     const d = await delivery(JSON.stringify({ pad: "x".repeat(5000) }));
     const chunks = [d.body.subarray(0, 600), d.body.subarray(600, 1400), d.body.subarray(1400)];
     const stream = new ReadableStream({
@@ -298,7 +298,7 @@ describe("onError", () => {
   it("sees the adapter's own refusals (body too large) like core's", async () => {
     const codes: string[] = [];
     await start({
-      bodyLimit: 16,
+      maxBodyBytes: 16,
       onError: (decision, ctx) => {
         codes.push(decision.error?.code ?? "");
         ctx.status = 400;

@@ -6,7 +6,6 @@
 import {
   assertOptionNames,
   BodyError,
-  bodyLimitOption,
   createWebhookReceiver,
   optionNames,
   type VerifiedWebhook,
@@ -19,11 +18,6 @@ import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { handlerResponse, toResponse } from "./respond.js";
 
 export interface WithWebhookOptions<R extends Request = Request> extends WebhookReceiverOptions {
-  /**
-   * Largest raw body read, in bytes: a larger delivery is answered 413 `body_too_large`
-   * without being buffered. Default: the verifier's `maxBodyBytes` (25 MiB unless set).
-   */
-  bodyLimit?: number;
   /**
    * Takes over the answer for a delivery the handler will not see. `decision.response` is what
    * Interlock would send; return your own `Response`, or nothing to send Interlock's.
@@ -43,10 +37,7 @@ export type WebhookHandler<T, R extends Request, A extends unknown[]> = (
 ) => Response | Promise<Response>;
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<WithWebhookOptions, keyof WebhookReceiverOptions>>({
-  bodyLimit: true,
-  onError: true,
-});
+const OWN_OPTION_NAMES = optionNames<Omit<WithWebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Wraps a fetch-style handler so that it runs once per valid delivery. A refusal (401 problem),
@@ -75,9 +66,9 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
   handler: WebhookHandler<T, R, A>,
 ): (request: R, ...rest: A) => Promise<Response> {
   assertOptionNames("withWebhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
-  const { bodyLimit, onError, ...receiverOptions } = options;
+  const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
-  const limit = bodyLimitOption(bodyLimit, receiver.verifier.maxBodyBytes);
+  const limit = receiver.verifier.maxBodyBytes;
 
   const answer = async (request: R, decision: WebhookRespondDecision) =>
     (onError && (await onError(decision, request))) || toResponse(decision.response);

@@ -51,8 +51,8 @@ describe("options given as a function of the request", () => {
     const secret = (env: Env) => env.STRIPE_WEBHOOK_SECRET;
     // @ts-expect-error `tolerence` is no option (`tolerance` is)
     withWebhook((_request, env: Env) => ({ scheme: stripe, secret: secret(env), store, tolerence: 10 }), onEnv);
-    // @ts-expect-error `bodylimit` is no option (`bodyLimit` is)
-    withWebhook(() => ({ scheme: stripe, secret: "whsec_x", store, bodylimit: 1 }), answered);
+    // @ts-expect-error `maxBodyByte` is no option (`maxBodyBytes` is)
+    withWebhook(() => ({ scheme: stripe, secret: "whsec_x", store, maxBodyByte: 1 }), answered);
     // @ts-expect-error `requierd` is no option (`required` is)
     expect(() => withIdempotency({ store, requierd: true }, answered)).toThrow('"requierd"');
     // @ts-expect-error `requierd` is no option (`required` is)

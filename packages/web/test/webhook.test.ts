@@ -7,7 +7,7 @@ import {
   standardWebhooks,
   type VerifiedWebhook,
 } from "@interlock/core";
-import { unreachableStore } from "@interlock/core/testing";
+import { unreachableStore } from "@interlock/test-harness/scenarios";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type WebhookHandler, type WithWebhookOptions, withWebhook } from "../src/index.js";
 import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start, startNotingOutcomes } from "./helpers.js";
@@ -250,7 +250,7 @@ describe("refusals", () => {
   });
 
   it("a body over bodyLimit is 413 body_too_large, declared or chunked", async () => {
-    const url = await start(withWebhook(options({ bodyLimit: 16 }), async () => new Response("ok")));
+    const url = await start(withWebhook(options({ maxBodyBytes: 16 }), async () => new Response("ok")));
     const d = await delivery(JSON.stringify({ padding: "x".repeat(64) }));
     const declared = await post(url, d);
     expect([declared.status, (await problemOf(declared)).code]).toEqual([413, "body_too_large"]);
@@ -260,7 +260,7 @@ describe("refusals", () => {
 
   it("a Content-Length that understates the body (a Request made in code) never lets more than bodyLimit be read", async () => {
     let runs = 0;
-    const handle = withWebhook(options({ bodyLimit: 16 }), async () => {
+    const handle = withWebhook(options({ maxBodyBytes: 16 }), async () => {
       runs++;
       return new Response("ok");
     });
