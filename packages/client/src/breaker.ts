@@ -71,6 +71,43 @@ export interface BreakerSnapshot {
   consecutiveFailures: number;
   /** When the circuit last opened (the client's clock, ms since the epoch); null when it never did. */
   openedAt: number | null;
+  /**
+   * Milliseconds until the open circuit lets a probe through, as the breaker timed it when the
+   * snapshot was taken (on its monotonic clock: no wall clock's error in it); 0 when a probe was
+   * due, null when closed. What a restored circuit waits, at most `halfOpenAfterMs`. Absent from
+   * the snapshots of versions before it: those are timed from `openedAt`.
+   */
+  halfOpenInMs?: number | null;
+}
+
+/** One origin's circuit breaker, as `client.breakers.get(url)` returns it: to read; the client drives it. */
+export interface CircuitBreaker {
+  /** The origin it guards. */
+  readonly origin: string;
+  /** `half_open` from the first call after `halfOpenAfterMs`, which becomes the probe. */
+  readonly state: BreakerState;
+  /** Failed attempts in a row. */
+  readonly consecutiveFailures: number;
+  /**
+   * When the circuit last opened, on the client's wall clock (`now`) as it reads now: a step of
+   * the system clock since (NTP, a VM resumed) moves it too. Undefined when it never opened.
+   */
+  readonly openedAt: number | undefined;
+  /**
+   * When an open circuit lets its next call through as a probe, on the wall clock: `openedAt`
+   * plus `halfOpenAfterMs`, to the ms (the wait itself is timed on a monotonic clock, and this is
+   * now plus what is left of it, rounded up). Undefined unless open.
+   */
+  readonly halfOpenAt: number | undefined;
+  /** Attempts and failures counted in the current window (ratio mode; zeros in consecutive mode). */
+  readonly window: {
+    /** Attempts in the window. */
+    calls: number;
+    /** Failed attempts in the window. */
+    failures: number;
+  };
+  /** The state as plain JSON (`client.breakers.snapshot()` holds every origin's). */
+  snapshot(): BreakerSnapshot;
 }
 
 /** What the breaker says to a call about to be made. */
@@ -112,10 +149,15 @@ interface Probe {
   settle: () => void;
 }
 
-/** One origin's breaker, as `client.breakers.get(url)` returns it. */
-export class CircuitBreaker {
+/**
+ * One origin's breaker, as the client drives it. Users get its `view` alone: with this object
+ * they could `record` failures of their own and open the circuit for every call.
+ */
+export class OriginBreaker {
   /** The origin it guards. */
   readonly origin: string;
+  /** What `client.breakers` hands out: the read members alone. */
+  readonly view: CircuitBreaker;
   readonly #policy: BreakerPolicy;
   readonly #clocks: BreakerClocks;
   readonly #onTransition: (from: BreakerState, to: BreakerState) => void;
@@ -135,47 +177,35 @@ export class CircuitBreaker {
     onTransition: (from: BreakerState, to: BreakerState) => void,
   ) {
     this.origin = origin;
+    this.view = new BreakerView(this);
     this.#policy = policy;
     this.#clocks = clocks;
     this.#onTransition = onTransition;
     this.#window = policy.mode === "ratio" ? new FailureWindow(policy.windowMs) : undefined;
   }
 
-  /** `half_open` from the first call after `halfOpenAfterMs`, which becomes the probe. */
+  /** See `CircuitBreaker.state`. */
   get state(): BreakerState {
     return this.#state;
   }
 
-  /** Failed attempts in a row. */
+  /** See `CircuitBreaker.consecutiveFailures`. */
   get consecutiveFailures(): number {
     return this.#consecutive;
   }
 
-  /**
-   * When the circuit last opened, on the client's wall clock (`now`) as it reads now: a step of
-   * the system clock since (NTP, a VM resumed) moves it too, so another process that restores a
-   * snapshot reads the right age on its own clock.
-   */
+  /** See `CircuitBreaker.openedAt`. */
   get openedAt(): number | undefined {
     return this.#openedAt === undefined ? undefined : this.#openedAt + this.#clockStep();
   }
 
-  /**
-   * When an open circuit lets its next call through as a probe, on the wall clock: `openedAt`
-   * plus `halfOpenAfterMs`, to the ms (the wait itself is timed on a monotonic clock, and this is
-   * now plus what is left of it, rounded up).
-   */
+  /** See `CircuitBreaker.halfOpenAt`. */
   get halfOpenAt(): number | undefined {
     return this.#state === "open" ? this.#clocks.now() + this.#untilProbe() : undefined;
   }
 
-  /** Attempts and failures counted in the current window (ratio mode; zeros in consecutive mode). */
-  get window(): {
-    /** Attempts in the window. */
-    calls: number;
-    /** Failed attempts in the window. */
-    failures: number;
-  } {
+  /** See `CircuitBreaker.window`. */
+  get window(): CircuitBreaker["window"] {
     return this.#window?.totals(this.#clocks.elapsed()) ?? { calls: 0, failures: 0 };
   }
 
@@ -233,22 +263,39 @@ export class CircuitBreaker {
 
   /** The state as plain JSON, for `restore`. */
   snapshot(): BreakerSnapshot {
-    return { state: this.#state, consecutiveFailures: this.#consecutive, openedAt: this.openedAt ?? null };
+    return {
+      state: this.#state,
+      consecutiveFailures: this.#consecutive,
+      openedAt: this.openedAt ?? null,
+      halfOpenInMs: this.#state === "closed" ? null : Math.max(0, this.#untilProbe()),
+    };
   }
 
   /**
    * Takes on a saved state. A half-open snapshot comes back open (its probe belonged to the
-   * process that saved it): the next call after `halfOpenAfterMs` from `openedAt` probes. An
-   * `openedAt` ahead of this clock (another process's, or a bad value) is taken as now, so the
-   * circuit stays open for `halfOpenAfterMs` at most, not until that time comes.
+   * process that saved it), its probe due as the snapshot says: at once, from this version's.
    */
   restore(snapshot: BreakerSnapshot): void {
     this.#consecutive = snapshot.consecutiveFailures;
     if (snapshot.openedAt === null) this.#openedAt = undefined;
-    else this.#openedSince(Math.max(0, this.#clocks.now() - snapshot.openedAt));
+    else this.#openedSince(this.#restoredAge(snapshot));
     this.#window?.clear();
     this.#endProbe();
     this.#transition(snapshot.state === "closed" ? "closed" : "open");
+  }
+
+  /**
+   * How long ago a restored circuit opened, as this breaker times it: so that it waits what the
+   * snapshot's `halfOpenInMs` says was left, at most `halfOpenAfterMs`. Not `openedAt` read on
+   * this clock: a process whose clock runs minutes ahead of the one that saved it would take the
+   * circuit for long due and probe at once. (The time the snapshot spent stored is not taken
+   * off: only the two wall clocks could tell it.) A snapshot without `halfOpenInMs`, from an
+   * older version, is timed from `openedAt`, an `openedAt` ahead of this clock taken as now.
+   */
+  #restoredAge({ openedAt, halfOpenInMs }: BreakerSnapshot): number {
+    const { halfOpenAfterMs } = this.#policy;
+    if (typeof halfOpenInMs === "number") return halfOpenAfterMs - Math.min(halfOpenInMs, halfOpenAfterMs);
+    return Math.max(0, this.#clocks.now() - (openedAt as number));
   }
 
   #shouldOpen(): boolean {
@@ -303,6 +350,41 @@ export class CircuitBreaker {
     const from = this.#state;
     this.#state = to;
     if (from !== to) this.#onTransition(from, to);
+  }
+}
+
+/** The read members of a breaker, and nothing that drives it. */
+class BreakerView implements CircuitBreaker {
+  readonly origin: string;
+  readonly #breaker: OriginBreaker;
+
+  constructor(breaker: OriginBreaker) {
+    this.origin = breaker.origin;
+    this.#breaker = breaker;
+  }
+
+  get state(): BreakerState {
+    return this.#breaker.state;
+  }
+
+  get consecutiveFailures(): number {
+    return this.#breaker.consecutiveFailures;
+  }
+
+  get openedAt(): number | undefined {
+    return this.#breaker.openedAt;
+  }
+
+  get halfOpenAt(): number | undefined {
+    return this.#breaker.halfOpenAt;
+  }
+
+  get window(): CircuitBreaker["window"] {
+    return this.#breaker.window;
+  }
+
+  snapshot(): BreakerSnapshot {
+    return this.#breaker.snapshot();
   }
 }
 

@@ -25,14 +25,31 @@ export const DEFAULT_RETRY_BUDGET: Required<RetryBudgetOptions> = Object.freeze(
 /** Tokens are counted in thousandths, so ten refunds of 0.1 make exactly one token. */
 const SCALE = 1000;
 
-/** One origin's retry budget, as `client.budgets.get(url)` returns it. */
-export class RetryBudget {
+/** One origin's retry budget, as `client.budgets.get(url)` returns it: to read; the client drives it. */
+export interface RetryBudget {
   /** Tokens the bucket holds at most, and starts with. */
   readonly capacity: number;
   /** Tokens a retry spends. */
   readonly retryCost: number;
   /** Tokens a response not retried puts back. */
   readonly successRefund: number;
+  /** Tokens in the bucket now. */
+  readonly tokens: number;
+}
+
+/**
+ * One origin's retry budget, as the client drives it. Users get its `view` alone: with this
+ * object they could spend the budget and stop every retry to the origin.
+ */
+export class OriginBudget {
+  /** Tokens the bucket holds at most, and starts with. */
+  readonly capacity: number;
+  /** Tokens a retry spends. */
+  readonly retryCost: number;
+  /** Tokens a response not retried puts back. */
+  readonly successRefund: number;
+  /** What `client.budgets` hands out: the read members alone. */
+  readonly view: RetryBudget;
   #milliTokens: number;
   readonly #milliCost: number;
   readonly #milliRefund: number;
@@ -46,6 +63,7 @@ export class RetryBudget {
     this.#milliCost = Math.round(options.retryCost * SCALE);
     this.#milliRefund = Math.round(options.successRefund * SCALE);
     this.#milliTokens = this.#milliCapacity;
+    this.view = new BudgetView(this);
   }
 
   /** Tokens in the bucket now. */
@@ -63,5 +81,24 @@ export class RetryBudget {
   /** A response the client did not retry: puts `successRefund` back, up to the capacity. */
   refund(): void {
     this.#milliTokens = Math.min(this.#milliCapacity, this.#milliTokens + this.#milliRefund);
+  }
+}
+
+/** The read members of a budget, and nothing that spends or refunds it. */
+class BudgetView implements RetryBudget {
+  readonly capacity: number;
+  readonly retryCost: number;
+  readonly successRefund: number;
+  readonly #budget: OriginBudget;
+
+  constructor(budget: OriginBudget) {
+    this.capacity = budget.capacity;
+    this.retryCost = budget.retryCost;
+    this.successRefund = budget.successRefund;
+    this.#budget = budget;
+  }
+
+  get tokens(): number {
+    return this.#budget.tokens;
   }
 }

@@ -5,8 +5,8 @@
 
 import { emit } from "@interlock/core";
 import { backoffDelay } from "./backoff.js";
-import type { CircuitBreaker } from "./breaker.js";
-import type { RetryBudget } from "./budget.js";
+import type { OriginBreaker } from "./breaker.js";
+import type { OriginBudget } from "./budget.js";
 import { AttemptDispatcher } from "./dispatch.js";
 import {
   CircuitOpenError,
@@ -22,7 +22,7 @@ import { type ClientOptions, resolveOptions, type Settings } from "./options.js"
 import { type BreakerRegistry, Breakers, type BudgetRegistry, Budgets, type OriginState, Origins } from "./origins.js";
 import type { AttemptResult, RetryContext } from "./policy.js";
 import { type FetchInput, originOf, type PreparedRequest, prepareRequest } from "./request.js";
-import { parseRetryAfter } from "./retry-after.js";
+import { retryAfterOf } from "./retry-after.js";
 import { type AttemptAbort, after, attemptAbort, follow, unlinkLater, untilAborted } from "./signals.js";
 
 /** A fetch: call it as you would `fetch(input, init)`. */
@@ -116,8 +116,8 @@ interface Attempt {
 class Call {
   readonly #s: Settings;
   readonly #request: PreparedRequest;
-  readonly #breaker: CircuitBreaker | undefined;
-  readonly #budget: RetryBudget | undefined;
+  readonly #breaker: OriginBreaker | undefined;
+  readonly #budget: OriginBudget | undefined;
   #stoppedBy: "caller" | "deadline" | undefined;
   #deadlineAt: number | undefined;
   #unlinkCaller = noop;
@@ -401,7 +401,7 @@ class Call {
     if (attempt >= s.maxAttempts) throw this.#limit("attempts");
 
     const now = s.now();
-    const retryAfterMs = result.response && parseRetryAfter(result.response.headers.get("retry-after"), now);
+    const retryAfterMs = result.response && retryAfterOf(result.response.headers, now);
     if (retryAfterMs !== undefined && retryAfterMs > s.maxRetryAfterMs) {
       this.#emitGiveUp("retry_after_too_long");
       throw new RetryAfterTooLongError(retryAfterMs, s.maxRetryAfterMs, this.#details());

@@ -3,7 +3,8 @@
  * were made and carries what the last one got: its `response` (body unread, yours to read or
  * cancel) or its `cause`. A response whose body the client cancelled to retry is never carried.
  * A server relaying the failure can answer `toProblem()` as it is: the message names neither
- * the URL nor anything sent.
+ * the URL nor anything sent. A logged error shows the origin, never the path or query: the
+ * `response`, whose `url` has them, is not one of the properties a logger prints.
  */
 
 import { InterlockError } from "@interlock/core";
@@ -41,16 +42,17 @@ export abstract class ClientError extends InterlockError {
    * The response the call ended on, body unread: read or cancel it, or it keeps its connection.
    * Undefined when the last attempt got none, and when the error came after the client moved on
    * to a retry (the deadline passing, the circuit opening meanwhile): that response's body was
-   * cancelled before the wait.
+   * cancelled before the wait. Not enumerable: a logged error (`console.error`, `JSON.stringify`)
+   * would print the response's `url`, path and query (an `access_token`) included.
    */
-  readonly response: Response | undefined;
+  declare readonly response: Response | undefined;
 
   constructor(message: string, details: ClientErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.origin = details.origin;
     this.method = details.method;
     this.attempts = details.attempts;
-    this.response = details.response;
+    Object.defineProperty(this, "response", { value: details.response, enumerable: false });
   }
 }
 

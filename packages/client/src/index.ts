@@ -6,17 +6,15 @@
  */
 
 export { type Backoff, type BackoffStrategy, backoffDelay } from "./backoff.js";
-export {
-  type Admission,
-  type BreakerOptions,
-  type BreakerPolicy,
-  type BreakerSnapshot,
-  type BreakerState,
+export type {
+  BreakerOptions,
+  BreakerSnapshot,
+  BreakerState,
   CircuitBreaker,
-  type ConsecutiveBreakerOptions,
-  type RatioBreakerOptions,
+  ConsecutiveBreakerOptions,
+  RatioBreakerOptions,
 } from "./breaker.js";
-export { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from "./budget.js";
+export { DEFAULT_RETRY_BUDGET, type RetryBudget, type RetryBudgetOptions } from "./budget.js";
 export { type Client, createClient } from "./client.js";
 export {
   CircuitOpenError,

@@ -10,13 +10,15 @@ import {
   type BreakerPolicy,
   type BreakerSnapshot,
   type BreakerState,
-  CircuitBreaker,
+  type CircuitBreaker,
+  OriginBreaker,
 } from "./breaker.js";
-import { RetryBudget, type RetryBudgetOptions } from "./budget.js";
+import { OriginBudget, type RetryBudget, type RetryBudgetOptions } from "./budget.js";
 
+/** An origin's breaker and budget as the client drives them (`client.breakers` and `budgets` hand out their views). */
 export interface OriginState {
-  breaker: CircuitBreaker | undefined;
-  budget: RetryBudget | undefined;
+  breaker: OriginBreaker | undefined;
+  budget: OriginBudget | undefined;
 }
 
 export interface OriginSettings {
@@ -66,8 +68,8 @@ export class Origins {
   #create(origin: string): OriginState {
     const { breaker, budget, clocks, onTransition } = this.#settings;
     return {
-      breaker: breaker && new CircuitBreaker(origin, breaker, clocks, (from, to) => onTransition(origin, from, to)),
-      budget: budget && new RetryBudget(budget),
+      breaker: breaker && new OriginBreaker(origin, breaker, clocks, (from, to) => onTransition(origin, from, to)),
+      budget: budget && new OriginBudget(budget),
     };
   }
 }
@@ -107,11 +109,11 @@ export class Breakers implements BreakerRegistry {
   }
 
   get(url: string | URL): CircuitBreaker | undefined {
-    return this.#origins.peek(originOf(url, "breakers.get"))?.breaker;
+    return this.#origins.peek(originOf(url, "breakers.get"))?.breaker?.view;
   }
 
   *[Symbol.iterator](): IterableIterator<CircuitBreaker> {
-    for (const [, state] of this.#origins.entries()) if (state.breaker) yield state.breaker;
+    for (const [, state] of this.#origins.entries()) if (state.breaker) yield state.breaker.view;
   }
 
   snapshot(): BreakersSnapshot {
@@ -134,7 +136,7 @@ export class Budgets implements BudgetRegistry {
   }
 
   get(url: string | URL): RetryBudget | undefined {
-    return this.#origins.peek(originOf(url, "budgets.get"))?.budget;
+    return this.#origins.peek(originOf(url, "budgets.get"))?.budget?.view;
   }
 }
 
@@ -159,13 +161,19 @@ function checkSnapshot(snapshot: unknown): Array<[string, BreakerSnapshot]> {
   return Object.entries(breakers).map(([key, saved]): [string, BreakerSnapshot] => {
     const origin = originOf(key, "breakers.restore");
     if (origin !== key) fail(`${JSON.stringify(key)} is not an origin (expected ${JSON.stringify(origin)})`);
-    const { state, consecutiveFailures, openedAt } = (saved ?? {}) as Partial<BreakerSnapshot>;
+    const { state, consecutiveFailures, openedAt, halfOpenInMs } = (saved ?? {}) as Partial<BreakerSnapshot>;
     if (!STATES.includes(state as BreakerState)) fail(`${key}: state must be one of ${STATES.join(", ")}`);
     if (!Number.isSafeInteger(consecutiveFailures) || (consecutiveFailures as number) < 0) {
       fail(`${key}: consecutiveFailures must be a whole number ≥ 0`);
     }
     if (openedAt !== null && !Number.isFinite(openedAt)) fail(`${key}: openedAt must be a number or null`);
     if (state !== "closed" && openedAt === null) fail(`${key}: an ${state} breaker needs openedAt`);
-    return [key, { state, consecutiveFailures, openedAt } as BreakerSnapshot];
+    // Absent from an older version's snapshot: then the wait is timed from openedAt.
+    if (halfOpenInMs === undefined) return [key, { state, consecutiveFailures, openedAt } as BreakerSnapshot];
+    if (halfOpenInMs !== null && !(Number.isFinite(halfOpenInMs) && halfOpenInMs >= 0)) {
+      fail(`${key}: halfOpenInMs must be a number ≥ 0 or null`);
+    }
+    if (state !== "closed" && halfOpenInMs === null) fail(`${key}: an ${state} breaker needs halfOpenInMs`);
+    return [key, { state, consecutiveFailures, openedAt, halfOpenInMs } as BreakerSnapshot];
   });
 }

@@ -16,6 +16,18 @@ export function parseRetryAfter(value: string | null, now: number): number | und
   return date === undefined ? undefined : Math.max(0, date - now);
 }
 
+/**
+ * The wait a response's `Retry-After` asks for, in milliseconds. An HTTP-date is on the server's
+ * clock, so it is read against the response's own `Date` when that is a valid HTTP-date (as
+ * HTTP caches compute ages from it): a client whose clock is minutes off still waits what the
+ * server asked, rather than retrying at once or giving up. Without one, against `now`.
+ */
+export function retryAfterOf(headers: Headers, now: number): number | undefined {
+  const date = headers.get("date");
+  const serverNow = date === null ? undefined : parseHttpDate(date.trim(), now);
+  return parseRetryAfter(headers.get("retry-after"), serverNow ?? now);
+}
+
 const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
 const LONG_DAY = "(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)";
 const MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";

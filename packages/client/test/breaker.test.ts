@@ -1,9 +1,10 @@
 /** The per-origin circuit breaker against real scripted servers, on a virtual clock. */
 import { InterlockConfigError } from "@interlock/core";
 import { describe, expect, it } from "vitest";
+import { OriginBreaker } from "../src/breaker.js";
+import * as packageExports from "../src/index.js";
 import {
   type BreakersSnapshot,
-  CircuitBreaker,
   CircuitOpenError,
   createClient,
   type FetchFunction,
@@ -355,7 +356,7 @@ describe("the wait for a probe, on a clock with fractions of a millisecond", () 
   it("is rounded up: 0.3 ms left still refuses (1 ms), and no probe goes out early", () => {
     let t = 0.5;
     const clock = () => t;
-    const breaker = new CircuitBreaker(
+    const breaker = new OriginBreaker(
       "http://127.0.0.1",
       { mode: "consecutive", failures: 1, halfOpenAfterMs: 1000 },
       { now: clock, elapsed: clock },
@@ -379,7 +380,9 @@ describe("observing, saving and restoring", () => {
     const saved = JSON.parse(JSON.stringify(first.client.breakers.snapshot())) as BreakersSnapshot;
     expect(saved).toEqual({
       version: 1,
-      breakers: { [server.origin]: { state: "open", consecutiveFailures: 2, openedAt: clock.now() } },
+      breakers: {
+        [server.origin]: { state: "open", consecutiveFailures: 2, openedAt: clock.now(), halfOpenInMs: 5000 },
+      },
     });
 
     const second = clientOn({ maxAttempts: 1, breaker: { failures: 2, halfOpenAfterMs: 5000 } }, clock);
@@ -406,8 +409,39 @@ describe("observing, saving and restoring", () => {
       state: "open",
       consecutiveFailures: 5,
       openedAt: clock.now(),
+      halfOpenInMs: 1000, // a snapshot without halfOpenInMs (an older version's) is timed from openedAt
     });
     expect([...client.breakers].map((b) => b.origin)).toEqual(["https://api.example.com"]);
+  });
+
+  it("restored by a process whose clock runs 10 minutes ahead, an open circuit still waits what was left: no probe at once", async () => {
+    const server = await serve((i) => ({ status: i < 2 ? 500 : 200 }));
+    const options = { maxAttempts: 1, breaker: { failures: 2, halfOpenAfterMs: 60_000 } };
+    const first = clientOn(options);
+    for (let i = 0; i < 2; i++) await settled(first.client(server.url));
+    await first.clock.advance(15_000);
+    const saved = JSON.parse(JSON.stringify(first.client.breakers.snapshot())) as BreakersSnapshot;
+    expect(saved.breakers[server.origin]?.halfOpenInMs).toBe(45_000);
+
+    const ahead = clientOn(options, new TestClock({ start: first.clock.now() + 10 * 60_000 }));
+    ahead.client.breakers.restore(saved);
+    expect((await settled(ahead.client(server.url))).error).toMatchObject({
+      code: "circuit_open",
+      retryAfterMs: 45_000,
+    });
+    expect(server.received).toHaveLength(2);
+    await ahead.clock.advance(45_000);
+    expect((await ahead.client(server.url)).status).toBe(200); // the probe, on time
+  });
+
+  it("a snapshot's halfOpenInMs past this client's halfOpenAfterMs (a longer setting elsewhere, a bad value) waits halfOpenAfterMs", async () => {
+    const { client, clock } = clientOn({ breaker: { halfOpenAfterMs: 1000 } });
+    const origin = "https://api.example.com";
+    client.breakers.restore({
+      version: 1,
+      breakers: { [origin]: { state: "open", consecutiveFailures: 5, openedAt: clock.now(), halfOpenInMs: 1e12 } },
+    });
+    expect(client.breakers.get(origin)?.halfOpenAt).toBe(clock.now() + 1000);
   });
 
   it("an openedAt ahead of this clock (another process's clock, a bad value) is taken as now: open for halfOpenAfterMs at most", async () => {
@@ -439,6 +473,22 @@ describe("observing, saving and restoring", () => {
       "an open breaker without openedAt",
       { version: 1, breakers: { "https://a.example": { state: "open", consecutiveFailures: 3, openedAt: null } } },
       /needs openedAt/,
+    ],
+    [
+      "a negative halfOpenInMs",
+      {
+        version: 1,
+        breakers: { "https://a.example": { state: "open", consecutiveFailures: 3, openedAt: 0, halfOpenInMs: -1 } },
+      },
+      /halfOpenInMs must be/,
+    ],
+    [
+      "an open breaker whose halfOpenInMs is null",
+      {
+        version: 1,
+        breakers: { "https://a.example": { state: "open", consecutiveFailures: 3, openedAt: 0, halfOpenInMs: null } },
+      },
+      /needs halfOpenInMs/,
     ],
     [
       "a negative failure count",
@@ -497,6 +547,35 @@ describe("observing, saving and restoring", () => {
     expect(client.breakers.get(servers[0]!.origin)).toBeDefined();
     expect(client.breakers.get(servers[1]!.origin)).toBeUndefined();
     expect(client.budgets.get(servers[2]!.origin)).toBeDefined();
+  });
+});
+
+describe("what client.breakers and client.budgets hand out", () => {
+  it("reads a breaker and a budget, live, but cannot drive them: no record, admit, restore, trySpend or refund", async () => {
+    const server = await serve(() => ({ status: 500 }));
+    const { client: api } = clientOn({ maxAttempts: 1, breaker: { failures: 2 } });
+    await settled(api(server.url));
+    const breaker = api.breakers.get(server.url);
+    const budget = api.budgets.get(server.url);
+    expect(api.breakers.get(server.origin)).toBe(breaker); // the same object every time
+    expect([...api.breakers]).toEqual([breaker]);
+    for (const method of ["record", "release", "admit", "refusesAt", "restore"]) {
+      expect((breaker as unknown as Record<string, unknown>)[method]).toBeUndefined();
+    }
+    for (const method of ["trySpend", "refund"]) {
+      expect((budget as unknown as Record<string, unknown>)[method]).toBeUndefined();
+    }
+    expect(breaker).toMatchObject({ origin: server.origin, state: "closed", consecutiveFailures: 1 });
+    expect(budget).toMatchObject({ capacity: 10, retryCost: 1, successRefund: 0.1, tokens: 10 });
+    await settled(api(server.url));
+    expect(breaker?.state).toBe("open"); // live: the client's own breaker, read through
+    expect(breaker?.halfOpenAt).toBe((breaker?.openedAt as number) + 10_000);
+    expect(breaker?.snapshot()).toMatchObject({ state: "open", consecutiveFailures: 2 });
+  });
+
+  it("the package exports no breaker or budget class to construct", () => {
+    expect(Object.keys(packageExports)).not.toContain("CircuitBreaker");
+    expect(Object.keys(packageExports)).not.toContain("RetryBudget");
   });
 });
 

@@ -1,5 +1,6 @@
 /** The pure parts: backoff strategies, Retry-After, the budget's arithmetic, what counts as replayable. */
 import { describe, expect, it } from "vitest";
+import { OriginBudget } from "../src/budget.js";
 import {
   backoffDelay,
   DEFAULT_RETRY_BUDGET,
@@ -8,7 +9,6 @@ import {
   isReplayableBody,
   parseHttpDate,
   parseRetryAfter,
-  RetryBudget,
 } from "../src/index.js";
 
 const sequence = (...values: number[]) => {
@@ -112,7 +112,7 @@ describe("Retry-After", () => {
 describe("retry budget", () => {
   it("defaults: 10 tokens, a retry costs 1, a success puts back 0.1", () => {
     expect(DEFAULT_RETRY_BUDGET).toEqual({ capacity: 10, retryCost: 1, successRefund: 0.1 });
-    const budget = new RetryBudget(DEFAULT_RETRY_BUDGET);
+    const budget = new OriginBudget(DEFAULT_RETRY_BUDGET);
     for (let i = 0; i < 10; i++) expect(budget.trySpend()).toBe(true);
     expect(budget.trySpend()).toBe(false);
     expect(budget.tokens).toBe(0);
@@ -124,7 +124,7 @@ describe("retry budget", () => {
   });
 
   it("never holds more than its capacity", () => {
-    const budget = new RetryBudget({ capacity: 2, retryCost: 1, successRefund: 0.5 });
+    const budget = new OriginBudget({ capacity: 2, retryCost: 1, successRefund: 0.5 });
     for (let i = 0; i < 10; i++) budget.refund();
     expect(budget.tokens).toBe(2);
   });

@@ -57,6 +57,32 @@ describe("retrying", () => {
     expect(clock.slept).toEqual([5000]);
   });
 
+  it("an HTTP-date Retry-After is read against the response's Date: 20 s is 20 s whatever the local clock says", async () => {
+    // The server's clock is EPOCH; the client's is 5 minutes ahead, then 5 minutes behind.
+    const serverSays = { "retry-after": new Date(EPOCH + 20_000).toUTCString(), date: new Date(EPOCH).toUTCString() };
+    for (const skewMs of [5 * 60_000, -5 * 60_000]) {
+      const server = await serve([{ status: 503, headers: serverSays }]);
+      const { client, clock, ofType } = clientOn({}, new TestClock({ start: EPOCH + skewMs }));
+      expect((await client(server.url)).status).toBe(200);
+      expect(ofType("client.retry")).toMatchObject([{ retryAfterMs: 20_000, delayMs: 20_000 }]);
+      expect(clock.slept).toEqual([20_000]);
+    }
+  });
+
+  it("a Retry-After date before the response's Date leaves the backoff; a Date that is not an HTTP-date is ignored", async () => {
+    const server = await serve([
+      {
+        status: 503,
+        headers: { "retry-after": new Date(EPOCH - 1000).toUTCString(), date: new Date(EPOCH).toUTCString() },
+      },
+      { status: 503, headers: { "retry-after": new Date(EPOCH + 5000).toUTCString(), date: "yesterday" } },
+    ]);
+    const { client, clock } = clientOn();
+    expect((await client(server.url)).status).toBe(200);
+    // The second wait: against the local clock (EPOCH + 50 after the first), as without a Date.
+    expect(clock.slept).toEqual([50, 4950]);
+  });
+
   it("a Retry-After shorter than the backoff, or a date already past, leaves the backoff", async () => {
     const server = await serve([
       { status: 503, headers: { "retry-after": "0" } },

@@ -78,6 +78,8 @@ export async function startScriptedServer(script: Script): Promise<ScriptedServe
       return;
     }
     if ("delayMs" in step) return void setTimeout(() => answer(res, step.answer, index), step.delayMs);
+    // No `Date` unless the step sets one: it would be the real time, not the test's virtual clock.
+    res.sendDate = false;
     res.writeHead(step.status, { "content-type": "text/plain", ...step.headers });
     res.end(step.body ?? "");
   }
