@@ -195,6 +195,7 @@ export class InterlockConfigError extends InterlockError {
  * arguments (store keys, which can hold a session id, and stored bodies), pg a row's values in
  * `detail`; an app that logs the error (or a `cause` chain printed by `console.error`) would
  * write them out. Interlock's own errors are kept as they are.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function driverErrorSummary(error: unknown, depth = 0): unknown {
   if (error instanceof InterlockError || !(error instanceof Error)) return error;
@@ -364,6 +365,7 @@ const UNTRUSTED_CERTIFICATE = new Set([
  * Whether `error`, or an error it wraps as its `cause` (fetch's "fetch failed", a driver's
  * wrapper), is a TLS certificate the caller does not trust or that names another host: a
  * mistake in the caller's TLS settings (the CA, the host name connected to), not an outage.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function untrustedCertificate(error: unknown): boolean {
   for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 4; depth++) {

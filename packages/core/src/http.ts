@@ -36,6 +36,7 @@ export function problemResponse(
  * The headers a Node `res.writeHead(status[, message][, headers])` call passes, from its
  * arguments, lower-cased: from an object, or a flat `[name, value, name, value…]` list; none
  * when it passes neither. For adapters that record what a route wrote.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function writeHeadHeaders(args: readonly unknown[]): Record<string, unknown> {
   const last = args[args.length - 1];
@@ -75,6 +76,7 @@ export function bodyLimitOption(value: number | undefined, fallback: number): nu
 /**
  * What `announcesBody` reads of a Node request: node:http's `IncomingMessage` and the HTTP/2
  * compatibility API's `Http2ServerRequest` both have it.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export interface NodeRequestHead {
   /** The request headers, with lower-case names. */
@@ -96,6 +98,7 @@ export interface NodeRequestHead {
  * the stream, or a length of 0, says there is none. Reading HTTP/2 the HTTP/1.1 way would take
  * every body sent without a length as empty: a valid webhook refused, or two different
  * payloads given one idempotency fingerprint.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function announcesBody(request: NodeRequestHead): boolean {
   const length = request.headers["content-length"];

@@ -14,10 +14,14 @@ type KeysOfUnion<T> = T extends unknown ? keyof T : never;
 /**
  * Each option name of `T`, and no other, mapped to `true`: a name added to the options type
  * and not here (or misspelt here) fails to compile, so the list never falls behind the type.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export type OptionNameList<T> = { readonly [K in KeysOfUnion<T> & string]-?: true };
 
-/** The names of an options type, listed once as an `OptionNameList`. */
+/**
+ * The names of an options type, listed once as an `OptionNameList`.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function optionNames<T>(names: OptionNameList<T>): readonly string[] {
   return Object.keys(names);
 }
@@ -26,6 +30,7 @@ export function optionNames<T>(names: OptionNameList<T>): readonly string[] {
  * Refuses an options object with a name none of `lists` knows, naming the closest known one
  * when the unknown name looks like a slip of it. `what` names the call in the message
  * (`"idempotency()"`). Nothing given (`undefined`) has nothing to check.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function assertOptionNames(
   what: string,

@@ -8,7 +8,10 @@ import { BodyError } from "./errors.js";
 import { BodyCollector } from "./http.js";
 import type { CapturedResponse } from "./idempotency/response.js";
 
-/** Content-Length, when it frames the body (not with Transfer-Encoding, as Hono's `bodyLimit` reads it). */
+/**
+ * Content-Length, when it frames the body (not with Transfer-Encoding, as Hono's `bodyLimit` reads it).
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function declaredLength(headers: Headers): number | undefined {
   const value = headers.get("content-length");
   if (value === null || headers.has("transfer-encoding")) return undefined;
@@ -16,7 +19,10 @@ export function declaredLength(headers: Headers): number | undefined {
   return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
 }
 
-/** `/payments?x=1` from `http://host/payments?x=1`, without parsing the whole URL. */
+/**
+ * `/payments?x=1` from `http://host/payments?x=1`, without parsing the whole URL.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function pathAndQuery(url: string): string {
   const start = url.indexOf("/", url.indexOf("://") + 3);
   return start === -1 ? "/" : url.slice(start);
@@ -198,6 +204,7 @@ function settlesNow(promise: Promise<unknown>): Promise<boolean> {
 /**
  * Whether `value` is a web `Response`, of any realm (a runtime's own, a polyfill's, another copy
  * of undici): known by its WebIDL tag, `[object Response]`, where `instanceof` fails across them.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function isWebResponse(value: unknown): value is Response {
   return Object.prototype.toString.call(value) === "[object Response]";

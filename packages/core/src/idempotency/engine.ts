@@ -425,7 +425,10 @@ function originRelative(path: string): string {
   return path.charCodeAt(0) === 0x2f /* / */ ? path : pathAndQuery(path);
 }
 
-/** Every option `createIdempotency` takes: adapters add their own to check an app's options whole. */
+/**
+ * Every option `createIdempotency` takes: adapters add their own to check an app's options whole.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export const IDEMPOTENCY_OPTION_NAMES = optionNames<IdempotencyOptions>({
   store: true,
   principal: true,

@@ -9,7 +9,10 @@
 
 import { untrustedCertificate } from "../errors.js";
 
-/** A PostgreSQL error's SQLSTATE (it has a severity too), as opposed to a network or driver error. */
+/**
+ * A PostgreSQL error's SQLSTATE (it has a severity too), as opposed to a network or driver error.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function postgresSqlState(error: unknown): string | undefined {
   const e = error as { code?: unknown; severity?: unknown } | null;
   return typeof e?.code === "string" && typeof e.severity === "string" ? e.code : undefined;
@@ -30,7 +33,10 @@ const NO_SERVER_SSL = "The server does not support SSL connections";
 // max_prepared_statements) handed pg's statements to another server connection than prepared them.
 const PREPARED_ELSEWHERE = /^(42P05|26000)$/;
 
-/** How the store runs its statements, as far as telling its setup mistakes needs. */
+/**
+ * How the store runs its statements, as far as telling its setup mistakes needs.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export interface PostgresStatementSetup {
   /** The table, as statements name it. */
   table: string;
@@ -44,13 +50,17 @@ export interface PostgresStatementSetup {
  * Whether a table (`$1`, as statements name it: through the search_path unless a schema is
  * given) and its expiry index (`$2`, its name in the catalog) are both there, read without the
  * CREATE on the schema that `CREATE … IF NOT EXISTS` needs even when they are: one row, `ready`.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export const POSTGRES_READY_SQL = `SELECT EXISTS (
   SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
   WHERE i.indrelid = to_regclass($1::text) AND c.relname = $2::text
 ) AS ready`;
 
-/** What `POSTGRES_READY_SQL`'s rows say: `true`, or `"t"` from a connection that leaves booleans as text. */
+/**
+ * What `POSTGRES_READY_SQL`'s rows say: `true`, or `"t"` from a connection that leaves booleans as text.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function postgresReady(rows: readonly unknown[]): boolean {
   const ready = (rows[0] as { ready?: unknown } | undefined)?.ready;
   return ready === true || ready === "t";
@@ -62,6 +72,7 @@ const grant = (table: string) => `GRANT SELECT, INSERT, UPDATE, DELETE ON ${tabl
  * The fix for a store set up wrong, or undefined when `error` is not a setup mistake. Each one
  * fails the same way on every retry, so it must reach the app's error handling with its hint
  * rather than be answered as an outage (a 503 to retry forever, or a pass under failOpen).
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function postgresSetupMistake(error: unknown, setup: PostgresStatementSetup): string | undefined {
   const state = postgresSqlState(error);

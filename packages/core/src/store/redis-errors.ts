@@ -14,6 +14,7 @@ import { driverErrorSummary, InterlockConfigError, StoreUnavailableError, untrus
 /**
  * An ioredis client's own `keyPrefix` (its `options.keyPrefix`, a string or bytes): ioredis puts
  * it before every key a store sends, scripts' keys included, so the server sees it first.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function redisClientKeyPrefix(client: unknown): string {
   const prefix = (client as { options?: { keyPrefix?: unknown } } | null)?.options?.keyPrefix;
@@ -21,7 +22,10 @@ export function redisClientKeyPrefix(client: unknown): string {
   return prefix instanceof Uint8Array ? new TextDecoder().decode(prefix) : "";
 }
 
-/** What a store's scripts need from the server, for the fix an error names. */
+/**
+ * What a store's scripts need from the server, for the fix an error names.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export interface RedisNeeds {
   /** The store, as messages name it: "redis store". */
   label: string;
@@ -41,7 +45,10 @@ const UNKNOWN_COMMAND = /^ERR (unknown command|Unknown Redis command called from
 /** `*`, `?`, `[`, `]` and `\` are glob characters in an ACL key pattern: escaped, the prefix matches itself. */
 const aclGlob = (prefix: string) => `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
 
-/** The ACL rules the store needs, as `ACL SETUSER` takes them. */
+/**
+ * The ACL rules the store needs, as `ACL SETUSER` takes them.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function neededRedisAcl({ commands, keyPrefix }: RedisNeeds): string {
   return `${commands.map((command) => `+${command.toLowerCase()}`).join(" ")} ~${aclGlob(keyPrefix)}`;
 }
@@ -62,7 +69,10 @@ function setupMistake(message: string, needs: RedisNeeds): string | undefined {
   return undefined;
 }
 
-/** A reply error no retry mends as an `InterlockConfigError` naming the fix; anything else as it is. */
+/**
+ * A reply error no retry mends as an `InterlockConfigError` naming the fix; anything else as it is.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function redisReplyError(error: unknown, needs: RedisNeeds): unknown {
   if (!(error instanceof Error)) return error;
   const fix = setupMistake(error.message, needs);
@@ -88,6 +98,7 @@ function connectionError(client: unknown): Error | undefined {
  * every attempt): an `InterlockConfigError` naming the fix. Any other connection error becomes
  * the cause of an error that had none (a timeout: ioredis kept the command queued while it
  * reconnected, so the caller would otherwise see only "no answer").
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function redisUnavailableError(error: unknown, client: unknown, label: string): unknown {
   if (!(error instanceof StoreUnavailableError)) return error;

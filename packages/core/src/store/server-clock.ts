@@ -25,10 +25,14 @@ import { boundedStoreCall, positiveMs } from "./validate.js";
  * Added to every deadline: the server's time comes in whole ms (truncated), and a timer may
  * fire up to 1 ms before its delay on the caller's side. Without it a refusal could come a
  * millisecond or two before the caller gave up.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export const DEADLINE_MARGIN_MS = 2;
 
-/** After how long a `ServerClock` takes any fresh sample by default: 15 s. */
+/**
+ * After how long a `ServerClock` takes any fresh sample by default: 15 s.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export const DEFAULT_REFRESH_AFTER_MS = 15_000;
 
 /** How a `ServerClock` measures time and how often it refreshes its bound. */

@@ -16,12 +16,18 @@ const UNSTORABLE = /[\p{Cs}\u0000]/u;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: as above.
 const SUSPECT = /[\u0000\uD800-\uDFFF]/;
 
-/** Whether `text` holds NUL or a lone surrogate, which no store keeps: every store refuses such text. */
+/**
+ * Whether `text` holds NUL or a lone surrogate, which no store keeps: every store refuses such text.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function unstorable(text: string): boolean {
   return SUSPECT.test(text) && UNSTORABLE.test(text);
 }
 
-/** A store option that must be a positive integer (a bound, a timeout): `fallback` when not given. */
+/**
+ * A store option that must be a positive integer (a bound, a timeout): `fallback` when not given.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export function positiveIntegerOption(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value <= 0) throw new InterlockConfigError(`${name} must be a positive integer`);
@@ -39,6 +45,7 @@ export function positiveMs(name: string, value: number | undefined, fallback: nu
 /**
  * An option naming one of a few values: `fallback` when not given; anything else (`"base-64"`,
  * `"lru"`) is refused, never taken for another value.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function choiceOption<T extends string>(
   name: string,
@@ -56,7 +63,10 @@ export function choiceOption<T extends string>(
   return value;
 }
 
-/** RFC 9110 §5.6.2: a token, which every header name and method is. */
+/**
+ * RFC 9110 §5.6.2: a token, which every header name and method is.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const STORE_METHODS = ["claim", "complete", "release", "extend"] as const;
@@ -88,12 +98,16 @@ export function storeOption(store: unknown): InterlockStore {
   return store as InterlockStore;
 }
 
-/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): past it, Node fires it after 1 ms. */
+/**
+ * The longest delay a timer takes (2^31 - 1 ms, about 24.8 days): past it, Node fires it after 1 ms.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /**
  * A timeout option in ms, 1 to `MAX_TIMEOUT_MS`: `fallback` when not given. A longer one would
  * time every operation out at once.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function timeoutOption(name: string, value: number | undefined, fallback: number): number {
   const ms = positiveIntegerOption(name, value, fallback);
@@ -139,6 +153,7 @@ export function assertClaim(key: string, options: ClaimOptions): void {
 /**
  * Bytes a response takes in a store: body plus the header text's UTF-8 bytes (what every store
  * writes; a count of UTF-16 code units would take `é` as one byte and `🔑` as two).
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function responseSize(response: StoredResponse): number {
   let size = response.body.length;

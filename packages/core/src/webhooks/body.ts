@@ -44,6 +44,7 @@ function notRawMessage(body: unknown): string {
  * a body parser that inflates first (Express's, Cloud Functions') refuses the second kind. Every
  * adapter gives this one answer instead, whatever read the body (the verifier checks it; an
  * adapter whose framework would fail on the encoded body first refuses with it beforehand).
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function contentEncodingRefusal(headers: HeadersInput): string | undefined {
   const value = headerReader(headers)("content-encoding");

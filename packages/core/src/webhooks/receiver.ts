@@ -296,7 +296,10 @@ const RECEIVER_OWN_OPTION_NAMES = optionNames<Omit<WebhookReceiverOptions, keyof
   namespace: true,
 });
 
-/** Every option `createWebhookReceiver` takes: adapters add their own to check an app's options whole. */
+/**
+ * Every option `createWebhookReceiver` takes: adapters add their own to check an app's options whole.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
 export const WEBHOOK_RECEIVER_OPTION_NAMES: readonly string[] = [
   ...VERIFIER_OPTION_NAMES,
   ...RECEIVER_OWN_OPTION_NAMES,
