@@ -7,8 +7,8 @@ import {
   standardWebhooks,
   type VerifiedWebhook,
 } from "@interlock/core";
+import { unreachableStore } from "@interlock/core/testing";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
-import { unreachableStore } from "@interlock/test-harness/scenarios";
 import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { validator } from "hono/validator";

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
-import { unreachableStore } from "@interlock/test-harness/scenarios";
+import { unreachableStore } from "@interlock/core/testing";
 import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import Koa, { type Middleware } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";

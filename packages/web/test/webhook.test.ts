@@ -7,7 +7,7 @@ import {
   standardWebhooks,
   type VerifiedWebhook,
 } from "@interlock/core";
-import { unreachableStore } from "@interlock/test-harness/scenarios";
+import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type WebhookHandler, type WithWebhookOptions, withWebhook } from "../src/index.js";
 import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start, startNotingOutcomes } from "./helpers.js";
