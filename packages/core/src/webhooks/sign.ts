@@ -92,9 +92,9 @@ export async function signWebhook(options: SignWebhookOptions): Promise<SignedWe
 
 /** Signs synchronously (HMAC schemes on Node); throws `InterlockConfigError` elsewhere. */
 export function signWebhookSync(options: SignWebhookOptions): SignedWebhook {
+  const p = plan(options);
   const { hmacSync } = crypto;
   if (!hmacSync) throw new InterlockConfigError(`signWebhookSync needs synchronous crypto; use signWebhook()`);
-  const p = plan(options);
   const signatures = p.keys.map(({ kind, key }): MadeSignature => {
     if (kind !== "hmac") throw new InterlockConfigError("Ed25519 signing is asynchronous: use signWebhook()");
     return { kind, bytes: hmacSync(key, p.content) };
