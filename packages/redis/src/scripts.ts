@@ -14,6 +14,13 @@
  * caller was told "unavailable" (it sat in ioredis' queue while it reconnected, or was resent on
  * a new connection) takes no lock that nobody holds. Before its first reply the store knows no
  * bound, so it first probes (the claim with a deadline that has passed: a read) and then claims.
+ *
+ * A full Redis (`maxmemory` with `noeviction`) refuses a script's first write that needs memory.
+ * For a claim that is right: a new key is refused (503) before any handler runs. For the scripts
+ * that finish or give up a claim already admitted it is not: its handler has run, and a refused
+ * `complete` would lose the record and let the retry run the handler again once the lease ends.
+ * So those declare `allow-oom` (Redis 7's script flags). Servers before Redis 7 read the flag line
+ * as Lua and refuse it; the store then runs the same script without it (see `refusedFlags`).
  */
 
 import { createHash } from "node:crypto";
@@ -110,14 +117,43 @@ const named = (label: string, lua: string) => ({
   lua,
 });
 
+/**
+ * Redis 7's flag line: the script runs even when used memory is past `maxmemory`, and its writes
+ * are not refused with OOM. Only on scripts that act for the live lock's owner, on the one key
+ * the claim already created: a full Redis grows by the records of the claims in flight, no more.
+ */
+const ALLOW_OOM = "#!lua flags=allow-oom\n";
+
+/** The scripts as sent to Redis 7 and later. The claim has no flag: a full Redis refuses new keys. */
 export const SCRIPTS = {
   claim: named("Claim", CLAIM),
+  complete: named("Complete", ALLOW_OOM + COMPLETE),
+  release: named("Release", ALLOW_OOM + RELEASE),
+  extend: named("Extend", ALLOW_OOM + EXTEND),
+} as const;
+
+/**
+ * The same scripts without the flag line, for a server before Redis 7 (6.2 is supported), which
+ * refuses it. There a full Redis refuses `complete` as it refuses a claim.
+ */
+export const UNFLAGGED_SCRIPTS = {
+  claim: SCRIPTS.claim,
   complete: named("Complete", COMPLETE),
   release: named("Release", RELEASE),
   extend: named("Extend", EXTEND),
 } as const;
 
 export type Operation = keyof typeof SCRIPTS;
+
+/**
+ * Whether `error` may be a server refusing a script's flag line, before running anything: Redis
+ * before 7 compiles it as Lua, where `#!` is no syntax ("Error compiling script … unexpected
+ * symbol near '#'"); a compatible server may name the shebang instead. Any other compile error
+ * comes back the same from the script without the line, so mistaking one costs nothing.
+ */
+export function refusedFlags(error: unknown): boolean {
+  return error instanceof Error && /Error compiling script|shebang/i.test(error.message);
+}
 
 /**
  * A reply element in buffer mode: bulk strings as Buffers, integers as numbers (as strings on
@@ -136,19 +172,27 @@ export interface ScriptingClient {
 
 type Scripted = Record<string, (key: string, ...args: Array<string | number | Buffer>) => Promise<unknown>>;
 
-/** Defines the four commands on the client (idempotent: same name, same script). */
+/**
+ * Defines the commands on the client, with and without flags (idempotent: same name, same
+ * script). Defining sends nothing: ioredis loads a script on its first call.
+ */
 export function defineScripts(client: ScriptingClient): void {
-  for (const { name, lua } of Object.values(SCRIPTS)) client.defineCommand(name, { lua, numberOfKeys: 1 });
+  for (const { name, lua } of [...Object.values(SCRIPTS), ...Object.values(UNFLAGGED_SCRIPTS)]) {
+    client.defineCommand(name, { lua, numberOfKeys: 1 });
+  }
 }
 
 /**
- * Runs one script through its Buffer variant, so binary bodies come back byte for byte.
+ * Runs one script through its Buffer variant, so binary bodies come back byte for byte;
+ * `flagged` false for a server that refused the flag line.
  */
 export function callScript(
   client: ScriptingClient,
   operation: Operation,
   key: string,
   args: Array<string | number | Buffer>,
+  flagged = true,
 ): Promise<unknown> {
-  return (client as unknown as Scripted)[`${SCRIPTS[operation].name}Buffer`]!(key, ...args);
+  const { name } = (flagged ? SCRIPTS : UNFLAGGED_SCRIPTS)[operation];
+  return (client as unknown as Scripted)[`${name}Buffer`]!(key, ...args);
 }

@@ -42,6 +42,7 @@ import {
   type Operation,
   PROBE,
   type ReplyItem,
+  refusedFlags,
   type ScriptingClient,
 } from "./scripts.js";
 
@@ -146,6 +147,8 @@ export class RedisStore implements InterlockStore {
   readonly #clock = new ServerClock();
   /** What the store needs from the server, for the fix a setup mistake names. */
   readonly #needs: RedisNeeds;
+  /** The server refused a script's flag line (before Redis 7): scripts go without it. */
+  #flagsRefused = false;
 
   /** `client` is an ioredis `Redis` or `Cluster`, connected or lazy; it stays the caller's. */
   constructor(client: ScriptingClient, options: RedisStoreOptions = {}) {
@@ -270,10 +273,27 @@ export class RedisStore implements InterlockStore {
    */
   async #script(operation: Operation, redisKey: string, args: Array<string | number | Buffer>): Promise<unknown> {
     try {
-      return await callScript(this.#client, operation, redisKey, args);
+      return await this.#callScript(operation, redisKey, args);
     } catch (error) {
       throw redisReplyError(error, this.#needs);
     }
+  }
+
+  /**
+   * The script with its Redis 7 flag line (scripts.ts), or without it once the server refused
+   * one: a server before Redis 7 refuses it without running anything, so the same call is made
+   * again at once, and every later call goes without. Learnt per store, on the first refusal.
+   */
+  async #callScript(operation: Operation, redisKey: string, args: Array<string | number | Buffer>): Promise<unknown> {
+    if (!this.#flagsRefused) {
+      try {
+        return await callScript(this.#client, operation, redisKey, args, true);
+      } catch (error) {
+        if (!refusedFlags(error)) throw error;
+        this.#flagsRefused = true;
+      }
+    }
+    return callScript(this.#client, operation, redisKey, args, false);
   }
 }
 

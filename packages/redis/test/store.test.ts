@@ -194,6 +194,31 @@ describe("redis store: completing", () => {
   });
 });
 
+/**
+ * A client whose server refuses the scripts' Redis 7 flag line, as Redis 6.2 does: the flagged
+ * scripts reach this Redis with a line before the `#!`, where Lua 5.1 refuses it just as 6.2's does
+ * ("Error compiling script … unexpected symbol near '#'").
+ */
+class RedisBefore7 extends Redis {
+  override defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void {
+    const lua = definition.lua.startsWith("#!") ? `\n${definition.lua}` : definition.lua;
+    super.defineCommand(name, { ...definition, lua });
+  }
+}
+
+describe("redis store: a server before Redis 7", () => {
+  it("runs the scripts without their flag line once the server refused it", async () => {
+    const store = storeOn(track(new RedisBefore7(inject("redisUrl"))));
+    const claim = (key: string) => store.claim(key, { fingerprint: "fp", lockTtlMs: LONG });
+    const [done, dropped] = (await Promise.all([claim("done"), claim("dropped")])) as Array<{ token: string }>;
+    expect(await store.extend("done", done!.token, LONG)).toBe(true);
+    expect(await store.complete("done", done!.token, response, { ttlMs: LONG })).toBe(true);
+    expect(await store.release("dropped", dropped!.token)).toBe(true);
+    expect(await claim("done")).toMatchObject({ state: "completed", record: { status: 202 } });
+    expect((await claim("dropped")).state).toBe("claimed");
+  });
+});
+
 describe("redis store: failures", () => {
   it("a client that refuses to queue fails at once, with the client's error as the cause", async () => {
     const client = track(new Redis(await freePort(), "127.0.0.1", { enableOfflineQueue: false, lazyConnect: true }));
