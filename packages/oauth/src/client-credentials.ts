@@ -27,6 +27,9 @@ import {
   assertStoredTokens,
   type Freshness,
   freshnessOptions,
+  type HeldTokens,
+  heldNow,
+  holdTokens,
   isDue,
   publicTokens,
   RecordCodec,
@@ -127,10 +130,12 @@ export function createClientCredentials(
   const identity = JSON.stringify([client.issuer, client.clientId, parameters.toString()]);
   const keys = sha256Hex(identity).then((hash) => ({ token: `${prefix}cc:${hash}`, lock: `${prefix}lock:cc:${hash}` }));
   const flights = new SingleFlight<StoredTokens>();
-  let local: StoredTokens | undefined;
+  /** The token this process holds: judged on monotonic time since it came (tokens.ts' `HeldTokens`). */
+  let local: HeldTokens | undefined;
+  const localNow = (held: HeldTokens) => heldNow(held, internals.clockGiven ? internals.clock : undefined);
 
-  const usable = (tokens: StoredTokens | undefined, rejected: string | undefined): boolean =>
-    tokens !== undefined && !isDue(tokens, internals.clock()) && tokens.accessToken !== rejected;
+  const usable = (tokens: StoredTokens | undefined, now: number, rejected: string | undefined): boolean =>
+    tokens !== undefined && !isDue(tokens, now) && tokens.accessToken !== rejected;
 
   async function stored(key: string): Promise<StoredTokens | undefined> {
     const entry = await store.get(key);
@@ -161,7 +166,12 @@ export function createClientCredentials(
     return tokens;
   }
 
-  async function renew(rejected: string | undefined): Promise<StoredTokens> {
+  /**
+   * A new token, or another process's newer one from the store. `due` is the token this process
+   * found due (on monotonic time): the store's copy of it is due too, whatever the system clock
+   * now says of its times.
+   */
+  async function renew(rejected: string | undefined, due: string | undefined): Promise<StoredTokens> {
     const { token, lock } = await keys;
     try {
       return await exclusive({
@@ -170,7 +180,7 @@ export function createClientCredentials(
         lockTtlMs,
         ready: async () => {
           const tokens = await stored(token);
-          return usable(tokens, rejected) ? tokens! : undefined;
+          return usable(tokens, internals.clock(), rejected) && tokens!.accessToken !== due ? tokens! : undefined;
         },
         produce: () => request(token),
         onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "client_credentials", waitedMs }),
@@ -184,14 +194,16 @@ export function createClientCredentials(
   }
 
   async function getToken(rejected: string | undefined): Promise<StoredTokens> {
-    if (usable(local, rejected)) return local!;
-    const previous = local;
+    const held = local;
+    if (held !== undefined && usable(held.tokens, localNow(held), rejected)) return held.tokens;
     try {
-      local = await flights.run("token", () => renew(rejected));
-      return local;
+      const tokens = await flights.run("token", () => renew(rejected, held?.tokens.accessToken));
+      if (local?.tokens !== tokens) local = holdTokens(tokens, internals.clock());
+      return tokens;
     } catch (error) {
       // The server (or the store) is down but the token we have has not expired yet: use it.
-      return staleOrThrow(error, previous, rejected, internals, "client_credentials");
+      const now = held === undefined ? internals.clock() : localNow(held);
+      return staleOrThrow(error, held?.tokens, rejected, now, internals, "client_credentials");
     }
   }
 

@@ -14,7 +14,7 @@ import {
   optionNames,
 } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { eventCode, OAuthError, OAuthResponseError } from "./errors.js";
+import { eventCode, type OAuthEndpoint, OAuthError, OAuthResponseError } from "./errors.js";
 import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
 import { createTransport, longestSingleRequestMs, type OAuthRetryOptions, type Transport } from "./transport.js";
 
@@ -81,7 +81,11 @@ export interface OAuthClientOptions {
    * fetch that retries by itself.
    */
   retry?: OAuthRetryOptions | false;
-  /** Milliseconds since the epoch, for token expiry; tests move it. Default `Date.now`. */
+  /**
+   * Milliseconds since the epoch, for token expiry; tests move it. Default: the system clock
+   * (`Date.now()`) for the times tokens carry and stores keep, and monotonic time since a token
+   * came for how long this process keeps using one it holds. Given, every time is read from it.
+   */
   clock?: () => number;
   /**
    * Allow `http:` for a server that is not on a loopback address (127.0.0.0/8, `localhost`, `[::1]`,
@@ -108,7 +112,10 @@ export interface ClientInternals {
   readonly auth: oauth.ClientAuth;
   /** Transport options for every oauth4webapi call. */
   readonly http: HttpOptions;
+  /** Wall time: the times token sets carry and stores keep (a store's other readers judge them). */
   readonly clock: () => number;
+  /** Whether the app gave `clock`: then tokens held in memory are judged on it too (see tokens.ts' `HeldTokens`). */
+  readonly clockGiven: boolean;
   /**
    * The longest a token request sent once (a refresh grant) can take with the configured
    * timeouts, in ms; `Infinity` when nothing bounds it.
@@ -117,7 +124,8 @@ export interface ClientInternals {
   server(): Promise<oauth.AuthorizationServer>;
   /**
    * Runs one protocol exchange, every failure turned into a typed error; a token request (`grant`)
-   * is reported as an `oauth.token.requested` event.
+   * is reported as an `oauth.token.requested` event. Without `grant`: a revocation request (the
+   * only other exchange), as its errors say.
    */
   exchange<T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant): Promise<T>;
   emit(event: OAuthEvent): void;
@@ -207,7 +215,8 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new InterlockConfigError("timeoutMs must be positive");
   const fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   if (typeof fetchImpl !== "function") throw new InterlockConfigError("fetch must be a function");
-  const clock = options.clock ?? Date.now;
+  // Read at every call, not kept: the system clock as it is set now.
+  const clock = options.clock ?? (() => Date.now());
 
   const http: HttpOptions = {
     [oauth.customFetch]: createTransport(fetchImpl, timeoutMs, options.retry === undefined ? {} : options.retry),
@@ -237,7 +246,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
       requested("issued");
       return result;
     } catch (error) {
-      const typed = await typedError(error);
+      const typed = await typedError(error, grant === undefined ? "revocation" : "token");
       requested(eventCode(typed));
       throw typed;
     }
@@ -254,7 +263,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
         return await oauth.processDiscoveryResponse(issuer, response);
       } catch (error) {
         known = undefined;
-        const typed = await typedError(error);
+        const typed = await typedError(error, "discovery");
         report({ type: "oauth.discovery.failed", code: eventCode(typed), durationMs: monotonicNow() - started });
         throw typed;
       }
@@ -273,6 +282,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     auth,
     http,
     clock,
+    clockGiven: options.clock !== undefined,
     longestSingleRequestMs: longestSingleRequestMs(timeoutMs, options.retry ?? {}),
     server,
     exchange,
@@ -295,16 +305,17 @@ async function oauthErrorBody(response: Response): Promise<Record<string, unknow
 
 const text = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 
-function fromBody(body: Record<string, unknown>, responseStatus: number): OAuthError {
+function fromBody(body: Record<string, unknown>, responseStatus: number, endpoint: OAuthEndpoint): OAuthError {
   return new OAuthError(body.error as string, {
     description: text(body.error_description),
     uri: text(body.error_uri),
     responseStatus,
+    endpoint,
   });
 }
 
-/** oauth4webapi's errors (and a failing transport's), as this package's typed errors. */
-export async function typedError(error: unknown): Promise<unknown> {
+/** oauth4webapi's errors (and a failing transport's) from a request to `endpoint`, as this package's typed errors. */
+export async function typedError(error: unknown, endpoint: OAuthEndpoint): Promise<unknown> {
   if (error instanceof InterlockError) return error;
   if (error instanceof oauth.ResponseBodyError) {
     if (error.status === 429) {
@@ -318,22 +329,28 @@ export async function typedError(error: unknown): Promise<unknown> {
       description: error.error_description,
       uri: text(error.cause.error_uri),
       responseStatus: error.status,
+      endpoint,
     });
   }
   if (error instanceof oauth.AuthorizationResponseError) {
     return new OAuthError(error.error, {
       description: error.error_description,
       uri: error.cause.get("error_uri") ?? undefined,
+      endpoint,
     });
   }
   if (error instanceof oauth.WWWAuthenticateChallengeError) {
     // A 401 with a challenge (client authentication refused): the body says why, else the challenge.
     const body = await oauthErrorBody(error.response);
-    if (body !== undefined) return fromBody(body, error.status);
+    if (body !== undefined) return fromBody(body, error.status, endpoint);
     const parameters = error.cause.find((challenge) => challenge.parameters.error)?.parameters;
     const code = parameters?.error ?? (error.status === 401 ? "invalid_client" : undefined);
     if (code !== undefined) {
-      return new OAuthError(code, { description: parameters?.error_description, responseStatus: error.status });
+      return new OAuthError(code, {
+        description: parameters?.error_description,
+        responseStatus: error.status,
+        endpoint,
+      });
     }
     return new OAuthResponseError("invalid_response", `unexpected ${error.status} challenge`, {
       responseStatus: error.status,
@@ -352,7 +369,7 @@ export async function typedError(error: unknown): Promise<unknown> {
           cause: error,
         });
       }
-      if (body !== undefined) return fromBody(body, status);
+      if (body !== undefined) return fromBody(body, status, endpoint);
       return new OAuthResponseError("invalid_response", `authorization server answered an unexpected ${status}`, {
         responseStatus: status,
         cause: error,

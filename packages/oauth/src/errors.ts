@@ -42,7 +42,24 @@ const OAUTH_ERRORS: Record<OAuthErrorCode, { status: number; title: string }> = 
   temporarily_unavailable: { status: 503, title: "The authorization server is temporarily unavailable" },
 };
 
-/** The authorization server refused a request with an OAuth error. */
+/**
+ * Where an `OAuthError` came from: the metadata request (`discovery`), the token or revocation
+ * endpoint, or the authorization redirect back to the app (`authorization`).
+ */
+export type OAuthEndpoint = "discovery" | "token" | "revocation" | "authorization";
+
+const WHERE: Record<OAuthEndpoint, string> = {
+  discovery: "to the metadata request (discovery)",
+  token: "at its token endpoint",
+  revocation: "at its revocation endpoint",
+  authorization: "in the authorization redirect",
+};
+
+/**
+ * The authorization server refused a request with an OAuth error. The message names the code and
+ * where it came from, never the server's `error_description` (on `description`): a server may
+ * echo the request there, the code, the verifier, a refresh token or the client's secret.
+ */
 export class OAuthError extends InterlockError {
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "OAuthError";
@@ -50,8 +67,8 @@ export class OAuthError extends InterlockError {
   readonly code: OAuthErrorCode | (string & {});
   readonly status: number;
   readonly title: string;
-  /** The server's `error_description`, when it sent one. */
-  readonly description: string | undefined;
+  /** The server's `error_description` (see `description`). */
+  readonly #description: string | undefined;
   /** The server's `error_uri`, when it sent one. */
   readonly uri: string | undefined;
   /** The HTTP status of the server's response; undefined for an error in the authorization redirect. */
@@ -59,24 +76,39 @@ export class OAuthError extends InterlockError {
 
   constructor(
     code: string,
-    options: { description?: string | undefined; uri?: string | undefined; responseStatus?: number | undefined } = {},
+    options: {
+      description?: string | undefined;
+      uri?: string | undefined;
+      responseStatus?: number | undefined;
+      endpoint?: OAuthEndpoint | undefined;
+    } = {},
   ) {
     const known = OAUTH_ERRORS[code as OAuthErrorCode] as { status: number; title: string } | undefined;
-    const detail = options.description === undefined ? "" : `: ${options.description}`;
-    super(`authorization server answered ${code}${detail}`);
+    const where = options.endpoint === undefined ? "" : ` ${WHERE[options.endpoint]}`;
+    super(`authorization server answered ${code}${where}`);
     this.code = code;
     this.status = known?.status ?? 502;
     this.title = known?.title ?? "The authorization server refused the request";
-    this.description = options.description;
+    this.#description = options.description;
     this.uri = options.uri;
     this.responseStatus = options.responseStatus;
+  }
+
+  /**
+   * The server's `error_description`, when it sent one: its own words, which may echo the request
+   * (the code, the verifier, a refresh token, the client's secret). In no `message`, and no own
+   * property, so an error logged whole (`console.error`, `util.inspect`, JSON, pino) leaves it out:
+   * read it only where such values may go.
+   */
+  get description(): string | undefined {
+    return this.#description;
   }
 
   /**
    * The problem+json body for an app to answer its own client with: the code and its title,
    * without the server's `error_description`. That text is the server's (any words it chose,
    * possibly echoing the request), and in an authorization redirect it is whatever the link's
-   * query string says: kept for your logs, on `message` and `description`, not relayed.
+   * query string says: kept on `description` only, not relayed.
    */
   override toProblem(): ProblemDetails {
     return { ...super.toProblem(), detail: `authorization server answered ${this.code}` };

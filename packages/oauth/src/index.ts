@@ -19,6 +19,7 @@ export {
   type LoginErrorCode,
   LoginRequiredError,
   type LoginRequiredReason,
+  type OAuthEndpoint,
   OAuthError,
   type OAuthErrorCode,
   OAuthResponseError,

@@ -13,7 +13,7 @@
 import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient, typedError } from "./client.js";
-import { clientSpace } from "./client-space.js";
+import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
 import { assertAuthenticatedWithin } from "./id-token.js";
@@ -196,7 +196,9 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   const prefix = prefixOption(options.keyPrefix);
   // Whose logins these are (see client-space.ts): a callback of one client never takes another's pending login.
   const space = clientSpace(client);
-  const pendingKey = async (state: string) => `${prefix}login:${await space}:${state}`;
+  // The state as keys hold it: its SHA-256. Keys are no secret (MONITOR, slow logs, the store's
+  // own errors show them), and the state is what ties a callback to the browser that began it.
+  const pendingKey = async (state: string) => `${prefix}login:${await space}:${await sha256Hex(state)}`;
 
   async function begin(beginOptions: BeginLoginOptions = {}): Promise<LoginStart> {
     assertOptionNames("login.begin()", beginOptions, BEGIN_OPTION_NAMES);
@@ -240,12 +242,12 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
 
   /** Takes the pending login out of the store: exactly one callback gets it. */
   async function claimPending(state: string): Promise<PendingLogin> {
-    const key = await pendingKey(state);
     // The state is the browser's input: one no store could hold was never issued, and is no
     // configuration error of ours (a 500).
-    if (!isEntryKey(key)) {
+    if (!isEntryKey(state)) {
       throw new LoginError("state_unknown", "no pending login for this state: it is not one a login issues");
     }
+    const key = await pendingKey(state);
     const entry = await store.get(key);
     if (entry === undefined || !(await store.delete(key, entry.version))) {
       throw new LoginError("state_unknown", "no pending login for this state: unknown, expired or already completed");
@@ -307,7 +309,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
       validated = oauth.validateAuthResponse(server, internals.client, parameters, state);
     } catch (error) {
       // An error the server redirected back with (access_denied, …) is the server's answer.
-      if (error instanceof oauth.AuthorizationResponseError) throw await typedError(error);
+      if (error instanceof oauth.AuthorizationResponseError) throw await typedError(error, "authorization");
       throw new LoginError("invalid_callback", `the callback is not a valid authorization response`);
     }
     if (!validated.get("code")) throw new LoginError("invalid_callback", "the callback has no code");

@@ -11,7 +11,7 @@
 import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { clientInternals, type OAuthClient } from "./client.js";
-import { clientSpace } from "./client-space.js";
+import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
@@ -159,6 +159,16 @@ function endingRefreshError(error: unknown): EndingRefresh | undefined {
   return undefined;
 }
 
+/** A session's store keys (see `sessionKeys`). */
+interface SessionKeys {
+  /** Its tokens. */
+  tokens: string;
+  /** Its refresh lock. */
+  lock: string;
+}
+
+const noSession = () => new LoginRequiredError("no_session", "no tokens for this session");
+
 interface Current {
   tokens: StoredTokens;
   version: string;
@@ -236,29 +246,37 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   const inSpace = async () => {
     if (space === "") space = await spaceOf;
   };
-  const lockOf = (sessionId: string) => `${prefix}lock:session:${space}:${sessionId}`;
   /**
-   * The store key of a session id looked up; undefined for one no saved session can have (too
-   * long, a NUL): such an id comes from a forged cookie, not from a bug of the app's (which a
-   * missing or empty id is).
+   * Whether `sessionId` can be a saved session's id: not over 256 characters, no NUL or lone
+   * surrogate (one that is comes from a forged cookie, not from a bug of the app's, which a missing
+   * or empty id is). Lone surrogates would also hash like U+FFFD: two ids, one session.
    */
-  const lookupKeyOf = (sessionId: string): string | undefined => {
+  const isSessionId = (sessionId: string): boolean => {
     if (typeof sessionId !== "string" || sessionId.length === 0) {
       throw new InterlockConfigError("a session id must be a non-empty string");
     }
-    if (sessionId.length > MAX_SESSION_ID_LENGTH) return undefined;
-    const key = `${prefix}session:${space}:${sessionId}`;
-    return isEntryKey(key) ? key : undefined;
+    return sessionId.length <= MAX_SESSION_ID_LENGTH && isEntryKey(sessionId);
   };
-  /** The store key of a session id saved under, or renewed: one no store could hold is the app's mistake. */
-  const keyOf = (sessionId: string): string => {
-    const key = lookupKeyOf(sessionId);
-    if (key === undefined) {
+  /**
+   * A session's store keys, its tokens' and its refresh lock's. They hold the id's SHA-256, never
+   * the id: it is the app's session cookie, a credential, and keys are no secret (MONITOR, slow
+   * logs, the store's own errors show them).
+   */
+  const sessionKeys = async (sessionId: string): Promise<SessionKeys> => {
+    const hashed = await sha256Hex(sessionId);
+    return { tokens: `${prefix}session:${space}:${hashed}`, lock: `${prefix}lock:session:${space}:${hashed}` };
+  };
+  /** The keys of a session id looked up; undefined for one no saved session can have. */
+  const lookupKeysOf = async (sessionId: string): Promise<SessionKeys | undefined> =>
+    isSessionId(sessionId) ? sessionKeys(sessionId) : undefined;
+  /** The keys of a session id saved under: one no session can have is the app's mistake. */
+  const keysOf = (sessionId: string): Promise<SessionKeys> => {
+    if (!isSessionId(sessionId)) {
       throw new InterlockConfigError(
         `a session id must be 1..${MAX_SESSION_ID_LENGTH} characters, without NUL or lone surrogates`,
       );
     }
-    return key;
+    return sessionKeys(sessionId);
   };
 
   async function readStored(key: string): Promise<Current | undefined> {
@@ -314,7 +332,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
         // The session was revoked (logged out), or another process refreshed it (our lease ran
         // out): the compare-and-set kept the store from being overwritten.
         forget(key, held);
-        if (stored === undefined) throw new LoginRequiredError("no_session", "no tokens for this session");
+        if (stored === undefined) throw noSession();
         return stored;
       }
       if (attempt === WRITE_BACK_ATTEMPTS) return { tokens: held.tokens, version: stored.version };
@@ -358,8 +376,15 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
   async function readOrLogin(key: string | undefined): Promise<Current> {
     const current = await read(key);
-    if (current === undefined) throw new LoginRequiredError("no_session", "no tokens for this session");
+    if (current === undefined) throw noSession();
     return current;
+  }
+
+  /** A saved session's keys and tokens; `LoginRequiredError` when there is none under `sessionId`. */
+  async function existing(sessionId: string): Promise<{ keys: SessionKeys; current: Current }> {
+    const keys = await lookupKeysOf(sessionId);
+    if (keys === undefined) throw noSession();
+    return { keys, current: await readOrLogin(keys.tokens) };
   }
 
   /** The token request, under the session's lock: `seen` is the entry as it is now. */
@@ -416,12 +441,12 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
 
   /** Renews the session's tokens unless another caller has since `seen`, in one caller at a time. */
-  function renew(sessionId: string, seen: Current, rejected: string | undefined): Promise<StoredTokens> {
-    const key = keyOf(sessionId);
+  function renew(keys: SessionKeys, seen: Current, rejected: string | undefined): Promise<StoredTokens> {
+    const key = keys.tokens;
     // Callers share a renewal only when it refuses what each of them refuses: one that reports a
     // token refused would otherwise be handed that token by a renewal started without it. (A
-    // session id holds no NUL.)
-    const flight = rejected === undefined ? sessionId : `${sessionId}\0${rejected}`;
+    // store key holds no NUL.)
+    const flight = rejected === undefined ? key : `${key}\0${rejected}`;
     return flights.run(flight, async () => {
       // The server's metadata before the lock, not under it: a discovery that takes long (a slow
       // server, its retries) would use up the lease, and another process would take the lock and
@@ -430,7 +455,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       let latest = seen;
       return exclusive({
         store,
-        lockKey: lockOf(sessionId),
+        lockKey: keys.lock,
         lockTtlMs,
         ready: async () => {
           latest = await readOrLogin(key);
@@ -448,14 +473,14 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
   async function getTokens(sessionId: string, rejected: string | undefined): Promise<StoredTokens> {
     await inSpace();
-    const current = await readOrLogin(lookupKeyOf(sessionId));
+    const { keys, current } = await existing(sessionId);
     const { tokens } = current;
     if (!isDue(tokens, internals.clock()) && tokens.accessToken !== rejected) return tokens;
     try {
-      return await renew(sessionId, current, rejected);
+      return await renew(keys, current, rejected);
     } catch (error) {
       // The server is down but the token has not expired: use it, the next call tries again.
-      return staleOrThrow(error, tokens, rejected, internals, "refresh_token");
+      return staleOrThrow(error, tokens, rejected, internals.clock(), internals, "refresh_token");
     }
   }
 
@@ -487,14 +512,14 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     async save(sessionId, tokens) {
       await inSpace();
       if (typeof tokens?.accessToken !== "string") throw new InterlockConfigError("save needs a token set");
-      const key = keyOf(sessionId);
+      const key = (await keysOf(sessionId)).tokens;
       const stored = scheduleRefresh(tokens, internals.clock(), freshness);
       await store.set(key, await codec.write(key, stored), { ttlMs: sessionTtlMs });
     },
 
     async get(sessionId) {
       await inSpace();
-      const current = await read(lookupKeyOf(sessionId));
+      const current = await read((await lookupKeysOf(sessionId))?.tokens);
       return current === undefined ? undefined : publicTokens(current.tokens);
     },
 
@@ -504,13 +529,13 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
     async refresh(sessionId) {
       await inSpace();
-      const current = await readOrLogin(lookupKeyOf(sessionId));
-      return publicTokens(await renew(sessionId, current, undefined));
+      const { keys, current } = await existing(sessionId);
+      return publicTokens(await renew(keys, current, undefined));
     },
 
     async revoke(sessionId) {
       await inSpace();
-      const key = lookupKeyOf(sessionId);
+      const key = (await lookupKeysOf(sessionId))?.tokens;
       const current = await read(key);
       if (key === undefined || current === undefined) return { revoked: false };
       // Gone from the store first: nothing in this app uses these tokens any more, whatever the server says.
@@ -538,7 +563,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     },
 
     tokens(sessionId) {
-      lookupKeyOf(sessionId);
+      isSessionId(sessionId);
       return {
         getAccessToken: async (getOptions) =>
           (await getTokens(sessionId, rejectedOption("getAccessToken()", getOptions))).accessToken,

@@ -59,18 +59,19 @@ export function isTransient(error: unknown): boolean {
 
 /**
  * After a renewal failed: the tokens to ride it out with, when the server or the store is down
- * and `tokens` are neither expired nor the ones a resource server refused (the next call tries
- * again; the event says so). Any other failure is thrown.
+ * and `tokens` are neither expired at `now` nor the ones a resource server refused (the next call
+ * tries again; the event says so). Any other failure is thrown.
  */
 export function staleOrThrow(
   error: unknown,
   tokens: StoredTokens | undefined,
   rejected: string | undefined,
-  internals: Pick<ClientInternals, "clock" | "emit">,
+  now: number,
+  internals: Pick<ClientInternals, "emit">,
   grant: "client_credentials" | "refresh_token",
 ): StoredTokens {
   if (tokens === undefined || tokens.accessToken === rejected || !isTransient(error)) throw error;
-  if (isExpired(tokens, internals.clock())) throw error;
+  if (isExpired(tokens, now)) throw error;
   internals.emit({ type: "oauth.token.stale_used", grant, code: eventCode(error) });
   return tokens;
 }

@@ -3,7 +3,7 @@
  * refresh, and how it is written (JSON, sealed when a keyring is configured).
  */
 
-import { InterlockConfigError } from "@interlock/core";
+import { InterlockConfigError, monotonicNow } from "@interlock/core";
 import type { TokenEndpointResponse } from "oauth4webapi";
 import { createKeyring, type EncryptionKey, type Keyring } from "./encryption.js";
 import { TokenDecryptionError } from "./errors.js";
@@ -116,6 +116,34 @@ export const isDue = (tokens: StoredTokens, now: number): boolean => now >= toke
 
 export const isExpired = (tokens: TokenSet, now: number): boolean =>
   tokens.expiresAt !== undefined && now >= tokens.expiresAt;
+
+/**
+ * Tokens held in this process's memory, with the wall time and the monotonic time at which it
+ * got them. Their times are wall times (a store's other readers judge them so), but how long
+ * this process keeps using them runs on monotonic time since (`heldNow`): a system clock set
+ * back (an NTP step, a VM resumed from a snapshot) cannot keep an expired token in use for as
+ * long as the step, nor a clock set forward end a good one early.
+ */
+export interface HeldTokens {
+  readonly tokens: StoredTokens;
+  readonly wallAt: number;
+  readonly monotonicAt: number;
+}
+
+/** `tokens`, held from now: `wallNow` is the wall time they were judged at when they came. */
+export const holdTokens = (tokens: StoredTokens, wallNow: number): HeldTokens => ({
+  tokens,
+  wallAt: wallNow,
+  monotonicAt: monotonicNow(),
+});
+
+/**
+ * The wall time now for `held`, judged as when it came plus the monotonic time since; `clock`,
+ * the app's own, instead when it gave one (tests move it).
+ */
+export function heldNow(held: HeldTokens, clock: (() => number) | undefined): number {
+  return clock === undefined ? held.wallAt + (monotonicNow() - held.monotonicAt) : clock();
+}
 
 /** The token set without bookkeeping, as handed to users. */
 export function publicTokens(tokens: TokenSet & { refreshAt?: number }): TokenSet {

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { inspect } from "node:util";
 import { InterlockConfigError } from "@interlock/core";
 import { Events } from "oauth2-mock-server";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import {
   createClientCredentials,
   createOAuthClient,
@@ -255,8 +255,10 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
         uri: "https://docs.example/e",
       });
       expect((error as OAuthError).toProblem()).toMatchObject({ code, type: `urn:interlock:problem:${code}` });
-      // The server's own words stay on the error, for logs; the problem for the app's client leaves them out.
-      expect((error as OAuthError).message).toContain(`injected ${code}`);
+      // The server's own words stay on `description` only: the message names the code and where it
+      // came from (a server may echo the request there, the client's secret included), and the
+      // problem for the app's client leaves them out.
+      expect((error as OAuthError).message).toBe(`authorization server answered ${code} at its token endpoint`);
       expect(JSON.stringify((error as OAuthError).toProblem())).not.toContain("injected");
     }
   });
@@ -275,6 +277,25 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
       expect(error, String(status)).toBeInstanceOf(OAuthResponseError);
       expect(error).toMatchObject({ code: "server_unavailable", status: 503, responseStatus: status });
     }
+  });
+
+  it("a server that echoes the request in its error_description: the description holds it, the message does not", async () => {
+    let credentials = "";
+    mock().service.once(Events.BeforeResponse, (response, request) => {
+      credentials = request.headers.authorization ?? "";
+      response.statusCode = 400;
+      response.body = { error: "invalid_grant", error_description: `bad request: ${credentials}` };
+    });
+    const error = (await createClientCredentials(client())
+      .getAccessToken()
+      .catch((e: unknown) => e)) as OAuthError;
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(credentials).toMatch(/^Basic /); // the client's secret, encoded
+    expect(error.description).toBe(`bad request: ${credentials}`);
+    expect(error.message).toBe("authorization server answered invalid_grant at its token endpoint");
+    // Logged whole, it leaves the description out too.
+    expect(inspect(error, { depth: 10 })).not.toContain(credentials.slice("Basic ".length));
+    expect(JSON.stringify(error)).not.toContain(credentials.slice("Basic ".length));
   });
 
   it("a 200 that is not a token response is invalid_response (502)", async () => {
@@ -372,5 +393,43 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     expect(() => createClientCredentials(client(), { refreshMarginMs: -1 })).toThrow(InterlockConfigError);
     expect(() => createClientCredentials(client(), { lockTtlMs: 0 })).toThrow(InterlockConfigError);
     expect(() => createClientCredentials({} as never)).toThrow(InterlockConfigError);
+  });
+});
+
+describe("client credentials when the system clock is set (no clock option)", () => {
+  /** A token endpoint on 127.0.0.1 issuing `at-1`, `at-2`, … that each live `lifetimeS` seconds. */
+  async function tokenEndpoint(lifetimeS: number) {
+    let issued = 0;
+    const endpoint = createServer((_request, response) => {
+      issued++;
+      response.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      response.end(JSON.stringify({ access_token: `at-${issued}`, token_type: "Bearer", expires_in: lifetimeS }));
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, "127.0.0.1", resolve));
+    onTestFinished(() => {
+      endpoint.closeAllConnections();
+      endpoint.close();
+    });
+    const issuer = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}`;
+    const client = createOAuthClient({ issuer, ...SERVICE, metadata: { issuer, token_endpoint: `${issuer}/token` } });
+    return { client, issued: () => issued };
+  }
+
+  it("a cached token is renewed on time though the clock was set back, and kept though it was set forward", async () => {
+    const { client, issued } = await tokenEndpoint(2); // due after 1 s (half its life)
+    const tokens = createClientCredentials(client);
+    expect(await tokens.getAccessToken()).toBe("at-1");
+
+    const now = Date.now.bind(Date);
+    const step = vi.spyOn(Date, "now").mockImplementation(() => now() + 10 * 60_000); // NTP steps it forward
+    onTestFinished(() => step.mockRestore());
+    expect(await tokens.getAccessToken()).toBe("at-1"); // not ended early
+    expect(issued()).toBe(1);
+
+    step.mockImplementation(() => now() - 10 * 60_000); // and back
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // Due on monotonic time: renewed, and the default store's copy of at-1 is not handed back.
+    expect(await tokens.getAccessToken()).toBe("at-2");
+    expect(issued()).toBe(2);
   });
 });

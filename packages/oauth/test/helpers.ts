@@ -10,7 +10,7 @@ import {
 } from "@interlock/test-harness/oauth";
 import { OAuth2Server } from "oauth2-mock-server";
 import { afterAll, beforeAll, expect } from "vitest";
-import { clientSpace } from "../src/client-space.js";
+import { clientSpace, sha256Hex } from "../src/client-space.js";
 import {
   createKeyring,
   createLogin,
@@ -61,14 +61,15 @@ export function useAuthorizationServer(ttl: { accessToken?: number; clientCreden
 
 /**
  * The store key under which the web app's client keeps a session (`session`) or a pending login
- * (`login`) of `id` on `server`, with the default key prefix: keys name the client (client-space.ts).
+ * (`login`) of `id` (the session id, or the login's state) on `server`, with the default key
+ * prefix: keys name the client (client-space.ts) and hold the id's SHA-256, never the id.
  */
 export async function webAppKey(
   server: TestAuthorizationServer,
   kind: "session" | "login",
   id: string,
 ): Promise<string> {
-  return `oauth:${kind}:${await clientSpace(webClient(server))}:${id}`;
+  return `oauth:${kind}:${await clientSpace(webClient(server))}:${await sha256Hex(id)}`;
 }
 
 export function webClient(server: TestAuthorizationServer, options: Partial<OAuthClientOptions> = {}) {

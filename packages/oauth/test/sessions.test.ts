@@ -3,6 +3,7 @@
  * refresh token on every refresh and revokes the whole grant when a used one comes back.
  */
 
+import { createHash } from "node:crypto";
 import { InterlockConfigError } from "@interlock/core";
 import { startAuthorizationServer } from "@interlock/test-harness/oauth";
 import { Cluster, Redis } from "ioredis";
@@ -10,6 +11,7 @@ import * as oauth from "oauth4webapi";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
+  createLogin,
   createSessionTokens,
   type FetchLike,
   LoginRequiredError,
@@ -23,9 +25,11 @@ import {
 import { migrate, PostgresTokenStore } from "../src/postgres.js";
 import { RedisTokenStore } from "../src/redis.js";
 import {
+  authorize,
   introspect,
   keyring,
   loggedInTokens,
+  REDIRECT_URI,
   revokeAtServer,
   useAuthorizationServer,
   WEB_APP,
@@ -504,6 +508,47 @@ describe("session tokens", () => {
     expect(error).toBeInstanceOf(OAuthResponseError);
     expect(error).toMatchObject({ code: "server_unavailable" });
     expect(await manager.get(id)).toEqual(tokens); // nothing lost: it refreshes once the server is back
+  });
+});
+
+/** `inner`, noting every key it is asked to write (set, and so every lock) or read. */
+function keyNoting(inner: TokenStore): TokenStore & { keys: Set<string> } {
+  const keys = new Set<string>();
+  const noted = (key: string) => {
+    keys.add(key);
+    return key;
+  };
+  return {
+    name: inner.name,
+    keys,
+    get: (key) => inner.get(noted(key)),
+    set: (key, value, options) => inner.set(noted(key), value, options),
+    delete: (key, expect) => inner.delete(noted(key), expect),
+  };
+}
+
+describe.each(Object.keys(sharedStores))("store keys hold no session id or login state: %s store", (name) => {
+  it("a session's keys and its pending login's hold their ids' SHA-256, never the ids (a cookie's value)", async () => {
+    const store = keyNoting(sharedStores[name]!());
+    const login = createLogin(webClient(server()), { redirectUri: REDIRECT_URI, store, encryptionKeys: keyring });
+    const start = await login.begin();
+    const { tokens } = await login.complete(await authorize(start), { state: start.state });
+    const id = `cookie-${newSessionId()}`;
+    const manager = sessions({ store });
+    await manager.save(id, tokens);
+    await manager.refresh(id); // under the session's lock
+    expect(await manager.get(id)).toBeDefined();
+    expect(await manager.revoke(id)).toEqual({ revoked: true });
+
+    const keys = [...store.keys];
+    expect(keys).toContain(await webAppKey(server(), "session", id));
+    expect(keys).toContain(await webAppKey(server(), "login", start.state));
+    const hashed = createHash("sha256").update(id).digest("hex");
+    expect(keys.some((key) => key.includes("lock:session:") && key.endsWith(`:${hashed}`))).toBe(true);
+    for (const key of keys) {
+      expect(key).not.toContain(id);
+      expect(key).not.toContain(start.state);
+    }
   });
 });
 

@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
+import { inspect } from "node:util";
 import { StoreUnavailableError } from "@interlock/core";
 import { configErrorOf, freePort } from "@interlock/test-harness";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
@@ -104,6 +105,26 @@ describe("redis token store set up wrong", () => {
       expect((error.cause as { code?: string }).code).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
     } finally {
       tlsServer.close();
+    }
+  });
+
+  it("errors keep none of the command's arguments (a session key, a sealed value) on their cause", async () => {
+    const prefix = `test:oauth:args:${uniqueName("p")}:`;
+    const key = "session:space:cookie-value";
+    await admin.set(`${prefix}${key}`, "not a hash"); // WRONGTYPE: an outage, from the server
+    const outage = await new RedisTokenStore(admin, { prefix })
+      .set(key, "sealed-value", { ttlMs: LONG })
+      .catch((e: unknown) => e);
+    expect(outage).toBeInstanceOf(StoreUnavailableError);
+    const connect = await aclUser([`~${prefix}*`, "+eval", "+evalsha"]);
+    const mistake = await configErrorOf(
+      new RedisTokenStore(connect(), { prefix }).set(key, "sealed-value", { ttlMs: LONG }),
+      /ACL/,
+    );
+    for (const error of [outage as Error, mistake]) {
+      expect(error.cause).toBeInstanceOf(Error);
+      expect(error.cause).not.toHaveProperty("command");
+      expect(inspect(error, { depth: 10 })).not.toMatch(/cookie-value|sealed-value/);
     }
   });
 

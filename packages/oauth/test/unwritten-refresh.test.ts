@@ -12,7 +12,7 @@ import { startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from "vitest";
-import { clientSpace } from "../src/client-space.js";
+import { clientSpace, sha256Hex } from "../src/client-space.js";
 import {
   createOAuthClient,
   createSessionTokens,
@@ -31,8 +31,9 @@ const server = useAuthorizationServer();
 const refreshes = () => server().tokenRequests("refresh_token");
 let sessionCounter = 0;
 const newSessionId = () => `unwritten-${process.pid}-${++sessionCounter}-${Date.now().toString(36)}`;
-/** The session's store key (keys name the client: client-space.ts). */
-const sessionKey = async (id: string) => `oauth:session:${await clientSpace(webClient(server()))}:${id}`;
+/** The session's store key (keys name the client and hash the session id: client-space.ts, sessions.ts). */
+const sessionKey = async (id: string) =>
+  `oauth:session:${await clientSpace(webClient(server()))}:${await sha256Hex(id)}`;
 const userinfo = (accessToken: string) =>
   fetch(`${server().issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
 
