@@ -3,20 +3,9 @@
  * ignored, it would leave the default in force (`maxAttempt: 1` would still retry three times,
  * `breaker: { failure: 1 }` open only after five failures).
  */
-import { InterlockConfigError } from "@interlock/core";
+import { configRefusal as refusal } from "@interlock/test-harness/option-names";
 import { describe, expect, it } from "vitest";
 import { CLIENT_OPTION_NAMES, type ClientOptions, createClient } from "../src/index.js";
-
-/** What `make` throws: an `InterlockConfigError`, whose message is returned. */
-function refusal(make: () => unknown): string {
-  try {
-    make();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InterlockConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("the options were accepted");
-}
 
 // Options of a shape TypeScript would refuse in a literal, as a config object built elsewhere passes them.
 const loose = (options: Record<string, unknown>) => options as ClientOptions;

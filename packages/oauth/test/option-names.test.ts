@@ -4,7 +4,11 @@
  * lock never gets, a `rejected` token handed back again, a `transacton`… of a store's own).
  * No authorization server: the metadata is given and `fetch` answers token requests itself.
  */
-import { InterlockConfigError } from "@interlock/core";
+import {
+  asyncConfigRefusal as asyncRefusal,
+  looseOptions as loose,
+  configRefusal as refusal,
+} from "@interlock/test-harness/option-names";
 import { describe, expect, it } from "vitest";
 import {
   authorizedFetch,
@@ -19,33 +23,6 @@ import {
 } from "../src/index.js";
 import { migrate, migrationSql, type PgQueryable, postgresTokenStore } from "../src/postgres.js";
 import { redisTokenStore } from "../src/redis.js";
-
-/** What `make` throws: an `InterlockConfigError`, whose message is returned. */
-function refusal(make: () => unknown): string {
-  try {
-    make();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InterlockConfigError);
-    return (error as Error).message;
-  }
-  throw new Error("the options were accepted");
-}
-
-/** What `promise` rejects with: an `InterlockConfigError`, whose message is returned. */
-async function asyncRefusal(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => {
-      throw new Error("the options were accepted");
-    },
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(InterlockConfigError);
-  return (error as Error).message;
-}
-
-// Options of a shape TypeScript would refuse in a literal, as a config object built elsewhere passes them.
-// biome-ignore lint/suspicious/noExplicitAny: any option type, as JavaScript would pass it.
-const loose = (options: Record<string, unknown>) => options as any;
 
 const issuer = "https://id.example";
 const metadata = {

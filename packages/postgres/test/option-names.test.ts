@@ -5,6 +5,7 @@
  * the refusals come before any query, and the rest runs on a pool that answers no rows.
  */
 import { InterlockConfigError } from "@interlock/core";
+import { looseOptions as loose, asyncConfigRefusal as refusal } from "@interlock/test-harness/option-names";
 import { describe, expect, it } from "vitest";
 import {
   type MigrateOptions,
@@ -14,22 +15,6 @@ import {
   type PostgresStoreOptions,
   postgresStore,
 } from "../src/index.js";
-
-/** What `promise` rejects with: an `InterlockConfigError`, whose message is returned. */
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => {
-      throw new Error("the options were accepted");
-    },
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(InterlockConfigError);
-  return (error as Error).message;
-}
-
-// Options of a shape TypeScript would refuse in a literal, as a config object built elsewhere passes them.
-// biome-ignore lint/suspicious/noExplicitAny: any option type, as JavaScript would pass it.
-const loose = (options: Record<string, unknown>) => options as any;
 
 /** A pool that answers every statement with no rows, and records what it was sent. */
 function emptyPool(): PgQueryable & { sent: string[] } {
