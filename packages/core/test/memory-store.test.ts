@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { InterlockConfigError, MAX_KEY_LENGTH, MemoryStore, StoreUnavailableError } from "../src/index.js";
 import { hashKey, KeyIndex } from "../src/store/key-index.js";
+import { Slots } from "../src/store/slots.js";
 import { describeStoreConformance } from "../src/testing/index.js";
 
 describeStoreConformance("memory", {
@@ -330,10 +331,78 @@ describe('memory store whenFull: "evict-oldest": records younger than evictAfter
     expect((await claim(store, "b")).state).toBe("completed");
   });
 
+  it("a store refusing claims while full of young records takes them again once one of them expires", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxEntries: 3, now: () => now });
+    const record = async (key: string, ttlMs: number) => {
+      const won = await claim(store, key);
+      if (won.state !== "claimed") throw new Error(`expected to claim ${key}`);
+      await store.complete(key, won.token, response(), { ttlMs });
+    };
+    await record("short-1", 10 * 60 * 1000);
+    await record("short-2", 10 * 60 * 1000);
+    await record("long", 24 * 60 * 60 * 1000);
+    // The refused claim's walk carries every entry round, leaving "long" at the head of the
+    // ring: the sweep of the next claim stops at it, so only the walk finds the expired ones.
+    await expect(claim(store, "refused")).rejects.toThrow(StoreUnavailableError);
+    now += 12 * 60 * 1000; // the short records expired; none is an hour old
+    expect((await claim(store, "next")).state).toBe("claimed");
+    expect((await claim(store, "long")).state).toBe("completed");
+  });
+
+  it("while full of young records, a completion does not make the next refused claim walk every entry", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxEntries: 1_000, now: () => now });
+    const inFlight: Array<{ key: string; token: string }> = [];
+    for (let i = 0; i < 1_000; i++) {
+      const won = await claim(store, `k${i}`);
+      if (won.state !== "claimed") throw new Error("expected a win");
+      if (i < 50) inFlight.push({ key: `k${i}`, token: won.token });
+      else await store.complete(`k${i}`, won.token, response(), { ttlMs: 24 * 60 * 60 * 1000 });
+    }
+    await expect(claim(store, "refused")).rejects.toThrow(StoreUnavailableError); // one walk, then known
+    const carry = vi.spyOn(Slots.prototype, "carry");
+    try {
+      for (const { key, token } of inFlight) {
+        now += 1_000;
+        await store.complete(key, token, response(), { ttlMs: 24 * 60 * 60 * 1000 });
+        await expect(claim(store, `new-${key}`)).rejects.toThrow(StoreUnavailableError);
+      }
+      // Each walk would carry about 2,000 entries; a handful in all is the sweep's.
+      expect(carry.mock.calls.length).toBeLessThan(200);
+    } finally {
+      carry.mockRestore();
+    }
+  });
+
+  it("while over maxBytes with only young records, a completion does not walk every entry", async () => {
+    const now = 1_000_000;
+    const store = new MemoryStore({ maxBytes: 100_000, maxRecordBytes: 1_000, now: () => now });
+    const inFlight: Array<{ key: string; token: string }> = [];
+    for (let i = 0; i < 150; i++) {
+      const won = await claim(store, `k${i}`);
+      if (won.state !== "claimed") throw new Error("expected a win");
+      inFlight.push({ key: `k${i}`, token: won.token });
+    }
+    const carry = vi.spyOn(Slots.prototype, "carry");
+    try {
+      // 150 records of about 900 bytes: past maxBytes from the 111th on, none old enough to go.
+      for (const { key, token } of inFlight) {
+        await store.complete(key, token, response(900), { ttlMs: 24 * 60 * 60 * 1000 });
+      }
+      expect(carry.mock.calls.length).toBeLessThan(500); // a walk per completion would be about 40 × 300
+    } finally {
+      carry.mockRestore();
+    }
+    await expect(claim(store, "next")).rejects.toThrow(/maxBytes/);
+  });
+
   it("evictAfterMs must be a whole number of ms, 0 or more", () => {
     expect(() => new MemoryStore({ evictAfterMs: -1 })).toThrow(InterlockConfigError);
     expect(() => new MemoryStore({ evictAfterMs: 1.5 })).toThrow(InterlockConfigError);
     expect(() => new MemoryStore({ evictAfterMs: 0 })).not.toThrow();
+    // A store that refuses when full evicts nothing: the option would be silently ignored.
+    expect(() => new MemoryStore({ whenFull: "refuse", evictAfterMs: 5 })).toThrow(/evictAfterMs applies to whenFull/);
   });
 });
 

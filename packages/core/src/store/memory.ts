@@ -200,6 +200,10 @@ export class MemoryStore implements InterlockStore {
     this.#refuseWhenFull =
       choiceOption("whenFull", options.whenFull, ["evict-oldest", "refuse"], "evict-oldest") === "refuse";
     this.#evictAfterMs = nonNegativeMs("evictAfterMs", options.evictAfterMs, DEFAULT_EVICT_AFTER_MS);
+    if (this.#refuseWhenFull && options.evictAfterMs !== undefined)
+      throw new InterlockConfigError(
+        'evictAfterMs applies to whenFull "evict-oldest": a store that refuses when full evicts nothing',
+      );
     this.#now = options.now ?? monotonicClock();
     // Date.now as it is when the store is made: one made while a test fakes Date keeps the fake.
     this.#wallNow = options.now ?? Date.now;
@@ -260,13 +264,19 @@ export class MemoryStore implements InterlockStore {
     slots.wallExpiresAt[slot] = this.#wallNow() + options.ttlMs;
     slots.bytes[slot] = bytes;
     this.#bytes += bytes;
-    this.#fullUntil = Number.NEGATIVE_INFINITY; // a lock became a record, which may be evicted
     // A claim was admitted with room for its record when the store refuses when full; a few
     // admitted at once may pass `maxBytes` by a record each, and no record goes early for them.
-    if (this.#refuseWhenFull) return true;
+    if (this.#refuseWhenFull) {
+      this.#fullUntil = Math.min(this.#fullUntil, now + options.ttlMs);
+      return true;
+    }
     // The record just written is kept: a slow request's slot is among the oldest (the ring is in
-    // claim order), and evicting it now would answer `true` for a record already gone.
-    while (this.#bytes > this.#maxBytes && this.#evictOldest(now, slot)) {}
+    // claim order), and evicting it now would answer `true` for a record already gone. While
+    // nothing may go (`#fullUntil`), no walk: under a flood every completion would walk them all.
+    while (this.#bytes > this.#maxBytes && now >= this.#fullUntil && this.#evictOldest(now, slot)) {}
+    // The lock became a record, which may go sooner than what was known: not a reset to "walk
+    // again", which made the next refused claim walk the whole store after every completion.
+    this.#fullUntil = Math.min(this.#fullUntil, now + Math.min(this.#evictAfterMs, options.ttlMs));
     return true;
   }
 
@@ -410,7 +420,7 @@ export class MemoryStore implements InterlockStore {
       if (slots.dropped(oldest)) {
         slots.pass();
       } else if (oldest === keep || this.#safeFromEviction(oldest, now)) {
-        if (oldest !== keep) firstEnd = Math.min(firstEnd, this.#evictableAt(oldest));
+        if (oldest !== keep) firstEnd = Math.min(firstEnd, this.#mayGoAt(oldest, now));
         slots.carry();
       } else {
         this.#drop(oldest);
@@ -418,13 +428,24 @@ export class MemoryStore implements InterlockStore {
         return true;
       }
     }
-    if (keep < 0) this.#fullUntil = firstEnd;
+    // Without `keep`, which the caller accounts for itself (see `complete`).
+    this.#fullUntil = firstEnd;
     return false;
   }
 
   /** A live lock, or a live record completed less than `evictAfterMs` ago. */
   #safeFromEviction(slot: number, now: number): boolean {
     return this.#evictableAt(slot) > now && this.#live(slot, now);
+  }
+
+  /**
+   * When the entry in `slot` kept from eviction may go: when it may be evicted, or before that
+   * when it expires (a record kept for less than `evictAfterMs`). A record past its end on
+   * monotonic time but not yet on the system clock is looked at again soon, as `#dropExpired` does.
+   */
+  #mayGoAt(slot: number, now: number): number {
+    const end = this.#slots.expiresAt[slot] as number;
+    return Math.min(this.#evictableAt(slot), end > now ? end : now + WALL_CLOCK_RECHECK_MS);
   }
 
   /** When the entry in `slot` may be evicted: a lock when its lease ends, a record `evictAfterMs` after completion. */
