@@ -38,6 +38,8 @@ export function assertOptionNames(
   ...lists: ReadonlyArray<readonly string[]>
 ): void {
   if (options === undefined || options === null) return;
+  if (typeof options !== "object")
+    throw new InterlockConfigError(`${what} takes an options object, not a ${typeof options}`);
   for (const name of Object.keys(options)) {
     if (lists.some((list) => list.includes(name))) continue;
     const near = closest(name, lists.flat());

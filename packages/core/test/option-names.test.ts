@@ -43,6 +43,10 @@ describe("assertOptionNames", () => {
     expect(() => assertOptionNames("f()", { b: 1 }, ["a"], ["b"])).not.toThrow();
   });
 
+  it("refuses what is not an options object", () => {
+    expect(refusal(() => memoryStore("refuse" as never))).toBe("memoryStore() takes an options object, not a string");
+  });
+
   it("refuses an unknown name, even one set to undefined", () => {
     expect(refusal(() => assertOptionNames("f()", { c: undefined }, ["a"]))).toBe('f() has no option "c"');
   });
@@ -109,7 +113,7 @@ describe("every factory in core refuses a misspelt option", () => {
       body: "{}",
       ts: 1,
     });
-    expect(refusal(() => signWebhookSync(options))).toBe('signWebhook() has no option "ts"');
+    expect(refusal(() => signWebhookSync(options))).toBe('signWebhookSync() has no option "ts"');
     await expect(signWebhook(options)).rejects.toThrow(InterlockConfigError);
   });
 

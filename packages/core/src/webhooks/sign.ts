@@ -51,8 +51,8 @@ const SIGN_OPTION_NAMES = optionNames<SignWebhookOptions>({
   timestamp: true,
 });
 
-function plan(options: SignWebhookOptions): Plan {
-  assertOptionNames("signWebhook()", options, SIGN_OPTION_NAMES);
+function plan(options: SignWebhookOptions, what: string): Plan {
+  assertOptionNames(what, options, SIGN_OPTION_NAMES);
   const scheme = schemeOption(options.scheme);
   const secrets = secretList(options.secret);
   if (secrets.length > 1 && !scheme.multipleSignatures) {
@@ -78,7 +78,7 @@ function signed(p: Plan, signatures: MadeSignature[]): SignedWebhook {
 
 /** Signs a delivery: the headers to send with `body`. */
 export async function signWebhook(options: SignWebhookOptions): Promise<SignedWebhook> {
-  const p = plan(options);
+  const p = plan(options, "signWebhook()");
   const signatures = await Promise.all(
     p.keys.map(
       async ({ kind, key }): Promise<MadeSignature> => ({
@@ -92,7 +92,7 @@ export async function signWebhook(options: SignWebhookOptions): Promise<SignedWe
 
 /** Signs synchronously (HMAC schemes on Node); throws `InterlockConfigError` elsewhere. */
 export function signWebhookSync(options: SignWebhookOptions): SignedWebhook {
-  const p = plan(options);
+  const p = plan(options, "signWebhookSync()");
   const { hmacSync } = crypto;
   if (!hmacSync) throw new InterlockConfigError(`signWebhookSync needs synchronous crypto; use signWebhook()`);
   const signatures = p.keys.map(({ kind, key }): MadeSignature => {

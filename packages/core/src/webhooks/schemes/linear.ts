@@ -6,7 +6,7 @@
  */
 
 import { utf8 } from "../../encoding.js";
-import { assertOptionNames } from "../../option-names.js";
+import { assertOptionNames, optionNames } from "../../option-names.js";
 import { refuse, type WebhookScheme } from "../scheme.js";
 import { hmacScheme } from "./hmac.js";
 
@@ -36,9 +36,11 @@ function webhookTimestampOf(body: Uint8Array): number | undefined {
   }
 }
 
+const LINEAR_SCHEME_OPTION_NAMES = optionNames<LinearSchemeOptions>({ requireTimestamp: true });
+
 /** The Linear scheme with options; `linear` is `linearScheme()`. */
 export function linearScheme(options: LinearSchemeOptions = {}): WebhookScheme {
-  assertOptionNames("linearScheme()", options, ["requireTimestamp"] satisfies (keyof LinearSchemeOptions)[]);
+  assertOptionNames("linearScheme()", options, LINEAR_SCHEME_OPTION_NAMES);
   const requireTimestamp = options.requireTimestamp ?? true;
   return {
     ...base,
