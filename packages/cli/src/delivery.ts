@@ -6,6 +6,8 @@
 
 import { randomBytes } from "node:crypto";
 import {
+  assertOptionNames,
+  optionNames,
   type RawBody,
   signWebhook,
   type WebhookScheme,
@@ -49,8 +51,18 @@ export interface SignedDelivery {
   body: Uint8Array;
 }
 
+const SIGN_DELIVERY_OPTION_NAMES = optionNames<SignDeliveryOptions>({
+  scheme: true,
+  secret: true,
+  body: true,
+  id: true,
+  timestamp: true,
+  stale: true,
+});
+
 /** Signs one delivery. */
 export async function signDelivery(options: SignDeliveryOptions): Promise<SignedDelivery> {
+  assertOptionNames("signDelivery()", options, SIGN_DELIVERY_OPTION_NAMES);
   checkDeliveryOptions(options);
   const { scheme, secret, body, id } = options;
   const timestamp = options.timestamp ?? nowSeconds() - (options.stale ? STALE_AGE_SECONDS : 0);

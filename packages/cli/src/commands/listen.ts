@@ -11,6 +11,7 @@ import { once, setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
   answerZoomUrlValidation,
+  assertOptionNames,
   BodyCollector,
   createWebhookReceiver,
   DEFAULT_WEBHOOK_LOCK_TTL_MS,
@@ -19,6 +20,7 @@ import {
   type InterlockStore,
   jsonResponse,
   memoryStore,
+  optionNames,
   problemResponse,
   slack,
   type VerifiedWebhook,
@@ -165,8 +167,22 @@ const retentionFor = (toleranceSeconds: number): number =>
  */
 const lockTtlFor = (timeoutMs: number): number => Math.max(DEFAULT_WEBHOOK_LOCK_TTL_MS, timeoutMs + 1000);
 
+const LISTEN_OPTION_NAMES = optionNames<ListenOptions>({
+  scheme: true,
+  secret: true,
+  port: true,
+  host: true,
+  forward: true,
+  tolerance: true,
+  timeoutMs: true,
+  store: true,
+  onDelivery: true,
+  onError: true,
+});
+
 /** Starts a listener; resolves once it accepts connections. */
 export async function listen(options: ListenOptions): Promise<Listener> {
+  assertOptionNames("listen()", options, LISTEN_OPTION_NAMES);
   const forward = options.forward === undefined ? undefined : toUrl(options.forward);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const receiver = createWebhookReceiver({

@@ -5,7 +5,7 @@
  */
 
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { standardWebhooks, type WebhookScheme } from "@interlock/core";
+import { assertOptionNames, optionNames, standardWebhooks, type WebhookScheme } from "@interlock/core";
 import type { Args } from "../args.js";
 import type { Command } from "../command.js";
 import { EXIT, usageError } from "../errors.js";
@@ -40,8 +40,11 @@ const FORMATS: Record<string, () => string> = {
   slack: () => randomBytes(16).toString("hex"),
 };
 
+const MAKE_SECRET_OPTION_NAMES = optionNames<MakeSecretOptions>({ scheme: true, ed25519: true });
+
 /** Makes a new secret for `scheme`. */
 export function makeSecret(options: MakeSecretOptions): MadeSecret {
+  assertOptionNames("makeSecret()", options, MAKE_SECRET_OPTION_NAMES);
   const { scheme } = options;
   if (options.ed25519) {
     // The Svix preset is Standard Webhooks under Svix's header names: the same keys.

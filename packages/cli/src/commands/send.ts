@@ -5,7 +5,7 @@
  * asked to. Every attempt is re-signed at the moment it is sent, as providers do.
  */
 
-import type { RawBody, WebhookScheme, WebhookSecret } from "@interlock/core";
+import { assertOptionNames, optionNames, type RawBody, type WebhookScheme, type WebhookSecret } from "@interlock/core";
 import type { Args } from "../args.js";
 import type { Command } from "../command.js";
 import { checkDeliveryOptions, newDeliveryId, signDelivery, tamperedBody } from "../delivery.js";
@@ -110,11 +110,35 @@ function count(name: string, value: number | undefined): number {
   return value;
 }
 
+const SEND_OPTION_NAMES = optionNames<SendOptions>({
+  url: true,
+  scheme: true,
+  secret: true,
+  body: true,
+  headers: true,
+  id: true,
+  timestamp: true,
+  stale: true,
+  tamper: true,
+  repeat: true,
+  concurrency: true,
+  retry: true,
+  timeoutMs: true,
+  onAttempt: true,
+});
+const RETRY_POLICY_OPTION_NAMES = optionNames<RetryPolicy>({
+  maxAttempts: true,
+  initialDelayMs: true,
+  maxDelayMs: true,
+});
+
 /**
  * Sends the deliveries and resolves with how many were acknowledged. Rejects with `unreachable`
  * or `timeout` when an attempt got no answer and no retry is left; no new copy starts after that.
  */
 export async function send(options: SendOptions): Promise<SendSummary> {
+  assertOptionNames("send()", options, SEND_OPTION_NAMES);
+  if (options.retry) assertOptionNames("send() retry", options.retry, RETRY_POLICY_OPTION_NAMES);
   const url = typeof options.url === "string" ? parseUrl(options.url, "the URL") : options.url;
   const { scheme, secret, body, stale = false, tamper = false, timestamp } = options;
   checkDeliveryOptions(options);

@@ -1,0 +1,41 @@
+/**
+ * The functions the CLI exports for scripts refuse a misspelt option, with the name meant, as
+ * every factory of the other packages does: `listen({ forwrd })` would start a listener that
+ * never forwards.
+ */
+import { standardWebhooks } from "@interlock/core";
+import { asyncConfigRefusal, configRefusal, looseOptions } from "@interlock/test-harness/option-names";
+import { describe, expect, it } from "vitest";
+import { listen, makeSecret, send, signDelivery } from "../src/index.js";
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const delivery = { scheme: standardWebhooks, secret: SECRET, body: "{}" };
+
+describe("the CLI's library functions refuse misspelt options", () => {
+  it("listen, before it listens", async () => {
+    expect(
+      await asyncConfigRefusal(
+        listen(looseOptions({ scheme: standardWebhooks, secret: SECRET, port: 0, forwrd: "http://127.0.0.1:1" })),
+      ),
+    ).toBe('listen() has no option "forwrd": did you mean "forward"?');
+  });
+
+  it("signDelivery and makeSecret", async () => {
+    expect(await asyncConfigRefusal(signDelivery(looseOptions({ ...delivery, secrte: SECRET })))).toContain(
+      'did you mean "secret"?',
+    );
+    expect(configRefusal(() => makeSecret(looseOptions({ scheme: standardWebhooks, ed2551: true })))).toContain(
+      'did you mean "ed25519"?',
+    );
+  });
+
+  it("send, and its retry policy, before anything is sent", async () => {
+    const url = "http://127.0.0.1:1/hooks";
+    expect(await asyncConfigRefusal(send(looseOptions({ ...delivery, url, repat: 2 })))).toContain(
+      'did you mean "repeat"?',
+    );
+    expect(await asyncConfigRefusal(send(looseOptions({ ...delivery, url, retry: { maxAttemps: 2 } })))).toBe(
+      'send() retry has no option "maxAttemps": did you mean "maxAttempts"?',
+    );
+  });
+});
