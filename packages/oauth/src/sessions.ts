@@ -484,6 +484,11 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     }
   }
 
+  /** `getAccessToken(sessionId, options)`, as the store and a session's `tokens(…)` both answer it. */
+  async function accessTokenOf(sessionId: string, getOptions: GetAccessTokenOptions | undefined): Promise<string> {
+    return (await getTokens(sessionId, rejectedOption("getAccessToken()", getOptions))).accessToken;
+  }
+
   function unusableWithoutRefresh(tokens: StoredTokens, rejected: string | undefined): WithoutRefresh | undefined {
     if (tokens.accessToken === rejected) return "token_rejected";
     return isExpired(tokens, internals.clock()) ? "expired" : undefined;
@@ -523,9 +528,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       return current === undefined ? undefined : publicTokens(current.tokens);
     },
 
-    async getAccessToken(sessionId, getOptions) {
-      return (await getTokens(sessionId, rejectedOption("getAccessToken()", getOptions))).accessToken;
-    },
+    getAccessToken: accessTokenOf,
 
     async refresh(sessionId) {
       await inSpace();
@@ -564,10 +567,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
     tokens(sessionId) {
       isSessionId(sessionId);
-      return {
-        getAccessToken: async (getOptions) =>
-          (await getTokens(sessionId, rejectedOption("getAccessToken()", getOptions))).accessToken,
-      };
+      return { getAccessToken: (getOptions) => accessTokenOf(sessionId, getOptions) };
     },
   };
 }

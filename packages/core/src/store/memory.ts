@@ -35,6 +35,7 @@ import {
   assertComplete,
   assertKey,
   choiceOption,
+  nonNegativeMs,
   positiveIntegerOption,
   refuseTransaction,
 } from "./validate.js";
@@ -76,14 +77,6 @@ export interface MemoryStoreOptions {
 
 /** How long a completed record is safe from eviction by default: 1 hour. */
 export const DEFAULT_EVICT_AFTER_MS = 60 * 60 * 1000;
-
-/** A duration that may be 0: `fallback` when not given. */
-function nonNegativeMs(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < 0)
-    throw new InterlockConfigError(`${name} must be a whole number of ms, 0 or more`);
-  return value;
-}
 
 const LOCKED = 0;
 const COMPLETED = 1;

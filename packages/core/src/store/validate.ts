@@ -42,6 +42,14 @@ export function positiveMs(name: string, value: number | undefined, fallback: nu
   return value;
 }
 
+/** A duration option that may be 0 (a whole number of ms), or `fallback` when not given. */
+export function nonNegativeMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new InterlockConfigError(`${name} must be a whole number of ms, 0 or more`);
+  return value;
+}
+
 /**
  * An option naming one of a few values: `fallback` when not given; anything else (`"base-64"`,
  * `"lru"`) is refused, never taken for another value.
