@@ -27,8 +27,8 @@ export type FetchFunction = (input: FetchInput, init?: RequestInit) => Promise<R
 
 /** How the client adds an `Idempotency-Key` to unsafe methods. */
 export interface IdempotencyKeyOptions {
-  /** The header. Default `"Idempotency-Key"`. */
-  header?: string;
+  /** The header's name. Default `"Idempotency-Key"`. */
+  headerName?: string;
   /** Methods the client adds a key to when the caller has not. Default `["POST", "PATCH"]`. */
   methods?: readonly string[];
   /**
@@ -146,7 +146,7 @@ export const CLIENT_OPTION_NAMES = optionNames<ClientOptions>({
 });
 
 const IDEMPOTENCY_KEY_OPTION_NAMES = optionNames<IdempotencyKeyOptions>({
-  header: true,
+  headerName: true,
   methods: true,
   generate: true,
 });
@@ -179,7 +179,7 @@ export function resolveOptions(options: ClientOptions): Settings {
     deadlineMs: delayOrFalse(options.deadlineMs, "deadlineMs", 30_000),
     request: {
       idempotentMethods: methods(options.retryMethods, "retryMethods", IDEMPOTENT_METHODS),
-      keyHeader: headerName(key?.header, "idempotencyKey.header", "Idempotency-Key"),
+      keyHeader: headerName(key?.headerName, "idempotencyKey.headerName", "Idempotency-Key"),
       keyMethods: key ? methods(key.methods, "idempotencyKey.methods", ["POST", "PATCH"]) : new Set(),
       generateKey: optionalFunction(key?.generate, "idempotencyKey.generate"),
     },

@@ -20,7 +20,7 @@ const everyOption: Required<ClientOptions> = {
   retryOn: () => false,
   backoff: { strategy: "equal", baseMs: 10, capMs: 100 },
   maxRetryAfterMs: 1_000,
-  idempotencyKey: { header: "Idempotency-Key", methods: ["POST"], generate: () => "key" },
+  idempotencyKey: { headerName: "Idempotency-Key", methods: ["POST"], generate: () => "key" },
   budget: { capacity: 5, retryCost: 1, successRefund: 0.5 },
   breaker: { mode: "consecutive", failures: 3, halfOpenAfterMs: 1_000, isFailure: () => false },
   maxOrigins: 10,
@@ -44,8 +44,8 @@ describe("createClient refuses a misspelt option", () => {
     expect(refusal(() => createClient(loose({ backoff: { baseMS: 10 } })))).toBe(
       'createClient() backoff has no option "baseMS": did you mean "baseMs"?',
     );
-    expect(refusal(() => createClient(loose({ idempotencyKey: { headers: "Key" } })))).toBe(
-      'createClient() idempotencyKey has no option "headers": did you mean "header"?',
+    expect(refusal(() => createClient(loose({ idempotencyKey: { headerNames: "Key" } })))).toBe(
+      'createClient() idempotencyKey has no option "headerNames": did you mean "headerName"?',
     );
     expect(refusal(() => createClient(loose({ budget: { retryCosts: 2 } })))).toBe(
       'createClient() budget has no option "retryCosts": did you mean "retryCost"?',

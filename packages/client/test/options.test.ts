@@ -18,7 +18,7 @@ const bad: Array<[string, unknown]> = [
   ["backoff.baseMs", { backoff: { baseMs: -5 } }],
   ["backoff.capMs", { backoff: { baseMs: 500, capMs: 100 } }],
   ["maxRetryAfterMs", { maxRetryAfterMs: Number.POSITIVE_INFINITY }],
-  ["idempotencyKey.header", { idempotencyKey: { header: "Idempotency Key" } }],
+  ["idempotencyKey.headerName", { idempotencyKey: { headerName: "Idempotency Key" } }],
   ["idempotencyKey.methods", { idempotencyKey: { methods: [42] } }],
   ["idempotencyKey.generate", { idempotencyKey: { generate: "uuid" } }],
   ["budget.capacity", { budget: { capacity: 0 } }],

@@ -600,7 +600,7 @@ describe("Idempotency-Key", () => {
   it("a custom generator and header name", async () => {
     const server = await serve([{ status: 500 }]);
     const { client } = clientOn({
-      idempotencyKey: { header: "X-Request-Id", generate: ({ method }) => `${method}-1` },
+      idempotencyKey: { headerName: "X-Request-Id", generate: ({ method }) => `${method}-1` },
     });
     await client(server.url, { method: "POST", body: "x" });
     expect(server.received.map((r) => r.headers["x-request-id"])).toEqual(["POST-1", "POST-1"]);

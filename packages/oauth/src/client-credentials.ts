@@ -118,7 +118,7 @@ export function createClientCredentials(
   const freshness = freshnessOptions(options);
   const lockTtlMs = lockTtlOption(options.lockTtlMs);
   const prefix = prefixOption(options.keyPrefix);
-  const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
+  const store = options.store ?? new MemoryTokenStore({ now: internals.now });
   const codec = new RecordCodec(options.encryptionKeys);
   const scope = scopeText(options.scope);
   const parameters = new URLSearchParams(extraParams(options.params, "params", RESERVED));
@@ -132,7 +132,7 @@ export function createClientCredentials(
   const flights = new SingleFlight<StoredTokens>();
   /** The token this process holds: judged on monotonic time since it came (tokens.ts' `HeldTokens`). */
   let local: HeldTokens | undefined;
-  const localNow = (held: HeldTokens) => heldNow(held, internals.clockGiven ? internals.clock : undefined);
+  const localNow = (held: HeldTokens) => heldNow(held, internals.nowGiven ? internals.now : undefined);
 
   const usable = (tokens: StoredTokens | undefined, now: number, rejected: string | undefined): boolean =>
     tokens !== undefined && !isDue(tokens, now) && tokens.accessToken !== rejected;
@@ -153,7 +153,7 @@ export function createClientCredentials(
       );
       return oauth.processClientCredentialsResponse(as, internals.client, http);
     }, "client_credentials");
-    const now = internals.clock();
+    const now = internals.now();
     const granted = tokenSetFrom(response, now, { requestedScope: parameters.get("scope") ?? undefined });
     const tokens = scheduleRefresh(granted, now, freshness);
     const ttlMs = cacheTtlMs((tokens.expiresAt ?? tokens.refreshAt) - now);
@@ -180,7 +180,7 @@ export function createClientCredentials(
         lockTtlMs,
         ready: async () => {
           const tokens = await stored(token);
-          return usable(tokens, internals.clock(), rejected) && tokens!.accessToken !== due ? tokens! : undefined;
+          return usable(tokens, internals.now(), rejected) && tokens!.accessToken !== due ? tokens! : undefined;
         },
         produce: () => request(token),
         onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "client_credentials", waitedMs }),
@@ -198,11 +198,11 @@ export function createClientCredentials(
     if (held !== undefined && usable(held.tokens, localNow(held), rejected)) return held.tokens;
     try {
       const tokens = await flights.run("token", () => renew(rejected, held?.tokens.accessToken));
-      if (local?.tokens !== tokens) local = holdTokens(tokens, internals.clock());
+      if (local?.tokens !== tokens) local = holdTokens(tokens, internals.now());
       return tokens;
     } catch (error) {
       // The server (or the store) is down but the token we have has not expired yet: use it.
-      const now = held === undefined ? internals.clock() : localNow(held);
+      const now = held === undefined ? internals.now() : localNow(held);
       return staleOrThrow(error, held?.tokens, rejected, now, internals, "client_credentials");
     }
   }

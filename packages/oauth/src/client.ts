@@ -86,7 +86,7 @@ export interface OAuthClientOptions {
    * (`Date.now()`) for the times tokens carry and stores keep, and monotonic time since a token
    * came for how long this process keeps using one it holds. Given, every time is read from it.
    */
-  clock?: () => number;
+  now?: () => number;
   /**
    * Allow `http:` for a server that is not on a loopback address (127.0.0.0/8, `localhost`, `[::1]`,
    * always allowed). For local development only: tokens and secrets would cross the network in clear.
@@ -113,9 +113,9 @@ export interface ClientInternals {
   /** Transport options for every oauth4webapi call. */
   readonly http: HttpOptions;
   /** Wall time: the times token sets carry and stores keep (a store's other readers judge them). */
-  readonly clock: () => number;
-  /** Whether the app gave `clock`: then tokens held in memory are judged on it too (see tokens.ts' `HeldTokens`). */
-  readonly clockGiven: boolean;
+  readonly now: () => number;
+  /** Whether the app gave `now`: then tokens held in memory are judged on it too (see tokens.ts' `HeldTokens`). */
+  readonly nowGiven: boolean;
   /**
    * The longest a token request sent once (a refresh grant) can take with the configured
    * timeouts, in ms; `Infinity` when nothing bounds it.
@@ -199,7 +199,7 @@ const CLIENT_OPTION_NAMES = optionNames<OAuthClientOptions>({
   fetch: true,
   timeoutMs: true,
   retry: true,
-  clock: true,
+  now: true,
   allowInsecureRequests: true,
   onEvent: true,
 });
@@ -216,7 +216,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   const fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   if (typeof fetchImpl !== "function") throw new InterlockConfigError("fetch must be a function");
   // Read at every call, not kept: the system clock as it is set now.
-  const clock = options.clock ?? (() => Date.now());
+  const now = options.now ?? (() => Date.now());
 
   const http: HttpOptions = {
     [oauth.customFetch]: createTransport(fetchImpl, timeoutMs, options.retry === undefined ? {} : options.retry),
@@ -281,8 +281,8 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     client,
     auth,
     http,
-    clock,
-    clockGiven: options.clock !== undefined,
+    now,
+    nowGiven: options.now !== undefined,
     longestSingleRequestMs: longestSingleRequestMs(timeoutMs, options.retry ?? {}),
     server,
     exchange,

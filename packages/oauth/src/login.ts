@@ -186,7 +186,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   const redirectUri = redirectUriOption(options?.redirectUri);
   const scope = options.scope ?? "openid";
   const openid = scope.split(" ").includes("openid");
-  const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
+  const store = options.store ?? new MemoryTokenStore({ now: internals.now });
   const codec = new RecordCodec(options.encryptionKeys);
   const pendingTtlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS;
   if (!Number.isSafeInteger(pendingTtlMs) || pendingTtlMs <= 0) {
@@ -237,7 +237,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     // A fresh 256-bit state cannot already be there; if it is, something else wrote it.
     if (stored === undefined) throw new LoginError("state_unknown", "a login with this state already exists");
     internals.emit({ type: "oauth.login.started" });
-    return { url, state, expiresAt: internals.clock() + pendingTtlMs };
+    return { url, state, expiresAt: internals.now() + pendingTtlMs };
   }
 
   /** Takes the pending login out of the store: exactly one callback gets it. */
@@ -332,8 +332,8 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
           });
     }, "authorization_code");
     const claims = oauth.getValidatedIdTokenClaims(response) as IdTokenClaims | undefined;
-    if (pending.maxAge !== undefined) assertAuthenticatedWithin(claims, pending.maxAge, internals.clock());
-    const tokens = tokenSetFrom(response, internals.clock(), { requestedScope: pending.scope });
+    if (pending.maxAge !== undefined) assertAuthenticatedWithin(claims, pending.maxAge, internals.now());
+    const tokens = tokenSetFrom(response, internals.now(), { requestedScope: pending.scope });
     return { tokens, claims, returnTo: pending.returnTo };
   }
 

@@ -231,7 +231,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   const freshness = freshnessOptions(options);
   const lockTtlMs = refreshLockTtl(options.lockTtlMs, internals.longestSingleRequestMs);
   const prefix = prefixOption(options.keyPrefix);
-  const store = options.store ?? new MemoryTokenStore({ clock: internals.clock });
+  const store = options.store ?? new MemoryTokenStore({ now: internals.now });
   const sessionTtlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   if (!Number.isSafeInteger(sessionTtlMs) || sessionTtlMs <= 0) {
     throw new InterlockConfigError("sessionTtlMs must be a positive whole number of ms");
@@ -353,7 +353,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
   /** Forgets unwritten tokens past the session's lifetime: the store would have dropped them too. */
   function forgetExpired(): void {
-    const now = internals.clock();
+    const now = internals.now();
     for (const [key, held] of unwritten) {
       if (held.keptUntil > now) break;
       unwritten.delete(key);
@@ -418,7 +418,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       if (ended === undefined) throw error;
       return endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
     }
-    const now = internals.clock();
+    const now = internals.now();
     const next = scheduleRefresh(tokenSetFrom(response, now, { previous: tokens }), now, freshness);
     // From here until the store takes them, the new tokens are the only copy of the grant: held
     // in memory first, so that a write the store fails loses nothing.
@@ -461,9 +461,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
           latest = await readOrLogin(key);
           const { tokens } = latest;
           const renewed = latest.version !== seen.version;
-          return renewed && tokens.accessToken !== rejected && !isExpired(tokens, internals.clock())
-            ? tokens
-            : undefined;
+          return renewed && tokens.accessToken !== rejected && !isExpired(tokens, internals.now()) ? tokens : undefined;
         },
         produce: () => refreshNow(key, latest, rejected),
         onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "refresh_token", waitedMs }),
@@ -475,12 +473,12 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     await inSpace();
     const { keys, current } = await existing(sessionId);
     const { tokens } = current;
-    if (!isDue(tokens, internals.clock()) && tokens.accessToken !== rejected) return tokens;
+    if (!isDue(tokens, internals.now()) && tokens.accessToken !== rejected) return tokens;
     try {
       return await renew(keys, current, rejected);
     } catch (error) {
       // The server is down but the token has not expired: use it, the next call tries again.
-      return staleOrThrow(error, tokens, rejected, internals.clock(), internals, "refresh_token");
+      return staleOrThrow(error, tokens, rejected, internals.now(), internals, "refresh_token");
     }
   }
 
@@ -491,7 +489,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
   function unusableWithoutRefresh(tokens: StoredTokens, rejected: string | undefined): WithoutRefresh | undefined {
     if (tokens.accessToken === rejected) return "token_rejected";
-    return isExpired(tokens, internals.clock()) ? "expired" : undefined;
+    return isExpired(tokens, internals.now()) ? "expired" : undefined;
   }
 
   /** Revokes `token` at the server (RFC 7009); false when the server does not revoke tokens of its type. */
@@ -518,7 +516,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       await inSpace();
       if (typeof tokens?.accessToken !== "string") throw new InterlockConfigError("save needs a token set");
       const key = (await keysOf(sessionId)).tokens;
-      const stored = scheduleRefresh(tokens, internals.clock(), freshness);
+      const stored = scheduleRefresh(tokens, internals.now(), freshness);
       await store.set(key, await codec.write(key, stored), { ttlMs: sessionTtlMs });
     },
 

@@ -138,11 +138,11 @@ export const holdTokens = (tokens: StoredTokens, wallNow: number): HeldTokens =>
 });
 
 /**
- * The wall time now for `held`, judged as when it came plus the monotonic time since; `clock`,
+ * The wall time now for `held`, judged as when it came plus the monotonic time since; `now`,
  * the app's own, instead when it gave one (tests move it).
  */
-export function heldNow(held: HeldTokens, clock: (() => number) | undefined): number {
-  return clock === undefined ? held.wallAt + (monotonicNow() - held.monotonicAt) : clock();
+export function heldNow(held: HeldTokens, now: (() => number) | undefined): number {
+  return now === undefined ? held.wallAt + (monotonicNow() - held.monotonicAt) : now();
 }
 
 /** The token set without bookkeeping, as handed to users. */

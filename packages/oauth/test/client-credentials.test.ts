@@ -28,7 +28,7 @@ const grants = () => server().tokenRequests("client_credentials");
 describe("client credentials against oidc-provider", () => {
   it("caches the token and asks for a new one refreshMarginMs before it expires (injected clock)", async () => {
     let now = Date.now();
-    const client = serviceClient(server(), { clock: () => now });
+    const client = serviceClient(server(), { now: () => now });
     const tokens = createClientCredentials(client, { scope: "api:read", refreshMarginMs: 30_000 });
     const before = grants();
 
@@ -54,7 +54,7 @@ describe("client credentials against oidc-provider", () => {
 
   it("renews a short-lived token at half its life when the margin is longer than that", async () => {
     let now = Date.now();
-    const tokens = createClientCredentials(serviceClient(server(), { clock: () => now }), {
+    const tokens = createClientCredentials(serviceClient(server(), { now: () => now }), {
       refreshMarginMs: 10 * 60_000, // longer than the 5-minute token
     });
     const first = await tokens.getAccessToken();
@@ -342,7 +342,7 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     let now = Date.now();
     const events: OAuthEvent[] = [];
     const tokens = createClientCredentials(
-      client({ clock: () => now, onEvent: (e: OAuthEvent) => events.push(e), retry: false }),
+      client({ now: () => now, onEvent: (e: OAuthEvent) => events.push(e), retry: false }),
       {
         refreshMarginMs: 60_000,
       },
@@ -396,7 +396,7 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
   });
 });
 
-describe("client credentials when the system clock is set (no clock option)", () => {
+describe("client credentials when the system clock is set (no `now` option)", () => {
   /** A token endpoint on 127.0.0.1 issuing `at-1`, `at-2`, … that each live `lifetimeS` seconds. */
   async function tokenEndpoint(lifetimeS: number) {
     let issued = 0;

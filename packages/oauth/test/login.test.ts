@@ -235,7 +235,7 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
 
   it("refuses a login that took longer than pendingTtlMs", async () => {
     let now = Date.now();
-    const store = new MemoryTokenStore({ clock: () => now });
+    const store = new MemoryTokenStore({ now: () => now });
     const { login } = loginWith({ store, pendingTtlMs: 60_000 });
     const start = await login.begin();
     expect(start.expiresAt).toBeGreaterThan(Date.now() + 59_000);

@@ -5,7 +5,7 @@ import { describeTokenStore } from "./token-store-suite.js";
 
 // One store (and one clock) for the whole suite: "connections" to memory are the same map.
 let now = Date.parse("2026-01-01T00:00:00Z");
-const shared = new MemoryTokenStore({ clock: () => now });
+const shared = new MemoryTokenStore({ now: () => now });
 
 describeTokenStore("memory", {
   store: () => shared,

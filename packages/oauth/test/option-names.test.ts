@@ -93,7 +93,7 @@ describe("createOAuthClient", () => {
           now: Date.now,
           sleep: async () => {},
         },
-        clock: Date.now,
+        now: Date.now,
         allowInsecureRequests: false,
         onEvent: () => {},
       }),
@@ -214,7 +214,7 @@ describe("token stores", () => {
     expect(refusal(() => memoryTokenStore(loose({ maxEntires: 10 })))).toBe(
       'memoryTokenStore() has no option "maxEntires": did you mean "maxEntries"?',
     );
-    expect(() => memoryTokenStore({ maxEntries: 10, clock: Date.now })).not.toThrow();
+    expect(() => memoryTokenStore({ maxEntries: 10, now: Date.now })).not.toThrow();
   });
 
   it("redisTokenStore", () => {

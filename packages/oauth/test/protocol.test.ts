@@ -336,7 +336,7 @@ describe("max_age (OIDC Core §3.1.2.1, §3.1.3.7)", () => {
       [331_500, true],
     ] as const) {
       const events: OAuthEvent[] = [];
-      const client = webClient(server(), { clock: () => Date.now() + aheadMs, onEvent: (e) => events.push(e) });
+      const client = webClient(server(), { now: () => Date.now() + aheadMs, onEvent: (e) => events.push(e) });
       const login = createLogin(client, { redirectUri: REDIRECT_URI, scope: "openid" });
       const start = await login.begin({ maxAge: 300 });
       const outcome = await login.complete(await authorize(start), { state: start.state }).catch((e: unknown) => e);

@@ -43,8 +43,8 @@ const refreshes = () => server().tokenRequests("refresh_token");
 let sessionCounter = 0;
 const newSessionId = () => `s-${process.pid}-${++sessionCounter}-${Date.now().toString(36)}`;
 
-function sessions(options: Partial<SessionTokensOptions> = {}, clock?: () => number) {
-  return createSessionTokens(webClient(server(), clock === undefined ? {} : { clock }), {
+function sessions(options: Partial<SessionTokensOptions> = {}, now?: () => number) {
+  return createSessionTokens(webClient(server(), now === undefined ? {} : { now }), {
     encryptionKeys: keyring,
     ...options,
   });
@@ -123,7 +123,7 @@ describe("session tokens", () => {
 
   it("refreshes when due (injected clock): a rotated refresh token, stored, and working", async () => {
     let now = Date.now();
-    const store = new MemoryTokenStore({ clock: () => now });
+    const store = new MemoryTokenStore({ now: () => now });
     const manager = sessions({ store, refreshMarginMs: 60_000 }, () => now);
     const tokens = await loggedInTokens(server());
     const id = newSessionId();
@@ -494,7 +494,7 @@ describe("session tokens", () => {
   it("keeps using an unexpired token while the authorization server is down", async () => {
     const own = await startAuthorizationServer({ clients: [WEB_APP_REGISTRATION] });
     let now = Date.now();
-    const manager = createSessionTokens(webClient(own, { clock: () => now, timeoutMs: 1_000 }), {
+    const manager = createSessionTokens(webClient(own, { now: () => now, timeoutMs: 1_000 }), {
       encryptionKeys: keyring,
     });
     const tokens = await loggedInTokens(own);

@@ -72,7 +72,7 @@ async function dueSession(store: TokenStore, onRefresh: (id: string) => Promise<
   };
   const client = webClient(server(), {
     fetch: refreshing,
-    clock: () => now,
+    now: () => now,
     timeoutMs: 1_000,
     onEvent: (event) => events.push(event),
   });
@@ -206,7 +206,7 @@ describe("a refresh whose tokens the store did not take: the new tokens are kept
     await sessions.getAccessToken(id);
     // Another process (or this one restarted) has only the store, and its old refresh token.
     const later = Date.now() + 3_590_000;
-    const restarted = createSessionTokens(webClient(server(), { clock: () => later }), {
+    const restarted = createSessionTokens(webClient(server(), { now: () => later }), {
       encryptionKeys: keyring,
       store,
     });
@@ -313,7 +313,7 @@ describe("a server that keeps the refresh token (RFC 6749 §6: no refresh_token 
         metadata: { issuer, token_endpoint: `${issuer}/token` },
         fetch: keeping,
         retry: false,
-        clock: () => now,
+        now: () => now,
       });
     const shared = new MemoryTokenStore();
     const failing = new FailingWrites(shared);

@@ -14,15 +14,15 @@ import {
   type TokenStoreSetOptions,
 } from "./contract.js";
 
-/** The memory token store's bound and clock. */
+/** The memory token store's bound and time source. */
 export interface MemoryTokenStoreOptions {
   /** Most entries kept. Default 100,000. */
   maxEntries?: number;
   /** Milliseconds since the epoch; for tests that move time. Default `Date.now`. */
-  clock?: () => number;
+  now?: () => number;
 }
 
-const MEMORY_TOKEN_STORE_OPTION_NAMES = optionNames<MemoryTokenStoreOptions>({ maxEntries: true, clock: true });
+const MEMORY_TOKEN_STORE_OPTION_NAMES = optionNames<MemoryTokenStoreOptions>({ maxEntries: true, now: true });
 
 interface Slot extends TokenStoreEntry {
   expiresAt: number;
@@ -33,19 +33,19 @@ export class MemoryTokenStore implements TokenStore {
   readonly name = "memory";
   /** Most entries kept. */
   readonly maxEntries: number;
-  readonly #clock: () => number;
+  readonly #now: () => number;
   // Map order is write order: a write deletes and re-inserts, so the first entry is the oldest.
   readonly #slots = new Map<string, Slot>();
 
   constructor(options: MemoryTokenStoreOptions = {}) {
     assertOptionNames("memoryTokenStore()", options, MEMORY_TOKEN_STORE_OPTION_NAMES);
     this.maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
-    this.#clock = options.clock ?? Date.now;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Live entries right now (expired ones not counted). */
   get size(): number {
-    const now = this.#clock();
+    const now = this.#now();
     let count = 0;
     for (const slot of this.#slots.values()) if (slot.expiresAt > now) count++;
     return count;
@@ -64,7 +64,7 @@ export class MemoryTokenStore implements TokenStore {
     if (typeof options.expect === "string" && current?.version !== options.expect) return undefined;
     const version = newVersion();
     this.#slots.delete(key);
-    this.#slots.set(key, { value, version, expiresAt: this.#clock() + options.ttlMs });
+    this.#slots.set(key, { value, version, expiresAt: this.#now() + options.ttlMs });
     this.#bound();
     return version;
   }
@@ -79,7 +79,7 @@ export class MemoryTokenStore implements TokenStore {
   #live(key: string): Slot | undefined {
     const slot = this.#slots.get(key);
     if (slot === undefined) return undefined;
-    if (slot.expiresAt > this.#clock()) return slot;
+    if (slot.expiresAt > this.#now()) return slot;
     this.#slots.delete(key);
     return undefined;
   }
