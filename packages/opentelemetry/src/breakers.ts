@@ -7,9 +7,9 @@
  * Each client hands its registry over once, in its `client.created` event.
  */
 
-import type { BreakerRegistry } from "@interlock/client";
 import type { Attributes, ObservableResult } from "@opentelemetry/api";
 import { ATTR_CLIENT_BREAKER_STATE, ATTR_CLIENT_ORIGIN } from "./attributes.js";
+import type { BreakerStates } from "./outbound-events.js";
 
 interface Point {
   attributes: Attributes;
@@ -18,11 +18,11 @@ interface Point {
 
 export class BreakerGauge {
   /** Weak: telemetry must not keep a client the app has let go of (one per tenant, say) alive. */
-  readonly #registries = new Set<WeakRef<BreakerRegistry>>();
+  readonly #registries = new Set<WeakRef<BreakerStates>>();
   /** The points of the last collection, by origin and state. */
   #reported = new Map<string, Attributes>();
 
-  watch(registry: BreakerRegistry): void {
+  watch(registry: BreakerStates): void {
     this.#registries.add(new WeakRef(registry));
   }
 

@@ -34,6 +34,7 @@ export {
   SPAN_WEBHOOK_VERIFY,
   type TelemetryEvent,
 } from "./mapping.js";
+export type { TelemetryClientEvent, TelemetryOAuthEvent } from "./outbound-events.js";
 export {
   INSTRUMENTATION_SCOPE,
   type InterlockTelemetryOptions,

@@ -1,13 +1,11 @@
 /**
  * The table: each event type (core's, the outbound client's, OAuth's), and the instruments and
  * spans it feeds. One row per event type, checked exhaustive by the compiler, so a new event is
- * added here by name, next to its siblings. The client's and OAuth's events are imported as
- * types only: neither package is needed at run time.
+ * added here by name, next to its siblings. The client's and OAuth's events are the shapes
+ * outbound-events.ts declares: neither package is needed, to run or to compile.
  */
 
-import type { ClientEvent } from "@interlock/client";
 import type { IdempotencyEventBase, InterlockEvent } from "@interlock/core";
-import type { LoginErrorCode, OAuthErrorCode, OAuthEvent, OAuthResponseErrorCode } from "@interlock/oauth";
 import type { Attributes } from "@opentelemetry/api";
 import {
   ATTR_CLIENT_ATTEMPT,
@@ -62,6 +60,7 @@ import {
   METRIC_WEBHOOK_VERIFICATION_DURATION,
   METRIC_WEBHOOK_VERIFICATIONS,
 } from "./instruments.js";
+import type { TelemetryClientEvent, TelemetryOAuthEvent } from "./outbound-events.js";
 import type { EventRecorder } from "./recorder.js";
 
 /** Span: a delivery's verification, verified or rejected. */
@@ -98,10 +97,9 @@ const OTHER = "_OTHER";
  * 6749's, an `OAuthResponseError`'s (a failed exchange), a pending login that no key decrypts,
  * and `"error"` (untyped). Any other is an `error` the other side chose (a callback URL's, or an
  * authorization server's extension code): counted as `_OTHER`, not one series each.
+ * test/outbound-events.test.ts checks the list against @interlock/oauth's code types.
  */
-const KNOWN_OAUTH_CODES: {
-  readonly [C in LoginErrorCode | OAuthErrorCode | OAuthResponseErrorCode | "token_decryption_failed" | "error"]: true;
-} = {
+export const KNOWN_OAUTH_CODES = {
   state_missing: true,
   state_mismatch: true,
   state_unknown: true,
@@ -125,11 +123,11 @@ const KNOWN_OAUTH_CODES: {
   max_age_exceeded: true,
   token_decryption_failed: true,
   error: true,
-};
+} as const satisfies Record<string, true>;
 const knownOAuthCode = (code: string) => (Object.hasOwn(KNOWN_OAUTH_CODES, code) ? code : OTHER);
 
 /** Every event `interlockTelemetry()` records: core's, `@interlock/client`'s and `@interlock/oauth`'s. */
-export type TelemetryEvent = InterlockEvent | ClientEvent | OAuthEvent;
+export type TelemetryEvent = InterlockEvent | TelemetryClientEvent | TelemetryOAuthEvent;
 
 export type EventType = TelemetryEvent["type"];
 export type EventOf<T extends EventType> = Extract<TelemetryEvent, { type: T }>;

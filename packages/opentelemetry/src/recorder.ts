@@ -5,11 +5,11 @@
  * span is active then (the request's server span, with HTTP instrumentation).
  */
 
-import type { BreakerRegistry } from "@interlock/client";
 import { type Attributes, SpanKind, SpanStatusCode, type Tracer } from "@opentelemetry/api";
 import { ATTR_COMPONENT, ATTR_CORRELATION_ID, ATTR_ERROR_TYPE, ATTR_STORE_OPERATION } from "./attributes.js";
 import type { BreakerGauge } from "./breakers.js";
 import { type CounterName, type HistogramName, type Instruments, METRIC_STORE_DURATION } from "./instruments.js";
+import type { BreakerStates } from "./outbound-events.js";
 
 /** Where an event's data goes: one per hook. */
 export interface Sinks {
@@ -44,7 +44,7 @@ export class EventRecorder {
   }
 
   /** Hands a client's breaker registry to the breakers gauge, which reads it at each collection. */
-  watchBreakers(registry: BreakerRegistry): void {
+  watchBreakers(registry: BreakerStates): void {
     this.#sinks.breakers.watch(registry);
   }
 
