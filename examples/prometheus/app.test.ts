@@ -154,11 +154,11 @@ describe("GET /metrics", () => {
       expectSeries("interlock_webhook_deliveries_total", [
         [{ scheme: "stripe", outcome: "processed", recorded: "false" }, 1],
       ]);
-      // One request that ran: first, then not_recorded; and the failed store call, store_down.
+      // One request that ran: first, then not_recorded; and the failed store call, store_unavailable.
       expectSeries("interlock_idempotency_outcomes_total", [
         [{ method: "POST", route: "/payments", outcome: "first" }, 1],
         [{ method: "POST", route: "/payments", outcome: "not_recorded", reason: "store_error" }, 1],
-        [{ method: "POST", route: "/payments", outcome: "store_down", reason: "complete" }, 1],
+        [{ method: "POST", route: "/payments", outcome: "store_unavailable", reason: "complete" }, 1],
       ]);
       expectSeries("interlock_store_duration_seconds_count", [
         [{ component: "webhook", operation: "claim", failed: "false" }, 1],

@@ -46,7 +46,7 @@ export function interlockMetrics(registry) {
     name: "interlock_idempotency_outcomes_total",
     help:
       "Idempotency decisions by route and outcome: first, then completed, released or not_recorded; replayed, in_flight, mismatch, rejected; " +
-      "store_down for each failed store call (reason: claim, complete after a not_recorded, release after a released).",
+      "store_unavailable for each failed store call (reason: claim, complete after a not_recorded, release after a released).",
     labelNames: ["method", "route", "outcome", "reason"],
     registers,
   });
@@ -83,7 +83,7 @@ export function interlockMetrics(registry) {
       case "webhook.duplicate":
         deliveries.inc({ scheme: event.scheme, outcome: event.state === "completed" ? "duplicate" : "in_flight" });
         return store("webhook", "claim", event.storeMs);
-      case "webhook.store_down":
+      case "webhook.store_unavailable":
         deliveries.inc({ scheme: event.scheme, outcome: "store_unavailable" });
         return store("webhook", event.operation, event.storeMs, true);
       case "webhook.processed":
@@ -130,11 +130,11 @@ export function interlockMetrics(registry) {
             : event.type === "idempotency.not_recorded" && event.reason === "store_error";
         return store("idempotency", operation, event.storeMs, failed);
       }
-      case "idempotency.store_down":
+      case "idempotency.store_unavailable":
         idempotency.inc({
           method: event.method,
           route: routeOf(event),
-          outcome: "store_down",
+          outcome: "store_unavailable",
           reason: event.operation,
         });
         // A failed complete or release was timed by its not_recorded or released event.

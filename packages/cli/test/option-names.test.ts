@@ -18,6 +18,12 @@ describe("the CLI's library functions refuse misspelt options", () => {
         listen(looseOptions({ scheme: standardWebhooks, secret: SECRET, port: 0, forwrd: "http://127.0.0.1:1" })),
       ),
     ).toBe('listen() has no option "forwrd": did you mean "forward"?');
+    // The option that names its unit, found by its old name (the command line's flag is still --tolerance).
+    expect(
+      await asyncConfigRefusal(
+        listen(looseOptions({ scheme: standardWebhooks, secret: SECRET, port: 0, tolerance: 60 })),
+      ),
+    ).toBe('listen() has no option "tolerance": did you mean "toleranceSeconds"?');
   });
 
   it("signDelivery and makeSecret", async () => {

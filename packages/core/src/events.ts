@@ -102,9 +102,9 @@ export interface WebhookHandlerFailedEvent extends CorrelatedEvent {
 }
 
 /** A verified delivery could not be claimed: the store failed, so it is answered 503 and the provider retries. */
-export interface WebhookStoreDownEvent extends CorrelatedEvent {
+export interface WebhookStoreUnavailableEvent extends CorrelatedEvent {
   /** What happened. */
-  type: "webhook.store_down";
+  type: "webhook.store_unavailable";
   /** The scheme's name. */
   scheme: string;
   /** The delivery's id, when it has one. */
@@ -127,14 +127,14 @@ export type WebhookEvent =
   | WebhookDuplicateEvent
   | WebhookProcessedEvent
   | WebhookHandlerFailedEvent
-  | WebhookStoreDownEvent;
+  | WebhookStoreUnavailableEvent;
 
 /**
  * Where an idempotent request stands; `key` is the client's key, never the principal.
  * `storeMs` is the time the store operation behind the event took, in milliseconds: the
  * `claim` (including any wait for an in-flight holder) for first, replayed, in_flight and
  * mismatch; the `complete` for completed and not_recorded; the `release` for released; the
- * failed operation for store_down. `durationMs` runs from the won claim to the outcome, so
+ * failed operation for store_unavailable. `durationMs` runs from the won claim to the outcome, so
  * it ends with `storeMs`: the handler took `durationMs - storeMs`.
  */
 export interface IdempotencyEventBase extends CorrelatedEvent {
@@ -200,7 +200,7 @@ export type IdempotencyEvent = IdempotencyEventBase &
         status: number | undefined;
         /**
          * False when the `release` itself failed: the key stays in flight until its lease ends
-         * (an `idempotency.store_down` of the release follows).
+         * (an `idempotency.store_unavailable` of the release follows).
          */
         released: boolean;
         /** From the won claim to the release, in milliseconds. */
@@ -220,7 +220,7 @@ export type IdempotencyEvent = IdempotencyEventBase &
       }
     | {
         /** The store could not be reached. */
-        type: "idempotency.store_down";
+        type: "idempotency.store_unavailable";
         /** The operation that failed. */
         operation: "claim" | "complete" | "release";
         /** Whether the request went on unprotected (`failOpen`) instead of 503. */

@@ -37,7 +37,7 @@ export {
   type WebhookHandlerFailedEvent,
   type WebhookProcessedEvent,
   type WebhookRejectedEvent,
-  type WebhookStoreDownEvent,
+  type WebhookStoreUnavailableEvent,
   type WebhookVerifiedEvent,
 } from "./events.js";
 export type { HeaderReader, HeadersInput } from "./headers.js";
@@ -172,6 +172,7 @@ export {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_SIGNATURES,
   DEFAULT_TOLERANCE_SECONDS,
+  MAX_TOLERANCE_SECONDS,
   verifyWebhook,
   type WebhookVerifier,
   type WebhookVerifierOptions,

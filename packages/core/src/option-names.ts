@@ -49,15 +49,21 @@ export function assertOptionNames(
 }
 
 /**
- * The known name that `name` most likely misspells: the same but for case, or at most two edits
- * away (one for a name under six letters, none under three: `ts` is not a slip of `id`).
+ * The known name that `name` most likely means: the same but for case, or at most two edits
+ * away (one for a name under six letters, none under three: `ts` is not a slip of `id`), or
+ * else the one known name that starts with it (`lengthened`).
  */
 function closest(name: string, known: readonly string[]): string | undefined {
   const lower = name.toLowerCase();
   const sameLetters = known.find((k) => k.toLowerCase() === lower);
   if (sameLetters !== undefined) return sameLetters;
+  return misspelt(lower, known) ?? lengthened(lower, known);
+}
+
+/** The known name within the allowed edits of `lower` (see `closest`), the nearest one. */
+function misspelt(lower: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
-  let bestDistance = Math.min(2, Math.floor(name.length / 3)) + 1;
+  let bestDistance = Math.min(2, Math.floor(lower.length / 3)) + 1;
   for (const candidate of known) {
     const distance = editDistance(lower, candidate.toLowerCase());
     if (distance < bestDistance) {
@@ -66,6 +72,17 @@ function closest(name: string, known: readonly string[]): string | undefined {
     }
   }
   return best;
+}
+
+/**
+ * The one known name that starts with `lower`, when exactly one does: an option renamed to
+ * carry its unit (`tolerance`, now `toleranceSeconds`) or its role (`header`, `headerName`) is
+ * found by its old name. Several such names (`max`) would be a guess; under three letters, too.
+ */
+function lengthened(lower: string, known: readonly string[]): string | undefined {
+  if (lower.length < 3) return undefined;
+  const longer = new Set(known.filter((k) => k.toLowerCase().startsWith(lower)));
+  return longer.size === 1 ? [...longer][0] : undefined;
 }
 
 /** Levenshtein distance: insertions, deletions and substitutions. Option names are short. */

@@ -233,7 +233,7 @@ describe("webhook events", () => {
     const { headers } = await delivery();
     const decision = await receiver.begin({ ...headers, traceparent: TRACEPARENT }, BODY);
     expect(decision).toMatchObject({ outcome: "store_unavailable" });
-    expect(events.map((e) => e.type)).toEqual(["webhook.verified", "webhook.store_down"]);
+    expect(events.map((e) => e.type)).toEqual(["webhook.verified", "webhook.store_unavailable"]);
     expect(events[1]).toMatchObject({
       scheme: "standard-webhooks",
       id: "msg_1",
@@ -360,7 +360,11 @@ describe("idempotency events", () => {
     const first = await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-9" }));
     if (first.action !== "execute") throw new Error("not first");
     await engine.abort(first.ticket);
-    expect(events.map((e) => e.type)).toEqual(["idempotency.first", "idempotency.released", "idempotency.store_down"]);
+    expect(events.map((e) => e.type)).toEqual([
+      "idempotency.first",
+      "idempotency.released",
+      "idempotency.store_unavailable",
+    ]);
     const [, released, down] = events as Array<InterlockEvent & { storeMs: number }>;
     expect(down).toMatchObject({
       operation: "release",
@@ -382,7 +386,7 @@ describe("idempotency events", () => {
     expect(events.map((e) => e.type)).toEqual([
       "idempotency.first",
       "idempotency.not_recorded",
-      "idempotency.store_down",
+      "idempotency.store_unavailable",
     ]);
     const [, notRecorded, down] = events as Array<InterlockEvent & { storeMs: number }>;
     expect(notRecorded).toMatchObject({ reason: "store_error" });
@@ -391,7 +395,7 @@ describe("idempotency events", () => {
     expect(down?.storeMs).toBe(notRecorded?.storeMs);
   });
 
-  it("a lost lease is not recorded, and no store_down: the store answered", async () => {
+  it("a lost lease is not recorded, and no store_unavailable event: the store answered", async () => {
     const store = new MemoryStore();
     store.complete = async () => false;
     const { engine, events } = engineOn(store);
@@ -416,7 +420,7 @@ describe("idempotency events", () => {
     });
     expect(events).toMatchObject([
       {
-        type: "idempotency.store_down",
+        type: "idempotency.store_unavailable",
         operation: "claim",
         failOpen: true,
         key: "k1",

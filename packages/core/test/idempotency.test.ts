@@ -209,7 +209,7 @@ describe("a custom fingerprint", () => {
   });
   const read = (req: IdempotencyRequest) => String((req.headers as Record<string, string>)["x-fingerprint"]);
 
-  // Left to the store, the claim refused it and the engine answered an outage (503, store_down;
+  // Left to the store, the claim refused it and the engine answered an outage (503, store_unavailable;
   // under failOpen the request ran unprotected): it is the fingerprint function's bug.
   for (const [what, value] of [
     ["NUL", "a\u0000b"],
@@ -247,7 +247,7 @@ describe("a custom fingerprint", () => {
         onEvent: (event) => events.push(event.type),
       });
       await expect(engine.begin(request("x"))).rejects.toThrow(/run migrate\(\)/);
-      expect(events).toEqual([]); // not a store_down, and never let through unprotected
+      expect(events).toEqual([]); // not a store_unavailable, and never let through unprotected
     },
   );
 

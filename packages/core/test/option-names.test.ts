@@ -63,6 +63,22 @@ describe("assertOptionNames", () => {
     expect(refusal(() => assertOptionNames("f()", { ttl: 1 }, ["url"]))).toBe('f() has no option "ttl"');
   });
 
+  it("names the one known name that starts with the unknown one: an option renamed to carry its unit", () => {
+    const names = ["toleranceSeconds", "maxBodyBytes", "maxSignatures"];
+    expect(refusal(() => assertOptionNames("f()", { tolerance: 300 }, names))).toBe(
+      'f() has no option "tolerance": did you mean "toleranceSeconds"?',
+    );
+    expect(refusal(() => assertOptionNames("f()", { Tolerance: 300 }, names))).toContain(
+      'did you mean "toleranceSeconds"?',
+    );
+    expect(refusal(() => assertOptionNames("f()", { header: "Key" }, ["headerName", "methods"]))).toContain(
+      'did you mean "headerName"?',
+    );
+    // Two names start with it: either would be a guess. And two letters say too little.
+    expect(refusal(() => assertOptionNames("f()", { max: 1 }, names))).toBe('f() has no option "max"');
+    expect(refusal(() => assertOptionNames("f()", { to: 1 }, names))).toBe('f() has no option "to"');
+  });
+
   it("looks for the name meant in every list", () => {
     expect(refusal(() => assertOptionNames("f()", { bodylimit: 1 }, ["store"], ["bodyLimit"]))).toContain(
       'did you mean "bodyLimit"?',
@@ -83,8 +99,9 @@ describe("every factory in core refuses a misspelt option", () => {
     const receiver = (extra: Record<string, unknown>) =>
       createWebhookReceiver(loose<Parameters<typeof createWebhookReceiver>[0]>({ ...base, ...extra }));
     expect(refusal(() => receiver({ namespce: "a" }))).toContain('"namespce": did you mean "namespace"?');
-    expect(refusal(() => receiver({ tolerence: 60 }))).toContain('"tolerence": did you mean "tolerance"?');
-    expect(() => receiver({ tolerance: 60, namespace: "a", onEvent: () => {} })).not.toThrow();
+    expect(refusal(() => receiver({ tolerance: 60 }))).toContain('"tolerance": did you mean "toleranceSeconds"?');
+    expect(refusal(() => receiver({ toleranceSecond: 60 }))).toContain('did you mean "toleranceSeconds"?');
+    expect(() => receiver({ toleranceSeconds: 60, namespace: "a", onEvent: () => {} })).not.toThrow();
   });
 
   it("createWebhookVerifier, which takes no store", () => {

@@ -522,7 +522,7 @@ describe("property: arbitrary deliveries are verified or refused with a typed er
         probe(base),
         probe({ ...base, maxBodyBytes: 64 }),
         probe({ ...base, maxSignatures: 1 }),
-        probe({ ...base, tolerance: 1 }),
+        probe({ ...base, toleranceSeconds: 1 }),
         probe({ ...base, secret: [subject.key.verify, subject.key.verify] }),
       ];
       const throwingHook = probe(base, true);

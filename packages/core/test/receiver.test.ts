@@ -222,7 +222,7 @@ describe("failure handling", () => {
     expect(ran).toBe(false);
   });
 
-  it("a store set up wrong (its claim throws InterlockConfigError: a table never created): thrown as it is, no 503, no store_down", async () => {
+  it("a store set up wrong (its claim throws InterlockConfigError: a table never created): thrown as it is, no 503, no store_unavailable event", async () => {
     const store = new MemoryStore();
     store.claim = () =>
       Promise.reject(new InterlockConfigError('table "interlock_webhooks" is missing: run migrate()'));
@@ -294,13 +294,15 @@ describe("configuration", () => {
     const base = { scheme: standardWebhooks, secret: SW_SECRET, store: new MemoryStore() };
     expect(() => createWebhookReceiver({ ...base, retentionMs: 300_000 })).toThrow(InterlockConfigError);
     expect(() => createWebhookReceiver({ ...base, retentionMs: 600_000 })).toThrow(InterlockConfigError);
-    expect(() => createWebhookReceiver({ ...base, tolerance: 600, retentionMs: 1_199_000 })).toThrow(/tolerance/);
+    expect(() => createWebhookReceiver({ ...base, toleranceSeconds: 600, retentionMs: 1_199_000 })).toThrow(
+      /toleranceSeconds/,
+    );
     expect(() => createWebhookReceiver({ ...base, retentionMs: 600_001 })).not.toThrow();
     expect(() => createWebhookReceiver({ ...base, lockTtlMs: 0 })).toThrow(InterlockConfigError);
   });
 
-  // The window is two-sided: a copy signed `tolerance` ahead of the clock is accepted until
-  // `tolerance` after its time, twice the tolerance after it was first received.
+  // The window is two-sided: a copy signed `toleranceSeconds` ahead of the clock is accepted until
+  // `toleranceSeconds` after its time, twice the tolerance after it was first received.
   it.each([301_000, 450_000, 600_000])(
     "never both forgets and accepts a copy signed ahead of the clock (retention %i ms, tolerance 300 s)",
     async (retentionMs) => {
@@ -565,7 +567,7 @@ describe("refusals an adapter makes before begin", () => {
     const events: WebhookEvent[] = [];
     const receiver = receiverOn(new MemoryStore(), events);
     const decision = receiver.refuse("body_too_large", "body exceeds 1024 bytes");
-    expect(decision).toMatchObject({ action: "respond", outcome: "refused", response: { status: 413 } });
+    expect(decision).toMatchObject({ action: "respond", outcome: "rejected", response: { status: 413 } });
     expect(events).toEqual([expect.objectContaining({ type: "webhook.rejected", code: "body_too_large" })]);
   });
 
@@ -677,7 +679,7 @@ describe("Shopify: de-duplicated on X-Shopify-Event-Id, else X-Shopify-Webhook-I
     // As Node hands a repeated header over: an array.
     const headers = { ...sent.headers, "x-shopify-event-id": ["evt-1", "evt-2"] };
     const decision = await shopifyReceiver().begin(headers, sent.body);
-    expect(decision).toMatchObject({ action: "respond", outcome: "refused", error: { code: "malformed_header" } });
+    expect(decision).toMatchObject({ action: "respond", outcome: "rejected", error: { code: "malformed_header" } });
   });
 });
 

@@ -7,6 +7,7 @@ import {
   hmacScheme,
   InterlockConfigError,
   linear,
+  MAX_TOLERANCE_SECONDS,
   paddle,
   shopify,
   signWebhook,
@@ -133,7 +134,7 @@ describe("every refusal has its code", () => {
   });
 
   it("timestamp_too_old and timestamp_in_future, with the tolerance inclusive", async () => {
-    const verifier = swVerifier({ tolerance: 300 });
+    const verifier = swVerifier({ toleranceSeconds: 300 });
     await expectVerified(verifier, await swDelivery({ timestamp: NOW - 300 }), BODY);
     await expectVerified(verifier, await swDelivery({ timestamp: NOW + 300 }), BODY);
     await expectRefused(verifier, await swDelivery({ timestamp: NOW - 301 }), BODY, "timestamp_too_old");
@@ -416,14 +417,25 @@ describe("a timestamp signed in the body (Linear)", () => {
 
 describe("options", () => {
   it("refuses nonsense tolerances and limits", () => {
-    for (const tolerance of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => swVerifier({ tolerance })).toThrow(InterlockConfigError);
+    for (const toleranceSeconds of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => swVerifier({ toleranceSeconds })).toThrow(InterlockConfigError);
     }
     for (const limit of [0, -1, 0.5, 1024.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => swVerifier({ maxBodyBytes: limit }), `maxBodyBytes ${limit}`).toThrow(InterlockConfigError);
       expect(() => swVerifier({ maxSignatures: limit }), `maxSignatures ${limit}`).toThrow(InterlockConfigError);
     }
     expect(() => createWebhookVerifier({ scheme: github, secret: [] })).toThrow(InterlockConfigError);
+  });
+
+  it("takes a tolerance up to a year, and refuses a longer one as the mistake it is", () => {
+    expect(MAX_TOLERANCE_SECONDS).toBe(31_536_000);
+    expect(swVerifier({ toleranceSeconds: MAX_TOLERANCE_SECONDS }).toleranceSeconds).toBe(MAX_TOLERANCE_SECONDS);
+    // Past it (a value in the wrong unit, say): refused, never a window of years.
+    for (const toleranceSeconds of [MAX_TOLERANCE_SECONDS + 1, 300_000_000]) {
+      expect(() => swVerifier({ toleranceSeconds })).toThrow(
+        new InterlockConfigError(`toleranceSeconds must be at most 31536000 (a year), not ${toleranceSeconds}`),
+      );
+    }
   });
 
   it("verifySync works on Node's port and says why it is unavailable on Web Crypto", async () => {

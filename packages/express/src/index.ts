@@ -9,4 +9,4 @@ export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interl
 export { type ExpressIdempotencyRequest, type IdempotencyMiddlewareOptions, idempotency } from "./idempotency.js";
 export { captureRawBody, rawBodyOf } from "./raw-body.js";
 export { releaseOnError } from "./release.js";
-export { type WebhookOptions, webhook } from "./webhook.js";
+export { type WebhookMiddlewareOptions, webhook } from "./webhook.js";

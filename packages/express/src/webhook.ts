@@ -22,11 +22,14 @@ import { RAW_BODY_HOST_ADVICE, rawBodyOf, readRawBody, streamConsumed } from "./
 import { onThrow } from "./release.js";
 import { answer } from "./respond.js";
 
-export interface WebhookOptions extends WebhookReceiverOptions {
+export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
   /**
-   * Takes over the answer when the route will not run. `decision.response` is what Interlock
-   * would send (problem+json for errors, 200 for a duplicate); send your own with `res`, or
-   * return without responding to let it go out. Throwing passes the error to `next`.
+   * Takes over the answer to an error when the route will not run: a rejected delivery (400,
+   * 401), a body error (413, 400 `body_incomplete`, 415, 500 `body_not_raw`), a copy still in
+   * flight (409) or the store unavailable (503). `decision.error` is the typed error and
+   * `decision.response` the problem+json Interlock would send; send your own with `res`, or
+   * return without responding to let it go out. A duplicate is not an error: it always gets
+   * Interlock's 200. Throwing passes the error to `next`.
    */
   onError?: (decision: WebhookRespondDecision, req: Request, res: Response) => void | Promise<void>;
 }
@@ -48,13 +51,13 @@ async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8A
 }
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookMiddlewareOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, then runs the route
  * with the verified event on `req.webhook`: a 2xx records it, anything else releases it.
  */
-export function webhook(options: WebhookOptions): RequestHandler {
+export function webhook(options: WebhookMiddlewareOptions): RequestHandler {
   assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
@@ -68,7 +71,9 @@ export function webhook(options: WebhookOptions): RequestHandler {
         ? receiver.refuse(body.code, body.message, req.headers)
         : await receiver.begin(req.headers, body);
     if (decision.action === "respond") {
-      await answer(res, decision.response, onError && (() => onError(decision, req, res)));
+      // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
+      const takeOver = decision.outcome === "duplicate" ? undefined : onError && (() => onError(decision, req, res));
+      await answer(res, decision.response, takeOver);
       return false;
     }
     req.webhook = decision.event;

@@ -7,7 +7,7 @@ import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { captureRawBody, idempotency, releaseOnError, type WebhookOptions, webhook } from "../src/index.js";
+import { captureRawBody, idempotency, releaseOnError, type WebhookMiddlewareOptions, webhook } from "../src/index.js";
 import { asyncRoute, expressMajor } from "./framework.js";
 import { keepRawBody, listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
 
@@ -25,7 +25,7 @@ interface Setup {
   before?: (app: Express) => void;
   /** Error handlers mounted before the app's own. */
   errors?: ErrorRequestHandler[];
-  options?: Partial<WebhookOptions>;
+  options?: Partial<WebhookMiddlewareOptions>;
   /** The route after webhook(); default echoes the verified bytes as base64. */
   route?: RequestHandler;
 }
@@ -262,23 +262,37 @@ describe("webhook(): body size limit (bodyLimit, default maxBodyBytes)", () => {
 });
 
 describe("webhook(): onError takes over the answer", () => {
-  it("refusals and duplicates go to onError with core's decision; the route does not run", async () => {
+  it("refusals go to onError with core's decision; the route does not run", async () => {
     const seen: string[] = [];
     const url = await start({
       options: {
         onError(decision, _req, res) {
           seen.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${decision.response.status}`);
-          res.status(decision.outcome === "duplicate" ? 202 : 418).json({ mine: decision.outcome });
+          res.status(418).json({ mine: decision.outcome });
         },
       },
     });
     const d = await signed('{"type":"a"}');
     const tampered = await send(url, { ...d, body: '{"type":"b"}' });
-    expect([tampered.status, tampered.json()]).toEqual([418, { mine: "refused" }]);
+    expect([tampered.status, tampered.json()]).toEqual([418, { mine: "rejected" }]);
+    expect(seen).toEqual(["rejected:no_matching_signature:401"]);
+  });
+
+  it("a duplicate is not an error: it gets core's 200 and onError is not called", async () => {
+    const outcomes: string[] = [];
+    const url = await start({
+      options: {
+        onError(decision, _req, res) {
+          outcomes.push(decision.outcome);
+          res.status(418).json({ mine: true });
+        },
+      },
+    });
+    const d = await signed('{"type":"a"}');
     expect((await send(url, d)).status).toBe(200);
     const duplicate = await send(url, d);
-    expect([duplicate.status, duplicate.json()]).toEqual([202, { mine: "duplicate" }]);
-    expect(seen).toEqual(["refused:no_matching_signature:401", "duplicate:-:200"]);
+    expect([duplicate.status, duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(outcomes).toEqual([]);
   });
 
   it("an onError that answers itself is the only answer: Express's error handling never hears of it", async () => {

@@ -29,9 +29,10 @@ import { answer, type TakeOver } from "./respond.js";
 /** Core's receiver options, plus the adapter's own. */
 export interface FastifyWebhookOptions extends WebhookReceiverOptions {
   /**
-   * Answer refusals, duplicates, in-flight copies and store outages yourself: send through
-   * `reply` and return it. Return nothing to send `decision.response` (problem+json for
-   * errors, 200 for a duplicate).
+   * Answer errors yourself: rejected deliveries (400, 401), body errors (413, 400
+   * `body_incomplete`, 415, 500 `body_not_raw`), in-flight copies (409) and store outages
+   * (503). Send through `reply` and return it; return nothing to send `decision.response`
+   * (problem+json). A duplicate is not an error: it always gets Interlock's 200.
    */
   onError?: TakeOver<WebhookRespondDecision>;
 }
@@ -106,7 +107,10 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
       const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
       if (body instanceof BodyError) return answer(refuse(body, request), request, reply, onError);
       receiver.begin(request.headers, body).then((decision) => {
-        if (decision.action === "respond") return answer(decision, request, reply, onError);
+        if (decision.action === "respond") {
+          // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
+          return answer(decision, request, reply, decision.outcome === "duplicate" ? undefined : onError);
+        }
         request.webhook = decision.event;
         const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortClaim(request) };
         keepPending(request, kWebhookClaim, {

@@ -285,23 +285,37 @@ describe("body size limit", () => {
 });
 
 describe("onError: the app takes over", () => {
-  it("answers refusals and duplicates its own way, with the typed error and the verified event", async () => {
+  it("answers refusals its own way, with the typed error", async () => {
     const seen: string[] = [];
     const { url } = await echoApp(
       options({
         onError: (decision, _request, reply) => {
-          seen.push(`${decision.outcome}:${decision.error?.code ?? decision.event?.id}`);
-          return reply.code(decision.outcome === "duplicate" ? 202 : 403).send({ mine: decision.outcome });
+          seen.push(`${decision.outcome}:${decision.error?.code}`);
+          return reply.code(403).send({ mine: decision.outcome });
         },
       }),
     );
     const d = await signed('{"a":1}', "application/json");
     const tampered = await post(`${url}/hook`, { ...d, body: '{"a":2}' });
-    expect([tampered.status, await tampered.json()]).toEqual([403, { mine: "refused" }]);
+    expect([tampered.status, await tampered.json()]).toEqual([403, { mine: "rejected" }]);
+    expect(seen).toEqual(["rejected:no_matching_signature"]);
+  });
+
+  it("a duplicate is not an error: it gets core's 200 and onError is not called", async () => {
+    const outcomes: string[] = [];
+    const { url } = await echoApp(
+      options({
+        onError: (decision, _request, reply) => {
+          outcomes.push(decision.outcome);
+          return reply.code(418).send({ mine: true });
+        },
+      }),
+    );
+    const d = await signed('{"a":1}', "application/json");
     expect((await post(`${url}/hook`, d)).status).toBe(200);
     const duplicate = await post(`${url}/hook`, d);
-    expect([duplicate.status, await duplicate.json()]).toEqual([202, { mine: "duplicate" }]);
-    expect(seen).toEqual(["refused:no_matching_signature", `duplicate:${d.id}`]);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(outcomes).toEqual([]);
   });
 
   it("also for the adapter's own refusals (413), asynchronously", async () => {

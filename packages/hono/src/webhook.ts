@@ -27,10 +27,13 @@ export interface WebhookVariables<T = unknown> {
   webhook: VerifiedWebhook<T>;
 }
 
-export interface WebhookOptions extends WebhookReceiverOptions {
+export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
   /**
-   * Takes over the answer for a delivery the route will not see. `decision.response` is what
-   * Interlock would send; return your own `Response`, or nothing to send Interlock's.
+   * Takes over the answer to an error, for a delivery the route will not see: a rejected
+   * delivery (400, 401), a body error (413, 400 `body_incomplete`, 415, 500 `body_not_raw`), a
+   * copy still in flight (409) or the store unavailable (503). `decision.response` is what
+   * Interlock would send; return your own `Response`, or nothing to send Interlock's. A
+   * duplicate is not an error: it always gets Interlock's 200.
    */
   onError?: (decision: WebhookRespondDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
 }
@@ -42,7 +45,7 @@ export interface WebhookEnv<T = unknown> {
 }
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookMiddlewareOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
@@ -50,21 +53,22 @@ const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverO
  * `options` may be a function of the first request's context (`(c) => ({ secret:
  * c.env.STRIPE_WEBHOOK_SECRET, … })` on Workers): the middleware is then made once, from it.
  */
-export function webhook<T = unknown, F extends WebhookOptions = WebhookOptions>(
-  options: OptionsOrFactory<WebhookOptions, F>,
+export function webhook<T = unknown, F extends WebhookMiddlewareOptions = WebhookMiddlewareOptions>(
+  options: OptionsOrFactory<WebhookMiddlewareOptions, F>,
 ): MiddlewareHandler<WebhookEnv<T>> {
-  return builtOnFirstUse<WebhookOptions, WebhookEnv<T>>(options, (given) => webhookMiddleware<T>(given));
+  return builtOnFirstUse<WebhookMiddlewareOptions, WebhookEnv<T>>(options, (given) => webhookMiddleware<T>(given));
 }
 
-function webhookMiddleware<T>(options: WebhookOptions): MiddlewareHandler<WebhookEnv<T>> {
+function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHandler<WebhookEnv<T>> {
   assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   // A signature is over bytes: text a parser decoded is refused, never verified into a wrong 401.
   const read = { limit: receiver.verifier.maxBodyBytes, acceptText: false };
 
+  // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
   const answer = async (c: Context, decision: WebhookRespondDecision) =>
-    (onError && (await onError(decision, c))) || send(c, decision.response);
+    (decision.outcome !== "duplicate" && onError && (await onError(decision, c))) || send(c, decision.response);
 
   return createMiddleware<WebhookEnv<T>>(async (c, next) => {
     const body = await readBody(c, read);

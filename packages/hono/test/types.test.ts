@@ -18,7 +18,7 @@ describe("options given as a function of the context", () => {
         scheme: stripe,
         secret: (c.env as Bindings).STRIPE_WEBHOOK_SECRET,
         store,
-        tolerance: 10,
+        toleranceSeconds: 10,
         maxBodyBytes: 1024,
         onError: (decision, context) => {
           expectTypeOf(decision.outcome).toBeString();
@@ -38,10 +38,10 @@ describe("options given as a function of the context", () => {
   });
 
   it("refuse a misspelt option, as the object form does (which also throws where it is made)", () => {
-    // @ts-expect-error `tolerence` is no option (`tolerance` is)
-    expect(() => webhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 })).toThrow('"tolerence"');
-    // @ts-expect-error `tolerence` is no option (`tolerance` is)
-    webhook((c) => ({ scheme: stripe, secret: c.req.header("x") ?? "", store, tolerence: 10 }));
+    // @ts-expect-error `tolerance` is no option (`toleranceSeconds` is)
+    expect(() => webhook({ scheme: stripe, secret: "whsec_x", store, tolerance: 10 })).toThrow('"tolerance"');
+    // @ts-expect-error `tolerance` is no option (`toleranceSeconds` is)
+    webhook((c) => ({ scheme: stripe, secret: c.req.header("x") ?? "", store, tolerance: 10 }));
     // @ts-expect-error `maxBodyByte` is no option (`maxBodyBytes` is)
     webhook(() => ({ scheme: stripe, secret: "whsec_x", store, maxBodyByte: 1 }));
     // @ts-expect-error `requierd` is no option (`required` is)

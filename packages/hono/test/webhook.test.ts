@@ -13,10 +13,10 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { validator } from "hono/validator";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { type WebhookOptions, type WebhookVariables, webhook } from "../src/index.js";
+import { type WebhookMiddlewareOptions, type WebhookVariables, webhook } from "../src/index.js";
 import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start, watchedApp } from "./helpers.js";
 
-const options = (extra: Partial<WebhookOptions> = {}): WebhookOptions => ({
+const options = (extra: Partial<WebhookMiddlewareOptions> = {}): WebhookMiddlewareOptions => ({
   scheme: standardWebhooks,
   secret: SECRET,
   store: new MemoryStore(),
@@ -143,7 +143,7 @@ describe("raw body", () => {
 const jsonOfSize = (size: number) => `{"pad":"${"x".repeat(size - 10)}"}`;
 
 describe("body limit", () => {
-  const limited = async (extra: Partial<WebhookOptions>) => {
+  const limited = async (extra: Partial<WebhookMiddlewareOptions>) => {
     const app = new Hono();
     let runs = 0;
     app.post("/hook", webhook(options(extra)), (c) => {
@@ -213,12 +213,12 @@ describe("body limit", () => {
 });
 
 describe("onError", () => {
-  it("lets the app answer refusals, duplicates and store outages itself, or fall back to Interlock's", async () => {
+  it("lets the app answer refusals and store outages itself, or fall back to Interlock's", async () => {
     const seen: string[] = [];
     const app = new Hono();
-    const onError: WebhookOptions["onError"] = (decision, c) => {
+    const onError: WebhookMiddlewareOptions["onError"] = (decision, c) => {
       seen.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${decision.response.status}`);
-      if (decision.outcome === "duplicate") return undefined; // Interlock's 200 is fine
+      if (decision.error?.code === "body_too_large") return undefined; // Interlock's 413 is fine
       return c.json({ rejected: decision.error?.code }, 418 as never);
     };
     app.post("/hook", webhook(options({ onError, maxBodyBytes: 200 })), (c) => c.text("ok"));
@@ -229,20 +229,31 @@ describe("onError", () => {
     expect([refused.status, await refused.json()]).toEqual([418, { rejected: "no_matching_signature" }]);
 
     const tooLarge = await post(url, await delivery(`"${"x".repeat(300)}"`));
-    expect([tooLarge.status, await tooLarge.json()]).toEqual([418, { rejected: "body_too_large" }]);
+    expect([tooLarge.status, (await problemOf(tooLarge)).code]).toEqual([413, "body_too_large"]);
 
+    expect(seen).toEqual(["rejected:no_matching_signature:401", "rejected:body_too_large:413"]);
+  });
+
+  it("a duplicate is not an error: it gets core's 200 and onError is not called", async () => {
+    const outcomes: string[] = [];
+    const app = new Hono();
+    const onError: WebhookMiddlewareOptions["onError"] = (decision, c) => {
+      outcomes.push(decision.outcome);
+      return c.json({ mine: true }, 418 as never);
+    };
+    app.post("/hook", webhook(options({ onError })), (c) => c.text("ok"));
+    const url = `${await start(app)}/hook`;
     const once = await delivery('{"a":1}');
     expect((await post(url, once)).status).toBe(200);
     const duplicate = await post(url, once);
     expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: once.id }]);
-
-    expect(seen).toEqual(["refused:no_matching_signature:401", "refused:body_too_large:413", "duplicate:-:200"]);
+    expect(outcomes).toEqual([]);
   });
 
   it("sees an unreachable store as store_unavailable, with Interlock's 503 to fall back on", async () => {
     const seen: unknown[] = [];
     const app = new Hono();
-    const onError: WebhookOptions["onError"] = (decision, c) => {
+    const onError: WebhookMiddlewareOptions["onError"] = (decision, c) => {
       seen.push([decision.outcome, decision.error?.code, decision.response.status, decision.event?.id]);
       return c.text("try later", 503, { "retry-after": "30" });
     };

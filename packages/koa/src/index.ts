@@ -6,4 +6,4 @@
 export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
 export { type IdempotencyMiddlewareOptions, idempotency, type KoaIdempotencyRequest } from "./idempotency.js";
 export type { RawBodyContext, RawBodyRequest, WebhookState } from "./types.js";
-export { type WebhookOptions, webhook } from "./webhook.js";
+export { type WebhookMiddlewareOptions, webhook } from "./webhook.js";

@@ -19,24 +19,27 @@ import { readRawBody } from "./raw-body.js";
 import { answer } from "./response.js";
 import type { RawBodyContext, WebhookState } from "./types.js";
 
-export interface WebhookOptions extends WebhookReceiverOptions {
+export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
   /**
-   * Takes over the answer when the handler will not run: `decision.outcome` says why,
+   * Takes over the answer to an error when the handler will not run: a rejected delivery (400,
+   * 401), a body error (413, 400 `body_incomplete`, 415, 500 `body_not_raw`), a copy still in
+   * flight (409) or the store unavailable (503). `decision.outcome` says which,
    * `decision.error` is the typed error, `decision.response` is Interlock's answer. Set
    * `ctx.status`/`ctx.body` to answer yourself; leave both alone to let Interlock's answer go
-   * out; throw to use Koa's error handling.
+   * out; throw to use Koa's error handling. A duplicate is not an error: it always gets
+   * Interlock's 200.
    */
   onError?: (decision: WebhookRespondDecision, ctx: Context) => void | Promise<void>;
 }
 
 /** The options this adapter takes beyond core's. */
-const OWN_OPTION_NAMES = optionNames<Omit<WebhookOptions, keyof WebhookReceiverOptions>>({ onError: true });
+const OWN_OPTION_NAMES = optionNames<Omit<WebhookMiddlewareOptions, keyof WebhookReceiverOptions>>({ onError: true });
 
 /**
  * Middleware that verifies and de-duplicates a delivery on its raw bytes, with the verified
  * event on `ctx.state.webhook`: a 2xx answer records it, anything else (or a throw) releases it.
  */
-export function webhook<T = unknown>(options: WebhookOptions): Middleware<WebhookState<T>, RawBodyContext> {
+export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middleware<WebhookState<T>, RawBodyContext> {
   assertOptionNames("webhook()", options, WEBHOOK_RECEIVER_OPTION_NAMES, OWN_OPTION_NAMES);
   const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
@@ -50,7 +53,9 @@ export function webhook<T = unknown>(options: WebhookOptions): Middleware<Webhoo
         ? receiver.refuse(body.code, body.message, ctx.headers)
         : await receiver.begin(ctx.headers, body);
     if (decision.action === "respond") {
-      return answer(ctx, decision.response, onError && (() => onError(decision, ctx)));
+      // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
+      const takeOver = decision.outcome === "duplicate" ? undefined : onError && (() => onError(decision, ctx));
+      return answer(ctx, decision.response, takeOver);
     }
     ctx.state.webhook = decision.event;
     try {

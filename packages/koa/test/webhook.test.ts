@@ -6,7 +6,7 @@ import { unreachableStore } from "@interlock/core/testing";
 import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import Koa, { type Middleware } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type RawBodyContext, type WebhookOptions, type WebhookState, webhook } from "../src/index.js";
+import { type RawBodyContext, type WebhookMiddlewareOptions, type WebhookState, webhook } from "../src/index.js";
 import { type Served, serve } from "./serve.js";
 import { bodyParser, delivery, readAll, route, SECRET } from "./support.js";
 
@@ -29,7 +29,7 @@ type Handler = Middleware<WebhookState, RawBodyContext>;
 
 /** An app with `before` middleware, then webhook(), then `after` middleware and a recording handler. */
 async function start(
-  options: Partial<WebhookOptions> = {},
+  options: Partial<WebhookMiddlewareOptions> = {},
   { before = [], after = [], handler }: { before?: Middleware[]; after?: Middleware[]; handler?: Handler } = {},
 ) {
   const seen: Seen = { events: [], handled: [] };
@@ -273,26 +273,39 @@ describe("body size", () => {
 });
 
 describe("onError", () => {
-  it("takes over refusals, duplicates and store outages; leaving ctx alone lets Interlock's answer go out", async () => {
+  it("takes over refusals and store outages; leaving ctx alone lets Interlock's answer go out", async () => {
     const outcomes: string[] = [];
-    const onError: WebhookOptions["onError"] = (decision, ctx) => {
+    const onError: WebhookMiddlewareOptions["onError"] = (decision, ctx) => {
       outcomes.push(decision.outcome);
-      if (decision.outcome === "duplicate") return; // Interlock's 200 {"duplicate": true}
+      if (decision.outcome === "store_unavailable") return; // Interlock's 503 problem+json
       ctx.status = decision.error?.status ?? 500;
       ctx.body = { ok: false, reason: decision.error?.code };
     };
     await start({ onError });
     const d = await delivery('{"type":"x"}');
-    expect((await post(d)).status).toBe(200);
-    const duplicate = await post(d);
-    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
     const tampered = await post({ ...d, body: '{"type":"y"}' });
     expect([tampered.status, await tampered.json()]).toEqual([401, { ok: false, reason: "no_matching_signature" }]);
     await served?.close();
     await start({ onError, store: unreachableStore() });
     const down = await post(await delivery('{"type":"x"}'));
-    expect([down.status, await down.json()]).toEqual([503, { ok: false, reason: "store_unavailable" }]);
-    expect(outcomes).toEqual(["duplicate", "refused", "store_unavailable"]);
+    expect([down.status, (await down.json()).code]).toEqual([503, "store_unavailable"]);
+    expect(outcomes).toEqual(["rejected", "store_unavailable"]);
+  });
+
+  it("a duplicate is not an error: it gets core's 200 and onError is not called", async () => {
+    const outcomes: string[] = [];
+    await start({
+      onError: (decision, ctx) => {
+        outcomes.push(decision.outcome);
+        ctx.status = 418;
+        ctx.body = { mine: true };
+      },
+    });
+    const d = await delivery('{"type":"x"}');
+    expect((await post(d)).status).toBe(200);
+    const duplicate = await post(d);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(outcomes).toEqual([]);
   });
 
   it("sees the adapter's own refusals (body too large) like core's", async () => {

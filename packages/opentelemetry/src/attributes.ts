@@ -22,7 +22,7 @@ export const ATTR_WEBHOOK_RELEASED = "interlock.webhook.released";
 
 /**
  * What the idempotency engine decided: `first`, `replayed`, `in_flight`, `mismatch`,
- * `completed`, `released`, `not_recorded`, `store_down` or `rejected`.
+ * `completed`, `released`, `not_recorded`, `store_unavailable` or `rejected`.
  */
 export const ATTR_IDEMPOTENCY_OUTCOME = "interlock.idempotency.outcome";
 /** On `released`: why nothing was stored (`error`, `status`, `streamed`, `too_large`). */
@@ -31,7 +31,7 @@ export const ATTR_IDEMPOTENCY_REASON = "interlock.idempotency.reason";
 export const ATTR_IDEMPOTENCY_KEY = "interlock.idempotency.key";
 /** On `in_flight`: whether the engine waited for the holder before answering 409. */
 export const ATTR_IDEMPOTENCY_WAITED = "interlock.idempotency.waited";
-/** On `store_down`: whether the request was let through unprotected (`failOpen`). */
+/** On `store_unavailable`: whether the request was let through unprotected (`failOpen`). */
 export const ATTR_IDEMPOTENCY_FAIL_OPEN = "interlock.idempotency.fail_open";
 
 /** The store operation timed: `claim`, `complete` or `release`. */

@@ -272,7 +272,7 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.store("webhook", "claim", event.storeMs);
     record.span(SPAN_WEBHOOK_CLAIM, { durationMs: event.storeMs }, { ...attributes, ...webhookId(event.id) });
   },
-  "webhook.store_down"(event, record) {
+  "webhook.store_unavailable"(event, record) {
     const attributes = { [ATTR_WEBHOOK_SCHEME]: event.scheme, [ATTR_WEBHOOK_OUTCOME]: STORE_UNAVAILABLE };
     record.count(METRIC_WEBHOOK_DELIVERIES, { ...attributes, [ATTR_ERROR_TYPE]: STORE_UNAVAILABLE });
     record.store("webhook", event.operation, event.storeMs, STORE_UNAVAILABLE);
@@ -349,9 +349,9 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     );
     record.span(SPAN_IDEMPOTENCY_EXECUTE, event, { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key }, event.reason);
   },
-  "idempotency.store_down"(event, record) {
+  "idempotency.store_unavailable"(event, record) {
     const attributes = {
-      ...idempotency(event, "store_down"),
+      ...idempotency(event, STORE_UNAVAILABLE),
       [ATTR_STORE_OPERATION]: event.operation,
       [ATTR_IDEMPOTENCY_FAIL_OPEN]: event.failOpen,
       [ATTR_ERROR_TYPE]: STORE_UNAVAILABLE,

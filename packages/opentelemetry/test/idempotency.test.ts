@@ -365,14 +365,14 @@ describe("requests that leave nothing stored", () => {
     expect((await pay("order-5", {})).status).toBe(201);
   });
 
-  it("an unreachable store: 503, a claim span in error, store_down counted and the failed claim timed", async () => {
+  it("an unreachable store: 503, a claim span in error, store_unavailable counted and the failed claim timed", async () => {
     store.down(true);
     const response = await pay("order-6", {}, { traceparent: TRACEPARENT });
     expect(response.status).toBe(503);
-    const [down] = eventsOf("idempotency.store_down");
+    const [down] = eventsOf("idempotency.store_unavailable");
     const attributes = {
       ...ROUTE,
-      "interlock.idempotency.outcome": "store_down",
+      "interlock.idempotency.outcome": "store_unavailable",
       "interlock.store.operation": "claim",
       "interlock.idempotency.fail_open": false,
       "error.type": "store_unavailable",
@@ -407,7 +407,7 @@ describe("requests that leave nothing stored", () => {
 
 /**
  * After a complete or release that failed, the claim was timed once (by the first event, not
- * again by store_down's) and the spans are that claim's and the execute span: no claim span in error.
+ * again by store_unavailable's) and the spans are that claim's and the execute span: no claim span in error.
  */
 async function expectOnlyTheWonClaim(metrics: Awaited<ReturnType<Sdk["metrics"]>>) {
   expect(
@@ -423,14 +423,14 @@ async function expectOnlyTheWonClaim(metrics: Awaited<ReturnType<Sdk["metrics"]>
 }
 
 describe("a response the store could not keep", () => {
-  it("a complete that fails: not_recorded and store_down(complete) counted, the failed complete timed once", async () => {
+  it("a complete that fails: not_recorded and store_unavailable(complete) counted, the failed complete timed once", async () => {
     store.store.complete = () => Promise.reject(new Error("connection reset"));
     const response = await pay("order-7");
     expect(response.status).toBe(201);
     expect(events.map((event) => event.type)).toEqual([
       "idempotency.first",
       "idempotency.not_recorded",
-      "idempotency.store_down",
+      "idempotency.store_unavailable",
     ]);
     const metrics = await otel.metrics();
     expect(sorted(metrics["interlock.idempotency.outcomes"])).toEqual(
@@ -443,7 +443,7 @@ describe("a response the store could not keep", () => {
         {
           attributes: {
             ...ROUTE,
-            "interlock.idempotency.outcome": "store_down",
+            "interlock.idempotency.outcome": "store_unavailable",
             "interlock.store.operation": "complete",
             "interlock.idempotency.fail_open": false,
             "error.type": "store_unavailable",
@@ -463,13 +463,13 @@ describe("a response the store could not keep", () => {
 });
 
 describe("a release the store could not make", () => {
-  it("a release that fails: released: false, store_down(release) counted, the failed release timed once", async () => {
+  it("a release that fails: released: false, store_unavailable(release) counted, the failed release timed once", async () => {
     store.store.release = () => Promise.reject(new Error("connection reset"));
     expect((await pay("order-8", { status: 503 })).status).toBe(503);
     expect(events.map((event) => event.type)).toEqual([
       "idempotency.first",
       "idempotency.released",
-      "idempotency.store_down",
+      "idempotency.store_unavailable",
     ]);
     expect(eventsOf("idempotency.released")[0]).toMatchObject({ reason: "status", released: false });
     const metrics = await otel.metrics();

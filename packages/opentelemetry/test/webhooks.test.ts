@@ -500,7 +500,7 @@ describe("failures", () => {
         "interlock.correlation_id": TRACE_ID,
       },
     });
-    const down = eventOf("webhook.store_down");
+    const down = eventOf("webhook.store_unavailable");
     const metrics = await world.otel.metrics();
     expect(metrics["interlock.webhook.deliveries"]).toEqual([
       {

@@ -63,8 +63,9 @@ export function describeAdapterOptionNames(framework: string, adapter: AdapterFa
       expect(configRefusal(webhook({ onErorr: () => undefined }))).toBe(
         `${adapter.webhookName} has no option "onErorr": did you mean "onError"?`,
       );
-      expect(configRefusal(webhook({ tolerence: 60 }))).toContain('did you mean "tolerance"?');
-      expect(webhook({ maxBodyBytes: 1024, tolerance: 60, onError: () => undefined })).not.toThrow();
+      expect(configRefusal(webhook({ toleranceSecond: 60 }))).toContain('did you mean "toleranceSeconds"?');
+      expect(configRefusal(webhook({ tolerance: 60 }))).toContain('did you mean "toleranceSeconds"?');
+      expect(webhook({ maxBodyBytes: 1024, toleranceSeconds: 60, onError: () => undefined })).not.toThrow();
       // A webhook route's body limit is the verifier's maxBodyBytes; bodyLimit is idempotency's.
       expect(configRefusal(webhook({ bodyLimit: 1024 }))).toBe(`${adapter.webhookName} has no option "bodyLimit"`);
     });

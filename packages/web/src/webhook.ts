@@ -19,8 +19,11 @@ import { handlerResponse, toResponse } from "./respond.js";
 
 export interface WithWebhookOptions<R extends Request = Request> extends WebhookReceiverOptions {
   /**
-   * Takes over the answer for a delivery the handler will not see. `decision.response` is what
-   * Interlock would send; return your own `Response`, or nothing to send Interlock's.
+   * Takes over the answer to an error, for a delivery the handler will not see: a rejected
+   * delivery (400, 401), a body error (413, 400 `body_incomplete`, 415, 500 `body_not_raw`), a
+   * copy still in flight (409) or the store unavailable (503). `decision.response` is what
+   * Interlock would send; return your own `Response`, or nothing to send Interlock's. A
+   * duplicate is not an error: it always gets Interlock's 200.
    */
   onError?: (decision: WebhookRespondDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
@@ -70,8 +73,10 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = receiver.verifier.maxBodyBytes;
 
+  // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
   const answer = async (request: R, decision: WebhookRespondDecision) =>
-    (onError && (await onError(decision, request))) || toResponse(decision.response);
+    (decision.outcome !== "duplicate" && onError && (await onError(decision, request))) ||
+    toResponse(decision.response);
 
   return async (request, ...rest) => {
     const body = await readRequestBody(request, limit);

@@ -23,7 +23,7 @@ describe("options given as a function of the request", () => {
         scheme: stripe,
         secret: env.STRIPE_WEBHOOK_SECRET,
         store,
-        tolerance: 10,
+        toleranceSeconds: 10,
         onError: (_decision, request) => {
           expectTypeOf(request).toEqualTypeOf<HostRequest>();
           return undefined;
@@ -44,13 +44,13 @@ describe("options given as a function of the request", () => {
   });
 
   it("refuse a misspelt option, as the object form does (which also throws where it is made)", () => {
-    // @ts-expect-error `tolerence` is no option (`tolerance` is)
-    expect(() => withWebhook({ scheme: stripe, secret: "whsec_x", store, tolerence: 10 }, answered)).toThrow(
-      '"tolerence"',
+    // @ts-expect-error `tolerance` is no option (`toleranceSeconds` is)
+    expect(() => withWebhook({ scheme: stripe, secret: "whsec_x", store, tolerance: 10 }, answered)).toThrow(
+      '"tolerance"',
     );
     const secret = (env: Env) => env.STRIPE_WEBHOOK_SECRET;
-    // @ts-expect-error `tolerence` is no option (`tolerance` is)
-    withWebhook((_request, env: Env) => ({ scheme: stripe, secret: secret(env), store, tolerence: 10 }), onEnv);
+    // @ts-expect-error `tolerance` is no option (`toleranceSeconds` is)
+    withWebhook((_request, env: Env) => ({ scheme: stripe, secret: secret(env), store, tolerance: 10 }), onEnv);
     // @ts-expect-error `maxBodyByte` is no option (`maxBodyBytes` is)
     withWebhook(() => ({ scheme: stripe, secret: "whsec_x", store, maxBodyByte: 1 }), answered);
     // @ts-expect-error `requierd` is no option (`required` is)

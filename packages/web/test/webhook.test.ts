@@ -322,25 +322,41 @@ describe("refusals", () => {
   });
 
   it("onError sees each refusal and may answer it; nothing returned keeps Interlock's", async () => {
-    const events: InterlockEvent[] = [];
     const outcomes: string[] = [];
     const handle = withWebhook(
       options({
-        onEvent: (event) => events.push(event),
         onError: (decision, request) => {
           outcomes.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${new URL(request.url).pathname}`);
-          return decision.outcome === "duplicate" ? new Response("seen it", { status: 200 }) : undefined;
+          return decision.error?.code === "body_too_large" ? new Response("too big", { status: 418 }) : undefined;
+        },
+        maxBodyBytes: 8,
+      }),
+      async () => new Response("ok"),
+    );
+    const d = await delivery("{}");
+    const forged = await handle(requestOf({ ...d, body: new TextEncoder().encode("[]") }));
+    expect(forged.status).toBe(401);
+    const tooLarge = await handle(requestOf(await delivery(`"${"x".repeat(16)}"`)));
+    expect([tooLarge.status, await tooLarge.text()]).toEqual([418, "too big"]);
+    expect(outcomes).toEqual(["rejected:no_matching_signature:/hooks", "rejected:body_too_large:/hooks"]);
+  });
+
+  it("a duplicate is not an error: it gets core's 200 and onError is not called", async () => {
+    const outcomes: string[] = [];
+    const handle = withWebhook(
+      options({
+        onError: (decision) => {
+          outcomes.push(decision.outcome);
+          return new Response("mine", { status: 418 });
         },
       }),
       async () => new Response("ok"),
     );
     const d = await delivery("{}");
-    await handle(requestOf(d));
+    expect((await handle(requestOf(d))).status).toBe(200);
     const duplicate = await handle(requestOf(d));
-    expect(await duplicate.text()).toBe("seen it");
-    const forged = await handle(requestOf({ ...d, body: new TextEncoder().encode("[]") }));
-    expect(forged.status).toBe(401);
-    expect(outcomes).toEqual(["duplicate:-:/hooks", "refused:no_matching_signature:/hooks"]);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(outcomes).toEqual([]);
   });
 
   it("the store down is 503 store_unavailable, and the handler does not run", async () => {

@@ -19,6 +19,7 @@ import {
   type HttpResponse,
   type InterlockStore,
   jsonResponse,
+  MAX_TOLERANCE_SECONDS,
   memoryStore,
   optionNames,
   problemResponse,
@@ -60,8 +61,8 @@ export interface ListenOptions {
   host?: string;
   /** Where verified first copies are forwarded; without it they are answered 200 here. */
   forward?: string | URL;
-  /** Timestamp tolerance in seconds. Default: core's (300). */
-  tolerance?: number;
+  /** Largest accepted timestamp age, either way, in seconds (at most a year). Default: core's (300). */
+  toleranceSeconds?: number;
   /** How long to wait for the forward's answer, in ms. Default 10 000. */
   timeoutMs?: number;
   /** Where processed delivery ids are remembered. Default: a memory store. */
@@ -82,9 +83,9 @@ export interface Listener {
 
 /**
  * What a delivery turned out to be: `valid` (verified, first copy), `duplicate` (processed
- * before), `in_flight` (a copy is being processed now), or refused: `tampered` (no signature
+ * before), `in_flight` (a copy is being processed now), or rejected: `tampered` (no signature
  * matched: a changed body or another secret), `stale` (timestamp outside the tolerance),
- * `malformed` (headers missing or unreadable), `too_large`, `refused` (any other reason), or
+ * `malformed` (headers missing or unreadable), `too_large`, `rejected` (any other reason), or
  * `store_unavailable`; or `incomplete`: the sender left before its body was complete, and
  * nothing was verified, processed or answered.
  */
@@ -96,7 +97,7 @@ export type Verdict =
   | "stale"
   | "malformed"
   | "too_large"
-  | "refused"
+  | "rejected"
   | "store_unavailable"
   | "incomplete";
 
@@ -149,9 +150,9 @@ const VERDICTS: Partial<Record<WebhookErrorCode, Verdict>> = {
 };
 
 function verdictOf(decision: WebhookRespondDecision): Verdict {
-  if (decision.outcome !== "refused") return decision.outcome;
+  if (decision.outcome !== "rejected") return decision.outcome;
   const code = decision.error?.code as WebhookErrorCode | undefined;
-  return (code && VERDICTS[code]) ?? "refused";
+  return (code && VERDICTS[code]) ?? "rejected";
 }
 
 /**
@@ -173,7 +174,7 @@ const LISTEN_OPTION_NAMES = optionNames<ListenOptions>({
   port: true,
   host: true,
   forward: true,
-  tolerance: true,
+  toleranceSeconds: true,
   timeoutMs: true,
   store: true,
   onDelivery: true,
@@ -190,9 +191,9 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     secret: options.secret,
     store: options.store ?? memoryStore(),
     lockTtlMs: lockTtlFor(timeoutMs),
-    ...(options.tolerance === undefined
+    ...(options.toleranceSeconds === undefined
       ? {}
-      : { tolerance: options.tolerance, retentionMs: retentionFor(options.tolerance) }),
+      : { toleranceSeconds: options.toleranceSeconds, retentionMs: retentionFor(options.toleranceSeconds) }),
   });
   // Aborted by close(), so a forward still waiting on the app does not keep the process alive.
   // Each forward in flight listens to it: no limit, or Node warns of a leak past ten at once.
@@ -522,7 +523,7 @@ export const listenCommand: Command = {
   description: [
     "Runs a local receiver on http://HOST:PORT (any path) that verifies every POST with",
     "@interlock/core, remembers processed ids in memory, and prints each delivery: its verdict",
-    "(valid, duplicate, in_flight, tampered, stale, malformed, too_large, refused; incomplete",
+    "(valid, duplicate, in_flight, tampered, stale, malformed, too_large, rejected; incomplete",
     "when the sender left mid-body), scheme, id and reason. With --forward URL, valid first",
     "copies go on to your app with their raw body and original headers, and the app's answer",
     "goes back to the sender (a 502 if its body is over 1 MiB). Point a tunnel (ngrok,",
@@ -550,7 +551,7 @@ export const listenCommand: Command = {
   ],
   async run(args: Args, io: CliIo): Promise<number> {
     const port = args.integer("port", 3000, { min: 0, max: 65_535 });
-    const tolerance = args.optionalInteger("tolerance", { min: 1, max: 31_536_000 });
+    const toleranceSeconds = args.optionalInteger("tolerance", { min: 1, max: MAX_TOLERANCE_SECONDS });
     const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: 3_600_000 });
     const forwardText = args.string("forward");
     const forward = forwardText === undefined ? undefined : parseUrl(forwardText, "--forward");
@@ -565,7 +566,7 @@ export const listenCommand: Command = {
       host: args.string("host") ?? "127.0.0.1",
       timeoutMs,
       ...(forward === undefined ? {} : { forward }),
-      ...(tolerance === undefined ? {} : { tolerance }),
+      ...(toleranceSeconds === undefined ? {} : { toleranceSeconds }),
       onDelivery: (report) => printer.print({ type: "delivery", ...report }, () => deliveryLine(report)),
       onError: (error) =>
         reportError(io, { command: "listen", error, json, during: "could not answer a request", carriesOn: true }),

@@ -570,7 +570,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return refuse(error);
   }
 
-  function storeDown(
+  function storeUnavailable(
     base: IdempotencyEventBase,
     operation: "claim" | "complete" | "release",
     storeMs: number,
@@ -580,7 +580,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     const failOpen = options.failOpen === true;
     emit(onEvent, {
       ...base,
-      type: "idempotency.store_down",
+      type: "idempotency.store_unavailable",
       operation,
       failOpen,
       storeMs,
@@ -618,7 +618,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     const durationMs = now - ticket.started;
     const { released } = outcome;
     emit(onEvent, { ...base, type: "idempotency.released", ...event, released, durationMs, storeMs });
-    if (!outcome.released) storeDown(base, "release", storeMs, outcome.error);
+    if (!outcome.released) storeUnavailable(base, "release", storeMs, outcome.error);
   }
 
   /**
@@ -693,7 +693,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       } catch (error) {
         // A store set up wrong throws here, its error as it is: no outage, never failing open.
         const unavailable = asUnavailable(store, error);
-        storeDown(base, "claim", onEvent ? monotonicNow() - claimStarted : 0, unavailable);
+        storeUnavailable(base, "claim", onEvent ? monotonicNow() - claimStarted : 0, unavailable);
         if (options.failOpen === true) return { action: "pass" };
         return refuse(unavailable);
       }
@@ -798,7 +798,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
             storeMs,
           });
           // As for a failed release: the outcome first, then the store that failed.
-          if (stored === undefined) storeDown(base, "complete", storeMs, failure);
+          if (stored === undefined) storeUnavailable(base, "complete", storeMs, failure);
         }
       }
       return stored === true;

@@ -563,8 +563,8 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         const open = await engineOn({ store, failOpen: true }, events);
         expect(await open.begin(post(newKey()))).toEqual({ action: "pass" });
         const downEvents = events.filter(
-          (e): e is Extract<IdempotencyEvent, { type: "idempotency.store_down" }> =>
-            e.type === "idempotency.store_down",
+          (e): e is Extract<IdempotencyEvent, { type: "idempotency.store_unavailable" }> =>
+            e.type === "idempotency.store_unavailable",
         );
         expect(downEvents.map((e) => e.failOpen)).toEqual([false, true]);
       });

@@ -159,7 +159,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
           ran = true;
         }),
       ).rejects.toThrow(WebhookVerificationError);
-      expect(await receiver.begin(headers, `${BODY} `)).toMatchObject({ action: "respond", outcome: "refused" });
+      expect(await receiver.begin(headers, `${BODY} `)).toMatchObject({ action: "respond", outcome: "rejected" });
       expect(ran).toBe(false);
       expect(calls).toEqual([]);
     });
@@ -194,7 +194,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
       const [here, there] = [receiverOn(a!), receiverOn(b!)];
       const { headers } = await delivery("msg_respond");
       const refused = await there.begin(headers, `${BODY}x`);
-      expect(refused).toMatchObject({ action: "respond", outcome: "refused", response: { status: 401 } });
+      expect(refused).toMatchObject({ action: "respond", outcome: "rejected", response: { status: 401 } });
       if (refused.action !== "respond") throw new Error("unreachable");
       expect(refused.response.headers).toContainEqual(["content-type", "application/problem+json"]);
       expect(JSON.parse(text(refused.response.body))).toMatchObject({ code: "no_matching_signature", status: 401 });
@@ -240,7 +240,7 @@ export function describeWebhookReplayBehaviour(name: string, options: WebhookRep
       const duplicate = await there.begin(headers, BODY);
       expect(duplicate).toMatchObject({ action: "respond", outcome: "duplicate", response: { status: 200 } });
       // A copy whose body was tampered with is refused before the store is asked.
-      expect(await there.begin(headers, `${BODY} `)).toMatchObject({ action: "respond", outcome: "refused" });
+      expect(await there.begin(headers, `${BODY} `)).toMatchObject({ action: "respond", outcome: "rejected" });
     });
 
     it("Stripe: de-duplicates by the event id in the signed body", async () => {

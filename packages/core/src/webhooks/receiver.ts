@@ -25,7 +25,7 @@ import {
   type WebhookHandlerFailedEvent,
   type WebhookProcessedEvent,
   type WebhookRejectedEvent,
-  type WebhookStoreDownEvent,
+  type WebhookStoreUnavailableEvent,
 } from "../events.js";
 import { sha256Hex } from "../hash.js";
 import { type HeadersInput, headerReader } from "../headers.js";
@@ -135,7 +135,7 @@ export interface WebhookRespondDecision {
   /** Answer with `response` and do not run the handler. */
   action: "respond";
   /** Why the handler does not run. */
-  outcome: "refused" | "duplicate" | "in_flight" | "store_unavailable";
+  outcome: "rejected" | "duplicate" | "in_flight" | "store_unavailable";
   /** The complete response to send: problem+json for errors, 200 for a duplicate. */
   response: HttpResponse;
   /** The verified delivery, for duplicates and in-flight copies. */
@@ -324,11 +324,11 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   const verifier = createWebhookVerifier(verifierOptions(options));
   // Any scheme object, the user's own included: its name goes into every key.
   const schemeName = keySpaceName("the scheme's name", verifier.scheme.name);
-  // The window is two-sided: a delivery signed `tolerance` ahead of the clock is accepted until
-  // `tolerance` after its time, so for twice the tolerance after it was first received.
-  if (retentionMs <= 2 * verifier.tolerance * 1000) {
+  // The window is two-sided: a delivery signed `toleranceSeconds` ahead of the clock is accepted
+  // until `toleranceSeconds` after its time, so for twice the tolerance after it was first received.
+  if (retentionMs <= 2 * verifier.toleranceSeconds * 1000) {
     throw new InterlockConfigError(
-      `retentionMs (${retentionMs}) must be longer than twice the timestamp tolerance (${verifier.tolerance}s, ` +
+      `retentionMs (${retentionMs}) must be longer than twice toleranceSeconds (${verifier.toleranceSeconds}s, ` +
         "either way): otherwise a delivery replayed after its id is forgotten could still pass the timestamp check",
     );
   }
@@ -341,7 +341,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   );
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const wallNow = options.now ?? Date.now; // the clock the verifier checks timestamps on
-  const toleranceMs = verifier.tolerance * 1000;
+  const toleranceMs = verifier.toleranceSeconds * 1000;
 
   /**
    * How long a processed delivery is remembered: the retention, which covers its timestamp
@@ -364,7 +364,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
 
   async function begin(headers: HeadersInput, body: RawBody): Promise<WebhookDecision> {
     const checked = await verifier.check(headers, body);
-    if (!checked.ok) return respond("refused", problemResponse(checked.error), undefined, checked.error);
+    if (!checked.ok) return respond("rejected", problemResponse(checked.error), undefined, checked.error);
     const event = checked;
     const delivery = claimOf(event, namespace);
     const { key, fingerprint } = delivery instanceof Promise ? await delivery : delivery;
@@ -378,8 +378,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       const unavailable = asUnavailable(store, error);
       if (onEvent) {
         const storeMs = monotonicNow() - claimStarted;
-        const down: WebhookStoreDownEvent = {
-          type: "webhook.store_down",
+        const down: WebhookStoreUnavailableEvent = {
+          type: "webhook.store_unavailable",
           scheme: event.scheme,
           id: event.id,
           operation: "claim",
@@ -498,7 +498,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       };
       emit(onEvent, correlated(rejected, correlationIdOfHeaders(headers)));
     }
-    return respond("refused", problemResponse(error), undefined, error);
+    return respond("rejected", problemResponse(error), undefined, error);
   }
 
   return {

@@ -25,8 +25,11 @@ export interface WebhookVerifierOptions {
   scheme: WebhookScheme;
   /** One secret, or several while rotating: a delivery signed with any of them is accepted. */
   secret: WebhookSecret | readonly WebhookSecret[];
-  /** Largest accepted distance between the signed timestamp and now, either way, in seconds. Default 300. */
-  tolerance?: number;
+  /**
+   * Largest accepted distance between the signed timestamp and now, either way, in seconds.
+   * Default 300; at most a year (`MAX_TOLERANCE_SECONDS`).
+   */
+  toleranceSeconds?: number;
   /** Current time in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number;
   /** Largest accepted body in bytes. Default 25 MiB (GitHub's own cap on payloads). */
@@ -39,6 +42,11 @@ export interface WebhookVerifierOptions {
 
 /** The default timestamp tolerance: 300 s, either way. */
 export const DEFAULT_TOLERANCE_SECONDS = 300;
+/**
+ * The largest timestamp tolerance: a year. A window that wide already protects next to nothing,
+ * so anything past it is a mistake (a value in the wrong unit), refused rather than accepted.
+ */
+export const MAX_TOLERANCE_SECONDS = 31_536_000;
 /** The default largest body: 25 MiB, GitHub's own cap on payloads. */
 export const DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024;
 /** The default most candidate signatures looked at in one delivery: 10. */
@@ -49,7 +57,7 @@ export interface WebhookVerifier {
   /** The scheme it verifies. */
   readonly scheme: WebhookScheme;
   /** The tolerance window in seconds, for replay-window checks by de-duplication. */
-  readonly tolerance: number;
+  readonly toleranceSeconds: number;
   /** The largest body accepted, in bytes: adapters stop reading a request body past it. */
   readonly maxBodyBytes: number;
   /** Verifies a delivery; rejects with a `WebhookVerificationError` and nothing else. */
@@ -65,10 +73,17 @@ export interface WebhookVerifier {
   checkSync<T = unknown>(headers: HeadersInput, body: RawBody): VerifiedWebhook<T> | WebhookRefusal;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
+/**
+ * `toleranceSeconds`: a positive number of seconds, at most `MAX_TOLERANCE_SECONDS`, or the
+ * default when not given.
+ */
+function toleranceOption(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_TOLERANCE_SECONDS;
   if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
-    throw new InterlockConfigError(`${name} must be a positive finite number`);
+    throw new InterlockConfigError("toleranceSeconds must be a positive finite number of seconds");
+  }
+  if (value > MAX_TOLERANCE_SECONDS) {
+    throw new InterlockConfigError(`toleranceSeconds must be at most ${MAX_TOLERANCE_SECONDS} (a year), not ${value}`);
   }
   return value;
 }
@@ -111,7 +126,7 @@ const NO_RESULTS: readonly boolean[] = [];
 export const VERIFIER_OPTION_NAMES = optionNames<WebhookVerifierOptions>({
   scheme: true,
   secret: true,
-  tolerance: true,
+  toleranceSeconds: true,
   now: true,
   maxBodyBytes: true,
   maxSignatures: true,
@@ -126,8 +141,8 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   assertOptionNames("createWebhookVerifier()", options, VERIFIER_OPTION_NAMES);
   const { onEvent } = options;
   const scheme = schemeOption(options.scheme);
-  const tolerance = positive("tolerance", options.tolerance, DEFAULT_TOLERANCE_SECONDS);
-  const toleranceMs = tolerance * 1000;
+  const toleranceSeconds = toleranceOption(options.toleranceSeconds);
+  const toleranceMs = toleranceSeconds * 1000;
   // Counts, not amounts: 0.5 would refuse every delivery, not configure anything.
   const maxBodyBytes = positiveIntegerOption("maxBodyBytes", options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES);
   const maxSignatures = positiveIntegerOption("maxSignatures", options.maxSignatures, DEFAULT_MAX_SIGNATURES);
@@ -139,8 +154,9 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   function checkWindow(timestampMs: number | undefined): void {
     if (timestampMs === undefined) return;
     const age = now() - timestampMs;
-    if (age > toleranceMs) refuse(scheme.name, "timestamp_too_old", `timestamp is more than ${tolerance}s old`);
-    if (age < -toleranceMs) refuse(scheme.name, "timestamp_in_future", `timestamp is more than ${tolerance}s ahead`);
+    if (age > toleranceMs) refuse(scheme.name, "timestamp_too_old", `timestamp is more than ${toleranceSeconds}s old`);
+    if (age < -toleranceMs)
+      refuse(scheme.name, "timestamp_in_future", `timestamp is more than ${toleranceSeconds}s ahead`);
   }
 
   function prepare(attempt: Attempt, headers: HeadersInput, input: RawBody): Prepared {
@@ -308,7 +324,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
 
   return {
     scheme,
-    tolerance,
+    toleranceSeconds,
     maxBodyBytes,
     check,
     checkSync,
