@@ -223,6 +223,8 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     // oauth4webapi refuses http outright; issuerUrl() has already decided whether it may be used.
     [oauth.allowInsecureRequests]: issuer.protocol === "http:",
   };
+  // No clockSkew from `now`: an ID token's exp/iat/nbf are the server's dates, checked on the
+  // system clock, so a test that moves `now` ahead (to make tokens due) still takes fresh ones.
   const client: oauth.Client = { client_id: options.clientId, [oauth.clockTolerance]: CLOCK_TOLERANCE_SECONDS };
   const auth = clientAuth(options);
 

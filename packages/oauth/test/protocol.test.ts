@@ -319,6 +319,35 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
   });
 });
 
+describe("an ID token's times are checked on the system clock, whatever the client's now says", () => {
+  const HOUR_MS = 3_600_000;
+
+  /** A login whose ID token the mock dates `issuedMs` (its iat and nbf), valid for 10 minutes. */
+  async function loginWithIdTokenIssuedAt(now: () => number, issuedMs: number) {
+    const login = createLogin(mockClient(WEB_APP, { now }), { redirectUri: REDIRECT_URI, scope: "openid" });
+    const start = await login.begin();
+    const dated = (claims: Record<string, unknown>) => {
+      claims.iat = Math.floor(issuedMs / 1000);
+      claims.nbf = claims.iat;
+      claims.exp = Math.floor(issuedMs / 1000) + 600;
+    };
+    return withIdTokens("authorization_code", dated, async () =>
+      login.complete(await mockCallback(start), { state: start.state }).catch((error: unknown) => error),
+    );
+  }
+
+  it("a fresh ID token is taken by an app whose now is two hours ahead (a test moving time to make tokens due)", async () => {
+    const outcome = await loginWithIdTokenIssuedAt(() => Date.now() + 2 * HOUR_MS, Date.now());
+    expect(outcome).toMatchObject({ claims: { sub: expect.any(String) } });
+  });
+
+  it("an ID token expired by the system clock is refused, though the app's now, two hours behind, would take it", async () => {
+    const outcome = await loginWithIdTokenIssuedAt(() => Date.now() - 2 * HOUR_MS, Date.now() - HOUR_MS);
+    expect(outcome).toBeInstanceOf(OAuthResponseError);
+    expect(outcome).toMatchObject({ code: "invalid_response" });
+  });
+});
+
 describe("max_age (OIDC Core §3.1.2.1, §3.1.3.7)", () => {
   it("sends max_age, and takes an ID token whose auth_time is recent enough", async () => {
     const login = createLogin(webClient(server()), { redirectUri: REDIRECT_URI, scope: "openid" });
