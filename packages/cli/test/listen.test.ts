@@ -250,6 +250,32 @@ describe("listen: a sender that leaves before its body is complete", () => {
   });
 });
 
+describe("listen: the request's query in a report", () => {
+  it("shows the parameter names with their values masked, as for the forward URL (a token in a webhook URL)", async () => {
+    const listener = new Running(githubListen("--json"));
+    try {
+      const { url } = JSON.parse(await listener.line(1)) as { url: string };
+      const result = await interlock([
+        "send",
+        `${url}/webhooks/github?token=s3cr3t-value&flag`,
+        "--scheme",
+        "github",
+        "--secret",
+        "gh-secret",
+        "--body",
+        "{}",
+      ]);
+      expect(result.code).toBe(0);
+      const line = await listener.line(2);
+      expect(JSON.parse(line)).toMatchObject({ type: "delivery", path: "/webhooks/github?token=***&***" });
+      expect(line).not.toContain("s3cr3t");
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+    expect(listener.stderr).toBe("");
+  });
+});
+
 describe("listen --scheme slack: Slack's url_verification challenge", () => {
   const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5";
   let listener: Running;

@@ -107,7 +107,7 @@ export interface DeliveryReport {
   time: Date;
   /** The request's method. */
   method: string;
-  /** The request's path. */
+  /** The request's path, with each query parameter's value shown as `***`. */
   path: string;
   /** What the delivery turned out to be. */
   verdict: Verdict;
@@ -315,7 +315,9 @@ async function handle(
   const time = new Date();
   const { receiver } = answerer;
   const read = await readRequestBody(request, receiver.verifier.maxBodyBytes);
-  const base = { time, method: "POST", path: request.url ?? "/", scheme: receiver.verifier.scheme.name };
+  // A webhook URL may carry a token in its query: names shown, values masked, as for the forward URL.
+  const path = shownUrl(request.url ?? "/");
+  const base = { time, method: "POST", path, scheme: receiver.verifier.scheme.name };
   if (read.left) return { answer: undefined, report: { ...base, ...incompleteReport(read.received, request) } };
   const decision =
     read.body === undefined
