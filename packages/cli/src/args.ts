@@ -86,9 +86,13 @@ function argsOf(values: Values, positionals: readonly string[]): Args {
   const integer = (name: string, fallback: number, range: IntegerRange): number => {
     const text = string(name);
     if (text === undefined) return fallback;
-    const value = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+    const digits = /^[0-9]+$/.test(text);
+    const value = digits ? Number(text) : Number.NaN;
     if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
-      throw usageError(`--${name} must be a whole number from ${range.min} to ${range.max}, got "${text}"`);
+      // A number out of range is shown whole; anything else by its start, as any value in the
+      // wrong place (a secret given here by mistake).
+      const shown = digits ? text : valueStart(text);
+      throw usageError(`--${name} must be a whole number from ${range.min} to ${range.max}, got "${shown}"`);
     }
     return value;
   };

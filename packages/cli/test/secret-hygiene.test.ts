@@ -91,6 +91,16 @@ describe("a usage error shows no more than the start of the value", () => {
     expect(await run(["sign", "--scheme", "acme", "--secret", "s", "--body", "{}"], short)).toBe(2);
     expect(short.err()).toMatch(/^interlock sign: unknown scheme "acme" \(--scheme\): /);
   });
+
+  it("a number option given something else (a secret in the wrong place) shows its first four characters", async () => {
+    const io = memoryIo();
+    expect(await run(["send", "http://127.0.0.1:1/", ...SEND, "--timeout", MARKER], io)).toBe(2);
+    expect(io.err()).toMatch(/^interlock send: --timeout must be a whole number from \d+ to \d+, got "CLIS…" /);
+    expect(io.err()).not.toContain(MARKER);
+    const outOfRange = memoryIo();
+    expect(await run(["send", "http://127.0.0.1:1/", ...SEND, "--timeout", "99999999"], outOfRange)).toBe(2);
+    expect(outOfRange.err()).toMatch(/ got "99999999" /); // a number is shown whole
+  });
 });
 
 describe("--secret-hex-env NAME", () => {
