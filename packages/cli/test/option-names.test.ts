@@ -26,6 +26,21 @@ describe("the CLI's library functions refuse misspelt options", () => {
     ).toBe('listen() has no option "tolerance": did you mean "toleranceSeconds"?');
   });
 
+  it("listen: a toleranceSeconds core refuses is reported as such, not as the retention derived from it", async () => {
+    for (const toleranceSeconds of [Number.NaN, Number.POSITIVE_INFINITY, -1, 31_536_001]) {
+      const listening = listen({ scheme: standardWebhooks, secret: SECRET, port: 0, toleranceSeconds });
+      expect(await asyncConfigRefusal(listening)).toMatch(/^toleranceSeconds must be /);
+    }
+    // A fraction of a second is taken: the retention derived from it is whole milliseconds.
+    const listener = await listen({
+      scheme: standardWebhooks,
+      secret: SECRET,
+      port: 0,
+      toleranceSeconds: 400_000.0001,
+    });
+    await listener.close();
+  });
+
   it("signDelivery and makeSecret", async () => {
     expect(await asyncConfigRefusal(signDelivery(looseOptions({ ...delivery, secrte: SECRET })))).toContain(
       'did you mean "secret"?',

@@ -27,6 +27,7 @@ import {
   type VerifiedWebhook,
   type WebhookErrorCode,
   type WebhookReceiver,
+  type WebhookReceiverOptions,
   type WebhookRespondDecision,
   type WebhookScheme,
   type WebhookSecret,
@@ -160,7 +161,14 @@ function verdictOf(decision: WebhookRespondDecision): Verdict {
  * longer than the whole window that tolerance accepts (either way of now), as core requires.
  */
 const retentionFor = (toleranceSeconds: number): number =>
-  Math.max(DEFAULT_WEBHOOK_RETENTION_MS, 2 * toleranceSeconds * 1000 + 1000);
+  Math.max(DEFAULT_WEBHOOK_RETENTION_MS, Math.ceil(2 * toleranceSeconds * 1000) + 1000);
+
+/** `toleranceSeconds` and the retention it needs; a value core refuses is passed alone, for core's own error. */
+function toleranceOptions(toleranceSeconds: number | undefined): Partial<WebhookReceiverOptions> {
+  if (toleranceSeconds === undefined) return {};
+  const usable = typeof toleranceSeconds === "number" && Number.isFinite(toleranceSeconds) && toleranceSeconds > 0;
+  return usable ? { toleranceSeconds, retentionMs: retentionFor(toleranceSeconds) } : { toleranceSeconds };
+}
 
 /**
  * The lease on a delivery being forwarded: core's default, or, for a forward allowed longer,
@@ -191,9 +199,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     secret: options.secret,
     store: options.store ?? memoryStore(),
     lockTtlMs: lockTtlFor(timeoutMs),
-    ...(options.toleranceSeconds === undefined
-      ? {}
-      : { toleranceSeconds: options.toleranceSeconds, retentionMs: retentionFor(options.toleranceSeconds) }),
+    ...toleranceOptions(options.toleranceSeconds),
   });
   // Aborted by close(), so a forward still waiting on the app does not keep the process alive.
   // Each forward in flight listens to it: no limit, or Node warns of a leak past ten at once.
