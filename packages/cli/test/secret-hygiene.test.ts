@@ -82,6 +82,16 @@ describe("a usage error shows no more than the start of the value", () => {
     expect(sign.err() + send.err()).not.toContain(MARKER);
   });
 
+  it("an unknown command (a secret pasted as the first word) is shown by its start; a word, whole", async () => {
+    const io = memoryIo();
+    expect(await run([MARKER, "--body", "{}"], io)).toBe(2);
+    expect(io.err()).toMatch(/^interlock: unknown command "CLIS…": use one of /);
+    expect(io.err()).not.toContain(MARKER);
+    const typo = memoryIo();
+    expect(await run(["lisen"], typo)).toBe(2);
+    expect(typo.err()).toMatch(/^interlock: unknown command "lisen": /);
+  });
+
   it("an unknown scheme (a secret given to --scheme) is shown by its first four characters", async () => {
     const io = memoryIo();
     expect(await run(["sign", "--scheme", MARKER, "--secret", "s", "--body", "{}"], io)).toBe(2);
