@@ -10,9 +10,9 @@ import {
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   IDEMPOTENCY_OPTION_NAMES,
+  type IdempotencyErrorDecision,
   type IdempotencyOptions,
   type IdempotencyRequest,
-  type IdempotencyRespondDecision,
   optionNames,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
@@ -52,7 +52,7 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<Express
    * `decision.response`. Replays always go out as stored. Send your own with `res`, or return
    * without responding to let `decision.response` go out. Throwing passes the error to `next`.
    */
-  onError?: (decision: IdempotencyRespondDecision, req: Request, res: Response) => void | Promise<void>;
+  onError?: (decision: IdempotencyErrorDecision, req: Request, res: Response) => void | Promise<void>;
 }
 
 /** The matched route's pattern under its router's mount path: undefined until routing has matched one. */

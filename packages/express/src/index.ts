@@ -5,7 +5,12 @@
 
 import "./augment.js";
 
-export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
+export type {
+  IdempotencyErrorDecision,
+  IdempotencyRespondDecision,
+  WebhookErrorDecision,
+  WebhookRespondDecision,
+} from "@interlock/core";
 export { type ExpressIdempotencyRequest, type IdempotencyMiddlewareOptions, idempotency } from "./idempotency.js";
 export { captureRawBody, rawBodyOf } from "./raw-body.js";
 export { releaseOnError } from "./release.js";

@@ -12,8 +12,8 @@ import {
   createWebhookReceiver,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
+  type WebhookErrorDecision,
   type WebhookReceiverOptions,
-  type WebhookRespondDecision,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
 import { useDictionaryProperties } from "./dictionary-mode.js";
@@ -31,7 +31,7 @@ export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
    * return without responding to let it go out. A duplicate is not an error: it always gets
    * Interlock's 200. Throwing passes the error to `next`.
    */
-  onError?: (decision: WebhookRespondDecision, req: Request, res: Response) => void | Promise<void>;
+  onError?: (decision: WebhookErrorDecision, req: Request, res: Response) => void | Promise<void>;
 }
 
 const NOT_RAW_ADVICE =

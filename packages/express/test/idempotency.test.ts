@@ -863,7 +863,7 @@ describe("idempotency(): onError", () => {
         onError(decision, _req, res) {
           expect(decision).toMatchObject({ action: "respond", replayed: false });
           expect(decision.error).toBeInstanceOf(IdempotencyError);
-          const code = decision.error?.code ?? "";
+          const code = decision.error.code;
           seen.push(code);
           if (code !== "request_in_flight") res.status(400).json({ mine: code });
         },

@@ -267,7 +267,7 @@ describe("webhook(): onError takes over the answer", () => {
     const url = await start({
       options: {
         onError(decision, _req, res) {
-          seen.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${decision.response.status}`);
+          seen.push(`${decision.outcome}:${decision.error.code}:${decision.response.status}`);
           res.status(418).json({ mine: decision.outcome });
         },
       },
@@ -315,7 +315,7 @@ describe("webhook(): onError takes over the answer", () => {
   it("the adapter's own refusals (too large, not raw) go to onError too", async () => {
     const codes: string[] = [];
     const url = await start({
-      options: { maxBodyBytes: 10, onError: (decision) => void codes.push(decision.error?.code ?? "") },
+      options: { maxBodyBytes: 10, onError: (decision) => void codes.push(decision.error.code) },
     });
     const response = await send(url, await signed("x".repeat(11)));
     expect(response.status).toBe(413); // onError returned without answering: the default went out

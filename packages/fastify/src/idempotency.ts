@@ -16,6 +16,7 @@ import {
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   IDEMPOTENCY_OPTION_NAMES,
+  type IdempotencyErrorDecision,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
@@ -24,7 +25,7 @@ import {
   optionNames,
   recordResponse,
 } from "@interlock/core";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { keepPending, payloadBody, recordOnHijack, resetBeforeEnd, sentHeaders, takePending } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
@@ -58,7 +59,7 @@ export interface FastifyIdempotencyOptions extends IdempotencyOptions<FastifyIde
    * typed error as `decision.error`. Send through `reply` and return it; return nothing to
    * send `decision.response`.
    */
-  onError?: TakeOver<IdempotencyRespondDecision>;
+  onError?: TakeOver<IdempotencyErrorDecision>;
 }
 
 export const kIdempotentRun = Symbol("interlock.idempotentRun");
@@ -120,6 +121,12 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     };
   }
 
+  /** Answers the engine's decision without the handler: a replay goes out as stored, a refusal through `onError`. */
+  function respond(decision: IdempotencyRespondDecision, request: FastifyRequest, reply: FastifyReply): void {
+    if (decision.replayed) answer(decision, request, reply, undefined);
+    else answer(decision, request, reply, onError);
+  }
+
   /** Stores what a hijacked reply wrote: once it has finished, or once the client left and it ended. */
   async function finishHijacked(request: FastifyRequest): Promise<void> {
     const run = takeRun(request);
@@ -150,15 +157,14 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       if (!engine.refusesUnread(request)) return capture(request, reply, payload, done);
       // Refused before the body is read or a key claimed; a method the engine does not cover passes.
       engine.begin(neutralOf(request)).then((decision) => {
-        if (decision.action === "respond") return answer(decision, request, reply, onError);
+        if (decision.action === "respond") return respond(decision, request, reply);
         capture(request, reply, payload, done);
       }, done);
     },
 
     preHandler(request, reply, done) {
       engine.begin(neutralOf(request)).then((decision) => {
-        if (decision.action === "respond")
-          return answer(decision, request, reply, decision.replayed ? undefined : onError);
+        if (decision.action === "respond") return respond(decision, request, reply);
         if (decision.action === "execute") {
           const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortRun(request) };
           keepPending(request, kIdempotentRun, {

@@ -1,4 +1,9 @@
-export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
+export type {
+  IdempotencyErrorDecision,
+  IdempotencyRespondDecision,
+  WebhookErrorDecision,
+  WebhookRespondDecision,
+} from "@interlock/core";
 export type { InterlockHooks } from "./hooks.js";
 export { type FastifyIdempotencyOptions, type FastifyIdempotencyRequest, idempotency } from "./idempotency.js";
 export { interlock } from "./plugin.js";

@@ -14,8 +14,8 @@ import {
   createWebhookReceiver,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
+  type WebhookErrorDecision,
   type WebhookReceiverOptions,
-  type WebhookRespondDecision,
   type WebhookTicket,
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
@@ -34,7 +34,7 @@ export interface FastifyWebhookOptions extends WebhookReceiverOptions {
    * (503). Send through `reply` and return it; return nothing to send `decision.response`
    * (problem+json). A duplicate is not an error: it always gets Interlock's 200.
    */
-  onError?: TakeOver<WebhookRespondDecision>;
+  onError?: TakeOver<WebhookErrorDecision>;
 }
 
 export const kWebhookClaim = Symbol("interlock.webhookClaim");
@@ -109,7 +109,8 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
       receiver.begin(request.headers, body).then((decision) => {
         if (decision.action === "respond") {
           // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
-          return answer(decision, request, reply, decision.outcome === "duplicate" ? undefined : onError);
+          if (decision.outcome === "duplicate") return answer(decision, request, reply, undefined);
+          return answer(decision, request, reply, onError);
         }
         request.webhook = decision.event;
         const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortClaim(request) };

@@ -686,7 +686,7 @@ describe("a key refused from the headers alone", () => {
     await start(
       options({
         onError: (decision, _request, reply) => {
-          seen.push(String(decision.error?.code));
+          seen.push(decision.error.code);
           return reply.code(decision.response.status).send({ error: "custom" });
         },
       }),

@@ -290,7 +290,7 @@ describe("onError: the app takes over", () => {
     const { url } = await echoApp(
       options({
         onError: (decision, _request, reply) => {
-          seen.push(`${decision.outcome}:${decision.error?.code}`);
+          seen.push(`${decision.outcome}:${decision.error.code}`);
           return reply.code(403).send({ mine: decision.outcome });
         },
       }),
@@ -324,7 +324,7 @@ describe("onError: the app takes over", () => {
         maxBodyBytes: 8,
         onError: async (decision, _request, reply) => {
           await new Promise((resolve) => setTimeout(resolve, 5));
-          return reply.code(decision.response.status).send({ mine: decision.error?.code });
+          return reply.code(decision.response.status).send({ mine: decision.error.code });
         },
       }),
     );

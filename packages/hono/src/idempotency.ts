@@ -11,6 +11,7 @@ import {
   DEFAULT_REQUEST_BODY_LIMIT,
   IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyEngine,
+  type IdempotencyErrorDecision,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
@@ -54,7 +55,7 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<HonoIde
    * typed error as `decision.error`); replays always go out as stored. Return your own
    * `Response`, or nothing to send `decision.response`.
    */
-  onError?: (decision: IdempotencyRespondDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
+  onError?: (decision: IdempotencyErrorDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   optionNames,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
+  type WebhookErrorDecision,
   type WebhookReceiver,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
@@ -35,7 +36,7 @@ export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
    * Interlock would send; return your own `Response`, or nothing to send Interlock's. A
    * duplicate is not an error: it always gets Interlock's 200.
    */
-  onError?: (decision: WebhookRespondDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
+  onError?: (decision: WebhookErrorDecision, c: Context) => Response | undefined | Promise<Response | undefined>;
 }
 
 /** The environment `webhook()` gives its route: the verified delivery at `c.get("webhook")`. */

@@ -777,7 +777,7 @@ describe("bodyLimit and onError", () => {
   it("lets the app answer refusals itself; replays always go out as stored", async () => {
     const seen: unknown[] = [];
     const onError: IdempotencyMiddlewareOptions["onError"] = (decision, c) => {
-      const code = decision.error?.code;
+      const code = decision.error.code;
       seen.push([decision.response.status, code]);
       if (code === "idempotency_key_mismatch") return undefined; // Interlock's 422 is fine
       return c.json({ refused: code }, 400);

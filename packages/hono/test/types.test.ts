@@ -2,10 +2,16 @@
  * The options as the compiler holds them (checked by `tsc`; trivially true at run time: a
  * factory is only called on the first request, and none comes here).
  */
-import { MemoryStore, stripe } from "@interlock/core";
+import { type InterlockError, MemoryStore, stripe } from "@interlock/core";
 import { Hono } from "hono";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { idempotency, type WebhookEnv, webhook } from "../src/index.js";
+import {
+  type IdempotencyErrorDecision,
+  idempotency,
+  type WebhookEnv,
+  type WebhookErrorDecision,
+  webhook,
+} from "../src/index.js";
 
 type Bindings = { STRIPE_WEBHOOK_SECRET: string };
 const store = new MemoryStore();
@@ -50,5 +56,35 @@ describe("options given as a function of the context", () => {
     idempotency(() => ({ store, requierd: true }));
     // @ts-expect-error `store` is missing
     idempotency(() => ({ principal: false }));
+  });
+});
+
+describe("onError", () => {
+  it("webhook(): an error decision, never a duplicate, so its error is always set", () => {
+    webhook({
+      scheme: stripe,
+      secret: "whsec_x",
+      store,
+      onError: (decision, c) => {
+        expectTypeOf(decision).toEqualTypeOf<WebhookErrorDecision>();
+        expectTypeOf(decision.error).toEqualTypeOf<InterlockError>();
+        // @ts-expect-error a duplicate never reaches onError: it always gets Interlock's 200
+        if (decision.outcome === "duplicate") return undefined;
+        return c.json({ code: decision.error.code }, 400);
+      },
+    });
+  });
+
+  it("idempotency(): an error decision, never a replay, so its error is always set", () => {
+    idempotency({
+      store,
+      onError: (decision, c) => {
+        expectTypeOf(decision).toEqualTypeOf<IdempotencyErrorDecision>();
+        expectTypeOf(decision.error).toEqualTypeOf<InterlockError>();
+        // @ts-expect-error a replay never reaches onError: it always goes out as stored
+        if (decision.replayed === true) return undefined;
+        return c.json({ code: decision.error.code }, 400);
+      },
+    });
   });
 });

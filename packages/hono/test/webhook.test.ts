@@ -217,9 +217,9 @@ describe("onError", () => {
     const seen: string[] = [];
     const app = new Hono();
     const onError: WebhookMiddlewareOptions["onError"] = (decision, c) => {
-      seen.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${decision.response.status}`);
-      if (decision.error?.code === "body_too_large") return undefined; // Interlock's 413 is fine
-      return c.json({ rejected: decision.error?.code }, 418 as never);
+      seen.push(`${decision.outcome}:${decision.error.code}:${decision.response.status}`);
+      if (decision.error.code === "body_too_large") return undefined; // Interlock's 413 is fine
+      return c.json({ rejected: decision.error.code }, 418 as never);
     };
     app.post("/hook", webhook(options({ onError, maxBodyBytes: 200 })), (c) => c.text("ok"));
     const url = `${await start(app)}/hook`;
@@ -254,7 +254,7 @@ describe("onError", () => {
     const seen: unknown[] = [];
     const app = new Hono();
     const onError: WebhookMiddlewareOptions["onError"] = (decision, c) => {
-      seen.push([decision.outcome, decision.error?.code, decision.response.status, decision.event?.id]);
+      seen.push([decision.outcome, decision.error.code, decision.response.status, decision.event?.id]);
       return c.text("try later", 503, { "retry-after": "30" });
     };
     app.post("/hook", webhook(options({ onError, store: unreachableStore() })), (c) => c.text("ok"));

@@ -12,9 +12,9 @@ import {
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   IDEMPOTENCY_OPTION_NAMES,
+  type IdempotencyErrorDecision,
   type IdempotencyOptions,
   type IdempotencyRequest,
-  type IdempotencyRespondDecision,
   optionNames,
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
@@ -48,7 +48,7 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<KoaIdem
    * stored): `decision.error` is the typed error, `decision.response` Interlock's answer. Set
    * `ctx.status`/`ctx.body` to answer yourself; leave both alone to let Interlock's go out.
    */
-  onError?: (decision: IdempotencyRespondDecision, ctx: Context) => void | Promise<void>;
+  onError?: (decision: IdempotencyErrorDecision, ctx: Context) => void | Promise<void>;
 }
 
 /** The options this adapter takes beyond core's. */

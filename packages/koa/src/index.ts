@@ -3,7 +3,12 @@
  * bytes, `idempotency()` makes unsafe routes safe to retry with an `Idempotency-Key`.
  */
 
-export type { IdempotencyRespondDecision, WebhookRespondDecision } from "@interlock/core";
+export type {
+  IdempotencyErrorDecision,
+  IdempotencyRespondDecision,
+  WebhookErrorDecision,
+  WebhookRespondDecision,
+} from "@interlock/core";
 export { type IdempotencyMiddlewareOptions, idempotency, type KoaIdempotencyRequest } from "./idempotency.js";
 export type { RawBodyContext, RawBodyRequest, WebhookState } from "./types.js";
 export { type WebhookMiddlewareOptions, webhook } from "./webhook.js";

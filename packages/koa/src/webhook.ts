@@ -11,8 +11,8 @@ import {
   createWebhookReceiver,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
+  type WebhookErrorDecision,
   type WebhookReceiverOptions,
-  type WebhookRespondDecision,
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
@@ -29,7 +29,7 @@ export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
    * out; throw to use Koa's error handling. A duplicate is not an error: it always gets
    * Interlock's 200.
    */
-  onError?: (decision: WebhookRespondDecision, ctx: Context) => void | Promise<void>;
+  onError?: (decision: WebhookErrorDecision, ctx: Context) => void | Promise<void>;
 }
 
 /** The options this adapter takes beyond core's. */

@@ -504,10 +504,10 @@ describe("onError", () => {
       ],
       {
         onError: (decision, ctx) => {
-          codes.push(decision.error?.code ?? "replay?");
-          if (decision.error?.code === "idempotency_key_invalid") return;
-          ctx.status = decision.error?.status ?? 500;
-          ctx.body = { failed: decision.error?.code };
+          codes.push(decision.error.code);
+          if (decision.error.code === "idempotency_key_invalid") return;
+          ctx.status = decision.error.status;
+          ctx.body = { failed: decision.error.code };
         },
       },
     );

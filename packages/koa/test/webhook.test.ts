@@ -278,8 +278,8 @@ describe("onError", () => {
     const onError: WebhookMiddlewareOptions["onError"] = (decision, ctx) => {
       outcomes.push(decision.outcome);
       if (decision.outcome === "store_unavailable") return; // Interlock's 503 problem+json
-      ctx.status = decision.error?.status ?? 500;
-      ctx.body = { ok: false, reason: decision.error?.code };
+      ctx.status = decision.error.status;
+      ctx.body = { ok: false, reason: decision.error.code };
     };
     await start({ onError });
     const d = await delivery('{"type":"x"}');
@@ -313,7 +313,7 @@ describe("onError", () => {
     await start({
       maxBodyBytes: 16,
       onError: (decision, ctx) => {
-        codes.push(decision.error?.code ?? "");
+        codes.push(decision.error.code);
         ctx.status = 400;
       },
     });

@@ -12,6 +12,7 @@ import {
   DEFAULT_REQUEST_BODY_LIMIT,
   IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyEngine,
+  type IdempotencyErrorDecision,
   type IdempotencyOptions,
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
@@ -52,7 +53,7 @@ export interface WithIdempotencyOptions<R extends Request = Request>
    * typed error as `decision.error`); replays always go out as stored. Return your own
    * `Response`, or nothing to send `decision.response`.
    */
-  onError?: (decision: IdempotencyRespondDecision, request: R) => Response | undefined | Promise<Response | undefined>;
+  onError?: (decision: IdempotencyErrorDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
 
 /** The handler `withIdempotency` runs: the request, its body unread, and whatever else the host passes. */

@@ -10,6 +10,7 @@ import {
   optionNames,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
+  type WebhookErrorDecision,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
 } from "@interlock/core";
@@ -25,7 +26,7 @@ export interface WithWebhookOptions<R extends Request = Request> extends Webhook
    * Interlock would send; return your own `Response`, or nothing to send Interlock's. A
    * duplicate is not an error: it always gets Interlock's 200.
    */
-  onError?: (decision: WebhookRespondDecision, request: R) => Response | undefined | Promise<Response | undefined>;
+  onError?: (decision: WebhookErrorDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
 
 /**

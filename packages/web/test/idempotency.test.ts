@@ -99,7 +99,7 @@ describe("the handler", () => {
         required: true,
         onError: (decision, request) => {
           expectTypeOf(request).toEqualTypeOf<HostRequest>();
-          refused.push(`${decision.error?.code}:${request.account}`);
+          refused.push(`${decision.error.code}:${request.account}`);
           return undefined;
         },
       },
@@ -791,8 +791,8 @@ describe("bodyLimit, onError and refusals", () => {
       options([], {
         required: true,
         onError: (decision, request) => {
-          seen.push(`${decision.error?.code}:${request.method}`);
-          return Response.json({ mine: decision.error?.code }, { status: decision.response.status });
+          seen.push(`${decision.error.code}:${request.method}`);
+          return Response.json({ mine: decision.error.code }, { status: decision.response.status });
         },
       }),
       async () => new Response("made", { status: 201 }),

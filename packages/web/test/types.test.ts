@@ -2,7 +2,13 @@
  * The options as the compiler holds them (checked by `tsc`; trivially true at run time: a
  * factory is only called on the first request, and none comes here).
  */
-import { MemoryStore, stripe } from "@interlock/core";
+import {
+  type IdempotencyErrorDecision,
+  type InterlockError,
+  MemoryStore,
+  stripe,
+  type WebhookErrorDecision,
+} from "@interlock/core";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { withIdempotency, withWebhook } from "../src/index.js";
 
@@ -57,5 +63,41 @@ describe("options given as a function of the request", () => {
     expect(() => withIdempotency({ store, requierd: true }, answered)).toThrow('"requierd"');
     // @ts-expect-error `requierd` is no option (`required` is)
     withIdempotency(() => ({ store, requierd: true }), answered);
+  });
+});
+
+describe("onError", () => {
+  it("withWebhook(): an error decision, never a duplicate, so its error is always set", () => {
+    withWebhook(
+      {
+        scheme: stripe,
+        secret: "whsec_x",
+        store,
+        onError: (decision) => {
+          expectTypeOf(decision).toEqualTypeOf<WebhookErrorDecision>();
+          expectTypeOf(decision.error).toEqualTypeOf<InterlockError>();
+          // @ts-expect-error a duplicate never reaches onError: it always gets Interlock's 200
+          if (decision.outcome === "duplicate") return undefined;
+          return Response.json({ code: decision.error.code }, { status: decision.error.status });
+        },
+      },
+      answered,
+    );
+  });
+
+  it("withIdempotency(): an error decision, never a replay, so its error is always set", () => {
+    withIdempotency(
+      {
+        store,
+        onError: (decision) => {
+          expectTypeOf(decision).toEqualTypeOf<IdempotencyErrorDecision>();
+          expectTypeOf(decision.error).toEqualTypeOf<InterlockError>();
+          // @ts-expect-error a replay never reaches onError: it always goes out as stored
+          if (decision.replayed === true) return undefined;
+          return Response.json({ code: decision.error.code }, { status: decision.error.status });
+        },
+      },
+      answered,
+    );
   });
 });

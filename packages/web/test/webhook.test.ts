@@ -326,8 +326,8 @@ describe("refusals", () => {
     const handle = withWebhook(
       options({
         onError: (decision, request) => {
-          outcomes.push(`${decision.outcome}:${decision.error?.code ?? "-"}:${new URL(request.url).pathname}`);
-          return decision.error?.code === "body_too_large" ? new Response("too big", { status: 418 }) : undefined;
+          outcomes.push(`${decision.outcome}:${decision.error.code}:${new URL(request.url).pathname}`);
+          return decision.error.code === "body_too_large" ? new Response("too big", { status: 418 }) : undefined;
         },
         maxBodyBytes: 8,
       }),

@@ -180,16 +180,34 @@ export type IdempotencyDecision =
     }
   | IdempotencyRespondDecision;
 
-/** A decision answered without running the handler: a replay, or a refusal with its `error`. */
-export interface IdempotencyRespondDecision {
-  /** Answer with `response`: a replay, or a problem+json refusal. The handler must not run. */
+/**
+ * A decision answered without running the handler: a refusal with its `error`, or a replay.
+ * `replayed` tells them apart.
+ */
+export type IdempotencyRespondDecision = IdempotencyErrorDecision | IdempotencyReplayDecision;
+
+/** A request refused (400, 409, 413, 422, 503, …): what an adapter's `onError` gets. Always carries the typed error. */
+export interface IdempotencyErrorDecision {
+  /** Answer with `response`, a problem+json refusal. The handler must not run. */
   action: "respond";
-  /** The complete response to send. */
+  /** The complete problem+json response to send. */
   response: HttpResponse;
-  /** True for a replay of a stored response, false for a refusal. */
-  replayed: boolean;
-  /** The typed error behind a refusal (undefined for a replay). */
-  error: InterlockError | undefined;
+  /** Not a replay. */
+  replayed: false;
+  /** The typed error behind the refusal, with its `code`. */
+  error: InterlockError;
+}
+
+/** A replay of a stored response, sent as stored. Not an error. */
+export interface IdempotencyReplayDecision {
+  /** Answer with `response`, the stored response. The handler must not run. */
+  action: "respond";
+  /** The stored response, marked with the `replayedHeader`. */
+  response: HttpResponse;
+  /** A replay. */
+  replayed: true;
+  /** No error: a replay is the first request's answer. */
+  error: undefined;
 }
 
 /** A claimed key, owned by one running request. */
@@ -261,7 +279,7 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
     request: Pick<IdempotencyRequest, "method" | "route"> &
       Partial<Pick<IdempotencyRequest, "headers" | "routePattern">>,
     error: BodyError,
-  ): IdempotencyRespondDecision;
+  ): IdempotencyErrorDecision;
 }
 
 /** The default lease on a running request: 60 s. */
@@ -543,7 +561,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return typeof digest === "string" ? remember(digest) : digest.then(remember);
   }
 
-  function refuse(error: InterlockError): IdempotencyRespondDecision {
+  function refuse(error: InterlockError): IdempotencyErrorDecision {
     return { action: "respond", response: problemResponse(error), replayed: false, error };
   }
 
@@ -565,7 +583,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     route: string | undefined,
     error: BodyError,
     correlationId: string | undefined,
-  ): IdempotencyRespondDecision {
+  ): IdempotencyErrorDecision {
     rejected(method, route, error.code, correlationId);
     return refuse(error);
   }

@@ -130,18 +130,44 @@ export type WebhookDecision =
     }
   | WebhookRespondDecision;
 
-/** A decision answered without running the handler: a refusal, a duplicate, an in-flight copy, a store outage. */
-export interface WebhookRespondDecision {
+/**
+ * A decision answered without running the handler: an error (a refusal, an in-flight copy, a
+ * store outage) or a duplicate. `outcome` tells them apart.
+ */
+export type WebhookRespondDecision = WebhookErrorDecision | WebhookDuplicateDecision;
+
+/**
+ * A delivery the handler will not see because of an error: what an adapter's `onError` gets.
+ * Always carries the typed error.
+ */
+export interface WebhookErrorDecision {
   /** Answer with `response` and do not run the handler. */
   action: "respond";
-  /** Why the handler does not run. */
-  outcome: "rejected" | "duplicate" | "in_flight" | "store_unavailable";
-  /** The complete response to send: problem+json for errors, 200 for a duplicate. */
+  /**
+   * Why the handler does not run: the delivery was refused, a copy of it is being processed,
+   * or the store could not be reached.
+   */
+  outcome: "rejected" | "in_flight" | "store_unavailable";
+  /** The complete problem+json response to send. */
   response: HttpResponse;
-  /** The verified delivery, for duplicates and in-flight copies. */
+  /** The verified delivery, for an in-flight copy and a store outage; undefined for a refusal. */
   event: VerifiedWebhook | undefined;
-  /** The typed error behind a refusal or an unreachable store. */
-  error: InterlockError | undefined;
+  /** The typed error behind the answer, with its `code`. */
+  error: InterlockError;
+}
+
+/** A delivery processed before: acknowledged 200 without running the handler. Not an error. */
+export interface WebhookDuplicateDecision {
+  /** Answer with `response` and do not run the handler. */
+  action: "respond";
+  /** Processed before. */
+  outcome: "duplicate";
+  /** The complete response to send: 200 `{"duplicate": true, "id": …}`. */
+  response: HttpResponse;
+  /** The verified delivery. */
+  event: VerifiedWebhook;
+  /** No error: a duplicate is acknowledged. */
+  error: undefined;
 }
 
 /** What `createWebhookReceiver` makes: verification plus de-duplication around a handler. */
@@ -176,7 +202,7 @@ export interface WebhookReceiver {
    * its `webhook.rejected` event. Pass the request's `headers` so the event carries its
    * correlation id, as `begin`'s do.
    */
-  refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookRespondDecision;
+  refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookErrorDecision;
 }
 
 /** What an adapter refuses before `begin`: the body's problems, and a body sent content-encoded. */
@@ -353,18 +379,24 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     return Math.max(retentionMs, Math.ceil(event.timestamp * 1000 + toleranceMs - wallNow()) + 1);
   }
 
-  function respond(
-    outcome: WebhookRespondDecision["outcome"],
-    response: HttpResponse,
+  /** The answer to an error: its problem+json, with the error behind it. */
+  function respondError(
+    outcome: WebhookErrorDecision["outcome"],
+    error: InterlockError,
     event?: VerifiedWebhook,
-    error?: InterlockError,
-  ): WebhookRespondDecision {
-    return { action: "respond", outcome, response, event, error };
+  ): WebhookErrorDecision {
+    return { action: "respond", outcome, response: problemResponse(error), event, error };
+  }
+
+  /** The answer to a delivery processed before: 200, no error. */
+  function respondDuplicate(event: VerifiedWebhook): WebhookDuplicateDecision {
+    const response = jsonResponse(200, { duplicate: true, id: event.id ?? null });
+    return { action: "respond", outcome: "duplicate", response, event, error: undefined };
   }
 
   async function begin(headers: HeadersInput, body: RawBody): Promise<WebhookDecision> {
     const checked = await verifier.check(headers, body);
-    if (!checked.ok) return respond("rejected", problemResponse(checked.error), undefined, checked.error);
+    if (!checked.ok) return respondError("rejected", checked.error);
     const event = checked;
     const delivery = claimOf(event, namespace);
     const { key, fingerprint } = delivery instanceof Promise ? await delivery : delivery;
@@ -388,7 +420,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         };
         emit(onEvent, correlated(down, correlationId));
       }
-      return respond("store_unavailable", problemResponse(unavailable), event, unavailable);
+      return respondError("store_unavailable", unavailable, event);
     }
     const claimed = onEvent ? monotonicNow() : 0;
     if (claim.state === "claimed") {
@@ -414,14 +446,13 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       };
       emit(onEvent, correlated(duplicate, correlationId));
     }
-    if (claim.state === "completed")
-      return respond("duplicate", jsonResponse(200, { duplicate: true, id: event.id ?? null }), event);
+    if (claim.state === "completed") return respondDuplicate(event);
     // The same code as an idempotent request's copy (one meaning: retry later), titled for a delivery.
     const inFlight = new IdempotencyError("request_in_flight", "this delivery is being processed; retry later", {
       retryAfterSeconds,
       title: "A copy of this delivery is still being processed",
     });
-    return respond("in_flight", problemResponse(inFlight), event, inFlight);
+    return respondError("in_flight", inFlight, event);
   }
 
   /**
@@ -486,7 +517,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (ticket) await release(ticket);
   }
 
-  function refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookRespondDecision {
+  function refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookErrorDecision {
     const error = new WebhookVerificationError(code, message, verifier.scheme.name);
     if (onEvent) {
       const rejected: WebhookRejectedEvent = {
@@ -498,7 +529,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       };
       emit(onEvent, correlated(rejected, correlationIdOfHeaders(headers)));
     }
-    return respond("rejected", problemResponse(error), undefined, error);
+    return respondError("rejected", error);
   }
 
   return {
@@ -514,10 +545,11 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     ): Promise<WebhookReceipt<Awaited<R>>> {
       const decision = await begin(headers, body);
       if (decision.action === "respond") {
-        const { outcome, event, error } = decision;
-        if (outcome === "duplicate") return { outcome, event: event as VerifiedWebhook };
-        if (outcome === "in_flight") return { outcome, event: event as VerifiedWebhook, retryAfterSeconds };
-        throw error;
+        if (decision.outcome === "duplicate") return { outcome: "duplicate", event: decision.event };
+        // An in-flight copy was verified before its claim: its event is always set.
+        if (decision.outcome === "in_flight")
+          return { outcome: "in_flight", event: decision.event as VerifiedWebhook, retryAfterSeconds };
+        throw decision.error;
       }
       let result: Awaited<R>;
       try {
