@@ -7,11 +7,11 @@
  * Workers resolve). The packaging and examples projects run the built packages, as users get them.
  */
 import { fileURLToPath } from "node:url";
-import type { TestProjectConfiguration } from "vitest/config";
+import type { TestProjectConfiguration, TestProjectInlineConfiguration } from "vitest/config";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
-const coreWith = (port: "node" | "web"): TestProjectConfiguration => ({
+const coreWith = (port: "node" | "web"): TestProjectInlineConfiguration => ({
   resolve: { alias: { "#crypto": here(`./packages/core/src/crypto/${port}.ts`) } },
   test: {
     name: `core (${port} crypto)`,
@@ -30,7 +30,7 @@ const coreSource = [
 ];
 
 /** A store package's tests, with a global setup that starts its throwaway server(s). */
-const storeProject = (name: "redis" | "postgres"): TestProjectConfiguration => ({
+const storeProject = (name: "redis" | "postgres"): TestProjectInlineConfiguration => ({
   resolve: { alias: coreSource },
   test: {
     name,
@@ -46,7 +46,7 @@ const storeProject = (name: "redis" | "postgres"): TestProjectConfiguration => (
  * A framework adapter's tests: real HTTP on 127.0.0.1, against core's source and the adapter's
  * own (which a test app shared with another runtime imports by the package's name).
  */
-const adapterProject = (name: "fastify" | "hono" | "web"): TestProjectConfiguration => ({
+const adapterProject = (name: "fastify" | "hono" | "web"): TestProjectInlineConfiguration => ({
   resolve: {
     alias: [
       ...coreSource,
@@ -64,7 +64,11 @@ const adapterProject = (name: "fastify" | "hono" | "web"): TestProjectConfigurat
  * parsers): only resolution gives the adapter and the test apps one framework, as an app on
  * that major has. Each project names the major it expects; a test checks the one that loaded.
  */
-const adapterOnMajor = (name: "express" | "koa", major: number, installedAs?: string): TestProjectConfiguration => ({
+const adapterOnMajor = (
+  name: "express" | "koa",
+  major: number,
+  installedAs?: string,
+): TestProjectInlineConfiguration => ({
   resolve: {
     alias: installedAs
       ? [...coreSource, { find: new RegExp(`^${name}(/.*)?$`), replacement: `${installedAs}$1` }]
@@ -86,7 +90,7 @@ const adapterOnMajor = (name: "express" | "koa", major: number, installedAs?: st
  * above. Only the tests that run on Node: Bun, Deno and workerd serve the packed package with
  * the Hono the adapter's package links.
  */
-const honoOnLowest: TestProjectConfiguration = {
+const honoOnLowest: TestProjectInlineConfiguration = {
   resolve: {
     alias: [
       ...coreSource,
@@ -107,12 +111,25 @@ const honoOnLowest: TestProjectConfiguration = {
  * The client's tests: real HTTP on 127.0.0.1, and end to end through the Express adapter's
  * idempotency middleware (its source, like core's).
  */
-const clientProject: TestProjectConfiguration = {
+const clientProject: TestProjectInlineConfiguration = {
   resolve: {
     alias: [...coreSource, { find: /^@interlock\/express$/, replacement: here("./packages/express/src/index.ts") }],
   },
   test: { name: "client", root: here("./packages/client"), include: ["test/**/*.test.ts"] },
 };
+
+/**
+ * A test's time limit where its project sets none. Vitest 4's inline projects do not inherit the
+ * root config's test options (only from Vitest 5 do they), so the limit is put on each project
+ * here: with Vitest's own default of 5 s, a test that takes 4 s on a quiet machine failed on a
+ * loaded one (seen on CI's Node version runs).
+ */
+const DEFAULT_TEST_TIMEOUT_MS = 30_000;
+
+const withTestTimeout = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration => ({
+  ...project,
+  test: { testTimeout: DEFAULT_TEST_TIMEOUT_MS, ...project.test },
+});
 
 export default [
   coreWith("node"),
@@ -220,4 +237,4 @@ export default [
       include: ["test/packaging.test.ts", "test/runtimes.test.ts"],
     },
   },
-] satisfies TestProjectConfiguration[];
+].map(withTestTimeout) satisfies TestProjectConfiguration[];
