@@ -163,11 +163,14 @@ function verdictOf(decision: WebhookRespondDecision): Verdict {
 const retentionFor = (toleranceSeconds: number): number =>
   Math.max(DEFAULT_WEBHOOK_RETENTION_MS, Math.ceil(2 * toleranceSeconds * 1000) + 1000);
 
-/** `toleranceSeconds` and the retention it needs; a value core refuses is passed alone, for core's own error. */
+/**
+ * `toleranceSeconds` and the retention it needs. Core judges the tolerance; a value it refuses
+ * (NaN, Infinity) may make no retention at all, and is then passed alone, for core's own error.
+ */
 function toleranceOptions(toleranceSeconds: number | undefined): Partial<WebhookReceiverOptions> {
   if (toleranceSeconds === undefined) return {};
-  const usable = typeof toleranceSeconds === "number" && Number.isFinite(toleranceSeconds) && toleranceSeconds > 0;
-  return usable ? { toleranceSeconds, retentionMs: retentionFor(toleranceSeconds) } : { toleranceSeconds };
+  const retentionMs = retentionFor(toleranceSeconds);
+  return Number.isSafeInteger(retentionMs) ? { toleranceSeconds, retentionMs } : { toleranceSeconds };
 }
 
 /**
