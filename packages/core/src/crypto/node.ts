@@ -42,28 +42,42 @@ function hmacSync(key: HmacKey, content: ContentParts): Uint8Array {
 // fingerprint. Read off the namespace, so an older Node falls back to `createHash`.
 const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: "hex") => string }).hash;
 
+/**
+ * Where small contents are joined for a one-shot hash. Hashing is synchronous, so one buffer
+ * serves every call; a fresh one per call (from Node's 8 KiB pool) cost about a third more
+ * per fingerprint, in allocation and in the young-generation collections it brought on.
+ */
+const SCRATCH_BYTES = 16 * 1024;
+let scratch: Buffer | undefined;
+
 function sha256HexSync(content: ContentParts): string {
-  if (oneShot !== undefined && content.length <= 4) return oneShot("sha256", joined(content), "hex");
+  if (oneShot !== undefined) {
+    if (content.length === 1 && typeof content[0] !== "string")
+      return oneShot("sha256", content[0] as Uint8Array, "hex");
+    const joined = joinedInScratch(content);
+    if (joined !== undefined) return oneShot("sha256", joined, "hex");
+  }
   const hash = createHash("sha256");
   for (const part of content) hash.update(part);
   return hash.digest("hex");
 }
 
-/** The parts as one buffer (strings as UTF-8), built with a single allocation. */
-function joined(content: ContentParts): Uint8Array {
-  if (content.length === 1 && typeof content[0] !== "string") return content[0] as Uint8Array;
-  let length = 0;
-  for (const part of content) length += typeof part === "string" ? Buffer.byteLength(part) : part.byteLength;
-  const out = Buffer.allocUnsafe(length);
+/** The parts as one view of the scratch buffer (strings as UTF-8); undefined when they may not fit. */
+function joinedInScratch(content: ContentParts): Uint8Array | undefined {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: a bound that needs no pass over the strings.
+  let bound = 0;
+  for (const part of content) bound += typeof part === "string" ? part.length * 3 : part.byteLength;
+  if (bound > SCRATCH_BYTES) return undefined;
+  scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
   let offset = 0;
   for (const part of content) {
-    if (typeof part === "string") offset += out.write(part, offset, "utf8");
+    if (typeof part === "string") offset += scratch.write(part, offset, "utf8");
     else {
-      out.set(part, offset);
+      scratch.set(part, offset);
       offset += part.byteLength;
     }
   }
-  return out;
+  return scratch.subarray(0, offset);
 }
 
 function ed25519VerifySync(key: Ed25519Key, content: ContentParts, signature: Uint8Array): boolean {
