@@ -2,8 +2,9 @@
  * The Node version matrix: the packages promise Node 20 and later, and `pnpm test` runs on the
  * Node at hand, so this runs again, on Node 22, 24 and 26, the test projects where the
  * version makes a difference: core (node:crypto), the client (each Node bundles its own undici
- * behind fetch), the CLI (spawned on the same Node) and the four adapters (node:http). The
- * binaries are this package's optional dependencies (linux x64); elsewhere, point
+ * behind fetch), the CLI (spawned on the same Node) and the four adapters (node:http), less
+ * their tests on Bun, Deno and workerd. The binaries are this package's optional dependencies
+ * (linux x64); elsewhere, point
  * INTERLOCK_NODE_22 / _24 / _26 at a binary of that version. A missing one fails the
  * run, with how to get it: the matrix never silently shrinks.
  *
@@ -16,6 +17,9 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const PROJECTS = ["core (node crypto)", "client", "cli", "express", "fastify", "koa", "hono", "web"];
+// The tests that run the packed packages on Bun, Deno and workerd: the Node at hand only starts
+// those runtimes, so they run once, in the main suite, not again for each Node.
+const OTHER_RUNTIMES = ["**/bun.test.ts", "**/deno.test.ts", "**/workers.test.ts", "**/runtimes.test.ts"];
 const majors = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["22", "24", "26"];
 
 function binary(major) {
@@ -45,6 +49,7 @@ for (const major of majors) {
   console.log(`\n== Node ${version}: ${PROJECTS.join(", ")}`);
   const args = [fileURLToPath(new URL("node_modules/vitest/vitest.mjs", `file://${root}`)), "run"];
   for (const project of PROJECTS) args.push("--project", project);
+  for (const glob of OTHER_RUNTIMES) args.push("--exclude", glob);
   const run = spawnSync(node, args, { cwd: root, env, stdio: "inherit" });
   if (run.status !== 0) {
     console.error(`node-versions: the tests failed on Node ${version}`);
