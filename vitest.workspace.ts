@@ -119,16 +119,18 @@ const clientProject: TestProjectInlineConfiguration = {
 };
 
 /**
- * A test's time limit where its project sets none. Vitest 4's inline projects do not inherit the
- * root config's test options (only from Vitest 5 do they), so the limit is put on each project
- * here: with Vitest's own default of 5 s, a test that takes 4 s on a quiet machine failed on a
- * loaded one (seen on CI's Node version runs).
+ * A test's and a hook's time limits where its project sets none. Vitest 4's inline projects do
+ * not inherit the root config's test options (only from Vitest 5 do they), so the limits are put
+ * on each project here: with Vitest's own defaults (5 s a test, 10 s a hook), a test that takes
+ * 4 s on a quiet machine failed on a loaded one (seen on CI's Node version runs), and so did a
+ * `beforeAll` that packs and installs a package (seen with four test workers on two cores).
  */
 const DEFAULT_TEST_TIMEOUT_MS = 30_000;
+const DEFAULT_HOOK_TIMEOUT_MS = 60_000;
 
 const withTestTimeout = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration => ({
   ...project,
-  test: { testTimeout: DEFAULT_TEST_TIMEOUT_MS, ...project.test },
+  test: { testTimeout: DEFAULT_TEST_TIMEOUT_MS, hookTimeout: DEFAULT_HOOK_TIMEOUT_MS, ...project.test },
 });
 
 export default [
