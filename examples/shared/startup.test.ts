@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { signWebhook, stripe } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
+import { hostFrom, portFrom, StartupError } from "./config.mjs";
 
 /** Each example's required environment (its own check would refuse before PORT is read). */
 const SERVERS: Record<string, Record<string, string>> = {
@@ -81,14 +82,27 @@ async function runIn(
   return { code, stderr };
 }
 
-describe.each(Object.keys(SERVERS))("examples/%s: node server.mjs (or its build)", (name) => {
-  it.each([
-    [{ PORT: "abc" }, 'Cannot start: PORT must be a port number from 0 to 65535, not "abc"'],
-    [{ PORT: "65536" }, 'Cannot start: PORT must be a port number from 0 to 65535, not "65536"'],
-    [{ PORT: "" }, "Cannot start: PORT is set but empty: unset it, or give it a value"],
-    [{ HOST: "a host" }, 'Cannot start: HOST must be a host name or an IP address, not "a host"'],
-  ])("%j: one line, exit code 1", async (env, line) => {
-    expect(await boot(name, env)).toEqual({ code: 1, stderr: `${line}\n` });
+const BAD_ENVIRONMENTS: Array<[Record<string, string>, string]> = [
+  [{ PORT: "abc" }, 'PORT must be a port number from 0 to 65535, not "abc"'],
+  [{ PORT: "65536" }, 'PORT must be a port number from 0 to 65535, not "65536"'],
+  [{ PORT: "" }, "PORT is set but empty: unset it, or give it a value"],
+  [{ HOST: "a host" }, 'HOST must be a host name or an IP address, not "a host"'],
+];
+
+describe("examples/shared/config.mjs: PORT and HOST", () => {
+  it.each(BAD_ENVIRONMENTS)("%j: a StartupError that says why", (env, message) => {
+    const read = () => (Object.hasOwn(env, "PORT") ? portFrom(env) : hostFrom(env));
+    expect(read).toThrow(new StartupError(message)); // its class and its whole message
+  });
+});
+
+// Every example reads its environment through the shared config (above): each one boots with one
+// of the bad values, in turn, to show it says so in one line, as its README runs it.
+describe.each(
+  Object.keys(SERVERS).map((name, i) => [name, ...BAD_ENVIRONMENTS[i % BAD_ENVIRONMENTS.length]!] as const),
+)("examples/%s: node server.mjs (or its build)", (name, env, message) => {
+  it(`${JSON.stringify(env)}: one line, exit code 1`, async () => {
+    expect(await boot(name, env)).toEqual({ code: 1, stderr: `Cannot start: ${message}\n` });
   });
 });
 
