@@ -4,9 +4,8 @@
  * version makes a difference: core (node:crypto), the client (each Node bundles its own undici
  * behind fetch), the CLI (spawned on the same Node) and the four adapters (node:http), less
  * their tests on Bun, Deno and workerd. The binaries are this package's optional dependencies
- * (linux x64); elsewhere, point
- * INTERLOCK_NODE_22 / _24 / _26 at a binary of that version. A missing one fails the
- * run, with how to get it: the matrix never silently shrinks.
+ * (linux x64); elsewhere, point INTERLOCK_NODE_22 / _24 / _26 at a binary of that version. A
+ * missing one fails the run, with how to get it: the matrix never silently shrinks.
  *
  *   node packages/test-harness/node-versions/run.mjs [22 24 26]
  */
