@@ -132,12 +132,14 @@ export function describeIdempotencyAcrossProcesses(name: string, options: Idempo
       expect(conflicts.length + replays.length).toBe(REQUESTS - 1);
       for (const outcome of conflicts) expectInFlight(outcome, "10");
       for (const outcome of replays) expect(response(outcome), `request ${outcome.index}`).toEqual(replay);
-      // Both answers really happened, and the overlap really crossed processes.
+      // The overlap really crossed processes: another process's copy got the 409.
       expect(conflicts.filter((o) => o.worker !== winner.worker).length).toBeGreaterThan(0);
-      expect(replays.filter((o) => o.worker !== winner.worker).length).toBeGreaterThan(0);
 
-      // Later requests from every process get the same bytes again.
+      // Later requests from every process get the same bytes again. (The wave above has replays
+      // too when the handler ends before its last request, but a loaded machine may stretch the
+      // handler past it: these show every process replaying whatever the timing.)
       const later = await sendAll(key, [0, 1, 2, 3], workers, { staggerMs: 0, handlerMs: 0, lockTtlMs: 10_000 });
+      expect(new Set(later.outcomes.map((o) => o.worker)).size).toBe(WORKERS);
       for (const outcome of later.outcomes) expect(response(outcome)).toEqual(replay);
       expect(await options.effects(key)).toBe(1);
     });
