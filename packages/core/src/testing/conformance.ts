@@ -628,13 +628,15 @@ export function describeStoreConformance<S extends InterlockStore>(
         const [k, lapsing] = [key("extend"), key("extend-lapsing")];
         const token = await mustClaim(store, k, "fp", shortTtl);
         const other = await mustClaim(store, lapsing, "fp", shortTtl);
-        expect(await store.extend(k, token, shortTtl * 3)).toBe(true);
-        expect(await store.extend(lapsing, other, shortTtl * 3)).toBe(true);
+        // Each extended well past the first lease, so a loaded machine that stalls the checks
+        // below still makes them inside it: `k` for long, `lapsing` by a few leases (it lapses).
+        expect(await store.extend(k, token, shortTtl * 10)).toBe(true);
+        expect(await store.extend(lapsing, other, shortTtl * 4)).toBe(true);
         await sleep(shortTtl + 150);
         expect((await store.claim(k, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
         expect((await store.claim(lapsing, { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("in_flight");
         expect(await store.complete(k, token, response(new Uint8Array()), { ttlMs: LONG })).toBe(true);
-        await sleep(shortTtl * 2);
+        await sleep(shortTtl * 3);
         expect(await store.complete(lapsing, other, response(new Uint8Array()), { ttlMs: LONG })).toBe(false);
         await mustClaim(store, lapsing, "fp-next");
       });
