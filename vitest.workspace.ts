@@ -128,7 +128,7 @@ const clientProject: TestProjectInlineConfiguration = {
 const DEFAULT_TEST_TIMEOUT_MS = 30_000;
 const DEFAULT_HOOK_TIMEOUT_MS = 60_000;
 
-const withTestTimeout = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration => ({
+const withTimeLimits = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration => ({
   ...project,
   test: { testTimeout: DEFAULT_TEST_TIMEOUT_MS, hookTimeout: DEFAULT_HOOK_TIMEOUT_MS, ...project.test },
 });
@@ -239,4 +239,4 @@ export default [
       include: ["test/packaging.test.ts", "test/runtimes.test.ts"],
     },
   },
-].map(withTestTimeout) satisfies TestProjectConfiguration[];
+].map(withTimeLimits) satisfies TestProjectConfiguration[];
