@@ -7,7 +7,7 @@
  * Workers resolve). The packaging and examples projects run the built packages, as users get them.
  */
 import { fileURLToPath } from "node:url";
-import type { TestProjectConfiguration, TestProjectInlineConfiguration } from "vitest/config";
+import { configDefaults, type TestProjectConfiguration, type TestProjectInlineConfiguration } from "vitest/config";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -133,6 +133,36 @@ const withTimeLimits = (project: TestProjectInlineConfiguration): TestProjectInl
   test: { testTimeout: DEFAULT_TEST_TIMEOUT_MS, hookTimeout: DEFAULT_HOOK_TIMEOUT_MS, ...project.test },
 });
 
+/**
+ * The projects whose test files share a worker's modules (Vitest's `isolate: false`): each file
+ * no longer imports the package, Vitest's runner and the frameworks anew, which was a third of
+ * these projects' time. Their files leave no state behind that another reads: servers are
+ * closed, a replaced global is put back, and what core keeps per process (the warnings'
+ * once-only record) is per object. Left isolated: the Hono and web adapters, whose Node server
+ * puts its own `Request` and `Response` in place of the global ones for the rest of the process
+ * (web's tables check both kinds, one file each), and the examples, whose apps run as they would
+ * alone.
+ */
+const KEEP_ISOLATED = new Set(["hono", "hono 4.8", "web", "examples"]);
+
+const withSharedModules = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration =>
+  KEEP_ISOLATED.has(project.test?.name as string) ? project : { ...project, test: { isolate: false, ...project.test } };
+
+/**
+ * Files to leave out of every project: globs relative to each project's root, comma-separated
+ * in `INTERLOCK_EXCLUDE` (the Node version matrix sets it: node-versions/run.mjs). Vitest's own
+ * `--exclude` is not used there: a project that sets its own `exclude` (core's) ignores it.
+ */
+const EXCLUDED = (process.env.INTERLOCK_EXCLUDE ?? "").split(",").filter((glob) => glob !== "");
+
+const withExcluded = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration =>
+  EXCLUDED.length === 0
+    ? project
+    : {
+        ...project,
+        test: { ...project.test, exclude: [...(project.test?.exclude ?? configDefaults.exclude), ...EXCLUDED] },
+      };
+
 export default [
   coreWith("node"),
   coreWith("web"),
@@ -239,4 +269,4 @@ export default [
       include: ["test/packaging.test.ts", "test/runtimes.test.ts"],
     },
   },
-].map(withTimeLimits) satisfies TestProjectConfiguration[];
+].map((project) => withExcluded(withSharedModules(withTimeLimits(project)))) satisfies TestProjectConfiguration[];
