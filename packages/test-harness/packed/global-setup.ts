@@ -6,23 +6,40 @@
  * node_modules, its tsconfig, its path aliases) is visible from there.
  *
  * An unreachable registry fails the run with what to do: the check never silently skips.
+ *
+ * The packing and the install (half a minute, mostly waiting on the registry) run in the
+ * background: Vitest runs every project's global setup, one after another, before any test
+ * starts, and the other projects' tests need none of this. This project's test files wait for
+ * it (`packedApp()` in ready.ts), told of it by a file the setup writes when it is done.
  */
 
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import { lockedVersion } from "./lockfile.js";
 import { type PublishedPackage, publishedPackages, repoRoot } from "./packages.js";
+import type { PackedOutcome } from "./ready.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
-    /** The project that installed the tarballs: run `node` and `tsc` here. */
+    /** The project that installs the tarballs: run `node` and `tsc` here, once `packedApp()` says it is ready. */
     packedApp: string;
     /** Each published package's tarball, by package name. */
     tarballs: Record<string, string>;
+    /** Where the setup says how the packing and the install ended (ready.ts reads it). */
+    packedOutcome: string;
   }
 }
 
@@ -80,20 +97,32 @@ function pnpmThroughNpx(): string[] {
   return ["-y", packageManager];
 }
 
-async function pack(packages: PublishedPackage[], destination: string): Promise<Record<string, string>> {
+/** The tarball `pnpm pack` makes of each package, by package name. */
+function tarballPaths(packages: PublishedPackage[], destination: string): Record<string, string> {
+  return Object.fromEntries(
+    packages.map((pkg) => [
+      pkg.name,
+      join(destination, `${pkg.name.replace(/^@/, "").replace("/", "-")}-${pkg.version}.tgz`),
+    ]),
+  );
+}
+
+async function pack(
+  packages: PublishedPackage[],
+  tarballs: Record<string, string>,
+  destination: string,
+): Promise<void> {
   const filters = packages.flatMap((pkg) => ["--filter", pkg.name]);
   await run("npx", [...pnpmThroughNpx(), "-r", ...filters, "pack", "--pack-destination", destination], {
     cwd: repoRoot,
     env: cleanEnv(),
   });
   const files = readdirSync(destination);
-  return Object.fromEntries(
-    packages.map((pkg) => {
-      const file = `${pkg.name.replace(/^@/, "").replace("/", "-")}-${pkg.version}.tgz`;
-      if (!files.includes(file)) throw new Error(`packed: \`pnpm pack\` made no ${file} (made: ${files.join(", ")})`);
-      return [pkg.name, join(destination, file)];
-    }),
-  );
+  for (const path of Object.values(tarballs)) {
+    if (!files.includes(basename(path))) {
+      throw new Error(`packed: \`pnpm pack\` made no ${basename(path)} (made: ${files.join(", ")})`);
+    }
+  }
 }
 
 /** Fails first, and by name, when the registry cannot be reached: npm's own error then is a puzzle (ERESOLVE). */
@@ -121,28 +150,49 @@ async function install(app: string, tarballs: string[]): Promise<void> {
   }
 }
 
-export default async function setup({ provide }: TestProject) {
+/** Packs, installs, and checks npm installed these very versions. */
+async function prepare(
+  packages: PublishedPackage[],
+  app: string,
+  tarballDir: string,
+  tarballs: Record<string, string>,
+): Promise<void> {
+  await Promise.all([pack(packages, tarballs, tarballDir), assertRegistryReachable(app)]);
+  await install(app, Object.values(tarballs));
+  for (const pkg of packages) {
+    const installed = JSON.parse(readFileSync(join(app, "node_modules", pkg.name, "package.json"), "utf8"));
+    if (installed.version !== pkg.version) throw new Error(`packed: npm installed ${pkg.name}@${installed.version}`);
+  }
+}
+
+export default function setup({ provide }: TestProject) {
   const packages = publishedPackages();
   assertBuilt(packages);
   const work = mkdtempSync(join(tmpdir(), "interlock-packed-"));
-  try {
-    const tarballDir = join(work, "tarballs");
-    const app = join(work, "app");
-    mkdirSync(tarballDir);
-    mkdirSync(app);
-    // "type": "module": the TypeScript checks compile ESM files under node16, as a Node ESM app does.
-    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "packed-app", private: true, type: "module" }));
-    const [tarballs] = await Promise.all([pack(packages, tarballDir), assertRegistryReachable(app)]);
-    await install(app, Object.values(tarballs));
-    for (const pkg of packages) {
-      const installed = JSON.parse(readFileSync(join(app, "node_modules", pkg.name, "package.json"), "utf8"));
-      if (installed.version !== pkg.version) throw new Error(`packed: npm installed ${pkg.name}@${installed.version}`);
-    }
-    provide("packedApp", app);
-    provide("tarballs", tarballs);
-  } catch (error) {
+  const tarballDir = join(work, "tarballs");
+  const app = join(work, "app");
+  mkdirSync(tarballDir);
+  mkdirSync(app);
+  // "type": "module": the TypeScript checks compile ESM files under node16, as a Node ESM app does.
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "packed-app", private: true, type: "module" }));
+  const tarballs = tarballPaths(packages, tarballDir);
+  const outcome = join(work, "outcome.json");
+  provide("packedApp", app);
+  provide("tarballs", tarballs);
+  provide("packedOutcome", outcome);
+  const preparing = prepare(packages, app, tarballDir, tarballs).then(
+    () => writeOutcome(outcome, { ready: true }),
+    (error: unknown) =>
+      writeOutcome(outcome, { ready: false, error: error instanceof Error ? error.message : String(error) }),
+  );
+  return async () => {
+    await preparing;
     rmSync(work, { recursive: true, force: true });
-    throw error;
-  }
-  return () => rmSync(work, { recursive: true, force: true });
+  };
+}
+
+/** Written whole, then renamed: a reader never sees half of it. */
+function writeOutcome(path: string, outcome: PackedOutcome): void {
+  writeFileSync(`${path}.tmp`, JSON.stringify(outcome));
+  renameSync(`${path}.tmp`, path);
 }

@@ -14,7 +14,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   appExample,
   coreVerifyExample,
@@ -25,9 +25,10 @@ import {
   nodeServerExample,
   toJavaScript,
 } from "./readme.js";
+import { packedApp } from "./ready.js";
 
 const run = promisify(execFile);
-const app = inject("packedApp");
+const app = await packedApp();
 const examples = join(app, "readme");
 
 /** The packed core (its CJS build), to sign deliveries the way a provider does. */

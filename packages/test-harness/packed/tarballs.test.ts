@@ -2,18 +2,22 @@
  * Each tarball as the registry would hold it, and each entry of its `exports` map loaded the
  * two ways users load it (ESM `import`, CJS `require`) by a `node` child process in the
  * project that installed the tarballs: a file missing from `"files"`, a `workspace:` range
- * left in, a runtime import of a devDependency or a CJS build that throws all fail here.
+ * left in, a runtime import of a devDependency or a CJS build that throws all fail here. Each
+ * tarball's types also go through are-the-types-wrong (`pnpm check` leaves it to this file, which
+ * has the tarballs at hand; `pnpm attw` packs and checks them on its own).
  */
 
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, inject, it } from "vitest";
-import { publishedPackages } from "./packages.js";
+import { type PublishedPackage, publishedPackages } from "./packages.js";
+import { packedApp } from "./ready.js";
 
 const run = promisify(execFile);
-const app = inject("packedApp");
+const app = await packedApp();
 const tarballs = inject("tarballs");
 
 /** Names each entry must export: the ones its README's examples import. */
@@ -133,6 +137,33 @@ async function load(
   );
   return JSON.parse(stdout);
 }
+
+/** are-the-types-wrong's command line, run by the Node at hand. */
+const attw = join(
+  dirname(createRequire(import.meta.url).resolve("@arethetypeswrong/cli/package.json")),
+  "dist/index.js",
+);
+
+/**
+ * are-the-types-wrong on the tarball: each entry's types resolve, for `import` and `require`,
+ * under node10, node16 and bundler resolution, to declarations of the right module kind. Its
+ * rules a package turns off are in that package's `.attw.json` (read from the package's folder).
+ */
+async function typesProblems(pkg: PublishedPackage): Promise<string> {
+  const args = [attw, tarballs[pkg.name] as string, "--profile", "node16", "--format", "ascii", "--no-color"];
+  return run(process.execPath, args, { cwd: pkg.dir }).then(
+    () => "",
+    (error: { stdout?: string; stderr?: string }) => `${error.stdout ?? ""}${error.stderr ?? String(error)}`,
+  );
+}
+
+// One package at a time: each check is a TypeScript program of its own, a core's worth of CPU for
+// seconds, and the other test worker's timing-sensitive tests share the machine.
+describe.each(publishedPackages())("$name", (pkg) => {
+  it("has types that resolve for import and require under every resolution (are-the-types-wrong)", async () => {
+    expect(await typesProblems(pkg)).toBe("");
+  });
+});
 
 describe.concurrent.each(publishedPackages().map((pkg) => pkg.name))("%s", (name) => {
   it("packs its README and LICENSE, no tests, and no workspace: range", async () => {
