@@ -434,10 +434,15 @@ describe("recording the answer", () => {
       await stored;
       return complete(...args);
     };
+    // Produced as it goes: its one part is written once the answer is on its way (below). On a
+    // timer instead, a loaded machine could make it before the answer was recorded, and a body
+    // ready by then goes out whole, once stored: held on `stored` here, a deadlock of the test's own.
+    let produce: () => void = () => {};
+    const produced = new Promise<void>((resolve) => (produce = resolve));
     const streamed = () =>
       new ReadableStream<Uint8Array>({
         async pull(controller) {
-          await new Promise((resolve) => setTimeout(resolve, 5)); // produced as it goes, not ready at once
+          await produced;
           controller.enqueue(encoder.encode("done"));
           controller.close();
         },
@@ -462,6 +467,7 @@ describe("recording the answer", () => {
       return request;
     };
     const response = await handle(streaming());
+    produce();
     let ended = false;
     const text = response.text().then((t) => {
       ended = true;
