@@ -208,6 +208,9 @@ export function driverErrorSummary(error: unknown, depth = 0): unknown {
   return summary;
 }
 
+/** `Retry-After` of the 503 for a store that cannot be reached: see `StoreUnavailableError.retryAfterSeconds`. */
+const STORE_DOWN_RETRY_AFTER_SECONDS = 2;
+
 /**
  * The store could not be reached or did not answer in time. Never a false win: the caller
  * must treat the operation as not done (503, fail closed), and retrying later is safe. The
@@ -226,17 +229,23 @@ export class StoreUnavailableError extends InterlockError {
   /** The store's `name` ("redis", "postgres", …). */
   readonly store: string;
   /**
-   * Seconds to put in the 503's `Retry-After` (RFC 9110 §10.2.3, §15.6.4): always 2. No key is
-   * held for the client, so not the lease: the outages a retry outlives are a reconnect or a
-   * failover, seconds long. Two rather than one so that every client of a busy API does not come
-   * back within the same second the store reconnects in; short, so a blip costs a retry little.
+   * Seconds to put in the 503's `Retry-After` (RFC 9110 §10.2.3, §15.6.4). For a store that
+   * cannot be reached, 2: no key is held for the client, so not the lease: the outages a retry
+   * outlives are a reconnect or a failover, seconds long. Two rather than one so that every
+   * client of a busy API does not come back within the same second the store reconnects in;
+   * short, so a blip costs a retry little. A store that knows when it can take a new key again
+   * (the memory store, full) says that instead.
    */
-  readonly retryAfterSeconds = 2;
+  readonly retryAfterSeconds: number;
 
   /** The `cause` is kept as `driverErrorSummary` of it: see there. */
-  constructor(store: string, message: string, options?: { cause?: unknown }) {
-    super(`${store} store: ${message}`, options && { cause: driverErrorSummary(options.cause) });
+  constructor(store: string, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(
+      `${store} store: ${message}`,
+      options && "cause" in options ? { cause: driverErrorSummary(options.cause) } : undefined,
+    );
     this.store = store;
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? STORE_DOWN_RETRY_AFTER_SECONDS;
   }
 
   /**

@@ -880,6 +880,20 @@ describe("edges the decision table leaves open", () => {
     },
   );
 
+  it("a full memory store answers 503 with Retry-After: when it takes a new key again, not the 2 s of a store down", async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ maxEntries: 1, whenFull: "refuse", now: () => now });
+    const engine = createIdempotency({ store, principal: false, retentionMs: 10 * 60_000 });
+    const first = await engine.begin(request("k-kept"));
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    await engine.finish(first.ticket, { status: 201, headers: {}, body: "made" });
+    now += 60_000;
+    const refused = await engine.begin(request("k-new"));
+    if (refused.action !== "respond") throw new Error(`expected respond, got ${refused.action}`);
+    expect([refused.response.status, refused.error?.code]).toEqual([503, "store_unavailable"]);
+    expect(refused.response.headers).toContainEqual(["retry-after", String(9 * 60)]);
+  });
+
   it("waitForInFlight does not wait on a request with other content: its 422 comes from the first claim", async () => {
     const store = new MemoryStore();
     const claims = countCalls(store, "claim");

@@ -206,6 +206,11 @@ describe('memory store whenFull: "refuse" (records kept for their whole retentio
     await expect(store.claim("flood", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toThrow(
       /full: 3 live keys \(maxEntries 3\)/,
     );
+    // Its 503 says to come back when the first record ends, not in the 2 s of a store down.
+    now += 15_000;
+    await expect(store.claim("flood", { fingerprint: "f", lockTtlMs: 60_000 })).rejects.toMatchObject({
+      retryAfterSeconds: 45,
+    });
     expect([await stateOf(store, "r1"), await stateOf(store, "r2"), await stateOf(store, "r3")]).toEqual([
       "completed",
       "completed",
@@ -240,6 +245,10 @@ describe('memory store whenFull: "refuse" (records kept for their whole retentio
     await store.claim("a", { fingerprint: "f", lockTtlMs: 100 });
     await store.claim("b", { fingerprint: "f", lockTtlMs: 200 });
     await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 100 })).rejects.toThrow(StoreUnavailableError);
+    // 100 ms to the first lease's end: Retry-After counts whole seconds, at least 1.
+    await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 100 })).rejects.toMatchObject({
+      retryAfterSeconds: 1,
+    });
     now += 50;
     await expect(store.claim("c", { fingerprint: "f", lockTtlMs: 100 })).rejects.toThrow(StoreUnavailableError);
     now += 51; // "a" has ended
@@ -290,6 +299,10 @@ describe('memory store whenFull: "evict-oldest": records younger than evictAfter
     const refused = claim(store, "flood-3");
     await expect(refused).rejects.toThrow(StoreUnavailableError);
     await expect(refused).rejects.toThrow(/evictAfterMs \(3600000 ms\)/);
+    // Come back when "victim" is an hour old and may go: 50 minutes from now.
+    await expect(refused).rejects.toMatchObject({ retryAfterSeconds: 50 * 60 });
+    now += 20 * 60 * 1000;
+    await expect(claim(store, "flood-4")).rejects.toMatchObject({ retryAfterSeconds: 30 * 60 });
     expect((await claim(store, "victim")).state).toBe("completed"); // still replayed
   });
 

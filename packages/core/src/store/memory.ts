@@ -378,7 +378,7 @@ export class MemoryStore implements InterlockStore {
     if (this.#refuseWhenFull) this.#refuseUnlessRoom(now);
     else {
       while (this.#size >= this.#maxEntries || this.#bytes > this.#maxBytes) {
-        if (now < this.#fullUntil || !this.#evictOldest(now)) this.#refuseFull();
+        if (now < this.#fullUntil || !this.#evictOldest(now)) this.#refuseFull(now);
       }
     }
     const slots = this.#slots;
@@ -388,13 +388,25 @@ export class MemoryStore implements InterlockStore {
     }
   }
 
-  #refuseFull(): never {
+  #refuseFull(now: number): never {
     const bound =
       this.#size >= this.#maxEntries ? `${this.#size} keys (maxEntries)` : `${this.#bytes} bytes of records (maxBytes)`;
     throw new StoreUnavailableError(
       this.name,
       `full: ${bound}, each a lock in flight or a record completed less than evictAfterMs (${this.#evictAfterMs} ms) ago`,
+      { retryAfterSeconds: this.#secondsUntilRoom(now) },
     );
+  }
+
+  /**
+   * The 503's `Retry-After` while full: the seconds until the first entry may go (`#fullUntil`),
+   * when the store can take a claim again (a key released earlier frees its room sooner), at
+   * least 1. Not the 2 seconds of a store that cannot be reached: a store full of records
+   * kept for an hour would have every client back, and refused, every 2 seconds meanwhile.
+   */
+  #secondsUntilRoom(now: number): number {
+    const seconds = Math.ceil((this.#fullUntil - now) / 1000);
+    return Number.isFinite(seconds) ? Math.max(1, seconds) : 1;
   }
 
   /**
@@ -466,6 +478,7 @@ export class MemoryStore implements InterlockStore {
     throw new StoreUnavailableError(
       this.name,
       `full: ${bound}; records are kept for their retention (whenFull "refuse")`,
+      { retryAfterSeconds: this.#secondsUntilRoom(now) },
     );
   }
 
