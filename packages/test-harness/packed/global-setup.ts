@@ -107,12 +107,9 @@ function tarballPaths(packages: PublishedPackage[], destination: string): Record
   );
 }
 
-async function pack(
-  packages: PublishedPackage[],
-  tarballs: Record<string, string>,
-  destination: string,
-): Promise<void> {
-  const filters = packages.flatMap((pkg) => ["--filter", pkg.name]);
+/** `pnpm pack` of each package named in `tarballs`, into `destination`: each tarball at its path there. */
+async function pack(tarballs: Record<string, string>, destination: string): Promise<void> {
+  const filters = Object.keys(tarballs).flatMap((name) => ["--filter", name]);
   await run("npx", [...pnpmThroughNpx(), "-r", ...filters, "pack", "--pack-destination", destination], {
     cwd: repoRoot,
     env: cleanEnv(),
@@ -157,7 +154,7 @@ async function prepare(
   tarballDir: string,
   tarballs: Record<string, string>,
 ): Promise<void> {
-  await Promise.all([pack(packages, tarballs, tarballDir), assertRegistryReachable(app)]);
+  await Promise.all([pack(tarballs, tarballDir), assertRegistryReachable(app)]);
   await install(app, Object.values(tarballs));
   for (const pkg of packages) {
     const installed = JSON.parse(readFileSync(join(app, "node_modules", pkg.name, "package.json"), "utf8"));

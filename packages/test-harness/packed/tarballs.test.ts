@@ -19,6 +19,7 @@ import { packedApp } from "./ready.js";
 const run = promisify(execFile);
 const app = await packedApp();
 const tarballs = inject("tarballs");
+const packages = publishedPackages();
 
 /** Names each entry must export: the ones its README's examples import. */
 const README_EXPORTS: Record<string, Record<string, string[]>> = {
@@ -159,13 +160,13 @@ async function typesProblems(pkg: PublishedPackage): Promise<string> {
 
 // One package at a time: each check is a TypeScript program of its own, a core's worth of CPU for
 // seconds, and the other test worker's timing-sensitive tests share the machine.
-describe.each(publishedPackages())("$name", (pkg) => {
+describe.each(packages)("$name", (pkg) => {
   it("has types that resolve for import and require under every resolution (are-the-types-wrong)", async () => {
     expect(await typesProblems(pkg)).toBe("");
   });
 });
 
-describe.concurrent.each(publishedPackages().map((pkg) => pkg.name))("%s", (name) => {
+describe.concurrent.each(packages.map((pkg) => pkg.name))("%s", (name) => {
   it("packs its README and LICENSE, no tests, and no workspace: range", async () => {
     const files = await listTarball(name);
     expect(files).toContain("README.md");
