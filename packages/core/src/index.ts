@@ -148,6 +148,7 @@ export {
   deliveryKey,
   type EarlyRefusalCode,
   WEBHOOK_RECEIVER_OPTION_NAMES,
+  type WebhookBodyReader,
   type WebhookDecision,
   type WebhookDuplicateDecision,
   type WebhookErrorDecision,

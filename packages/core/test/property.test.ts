@@ -514,6 +514,23 @@ describe("the subjects", () => {
   }
 });
 
+/** The headers `subject` signs `VALID_BODY` with at `NOW`, under both families of names where it reads both. */
+async function validHeaders(subject: Subject): Promise<Record<string, string>> {
+  const signed = await signWebhook({
+    scheme: subject.scheme,
+    secret: subject.key.sign,
+    body: VALID_BODY,
+    timestamp: NOW,
+  });
+  const valid = subject.brand(signed.headers);
+  // Standard Webhooks reads either family: offer the valid values under both names.
+  for (const [name, value] of Object.entries(valid)) {
+    valid[name.replace(/^webhook-/, "svix-")] ??= value;
+    valid[name.replace(/^svix-/, "webhook-")] ??= value;
+  }
+  return valid;
+}
+
 describe("property: arbitrary deliveries are verified or refused with a typed error, nothing else", () => {
   for (const subject of SUBJECTS) {
     it(subject.label, async () => {
@@ -526,21 +543,9 @@ describe("property: arbitrary deliveries are verified or refused with a typed er
         probe({ ...base, secret: [subject.key.verify, subject.key.verify] }),
       ];
       const throwingHook = probe(base, true);
-      const signed = await signWebhook({
-        scheme: subject.scheme,
-        secret: subject.key.sign,
-        body: VALID_BODY,
-        timestamp: NOW,
-      });
-      const valid = subject.brand(signed.headers);
-      // Standard Webhooks reads either family: offer the valid values under both names.
-      for (const [name, value] of Object.entries(valid)) {
-        valid[name.replace(/^webhook-/, "svix-")] ??= value;
-        valid[name.replace(/^svix-/, "webhook-")] ??= value;
-      }
       await fc.assert(
         fc.asyncProperty(
-          headersInput(subject.headerNames, valid),
+          headersInput(subject.headerNames, await validHeaders(subject)),
           anyBody,
           fc.nat(probes.length - 1),
           async (headers, body, which) => {
@@ -548,6 +553,60 @@ describe("property: arbitrary deliveries are verified or refused with a typed er
             const outcome = await outcomeOf(p, headers, body);
             // A hook that throws changes nothing.
             if (which === 0) expect(await outcomeOf(throwingHook, headers, body)).toEqual(outcome);
+          },
+        ),
+        { numRuns: 200 },
+      );
+    });
+  }
+});
+
+/** Codes only a delivery's headers give, for a scheme whose timestamp (if any) is in a header. */
+const HEADER_CODES = new Set<WebhookErrorCode>([
+  "missing_header",
+  "malformed_header",
+  "unsupported_version",
+  "unsupported_content_encoding",
+]);
+const HEADER_TIMESTAMP_CODES = new Set<WebhookErrorCode>([
+  "invalid_timestamp",
+  "timestamp_too_old",
+  "timestamp_in_future",
+]);
+
+describe("property: a refusal from the headers alone (checkHeaders) is the one the whole delivery gets", () => {
+  it("every subject's scheme reads its headers alone", () => {
+    for (const subject of SUBJECTS)
+      expect([subject.label, subject.scheme.parsesHeadersOnly]).toEqual([subject.label, true]);
+  });
+
+  for (const subject of SUBJECTS) {
+    it(subject.label, async () => {
+      const base = { scheme: subject.scheme, secret: subject.key.verify, now: clockAt(NOW) };
+      const probes = [probe(base), probe({ ...base, maxSignatures: 1 }), probe({ ...base, toleranceSeconds: 1 })];
+      const headerStage = (code: WebhookErrorCode) =>
+        HEADER_CODES.has(code) || (subject.scheme.timestamp === "header" && HEADER_TIMESTAMP_CODES.has(code));
+      const encoding = fc.option(fc.constantFrom("gzip", "identity", "", " br, identity", "IDENTITY"), { freq: 4 });
+      await fc.assert(
+        fc.asyncProperty(
+          headersInput(subject.headerNames, await validHeaders(subject)),
+          rawBody,
+          fc.nat(probes.length - 1),
+          encoding,
+          async (input, body, which, coding) => {
+            const plain =
+              input !== null && typeof input === "object" && Object.getPrototypeOf(input) === Object.prototype;
+            const headers = plain && coding !== null ? { ...(input as object), "content-encoding": coding } : input;
+            const p = probes[which] as Probe;
+            p.events.length = 0;
+            const early = p.verifier.checkHeaders(headers as HeadersInput);
+            // Reported once when refused, as check reports it; nothing when the body is needed.
+            expect(p.events).toEqual(
+              early ? [expect.objectContaining({ type: "webhook.rejected", code: early.code })] : [],
+            );
+            const outcome = await outcomeOf(p, headers, body);
+            if (early) expect(outcome).toEqual({ ok: false, code: early.code });
+            else if (!outcome.ok) expect(headerStage(outcome.code), outcome.code).toBe(false);
           },
         ),
         { numRuns: 200 },

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
+  BodyError,
   type ClaimOptions,
   createWebhookReceiver,
   DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
@@ -559,6 +560,84 @@ describe("extendLease: the lease renewed while the handler runs", () => {
 
   it.each([0, -1, 1.5, Number.NaN])("refuses a maxMs of %s with InterlockConfigError", (maxMs) => {
     expect(() => leasedReceiver(new MemoryStore(), { extendLease: { maxMs } })).toThrow(InterlockConfigError);
+  });
+});
+
+describe("begin with a body reader: the body read only once the headers pass", () => {
+  it("answers a delivery its headers refuse without calling the reader, and reports it once", async () => {
+    const events: WebhookEvent[] = [];
+    const receiver = receiverOn(new MemoryStore(), events);
+    const read = vi.fn(() => BODY);
+    const stale = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id: "msg_1",
+      timestamp: NOW - 600,
+    });
+    for (const [headers, status, code] of [
+      [{}, 400, "missing_header"],
+      [stale.headers, 401, "timestamp_too_old"],
+    ] as const) {
+      const decision = await receiver.begin(headers, read);
+      expect(decision).toMatchObject({ action: "respond", outcome: "rejected", response: { status }, error: { code } });
+      expect(receiver.checkHeaders(headers)).toMatchObject({ outcome: "rejected", error: { code } });
+    }
+    expect(read).not.toHaveBeenCalled();
+    expect(events.map((e) => [e.type, "code" in e && e.code])).toEqual([
+      ["webhook.rejected", "missing_header"],
+      ["webhook.rejected", "missing_header"],
+      ["webhook.rejected", "timestamp_too_old"],
+      ["webhook.rejected", "timestamp_too_old"],
+    ]);
+  });
+
+  it("reads the body once for headers that pass, then decides as with the bytes", async () => {
+    const receiver = receiverOn(new MemoryStore());
+    const { headers } = await swDelivery();
+    expect(receiver.checkHeaders(headers)).toBeUndefined();
+    const read = vi.fn(async () => new TextEncoder().encode(BODY));
+    const decision = await receiver.begin(headers, read);
+    expect(read).toHaveBeenCalledTimes(1);
+    expect(decision).toMatchObject({ action: "process", event: { id: "msg_1" } });
+    if (decision.action === "process") await receiver.finish(decision.ticket, { status: 200 });
+    expect(await receiver.begin(headers, () => BODY)).toMatchObject({ outcome: "duplicate" });
+    const tampered = await receiver.begin(headers, () => `${BODY} `);
+    expect(tampered).toMatchObject({ outcome: "rejected", error: { code: "no_matching_signature" } });
+    expect(
+      await receiver.receive(
+        headers,
+        () => BODY,
+        () => "ran",
+      ),
+    ).toMatchObject({ outcome: "duplicate" });
+  });
+
+  it("refuses the body error a reader returns or throws, as refuse does; any other throw is the reader's own", async () => {
+    const events: WebhookEvent[] = [];
+    const receiver = receiverOn(new MemoryStore(), events);
+    const { headers } = await swDelivery();
+    const returned = await receiver.begin(headers, () => BodyError.tooLarge(16));
+    expect(returned).toMatchObject({
+      outcome: "rejected",
+      response: { status: 413 },
+      error: { code: "body_too_large" },
+    });
+    const thrown = await receiver.begin(headers, async () => {
+      throw BodyError.incomplete();
+    });
+    expect(thrown).toMatchObject({
+      outcome: "rejected",
+      response: { status: 400 },
+      error: { code: "body_incomplete" },
+    });
+    expect(events.map((e) => "code" in e && e.code)).toEqual(["body_too_large", "body_incomplete"]);
+    const failure = new Error("socket gone");
+    await expect(
+      receiver.begin(headers, () => {
+        throw failure;
+      }),
+    ).rejects.toBe(failure);
   });
 });
 

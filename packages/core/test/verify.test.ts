@@ -512,6 +512,57 @@ describe("check: refusals without exceptions", () => {
   });
 });
 
+describe("checkHeaders: refusals made before the body is read", () => {
+  it("refuses from the headers alone what check refuses, with the same code", async () => {
+    const h = await swDelivery();
+    const { "webhook-signature": _, ...unsigned } = h;
+    const many = Array.from({ length: 11 }, () => "v1,AAAA").join(" ");
+    const cases: [Record<string, string>, string][] = [
+      [unsigned, "missing_header"],
+      [{ ...h, "webhook-signature": "garbage" }, "malformed_header"],
+      [{ ...h, "webhook-signature": many }, "malformed_header"],
+      [{ ...h, "webhook-timestamp": "soon" }, "invalid_timestamp"],
+      [await swDelivery({ timestamp: NOW - 301 }), "timestamp_too_old"],
+      [await swDelivery({ timestamp: NOW + 301 }), "timestamp_in_future"],
+      [{ ...h, "content-encoding": "gzip" }, "unsupported_content_encoding"],
+    ];
+    const verifier = swVerifier();
+    for (const [headers, code] of cases) {
+      expect([code, verifier.checkHeaders(headers)?.code]).toEqual([code, code]);
+      await expectRefused(verifier, headers, BODY, code as never);
+    }
+  });
+
+  it("passes headers that only the body can refuse: a forged signature of the right shape", async () => {
+    const verifier = swVerifier();
+    const forged = await swDelivery({ secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD" });
+    expect(verifier.checkHeaders(await swDelivery())).toBeUndefined();
+    expect(verifier.checkHeaders(forged)).toBeUndefined();
+    expect(verifier.checkHeaders({ ...forged, "content-encoding": "identity" })).toBeUndefined();
+    await expectRefused(verifier, forged, BODY, "no_matching_signature");
+  });
+
+  it("reports each refusal to the event hook, with the id the headers claim; nothing when it passes", async () => {
+    const events: WebhookEvent[] = [];
+    const verifier = swVerifier({ onEvent: (e) => events.push(e) });
+    verifier.checkHeaders(await swDelivery({ timestamp: NOW - 600 }));
+    verifier.checkHeaders(await swDelivery());
+    verifier.checkHeaders({});
+    expect(events).toEqual([
+      expect.objectContaining({ type: "webhook.rejected", code: "timestamp_too_old", id: "msg_1" }),
+      expect.objectContaining({ type: "webhook.rejected", code: "missing_header", id: undefined }),
+    ]);
+  });
+
+  it("leaves a scheme whose parse may read the body to check, content coding aside", async () => {
+    const { parsesHeadersOnly: _, ...bodyReading } = standardWebhooks;
+    const verifier = createWebhookVerifier({ scheme: bodyReading, secret: SECRET, now: clockAt(NOW) });
+    expect(verifier.checkHeaders({})).toBeUndefined();
+    await expectRefused(verifier, {}, BODY, "missing_header");
+    expect(verifier.checkHeaders({ "content-encoding": "br" })?.code).toBe("unsupported_content_encoding");
+  });
+});
+
 describe("problem details", () => {
   it("renders RFC 9457 problem+json without the signature", async () => {
     const h = await swDelivery();

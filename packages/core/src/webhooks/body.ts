@@ -42,14 +42,14 @@ function notRawMessage(body: unknown): string {
  * A signature covers bytes, and nothing says whether the sender signed them before compressing
  * or after: verifying the bytes as received refuses the first kind with a misleading 401, and
  * a body parser that inflates first (Express's, Cloud Functions') refuses the second kind. Every
- * adapter gives this one answer instead, whatever read the body (the verifier checks it; an
- * adapter whose framework would fail on the encoded body first refuses with it beforehand).
+ * adapter gives this one answer instead, whatever read the body (the verifier checks it, with
+ * the headers, before the body is read: `checkHeaders`).
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function contentEncodingRefusal(headers: HeadersInput): string | undefined {
   const value = headerReader(headers)("content-encoding");
-  // Nearly every request sends none: answered without building the list (the verifier asks on
-  // every delivery, and Fastify's adapter before it).
+  // Nearly every request sends none: answered without building the list (asked twice a
+  // delivery: by the headers' check before the body is read, and by the verifier's).
   if (value === undefined || value === "" || value === "identity") return undefined;
   const codings = (typeof value === "string" ? value : (value ?? []).join(","))
     .split(",")

@@ -10,6 +10,7 @@
 
 import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
 import {
+  BodyError,
   type BodyErrorCode,
   IdempotencyError,
   InterlockConfigError,
@@ -178,32 +179,56 @@ export interface WebhookReceiver {
    * Verifies, de-duplicates and runs `handler` at most once per delivery. Throws
    * `WebhookVerificationError` for a refused delivery, `StoreUnavailableError` when the store
    * cannot be reached (answer 503 with its `retryAfterSeconds` in `Retry-After`: the provider
-   * retries), and the handler's own error when it fails (after releasing the claim).
+   * retries), and the handler's own error when it fails (after releasing the claim). The body
+   * may be a `WebhookBodyReader`, called only once the headers pass (see `begin`).
    */
   receive<R>(
     headers: HeadersInput,
-    body: RawBody,
+    body: RawBody | WebhookBodyReader,
     handler: (event: VerifiedWebhook) => R | Promise<R>,
   ): Promise<WebhookReceipt<Awaited<R>>>;
   /**
    * The two steps an adapter needs around a framework's own handler. Never throws for bad
    * input: refusals, duplicates, in-flight copies and an unreachable store come back as the
-   * response to send (problem+json for errors, 200 for a duplicate).
+   * response to send (problem+json for errors, 200 for a duplicate). Given a `WebhookBodyReader`, the
+   * body is read only once the headers pass `checkHeaders`, so a delivery they refuse is answered
+   * unread; a `BodyError` it returns or throws is refused as `refuse` does.
    */
-  begin(headers: HeadersInput, body: RawBody): Promise<WebhookDecision>;
+  begin(headers: HeadersInput, body: RawBody | WebhookBodyReader): Promise<WebhookDecision>;
+  /**
+   * For adapters that read the body in a step of their own (Fastify's `preParsing`): the refusal
+   * the headers alone give (the verifier's `checkHeaders`), as a decision with its
+   * `webhook.rejected` event; undefined when the body is needed to decide.
+   */
+  checkHeaders(headers: HeadersInput): WebhookErrorDecision | undefined;
   /** The handler answered `status`: 2xx records the delivery as processed, anything else releases it. */
   finish(ticket: WebhookTicket, response: { status: number }): Promise<void>;
   /** The handler threw: releases the delivery so the provider's retry is processed. */
   abort(ticket: WebhookTicket): Promise<void>;
   /**
    * For adapters that refuse a delivery before `begin` (a body over their limit, cut off by a
-   * client that went away, or that a parser already consumed; one sent content-encoded, see
-   * `contentEncodingRefusal`): the problem+json decision, with
+   * client that went away, or that a parser already consumed): the problem+json decision, with
    * its `webhook.rejected` event. Pass the request's `headers` so the event carries its
    * correlation id, as `begin`'s do.
    */
   refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookErrorDecision;
 }
+
+/** What `read` gives, with a `BodyError` it throws given back like one it returns. */
+async function readBody(read: WebhookBodyReader): Promise<RawBody | BodyError> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof BodyError) return error;
+    throw error;
+  }
+}
+
+/**
+ * Reads a delivery's body for `begin`, called only once its headers pass: the bytes, or the
+ * `BodyError` that stopped the read (too large, cut off, already consumed by a parser).
+ */
+export type WebhookBodyReader = () => RawBody | BodyError | PromiseLike<RawBody | BodyError>;
 
 /** What an adapter refuses before `begin`: the body's problems, and a body sent content-encoded. */
 export type EarlyRefusalCode = BodyErrorCode | "unsupported_content_encoding";
@@ -394,7 +419,24 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     return { action: "respond", outcome: "duplicate", response, event, error: undefined };
   }
 
-  async function begin(headers: HeadersInput, body: RawBody): Promise<WebhookDecision> {
+  function checkHeaders(headers: HeadersInput): WebhookErrorDecision | undefined {
+    const refusal = verifier.checkHeaders(headers);
+    return refusal && respondError("rejected", refusal.error);
+  }
+
+  function begin(headers: HeadersInput, input: RawBody | WebhookBodyReader): Promise<WebhookDecision> {
+    return typeof input === "function" ? readThenDecide(headers, input) : decide(headers, input);
+  }
+
+  /** Reads the body only once the headers pass: a delivery they refuse costs no body. */
+  async function readThenDecide(headers: HeadersInput, read: WebhookBodyReader): Promise<WebhookDecision> {
+    const refused = checkHeaders(headers);
+    if (refused) return refused;
+    const body = await readBody(read);
+    return body instanceof BodyError ? refuse(body.code, body.message, headers) : decide(headers, body);
+  }
+
+  async function decide(headers: HeadersInput, body: RawBody): Promise<WebhookDecision> {
     const checked = await verifier.check(headers, body);
     if (!checked.ok) return respondError("rejected", checked.error);
     const event = checked;
@@ -535,12 +577,13 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   return {
     verifier,
     begin,
+    checkHeaders,
     finish,
     abort,
     refuse,
     async receive<R>(
       headers: HeadersInput,
-      body: RawBody,
+      body: RawBody | WebhookBodyReader,
       handler: (event: VerifiedWebhook) => R | Promise<R>,
     ): Promise<WebhookReceipt<Awaited<R>>> {
       const decision = await begin(headers, body);

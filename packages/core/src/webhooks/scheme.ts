@@ -86,6 +86,13 @@ export interface WebhookScheme {
   parseSecret(secret: string | Uint8Array): KeyMaterial;
   /** Reads what a delivery claims from its headers (and body); throws `WebhookVerificationError` when it cannot. */
   parse(read: HeaderReader, body: Uint8Array): ParsedDelivery;
+  /**
+   * Whether `parse` reads the headers alone, never the body. A receiver then refuses a delivery
+   * whose headers `parse` refuses, or whose timestamp is outside the window, before reading its
+   * body (`checkHeaders`). Every preset and `hmacScheme(…)` sets it; a scheme without it has its
+   * headers checked only once the body is read.
+   */
+  readonly parsesHeadersOnly?: boolean;
   /** The bytes the sender signed, in parts. */
   signedContent(fields: DeliveryFields, body: Uint8Array): ContentParts;
   /** The headers a sender puts on a delivery it signed: `parse` run backwards. */

@@ -65,6 +65,14 @@ export interface WebhookVerifier {
   /** The same, synchronously; throws `InterlockConfigError` where the runtime hashes only asynchronously. */
   verifySync<T = unknown>(headers: HeadersInput, body: RawBody): VerifiedWebhook<T>;
   /**
+   * Refuses a delivery from its headers alone, before its body is read: sent content-encoded,
+   * and, where the scheme's `parse` reads no body (`parsesHeadersOnly`: every preset), signature
+   * headers missing or malformed, too many signatures, or a timestamp outside the window. The
+   * refusal `check` would give, with its `webhook.rejected` event; undefined when the headers
+   * give no reason to refuse, which verifies nothing: the delivery still goes through `check`.
+   */
+  checkHeaders(headers: HeadersInput): WebhookRefusal | undefined;
+  /**
    * Verifies without throwing for a refused delivery: resolves to the `VerifiedWebhook` or a
    * `WebhookRefusal` (tell them apart by `ok`). Cheaper under a flood of forged deliveries.
    */
@@ -120,6 +128,8 @@ interface Match {
 }
 
 const NO_PAIRS: readonly EdPair[] = [];
+/** The body `parse` is given before the body is read, for a scheme whose `parse` reads none. */
+const NO_BODY = new Uint8Array();
 const NO_RESULTS: readonly boolean[] = [];
 
 /** Every option `createWebhookVerifier` takes. */
@@ -159,19 +169,36 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
       refuse(scheme.name, "timestamp_in_future", `timestamp is more than ${toleranceSeconds}s ahead`);
   }
 
-  function prepare(attempt: Attempt, headers: HeadersInput, input: RawBody): Prepared {
-    const body = rawBytes(input, scheme.name);
+  function refuseEncoded(headers: HeadersInput): void {
     const encoded = contentEncodingRefusal(headers);
     if (encoded !== undefined) refuse(scheme.name, "unsupported_content_encoding", encoded);
-    if (body.length > maxBodyBytes) refuse(scheme.name, "body_too_large", `body exceeds ${maxBodyBytes} bytes`);
+  }
+
+  /** What the delivery claims, within the signature count and the timestamp window. */
+  function parseClaims(attempt: Attempt, headers: HeadersInput, body: Uint8Array): ParsedDelivery {
     const parsed = scheme.parse(headerReader(headers), body);
     attempt.claimedId = parsed.id;
     if (parsed.signatures.length > maxSignatures) {
       refuse(scheme.name, "malformed_header", `more than ${maxSignatures} signatures`);
     }
     checkWindow(parsed.timestampMs);
+    return parsed;
+  }
+
+  function prepare(attempt: Attempt, headers: HeadersInput, input: RawBody): Prepared {
+    const body = rawBytes(input, scheme.name);
+    refuseEncoded(headers);
+    if (body.length > maxBodyBytes) refuse(scheme.name, "body_too_large", `body exceeds ${maxBodyBytes} bytes`);
+    const parsed = parseClaims(attempt, headers, body);
     const decodable = parsed.signatures.some((s) => s.bytes !== undefined);
     return { parsed, body, content: decodable ? scheme.signedContent(parsed, body) : undefined };
+  }
+
+  /** The header checks of `prepare` that read no body, for `checkHeaders`. */
+  function prepareHeaders(attempt: Attempt, headers: HeadersInput): undefined {
+    refuseEncoded(headers);
+    if (scheme.parsesHeadersOnly === true) parseClaims(attempt, headers, NO_BODY);
+    return undefined;
   }
 
   // Every candidate against every digest, with no early exit: which secret matched, and
@@ -240,15 +267,12 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
    */
   function withBodyTimestamp(prepared: Prepared, attempt: Attempt): ParsedDelivery | WebhookRefusal {
     if (scheme.bodyTimestamp === undefined) return prepared.parsed;
-    try {
-      const timestampMs = scheme.bodyTimestamp(prepared.body);
+    return refusing(attempt, () => {
+      const timestampMs = scheme.bodyTimestamp?.(prepared.body);
       if (timestampMs === undefined) return prepared.parsed;
       checkWindow(timestampMs);
       return { ...prepared.parsed, timestamp: String(timestampMs), timestampMs };
-    } catch (error) {
-      if (error instanceof WebhookVerificationError) return refused(attempt, WebhookRefusal.from(error, scheme.name));
-      throw error;
-    }
+    });
   }
 
   function refused(attempt: Attempt, refusal: WebhookRefusal): WebhookRefusal {
@@ -266,15 +290,18 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     return refusal;
   }
 
-  /** Header and body checks; a refusal there is thrown by the scheme and caught here, once. */
-  function prepareOrRefuse(attempt: Attempt, headers: HeadersInput, body: RawBody): Prepared | WebhookRefusal {
+  /** Runs checks that refuse by throwing (the scheme's, `refuse`): a refusal is caught here, once. */
+  function refusing<T>(attempt: Attempt, checks: () => T): T | WebhookRefusal {
     try {
-      return prepare(attempt, headers, body);
+      return checks();
     } catch (error) {
       if (error instanceof WebhookVerificationError) return refused(attempt, WebhookRefusal.from(error, scheme.name));
       throw error;
     }
   }
+
+  const prepareOrRefuse = (attempt: Attempt, headers: HeadersInput, body: RawBody): Prepared | WebhookRefusal =>
+    refusing(attempt, () => prepare(attempt, headers, body));
 
   const newAttempt = (headers: HeadersInput): Attempt =>
     onEvent
@@ -328,6 +355,10 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     maxBodyBytes,
     check,
     checkSync,
+    checkHeaders(headers: HeadersInput): WebhookRefusal | undefined {
+      const attempt = newAttempt(headers);
+      return refusing(attempt, () => prepareHeaders(attempt, headers));
+    },
     async verify<T>(headers: HeadersInput, body: RawBody) {
       const result = sync ? checkWith<T>(sync, headers, body) : await checkAsync<T>(headers, body);
       if (!result.ok) throw result.error;

@@ -146,6 +146,7 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
     timestampUnit: unit,
     multipleSignatures: options.separator !== undefined,
     parseSecret,
+    parsesHeadersOnly: true,
     parse(read) {
       const id = idHeader
         ? idRequired

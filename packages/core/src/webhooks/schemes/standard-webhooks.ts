@@ -103,6 +103,7 @@ export const standardWebhooks: WebhookScheme = {
   timestamp: "header",
   multipleSignatures: true,
   parseSecret,
+  parsesHeadersOnly: true,
   parse(read) {
     const names = headerNames(read);
     const id = requireHeader(NAME, read, names.id);

@@ -36,6 +36,7 @@ export function timestampedListScheme(options: TimestampedListOptions): WebhookS
     timestamp: "header",
     multipleSignatures: true,
     parseSecret: (secret) => utf8Secret(name, secret),
+    parsesHeadersOnly: true,
     parse(read) {
       const value = requireHeader(name, read, header);
       let timestamp: string | undefined;
