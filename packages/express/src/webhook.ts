@@ -65,11 +65,8 @@ export function webhook(options: WebhookMiddlewareOptions): RequestHandler {
 
   /** Resolves true when the route should run. */
   async function begin(req: Request, res: Response): Promise<boolean> {
-    const body = await deliveryBody(req, limit);
-    const decision =
-      body instanceof BodyError
-        ? receiver.refuse(body.code, body.message, req.headers)
-        : await receiver.begin(req.headers, body);
+    // The body is read only once the headers pass: a delivery they refuse is answered unread.
+    const decision = await receiver.begin(req.headers, () => deliveryBody(req, limit));
     if (decision.action === "respond") {
       // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
       const takeOver = decision.outcome === "duplicate" ? undefined : onError && (() => onError(decision, req, res));

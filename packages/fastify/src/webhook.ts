@@ -10,7 +10,6 @@
 import {
   assertOptionNames,
   BodyError,
-  contentEncodingRefusal,
   createWebhookReceiver,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
@@ -89,16 +88,10 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
   return hookSet("first", {
     bodyLimit: limit,
     preParsing(request, reply, payload, done) {
-      // Refused here, as the verifier would: after this, Fastify's parser fails on the compressed bytes with its own 400.
-      const encoded = contentEncodingRefusal(request.headers);
-      if (encoded !== undefined) {
-        return answer(
-          receiver.refuse("unsupported_content_encoding", encoded, request.headers),
-          request,
-          reply,
-          onError,
-        );
-      }
+      // A delivery its headers refuse is answered unread. (A compressed one too, as the verifier
+      // would: after this, Fastify's parser would fail on the compressed bytes with its own 400.)
+      const refused = receiver.checkHeaders(request.headers);
+      if (refused) return answer(refused, request, reply, onError);
       takeBodyRaw(request);
       capture(request, reply, payload, done);
     },

@@ -5,7 +5,6 @@
  */
 import {
   assertOptionNames,
-  BodyError,
   createWebhookReceiver,
   optionNames,
   type VerifiedWebhook,
@@ -72,11 +71,8 @@ function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHand
     (decision.outcome !== "duplicate" && onError && (await onError(decision, c))) || send(c, decision.response);
 
   return createMiddleware<WebhookEnv<T>>(async (c, next) => {
-    const body = await readBody(c, read);
-    const decision =
-      body instanceof BodyError
-        ? receiver.refuse(body.code, body.message, c.req.raw.headers)
-        : await receiver.begin(c.req.raw.headers, body);
+    // Read only once the headers pass: a delivery they refuse is answered unread.
+    const decision = await receiver.begin(c.req.raw.headers, () => readBody(c, read));
     if (decision.action === "respond") return answer(c, decision);
     c.set("webhook", decision.event as VerifiedWebhook<T>);
     await handle(receiver, decision.ticket, c, next);

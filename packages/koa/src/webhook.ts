@@ -7,7 +7,6 @@
 import type { ServerResponse } from "node:http";
 import {
   assertOptionNames,
-  BodyError,
   createWebhookReceiver,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
@@ -47,11 +46,8 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
 
   async function interlockWebhook(ctx: Context, next: Next): Promise<void> {
     // A parser's decoded text is not the signed bytes: refused, never verified into a wrong 401.
-    const body = await readRawBody(ctx, limit, "webhook");
-    const decision =
-      body instanceof BodyError
-        ? receiver.refuse(body.code, body.message, ctx.headers)
-        : await receiver.begin(ctx.headers, body);
+    // Read only once the headers pass: a delivery they refuse is answered unread.
+    const decision = await receiver.begin(ctx.headers, () => readRawBody(ctx, limit, "webhook"));
     if (decision.action === "respond") {
       // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
       const takeOver = decision.outcome === "duplicate" ? undefined : onError && (() => onError(decision, ctx));

@@ -102,10 +102,17 @@ export function describeProtocolEdges(
       return paymentHead(key, { "content-length": Buffer.byteLength(json) }) + json;
     };
 
-    async function delivery(payload: object = { type: "invoice.paid" }) {
+    /** A signed delivery of `payload`, signed at `timestamp` (seconds; default now). */
+    async function delivery(payload: object = { type: "invoice.paid" }, timestamp?: number) {
       const body = JSON.stringify(payload);
       const id = `msg_edge_${++sequence}_${Date.now().toString(36)}`;
-      const signed = await signWebhook({ scheme: standardWebhooks, secret: SUITE_SECRET, body, id });
+      const signed = await signWebhook({
+        scheme: standardWebhooks,
+        secret: SUITE_SECRET,
+        body,
+        id,
+        timestamp: timestamp ?? Math.floor(Date.now() / 1000),
+      });
       const headers = { ...(signed.headers as Record<string, string>), "content-type": "application/json" };
       return {
         id,
@@ -201,6 +208,34 @@ export function describeProtocolEdges(
         const after = await connection.answerOrEnd();
         if (after !== "closed") expect([after.status, json(after)]).toEqual([200, { received: next.id }]);
         expect(ran.webhooks.includes(d.id)).toBe(false);
+      },
+    );
+
+    it(
+      "a delivery its headers refuse (no signature; a stale timestamp) → answered before its body is sent; nothing runs; then the next request is answered, or the connection closes",
+      ROW,
+      async () => {
+        const length = 32 * 1024; // within the limit: only the headers can refuse it
+        const stale = await delivery({ type: "invoice.paid" }, Math.floor(Date.now() / 1000) - 600);
+        const heads = [
+          {
+            head: requestHead("POST", "/webhooks", { "content-type": "application/json", "content-length": length }),
+            status: 400,
+            code: "missing_header",
+          },
+          { head: stale.head({ "content-length": length }), status: 401, code: "timestamp_too_old" },
+        ];
+        for (const { head, status, code } of heads) {
+          const connection = await open();
+          await connection.write(head);
+          expectProblem(await connection.finalAnswer(), status, code);
+          // The body follows late, then a delivery on the same connection: answered as itself, or not at all.
+          const next = await delivery();
+          await connection.write(Buffer.concat([Buffer.alloc(length, "x"), Buffer.from(deliveryRequest(next))]));
+          const after = await connection.answerOrEnd();
+          if (after !== "closed") expect([after.status, json(after)]).toEqual([200, { received: next.id }]);
+        }
+        expect(ran.webhooks.includes(stale.id)).toBe(false);
       },
     );
 

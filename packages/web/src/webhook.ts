@@ -5,7 +5,6 @@
  */
 import {
   assertOptionNames,
-  BodyError,
   createWebhookReceiver,
   optionNames,
   type VerifiedWebhook,
@@ -80,11 +79,8 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
     toResponse(decision.response);
 
   return async (request, ...rest) => {
-    const body = await readRequestBody(request, limit);
-    const decision =
-      body instanceof BodyError
-        ? receiver.refuse(body.code, body.message, request.headers)
-        : await receiver.begin(request.headers, body);
+    // Read only once the headers pass: a delivery they refuse is answered unread.
+    const decision = await receiver.begin(request.headers, () => readRequestBody(request, limit));
     if (decision.action === "respond") return answer(request, decision);
     let response: Response;
     try {
