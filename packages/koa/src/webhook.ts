@@ -45,8 +45,8 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
   const limit = receiver.verifier.maxBodyBytes;
 
   async function interlockWebhook(ctx: Context, next: Next): Promise<void> {
-    // A parser's decoded text is not the signed bytes: refused, never verified into a wrong 401.
-    // Read only once the headers pass: a delivery they refuse is answered unread.
+    // Read only once the headers pass: a delivery they refuse is answered unread. A parser's
+    // decoded text is not the signed bytes: refused, never verified into a wrong 401.
     const decision = await receiver.begin(ctx.headers, () => readRawBody(ctx, limit, "webhook"));
     if (decision.action === "respond") {
       // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.

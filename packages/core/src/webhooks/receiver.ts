@@ -190,9 +190,10 @@ export interface WebhookReceiver {
   /**
    * The two steps an adapter needs around a framework's own handler. Never throws for bad
    * input: refusals, duplicates, in-flight copies and an unreachable store come back as the
-   * response to send (problem+json for errors, 200 for a duplicate). Given a `WebhookBodyReader`, the
-   * body is read only once the headers pass `checkHeaders`, so a delivery they refuse is answered
-   * unread; a `BodyError` it returns or throws is refused as `refuse` does.
+   * response to send (problem+json for errors, 200 for a duplicate). Given a
+   * `WebhookBodyReader`, the body is read only once the headers pass `checkHeaders`, so a
+   * delivery they refuse is answered unread; a `BodyError` the reader returns or throws is
+   * refused as `refuse` does.
    */
   begin(headers: HeadersInput, body: RawBody | WebhookBodyReader): Promise<WebhookDecision>;
   /**
@@ -214,6 +215,12 @@ export interface WebhookReceiver {
   refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookErrorDecision;
 }
 
+/**
+ * Reads a delivery's body for `begin`, called only once its headers pass: the bytes, or the
+ * `BodyError` that stopped the read (too large, cut off, already consumed by a parser).
+ */
+export type WebhookBodyReader = () => RawBody | BodyError | PromiseLike<RawBody | BodyError>;
+
 /** What `read` gives, with a `BodyError` it throws given back like one it returns. */
 async function readBody(read: WebhookBodyReader): Promise<RawBody | BodyError> {
   try {
@@ -223,12 +230,6 @@ async function readBody(read: WebhookBodyReader): Promise<RawBody | BodyError> {
     throw error;
   }
 }
-
-/**
- * Reads a delivery's body for `begin`, called only once its headers pass: the bytes, or the
- * `BodyError` that stopped the read (too large, cut off, already consumed by a parser).
- */
-export type WebhookBodyReader = () => RawBody | BodyError | PromiseLike<RawBody | BodyError>;
 
 /** What an adapter refuses before `begin`: the body's problems, and a body sent content-encoded. */
 export type EarlyRefusalCode = BodyErrorCode | "unsupported_content_encoding";
