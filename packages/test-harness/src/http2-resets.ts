@@ -14,9 +14,13 @@
  *   the retry replays it); the delivery is settled by the handler's outcome (a failure releases
  *   it for the provider's retry).
  *
+ * - A delivery its headers refuse, its stream left open: answered while the body is still
+ *   being sent, never after a wait for an end the sender may not send.
+ *
  * Nothing is left unhandled, in the server or in Interlock.
  */
 
+import { connect } from "node:http2";
 import { signWebhook, standardWebhooks } from "@interlock/core";
 import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -156,6 +160,52 @@ export function describeHttp2Resets(framework: string, createApp: CreateScenario
             expect.objectContaining({ amount }),
           ]);
           expect(runsOf(amount), framing).toBe(1);
+        }
+      },
+    );
+
+    it(
+      "a delivery its headers refuse (no signature; a stale timestamp) → answered while its body is still being sent",
+      ROW,
+      async () => {
+        const stale = await signWebhook({
+          scheme: standardWebhooks,
+          secret: SUITE_SECRET,
+          body: "{}",
+          timestamp: Math.floor(Date.now() / 1000) - 600,
+        });
+        const refusals = [
+          { headers: {}, status: 400, code: "missing_header" },
+          { headers: stale.headers as Record<string, string>, status: 401, code: "timestamp_too_old" },
+        ];
+        const session = connect(app.url);
+        try {
+          for (const { headers, status, code } of refusals) {
+            const stream = session.request(
+              { ":method": "POST", ":path": "/webhooks", "content-type": "application/json", ...headers },
+              { endStream: false },
+            );
+            stream.on("error", () => {}); // the server may reset the rest of the upload once it has answered
+            stream.write(Buffer.alloc(16 * 1024, " ")); // part of a body whose end is never sent
+            const answer = await new Promise<{ status: unknown; text: string }>((resolve, reject) => {
+              const timer = setTimeout(() => reject(new Error("no answer while the body was still being sent")), 2_000);
+              stream.on("response", (head) => {
+                const chunks: Buffer[] = [];
+                stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+                stream.on("end", () => {
+                  clearTimeout(timer);
+                  resolve({ status: head[":status"], text: Buffer.concat(chunks).toString("utf8") });
+                });
+              });
+            });
+            stream.close();
+            expect([answer.status, JSON.parse(answer.text)], answer.text).toEqual([
+              status,
+              expect.objectContaining({ status, code }),
+            ]);
+          }
+        } finally {
+          session.destroy(); // closing would wait for a stream the server never answered
         }
       },
     );
