@@ -212,7 +212,7 @@ export function describeProtocolEdges(
     );
 
     it(
-      "a delivery its headers refuse (no signature; a stale timestamp) → answered before its body is sent; nothing runs; then the next request is answered, or the connection closes",
+      "a request its headers refuse (a delivery unsigned or stale; a payment's malformed key) → answered before its body is sent; nothing runs; then the next request is answered, or the connection closes",
       ROW,
       async () => {
         const length = 32 * 1024; // within the limit: only the headers can refuse it
@@ -224,6 +224,7 @@ export function describeProtocolEdges(
             code: "missing_header",
           },
           { head: stale.head({ "content-length": length }), status: 401, code: "timestamp_too_old" },
+          { head: paymentHead('"a", "b"', { "content-length": length }), status: 400, code: "idempotency_key_invalid" },
         ];
         for (const { head, status, code } of heads) {
           const connection = await open();
