@@ -8,6 +8,8 @@
  *   is refused 413 at once, never after a wait for bytes the client may not send.
  * - HTTP/1.1 pipelining: requests written back to back on one socket are answered in order, each
  *   with its own complete answer, whichever of them the server finishes first.
+ * - A request its headers refuse (a delivery unsigned or outside the window, a malformed key):
+ *   answered before its body is sent, never after a wait for bytes the client may not send.
  * - A body cut short (the client leaves): nothing runs and nothing stays claimed.
  * - Chunked bodies, with chunk extensions, trailers, and sizes in upper-case hex with leading
  *   zeros: verified and fingerprinted over exactly the decoded bytes.
