@@ -22,6 +22,7 @@ import {
   svix,
   type WebhookScheme,
 } from "../src/index.js";
+import { noteKeySpace } from "../src/webhooks/shared-keys.js";
 
 /** Long enough for a warning (emitted on the next tick) and for Web Crypto's digests. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
@@ -99,6 +100,25 @@ describe("receivers sharing a store's delivery keys", () => {
     receiverOf(standardWebhooks, WHSEC_A.slice("whsec_".length), store);
     await settle();
     expect(warned(SHARED_DELIVERY_KEYS_WARNING)).toHaveLength(0);
+  });
+
+  it("receivers are compared in the order they were made, whatever order their digests come back in (Web Crypto)", async () => {
+    // [old], [new, old], [new]: a rotation. [new]'s digest back before [new, old]'s must not make
+    // it look like a stranger to [old].
+    const later = (digests: string[], ms: number) =>
+      new Promise<string[]>((resolve) => setTimeout(() => resolve(digests), ms));
+    const store = new MemoryStore();
+    noteKeySpace(store, "wh:acme", Promise.resolve(["old"]), "acme", undefined);
+    noteKeySpace(store, "wh:acme", later(["new", "old"], 40), "acme", undefined);
+    noteKeySpace(store, "wh:acme", later(["new"], 20), "acme", undefined);
+    noteKeySpace(store, "wh:acme", ["new"], "acme", undefined); // hashed at once: waits its turn too
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(warned(SHARED_DELIVERY_KEYS_WARNING)).toHaveLength(0);
+    // A stranger made after them all is still reported, once.
+    noteKeySpace(store, "wh:acme", later(["other"], 10), "acme", undefined);
+    noteKeySpace(store, "wh:acme", ["another"], "acme", undefined);
+    await settle();
+    expect(warned(SHARED_DELIVERY_KEYS_WARNING)).toHaveLength(1);
   });
 
   it("receivers on other store objects or of other schemes are not compared", async () => {

@@ -28,6 +28,9 @@ const spacesByStore = new WeakMap<object, Map<string, KeySpace>>();
 /** Digests kept per key space: copies of one receiver add none, so only a bug could reach it. */
 const MAX_DIGESTS = 256;
 
+/** The receivers still waiting for their digests, in the order they were made; undefined when none waits. */
+let inOrder: Promise<void> | undefined;
+
 /**
  * Notes a receiver made on `store` in the key `space` (`wh:<scheme>`, `wh@<namespace>:<scheme>`)
  * with keys of these `digests`, and warns once per space when they have none in common with
@@ -40,11 +43,31 @@ export function noteKeySpace(
   scheme: string,
   namespace: string | undefined,
 ): void {
-  if (digests instanceof Promise) {
-    // Web Crypto hashes asynchronously; a rejection would be a bug of the port, not a warning.
-    digests.then((known) => noteKeySpace(store, space, known, scheme, namespace)).catch(() => {});
+  if (!(digests instanceof Promise) && inOrder === undefined) {
+    note(store, space, digests, scheme, namespace);
     return;
   }
+  // Web Crypto hashes asynchronously, and its digests may come back in any order: noted in the
+  // order the receivers were made, or a rotation made [old], [new, old], [new] would see [new]
+  // before [new, old] and be reported. A rejection would be a bug of the port, not a warning.
+  const noted: Promise<void> = (inOrder ?? Promise.resolve())
+    .then(() => digests)
+    .then((known) => note(store, space, known, scheme, namespace))
+    .catch(() => {});
+  inOrder = noted;
+  void noted.then(() => {
+    if (inOrder === noted) inOrder = undefined;
+  });
+}
+
+/** `noteKeySpace` with the digests at hand, in the order the receivers were made. */
+function note(
+  store: object,
+  space: string,
+  digests: readonly string[],
+  scheme: string,
+  namespace: string | undefined,
+): void {
   if (digests.length === 0) return; // no key verifies: nothing to compare
   let spaces = spacesByStore.get(store);
   if (spaces === undefined) {
