@@ -195,12 +195,15 @@ describe("listen (text output) with an app that cannot be reached", () => {
 });
 
 describe("listen: a sender that leaves before its body is complete", () => {
+  // Headers GitHub's scheme reads, well formed: only the body could refuse the delivery.
+  const SIGNED_HEADS = `X-GitHub-Delivery: d-1\r\nX-Hub-Signature-256: sha256=${"0".repeat(64)}\r\n`;
+
   /** A real client: the headers and part of the body, then the socket closed, with no answer awaited. */
   async function sendPartBody(url: string, head: string, part: string, close: "end" | "reset"): Promise<void> {
     const { hostname, port } = new URL(url);
     const socket = connect(Number(port), hostname).resume(); // read what comes back, or it never closes
     await once(socket, "connect");
-    socket.write(`POST /webhooks/github HTTP/1.1\r\nHost: ${hostname}\r\n${head}\r\n${part}`);
+    socket.write(`POST /webhooks/github HTTP/1.1\r\nHost: ${hostname}\r\n${SIGNED_HEADS}${head}\r\n${part}`);
     if (close === "end") socket.end();
     else socket.resetAndDestroy();
     await once(socket, "close");
@@ -243,6 +246,31 @@ describe("listen: a sender that leaves before its body is complete", () => {
         status: null,
         forward: null,
       });
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+    expect(listener.stderr).toBe("");
+  });
+});
+
+describe("listen: a delivery its headers refuse", () => {
+  it("is answered before its body is sent, reported as malformed, and the listener carries on", async () => {
+    const listener = new Running(githubListen());
+    try {
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(await listener.line(1))?.[1] as string;
+      const { hostname, port } = new URL(url);
+      const socket = connect(Number(port), hostname);
+      await once(socket, "connect");
+      // No signature, and a body announced but never sent.
+      socket.write(`POST /webhooks/github HTTP/1.1\r\nHost: ${hostname}\r\nContent-Length: 1000\r\n\r\n`);
+      // Answered at once, not after a wait for the announced bytes (bounded, so the old way fails in 5 s).
+      const [answer] = (await once(socket, "data", { signal: AbortSignal.timeout(5_000) })) as [Buffer];
+      socket.destroy();
+      expect(answer.toString("latin1")).toMatch(/^HTTP\/1\.1 400 /);
+      expect(await listener.line(2)).toMatch(/ {2}malformed {2}github {2}- {2}missing_header: /);
+      const result = await interlock(["send", url, "--scheme", "github", "--secret", "gh-secret", "--body", "{}"]);
+      expect(result.code).toBe(0);
+      expect(await listener.line(3)).toMatch(/ {2}valid {6}github {2}/);
     } finally {
       expect(await listener.stop()).toBe(0);
     }

@@ -323,28 +323,23 @@ async function handle(
   }
   const time = new Date();
   const { receiver } = answerer;
-  const read = await readRequestBody(request, receiver.verifier.maxBodyBytes);
   // A webhook URL may carry a token in its query: names shown, values masked, as for the forward URL.
   const path = shownUrl(request.url ?? "/");
   const base = { time, method: "POST", path, scheme: receiver.verifier.scheme.name };
+  // A delivery its headers refuse is answered before its body is read, as the adapters answer it
+  // (the body is drained, not kept).
+  const refused = receiver.checkHeaders(request.headers);
+  if (refused) {
+    request.resume();
+    return responded(base, refused);
+  }
+  const read = await readRequestBody(request, receiver.verifier.maxBodyBytes);
   if (read.left) return { answer: undefined, report: { ...base, ...incompleteReport(read.received, request) } };
   const decision =
     read.body === undefined
       ? receiver.refuse("body_too_large", `the body exceeds ${receiver.verifier.maxBodyBytes} bytes`)
       : await receiver.begin(request.headers, read.body);
-  if (decision.action === "respond") {
-    const { event, error, response } = decision;
-    const report: DeliveryReport = {
-      ...base,
-      verdict: verdictOf(decision),
-      id: event?.id,
-      reason: error?.code,
-      detail: error?.message,
-      status: response.status,
-      forward: undefined,
-    };
-    return { answer: response, report };
-  }
+  if (decision.action === "respond") return responded(base, decision);
   const { event, ticket } = decision;
   const { answer, forward } = await answerValid(answerer, event, request).catch(async (error: unknown) => {
     await receiver.abort(ticket);
@@ -361,6 +356,24 @@ async function handle(
     forward,
   };
   return { answer, report };
+}
+
+/** Core's answer to a delivery the handler does not see, and its report. */
+function responded(
+  base: Pick<DeliveryReport, "time" | "method" | "path" | "scheme">,
+  decision: WebhookRespondDecision,
+): { answer: Answer; report: DeliveryReport } {
+  const { event, error, response } = decision;
+  const report: DeliveryReport = {
+    ...base,
+    verdict: verdictOf(decision),
+    id: event?.id,
+    reason: error?.code,
+    detail: error?.message,
+    status: response.status,
+    forward: undefined,
+  };
+  return { answer: response, report };
 }
 
 /** The answer to a verified first copy: the app's (forwarded), the provider's challenge answer, or 200. */
