@@ -80,7 +80,9 @@ describe("worker processes", () => {
     const [holder, taker] = await Promise.all([Worker.start(), Worker.start()]);
     try {
       await prepare(table, [holder!, taker!]);
-      const lease = 1_500;
+      // Long enough that the taker's first try comes before it ends, on a loaded machine too: the
+      // hold, the kill and the taker's request took over 1.5 s in one CI run.
+      const lease = 4_000;
       // Before the request: every lease starts after this, however long the answer then takes to
       // come back (on a loaded machine, hundreds of ms), so none can end before `sentAt + lease`.
       const sentAt = Date.now();
