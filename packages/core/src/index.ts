@@ -138,7 +138,7 @@ export {
   recordBody,
   recordResponse,
 } from "./web-body.js";
-export { contentEncodingRefusal, type RawBody } from "./webhooks/body.js";
+export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
 export {
   createWebhookReceiver,

@@ -113,7 +113,7 @@ export function describeProtocolEdges(
         secret: SUITE_SECRET,
         body,
         id,
-        timestamp: timestamp ?? Math.floor(Date.now() / 1000),
+        ...(timestamp === undefined ? {} : { timestamp }),
       });
       const headers = { ...(signed.headers as Record<string, string>), "content-type": "application/json" };
       return {

@@ -44,7 +44,6 @@ function notRawMessage(body: unknown): string {
  * a body parser that inflates first (Express's, Cloud Functions') refuses the second kind. Every
  * adapter gives this one answer instead, whatever read the body (the verifier checks it, with
  * the headers, before the body is read: `checkHeaders`).
- * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function contentEncodingRefusal(headers: HeadersInput): string | undefined {
   const value = headerReader(headers)("content-encoding");
