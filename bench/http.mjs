@@ -15,6 +15,11 @@
  *   node bench/http.mjs --profile express:idem-unique [--duration 10] [--against hand-unique]
  *                                          one server under --cpu-prof; prints where its CPU time goes,
  *                                          and what it spends beyond its baseline row (or --against's)
+ *   node bench/http.mjs --instructions [--only fastify] [--rows …]
+ *                                          each server under valgrind's callgrind: the instructions it
+ *                                          runs per request, which do not depend on what else the machine
+ *                                          is doing (about 45 min for every row, two servers at a time);
+ *                                          a full run writes results/http-instructions.md
  *
  * Each run starts one server in its own child process (fresh store, fresh JIT), so the load
  * generator, autocannon, never shares the server's event loop; the runs go one at a time. Every
@@ -24,9 +29,9 @@
  * known even when the client, or another process on this shared machine, held the CPU back.
  */
 
-import { fork } from "node:child_process";
+import { execFile, fork, spawn } from "node:child_process";
 import { createHash, createHmac, hash, timingSafeEqual } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -54,6 +59,14 @@ const CONNECTIONS = Number(option("--connections", 32));
 const INPROC = Number(option("--inproc", 0));
 /** Requests per second the client holds to (autocannon's overallRate); 0: as fast as the server answers. */
 const RATE = Number(option("--rate", 0));
+/** `--instructions`: user-space instructions per request, each server under callgrind (see instructionsMain). */
+const INSTRUCTIONS = flag("--instructions");
+/** Requests before the first counted window (the JIT settles), then requests per counted window. */
+const IR_WARMUP = Number(option("--warmup-requests", 4000));
+const IR_REQUESTS = Number(option("--requests", 2000));
+const IR_WINDOWS = 3;
+/** Servers measured at once under callgrind (each needs a core of its own; the clients are light next to it). */
+const IR_PARALLEL = Number(option("--parallel", 2));
 /** Pre-signed unique deliveries per pool; more than any server here answers in warm-up + run. */
 const POOL_SIZE = Number(option("--pool", QUICK ? 80_000 : 300_000));
 const HOST = "127.0.0.1"; // loopback only
@@ -880,13 +893,22 @@ async function load(autocannon, port, request, seconds) {
   };
 }
 
-function startServer(framework, row, execArgv = []) {
+/**
+ * Starts a row's server in a child process. `callgrindDir`: under valgrind's callgrind, its
+ * profile dumps and log written there (instructionsOne reads them).
+ */
+function startServer(framework, row, execArgv = [], callgrindDir = undefined) {
   const self = fileURLToPath(import.meta.url);
-  const child = fork(self, ["--server", framework, row, ...(INPROC > 0 ? ["--inproc", String(INPROC)] : [])], {
-    execArgv,
-    env: { ...process.env, NODE_ENV: "production" },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
+  const serverArgs = ["--server", framework, row, ...(INPROC > 0 ? ["--inproc", String(INPROC)] : [])];
+  const env = { ...process.env, NODE_ENV: "production" };
+  const stdio = ["ignore", "inherit", "inherit", "ipc"];
+  const child =
+    callgrindDir === undefined
+      ? fork(self, serverArgs, { execArgv, env, stdio })
+      : spawn("valgrind", [...CALLGRIND_ARGS(callgrindDir), process.execPath, ...execArgv, self, ...serverArgs], {
+          env,
+          stdio,
+        });
   const waiting = [];
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.on("message", (message) => waiting.shift()?.(message));
@@ -896,6 +918,7 @@ function startServer(framework, row, execArgv = []) {
       exited.then((code) => reject(new Error(`${framework} ${row} server exited (${code})`)));
     });
   return {
+    pid: child.pid,
     ready: next(),
     mark: () => {
       const reply = next();
@@ -942,9 +965,9 @@ async function check(port, row, pool) {
  * pause: on a machine where the packages are being rebuilt, a child can start while a `dist/`
  * is briefly missing.
  */
-async function startReady(framework, row, execArgv) {
+async function startReady(framework, row, execArgv, callgrindDir) {
   for (let attempt = 1; ; attempt++) {
-    const server = startServer(framework, row, execArgv);
+    const server = startServer(framework, row, execArgv, callgrindDir);
     try {
       const { port } = await server.ready;
       return { server, port };
@@ -1438,6 +1461,184 @@ async function profileMain() {
 const rowsOf = (framework) =>
   FRAMEWORKS[framework].rows.filter((row) => ONLY_ROWS.length === 0 || ONLY_ROWS.includes(row));
 
+// ---------------------------------------------------------------------------------------
+// Instructions per request (--instructions)
+
+/**
+ * Each server runs under valgrind's callgrind, which counts the instructions it runs in user
+ * space on every thread (the JIT's compiler and the garbage collector included), not the
+ * kernel's: a request's socket work (one read, one writev, the same for every row) is left out
+ * of both sides of a ratio, so these ratios read lower than the req/s ones. What they give that
+ * req/s on this shared 2-core machine cannot: the same row counted twice agrees within a few
+ * percent, where req/s move by 15-40% between identical runs. Everything runs about 50 times
+ * slower, so the server is always the bottleneck, as it is in the req/s runs.
+ */
+const CALLGRIND_ARGS = (dir) => [
+  "--tool=callgrind",
+  "--smc-check=all-non-file", // V8 writes the code it runs
+  `--callgrind-out-file=${dir}/callgrind.out.%p`,
+  `--log-file=${dir}/valgrind.log`,
+];
+
+/**
+ * Rows left out. `busy` spins on the clock: slowed down 50 times, its few µs buy a fraction of
+ * the work they buy natively. The Express peers: their targets (ours ahead of both) are met in
+ * req/s by a wide margin, and each would take as long as three rows of ours.
+ */
+const NOT_COUNTED = new Set(["busy", "ei-unique", "ei-replay", "ni-unique", "ni-replay"]);
+
+const run = (command, commandArgs) =>
+  new Promise((resolve, reject) =>
+    execFile(command, commandArgs, (error, stdout) => (error ? reject(error) : resolve(stdout.trim()))),
+  );
+
+/** Sends exactly `count` requests and waits for every answer. */
+function loadCount(autocannon, port, request, count) {
+  return new Promise((resolve, reject) => {
+    let answered = 0;
+    let non2xx = 0;
+    const instance = autocannon(
+      { url: `http://${HOST}:${port}`, connections: CONNECTIONS, amount: count, requests: [request], timeout: 120 },
+      (error, result) =>
+        error || result.errors > 0
+          ? reject(error ?? new Error(`${result.errors} errors`))
+          : resolve({ answered, non2xx }),
+    );
+    instance.on("response", (_client, statusCode) => {
+      answered++;
+      if (statusCode < 200 || statusCode > 299) non2xx++;
+    });
+  });
+}
+
+/** The instruction count of callgrind's dump `n` of process `pid`, once the dump is whole (its `totals:` line). */
+async function dumpTotal(dir, pid, n) {
+  const file = path.join(dir, `callgrind.out.${pid}.${n}`);
+  for (let tries = 0; tries < 600; tries++) {
+    const text = existsSync(file) ? readFileSync(file, "utf8") : "";
+    const totals = /^totals:\s+(\d+)/m.exec(text);
+    if (totals) return Number(totals[1]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`callgrind wrote no whole dump at ${file}`);
+}
+
+/** One row: warmed up, then IR_WINDOWS counted windows of IR_REQUESTS requests, the counters zeroed before each. */
+async function instructionsOne(autocannon, framework, row) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `interlock-ir-${framework}-${row}-`));
+  // Signed now: a pool made for a whole framework would be stale by its last row at this speed.
+  const pool = deliveryPool(IR_WARMUP + (IR_WINDOWS + 1) * IR_REQUESTS + 100);
+  const { server, port } = await startReady(framework, row, [], dir);
+  try {
+    await check(port, row, pool);
+    const request = requestFor(row, pool, { next: 0 });
+    await loadCount(autocannon, port, request, IR_WARMUP);
+    const windows = [];
+    let non2xx = 0;
+    // Window 0 is not counted: the first after the warm-up always counts more (up to 2.5 times
+    // the next ones, even after 10,000 requests of warm-up), the later ones agree.
+    for (let n = 0; n <= IR_WINDOWS; n++) {
+      await run("callgrind_control", ["--zero", String(server.pid)]);
+      const counted = await loadCount(autocannon, port, request, IR_REQUESTS);
+      await run("callgrind_control", ["--dump", String(server.pid)]);
+      const total = await dumpTotal(dir, server.pid, n + 1);
+      if (n > 0) windows.push(total / counted.answered);
+      non2xx += counted.non2xx;
+    }
+    return { windows, perRequest: median(windows), non2xx };
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The row a row of ours is read against besides its baseline: the by-hand floor. */
+function floorOf(framework, row) {
+  const kind = { "idem-unique": "unique", "idem-replay": "replay" }[row];
+  if (kind === undefined) return undefined;
+  return FRAMEWORKS[framework].rows.includes(`mw-${kind}`) ? `mw-${kind}` : `hand-${kind}`;
+}
+
+async function instructionsMain() {
+  const { default: autocannon } = await import("autocannon");
+  const valgrind = await run("valgrind", ["--version"]).catch(() => {
+    throw new Error("--instructions runs each server under valgrind: install it (apt-get install -y valgrind)");
+  });
+  const started = performance.now();
+  const jobs = chosenFrameworks().flatMap((framework) =>
+    rowsOf(framework)
+      .filter((row) => !NOT_COUNTED.has(row))
+      .map((row) => ({ framework, row })),
+  );
+  const results = {};
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const { framework, row } = jobs[next++];
+      const result = await instructionsOne(autocannon, framework, row);
+      results[framework] ??= {};
+      results[framework][row] = result;
+      process.stderr.write(
+        `bench:http --instructions ${framework} ${row}: ${fmtInt(result.perRequest)} a request ` +
+          `(windows ${result.windows.map(fmtInt).join(", ")})${result.non2xx ? `, ${result.non2xx} non-2xx` : ""}\n`,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: IR_PARALLEL }, worker));
+  const markdown = instructionsReport(results, {
+    valgrind,
+    minutes: ((performance.now() - started) / 60_000).toFixed(1),
+  });
+  process.stdout.write(`${markdown}\n`);
+  if (ONLY.length > 0 || ONLY_ROWS.length > 0) {
+    process.stderr.write(`bench:http: partial run, results/${resultsFile("http-instructions")} left as it was\n`);
+  } else {
+    const dir = fileURLToPath(new URL("./results/", import.meta.url));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}${resultsFile("http-instructions")}`, markdown);
+    process.stderr.write(`bench:http: wrote bench/results/${resultsFile("http-instructions")}\n`);
+  }
+}
+
+function instructionsReport(results, meta) {
+  const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
+  const lines = [
+    "# HTTP adapters: instructions per request",
+    "",
+    `Node ${process.version} · ${meta.valgrind} (callgrind) · ${os.platform()} ${os.arch()} · ${cpu} · ` +
+      `${new Date().toISOString().replace(/\.\d+Z$/, "Z")} · commit ${measuredCommit()}. The run took ${meta.minutes} min.`,
+    "",
+    "`node bench/http.mjs --instructions`: the rows of [http.md](http.md), each server under valgrind's callgrind, " +
+      `counting the instructions it runs in user space (every thread: JIT compiler and garbage collector included; ` +
+      `not the kernel's socket work, about the same for every row). ${IR_WARMUP.toLocaleString("en-US")} requests to warm ` +
+      `up and one window more, then ${IR_WINDOWS} windows of ${IR_REQUESTS.toLocaleString("en-US")}, the counters zeroed before each; ` +
+      "**a request** is the median window's count over its requests. Same requests, 32 connections, same stores as http.md. " +
+      "**ratio**: the baseline's count over the row's (read like a req/s ratio: 0.80 is 25% more work); " +
+      "**added**: the row's count less the baseline's. Repeatable within a few percent (the windows), unlike req/s here; " +
+      "not the targets' measure (req/s, kernel included), which they read lower than.",
+    "",
+    "| framework | app | a request | windows | compared with | ratio | added | by-hand floor | ratio to floor |",
+    "|---|---|---:|---|---|---:|---:|---|---:|",
+  ];
+  for (const [framework, rows] of Object.entries(results)) {
+    for (const row of FRAMEWORKS[framework].rows) {
+      const result = rows[row];
+      if (result === undefined) continue;
+      const base = rows[ROWS[row].base];
+      const floorRow = floorOf(framework, row);
+      const floor = floorRow === undefined ? undefined : rows[floorRow];
+      lines.push(
+        `| ${FRAMEWORKS[framework].label} | ${ROWS[row].label} | ${fmtInt(result.perRequest)} | ` +
+          `${result.windows.map((w) => fmtInt(w)).join(" · ")} | ${base ? ROWS[ROWS[row].base].label : "—"} | ` +
+          `${base ? fmt2(base.perRequest / result.perRequest) : "—"} | ` +
+          `${base ? `+${fmtInt(result.perRequest - base.perRequest)}` : "—"} | ` +
+          `${floor ? ROWS[floorRow].label : "—"} | ${floor ? fmt2(floor.perRequest / result.perRequest) : "—"} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 /** A framework's rows in a round's order: as listed in even rounds, reversed in odd ones. */
 const rowsInRound = (framework, round) => (round % 2 === 0 ? rowsOf(framework) : [...rowsOf(framework)].reverse());
 
@@ -1507,6 +1708,7 @@ async function main() {
 }
 
 if (args[0] === "--server") await serverMain(args[1], args[2]);
+else if (INSTRUCTIONS) await instructionsMain();
 else if (INPROC > 0) await inprocParentMain();
 else if (PROFILE) await profileMain();
 else await main();

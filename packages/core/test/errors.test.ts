@@ -113,4 +113,13 @@ describe("instanceof across two copies of core (its ESM and CommonJS builds both
       expect(value instanceof InterlockConfigError).toBe(false);
     }
   });
+
+  it("a value that is no Error is none of ours, whatever constructor its prototypes name", async () => {
+    const other = (await import(ANOTHER_COPY)) as typeof import("../src/errors.js");
+    // What every adapter asks of each request body (`body instanceof BodyError`), and a lookalike.
+    expect(Buffer.from("{}") instanceof other.BodyError).toBe(false);
+    const lookalike = Object.create({ constructor: other.InterlockConfigError });
+    expect(lookalike instanceof InterlockConfigError).toBe(false);
+    expect(lookalike instanceof other.InterlockConfigError).toBe(false);
+  });
 });
