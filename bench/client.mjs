@@ -14,11 +14,10 @@
 
 import { fork } from "node:child_process";
 
-import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { measuredCommit, resultsFile } from "./provenance.mjs";
+import { measuredCommit, writeResults } from "./provenance.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -337,14 +336,7 @@ async function main() {
     "",
   ].join("\n");
   process.stdout.write(markdown);
-  if (QUICK) {
-    process.stderr.write(`bench:client: quick run, results/${resultsFile("client")} left as it was\n`);
-  } else {
-    const dir = fileURLToPath(new URL("./results/", import.meta.url));
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}${resultsFile("client")}`, markdown);
-    process.stderr.write(`bench:client: wrote bench/results/${resultsFile("client")}\n`);
-  }
+  writeResults("client", "client", markdown, QUICK ? "quick" : "");
   if (!overheadOk || !failFastOk) process.exitCode = 1;
 }
 

@@ -31,14 +31,14 @@
 
 import { execFile, fork, spawn } from "node:child_process";
 import { createHash, createHmac, hash, timingSafeEqual } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { Duplex, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { measuredCommit, resultsFile } from "./provenance.mjs";
+import { measuredCommit, writeResults } from "./provenance.mjs";
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -1590,14 +1590,7 @@ async function instructionsMain() {
     minutes: ((performance.now() - started) / 60_000).toFixed(1),
   });
   process.stdout.write(`${markdown}\n`);
-  if (ONLY.length > 0 || ONLY_ROWS.length > 0) {
-    process.stderr.write(`bench:http: partial run, results/${resultsFile("http-instructions")} left as it was\n`);
-  } else {
-    const dir = fileURLToPath(new URL("./results/", import.meta.url));
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}${resultsFile("http-instructions")}`, markdown);
-    process.stderr.write(`bench:http: wrote bench/results/${resultsFile("http-instructions")}\n`);
-  }
+  writeResults("http", "http-instructions", markdown, ONLY.length > 0 || ONLY_ROWS.length > 0 ? "partial" : "");
 }
 
 function instructionsReport(results, meta) {
@@ -1696,14 +1689,8 @@ async function main() {
   };
   const { markdown, problems } = report(summary, meta);
   process.stdout.write(`${markdown}\n`);
-  if (QUICK || ONLY.length > 0 || ONLY_ROWS.length > 0 || RATE > 0) {
-    process.stderr.write(`bench:http: partial run, results/${resultsFile("http")} left as it was\n`);
-  } else {
-    const dir = fileURLToPath(new URL("./results/", import.meta.url));
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}${resultsFile("http")}`, markdown);
-    process.stderr.write(`bench:http: wrote bench/results/${resultsFile("http")}\n`);
-  }
+  const partial = QUICK || ONLY.length > 0 || ONLY_ROWS.length > 0 || RATE > 0;
+  writeResults("http", "http", markdown, partial ? "partial" : "");
   if (problems.length > 0) process.exitCode = 1;
 }
 

@@ -1,6 +1,7 @@
 // Where a benchmark's numbers come from: the commit measured, and whether the sources it
 // measures had uncommitted changes. One helper for every bench script's report header.
 import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
@@ -32,3 +33,19 @@ export function resultsFile(name) {
 }
 
 const REFERENCE_NODE_MAJOR = 20;
+
+/**
+ * Writes a run's table to results/ under `resultsFile(name)`, or says why it did not: a partial
+ * run (`partial` names what made it one: "quick", "partial") leaves the committed table as it was.
+ */
+export function writeResults(script, name, markdown, partial) {
+  const file = resultsFile(name);
+  if (partial) {
+    process.stderr.write(`bench:${script}: ${partial} run, results/${file} left as it was\n`);
+    return;
+  }
+  const dir = fileURLToPath(new URL("./results/", import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}${file}`, markdown);
+  process.stderr.write(`bench:${script}: wrote bench/results/${file}\n`);
+}
