@@ -1624,12 +1624,17 @@ function instructionsReport(results, meta) {
         `| ${FRAMEWORKS[framework].label} | ${ROWS[row].label} | ${fmtInt(result.perRequest)} | ` +
           `${result.windows.map((w) => fmtInt(w)).join(" · ")} | ${base ? ROWS[ROWS[row].base].label : "—"} | ` +
           `${base ? fmt2(base.perRequest / result.perRequest) : "—"} | ` +
-          `${base ? `+${fmtInt(result.perRequest - base.perRequest)}` : "—"} | ` +
+          `${base ? signedInt(result.perRequest - base.perRequest) : "—"} | ` +
           `${floor ? ROWS[floorRow].label : "—"} | ${floor ? fmt2(floor.perRequest / result.perRequest) : "—"} |`,
       );
     }
   }
   return lines.join("\n");
+}
+
+/** A count with its sign: +12,432 or -3,226. */
+function signedInt(n) {
+  return `${n < 0 ? "-" : "+"}${fmtInt(Math.abs(n))}`;
 }
 
 /** A framework's rows in a round's order: as listed in even rounds, reversed in odd ones. */
