@@ -711,6 +711,25 @@ describe("memory store slots (columns, ring, index)", () => {
     expect((await store.claim("old0", { fingerprint: "f", lockTtlMs: 1 })).state).toBe("claimed");
   });
 
+  it("keeps no column for short bodies till one is stored: bodiless records (a webhook receiver's) cost none", () => {
+    const slots = new Slots(8_192);
+    const empty = new Uint8Array(0);
+    for (let i = 0; i < 2_000; i++) slots.setBody(slots.add(`bodiless${i}`), empty);
+    expect(slots.keys.length).toBe(2_048); // grown twice, the column still unmade
+    expect(slots.inline.length).toBe(0);
+    expect(slots.bodyCopy(slots.find("bodiless7"))).toEqual(empty);
+
+    const first = slots.add("short");
+    slots.setBody(first, bodyOf(1, 100));
+    expect(slots.inline.length).toBe(2_048 * 128); // a share for every slot from the first short body on
+    for (let i = 0; i < 3_000; i++) slots.setBody(slots.add(`after${i}`), bodyOf(i, i % 129));
+    expect(slots.keys.length).toBe(8_192);
+    expect(slots.inline.length).toBe(8_192 * 128); // grown with the ring
+    expect(slots.bodyCopy(slots.find("short"))).toEqual(bodyOf(1, 100));
+    for (let i = 0; i < 3_000; i++) expect(slots.bodyCopy(slots.find(`after${i}`))).toEqual(bodyOf(i, i % 129));
+    expect(slots.bodyCopy(slots.find("bodiless1999"))).toEqual(empty);
+  });
+
   it("keeps every entry when the ring's last step up to its bound adds fewer slots than lie before the head", async () => {
     let now = 0;
     // maxEntries 750: a ring of at most 1,500 slots, so it grows from 1,024 to 1,500 (476 more).

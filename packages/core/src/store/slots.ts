@@ -66,8 +66,12 @@ export class Slots {
   bodyLength: Float64Array;
   /** A body longer than INLINE_BODY_BYTES: the store's own copy. */
   body: Uint8Array[];
-  /** Shorter bodies: INLINE_BODY_BYTES per slot. */
-  inline: Uint8Array;
+  /**
+   * Shorter bodies: INLINE_BODY_BYTES per slot. Empty until the first short body that is not
+   * empty: a store that keeps none (a webhook receiver's records are bodiless) never pays for
+   * the column, most of a slot's bytes.
+   */
+  inline: Uint8Array = NO_BODY;
 
   readonly #maxSlots: number;
   #head = 0;
@@ -91,7 +95,6 @@ export class Slots {
     this.headers = extend([], length, NO_HEADERS);
     this.bodyLength = new Float64Array(length);
     this.body = extend([], length, NO_BODY);
-    this.inline = new Uint8Array(length * INLINE_BODY_BYTES);
     this.#index = new KeyIndex(this.keys, length);
   }
 
@@ -157,8 +160,13 @@ export class Slots {
   /** Keeps a copy of `body` in `slot`: the caller may reuse its buffer afterwards. */
   setBody(slot: number, body: Uint8Array): void {
     this.bodyLength[slot] = body.length;
-    if (body.length <= INLINE_BODY_BYTES) this.inline.set(body, slot * INLINE_BODY_BYTES);
-    else this.body[slot] = copyBytes(body);
+    if (body.length === 0) return;
+    if (body.length > INLINE_BODY_BYTES) {
+      this.body[slot] = copyBytes(body);
+      return;
+    }
+    if (this.inline.length === 0) this.inline = new Uint8Array(this.keys.length * INLINE_BODY_BYTES);
+    this.inline.set(body, slot * INLINE_BODY_BYTES);
   }
 
   /** A copy of the body in `slot`, the reader's own. */
@@ -223,7 +231,7 @@ export class Slots {
     this.status = grown(this.status, larger);
     this.bytes = grown(this.bytes, larger);
     this.bodyLength = grown(this.bodyLength, larger);
-    this.inline = grown(this.inline, larger * INLINE_BODY_BYTES);
+    if (this.inline.length > 0) this.inline = grown(this.inline, larger * INLINE_BODY_BYTES);
     extend(this.keys, larger, "");
     extend(this.token, larger, "");
     extend(this.fingerprint, larger, "");
