@@ -1074,6 +1074,49 @@ describe("what a replay and its events carry", () => {
     ]);
   });
 
+  it("a HEAD answer is stored without content, with the Content-Length it announced, and replayed with it", async () => {
+    const store = new MemoryStore();
+    const engine = createIdempotency({ store, principal: false, methods: ["POST", "HEAD"] });
+    const head = (key: string) => ({ ...request(key), method: "HEAD", body: "" });
+    const answered = async (key: string, headers: Record<string, string | number>, body: string) => {
+      const first = await engine.begin(head(key));
+      if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+      await engine.finish(first.ticket, {
+        status: 200,
+        headers: { "content-type": "application/json", ...headers },
+        body,
+      });
+      const replay = await engine.begin(head(key));
+      if (replay.action !== "respond") throw new Error(`expected respond, got ${replay.action}`);
+      return replay.response;
+    };
+    // Node's getHeaders() holds a length set as a number; content handed over for a HEAD is dropped.
+    const replay = await answered("k-head", { "content-length": 27 }, '{"the GET content":"unsent"}');
+    expect(replay.headers).toEqual([
+      ["content-type", "application/json"],
+      ["content-length", "27"],
+      ["Idempotent-Replayed", "true"],
+    ]);
+    expect(replay.body).toEqual(new Uint8Array(0));
+    // None announced, or one that is no length: none replayed (a HEAD answer may leave it out).
+    for (const [key, headers] of [
+      ["k-head-none", {}],
+      ["k-head-bad", { "content-length": "27, 27" }],
+    ] as const) {
+      expect((await answered(key, headers, "")).headers.map(([name]) => name)).toEqual([
+        "content-type",
+        "Idempotent-Replayed",
+      ]);
+    }
+    // A POST's Content-Length is its framing, never stored: the adapter frames the replayed body.
+    const post = await engine.begin(request("k-post-length"));
+    if (post.action !== "execute") throw new Error(`expected execute, got ${post.action}`);
+    await engine.finish(post.ticket, { status: 201, headers: { "content-length": "2" }, body: "ok" });
+    const postReplay = await engine.begin(request("k-post-length"));
+    if (postReplay.action !== "respond") throw new Error(`expected respond, got ${postReplay.action}`);
+    expect(postReplay.response.headers).toEqual([["Idempotent-Replayed", "true"]]);
+  });
+
   it("methods match whatever their case", async () => {
     const engine = createIdempotency({ store: new MemoryStore(), principal: false, methods: ["put"] });
     expect((await engine.begin({ ...request("k-put"), method: "PUT" })).action).toBe("execute");

@@ -19,7 +19,10 @@ export function send(res: ServerResponse, response: HttpResponse): void {
   const { body } = response;
   // Framed by its length, as Express's res.send frames its own: without one, Node closes an
   // HTTP/1.0 keep-alive connection to mark the end, and a request queued on it goes unanswered.
-  if (hasContent(response.status)) res.setHeader("content-length", body.byteLength);
+  // A replayed HEAD answer brings its own (the length of a GET's content, never sent).
+  if (hasContent(response.status) && !res.hasHeader("content-length")) {
+    res.setHeader("content-length", body.byteLength);
+  }
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
 

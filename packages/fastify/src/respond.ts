@@ -1,5 +1,6 @@
 /** Writing core's decisions out through Fastify, or letting the app answer them itself. */
 
+import { Readable } from "node:stream";
 import type { HttpResponse } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
@@ -18,10 +19,15 @@ export type TakeOver<D> = (decision: D, request: FastifyRequest, reply: FastifyR
 export function sendResponse(reply: FastifyReply, response: HttpResponse): FastifyReply {
   reply.code(response.status);
   const pairs = response.headers;
+  let ownLength = false;
   for (let i = 0; i < pairs.length; i++) {
     const [name, value] = pairs[i] as [string, string];
     if (!namedBefore(pairs, i)) reply.header(name, valuesFrom(pairs, i, value));
+    if (name === "content-length") ownLength = true;
   }
+  // A replayed HEAD answer brings the length of a GET's content, never sent. Fastify's HEAD
+  // handling sets `Content-Length: 0` for no payload; a stream it drains without one.
+  if (ownLength) return reply.send(Readable.from([]));
   // An empty body is sent as none, so Fastify adds no content-type of its own to a bare 204.
   return reply.send(response.body.length > 0 ? response.body : undefined);
 }

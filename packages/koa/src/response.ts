@@ -40,7 +40,11 @@ export function writeResponse(ctx: Context, response: HttpResponse): void {
     else ctx.set(name, value);
     written.add(lower);
   }
+  const ownLength = ctx.res.getHeader("content-length");
   setBytes(ctx, response.body);
+  // A replayed HEAD answer brings the length of a GET's content, never sent; Koa's body setter
+  // would put the empty body's 0 in its place.
+  if (ownLength !== undefined) ctx.set("Content-Length", String(ownLength));
 }
 
 /** Sets `bytes` as the body Koa sends, leaving a response without a Content-Type without one. */
@@ -58,13 +62,14 @@ function setBytes(ctx: Context, bytes: Uint8Array): void {
  */
 export function captureResponse(ctx: Context): CapturedResponse {
   const status = ctx.status;
-  const headers = ctx.response.headers;
   const body: unknown = ctx.body;
-  if (EMPTY_STATUSES.has(status)) return { status, headers, body: EMPTY };
-  if (body === null || body === undefined) return bodyless(ctx, status, headers);
-  if (typeof body === "string" || Buffer.isBuffer(body)) return { status, headers, body };
-  if (isStreamed(body)) return { status, headers, body: undefined };
-  return { status, headers, body: sendAsJson(ctx, body) };
+  if (EMPTY_STATUSES.has(status)) return { status, headers: ctx.response.headers, body: EMPTY };
+  if (body === null || body === undefined) return bodyless(ctx, status, ctx.response.headers);
+  if (typeof body === "string" || Buffer.isBuffer(body)) return { status, headers: ctx.response.headers, body };
+  if (isStreamed(body)) return { status, headers: ctx.response.headers, body: undefined };
+  // Serialised first: the headers, a copy Koa makes when read, then carry the bytes' length.
+  const json = sendAsJson(ctx, body);
+  return { status, headers: ctx.response.headers, body: json };
 }
 
 /**

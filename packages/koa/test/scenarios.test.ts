@@ -10,6 +10,7 @@ import { describeHttp2Resets } from "@interlock/test-harness/http2-resets";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import Koa from "koa";
 import { idempotency, webhook } from "../src/index.js";
+import { koaMajor } from "./framework.js";
 import { serve } from "./serve.js";
 import { bodyParser, route } from "./support.js";
 
@@ -57,9 +58,12 @@ function contractApp({ webhook: webhookOptions, idempotency: idempotencyOptions,
 }
 
 describeAdapterScenarios("koa", async (options) => serve(contractApp(options)));
-describeAdapterScenarios("koa over HTTP/2 (h2c)", async (options) =>
-  serveHttp2(createServer(contractApp(options).callback())),
-);
+describeAdapterScenarios("koa over HTTP/2 (h2c)", async (options) => ({
+  ...(await serveHttp2(createServer(contractApp(options).callback()))),
+  ...(koaMajor < 3 && {
+    unansweredHead: "Koa 2 over HTTP/2 never ends the answer to a HEAD request, with or without Interlock",
+  }),
+}));
 describeHostileClients("koa", async (options) => serve(contractApp(options)));
 describeProtocolEdges("koa", async (options) => serve(contractApp(options)));
 describeHostileClients(

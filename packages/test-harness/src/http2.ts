@@ -54,7 +54,7 @@ export function http2Client(): Http2Client {
     new Headers(init.headers).forEach((value, name) => {
       headers[name] = value;
     });
-    const [head, bytes] = await exchange(sessionFor(url.origin), headers, body);
+    const [head, bytes] = await exchange(sessionFor(url.origin), headers, body, init.signal ?? undefined);
     const status = Number(head[HTTP2_HEADER_STATUS]);
     const out = new Headers();
     for (const [name, value] of Object.entries(head)) {
@@ -78,16 +78,26 @@ export function http2Client(): Http2Client {
 /**
  * Sends one request on `session`, its body (if any) in DATA frames with no `content-length`,
  * and resolves to the response's headers and body bytes. Rejects, as fetch does, with a
- * `TypeError` when the stream fails or ends without a response.
+ * `TypeError` when the stream fails or ends without a response, and with the reason of `signal`
+ * once it aborts (the stream cancelled, so the session can close).
  */
 export function exchange(
   session: ClientHttp2Session,
   headers: OutgoingHttpHeaders,
   body: Buffer | undefined,
+  signal?: AbortSignal,
 ): Promise<[IncomingHttpHeaders, Buffer]> {
   const stream = session.request(headers, { endStream: body === undefined });
   if (body !== undefined) stream.end(body);
   return new Promise((resolve, reject) => {
+    signal?.addEventListener(
+      "abort",
+      () => {
+        reject(signal.reason);
+        stream.close(constants.NGHTTP2_CANCEL);
+      },
+      { once: true },
+    );
     const chunks: Buffer[] = [];
     let responseHeaders: IncomingHttpHeaders | undefined;
     stream.on("response", (received) => {

@@ -27,7 +27,7 @@ export interface ScenarioServerConfig {
   /** The webhook options the row set, its scheme by preset name. */
   webhook: { scheme: SchemeName; secret: string[]; lockTtlMs?: number };
   /** The idempotency options the row set. */
-  idempotency: { lockTtlMs?: number; required?: boolean };
+  idempotency: { lockTtlMs?: number; required?: boolean; methods?: string[] };
 }
 
 /** A fetch-style handler, as both runtimes serve it. */

@@ -200,6 +200,7 @@ function configFor(options: ScenarioAppOptions, handlers: string): ScenarioServe
     idempotency: {
       ...(idempotency.lockTtlMs === undefined ? {} : { lockTtlMs: idempotency.lockTtlMs }),
       ...(typeof idempotency.required === "boolean" ? { required: idempotency.required } : {}),
+      ...(idempotency.methods === undefined ? {} : { methods: [...idempotency.methods] }),
     },
   };
 }

@@ -185,6 +185,51 @@ async function execute<R extends Request>(
   throw answer.error === answer.response ? sent : answer.error;
 }
 
+/**
+ * Stores a HEAD answer and says what to send. Its body is never sent, and a host frames it by
+ * that body's length only when it knows it (bytes, not a stream; Bun and Deno send
+ * `Content-Length: 0` for a Response without a body): counted here, up to the store's
+ * `maxRecordBytes`, the length goes out as its Content-Length (unless the handler set one) and
+ * is stored with it, so the replay says the same on every host (RFC 9110 §8.6). Past the limit
+ * the length is not known: sent without one, and the key released (reason `too_large`).
+ */
+async function recordHead<R extends Request>(
+  engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
+  ticket: IdempotencyTicket,
+  response: Response,
+): Promise<Response> {
+  const headers = new Headers(response.headers);
+  const init = { status: response.status, statusText: response.statusText, headers };
+  if (!headers.has("content-length")) {
+    const length = await contentLength(response.body, engine.options.store.maxRecordBytes);
+    if (length === undefined) {
+      await engine.finish(ticket, { status: response.status, headers, body: undefined, tooLarge: true });
+      return new Response(null, init);
+    }
+    headers.set("content-length", String(length));
+  } else await response.body?.cancel();
+  await engine.finish(ticket, { status: response.status, headers, body: EMPTY });
+  return new Response(null, init);
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The byte length of `body` read to its end, or undefined past `limit` (the rest left unread). */
+async function contentLength(body: ReadableStream<Uint8Array> | null, limit: number): Promise<number | undefined> {
+  if (body === null) return 0;
+  const reader = body.getReader();
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return length;
+    length += value.byteLength;
+    if (length > limit) {
+      await reader.cancel();
+      return undefined;
+    }
+  }
+}
+
 /** What the handler answered: its `Response`, returned or thrown as one (with the throw to pass on). */
 type HandlerAnswer = { response: Response; threw: false } | { response: Response; threw: true; error: unknown };
 
@@ -214,10 +259,11 @@ async function record<R extends Request>(
   method: string,
   response: Response,
 ): Promise<Response> {
+  if (method === "HEAD") return recordHead(engine, ticket, response);
   const recorded = await recordResponse(response, {
     headers: () => response.headers,
     limit: engine.options.store.maxRecordBytes,
-    bodyless: method === "HEAD",
+    bodyless: false,
     finish: (captured) => engine.finish(ticket, captured),
     abort: () => engine.abort(ticket),
   });

@@ -31,8 +31,7 @@ export function scenarioApp(options: ScenarioAppOptions): (request: Request) => 
     const { pathname } = new URL(request.url);
     try {
       if (pathname === "/webhooks" && request.method === "POST") return await webhook(request);
-      if (pathname === "/payments" && (request.method === "POST" || request.method === "GET"))
-        return await payments(request);
+      if (pathname === "/payments" && ["POST", "GET", "HEAD"].includes(request.method)) return await payments(request);
       return Response.json({ error: "not found" }, { status: 404 });
     } catch {
       return Response.json({ error: "handler failed" }, { status: 500 });

@@ -43,11 +43,10 @@ import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
 import {
   type CapturedResponse,
-  capturedBody,
   DEFAULT_REPLAY_HEADERS,
   replayAllowList,
-  replayableHeaders,
   replayResponse,
+  responseToStore,
 } from "./response.js";
 
 /** A request as the engine sees it, translated by an adapter. */
@@ -763,7 +762,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       if (onEvent) emit(onEvent, { ...base, type: "idempotency.replayed", status: claim.record.status, storeMs });
       return {
         action: "respond",
-        response: replayResponse(claim.record, replayedHeader),
+        response: replayResponse(claim.record, replayedHeader, method),
         replayed: true,
         error: undefined,
       };
@@ -780,11 +779,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       if (!shouldCache(status, ticket.method)) return release(ticket, { reason: "status", status }).then(() => false);
       if (tooLarge || captured.body === undefined)
         return release(ticket, { reason: "too_large", status }).then(() => false);
-      const response = {
-        status,
-        headers: replayableHeaders(captured.headers, allowedHeaders),
-        body: capturedBody(status, captured.body),
-      };
+      const response = responseToStore(ticket.method, status, captured.headers, captured.body, allowedHeaders);
       if (responseSize(response) > store.maxRecordBytes) {
         return release(ticket, { reason: "too_large", status }).then(() => false);
       }

@@ -94,7 +94,7 @@ export function replayAllowList(names: readonly string[]): Set<string> {
  * byte form at all) never reached the client either, as no HTTP server sends one, and would make
  * a store refuse the whole response (PostgreSQL's text cannot hold them).
  */
-export function replayableHeaders(
+function replayableHeaders(
   headers: CapturedResponse["headers"],
   allowed: ReadonlySet<string>,
 ): Array<[string, string]> {
@@ -134,9 +134,51 @@ const NO_CONTENT = new Uint8Array(0);
  * gave (Node drops it from the wire but a Fetch `Response` keeps it), so no replay sends it or a
  * `Content-Length` for it.
  */
-export function capturedBody(status: number, body: Uint8Array | string): Uint8Array {
+function capturedBody(status: number, body: Uint8Array | string): Uint8Array {
   if (NO_CONTENT_STATUSES.has(status)) return NO_CONTENT;
   return typeof body === "string" ? utf8.encode(body) : body;
+}
+
+/** A response as a store keeps it. */
+export interface ResponseToStore {
+  status: number;
+  headers: Array<[string, string]>;
+  body: Uint8Array;
+}
+
+/**
+ * What is stored of the answer to a request of `method`: its status, its allow-listed headers
+ * and its body. A HEAD answer has no content; its `Content-Length`, when it gave one, says how
+ * long a GET's content would be (RFC 9110 §8.6, §9.3.2), and is kept so the replay says the same
+ * (the framework would otherwise frame the replay's empty body as `Content-Length: 0`, which a
+ * server must not send for a HEAD unless a GET's content is empty). Only the header as sent
+ * counts: content an adapter was handed for a HEAD (Koa's `ctx.body`) is dropped unsent.
+ */
+export function responseToStore(
+  method: string,
+  status: number,
+  captured: CapturedResponse["headers"],
+  body: Uint8Array | string,
+  allowed: ReadonlySet<string>,
+): ResponseToStore {
+  const headers = replayableHeaders(captured, allowed);
+  if (method !== "HEAD") return { status, headers, body: capturedBody(status, body) };
+  const length = headContentLength(status, captured);
+  if (length !== undefined) headers.push(["content-length", length]);
+  return { status, headers, body: NO_CONTENT };
+}
+
+const CONTENT_LENGTH = new Set(["content-length"]);
+/** A Content-Length value (RFC 9110 §8.6: 1*DIGIT), short enough to be a safe integer. */
+const DECIMAL_LENGTH = /^\d{1,15}$/;
+
+/** The Content-Length a HEAD answer announced, if a valid one. */
+function headContentLength(status: number, headers: CapturedResponse["headers"]): string | undefined {
+  if (status < 200 || NO_CONTENT_STATUSES.has(status)) return undefined;
+  const announced = replayableHeaders(headers, CONTENT_LENGTH);
+  if (announced.length !== 1) return undefined;
+  const value = (announced[0] as [string, string])[1].trim();
+  return DECIMAL_LENGTH.test(value) ? value : undefined;
 }
 
 /**
@@ -144,16 +186,22 @@ export function capturedBody(status: number, body: Uint8Array | string): Uint8Ar
  * earlier version stored with them (an older instance still writes such records during a
  * rolling upgrade, and a record lives for the whole retention).
  */
-function storedHeaders(headers: StoredRecord["headers"]): Array<[string, string]> {
+function storedHeaders(headers: StoredRecord["headers"], method: string): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
-  for (const [name, value] of headers) if (!NEVER_REPLAYED.has(name.toLowerCase())) pairs.push([name, value]);
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase();
+    // A HEAD answer's own Content-Length (see `responseToStore`): keys are scoped by method, so
+    // only a HEAD request is answered with a HEAD answer.
+    if (!NEVER_REPLAYED.has(lower) || (lower === "content-length" && method === "HEAD")) pairs.push([name, value]);
+  }
   return pairs;
 }
 
-export function replayResponse(record: StoredRecord, replayedHeader: string): HttpResponse {
+/** The stored answer, as replayed to a request of `method`, marked with `replayedHeader`. */
+export function replayResponse(record: StoredRecord, replayedHeader: string, method: string): HttpResponse {
   return {
     status: record.status,
-    headers: [...storedHeaders(record.headers), [replayedHeader, "true"]],
+    headers: [...storedHeaders(record.headers, method), [replayedHeader, "true"]],
     body: record.body,
   };
 }

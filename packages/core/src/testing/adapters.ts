@@ -7,7 +7,8 @@
  * - `POST /payments`: the adapter's idempotency middleware with `options.idempotency` plus a
  *   principal read from the `x-api-key` header, then a route that calls
  *   `handlers.payment(<parsed JSON body>)` and answers its `status`, `headers` and `json`;
- * - `GET /payments`: the same middleware and route (GET is not covered: it passes through);
+ * - `GET /payments`: the same middleware and route (GET is not covered: it passes through; HEAD,
+ *   answered by the GET route, is);
  * - an error handler that answers a handler's throw with 500 `{"error": "handler failed"}`.
  *
  * Every row expects the same status and body from every framework.
@@ -57,6 +58,11 @@ export interface ScenarioApp {
    * app served over HTTP/2 gives a `fetch` that speaks it, so the same rows run over HTTP/2.
    */
   fetch?: typeof fetch;
+  /**
+   * Why this server's framework never answers a HEAD request, when it does not (Koa 2 over
+   * HTTP/2): the HEAD row then checks that this is still so, and fails once it is not.
+   */
+  unansweredHead?: string;
   /** Stops the server. */
   close(): Promise<void>;
 }
@@ -90,7 +96,7 @@ function worldOptions(world: Omit<World, "app">, store: InterlockStore): Scenari
   const failedOnce = new Set<string>();
   return {
     webhook: { scheme: standardWebhooks, secret: [CURRENT_SECRET, OLD_SECRET], store, lockTtlMs: 5_000 },
-    idempotency: { store, lockTtlMs: 5_000, required: false },
+    idempotency: { store, lockTtlMs: 5_000, required: false, methods: ["POST", "PATCH", "HEAD"] },
     handlers: {
       async webhook(event) {
         const payload = event.payload as { fail?: boolean; delayMs?: number };
@@ -326,6 +332,31 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect(replay.headers.get("idempotent-replayed")).toBe("true");
         expect(replay.headers.get("content-length")).toBeNull();
         expect(await replay.text()).toBe("");
+      });
+
+      it("HEAD, covered: replayed as first answered, no content, the same Content-Length or none (RFC 9110 §8.6)", async () => {
+        const key = newId("head");
+        const headers = { "x-api-key": "client-a", "idempotency-key": key };
+        const head = (signal?: AbortSignal) =>
+          send(world.app, "/payments", { method: "HEAD", headers, ...(signal && { signal }) });
+        if (world.app.unansweredHead !== undefined) {
+          const unanswered = await head(AbortSignal.timeout(1_000)).then(
+            () => false,
+            (error: Error) => error.name === "TimeoutError",
+          );
+          expect(unanswered, world.app.unansweredHead).toBe(true);
+          return;
+        }
+        const before = world.payments;
+        const first = await head();
+        const replay = await head();
+        expect([first.status, replay.status]).toEqual([201, 201]);
+        expect(replay.headers.get("idempotent-replayed")).toBe("true");
+        // A HEAD answer may leave Content-Length out; one it sends is a GET's length (RFC 9110 §8.6).
+        const length = replay.headers.get("content-length");
+        if (length !== null) expect(length).toBe(first.headers.get("content-length"));
+        expect([await first.text(), await replay.text()]).toEqual(["", ""]);
+        expect(world.payments).toBe(before + 1);
       });
 
       it("concurrent requests with one key → the handler runs once", async () => {
