@@ -20,7 +20,7 @@ export function send(res: ServerResponse, response: HttpResponse): void {
   // Framed by its length, as Express's res.send frames its own: without one, Node closes an
   // HTTP/1.0 keep-alive connection to mark the end, and a request queued on it goes unanswered.
   // A replayed HEAD answer brings its own (the length of a GET's content, never sent).
-  if (hasContent(response.status) && !res.hasHeader("content-length")) {
+  if (hasContent(response.status) && !headers.has("content-length")) {
     res.setHeader("content-length", body.byteLength);
   }
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));

@@ -40,11 +40,11 @@ export function writeResponse(ctx: Context, response: HttpResponse): void {
     else ctx.set(name, value);
     written.add(lower);
   }
-  const ownLength = ctx.res.getHeader("content-length");
   setBytes(ctx, response.body);
   // A replayed HEAD answer brings the length of a GET's content, never sent; Koa's body setter
-  // would put the empty body's 0 in its place.
-  if (ownLength !== undefined) ctx.set("Content-Length", String(ownLength));
+  // put the empty body's 0 in its place.
+  const ownLength = response.headers.find(([name]) => name === "content-length");
+  if (ownLength !== undefined) ctx.set("Content-Length", ownLength[1]);
 }
 
 /** Sets `bytes` as the body Koa sends, leaving a response without a Content-Type without one. */

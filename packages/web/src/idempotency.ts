@@ -198,19 +198,30 @@ async function recordHead<R extends Request>(
   ticket: IdempotencyTicket,
   response: Response,
 ): Promise<Response> {
+  const { status } = response;
   const headers = new Headers(response.headers);
-  const init = { status: response.status, statusText: response.statusText, headers };
-  if (!headers.has("content-length")) {
-    const length = await contentLength(response.body, engine.options.store.maxRecordBytes);
+  const init = { status, statusText: response.statusText, headers };
+  if (headers.has("content-length") || NO_CONTENT.has(status)) await response.body?.cancel();
+  else {
+    let length: number | undefined;
+    try {
+      length = await contentLength(response.body, engine.options.store.maxRecordBytes);
+    } catch (error) {
+      await engine.abort(ticket); // the handler's body failed: a retry runs it again
+      throw error;
+    }
     if (length === undefined) {
-      await engine.finish(ticket, { status: response.status, headers, body: undefined, tooLarge: true });
+      await engine.finish(ticket, { status, headers, body: undefined, tooLarge: true });
       return new Response(null, init);
     }
     headers.set("content-length", String(length));
-  } else await response.body?.cancel();
-  await engine.finish(ticket, { status: response.status, headers, body: EMPTY });
+  }
+  await engine.finish(ticket, { status, headers, body: EMPTY });
   return new Response(null, init);
 }
+
+/** Statuses whose answers have no content, and no Content-Length (RFC 9110 §8.6, §15.3.5). */
+const NO_CONTENT = new Set([204, 205, 304]);
 
 const EMPTY = new Uint8Array(0);
 

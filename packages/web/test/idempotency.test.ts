@@ -602,7 +602,76 @@ describe("recording the answer", () => {
       "text/plain",
     ]);
     expect(await replay.text()).toBe(""); // stored without the body HEAD never sends
+    expect(replay.headers.get("content-length")).toBe("23"); // that body's length, as the first answer said
     expect(runs).toBe(1);
+  });
+
+  describe("HEAD: the length of the body it never sends", () => {
+    const headOf = (key: string) =>
+      new Request("http://127.0.0.1/payments", {
+        method: "HEAD",
+        headers: { "x-api-key": "a", "idempotency-key": key },
+      });
+    const covering = (events: InterlockEvent[], answer: () => Response) => {
+      let runs = 0;
+      const handle = withIdempotency(
+        options(events, { methods: ["POST", "HEAD"], store: new MemoryStore({ maxRecordBytes: 1_000 }) }),
+        async () => {
+          runs++;
+          return answer();
+        },
+      );
+      return { handle, runs: () => runs };
+    };
+
+    it("counted from a stream, sent and replayed as its Content-Length; one the handler set is kept as it is", async () => {
+      const streamed = covering(
+        [],
+        () => new Response(chunked(encoder.encode("abcde")).body, { headers: { "content-type": "text/plain" } }),
+      );
+      const first = await streamed.handle(headOf("h-stream"));
+      const replay = await streamed.handle(headOf("h-stream"));
+      expect([first.headers.get("content-length"), replay.headers.get("content-length")]).toEqual(["5", "5"]);
+      expect([replay.headers.get("idempotent-replayed"), replay.headers.get("content-type"), streamed.runs()]).toEqual([
+        "true",
+        "text/plain",
+        1,
+      ]);
+      const declared = covering([], () => new Response("four", { headers: { "content-length": "4000" } }));
+      await declared.handle(headOf("h-declared"));
+      expect((await declared.handle(headOf("h-declared"))).headers.get("content-length")).toBe("4000");
+    });
+
+    it("a 204 gets none; past maxRecordBytes the length is unknown: sent without one, the key released", async () => {
+      const empty = covering([], () => new Response(null, { status: 204 }));
+      await empty.handle(headOf("h-204"));
+      const replay = await empty.handle(headOf("h-204"));
+      expect([replay.status, replay.headers.get("content-length"), replay.headers.get("idempotent-replayed")]).toEqual([
+        204,
+        null,
+        "true",
+      ]);
+      const events: InterlockEvent[] = [];
+      const large = covering(events, () => new Response(chunked(new Uint8Array(1_600), 2).body));
+      expect((await large.handle(headOf("h-large"))).headers.get("content-length")).toBeNull();
+      expect(released(events)).toEqual(["too_large"]);
+      await large.handle(headOf("h-large"));
+      expect(large.runs()).toBe(2);
+    });
+
+    it("a body that fails while counted releases the key and fails the request as the handler's error", async () => {
+      const failing = covering([], () => {
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            controller.error(new Error("the body failed"));
+          },
+        });
+        return new Response(body);
+      });
+      await expect(failing.handle(headOf("h-fails"))).rejects.toThrow("the body failed");
+      await expect(failing.handle(headOf("h-fails"))).rejects.toThrow("the body failed");
+      expect(failing.runs()).toBe(2);
+    });
   });
 });
 
