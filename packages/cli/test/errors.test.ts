@@ -3,7 +3,7 @@
  * (or one JSON object with --json), never a stack trace, never the secret.
  */
 import { describe, expect, it } from "vitest";
-import { closedPort, type Finished, interlock, jsonLines, recordingServer, sendGithub } from "./helpers.js";
+import { type Finished, interlock, jsonLines, recordingServer, refusedPort, sendGithub } from "./helpers.js";
 
 /** The run failed with `code`, wrote nothing to stdout and exactly `line` to stderr. */
 function expectFailure(result: Finished, code: number, line: string): void {
@@ -98,7 +98,7 @@ describe("errors", () => {
   });
 
   it("an unreachable URL (a closed port on 127.0.0.1): exit 5", async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const result = await sendGithub(`http://127.0.0.1:${port}/webhooks`);
     expect(result.code).toBe(5);
     // The attempt is printed like any other, then the one error line.

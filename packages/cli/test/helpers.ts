@@ -6,12 +6,13 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { CliIo } from "../src/io.js";
+
+export { refusedPort } from "@interlock/test-harness";
 
 export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 if (!existsSync(CLI)) {
@@ -156,27 +157,6 @@ export const githubListen = (...extra: string[]): string[] => [
   "gh-secret",
   ...extra,
 ];
-
-/**
- * A port on 127.0.0.1 that refuses connections: 1 (tcpmux), checked. Not a port freed a moment
- * ago: every test server here listens on port 0, so the kernel may hand such a port out again,
- * and with the Node matrix's three suites side by side a forward to one once failed for another
- * reason than a refusal. None of them is ever given port 1, below the ephemeral range.
- */
-export async function closedPort(): Promise<number> {
-  const refused = await new Promise<boolean>((resolve) => {
-    const socket = connect(CLOSED_PORT, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"));
-  });
-  if (!refused) throw new Error(`127.0.0.1:${CLOSED_PORT} does not refuse connections here: the CLI tests need it to`);
-  return CLOSED_PORT;
-}
-
-const CLOSED_PORT = 1;
 
 /** A temporary directory for body files; `remove` deletes it. */
 export async function tempDir(): Promise<{

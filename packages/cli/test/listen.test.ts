@@ -11,7 +11,6 @@ import { createWebhookVerifier, signWebhook, slack, standardWebhooks } from "@in
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../src/main.js";
 import {
-  closedPort,
   githubListen,
   interlock,
   jsonLines,
@@ -19,6 +18,7 @@ import {
   type Recorded,
   Running,
   recordingServer,
+  refusedPort,
   type TestServer,
   tempDir,
 } from "./helpers.js";
@@ -153,7 +153,7 @@ describe("listen --json --forward", () => {
 
 describe("listen (text output) with an app that cannot be reached", () => {
   it("prints each delivery on a line; a failed forward is answered 502 and released, so a retry is forwarded again", async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const listener = new Running(githubListen("--forward", `http://127.0.0.1:${port}/webhooks/github`));
     try {
       const ready = await listener.line(1);

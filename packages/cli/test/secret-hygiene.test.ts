@@ -10,14 +10,14 @@ import { describe, expect, it } from "vitest";
 import { type DeliveryReport, listen } from "../src/commands/listen.js";
 import { send } from "../src/commands/send.js";
 import { run } from "../src/main.js";
-import { closedPort, jsonLines, memoryIo, recordingServer } from "./helpers.js";
+import { jsonLines, memoryIo, recordingServer, refusedPort } from "./helpers.js";
 
 const MARKER = "CLISECRETmarker0123";
 const SEND = ["--scheme", "github", "--secret", "gh-secret", "--body", "{}"];
 
 describe("a URL's query in what the CLI prints", () => {
   it("send: an unreachable URL is shown with its query's values as *** (text, --json and the attempt line)", async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const url = `http://127.0.0.1:${port}/hook?token=${MARKER}&page=2&${MARKER}#part`;
     const shown = `http://127.0.0.1:${port}/hook?token=***&page=***&***#part`;
     const text = memoryIo();

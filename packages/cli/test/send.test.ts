@@ -15,7 +15,7 @@ import { CliError } from "../src/errors.js";
 import { run } from "../src/main.js";
 import { createProgress } from "../src/progress.js";
 import { backoffDelay, withRetries } from "../src/retry.js";
-import { closedPort, interlock, jsonLines, memoryIo, Running, recordingServer, sendGithub } from "./helpers.js";
+import { interlock, jsonLines, memoryIo, Running, recordingServer, refusedPort, sendGithub } from "./helpers.js";
 
 const SECRET = `whsec_${Buffer.from("interlock-cli-send-test-secret!!").toString("base64")}`;
 
@@ -146,7 +146,7 @@ describe("send --retry (spawned)", () => {
   });
 
   it("gives up after --max-attempts when nothing answers: exit 5", async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const url = `http://127.0.0.1:${port}/hook`;
     const result = await sendGithub(url, "--retry", "--max-attempts", "2", "--retry-delay", "10");
     expect(result.code).toBe(5);

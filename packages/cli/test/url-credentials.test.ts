@@ -4,7 +4,7 @@
  * the password (text, --json, errors, the 502 problem+json a sender gets from `listen`).
  */
 import { describe, expect, it } from "vitest";
-import { closedPort, githubListen, interlock, jsonLines, Running, recordingServer } from "./helpers.js";
+import { githubListen, interlock, jsonLines, Running, recordingServer, refusedPort } from "./helpers.js";
 
 const PASSWORD = "pa55-w0rd";
 const basic = (userinfo: string) => `Basic ${Buffer.from(userinfo).toString("base64")}`;
@@ -33,7 +33,7 @@ describe("send to a URL with credentials", () => {
   });
 
   it("an error shows the password as ***, in text and in --json", async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const url = `http://hook-user:${PASSWORD}@127.0.0.1:${port}/hook`;
     const text = await interlock(["send", url, ...SEND]);
     expect(text.code).toBe(5);
@@ -54,7 +54,7 @@ describe("send to a URL with credentials", () => {
   });
 
   it("a user name alone (often a token) is shown as ***; a URL that is not one is shown without its password", async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const token = await interlock(["send", `http://ghp_t0ken@127.0.0.1:${port}/`, ...SEND]);
     expect(token.stderr).toBe(`interlock send: cannot reach http://***@127.0.0.1:${port}/: connection refused\n`);
     const notUrl = await interlock(["send", `http://hook-user:${PASSWORD}@[::1/`, ...SEND]);
@@ -124,7 +124,7 @@ describe("listen --forward to a URL with credentials", () => {
   });
 
   it("a failed forward shows the password as *** on the delivery line, and the sender's 502 names no URL", async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const listener = new Running(githubListen("--forward", `http://app-user:${PASSWORD}@127.0.0.1:${port}/webhooks`));
     try {
       const ready = await listener.line(1);

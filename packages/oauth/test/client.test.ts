@@ -1,7 +1,7 @@
 /** The client: discovery (once), metadata given instead, transport, and configuration refused early. */
 
 import { InterlockConfigError } from "@interlock/core";
-import { freePort } from "@interlock/test-harness";
+import { refusedPort } from "@interlock/test-harness";
 import { Events } from "oauth2-mock-server";
 import { describe, expect, it } from "vitest";
 import {
@@ -79,7 +79,7 @@ describe("createOAuthClient", () => {
     await expect(client.metadata()).rejects.toMatchObject({ code: "server_unavailable", responseStatus: 503 });
     const events: OAuthEvent[] = [];
     const nobody = createOAuthClient({
-      issuer: `http://127.0.0.1:${await freePort()}`,
+      issuer: `http://127.0.0.1:${await refusedPort()}`,
       ...SERVICE,
       onEvent: (e) => events.push(e),
     });

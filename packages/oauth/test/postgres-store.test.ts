@@ -1,6 +1,6 @@
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
-import { busyClientWarnings, freePort } from "@interlock/test-harness";
+import { busyClientWarnings, refusedPort } from "@interlock/test-harness";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { migrate, migrationSql, PostgresTokenStore } from "../src/postgres.js";
@@ -167,7 +167,7 @@ describe("postgres token store", () => {
   });
 
   it("fails with StoreUnavailableError, in bounded time, when PostgreSQL cannot be reached", async () => {
-    const store = new PostgresTokenStore(pool(`postgres://postgres@127.0.0.1:${await freePort()}/none`), {
+    const store = new PostgresTokenStore(pool(`postgres://postgres@127.0.0.1:${await refusedPort()}/none`), {
       table,
       operationTimeoutMs: 500,
     });
@@ -194,7 +194,7 @@ describe("postgres token store", () => {
       const stuck = pool(`postgres://postgres@127.0.0.1:${port}/none`);
       await expect(migrate(stuck, { table, timeoutMs: 300 })).rejects.toBeInstanceOf(StoreUnavailableError);
       expect(Date.now() - started).toBeLessThan(5_000);
-      const refused = pool(`postgres://postgres@127.0.0.1:${await freePort()}/none`);
+      const refused = pool(`postgres://postgres@127.0.0.1:${await refusedPort()}/none`);
       await expect(migrate(refused, { table })).rejects.toBeInstanceOf(StoreUnavailableError);
     } finally {
       silent.close();

@@ -11,7 +11,7 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { freePort, type RedisNode } from "@interlock/test-harness";
+import { type RedisNode, refusedPort } from "@interlock/test-harness";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { RedisTokenStore } from "../src/redis.js";
@@ -38,7 +38,8 @@ describeTokenStore("redis cluster", {
 describe("redis token store on a cluster", () => {
   itChecksRedisStore("the cluster", {
     client: clusterClient,
-    unreachable: async () => track(new Cluster([{ host: "127.0.0.1", port: await freePort() }], { lazyConnect: true })),
+    unreachable: async () =>
+      track(new Cluster([{ host: "127.0.0.1", port: await refusedPort() }], { lazyConnect: true })),
     prefix,
   });
 });

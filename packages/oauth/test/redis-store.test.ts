@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { DEADLINE_MARGIN_MS, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
-import { freePort, type RedisProxy, startRedisProxy } from "@interlock/test-harness";
+import { type RedisProxy, refusedPort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import { RedisTokenStore } from "../src/redis.js";
@@ -33,7 +33,7 @@ describe("redis token store", () => {
   itChecksRedisStore("Redis", {
     client: () => client(),
     unreachable: async () =>
-      client(`redis://127.0.0.1:${await freePort()}`, { maxRetriesPerRequest: null, lazyConnect: false }),
+      client(`redis://127.0.0.1:${await refusedPort()}`, { maxRetriesPerRequest: null, lazyConnect: false }),
     prefix,
   });
 

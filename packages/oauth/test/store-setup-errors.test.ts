@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { inspect } from "node:util";
 import { StoreUnavailableError } from "@interlock/core";
-import { configErrorOf, freePort } from "@interlock/test-harness";
+import { configErrorOf, refusedPort } from "@interlock/test-harness";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import { Redis, type RedisOptions } from "ioredis";
 
@@ -129,7 +129,7 @@ describe("redis token store set up wrong", () => {
   });
 
   it("a server that refuses connections is an outage, the refusal as its cause", async () => {
-    const down = client({ host: "127.0.0.1", port: await freePort(), retryStrategy: () => LONG });
+    const down = client({ host: "127.0.0.1", port: await refusedPort(), retryStrategy: () => LONG });
     const store = new RedisTokenStore(down, { operationTimeoutMs: 300 });
     const error = await store.set("k", "v", { ttlMs: LONG }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreUnavailableError);

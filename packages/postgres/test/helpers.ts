@@ -1,6 +1,6 @@
 /** Shared pieces of the postgres tests: pools that tests own, and a fresh table per store. */
 
-import { freePort } from "@interlock/test-harness";
+import { refusedPort } from "@interlock/test-harness";
 import pg from "pg";
 import { afterAll, inject } from "vitest";
 import { migrate, type PostgresStoreOptions, postgresStore } from "../src/index.js";
@@ -47,11 +47,11 @@ export async function freshStore(pool: pg.Pool, label: string, options: Postgres
 }
 
 /**
- * A store whose server cannot be reached: nothing listens on a port freePort just handed out,
+ * A store whose server cannot be reached: nothing listens on the port refusedPort gives,
  * so connections are refused. Its pool is ended after the file.
  */
 export async function unreachableStore(operationTimeoutMs = 1_000) {
-  const down = newPool({ connectionString: `postgres://postgres@127.0.0.1:${await freePort()}/none` });
+  const down = newPool({ connectionString: `postgres://postgres@127.0.0.1:${await refusedPort()}/none` });
   unreachablePools.push(down);
   return postgresStore(down, { operationTimeoutMs });
 }

@@ -5,7 +5,7 @@
  */
 
 import { describeStoreConformance } from "@interlock/core/testing";
-import { freePort } from "@interlock/test-harness";
+import { refusedPort } from "@interlock/test-harness";
 import { Cluster } from "ioredis";
 import { describe, expect, inject, it } from "vitest";
 import { clusterClient, storeOn, track, uniquePrefix } from "./helpers.js";
@@ -15,7 +15,7 @@ describeStoreConformance("redis cluster", {
   // A second app process: a Cluster client of its own on the same nodes, on the same prefix.
   sibling: (store) => storeOn(clusterClient(), { prefix: store.prefix }),
   createUnavailable: async () => {
-    const client = track(new Cluster([{ host: "127.0.0.1", port: await freePort() }], { lazyConnect: true }));
+    const client = track(new Cluster([{ host: "127.0.0.1", port: await refusedPort() }], { lazyConnect: true }));
     client.on("error", () => {});
     return storeOn(client, { operationTimeoutMs: 1_000 });
   },

@@ -1,7 +1,7 @@
 /** The store contract, against a real standalone Redis. */
 
 import { describeStoreConformance } from "@interlock/core/testing";
-import { freePort } from "@interlock/test-harness";
+import { refusedPort } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import { redisClient, storeOn, track } from "./helpers.js";
 
@@ -12,7 +12,7 @@ describeStoreConformance("redis", {
   // Nothing listens on the port. ioredis' defaults keep the commands queued while it retries
   // (20 reconnects per request, far past the bound): only the store's timeout can answer.
   createUnavailable: async () => {
-    const client = track(new Redis(await freePort(), "127.0.0.1", { lazyConnect: true }));
+    const client = track(new Redis(await refusedPort(), "127.0.0.1", { lazyConnect: true }));
     client.on("error", () => {});
     return storeOn(client, { operationTimeoutMs: 1_000 });
   },

@@ -15,6 +15,7 @@ import {
   configErrorOf,
   freePort,
   redisCommand,
+  refusedPort,
   requireBinary,
   startServer,
 } from "@interlock/test-harness";
@@ -177,7 +178,7 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
 
 describe("an outage is still an outage", () => {
   it("a server that refuses connections: StoreUnavailableError after the timeout, the refusal as its cause", async () => {
-    const client = track(new Redis(await freePort(), "127.0.0.1", { retryStrategy: () => LONG }));
+    const client = track(new Redis(await refusedPort(), "127.0.0.1", { retryStrategy: () => LONG }));
     client.on("error", () => {});
     const store = storeOn(client, { operationTimeoutMs: 300 });
     for (const operation of [() => claim(store), () => store.release("k", "t")]) {

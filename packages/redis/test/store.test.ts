@@ -2,7 +2,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { DEADLINE_MARGIN_MS, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
-import { freePort, startRedisProxy } from "@interlock/test-harness";
+import { refusedPort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
 import { describe, expect, inject, it, onTestFinished } from "vitest";
 import { RedisStore, redisStore } from "../src/index.js";
@@ -221,7 +221,7 @@ describe("redis store: a server before Redis 7", () => {
 
 describe("redis store: failures", () => {
   it("a client that refuses to queue fails at once, with the client's error as the cause", async () => {
-    const client = track(new Redis(await freePort(), "127.0.0.1", { enableOfflineQueue: false, lazyConnect: true }));
+    const client = track(new Redis(await refusedPort(), "127.0.0.1", { enableOfflineQueue: false, lazyConnect: true }));
     client.on("error", () => {});
     const store = storeOn(client, { operationTimeoutMs: 5_000 });
     const started = Date.now();

@@ -2,10 +2,10 @@
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { delimiter, join } from "node:path";
 
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+/** A TCP port on 127.0.0.1 that nothing listens on right now, for a server to listen on (a server that is down: `refusedPort`). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -19,6 +19,32 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A TCP port on 127.0.0.1 that refuses connections, for tests of a server that is down: 1
+ * (tcpmux), checked. Not a `freePort()` closed again: every test server here listens on a port
+ * the kernel hands out, which it may hand out again at once, and a test aimed at "nothing
+ * there" then reaches another test's server (a CLI test in the Node matrix, three suites side by
+ * side, once failed for another reason than a refusal). None of them is ever given port 1.
+ */
+export async function refusedPort(): Promise<number> {
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = connect(REFUSED_PORT, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"));
+  });
+  if (!refused) {
+    throw new Error(
+      `127.0.0.1:${REFUSED_PORT} does not refuse connections here: the tests of an unreachable server need it to`,
+    );
+  }
+  return REFUSED_PORT;
+}
+
+const REFUSED_PORT = 1;
 
 /**
  * The absolute path of a server binary, looked up on PATH and in `extraDirs`. A missing
