@@ -34,17 +34,18 @@ const statusSet = (ctx: Context): boolean => (ctx.response as { _explicitStatus?
 export function writeResponse(ctx: Context, response: HttpResponse): void {
   ctx.status = response.status;
   const written = new Set<string>();
+  let ownLength: string | undefined;
   for (const [name, value] of response.headers) {
     const lower = name.toLowerCase();
     if (written.has(lower)) ctx.append(name, value);
     else ctx.set(name, value);
     written.add(lower);
+    if (lower === "content-length") ownLength = value;
   }
   setBytes(ctx, response.body);
   // A replayed HEAD answer brings the length of a GET's content, never sent; Koa's body setter
   // put the empty body's 0 in its place.
-  const ownLength = response.headers.find(([name]) => name === "content-length");
-  if (ownLength !== undefined) ctx.set("Content-Length", ownLength[1]);
+  if (ownLength !== undefined) ctx.set("Content-Length", ownLength);
 }
 
 /** Sets `bytes` as the body Koa sends, leaving a response without a Content-Type without one. */
