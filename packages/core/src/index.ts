@@ -135,6 +135,7 @@ export {
   type Recording,
   type ResponseSettlement,
   readStreamUpTo,
+  readyLength,
   recordBody,
   recordResponse,
 } from "./web-body.js";

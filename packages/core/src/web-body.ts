@@ -184,6 +184,37 @@ export function recordBody(
   return { stream: recorded, readAhead: () => void readAhead().catch(() => {}), readReady };
 }
 
+/**
+ * The byte length of a body that is never sent (a HEAD answer's), read while it has chunks ready
+ * (each read settling before the next macrotask, as `readReady` reads): the length when it
+ * ended within `limit`; `"too_large"` past it; `"streaming"` for a body still being produced,
+ * which may never end (server-sent events) and is not waited for. Only a body that ended is
+ * left uncancelled. Rejects with the body's own error when a read fails.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export async function readyLength(
+  body: ReadableStream<Uint8Array> | null,
+  limit: number,
+): Promise<number | "too_large" | "streaming"> {
+  if (body === null) return 0;
+  const reader = body.getReader();
+  let length = 0;
+  for (;;) {
+    const read = reader.read();
+    if (!(await settlesNow(read))) {
+      reader.cancel().catch(() => {}); // the pending read resolves as done
+      return "streaming";
+    }
+    const { done, value } = await read;
+    if (done) return length;
+    length += value.byteLength;
+    if (length > limit) {
+      reader.cancel().catch(() => {});
+      return "too_large";
+    }
+  }
+}
+
 /** True when `promise` settles before the next macrotask: what was ready, not what is still coming. */
 function settlesNow(promise: Promise<unknown>): Promise<boolean> {
   return new Promise((resolve) => {

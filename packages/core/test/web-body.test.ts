@@ -1,6 +1,6 @@
 /** core's web-standard body reader, on what only it decides (the adapters' tests cover the rest). */
 import { describe, expect, it } from "vitest";
-import { BodyError, declaredLength, pathAndQuery, readStreamUpTo, recordBody } from "../src/index.js";
+import { BodyError, declaredLength, pathAndQuery, readStreamUpTo, readyLength, recordBody } from "../src/index.js";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -142,6 +142,55 @@ describe("recordBody", () => {
     expect(await readAll(recorded.stream)).toBe("hello");
     await new Promise((resolve) => setTimeout(resolve, 10)); // a second settle would come after the end
     expect(calls).toEqual([["hello", false]]);
+  });
+});
+
+describe("readyLength", () => {
+  /** A stream that gives `ready` at once, then one chunk more after `laterMs` (never, without), noting a cancel. */
+  function producing(ready: string[], laterMs?: number) {
+    const noted = { cancelled: false };
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of ready) controller.enqueue(new TextEncoder().encode(chunk));
+        if (laterMs === undefined) return;
+        setTimeout(() => {
+          if (!noted.cancelled) controller.enqueue(new TextEncoder().encode("late"));
+        }, laterMs);
+      },
+      cancel() {
+        noted.cancelled = true;
+      },
+    });
+    return { stream, noted };
+  }
+
+  it("counts a body that ends with what it has ready; none for no body", async () => {
+    expect(await readyLength(streamOf(["hel", "lo", ""]), 8)).toBe(5);
+    expect(await readyLength(streamOf([]), 8)).toBe(0);
+    expect(await readyLength(null, 8)).toBe(0);
+  });
+
+  it("past the limit: too_large, the rest cancelled unread", async () => {
+    const { stream, noted } = producing(["hello", "world"]);
+    expect(await readyLength(stream, 8)).toBe("too_large");
+    expect(noted.cancelled).toBe(true);
+  });
+
+  it("a body still being produced is not waited for: streaming, and cancelled", async () => {
+    const endless = producing(["data: 1\n\n"]);
+    expect(await readyLength(endless.stream, 1_000)).toBe("streaming");
+    expect(endless.noted.cancelled).toBe(true);
+    const slow = producing([], 50);
+    expect(await readyLength(slow.stream, 1_000)).toBe("streaming");
+  });
+
+  it("rejects with the body's own error when a read fails", async () => {
+    const failing = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.error(new Error("the body failed"));
+      },
+    });
+    await expect(readyLength(failing, 8)).rejects.toThrow("the body failed");
   });
 });
 

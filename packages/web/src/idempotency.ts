@@ -19,6 +19,7 @@ import {
   type IdempotencyTicket,
   optionNames,
   pathAndQuery,
+  readyLength,
   recordResponse,
 } from "@interlock/core";
 import { readRequestBody } from "./body.js";
@@ -188,10 +189,12 @@ async function execute<R extends Request>(
 /**
  * Stores a HEAD answer and says what to send. Its body is never sent, and a host frames it by
  * that body's length only when it knows it (bytes, not a stream; Bun and Deno send
- * `Content-Length: 0` for a Response without a body): counted here, up to the store's
- * `maxRecordBytes`, the length goes out as its Content-Length (unless the handler set one) and
- * is stored with it, so the replay says the same on every host (RFC 9110 §8.6). Past the limit
- * the length is not known: sent without one, and the key released (reason `too_large`).
+ * `Content-Length: 0` for a Response without a body): counted here while it has chunks ready, up
+ * to the store's `maxRecordBytes`, the length goes out as its Content-Length (unless the handler
+ * set one) and is stored with it, so the replay says the same on every host (RFC 9110 §8.6).
+ * Past the limit, or for a body still being produced (one that may never end, server-sent
+ * events: the answer is not held for it), the length is not known: sent without one, the body
+ * cancelled, and the key released (reason `too_large` or `streamed`), as for any body not stored.
  */
 async function recordHead<R extends Request>(
   engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
@@ -203,15 +206,15 @@ async function recordHead<R extends Request>(
   const init = { status, statusText: response.statusText, headers };
   if (headers.has("content-length") || NO_CONTENT.has(status)) await response.body?.cancel();
   else {
-    let length: number | undefined;
+    let length: Awaited<ReturnType<typeof readyLength>>;
     try {
-      length = await contentLength(response.body, engine.options.store.maxRecordBytes);
+      length = await readyLength(response.body, engine.options.store.maxRecordBytes);
     } catch (error) {
       await engine.abort(ticket); // the handler's body failed: a retry runs it again
       throw error;
     }
-    if (length === undefined) {
-      await engine.finish(ticket, { status, headers, body: undefined, tooLarge: true });
+    if (typeof length !== "number") {
+      await engine.finish(ticket, { status, headers, body: undefined, tooLarge: length === "too_large" });
       return new Response(null, init);
     }
     headers.set("content-length", String(length));
@@ -224,22 +227,6 @@ async function recordHead<R extends Request>(
 const NO_CONTENT = new Set([204, 205, 304]);
 
 const EMPTY = new Uint8Array(0);
-
-/** The byte length of `body` read to its end, or undefined past `limit` (the rest left unread). */
-async function contentLength(body: ReadableStream<Uint8Array> | null, limit: number): Promise<number | undefined> {
-  if (body === null) return 0;
-  const reader = body.getReader();
-  let length = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return length;
-    length += value.byteLength;
-    if (length > limit) {
-      await reader.cancel();
-      return undefined;
-    }
-  }
-}
 
 /** What the handler answered: its `Response`, returned or thrown as one (with the throw to pass on). */
 type HandlerAnswer = { response: Response; threw: false } | { response: Response; threw: true; error: unknown };

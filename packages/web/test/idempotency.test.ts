@@ -659,6 +659,34 @@ describe("recording the answer", () => {
       expect(large.runs()).toBe(2);
     });
 
+    it("a body still being produced is not waited for: sent at once without a length, cancelled, the key released", async () => {
+      const events: InterlockEvent[] = [];
+      let cancelled = 0;
+      // Server-sent events: one message ready, the rest never comes.
+      const endless = covering(
+        events,
+        () =>
+          new Response(
+            new ReadableStream<Uint8Array>({
+              start(controller) {
+                controller.enqueue(encoder.encode("data: first\n\n"));
+              },
+              cancel() {
+                cancelled++;
+              },
+            }),
+            { headers: { "content-type": "text/event-stream" } },
+          ),
+      );
+      const first = await endless.handle(headOf("h-endless"));
+      expect([first.status, first.headers.get("content-length"), first.headers.get("content-type"), cancelled]).toEqual(
+        [200, null, "text/event-stream", 1],
+      );
+      expect(released(events)).toEqual(["streamed"]);
+      const again = await endless.handle(headOf("h-endless"));
+      expect([again.headers.get("idempotent-replayed"), endless.runs()]).toEqual([null, 2]);
+    });
+
     it("a body that fails while counted releases the key and fails the request as the handler's error", async () => {
       const failing = covering([], () => {
         const body = new ReadableStream<Uint8Array>({
