@@ -72,7 +72,12 @@ export {
   type Principal,
 } from "./idempotency/engine.js";
 export { MAX_IDEMPOTENCY_KEY_LENGTH, parseIdempotencyKey } from "./idempotency/key.js";
-export { type CapturedResponse, DEFAULT_REPLAY_HEADERS, type FetchHeadersLike } from "./idempotency/response.js";
+export {
+  type CapturedResponse,
+  DEFAULT_REPLAY_HEADERS,
+  type FetchHeadersLike,
+  hasNoContent,
+} from "./idempotency/response.js";
 export { type IdempotentRun, type RunIdempotentOptions, runIdempotent } from "./idempotency/run.js";
 // Checked option names: a misspelt option is refused at set-up, never silently ignored.
 export { assertOptionNames, type OptionNameList, optionNames } from "./option-names.js";

@@ -5,11 +5,9 @@
  */
 
 import type { ServerResponse } from "node:http";
-import { BodyCollector, type CapturedResponse, type HttpResponse } from "@interlock/core";
+import { BodyCollector, type CapturedResponse, type HttpResponse, hasNoContent } from "@interlock/core";
 import type { Context } from "koa";
 
-/** Statuses whose body Koa strips (`statuses.empty`). */
-const EMPTY_STATUSES = new Set([204, 205, 304]);
 const EMPTY = new Uint8Array();
 
 /**
@@ -64,7 +62,8 @@ function setBytes(ctx: Context, bytes: Uint8Array): void {
 export function captureResponse(ctx: Context): CapturedResponse {
   const status = ctx.status;
   const body: unknown = ctx.body;
-  if (EMPTY_STATUSES.has(status)) return { status, headers: ctx.response.headers, body: EMPTY };
+  // Koa strips these answers' bodies (`statuses.empty`): the same three.
+  if (hasNoContent(status)) return { status, headers: ctx.response.headers, body: EMPTY };
   if (body === null || body === undefined) return bodyless(ctx, status, ctx.response.headers);
   if (typeof body === "string" || Buffer.isBuffer(body)) return { status, headers: ctx.response.headers, body };
   if (isStreamed(body)) return { status, headers: ctx.response.headers, body: undefined };

@@ -10,6 +10,7 @@ import {
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
+  hasNoContent,
   IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyEngine,
   type IdempotencyErrorDecision,
@@ -204,7 +205,7 @@ async function recordHead<R extends Request>(
   const { status } = response;
   const headers = new Headers(response.headers);
   const init = { status, statusText: response.statusText, headers };
-  if (headers.has("content-length") || NO_CONTENT.has(status)) await response.body?.cancel();
+  if (headers.has("content-length") || hasNoContent(status)) await response.body?.cancel();
   else {
     let length: Awaited<ReturnType<typeof readyLength>>;
     try {
@@ -222,9 +223,6 @@ async function recordHead<R extends Request>(
   await engine.finish(ticket, { status, headers, body: EMPTY });
   return new Response(null, init);
 }
-
-/** Statuses whose answers have no content, and no Content-Length (RFC 9110 §8.6, §15.3.5). */
-const NO_CONTENT = new Set([204, 205, 304]);
 
 const EMPTY = new Uint8Array(0);
 

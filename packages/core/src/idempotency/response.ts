@@ -122,12 +122,17 @@ function replayableHeaders(
   return pairs;
 }
 
-/**
- * Statuses whose responses have no content (RFC 9110 §6.4.1, §15.3.6): 204 No Content, 205 Reset
- * Content and 304 Not Modified.
- */
 const NO_CONTENT_STATUSES = new Set([204, 205, 304]);
 const NO_CONTENT = new Uint8Array(0);
+
+/**
+ * Whether answers of `status` have no content, and no Content-Length (RFC 9110 §6.4.1, §8.6,
+ * §15.3.6): 204 No Content, 205 Reset Content and 304 Not Modified.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function hasNoContent(status: number): boolean {
+  return NO_CONTENT_STATUSES.has(status);
+}
 
 /**
  * The body to store for a response of `status`: none for a 204, 205 or 304, whatever the handler
@@ -135,7 +140,7 @@ const NO_CONTENT = new Uint8Array(0);
  * `Content-Length` for it.
  */
 function capturedBody(status: number, body: Uint8Array | string): Uint8Array {
-  if (NO_CONTENT_STATUSES.has(status)) return NO_CONTENT;
+  if (hasNoContent(status)) return NO_CONTENT;
   return typeof body === "string" ? utf8.encode(body) : body;
 }
 
@@ -174,7 +179,7 @@ const DECIMAL_LENGTH = /^\d{1,15}$/;
 
 /** The Content-Length a HEAD answer announced, if a valid one. */
 function headContentLength(status: number, headers: CapturedResponse["headers"]): string | undefined {
-  if (status < 200 || NO_CONTENT_STATUSES.has(status)) return undefined;
+  if (status < 200 || hasNoContent(status)) return undefined;
   const announced = replayableHeaders(headers, CONTENT_LENGTH);
   if (announced.length !== 1) return undefined;
   const value = (announced[0] as [string, string])[1].trim();
