@@ -653,6 +653,20 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     return status < 500 && !RETRY_STATUSES.has(status);
   }
 
+  // The last header parsed, and its key: Fastify asks `refusesUnread` before the body is read,
+  // then `begin` after, of the same header; it is parsed once.
+  let lastHeader: string | undefined;
+  let lastKey: string | undefined;
+  /** The key in an Idempotency-Key header value, or undefined when it holds no valid key. */
+  function keyIn(header: string | readonly string[]): string | undefined {
+    if (typeof header !== "string") return undefined;
+    if (header !== lastHeader) {
+      lastKey = parseIdempotencyKey(header);
+      lastHeader = header;
+    }
+    return lastKey;
+  }
+
   return {
     options,
     mayReadBody(request) {
@@ -662,7 +676,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       if (!methods.has(request.method.toUpperCase())) return false;
       const header = headerReader(request.headers)(headerName);
       if (header === undefined) return options.required === true;
-      return typeof header !== "string" || parseIdempotencyKey(header) === undefined;
+      return keyIn(header) === undefined;
     },
     async begin(request) {
       const method = request.method.toUpperCase();
@@ -681,7 +695,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           ),
         );
       }
-      const key = typeof header === "string" ? parseIdempotencyKey(header) : undefined;
+      const key = keyIn(header);
       if (key === undefined) {
         rejected(method, pattern, "idempotency_key_invalid", correlationId);
         return refuse(
