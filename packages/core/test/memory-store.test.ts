@@ -187,6 +187,36 @@ describe("memory store bounds", () => {
   it("refuses nonsense options", () => {
     expect(() => new MemoryStore({ maxEntries: 0 })).toThrow();
     expect(() => new MemoryStore({ maxBytes: 10, maxRecordBytes: 20 })).toThrow();
+    // A record's size is kept in 32 bits.
+    expect(() => new MemoryStore({ maxBytes: 2 ** 33, maxRecordBytes: 2 ** 32 })).toThrow(InterlockConfigError);
+    expect(new MemoryStore({ maxBytes: 2 ** 33, maxRecordBytes: 2 ** 32 - 1 }).maxRecordBytes).toBe(2 ** 32 - 1);
+  });
+
+  it("keeps sizes past 16 bits and every three-digit status exactly, and counts them against maxBytes", async () => {
+    const store = new MemoryStore({ evictAfterMs: 0, maxBytes: 300_000, maxRecordBytes: 200_000 });
+    const large = (fill: number) => ({
+      status: 999,
+      headers: [] as Array<[string, string]>,
+      body: new Uint8Array(120_000).fill(fill),
+    });
+    for (const [key, fill] of [
+      ["first", 1],
+      ["second", 2],
+    ] as const) {
+      const claim = await store.claim(key, { fingerprint: "f", lockTtlMs: 60_000 });
+      if (claim.state !== "claimed") throw new Error("expected a win");
+      expect(await store.complete(key, claim.token, large(fill), { ttlMs: 60_000 })).toBe(true);
+    }
+    const second = await store.claim("second", { fingerprint: "f", lockTtlMs: 60_000 });
+    if (second.state !== "completed") throw new Error("expected the record");
+    const { record } = second;
+    expect([record.status, record.body.length, record.body[119_999]]).toEqual([999, 120_000, 2]);
+    // A third record of 120,000 bytes passes 300,000: the oldest goes, and only it.
+    const third = await store.claim("third", { fingerprint: "f", lockTtlMs: 60_000 });
+    if (third.state !== "claimed") throw new Error("expected a win");
+    await store.complete("third", third.token, large(3), { ttlMs: 60_000 });
+    expect((await store.claim("first", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("claimed");
+    expect((await store.claim("second", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("completed");
   });
 });
 

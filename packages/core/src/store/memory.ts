@@ -40,13 +40,16 @@ import {
   refuseTransaction,
 } from "./validate.js";
 
+/** The largest `maxRecordBytes` a memory store takes: 2^32 − 1. */
+const MAX_RECORD_BYTES = 2 ** 32 - 1;
+
 /** The memory store's bounds and clock. */
 export interface MemoryStoreOptions {
   /** Most keys held (locks and records). Default 100,000. */
   maxEntries?: number;
   /** Most bytes of records held. Default 64 MiB. */
   maxBytes?: number;
-  /** Largest single record. Default 1 MiB. */
+  /** Largest single record. Default 1 MiB; at most 2^32 − 1 bytes. */
   maxRecordBytes?: number;
   /**
    * What a full store does (`maxEntries` keys, or too few of `maxBytes` left for one more record
@@ -190,6 +193,9 @@ export class MemoryStore implements InterlockStore {
     this.#maxBytes = positiveIntegerOption("maxBytes", options.maxBytes, 64 * 1024 * 1024);
     this.maxRecordBytes = positiveIntegerOption("maxRecordBytes", options.maxRecordBytes, 1024 * 1024);
     if (this.maxRecordBytes > this.#maxBytes) throw new InterlockConfigError("maxRecordBytes cannot exceed maxBytes");
+    // A record's size is kept in 32 bits (slots.ts).
+    if (this.maxRecordBytes > MAX_RECORD_BYTES)
+      throw new InterlockConfigError(`maxRecordBytes cannot exceed ${MAX_RECORD_BYTES} (4 GiB less a byte)`);
     this.#refuseWhenFull =
       choiceOption("whenFull", options.whenFull, ["evict-oldest", "refuse"], "evict-oldest") === "refuse";
     this.#evictAfterMs = nonNegativeMs("evictAfterMs", options.evictAfterMs, DEFAULT_EVICT_AFTER_MS);

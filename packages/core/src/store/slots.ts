@@ -30,7 +30,7 @@ const NO_BODY = new Uint8Array(0);
 const NO_HEADERS: string[] = [];
 
 /** A typed column grown to `length`, keeping its cells. */
-function grown<T extends Float64Array | Uint8Array>(column: T, length: number): T {
+function grown<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(column: T, length: number): T {
   const larger = new (column.constructor as new (length: number) => T)(length);
   larger.set(column);
   return larger;
@@ -59,11 +59,14 @@ export class Slots {
   expiresAt: Float64Array;
   /** A record's end on the system clock (the memory store's `expiresAt` is on its monotonic one). */
   wallExpiresAt: Float64Array;
-  status: Float64Array;
-  bytes: Float64Array;
+  /** Three digits: 16 bits. */
+  status: Uint16Array;
+  /** A record's size, at most the store's `maxRecordBytes`, which it keeps under 2^32 (`MAX_RECORD_BYTES`). */
+  bytes: Uint32Array;
   /** Header names and values, flat: [name, value, name, value, …]. */
   headers: string[][];
-  bodyLength: Float64Array;
+  /** At most `bytes`. */
+  bodyLength: Uint32Array;
   /** A body longer than INLINE_BODY_BYTES: the store's own copy. */
   body: Uint8Array[];
   /**
@@ -90,10 +93,10 @@ export class Slots {
     this.completedAt = new Float64Array(length);
     this.expiresAt = new Float64Array(length);
     this.wallExpiresAt = new Float64Array(length);
-    this.status = new Float64Array(length);
-    this.bytes = new Float64Array(length);
+    this.status = new Uint16Array(length);
+    this.bytes = new Uint32Array(length);
     this.headers = extend([], length, NO_HEADERS);
-    this.bodyLength = new Float64Array(length);
+    this.bodyLength = new Uint32Array(length);
     this.body = extend([], length, NO_BODY);
     this.#index = new KeyIndex(this.keys, length);
   }
