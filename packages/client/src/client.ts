@@ -172,7 +172,13 @@ class Call {
       for (;;) {
         if (this.#stoppedBy) throw this.#stopError();
         const admitted = this.#admit();
-        const attempt = this.#launch(typeof admitted === "boolean" ? admitted : await admitted);
+        const probe = typeof admitted === "boolean" ? admitted : await admitted;
+        // Stopped in the ticks between the probe's outcome and this line: nothing was in flight to abort.
+        if (this.#stoppedBy) {
+          this.#breaker?.release(probe);
+          throw this.#stopError();
+        }
+        const attempt = this.#launch(probe);
         let fetched: Response | undefined;
         let failure: unknown;
         try {

@@ -146,6 +146,52 @@ describe("consecutive failures", () => {
     expect(client.breakers.get(server.origin)?.state).toBe("closed");
   });
 
+  it("a call its caller aborts just as the probe's outcome lets it go ends with the abort, and goes out no later", async () => {
+    // The abort lands a few microtasks after the probe closed the circuit: at each step of the
+    // waiting call's way from its wait to its attempt in turn.
+    for (let ticks = 0; ticks <= 12; ticks++) {
+      const server = await serve((i) => (i < 1 ? { status: 500 } : { hang: true }));
+      const clock = new TestClock();
+      const { counter, fetchFn } = counting(clock);
+      const controller = new AbortController();
+      let callsAtAbort: number | undefined;
+      const { client } = clientOn(
+        {
+          maxAttempts: 1,
+          fetch: fetchFn,
+          breaker: { failures: 1, halfOpenAfterMs: 1000 },
+          onEvent: (event) => {
+            if (event.type !== "client.breaker" || event.to !== "closed") return;
+            let chain = Promise.resolve();
+            for (let i = 0; i < ticks; i++) chain = chain.then(() => {});
+            void chain.then(() => {
+              callsAtAbort = counter.calls;
+              controller.abort("gone");
+            });
+          },
+        },
+        clock,
+      );
+      await settled(client(server.url));
+      await clock.advance(1000);
+      const probe = client(server.url);
+      await server.receivedCount(2);
+      const waiting = settled(client(server.url, { signal: controller.signal }));
+      await tick();
+      server.release({ status: 200 });
+      await (await probe).body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const sent = counter.calls;
+      // A call that went out after the abort would hang with the server: let it end.
+      if (sent !== callsAtAbort && server.received.length > 2) server.release({ status: 200 }, 2);
+      expect([sent, (await waiting).error], `aborted ${ticks} microtasks after the circuit closed`).toEqual([
+        callsAtAbort,
+        "gone",
+      ]);
+      expect(client.breakers.get(server.origin)?.state).toBe("closed");
+    }
+  });
+
   it("restoring a closed snapshot while a probe is out lets the calls waiting on it go at once", async () => {
     const { server, counter, client } = await probeDue();
     const probe = client(server.url);
