@@ -62,21 +62,21 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
   // As fetch reads it: `signal: undefined` is not given (the Request's applies), `null` is none.
   const caller = (init?.signal === undefined ? request?.signal : init.signal) ?? undefined;
 
-  // Headers are read only when the key matters: an unsafe method (does it carry one?) or one
-  // the client adds a key to.
-  let headers: HeadersInit | undefined;
+  // The headers each attempt sends, when not `init`'s as given: read into pairs from an iterable
+  // (a generator, `map.entries()`), which the first attempt would use up, or with a key added.
+  const givenHeaders = init?.headers;
+  const listed = givenHeaders === undefined ? undefined : headerList(givenHeaders);
+  let headers: HeadersInit | undefined = listed === givenHeaders ? undefined : listed;
+  const sent = listed ?? request?.headers;
   let key: string | undefined;
-  if (settings.keyMethods.has(method) || !settings.idempotentMethods.has(method)) {
-    const sent = init?.headers ?? request?.headers;
-    const given = readHeader(sent, settings.keyHeader);
-    if (given === undefined && settings.keyMethods.has(method)) {
-      key = newKey(settings, { method, url });
-      headers = withHeader(sent, settings.keyHeader, key);
-    } else if (given?.trim()) {
-      // A blank one is no key (a server may take it for none and run every copy): the caller's
-      // header is sent as it is, and the request is not sent twice on its account.
-      key = given;
-    }
+  const given = readHeader(sent, settings.keyHeader);
+  if (given === undefined && settings.keyMethods.has(method)) {
+    key = newKey(settings, { method, url });
+    headers = withHeader(sent, settings.keyHeader, key);
+  } else if (given?.trim()) {
+    // A blank one is no key (a server may take it for none and run every copy): the caller's
+    // header is sent as it is, and the request is not sent twice on its account.
+    key = given;
   }
 
   // fetch takes a body from init only when it is neither undefined nor null: else the Request's.
@@ -106,7 +106,16 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
       if (headers !== undefined) attemptInit.headers = headers;
       return [target, attemptInit];
     },
-    refusedWith: (error) => failsAlike(error) || refusedByFetch(request, input, init, error),
+    // Judged with the headers as read: an iterable the first attempt used up is empty now.
+    refusedWith: (error) =>
+      failsAlike(error) ||
+      !overHttp(url) ||
+      refusedByFetch(
+        request,
+        input,
+        listed === givenHeaders ? init : Object.assign({}, init, { headers: listed }),
+        error,
+      ),
   };
 }
 
@@ -172,9 +181,23 @@ function encodedOnce(input: FetchInput, init: RequestInit): [Request, RequestIni
   return [new Request(input, init), Object.assign({}, init, { body: undefined, headers: undefined })];
 }
 
-/** A Headers object from any realm (a polyfill's, another copy of undici's), not only this one's. */
+/**
+ * A Headers object from any realm (a polyfill's, another copy of undici's), known by its WebIDL
+ * tag: a `Map` has `get` and `forEach` too, but compares names as written.
+ */
 function isHeaders(headers: HeadersInit): headers is Headers {
-  return typeof (headers as Headers).get === "function" && typeof (headers as Headers).forEach === "function";
+  return Object.prototype.toString.call(headers) === "[object Headers]";
+}
+
+/**
+ * `headers` as fetch takes them, a record, pairs or a Headers object, each as it is; any other
+ * iterable of pairs (a `Map`, a generator, `map.entries()`) read into pairs, once.
+ */
+function headerList(headers: HeadersInit): HeadersInit {
+  if (Array.isArray(headers) || isHeaders(headers)) return headers;
+  const iterable = headers as Partial<Iterable<Iterable<string>>>;
+  if (typeof iterable[Symbol.iterator] !== "function") return headers;
+  return Array.from(iterable as Iterable<Iterable<string>>, (pair) => Array.from(pair)) as Array<[string, string]>;
 }
 
 /** One header of a `HeadersInit` in any of its forms (a Headers, pairs, a record), names compared as HTTP does. */
@@ -273,7 +296,23 @@ function authorityEnd(url: string, from: number): number {
   return end;
 }
 
+/** The page's URL, which a relative URL is resolved against, where there is one. */
+const pageUrl = () => (globalThis as { location?: { href?: string } }).location?.href;
+
 function parseOrigin(url: string): string {
-  const base = (globalThis as { location?: { href?: string } }).location?.href;
-  return new URL(url, base).origin;
+  return new URL(url, pageUrl()).origin;
+}
+
+/**
+ * Whether fetch sends `url` over the network. Any other scheme (`data:`, `blob:`, `file:`,
+ * `ftp:`) is answered, or refused, by fetch itself, alike on every attempt: a failure there
+ * says nothing of a server's health and is not retried. Asked only once an attempt has failed.
+ */
+function overHttp(url: string): boolean {
+  try {
+    const { protocol } = new URL(url, pageUrl());
+    return protocol === "http:" || protocol === "https:";
+  } catch {
+    return true; // a URL fetch cannot parse: refusedByFetch's to judge
+  }
 }

@@ -255,6 +255,17 @@ describe("retrying", () => {
     expect(other.received).toHaveLength(3);
   });
 
+  it("a URL fetch does not send over the network (ftp:, file:) fails once with fetch's own TypeError: not retried, not a breaker failure", async () => {
+    const { client, ofType } = clientOn({ breaker: { failures: 1 } });
+    for (const url of ["ftp://127.0.0.1/file", "file:///etc/hostname"]) {
+      const { error } = await settled(client(url));
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error).not.toBeInstanceOf(RetryLimitError);
+    }
+    expect(ofType("client.attempt")).toHaveLength(2);
+    expect(ofType("client.breaker")).toEqual([]);
+  });
+
   it("a custom retryOn decides what is transient; safety still applies", async () => {
     const server = await serve([{ status: 418 }, { reset: true }]);
     const { client } = clientOn({ retryOn: ({ response }) => response?.status === 418 });
@@ -580,6 +591,34 @@ describe("Idempotency-Key", () => {
     expect(sent.slice(0, 3).map(([a]) => a)).toEqual(["record", "pairs", "headers"]);
     for (const [, key] of sent.slice(0, 3)) expect(key).toMatch(UUID);
     expect(sent.slice(3).map(([, key]) => key)).toEqual(["upper", "paired", "in-headers"]);
+  });
+
+  it("headers as any other iterable of pairs (a Map, map.entries(), a generator) are read once: every attempt sends them all, and a key among them is the key", async () => {
+    const server = await serve((i) => (i % 2 === 0 ? { status: 503 } : { status: 200 }));
+    const { client } = clientOn();
+    const map = () =>
+      new Map([
+        ["authorization", "Bearer t"],
+        ["idempotency-key", "mine"],
+      ]);
+    function* generated(): Generator<[string, string]> {
+      yield* map();
+    }
+    for (const headers of [map(), map().entries(), generated()] as HeadersInit[])
+      expect((await client(server.url, { method: "POST", headers, body: "x" })).status).toBe(200);
+    // A GET is retried too: a one-shot iterator's headers go out on its second attempt as well.
+    expect((await client(server.url, { headers: map().entries() as unknown as HeadersInit })).status).toBe(200);
+    const sent = server.received.map((r) => [r.headers.authorization, r.headers["idempotency-key"]]);
+    expect(sent).toEqual(Array(8).fill(["Bearer t", "mine"]));
+  });
+
+  it("a key the caller set on any method is the request's key: a PUT's 409 is retried, and events name the key", async () => {
+    const server = await serve([{ status: 409, headers: { "retry-after": "1" } }, { status: 200 }]);
+    const { client, ofType } = clientOn();
+    const init = { method: "PUT", headers: { "Idempotency-Key": "put-1" }, body: "x" };
+    expect((await client(server.url, init)).status).toBe(200);
+    expect(server.received.map((r) => r.headers["idempotency-key"])).toEqual(["put-1", "put-1"]);
+    expect(ofType("client.attempt").map((event) => event.key)).toEqual(["put-1", "put-1"]);
   });
 
   it("leaves the caller's init and headers as they were: the key and the attempt's abort handle go on copies", async () => {
