@@ -90,6 +90,35 @@ const post = (
 
 const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
+describe("idempotency(): HEAD, when methods covers it", () => {
+  // The first answer's framing is Node's for a HEAD: no Content-Length unless the handler set one.
+  const heads: Record<string, RequestHandler> = {
+    "res.write() then res.end()": (_req, res) => {
+      res.write("abc");
+      res.end("def");
+    },
+    "res.end(string)": (_req, res) => void res.end("hello"),
+    "res.json(value) (Express sets the length)": (_req, res) => void res.json({ id: "pay_1" }),
+  };
+  for (const [name, handler] of Object.entries(heads)) {
+    it(`${name}: the replay gives the first answer's Content-Length, or none`, async () => {
+      const world = await start(
+        (app, use, idem) => {
+          app.get("/things", idem, use(handler));
+        },
+        { methods: ["POST", "HEAD"] },
+      );
+      const key = newKey();
+      const head = () =>
+        send(`${world.url}/things`, { method: "HEAD", headers: { "x-api-key": "a", "idempotency-key": key } });
+      const first = await head();
+      const replay = await head();
+      expect([replay.headers["idempotent-replayed"], world.runs()]).toEqual(["true", 1]);
+      expect(replay.headers["content-length"]).toBe(first.headers["content-length"]);
+    });
+  }
+});
+
 describe("idempotency(): response capture", () => {
   const bodies: Record<string, RequestHandler> = {
     "res.send(Buffer) with binary bytes": (_req, res) =>
