@@ -1,7 +1,7 @@
 /** Writing core's decisions out through Fastify, or letting the app answer them itself. */
 
 import { Readable } from "node:stream";
-import type { HttpResponse } from "@interlock/core";
+import { type HttpResponse, hasNoContent } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 /**
@@ -25,9 +25,11 @@ export function sendResponse(reply: FastifyReply, response: HttpResponse): Fasti
     if (!namedBefore(pairs, i)) reply.header(name, valuesFrom(pairs, i, value));
     if (name === "content-length") ownLength = true;
   }
-  // A replayed HEAD answer brings the length of a GET's content, never sent. Fastify's HEAD
-  // handling sets `Content-Length: 0` for no payload; a stream it drains without one.
-  if (ownLength) return reply.send(Readable.from([]));
+  // A replayed HEAD answer brings the length of a GET's content, never sent, or none, as the
+  // first answer did. Fastify's HEAD handling sets `Content-Length: 0` for no payload; a stream
+  // it drains without one.
+  if (ownLength || (reply.request.method === "HEAD" && !hasNoContent(response.status)))
+    return reply.send(Readable.from([]));
   // An empty body is sent as none, so Fastify adds no content-type of its own to a bare 204.
   return reply.send(response.body.length > 0 ? response.body : undefined);
 }

@@ -109,6 +109,39 @@ async function expectReplay(path: string, init: Parameters<typeof send>[2] = {})
   return a;
 }
 
+describe("HEAD, when methods covers it", () => {
+  it("the replay gives the first answer's Content-Length, or none: a stream, a hijacked reply, a JSON answer", async () => {
+    let runs = 0;
+    await start(options({ methods: ["POST", "HEAD"] }), (app, hooks) => {
+      app.get("/stream", hooks, async (_request, reply) => {
+        runs++;
+        reply.type("text/plain");
+        return Readable.from(["ab", "cd"]);
+      });
+      app.get("/hijacked", hooks, async (_request, reply) => {
+        runs++;
+        reply.hijack();
+        reply.raw.writeHead(200);
+        reply.raw.end("hello");
+      });
+      app.get("/json", hooks, async () => {
+        runs++;
+        return { id: "pay_1" };
+      });
+    });
+    for (const path of ["/stream", "/hijacked", "/json"]) {
+      const key = newKey();
+      const head = () =>
+        fetch(`${running?.url}${path}`, { method: "HEAD", headers: { "x-api-key": "a", "idempotency-key": key } });
+      const first = await head();
+      const replay = await head();
+      expect(replay.headers.get("idempotent-replayed"), path).toBe("true");
+      expect(replay.headers.get("content-length"), path).toBe(first.headers.get("content-length"));
+    }
+    expect(runs).toBe(3);
+  });
+});
+
 describe("response capture and replay", () => {
   it("the answer leaves only once the store has it: a retry sent the moment it arrives is replayed, even with a slow store", async () => {
     /** A store whose writes take a while, as a remote one's do. */
