@@ -5,6 +5,7 @@
  */
 
 import type { ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import { BodyCollector, type CapturedResponse, type HttpResponse, hasNoContent } from "@interlock/core";
 import type { Context } from "koa";
 
@@ -40,17 +41,25 @@ export function writeResponse(ctx: Context, response: HttpResponse): void {
     written.add(lower);
     if (lower === "content-length") ownLength = value;
   }
-  setBytes(ctx, response.body);
-  // A replayed HEAD answer brings the length of a GET's content, never sent; Koa's body setter
-  // put the empty body's 0 in its place.
+  const { body } = response;
+  // A replayed HEAD answer brings the length of a GET's content, never sent, or none, as the
+  // first answer did: Koa frames a HEAD answer by its body's length, an empty stream's unknown.
+  if (ctx.method === "HEAD" && ownLength === undefined && body.byteLength === 0 && !hasNoContent(response.status))
+    setBody(ctx, Readable.from([]));
+  else setBytes(ctx, body);
+  // Koa's body setter put the empty body's 0 in place of a HEAD answer's own length.
   if (ownLength !== undefined) ctx.set("Content-Length", ownLength);
 }
 
 /** Sets `bytes` as the body Koa sends, leaving a response without a Content-Type without one. */
 function setBytes(ctx: Context, bytes: Uint8Array): void {
+  setBody(ctx, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+function setBody(ctx: Context, body: Buffer | Readable): void {
   const typed = ctx.res.hasHeader("content-type");
-  ctx.body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // Koa labels a Buffer body application/octet-stream when it has no type of its own.
+  ctx.body = body;
+  // Koa labels a Buffer or stream body application/octet-stream when it has no type of its own.
   if (!typed) ctx.remove("Content-Type");
 }
 
@@ -89,6 +98,8 @@ function sendAsJson(ctx: Context, body: unknown): Buffer {
 
 /** No body: Koa sends the status message as text, or nothing after an explicit `ctx.body = null`. */
 function bodyless(ctx: Context, status: number, headers: CapturedResponse["headers"]): CapturedResponse {
+  // Koa answers a HEAD before it makes the status text: no Content-Type, no length.
+  if (ctx.method === "HEAD") return { status, headers, body: EMPTY };
   if ((ctx.response as { _explicitNullBody?: boolean })._explicitNullBody) {
     return { status, headers: { ...headers, "content-type": undefined }, body: EMPTY };
   }

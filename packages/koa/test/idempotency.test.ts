@@ -64,6 +64,61 @@ async function start(
   return world;
 }
 
+describe("HEAD, when methods covers it", () => {
+  it("the replay gives the first answer's Content-Type and Content-Length, or none: no body, a bypass, a length set, a JSON body", async () => {
+    const world = await start(
+      [
+        [
+          "HEAD",
+          "/status",
+          (ctx) => {
+            ctx.status = 201;
+          },
+        ],
+        [
+          "HEAD",
+          "/bypass",
+          (ctx) => {
+            ctx.respond = false;
+            ctx.res.writeHead(200);
+            ctx.res.end("hello");
+          },
+        ],
+        [
+          "HEAD",
+          "/length",
+          (ctx) => {
+            ctx.status = 200;
+            ctx.set("Content-Length", "9");
+          },
+        ],
+        [
+          "HEAD",
+          "/json",
+          (ctx) => {
+            ctx.body = { id: "pay_1" };
+          },
+        ],
+      ],
+      { methods: ["POST", "HEAD"] },
+    );
+    for (const path of ["/status", "/bypass", "/length", "/json"]) {
+      const key = newId();
+      const head = () =>
+        fetch(`${served?.url}${path}`, { method: "HEAD", headers: { "x-api-key": "a", "idempotency-key": key } });
+      const first = await head();
+      const replay = await head();
+      expect(replay.headers.get("idempotent-replayed"), path).toBe("true");
+      const framing = (response: Response) => [
+        response.headers.get("content-type"),
+        response.headers.get("content-length"),
+      ];
+      expect(framing(replay), path).toEqual(framing(first));
+    }
+    expect(world.calls).toBe(4);
+  });
+});
+
 /** Sends a keyed request, reads the first chunk of the answer, then closes the connection: its status. */
 function sendAndLeave(path: string, key: string): Promise<number> {
   return new Promise((resolve, reject) => {
