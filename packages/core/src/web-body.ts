@@ -193,10 +193,9 @@ export function recordBody(
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export async function readyLength(
-  body: ReadableStream<Uint8Array> | null,
+  body: ReadableStream<Uint8Array>,
   limit: number,
 ): Promise<number | "too_large" | "streaming"> {
-  if (body === null) return 0;
   const reader = body.getReader();
   let length = 0;
   for (;;) {

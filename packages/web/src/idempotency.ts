@@ -196,6 +196,7 @@ async function execute<R extends Request>(
  * Past the limit, or for a body still being produced (one that may never end, server-sent
  * events: the answer is not held for it), the length is not known: sent without one, the body
  * cancelled, and the key released (reason `too_large` or `streamed`), as for any body not stored.
+ * A handler's `null` body is not counted: it says no length, and none is added.
  */
 async function recordHead<R extends Request>(
   engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
@@ -205,24 +206,37 @@ async function recordHead<R extends Request>(
   const { status } = response;
   const headers = new Headers(response.headers);
   const init = { status, statusText: response.statusText, headers };
-  if (headers.has("content-length") || hasNoContent(status)) await response.body?.cancel();
-  else {
+  const { body } = response;
+  if (body !== null && !headers.has("content-length") && !hasNoContent(status)) {
     let length: Awaited<ReturnType<typeof readyLength>>;
     try {
-      length = await readyLength(response.body, engine.options.store.maxRecordBytes);
+      length = await readyLength(body, engine.options.store.maxRecordBytes);
     } catch (error) {
       await engine.abort(ticket); // the handler's body failed: a retry runs it again
       throw error;
     }
     if (typeof length !== "number") {
       await engine.finish(ticket, { status, headers, body: undefined, tooLarge: length === "too_large" });
-      return new Response(null, init);
+      // An empty stream, not `null`: a host frames a body-less Response as `Content-Length: 0` (Bun).
+      return new Response(emptyStream(), init);
     }
     headers.set("content-length", String(length));
+  } else {
+    // Never sent; a body that cannot be cancelled (locked, or its source throws) is no error of the answer's.
+    await body?.cancel().catch(() => {});
   }
   await engine.finish(ticket, { status, headers, body: EMPTY });
+  // A handler's own `null` body stays one: the host frames it as it would have without Interlock.
   return new Response(null, init);
 }
+
+/** A body that ends at once: what a HEAD answer of unknown length goes out with. */
+const emptyStream = () =>
+  new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.close();
+    },
+  });
 
 const EMPTY = new Uint8Array(0);
 

@@ -653,7 +653,8 @@ describe("recording the answer", () => {
       ]);
       const events: InterlockEvent[] = [];
       const large = covering(events, () => new Response(chunked(new Uint8Array(1_600), 2).body));
-      expect((await large.handle(headOf("h-large"))).headers.get("content-length")).toBeNull();
+      const unknown = await large.handle(headOf("h-large"));
+      expect([unknown.headers.get("content-length"), unknown.body === null]).toEqual([null, false]);
       expect(released(events)).toEqual(["too_large"]);
       await large.handle(headOf("h-large"));
       expect(large.runs()).toBe(2);
@@ -683,8 +684,48 @@ describe("recording the answer", () => {
         [200, null, "text/event-stream", 1],
       );
       expect(released(events)).toEqual(["streamed"]);
+      expect(first.body).not.toBeNull(); // an empty stream: a host frames a null body as Content-Length: 0
       const again = await endless.handle(headOf("h-endless"));
       expect([again.headers.get("idempotent-replayed"), endless.runs()]).toEqual([null, 2]);
+    });
+
+    it("a null body is not counted: no length on the first answer or its replay, as the host frames it alone", async () => {
+      const bare = covering([], () => new Response(null, { status: 200, headers: { "content-type": "text/plain" } }));
+      const first = await bare.handle(headOf("h-null"));
+      const replay = await bare.handle(headOf("h-null"));
+      expect([first.headers.get("content-length"), first.body]).toEqual([null, null]);
+      expect([replay.headers.get("content-length"), replay.headers.get("idempotent-replayed"), bare.runs()]).toEqual([
+        null,
+        "true",
+        1,
+      ]);
+    });
+
+    it("a body that cannot be cancelled is no error of the answer's: a handler's own length is sent, stored and replayed", async () => {
+      const stubborn = covering(
+        [],
+        () =>
+          new Response(
+            new ReadableStream<Uint8Array>({
+              pull(controller) {
+                controller.enqueue(encoder.encode("hello"));
+                controller.close();
+              },
+              cancel() {
+                throw new Error("cannot cancel");
+              },
+            }),
+            { headers: { "content-length": "5" } },
+          ),
+      );
+      const first = await stubborn.handle(headOf("h-stubborn"));
+      const replay = await stubborn.handle(headOf("h-stubborn"));
+      expect([first.status, first.headers.get("content-length")]).toEqual([200, "5"]);
+      expect([
+        replay.headers.get("content-length"),
+        replay.headers.get("idempotent-replayed"),
+        stubborn.runs(),
+      ]).toEqual(["5", "true", 1]);
     });
 
     it("a body that fails while counted releases the key and fails the request as the handler's error", async () => {
