@@ -103,7 +103,7 @@ describe("HEAD, when methods covers it", () => {
       { methods: ["POST", "HEAD"] },
     );
     for (const path of ["/status", "/bypass", "/length", "/json"]) {
-      const key = newId();
+      const key = newId("head");
       const head = () =>
         fetch(`${served?.url}${path}`, { method: "HEAD", headers: { "x-api-key": "a", "idempotency-key": key } });
       const first = await head();
