@@ -183,10 +183,13 @@ function encodedOnce(input: FetchInput, init: RequestInit): [Request, RequestIni
 
 /**
  * A Headers object from any realm (a polyfill's, another copy of undici's), known by its WebIDL
- * tag: a `Map` has `get` and `forEach` too, but compares names as written.
+ * tag: a `Map` has `get` too, but compares names as written. (`get` first: a record has none,
+ * and is told apart without building the tag's string, on every call that carries headers.)
  */
 function isHeaders(headers: HeadersInit): headers is Headers {
-  return Object.prototype.toString.call(headers) === "[object Headers]";
+  return (
+    typeof (headers as Headers).get === "function" && Object.prototype.toString.call(headers) === "[object Headers]"
+  );
 }
 
 /**
