@@ -19,17 +19,18 @@ export function send(res: ServerResponse, response: HttpResponse): void {
   const { body } = response;
   // Framed by its length, as Express's res.send frames its own: without one, Node closes an
   // HTTP/1.0 keep-alive connection to mark the end, and a request queued on it goes unanswered.
-  // A replayed HEAD answer brings its own (the length of a GET's content, never sent) or none,
-  // as the first answer did: the replay's empty body is no GET's content.
-  if (framed(res, response.status) && !headers.has("content-length")) {
+  // A replayed HEAD answer (stored without content) brings its own (the length of a GET's
+  // content, never sent) or none, as the first answer did: its empty body is no GET's content.
+  // A refusal to a HEAD is framed as the same refusal to a GET.
+  const headReplay = res.req?.method === "HEAD" && body.byteLength === 0;
+  if (hasContent(response.status) && !headReplay && !headers.has("content-length")) {
     res.setHeader("content-length", body.byteLength);
   }
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }
 
-/** Whether a response of `status` to this request has content to frame (RFC 9110 §6.4.1, §9.3.2: not 1xx, 204, 304, nor to HEAD). */
-const framed = (res: ServerResponse, status: number): boolean =>
-  status >= 200 && status !== 204 && status !== 304 && res.req?.method !== "HEAD";
+/** Whether a response of `status` has content to frame (RFC 9110 §6.4.1: not 1xx, 204, 304). */
+const hasContent = (status: number): boolean => status >= 200 && status !== 204 && status !== 304;
 
 /**
  * Gives the app's `onError` the first say; if it did not start a response, the default goes

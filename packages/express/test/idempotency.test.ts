@@ -117,6 +117,22 @@ describe("idempotency(): HEAD, when methods covers it", () => {
       expect(replay.headers["content-length"]).toBe(first.headers["content-length"]);
     });
   }
+
+  it("a refusal to a HEAD is framed as to a GET: its problem's Content-Length", async () => {
+    const world = await start(
+      (app, use, idem) => void app.get("/things", idem, use(heads["res.end(string)"] as RequestHandler)),
+      {
+        methods: ["POST", "HEAD"],
+      },
+    );
+    const refused = await send(`${world.url}/things`, {
+      method: "HEAD",
+      headers: { "x-api-key": "a", "idempotency-key": "two words" },
+    });
+    expect(refused.status).toBe(400);
+    expect(Number(refused.headers["content-length"])).toBeGreaterThan(0);
+    expect(world.runs()).toBe(0);
+  });
 });
 
 describe("idempotency(): response capture", () => {

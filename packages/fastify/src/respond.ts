@@ -19,17 +19,15 @@ export type TakeOver<D> = (decision: D, request: FastifyRequest, reply: FastifyR
 export function sendResponse(reply: FastifyReply, response: HttpResponse): FastifyReply {
   reply.code(response.status);
   const pairs = response.headers;
-  let ownLength = false;
   for (let i = 0; i < pairs.length; i++) {
     const [name, value] = pairs[i] as [string, string];
     if (!namedBefore(pairs, i)) reply.header(name, valuesFrom(pairs, i, value));
-    if (name === "content-length") ownLength = true;
   }
-  // A replayed HEAD answer brings the length of a GET's content, never sent, or none, as the
-  // first answer did. Fastify's HEAD handling sets `Content-Length: 0` for no payload; a stream
-  // it drains without one.
-  if (ownLength || (reply.request.method === "HEAD" && !hasNoContent(response.status)))
-    return reply.send(Readable.from([]));
+  // A replayed HEAD answer (stored without content) brings the length of a GET's content, never
+  // sent, or none, as the first answer did. Fastify's HEAD handling sets `Content-Length: 0` for
+  // no payload; a stream it drains without one. A refusal to a HEAD is sent as to a GET.
+  const headReplay = reply.request.method === "HEAD" && response.body.length === 0;
+  if (headReplay && !hasNoContent(response.status)) return reply.send(Readable.from([]));
   // An empty body is sent as none, so Fastify adds no content-type of its own to a bare 204.
   return reply.send(response.body.length > 0 ? response.body : undefined);
 }

@@ -139,6 +139,14 @@ describe("HEAD, when methods covers it", () => {
       expect(replay.headers.get("content-length"), path).toBe(first.headers.get("content-length"));
     }
     expect(runs).toBe(3);
+    // A refusal to a HEAD is framed as to a GET: its problem's length.
+    const refused = await fetch(`${running?.url}/json`, {
+      method: "HEAD",
+      headers: { "x-api-key": "a", "idempotency-key": "two words" },
+    });
+    expect(refused.status).toBe(400);
+    expect(Number(refused.headers.get("content-length"))).toBeGreaterThan(0);
+    expect(runs).toBe(3);
   });
 });
 
