@@ -6,6 +6,7 @@
  * implementation: Node's `crypto` (what Node resolves) and Web Crypto (what Bun, Deno and
  * Workers resolve). The packaging and examples projects run the built packages, as users get them.
  */
+import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configDefaults, type TestProjectConfiguration, type TestProjectInlineConfiguration } from "vitest/config";
 
@@ -149,19 +150,32 @@ const withSharedModules = (project: TestProjectInlineConfiguration): TestProject
   KEEP_ISOLATED.has(project.test?.name as string) ? project : { ...project, test: { isolate: false, ...project.test } };
 
 /**
- * Files to leave out of every project: globs relative to each project's root, comma-separated
- * in `INTERLOCK_EXCLUDE` (the Node version matrix sets it: node-versions/run.mjs). Vitest's own
- * `--exclude` is not used there: a project that sets its own `exclude` (core's) ignores it.
+ * Files to leave out, comma-separated in `INTERLOCK_EXCLUDE` (the Node version matrix sets it:
+ * node-versions/run.mjs). An entry with a wildcard is a glob matched in every project, from the
+ * project's root (the Bun tests, wherever they are); one without is one file, named from the
+ * repository's root (`packages/core/test/property.test.ts`, not the client's file of that name),
+ * left out of the project that holds it. Vitest's own `--exclude` is not used there: a project
+ * that sets its own `exclude` (core's) ignores it.
  */
-const EXCLUDED = (process.env.INTERLOCK_EXCLUDE ?? "").split(",").filter((glob) => glob !== "");
+const EXCLUDED = (process.env.INTERLOCK_EXCLUDE ?? "").split(",").filter((entry) => entry !== "");
 
-const withExcluded = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration =>
-  EXCLUDED.length === 0
+/** The `EXCLUDED` entries that apply to the project rooted at `root`, as globs from that root. */
+const excludedUnder = (root: string): string[] =>
+  EXCLUDED.flatMap((entry) => {
+    if (/[*?{}[\]]/.test(entry)) return [entry];
+    const path = relative(root, here(`./${entry}`));
+    return path.startsWith("..") ? [] : [path];
+  });
+
+const withExcluded = (project: TestProjectInlineConfiguration): TestProjectInlineConfiguration => {
+  const excluded = excludedUnder(project.test?.root ?? here("./"));
+  return excluded.length === 0
     ? project
     : {
         ...project,
-        test: { ...project.test, exclude: [...(project.test?.exclude ?? configDefaults.exclude), ...EXCLUDED] },
+        test: { ...project.test, exclude: [...(project.test?.exclude ?? configDefaults.exclude), ...excluded] },
       };
+};
 
 export default [
   coreWith("node"),

@@ -3,7 +3,7 @@
  * Node at hand, so this runs again, on Node 22, 24 and 26, the test projects where the
  * version makes a difference: core (node:crypto), the client (each Node bundles its own undici
  * behind fetch), the CLI (spawned on the same Node) and the four adapters (node:http), less
- * their tests on Bun, Deno and workerd and core's memory store (plain JavaScript over a Map). The
+ * their tests on Bun, Deno and workerd and two of core's files (RUN_ONCE, below). The
  * binaries are this package's optional dependencies (linux x64); elsewhere, point
  * INTERLOCK_NODE_22 / _24 / _26 at a binary of that version. A missing one fails the run, with
  * how to get it: the matrix never silently shrinks.
@@ -24,17 +24,20 @@ import { fileURLToPath } from "node:url";
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const PROJECTS = ["core (node crypto)", "client", "cli", "express", "fastify", "koa", "hono", "web"];
 /**
- * Run once, in the main suite, not again for each Node: the tests that run the packed packages on
- * Bun, Deno and workerd (the Node at hand only starts those runtimes), and core's memory store
- * (its conformance suite: a Map and the monotonic clock, no Node API whose behaviour a version
- * changes), the longest file of the matrix.
+ * Run once, in the main suite, not again for each Node (INTERLOCK_EXCLUDE: globs, or files from
+ * the repository's root): the tests that run the packed packages on Bun, Deno and workerd (the
+ * Node at hand only starts those runtimes), core's memory store (its conformance suite: a Map and
+ * the monotonic clock, no Node API whose behaviour a version changes), the longest file of the
+ * matrix, and core's property tests, the next longest (thousands of random deliveries through
+ * the same node:crypto calls core's other tests make on every version).
  */
 const RUN_ONCE = [
   "**/bun.test.ts",
   "**/deno.test.ts",
   "**/workers.test.ts",
   "**/runtimes.test.ts",
-  "test/memory-store.test.ts", // core's: the only one in these projects
+  "packages/core/test/memory-store.test.ts",
+  "packages/core/test/property.test.ts",
 ];
 const majors = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["22", "24", "26"];
 /** The cores shared among the versions: one worker each for three on two cores, two for one alone. */
