@@ -6,10 +6,10 @@
  * the contract fails here.
  */
 
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { docsDir, fileNameOf, read, typeScriptBlocks } from "./markdown.js";
 
 const page = join(docsDir, "stores.md");
@@ -25,5 +25,6 @@ it("the guide's example store is complete: the store, its test table and its tes
 });
 
 const folder = mkdtempSync(join(tmpdir(), "interlock-docs-store-"));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
 for (const [name, code] of files) writeFileSync(join(folder, name), code);
 await import(join(folder, "table-store.test.ts"));

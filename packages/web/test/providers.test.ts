@@ -7,7 +7,7 @@
  * promises (Slack's challenge and retries, Zoom's validation, GitHub's ping, Shopify's topic)
  * fails here.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -23,7 +23,7 @@ import {
   type WebhookScheme,
   zoom,
 } from "@interlock/core";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { docsDir, read, typeScriptBlocks } from "../../../docs/test/markdown.js";
 import vectorFile from "../../core/test/fixtures/webhook-vectors.json" with { type: "json" };
 import { problemOf, start, uniqueId } from "./helpers.js";
@@ -50,6 +50,7 @@ interface ServedPage {
 
 const folder = mkdtempSync(join(tmpdir(), "interlock-web-providers-"));
 let loaded = 0;
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
 afterEach(() => {
   vi.unstubAllEnvs();
