@@ -27,7 +27,9 @@ export async function start({
   host = hostFrom(process.env),
   ...options
 }) {
-  const pool = new pg.Pool({ connectionString: databaseUrl });
+  // A wait for a connection ends with the store's operation (operationTimeoutMs below): pg-pool
+  // cannot take a wait back, and each one a refused operation left would stay queued meanwhile.
+  const pool = new pg.Pool({ connectionString: databaseUrl, connectionTimeoutMillis: 1_000 });
   pool.on("error", (error) => console.error(`idle postgres connection lost: ${error.message}`)); // as pg asks
   try {
     await migrate(pool); // Interlock's table: safe on every start, from every instance at once

@@ -129,6 +129,12 @@ function toClaimResult(reply: unknown, token: string): ClaimResult {
   }
 }
 
+/** Whether ioredis has a connection up (`status` "ready"); a client that tells no status is taken as connected. */
+function connected(client: ScriptingClient): boolean {
+  const { status } = client as { status?: unknown };
+  return status === undefined || status === "ready";
+}
+
 /**
  * An `InterlockStore` on your ioredis client: one atomic script per operation, leases and
  * timestamps on the server's clock, keys hash-tagged for Redis Cluster. The client stays yours.
@@ -216,7 +222,10 @@ export class RedisStore implements InterlockStore {
       // by ioredis after a lost reply, and hold the key for a lease with nobody behind it. Its
       // release, fenced by this claim's own token, follows it on the connection and undoes it;
       // a claim that never ran makes it a no-op. Not awaited: the caller's answer is already known.
-      if (error instanceof StoreUnavailableError) this.release(key, token).catch(() => {});
+      // Only on a connected client: while ioredis reconnects, the claim waits in its offline
+      // queue or is resent once back, past its deadline either way, and a release queued behind
+      // each claim refused meanwhile would double what the queue holds for as long as Redis is down.
+      if (error instanceof StoreUnavailableError && connected(this.#client)) this.release(key, token).catch(() => {});
       throw redisUnavailableError(error, this.#client, this.#needs.label);
     }
   }

@@ -6,7 +6,7 @@
 
 import type { ClaimResult, InterlockStore } from "@interlock/core";
 import { type RedisServer, startRedis } from "@interlock/test-harness";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RedisStore } from "../src/index.js";
 import { redisClient, storeOn } from "./helpers.js";
 
@@ -128,6 +128,28 @@ describe("redis outage", () => {
     expect((await store.claim("after-outage", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("completed");
   });
 
+  it("claims refused while ioredis reconnects queue no release behind them: they take nothing once it is back", async () => {
+    server = await startRedis({ local: true });
+    // A client that keeps commands queued while the server is down, however long that lasts.
+    const client = redisClient(server.url, { retryStrategy: () => 50, maxRetriesPerRequest: null });
+    client.on("error", () => {});
+    const store = storeOn(client, { operationTimeoutMs: 200 });
+    expect((await store.claim("warm", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
+    const releases = vi.spyOn(store, "release");
+    const keys = Array.from({ length: 20 }, (_, i) => `down:${i}`);
+    await server.restart(async () => {
+      await expect.poll(() => client.status, { timeout: 5_000 }).not.toBe("ready");
+      const failed = await Promise.all(
+        keys.map((key) => timed(() => store.claim(key, { fingerprint: "fp", lockTtlMs: LONG }))),
+      );
+      for (const result of failed) expect(result).toMatchObject({ error: { name: "StoreUnavailableError" } });
+    });
+    expect(releases).not.toHaveBeenCalled();
+    await expect.poll(() => client.status, { timeout: 5_000 }).toBe("ready");
+    expect(await client.ping()).toBe("PONG"); // the queued claims have run
+    expect(await adminClient().exists(...keys.map((key) => store.keyFor(key)))).toBe(0);
+  });
+
   describe("Redis down when the store starts (no reply from it yet, so no clock sample)", () => {
     /**
      * A store made while its server is down, on a client that keeps commands queued until it
@@ -190,12 +212,16 @@ describe("redis outage", () => {
     const token = await store.claim("held", { fingerprint: "fp", lockTtlMs: LONG });
     expect(token.state).toBe("claimed");
 
+    const releases = vi.spyOn(store, "release");
     server!.pause();
     try {
       await expectAllUnavailable(store, "frozen");
     } finally {
       server!.resume();
     }
+    // On a connection still up, the claim that timed out is followed by its release (its own
+    // token, not the "t" of expectAllUnavailable's own release call).
+    expect(releases.mock.calls.filter(([, token]) => token !== "t")).toHaveLength(1);
     // The claim that timed out was already sent: the server runs it when it thaws, so the
     // key may be locked by nobody — but only for that claim's lease (1 s), never for good.
     const next = await whenBack(store, "after-freeze");
