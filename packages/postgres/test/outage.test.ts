@@ -170,6 +170,27 @@ describe("a server that never answers, or no free connection", () => {
     expect((await store.claim("k", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("claimed");
     await endPool(pool);
   });
+
+  it("every connection held for long: the waits refused operations leave in pg-pool's queue stay bounded, and serve again once one frees", async () => {
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 1 }); // no connectionTimeoutMillis
+    pool.on("error", () => {});
+    const table = uniqueTable("abandoned");
+    await migrate(pool, { table });
+    const store = postgresStore(pool, { table, operationTimeoutMs: 20 });
+    const busy = await pool.connect();
+    const claim = (key: string) => outcome(() => store.claim(key, { fingerprint: "fp", lockTtlMs: 60_000 }));
+    for (let batch = 0; batch < 15; batch++) {
+      const results = await Promise.all(Array.from({ length: 100 }, (_, i) => claim(`k${batch}:${i}`)));
+      for (const result of results) expect(result.outcome).toEqual(unavailable);
+    }
+    // 1,000 waits given up on are still queued (pg-pool cannot take one back); the last 500
+    // claims were refused without adding theirs.
+    expect(pool.waitingCount).toBe(1_000);
+    busy.release();
+    await expect.poll(() => pool.waitingCount).toBe(0); // each handed back unused, at once
+    expect((await store.claim("after", { fingerprint: "fp", lockTtlMs: 60_000 })).state).toBe("claimed");
+    await endPool(pool);
+  });
 });
 
 /** A FATAL ErrorResponse, as PostgreSQL sends it when it ends a connection (57P01: pg_terminate_backend, a fast shutdown). */
