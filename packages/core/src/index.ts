@@ -96,9 +96,17 @@ export {
   POSTGRES_READY_SQL,
   type PostgresStatementSetup,
   postgresReady,
+  postgresSerializationFailure,
   postgresSetupMistake,
   postgresSqlState,
 } from "./store/postgres-errors.js";
+export {
+  executePostgres,
+  PostgresDeadline,
+  type PostgresQuery,
+  type PostgresQueryable,
+  type PostgresResult,
+} from "./store/postgres-execute.js";
 export {
   neededRedisAcl,
   type RedisNeeds,

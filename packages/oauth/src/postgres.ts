@@ -10,13 +10,14 @@ import {
   assertOptionNames,
   boundedStoreCall,
   driverErrorSummary,
+  executePostgres,
   InterlockConfigError,
-  inTurn,
   optionNames,
   POSTGRES_READY_SQL,
+  PostgresDeadline,
   postgresReady,
+  postgresSerializationFailure,
   postgresSetupMistake,
-  postgresSqlState,
   timeoutOption,
 } from "@interlock/core";
 import {
@@ -134,11 +135,12 @@ export async function migrate(db: PgQueryable, options: MigrateTokenTableOptions
   const timeoutMs = timeoutOption("timeoutMs", given, 30_000);
   const { table, indexName } = qualifiedTable(tableOptions);
   const sql = migrationSql(tableOptions);
+  const deadline = new PostgresDeadline(timeoutMs);
   await boundedStoreCall("postgres", "migrate", timeoutMs, async () => {
     try {
-      const { rows } = await db.query({ text: POSTGRES_READY_SQL, values: [table, indexName] });
+      const { rows } = await executePostgres(db, { text: POSTGRES_READY_SQL }, [table, indexName], deadline);
       if (postgresReady(rows)) return;
-      await db.query({ text: sql });
+      await executePostgres(db, { text: sql }, undefined, deadline);
     } catch (error) {
       throw setupError(error, table, true);
     }
@@ -174,8 +176,6 @@ type Statement = keyof ReturnType<typeof statements>;
 // run it again with a fresh snapshot, which sees the winner. Each rerun needs yet another commit
 // on the same key in that window, so a few attempts are plenty.
 const MAX_ATTEMPTS = 10;
-const sqlState = postgresSqlState;
-const isSerializationFailure = (error: unknown) => sqlState(error) === "40001" || sqlState(error) === "40P01";
 
 /** A setup mistake as an `InterlockConfigError` naming the fix, the original as its cause; anything else as it is. */
 function setupError(error: unknown, table: string, migrating = false): unknown {
@@ -185,13 +185,6 @@ function setupError(error: unknown, table: string, migrating = false): unknown {
   const reason = error instanceof Error ? error.message : String(error);
   return new InterlockConfigError(`the postgres token store: ${fix} (${reason})`, { cause: driverErrorSummary(error) });
 }
-
-// A pool runs statements side by side; anything else (a `Client`) is one connection, one at a time.
-// (`pg.Client` has `connect()` too: a pool is told apart by the counters only pg-pool has.)
-const isPool = (db: PgQueryable) => {
-  const pool = db as { connect?: unknown; waitingCount?: unknown };
-  return typeof pool.connect === "function" && typeof pool.waitingCount === "number";
-};
 
 /** A `TokenStore` on your `pg` pool: one statement per operation, the database's clock; create the table with `migrate`. */
 export class PostgresTokenStore implements TokenStore {
@@ -260,37 +253,24 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   /**
-   * One statement, bounded by `operationTimeoutMs`; a store set up wrong (a missing table, a
-   * role without grants, a wrong password, …) is an `InterlockConfigError` naming the fix, any
-   * other failure a `StoreUnavailableError`.
+   * One statement, bounded by `operationTimeoutMs` (waiting for a pool connection included: one
+   * that arrives later is handed back unused, so a statement reported as failed never runs
+   * late); a store set up wrong (a missing table, a role without grants, a wrong password, …) is
+   * an `InterlockConfigError` naming the fix, any other failure a `StoreUnavailableError`.
    */
   async #execute(statement: Statement, values: unknown[]) {
-    // No rerun once the caller was told it failed (monotonic: a clock set back must not allow one).
-    const end = performance.now() + this.operationTimeoutMs;
+    // One deadline for the reruns too: none once the caller was told it failed.
+    const deadline = new PostgresDeadline(this.operationTimeoutMs);
     return boundedStoreCall(this.name, statement, this.operationTimeoutMs, async () => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.#send({ text: this.#sql[statement], values }, end);
+          return await executePostgres(this.#db, { text: this.#sql[statement] }, values, deadline);
         } catch (error) {
           const mistake = setupError(error, this.table);
           if (mistake instanceof InterlockConfigError) throw mistake;
-          if (!isSerializationFailure(error) || attempt >= MAX_ATTEMPTS || performance.now() >= end) throw error;
+          if (!postgresSerializationFailure(error) || attempt >= MAX_ATTEMPTS || deadline.expired) throw error;
         }
       }
-    });
-  }
-
-  /**
-   * Sends one statement: at once on a pool; on a single connection once the statements before it
-   * are done (pg deprecates a second query on a busy client), and not at all once `end` passed.
-   */
-  #send(query: { text: string; values: unknown[] }, end: number) {
-    const db = this.#db;
-    if (isPool(db)) return db.query(query);
-    return inTurn(db, async () => {
-      if (performance.now() >= end)
-        throw new Error("the operation's time ran out while an earlier statement held the connection");
-      return db.query(query);
     });
   }
 }

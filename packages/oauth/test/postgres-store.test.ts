@@ -83,6 +83,22 @@ describe("postgres token store", () => {
     }
   });
 
+  it("on a pool with no free connection, a write given up on never runs once one frees", async () => {
+    const exhausted = pool(inject("databaseUrl"), 1);
+    const store = new PostgresTokenStore(exhausted, { table, operationTimeoutMs: 150 });
+    const held = await exhausted.connect(); // the pool's only connection, busy elsewhere
+    try {
+      await expect(store.set("late:a", "a", { ttlMs: 60_000 })).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      held.release();
+    }
+    await expect.poll(() => exhausted.waitingCount).toBe(0); // the wait was served: handed back unused
+    expect(await store.get("late:a")).toBeUndefined();
+    // And the pool serves the store as before.
+    expect(await store.set("late:a", "b", { ttlMs: 60_000 })).toEqual(expect.any(String));
+    expect((await store.get("late:a"))?.value).toBe("b");
+  });
+
   it("creates its table and expiry index with a migration you can also print", async () => {
     expect(migrationSql({ table: "tokens", schema: "auth" })).toContain('CREATE TABLE IF NOT EXISTS "auth"."tokens"');
     const { rows } = await admin.query("SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname", [

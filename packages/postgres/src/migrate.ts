@@ -1,7 +1,15 @@
 /** Creating the table: run it from your start-up code, or print the SQL for your own migrations. */
 
-import { assertOptionNames, optionNames, POSTGRES_READY_SQL, postgresReady, timeoutOption } from "@interlock/core";
-import { Deadline, execute, type PgQueryable, storeError } from "./query.js";
+import {
+  assertOptionNames,
+  executePostgres,
+  optionNames,
+  POSTGRES_READY_SQL,
+  PostgresDeadline,
+  postgresReady,
+  timeoutOption,
+} from "@interlock/core";
+import { type PgQueryable, storeError } from "./query.js";
 import { migrationSql, resolveTable, TABLE_OPTION_NAMES, type TableOptions } from "./sql.js";
 
 /** Where `migrate` creates the table, and how long it may take. */
@@ -23,12 +31,17 @@ export async function migrate(db: PgQueryable, options: MigrateOptions = {}): Pr
   const { timeoutMs: given, ...tableOptions } = options;
   const timeoutMs = timeoutOption("timeoutMs", given, 30_000);
   const table = resolveTable(tableOptions);
-  const deadline = new Deadline(timeoutMs);
+  const deadline = new PostgresDeadline(timeoutMs);
   try {
-    const { rows } = await execute(db, { text: POSTGRES_READY_SQL }, [table.qualified, table.indexName], deadline);
+    const { rows } = await executePostgres(
+      db,
+      { text: POSTGRES_READY_SQL },
+      [table.qualified, table.indexName],
+      deadline,
+    );
     if (postgresReady(rows)) return;
     // No parameters: sent as one simple query, so its statements run as one transaction.
-    await execute(db, { text: migrationSql(tableOptions) }, undefined, deadline);
+    await executePostgres(db, { text: migrationSql(tableOptions) }, undefined, deadline);
   } catch (error) {
     throw storeError("migrate", error, { table: table.qualified, migrating: true });
   }

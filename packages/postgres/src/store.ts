@@ -16,16 +16,18 @@ import {
   type ClaimOptions,
   type ClaimResult,
   type CompleteOptions,
+  executePostgres,
   InterlockConfigError,
   type InterlockStore,
   optionNames,
+  PostgresDeadline,
   type PostgresStatementSetup,
   type StoredResponse,
   StoreUnavailableError,
   timeoutOption,
   unstorable,
 } from "@interlock/core";
-import { Deadline, execute, isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
+import { isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
 import {
   resolveTable,
   type Statement,
@@ -143,7 +145,7 @@ function headersJson(headers: StoredResponse["headers"]): string {
 /** Where a statement runs (default the store's pool) and by when (default the operation's own deadline). */
 interface RunOptions {
   client?: PgQueryable | undefined;
-  deadline?: Deadline;
+  deadline?: PostgresDeadline;
 }
 
 /**
@@ -177,7 +179,7 @@ export class PostgresStore implements InterlockStore {
     const token = randomUUID();
     const values = [keyHash(key), key, token, options.fingerprint, options.lockTtlMs];
     // One deadline for the whole claim, reruns included.
-    const deadline = new Deadline(this.operationTimeoutMs);
+    const deadline = new PostgresDeadline(this.operationTimeoutMs);
     for (let run = 1; run <= MAX_RUNS; run++) {
       const rows = (await this.#run("claim", this.#sql.claim, values, { deadline })).rows as ClaimRow[];
       const row = rows[0];
@@ -247,11 +249,11 @@ export class PostgresStore implements InterlockStore {
     operation: string,
     statement: Statement,
     values: unknown[],
-    { client, deadline = new Deadline(this.operationTimeoutMs) }: RunOptions = {},
+    { client, deadline = new PostgresDeadline(this.operationTimeoutMs) }: RunOptions = {},
   ): Promise<PgResult> {
     for (let run = 1; ; run++) {
       try {
-        return await execute(client ?? this.#db, statement, values, deadline);
+        return await executePostgres(client ?? this.#db, statement, values, deadline);
       } catch (error) {
         if (client === undefined && isSerializationFailure(error) && run < MAX_RUNS) continue;
         throw storeError(operation, error, this.#setup);

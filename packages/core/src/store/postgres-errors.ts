@@ -18,6 +18,16 @@ export function postgresSqlState(error: unknown): string | undefined {
   return typeof e?.code === "string" && typeof e.severity === "string" ? e.code : undefined;
 }
 
+/**
+ * A serialization failure or a deadlock (40001, 40P01): the statement wrote nothing, and may
+ * simply run again with a fresh snapshot.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function postgresSerializationFailure(error: unknown): boolean {
+  const state = postgresSqlState(error);
+  return state === "40001" || state === "40P01";
+}
+
 // Errors from a table that has the store's name but not its shape (made by something other than
 // migrate()): a missing column (42703), a column of another type (42804, 42846, 42883: no
 // operator or function for it), no unique key for ON CONFLICT (42P10), an extra NOT NULL column
