@@ -539,28 +539,18 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       const key = (await lookupKeysOf(sessionId))?.tokens;
       const current = await read(key);
       if (key === undefined || current === undefined) return { revoked: false };
-      // Gone from the store first: nothing in this app uses these tokens any more, whatever the server says.
-      await store.delete(key);
+      // Gone from the store first: nothing in this app uses these tokens any more, whatever the
+      // server says. A delete the store reports failed may still land (a PostgreSQL statement
+      // that timed out runs on), and a retried revoke would then find nothing to revoke: the
+      // tokens read here are revoked at the server all the same, and the store's error thrown after.
+      const unstored = await store.delete(key).then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
       forget(key);
-      let refreshRevoked = false;
-      try {
-        const server = await internals.server();
-        if (server.revocation_endpoint === undefined) {
-          internals.emit({ type: "oauth.session.revoked", revoked: false });
-          return { revoked: false };
-        }
-        const { refreshToken, accessToken } = current.tokens;
-        // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
-        // is revoked too for those where it would outlive it.
-        refreshRevoked = refreshToken !== undefined && (await revokeToken(refreshToken, "refresh_token"));
-        const revoked = (await revokeToken(accessToken, "access_token")) || refreshRevoked;
-        internals.emit({ type: "oauth.session.revoked", revoked });
-        return { revoked };
-      } catch (error) {
-        // The session ended here all the same: say so, and that the server may not know.
-        internals.emit({ type: "oauth.session.revoked", revoked: refreshRevoked, error: eventCode(error) });
-        throw error;
-      }
+      const outcome = await revokeAtServer(current.tokens);
+      if (unstored !== undefined) throw unstored.error;
+      return outcome;
     },
 
     tokens(sessionId) {
@@ -568,4 +558,27 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       return { getAccessToken: (getOptions) => accessTokenOf(sessionId, getOptions) };
     },
   };
+
+  /** Revokes a session's tokens at the server (RFC 7009), telling `oauth.session.revoked`. */
+  async function revokeAtServer(tokens: TokenSet): Promise<{ revoked: boolean }> {
+    let refreshRevoked = false;
+    try {
+      const server = await internals.server();
+      if (server.revocation_endpoint === undefined) {
+        internals.emit({ type: "oauth.session.revoked", revoked: false });
+        return { revoked: false };
+      }
+      const { refreshToken, accessToken } = tokens;
+      // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
+      // is revoked too for those where it would outlive it.
+      refreshRevoked = refreshToken !== undefined && (await revokeToken(refreshToken, "refresh_token"));
+      const revoked = (await revokeToken(accessToken, "access_token")) || refreshRevoked;
+      internals.emit({ type: "oauth.session.revoked", revoked });
+      return { revoked };
+    } catch (error) {
+      // The session ended here all the same: say so, and that the server may not know.
+      internals.emit({ type: "oauth.session.revoked", revoked: refreshRevoked, error: eventCode(error) });
+      throw error;
+    }
+  }
 }

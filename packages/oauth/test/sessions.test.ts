@@ -4,7 +4,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { InterlockConfigError } from "@interlock/core";
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { startAuthorizationServer } from "@interlock/test-harness/oauth";
 import { Cluster, Redis } from "ioredis";
 import * as oauth from "oauth4webapi";
@@ -424,6 +424,29 @@ describe("session tokens", () => {
     expect(events).toEqual([{ type: "oauth.session.revoked", revoked: false, error: "server_unavailable" }]);
     // The grant lives on at the server: the app was told (the error), and so are its metrics (the event).
     expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+  });
+
+  it("revoke(): a delete the store reports failed (it may still land) still revokes at the server, then throws the store's error", async () => {
+    const inner = new MemoryTokenStore();
+    // A PostgreSQL DELETE that timed out on the client and ran on the server all the same.
+    const store: TokenStore = {
+      name: "landed-late",
+      get: (key) => inner.get(key),
+      set: (key, value, options) => inner.set(key, value, options),
+      delete: async (key, expect) => {
+        await inner.delete(key, expect);
+        throw new StoreUnavailableError("postgres", "delete failed: Query read timeout");
+      },
+    };
+    const manager = sessions({ store });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+
+    await expect(manager.revoke(id)).rejects.toBeInstanceOf(StoreUnavailableError);
+    // The grant is over at the server, though the app's retry finds nothing left to revoke.
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+    expect(await manager.revoke(id)).toEqual({ revoked: false });
   });
 
   it("without a refresh token: the access token is used until it expires, then LoginRequiredError", async () => {
