@@ -9,7 +9,6 @@ import {
   driverErrorSummary,
   InterlockConfigError,
   type PostgresStatementSetup,
-  postgresSerializationFailure,
   postgresSetupMistake,
   postgresSqlState,
   StoreUnavailableError,
@@ -54,9 +53,6 @@ export const sqlState = postgresSqlState;
 // (57), system errors (58), a lock_timeout (55P03), a read-only server after failover (25006),
 // serialization failure and deadlock (40001, 40P01).
 const UNAVAILABLE = /^(08|53|57|58)|^(55P03|25006|40001|40P01)$/;
-
-/** SQLSTATEs after which a statement on its own may simply run again: it wrote nothing. */
-export const isSerializationFailure = postgresSerializationFailure;
 
 /**
  * Maps a failure to what the caller must do. No SQLSTATE (refused, reset, timed out) or an

@@ -22,12 +22,13 @@ import {
   optionNames,
   PostgresDeadline,
   type PostgresStatementSetup,
+  postgresSerializationFailure,
   type StoredResponse,
   StoreUnavailableError,
   timeoutOption,
   unstorable,
 } from "@interlock/core";
-import { isSerializationFailure, type PgQueryable, type PgResult, storeError } from "./query.js";
+import { type PgQueryable, type PgResult, storeError } from "./query.js";
 import {
   resolveTable,
   type Statement,
@@ -255,7 +256,7 @@ export class PostgresStore implements InterlockStore {
       try {
         return await executePostgres(client ?? this.#db, statement, values, deadline);
       } catch (error) {
-        if (client === undefined && isSerializationFailure(error) && run < MAX_RUNS) continue;
+        if (client === undefined && postgresSerializationFailure(error) && run < MAX_RUNS) continue;
         throw storeError(operation, error, this.#setup);
       }
     }

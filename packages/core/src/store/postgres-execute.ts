@@ -134,17 +134,17 @@ export async function executePostgres(
     return within(running, deadline.remaining);
   }
 
+  const abandoned = abandonedWaits.get(db) ?? 0;
+  if (abandoned >= ABANDONED_WAITS_LIMIT)
+    throw new TimedOut(
+      `no pool connection has freed while ${abandoned} earlier operations waited for one past their deadline`,
+    );
   // A checked-out pg client has no 'error' listener of its own: without ours, a connection lost
   // mid-query would be an unhandled 'error' event. The query rejects with it anyway.
   let broken: Error | undefined;
   const onError = (error: Error) => {
     broken = error;
   };
-  const abandoned = abandonedWaits.get(db) ?? 0;
-  if (abandoned >= ABANDONED_WAITS_LIMIT)
-    throw new TimedOut(
-      `no pool connection has freed while ${abandoned} earlier operations waited for one past their deadline`,
-    );
   const acquiring = connectListening(db, onError);
   let client: PgPoolClient;
   try {
