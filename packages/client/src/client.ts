@@ -458,6 +458,7 @@ class Call {
       origin: this.#request.origin,
       method: this.#request.method,
       attempts: this.#attempts,
+      idempotencyKey: this.#request.key,
       response: last?.response,
       cause: last?.error,
     };

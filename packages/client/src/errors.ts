@@ -20,6 +20,8 @@ export interface ClientErrorDetails {
   method: string;
   /** Attempts that reached the network (0 when refused before the first one). */
   attempts: number;
+  /** The request's `Idempotency-Key`, the client's or yours; undefined when it carried none. */
+  idempotencyKey?: string | undefined;
   /** The response the call ended on, unread; never one whose body was cancelled for a retry. */
   response?: Response | undefined;
   /** The last attempt's error (a network error, an attempt timeout), when it got no response. */
@@ -39,6 +41,13 @@ export abstract class ClientError extends InterlockError {
   /** Attempts that reached the network (0 when refused before the first one). */
   readonly attempts: number;
   /**
+   * The request's `Idempotency-Key` (the one the client made, or yours), undefined when it
+   * carried none. An attempt may have reached a handler that goes on to complete after the client
+   * stopped (a payment slower than the deadline): a later call with this key gets the stored
+   * response instead of running it again.
+   */
+  readonly idempotencyKey: string | undefined;
+  /**
    * The response the call ended on, body unread: read or cancel it, or it keeps its connection.
    * Undefined when the last attempt got none, and when the error came after the client moved on
    * to a retry (the deadline passing, the circuit opening meanwhile): that response's body was
@@ -52,6 +61,7 @@ export abstract class ClientError extends InterlockError {
     this.origin = details.origin;
     this.method = details.method;
     this.attempts = details.attempts;
+    this.idempotencyKey = details.idempotencyKey;
     Object.defineProperty(this, "response", { value: details.response, enumerable: false });
   }
 }

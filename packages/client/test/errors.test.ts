@@ -84,3 +84,21 @@ describe("a logged error", () => {
     for (const error of [timedOut, reset]) expect(printed(error)).not.toMatch(LEAK);
   });
 });
+
+describe("the Idempotency-Key on an error", () => {
+  it("is the one every attempt sent, the client's or the caller's, so a later call can collect the stored outcome; a request without one has none", async () => {
+    const server = await serve(() => ({ status: 503, body: "down" }));
+    const { client } = clientOn({ maxAttempts: 2, breaker: false });
+    const made = await failure(client(server.url, { method: "POST", body: "{}" }));
+    const given = await failure(client(server.url, { method: "PATCH", headers: { "idempotency-key": "k-mine" } }));
+    const none = await failure(client(server.url));
+    const sent = server.received.map((request) => request.headers["idempotency-key"]);
+    expect(sent).toEqual([sent[0], sent[0], "k-mine", "k-mine", undefined, undefined]);
+    expect(sent[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect([made, given, none].map((error) => [error.name, error.idempotencyKey])).toEqual([
+      ["RetryLimitError", sent[0]],
+      ["RetryLimitError", "k-mine"],
+      ["RetryLimitError", undefined],
+    ]);
+  });
+});

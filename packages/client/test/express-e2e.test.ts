@@ -62,7 +62,6 @@ async function paymentsApi(options: { hold?: Promise<void> } = {}) {
     idempotency({
       store: new MemoryStore(),
       principal: (request) => request.context.get("authorization"),
-      lockTtlMs: 60_000,
       onEvent: (event: InterlockEvent) => {
         events.push(event as IdempotencyEvent);
         if (event.type === "idempotency.completed") for (const done of completedWaiters.splice(0)) done();
@@ -127,7 +126,10 @@ describe("exactly once, with @interlock/express idempotency()", () => {
     ]);
   });
 
-  it("the first attempt times out while the handler runs: 409 in flight, a wait of its Retry-After, then the stored response", async () => {
+  it("the first attempt times out while the handler runs: 409 in flight, a wait of its Retry-After (1 s), then the stored response, both sides on their defaults", async () => {
+    // The client's defaults (10 s attempts, 30 s deadline) and the middleware's (60 s lease).
+    // When the 409 asked for the lease, the client gave up at once (a 60 s wait cannot fit in
+    // the deadline) while the handler went on to make the payment.
     let go = () => {};
     const hold = new Promise<void>((resolve) => {
       go = resolve;
@@ -136,8 +138,6 @@ describe("exactly once, with @interlock/express idempotency()", () => {
     const clock = new TestClock({ auto: false });
     const events: ClientEvent[] = [];
     const client = createClient({
-      timeoutMs: 5000,
-      deadlineMs: 120_000,
       random: () => 0.5,
       now: clock.now,
       sleep: clock.sleep,
@@ -146,14 +146,14 @@ describe("exactly once, with @interlock/express idempotency()", () => {
 
     const pending = client(`${api.url}/payments`, pay(2500));
     await api.started;
-    await clock.advance(5000); // attempt 1 times out; the handler is still waiting
-    const retryAfterWait = clock.sleepRequested(60_000);
-    await clock.advance(50); // the backoff: attempt 2 finds the key in flight, 409 + Retry-After: 60
+    await clock.advance(10_000); // attempt 1 times out; the handler is still waiting
+    const retryAfterWait = clock.sleepRequested(1000);
+    await clock.advance(50); // the backoff: attempt 2 finds the key in flight, 409 + Retry-After: 1
     await retryAfterWait;
     const stored = api.completed();
     go(); // the handler finishes and its response is stored
     await stored;
-    await clock.advance(60_000); // attempt 3: the stored response
+    await clock.advance(1000); // attempt 3: the stored response
     const response = await pending;
 
     expect(response.status).toBe(201);
@@ -171,7 +171,7 @@ describe("exactly once, with @interlock/express idempotency()", () => {
     const retries = events.filter((e) => e.type === "client.retry");
     expect(retries.map((e) => [e.delayMs, e.retryAfterMs])).toEqual([
       [50, undefined],
-      [60_000, 60_000],
+      [1000, 1000],
     ]);
     expect(api.events.map((e) => e.type)).toEqual([
       "idempotency.first",

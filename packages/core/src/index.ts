@@ -68,6 +68,7 @@ export {
   type IdempotencyRequest,
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
+  IN_FLIGHT_RETRY_AFTER_SECONDS,
   type LeaseRenewal,
   type Principal,
 } from "./idempotency/engine.js";

@@ -285,6 +285,14 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
 export const DEFAULT_IDEMPOTENCY_LOCK_TTL_MS = 60_000;
 /** The default retention of stored responses: 24 h. */
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * `Retry-After` of a `request_in_flight` 409: 1 s. The key frees the moment the first request
+ * finishes, usually within a second or two; the lease only bounds a handler that crashed. Telling
+ * clients to wait out the lease (60 s) made a client whose attempt timed out give up at its
+ * deadline while the handler went on to complete: the caller was told the call failed, and it had
+ * not. Asked again within a second, the retry finds the stored response, or another short 409.
+ */
+export const IN_FLIGHT_RETRY_AFTER_SECONDS = 1;
 
 /** Scope hashes the engine keeps, and the longest principal, method and route (as JSON) it keeps one for. */
 const MAX_CACHED_SCOPES = 10_000;
@@ -483,7 +491,6 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
   // On unless turned off (renewalsOf), as for webhooks: a retry during a slow handler gets 409.
   const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
-  const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
   const allowedHeaders = replayAllowList(replayHeadersOption(options.replayHeaders));
   const replayedHeader = headerNameOption("replayedHeader", options.replayedHeader, "Idempotent-Replayed");
   const cache = choiceOption("cache", options.cache, CACHE_POLICIES, "non-5xx");
@@ -769,7 +776,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         });
         return refuse(
           new IdempotencyError("request_in_flight", "a request with this key is still being processed; retry later", {
-            retryAfterSeconds,
+            retryAfterSeconds: IN_FLIGHT_RETRY_AFTER_SECONDS,
           }),
         );
       }

@@ -10,7 +10,11 @@ import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore } from "../store/contract.js";
 import { assertClaim, positiveMs, storeCall, storeOption } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
-import { DEFAULT_IDEMPOTENCY_LOCK_TTL_MS, DEFAULT_IDEMPOTENCY_RETENTION_MS } from "./engine.js";
+import {
+  DEFAULT_IDEMPOTENCY_LOCK_TTL_MS,
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  IN_FLIGHT_RETRY_AFTER_SECONDS,
+} from "./engine.js";
 
 /** What `runIdempotent` runs under. */
 export interface RunIdempotentOptions {
@@ -102,7 +106,7 @@ export async function runIdempotent<T>(
       throw new IdempotencyError("idempotency_key_mismatch", `key ${options.key} was used for other input`);
     if (claim.state === "in_flight") {
       throw new IdempotencyError("request_in_flight", `key ${options.key} is running elsewhere`, {
-        retryAfterSeconds: Math.ceil(lockTtlMs / 1000),
+        retryAfterSeconds: IN_FLIGHT_RETRY_AFTER_SECONDS,
       });
     }
     // Stored as {"v": value}, so an undefined result round-trips as undefined.

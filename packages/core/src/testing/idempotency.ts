@@ -353,14 +353,14 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
         expect((await send(engine, post(key, "second"))).response?.status).toBe(422);
       });
 
-      it("a key in flight answers 409 with Retry-After", async () => {
+      it("a key in flight answers 409 with Retry-After: 1 (ask again soon), not the lease", async () => {
         const events: InterlockEvent[] = [];
         const engine = await engineOn({ lockTtlMs: 30_000 }, events);
         const key = newKey();
         expect((await engine.begin(post(key))).action).toBe("execute");
         const { response } = await send(engine, post(key));
         expect(response?.status).toBe(409);
-        expect(header(response as HttpResponse, "retry-after")).toBe("30");
+        expect(header(response as HttpResponse, "retry-after")).toBe("1");
         expect(JSON.parse(text(response as HttpResponse)).code).toBe("request_in_flight");
         expect(events.at(-1)).toMatchObject({ type: "idempotency.in_flight", waited: false });
       });
