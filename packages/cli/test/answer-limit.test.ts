@@ -62,12 +62,12 @@ describe("an answer with a body that never ends", () => {
     }
   }, 15_000);
 
-  it("listen --forward answers the sender 502 forward_failed and reports the app's status, well before --timeout", async () => {
+  it("listen --forward answers the sender 502 forward_failed and reports the app's status, well before --timeout; the app's 200 counts the delivery as processed", async () => {
     const app = await endlessReceiver();
     const listener = new Running(githubListen("--json", "--timeout", "5000", "--forward", `${app.url}/webhooks`));
     try {
       const { url } = JSON.parse(await listener.line(1)) as { url: string };
-      const result = await interlock(["send", url, ...SEND, "--json"]);
+      const result = await interlock(["send", url, ...SEND, "--id", "big-1", "--json"]);
       expect(result.code).toBe(1);
       const [attempt] = jsonLines(result.stdout);
       expect(attempt).toMatchObject({ status: 502, bodyTruncated: false });
@@ -83,6 +83,10 @@ describe("an answer with a body that never ends", () => {
         status: 502,
         forward: { url: `${app.url}/webhooks`, status: 200, error: why },
       });
+      // The app answered 200: it processed the delivery, so the sender's retry is a duplicate, not forwarded again.
+      const retry = await interlock(["send", url, ...SEND, "--id", "big-1", "--json"]);
+      expect(jsonLines(retry.stdout)[0]).toMatchObject({ status: 200 });
+      expect(JSON.parse(await listener.line(3))).toMatchObject({ verdict: "duplicate", id: "big-1" });
     } finally {
       expect(await listener.stop()).toBe(0);
       await app.close();

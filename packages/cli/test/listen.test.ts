@@ -627,3 +627,100 @@ describe("listen --forward to an app that answers a status no server can write (
     expect(listener.stderr).toBe("");
   });
 });
+
+describe("listen --forward to an app slower than --timeout", () => {
+  /** An app that holds each answer until the test gives it: `answer(index, status)`. */
+  async function heldApp() {
+    const held: Array<(status: number) => void> = [];
+    const arrived: Array<() => void> = [];
+    const app = await recordingServer((_, response, index) => {
+      held[index] = (status) => response.writeHead(status, { "content-type": "text/plain" }).end(`app ${status}`);
+      for (const wake of arrived.splice(0)) wake();
+    });
+    return {
+      app,
+      answer: (index: number, status: number) => held[index]?.(status),
+      received: async (count: number) => {
+        while (app.requests.length < count) await new Promise<void>((resolve) => arrived.push(resolve));
+      },
+    };
+  }
+
+  const sendCopy = async (url: string) => {
+    const result = await interlock([
+      "send",
+      url,
+      "--scheme",
+      "github",
+      "--secret",
+      "gh-secret",
+      "--body",
+      '{"zen":"Keep it logically awesome."}',
+      "--id",
+      "slow-delivery-1",
+      "--json",
+    ]);
+    return jsonLines(result.stdout)[0] as { status: number; body: string };
+  };
+
+  it("the sender is answered 502 at the timeout, its retry is in flight, and the app's late 2xx counts the delivery as processed: processed once", async () => {
+    const { app, answer, received } = await heldApp();
+    const listener = new Running(githubListen("--json", "--timeout", "300", "--forward", `${app.url}/webhooks`));
+    try {
+      const { url } = JSON.parse(await listener.line(1)) as { url: string };
+      const first = await sendCopy(url);
+      expect(first.status).toBe(502);
+      expect(JSON.parse(first.body)).toMatchObject({
+        code: "forward_failed",
+        detail: "could not forward the delivery: the app did not answer in time",
+      });
+      const why = `no answer from ${app.url}/webhooks within 300 ms (still waiting: its answer settles the delivery)`;
+      expect(JSON.parse(await listener.line(2))).toMatchObject({
+        verdict: "valid",
+        status: 502,
+        forward: { status: null, error: why, late: false },
+      });
+      await received(1);
+      expect((await sendCopy(url)).status).toBe(409); // the retry, while the app still works on the first
+      expect(JSON.parse(await listener.line(3))).toMatchObject({ verdict: "in_flight", status: 409 });
+
+      answer(0, 200);
+      expect(JSON.parse(await listener.line(4))).toMatchObject({
+        verdict: "valid",
+        id: "slow-delivery-1",
+        status: 502,
+        forward: { url: `${app.url}/webhooks`, status: 200, error: null, late: true },
+      });
+      const third = await sendCopy(url);
+      expect([third.status, JSON.parse(third.body)]).toEqual([200, { duplicate: true, id: "slow-delivery-1" }]);
+      expect(app.requests).toHaveLength(1);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+      await app.close();
+    }
+    expect(listener.lines.slice(4).map((line) => JSON.parse(line).verdict)).toEqual(["duplicate"]);
+  });
+
+  it("a late non-2xx releases the delivery: the next copy is forwarded again, and its answer goes back", async () => {
+    const { app, answer, received } = await heldApp();
+    const listener = new Running(githubListen("--timeout", "300", "--forward", `${app.url}/webhooks`));
+    try {
+      const url = /listening on (\S+) /.exec(await listener.line(1))?.[1] as string;
+      expect((await sendCopy(url)).status).toBe(502);
+      await received(1);
+      answer(0, 503);
+      expect(await listener.line(3)).toMatch(
+        / {2}valid {6}github {2}slow-delivery-1 {2}forwarded, answered late: 503$/,
+      );
+      const retry = sendCopy(url);
+      await received(2);
+      answer(1, 200);
+      expect((await retry).status).toBe(200);
+      expect(await listener.line(4)).toMatch(/ {2}forwarded: 200$/);
+      expect(app.requests).toHaveLength(2);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+      await app.close();
+    }
+  });
+});

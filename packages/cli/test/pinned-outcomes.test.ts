@@ -97,7 +97,9 @@ describe("listen", () => {
       expect(result.code).toBe(1);
       expect(jsonLines(result.stdout)[0]).toMatchObject({ type: "attempt", status: 502 });
       const delivery = JSON.parse(await listener.line(2)) as { forward: { error: string } };
-      expect(delivery.forward.error).toBe(`no answer from ${app.url}/app within 150 ms`);
+      expect(delivery.forward.error).toBe(
+        `no answer from ${app.url}/app within 150 ms (still waiting: its answer settles the delivery)`,
+      );
     } finally {
       expect(await listener.stop()).toBe(0);
       await app.close();

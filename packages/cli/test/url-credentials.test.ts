@@ -93,7 +93,12 @@ describe("listen --forward to a URL with credentials", () => {
       expect(result.code).toBe(0);
       expect(app.requests[0]?.headers.authorization).toBe(basic(`app-user:${PASSWORD}`));
       const delivery = JSON.parse(await listener.line(2));
-      expect(delivery.forward).toEqual({ url: `http://app-user:***@${host}/webhooks`, status: 204, error: null });
+      expect(delivery.forward).toEqual({
+        url: `http://app-user:***@${host}/webhooks`,
+        status: 204,
+        error: null,
+        late: false,
+      });
     } finally {
       expect(await listener.stop()).toBe(0);
       await app.close();

@@ -14,6 +14,7 @@ import {
   assertOptionNames,
   BodyCollector,
   createWebhookReceiver,
+  DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   DEFAULT_WEBHOOK_LOCK_TTL_MS,
   DEFAULT_WEBHOOK_RETENTION_MS,
   type HttpResponse,
@@ -31,6 +32,7 @@ import {
   type WebhookRespondDecision,
   type WebhookScheme,
   type WebhookSecret,
+  type WebhookTicket,
   zoom,
 } from "@interlock/core";
 import type { Args } from "../args.js";
@@ -64,7 +66,11 @@ export interface ListenOptions {
   forward?: string | URL;
   /** Largest accepted timestamp age, either way, in seconds (at most a year). Default: core's (300). */
   toleranceSeconds?: number;
-  /** How long to wait for the forward's answer, in ms. Default 10 000. */
+  /**
+   * How long the sender waits for the forward's answer, in ms. Default 10 000. Past it the
+   * sender gets a 502, and the app's answer, when it comes, settles the delivery (reported again,
+   * with `forward.late`); meanwhile copies of it are `in_flight`.
+   */
   timeoutMs?: number;
   /** Where processed delivery ids are remembered. Default: a memory store. */
   store?: InterlockStore;
@@ -134,9 +140,16 @@ export interface ForwardReport {
   status: number | undefined;
   /**
    * Why the app's answer did not go back to the sender, which got a 502 instead: the app could
-   * not be reached, or its body was over 1 MiB. Undefined when it did.
+   * not be reached or did not answer within `timeoutMs`, or its body was over 1 MiB. Undefined
+   * when it did.
    */
   error: string | undefined;
+  /**
+   * True on a second report of a delivery, made when the app answered (or failed) after the
+   * sender had been answered 502 for its timeout: `status` and `error` are then the app's late
+   * outcome, which settled the delivery (a 2xx counted it as processed).
+   */
+  late: boolean;
 }
 
 const VERDICTS: Partial<Record<WebhookErrorCode, Verdict>> = {
@@ -208,23 +221,28 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   // Each forward in flight listens to it: no limit, or Node warns of a leak past ten at once.
   const stopping = new AbortController();
   setMaxListeners(0, stopping.signal);
+  // A callback that throws is the caller's error, told to onError: the answer still goes out.
+  const failed = (error: unknown) => options.onError?.(error);
+  const report = (delivery: DeliveryReport) => {
+    try {
+      options.onDelivery?.(delivery);
+    } catch (error) {
+      failed(error);
+    }
+  };
   const answerer: Answerer = {
     receiver,
     forward,
     timeoutMs,
     stopping: stopping.signal,
     challenge: challengeFor(options.scheme),
+    report: Object.assign(report, { failed }),
   };
   const server = createServer((request, response) => {
     handle(answerer, request).then(
       ({ answer, report }) => {
         // Reported before it is answered: a sender's next delivery is always reported after this one.
-        // A callback that throws is the caller's error, told to onError: the answer still goes out.
-        try {
-          if (report) options.onDelivery?.(report);
-        } catch (error) {
-          options.onError?.(error);
-        }
+        if (report) answerer.report(report);
         // No answer for a sender that left: its connection is gone.
         if (answer) sendAnswer(response, answer);
         else response.destroy();
@@ -305,6 +323,8 @@ interface Answerer {
   stopping: AbortSignal;
   /** The provider's URL validation challenge, answered here when not forwarding. */
   challenge: Challenge | undefined;
+  /** Tells `onDelivery` of a delivery settled after its answer (a forward's late answer). */
+  report: ((report: DeliveryReport) => void) & { failed: (error: unknown) => void };
 }
 
 const NOT_POST: HttpResponse = { status: 405, headers: [["allow", "POST"]], body: new Uint8Array() };
@@ -341,11 +361,11 @@ async function handle(
       : await receiver.begin(request.headers, read.body);
   if (decision.action === "respond") return responded(base, decision);
   const { event, ticket } = decision;
-  const { answer, forward } = await answerValid(answerer, event, request).catch(async (error: unknown) => {
+  const valid = await answerValid(answerer, event, request).catch(async (error: unknown) => {
     await receiver.abort(ticket);
     throw error;
   });
-  await receiver.finish(ticket, answer);
+  const { answer, forward } = valid;
   const report: DeliveryReport = {
     ...base,
     verdict: "valid",
@@ -355,7 +375,38 @@ async function handle(
     status: answer.status,
     forward,
   };
+  if (valid.late) settleLate(answerer, ticket, valid.late, report);
+  else await receiver.finish(ticket, { status: valid.decidingStatus });
   return { answer, report };
+}
+
+/**
+ * Settles a delivery whose forward outlasted `timeoutMs` once the app answers. The sender was
+ * answered 502 and will retry; meanwhile the delivery stays claimed (its retries are
+ * `in_flight`), and the app's answer decides, as it would have in time: a 2xx counts it as
+ * processed (the retries are `duplicate`), anything else, or no answer at all, releases it.
+ * Releasing it at the timeout instead had the retry forwarded while the app still worked on the
+ * first copy: one delivery, processed twice.
+ */
+function settleLate(
+  { receiver, report }: Pick<Answerer, "receiver" | "report">,
+  ticket: WebhookTicket,
+  late: Promise<HttpAnswer>,
+  sent: DeliveryReport,
+): void {
+  const forward = sent.forward as ForwardReport;
+  late
+    .then(
+      async (reply) => {
+        await receiver.finish(ticket, { status: reply.status });
+        return { ...forward, status: reply.status, error: undefined };
+      },
+      async (error: unknown) => {
+        await receiver.abort(ticket);
+        return { ...forward, error: (error as Error).message };
+      },
+    )
+    .then((settled) => report({ ...sent, time: new Date(), forward: { ...settled, late: true } }), report.failed);
 }
 
 /** Core's answer to a delivery the handler does not see, and its report. */
@@ -381,11 +432,26 @@ async function answerValid(
   answerer: Answerer,
   event: VerifiedWebhook,
   { rawHeaders }: Pick<IncomingMessage, "rawHeaders">,
-): Promise<{ answer: Answer; forward: ForwardReport | undefined }> {
+): Promise<ValidAnswer> {
   const { forward } = answerer;
   if (forward) return forwardTo(forward, event.body, rawHeaders, answerer);
   const challenge = answerer.challenge && (await answerChallenge(answerer.challenge, event));
-  return { answer: challenge ?? jsonResponse(200, { received: event.id ?? null }), forward: undefined };
+  const answer = challenge ?? jsonResponse(200, { received: event.id ?? null });
+  return { answer, forward: undefined, decidingStatus: answer.status, late: undefined };
+}
+
+/** What a verified first copy is answered, and what decides whether it counts as processed. */
+interface ValidAnswer {
+  /** The sender's answer. */
+  answer: Answer;
+  forward: ForwardReport | undefined;
+  /**
+   * The status that settles the delivery (2xx: processed; else released): the app's whenever it
+   * answered, also when its answer could not be passed on (over 1 MiB, a status such as 099).
+   */
+  decidingStatus: number;
+  /** The app's answer still to come, when it outlasted `timeoutMs`: it settles the delivery. */
+  late: Promise<HttpAnswer> | undefined;
 }
 
 /**
@@ -431,16 +497,23 @@ async function forwardTo(
   body: Uint8Array,
   rawHeaders: readonly string[],
   { timeoutMs, stopping }: Pick<Answerer, "timeoutMs" | "stopping">,
-): Promise<{ answer: Answer; forward: ForwardReport }> {
-  let reply: HttpAnswer;
+): Promise<ValidAnswer> {
+  // The app is waited on for as long as the receiver holds the delivery, not just `timeoutMs`:
+  // past that the sender is answered, but the app may still be processing the delivery.
+  const sent = post(url, forwardedHeaders(url, rawHeaders), body, lateWaitFor(timeoutMs), stopping);
+  let reply: HttpAnswer | undefined;
   try {
-    reply = await post(url, forwardedHeaders(url, rawHeaders), body, timeoutMs, stopping);
+    reply = await within(sent, timeoutMs);
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     // The sender (anyone who can reach the listener, through a tunnel too) is not told where
     // the app is; the listener's own line says.
     const toSender = FORWARD_FAILURES[error.code] ?? error.message;
     return forwardFailed(url, undefined, error.message, error, toSender);
+  }
+  if (reply === undefined) {
+    const why = `no answer from ${shownUrl(url)} within ${timeoutMs} ms (still waiting: its answer settles the delivery)`;
+    return { ...forwardFailed(url, undefined, why, undefined, FORWARD_FAILURES.timeout), late: sent };
   }
   if (!WRITABLE_STATUS(reply.status)) {
     const why = `the app answered ${String(reply.status).padStart(3, "0")}, which is not an HTTP status (100 to 999)`;
@@ -452,8 +525,30 @@ async function forwardTo(
   }
   return {
     answer: { status: reply.status, statusText: reply.statusText, headers: reply.headers, body: reply.body },
-    forward: { url: shownUrl(url), status: reply.status, error: undefined },
+    forward: { url: shownUrl(url), status: reply.status, error: undefined, late: false },
+    decidingStatus: reply.status,
+    late: undefined,
   };
+}
+
+/**
+ * How long a forward is waited on in all: as long as the receiver renews its claim on the
+ * delivery (core's renewal limit), or `timeoutMs` if longer. Past it, an answer could no longer
+ * settle the delivery: its claim has lapsed, and a retry may already have been forwarded.
+ */
+const lateWaitFor = (timeoutMs: number): number => Math.max(timeoutMs, DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS);
+
+/** `promise`'s value, or undefined if it has not settled within `ms`; its rejection within `ms` is thrown. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+  });
+  try {
+    return await Promise.race([promise, elapsed]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -475,8 +570,9 @@ const FORWARD_FAILURES: Partial<Record<CliError["code"], string>> = {
 
 /**
  * The app's answer cannot go back to the sender (there was none, or it was too large to pass
- * on): the sender gets a 502 problem+json and will retry, and the delivery is released, so the
- * retry is forwarded again.
+ * on): the sender gets a 502 problem+json and will retry. The app's status settles the delivery:
+ * one that answered 2xx processed it (the retry is a duplicate); with none, or another, the
+ * delivery is released and the retry forwarded again.
  */
 function forwardFailed(
   url: URL,
@@ -484,9 +580,15 @@ function forwardFailed(
   why: string,
   cause?: unknown,
   toSender = why,
-): { answer: Answer; forward: ForwardReport } {
+): ValidAnswer {
   const failed = new CliError("forward_failed", `could not forward the delivery: ${toSender}`, { cause });
-  return { answer: problemResponse(failed), forward: { url: shownUrl(url), status, error: why } };
+  const answer = problemResponse(failed);
+  return {
+    answer,
+    forward: { url: shownUrl(url), status, error: why, late: false },
+    decidingStatus: status ?? answer.status,
+    late: undefined,
+  };
 }
 
 /** A request body as read: whole (undefined past the limit), or cut short by a sender that left. */
@@ -535,8 +637,8 @@ function deliveryLine(report: DeliveryReport): string {
     report.forward === undefined
       ? ""
       : report.forward.error !== undefined
-        ? `  forward failed: ${report.forward.error}`
-        : `  forwarded: ${report.forward.status}`;
+        ? `  forward failed${report.forward.late ? " late" : ""}: ${report.forward.error}`
+        : `  forwarded${report.forward.late ? ", answered late" : ""}: ${report.forward.status}`;
   return `${clock}  ${report.verdict.padEnd(10)} ${report.scheme}  ${report.id ?? "-"}${reason}${forward}`;
 }
 
@@ -566,7 +668,12 @@ export const listenCommand: Command = {
         "forward verified first copies to URL (a user:password in it is sent as Basic auth instead of the sender's Authorization, shown as user:***; its query's values are shown as ***)",
     },
     tolerance: { type: "string", value: "SECONDS", description: "accepted timestamp age either way (default 300)" },
-    timeout: { type: "string", value: "MS", description: "how long to wait for the forward's answer (default 10000)" },
+    timeout: {
+      type: "string",
+      value: "MS",
+      description:
+        "how long the sender waits for the forward's answer (default 10000); a later answer still settles the delivery",
+    },
   },
   examples: [
     "interlock listen --port 3000 --scheme stripe --secret-env STRIPE_WEBHOOK_SECRET",
