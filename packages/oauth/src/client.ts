@@ -127,9 +127,10 @@ export interface ClientInternals {
   /**
    * Runs one protocol exchange, every failure turned into a typed error; a token request (`grant`)
    * is reported as an `oauth.token.requested` event. Without `grant`: a revocation request (the
-   * only other exchange), as its errors say.
+   * only other exchange), as its errors say. With `late`, the exchange reads the answer to a
+   * request already reported (it timed out), and is reported as `oauth.token.answered_late`.
    */
-  exchange<T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant): Promise<T>;
+  exchange<T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant, late?: "late"): Promise<T>;
   emit(event: OAuthEvent): void;
 }
 
@@ -240,11 +241,16 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   }
 
   const report = (event: OAuthEvent) => emit(options.onEvent, event);
-  const exchange = async <T>(run: (server: oauth.AuthorizationServer) => Promise<T>, grant?: TokenGrant) => {
+  const exchange = async <T>(
+    run: (server: oauth.AuthorizationServer) => Promise<T>,
+    grant?: TokenGrant,
+    late?: "late",
+  ) => {
     const as = await server();
     const started = monotonicNow();
+    const type = late ? "oauth.token.answered_late" : "oauth.token.requested";
     const requested = (outcome: string) =>
-      grant && report({ type: "oauth.token.requested", grant, outcome, durationMs: monotonicNow() - started });
+      grant && report({ type, grant, outcome, durationMs: monotonicNow() - started });
     try {
       const result = await run(as);
       requested("issued");

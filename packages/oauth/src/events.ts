@@ -21,6 +21,23 @@ export type OAuthEvent =
       durationMs: number;
     }
   | {
+      /**
+       * A refresh grant that timed out (`oauth.token.requested` with `server_unavailable`) was
+       * not abandoned: the server may have rotated the refresh token already, and its answer then
+       * holds the only copy of the new one. This is how that answer ended, waited for (the
+       * session's refresh lock held meanwhile) until shortly before the lock's lease ends:
+       * `"issued"` (the new tokens were kept, as a refresh in time keeps them), or the error's
+       * code (`server_unavailable`: no answer came in time).
+       */
+      type: "oauth.token.answered_late";
+      /** The grant the request used. */
+      grant: TokenGrant;
+      /** `"issued"`, or the error's code. */
+      outcome: string;
+      /** How long the answer was waited for after the request timed out, in milliseconds. */
+      durationMs: number;
+    }
+  | {
       /** Another process was already requesting the token: this one waited and used its result. */
       type: "oauth.token.shared";
       /** The grant the other process used. */

@@ -16,7 +16,7 @@ import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
-import { exclusive, SingleFlight } from "./store/lock.js";
+import { exclusive, type HeldLock, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import {
   DEFAULT_LOCK_TTL_MS,
@@ -42,6 +42,7 @@ import {
   type TokenSet,
   tokenSetFrom,
 } from "./tokens.js";
+import { keepingLateAnswer } from "./transport.js";
 
 /** How session tokens are sealed, kept and refreshed. */
 export interface SessionTokensOptions extends Partial<Freshness> {
@@ -99,6 +100,12 @@ export interface SessionTokens {
 /** How long a session's tokens are kept by default after their last write: 30 days. */
 export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 60 * 60_000;
 const MAX_SESSION_ID_LENGTH = 256;
+
+/** The answer to a refresh grant that timed out after it was sent, still to come; `stop` aborts it. */
+interface LateAnswer {
+  answer: Promise<Response>;
+  stop: () => void;
+}
 
 /** What a refresh needs under its lock besides the token request: reading the session, and writing the new tokens back. */
 const REFRESH_STORE_ALLOWANCE_MS = 1_000;
@@ -388,7 +395,12 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
 
   /** The token request, under the session's lock: `seen` is the entry as it is now. */
-  async function refreshNow(key: string, seen: Current, rejected: string | undefined): Promise<StoredTokens> {
+  async function refreshNow(
+    key: string,
+    seen: Current,
+    rejected: string | undefined,
+    lock: HeldLock,
+  ): Promise<StoredTokens> {
     const { tokens } = seen;
     if (tokens.refreshToken === undefined) {
       // Nothing to refresh with: the token is used until it expires, or until a resource server refuses it.
@@ -397,29 +409,85 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       return endSession(key, seen.version, ended, `${WITHOUT_REFRESH[ended]} and there is no refresh token`);
     }
     const usedRefreshToken = tokens.refreshToken;
+    let late: LateAnswer | undefined;
+    const http = {
+      ...internals.http,
+      [oauth.customFetch]: keepingLateAnswer(internals.http[oauth.customFetch], (answer, stop) => {
+        late = { answer, stop };
+      }),
+    };
     let response: oauth.TokenEndpointResponse;
     try {
       response = await internals.exchange(async (as) => {
-        const http = await oauth.refreshTokenGrantRequest(
+        const answer = await oauth.refreshTokenGrantRequest(
           as,
           internals.client,
           internals.auth,
           usedRefreshToken,
-          internals.http,
+          http,
         );
-        const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, http);
-        // OpenID Connect Core §12.2: a new ID token is about the same user and authentication.
-        const claims = oauth.getValidatedIdTokenClaims(refreshed) as IdTokenClaims | undefined;
-        if (claims !== undefined && tokens.idToken !== undefined) assertSameIdentity(tokens.idToken, claims);
-        return refreshed;
+        return processRefresh(as, answer, tokens);
       }, "refresh_token");
     } catch (error) {
+      if (late !== undefined) lock.holdUntil(settleLate(key, seen, late, lock));
       const ended = endingRefreshError(error);
       if (ended === undefined) throw error;
       return endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
     }
+    return keepRefreshed(key, seen, response);
+  }
+
+  /**
+   * Waits, under the session's lock, for the answer to a refresh grant that timed out after it
+   * was sent: the server may have rotated the refresh token, and the answer then holds the only
+   * copy of the new one. Sending the old one again (the next refresh, here or in another
+   * process) would look like theft and revoke the grant. New tokens are kept as a refresh in
+   * time keeps them; a refusal ends the session as it would have; no answer before the lock's
+   * lease nears its end (the store's time kept back) is given up, and the lock released.
+   */
+  async function settleLate(key: string, seen: Current, late: LateAnswer, lock: HeldLock): Promise<void> {
+    const leftMs = Math.max(0, lock.expiresAt - globalThis.performance.now() - REFRESH_STORE_ALLOWANCE_MS);
+    const timer = setTimeout(late.stop, leftMs);
+    const answer = late.answer.catch((error: unknown) => {
+      const why = `no answer to the timed-out refresh grant within ${Math.round(leftMs)} ms more`;
+      throw new OAuthResponseError("server_unavailable", why, { cause: error });
+    });
+    try {
+      const response = await internals.exchange(
+        async (as) => processRefresh(as, await answer, seen.tokens),
+        "refresh_token",
+        "late",
+      );
+      await keepRefreshed(key, seen, response);
+    } catch (error) {
+      const ended = endingRefreshError(error);
+      if (ended !== undefined) await endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The refresh grant's answer as tokens, checked (OpenID Connect Core §12.2: a new ID token is about the same user). */
+  async function processRefresh(
+    as: oauth.AuthorizationServer,
+    answer: Response,
+    tokens: StoredTokens,
+  ): Promise<oauth.TokenEndpointResponse> {
+    const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, answer);
+    const claims = oauth.getValidatedIdTokenClaims(refreshed) as IdTokenClaims | undefined;
+    if (claims !== undefined && tokens.idToken !== undefined) assertSameIdentity(tokens.idToken, claims);
+    return refreshed;
+  }
+
+  /** A refresh's new tokens, held in memory, then written back over `seen`. */
+  async function keepRefreshed(
+    key: string,
+    seen: Current,
+    response: oauth.TokenEndpointResponse,
+  ): Promise<StoredTokens> {
+    const usedRefreshToken = seen.tokens.refreshToken;
     const now = internals.now();
-    const next = scheduleRefresh(tokenSetFrom(response, now, { previous: tokens }), now, freshness);
+    const next = scheduleRefresh(tokenSetFrom(response, now, { previous: seen.tokens }), now, freshness);
     // From here until the store takes them, the new tokens are the only copy of the grant: held
     // in memory first, so that a write the store fails loses nothing.
     const rotated = next.refreshToken !== usedRefreshToken;
@@ -463,7 +531,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
           const renewed = latest.version !== seen.version;
           return renewed && tokens.accessToken !== rejected && !isExpired(tokens, internals.now()) ? tokens : undefined;
         },
-        produce: () => refreshNow(key, latest, rejected),
+        produce: (lock) => refreshNow(key, latest, rejected, lock),
         onShared: (waitedMs) => internals.emit({ type: "oauth.token.shared", grant: "refresh_token", waitedMs }),
       });
     });

@@ -44,6 +44,63 @@ const RETRY_OPTION_NAMES = CLIENT_OPTION_NAMES.filter((name) => !DECIDED_HERE.in
 
 export type Transport = (url: string, options: oauth.CustomFetchOptions<string, unknown>) => Promise<Response>;
 
+/**
+ * Where a request sent once hands its answer when it stopped waiting for it (its timeout, the
+ * caller's abort) after the request had left: the answer, read whole, still to come, and `stop`,
+ * which aborts it. Whoever takes it must settle it: call `stop` when done waiting.
+ */
+export type LateAnswerSink = (answer: Promise<Response>, stop: () => void) => void;
+
+/** The init field that carries a request's `LateAnswerSink` through the client to the fetch underneath. */
+const LATE_ANSWER = Symbol("interlock.oauth.lateAnswer");
+
+type LateInit = RequestInit & { [LATE_ANSWER]?: LateAnswerSink };
+
+/**
+ * `transport`, for one request whose answer matters even after the caller stopped waiting: a
+ * refresh grant that timed out may have rotated the refresh token at the server already, and
+ * its answer then holds the only copy of the new one. Such a request is not aborted when it
+ * times out: the caller is answered (with the timeout) as before, and `sink` is handed the answer
+ * still to come. Only requests sent once do this; a retried one is simply sent again.
+ */
+export function keepingLateAnswer(transport: Transport, sink: LateAnswerSink): Transport {
+  return (url, options) => transport(url, { ...options, [LATE_ANSWER]: sink } as typeof options);
+}
+
+/**
+ * `fetchImpl`, except for a request that carries a `LateAnswerSink`: it runs on a signal of its
+ * own, and what aborts the attempt (its timeout, the time limit, the caller) ends only the wait
+ * for it, handing the answer to the sink. The answer is read whole before it is given, so the
+ * time limits cover its body, as `read` does for every other request.
+ */
+function lateAnswerFetch(fetchImpl: FetchFunction): FetchFunction {
+  return (input, init) => {
+    const { [LATE_ANSWER]: sink, signal, ...rest } = (init ?? {}) as LateInit;
+    if (sink === undefined) return fetchImpl(input, init);
+    const own = new AbortController();
+    const answer = fetchImpl(input, { ...rest, signal: own.signal }).then(read);
+    const stop = () => own.abort(signal?.reason);
+    return new Promise<Response>((resolve, reject) => {
+      const stopped = () => {
+        sink(answer, stop);
+        reject(signal?.reason);
+      };
+      if (signal?.aborted) return stopped();
+      signal?.addEventListener("abort", stopped, { once: true });
+      answer.then(
+        (response) => {
+          signal?.removeEventListener("abort", stopped);
+          resolve(response);
+        },
+        (error: unknown) => {
+          signal?.removeEventListener("abort", stopped);
+          reject(error);
+        },
+      );
+    });
+  };
+}
+
 /** Attempts per retried request to the authorization server, the first included. */
 const DEFAULT_TOKEN_ATTEMPTS = 3;
 
@@ -67,10 +124,11 @@ export function createTransport(
     throw new InterlockConfigError("retry must be client options (createClient's) or false");
   }
   if (retry !== false) assertOptionNames("createOAuthClient() retry", retry, RETRY_OPTION_NAMES);
+  const fetchOnce = lateAnswerFetch(fetchImpl);
   const once: Client =
     retry === false
       ? createClient({
-          fetch: fetchImpl,
+          fetch: fetchOnce,
           maxAttempts: 1,
           timeoutMs,
           deadlineMs: false,
@@ -78,7 +136,7 @@ export function createTransport(
           budget: false,
           idempotencyKey: false,
         })
-      : createClient({ ...clientOptions(fetchImpl, timeoutMs, retry), maxAttempts: 1 });
+      : createClient({ ...clientOptions(fetchOnce, timeoutMs, retry), maxAttempts: 1 });
   const retrying: Client = retry === false ? once : createClient(clientOptions(fetchImpl, timeoutMs, retry));
   const onceMs = longestSingleRequestMs(timeoutMs, retry);
   const retryingMs = retry === false ? onceMs : wholeRequestMs(bounds(timeoutMs, retry).deadlineMs);

@@ -43,6 +43,8 @@ export const METRIC_CLIENT_BREAKERS = "interlock.client.breakers";
 export const METRIC_OAUTH_TOKEN_REQUESTS = "interlock.oauth.token.requests";
 /** Histogram (seconds): time an OAuth token request took. */
 export const METRIC_OAUTH_TOKEN_REQUEST_DURATION = "interlock.oauth.token.request.duration";
+/** Counter: answers to refresh grants that had timed out, waited for under the session's lock, by outcome. */
+export const METRIC_OAUTH_TOKEN_LATE_ANSWERS = "interlock.oauth.token.late_answers";
 /** Counter: tokens used without a request of this process's own: shared from another's, or stale while the server failed. */
 export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
 /** Counter: failed discoveries of the authorization server's metadata, by the error's code. */
@@ -95,6 +97,11 @@ const COUNTERS = {
   [METRIC_OAUTH_TOKEN_REQUESTS]: {
     unit: "{request}",
     description: "OAuth token requests, by grant and outcome (issued, or the error code).",
+  },
+  [METRIC_OAUTH_TOKEN_LATE_ANSWERS]: {
+    unit: "{answer}",
+    description:
+      "Answers to token requests that had timed out, still waited for: issued (the new tokens were kept), or the error code (server_unavailable: none came in time).",
   },
   [METRIC_OAUTH_TOKEN_REUSES]: {
     unit: "{token}",

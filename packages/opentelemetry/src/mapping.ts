@@ -52,6 +52,7 @@ import {
   METRIC_OAUTH_LOGINS,
   METRIC_OAUTH_SESSION_WRITE_FAILURES,
   METRIC_OAUTH_SESSIONS_ENDED,
+  METRIC_OAUTH_TOKEN_LATE_ANSWERS,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
   METRIC_OAUTH_TOKEN_REQUESTS,
   METRIC_OAUTH_TOKEN_REUSES,
@@ -438,6 +439,15 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_TOKEN_REQUESTS, attributes);
     record.time(METRIC_OAUTH_TOKEN_REQUEST_DURATION, event.durationMs, attributes);
     record.span(SPAN_OAUTH_TOKEN, event, attributes, issued ? undefined : event.outcome);
+  },
+  "oauth.token.answered_late"(event, record) {
+    const issued = event.outcome === "issued";
+    const outcome = issued ? event.outcome : knownOAuthCode(event.outcome);
+    record.count(METRIC_OAUTH_TOKEN_LATE_ANSWERS, {
+      [ATTR_OAUTH_GRANT]: event.grant,
+      [ATTR_OAUTH_OUTCOME]: outcome,
+      ...errorType(issued ? undefined : outcome),
+    });
   },
   "oauth.token.shared"(event, record) {
     record.count(METRIC_OAUTH_TOKEN_REUSES, { [ATTR_OAUTH_GRANT]: event.grant, [ATTR_OAUTH_OUTCOME]: "shared" });

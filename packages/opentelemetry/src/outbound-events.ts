@@ -95,6 +95,16 @@ export type TelemetryOAuthEvent =
       durationMs: number;
     }
   | {
+      /** The answer to a refresh grant that had timed out, waited for under the session's lock. */
+      type: "oauth.token.answered_late";
+      /** The grant it used. */
+      grant: string;
+      /** `"issued"` (the new tokens were kept), or the error's code. */
+      outcome: string;
+      /** How long the answer was waited for after the timeout, in milliseconds. */
+      durationMs: number;
+    }
+  | {
       /** Another process was already requesting the token: this one used its result. */
       type: "oauth.token.shared";
       /** The grant the other process used. */

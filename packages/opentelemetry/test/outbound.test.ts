@@ -28,6 +28,7 @@ import {
   METRIC_OAUTH_LOGINS,
   METRIC_OAUTH_SESSION_WRITE_FAILURES,
   METRIC_OAUTH_SESSIONS_ENDED,
+  METRIC_OAUTH_TOKEN_LATE_ANSWERS,
   METRIC_OAUTH_TOKEN_REQUEST_DURATION,
   METRIC_OAUTH_TOKEN_REQUESTS,
   METRIC_OAUTH_TOKEN_REUSES,
@@ -516,7 +517,7 @@ describe("@interlock/oauth events", () => {
     );
   });
 
-  it("reused tokens (shared, stale_used with its code), sessions ended by reason and session writes that failed are counted, one series each", async () => {
+  it("reused tokens (shared, stale_used with its code), late answers to refresh grants, sessions ended by reason and session writes that failed are counted, one series each", async () => {
     const { otel } = telemetry();
     const onEvent = interlockTelemetry<OAuthEvent>({
       meterProvider: otel.meterProvider,
@@ -530,8 +531,28 @@ describe("@interlock/oauth events", () => {
     onEvent({ type: "oauth.session.ended", reason: "expired" });
     onEvent({ type: "oauth.session.ended", reason: "refresh_rejected" });
     onEvent({ type: "oauth.session.write_failed", code: "store_unavailable" });
+    onEvent({ type: "oauth.token.answered_late", grant: "refresh_token", outcome: "issued", durationMs: 900 });
+    onEvent({
+      type: "oauth.token.answered_late",
+      grant: "refresh_token",
+      outcome: "server_unavailable",
+      durationMs: 9,
+    });
 
     const metrics = await otel.metrics();
+    expect(sorted(metrics[METRIC_OAUTH_TOKEN_LATE_ANSWERS])).toEqual(
+      sorted([
+        { attributes: { "interlock.oauth.grant": "refresh_token", "interlock.oauth.outcome": "issued" }, value: 1 },
+        {
+          attributes: {
+            "interlock.oauth.grant": "refresh_token",
+            "interlock.oauth.outcome": "server_unavailable",
+            "error.type": "server_unavailable",
+          },
+          value: 1,
+        },
+      ]),
+    );
     expect(metrics[METRIC_OAUTH_SESSION_WRITE_FAILURES]).toEqual([
       { attributes: { "error.type": "store_unavailable" }, value: 1 },
     ]);

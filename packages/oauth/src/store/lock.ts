@@ -29,9 +29,20 @@ export interface ExclusiveOptions<T> {
   /** What the store holds now, if it is usable: then nothing needs producing. */
   ready(): Promise<T | undefined>;
   /** Makes and stores a new value (the token request). Runs under the lock, in one process at a time. */
-  produce(): Promise<T>;
+  produce(lock: HeldLock): Promise<T>;
   /** Told when the value came from another process after waiting for its lock. */
   onShared?(waitedMs: number): void;
+}
+
+/** The lock `produce` runs under. */
+export interface HeldLock {
+  /** When its lease ends, on `performance.now()`'s clock: past it another process may take the lock. */
+  readonly expiresAt: number;
+  /**
+   * Keeps the lock after `produce` has settled, until `work` settles (within the lease, which is
+   * not renewed): for work on the value that goes on after the caller had its answer.
+   */
+  holdUntil(work: Promise<unknown>): void;
 }
 
 const FIRST_PAUSE_MS = 20;
@@ -56,15 +67,25 @@ export async function exclusive<T>(options: ExclusiveOptions<T>): Promise<T> {
       if (attempt > 0) options.onShared?.(now() - started);
       return current;
     }
+    const lockedAt = now();
     const lock = await store.set(lockKey, "locked", { ttlMs: lockTtlMs, expect: null });
     if (lock !== undefined) {
+      // Only our own lock: if the lease ran out, someone else's may be there now. A failed
+      // delete is harmless, the lease ends by itself.
+      const release = () => store.delete(lockKey, lock).catch(() => false);
+      let held: Promise<unknown> | undefined;
+      const holder: HeldLock = {
+        expiresAt: lockedAt + lockTtlMs,
+        holdUntil: (work) => {
+          held = work;
+        },
+      };
       try {
         // Another process may have finished between our read and our lock.
-        return (await options.ready()) ?? (await options.produce());
+        return (await options.ready()) ?? (await options.produce(holder));
       } finally {
-        // Only our own lock: if the lease ran out, someone else's may be there now. A failed
-        // delete is harmless, the lease ends by itself.
-        await store.delete(lockKey, lock).catch(() => false);
+        if (held === undefined) await release();
+        else void held.then(release, release);
       }
     }
     if (now() > deadline) {
