@@ -146,6 +146,10 @@ export async function recordingServer(
   };
 }
 
+/** `interlock send url` signed for GitHub with `gh-secret` (what `githubListen` verifies), then `extra`. */
+export const sendToGithubListener = (url: string, ...extra: string[]): Promise<Finished> =>
+  interlock(["send", url, "--scheme", "github", "--secret", "gh-secret", ...extra]);
+
 /** `listen` on a free port for GitHub deliveries signed with `gh-secret`, then `extra` options. */
 export const githubListen = (...extra: string[]): string[] => [
   "listen",

@@ -19,6 +19,7 @@ import {
   Running,
   recordingServer,
   refusedPort,
+  sendToGithubListener,
   type TestServer,
   tempDir,
 } from "./helpers.js";
@@ -600,17 +601,7 @@ describe("listen --forward to an app that answers a status no server can write (
       const { url } = JSON.parse(await listener.line(1)) as { url: string };
       const why = "the app answered 099, which is not an HTTP status (100 to 999)";
       for (const n of [2, 3]) {
-        const result = await interlock([
-          "send",
-          url,
-          "--scheme",
-          "github",
-          "--secret",
-          "gh-secret",
-          "--body",
-          "{}",
-          "--json",
-        ]);
+        const result = await sendToGithubListener(url, "--body", "{}", "--json");
         expect(result.code).toBe(1);
         const [attempt] = jsonLines(result.stdout);
         expect(attempt?.status).toBe(502);
@@ -647,19 +638,14 @@ describe("listen --forward to an app slower than --timeout", () => {
   }
 
   const sendCopy = async (url: string) => {
-    const result = await interlock([
-      "send",
+    const result = await sendToGithubListener(
       url,
-      "--scheme",
-      "github",
-      "--secret",
-      "gh-secret",
       "--body",
       '{"zen":"Keep it logically awesome."}',
       "--id",
       "slow-delivery-1",
       "--json",
-    ]);
+    );
     return jsonLines(result.stdout)[0] as { status: number; body: string };
   };
 

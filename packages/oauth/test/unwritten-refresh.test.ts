@@ -4,7 +4,8 @@
  * when a used one comes back, so a new refresh token that is dropped (and the old one sent again)
  * logs the user out. Against the real stores: memory (its write failing), Redis (its write
  * reaching Redis after the store gave up, which the script refuses) and PostgreSQL (its write
- * blocked by a row lock past the store's timeout, then carried out).
+ * blocked by a row lock past the store's timeout, then carried out). And a refresh whose answer
+ * comes after its timeout: the request is not abandoned, its answer is kept.
  */
 
 import { StoreUnavailableError } from "@interlock/core";
@@ -58,17 +59,41 @@ class FailingWrites implements TokenStore {
   }
 }
 
+/** Waits `ms`, or rejects with the signal's reason once it aborts, as fetch does for an answer still to come. */
+function answerAfter(ms: number, signal: AbortSignal | null | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    onTestFinished(() => clearTimeout(timer));
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
+  });
+}
+
 /**
  * A logged-in session, due for a refresh (the manager's clock moved to 10 s before the access
  * token expires); `onRefresh` runs when the refresh request leaves, before the server sees it.
+ * With `firstAnswerMs`, the first refresh reaches the server at once (which rotates the refresh
+ * token) and its answer takes that long to come back.
  */
-async function dueSession(store: TokenStore, onRefresh: (id: string) => Promise<void> | void = () => {}) {
+async function dueSession(
+  store: TokenStore,
+  onRefresh: (id: string) => Promise<void> | void = () => {},
+  { firstAnswerMs, lockTtlMs = 2_000 }: { firstAnswerMs?: number; lockTtlMs?: number } = {},
+) {
   const id = newSessionId();
   let now = Date.now();
+  let slowAnswer = firstAnswerMs;
   const events: OAuthEvent[] = [];
   const refreshing: FetchLike = async (input, init) => {
-    if (String(init?.body ?? "").includes("grant_type=refresh_token")) await onRefresh(id);
-    return fetch(input, init);
+    if (!String(init?.body ?? "").includes("grant_type=refresh_token")) return fetch(input, init);
+    await onRefresh(id);
+    const response = await fetch(input, init);
+    const delayMs = slowAnswer;
+    slowAnswer = undefined;
+    if (delayMs !== undefined) await answerAfter(delayMs, init?.signal);
+    return response;
   };
   const client = webClient(server(), {
     fetch: refreshing,
@@ -76,7 +101,7 @@ async function dueSession(store: TokenStore, onRefresh: (id: string) => Promise<
     timeoutMs: 1_000,
     onEvent: (event) => events.push(event),
   });
-  const sessions = createSessionTokens(client, { encryptionKeys: keyring, store, lockTtlMs: 2_000 });
+  const sessions = createSessionTokens(client, { encryptionKeys: keyring, store, lockTtlMs });
   const tokens = await loggedInTokens(server(), "alice", "openid offline_access");
   await sessions.save(id, tokens);
   now += 3_590_000;
@@ -336,5 +361,46 @@ describe("a server that keeps the refresh token (RFC 6749 §6: no refresh_token 
     now += 1_000;
     expect((await processA.get(id))?.accessToken).toBe("AT2"); // A's older tokens stay unwritten
     expect((await processB.get(id))?.accessToken).toBe("AT2");
+  });
+});
+
+describe("a refresh grant that timed out after it was sent: its answer is still read, under the refresh lock", () => {
+  it("its late answer is kept: a caller meanwhile waits for it instead of sending the used refresh token, and the grant lives on", async () => {
+    const { id, sessions, tokens, events } = await dueSession(new MemoryTokenStore(), undefined, {
+      firstAnswerMs: 1_500,
+      lockTtlMs: 4_000,
+    });
+    const before = refreshes();
+
+    await expect(sessions.refresh(id)).rejects.toMatchObject({ code: "server_unavailable" });
+    expect(refreshes()).toBe(before + 1); // the server took it and rotated the refresh token
+    const accessToken = await sessions.getAccessToken(id); // while the answer is still on its way
+
+    expect(accessToken).not.toBe(tokens.accessToken);
+    expect(refreshes()).toBe(before + 1); // not sent again with the used refresh token
+    expect((await sessions.get(id))?.accessToken).toBe(accessToken);
+    const late = events.filter((event) => event.type === "oauth.token.answered_late");
+    expect(late).toMatchObject([{ grant: "refresh_token", outcome: "issued" }]);
+    expect(late[0]?.type === "oauth.token.answered_late" && late[0].durationMs).toBeGreaterThan(200);
+    expect(events).toContainEqual(expect.objectContaining({ type: "oauth.token.shared", grant: "refresh_token" }));
+    await assertGrantIntact(sessions, id, tokens, accessToken);
+  });
+
+  it("no answer before the lock's lease nears its end: given up (server_unavailable), and the lock released within its lease", async () => {
+    // A lease of 2.5 s: the answer is waited for until 1 s (the store's allowance) before it ends.
+    const { id, sessions, events } = await dueSession(new MemoryTokenStore(), undefined, {
+      firstAnswerMs: 60_000,
+      lockTtlMs: 2_500,
+    });
+
+    await expect(sessions.refresh(id)).rejects.toMatchObject({ code: "server_unavailable" });
+    const started = performance.now();
+    // The server rotated the refresh token and its answer never came: the old one is used up,
+    // and the next refresh, once the lock is free, is refused. Nothing else could be done.
+    await expect(sessions.getAccessToken(id)).rejects.toMatchObject({ reason: "refresh_rejected" });
+    expect(performance.now() - started).toBeLessThan(2_500);
+    expect(events.filter((event) => event.type === "oauth.token.answered_late")).toMatchObject([
+      { grant: "refresh_token", outcome: "server_unavailable" },
+    ]);
   });
 });
