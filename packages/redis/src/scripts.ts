@@ -65,16 +65,26 @@ const RAN = (state: string) => `if lock[1] == '${state}' and lock[3] == ARGV[2] 
 // whose reply a dropped connection lost, and that copy must answer "claimed", not "in flight"
 // behind the lock it took itself. Past the deadline the caller was told "unavailable" and has
 // moved on: a lock taken now would make the key "in flight" for a whole lease, held by nobody.
+// So would the lock the first run took, when the copy comes past the deadline (ioredis waited
+// to reconnect): the copy removes it, as the release the store sends after a timed-out claim
+// would have, had the client been connected to send it.
 const CLAIM = `${NOW}
 local h = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'headers', 'body', 'createdAt', 'completedAt', 'token')
 if h[1] == 'done' then
   return {${COMPLETED}, now, h[2], tonumber(h[3]), h[4], h[5], tonumber(h[6]), tonumber(h[7])}
 end
-if h[1] == 'lock' and h[8] == ARGV[1] then return {${CLAIMED}, now} end
+local late = ARGV[4] ~= '' and now > tonumber(ARGV[4])
+if h[1] == 'lock' and h[8] == ARGV[1] then
+  if late then
+    redis.call('DEL', KEYS[1])
+    return {${LATE}, now}
+  end
+  return {${CLAIMED}, now}
+end
 if h[1] == 'lock' then
   return {${IN_FLIGHT}, now, h[2], now + redis.call('PTTL', KEYS[1])}
 end
-if ARGV[4] ~= '' and now > tonumber(ARGV[4]) then return {${LATE}, now} end
+if late then return {${LATE}, now} end
 if h[1] == 'released' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'state', 'lock', 'token', ARGV[1], 'fingerprint', ARGV[2], 'createdAt', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { DEADLINE_MARGIN_MS, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { refusedPort, startRedisProxy } from "@interlock/test-harness";
 import { Redis } from "ioredis";
-import { describe, expect, inject, it, onTestFinished } from "vitest";
+import { describe, expect, inject, it, onTestFinished, vi } from "vitest";
 import { RedisStore, redisStore } from "../src/index.js";
 import { redisClient, storeOn, track, uniquePrefix } from "./helpers.js";
 
@@ -236,12 +236,18 @@ describe("redis store: failures", () => {
    * one reply: the server ran the command, the client never heard, and ioredis sends it again on
    * a new connection (autoResendUnfulfilledCommands). The copy must report what the first did.
    */
-  async function lossyStore() {
+  async function lossyStore({
+    reconnectMs = 20,
+    operationTimeoutMs,
+  }: {
+    reconnectMs?: number;
+    operationTimeoutMs?: number;
+  } = {}) {
     const proxy = await startRedisProxy(Number(new URL(inject("redisUrl")).port));
     onTestFinished(() => proxy.close());
-    const client = track(new Redis(proxy.port, "127.0.0.1", { retryStrategy: () => 20 }));
+    const client = track(new Redis(proxy.port, "127.0.0.1", { retryStrategy: () => reconnectMs }));
     client.on("error", () => {});
-    const store = storeOn(client);
+    const store = storeOn(client, operationTimeoutMs === undefined ? {} : { operationTimeoutMs });
     // The scripts are then cached on the server: the armed command runs at its first EVALSHA.
     const warm = await store.claim("warm-up", { fingerprint: "fp", lockTtlMs: LONG });
     await store.complete("warm-up", (warm as { token: string }).token, response, { ttlMs: LONG });
@@ -258,6 +264,23 @@ describe("redis store: failures", () => {
     expect(claim.state).toBe("claimed");
     const token = (claim as { token: string }).token;
     expect(await store.complete("lost-reply", token, response, { ttlMs: LONG })).toBe(true);
+  });
+
+  it("a claim whose reply was lost and whose copy ioredis resends only after the caller's timeout takes nothing: its first run's lock goes too", async () => {
+    // ioredis reconnects after 800 ms; the caller is told "unavailable" at 300 ms. The first run
+    // took the lock; no release can follow it while the client reconnects (store.ts).
+    const { proxy, store, admin, check } = await lossyStore({ reconnectMs: 800, operationTimeoutMs: 300 });
+    proxy.dropReplyTo("resent-late");
+    await expect(store.claim("resent-late", { fingerprint: "fp", lockTtlMs: LONG })).rejects.toMatchObject({
+      code: "store_unavailable",
+    });
+    expect(await admin.hget(store.keyFor("resent-late"), "state")).toBe("lock"); // the first run's
+    await vi.waitFor(async () => expect(await admin.exists(store.keyFor("resent-late"))).toBe(0), {
+      timeout: 3_000,
+      interval: 50,
+    });
+    expect(proxy.dropped).toBe(1);
+    expect((await check.claim("resent-late", { fingerprint: "fp", lockTtlMs: LONG })).state).toBe("claimed");
   });
 
   it("a complete whose reply a dropped connection lost, resent by ioredis, answers true: its own record", async () => {
