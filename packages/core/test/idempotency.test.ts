@@ -13,6 +13,7 @@ import {
   type InterlockStore,
   MemoryStore,
   parseIdempotencyKey,
+  type RunIdempotentOptions,
   runIdempotent,
   StoreUnavailableError,
   standardWebhooks,
@@ -674,6 +675,67 @@ describe("extendLease's bound", () => {
     expect(() => createIdempotency({ store: new MemoryStore(), principal: false, extendLease: { maxMs } })).toThrow(
       InterlockConfigError,
     );
+  });
+});
+
+describe("runIdempotent's lease", () => {
+  /** A run on `store` whose fn waits until `finish()` is called. */
+  function slowRun(store: MemoryStore, extra: Partial<RunIdempotentOptions> = {}) {
+    let finish = () => {};
+    const run = runIdempotent({ store, key: "job-slow", lockTtlMs: 300, ...extra }, () => {
+      return new Promise<string>((resolve) => {
+        finish = () => resolve("first");
+      });
+    });
+    return { run, finish: () => finish() };
+  }
+
+  it("is renewed while fn runs: a run with the key meanwhile is refused as in flight, three leases in", async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new MemoryStore();
+      const first = slowRun(store);
+      await vi.advanceTimersByTimeAsync(1_000);
+      const second = runIdempotent({ store, key: "job-slow", lockTtlMs: 300 }, () => "second");
+      await expect(second).rejects.toMatchObject({ code: "request_in_flight" });
+      first.finish();
+      expect(await first.run).toEqual({ value: "first", replayed: false, recorded: true });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("extendLease: false renews nothing: past lockTtlMs another run takes the key, and the first is not recorded", async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new MemoryStore();
+      const first = slowRun(store, { extendLease: false });
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(await runIdempotent({ store, key: "job-slow", lockTtlMs: 300 }, () => "second")).toMatchObject({
+        value: "second",
+        replayed: false,
+      });
+      first.finish();
+      expect(await first.run).toEqual({ value: "first", replayed: false, recorded: false });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("stops renewing at extendLease.maxMs, and refuses a maxMs that is not a positive whole number of ms", async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new MemoryStore();
+      const first = slowRun(store, { extendLease: { maxMs: 600 } });
+      await vi.advanceTimersByTimeAsync(1_500);
+      expect(await runIdempotent({ store, key: "job-slow" }, () => "second")).toMatchObject({ value: "second" });
+      first.finish();
+      await first.run;
+    } finally {
+      vi.useRealTimers();
+    }
+    const bad = runIdempotent({ store: new MemoryStore(), key: "job-bad", extendLease: { maxMs: 0 } }, () => 1);
+    await expect(bad).rejects.toBeInstanceOf(InterlockConfigError);
   });
 });
 

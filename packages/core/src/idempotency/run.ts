@@ -8,6 +8,7 @@ import { utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore } from "../store/contract.js";
+import { LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
 import { assertClaim, positiveMs, storeCall, storeOption } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import {
@@ -27,8 +28,17 @@ export interface RunIdempotentOptions {
   key: string;
   /** Identifies the work's input; a different input under the same key is refused. No NUL or lone surrogates. Default "". */
   fingerprint?: string;
-  /** Lease on the running work, in ms. Default 60 s. */
+  /** Lease on the running work, in ms: after a crash, the key is free again this much later. Default 60 s. */
   lockTtlMs?: number;
+  /**
+   * Renew the lease while `fn` runs, every third of `lockTtlMs`, as the engine and the webhook
+   * receiver do (default true): work slower than its lease would otherwise lose its key while it
+   * runs, and a redelivered message would run it a second time beside the first. Renewal stops
+   * once the key has been held for `maxMs` (with `true`, 10 minutes,
+   * `DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS`), so work that never returns cannot hold its key for
+   * good. `false` renews nothing: the claim lasts `lockTtlMs`.
+   */
+  extendLease?: boolean | LeaseRenewal;
   /** How long the result is kept and returned to later runs, in ms. Default 24 h. */
   retentionMs?: number;
   /** Wait for a run in progress elsewhere instead of failing with `request_in_flight`. */
@@ -67,6 +77,7 @@ const RUN_OPTION_NAMES = optionNames<RunIdempotentOptions>({
   key: true,
   fingerprint: true,
   lockTtlMs: true,
+  extendLease: true,
   retentionMs: true,
   wait: true,
   transaction: true,
@@ -94,6 +105,7 @@ export async function runIdempotent<T>(
   // and a bad retention only once the work is done, so it would never be recorded.
   const lockTtlMs = positiveMs("lockTtlMs", options.lockTtlMs, DEFAULT_IDEMPOTENCY_LOCK_TTL_MS);
   const retentionMs = positiveMs("retentionMs", options.retentionMs, DEFAULT_IDEMPOTENCY_RETENTION_MS);
+  const renewals = renewalsOf(options.extendLease, lockTtlMs);
   checkWait("wait", options.wait);
   // A key or fingerprint no store can hold (too long, NUL, a lone surrogate) is the caller's
   // mistake: refused here as such, not by the store as an outage the caller would retry forever.
@@ -116,13 +128,18 @@ export async function runIdempotent<T>(
   const release = async () => {
     await storeCall(() => store.release(storeKey, claim.token)).catch(() => {});
   };
+  // A keeper per run: its timer starts only for work still running a third of the lease in.
+  const leases = new LeaseKeeper(store, lockTtlMs, renewals);
+  const lease = leases.hold(storeKey, claim.token);
   let value: T;
   try {
     value = await fn();
   } catch (error) {
+    leases.release(lease);
     await release(); // nothing written in the caller's transaction yet
     throw error;
   }
+  leases.release(lease);
   // The work is done whatever happens next: a failure to record it is reported, not thrown,
   // because a caller that saw an error would retry and run the work twice.
   let recorded: boolean;
