@@ -26,8 +26,16 @@ export function responseStarted(res: ServerResponse): boolean {
   return (res as Marked)[STARTED] === true || res.headersSent || res.writableEnded;
 }
 
-/** What `holdResponse` hands the stored body, the headers the app set, and whether the body was too large. */
-type Settle = (body: Uint8Array | undefined, headers: ResponseHeaders, tooLarge: boolean) => Promise<void>;
+/**
+ * What `holdResponse` hands the stored body, the headers the app set, whether the body was too
+ * large, and whether the response was cut off: piped, and closed by the client before its end.
+ */
+type Settle = (
+  body: Uint8Array | undefined,
+  headers: ResponseHeaders,
+  tooLarge: boolean,
+  cutOff: boolean,
+) => Promise<void>;
 
 // One response's capture, kept on the response under this key. The wrappers put in place of
 // `res.write`, `res.end` and `res.writeHead` are the same three functions for every response,
@@ -163,7 +171,7 @@ function endThrough(hold: Hold, args: unknown[]): void {
   const { previous } = hold;
   const flush = () => void (previous !== undefined ? endThrough(previous, args) : hold.original.end.apply(res, args));
   const { body } = hold;
-  const settling = hold.settle(body?.body(), hold.appHeaders ?? responseHeaders(res), body?.overflowed === true);
+  const settling = hold.settle(body?.body(), hold.appHeaders ?? responseHeaders(res), body?.overflowed === true, false);
   fixHeaders(res, args[0], args[1]);
   settling.then(flush, flush);
 }
@@ -183,7 +191,7 @@ function cutOff(this: ServerResponse): void {
   for (let hold: Hold | undefined = holdOf(this); hold !== undefined; hold = hold.previous) {
     if (hold.ended) continue;
     hold.unwrap();
-    hold.settle(undefined, hold.appHeaders ?? responseHeaders(this), false).catch(() => {});
+    hold.settle(undefined, hold.appHeaders ?? responseHeaders(this), false, true).catch(() => {});
   }
 }
 

@@ -76,8 +76,13 @@ export function webhook(options: WebhookMiddlewareOptions): RequestHandler {
     req.webhook = decision.event;
     const { ticket } = decision;
     onThrow(req, () => receiver.abort(ticket));
-    // The status the route answered: 2xx records the delivery, anything else releases it.
-    holdResponse(res, () => receiver.finish(ticket, { status: res.statusCode }));
+    // The status the route answered: 2xx records the delivery, anything else releases it. A
+    // piped answer the provider closed before its end was never answered in full: its status
+    // (200 until the route sets another) says nothing of the work, which may yet fail, so the
+    // delivery is released for the provider's retry rather than recorded as processed.
+    holdResponse(res, (_body, _headers, _tooLarge, cutOff) =>
+      cutOff ? receiver.abort(ticket) : receiver.finish(ticket, { status: res.statusCode }),
+    );
     return true;
   }
 

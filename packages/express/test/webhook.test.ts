@@ -1,6 +1,7 @@
 /** `webhook()` specifics, over real HTTP on 127.0.0.1: raw bytes, limits, onError, outcomes. */
 
-import { Readable } from "node:stream";
+import { request as httpRequest } from "node:http";
+import { PassThrough, Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
@@ -411,6 +412,36 @@ describe("webhook(): the status the route answered decides", () => {
     expect(app.runs()).toBe(2);
     const processed = app.events.find((e) => e.type === "webhook.processed");
     expect(processed).toMatchObject({ recorded: true });
+  });
+
+  it("a piped answer the provider closes before its end is not recorded as processed: the work may yet fail, and the redelivery runs it", async () => {
+    let fail = () => {};
+    const app = await counting((n) => (_req, res) => {
+      const out = new PassThrough();
+      out.pipe(res);
+      out.write("working\n");
+      if (n === 1) fail = () => out.destroy(new Error("db down"));
+      else out.end("done\n");
+    });
+    const d = await signed('{"type":"x"}');
+    // The provider reads the first bytes, then gives up (its timeout) and closes the connection.
+    await new Promise<void>((resolve) => {
+      const req = httpRequest(app.url, { method: "POST", headers: d.headers, agent: false }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", () => {});
+      req.end(d.body);
+    });
+    await vi.waitFor(() => expect(app.events.map((e) => e.type)).toContain("webhook.handler_failed"));
+    expect(app.events.map((e) => e.type)).not.toContain("webhook.processed");
+    fail(); // the first run's work fails after all
+    const again = await send(app.url, d);
+    expect([again.status, again.text]).toEqual([200, "working\ndone\n"]);
+    expect((await send(app.url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(app.runs()).toBe(2);
   });
 
   it("the store settles before the provider reads the answer: an immediate redelivery is a duplicate", async () => {
