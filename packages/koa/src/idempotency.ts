@@ -19,7 +19,7 @@ import {
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
-import { answer, captureResponse, recordBypass } from "./response.js";
+import { answer, captureResponse, recordBypass, settleWhenSent } from "./response.js";
 
 /** The request as `principal`, `fingerprint` and `required` see it: `context` is Koa's `ctx`. */
 export interface KoaIdempotencyRequest extends IdempotencyRequest {
@@ -106,6 +106,14 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
       throw error;
     }
     if (captured) bypass.stop();
+    // A streamed body (not stored) is sent once every middleware has returned, and may still be
+    // being produced: the key stays claimed (a retry meanwhile is in flight) until it has been
+    // sent, failed or cut off, then is released.
+    if (captured !== undefined && captured.body === undefined) {
+      const streamed = captured;
+      settleWhenSent(ctx.res, ctx.body, () => engine.finish(decision.ticket, streamed));
+      return;
+    }
     await engine.finish(decision.ticket, captured ?? (await bypass.recorded()));
   }
   return interlockIdempotency;

@@ -260,3 +260,178 @@ function sentHeaders(res: ServerResponse): CapturedResponse["headers"] {
   }
   return pairs;
 }
+
+// A streamed body's settling, kept on its response under this key: the same functions for every
+// response, as the bypass recording's (see BYPASS).
+const STREAMED = Symbol("@interlock/koa.streamed");
+
+interface Streaming extends ServerResponse {
+  [STREAMED]?: StreamedBody;
+}
+
+interface StreamedSource {
+  [STREAMED]?: StreamedBody;
+}
+
+class StreamedBody {
+  readonly end: Writer;
+  settling: Promise<void> | undefined;
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly settle: () => Promise<unknown>,
+  ) {
+    this.end = res.end as Writer;
+  }
+
+  /** Settles once, whatever comes first; never rejects. */
+  done(): Promise<void> {
+    if (this.settling === undefined) {
+      const ignore = () => {};
+      this.settling = this.settle().then(ignore, ignore);
+    }
+    return this.settling;
+  }
+}
+
+function streamedOf(target: Streaming | StreamedSource): StreamedBody {
+  const streamed = target[STREAMED];
+  if (streamed === undefined)
+    throw new TypeError("a held response method was called on another object than its response");
+  return streamed;
+}
+
+/** The stream has been sent (Koa's pipe ends the response): settled, then the end goes out. */
+function heldStreamedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const streamed = streamedOf(this);
+  if (this.end === (heldStreamedEnd as ServerResponse["end"])) this.end = streamed.end as ServerResponse["end"];
+  const flush = () => void streamed.end.apply(this, args);
+  streamed.done().then(flush, flush);
+  return this;
+}
+
+// The body stream failed (Koa 2 leaves a response whose headers went out open), or the response
+// closed before its end (the client left, or Koa 3's pipeline destroyed it): nothing sends more.
+function onStreamedStop(this: Streaming | StreamedSource): void {
+  void streamedOf(this).done();
+}
+
+/**
+ * Settles a streamed `ctx.body` (`settle`: as streamed, key released) once it has been sent,
+ * not when `next()` returns: Koa pipes it only after every middleware has returned, and the
+ * handler may still be producing it, so a retry meanwhile is in flight, not run beside it. Settled
+ * when the response is ended (its end held until then, so a client that read the whole stream
+ * and retries finds the key free), when the body stream fails, or when the response closes first.
+ */
+export function settleWhenSent(res: ServerResponse, body: unknown, settle: () => Promise<unknown>): void {
+  const streamed = new StreamedBody(res, settle);
+  const nodeStream =
+    typeof (body as { once?: unknown } | null)?.once === "function"
+      ? (body as StreamedSource & NodeJS.EventEmitter & { destroyed?: boolean })
+      : undefined;
+  if (res.writableEnded || res.destroyed || nodeStream?.destroyed === true) {
+    void streamed.done();
+    return;
+  }
+  (res as Streaming)[STREAMED] = streamed;
+  res.end = heldStreamedEnd as ServerResponse["end"];
+  // Listeners never removed, as the "pipe" one above: each settles once at most.
+  res.once("close", onStreamedStop);
+  if (nodeStream !== undefined) {
+    nodeStream[STREAMED] = streamed;
+    nodeStream.once("error", onStreamedStop).once("close", onStreamedStop);
+  }
+}
+
+// What a webhook handler that bypasses Koa (`ctx.respond = false`) did with `ctx.res`, kept on the
+// response under this key (same functions for every response, as above).
+const END_WATCH = Symbol("@interlock/koa.endWatch");
+
+interface Watched extends ServerResponse {
+  [END_WATCH]?: EndWatch;
+}
+
+class EndWatch {
+  readonly end: Writer;
+  piped: boolean;
+  cutOff: boolean;
+  report: (status: number | undefined) => void = () => {};
+  readonly status = new Promise<number | undefined>((resolve) => {
+    this.report = resolve;
+  });
+
+  constructor(readonly res: ServerResponse) {
+    this.end = res.end as Writer;
+    this.cutOff = res.destroyed;
+    // A stream piped in before the watch began: Readable#pipe listens for its target's "unpipe".
+    this.piped = res.listenerCount("unpipe") > 0;
+  }
+
+  /** Stops watching: `res.end` back to what it was when it is still this watch's. */
+  stop(): void {
+    if (this.res.end === (watchedEnd as ServerResponse["end"])) this.res.end = this.end as ServerResponse["end"];
+  }
+}
+
+function endWatchOf(res: ServerResponse): EndWatch {
+  const watch = (res as Watched | undefined)?.[END_WATCH];
+  if (watch === undefined)
+    throw new TypeError("a watched response method was called on another object than its response");
+  return watch;
+}
+
+function watchedEnd(this: ServerResponse, ...args: unknown[]): unknown {
+  const watch = endWatchOf(this);
+  // Ended after the response closed: the answer never reached the client whole, whatever its status.
+  const cutOff = watch.cutOff || this.destroyed;
+  watch.stop();
+  let result: unknown;
+  try {
+    result = watch.end.apply(this, args);
+  } catch (error) {
+    watch.report(undefined);
+    throw error;
+  }
+  watch.report(cutOff ? undefined : this.statusCode);
+  return result;
+}
+
+function onWatchedPipe(this: ServerResponse): void {
+  endWatchOf(this).piped = true;
+}
+
+// Closed before the handler ended it: cut off. The handler is still running until it ends the
+// response, which reports then; a pipe stops when its response closes and never ends it: now.
+function onWatchedClose(this: ServerResponse): void {
+  const watch = endWatchOf(this);
+  watch.cutOff = true;
+  if (watch.piped) {
+    watch.stop();
+    watch.report(undefined);
+  }
+}
+
+/**
+ * The status a handler that answered through `ctx.res` itself (`ctx.respond = false`) sent, once
+ * it has ended the response; undefined for a response cut off before its end (the client closed
+ * it first, whatever status its headers carried: the work behind it may still fail). Called when
+ * `next()` has returned, so only such a handler pays for it. A handler still writing is watched
+ * until it ends the response (reported then, even cut off: only then is it done) or, for a
+ * stream piped in, until the response closes (the pipe stops then, and never ends it).
+ */
+export function watchEnd(res: ServerResponse): Promise<number | undefined> {
+  if (res.writableFinished) return Promise.resolve(res.statusCode);
+  if (res.writableEnded) {
+    // Ended, still going out: finished, or closed first (cut off).
+    return new Promise((resolve) => {
+      res.once("finish", () => resolve(res.statusCode)).once("close", () => resolve(undefined));
+    });
+  }
+  const watch = new EndWatch(res);
+  if (watch.cutOff && watch.piped) return Promise.resolve(undefined);
+  (res as Watched)[END_WATCH] = watch;
+  res.on("pipe", onWatchedPipe);
+  if (!watch.cutOff) res.once("close", onWatchedClose);
+  res.end = watchedEnd as ServerResponse["end"];
+  return watch.status;
+}

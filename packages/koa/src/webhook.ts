@@ -4,7 +4,6 @@
  * (refusal, duplicate, in flight, store down) is core's; this file only translates.
  */
 
-import type { ServerResponse } from "node:http";
 import {
   assertOptionNames,
   createWebhookReceiver,
@@ -15,7 +14,7 @@ import {
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
-import { answer } from "./response.js";
+import { answer, watchEnd } from "./response.js";
 import type { RawBodyContext, WebhookState } from "./types.js";
 
 export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
@@ -62,23 +61,12 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
       throw error;
     }
     // The status the app actually answered: 2xx records the delivery, anything else releases it.
-    const status = ctx.respond === false ? await bypassedStatus(ctx.res) : ctx.status;
+    // An app that bypassed Koa (`ctx.respond = false`) answered through `ctx.res`: its status once
+    // it has ended it (Koa's `ctx.status` is still its default 404 when `next()` returns), and
+    // none when the response closed before that end, cut off (released once the handler ends it).
+    const status = ctx.respond === false ? await watchEnd(ctx.res) : ctx.status;
     if (status === undefined) await receiver.abort(decision.ticket);
     else await receiver.finish(decision.ticket, { status });
   }
   return interlockWebhook as Middleware<WebhookState<T>, RawBodyContext>;
-}
-
-/**
- * The status an app that bypassed Koa (`ctx.respond = false`) answered through `ctx.res`, once
- * it has ended it (Koa's `ctx.status` is still its default 404 when `next()` returns); undefined
- * when the provider left before any answer was sent. (`once`, never removed: see response.ts.)
- */
-function bypassedStatus(res: ServerResponse): Promise<number | undefined> {
-  const status = () => (res.headersSent ? res.statusCode : undefined);
-  if (res.writableEnded || res.destroyed) return Promise.resolve(status());
-  return new Promise((resolve) => {
-    const settle = () => resolve(status());
-    res.once("finish", settle).once("close", settle);
-  });
 }

@@ -339,6 +339,69 @@ describe("streams and bypasses pass through uncached, the key released", () => {
     expect(released(world)).toEqual(["streamed", "streamed"]);
   });
 
+  it("a stream body still being produced keeps the key claimed: a retry meanwhile is in flight, released once it has been sent", async () => {
+    let finishFirst = () => {};
+    const world = await start([
+      [
+        "POST",
+        "/export",
+        (ctx, w) => {
+          const body = new PassThrough();
+          ctx.type = "text/plain";
+          ctx.body = body;
+          // Koa pipes the body once every middleware has returned; the first one's work goes on.
+          if (w.calls === 1) {
+            body.write("one,");
+            finishFirst = () => body.end("two");
+          } else body.end("again");
+        },
+      ],
+    ]);
+    const key = newId("key");
+    const first = await send("/export", key);
+    expect(first.status).toBe(200);
+    const meanwhile = await send("/export", key);
+    expect(meanwhile.status).toBe(409);
+    expect((await meanwhile.json()).code).toBe("request_in_flight");
+    expect(world.calls).toBe(1);
+    expect(released(world)).toEqual([]);
+    finishFirst();
+    expect(await first.text()).toBe("one,two");
+    await vi.waitFor(() => expect(released(world)).toEqual(["streamed"]));
+    const retry = await send("/export", key);
+    expect([retry.status, await retry.text()]).toEqual([200, "again"]);
+    expect(world.calls).toBe(2);
+    expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+
+  it.each([
+    ["the client leaves before its end", "leave"],
+    ["the stream fails", "fail"],
+  ])("a stream body that stops because %s: the key is released then, the retry runs", async (_name, how) => {
+    const world = await start([
+      [
+        "POST",
+        "/export",
+        (ctx, w) => {
+          const body = new PassThrough();
+          ctx.type = "text/plain";
+          ctx.body = body;
+          if (w.calls > 1) body.end("all");
+          else {
+            body.write("one,");
+            if (how === "fail") setTimeout(() => body.destroy(new Error("the export failed")), 20);
+          }
+        },
+      ],
+    ]);
+    const key = newId("key");
+    expect(await sendAndLeave("/export", key)).toBe(200);
+    await vi.waitFor(() => expect(released(world)).toEqual(["streamed"]));
+    const retry = await send("/export", key);
+    expect([retry.status, await retry.text()]).toEqual([200, "all"]);
+    expect(world.calls).toBe(2);
+  });
+
   it("ctx.respond = false, then ctx.res.pipe-d a stream: passes through uncached", async () => {
     const world = await start([
       [

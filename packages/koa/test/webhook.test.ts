@@ -1,5 +1,6 @@
 /** webhook(): the raw body whatever the app's body parsing, limits, onError, and outcomes. */
 import { createHash, randomBytes } from "node:crypto";
+import { PassThrough } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
@@ -403,7 +404,65 @@ describe("the handler's outcome", () => {
     expect(seen.events.map((e) => e.type)).toContain("webhook.processed");
   });
 
-  it("ctx.respond = false and the provider leaves before any answer was sent: the delivery is released, the redelivery runs", async () => {
+  it.each([
+    ["before any answer was sent", false],
+    ["after its 200's headers went out early", true],
+  ])(
+    "ctx.respond = false and the provider leaves %s: the delivery stays claimed while the handler runs, then is released, never recorded",
+    async (_when, flushEarly) => {
+      let calls = 0;
+      let closed = false;
+      let finishWork = () => {};
+      const working = new Promise<void>((resolve) => {
+        finishWork = resolve;
+      });
+      const seen = await start(
+        {},
+        {
+          handler: async (ctx) => {
+            calls++;
+            ctx.respond = false;
+            const res = ctx.res;
+            if (calls > 1) {
+              res.writeHead(202).end("raw");
+              return;
+            }
+            // The first copy's work goes on after the provider gave up, then fails (its 200 already
+            // sent, or none): it ends the response it can no longer deliver.
+            res.once("close", () => {
+              closed = true;
+            });
+            if (flushEarly) res.writeHead(200, { "content-type": "text/plain" }).flushHeaders();
+            void working.then(() => res.end("failed"));
+          },
+        },
+      );
+      const d = await delivery('{"type":"x"}');
+      const leaving = new AbortController();
+      const first = fetch(`${served?.url}/webhooks`, {
+        method: "POST",
+        headers: d.headers,
+        body: d.body as BodyInit,
+        signal: leaving.signal,
+      }).then((response) => response.text());
+      await vi.waitFor(() => expect(calls).toBe(1));
+      leaving.abort();
+      await expect(first).rejects.toThrow();
+      await vi.waitFor(() => expect(closed).toBe(true));
+      // The handler is still running: a redelivery now is in flight, not run beside it.
+      const meanwhile = await post(d);
+      expect(meanwhile.status).toBe(409);
+      expect(calls).toBe(1);
+      finishWork();
+      await vi.waitFor(() => expect(seen.events.map((e) => e.type)).toContain("webhook.handler_failed"));
+      expect(seen.events.map((e) => e.type)).not.toContain("webhook.processed");
+      const redelivery = await post(d);
+      expect([redelivery.status, await redelivery.text()]).toEqual([202, "raw"]);
+      expect(calls).toBe(2);
+    },
+  );
+
+  it("ctx.respond = false, a stream piped into ctx.res, and the provider leaves: released when the pipe stops", async () => {
     let calls = 0;
     const seen = await start(
       {},
@@ -411,26 +470,30 @@ describe("the handler's outcome", () => {
         handler: async (ctx) => {
           calls++;
           ctx.respond = false;
-          // The first copy is never answered (its work hangs until the provider gives up); the redelivery at once.
-          if (calls > 1) ctx.res.writeHead(202).end("raw");
+          ctx.res.writeHead(200, { "content-type": "text/plain" });
+          const source = new PassThrough();
+          source.pipe(ctx.res);
+          // The first answer never ends by itself: only the provider leaving stops it.
+          if (calls === 1) source.write("one,");
+          else source.end("all");
         },
       },
     );
     const d = await delivery('{"type":"x"}');
     const leaving = new AbortController();
-    const first = fetch(`${served?.url}/webhooks`, {
+    const first = await fetch(`${served?.url}/webhooks`, {
       method: "POST",
       headers: d.headers,
       body: d.body as BodyInit,
       signal: leaving.signal,
     });
-    await vi.waitFor(() => expect(calls).toBe(1));
+    expect(first.status).toBe(200);
     leaving.abort();
-    await expect(first).rejects.toThrow();
     await vi.waitFor(() => expect(seen.events.map((e) => e.type)).toContain("webhook.handler_failed"));
     const redelivery = await post(d);
-    expect([redelivery.status, await redelivery.text()]).toEqual([202, "raw"]);
+    expect([redelivery.status, await redelivery.text()]).toEqual([200, "all"]);
     expect(calls).toBe(2);
+    expect(seen.events.map((e) => e.type)).toContain("webhook.processed");
   });
 
   it("a delivery cut off mid-body (the client went away) is 400 body_incomplete, reported; nothing runs, nothing is claimed", async () => {
