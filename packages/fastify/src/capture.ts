@@ -5,6 +5,7 @@
  */
 
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { finished } from "node:stream";
 import { BodyCollector, type CapturedResponse, isWebResponse, writeHeadHeaders } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { onHandlerThrow } from "./handler-throw.js";
@@ -45,10 +46,40 @@ export function sentHeaders(reply: FastifyReply, response: Response): CapturedRe
   return headers;
 }
 
+/**
+ * Settles a streamed `onSend` payload (a Node or web stream: nothing recorded) once it is over,
+ * not before: until then the key or delivery stays claimed, so a retry meanwhile is refused
+ * (409) rather than run beside the stream still produced. The response's `end` (which Fastify
+ * calls once the stream has ended, or with the error answer for a stream that failed before
+ * sending anything) is held until `settle(true)` is done, so a client that retries the moment it
+ * has read the answer finds the request settled. A response closed first (the client left, or
+ * the stream failed mid-way: Fastify then destroys both) is settled as it closes: `settle(false)`.
+ */
+export function settleAtEnd(raw: FastifyReply["raw"], settle: (ended: boolean) => Promise<unknown>): void {
+  let settling: Promise<void> | undefined;
+  const once = (ended: boolean) => {
+    settling ??= settle(ended).then(
+      () => {},
+      () => {},
+    );
+    return settling;
+  };
+  const end = raw.end;
+  raw.end = function (this: ServerResponse, ...args: unknown[]) {
+    once(true).then(() => (end as (...a: unknown[]) => unknown).apply(this, args));
+    return this;
+  } as End;
+  raw.once("close", () => void once(false));
+}
+
 /** How a hijacked reply ends when Fastify runs none of its hooks for it. */
 export interface HijackedEnds {
-  /** The client left, and the route has ended the reply (or the stream piped into it stopped). */
-  cutOff: () => void;
+  /**
+   * The client left, and the reply is over: `answered` when the route itself ended it (what it
+   * wrote is its whole answer), false when a stream piped into it stopped (ended, failed or
+   * destroyed) after the response had closed, which no answer of the route's ever completed.
+   */
+  cutOff: (answered: boolean) => void;
   /** The handler threw (or rejected) before it ended the reply, which it leaves open. */
   threw: () => void;
 }
@@ -133,7 +164,8 @@ function hijackRecorded(this: FastifyReply): FastifyReply {
 /**
  * Records what a hijacked reply writes with `write` and `end`, up to `limit` bytes (none
  * without a `limit`). Past it the response counts as too large (`tooLarge`), and when a stream
- * is piped into the raw response, as streamed (either way not cached, key released). Writes
+ * is piped into the raw response, as streamed (either way not cached, key released), over once
+ * that stream is. Writes
  * made while the reply is not hijacked are Fastify's own and are skipped: onSend already saw
  * them. Returns the recording, read once the response has finished.
  */
@@ -147,12 +179,24 @@ function recordHijackedWrites(
   let body = limit === undefined ? undefined : new BodyCollector(limit);
   // The headers a hijacked `writeHead(status, headers)` passed; undefined when it passed none.
   let headHeaders: OutgoingHttpHeaders | undefined;
-  // Whether the hijacked reply was ended or piped into, and whether the client left before it finished.
+  // Whether the hijacked reply was ended (by the route: `answered`, or by the end of the stream
+  // piped into it), whether a stream is (or was) piped into it, and whether the client left before it finished.
   let over = false;
+  let answered = false;
+  const piped: NodeJS.ReadableStream[] = [];
   let left = false;
-  const ended = () => {
+  // Once the client left, a stream the closed response let go of is read on to its end, where
+  // the reply is over: unpiped and unread, it would stop (paused) and never end. Not one another
+  // consumer still reads: that one drives it. On the next tick: the pipe lets go of the stream
+  // (its `data` listener) only after the response's `unpipe` listeners have run.
+  const drain = (source: NodeJS.ReadableStream) =>
+    process.nextTick(() => {
+      if (left && !over && source.listenerCount("data") === 0 && typeof source.resume === "function") source.resume();
+    });
+  const ended = (byRoute: boolean) => {
     over = true;
-    if (left) cutOff();
+    answered ||= byRoute;
+    if (left) cutOff(answered);
   };
 
   // `reply.sent` is true for a hijacked reply, and false while Fastify itself writes.
@@ -177,22 +221,29 @@ function recordHijackedWrites(
     // limit nothing more is kept, and the collector says the body was too large.
     else body.add(bytes, bytes === chunk);
   };
-  raw.on("pipe", () => {
+  // A piped stream is streamed (not recorded), and the reply is over when the stream is: its end
+  // ends the response, unless the client left first. Then the pipe stops, but the stream's
+  // producer (the route) may still be running, so the reply is over only once the stream has
+  // ended, failed or been destroyed: a retry meanwhile is refused, not run beside it.
+  raw.on("pipe", (source: NodeJS.ReadableStream) => {
     if (!reply.sent) return;
     body = undefined;
-    ended();
+    piped.push(source);
+    finished(source, { writable: false }, () => ended(false));
   });
+  raw.on("unpipe", (source: NodeJS.ReadableStream) => drain(source));
   // Closed without finishing: the client left. What the route ended is recorded as it was; a
-  // pipe, which stops when its response closes, counts as streamed; a route still writing is
-  // settled when it ends.
+  // route still writing, or a stream still piped in, is settled when it ends.
   raw.once("close", () => {
     if (raw.writableFinished && !resetBeforeEnd(raw)) return;
     left = true;
-    if (over) cutOff();
+    if (over) cutOff(answered);
+    // A stream unpiped already (the response refused its writes); one still piped is let go of next.
+    else for (const source of piped) drain(source);
   });
-  // A throw after the end leaves the answer the route wrote to be recorded as it finishes.
+  // A throw after the end, or once a stream is piped in, leaves the reply to be settled as it ends.
   onHandlerThrow(reply, () => {
-    if (!over) threw();
+    if (!over && piped.length === 0) threw();
   });
   // The status the hijacked reply sent: a handler that throws after its end gets a 500 set on the
   // response by Fastify (for its diagnostics channel), which no client ever saw.
@@ -212,7 +263,7 @@ function recordHijackedWrites(
   raw.end = function (this: ServerResponse, ...args: unknown[]) {
     keep(args[0], args[1]);
     const result = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
-    if (reply.sent) ended();
+    if (reply.sent) ended(true);
     return result;
   } as End;
 

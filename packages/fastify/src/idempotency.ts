@@ -4,7 +4,8 @@
  * can answer it with an error of their own; otherwise the raw body is kept there (for a request
  * with a key: no other is ever read for the engine), the key is claimed in `preHandler` (where
  * the engine takes the body only if the fingerprint needs it), the handler's response is
- * captured and stored as it is sent (`onSend`), and a handler that throws releases the key
+ * captured and stored as it is sent (`onSend`; a stream, not stored, releases the key once it
+ * is over: `settleAtEnd`), and a handler that throws releases the key
  * (`onError`, or Fastify's diagnostics channel for a hijacked reply). Refusals and replays are
  * answered before the handler.
  */
@@ -26,7 +27,15 @@ import {
   recordResponse,
 } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { keepPending, payloadBody, recordOnHijack, resetBeforeEnd, sentHeaders, takePending } from "./capture.js";
+import {
+  keepPending,
+  payloadBody,
+  recordOnHijack,
+  resetBeforeEnd,
+  sentHeaders,
+  settleAtEnd,
+  takePending,
+} from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -194,6 +203,12 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       }
       const body = payloadBody(payload);
       const captured = { status: reply.statusCode, headers: reply.getHeaders(), body };
+      if (body === undefined) {
+        // A stream: passed through uncached, the key released (as streamed) once it is over, not
+        // before: a retry while it is still produced is refused (409), not run beside it.
+        settleAtEnd(reply.raw, () => engine.finish(run.ticket, captured));
+        return done(null, payload);
+      }
       // Bytes go out as the copy stored (see payloadBody); anything else as it came.
       const sent = body instanceof Uint8Array ? body : payload;
       engine.finish(run.ticket, captured).then(() => done(null, sent), done);

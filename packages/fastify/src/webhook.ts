@@ -3,14 +3,16 @@
  * core's receiver. The raw body is captured in `preParsing` (a body of a type no parser of
  * the app takes, or one sent without Content-Type, is then taken raw: body-fallback.ts), the
  * delivery is verified and claimed in `preHandler`, and the claim is settled when the
- * handler's answer is sent (`onSend`: 2xx records it, anything else releases it) or when it
- * throws (`onError`, or Fastify's diagnostics channel for a hijacked reply).
+ * handler's answer is sent (`onSend`: 2xx records it, anything else releases it; a stream once
+ * it has ended, released if the response closed first) or when it throws (`onError`, or
+ * Fastify's diagnostics channel for a hijacked reply).
  */
 
 import {
   assertOptionNames,
   BodyError,
   createWebhookReceiver,
+  isWebResponse,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
@@ -19,7 +21,15 @@ import {
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
 import { takeBodyRaw } from "./body-fallback.js";
-import { keepPending, recordOnHijack, resetBeforeEnd, sentStatus, takePending } from "./capture.js";
+import {
+  keepPending,
+  payloadBody,
+  recordOnHijack,
+  resetBeforeEnd,
+  sentStatus,
+  settleAtEnd,
+  takePending,
+} from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -73,7 +83,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     tooLarge: "refuse",
   });
 
-  /** Settles a hijacked reply by the status it sent: once it has finished, or once the provider left and it ended. */
+  /** Settles a hijacked reply by the status it sent: once it has finished, or once the provider left and the route ended it. */
   async function finishHijacked(request: FastifyRequest): Promise<void> {
     const claim = takeClaim(request);
     if (claim) await receiver.finish(claim.ticket, { status: claim.hijacked().status });
@@ -106,7 +116,13 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
           return answer(decision, request, reply, onError);
         }
         request.webhook = decision.event;
-        const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortClaim(request) };
+        const ends = {
+          // The provider left: a reply the route ended is settled by its status; one whose piped
+          // stream stopped instead never completed an answer (its 200 went out first), so the
+          // delivery is released, never recorded as processed.
+          cutOff: (answered: boolean) => void (answered ? finishHijacked(request) : abortClaim(request)),
+          threw: () => void abortClaim(request),
+        };
         keepPending(request, kWebhookClaim, {
           ticket: decision.ticket,
           hijacked: recordOnHijack(reply, undefined, ends),
@@ -120,6 +136,14 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     onSend(request, reply, payload, done) {
       const claim = takeClaim(request);
       if (!claim) return done(null, payload);
+      if (payloadBody(payload) === undefined && !isWebResponse(payload)) {
+        // A stream: settled once it is over, by the status sent if it ended; released if the
+        // response closed first (the provider left, the stream failed), never recorded as processed.
+        settleAtEnd(reply.raw, (ended) =>
+          ended ? receiver.finish(claim.ticket, { status: reply.raw.statusCode }) : receiver.abort(claim.ticket),
+        );
+        return done(null, payload);
+      }
       receiver.finish(claim.ticket, { status: sentStatus(reply, payload) }).then(() => done(null, payload), done);
     },
 

@@ -239,6 +239,67 @@ describe("response capture and replay", () => {
     ]);
   });
 
+  it("a stream the handler still feeds keeps its key claimed until it ends: a retry meanwhile is refused (409), not run beside it", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    const streams: PassThrough[] = [];
+    // Ends the jobs' streams still open.
+    const finishJobs = () => {
+      for (const out of streams) if (!out.writableEnded) out.end("done");
+    };
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/export", hooks, async (_request, reply) => {
+        const run = ++calls;
+        const out = new PassThrough();
+        streams.push(out);
+        out.write(`job ${run},`);
+        return reply.type("text/plain").send(out);
+      });
+    });
+    try {
+      const key = newKey();
+      const first = await send("/export", key);
+      expect(first.status).toBe(200);
+      // The first stream is still produced: the retry finds the key claimed.
+      const meanwhile = await send("/export", key);
+      expect([meanwhile.status, calls]).toEqual([409, 1]);
+      expect(((await meanwhile.json()) as { code: string }).code).toBe("request_in_flight");
+      finishJobs();
+      expect(await first.text()).toBe("job 1,done");
+      // Released as the stream ended, before its end went out: a retry at once runs.
+      const retry = await send("/export", key);
+      expect([retry.status, retry.headers.get("idempotent-replayed")]).toEqual([200, null]);
+      finishJobs();
+      expect(await retry.text()).toBe("job 2,done");
+    } finally {
+      finishJobs();
+    }
+    expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+      { reason: "streamed", status: 200 },
+      { reason: "streamed", status: 200 },
+    ]);
+  });
+
+  it("a stream cut off by its client keeps its key claimed until the response has closed, then releases it", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/export", hooks, async (_request, reply) => {
+        const out = new PassThrough();
+        if (++calls > 1) out.end("all");
+        else out.write("one,"); // never ended: Fastify destroys it once the client left
+        return reply.type("text/plain").send(out);
+      });
+    });
+    const key = newKey();
+    expect(await sendAndLeave("/export", key)).toBe(200);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.released"));
+    expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
+    const retry = await send("/export", key);
+    expect([retry.status, await retry.text()]).toEqual([200, "all"]);
+    expect(calls).toBe(2);
+  });
+
   it("a web Response the handler returns is stored with its own status and headers and replayed byte for byte", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;
@@ -490,22 +551,31 @@ describe("response capture and replay", () => {
     }
   });
 
-  it("a client that leaves a stream piped into a hijacked reply: the key is released, the retry runs", async () => {
+  it("a client that leaves a stream piped into a hijacked reply: the key stays claimed while the stream goes on, released as it ends", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;
+    let finishJob: (() => void) | undefined;
     await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
       app.post("/piped", hooks, (_request, reply) => {
         reply.hijack();
         reply.raw.writeHead(200, { "content-type": "text/plain" });
         const source = new PassThrough();
         source.pipe(reply.raw);
-        // The first answer never ends by itself: only the client leaving stops it.
-        if (++calls === 1) source.write("one,");
-        else source.end("all");
+        if (++calls > 1) return void source.end("all");
+        // The first job goes on after its client left (more than the pipe's buffer), and ends later.
+        source.write("one,");
+        reply.raw.once("close", () => source.write("x".repeat(256 * 1024)));
+        finishJob = () => source.end("two");
       });
     });
     const key = newKey();
     expect(await sendAndLeave("/piped", key)).toBe(200);
+    // The client left, the job did not: a retry is refused, not run beside it.
+    const meanwhile = await send("/piped", key);
+    expect([meanwhile.status, calls]).toEqual([409, 1]);
+    expect(((await meanwhile.json()) as { code: string }).code).toBe("request_in_flight");
+    expect(events.map((e) => e.type)).not.toContain("idempotency.released");
+    finishJob?.();
     await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.released"));
     expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
     const retry = await send("/piped", key);

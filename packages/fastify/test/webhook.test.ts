@@ -1,6 +1,7 @@
 /** Fastify-specific webhook behaviour: raw bytes whatever the parser, limits, misconfiguration, onError. */
 
 import { request as httpRequest } from "node:http";
+import { PassThrough } from "node:stream";
 import { createGunzip, gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
@@ -454,6 +455,60 @@ describe("settling the delivery", () => {
     const again = await post(`${running.url}/hook`, d);
     expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
     expect(calls).toBe(1);
+  });
+
+  it("a stream piped into a hijacked reply that fails after the provider left: the delivery is released, never recorded as processed", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    let failJob: (() => void) | undefined;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        const progress = new PassThrough();
+        progress.pipe(reply.raw);
+        if (++calls > 1) return void progress.end("done");
+        progress.write("processing,");
+        // The job goes on after the provider left, then fails: no answer of it ever completed.
+        failJob = () => progress.destroy(new Error("database down"));
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect(await postAndLeave(`${running.url}/hook`, d)).toBe(200);
+    // Still processing: the redelivery meanwhile is told to come back, not acknowledged.
+    const meanwhile = await post(`${running.url}/hook`, d);
+    expect([meanwhile.status, (await problem(meanwhile)).code]).toEqual([409, "request_in_flight"]);
+    failJob?.();
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.handler_failed"));
+    expect(events.map((e) => e.type)).not.toContain("webhook.processed");
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.text()]).toEqual([200, "done"]);
+    expect(calls).toBe(2);
+  });
+
+  it("a streamed answer the provider left before it ended: the delivery is released, never recorded as processed", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, async (_request, reply) => {
+        const progress = new PassThrough();
+        if (++calls > 1) progress.end("done");
+        else progress.write("processing,"); // never ended: Fastify destroys it once the provider left
+        return reply.type("text/plain").send(progress);
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect(await postAndLeave(`${running.url}/hook`, d)).toBe(200);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.handler_failed"));
+    expect(events.map((e) => e.type)).not.toContain("webhook.processed");
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.text()]).toEqual([200, "done"]);
+    expect(calls).toBe(2);
+    // Ended, it is recorded by its status: the next redelivery is a duplicate.
+    const duplicate = await post(`${running.url}/hook`, d);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
   });
 
   it("a handler that throws after hijacking its reply releases the delivery at once: the redelivery runs", async () => {
