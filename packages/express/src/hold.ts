@@ -6,6 +6,7 @@
  */
 
 import type { ServerResponse } from "node:http";
+import { finished } from "node:stream";
 import { BodyCollector, writeHeadHeaders } from "@interlock/core";
 
 type Writer = (...args: unknown[]) => unknown;
@@ -68,6 +69,8 @@ class Hold {
   appHeaders: ResponseHeaders | undefined;
   ended = false;
   piped = false;
+  /** The streams piped into the response (on the hold that was on top when they were). */
+  sources: NodeJS.ReadableStream[] | undefined;
 
   constructor(
     readonly res: ServerResponse,
@@ -176,9 +179,10 @@ function endThrough(hold: Hold, args: unknown[]): void {
   settling.then(flush, flush);
 }
 
-/** A stream is piped in: no hold records the body (streamed), and a client that leaves first settles them then. */
-function onPipe(this: ServerResponse): void {
+/** A stream is piped in: no hold records the body (streamed), and a client that leaves first settles them once it is over. */
+function onPipe(this: ServerResponse, source: NodeJS.ReadableStream): void {
   const top = holdOf(this);
+  (top.sources ??= []).push(source);
   for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.body = undefined;
   if (top.piped) return;
   for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.piped = true;
@@ -186,13 +190,34 @@ function onPipe(this: ServerResponse): void {
 }
 
 // A pipe stops when its response closes: when the client left first, nothing ends this
-// response any more, so each hold still open is settled then, as streamed.
+// response any more. But the stream's producer (the route) may still be running, so each hold
+// still open is settled (as cut off) only once every stream piped in is over: ended, failed or
+// destroyed. Unpiped and unread, a stream would stay paused and never end: one nothing else reads
+// is read on, to nowhere (on the next tick: the pipe lets go of it after this close).
 function cutOff(this: ServerResponse): void {
-  for (let hold: Hold | undefined = holdOf(this); hold !== undefined; hold = hold.previous) {
-    if (hold.ended) continue;
-    hold.unwrap();
-    hold.settle(undefined, hold.appHeaders ?? responseHeaders(this), false, true).catch(() => {});
+  const top = holdOf(this);
+  const settleOpen = () => {
+    for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) {
+      if (hold.ended) continue;
+      hold.unwrap();
+      hold.settle(undefined, hold.appHeaders ?? responseHeaders(this), false, true).catch(() => {});
+    }
+  };
+  const sources: NodeJS.ReadableStream[] = [];
+  for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous)
+    sources.push(...(hold.sources ?? []));
+  let open = sources.length;
+  if (open === 0) return settleOpen();
+  for (const source of sources) {
+    finished(source, { writable: false }, () => {
+      if (--open === 0) settleOpen();
+    });
+    process.nextTick(drain, source);
   }
+}
+
+function drain(source: NodeJS.ReadableStream): void {
+  if (source.listenerCount("data") === 0 && typeof source.resume === "function") source.resume();
 }
 
 /**

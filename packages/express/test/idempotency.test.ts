@@ -374,8 +374,9 @@ describe("idempotency(): response capture", () => {
     expect(world.runs()).toBe(1);
   });
 
-  it("a client that leaves a piped stream: the key is released, the retry runs", async () => {
+  it("a client that leaves a piped stream: the key stays claimed while the stream goes on, released once it is over; the retry then runs", async () => {
     let piped = 0;
+    let finishFirst = () => {};
     const world = await start((app, use, idem) =>
       app.post(
         "/piped",
@@ -384,18 +385,53 @@ describe("idempotency(): response capture", () => {
           res.type("text/plain");
           const source = new PassThrough();
           source.pipe(res);
-          // The first answer never ends by itself: only the client leaving stops it.
-          if (++piped === 1) source.write("one,");
-          else source.end("all");
+          if (++piped > 1) return void source.end("all");
+          // The first answer goes on after its client left: the route still produces it.
+          source.write("one,");
+          finishFirst = () => {
+            source.write("two,");
+            source.end("three");
+          };
         }),
       ),
     );
     const key = newKey();
     expect(await postAndLeave(`${world.url}/piped`, key)).toBe(200);
+    await sleep(50); // the response has closed
+    const meanwhile = await post(`${world.url}/piped`, key);
+    expect([meanwhile.status, meanwhile.json().code]).toEqual([409, "request_in_flight"]);
+    expect(world.runs()).toBe(1);
+    finishFirst();
     await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.released"));
     expect(world.events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
     const retry = await post(`${world.url}/piped`, key);
     expect([retry.status, retry.text]).toEqual([200, "all"]);
+    expect(world.runs()).toBe(2);
+  });
+
+  it("a client that leaves a piped stream that then fails: the key is released once it has failed", async () => {
+    let failFirst = () => {};
+    let piped = 0;
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/piped",
+        idem,
+        use((_req, res) => {
+          const source = new PassThrough();
+          source.pipe(res);
+          if (++piped > 1) return void source.end("all");
+          source.write("one,");
+          failFirst = () => source.destroy(new Error("db down"));
+        }),
+      ),
+    );
+    const key = newKey();
+    expect(await postAndLeave(`${world.url}/piped`, key)).toBe(200);
+    await sleep(50);
+    expect((await post(`${world.url}/piped`, key)).status).toBe(409);
+    failFirst();
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.released"));
+    expect((await post(`${world.url}/piped`, key)).text).toBe("all");
     expect(world.runs()).toBe(2);
   });
 
