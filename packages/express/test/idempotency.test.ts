@@ -399,7 +399,7 @@ describe("idempotency(): response capture", () => {
     expect(await postAndLeave(`${world.url}/piped`, key)).toBe(200);
     await sleep(50); // the response has closed
     const meanwhile = await post(`${world.url}/piped`, key);
-    expect([meanwhile.status, meanwhile.json().code]).toEqual([409, "request_in_flight"]);
+    expect([meanwhile.status, (meanwhile.json() as { code: string }).code]).toEqual([409, "request_in_flight"]);
     expect(world.runs()).toBe(1);
     finishFirst();
     await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.released"));
