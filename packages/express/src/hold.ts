@@ -182,7 +182,8 @@ function endThrough(hold: Hold, args: unknown[]): void {
 /** A stream is piped in: no hold records the body (streamed), and a client that leaves first settles them once it is over. */
 function onPipe(this: ServerResponse, source: NodeJS.ReadableStream): void {
   const top = holdOf(this);
-  (top.sources ??= []).push(source);
+  top.sources ??= [];
+  top.sources.push(source);
   for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.body = undefined;
   if (top.piped) return;
   for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.piped = true;
@@ -207,7 +208,10 @@ function cutOff(this: ServerResponse): void {
   for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous)
     sources.push(...(hold.sources ?? []));
   let open = sources.length;
-  if (open === 0) return settleOpen();
+  if (open === 0) {
+    settleOpen();
+    return;
+  }
   for (const source of sources) {
     finished(source, { writable: false }, () => {
       if (--open === 0) settleOpen();
