@@ -152,6 +152,8 @@ export {
   readyLength,
   recordBody,
   recordResponse,
+  type SettledBody,
+  settleAtEnd,
 } from "./web-body.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";

@@ -185,6 +185,121 @@ export function recordBody(
 }
 
 /**
+ * A body passed on through `settleAtEnd`.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export interface SettledBody {
+  /** The body to send in the original's place: the same chunks, its end held until `settle` is done. */
+  readonly stream: ReadableStream<Uint8Array>;
+  /**
+   * Reads the body on into `stream`'s queue, with or without a reader, until it is over: for a
+   * body nobody may read (a middleware replaced the answer), so that the route's stream can end
+   * and the claim be settled. A reader that comes later still gets every chunk. Past `limit`
+   * bytes read ahead (a stream that may never end), it stops, and `settle` gets `false` then,
+   * the rest left to whoever reads it. Never rejects.
+   */
+  readAhead(limit: number): void;
+  /**
+   * Reads on while the body has chunks ready (each read settling before the next macrotask), and
+   * resolves to its bytes when it ended meanwhile, settled by then (`true`): what can be sent
+   * whole, framed by its length. Undefined for a body still being produced (then `stream` is
+   * sent, and holds what was read), one past `limit` bytes (a stream that is always ready, that
+   * may never end), or one that failed. Call it before `stream` has a reader.
+   */
+  readReady(limit: number): Promise<Uint8Array | undefined>;
+}
+
+/**
+ * `body`, passed on chunk by chunk as it is read, and `settle` called once it is over: `true`
+ * when it ended, `false` when it failed or its reader cancelled it (the client went away; the
+ * cancel is passed on). Its end, or its failure, reaches the reader only once `settle` is done:
+ * a client that retries the moment it has the whole answer finds the claim settled, not in
+ * flight. `settle` is called once; when it rejects, the reader gets that failure. For what
+ * is not recorded (a streamed idempotent answer, a webhook's acknowledgement): `recordBody`
+ * keeps the bytes too.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function settleAtEnd(
+  body: ReadableStream<Uint8Array>,
+  settle: (ended: boolean) => Promise<unknown>,
+): SettledBody {
+  const reader = body.getReader();
+  let settling: Promise<unknown> | undefined;
+  const settleOnce = (ended: boolean) => {
+    settling ??= settle(ended);
+    return settling;
+  };
+  /** No more to read: the body ended, failed, or the reader cancelled. */
+  let over = false;
+  let cancelled = false;
+  let bytesRead = 0;
+  /** The chunks `readReady` read, while it reads. */
+  let ready: BodyCollector | undefined;
+  let ended = false;
+  let controller: ReadableStreamDefaultController<Uint8Array>;
+  const readOne = async () => {
+    if (over) return;
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await reader.read();
+    } catch (error) {
+      over = true;
+      await settleOnce(false);
+      if (!cancelled) controller.error(error);
+      return;
+    }
+    if (next.done) {
+      over = true;
+      ended = !cancelled;
+      await settleOnce(!cancelled);
+      if (!cancelled) controller.close();
+      return;
+    }
+    bytesRead += next.value.byteLength;
+    ready?.add(next.value);
+    if (!cancelled) controller.enqueue(next.value);
+  };
+  // The stream asks for one chunk at a time, and `readAhead` may ask meanwhile: they take turns.
+  let reading = Promise.resolve();
+  const readInTurn = () => {
+    reading = reading.then(readOne);
+    return reading;
+  };
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(streamController) {
+        controller = streamController;
+      },
+      pull: readInTurn,
+      async cancel(reason) {
+        cancelled = true;
+        if (over) return;
+        over = true;
+        await settleOnce(false);
+        await reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 }, // read only when asked: the route writes at the client's pace, as without us
+  );
+  const readAhead = async (limit: number) => {
+    // Counted from now, whether a reader takes some meanwhile or not.
+    const from = bytesRead;
+    while (!over && bytesRead - from <= limit) await readInTurn();
+    if (!over) await settleOnce(false);
+  };
+  const readReady = async (limit: number) => {
+    ready = new BodyCollector(limit);
+    const kept = ready;
+    while (!over && !kept.overflowed && (await settlesNow(readInTurn()))) {}
+    ready = undefined;
+    if (!ended) return undefined;
+    await reading; // the settling of the end, which the answer awaits
+    return kept.body();
+  };
+  return { stream, readAhead: (limit) => void readAhead(limit).catch(() => {}), readReady };
+}
+
+/**
  * The byte length of a body that is never sent (a HEAD answer's), read while it has chunks ready
  * (each read settling before the next macrotask, as `readReady` reads): the length when it
  * ended within `limit`; `"too_large"` past it; `"streaming"` for a body still being produced,

@@ -18,9 +18,9 @@ import {
   type IdempotencyTicket,
   optionNames,
   pathAndQuery,
-  type Recording,
   type ResponseSettlement,
   recordResponse,
+  settleAtEnd,
 } from "@interlock/core";
 import type { Context, Env, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
@@ -28,6 +28,7 @@ import { matchedRoutes } from "hono/route";
 import { type ReadOptions, readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { send } from "./respond.js";
+import { givenBody, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
 export interface HonoIdempotencyRequest extends IdempotencyRequest {
@@ -182,77 +183,6 @@ async function execute(
 /** The engine's settling of one claimed key. */
 type Settle = Pick<ResponseSettlement, "finish" | "abort">;
 
-/** What the route gave the context to answer with, and the response that came of it. */
-interface Written {
-  response: Response | Promise<Response>;
-  data: unknown;
-}
-
-type Writer = (data: never, ...rest: never[]) => Response | Promise<Response>;
-
-/**
- * One request's watch on the context's writers: Hono's own, and what the route handed the last
- * one it called. The writers put on the context are the same module-level functions for every
- * request, each bound to its request's watch. A new closure stored on every context cost V8 13+
- * (Node 24, 26) about 7 µs a request and kept each request's objects alive past young-generation
- * collections (about 3 KB a request promoted to the old generation); a bound function costs
- * neither. Bound, not read through `this`: Hono's writers are arrow functions, so a route may
- * call one detached (`const { json } = c`), and ours must work the same way.
- */
-class BodyWatch {
-  written: Written | undefined = undefined;
-  readonly body: Writer;
-  readonly newResponse: Writer;
-  readonly text: Writer;
-  readonly html: Writer;
-
-  constructor(readonly c: Context) {
-    this.body = c.body as Writer;
-    this.newResponse = c.newResponse as Writer;
-    this.text = c.text as Writer;
-    this.html = c.html as Writer;
-  }
-
-  note(response: Response | Promise<Response>, data: unknown): Response | Promise<Response> {
-    this.written = { response, data: snapshot(data) };
-    return response;
-  }
-}
-
-function noteBody(this: BodyWatch, data: never, ...rest: never[]) {
-  return this.note(this.body(data, ...rest), data);
-}
-function noteNewResponse(this: BodyWatch, data: never, ...rest: never[]) {
-  return this.note(this.newResponse(data, ...rest), data);
-}
-function noteText(this: BodyWatch, data: never, ...rest: never[]) {
-  return this.note(this.text(data, ...rest), data);
-}
-function noteHtml(this: BodyWatch, data: never, ...rest: never[]) {
-  return this.note(this.html(data, ...rest), data);
-}
-/** Hono's own `c.json`, through the noted `c.body`, so the JSON text is known, not re-read. */
-function noteJson(this: BodyWatch, object: unknown, arg?: never, headers?: Record<string, string>) {
-  return this.c.body(JSON.stringify(object) as never, arg, { "Content-Type": "application/json", ...headers });
-}
-
-/**
- * Notes the body the route hands `c.body`, `c.newResponse`, `c.text`, `c.json` or `c.html`. A
- * fetch `Response` looks the same for a string and a stream, and reading one back costs more
- * than the whole request on some runtimes; the data it was made from is the body, as it is.
- * A `ReadableStream` (`c.body(stream)`, `stream()`, `streamSSE()`) may never end and must reach
- * the client as it is written: it passes through uncached.
- */
-function watchBodies(c: Context): BodyWatch {
-  const watch = new BodyWatch(c);
-  c.body = noteBody.bind(watch) as unknown as typeof c.body;
-  c.newResponse = noteNewResponse.bind(watch) as unknown as typeof c.newResponse;
-  c.text = noteText.bind(watch) as unknown as typeof c.text;
-  c.html = noteHtml.bind(watch) as unknown as typeof c.html;
-  c.json = noteJson.bind(watch) as unknown as typeof c.json;
-  return watch;
-}
-
 /**
  * Hands `finish` the route's response as the engine stores it. A body given to the context in
  * one piece is taken as it was given. Any other response (one the route built itself, or that a
@@ -268,8 +198,7 @@ async function capture(c: Context, written: Written | undefined, limit: number, 
   // Only `status` and `headers` on this path: on @hono/node-server any other member of its
   // lightweight Response builds the full one, and the answer then leaves by a slower path.
   const { status } = response;
-  if (written?.data instanceof ReadableStream)
-    return finish({ status, headers: headerPairs(response.headers), body: undefined });
+  if (written?.data instanceof ReadableStream) return passStream(c, response, limit, settle);
   if (written !== undefined && written.response === response) {
     const body = givenBody(written.data);
     if (body !== undefined) {
@@ -288,49 +217,33 @@ async function capture(c: Context, written: Written | undefined, limit: number, 
     bodyless: c.req.method === "HEAD",
     ...settle,
   });
-  if (recorded.recording === undefined) return;
+  const { recording } = recorded;
+  if (recording === undefined) return;
   // Cleared first: Hono's setter would otherwise copy the spent response's headers again.
   c.res = undefined;
   c.res = recorded.response;
-  readAheadWhenReplaced(c, recorded.recording);
+  readAheadWhenReplaced(c, recording.stream, () => recording.readAhead());
 }
 
 /**
- * A middleware mounted before this one may replace `c.res` without reading ours (an error
- * mapper's own page): the recorded body would then never be read, nor cancelled, and the key
- * would stay in flight until its lease expires. So the first time `c.res` is set from now on,
- * a body nobody has taken yet is read on by the recording itself: the route's answer is stored
- * (or released past `maxRecordBytes`) as if the client had read it, and a replay goes through
- * that middleware again. Reading ahead never takes the body from a late reader (one that
- * re-wraps it as it is, or reads it lazily): the bytes wait in the stream's queue. A body that
- * never ends is never settled this way: the lease (`lockTtlMs`) is the bound.
- *
- * Hono's setter keeps no trace of the response it replaces, hence an accessor of this context's
- * own in front of Hono's, which it removes at that first set: only a request whose answer is
- * recorded as it goes out pays for it.
+ * A stream given to the context (`stream()`, `streamSSE()`, `c.body(stream)`) goes out as it is
+ * written, uncached, but the key stays claimed until it is over: Hono runs the stream's callback
+ * (the route's real work) after the route returns, so a retry meanwhile is answered 409
+ * `request_in_flight`, never run alongside it. When the stream ends, fails or the client cancels
+ * it, the engine releases the key (`streamed`), before the end reaches the client. A HEAD answer's
+ * body is dropped unread by Hono, and one a later middleware already took cannot be followed:
+ * both are settled at once, as is an answer with no body left.
  */
-function readAheadWhenReplaced(c: Context, recorded: Recording): void {
-  const hono = honoResAccessor(c);
-  if (hono?.get === undefined || hono.set === undefined) return;
-  const { get, set } = hono;
-  Object.defineProperty(c, "res", {
-    configurable: true,
-    get,
-    set(response: Response | undefined) {
-      Reflect.deleteProperty(c, "res");
-      set.call(c, response);
-      if (!recorded.stream.locked) recorded.readAhead();
-    },
-  });
-}
-
-/** Hono's `res` accessor, from the context's class. */
-function honoResAccessor(c: Context): PropertyDescriptor | undefined {
-  for (let proto = Object.getPrototypeOf(c); proto !== null; proto = Object.getPrototypeOf(proto)) {
-    const accessor = Object.getOwnPropertyDescriptor(proto, "res");
-    if (accessor !== undefined) return accessor;
-  }
-  return undefined;
+async function passStream(c: Context, response: Response, limit: number, settle: Settle): Promise<unknown> {
+  const { status } = response;
+  const headers = headerPairs(response.headers);
+  const streamed = () => settle.finish({ status, headers, body: undefined });
+  const { body } = response;
+  if (c.req.method === "HEAD" || body === null || body.locked) return streamed();
+  const passed = settleAtEnd(body, streamed);
+  c.res = undefined;
+  c.res = new Response(passed.stream, { status, statusText: response.statusText, headers: response.headers });
+  readAheadWhenReplaced(c, passed.stream, () => passed.readAhead(limit));
 }
 
 /**
@@ -355,26 +268,6 @@ function answerWithRecord(c: Context, data: BodyInit | null, status: number, hea
  * and the replay, made of stored bytes, go out with it alike.
  */
 const TEXT_TYPE: [string, string] = ["content-type", "text/plain;charset=UTF-8"];
-
-/** The bytes of a body as given to the context, when it is one Response sends as it is. */
-function givenBody(data: unknown): Uint8Array | string | undefined {
-  if (data === null || data === undefined) return new Uint8Array(0);
-  if (typeof data === "string" || data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return undefined; // Blob, FormData, URLSearchParams…: read from the response
-}
-
-/**
- * Bytes given to the context as they are now, copied: a Fetch `Response` copies a buffer it is
- * made from, and the route may reuse or clear its own once it has answered, before the answer
- * is stored and sent from this data. Anything else as it is.
- */
-function snapshot(data: unknown): unknown {
-  if (data instanceof ArrayBuffer) return data.slice(0);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-  return data;
-}
 
 /** Header pairs, as `Headers.forEach` gives them (the DOM lib types only that as iteration). */
 function headerPairs(headers: Headers): Array<[string, string]> {

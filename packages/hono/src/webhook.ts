@@ -7,6 +7,7 @@ import {
   assertOptionNames,
   createWebhookReceiver,
   optionNames,
+  settleAtEnd,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
@@ -20,6 +21,7 @@ import { createMiddleware } from "hono/factory";
 import { readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { send } from "./respond.js";
+import { givenBody, readAheadWhenReplaced, watchBodies } from "./written.js";
 
 /** What `webhook()` puts on the context: `c.get("webhook")` / `c.var.webhook`. */
 export interface WebhookVariables<T = unknown> {
@@ -80,18 +82,48 @@ function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHand
 }
 
 /**
- * Runs the route and settles the delivery. Hono catches a route's throw itself (its
- * `onError` has already answered when `next()` returns) and records it on `c.error`. A context
- * nothing answered is a failure too: Hono answers it 500 ("Context is not finalized"), and
- * `c.res` would only be the empty 200 its getter makes up.
+ * Runs the route and settles the delivery. Hono catches a route's throw itself (its `onError`
+ * has already answered when `next()` returns) and records it on `c.error`. A context nothing
+ * answered is a failure too: Hono answers it 500 ("Context is not finalized"), and `c.res` would
+ * only be the empty 200 its getter makes up.
+ *
+ * The answer's body is the route's work too when it is a stream (`stream()`, `streamSSE()`, one
+ * it built: written after the route returned): the delivery is settled once it is over, its end
+ * held until then (`settleAtEnd`). One that fails, or that the provider stops reading, releases
+ * the delivery for the provider's retry, never recorded as processed. A body handed to the
+ * context in one piece (`c.json`, `c.text`, bytes) is settled now, the answer untouched: reading
+ * it back would cost more than the verification on @hono/node-server.
  */
-async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Context, next: Next): Promise<void> {
+async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Context, next: Next): Promise<unknown> {
+  const watch = watchBodies(c);
   try {
     await next();
   } catch (error) {
     await receiver.abort(ticket);
     throw error;
   }
-  if (c.error || !c.finalized) await receiver.abort(ticket);
-  else await receiver.finish(ticket, { status: c.res.status });
+  if (c.error || !c.finalized) return receiver.abort(ticket);
+  const response = c.res;
+  const { status } = response; // only `status` read first: the lightweight Response stays light
+  const { written } = watch;
+  if (written !== undefined && written.response === response && givenBody(written.data) !== undefined)
+    return receiver.finish(ticket, { status });
+  const { body } = response;
+  // Hono drops a HEAD answer's body unread; a body a later middleware took cannot be followed.
+  if (body === null || body.locked || c.req.method === "HEAD") return receiver.finish(ticket, { status });
+  const passed = settleAtEnd(body, (ended) => (ended ? receiver.finish(ticket, { status }) : receiver.abort(ticket)));
+  const init = { status, statusText: response.statusText, headers: response.headers };
+  // A body that is ready at once (a Response the route built from a string) is settled now and
+  // sent whole, framed by its length.
+  const whole = await passed.readReady(receiver.verifier.maxBodyBytes);
+  c.res = undefined; // cleared first: Hono's setter would otherwise copy the spent response's headers again
+  // Without a Content-Type, bytes would go out labelled application/octet-stream on Bun: the
+  // stream goes, holding them (settled all the same).
+  if (whole !== undefined && response.headers.has("content-type")) {
+    c.res = new Response(whole as Uint8Array<ArrayBuffer>, init);
+    return;
+  }
+  c.res = new Response(passed.stream, init);
+  if (whole === undefined)
+    readAheadWhenReplaced(c, passed.stream, () => passed.readAhead(receiver.verifier.maxBodyBytes));
 }

@@ -382,6 +382,107 @@ describe("streamed responses", () => {
   });
 
   it.each([
+    [
+      "stream()",
+      (c: Context, work: () => Promise<string>) => stream(c, async (s) => void (await s.write(await work()))),
+    ],
+    [
+      "streamSSE()",
+      (c: Context, work: () => Promise<string>) => streamSSE(c, async (s) => s.writeSSE({ data: await work() })),
+    ],
+    [
+      "c.body(ReadableStream)",
+      (c: Context, work: () => Promise<string>) =>
+        c.body(
+          new ReadableStream<Uint8Array>({
+            async start(controller) {
+              controller.enqueue(new TextEncoder().encode(await work()));
+              controller.close();
+            },
+          }),
+        ),
+    ],
+  ])(
+    "%s keeps its key in flight until the stream ends: a retry meanwhile is a 409, never a second run",
+    async (_name, answer) => {
+      const events: InterlockEvent[] = [];
+      const app = new Hono();
+      let runs = 0;
+      let finishWork: () => void = () => {};
+      let workStarted: () => void = () => {};
+      const started = new Promise<void>((resolve) => (workStarted = resolve));
+      app.post("/charge", idempotency(options(events)), (c) =>
+        // The work runs in the stream's callback, after the route has returned its Response.
+        answer(c, async () => {
+          const run = ++runs;
+          workStarted();
+          await new Promise<void>((resolve) => (finishWork = resolve));
+          return `charged ${run}`;
+        }),
+      );
+      const charge = () =>
+        app.request("/charge", { method: "POST", headers: { "x-api-key": "a", "idempotency-key": "k" }, body: "{}" });
+      const first = await charge();
+      await started;
+      const retry = await charge();
+      expect(retry.status).toBe(409); // before reading it: a second run's body would wait on that run
+      expect((await problemOf(retry)).code).toBe("request_in_flight");
+      expect(released(events)).toEqual([]);
+      finishWork();
+      expect(await first.text()).toContain("charged 1");
+      // Released once the stream is over, before its end reached the client: the next retry runs.
+      expect(released(events)).toEqual(["streamed"]);
+      const after = await charge();
+      await expect.poll(() => runs).toBe(2);
+      finishWork();
+      expect([after.status, after.headers.get("idempotent-replayed"), await after.text()]).toEqual([
+        200,
+        null,
+        expect.stringContaining("charged 2"),
+      ]);
+      expect(runs).toBe(2);
+    },
+  );
+
+  it("a stream given to the context that fails, or that its client cancels, releases its key", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/fail", idempotency(options(events)), (c) => {
+      runs++;
+      return c.body(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode("partial"));
+            setTimeout(() => controller.error(new Error("upstream went away")), 20);
+          },
+        }),
+      );
+    });
+    app.post("/ticks", idempotency(options(events)), (c) =>
+      streamSSE(c, async (s) => {
+        runs++;
+        while (!s.aborted) await s.writeSSE({ data: "tick" });
+      }),
+    );
+    const post = (path: string) =>
+      app.request(path, { method: "POST", headers: { "x-api-key": "a", "idempotency-key": "k" }, body: "{}" });
+    await expect((await post("/fail")).text()).rejects.toThrow("upstream went away");
+    expect(released(events)).toEqual(["streamed"]);
+    expect((await post("/fail")).status).toBe(200); // runs again
+    const ticks = await post("/ticks");
+    const reader = (ticks.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    expect((await post("/ticks")).status).toBe(409);
+    await reader.cancel();
+    expect(released(events)).toEqual(["streamed", "streamed"]);
+    const again = await post("/ticks");
+    expect(again.status).toBe(200);
+    await again.body?.cancel();
+    expect(runs).toBe(4);
+  });
+
+  it.each([
     ["c.body(ReadableStream)", (c: Context) => c.body(new Blob(["raw stream"]).stream())],
     [
       "stream()",

@@ -11,6 +11,7 @@ import { unreachableStore } from "@interlock/core/testing";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { streamSSE } from "hono/streaming";
 import { validator } from "hono/validator";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type WebhookMiddlewareOptions, type WebhookVariables, webhook } from "../src/index.js";
@@ -305,6 +306,57 @@ describe("settling the delivery", () => {
     expect((await post(url, d)).status).toBe(500);
     const redelivery = await post(url, d);
     expect([redelivery.status, await redelivery.json()]).toEqual([200, { run: 2 }]);
+  });
+
+  it("a 2xx c.body(stream) whose work fails is released once it fails, not recorded when the route returns: the redelivery runs", async () => {
+    const app = new Hono();
+    let runs = 0;
+    let fail: () => void = () => {};
+    app.post("/hook", webhook(options()), (c) =>
+      c.body(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            runs++;
+            controller.enqueue(new TextEncoder().encode("processing...\n"));
+            fail = () => controller.error(new Error("db down")); // the work behind the body fails later
+          },
+        }),
+        200,
+      ),
+    );
+    const d = await delivery('{"a":1}');
+    const hook = () => app.request("/hook", { method: "POST", headers: d.headers, body: d.body });
+    const first = await hook();
+    expect(first.status).toBe(200);
+    expect((await hook()).status).toBe(409); // still being processed: in flight, not a duplicate
+    const reading = first.text();
+    fail();
+    await expect(reading).rejects.toThrow("db down");
+    const redelivery = await hook();
+    expect([redelivery.status, runs]).toEqual([200, 2]);
+    await redelivery.body?.cancel();
+  });
+
+  it("a 2xx streamSSE() is recorded once its stream ends: a redelivery meanwhile is 409, then a duplicate", async () => {
+    const app = new Hono();
+    let done: () => void = () => {};
+    app.post("/hook", webhook(options()), (c) =>
+      streamSSE(c, async (s) => {
+        await s.writeSSE({ data: "started" });
+        await new Promise<void>((resolve) => (done = resolve));
+        await s.writeSSE({ data: "done" });
+      }),
+    );
+    const url = `${await start(app)}/hook`;
+    const d = await delivery('{"a":1}');
+    const first = await post(url, d);
+    const reading = first.text();
+    const meanwhile = await post(url, d);
+    await meanwhile.body?.cancel(); // before the check: a second run's stream would never end
+    expect(meanwhile.status).toBe(409);
+    done();
+    expect(await reading).toContain("data: done");
+    expect(await (await post(url, d)).json()).toEqual({ duplicate: true, id: d.id });
   });
 
   it("releases a delivery the route leaves unanswered (Hono's 500): the redelivery runs", async () => {

@@ -219,6 +219,57 @@ describe("settling the delivery", () => {
     expect(await again.json()).toEqual({ duplicate: true, id: d.id });
   });
 
+  it("a 2xx whose streamed body fails is released, not recorded: the redelivery runs the handler again", async () => {
+    let runs = 0;
+    let fail: () => void = () => {};
+    const handle = withWebhook(options(), async () => {
+      runs++;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode("processing...\n"));
+            fail = () => controller.error(new Error("db down")); // the work behind the body fails later
+          },
+        }),
+        { status: 200, headers: { "content-type": "text/plain" } },
+      );
+    });
+    const d = await delivery("{}");
+    const first = await handle(requestOf(d));
+    expect(first.status).toBe(200);
+    const meanwhile = await handle(requestOf(d)); // still being processed: in flight, not a duplicate
+    expect(meanwhile.status).toBe(409);
+    const reading = first.text();
+    fail();
+    await expect(reading).rejects.toThrow("db down");
+    const redelivery = await handle(requestOf(d));
+    expect([redelivery.status, runs]).toEqual([200, 2]);
+    await redelivery.body?.cancel();
+  });
+
+  it("a 2xx whose streamed body ends is recorded once it ends, before its end reaches the provider", async () => {
+    const url = await start(
+      withWebhook(options(), async () => {
+        const parts = ["one;", "two"];
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async pull(controller) {
+              await new Promise((resolve) => setTimeout(resolve, 10));
+              const part = parts.shift();
+              if (part === undefined) controller.close();
+              else controller.enqueue(new TextEncoder().encode(part));
+            },
+          }),
+          { status: 200 },
+        );
+      }),
+    );
+    const d = await delivery("{}");
+    expect(await (await post(url, d)).text()).toBe("one;two");
+    const again = await post(url, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+  });
+
   it("waits for the store to record it before answering, however slow the store", async () => {
     const store = new MemoryStore();
     const complete = store.complete.bind(store);
