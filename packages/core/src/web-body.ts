@@ -89,51 +89,17 @@ export function recordBody(
   limit: number,
   settle: (body: Uint8Array | undefined, tooLarge: boolean) => Promise<void>,
 ): Recording {
-  const reader = stream.getReader();
   let kept: BodyCollector | undefined = new BodyCollector(limit);
   /** Whether the body passed `limit`: nothing more was kept from then on. */
   let tooLarge = false;
-  let settled = false;
-  const settleOnce = (body: Uint8Array | undefined) => {
-    if (settled) return Promise.resolve();
-    settled = true;
-    kept = undefined;
-    return settle(body, tooLarge);
-  };
-  /** No more to read: the body ended, failed, or the reader cancelled (`cancelled`: the queue is closed too). */
-  let ended = false;
   /** The body, once it ended within the limit. */
   let whole: Uint8Array | undefined;
-  let cancelled = false;
-  let controller: ReadableStreamDefaultController<Uint8Array>;
-  /** One chunk from the body: kept, and into the queue unless the reader cancelled. */
-  const readOne = async () => {
-    if (ended) return;
-    let next: ReadableStreamReadResult<Uint8Array>;
-    try {
-      next = await reader.read();
-    } catch (error) {
-      ended = true;
-      await settleOnce(undefined);
-      if (!cancelled) controller.error(error);
-      return;
-    }
-    if (next.done) {
-      ended = true;
-      whole = kept?.body();
-      await settleOnce(whole);
-      if (!cancelled) controller.close();
-      return;
-    }
-    // Kept even once the reader cancelled: what `cancel` reads on is the rest of the answer it
-    // settles, and a record of only the chunks sent would be replayed as a whole answer, cut short.
-    const chunk = keep(next.value);
-    if (!cancelled) controller.enqueue(chunk);
-  };
   /**
    * Keeps a copy of `chunk` while within the limit, and returns what to send in its place: that
    * copy. A stream may enqueue a buffer, then change and enqueue it again; read ahead of the
    * client, the original would reach it changed, and the record would hold the last state twice.
+   * Kept even once the reader cancelled: what is read on then is the rest of the answer settled,
+   * and a record of only the chunks sent would be replayed as a whole answer, cut short.
    */
   const keep = (chunk: Uint8Array): Uint8Array => {
     if (kept === undefined || chunk.byteLength === 0) return chunk;
@@ -144,44 +110,34 @@ export function recordBody(
     }
     return kept.chunks[kept.chunks.length - 1] as Uint8Array;
   };
-  // The stream asks for one chunk at a time, and `readAhead` may ask meanwhile: they take turns.
-  let reading = Promise.resolve();
-  const readInTurn = () => {
-    reading = reading.then(readOne);
-    return reading;
-  };
-  const recorded = new ReadableStream<Uint8Array>({
-    start(streamController) {
-      controller = streamController;
+  const followed = followBody(stream, {
+    pass: keep,
+    settle: (ended) => {
+      whole = ended ? kept?.body() : undefined;
+      kept = undefined;
+      return settle(whole, tooLarge);
     },
-    pull: readInTurn,
-    async cancel(reason) {
-      cancelled = true;
-      // An answer the route had finished when the client went away is still its answer: a retry
-      // must find it stored, not run the route again. What is ready is read on; a body still
-      // being produced (a stream the route writes as it goes) is not waited for.
-      while (!ended && kept !== undefined && (await settlesNow(readInTurn()))) {}
-      if (ended) return;
-      ended = true;
-      await settleOnce(undefined);
-      await reader.cancel(reason);
-    },
+    // An answer the route had finished when the client went away is still its answer: a retry
+    // must find it stored, not run the route again. What is ready is read on; a body still
+    // being produced (a stream the route writes as it goes) is not waited for.
+    beforeCancel: (body) => readWhileReady(body, () => kept !== undefined),
+    highWaterMark: 1,
   });
   const readAhead = async () => {
-    while (!ended && kept !== undefined) await readInTurn();
+    while (!followed.over && kept !== undefined) await followed.readInTurn();
     // Past the limit nothing more is kept: the key is released now, whether the rest is ever read.
-    await settleOnce(undefined);
+    await followed.settle(false);
   };
   const readReady = async () => {
     // A read still pending when the loop stops is left to the stream's reader, never waited for;
     // one that ended the body is only settling it (the store's write), which the answer awaits.
-    while (!ended && kept !== undefined && (await settlesNow(readInTurn()))) {}
-    if (!ended || whole === undefined) return undefined;
-    await reading;
+    await readWhileReady(followed, () => kept !== undefined);
+    if (!followed.ended || whole === undefined) return undefined;
+    await followed.readInTurn();
     return whole;
   };
   // Nobody awaits this: when `settle` fails, a reader that comes later gets the failure from its read.
-  return { stream: recorded, readAhead: () => void readAhead().catch(() => {}), readReady };
+  return { stream: followed.stream, readAhead: () => void readAhead().catch(() => {}), readReady };
 }
 
 /**
@@ -223,20 +179,77 @@ export function settleAtEnd(
   body: ReadableStream<Uint8Array>,
   settle: (ended: boolean) => Promise<unknown>,
 ): SettledBody {
-  const reader = body.getReader();
-  let settling: Promise<unknown> | undefined;
-  const settleOnce = (ended: boolean) => {
-    settling ??= settle(ended);
-    return settling;
-  };
-  /** No more to read: the body ended, failed, or the reader cancelled. */
-  let over = false;
-  let cancelled = false;
   let bytesRead = 0;
   /** The chunks `readReady` read, while it reads. */
   let ready: BodyCollector | undefined;
+  const followed = followBody(body, {
+    pass: (chunk) => {
+      bytesRead += chunk.byteLength;
+      ready?.add(chunk);
+      return chunk;
+    },
+    settle,
+    highWaterMark: 0, // read only when asked: the route writes at the client's pace, as without us
+  });
+  const readAhead = async (limit: number) => {
+    // Counted from now, whether a reader takes some meanwhile or not.
+    const from = bytesRead;
+    while (!followed.over && bytesRead - from <= limit) await followed.readInTurn();
+    await followed.settle(false);
+  };
+  const readReady = async (limit: number) => {
+    ready = new BodyCollector(limit);
+    const kept = ready;
+    await readWhileReady(followed, () => !kept.overflowed);
+    ready = undefined;
+    if (!followed.ended) return undefined;
+    await followed.readInTurn(); // the settling of the end, which the answer awaits
+    return kept.body();
+  };
+  return { stream: followed.stream, readAhead: (limit) => void readAhead(limit).catch(() => {}), readReady };
+}
+
+/** A body read into a stream of its own, its end held until it is settled: what `recordBody` and `settleAtEnd` share. */
+interface FollowedBody {
+  /** The body to send in the original's place. */
+  readonly stream: ReadableStream<Uint8Array>;
+  /** True once there is no more to read: the body ended, failed, or its reader cancelled. */
+  readonly over: boolean;
+  /** True once the body's end was read. */
+  readonly ended: boolean;
+  /** Reads one more chunk, or the end, in turn with the stream's own reads; resolves once it is passed on. */
+  readInTurn(): Promise<void>;
+  /** Settles now (`ended` false: the body is not over), unless it was already: `settle` is called once in all. */
+  settle(ended: boolean): Promise<unknown>;
+}
+
+interface FollowOptions {
+  /** Each chunk read, even once the reader cancelled; returns what to pass on in its place. */
+  pass: (chunk: Uint8Array) => Uint8Array;
+  /** `true` when the body's end was read, `false` when it failed or its reader cancelled. */
+  settle: (ended: boolean) => Promise<unknown>;
+  /** What to read on when the reader cancels, before that settles the body unless it ended meanwhile. */
+  beforeCancel?: (followed: FollowedBody) => Promise<void>;
+  /** Chunks read before the reader asks: 0 reads only when asked. */
+  highWaterMark: number;
+}
+
+/**
+ * `body` passed on chunk by chunk as it is read, and settled once: its end, or its failure,
+ * reaches the reader only once `settle` is done. A reader that cancels settles it as not ended
+ * (after `beforeCancel`), and the cancel is passed on.
+ */
+function followBody(body: ReadableStream<Uint8Array>, options: FollowOptions): FollowedBody {
+  const reader = body.getReader();
+  let settling: Promise<unknown> | undefined;
+  let over = false;
   let ended = false;
+  let cancelled = false;
   let controller: ReadableStreamDefaultController<Uint8Array>;
+  const settle = (bodyEnded: boolean) => {
+    settling ??= options.settle(bodyEnded);
+    return settling;
+  };
   const readOne = async () => {
     if (over) return;
     let next: ReadableStreamReadResult<Uint8Array>;
@@ -244,59 +257,59 @@ export function settleAtEnd(
       next = await reader.read();
     } catch (error) {
       over = true;
-      await settleOnce(false);
+      await settle(false);
       if (!cancelled) controller.error(error);
       return;
     }
     if (next.done) {
       over = true;
-      ended = !cancelled;
-      await settleOnce(!cancelled);
+      ended = true;
+      await settle(true);
       if (!cancelled) controller.close();
       return;
     }
-    bytesRead += next.value.byteLength;
-    ready?.add(next.value);
-    if (!cancelled) controller.enqueue(next.value);
+    const chunk = options.pass(next.value);
+    if (!cancelled) controller.enqueue(chunk);
   };
-  // The stream asks for one chunk at a time, and `readAhead` may ask meanwhile: they take turns.
+  // The stream asks for one chunk at a time, and a read-ahead may ask meanwhile: they take turns.
   let reading = Promise.resolve();
   const readInTurn = () => {
     reading = reading.then(readOne);
     return reading;
   };
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(streamController) {
-        controller = streamController;
+  const followed: FollowedBody = {
+    stream: new ReadableStream<Uint8Array>(
+      {
+        start(streamController) {
+          controller = streamController;
+        },
+        pull: readInTurn,
+        async cancel(reason) {
+          cancelled = true;
+          await options.beforeCancel?.(followed);
+          if (over) return;
+          over = true;
+          await settle(false);
+          await reader.cancel(reason);
+        },
       },
-      pull: readInTurn,
-      async cancel(reason) {
-        cancelled = true;
-        if (over) return;
-        over = true;
-        await settleOnce(false);
-        await reader.cancel(reason);
-      },
+      { highWaterMark: options.highWaterMark },
+    ),
+    get over() {
+      return over;
     },
-    { highWaterMark: 0 }, // read only when asked: the route writes at the client's pace, as without us
-  );
-  const readAhead = async (limit: number) => {
-    // Counted from now, whether a reader takes some meanwhile or not.
-    const from = bytesRead;
-    while (!over && bytesRead - from <= limit) await readInTurn();
-    if (!over) await settleOnce(false);
+    get ended() {
+      return ended;
+    },
+    readInTurn,
+    settle,
   };
-  const readReady = async (limit: number) => {
-    ready = new BodyCollector(limit);
-    const kept = ready;
-    while (!over && !kept.overflowed && (await settlesNow(readInTurn()))) {}
-    ready = undefined;
-    if (!ended) return undefined;
-    await reading; // the settling of the end, which the answer awaits
-    return kept.body();
-  };
-  return { stream, readAhead: (limit) => void readAhead(limit).catch(() => {}), readReady };
+  return followed;
+}
+
+/** Reads `body` on while it has chunks ready (each read settling before the next macrotask) and `more()` holds. */
+async function readWhileReady(body: FollowedBody, more: () => boolean): Promise<void> {
+  while (!body.over && more() && (await settlesNow(body.readInTurn()))) {}
 }
 
 /**

@@ -1,6 +1,6 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { describe, expect, expectTypeOf, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   BodyError,
   type CapturedResponse,
@@ -690,50 +690,42 @@ describe("runIdempotent's lease", () => {
     return { run, finish: () => finish() };
   }
 
-  it("is renewed while fn runs: a run with the key meanwhile is refused as in flight, three leases in", async () => {
+  beforeEach(() => {
     vi.useFakeTimers();
-    try {
-      const store = new MemoryStore();
-      const first = slowRun(store);
-      await vi.advanceTimersByTimeAsync(1_000);
-      const second = runIdempotent({ store, key: "job-slow", lockTtlMs: 300 }, () => "second");
-      await expect(second).rejects.toMatchObject({ code: "request_in_flight" });
-      first.finish();
-      expect(await first.run).toEqual({ value: "first", replayed: false, recorded: true });
-    } finally {
-      vi.useRealTimers();
-    }
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("is renewed while fn runs: a run with the key meanwhile is refused as in flight, three leases in", async () => {
+    const store = new MemoryStore();
+    const first = slowRun(store);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const second = runIdempotent({ store, key: "job-slow", lockTtlMs: 300 }, () => "second");
+    await expect(second).rejects.toMatchObject({ code: "request_in_flight" });
+    first.finish();
+    expect(await first.run).toEqual({ value: "first", replayed: false, recorded: true });
   });
 
   it("extendLease: false renews nothing: past lockTtlMs another run takes the key, and the first is not recorded", async () => {
-    vi.useFakeTimers();
-    try {
-      const store = new MemoryStore();
-      const first = slowRun(store, { extendLease: false });
-      await vi.advanceTimersByTimeAsync(1_000);
-      expect(await runIdempotent({ store, key: "job-slow", lockTtlMs: 300 }, () => "second")).toMatchObject({
-        value: "second",
-        replayed: false,
-      });
-      first.finish();
-      expect(await first.run).toEqual({ value: "first", replayed: false, recorded: false });
-    } finally {
-      vi.useRealTimers();
-    }
+    const store = new MemoryStore();
+    const first = slowRun(store, { extendLease: false });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await runIdempotent({ store, key: "job-slow", lockTtlMs: 300 }, () => "second")).toMatchObject({
+      value: "second",
+      replayed: false,
+    });
+    first.finish();
+    expect(await first.run).toEqual({ value: "first", replayed: false, recorded: false });
   });
 
   it("stops renewing at extendLease.maxMs, and refuses a maxMs that is not a positive whole number of ms", async () => {
-    vi.useFakeTimers();
-    try {
-      const store = new MemoryStore();
-      const first = slowRun(store, { extendLease: { maxMs: 600 } });
-      await vi.advanceTimersByTimeAsync(1_500);
-      expect(await runIdempotent({ store, key: "job-slow" }, () => "second")).toMatchObject({ value: "second" });
-      first.finish();
-      await first.run;
-    } finally {
-      vi.useRealTimers();
-    }
+    const store = new MemoryStore();
+    const first = slowRun(store, { extendLease: { maxMs: 600 } });
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(await runIdempotent({ store, key: "job-slow" }, () => "second")).toMatchObject({ value: "second" });
+    first.finish();
+    await first.run;
     const bad = runIdempotent({ store: new MemoryStore(), key: "job-bad", extendLease: { maxMs: 0 } }, () => 1);
     await expect(bad).rejects.toBeInstanceOf(InterlockConfigError);
   });

@@ -64,6 +64,21 @@ async function start(
   return world;
 }
 
+/** POST /export answering a text stream: the first call writes it with `first`, later ones end it with `later`. */
+function exportRoute(first: (body: PassThrough) => void, later: string): [string, string, Handler] {
+  return [
+    "POST",
+    "/export",
+    (ctx, world) => {
+      const body = new PassThrough();
+      ctx.type = "text/plain";
+      ctx.body = body;
+      if (world.calls === 1) first(body);
+      else body.end(later);
+    },
+  ];
+}
+
 describe("HEAD, when methods covers it", () => {
   it("the replay gives the first answer's Content-Type and Content-Length, or none: no body, a bypass, a length set, a JSON body", async () => {
     const world = await start(
@@ -341,21 +356,12 @@ describe("streams and bypasses pass through uncached, the key released", () => {
 
   it("a stream body still being produced keeps the key claimed: a retry meanwhile is in flight, released once it has been sent", async () => {
     let finishFirst = () => {};
+    // Koa pipes the body once every middleware has returned; the first one's work goes on.
     const world = await start([
-      [
-        "POST",
-        "/export",
-        (ctx, w) => {
-          const body = new PassThrough();
-          ctx.type = "text/plain";
-          ctx.body = body;
-          // Koa pipes the body once every middleware has returned; the first one's work goes on.
-          if (w.calls === 1) {
-            body.write("one,");
-            finishFirst = () => body.end("two");
-          } else body.end("again");
-        },
-      ],
+      exportRoute((body) => {
+        body.write("one,");
+        finishFirst = () => body.end("two");
+      }, "again"),
     ]);
     const key = newId("key");
     const first = await send("/export", key);
@@ -379,20 +385,10 @@ describe("streams and bypasses pass through uncached, the key released", () => {
     ["the stream fails", "fail"],
   ])("a stream body that stops because %s: the key is released then, the retry runs", async (_name, how) => {
     const world = await start([
-      [
-        "POST",
-        "/export",
-        (ctx, w) => {
-          const body = new PassThrough();
-          ctx.type = "text/plain";
-          ctx.body = body;
-          if (w.calls > 1) body.end("all");
-          else {
-            body.write("one,");
-            if (how === "fail") setTimeout(() => body.destroy(new Error("the export failed")), 20);
-          }
-        },
-      ],
+      exportRoute((body) => {
+        body.write("one,");
+        if (how === "fail") setTimeout(() => body.destroy(new Error("the export failed")), 20);
+      }, "all"),
     ]);
     const key = newId("key");
     expect(await sendAndLeave("/export", key)).toBe(200);
