@@ -180,7 +180,7 @@ async function statements(pool, table) {
   ]);
   const counts = { claim: 0, complete: 0, other: 0 };
   for (const { query, calls } of rows) {
-    const kind = query.startsWith("WITH live") ? "claim" : query.startsWith("UPDATE") ? "complete" : "other";
+    const kind = query.startsWith("WITH bounded") ? "claim" : query.startsWith("UPDATE") ? "complete" : "other";
     counts[kind] += Number(calls);
   }
   return counts;

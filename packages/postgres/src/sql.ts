@@ -129,13 +129,22 @@ function statementTexts(table: Table): Record<keyof Statements, string> {
   const t = table.qualified;
   return {
     /**
-     * $1 key_hash, $2 key, $3 token, $4 fingerprint, $5 lease ms. `live` reads the key's row if
-     * its lease or retention is still running: then the caller lost, and learns "in flight" or
-     * "completed" from that row, with no write at all (no row lock, no transaction id), which
-     * keeps replays and duplicates cheap and never waits behind a transaction holding the row.
-     * Otherwise the INSERT wins a new key, or takes over the expired row. Never both.
+     * $1 key_hash, $2 key, $3 token, $4 fingerprint, $5 lease ms, $6 lock wait ms. `live` reads
+     * the key's row if its lease or retention is still running: then the caller lost, and learns
+     * "in flight" or "completed" from that row, with no write at all (no row lock, no transaction
+     * id), which keeps replays and duplicates cheap and never waits behind a transaction holding
+     * the row. Otherwise the INSERT wins a new key, or takes over the expired row. Never both.
+     *
+     * Taking over an expired row waits for its lock when another transaction holds it (a purge,
+     * a `complete` in a transaction still open). The caller stops waiting at its deadline, but a
+     * statement keeps running at the server after its client gave up: once the lock went, the
+     * claim would land and hold the key for a whole lease, with nobody working on it. So the
+     * statement bounds its own lock waits (`bounded`: `lock_timeout` for this statement's
+     * transaction only, set before the INSERT reads its row), and the server gives up first.
      */
-    claim: `WITH live AS (
+    claim: `WITH bounded AS (
+  SELECT set_config('lock_timeout', $6::text, true)
+), live AS (
   SELECT r.state, r.fingerprint, ${ms("r.expires_at")} AS expires_ms, ${ms("r.created_at")} AS created_ms,
          ${ms("r.completed_at")} AS completed_ms, r.status, r.headers, encode(r.body, 'base64') AS body
   FROM ${t} AS r
@@ -143,6 +152,7 @@ function statementTexts(table: Table): Record<keyof Statements, string> {
 ), claimed AS (
   INSERT INTO ${t} AS r (key_hash, key, state, token, fingerprint, created_at, expires_at)
   SELECT $1::bytea, $2::text, 'locked', $3::text, $4::text, statement_timestamp(), ${after("$5")}
+  FROM bounded
   WHERE NOT EXISTS (SELECT FROM live)
   ON CONFLICT (key_hash) DO UPDATE
     SET key = EXCLUDED.key, state = 'locked', token = EXCLUDED.token, fingerprint = EXCLUDED.fingerprint,

@@ -118,6 +118,17 @@ function base64Bytes(text: string): Uint8Array {
   return new Uint8Array(buffer.slice(byteOffset, byteOffset + length));
 }
 
+/**
+ * How long a claim may wait for its row's lock at the server (its `lock_timeout`): the time left
+ * before the caller gives up, less what the statement takes to reach the server and its refusal
+ * to come back (a quarter of it, at most 250 ms). A server that gave up first is refused as
+ * unavailable, like a timeout; one that kept waiting past the caller would land the claim later.
+ */
+function lockWaitMs(deadline: PostgresDeadline): string {
+  const left = deadline.remaining;
+  return String(Math.max(1, Math.floor(left - Math.min(250, left / 4))));
+}
+
 function lostTo(row: ClaimRow): ClaimResult {
   if (row.state === "locked") {
     return { state: "in_flight", fingerprint: row.fingerprint, lockExpiresAt: Number(row.expires_ms) };
@@ -178,10 +189,11 @@ export class PostgresStore implements InterlockStore {
   async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
     assertClaim(key, options); // refuses NUL and lone surrogates in the key and fingerprint too
     const token = randomUUID();
-    const values = [keyHash(key), key, token, options.fingerprint, options.lockTtlMs];
+    const keyed = [keyHash(key), key, token, options.fingerprint, options.lockTtlMs];
     // One deadline for the whole claim, reruns included.
     const deadline = new PostgresDeadline(this.operationTimeoutMs);
     for (let run = 1; run <= MAX_RUNS; run++) {
+      const values = [...keyed, lockWaitMs(deadline)];
       const rows = (await this.#run("claim", this.#sql.claim, values, { deadline })).rows as ClaimRow[];
       const row = rows[0];
       if (row?.state === "claimed") return { state: "claimed", token };

@@ -171,6 +171,29 @@ describe("a server that never answers, or no free connection", () => {
     await endPool(pool);
   });
 
+  it("a claim that waits on its key's row lock past operationTimeoutMs gives up at the server too: it never lands once the lock goes", async () => {
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 3 });
+    pool.on("error", () => {});
+    const table = uniqueTable("row_locked");
+    await migrate(pool, { table });
+    const store = postgresStore(pool, { table, operationTimeoutMs: 300 });
+    expect((await store.claim("k", { fingerprint: "first", lockTtlMs: 50 })).state).toBe("claimed");
+    await sleep(100); // the first lease is over: a claim takes the row over, once it has its lock
+    const blocker = await pool.connect();
+    await blocker.query("BEGIN");
+    // Another transaction holds the row (a purge, or a `complete` in a transaction left open).
+    await blocker.query(`UPDATE "${table}" SET expires_at = expires_at`);
+    const result = await outcome(() => store.claim("k", { fingerprint: "late", lockTtlMs: 60_000 }));
+    expect(result.outcome).toEqual(unavailable);
+    expect(result.ms).toBeLessThan(300 + SLACK);
+    await blocker.query("ROLLBACK"); // the lock goes, the row as it was: expired
+    blocker.release();
+    await sleep(100);
+    // The refused claim took nothing: the key is free, not in flight for a minute with nobody on it.
+    expect((await store.claim("k", { fingerprint: "retry", lockTtlMs: 60_000 })).state).toBe("claimed");
+    await endPool(pool);
+  });
+
   it("every connection held for long: the waits refused operations leave in pg-pool's queue stay bounded, and serve again once one frees", async () => {
     const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 1 }); // no connectionTimeoutMillis
     pool.on("error", () => {});

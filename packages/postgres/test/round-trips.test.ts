@@ -35,7 +35,7 @@ async function serverCounts(): Promise<Record<string, number>> {
   );
   const counts: Record<string, number> = {};
   for (const { query, calls } of rows) {
-    const kind = query.startsWith("WITH live")
+    const kind = query.startsWith("WITH bounded")
       ? "claim"
       : query.startsWith("UPDATE") && query.includes("SET state")
         ? "complete"

@@ -596,22 +596,31 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
       it("refuses a key running elsewhere or used for other input; a failure releases the key", async () => {
         const store = await fresh();
         const key = newKey();
-        const slow = runIdempotent({ store, key, fingerprint: "msg-1" }, () => sleep(200).then(() => "done"));
-        await sleep(30);
+        // The first run holds the key until `finish()`: no timing, so a slow store cannot reorder the rows.
+        let started = () => {};
+        const running = new Promise<void>((resolve) => {
+          started = resolve;
+        });
+        let finish = () => {};
+        const finished = new Promise<void>((resolve) => {
+          finish = resolve;
+        });
+        const slow = runIdempotent({ store, key, fingerprint: "msg-1" }, async () => {
+          started();
+          await finished;
+          return "done";
+        });
+        await running;
         await expect(runIdempotent({ store, key, fingerprint: "msg-1" }, () => "again")).rejects.toMatchObject({
           code: "request_in_flight",
         });
         await expect(runIdempotent({ store, key, fingerprint: "msg-2" }, () => "other")).rejects.toMatchObject({
           code: "idempotency_key_mismatch",
         });
-        expect(
-          await runIdempotent({ store, key, fingerprint: "msg-1", wait: { timeoutMs: 5_000 } }, () => "again"),
-        ).toEqual({
-          value: "done",
-          replayed: true,
-          recorded: true,
-        });
-        await slow;
+        const waiting = runIdempotent({ store, key, fingerprint: "msg-1", wait: { timeoutMs: 5_000 } }, () => "again");
+        finish();
+        expect(await waiting).toEqual({ value: "done", replayed: true, recorded: true });
+        expect(await slow).toEqual({ value: "done", replayed: false, recorded: true });
         const failing = newKey();
         await expect(runIdempotent({ store, key: failing }, () => Promise.reject(new Error("nope")))).rejects.toThrow(
           "nope",
