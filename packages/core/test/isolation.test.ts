@@ -22,10 +22,13 @@ import {
   svix,
   type WebhookScheme,
 } from "../src/index.js";
-import { noteKeySpace } from "../src/webhooks/shared-keys.js";
+import { keySpacesNoted, noteKeySpace } from "../src/webhooks/shared-keys.js";
 
-/** Long enough for a warning (emitted on the next tick) and for Web Crypto's digests. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+/** Every receiver made so far noted (Web Crypto's digests are asynchronous), and its warning (emitted on the next tick) heard. */
+const settle = async () => {
+  await keySpacesNoted();
+  await new Promise((resolve) => setImmediate(resolve));
+};
 
 /** The Interlock warnings the process emits while a test runs, by code. */
 let warnings: (Error & { code?: string })[] = [];

@@ -61,6 +61,11 @@ export function noteKeySpace(
 }
 
 /** `noteKeySpace` with the digests at hand, in the order the receivers were made. */
+/** Settles once every receiver made so far has been noted (and any warning emitted is queued): for tests. */
+export function keySpacesNoted(): Promise<void> {
+  return inOrder ?? Promise.resolve();
+}
+
 function note(
   store: object,
   space: string,
