@@ -4,6 +4,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { createIdempotency, createWebhookReceiver, type HttpResponse } from "../src/index.js";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "../src/testing/index.js";
 
@@ -51,6 +53,25 @@ function nodeApp(options: ScenarioAppOptions) {
       const result = await options.handlers.payment(body.length ? JSON.parse(body.toString()) : undefined);
       const sent = json(res, result.status, result.json, result.headers);
       if (decision.action === "execute") await idempotency.finish(decision.ticket, sent);
+      return;
+    }
+    if (path === "/exports" && req.method === "POST") {
+      const request = { method: req.method, route: "/exports", path, headers: req.headers, body };
+      const decision = await idempotency.begin(request);
+      if (decision.action === "respond") return send(res, decision.response);
+      const headers = { "content-type": "text/csv; charset=utf-8" };
+      res.writeHead(200, headers);
+      const rows = options.handlers.exportRows(body.length ? JSON.parse(body.toString()) : undefined);
+      // A failed stream is cut off (pipeline destroys the response): released all the same.
+      const sent = await pipeline(Readable.from(rows), res, { end: false }).then(
+        () => true,
+        () => false,
+      );
+      // Streamed, so not kept: the key is released once the stream is over, not before, and
+      // before its end goes out, so a retry the moment the client has it all runs again.
+      if (decision.action === "execute")
+        await idempotency.finish(decision.ticket, { status: 200, headers, body: undefined });
+      if (sent) res.end();
       return;
     }
     json(res, 404, { error: "not found" });

@@ -9,6 +9,7 @@
  * Nest 12 runs on Express 5 (its own dependency), so the Express 4 project leaves this file out.
  */
 import "reflect-metadata";
+import { Readable } from "node:stream";
 import { memoryStore, signWebhook, stripe } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
@@ -89,13 +90,23 @@ async function scenarioApp(
     }
   }
 
-  @Module({ controllers: [WebhooksController, PaymentsController] })
+  @Controller("exports")
+  class ExportsController {
+    // A stream piped into the response, as a Nest route on Express streams one.
+    @Post()
+    create(@Body() body: unknown, @Res() res: Response) {
+      res.status(200).type("text/csv");
+      Readable.from(handlers.exportRows(body)).pipe(res);
+    }
+  }
+
+  @Module({ controllers: [WebhooksController, PaymentsController, ExportsController] })
   class ScenarioModule implements NestModule {
     configure(consumer: MiddlewareConsumer) {
       consumer.apply(webhook(webhookOptions)).forRoutes({ path: "webhooks", method: RequestMethod.POST });
       consumer
         .apply(idempotency({ ...idempotencyOptions, principal: (request) => request.context.get("x-api-key") }))
-        .forRoutes(PaymentsController);
+        .forRoutes(PaymentsController, ExportsController);
     }
   }
 

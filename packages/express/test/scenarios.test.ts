@@ -3,6 +3,7 @@
  * (the middlewares read the body themselves) and with a global `express.json()` that keeps
  * the raw bytes through `captureRawBody`, the setup most apps have.
  */
+import { Readable } from "node:stream";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
@@ -39,6 +40,10 @@ function scenarioApp(options: ScenarioAppOptions, setup: (app: Express) => void 
   });
   app.post("/payments", idempotent, payments);
   app.get("/payments", idempotent, payments);
+  app.post("/exports", idempotent, (req, res) => {
+    res.status(200).type("text/csv");
+    Readable.from(handlers.exportRows(req.body)).pipe(res);
+  });
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     // A body parser's client error keeps its status, as Express's default handler answers it.
     if (isClientError(error)) res.status(error.status).send(error.message);

@@ -2,6 +2,7 @@
 
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import type { ScenarioApp, ScenarioAppOptions } from "@interlock/core/testing";
 import { withClient } from "@interlock/test-harness/http2";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
@@ -113,6 +114,12 @@ export async function scenarioApp(options: ScenarioAppOptions, { http2 = false }
       };
       app.post("/payments", { config: { interlock: payments } }, pay);
       app.get("/payments", { config: { interlock: payments } }, pay);
+      app.post("/exports", { config: { interlock: payments } }, (request, reply) =>
+        reply
+          .code(200)
+          .type("text/csv")
+          .send(Readable.from(options.handlers.exportRows(request.body))),
+      );
     },
     http2 ? ({ http2: true } as FastifyServerOptions) : {},
   );

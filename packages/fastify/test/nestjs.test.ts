@@ -8,6 +8,7 @@
  */
 import "reflect-metadata";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import { memoryStore, stripe, type VerifiedWebhook } from "@interlock/core";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
@@ -104,7 +105,20 @@ async function scenarioApp({ webhook: webhookOptions, idempotency: idempotencyOp
     }
   }
 
-  @Module({ controllers: [WebhooksController, PaymentsController] })
+  @Controller("exports")
+  class ExportsController {
+    // A stream sent through the reply, as a Nest route on Fastify streams one.
+    @Post()
+    @RouteConfig({ interlock: payments })
+    create(@Body() body: unknown, @Res() reply: FastifyReply) {
+      reply
+        .code(200)
+        .type("text/csv")
+        .send(Readable.from(handlers.exportRows(body)));
+    }
+  }
+
+  @Module({ controllers: [WebhooksController, PaymentsController, ExportsController] })
   class ScenarioModule {}
 
   return serve(ScenarioModule, {}, (app) => app.useGlobalFilters(scenarioExceptionFilter(app.getHttpAdapter())));

@@ -6,6 +6,7 @@ import type { ScenarioAppOptions } from "@interlock/core/testing";
 import { idempotency, webhook } from "@interlock/hono";
 import { Hono, type HonoRequest } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { stream } from "hono/streaming";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 export function scenarioApp(options: ScenarioAppOptions): Hono {
@@ -24,6 +25,14 @@ export function scenarioApp(options: ScenarioAppOptions): Hono {
     // A 204 or 304 has no content: Deno's and workerd's Response refuse one, as the Fetch spec says.
     if (result.status === 204 || result.status === 304) return c.body(null, result.status, result.headers);
     return c.json(result.json, result.status as ContentfulStatusCode, result.headers);
+  });
+  // Hono's stream(): the rows are written in its callback, after the route has returned.
+  app.post("/exports", payments, async (c) => {
+    const rows = options.handlers.exportRows(await jsonBody(c.req));
+    c.header("content-type", "text/csv; charset=utf-8");
+    return stream(c, async (out) => {
+      for await (const row of rows) await out.write(row);
+    });
   });
   app.onError((error, c) =>
     error instanceof HTTPException ? error.getResponse() : c.json({ error: "handler failed" }, 500),

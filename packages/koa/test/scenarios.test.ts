@@ -3,6 +3,7 @@
  * adapter) against the contract app built with Koa and this package's two middlewares.
  */
 import { createServer } from "node:http2";
+import { Readable } from "node:stream";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "@interlock/core/testing";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { serveHttp2 } from "@interlock/test-harness/http2";
@@ -39,11 +40,15 @@ function contractApp({ webhook: webhookOptions, idempotency: idempotencyOptions,
       ctx.body = { received: ctx.state.webhook.id };
     }),
   );
+  const idempotent = idempotency({
+    ...idempotencyOptions,
+    principal: (request) => request.context.get("x-api-key") || undefined,
+  });
   app.use(
     route(
       "ALL",
       "/payments",
-      idempotency({ ...idempotencyOptions, principal: (request) => request.context.get("x-api-key") || undefined }),
+      idempotent,
       // The app's own body parser, for the requests idempotency() lets through unread.
       bodyParser(),
       async (ctx) => {
@@ -53,6 +58,13 @@ function contractApp({ webhook: webhookOptions, idempotency: idempotencyOptions,
         ctx.body = result.json;
       },
     ),
+  );
+  app.use(
+    route("POST", "/exports", idempotent, bodyParser(), (ctx) => {
+      ctx.status = 200;
+      ctx.type = "text/csv";
+      ctx.body = Readable.from(handlers.exportRows(ctx.request.body));
+    }),
   );
   return app;
 }

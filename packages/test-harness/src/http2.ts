@@ -3,7 +3,9 @@
  * served by `http2.createServer` (undici's fetch speaks HTTP/2 only over TLS). A request body
  * is sent in DATA frames with no `content-length`, as HTTP/2 allows (RFC 9113 §8.1.1): the
  * stream's end is what ends the body, so a server that looks for `content-length` or
- * `transfer-encoding` to decide whether there is a body at all gets it wrong here.
+ * `transfer-encoding` to decide whether there is a body at all gets it wrong here. As `fetch`
+ * does, it resolves once the response's headers have come, its body read as its DATA frames come:
+ * a streamed answer can be read while the server is still producing it.
  */
 
 import {
@@ -54,15 +56,15 @@ export function http2Client(): Http2Client {
     new Headers(init.headers).forEach((value, name) => {
       headers[name] = value;
     });
-    const [head, bytes] = await exchange(sessionFor(url.origin), headers, body, init.signal ?? undefined);
+    const [head, content] = await respond(sessionFor(url.origin), headers, body, init.signal ?? undefined);
     const status = Number(head[HTTP2_HEADER_STATUS]);
     const out = new Headers();
     for (const [name, value] of Object.entries(head)) {
       if (name.startsWith(":") || value === undefined) continue;
       for (const one of Array.isArray(value) ? value : [value]) out.append(name, String(one));
     }
-    const content = NO_CONTENT.has(status) || method === "HEAD" ? null : new Uint8Array(bytes);
-    return new Response(content, { status, headers: out });
+    // No content to read: whatever the stream still carries is read and dropped.
+    return new Response(NO_CONTENT.has(status) || method === "HEAD" ? null : content, { status, headers: out });
   }
 
   return {
@@ -109,6 +111,64 @@ export function exchange(
       else resolve([responseHeaders, Buffer.concat(chunks)]);
     });
     stream.on("error", (cause) => reject(new TypeError("fetch failed", { cause })));
+  });
+}
+
+/**
+ * Sends one request as `exchange` does, and resolves once the response's headers have come, to
+ * them and the body as a stream of its DATA frames, each readable as it comes. The frames are
+ * read as they come, whether or not the body is (kept until it is, as a test's bodies are
+ * small), so an unread body does not hold its stream open. Rejects as `exchange` does until the
+ * headers have come; then the body fails instead (a `TypeError`, or the reason of `signal`), as
+ * fetch's does. Cancelling the body cancels the stream.
+ */
+function respond(
+  session: ClientHttp2Session,
+  headers: OutgoingHttpHeaders,
+  body: Buffer | undefined,
+  signal?: AbortSignal,
+): Promise<[IncomingHttpHeaders, ReadableStream<Uint8Array>]> {
+  const stream = session.request(headers, { endStream: body === undefined });
+  if (body !== undefined) stream.end(body);
+  return new Promise((resolve, reject) => {
+    let content: ReadableStreamDefaultController<Uint8Array> | undefined;
+    let over = false;
+    const fail = (reason: unknown) => {
+      if (over) return;
+      over = true;
+      if (content === undefined) reject(reason);
+      else content.error(reason);
+    };
+    signal?.addEventListener(
+      "abort",
+      () => {
+        fail(signal.reason);
+        stream.close(constants.NGHTTP2_CANCEL);
+      },
+      { once: true },
+    );
+    stream.on("response", (received) => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          content = controller;
+        },
+        cancel() {
+          over = true;
+          stream.close(constants.NGHTTP2_CANCEL);
+        },
+      });
+      resolve([received, body]);
+    });
+    stream.on("data", (chunk: Buffer) => {
+      if (!over) content?.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    });
+    stream.on("end", () => {
+      if (content === undefined) return fail(new TypeError("fetch failed: the stream ended without a response"));
+      if (over) return;
+      over = true;
+      content.close();
+    });
+    stream.on("error", (cause) => fail(new TypeError("fetch failed", { cause })));
   });
 }
 

@@ -19,10 +19,10 @@
  */
 
 import { DEFAULT_REQUEST_BODY_LIMIT, signWebhook, standardWebhooks } from "@interlock/core";
-import type { CreateScenarioApp, ScenarioApp, ScenarioHandlers } from "@interlock/core/testing";
+import type { CreateScenarioApp, ScenarioApp } from "@interlock/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chunked, type RawAnswer, RawHttpConnection, requestHead } from "./raw-http.js";
-import { SUITE_SECRET, startSuiteApp, watchUnhandled } from "./suite-app.js";
+import { SUITE_SECRET, type SuiteHandlers, startSuiteApp, watchUnhandled } from "./suite-app.js";
 
 /** The webhook middleware's limit here (its verifier's `maxBodyBytes`): small, so bodies past it stay cheap. */
 const WEBHOOK_LIMIT = 64 * 1024;
@@ -59,7 +59,7 @@ export function describeProtocolEdges(
 
     beforeAll(async () => {
       unhandled.start();
-      const handlers: ScenarioHandlers = {
+      const handlers: SuiteHandlers = {
         async webhook(event) {
           const { delayMs = 0 } = event.payload as { delayMs?: number };
           await sleep(delayMs);

@@ -6,7 +6,8 @@
  *
  * The scenario table's handlers live in the vitest process, which counts what they did, so the
  * app's handlers call them there over HTTP (`INTERLOCK_SCENARIO` says where, and how the row
- * configured the app).
+ * configured the app). The exports handler's chunks come back as a streamed answer, each passed
+ * on to the app's route as it arrives: the row paces the app's stream from the vitest process.
  */
 import {
   cryptoRuntime,
@@ -84,7 +85,31 @@ function remoteHandlers(endpoint: string): ScenarioHandlers {
       await call("webhook", { id: event.id, payload: event.payload });
     },
     payment: (body) => call("payment", { body }) as ReturnType<ScenarioHandlers["payment"]>,
+    exportRows: (body) => streamedCall(`${endpoint}/exportRows`, { body }),
   };
+}
+
+/** The text of the answer to a call at `url`, each part as it arrives (not the whole answer first). */
+async function* streamedCall(url: string, input: unknown): AsyncGenerator<string> {
+  const response = await fetch(url, { method: "POST", body: JSON.stringify(input) });
+  if (!response.ok || response.body === null) throw new Error("the exportRows handler failed");
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let over = false;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const text = decoder.decode(value, { stream: true });
+      if (text !== "") yield text;
+    }
+    over = true;
+    const rest = decoder.decode();
+    if (rest !== "") yield rest;
+  } finally {
+    // Its reader stopped early (the app's client left): the call is dropped too.
+    if (!over) await reader.cancel().catch(() => {});
+  }
 }
 
 /** The options the row configured, on one store, with the vitest process's handlers. */

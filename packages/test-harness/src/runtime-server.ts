@@ -160,14 +160,28 @@ async function call(handlers: ScenarioHandlers, path: string | undefined, input:
   return {};
 }
 
-/** The table's handlers on 127.0.0.1, for runtime-app.ts's `remoteHandlers` to call. */
+/**
+ * The table's handlers on 127.0.0.1, for runtime-app.ts's `remoteHandlers` to call; the exports
+ * handler's chunks are written as the handler yields them, in one streamed answer.
+ */
 function handlerEndpoint(handlers: ScenarioHandlers): Promise<ScenarioApp> {
   const server = createServer(async (request, response) => {
     try {
-      const output = await call(handlers, request.url, await jsonOf(request));
+      const input = await jsonOf(request);
+      if (request.url === "/exportRows") {
+        for await (const chunk of handlers.exportRows(input.body)) {
+          if (!response.headersSent) response.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+          response.write(chunk);
+        }
+        response.end();
+        return;
+      }
+      const output = await call(handlers, request.url, input);
       response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(output));
     } catch {
-      response.writeHead(500).end();
+      // Failed before its answer began: a 500; once streaming, the answer is cut off.
+      if (response.headersSent) response.destroy();
+      else response.writeHead(500).end();
     }
   });
   return new Promise((resolve) =>
@@ -205,11 +219,18 @@ function configFor(options: ScenarioAppOptions, handlers: string): ScenarioServe
   };
 }
 
+/** What an app declares to the scenario table about its adapter (see `ScenarioApp`). */
+export type ScenarioDeclarations = Pick<ScenarioApp, "storesStreamedAnswers">;
+
 /**
  * The scenario app as `command` (called per app) serves it: a fixture that calls
- * `serveScenarioApp`, its handlers those of the options, in this process.
+ * `serveScenarioApp`, its handlers those of the options, in this process; `declared` is what
+ * the app tells the table about its adapter, as the same app served on Node does.
  */
-export function runtimeScenarioApp(command: () => RuntimeCommand): CreateScenarioApp {
+export function runtimeScenarioApp(
+  command: () => RuntimeCommand,
+  declared: ScenarioDeclarations = {},
+): CreateScenarioApp {
   return async (options) => {
     const endpoint = await handlerEndpoint(options.handlers);
     const server = await startRuntimeServer(command(), configFor(options, endpoint.url)).catch(async (error) => {
@@ -217,6 +238,7 @@ export function runtimeScenarioApp(command: () => RuntimeCommand): CreateScenari
       throw error;
     });
     return {
+      ...declared,
       url: server.url,
       async close() {
         await stopRuntimeServer(server);
@@ -227,6 +249,10 @@ export function runtimeScenarioApp(command: () => RuntimeCommand): CreateScenari
 }
 
 /** The whole scenario table, each row's app served by `command` (see `runtimeScenarioApp`). */
-export function describeScenariosOn(name: string, command: () => RuntimeCommand): void {
-  describeAdapterScenarios(name, runtimeScenarioApp(command));
+export function describeScenariosOn(
+  name: string,
+  command: () => RuntimeCommand,
+  declared: ScenarioDeclarations = {},
+): void {
+  describeAdapterScenarios(name, runtimeScenarioApp(command, declared));
 }

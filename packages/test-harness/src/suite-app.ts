@@ -10,10 +10,22 @@ import { SUITE_SECRET } from "./secret.js";
 
 export { SUITE_SECRET };
 
-/** Starts `createApp` with `handlers` on a fresh memory store; `maxBodyBytes` bounds webhook bodies. */
+/** A suite's handlers: the exports route's only where the suite sends to it. */
+export type SuiteHandlers = Omit<ScenarioHandlers, "exportRows"> & Partial<Pick<ScenarioHandlers, "exportRows">>;
+
+/** The exports route's work in a suite that never sends to it: a request that does fails. */
+async function* noExports(): AsyncGenerator<string> {
+  yield* [];
+  throw new Error("this suite sends no request to /exports: give startSuiteApp an exportRows handler");
+}
+
+/**
+ * Starts `createApp` with `handlers` on a fresh memory store; `maxBodyBytes` bounds webhook
+ * bodies. Without an `exportRows` handler, a request to the exports route fails.
+ */
 export function startSuiteApp(
   createApp: CreateScenarioApp,
-  handlers: ScenarioHandlers,
+  handlers: SuiteHandlers,
   { maxBodyBytes }: { maxBodyBytes?: number } = {},
 ): Promise<ScenarioApp> {
   const store = new MemoryStore();
@@ -26,7 +38,7 @@ export function startSuiteApp(
       ...(maxBodyBytes !== undefined && { maxBodyBytes }),
     },
     idempotency: { store, lockTtlMs: 5_000, required: false },
-    handlers,
+    handlers: { exportRows: noExports, ...handlers },
   });
 }
 

@@ -32,6 +32,39 @@ describe("http2Client", () => {
     await expect(client.fetch(`${url}/drop`)).rejects.toThrow("fetch failed");
     await client.close();
   });
+
+  it("resolves once the headers have come, its body read as the server writes it (a streamed answer, as fetch reads one)", async () => {
+    let finish: () => void = () => {};
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("first;");
+      void finished.then(() => res.end("second"));
+    });
+    const client = http2Client();
+    try {
+      const response = await client.fetch(url);
+      expect([response.status, response.headers.get("content-type")]).toEqual([200, "text/plain"]);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      // The server ends its answer only once this part has been read: a buffered body would never come.
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("first;");
+      finish();
+      let rest = "";
+      for (let read = await reader.read(); !read.done; read = await reader.read())
+        rest += new TextDecoder().decode(read.value);
+      expect(rest).toBe("second");
+    } finally {
+      finish();
+      await client.close();
+    }
+  });
+
+  it("a body left unread does not hold its stream open: close() resolves", async () => {
+    const url = await serve((_req, res) => res.end("unread"));
+    const client = http2Client();
+    expect((await client.fetch(url)).status).toBe(200);
+    await client.close();
+  });
 });
 
 describe("RawHttp2Connection", () => {

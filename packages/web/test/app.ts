@@ -6,6 +6,13 @@
 import type { ScenarioAppOptions } from "@interlock/core/testing";
 import { withIdempotency, withWebhook } from "@interlock/web";
 
+/**
+ * The adapter's own rule the scenario table's streamed-answer row is told (`ScenarioApp`'s
+ * `storesStreamedAnswers`), wherever this app is served.
+ */
+export const STORES_STREAMED_ANSWERS =
+  "withIdempotency records a streamed Response body as it is sent and stores it once it ends, within maxRecordBytes (README: a streamed body is stored once it ends)";
+
 export function scenarioApp(options: ScenarioAppOptions): (request: Request) => Promise<Response> {
   const webhook = withWebhook(options.webhook, async (event) => {
     await options.handlers.webhook(event);
@@ -27,11 +34,27 @@ export function scenarioApp(options: ScenarioAppOptions): (request: Request) => 
       return Response.json(result.json, { status: result.status, ...(result.headers && { headers: result.headers }) });
     },
   );
+  // The same middleware as the payments routes: one key space.
+  const exportRows = withIdempotency(
+    {
+      ...options.idempotency,
+      route: "/exports",
+      principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
+    },
+    async (request) => {
+      const body = await jsonBody(request);
+      if (body instanceof Response) return body;
+      return new Response(readableOf(options.handlers.exportRows(body)), {
+        headers: { "content-type": "text/csv; charset=utf-8" },
+      });
+    },
+  );
   return async (request) => {
     const { pathname } = new URL(request.url);
     try {
       if (pathname === "/webhooks" && request.method === "POST") return await webhook(request);
       if (pathname === "/payments" && ["POST", "GET", "HEAD"].includes(request.method)) return await payments(request);
+      if (pathname === "/exports" && request.method === "POST") return await exportRows(request);
       return Response.json({ error: "not found" }, { status: 404 });
     } catch {
       return Response.json({ error: "handler failed" }, { status: 500 });
@@ -48,4 +71,20 @@ async function jsonBody(request: Request): Promise<unknown> {
   } catch {
     return Response.json({ error: "the request body is not valid JSON" }, { status: 400 });
   }
+}
+
+/** The chunks as a web stream, each pulled from `chunks` as the stream is read. */
+function readableOf(chunks: AsyncIterable<string>): ReadableStream<Uint8Array> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await iterator.next();
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(next.value));
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
 }

@@ -16,6 +16,7 @@ import {
   stopRuntimeServer,
 } from "@interlock/test-harness/runtime-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STORES_STREAMED_ANSWERS } from "./app.js";
 import { useWebFixtures } from "./runtime-server.js";
 
 const appDir = useWebFixtures(["scenario-server.ts", "bun-answers.ts"]);
@@ -23,7 +24,9 @@ const appDir = useWebFixtures(["scenario-server.ts", "bun-answers.ts"]);
 /** Bun on one of the copied fixtures, in the packed app. */
 const bun = (fixture: string) => bunCommand(appDir(), `fixtures/${fixture}`);
 
-describeScenariosOn("web on Bun", () => bun("scenario-server.ts"));
+describeScenariosOn("web on Bun", () => bun("scenario-server.ts"), {
+  storesStreamedAnswers: STORES_STREAMED_ANSWERS,
+});
 describeClientGoneAway(
   "web on Bun",
   runtimeScenarioApp(() => bun("scenario-server.ts")),

@@ -7,6 +7,7 @@
  */
 import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import { denoCommand, describeScenariosOn, runtimeScenarioApp } from "@interlock/test-harness/runtime-server";
+import { STORES_STREAMED_ANSWERS } from "./app.js";
 import { useWebFixtures } from "./runtime-server.js";
 
 const appDir = useWebFixtures(["scenario-server.ts"]);
@@ -14,7 +15,9 @@ const appDir = useWebFixtures(["scenario-server.ts"]);
 /** Deno on one of the copied fixtures, in the packed app. */
 const deno = (fixture: string) => denoCommand(appDir(), `fixtures/${fixture}`);
 
-describeScenariosOn("web on Deno", () => deno("scenario-server.ts"));
+describeScenariosOn("web on Deno", () => deno("scenario-server.ts"), {
+  storesStreamedAnswers: STORES_STREAMED_ANSWERS,
+});
 describeClientGoneAway(
   "web on Deno",
   runtimeScenarioApp(() => deno("scenario-server.ts")),

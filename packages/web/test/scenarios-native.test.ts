@@ -8,10 +8,11 @@ import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import { describeHostileClients } from "@interlock/test-harness/hostile-clients";
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import { describe, expect, it } from "vitest";
-import { scenarioApp } from "./app.js";
+import { STORES_STREAMED_ANSWERS, scenarioApp } from "./app.js";
 import { listen, listenHttp2 } from "./serve.js";
 
 const native = { nativeGlobals: true };
+const storesStreamedAnswers = STORES_STREAMED_ANSWERS;
 const NodeResponse = globalThis.Response;
 
 describe("the globals these tables run with", () => {
@@ -28,10 +29,14 @@ describe("the globals these tables run with", () => {
   });
 });
 
-describeAdapterScenarios("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));
-describeAdapterScenarios("web over HTTP/2 (h2c, Node's Response)", async (options) =>
-  listenHttp2(scenarioApp(options), native),
-);
+describeAdapterScenarios("web (Node's Response)", async (options) => ({
+  ...(await listen(scenarioApp(options), undefined, native)),
+  storesStreamedAnswers,
+}));
+describeAdapterScenarios("web over HTTP/2 (h2c, Node's Response)", async (options) => ({
+  ...(await listenHttp2(scenarioApp(options), native)),
+  storesStreamedAnswers,
+}));
 describeHostileClients("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));
 describeProtocolEdges("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));
 describeClientGoneAway("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));

@@ -9,6 +9,11 @@
  *   `handlers.payment(<parsed JSON body>)` and answers its `status`, `headers` and `json`;
  * - `GET /payments`: the same middleware and route (GET is not covered: it passes through; HEAD,
  *   answered by the GET route, is);
+ * - `POST /exports`: the same idempotency middleware (one instance with the payments routes),
+ *   then a route that answers 200 `text/csv` with the chunks of `handlers.exportRows(<parsed JSON
+ *   body>)` streamed as they come, with the framework's own stream: a Node `Readable.from(…)`
+ *   piped, sent or assigned as the body on Node frameworks, a `ReadableStream` on web ones. The
+ *   route returns before the stream is over; the rows pace it;
  * - an error handler that answers a handler's throw with 500 `{"error": "handler failed"}`.
  *
  * Every row expects the same status and body from every framework.
@@ -24,7 +29,7 @@ import { signWebhook } from "../webhooks/sign.js";
 import type { VerifiedWebhook } from "../webhooks/verified.js";
 import { unreachableStore } from "./idempotency.js";
 
-/** The work behind the scenario app's two routes, swapped by each scenario. */
+/** The work behind the scenario app's routes, swapped by each scenario. */
 export interface ScenarioHandlers {
   /** The webhook route's work. Throwing makes the app answer 500. */
   webhook(event: VerifiedWebhook): Promise<void>;
@@ -37,6 +42,12 @@ export interface ScenarioHandlers {
     /** The JSON body to answer with. */
     json: unknown;
   }>;
+  /**
+   * The exports route's work, given the parsed JSON body: the chunks of its 200 `text/csv`
+   * answer, which the route streams as they come (not collected first), so the answer is still
+   * being sent after the route has returned. The rows pace it: a chunk may be long in coming.
+   */
+  exportRows(body: unknown): AsyncIterable<string>;
 }
 
 /** What `createApp` builds the scenario app with. */
@@ -63,6 +74,14 @@ export interface ScenarioApp {
    * HTTP/2): the HEAD row then checks that this is still so, and fails once it is not.
    */
   unansweredHead?: string;
+  /**
+   * Why this app's adapter records a streamed answer and stores it once the stream is over,
+   * when it does (the web adapter's `withIdempotency` records a `new Response(readableStream)`
+   * body): the streamed-answer row then expects the retry after the end to be a replay of it,
+   * the handler not run again, and fails once it is not. Without it, the row expects what a
+   * streamed answer gets on every other adapter: released, not stored, the retry run again.
+   */
+  storesStreamedAnswers?: string;
   /** Stops the server. */
   close(): Promise<void>;
 }
@@ -81,7 +100,43 @@ interface World {
   processed: string[];
   /** Payments the handler created. */
   payments: number;
+  /** Exports the handler started. */
+  exports: number;
+  /** Holds every export after its first chunk until it opens: a row closes it to pace one. */
+  exportGate: Gate;
 }
+
+/** A promise the row resolves when it chooses: no timer decides when the held work goes on. */
+interface Gate {
+  readonly opened: Promise<void>;
+  open(): void;
+}
+
+function gate(): Gate {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+function openGate(): Gate {
+  const opened = gate();
+  opened.open();
+  return opened;
+}
+
+/** The exports handler's instructions, sent in the request body. */
+interface ExportBody {
+  /** How many rows after the header line. */
+  rows?: number;
+}
+
+/** What the exports handler streams for `rows` rows: the header line, then one line a row. */
+const exportCsv = (rows: number) => [
+  "id,amount\n",
+  ...Array.from({ length: rows }, (_, row) => `${row + 1},${(row + 1) * 100}\n`),
+];
 
 /** The payments handler's instructions, sent in the request body. */
 interface PaymentBody {
@@ -113,6 +168,15 @@ function worldOptions(world: Omit<World, "app">, store: InterlockStore): Scenari
         if (status >= 500) return { status, json: { error: "payment provider unavailable" } };
         const id = `pay_${++world.payments}`;
         return { status, headers: { location: `/payments/${id}`, "set-cookie": "session=abc" }, json: { id, amount } };
+      },
+      async *exportRows(body) {
+        const { rows = 3 } = (body ?? {}) as ExportBody;
+        world.exports++;
+        const [header, ...lines] = exportCsv(rows);
+        yield header as string;
+        // The rest waits for the row's gate: the answer is still being sent after the route returned.
+        await world.exportGate.opened;
+        yield* lines;
       },
     },
   };
@@ -159,6 +223,13 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
       body: JSON.stringify(body),
     });
 
+  const exportRows = (key: string, body: ExportBody) =>
+    send(world.app, "/exports", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key },
+      body: JSON.stringify(body),
+    });
+
   const problem = async (response: Response) => {
     expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     return (await response.json()) as { code: string; status: number; type: string; title: string };
@@ -168,11 +239,19 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
     beforeAll(async () => {
       const store = new MemoryStore();
       // One object: the handlers count into it and the rows read it.
-      const shared = { store, processed: [] as string[], payments: 0 } as Omit<World, "app"> & { app?: ScenarioApp };
+      const shared = { store, processed: [] as string[], payments: 0, exports: 0, exportGate: openGate() } as Omit<
+        World,
+        "app"
+      > & { app?: ScenarioApp };
       shared.app = await createApp(worldOptions(shared, store));
       world = shared as World;
       const unreachable = unreachableStore();
-      down = await createApp(worldOptions({ store: unreachable, processed: [], payments: 0 }, unreachable));
+      down = await createApp(
+        worldOptions(
+          { store: unreachable, processed: [], payments: 0, exports: 0, exportGate: openGate() },
+          unreachable,
+        ),
+      );
     });
     afterAll(async () => {
       await world?.app.close();
@@ -384,6 +463,65 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect((await pay(undefined)).status).toBe(201);
         expect((await pay(undefined)).status).toBe(201);
         expect(world.payments).toBe(before + 2);
+      });
+
+      it("a streamed answer holds its key until the stream is over (a retry meanwhile → 409 request_in_flight), then is released, not stored: the retry runs again (replayed where the app declares its adapter stores streams)", async () => {
+        const key = newId("export");
+        const csv = exportCsv(3).join("");
+        const before = world.exports;
+        const held = gate();
+        world.exportGate = held;
+        // Only for an app that fails the row by holding the answer back until the stream is
+        // over: the gate opens anyway, and the checks below say what came instead of a hang.
+        const unstick = setTimeout(held.open, 10_000);
+        let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+        try {
+          const first = await exportRows(key, { rows: 3 });
+          expect(first.status).toBe(200);
+          expect(first.headers.get("content-type")).toMatch(/^text\/csv/);
+          reader = (first.body as ReadableStream<Uint8Array>).getReader();
+          const decoder = new TextDecoder();
+          let received = "";
+          // The header line, the one chunk before the gate: the route has returned, its answer is being sent.
+          while (!received.endsWith("\n")) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            received += decoder.decode(value, { stream: true });
+          }
+          expect(received).toBe("id,amount\n");
+
+          const retry = await exportRows(key, { rows: 3 });
+          expect(retry.status).toBe(409);
+          expect(retry.headers.get("retry-after")).toBe("1");
+          expect((await problem(retry)).code).toBe("request_in_flight");
+          expect(world.exports).toBe(before + 1);
+
+          held.open();
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            received += decoder.decode(value, { stream: true });
+          }
+          reader = undefined;
+          expect(received + decoder.decode()).toBe(csv);
+        } finally {
+          clearTimeout(unstick);
+          held.open();
+          await reader?.cancel().catch(() => {});
+        }
+
+        // Released before the stream's end reached the client: a retry the moment it has the whole answer is not in flight.
+        const again = await exportRows(key, { rows: 3 });
+        expect(again.status).toBe(200);
+        expect(again.headers.get("content-type")).toMatch(/^text\/csv/);
+        expect(await again.text()).toBe(csv);
+        const stores = world.app.storesStreamedAnswers;
+        if (stores === undefined) {
+          expect(again.headers.get("idempotent-replayed")).toBeNull();
+          expect(world.exports).toBe(before + 2);
+        } else {
+          expect([again.headers.get("idempotent-replayed"), world.exports], stores).toEqual(["true", before + 1]);
+        }
       });
 
       it("store down → 503 store_unavailable with Retry-After (RFC 9110 §15.6.4)", async () => {
