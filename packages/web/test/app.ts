@@ -18,37 +18,28 @@ export function scenarioApp(options: ScenarioAppOptions): (request: Request) => 
     await options.handlers.webhook(event);
     return Response.json({ received: event.id });
   });
-  const payments = withIdempotency(
-    {
-      ...options.idempotency,
-      route: "/payments",
-      principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
-    },
-    async (request) => {
-      const body = await jsonBody(request);
-      if (body instanceof Response) return body;
-      const result = await options.handlers.payment(body);
-      // A 204 or 304 has no content: a Response refuses one, as the Fetch spec says.
-      if (result.status === 204 || result.status === 304)
-        return new Response(null, { status: result.status, ...(result.headers && { headers: result.headers }) });
-      return Response.json(result.json, { status: result.status, ...(result.headers && { headers: result.headers }) });
-    },
-  );
-  // The same middleware as the payments routes: one key space.
-  const exportRows = withIdempotency(
-    {
-      ...options.idempotency,
-      route: "/exports",
-      principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
-    },
-    async (request) => {
-      const body = await jsonBody(request);
-      if (body instanceof Response) return body;
-      return new Response(readableOf(options.handlers.exportRows(body)), {
-        headers: { "content-type": "text/csv; charset=utf-8" },
-      });
-    },
-  );
+  // One middleware configuration for every idempotent route: one key space.
+  const idempotent = (route: string, handler: Parameters<typeof withIdempotency>[1]) =>
+    withIdempotency(
+      { ...options.idempotency, route, principal: (request) => request.context.headers.get("x-api-key") ?? undefined },
+      handler,
+    );
+  const payments = idempotent("/payments", async (request) => {
+    const body = await jsonBody(request);
+    if (body instanceof Response) return body;
+    const result = await options.handlers.payment(body);
+    // A 204 or 304 has no content: a Response refuses one, as the Fetch spec says.
+    if (result.status === 204 || result.status === 304)
+      return new Response(null, { status: result.status, ...(result.headers && { headers: result.headers }) });
+    return Response.json(result.json, { status: result.status, ...(result.headers && { headers: result.headers }) });
+  });
+  const exportRows = idempotent("/exports", async (request) => {
+    const body = await jsonBody(request);
+    if (body instanceof Response) return body;
+    return new Response(readableOf(options.handlers.exportRows(body)), {
+      headers: { "content-type": "text/csv; charset=utf-8" },
+    });
+  });
   return async (request) => {
     const { pathname } = new URL(request.url);
     try {
