@@ -82,6 +82,13 @@ export interface HijackedEnds {
   cutOff: (answered: boolean) => void;
   /** The handler threw (or rejected) before it ended the reply, which it leaves open. */
   threw: () => void;
+  /**
+   * The route ended the reply itself (its `write`s and `end`, no stream piped in), the client
+   * still there: settles it by what it wrote. The end goes out once that is done, as onSend
+   * settles the replies Fastify sends before they go: a client that retries the moment it has
+   * the whole answer finds it settled, not in flight.
+   */
+  answered: () => Promise<unknown>;
 }
 
 /** A claimed key or delivery, kept on its request until settled, and how to read what a hijacked reply sent. */
@@ -172,7 +179,7 @@ function hijackRecorded(this: FastifyReply): FastifyReply {
 function recordHijackedWrites(
   reply: FastifyReply,
   limit: number | undefined,
-  { cutOff, threw }: HijackedEnds,
+  { cutOff, threw, answered: settleAnswered }: HijackedEnds,
 ): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
@@ -262,7 +269,15 @@ function recordHijackedWrites(
   } as Write;
   raw.end = function (this: ServerResponse, ...args: unknown[]) {
     keep(args[0], args[1]);
-    const result = (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    const endNow = () => (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    if (reply.sent && !over && !left && piped.length === 0 && !this.destroyed) {
+      // Over from now: a close meanwhile (the client left) settles nothing more.
+      over = true;
+      answered = true;
+      settleAnswered().then(endNow, endNow);
+      return this;
+    }
+    const result = endNow();
     if (reply.sent) ended(true);
     return result;
   } as End;

@@ -175,7 +175,11 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       engine.begin(neutralOf(request)).then((decision) => {
         if (decision.action === "respond") return respond(decision, request, reply);
         if (decision.action === "execute") {
-          const ends = { cutOff: () => void finishHijacked(request), threw: () => void abortRun(request) };
+          const ends = {
+            cutOff: () => void finishHijacked(request),
+            threw: () => void abortRun(request),
+            answered: () => finishHijacked(request),
+          };
           keepPending(request, kIdempotentRun, {
             ticket: decision.ticket,
             hijacked: recordOnHijack(reply, recordLimit, ends),

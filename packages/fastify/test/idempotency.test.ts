@@ -218,6 +218,35 @@ describe("response capture and replay", () => {
     expect(calls).toBe(1);
   });
 
+  it("a hijacked reply's end goes out once its answer is stored: a retry the moment the answer is whole replays it", async () => {
+    const store = new MemoryStore();
+    const complete = store.complete.bind(store);
+    // A store slow to write: the answer must still be stored before its end reaches the client.
+    store.complete = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      return complete(...args);
+    };
+    let calls = 0;
+    await start(options({ store }), (app, hooks) => {
+      app.post("/raw", hooks, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(201, { "content-type": "text/plain" });
+        reply.raw.write("made ");
+        reply.raw.end(`once ${calls}`);
+      });
+    });
+    const key = newKey();
+    expect(await (await send("/raw", key)).text()).toBe("made once 1");
+    const retry = await send("/raw", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      201,
+      "true",
+      "made once 1",
+    ]);
+    expect(calls).toBe(1);
+  });
+
   it("a streamed body passes through uncached and the key is released", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;

@@ -435,6 +435,30 @@ describe("settling the delivery", () => {
     ]);
   });
 
+  it("a hijacked reply's end goes out once the delivery is recorded: a redelivery the moment it is whole is a duplicate", async () => {
+    const store = new MemoryStore();
+    const complete = store.complete.bind(store);
+    // A store slow to write: the delivery must still be recorded before the answer's end goes out.
+    store.complete = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      return complete(...args);
+    };
+    let calls = 0;
+    running = await listen((app) => {
+      app.post("/hook", { config: { interlock: webhook(options({ store })) } }, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        reply.raw.end("processed");
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect(await (await post(`${running.url}/hook`, d)).text()).toBe("processed");
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(calls).toBe(1);
+  });
+
   it("a hijacked reply the provider left before it finished is settled by the status answered once the route ends it", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;
