@@ -153,7 +153,9 @@ export {
   recordBody,
   recordResponse,
   type SettledBody,
+  type SettledResponse,
   settleAtEnd,
+  settleResponseAtEnd,
 } from "./web-body.js";
 export type { RawBody } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";

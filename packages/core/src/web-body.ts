@@ -209,6 +209,49 @@ export function settleAtEnd(
   return { stream: followed.stream, readAhead: (limit) => void readAhead(limit).catch(() => {}), readReady };
 }
 
+/**
+ * What to send for an answer settled by its body's end (`settleResponseAtEnd`).
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export interface SettledResponse {
+  /** The answer to send: the handler's own when it was settled at once. */
+  response: Response;
+  /** For a body still being produced: its stream as sent, and how to read it on when nobody does. */
+  pending: { stream: ReadableStream<Uint8Array>; readAhead(): void } | undefined;
+}
+
+/**
+ * Settles a claim (a webhook delivery) by the web `Response` that answers it, once its body is
+ * over: the body is the handler's work too (it may be a stream still being written), so `settle`
+ * gets `true` once it ended, `false` if it failed or its reader stopped (released, never recorded
+ * as processed). A body ready at once (a string, JSON) is settled now and sent whole, framed by
+ * its length, up to `limit` bytes. A response with no body, one whose body is locked (taken by
+ * someone else, it cannot be followed), or one whose body goes nowhere (`bodyless`: a host drops
+ * a HEAD answer's body unread) is settled at once, as it ended, and sent as it is.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export async function settleResponseAtEnd(
+  response: Response,
+  settle: (ended: boolean) => Promise<unknown>,
+  limit: number,
+  bodyless = false,
+): Promise<SettledResponse> {
+  const { status, statusText, headers, body } = response;
+  if (body === null || body.locked || bodyless) {
+    await settle(true);
+    return { response, pending: undefined };
+  }
+  const passed = settleAtEnd(body, settle);
+  const init = { status, statusText, headers };
+  const whole = await passed.readReady(limit);
+  // Without a Content-Type, bytes would go out labelled application/octet-stream on Bun: the
+  // stream goes, holding them (settled all the same).
+  if (whole !== undefined && headers.has("content-type"))
+    return { response: new Response(whole as Uint8Array<ArrayBuffer>, init), pending: undefined };
+  const pending = whole === undefined ? { stream: passed.stream, readAhead: () => passed.readAhead(limit) } : undefined;
+  return { response: new Response(passed.stream, init), pending };
+}
+
 /** A body read into a stream of its own, its end held until it is settled: what `recordBody` and `settleAtEnd` share. */
 interface FollowedBody {
   /** The body to send in the original's place. */
@@ -346,16 +389,11 @@ export async function readyLength(
 function settlesNow(promise: Promise<unknown>): Promise<boolean> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), 0);
-    promise.then(
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-    );
+    const settled = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
   });
 }
 

@@ -88,7 +88,7 @@ export interface HijackedEnds {
    * settles the replies Fastify sends before they go: a client that retries the moment it has
    * the whole answer finds it settled, not in flight.
    */
-  answered: () => Promise<unknown>;
+  settleEnded: () => Promise<unknown>;
 }
 
 /** A claimed key or delivery, kept on its request until settled, and how to read what a hijacked reply sent. */
@@ -179,7 +179,7 @@ function hijackRecorded(this: FastifyReply): FastifyReply {
 function recordHijackedWrites(
   reply: FastifyReply,
   limit: number | undefined,
-  { cutOff, threw, answered: settleAnswered }: HijackedEnds,
+  { cutOff, threw, settleEnded }: HijackedEnds,
 ): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end } = raw;
@@ -274,7 +274,7 @@ function recordHijackedWrites(
       // Over from now: a close meanwhile (the client left) settles nothing more.
       over = true;
       answered = true;
-      settleAnswered().then(endNow, endNow);
+      settleEnded().then(endNow, endNow);
       return this;
     }
     const result = endNow();

@@ -178,7 +178,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
           const ends = {
             cutOff: () => void finishHijacked(request),
             threw: () => void abortRun(request),
-            answered: () => finishHijacked(request),
+            settleEnded: () => finishHijacked(request),
           };
           keepPending(request, kIdempotentRun, {
             ticket: decision.ticket,

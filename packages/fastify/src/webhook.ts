@@ -122,7 +122,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
           // delivery is released, never recorded as processed.
           cutOff: (answered: boolean) => void (answered ? finishHijacked(request) : abortClaim(request)),
           threw: () => void abortClaim(request),
-          answered: () => finishHijacked(request),
+          settleEnded: () => finishHijacked(request),
         };
         keepPending(request, kWebhookClaim, {
           ticket: decision.ticket,

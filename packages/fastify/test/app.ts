@@ -3,6 +3,7 @@
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
+import { MemoryStore } from "@interlock/core";
 import type { ScenarioApp, ScenarioAppOptions } from "@interlock/core/testing";
 import { withClient } from "@interlock/test-harness/http2";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
@@ -52,6 +53,17 @@ export async function listen(
 }
 
 /** A Fastify log line, as its logger writes it. */
+/** A memory store whose writes of an answer (`complete`) take `ms` longer: what must be stored before a reply's end goes out. */
+export function slowToComplete(ms = 150): MemoryStore {
+  const store = new MemoryStore();
+  const complete = store.complete.bind(store);
+  store.complete = async (...args) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return complete(...args);
+  };
+  return store;
+}
+
 export interface LogLine {
   level: number;
   msg: string;

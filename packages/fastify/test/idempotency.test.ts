@@ -8,7 +8,7 @@ import { withClient } from "@interlock/test-harness/http2";
 import type { FastifyInstance, FastifyReply, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyIdempotencyOptions, idempotency } from "../src/index.js";
-import { keepLogs, type LogLine, leaveMidBody, listen, type Running } from "./app.js";
+import { keepLogs, type LogLine, leaveMidBody, listen, type Running, slowToComplete } from "./app.js";
 
 let sequence = 0;
 const newKey = () => `key_${Date.now().toString(36)}_${++sequence}`;
@@ -219,13 +219,8 @@ describe("response capture and replay", () => {
   });
 
   it("a hijacked reply's end goes out once its answer is stored: a retry the moment the answer is whole replays it", async () => {
-    const store = new MemoryStore();
-    const complete = store.complete.bind(store);
     // A store slow to write: the answer must still be stored before its end reaches the client.
-    store.complete = async (...args) => {
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      return complete(...args);
-    };
+    const store = slowToComplete();
     let calls = 0;
     await start(options({ store }), (app, hooks) => {
       app.post("/raw", hooks, (_request, reply) => {

@@ -9,7 +9,7 @@ import { withClient } from "@interlock/test-harness/http2";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyWebhookOptions, webhook } from "../src/index.js";
-import { keepLogs, type LogLine, leaveMidBody, listen, type Running } from "./app.js";
+import { keepLogs, type LogLine, leaveMidBody, listen, type Running, slowToComplete } from "./app.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 let sequence = 0;
@@ -436,13 +436,8 @@ describe("settling the delivery", () => {
   });
 
   it("a hijacked reply's end goes out once the delivery is recorded: a redelivery the moment it is whole is a duplicate", async () => {
-    const store = new MemoryStore();
-    const complete = store.complete.bind(store);
     // A store slow to write: the delivery must still be recorded before the answer's end goes out.
-    store.complete = async (...args) => {
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      return complete(...args);
-    };
+    const store = slowToComplete();
     let calls = 0;
     running = await listen((app) => {
       app.post("/hook", { config: { interlock: webhook(options({ store })) } }, (_request, reply) => {

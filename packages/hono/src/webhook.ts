@@ -7,7 +7,7 @@ import {
   assertOptionNames,
   createWebhookReceiver,
   optionNames,
-  settleAtEnd,
+  settleResponseAtEnd,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
@@ -108,22 +108,16 @@ async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Conte
   const { written } = watch;
   if (written !== undefined && written.response === response && givenBody(written.data) !== undefined)
     return receiver.finish(ticket, { status });
-  const { body } = response;
-  // Hono drops a HEAD answer's body unread; a body a later middleware took cannot be followed.
-  if (body === null || body.locked || c.req.method === "HEAD") return receiver.finish(ticket, { status });
-  const passed = settleAtEnd(body, (ended) => (ended ? receiver.finish(ticket, { status }) : receiver.abort(ticket)));
-  const init = { status, statusText: response.statusText, headers: response.headers };
-  // A body that is ready at once (a Response the route built from a string) is settled now and
-  // sent whole, framed by its length.
-  const whole = await passed.readReady(receiver.verifier.maxBodyBytes);
+  // Hono drops a HEAD answer's body unread.
+  const settled = await settleResponseAtEnd(
+    response,
+    (ended) => (ended ? receiver.finish(ticket, { status }) : receiver.abort(ticket)),
+    receiver.verifier.maxBodyBytes,
+    c.req.method === "HEAD",
+  );
+  if (settled.response === response) return;
   c.res = undefined; // cleared first: Hono's setter would otherwise copy the spent response's headers again
-  // Without a Content-Type, bytes would go out labelled application/octet-stream on Bun: the
-  // stream goes, holding them (settled all the same).
-  if (whole !== undefined && response.headers.has("content-type")) {
-    c.res = new Response(whole as Uint8Array<ArrayBuffer>, init);
-    return;
-  }
-  c.res = new Response(passed.stream, init);
-  if (whole === undefined)
-    readAheadWhenReplaced(c, passed.stream, () => passed.readAhead(receiver.verifier.maxBodyBytes));
+  c.res = settled.response;
+  const { pending } = settled;
+  if (pending !== undefined) readAheadWhenReplaced(c, pending.stream, pending.readAhead);
 }

@@ -7,7 +7,7 @@ import {
   assertOptionNames,
   createWebhookReceiver,
   optionNames,
-  settleAtEnd,
+  settleResponseAtEnd,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
@@ -91,22 +91,14 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
       throw error;
     }
     const { ticket } = decision;
-    const { status, body } = response;
-    // Recorded before answering: a redelivery that arrives the moment the provider reads this finds it done.
-    if (body === null || body.locked) {
-      await receiver.finish(ticket, { status });
-      return response;
-    }
-    // A body is the handler's work too (it may be a stream still being written): the delivery is
-    // settled once it is over, its end held until then. One that fails, or that the provider
-    // stops reading, releases the delivery for the provider's retry, never recorded as processed.
-    // A body ready at once (a string, JSON) is settled now, and sent whole, framed by its length.
-    const passed = settleAtEnd(body, (ended) => (ended ? receiver.finish(ticket, { status }) : receiver.abort(ticket)));
-    const init = { status, statusText: response.statusText, headers: response.headers };
-    const whole = await passed.readReady(limit);
-    // Without a Content-Type, bytes would go out labelled application/octet-stream on Bun: the
-    // stream goes, holding them (settled all the same).
-    if (whole === undefined || !response.headers.has("content-type")) return new Response(passed.stream, init);
-    return new Response(whole as Uint8Array<ArrayBuffer>, init);
+    const { status } = response;
+    // Recorded before answering: a redelivery that arrives the moment the provider reads this
+    // finds it done. A body still being written records it only once it ends (`settleResponseAtEnd`).
+    const settled = await settleResponseAtEnd(
+      response,
+      (ended) => (ended ? receiver.finish(ticket, { status }) : receiver.abort(ticket)),
+      limit,
+    );
+    return settled.response;
   };
 }
