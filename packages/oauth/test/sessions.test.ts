@@ -89,6 +89,23 @@ const sharedStores: Record<string, () => TokenStore> = {
   },
 };
 
+/** `store`, calling `locked` when it takes a lock (a set that expects no value). */
+function tellingLocks(store: TokenStore, locked: () => void): TokenStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === "set") {
+        return async (...args: Parameters<TokenStore["set"]>) => {
+          const taken = await target.set(...args);
+          if (args[2].expect === null && taken !== undefined) locked();
+          return taken;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 describe("session tokens", () => {
   it("keeps a login's tokens sealed: neither token is in the store in clear", async () => {
     const store = new MemoryTokenStore();
@@ -227,12 +244,20 @@ describe("session tokens", () => {
       // server asks it to come back in 2 s): were it made under the lock, B would take the lock once
       // the lease ran out and refresh, then A send the same refresh token again (and the server
       // revoke the grant).
+      // A's second look at the server waits (1 s at most) until B holds the refresh lock: on a
+      // loaded machine, A's retry could otherwise end its whole refresh before B has even read the
+      // session, and B's refresh, then later than A's, rightly be a second one.
+      let bLocks: () => void = () => {};
+      const bLocked = new Promise<void>((resolve) => {
+        bLocks = resolve;
+      });
       let discoveries = 0;
-      const busyAtFirst: FetchLike = (input, init) => {
+      const busyAtFirst: FetchLike = async (input, init) => {
         const discovery = String(input instanceof Request ? input.url : input).includes("/.well-known/");
         if (discovery && discoveries++ === 0) {
-          return Promise.resolve(new Response(null, { status: 503, headers: { "retry-after": "2" } }));
+          return new Response(null, { status: 503, headers: { "retry-after": "2" } });
         }
+        if (discovery) await Promise.race([bLocked, new Promise((resolve) => setTimeout(resolve, 1_000))]);
         return fetch(input, init);
       };
       // The shortest lease the timeouts allow: 800 ms for the token request, 1 s for the store.
@@ -243,10 +268,11 @@ describe("session tokens", () => {
       });
       const bClient = webClient(server(), { timeoutMs: 800 });
       await bClient.metadata();
-      const b = createSessionTokens(bClient, { ...options, store: sharedStores[name]!() });
+      const b = createSessionTokens(bClient, { ...options, store: tellingLocks(sharedStores[name]!(), bLocks) });
       const tokens = await loggedInTokens(server());
       const id = newSessionId();
       await a.save(id, tokens);
+      expect(await b.get(id)).toEqual(tokens); // B's store connected and its key space known before the race
       const before = refreshes();
 
       const refreshedByA = a.refresh(id);
