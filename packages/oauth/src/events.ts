@@ -22,12 +22,15 @@ export type OAuthEvent =
     }
   | {
       /**
-       * A refresh grant that timed out (`oauth.token.requested` with `server_unavailable`) was
-       * not abandoned: the server may have rotated the refresh token already, and its answer then
-       * holds the only copy of the new one. This is how that answer ended, waited for (the
-       * session's refresh lock held meanwhile) until shortly before the lock's lease ends:
-       * `"issued"` (the new tokens were kept, as a refresh in time keeps them), or the error's
-       * code (`server_unavailable`: no answer came in time).
+       * A token request sent once that timed out (`oauth.token.requested` with
+       * `server_unavailable`) was not abandoned; this is how its answer ended: `"issued"`, or the
+       * error's code (`server_unavailable`: no answer came in time).
+       * - A refresh grant: the server may have rotated the refresh token already, and the answer
+       *   then holds the only copy of the new one. It is waited for (the session's refresh lock
+       *   held meanwhile) until shortly before the lock's lease ends; tokens issued are kept, as a
+       *   refresh in time keeps them.
+       * - A code exchange: the tokens issued are revoked (`oauth.login.tokens_revoked`), since the
+       *   login already ended refused. It is waited for as long again as the exchange could take.
        */
       type: "oauth.token.answered_late";
       /** The grant the request used. */
@@ -102,6 +105,23 @@ export type OAuthEvent =
       type: "oauth.session.write_failed";
       /** Why the write failed: the error's code (`store_unavailable`; `"error"` when untyped). */
       code: string;
+    }
+  | {
+      /**
+       * Tokens the server issued for a login that ended refused (`oauth.login.refused`) were
+       * revoked at the server (RFC 7009), so that no grant is left that nothing holds.
+       */
+      type: "oauth.login.tokens_revoked";
+      /**
+       * `"late"`: the code exchange timed out after it was sent, and the server's answer came
+       * afterwards. `"refused"`: the login refused the server's answer (an ID token for another
+       * nonce or without one, an authentication older than `max_age`, …).
+       */
+      reason: "late" | "refused";
+      /** Whether the server revoked the refresh token or the access token. */
+      revoked: boolean;
+      /** Present when revoking at the server failed: the error's code. */
+      error?: string;
     }
   | {
       /** `revoke()` deleted a session's tokens. */

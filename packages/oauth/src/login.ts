@@ -19,10 +19,12 @@ import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
 import { assertAuthenticatedWithin } from "./id-token.js";
 import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
+import { type GrantTokens, grantTokensIn, revokeGrant } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import { prefixOption } from "./token-source.js";
 import { type IdTokenClaims, RecordCodec, type TokenSet, tokenSetFrom } from "./tokens.js";
+import { keptLateAnswer, type LateAnswer, lateAnswerWithin } from "./transport.js";
 
 /** Where a login sends the user back, what it asks for, and where pending logins wait. */
 export interface LoginOptions {
@@ -314,27 +316,95 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     }
     if (!validated.get("code")) throw new LoginError("invalid_callback", "the callback has no code");
 
-    const response = await internals.exchange(async (as) => {
-      const http = await oauth.authorizationCodeGrantRequest(
-        as,
-        internals.client,
-        internals.auth,
-        validated,
-        pending.redirectUri,
-        pending.verifier,
-        internals.http,
-      );
-      return pending.nonce === undefined
-        ? oauth.processAuthorizationCodeResponse(as, internals.client, http)
-        : oauth.processAuthorizationCodeResponse(as, internals.client, http, {
-            expectedNonce: pending.nonce,
-            requireIdToken: true,
-          });
-    }, "authorization_code");
+    const { http, late } = keptLateAnswer(internals.http);
+    let issued: Response | undefined;
+    let response: oauth.TokenEndpointResponse;
+    try {
+      response = await internals.exchange(async (as) => {
+        const answer = await oauth.authorizationCodeGrantRequest(
+          as,
+          internals.client,
+          internals.auth,
+          validated,
+          pending.redirectUri,
+          pending.verifier,
+          http,
+        );
+        if (answer.ok) issued = answer.clone();
+        return pending.nonce === undefined
+          ? oauth.processAuthorizationCodeResponse(as, internals.client, answer)
+          : oauth.processAuthorizationCodeResponse(as, internals.client, answer, {
+              expectedNonce: pending.nonce,
+              requireIdToken: true,
+            });
+      }, "authorization_code");
+    } catch (error) {
+      const lateAnswer = late();
+      if (lateAnswer !== undefined) void revokeLate(lateAnswer);
+      else if (issued !== undefined) void revokeRefused(issued.json().catch(() => undefined));
+      throw error;
+    }
     const claims = oauth.getValidatedIdTokenClaims(response) as IdTokenClaims | undefined;
-    if (pending.maxAge !== undefined) assertAuthenticatedWithin(claims, pending.maxAge, internals.now());
+    if (pending.maxAge !== undefined) {
+      try {
+        assertAuthenticatedWithin(claims, pending.maxAge, internals.now());
+      } catch (error) {
+        void revokeRefused(Promise.resolve(response));
+        throw error;
+      }
+    }
     const tokens = tokenSetFrom(response, internals.now(), { requestedScope: pending.scope });
     return { tokens, claims, returnTo: pending.returnTo };
+  }
+
+  /**
+   * Revokes the tokens of a code exchange this login refused (an ID token without its nonce, an
+   * authentication older than `max_age`, …): the server issued them, and nothing will hold them.
+   */
+  async function revokeRefused(body: Promise<unknown>): Promise<void> {
+    const tokens = grantTokensIn(await body);
+    if (tokens !== undefined) await revokeOrphans(tokens, "refused");
+  }
+
+  /**
+   * Reads, for as long again as the exchange could take, the answer to a code exchange that timed
+   * out after it was sent, and revokes the tokens it brings: the caller was answered with the
+   * timeout, and a login completes once, so nothing will hold them. Told as
+   * `oauth.token.answered_late`, then `oauth.login.tokens_revoked`.
+   */
+  async function revokeLate(late: LateAnswer): Promise<void> {
+    const { answer, done } = lateAnswerWithin(late, internals.longestSingleRequestMs, "code exchange");
+    try {
+      const tokens = await internals.exchange(
+        async (as) => {
+          const response = await answer;
+          const body = response.ok
+            ? await response
+                .clone()
+                .json()
+                .catch(() => undefined)
+            : undefined;
+          // Anything but tokens is checked as an answer in time would be, for the server's error.
+          return (
+            grantTokensIn(body) ??
+            grantTokensIn(await oauth.processAuthorizationCodeResponse(as, internals.client, response))
+          );
+        },
+        "authorization_code",
+        "late",
+      );
+      if (tokens !== undefined) await revokeOrphans(tokens, "late");
+    } catch {
+      // Told by `oauth.token.answered_late`: no tokens came, so none are left without a holder.
+    } finally {
+      done();
+    }
+  }
+
+  async function revokeOrphans(tokens: GrantTokens, reason: "late" | "refused"): Promise<void> {
+    const { revoked, failure } = await revokeGrant(internals, tokens);
+    const error = failure === undefined ? {} : { error: eventCode(failure.error) };
+    internals.emit({ type: "oauth.login.tokens_revoked", reason, revoked, ...error });
   }
 
   return { begin, complete };

@@ -15,6 +15,7 @@ import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
+import { revokeGrant } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, type HeldLock, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
@@ -42,7 +43,7 @@ import {
   type TokenSet,
   tokenSetFrom,
 } from "./tokens.js";
-import { keepingLateAnswer } from "./transport.js";
+import { keptLateAnswer, type LateAnswer, lateAnswerWithin } from "./transport.js";
 
 /** How session tokens are sealed, kept and refreshed. */
 export interface SessionTokensOptions extends Partial<Freshness> {
@@ -100,12 +101,6 @@ export interface SessionTokens {
 /** How long a session's tokens are kept by default after their last write: 30 days. */
 export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 60 * 60_000;
 const MAX_SESSION_ID_LENGTH = 256;
-
-/** The answer to a refresh grant that timed out after it was sent, still to come; `stop` aborts it. */
-interface LateAnswer {
-  answer: Promise<Response>;
-  stop: () => void;
-}
 
 /** What a refresh needs under its lock besides the token request: reading the session, and writing the new tokens back. */
 const REFRESH_STORE_ALLOWANCE_MS = 1_000;
@@ -409,13 +404,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       return endSession(key, seen.version, ended, `${WITHOUT_REFRESH[ended]} and there is no refresh token`);
     }
     const usedRefreshToken = tokens.refreshToken;
-    let late: LateAnswer | undefined;
-    const http = {
-      ...internals.http,
-      [oauth.customFetch]: keepingLateAnswer(internals.http[oauth.customFetch], (answer, stop) => {
-        late = { answer, stop };
-      }),
-    };
+    const { http, late } = keptLateAnswer(internals.http);
     let response: oauth.TokenEndpointResponse;
     try {
       response = await internals.exchange(async (as) => {
@@ -429,7 +418,8 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
         return processRefresh(as, answer, tokens);
       }, "refresh_token");
     } catch (error) {
-      if (late !== undefined) lock.holdUntil(settleLate(key, seen, late, lock));
+      const answer = late();
+      if (answer !== undefined) lock.holdUntil(settleLate(key, seen, answer, lock));
       const ended = endingRefreshError(error);
       if (ended === undefined) throw error;
       return endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
@@ -447,11 +437,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
    */
   async function settleLate(key: string, seen: Current, late: LateAnswer, lock: HeldLock): Promise<void> {
     const leftMs = Math.max(0, lock.expiresAt - globalThis.performance.now() - REFRESH_STORE_ALLOWANCE_MS);
-    const timer = setTimeout(late.stop, leftMs);
-    const answer = late.answer.catch((error: unknown) => {
-      const why = `no answer to the timed-out refresh grant within ${Math.round(leftMs)} ms more`;
-      throw new OAuthResponseError("server_unavailable", why, { cause: error });
-    });
+    const { answer, done } = lateAnswerWithin(late, leftMs, "refresh grant");
     try {
       const response = await internals.exchange(
         async (as) => processRefresh(as, await answer, seen.tokens),
@@ -463,7 +449,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       const ended = endingRefreshError(error);
       if (ended !== undefined) await endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
     } finally {
-      clearTimeout(timer);
+      done();
     }
   }
 
@@ -560,25 +546,6 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     return isExpired(tokens, internals.now()) ? "expired" : undefined;
   }
 
-  /** Revokes `token` at the server (RFC 7009); false when the server does not revoke tokens of its type. */
-  async function revokeToken(token: string, hint: "refresh_token" | "access_token"): Promise<boolean> {
-    try {
-      await internals.exchange(async (as) => {
-        const http = await oauth.revocationRequest(as, internals.client, internals.auth, token, {
-          ...internals.http,
-          additionalParameters: { token_type_hint: hint },
-        });
-        return oauth.processRevocationResponse(http);
-      });
-      return true;
-    } catch (error) {
-      // RFC 7009 §2.2.1: a server that cannot revoke this type of token (access tokens, most often:
-      // revoking them is only a SHOULD, §2.1) says so. Nothing went wrong; that token just lives on.
-      if (error instanceof OAuthError && error.code === "unsupported_token_type") return false;
-      throw error;
-    }
-  }
-
   return {
     async save(sessionId, tokens) {
       await inSpace();
@@ -629,24 +596,13 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
   /** Revokes a session's tokens at the server (RFC 7009), telling `oauth.session.revoked`. */
   async function revokeAtServer(tokens: TokenSet): Promise<{ revoked: boolean }> {
-    let refreshRevoked = false;
-    try {
-      const server = await internals.server();
-      if (server.revocation_endpoint === undefined) {
-        internals.emit({ type: "oauth.session.revoked", revoked: false });
-        return { revoked: false };
-      }
-      const { refreshToken, accessToken } = tokens;
-      // Revoking the refresh token ends the grant on most servers (RFC 7009 §2.1); the access token
-      // is revoked too for those where it would outlive it.
-      refreshRevoked = refreshToken !== undefined && (await revokeToken(refreshToken, "refresh_token"));
-      const revoked = (await revokeToken(accessToken, "access_token")) || refreshRevoked;
+    const { revoked, failure } = await revokeGrant(internals, tokens);
+    if (failure === undefined) {
       internals.emit({ type: "oauth.session.revoked", revoked });
       return { revoked };
-    } catch (error) {
-      // The session ended here all the same: say so, and that the server may not know.
-      internals.emit({ type: "oauth.session.revoked", revoked: refreshRevoked, error: eventCode(error) });
-      throw error;
     }
+    // The session ended here all the same: say so, and that the server may not know.
+    internals.emit({ type: "oauth.session.revoked", revoked, error: eventCode(failure.error) });
+    throw failure.error;
   }
 }

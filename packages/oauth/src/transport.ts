@@ -20,7 +20,7 @@ import {
   TimeoutError,
 } from "@interlock/client";
 import { assertOptionNames, InterlockConfigError, InterlockError, optionNames } from "@interlock/core";
-import type * as oauth from "oauth4webapi";
+import * as oauth from "oauth4webapi";
 import { OAuthResponseError } from "./errors.js";
 
 /**
@@ -65,6 +65,43 @@ type LateInit = RequestInit & { [LATE_ANSWER]?: LateAnswerSink };
  */
 export function keepingLateAnswer(transport: Transport, sink: LateAnswerSink): Transport {
   return (url, options) => transport(url, { ...options, [LATE_ANSWER]: sink } as typeof options);
+}
+
+/** The answer to a request sent once that timed out after it was sent, still to come; `stop` aborts it. */
+export interface LateAnswer {
+  answer: Promise<Response>;
+  stop: () => void;
+}
+
+/**
+ * oauth4webapi's transport options `http`, for one request whose late answer is kept (see
+ * `keepingLateAnswer`): `late()` is that answer once the request timed out after it was sent.
+ */
+export function keptLateAnswer<H extends { [oauth.customFetch]: Transport }>(
+  http: H,
+): { http: H; late: () => LateAnswer | undefined } {
+  let late: LateAnswer | undefined;
+  const keeping = keepingLateAnswer(http[oauth.customFetch], (answer, stop) => {
+    late = { answer, stop };
+  });
+  return { http: { ...http, [oauth.customFetch]: keeping }, late: () => late };
+}
+
+/**
+ * A late answer, waited for `withinMs` more at most (then aborted): one that does not come by
+ * then fails as `server_unavailable`. Call `done` once it is used, to end the wait's timer.
+ */
+export function lateAnswerWithin(
+  late: LateAnswer,
+  withinMs: number,
+  request: string,
+): { answer: Promise<Response>; done: () => void } {
+  const timer = Number.isFinite(withinMs) ? setTimeout(late.stop, withinMs) : undefined;
+  const answer = late.answer.catch((error: unknown) => {
+    const why = `no answer to the timed-out ${request} within ${Math.round(withinMs)} ms more`;
+    throw new OAuthResponseError("server_unavailable", why, { cause: error });
+  });
+  return { answer, done: () => clearTimeout(timer) };
 }
 
 /**

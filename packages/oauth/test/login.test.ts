@@ -11,6 +11,7 @@ import {
   codeChallenge,
   createLogin,
   createOAuthClient,
+  type FetchLike,
   generateCodeVerifier,
   LoginError,
   type LoginOptions,
@@ -18,7 +19,16 @@ import {
   OAuthError,
   type OAuthEvent,
 } from "../src/index.js";
-import { authorize, keyring, REDIRECT_URI, useAuthorizationServer, webAppKey, webClient } from "./helpers.js";
+import {
+  authorize,
+  introspect,
+  keyring,
+  REDIRECT_URI,
+  useAuthorizationServer,
+  WEB_APP,
+  webAppKey,
+  webClient,
+} from "./helpers.js";
 
 const server = useAuthorizationServer();
 
@@ -344,5 +354,121 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
       /"redirect_uri" is set by the redirectUri option/,
     );
     expect(() => loginWith({ redirectUri: "/relative" })).toThrow(InterlockConfigError);
+  });
+});
+
+describe("tokens issued for a login that ends refused are revoked at the server (RFC 7009)", () => {
+  /** The token endpoint's answers as the server gave them, and the events, in order. */
+  function watched(hold?: (answer: Response) => Promise<void>) {
+    const events: OAuthEvent[] = [];
+    const issued: Array<{ access_token: string; refresh_token?: string }> = [];
+    let revoked: (event: OAuthEvent) => void = () => {};
+    const tokensRevoked = new Promise<OAuthEvent>((resolve) => {
+      revoked = resolve;
+    });
+    const fetchAndKeep: FetchLike = async (input, init) => {
+      const answer = await fetch(input, init);
+      if (!String(input instanceof Request ? input.url : input).endsWith("/token")) return answer;
+      if (answer.ok) issued.push(await answer.clone().json());
+      await hold?.(answer);
+      return answer;
+    };
+    const onEvent = (event: OAuthEvent) => {
+      events.push(event);
+      if (event.type === "oauth.login.tokens_revoked") revoked(event);
+    };
+    return { events, issued, tokensRevoked, fetch: fetchAndKeep, onEvent };
+  }
+
+  async function expectInactive(tokens: { access_token: string; refresh_token?: string } | undefined) {
+    expect(tokens?.refresh_token).toBeTypeOf("string");
+    expect(await introspect(server(), tokens!.refresh_token!, WEB_APP)).toEqual({ active: false });
+    expect(await introspect(server(), tokens!.access_token, WEB_APP)).toEqual({ active: false });
+  }
+
+  it("a code exchange that timed out after it was sent: its late answer's tokens (the caller had the timeout)", async () => {
+    // The answer is held back until the client has given up on it.
+    let timedOut: () => void = () => {};
+    const afterTimeout = new Promise<void>((resolve) => {
+      timedOut = resolve;
+    });
+    const seen = watched(() => afterTimeout);
+    const onEvent = (event: OAuthEvent) => {
+      seen.onEvent(event);
+      if (event.type === "oauth.token.requested") timedOut();
+    };
+    const client = webClient(server(), { fetch: seen.fetch, onEvent, timeoutMs: 800 });
+    const login = createLogin(client, { redirectUri: REDIRECT_URI, scope: "openid profile" });
+    const start = await login.begin();
+
+    await expect(login.complete(await authorize(start), { state: start.state })).rejects.toMatchObject({
+      code: "server_unavailable",
+    });
+    expect(await seen.tokensRevoked).toEqual({ type: "oauth.login.tokens_revoked", reason: "late", revoked: true });
+    await expectInactive(seen.issued[0]);
+    expect(seen.events.map((e) => [e.type, "outcome" in e ? e.outcome : "code" in e ? e.code : undefined])).toEqual([
+      ["oauth.login.started", undefined],
+      ["oauth.token.requested", "server_unavailable"],
+      ["oauth.login.refused", "server_unavailable"],
+      ["oauth.token.answered_late", "issued"],
+      ["oauth.login.tokens_revoked", undefined],
+    ]);
+  });
+
+  it("no late answer within as long again as the exchange could take: given up, nothing to revoke", async () => {
+    const events: OAuthEvent[] = [];
+    let lateAnswered: () => void = () => {};
+    const givenUp = new Promise<void>((resolve) => {
+      lateAnswered = resolve;
+    });
+    const silent: FetchLike = (input, init) =>
+      String(input instanceof Request ? input.url : input).endsWith("/token")
+        ? new Promise<Response>((_resolve, reject) => {
+            init?.signal?.addEventListener("abort", () => reject(init.signal?.reason), { once: true });
+          })
+        : fetch(input, init);
+    const onEvent = (event: OAuthEvent) => {
+      events.push(event);
+      if (event.type === "oauth.token.answered_late") lateAnswered();
+    };
+    const login = createLogin(webClient(server(), { fetch: silent, onEvent, timeoutMs: 300 }), {
+      redirectUri: REDIRECT_URI,
+    });
+    const start = await login.begin();
+    const started = performance.now();
+    await expect(login.complete(await authorize(start), { state: start.state })).rejects.toMatchObject({
+      code: "server_unavailable",
+    });
+    await givenUp;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(590); // the timeout, then as long again
+    expect(events.slice(-2)).toMatchObject([
+      { type: "oauth.login.refused", code: "server_unavailable" },
+      { type: "oauth.token.answered_late", grant: "authorization_code", outcome: "server_unavailable" },
+    ]);
+    expect(events.some((e) => e.type === "oauth.login.tokens_revoked")).toBe(false);
+  });
+
+  it("an answer the login refused: an authentication older than max_age", async () => {
+    const seen = watched();
+    // The app's clock is 400 s ahead of the server's: the user authenticated "400 s ago".
+    const client = webClient(server(), { fetch: seen.fetch, onEvent: seen.onEvent, now: () => Date.now() + 400_000 });
+    const login = createLogin(client, { redirectUri: REDIRECT_URI, scope: "openid profile" });
+    const start = await login.begin({ maxAge: 300 });
+
+    await expect(login.complete(await authorize(start), { state: start.state })).rejects.toMatchObject({
+      code: "max_age_exceeded",
+    });
+    expect(await seen.tokensRevoked).toEqual({ type: "oauth.login.tokens_revoked", reason: "refused", revoked: true });
+    await expectInactive(seen.issued[0]);
+  });
+
+  it("a login that completes revokes nothing", async () => {
+    const seen = watched();
+    const client = webClient(server(), { fetch: seen.fetch, onEvent: seen.onEvent });
+    const login = createLogin(client, { redirectUri: REDIRECT_URI, scope: "openid profile" });
+    const start = await login.begin();
+    const { tokens } = await login.complete(await authorize(start), { state: start.state });
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+    expect(seen.events.map((e) => e.type)).not.toContain("oauth.login.tokens_revoked");
   });
 });

@@ -62,6 +62,8 @@ export const ATTR_CLIENT_BREAKER_FROM = "interlock.client.breaker.from";
 export const ATTR_OAUTH_GRANT = "interlock.oauth.grant";
 /** What became of an OAuth step: `issued` or an error code (token requests); `started`, `completed` or `refused` (logins); why a session ended. */
 export const ATTR_OAUTH_OUTCOME = "interlock.oauth.outcome";
+/** Why a login's tokens were revoked: `late` (its code exchange answered after its timeout) or `refused` (the login refused the answer). */
+export const ATTR_OAUTH_REASON = "interlock.oauth.reason";
 
 /** Semantic conventions: the class of error an operation ended with. */
 export const ATTR_ERROR_TYPE = "error.type";

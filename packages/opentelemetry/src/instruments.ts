@@ -43,7 +43,7 @@ export const METRIC_CLIENT_BREAKERS = "interlock.client.breakers";
 export const METRIC_OAUTH_TOKEN_REQUESTS = "interlock.oauth.token.requests";
 /** Histogram (seconds): time an OAuth token request took. */
 export const METRIC_OAUTH_TOKEN_REQUEST_DURATION = "interlock.oauth.token.request.duration";
-/** Counter: answers to refresh grants that had timed out, waited for under the session's lock, by outcome. */
+/** Counter: answers to token requests sent once that had timed out (refresh grants, code exchanges), still waited for, by grant and outcome. */
 export const METRIC_OAUTH_TOKEN_LATE_ANSWERS = "interlock.oauth.token.late_answers";
 /** Counter: tokens used without a request of this process's own: shared from another's, or stale while the server failed. */
 export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
@@ -51,6 +51,8 @@ export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
 export const METRIC_OAUTH_DISCOVERY_FAILURES = "interlock.oauth.discovery.failures";
 /** Counter: logins, by outcome (`started`, `completed`, `refused`) and refusal code. */
 export const METRIC_OAUTH_LOGINS = "interlock.oauth.logins";
+/** Counter: grants of logins that ended refused, revoked at the server, by reason (`late`, `refused`) and outcome (`revoked`, `not_revoked`). */
+export const METRIC_OAUTH_LOGIN_REVOCATIONS = "interlock.oauth.login.revocations";
 /** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`, `identity_changed`), and `error.type` when revoking at the server failed. */
 export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
 /** Counter: refreshed tokens the store could not take (kept in memory until written back), by the error's code. */
@@ -101,7 +103,7 @@ const COUNTERS = {
   [METRIC_OAUTH_TOKEN_LATE_ANSWERS]: {
     unit: "{answer}",
     description:
-      "Answers to token requests that had timed out, still waited for: issued (the new tokens were kept), or the error code (server_unavailable: none came in time).",
+      "Answers to token requests sent once that had timed out, still waited for, by grant: issued (a refresh's new tokens were kept, a code exchange's revoked), or the error code (server_unavailable: none came in time).",
   },
   [METRIC_OAUTH_TOKEN_REUSES]: {
     unit: "{token}",
@@ -116,6 +118,11 @@ const COUNTERS = {
   [METRIC_OAUTH_LOGINS]: {
     unit: "{login}",
     description: "Logins by outcome: started, completed or refused (with the refusal code as error.type).",
+  },
+  [METRIC_OAUTH_LOGIN_REVOCATIONS]: {
+    unit: "{grant}",
+    description:
+      "Tokens the server issued for logins that ended refused, revoked so that no grant is left that nothing holds: by reason (late: the code exchange's answer came after its timeout; refused: the login refused the answer) and outcome (revoked, or not_revoked: no revocation endpoint, or the server revokes neither token type); error.type when revoking failed.",
   },
   [METRIC_OAUTH_SESSIONS_ENDED]: {
     unit: "{session}",

@@ -28,6 +28,7 @@ import {
   ATTR_IDEMPOTENCY_WAITED,
   ATTR_OAUTH_GRANT,
   ATTR_OAUTH_OUTCOME,
+  ATTR_OAUTH_REASON,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_STORE_OPERATION,
@@ -49,6 +50,7 @@ import {
   METRIC_IDEMPOTENCY_HANDLER_DURATION,
   METRIC_IDEMPOTENCY_OUTCOMES,
   METRIC_OAUTH_DISCOVERY_FAILURES,
+  METRIC_OAUTH_LOGIN_REVOCATIONS,
   METRIC_OAUTH_LOGINS,
   METRIC_OAUTH_SESSION_WRITE_FAILURES,
   METRIC_OAUTH_SESSIONS_ENDED,
@@ -472,6 +474,13 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_LOGINS, {
       [ATTR_OAUTH_OUTCOME]: "refused",
       [ATTR_ERROR_TYPE]: knownOAuthCode(event.code),
+    });
+  },
+  "oauth.login.tokens_revoked"(event, record) {
+    record.count(METRIC_OAUTH_LOGIN_REVOCATIONS, {
+      [ATTR_OAUTH_REASON]: event.reason,
+      [ATTR_OAUTH_OUTCOME]: event.revoked ? "revoked" : "not_revoked",
+      ...errorType(event.error),
     });
   },
   "oauth.session.ended"(event, record) {

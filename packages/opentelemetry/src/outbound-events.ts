@@ -95,7 +95,7 @@ export type TelemetryOAuthEvent =
       durationMs: number;
     }
   | {
-      /** The answer to a refresh grant that had timed out, waited for under the session's lock. */
+      /** The answer to a token request sent once that had timed out (a refresh grant, a code exchange), still waited for. */
       type: "oauth.token.answered_late";
       /** The grant it used. */
       grant: string;
@@ -149,6 +149,16 @@ export type TelemetryOAuthEvent =
       type: "oauth.session.write_failed";
       /** Why the write failed: the error's code. */
       code: string;
+    }
+  | {
+      /** Tokens issued for a login that ended refused were revoked at the server. */
+      type: "oauth.login.tokens_revoked";
+      /** `late` (the code exchange's answer came after its timeout) or `refused` (the login refused it). */
+      reason: string;
+      /** Whether the server revoked a token. */
+      revoked: boolean;
+      /** Present when revoking at the server failed: the error's code. */
+      error?: string;
     }
   | {
       /** `revoke()` deleted a session's tokens. */

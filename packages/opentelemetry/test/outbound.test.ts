@@ -25,6 +25,7 @@ import {
   METRIC_CLIENT_RETRIES,
   METRIC_CLIENT_RETRY_DELAY,
   METRIC_OAUTH_DISCOVERY_FAILURES,
+  METRIC_OAUTH_LOGIN_REVOCATIONS,
   METRIC_OAUTH_LOGINS,
   METRIC_OAUTH_SESSION_WRITE_FAILURES,
   METRIC_OAUTH_SESSIONS_ENDED,
@@ -538,6 +539,8 @@ describe("@interlock/oauth events", () => {
       outcome: "server_unavailable",
       durationMs: 9,
     });
+    onEvent({ type: "oauth.login.tokens_revoked", reason: "late", revoked: true });
+    onEvent({ type: "oauth.login.tokens_revoked", reason: "refused", revoked: false, error: "server_unavailable" });
 
     const metrics = await otel.metrics();
     expect(sorted(metrics[METRIC_OAUTH_TOKEN_LATE_ANSWERS])).toEqual(
@@ -547,6 +550,19 @@ describe("@interlock/oauth events", () => {
           attributes: {
             "interlock.oauth.grant": "refresh_token",
             "interlock.oauth.outcome": "server_unavailable",
+            "error.type": "server_unavailable",
+          },
+          value: 1,
+        },
+      ]),
+    );
+    expect(sorted(metrics[METRIC_OAUTH_LOGIN_REVOCATIONS])).toEqual(
+      sorted([
+        { attributes: { "interlock.oauth.reason": "late", "interlock.oauth.outcome": "revoked" }, value: 1 },
+        {
+          attributes: {
+            "interlock.oauth.reason": "refused",
+            "interlock.oauth.outcome": "not_revoked",
             "error.type": "server_unavailable",
           },
           value: 1,

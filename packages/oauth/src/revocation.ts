@@ -1,0 +1,76 @@
+/**
+ * Token revocation (RFC 7009), for the two flows that end a grant: a session's `revoke()`, and a
+ * login that ends without the tokens the server issued for it (nothing would ever hold them).
+ */
+
+import * as oauth from "oauth4webapi";
+import type { ClientInternals } from "./client.js";
+import { OAuthError } from "./errors.js";
+
+/** The tokens of one grant, as far as revoking them goes. */
+export interface GrantTokens {
+  accessToken: string;
+  refreshToken: string | undefined;
+}
+
+/** How revoking a grant's tokens went: `failure` holds the error when a request failed. */
+export interface Revocation {
+  /** Whether the server revoked the refresh token or the access token. */
+  revoked: boolean;
+  failure?: { error: unknown };
+}
+
+/**
+ * Revokes a grant's tokens at the server: the refresh token first, which ends the grant on most
+ * servers (RFC 7009 §2.1), then the access token, for those where it would outlive it. Nothing
+ * is revoked at a server without a revocation endpoint. Never throws: a failure is returned.
+ */
+export async function revokeGrant(internals: ClientInternals, tokens: GrantTokens): Promise<Revocation> {
+  let refreshRevoked = false;
+  try {
+    const server = await internals.server();
+    if (server.revocation_endpoint === undefined) return { revoked: false };
+    const { refreshToken, accessToken } = tokens;
+    refreshRevoked = refreshToken !== undefined && (await revokeToken(internals, refreshToken, "refresh_token"));
+    return { revoked: (await revokeToken(internals, accessToken, "access_token")) || refreshRevoked };
+  } catch (error) {
+    return { revoked: refreshRevoked, failure: { error } };
+  }
+}
+
+/** Revokes `token` at the server (RFC 7009); false when the server does not revoke tokens of its type. */
+async function revokeToken(
+  internals: ClientInternals,
+  token: string,
+  hint: "refresh_token" | "access_token",
+): Promise<boolean> {
+  try {
+    await internals.exchange(async (as) => {
+      const http = await oauth.revocationRequest(as, internals.client, internals.auth, token, {
+        ...internals.http,
+        additionalParameters: { token_type_hint: hint },
+      });
+      return oauth.processRevocationResponse(http);
+    });
+    return true;
+  } catch (error) {
+    // RFC 7009 §2.2.1: a server that cannot revoke this type of token (access tokens, most often:
+    // revoking them is only a SHOULD, §2.1) says so. Nothing went wrong; that token just lives on.
+    if (error instanceof OAuthError && error.code === "unsupported_token_type") return false;
+    throw error;
+  }
+}
+
+/**
+ * The tokens in a token endpoint's answer body, read without validating anything else: those of
+ * an answer a login refused (an ID token without its nonce, …) are still live at the server.
+ */
+export function grantTokensIn(body: unknown): GrantTokens | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const { access_token: accessToken, refresh_token: refreshToken } = body as Record<string, unknown>;
+  if (typeof accessToken !== "string" || accessToken === "") return undefined;
+  return {
+    accessToken,
+    refreshToken: typeof refreshToken === "string" && refreshToken !== "" ? refreshToken : undefined,
+  };
+}
