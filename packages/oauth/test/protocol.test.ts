@@ -151,10 +151,15 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
   /** A login's callback, completed while the mock answers the code exchange as `change` makes it. */
   async function completeWith(change: { response?: (body: Record<string, unknown>) => void; nonce?: string }) {
     const events: OAuthEvent[] = [];
-    const login = createLogin(mockClient(WEB_APP, { onEvent: (e: OAuthEvent) => events.push(e) }), {
-      redirectUri: REDIRECT_URI,
-      scope: "openid",
+    let revoked: (event: OAuthEvent) => void = () => {};
+    const tokensRevoked = new Promise<OAuthEvent>((resolve) => {
+      revoked = resolve;
     });
+    const onEvent = (event: OAuthEvent) => {
+      events.push(event);
+      if (event.type === "oauth.login.tokens_revoked") revoked(event);
+    };
+    const login = createLogin(mockClient(WEB_APP, { onEvent }), { redirectUri: REDIRECT_URI, scope: "openid" });
     const start = await login.begin();
     const callback = await mockCallback(start);
     const edit = (response: { body: unknown }) => change.response?.(response.body as Record<string, unknown>);
@@ -168,21 +173,33 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
     )
       .catch((e: unknown) => e)
       .finally(() => mock().service.off(Events.BeforeResponse, edit));
-    return { outcome, events };
+    return { outcome, events, tokensRevoked };
   }
 
   it.each([
     ["without an ID token", { response: (body: Record<string, unknown>) => delete body.id_token }],
     ["with an ID token for another login's nonce", { nonce: "another-login" }],
   ])("is refused (invalid_response) %s, not completed as plain OAuth without claims", async (_case, change) => {
-    const { outcome, events } = await completeWith(change);
-    expect(outcome).toBeInstanceOf(OAuthResponseError);
-    expect(outcome).toMatchObject({ code: "invalid_response", status: 502 });
-    // The login ends refused, as one refused before the exchange does: started = completed + refused.
-    expect(events.slice(-2)).toEqual([
-      expect.objectContaining({ type: "oauth.token.requested", outcome: "invalid_response" }),
-      { type: "oauth.login.refused", code: "invalid_response" },
-    ]);
+    let revocations = 0;
+    const revoking = () => {
+      revocations++;
+    };
+    mock().service.on(Events.BeforeRevoke, revoking);
+    try {
+      const { outcome, events, tokensRevoked } = await completeWith(change);
+      expect(outcome).toBeInstanceOf(OAuthResponseError);
+      expect(outcome).toMatchObject({ code: "invalid_response", status: 502 });
+      // The login ends refused, as one refused before the exchange does: started = completed + refused.
+      expect(events.slice(-2)).toEqual([
+        expect.objectContaining({ type: "oauth.token.requested", outcome: "invalid_response" }),
+        { type: "oauth.login.refused", code: "invalid_response" },
+      ]);
+      // The tokens the server issued with the answer refused are revoked: nothing will hold them.
+      expect(await tokensRevoked).toEqual({ type: "oauth.login.tokens_revoked", reason: "refused", revoked: true });
+      expect(revocations).toBe(2); // the refresh token, and the access token
+    } finally {
+      mock().service.off(Events.BeforeRevoke, revoking);
+    }
   });
 
   it("the same ID token with the login's own nonce completes (the case above is refused for its nonce alone)", async () => {
