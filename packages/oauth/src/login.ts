@@ -19,7 +19,7 @@ import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
 import { assertAuthenticatedWithin } from "./id-token.js";
 import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
-import { type GrantTokens, grantTokensIn, revokeGrant } from "./revocation.js";
+import { type GrantTokens, grantTokensIn, revokeGrant, tokensAnswered } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import { prefixOption } from "./token-source.js";
@@ -317,7 +317,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     if (!validated.get("code")) throw new LoginError("invalid_callback", "the callback has no code");
 
     const { http, late } = keptLateAnswer(internals.http);
-    let issued: Response | undefined;
+    let issued: Promise<GrantTokens | undefined> | undefined;
     let response: oauth.TokenEndpointResponse;
     try {
       response = await internals.exchange(async (as) => {
@@ -330,7 +330,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
           pending.verifier,
           http,
         );
-        if (answer.ok) issued = answer.clone();
+        issued = tokensAnswered(answer); // a copy, should the answer be refused below
         return pending.nonce === undefined
           ? oauth.processAuthorizationCodeResponse(as, internals.client, answer)
           : oauth.processAuthorizationCodeResponse(as, internals.client, answer, {
@@ -341,7 +341,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     } catch (error) {
       const lateAnswer = late();
       if (lateAnswer !== undefined) void revokeLate(lateAnswer);
-      else if (issued !== undefined) void revokeRefused(issued.json().catch(() => undefined));
+      else if (issued !== undefined) void revokeRefused(issued);
       throw error;
     }
     const claims = oauth.getValidatedIdTokenClaims(response) as IdTokenClaims | undefined;
@@ -349,7 +349,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
       try {
         assertAuthenticatedWithin(claims, pending.maxAge, internals.now());
       } catch (error) {
-        void revokeRefused(Promise.resolve(response));
+        void revokeRefused(grantTokensIn(response));
         throw error;
       }
     }
@@ -361,8 +361,8 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
    * Revokes the tokens of a code exchange this login refused (an ID token without its nonce, an
    * authentication older than `max_age`, …): the server issued them, and nothing will hold them.
    */
-  async function revokeRefused(body: Promise<unknown>): Promise<void> {
-    const tokens = grantTokensIn(await body);
+  async function revokeRefused(issued: GrantTokens | undefined | Promise<GrantTokens | undefined>): Promise<void> {
+    const tokens = await issued;
     if (tokens !== undefined) await revokeOrphans(tokens, "refused");
   }
 
@@ -378,17 +378,10 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
       const tokens = await internals.exchange(
         async (as) => {
           const response = await answer;
-          const body = response.ok
-            ? await response
-                .clone()
-                .json()
-                .catch(() => undefined)
-            : undefined;
           // Anything but tokens is checked as an answer in time would be, for the server's error.
-          return (
-            grantTokensIn(body) ??
-            grantTokensIn(await oauth.processAuthorizationCodeResponse(as, internals.client, response))
-          );
+          const processed = async () =>
+            grantTokensIn(await oauth.processAuthorizationCodeResponse(as, internals.client, response));
+          return (await tokensAnswered(response)) ?? processed();
         },
         "authorization_code",
         "late",

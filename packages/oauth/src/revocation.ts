@@ -74,3 +74,14 @@ export function grantTokensIn(body: unknown): GrantTokens | undefined {
     refreshToken: typeof refreshToken === "string" && refreshToken !== "" ? refreshToken : undefined,
   };
 }
+
+/** The tokens in a token endpoint's 2xx answer, read as `grantTokensIn` reads them; its body stays unread. */
+export async function tokensAnswered(response: Response): Promise<GrantTokens | undefined> {
+  if (!response.ok) return undefined;
+  return grantTokensIn(
+    await response
+      .clone()
+      .json()
+      .catch(() => undefined),
+  );
+}
