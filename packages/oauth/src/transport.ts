@@ -49,7 +49,7 @@ export type Transport = (url: string, options: oauth.CustomFetchOptions<string, 
  * caller's abort) after the request had left: the answer, read whole, still to come, and `stop`,
  * which aborts it. Whoever takes it must settle it: call `stop` when done waiting.
  */
-export type LateAnswerSink = (answer: Promise<Response>, stop: () => void) => void;
+type LateAnswerSink = (answer: Promise<Response>, stop: () => void) => void;
 
 /** The init field that carries a request's `LateAnswerSink` through the client to the fetch underneath. */
 const LATE_ANSWER = Symbol("interlock.oauth.lateAnswer");
@@ -63,7 +63,7 @@ type LateInit = RequestInit & { [LATE_ANSWER]?: LateAnswerSink };
  * times out: the caller is answered (with the timeout) as before, and `sink` is handed the answer
  * still to come. Only requests sent once do this; a retried one is simply sent again.
  */
-export function keepingLateAnswer(transport: Transport, sink: LateAnswerSink): Transport {
+function keepingLateAnswer(transport: Transport, sink: LateAnswerSink): Transport {
   return (url, options) => transport(url, { ...options, [LATE_ANSWER]: sink } as typeof options);
 }
 
