@@ -462,6 +462,33 @@ describe("tokens issued for a login that ends refused are revoked at the server 
     await expectInactive(seen.issued[0]);
   });
 
+  it("a revocation endpoint that fails: the event says so (revoked: false, its code), and complete's own error stands", async () => {
+    const seen = watched();
+    const revocationDown: FetchLike = (input, init) =>
+      String(input instanceof Request ? input.url : input).endsWith("/token/revocation")
+        ? Promise.resolve(new Response("down", { status: 503 }))
+        : seen.fetch(input, init);
+    const client = webClient(server(), {
+      fetch: revocationDown,
+      onEvent: seen.onEvent,
+      now: () => Date.now() + 400_000,
+      retry: false,
+    });
+    const login = createLogin(client, { redirectUri: REDIRECT_URI, scope: "openid profile" });
+    const start = await login.begin({ maxAge: 300 });
+
+    await expect(login.complete(await authorize(start), { state: start.state })).rejects.toMatchObject({
+      code: "max_age_exceeded",
+    });
+    expect(await seen.tokensRevoked).toEqual({
+      type: "oauth.login.tokens_revoked",
+      reason: "refused",
+      revoked: false,
+      error: "server_unavailable",
+    });
+    expect(await introspect(server(), seen.issued[0]!.refresh_token!, WEB_APP)).toMatchObject({ active: true });
+  });
+
   it("a login that completes revokes nothing", async () => {
     const seen = watched();
     const client = webClient(server(), { fetch: seen.fetch, onEvent: seen.onEvent });
