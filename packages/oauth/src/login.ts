@@ -317,7 +317,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     if (!validated.get("code")) throw new LoginError("invalid_callback", "the callback has no code");
 
     const { http, late } = keptLateAnswer(internals.http);
-    let issued: Promise<GrantTokens | undefined> | undefined;
+    let issued: Response | undefined;
     let response: oauth.TokenEndpointResponse;
     try {
       response = await internals.exchange(async (as) => {
@@ -330,7 +330,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
           pending.verifier,
           http,
         );
-        issued = tokensAnswered(answer); // a copy, should the answer be refused below
+        issued = answer.clone(); // read only if the answer is refused below
         return pending.nonce === undefined
           ? oauth.processAuthorizationCodeResponse(as, internals.client, answer)
           : oauth.processAuthorizationCodeResponse(as, internals.client, answer, {
@@ -341,7 +341,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     } catch (error) {
       const lateAnswer = late();
       if (lateAnswer !== undefined) void revokeLate(lateAnswer);
-      else if (issued !== undefined) void revokeRefused(issued);
+      else if (issued !== undefined) void revokeRefused(tokensAnswered(issued));
       throw error;
     }
     const claims = oauth.getValidatedIdTokenClaims(response) as IdTokenClaims | undefined;

@@ -75,7 +75,7 @@ export function grantTokensIn(body: unknown): GrantTokens | undefined {
   };
 }
 
-/** The tokens in a token endpoint's 2xx answer, read as `grantTokensIn` reads them; its body stays unread. */
+/** The tokens in a token endpoint's 2xx answer, read as `grantTokensIn` reads them (from a copy: its own body stays unread). */
 export async function tokensAnswered(response: Response): Promise<GrantTokens | undefined> {
   if (!response.ok) return undefined;
   return grantTokensIn(
