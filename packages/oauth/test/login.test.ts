@@ -24,6 +24,8 @@ import {
   introspect,
   keyring,
   REDIRECT_URI,
+  resolvable,
+  urlOf,
   useAuthorizationServer,
   WEB_APP,
   webAppKey,
@@ -362,22 +364,19 @@ describe("tokens issued for a login that ends refused are revoked at the server 
   function watched(hold?: (answer: Response) => Promise<void>) {
     const events: OAuthEvent[] = [];
     const issued: Array<{ access_token: string; refresh_token?: string }> = [];
-    let revoked: (event: OAuthEvent) => void = () => {};
-    const tokensRevoked = new Promise<OAuthEvent>((resolve) => {
-      revoked = resolve;
-    });
+    const revoked = resolvable<OAuthEvent>();
     const fetchAndKeep: FetchLike = async (input, init) => {
       const answer = await fetch(input, init);
-      if (!String(input instanceof Request ? input.url : input).endsWith("/token")) return answer;
+      if (!urlOf(input).endsWith("/token")) return answer;
       if (answer.ok) issued.push(await answer.clone().json());
       await hold?.(answer);
       return answer;
     };
     const onEvent = (event: OAuthEvent) => {
       events.push(event);
-      if (event.type === "oauth.login.tokens_revoked") revoked(event);
+      if (event.type === "oauth.login.tokens_revoked") revoked.resolve(event);
     };
-    return { events, issued, tokensRevoked, fetch: fetchAndKeep, onEvent };
+    return { events, issued, tokensRevoked: revoked.promise, fetch: fetchAndKeep, onEvent };
   }
 
   async function expectInactive(tokens: { access_token: string; refresh_token?: string } | undefined) {
@@ -388,14 +387,11 @@ describe("tokens issued for a login that ends refused are revoked at the server 
 
   it("a code exchange that timed out after it was sent: its late answer's tokens (the caller had the timeout)", async () => {
     // The answer is held back until the client has given up on it.
-    let timedOut: () => void = () => {};
-    const afterTimeout = new Promise<void>((resolve) => {
-      timedOut = resolve;
-    });
-    const seen = watched(() => afterTimeout);
+    const timedOut = resolvable();
+    const seen = watched(() => timedOut.promise);
     const onEvent = (event: OAuthEvent) => {
       seen.onEvent(event);
-      if (event.type === "oauth.token.requested") timedOut();
+      if (event.type === "oauth.token.requested") timedOut.resolve();
     };
     const client = webClient(server(), { fetch: seen.fetch, onEvent, timeoutMs: 800 });
     const login = createLogin(client, { redirectUri: REDIRECT_URI, scope: "openid profile" });
@@ -417,19 +413,16 @@ describe("tokens issued for a login that ends refused are revoked at the server 
 
   it("no late answer within as long again as the exchange could take: given up, nothing to revoke", async () => {
     const events: OAuthEvent[] = [];
-    let lateAnswered: () => void = () => {};
-    const givenUp = new Promise<void>((resolve) => {
-      lateAnswered = resolve;
-    });
+    const givenUp = resolvable();
     const silent: FetchLike = (input, init) =>
-      String(input instanceof Request ? input.url : input).endsWith("/token")
+      urlOf(input).endsWith("/token")
         ? new Promise<Response>((_resolve, reject) => {
             init?.signal?.addEventListener("abort", () => reject(init.signal?.reason), { once: true });
           })
         : fetch(input, init);
     const onEvent = (event: OAuthEvent) => {
       events.push(event);
-      if (event.type === "oauth.token.answered_late") lateAnswered();
+      if (event.type === "oauth.token.answered_late") givenUp.resolve();
     };
     const login = createLogin(webClient(server(), { fetch: silent, onEvent, timeoutMs: 300 }), {
       redirectUri: REDIRECT_URI,
@@ -439,7 +432,7 @@ describe("tokens issued for a login that ends refused are revoked at the server 
     await expect(login.complete(await authorize(start), { state: start.state })).rejects.toMatchObject({
       code: "server_unavailable",
     });
-    await givenUp;
+    await givenUp.promise;
     expect(performance.now() - started).toBeGreaterThanOrEqual(590); // the timeout, then as long again
     expect(events.slice(-2)).toMatchObject([
       { type: "oauth.login.refused", code: "server_unavailable" },
@@ -465,7 +458,7 @@ describe("tokens issued for a login that ends refused are revoked at the server 
   it("a revocation endpoint that fails: the event says so (revoked: false, its code), and complete's own error stands", async () => {
     const seen = watched();
     const revocationDown: FetchLike = (input, init) =>
-      String(input instanceof Request ? input.url : input).endsWith("/token/revocation")
+      urlOf(input).endsWith("/token/revocation")
         ? Promise.resolve(new Response("down", { status: 503 }))
         : seen.fetch(input, init);
     const client = webClient(server(), {

@@ -24,6 +24,7 @@ import {
   authorize,
   keyring,
   REDIRECT_URI,
+  resolvable,
   SERVICE,
   useAuthorizationServer,
   useMockServer,
@@ -151,13 +152,10 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
   /** A login's callback, completed while the mock answers the code exchange as `change` makes it. */
   async function completeWith(change: { response?: (body: Record<string, unknown>) => void; nonce?: string }) {
     const events: OAuthEvent[] = [];
-    let revoked: (event: OAuthEvent) => void = () => {};
-    const tokensRevoked = new Promise<OAuthEvent>((resolve) => {
-      revoked = resolve;
-    });
+    const revoked = resolvable<OAuthEvent>();
     const onEvent = (event: OAuthEvent) => {
       events.push(event);
-      if (event.type === "oauth.login.tokens_revoked") revoked(event);
+      if (event.type === "oauth.login.tokens_revoked") revoked.resolve(event);
     };
     const login = createLogin(mockClient(WEB_APP, { onEvent }), { redirectUri: REDIRECT_URI, scope: "openid" });
     const start = await login.begin();
@@ -173,7 +171,7 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
     )
       .catch((e: unknown) => e)
       .finally(() => mock().service.off(Events.BeforeResponse, edit));
-    return { outcome, events, tokensRevoked };
+    return { outcome, events, tokensRevoked: revoked.promise };
   }
 
   it.each([

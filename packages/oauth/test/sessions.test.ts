@@ -30,7 +30,9 @@ import {
   keyring,
   loggedInTokens,
   REDIRECT_URI,
+  resolvable,
   revokeAtServer,
+  urlOf,
   useAuthorizationServer,
   WEB_APP,
   WEB_APP_REGISTRATION,
@@ -193,13 +195,10 @@ describe("session tokens", () => {
       // network is slow (its token request leaves 400 ms late), and B's refresh starts once A's
       // token request has begun, so while A holds the session's lock (not after a fixed sleep: on
       // a loaded machine that timer fired after A had finished, and B found the new token).
-      let tokenRequestStarted: () => void = () => {};
-      const aHoldsTheLock = new Promise<void>((resolve) => {
-        tokenRequestStarted = resolve;
-      });
+      const aHoldsTheLock = resolvable();
       const slow = (input: string | URL | Request, init?: RequestInit) => {
         const isToken = String(input).endsWith("/token");
-        if (isToken) tokenRequestStarted();
+        if (isToken) aHoldsTheLock.resolve();
         return new Promise<Response>((resolve, reject) =>
           setTimeout(() => fetch(input, init).then(resolve, reject), isToken ? 400 : 0),
         );
@@ -220,7 +219,7 @@ describe("session tokens", () => {
       const before = refreshes();
 
       const refreshedByA = a.refresh(id);
-      await aHoldsTheLock;
+      await aHoldsTheLock.promise;
       const [fromA, fromB] = await Promise.all([refreshedByA, b.refresh(id)]);
       expect(refreshes()).toBe(before + 1);
       expect(fromB).toEqual(fromA);
@@ -247,17 +246,14 @@ describe("session tokens", () => {
       // A's second look at the server waits (1 s at most) until B holds the refresh lock: on a
       // loaded machine, A's retry could otherwise end its whole refresh before B has even read the
       // session, and B's refresh, then later than A's, rightly be a second one.
-      let bLocks: () => void = () => {};
-      const bLocked = new Promise<void>((resolve) => {
-        bLocks = resolve;
-      });
+      const bLocked = resolvable();
       let discoveries = 0;
       const busyAtFirst: FetchLike = async (input, init) => {
-        const discovery = String(input instanceof Request ? input.url : input).includes("/.well-known/");
+        const discovery = urlOf(input).includes("/.well-known/");
         if (discovery && discoveries++ === 0) {
           return new Response(null, { status: 503, headers: { "retry-after": "2" } });
         }
-        if (discovery) await Promise.race([bLocked, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+        if (discovery) await Promise.race([bLocked.promise, new Promise((resolve) => setTimeout(resolve, 1_000))]);
         return fetch(input, init);
       };
       // The shortest lease the timeouts allow: 800 ms for the token request, 1 s for the store.
@@ -268,7 +264,10 @@ describe("session tokens", () => {
       });
       const bClient = webClient(server(), { timeoutMs: 800 });
       await bClient.metadata();
-      const b = createSessionTokens(bClient, { ...options, store: tellingLocks(sharedStores[name]!(), bLocks) });
+      const b = createSessionTokens(bClient, {
+        ...options,
+        store: tellingLocks(sharedStores[name]!(), bLocked.resolve),
+      });
       const tokens = await loggedInTokens(server());
       const id = newSessionId();
       await a.save(id, tokens);
