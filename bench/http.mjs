@@ -6,7 +6,7 @@
  * the route, and on Fastify, Koa and Hono as a middleware too) as the floor; on Express also the
  * peers express-idempotency and @node-idempotency/core. See README.md for how to read the numbers.
  *
- *   node bench/http.mjs                    full run (about 12 min on 2 cores), writes results/http.md
+ *   node bench/http.mjs                    full run (about 18 min on 2 cores), writes results/http.md
  *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
  *   node bench/http.mjs --only koa         one framework (or several, comma-separated), writes nothing
  *   node bench/http.mjs --rows bare,idem-unique   only these rows (see ROWS), writes nothing
@@ -51,9 +51,9 @@ const QUICK = flag("--quick");
 const ONLY = option("--only", "").split(",").filter(Boolean);
 const ONLY_ROWS = option("--rows", "").split(",").filter(Boolean);
 const PROFILE = option("--profile", "");
-const ROUNDS = Number(option("--rounds", QUICK ? 1 : 2));
+const ROUNDS = Number(option("--rounds", QUICK ? 1 : 4));
 const WARMUP_S = Number(option("--warmup", QUICK ? 1 : 1.5));
-const DURATION_S = Number(option("--duration", QUICK ? 2 : PROFILE ? 10 : 6));
+const DURATION_S = Number(option("--duration", QUICK ? 2 : PROFILE ? 10 : 4));
 const CONNECTIONS = Number(option("--connections", 32));
 /** Requests per in-process measurement (`--inproc N`, see inprocMain); 0: over HTTP. */
 const INPROC = Number(option("--inproc", 0));
@@ -1029,6 +1029,13 @@ const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+/** Half the interquartile range: the spread of the middle half of the rounds (none for fewer than two). */
+const halfIqr = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length < 2) return Number.NaN;
+  const at = (q) => s[Math.round(q * (s.length - 1))];
+  return (at(0.75) - at(0.25)) / 2;
+};
 const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "—");
 const fmt2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "—");
 const fmt1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : "—");
@@ -1053,6 +1060,7 @@ function summarise(runs) {
         p99: median(list.map((r) => r.p99)),
         flat: ROWS[row].kind === "unique" ? median(list.map((r) => r.flat)) : Number.NaN,
         ratio: baseList ? median(list.map((r, i) => r.rps / baseList[i].rps)) : Number.NaN,
+        ratioSpread: baseList ? halfIqr(list.map((r, i) => r.rps / baseList[i].rps)) : Number.NaN,
         cpuRatio: baseList ? median(list.map((r, i) => r.perCpuS / baseList[i].perCpuS)) : Number.NaN,
         non2xx: list.reduce((a, r) => a + r.non2xx + r.errors + r.timeouts, 0),
         handled: list.map((r) => r.handled),
@@ -1122,13 +1130,14 @@ function report(summary, meta) {
       "Stores: our `memoryStore()` with room for every key of a run (a million keys, 1 GiB); the peers' own in-memory stores.",
     "",
     "**req/s**: responses per second over the measured seconds, median of the rounds (± half the range). " +
-      "**ratio**: the row's req/s over its baseline's in the same round (median of rounds). **ratio, CPU**: the same " +
+      "**ratio**: the row's req/s over its baseline's in the same round (median of rounds; ± half their interquartile " +
+      "range). **ratio, CPU**: the same " +
       "with each run's requests per second of *server CPU time* (robust when the client or another process held the " +
       "server back). **server busy**: server CPU time over wall time (1.00 = the server had a whole core and used it). " +
       `**flat**: a unique-keys run's last second over the mean of its first two (target ≥ ${FLAT_TARGET}).`,
     "",
-    "| framework | app | req/s | ± | server CPU µs/req | server busy | p99 ms | compared with | ratio | ratio, CPU | flat |",
-    "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    "| framework | app | req/s | ± | server CPU µs/req | server busy | p99 ms | compared with | ratio | ± | ratio, CPU | flat |",
+    "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
   );
   for (const [framework, rows] of Object.entries(summary)) {
     for (const [row, s] of Object.entries(rows)) {
@@ -1136,7 +1145,7 @@ function report(summary, meta) {
       out.push(
         `| ${FRAMEWORKS[framework].label} | ${spec.label} | ${fmtInt(s.rps)} | ${Number.isFinite(s.spread) ? `${(s.spread * 100).toFixed(1)}%` : "—"} | ` +
           `${fmt1(s.cpuUsPerReq)} | ${fmt2(s.busy)} | ${fmt1(s.p99)} | ${spec.base ? ROWS[spec.base].label : "—"} | ` +
-          `${fmt2(s.ratio)} | ${fmt2(s.cpuRatio)} | ${fmt2(s.flat)} |`,
+          `${fmt2(s.ratio)} | ${fmt2(s.ratioSpread)} | ${fmt2(s.cpuRatio)} | ${fmt2(s.flat)} |`,
       );
     }
   }
