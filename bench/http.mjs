@@ -6,7 +6,7 @@
  * the route, and on Fastify, Koa and Hono as a middleware too) as the floor; on Express also the
  * peers express-idempotency and @node-idempotency/core. See README.md for how to read the numbers.
  *
- *   node bench/http.mjs                    full run (about 18 min on 2 cores), writes results/http.md
+ *   node bench/http.mjs                    full run (about 26 min on 2 cores), writes results/http.md
  *   node bench/http.mjs --quick            ~1 min smoke run (1 round, 2 s runs), writes nothing
  *   node bench/http.mjs --only koa         one framework (or several, comma-separated), writes nothing
  *   node bench/http.mjs --rows bare,idem-unique   only these rows (see ROWS), writes nothing
@@ -53,7 +53,7 @@ const ONLY_ROWS = option("--rows", "").split(",").filter(Boolean);
 const PROFILE = option("--profile", "");
 const ROUNDS = Number(option("--rounds", QUICK ? 1 : 4));
 const WARMUP_S = Number(option("--warmup", QUICK ? 1 : 1.5));
-const DURATION_S = Number(option("--duration", QUICK ? 2 : PROFILE ? 10 : 4));
+const DURATION_S = Number(option("--duration", QUICK ? 2 : PROFILE ? 10 : 6));
 const CONNECTIONS = Number(option("--connections", 32));
 /** Requests per in-process measurement (`--inproc N`, see inprocMain); 0: over HTTP. */
 const INPROC = Number(option("--inproc", 0));
