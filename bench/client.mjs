@@ -18,6 +18,7 @@ import { createServer } from "node:http";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { measuredCommit, writeResults } from "./provenance.mjs";
+import { halfIqr, median } from "./stats.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -56,11 +57,6 @@ function serverMain() {
 // ---------------------------------------------------------------------------------------
 // The client (this process)
 
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 const cpuMicros = () => {
   const { user, system } = process.cpuUsage();
   return user + system;
@@ -257,9 +253,6 @@ async function main() {
   child.kill();
 
   const ratios = (ours, base, field) => rounds.map((r) => r[ours][field] / r[base][field]);
-  // Half the interquartile range: the spread of the middle half of the rounds.
-  const quantile = (values, q) => [...values].sort((a, b) => a - b)[Math.round(q * (values.length - 1))];
-  const halfRange = (values) => (quantile(values, 0.75) - quantile(values, 0.25)) / 2;
   const rows = pairs.map(([label, bare, timeout, ours]) => ({
     label,
     bareRps: median(rounds.map((r) => r[bare].rps)),
@@ -269,7 +262,7 @@ async function main() {
     timeoutCpu: median(rounds.map((r) => r[timeout].cpuPerReq)),
     oursCpu: median(rounds.map((r) => r[ours].cpuPerReq)),
     ratio: median(ratios(ours, bare, "rps")),
-    spread: halfRange(ratios(ours, bare, "rps")),
+    spread: halfIqr(ratios(ours, bare, "rps")),
     ratioTimeout: median(ratios(ours, timeout, "rps")),
     addedCpu: median(rounds.map((r) => r[ours].cpuPerReq - r[bare].cpuPerReq)),
     addedCpuTimeout: median(rounds.map((r) => r[ours].cpuPerReq - r[timeout].cpuPerReq)),

@@ -39,6 +39,7 @@ import { constants, PerformanceObserver } from "node:perf_hooks";
 import { Duplex, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { measuredCommit, writeResults } from "./provenance.mjs";
+import { halfIqr, median } from "./stats.mjs";
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -1023,19 +1024,6 @@ async function runOne(autocannon, framework, row, pool) {
 // ---------------------------------------------------------------------------------------
 // Report
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-/** Half the interquartile range: the spread of the middle half of the rounds (none for fewer than two). */
-const halfIqr = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length < 2) return Number.NaN;
-  const at = (q) => s[Math.round(q * (s.length - 1))];
-  return (at(0.75) - at(0.25)) / 2;
-};
 const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "—");
 const fmt2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "—");
 const fmt1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : "—");

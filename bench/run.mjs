@@ -33,6 +33,7 @@ import { Webhook as StandardWebhook } from "standardwebhooks";
 import Stripe from "stripe";
 import { Webhook as SvixWebhook } from "svix";
 import { measuredCommit } from "./provenance.mjs";
+import { median } from "./stats.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -434,12 +435,6 @@ async function batchAsync(fn, n) {
 }
 
 const batch = (c, n) => (c.async ? batchAsync(c.fn, n) : batchSync(c.fn, n));
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** Warms every case (interleaved), sizes its batch, then times interleaved rounds. */
 async function measure(cases) {
