@@ -12,7 +12,7 @@ import {
   type OAuthEvent,
   OAuthResponseError,
 } from "../src/index.js";
-import { REDIRECT_URI, SERVICE, serviceClient, useAuthorizationServer, useMockServer } from "./helpers.js";
+import { REDIRECT_URI, SERVICE, serviceClient, urlOf, useAuthorizationServer, useMockServer } from "./helpers.js";
 
 const server = useAuthorizationServer();
 const mock = useMockServer();
@@ -36,7 +36,7 @@ describe("createOAuthClient", () => {
   it("sends every request to the server through the fetch it is given", async () => {
     const seen: string[] = [];
     const transport: FetchLike = (input, init) => {
-      seen.push(`${init?.method ?? "GET"} ${new URL(String(input)).pathname}`);
+      seen.push(`${init?.method ?? "GET"} ${new URL(urlOf(input)).pathname}`);
       return fetch(input, init);
     };
     await createClientCredentials(serviceClient(server(), { fetch: transport })).getAccessToken();

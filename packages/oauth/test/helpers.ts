@@ -36,7 +36,6 @@ export const WEB_APP_REGISTRATION = {
 
 export const keyring = createKeyring([{ id: "k1", key: "q0bGqnQ8JmpbKDYvD5o3m7W6kKcJxQmH3f6C8h8zL1E" }]);
 
-/** A fresh oidc-provider for this test file, closed after it. */
 /** A promise and the function that resolves it: for a test to wait for a moment a hook or a fetch sees. */
 export function resolvable<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve: (value: T) => void = () => {};
@@ -49,6 +48,7 @@ export function resolvable<T = void>(): { promise: Promise<T>; resolve: (value: 
 /** The URL a fetch was called with, as text. */
 export const urlOf = (input: string | URL | Request): string => String(input instanceof Request ? input.url : input);
 
+/** A fresh oidc-provider for this test file, closed after it. */
 export function useAuthorizationServer(ttl: { accessToken?: number; clientCredentials?: number } = {}) {
   let server: TestAuthorizationServer;
   beforeAll(async () => {

@@ -156,7 +156,7 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     const client = webClient(server(), {
       onEvent: (e) => events.push(e),
       fetch: (input, init) =>
-        tokenEndpointDown && String(input).endsWith("/token")
+        tokenEndpointDown && urlOf(input).endsWith("/token")
           ? Promise.resolve(new Response("busy", { status: 503 }))
           : fetch(input, init),
     });

@@ -26,6 +26,7 @@ import {
   REDIRECT_URI,
   resolvable,
   SERVICE,
+  urlOf,
   useAuthorizationServer,
   useMockServer,
   WEB_APP,
@@ -322,7 +323,7 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
     const seen: unknown[] = [];
     const spy = async (input: string | URL | Request, init?: RequestInit) => {
       const response = await fetch(input, init);
-      if (String(input).endsWith("/token")) seen.push(await response.clone().json());
+      if (urlOf(input).endsWith("/token")) seen.push(await response.clone().json());
       return response;
     };
     const sessions = createSessionTokens(webClient(server(), { fetch: spy }), { encryptionKeys: keyring });

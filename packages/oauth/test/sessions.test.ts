@@ -197,7 +197,7 @@ describe("session tokens", () => {
       // a loaded machine that timer fired after A had finished, and B found the new token).
       const aHoldsTheLock = resolvable();
       const slow = (input: string | URL | Request, init?: RequestInit) => {
-        const isToken = String(input).endsWith("/token");
+        const isToken = urlOf(input).endsWith("/token");
         if (isToken) aHoldsTheLock.resolve();
         return new Promise<Response>((resolve, reject) =>
           setTimeout(() => fetch(input, init).then(resolve, reject), isToken ? 400 : 0),
