@@ -116,18 +116,37 @@ class Hold {
     this.appHeaders = headers;
   }
 
-  /** Ends this hold: the response's methods go to the previous hold, or back to Node's. */
-  unwrap(): void {
-    const { res, original, previous } = this;
+  /**
+   * Ends this hold: the response's methods go to the previous hold, or back to Node's (with
+   * `restore` false, the last hold's stay until its held end goes out: see `endNow`).
+   */
+  unwrap(restore = true): void {
     this.ended = true;
-    if (previous !== undefined) {
-      (res as Held)[HOLD] = previous;
+    if (this.previous !== undefined) {
+      (this.res as Held)[HOLD] = this.previous;
       return;
     }
+    if (restore) this.restore();
+  }
+
+  /** The response's methods back to what this hold found. */
+  restore(): void {
+    const { res, original } = this;
     res.write = original.write as ServerResponse["write"];
     res.end = original.end as ServerResponse["end"];
     res.writeHead = original.writeHead as ServerResponse["writeHead"];
   }
+}
+
+// The app's `write` and `end` calls made while its first `end` is held, kept on the response
+// under this key until that end has gone out. Passed on at once, a second `res.end()` (a
+// "make sure it is ended" helper after `res.json`) would end the response before the held end,
+// which would then be a write after end: an 'error' event on the response that nothing handles,
+// and the process down. Passed on after it, Node takes them as it takes calls after an end.
+const AFTER_END = Symbol("@interlock/express.afterEnd");
+
+interface Ending {
+  [AFTER_END]?: Array<["write" | "end", unknown[]]> | undefined;
 }
 
 /** The response's hold; a wrapper called on anything else is a caller's mistake Node's own method would refuse too. */
@@ -148,6 +167,11 @@ function writeHeadThrough(hold: Hold, res: ServerResponse, args: unknown[]): unk
 }
 
 function heldWrite(this: ServerResponse, ...args: unknown[]): unknown {
+  const afterEnd = (this as Ending)[AFTER_END];
+  if (afterEnd !== undefined) {
+    afterEnd.push(["write", args]);
+    return false; // what Node's write answers after an end
+  }
   (this as Marked)[STARTED] = true;
   return writeThrough(holdOf(this), this, args);
 }
@@ -160,7 +184,13 @@ function writeThrough(hold: Hold, res: ServerResponse, args: unknown[]): unknown
 }
 
 function heldEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const afterEnd = (this as Ending)[AFTER_END];
+  if (afterEnd !== undefined) {
+    afterEnd.push(["end", args]);
+    return this;
+  }
   (this as Marked)[STARTED] = true;
+  (this as Ending)[AFTER_END] = [];
   endThrough(holdOf(this), args);
   return this;
 }
@@ -169,14 +199,24 @@ function heldEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
 function endThrough(hold: Hold, args: unknown[]): void {
   const res = hold.res;
   hold.noteHeaders();
-  hold.unwrap();
+  hold.unwrap(false);
   if (args.length > 0) args[0] = hold.record(args[0], args[1]);
   const { previous } = hold;
-  const flush = () => void (previous !== undefined ? endThrough(previous, args) : hold.original.end.apply(res, args));
+  const flush = () => void (previous !== undefined ? endThrough(previous, args) : endNow(hold, args));
   const { body } = hold;
   const settling = hold.settle(body?.body(), hold.appHeaders ?? responseHeaders(res), body?.overflowed === true, false);
   fixHeaders(res, args[0], args[1]);
   settling.then(flush, flush);
+}
+
+/** The last hold's end goes out, then the app's calls made while it was held (see AFTER_END). */
+function endNow(hold: Hold, args: unknown[]): void {
+  const res = hold.res as ServerResponse & Ending;
+  const afterEnd = res[AFTER_END] ?? [];
+  res[AFTER_END] = undefined;
+  hold.restore();
+  hold.original.end.apply(res, args);
+  for (const [method, callArgs] of afterEnd) hold.original[method].apply(res, callArgs);
 }
 
 /** A stream is piped in: no hold records the body (streamed), and a client that leaves first settles them once it is over. */

@@ -374,6 +374,47 @@ describe("idempotency(): response capture", () => {
     expect(world.runs()).toBe(1);
   });
 
+  it("a route that answers, then calls res.end() again: answered and stored as without Interlock (the second end does nothing)", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/ended-twice",
+        idem,
+        use((_req, res) => {
+          res.status(201).json({ id: "pay_1" });
+          res.end(); // a "make sure it is ended" helper
+        }),
+      ),
+    );
+    const key = newKey();
+    const first = await post(`${world.url}/ended-twice`, key);
+    expect([first.status, first.text]).toEqual([201, '{"id":"pay_1"}']);
+    const replay = await post(`${world.url}/ended-twice`, key);
+    expect([replay.status, replay.body, replay.headers["idempotent-replayed"]]).toEqual([201, first.body, "true"]);
+    expect(world.runs()).toBe(1);
+  });
+
+  it("a route that writes or ends again with bytes after its end: Node's write-after-end error, as without Interlock, after the whole first answer", async () => {
+    const errors: string[] = [];
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/written-after",
+        idem,
+        use((_req, res) => {
+          res.on("error", (error) => errors.push((error as { code?: string }).code ?? error.message));
+          res.status(201).json({ id: "pay_1" });
+          res.write("late");
+          res.end("later");
+        }),
+      ),
+    );
+    const key = newKey();
+    const first = await post(`${world.url}/written-after`, key);
+    expect([first.status, first.text]).toEqual([201, '{"id":"pay_1"}']);
+    await vi.waitFor(() => expect(errors).toEqual(["ERR_STREAM_WRITE_AFTER_END", "ERR_STREAM_WRITE_AFTER_END"]));
+    const replay = await post(`${world.url}/written-after`, key);
+    expect([replay.status, replay.body]).toEqual([201, first.body]);
+  });
+
   it("a client that leaves a piped stream: the key stays claimed while the stream goes on, released once it is over; the retry then runs", async () => {
     let piped = 0;
     let finishFirst = () => {};

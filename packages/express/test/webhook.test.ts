@@ -520,6 +520,29 @@ describe("webhook() and idempotency() on one request", () => {
     expect(runs).toBe(1);
   });
 
+  it.each([
+    ["webhook() alone", false],
+    ["webhook() then idempotency()", true],
+  ])("%s: a route that answers, then calls res.end() again, answers as without Interlock", async (_name, both) => {
+    const store = new MemoryStore();
+    const app = express();
+    const hook = webhook({ scheme: standardWebhooks, secret: SECRET, store });
+    const route: RequestHandler = (req, res) => {
+      res.json({ received: req.webhook?.id });
+      res.end(); // a "make sure it is ended" helper
+    };
+    if (both) app.post("/webhooks", hook, idempotency({ store, principal: false }), route);
+    else app.post("/webhooks", hook, route);
+    const server = await listen(app);
+    running.push(server);
+    const d = await signed('{"type":"x"}');
+    const delivery = { headers: { ...d.headers, "idempotency-key": "k" }, body: d.body };
+    const first = await send(`${server.url}/webhooks`, delivery);
+    expect([first.status, first.json()]).toEqual([200, { received: d.id }]);
+    // Recorded as processed: the same delivery again is a duplicate.
+    expect((await send(`${server.url}/webhooks`, delivery)).json()).toEqual({ duplicate: true, id: d.id });
+  });
+
   it("a piped answer through both holds goes out whole, uncached, and settles both", async () => {
     const store = new MemoryStore();
     const events: InterlockEvent[] = [];
