@@ -6,7 +6,7 @@
 
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { finished } from "node:stream";
-import { BodyCollector, type CapturedResponse, isWebResponse, writeHeadHeaders } from "@interlock/core";
+import { BodyCollector, type CapturedResponse, writeHeadHeaders } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { onHandlerThrow } from "./handler-throw.js";
 
@@ -22,15 +22,6 @@ export function payloadBody(payload: unknown): CapturedResponse["body"] {
   if (typeof payload === "string") return payload;
   if (payload instanceof Uint8Array) return Buffer.from(payload);
   return undefined;
-}
-
-/**
- * The status an `onSend` payload goes out with. Fastify applies a web `Response`'s status (and
- * headers) to the reply only after every onSend hook: until then `reply.statusCode` is the 200
- * the reply started with, whatever the `Response` says.
- */
-export function sentStatus(reply: FastifyReply, payload: unknown): number {
-  return isWebResponse(payload) ? payload.status : reply.statusCode;
 }
 
 /**
@@ -122,6 +113,7 @@ export function resetBeforeEnd(raw: FastifyReply["raw"]): boolean {
   return (raw as { stream?: { aborted?: boolean } }).stream?.aborted === true;
 }
 
+type Writer = (...args: unknown[]) => unknown;
 type Write = ServerResponse["write"];
 type End = ServerResponse["end"];
 type WriteHead = ServerResponse["writeHead"];
@@ -263,21 +255,40 @@ function recordHijackedWrites(
     }
     return result;
   } as WriteHead;
+  // The route's `write` and `end` calls made while its first `end` is held, passed on once that
+  // end has gone out, as Node takes calls after an end. Passed on at once, a second `end()` would
+  // end the response first, and the held end would then be a write after end: an 'error' event
+  // on the response that nothing handles, and the process down.
+  let afterEnd: Array<[Writer, unknown[]]> | undefined;
   raw.write = function (this: ServerResponse, ...args: unknown[]) {
+    if (afterEnd !== undefined) {
+      afterEnd.push([write as Writer, args]);
+      return false; // what Node's write answers after an end
+    }
     keep(args[0], args[1]);
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as Write;
   raw.end = function (this: ServerResponse, ...args: unknown[]) {
+    if (afterEnd !== undefined) {
+      afterEnd.push([end as Writer, args]);
+      return this;
+    }
     keep(args[0], args[1]);
-    const endNow = () => (end as (...a: unknown[]) => ServerResponse).apply(this, args);
     if (reply.sent && !over && !left && piped.length === 0 && !this.destroyed) {
       // Over from now: a close meanwhile (the client left) settles nothing more.
       over = true;
       answered = true;
+      const held: Array<[Writer, unknown[]]> = [];
+      afterEnd = held;
+      const endNow = () => {
+        afterEnd = undefined;
+        (end as Writer).apply(this, args);
+        for (const [method, later] of held) method.apply(this, later);
+      };
       settleEnded().then(endNow, endNow);
       return this;
     }
-    const result = endNow();
+    const result = (end as Writer).apply(this, args);
     if (reply.sent) ended(true);
     return result;
   } as End;

@@ -12,7 +12,6 @@ import {
   assertOptionNames,
   BodyError,
   createWebhookReceiver,
-  isWebResponse,
   optionNames,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
@@ -21,15 +20,7 @@ import {
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
 import { takeBodyRaw } from "./body-fallback.js";
-import {
-  keepPending,
-  payloadBody,
-  recordOnHijack,
-  resetBeforeEnd,
-  sentStatus,
-  settleAtEnd,
-  takePending,
-} from "./capture.js";
+import { keepPending, payloadBody, recordOnHijack, resetBeforeEnd, settleAtEnd, takePending } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -132,20 +123,21 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
       }, done);
     },
 
-    // Settled before the answer goes out, so a provider retrying at once finds it recorded. By
-    // the status that goes out: a web Response's own, which Fastify applies only after this hook.
+    // Settled before the answer goes out, so a provider retrying at once finds it recorded.
     onSend(request, reply, payload, done) {
       const claim = takeClaim(request);
       if (!claim) return done(null, payload);
-      if (payloadBody(payload) === undefined && !isWebResponse(payload)) {
-        // A stream: settled once it is over, by the status sent if it ended; released if the
-        // response closed first (the provider left, the stream failed), never recorded as processed.
+      if (payloadBody(payload) === undefined) {
+        // A stream, or a web Response (its body a stream the route may still be producing):
+        // settled once it is over, by the status sent (a Response's own, which Fastify applies
+        // only after this hook) if it ended; released if the response closed first (the provider
+        // left, the stream failed), never recorded as processed.
         settleAtEnd(reply.raw, (ended) =>
           ended ? receiver.finish(claim.ticket, { status: reply.raw.statusCode }) : receiver.abort(claim.ticket),
         );
         return done(null, payload);
       }
-      receiver.finish(claim.ticket, { status: sentStatus(reply, payload) }).then(() => done(null, payload), done);
+      receiver.finish(claim.ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
     },
 
     // A hijacked reply never passes onSend: settle it once it has been written. (Not when an

@@ -242,6 +242,45 @@ describe("response capture and replay", () => {
     expect(calls).toBe(1);
   });
 
+  it("a hijacked reply ended, then ended again: answered and stored as without Interlock (the second end does nothing)", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.post("/raw", hooks, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(201, { "content-type": "application/json" });
+        reply.raw.end('{"id":"pay_1"}');
+        reply.raw.end(); // a "make sure it is ended" helper
+      });
+    });
+    const key = newKey();
+    const first = await send("/raw", key);
+    expect([first.status, await first.text()]).toEqual([201, '{"id":"pay_1"}']);
+    const retry = await send("/raw", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      201,
+      "true",
+      '{"id":"pay_1"}',
+    ]);
+    expect(calls).toBe(1);
+  });
+
+  it("a hijacked reply written to after its end: Node's write-after-end error, as without Interlock, after the whole answer", async () => {
+    const errors: string[] = [];
+    await start(options(), (app, hooks) => {
+      app.post("/raw", hooks, (_request, reply) => {
+        reply.hijack();
+        reply.raw.on("error", (error) => errors.push((error as { code?: string }).code ?? error.message));
+        reply.raw.writeHead(201, { "content-type": "text/plain" });
+        reply.raw.end("whole");
+        reply.raw.write("late");
+      });
+    });
+    const first = await send("/raw", newKey());
+    expect([first.status, await first.text()]).toEqual([201, "whole"]);
+    await vi.waitFor(() => expect(errors).toEqual(["ERR_STREAM_WRITE_AFTER_END"]));
+  });
+
   it("a streamed body passes through uncached and the key is released", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;

@@ -435,6 +435,39 @@ describe("settling the delivery", () => {
     ]);
   });
 
+  it("a 2xx web Response whose body is still being produced: a copy meanwhile is in flight (409); the body failing releases the delivery, the redelivery runs", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    let fail: () => void = () => {};
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, async () => {
+        runs++;
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode("processing...\n"));
+            fail = () => controller.error(new Error("the work behind the body failed"));
+          },
+        });
+        return new Response(body, { status: 200, headers: { "content-type": "text/plain" } });
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    const first = await post(`${running.url}/hook`, d);
+    expect(first.status).toBe(200);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    const meanwhile = await post(`${running.url}/hook`, d);
+    expect([meanwhile.status, (await meanwhile.json()).code]).toEqual([409, "request_in_flight"]);
+    fail();
+    await reader.closed.catch(() => {});
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.handler_failed"));
+    const redelivery = await post(`${running.url}/hook`, d);
+    expect(redelivery.status).toBe(200);
+    await redelivery.body?.cancel();
+    expect(runs).toBe(2);
+  });
+
   it("a hijacked reply's end goes out once the delivery is recorded: a redelivery the moment it is whole is a duplicate", async () => {
     // A store slow to write: the delivery must still be recorded before the answer's end goes out.
     const store = slowToComplete();
@@ -452,6 +485,22 @@ describe("settling the delivery", () => {
     const again = await post(`${running.url}/hook`, d);
     expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
     expect(calls).toBe(1);
+  });
+
+  it("a hijacked reply ended, then ended again: answered as without Interlock, the delivery recorded", async () => {
+    running = await listen((app) => {
+      app.post("/hook", { config: { interlock: webhook(options()) } }, (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        reply.raw.end("processed");
+        reply.raw.end(); // a "make sure it is ended" helper
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    const first = await post(`${running.url}/hook`, d);
+    expect([first.status, await first.text()]).toEqual([200, "processed"]);
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
   });
 
   it("a hijacked reply the provider left before it finished is settled by the status answered once the route ends it", async () => {
