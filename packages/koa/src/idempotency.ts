@@ -114,7 +114,17 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
       settleWhenSent(ctx.res, ctx.body, () => engine.finish(decision.ticket, streamed));
       return;
     }
-    await engine.finish(decision.ticket, captured ?? (await bypass.recorded()));
+    if (captured !== undefined) {
+      await engine.finish(decision.ticket, captured);
+      return;
+    }
+    // The app began its answer on ctx.res and left Koa to end it (with ctx.body): Koa does so only
+    // once every middleware has returned, so it is stored then, not waited for here.
+    if (bypass.endedByKoa(ctx)) {
+      void bypass.whenEnded().then((sent) => engine.finish(decision.ticket, sent));
+      return;
+    }
+    await engine.finish(decision.ticket, await bypass.recorded());
   }
   return interlockIdempotency;
 }

@@ -108,7 +108,8 @@ function bodyless(ctx: Context, status: number, headers: CapturedResponse["heade
 }
 
 /** Bodies Koa pipes rather than ends in one piece: Node streams, and (Koa 3) web streams, Blobs, Responses. */
-function isStreamed(body: object): boolean {
+export function isStreamed(body: unknown): boolean {
+  if (typeof body !== "object" || body === null) return false;
   return (
     typeof (body as { pipe?: unknown }).pipe === "function" ||
     body instanceof ReadableStream ||
@@ -134,6 +135,8 @@ class Bypass {
   readonly original: { write: Writer; end: Writer };
   body: BodyCollector | undefined;
   piped = false;
+  /** Whether the app wrote or ended `ctx.res` itself (headers flushed alone are not an answer: Koa still sends `ctx.body`). */
+  wrote = false;
   ended: () => void = () => {};
   readonly end = new Promise<void>((resolve) => {
     this.ended = resolve;
@@ -181,12 +184,14 @@ function bypassOf(res: ServerResponse): Bypass {
 
 function bypassWrite(this: ServerResponse, ...args: unknown[]): unknown {
   const bypass = bypassOf(this);
+  bypass.wrote = true;
   bypass.keep(args[0], args[1]);
   return bypass.original.write.apply(this, args);
 }
 
 function bypassEnd(this: ServerResponse, ...args: unknown[]): unknown {
   const bypass = bypassOf(this);
+  bypass.wrote = true;
   bypass.keep(args[0], args[1]);
   bypass.stop();
   const result = bypass.original.end.apply(this, args);
@@ -229,19 +234,45 @@ export function recordBypass(res: ServerResponse, limit: number) {
   res.on("pipe", onBypassPipe);
   res.write = bypassWrite as ServerResponse["write"];
   res.end = bypassEnd as ServerResponse["end"];
+  const recorded = (): CapturedResponse => ({
+    status: res.statusCode,
+    headers: sentHeaders(res),
+    body: bypass.body?.body(),
+    tooLarge: bypass.body?.overflowed === true,
+  });
   return {
     stop: () => bypass.stop(),
-    /** Whether the app answered through `ctx.res` rather than through Koa. */
-    used: (ctx: Context) => ctx.respond === false || res.headersSent,
+    /**
+     * Whether the app answered through `ctx.res` rather than through Koa: it bypassed Koa, or
+     * wrote or ended `ctx.res` itself. Headers flushed alone (`ctx.flushHeaders()`, as for
+     * server-sent events) are not: Koa still sends `ctx.body`, which is captured as usual.
+     */
+    used: (ctx: Context) => ctx.respond === false || res.writableEnded || bypass.wrote,
+    /**
+     * Whether Koa itself ends the response the app began writing (`ctx.respond` left on): its
+     * end comes only once every middleware has returned, so nothing may wait for it before then.
+     */
+    endedByKoa: (ctx: Context) => ctx.respond !== false && !res.writableEnded,
     /** What the app wrote, once it has ended the response (stored after it went out). */
     async recorded(): Promise<CapturedResponse> {
       await bypass.end;
-      return {
-        status: res.statusCode,
-        headers: sentHeaders(res),
-        body: bypass.body?.body(),
-        tooLarge: bypass.body?.overflowed === true,
-      };
+      return recorded();
+    },
+    /**
+     * What went out once Koa has ended the response: the app's writes, then Koa's. A response
+     * closed first, which Koa then never ends (the client left), is settled as cut off, uncached.
+     */
+    whenEnded(): Promise<CapturedResponse> {
+      const cutOff = (): CapturedResponse => ({ status: res.statusCode, headers: sentHeaders(res), body: undefined });
+      if (res.destroyed) return Promise.resolve(cutOff());
+      return new Promise((resolve) => {
+        const onClose = () => resolve(cutOff());
+        res.once("close", onClose);
+        bypass.end.then(() => {
+          res.removeListener("close", onClose);
+          resolve(recorded());
+        });
+      });
     },
   };
 }
@@ -279,16 +310,16 @@ class StreamedBody {
 
   constructor(
     readonly res: ServerResponse,
-    readonly settle: () => Promise<unknown>,
+    readonly settle: (sent: boolean) => Promise<unknown>,
   ) {
     this.end = res.end as Writer;
   }
 
-  /** Settles once, whatever comes first; never rejects. */
-  done(): Promise<void> {
+  /** Settles once, whatever comes first (`sent`: the whole body went out); never rejects. */
+  done(sent: boolean): Promise<void> {
     if (this.settling === undefined) {
       const ignore = () => {};
-      this.settling = this.settle().then(ignore, ignore);
+      this.settling = this.settle(sent).then(ignore, ignore);
     }
     return this.settling;
   }
@@ -306,31 +337,32 @@ function heldStreamedEnd(this: ServerResponse, ...args: unknown[]): ServerRespon
   const streamed = streamedOf(this);
   if (this.end === (heldStreamedEnd as ServerResponse["end"])) this.end = streamed.end as ServerResponse["end"];
   const flush = () => void streamed.end.apply(this, args);
-  streamed.done().then(flush, flush);
+  streamed.done(true).then(flush, flush);
   return this;
 }
 
 // The body stream failed (Koa 2 leaves a response whose headers went out open), or the response
 // closed before its end (the client left, or Koa 3's pipeline destroyed it): nothing sends more.
 function onStreamedStop(this: Streaming | StreamedSource): void {
-  void streamedOf(this).done();
+  void streamedOf(this).done(false);
 }
 
 /**
- * Settles a streamed `ctx.body` (`settle`: as streamed, key released) once it has been sent,
- * not when `next()` returns: Koa pipes it only after every middleware has returned, and the
- * handler may still be producing it, so a retry meanwhile is in flight, not run beside it. Settled
- * when the response is ended (its end held until then, so a client that read the whole stream
- * and retries finds the key free), when the body stream fails, or when the response closes first.
+ * Settles a streamed `ctx.body` once it has been sent, not when `next()` returns: Koa pipes it
+ * only after every middleware has returned, and the handler may still be producing it, so a
+ * retry (or a provider's redelivery) meanwhile is in flight, not run beside it. Settled when the
+ * response is ended (`settle(true)`; its end held until then, so a client that read the whole
+ * stream and retries finds it settled), or with `settle(false)` when the body stream fails or the
+ * response closes first.
  */
-export function settleWhenSent(res: ServerResponse, body: unknown, settle: () => Promise<unknown>): void {
+export function settleWhenSent(res: ServerResponse, body: unknown, settle: (sent: boolean) => Promise<unknown>): void {
   const streamed = new StreamedBody(res, settle);
   const nodeStream =
     typeof (body as { once?: unknown } | null)?.once === "function"
       ? (body as StreamedSource & NodeJS.EventEmitter & { destroyed?: boolean })
       : undefined;
   if (res.writableEnded || res.destroyed || nodeStream?.destroyed === true) {
-    void streamed.done();
+    void streamed.done(false); // the body never goes out
     return;
   }
   (res as Streaming)[STREAMED] = streamed;

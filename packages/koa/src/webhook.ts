@@ -14,7 +14,7 @@ import {
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
-import { answer, watchEnd } from "./response.js";
+import { answer, isStreamed, settleWhenSent, watchEnd } from "./response.js";
 import type { RawBodyContext, WebhookState } from "./types.js";
 
 export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
@@ -59,6 +59,17 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
       // Released before Koa answers the error, so the provider's retry is processed.
       await receiver.abort(decision.ticket);
       throw error;
+    }
+    // A streamed body is sent once every middleware has returned, and the work behind it may
+    // still be running: the delivery stays claimed (a copy meanwhile is in flight) until the body
+    // has been sent whole, then is settled by the status sent; released if it failed or was cut off.
+    if (ctx.respond !== false && isStreamed(ctx.body)) {
+      const { ticket } = decision;
+      const res = ctx.res;
+      settleWhenSent(res, ctx.body, (sent) =>
+        sent ? receiver.finish(ticket, { status: res.statusCode }) : receiver.abort(ticket),
+      );
+      return;
     }
     // The status the app actually answered: 2xx records the delivery, anything else releases it.
     // An app that bypassed Koa (`ctx.respond = false`) answered through `ctx.res`: its status once

@@ -489,6 +489,74 @@ describe("the app writing ctx.res itself", () => {
   });
 });
 
+describe("headers flushed early (ctx.flushHeaders(), the server-sent events pattern)", () => {
+  it("then a string ctx.body: answered as without Interlock, stored and replayed", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/events",
+        (ctx) => {
+          ctx.status = 200;
+          ctx.type = "text/event-stream";
+          ctx.flushHeaders();
+          ctx.body = "data: done\n\n";
+        },
+      ],
+    ]);
+    const first = await expectReplayed("/events", world);
+    expect([first.status, Buffer.from(first.body).toString()]).toEqual([200, "data: done\n\n"]);
+    expect(world.calls).toBe(1);
+  });
+
+  it("then a stream ctx.body: answered as without Interlock, passed through uncached, the key released once sent", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/events",
+        (ctx) => {
+          ctx.status = 200;
+          ctx.type = "text/event-stream";
+          ctx.flushHeaders();
+          ctx.body = Readable.from(["data: one\n\n", "data: two\n\n"]);
+        },
+      ],
+    ]);
+    const key = newId("key");
+    for (const run of [1, 2]) {
+      const answered = await send("/events", key);
+      expect([answered.status, await answered.text()]).toEqual([200, "data: one\n\ndata: two\n\n"]);
+      expect(world.calls).toBe(run);
+    }
+  });
+});
+
+describe("an answer begun on ctx.res and left for Koa to end (ctx.respond left on)", () => {
+  it("is stored as it went out once Koa has ended it, not waited for before Koa can", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/begun",
+        (ctx) => {
+          ctx.res.writeHead(201, { "content-type": "text/plain" });
+          ctx.res.write("begun on ctx.res, ");
+          ctx.body = "ended by Koa";
+        },
+      ],
+    ]);
+    const key = newId("key");
+    const first = await send("/begun", key);
+    expect([first.status, await first.text()]).toEqual([201, "begun on ctx.res, ended by Koa"]);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.completed"));
+    const replay = await send("/begun", key);
+    expect([replay.status, replay.headers.get("idempotent-replayed"), await replay.text()]).toEqual([
+      201,
+      "true",
+      "begun on ctx.res, ended by Koa",
+    ]);
+    expect(world.calls).toBe(1);
+  });
+});
+
 describe("the recording of ctx.res", () => {
   it("puts the same functions on every response, not a closure per response (V8 13+ charges ~12 µs a request for one)", async () => {
     const seen: Array<{ write: unknown; end: unknown }> = [];

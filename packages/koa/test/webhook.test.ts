@@ -1,6 +1,6 @@
 /** webhook(): the raw body whatever the app's body parsing, limits, onError, and outcomes. */
 import { createHash, randomBytes } from "node:crypto";
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
@@ -379,6 +379,58 @@ describe("the handler's outcome", () => {
     expect([failed.status, await failed.text()]).toEqual([500, "Internal Server Error"]);
     expect((await post(d)).status).toBe(200);
     expect(calls).toBe(2);
+  });
+
+  it("a 2xx streamed ctx.body still being produced: a copy meanwhile is in flight (409); the body failing releases the delivery, the redelivery runs", async () => {
+    let calls = 0;
+    let fail: (error: Error) => void = () => {};
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          calls++;
+          const body = new PassThrough();
+          body.write("processing...\n");
+          fail = (error) => body.destroy(error); // the work behind the body fails later
+          ctx.type = "text/plain";
+          ctx.body = body;
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    const first = await post(d);
+    expect(first.status).toBe(200);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("processing...\n");
+    const meanwhile = await post(d);
+    expect([meanwhile.status, (await meanwhile.json()).code]).toEqual([409, "request_in_flight"]);
+    fail(new Error("db down"));
+    await vi.waitFor(() => expect(seen.events.map((e) => e.type)).toContain("webhook.handler_failed"));
+    await reader.cancel().catch(() => {});
+    const redelivery = await post(d);
+    expect(redelivery.status).toBe(200);
+    await redelivery.body?.cancel();
+    expect(calls).toBe(2);
+  });
+
+  it("a 2xx streamed ctx.body sent whole records the delivery before its end goes out: the redelivery is a duplicate", async () => {
+    let calls = 0;
+    await start(
+      {},
+      {
+        handler: async (ctx) => {
+          calls++;
+          ctx.type = "text/plain";
+          ctx.body = Readable.from(["processed ", "in parts"]);
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    const first = await post(d);
+    expect([first.status, await first.text()]).toEqual([200, "processed in parts"]);
+    const again = await post(d);
+    expect([again.status, await again.json()]).toMatchObject([200, { duplicate: true }]);
+    expect(calls).toBe(1);
   });
 
   it("an app that answers through ctx.res itself (ctx.respond = false) is settled by the status it sent", async () => {
