@@ -490,37 +490,27 @@ describe("the app writing ctx.res itself", () => {
 });
 
 describe("headers flushed early (ctx.flushHeaders(), the server-sent events pattern)", () => {
+  /** POST /events: flushes its headers, then sets `body()` as ctx.body. */
+  const flushedThen = (body: () => string | Readable): [string, string, Handler] => [
+    "POST",
+    "/events",
+    (ctx) => {
+      ctx.status = 200;
+      ctx.type = "text/event-stream";
+      ctx.flushHeaders();
+      ctx.body = body();
+    },
+  ];
+
   it("then a string ctx.body: answered as without Interlock, stored and replayed", async () => {
-    const world = await start([
-      [
-        "POST",
-        "/events",
-        (ctx) => {
-          ctx.status = 200;
-          ctx.type = "text/event-stream";
-          ctx.flushHeaders();
-          ctx.body = "data: done\n\n";
-        },
-      ],
-    ]);
+    const world = await start([flushedThen(() => "data: done\n\n")]);
     const first = await expectReplayed("/events", world);
     expect([first.status, Buffer.from(first.body).toString()]).toEqual([200, "data: done\n\n"]);
     expect(world.calls).toBe(1);
   });
 
   it("then a stream ctx.body: answered as without Interlock, passed through uncached, the key released once sent", async () => {
-    const world = await start([
-      [
-        "POST",
-        "/events",
-        (ctx) => {
-          ctx.status = 200;
-          ctx.type = "text/event-stream";
-          ctx.flushHeaders();
-          ctx.body = Readable.from(["data: one\n\n", "data: two\n\n"]);
-        },
-      ],
-    ]);
+    const world = await start([flushedThen(() => Readable.from(["data: one\n\n", "data: two\n\n"]))]);
     const key = newId("key");
     for (const run of [1, 2]) {
       const answered = await send("/events", key);
