@@ -40,7 +40,15 @@ export function backoffDelay(backoff: Backoff, retry: number, previousMs: number
   }
 }
 
-/** `min(cap, base·2^(retry-1))`: never overflows, as `2 ** n` turns to Infinity and the cap wins. */
+/**
+ * `min(cap, base·2^(retry-1))`, a finite number in [0, cap] at any retry. The exponent stops at
+ * 1023, the largest whose power of two is finite: `2 ** 1024` is Infinity, and a base of 0 times
+ * Infinity is NaN, which Math.min and Math.max pass on (a NaN wait would undo the Retry-After
+ * floor and the deadline check). By then a base of 0 stays 0, and any other (from 2^-992 ms) has
+ * reached the cap, which is under 2^31 ms.
+ */
+const MAX_EXPONENT = 1023;
+
 function ceiling({ baseMs, capMs }: Backoff, retry: number): number {
-  return Math.min(capMs, baseMs * 2 ** (retry - 1));
+  return Math.min(capMs, baseMs * 2 ** Math.min(retry - 1, MAX_EXPONENT));
 }

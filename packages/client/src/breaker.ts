@@ -119,6 +119,8 @@ export type Admission =
   | {
       /** Half-open: this call is the probe. */
       kind: "probe";
+      /** What the call hands back with its outcome: only the breaker's current probe decides the circuit. */
+      probe: Probe;
     }
   | {
       /** Half-open with a probe in flight: wait for its outcome. */
@@ -142,11 +144,12 @@ export interface BreakerClocks {
   /** Monotonic ms: how long the circuit has been open, and the ratio window. */
   elapsed: () => number;
 }
-const PROBE: Admission = Object.freeze({ kind: "probe" });
 
-interface Probe {
-  settled: Promise<void>;
-  settle: () => void;
+/** A half-open probe: the call it was handed to, and the calls waiting for its outcome, hold it. */
+export interface Probe {
+  /** Settles when the probe's outcome is known, or when it stops being the probe. */
+  readonly settled: Promise<void>;
+  readonly settle: () => void;
 }
 
 /**
@@ -236,11 +239,12 @@ export class OriginBreaker {
   }
 
   /**
-   * An admitted attempt's outcome. A probe decides the circuit; other attempts count only while
-   * it is closed (one admitted before the circuit opened and answering late changes nothing).
+   * An admitted attempt's outcome. The probe decides the circuit; other attempts count only while
+   * it is closed (one admitted before the circuit opened and answering late changes nothing). A
+   * probe that is no longer the breaker's (a restored closed snapshot ended it) is one of those.
    */
-  record(failed: boolean, probe: boolean): void {
-    if (probe) {
+  record(failed: boolean, probe: Probe | undefined): void {
+    if (probe !== undefined && probe === this.#probe) {
       if (failed) this.#open();
       else this.#close();
       this.#endProbe();
@@ -257,8 +261,8 @@ export class OriginBreaker {
   }
 
   /** An admitted attempt that ended without a verdict (the caller aborted): a probe's turn passes to the next call. */
-  release(probe: boolean): void {
-    if (probe) this.#endProbe();
+  release(probe: Probe | undefined): void {
+    if (probe !== undefined && probe === this.#probe) this.#endProbe();
   }
 
   /** The state as plain JSON, for `restore`. */
@@ -274,14 +278,24 @@ export class OriginBreaker {
   /**
    * Takes on a saved state. A half-open snapshot comes back open (its probe belonged to the
    * process that saved it), its probe due as the snapshot says: at once, from this version's.
+   *
+   * While a probe of this breaker's is out, a snapshot that is not closed leaves the circuit
+   * half-open with that probe, whose outcome decides it: it is newer news of the origin than the
+   * snapshot, and a call waiting for it let go now would be a second probe on an origin thought
+   * down. A closed snapshot ends it: the waiting calls go at once, and when it lands it counts as
+   * any attempt does.
    */
   restore(snapshot: BreakerSnapshot): void {
     this.#consecutive = snapshot.consecutiveFailures;
     if (snapshot.openedAt === null) this.#openedAt = undefined;
     else this.#openedSince(this.#restoredAge(snapshot));
     this.#window?.clear();
-    this.#endProbe();
-    this.#transition(snapshot.state === "closed" ? "closed" : "open");
+    if (snapshot.state === "closed") {
+      this.#endProbe();
+      this.#transition("closed");
+    } else if (this.#probe === undefined) {
+      this.#transition("open");
+    }
   }
 
   /**
@@ -336,8 +350,9 @@ export class OriginBreaker {
     const settled = new Promise<void>((resolve) => {
       settle = resolve;
     });
-    this.#probe = { settled, settle };
-    return PROBE;
+    const probe: Probe = { settled, settle };
+    this.#probe = probe;
+    return { kind: "probe", probe };
   }
 
   #endProbe(): void {

@@ -5,7 +5,7 @@
 
 import { emit } from "@interlock/core";
 import { backoffDelay } from "./backoff.js";
-import type { OriginBreaker } from "./breaker.js";
+import type { OriginBreaker, Probe } from "./breaker.js";
 import type { OriginBudget } from "./budget.js";
 import { AttemptDispatcher } from "./dispatch.js";
 import {
@@ -102,8 +102,8 @@ function linkCaller(caller: AbortSignal, link: CallerLink): () => void {
 interface Attempt {
   /** 1 for the first. */
   number: number;
-  /** Whether it is the breaker's half-open probe. */
-  probe: boolean;
+  /** The breaker's half-open probe, when this attempt is it. */
+  probe: Probe | undefined;
   started: number;
   /** Set by its timer: the attempt's own timeout fired (not the deadline). */
   timedOut: boolean;
@@ -172,7 +172,7 @@ class Call {
       for (;;) {
         if (this.#stoppedBy) throw this.#stopError();
         const admitted = this.#admit();
-        const probe = typeof admitted === "boolean" ? admitted : await admitted;
+        const probe = admitted instanceof Promise ? await admitted : admitted;
         // Stopped in the ticks between the probe's outcome and this line: nothing was in flight to abort.
         if (this.#stoppedBy) {
           this.#breaker?.release(probe);
@@ -186,7 +186,13 @@ class Call {
         } catch (error) {
           failure = error;
         }
-        const next = this.#decide(this.#land(attempt, fetched, failure));
+        let next: Response | number;
+        try {
+          next = this.#decide(this.#land(attempt, fetched, failure));
+        } catch (error) {
+          discardUnlessCarried(fetched, error);
+          throw error;
+        }
         if (typeof next !== "number") {
           response = next;
           return next;
@@ -251,17 +257,18 @@ class Call {
   }
 
   /**
-   * Whether this attempt is the breaker's probe; throws when the circuit is open. Answers at
-   * once (no promise, no await) unless another call is probing: then it waits for that outcome.
+   * The breaker's probe when this attempt is it, else undefined; throws when the circuit is open.
+   * Answers at once (no promise, no await) unless another call is probing: then it waits for
+   * that outcome.
    */
-  #admit(): boolean | Promise<boolean> {
+  #admit(): Probe | undefined | Promise<Probe | undefined> {
     const admission = this.#breaker?.admit();
     switch (admission?.kind) {
       case undefined:
       case "pass":
-        return false;
+        return undefined;
       case "probe":
-        return true;
+        return admission.probe;
       case "reject":
         return this.#refuse(admission.retryAfterMs);
       case "wait":
@@ -270,7 +277,7 @@ class Call {
   }
 
   /** Starts an attempt: its one timer armed, its fetch called. A fetch that throws at once is a failed attempt. */
-  #launch(probe: boolean): Attempt {
+  #launch(probe: Probe | undefined): Attempt {
     const s = this.#s;
     const request = this.#request;
     const number = ++this.#attempts;
@@ -344,7 +351,7 @@ class Call {
         outcome,
         status: result.response?.status,
         error: outcome === "network_error" ? describeError(result.error) : undefined,
-        probe: attempt.probe,
+        probe: attempt.probe !== undefined,
         durationMs: s.elapsed() - attempt.started,
       });
     }
@@ -354,7 +361,7 @@ class Call {
   }
 
   /** Tells the breaker. A caller's abort says nothing about the origin; the deadline counts as a timeout. */
-  #record(result: AttemptResult, outcome: AttemptOutcome, probe: boolean): void {
+  #record(result: AttemptResult, outcome: AttemptOutcome, probe: Probe | undefined): void {
     const breaker = this.#breaker;
     if (breaker === undefined) return;
     if (outcome === "aborted" || this.#answeredElsewhere(result.response)) {
@@ -487,6 +494,17 @@ class Call {
 function settle(result: AttemptResult): Response {
   if (result.response) return result.response;
   throw result.error;
+}
+
+/**
+ * Frees `response` when the call ends in `error` without handing it out: only a ClientError that
+ * carries it (`error.response`) does. The caller's abort reason, or a hook's own error
+ * (`retryOn`, `isFailure`), would leave its body holding the connection, with nobody to read it.
+ */
+function discardUnlessCarried(response: Response | undefined, error: unknown): void {
+  if (response !== undefined && (error as { response?: unknown } | null | undefined)?.response !== response) {
+    discard(response);
+  }
 }
 
 /** Frees the connection a response we will not read holds. */

@@ -29,6 +29,20 @@ export interface OriginSettings {
   onTransition: (origin: string, from: BreakerState, to: BreakerState) => void;
 }
 
+/**
+ * The origin of every URL whose origin is opaque (`data:`, `file:`, a custom scheme's), in the
+ * URL standard's serialisation: one name for them all, and no server.
+ */
+const OPAQUE_ORIGIN = "null";
+
+/**
+ * An opaque origin's state: no breaker, no budget. Under the one name "null", a breaker would
+ * let a custom scheme's failing handler fail every `data:` URL fast, and a budget would share
+ * their retries; none of them is a server that load could bring down. Such a call still has its
+ * timeouts, deadline and attempts.
+ */
+const NO_STATE: OriginState = Object.freeze({ breaker: undefined, budget: undefined });
+
 export class Origins {
   readonly #settings: OriginSettings;
   readonly #states = new Map<string, OriginState>();
@@ -44,6 +58,7 @@ export class Origins {
     const states = this.#states;
     // The origin used last is already the most recent: no reordering, no look-up.
     if (origin === this.#recent && this.#recentState !== undefined) return this.#recentState;
+    if (origin === OPAQUE_ORIGIN) return NO_STATE;
     let state = states.get(origin);
     if (state !== undefined) {
       states.delete(origin);
@@ -159,7 +174,8 @@ function checkSnapshot(snapshot: unknown): Array<[string, BreakerSnapshot]> {
   if (version !== 1) return fail(`unknown snapshot version ${JSON.stringify(version)} (expected 1)`);
   if (typeof breakers !== "object" || breakers === null) return fail("`breakers` is not an object");
   return Object.entries(breakers).map(([key, saved]): [string, BreakerSnapshot] => {
-    const origin = originOf(key, "breakers.restore");
+    // An earlier version kept a breaker for opaque origins: its entry is checked, and restores nothing.
+    const origin = key === OPAQUE_ORIGIN ? key : originOf(key, "breakers.restore");
     if (origin !== key) fail(`${JSON.stringify(key)} is not an origin (expected ${JSON.stringify(origin)})`);
     const { state, consecutiveFailures, openedAt, halfOpenInMs } = (saved ?? {}) as Partial<BreakerSnapshot>;
     if (!STATES.includes(state as BreakerState)) fail(`${key}: state must be one of ${STATES.join(", ")}`);

@@ -53,11 +53,16 @@ export interface PreparedRequest {
   refusedWith(error: unknown): boolean;
 }
 
-export function prepareRequest(settings: RequestSettings, input: FetchInput, init?: RequestInit): PreparedRequest {
-  if (init !== undefined && isFormData(init.body)) return prepareRequest(settings, ...encodedOnce(input, init));
+export function prepareRequest(
+  settings: RequestSettings,
+  input: FetchInput,
+  initGiven?: RequestInit | null,
+): PreparedRequest {
   const request = isRequest(input) ? input : undefined;
   const url = request ? request.url : String(input);
   const origin = originOf(url);
+  const init = readInit(url, initGiven);
+  if (init !== undefined && isFormData(init.body)) return prepareRequest(settings, ...encodedOnce(input, init));
   const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
   // As fetch reads it: `signal: undefined` is not given (the Request's applies), `null` is none.
   const caller = (init?.signal === undefined ? request?.signal : init.signal) ?? undefined;
@@ -98,7 +103,8 @@ export function prepareRequest(settings: RequestSettings, input: FetchInput, ini
     caller,
     ownDispatcher: (init as { dispatcher?: unknown } | undefined)?.dispatcher != null,
     attempt(abort, more) {
-      const target = cloneBody && more ? (request as Request).clone() : input;
+      // A body that can no longer be read goes to fetch as it is, to be refused with fetch's own error.
+      const target = cloneBody && more && bodyUsable(request as Request) ? (request as Request).clone() : input;
       if (abort === undefined && headers === undefined) return [target, init];
       // Object.assign, not a spread: V8 copies a caller's object many times faster this way.
       const attemptInit: RequestInit = Object.assign({}, init);
@@ -142,10 +148,11 @@ function failsAlike(error: unknown): boolean {
 
 /**
  * Whether `error`, what an attempt's fetch rejected with, is fetch refusing the caller's own
- * arguments (a GET with a body, a header value it cannot send, a stream body without `duplex`):
- * fetch starts by building a Request from them and rejects with what that throws, so building
- * one again throws the same error, where a network error ("fetch failed") is another. Asked only
- * once an attempt has failed: building a Request costs every call something.
+ * arguments (a GET with a body, a header value it cannot send, a stream body without `duplex`,
+ * a Request whose body was already read): fetch starts by building a Request from them and
+ * rejects with what that throws, so building one again throws the same error, where a network
+ * error ("fetch failed") is another. Asked only once an attempt has failed: building a Request
+ * costs every call something.
  */
 function refusedByFetch(
   request: Request | undefined,
@@ -155,15 +162,139 @@ function refusedByFetch(
 ): boolean {
   const { name, message } = (error ?? {}) as Partial<Error>;
   if (typeof message !== "string") return false;
+  // Without any signal: a Request follows it until collected.
+  const unsignalled = Object.assign({}, init, { signal: null });
+  const copy = request !== undefined && takesBody(request) ? request.clone() : undefined;
+  let built: Request | undefined;
   try {
-    // A Request's own body is left out (the check would take it from the next attempt), and so
-    // is any signal (a Request follows it until collected).
-    const target = request ? request.url : input;
-    new Request(target, Object.assign({}, request && { method: request.method }, init, { signal: null }));
+    built = copy ? new Request(copy, unsignalled) : rebuild(request, input, unsignalled);
     return false;
   } catch (thrown) {
     return (thrown as Error)?.name === name && (thrown as Error)?.message === message;
+  } finally {
+    // The copy's body is one branch of a tee: unread, it would keep every chunk the other reads.
+    // Cancelled where it is, in the copy or in the Request built from it.
+    if (copy) {
+      discardBody(copy);
+      if (built !== undefined) discardBody(built);
+    }
   }
+}
+
+/**
+ * Whether building a Request from `request` would take its body, which the next attempt sends:
+ * a body that can still be read, of a Request of this realm (another's is not built from).
+ */
+function takesBody(request: Request): boolean {
+  return ofThisRealm(request) && request.body !== null && bodyUsable(request);
+}
+
+/**
+ * The Request fetch builds from the arguments, where that takes no body: from the input as it
+ * is, a body that can no longer be read included (refused, as fetch refused it). Another realm's
+ * Request (a polyfill's, another copy of undici's) is not this realm's to build from: its URL and
+ * method are.
+ */
+function rebuild(request: Request | undefined, input: FetchInput, init: RequestInit): Request {
+  if (request === undefined || ofThisRealm(request)) return new Request(input, init);
+  return new Request(request.url, Object.assign({ method: request.method }, init));
+}
+
+/** Whether this realm's Request constructor takes `request` as a Request (another realm's it reads as a URL string). */
+function ofThisRealm(request: Request): boolean {
+  return request instanceof Request;
+}
+
+/** Whether a Request's body can still be sent: not read, nor locked by a reader (fetch refuses either). */
+function bodyUsable(request: Request): boolean {
+  return !request.bodyUsed && request.body?.locked !== true;
+}
+
+/** Cancels a Request's body that nobody will read (one a reader holds is that reader's). */
+function discardBody(request: Request): void {
+  const body = request.body;
+  if (body !== null && !body.locked) body.cancel().catch(() => {});
+}
+
+/**
+ * The members of `RequestInit`, as the Fetch standard and undici (`dispatcher`) read them: a
+ * WebIDL dictionary, each member through [[Get]], inherited ones included.
+ */
+const INIT_MEMBERS = [
+  "body",
+  "cache",
+  "credentials",
+  "dispatcher",
+  "duplex",
+  "headers",
+  "integrity",
+  "keepalive",
+  "method",
+  "mode",
+  "priority",
+  "redirect",
+  "referrer",
+  "referrerPolicy",
+  "signal",
+  "window",
+] as const;
+const INIT_MEMBER_NAMES: ReadonlySet<string> = new Set(INIT_MEMBERS);
+
+/**
+ * `init` as fetch reads it: null is none, and members are read as a WebIDL dictionary's are.
+ * An object literal holds them as its own properties and is taken as it is (the path every call
+ * takes copies nothing more). Any other object (`Object.create(defaults)`, a class with getters)
+ * is read once, member by member, into a plain one: the attempts copy their init from it with
+ * Object.assign, which sees own properties alone, and would send a POST's inherited body as a
+ * body-less GET. Throws fetch's TypeError for what fetch refuses before sending anything and the
+ * client could not read: an init or `headers` that is not an object, a `signal` that is not one.
+ */
+function readInit(url: string, init: RequestInit | null | undefined): RequestInit | undefined {
+  if (init == null) return undefined;
+  if (!isObject(init)) return refuseInit(url, init);
+  const prototype = Object.getPrototypeOf(init);
+  const read = prototype === Object.prototype || prototype === null ? init : membersOf(init);
+  const { headers, signal } = read;
+  if ((headers !== undefined && !isObject(headers)) || (signal != null && !isSignal(signal))) {
+    return refuseInit(url, read);
+  }
+  return read;
+}
+
+/**
+ * An init object's members in a plain object: `RequestInit`'s, own or inherited, each read once;
+ * then the other own ones as Object.assign copies them (a runtime's own: Workers' `cf`, Next.js's
+ * `next`).
+ */
+function membersOf(init: object): RequestInit {
+  const source = init as Record<string, unknown>;
+  const read: Record<string, unknown> = {};
+  for (const name of INIT_MEMBERS) {
+    const value = source[name];
+    if (value !== undefined) read[name] = value;
+  }
+  for (const name of Object.keys(source)) if (!INIT_MEMBER_NAMES.has(name)) read[name] = source[name];
+  return read as RequestInit;
+}
+
+/**
+ * Throws what fetch throws for `init`, by building a Request from it (on the URL: a caller's
+ * Request would give up its body to one built from it), or a TypeError of the client's where
+ * this platform's fetch would take what the client cannot read.
+ */
+function refuseInit(url: string, init: unknown): never {
+  new Request(url, init as RequestInit);
+  throw new TypeError("fetch's init must be an object, its headers an object and its signal an AbortSignal");
+}
+
+function isObject(value: unknown): value is object {
+  return (typeof value === "object" && value !== null) || typeof value === "function";
+}
+
+/** An AbortSignal from any realm, as undici knows one: what the client listens to must have these. */
+function isSignal(signal: unknown): signal is AbortSignal {
+  const candidate = signal as Partial<AbortSignal>;
+  return isObject(signal) && typeof candidate.aborted === "boolean" && typeof candidate.addEventListener === "function";
 }
 
 function isFormData(body: unknown): boolean {

@@ -211,6 +211,52 @@ describe("consecutive failures", () => {
     expect((await probe).status).toBe(200);
   });
 
+  it("restoring a snapshot while a probe is out never lets two probes run at once: the probe out decides", async () => {
+    const server = await serve(() => ({ hang: true }));
+    const clock = new TestClock();
+    const { client } = clientOn({ maxAttempts: 1, breaker: { failures: 5, halfOpenAfterMs: 1000 } }, clock);
+    const openDue: BreakersSnapshot = {
+      version: 1,
+      breakers: {
+        [server.origin]: { state: "open", consecutiveFailures: 5, openedAt: clock.now() - 1000, halfOpenInMs: 0 },
+      },
+    };
+    client.breakers.restore(openDue);
+    const probe = settled(client(server.url));
+    await server.receivedCount(1);
+    const waiting = settled(client(server.url));
+    await tick();
+    client.breakers.restore(openDue);
+    await tick();
+    await tick();
+    expect(server.received).toHaveLength(1);
+    expect(client.breakers.get(server.url)?.state).toBe("half_open"); // with its probe out
+    server.release({ status: 200 }, 0);
+    await probe;
+    expect(client.breakers.get(server.url)?.state).toBe("closed");
+    await server.receivedCount(2); // the waiting call, once the probe closed the circuit
+    server.release({ status: 500 }, 1);
+    await waiting;
+    expect(client.breakers.get(server.url)?.state).toBe("closed"); // one failure of five
+  });
+
+  it("a probe a closed snapshot replaced counts as any attempt when it lands: one failure does not open the circuit", async () => {
+    const server = await serve((i) => (i < 2 ? { status: 500 } : { hang: true }));
+    const clock = new TestClock();
+    const { client } = clientOn({ maxAttempts: 1, breaker: { failures: 2, halfOpenAfterMs: 1000 } }, clock);
+    for (let i = 0; i < 2; i++) await settled(client(server.url));
+    await clock.advance(1000);
+    const probe = settled(client(server.url));
+    await server.receivedCount(3);
+    client.breakers.restore({
+      version: 1,
+      breakers: { [server.origin]: { state: "closed", consecutiveFailures: 0, openedAt: null } },
+    });
+    server.release({ status: 500 }, 2);
+    await probe;
+    expect(client.breakers.get(server.url)).toMatchObject({ state: "closed", consecutiveFailures: 1 });
+  });
+
   it("stops retrying when the circuit opens mid-request: CircuitOpenError with the last response", async () => {
     const server = await serve(() => ({ status: 500, body: "down" }));
     const { client, clock } = clientOn({ maxAttempts: 5, breaker: { failures: 2 } });
@@ -408,12 +454,12 @@ describe("the wait for a probe, on a clock with fractions of a millisecond", () 
       { now: clock, elapsed: clock },
       () => {},
     );
-    breaker.record(true, false);
+    breaker.record(true, undefined);
     t = 1000.2;
     expect(breaker.admit()).toEqual({ kind: "reject", retryAfterMs: 1 });
     expect(breaker.halfOpenAt).toBe(1001.2);
     t = 1000.5;
-    expect(breaker.admit()).toEqual({ kind: "probe" });
+    expect(breaker.admit()).toMatchObject({ kind: "probe" });
   });
 });
 
@@ -502,6 +548,34 @@ describe("observing, saving and restoring", () => {
     await clock.advance(1000);
     expect((await client(server.url)).status).toBe(200);
     expect(client.breakers.get(server.origin)?.state).toBe("closed");
+  });
+
+  it("a snapshot of a client that fetched a data: URL restores", async () => {
+    const client = createClient();
+    await (await client("data:,hello")).text();
+    const saved = JSON.parse(JSON.stringify(client.breakers.snapshot())) as BreakersSnapshot;
+    expect(() => createClient().breakers.restore(saved)).not.toThrow();
+  });
+
+  it('an opaque origin (data:, a custom scheme: all of them "null") has no breaker or budget: one such URL never fails another fast', async () => {
+    const fetchFn: FetchFunction = async (input) =>
+      String(input).startsWith("app:") ? new Response(null, { status: 503 }) : fetch(input);
+    const { client } = clientOn({ fetch: fetchFn, retryOn: () => false, breaker: { failures: 1 } });
+    expect((await client("app://settings/")).status).toBe(503);
+    expect(await (await client("data:,hello")).text()).toBe("hello");
+    expect([...client.breakers]).toEqual([]);
+    expect(client.breakers.get("data:,hello")).toBeUndefined();
+    expect(client.budgets.get("data:,hello")).toBeUndefined();
+    expect(client.breakers.snapshot()).toEqual({ version: 1, breakers: {} });
+  });
+
+  it('a snapshot holding the opaque origin "null" (saved by an earlier version) restores every other origin', () => {
+    const { client, clock } = clientOn();
+    const open = { state: "open" as const, consecutiveFailures: 5, openedAt: clock.now(), halfOpenInMs: 1000 };
+    client.breakers.restore({ version: 1, breakers: { null: open, "https://api.example.com": open } });
+    expect([...client.breakers].map((breaker) => [breaker.origin, breaker.state])).toEqual([
+      ["https://api.example.com", "open"],
+    ]);
   });
 
   const invalid: Array<[string, unknown, RegExp]> = [

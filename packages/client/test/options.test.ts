@@ -101,6 +101,31 @@ describe("options", () => {
     await expect(client("not a url")).rejects.toBeInstanceOf(TypeError);
   });
 
+  it("init null is no init, as fetch takes it", async () => {
+    const client = createClient({ fetch: async () => new Response("ok") });
+    expect(await (await client("https://a.example/", null as unknown as RequestInit)).text()).toBe("ok");
+  });
+
+  it.each([
+    ["headers null", { headers: null }],
+    ["headers that are not an object", { headers: "x-a: 1" }],
+    ["a signal that is not an AbortSignal", { signal: {} }],
+    ["an init that is not an object", 5],
+  ])("%s: fetch's own TypeError, as a rejected promise, before any attempt", async (_, init) => {
+    let calls = 0;
+    const client = createClient({
+      fetch: async () => {
+        calls++;
+        return new Response("ok");
+      },
+    });
+    const thrown = await client("https://a.example/", init as RequestInit).catch((error: unknown) => error);
+    const fetchs = await fetch("https://a.example/", init as RequestInit).catch((error: unknown) => error);
+    expect(thrown).toBeInstanceOf(TypeError);
+    expect(thrown).toEqual(fetchs);
+    expect(calls).toBe(0);
+  });
+
   it("fetch gets a signal only when something could abort the attempt; otherwise your init as it is", async () => {
     const seen: Array<RequestInit | undefined> = [];
     const fetchFn = async (_: FetchInput, init?: RequestInit) => {

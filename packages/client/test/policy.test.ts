@@ -50,6 +50,14 @@ describe("backoff", () => {
   it("never overflows: a huge retry number stays at the cap", () => {
     expect(backoffDelay({ ...base, strategy: "full" }, 5000, 0, () => 0.5)).toBe(500);
   });
+
+  it("with baseMs 0, every strategy waits 0 at any retry, never NaN (0 · 2^1024 is 0 · Infinity)", () => {
+    for (const strategy of ["full", "equal", "decorrelated"] as const) {
+      for (const retry of [1, 1024, 1025, 5000]) {
+        expect(backoffDelay({ strategy, baseMs: 0, capMs: 1000 }, retry, 0, () => 0.5)).toBe(0);
+      }
+    }
+  });
 });
 
 describe("Retry-After", () => {

@@ -4,11 +4,27 @@ import type { AddressInfo } from "node:net";
 import { InterlockConfigError } from "@interlock/core";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import { describe, expect, it } from "vitest";
-import { createClient, MAX_DELAY_MS, RetryAfterTooLongError, RetryLimitError, TimeoutError } from "../src/index.js";
+import {
+  type ClientOptions,
+  createClient,
+  MAX_DELAY_MS,
+  RetryAfterTooLongError,
+  RetryLimitError,
+  TimeoutError,
+} from "../src/index.js";
 import { EPOCH, TestClock } from "./helpers/clock.js";
 import { clientOn, serve, settled } from "./helpers/setup.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A 503 whose body never ends, counting its cancellations: the proof its connection was freed. */
+const endless503 = (onCancel: () => void) =>
+  new Response(
+    new ReadableStream<Uint8Array>({ pull: (controller) => controller.enqueue(new Uint8Array(1)), cancel: onCancel }),
+    { status: 503 },
+  );
 
 describe("retrying", () => {
   it("GET through two 500s: three attempts, full-jitter waits of exactly 50 and 100 ms", async () => {
@@ -91,6 +107,23 @@ describe("retrying", () => {
     const { client, clock } = clientOn();
     expect((await client(server.url)).status).toBe(200);
     expect(clock.slept).toEqual([50, 100]);
+  });
+
+  it("with backoff.baseMs 0, Retry-After stays a floor at any retry (a NaN backoff would have undone it)", async () => {
+    const slept: number[] = [];
+    const client = createClient({
+      fetch: async () => new Response(null, { status: 503, headers: { "retry-after": "1" } }),
+      maxAttempts: 1027,
+      budget: false,
+      breaker: false,
+      timeoutMs: false,
+      deadlineMs: false,
+      backoff: { baseMs: 0 },
+      sleep: async (ms) => void slept.push(ms),
+    });
+    expect((await settled(client("https://api.example.com/"))).error).toMatchObject({ reason: "attempts" });
+    expect(slept).toHaveLength(1026);
+    expect(slept.filter((ms) => ms !== 1000)).toEqual([]);
   });
 
   it("a Retry-After past maxRetryAfterMs ends at once with RetryAfterTooLongError carrying the response", async () => {
@@ -201,6 +234,42 @@ describe("retrying", () => {
     expect(server.received).toHaveLength(0);
     // The same client still calls the origin as usual.
     expect((await client(server.url)).status).toBe(200);
+  });
+
+  it("a Request whose body is already used fails once with fetch's TypeError, charging nothing", async () => {
+    const server = await serve([]);
+    const { client, ofType } = clientOn({ breaker: { failures: 3 } });
+    const request = new Request(server.url, { method: "PUT", body: "payload" });
+    await request.text();
+    const outcome = await settled(client(request));
+    expect(server.received).toHaveLength(0);
+    expect(outcome.error).toBeInstanceOf(TypeError);
+    expect(outcome.error).not.toMatchObject({ message: "unusable" }); // fetch's own, not clone()'s
+    expect(ofType("client.attempt")).toHaveLength(1);
+    expect(client.breakers.get(server.url)?.state).toBe("closed");
+    expect(client.budgets.get(server.url)?.tokens).toBe(10);
+  });
+
+  it("a Request whose body a reader locked fails once with fetch's TypeError, charging nothing", async () => {
+    const server = await serve([]);
+    const { client, ofType } = clientOn({ breaker: { failures: 1 } });
+    const request = new Request(server.url, { method: "PUT", body: "payload" });
+    request.body?.getReader();
+    const outcome = await settled(client(request));
+    expect(outcome.error).toBeInstanceOf(TypeError);
+    expect(ofType("client.attempt")).toHaveLength(1);
+    expect(client.breakers.get(server.url)?.state).toBe("closed");
+    expect(server.received).toHaveLength(0);
+  });
+
+  it("a Request with a body and init { method: 'GET' } fails once with fetch's TypeError", async () => {
+    const server = await serve([]);
+    const { client, ofType } = clientOn({ breaker: { failures: 3 } });
+    const outcome = await settled(client(new Request(server.url, { method: "PUT", body: "x" }), { method: "GET" }));
+    expect(outcome.error).toBeInstanceOf(TypeError);
+    expect(ofType("client.attempt")).toHaveLength(1);
+    expect(client.breakers.get(server.url)?.state).toBe("closed");
+    expect(client.budgets.get(server.url)?.tokens).toBe(10);
   });
 
   it("a redirect the request's settings refuse fails once with fetch's own TypeError: not retried, not a breaker failure", async () => {
@@ -432,6 +501,53 @@ describe("aborting", () => {
     expect(types).toEqual(["client.created", "client.attempt"]);
     expect(client.budgets.get(server.url)?.tokens).toBe(10);
     expect(server.received).toHaveLength(1);
+  });
+
+  it("a caller abort from an onEvent hook still frees the response the call drops", async () => {
+    let cancelled = 0;
+    const controller = new AbortController();
+    const client = createClient({
+      fetch: async () => endless503(() => void cancelled++),
+      timeoutMs: false,
+      deadlineMs: false,
+      onEvent: (event) => {
+        if (event.type === "client.attempt") controller.abort(new Error("stop"));
+      },
+    });
+    const outcome = await settled(client("https://api.example.com/", { signal: controller.signal }));
+    expect(outcome.error).toMatchObject({ message: "stop" });
+    await tick();
+    expect(cancelled).toBe(1);
+  });
+
+  it("a retryOn or breaker.isFailure that throws rejects the call with its error, and frees the response it drops", async () => {
+    const hooks: ClientOptions[] = [
+      {
+        retryOn: () => {
+          throw new Error("retryOn failed");
+        },
+      },
+      {
+        breaker: {
+          isFailure: () => {
+            throw new Error("isFailure failed");
+          },
+        },
+      },
+    ];
+    for (const hook of hooks) {
+      let cancelled = 0;
+      const client = createClient({
+        fetch: async () => endless503(() => void cancelled++),
+        timeoutMs: false,
+        deadlineMs: false,
+        ...hook,
+      });
+      const outcome = await settled(client("https://api.example.com/"));
+      expect(outcome.error).toMatchObject({ message: expect.stringMatching(/failed$/) });
+      await tick();
+      expect(cancelled).toBe(1);
+    }
   });
 
   it("a signal already aborted: no attempt at all", async () => {
@@ -757,6 +873,17 @@ describe("bodies", () => {
     const request = new Request(server.url, { method: "PUT", body: "whole" });
     expect((await client(request)).status).toBe(201);
     expect(server.received.map((r) => r.body)).toEqual(["whole", "whole", "whole"]);
+  });
+
+  it("an init whose members are inherited is sent as fetch sends it (method, body)", async () => {
+    const server = await serve([]);
+    const init = Object.create({ method: "POST", body: "payload" }) as RequestInit;
+    await (await fetch(server.url, init)).text();
+    await (await createClient()(server.url, init)).text();
+    expect(server.received.map((r) => [r.method, r.body])).toEqual([
+      ["POST", "payload"],
+      ["POST", "payload"],
+    ]);
   });
 });
 
