@@ -11,6 +11,8 @@ import { CliError, firstLine, usageError } from "./errors.js";
 
 /** How long a POST waits for its whole answer unless told otherwise, in ms. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
+/** The longest wait for an answer, in ms: an hour (`--timeout`, `timeoutMs`). */
+export const MAX_TIMEOUT_MS = 3_600_000;
 
 /**
  * The most of an answer's body a POST keeps: 1 MiB, ample for what a webhook receiver answers.

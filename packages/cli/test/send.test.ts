@@ -404,6 +404,23 @@ describe("send and listen as library functions", () => {
     }
   });
 
+  it("send refuses a timeoutMs outside the --timeout range as a usage error, before any request", async () => {
+    const server = await recordingServer();
+    try {
+      for (const timeoutMs of [0, -1, Number.NaN, 1.5, 3_600_001, 3_000_000_000]) {
+        await expect(
+          send({ url: server.url, scheme: github, secret: "s", body: "{}", timeoutMs }),
+          String(timeoutMs),
+        ).rejects.toMatchObject({ code: "usage", exitCode: 2 });
+      }
+      expect(server.requests).toEqual([]);
+      await send({ url: server.url, scheme: github, secret: "s", body: "{}", timeoutMs: 3_600_000 });
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("a --header with a signature header's name replaces the signed one (a deliberately wrong header)", async () => {
     const server = await recordingServer();
     try {

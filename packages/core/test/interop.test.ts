@@ -11,7 +11,7 @@ import { sign as octokitSign, verify as octokitVerify } from "@octokit/webhooks-
 import { Webhook as StandardWebhook, WebhookVerificationError as StandardWebhookError } from "standardwebhooks";
 import Stripe from "stripe";
 import { WebhookVerificationError as SvixError, Webhook as SvixWebhook } from "svix";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createWebhookVerifier, github, schemes, signWebhook, standardWebhooks } from "../src/index.js";
 import { clockAt, expectRefused, expectVerified } from "./helpers.js";
 
@@ -176,6 +176,23 @@ describe("Stripe (stripe-node)", () => {
     );
   });
 
+  it("agrees with Stripe half a second past the boundary: both round now down to whole seconds", async () => {
+    const body = BODIES[0]?.text ?? "";
+    const header = stripeWebhooks.generateTestHeaderString({ payload: body, secret, timestamp: T });
+    const receivedAt = (T + 300) * 1000 + 500;
+    expect(stripeSignature.verifyHeader(body, header, secret, 300, undefined, receivedAt)).toBe(true);
+    const verifier = createWebhookVerifier({ scheme: schemes.stripe, secret, now: () => receivedAt });
+    await expectVerified(verifier, { "stripe-signature": header }, body);
+  });
+
+  it("a trailing separator after the last item, which stripe-node skips, is skipped", async () => {
+    const body = BODIES[0]?.text ?? "";
+    const header = `${stripeWebhooks.generateTestHeaderString({ payload: body, secret, timestamp: T })},`;
+    expect(stripeSignature.verifyHeader(body, header, secret, 300, undefined, T * 1000)).toBe(true);
+    const verifier = createWebhookVerifier({ scheme: schemes.stripe, secret, now: clockAt(T) });
+    await expectVerified(verifier, { "stripe-signature": header }, body);
+  });
+
   it("differs from Stripe on purpose: a timestamp far in the future is refused by ours only", async () => {
     const body = BODIES[0]?.text ?? "";
     const header = stripeWebhooks.generateTestHeaderString({ payload: body, secret, timestamp: T + 3600 });
@@ -250,6 +267,26 @@ describe("Standard Webhooks (standardwebhooks)", () => {
       });
     });
   }
+
+  it("agrees with Webhook.verify half a second past the 300 s boundary: both round now down to whole seconds", async () => {
+    const T = 1_700_000_000;
+    const id = msgId();
+    const headers = {
+      "webhook-id": id,
+      "webhook-timestamp": String(T),
+      "webhook-signature": wh.sign(id, new Date(T * 1000), "{}"),
+    };
+    const receivedAt = (T + 300) * 1000 + 500;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(receivedAt);
+      expect(wh.verify("{}", headers)).toEqual({});
+    } finally {
+      vi.useRealTimers();
+    }
+    const verifier = createWebhookVerifier({ scheme: standardWebhooks, secret, now: () => receivedAt });
+    await expectVerified(verifier, headers, "{}");
+  });
 
   it("rotation: our headers signed with [a, b] verify with either secret", async () => {
     const a = newSwSecret();

@@ -700,7 +700,11 @@ function deliveries(subject: Subject): fc.Arbitrary<Delivery> {
   });
 }
 
-const idArb = fc.option(fc.string({ unit: "binary", minLength: 1, maxLength: 40 }), { nil: undefined });
+// A blank id is refused at signing (a receiver reads it as no id header at all): not a delivery.
+const idArb = fc.option(
+  fc.string({ unit: "binary", minLength: 1, maxLength: 40 }).filter((id) => id.trim() !== ""),
+  { nil: undefined },
+);
 
 describe("property: signWebhook → verify round-trips, and any single flip is refused", () => {
   for (const subject of SUBJECTS) {

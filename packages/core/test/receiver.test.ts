@@ -291,14 +291,15 @@ it("a handler that outlives its lease: the store answered the release (false: no
 });
 
 describe("configuration", () => {
-  it("refuses a retention not longer than the timestamp window, twice the tolerance", () => {
+  it("refuses a retention not longer than the timestamp window, twice the tolerance and a second (whole-second timestamps)", () => {
     const base = { scheme: standardWebhooks, secret: SW_SECRET, store: new MemoryStore() };
     expect(() => createWebhookReceiver({ ...base, retentionMs: 300_000 })).toThrow(InterlockConfigError);
     expect(() => createWebhookReceiver({ ...base, retentionMs: 600_000 })).toThrow(InterlockConfigError);
+    expect(() => createWebhookReceiver({ ...base, retentionMs: 601_000 })).toThrow(InterlockConfigError);
     expect(() => createWebhookReceiver({ ...base, toleranceSeconds: 600, retentionMs: 1_199_000 })).toThrow(
       /toleranceSeconds/,
     );
-    expect(() => createWebhookReceiver({ ...base, retentionMs: 600_001 })).not.toThrow();
+    expect(() => createWebhookReceiver({ ...base, retentionMs: 601_001 })).not.toThrow();
     expect(() => createWebhookReceiver({ ...base, lockTtlMs: 0 })).toThrow(InterlockConfigError);
   });
 
@@ -364,6 +365,17 @@ describe("what finish records", () => {
     if (retry.action !== "process") throw new Error(`expected to process the retry, got ${retry.outcome}`);
     await receiver.finish(retry.ticket, { status: 299 });
     expect(await receiver.begin(headers, BODY)).toMatchObject({ action: "respond", outcome: "duplicate" });
+  });
+
+  it("a status that is not a whole number from 200 to 299 (NaN, undefined, a string, 200.5) releases the delivery", async () => {
+    const receiver = receiverOn(new MemoryStore());
+    const { headers } = await swDelivery();
+    for (const status of [Number.NaN, undefined, "200", 200.5, Number.POSITIVE_INFINITY]) {
+      const decision = await receiver.begin(headers, BODY);
+      if (decision.action !== "process") throw new Error(`expected to process after ${String(status)}`);
+      await receiver.finish(decision.ticket, { status: status as number });
+    }
+    expect((await receiver.begin(headers, BODY)).action).toBe("process");
   });
 
   it("a ticket settles once: abort after a finish, or finish after an abort, does nothing and reports nothing", async () => {
@@ -811,7 +823,7 @@ describe("on the memory store, a system clock set back", () => {
       scheme: standardWebhooks,
       secret: SW_SECRET,
       store: new MemoryStore(),
-      retentionMs: 601_000, // the least a 300 s tolerance allows: enough for a clock that is not set
+      retentionMs: 601_001, // the least a 300 s tolerance allows: enough for a clock that is not set
     });
     const signed = await signWebhook({
       scheme: standardWebhooks,
@@ -828,7 +840,7 @@ describe("on the memory store, a system clock set back", () => {
     expect((await receiver.receive(signed.headers, signed.body, stepBack)).outcome).toBe("processed");
     // The retention passes on both clocks; the clock reads 596 s after the first copy, so 297 s
     // after its timestamp: a copy is still accepted, and must be known.
-    vi.advanceTimersByTime(601_001);
+    vi.advanceTimersByTime(601_002);
     expect((await receiver.receive(signed.headers, signed.body, stepBack)).outcome).toBe("duplicate");
     expect(runs).toEqual(["ran"]);
   });

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   createWebhookVerifier,
   github,
+  hmacScheme,
   InterlockConfigError,
   linear,
   schemes,
@@ -70,6 +71,36 @@ describe("refusals", () => {
     await expect(signWebhook({ scheme: standardWebhooks, secret: publicKey, body: "{}" })).rejects.toMatchObject({
       code: "invalid_secret",
     });
+  });
+
+  it("refuses a timestamp its header could not carry as digits a verifier reads back (1e16, 1e21)", async () => {
+    for (const timestamp of [1e16, 1e21, Number.MAX_SAFE_INTEGER + 2]) {
+      await expect(
+        signWebhook({ scheme: stripe, secret: "whsec_x", body: "{}", timestamp }),
+        String(timestamp),
+      ).rejects.toBeInstanceOf(InterlockConfigError);
+    }
+    // In milliseconds the header carries a thousand times less.
+    const ms = hmacScheme({ name: "ms", timestampUnit: "milliseconds" });
+    const largest = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+    const signed = await signWebhook({ scheme: ms, secret: "s", body: "{}", timestamp: largest });
+    expect(signed.headers["x-timestamp"]).toBe(`${largest}000`);
+    await expect(signWebhook({ scheme: ms, secret: "s", body: "{}", timestamp: 1e13 })).rejects.toThrow(
+      new InterlockConfigError(
+        "timestamp must be seconds since the epoch, at most 9007199254740 for the ms scheme, not 10000000000000",
+      ),
+    );
+    const seconds = await signWebhook({ scheme: stripe, secret: "whsec_x", body: "{}", timestamp: 1e15 + 0.5 });
+    expect(seconds.headers["stripe-signature"]).toMatch(/^t=1000000000000000,v1=/);
+  });
+
+  it("refuses an empty or blank id, which its verifier would refuse as a missing header", async () => {
+    for (const id of ["", " ", "\t"]) {
+      await expect(
+        signWebhook({ scheme: standardWebhooks, secret: SECRETS.svix as string, body: "{}", id }),
+        JSON.stringify(id),
+      ).rejects.toThrow(new InterlockConfigError("id needs a value: a delivery id cannot be blank"));
+    }
   });
 
   it("refuses a negative or non-finite timestamp", async () => {

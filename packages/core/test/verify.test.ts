@@ -375,6 +375,33 @@ describe("the generic scheme", () => {
     await expectRefused(verifier, { ...signed.headers, "acme-id": "a-2" }, BODY, "no_matching_signature");
   });
 
+  it("refuses a timestampUnit other than seconds or milliseconds, which was read as milliseconds", () => {
+    for (const timestampUnit of ["second", "ms", "Seconds"]) {
+      expect(() => hmacScheme({ timestampUnit: timestampUnit as never }), timestampUnit).toThrow(
+        new InterlockConfigError(`timestampUnit must be "seconds" or "milliseconds", not "${timestampUnit}"`),
+      );
+    }
+  });
+
+  it("compares a millisecond timestamp with now exactly: 300.001 s old is refused, 300 s is not", async () => {
+    const scheme = hmacScheme({ name: "ms", timestampUnit: "milliseconds" });
+    const signed = await signWebhook({ scheme, secret: "partner-secret", body: BODY, timestamp: NOW });
+    const at = (ms: number) => createWebhookVerifier({ scheme, secret: "partner-secret", now: () => ms });
+    await expectVerified(at((NOW + 300) * 1000), signed.headers, BODY);
+    await expectRefused(at((NOW + 300) * 1000 + 1), signed.headers, BODY, "timestamp_too_old");
+    await expectVerified(at((NOW - 300) * 1000), signed.headers, BODY);
+    await expectRefused(at((NOW - 300) * 1000 - 1), signed.headers, BODY, "timestamp_in_future");
+  });
+
+  it("compares a timestamp in seconds with now rounded down to whole seconds, either way", async () => {
+    const headers = await swDelivery();
+    const at = (ms: number) => swVerifier({ now: () => ms });
+    await expectVerified(at((NOW + 300) * 1000 + 999), headers, BODY);
+    await expectRefused(at((NOW + 301) * 1000), headers, BODY, "timestamp_too_old");
+    await expectVerified(at((NOW - 300) * 1000), headers, BODY);
+    await expectRefused(at((NOW - 300) * 1000 - 1), headers, BODY, "timestamp_in_future");
+  });
+
   it("refuses configurations that would leave the timestamp or id unsigned", () => {
     expect(() => hmacScheme({ template: "{body}" })).toThrow(InterlockConfigError);
     expect(() => hmacScheme({ timestampHeader: false, template: "{ts}.{body}" })).toThrow(InterlockConfigError);
@@ -626,6 +653,25 @@ describe("edges of parsing and limits", () => {
     const spaced = (headers["stripe-signature"] as string).split(",").join(" , ");
     await expectVerified(verifier, { "stripe-signature": spaced }, BODY);
     await expectRefused(verifier, { "stripe-signature": `t=${NOW}` }, BODY, "malformed_header");
+  });
+
+  it("Stripe and Paddle: an empty item (a trailing or doubled separator) is skipped, as stripe-node does", async () => {
+    for (const [scheme, header, separator] of [
+      [stripe, "stripe-signature", ","],
+      [paddle, "paddle-signature", ";"],
+    ] as const) {
+      const verifier = createWebhookVerifier({ scheme, secret: "whsec_x", now: clockAt(NOW) });
+      const { headers } = await signWebhook({ scheme, secret: "whsec_x", body: BODY, timestamp: NOW });
+      const value = headers[header] as string;
+      for (const spelled of [
+        `${value}${separator}`,
+        `${value}${separator} `,
+        value.replace(separator, separator.repeat(2)),
+      ]) {
+        await expectVerified(verifier, { [header]: spelled }, BODY);
+      }
+      await expectRefused(verifier, { [header]: `${value}${separator}garbage` }, BODY, "malformed_header");
+    }
   });
 
   it("a custom scheme with a separator looks at every signature in the list, not only the first", async () => {

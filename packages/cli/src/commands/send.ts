@@ -11,7 +11,7 @@ import type { Command } from "../command.js";
 import { checkDeliveryOptions, newDeliveryId, signDelivery, tamperedBody } from "../delivery.js";
 import { DELIVERY_OPTIONS, readDeliveryInput, requestHeaders } from "../delivery-options.js";
 import { EXIT, usageError } from "../errors.js";
-import { DEFAULT_TIMEOUT_MS, type HttpAnswer, parseUrl, post } from "../http.js";
+import { DEFAULT_TIMEOUT_MS, type HttpAnswer, MAX_TIMEOUT_MS, parseUrl, post } from "../http.js";
 import { type CliIo, Printer } from "../io.js";
 import { createProgress } from "../progress.js";
 import { type AttemptOutcome, checkRetryPolicy, NO_RETRIES, type RetryPolicy, withRetries } from "../retry.js";
@@ -110,6 +110,18 @@ function count(name: string, value: number | undefined): number {
   return value;
 }
 
+/**
+ * `timeoutMs`: a whole number of ms within the `--timeout` flag's range. Anything else made an
+ * instant, misleading `timeout` (0, NaN), and past 2^31 - 1 ms Node's timer fires after 1 ms.
+ */
+function timeoutOption(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_TIMEOUT_MS;
+  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
+    throw usageError(`timeoutMs must be a whole number from 1 to ${MAX_TIMEOUT_MS}`);
+  }
+  return value;
+}
+
 const SEND_OPTION_NAMES = optionNames<SendOptions>({
   url: true,
   scheme: true,
@@ -145,7 +157,7 @@ export async function send(options: SendOptions): Promise<SendSummary> {
   const repeat = count("repeat", options.repeat);
   const concurrency = Math.min(count("concurrency", options.concurrency), repeat);
   const policy = options.retry ? checkRetryPolicy(options.retry) : NO_RETRIES;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = timeoutOption(options.timeoutMs);
   const headers = options.headers ?? DEFAULT_HEADERS;
   const id = options.id ?? newDeliveryId(scheme);
   const summary: SendSummary = { id, deliveries: repeat, acknowledged: 0, attempts: 0 };
@@ -313,7 +325,7 @@ export const sendCommand: Command = {
     const url = parseUrl(args.positionals[0] as string, "<url>");
     const repeat = args.integer("repeat", 1, { min: 1, max: 1_000_000 });
     const concurrency = args.integer("concurrency", 1, { min: 1, max: 1000 });
-    const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: 3_600_000 });
+    const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: MAX_TIMEOUT_MS });
     const retry = retryPolicy(args);
     const input = await readDeliveryInput(args, io);
     const printer = new Printer(io.stdout, args.flag("json"));

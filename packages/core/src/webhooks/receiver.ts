@@ -239,6 +239,13 @@ export const DEFAULT_WEBHOOK_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 /** The default lease on a delivery being processed: 60 s. */
 export const DEFAULT_WEBHOOK_LOCK_TTL_MS = 60_000;
 
+/** How long past its tolerance a timestamp in whole seconds is still accepted (just under this): see `checkWindow`. */
+const WHOLE_SECOND_MS = 1000;
+
+/** A 2xx status: a whole number from 200 to 299, and nothing else (not NaN, not "200"). */
+const isSuccess = (status: unknown): boolean =>
+  typeof status === "number" && Number.isInteger(status) && status >= 200 && status < 300;
+
 /** What a processed delivery leaves in the store: only the fact that it was processed. */
 const PROCESSED: StoredResponse = { status: 200, headers: [], body: new Uint8Array() };
 
@@ -359,7 +366,7 @@ export const WEBHOOK_RECEIVER_OPTION_NAMES: readonly string[] = [
 
 /**
  * Makes a receiver: verification, then a claim in the store so each delivery's handler runs
- * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance,
+ * once. Refuses (`InterlockConfigError`) a `retentionMs` not longer than twice the tolerance and a second,
  * and a scheme whose name cannot name a key space (`keySpaceName`). Warns once when another
  * receiver on this store object shares its key space with secrets that share no key with its
  * own (`noteKeySpace`).
@@ -377,11 +384,13 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   // Any scheme object, the user's own included: its name goes into every key.
   const schemeName = keySpaceName("the scheme's name", verifier.scheme.name);
   // The window is two-sided: a delivery signed `toleranceSeconds` ahead of the clock is accepted
-  // until `toleranceSeconds` after its time, so for twice the tolerance after it was first received.
-  if (retentionMs <= 2 * verifier.toleranceSeconds * 1000) {
+  // until `toleranceSeconds` after its time, so for twice the tolerance after it was first received,
+  // and a second more: a timestamp in whole seconds is compared with now rounded down (as the
+  // providers' own libraries do), which accepts it until just under a second past its edge.
+  if (retentionMs <= 2 * verifier.toleranceSeconds * 1000 + WHOLE_SECOND_MS) {
     throw new InterlockConfigError(
       `retentionMs (${retentionMs}) must be longer than twice toleranceSeconds (${verifier.toleranceSeconds}s, ` +
-        "either way): otherwise a delivery replayed after its id is forgotten could still pass the timestamp check",
+        "either way) plus one second: otherwise a delivery replayed after its id is forgotten could still pass the timestamp check",
     );
   }
   noteKeySpace(
@@ -402,7 +411,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
    */
   function retentionFor(event: VerifiedWebhook): number {
     if (event.timestamp === undefined) return retentionMs;
-    return Math.max(retentionMs, Math.ceil(event.timestamp * 1000 + toleranceMs - wallNow()) + 1);
+    return Math.max(retentionMs, Math.ceil(event.timestamp * 1000 + toleranceMs + WHOLE_SECOND_MS - wallNow()) + 1);
   }
 
   /** The answer to an error: its problem+json, with the error behind it. */
@@ -533,7 +542,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   async function finish(publicTicket: WebhookTicket, response: { status: number }): Promise<void> {
     const ticket = settle(publicTicket);
     if (!ticket) return;
-    if (response.status < 200 || response.status >= 300) return release(ticket, response.status);
+    // Success is tested for, not failure: NaN, undefined or "200" fails every comparison, and
+    // a `status < 200 || status >= 300` test recorded such a delivery as processed.
+    if (!isSuccess(response.status)) return release(ticket, response.status);
     // The handler succeeded: the delivery is processed and is acknowledged even if the
     // record cannot be written (a redelivery may then run again: at-least-once, never lost).
     const completing = onEvent ? monotonicNow() : 0;

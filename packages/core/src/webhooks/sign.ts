@@ -51,6 +51,34 @@ const SIGN_OPTION_NAMES = optionNames<SignWebhookOptions>({
   timestamp: true,
 });
 
+/**
+ * The id to sign, as given. A blank one is refused: the verifier refuses an empty id header as
+ * missing, so the delivery would be signed for nobody (the CLI refuses a blank --id alike).
+ */
+function idOption(id: string | undefined): string | undefined {
+  if (id !== undefined && (typeof id !== "string" || id.trim() === "")) {
+    throw new InterlockConfigError("id needs a value: a delivery id cannot be blank");
+  }
+  return id;
+}
+
+/**
+ * The timestamp header's text, in the scheme's unit. Refused unless the verifier reads it back
+ * exactly: plain digits of a safe integer. `String` writes 1e21 as "1e+21", and past 2^53 the
+ * digits are no longer the number given.
+ */
+function timestampText(scheme: WebhookScheme, timestamp: number): string {
+  const unit = scheme.timestampUnit ?? "seconds";
+  const text = formatTimestamp(timestamp * 1000, unit);
+  if (!Number.isSafeInteger(Number(text))) {
+    const max = unit === "seconds" ? Number.MAX_SAFE_INTEGER : Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+    throw new InterlockConfigError(
+      `timestamp must be seconds since the epoch, at most ${max} for the ${scheme.name} scheme, not ${timestamp}`,
+    );
+  }
+  return text;
+}
+
 function plan(options: SignWebhookOptions, what: string): Plan {
   assertOptionNames(what, options, SIGN_OPTION_NAMES);
   const scheme = schemeOption(options.scheme);
@@ -64,9 +92,8 @@ function plan(options: SignWebhookOptions, what: string): Plan {
   }
   const body = rawBytes(options.body, scheme.name);
   const fields: DeliveryFields = {
-    id: options.id ?? scheme.newId(crypto.randomBytes(24)),
-    timestamp:
-      scheme.timestamp === "header" ? formatTimestamp(timestamp * 1000, scheme.timestampUnit ?? "seconds") : undefined,
+    id: idOption(options.id) ?? scheme.newId(crypto.randomBytes(24)),
+    timestamp: scheme.timestamp === "header" ? timestampText(scheme, timestamp) : undefined,
   };
   const keys = secrets.map((secret) => importSigningKey(scheme, secret));
   return { scheme, keys, fields, body, content: scheme.signedContent(fields, body) };

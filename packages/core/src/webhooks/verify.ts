@@ -16,7 +16,7 @@ import { positiveIntegerOption } from "../store/validate.js";
 import { contentEncodingRefusal, type RawBody, rawBytes } from "./body.js";
 import { importVerificationKeys, schemeOption, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
-import { type ParsedDelivery, refuse, type WebhookScheme } from "./scheme.js";
+import { type ParsedDelivery, refuse, type TimestampUnit, type WebhookScheme } from "./scheme.js";
 import { newVerifiedWebhook, type VerifiedWebhook } from "./verified.js";
 
 /** How a verifier checks deliveries. */
@@ -161,9 +161,13 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
   const { hmacSync, ed25519VerifySync } = crypto;
   const sync: SyncCrypto | undefined = hmacSync && ed25519VerifySync ? { hmacSync, ed25519VerifySync } : undefined;
 
-  function checkWindow(timestampMs: number | undefined): void {
+  function checkWindow(timestampMs: number | undefined, unit: TimestampUnit): void {
     if (timestampMs === undefined) return;
-    const age = now() - timestampMs;
+    // A timestamp in whole seconds is compared with now in whole seconds (rounded down), as
+    // stripe-node and standardwebhooks do: a delivery they accept 300.5 s after it was signed,
+    // with a 300 s tolerance, is accepted here too. A millisecond timestamp is compared exactly.
+    const at = now();
+    const age = (unit === "seconds" ? Math.floor(at / 1000) * 1000 : at) - timestampMs;
     if (age > toleranceMs) refuse(scheme.name, "timestamp_too_old", `timestamp is more than ${toleranceSeconds}s old`);
     if (age < -toleranceMs)
       refuse(scheme.name, "timestamp_in_future", `timestamp is more than ${toleranceSeconds}s ahead`);
@@ -181,7 +185,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     if (parsed.signatures.length > maxSignatures) {
       refuse(scheme.name, "malformed_header", `more than ${maxSignatures} signatures`);
     }
-    checkWindow(parsed.timestampMs);
+    checkWindow(parsed.timestampMs, scheme.timestampUnit ?? "seconds");
     return parsed;
   }
 
@@ -270,7 +274,7 @@ export function createWebhookVerifier(options: WebhookVerifierOptions): WebhookV
     return refusing(attempt, () => {
       const timestampMs = scheme.bodyTimestamp?.(prepared.body);
       if (timestampMs === undefined) return prepared.parsed;
-      checkWindow(timestampMs);
+      checkWindow(timestampMs, "milliseconds");
       return { ...prepared.parsed, timestamp: String(timestampMs), timestampMs };
     });
   }

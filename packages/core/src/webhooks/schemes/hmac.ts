@@ -109,7 +109,7 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
   const hash = choiceOption("hash", options.hash, ["sha256", "sha512"], "sha256");
   choiceOption("secretEncoding", options.secretEncoding, ["utf8", "base64", "hex"], "utf8");
   const prefix = options.prefix ?? "";
-  const unit = options.timestampUnit ?? "seconds";
+  const unit = choiceOption("timestampUnit", options.timestampUnit, ["seconds", "milliseconds"], "seconds");
   const template = compileTemplate(options.template ?? (timestampHeader ? "{ts}.{body}" : "{body}"));
   if (template.includes("{ts}") && !timestampHeader) configError("template uses {ts} but there is no timestamp header");
   if (template.includes("{id}") && !idHeader) configError("template uses {id} but there is no id header");

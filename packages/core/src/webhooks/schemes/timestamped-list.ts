@@ -47,7 +47,14 @@ export function timestampedListScheme(options: TimestampedListOptions): WebhookS
         let end = value.indexOf(itemSeparator, start);
         if (end === -1) end = value.length;
         const eq = value.indexOf("=", start);
-        if (eq <= start || eq >= end) refuse(name, "malformed_header", `${header} items must be key=value`);
+        if (eq <= start || eq >= end) {
+          // An empty item (a trailing or doubled separator) says nothing: stripe-node skips it.
+          if (value.slice(start, end).trim() !== "") {
+            refuse(name, "malformed_header", `${header} items must be key=value`);
+          }
+          start = end + itemSeparator.length;
+          continue;
+        }
         const key = value.slice(start, eq).trim();
         const text = value.slice(eq + 1, end).trim();
         if (key === timestampKey) {
