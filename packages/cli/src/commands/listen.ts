@@ -171,10 +171,11 @@ function verdictOf(decision: WebhookRespondDecision): Verdict {
 
 /**
  * How long processed ids are remembered: core's default, or, for a tolerance past half of it,
- * longer than the whole window that tolerance accepts (either way of now), as core requires.
+ * longer than the whole window that tolerance accepts (either way of now, and the second past
+ * its edge a whole-second timestamp is still taken in), as core requires.
  */
 const retentionFor = (toleranceSeconds: number): number =>
-  Math.max(DEFAULT_WEBHOOK_RETENTION_MS, Math.ceil(2 * toleranceSeconds * 1000) + 1000);
+  Math.max(DEFAULT_WEBHOOK_RETENTION_MS, Math.ceil(2 * toleranceSeconds * 1000) + 1001);
 
 /**
  * `toleranceSeconds` and the retention it needs. Core judges the tolerance; a value it refuses
