@@ -209,6 +209,8 @@ export function settleAtEnd(
   return { stream: followed.stream, readAhead: (limit) => void readAhead(limit).catch(() => {}), readReady };
 }
 
+const UNSENDABLE = "the handler's Response cannot be sent: its body was already read or is locked to a reader";
+
 /**
  * What to send for an answer settled by its body's end (`settleResponseAtEnd`).
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
@@ -225,9 +227,11 @@ export interface SettledResponse {
  * over: the body is the handler's work too (it may be a stream still being written), so `settle`
  * gets `true` once it ended, `false` if it failed or its reader stopped (released, never recorded
  * as processed). A body ready at once (a string, JSON) is settled now and sent whole, framed by
- * its length, up to `limit` bytes. A response with no body, one whose body is locked (taken by
- * someone else, it cannot be followed), or one whose body goes nowhere (`bodyless`: a host drops
- * a HEAD answer's body unread) is settled at once, as it ended, and sent as it is.
+ * its length, up to `limit` bytes. A response with no body, or one whose body goes nowhere
+ * (`bodyless`: a host drops a HEAD answer's body unread), is settled at once, as it ended, and
+ * sent as it is. One whose body was already read or is locked to a reader cannot be sent: it is
+ * settled as failed (released, never recorded as processed), and a `TypeError` says why, as
+ * `recordResponse` does for a key.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export async function settleResponseAtEnd(
@@ -237,9 +241,13 @@ export async function settleResponseAtEnd(
   bodyless = false,
 ): Promise<SettledResponse> {
   const { status, statusText, headers, body } = response;
-  if (body === null || body.locked || bodyless) {
+  if (body === null || bodyless) {
     await settle(true);
     return { response, pending: undefined };
+  }
+  if (response.bodyUsed || body.locked) {
+    await settle(false);
+    throw new TypeError(UNSENDABLE);
   }
   const passed = settleAtEnd(body, settle);
   const init = { status, statusText, headers };
@@ -448,7 +456,7 @@ export async function recordResponse(response: Response, settle: ResponseSettlem
   }
   if (response.bodyUsed || body.locked) {
     await settle.abort();
-    throw new TypeError("the handler's Response cannot be sent: its body was already read or is locked to a reader");
+    throw new TypeError(UNSENDABLE);
   }
   const headers = settle.headers();
   const recording = recordBody(body, settle.limit, (bytes, tooLarge) =>

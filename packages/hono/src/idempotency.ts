@@ -28,7 +28,7 @@ import { matchedRoutes } from "hono/route";
 import { type ReadOptions, readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { send } from "./respond.js";
-import { givenBody, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
+import { givenBody, raisedAroundRoute, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
 export interface HonoIdempotencyRequest extends IdempotencyRequest {
@@ -150,7 +150,9 @@ function requestOf(
 /**
  * Runs the route, then settles the key: a throw (seen by Hono as `c.error`) releases it, and so
  * does a context nothing answered (Hono then answers 500 "Context is not finalized"; `c.res`
- * would only be the empty 200 its getter makes up).
+ * would only be the empty 200 its getter makes up). An error raised around the route (a timeout
+ * mounted before ours answered the client) is not the route's: the route's own answer, never
+ * sent, is what its work came to, and settles the key (`settleUnsent`).
  */
 async function execute(
   engine: IdempotencyEngine<HonoIdempotencyRequest>,
@@ -165,11 +167,16 @@ async function execute(
     await engine.abort(ticket);
     throw error;
   }
-  if (c.error || !c.finalized) return engine.abort(ticket);
   const settle: Settle = {
     finish: (captured) => engine.finish(ticket, captured),
     abort: () => engine.abort(ticket),
   };
+  const unsent = raisedAroundRoute(c, watch.written);
+  if (unsent) {
+    await settleUnsent(unsent, settle);
+    return;
+  }
+  if (c.error || !c.finalized) return engine.abort(ticket);
   try {
     await capture(c, watch.written, engine.options.store.maxRecordBytes, settle);
   } catch (error) {
@@ -178,6 +185,24 @@ async function execute(
     await engine.abort(ticket);
     throw error;
   }
+}
+
+/**
+ * Stores the answer the route gave the context though a layer around it answered the client
+ * first (see `raisedAroundRoute`): a retry is replayed what the route did, not run again. A body
+ * given in one piece is stored as given; any other (a stream nobody will read) is settled as
+ * streamed, the key released. An error status releases the key, as a throw does: it may be a
+ * middleware inside ours mapping the route's own error after the fact (an answer Hono ignores
+ * once its error handler has answered), and a retry of a failed request runs again either way.
+ */
+async function settleUnsent(written: Written, settle: Settle): Promise<unknown> {
+  const response = await written.response;
+  const body = givenBody(written.data);
+  if (body === undefined || response.status >= 400) await response.body?.cancel().catch(() => {});
+  if (response.status >= 400) return settle.abort();
+  const headers = headerPairs(response.headers);
+  if (typeof body === "string" && !response.headers.has("content-type")) headers.push(TEXT_TYPE);
+  return settle.finish({ status: response.status, headers, body });
 }
 
 /** The engine's settling of one claimed key. */

@@ -21,7 +21,7 @@ import { createMiddleware } from "hono/factory";
 import { readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { send } from "./respond.js";
-import { givenBody, readAheadWhenReplaced, watchBodies } from "./written.js";
+import { givenBody, raisedAroundRoute, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
 
 /** What `webhook()` puts on the context: `c.get("webhook")` / `c.var.webhook`. */
 export interface WebhookVariables<T = unknown> {
@@ -102,6 +102,10 @@ async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Conte
     await receiver.abort(ticket);
     throw error;
   }
+  // An error raised around the route (a timeout mounted before ours answered the provider) is
+  // not the route's: the answer the route then gave, never sent, says how its work ended.
+  const unsent = raisedAroundRoute(c, watch.written);
+  if (unsent) return settleUnsent(receiver, ticket, unsent);
   if (c.error || !c.finalized) return receiver.abort(ticket);
   const response = c.res;
   const { status } = response; // only `status` read first: the lightweight Response stays light
@@ -120,4 +124,16 @@ async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Conte
   c.res = settled.response;
   const { pending } = settled;
   if (pending !== undefined) readAheadWhenReplaced(c, pending.stream, pending.readAhead);
+}
+
+/**
+ * Settles a delivery by the answer the route gave the context after a layer around it answered
+ * the provider (see `raisedAroundRoute`): a 2xx whose body was given in one piece records it; a
+ * stream nobody will read says nothing of its work's end, and releases it, as any other status.
+ */
+async function settleUnsent(receiver: WebhookReceiver, ticket: WebhookTicket, written: Written): Promise<unknown> {
+  const response = await written.response;
+  if (givenBody(written.data) !== undefined) return receiver.finish(ticket, { status: response.status });
+  await response.body?.cancel().catch(() => {});
+  return receiver.abort(ticket);
 }

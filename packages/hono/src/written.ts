@@ -9,6 +9,8 @@ import type { Context } from "hono";
 export interface Written {
   response: Response | Promise<Response>;
   data: unknown;
+  /** The context's `error` as the route answered: one raised before, by a layer around the route. */
+  errorBefore: Error | undefined;
 }
 
 type Writer = (data: never, ...rest: never[]) => Response | Promise<Response>;
@@ -37,9 +39,24 @@ export class BodyWatch {
   }
 
   note(response: Response | Promise<Response>, data: unknown): Response | Promise<Response> {
-    this.written = { response, data: snapshot(data) };
+    this.written = { response, data: snapshot(data), errorBefore: this.c.error };
     return response;
   }
+}
+
+/**
+ * Whether the context's `error` was raised around the route, not by it: a middleware mounted
+ * before ours (`hono/timeout`) threw and Hono answered its error while the route was still
+ * running, and the route then answered (its answer never sent). Hono records a throw on the
+ * context at whichever level catches it, so after `next()` the route's own failure and an outer
+ * one look alike; only an answer the route wrote after the error, and that is not the answer sent,
+ * tells them apart (a route that throws writes nothing after its throw). Returns that answer, if so.
+ */
+export function raisedAroundRoute(c: Context, written: Written | undefined): Written | undefined {
+  if (c.error === undefined || written === undefined || written.errorBefore !== c.error) return undefined;
+  // The error handler's own answer to the route's throw (`app.onError` writing `c.json`) is
+  // written after the error too: it is the answer sent, the route's failure.
+  return written.response === c.res ? undefined : written;
 }
 
 function noteBody(this: BodyWatch, data: never, ...rest: never[]) {

@@ -5,7 +5,8 @@ import { unreachableStore } from "@interlock/core/testing";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { stream, streamSSE, streamText } from "hono/streaming";
-import { describe, expect, it } from "vitest";
+import { timeout } from "hono/timeout";
+import { describe, expect, it, vi } from "vitest";
 import { type IdempotencyMiddlewareOptions, idempotency } from "../src/index.js";
 import { bytesOf, chunked, leaveMidBody, problemOf, start, uniqueId, watchedApp } from "./helpers.js";
 
@@ -685,6 +686,47 @@ describe("scoping", () => {
 });
 
 describe("failures", () => {
+  it("a timeout mounted before ours answers the client while the route runs: the route's answer is stored, the retry replays it, the route runs once", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let charges = 0;
+    app.post("/pay", timeout(50), idempotency(options(events)), async (c) => {
+      await new Promise((resolve) => setTimeout(resolve, 150)); // a slow payment provider
+      charges++;
+      return c.json({ charge: charges }, 201);
+    });
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(504); // timeout() answered the client
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await send(url, key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.json()]).toEqual([
+      201,
+      "true",
+      { charge: 1 },
+    ]);
+    expect(charges).toBe(1);
+  });
+
+  it("a timeout around the route, then the route throws: released, the retry runs again", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", timeout(50), idempotency(options(events)), async (c) => {
+      runs++;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (runs === 1) throw new Error("the provider failed too");
+      return c.json({ run: runs }, 201);
+    });
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    expect((await send(url, key)).status).toBe(504);
+    await vi.waitFor(() => expect(released(events)).toEqual(["error"]));
+    expect((await send(url, key)).status).toBe(504); // runs again, and outlives the timeout again
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.completed"));
+    expect(runs).toBe(2);
+  });
+
   it("a route that throws releases the key (after Hono's onError answers): the retry runs again", async () => {
     const events: InterlockEvent[] = [];
     const app = new Hono();

@@ -12,8 +12,9 @@ import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
+import { timeout } from "hono/timeout";
 import { validator } from "hono/validator";
-import { describe, expect, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { type WebhookMiddlewareOptions, type WebhookVariables, webhook } from "../src/index.js";
 import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start, watchedApp } from "./helpers.js";
 
@@ -271,6 +272,40 @@ describe("onError", () => {
 });
 
 describe("settling the delivery", () => {
+  it("a timeout mounted before ours answers the provider while the route runs: the route's 2xx records the delivery, the redelivery is a duplicate", async () => {
+    const app = new Hono();
+    let runs = 0;
+    const events: InterlockEvent[] = [];
+    app.post("/hook", timeout(50), webhook(options({ onEvent: (event) => events.push(event) })), async (c) => {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      runs++;
+      return c.json({ ok: true });
+    });
+    const url = `${await start(app)}/hook`;
+    const d = await delivery('{"a":1}');
+    expect((await post(url, d)).status).toBe(504);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.processed"));
+    expect(await (await post(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(1);
+  });
+
+  it("a 2xx Response whose body was already read cannot be sent: a TypeError (Hono's 500), the delivery released, the redelivery runs", async () => {
+    const app = new Hono();
+    let runs = 0;
+    app.post("/hook", webhook(options()), async () => {
+      runs++;
+      const answer = new Response("done", { status: 200, headers: { "content-type": "text/plain" } });
+      if (runs === 1) await answer.text(); // read by the route (a logger) before it returned it
+      return answer;
+    });
+    const url = `${await start(app)}/hook`;
+    const d = await delivery('{"a":1}');
+    expect((await post(url, d)).status).toBe(500);
+    const redelivery = await post(url, d);
+    expect([redelivery.status, await redelivery.text()]).toEqual([200, "done"]);
+    expect(runs).toBe(2);
+  });
+
   it("records a 2xx answer; releases any other status and a throw, so the redelivery runs", async () => {
     const app = new Hono();
     const answers = [503, "throw", 200];

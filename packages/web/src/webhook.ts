@@ -99,6 +99,10 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
       (ended) => (ended ? receiver.finish(ticket, { status }) : receiver.abort(ticket)),
       limit,
     );
+    // Read on as it comes, up to the limit, whoever reads the answer: a wrapper that drops it
+    // unread (a framework's own 202 once it sees a 2xx) would otherwise leave the delivery in
+    // flight until its lease ends. A later reader still gets every chunk.
+    settled.pending?.readAhead();
     return settled.response;
   };
 }

@@ -8,7 +8,7 @@ import {
   type VerifiedWebhook,
 } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
-import { describe, expect, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { type WebhookHandler, type WithWebhookOptions, withWebhook } from "../src/index.js";
 import { bytesOf, chunked, delivery, leaveMidBody, problemOf, SECRET, start, startNotingOutcomes } from "./helpers.js";
 
@@ -149,6 +149,44 @@ describe("options made on first use", () => {
 });
 
 describe("settling the delivery", () => {
+  it("a 2xx Response whose body was already read cannot be sent: a TypeError, the delivery released, the redelivery runs", async () => {
+    let runs = 0;
+    const handle = withWebhook(options(), async () => {
+      runs++;
+      const answer = new Response("done", { status: 200, headers: { "content-type": "text/plain" } });
+      if (runs === 1) await answer.text(); // read by the handler (a logger) before it returned it
+      return answer;
+    });
+    const d = await delivery('{"a":1}');
+    await expect(handle(requestOf(d))).rejects.toThrow(TypeError);
+    const redelivery = await handle(requestOf(d));
+    expect([redelivery.status, await redelivery.text()]).toEqual([200, "done"]);
+    expect(runs).toBe(2);
+  });
+
+  it("a 2xx streamed answer that a wrapper drops unread is settled once the handler's stream ends: the redelivery is a duplicate", async () => {
+    const hook = withWebhook(options(), async () => {
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          controller.enqueue(new TextEncoder().encode("done"));
+          controller.close();
+        },
+      });
+      return new Response(body, { status: 200, headers: { "content-type": "text/plain" } });
+    });
+    // A wrapper (a framework's middleware) that answers on its own once it sees a 2xx.
+    const app = async (request: Request) => {
+      const response = await hook(request);
+      return response.ok ? new Response("accepted", { status: 202 }) : response;
+    };
+    const d = await delivery('{"a":1}');
+    expect((await app(requestOf(d))).status).toBe(202);
+    await vi.waitFor(async () =>
+      expect(await (await hook(requestOf(d))).json()).toEqual({ duplicate: true, id: d.id }),
+    );
+  });
+
   it("a 2xx records it: the redelivery is a duplicate, and the handler ran once", async () => {
     let runs = 0;
     const url = await start(
