@@ -33,7 +33,8 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   const source = Object.keys(c.req.bodyCache)[0];
   if (source === "arrayBuffer" || source === "blob") return new Uint8Array(await c.req.arrayBuffer());
   if (source === "text" && options.acceptText) return c.req.text();
-  if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source);
+  // A stream some middleware took a reader on is gone too: read, it would fail as if the client had left.
+  if (source !== undefined || c.req.raw.bodyUsed || c.req.raw.body?.locked) return notRaw(source);
   const declared = declaredLength(c.req.raw.headers);
   if (declared !== undefined) {
     // Refused unread when too large; otherwise the runtime reads exactly the declared bytes.
@@ -44,6 +45,9 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
     } catch {
       return BodyError.incomplete(); // the client went away mid-body, as readStreamUpTo answers it
     }
+    // An HTTP server holds a body to its Content-Length; a Request made in code (`app.fetch`, a
+    // Workers service binding) need not, and its longer body is refused as the limit says.
+    if (bytes.byteLength > options.limit) return BodyError.tooLarge(options.limit);
     cacheBody(c, bytes);
     return bytes;
   }
@@ -111,7 +115,10 @@ function cacheBody(c: Context, bytes: Uint8Array): void {
 }
 
 function notRaw(source: string | undefined): BodyError {
-  const by = source === undefined ? "by reading c.req.raw directly" : `as ${source} (c.req.${source}() or a validator)`;
+  const by =
+    source === undefined
+      ? "by reading c.req.raw directly (or taking a reader on it)"
+      : `as ${source} (c.req.${source}() or a validator)`;
   return new BodyError(
     "body_not_raw",
     `the request body was already consumed ${by}, so its raw bytes are gone: ` +

@@ -581,6 +581,48 @@ describe("request body", () => {
     expect(await streamedIn.json()).toEqual({ amount: 7 });
   });
 
+  it("a body a middleware took a reader on is 500 body_not_raw (problem+json), declared or chunked, never blamed on the client", async () => {
+    const app = new Hono();
+    app.use(async (c, next) => {
+      c.req.raw.body?.getReader(); // a middleware that took a reader on the raw stream
+      await next();
+    });
+    app.post("/pay", idempotency(options()), (c) => c.json({ ok: true }, 201));
+    const body = new TextEncoder().encode('{"a":1}');
+    const declared = await app.request("/pay", {
+      method: "POST",
+      headers: { "idempotency-key": uniqueId("key"), "content-type": "application/json", "content-length": "7" },
+      body,
+    });
+    const streamed = await app.request("/pay", {
+      method: "POST",
+      headers: { "idempotency-key": uniqueId("key"), "content-type": "application/json" },
+      ...chunked(body),
+    } as RequestInit);
+    for (const answer of [declared, streamed]) {
+      expect([answer.status, answer.headers.get("content-type")]).toEqual([500, "application/problem+json"]);
+      expect(await problemOf(answer)).toMatchObject({ code: "body_not_raw" });
+    }
+  });
+
+  it("a Request made in code whose body is longer than its Content-Length is refused by the limit (413), not fingerprinted", async () => {
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", idempotency(options([], { bodyLimit: 100 })), (c) => {
+      runs++;
+      return c.json({ ok: true }, 201);
+    });
+    const answer = await app.fetch(
+      new Request("http://host/pay", {
+        method: "POST",
+        headers: { "idempotency-key": uniqueId("key"), "content-type": "application/json", "content-length": "10" },
+        body: new Uint8Array(1000),
+      }),
+    );
+    expect(answer.status).toBe(413);
+    expect(runs).toBe(0);
+  });
+
   it("accepts a body already read as text; refuses one parsed as a form (500 body_not_raw) only when it needs it", async () => {
     const app = new Hono();
     app.use("/text", async (c, next) => {
