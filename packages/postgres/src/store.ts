@@ -121,12 +121,13 @@ function base64Bytes(text: string): Uint8Array {
 /**
  * How long a claim may wait for its row's lock at the server (its `lock_timeout`): the time left
  * before the caller gives up, less what the statement takes to reach the server and its refusal
- * to come back (a quarter of it, at most 250 ms). A server that gave up first is refused as
- * unavailable, like a timeout; one that kept waiting past the caller would land the claim later.
+ * to come back (a quarter of it, at most 1 s: a loaded machine has been seen to take more than
+ * 250 ms). A server that gave up first is refused as unavailable, like a timeout; one that kept
+ * waiting past the caller would land the claim later, and hold the key for a lease.
  */
 function lockWaitMs(deadline: PostgresDeadline): string {
   const left = deadline.remaining;
-  return String(Math.max(1, Math.floor(left - Math.min(250, left / 4))));
+  return String(Math.max(1, Math.floor(left - Math.min(1_000, left / 4))));
 }
 
 function lostTo(row: ClaimRow): ClaimResult {

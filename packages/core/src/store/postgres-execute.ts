@@ -159,6 +159,14 @@ export async function executePostgres(
     }, served);
     throw error;
   }
+  // Handed over as the deadline passed, before this wait's own timer fired: the caller's bound
+  // on the same deadline (a timer of its own) may have told it the operation failed already, and
+  // a statement sent now would land after that. Handed back unused.
+  if (deadline.expired) {
+    client.removeListener("error", onError);
+    client.release(broken);
+    throw new TimedOut("a pool connection freed only as the deadline passed");
+  }
   try {
     const result = await within(client.query(query()), deadline.remaining);
     client.removeListener("error", onError);
