@@ -15,6 +15,19 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const MAX_TIMEOUT_MS = 3_600_000;
 
 /**
+ * `timeoutMs` given to the `send()` or `listen()` API: a whole number of ms within the
+ * `--timeout` flag's range. Anything else made an instant, misleading `timeout` (0, NaN), and
+ * past 2^31 - 1 ms Node's timer fires after 1 ms.
+ */
+export function timeoutOption(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_TIMEOUT_MS;
+  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
+    throw usageError(`timeoutMs must be a whole number from 1 to ${MAX_TIMEOUT_MS}`);
+  }
+  return value;
+}
+
+/**
  * The most of an answer's body a POST keeps: 1 MiB, ample for what a webhook receiver answers.
  * Past it the rest is not read (the connection is closed), so a receiver that streams without
  * end cannot fill the memory before the deadline.

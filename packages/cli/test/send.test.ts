@@ -421,6 +421,20 @@ describe("send and listen as library functions", () => {
     }
   });
 
+  it("listen refuses a timeoutMs outside the --timeout range as a usage error, before it listens", async () => {
+    for (const timeoutMs of [0, -1, Number.NaN, 1.5, 3_600_001]) {
+      await expect(
+        listen({ scheme: github, secret: "s", port: 0, timeoutMs }),
+        String(timeoutMs),
+      ).rejects.toMatchObject({
+        code: "usage",
+        exitCode: 2,
+      });
+    }
+    const listener = await listen({ scheme: github, secret: "s", port: 0, timeoutMs: 3_600_000 });
+    await listener.close();
+  });
+
   it("a --header with a signature header's name replaces the signed one (a deliberately wrong header)", async () => {
     const server = await recordingServer();
     try {

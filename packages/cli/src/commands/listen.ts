@@ -44,9 +44,11 @@ import {
   endToEndHeaders,
   type HttpAnswer,
   MAX_ANSWER_BYTES,
+  MAX_TIMEOUT_MS,
   parseUrl,
   post,
   shownUrl,
+  timeoutOption,
 } from "../http.js";
 import { readSecrets } from "../inputs.js";
 import { type CliIo, Printer, reportError } from "../io.js";
@@ -210,7 +212,7 @@ const LISTEN_OPTION_NAMES = optionNames<ListenOptions>({
 export async function listen(options: ListenOptions): Promise<Listener> {
   assertOptionNames("listen()", options, LISTEN_OPTION_NAMES);
   const forward = options.forward === undefined ? undefined : toUrl(options.forward);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = timeoutOption(options.timeoutMs);
   const receiver = createWebhookReceiver({
     scheme: options.scheme,
     secret: options.secret,
@@ -684,7 +686,7 @@ export const listenCommand: Command = {
   async run(args: Args, io: CliIo): Promise<number> {
     const port = args.integer("port", 3000, { min: 0, max: 65_535 });
     const toleranceSeconds = args.optionalInteger("tolerance", { min: 1, max: MAX_TOLERANCE_SECONDS });
-    const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: 3_600_000 });
+    const timeoutMs = args.integer("timeout", DEFAULT_TIMEOUT_MS, { min: 1, max: MAX_TIMEOUT_MS });
     const forwardText = args.string("forward");
     const forward = forwardText === undefined ? undefined : parseUrl(forwardText, "--forward");
     const scheme = resolveScheme(args.string("scheme"));

@@ -11,7 +11,7 @@ import type { Command } from "../command.js";
 import { checkDeliveryOptions, newDeliveryId, signDelivery, tamperedBody } from "../delivery.js";
 import { DELIVERY_OPTIONS, readDeliveryInput, requestHeaders } from "../delivery-options.js";
 import { EXIT, usageError } from "../errors.js";
-import { DEFAULT_TIMEOUT_MS, type HttpAnswer, MAX_TIMEOUT_MS, parseUrl, post } from "../http.js";
+import { DEFAULT_TIMEOUT_MS, type HttpAnswer, MAX_TIMEOUT_MS, parseUrl, post, timeoutOption } from "../http.js";
 import { type CliIo, Printer } from "../io.js";
 import { createProgress } from "../progress.js";
 import { type AttemptOutcome, checkRetryPolicy, NO_RETRIES, type RetryPolicy, withRetries } from "../retry.js";
@@ -107,18 +107,6 @@ const isAcknowledged = (status: number): boolean => status >= 200 && status < 30
 function count(name: string, value: number | undefined): number {
   if (value === undefined) return 1;
   if (!Number.isSafeInteger(value) || value < 1) throw usageError(`${name} must be a whole number of at least 1`);
-  return value;
-}
-
-/**
- * `timeoutMs`: a whole number of ms within the `--timeout` flag's range. Anything else made an
- * instant, misleading `timeout` (0, NaN), and past 2^31 - 1 ms Node's timer fires after 1 ms.
- */
-function timeoutOption(value: number | undefined): number {
-  if (value === undefined) return DEFAULT_TIMEOUT_MS;
-  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
-    throw usageError(`timeoutMs must be a whole number from 1 to ${MAX_TIMEOUT_MS}`);
-  }
   return value;
 }
 
