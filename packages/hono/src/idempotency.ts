@@ -197,12 +197,23 @@ async function execute(
  */
 async function settleUnsent(written: Written, settle: Settle): Promise<unknown> {
   const response = await written.response;
+  const { status } = response;
   const body = givenBody(written.data);
-  if (body === undefined || response.status >= 400) await response.body?.cancel().catch(() => {});
-  if (response.status >= 400) return settle.abort();
+  if (body !== undefined && status < 400) return settle.finish({ status, headers: givenHeaders(response, body), body });
+  await response.body?.cancel().catch(() => {});
+  return status >= 400
+    ? settle.abort()
+    : settle.finish({ status, headers: headerPairs(response.headers), body: undefined });
+}
+
+/**
+ * The headers stored with a body given in one piece: the response's, and the text type a
+ * `Response` gives a string body of its own when none was set.
+ */
+function givenHeaders(response: Response, body: Uint8Array | string): Array<[string, string]> {
   const headers = headerPairs(response.headers);
   if (typeof body === "string" && !response.headers.has("content-type")) headers.push(TEXT_TYPE);
-  return settle.finish({ status: response.status, headers, body });
+  return headers;
 }
 
 /** The engine's settling of one claimed key. */
@@ -227,8 +238,7 @@ async function capture(c: Context, written: Written | undefined, limit: number, 
   if (written !== undefined && written.response === response) {
     const body = givenBody(written.data);
     if (body !== undefined) {
-      const headers = headerPairs(response.headers);
-      if (typeof body === "string" && !response.headers.has("content-type")) headers.push(TEXT_TYPE);
+      const headers = givenHeaders(response, body);
       answerWithRecord(c, written.data as BodyInit | null, status, headers);
       return finish({ status, headers, body });
     }

@@ -234,7 +234,7 @@ export function recordBypass(res: ServerResponse, limit: number) {
   res.on("pipe", onBypassPipe);
   res.write = bypassWrite as ServerResponse["write"];
   res.end = bypassEnd as ServerResponse["end"];
-  const recorded = (): CapturedResponse => ({
+  const written = (): CapturedResponse => ({
     status: res.statusCode,
     headers: sentHeaders(res),
     body: bypass.body?.body(),
@@ -256,7 +256,7 @@ export function recordBypass(res: ServerResponse, limit: number) {
     /** What the app wrote, once it has ended the response (stored after it went out). */
     async recorded(): Promise<CapturedResponse> {
       await bypass.end;
-      return recorded();
+      return written();
     },
     /**
      * What went out once Koa has ended the response: the app's writes, then Koa's. A response
@@ -270,7 +270,7 @@ export function recordBypass(res: ServerResponse, limit: number) {
         res.once("close", onClose);
         bypass.end.then(() => {
           res.removeListener("close", onClose);
-          resolve(recorded());
+          resolve(written());
         });
       });
     },
