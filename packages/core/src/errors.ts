@@ -335,8 +335,8 @@ export class BodyError extends InterlockError {
   readonly status: number;
   readonly title: string;
 
-  constructor(code: BodyErrorCode, message: string) {
-    super(message);
+  constructor(code: BodyErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.code = code;
     this.status = BODY_ERRORS[code].status;
     this.title = BODY_ERRORS[code].title;
@@ -347,11 +347,15 @@ export class BodyError extends InterlockError {
     return new BodyError("body_too_large", `the request body exceeds ${limit} bytes`);
   }
 
-  /** `body_incomplete` for a body whose stream failed before its end (the client went away), worded the same by every adapter. */
-  static incomplete(): BodyError {
+  /**
+   * `body_incomplete` for a body whose stream failed before its end (the client went away),
+   * worded the same by every adapter; `cause` is the stream's error, when there was one.
+   */
+  static incomplete(cause?: unknown): BodyError {
     return new BodyError(
       "body_incomplete",
       "the request body ended before it was complete: the client went away while sending it",
+      cause === undefined ? undefined : { cause },
     );
   }
 }

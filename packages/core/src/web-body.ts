@@ -47,8 +47,8 @@ export async function readStreamUpTo(
         return BodyError.tooLarge(limit);
       }
     }
-  } catch {
-    return BodyError.incomplete(); // a 400 to nobody, not an error thrown on to the host
+  } catch (error) {
+    return BodyError.incomplete(error); // a 400 to nobody, not an error thrown on to the host
   }
   // A lone chunk is copied: a tee's branches share chunk objects (@interlock/web reads a clone),
   // so the other branch's reader could change bytes already verified or fingerprinted.

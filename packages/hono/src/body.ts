@@ -42,8 +42,8 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
     let bytes: Uint8Array;
     try {
       bytes = new Uint8Array(await c.req.arrayBuffer());
-    } catch {
-      return BodyError.incomplete(); // the client went away mid-body, as readStreamUpTo answers it
+    } catch (error) {
+      return failedRead(error);
     }
     // An HTTP server holds a body to its Content-Length; a Request made in code (`app.fetch`, a
     // Workers service binding) need not, and its longer body is refused as the limit says.
@@ -56,7 +56,19 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   // Chunked: read piece by piece, never buffering past the limit.
   const read = await readStreamUpTo(stream, options.limit);
   if (!(read instanceof BodyError)) cacheBody(c, read);
+  else if (read.code === "body_incomplete") return failedRead(read.cause);
   return read;
+}
+
+/**
+ * The answer to a read that failed: `body_incomplete`, the client went away mid-body. Thrown on
+ * instead when it is Hono 4.8's `bodyLimit()` refusing a chunked body: that middleware fails the
+ * request's stream with its `BodyLimitError` and answers its own 413 only when the error reaches
+ * it (as `c.error`). Answered here, the client would get a 400 for a body too large.
+ */
+function failedRead(error: unknown): BodyError {
+  if ((error as Error | undefined)?.name === "BodyLimitError") throw error;
+  return BodyError.incomplete(error);
 }
 
 /**

@@ -3,6 +3,7 @@ import { connect } from "node:net";
 import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { stream, streamSSE, streamText } from "hono/streaming";
 import { timeout } from "hono/timeout";
@@ -943,6 +944,27 @@ describe("bodyLimit and onError", () => {
     const unkeyed = await send(url, undefined, over);
     expect(await unkeyed.json()).toEqual({ run: 2, body: '{"amount":123456}' });
     expect(() => idempotency(options([], { bodyLimit: 0 }))).toThrow(/bodyLimit/);
+  });
+
+  it("Hono's bodyLimit() before it answers its own 413 for a chunked body past its limit, not 400", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/pay", bodyLimit({ maxSize: 8 }), idempotency(options(events)), (c) => c.json({ run: ++runs }, 201));
+    const url = `${await start(app)}/pay`;
+    const over = await fetch(url, {
+      method: "POST",
+      headers: { "idempotency-key": uniqueId("key") },
+      ...chunked(new TextEncoder().encode('{"amount":123456}'), 4),
+    });
+    expect([over.status, await over.text(), runs]).toEqual([413, "Payload Too Large", 0]);
+    expect(events.filter((e) => e.type === "idempotency.rejected")).toEqual([]);
+    const within = await fetch(url, {
+      method: "POST",
+      headers: { "idempotency-key": uniqueId("key") },
+      ...chunked(new TextEncoder().encode('{"a":1}')),
+    });
+    expect([within.status, await within.json()]).toEqual([201, { run: 1 }]);
   });
 
   it("bodyLimit defaults to 1 MiB (DEFAULT_REQUEST_BODY_LIMIT); a refusal is an idempotency.rejected event", async () => {

@@ -10,6 +10,7 @@ import {
 import { unreachableStore } from "@interlock/core/testing";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import { Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import { timeout } from "hono/timeout";
@@ -171,6 +172,25 @@ describe("body limit", () => {
       { code: "body_too_large" },
       { code: "body_too_large" },
     ]);
+  });
+
+  it("Hono's bodyLimit() before it answers its own 413 for a chunked delivery past its limit, not 400", async () => {
+    const events: InterlockEvent[] = [];
+    const app = new Hono();
+    let runs = 0;
+    app.post("/hook", bodyLimit({ maxSize: 64 }), webhook(options({ onEvent: (e) => events.push(e) })), (c) => {
+      runs++;
+      return c.text("ok");
+    });
+    const url = `${await start(app)}/hook`;
+    const over = await delivery(jsonOfSize(65));
+    const streamed = await fetch(url, { method: "POST", headers: over.headers, ...chunked(over.body, 5) });
+    expect([streamed.status, await streamed.text(), runs]).toEqual([413, "Payload Too Large", 0]);
+    expect(events.filter((e) => e.type === "webhook.rejected")).toEqual([]);
+    const within = await delivery(jsonOfSize(64));
+    const accepted = await fetch(url, { method: "POST", headers: within.headers, ...chunked(within.body, 5) });
+    expect(accepted.status).toBe(200);
+    expect(runs).toBe(1);
   });
 
   it("a delivery cut off mid-body (the client went away) is 400 body_incomplete, never an error for Hono", async () => {
