@@ -306,13 +306,22 @@ interface StreamedSource {
 
 class StreamedBody {
   readonly end: Writer;
+  readonly write: Writer;
   settling: Promise<void> | undefined;
+  /**
+   * The app's `write` and `end` calls made while the first end is held, passed on once it has
+   * gone out (as the Express adapter does). Passed on at once, an app's own `res.end()` would end
+   * the response before the store is settled, so a retry sent the moment the answer arrives
+   * would find the key still in flight.
+   */
+  afterEnd: Array<[Writer, unknown[]]> | undefined;
 
   constructor(
     readonly res: ServerResponse,
     readonly settle: (sent: boolean) => Promise<unknown>,
   ) {
     this.end = res.end as Writer;
+    this.write = res.write as Writer;
   }
 
   /** Settles once, whatever comes first (`sent`: the whole body went out); never rejects. */
@@ -335,10 +344,29 @@ function streamedOf(target: Streaming | StreamedSource): StreamedBody {
 /** The stream has been sent (Koa's pipe ends the response): settled, then the end goes out. */
 function heldStreamedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
   const streamed = streamedOf(this);
-  if (this.end === (heldStreamedEnd as ServerResponse["end"])) this.end = streamed.end as ServerResponse["end"];
-  const flush = () => void streamed.end.apply(this, args);
+  if (streamed.afterEnd !== undefined) {
+    streamed.afterEnd.push([streamed.end, args]);
+    return this;
+  }
+  streamed.afterEnd = [];
+  this.write = heldStreamedWrite as ServerResponse["write"];
+  const flush = () => {
+    const afterEnd = streamed.afterEnd ?? [];
+    if (this.end === (heldStreamedEnd as ServerResponse["end"])) this.end = streamed.end as ServerResponse["end"];
+    if (this.write === (heldStreamedWrite as ServerResponse["write"]))
+      this.write = streamed.write as ServerResponse["write"];
+    streamed.end.apply(this, args);
+    for (const [method, callArgs] of afterEnd) method.apply(this, callArgs);
+  };
   streamed.done(true).then(flush, flush);
   return this;
+}
+
+/** A write while the end is held: after it, as Node takes a write after an end. */
+function heldStreamedWrite(this: ServerResponse, ...args: unknown[]): boolean {
+  const streamed = streamedOf(this);
+  streamed.afterEnd?.push([streamed.write, args]);
+  return false; // what Node's write answers after an end
 }
 
 // The body stream failed (Koa 2 leaves a response whose headers went out open), or the response

@@ -337,6 +337,39 @@ describe("streams and bypasses pass through uncached, the key released", () => {
     expect(released(world)).toEqual(["streamed", "streamed"]);
   });
 
+  it("a streamed body the app also ends itself: its end still waits for the store, so the retry runs again", async () => {
+    /** A store whose release takes a while, as a remote one's does. */
+    class SlowStore extends MemoryStore {
+      override async release(...args: Parameters<MemoryStore["release"]>) {
+        await sleep(100);
+        return super.release(...args);
+      }
+    }
+    const world = await start(
+      [
+        [
+          "POST",
+          "/export",
+          (ctx) => {
+            const body = Readable.from(["a,b\n", "1,2\n"]);
+            // The app's own "make sure it is ended": it runs before the end of Koa's pipe.
+            body.once("end", () => ctx.res.end());
+            ctx.type = "text/csv";
+            ctx.body = body;
+          },
+        ],
+      ],
+      { store: new SlowStore() },
+    );
+    const key = newId("key");
+    for (const _ of [1, 2]) {
+      const response = await send("/export", key);
+      expect([response.status, await response.text()]).toEqual([200, "a,b\n1,2\n"]);
+    }
+    expect(world.calls).toBe(2);
+    expect(released(world)).toEqual(["streamed", "streamed"]);
+  });
+
   // Koa 2 has no web bodies (it would send this one as the JSON `{}`): run where Koa sends them.
   it.runIf(sendsWebBodies)("a web ReadableStream body likewise (Koa 3+: Koa 2 has no web stream bodies)", async () => {
     const world = await start([
