@@ -64,6 +64,18 @@ async function start(
   return world;
 }
 
+/** A store whose writes take a while, as a remote one's do. */
+class SlowStore extends MemoryStore {
+  override async complete(...args: Parameters<MemoryStore["complete"]>) {
+    await sleep(50);
+    return super.complete(...args);
+  }
+  override async release(...args: Parameters<MemoryStore["release"]>) {
+    await sleep(50);
+    return super.release(...args);
+  }
+}
+
 /** POST /export answering a text stream: the first call writes it with `first`, later ones end it with `later`. */
 function exportRoute(first: (body: PassThrough) => void, later: string): [string, string, Handler] {
   return [
@@ -193,13 +205,6 @@ async function expectReplayed(path: string, world: World, body: BodyInit = "{}")
 
 describe("response capture and replay", () => {
   it("the answer leaves only once the store has it: a retry sent the moment it arrives is replayed, even with a slow store", async () => {
-    /** A store whose writes take a while, as a remote one's do. */
-    class SlowStore extends MemoryStore {
-      override async complete(...args: Parameters<MemoryStore["complete"]>) {
-        await sleep(50);
-        return super.complete(...args);
-      }
-    }
     const world = await start(
       [
         [
@@ -338,13 +343,6 @@ describe("streams and bypasses pass through uncached, the key released", () => {
   });
 
   it("a streamed body the app also ends itself: its end still waits for the store, so the retry runs again", async () => {
-    /** A store whose release takes a while, as a remote one's does. */
-    class SlowStore extends MemoryStore {
-      override async release(...args: Parameters<MemoryStore["release"]>) {
-        await sleep(100);
-        return super.release(...args);
-      }
-    }
     const world = await start(
       [
         [
