@@ -522,13 +522,15 @@ export function describeIdempotencyBehaviour(name: string, options: IdempotencyB
       });
 
       it("a crash mid-handler blocks the key for one lease; then a retry runs once", async () => {
-        const engine = await engineOn({ lockTtlMs: 300 });
+        // A lease long enough that a loaded machine still asks again inside it, and a wait past it
+        // with room for a late timer and a store's clock.
+        const engine = await engineOn({ lockTtlMs: 800 });
         // The worker that died: it renews nothing (a live engine renews its claims by default).
-        const died = await engineOn({ store: engine.options.store, lockTtlMs: 300, extendLease: false });
+        const died = await engineOn({ store: engine.options.store, lockTtlMs: 800, extendLease: false });
         const key = newKey();
         expect((await died.begin(post(key))).action).toBe("execute"); // never finished: the worker died
         expect((await send(engine, post(key))).response?.status).toBe(409);
-        await sleep(450);
+        await sleep(1200);
         let runs = 0;
         const results = await Promise.all(
           [1, 2, 3].map(() => send(engine, post(key), () => ({ status: 201, body: String(++runs) }))),
