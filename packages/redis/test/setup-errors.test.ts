@@ -20,7 +20,7 @@ import {
   startServer,
 } from "@interlock/test-harness";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
-import { Redis, type RedisOptions } from "ioredis";
+import { Redis, type RedisOptions, ReplyError } from "ioredis";
 
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import type { RedisStore } from "../src/index.js";
@@ -173,6 +173,58 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+/**
+ * A client whose every script call gets `message` back from the server: the words other Redis
+ * versions and Valkey use for the same setup mistakes, which the local Redis 7.0 cannot produce.
+ */
+function answering(message: string): RedisStore {
+  const refuse = () => Promise.reject(new ReplyError(message));
+  const client = new Proxy(
+    { defineCommand() {} },
+    {
+      get: (target, property) => (property === "defineCommand" ? target.defineCommand : refuse),
+    },
+  );
+  return storeOn(client as unknown as Redis);
+}
+
+describe("a setup mistake in another server's words is still a configuration error", () => {
+  const acl = /the Redis user may not run a command or use a key the store needs; grant them: ACL SETUSER/;
+  const commands = /does not have a command the store needs/;
+  it.each([
+    // Redis 7.2 and later, and Valkey: a command the ACL user lacks, called from a script.
+    [
+      "ERR ACL failure in script: User store_1 has no permissions to run the 'time' command script: 3c9e, on @user_script:1.",
+      acl,
+    ],
+    [
+      "ERR ACL failure in script: User store_1 has no permissions to access the 'k' key script: 3c9e, on @user_script:3.",
+      acl,
+    ],
+    // Redis 6.2 wraps what a script's call was refused with in its own words.
+    [
+      "ERR Error running script (call to f_3c9e): @user_script:1: @user_script: 1: The user executing the script can't run this command or subcommand",
+      acl,
+    ],
+    [
+      "ERR Error running script (call to f_3c9e): @user_script:1: @user_script: 1: Unknown Redis command called from Lua script",
+      commands,
+    ],
+    // Valkey: a command renamed away, called from a script.
+    ["ERR Unknown command called from script script: 3c9e, on @user_script:1.", commands],
+  ])("%s", async (message, fix) => {
+    const cause = new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+    await configError(claim(answering(message)), fix, cause);
+    await configError(answering(message).complete("k", "t", response, { ttlMs: LONG }), fix, cause);
+  });
+
+  it("while a script's ordinary failure stays an outage", async () => {
+    const wrongType =
+      "ERR Error running script (call to f_3c9e): @user_script:2: WRONGTYPE Operation against a key holding the wrong kind of value";
+    await expect(claim(answering(wrongType))).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
 

@@ -35,12 +35,16 @@ export interface RedisNeeds {
   keyPrefix: string;
 }
 
-// An ACL user lacking a command or a key: NOPERM on a command sent, and on a key or (Redis 7.2+)
-// a command called from a script; Redis 7.0 words a command refused inside a script as below.
-const NO_PERMISSION = /^NOPERM\b|^ERR The user executing the script can't run this command/;
+// An ACL user lacking a command or a key: NOPERM on a command sent (its keys included). Called
+// from a script, each version words it its own way: "ERR ACL failure in script: …" (Redis 7.2+,
+// Valkey), "ERR The user executing the script can't run this command …" (Redis 7.0), and the
+// same words inside "ERR Error running script (call to f_…): @user_script: 1: …" (Redis 6.2).
+const NO_PERMISSION = /^NOPERM\b|^ERR ACL failure in script:|The user executing the script can't (run|access)/;
 // A command the server does not have: renamed or disabled with rename-command (as many managed
-// services do), sent directly or called from a script.
-const UNKNOWN_COMMAND = /^ERR (unknown command|Unknown Redis command called from script)/i;
+// services do), sent directly or called from a script ("Unknown Redis command called from script"
+// on Redis 7, "Unknown command called from script" on Valkey, "… from Lua script" wrapped as
+// above on Redis 6.2).
+const UNKNOWN_COMMAND = /^ERR unknown command|Unknown (Redis )?command called from (Lua )?script/i;
 
 /** `*`, `?`, `[`, `]` and `\` are glob characters in an ACL key pattern: escaped, the prefix matches itself. */
 const aclGlob = (prefix: string) => `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
