@@ -92,8 +92,8 @@ CREATE INDEX IF NOT EXISTS ${index} ON ${qualified} (expires_at);
 `;
 }
 
-/** Milliseconds since the epoch, as the contract reports time. */
-const ms = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::int8`;
+/** Milliseconds since the epoch, as the contract reports time; as text, like every column a claim reads. */
+const ms = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::int8::text`;
 const after = (param: string) => `statement_timestamp() + ${param}::float8 * interval '1 millisecond'`;
 
 /** A statement as `pg` runs it; a `name` makes it a prepared statement, per connection. */
@@ -141,12 +141,15 @@ function statementTexts(table: Table): Record<keyof Statements, string> {
      * claim would land and hold the key for a whole lease, with nobody working on it. So the
      * statement bounds its own lock waits (`bounded`: `lock_timeout` for this statement's
      * transaction only, set before the INSERT reads its row), and the server gives up first.
+     * Every column it returns is text: text's binary form is its UTF-8, so a pool with pg's
+     * `binary` option (which no statement can turn off) hands over the same text, as bytes.
      */
     claim: `WITH bounded AS (
   SELECT set_config('lock_timeout', $6::text, true)
 ), live AS (
   SELECT r.state, r.fingerprint, ${ms("r.expires_at")} AS expires_ms, ${ms("r.created_at")} AS created_ms,
-         ${ms("r.completed_at")} AS completed_ms, r.status, r.headers, encode(r.body, 'base64') AS body
+         ${ms("r.completed_at")} AS completed_ms, r.status::text AS status, r.headers::text AS headers,
+         encode(r.body, 'base64') AS body
   FROM ${t} AS r
   WHERE r.key_hash = $1::bytea AND r.expires_at > statement_timestamp()
 ), claimed AS (
@@ -161,8 +164,8 @@ function statementTexts(table: Table): Record<keyof Statements, string> {
     WHERE r.expires_at <= statement_timestamp()
   RETURNING 1
 )
-SELECT 'claimed' AS state, NULL::text AS fingerprint, NULL::int8 AS expires_ms, NULL::int8 AS created_ms,
-       NULL::int8 AS completed_ms, NULL::int4 AS status, NULL::jsonb AS headers, NULL::text AS body
+SELECT 'claimed' AS state, NULL::text AS fingerprint, NULL::text AS expires_ms, NULL::text AS created_ms,
+       NULL::text AS completed_ms, NULL::text AS status, NULL::text AS headers, NULL::text AS body
 FROM claimed
 UNION ALL
 SELECT * FROM live`,

@@ -119,15 +119,29 @@ function base64Bytes(text: string): Uint8Array {
 }
 
 /**
- * How long a claim may wait for its row's lock at the server (its `lock_timeout`): the time left
- * before the caller gives up, less what the statement takes to reach the server and its refusal
- * to come back (a quarter of it, at most 1 s: a loaded machine has been seen to take more than
- * 250 ms). A server that gave up first is refused as unavailable, like a timeout; one that kept
- * waiting past the caller would land the claim later, and hold the key for a lease.
+ * How long a claim may wait for its row's lock at the server (its `lock_timeout`): the time left,
+ * as the statement is sent, before the caller gives up, less what the statement takes to reach
+ * the server and its refusal to come back (a quarter of it, at most 1 s: a loaded machine has
+ * been seen to take more than 250 ms). A server that gave up first is refused as unavailable,
+ * like a timeout; one that kept waiting past the caller would land the claim later, and hold
+ * the key for a lease.
  */
 function lockWaitMs(deadline: PostgresDeadline): string {
   const left = deadline.remaining;
   return String(Math.max(1, Math.floor(left - Math.min(1_000, left / 4))));
+}
+
+/**
+ * A claim's row with every column as a string. Each is text, whose binary form is its UTF-8: a
+ * pool with pg's `binary` option (no statement can turn it off) hands each over as bytes.
+ */
+function textRow(row: Record<string, unknown> | undefined): ClaimRow | undefined {
+  if (row === undefined || typeof row.state === "string") return row as ClaimRow | undefined;
+  const text: Record<string, unknown> = {};
+  for (const [column, value] of Object.entries(row)) {
+    text[column] = value instanceof Uint8Array ? Buffer.from(value).toString("utf8") : value;
+  }
+  return text as unknown as ClaimRow;
 }
 
 function lostTo(row: ClaimRow): ClaimResult {
@@ -153,6 +167,22 @@ function lostTo(row: ClaimRow): ClaimResult {
  */
 function headersJson(headers: StoredResponse["headers"]): string {
   return JSON.stringify(headers);
+}
+
+/**
+ * The caller's transaction client, checked: a pool would commit the record at once, outside the
+ * caller's transaction, and an object without `query` (another library's transaction) would fail
+ * every call as an outage, a 503 to retry forever, where it is a mistake to fix.
+ */
+function transactionClient(transaction: unknown): PgQueryable | undefined {
+  if (transaction === undefined) return undefined;
+  const candidate = transaction as (Partial<PgQueryable> & { waitingCount?: unknown }) | null;
+  if (typeof candidate?.query === "function" && typeof candidate.waitingCount !== "number") {
+    return candidate as PgQueryable;
+  }
+  throw new InterlockConfigError(
+    "complete()'s transaction must be the pg client your transaction runs on (a PoolClient after BEGIN), not a pool or another library's transaction",
+  );
 }
 
 /** Where a statement runs (default the store's pool) and by when (default the operation's own deadline). */
@@ -193,10 +223,12 @@ export class PostgresStore implements InterlockStore {
     const keyed = [keyHash(key), key, token, options.fingerprint, options.lockTtlMs];
     // One deadline for the whole claim, reruns included.
     const deadline = new PostgresDeadline(this.operationTimeoutMs);
+    // The lock wait from the time left as the statement is sent, not now: waiting for a pool
+    // connection may have used most of the budget.
+    const values = () => [...keyed, lockWaitMs(deadline)];
     for (let run = 1; run <= MAX_RUNS; run++) {
-      const values = [...keyed, lockWaitMs(deadline)];
-      const rows = (await this.#run("claim", this.#sql.claim, values, { deadline })).rows as ClaimRow[];
-      const row = rows[0];
+      const { rows } = await this.#run("claim", this.#sql.claim, values, { deadline });
+      const row = textRow(rows[0] as Record<string, unknown> | undefined);
       if (row?.state === "claimed") return { state: "claimed", token };
       if (row !== undefined) return lostTo(row);
       // No live row in the statement's snapshot, yet the INSERT lost: under READ COMMITTED, ON
@@ -220,7 +252,7 @@ export class PostgresStore implements InterlockStore {
     const headers = headersJson(response.headers);
     if (typeof token !== "string" || unstorable(token)) return false; // no such token can exist
     const values = [keyHash(key), token, response.status, headers, response.body, options.ttlMs];
-    const client = options.transaction as PgQueryable | undefined;
+    const client = transactionClient(options.transaction);
     return (await this.#run("complete", this.#sql.complete, values, { client })).rowCount === 1;
   }
 
@@ -262,7 +294,7 @@ export class PostgresStore implements InterlockStore {
   async #run(
     operation: string,
     statement: Statement,
-    values: unknown[],
+    values: unknown[] | (() => unknown[]),
     { client, deadline = new PostgresDeadline(this.operationTimeoutMs) }: RunOptions = {},
   ): Promise<PgResult> {
     for (let run = 1; ; run++) {

@@ -33,6 +33,18 @@ async function columns(schema: string, table: string) {
   return Object.fromEntries(rows.map((r) => [r.column_name, r.data_type]));
 }
 
+/** Waits until a statement of this database waits for an advisory lock (another migration's). */
+async function waitForAdvisoryLock(): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const { rows } = await pool.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'",
+    );
+    if (rows[0].n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("no migration ever waited for the advisory lock");
+}
+
 describe("migration", () => {
   it("creates the table and index; running it again changes nothing", async () => {
     const table = uniqueTable("migrate");
@@ -124,6 +136,33 @@ describe("migration", () => {
       expect((error as Error).message).toMatch(/run migrate\(\) as the schema owner, or apply migrationSql\(\)/);
       expect(((error as Error).cause as { code: string }).code).toBe("42501");
     } finally {
+      await app.end();
+      await role.drop();
+    }
+  });
+
+  it("an app role's migrate() at start-up, while the owner's migration is under way: passes once the owner's commits", async () => {
+    const role = await newRole(pool, "app");
+    const app = role.pool({ max: 1 });
+    const owner = await pool.connect();
+    try {
+      const table = uniqueTable("racing");
+      // The owner's migration (a deploy's migration job), with its grant, not yet committed.
+      await owner.query("BEGIN");
+      await owner.query(migrationSql({ table }));
+      await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${table}" TO "${role.name}"`);
+      // The app's check finds no table yet, so it migrates too, and waits for the owner's lock.
+      const migrating = migrate(app, { table, timeoutMs: 10_000 }).then(
+        () => "migrated",
+        (error: Error) => error,
+      );
+      await waitForAdvisoryLock();
+      await owner.query("COMMIT");
+      // PostgreSQL checks CREATE on the schema before IF NOT EXISTS finds the owner's table.
+      expect(await migrating).toBe("migrated");
+      await works(postgresStore(app, { table }));
+    } finally {
+      owner.release();
       await app.end();
       await role.drop();
     }

@@ -197,6 +197,32 @@ describe("a server that never answers, or no free connection", () => {
     await endPool(pool);
   });
 
+  it("a claim that first waited for a pool connection still gives up on its key's row lock before its caller does", async () => {
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 });
+    pool.on("error", () => {});
+    const table = uniqueTable("late_connection");
+    await migrate(pool, { table });
+    // 4 s: a row-lock wait of 3 s (the budget less a 1 s margin) if counted from the claim's start.
+    const store = postgresStore(pool, { table, operationTimeoutMs: 4_000 });
+    expect((await store.claim("k", { fingerprint: "first", lockTtlMs: 50 })).state).toBe("claimed");
+    await sleep(100); // the first lease is over: a claim takes the row over, once it has its lock
+    const blocker = await pool.connect();
+    await blocker.query("BEGIN");
+    await blocker.query(`UPDATE "${table}" SET expires_at = expires_at`); // holds the row (a purge, say)
+    // The pool's other connection is busy for 2.5 s of the claim's 4: it reaches the server with 1.5 s left.
+    const busy = await pool.connect();
+    setTimeout(() => busy.release(), 2_500);
+    const result = await outcome(() => store.claim("k", { fingerprint: "late", lockTtlMs: 60_000 }));
+    expect(result.outcome).toEqual(unavailable);
+    await sleep(300); // the caller was told "unavailable"; the statement must not still be waiting
+    await blocker.query("ROLLBACK"); // the lock goes, the row as it was: expired
+    blocker.release();
+    await sleep(100);
+    // The refused claim took nothing: the key is free, not in flight for a minute with nobody on it.
+    expect((await store.claim("k", { fingerprint: "retry", lockTtlMs: 60_000 })).state).toBe("claimed");
+    await endPool(pool);
+  });
+
   it("every connection held for long: the waits refused operations leave in pg-pool's queue stay bounded, and serve again once one frees", async () => {
     const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 1 }); // no connectionTimeoutMillis
     pool.on("error", () => {});

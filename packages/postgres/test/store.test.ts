@@ -115,6 +115,31 @@ describe("records", () => {
     }
   });
 
+  it("reads its rows on a pool whose pg returns binary results (pg's `binary` option)", async () => {
+    const binary = newPool({ binary: true } as pg.PoolConfig); // a ClientConfig option @types/pg leaves out
+    try {
+      const store = await freshStore(binary, "binary");
+      const before = Date.now();
+      const claim = await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG });
+      expect(claim.state).toBe("claimed");
+      const seen = await store.claim("k", { fingerprint: "other", lockTtlMs: LONG });
+      expect(seen).toMatchObject({ state: "in_flight", fingerprint: "fp" });
+      const { lockExpiresAt } = seen as Extract<ClaimResult, { state: "in_flight" }>;
+      expect(Math.abs(lockExpiresAt! - (before + LONG))).toBeLessThan(1_000);
+      const headers: Array<[string, string]> = [["x-unicode", "ключ ✓"]];
+      const body = Uint8Array.from([0, 255, 1, 254]);
+      const token = (claim as { token: string }).token;
+      expect(await store.complete("k", token, { status: 207, headers, body }, { ttlMs: LONG })).toBe(true);
+      const got = record(await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG }));
+      expect(got).toMatchObject({ status: 207, headers, fingerprint: "fp" });
+      expect(Array.from(got.body)).toEqual([0, 255, 1, 254]);
+      expect(Math.abs(got.createdAt - before)).toBeLessThan(1_000);
+      expect(got.completedAt).toBeGreaterThanOrEqual(got.createdAt);
+    } finally {
+      await binary.end();
+    }
+  });
+
   it("refuses malformed header pairs", async () => {
     const store = await freshStore(pool, "badheaders");
     const claim = await store.claim("k", { fingerprint: "fp", lockTtlMs: LONG });

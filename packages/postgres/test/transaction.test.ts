@@ -90,6 +90,21 @@ describe("complete inside the caller's transaction", () => {
     expect(await store.release("pay-3", token)).toBe(true);
   });
 
+  it("refuses a transaction that is not a pg client in a transaction (the pool, another library's) before writing anything", async () => {
+    const token = await claim("pay-wrong-tx", "fp");
+    // The pool itself would commit the record at once, outside the caller's transaction; an
+    // ORM's transaction object (no query()) is a setup mistake, not an outage to retry.
+    for (const transaction of [pool, {}, { query: "not a function" }]) {
+      await expect(
+        store.complete("pay-wrong-tx", token, response("x"), { ttlMs: 60_000, transaction: transaction as never }),
+      ).rejects.toMatchObject({ name: "InterlockConfigError", message: expect.stringContaining("transaction") });
+    }
+    expect(await store.claim("pay-wrong-tx", { fingerprint: "fp", lockTtlMs: 60_000 })).toMatchObject({
+      state: "in_flight",
+    });
+    expect(await store.release("pay-wrong-tx", token)).toBe(true);
+  });
+
   it("a lease that ran out while the transaction was open: a claimer waits for it, then sees its outcome", async () => {
     for (const end of ["COMMIT", "ROLLBACK"] as const) {
       const key = `late-${end}`;

@@ -108,18 +108,20 @@ const ABANDONED_WAITS_LIMIT = 1_000;
  * Runs one statement, bounded by `deadline` from the moment it is asked for: waiting for a pool
  * connection counts too. A pool connection that arrives after the deadline is handed back
  * unused, so a statement we already reported as failed never runs late. A statement that was
- * sent and timed out may still run on the server; its connection is discarded.
+ * sent and timed out may still run on the server; its connection is discarded. `values` may be a
+ * function, called as the statement is sent: for a value that depends on the time left then
+ * (a `lock_timeout`), which waiting for the connection may have used up.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export async function executePostgres(
   db: PostgresQueryable,
   statement: { text: string; name?: string },
-  values: unknown[] | undefined,
+  values: unknown[] | (() => unknown[]) | undefined,
   deadline: PostgresDeadline,
 ): Promise<PostgresResult> {
   const query = (): PostgresQuery => ({
     ...statement,
-    ...(values === undefined ? {} : { values }),
+    ...(values === undefined ? {} : { values: typeof values === "function" ? values() : values }),
     types: RAW_TEXT,
     query_timeout: deadline.remaining,
   });
