@@ -94,7 +94,7 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
     }
   });
 
-  it("a wrong password: check the connection settings", async () => {
+  it("a wrong password, or none (an unset environment variable): check the connection settings", async () => {
     // The test servers trust every local connection: one of its own that asks for passwords.
     const server = await startPostgres({ throwaway: true });
     try {
@@ -104,6 +104,20 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
       await withPool({ connectionString: wrong.href }, async (pool) => {
         await configError(claim(postgresStore(pool)), "28P01", /user or password/);
       });
+      // pg refuses to answer the server's SCRAM challenge without a password, before the server has a say.
+      const { hostname, port, pathname, username } = new URL(url);
+      const unset = {
+        connectionString: undefined,
+        host: hostname,
+        port: Number(port),
+        database: pathname.slice(1),
+        user: username,
+      };
+      for (const password of [undefined, ""]) {
+        await withPool({ ...unset, password }, async (pool) => {
+          await configError(claim(postgresStore(pool)), undefined, /user or password/);
+        });
+      }
     } finally {
       await server.stop();
     }

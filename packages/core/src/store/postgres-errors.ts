@@ -38,6 +38,11 @@ const WRONG_SHAPE = /^(42703|42804|42846|42883|42P10|23502)$/;
 // (`ssl`, `sslmode`) from a server that has it off. No code to match, and it never means an outage.
 const NO_SERVER_SSL = "The server does not support SSL connections";
 
+// pg's own words when the server asks for a password and the pool has none, or not a string (an
+// unset environment variable): for SCRAM, then for a cleartext or MD5 request. No code either.
+const NO_PASSWORD =
+  /^SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a (non-empty )?string$|^Password must be a string$/;
+
 // A named prepared statement the server says exists already (42P05) or does not exist (26000),
 // when pg knows otherwise: a pooler in transaction mode (PgBouncer before 1.21, or without
 // max_prepared_statements) handed pg's statements to another server connection than prepared them.
@@ -126,6 +131,9 @@ function connectionMistake(error: unknown): string | undefined {
   }
   if (e?.message === NO_SERVER_SSL) {
     return "the server does not support SSL; turn SSL on at the server, or off in the pool's settings";
+  }
+  if (typeof e?.message === "string" && NO_PASSWORD.test(e.message)) {
+    return "the server asks for a password and the connection settings give none; check the connection settings (user or password)";
   }
   if (untrustedCertificate(error)) {
     return "the server's TLS certificate is not trusted, or names another host; give the pool the CA that signed it (ssl: { ca }) and connect by a name the certificate holds";
