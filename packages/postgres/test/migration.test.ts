@@ -1,4 +1,5 @@
 import { InterlockConfigError } from "@interlock/core";
+import type pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrate, migrationSql, type PgQuery, type PgQueryable, postgresStore } from "../src/index.js";
 import { endPool, newPool, newRole, uniqueTable } from "./helpers.js";
@@ -121,6 +122,9 @@ describe("migration", () => {
       await migrate(app, { schema });
       await works(postgresStore(app, { table }));
       await works(postgresStore(app, { schema }));
+      // Also on a pool whose pg returns binary results (a ClientConfig option @types/pg leaves out).
+      const binary = role.pool({ max: 1, binary: true } as pg.PoolConfig);
+      await migrate(binary, { table }).finally(() => binary.end());
     } finally {
       await app.end();
       await role.drop();

@@ -73,12 +73,13 @@ export const POSTGRES_READY_SQL = `SELECT EXISTS (
 ) AS ready`;
 
 /**
- * What `POSTGRES_READY_SQL`'s rows say: `true`, or `"t"` from a connection that leaves booleans as text.
+ * What `POSTGRES_READY_SQL`'s rows say: `true`, `"t"` from a connection that leaves booleans as
+ * text, or the byte 1 from one whose pg returns binary results (pg's `binary` option).
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function postgresReady(rows: readonly unknown[]): boolean {
   const ready = (rows[0] as { ready?: unknown } | undefined)?.ready;
-  return ready === true || ready === "t";
+  return ready === true || ready === "t" || (ready instanceof Uint8Array && ready.length === 1 && ready[0] === 1);
 }
 
 const grant = (table: string) => `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} (and USAGE on its schema) to it`;
