@@ -51,8 +51,11 @@ export const sqlState = postgresSqlState;
 // Errors that mean "not done, try again later": connection exceptions (08), insufficient
 // resources such as too many connections (53), shutdown or cancel including statement_timeout
 // (57), system errors (58), a lock_timeout (55P03), a read-only server after failover (25006),
-// serialization failure and deadlock (40001, 40P01).
+// serialization failure and deadlock (40001, 40P01). And whatever ends the session (severity
+// FATAL or PANIC, setup mistakes aside): an idle-in-transaction or transaction timeout (25P03,
+// 25P04), say; the connection is gone and nothing was done.
 const UNAVAILABLE = /^(08|53|57|58)|^(55P03|25006|40001|40P01)$/;
+const ENDS_SESSION = new Set(["FATAL", "PANIC"]);
 
 /**
  * Maps a failure to what the caller must do. No SQLSTATE (refused, reset, timed out) or an
@@ -67,6 +70,8 @@ export function storeError(operation: string, error: unknown, setup: PostgresSta
   if (fix !== undefined)
     return new InterlockConfigError(`postgres store: ${fix} (${reason})`, { cause: driverErrorSummary(error) });
   const state = sqlState(error);
-  if (state !== undefined && !UNAVAILABLE.test(state)) return error;
+  if (state !== undefined && !UNAVAILABLE.test(state) && !ENDS_SESSION.has((error as { severity: string }).severity)) {
+    return error;
+  }
   return new StoreUnavailableError("postgres", `${operation} failed: ${reason}`, { cause: error });
 }

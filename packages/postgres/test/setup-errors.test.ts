@@ -183,13 +183,15 @@ describe("an outage is still an outage", () => {
   const failing = (error: unknown): PgQueryable => ({ query: () => Promise.reject(error) });
   const serverError = (code: string) => Object.assign(new Error(`server says ${code}`), { code, severity: "FATAL" });
 
-  it("a server shutting down, starting up, out of connections or lost: StoreUnavailableError", async () => {
+  it("a server shutting down, starting up, out of connections or lost, or a session it ended: StoreUnavailableError", async () => {
     const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
     for (const error of [
       serverError("57P01"),
       serverError("57P03"),
       serverError("53300"),
       serverError("08006"),
+      serverError("25P03"), // idle_in_transaction_session_timeout ends the session
+      serverError("25P04"), // transaction_timeout (PostgreSQL 17)
       refused,
     ]) {
       await expect(claim(postgresStore(failing(error))), String(error)).rejects.toMatchObject({
@@ -198,6 +200,11 @@ describe("an outage is still an outage", () => {
         cause: { name: "Error", message: (error as Error).message, code: (error as { code: string }).code },
       });
     }
+  });
+
+  it("an error that ends no session and means no outage is thrown as it is: a bug to see", async () => {
+    const bug = Object.assign(new Error("invalid input syntax"), { code: "22P02", severity: "ERROR" });
+    await expect(claim(postgresStore(failing(bug)))).rejects.toBe(bug);
   });
 
   it("a timeout names whole milliseconds", async () => {
