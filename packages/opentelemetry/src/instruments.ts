@@ -5,7 +5,7 @@
  */
 
 import type { Counter, Histogram, Meter } from "@opentelemetry/api";
-import type { BreakerGauge } from "./breakers.js";
+import { type BreakerGauge, observeBreakers } from "./breakers.js";
 
 /** Counter: webhook deliveries verified or rejected, by scheme, outcome and rejection code. */
 export const METRIC_WEBHOOK_VERIFICATIONS = "interlock.webhook.verifications";
@@ -179,9 +179,7 @@ export function createInstruments(meter: Meter, breakers: BreakerGauge): Instrum
   for (const [name, options] of Object.entries(COUNTERS) as Array<[CounterName, (typeof COUNTERS)[CounterName]]>) {
     counters[name] = meter.createCounter(name, options);
   }
-  meter
-    .createObservableUpDownCounter(METRIC_CLIENT_BREAKERS, BREAKERS)
-    .addCallback((result) => breakers.observe(result));
+  observeBreakers(meter, breakers, () => meter.createObservableUpDownCounter(METRIC_CLIENT_BREAKERS, BREAKERS));
   const histograms = {} as Record<HistogramName, Histogram>;
   for (const [name, { description }] of Object.entries(HISTOGRAMS) as Array<[HistogramName, { description: string }]>) {
     histograms[name] = meter.createHistogram(name, {

@@ -197,6 +197,13 @@ function attemptError(event: EventOf<"client.attempt">): string | undefined {
 
 const errorType = (type: string | undefined): Attributes => (type === undefined ? {} : { [ATTR_ERROR_TYPE]: type });
 
+/**
+ * A failed revocation's `error.type`: RFC 7009 lets the server answer any `error`, which becomes
+ * the event's code, so one outside the known codes is `_OTHER`, as for token requests.
+ */
+const revocationError = (code: string | undefined): Attributes =>
+  errorType(code === undefined ? undefined : knownOAuthCode(code));
+
 /** The handler's own time: the outcome's duration less the store write that ends it. */
 const handlerMs = (event: { durationMs: number; storeMs: number }) => event.durationMs - event.storeMs;
 
@@ -480,7 +487,7 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_LOGIN_REVOCATIONS, {
       [ATTR_OAUTH_REASON]: event.reason,
       [ATTR_OAUTH_OUTCOME]: event.revoked ? "revoked" : "not_revoked",
-      ...errorType(event.error),
+      ...revocationError(event.error),
     });
   },
   "oauth.session.ended"(event, record) {
@@ -494,7 +501,7 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     // revokes neither token type, or the request failed: `error`).
     record.count(METRIC_OAUTH_SESSIONS_ENDED, {
       [ATTR_OAUTH_OUTCOME]: event.revoked ? "revoked" : "deleted",
-      ...errorType(event.error),
+      ...revocationError(event.error),
     });
   },
 };

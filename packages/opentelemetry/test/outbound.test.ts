@@ -4,6 +4,8 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { CircuitOpenError, createClient, RetryLimitError } from "@interlock/client";
 import {
   createClientCredentials,
@@ -14,6 +16,7 @@ import {
   type OAuthEvent,
 } from "@interlock/oauth";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   interlockTelemetry,
@@ -518,6 +521,60 @@ describe("@interlock/oauth events", () => {
     );
   });
 
+  it("revocations a server refused with an error code it made up are counted as _OTHER, a known one as it is", async () => {
+    const { otel, onEvent } = telemetry();
+    // RFC 7009 lets the server answer any `error`: one series per extension code would be unbounded.
+    const refused = (error: string) => ({
+      status: 400,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ error }),
+    });
+    const server = await scripted([refused("x_revoke_7f3a"), refused("x_revoke_9b21"), refused("invalid_client")]);
+    const issuer = server.origin;
+    const client = createOAuthClient({
+      issuer,
+      clientId: "app",
+      clientSecret: "secret",
+      metadata: { issuer, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke` },
+      onEvent,
+      retry: false,
+    });
+    const sessions = createSessionTokens(client, { encryptionKeys: [{ id: "k1", key: generateEncryptionKey() }] });
+    const tokens = (accessToken: string) => ({
+      accessToken,
+      tokenType: "bearer",
+      expiresAt: undefined,
+      refreshToken: undefined,
+      scope: undefined,
+      idToken: undefined,
+    });
+    for (const code of ["x_revoke_7f3a", "x_revoke_9b21", "invalid_client"]) {
+      await sessions.save(code, tokens(`at-${code}`));
+      await expect(sessions.revoke(code)).rejects.toMatchObject({ code });
+    }
+    // A login's orphaned tokens, revoked the same way (handed over as @interlock/oauth emits it).
+    onEvent({ type: "oauth.login.tokens_revoked", reason: "refused", revoked: false, error: "x_revoke_c01d" });
+
+    const metrics = await otel.metrics();
+    const deleted = { "interlock.oauth.outcome": "deleted" };
+    expect(sorted(metrics[METRIC_OAUTH_SESSIONS_ENDED])).toEqual(
+      sorted([
+        { attributes: { ...deleted, "error.type": "_OTHER" }, value: 2 },
+        { attributes: { ...deleted, "error.type": "invalid_client" }, value: 1 },
+      ]),
+    );
+    expect(metrics[METRIC_OAUTH_LOGIN_REVOCATIONS]).toEqual([
+      {
+        attributes: {
+          "interlock.oauth.reason": "refused",
+          "interlock.oauth.outcome": "not_revoked",
+          "error.type": "_OTHER",
+        },
+        value: 1,
+      },
+    ]);
+  });
+
   it("reused tokens (shared, stale_used with its code), late answers to refresh grants, sessions ended by reason and session writes that failed are counted, one series each", async () => {
     const { otel } = telemetry();
     const onEvent = interlockTelemetry<OAuthEvent>({
@@ -651,6 +708,49 @@ describe("@interlock/oauth events", () => {
     expect((await otel.metrics())[METRIC_CLIENT_BREAKERS]).toEqual([
       { attributes: { [ORIGIN]: server.origin, "interlock.client.breaker.state": "open" }, value: 2 },
     ]);
+  });
+
+  it("the breakers gauge sums the clients of two hooks on one meter provider, and zeroes only what none reports", async () => {
+    const { otel } = telemetry();
+    // One hook per module: both hooks' instruments are the same ones, and so is the gauge.
+    const hook = () => interlockTelemetry({ meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider });
+    const server = await failing();
+    const first = createClient({ onEvent: hook(), maxAttempts: 1, breaker: { failures: 1 } });
+    const second = createClient({ onEvent: hook(), maxAttempts: 1, breaker: { failures: 1 } });
+    await expect(first(server.url)).rejects.toBeInstanceOf(RetryLimitError);
+    await expect(second(server.url)).rejects.toBeInstanceOf(RetryLimitError);
+    const open = { [ORIGIN]: server.origin, "interlock.client.breaker.state": "open" };
+    expect((await otel.metrics())[METRIC_CLIENT_BREAKERS]).toEqual([{ attributes: open, value: 2 }]);
+
+    // The first client's breaker closes: the second's is still open.
+    first.breakers.restore({
+      version: 1,
+      breakers: { [server.origin]: { state: "closed", consecutiveFailures: 0, openedAt: null } },
+    });
+    expect((await otel.metrics())[METRIC_CLIENT_BREAKERS]).toEqual([{ attributes: open, value: 1 }]);
+  });
+});
+
+describe("many clients", () => {
+  it("a hook whose metrics are never collected keeps nothing of the clients the app let go", async () => {
+    // A meter provider with no reader (tracing only, say) never runs the breakers gauge's
+    // callback: the clients' registries must still be let go of, however many were made.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const onEvent = interlockTelemetry({ meterProvider: new MeterProvider() });
+    // A WeakRef keeps its target alive until the job that made it ends: the app makes its
+    // clients over many turns (one per tenant, per request), and lets each go after its turn.
+    const make = async (turns: number) => {
+      for (let turn = 0; turn < turns; turn++) {
+        for (let i = 0; i < 2_000; i++) onEvent({ type: "client.created", breakers: [] });
+        await new Promise((resolve) => setImmediate(resolve));
+        gc();
+      }
+    };
+    await make(5);
+    const before = process.memoryUsage().heapUsed;
+    await make(150);
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(4_000_000);
   });
 });
 
