@@ -137,12 +137,37 @@ export type EventOf<T extends EventType> = Extract<TelemetryEvent, { type: T }>;
 /** What one event type feeds. */
 export type EventRow<E> = (event: E, record: EventRecorder) => void;
 
+/**
+ * The methods `http.request.method` names as they are: RFC 9110's and PATCH, or the list in
+ * `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` (comma-separated, case-sensitive, replacing the
+ * default), as the semantic conventions ask. Any other is `_OTHER`: an app's own method names
+ * (`methods` for idempotency, a client call's `method`) are not one series each.
+ */
+const KNOWN_METHODS = new Set(
+  (knownMethodsSetting() ?? "CONNECT,DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT,TRACE")
+    .split(",")
+    .map((method) => method.trim())
+    .filter((method) => method !== ""),
+);
+
+/** The environment's list, where there is an environment to read (Deno without env access throws). */
+function knownMethodsSetting(): string | undefined {
+  try {
+    return globalThis.process?.env?.OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS;
+  } catch {
+    return undefined;
+  }
+}
+const requestMethod = (method: string): Attributes => ({
+  [ATTR_HTTP_REQUEST_METHOD]: KNOWN_METHODS.has(method) ? method : OTHER,
+});
+
 /** A verified delivery's id, for its spans: a rejected one's claimed id is the sender's word. */
 const webhookId = (id: string | undefined): Attributes => (id === undefined ? {} : { [ATTR_WEBHOOK_ID]: id });
 
 /** `http.route` only when the event names a route pattern: the semantic conventions forbid a path in its place. */
 const idempotency = (event: Omit<IdempotencyEventBase, "key">, outcome: string): Attributes => ({
-  [ATTR_HTTP_REQUEST_METHOD]: event.method,
+  ...requestMethod(event.method),
   ...(event.route === undefined ? {} : { [ATTR_HTTP_ROUTE]: event.route }),
   [ATTR_IDEMPOTENCY_OUTCOME]: outcome,
 });
@@ -153,7 +178,7 @@ const status = (code: number | undefined): Attributes =>
 /** An outbound call's low-cardinality attributes: where it went and how. */
 const outbound = (event: { origin: string; method: string }): Attributes => ({
   [ATTR_CLIENT_ORIGIN]: event.origin,
-  [ATTR_HTTP_REQUEST_METHOD]: event.method,
+  ...requestMethod(event.method),
 });
 
 /** The port `server.port` names when an origin leaves it out: its scheme's default. */

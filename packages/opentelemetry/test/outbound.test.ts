@@ -94,6 +94,23 @@ function telemetry() {
 const ORIGIN = "interlock.client.origin";
 
 describe("@interlock/client events", () => {
+  it("a method the semantic conventions do not know is recorded as _OTHER, not one series per name", async () => {
+    const { otel, onEvent } = telemetry();
+    const server = await scripted([]);
+    const client = createClient({ onEvent });
+    for (const method of ["PATCH", "PROPFIND", "PURGE", "PROPFIND"]) {
+      await (await client(server.url, { method })).text();
+    }
+    const methods = (await otel.metrics())[METRIC_CLIENT_ATTEMPTS]?.map((p) => [
+      p.attributes["http.request.method"],
+      "value" in p && p.value,
+    ]);
+    expect(methods?.sort()).toEqual([
+      ["PATCH", 1],
+      ["_OTHER", 3],
+    ]);
+  });
+
   it("a 503 with Retry-After, then a 200: two attempts, one retry, two spans", async () => {
     const { otel, onEvent } = telemetry();
     const server = await scripted([{ status: 503, headers: { "retry-after": "0" } }]);
