@@ -33,8 +33,7 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   const source = Object.keys(c.req.bodyCache)[0];
   if (source === "arrayBuffer" || source === "blob") return new Uint8Array(await c.req.arrayBuffer());
   if (source === "text" && options.acceptText) return c.req.text();
-  // A stream some middleware took a reader on is gone too: read, it would fail as if the client had left.
-  if (source !== undefined || c.req.raw.bodyUsed || c.req.raw.body?.locked) return notRaw(source);
+  if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source);
   const declared = declaredLength(c.req.raw.headers);
   if (declared !== undefined) {
     // Refused unread when too large; otherwise the runtime reads exactly the declared bytes.
@@ -43,6 +42,10 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
     try {
       bytes = new Uint8Array(await c.req.arrayBuffer());
     } catch (error) {
+      // A stream some middleware took a reader on is gone too; fetch's readers refuse it with a
+      // TypeError. Told here, not asked first: reading `c.req.raw.body` would make
+      // @hono/node-server build a whole web Request, and lose its fast read, on every request.
+      if (error instanceof TypeError) return notRaw(source);
       return failedRead(error);
     }
     // An HTTP server holds a body to its Content-Length; a Request made in code (`app.fetch`, a
@@ -53,6 +56,8 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   }
   const stream = c.req.raw.body;
   if (stream === null) return EMPTY;
+  // A stream some middleware took a reader on is gone too: read, it would fail as if the client had left.
+  if (stream.locked) return notRaw(source);
   // Chunked: read piece by piece, never buffering past the limit.
   const read = await readStreamUpTo(stream, options.limit);
   if (!(read instanceof BodyError)) cacheBody(c, read);

@@ -600,10 +600,32 @@ describe("request body", () => {
       headers: { "idempotency-key": uniqueId("key"), "content-type": "application/json" },
       ...chunked(body),
     } as RequestInit);
-    for (const answer of [declared, streamed]) {
+    // Over HTTP too, where @hono/node-server reads a declared body its own way.
+    const served = await send(`${await start(app)}/pay`, uniqueId("key"), body);
+    for (const answer of [declared, streamed, served]) {
       expect([answer.status, answer.headers.get("content-type")]).toEqual([500, "application/problem+json"]);
       expect(await problemOf(answer)).toMatchObject({ code: "body_not_raw" });
     }
+  });
+
+  it("a declared body is read without asking for c.req.raw.body (@hono/node-server would build a web Request for it)", async () => {
+    const app = new Hono();
+    let asked = 0;
+    app.use(async (c, next) => {
+      const raw = c.req.raw;
+      const body = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(raw), "body")?.get;
+      Object.defineProperty(raw, "body", {
+        get() {
+          asked++;
+          return body?.call(raw);
+        },
+      });
+      await next();
+    });
+    app.post("/pay", idempotency(options()), async (c) => c.json(await c.req.json(), 201));
+    const url = `${await start(app)}/pay`;
+    const answer = await send(url, uniqueId("key"), '{"a":1}');
+    expect([answer.status, await answer.json(), asked]).toEqual([201, { a: 1 }, 0]);
   });
 
   it("a Request made in code whose body is longer than its Content-Length is refused by the limit (413), not fingerprinted", async () => {
