@@ -93,6 +93,29 @@ function telemetry() {
 
 const ORIGIN = "interlock.client.origin";
 
+/** Session tokens on an OAuth client of `issuer` (the scripted server) that revokes at `/revoke`, without retries. */
+function revokingSessions(issuer: string, onEvent: ReturnType<typeof interlockTelemetry>) {
+  const client = createOAuthClient({
+    issuer,
+    clientId: "app",
+    clientSecret: "secret",
+    metadata: { issuer, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke` },
+    onEvent,
+    retry: false,
+  });
+  return createSessionTokens(client, { encryptionKeys: [{ id: "k1", key: generateEncryptionKey() }] });
+}
+
+/** No refresh token: one revocation request per session, for its access token. */
+const sessionTokens = (accessToken: string) => ({
+  accessToken,
+  tokenType: "bearer",
+  expiresAt: undefined,
+  refreshToken: undefined,
+  scope: undefined,
+  idToken: undefined,
+});
+
 describe("@interlock/client events", () => {
   it("a method the semantic conventions do not know is recorded as _OTHER, not one series per name", async () => {
     const { otel, onEvent } = telemetry();
@@ -504,27 +527,9 @@ describe("@interlock/oauth events", () => {
   it("revoke(): one revoked at the server counted as revoked, one the server failed as deleted with the error's code", async () => {
     const { otel, onEvent } = telemetry();
     const server = await scripted([{ status: 200 }, { status: 503 }]);
-    const issuer = server.origin;
-    const client = createOAuthClient({
-      issuer,
-      clientId: "app",
-      clientSecret: "secret",
-      metadata: { issuer, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke` },
-      onEvent,
-      retry: false,
-    });
-    const sessions = createSessionTokens(client, { encryptionKeys: [{ id: "k1", key: generateEncryptionKey() }] });
-    // No refresh token: one revocation request per session, for its access token.
-    const tokens = (accessToken: string) => ({
-      accessToken,
-      tokenType: "bearer",
-      expiresAt: undefined,
-      refreshToken: undefined,
-      scope: undefined,
-      idToken: undefined,
-    });
-    await sessions.save("revoked", tokens("at-1"));
-    await sessions.save("failed", tokens("at-2"));
+    const sessions = revokingSessions(server.origin, onEvent);
+    await sessions.save("revoked", sessionTokens("at-1"));
+    await sessions.save("failed", sessionTokens("at-2"));
     expect(await sessions.revoke("revoked")).toEqual({ revoked: true });
     await expect(sessions.revoke("failed")).rejects.toMatchObject({ code: "server_unavailable" });
     expect(server.requests()).toBe(2);
@@ -547,26 +552,9 @@ describe("@interlock/oauth events", () => {
       body: JSON.stringify({ error }),
     });
     const server = await scripted([refused("x_revoke_7f3a"), refused("x_revoke_9b21"), refused("invalid_client")]);
-    const issuer = server.origin;
-    const client = createOAuthClient({
-      issuer,
-      clientId: "app",
-      clientSecret: "secret",
-      metadata: { issuer, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke` },
-      onEvent,
-      retry: false,
-    });
-    const sessions = createSessionTokens(client, { encryptionKeys: [{ id: "k1", key: generateEncryptionKey() }] });
-    const tokens = (accessToken: string) => ({
-      accessToken,
-      tokenType: "bearer",
-      expiresAt: undefined,
-      refreshToken: undefined,
-      scope: undefined,
-      idToken: undefined,
-    });
+    const sessions = revokingSessions(server.origin, onEvent);
     for (const code of ["x_revoke_7f3a", "x_revoke_9b21", "invalid_client"]) {
-      await sessions.save(code, tokens(`at-${code}`));
+      await sessions.save(code, sessionTokens(`at-${code}`));
       await expect(sessions.revoke(code)).rejects.toMatchObject({ code });
     }
     // A login's orphaned tokens, revoked the same way (handed over as @interlock/oauth emits it).

@@ -171,56 +171,55 @@ describe("a server that never answers, or no free connection", () => {
     await endPool(pool);
   });
 
-  it("a claim that waits on its key's row lock past operationTimeoutMs gives up at the server too: it never lands once the lock goes", async () => {
-    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 3 });
+  /**
+   * A store with a 4 s budget, whose key "k" has an expired row another transaction holds (a
+   * purge, or a `complete` in a transaction left open): a claim takes the row over once it has
+   * its lock. 4 s: the largest margin (1 s) for the statement's trip to the server; at 300 ms it
+   * was 75 ms, which a loaded CI machine overran (the statement reached the server late, still
+   * waited when the client gave up, and landed once the lock went).
+   */
+  async function rowLocked(label: string, max: number) {
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max });
     pool.on("error", () => {});
-    const table = uniqueTable("row_locked");
+    const table = uniqueTable(label);
     await migrate(pool, { table });
-    // A budget whose margin for the statement's trip to the server is the largest (1 s): at
-    // 300 ms it was 75 ms, which a loaded CI machine overran (the statement reached the server
-    // late, still waited when the client gave up, and landed once the lock went).
     const store = postgresStore(pool, { table, operationTimeoutMs: 4_000 });
     expect((await store.claim("k", { fingerprint: "first", lockTtlMs: 50 })).state).toBe("claimed");
-    await sleep(100); // the first lease is over: a claim takes the row over, once it has its lock
+    await sleep(100); // the first lease is over
     const blocker = await pool.connect();
     await blocker.query("BEGIN");
-    // Another transaction holds the row (a purge, or a `complete` in a transaction left open).
     await blocker.query(`UPDATE "${table}" SET expires_at = expires_at`);
+    return { pool, store, blocker };
+  }
+
+  /** The lock goes (the row as it was: expired); the refused claim took nothing, so a retry claims the key. */
+  async function claimedOnceUnlocked(pool: pg.Pool, store: ReturnType<typeof postgresStore>, blocker: pg.PoolClient) {
+    await blocker.query("ROLLBACK");
+    blocker.release();
+    await sleep(100);
+    // Not in flight for a minute with nobody on it.
+    expect((await store.claim("k", { fingerprint: "retry", lockTtlMs: 60_000 })).state).toBe("claimed");
+    await endPool(pool);
+  }
+
+  it("a claim that waits on its key's row lock past operationTimeoutMs gives up at the server too: it never lands once the lock goes", async () => {
+    const { pool, store, blocker } = await rowLocked("row_locked", 3);
     const result = await outcome(() => store.claim("k", { fingerprint: "late", lockTtlMs: 60_000 }));
     expect(result.outcome).toEqual(unavailable);
     expect(result.ms).toBeLessThan(4_000 + SLACK);
-    await blocker.query("ROLLBACK"); // the lock goes, the row as it was: expired
-    blocker.release();
-    await sleep(100);
-    // The refused claim took nothing: the key is free, not in flight for a minute with nobody on it.
-    expect((await store.claim("k", { fingerprint: "retry", lockTtlMs: 60_000 })).state).toBe("claimed");
-    await endPool(pool);
+    await claimedOnceUnlocked(pool, store, blocker);
   });
 
   it("a claim that first waited for a pool connection still gives up on its key's row lock before its caller does", async () => {
-    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 });
-    pool.on("error", () => {});
-    const table = uniqueTable("late_connection");
-    await migrate(pool, { table });
     // 4 s: a row-lock wait of 3 s (the budget less a 1 s margin) if counted from the claim's start.
-    const store = postgresStore(pool, { table, operationTimeoutMs: 4_000 });
-    expect((await store.claim("k", { fingerprint: "first", lockTtlMs: 50 })).state).toBe("claimed");
-    await sleep(100); // the first lease is over: a claim takes the row over, once it has its lock
-    const blocker = await pool.connect();
-    await blocker.query("BEGIN");
-    await blocker.query(`UPDATE "${table}" SET expires_at = expires_at`); // holds the row (a purge, say)
+    const { pool, store, blocker } = await rowLocked("late_connection", 2);
     // The pool's other connection is busy for 2.5 s of the claim's 4: it reaches the server with 1.5 s left.
     const busy = await pool.connect();
     setTimeout(() => busy.release(), 2_500);
     const result = await outcome(() => store.claim("k", { fingerprint: "late", lockTtlMs: 60_000 }));
     expect(result.outcome).toEqual(unavailable);
     await sleep(300); // the caller was told "unavailable"; the statement must not still be waiting
-    await blocker.query("ROLLBACK"); // the lock goes, the row as it was: expired
-    blocker.release();
-    await sleep(100);
-    // The refused claim took nothing: the key is free, not in flight for a minute with nobody on it.
-    expect((await store.claim("k", { fingerprint: "retry", lockTtlMs: 60_000 })).state).toBe("claimed");
-    await endPool(pool);
+    await claimedOnceUnlocked(pool, store, blocker);
   });
 
   it("every connection held for long: the waits refused operations leave in pg-pool's queue stay bounded, and serve again once one frees", async () => {
