@@ -18,6 +18,7 @@ import {
   postgresReady,
   postgresSerializationFailure,
   postgresSetupMistake,
+  postgresSqlState,
   timeoutOption,
 } from "@interlock/core";
 import {
@@ -136,11 +137,18 @@ export async function migrate(db: PgQueryable, options: MigrateTokenTableOptions
   const { table, indexName } = qualifiedTable(tableOptions);
   const sql = migrationSql(tableOptions);
   const deadline = new PostgresDeadline(timeoutMs);
+  const ready = async () =>
+    postgresReady((await executePostgres(db, { text: POSTGRES_READY_SQL }, [table, indexName], deadline)).rows);
   await boundedStoreCall("postgres", "migrate", timeoutMs, async () => {
     try {
-      const { rows } = await executePostgres(db, { text: POSTGRES_READY_SQL }, [table, indexName], deadline);
-      if (postgresReady(rows)) return;
-      await executePostgres(db, { text: sql }, undefined, deadline);
+      if (await ready()) return;
+      try {
+        await executePostgres(db, { text: sql }, undefined, deadline);
+      } catch (error) {
+        // A role without CREATE is refused before IF NOT EXISTS looks, even once the owner's
+        // migration, which it waited for (the advisory lock), has made the table: check again.
+        if (postgresSqlState(error) !== "42501" || !(await ready())) throw error;
+      }
     } catch (error) {
       throw setupError(error, table, true);
     }

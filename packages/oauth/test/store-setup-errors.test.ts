@@ -17,7 +17,7 @@ import { Redis, type RedisOptions } from "ioredis";
 
 import pg from "pg";
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
-import { migrate, PostgresTokenStore } from "../src/postgres.js";
+import { migrate, migrationSql, PostgresTokenStore } from "../src/postgres.js";
 import { RedisTokenStore } from "../src/redis.js";
 
 /** ioredis' options, less the one whose declared type says `undefined` where its constructor's does not. */
@@ -183,6 +183,37 @@ describe("postgres token store set up wrong", () => {
     const store = new PostgresTokenStore(role.pool, { table });
     const version = await store.set("k", "v", { ttlMs: LONG });
     expect(await store.get("k")).toEqual({ value: "v", version });
+  });
+
+  it("migrate() by such a role at start-up, while the owner's migration is under way: done once the owner commits", async () => {
+    const role = await newRole();
+    const table = uniqueName("racing");
+    tables.push(table);
+    const owner = await admin.connect();
+    try {
+      // The owner's migration (a deploy's migration job), with its grant, not yet committed.
+      await owner.query("BEGIN");
+      await owner.query(migrationSql({ table }));
+      await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${table}" TO "${role.name}"`);
+      // The role's check finds no table yet, so it migrates too, and waits for the owner's lock.
+      const migrating = migrate(role.pool, { table, timeoutMs: 10_000 }).then(
+        () => "migrated",
+        (error: Error) => error,
+      );
+      for (let i = 0; ; i++) {
+        const { rows } = await admin.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'",
+        );
+        if (rows[0].n > 0) break;
+        if (i === 500) throw new Error("no migration ever waited for the advisory lock");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await owner.query("COMMIT");
+      // PostgreSQL checks CREATE on the schema before IF NOT EXISTS finds the owner's table.
+      expect(await migrating).toBe("migrated");
+    } finally {
+      owner.release();
+    }
   });
 
   it("migrate() by a role that may not create a missing table: run it as the schema owner", async () => {
