@@ -135,10 +135,6 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
 }
 
 /**
- * The push's `after`, or undefined when the payload names none, or cannot be read at all: the
- * payload getter throws SyntaxError for a body that is neither a JSON object nor GitHub's form.
- */
-/**
  * A pool connection with an 'error' listener from the moment pg hands it over. A checked-out
  * client has none of its own, and one the server ends (a restart, pg_terminate_backend) emits
  * 'error': unheard, that ends the process. The callback form, not `await pool.connect()`: pg
@@ -157,6 +153,10 @@ function checkout(pool) {
 
 function lost() {} // the query in flight rejects with the same error
 
+/**
+ * The push's `after`, or undefined when the payload names none, or cannot be read at all: the
+ * payload getter throws SyntaxError for a body that is neither a JSON object nor GitHub's form.
+ */
 function headOf(delivery) {
   try {
     return delivery.payload?.after;
