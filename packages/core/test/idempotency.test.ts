@@ -719,6 +719,21 @@ describe("runIdempotent's lease", () => {
     expect(await first.run).toEqual({ value: "first", replayed: false, recorded: false });
   });
 
+  it("leaves no timer behind once it has returned or thrown: nothing to renew, nothing to keep a process open for", async () => {
+    const store = new MemoryStore();
+    // A timer left behind outlived its run by a third of the lease (20 s by default), one per
+    // run: a consumer's thousands a second piled up, and where a timer cannot be unref'd (Deno)
+    // a script that ran one job stayed open that long after it.
+    expect(await runIdempotent({ store, key: "job-done" }, () => "done")).toMatchObject({ value: "done" });
+    await expect(
+      runIdempotent({ store, key: "job-failed" }, () => {
+        throw new Error("failed");
+      }),
+    ).rejects.toThrow("failed");
+    expect(await runIdempotent({ store, key: "job-done" }, () => "again")).toMatchObject({ replayed: true });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("stops renewing at extendLease.maxMs, and refuses a maxMs that is not a positive whole number of ms", async () => {
     const store = new MemoryStore();
     const first = slowRun(store, { extendLease: { maxMs: 600 } });
@@ -916,6 +931,17 @@ describe("edges the decision table leaves open", () => {
     expect(absolute).toMatchObject({ action: "respond", replayed: true, response: { status: 201 } });
     const elsewhere = await engine.begin(request("k-target", "{}", "http://api.example/refunds?x=1"));
     expect(elsewhere).toMatchObject({ action: "respond", error: { code: "idempotency_key_mismatch" } });
+  });
+
+  it("a request target in absolute form without a path keeps its query: another query is another request", async () => {
+    // `http://host?x=1` has the empty path, which is "/" (RFC 9110 §4.2.3): it is `/?x=1`, not `/`.
+    const engine = await completedOn("k-no-path", "{}", "http://api.example?amount=10");
+    const same = await engine.begin(request("k-no-path", "{}", "/?amount=10"));
+    expect(same).toMatchObject({ action: "respond", replayed: true, response: { status: 201 } });
+    const other = await engine.begin(request("k-no-path", "{}", "http://api.example?amount=1000"));
+    expect(other).toMatchObject({ action: "respond", error: { code: "idempotency_key_mismatch" } });
+    const slashInQuery = await engine.begin(request("k-no-path", "{}", "http://api.example?next=/refunds"));
+    expect(slashInQuery).toMatchObject({ action: "respond", error: { code: "idempotency_key_mismatch" } });
   });
 
   it.each([
@@ -1169,6 +1195,25 @@ describe("what a replay and its events carry", () => {
     const postReplay = await engine.begin(request("k-post-length"));
     if (postReplay.action !== "respond") throw new Error(`expected respond, got ${postReplay.action}`);
     expect(postReplay.response.headers).toEqual([["Idempotent-Replayed", "true"]]);
+  });
+
+  it("a HEAD answer's headers handed over as an iterator (read once) keep its Content-Length", async () => {
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, methods: ["HEAD"] });
+    const head = { ...request("k-head-iterator"), method: "HEAD", body: "" };
+    const first = await engine.begin(head);
+    if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+    const headers = new Map([
+      ["content-type", "application/json"],
+      ["content-length", "27"],
+    ]);
+    await engine.finish(first.ticket, { status: 200, headers: headers.entries(), body: "" });
+    const replay = await engine.begin(head);
+    if (replay.action !== "respond") throw new Error(`expected respond, got ${replay.action}`);
+    expect(replay.response.headers).toEqual([
+      ["content-type", "application/json"],
+      ["content-length", "27"],
+      ["Idempotent-Replayed", "true"],
+    ]);
   });
 
   it("methods match whatever their case", async () => {

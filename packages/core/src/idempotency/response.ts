@@ -166,9 +166,13 @@ export function responseToStore(
   body: Uint8Array | string,
   allowed: ReadonlySet<string>,
 ): ResponseToStore {
-  const headers = replayableHeaders(captured, allowed);
-  if (method !== "HEAD") return { status, headers, body: capturedBody(status, body) };
-  const length = headContentLength(status, captured);
+  if (method !== "HEAD")
+    return { status, headers: replayableHeaders(captured, allowed), body: capturedBody(status, body) };
+  // Read twice below: an iterator (a Map's `entries()`) would give its Content-Length to the first read only.
+  const readTwice =
+    Symbol.iterator in captured ? Array.from(captured as Iterable<readonly [string, string]>) : captured;
+  const headers = replayableHeaders(readTwice, allowed);
+  const length = headContentLength(status, readTwice);
   if (length !== undefined) headers.push(["content-length", length]);
   return { status, headers, body: NO_CONTENT };
 }

@@ -128,18 +128,23 @@ export async function runIdempotent<T>(
   const release = async () => {
     await storeCall(() => store.release(storeKey, claim.token)).catch(() => {});
   };
-  // A keeper per run: its timer starts only for work still running a third of the lease in.
+  // A keeper per run, its timer stopped with the run: left to its next tick, every run's timer
+  // outlived it by up to a third of the lease.
   const leases = new LeaseKeeper(store, lockTtlMs, renewals);
   const lease = leases.hold(storeKey, claim.token);
+  const stopRenewing = () => {
+    leases.release(lease);
+    leases.stopIfIdle();
+  };
   let value: T;
   try {
     value = await fn();
   } catch (error) {
-    leases.release(lease);
+    stopRenewing();
     await release(); // nothing written in the caller's transaction yet
     throw error;
   }
-  leases.release(lease);
+  stopRenewing();
   // The work is done whatever happens next: a failure to record it is reported, not thrown,
   // because a caller that saw an error would retry and run the work twice.
   let recorded: boolean;
