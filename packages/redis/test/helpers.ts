@@ -1,4 +1,8 @@
-/** Clients, stores and prefixes for the tests; every client made here is closed after the file. */
+/**
+ * Clients, stores and prefixes for the tests. Clients made here are closed after the first file
+ * of a worker that loads this module (the project shares modules between files): a file that
+ * stops its own servers closes its own clients first (see resharding.test.ts).
+ */
 
 import { randomBytes } from "node:crypto";
 import { Cluster, Redis } from "ioredis";

@@ -8,7 +8,7 @@ import type { ClaimResult } from "@interlock/core";
 import { type RedisCluster, startRedisCluster } from "@interlock/test-harness";
 import { Cluster, type Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { storeOn, track } from "./helpers.js";
+import { storeOn } from "./helpers.js";
 
 const LONG = 60_000;
 const response = { status: 200, headers: [] as Array<[string, string]>, body: new Uint8Array([7]) };
@@ -36,10 +36,15 @@ function crowdedSlot(candidates: string[]): { slot: number; keys: string[] } {
 }
 
 let cluster: RedisCluster | undefined;
+/** This file's clients, closed before its cluster stops: left open, each would keep refreshing its slots from nodes gone, logging under every later file of the worker. */
+const clients: Cluster[] = [];
 beforeAll(async () => {
   cluster = await startRedisCluster();
 });
-afterAll(async () => cluster?.stop());
+afterAll(async () => {
+  for (const client of clients.splice(0)) client.disconnect();
+  await cluster?.stop();
+});
 
 /** Moves `slot` to the next master, a few keys at a time, as `redis-cli --cluster reshard` does. */
 async function moveSlot(client: Cluster, slot: number): Promise<void> {
@@ -69,7 +74,8 @@ describe("redis cluster: resharding", () => {
   ])(
     "a slot moving while its keys are claimed and completed: one winner per key, every lock kept; $label",
     async ({ autoPipelining }) => {
-      const client = track(new Cluster(cluster!.nodes, { enableAutoPipelining: autoPipelining }));
+      const client = new Cluster(cluster!.nodes, { enableAutoPipelining: autoPipelining });
+      clients.push(client);
       const store = storeOn(client, { operationTimeoutMs: 5_000 });
       // Each run moves a slot of its own.
       const { slot, keys } = crowdedSlot(Array.from({ length: 300_000 }, (_, i) => `order:${autoPipelining}:${i}`));
