@@ -20,12 +20,18 @@ export function declaredLength(headers: Headers): number | undefined {
 }
 
 /**
- * `/payments?x=1` from `http://host/payments?x=1`, without parsing the whole URL.
+ * `/payments?x=1` from `http://host/payments?x=1`, without parsing the whole URL. A URL without
+ * a path (`http://host?x=1`, as a client may send a request target) has the empty path, which is
+ * "/" (RFC 9110 §4.2.3): `/?x=1`, its query kept, never a `/` found inside the query.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function pathAndQuery(url: string): string {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  return start === -1 ? "/" : url.slice(start);
+  for (let at = url.indexOf("://") + 3; at < url.length; at++) {
+    const char = url.charCodeAt(at);
+    if (char === 0x2f /* / */) return url.slice(at);
+    if (char === 0x3f /* ? */ || char === 0x23 /* # */) return `/${url.slice(at)}`;
+  }
+  return "/";
 }
 
 /**

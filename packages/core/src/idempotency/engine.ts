@@ -444,19 +444,10 @@ function checkFlags(options: IdempotencyOptions<never>): void {
 /**
  * The path and query a fingerprint covers: an absolute-form request target
  * (`POST http://host/payments`, RFC 9112 §3.2.2) names the same resource as `/payments`, and
- * Node's adapters pass the target as the client sent it. One without a path
- * (`http://host?amount=10`) has the empty path, "/" (RFC 9110 §4.2.3), and keeps its query:
- * `pathAndQuery` (for a parsed URL, which always has a path) would hash it as `/`, or as the
- * path of a `/` inside the query, and another query would then be replayed the first's answer.
+ * Node's adapters pass the target as the client sent it.
  */
 function originRelative(path: string): string {
-  if (path.charCodeAt(0) === 0x2f /* / */) return path;
-  const scheme = path.indexOf("://");
-  if (scheme === -1) return pathAndQuery(path); // "*", or an authority (CONNECT)
-  const authority = scheme + 3;
-  const end = path.slice(authority).search(/[/?#]/);
-  if (end === -1 || path.charCodeAt(authority + end) === 0x2f) return pathAndQuery(path);
-  return `/${path.slice(authority + end)}`;
+  return path.charCodeAt(0) === 0x2f /* / */ ? path : pathAndQuery(path);
 }
 
 /**
