@@ -103,6 +103,7 @@ export {
 } from "./store/postgres-errors.js";
 export {
   executePostgres,
+  migratePostgres,
   PostgresDeadline,
   type PostgresQuery,
   type PostgresQueryable,

@@ -12,13 +12,11 @@ import {
   driverErrorSummary,
   executePostgres,
   InterlockConfigError,
+  migratePostgres,
   optionNames,
-  POSTGRES_READY_SQL,
   PostgresDeadline,
-  postgresReady,
   postgresSerializationFailure,
   postgresSetupMistake,
-  postgresSqlState,
   timeoutOption,
 } from "@interlock/core";
 import {
@@ -137,18 +135,9 @@ export async function migrate(db: PgQueryable, options: MigrateTokenTableOptions
   const { table, indexName } = qualifiedTable(tableOptions);
   const sql = migrationSql(tableOptions);
   const deadline = new PostgresDeadline(timeoutMs);
-  const ready = async () =>
-    postgresReady((await executePostgres(db, { text: POSTGRES_READY_SQL }, [table, indexName], deadline)).rows);
   await boundedStoreCall("postgres", "migrate", timeoutMs, async () => {
     try {
-      if (await ready()) return;
-      try {
-        await executePostgres(db, { text: sql }, undefined, deadline);
-      } catch (error) {
-        // A role without CREATE is refused before IF NOT EXISTS looks, even once the owner's
-        // migration, which it waited for (the advisory lock), has made the table: check again.
-        if (postgresSqlState(error) !== "42501" || !(await ready())) throw error;
-      }
+      await migratePostgres(db, { table, indexName, sql }, deadline);
     } catch (error) {
       throw setupError(error, table, true);
     }

@@ -1,15 +1,7 @@
 /** Creating the table: run it from your start-up code, or print the SQL for your own migrations. */
 
-import {
-  assertOptionNames,
-  executePostgres,
-  optionNames,
-  POSTGRES_READY_SQL,
-  PostgresDeadline,
-  postgresReady,
-  timeoutOption,
-} from "@interlock/core";
-import { type PgQueryable, sqlState, storeError } from "./query.js";
+import { assertOptionNames, migratePostgres, optionNames, PostgresDeadline, timeoutOption } from "@interlock/core";
+import { type PgQueryable, storeError } from "./query.js";
 import { migrationSql, resolveTable, TABLE_OPTION_NAMES, type TableOptions } from "./sql.js";
 
 /** Where `migrate` creates the table, and how long it may take. */
@@ -32,20 +24,9 @@ export async function migrate(db: PgQueryable, options: MigrateOptions = {}): Pr
   const timeoutMs = timeoutOption("timeoutMs", given, 30_000);
   const table = resolveTable(tableOptions);
   const deadline = new PostgresDeadline(timeoutMs);
-  const ready = async () =>
-    postgresReady(
-      (await executePostgres(db, { text: POSTGRES_READY_SQL }, [table.qualified, table.indexName], deadline)).rows,
-    );
   try {
-    if (await ready()) return;
-    try {
-      // No parameters: sent as one simple query, so its statements run as one transaction.
-      await executePostgres(db, { text: migrationSql(tableOptions) }, undefined, deadline);
-    } catch (error) {
-      // A role without CREATE is refused before IF NOT EXISTS looks, even once the owner's
-      // migration, which it waited for (the advisory lock), has made the table: check again.
-      if (sqlState(error) !== "42501" || !(await ready())) throw error;
-    }
+    const sql = migrationSql(tableOptions);
+    await migratePostgres(db, { table: table.qualified, indexName: table.indexName, sql }, deadline);
   } catch (error) {
     throw storeError("migrate", error, { table: table.qualified, migrating: true });
   }

@@ -7,7 +7,7 @@
  */
 
 import { inTurn } from "./in-turn.js";
-import { postgresSqlState } from "./postgres-errors.js";
+import { POSTGRES_READY_SQL, postgresReady, postgresSqlState } from "./postgres-errors.js";
 
 /**
  * One query as `pg` takes it.
@@ -199,4 +199,27 @@ function connectListening(pool: PgPool, onError: (error: Error) => void): Promis
       resolve(client);
     });
   });
+}
+
+/**
+ * A store's `migrate()`: runs `sql` (one simple query: the advisory lock that serialises
+ * migrations, then `CREATE … IF NOT EXISTS`) unless `table` and its index are there already, so
+ * an app role that may only use the table passes on every start. A role without CREATE is
+ * refused before IF NOT EXISTS looks, even once the owner's migration it waited for (the
+ * advisory lock) has made the table: on that refusal it checks again.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export async function migratePostgres(
+  db: PostgresQueryable,
+  { table, indexName, sql }: { table: string; indexName: string; sql: string },
+  deadline: PostgresDeadline,
+): Promise<void> {
+  const ready = async () =>
+    postgresReady((await executePostgres(db, { text: POSTGRES_READY_SQL }, [table, indexName], deadline)).rows);
+  if (await ready()) return;
+  try {
+    await executePostgres(db, { text: sql }, undefined, deadline);
+  } catch (error) {
+    if (postgresSqlState(error) !== "42501" || !(await ready())) throw error;
+  }
 }
