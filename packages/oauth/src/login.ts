@@ -33,7 +33,11 @@ export interface LoginOptions {
    * given (a `URL` object as its `href`), since the server compares the two as strings.
    */
   redirectUri: string | URL;
-  /** Default `"openid"`. Include `offline_access` where the server wants it for a refresh token. */
+  /**
+   * Default `"openid"`. Include `offline_access` where the server wants it for a refresh token.
+   * The scope a login sends (this one, or its `params`' own) decides OpenID Connect: with
+   * `openid`, a `nonce` and a required ID token; without, neither.
+   */
   scope?: string;
   /** Where pending logins wait. Default: a memory store (one process). Use a shared store for several instances. */
   store?: TokenStore;
@@ -140,6 +144,9 @@ function maxAgeOption(value: number): number {
   return value;
 }
 
+/** Whether a scope parameter asks for OpenID Connect: `openid` among its space-separated values (RFC 6749 §3.3). */
+const isOpenIdScope = (scope: string | null): boolean => scope?.split(" ").includes("openid") === true;
+
 /** A path on this site, or nothing: a login must not become an open redirect. */
 export function safeReturnTo(value: string | undefined): string | undefined {
   if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//") || value.startsWith("/\\")) {
@@ -187,7 +194,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   const internals = clientInternals(client);
   const redirectUri = redirectUriOption(options?.redirectUri);
   const scope = options.scope ?? "openid";
-  const openid = scope.split(" ").includes("openid");
+  if (typeof scope !== "string") throw new InterlockConfigError("scope must be a space-separated string");
   const store = options.store ?? new MemoryTokenStore({ now: internals.now });
   const codec = new RecordCodec(options.encryptionKeys);
   const pendingTtlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS;
@@ -211,7 +218,6 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     const state = oauth.generateRandomState();
     const verifier = generateCodeVerifier();
     const pending: PendingLogin = { verifier, redirectUri };
-    if (openid) pending.nonce = oauth.generateRandomNonce();
     const returnTo = safeReturnTo(beginOptions.returnTo);
     if (returnTo !== undefined) pending.returnTo = returnTo;
 
@@ -221,6 +227,11 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
       query.set(name, value);
     }
     if (!query.has("scope")) query.set("scope", scope);
+    const requestedScope = query.get("scope");
+    // OpenID Connect or not is the scope sent, the option's or a login's own `params`: a nonce
+    // without `openid` is a malformed request (oidc-provider refuses it, invalid_request), and a
+    // login that asks for `openid` must get an ID token bound to it by its nonce.
+    if (isOpenIdScope(requestedScope)) pending.nonce = oauth.generateRandomNonce();
     if (beginOptions.maxAge !== undefined) query.set("max_age", String(maxAgeOption(beginOptions.maxAge)));
     query.set("response_type", "code");
     query.set("client_id", client.clientId);
@@ -229,7 +240,6 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     if (pending.nonce !== undefined) query.set("nonce", pending.nonce);
     query.set("code_challenge", await codeChallenge(verifier));
     query.set("code_challenge_method", "S256");
-    const requestedScope = query.get("scope");
     if (requestedScope) pending.scope = requestedScope;
     const maxAge = query.get("max_age");
     if (maxAge !== null) pending.maxAge = maxAgeOption(maxAge === "" ? Number.NaN : Number(maxAge));

@@ -301,6 +301,26 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     expect(result.tokens.idToken).toBeUndefined();
   });
 
+  it("OpenID Connect or not is the scope a login sends, its own params' included: a nonce only with openid", async () => {
+    // The option asks for openid, this login's params for plain OAuth: no nonce (oidc-provider
+    // refuses one without openid), and no ID token required.
+    const plain = loginWith({ scope: "openid profile" }).login;
+    const plainStart = await plain.begin({ params: { scope: "api:read" } });
+    expect(plainStart.url.searchParams.has("nonce")).toBe(false);
+    const plainResult = await plain.complete(await authorize(plainStart), { state: plainStart.state });
+    expect(plainResult.tokens.idToken).toBeUndefined();
+    expect(plainResult.tokens.scope).toBe("api:read");
+
+    // The other way round: the ID token this login asked for is bound to it by a nonce.
+    const openid = loginWith({ scope: "api:read" }).login;
+    const openidStart = await openid.begin({ params: { scope: "openid" } });
+    const nonce = openidStart.url.searchParams.get("nonce");
+    expect(nonce).toEqual(expect.any(String));
+    const openidResult = await openid.complete(await authorize(openidStart), { state: openidStart.state });
+    expect(openidResult.claims).toMatchObject({ sub: "alice", nonce });
+    expect(() => loginWith({ scope: ["openid"] as unknown as string })).toThrow(InterlockConfigError);
+  });
+
   it("keeps returnTo only when it is a path on this site", async () => {
     const { login, store } = loginWith();
     for (const returnTo of [
