@@ -2,7 +2,7 @@
 
 import { assertOptionNames, InterlockConfigError, optionNames, StoreUnavailableError } from "@interlock/core";
 import type { ClientInternals } from "./client.js";
-import { eventCode, OAuthResponseError } from "./errors.js";
+import { eventCode, OAuthError, OAuthResponseError } from "./errors.js";
 import { isExpired, type StoredTokens } from "./tokens.js";
 
 /** Options of `getAccessToken`. */
@@ -49,10 +49,15 @@ export function prefixOption(value: string | undefined): string {
   return prefix;
 }
 
-/** A failure worth riding out with a token that is due but still valid: the server or the store is down. */
+/**
+ * A failure worth riding out with a token that is due but still valid: the server or the store is
+ * down. The server may say so itself, in an error answer (`server_error`, `temporarily_unavailable`:
+ * the codes `OAuthError` answers 503 for), not only by failing or answering 5xx.
+ */
 export function isTransient(error: unknown): boolean {
   return (
     (error instanceof OAuthResponseError && error.code === "server_unavailable") ||
+    (error instanceof OAuthError && error.status === 503) ||
     error instanceof StoreUnavailableError
   );
 }

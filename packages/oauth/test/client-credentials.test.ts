@@ -367,6 +367,22 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     expect(issued).toBe(1);
   });
 
+  it("a server that says it is down in a 4xx error (temporarily_unavailable, server_error): the due token is still used", async () => {
+    for (const code of ["temporarily_unavailable", "server_error"]) {
+      let now = Date.now();
+      const events: OAuthEvent[] = [];
+      const tokens = createClientCredentials(client({ now: () => now, onEvent: (e: OAuthEvent) => events.push(e) }));
+      const first = await tokens.getAccessToken();
+      now += 3_590_000; // due, valid for 10 more seconds
+      inject(400, { error: code });
+      expect(await tokens.getAccessToken(), code).toBe(first);
+      expect(events.at(-1)).toEqual({ type: "oauth.token.stale_used", grant: "client_credentials", code });
+      now += 20_000; // expired now: the server's own error, as it said it
+      inject(400, { error: code });
+      await expect(tokens.getAccessToken()).rejects.toMatchObject({ code, status: 503, responseStatus: 400 });
+    }
+  });
+
   it("a server that never answers is server_unavailable after timeoutMs", async () => {
     const silent = createServer(() => {});
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));

@@ -12,6 +12,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   createLogin,
+  createOAuthClient,
   createSessionTokens,
   type FetchLike,
   LoginRequiredError,
@@ -556,6 +557,42 @@ describe("session tokens", () => {
     expect(error).toBeInstanceOf(OAuthResponseError);
     expect(error).toMatchObject({ code: "server_unavailable" });
     expect(await manager.get(id)).toEqual(tokens); // nothing lost: it refreshes once the server is back
+  });
+
+  it("keeps using an unexpired token while the server says in its error answer that it is down (temporarily_unavailable)", async () => {
+    const issuer = "https://as.example";
+    let now = Date.now();
+    const events: OAuthEvent[] = [];
+    const down: FetchLike = async () => Response.json({ error: "temporarily_unavailable" }, { status: 400 });
+    const client = createOAuthClient({
+      issuer,
+      ...WEB_APP,
+      metadata: { issuer, token_endpoint: `${issuer}/token` },
+      fetch: down,
+      now: () => now,
+      onEvent: (event) => events.push(event),
+    });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const id = newSessionId();
+    const tokens = {
+      accessToken: "AT",
+      tokenType: "bearer",
+      expiresAt: now + 3_600_000,
+      refreshToken: "RT",
+      scope: undefined,
+      idToken: undefined,
+    };
+    await manager.save(id, tokens);
+    now += 3_590_000; // due, 10 s left
+    expect(await manager.getAccessToken(id)).toBe("AT");
+    expect(events.at(-1)).toEqual({
+      type: "oauth.token.stale_used",
+      grant: "refresh_token",
+      code: "temporarily_unavailable",
+    });
+    now += 20_000;
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ code: "temporarily_unavailable", status: 503 });
+    expect(await manager.get(id)).toEqual(tokens); // the session stays: the server refused nothing
   });
 });
 
