@@ -7,7 +7,7 @@
 
 import { assertOptionNames, InterlockConfigError, optionNames, StoreUnavailableError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { clientInternals, type OAuthClient } from "./client.js";
+import { BEARER_TOKENS_ONLY, clientInternals, type OAuthClient } from "./client.js";
 import { sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
@@ -151,7 +151,7 @@ export function createClientCredentials(
         parameters,
         internals.http,
       );
-      return oauth.processClientCredentialsResponse(as, internals.client, http);
+      return oauth.processClientCredentialsResponse(as, internals.client, http, BEARER_TOKENS_ONLY);
     }, "client_credentials");
     const now = internals.now();
     const granted = tokenSetFrom(response, now, { requestedScope: parameters.get("scope") ?? undefined });

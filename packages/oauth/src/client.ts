@@ -153,6 +153,23 @@ export function clientInternals(client: OAuthClient): ClientInternals {
  */
 export const CLOCK_TOLERANCE_SECONDS = 30;
 
+/**
+ * How every token response is read: a `token_type` other than Bearer is refused
+ * (`invalid_response`). oauth4webapi takes DPoP too (RFC 9449), for the clients that send DPoP
+ * proofs; this package sends none and presents every token as `Bearer`, and a client must not use
+ * a token of a type it does not understand (RFC 6749 §7.1). Any other type oauth4webapi refuses.
+ */
+export const BEARER_TOKENS_ONLY: oauth.ProcessTokenResponseOptions = {
+  recognizedTokenTypes: {
+    dpop: () => {
+      throw new OAuthResponseError(
+        "invalid_response",
+        "the token endpoint answered a DPoP-bound token (token_type DPoP), and this client sends bearer tokens only",
+      );
+    },
+  },
+};
+
 /** The default bound on one request to the authorization server: 10 s. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 

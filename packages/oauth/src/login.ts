@@ -12,7 +12,7 @@
 
 import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { clientInternals, type OAuthClient, typedError } from "./client.js";
+import { BEARER_TOKENS_ONLY, clientInternals, type OAuthClient, typedError } from "./client.js";
 import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
@@ -342,8 +342,9 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
         );
         issued = answer.clone(); // read only if the answer is refused below
         return pending.nonce === undefined
-          ? oauth.processAuthorizationCodeResponse(as, internals.client, answer)
+          ? oauth.processAuthorizationCodeResponse(as, internals.client, answer, BEARER_TOKENS_ONLY)
           : oauth.processAuthorizationCodeResponse(as, internals.client, answer, {
+              ...BEARER_TOKENS_ONLY,
               expectedNonce: pending.nonce,
               requireIdToken: true,
             });

@@ -10,7 +10,7 @@
 
 import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { clientInternals, type OAuthClient } from "./client.js";
+import { BEARER_TOKENS_ONLY, clientInternals, type OAuthClient } from "./client.js";
 import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
@@ -459,7 +459,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     answer: Response,
     tokens: StoredTokens,
   ): Promise<oauth.TokenEndpointResponse> {
-    const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, answer);
+    const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, answer, BEARER_TOKENS_ONLY);
     const claims = oauth.getValidatedIdTokenClaims(refreshed) as IdTokenClaims | undefined;
     if (claims !== undefined && tokens.idToken !== undefined) assertSameIdentity(tokens.idToken, claims);
     return refreshed;

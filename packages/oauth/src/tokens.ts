@@ -12,7 +12,7 @@ import { TokenDecryptionError } from "./errors.js";
 export interface TokenSet {
   /** The access token, for `Authorization: Bearer`. */
   accessToken: string;
-  /** Lower case, as oauth4webapi normalises it: `"bearer"`. */
+  /** Lower case, as oauth4webapi normalises it: `"bearer"`, the one type taken (see `BEARER_TOKENS_ONLY`). */
   tokenType: string;
   /** When the access token expires; undefined when the server did not say (`expires_in`). */
   expiresAt: number | undefined;

@@ -309,6 +309,17 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     }
   });
 
+  it("a token of a type this client cannot present (DPoP, RFC 6749 §7.1) is invalid_response, never sent as Bearer", async () => {
+    inject(200, { access_token: "dpop-bound", token_type: "DPoP", expires_in: 3600 });
+    const error = await createClientCredentials(client())
+      .getAccessToken()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: "invalid_response", status: 502 });
+    expect((error as Error).message).toContain("DPoP");
+    expect(inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true })).not.toContain("dpop-bound");
+  });
+
   it("a token response refused for a bad field keeps its tokens out of the error, its cause included", async () => {
     const tokens = { access_token: "secret-access", refresh_token: "secret-refresh", id_token: "secret-id" };
     for (const body of [

@@ -149,7 +149,7 @@ describe("a token response without scope (RFC 6749 §5.1, §6)", () => {
   });
 });
 
-describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.3.3), or with another nonce", () => {
+describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.3.3), with another nonce, or a token it cannot use", () => {
   /** A login's callback, completed while the mock answers the code exchange as `change` makes it. */
   async function completeWith(change: { response?: (body: Record<string, unknown>) => void; nonce?: string }) {
     const events: OAuthEvent[] = [];
@@ -199,6 +199,17 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
     } finally {
       mock().service.off(Events.BeforeRevoke, revoking);
     }
+  });
+
+  it("a DPoP-bound token (token_type DPoP) is refused and revoked: the login presents tokens as Bearer only (RFC 6749 §7.1)", async () => {
+    const { outcome, tokensRevoked } = await completeWith({
+      response: (body) => {
+        body.token_type = "DPoP";
+      },
+    });
+    expect(outcome).toBeInstanceOf(OAuthResponseError);
+    expect(outcome).toMatchObject({ code: "invalid_response", status: 502 });
+    expect(await tokensRevoked).toMatchObject({ type: "oauth.login.tokens_revoked", reason: "refused", revoked: true });
   });
 
   it("the same ID token with the login's own nonce completes (the case above is refused for its nonce alone)", async () => {

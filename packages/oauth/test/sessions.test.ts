@@ -559,17 +559,19 @@ describe("session tokens", () => {
     expect(await manager.get(id)).toEqual(tokens); // nothing lost: it refreshes once the server is back
   });
 
-  it("keeps using an unexpired token while the server says in its error answer that it is down (temporarily_unavailable)", async () => {
+  /**
+   * A session saved with an hour-long access token and a refresh token, on a client whose token
+   * endpoint `answer`s every request (no server: the answer is the test's), at the clock `now()`.
+   */
+  async function sessionAnswered(answer: () => Response, now: () => number = Date.now) {
     const issuer = "https://as.example";
-    let now = Date.now();
     const events: OAuthEvent[] = [];
-    const down: FetchLike = async () => Response.json({ error: "temporarily_unavailable" }, { status: 400 });
     const client = createOAuthClient({
       issuer,
       ...WEB_APP,
       metadata: { issuer, token_endpoint: `${issuer}/token` },
-      fetch: down,
-      now: () => now,
+      fetch: async () => answer(),
+      now,
       onEvent: (event) => events.push(event),
     });
     const manager = createSessionTokens(client, { encryptionKeys: keyring });
@@ -577,12 +579,21 @@ describe("session tokens", () => {
     const tokens = {
       accessToken: "AT",
       tokenType: "bearer",
-      expiresAt: now + 3_600_000,
+      expiresAt: now() + 3_600_000,
       refreshToken: "RT",
       scope: undefined,
       idToken: undefined,
     };
     await manager.save(id, tokens);
+    return { manager, id, tokens, events };
+  }
+
+  it("keeps using an unexpired token while the server says in its error answer that it is down (temporarily_unavailable)", async () => {
+    let now = Date.now();
+    const { manager, id, tokens, events } = await sessionAnswered(
+      () => Response.json({ error: "temporarily_unavailable" }, { status: 400 }),
+      () => now,
+    );
     now += 3_590_000; // due, 10 s left
     expect(await manager.getAccessToken(id)).toBe("AT");
     expect(events.at(-1)).toEqual({
@@ -593,6 +604,14 @@ describe("session tokens", () => {
     now += 20_000;
     await expect(manager.getAccessToken(id)).rejects.toMatchObject({ code: "temporarily_unavailable", status: 503 });
     expect(await manager.get(id)).toEqual(tokens); // the session stays: the server refused nothing
+  });
+
+  it("a refresh answered with a DPoP-bound token (token_type DPoP) is invalid_response: not stored, never sent as Bearer", async () => {
+    const { manager, id, tokens } = await sessionAnswered(() =>
+      Response.json({ access_token: "DPOP-AT", token_type: "DPoP", expires_in: 60 }),
+    );
+    await expect(manager.refresh(id)).rejects.toMatchObject({ code: "invalid_response", status: 502 });
+    expect(await manager.get(id)).toEqual(tokens);
   });
 });
 
