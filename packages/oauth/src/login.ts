@@ -97,7 +97,10 @@ export interface CompleteLoginOptions {
 export interface Login {
   /** Starts a login: the authorization URL, with the PKCE verifier kept server-side. */
   begin(options?: BeginLoginOptions): Promise<LoginStart>;
-  /** `callback` is the full callback URL the browser came back to (or its query parameters). */
+  /**
+   * `callback` is the callback URL the browser came back to: whole, its path and query (a
+   * framework's `req.url`), or its query parameters.
+   */
   complete(callback: URL | string | URLSearchParams, options: CompleteLoginOptions): Promise<LoginResult>;
 }
 
@@ -178,11 +181,32 @@ function redirectUriOption(value: string | URL): string {
   return text;
 }
 
+/**
+ * Where the browser is sent to log in: the server's `authorization_endpoint`, checked as
+ * oauth4webapi checks the endpoints it calls itself (an absolute URL, `https` unless the client
+ * allows `http`): metadata without a usable one is `invalid_response`, not a `TypeError`.
+ */
+function authorizationEndpoint(server: oauth.AuthorizationServer, allowHttp: boolean): URL {
+  const endpoint = server.authorization_endpoint;
+  if (typeof endpoint !== "string" || !URL.canParse(endpoint)) {
+    throw new OAuthResponseError("invalid_response", "the authorization server has no valid authorization_endpoint");
+  }
+  const url = new URL(endpoint);
+  if (url.protocol !== "https:" && !(allowHttp && url.protocol === "http:")) {
+    throw new OAuthResponseError("invalid_response", "the authorization server's authorization_endpoint is not https");
+  }
+  return url;
+}
+
 function callbackParameters(callback: URL | string | URLSearchParams): URLSearchParams {
   if (callback instanceof URLSearchParams) return callback;
   if (callback instanceof URL) return callback.searchParams;
   if (typeof callback === "string") {
     if (URL.canParse(callback)) return new URL(callback).searchParams;
+    // A path and its query, as a framework gives the request's URL (Express `req.url` and
+    // `req.originalUrl`, Fastify `request.url`, Koa `ctx.url`): read as parameters, its path
+    // would swallow the first one's name ("/callback?code").
+    if (callback.startsWith("/")) return new URL(callback, "http://callback.invalid").searchParams;
     return new URLSearchParams(callback.startsWith("?") ? callback.slice(1) : callback);
   }
   throw new LoginError("invalid_callback", "the callback must be a URL or its query parameters");
@@ -211,17 +235,13 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
 
   async function begin(beginOptions: BeginLoginOptions = {}): Promise<LoginStart> {
     assertOptionNames("login.begin()", beginOptions, BEGIN_OPTION_NAMES);
-    const server = await internals.server();
-    if (server.authorization_endpoint === undefined) {
-      throw new OAuthResponseError("invalid_response", "the authorization server has no authorization_endpoint");
-    }
+    const url = authorizationEndpoint(await internals.server(), internals.http[oauth.allowInsecureRequests]);
     const state = oauth.generateRandomState();
     const verifier = generateCodeVerifier();
     const pending: PendingLogin = { verifier, redirectUri };
     const returnTo = safeReturnTo(beginOptions.returnTo);
     if (returnTo !== undefined) pending.returnTo = returnTo;
 
-    const url = new URL(server.authorization_endpoint);
     const query = url.searchParams;
     for (const [name, value] of [...defaults, ...extraParams(beginOptions.params, "begin params", RESERVED)]) {
       query.set(name, value);

@@ -18,6 +18,7 @@ import {
   MemoryTokenStore,
   OAuthError,
   type OAuthEvent,
+  OAuthResponseError,
 } from "../src/index.js";
 import {
   authorize,
@@ -242,6 +243,32 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
       callback.searchParams.set("state", state);
       callback.searchParams.set("code", "whatever");
       await refused(login.complete(callback, { state }), "state_unknown");
+    }
+  });
+
+  it("completes a callback given as its path and query, as a framework gives the request's URL (req.url)", async () => {
+    const { login } = loginWith();
+    const start = await login.begin();
+    const callback = new URL(await authorize(start));
+    const result = await login.complete(`${callback.pathname}${callback.search}`, { state: start.state });
+    expect(result.claims?.sub).toBe("alice");
+  });
+
+  it("refuses metadata whose authorization endpoint is no https URL (invalid_response), before keeping a login", async () => {
+    const issuer = "https://as.example";
+    for (const endpoint of ["not a url", "http://as.example/authorize", "javascript:alert(1)", undefined]) {
+      const client = createOAuthClient({
+        issuer,
+        ...WEB_APP,
+        metadata: { issuer, token_endpoint: `${issuer}/token`, authorization_endpoint: endpoint },
+      });
+      const store = new MemoryTokenStore();
+      const error = await createLogin(client, { redirectUri: REDIRECT_URI, store })
+        .begin()
+        .catch((e: unknown) => e);
+      expect(error, String(endpoint)).toBeInstanceOf(OAuthResponseError);
+      expect(error).toMatchObject({ code: "invalid_response", status: 502 });
+      expect(store.size).toBe(0);
     }
   });
 
