@@ -260,7 +260,11 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
       const client = createOAuthClient({
         issuer,
         ...WEB_APP,
-        metadata: { issuer, token_endpoint: `${issuer}/token`, authorization_endpoint: endpoint },
+        metadata: {
+          issuer,
+          token_endpoint: `${issuer}/token`,
+          ...(endpoint === undefined ? {} : { authorization_endpoint: endpoint }),
+        },
       });
       const store = new MemoryTokenStore();
       const error = await createLogin(client, { redirectUri: REDIRECT_URI, store })
