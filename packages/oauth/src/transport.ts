@@ -19,7 +19,14 @@ import {
   RetryLimitError,
   TimeoutError,
 } from "@interlock/client";
-import { assertOptionNames, InterlockConfigError, InterlockError, optionNames } from "@interlock/core";
+import {
+  assertOptionNames,
+  BodyError,
+  InterlockConfigError,
+  InterlockError,
+  optionNames,
+  readStreamUpTo,
+} from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { OAuthResponseError } from "./errors.js";
 
@@ -219,15 +226,31 @@ async function bounded(
 
 /**
  * The response with its body read whole (token, metadata and key set answers are small), so
- * the time limit covers reading it. A 204 or 304 carries no body, as fetch gives it.
+ * the time limit covers reading it, and up to `MAX_ANSWER_BYTES` only: a server that sends
+ * without end fills no memory meanwhile. A 204 or 304 carries no body, as fetch gives it.
  */
 async function read(response: Response): Promise<Response> {
-  const body = await response.arrayBuffer();
   const { status, statusText, headers } = response;
-  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, statusText, headers });
+  if (NULL_BODY_STATUSES.has(status) || response.body === null) {
+    await response.body?.cancel();
+    return new Response(null, { status, statusText, headers });
+  }
+  const body = await readStreamUpTo(response.body, MAX_ANSWER_BYTES);
+  if (body instanceof BodyError) {
+    if (body.code !== "body_too_large") throw body.cause; // the stream failed: the network's error, as fetch gives it
+    throw new OAuthResponseError(
+      "invalid_response",
+      `authorization server's answer is larger than ${MAX_ANSWER_BYTES} bytes: no token, metadata or key set answer is`,
+      { responseStatus: status },
+    );
+  }
+  return new Response(body, { status, statusText, headers });
 }
 
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/** The largest answer read from the authorization server: 1 MiB, hundreds of times a real one. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 function clientOptions(fetchImpl: FetchFunction, timeoutMs: number, retry: OAuthRetryOptions): ClientOptions {
   return {
@@ -275,6 +298,10 @@ export function isRepeatable(init: { method?: string; body?: unknown }): boolean
 /** A failure to get an answer, as `server_unavailable`: the client's typed errors, a network error, a timeout. */
 function unavailable(error: unknown): unknown {
   if (error instanceof InterlockError && !(error instanceof ClientError)) return error;
+  // An answer refused as the attempt read it (a request sent once reads its answer there, see
+  // `lateAnswerFetch`): that refusal, not a failure to get an answer.
+  const refusal = error instanceof ClientError ? error.cause : undefined;
+  if (refusal instanceof OAuthResponseError && refusal.code !== "server_unavailable") return refusal;
   const response = error instanceof ClientError ? error.response : undefined;
   // The answer is not read past its status: free its connection.
   response?.body?.cancel().catch(() => {});

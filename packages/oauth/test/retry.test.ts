@@ -269,6 +269,33 @@ describe("an answer whose body stalls is cut off by the same time limits", () =>
   });
 });
 
+describe("an answer larger than any a token, metadata or key set answer is (1 MiB): invalid_response, not read on", () => {
+  const huge = {
+    status: 200,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ access_token: "big", token_type: "Bearer", expires_in: 3600, padding: "x".repeat(1 << 21) }),
+  };
+
+  it("a client credentials grant", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch });
+    await client.metadata();
+    proxy.inject(isToken("client_credentials"), huge);
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "invalid_response", status: 502, responseStatus: 200 });
+    expect(error.message).toContain("larger than 1048576 bytes");
+  });
+
+  it("a refresh grant (its answer read within its one attempt)", async () => {
+    const client = webClient(server(), { fetch: proxy.fetch });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    await manager.save("huge-refresh", await loggedInTokens(server(), "alice", "openid offline_access"));
+    await client.metadata();
+    proxy.inject(isToken("refresh_token"), huge);
+    const error = await failure(manager.refresh("huge-refresh"));
+    expect(error).toMatchObject({ code: "invalid_response", status: 502, responseStatus: 200 });
+  });
+});
+
 describe("retry: false", () => {
   it("calls fetch once: a 503 is server_unavailable after one request", async () => {
     const client = serviceClient(server(), { fetch: proxy.fetch, retry: false });
