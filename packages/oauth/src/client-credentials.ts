@@ -10,6 +10,7 @@ import * as oauth from "oauth4webapi";
 import { BEARER_TOKENS_ONLY, clientInternals, type OAuthClient } from "./client.js";
 import { sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
+import { TokenDecryptionError } from "./errors.js";
 import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import type { TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
@@ -137,9 +138,22 @@ export function createClientCredentials(
   const usable = (tokens: StoredTokens | undefined, now: number, rejected: string | undefined): boolean =>
     tokens !== undefined && !isDue(tokens, now) && tokens.accessToken !== rejected;
 
+  /**
+   * The token cached in the store. One that does not open is no token (`TokenDecryptionError`):
+   * sealed with a key no longer listed, unsealed where keys are configured (instances of a rolling
+   * deploy that adds `encryptionKeys` share the store), or altered. Never trusted, and, a cache
+   * holding nothing another token cannot replace, never in the way: a new one is asked for and
+   * written over it, where a session's would be the only copy of its grant.
+   */
   async function stored(key: string): Promise<StoredTokens | undefined> {
     const entry = await store.get(key);
-    return entry === undefined ? undefined : assertStoredTokens(await codec.read(key, entry.value));
+    if (entry === undefined) return undefined;
+    try {
+      return assertStoredTokens(await codec.read(key, entry.value));
+    } catch (error) {
+      if (error instanceof TokenDecryptionError) return undefined;
+      throw error;
+    }
   }
 
   async function request(key: string): Promise<StoredTokens> {

@@ -196,6 +196,11 @@ export class RecordCodec {
     if (!value.startsWith("{")) {
       throw new TokenDecryptionError("a stored value is encrypted, and no encryption keys are configured");
     }
-    return JSON.parse(value) as T;
+    try {
+      return JSON.parse(value) as T;
+    } catch {
+      // Refused as an altered sealed value is. No cause: JSON.parse's message quotes the value.
+      throw new TokenDecryptionError("a stored value is not the JSON record written there");
+    }
   }
 }

@@ -19,7 +19,15 @@ import {
   OAuthResponseError,
   type TokenStore,
 } from "../src/index.js";
-import { introspect, SERVICE, serviceClient, useAuthorizationServer, useMockServer, WEB_APP } from "./helpers.js";
+import {
+  introspect,
+  keyring,
+  SERVICE,
+  serviceClient,
+  useAuthorizationServer,
+  useMockServer,
+  WEB_APP,
+} from "./helpers.js";
 
 const server = useAuthorizationServer({ clientCredentials: 300 });
 const mock = useMockServer();
@@ -230,6 +238,37 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     };
     const tokens = createClientCredentials(client(), { store });
     await expect(tokens.getAccessToken()).rejects.toBe(broken);
+  });
+
+  it("a cached token that does not open is no token: a new one is asked for and replaces it", async () => {
+    const memory = new MemoryTokenStore();
+    const written: string[] = [];
+    const store: TokenStore = {
+      name: "noting",
+      get: (key) => memory.get(key),
+      delete: (key, expect) => memory.delete(key, expect),
+      set: (key, value, options) => {
+        written.push(key);
+        return memory.set(key, value, options);
+      },
+    };
+    let issued = 0;
+    const count = () => issued++;
+    mock().service.on(Events.BeforeResponse, count);
+    try {
+      // A rolling deploy that adds encryptionKeys: old and new instances share the store.
+      await createClientCredentials(client(), { store }).getAccessToken();
+      await createClientCredentials(client(), { store, encryptionKeys: keyring }).getAccessToken(); // unsealed: not trusted
+      await createClientCredentials(client(), { store }).getAccessToken(); // sealed: no key to open it
+      const cached = written.find((key) => !key.includes(":lock:"))!;
+      await memory.set(cached, '{"accessToken":', { ttlMs: 60_000 }); // altered
+      await createClientCredentials(client(), { store }).getAccessToken();
+      expect(issued).toBe(4);
+      await createClientCredentials(client(), { store }).getAccessToken(); // the last one, cached
+      expect(issued).toBe(4);
+    } finally {
+      mock().service.off(Events.BeforeResponse, count);
+    }
   });
 
   it("RFC 6749 §5.2 errors arrive typed, with the server's description", async () => {
