@@ -50,6 +50,21 @@ describe("LeaseKeeper", () => {
     expect(take()).toEqual(["g"]);
   });
 
+  it("stops renewing a lease the store answered lost, and keeps renewing the others", async () => {
+    const extended: string[] = [];
+    const extend = async (key: string) => {
+      extended.push(key);
+      return key !== "lost";
+    };
+    const keeper = new LeaseKeeper({ extend } as unknown as InterlockStore, 300, 5);
+    keeper.hold("lost", "tl");
+    keeper.hold("kept", "tk");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(extended.filter((key) => key === "lost")).toEqual(["lost"]); // once, not its 5 renewals
+    expect(extended.filter((key) => key === "kept")).toHaveLength(5);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("renews nothing, and holds nothing, with no renewals", async () => {
     const { store, take } = extendsOf();
     const keeper = new LeaseKeeper(store, 300, 0);

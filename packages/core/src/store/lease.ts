@@ -45,8 +45,8 @@ export interface HeldLease {
  * all of them, not one per claim: a timer set and cleared for every request costs more than the
  * rest of a webhook delivery's bookkeeping, and most claims settle long before the first renewal.
  * A claim is first renewed within a third of `lockTtlMs` of being held, then every third: never
- * later than its lease needs. A failed renewal is ignored (the next one may succeed; a lost lease
- * shows when the claim is settled). The timer is unref'd, so it keeps no process alive, and
+ * later than its lease needs. A renewal that fails is ignored (the next one may succeed); a lease
+ * the store answers lost is renewed no more (it shows when the claim is settled). The timer is unref'd, so it keeps no process alive, and
  * stops at a tick that finds nothing held; a process that dies renews nothing, and its leases
  * lapse within `lockTtlMs`.
  */
@@ -90,10 +90,22 @@ export class LeaseKeeper {
     this.#timer = undefined;
   }
 
+  /**
+   * A lease the store answered lost (`extend` false) is another claim's now: renewing it again
+   * could only be refused too, so it is let go. The timer stops at its next tick if nothing else is
+   * held. The loss itself shows when the claim is settled (`complete` refuses the stale token).
+   */
+  #forgetIfLost(held: HeldLease, extended: boolean): void {
+    if (!extended) this.#held.delete(held);
+  }
+
   #renew(): void {
     const { store, lockTtlMs } = this;
     for (const held of this.#held) {
-      void storeCall(() => store.extend(held.key, held.token, lockTtlMs)).catch(() => {});
+      void storeCall(() => store.extend(held.key, held.token, lockTtlMs)).then(
+        (extended) => this.#forgetIfLost(held, extended),
+        () => {},
+      );
       if (--held.left === 0) this.#held.delete(held);
     }
     if (this.#held.size === 0) {
