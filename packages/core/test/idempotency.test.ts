@@ -384,6 +384,44 @@ describe("finish inside the caller's transaction", () => {
     expect((await engine.begin(request)).action).toBe("execute");
   });
 
+  it("throws the store's InterlockConfigError for a transaction it cannot join, reported as no outage", async () => {
+    const events: string[] = [];
+    const engine = createIdempotency({
+      store: new MemoryStore(),
+      principal: false,
+      onEvent: (event) => events.push(event.type),
+    });
+    const request = { method: "POST", route: "/p", path: "/p", headers: { "idempotency-key": "tx-2" }, body: "{}" };
+    const decision = await engine.begin(request);
+    if (decision.action !== "execute") throw new Error("expected to execute");
+    await expect(
+      engine.finish(decision.ticket, { status: 201, headers: {}, body: "ok" }, { transaction: {} }),
+    ).rejects.toBeInstanceOf(InterlockConfigError);
+    expect(events).not.toContain("idempotency.not_recorded");
+    expect(events).not.toContain("idempotency.store_unavailable");
+  });
+
+  it("throws the store's InterlockConfigError from the release of an answer not stored", async () => {
+    const store = new MemoryStore();
+    const misconfigured: InterlockStore = {
+      name: "misconfigured",
+      maxRecordBytes: store.maxRecordBytes,
+      claim: (key, options) => store.claim(key, options),
+      release: async () => {
+        throw new InterlockConfigError("the table was never created");
+      },
+      extend: (key, token, ttl) => store.extend(key, token, ttl),
+      complete: (key, token, record, options) => store.complete(key, token, record, options),
+    };
+    const engine = createIdempotency({ store: misconfigured, principal: false });
+    const request = { method: "POST", route: "/p", path: "/p", headers: { "idempotency-key": "rel-1" }, body: "{}" };
+    const decision = await engine.begin(request);
+    if (decision.action !== "execute") throw new Error("expected to execute");
+    await expect(engine.finish(decision.ticket, { status: 500, headers: {}, body: "no" })).rejects.toBeInstanceOf(
+      InterlockConfigError,
+    );
+  });
+
   it("resolves false when nothing was stored", async () => {
     const engine = createIdempotency({ store: new MemoryStore(), principal: false });
     const decision = await engine.begin({

@@ -635,7 +635,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
   ) {
     const releasing = onEvent ? monotonicNow() : 0;
     const outcome = await releaseClaim(store, ticket.storeKey, ticket.token);
-    if (!onEvent) return;
+    if (!onEvent) return outcome;
     const now = monotonicNow();
     const base = ticketBase(ticket);
     const storeMs = now - releasing;
@@ -643,6 +643,18 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     const { released } = outcome;
     emit(onEvent, { ...base, type: "idempotency.released", ...event, released, durationMs, storeMs });
     if (!outcome.released) storeUnavailable(base, "release", storeMs, outcome.error);
+    return outcome;
+  }
+
+  /**
+   * Releases the claim of an answer not stored: false, for `finish`. As at the claim, a store set
+   * up wrong is no outage: its `InterlockConfigError` is thrown as it is. (`abort` ignores it: it
+   * runs on the way out of a failure, which it must not replace.)
+   */
+  async function releaseUnstored(ticket: Ticket, event: Parameters<typeof release>[1]): Promise<false> {
+    const outcome = await release(ticket, event);
+    if (!outcome.released && outcome.error instanceof InterlockConfigError) throw outcome.error;
+    return false;
   }
 
   /**
@@ -795,14 +807,12 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       const status = captured.status;
       // A body dropped for its size is judged as a whole one over the limit: its status first.
       const tooLarge = captured.tooLarge === true;
-      if (captured.body === undefined && !tooLarge)
-        return release(ticket, { reason: "streamed", status }).then(() => false);
-      if (!shouldCache(status, ticket.method)) return release(ticket, { reason: "status", status }).then(() => false);
-      if (tooLarge || captured.body === undefined)
-        return release(ticket, { reason: "too_large", status }).then(() => false);
+      if (captured.body === undefined && !tooLarge) return releaseUnstored(ticket, { reason: "streamed", status });
+      if (!shouldCache(status, ticket.method)) return releaseUnstored(ticket, { reason: "status", status });
+      if (tooLarge || captured.body === undefined) return releaseUnstored(ticket, { reason: "too_large", status });
       const response = responseToStore(ticket.method, status, captured.headers, captured.body, allowedHeaders);
       if (responseSize(response) > store.maxRecordBytes) {
-        return release(ticket, { reason: "too_large", status }).then(() => false);
+        return releaseUnstored(ticket, { reason: "too_large", status });
       }
       const completing = onEvent ? monotonicNow() : 0;
       let stored: boolean | undefined;
@@ -814,6 +824,9 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           transaction === undefined ? { ttlMs: retentionMs } : { ttlMs: retentionMs, transaction };
         stored = await store.complete(ticket.storeKey, ticket.token, response, completeOptions);
       } catch (error) {
+        // As at the claim: a store set up wrong (a `transaction` it cannot join) throws its
+        // error as it is, to the app's error handling, not reported as an outage.
+        if (error instanceof InterlockConfigError) throw error;
         stored = undefined;
         failure = error;
       }
