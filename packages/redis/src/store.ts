@@ -171,7 +171,7 @@ export class RedisStore implements InterlockStore {
     this.maxRecordBytes = maxRecordBytesOption(options.maxRecordBytes);
     this.#client = client;
     // A script keeps the prefix its client had when it was defined (below), as the store does.
-    this.#clientPrefix = redisClientKeyPrefix(client);
+    this.#clientPrefix = clusterSafeKeyPrefix(client);
     this.#needs = { label: "redis store", commands: COMMANDS, keyPrefix: this.#clientPrefix + this.prefix };
     defineScripts(client);
   }
@@ -304,6 +304,21 @@ export class RedisStore implements InterlockStore {
     }
     return callScript(this.#client, operation, redisKey, args, false);
   }
+}
+
+/**
+ * The client's `keyPrefix`. On a Cluster one with a brace is refused, as the store's `prefix` is
+ * (`assertPrefix`): before the store's own tag, it would become the hash tag and put every key
+ * in one slot. On a single Redis there are no slots, and it is left alone.
+ */
+function clusterSafeKeyPrefix(client: ScriptingClient): string {
+  const keyPrefix = redisClientKeyPrefix(client);
+  if ((client as { isCluster?: unknown }).isCluster === true && /[{}]/.test(keyPrefix)) {
+    throw new InterlockConfigError(
+      `redis store: the Cluster client's keyPrefix ${JSON.stringify(keyPrefix)} has a \`{\` or \`}\`: it would put every key in one slot`,
+    );
+  }
+  return keyPrefix;
 }
 
 /** A Redis store on the caller's ioredis `Redis` or `Cluster` client. */

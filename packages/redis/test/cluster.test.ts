@@ -4,6 +4,7 @@
  * operation can cross slots and keys still spread over every master.
  */
 
+import { InterlockConfigError } from "@interlock/core";
 import { describeStoreConformance } from "@interlock/core/testing";
 import { refusedPort } from "@interlock/test-harness";
 import { Cluster } from "ioredis";
@@ -77,6 +78,14 @@ describe("redis cluster: slots", () => {
       expect(released).toContain(key);
       expect(["released", null]).toContain(await cluster.hget(key, "state"));
     }
+  });
+
+  it("refuses a Cluster client whose keyPrefix has a hash tag: every key would be in one slot", () => {
+    const tagged = track(
+      new Cluster(inject("redisClusterNodes"), { lazyConnect: true, redisOptions: { keyPrefix: "{app}:" } }),
+    );
+    expect(() => storeOn(tagged)).toThrow(InterlockConfigError);
+    expect(() => storeOn(tagged)).toThrow("keyPrefix");
   });
 
   it("names the key as redis-cli sees it, with the Cluster client's keyPrefix first", async () => {
