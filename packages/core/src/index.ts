@@ -98,6 +98,7 @@ export {
   type PostgresStatementSetup,
   postgresReady,
   postgresSerializationFailure,
+  postgresSessionEnded,
   postgresSetupMistake,
   postgresSqlState,
 } from "./store/postgres-errors.js";

@@ -9,6 +9,7 @@ import {
   driverErrorSummary,
   InterlockConfigError,
   type PostgresStatementSetup,
+  postgresSessionEnded,
   postgresSetupMistake,
   postgresSqlState,
   StoreUnavailableError,
@@ -55,7 +56,6 @@ export const sqlState = postgresSqlState;
 // FATAL or PANIC, setup mistakes aside): an idle-in-transaction or transaction timeout (25P03,
 // 25P04), say; the connection is gone and nothing was done.
 const UNAVAILABLE = /^(08|53|57|58)|^(55P03|25006|40001|40P01)$/;
-const ENDS_SESSION = new Set(["FATAL", "PANIC"]);
 
 /**
  * Maps a failure to what the caller must do. No SQLSTATE (refused, reset, timed out) or an
@@ -70,7 +70,7 @@ export function storeError(operation: string, error: unknown, setup: PostgresSta
   if (fix !== undefined)
     return new InterlockConfigError(`postgres store: ${fix} (${reason})`, { cause: driverErrorSummary(error) });
   const state = sqlState(error);
-  if (state !== undefined && !UNAVAILABLE.test(state) && !ENDS_SESSION.has((error as { severity: string }).severity)) {
+  if (state !== undefined && !UNAVAILABLE.test(state) && !postgresSessionEnded(error)) {
     return error;
   }
   return new StoreUnavailableError("postgres", `${operation} failed: ${reason}`, { cause: error });

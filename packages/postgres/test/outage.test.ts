@@ -314,3 +314,46 @@ describe("a connection the server ends in the read that completes its start-up",
     await pool.end().catch(() => {});
   });
 });
+
+describe("a connection the server ends while the store's statement runs on it", () => {
+  it("is discarded, not pooled: the next operation gets a live connection, and the pool reports no idle connection lost", async () => {
+    // One connection: the operation queued behind the ended one is handed whatever it leaves.
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 1 });
+    const poolErrors: Error[] = [];
+    pool.on("error", (error) => poolErrors.push(error));
+    const table = uniqueTable("ended_mid_statement");
+    await migrate(pool, { table });
+    const store = postgresStore(pool, { table, operationTimeoutMs: 10_000 });
+    expect((await store.claim("k", { fingerprint: "first", lockTtlMs: 50 })).state).toBe("claimed");
+    await sleep(100); // the lease is over: a claim takes the row over once it has its lock
+    const admin = new pg.Client({ connectionString: inject("databaseUrl") });
+    await admin.connect();
+    try {
+      await admin.query("BEGIN");
+      await admin.query(`UPDATE "${table}" SET expires_at = expires_at`); // holds the row's lock
+      const ended = outcome(() => store.claim("k", { fingerprint: "ended", lockTtlMs: 60_000 }));
+      const queued = outcome(() => store.claim("other", { fingerprint: "fp", lockTtlMs: 60_000 }));
+      let pid: number | undefined;
+      await expect
+        .poll(async () => {
+          const { rows } = await admin.query(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1 AND pid <> pg_backend_pid()",
+            [`%"${table}"%`],
+          );
+          pid = rows[0]?.pid;
+          return pid;
+        })
+        .toBeDefined();
+      // FATAL 57P01 to the waiting claim, then the server closes its connection.
+      await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+      expect((await ended).outcome).toEqual(unavailable);
+      expect((await queued).outcome).toEqual({ ok: true, state: "claimed" });
+      await admin.query("ROLLBACK");
+      expect((await store.claim("k", { fingerprint: "retry", lockTtlMs: 60_000 })).state).toBe("claimed");
+      expect(poolErrors).toEqual([]);
+    } finally {
+      await admin.end();
+      await endPool(pool);
+    }
+  });
+});

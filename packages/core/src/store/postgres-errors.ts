@@ -19,6 +19,19 @@ export function postgresSqlState(error: unknown): string | undefined {
 }
 
 /**
+ * Whether a server error ended the session: severity FATAL or PANIC (a shutdown or
+ * `pg_terminate_backend`, 57P01; an idle-in-transaction or transaction timeout, 25P03, 25P04).
+ * The server closes the connection right after it, so nothing was done, and the connection,
+ * which pg has not yet seen close, must not go back to a pool.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function postgresSessionEnded(error: unknown): boolean {
+  if (postgresSqlState(error) === undefined) return false;
+  const { severity } = error as { severity: string };
+  return severity === "FATAL" || severity === "PANIC";
+}
+
+/**
  * A serialization failure or a deadlock (40001, 40P01): the statement wrote nothing, and may
  * simply run again with a fresh snapshot.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").

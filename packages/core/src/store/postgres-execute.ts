@@ -7,7 +7,7 @@
  */
 
 import { inTurn } from "./in-turn.js";
-import { POSTGRES_READY_SQL, postgresReady, postgresSqlState } from "./postgres-errors.js";
+import { POSTGRES_READY_SQL, postgresReady, postgresSessionEnded, postgresSqlState } from "./postgres-errors.js";
 
 /**
  * One query as `pg` takes it.
@@ -176,10 +176,12 @@ export async function executePostgres(
     return result;
   } catch (error) {
     client.removeListener("error", onError);
-    // The server answered with an error: the connection is fine. Lost or timed out: it is in
-    // doubt (maybe still running our statement), so pg-pool discards it.
-    const inDoubt = broken !== undefined || postgresSqlState(error) === undefined;
-    client.release(inDoubt ? (broken ?? error ?? true) : undefined);
+    // The server answered with an error: the connection is fine, unless the error ended the
+    // session (the server closes it next; pg-pool would hand it to the next waiter, and report
+    // it lost once idle). Lost or timed out: it is in doubt (maybe still running our
+    // statement). Either way pg-pool discards it.
+    const unusable = broken !== undefined || postgresSqlState(error) === undefined || postgresSessionEnded(error);
+    client.release(unusable ? (broken ?? error ?? true) : undefined);
     throw error;
   }
 }
