@@ -78,3 +78,11 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 export function response(text: string, headers: Array<[string, string]> = [["content-type", "text/plain"]]) {
   return { status: 200, headers, body: new TextEncoder().encode(text) };
 }
+
+/** An ErrorResponse message of the PostgreSQL protocol with `fields` (type letter, value), as a server or PgBouncer sends it. */
+export function errorResponse(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  const body = Buffer.concat([...fields.map(([type, value]) => Buffer.from(`${type}${value}\0`)), Buffer.from([0])]);
+  const length = Buffer.alloc(4);
+  length.writeInt32BE(body.length + 4);
+  return Buffer.concat([Buffer.from("E"), length, body]);
+}

@@ -9,7 +9,7 @@ import { freePort, type PostgresServer, startPostgres } from "@interlock/test-ha
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { migrate, type PostgresStore, postgresStore } from "../src/index.js";
-import { endPool, response, sleep, uniqueTable } from "./helpers.js";
+import { endPool, errorResponse, response, sleep, uniqueTable } from "./helpers.js";
 
 const TIMEOUT = 1_000;
 const SLACK = 500;
@@ -248,19 +248,13 @@ describe("a server that never answers, or no free connection", () => {
 });
 
 /** A FATAL ErrorResponse, as PostgreSQL sends it when it ends a connection (57P01: pg_terminate_backend, a fast shutdown). */
-function fatalMessage(): Buffer {
-  const field = (type: string, value: string) => Buffer.from(`${type}${value}\0`);
-  const fields = [
+const fatalMessage = () =>
+  errorResponse([
     ["S", "FATAL"],
     ["V", "FATAL"],
     ["C", "57P01"],
     ["M", "terminating connection due to administrator command"],
-  ].map(([type, value]) => field(type as string, value as string));
-  const body = Buffer.concat([...fields, Buffer.from([0])]);
-  const length = Buffer.alloc(4);
-  length.writeInt32BE(body.length + 4);
-  return Buffer.concat([Buffer.from("E"), length, body]);
-}
+  ]);
 
 describe("a connection the server ends in the read that completes its start-up", () => {
   let proxy: Server;

@@ -13,7 +13,7 @@ import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { type PgQueryable, postgresStore } from "../src/index.js";
-import { endPool, freshTable, newPool, newRole, sleep, uniqueTable } from "./helpers.js";
+import { endPool, errorResponse, freshTable, newPool, newRole, sleep, uniqueTable } from "./helpers.js";
 
 const admin = newPool();
 afterAll(() => endPool(admin));
@@ -175,6 +175,100 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
       const error = await configError(claim(postgresStore(pool)), undefined, /SSL/);
       expect((error.cause as Error).message).toBe("The server does not support SSL connections");
     });
+  });
+});
+
+/**
+ * A stand-in for PgBouncer refusing every connection as it does (send_pooler_error: an
+ * ErrorResponse of severity FATAL, SQLSTATE 08P01 and its words, nothing else), then closing it.
+ */
+async function pgbouncerRefusing() {
+  let words = "";
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    socket.once("data", () => {
+      socket.end(
+        errorResponse([
+          ["S", "FATAL"],
+          ["C", "08P01"],
+          ["M", words],
+        ]),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `postgres://app@127.0.0.1:${port}/app`,
+    /** PgBouncer's words for every connection from now on. */
+    refuseWith: (text: string) => {
+      words = text;
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe("PgBouncer's refusals, all SQLSTATE 08P01: its setup mistakes told from its outages by its words", () => {
+  // PgBouncer's own texts (src/client.c, objects.c, janitor.c, across versions), each with what its fix names.
+  const mistakes: Array<[string, RegExp]> = [
+    ["unsupported startup parameter: statement_timeout", /ALTER ROLE/],
+    ["unsupported startup parameter in options: search_path", /ALTER ROLE/],
+    ["unsupported options startup parameter: only '-c config=val' is allowed", /ALTER ROLE/],
+    ["no such database: app", /PgBouncer's \[databases\]/],
+    ["No such database: app", /PgBouncer's \[databases\]/],
+    ["password authentication failed", /user or password/],
+    ["SASL authentication failed", /user or password/],
+    ['"trust" authentication failed', /user or password/],
+    ["no such user", /user or password/],
+    ["SSL required", /turn SSL on/],
+    ["PQexec disallowed", /migrationSql\(\)/],
+    ["bouncer config error", /PgBouncer's own configuration/],
+    ["server login failed: wrong password type", /PgBouncer's own configuration/],
+    [
+      'server login has been failing, cached error: password authentication failed for user "app" (server_login_retry)',
+      /refuses PgBouncer's login/,
+    ],
+    [
+      'server login has been failing, cached error: database "app" does not exist (server_login_retry)',
+      /refuses PgBouncer's login/,
+    ],
+  ];
+  const outages = [
+    "query_wait_timeout",
+    "no more connections allowed (max_client_conn)",
+    "server conn crashed?",
+    "client_login_timeout (server down)",
+    "pgbouncer cannot connect to server",
+    "server login has been failing, cached error: connect failed (server_login_retry)",
+    "server login has been failing, cached error: sorry, too many clients already (server_login_retry)",
+    'database "app" is disabled',
+    "server shutting down",
+    "query_timeout",
+    "prepared statement did not exist",
+  ];
+
+  it("a setup mistake is a configuration error naming the fix; anything else PgBouncer says is an outage", async () => {
+    const bouncer = await pgbouncerRefusing();
+    try {
+      for (const [words, fix] of mistakes) {
+        bouncer.refuseWith(words);
+        await withPool({ connectionString: bouncer.url }, async (pool) => {
+          const error = await configError(claim(postgresStore(pool)), "08P01", fix);
+          expect(error.message).toContain(words);
+        });
+      }
+      for (const words of outages) {
+        bouncer.refuseWith(words);
+        await withPool({ connectionString: bouncer.url }, async (pool) => {
+          await expect(claim(postgresStore(pool)), words).rejects.toMatchObject({
+            name: "StoreUnavailableError",
+            cause: { code: "08P01", message: words },
+          });
+        });
+      }
+    } finally {
+      await bouncer.close();
+    }
   });
 });
 

@@ -61,6 +61,47 @@ const NO_PASSWORD =
 // max_prepared_statements) handed pg's statements to another server connection than prepared them.
 const PREPARED_ELSEWHERE = /^(42P05|26000)$/;
 
+// PgBouncer answers its own refusals with SQLSTATE 08P01 (protocol_violation), a connection
+// exception: mostly outages to ride out (query_wait_timeout, max_client_conn, "server conn
+// crashed?", a server login failure it keeps refusing with for server_login_retry; the server's
+// own refusal it passes on with its own SQLSTATE). These, told apart by PgBouncer's words alone
+// (its source's texts, across versions), fail the same way on every retry: the fix is in the
+// pool's settings or PgBouncer's.
+const PGBOUNCER_MISTAKES: ReadonlyArray<readonly [RegExp, string]> = [
+  [
+    // pg sends its statement_timeout, lock_timeout, idle_in_transaction_session_timeout and
+    // options settings as startup parameters, which PgBouncer refuses (or, told to ignore
+    // them, drops: the role's settings are the ones that reach the server through it).
+    /^unsupported (startup parameter|startup parameter in options|options startup parameter)\b/,
+    "PgBouncer refuses a setting the pool sends when it connects (pg's statement_timeout, lock_timeout, idle_in_transaction_session_timeout or options); set it on the role instead (ALTER ROLE … SET)",
+  ],
+  [
+    /^no such database\b/i,
+    "PgBouncer has no database of the name the connection settings give; add it to PgBouncer's [databases], or fix the name in the connection settings",
+  ],
+  [
+    /^(no such user|password authentication failed|SASL authentication failed|"trust" authentication failed|certificate authentication failed|unix socket login rejected|login rejected|empty password returned by client|no username supplied|username too long|password too long)$/,
+    "PgBouncer refused the connection's user or password; check the connection settings, and PgBouncer's auth_file, auth_query or auth_hba_file",
+  ],
+  [/^SSL required$/, "PgBouncer requires SSL (client_tls_sslmode); turn SSL on in the pool's settings"],
+  [
+    // pg sends a statement without parameters, as migrate()'s SQL is, as a simple query.
+    /^PQexec disallowed$/,
+    "PgBouncer refuses simple queries (disable_pqexec), and migrate() runs its SQL as one; run migrate() on a direct connection, or apply migrationSql() in your own migrations",
+  ],
+  [
+    // Its refusal of server logins for server_login_retry after one failed, quoting the
+    // server's words: an outage (connect failed, too many clients) unless the server refused
+    // the login itself, which it does again once the wait is over (then with its own SQLSTATE).
+    /^server login has been failing, cached error: (password authentication failed|role ".*" does not exist|database ".*" does not exist|no pg_hba\.conf entry)/,
+    "the server refuses PgBouncer's login for this database and user (a wrong password, an unknown role or database, no pg_hba.conf entry); check the connection settings, and PgBouncer's [databases] and auth_file",
+  ],
+  [
+    /^(bouncer config error|server login failed: wrong password type)$/,
+    "PgBouncer's own configuration is wrong for this database or user (its log says how); fix it there",
+  ],
+];
+
 /**
  * How the store runs its statements, as far as telling its setup mistakes needs.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
@@ -105,7 +146,15 @@ const grant = (table: string) => `GRANT SELECT, INSERT, UPDATE, DELETE ON ${tabl
  */
 export function postgresSetupMistake(error: unknown, setup: PostgresStatementSetup): string | undefined {
   const state = postgresSqlState(error);
-  return state === undefined ? connectionMistake(error) : serverMistake(state, setup);
+  if (state === undefined) return connectionMistake(error);
+  if (state === "08P01") return pgbouncerMistake((error as { message?: unknown }).message);
+  return serverMistake(state, setup);
+}
+
+/** A setup mistake PgBouncer reports (08P01, its words), or undefined for its outages. */
+function pgbouncerMistake(message: unknown): string | undefined {
+  if (typeof message !== "string") return undefined;
+  return PGBOUNCER_MISTAKES.find(([words]) => words.test(message))?.[1];
 }
 
 /** A setup mistake the server reports (a SQLSTATE). */
