@@ -96,6 +96,7 @@ export type WebhookErrorCode =
   | "body_incomplete"
   | "body_not_raw"
   | "unsupported_content_encoding"
+  | "body_not_decodable"
   | "unsupported_version"
   | "invalid_secret";
 
@@ -113,6 +114,8 @@ const WEBHOOK_ERRORS: Record<WebhookErrorCode, { status: number; title: string }
   body_not_raw: { status: 500, title: "The webhook body is not the raw request bytes" },
   // Sent compressed: whether the signature covers the bytes before or after compressing is unknowable.
   unsupported_content_encoding: { status: 415, title: "The webhook body is content-encoded" },
+  // A BodyError code, so every body refusal converts; never a delivery's (a compressed one is refused first).
+  body_not_decodable: { status: 400, title: "The webhook body is not valid data of its content coding" },
   unsupported_version: { status: 400, title: "The webhook signature version is not supported" },
   // The configured secret cannot be used: the receiver's mistake, never the sender's.
   invalid_secret: { status: 500, title: "The webhook secret is invalid" },
@@ -313,8 +316,17 @@ export class IdempotencyError extends InterlockError {
   }
 }
 
-/** Why a request body cannot be used: too large to read, cut off mid-body, or already consumed by a parser. */
-export type BodyErrorCode = "body_too_large" | "body_incomplete" | "body_not_raw";
+/**
+ * Why a request body cannot be used: too large to read, cut off mid-body, already consumed by a
+ * parser, or (for idempotency, which decodes it) sent with a content coding not decoded, or with
+ * data that is not what its coding says.
+ */
+export type BodyErrorCode =
+  | "body_too_large"
+  | "body_incomplete"
+  | "body_not_raw"
+  | "unsupported_content_encoding"
+  | "body_not_decodable";
 
 const BODY_ERRORS: Record<BodyErrorCode, { status: number; title: string }> = {
   body_too_large: { status: 413, title: "The request body is too large" },
@@ -322,24 +334,32 @@ const BODY_ERRORS: Record<BodyErrorCode, { status: number; title: string }> = {
   body_incomplete: { status: 400, title: "The request body ended before it was complete" },
   // A body parser consumed the stream first: a server setup mistake, not the client's.
   body_not_raw: { status: 500, title: "The request body is not available as raw bytes" },
+  unsupported_content_encoding: { status: 415, title: "The request body's content coding is not supported" },
+  body_not_decodable: { status: 400, title: "The request body is not valid data of its content coding" },
 };
 
-/** A request body Interlock cannot use: too large to read, cut off mid-body, or already consumed by a parser. */
+/** A request body Interlock cannot use: too large to read, cut off mid-body, already consumed by a parser, or not decodable. */
 export class BodyError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
   override readonly name = "BodyError";
   static override readonly [ERROR_CLASS]: string = "BodyError";
   /** Why the body cannot be used. */
   readonly code: BodyErrorCode;
-  /** 413 for `body_too_large`, 400 for `body_incomplete`, 500 for `body_not_raw` (a server setup mistake). */
+  /**
+   * 413 for `body_too_large`, 400 for `body_incomplete` and `body_not_decodable`, 415 for
+   * `unsupported_content_encoding`, 500 for `body_not_raw` (a server setup mistake).
+   */
   readonly status: number;
   readonly title: string;
+  /** For `unsupported_content_encoding`: the codings that are decoded, answered as `Accept-Encoding`. */
+  readonly acceptEncoding: string | undefined;
 
-  constructor(code: BodyErrorCode, message: string, options?: ErrorOptions) {
+  constructor(code: BodyErrorCode, message: string, options?: ErrorOptions & { acceptEncoding?: string }) {
     super(message, options);
     this.code = code;
     this.status = BODY_ERRORS[code].status;
     this.title = BODY_ERRORS[code].title;
+    this.acceptEncoding = options?.acceptEncoding;
   }
 
   /** `body_too_large` for a body past `limit` bytes, worded the same by every adapter. */

@@ -20,7 +20,8 @@ export interface HttpResponse {
  * An RFC 9457 problem+json response for an Interlock error, with a `Retry-After` of
  * `retryAfterSeconds`: by default the error's own, for those that tell the client when to retry
  * (`request_in_flight`, `store_unavailable`). A 415 `unsupported_content_encoding` says, with
- * `Accept-Encoding: identity`, the one coding that is accepted (RFC 9110, section 15.5.16).
+ * `Accept-Encoding`, the codings that are accepted (RFC 9110, section 15.5.16): the ones a
+ * `BodyError` names, else `identity` alone (a webhook delivery is verified uncompressed only).
  */
 export function problemResponse(
   error: InterlockError,
@@ -28,7 +29,8 @@ export function problemResponse(
 ): HttpResponse {
   const headers: Array<[string, string]> = [["content-type", PROBLEM_CONTENT_TYPE]];
   if (retryAfterSeconds !== undefined) headers.push(["retry-after", String(retryAfterSeconds)]);
-  if (error.code === "unsupported_content_encoding") headers.push(["accept-encoding", "identity"]);
+  if (error.code === "unsupported_content_encoding")
+    headers.push(["accept-encoding", (error as { acceptEncoding?: string }).acceptEncoding ?? "identity"]);
   return { status: error.status, headers, body: utf8.encode(JSON.stringify(error.toProblem())) };
 }
 

@@ -1,3 +1,5 @@
+// A request body's content coding, decoded alike by every adapter.
+export { type ContentEncodingValue, contentCodings, decodeContent } from "./content-coding.js";
 export type { ContentParts } from "./crypto/port.js";
 // Byte encodings without `Buffer`, shared with the packages that must run on every runtime too.
 export { decodeBase64, encodeBase64, encodeHex, utf8 } from "./encoding.js";

@@ -1,3 +1,4 @@
+import { contentCodings } from "../content-coding.js";
 import { utf8 } from "../encoding.js";
 import { BodyError, WebhookVerificationError } from "../errors.js";
 import { type HeadersInput, headerReader } from "../headers.js";
@@ -46,14 +47,8 @@ function notRawMessage(body: unknown): string {
  * the headers, before the body is read: `checkHeaders`).
  */
 export function contentEncodingRefusal(headers: HeadersInput): string | undefined {
-  const value = headerReader(headers)("content-encoding");
-  // Nearly every request sends none: answered without building the list (asked twice a
-  // delivery: by the headers' check before the body is read, and by the verifier's).
-  if (value === undefined || value === "" || value === "identity") return undefined;
-  const codings = (typeof value === "string" ? value : (value ?? []).join(","))
-    .split(",")
-    .map((coding) => coding.trim().toLowerCase())
-    .filter((coding) => coding !== "" && coding !== "identity");
+  // Asked twice a delivery: by the headers' check before the body is read, and by the verifier's.
+  const codings = contentCodings(headerReader(headers)("content-encoding"));
   if (codings.length === 0) return undefined;
   return (
     `the delivery was sent with Content-Encoding: ${codings.join(", ")}; signatures are checked on bodies sent ` +
