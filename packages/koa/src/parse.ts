@@ -2,25 +2,24 @@
  * Puts the raw bytes on `ctx.request.rawBody` and, for JSON and url-encoded forms, a parsed
  * `ctx.request.body`: the stream is consumed, so a body parser after us has nothing to read.
  * Parsing waits for the first read of `ctx.request.body`: a webhook handler that only uses
- * `ctx.state.webhook` never pays for it. As the Koa body parsers do, a compressed body
- * (`Content-Encoding`) is inflated and the text decoded with the `charset` the type names.
+ * `ctx.state.webhook` never pays for it. As the Koa body parsers do, the text is decoded with
+ * the `charset` the type names. The bytes are the payload: `idempotency()` decoded a compressed
+ * body as it read it, and `webhook()` refuses one unread.
  */
 
-import { brotliDecompressSync, gunzipSync, inflateSync, type ZlibOptions } from "node:zlib";
 import type { Context } from "koa";
 import type { RawBodyRequest } from "./types.js";
 
 type Parse = (text: string) => unknown;
 
-/** `limit`: the most bytes a body may have, inflated too. */
-export function exposeBody(ctx: Context, raw: Buffer, consumed: boolean, limit: number): void {
+export function exposeBody(ctx: Context, raw: Buffer, consumed: boolean): void {
   const request = ctx.request as Context["request"] & RawBodyRequest;
   request.rawBody = raw;
   if (!consumed) return;
   // @koa/bodyparser and koa-bodyparser skip a request with this flag (or with a body set).
   ctx.disableBodyParser = true;
   const parse = parserFor(ctx.get("content-type"));
-  if (parse) defineLazyBody(ctx, raw, parse, limit);
+  if (parse) defineLazyBody(ctx, raw, parse);
 }
 
 function parserFor(contentType: string): Parse | undefined {
@@ -36,9 +35,6 @@ interface LazyBody {
   parse: Parse;
   parsed: { value: unknown } | undefined;
   ctx: Context;
-  limit: number;
-  /** The bytes inflated as their `Content-Encoding` says, once they have been. */
-  inflated: Buffer | undefined;
 }
 
 const LAZY_BODY = Symbol("@interlock/koa.lazyBody");
@@ -62,61 +58,9 @@ function readLazyBody(this: WithLazyBody): unknown {
   return lazy.parsed.value;
 }
 
-const INFLATE: Record<string, (bytes: Buffer, options: ZlibOptions) => Buffer> = {
-  gzip: gunzipSync,
-  "x-gzip": gunzipSync,
-  deflate: inflateSync,
-  br: brotliDecompressSync,
-};
-
-/** The body's `Content-Encoding`, lower case. Node's header object, not Koa's getters: asked for every keyed JSON request. */
-const encodingOf = (ctx: Context): string => ctx.req.headers["content-encoding"]?.trim().toLowerCase() || "identity";
-
-/**
- * The bytes inflated as their `Content-Encoding` says (as sent without one), kept for the next
- * read; undefined past the limit; a 4xx, as the body parsers answer, for another encoding or
- * data that is not what it says.
- */
-function inflateWithinLimit(lazy: LazyBody): Buffer | undefined {
-  const { raw, ctx, limit } = lazy;
-  const encoding = encodingOf(ctx);
-  if (encoding === "identity") return raw;
-  const inflate = INFLATE[encoding];
-  if (inflate === undefined) return ctx.throw(415, `unsupported content-encoding "${encoding}"`);
-  try {
-    // maxOutputLength: a small compressed body must not inflate past the limit (a zip bomb).
-    lazy.inflated = inflate(raw, { maxOutputLength: limit });
-    return lazy.inflated;
-  } catch (error) {
-    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") return undefined;
-    return ctx.throw(400, `the request body is not valid ${encoding} data`);
-  }
-}
-
-/**
- * Whether the compressed JSON or form body just read inflates past the limit. `idempotency()`
- * asks as it reads the body for the fingerprint, so such a body (a zip bomb) is core's 413
- * `body_too_large`, refused with its event before a key is claimed or the handler runs, as
- * Express's parsers refuse it, rather than Koa's own 413 on the handler's first read of
- * `ctx.request.body`. The inflated bytes are kept for that read. Another failure (an unknown
- * encoding, data that is not what it says) is left to that read, answered as the body parsers
- * answer it.
- */
-export function inflatesPastLimit(ctx: Context): boolean {
-  const lazy = (ctx.request as Partial<WithLazyBody>)[LAZY_BODY];
-  if (lazy === undefined || encodingOf(ctx) === "identity") return false;
-  try {
-    return inflateWithinLimit(lazy) === undefined;
-  } catch {
-    return false;
-  }
-}
-
-/** The body as text: inflated as its `Content-Encoding` says, decoded in its `charset`; else a 4xx, as the body parsers answer. */
+/** The body as text, decoded in its `charset`; else a 415, as the body parsers answer. */
 function bodyText(lazy: LazyBody): string {
-  const { ctx } = lazy;
-  const bytes =
-    lazy.inflated ?? inflateWithinLimit(lazy) ?? ctx.throw(413, `the request body inflates past ${lazy.limit} bytes`);
+  const { ctx, raw: bytes } = lazy;
   const contentType = ctx.req.headers["content-type"] ?? "";
   // Most bodies name no charset: no parameters to look through.
   const charset = contentType.includes(";") ? charsetOf(contentType) : "utf-8";
@@ -138,9 +82,9 @@ function writeLazyBody(this: WithLazyBody, value: unknown): void {
   this[LAZY_BODY].parsed = { value };
 }
 
-function defineLazyBody(ctx: Context, raw: Buffer, parse: Parse, limit: number): void {
+function defineLazyBody(ctx: Context, raw: Buffer, parse: Parse): void {
   const request = ctx.request as WithLazyBody;
-  request[LAZY_BODY] = { raw, parse, parsed: undefined, ctx, limit, inflated: undefined };
+  request[LAZY_BODY] = { raw, parse, parsed: undefined, ctx };
   Object.defineProperty(request, "body", {
     configurable: true,
     enumerable: true,

@@ -4,10 +4,10 @@
  */
 
 import type { IncomingMessage } from "node:http";
-import { announcesBody, BodyCollector, BodyError } from "@interlock/core";
+import { announcesBody, BodyCollector, BodyError, decodeContent } from "@interlock/core";
 import type { Context } from "koa";
 import { notRawMessage } from "./errors.js";
-import { exposeBody, inflatesPastLimit } from "./parse.js";
+import { exposeBody } from "./parse.js";
 
 const EMPTY = Buffer.alloc(0);
 // Kept on the request itself. Not a WeakMap: every WeakMap entry is an ephemeron the collector
@@ -35,7 +35,7 @@ export async function readRawBody(
   const known = (req as Remembered)[RAW_BODY];
   if (known !== undefined) return known.byteLength > limit ? BodyError.tooLarge(limit) : known;
   // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
-  if (!announcesBody(req)) return remember(req, EMPTY, ctx, false, limit);
+  if (!announcesBody(req)) return remember(req, EMPTY, ctx, false);
   // Whether a parser read the body is the stream's to say, not `ctx.request.body`'s: @koa/bodyparser
   // and koa-bodyparser set that to `{}` for a type they do not parse (binary), leaving its bytes unread.
   if (req.readableDidRead || req.readableEnded) {
@@ -51,16 +51,33 @@ export async function readRawBody(
   const body = await collect(req, limit).catch(() => BodyError.incomplete());
   if (body instanceof BodyError) return body;
   if (body === undefined) return BodyError.tooLarge(limit);
-  remember(req, body, ctx, true, limit);
-  // Bounded inflated too, for the engine to refuse before the handler runs (see inflatesPastLimit).
-  // Not for webhook(): core refuses every compressed delivery (415), inflated or not.
-  return middleware === "idempotency" && inflatesPastLimit(ctx) ? BodyError.tooLarge(limit) : body;
+  // Not for webhook(): core refuses every compressed delivery (415) before its body is read.
+  const payload =
+    middleware === "idempotency" && req.headers["content-encoding"] !== undefined
+      ? await decoded(req, body, limit)
+      : body;
+  return payload instanceof BodyError ? payload : remember(req, payload, ctx, true);
 }
 
-function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean, limit: number): Buffer {
+/**
+ * The body decoded as its `Content-Encoding` says (core's `decodeContent`): what the fingerprint
+ * covers and the handler reads, as the Koa body parsers inflate it; a refusal, before a key is
+ * claimed, for a coding not decoded (415), data that does not decode (400), or a body that
+ * decodes past the limit (413).
+ */
+async function decoded(req: IncomingMessage, body: Buffer, limit: number): Promise<Buffer | BodyError> {
+  const payload = await decodeContent(body, req.headers["content-encoding"], limit);
+  return payload instanceof BodyError ? payload : asBuffer(payload);
+}
+
+function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean): Buffer {
   (req as Remembered)[RAW_BODY] = body;
-  exposeBody(ctx, body, consumed, limit);
+  exposeBody(ctx, body, consumed);
   return body;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** The whole body, or undefined once it passes `limit` (the rest is drained, not kept). */
@@ -77,8 +94,7 @@ function collect(req: IncomingMessage, limit: number): Promise<Buffer | undefine
     }
     function onEnd() {
       stop();
-      const bytes = body.body() as Uint8Array;
-      resolve(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      resolve(asBuffer(body.body() as Uint8Array));
     }
     function onError(error: unknown) {
       stop();

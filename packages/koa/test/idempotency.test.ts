@@ -916,47 +916,51 @@ describe("raw body", () => {
     expect(world.calls).toBe(1);
   });
 
-  it("a compressed body is inflated and its charset decoded, as the body parsers do; a zip bomb is 413 body_too_large", async () => {
+  it("a compressed body reaches ctx.request.body decoded (core's decodeContent), its charset decoded, as the body parsers do; one not decodable is refused before the handler", async () => {
     const world = await start(
       [
         [
           "POST",
           "/payments",
           (ctx) => {
-            ctx.body = { got: ctx.request.body };
+            ctx.body = { got: ctx.request.body, raw: ctx.request.rawBody?.toString() };
           },
         ],
       ],
       { bodyLimit: 4096 },
     );
     const json = JSON.stringify({ amount: 5, note: "café" });
+    const got = { got: { amount: 5, note: "café" }, raw: json };
     for (const [encoding, bytes] of [
       ["gzip", gzipSync(json)],
       ["deflate", deflateSync(json)],
-      ["br", brotliCompressSync(json)],
     ] as const) {
       const answer = await send("/payments", newId("key"), bytes, { "content-encoding": encoding });
-      expect([encoding, answer.status, await answer.json()]).toEqual([
-        encoding,
-        200,
-        { got: { amount: 5, note: "café" } },
-      ]);
+      expect([encoding, answer.status, await answer.json()]).toEqual([encoding, 200, got]);
     }
+    // br where the runtime's DecompressionStream decodes brotli (not Node 20's): else 415, as on every adapter.
+    const br = await send("/payments", newId("key"), brotliCompressSync(json), { "content-encoding": "br" });
+    const brotli = br.status === 200;
+    expect(brotli ? await br.json() : ((await br.json()) as { code: string }).code).toEqual(
+      brotli ? got : "unsupported_content_encoding",
+    );
     const latin1 = { "content-type": "application/json; charset=ISO-8859-1" };
     const decoded = await send("/payments", newId("key"), Buffer.from(json, "latin1"), latin1);
-    expect(await decoded.json()).toEqual({ got: { amount: 5, note: "café" } });
+    expect(await decoded.json()).toMatchObject({ got: got.got });
 
     // 100 KB of spaces gzip to about 100 bytes: inflated, they pass the 4 KiB limit.
     const bomb = await send("/payments", newId("key"), gzipSync(Buffer.alloc(100_000, 0x20)), {
       "content-encoding": "gzip",
     });
     expect([bomb.status, ((await bomb.json()) as { code: string }).code]).toEqual([413, "body_too_large"]);
-    // Left to the handler's read of ctx.request.body, answered as the body parsers answer them.
     const unknown = await send("/payments", newId("key"), json, { "content-encoding": "compress" });
-    expect(unknown.status).toBe(415);
+    expect([unknown.status, ((await unknown.json()) as { code: string }).code]).toEqual([
+      415,
+      "unsupported_content_encoding",
+    ]);
     const corrupt = await send("/payments", newId("key"), "not gzip at all", { "content-encoding": "gzip" });
-    expect(corrupt.status).toBe(400);
-    expect(world.calls).toBe(6);
+    expect([corrupt.status, ((await corrupt.json()) as { code: string }).code]).toEqual([400, "body_not_decodable"]);
+    expect(world.calls).toBe(brotli ? 4 : 3);
   });
 
   it("a body that inflates past bodyLimit: core's 413 body_too_large with its event, before a claim or the handler", async () => {
