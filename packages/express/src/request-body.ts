@@ -7,11 +7,12 @@
  * are left unread, for the app's own parser.
  */
 
-import { IncomingMessage, type ServerResponse } from "node:http";
+import { type IncomingHttpHeaders, IncomingMessage, type ServerResponse } from "node:http";
 import { PassThrough } from "node:stream";
-import { announcesBody, BodyError } from "@interlock/core";
+import { announcesBody, BodyError, decodeContent } from "@interlock/core";
 import express, { type RequestHandler } from "express";
 import {
+  asBuffer,
   captureRawBody,
   declaredTooLarge,
   RAW_BODY_HOST_ADVICE,
@@ -54,7 +55,12 @@ export function bodyReader(limit: number): BodyReader {
     const declared = declaredTooLarge(req, limit);
     if (declared) throw declared;
     const hostBytes = bytesOnBody(req);
-    if (hostBytes !== undefined) return parseHostBytes(parsers, req, res, hostBytes, limit);
+    // Decoded as every adapter decodes it, not by the parsers (whose codings differ by major).
+    if (req.headers["content-encoding"] !== undefined && announcesBody(req)) {
+      const payload = await decodedPayload(req, res, hostBytes, limit);
+      return parseHostBytes(parsers, req, res, payload, limit, true);
+    }
+    if (hostBytes !== undefined) return parseHostBytes(parsers, req, res, hostBytes, limit, false);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
     const refused = await parse(parsers, req, res);
     if (refused) throw refusal(refused, limit);
@@ -69,6 +75,27 @@ export function bodyReader(limit: number): BodyReader {
 type ParsedRequest = IncomingMessage & RequestState;
 
 /**
+ * The payload of a body sent with a `Content-Encoding`, decoded (core's `decodeContent`): what the
+ * fingerprint covers and the parsers parse, so a compressed send and a plain one of the same
+ * JSON are the same request. A coding not decoded (415), data that does not decode (400), or a
+ * body that decodes past the limit (413) is core's `BodyError`, answered before a key is claimed.
+ */
+async function decodedPayload(
+  req: IncomingMessage,
+  res: ServerResponse,
+  hostBytes: Buffer | undefined,
+  limit: number,
+): Promise<Buffer> {
+  const sent = hostBytes ?? (await readRawBody(req, limit));
+  if (sent instanceof BodyError) throw sent;
+  const payload = await decodeContent(sent, req.headers["content-encoding"], limit);
+  if (payload instanceof BodyError) throw payload;
+  const bytes = asBuffer(payload);
+  captureRawBody(req, res, bytes); // the bytes kept for the request are the payload
+  return bytes;
+}
+
+/**
  * The bytes a host put on `req.body` as a Buffer while the stream is still unread: hosts that
  * make a request from an event do (serverless-express and serverless-http on AWS Lambda).
  */
@@ -78,8 +105,9 @@ function bytesOnBody(req: IncomingMessage): Buffer | undefined {
 }
 
 /**
- * Parses the bytes a host put on `req.body` for the route, as the parsers would parse the
- * stream, and returns them for the fingerprint. They are read from a request of their own, not
+ * Parses the bytes a host put on `req.body` (or the payload `decodedPayload` decoded) for the
+ * route, as the parsers would parse the stream, and returns them for the fingerprint. They are
+ * read from a request of their own, not
  * from the host's stream: serverless-express marks that stream unreadable once the app's first
  * synchronous pass returns, so after any `await` before this (an authentication lookup, the
  * engine's own) the parsers would skip it (Express 5, leaving the Buffer) or fail on it
@@ -91,8 +119,9 @@ async function parseHostBytes(
   res: ServerResponse,
   bytes: Buffer,
   limit: number,
+  decoded: boolean,
 ): Promise<Buffer | undefined> {
-  const copy = requestCarrying(req, bytes);
+  const copy = requestCarrying(req, bytes, decoded);
   const refused = await parse(parsers, copy, res);
   if (refused) throw refusal(refused, limit);
   // A type none of the parsers takes: `req.body` stays the host's Buffer, as it would stay unparsed.
@@ -108,15 +137,24 @@ async function parseHostBytes(
   return read;
 }
 
-/** A request with `req`'s method, URL and headers whose unread stream carries `bytes`. */
-function requestCarrying(req: IncomingMessage, bytes: Buffer): IncomingMessage {
+/**
+ * A request with `req`'s method, URL and headers whose unread stream carries `bytes`; for a
+ * `decoded` payload, headers that name no coding and give its own length, so no parser decodes
+ * it again or finds it the wrong size.
+ */
+function requestCarrying(req: IncomingMessage, bytes: Buffer, decoded: boolean): IncomingMessage {
   const copy = new IncomingMessage(new PassThrough() as never);
   copy.method = req.method;
   copy.url = req.url;
-  copy.headers = req.headers;
+  copy.headers = decoded ? payloadHeaders(req.headers, bytes.byteLength) : req.headers;
   copy.push(bytes);
   copy.push(null);
   return copy;
+}
+
+function payloadHeaders(headers: IncomingHttpHeaders, length: number): IncomingHttpHeaders {
+  const { "content-encoding": _coding, ...rest } = headers;
+  return { ...rest, "content-length": String(length) };
 }
 
 /** What the parsers' errors that are core's refusals say: the body was too large, or cut off. */
