@@ -157,6 +157,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     tooLarge: "defer",
     // A request without a key is passed or refused unread: its payload goes to Fastify as sent.
     wanted: (request) => engine.mayReadBody(request),
+    decode: true,
   });
 
   return hookSet("last", {

@@ -5,7 +5,7 @@
  */
 
 import { PassThrough, Readable } from "node:stream";
-import { announcesBody, BodyCollector, BodyError } from "@interlock/core";
+import { announcesBody, BodyCollector, BodyError, decodeContent } from "@interlock/core";
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
 
 type Done = (error?: Error | null, payload?: RequestPayload) => void;
@@ -69,6 +69,9 @@ function readAll(payload: Readable, limit: number, callback: (error: Error | nul
   payload.on("end", onEnd);
   payload.on("error", onError);
   payload.on("close", onClose);
+  // A stream an earlier hook paused flows only when resumed, not for a 'data' listener: as Fastify's
+  // own parser reads it. (@fastify/compress hands on its request decompressor paused.)
+  payload.resume();
 }
 
 const INCOMPLETE = { incomplete: true } as const;
@@ -125,6 +128,11 @@ export interface CaptureOptions {
    * still refused: they could not read it either).
    */
   wanted?: (request: FastifyRequest) => boolean;
+  /**
+   * Decode a body sent with a `Content-Encoding` (idempotency): the payload is kept and handed to
+   * Fastify's parsers, a body that cannot be decoded refused at once (see `keepDecoded`).
+   */
+  decode?: boolean;
 }
 
 /**
@@ -168,15 +176,62 @@ export function captureRawBody(options: CaptureOptions) {
       if ("incomplete" in read) return failIncomplete();
       if ("tooLarge" in read)
         return fail(BodyError.tooLarge(limit), () => rejoined(read.tooLarge, payload) as RequestPayload);
-      keep(request, read.body, done);
+      const sentLength = decodedBefore(payload);
+      if (options.decode && sentLength === undefined && request.headers["content-encoding"] !== undefined) {
+        const refuse = (error: BodyError) => {
+          (request as WithRawBody)[kRawBody] = error;
+          options.refuse(error, request, reply);
+        };
+        return keepDecoded(request, read.body, limit, refuse, done);
+      }
+      keep(request, read.body, done, sentLength);
     });
   };
 }
 
 const EMPTY = Buffer.alloc(0);
 
-/** Keeps the bytes and hands Fastify a fresh stream of them. */
-function keep(request: FastifyRequest, body: Buffer, done: Done): void {
+/**
+ * Keeps the bytes and hands Fastify a fresh stream of them; for a decoded payload, one that says
+ * how many bytes came encoded (`sentLength`), which Fastify checks against the Content-Length.
+ */
+function keep(request: FastifyRequest, body: Buffer, done: Done, sentLength?: number): void {
   (request as WithRawBody)[kRawBody] = body;
-  done(null, streamOf(body) as RequestPayload);
+  const stream = streamOf(body);
+  done(
+    null,
+    (sentLength === undefined
+      ? stream
+      : Object.assign(stream, { receivedEncodedLength: sentLength })) as RequestPayload,
+  );
+}
+
+/**
+ * How many bytes came encoded, when an earlier `preParsing` hook (`@fastify/compress`'s request
+ * decompression) put a stream of the decoded body in the request's place: such a stream says so
+ * (`receivedEncodedLength`), as Fastify asks of one that transforms the payload, and the stream
+ * handed on must say it too, for Fastify's Content-Length check. Undefined for the body as sent.
+ */
+function decodedBefore(payload: Readable): number | undefined {
+  return (payload as Readable & { receivedEncodedLength?: number }).receivedEncodedLength;
+}
+
+/**
+ * Keeps the payload of a body sent with a `Content-Encoding`, decoded (core's `decodeContent`),
+ * and hands Fastify's parsers a stream of it, which says how many bytes came encoded for
+ * Fastify's Content-Length check: the fingerprint and the route get the same payload, as on
+ * every adapter. A coding not decoded (415), data that does not decode (400), or a body that
+ * decodes past the limit (413) is refused at once, before any parser: none could parse it.
+ */
+function keepDecoded(
+  request: FastifyRequest,
+  sent: Buffer,
+  limit: number,
+  refuse: (error: BodyError) => void,
+  done: Done,
+): void {
+  decodeContent(sent, request.headers["content-encoding"], limit).then((payload) => {
+    if (payload instanceof BodyError) refuse(payload);
+    else keep(request, asBuffer(payload), done, sent.byteLength);
+  }, done);
 }

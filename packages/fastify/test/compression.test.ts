@@ -5,6 +5,7 @@
  * registered before, Interlock sees what it compressed: small answers stored compressed (every
  * replay gzip), large ones as a stream, which is not cached.
  */
+import { gzipSync } from "node:zlib";
 import compress from "@fastify/compress";
 import { MemoryStore } from "@interlock/core";
 import Fastify from "fastify";
@@ -69,4 +70,39 @@ describe("idempotency() with @fastify/compress", () => {
     expect(await post("gzip")).toEqual([201, "gzip", null, LARGE]);
     expect(runs()).toBe(2);
   });
+});
+
+describe("idempotency() with @fastify/compress decompressing request bodies", () => {
+  it.each(["compress first", "interlock first"] as const)(
+    "registered %s: a gzip body it decoded first is fingerprinted as decoded, not decoded again",
+    async (order) => {
+      const app = Fastify();
+      apps.push(app);
+      const registerCompress = () => app.register(compress, { global: true });
+      if (order === "compress first") await registerCompress();
+      await app.register(interlock);
+      if (order === "interlock first") await registerCompress();
+      const received: unknown[] = [];
+      const payments = idempotency({ store: new MemoryStore(), principal: false });
+      app.post("/payments", { config: { interlock: payments } }, async (request, reply) => {
+        received.push(request.body);
+        return reply.code(201).send({ paid: true });
+      });
+      await app.listen({ port: 0, host: "127.0.0.1" });
+      const { port } = app.server.address() as { port: number };
+      const json = JSON.stringify({ amount: 9 });
+      const post = async (body: Uint8Array | string, encoding?: string) => {
+        const headers = { "content-type": "application/json", "idempotency-key": '"pay-gz"' };
+        const response = await fetch(`http://127.0.0.1:${port}/payments`, {
+          method: "POST",
+          headers: encoding ? { ...headers, "content-encoding": encoding } : headers,
+          body: body as BodyInit,
+        });
+        return [response.status, response.headers.get("idempotent-replayed")];
+      };
+      expect(await post(gzipSync(json), "gzip")).toEqual([201, null]);
+      expect(await post(json)).toEqual([201, "true"]);
+      expect(received).toEqual([{ amount: 9 }]);
+    },
+  );
 });
