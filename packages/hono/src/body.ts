@@ -5,7 +5,7 @@
  * `c.req.parseBody()` or a validator get the same bytes. Like any Hono middleware that reads
  * the body, this consumes `c.req.raw`'s stream.
  */
-import { BodyError, declaredLength, readStreamUpTo } from "@interlock/core";
+import { BodyError, declaredLength, decodeContent, readStreamUpTo } from "@interlock/core";
 import type { Context } from "hono";
 
 export interface ReadOptions {
@@ -17,6 +17,12 @@ export interface ReadOptions {
    * replaces invalid UTF-8 and drops a byte-order mark, so the signed bytes are gone.
    */
   acceptText: boolean;
+  /**
+   * Decode a body sent with a `Content-Encoding` (core's `decodeContent`): the payload is what is
+   * returned and what the route's `c.req` readers get. Right for a fingerprint, as Express's and
+   * Koa's parsers decode; never for a signature (core refuses a compressed delivery unread).
+   */
+  decode: boolean;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -25,7 +31,8 @@ const utf8 = new TextDecoder();
 /**
  * The body's bytes (or exact text), or core's `BodyError` when they cannot be had: past the
  * limit (413), cut off by a client that went away (400 `body_incomplete`), or already consumed
- * (500 `body_not_raw`). Bytes already read are used as they are.
+ * (500 `body_not_raw`); with `options.decode`, also a coding not decoded (415), data that does
+ * not decode (400) or a payload past the limit (413). Bytes already read are used as they are.
  */
 export async function readBody(c: Context, options: ReadOptions): Promise<Uint8Array | string | BodyError> {
   // Hono caches the first read under its kind and derives every later one from it, so the
@@ -51,8 +58,7 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
     // An HTTP server holds a body to its Content-Length; a Request made in code (`app.fetch`, a
     // Workers service binding) need not, and its longer body is refused as the limit says.
     if (bytes.byteLength > options.limit) return BodyError.tooLarge(options.limit);
-    cacheBody(c, bytes);
-    return bytes;
+    return keep(c, bytes, options);
   }
   const stream = c.req.raw.body;
   if (stream === null) return EMPTY;
@@ -60,9 +66,25 @@ export async function readBody(c: Context, options: ReadOptions): Promise<Uint8A
   if (stream.locked) return notRaw(source);
   // Chunked: read piece by piece, never buffering past the limit.
   const read = await readStreamUpTo(stream, options.limit);
-  if (!(read instanceof BodyError)) cacheBody(c, read);
-  else if (read.code === "body_incomplete") return failedRead(read.cause);
-  return read;
+  if (read instanceof BodyError) return read.code === "body_incomplete" ? failedRead(read.cause) : read;
+  return keep(c, read, options);
+}
+
+/**
+ * Puts the bytes read in Hono's body cache and returns them; with `options.decode`, a body sent
+ * with a `Content-Encoding` decoded first, or the `BodyError` that refuses it (415, 400, 413).
+ * Synchronous for a body sent as it is, nearly every one.
+ */
+function keep(c: Context, bytes: Uint8Array, options: ReadOptions): Uint8Array | Promise<Uint8Array | BodyError> {
+  const coding = options.decode ? c.req.raw.headers.get("content-encoding") : null;
+  if (coding === null) {
+    cacheBody(c, bytes);
+    return bytes;
+  }
+  return decodeContent(bytes, coding, options.limit).then((payload) => {
+    if (!(payload instanceof BodyError)) cacheBody(c, payload);
+    return payload;
+  });
 }
 
 /**

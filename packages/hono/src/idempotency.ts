@@ -106,7 +106,7 @@ function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): Middlewar
   assertOptionNames("idempotency()", options, IDEMPOTENCY_OPTION_NAMES, OWN_OPTION_NAMES);
   const { route, bodyLimit, onError, ...engineOptions } = options;
   const engine = createIdempotency(engineOptions);
-  const read = { limit: bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), acceptText: true };
+  const read = { limit: bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), acceptText: true, decode: true };
 
   const answer = async (c: Context, decision: IdempotencyRespondDecision) =>
     (!decision.replayed && onError && (await onError(decision, c))) || send(c, decision.response);

@@ -66,7 +66,7 @@ function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHand
   const { onError, ...receiverOptions } = options;
   const receiver = createWebhookReceiver(receiverOptions);
   // A signature is over bytes: text a parser decoded is refused, never verified into a wrong 401.
-  const read = { limit: receiver.verifier.maxBodyBytes, acceptText: false };
+  const read = { limit: receiver.verifier.maxBodyBytes, acceptText: false, decode: false };
 
   // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
   const answer = async (c: Context, decision: WebhookRespondDecision) =>
