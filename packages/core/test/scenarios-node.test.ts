@@ -6,13 +6,34 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createIdempotency, createWebhookReceiver, type HttpResponse } from "../src/index.js";
+import {
+  BodyError,
+  createIdempotency,
+  createWebhookReceiver,
+  DEFAULT_REQUEST_BODY_LIMIT,
+  decodeContent,
+  type HttpResponse,
+} from "../src/index.js";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "../src/testing/index.js";
 
 async function rawBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/**
+ * The payload, as every adapter decodes it (a compressed body decoded), read once: what the
+ * fingerprint covers and the route parses. Core's `BodyError`, thrown, is the engine's to answer.
+ */
+function payloadOf(req: IncomingMessage, body: Buffer): () => Promise<Uint8Array> {
+  let decoded: Promise<Uint8Array | BodyError> | undefined;
+  return async () => {
+    decoded ??= decodeContent(body, req.headers["content-encoding"], DEFAULT_REQUEST_BODY_LIMIT);
+    const payload = await decoded;
+    if (payload instanceof BodyError) throw payload;
+    return payload;
+  };
 }
 
 function send(res: ServerResponse, response: HttpResponse): void {
@@ -47,10 +68,12 @@ function nodeApp(options: ScenarioAppOptions) {
       return json(res, 200, { received: decision.event.id });
     }
     if (path === "/payments") {
-      const request = { method: req.method ?? "GET", route: "/payments", path, headers: req.headers, body };
+      const payload = payloadOf(req, body);
+      const request = { method: req.method ?? "GET", route: "/payments", path, headers: req.headers, body: payload };
       const decision = await idempotency.begin(request);
       if (decision.action === "respond") return send(res, decision.response);
-      const result = await options.handlers.payment(body.length ? JSON.parse(body.toString()) : undefined);
+      const text = new TextDecoder().decode(await payload());
+      const result = await options.handlers.payment(text ? JSON.parse(text) : undefined);
       const sent = json(res, result.status, result.json, result.headers);
       if (decision.action === "execute") await idempotency.finish(decision.ticket, sent);
       return;

@@ -115,7 +115,11 @@ async function scenarioApp(
   return serve(app);
 }
 
-describeAdapterScenarios("nestjs on express (rawBody: true, MiddlewareConsumer)", (options) => scenarioApp(options));
+describeAdapterScenarios("nestjs on express (rawBody: true, MiddlewareConsumer)", async (options) => ({
+  ...(await scenarioApp(options)),
+  parsesBodiesFirst:
+    "Nest's body parsers run before its middleware: they decode a compressed body, or refuse it themselves",
+}));
 describeHostileClients("nestjs on express (rawBody: true)", (options) => scenarioApp(options));
 describeProtocolEdges("nestjs on express (bodyParser: false)", (options) =>
   scenarioApp(options, { bodyParser: false }),

@@ -57,9 +57,10 @@ describeAdapterScenarios("express", (options) => scenarioApp(options));
 describeHostileClients("express", (options) => scenarioApp(options));
 describeProtocolEdges("express", (options) => scenarioApp(options));
 
-describeAdapterScenarios("express + express.json({ verify: captureRawBody })", (options) =>
-  scenarioApp(options, (app) => app.use(express.json({ verify: captureRawBody }))),
-);
+describeAdapterScenarios("express + express.json({ verify: captureRawBody })", async (options) => ({
+  ...(await scenarioApp(options, (app) => app.use(express.json({ verify: captureRawBody })))),
+  parsesBodiesFirst: "express.json() runs before idempotency(): it decodes a compressed body, or refuses it itself",
+}));
 describeHostileClients("express + express.json({ verify: captureRawBody })", (options) =>
   scenarioApp(options, (app) => app.use(express.json({ verify: captureRawBody }))),
 );

@@ -55,13 +55,25 @@ export function scenarioApp(options: ScenarioAppOptions): (request: Request) => 
 
 /** The JSON body (undefined when empty); bad JSON is the client's mistake, a 400. */
 async function jsonBody(request: Request): Promise<unknown> {
-  const text = await request.text();
+  const text = await payloadText(request);
   if (!text) return undefined;
   try {
     return JSON.parse(text);
   } catch {
     return Response.json({ error: "the request body is not valid JSON" }, { status: 400 });
   }
+}
+
+/**
+ * The body's text as the client meant it. A fetch handler gets the body as sent, so one that
+ * takes compressed bodies decodes them itself, with or without Interlock (which decoded them for
+ * the fingerprint, and refused a coding it does not decode before the handler runs).
+ */
+function payloadText(request: Request): Promise<string> {
+  const coding = request.headers.get("content-encoding");
+  if (coding === null || request.body === null) return request.text();
+  const decoded = request.body.pipeThrough(new DecompressionStream(coding as CompressionFormat));
+  return new Response(decoded).text();
 }
 
 /** The chunks as a web stream, each pulled from `chunks` as the stream is read. */

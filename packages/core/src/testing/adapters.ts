@@ -82,6 +82,14 @@ export interface ScenarioApp {
    * streamed answer gets on every other adapter: released, not stored, the retry run again.
    */
   storesStreamedAnswers?: string;
+  /**
+   * Why this app's own body parser reads every body before Interlock, when it does (Express with a
+   * global `express.json({ verify: captureRawBody })`, NestJS with `rawBody: true`): a body sent
+   * with a `Content-Encoding` is decoded, or refused, by that parser, whose refusals keep their
+   * status but are its error handler's answer, not Interlock's problem+json. The rows on such
+   * bodies then check that the refusal is the parser's, and fail once it is Interlock's.
+   */
+  parsesBodiesFirst?: string;
   /** Stops the server. */
   close(): Promise<void>;
 }
@@ -124,6 +132,12 @@ function openGate(): Gate {
   const opened = gate();
   opened.open();
   return opened;
+}
+
+/** `text` compressed as `format` says, with the web's own `CompressionStream` (every runtime has it). */
+async function compressed(body: string | Uint8Array, format: "gzip" | "deflate"): Promise<Uint8Array> {
+  const stream = new Blob([body as BlobPart]).stream().pipeThrough(new CompressionStream(format));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 /** The exports handler's instructions, sent in the request body. */
@@ -222,6 +236,33 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
       },
       body: JSON.stringify(body),
     });
+
+  /** A keyed payment whose body is `body` as given, sent with `Content-Encoding: encoding`, unless none. */
+  const payEncoded = (key: string, body: Uint8Array | string, encoding?: string) =>
+    send(world.app, "/payments", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-api-key": "client-a",
+        "idempotency-key": key,
+        ...(encoding && { "content-encoding": encoding }),
+      },
+      body: body as BodyInit,
+    });
+
+  /**
+   * A body refused before a key is claimed or the handler runs: `status` with Interlock's `code`;
+   * for an app whose own parser reads every body first, that parser's refusal of that status.
+   */
+  const refusedUnclaimed = async (response: Response, status: number, code: string) => {
+    const parser = world.app.parsesBodiesFirst;
+    if (parser === undefined) {
+      expect([response.status, (await problem(response)).code]).toEqual([status, code]);
+      return;
+    }
+    expect(response.status, parser).toBe(status);
+    expect(response.headers.get("content-type") ?? "", parser).not.toMatch(/^application\/problem\+json/);
+  };
 
   const exportRows = (key: string, body: ExportBody) =>
     send(world.app, "/exports", {
@@ -324,6 +365,18 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect(world.processed.filter((id) => id === d.id)).toHaveLength(1);
       });
 
+      it("a delivery sent compressed → 415 unsupported_content_encoding with Accept-Encoding: identity, handler not run", async () => {
+        const d = await delivery();
+        const response = await send(world.app, "/webhooks", {
+          method: "POST",
+          headers: { ...d.headers, "content-encoding": "gzip" },
+          body: (await compressed(d.body, "gzip")) as BodyInit,
+        });
+        expect([response.status, response.headers.get("accept-encoding")]).toEqual([415, "identity"]);
+        expect((await problem(response)).code).toBe("unsupported_content_encoding");
+        expect(world.processed).not.toContain(d.id);
+      });
+
       it("store down → 503 store_unavailable with Retry-After, handler not run", async () => {
         const response = await postWebhook(await delivery(), down);
         expect([response.status, (await problem(response)).code]).toEqual([503, "store_unavailable"]);
@@ -353,6 +406,69 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         await pay(key, { amount: 1 });
         const response = await pay(key, { amount: 2 });
         expect([response.status, (await problem(response)).code]).toEqual([422, "idempotency_key_mismatch"]);
+      });
+
+      it("one body sent compressed (gzip, deflate) and plain under one key is one request: replayed, the handler run once", async () => {
+        const json = JSON.stringify({ amount: 42 });
+        for (const [first, then] of [
+          ["gzip", undefined],
+          [undefined, "deflate"],
+        ] as const) {
+          const key = newId("pay");
+          const before = world.payments;
+          const bodyFor = async (encoding: "gzip" | "deflate" | undefined) =>
+            encoding === undefined ? json : compressed(json, encoding);
+          const answer = await payEncoded(key, await bodyFor(first), first);
+          expect([first, answer.status]).toEqual([first, 201]);
+          const body = await answer.json();
+          expect(body).toMatchObject({ amount: 42 });
+          const replay = await payEncoded(key, await bodyFor(then), then);
+          expect([then, replay.status, replay.headers.get("idempotent-replayed")]).toEqual([then, 201, "true"]);
+          expect(await replay.json()).toEqual(body);
+          expect(world.payments).toBe(before + 1);
+        }
+      });
+
+      it("a content coding not decoded (compress, an unknown one, two at once) → 415 unsupported_content_encoding naming the ones decoded, nothing claimed", async () => {
+        const json = JSON.stringify({ amount: 43 });
+        const twice = await compressed(await compressed(json, "deflate"), "gzip");
+        for (const [encoding, body] of [
+          ["compress", json],
+          ["x-unknown", json],
+          ["deflate, gzip", twice],
+        ] as const) {
+          const key = newId("pay");
+          const before = world.payments;
+          const refused = await payEncoded(key, body, encoding);
+          if (world.app.parsesBodiesFirst === undefined)
+            expect(refused.headers.get("accept-encoding"), encoding).toMatch(/^gzip, deflate\b/);
+          await refusedUnclaimed(refused, 415, "unsupported_content_encoding");
+          expect(world.payments).toBe(before);
+          // Nothing was claimed: the key then runs, sent plain.
+          const plain = await payEncoded(key, json);
+          expect([encoding, plain.status, plain.headers.get("idempotent-replayed")]).toEqual([encoding, 201, null]);
+        }
+      });
+
+      it("a gzip body that is not gzip (corrupt, cut short) → 400 body_not_decodable, nothing claimed", async () => {
+        const gzip = await compressed(JSON.stringify({ amount: 44 }), "gzip");
+        const corrupt = new Uint8Array([...gzip.subarray(0, 10), 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa]);
+        for (const body of [corrupt, gzip.subarray(0, gzip.byteLength - 6)]) {
+          const before = world.payments;
+          await refusedUnclaimed(await payEncoded(newId("pay"), body, "gzip"), 400, "body_not_decodable");
+          expect(world.payments).toBe(before);
+        }
+      });
+
+      it("a small gzip body that inflates past the body limit (a zip bomb) → 413 body_too_large, nothing claimed", async () => {
+        // 2 MiB of spaces inside the JSON, past the adapters' default 1 MiB: about 2 KiB gzipped.
+        const bomb = await compressed(JSON.stringify({ amount: 45, pad: " ".repeat(2 * 1024 * 1024) }), "gzip");
+        expect(bomb.byteLength).toBeLessThan(64 * 1024);
+        const key = newId("pay");
+        const before = world.payments;
+        await refusedUnclaimed(await payEncoded(key, bomb, "gzip"), 413, "body_too_large");
+        expect(world.payments).toBe(before);
+        expect((await payEncoded(key, JSON.stringify({ amount: 45 }))).status).toBe(201);
       });
 
       it("malformed key → 400 idempotency_key_invalid", async () => {
