@@ -182,6 +182,12 @@ function serverMistake(
     return "the server refused the connection's user or password (or pg_hba.conf has no entry for it); check the connection settings";
   }
   if (state === "3D000") return "the database does not exist; create it, or fix its name in the connection settings";
+  // pg sends UTF-8, which the server converts to the database's encoding: one other than UTF8
+  // (SQL_ASCII keeps the bytes and never refuses) has no form for some characters of a key,
+  // fingerprint or header value. The same text fails every time; the fix is the database's.
+  if (state === "22P05") {
+    return "the database's encoding has no form for a character of this text; keep the table in a database created with ENCODING 'UTF8'";
+  }
   return undefined;
 }
 
