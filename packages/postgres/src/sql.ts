@@ -141,6 +141,9 @@ function statementTexts(table: Table): Record<keyof Statements, string> {
      * claim would land and hold the key for a whole lease, with nobody working on it. So the
      * statement bounds its own lock waits (`bounded`: `lock_timeout` for this statement's
      * transaction only, set before the INSERT reads its row), and the server gives up first.
+     * Row locks only: the table's own lock is taken as the statement is parsed, before it can
+     * set anything, so a lock on the whole table (VACUUM FULL, ALTER TABLE) is bounded only by
+     * the connection's or role's lock_timeout or statement_timeout (see the README).
      * Every column it returns is text: text's binary form is its UTF-8, so a pool with pg's
      * `binary` option (which no statement can turn off) hands over the same text, as bytes.
      */
@@ -174,6 +177,14 @@ SELECT * FROM live`,
      * $1 key_hash, $2 token, $3 status, $4 headers json, $5 body, $6 retention ms. Like release
      * and extend: only the token's own lock, and only while its lease runs. Inside the caller's
      * transaction the lease is checked when this runs; the row stays locked until COMMIT.
+     *
+     * Unlike a claim, these three bound no lock wait of their own. One that waits past its
+     * caller and lands later does what was asked when it was sent (the lease is checked against
+     * `statement_timestamp()`, and a row taken over has another token), which a timed-out
+     * statement may always do. The transaction that holds a live lock's row for long is the
+     * caller's own, after a `complete` in it: a `release` sent before its ROLLBACK should land
+     * after it rather than give up and leave the key locked for the lease; and a `lock_timeout`
+     * set by a `complete` in that transaction would stay set for the rest of it.
      */
     complete: `UPDATE ${t}
 SET state = 'completed', status = $3, headers = $4::jsonb, body = $5,
