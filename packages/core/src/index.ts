@@ -107,6 +107,7 @@ export {
 export {
   executePostgres,
   migratePostgres,
+  type PostgresCancel,
   PostgresDeadline,
   type PostgresQuery,
   type PostgresQueryable,

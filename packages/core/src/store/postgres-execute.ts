@@ -77,7 +77,25 @@ export class PostgresDeadline {
   get expired(): boolean {
     return performance.now() >= this.#end;
   }
+  /**
+   * How long a statement sent now may wait at the server: the time left less what its trip
+   * there and its answer's trip back take (a quarter of it, at most 1 s: a loaded machine has
+   * been seen to take more than 250 ms). A statement stopped then (its own `lock_timeout`, or a
+   * cancel request) is answered before the caller gives up on it.
+   */
+  get serverWaitMs(): number {
+    const left = this.remaining;
+    return Math.max(1, Math.floor(left - Math.min(1_000, left / 4)));
+  }
 }
+
+/**
+ * Asks the server to cancel whatever the connection's backend is running (the protocol's
+ * CancelRequest, over a connection of its own), giving up at the deadline. The driver's
+ * package's code: it needs a socket, which core does not open.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export type PostgresCancel = (connection: unknown, deadline: PostgresDeadline) => Promise<void>;
 
 class TimedOut extends Error {
   override readonly name = "TimedOut";
@@ -110,7 +128,9 @@ const ABANDONED_WAITS_LIMIT = 1_000;
  * unused, so a statement we already reported as failed never runs late. A statement that was
  * sent and timed out may still run on the server; its connection is discarded. `values` may be a
  * function, called as the statement is sent: for a value that depends on the time left then
- * (a `lock_timeout`), which waiting for the connection may have used up.
+ * (a `lock_timeout`), which waiting for the connection may have used up. With `cancel`, a statement
+ * on a pool connection still running when its time at the server is up is cancelled there (see
+ * `cancelledWhenLate`).
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export async function executePostgres(
@@ -118,12 +138,14 @@ export async function executePostgres(
   statement: { text: string; name?: string },
   values: unknown[] | (() => unknown[]) | undefined,
   deadline: PostgresDeadline,
+  cancel?: PostgresCancel,
 ): Promise<PostgresResult> {
   const query = (): PostgresQuery => ({
     ...statement,
     ...(values === undefined ? {} : { values: typeof values === "function" ? values() : values }),
     types: RAW_TEXT,
-    query_timeout: deadline.remaining,
+    // Cancelled, the statement's own answer says whether it ran: pg's timeout would drop it.
+    ...(cancel === undefined ? { query_timeout: deadline.remaining } : {}),
   });
   if (!isPool(db)) {
     // A Client or the caller's transaction client: never ours to release or discard. It runs one
@@ -169,21 +191,55 @@ export async function executePostgres(
     client.release(broken);
     throw new TimedOut("a pool connection freed only as the deadline passed");
   }
+  const late = { cancelled: false };
   try {
-    const result = await within(client.query(query()), deadline.remaining);
+    const result =
+      cancel === undefined
+        ? await within(client.query(query()), deadline.remaining)
+        : await cancelledWhenLate(client, query(), deadline, cancel, late);
     client.removeListener("error", onError);
-    client.release(broken);
+    // A cancel that reached the server after the statement finished would stop the
+    // connection's next statement: one we cancelled is thrown away, whatever it answered.
+    client.release(broken ?? (late.cancelled || undefined));
     return result;
   } catch (error) {
     client.removeListener("error", onError);
     // The server answered with an error: the connection is fine, unless the error ended the
     // session (the server closes it next; pg-pool would hand it to the next waiter, and report
-    // it lost once idle). Lost or timed out: it is in doubt (maybe still running our
-    // statement). Either way pg-pool discards it.
-    const unusable = broken !== undefined || postgresSqlState(error) === undefined || postgresSessionEnded(error);
+    // it lost once idle), or we sent a cancel (see above). Lost or timed out: it is in doubt
+    // (maybe still running our statement). Either way pg-pool discards it.
+    const unusable =
+      broken !== undefined || late.cancelled || postgresSqlState(error) === undefined || postgresSessionEnded(error);
     client.release(unusable ? (broken ?? error ?? true) : undefined);
     throw error;
   }
+}
+
+/**
+ * Runs `query` on `client`; if it has no answer once its time at the server is up
+ * (`serverWaitMs`), cancels it there, whatever it waits for (a lock on its table, taken before
+ * the statement can bound its own waits), and waits for its answer until the deadline. The
+ * answer is the outcome: cancelled, an error (57014); done before the cancel reached it, its
+ * result, so a claim that landed is reported as landed, never "unavailable" with its key held.
+ * No answer by the deadline: `TimedOut`, as without a cancel.
+ */
+async function cancelledWhenLate(
+  client: PgPoolClient,
+  query: PostgresQuery,
+  deadline: PostgresDeadline,
+  cancel: PostgresCancel,
+  late: { cancelled: boolean },
+): Promise<PostgresResult> {
+  const sent = client.query(query);
+  try {
+    return await within(sent, deadline.serverWaitMs);
+  } catch (error) {
+    if (!(error instanceof TimedOut)) throw error;
+  }
+  late.cancelled = true;
+  // Not awaited: the answer, or the deadline, is what the caller waits for.
+  cancel(client, deadline).catch(() => {});
+  return within(sent, deadline.remaining);
 }
 
 /**
