@@ -142,8 +142,8 @@ function statementTexts(table: Table): Record<keyof Statements, string> {
      * statement bounds its own lock waits (`bounded`: `lock_timeout` for this statement's
      * transaction only, set before the INSERT reads its row), and the server gives up first.
      * Row locks only: the table's own lock is taken as the statement is parsed, before it can
-     * set anything, so a lock on the whole table (VACUUM FULL, ALTER TABLE) is bounded only by
-     * the connection's or role's lock_timeout or statement_timeout (see the README).
+     * set anything, so a claim waiting for a lock on the whole table (VACUUM FULL, ALTER TABLE)
+     * is cancelled by the store instead, at the same point (see `cancelStatement`).
      * Every column it returns is text: text's binary form is its UTF-8, so a pool with pg's
      * `binary` option (which no statement can turn off) hands over the same text, as bytes.
      */

@@ -20,6 +20,7 @@ import {
   InterlockConfigError,
   type InterlockStore,
   optionNames,
+  type PostgresCancel,
   PostgresDeadline,
   type PostgresStatementSetup,
   postgresSerializationFailure,
@@ -28,6 +29,7 @@ import {
   timeoutOption,
   unstorable,
 } from "@interlock/core";
+import { cancelStatement } from "./cancel.js";
 import { type PgQueryable, type PgResult, storeError } from "./query.js";
 import {
   resolveTable,
@@ -119,19 +121,6 @@ function base64Bytes(text: string): Uint8Array {
 }
 
 /**
- * How long a claim may wait for its row's lock at the server (its `lock_timeout`): the time left,
- * as the statement is sent, before the caller gives up, less what the statement takes to reach
- * the server and its refusal to come back (a quarter of it, at most 1 s: a loaded machine has
- * been seen to take more than 250 ms). A server that gave up first is refused as unavailable,
- * like a timeout; one that kept waiting past the caller would land the claim later, and hold
- * the key for a lease.
- */
-function lockWaitMs(deadline: PostgresDeadline): string {
-  const left = deadline.remaining;
-  return String(Math.max(1, Math.floor(left - Math.min(1_000, left / 4))));
-}
-
-/**
  * A claim's row with every column as a string. Each is text, whose binary form is its UTF-8: a
  * pool with pg's `binary` option (no statement can turn it off) hands each over as bytes.
  */
@@ -185,10 +174,14 @@ function transactionClient(transaction: unknown): PgQueryable | undefined {
   );
 }
 
-/** Where a statement runs (default the store's pool) and by when (default the operation's own deadline). */
+/**
+ * Where a statement runs (default the store's pool), by when (default the operation's own
+ * deadline), and whether it is cancelled at the server once its time there is up.
+ */
 interface RunOptions {
   client?: PgQueryable | undefined;
   deadline?: PostgresDeadline;
+  cancel?: PostgresCancel;
 }
 
 /**
@@ -225,9 +218,12 @@ export class PostgresStore implements InterlockStore {
     const deadline = new PostgresDeadline(this.operationTimeoutMs);
     // The lock wait from the time left as the statement is sent, not now: waiting for a pool
     // connection may have used most of the budget.
-    const values = () => [...keyed, lockWaitMs(deadline)];
+    // Its row lock bounded at the server (`lock_timeout`), any other wait (its table's lock,
+    // taken before the statement can set one) by a cancel when that time is up: a claim its
+    // caller was told failed never lands later, holding the key for a lease.
+    const values = () => [...keyed, String(deadline.serverWaitMs)];
     for (let run = 1; run <= MAX_RUNS; run++) {
-      const { rows } = await this.#run("claim", this.#sql.claim, values, { deadline });
+      const { rows } = await this.#run("claim", this.#sql.claim, values, { deadline, cancel: cancelStatement });
       const row = textRow(rows[0] as Record<string, unknown> | undefined);
       if (row?.state === "claimed") return { state: "claimed", token };
       if (row !== undefined) return lostTo(row);
@@ -295,11 +291,11 @@ export class PostgresStore implements InterlockStore {
     operation: string,
     statement: Statement,
     values: unknown[] | (() => unknown[]),
-    { client, deadline = new PostgresDeadline(this.operationTimeoutMs) }: RunOptions = {},
+    { client, deadline = new PostgresDeadline(this.operationTimeoutMs), cancel }: RunOptions = {},
   ): Promise<PgResult> {
     for (let run = 1; ; run++) {
       try {
-        return await executePostgres(client ?? this.#db, statement, values, deadline);
+        return await executePostgres(client ?? this.#db, statement, values, deadline, cancel);
       } catch (error) {
         if (client === undefined && postgresSerializationFailure(error) && run < MAX_RUNS) continue;
         throw storeError(operation, error, this.#setup);

@@ -222,6 +222,39 @@ describe("a server that never answers, or no free connection", () => {
     await claimedOnceUnlocked(pool, store, blocker);
   });
 
+  /**
+   * A store with a 1 s budget whose table another session holds in ACCESS EXCLUSIVE mode (as a
+   * VACUUM FULL or ALTER TABLE does): a claim waits for the table's lock as it is parsed, before
+   * its own lock_timeout is set. Returns how the claim ended and a check that, once the lock
+   * goes, the key is free (the refused claim never landed).
+   */
+  async function claimBehindTableLock(label: string) {
+    const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 });
+    pool.on("error", () => {});
+    const table = uniqueTable(label);
+    await migrate(pool, { table });
+    const store = postgresStore(pool, { table, operationTimeoutMs: TIMEOUT });
+    const locker = new pg.Client({ connectionString: inject("databaseUrl") });
+    await locker.connect();
+    await locker.query("BEGIN");
+    await locker.query(`LOCK TABLE "${table}" IN ACCESS EXCLUSIVE MODE`);
+    const result = await outcome(() => store.claim("k", { fingerprint: "late", lockTtlMs: 60_000 }));
+    await locker.query("COMMIT");
+    await locker.end();
+    await sleep(300); // a claim still queued at the server lands now
+    const retry = await store.claim("k", { fingerprint: "retry", lockTtlMs: 60_000 });
+    await endPool(pool);
+    return { result, retry };
+  }
+
+  it("a claim waiting for its table's lock (LOCK TABLE, VACUUM FULL) is cancelled at the server when its caller's time is up: it never lands once the lock goes", async () => {
+    const { result, retry } = await claimBehindTableLock("table_locked");
+    expect(result.outcome).toEqual(unavailable);
+    expect(result.ms).toBeGreaterThanOrEqual(TIMEOUT * 0.75 - 50);
+    expect(result.ms).toBeLessThan(TIMEOUT + SLACK);
+    expect(retry.state).toBe("claimed"); // not 409 for a minute's lease with nobody on it
+  });
+
   it("every connection held for long: the waits refused operations leave in pg-pool's queue stay bounded, and serve again once one frees", async () => {
     const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 1 }); // no connectionTimeoutMillis
     pool.on("error", () => {});
