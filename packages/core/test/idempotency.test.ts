@@ -1090,23 +1090,43 @@ describe("runIdempotent's edges", () => {
     });
   });
 
-  it("a result the store failed to record releases the key: the next run runs again instead of 409", async () => {
+  it("a result the store failed to record keeps the key for its lease: a run meanwhile is in flight, one after it runs", async () => {
     const store = new MemoryStore();
     const complete = store.complete.bind(store);
     store.complete = () => Promise.reject(new Error("ECONNRESET"));
     let runs = 0;
     const work = () => ++runs;
-    expect(await runIdempotent({ store, key: "job-unrecorded" }, work)).toEqual({
-      value: 1,
-      replayed: false,
-      recorded: false,
-    });
+    const options = { store, key: "job-unrecorded", lockTtlMs: 300, extendLease: false };
+    expect(await runIdempotent(options, work)).toEqual({ value: 1, replayed: false, recorded: false });
     store.complete = complete;
-    expect(await runIdempotent({ store, key: "job-unrecorded" }, work)).toEqual({
-      value: 2,
-      replayed: false,
-      recorded: true,
-    });
+    // The work's effects exist: a redelivery now must not run it again.
+    await expect(runIdempotent(options, work)).rejects.toMatchObject({ code: "request_in_flight" });
+    expect(runs).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await runIdempotent(options, work)).toEqual({ value: 2, replayed: false, recorded: true });
+  });
+
+  it.each([
+    ["not JSON", () => 10n],
+    ["too large for the store", () => "x".repeat(2048)],
+  ])("a result no store could keep (%s) frees the key at once: the next run runs", async (_what, result) => {
+    const store = new MemoryStore({ maxRecordBytes: 1024 });
+    let runs = 0;
+    const work = () => {
+      runs++;
+      return result();
+    };
+    const options = { store, key: "job-unrecordable", lockTtlMs: 60_000 };
+    expect(await runIdempotent(options, work)).toMatchObject({ replayed: false, recorded: false });
+    expect(await runIdempotent(options, work)).toMatchObject({ replayed: false, recorded: false });
+    expect(runs).toBe(2);
+  });
+
+  it("a result too large for the store is not handed to it", async () => {
+    const store = new MemoryStore({ maxRecordBytes: 1024 });
+    const complete = vi.spyOn(store, "complete");
+    await runIdempotent({ store, key: "job-large" }, () => "x".repeat(2048));
+    expect(complete).not.toHaveBeenCalled();
   });
 });
 

@@ -58,7 +58,9 @@ export interface IdempotentRun<T> {
   replayed: boolean;
   /**
    * False when `fn` ran but its result could not be stored (store down, lease lost, value
-   * not JSON-serialisable or too large): a later run with this key may run `fn` again.
+   * not JSON-serialisable or too large): a later run with this key may run `fn` again. After a
+   * store failure the key stays held until its lease runs out (a run meanwhile gets
+   * `request_in_flight`); a value no store could keep lets it go at once.
    */
   recorded: boolean;
   /**
@@ -67,7 +69,7 @@ export interface IdempotentRun<T> {
    * of waiting out `lockTtlMs`. Call it after the `ROLLBACK`: before, it would wait on your
    * transaction's own lock on the key. After a `COMMIT` it does nothing (the key holds the
    * result). Never throws: an unreachable store leaves the key to its lease. Undefined without a
-   * transaction, where a run that could not record its result releases the key itself.
+   * transaction.
    */
   release?: () => Promise<void>;
 }
@@ -82,6 +84,18 @@ const RUN_OPTION_NAMES = optionNames<RunIdempotentOptions>({
   wait: true,
   transaction: true,
 });
+
+/** `value` stored as {"v": value} (so undefined round-trips), or undefined when no store could keep it. */
+function recordable(store: InterlockStore, value: unknown): Uint8Array | undefined {
+  let json: string;
+  try {
+    json = JSON.stringify({ v: value });
+  } catch {
+    return undefined; // a BigInt, a cycle, a toJSON that throws
+  }
+  const body = utf8.encode(json);
+  return body.length > store.maxRecordBytes ? undefined : body;
+}
 
 /**
  * Runs `fn` once per key. A completed key returns the stored value; a key running elsewhere
@@ -147,20 +161,28 @@ export async function runIdempotent<T>(
   stopRenewing();
   // The work is done whatever happens next: a failure to record it is reported, not thrown,
   // because a caller that saw an error would retry and run the work twice.
+  const body = recordable(store, value);
+  if (body === undefined) {
+    // No store could keep this value (not JSON, or past maxRecordBytes), so holding the key
+    // would only delay the next run: let it go, as the engine does with a response too large.
+    if (options.transaction === undefined) await release();
+    return options.transaction === undefined
+      ? { value, replayed: false, recorded: false }
+      : { value, replayed: false, recorded: false, release };
+  }
   let recorded: boolean;
   try {
-    const body = utf8.encode(JSON.stringify({ v: value }));
     const completeOptions =
       options.transaction === undefined
         ? { ttlMs: retentionMs }
         : { ttlMs: retentionMs, transaction: options.transaction };
     recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
   } catch {
+    // The key stays held until its lease runs out, as the engine and the webhook receiver keep
+    // theirs: the work's effects exist, so a redelivery arriving now must not run it again at
+    // once (it gets request_in_flight); once the lease lapses a later run may. Inside the
+    // caller's transaction the caller decides: it calls `release` after a rollback.
     recorded = false;
-    // Inside the caller's transaction the key is not ours to release yet: a `complete` that
-    // timed out may still hold its row there, so a release now would only wait on that lock,
-    // and the caller decides between COMMIT and ROLLBACK. It calls `release` after a rollback.
-    if (options.transaction === undefined) await release();
   }
   if (options.transaction === undefined) return { value, replayed: false, recorded };
   return { value, replayed: false, recorded, release };
