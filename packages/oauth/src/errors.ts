@@ -8,8 +8,9 @@ import { InterlockError, type ProblemDetails } from "@interlock/core";
 
 /**
  * Error codes an authorization server answers with: RFC 6749 §5.2 (token endpoint), §4.1.2.1
- * (authorization response), RFC 7009 (revocation) and RFC 8707 (`invalid_target`). A server
- * may use extension codes, so any string can appear.
+ * (authorization response), RFC 7009 (revocation), RFC 8707 (`invalid_target`) and OpenID
+ * Connect Core §3.1.2.6 (authorization response: `login_required` and the others a login sent
+ * with `prompt=none` gets back). A server may use extension codes, so any string can appear.
  */
 export type OAuthErrorCode =
   | "invalid_request"
@@ -23,7 +24,16 @@ export type OAuthErrorCode =
   | "access_denied"
   | "unsupported_response_type"
   | "server_error"
-  | "temporarily_unavailable";
+  | "temporarily_unavailable"
+  | "interaction_required"
+  | "login_required"
+  | "account_selection_required"
+  | "consent_required"
+  | "invalid_request_uri"
+  | "invalid_request_object"
+  | "request_not_supported"
+  | "request_uri_not_supported"
+  | "registration_not_supported";
 
 const OAUTH_ERRORS: Record<OAuthErrorCode, { status: number; title: string }> = {
   // Our request or our client registration is wrong: the app's problem, reported as a bad gateway.
@@ -35,9 +45,20 @@ const OAUTH_ERRORS: Record<OAuthErrorCode, { status: number; title: string }> = 
   invalid_target: { status: 502, title: "The requested resource is invalid or not allowed" },
   unsupported_token_type: { status: 502, title: "The authorization server cannot revoke this type of token" },
   unsupported_response_type: { status: 502, title: "The authorization server does not support this response type" },
+  invalid_request_uri: { status: 502, title: "The authorization server refused the request_uri" },
+  invalid_request_object: { status: 502, title: "The authorization server refused the request object" },
+  request_not_supported: { status: 502, title: "The authorization server does not support request objects" },
+  request_uri_not_supported: { status: 502, title: "The authorization server does not support request_uri" },
+  registration_not_supported: { status: 502, title: "The authorization server does not support the registration parameter" },
   // The grant (code or refresh token) is no longer good: the user has to log in again.
   invalid_grant: { status: 401, title: "The authorization grant is invalid, expired or revoked" },
   access_denied: { status: 403, title: "The user or the authorization server denied the request" },
+  // A login sent without interaction (`prompt=none`) that needs it: not a failure of the app or
+  // the server, so not a 502. The user has to go through the login interactively.
+  login_required: { status: 401, title: "The user has to log in at the authorization server" },
+  interaction_required: { status: 401, title: "The user has to interact with the authorization server" },
+  account_selection_required: { status: 401, title: "The user has to choose an account at the authorization server" },
+  consent_required: { status: 401, title: "The user has to consent at the authorization server" },
   server_error: { status: 503, title: "The authorization server failed" },
   temporarily_unavailable: { status: 503, title: "The authorization server is temporarily unavailable" },
 };

@@ -313,6 +313,18 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     expect(error).toMatchObject({ code: "access_denied", status: 403, responseStatus: undefined });
   });
 
+  it("a silent login (prompt=none) without a session at the server is login_required, 401: not a server failure", async () => {
+    const { login } = loginWith();
+    const start = await login.begin({ params: { prompt: "none" } });
+    // A new browser has no session at the server, so the server redirects straight back.
+    const back = await new Browser().follow(start.url.href, { stopAt: REDIRECT_URI });
+    expect(new URL(back.url).searchParams.get("error")).toBe("login_required");
+    const error = await login.complete(back.url, { state: start.state }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({ code: "login_required", status: 401, title: expect.stringContaining("log in") });
+    expect((error as OAuthError).toProblem()).toMatchObject({ status: 401, code: "login_required" });
+  });
+
   it("seals pending logins in a shared store when given keys: no verifier in clear", async () => {
     const { login, store } = loginWith({ encryptionKeys: keyring });
     const start = await login.begin();

@@ -97,7 +97,7 @@ const OTHER = "_OTHER";
 
 /**
  * The codes a refused login or a failed token request is counted by: a `LoginError`'s, RFC
- * 6749's, an `OAuthResponseError`'s (a failed exchange), a pending login that no key decrypts,
+ * 6749's and OpenID Connect's (the authorization response's), an `OAuthResponseError`'s (a failed exchange), a pending login that no key decrypts,
  * and `"error"` (untyped). Any other is an `error` the other side chose (a callback URL's, or an
  * authorization server's extension code): counted as `_OTHER`, not one series each.
  * test/outbound-events.test.ts checks the list against @interlock/oauth's code types.
@@ -120,6 +120,15 @@ export const KNOWN_OAUTH_CODES = {
   unsupported_response_type: true,
   server_error: true,
   temporarily_unavailable: true,
+  interaction_required: true,
+  login_required: true,
+  account_selection_required: true,
+  consent_required: true,
+  invalid_request_uri: true,
+  invalid_request_object: true,
+  request_not_supported: true,
+  request_uri_not_supported: true,
+  registration_not_supported: true,
   server_unavailable: true,
   invalid_response: true,
   id_token_mismatch: true,
