@@ -49,7 +49,7 @@ const OAUTH_ERRORS: Record<OAuthErrorCode, { status: number; title: string }> = 
   invalid_request_object: { status: 502, title: "The authorization server refused the request object" },
   request_not_supported: { status: 502, title: "The authorization server does not support request objects" },
   request_uri_not_supported: { status: 502, title: "The authorization server does not support request_uri" },
-  registration_not_supported: { status: 502, title: "The authorization server does not support the registration parameter" },
+  registration_not_supported: { status: 502, title: "The authorization server does not support registration" },
   // The grant (code or refresh token) is no longer good: the user has to log in again.
   invalid_grant: { status: 401, title: "The authorization grant is invalid, expired or revoked" },
   access_denied: { status: 403, title: "The user or the authorization server denied the request" },
