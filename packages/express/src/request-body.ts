@@ -56,7 +56,7 @@ export function bodyReader(limit: number): BodyReader {
     if (declared) throw declared;
     const hostBytes = bytesOnBody(req);
     // Decoded as every adapter decodes it, not by the parsers (whose codings differ by major).
-    if (req.headers["content-encoding"] !== undefined && announcesBody(req)) {
+    if (req.headers["content-encoding"] !== undefined && parsersReadBody(req)) {
       const payload = await decodedPayload(req, res, hostBytes, limit);
       return parseHostBytes(parsers, req, res, payload, limit, true);
     }
@@ -73,6 +73,16 @@ export function bodyReader(limit: number): BodyReader {
 }
 
 type ParsedRequest = IncomingMessage & RequestState;
+
+/**
+ * Whether Express's parsers read a body from `req` (type-is's `hasBody`): one announced, or an
+ * empty one sent with `Content-Length: 0`, which they would inflate as its coding says and
+ * refuse (zlib's "unexpected end of file", a 400 of their own) where every other adapter takes
+ * the empty body it is.
+ */
+function parsersReadBody(req: IncomingMessage): boolean {
+  return announcesBody(req) || req.headers["content-length"] !== undefined;
+}
 
 /**
  * The payload of a body sent with a `Content-Encoding`, decoded (core's `decodeContent`): what the

@@ -69,11 +69,16 @@ async function jsonBody(request: Request): Promise<unknown> {
  * takes compressed bodies decodes them itself, with or without Interlock (which decoded them for
  * the fingerprint, and refused a coding it does not decode before the handler runs).
  */
-function payloadText(request: Request): Promise<string> {
-  const coding = request.headers.get("content-encoding");
-  if (coding === null || request.body === null) return request.text();
-  const decoded = request.body.pipeThrough(new DecompressionStream(coding as CompressionFormat));
-  return new Response(decoded).text();
+async function payloadText(request: Request): Promise<string> {
+  const codings = (request.headers.get("content-encoding") ?? "")
+    .split(",")
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== "" && coding !== "identity");
+  const bytes = await request.arrayBuffer();
+  // One coding at most got through; an empty body is empty whatever it names.
+  if (codings.length === 0 || bytes.byteLength === 0) return new TextDecoder().decode(bytes);
+  const format = ({ "x-gzip": "gzip", br: "brotli" }[codings[0] as string] ?? codings[0]) as CompressionFormat;
+  return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream(format))).text();
 }
 
 /** The chunks as a web stream, each pulled from `chunks` as the stream is read. */
