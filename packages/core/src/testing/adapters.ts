@@ -135,7 +135,7 @@ function openGate(): Gate {
 }
 
 /** `text` compressed as `format` says, with the web's own `CompressionStream` (every runtime has it). */
-async function compressed(body: string | Uint8Array, format: "gzip" | "deflate"): Promise<Uint8Array> {
+async function compressed(body: string | Uint8Array, format: "gzip" | "deflate" | "deflate-raw"): Promise<Uint8Array> {
   const stream = new Blob([body as BlobPart]).stream().pipeThrough(new CompressionStream(format));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
@@ -375,6 +375,9 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect([response.status, response.headers.get("accept-encoding")]).toEqual([415, "identity"]);
         expect((await problem(response)).code).toBe("unsupported_content_encoding");
         expect(world.processed).not.toContain(d.id);
+        // Nothing was claimed: the delivery sent as it is, then, is processed, not a duplicate.
+        const plain = await postWebhook(d);
+        expect([plain.status, await plain.json()]).toEqual([200, { received: d.id }]);
       });
 
       it("store down → 503 store_unavailable with Retry-After, handler not run", async () => {
@@ -429,13 +432,34 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         }
       });
 
-      it("a content coding not decoded (compress, an unknown one, two at once) → 415 unsupported_content_encoding naming the ones decoded, nothing claimed", async () => {
+      it("a coding however it is spelled (any case, identity or empty members around it, x-gzip) is the one it names: decoded, the plain send replayed", async () => {
+        const json = JSON.stringify({ amount: 47 });
+        const gzip = await compressed(json, "gzip");
+        for (const encoding of ["GZip", " gzip ,identity", "identity, gzip", ", gzip,", "X-Gzip"]) {
+          const key = newId("pay");
+          const before = world.payments;
+          const sent = await payEncoded(key, gzip, encoding);
+          if (world.app.parsesBodiesFirst !== undefined) {
+            await sent.body?.cancel(); // the app's own parser decodes it, or refuses it, as it spells codings
+            continue;
+          }
+          expect([encoding, sent.status]).toEqual([encoding, 201]);
+          const replay = await payEncoded(key, json);
+          expect([encoding, replay.status, replay.headers.get("idempotent-replayed")]).toEqual([encoding, 201, "true"]);
+          expect(world.payments).toBe(before + 1);
+        }
+      });
+
+      it("a content coding not decoded (compress, an unknown one, two at once, one mixed with an unknown one) → 415 unsupported_content_encoding naming the ones decoded, nothing claimed", async () => {
         const json = JSON.stringify({ amount: 43 });
         const twice = await compressed(await compressed(json, "deflate"), "gzip");
+        const gzip = await compressed(json, "gzip");
         for (const [encoding, body] of [
           ["compress", json],
           ["x-unknown", json],
           ["deflate, gzip", twice],
+          ["gzip, gzip", await compressed(gzip, "gzip")],
+          ["gzip, x-unknown", gzip],
         ] as const) {
           const key = newId("pay");
           const before = world.payments;
@@ -463,13 +487,22 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect([plain.status, plain.headers.get("idempotent-replayed")]).toEqual([201, "true"]);
       });
 
-      it("a gzip body that is not gzip (corrupt, cut short) → 400 body_not_decodable, nothing claimed", async () => {
-        const gzip = await compressed(JSON.stringify({ amount: 44 }), "gzip");
+      it("a body that is not its coding's data (gzip corrupt or cut short; raw deflate sent as deflate, which is zlib's format: RFC 9110 §8.4.1.2) → 400 body_not_decodable, nothing claimed", async () => {
+        const json = JSON.stringify({ amount: 44 });
+        const gzip = await compressed(json, "gzip");
         const corrupt = new Uint8Array([...gzip.subarray(0, 10), 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa]);
-        for (const body of [corrupt, gzip.subarray(0, gzip.byteLength - 6)]) {
+        for (const [body, encoding] of [
+          [corrupt, "gzip"],
+          [gzip.subarray(0, gzip.byteLength - 6), "gzip"],
+          [await compressed(json, "deflate-raw"), "deflate"],
+        ] as const) {
+          const key = newId("pay");
           const before = world.payments;
-          await refusedUnclaimed(await payEncoded(newId("pay"), body, "gzip"), 400, "body_not_decodable");
+          await refusedUnclaimed(await payEncoded(key, body, encoding), 400, "body_not_decodable");
           expect(world.payments).toBe(before);
+          // Nothing was claimed: the key then runs, sent plain.
+          const plain = await payEncoded(key, json);
+          expect([encoding, plain.status, plain.headers.get("idempotent-replayed")]).toEqual([encoding, 201, null]);
         }
       });
 
