@@ -134,11 +134,16 @@ async function parseHostBytes(
   const copy = requestCarrying(req, bytes, decoded);
   const refused = await parse(parsers, copy, res);
   if (refused) throw refusal(refused, limit);
-  // A type none of the parsers takes: `req.body` stays the host's Buffer, as it would stay unparsed.
-  if (!streamConsumed(copy)) return announcesBody(req) ? bytes : undefined;
+  const parsed = req as ParsedRequest;
+  if (!streamConsumed(copy)) {
+    // A type none of the parsers takes: `req.body` stays the host's Buffer, as it would stay
+    // unparsed; without one (a decoded payload), it is what the parsers leave on a body they
+    // skip: Express 4's `{}` (else `undefined` for a compressed XML body, `{}` sent plain).
+    parsed.body ??= (copy as ParsedRequest).body;
+    return announcesBody(req) ? bytes : undefined;
+  }
   // Whatever a parser made of the bytes, an empty body included (`{}` for JSON, `""` for text),
   // replaces the host's Buffer, as it would have replaced it reading the stream.
-  const parsed = req as ParsedRequest;
   parsed.body = (copy as ParsedRequest).body;
   parsed._body = true; // a parser after this one stands aside on Express 4, as it does after any parser
   if (!announcesBody(req)) return undefined;

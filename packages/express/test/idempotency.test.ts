@@ -1,7 +1,7 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
 import { connect } from "node:net";
 import { PassThrough, Readable } from "node:stream";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import {
   DEFAULT_REPLAY_HEADERS,
   IdempotencyError,
@@ -769,6 +769,32 @@ describe("idempotency(): request bodies", () => {
     for (const [type, body, expected] of cases) {
       const response = await post(url, newKey(), body, { "content-type": type });
       expect([type, response.status, (response.json() as { body: unknown }).body]).toEqual([type, 201, expected]);
+    }
+  });
+
+  it("a keyed body sent compressed: the route gets what the same body sent plain gets, whatever its type, an empty one too", async () => {
+    const world = await start((app, use, idem) => app.post("/echo", idem, use(echo)));
+    const url = `${world.url}/echo`;
+    const cases: Array<[string | undefined, string | Buffer]> = [
+      ["application/json", '{"a":[1,2]}'],
+      ["text/plain", "hello"],
+      ["application/octet-stream", BINARY],
+      ["application/xml", "<a/>"],
+      ["application/json", ""],
+      ["application/xml", ""],
+      [undefined, ""],
+    ];
+    const seen = async (type: string | undefined, body: string | Buffer, coding?: string) => {
+      const headers = { "x-api-key": "client-a", "idempotency-key": newKey() };
+      const response = await send(url, {
+        headers: { ...headers, ...(type && { "content-type": type }), ...(coding && { "content-encoding": coding }) },
+        body,
+      });
+      return [response.status, (response.json() as { body: unknown }).body];
+    };
+    for (const [type, body] of cases) {
+      const gzipped = await seen(type, body === "" ? "" : gzipSync(body), "gzip");
+      expect([type, body.length, ...gzipped]).toEqual([type, body.length, ...(await seen(type, body))]);
     }
   });
 
