@@ -195,6 +195,29 @@ export function describeProtocolEdges(
     });
 
     it(
+      "a keyed payment declared past the limit, its body then sent whole → 413; the next request on the connection is answered, unless the 413 said Connection: close",
+      ROW,
+      async () => {
+        const amount = newAmount();
+        const connection = await open();
+        await connection.write(paymentHead(newKey(), { "content-length": DEFAULT_REQUEST_BODY_LIMIT + 1 }));
+        await connection.write(Buffer.alloc(DEFAULT_REQUEST_BODY_LIMIT + 1, " "));
+        const refused = await connection.finalAnswer();
+        expect(refused.status).toBe(413);
+        // A server may close a connection after a body it will not read; one that said keep-alive must keep it.
+        const next = newAmount();
+        await connection.write(payment(newKey(), { amount: next }));
+        const after = await connection.answerOrEnd();
+        const closes = /\bclose\b/i.test(refused.headers.connection ?? "");
+        if (after !== "closed" || !closes) {
+          expect(after, `the 413 said Connection: ${refused.headers.connection}`).not.toBe("closed");
+          expectCreated(after as RawAnswer, next);
+        }
+        expect(runsOf(amount)).toBe(0);
+      },
+    );
+
+    it(
       "a chunked delivery past the limit → 413 before its last chunk; then the next request is answered, or the connection closes",
       ROW,
       async () => {

@@ -12,9 +12,12 @@ const EMPTY = new Uint8Array(0);
  * by a client that went away (400 `body_incomplete`), or already read (500 `body_not_raw`).
  */
 export async function readRequestBody(request: Request, limit: number): Promise<Uint8Array | BodyError> {
-  if (request.bodyUsed || request.body?.locked) return notRaw();
+  // Refused before `request.body` is touched: on Node, @hono/node-server then wraps the socket's
+  // stream in a web one that holds it paused, so the body it drains after the 413 never drains,
+  // and the keep-alive connection it announced is closed under the client's next request.
   const declared = declaredLength(request.headers);
   if (declared !== undefined && declared > limit) return BodyError.tooLarge(limit);
+  if (request.bodyUsed || request.body?.locked) return notRaw();
   if (request.body === null) return EMPTY;
   // Counted even under a Content-Length within the limit: a server frames the body by it, but a
   // `Request` made in code keeps whatever header it is given, with a body of any size.
