@@ -34,8 +34,9 @@ export async function readRawBody(
   // app's parser, may allow more than `bodyLimit`.
   const known = (req as Remembered)[RAW_BODY];
   if (known !== undefined) return known.byteLength > limit ? BodyError.tooLarge(limit) : known;
-  // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched.
-  if (!announcesBody(req)) return remember(req, EMPTY, ctx, false);
+  // Nothing announced, nothing lost: whoever comes next still gets the (empty) stream untouched,
+  // but the app's parser never gets one that names a coding (`codedEmptyBody`).
+  if (!announcesBody(req)) return remember(req, EMPTY, ctx, middleware === "idempotency" && codedEmptyBody(req));
   // Whether a parser read the body is the stream's to say, not `ctx.request.body`'s: @koa/bodyparser
   // and koa-bodyparser set that to `{}` for a type they do not parse (binary), leaving its bytes unread.
   if (req.readableDidRead || req.readableEnded) {
@@ -68,6 +69,15 @@ export async function readRawBody(
 async function decoded(req: IncomingMessage, body: Buffer, limit: number): Promise<Buffer | BodyError> {
   const payload = await decodeContent(body, req.headers["content-encoding"], limit);
   return payload instanceof BodyError ? payload : asBuffer(payload);
+}
+
+/**
+ * An empty body (`Content-Length: 0`) that names a `Content-Encoding`: the empty payload, as
+ * `decodeContent` takes it, kept from the app's body parser, which would inflate it as its coding
+ * says and fail (zlib's "unexpected end of file", a 500) where the same body sent plain is `{}`.
+ */
+function codedEmptyBody(req: IncomingMessage): boolean {
+  return req.headers["content-encoding"] !== undefined && req.headers["content-length"] !== undefined;
 }
 
 function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: boolean): Buffer {
