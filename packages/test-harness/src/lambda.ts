@@ -13,6 +13,7 @@
  * The handler is invoked with the events API Gateway sends and its result read as API Gateway
  * reads it (see `api-gateway.ts`), so each row checks what a client would get.
  */
+import { gzipSync } from "node:zlib";
 import {
   type IdempotencyOptions,
   type MemoryStore,
@@ -193,7 +194,13 @@ export function describeLambdaIdempotencyRows(wrapper: string, host: LambdaHost)
           return payment(body);
         };
         const invoke = await lambda(host, version, store, { ...idle, payment: counted }, idempotency);
-        const post = (key: string, body: string | Uint8Array, contentType = "application/json", base64 = false) =>
+        const post = (
+          key: string,
+          body: string | Uint8Array,
+          contentType = "application/json",
+          base64 = false,
+          extra: Array<[string, string]> = [],
+        ) =>
           invoke({
             path: "/payments",
             headers: [
@@ -201,6 +208,7 @@ export function describeLambdaIdempotencyRows(wrapper: string, host: LambdaHost)
               ["Content-Type", contentType],
               ["X-Api-Key", "client-a"],
               ["IDEMPOTENCY-KEY", key],
+              ...extra,
             ],
             body,
             base64,
@@ -234,6 +242,17 @@ export function describeLambdaIdempotencyRows(wrapper: string, host: LambdaHost)
           [...first.body],
         ]);
         expect((await fn.post(key, tampered(NOT_UTF8), BINARY_TYPE, true)).status).toBe(422);
+        expect(fn.runs()).toBe(1);
+      });
+
+      it("a gzip body (base64, Content-Encoding: gzip) is decoded: the route gets the payload, and the same JSON sent plain replays it", async () => {
+        const fn = await paymentsLambda(async (body) => ({ status: 201, json: { got: await body.json() } }));
+        const key = newId("key");
+        const json = JSON.stringify({ amount: 48 });
+        const first = await fn.post(key, gzipSync(json), "application/json", true, [["Content-Encoding", "gzip"]]);
+        expect([first.status, first.json()]).toEqual([201, { got: { amount: 48 } }]);
+        const plain = await fn.post(key, json);
+        expect([plain.status, plain.headers["idempotent-replayed"], plain.text]).toEqual([201, "true", first.text]);
         expect(fn.runs()).toBe(1);
       });
 
