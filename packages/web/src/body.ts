@@ -13,8 +13,8 @@ const EMPTY = new Uint8Array(0);
  */
 export async function readRequestBody(request: Request, limit: number): Promise<Uint8Array | BodyError> {
   // Refused before `request.body` is touched: on Node, @hono/node-server then wraps the socket's
-  // stream in a web one that holds it paused, so the body it drains after the 413 never drains,
-  // and the keep-alive connection it announced is closed under the client's next request.
+  // stream in a web one, and the body it drains after the 413 no longer drains: it closes the
+  // keep-alive connection the 413 announced at its 500 ms drain timeout, under the next request.
   const declared = declaredLength(request.headers);
   if (declared !== undefined && declared > limit) return BodyError.tooLarge(limit);
   if (request.bodyUsed || request.body?.locked) return notRaw();
