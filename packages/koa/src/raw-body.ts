@@ -49,7 +49,7 @@ export async function readRawBody(
   if (Number(req.headers["content-length"]) > limit) return BodyError.tooLarge(limit);
   // A client that went away mid-body: 400 `body_incomplete`, refused and reported like any bad
   // body (nothing claimed, so its retry runs), as on Hono, Fastify and the web adapter.
-  const body = await collect(req, limit).catch(() => BodyError.incomplete());
+  const body = await collect(req, limit);
   if (body instanceof BodyError) return body;
   if (body === undefined) return BodyError.tooLarge(limit);
   // Not for webhook(): core refuses every compressed delivery (415) before its body is read.
@@ -90,28 +90,65 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** The whole body, or undefined once it passes `limit` (the rest is drained, not kept). */
-function collect(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const body = new BodyCollector(limit);
-    const stop = () => req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
-    function onData(chunk: Buffer) {
-      if (body.add(chunk)) return;
-      stop();
-      // Keep reading into nothing, so the connection is not left stalled and the 413 arrives.
-      req.resume();
-      resolve(undefined);
-    }
-    function onEnd() {
-      stop();
-      resolve(asBuffer(body.body() as Uint8Array));
-    }
-    function onError(error: unknown) {
-      stop();
-      reject(error);
-    }
-    // 'close' before 'end': the client went away mid-body.
-    const onClose = () => onError(new Error("request aborted"));
-    req.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
+// One read in progress, kept on its request under this key. The listeners are the same three
+// functions for every request, reading it through `this`: no closure, and no promise on top of
+// the read's own, made per request.
+const READING = Symbol("@interlock/koa.reading");
+
+interface Reading {
+  [READING]?: BodyRead | undefined;
+}
+
+class BodyRead {
+  readonly body: BodyCollector;
+
+  constructor(
+    limit: number,
+    readonly resolve: (body: Buffer | BodyError | undefined) => void,
+  ) {
+    this.body = new BodyCollector(limit);
+  }
+}
+
+function readingOf(req: IncomingMessage): BodyRead {
+  const read = (req as Reading)[READING];
+  if (read === undefined) throw new TypeError("a body listener was called on another object than its request");
+  return read;
+}
+
+function stopReading(req: IncomingMessage): BodyRead {
+  const read = readingOf(req);
+  req.off("data", onBodyData).off("end", onBodyEnd).off("error", onBodyCut).off("close", onBodyCut);
+  (req as Reading)[READING] = undefined;
+  return read;
+}
+
+function onBodyData(this: IncomingMessage, chunk: Buffer): void {
+  if (readingOf(this).body.add(chunk)) return;
+  const read = stopReading(this);
+  // Keep reading into nothing, so the connection is not left stalled and the 413 arrives.
+  this.resume();
+  read.resolve(undefined);
+}
+
+function onBodyEnd(this: IncomingMessage): void {
+  const read = stopReading(this);
+  read.resolve(asBuffer(read.body.body() as Uint8Array));
+}
+
+// For 'error' and 'close' alike: a failed stream, or one closed before its end (the client went
+// away mid-body), is 400 `body_incomplete`.
+function onBodyCut(this: IncomingMessage): void {
+  stopReading(this).resolve(BodyError.incomplete());
+}
+
+/**
+ * The whole body; undefined once it passes `limit` (the rest is drained, not kept); a
+ * `BodyError` when the stream fails or closes before its end.
+ */
+function collect(req: IncomingMessage, limit: number): Promise<Buffer | BodyError | undefined> {
+  return new Promise((resolve) => {
+    (req as Reading)[READING] = new BodyRead(limit, resolve);
+    req.on("data", onBodyData).on("end", onBodyEnd).on("error", onBodyCut).on("close", onBodyCut);
   });
 }
