@@ -131,46 +131,131 @@ interface Recorded extends ServerResponse {
   [BYPASS]?: Bypass;
 }
 
+/**
+ * One response's recording, and what the middleware asks of it. Allocated lean, as it is made for
+ * every keyed request and nearly all of them answer through Koa: no closure of its own, the
+ * collector made at the first write, the end's promise made only when something waits for it.
+ */
 class Bypass {
-  readonly original: { write: Writer; end: Writer };
-  body: BodyCollector | undefined;
+  readonly originalWrite: Writer;
+  readonly originalEnd: Writer;
+  /** What the app wrote, made at its first write. */
+  collector: BodyCollector | undefined;
+  /** A stream was piped in, or a chunk that is no bytes written: the body is not recorded. */
+  unrecorded = false;
   piped = false;
   /** Whether the app wrote or ended `ctx.res` itself (headers flushed alone are not an answer: Koa still sends `ctx.body`). */
   wrote = false;
-  ended: () => void = () => {};
-  readonly end = new Promise<void>((resolve) => {
-    this.ended = resolve;
-  });
+  /** The response has ended (or closed, for a pipe cut off): what was written is final. */
+  hasEnded = false;
+  /** Made by `end()` for whoever waits, settled by `ended()`. */
+  endPromise: Promise<void> | undefined;
+  resolveEnd: (() => void) | undefined;
 
   constructor(
     readonly res: ServerResponse,
-    limit: number,
+    readonly limit: number,
   ) {
-    this.original = { write: res.write as Writer, end: res.end as Writer };
-    this.body = new BodyCollector(limit);
+    this.originalWrite = res.write as Writer;
+    this.originalEnd = res.end as Writer;
   }
 
   keep(chunk: unknown, encoding: unknown): void {
-    const body = this.body;
-    if (body === undefined || body.overflowed || chunk === undefined || chunk === null || typeof chunk === "function")
-      return;
+    if (this.unrecorded || chunk === undefined || chunk === null || typeof chunk === "function") return;
+    const body = this.body();
+    if (body.overflowed) return;
     const bytes =
       typeof chunk === "string"
         ? Buffer.from(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
         : chunk instanceof Uint8Array
           ? chunk
           : undefined;
-    if (bytes === undefined) this.body = undefined;
+    if (bytes === undefined) this.unrecord();
     // The app's own buffer is copied (when kept): it may reuse it once written. Past the limit
     // nothing is kept (what was is let go: a stream may go on for long), and the collector says
     // the body was too large.
     else if (!body.add(bytes, bytes === chunk)) body.forget();
   }
 
+  body(): BodyCollector {
+    this.collector ??= new BodyCollector(this.limit);
+    return this.collector;
+  }
+
+  unrecord(): void {
+    this.unrecorded = true;
+    this.collector = undefined;
+  }
+
   stop(): void {
-    const { res, original } = this;
-    res.write = original.write as ServerResponse["write"];
-    res.end = original.end as ServerResponse["end"];
+    const res = this.res;
+    res.write = this.originalWrite as ServerResponse["write"];
+    res.end = this.originalEnd as ServerResponse["end"];
+  }
+
+  ended(): void {
+    this.hasEnded = true;
+    this.resolveEnd?.();
+  }
+
+  end(): Promise<void> {
+    if (this.hasEnded) return Promise.resolve();
+    this.endPromise ??= new Promise<void>((resolve) => {
+      this.resolveEnd = resolve;
+    });
+    return this.endPromise;
+  }
+
+  written(): CapturedResponse {
+    const res = this.res;
+    const body = this.unrecorded ? undefined : this.body();
+    return {
+      status: res.statusCode,
+      headers: sentHeaders(res),
+      body: body?.body(),
+      tooLarge: body?.overflowed === true,
+    };
+  }
+
+  /**
+   * Whether the app answered through `ctx.res` rather than through Koa: it bypassed Koa, or
+   * wrote or ended `ctx.res` itself. Headers flushed alone (`ctx.flushHeaders()`, as for
+   * server-sent events) are not: Koa still sends `ctx.body`, which is captured as usual.
+   */
+  used(ctx: Context): boolean {
+    return ctx.respond === false || this.res.writableEnded || this.wrote;
+  }
+
+  /**
+   * Whether Koa itself ends the response the app began writing (`ctx.respond` left on): its
+   * end comes only once every middleware has returned, so nothing may wait for it before then.
+   */
+  endedByKoa(ctx: Context): boolean {
+    return ctx.respond !== false && !this.res.writableEnded;
+  }
+
+  /** What the app wrote, once it has ended the response (stored after it went out). */
+  async recorded(): Promise<CapturedResponse> {
+    await this.end();
+    return this.written();
+  }
+
+  /**
+   * What went out once Koa has ended the response: the app's writes, then Koa's. A response
+   * closed first, which Koa then never ends (the client left), is settled as cut off, uncached.
+   */
+  whenEnded(): Promise<CapturedResponse> {
+    const res = this.res;
+    const cutOff = (): CapturedResponse => ({ status: res.statusCode, headers: sentHeaders(res), body: undefined });
+    if (res.destroyed) return Promise.resolve(cutOff());
+    return new Promise((resolve) => {
+      const onClose = () => resolve(cutOff());
+      res.once("close", onClose);
+      this.end().then(() => {
+        res.removeListener("close", onClose);
+        resolve(this.written());
+      });
+    });
   }
 }
 
@@ -186,7 +271,7 @@ function bypassWrite(this: ServerResponse, ...args: unknown[]): unknown {
   const bypass = bypassOf(this);
   bypass.wrote = true;
   bypass.keep(args[0], args[1]);
-  return bypass.original.write.apply(this, args);
+  return bypass.originalWrite.apply(this, args);
 }
 
 function bypassEnd(this: ServerResponse, ...args: unknown[]): unknown {
@@ -194,7 +279,7 @@ function bypassEnd(this: ServerResponse, ...args: unknown[]): unknown {
   bypass.wrote = true;
   bypass.keep(args[0], args[1]);
   bypass.stop();
-  const result = bypass.original.end.apply(this, args);
+  const result = bypass.originalEnd.apply(this, args);
   bypass.ended();
   return result;
 }
@@ -202,7 +287,7 @@ function bypassEnd(this: ServerResponse, ...args: unknown[]): unknown {
 /** A stream is piped in: nothing is recorded (streamed), and a client that leaves first settles it then. */
 function onBypassPipe(this: ServerResponse): void {
   const bypass = bypassOf(this);
-  bypass.body = undefined;
+  bypass.unrecord();
   if (bypass.piped) return;
   bypass.piped = true;
   this.once("close", onBypassClose);
@@ -224,57 +309,17 @@ function onBypassClose(this: ServerResponse): void {
  * writes are not recorded. A piped response the client closed before its end is settled when it
  * closes.
  */
-export function recordBypass(res: ServerResponse, limit: number) {
+export function recordBypass(res: ServerResponse, limit: number): Bypass {
   const bypass = new Bypass(res, limit);
   (res as Recorded)[BYPASS] = bypass;
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest
-  // of the response (~1-3 µs a request here). Left in place, it only clears a collector no one
-  // reads any more.
+  // of the response (~1-3 µs a request here). Left in place, it only marks unrecorded a body no
+  // one reads any more.
   res.on("pipe", onBypassPipe);
   res.write = bypassWrite as ServerResponse["write"];
   res.end = bypassEnd as ServerResponse["end"];
-  const written = (): CapturedResponse => ({
-    status: res.statusCode,
-    headers: sentHeaders(res),
-    body: bypass.body?.body(),
-    tooLarge: bypass.body?.overflowed === true,
-  });
-  return {
-    stop: () => bypass.stop(),
-    /**
-     * Whether the app answered through `ctx.res` rather than through Koa: it bypassed Koa, or
-     * wrote or ended `ctx.res` itself. Headers flushed alone (`ctx.flushHeaders()`, as for
-     * server-sent events) are not: Koa still sends `ctx.body`, which is captured as usual.
-     */
-    used: (ctx: Context) => ctx.respond === false || res.writableEnded || bypass.wrote,
-    /**
-     * Whether Koa itself ends the response the app began writing (`ctx.respond` left on): its
-     * end comes only once every middleware has returned, so nothing may wait for it before then.
-     */
-    endedByKoa: (ctx: Context) => ctx.respond !== false && !res.writableEnded,
-    /** What the app wrote, once it has ended the response (stored after it went out). */
-    async recorded(): Promise<CapturedResponse> {
-      await bypass.end;
-      return written();
-    },
-    /**
-     * What went out once Koa has ended the response: the app's writes, then Koa's. A response
-     * closed first, which Koa then never ends (the client left), is settled as cut off, uncached.
-     */
-    whenEnded(): Promise<CapturedResponse> {
-      const cutOff = (): CapturedResponse => ({ status: res.statusCode, headers: sentHeaders(res), body: undefined });
-      if (res.destroyed) return Promise.resolve(cutOff());
-      return new Promise((resolve) => {
-        const onClose = () => resolve(cutOff());
-        res.once("close", onClose);
-        bypass.end.then(() => {
-          res.removeListener("close", onClose);
-          resolve(written());
-        });
-      });
-    },
-  };
+  return bypass;
 }
 
 /**
