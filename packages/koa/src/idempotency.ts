@@ -68,6 +68,7 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
   const limit = bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT);
   const engine = createIdempotency(engineOptions);
   const recordLimit = engine.options.store.maxRecordBytes;
+  const readsPattern = !options.route && options.onEvent !== undefined;
 
   /** The bytes to fingerprint, read on the engine's demand: a request it passes through is left unread. */
   async function bodyOf(ctx: Context): Promise<Buffer | string> {
@@ -81,8 +82,9 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
       method: ctx.method,
       route: route(ctx),
       // The app's own `route` is its pattern; the default one is read as each event is emitted:
-      // mounted before the router, the pattern is known only once it has matched.
-      routePattern: options.route ? undefined : () => matchedPattern(ctx),
+      // mounted before the router, the pattern is known only once it has matched. No events, no
+      // reader: not a closure made for every request that nothing calls.
+      routePattern: readsPattern ? () => matchedPattern(ctx) : undefined,
       path: ctx.originalUrl,
       headers: ctx.headers,
       body: () => bodyOf(ctx),

@@ -18,12 +18,14 @@ export function exposeBody(ctx: Context, raw: Buffer, consumed: boolean): void {
   if (!consumed) return;
   // @koa/bodyparser and koa-bodyparser skip a request with this flag (or with a body set).
   ctx.disableBodyParser = true;
-  const parse = parserFor(ctx.get("content-type"));
+  // Read as bodyText reads it: `ctx.get` is the same header through two delegating layers.
+  const parse = parserFor(ctx.req.headers["content-type"] ?? "");
   if (parse) defineLazyBody(ctx, raw, parse);
 }
 
 function parserFor(contentType: string): Parse | undefined {
-  const type = (contentType.split(";", 1)[0] ?? "").trim().toLowerCase();
+  const semicolon = contentType.indexOf(";");
+  const type = (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
   if (type === "application/json" || type.endsWith("+json")) return parseJson;
   if (type === "application/x-www-form-urlencoded") return parseForm;
   return undefined;

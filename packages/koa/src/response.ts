@@ -16,13 +16,22 @@ const EMPTY = new Uint8Array();
  * did when it changed `ctx.body`, or set `ctx.status`, even to the 404 Koa starts with (an app
  * hiding its webhook route from bad signatures), which Koa notes as `_explicitStatus`.
  */
-export async function answer(ctx: Context, response: HttpResponse, takeOver?: () => void | Promise<void>) {
-  if (takeOver) {
-    const { body, status } = ctx;
-    const explicit = statusSet(ctx);
-    await takeOver();
-    if (ctx.body !== body || ctx.status !== status || (!explicit && statusSet(ctx))) return;
-  }
+export function answer(
+  ctx: Context,
+  response: HttpResponse,
+  takeOver?: () => void | Promise<void>,
+): void | Promise<void> {
+  // Without a take-over (a replay, a duplicate, no `onError`) written now: no promise for the
+  // middleware to return, which would cost it a promise and two more ticks to settle its own.
+  if (!takeOver) return writeResponse(ctx, response);
+  return answerUnlessTakenOver(ctx, response, takeOver);
+}
+
+async function answerUnlessTakenOver(ctx: Context, response: HttpResponse, takeOver: () => void | Promise<void>) {
+  const { body, status } = ctx;
+  const explicit = statusSet(ctx);
+  await takeOver();
+  if (ctx.body !== body || ctx.status !== status || (!explicit && statusSet(ctx))) return;
   writeResponse(ctx, response);
 }
 
@@ -92,7 +101,7 @@ function sendAsJson(ctx: Context, body: unknown): Buffer {
   const text: string | undefined = JSON.stringify(body);
   if (text === undefined) throw new TypeError(`ctx.body (a ${typeof body}) cannot be serialised as JSON`);
   const json = Buffer.from(text);
-  setBytes(ctx, json);
+  setBody(ctx, json);
   return json;
 }
 
