@@ -50,6 +50,22 @@ describe("LeaseKeeper", () => {
     expect(take()).toEqual(["g"]);
   });
 
+  it("leaves a lease another keeper holds as it is: released through the wrong keeper, it is still its own keeper's to release", async () => {
+    const { store, take } = extendsOf();
+    const mine = new LeaseKeeper(store, 300, 2);
+    const theirs = new LeaseKeeper(store, 300, 2);
+    const a = mine.hold("a", "ta");
+    mine.hold("b", "tb");
+    new LeaseKeeper(store, 300, 2).release(a); // a keeper holding nothing
+    theirs.hold("c", "tc");
+    theirs.release(a); // a ticket settled by another engine
+    await vi.advanceTimersByTimeAsync(100);
+    expect(take()).toEqual(["a", "b", "c"]);
+    mine.release(a);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(take()).toEqual(["b", "c"]);
+  });
+
   it("stops renewing a lease the store answered lost, and keeps renewing the others", async () => {
     const extended: string[] = [];
     const extend = async (key: string) => {
