@@ -625,6 +625,33 @@ describe("begin with a body reader: the body read only once the headers pass", (
     ).toMatchObject({ outcome: "duplicate" });
   });
 
+  it("checks the timestamp window again once the body is read: a body slower than the window is refused", async () => {
+    const events: WebhookEvent[] = [];
+    let now = NOW * 1000;
+    const receiver = createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      store: new MemoryStore(),
+      now: () => now,
+      onEvent: (e) => events.push(e),
+    });
+    const { headers } = await swDelivery();
+    const slowRead = async () => {
+      now += 301_000; // the headers passed; the body took longer than the tolerance
+      return BODY;
+    };
+    expect(await receiver.begin(headers, slowRead)).toMatchObject({
+      outcome: "rejected",
+      error: { code: "timestamp_too_old" },
+    });
+    now = NOW * 1000;
+    expect(await receiver.begin(headers, () => BODY)).toMatchObject({ action: "process", event: { id: "msg_1" } });
+    expect(events.map((e) => [e.type, "code" in e ? e.code : e.id])).toEqual([
+      ["webhook.rejected", "timestamp_too_old"],
+      ["webhook.verified", "msg_1"],
+    ]);
+  });
+
   it("refuses the body error a reader returns or throws, as refuse does; any other throw is the reader's own", async () => {
     const events: WebhookEvent[] = [];
     const receiver = receiverOn(new MemoryStore(), events);

@@ -37,11 +37,13 @@ import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../s
 import { asUnavailable, positiveMs, releaseClaim, storeCall, storeOption, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { keyDigests, secretList } from "./keys.js";
+import { WebhookRefusal } from "./refusal.js";
 import { keySpaceName } from "./scheme.js";
 import { noteKeySpace } from "./shared-keys.js";
 import type { VerifiedWebhook } from "./verified.js";
 import {
-  createWebhookVerifier,
+  createClaimsVerifier,
+  type HeaderClaims,
   VERIFIER_OPTION_NAMES,
   type WebhookVerifier,
   type WebhookVerifierOptions,
@@ -380,7 +382,8 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   // On unless turned off: a delivery's handler must not run twice at once (see `extendLease`).
   const leases = new LeaseKeeper(store, lockTtlMs, renewalsOf(options.extendLease, lockTtlMs));
   const namespace = namespaceOption(options.namespace);
-  const verifier = createWebhookVerifier(verifierOptions(options));
+  const claimsVerifier = createClaimsVerifier(verifierOptions(options));
+  const { verifier } = claimsVerifier;
   // Any scheme object, the user's own included: its name goes into every key.
   const schemeName = keySpaceName("the scheme's name", verifier.scheme.name);
   // The window is two-sided: a delivery signed `toleranceSeconds` ahead of the clock is accepted
@@ -438,16 +441,21 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     return typeof input === "function" ? readThenDecide(headers, input) : decide(headers, input);
   }
 
-  /** Reads the body only once the headers pass: a delivery they refuse costs no body. */
+  /**
+   * Reads the body only once the headers pass: a delivery they refuse costs no body. The claims
+   * the headers gave are verified with the body, not parsed from the headers a second time.
+   */
   async function readThenDecide(headers: HeadersInput, read: WebhookBodyReader): Promise<WebhookDecision> {
-    const refused = checkHeaders(headers);
-    if (refused) return refused;
+    const claims = claimsVerifier.checkClaims(headers);
+    if (claims instanceof WebhookRefusal) return respondError("rejected", claims.error);
     const body = await readBody(read);
-    return body instanceof BodyError ? refuse(body.code, body.message, headers) : decide(headers, body);
+    return body instanceof BodyError ? refuse(body.code, body.message, headers) : decide(headers, body, claims);
   }
 
-  async function decide(headers: HeadersInput, body: RawBody): Promise<WebhookDecision> {
-    const checked = await verifier.check(headers, body);
+  async function decide(headers: HeadersInput, body: RawBody, claims?: HeaderClaims): Promise<WebhookDecision> {
+    const checked = await (claims === undefined
+      ? verifier.check(headers, body)
+      : claimsVerifier.checkClaimed(headers, body, claims));
     if (!checked.ok) return respondError("rejected", checked.error);
     const event = checked;
     const delivery = claimOf(event, namespace);
