@@ -108,8 +108,10 @@ function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): Middlewar
   const engine = createIdempotency(engineOptions);
   const read = { limit: bodyLimitOption(bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), acceptText: true, decode: true };
 
-  const answer = async (c: Context, decision: IdempotencyRespondDecision) =>
-    (!decision.replayed && onError && (await onError(decision, c))) || send(c, decision.response);
+  // Sent at once unless the app's `onError` may take it: a middleware that returns a promise
+  // settles a tick later than one that returns the answer.
+  const answer = (c: Context, decision: IdempotencyRespondDecision) =>
+    decision.replayed || onError === undefined ? send(c, decision.response) : answerByApp(c, decision, onError);
 
   return createMiddleware(async (c, next) => {
     // The body is read only if the engine needs it (a covered request with a key); any other
@@ -119,6 +121,15 @@ function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): Middlewar
     if (decision.action === "respond") return answer(c, decision);
     await execute(engine, decision.ticket, c, next);
   });
+}
+
+/** A refusal as the app's `onError` answers it, or as core does when it returns nothing. */
+async function answerByApp(
+  c: Context,
+  decision: IdempotencyErrorDecision,
+  onError: NonNullable<IdempotencyMiddlewareOptions["onError"]>,
+): Promise<Response> {
+  return (await onError(decision, c)) || send(c, decision.response);
 }
 
 /** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */

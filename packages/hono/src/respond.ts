@@ -3,24 +3,63 @@ import type { HttpResponse } from "@interlock/core";
 import type { Context } from "hono";
 
 type StatusCode = Parameters<Context["status"]>[0];
+type HeaderPairs = ReadonlyArray<readonly [string, string]>;
 
 /**
- * Through `c.newResponse`, so headers earlier middleware prepared (CORS, request ids) are
- * kept, as on any other answer. An empty body goes out as none: 204 and 304 forbid one. The
- * headers go as a record, not as `init.headers`: Hono copies those into a `Headers` of their
- * own before merging (two `Headers` a replay, the costliest part of Hono's side of it).
+ * Sends core's answer (a refusal, a replay), with the headers earlier middleware prepared
+ * (CORS, request ids: `c.header()`) kept, as on any other answer, each replaced by core's of
+ * its name as `c.newResponse` does. An empty body goes out as none: 204 and 304 forbid one.
+ *
+ * Made here rather than by `c.newResponse`, which puts the headers in a `Headers` that
+ * @hono/node-server then iterates again (sorted, per the Fetch spec) to write the answer: a plain
+ * record of the headers is written as it is. With the answer returned as it is (no promise), a
+ * replay on @hono/node-server ran about 5% fewer instructions (callgrind, in-process).
  */
 export function send(c: Context, response: HttpResponse): Response {
   const body = response.body.byteLength === 0 ? null : (response.body as Uint8Array<ArrayBuffer>);
   const status = response.status as StatusCode;
-  // Hono hands a lone header to the Response as a plain record, which @hono/node-server sends
-  // without the default Content-Type it gives a `Headers`: kept the way every answer goes.
-  if (response.headers.length < 2) return c.newResponse(body, { status, headers: response.headers });
-  return c.newResponse(body, status, headerRecord(response.headers));
+  // An answer already set by a middleware before ours stays the one Hono sends, as it was.
+  if (c.finalized) return c.newResponse(body, status, headerRecord(response.headers));
+  // Hono's own answer starts from these: the ones prepared, or those of a `c.res` already read.
+  const headers = withPrepared(c.res.headers, response.headers);
+  const answer = new Response(body, { status, headers: asHeadersInit(headers, body !== null) });
+  c.res = undefined; // cleared first: Hono's setter would otherwise copy the headers just read again
+  c.res = answer;
+  return answer;
+}
+
+/** Core's headers (names in lower case), after those prepared that none of them replaces. */
+function withPrepared(prepared: Headers, own: HeaderPairs): Array<[string, string]> {
+  const headers: Array<[string, string]> = own.map(([name, value]) => [name.toLowerCase(), value]);
+  const ownCount = headers.length;
+  prepared.forEach((value, name) => {
+    if (!replaces(headers, ownCount, name)) headers.push([name, value]);
+  });
+  return headers;
+}
+
+function replaces(headers: HeaderPairs, ownCount: number, name: string): boolean {
+  for (let index = 0; index < ownCount; index++) if (headers[index]?.[0] === name) return true;
+  return false;
+}
+
+/**
+ * The headers as a plain record, the form @hono/node-server writes as it is. As pairs, which it
+ * puts in a `Headers` as Hono did, when a name repeats (a record cannot hold two `Set-Cookie`s on
+ * every runtime) or is `__proto__`, and when a body has no Content-Type: from a `Headers` it
+ * sends its default one (text/plain), as it did the first answer that went out without one.
+ */
+function asHeadersInit(headers: Array<[string, string]>, hasBody: boolean): HeadersInit {
+  const record: Record<string, string> = {};
+  for (const [name, value] of headers) {
+    if (name === "__proto__" || Object.hasOwn(record, name)) return headers;
+    record[name] = value;
+  }
+  return hasBody && record["content-type"] === undefined ? headers : record;
 }
 
 /** Header pairs as a record, a repeated name's values in a list (Hono appends each). */
-function headerRecord(pairs: ReadonlyArray<readonly [string, string]>): Record<string, string | string[]> {
+function headerRecord(pairs: HeaderPairs): Record<string, string | string[]> {
   const record: Record<string, string | string[]> = Object.create(null); // a "__proto__" name is a name
   for (const [pairName, value] of pairs) {
     const name = pairName.toLowerCase();

@@ -69,8 +69,12 @@ function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHand
   const read = { limit: receiver.verifier.maxBodyBytes, acceptText: false, decode: false };
 
   // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
-  const answer = async (c: Context, decision: WebhookRespondDecision) =>
-    (decision.outcome !== "duplicate" && onError && (await onError(decision, c))) || send(c, decision.response);
+  // Sent at once unless the app's `onError` may take it: a middleware that returns a promise
+  // settles a tick later than one that returns the answer.
+  const answer = (c: Context, decision: WebhookRespondDecision) =>
+    decision.outcome === "duplicate" || onError === undefined
+      ? send(c, decision.response)
+      : answerByApp(c, decision, onError);
 
   return createMiddleware<WebhookEnv<T>>(async (c, next) => {
     // Read only once the headers pass: a delivery they refuse is answered unread.
@@ -79,6 +83,15 @@ function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHand
     c.set("webhook", decision.event as VerifiedWebhook<T>);
     await handle(receiver, decision.ticket, c, next);
   });
+}
+
+/** An error as the app's `onError` answers it, or as core does when it returns nothing. */
+async function answerByApp(
+  c: Context,
+  decision: WebhookErrorDecision,
+  onError: NonNullable<WebhookMiddlewareOptions["onError"]>,
+): Promise<Response> {
+  return (await onError(decision, c)) || send(c, decision.response);
 }
 
 /**
