@@ -28,6 +28,7 @@ import {
 } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import {
+  hasPending,
   keepPending,
   payloadBody,
   recordOnHijack,
@@ -222,13 +223,14 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     // A hijacked reply never passes onSend: store what it wrote once it has finished. (Not when
     // an HTTP/2 client reset the stream first: the route's own end settles it then.)
     onResponse(request, reply, done) {
-      if (resetBeforeEnd(reply.raw)) return done();
+      if (!hasPending(request, kIdempotentRun) || resetBeforeEnd(reply.raw)) return done();
       finishHijacked(request).then(() => done(), done);
     },
 
     // The handler threw: release the key, then Fastify's error handling answers. (A hijacked
     // reply's throw reaches no hook: `ends.threw` above.)
     onError(request, _reply, _error, done) {
+      if (!hasPending(request, kIdempotentRun)) return done();
       abortRun(request).then(() => done(), done);
     },
   });

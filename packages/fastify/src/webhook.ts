@@ -20,7 +20,15 @@ import {
 } from "@interlock/core";
 import type { FastifyRequest } from "fastify";
 import { takeBodyRaw } from "./body-fallback.js";
-import { keepPending, payloadBody, recordOnHijack, resetBeforeEnd, settleAtEnd, takePending } from "./capture.js";
+import {
+  hasPending,
+  keepPending,
+  payloadBody,
+  recordOnHijack,
+  resetBeforeEnd,
+  settleAtEnd,
+  takePending,
+} from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf } from "./raw-body.js";
@@ -143,13 +151,14 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     // A hijacked reply never passes onSend: settle it once it has been written. (Not when an
     // HTTP/2 provider reset the stream first: the route's own end, or throw, settles it then.)
     onResponse(request, reply, done) {
-      if (resetBeforeEnd(reply.raw)) return done();
+      if (!hasPending(request, kWebhookClaim) || resetBeforeEnd(reply.raw)) return done();
       finishHijacked(request).then(() => done(), done);
     },
 
     // The handler threw: release the delivery, then Fastify's error handling answers. (A
     // hijacked reply's throw reaches no hook: `threw` above.)
     onError(request, _reply, _error, done) {
+      if (!hasPending(request, kWebhookClaim)) return done();
       abortClaim(request).then(() => done(), done);
     },
   });
