@@ -27,7 +27,7 @@ import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
 import { type ReadOptions, readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
-import { send } from "./respond.js";
+import { answerByApp, send } from "./respond.js";
 import { givenBody, raisedAroundRoute, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
 
 /** The request as core sees it, with the Hono context for `principal`, `fingerprint` and `required`. */
@@ -121,15 +121,6 @@ function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): Middlewar
     if (decision.action === "respond") return answer(c, decision);
     await execute(engine, decision.ticket, c, next);
   });
-}
-
-/** A refusal as the app's `onError` answers it, or as core does when it returns nothing. */
-async function answerByApp(
-  c: Context,
-  decision: IdempotencyErrorDecision,
-  onError: NonNullable<IdempotencyMiddlewareOptions["onError"]>,
-): Promise<Response> {
-  return (await onError(decision, c)) || send(c, decision.response);
 }
 
 /** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */

@@ -68,3 +68,12 @@ function headerRecord(pairs: HeaderPairs): Record<string, string | string[]> {
   }
   return record;
 }
+
+/** The app's answer to an error decision (its `onError`), or core's when it returns nothing. */
+export async function answerByApp<D extends { response: HttpResponse }>(
+  c: Context,
+  decision: D,
+  onError: (decision: D, c: Context) => Response | undefined | Promise<Response | undefined>,
+): Promise<Response> {
+  return (await onError(decision, c)) || send(c, decision.response);
+}

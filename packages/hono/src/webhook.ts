@@ -20,7 +20,7 @@ import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
-import { send } from "./respond.js";
+import { answerByApp, send } from "./respond.js";
 import { givenBody, raisedAroundRoute, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
 
 /** What `webhook()` puts on the context: `c.get("webhook")` / `c.var.webhook`. */
@@ -83,15 +83,6 @@ function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHand
     c.set("webhook", decision.event as VerifiedWebhook<T>);
     await handle(receiver, decision.ticket, c, next);
   });
-}
-
-/** An error as the app's `onError` answers it, or as core does when it returns nothing. */
-async function answerByApp(
-  c: Context,
-  decision: WebhookErrorDecision,
-  onError: NonNullable<WebhookMiddlewareOptions["onError"]>,
-): Promise<Response> {
-  return (await onError(decision, c)) || send(c, decision.response);
 }
 
 /**
