@@ -162,27 +162,24 @@ export async function runIdempotent<T>(
   // The work is done whatever happens next: a failure to record it is reported, not thrown,
   // because a caller that saw an error would retry and run the work twice.
   const body = recordable(store, value);
+  let recorded = false;
   if (body === undefined) {
     // No store could keep this value (not JSON, or past maxRecordBytes), so holding the key
     // would only delay the next run: let it go, as the engine does with a response too large.
     if (options.transaction === undefined) await release();
-    return options.transaction === undefined
-      ? { value, replayed: false, recorded: false }
-      : { value, replayed: false, recorded: false, release };
-  }
-  let recorded: boolean;
-  try {
+  } else {
     const completeOptions =
       options.transaction === undefined
         ? { ttlMs: retentionMs }
         : { ttlMs: retentionMs, transaction: options.transaction };
-    recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
-  } catch {
-    // The key stays held until its lease runs out, as the engine and the webhook receiver keep
-    // theirs: the work's effects exist, so a redelivery arriving now must not run it again at
-    // once (it gets request_in_flight); once the lease lapses a later run may. Inside the
-    // caller's transaction the caller decides: it calls `release` after a rollback.
-    recorded = false;
+    try {
+      recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
+    } catch {
+      // The key stays held until its lease runs out, as the engine and the webhook receiver keep
+      // theirs: the work's effects exist, so a redelivery arriving now must not run it again at
+      // once (it gets request_in_flight); once the lease lapses a later run may. Inside the
+      // caller's transaction the caller decides: it calls `release` after a rollback.
+    }
   }
   if (options.transaction === undefined) return { value, replayed: false, recorded };
   return { value, replayed: false, recorded, release };
