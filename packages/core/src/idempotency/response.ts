@@ -1,6 +1,6 @@
 /** Responses the engine stores, replays and answers with, as plain data an adapter writes out. */
 
-import { utf8 } from "../encoding.js";
+import { encodeUtf8Shared } from "../encoding.js";
 import type { HttpResponse } from "../http.js";
 import type { StoredRecord } from "../store/contract.js";
 import { unstorable } from "../store/validate.js";
@@ -141,7 +141,7 @@ export function hasNoContent(status: number): boolean {
  */
 function capturedBody(status: number, body: Uint8Array | string): Uint8Array {
   if (hasNoContent(status)) return NO_CONTENT;
-  return typeof body === "string" ? utf8.encode(body) : body;
+  return typeof body === "string" ? encodeUtf8Shared(body) : body;
 }
 
 /** A response as a store keeps it. */

@@ -4,7 +4,7 @@
  * returned as-is to every later run with the same key.
  */
 
-import { utf8 } from "../encoding.js";
+import { encodeUtf8Shared, utf8 } from "../encoding.js";
 import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore } from "../store/contract.js";
@@ -93,7 +93,7 @@ function recordable(store: InterlockStore, value: unknown): Uint8Array | undefin
   } catch {
     return undefined; // a BigInt, a cycle, a toJSON that throws
   }
-  const body = utf8.encode(json);
+  const body = encodeUtf8Shared(json);
   return body.length > store.maxRecordBytes ? undefined : body;
 }
 
