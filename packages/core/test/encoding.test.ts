@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { encodeUtf8Shared } from "../src/encoding.js";
 import { responseSize, utf8 } from "../src/index.js";
 
 const encoder = new TextEncoder();
@@ -31,6 +32,34 @@ describe("utf8.byteLength", () => {
       fc.property(text, (value) => utf8.byteLength(value) === encoder.encode(value).length),
       { numRuns: 2_000 },
     );
+  });
+});
+
+describe("encodeUtf8Shared", () => {
+  it("property: each text's bytes are TextEncoder's, and stay so while thousands more are encoded after them (blocks filled and replaced)", () => {
+    const anyCodeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
+    const text = fc.oneof(
+      fc.string({ unit: "binary", maxLength: 600 }),
+      fc.string({ unit: anyCodeUnit, maxLength: 1400 }),
+    );
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 1, maxLength: 200 }), (texts) => {
+        const encoded = texts.map((value) => encodeUtf8Shared(value));
+        return texts.every((value, i) => Buffer.from(encoded[i] as Uint8Array).equals(encoder.encode(value)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("cuts short texts from one block without overlap; a text too long for a block gets its own array", () => {
+    const first = encodeUtf8Shared("a".repeat(70));
+    const second = encodeUtf8Shared("é".repeat(40));
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.byteOffset).toBeGreaterThanOrEqual(first.byteOffset + first.byteLength);
+    const long = encodeUtf8Shared("x".repeat(5000));
+    expect(long.byteLength).toBe(5000);
+    expect(long.byteOffset).toBe(0);
+    expect(long.buffer.byteLength).toBe(5000);
   });
 });
 
