@@ -8,13 +8,13 @@ import {
   type KeyObject,
   randomBytes as nodeRandomBytes,
   sign as nodeSign,
-  timingSafeEqual as nodeTimingSafeEqual,
   verify as nodeVerify,
 } from "node:crypto";
 import {
   type ContentParts,
   type CryptoPort,
   concatBytes,
+  constantTimeEqual,
   DIGEST_LENGTH,
   ED25519_PKCS8_PREFIX,
   ED25519_SPKI_PREFIX,
@@ -119,6 +119,6 @@ export const crypto: CryptoPort = {
     new Uint8Array(nodeSign(null, joinContent(content), (key as NodeEd25519Key).key)),
   sha256Hex: async (content) => sha256HexSync(content),
   sha256HexSync,
-  timingSafeEqual: (a, b) => a.length === b.length && nodeTimingSafeEqual(a, b),
+  timingSafeEqual: constantTimeEqual,
   randomBytes: (length) => new Uint8Array(nodeRandomBytes(length)),
 };

@@ -2,6 +2,7 @@ import { encodeHex } from "../encoding.js";
 import {
   type CryptoPort,
   concatBytes,
+  constantTimeEqual,
   DIGEST_LENGTH,
   ED25519_PKCS8_PREFIX,
   type Ed25519Key,
@@ -89,12 +90,7 @@ export const crypto: CryptoPort = {
     return encodeHex(new Uint8Array(await subtle().digest("SHA-256", joinContent(content))));
   },
   sha256HexSync: undefined,
-  timingSafeEqual(a, b) {
-    if (a.length !== b.length) return false;
-    let diff = 0;
-    for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
-    return diff === 0;
-  },
+  timingSafeEqual: constantTimeEqual,
   randomBytes(length) {
     const out = new Uint8Array(length);
     globalThis.crypto.getRandomValues(out);
