@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { crypto as nodeCrypto } from "../src/crypto/node.js";
@@ -24,5 +25,25 @@ describe("constantTimeEqual (both ports' timingSafeEqual)", () => {
       { numRuns: 2_000 },
     );
     fc.assert(fc.property(bytes, bytes, (a, b) => constantTimeEqual(a, b) === Buffer.from(a).equals(Buffer.from(b))));
+  });
+});
+
+describe("node sha256HexSync", () => {
+  it("property: for any parts (short and long texts of any UTF-16 units, bytes), the hash of their UTF-8 joined, as createHash gives it", () => {
+    const anyCodeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
+    const text = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.string({ unit: anyCodeUnit, maxLength: 80 }),
+      fc.string({ unit: "binary", maxLength: 3000 }),
+    );
+    const part = fc.oneof(text, fc.uint8Array({ maxLength: 600 }));
+    fc.assert(
+      fc.property(fc.array(part, { minLength: 1, maxLength: 4 }), (parts) => {
+        const expected = createHash("sha256");
+        for (const p of parts) expected.update(p);
+        return nodeCrypto.sha256HexSync?.(parts) === expected.digest("hex");
+      }),
+      { numRuns: 1_000 },
+    );
   });
 });

@@ -71,13 +71,31 @@ function joinedInScratch(content: ContentParts): Uint8Array | undefined {
   scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
   let offset = 0;
   for (const part of content) {
-    if (typeof part === "string") offset += scratch.write(part, offset, "utf8");
+    if (typeof part === "string") offset = writeText(scratch, part, offset);
     else {
       scratch.set(part, offset);
       offset += part.byteLength;
     }
   }
-  return scratch.subarray(0, offset);
+  // A plain view: a Buffer's `subarray` makes its view through a slower path.
+  return new Uint8Array(scratch.buffer, scratch.byteOffset, offset);
+}
+
+/** Strings this short are copied unit by unit while ASCII: a call into `write` costs more. */
+const SHORT_TEXT = 64;
+
+/** Writes `text` as UTF-8 into `into` at `offset`; returns the offset after it. */
+function writeText(into: Buffer, text: string, offset: number): number {
+  if (text.length <= SHORT_TEXT) {
+    let i = 0;
+    for (; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit > 0x7f) break;
+      into[offset + i] = unit;
+    }
+    if (i === text.length) return offset + i;
+  }
+  return offset + into.write(text, offset, "utf8");
 }
 
 function ed25519VerifySync(key: Ed25519Key, content: ContentParts, signature: Uint8Array): boolean {
