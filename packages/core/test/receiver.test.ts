@@ -575,6 +575,67 @@ describe("extendLease: the lease renewed while the handler runs", () => {
   });
 });
 
+describe("checkHeaders then begin with the bytes (Fastify's preParsing, then preHandler)", () => {
+  it("parses the headers once for the begin that follows with the same headers; another delivery's check between, or a second begin, parses again", async () => {
+    const parse = vi.fn(standardWebhooks.parse);
+    const receiver = createWebhookReceiver({
+      scheme: { ...standardWebhooks, parse },
+      secret: SW_SECRET,
+      store: new MemoryStore(),
+      now: () => NOW * 1000,
+    });
+    const first = await swDelivery();
+    expect(receiver.checkHeaders(first.headers)).toBeUndefined();
+    expect(await receiver.begin(first.headers, BODY)).toMatchObject({ action: "process", event: { id: "msg_1" } });
+    expect(parse).toHaveBeenCalledTimes(1);
+    // The claims were used once: the same headers again are parsed again (and are a copy in flight).
+    expect(await receiver.begin(first.headers, BODY)).toMatchObject({ outcome: "in_flight" });
+    expect(parse).toHaveBeenCalledTimes(2);
+    const second = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id: "msg_2",
+      timestamp: NOW,
+    });
+    const third = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id: "msg_3",
+      timestamp: NOW,
+    });
+    receiver.checkHeaders(second.headers);
+    receiver.checkHeaders(third.headers);
+    expect(await receiver.begin(second.headers, BODY)).toMatchObject({ action: "process", event: { id: "msg_2" } });
+    expect(parse).toHaveBeenCalledTimes(5);
+    // Kept claims still have the bytes verified against them.
+    receiver.checkHeaders(third.headers);
+    expect(await receiver.begin(third.headers, `${BODY} `)).toMatchObject({
+      outcome: "rejected",
+      error: { code: "no_matching_signature" },
+    });
+    expect(parse).toHaveBeenCalledTimes(6);
+  });
+
+  it("checks the window again at the begin: a body slower than the window is refused", async () => {
+    let now = NOW * 1000;
+    const receiver = createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      store: new MemoryStore(),
+      now: () => now,
+    });
+    const { headers } = await swDelivery();
+    expect(receiver.checkHeaders(headers)).toBeUndefined();
+    now += 301_000;
+    expect(await receiver.begin(headers, BODY)).toMatchObject({
+      outcome: "rejected",
+      error: { code: "timestamp_too_old" },
+    });
+  });
+});
+
 describe("begin with a body reader: the body read only once the headers pass", () => {
   it("answers a delivery its headers refuse without calling the reader, and reports it once", async () => {
     const events: WebhookEvent[] = [];

@@ -201,7 +201,8 @@ export interface WebhookReceiver {
   /**
    * For adapters that read the body in a step of their own (Fastify's `preParsing`): the refusal
    * the headers alone give (the verifier's `checkHeaders`), as a decision with its
-   * `webhook.rejected` event; undefined when the body is needed to decide.
+   * `webhook.rejected` event; undefined when the body is needed to decide. The next `begin` with
+   * the same headers object and the bytes verifies the claims parsed here, without parsing them again.
    */
   checkHeaders(headers: HeadersInput): WebhookErrorDecision | undefined;
   /** The handler answered `status`: 2xx records the delivery as processed, anything else releases it. */
@@ -432,13 +433,27 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     return { action: "respond", outcome: "duplicate", response, event, error: undefined };
   }
 
+  // Fastify checks a delivery's headers in preParsing, then begins it in preHandler with the same
+  // headers object and the bytes read meanwhile: the claims the check parsed are kept for that
+  // begin, not parsed again (as a body reader's are). One delivery's are kept: another's check in
+  // between only means they are parsed again. The window is checked again on use.
+  let checkedHeaders: HeadersInput | undefined;
+  let checkedClaims: HeaderClaims | undefined;
+
   function checkHeaders(headers: HeadersInput): WebhookErrorDecision | undefined {
-    const refusal = verifier.checkHeaders(headers);
-    return refusal && respondError("rejected", refusal.error);
+    const claims = claimsVerifier.checkClaims(headers);
+    if (claims instanceof WebhookRefusal) return respondError("rejected", claims.error);
+    checkedHeaders = claims === undefined ? undefined : headers;
+    checkedClaims = claims;
+    return undefined;
   }
 
   function begin(headers: HeadersInput, input: RawBody | WebhookBodyReader): Promise<WebhookDecision> {
-    return typeof input === "function" ? readThenDecide(headers, input) : decide(headers, input);
+    if (typeof input === "function") return readThenDecide(headers, input);
+    if (headers !== checkedHeaders) return decide(headers, input);
+    const claims = checkedClaims;
+    checkedHeaders = checkedClaims = undefined;
+    return decide(headers, input, claims);
   }
 
   /**
