@@ -513,7 +513,11 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     }
     const prefix = `${request.method.toUpperCase()}\n${originRelative(request.path)}\n`;
     if (typeof request.body !== "function") return sha256Hex([prefix, requestBytes(request.body)]);
-    return Promise.resolve(request.body()).then((body) => sha256Hex([prefix, requestBytes(body)]));
+    // Bytes an adapter already holds (Fastify's, read in preParsing) are hashed at once: a
+    // promise only for a body still to be read.
+    const body = request.body();
+    if (!isThenable(body)) return sha256Hex([prefix, requestBytes(body)]);
+    return Promise.resolve(body).then((bytes) => sha256Hex([prefix, requestBytes(bytes)]));
   }
 
   // The principal is hashed into the key, so stores and their logs never see an API key.
