@@ -745,16 +745,18 @@ describe("memory store slots (columns, ring, index)", () => {
     const slots = new Slots(8_192);
     const empty = new Uint8Array(0);
     for (let i = 0; i < 2_000; i++) slots.setBody(slots.add(`bodiless${i}`), empty);
+    const inlineBytes = () => slots.inline.reduce((sum, block) => sum + block.length, 0);
     expect(slots.keys.length).toBe(2_048); // grown twice, the column still unmade
-    expect(slots.inline.length).toBe(0);
+    expect(inlineBytes()).toBe(0);
     expect(slots.bodyCopy(slots.find("bodiless7"))).toEqual(empty);
 
-    const first = slots.add("short");
+    const first = slots.add("short"); // slot 2,000: the second block of 1,024 slots
     slots.setBody(first, bodyOf(1, 100));
-    expect(slots.inline.length).toBe(2_048 * 128); // a share for every slot from the first short body on
+    expect(inlineBytes()).toBe(1_024 * 128); // the block of the first short body, no other
     for (let i = 0; i < 3_000; i++) slots.setBody(slots.add(`after${i}`), bodyOf(i, i % 129));
     expect(slots.keys.length).toBe(8_192);
-    expect(slots.inline.length).toBe(8_192 * 128); // grown with the ring
+    // Blocks 1 to 4 (slots 1,024 to 5,119), made as short bodies reached them: the first still unmade.
+    expect(slots.inline.map((block) => block.length / 128)).toEqual([0, 1_024, 1_024, 1_024, 1_024, 0, 0, 0]);
     expect(slots.bodyCopy(slots.find("short"))).toEqual(bodyOf(1, 100));
     for (let i = 0; i < 3_000; i++) expect(slots.bodyCopy(slots.find(`after${i}`))).toEqual(bodyOf(i, i % 129));
     expect(slots.bodyCopy(slots.find("bodiless1999"))).toEqual(empty);
