@@ -695,7 +695,13 @@ describe("begin with a body reader: the body read only once the headers pass", (
       ["webhook.verified", "msg_1"],
     ]);
     // Headers checked first, then begun with the bytes read meanwhile (Fastify): the same.
-    const late = await signWebhook({ scheme: standardWebhooks, secret: SW_SECRET, body: BODY, id: "msg_9", timestamp: NOW });
+    const late = await signWebhook({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      body: BODY,
+      id: "msg_9",
+      timestamp: NOW,
+    });
     expect(receiver.checkHeaders(late.headers)).toBeUndefined();
     now += 301_000;
     expect(await receiver.begin(late.headers, BODY)).toMatchObject({
