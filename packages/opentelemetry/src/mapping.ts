@@ -98,8 +98,9 @@ const OTHER = "_OTHER";
 /**
  * The codes a refused login or a failed token request is counted by: a `LoginError`'s, RFC
  * 6749's and OpenID Connect's (the authorization response's), an `OAuthResponseError`'s (a
- * failed exchange), a pending login that no key decrypts, and `"error"` (untyped). Any other is an `error` the other side chose (a callback URL's, or an
- * authorization server's extension code): counted as `_OTHER`, not one series each.
+ * failed exchange), a pending login that no key decrypts, and `"error"` (untyped). Any other
+ * is an `error` the other side chose (a callback URL's, or an authorization server's extension
+ * code): counted as `_OTHER`, not one series each.
  * test/outbound-events.test.ts checks the list against @interlock/oauth's code types.
  */
 export const KNOWN_OAUTH_CODES = {

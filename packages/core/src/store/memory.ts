@@ -9,9 +9,9 @@
  * object; a key index by open addressing in a typed array (key-index.ts), not a `Map`; a ring
  * of slots in insertion order for oldest-first sweeping and eviction; header lists shared
  * between records that carry the same ones; and bodies up to 128 bytes copied into their
- * slot's share of one column (made in blocks of 1,024 slots as they fill). A typed array per body was the largest cost of a write, yet
- * bodies packed into shared chunks would break the bound: a chunk lives as long as its
- * longest-lived record. A slot's share is reused with the slot, so records of any retention
+ * slot's share of one column (made in blocks of 1,024 slots as they fill). A typed array per
+ * body was the largest cost of a write, yet bodies packed into shared chunks would break the
+ * bound: a chunk lives as long as its longest-lived record. A slot's share is reused with the slot, so records of any retention
  * hold at most `maxBytes` plus a fixed 128 bytes a slot. The ring
  * has room for twice `maxEntries`, so slots dropped out of order (released locks, expired
  * keys claimed again) rarely fill it; when they do, live entries at the head rotate to the

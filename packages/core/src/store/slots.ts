@@ -3,10 +3,10 @@
  * insertion order, and a key index that maps a key to its slot.
  *
  * No object per entry: numbers sit in typed arrays, strings in plain arrays, and short bodies
- * in a per-slot share of one column (made in blocks), so what the garbage collector sees of a record is its key,
- * its header list (often shared) and only a long body; the index holds small integers, not pointers. The
- * ring gives the oldest-first order for sweeping and eviction; it grows by doubling up to
- * `maxSlots`, so a store that holds little stays small.
+ * in a per-slot share of one column (made in blocks), so what the garbage collector sees of a
+ * record is its key, its header list (often shared) and only a long body; the index holds small
+ * integers, not pointers. The ring gives the oldest-first order for sweeping and eviction; it
+ * grows by doubling up to `maxSlots`, so a store that holds little stays small.
  *
  * The index (key-index.ts) is open addressing over slot numbers: a slot is indexed while it
  * holds a key, and dropping it removes it from the index.
