@@ -228,6 +228,16 @@ export class OriginBreaker {
     }
   }
 
+  /**
+   * How long an open circuit still refuses calls, in whole milliseconds; undefined when a call
+   * now may go out (closed, half-open, or open with its probe due). No clock is read unless open.
+   */
+  refusalMs(): number | undefined {
+    if (this.#state !== "open") return undefined;
+    const ms = this.#untilProbe();
+    return ms > 0 ? ms : undefined;
+  }
+
   /** True when a call at time `at` (the wall clock's) would be refused without a network call. */
   refusesAt(at: number): boolean {
     return this.#state === "open" && this.#untilProbe() > at - this.#clocks.now();

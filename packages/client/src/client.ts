@@ -3,7 +3,7 @@
  * server asks, spends a per-origin retry budget, and fails fast while an origin's circuit is open.
  */
 
-import { emit } from "@interlock/core";
+import { emit, monotonicNow } from "@interlock/core";
 import { backoffDelay } from "./backoff.js";
 import type { OriginBreaker, Probe } from "./breaker.js";
 import type { OriginBudget } from "./budget.js";
@@ -146,9 +146,8 @@ class Call {
 
   /** An open circuit refuses before anything is set up: no timer, no listener, no network. */
   refuseIfOpen(): void {
-    const breaker = this.#breaker;
-    const now = this.#s.now();
-    if (breaker?.refusesAt(now)) this.#refuse((breaker.halfOpenAt as number) - now);
+    const retryAfterMs = this.#breaker?.refusalMs();
+    if (retryAfterMs !== undefined) this.#refuse(retryAfterMs);
   }
 
   /**
@@ -298,11 +297,16 @@ class Call {
     if (this.#link) this.#link.attempt = controller;
     const attempt: Attempt = { number, probe, started, timedOut: false, cancelTimeout: noop, pending: undefined };
     if (controller !== undefined && limitMs !== Number.POSITIVE_INFINITY) {
-      attempt.cancelTimeout = after(s.sleep, Math.max(0, limitMs), () => {
+      const fire = () => {
         if (deadlineFirst) return this.#stop("deadline");
         attempt.timedOut = true;
         controller.abort();
-      });
+      };
+      // The attempt's own timeout, the same for every attempt: on the client's queue of them.
+      const queue = deadlineFirst ? undefined : s.attemptTimers;
+      attempt.cancelTimeout = queue
+        ? queue.add(fire, s.elapsed === monotonicNow ? started : monotonicNow())
+        : after(s.sleep, Math.max(0, limitMs), fire);
     }
     try {
       const more = request.notReplayable === undefined && number < s.maxAttempts;

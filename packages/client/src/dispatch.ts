@@ -88,10 +88,18 @@ const isLegacyHandler = (handler: unknown): handler is UndiciHandler =>
 
 /** False once the platform's fetch ignored an `AttemptDispatcher` (a runtime without undici's `dispatcher` option). */
 let honoured = true;
+/**
+ * True once undici's global dispatcher has been seen: undici puts one in place as it loads and
+ * only ever replaces it (`setGlobalDispatcher`), so it is not looked up again on every attempt
+ * (a symbol-keyed read off the global object, which V8 keeps as a dictionary). `dispatch`
+ * still reads the one in place for each request.
+ */
+let dispatcherSeen = false;
 
 /** Whether an attempt can go through an `AttemptDispatcher` here. */
 export function dispatcherUsable(): boolean {
-  return honoured && globalDispatcher() !== undefined;
+  if (!dispatcherSeen) dispatcherSeen = globalDispatcher() !== undefined;
+  return honoured && dispatcherSeen;
 }
 
 /** What an abort without a reason rejects with, as `AbortController.abort()` does. */

@@ -20,7 +20,7 @@ import {
   type RetryContext,
 } from "./policy.js";
 import type { FetchInput, KeyRequest, RequestSettings } from "./request.js";
-import { platformSleep, type Sleep } from "./signals.js";
+import { platformSleep, type Sleep, TimeoutQueue } from "./signals.js";
 
 /** A fetch to call underneath: the platform's, a mock, or another wrapper. */
 export type FetchFunction = (input: FetchInput, init?: RequestInit) => Promise<Response>;
@@ -113,6 +113,8 @@ export interface Settings {
   /** Time for durations: monotonic ms, on no particular origin (the caller's `now` when given). */
   elapsed: () => number;
   sleep: Sleep;
+  /** The attempts' timeouts on one platform timer: with the platform's sleep and a `timeoutMs`. */
+  attemptTimers: TimeoutQueue | undefined;
 }
 
 /** setTimeout's largest delay (2^31 - 1 ms, about 24.8 days); past it, timers fire at once. */
@@ -201,7 +203,11 @@ export function resolveOptions(options: ClientOptions): Settings {
     // resumed VM), which would end a deadline at once or stretch it, and hold a circuit open.
     elapsed: now ?? monotonicNow,
     sleep: optionalFunction(options.sleep, "sleep") ?? platformSleep,
+    attemptTimers: undefined,
   };
+  if (settings.sleep === platformSleep && settings.timeoutMs !== undefined) {
+    settings.attemptTimers = new TimeoutQueue(settings.timeoutMs);
+  }
   if (settings.backoff.capMs < settings.backoff.baseMs) fail("backoff.capMs must be at least backoff.baseMs");
   return settings;
 }

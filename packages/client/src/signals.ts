@@ -4,7 +4,8 @@
  *
  * On the path every call takes, the client avoids what `AbortSignal` costs on Node 20 (a first
  * listener on a fresh signal ~4 µs, `abort()` ~5 µs, `AbortSignal.any` ~15 µs): timers are plain
- * `setTimeout`s, and signals are only listened to and aborted when something actually fires.
+ * `setTimeout`s (an attempt's timeout a place on its client's `TimeoutQueue`), and signals are
+ * only listened to and aborted when something actually fires.
  * On undici, an attempt only the client's timer can abort takes no signal at all (dispatch.ts).
  */
 
@@ -168,6 +169,102 @@ export function after(sleep: Sleep, ms: number, fire: () => void): () => void {
   return () => {
     cancelled = true;
     cancel.abort();
+  };
+}
+
+/** One timer of a `TimeoutQueue`: due at `due` (on the stamps' clock), linked in the order they were armed. */
+interface QueuedTimer {
+  readonly due: number;
+  readonly fire: () => void;
+  previous: QueuedTimer | undefined;
+  next: QueuedTimer | undefined;
+  /** False once fired or cancelled. */
+  queued: boolean;
+}
+
+/**
+ * Timers that all last `ms`, on one platform timer: a client's attempt timeouts. Attempts start
+ * one after another and each times out `ms` after its start, so they fall due in the order they
+ * were armed: a list in that order, with the platform timer armed for the oldest. Cancelling (an
+ * attempt answered, the path nearly every call takes) unlinks a timer and touches no platform
+ * timer; when the platform timer fires, it fires every timer due by then and is armed again for
+ * the next. This spares each attempt what a `setTimeout` and its `clearTimeout` cost on Node (a
+ * `Timeout` object, its place in the timer lists, a read of the event loop's clock).
+ *
+ * Due times come from the stamps the timers were armed with, never from the clock at firing: fake
+ * timers that move `setTimeout` alone still fire each timer after its `ms`. The platform timer
+ * is unref'd (cleared where it cannot be) while no timer is queued: an idle client does not hold
+ * the process open.
+ */
+export class TimeoutQueue {
+  readonly #ms: number;
+  #oldest: QueuedTimer | undefined;
+  #newest: QueuedTimer | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer the platform timer was armed for falls due (still so once that one is cancelled). */
+  #armedFor = 0;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  /** Runs `fire` `ms` after `stamp` (monotonic ms, the moment of arming) unless the returned function is called first. */
+  add(fire: () => void, stamp: number): () => void {
+    const timer: QueuedTimer = { due: stamp + this.#ms, fire, previous: this.#newest, next: undefined, queued: true };
+    if (this.#newest === undefined) this.#oldest = timer;
+    else this.#newest.next = timer;
+    this.#newest = timer;
+    if (this.#timer === undefined) this.#arm(this.#ms, timer.due);
+    else if (this.#oldest === timer) this.#timer.ref?.();
+    return () => this.#cancel(timer);
+  }
+
+  #cancel(timer: QueuedTimer): void {
+    if (!timer.queued) return;
+    this.#unlink(timer);
+    if (this.#oldest === undefined) this.#idle();
+  }
+
+  /** Nothing queued: the platform timer no longer holds the process open (cleared where it cannot be unref'd: Deno's is a number). */
+  #idle(): void {
+    const timer = this.#timer;
+    if (timer === undefined) return;
+    if (typeof timer.unref === "function") timer.unref();
+    else {
+      clearTimeout(timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #unlink(timer: QueuedTimer): void {
+    timer.queued = false;
+    if (timer.previous === undefined) this.#oldest = timer.next;
+    else timer.previous.next = timer.next;
+    if (timer.next === undefined) this.#newest = timer.previous;
+    else timer.next.previous = timer.previous;
+  }
+
+  #arm(delay: number, due: number): void {
+    this.#armedFor = due;
+    this.#timer = setTimeout(this.#fireDue, delay);
+  }
+
+  readonly #fireDue = (): void => {
+    this.#timer = undefined;
+    const now = this.#armedFor;
+    for (let timer = this.#oldest; timer !== undefined && timer.due <= now; timer = this.#oldest) {
+      this.#unlink(timer);
+      try {
+        timer.fire();
+      } catch (error) {
+        // Reported as a throwing timer's would be, after the other timers due have fired.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+    const next = this.#oldest;
+    if (next !== undefined) this.#arm(next.due - now, next.due);
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createClient, RetryLimitError, TimeoutError } from "../src/index.js";
-import { AttemptSignal, attemptAbort } from "../src/signals.js";
+import { AttemptSignal, attemptAbort, TimeoutQueue } from "../src/signals.js";
 import { REQUEST_TAKES_LIGHT_SIGNAL } from "./helpers/platform.js";
 import { serve, settled } from "./helpers/setup.js";
 
@@ -66,6 +66,102 @@ describe("AttemptSignal", () => {
     signal.abort("cut");
     expect(request.signal.aborted).toBe(true);
     expect(request.signal.reason).toBe("cut");
+  });
+});
+
+describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it("fires each timer its ms after its own stamp, in order, with only setTimeout faked", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const queue = new TimeoutQueue(100);
+    const fired: string[] = [];
+    queue.add(() => fired.push("a"), 1_000);
+    queue.add(() => fired.push("b"), 1_030);
+    queue.add(() => fired.push("c"), 1_030);
+    queue.add(() => fired.push("d"), 1_070);
+    vi.advanceTimersByTime(99);
+    expect(fired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["a"]);
+    vi.advanceTimersByTime(29);
+    expect(fired).toEqual(["a"]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["a", "b", "c"]);
+    vi.advanceTimersByTime(40);
+    expect(fired).toEqual(["a", "b", "c", "d"]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("a cancelled timer never fires, the oldest included; the others still fire when due", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const queue = new TimeoutQueue(100);
+    const fired: string[] = [];
+    const cancelA = queue.add(() => fired.push("a"), 0);
+    const cancelB = queue.add(() => fired.push("b"), 20);
+    queue.add(() => fired.push("c"), 50);
+    cancelA();
+    cancelB();
+    cancelB(); // twice: nothing more
+    vi.advanceTimersByTime(149);
+    expect(fired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["c"]);
+    // Empty, then a timer again: due its ms after its own stamp, not after the last platform timer.
+    queue.add(() => fired.push("e"), 400);
+    vi.advanceTimersByTime(99);
+    expect(fired).toEqual(["c"]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["c", "e"]);
+  });
+
+  it("holds the process open only while a timer is queued", () => {
+    const queue = new TimeoutQueue(60_000);
+    const timeouts = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length;
+    const before = timeouts();
+    const cancelA = queue.add(() => {}, performance.now());
+    const cancelB = queue.add(() => {}, performance.now());
+    expect(timeouts()).toBe(before + 1); // one platform timer for both
+    cancelA();
+    expect(timeouts()).toBe(before + 1);
+    cancelB();
+    expect(timeouts()).toBe(before); // unref'd: an idle client lets the process exit
+    const cancelC = queue.add(() => {}, performance.now());
+    expect(timeouts()).toBe(before + 1);
+    cancelC();
+  });
+
+  it("a timer that throws does not stop the others due; its error is reported, not swallowed", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const reports: Array<() => void> = [];
+    vi.stubGlobal("queueMicrotask", (report: () => void) => reports.push(report));
+    const queue = new TimeoutQueue(10);
+    const after = vi.fn();
+    queue.add(() => {
+      throw new Error("fire failed");
+    }, 0);
+    queue.add(after, 0);
+    queue.add(after, 5);
+    vi.advanceTimersByTime(10);
+    expect(after).toHaveBeenCalledOnce();
+    vi.advanceTimersByTime(5);
+    expect(after).toHaveBeenCalledTimes(2);
+    expect(reports).toHaveLength(1);
+    expect(() => reports[0]?.()).toThrow("fire failed");
+  });
+
+  it("a client's attempt timeouts fire through it, attempt after attempt, over real HTTP", async () => {
+    const hung = await serve(() => ({ hang: true }));
+    const client = createClient({ timeoutMs: 50, maxAttempts: 2, backoff: { baseMs: 1, capMs: 1 } });
+    const started = performance.now();
+    const { error } = await settled(client(hung.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect((error as RetryLimitError).cause).toMatchObject({ scope: "attempt", timeoutMs: 50 });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(99);
+    expect(hung.received).toHaveLength(2);
   });
 });
 
