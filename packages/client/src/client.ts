@@ -20,7 +20,14 @@ import {
 import type { AttemptOutcome, ClientEventBase, GiveUpReason } from "./events.js";
 import { type ClientOptions, resolveOptions, type Settings } from "./options.js";
 import { type BreakerRegistry, Breakers, type BudgetRegistry, Budgets, type OriginState, Origins } from "./origins.js";
-import type { AttemptResult, RetryContext } from "./policy.js";
+import {
+  type AttemptResult,
+  defaultIsFailure,
+  defaultRetryOn,
+  failsOrigin,
+  type RetryContext,
+  retriesResponse,
+} from "./policy.js";
 import { type FetchInput, originOf, type PreparedRequest, prepareRequest } from "./request.js";
 import { retryAfterOf } from "./retry-after.js";
 import { type AttemptAbort, after, attemptAbort, follow, unlinkLater, untilAborted } from "./signals.js";
@@ -135,6 +142,12 @@ class Call {
   /** The last attempt's status, for the give-up event: still true after its response is let go. */
   #lastStatus: number | undefined;
   #previousBackoffMs = 0;
+  /**
+   * The clock as `start` read it for the deadline, until the first attempt starts in the same
+   * tick and takes it as its start: a reading of the monotonic clock is a good part of what a call
+   * costs the client on Node. Dropped when anything is awaited before that attempt.
+   */
+  #clockRead: number | undefined;
   #eventBase: ClientEventBase | undefined;
 
   constructor(settings: Settings, request: PreparedRequest, origin: OriginState) {
@@ -162,7 +175,10 @@ class Call {
       this.#unlinkCaller = linkCaller(caller, this.#link);
     }
     const { deadlineMs } = this.#s;
-    if (deadlineMs !== undefined) this.#deadlineAt = this.#s.elapsed() + deadlineMs;
+    if (deadlineMs !== undefined) {
+      this.#clockRead = this.#s.elapsed();
+      this.#deadlineAt = this.#clockRead + deadlineMs;
+    }
   }
 
   async run(): Promise<Response> {
@@ -171,6 +187,7 @@ class Call {
       for (;;) {
         if (this.#stoppedBy) throw this.#stopError();
         const admitted = this.#admit();
+        if (admitted instanceof Promise) this.#clockRead = undefined; // time passes while it waits
         const probe = admitted instanceof Promise ? await admitted : admitted;
         // Stopped in the ticks between the probe's outcome and this line: nothing was in flight to abort.
         if (this.#stoppedBy) {
@@ -280,7 +297,8 @@ class Call {
     const s = this.#s;
     const request = this.#request;
     const number = ++this.#attempts;
-    const started = s.elapsed();
+    const started = this.#clockRead ?? s.elapsed();
+    this.#clockRead = undefined;
     // From here the last attempt is this one: what an earlier one got no longer describes the call.
     this.#last = undefined;
     this.#lastStatus = undefined;
@@ -328,6 +346,8 @@ class Call {
     const s = this.#s;
     attempt.cancelTimeout();
     this.#inFlight = undefined;
+    // Read once: each of a Response's getters is a WebIDL brand check on undici.
+    this.#lastStatus = response?.status;
     const timeout = attempt.timedOut && !this.#stoppedBy;
     const result: AttemptResult = response
       ? { response, error: undefined }
@@ -353,7 +373,7 @@ class Call {
         ...this.#base(),
         attempt: attempt.number,
         outcome,
-        status: result.response?.status,
+        status: this.#lastStatus,
         error: outcome === "network_error" ? describeError(result.error) : undefined,
         probe: attempt.probe !== undefined,
         durationMs: s.elapsed() - attempt.started,
@@ -374,7 +394,9 @@ class Call {
     }
     let failed: boolean;
     try {
-      failed = outcome === "timeout" || this.#s.isFailure(result);
+      const { isFailure } = this.#s;
+      failed =
+        outcome === "timeout" || (isFailure === defaultIsFailure ? failsOrigin(this.#lastStatus) : isFailure(result));
     } catch (error) {
       breaker.release(probe);
       throw error;
@@ -396,15 +418,11 @@ class Call {
     const request = this.#request;
     const attempt = this.#attempts;
     this.#last = result;
-    this.#lastStatus = result.response?.status;
     const { response, error } = result;
-    const wanted = s.retryOn({
-      response,
-      error,
-      attempt,
-      method: request.method,
-      idempotencyKey: request.key,
-    } as RetryContext);
+    const wanted =
+      s.retryOn === defaultRetryOn
+        ? response === undefined || retriesResponse(response, this.#lastStatus as number, request.key !== undefined)
+        : s.retryOn({ response, error, attempt, method: request.method, idempotencyKey: request.key } as RetryContext);
     if (!wanted) {
       if (result.response) this.#budget?.refund();
       return settle(result);

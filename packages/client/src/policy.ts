@@ -50,15 +50,27 @@ export const IDEMPOTENT_METHODS: readonly string[] = Object.freeze(["GET", "HEAD
  */
 export function defaultRetryOn(context: RetryContext): boolean {
   const { response } = context;
-  if (response === undefined) return true;
-  const retryable = RETRYABLE.has(response.status) || (response.status === 409 && context.idempotencyKey !== undefined);
+  return response === undefined || retriesResponse(response, response.status, context.idempotencyKey !== undefined);
+}
+
+/**
+ * `defaultRetryOn` for a response whose status the client has read already (each read of a
+ * Response's getters is a WebIDL brand check on undici).
+ */
+export function retriesResponse(response: Response, status: number, keyed: boolean): boolean {
+  const retryable = RETRYABLE.has(status) || (status === 409 && keyed);
   // Read only for a status that would be retried: a header look-up costs every response.
   return retryable && response.headers.get("idempotent-replayed") !== "true";
 }
 
 /** The default breaker failure: a network error, a timeout, or a 5xx. A 4xx (429 included) says the origin is up. */
 export function defaultIsFailure(result: AttemptResult): boolean {
-  return result.response === undefined || result.response.status >= 500;
+  return failsOrigin(result.response?.status);
+}
+
+/** `defaultIsFailure` by the status read already: undefined for an attempt without a response. */
+export function failsOrigin(status: number | undefined): boolean {
+  return status === undefined || status >= 500;
 }
 
 /**
