@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { crypto as nodeCrypto } from "../src/crypto/node.js";
@@ -45,5 +45,48 @@ describe("node sha256HexSync", () => {
       }),
       { numRuns: 1_000 },
     );
+  });
+});
+
+describe("node hmacSync", () => {
+  const anyCodeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
+  const text = fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: anyCodeUnit, maxLength: 80 }));
+  const part = fc.oneof(text, fc.uint8Array({ maxLength: 600 }));
+  const algorithm = fc.constantFrom("sha1" as const, "sha256" as const, "sha512" as const);
+  // Keys shorter than, as long as and longer than a block (64 bytes; 128 for SHA-512), empty included.
+  const key = fc.oneof(
+    fc.uint8Array({ maxLength: 200 }),
+    fc.constantFrom(64, 128).chain((length) => fc.uint8Array({ minLength: length, maxLength: length })),
+  );
+
+  function expected(name: string, raw: Uint8Array, parts: ReadonlyArray<string | Uint8Array>): Buffer {
+    const mac = createHmac(name, raw);
+    for (const p of parts) mac.update(p);
+    return mac.digest();
+  }
+
+  it("property: for any key and parts (texts of any UTF-16 units, bytes), the MAC createHmac gives", () => {
+    fc.assert(
+      fc.property(algorithm, key, fc.array(part, { maxLength: 5 }), (name, raw, parts) => {
+        const mac = nodeCrypto.hmacSync?.(nodeCrypto.importHmacKey(name, raw), parts) as Uint8Array;
+        return mac.byteLength === expected(name, raw, parts).byteLength && expected(name, raw, parts).equals(mac);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it("a content larger than the scratch buffer, and calls one after another, each their own MAC", () => {
+    const raw = new Uint8Array(32).fill(7);
+    const key = nodeCrypto.importHmacKey("sha256", raw);
+    const large = new Uint8Array(40_000).fill(1);
+    const small = ["msg_1.", "1700000000.", new Uint8Array([1, 2, 3])];
+    const first = nodeCrypto.hmacSync?.(key, small) as Uint8Array;
+    const big = nodeCrypto.hmacSync?.(key, [large]) as Uint8Array;
+    const again = nodeCrypto.hmacSync?.(key, ["other"]) as Uint8Array;
+    expect(Buffer.from(first).equals(expected("sha256", raw, small))).toBe(true);
+    expect(Buffer.from(big).equals(expected("sha256", raw, [large]))).toBe(true);
+    expect(Buffer.from(again).equals(expected("sha256", raw, ["other"]))).toBe(true);
+    // Each MAC is its own array: a later call does not change an earlier one.
+    expect(Buffer.from(first).equals(expected("sha256", raw, small))).toBe(true);
   });
 });
