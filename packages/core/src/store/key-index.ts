@@ -50,13 +50,18 @@ function emptyTables(slots: number): [Int32Array, number, Int32Array] {
   return [new Int32Array(CELL * cells), cells - 1, new Int32Array(slots)];
 }
 
+/** Where the index reads a slot's key: the slots' key field. */
+export interface KeyColumn {
+  get(slot: number): string;
+}
+
 export class KeyIndex {
   #cells: Int32Array;
   /** Cells - 1: a hash masked with it is the key's home cell. */
   #mask: number;
   /** Per slot: its key's hash (meaningful while the slot is indexed), to find its cell. */
   #hashes: Int32Array;
-  readonly #keys: string[];
+  readonly #keys: KeyColumn;
   /**
    * Drawn on first use, not when the store is made: Cloudflare Workers refuse random values in
    * global scope, where apps make their store.
@@ -66,8 +71,8 @@ export class KeyIndex {
   #lastKey = "";
   #lastHash = 0;
 
-  /** `keys` is the slots' key column (read, never written): a slot answers for the key in its cell. */
-  constructor(keys: string[], slots: number) {
+  /** `keys` is the slots' key field (read, never written): a slot answers for the key in its cell. */
+  constructor(keys: KeyColumn, slots: number) {
     this.#keys = keys;
     [this.#cells, this.#mask, this.#hashes] = emptyTables(slots);
   }
@@ -89,7 +94,7 @@ export class KeyIndex {
     for (let cell = hash & mask; ; cell = (cell + 1) & mask) {
       const entry = cells[CELL * cell] as number;
       if (entry === 0) return -1;
-      if (cells[CELL * cell + 1] === hash && this.#keys[entry - 1] === key) return entry - 1;
+      if (cells[CELL * cell + 1] === hash && this.#keys.get(entry - 1) === key) return entry - 1;
     }
   }
 

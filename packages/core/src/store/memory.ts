@@ -5,11 +5,12 @@
  * slot holds one, a new claim is refused as unavailable rather than breaking a lock.
  *
  * Built for throughput (bench/stores-memory.mjs measures claim+complete pairs a second):
- * columnar slots (slots.ts). An entry is a slot number into typed and plain arrays, not an
- * object; a key index by open addressing in a typed array (key-index.ts), not a `Map`; a ring
- * of slots in insertion order for oldest-first sweeping and eviction; header lists shared
- * between records that carry the same ones; and bodies up to 128 bytes copied into their
- * slot's share of one column (made in blocks of 1,024 slots as they fill). A typed array per
+ * slots in blocks (slots.ts). An entry is a slot number into typed and plain arrays, not an
+ * object, and the blocks of 1,024 slots are made as the ring reaches them, so the store grows
+ * without copying (or stalling on) what it holds; a key index by open addressing in a typed
+ * array (key-index.ts), not a `Map`; a ring of slots in insertion order for oldest-first
+ * sweeping and eviction; header lists shared between records that carry the same ones; and
+ * bodies up to 128 bytes copied into their slot's share of a block. A typed array per
  * body was the largest cost of a write, yet bodies packed into shared chunks would break the
  * bound: a chunk lives as long as its longest-lived record. A slot's share is reused with the slot, so records of any retention
  * hold at most `maxBytes` plus a fixed 128 bytes a slot. The ring
@@ -222,12 +223,12 @@ export class MemoryStore implements InterlockStore {
     const found = slots.find(key);
     if (found >= 0) {
       if (this.#live(found, now)) {
-        return slots.state[found] === COMPLETED
+        return slots.state.get(found) === COMPLETED
           ? { state: "completed", record: this.#record(found) }
           : {
               state: "in_flight",
-              fingerprint: slots.fingerprint[found] as string,
-              lockExpiresAt: slots.expiresAt[found] as number,
+              fingerprint: slots.fingerprint.get(found),
+              lockExpiresAt: slots.expiresAt.get(found),
             };
       }
       this.#drop(found);
@@ -237,11 +238,7 @@ export class MemoryStore implements InterlockStore {
     const token = this.#tokenPrefix + ++this.#tokens;
     const slot = slots.add(key);
     this.#fullUntil = Number.NEGATIVE_INFINITY; // a new entry may expire before what was known
-    slots.state[slot] = LOCKED;
-    slots.token[slot] = token;
-    slots.fingerprint[slot] = options.fingerprint;
-    slots.createdAt[slot] = now;
-    slots.expiresAt[slot] = now + options.lockTtlMs;
+    slots.lock(slot, LOCKED, token, options.fingerprint, now, now + options.lockTtlMs);
     this.#size++;
     return { state: "claimed", token };
   }
@@ -253,15 +250,10 @@ export class MemoryStore implements InterlockStore {
     const slot = this.#liveLock(key, token, now);
     if (slot < 0) return false;
     const slots = this.#slots;
-    slots.state[slot] = COMPLETED;
-    slots.token[slot] = "";
-    slots.status[slot] = response.status;
-    slots.headers[slot] = this.#headerLists.flat(response.headers);
+    const headers = this.#headerLists.flat(response.headers);
+    const wallExpiresAt = this.#wallNow() + options.ttlMs;
+    slots.complete(slot, COMPLETED, response.status, headers, bytes, now, now + options.ttlMs, wallExpiresAt);
     slots.setBody(slot, response.body);
-    slots.completedAt[slot] = now;
-    slots.expiresAt[slot] = now + options.ttlMs;
-    slots.wallExpiresAt[slot] = this.#wallNow() + options.ttlMs;
-    slots.bytes[slot] = bytes;
     this.#bytes += bytes;
     // A claim was admitted with room for its record when the store refuses when full; a few
     // admitted at once may pass `maxBytes` by a record each, and no record goes early for them.
@@ -292,7 +284,7 @@ export class MemoryStore implements InterlockStore {
     const now = this.#now();
     const slot = this.#liveLock(key, token, now);
     if (slot < 0) return false;
-    this.#slots.expiresAt[slot] = now + lockTtlMs;
+    this.#slots.expiresAt.set(slot, now + lockTtlMs);
     return true;
   }
 
@@ -323,8 +315,8 @@ export class MemoryStore implements InterlockStore {
    */
   #live(slot: number, now: number): boolean {
     const slots = this.#slots;
-    if ((slots.expiresAt[slot] as number) > now) return true;
-    return slots.state[slot] === COMPLETED && (slots.wallExpiresAt[slot] as number) > this.#wallNow();
+    if (slots.expiresAt.get(slot) > now) return true;
+    return slots.state.get(slot) === COMPLETED && slots.wallExpiresAt.get(slot) > this.#wallNow();
   }
 
   /** The slot of the lock on `key` if `token` holds it and its lease has not ended, or -1. */
@@ -333,9 +325,9 @@ export class MemoryStore implements InterlockStore {
     const slots = this.#slots;
     const slot = slots.find(key);
     return slot >= 0 &&
-      slots.state[slot] === LOCKED &&
-      slots.token[slot] === token &&
-      (slots.expiresAt[slot] as number) > now
+      slots.state.get(slot) === LOCKED &&
+      slots.token.get(slot) === token &&
+      slots.expiresAt.get(slot) > now
       ? slot
       : -1;
   }
@@ -343,18 +335,18 @@ export class MemoryStore implements InterlockStore {
   #record(slot: number): StoredRecord {
     const slots = this.#slots;
     return {
-      status: slots.status[slot] as number,
-      headers: headerPairs(slots.headers[slot] as string[]),
+      status: slots.status.get(slot),
+      headers: headerPairs(slots.headers.get(slot)),
       body: slots.bodyCopy(slot),
-      fingerprint: slots.fingerprint[slot] as string,
-      createdAt: slots.createdAt[slot] as number,
-      completedAt: slots.completedAt[slot] as number,
+      fingerprint: slots.fingerprint.get(slot),
+      createdAt: slots.createdAt.get(slot),
+      completedAt: slots.completedAt.get(slot),
     };
   }
 
   /** Drops an entry; its slot stays in the ring until the walk passes it. */
   #drop(slot: number): void {
-    if (this.#slots.state[slot] === COMPLETED) this.#bytes -= this.#slots.bytes[slot] as number;
+    if (this.#slots.state.get(slot) === COMPLETED) this.#bytes -= this.#slots.bytes.get(slot);
     this.#slots.drop(slot);
     this.#size--;
   }
@@ -369,7 +361,7 @@ export class MemoryStore implements InterlockStore {
       else if (!this.#live(oldest, now)) {
         this.#drop(oldest);
         slots.pass();
-      } else if (slots.state[oldest] === LOCKED) slots.carry();
+      } else if (slots.state.get(oldest) === LOCKED) slots.carry();
       else return;
     }
   }
@@ -455,16 +447,16 @@ export class MemoryStore implements InterlockStore {
    * monotonic time but not yet on the system clock is looked at again soon, as `#dropExpired` does.
    */
   #mayGoAt(slot: number, now: number): number {
-    const end = this.#slots.expiresAt[slot] as number;
+    const end = this.#slots.expiresAt.get(slot);
     return Math.min(this.#evictableAt(slot), end > now ? end : now + WALL_CLOCK_RECHECK_MS);
   }
 
   /** When the entry in `slot` may be evicted: a lock when its lease ends, a record `evictAfterMs` after completion. */
   #evictableAt(slot: number): number {
     const slots = this.#slots;
-    return slots.state[slot] === LOCKED
-      ? (slots.expiresAt[slot] as number)
-      : (slots.completedAt[slot] as number) + this.#evictAfterMs;
+    return slots.state.get(slot) === LOCKED
+      ? slots.expiresAt.get(slot)
+      : slots.completedAt.get(slot) + this.#evictAfterMs;
   }
 
   /**
@@ -501,7 +493,7 @@ export class MemoryStore implements InterlockStore {
       if (slots.dropped(slot)) continue;
       if (!this.#live(slot, now)) this.#drop(slot);
       else {
-        const end = slots.expiresAt[slot] as number;
+        const end = slots.expiresAt.get(slot);
         // A record past its end on monotonic time but not yet on the system clock: look again soon.
         firstEnd = Math.min(firstEnd, end > now ? end : now + WALL_CLOCK_RECHECK_MS);
       }

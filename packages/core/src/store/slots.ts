@@ -1,21 +1,34 @@
 /**
- * Where the memory store's entries live: columns indexed by a slot number, a ring of slots in
- * insertion order, and a key index that maps a key to its slot.
+ * Where the memory store's entries live: fields indexed by a slot number, in blocks of 1,024
+ * slots; a ring of slots in insertion order; and a key index that maps a key to its slot.
  *
  * No object per entry: numbers sit in typed arrays, strings in plain arrays, and short bodies
- * in a per-slot share of one column (made in blocks), so what the garbage collector sees of a
- * record is its key, its header list (often shared) and only a long body; the index holds small
- * integers, not pointers. The ring gives the oldest-first order for sweeping and eviction; it
- * grows by doubling up to `maxSlots`, so a store that holds little stays small.
+ * in a per-slot share of a block, so what the garbage collector sees of a record is its key,
+ * its header list (often shared) and only a long body; the index holds small integers, not
+ * pointers. The ring gives the oldest-first order for sweeping and eviction; it grows by
+ * doubling up to `maxSlots`, so a store that holds little stays small, and its blocks are made
+ * as it reaches them, so growing copies no field (only the key index is laid out anew).
  *
  * The index (key-index.ts) is open addressing over slot numbers: a slot is indexed while it
- * holds a key, and dropping it removes it from the index.
- */
+ * holds a key, and dropping it removes it from the index. */
 
 import { copyBytes } from "../encoding.js";
 import { KeyIndex } from "./key-index.js";
 
-const INITIAL_SLOTS = 1024;
+/**
+ * Slots come in blocks of this many, each made when the ring first reaches it: the ring grows
+ * (doubling up to `maxSlots`) without copying a field. New memory is dear on first touch (a
+ * page fault: about 14 µs a 4 KiB page on these VMs), and columns copied into ones twice as
+ * large stopped the process while they were touched: 314 ms at the step from 524,288 slots to
+ * 1,048,576 (73 ms now, the key index's part), every request in flight waiting. A block is
+ * touched as it fills instead. The price is a second lookup per field read, the block's.
+ */
+const BLOCK_SHIFT = 10;
+const BLOCK_SLOTS = 1 << BLOCK_SHIFT;
+const IN_BLOCK = BLOCK_SLOTS - 1;
+
+/** The ring's first size (up to `maxSlots`): one block. */
+const INITIAL_SLOTS = BLOCK_SLOTS;
 
 /**
  * Bodies up to this size are copied into their slot's share of a column rather than into an
@@ -25,77 +38,140 @@ const INITIAL_SLOTS = 1024;
  */
 const INLINE_BODY_BYTES = 128;
 
-/**
- * The short bodies' column is cut into blocks of this many slots, each made at the first short
- * body in its slots: the ring grows without copying it. New memory is dear on first touch (a
- * page fault: ~360 ns a slot's share on these VMs, against ~17 ns for memory in use), and a
- * column copied into one twice as large at each doubling touched each share twice.
- */
-const INLINE_BLOCK_SLOTS = 1024;
-const INLINE_BLOCK_SHIFT = 10;
-
 /** A dropped slot's body and headers: shared, so dropping lets go of the entry's own. */
 const NO_BODY = new Uint8Array(0);
 const NO_HEADERS: string[] = [];
 
-/** A typed column grown to `length`, keeping its cells. */
-function grown<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(column: T, length: number): T {
-  const larger = new (column.constructor as new (length: number) => T)(length);
-  larger.set(column);
-  return larger;
+/** Where `slot`'s share of the short bodies starts in its block. */
+function shareOf(slot: number): number {
+  return (slot & IN_BLOCK) * INLINE_BODY_BYTES;
 }
 
 /**
- * Appends `value` until `column` has `length` cells. Set in one step and filled: about three
- * times faster than a push per cell as the ring doubles (2.5 against 7 ms a column up to
- * 131,072 slots on Node 20). The array is then "holey" to V8, which reads it as fast.
+ * A block's fields sit slot by slot (a slot's times next to each other, its counts, its
+ * strings), so an operation on one entry reads a cache line or two of each kind, not one line
+ * per field. One class per kind of array, so each access site sees one kind.
  */
-function extend<T>(column: T[], length: number, value: T): T[] {
-  const from = column.length;
-  column.length = length;
-  return column.fill(value, from);
+const TIMES = 4;
+const CREATED_AT = 0;
+const COMPLETED_AT = 1;
+const EXPIRES_AT = 2;
+const WALL_EXPIRES_AT = 3;
+const COUNTS = 4;
+const STATE = 0;
+const STATUS = 1;
+const BYTES = 2;
+const BODY_LENGTH = 3;
+const VALUES = 5;
+const KEY = 0;
+const TOKEN = 1;
+const FINGERPRINT = 2;
+const HEADERS = 3;
+const BODY = 4;
+
+/** A time field of every slot (ms), in the blocks' Float64Arrays. */
+export class TimeField {
+  readonly blocks: Float64Array[];
+  readonly field: number;
+
+  constructor(blocks: Float64Array[], field: number) {
+    this.blocks = blocks;
+    this.field = field;
+  }
+
+  get(slot: number): number {
+    return (this.blocks[slot >>> BLOCK_SHIFT] as Float64Array)[(slot & IN_BLOCK) * TIMES + this.field] as number;
+  }
+  set(slot: number, value: number): void {
+    (this.blocks[slot >>> BLOCK_SHIFT] as Float64Array)[(slot & IN_BLOCK) * TIMES + this.field] = value;
+  }
 }
 
-/** Inline blocks for a ring of `slots` slots. */
-function blocksFor(slots: number): number {
-  return Math.ceil(slots / INLINE_BLOCK_SLOTS);
+/** A whole-number field of every slot, under 2^32, in the blocks' Uint32Arrays. */
+export class CountField {
+  readonly blocks: Uint32Array[];
+  readonly field: number;
+
+  constructor(blocks: Uint32Array[], field: number) {
+    this.blocks = blocks;
+    this.field = field;
+  }
+
+  get(slot: number): number {
+    return (this.blocks[slot >>> BLOCK_SHIFT] as Uint32Array)[(slot & IN_BLOCK) * COUNTS + this.field] as number;
+  }
+  set(slot: number, value: number): void {
+    (this.blocks[slot >>> BLOCK_SHIFT] as Uint32Array)[(slot & IN_BLOCK) * COUNTS + this.field] = value;
+  }
 }
 
-/** Where `slot`'s share of the short bodies starts in its block. */
-function shareOf(slot: number): number {
-  return (slot & (INLINE_BLOCK_SLOTS - 1)) * INLINE_BODY_BYTES;
+/** A field of every slot holding a string or an object, in the blocks' plain arrays. */
+export class ValueField<T> {
+  readonly blocks: unknown[][];
+  readonly field: number;
+
+  constructor(blocks: unknown[][], field: number) {
+    this.blocks = blocks;
+    this.field = field;
+  }
+
+  get(slot: number): T {
+    return (this.blocks[slot >>> BLOCK_SHIFT] as unknown[])[(slot & IN_BLOCK) * VALUES + this.field] as T;
+  }
+  set(slot: number, value: T): void {
+    (this.blocks[slot >>> BLOCK_SHIFT] as unknown[])[(slot & IN_BLOCK) * VALUES + this.field] = value;
+  }
+}
+
+/** A new block's values, slot by slot: key, token, fingerprint, headers, body. */
+function valueBlock(slots: number): unknown[] {
+  const block: unknown[] = new Array(slots * VALUES);
+  for (let at = 0; at < block.length; at += VALUES) {
+    block[at + KEY] = "";
+    block[at + TOKEN] = "";
+    block[at + FINGERPRINT] = "";
+    block[at + HEADERS] = NO_HEADERS;
+    block[at + BODY] = NO_BODY;
+  }
+  return block;
 }
 
 /** The columns, the ring and the index; the memory store decides what the cells mean. */
 export class Slots {
-  /** Per slot: the key, or "" when the slot is free or dropped (keys are never empty). */
-  keys: string[];
-  state: Uint8Array;
-  token: string[];
-  fingerprint: string[];
-  createdAt: Float64Array;
-  completedAt: Float64Array;
-  expiresAt: Float64Array;
+  readonly #times: Float64Array[] = [];
+  readonly #counts: Uint32Array[] = [];
+  readonly #values: unknown[][] = [];
+
+  createdAt = new TimeField(this.#times, CREATED_AT);
+  completedAt = new TimeField(this.#times, COMPLETED_AT);
+  expiresAt = new TimeField(this.#times, EXPIRES_AT);
   /** A record's end on the system clock (the memory store's `expiresAt` is on its monotonic one). */
-  wallExpiresAt: Float64Array;
-  /** Three digits: 16 bits. */
-  status: Uint16Array;
+  wallExpiresAt = new TimeField(this.#times, WALL_EXPIRES_AT);
+  state = new CountField(this.#counts, STATE);
+  /** Three digits. */
+  status = new CountField(this.#counts, STATUS);
   /** A record's size, at most the store's `maxRecordBytes`, which it keeps under 2^32 (`MAX_RECORD_BYTES`). */
-  bytes: Uint32Array;
-  /** Header names and values, flat: [name, value, name, value, …]. */
-  headers: string[][];
+  bytes = new CountField(this.#counts, BYTES);
   /** At most `bytes`. */
-  bodyLength: Uint32Array;
+  readonly #bodyLength = new CountField(this.#counts, BODY_LENGTH);
+  /** Per slot: the key, or "" when the slot is free or dropped (keys are never empty). */
+  readonly keys = new ValueField<string>(this.#values, KEY);
+  token = new ValueField<string>(this.#values, TOKEN);
+  fingerprint = new ValueField<string>(this.#values, FINGERPRINT);
+  /** Header names and values, flat: [name, value, name, value, …]. */
+  headers = new ValueField<string[]>(this.#values, HEADERS);
   /** A body longer than INLINE_BODY_BYTES: the store's own copy. */
-  body: Uint8Array[];
+  readonly #body = new ValueField<Uint8Array>(this.#values, BODY);
   /**
-   * Shorter bodies: INLINE_BODY_BYTES per slot, in blocks of INLINE_BLOCK_SLOTS slots. A block
-   * is empty until the first short body in its slots that is not empty: a store that keeps none
-   * (a webhook receiver's records are bodiless) never pays for the column, most of a slot's bytes.
+   * Shorter bodies: INLINE_BODY_BYTES per slot, a block's worth made at the first short body in
+   * its slots that is not empty: a store that keeps none (a webhook receiver's records are
+   * bodiless) never pays for it, most of a slot's bytes.
    */
-  inline: Uint8Array[];
+  readonly inline: Uint8Array[] = [];
 
   readonly #maxSlots: number;
+  /** Slots in the ring: it doubles, up to `#maxSlots`, when full. */
+  #capacity: number;
   #head = 0;
   /** Slots in the ring from the head, live or dropped. */
   #count = 0;
@@ -103,22 +179,13 @@ export class Slots {
 
   constructor(maxSlots: number) {
     this.#maxSlots = maxSlots;
-    const length = Math.min(INITIAL_SLOTS, maxSlots);
-    this.keys = extend([], length, "");
-    this.state = new Uint8Array(length);
-    this.token = extend([], length, "");
-    this.fingerprint = extend([], length, "");
-    this.createdAt = new Float64Array(length);
-    this.completedAt = new Float64Array(length);
-    this.expiresAt = new Float64Array(length);
-    this.wallExpiresAt = new Float64Array(length);
-    this.status = new Uint16Array(length);
-    this.bytes = new Uint32Array(length);
-    this.headers = extend([], length, NO_HEADERS);
-    this.bodyLength = new Uint32Array(length);
-    this.body = extend([], length, NO_BODY);
-    this.inline = extend([], blocksFor(length), NO_BODY);
-    this.#index = new KeyIndex(this.keys, length);
+    this.#capacity = Math.min(INITIAL_SLOTS, maxSlots);
+    this.#index = new KeyIndex(this.keys, this.#capacity);
+  }
+
+  /** Slots the ring has room for now. */
+  get capacity(): number {
+    return this.#capacity;
   }
 
   /** Slots in the ring, live or dropped. */
@@ -139,22 +206,37 @@ export class Slots {
   /** Takes the slot after the newest for `key`, which no slot holds; the caller has made room (`full` is false). */
   add(key: string): number {
     const slot = this.#take();
-    this.keys[slot] = key;
+    this.keys.set(slot, key);
     this.#index.insert(key, slot);
     return slot;
   }
 
-  /** The slot after the newest, now in the ring. */
+  /** The slot after the newest, now in the ring, its block made. */
   #take(): number {
-    if (this.#count === this.keys.length) this.#grow();
-    const slot = (this.#head + this.#count) % this.keys.length;
+    if (this.#count === this.#capacity) this.#grow();
+    const slot = (this.#head + this.#count) % this.#capacity;
     this.#count++;
+    this.#blockFor(slot);
     return slot;
+  }
+
+  /** Makes the block that holds `slot`, if it was not yet; every cell of a new block is a free slot's. */
+  #blockFor(slot: number): void {
+    const index = slot >>> BLOCK_SHIFT;
+    if (index < this.#values.length) return;
+    // Blocks are made in order: the ring takes its slots in order, and a move goes to the newest end.
+    for (let next = this.#values.length; next <= index; next++) {
+      const slots = Math.min(BLOCK_SLOTS, this.#maxSlots - next * BLOCK_SLOTS);
+      this.#times.push(new Float64Array(slots * TIMES));
+      this.#counts.push(new Uint32Array(slots * COUNTS));
+      this.#values.push(valueBlock(slots));
+      this.inline.push(NO_BODY);
+    }
   }
 
   /** The slot `index` places after the oldest in the ring (0 is the oldest), for a walk that moves nothing. */
   inRing(index: number): number {
-    return (this.#head + index) % this.keys.length;
+    return (this.#head + index) % this.#capacity;
   }
 
   /** The oldest slot in the ring, or -1 when it is empty. */
@@ -164,39 +246,78 @@ export class Slots {
 
   /** Moves the head past the oldest slot, which the caller has dropped. */
   pass(): void {
-    this.#head = (this.#head + 1) % this.keys.length;
+    this.#head = (this.#head + 1) % this.#capacity;
     this.#count--;
   }
 
   /** Makes the oldest slot the newest (a live entry that must not be dropped). */
   carry(): void {
     const from = this.#head;
-    if (this.#count < this.keys.length) {
+    if (this.#count < this.#capacity) {
       this.#move(from, this.#take());
       this.pass();
       return;
     }
     // A full ring: the slot after the newest is the head itself, so the entry stays put.
-    this.#head = (from + 1) % this.keys.length;
+    this.#head = (from + 1) % this.#capacity;
+  }
+
+  /** Writes a new lock's fields, its block looked up once: the claim's hottest writes. */
+  lock(slot: number, state: number, token: string, fingerprint: string, createdAt: number, expiresAt: number): void {
+    const block = slot >>> BLOCK_SHIFT;
+    const at = slot & IN_BLOCK;
+    (this.#counts[block] as Uint32Array)[at * COUNTS + STATE] = state;
+    const values = this.#values[block] as unknown[];
+    values[at * VALUES + TOKEN] = token;
+    values[at * VALUES + FINGERPRINT] = fingerprint;
+    const times = this.#times[block] as Float64Array;
+    times[at * TIMES + CREATED_AT] = createdAt;
+    times[at * TIMES + EXPIRES_AT] = expiresAt;
+  }
+
+  /** Writes a completed record's fields (its token cleared), its block looked up once; the body is `setBody`'s. */
+  complete(
+    slot: number,
+    state: number,
+    status: number,
+    headers: string[],
+    bytes: number,
+    completedAt: number,
+    expiresAt: number,
+    wallExpiresAt: number,
+  ): void {
+    const block = slot >>> BLOCK_SHIFT;
+    const at = slot & IN_BLOCK;
+    const counts = this.#counts[block] as Uint32Array;
+    counts[at * COUNTS + STATE] = state;
+    counts[at * COUNTS + STATUS] = status;
+    counts[at * COUNTS + BYTES] = bytes;
+    const values = this.#values[block] as unknown[];
+    values[at * VALUES + TOKEN] = "";
+    values[at * VALUES + HEADERS] = headers;
+    const times = this.#times[block] as Float64Array;
+    times[at * TIMES + COMPLETED_AT] = completedAt;
+    times[at * TIMES + EXPIRES_AT] = expiresAt;
+    times[at * TIMES + WALL_EXPIRES_AT] = wallExpiresAt;
   }
 
   /** Keeps a copy of `body` in `slot`: the caller may reuse its buffer afterwards. */
   setBody(slot: number, body: Uint8Array): void {
-    this.bodyLength[slot] = body.length;
+    this.#bodyLength.set(slot, body.length);
     if (body.length === 0) return;
     if (body.length > INLINE_BODY_BYTES) {
-      this.body[slot] = copyBytes(body);
+      this.#body.set(slot, copyBytes(body));
       return;
     }
-    this.#blockMade(slot).set(body, shareOf(slot));
+    this.#inlineMade(slot).set(body, shareOf(slot));
   }
 
-  /** The inline block that holds `slot`'s share, made if it was not yet. */
-  #blockMade(slot: number): Uint8Array {
-    const index = slot >>> INLINE_BLOCK_SHIFT;
+  /** The short bodies' block that holds `slot`'s share, made if it was not yet. */
+  #inlineMade(slot: number): Uint8Array {
+    const index = slot >>> BLOCK_SHIFT;
     const block = this.inline[index] as Uint8Array;
     if (block.length > 0) return block;
-    const slots = Math.min(INLINE_BLOCK_SLOTS, this.#maxSlots - index * INLINE_BLOCK_SLOTS);
+    const slots = Math.min(BLOCK_SLOTS, this.#maxSlots - index * BLOCK_SLOTS);
     const made = new Uint8Array(slots * INLINE_BODY_BYTES);
     this.inline[index] = made;
     return made;
@@ -204,10 +325,10 @@ export class Slots {
 
   /** A copy of the body in `slot`, the reader's own. */
   bodyCopy(slot: number): Uint8Array {
-    const length = this.bodyLength[slot] as number;
-    if (length > INLINE_BODY_BYTES) return copyBytes(this.body[slot] as Uint8Array);
+    const length = this.#bodyLength.get(slot);
+    if (length > INLINE_BODY_BYTES) return copyBytes(this.#body.get(slot));
     const start = shareOf(slot);
-    return (this.inline[slot >>> INLINE_BLOCK_SHIFT] as Uint8Array).slice(start, start + length);
+    return (this.inline[slot >>> BLOCK_SHIFT] as Uint8Array).slice(start, start + length);
   }
 
   /** Clears a slot, letting go of its strings and body: `find` no longer answers with it. */
@@ -217,38 +338,45 @@ export class Slots {
   }
 
   #clear(slot: number): void {
-    this.keys[slot] = "";
-    this.token[slot] = "";
-    this.fingerprint[slot] = "";
-    this.headers[slot] = NO_HEADERS;
-    this.body[slot] = NO_BODY;
+    const values = this.#values[slot >>> BLOCK_SHIFT] as unknown[];
+    const at = (slot & IN_BLOCK) * VALUES;
+    values[at + KEY] = "";
+    values[at + TOKEN] = "";
+    values[at + FINGERPRINT] = "";
+    values[at + HEADERS] = NO_HEADERS;
+    values[at + BODY] = NO_BODY;
   }
 
   /** Whether the slot was dropped (it stays in the ring until the head passes it). */
   dropped(slot: number): boolean {
-    return this.keys[slot] === "";
+    return this.keys.get(slot) === "";
   }
 
-  /** Copies every column of a slot, its key included (not its index entry). */
+  /** Copies every field of a slot, its key included (not its index entry), into `to`, whose block is made. */
   #copy(from: number, to: number): void {
-    this.keys[to] = this.keys[from] as string;
-    this.state[to] = this.state[from] as number;
-    this.token[to] = this.token[from] as string;
-    this.fingerprint[to] = this.fingerprint[from] as string;
-    this.createdAt[to] = this.createdAt[from] as number;
-    this.completedAt[to] = this.completedAt[from] as number;
-    this.expiresAt[to] = this.expiresAt[from] as number;
-    this.wallExpiresAt[to] = this.wallExpiresAt[from] as number;
-    this.status[to] = this.status[from] as number;
-    this.bytes[to] = this.bytes[from] as number;
-    this.headers[to] = this.headers[from] as string[];
-    this.bodyLength[to] = this.bodyLength[from] as number;
-    this.body[to] = this.body[from] as Uint8Array;
-    const length = this.bodyLength[from] as number;
+    const times = this.#times;
+    const counts = this.#counts;
+    const values = this.#values;
+    const fromBlock = from >>> BLOCK_SHIFT;
+    const toBlock = to >>> BLOCK_SHIFT;
+    const fromAt = from & IN_BLOCK;
+    const toAt = to & IN_BLOCK;
+    (times[toBlock] as Float64Array).set(
+      (times[fromBlock] as Float64Array).subarray(fromAt * TIMES, (fromAt + 1) * TIMES),
+      toAt * TIMES,
+    );
+    (counts[toBlock] as Uint32Array).set(
+      (counts[fromBlock] as Uint32Array).subarray(fromAt * COUNTS, (fromAt + 1) * COUNTS),
+      toAt * COUNTS,
+    );
+    const source = values[fromBlock] as unknown[];
+    const target = values[toBlock] as unknown[];
+    for (let field = 0; field < VALUES; field++) target[toAt * VALUES + field] = source[fromAt * VALUES + field];
+    const length = this.#bodyLength.get(from);
     if (length > 0 && length <= INLINE_BODY_BYTES) {
       const start = shareOf(from);
-      const share = (this.inline[from >>> INLINE_BLOCK_SHIFT] as Uint8Array).subarray(start, start + length);
-      this.#blockMade(to).set(share, shareOf(to));
+      const share = (this.inline[fromBlock] as Uint8Array).subarray(start, start + length);
+      this.#inlineMade(to).set(share, shareOf(to));
     }
   }
 
@@ -257,24 +385,12 @@ export class Slots {
    * just past the old end, so the ring stays contiguous; when they do not fit there (the last
    * step up to `maxSlots` may add fewer slots than there are before the head), the slots from
    * the head on move to the new end instead. The index grows first, then follows each move.
+   * No column is copied: the new slots' blocks are made as the ring (or a move) reaches them.
    */
   #grow(): void {
-    const length = this.keys.length;
+    const length = this.#capacity;
     const larger = Math.min(length * 2, this.#maxSlots);
-    this.state = grown(this.state, larger);
-    this.createdAt = grown(this.createdAt, larger);
-    this.completedAt = grown(this.completedAt, larger);
-    this.expiresAt = grown(this.expiresAt, larger);
-    this.wallExpiresAt = grown(this.wallExpiresAt, larger);
-    this.status = grown(this.status, larger);
-    this.bytes = grown(this.bytes, larger);
-    this.bodyLength = grown(this.bodyLength, larger);
-    extend(this.inline, blocksFor(larger), NO_BODY);
-    extend(this.keys, larger, "");
-    extend(this.token, larger, "");
-    extend(this.fingerprint, larger, "");
-    extend(this.headers, larger, NO_HEADERS);
-    extend(this.body, larger, NO_BODY);
+    this.#capacity = larger;
     this.#index.grow(larger);
     const added = larger - length;
     if (this.#head <= added) {
@@ -288,7 +404,8 @@ export class Slots {
 
   /** Moves a slot's entry, and its index cell when it holds a key, to the free slot `to`. */
   #move(from: number, to: number): void {
-    if (this.keys[from] !== "") this.#index.move(from, to);
+    this.#blockFor(to);
+    if (this.keys.get(from) !== "") this.#index.move(from, to);
     this.#copy(from, to);
     this.#clear(from);
   }
