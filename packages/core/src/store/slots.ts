@@ -31,6 +31,14 @@ const IN_BLOCK = BLOCK_SLOTS - 1;
 const INITIAL_SLOTS = BLOCK_SLOTS;
 
 /**
+ * The key index is made for this many slots (up to `maxSlots`) from the start, not grown with
+ * the ring: growing lays every key out anew in fresh memory, which stopped the process (about
+ * 25 ms at the step to the default store's 200,000 slots). Its cells are zeroed memory the
+ * system hands out untouched, so they cost only as keys reach their pages: 4 MiB at most.
+ */
+const INDEX_FIRST_SLOTS = 262_144;
+
+/**
  * Bodies up to this size are copied into their slot's share of a column rather than into an
  * array of their own: a typed array per record, promoted and then swept, was the largest cost
  * of a write. The share is fixed per slot, so it is bounded by entries like every other
@@ -176,11 +184,14 @@ export class Slots {
   /** Slots in the ring from the head, live or dropped. */
   #count = 0;
   readonly #index: KeyIndex;
+  /** Slots the index has room for: at least the ring's capacity. */
+  #indexed: number;
 
   constructor(maxSlots: number) {
     this.#maxSlots = maxSlots;
     this.#capacity = Math.min(INITIAL_SLOTS, maxSlots);
-    this.#index = new KeyIndex(this.keys, this.#capacity);
+    this.#indexed = Math.min(INDEX_FIRST_SLOTS, maxSlots);
+    this.#index = new KeyIndex(this.keys, this.#indexed);
   }
 
   /** Slots the ring has room for now. */
@@ -384,14 +395,18 @@ export class Slots {
    * Doubles the ring (up to `maxSlots`). The ring may wrap: the slots before the head move to
    * just past the old end, so the ring stays contiguous; when they do not fit there (the last
    * step up to `maxSlots` may add fewer slots than there are before the head), the slots from
-   * the head on move to the new end instead. The index grows first, then follows each move.
-   * No column is copied: the new slots' blocks are made as the ring (or a move) reaches them.
+   * the head on move to the new end instead. The index grows first when it must, then follows
+   * each move. No field is copied: the new slots' blocks are made as the ring (or a move)
+   * reaches them.
    */
   #grow(): void {
     const length = this.#capacity;
     const larger = Math.min(length * 2, this.#maxSlots);
     this.#capacity = larger;
-    this.#index.grow(larger);
+    if (larger > this.#indexed) {
+      this.#indexed = larger;
+      this.#index.grow(larger);
+    }
     const added = larger - length;
     if (this.#head <= added) {
       for (let slot = 0; slot < this.#head; slot++) this.#move(slot, length + slot);
