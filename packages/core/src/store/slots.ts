@@ -372,17 +372,18 @@ export class Slots {
     const toBlock = to >>> BLOCK_SHIFT;
     const fromAt = from & IN_BLOCK;
     const toAt = to & IN_BLOCK;
-    (times[toBlock] as Float64Array).set(
-      (times[fromBlock] as Float64Array).subarray(fromAt * TIMES, (fromAt + 1) * TIMES),
-      toAt * TIMES,
-    );
-    (counts[toBlock] as Uint32Array).set(
-      (counts[fromBlock] as Uint32Array).subarray(fromAt * COUNTS, (fromAt + 1) * COUNTS),
-      toAt * COUNTS,
-    );
-    const source = values[fromBlock] as unknown[];
-    const target = values[toBlock] as unknown[];
-    for (let field = 0; field < VALUES; field++) target[toAt * VALUES + field] = source[fromAt * VALUES + field];
+    // Field by field: a subarray to copy from would be an object made per move.
+    const fromTimes = times[fromBlock] as Float64Array;
+    const toTimes = times[toBlock] as Float64Array;
+    for (let field = 0; field < TIMES; field++)
+      toTimes[toAt * TIMES + field] = fromTimes[fromAt * TIMES + field] as number;
+    const fromCounts = counts[fromBlock] as Uint32Array;
+    const toCounts = counts[toBlock] as Uint32Array;
+    for (let field = 0; field < COUNTS; field++)
+      toCounts[toAt * COUNTS + field] = fromCounts[fromAt * COUNTS + field] as number;
+    const fromValues = values[fromBlock] as unknown[];
+    const toValues = values[toBlock] as unknown[];
+    for (let field = 0; field < VALUES; field++) toValues[toAt * VALUES + field] = fromValues[fromAt * VALUES + field];
     const length = this.#bodyLength.get(from);
     if (length > 0 && length <= INLINE_BODY_BYTES) {
       const start = shareOf(from);
