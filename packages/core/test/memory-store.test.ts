@@ -582,10 +582,16 @@ describe("memory store keys", () => {
 });
 
 describe("memory store key index (open addressing)", () => {
-  // The index reads keys from the slots' key field: here a plain array stands in for it.
-  const indexOf = (slots: number) => {
-    const keys = Array.from({ length: slots }, () => "");
-    return { keys, index: new KeyIndex({ get: (slot) => keys[slot] as string }, slots) };
+  // The index reads keys from the slots' key field and keeps hashes in another: here plain
+  // arrays stand in for them.
+  const indexOf = (slots: number, room = slots) => {
+    const keys = Array.from({ length: room }, () => "");
+    const hashes = Array.from({ length: room }, () => 0);
+    const hashColumn = {
+      get: (slot: number) => hashes[slot] as number,
+      set: (slot: number, hash: number) => void (hashes[slot] = hash),
+    };
+    return { keys, index: new KeyIndex({ get: (slot) => keys[slot] as string }, hashColumn, slots) };
   };
 
   it("finds every key after removals shift the cells that follow, whatever was removed", () => {
@@ -639,6 +645,70 @@ describe("memory store key index (open addressing)", () => {
     expect([index.find("b"), index.find("c"), index.find("a")]).toEqual([10, 12, -1]);
     index.remove(10);
     expect([index.find("b"), index.find("c")]).toEqual([-1, 12]);
+  });
+
+  it("finds every key while it grows a few cells at a time, through inserts, removals, moves and growths mid-drain", () => {
+    // The index starts at 8 slots and grows, at random moments too (a growth while the last one
+    // still drains finishes it first); a Map is the model. Each insert drains a few old cells,
+    // so lookups, removals and moves meet keys in either table.
+    let seed = 23;
+    const random = (n: number) => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const room = 8_192;
+    let capacity = 8;
+    const { keys, index } = indexOf(capacity, room);
+    const slotOf = new Map<string, number>();
+    const free = Array.from({ length: capacity }, (_, slot) => slot);
+    const takeFree = () => {
+      const at = random(free.length);
+      const slot = free[at] as number;
+      free[at] = free[free.length - 1] as number;
+      free.pop();
+      return slot;
+    };
+    const anyKey = () => [...slotOf.keys()][random(slotOf.size)] as string;
+    const grow = () => {
+      for (let slot = capacity; slot < 2 * capacity; slot++) free.push(slot);
+      capacity *= 2;
+      index.grow(capacity);
+    };
+    for (let round = 0; round < 12_000; round++) {
+      const op = random(20);
+      if (op < 11 && free.length > 0) {
+        const key = `key-${round}`;
+        const slot = takeFree();
+        keys[slot] = key;
+        index.insert(key, slot);
+        slotOf.set(key, slot);
+      } else if (op < 16 && slotOf.size > 0) {
+        const key = anyKey();
+        const slot = slotOf.get(key) as number;
+        index.remove(slot);
+        keys[slot] = "";
+        free.push(slot);
+        slotOf.delete(key);
+      } else if (op < 19 && slotOf.size > 0 && free.length > 0) {
+        const key = anyKey();
+        const from = slotOf.get(key) as number;
+        const to = takeFree();
+        keys[to] = key;
+        index.move(from, to);
+        keys[from] = "";
+        free.push(from);
+        slotOf.set(key, to);
+      }
+      if ((free.length === 0 || op === 19) && 2 * capacity <= room) grow();
+      expect(index.find(`key-${round + 1}`)).toBe(-1);
+      // Every key, often: a key a drain step left unreachable is found again by the next step.
+      if (round % 3 === 0) {
+        const lost = [...slotOf].filter(([key, slot]) => index.find(key) !== slot);
+        expect(lost).toEqual([]);
+      }
+    }
+    expect(capacity).toBe(room); // it grew all the way
+    for (const [key, slot] of slotOf) expect(index.find(key)).toBe(slot);
   });
 
   it("hashes with a seed: keys chosen to collide under one seed spread out under another", () => {

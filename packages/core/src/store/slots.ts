@@ -7,10 +7,12 @@
  * its header list (often shared) and only a long body; the index holds small integers, not
  * pointers. The ring gives the oldest-first order for sweeping and eviction; it grows by
  * doubling up to `maxSlots`, so a store that holds little stays small, and its blocks are made
- * as it reaches them, so growing copies no field (only the key index is laid out anew).
+ * as it reaches them, so growing copies no field (and the key index moves into its larger
+ * table a few cells at a time).
  *
  * The index (key-index.ts) is open addressing over slot numbers: a slot is indexed while it
- * holds a key, and dropping it removes it from the index. */
+ * holds a key, and dropping it removes it from the index.
+ */
 
 import { copyBytes } from "../encoding.js";
 import { KeyIndex } from "./key-index.js";
@@ -20,8 +22,8 @@ import { KeyIndex } from "./key-index.js";
  * (doubling up to `maxSlots`) without copying a field. New memory is dear on first touch (a
  * page fault: about 14 µs a 4 KiB page on these VMs), and columns copied into ones twice as
  * large stopped the process while they were touched: 314 ms at the step from 524,288 slots to
- * 1,048,576 (73 ms now, the key index's part), every request in flight waiting. A block is
- * touched as it fills instead. The price is a second lookup per field read, the block's.
+ * 1,048,576, every request in flight waiting. A block is touched as it fills instead. The price
+ * is a second lookup per field read, the block's.
  */
 const BLOCK_SHIFT = 10;
 const BLOCK_SLOTS = 1 << BLOCK_SHIFT;
@@ -29,14 +31,6 @@ const IN_BLOCK = BLOCK_SLOTS - 1;
 
 /** The ring's first size (up to `maxSlots`): one block. */
 const INITIAL_SLOTS = BLOCK_SLOTS;
-
-/**
- * The key index is made for this many slots (up to `maxSlots`) from the start, not grown with
- * the ring: growing lays every key out anew in fresh memory, which stopped the process (about
- * 25 ms at the step to the default store's 200,000 slots). Its cells are zeroed memory the
- * system hands out untouched, so they cost only as keys reach their pages: 4 MiB at most.
- */
-const INDEX_FIRST_SLOTS = 262_144;
 
 /**
  * Bodies up to this size are copied into their slot's share of a column rather than into an
@@ -65,11 +59,13 @@ const CREATED_AT = 0;
 const COMPLETED_AT = 1;
 const EXPIRES_AT = 2;
 const WALL_EXPIRES_AT = 3;
-const COUNTS = 4;
+const COUNTS = 5;
 const STATE = 0;
 const STATUS = 1;
 const BYTES = 2;
 const BODY_LENGTH = 3;
+/** The key index's hash of the slot's key (key-index.ts), while the slot is indexed. */
+const HASH = 4;
 const VALUES = 5;
 const KEY = 0;
 const TOKEN = 1;
@@ -162,6 +158,7 @@ export class Slots {
   bytes = new CountField(this.#counts, BYTES);
   /** At most `bytes`. */
   readonly #bodyLength = new CountField(this.#counts, BODY_LENGTH);
+  readonly #keyHash = new CountField(this.#counts, HASH);
   /** Per slot: the key, or "" when the slot is free or dropped (keys are never empty). */
   readonly keys = new ValueField<string>(this.#values, KEY);
   token = new ValueField<string>(this.#values, TOKEN);
@@ -184,14 +181,11 @@ export class Slots {
   /** Slots in the ring from the head, live or dropped. */
   #count = 0;
   readonly #index: KeyIndex;
-  /** Slots the index has room for: at least the ring's capacity. */
-  #indexed: number;
 
   constructor(maxSlots: number) {
     this.#maxSlots = maxSlots;
     this.#capacity = Math.min(INITIAL_SLOTS, maxSlots);
-    this.#indexed = Math.min(INDEX_FIRST_SLOTS, maxSlots);
-    this.#index = new KeyIndex(this.keys, this.#indexed);
+    this.#index = new KeyIndex(this.keys, this.#keyHash, this.#capacity);
   }
 
   /** Slots the ring has room for now. */
@@ -396,18 +390,15 @@ export class Slots {
    * Doubles the ring (up to `maxSlots`). The ring may wrap: the slots before the head move to
    * just past the old end, so the ring stays contiguous; when they do not fit there (the last
    * step up to `maxSlots` may add fewer slots than there are before the head), the slots from
-   * the head on move to the new end instead. The index grows first when it must, then follows
-   * each move. No field is copied: the new slots' blocks are made as the ring (or a move)
-   * reaches them.
+   * the head on move to the new end instead. The index grows first (drained into its larger
+   * table as keys are inserted), then follows each move. No field is copied: the new slots'
+   * blocks are made as the ring (or a move) reaches them.
    */
   #grow(): void {
     const length = this.#capacity;
     const larger = Math.min(length * 2, this.#maxSlots);
     this.#capacity = larger;
-    if (larger > this.#indexed) {
-      this.#indexed = larger;
-      this.#index.grow(larger);
-    }
+    this.#index.grow(larger);
     const added = larger - length;
     if (this.#head <= added) {
       for (let slot = 0; slot < this.#head; slot++) this.#move(slot, length + slot);
