@@ -589,7 +589,9 @@ describe("memory store key index (open addressing)", () => {
     const hashes = Array.from({ length: room }, () => 0);
     const hashColumn = {
       get: (slot: number) => hashes[slot] as number,
-      set: (slot: number, hash: number) => void (hashes[slot] = hash),
+      set: (slot: number, hash: number) => {
+        hashes[slot] = hash;
+      },
     };
     return { keys, index: new KeyIndex({ get: (slot) => keys[slot] as string }, hashColumn, slots) };
   };
