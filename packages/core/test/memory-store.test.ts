@@ -713,6 +713,67 @@ describe("memory store key index (open addressing)", () => {
     for (const [key, slot] of slotOf) expect(index.find(key)).toBe(slot);
   });
 
+  it("keeps long runs findable while they drain: removals in the old table shift, a wrapped run moves whole", () => {
+    // The seed fixed, keys chosen for their home cells: 14 sharing cell 9 (one run of 14 cells)
+    // and 8 sharing cell 60 (a run wrapping past the last cell to 0..3) in 64 cells. Random keys
+    // at a load of one half make runs of a few cells, where a drain step rarely stops mid-run.
+    const seed = 0x1234567;
+    const draws = vi
+      .spyOn(globalThis.crypto, "getRandomValues")
+      .mockImplementation(<T extends ArrayBufferView | null>(array: T): T => {
+        (array as unknown as Int32Array)[0] = seed;
+        return array;
+      });
+    try {
+      const { keys, index } = indexOf(32, 128);
+      const homed = (home: number, count: number, tag: string) => {
+        const found: string[] = [];
+        for (let i = 0; found.length < count; i++)
+          if ((hashKey(`${tag}${i}`, seed) & 63) === home) found.push(`${tag}${i}`);
+        return found;
+      };
+      const slotOf = new Map<string, number>();
+      let next = 0;
+      const insert = (key: string) => {
+        keys[next] = key;
+        index.insert(key, next);
+        slotOf.set(key, next++);
+      };
+      const remove = (key: string) => {
+        const slot = slotOf.get(key) as number;
+        index.remove(slot);
+        keys[slot] = "";
+        slotOf.delete(key);
+      };
+      const lost = () => [...slotOf].filter(([key, slot]) => index.find(key) !== slot);
+      const run = homed(9, 14, "a");
+      const wrapped = homed(60, 8, "w");
+      for (const key of [...run, ...wrapped]) insert(key);
+      expect(draws).toHaveBeenCalledTimes(1);
+      expect(lost()).toEqual([]);
+
+      index.grow(64); // 128 cells; the 64 old ones drain eight per insert
+      // Out of the middle of each run, while still in the old table: the rest shift back.
+      remove(run[5] as string);
+      remove(wrapped[2] as string);
+      expect(lost()).toEqual([]);
+      for (let i = 0; i < 10; i++) {
+        insert(`new${i}`);
+        expect(lost()).toEqual([]);
+        if (i === 0) remove(run[10] as string); // a run cut by the drain at cell 8, in the old table
+        if (i === 1) remove(wrapped[6] as string);
+        expect(lost()).toEqual([]);
+      }
+      for (const key of [...slotOf.keys()]) {
+        remove(key);
+        expect(lost()).toEqual([]);
+      }
+      for (const key of [...run, ...wrapped]) expect(index.find(key)).toBe(-1);
+    } finally {
+      draws.mockRestore();
+    }
+  });
+
   it("hashes with a seed: keys chosen to collide under one seed spread out under another", () => {
     // What a client who knew the hash could do: pick keys that share a home cell.
     const cells = 1024;
