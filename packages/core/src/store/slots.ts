@@ -127,20 +127,23 @@ export class ValueField<T> {
   }
 }
 
+/** Gives the slot whose values start at `at` a free slot's: no key, token or fingerprint, the shared empty headers and body. */
+function freeValues(values: unknown[], at: number): void {
+  values[at + KEY] = "";
+  values[at + TOKEN] = "";
+  values[at + FINGERPRINT] = "";
+  values[at + HEADERS] = NO_HEADERS;
+  values[at + BODY] = NO_BODY;
+}
+
 /** A new block's values, slot by slot: key, token, fingerprint, headers, body. */
 function valueBlock(slots: number): unknown[] {
   const block: unknown[] = new Array(slots * VALUES);
-  for (let at = 0; at < block.length; at += VALUES) {
-    block[at + KEY] = "";
-    block[at + TOKEN] = "";
-    block[at + FINGERPRINT] = "";
-    block[at + HEADERS] = NO_HEADERS;
-    block[at + BODY] = NO_BODY;
-  }
+  for (let at = 0; at < block.length; at += VALUES) freeValues(block, at);
   return block;
 }
 
-/** The columns, the ring and the index; the memory store decides what the cells mean. */
+/** The fields (in blocks), the ring and the index; the memory store decides what the fields mean. */
 export class Slots {
   readonly #times: Float64Array[] = [];
   readonly #counts: Uint32Array[] = [];
@@ -160,7 +163,7 @@ export class Slots {
   readonly #bodyLength = new CountField(this.#counts, BODY_LENGTH);
   readonly #keyHash = new CountField(this.#counts, HASH);
   /** Per slot: the key, or "" when the slot is free or dropped (keys are never empty). */
-  readonly keys = new ValueField<string>(this.#values, KEY);
+  readonly #keys = new ValueField<string>(this.#values, KEY);
   token = new ValueField<string>(this.#values, TOKEN);
   fingerprint = new ValueField<string>(this.#values, FINGERPRINT);
   /** Header names and values, flat: [name, value, name, value, …]. */
@@ -185,7 +188,7 @@ export class Slots {
   constructor(maxSlots: number) {
     this.#maxSlots = maxSlots;
     this.#capacity = Math.min(INITIAL_SLOTS, maxSlots);
-    this.#index = new KeyIndex(this.keys, this.#keyHash, this.#capacity);
+    this.#index = new KeyIndex(this.#keys, this.#keyHash, this.#capacity);
   }
 
   /** Slots the ring has room for now. */
@@ -211,7 +214,7 @@ export class Slots {
   /** Takes the slot after the newest for `key`, which no slot holds; the caller has made room (`full` is false). */
   add(key: string): number {
     const slot = this.#take();
-    this.keys.set(slot, key);
+    this.#keys.set(slot, key);
     this.#index.insert(key, slot);
     return slot;
   }
@@ -231,12 +234,17 @@ export class Slots {
     if (index < this.#values.length) return;
     // Blocks are made in order: the ring takes its slots in order, and a move goes to the newest end.
     for (let next = this.#values.length; next <= index; next++) {
-      const slots = Math.min(BLOCK_SLOTS, this.#maxSlots - next * BLOCK_SLOTS);
+      const slots = this.#slotsIn(next);
       this.#times.push(new Float64Array(slots * TIMES));
       this.#counts.push(new Uint32Array(slots * COUNTS));
       this.#values.push(valueBlock(slots));
       this.inline.push(NO_BODY);
     }
+  }
+
+  /** Slots in block `index`: all but the last of a ring whose bound is not a whole number of blocks hold BLOCK_SLOTS. */
+  #slotsIn(index: number): number {
+    return Math.min(BLOCK_SLOTS, this.#maxSlots - index * BLOCK_SLOTS);
   }
 
   /** The slot `index` places after the oldest in the ring (0 is the oldest), for a walk that moves nothing. */
@@ -322,8 +330,7 @@ export class Slots {
     const index = slot >>> BLOCK_SHIFT;
     const block = this.inline[index] as Uint8Array;
     if (block.length > 0) return block;
-    const slots = Math.min(BLOCK_SLOTS, this.#maxSlots - index * BLOCK_SLOTS);
-    const made = new Uint8Array(slots * INLINE_BODY_BYTES);
+    const made = new Uint8Array(this.#slotsIn(index) * INLINE_BODY_BYTES);
     this.inline[index] = made;
     return made;
   }
@@ -343,18 +350,12 @@ export class Slots {
   }
 
   #clear(slot: number): void {
-    const values = this.#values[slot >>> BLOCK_SHIFT] as unknown[];
-    const at = (slot & IN_BLOCK) * VALUES;
-    values[at + KEY] = "";
-    values[at + TOKEN] = "";
-    values[at + FINGERPRINT] = "";
-    values[at + HEADERS] = NO_HEADERS;
-    values[at + BODY] = NO_BODY;
+    freeValues(this.#values[slot >>> BLOCK_SHIFT] as unknown[], (slot & IN_BLOCK) * VALUES);
   }
 
   /** Whether the slot was dropped (it stays in the ring until the head passes it). */
   dropped(slot: number): boolean {
-    return this.keys.get(slot) === "";
+    return this.#keys.get(slot) === "";
   }
 
   /** Copies every field of a slot, its key included (not its index entry), into `to`, whose block is made. */
@@ -412,7 +413,7 @@ export class Slots {
   /** Moves a slot's entry, and its index cell when it holds a key, to the free slot `to`. */
   #move(from: number, to: number): void {
     this.#blockFor(to);
-    if (this.keys.get(from) !== "") this.#index.move(from, to);
+    if (this.#keys.get(from) !== "") this.#index.move(from, to);
     this.#copy(from, to);
     this.#clear(from);
   }
