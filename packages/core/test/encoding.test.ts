@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { encodeUtf8Shared } from "../src/encoding.js";
+import { copyBytesShared, encodeUtf8Shared } from "../src/encoding.js";
 import { responseSize, utf8 } from "../src/index.js";
 
 const encoder = new TextEncoder();
@@ -60,6 +60,36 @@ describe("encodeUtf8Shared", () => {
     expect(long.byteLength).toBe(5000);
     expect(long.byteOffset).toBe(0);
     expect(long.buffer.byteLength).toBe(5000);
+  });
+});
+
+describe("copyBytesShared", () => {
+  it("property: each copy equals its source when made, and stays so while the source, later copies and other copies change", () => {
+    const bytes = fc.uint8Array({ maxLength: 5_000 });
+    fc.assert(
+      fc.property(fc.array(bytes, { minLength: 1, maxLength: 120 }), (sources) => {
+        const expected = sources.map((source) => Uint8Array.from(source));
+        const copies = sources.map((source) => copyBytesShared(source));
+        for (const source of sources) source.fill(0xaa);
+        // Texts encoded after the copies are cut from the same blocks: they must not reach them either.
+        encodeUtf8Shared("z".repeat(900));
+        const written = copies.map((copy, i) => (i % 2 === 0 ? copy.fill(0x55) : copy));
+        return written.every((copy, i) =>
+          i % 2 === 0 ? copy.every((byte) => byte === 0x55) : Buffer.from(copy).equals(expected[i] as Uint8Array),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("cuts short copies from a shared block without overlap; a long one gets its own array", () => {
+    const first = copyBytesShared(new Uint8Array(100).fill(1));
+    const second = copyBytesShared(new Uint8Array(300).fill(2));
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.byteOffset).toBeGreaterThanOrEqual(first.byteOffset + first.byteLength);
+    const long = copyBytesShared(new Uint8Array(5_000).fill(3));
+    expect(long.byteOffset).toBe(0);
+    expect(long.buffer.byteLength).toBe(5_000);
   });
 });
 

@@ -14,7 +14,7 @@
  * holds a key, and dropping it removes it from the index.
  */
 
-import { copyBytes } from "../encoding.js";
+import { copyBytes, copyBytesShared } from "../encoding.js";
 import { KeyIndex } from "./key-index.js";
 
 /**
@@ -335,12 +335,12 @@ export class Slots {
     return made;
   }
 
-  /** A copy of the body in `slot`, the reader's own. */
+  /** A copy of the body in `slot`, the reader's own (cut from a shared block when short: see `copyBytesShared`). */
   bodyCopy(slot: number): Uint8Array {
     const length = this.#bodyLength.get(slot);
-    if (length > INLINE_BODY_BYTES) return copyBytes(this.#body.get(slot));
+    if (length > INLINE_BODY_BYTES) return copyBytesShared(this.#body.get(slot));
     const start = shareOf(slot);
-    return (this.inline[slot >>> BLOCK_SHIFT] as Uint8Array).slice(start, start + length);
+    return copyBytesShared((this.inline[slot >>> BLOCK_SHIFT] as Uint8Array).subarray(start, start + length));
   }
 
   /** Clears a slot, letting go of its strings and body: `find` no longer answers with it. */
