@@ -108,17 +108,20 @@ describe("complete inside the caller's transaction", () => {
   it("a lease that ran out while the transaction was open: a claimer waits for it, then sees its outcome", async () => {
     for (const end of ["COMMIT", "ROLLBACK"] as const) {
       const key = `late-${end}`;
-      const first = await store.claim(key, { fingerprint: "fp", lockTtlMs: 200 });
+      // A lease long enough for the transaction to complete within it on a loaded machine (seven
+      // test projects at once once took a 200 ms one past its end first), then waited out.
+      const first = await store.claim(key, { fingerprint: "fp", lockTtlMs: 1_000 });
       const token = (first as Extract<ClaimResult, { state: "claimed" }>).token;
       let other: ClaimResult | undefined;
-      await inTransaction(key, token, end, async () => {
-        await sleep(300); // the lease is over, but this transaction holds the row
+      const stored = await inTransaction(key, token, end, async () => {
+        await sleep(1_100); // the lease is over, but this transaction holds the row
         void store.claim(key, { fingerprint: "other", lockTtlMs: 60_000 }).then((result) => {
           other = result;
         });
         await sleep(200);
         expect(other, "the claimer waits for the transaction").toBeUndefined();
       });
+      expect(stored, "completed within its lease").toBe(true);
       await vi.waitFor(() => expect(other).toBeDefined());
       // COMMIT: the record stands. ROLLBACK: the expired lock is taken over, the old token is stale.
       if (end === "COMMIT") expect(other).toMatchObject({ state: "completed", record: { fingerprint: "fp" } });
@@ -135,15 +138,17 @@ describe("runIdempotent inside the caller's transaction, when complete times out
    * A store whose `complete` takes its row, then stalls past `operationTimeoutMs` in the
    * transaction that asks for it (an AFTER UPDATE trigger sleeps when the transaction says so):
    * the caller's transaction holds the key's row while the store has given up on the statement.
+   * The timeout leaves the claim before it time to spare on a loaded machine (200 ms once timed
+   * it out too, with seven test projects at once), and the stall outlasts it well.
    */
   async function stallingStore() {
     const table = await freshTable(pool, "stall");
     const fn = `${table}_stall`;
     await pool.query(`CREATE FUNCTION "${fn}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-      IF current_setting('interlock_test.stall', true) = 'on' THEN PERFORM pg_sleep(0.6); END IF;
+      IF current_setting('interlock_test.stall', true) = 'on' THEN PERFORM pg_sleep(2.5); END IF;
       RETURN NEW; END $$`);
     await pool.query(`CREATE TRIGGER "${fn}" AFTER UPDATE ON "${table}" FOR EACH ROW EXECUTE FUNCTION "${fn}"()`);
-    return { store: postgresStore(pool, { table, operationTimeoutMs: 200 }), check: postgresStore(pool, { table }) };
+    return { store: postgresStore(pool, { table, operationTimeoutMs: 1_000 }), check: postgresStore(pool, { table }) };
   }
 
   it("not recorded: nothing released behind the caller's back; release() after the ROLLBACK frees the key at once", async () => {
