@@ -51,6 +51,57 @@ export function writeHeadHeaders(args: readonly unknown[]): Record<string, unkno
   return Object.fromEntries(Object.entries(last).map(([name, value]) => [name.toLowerCase(), value]));
 }
 
+/** Past this many headers, `forEachHeader` groups them in a `Map` rather than scanning for repeats. */
+const SCANNED_HEADERS = 16;
+
+/**
+ * Calls `set` once for each header name of a response's `pairs`, in lower case, in the order
+ * the names first appear: with the name's value, or when it repeats (in any case), the list of
+ * its values in order, as a framework's `setHeader(name, values)` sends each on a line of its
+ * own. The few headers of a response are scanned for repeats (no `Map` or `Set` made for every
+ * replay); a long list is grouped in a `Map`, so no response costs the square of its headers.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function forEachHeader(
+  pairs: ReadonlyArray<readonly [string, string]>,
+  set: (name: string, value: string | string[]) => void,
+): void {
+  if (pairs.length > SCANNED_HEADERS) {
+    const grouped = new Map<string, string[]>();
+    for (const [pairName, value] of pairs) {
+      const name = pairName.toLowerCase();
+      const values = grouped.get(name);
+      if (values === undefined) grouped.set(name, [value]);
+      else values.push(value);
+    }
+    for (const [name, values] of grouped) set(name, values.length === 1 ? (values[0] as string) : values);
+    return;
+  }
+  for (let i = 0; i < pairs.length; i++) {
+    const [pairName, value] = pairs[i] as readonly [string, string];
+    const name = pairName.toLowerCase();
+    if (namedBefore(pairs, i, name)) continue;
+    let values: string[] | undefined;
+    for (let j = i + 1; j < pairs.length; j++) {
+      const [other, more] = pairs[j] as readonly [string, string];
+      if (!sameName(other, name)) continue;
+      values ??= [value];
+      values.push(more);
+    }
+    set(name, values ?? value);
+  }
+}
+
+/** Whether a header before `index` has the name `lower` (in any case). */
+function namedBefore(pairs: ReadonlyArray<readonly [string, string]>, index: number, lower: string): boolean {
+  for (let i = 0; i < index; i++) if (sameName((pairs[i] as readonly [string, string])[0], lower)) return true;
+  return false;
+}
+
+/** Whether `name` is `lower` in any case; most differ in length, and are told apart without lower-casing. */
+const sameName = (name: string, lower: string): boolean =>
+  name.length === lower.length && (name === lower || name.toLowerCase() === lower);
+
 /** A JSON response: `value` serialised, with `content-type: application/json`. */
 export function jsonResponse(status: number, value: unknown): HttpResponse {
   return { status, headers: [["content-type", "application/json"]], body: utf8.encode(JSON.stringify(value)) };

@@ -48,6 +48,7 @@ export {
   BodyCollector,
   bodyLimitOption,
   DEFAULT_REQUEST_BODY_LIMIT,
+  forEachHeader,
   type HttpResponse,
   jsonResponse,
   type NodeRequestHead,

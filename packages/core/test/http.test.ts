@@ -1,4 +1,5 @@
 /** The pieces adapters share to read bodies: the default limit, the option check, the collector. */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   announcesBody,
@@ -6,6 +7,7 @@ import {
   BodyError,
   bodyLimitOption,
   DEFAULT_REQUEST_BODY_LIMIT,
+  forEachHeader,
   type HttpResponse,
   IdempotencyError,
   InterlockConfigError,
@@ -137,5 +139,47 @@ describe("problemResponse", () => {
         ["accept-encoding", "identity"],
       ],
     ]);
+  });
+});
+
+describe("forEachHeader", () => {
+  const calls = (pairs: Array<[string, string]>) => {
+    const seen: Array<[string, string | string[]]> = [];
+    forEachHeader(pairs, (name, value) => seen.push([name, value]));
+    return seen;
+  };
+
+  it("sets each name once, in lower case, in the order names first appear; a repeated one (in any case) with its values in order", () => {
+    expect(
+      calls([
+        ["Content-Type", "application/json"],
+        ["Link", "</a>; rel=next"],
+        ["Idempotent-Replayed", "true"],
+        ["link", "</b>; rel=prev"],
+        ["LINK", "</c>; rel=last"],
+      ]),
+    ).toEqual([
+      ["content-type", "application/json"],
+      ["link", ["</a>; rel=next", "</b>; rel=prev", "</c>; rel=last"]],
+      ["idempotent-replayed", "true"],
+    ]);
+    expect(calls([])).toEqual([]);
+  });
+
+  it("property: a short list (scanned) and a long one (grouped in a Map) give what grouping by lower-case name gives", () => {
+    const name = fc.constantFrom("a", "A", "b", "B", "x-c", "X-C", "x-d", "vary", "Vary", "link");
+    const pairs = fc.array(fc.tuple(name, fc.string({ maxLength: 4 })), { maxLength: 40, size: "max" });
+    fc.assert(
+      fc.property(pairs, (list) => {
+        const model = new Map<string, string[]>();
+        for (const [pairName, value] of list) {
+          const lower = pairName.toLowerCase();
+          model.set(lower, [...(model.get(lower) ?? []), value]);
+        }
+        const expected = [...model].map(([lower, values]) => [lower, values.length === 1 ? values[0] : values]);
+        expect(calls(list as Array<[string, string]>)).toEqual(expected);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -1,7 +1,7 @@
 /** Writing core's ready responses through Express, and letting the app take them over. */
 
 import type { ServerResponse } from "node:http";
-import type { HttpResponse } from "@interlock/core";
+import { forEachHeader, type HttpResponse } from "@interlock/core";
 import { responseStarted } from "./hold.js";
 
 /**
@@ -9,13 +9,12 @@ import { responseStarted } from "./hold.js";
  * Express's `res.set`/`res.send`, which would add a charset or an ETag to a replayed response.
  */
 export function send(res: ServerResponse, response: HttpResponse): void {
-  const headers = new Map<string, string[]>();
-  for (const [name, value] of response.headers) {
-    const lower = name.toLowerCase();
-    headers.set(lower, [...(headers.get(lower) ?? []), value]);
-  }
   res.statusCode = response.status;
-  for (const [name, values] of headers) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+  let ownLength = false;
+  forEachHeader(response.headers, (name, value) => {
+    res.setHeader(name, value);
+    if (name === "content-length") ownLength = true;
+  });
   const { body } = response;
   // Framed by its length, as Express's res.send frames its own: without one, Node closes an
   // HTTP/1.0 keep-alive connection to mark the end, and a request queued on it goes unanswered.
@@ -23,7 +22,7 @@ export function send(res: ServerResponse, response: HttpResponse): void {
   // content, never sent) or none, as the first answer did: its empty body is no GET's content.
   // A refusal to a HEAD is framed as the same refusal to a GET.
   const headReplay = res.req?.method === "HEAD" && body.byteLength === 0;
-  if (hasContent(response.status) && !headReplay && !headers.has("content-length")) {
+  if (hasContent(response.status) && !headReplay && !ownLength) {
     res.setHeader("content-length", body.byteLength);
   }
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));

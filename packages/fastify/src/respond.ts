@@ -1,7 +1,7 @@
 /** Writing core's decisions out through Fastify, or letting the app answer them itself. */
 
 import { Readable } from "node:stream";
-import { type HttpResponse, hasNoContent } from "@interlock/core";
+import { forEachHeader, type HttpResponse, hasNoContent } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 /**
@@ -18,11 +18,7 @@ export type TakeOver<D> = (decision: D, request: FastifyRequest, reply: FastifyR
  */
 export function sendResponse(reply: FastifyReply, response: HttpResponse): FastifyReply {
   reply.code(response.status);
-  const pairs = response.headers;
-  for (let i = 0; i < pairs.length; i++) {
-    const [name, value] = pairs[i] as [string, string];
-    if (!namedBefore(pairs, i)) reply.header(name, valuesFrom(pairs, i, value));
-  }
+  forEachHeader(response.headers, (name, value) => reply.header(name, value));
   // A replayed HEAD answer (stored without content) brings the length of a GET's content, never
   // sent, or none, as the first answer did. Fastify's HEAD handling sets `Content-Length: 0` for
   // no payload; a stream it drains without one. A refusal to a HEAD is sent as to a GET.
@@ -30,26 +26,6 @@ export function sendResponse(reply: FastifyReply, response: HttpResponse): Fasti
   if (headReplay && !hasNoContent(response.status)) return reply.send(Readable.from([]));
   // An empty body is sent as none, so Fastify adds no content-type of its own to a bare 204.
   return reply.send(response.body.length > 0 ? response.body : undefined);
-}
-
-/** Whether the header at `index` repeats a name listed before it (sent with that one). */
-function namedBefore(pairs: HttpResponse["headers"], index: number): boolean {
-  const name = (pairs[index] as [string, string])[0];
-  for (let i = 0; i < index; i++) if ((pairs[i] as [string, string])[0] === name) return true;
-  return false;
-}
-
-/** The value of the header at `index`, or every value listed under its name from there on. */
-function valuesFrom(pairs: HttpResponse["headers"], index: number, value: string): string | string[] {
-  const name = (pairs[index] as [string, string])[0];
-  let values: string[] | undefined;
-  for (let i = index + 1; i < pairs.length; i++) {
-    const [other, more] = pairs[i] as [string, string];
-    if (other !== name) continue;
-    values ??= [value];
-    values.push(more);
-  }
-  return values ?? value;
 }
 
 /** Answers `decision` through the app's `onError` when it takes over, else with core's response. */

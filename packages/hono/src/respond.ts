@@ -1,5 +1,5 @@
 /** Writing core's plain `HttpResponse` out as a Hono response. */
-import type { HttpResponse } from "@interlock/core";
+import { forEachHeader, type HttpResponse } from "@interlock/core";
 import type { Context } from "hono";
 
 type StatusCode = Parameters<Context["status"]>[0];
@@ -61,11 +61,9 @@ function asHeadersInit(headers: Array<[string, string]>, hasBody: boolean): Head
 /** Header pairs as a record, a repeated name's values in a list (Hono appends each). */
 function headerRecord(pairs: HeaderPairs): Record<string, string | string[]> {
   const record: Record<string, string | string[]> = Object.create(null); // a "__proto__" name is a name
-  for (const [pairName, value] of pairs) {
-    const name = pairName.toLowerCase();
-    const had = record[name];
-    record[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
-  }
+  forEachHeader(pairs, (name, value) => {
+    record[name] = value;
+  });
   return record;
 }
 

@@ -6,7 +6,7 @@
 
 import type { ServerResponse } from "node:http";
 import { Readable } from "node:stream";
-import { BodyCollector, type CapturedResponse, type HttpResponse, hasNoContent } from "@interlock/core";
+import { BodyCollector, type CapturedResponse, forEachHeader, type HttpResponse, hasNoContent } from "@interlock/core";
 import type { Context } from "koa";
 
 const EMPTY = new Uint8Array();
@@ -41,15 +41,11 @@ const statusSet = (ctx: Context): boolean => (ctx.response as { _explicitStatus?
 /** Writes a response core decided (a refusal, a duplicate, a replay) as the Koa response. */
 export function writeResponse(ctx: Context, response: HttpResponse): void {
   ctx.status = response.status;
-  const written = new Set<string>();
-  let ownLength: string | undefined;
-  for (const [name, value] of response.headers) {
-    const lower = name.toLowerCase();
-    if (written.has(lower)) ctx.append(name, value);
-    else ctx.set(name, value);
-    written.add(lower);
-    if (lower === "content-length") ownLength = value;
-  }
+  let ownLength: string | string[] | undefined;
+  forEachHeader(response.headers, (name, value) => {
+    ctx.set(name, value);
+    if (name === "content-length") ownLength = value;
+  });
   const { body } = response;
   // A replayed HEAD answer brings the length of a GET's content, never sent, or none, as the
   // first answer did: Koa frames a HEAD answer by its body's length, an empty stream's unknown.
