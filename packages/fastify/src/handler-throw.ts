@@ -1,6 +1,6 @@
 /**
  * A handler that throws after hijacking its reply reaches none of Fastify's hooks: `onError` is
- * skipped for a reply already sent, and `onResponse` waits for an end the route will never
+ * skipped for a reply already sent, and its response waits for an end the route will never
  * write. Fastify 5 publishes every handler's throw on a diagnostics channel, which is where the
  * adapters learn of it, to release what the request claimed as they do for any other throw.
  */

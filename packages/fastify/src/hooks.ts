@@ -1,12 +1,6 @@
 /** The shape `webhook()` and `idempotency()` return: Fastify route options made of hooks. */
 
-import type {
-  onErrorHookHandler,
-  onResponseHookHandler,
-  onSendHookHandler,
-  preHandlerHookHandler,
-  preParsingHookHandler,
-} from "fastify";
+import type { onErrorHookHandler, onSendHookHandler, preHandlerHookHandler, preParsingHookHandler } from "fastify";
 
 /**
  * Route-level hooks: spread them into a route's options (`app.post(path, webhook(…), handler)`),
@@ -20,16 +14,17 @@ export interface InterlockHooks {
   readonly preParsing: preParsingHookHandler;
   /** Asks core what to do: run the handler, or answer (refusal, duplicate, replay, 409, 503). */
   readonly preHandler: preHandlerHookHandler;
-  /** Settles with the store before the answer goes out. */
+  /**
+   * Settles with the store before the answer goes out. (A reply that never passes `onSend`, a
+   * hijacked one, is settled as its response finishes: see `settleWhenFinished`.)
+   */
   readonly onSend: onSendHookHandler;
-  /** Settles a hijacked reply, which never passes `onSend`. */
-  readonly onResponse: onResponseHookHandler;
   /** Releases the delivery or key when the handler throws. */
   readonly onError: onErrorHookHandler;
 }
 
 /** The hook names an `InterlockHooks` set fills, in lifecycle order. */
-export const HOOK_NAMES = ["preParsing", "preHandler", "onSend", "onResponse", "onError"] as const;
+export const HOOK_NAMES = ["preParsing", "preHandler", "onSend", "onError"] as const;
 
 /**
  * Where the plugin puts a set among the route's own hooks. Webhooks run first, so the route's

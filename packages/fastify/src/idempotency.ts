@@ -5,8 +5,9 @@
  * with a key: no other is ever read for the engine), the key is claimed in `preHandler` (where
  * the engine takes the body only if the fingerprint needs it), the handler's response is
  * captured and stored as it is sent (`onSend`; a stream, not stored, releases the key once it
- * is over: `settleAtEnd`), and a handler that throws releases the key
- * (`onError`, or Fastify's diagnostics channel for a hijacked reply). Refusals and replays are
+ * is over: `settleAtEnd`; a hijacked reply as its response finishes: `settleWhenFinished`), and
+ * a handler that throws releases the key (`onError`, or Fastify's diagnostics channel for a
+ * hijacked reply). Refusals and replays are
  * answered before the handler.
  */
 
@@ -32,9 +33,9 @@ import {
   keepPending,
   payloadBody,
   recordOnHijack,
-  resetBeforeEnd,
   sentHeaders,
   settleAtEnd,
+  settleWhenFinished,
   takePending,
 } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
@@ -186,6 +187,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
             ticket: decision.ticket,
             hijacked: recordOnHijack(reply, recordLimit, ends),
           });
+          settleWhenFinished(request, reply, kIdempotentRun, finishHijacked);
         }
         done();
       }, done);
@@ -218,13 +220,6 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
       // Bytes go out as the copy stored (see payloadBody); anything else as it came.
       const sent = body instanceof Uint8Array ? body : payload;
       engine.finish(run.ticket, captured).then(() => done(null, sent), done);
-    },
-
-    // A hijacked reply never passes onSend: store what it wrote once it has finished. (Not when
-    // an HTTP/2 client reset the stream first: the route's own end settles it then.)
-    onResponse(request, reply, done) {
-      if (!hasPending(request, kIdempotentRun) || resetBeforeEnd(reply.raw)) return done();
-      finishHijacked(request).then(() => done(), done);
     },
 
     // The handler threw: release the key, then Fastify's error handling answers. (A hijacked

@@ -4,8 +4,8 @@
  * the app takes, or one sent without Content-Type, is then taken raw: body-fallback.ts), the
  * delivery is verified and claimed in `preHandler`, and the claim is settled when the
  * handler's answer is sent (`onSend`: 2xx records it, anything else releases it; a stream once
- * it has ended, released if the response closed first) or when it throws (`onError`, or
- * Fastify's diagnostics channel for a hijacked reply).
+ * it has ended, released if the response closed first; a hijacked reply as its response
+ * finishes) or when it throws (`onError`, or Fastify's diagnostics channel for a hijacked reply).
  */
 
 import {
@@ -25,8 +25,8 @@ import {
   keepPending,
   payloadBody,
   recordOnHijack,
-  resetBeforeEnd,
   settleAtEnd,
+  settleWhenFinished,
   takePending,
 } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
@@ -127,6 +127,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
           ticket: decision.ticket,
           hijacked: recordOnHijack(reply, undefined, ends),
         });
+        settleWhenFinished(request, reply, kWebhookClaim, finishHijacked);
         done();
       }, done);
     },
@@ -146,13 +147,6 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
         return done(null, payload);
       }
       receiver.finish(claim.ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
-    },
-
-    // A hijacked reply never passes onSend: settle it once it has been written. (Not when an
-    // HTTP/2 provider reset the stream first: the route's own end, or throw, settles it then.)
-    onResponse(request, reply, done) {
-      if (!hasPending(request, kWebhookClaim) || resetBeforeEnd(reply.raw)) return done();
-      finishHijacked(request).then(() => done(), done);
     },
 
     // The handler threw: release the delivery, then Fastify's error handling answers. (A

@@ -547,6 +547,28 @@ describe("response capture and replay", () => {
     ]);
   });
 
+  it("a route that writes reply.raw itself, never hijacked: the answer passes through uncached, the key released once it has finished", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/raw", hooks, (_request, reply) => {
+        calls++;
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        reply.raw.end(`written ${calls}`);
+      });
+    });
+    const key = newKey();
+    for (const n of [1, 2]) {
+      const response = await send("/raw", key);
+      expect([response.status, await response.text()]).toEqual([200, `written ${n}`]);
+      await vi.waitFor(() => expect(events.filter((e) => e.type === "idempotency.released")).toHaveLength(n));
+    }
+    expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([
+      { reason: "streamed", status: 200 },
+      { reason: "streamed", status: 200 },
+    ]);
+  });
+
   it("a client that leaves a hijacked reply mid-response: the route's later end is recorded, the retry replays it", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;

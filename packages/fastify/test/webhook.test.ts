@@ -1,7 +1,7 @@
 /** Fastify-specific webhook behaviour: raw bytes whatever the parser, limits, misconfiguration, onError. */
 
 import { request as httpRequest } from "node:http";
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { createGunzip, gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
@@ -519,6 +519,26 @@ describe("settling the delivery", () => {
     });
     const d = await signed('{"a":1}', "application/json");
     expect(await postAndLeave(`${running.url}/hook`, d)).toBe(200);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.processed"));
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(calls).toBe(1);
+  });
+
+  it("a stream piped into a hijacked reply, the provider still there: recorded by its status once the response has finished", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+      app.post("/hook", { config: { interlock: hooks } }, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        Readable.from(["processing,", "done"]).pipe(reply.raw);
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect(await (await post(`${running.url}/hook`, d)).text()).toBe("processing,done");
     await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.processed"));
     const again = await post(`${running.url}/hook`, d);
     expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
