@@ -208,9 +208,7 @@ function storedHeaders(headers: StoredRecord["headers"], method: string): Array<
 
 /** The stored answer, as replayed to a request of `method`, marked with `replayedHeader`. */
 export function replayResponse(record: StoredRecord, replayedHeader: string, method: string): HttpResponse {
-  return {
-    status: record.status,
-    headers: [...storedHeaders(record.headers, method), [replayedHeader, "true"]],
-    body: record.body,
-  };
+  const headers = storedHeaders(record.headers, method);
+  headers.push([replayedHeader, "true"]);
+  return { status: record.status, headers, body: record.body };
 }
