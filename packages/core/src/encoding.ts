@@ -44,6 +44,8 @@ export function copyBytes(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
 const SHARED_TEXT_UNITS = 1365;
 /** Bytes up to this many are copied into a block (see `copyBytesShared`). */
 const SHARED_COPY_BYTES = 4 * 1024;
+/** V8 keeps a typed array this short inside its heap (`typed_array_max_size_in_heap`): cheap to make. */
+const IN_HEAP_BYTES = 64;
 const SHARED_BLOCK_BYTES = 16 * 1024;
 let sharedBlock = new Uint8Array(0);
 let sharedUsed = 0;
@@ -78,10 +80,11 @@ export function encodeUtf8Shared(text: string): Uint8Array {
 
 /**
  * A copy of the bytes, the caller's own, as a view of a block shared with other bytes' (see
- * `sharedRoom`) when they are few: for a stored body read out to be sent (every replay's).
+ * `sharedRoom`) when they are few: for a stored body read out to be sent (every replay's). Up to
+ * 64 bytes, an array of their own, which V8 makes in its heap for less than a view costs.
  */
 export function copyBytesShared(bytes: Uint8Array): Uint8Array {
-  if (bytes.length > SHARED_COPY_BYTES) return copyBytes(bytes);
+  if (bytes.length <= IN_HEAP_BYTES || bytes.length > SHARED_COPY_BYTES) return copyBytes(bytes);
   const start = sharedRoom(bytes.length);
   sharedUsed = start + bytes.length;
   const copy = sharedBlock.subarray(start, sharedUsed);
