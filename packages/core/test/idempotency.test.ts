@@ -169,22 +169,28 @@ describe("request bodies", () => {
     expect(JSON.parse(new TextDecoder().decode(decision.response.body))).toMatchObject({ code: "body_not_raw" });
   });
 
-  it("answers a BodyError thrown by a lazy body exactly as refuse() does, event included", async () => {
+  it("answers a BodyError a lazy body throws or returns exactly as refuse() does, event included", async () => {
     const events: unknown[] = [];
-    const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent: (e) => events.push(e) });
+    const store = new MemoryStore();
+    const engine = createIdempotency({ store, principal: false, onEvent: (e) => events.push(e) });
+    const tooLarge = () => BodyError.tooLarge(16);
     const thrown = await engine.begin(
       request(async () => {
-        throw BodyError.tooLarge(16);
+        throw tooLarge();
       }),
     );
-    const refused = engine.refuse({ method: "post", route: "/payments" }, BodyError.tooLarge(16));
-    for (const decision of [thrown, refused]) {
+    const returned = await engine.begin(request(async () => tooLarge()));
+    const returnedAtOnce = await engine.begin(request(tooLarge));
+    const refused = engine.refuse({ method: "post", route: "/payments" }, tooLarge());
+    for (const decision of [thrown, returned, returnedAtOnce, refused]) {
       expect(decision).toMatchObject({ action: "respond", replayed: false, response: { status: 413 } });
       if (decision.action !== "respond") throw new Error("unreachable");
       expect(decision.error).toMatchObject({ code: "body_too_large", message: "the request body exceeds 16 bytes" });
     }
     const rejected = { type: "idempotency.rejected", method: "POST", route: "/payments", code: "body_too_large" };
-    expect(events).toEqual([rejected, rejected]);
+    expect(events).toEqual([rejected, rejected, rejected, rejected]);
+    // Nothing was claimed: the same key with a body that can be read runs.
+    expect((await engine.begin(request('{"amount":1}'))).action).toBe("execute");
   });
 
   it("types principal, fingerprint and required for the adapter's own request", () => {

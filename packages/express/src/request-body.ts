@@ -27,8 +27,15 @@ const NOT_RAW_ADVICE =
   "pass the parser the verify hook, e.g. express.json({ verify: captureRawBody }), or mount idempotency() first" +
   RAW_BODY_HOST_ADVICE;
 
-/** Reads the body; throws core's `BodyError` (413 too large, 500 not raw), which the engine answers. */
-export type BodyReader = (req: IncomingMessage, res: ServerResponse) => Promise<Buffer | undefined>;
+/**
+ * Reads the body; core's `BodyError` (413 too large, 500 not raw), returned or thrown, is the
+ * engine's to answer. Bytes a parser already kept come back at once, with no promise: the engine
+ * then hashes them in the same tick.
+ */
+export type BodyReader = (
+  req: IncomingMessage,
+  res: ServerResponse,
+) => Buffer | undefined | BodyError | Promise<Buffer | undefined>;
 
 export function bodyReader(limit: number): BodyReader {
   const options = { limit, verify: captureRawBody };
@@ -38,19 +45,7 @@ export function bodyReader(limit: number): BodyReader {
     express.text(options),
     express.raw(options),
   ];
-  return async (req, res) => {
-    if (streamConsumed(req)) {
-      // A parser (or the host) read the stream: its bytes are what it kept, or gone.
-      // Past the limit whatever read them: the app's parser may allow more than `bodyLimit`.
-      const known = rawBodyOf(req);
-      if (known !== undefined) {
-        if (known.byteLength > limit) throw BodyError.tooLarge(limit);
-        return known;
-      }
-      // Nothing announced, nothing lost: a parser that read an empty stream kept no bytes.
-      if (!announcesBody(req)) return undefined;
-      throw new BodyError("body_not_raw", NOT_RAW_ADVICE);
-    }
+  const readUnread = async (req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined> => {
     // Refused before Express's parsers, which read a body past their limit to its end before refusing it.
     const declared = declaredTooLarge(req, limit);
     if (declared) throw declared;
@@ -70,6 +65,19 @@ export function bodyReader(limit: number): BodyReader {
     if (body instanceof BodyError) throw body;
     return body;
   };
+  return (req, res) => (streamConsumed(req) ? keptBytes(req, limit) : readUnread(req, res));
+}
+
+/**
+ * The bytes of a request whose stream a parser (or the host) read: what it kept, or gone. Held
+ * to the limit whatever read them: the app's parser may allow more than `bodyLimit`.
+ */
+function keptBytes(req: IncomingMessage, limit: number): Buffer | undefined | BodyError {
+  const known = rawBodyOf(req);
+  if (known !== undefined) return known.byteLength > limit ? BodyError.tooLarge(limit) : known;
+  // Nothing announced, nothing lost: a parser that read an empty stream kept no bytes.
+  if (!announcesBody(req)) return undefined;
+  return new BodyError("body_not_raw", NOT_RAW_ADVICE);
 }
 
 type ParsedRequest = IncomingMessage & RequestState;

@@ -91,11 +91,9 @@ const NOT_CAPTURED =
   "Interlock's preParsing hook did not run for this route, so the request body was never captured: " +
   "register the route with `config: { interlock: idempotency(…) }` or spread all of idempotency(…)'s hooks into its options";
 
-/** The kept bytes, for the engine; core answers the `BodyError` thrown when there are none. */
-function keptBody(request: FastifyRequest): Buffer {
-  const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
-  if (body instanceof BodyError) throw body;
-  return body;
+/** The kept bytes, for the engine; core answers the `BodyError` returned when there are none. */
+function keptBody(request: FastifyRequest): Buffer | BodyError {
+  return rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
 }
 
 /** The options this adapter takes beyond core's. */

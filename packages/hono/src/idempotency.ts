@@ -5,7 +5,7 @@
  */
 import {
   assertOptionNames,
-  BodyError,
+  type BodyError,
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
@@ -25,7 +25,7 @@ import {
 import type { Context, Env, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
-import { type ReadOptions, readBody } from "./body.js";
+import { readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { answerByApp, send } from "./respond.js";
 import { givenBody, raisedAroundRoute, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
@@ -115,19 +115,13 @@ function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): Middlewar
 
   return createMiddleware(async (c, next) => {
     // The body is read only if the engine needs it (a covered request with a key); any other
-    // request reaches the route with its stream untouched.
-    const decision = await engine.begin(requestOf(c, route, () => bodyOf(c, read)));
+    // request reaches the route with its stream untouched. A `BodyError` the read returns is the
+    // engine's to answer (413, 400, 500).
+    const decision = await engine.begin(requestOf(c, route, () => readBody(c, read)));
     if (decision.action === "pass") return next();
     if (decision.action === "respond") return answer(c, decision);
     await execute(engine, decision.ticket, c, next);
   });
-}
-
-/** The bytes to fingerprint; the engine answers the `BodyError` thrown when they cannot be had (413, 400, 500). */
-async function bodyOf(c: Context, read: ReadOptions): Promise<Uint8Array | string> {
-  const body = await readBody(c, read);
-  if (body instanceof BodyError) throw body;
-  return body;
 }
 
 /**
@@ -139,7 +133,7 @@ async function bodyOf(c: Context, read: ReadOptions): Promise<Uint8Array | strin
 function requestOf(
   c: Context,
   route: ((c: Context) => string) | undefined,
-  body: () => Promise<Uint8Array | string>,
+  body: () => Promise<Uint8Array | string | BodyError>,
 ): HonoIdempotencyRequest {
   const { method, url, raw } = c.req;
   const path = pathAndQuery(url);

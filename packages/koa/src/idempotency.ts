@@ -6,7 +6,6 @@
 
 import {
   assertOptionNames,
-  BodyError,
   bodyLimitOption,
   type CapturedResponse,
   createIdempotency,
@@ -70,13 +69,6 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
   const recordLimit = engine.options.store.maxRecordBytes;
   const readsPattern = !options.route && options.onEvent !== undefined;
 
-  /** The bytes to fingerprint, read on the engine's demand: a request it passes through is left unread. */
-  async function bodyOf(ctx: Context): Promise<Buffer | string> {
-    const body = await readRawBody(ctx, limit, "idempotency");
-    if (body instanceof BodyError) throw body;
-    return body;
-  }
-
   async function interlockIdempotency(ctx: Context, next: Next): Promise<void> {
     const decision = await engine.begin({
       method: ctx.method,
@@ -87,7 +79,9 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
       routePattern: readsPattern ? () => matchedPattern(ctx) : undefined,
       path: ctx.originalUrl,
       headers: ctx.headers,
-      body: () => bodyOf(ctx),
+      // Read on the engine's demand (a request it passes through is left unread); a `BodyError`
+      // returned is its refusal (413, 400, 500).
+      body: () => readRawBody(ctx, limit, "idempotency"),
       context: ctx,
     });
     if (decision.action === "pass") return next();

@@ -71,9 +71,10 @@ export interface IdempotencyRequest {
   headers: HeadersInput;
   /**
    * The raw body bytes (or exact text); undefined for none. A function is called only when
-   * the default fingerprint needs the body, so requests the engine passes through are never read.
+   * the default fingerprint needs the body, so requests the engine passes through are never read;
+   * it returns (or throws) a `BodyError` when the body cannot be had (413, 400, 500 `body_not_raw`).
    */
-  body: RawBody | undefined | (() => RawBody | undefined | Promise<RawBody | undefined>);
+  body: RawBody | undefined | (() => RawBody | BodyError | undefined | Promise<RawBody | BodyError | undefined>);
   /** The framework's own request object, for `principal` and `fingerprint` functions. */
   context?: unknown;
 }
@@ -238,7 +239,7 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
   /** The options it was made with. */
   readonly options: Readonly<IdempotencyOptions<R>>;
   /**
-   * Decides a request. A lazy `body` throwing a `BodyError` (too large, not raw) is answered
+   * Decides a request. A lazy `body` returning or throwing a `BodyError` (too large, not raw) is answered
    * like `refuse`: the problem+json decision and an `idempotency.rejected` event.
    */
   begin(request: R): Promise<IdempotencyDecision>;
@@ -516,8 +517,8 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     // Bytes an adapter already holds (Fastify's, read in preParsing) are hashed at once: a
     // promise only for a body still to be read.
     const body = request.body();
-    if (!isThenable(body)) return sha256Hex([prefix, requestBytes(body)]);
-    return Promise.resolve(body).then((bytes) => sha256Hex([prefix, requestBytes(bytes)]));
+    if (!isThenable(body)) return sha256Hex([prefix, readBytes(body)]);
+    return Promise.resolve(body).then((bytes) => sha256Hex([prefix, readBytes(bytes)]));
   }
 
   // The principal is hashed into the key, so stores and their logs never see an API key.
@@ -880,4 +881,14 @@ function patternOf(request: Pick<IdempotencyRequest, "route" | "routePattern">):
 function routed<E extends { route?: string }>(event: E, route: string | undefined): E {
   if (route !== undefined) event.route = route;
   return event;
+}
+
+/**
+ * What a lazy body gave, as bytes; a `BodyError` returned is thrown, as one thrown is: an adapter
+ * hands its reader over as it is, with no async wrapper of its own (a promise and its ticks on
+ * every keyed request) to turn the one into the other.
+ */
+function readBytes(body: RawBody | BodyError | undefined): Uint8Array {
+  if (body instanceof BodyError) throw body;
+  return requestBytes(body);
 }
