@@ -3,7 +3,7 @@
 import { InterlockConfigError } from "../errors.js";
 import { monotonicNow } from "../events.js";
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
-import { asUnavailable, storeCall } from "../store/validate.js";
+import { storeCall } from "../store/validate.js";
 
 /** How long to wait for a request in flight with the same key (`waitForInFlight`, `runIdempotent`'s `wait`). */
 export interface WaitOptions {
@@ -35,7 +35,9 @@ export function checkWait(name: string, wait: WaitOptions | undefined): void {
  * Claims `key`. While another caller holds it with the same fingerprint and `wait` is set,
  * polls until the holder completes (returns "completed"), gives up (the lease ran out: this
  * caller wins and returns "claimed"), or `timeoutMs` passes (returns "in_flight"). A store's
- * failure, thrown or rejected, rejects with `StoreUnavailableError`.
+ * failure, thrown or rejected, rejects with the store's own error, for the caller to name
+ * (`asUnavailable`): the engine reports it as an event, `runIdempotent` throws it, and neither
+ * pays for a second promise on every claim to have it named here.
  */
 export function claimKey(
   store: InterlockStore,
@@ -48,9 +50,7 @@ export function claimKey(
 }
 
 function claimOnce(store: InterlockStore, key: string, options: ClaimOptions): Promise<ClaimResult> {
-  return storeCall(() => store.claim(key, options)).catch((error: unknown) => {
-    throw asUnavailable(store, error); // or, from a store set up wrong, its own error, thrown as it is
-  });
+  return storeCall(() => store.claim(key, options));
 }
 
 async function claimWaiting(

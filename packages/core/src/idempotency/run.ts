@@ -9,7 +9,7 @@ import { IdempotencyError, InterlockConfigError } from "../errors.js";
 import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore } from "../store/contract.js";
 import { LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
-import { assertClaim, positiveMs, storeCall, storeOption } from "../store/validate.js";
+import { assertClaim, asUnavailable, positiveMs, storeCall, storeOption } from "../store/validate.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import {
   DEFAULT_IDEMPOTENCY_LOCK_TTL_MS,
@@ -125,7 +125,10 @@ export async function runIdempotent<T>(
   // mistake: refused here as such, not by the store as an outage the caller would retry forever.
   const claimOptions = { fingerprint, lockTtlMs };
   assertClaim(storeKey, claimOptions);
-  const claim = await claimKey(store, storeKey, claimOptions, options.wait);
+  // A store that failed is unavailable (a store set up wrong throws its own error, as it is).
+  const claim = await claimKey(store, storeKey, claimOptions, options.wait).catch((error: unknown) => {
+    throw asUnavailable(store, error);
+  });
   if (claim.state !== "claimed") {
     const other = claim.state === "completed" ? claim.record.fingerprint : claim.fingerprint;
     if (other !== fingerprint)

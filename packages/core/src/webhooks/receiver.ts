@@ -34,7 +34,7 @@ import { type HttpResponse, jsonResponse, problemResponse } from "../http.js";
 import { assertOptionNames, optionNames } from "../option-names.js";
 import type { InterlockStore, StoredResponse } from "../store/contract.js";
 import { type HeldLease, LeaseKeeper, type LeaseRenewal, renewalsOf } from "../store/lease.js";
-import { asUnavailable, positiveMs, releaseClaim, storeCall, storeOption, unstorable } from "../store/validate.js";
+import { asUnavailable, positiveMs, releaseClaim, storeOption, unstorable } from "../store/validate.js";
 import type { RawBody } from "./body.js";
 import { keyDigests, secretList } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
@@ -571,9 +571,14 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     // The handler succeeded: the delivery is processed and is acknowledged even if the
     // record cannot be written (a redelivery may then run again: at-least-once, never lost).
     const completing = onEvent ? monotonicNow() : 0;
-    const recorded = await storeCall(() =>
-      store.complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionFor(ticket.event) }),
-    ).catch(() => false);
+    // A store that failed, thrown or rejected, recorded nothing (caught here: no promise of
+    // `.catch` on every delivery).
+    let recorded: boolean;
+    try {
+      recorded = await store.complete(ticket.key, ticket.token, PROCESSED, { ttlMs: retentionFor(ticket.event) });
+    } catch {
+      recorded = false;
+    }
     if (!onEvent) return;
     const now = monotonicNow();
     const { scheme, id } = ticket.event;
