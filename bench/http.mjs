@@ -1042,6 +1042,7 @@ function summarise(runs) {
       const m = median(rps);
       out[framework][row] = {
         rps: m,
+        rounds: rps,
         spread: rps.length > 1 ? (Math.max(...rps) - Math.min(...rps)) / 2 / m : Number.NaN,
         cpuUsPerReq: median(list.map((r) => r.cpuUsPerReq)),
         busy: median(list.map((r) => r.busy)),
@@ -1090,10 +1091,13 @@ function targets(summary) {
       const ours = express[`idem-${kind}`];
       for (const peer of ["ei", "ni"]) {
         const theirs = express[`${peer}-${kind}`];
+        // Ours over theirs within each round, as every ratio here is taken: the medians of the
+        // two rows' req/s come from different rounds, and could say "ahead" beside ratios that say behind.
+        const head = median(ours.rounds.map((rps, i) => rps / theirs.rounds[i]));
         checks.push({
           what: `Express: ours ahead of ${ROWS[`${peer}-${kind}`].label}`,
-          value: `${fmt2(ours.ratio)} vs ${fmt2(theirs.ratio)}`,
-          ok: ours.rps > theirs.rps,
+          value: `${fmt2(ours.ratio)} vs ${fmt2(theirs.ratio)} of the bare app; ours ÷ theirs ${fmt2(head)}`,
+          ok: Number(fmt2(head)) > 1,
         });
       }
     }
