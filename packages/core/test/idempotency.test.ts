@@ -171,8 +171,7 @@ describe("request bodies", () => {
 
   it("answers a BodyError a lazy body throws or returns exactly as refuse() does, event included", async () => {
     const events: unknown[] = [];
-    const store = new MemoryStore();
-    const engine = createIdempotency({ store, principal: false, onEvent: (e) => events.push(e) });
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false, onEvent: (e) => events.push(e) });
     const tooLarge = () => BodyError.tooLarge(16);
     const thrown = await engine.begin(
       request(async () => {

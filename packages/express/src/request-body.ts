@@ -35,7 +35,7 @@ const NOT_RAW_ADVICE =
 export type BodyReader = (
   req: IncomingMessage,
   res: ServerResponse,
-) => Buffer | undefined | BodyError | Promise<Buffer | undefined>;
+) => Buffer | undefined | BodyError | Promise<Buffer | undefined | BodyError>;
 
 export function bodyReader(limit: number): BodyReader {
   const options = { limit, verify: captureRawBody };
@@ -45,10 +45,10 @@ export function bodyReader(limit: number): BodyReader {
     express.text(options),
     express.raw(options),
   ];
-  const readUnread = async (req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined> => {
+  const readUnread = async (req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined | BodyError> => {
     // Refused before Express's parsers, which read a body past their limit to its end before refusing it.
     const declared = declaredTooLarge(req, limit);
-    if (declared) throw declared;
+    if (declared) return declared;
     const hostBytes = bytesOnBody(req);
     // Decoded as every adapter decodes it, not by the parsers (whose codings differ by major).
     if (req.headers["content-encoding"] !== undefined && parsersReadBody(req)) {
@@ -58,12 +58,10 @@ export function bodyReader(limit: number): BodyReader {
     if (hostBytes !== undefined) return parseHostBytes(parsers, req, res, hostBytes, limit, false);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
     const refused = await parse(parsers, req, res);
-    if (refused) throw refusal(refused, limit);
+    if (refused) return refusal(refused, limit);
     if (!announcesBody(req)) return undefined;
     // A type none of the parsers takes (XML, multipart, …): read it raw; `req.body` stays as it was.
-    const body = rawBodyOf(req) ?? (await readRawBody(req, limit));
-    if (body instanceof BodyError) throw body;
-    return body;
+    return rawBodyOf(req) ?? readRawBody(req, limit);
   };
   return (req, res) => (streamConsumed(req) ? keptBytes(req, limit) : readUnread(req, res));
 }
@@ -124,9 +122,9 @@ function bytesOnBody(req: IncomingMessage): Buffer | undefined {
 
 /**
  * Parses the bytes a host put on `req.body` (or the payload `decodedPayload` decoded) for the
- * route, as the parsers would parse the stream, and returns them for the fingerprint. They are
- * read from a request of their own, not
- * from the host's stream: serverless-express marks that stream unreadable once the app's first
+ * route, as the parsers would parse the stream, and returns them for the fingerprint (or the
+ * parsers' refusal, a `BodyError`). They are read from a request of their own, not from the
+ * host's stream: serverless-express marks that stream unreadable once the app's first
  * synchronous pass returns, so after any `await` before this (an authentication lookup, the
  * engine's own) the parsers would skip it (Express 5, leaving the Buffer) or fail on it
  * (Express 4, a 500 "stream is not readable").
@@ -138,10 +136,10 @@ async function parseHostBytes(
   bytes: Buffer,
   limit: number,
   decoded: boolean,
-): Promise<Buffer | undefined> {
+): Promise<Buffer | undefined | BodyError> {
   const copy = requestCarrying(req, bytes, decoded);
   const refused = await parse(parsers, copy, res);
-  if (refused) throw refusal(refused, limit);
+  if (refused) return refusal(refused, limit);
   const parsed = req as ParsedRequest;
   if (!streamConsumed(copy)) {
     // A type none of the parsers takes: `req.body` stays the host's Buffer, as it would stay
