@@ -157,16 +157,14 @@ function decodedPath(path: string): string {
 /**
  * The bytes to fingerprint: the payload, a body sent with a `Content-Encoding` decoded (core's
  * `decodeContent`), so a compressed send and a plain one of the same JSON are the same request,
- * as on every adapter. The engine answers the `BodyError` thrown when they cannot be had (413,
+ * as on every adapter. The engine answers the `BodyError` returned when they cannot be had (413,
  * 400, 500), or not decoded (415, 400, 413). The handler still gets the request as it came.
  */
-async function fingerprintBody(request: Request, limit: number): Promise<Uint8Array> {
+async function fingerprintBody(request: Request, limit: number): Promise<Uint8Array | BodyError> {
   const body = await readRequestBody(request, limit);
-  if (body instanceof BodyError) throw body;
   const coding = request.headers.get("content-encoding");
-  const payload = coding === null ? body : await decodeContent(body, coding, limit);
-  if (payload instanceof BodyError) throw payload;
-  return payload;
+  if (body instanceof BodyError || coding === null) return body;
+  return decodeContent(body, coding, limit);
 }
 
 /**
