@@ -1,0 +1,99 @@
+/**
+ * Each target's verdicts across the committed runs of a benchmark: how often it was met, and its
+ * value's median and range. One run is one draw: on this shared 2-core VM a ratio moves by up to
+ * 0.2 between full runs with nothing changed on the measured path (bench/README.md, "Reading the
+ * numbers"), so whether a target is met in truth, or missed by a margin no run closes, shows
+ * across runs, not in the latest table alone.
+ *
+ *   node bench/history.mjs                 http.md, the last 14 committed runs
+ *   node bench/history.mjs --last 40       more (or fewer) runs
+ *   node bench/history.mjs --file client   results/client.md instead
+ *
+ * Reads the versions of results/<file>.md in git history (a shallow clone has few or none), and
+ * their "## Targets" tables, whose rows are `| target | value | verdict |`.
+ */
+
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { median } from "./stats.mjs";
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const at = args.indexOf(name);
+  return at >= 0 && args[at + 1] !== undefined ? args[at + 1] : fallback;
+};
+const LAST = Number(option("--last", 14));
+const FILE = `bench/results/${option("--file", "http")}.md`;
+if (!Number.isInteger(LAST) || LAST < 1)
+  throw new Error(`--last takes a whole number of runs, not ${option("--last")}`);
+
+const repo = fileURLToPath(new URL("..", import.meta.url));
+const git = (...gitArgs) => execFileSync("git", gitArgs, { cwd: repo, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+
+/** The target rows of one version of the results file: `{ target, value, met }`. */
+function targetRows(markdown) {
+  const section = markdown.split(/^## Targets$/m)[1]?.split(/^## /m)[0] ?? "";
+  const rows = [];
+  for (const line of section.split("\n")) {
+    const cells = line.split("|").map((cell) => cell.trim());
+    // | target | value | verdict |  →  ["", target, value, verdict, ""]
+    if (cells.length !== 5 || cells[1] === "target" || cells[1].startsWith("---")) continue;
+    const verdict = cells[3];
+    const met =
+      verdict === "✅" || verdict === "met" ? true : verdict === "❌" || verdict === "MISSED" ? false : undefined;
+    if (met === undefined) continue;
+    rows.push({ target: cells[1], value: targetValue(cells[2]), met });
+  }
+  return rows;
+}
+
+/**
+ * A target's value: its first number; where we are compared with a peer, ours over theirs (the
+ * "÷ theirs" figure, or, in tables older than it, "0.97 vs 0.25 of the bare app" divided out).
+ */
+function targetValue(cell) {
+  const quotient = cell.match(/÷ theirs (\d+(?:\.\d+)?)/);
+  if (quotient) return Number(quotient[1]);
+  const versus = cell.match(/^(\d+(?:\.\d+)?) vs (\d+(?:\.\d+)?)/);
+  if (versus) return Number(versus[1]) / Number(versus[2]);
+  return Number(cell.match(/-?\d+(?:\.\d+)?/)?.[0]);
+}
+
+function main() {
+  const commits = git("log", `--max-count=${LAST}`, "--format=%h %cs", "--", FILE)
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [commit, date] = line.split(" ");
+      return { commit, date };
+    });
+  if (commits.length === 0) {
+    console.log(`No committed version of ${FILE} in this checkout's history (a shallow clone?).`);
+    return;
+  }
+  /** target → its runs, newest first. */
+  const byTarget = new Map();
+  for (const { commit } of commits) {
+    for (const row of targetRows(git("show", `${commit}:${FILE}`))) {
+      if (!byTarget.has(row.target)) byTarget.set(row.target, []);
+      byTarget.get(row.target).push(row);
+    }
+  }
+  const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "—");
+  const oldest = commits.at(-1);
+  const newest = commits[0];
+  console.log(
+    `${FILE}: ${commits.length} committed runs, ${oldest.commit} (${oldest.date}) to ${newest.commit} (${newest.date}).\n`,
+  );
+  console.log("| target | runs | met | median | lowest | highest | latest |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  for (const [target, runs] of byTarget) {
+    const values = runs.map((run) => run.value);
+    const met = runs.filter((run) => run.met).length;
+    console.log(
+      `| ${target} | ${runs.length} | ${met} | ${f2(median(values))} | ${f2(Math.min(...values))} | ${f2(Math.max(...values))} | ${f2(values[0])} ${runs[0].met ? "✅" : "❌"} |`,
+    );
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) main();
