@@ -73,8 +73,16 @@ function main() {
   }
   /** target → its runs, newest first. */
   const byTarget = new Map();
+  // A version that only changed the file's prose carries the same run: counted once.
+  const runsSeen = new Set();
+  let runs = 0;
   for (const { commit } of commits) {
-    for (const row of targetRows(git("show", `${commit}:${FILE}`))) {
+    const markdown = git("show", `${commit}:${FILE}`);
+    const run = markdown.match(/^.* · commit .*$/m)?.[0];
+    if (run !== undefined && runsSeen.has(run)) continue;
+    if (run !== undefined) runsSeen.add(run);
+    runs++;
+    for (const row of targetRows(markdown)) {
       if (!byTarget.has(row.target)) byTarget.set(row.target, []);
       byTarget.get(row.target).push(row);
     }
@@ -83,7 +91,7 @@ function main() {
   const oldest = commits.at(-1);
   const newest = commits[0];
   console.log(
-    `${FILE}: ${commits.length} committed runs, ${oldest.commit} (${oldest.date}) to ${newest.commit} (${newest.date}).\n`,
+    `${FILE}: ${runs} runs in the last ${commits.length} commits that changed it, ${oldest.commit} (${oldest.date}) to ${newest.commit} (${newest.date}).\n`,
   );
   console.log("| target | runs | met | median | lowest | highest | latest |");
   console.log("|---|---:|---:|---:|---:|---:|---:|");
