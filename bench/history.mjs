@@ -5,30 +5,23 @@
  * numbers"), so whether a target is met in truth, or missed by a margin no run closes, shows
  * across runs, not in the latest table alone.
  *
- *   node bench/history.mjs                 http.md, the last 14 committed runs
- *   node bench/history.mjs --last 40       more (or fewer) runs
+ *   node bench/history.mjs                 http.md, as the last 14 commits that changed it left it
+ *   node bench/history.mjs --last 40       more (or fewer) commits
  *   node bench/history.mjs --file client   results/client.md instead
  *
  * Reads the versions of results/<file>.md in git history (a shallow clone has few or none), and
  * their "## Targets" tables, whose rows are `| target | value | verdict |`.
  */
 
-import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { option } from "./args.mjs";
+import { git } from "./provenance.mjs";
 import { median } from "./stats.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = args.indexOf(name);
-  return at >= 0 && args[at + 1] !== undefined ? args[at + 1] : fallback;
-};
+/** Commits that changed the file, newest first; one that changed only its prose repeats a run, counted once. */
 const LAST = Number(option("--last", 14));
 const FILE = `bench/results/${option("--file", "http")}.md`;
 if (!Number.isInteger(LAST) || LAST < 1)
-  throw new Error(`--last takes a whole number of runs, not ${option("--last")}`);
-
-const repo = fileURLToPath(new URL("..", import.meta.url));
-const git = (...gitArgs) => execFileSync("git", gitArgs, { cwd: repo, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  throw new Error(`--last takes a whole number of commits, not ${option("--last")}`);
 
 /** The target rows of one version of the results file: `{ target, value, met }`. */
 function targetRows(markdown) {
@@ -71,9 +64,8 @@ function main() {
     console.log(`No committed version of ${FILE} in this checkout's history (a shallow clone?).`);
     return;
   }
-  /** target → its runs, newest first. */
+  /** target → its verdicts, newest first. */
   const byTarget = new Map();
-  // A version that only changed the file's prose carries the same run: counted once.
   const runsSeen = new Set();
   let runs = 0;
   for (const { commit } of commits) {
@@ -95,13 +87,13 @@ function main() {
   );
   console.log("| target | runs | met | median | lowest | highest | latest |");
   console.log("|---|---:|---:|---:|---:|---:|---:|");
-  for (const [target, runs] of byTarget) {
-    const values = runs.map((run) => run.value);
-    const met = runs.filter((run) => run.met).length;
+  for (const [target, verdicts] of byTarget) {
+    const values = verdicts.map((verdict) => verdict.value);
+    const met = verdicts.filter((verdict) => verdict.met).length;
     console.log(
-      `| ${target} | ${runs.length} | ${met} | ${f2(median(values))} | ${f2(Math.min(...values))} | ${f2(Math.max(...values))} | ${f2(values[0])} ${runs[0].met ? "✅" : "❌"} |`,
+      `| ${target} | ${verdicts.length} | ${met} | ${f2(median(values))} | ${f2(Math.min(...values))} | ${f2(Math.max(...values))} | ${f2(values[0])} ${verdicts[0].met ? "✅" : "❌"} |`,
     );
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) main();
+main();

@@ -38,15 +38,9 @@ import path from "node:path";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { Duplex, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { args, flag, option } from "./args.mjs";
 import { measuredCommit, writeResults } from "./provenance.mjs";
 import { halfIqr, median } from "./stats.mjs";
-
-const args = process.argv.slice(2);
-const flag = (name) => args.includes(name);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
 
 const QUICK = flag("--quick");
 const ONLY = option("--only", "").split(",").filter(Boolean);

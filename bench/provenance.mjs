@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 
-function git(...args) {
+/** A git command's output in this checkout, trimmed; "" when git fails (no checkout, no git). */
+export function git(...args) {
   try {
     return execFileSync("git", args, { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   } catch {
