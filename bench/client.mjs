@@ -2,13 +2,13 @@
  * Client benchmark: what `@interlock/client` costs over bare `fetch` when nothing fails, and how
  * fast it fails while an origin's circuit is open. See README.md ("Client benchmark").
  *
- *   node bench/client.mjs           full run (about a minute on 2 cores), writes results/client.md
+ *   node bench/client.mjs           full run (about two minutes on 2 cores), writes results/client.md
  *   node bench/client.mjs --quick   short smoke run, prints the table, writes nothing
  *
  * The server runs in its own child process on 127.0.0.1, so client and server never share an
  * event loop. Bare fetch and the client send the same requests through the same connection pool
  * (Node's global fetch dispatcher), in batches of a fixed number of requests with a fixed number
- * in flight; the four cases take turns in every round, in a rotating order, and each ratio is taken
+ * in flight; the cases take turns in every round, in a rotating order, and each ratio is taken
  * between batches of the same round, so a machine that slows down affects both sides alike.
  */
 
@@ -181,6 +181,8 @@ async function main() {
     "timeout GET": () => timed(undefined),
     "client GET": () => client(url),
     "untimed client GET": () => untimed(url),
+    // The bench against itself: bare GET a second time, read as the client is (see `control`).
+    "bare GET again": () => fetch(url),
     "bare POST": () => fetch(url, post),
     "timeout POST": () => timed(post),
     "client POST": () => client(url, post),
@@ -267,6 +269,11 @@ async function main() {
     addedCpu: median(rounds.map((r) => r[ours].cpuPerReq - r[bare].cpuPerReq)),
     addedCpuTimeout: median(rounds.map((r) => r[ours].cpuPerReq - r[timeout].cpuPerReq)),
   }));
+  // Two cases that send the very same requests: how far from 1.00 this run's ratios stray on their own.
+  const control = {
+    ratio: median(ratios("bare GET again", "bare GET", "rps")),
+    spread: halfIqr(ratios("bare GET again", "bare GET", "rps")),
+  };
   const failWall = median(failFast.map((f) => f.wall));
   const failCpu = median(failFast.map((f) => f.cpu));
   const wallPerCpu = median(rounds.flatMap((r) => Object.values(r).map((b) => b.wallPerCpu)));
@@ -295,6 +302,8 @@ async function main() {
       (r) =>
         `| ${r.label} | ${f0(r.bareRps)} | ${f0(r.timeoutRps)} | ${f0(r.oursRps)} | ${f2(r.ratio)} | ${f2(r.spread)} | ${f2(r.ratioTimeout)} | ${f1(r.bareCpu)} | ${f1(r.timeoutCpu)} | ${f1(r.oursCpu)} | ${f1(r.addedCpu)} | ${f1(r.addedCpuTimeout)} |`,
     ),
+    "",
+    `The bench against itself: a second bare GET case, in every round between the client cases, read against bare GET as the client is: ratio ${f2(control.ratio)} (± ${f2(control.spread)}). The two send the very same requests, so its distance from 1.00 is how far one run's ratio strays with nothing to measure; a target missed or met by less than that is for several runs to tell (\`node bench/history.mjs --file client\`).`,
     "",
     `Wall time over the benchmark process's CPU time during the batches: ${f2(wallPerCpu)} (the client side is not the only thing running: the server, and on this shared machine other processes, take the cores too).`,
     "",
