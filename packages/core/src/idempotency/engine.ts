@@ -259,7 +259,9 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
   refusesUnread(request: Pick<IdempotencyRequest, "method" | "headers">): boolean;
   /**
    * Stores the captured response per the cache policy; resolves to whether it was stored.
-   * Never throws: failures become events. `transaction` is passed to the store (the
+   * A store that fails leaves the key to its lease and becomes an event, not an error; only a
+   * store set up wrong (`InterlockConfigError`, e.g. a `transaction` it cannot join) throws,
+   * for the app's error handling. `transaction` is passed to the store (the
    * PostgreSQL store writes the record inside your transaction): commit only when this
    * resolved true, and if you roll back instead, call `abort` to release the key.
    */
