@@ -47,32 +47,53 @@ export function parseHttpDate(text: string, now: number): number | undefined {
   let match = IMF_FIXDATE.exec(text);
   if (match) return utc(Number(match[3]), match[2], match[1], match.slice(4, 7));
   match = RFC_850.exec(text);
-  if (match) return utc(fullYear(Number(match[3]), now), match[2], match[1], match.slice(4, 7));
+  if (match) return rfc850(Number(match[3]), match[2], match[1], match.slice(4, 7), now);
   match = ASCTIME.exec(text);
   if (match) return utc(Number(match[6]), match[1], match[2], match.slice(3, 6));
   return undefined;
 }
 
 /**
- * RFC 9110: a two-digit year more than 50 years in the future is the most recent past year
- * with those last two digits.
+ * RFC 9110 §5.6.7: a two-digit year is this century's, unless that puts the timestamp more than
+ * 50 years in the future: then it is the most recent past year with those last two digits.
+ * Judged by the whole timestamp, not the year alone: on 1 January 2030, 31-Dec-80 is 1980
+ * (2080-12-31 is more than 50 years ahead) while 01-Jan-80 is 2080.
  */
-function fullYear(twoDigits: number, now: number): number {
+function rfc850(
+  twoDigits: number,
+  month: string | undefined,
+  day: string | undefined,
+  time: string[],
+  now: number,
+): number | undefined {
   const current = new Date(now).getUTCFullYear();
-  let year = current - (current % 100) + twoDigits;
-  if (year > current + 50) year -= 100;
-  return year;
+  const thisCentury = current - (current % 100) + twoDigits;
+  const limit = new Date(now);
+  limit.setUTCFullYear(current + 50);
+  // Rolled over (31 Feb is 3 March) only to place it: `utc` refuses a date that does not exist.
+  const placed = rolledUtc(thisCentury, month, day, time);
+  const year = placed !== undefined && placed > limit.getTime() ? thisCentury - 100 : thisCentury;
+  return utc(year, month, day, time);
 }
 
 function utc(year: number, month: string | undefined, day: string | undefined, time: string[]): number | undefined {
-  const m = MONTHS.indexOf(month ?? "");
-  const d = Number(day);
+  const date = rolledUtc(year, month, day, time);
+  // 31 Feb rolls over into March: a date that does not exist is malformed.
+  return date !== undefined && new Date(date).getUTCDate() === Number(day) ? date : undefined;
+}
+
+/** The timestamp, a day past its month's end rolled over into the next; undefined for a time out of range. */
+function rolledUtc(
+  year: number,
+  month: string | undefined,
+  day: string | undefined,
+  time: string[],
+): number | undefined {
   const [hours, minutes, seconds] = time.map(Number) as [number, number, number];
   if (hours > 23 || minutes > 59 || seconds > 60) return undefined; // 60: a leap second
   const date = new Date(0);
   // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
-  date.setUTCFullYear(year, m, d);
+  date.setUTCFullYear(year, MONTHS.indexOf(month ?? ""), Number(day));
   date.setUTCHours(hours, minutes, Math.min(seconds, 59));
-  // 31 Feb rolls over into March: a date that does not exist is malformed.
-  return date.getUTCDate() === d ? date.getTime() : undefined;
+  return date.getTime();
 }

@@ -90,6 +90,18 @@ describe("Retry-After", () => {
     expect(parseHttpDate("Monday, 01-Jan-52 00:00:00 GMT", now)).toBe(Date.UTC(2052, 0, 1));
   });
 
+  it("judges 'more than 50 years ahead' by the whole timestamp, not the year alone", () => {
+    // 2030-01-01T12:00Z: 2080-12-31 is more than 50 years ahead, so "80" here is 1980, a past date.
+    expect(parseHttpDate("Tuesday, 31-Dec-80 23:59:59 GMT", now)).toBe(Date.UTC(1980, 11, 31, 23, 59, 59));
+    expect(parseRetryAfter("Tuesday, 31-Dec-80 23:59:59 GMT", now)).toBe(0);
+    // Noon of 01-Jan-80 is 50 years ahead to the minute, not more: 2080; a minute later, 1980.
+    expect(parseHttpDate("Monday, 01-Jan-80 12:00:00 GMT", now)).toBe(Date.UTC(2080, 0, 1, 12));
+    expect(parseHttpDate("Monday, 01-Jan-80 12:01:00 GMT", now)).toBe(Date.UTC(1980, 0, 1, 12, 1));
+    // A day that exists in one century only is placed by its roll-over, then refused or kept as is.
+    expect(parseHttpDate("Tuesday, 29-Feb-00 00:00:00 GMT", now)).toBe(Date.UTC(2000, 1, 29));
+    expect(parseHttpDate("Sunday, 29-Feb-01 00:00:00 GMT", now)).toBeUndefined();
+  });
+
   it.each([
     ["absent", null],
     ["negative", "-1"],
