@@ -326,7 +326,9 @@ export class OriginBreaker {
     const policy = this.#policy;
     if (policy.mode === "consecutive") return this.#consecutive >= policy.failures;
     const { calls, failures } = (this.#window as FailureWindow).totals(this.#clocks.elapsed());
-    return calls >= policy.minimumCalls && failures >= policy.threshold * calls;
+    // A share compared as a quotient: `threshold * calls` can round up past a whole count of
+    // failures (0.28 × 25 is 7.000000000000001), and 7 of 25 would never open at 0.28.
+    return calls >= policy.minimumCalls && failures / calls >= policy.threshold;
   }
 
   #open(): void {

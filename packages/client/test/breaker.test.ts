@@ -397,6 +397,26 @@ describe("consecutive failures", () => {
 });
 
 describe("failure ratio in a window", () => {
+  it.each([
+    [0.28, 25, 7], // 0.28 × 25 is 7.000000000000001 in floating point
+    [0.07, 100, 7],
+    [0.14, 50, 7],
+    [0.56, 25, 14],
+  ])("opens at exactly a %s share of failures (%s attempts, %s failed)", async (threshold, calls, failures) => {
+    let sent = 0;
+    const client = createClient({
+      fetch: async () => new Response(null, { status: sent++ < calls - failures ? 200 : 500 }),
+      maxAttempts: 1,
+      timeoutMs: false,
+      deadlineMs: false,
+      breaker: { mode: "ratio", threshold, minimumCalls: calls, windowMs: 3_600_000 },
+    });
+    for (let i = 0; i < calls; i++) await settled(client("https://api.example.com/"));
+    const breaker = client.breakers.get("https://api.example.com");
+    expect(breaker?.window).toEqual({ calls, failures });
+    expect(breaker?.state).toBe("open");
+  });
+
   it("opens when half of at least 4 attempts in the last 10 s failed; older outcomes age out", async () => {
     const statuses = [500, 500, 200, /* 10 s later */ 500, 200, 200, 500];
     const server = await serve((i) => ({ status: statuses[i] ?? 200 }));
