@@ -36,19 +36,29 @@ export function problemResponse(
 
 /**
  * The headers a Node `res.writeHead(status[, message][, headers])` call passes, from its
- * arguments, lower-cased: from an object, or a flat `[name, value, name, value…]` list; none
- * when it passes neither. For adapters that record what a route wrote.
+ * arguments, lower-cased: from an object, a flat `[name, value, name, value…]` list, or a list
+ * of `[name, value]` pairs (Node takes all three); none when it passes none. A name a list
+ * repeats (in any case) keeps each of its values, in order, as Node sends them on lines of
+ * their own. For adapters that record what a route wrote.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function writeHeadHeaders(args: readonly unknown[]): Record<string, unknown> {
   const last = args[args.length - 1];
+  // No prototype: a header named `__proto__` is a header like any other.
+  const headers: Record<string, unknown> = Object.create(null);
   if (Array.isArray(last)) {
-    const headers: Record<string, unknown> = {};
-    for (let i = 0; i + 1 < last.length; i += 2) headers[String(last[i]).toLowerCase()] = last[i + 1];
+    const add = (name: unknown, value: unknown) => {
+      const key = String(name).toLowerCase();
+      const had = headers[key];
+      headers[key] = had === undefined ? value : [had, value].flat();
+    };
+    if (Array.isArray(last[0])) for (const pair of last as unknown[][]) add(pair[0], pair[1]);
+    else for (let i = 0; i + 1 < last.length; i += 2) add(last[i], last[i + 1]);
     return headers;
   }
-  if (typeof last !== "object" || last === null) return {};
-  return Object.fromEntries(Object.entries(last).map(([name, value]) => [name.toLowerCase(), value]));
+  if (typeof last !== "object" || last === null) return headers;
+  for (const [name, value] of Object.entries(last)) headers[name.toLowerCase()] = value;
+  return headers;
 }
 
 /** Past this many headers, `forEachHeader` groups them in a `Map` rather than scanning for repeats. */

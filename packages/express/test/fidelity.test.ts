@@ -47,6 +47,35 @@ async function firstAndReplay(
   return [first, replay];
 }
 
+describe("writeHead's header lists", () => {
+  // Without Express's own X-Powered-By (set with setHeader before the route), Node writes the
+  // list that writeHead was given as it is: a list of pairs, and a name listed twice, twice.
+  const bare = (app: Express) => app.disable("x-powered-by");
+
+  it("writeHead(status, [[name, value], …]): the pairs are replayed as sent", async () => {
+    await start((_req, res) => {
+      res.writeHead(201, [
+        ["Content-Type", "text/plain"],
+        ["Location", "/things/1"],
+      ] as unknown as string[]);
+      res.end("made");
+    }, bare);
+    const [first, replay] = await firstAndReplay();
+    expect([first.headers["content-type"], first.headers.location]).toEqual(["text/plain", "/things/1"]);
+    expectFaithfulReplay(first, replay);
+  });
+
+  it("a name a flat list repeats keeps each of its lines", async () => {
+    await start((_req, res) => {
+      res.writeHead(200, ["Content-Type", "text/plain", "Link", "</a>; rel=next", "Link", "</b>; rel=prev"]);
+      res.end("ok");
+    }, bare);
+    const [first, replay] = await firstAndReplay();
+    expect(first.headers.link).toBe("</a>; rel=next, </b>; rel=prev");
+    expectFaithfulReplay(first, replay);
+  });
+});
+
 describe("Express's own serialisers and shortcuts", () => {
   it("res.json with the app's json spaces, replacer and escape settings", async () => {
     await start(

@@ -120,6 +120,31 @@ describe("the bytes a handler hands over", () => {
     expect(replay.headers["content-type"]).toBeUndefined();
   });
 
+  it("a hijacked reply's writeHead(status, [[name, value], …]): the pairs are replayed as sent", async () => {
+    await start(async (_request, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(201, [
+        ["Content-Type", "text/plain"],
+        ["Location", "/things/1"],
+      ] as unknown as string[]);
+      reply.raw.end("made");
+    });
+    const [first, replay] = await firstAndReplay();
+    expect([first.headers["content-type"], first.headers.location]).toEqual(["text/plain", "/things/1"]);
+    expectFaithfulReplay(first, replay);
+  });
+
+  it("a hijacked reply's writeHead with a name listed twice keeps each of its lines", async () => {
+    await start(async (_request, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(200, ["Content-Type", "text/plain", "Link", "</a>; rel=next", "Link", "</b>; rel=prev"]);
+      reply.raw.end("ok");
+    });
+    const [first, replay] = await firstAndReplay();
+    expect(first.headers.link).toBe("</a>; rel=next, </b>; rel=prev");
+    expectFaithfulReplay(first, replay);
+  });
+
   it("repeated headers keep their lines and order; Set-Cookie is not replayed", async () => {
     await start(async (_request, reply) =>
       reply
