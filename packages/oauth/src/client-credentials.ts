@@ -32,6 +32,7 @@ import {
   heldNow,
   holdTokens,
   isDue,
+  MAX_LIFETIME_MS,
   publicTokens,
   RecordCodec,
   type StoredTokens,
@@ -40,14 +41,11 @@ import {
   tokenSetFrom,
 } from "./tokens.js";
 
-/** The longest a token stays in the store; a later call asks for a new one. */
-const MAX_CACHE_TTL_MS = 365 * 24 * 60 * 60 * 1000;
-
 /**
- * A token's time in the store, in whole ms as stores take it: a clock may tell fractions of a
- * ms, and a server an `expires_in` no store could keep.
+ * A token's time in the store, in whole ms as stores take it (a clock may tell fractions of a
+ * ms), and a year at most however long `assumedLifetimeMs` is: then a later call asks for a new one.
  */
-const cacheTtlMs = (lifetimeMs: number): number => Math.min(MAX_CACHE_TTL_MS, Math.max(1, Math.ceil(lifetimeMs)));
+const cacheTtlMs = (lifetimeMs: number): number => Math.min(MAX_LIFETIME_MS, Math.max(1, Math.ceil(lifetimeMs)));
 
 /** What to ask for, and where the token is cached. */
 export interface ClientCredentialsOptions extends Partial<Freshness> {

@@ -345,19 +345,10 @@ function fromBody(body: Record<string, unknown>, responseStatus: number, endpoin
 export async function typedError(error: unknown, endpoint: OAuthEndpoint): Promise<unknown> {
   if (error instanceof InterlockError) return error;
   if (error instanceof oauth.ResponseBodyError) {
-    if (error.status === 429) {
-      // Rate limited: transient, whatever error code came with it.
-      return new OAuthResponseError("server_unavailable", `authorization server answered 429 (${error.error})`, {
-        responseStatus: 429,
-        cause: error,
-      });
-    }
-    return new OAuthError(error.error, {
-      description: error.error_description,
-      uri: text(error.cause.error_uri),
-      responseStatus: error.status,
-      endpoint,
-    });
+    // As an OAuthError, even as a 429's cause: oauth4webapi's error holds the server's description
+    // and whole body, which a logged error would print (a server may echo the client's secret).
+    const refusal = fromBody(error.cause, error.status, endpoint);
+    return error.status === 429 ? unavailable(429, refusal.code, refusal) : refusal;
   }
   if (error instanceof oauth.AuthorizationResponseError) {
     return new OAuthError(error.error, {
@@ -389,13 +380,7 @@ export async function typedError(error: unknown, endpoint: OAuthEndpoint): Promi
     if (response !== undefined && answeredOtherwise(error, response)) {
       const { status } = response;
       const body = await oauthErrorBody(response);
-      const detail = body === undefined ? "" : ` (${String(body.error)})`;
-      if (status >= 500 || status === 429) {
-        return new OAuthResponseError("server_unavailable", `authorization server answered ${status}${detail}`, {
-          responseStatus: status,
-          cause: error,
-        });
-      }
+      if (status >= 500 || status === 429) return unavailable(status, text(body?.error), error);
       if (body !== undefined) return fromBody(body, status, endpoint);
       return new OAuthResponseError("invalid_response", `authorization server answered an unexpected ${status}`, {
         responseStatus: status,
@@ -406,6 +391,18 @@ export async function typedError(error: unknown, endpoint: OAuthEndpoint): Promi
   }
   if (error instanceof oauth.UnsupportedOperationError) return refused(error);
   return error;
+}
+
+/**
+ * Rate limited (429) or failing (5xx): transient, whatever error code came with it. The code is
+ * named; the server's description never is (see `OAuthError`).
+ */
+function unavailable(status: number, code: string | undefined, cause: Error): OAuthResponseError {
+  const detail = code === undefined ? "" : ` (${code})`;
+  return new OAuthResponseError("server_unavailable", `authorization server answered ${status}${detail}`, {
+    responseStatus: status,
+    cause,
+  });
 }
 
 /**

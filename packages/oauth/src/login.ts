@@ -171,12 +171,17 @@ function sameText(a: string, b: string): boolean {
  * The redirect URI exactly as given: the server compares it with the registered one by simple
  * string comparison (RFC 6749 §3.1.2.3, RFC 9700 §2.1), which a URL parsed and printed again
  * can fail (`https://app.example` becomes `https://app.example/`, a default port goes, a host is
- * lower-cased): the login would be refused as a redirect URI that is not registered.
+ * lower-cased): the login would be refused as a redirect URI that is not registered. A fragment
+ * is refused: the endpoint URI must not include one (RFC 6749 §3.1.2).
  */
 function redirectUriOption(value: string | URL): string {
   const text = value instanceof URL ? value.href : value;
   if (typeof text !== "string" || !URL.canParse(text)) {
     throw new InterlockConfigError("redirectUri must be an absolute URL");
+  }
+  // Printed again, a URL has a `#` exactly when it has a fragment, an empty one (`hash` "") too.
+  if (new URL(text).href.includes("#")) {
+    throw new InterlockConfigError("redirectUri must have no fragment (RFC 6749 §3.1.2)");
   }
   return text;
 }

@@ -61,6 +61,13 @@ export const DEFAULT_REFRESH_MARGIN_MS = 60_000;
 /** The lifetime assumed for a token the server gave no `expires_in` by default: 5 minutes. */
 export const DEFAULT_ASSUMED_LIFETIME_MS = 5 * 60_000;
 
+/**
+ * The longest a token is taken to live, and kept in a store: a year. oauth4webapi takes any finite
+ * `expires_in`, and past about 10^305 s its milliseconds are Infinity, which JSON writes as null:
+ * a record no store could give back. Such a token is renewed after a year instead.
+ */
+export const MAX_LIFETIME_MS = 365 * 24 * 60 * 60 * 1000;
+
 export function freshnessOptions(options: Partial<Freshness>): Freshness {
   const refreshMarginMs = options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS;
   const assumedLifetimeMs = options.assumedLifetimeMs ?? DEFAULT_ASSUMED_LIFETIME_MS;
@@ -94,7 +101,9 @@ export interface GrantContext {
 export function tokenSetFrom(response: TokenEndpointResponse, now: number, context: GrantContext = {}): TokenSet {
   const { previous } = context;
   const lifetimeMs =
-    response.expires_in === undefined ? undefined : Math.max(0, Math.floor(response.expires_in * 1000));
+    response.expires_in === undefined
+      ? undefined
+      : Math.min(MAX_LIFETIME_MS, Math.max(0, Math.floor(response.expires_in * 1000)));
   return {
     accessToken: response.access_token,
     tokenType: response.token_type,

@@ -337,6 +337,29 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     expect(JSON.stringify(error)).not.toContain(credentials.slice("Basic ".length));
   });
 
+  it("a 429 whose error_description echoes the request: logged whole, the error leaves it out, its cause included", async () => {
+    let credentials = "";
+    mock().service.once(Events.BeforeResponse, (response, request) => {
+      credentials = request.headers.authorization ?? "";
+      response.statusCode = 429;
+      response.body = { error: "slow_down", error_description: `slow down: ${credentials}` };
+    });
+    const error = await createClientCredentials(client({ retry: false }))
+      .getAccessToken()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthResponseError);
+    expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 429 });
+    expect(credentials).toMatch(/^Basic /); // the client's secret, encoded
+    // What a logger prints of it, to the bottom of its causes.
+    const logged = inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true });
+    expect(logged).not.toContain(credentials.slice("Basic ".length));
+    expect(logged).toContain("slow_down"); // what the server said is still said
+    // Its words too, where only asked for: on the cause's description, as on any OAuthError.
+    const cause = (error as Error).cause as OAuthError;
+    expect(cause).toBeInstanceOf(OAuthError);
+    expect(cause.description).toBe(`slow down: ${credentials}`);
+  });
+
   it("a 200 that is not a token response is invalid_response (502)", async () => {
     for (const body of [{ token_type: "Bearer" }, { access_token: 42, token_type: "Bearer" }, ""] as const) {
       inject(200, body);
@@ -386,6 +409,21 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     expect(await createClientCredentials(client(), { store }).getAccessToken()).toBe("long-lived");
     // From the store: the mock server would have answered a token of its own.
     expect(await createClientCredentials(client(), { store }).getAccessToken()).toBe("long-lived");
+  });
+
+  it("a lifetime past any clock (expires_in of 10^306 s, Infinity in ms): cached as well, one request for two instances", async () => {
+    inject(200, { access_token: "longer-lived", token_type: "Bearer", expires_in: 1e306 });
+    const store = new MemoryTokenStore();
+    let issued = 0;
+    const count = () => issued++;
+    mock().service.on(Events.BeforeResponse, count);
+    try {
+      expect(await createClientCredentials(client(), { store }).getAccessToken()).toBe("longer-lived");
+      expect(await createClientCredentials(client(), { store }).getAccessToken()).toBe("longer-lived");
+    } finally {
+      mock().service.off(Events.BeforeResponse, count);
+    }
+    expect(issued).toBe(1);
   });
 
   it("keeps using a due but unexpired token while the server fails, until it expires", async () => {

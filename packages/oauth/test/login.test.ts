@@ -420,6 +420,13 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     );
     expect(() => loginWith({ redirectUri: "/relative" })).toThrow(InterlockConfigError);
   });
+
+  it("refuses a redirect URI with a fragment, an empty one too (RFC 6749 §3.1.2)", () => {
+    for (const redirectUri of [`${REDIRECT_URI}#done`, `${REDIRECT_URI}#`, new URL(`${REDIRECT_URI}#`)]) {
+      expect(() => loginWith({ redirectUri }), String(redirectUri)).toThrow(InterlockConfigError);
+      expect(() => loginWith({ redirectUri }), String(redirectUri)).toThrow("redirectUri must have no fragment");
+    }
+  });
 });
 
 describe("tokens issued for a login that ends refused are revoked at the server (RFC 7009)", () => {

@@ -606,6 +606,18 @@ describe("session tokens", () => {
     expect(await manager.get(id)).toEqual(tokens); // the session stays: the server refused nothing
   });
 
+  it("a refresh answered with a lifetime past any clock (expires_in of 10^306 s, Infinity in ms): stored, and read back", async () => {
+    let now = Date.now();
+    const { manager, id } = await sessionAnswered(
+      () => Response.json({ access_token: "AT2", token_type: "Bearer", refresh_token: "RT2", expires_in: 1e306 }),
+      () => now,
+    );
+    now += 3_590_000; // due: refreshed, and the used refresh token is gone
+    expect(await manager.getAccessToken(id)).toBe("AT2");
+    expect(await manager.getAccessToken(id)).toBe("AT2"); // from the store
+    expect(await manager.get(id)).toMatchObject({ accessToken: "AT2", refreshToken: "RT2" });
+  });
+
   it("a refresh answered with a DPoP-bound token (token_type DPoP) is invalid_response: not stored, never sent as Bearer", async () => {
     const { manager, id, tokens } = await sessionAnswered(() =>
       Response.json({ access_token: "DPOP-AT", token_type: "DPoP", expires_in: 60 }),
