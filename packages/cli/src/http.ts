@@ -7,7 +7,7 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { BodyCollector } from "@interlock/core";
-import { CliError, firstLine, usageError } from "./errors.js";
+import { CliError, firstLine, usageError, valueStart } from "./errors.js";
 
 /** How long a POST waits for its whole answer unless told otherwise, in ms. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -52,7 +52,7 @@ export function parseUrl(text: string, what: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw usageError(`${what} is not a URL: "${shownText(text)}"`);
+    throw usageError(`${what} is not a URL: "${valueStart(text)}"`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw usageError(`${what} must be an http:// or https:// URL, got "${shownText(text)}"`);
@@ -64,11 +64,12 @@ export function parseUrl(text: string, what: string): URL {
 const AUTHORITY_START = /^(?:[a-z][a-z0-9+.-]*:)?\/\//i;
 
 /**
- * Text that is no http(s) URL, as an error shows it: what could be a password (from the first
- * ":" of the authority up to the text's last "@") as `***`, and the query's values, as
- * `shownUrl` shows them. A password may hold any character (`#`, `/`, `?` unescaped make the
- * text no URL), and without a scheme the text may still read as one with the user name for its
- * scheme: only the last "@" is sure to end the userinfo.
+ * A URL that is not an http(s) one, as an error shows it: what could be a password (from the
+ * first ":" of the authority up to the text's last "@") as `***`, and the query's values, as
+ * `shownUrl` shows them. A password may hold any character (`/`, `?`, `#` unescaped split the
+ * text elsewhere), and without "//" the text may still read as a URL with the user name for its
+ * scheme: only the last "@" is sure to end the userinfo. (Text that is no URL at all, most likely
+ * a value in the wrong place, is shown by its start, as `valueStart` shows it.)
  */
 function shownText(text: string): string {
   const at = text.lastIndexOf("@");

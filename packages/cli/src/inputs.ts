@@ -2,7 +2,7 @@
 
 import { readFile } from "node:fs/promises";
 import { HTTP_TOKEN, type WebhookSecret, WebhookVerificationError } from "@interlock/core";
-import { CliError, usageError } from "./errors.js";
+import { CliError, usageError, valueStart } from "./errors.js";
 import { checkHeaderValue } from "./http.js";
 
 /** A body and, when it was read from a file, that file's path as given (for `--curl`). */
@@ -86,14 +86,24 @@ export function readSecrets(
   return secrets;
 }
 
-/** The environment variable `name` that `option` named: a `missing_secret` when unset or blank. */
+/**
+ * The environment variable `name` that `option` named: a `missing_secret` when unset or blank.
+ * A name is shown whole when it is written as names are (capitals, digits and `_`); anything
+ * else, most likely the secret given in its place (`--secret-env $SECRET`), by its start.
+ */
 function envSecret(env: Readonly<Record<string, string | undefined>>, name: string, option: string): string {
   const value = env[name];
   if (value === undefined || isBlank(value)) {
-    throw new CliError("missing_secret", `the environment variable ${name} (${option}) is not set or is empty`);
+    const message = VARIABLE_NAME.test(name)
+      ? `the environment variable ${name} (${option}) is not set or is empty`
+      : `the environment variable "${valueStart(name)}" (${option}) is not set or is empty: ${option} takes the name of the variable that holds the secret, not the secret`;
+    throw new CliError("missing_secret", message);
   }
   return value;
 }
+
+// A variable name as names are written (in capitals): every provider's secret has lower-case letters.
+const VARIABLE_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 /**
  * Core refuses a secret text with whitespace at an end too (nearly always a line break pasted

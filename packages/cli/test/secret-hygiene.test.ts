@@ -1,6 +1,7 @@
 /**
- * Nothing the CLI prints carries a secret given in the wrong place, or in a URL's query: a
- * usage error shows only the start of the offending value, and every URL it prints or reports
+ * Nothing the CLI prints carries a secret given in the wrong place, or in a URL's query: an
+ * error shows only the start of the offending value (an argument, a scheme, a number, a URL, a
+ * variable's NAME), and every URL it prints or reports
  * shows its query's values as `***`. And `--secret-hex-env` gives a secret's bytes without
  * putting them on the command line. In-process (`run` from src), so each check sees the source.
  */
@@ -110,6 +111,48 @@ describe("a usage error shows no more than the start of the value", () => {
     const outOfRange = memoryIo();
     expect(await run(["send", "http://127.0.0.1:1/", ...SEND, "--timeout", "99999999"], outOfRange)).toBe(2);
     expect(outOfRange.err()).toMatch(/ got "99999999" /); // a number is shown whole
+  });
+});
+
+describe("a secret given where a variable name or a URL belongs", () => {
+  const SECRET = "whsec_5f0c3e2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1";
+  it.each([
+    ["--secret-env given the value", ["sign", "--scheme", "stripe", "--secret-env", SECRET, "--body", "{}"]],
+    ["--secret-hex-env given the value", ["sign", "--scheme", "stripe", "--secret-hex-env", SECRET, "--body", "{}"]],
+    ["listen --secret-env given the value", ["listen", "--scheme", "stripe", "--secret-env", SECRET, "--json"]],
+    ["send: the secret where <url> goes", ["send", SECRET, "--scheme", "stripe", "--secret", "x", "--body", "{}"]],
+    ["send --json: the secret where <url> goes", ["send", SECRET, "--scheme", "stripe", "--secret", "x", "--json"]],
+    ["sign --curl given the secret", ["sign", "--scheme", "stripe", "--secret", "x", "--body", "{}", "--curl", SECRET]],
+    ["listen --forward given the secret", ["listen", "--scheme", "stripe", "--secret", "x", "--forward", SECRET]],
+  ])("%s: shown by its first four characters", async (_, argv) => {
+    const io = memoryIo({ env: {} });
+    expect(await run(argv, io)).not.toBe(0);
+    expect(io.err()).toContain("whse…");
+    expect(io.out() + io.err()).not.toContain(SECRET.slice(6));
+  });
+
+  it("a NAME in capitals, digits and _ is shown whole, with no hint", async () => {
+    const io = memoryIo({ env: {} });
+    expect(await run(["sign", "--scheme", "stripe", "--secret-env", "STRIPE_SECRET", "--body", "{}"], io)).toBe(3);
+    expect(io.err()).toBe(
+      "interlock sign: the environment variable STRIPE_SECRET (--secret-env) is not set or is empty\n",
+    );
+  });
+
+  it("a NAME not written as names are is shown by its start, with a hint (the secret given instead?)", async () => {
+    const io = memoryIo({ env: {} });
+    expect(await run(["sign", "--scheme", "stripe", "--secret-env", SECRET, "--body", "{}", "--json"], io)).toBe(3);
+    expect(jsonLines(io.err())[0]).toMatchObject({
+      code: "missing_secret",
+      message:
+        'the environment variable "whse…" (--secret-env) is not set or is empty: --secret-env takes the name of the variable that holds the secret, not the secret',
+    });
+  });
+
+  it("a URL that does not parse is shown by its first four characters", async () => {
+    const io = memoryIo();
+    expect(await run(["send", SECRET, ...SEND], io)).toBe(2);
+    expect(io.err()).toBe('interlock send: <url> is not a URL: "whse…" (see interlock send --help)\n');
   });
 });
 
