@@ -142,10 +142,13 @@ function secretBytes(text: string, source: string, scheme: string): Uint8Array {
 /** Empty or only whitespace: no value (a secret, an id, any option's), whatever its length. */
 export const isBlank = (text: string): boolean => text.trim() === "";
 
-/** What an error shows of a `-H` text: up to its first space or colon, then `…` for the rest. */
+/**
+ * What an error shows of a `-H` text: up to its first space or colon, then `…` for the rest;
+ * a text with neither (a secret given alone?) by its start, as any value in the wrong place.
+ */
 function headerStart(text: string): string {
   const end = text.search(/[\s:]/);
-  return end === -1 ? text : `${text.slice(0, end)} …`;
+  return end === -1 ? valueStart(text) : `${text.slice(0, end)} …`;
 }
 
 /** `-H "Name: value"` options as lower-cased name/value pairs. */

@@ -124,6 +124,7 @@ describe("a secret given where a variable name or a URL belongs", () => {
     ["send --json: the secret where <url> goes", ["send", SECRET, "--scheme", "stripe", "--secret", "x", "--json"]],
     ["sign --curl given the secret", ["sign", "--scheme", "stripe", "--secret", "x", "--body", "{}", "--curl", SECRET]],
     ["listen --forward given the secret", ["listen", "--scheme", "stripe", "--secret", "x", "--forward", SECRET]],
+    ["-H given the secret alone", ["sign", "--scheme", "stripe", "--secret", "x", "--body", "{}", "-H", SECRET]],
   ])("%s: shown by its first four characters", async (_, argv) => {
     const io = memoryIo({ env: {} });
     expect(await run(argv, io)).not.toBe(0);
