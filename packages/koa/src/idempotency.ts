@@ -89,7 +89,7 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
       const takeOver = decision.replayed ? undefined : onError && (() => onError(decision, ctx));
       return answer(ctx, decision.response, takeOver);
     }
-    const bypass = recordBypass(ctx.res, recordLimit);
+    const bypass = recordBypass(ctx, recordLimit);
     let captured: CapturedResponse | undefined;
     try {
       await next();
@@ -99,6 +99,8 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
     } catch (error) {
       bypass.stop();
       await engine.abort(decision.ticket);
+      // An end the app made before it threw goes out once the key is released.
+      bypass.sendHeld();
       throw error;
     }
     if (captured) bypass.stop();
@@ -115,12 +117,29 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
       return;
     }
     // The app began its answer on ctx.res and left Koa to end it (with ctx.body): Koa does so only
-    // once every middleware has returned, so it is stored then, not waited for here.
+    // once every middleware has returned, so it is stored then, not waited for here. An app that
+    // destroyed ctx.res before its end (`undefined`) failed, as one that throws: the key is released.
     if (bypass.endedByKoa(ctx)) {
-      void bypass.whenEnded().then((sent) => engine.finish(decision.ticket, sent));
+      void bypass
+        .whenEnded()
+        .then(
+          (sent): Promise<unknown> =>
+            sent === undefined ? engine.abort(decision.ticket) : engine.finish(decision.ticket, sent),
+        );
       return;
     }
-    await engine.finish(decision.ticket, await bypass.recorded());
+    const written = await bypass.recorded();
+    if (written === undefined) {
+      await engine.abort(decision.ticket);
+      return;
+    }
+    // With ctx.respond = false, the app's end is held until the record is settled (stored or
+    // not): a client that received the answer and retries is replayed, never told it is in flight.
+    try {
+      await engine.finish(decision.ticket, written);
+    } finally {
+      bypass.sendHeld();
+    }
   }
   return interlockIdempotency;
 }

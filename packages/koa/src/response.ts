@@ -126,10 +126,11 @@ export function isStreamed(body: unknown): boolean {
 type Writer = (...args: unknown[]) => unknown;
 
 // One response's bypass recording, kept on the response under this key. The functions put in
-// place of `res.write` and `res.end` are the same two for every response, reading this through
-// `this`: V8 13+ (Node 24, 26) charged about 12 µs a request for a new closure stored on each
-// response (it keeps such a field's value constant in the response's hidden class, and every
-// response brings another), while the same function stored on every response costs nothing.
+// place of `res.write`, `res.end` and `res.destroy` are the same three for every response,
+// reading this through `this`: V8 13+ (Node 24, 26) charged about 12 µs a request for a new
+// closure stored on each response (it keeps such a field's value constant in the response's
+// hidden class, and every response brings another), while the same function stored on every
+// response costs nothing.
 const BYPASS = Symbol("@interlock/koa.bypass");
 
 interface Recorded extends ServerResponse {
@@ -142,8 +143,10 @@ interface Recorded extends ServerResponse {
  * collector made at the first write, the end's promise made only when something waits for it.
  */
 class Bypass {
+  readonly res: ServerResponse;
   readonly originalWrite: Writer;
   readonly originalEnd: Writer;
+  readonly originalDestroy: Writer;
   /** What the app wrote, made at its first write. */
   collector: BodyCollector | undefined;
   /** A stream was piped in, or a chunk that is no bytes written: the body is not recorded. */
@@ -151,35 +154,67 @@ class Bypass {
   piped = false;
   /** Whether the app wrote or ended `ctx.res` itself (headers flushed alone are not an answer: Koa still sends `ctx.body`). */
   wrote = false;
-  /** The response has ended (or closed, for a pipe cut off): what was written is final. */
+  /** The response has ended (or closed, for a pipe cut off), or its end is held: what was written is final. */
   hasEnded = false;
+  /** The app destroyed the response before ending it: a failed handler, as one that throws (see `bypassDestroy`). */
+  failed = false;
+  /**
+   * The app's end of a response it answers itself (`ctx.respond = false`), held until the record
+   * is settled (`sendHeld`): sent at once, a client that retried the moment it had the answer
+   * would find its key still in flight. Undefined when no end is held.
+   */
+  heldEnd: unknown[] | undefined;
+  /**
+   * The app's `write` and `end` calls made while its end is held, passed on once it has gone out
+   * (as the Express adapter does, and `StreamedBody` below). Passed on at once, a second `end()`
+   * would end the response first, and the held end would then be a write after end: an 'error'
+   * event on the response that nothing handles, and the process down.
+   */
+  afterEnd: Array<[Writer, unknown[]]> | undefined;
   /** Made by `end()` for whoever waits, settled by `ended()`. */
   endPromise: Promise<void> | undefined;
   resolveEnd: (() => void) | undefined;
 
   constructor(
-    readonly res: ServerResponse,
+    readonly ctx: Context,
     readonly limit: number,
   ) {
+    const res = ctx.res;
+    this.res = res;
     this.originalWrite = res.write as Writer;
     this.originalEnd = res.end as Writer;
+    this.originalDestroy = res.destroy as Writer;
   }
 
-  keep(chunk: unknown, encoding: unknown): void {
-    if (this.unrecorded || chunk === undefined || chunk === null || typeof chunk === "function") return;
+  /**
+   * Records a chunk; returns what to send in its place: the copy kept of the app's own buffer,
+   * which a held end sends, as the app may reuse its buffer once `end()` has returned.
+   */
+  keep(chunk: unknown, encoding: unknown): unknown {
+    if (this.unrecorded || chunk === undefined || chunk === null || typeof chunk === "function") return chunk;
     const body = this.body();
-    if (body.overflowed) return;
+    if (body.overflowed) return chunk;
     const bytes =
       typeof chunk === "string"
         ? Buffer.from(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
         : chunk instanceof Uint8Array
           ? chunk
           : undefined;
-    if (bytes === undefined) this.unrecord();
+    if (bytes === undefined) {
+      this.unrecord();
+      return chunk;
+    }
     // The app's own buffer is copied (when kept): it may reuse it once written. Past the limit
     // nothing is kept (what was is let go: a stream may go on for long), and the collector says
     // the body was too large.
-    else if (!body.add(bytes, bytes === chunk)) body.forget();
+    if (!body.add(bytes, bytes === chunk)) {
+      body.forget();
+      return chunk;
+    }
+    if (bytes !== chunk || bytes.byteLength === 0) return chunk;
+    // A Buffer over the copy, as the app wrote one.
+    const copy = body.chunks[body.chunks.length - 1] as Uint8Array;
+    return Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
   }
 
   body(): BodyCollector {
@@ -192,10 +227,32 @@ class Bypass {
     this.collector = undefined;
   }
 
+  /** Stops recording: the methods back to what they were, unless an end is held (`sendHeld` puts them back). */
   stop(): void {
+    if (this.heldEnd === undefined) this.restore();
+  }
+
+  restore(): void {
     const res = this.res;
     res.write = this.originalWrite as ServerResponse["write"];
     res.end = this.originalEnd as ServerResponse["end"];
+    res.destroy = this.originalDestroy as ServerResponse["destroy"];
+  }
+
+  /**
+   * Sends the held end, once the record is settled (stored or not), then the app's calls made
+   * meanwhile, as Node takes calls after an end. Nothing when no end is held.
+   */
+  sendHeld(): void {
+    const args = this.heldEnd;
+    if (args === undefined) return;
+    const afterEnd = this.afterEnd ?? [];
+    this.heldEnd = undefined;
+    this.afterEnd = undefined;
+    this.restore();
+    const res = this.res;
+    this.originalEnd.apply(res, args);
+    for (const [method, callArgs] of afterEnd) method.apply(res, callArgs);
   }
 
   ended(): void {
@@ -228,7 +285,7 @@ class Bypass {
    * server-sent events) are not: Koa still sends `ctx.body`, which is captured as usual.
    */
   used(ctx: Context): boolean {
-    return ctx.respond === false || this.res.writableEnded || this.wrote;
+    return ctx.respond === false || this.res.writableEnded || this.wrote || this.failed;
   }
 
   /**
@@ -236,22 +293,27 @@ class Bypass {
    * end comes only once every middleware has returned, so nothing may wait for it before then.
    */
   endedByKoa(ctx: Context): boolean {
-    return ctx.respond !== false && !this.res.writableEnded;
+    return ctx.respond !== false && !this.res.writableEnded && this.heldEnd === undefined;
   }
 
-  /** What the app wrote, once it has ended the response (stored after it went out). */
-  async recorded(): Promise<CapturedResponse> {
+  /**
+   * What the app wrote, once it has ended the response (its end held until the caller has
+   * settled the record and calls `sendHeld`); undefined when it destroyed the response instead.
+   */
+  async recorded(): Promise<CapturedResponse | undefined> {
     await this.end();
-    return this.written();
+    return this.failed ? undefined : this.written();
   }
 
   /**
    * What went out once Koa has ended the response: the app's writes, then Koa's. A response
-   * closed first, which Koa then never ends (the client left), is settled as cut off, uncached.
+   * closed first, which Koa then never ends (the client left), is settled as cut off, uncached;
+   * one the app destroyed is undefined (failed).
    */
-  whenEnded(): Promise<CapturedResponse> {
+  whenEnded(): Promise<CapturedResponse | undefined> {
     const res = this.res;
-    const cutOff = (): CapturedResponse => ({ status: res.statusCode, headers: sentHeaders(res), body: undefined });
+    const cutOff = (): CapturedResponse | undefined =>
+      this.failed ? undefined : { status: res.statusCode, headers: sentHeaders(res), body: undefined };
     if (res.destroyed) return Promise.resolve(cutOff());
     return new Promise((resolve) => {
       const onClose = () => resolve(cutOff());
@@ -274,19 +336,88 @@ function bypassOf(res: ServerResponse): Bypass {
 
 function bypassWrite(this: ServerResponse, ...args: unknown[]): unknown {
   const bypass = bypassOf(this);
+  if (bypass.afterEnd !== undefined) {
+    bypass.afterEnd.push([bypass.originalWrite, args]);
+    return false; // what Node's write answers after an end
+  }
   bypass.wrote = true;
   bypass.keep(args[0], args[1]);
   return bypass.originalWrite.apply(this, args);
 }
 
+/**
+ * The app's end. Of a response it answers itself (`ctx.respond = false`), held until the record
+ * is settled (see `Bypass.heldEnd`), its headers fixed now as Node's end would fix them. Not held:
+ * an end after the client left (it goes nowhere), a chunk Node refuses (its `end` throws to the
+ * app now, as without Interlock), and an end with `ctx.respond` left on, which Koa must see as
+ * ended (`writableEnded`), or it would send `ctx.body` after it.
+ */
 function bypassEnd(this: ServerResponse, ...args: unknown[]): unknown {
   const bypass = bypassOf(this);
+  if (bypass.afterEnd !== undefined) {
+    bypass.afterEnd.push([bypass.originalEnd, args]);
+    return this;
+  }
   bypass.wrote = true;
-  bypass.keep(args[0], args[1]);
+  const chunk = bypass.keep(args[0], args[1]);
+  if (bypass.ctx.respond === false && !closed(this) && !bypass.failed && endsAsIs(chunk)) {
+    if (args.length > 0) args[0] = chunk;
+    bypass.heldEnd = args;
+    bypass.afterEnd = [];
+    fixHeaders(this, chunk, args[1]);
+    bypass.ended();
+    return this;
+  }
   bypass.stop();
   const result = bypass.originalEnd.apply(this, args);
   bypass.ended();
   return result;
+}
+
+/** Whether the response is closed: destroyed, or (HTTP/2's compatibility response has no `destroyed`) its stream. */
+const closed = (res: ServerResponse): boolean =>
+  res.destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
+
+/** A chunk Node's `end` takes: bytes, text, or none (a callback in its place). */
+const endsAsIs = (chunk: unknown): boolean =>
+  chunk === undefined ||
+  chunk === null ||
+  typeof chunk === "function" ||
+  typeof chunk === "string" ||
+  chunk instanceof Uint8Array;
+
+/**
+ * Fixes the header block now, as Node's `end` itself does (`_implicitHeader`, with the length of
+ * the end's chunk), though nothing is sent until the held end goes out (as the Express adapter's
+ * `fixHeaders`). The record reads the headers as sent (`sentHeaders`), and the app sees its
+ * response as ended: a `setHeader` now throws ERR_HTTP_HEADERS_SENT, as it would without Interlock.
+ */
+function fixHeaders(res: ServerResponse, chunk: unknown, encoding: unknown): void {
+  if (res.headersSent) return;
+  let length = 0;
+  if (typeof chunk === "string")
+    length = Buffer.byteLength(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
+  else if (chunk instanceof Uint8Array) length = chunk.byteLength;
+  (res as ServerResponse & { _contentLength?: number })._contentLength = length;
+  res.writeHead(res.statusCode);
+}
+
+/**
+ * The app destroys the response. Before its end, a failed handler: the key is released, as for a
+ * throw (an answer cut off mid-way is no answer; its lease would otherwise be renewed for as long
+ * as the middleware waits for an end that never comes). Told apart from a client that leaves:
+ * Node never calls `res.destroy()` then, and a destroy once the response is destroyed (a
+ * `pipeline` into it, after its client left) is no failure of the app's. After the app's end
+ * (held or sent), passed on as is.
+ */
+function bypassDestroy(this: ServerResponse, ...args: unknown[]): unknown {
+  const bypass = bypassOf(this);
+  if (!bypass.hasEnded && !closed(this) && !this.writableEnded) {
+    bypass.failed = true;
+    bypass.stop();
+    bypass.ended();
+  }
+  return bypass.originalDestroy.apply(this, args);
 }
 
 /** A stream is piped in: nothing is recorded (streamed), and a client that leaves first settles it then. */
@@ -310,12 +441,14 @@ function onBypassClose(this: ServerResponse): void {
  * Records what the app writes to `ctx.res` itself (`ctx.respond = false`, then `res.write` /
  * `res.end`), as the Fastify adapter records a hijacked reply: up to `limit` bytes, past which
  * the response counts as too large (`tooLarge`), and when a stream is piped into `ctx.res`, as
- * streamed (either way not cached, key released). `stop` once Koa answers from `ctx`: its own
- * writes are not recorded. A piped response the client closed before its end is settled when it
- * closes.
+ * streamed (either way not cached, key released). With `ctx.respond = false` the app's end is
+ * held until the caller has settled the record (`sendHeld`). `stop` once Koa answers from `ctx`:
+ * its own writes are not recorded. A piped response the client closed before its end is settled
+ * when it closes; one the app destroys before its end, as failed.
  */
-export function recordBypass(res: ServerResponse, limit: number): Bypass {
-  const bypass = new Bypass(res, limit);
+export function recordBypass(ctx: Context, limit: number): Bypass {
+  const res = ctx.res;
+  const bypass = new Bypass(ctx, limit);
   (res as Recorded)[BYPASS] = bypass;
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest
@@ -324,6 +457,7 @@ export function recordBypass(res: ServerResponse, limit: number): Bypass {
   res.on("pipe", onBypassPipe);
   res.write = bypassWrite as ServerResponse["write"];
   res.end = bypassEnd as ServerResponse["end"];
+  res.destroy = bypassDestroy as ServerResponse["destroy"];
   return bypass;
 }
 

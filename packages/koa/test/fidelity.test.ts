@@ -177,6 +177,20 @@ describe("bodies and headers as Koa infers or is told them", () => {
     expectFaithfulReplay(first, replay);
   });
 
+  it("ctx.respond = false: the end's buffer, reused once end() returned (the end held for the store), goes out and is stored as ended", async () => {
+    await start(async (ctx) => {
+      ctx.respond = false;
+      ctx.res.statusCode = 201;
+      ctx.res.setHeader("content-type", "text/plain");
+      const buffer = Buffer.from("ended bytes");
+      ctx.res.end(buffer);
+      buffer.fill("x");
+    });
+    const [first, replay] = await firstAndReplay();
+    expect([first.raw.toString(), first.headers["content-length"]]).toEqual(["ended bytes", "11"]);
+    expectFaithfulReplay(first, replay);
+  });
+
   it("an answer written to ctx.res without ctx.respond = false is stored as sent, not as Koa's untouched 404", async () => {
     await start(async (ctx) => {
       ctx.res.writeHead(201, { "content-type": "text/plain" });

@@ -64,14 +64,17 @@ async function start(
   return world;
 }
 
-/** A store whose writes take a while, as a remote one's do. */
+/** A store whose writes take a while (`delayMs`), as a remote one's do. */
 class SlowStore extends MemoryStore {
+  constructor(readonly delayMs = 50) {
+    super();
+  }
   override async complete(...args: Parameters<MemoryStore["complete"]>) {
-    await sleep(50);
+    await sleep(this.delayMs);
     return super.complete(...args);
   }
   override async release(...args: Parameters<MemoryStore["release"]>) {
-    await sleep(50);
+    await sleep(this.delayMs);
     return super.release(...args);
   }
 }
@@ -496,6 +499,154 @@ describe("streams and bypasses pass through uncached, the key released", () => {
 });
 
 describe("the app writing ctx.res itself", () => {
+  const released = (world: World) =>
+    world.events.filter((e) => e.type === "idempotency.released").map((e) => ("reason" in e ? e.reason : ""));
+
+  it("ctx.respond = false: the end goes out only once the store has the record, so a retry sent the moment it arrives is replayed", async () => {
+    const seen: Array<{ headersSent: boolean; setHeader: unknown }> = [];
+    const world = await start(
+      [
+        [
+          "POST",
+          "/raw",
+          (ctx) => {
+            ctx.respond = false;
+            ctx.res.statusCode = 201;
+            ctx.res.setHeader("content-type", "text/plain");
+            ctx.res.end("done");
+            // The app sees its response ended, as without Interlock: headers fixed, a second end harmless.
+            let setHeader: unknown;
+            try {
+              ctx.res.setHeader("x-late", "1");
+            } catch (error) {
+              setHeader = (error as NodeJS.ErrnoException).code;
+            }
+            seen.push({ headersSent: ctx.res.headersSent, setHeader });
+            ctx.res.end();
+          },
+        ],
+      ],
+      { store: new SlowStore(150) },
+    );
+    const key = newId("key");
+    const first = await send("/raw", key);
+    expect([first.status, first.headers.get("content-length"), await first.text()]).toEqual([201, "4", "done"]);
+    const retry = await send("/raw", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([201, "true", "done"]);
+    expect(world.calls).toBe(1);
+    expect(seen).toEqual([{ headersSent: true, setHeader: "ERR_HTTP_HEADERS_SENT" }]);
+  });
+
+  it("ctx.respond = false, and the app throws after its end: the end goes out once the key is released, the retry runs", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/thrown",
+          (ctx, w) => {
+            ctx.respond = false;
+            ctx.res.statusCode = 201;
+            ctx.res.end(`call ${w.calls}`);
+            if (w.calls === 1) throw new Error("failed after answering");
+          },
+        ],
+      ],
+      { store: new SlowStore(150) },
+    );
+    const key = newId("key");
+    const first = await send("/thrown", key);
+    expect([first.status, await first.text()]).toEqual([201, "call 1"]);
+    const retry = await send("/thrown", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([201, null, "call 2"]);
+    expect(released(world)).toEqual(["error"]);
+  });
+
+  it("ctx.respond = false, and the app destroys the response mid-way: a failed handler, the key released at once, the retry runs", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/partial",
+          (ctx, w) => {
+            ctx.respond = false;
+            ctx.res.statusCode = 200;
+            if (w.calls > 1) {
+              ctx.res.end("all");
+              return;
+            }
+            ctx.res.write("partial");
+            setTimeout(() => ctx.res.destroy(), 20);
+          },
+        ],
+      ],
+      // Renewed every 200 ms while the key is held: only a release lets the retry in.
+      { store: new MemoryStore(), lockTtlMs: 600 },
+    );
+    const key = newId("key");
+    await send("/partial", key)
+      .then((response) => response.text())
+      .catch(() => {}); // the connection is reset
+    await vi.waitFor(() => expect(released(world)).toEqual(["error"]));
+    const retry = await send("/partial", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([200, null, "all"]);
+    expect(world.calls).toBe(2);
+  });
+
+  it("ctx.respond = false, and the app destroys the response after its end: the end went out, recorded and replayed", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/ended",
+          (ctx) => {
+            ctx.respond = false;
+            ctx.res.statusCode = 201;
+            ctx.res.end("done");
+            ctx.res.destroy();
+          },
+        ],
+      ],
+      { store: new SlowStore(150) },
+    );
+    const key = newId("key");
+    await send("/ended", key)
+      .then((response) => response.text())
+      .catch(() => {});
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await send("/ended", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([201, "true", "done"]);
+    expect(world.calls).toBe(1);
+  });
+
+  it("ctx.respond = false, and the client leaves mid-body while the route still writes: recorded once the route ends it, the retry replayed", async () => {
+    const world = await start([
+      [
+        "POST",
+        "/slow-body",
+        (ctx) => {
+          ctx.respond = false;
+          ctx.res.writeHead(200, { "content-type": "text/plain" });
+          ctx.res.write("one,");
+          setTimeout(() => {
+            ctx.res.write("two,");
+            ctx.res.end("three");
+          }, 100);
+        },
+      ],
+    ]);
+    const key = newId("key");
+    expect(await sendAndLeave("/slow-body", key)).toBe(200);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await send("/slow-body", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      200,
+      "true",
+      "one,two,three",
+    ]);
+    expect(world.calls).toBe(1);
+    expect(released(world)).toEqual([]);
+  });
+
   it("ctx.respond = false with res.write + res.end: recorded and replayed exactly, as written", async () => {
     const world = await start([
       [
