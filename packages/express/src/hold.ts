@@ -2,7 +2,8 @@
  * Response capture. Express's `send`, `json`, `sendStatus`, `sendFile` and `stream.pipe(res)`
  * all end in Node's `res.write` / `res.end`, so those two are wrapped. Writes go out as they
  * come; the `end` is held until the store knows the outcome, so a client that retries the
- * moment it reads the answer finds the record, not a lock.
+ * moment it reads the answer finds the record, not a lock. `res.destroy` is wrapped too: the
+ * app destroying its response before ending it is a failed handler (see `heldDestroy`).
  */
 
 import type { ServerResponse } from "node:http";
@@ -38,12 +39,15 @@ type Settle = (
   cutOff: boolean,
 ) => Promise<void>;
 
+/** Releases what the request claimed, as for a throw: the app destroyed its response before ending it. */
+type Fail = () => Promise<void>;
+
 // One response's capture, kept on the response under this key. The wrappers put in place of
-// `res.write`, `res.end` and `res.writeHead` are the same three functions for every response,
-// reading this state through `this`: V8 13+ (Node 24, 26) charged about 12 to 20 µs a request
-// for a new closure stored on each Express response (it keeps such a field's value constant in
-// the response's hidden class, and every response brings another), while the same function
-// stored on every response costs nothing measurable.
+// `res.write`, `res.end`, `res.writeHead` and `res.destroy` are the same four functions for
+// every response, reading this state through `this`: V8 13+ (Node 24, 26) charged about 12 to
+// 20 µs a request for a new closure stored on each Express response (it keeps such a field's
+// value constant in the response's hidden class, and every response brings another), while the
+// same function stored on every response costs nothing measurable.
 const HOLD = Symbol("@interlock/express.hold");
 
 interface Held extends ServerResponse {
@@ -51,8 +55,11 @@ interface Held extends ServerResponse {
 }
 
 class Hold {
-  /** The response's methods as this hold found them: Node's, or (`previous` set) the held ones. */
-  readonly original: { write: Writer; end: Writer; writeHead: Writer };
+  /**
+   * The response's methods as this hold found them: Node's, or (`previous` set) the held ones.
+   * `destroy` is wrapped by the first hold alone, so only that one's is Node's.
+   */
+  readonly original: { write: Writer; end: Writer; writeHead: Writer; destroy: Writer };
   /**
    * The hold already on the response when this one was made (`webhook()` and `idempotency()`
    * on one request), or undefined. Holds stack: each write, header block and end passes through
@@ -75,9 +82,15 @@ class Hold {
   constructor(
     readonly res: ServerResponse,
     readonly settle: Settle,
+    readonly fail: Fail,
     recordLimit: number | undefined,
   ) {
-    this.original = { write: res.write as Writer, end: res.end as Writer, writeHead: res.writeHead as Writer };
+    this.original = {
+      write: res.write as Writer,
+      end: res.end as Writer,
+      writeHead: res.writeHead as Writer,
+      destroy: res.destroy as Writer,
+    };
     this.previous = (res as Held)[HOLD];
     this.body = recordLimit === undefined ? undefined : new BodyCollector(recordLimit);
   }
@@ -135,6 +148,7 @@ class Hold {
     res.write = original.write as ServerResponse["write"];
     res.end = original.end as ServerResponse["end"];
     res.writeHead = original.writeHead as ServerResponse["writeHead"];
+    res.destroy = original.destroy as ServerResponse["destroy"];
   }
 }
 
@@ -219,6 +233,30 @@ function endNow(hold: Hold, args: unknown[]): void {
   for (const [method, callArgs] of afterEnd) hold.original[method].apply(res, callArgs);
 }
 
+/**
+ * The app destroys its response (`res.destroy()`, the usual way to signal a body that failed
+ * mid-way) before ending it: a failed handler, as if it threw. Each hold still open releases
+ * what it claimed (`fail`) now; left alone, nothing would ever end the response, and the lease
+ * renewed meanwhile would keep the key or delivery claimed, every retry a 409. Node never calls
+ * `destroy` when the client leaves (the route then goes on, and its answer is recorded), so
+ * this is the app's own call. Passed on as it is after the app's end (held here until stored,
+ * which settles it), and with a stream piped in: `pipeline` destroys the response when its
+ * source fails, and the close that follows settles it (`cutOff`), once.
+ */
+function heldDestroy(this: ServerResponse, ...args: unknown[]): unknown {
+  const top = holdOf(this);
+  const failed = !top.piped && (this as Ending)[AFTER_END] === undefined;
+  let first = top;
+  for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) {
+    first = hold;
+    if (!failed || hold.ended) continue;
+    hold.unwrap();
+    hold.fail().catch(() => {});
+  }
+  // Only the first hold wraps `destroy`: its `original` one is Node's.
+  return first.original.destroy.apply(this, args);
+}
+
 /** A stream is piped in: no hold records the body (streamed), and a client that leaves first settles them once it is over. */
 function onPipe(this: ServerResponse, source: NodeJS.ReadableStream): void {
   const top = holdOf(this);
@@ -271,16 +309,20 @@ function drain(source: NodeJS.ReadableStream): void {
  * `tooLarge` is true) or was piped in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed, with
  * the headers the app set. The first `end` is held until `settle` is done, then goes out as it
  * was called. A piped response the client closed before its end is settled (as streamed) when
- * it closes.
+ * it closes. A response the app destroys before its end calls `fail` instead (see `heldDestroy`).
  */
-export function holdResponse(res: ServerResponse, settle: Settle, recordLimit?: number): void {
-  const hold = new Hold(res, settle, recordLimit);
+export function holdResponse(res: ServerResponse, settle: Settle, fail: Fail, recordLimit?: number): void {
+  const hold = new Hold(res, settle, fail, recordLimit);
   (res as Held)[HOLD] = hold;
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest
   // of the response (~1-3 µs a request here). Left in place, it only clears a collector no one
-  // reads any more. One for all the holds on a response: it reaches every one of them.
-  if (hold.previous === undefined) res.on("pipe", onPipe);
+  // reads any more. One for all the holds on a response, as is the `destroy` wrapper: each
+  // reaches every one of them.
+  if (hold.previous === undefined) {
+    res.on("pipe", onPipe);
+    res.destroy = heldDestroy as ServerResponse["destroy"];
+  }
   res.writeHead = heldWriteHead as ServerResponse["writeHead"];
   res.write = heldWrite as ServerResponse["write"];
   res.end = heldEnd as ServerResponse["end"];

@@ -113,12 +113,15 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
       return false;
     }
     const { ticket } = decision;
-    onThrow(req, () => engine.abort(ticket));
+    // A throw, or a response the route destroys before its end, releases the key.
+    const abort = () => engine.abort(ticket);
+    onThrow(req, abort);
     holdResponse(
       res,
       async (body, headers, tooLarge) => {
         await engine.finish(ticket, { status: res.statusCode, headers, body, tooLarge });
       },
+      abort,
       recordLimit,
     );
     return true;

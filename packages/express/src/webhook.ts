@@ -75,13 +75,19 @@ export function webhook(options: WebhookMiddlewareOptions): RequestHandler {
     }
     req.webhook = decision.event;
     const { ticket } = decision;
-    onThrow(req, () => receiver.abort(ticket));
+    // A throw, or a response the route destroys before its end (its answer failed mid-way),
+    // releases the delivery for the provider's retry.
+    const abort = () => receiver.abort(ticket);
+    onThrow(req, abort);
     // The status the route answered: 2xx records the delivery, anything else releases it. A
     // piped answer the provider closed before its end was never answered in full: its status
     // (200 until the route sets another) says nothing of the work, which may yet fail, so the
     // delivery is released for the provider's retry rather than recorded as processed.
-    holdResponse(res, (_body, _headers, _tooLarge, cutOff) =>
-      cutOff ? receiver.abort(ticket) : receiver.finish(ticket, { status: res.statusCode }),
+    holdResponse(
+      res,
+      (_body, _headers, _tooLarge, cutOff) =>
+        cutOff ? receiver.abort(ticket) : receiver.finish(ticket, { status: res.statusCode }),
+      abort,
     );
     return true;
   }

@@ -1,6 +1,6 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
 import { connect } from "node:net";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough, pipeline, Readable } from "node:stream";
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
   DEFAULT_REPLAY_HEADERS,
@@ -584,6 +584,95 @@ describe("idempotency(): failures release the key", () => {
     expect((await post(`${world.url}/pay`, key)).status).toBe(500);
     expect(world.runs()).toBe(2);
     expect(world.events.filter((e) => e.type === "idempotency.released")).toHaveLength(2);
+  });
+
+  it("a route that writes part of its answer, then destroys the response (a body that failed mid-way): the key is released as for a throw, the retry runs", async () => {
+    let n = 0;
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/partial",
+          idem,
+          use((_req, res) => {
+            if (++n > 1) return void res.status(201).json({ n });
+            res.write("partial");
+            setTimeout(() => res.destroy(), 20);
+          }),
+        ),
+      // Renewed leases would keep a key nothing settles claimed past its lockTtlMs.
+      { lockTtlMs: 600 },
+    );
+    const key = newKey();
+    await expect(post(`${world.url}/partial`, key)).rejects.toThrow(); // the connection is reset
+    await sleep(1_500);
+    const retry = await post(`${world.url}/partial`, key);
+    expect([retry.status, retry.json()]).toEqual([201, { n: 2 }]);
+    expect(world.runs()).toBe(2);
+    expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([{ reason: "error" }]);
+  });
+
+  it("a route that destroys the response before writing anything: the key is released at once", async () => {
+    let n = 0;
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/destroyed",
+        idem,
+        use((_req, res) => {
+          if (++n > 1) return void res.status(201).json({ n });
+          res.destroy();
+        }),
+      ),
+    );
+    const key = newKey();
+    await expect(post(`${world.url}/destroyed`, key)).rejects.toThrow();
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.released"));
+    expect((await post(`${world.url}/destroyed`, key)).status).toBe(201);
+    expect(world.runs()).toBe(2);
+  });
+
+  it("a client that leaves before a non-piped answer is whole: the route's later end is recorded, the retry replays it", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/late",
+        idem,
+        use((_req, res) => {
+          res.status(201).type("text/plain");
+          res.write("one,");
+          // The route goes on after its client left (Node does not destroy the response), and ends its answer.
+          res.once("close", () => res.end("two"));
+        }),
+      ),
+    );
+    const key = newKey();
+    expect(await postAndLeave(`${world.url}/late`, key)).toBe(201);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await post(`${world.url}/late`, key);
+    expect([retry.status, retry.text, retry.headers["idempotent-replayed"]]).toEqual([201, "one,two", "true"]);
+    expect(world.runs()).toBe(1);
+  });
+
+  it("a stream piped with pipeline() that fails mid-way (pipeline destroys the response): the key is released once, the retry runs", async () => {
+    let n = 0;
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/pipeline",
+        idem,
+        use((_req, res) => {
+          const source = new PassThrough();
+          pipeline(source, res, () => {});
+          if (++n > 1) return void source.end("all");
+          source.write("one,");
+          setTimeout(() => source.destroy(new Error("db down")), 20);
+        }),
+      ),
+    );
+    const key = newKey();
+    await expect(post(`${world.url}/pipeline`, key)).rejects.toThrow();
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.released"));
+    await sleep(50);
+    expect(world.events.filter((e) => e.type === "idempotency.released")).toMatchObject([{ reason: "streamed" }]);
+    expect((await post(`${world.url}/pipeline`, key)).text).toBe("all");
+    expect(world.runs()).toBe(2);
   });
 
   it("a 4xx answer is stored and replayed (cache policy non-5xx)", async () => {

@@ -447,6 +447,21 @@ describe("webhook(): the status the route answered decides", () => {
     expect(app.runs()).toBe(2);
   });
 
+  it("a route that writes part of its answer, then destroys the response: the delivery is released, never recorded as processed; the redelivery runs it", async () => {
+    const app = await counting((n) => (_req, res) => {
+      if (n > 1) return void res.json({ ok: n });
+      res.write("partial");
+      setTimeout(() => res.destroy(), 20);
+    });
+    const d = await signed('{"type":"x"}');
+    await expect(send(app.url, d)).rejects.toThrow(); // the connection is reset
+    await vi.waitFor(() => expect(app.events.map((e) => e.type)).toContain("webhook.handler_failed"));
+    expect(app.events.map((e) => e.type)).not.toContain("webhook.processed");
+    expect((await send(app.url, d)).json()).toEqual({ ok: 2 });
+    expect((await send(app.url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(app.runs()).toBe(2);
+  });
+
   it("the store settles before the provider reads the answer: an immediate redelivery is a duplicate", async () => {
     let runs = 0;
     const url = await start({
@@ -541,6 +556,55 @@ describe("webhook() and idempotency() on one request", () => {
     expect([first.status, first.json()]).toEqual([200, { received: d.id }]);
     // Recorded as processed: the same delivery again is a duplicate.
     expect((await send(`${server.url}/webhooks`, delivery)).json()).toEqual({ duplicate: true, id: d.id });
+  });
+
+  it("a route that destroys its response through both holds releases both: the delivery and the key, each once", async () => {
+    const store = new MemoryStore();
+    const events: InterlockEvent[] = [];
+    const onEvent = (event: InterlockEvent) => void events.push(event);
+    let runs = 0;
+    const app = express();
+    app.post(
+      "/webhooks",
+      webhook({ scheme: standardWebhooks, secret: SECRET, store, onEvent }),
+      idempotency({ store, principal: false, onEvent }),
+      (_req, res) => {
+        if (++runs > 1) return void res.json({ run: runs });
+        res.write("partial");
+        setTimeout(() => res.destroy(), 20);
+      },
+    );
+    const server = await listen(app);
+    running.push(server);
+    const d = await signed('{"type":"x"}');
+    const delivery = { headers: { ...d.headers, "idempotency-key": "k" }, body: d.body };
+    await expect(send(`${server.url}/webhooks`, delivery)).rejects.toThrow();
+    await vi.waitFor(() =>
+      expect(events.map((e) => e.type)).toEqual(
+        expect.arrayContaining(["webhook.handler_failed", "idempotency.released"]),
+      ),
+    );
+    expect((await send(`${server.url}/webhooks`, delivery)).json()).toEqual({ run: 2 });
+    expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(1);
+    expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([{ reason: "error" }]);
+  });
+
+  it("a route that destroys its response after its end (held until stored): passed on as it is, the delivery settled by that end", async () => {
+    const events: InterlockEvent[] = [];
+    let runs = 0;
+    const url = await start({
+      options: { store: new SlowStore(50), onEvent: (event) => void events.push(event) },
+      route: (_req, res) => {
+        runs++;
+        res.json({ ok: true });
+        res.destroy();
+      },
+    });
+    const d = await signed('{"type":"x"}');
+    await send(url, d).catch(() => {}); // destroyed before the held end went out
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.processed"));
+    expect((await send(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(1);
   });
 
   it("a piped answer through both holds goes out whole, uncached, and settles both", async () => {

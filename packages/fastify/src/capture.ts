@@ -125,16 +125,26 @@ export function resetBeforeEnd(raw: FastifyReply["raw"]): boolean {
 }
 
 // A claimed request's watch for its response's end, kept on the response under this key; the
-// listener is the same function for every response (see HIJACK below for why not a closure).
+// listener, and what replaces `destroy`, are the same functions for every response (see HIJACK
+// below for why not closures). The response's own `destroy` is kept under DESTROY.
 const FINISHED = Symbol("@interlock/fastify.finished");
+const DESTROY = Symbol("@interlock/fastify.destroy");
 
 interface FinishWatch {
   readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
   readonly slot: symbol;
   readonly settle: (request: FastifyRequest) => unknown;
+  /** Releases the claim, as for a throw: the route destroyed its response before ending it. */
+  readonly fail: (request: FastifyRequest) => unknown;
+  /**
+   * The watch of the other set on the route (`webhook()` and `idempotency()` both), or
+   * undefined: each is settled, not only the last one made.
+   */
+  readonly previous: FinishWatch | undefined;
 }
 
-type FinishWatched = ServerResponse & { [FINISHED]?: FinishWatch | undefined };
+type FinishWatched = ServerResponse & { [FINISHED]?: FinishWatch | undefined; [DESTROY]?: Writer };
 
 /**
  * Settles a claimed request that is still unsettled once its response has finished (or failed):
@@ -142,33 +152,63 @@ type FinishWatched = ServerResponse & { [FINISHED]?: FinishWatch | undefined };
  * What an `onResponse` hook would do, for the claimed requests alone: a route with one makes
  * Fastify set up its response listeners (a clock read, two listeners, the hook runner) for every
  * request, replays and refusals included, about 0.65 µs of a 12 µs replay in process. Not when
- * an HTTP/2 client reset the stream first: the route's own end, or throw, settles it then.
+ * an HTTP/2 client reset the stream first: the route's own end, or throw, settles it then. A
+ * response the route destroys before ending it calls `fail` instead (see `destroyWatched`).
  */
 export function settleWhenFinished(
   request: FastifyRequest,
   reply: FastifyReply,
   slot: symbol,
   settle: (request: FastifyRequest) => unknown,
+  fail: (request: FastifyRequest) => unknown,
 ): void {
   const raw = reply.raw as FinishWatched;
-  raw[FINISHED] = { request, slot, settle };
+  const previous = raw[FINISHED];
+  raw[FINISHED] = { request, reply, slot, settle, fail, previous };
+  if (previous !== undefined) return; // its listeners and `destroy` reach this watch too
   raw.on("finish", onFinished).on("error", onFinished);
+  raw[DESTROY] = raw.destroy as Writer;
+  raw.destroy = destroyWatched as ServerResponse["destroy"];
 }
 
 function onFinished(this: FinishWatched): void {
-  const watch = this[FINISHED];
+  let watch = this[FINISHED];
   if (watch === undefined) return;
   this[FINISHED] = undefined;
   this.off("finish", onFinished).off("error", onFinished);
-  if (!hasPending(watch.request, watch.slot) || resetBeforeEnd(this)) return;
-  // Logged as Fastify logs an onResponse hook's error: the response is gone, nothing else to tell.
-  Promise.resolve(watch.settle(watch.request)).catch((error: unknown) => watch.request.log.error({ err: error }));
+  if (resetBeforeEnd(this)) return;
+  for (; watch !== undefined; watch = watch.previous) {
+    if (hasPending(watch.request, watch.slot)) settleLogged(watch.request, watch.settle);
+  }
+}
+
+/** Logged as Fastify logs an onResponse hook's error: the response is gone, nothing else to tell. */
+function settleLogged(request: FastifyRequest, settle: (request: FastifyRequest) => unknown): void {
+  Promise.resolve(settle(request)).catch((error: unknown) => request.log.error({ err: error }));
+}
+
+/**
+ * The route destroys its response (`reply.raw.destroy()`, the usual way to signal a body that
+ * failed mid-way) before ending it: a failed handler, as if it threw, so each claim still
+ * pending is released now (`fail`). Left alone, the response would never finish, and the lease
+ * renewed meanwhile would keep the key or delivery claimed, every retry a 409. Node never calls
+ * `destroy` when the client leaves, so this is the route's own call (or Fastify's, for a handler
+ * past its `handlerTimeout`). Not for a reply already sent: one Fastify sends was settled in
+ * `onSend` (a stream Fastify destroys as it fails is settled by `settleAtEnd`), one that ended
+ * as its response finishes, and a hijacked one by its own `destroy` (`recordHijackedWrites`).
+ */
+function destroyWatched(this: FinishWatched, ...args: unknown[]): unknown {
+  for (let watch = this[FINISHED]; watch !== undefined; watch = watch.previous) {
+    if (!watch.reply.sent && hasPending(watch.request, watch.slot)) settleLogged(watch.request, watch.fail);
+  }
+  return (this[DESTROY] as Writer).apply(this, args);
 }
 
 type Writer = (...args: unknown[]) => unknown;
 type Write = ServerResponse["write"];
 type End = ServerResponse["end"];
 type WriteHead = ServerResponse["writeHead"];
+type Destroy = ServerResponse["destroy"];
 
 /**
  * Starts recording what the reply writes once the handler hijacks it (`reply.hijack()`), and
@@ -226,7 +266,7 @@ function recordHijackedWrites(
   { cutOff, threw, settleEnded }: HijackedEnds,
 ): () => CapturedResponse {
   const raw = reply.raw;
-  const { writeHead, write, end } = raw;
+  const { writeHead, write, end, destroy } = raw;
   let body = limit === undefined ? undefined : new BodyCollector(limit);
   // The headers a hijacked `writeHead(status, headers)` passed; undefined when it passed none.
   let headHeaders: OutgoingHttpHeaders | undefined;
@@ -296,6 +336,16 @@ function recordHijackedWrites(
   onHandlerThrow(reply, () => {
     if (!over && piped.length === 0) threw();
   });
+  // The route destroys the response before ending it (a body that failed mid-way): it failed, as
+  // if it threw. Node never calls `destroy` when the client leaves (the route's later end is then
+  // recorded), so this is the route's own call. After the end (held until settled, or once the
+  // client left), or once a stream is piped in (`pipeline` destroys the response as its source
+  // fails), it is passed on, and the reply settled as it ends, once. (`destroy` is
+  // `destroyWatched`, which leaves a hijacked reply to this one.)
+  raw.destroy = function (this: ServerResponse, ...args: unknown[]) {
+    if (!over && piped.length === 0) threw();
+    return (destroy as Writer).apply(this, args);
+  } as Destroy;
   // The status the hijacked reply sent: a handler that throws after its end gets a 500 set on the
   // response by Fastify (for its diagnostics channel), which no client ever saw.
   let sentStatus: number | undefined;

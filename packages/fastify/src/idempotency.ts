@@ -185,7 +185,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
             ticket: decision.ticket,
             hijacked: recordOnHijack(reply, recordLimit, ends),
           });
-          settleWhenFinished(request, reply, kIdempotentRun, finishHijacked);
+          settleWhenFinished(request, reply, kIdempotentRun, finishHijacked, abortRun);
         }
         done();
       }, done);

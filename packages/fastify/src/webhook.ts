@@ -127,7 +127,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
           ticket: decision.ticket,
           hijacked: recordOnHijack(reply, undefined, ends),
         });
-        settleWhenFinished(request, reply, kWebhookClaim, finishHijacked);
+        settleWhenFinished(request, reply, kWebhookClaim, finishHijacked, abortClaim);
         done();
       }, done);
     },

@@ -2,7 +2,7 @@
 
 import { request as httpRequest } from "node:http";
 import { connect as connectHttp2, constants as http2Constants } from "node:http2";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough, pipeline, Readable } from "node:stream";
 import { type InterlockEvent, MemoryStore } from "@interlock/core";
 import { withClient } from "@interlock/test-harness/http2";
 import type { FastifyInstance, FastifyReply, FastifyServerOptions } from "fastify";
@@ -663,6 +663,58 @@ describe("response capture and replay", () => {
     finishJob?.();
     await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.released"));
     expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ reason: "streamed" });
+    const retry = await send("/piped", key);
+    expect([retry.status, await retry.text()]).toEqual([200, "all"]);
+    expect(calls).toBe(2);
+  });
+
+  for (const hijacked of [true, false]) {
+    it(`a route that writes part of its answer on reply.raw, then destroys it (${hijacked ? "hijacked" : "never hijacked"}): the key is released as for a throw, the retry runs`, async () => {
+      const events: InterlockEvent[] = [];
+      let calls = 0;
+      // Renewed leases would keep a key nothing settles claimed past its lockTtlMs.
+      await start(options({ lockTtlMs: 600, onEvent: (event) => events.push(event) }), (app, hooks) => {
+        app.post("/partial", hooks, async (_request, reply) => {
+          if (++calls > 1) return reply.code(201).send({ calls });
+          if (hijacked) reply.hijack();
+          reply.raw.write("partial");
+          setTimeout(() => reply.raw.destroy(), 20);
+          return reply; // answered by the route itself, later
+        });
+      });
+      const key = newKey();
+      await send("/partial", key)
+        .then((response) => response.text())
+        .catch(() => {}); // the connection is reset
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const retry = await send("/partial", key);
+      expect([retry.status, await retry.json()]).toEqual([201, { calls: 2 }]);
+      expect(calls).toBe(2);
+      expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([{ reason: "error" }]);
+    });
+  }
+
+  it("a stream piped into a hijacked reply with pipeline() that fails mid-way (pipeline destroys the response): the key is released once, the retry runs", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event) }), (app, hooks) => {
+      app.post("/piped", hooks, (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        const source = new PassThrough();
+        pipeline(source, reply.raw, () => {});
+        if (++calls > 1) return void source.end("all");
+        source.write("one,");
+        setTimeout(() => source.destroy(new Error("db down")), 20);
+      });
+    });
+    const key = newKey();
+    await send("/piped", key)
+      .then((response) => response.text())
+      .catch(() => {});
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.released"));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([{ reason: "streamed" }]);
     const retry = await send("/piped", key);
     expect([retry.status, await retry.text()]).toEqual([200, "all"]);
     expect(calls).toBe(2);

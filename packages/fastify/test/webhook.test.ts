@@ -8,7 +8,7 @@ import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import { withClient } from "@interlock/test-harness/http2";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type FastifyWebhookOptions, webhook } from "../src/index.js";
+import { type FastifyWebhookOptions, idempotency, webhook } from "../src/index.js";
 import { keepLogs, type LogLine, leaveMidBody, listen, type Running, slowToComplete } from "./app.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -597,6 +597,69 @@ describe("settling the delivery", () => {
     // Ended, it is recorded by its status: the next redelivery is a duplicate.
     const duplicate = await post(`${running.url}/hook`, d);
     expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+  });
+
+  for (const hijacked of [true, false]) {
+    it(`a route that writes part of its answer on reply.raw, then destroys it (${hijacked ? "hijacked" : "never hijacked"}): the delivery is released, never recorded as processed; the redelivery runs it`, async () => {
+      const events: InterlockEvent[] = [];
+      let calls = 0;
+      running = await listen((app) => {
+        const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
+        app.post("/hook", { config: { interlock: hooks } }, async (_request, reply) => {
+          if (++calls > 1) return { calls };
+          if (hijacked) reply.hijack();
+          reply.raw.write("partial");
+          setTimeout(() => reply.raw.destroy(), 20);
+          return reply; // answered by the route itself, later
+        });
+      });
+      const d = await signed('{"a":1}', "application/json");
+      await post(`${running.url}/hook`, d)
+        .then((response) => response.text())
+        .catch(() => {}); // the connection is reset
+      await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.handler_failed"));
+      expect(events.map((e) => e.type)).not.toContain("webhook.processed");
+      const again = await post(`${running.url}/hook`, d);
+      expect([again.status, await again.json()]).toEqual([200, { calls: 2 }]);
+      const duplicate = await post(`${running.url}/hook`, d);
+      expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+      expect(calls).toBe(2);
+    });
+  }
+
+  it("with idempotency() on the route too, a reply written on reply.raw settles both: its end records the delivery, its destroy releases the delivery and the key", async () => {
+    const events: InterlockEvent[] = [];
+    const onEvent = (event: InterlockEvent) => void events.push(event);
+    let calls = 0;
+    running = await listen((app) => {
+      const interlock = [
+        webhook(options({ onEvent })),
+        idempotency({ store: new MemoryStore(), principal: false, onEvent }),
+      ];
+      app.post("/hook", { config: { interlock } }, async (_request, reply) => {
+        reply.raw.write("partial,");
+        if (++calls === 1) setTimeout(() => reply.raw.destroy(), 20);
+        else reply.raw.end("done");
+        return reply; // answered by the route itself
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    const keyed = { headers: { ...d.headers, "idempotency-key": "k1" }, body: d.body };
+    await post(`${running.url}/hook`, keyed)
+      .then((response) => response.text())
+      .catch(() => {}); // the connection is reset
+    await vi.waitFor(() =>
+      expect(events.map((e) => e.type)).toEqual(
+        expect.arrayContaining(["webhook.handler_failed", "idempotency.released"]),
+      ),
+    );
+    const again = await post(`${running.url}/hook`, keyed);
+    expect([again.status, await again.text()]).toEqual([200, "partial,done"]);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.processed"));
+    const duplicate = await post(`${running.url}/hook`, d);
+    expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(calls).toBe(2);
+    expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(1);
   });
 
   it("a handler that throws after hijacking its reply releases the delivery at once: the redelivery runs", async () => {
