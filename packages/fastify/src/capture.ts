@@ -223,9 +223,14 @@ export function recordOnHijack(
   limit: number | undefined,
   ends: HijackedEnds,
 ): () => CapturedResponse {
-  const watch: HijackWatch = { hijack: reply.hijack, limit, ends, recording: undefined };
-  (reply as Watched)[HIJACK] = watch;
-  reply.hijack = hijackRecorded;
+  const watched = reply as Watched;
+  const previous = watched[HIJACK];
+  // The other set on the route (`webhook()` and `idempotency()` both) watches already: this watch
+  // is linked to that one, and `reply.hijack`, wrapped once, records for each.
+  const hijack = previous === undefined ? reply.hijack : previous.hijack;
+  const watch: HijackWatch = { hijack, limit, ends, recording: undefined, previous };
+  watched[HIJACK] = watch;
+  if (previous === undefined) reply.hijack = hijackRecorded;
   return () =>
     watch.recording?.() ?? { status: reply.raw.statusCode, headers: reply.raw.getHeaders(), body: undefined };
 }
@@ -237,18 +242,30 @@ export function recordOnHijack(
 const HIJACK = Symbol("@interlock/fastify.hijack");
 
 interface HijackWatch {
-  /** The reply's `hijack` before this one. */
-  hijack: FastifyReply["hijack"];
-  limit: number | undefined;
-  ends: HijackedEnds;
+  /** The reply's own `hijack`, before any set wrapped it. */
+  readonly hijack: FastifyReply["hijack"];
+  readonly limit: number | undefined;
+  readonly ends: HijackedEnds;
   recording: (() => CapturedResponse) | undefined;
+  /**
+   * The watch of the other set on the route (`webhook()` and `idempotency()` both), or
+   * undefined: each records what the reply writes, and settles it, not only the last one made.
+   */
+  readonly previous: HijackWatch | undefined;
 }
 
 type Watched = FastifyReply & { [HIJACK]?: HijackWatch };
 
+/**
+ * Records for every watch on the reply, then hijacks it. Each recording wraps the response's
+ * writers over the last one's, as stacked holds: the route's `end` is held by each in turn,
+ * the outer one's passed on once its set has settled, so the end goes out once every set has.
+ */
 function hijackRecorded(this: FastifyReply): FastifyReply {
   const watch = (this as Watched)[HIJACK] as HijackWatch;
-  watch.recording ??= recordHijackedWrites(this, watch.limit, watch.ends);
+  for (let each: HijackWatch | undefined = watch; each !== undefined; each = each.previous) {
+    each.recording ??= recordHijackedWrites(this, each.limit, each.ends);
+  }
   return watch.hijack.call(this);
 }
 
@@ -340,8 +357,8 @@ function recordHijackedWrites(
   // if it threw. Node never calls `destroy` when the client leaves (the route's later end is then
   // recorded), so this is the route's own call. After the end (held until settled, or once the
   // client left), or once a stream is piped in (`pipeline` destroys the response as its source
-  // fails), it is passed on, and the reply settled as it ends, once. (`destroy` is
-  // `destroyWatched`, which leaves a hijacked reply to this one.)
+  // fails), it is passed on, and the reply settled as it ends, once. (`destroy` is the other
+  // set's recording's, or `destroyWatched`, which leaves a hijacked reply to the recordings.)
   raw.destroy = function (this: ServerResponse, ...args: unknown[]) {
     if (!over && piped.length === 0) threw();
     return (destroy as Writer).apply(this, args);

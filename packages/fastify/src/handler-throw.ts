@@ -35,7 +35,19 @@ export function listenForHandlerThrows(): void {
   });
 }
 
-/** Calls `onThrow` if the handler of `reply` throws (or rejects) from now on. */
+/**
+ * Calls `onThrow` if the handler of `reply` throws (or rejects) from now on, after what was
+ * asked before for the same reply (`webhook()` and `idempotency()` both on the route, its reply
+ * hijacked): each set releases its own. Made for hijacked replies alone, not on every request.
+ */
 export function onHandlerThrow(reply: FastifyReply, onThrow: () => void): void {
-  (reply as FastifyReply & WithOnThrow)[kOnThrow] = onThrow;
+  const watched = reply as FastifyReply & WithOnThrow;
+  const previous = watched[kOnThrow];
+  watched[kOnThrow] =
+    previous === undefined
+      ? onThrow
+      : () => {
+          previous();
+          onThrow();
+        };
 }

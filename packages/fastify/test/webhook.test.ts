@@ -6,7 +6,7 @@ import { createGunzip, gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
 import { rejectedTaggedThenUntagged } from "@interlock/test-harness/events";
 import { withClient } from "@interlock/test-harness/http2";
-import type { FastifyInstance, FastifyServerOptions } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyServerOptions } from "fastify";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type FastifyWebhookOptions, idempotency, webhook } from "../src/index.js";
 import { keepLogs, type LogLine, leaveMidBody, listen, type Running, slowToComplete } from "./app.js";
@@ -660,6 +660,113 @@ describe("settling the delivery", () => {
     expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
     expect(calls).toBe(2);
     expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(1);
+  });
+
+  describe("a hijacked reply on a route with idempotency() too", () => {
+    /** A route with both sets whose handler hijacks its reply; `answer` writes on reply.raw. */
+    async function both(answer: (reply: FastifyReply, call: number) => void) {
+      const events: InterlockEvent[] = [];
+      const onEvent = (event: InterlockEvent) => void events.push(event);
+      const calls = { count: 0 };
+      running = await listen((app) => {
+        const interlock = [
+          webhook(options({ onEvent })),
+          idempotency({ store: new MemoryStore(), principal: false, onEvent }),
+        ];
+        app.post("/hook", { config: { interlock } }, async (_request, reply) => {
+          reply.hijack();
+          answer(reply, ++calls.count);
+          return reply; // answered by the route itself
+        });
+      });
+      const d = await signed('{"a":1}', "application/json");
+      const keyed = { headers: { ...d.headers, "idempotency-key": "k1" }, body: d.body };
+      return { events, calls, d, keyed, url: `${running.url}/hook` };
+    }
+
+    it("ended by the route: answered as written, the delivery recorded (a redelivery is a duplicate) and the key's answer replayed", async () => {
+      const { events, calls, d, keyed, url } = await both((reply) => {
+        reply.raw.writeHead(200, { "content-type": "application/json" });
+        reply.raw.end('{"ok":true}');
+      });
+      const first = await post(url, keyed);
+      expect([first.status, first.headers.get("content-type"), await first.text()]).toEqual([
+        200,
+        "application/json",
+        '{"ok":true}',
+      ]);
+      // Both settled before the end went out: a retry sent the moment the answer is whole finds them.
+      const duplicate = await post(url, d);
+      expect([duplicate.status, await duplicate.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+      // Another delivery (a new id) with the same key: the key's answer, replayed; the handler not run.
+      const other = await signed(d.body, "application/json");
+      const replay = await post(url, { headers: { ...other.headers, "idempotency-key": "k1" }, body: other.body });
+      expect([replay.status, replay.headers.get("idempotent-replayed"), await replay.text()]).toEqual([
+        200,
+        "true",
+        '{"ok":true}',
+      ]);
+      expect(calls.count).toBe(1);
+      // Each delivery recorded once: the first by the hijacked reply's status, the other by the replay.
+      expect(events.filter((e) => e.type === "webhook.processed").map((e) => "id" in e && e.id)).toEqual([
+        d.id,
+        other.id,
+      ]);
+      expect(events.map((e) => e.type)).not.toContain("webhook.handler_failed");
+    });
+
+    it("destroyed by the route before its end: the delivery and the key are both released, once; the redelivery runs", async () => {
+      const { events, calls, keyed, url } = await both((reply, call) => {
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        reply.raw.write("partial,");
+        if (call === 1) setTimeout(() => reply.raw.destroy(), 20);
+        else reply.raw.end("done");
+      });
+      await post(url, keyed)
+        .then((response) => response.text())
+        .catch(() => {}); // the connection is reset
+      await vi.waitFor(() =>
+        expect(events.map((e) => e.type)).toEqual(
+          expect.arrayContaining(["webhook.handler_failed", "idempotency.released"]),
+        ),
+      );
+      const again = await post(url, keyed);
+      expect([again.status, again.headers.get("idempotent-replayed"), await again.text()]).toEqual([
+        200,
+        null,
+        "partial,done",
+      ]);
+      expect(calls.count).toBe(2);
+      expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(1);
+      expect(events.filter((e) => e.type === "idempotency.released")).toHaveLength(1);
+    });
+
+    it("a throw before its end: the delivery and the key are both released, once; the redelivery runs", async () => {
+      const { events, calls, d, keyed, url } = await both((reply, call) => {
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        // Fastify hands this throw to no hook, and leaves the hijacked response open.
+        if (call === 1) throw new Error("database down");
+        reply.raw.end("done");
+      });
+      // The first delivery stays connected, waiting for an answer that never ends.
+      const first = httpRequest(url, { method: "POST", headers: keyed.headers });
+      first.on("error", () => {});
+      first.end(d.body);
+      try {
+        await vi.waitFor(() =>
+          expect(events.map((e) => e.type)).toEqual(
+            expect.arrayContaining(["webhook.handler_failed", "idempotency.released"]),
+          ),
+        );
+        const again = await post(url, keyed);
+        expect([again.status, await again.text()]).toEqual([200, "done"]);
+        expect(calls.count).toBe(2);
+        expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(1);
+        expect(events.filter((e) => e.type === "idempotency.released")).toHaveLength(1);
+      } finally {
+        first.destroy();
+      }
+    });
   });
 
   it("a handler that throws after hijacking its reply releases the delivery at once: the redelivery runs", async () => {
