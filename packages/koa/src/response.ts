@@ -126,11 +126,11 @@ export function isStreamed(body: unknown): boolean {
 type Writer = (...args: unknown[]) => unknown;
 
 // One response's bypass recording, kept on the response under this key. The functions put in
-// place of `res.write`, `res.end` and `res.destroy` are the same three for every response,
-// reading this through `this`: V8 13+ (Node 24, 26) charged about 12 µs a request for a new
-// closure stored on each response (it keeps such a field's value constant in the response's
-// hidden class, and every response brings another), while the same function stored on every
-// response costs nothing.
+// place of `res.write` and `res.end` (and `res.destroy`, see DESTROY) are the same for every
+// response, reading this through `this`: V8 13+ (Node 24, 26) charged about 12 µs a request for
+// a new closure stored on each response (it keeps such a field's value constant in the
+// response's hidden class, and every response brings another), while the same function stored
+// on every response costs nothing.
 const BYPASS = Symbol("@interlock/koa.bypass");
 
 interface Recorded extends ServerResponse {
@@ -146,7 +146,6 @@ class Bypass {
   readonly res: ServerResponse;
   readonly originalWrite: Writer;
   readonly originalEnd: Writer;
-  readonly originalDestroy: Writer;
   /** What the app wrote, made at its first write. */
   collector: BodyCollector | undefined;
   /** A stream was piped in, or a chunk that is no bytes written: the body is not recorded. */
@@ -156,8 +155,10 @@ class Bypass {
   wrote = false;
   /** The response has ended (or closed, for a pipe cut off), or its end is held: what was written is final. */
   hasEnded = false;
-  /** The app destroyed the response before ending it: a failed handler, as one that throws (see `bypassDestroy`). */
+  /** The app destroyed the response before ending it: a failed handler, as one that throws (see `guardedDestroy`). */
   failed = false;
+  /** Until `restore`: `res.write` and `res.end` are this recording's. */
+  recording = true;
   /**
    * The app's end of a response it answers itself (`ctx.respond = false`), held until the record
    * is settled (`sendHeld`): sent at once, a client that retried the moment it had the answer
@@ -183,7 +184,6 @@ class Bypass {
     this.res = res;
     this.originalWrite = res.write as Writer;
     this.originalEnd = res.end as Writer;
-    this.originalDestroy = res.destroy as Writer;
   }
 
   /**
@@ -234,9 +234,17 @@ class Bypass {
 
   restore(): void {
     const res = this.res;
+    this.recording = false;
     res.write = this.originalWrite as ServerResponse["write"];
     res.end = this.originalEnd as ServerResponse["end"];
-    res.destroy = this.originalDestroy as ServerResponse["destroy"];
+  }
+
+  /** The app destroyed the response before its end (see `guardedDestroy`): what it wrote is final, and failed. */
+  fail(): void {
+    if (!this.recording) return;
+    this.failed = true;
+    this.stop();
+    this.ended();
   }
 
   /**
@@ -402,22 +410,60 @@ function fixHeaders(res: ServerResponse, chunk: unknown, encoding: unknown): voi
   res.writeHead(res.statusCode);
 }
 
-/**
- * The app destroys the response. Before its end, a failed handler: the key is released, as for a
- * throw (an answer cut off mid-way is no answer; its lease would otherwise be renewed for as long
- * as the middleware waits for an end that never comes). Told apart from a client that leaves:
- * Node never calls `res.destroy()` then, and a destroy once the response is destroyed (a
- * `pipeline` into it, after its client left) is no failure of the app's. After the app's end
- * (held or sent), passed on as is.
- */
-function bypassDestroy(this: ServerResponse, ...args: unknown[]): unknown {
-  const bypass = bypassOf(this);
-  if (!bypass.hasEnded && !closed(this) && !this.writableEnded) {
-    bypass.failed = true;
-    bypass.stop();
-    bypass.ended();
+// The app's `res.destroy()`, wrapped once for a response whichever layers are on it (the bypass
+// recording above, a webhook's watch below), kept on the response under this key: the same
+// function for every response, as the recording's (see BYPASS).
+const DESTROY = Symbol("@interlock/koa.destroy");
+
+interface Guarded extends ServerResponse {
+  [DESTROY]?: DestroyGuard;
+}
+
+/** A response's `destroy` as it was found, and whether the app destroyed it before its end. */
+export class DestroyGuard {
+  readonly original: Writer;
+  /** The app destroyed the response before its end: a failed handler, as one that throws. */
+  failed = false;
+
+  constructor(res: ServerResponse) {
+    this.original = res.destroy as Writer;
   }
-  return bypass.originalDestroy.apply(this, args);
+}
+
+/**
+ * Watches for the app destroying `res` before its end (see `guardedDestroy`): `failed` on what
+ * it returns, and the recording (`recordBypass`) and a webhook's watch (`watchEnd`) on `res`
+ * told at once. One guard for a response, whichever layer asks first; it stays in place (a
+ * later destroy, with no layer left to tell, only passes through).
+ */
+export function guardDestroy(res: ServerResponse): DestroyGuard {
+  const found = (res as Guarded)[DESTROY];
+  if (found !== undefined) return found;
+  const guard = new DestroyGuard(res);
+  (res as Guarded)[DESTROY] = guard;
+  res.destroy = guardedDestroy as ServerResponse["destroy"];
+  return guard;
+}
+
+/**
+ * The app destroys the response. Before its end, a failed handler: the key and the delivery are
+ * released, as for a throw (an answer cut off mid-way is no answer; its lease would otherwise be
+ * renewed for as long as the middleware waits for an end that never comes). Told apart from a
+ * client that leaves: Node never calls `res.destroy()` then, and a destroy once the response is
+ * destroyed (a `pipeline` into it, after its client left) is no failure of the app's. After the
+ * app's end (held by the recording, or sent), passed on as is.
+ */
+function guardedDestroy(this: ServerResponse, ...args: unknown[]): unknown {
+  const guard = (this as Guarded)[DESTROY];
+  if (guard === undefined)
+    throw new TypeError("a guarded response method was called on another object than its response");
+  const bypass = (this as Recorded)[BYPASS];
+  if (!guard.failed && !closed(this) && !this.writableEnded && bypass?.hasEnded !== true) {
+    guard.failed = true;
+    bypass?.fail();
+    (this as Watched)[END_WATCH]?.fail();
+  }
+  return guard.original.apply(this, args);
 }
 
 /** A stream is piped in: nothing is recorded (streamed), and a client that leaves first settles it then. */
@@ -457,7 +503,7 @@ export function recordBypass(ctx: Context, limit: number): Bypass {
   res.on("pipe", onBypassPipe);
   res.write = bypassWrite as ServerResponse["write"];
   res.end = bypassEnd as ServerResponse["end"];
-  res.destroy = bypassDestroy as ServerResponse["destroy"];
+  guardDestroy(res);
   return bypass;
 }
 
@@ -615,6 +661,12 @@ class EndWatch {
   stop(): void {
     if (this.res.end === (watchedEnd as ServerResponse["end"])) this.res.end = this.end as ServerResponse["end"];
   }
+
+  /** The app destroyed the response before its end (see `guardedDestroy`): no status, now. */
+  fail(): void {
+    this.stop();
+    this.report(undefined);
+  }
 }
 
 function endWatchOf(res: ServerResponse): EndWatch {
@@ -661,10 +713,14 @@ function onWatchedClose(this: ServerResponse): void {
  * it first, whatever status its headers carried: the work behind it may still fail). Called when
  * `next()` has returned, so only such a handler pays for it. A handler still writing is watched
  * until it ends the response (reported then, even cut off: only then is it done) or, for a
- * stream piped in, until the response closes (the pipe stops then, and never ends it).
+ * stream piped in, until the response closes (the pipe stops then, and never ends it); one the
+ * app destroys before its end is reported undefined at once, through the response's guard
+ * (`guardDestroy`, set by the caller before `next()`: it may be destroyed before it returns).
  */
 export function watchEnd(res: ServerResponse): Promise<number | undefined> {
-  if (res.writableFinished) return Promise.resolve(res.statusCode);
+  // An end held by an idempotency() mounted before (see `Bypass.heldEnd`) goes out only once this
+  // middleware has returned: ended, by its status.
+  if (res.writableFinished || (res as Recorded)[BYPASS]?.heldEnd !== undefined) return Promise.resolve(res.statusCode);
   if (res.writableEnded) {
     // Ended, still going out: finished, or closed first (cut off).
     return new Promise((resolve) => {

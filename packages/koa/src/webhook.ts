@@ -14,7 +14,7 @@ import {
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
-import { answer, isStreamed, settleWhenSent, watchEnd } from "./response.js";
+import { answer, guardDestroy, isStreamed, settleWhenSent, watchEnd } from "./response.js";
 import type { RawBodyContext, WebhookState } from "./types.js";
 
 export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
@@ -53,12 +53,19 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
       return answer(ctx, decision.response, takeOver);
     }
     ctx.state.webhook = decision.event;
+    // A response the app destroys before its end (`ctx.res.destroy()`) is a failed handler, as a
+    // throw: watched from now on, as the handler may destroy it before it returns.
+    const destroy = guardDestroy(ctx.res);
     try {
       await next();
     } catch (error) {
       // Released before Koa answers the error, so the provider's retry is processed.
       await receiver.abort(decision.ticket);
       throw error;
+    }
+    if (destroy.failed) {
+      await receiver.abort(decision.ticket);
+      return;
     }
     // A streamed body is sent once every middleware has returned, and the work behind it may
     // still be running: the delivery stays claimed (a copy meanwhile is in flight) until the body
@@ -74,7 +81,8 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
     // The status the app actually answered: 2xx records the delivery, anything else releases it.
     // An app that bypassed Koa (`ctx.respond = false`) answered through `ctx.res`: its status once
     // it has ended it (Koa's `ctx.status` is still its default 404 when `next()` returns), and
-    // none when the response closed before that end, cut off (released once the handler ends it).
+    // none when the response closed before that end, cut off (released once the handler ends it),
+    // or when the app destroys it before its end (released at once).
     const status = ctx.respond === false ? await watchEnd(ctx.res) : ctx.status;
     if (status === undefined) await receiver.abort(decision.ticket);
     else await receiver.finish(decision.ticket, { status });

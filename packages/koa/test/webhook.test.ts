@@ -1,5 +1,6 @@
 /** webhook(): the raw body whatever the app's body parsing, limits, onError, and outcomes. */
 import { createHash, randomBytes } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { PassThrough, Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
@@ -7,9 +8,15 @@ import { unreachableStore } from "@interlock/core/testing";
 import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import Koa, { type Middleware } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type RawBodyContext, type WebhookMiddlewareOptions, type WebhookState, webhook } from "../src/index.js";
+import {
+  idempotency,
+  type RawBodyContext,
+  type WebhookMiddlewareOptions,
+  type WebhookState,
+  webhook,
+} from "../src/index.js";
 import { type Served, serve } from "./serve.js";
-import { bodyParser, delivery, readAll, route, SECRET } from "./support.js";
+import { bodyParser, delivery, readAll, route, SECRET, sleep } from "./support.js";
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -69,6 +76,26 @@ const watchErrors =
 
 const post = (d: { headers: Record<string, string>; body: Uint8Array | string }) =>
   fetch(`${served?.url}/webhooks`, { method: "POST", headers: d.headers, body: d.body as BodyInit });
+
+/** Posts `d` and leaves once the first bytes of the answer arrive: its status. */
+function postAndLeave(d: { headers: Record<string, string>; body: Uint8Array | string }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      `${served?.url}/webhooks`,
+      { method: "POST", headers: d.headers, agent: false },
+      (response) => {
+        response.once("data", () => {
+          request.destroy();
+          resolve(response.statusCode ?? 0);
+        });
+      },
+    );
+    request.on("error", reject);
+    request.end(d.body);
+  });
+}
+
+const types = (events: InterlockEvent[]) => events.map((e) => e.type);
 
 describe("raw body", () => {
   it("a gzip-encoded delivery → 415 unsupported_content_encoding, whichever bytes were signed; a parser after stands aside", async () => {
@@ -547,6 +574,196 @@ describe("the handler's outcome", () => {
     expect(calls).toBe(2);
     expect(seen.events.map((e) => e.type)).toContain("webhook.processed");
   });
+
+  it.each([
+    ["after the handler returned", true],
+    ["before the handler returned", false],
+  ])(
+    "ctx.respond = false, and the app destroys the response mid-way %s: a failed handler, the delivery released at once; the redelivery runs it",
+    async (_when, later) => {
+      let calls = 0;
+      const seen = await start(
+        // Renewed every 200 ms while the delivery is held: only a release lets the redelivery in.
+        { lockTtlMs: 600 },
+        {
+          handler: async (ctx) => {
+            calls++;
+            ctx.respond = false;
+            if (calls > 1) {
+              ctx.res.writeHead(202).end("raw");
+              return;
+            }
+            ctx.res.writeHead(200, { "content-type": "text/plain" });
+            ctx.res.write("partial");
+            if (later) setTimeout(() => ctx.res.destroy(), 20);
+            else ctx.res.destroy();
+          },
+        },
+      );
+      const d = await delivery('{"type":"x"}');
+      await post(d)
+        .then((response) => response.text())
+        .catch(() => {}); // the connection is reset
+      await sleep(1500);
+      expect(types(seen.events)).toContain("webhook.handler_failed");
+      const redelivery = await post(d);
+      expect([redelivery.status, await redelivery.text()]).toEqual([202, "raw"]);
+      expect(calls).toBe(2);
+      const duplicate = await post(d);
+      expect([duplicate.status, await duplicate.json()]).toMatchObject([200, { duplicate: true }]);
+      expect(types(seen.events).filter((type) => type === "webhook.handler_failed")).toHaveLength(1);
+      expect(types(seen.events).filter((type) => type === "webhook.processed")).toHaveLength(1);
+    },
+  );
+
+  it.each([
+    ["webhook() first", true],
+    ["idempotency() first", false],
+  ])(
+    "with idempotency() on the route too (%s), a response the app destroys before its end releases both, each once: the redelivery runs",
+    async (_order, webhookFirst) => {
+      const events: InterlockEvent[] = [];
+      const onEvent = (event: InterlockEvent) => void events.push(event);
+      const keys = idempotency({ store: new MemoryStore(), principal: false, onEvent });
+      let calls = 0;
+      await start(
+        { onEvent },
+        {
+          before: webhookFirst ? [] : [keys],
+          after: webhookFirst ? [keys] : [],
+          handler: async (ctx) => {
+            calls++;
+            ctx.respond = false;
+            ctx.res.writeHead(200, { "content-type": "text/plain" });
+            ctx.res.write("partial,");
+            if (calls === 1) setTimeout(() => ctx.res.destroy(), 20);
+            else ctx.res.end("done");
+          },
+        },
+      );
+      const d = await delivery('{"type":"x"}');
+      const keyed = { headers: { ...d.headers, "idempotency-key": "k1" }, body: d.body };
+      await post(keyed)
+        .then((response) => response.text())
+        .catch(() => {}); // the connection is reset
+      await vi.waitFor(() =>
+        expect(types(events)).toEqual(expect.arrayContaining(["webhook.handler_failed", "idempotency.released"])),
+      );
+      const again = await post(keyed);
+      expect([again.status, await again.text()]).toEqual([200, "partial,done"]);
+      await vi.waitFor(() => expect(types(events)).toContain("webhook.processed"));
+      expect(calls).toBe(2);
+      expect(types(events).filter((type) => type === "webhook.handler_failed")).toHaveLength(1);
+      expect(events.filter((e) => e.type === "idempotency.released")).toMatchObject([{ reason: "error" }]);
+    },
+  );
+
+  it.each([
+    ["webhook() first", true],
+    ["idempotency() first", false],
+  ])(
+    "with idempotency() on the route too (%s), a destroy after the app's end is passed on as it is: both recorded by that end",
+    async (_order, webhookFirst) => {
+      const events: InterlockEvent[] = [];
+      const onEvent = (event: InterlockEvent) => void events.push(event);
+      const keys = idempotency({ store: new MemoryStore(), principal: false, onEvent });
+      let calls = 0;
+      await start(
+        { onEvent },
+        {
+          before: webhookFirst ? [] : [keys],
+          after: webhookFirst ? [keys] : [],
+          handler: async (ctx) => {
+            calls++;
+            ctx.respond = false;
+            ctx.res.writeHead(202).end("raw");
+            ctx.res.destroy();
+          },
+        },
+      );
+      const d = await delivery('{"type":"x"}');
+      const keyed = { headers: { ...d.headers, "idempotency-key": "k1" }, body: d.body };
+      await post(keyed)
+        .then((response) => response.text())
+        .catch(() => {}); // the end is held until stored: destroyed before it went out
+      await vi.waitFor(() =>
+        expect(types(events)).toEqual(expect.arrayContaining(["webhook.processed", "idempotency.completed"])),
+      );
+      const duplicate = await post(d);
+      expect([duplicate.status, await duplicate.json()]).toMatchObject([200, { duplicate: true }]);
+      expect(calls).toBe(1);
+      expect(types(events)).not.toContain("webhook.handler_failed");
+      expect(types(events)).not.toContain("idempotency.released");
+    },
+  );
+
+  it("ctx.respond = false, and the provider leaves mid-body while the handler still writes, then ends it: claimed until that end, then released", async () => {
+    let calls = 0;
+    let ended = false;
+    const seen = await start(
+      {},
+      {
+        handler: async (ctx) => {
+          calls++;
+          ctx.respond = false;
+          const res = ctx.res;
+          res.writeHead(200, { "content-type": "text/plain" });
+          if (calls > 1) {
+            res.end("all");
+            return;
+          }
+          res.write("one,");
+          setTimeout(() => {
+            res.write("two,");
+            res.end("three");
+            ended = true;
+          }, 300);
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    expect(await postAndLeave(d)).toBe(200);
+    await sleep(50);
+    const meanwhile = await post(d);
+    expect(meanwhile.status).toBe(409);
+    await vi.waitFor(() => expect(ended).toBe(true));
+    await vi.waitFor(() => expect(types(seen.events)).toContain("webhook.handler_failed"));
+    expect(types(seen.events)).not.toContain("webhook.processed");
+    const redelivery = await post(d);
+    expect([redelivery.status, await redelivery.text()]).toEqual([200, "all"]);
+    expect(calls).toBe(2);
+  });
+
+  it.each([
+    ["at once", false],
+    ["later", true],
+  ])(
+    "ctx.respond = false, and the app destroys the response after its end (%s): passed on as it is, the delivery recorded by that end",
+    async (_when, later) => {
+      let calls = 0;
+      const seen = await start(
+        {},
+        {
+          handler: async (ctx) => {
+            calls++;
+            ctx.respond = false;
+            ctx.res.writeHead(202).end("raw");
+            if (later) setTimeout(() => ctx.res.destroy(), 20);
+            else ctx.res.destroy();
+          },
+        },
+      );
+      const d = await delivery('{"type":"x"}');
+      await post(d)
+        .then((response) => response.text())
+        .catch(() => {});
+      await vi.waitFor(() => expect(types(seen.events)).toContain("webhook.processed"));
+      const duplicate = await post(d);
+      expect([duplicate.status, await duplicate.json()]).toMatchObject([200, { duplicate: true }]);
+      expect(types(seen.events)).not.toContain("webhook.handler_failed");
+      expect(calls).toBe(1);
+    },
+  );
 
   it("a delivery cut off mid-body (the client went away) is 400 body_incomplete, reported; nothing runs, nothing is claimed", async () => {
     const errors: unknown[] = [];
