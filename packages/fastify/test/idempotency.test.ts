@@ -806,8 +806,15 @@ describe("response capture and replay", () => {
   });
   it("a dropped response is still recorded: the client's retry is a replay, not a second run", async () => {
     let calls = 0;
+    // The client drops its request once the route runs: a timer alone could fire, on a loaded
+    // machine, before the request had reached the server at all.
+    let entered = () => {};
+    const inRoute = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
     await start(options(), (app, hooks) => {
       app.post("/slow", hooks, async (_request, reply) => {
+        entered();
         await new Promise((resolve) => setTimeout(resolve, 100));
         return reply.code(201).send({ call: ++calls });
       });
@@ -820,10 +827,15 @@ describe("response capture and replay", () => {
       body: "{}",
       signal: aborted.signal,
     });
-    setTimeout(() => aborted.abort(), 30);
+    await inRoute;
+    aborted.abort();
     await expect(dropped).rejects.toThrow();
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    const retry = await send("/slow", key);
+    // Retried until the route has answered and its answer is stored (409 until then).
+    const retry = await vi.waitFor(async () => {
+      const answer = await send("/slow", key);
+      expect(answer.status).not.toBe(409);
+      return answer;
+    }, 5_000);
     expect([retry.status, await retry.json(), retry.headers.get("idempotent-replayed")]).toEqual([
       201,
       { call: 1 },

@@ -794,11 +794,18 @@ describe("failures", () => {
   });
 
   it("a dropped response is still recorded: the client's retry is a replay, not a second run", async () => {
+    // The client drops its request once the route runs: a timer alone could fire, on a loaded
+    // machine, before the request had reached the server at all.
+    let entered = () => {};
+    const inRoute = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
     const world = await start([
       [
         "POST",
         "/slow",
         async (ctx, w) => {
+          entered();
           await sleep(100);
           ctx.status = 201;
           ctx.body = { call: w.calls };
@@ -813,9 +820,10 @@ describe("failures", () => {
       body: "{}",
       signal: aborted.signal,
     });
-    setTimeout(() => aborted.abort(), 30);
+    await inRoute;
+    aborted.abort();
     await expect(dropped).rejects.toThrow();
-    await sleep(150);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.completed"), 5_000);
     const retry = await send("/slow", key);
     expect([retry.status, await retry.json(), retry.headers.get("idempotent-replayed")]).toEqual([
       201,
