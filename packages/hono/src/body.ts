@@ -5,7 +5,7 @@
  * `c.req.parseBody()` or a validator get the same bytes. Like any Hono middleware that reads
  * the body, this consumes `c.req.raw`'s stream.
  */
-import { BodyError, declaredLength, decodeContent, readStreamUpTo } from "@interlock/core";
+import { BodyError, contentCodings, declaredLength, decodeContent, readStreamUpTo, utf8 } from "@interlock/core";
 import type { Context } from "hono";
 
 export interface ReadOptions {
@@ -26,20 +26,18 @@ export interface ReadOptions {
 }
 
 const EMPTY = new Uint8Array(0);
-const utf8 = new TextDecoder();
 
 /**
  * The body's bytes (or exact text), or core's `BodyError` when they cannot be had: past the
  * limit (413), cut off by a client that went away (400 `body_incomplete`), or already consumed
  * (500 `body_not_raw`); with `options.decode`, also a coding not decoded (415), data that does
- * not decode (400) or a payload past the limit (413). Bytes already read are used as they are.
+ * not decode (400) or a payload past the limit (413). Bytes an earlier middleware read are held
+ * to the same rules as those read here: the app's own reader bounds nothing.
  */
 export async function readBody(c: Context, options: ReadOptions): Promise<Uint8Array | string | BodyError> {
-  // Hono caches the first read under its kind and derives every later one from it, so the
-  // first key says what the request's stream became.
-  const source = Object.keys(c.req.bodyCache)[0];
-  if (source === "arrayBuffer" || source === "blob") return new Uint8Array(await c.req.arrayBuffer());
-  if (source === "text" && options.acceptText) return c.req.text();
+  const source = cachedKind(c);
+  if (source === "arrayBuffer" || source === "blob") return keptBytes(c, options);
+  if (source === "text" && options.acceptText) return keptText(c, await c.req.text(), options);
   if (source !== undefined || c.req.raw.bodyUsed) return notRaw(source);
   const declared = declaredLength(c.req.raw.headers);
   if (declared !== undefined) {
@@ -88,6 +86,47 @@ function keep(c: Context, bytes: Uint8Array, options: ReadOptions): Uint8Array |
 }
 
 /**
+ * What the request's stream became: Hono caches the first read under its kind and derives every
+ * later one from it, so the first key says. Hono 4.8 also keeps what `c.req.parseBody()` returned
+ * there (`parsedBody`), after the read it made: first only when it read nothing (a body that is
+ * no form), a result its own readers then take for a read body and fail on. It is dropped: the
+ * stream is unread, and read here as any other.
+ */
+function cachedKind(c: Context): string | undefined {
+  const kind = Object.keys(c.req.bodyCache)[0];
+  if (kind !== "parsedBody") return kind;
+  c.req.bodyCache = {};
+  return undefined;
+}
+
+/**
+ * Bytes an earlier read left in Hono's body cache, as if read here: held to the limit, and
+ * decoded as their `Content-Encoding` says. Those read here before (`webhook()` and
+ * `idempotency()` on one route) are the payload already, decoded if they were to be: never twice.
+ */
+async function keptBytes(c: Context, options: ReadOptions): Promise<Uint8Array | BodyError> {
+  const { bodyCache } = c.req;
+  const ours = bodyCache instanceof ReadBodyCache;
+  const bytes = ours ? bodyCache.bytes : new Uint8Array(await c.req.arrayBuffer());
+  if (bytes.byteLength > options.limit) return BodyError.tooLarge(options.limit);
+  return ours ? bytes : keep(c, bytes, options);
+}
+
+/**
+ * Text an earlier `c.req.text()` (or `c.req.json()`, on Hono 4.13) read, held to the limit by its
+ * UTF-8 bytes. A body sent with a `Content-Encoding` was read as its coded bytes decoded as
+ * UTF-8, which loses them: it is `body_not_raw`, unless its coding is one refused anyway (415).
+ */
+async function keptText(c: Context, text: string, options: ReadOptions): Promise<string | BodyError> {
+  const coding = c.req.raw.headers.get("content-encoding");
+  if (contentCodings(coding).length > 0) {
+    const decoded = await decodeContent(utf8.encode(text), coding, options.limit);
+    return decoded instanceof BodyError && decoded.code === "unsupported_content_encoding" ? decoded : notRaw("text");
+  }
+  return utf8.byteLength(text) > options.limit ? BodyError.tooLarge(options.limit) : text;
+}
+
+/**
  * The answer to a read that failed: `body_incomplete`, the client went away mid-body. Thrown on
  * instead when it is Hono 4.8's `bodyLimit()` refusing a chunked body: that middleware fails the
  * request's stream with its `BodyLimitError` and answers its own 413 only when the error reaches
@@ -119,6 +158,11 @@ class ReadBodyCache {
     const { buffer, byteOffset, byteLength } = bytes;
     const whole = byteOffset === 0 && byteLength === buffer.byteLength && buffer instanceof ArrayBuffer;
     this.arrayBuffer = Promise.resolve(whole ? buffer : (bytes.slice().buffer as ArrayBuffer));
+  }
+
+  /** The bytes read (a getter: no key of Hono's cache, which takes its own keys for reads made). */
+  get bytes(): Uint8Array {
+    return this.#bytes;
   }
 
   get text(): Promise<string> {
@@ -154,10 +198,12 @@ function cacheBody(c: Context, bytes: Uint8Array): void {
 }
 
 function notRaw(source: string | undefined): BodyError {
+  // Hono 4.8's parseBody() reads a form with c.req.formData(), keeping only the form.
+  const readers = source === "formData" ? "c.req.formData(), c.req.parseBody() on Hono 4.8" : `c.req.${source}()`;
   const by =
     source === undefined
       ? "by reading c.req.raw directly (or taking a reader on it)"
-      : `as ${source} (c.req.${source}() or a validator)`;
+      : `as ${source} (${readers} or a validator)`;
   return new BodyError(
     "body_not_raw",
     `the request body was already consumed ${by}, so its raw bytes are gone: ` +

@@ -235,7 +235,7 @@ async function capture(c: Context, written: Written | undefined, limit: number, 
     const body = givenBody(written.data);
     if (body !== undefined) {
       const headers = givenHeaders(response, body);
-      answerWithRecord(c, written.data as BodyInit | null, status, headers);
+      answerAsStored(c, written.data as BodyInit | null, status, headers);
       return finish({ status, headers, body });
     }
   }
@@ -278,19 +278,26 @@ async function passStream(c: Context, response: Response, limit: number, settle:
 }
 
 /**
+ * The answer made anew from the copy of the body stored: on @hono/node-server the route's own
+ * Response keeps the buffer it was given, which the route may reuse once it has answered.
  * Reading `headers` turned the response's headers into a `Headers` object, which
- * @hono/node-server then iterates again (sorted, per the Fetch spec) to write the answer: the
- * same response is made anew from a plain record of the headers just read, which it writes as
- * it is. Only when no name repeats: a record cannot hold two `Set-Cookie`s on every runtime.
+ * @hono/node-server then iterates again (sorted, per the Fetch spec) to write the answer: they
+ * are given as a plain record of the headers just read, which it writes as it is. As the pairs
+ * when a name repeats: a record cannot hold two `Set-Cookie`s on every runtime.
  */
-function answerWithRecord(c: Context, data: BodyInit | null, status: number, headers: Array<[string, string]>) {
+function answerAsStored(c: Context, data: BodyInit | null, status: number, headers: Array<[string, string]>) {
+  c.res = undefined;
+  c.res = new Response(data, { status, headers: headerRecord(headers) ?? headers });
+}
+
+/** The header pairs as a record, or `undefined` when a name repeats (or is one every object has). */
+function headerRecord(headers: Array<[string, string]>): Record<string, string> | undefined {
   const record: Record<string, string> = {};
   for (const [name, value] of headers) {
-    if (name in record) return;
+    if (name in record) return undefined;
     record[name] = value;
   }
-  c.res = undefined;
-  c.res = new Response(data, { status, headers: record });
+  return record;
 }
 
 /**

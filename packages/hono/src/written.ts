@@ -9,8 +9,11 @@ import type { Context } from "hono";
 export interface Written {
   response: Response | Promise<Response>;
   data: unknown;
-  /** The context's `error` as the route answered: one raised before, by a layer around the route. */
-  errorBefore: Error | undefined;
+  /**
+   * The context's `error` as the route answered, when Hono had already answered it (`c.res` set):
+   * one raised around the route, by a layer that answered the client while the route still ran.
+   */
+  errorAnswered: Error | undefined;
 }
 
 type Writer = (data: never, ...rest: never[]) => Response | Promise<Response>;
@@ -39,7 +42,9 @@ export class BodyWatch {
   }
 
   note(response: Response | Promise<Response>, data: unknown): Response | Promise<Response> {
-    this.written = { response, data: snapshot(data), errorBefore: this.c.error };
+    const { error } = this.c;
+    const errorAnswered = error !== undefined && this.c.finalized ? error : undefined;
+    this.written = { response, data: snapshot(data), errorAnswered };
     return response;
   }
 }
@@ -49,14 +54,14 @@ export class BodyWatch {
  * before ours (`hono/timeout`) threw and Hono answered its error while the route was still
  * running, and the route then answered (its answer never sent). Hono records a throw on the
  * context at whichever level catches it, so after `next()` the route's own failure and an outer
- * one look alike; only an answer the route wrote after the error, and that is not the answer sent,
- * tells them apart (a route that throws writes nothing after its throw). Returns that answer, if so.
+ * one look alike; only an answer written after Hono had answered the error tells them apart.
+ * Hono's error handler writes its answer to the route's throw (`app.onError` calling `c.json`)
+ * before Hono sets it as `c.res`, and a route that throws writes nothing after its throw. Not
+ * told by comparing that answer with `c.res`: once anything has read `c.res` (`cors()` before
+ * `next()`), Hono's setter wraps every answer set in a new `Response`. Returns that answer, if so.
  */
 export function raisedAroundRoute(c: Context, written: Written | undefined): Written | undefined {
-  if (c.error === undefined || written === undefined || written.errorBefore !== c.error) return undefined;
-  // The error handler's own answer to the route's throw (`app.onError` writing `c.json`) is
-  // written after the error too: it is the answer sent, the route's failure.
-  return written.response === c.res ? undefined : written;
+  return c.error !== undefined && written?.errorAnswered === c.error ? written : undefined;
 }
 
 function noteBody(this: BodyWatch, data: never, ...rest: never[]) {

@@ -37,6 +37,20 @@ describe("the bytes a route hands over", () => {
     expectFaithfulReplay(first, replay);
   });
 
+  it("c.body(buffer) with two Set-Cookie lines, then the route clears its buffer: the first client gets what is stored", async () => {
+    const [first, replay] = await firstAndReplay((c) => {
+      c.header("set-cookie", "a=1", { append: true });
+      c.header("set-cookie", "b=2", { append: true });
+      const bytes = encoder.encode("first bytes");
+      const response = c.body(bytes, 201, { "content-type": "text/plain" });
+      bytes.fill(0x78);
+      return response;
+    });
+    expect(first.raw.toString()).toBe("first bytes");
+    expect(first.headers["set-cookie"]).toEqual(["a=1", "b=2"]); // each its own line
+    expectFaithfulReplay(first, replay);
+  });
+
   it("a Response whose stream enqueues one Uint8Array again after changing it, under an error mapper that replaces c.res", async () => {
     const app = new Hono();
     // A middleware before idempotency() that sets c.res (here to itself): the recording reads ahead.

@@ -4,6 +4,7 @@ import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interl
 import { unreachableStore } from "@interlock/core/testing";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { stream, streamSSE, streamText } from "hono/streaming";
 import { timeout } from "hono/timeout";
@@ -678,6 +679,66 @@ describe("request body", () => {
   });
 });
 
+describe("a body an earlier middleware read", () => {
+  const gzip = async (text: string) =>
+    new Uint8Array(
+      await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+    );
+
+  /** An app whose middleware reads the body (`read`) before idempotency() does; the route counts its runs. */
+  function appReading(read: (c: Context) => Promise<unknown>, extra: Partial<IdempotencyMiddlewareOptions> = {}) {
+    const app = new Hono();
+    const runs = { count: 0 };
+    app.use(async (c, next) => {
+      await read(c);
+      await next();
+    });
+    app.post("/pay", idempotency(options([], extra)), async (c) =>
+      c.json({ run: ++runs.count, body: await c.req.text() }, 201),
+    );
+    const send = (key: string, body: BodyInit, headers: Record<string, string> = {}) =>
+      app.request("/pay", {
+        method: "POST",
+        headers: { "idempotency-key": key, "x-api-key": "client-a", ...headers },
+        body,
+      });
+    return { app, runs, send };
+  }
+
+  for (const [kind, read] of [
+    ["bytes", (c: Context) => c.req.arrayBuffer()],
+    ["text", (c: Context) => c.req.text()],
+  ] as const) {
+    it(`read as ${kind}: held to bodyLimit (413), and one sent with a coding not decoded refused (415)`, async () => {
+      const { runs, send } = appReading(read, { bodyLimit: 10 });
+      const over = await send(uniqueId("key"), "x".repeat(100));
+      expect([over.status, (await problemOf(over)).code]).toEqual([413, "body_too_large"]);
+      const coded = await send(uniqueId("key"), "{}", { "content-encoding": "zstd-unknown" });
+      expect([coded.status, (await problemOf(coded)).code]).toEqual([415, "unsupported_content_encoding"]);
+      expect((await send(uniqueId("key"), "{}")).status).toBe(201);
+      expect(runs.count).toBe(1);
+    });
+  }
+
+  it("read as bytes: a gzip body is decoded, so the same JSON sent compressed and plain is one request", async () => {
+    const { runs, send } = appReading((c) => c.req.arrayBuffer());
+    const key = uniqueId("key");
+    const json = '{"amount":100}';
+    const first = await send(key, await gzip(json), { "content-type": "application/json", "content-encoding": "gzip" });
+    expect([first.status, await first.json()]).toEqual([201, { run: 1, body: json }]);
+    const plain = await send(key, json, { "content-type": "application/json" });
+    expect([plain.status, plain.headers.get("idempotent-replayed")]).toEqual([201, "true"]);
+    expect(runs.count).toBe(1);
+  });
+
+  it("read as text: a gzip body's bytes are gone (decoded as UTF-8), 500 body_not_raw, not a wrong fingerprint", async () => {
+    const { runs, send } = appReading((c) => c.req.text());
+    const coded = await send(uniqueId("key"), await gzip('{"amount":100}'), { "content-encoding": "gzip" });
+    expect([coded.status, (await problemOf(coded)).code]).toEqual([500, "body_not_raw"]);
+    expect(runs.count).toBe(0);
+  });
+});
+
 describe("scoping", () => {
   it("scopes keys by principal, which can come from an earlier middleware on the context", async () => {
     const app = new Hono<{ Variables: { tenant: string } }>();
@@ -816,6 +877,34 @@ describe("failures", () => {
     expect(runs).toBe(3);
     expect(released(events)).toEqual(["error", "error"]);
   });
+
+  // cors() reads c.res before next(): Hono's setter then wraps every answer set after it in a new
+  // Response, so onError's answer never is the object its writer returned.
+  for (const [name, answer] of [
+    ["302", (c: Context) => c.redirect("/error-page")],
+    ["200 c.text", (c: Context) => c.text("something went wrong")],
+  ] as const) {
+    it(`cors() before: a throw answered by onError (${name}) releases the key, the retry runs again`, async () => {
+      let runs = 0;
+      const app = new Hono();
+      app.use(cors());
+      app.onError((_error, c) => answer(c));
+      app.post("/p", idempotency({ store: new MemoryStore(), principal: false }), () => {
+        runs++;
+        throw new Error("down");
+      });
+      const send = () =>
+        app.request("/p", {
+          method: "POST",
+          headers: { "idempotency-key": "k1", "content-type": "application/json", origin: "https://a.example" },
+          body: "{}",
+        });
+      await send();
+      const retry = await send();
+      expect(retry.headers.get("idempotent-replayed")).toBeNull();
+      expect(runs).toBe(2);
+    });
+  }
 
   it("a throw that passes through next() (an app.onError that rethrows it) releases the key: the retry runs again", async () => {
     const events: InterlockEvent[] = [];
