@@ -122,7 +122,10 @@ export function interlockMetrics(registry) {
         idempotency.inc(
           "reason" in event ? { method, route, outcome, reason: event.reason } : { method, route, outcome },
         );
-        idempotentHandlerSeconds.observe({ method, route, outcome }, seconds(event.durationMs - event.storeMs));
+        // A release after a rollback corrects a `completed` already counted: its handler was timed then.
+        if (!("reason" in event && event.reason === "rolled_back")) {
+          idempotentHandlerSeconds.observe({ method, route, outcome }, seconds(event.durationMs - event.storeMs));
+        }
         const operation = event.type === "idempotency.released" ? "release" : "complete";
         const failed =
           event.type === "idempotency.released"

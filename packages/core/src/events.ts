@@ -21,7 +21,13 @@ export interface WebhookVerifiedEvent extends CorrelatedEvent {
   type: "webhook.verified";
   /** The scheme's name (`stripe`, `github`, …). */
   scheme: string;
-  /** The delivery's id, when the scheme carries one. */
+  /**
+   * The delivery's id, when the scheme carries one: as it is when the signature covers it. One
+   * it does not cover (`idCovered: false`) is the sender's text, under which anyone holding one
+   * signed body can send it again, so it is carried as a refused delivery's is: only when it is
+   * 1 to 200 visible ASCII characters. Every event about the delivery carries this same id; the
+   * handler's `VerifiedWebhook.id` is the id as sent.
+   */
   id: string | undefined;
   /** Whether `id` is covered by the signature (false for GitHub, Shopify and Linear ids). */
   idCovered: boolean;
@@ -37,7 +43,9 @@ export interface WebhookRejectedEvent extends CorrelatedEvent {
   scheme: string;
   /**
    * The id the delivery claimed (unverified), when it sent one in a header of 1 to 200 visible
-   * ASCII characters: anything else is the sender's text, not an id, and is left out.
+   * ASCII characters: anything else is the sender's text, not an id, and is left out. Read from
+   * the scheme's `idHeaders` when the refusal came before the rest of its headers were parsed
+   * (a signature header missing, a body over the limit).
    */
   id: string | undefined;
   /** Why it was refused: the error's `code`. */
@@ -52,7 +60,7 @@ export interface WebhookDuplicateEvent extends CorrelatedEvent {
   type: "webhook.duplicate";
   /** The scheme's name. */
   scheme: string;
-  /** The delivery's id, when it has one. */
+  /** The delivery's id, when it has one, as `webhook.verified` carries it (an unsigned one bounded). */
   id: string | undefined;
   /** "completed": processed before, the handler is not run; "in_flight": another worker has it. */
   state: "completed" | "in_flight";
@@ -66,7 +74,7 @@ export interface WebhookProcessedEvent extends CorrelatedEvent {
   type: "webhook.processed";
   /** The scheme's name. */
   scheme: string;
-  /** The delivery's id, when it has one. */
+  /** The delivery's id, when it has one, as `webhook.verified` carries it (an unsigned one bounded). */
   id: string | undefined;
   /** From the won claim to the recorded outcome, in milliseconds: the handler, then `storeMs`. */
   durationMs: number;
@@ -87,7 +95,7 @@ export interface WebhookHandlerFailedEvent extends CorrelatedEvent {
   type: "webhook.handler_failed";
   /** The scheme's name. */
   scheme: string;
-  /** The delivery's id, when it has one. */
+  /** The delivery's id, when it has one, as `webhook.verified` carries it (an unsigned one bounded). */
   id: string | undefined;
   /** The status the handler answered, outside 2xx; absent when the handler threw. */
   status?: number;
@@ -107,7 +115,7 @@ export interface WebhookStoreUnavailableEvent extends CorrelatedEvent {
   type: "webhook.store_unavailable";
   /** The scheme's name. */
   scheme: string;
-  /** The delivery's id, when it has one. */
+  /** The delivery's id, when it has one, as `webhook.verified` carries it (an unsigned one bounded). */
   id: string | undefined;
   /** The operation that failed. */
   operation: "claim";
@@ -186,6 +194,13 @@ export type IdempotencyEvent = IdempotencyEventBase &
         type: "idempotency.completed";
         /** The stored status. */
         status: number;
+        /**
+         * Present when the response was written inside the caller's transaction (`finish` with a
+         * `transaction`): it is stored once the caller commits. If the caller rolls back and calls
+         * `abort`, an `idempotency.released` with reason `rolled_back` follows, which corrects this
+         * outcome (the request's one outcome is then that nothing was stored).
+         */
+        inTransaction?: true;
         /** From the won claim to the stored response, in milliseconds. */
         durationMs: number;
         /** Time the `complete` took, in milliseconds. */
@@ -194,9 +209,14 @@ export type IdempotencyEvent = IdempotencyEventBase &
     | {
         /** Nothing was stored and the key was released: a retry runs again. */
         type: "idempotency.released";
-        /** Why nothing was stored: the handler threw, its status is not cached, or the body could not be kept. */
-        reason: "error" | "status" | "streamed" | "too_large";
-        /** The handler's status; undefined when it threw. */
+        /**
+         * Why nothing was stored: the handler threw, its status is not cached, or the body could
+         * not be kept; `rolled_back`, the caller rolled back the transaction the response was
+         * written in, and called `abort`: this follows that request's `completed` (with
+         * `inTransaction`), and corrects it rather than adding a second outcome.
+         */
+        reason: "error" | "status" | "streamed" | "too_large" | "rolled_back";
+        /** The handler's status (with `rolled_back`, the one written, then rolled back); undefined when it threw. */
         status: number | undefined;
         /**
          * False when the `release` itself failed: the key stays in flight until its lease ends

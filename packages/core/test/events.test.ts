@@ -13,6 +13,7 @@ import {
   createIdempotency,
   createWebhookReceiver,
   createWebhookVerifier,
+  github,
   HOOK_FAILED_WARNING,
   type IdempotencyOptions,
   type InterlockEvent,
@@ -168,6 +169,85 @@ describe("webhook events", () => {
       await verifier.verify({ ...headers, "webhook-id": id }, "tampered").catch(() => {});
     }
     expect(events.map((event) => (event as { id?: string }).id)).toEqual(["msg_ok", undefined, undefined, undefined]);
+  });
+
+  it("a refused delivery carries the id it sent whatever came first: a missing signature header, a body over the limit", async () => {
+    const events: WebhookEvent[] = [];
+    const receiver = createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SECRET,
+      store: new MemoryStore(),
+      now: clockAt(NOW),
+      maxBodyBytes: BODY.length,
+      onEvent: (event) => events.push(event),
+    });
+    const { headers } = await delivery("msg_1");
+    const { "webhook-signature": _, ...unsigned } = headers;
+    await receiver.begin(unsigned, BODY); // the signature header missing
+    expect(receiver.checkHeaders(unsigned)).toBeDefined(); // the same, from the headers alone
+    await receiver.begin(headers, "tampered"); // a bad signature
+    await receiver.begin(headers, `${BODY} `); // a body over maxBodyBytes, found by the verifier
+    await receiver.begin(headers, () => new BodyError("body_too_large", "too large")); // by a body reader
+    receiver.refuse("body_too_large", "too large", headers); // by an adapter, before begin
+    await receiver.begin({ "svix-id": "msg_2", "svix-timestamp": String(NOW) }, BODY); // Svix's name for the id
+    await receiver.begin({ ...unsigned, "webhook-id": "msg 3" }, BODY); // not a plain short id: left out
+    expect(events.map((event) => [event.type, "code" in event ? event.code : "", event.id])).toEqual([
+      ["webhook.rejected", "missing_header", "msg_1"],
+      ["webhook.rejected", "missing_header", "msg_1"],
+      ["webhook.rejected", "no_matching_signature", "msg_1"],
+      ["webhook.rejected", "body_too_large", "msg_1"],
+      ["webhook.rejected", "body_too_large", "msg_1"],
+      ["webhook.rejected", "body_too_large", "msg_1"],
+      ["webhook.rejected", "missing_header", "msg_2"],
+      ["webhook.rejected", "missing_header", undefined],
+    ]);
+  });
+
+  it("a delivery id the signature does not cover is carried as a refused one's is: only a plain short id; the handler gets it as sent", async () => {
+    const events: WebhookEvent[] = [];
+    const secret = "github-secret";
+    const receiver = createWebhookReceiver({
+      scheme: github,
+      secret,
+      store: new MemoryStore(),
+      onEvent: (event) => events.push(event),
+    });
+    const body = '{"action":"opened"}';
+    const { headers } = await signWebhook({ scheme: github, secret, body, id: "72d3162e-cc78-11e3-81ab-4c9367dc0958" });
+    // Anyone holding one signed body can send it again under any id.
+    const forged = `x\t${"A".repeat(5000)} level=error msg="fake"`;
+    const resent = { ...headers, "x-github-delivery": forged };
+    const seen: Array<string | undefined> = [];
+    const receipt = await receiver.receive(resent, body, (event) => void seen.push(event.id));
+    expect(receipt.outcome).toBe("processed");
+    expect((await receiver.receive(resent, body, () => "not run")).outcome).toBe("duplicate");
+    const other = '{"action":"closed"}';
+    const signedOther = await signWebhook({ scheme: github, secret, body: other });
+    const failing = { ...signedOther.headers, "x-github-delivery": forged };
+    await expect(receiver.receive(failing, other, () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+    await receiver.receive(headers, body, (event) => void seen.push(event.id));
+    expect(seen).toEqual([forged, "72d3162e-cc78-11e3-81ab-4c9367dc0958"]);
+    expect(events.map((event) => [event.type, event.id])).toEqual([
+      ["webhook.verified", undefined],
+      ["webhook.processed", undefined],
+      ["webhook.verified", undefined],
+      ["webhook.duplicate", undefined],
+      ["webhook.verified", undefined],
+      ["webhook.handler_failed", undefined],
+      ["webhook.verified", "72d3162e-cc78-11e3-81ab-4c9367dc0958"],
+      ["webhook.processed", "72d3162e-cc78-11e3-81ab-4c9367dc0958"],
+    ]);
+    expect(events[0]).toMatchObject({ idCovered: false });
+    // A store that cannot claim: its event carries the id bounded too.
+    const down = new MemoryStore();
+    down.claim = () => Promise.reject(new StoreUnavailableError("memory", "connection refused"));
+    const downEvents: WebhookEvent[] = [];
+    const onDown = createWebhookReceiver({ scheme: github, secret, store: down, onEvent: (e) => downEvents.push(e) });
+    expect(await onDown.begin(resent, body)).toMatchObject({ outcome: "store_unavailable" });
+    expect(downEvents.map((event) => [event.type, event.id])).toEqual([
+      ["webhook.verified", undefined],
+      ["webhook.store_unavailable", undefined],
+    ]);
   });
 
   it("time the claim, the complete and the handler apart", async () => {
@@ -406,6 +486,78 @@ describe("idempotency events", () => {
       ["idempotency.first", undefined],
       ["idempotency.not_recorded", "lease_lost"],
     ]);
+  });
+
+  /**
+   * The memory store, standing in for one that writes inside the caller's transaction (it cannot
+   * join one): its `complete` writes nothing, as a write the caller then rolls back leaves nothing.
+   */
+  function transactionalStore(): InterlockStore {
+    const inner = new MemoryStore();
+    return {
+      name: "transactional",
+      maxRecordBytes: inner.maxRecordBytes,
+      claim: (key, options) => inner.claim(key, options),
+      complete: async () => true,
+      release: (key, token) => inner.release(key, token),
+      extend: (key, token, ttl) => inner.extend(key, token, ttl),
+    };
+  }
+
+  it("a response written in the caller's transaction, rolled back: completed says so, and the abort's released(rolled_back) corrects it", async () => {
+    const { engine, events } = engineOn(transactionalStore());
+    const first = await engine.begin(request({ "idempotency-key": "k1", "x-request-id": "req-tx" }));
+    if (first.action !== "execute") throw new Error("not first");
+    expect(await engine.finish(first.ticket, response(201), { transaction: {} })).toBe(true);
+    await engine.abort(first.ticket); // after ROLLBACK, as documented
+    await engine.abort(first.ticket); // once released, nothing more
+    expect(events.map((e) => [e.type, "reason" in e ? e.reason : undefined])).toEqual([
+      ["idempotency.first", undefined],
+      ["idempotency.completed", undefined],
+      ["idempotency.released", "rolled_back"],
+    ]);
+    const [, completed, released] = events;
+    expect(completed).toMatchObject({ status: 201, inTransaction: true });
+    expect(released).toMatchObject({ key: "k1", status: 201, released: true, correlationId: "req-tx" });
+    const { durationMs, storeMs } = released as { durationMs: number; storeMs: number };
+    expect(durationMs).toBeGreaterThanOrEqual(storeMs);
+    expect((await engine.begin(request({ "idempotency-key": "k1" }))).action).toBe("execute");
+    // Outside a transaction the field is absent, and an abort after the finish does nothing.
+    const second = await engine.begin(request({ "idempotency-key": "k2" }));
+    if (second.action !== "execute") throw new Error("not first");
+    await engine.finish(second.ticket, response(201));
+    await engine.abort(second.ticket);
+    expect(events.slice(4).map((e) => e.type)).toEqual(["idempotency.first", "idempotency.completed"]);
+    expect(events[5]).not.toHaveProperty("inTransaction");
+  });
+
+  it("a complete that failed in the caller's transaction: not_recorded is the outcome, the abort after the rollback frees the key and adds none", async () => {
+    const store = transactionalStore();
+    store.complete = () => Promise.reject(new StoreUnavailableError("transactional", "connection reset"));
+    const { engine, events } = engineOn(store);
+    const first = await engine.begin(request({ "idempotency-key": "k1" }));
+    if (first.action !== "execute") throw new Error("not first");
+    expect(await engine.finish(first.ticket, response(201), { transaction: {} })).toBe(false);
+    await engine.abort(first.ticket);
+    expect(events.map((e) => e.type)).toEqual([
+      "idempotency.first",
+      "idempotency.not_recorded",
+      "idempotency.store_unavailable",
+    ]);
+    expect((await engine.begin(request({ "idempotency-key": "k1" }))).action).toBe("execute");
+  });
+
+  it("a store that cannot join the transaction throws, and the abort after it reports the request's one outcome: released(error)", async () => {
+    const { engine, events } = engineOn(new MemoryStore());
+    const first = await engine.begin(request({ "idempotency-key": "k1" }));
+    if (first.action !== "execute") throw new Error("not first");
+    await expect(engine.finish(first.ticket, response(201), { transaction: {} })).rejects.toThrow();
+    await engine.abort(first.ticket);
+    expect(events.map((e) => [e.type, "reason" in e ? e.reason : undefined])).toEqual([
+      ["idempotency.first", undefined],
+      ["idempotency.released", "error"],
+    ]);
+    expect((await engine.begin(request({ "idempotency-key": "k1" }))).action).toBe("execute");
   });
 
   it("report an unreachable store's claim with its time", async () => {

@@ -1,6 +1,7 @@
 /** Behaviour of `verify` beyond the provider vectors: every refusal code, rotation, limits, events. */
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
+import { headerReader } from "../src/headers.js";
 import {
   createWebhookVerifier,
   github,
@@ -9,6 +10,7 @@ import {
   linear,
   MAX_TOLERANCE_SECONDS,
   paddle,
+  schemes,
   shopify,
   signWebhook,
   slack,
@@ -18,6 +20,7 @@ import {
   type WebhookEvent,
   WebhookVerificationError,
 } from "../src/index.js";
+import { claimedIdIn } from "../src/webhooks/scheme.js";
 import { clockAt, expectRefused, expectVerified, syncPort } from "./helpers.js";
 
 const NOW = 1_700_000_000;
@@ -491,6 +494,21 @@ describe("events", () => {
       expect(text).not.toContain(SECRET.slice(6));
       expect(text).not.toContain((headers["webhook-signature"] as string).slice(3));
     }
+  });
+
+  it("every preset's idHeaders name where its parse reads the id, the one it prefers first", () => {
+    const signature = [{ kind: "hmac" as const, bytes: new Uint8Array(32) }];
+    for (const [name, scheme] of Object.entries(schemes)) {
+      const headers = scheme.format({ id: scheme.newId(new Uint8Array(24)), timestamp: String(NOW) }, signature);
+      // Shopify's event id, when sent, is the id rather than its webhook id.
+      const sent = name === "shopify" ? [headers, { ...headers, "x-shopify-event-id": "evt-9" }] : [headers];
+      for (const delivery of sent) {
+        const read = headerReader(delivery);
+        expect([name, claimedIdIn(scheme, read)]).toEqual([name, scheme.parse(read, new Uint8Array()).id]);
+      }
+    }
+    const svixHeaders = schemes.svix.format({ id: "msg_svix", timestamp: String(NOW) }, signature);
+    expect(claimedIdIn(schemes.svix, headerReader(svixHeaders))).toBe("msg_svix");
   });
 
   it("a throwing hook does not change the outcome", async () => {

@@ -240,7 +240,7 @@ describe("webhook(): body size limit (bodyLimit, default maxBodyBytes)", () => {
     expect(tagged.status).toBe(413);
     expect((await send(url, big)).status).toBe(413);
     expect(events.filter((e) => e.type === "webhook.rejected")).toEqual(
-      rejectedTaggedThenUntagged("body_too_large", "req-413-express"),
+      rejectedTaggedThenUntagged("body_too_large", "req-413-express", big.headers),
     );
   });
 

@@ -244,7 +244,7 @@ describe("body size limit", () => {
     expect([tagged.status, (await problem(tagged)).code]).toEqual([413, "body_too_large"]);
     expect((await post(`${url}/hook`, big)).status).toBe(413);
     expect(events.filter((e) => e.type === "webhook.rejected")).toEqual(
-      rejectedTaggedThenUntagged("body_too_large", "req-413-fastify"),
+      rejectedTaggedThenUntagged("body_too_large", "req-413-fastify", big.headers),
     );
   });
 

@@ -241,7 +241,7 @@ describe("body limit", () => {
     expect([tagged.status, (await problemOf(tagged)).code]).toEqual([413, "body_too_large"]);
     expect((await post(app.url, over)).status).toBe(413);
     expect(events.filter((e) => e.type === "webhook.rejected")).toEqual(
-      rejectedTaggedThenUntagged("body_too_large", "req-413-hono"),
+      rejectedTaggedThenUntagged("body_too_large", "req-413-hono", over.headers),
     );
   });
 

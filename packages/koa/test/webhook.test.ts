@@ -240,12 +240,18 @@ describe("raw body", () => {
       {
         type: "webhook.rejected",
         scheme: "standard-webhooks",
-        id: undefined,
+        id: sent.headers["webhook-id"],
         code: "body_not_raw",
         durationMs: 0,
         correlationId: "req-500-koa",
       },
-      { type: "webhook.rejected", scheme: "standard-webhooks", id: undefined, code: "body_not_raw", durationMs: 0 },
+      {
+        type: "webhook.rejected",
+        scheme: "standard-webhooks",
+        id: sent.headers["webhook-id"],
+        code: "body_not_raw",
+        durationMs: 0,
+      },
     ]);
   });
 

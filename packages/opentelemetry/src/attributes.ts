@@ -6,7 +6,10 @@
 
 /** The webhook scheme (`stripe`, `github`, `standard-webhooks`, …). */
 export const ATTR_WEBHOOK_SCHEME = "interlock.webhook.scheme";
-/** The delivery id a verified delivery carries (spans only). */
+/**
+ * The delivery id a verified delivery carries (spans only): one the signature does not cover
+ * only when it is 1 to 200 visible ASCII characters, as core's events carry it.
+ */
 export const ATTR_WEBHOOK_ID = "interlock.webhook.id";
 /** Whether the scheme's signature covers the delivery id (spans only). */
 export const ATTR_WEBHOOK_ID_COVERED = "interlock.webhook.id_covered";
@@ -25,7 +28,11 @@ export const ATTR_WEBHOOK_RELEASED = "interlock.webhook.released";
  * `completed`, `released`, `not_recorded`, `store_unavailable` or `rejected`.
  */
 export const ATTR_IDEMPOTENCY_OUTCOME = "interlock.idempotency.outcome";
-/** On `released`: why nothing was stored (`error`, `status`, `streamed`, `too_large`). */
+/**
+ * On `released`: why nothing was stored (`error`, `status`, `streamed`, `too_large`), or
+ * `rolled_back`: the caller's transaction the response was written in rolled back, which
+ * corrects that request's `completed`.
+ */
 export const ATTR_IDEMPOTENCY_REASON = "interlock.idempotency.reason";
 /** The client's Idempotency-Key (spans only; never the principal). */
 export const ATTR_IDEMPOTENCY_KEY = "interlock.idempotency.key";

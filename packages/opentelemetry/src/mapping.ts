@@ -172,7 +172,11 @@ const requestMethod = (method: string): Attributes => ({
   [ATTR_HTTP_REQUEST_METHOD]: KNOWN_METHODS.has(method) ? method : OTHER,
 });
 
-/** A verified delivery's id, for its spans: a rejected one's claimed id is the sender's word. */
+/**
+ * A verified delivery's id, for its spans, as core's events carry it: one the signature does not
+ * cover only when it is 1 to 200 visible ASCII characters (it is the sender's text, as a rejected
+ * delivery's claimed id is, which no span carries).
+ */
 const webhookId = (id: string | undefined): Attributes => (id === undefined ? {} : { [ATTR_WEBHOOK_ID]: id });
 
 /** `http.route` only when the event names a route pattern: the semantic conventions forbid a path in its place. */
@@ -377,8 +381,11 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
       ...status(event.status),
     };
     record.count(METRIC_IDEMPOTENCY_OUTCOMES, attributes);
-    record.time(METRIC_IDEMPOTENCY_HANDLER_DURATION, handlerMs(event), attributes);
     record.store("idempotency", "release", event.storeMs, event.released ? undefined : STORE_UNAVAILABLE);
+    // The release after the caller's rollback corrects the `completed` its request already
+    // counted, timed and drew an execute span for: the handler ran once, and did not fail.
+    if (event.reason === "rolled_back") return;
+    record.time(METRIC_IDEMPOTENCY_HANDLER_DURATION, handlerMs(event), attributes);
     const failed = event.reason === "error" ? HANDLER_FAILED : undefined;
     record.span(SPAN_IDEMPOTENCY_EXECUTE, event, { ...attributes, [ATTR_IDEMPOTENCY_KEY]: event.key }, failed);
   },
@@ -482,7 +489,8 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     };
     record.count(METRIC_OAUTH_TOKEN_REQUESTS, attributes);
     record.time(METRIC_OAUTH_TOKEN_REQUEST_DURATION, event.durationMs, attributes);
-    record.span(SPAN_OAUTH_TOKEN, event, attributes, issued ? undefined : event.outcome);
+    // `error.type` bounded as on the metrics; the status message is the server's own code.
+    record.span(SPAN_OAUTH_TOKEN, event, attributes, issued ? undefined : outcome, event.outcome);
   },
   "oauth.token.answered_late"(event, record) {
     const issued = event.outcome === "issued";

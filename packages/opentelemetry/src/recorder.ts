@@ -60,8 +60,11 @@ export class EventRecorder {
     this.time(METRIC_STORE_DURATION, ms, attributes);
   }
 
-  /** A finished span; `errorType` sets `error.type` and an error status. */
-  span(name: string, timing: SpanTiming, attributes: Attributes, errorType?: string): void {
+  /**
+   * A finished span; `errorType` sets `error.type` and an error status, whose message is
+   * `errorType` too, or `message`: the code a bounded `error.type` (`_OTHER`) stands for.
+   */
+  span(name: string, timing: SpanTiming, attributes: Attributes, errorType?: string, message?: string): void {
     const end = this.#now - (timing.endedMsAgo ?? 0);
     const spanAttributes: Attributes = { ...attributes };
     if (this.#correlationId !== undefined) spanAttributes[ATTR_CORRELATION_ID] = this.#correlationId;
@@ -71,7 +74,7 @@ export class EventRecorder {
       startTime: end - Math.max(0, timing.durationMs),
       attributes: spanAttributes,
     });
-    if (errorType !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+    if (errorType !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: message ?? errorType });
     span.end(end);
   }
 }

@@ -2,7 +2,7 @@
  * Idempotent requests through Express on 127.0.0.1 (`Idempotency-Key` required), and the exact
  * spans and metric points each outcome leaves in the SDK's in-memory exporters.
  */
-import { type InterlockEvent, MemoryStore } from "@interlock/core";
+import { createIdempotency, type InterlockEvent, type InterlockStore, MemoryStore } from "@interlock/core";
 import { idempotency } from "@interlock/express";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import express from "express";
@@ -524,5 +524,81 @@ describe("a middleware mounted for the whole app", () => {
         },
       ]),
     );
+  });
+});
+
+describe("a response written in the caller's transaction, then rolled back", () => {
+  it("one execute span, not a handler failure; released(rolled_back) counted beside completed, timed as a release only", async () => {
+    const inner = new MemoryStore();
+    // The memory store cannot join a transaction: stand in for one that writes inside it.
+    const transactional: InterlockStore = {
+      name: "transactional",
+      maxRecordBytes: inner.maxRecordBytes,
+      claim: (key, options) => inner.claim(key, options),
+      complete: (key, token, record, options) => inner.complete(key, token, record, { ttlMs: options.ttlMs }),
+      release: (key, token) => inner.release(key, token),
+      extend: (key, token, ttl) => inner.extend(key, token, ttl),
+    };
+    const onEvent = interlockTelemetry<InterlockEvent>({
+      meterProvider: otel.meterProvider,
+      tracerProvider: otel.tracerProvider,
+      onEvent: (event) => events.push(event),
+    });
+    const engine = createIdempotency({ store: transactional, principal: false, onEvent });
+    const decision = await engine.begin({
+      method: "POST",
+      route: "/payments",
+      path: "/payments",
+      headers: { "idempotency-key": "order-tx" },
+      body: "{}",
+    });
+    if (decision.action !== "execute") throw new Error(decision.action);
+    await engine.finish(decision.ticket, { status: 201, headers: {}, body: new Uint8Array() }, { transaction: {} });
+    await engine.abort(decision.ticket); // after ROLLBACK, as documented
+    const [completed] = eventsOf("idempotency.completed");
+    const [released] = eventsOf("idempotency.released");
+
+    const spans = await interlockSpans();
+    expect(spans.map((span) => [span.name, span.attributes["interlock.idempotency.outcome"], span.status])).toEqual([
+      ["interlock.idempotency.claim", "first", SpanStatusCode.UNSET],
+      ["interlock.idempotency.execute", "completed", SpanStatusCode.UNSET],
+    ]);
+    expect(spans[1]?.attributes["error.type"]).toBeUndefined();
+
+    const metrics = await otel.metrics();
+    const stored = { ...ROUTE, "http.response.status_code": 201 };
+    expect(sorted(metrics["interlock.idempotency.outcomes"])).toEqual(
+      sorted([
+        { attributes: { ...ROUTE, "interlock.idempotency.outcome": "first" }, value: 1 },
+        { attributes: { ...stored, "interlock.idempotency.outcome": "completed" }, value: 1 },
+        {
+          attributes: {
+            ...stored,
+            "interlock.idempotency.outcome": "released",
+            "interlock.idempotency.reason": "rolled_back",
+          },
+          value: 1,
+        },
+      ]),
+    );
+    // The handler ran once: its time is the completed outcome's alone.
+    expect(metrics["interlock.idempotency.handler.duration"]).toEqual([
+      {
+        attributes: { ...stored, "interlock.idempotency.outcome": "completed" },
+        count: 1,
+        sum: expect.closeTo((completed!.durationMs - completed!.storeMs) / 1000, 9),
+      },
+    ]);
+    const operation = (name: string) => ({ "interlock.component": "idempotency", "interlock.store.operation": name });
+    expect(
+      sorted(metrics["interlock.store.duration"]).map((point) => [point.attributes, "count" in point && point.count]),
+    ).toEqual([
+      [operation("claim"), 1],
+      [operation("complete"), 1],
+      [operation("release"), 1],
+    ]);
+    expect(
+      metrics["interlock.store.duration"]?.find((p) => p.attributes["interlock.store.operation"] === "release"),
+    ).toMatchObject({ sum: expect.closeTo(released!.storeMs / 1000, 9) });
   });
 });

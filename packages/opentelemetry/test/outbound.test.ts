@@ -459,6 +459,24 @@ describe("@interlock/oauth events", () => {
     );
   });
 
+  it("a token request's span names a made-up code _OTHER in error.type too, the code itself only in its status message", async () => {
+    const { otel, onEvent } = telemetry();
+    onEvent({ type: "oauth.token.requested", grant: "refresh_token", outcome: "x_quota_7f3a", durationMs: 4 });
+    onEvent({ type: "oauth.token.requested", grant: "refresh_token", outcome: "invalid_grant", durationMs: 4 });
+    const spans = (await otel.spans()).filter((s) => s.name === SPAN_OAUTH_TOKEN);
+    expect(
+      spans.map((s) => [
+        s.status.code,
+        s.status.message,
+        s.attributes["interlock.oauth.outcome"],
+        s.attributes["error.type"],
+      ]),
+    ).toEqual([
+      [SpanStatusCode.ERROR, "x_quota_7f3a", "_OTHER", "_OTHER"],
+      [SpanStatusCode.ERROR, "invalid_grant", "invalid_grant", "invalid_grant"],
+    ]);
+  });
+
   it("a login refused with whatever error a browser put in its callback: a known code as it is, the rest _OTHER", async () => {
     const { otel, onEvent } = telemetry();
     const issuer = "https://id.example.com";

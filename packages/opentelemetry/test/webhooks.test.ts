@@ -2,7 +2,7 @@
  * Webhook deliveries through Express on 127.0.0.1, and the exact spans and metric points
  * they leave in the SDK's in-memory exporters.
  */
-import type { InterlockEvent } from "@interlock/core";
+import { createWebhookReceiver, github, type InterlockEvent, MemoryStore, signWebhook } from "@interlock/core";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { interlockTelemetry } from "../src/index.js";
@@ -543,5 +543,33 @@ describe("without an active span", () => {
       expect(span.parentSpanContext).toBeUndefined();
       expect(span.attributes["interlock.correlation_id"]).toBe("gateway-7f3a");
     }
+  });
+});
+
+describe("a delivery id the signature does not cover", () => {
+  it("is on the spans as core's events carry it: a plain short id as it is, the sender's other text not at all", async () => {
+    const { otel } = world;
+    const onEvent = interlockTelemetry<InterlockEvent>({
+      meterProvider: otel.meterProvider,
+      tracerProvider: otel.tracerProvider,
+    });
+    const secret = "github-secret";
+    const receiver = createWebhookReceiver({ scheme: github, secret, store: new MemoryStore(), onEvent });
+    const body = '{"action":"opened"}';
+    const plain = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    const { headers } = await signWebhook({ scheme: github, secret, body, id: plain });
+    const forged = `x\t${"A".repeat(5000)} level=error msg="fake"`;
+    await receiver.receive({ ...headers, "x-github-delivery": forged }, body, () => "ok");
+    await receiver.receive(headers, body, () => "ok");
+    const spans = (await otel.spans()).filter((span) => span.name.startsWith("interlock.webhook."));
+    expect(spans.map((span) => [span.name, span.attributes["interlock.webhook.id"]])).toEqual([
+      ["interlock.webhook.verify", undefined],
+      ["interlock.webhook.claim", undefined],
+      ["interlock.webhook.handle", undefined],
+      ["interlock.webhook.verify", plain],
+      ["interlock.webhook.claim", plain],
+      ["interlock.webhook.handle", plain],
+    ]);
+    expect(spans[0]?.attributes["interlock.webhook.id_covered"]).toBe(false);
   });
 });

@@ -230,8 +230,16 @@ interface Ticket extends IdempotencyTicket {
   /** The lease being renewed (`extendLease`). */
   readonly lease: HeldLease | undefined;
   settled: boolean;
-  /** Finished inside the caller's transaction: still abortable if that transaction rolls back. */
-  inTransaction: boolean;
+  /**
+   * What a `finish` that called `complete` inside the caller's transaction leaves for `abort` to
+   * release if that transaction rolls back, and how the release is reported; undefined when
+   * there is nothing (no such `finish`, or released already). The status written there, reported
+   * `completed`: the release is `released` with reason `rolled_back`, the correction of that
+   * outcome, not a second one. `"not_recorded"`, nothing written and so reported: the release
+   * only frees the key before its lease ends, and reports nothing more. `"unreported"`, the store
+   * threw its `InterlockConfigError` before any outcome: the release is the failure's (`error`).
+   */
+  inTransaction: number | "not_recorded" | "unreported" | undefined;
 }
 
 /** The engine `createIdempotency` makes: `begin` decides, then `finish` or `abort` settles. */
@@ -263,12 +271,15 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
    * store set up wrong (`InterlockConfigError`, e.g. a `transaction` it cannot join) throws,
    * for the app's error handling. `transaction` is passed to the store (the
    * PostgreSQL store writes the record inside your transaction): commit only when this
-   * resolved true, and if you roll back instead, call `abort` to release the key.
+   * resolved true, and if you roll back instead, call `abort` to release the key. Its
+   * `idempotency.completed` event then says `inTransaction: true`.
    */
   finish(ticket: IdempotencyTicket, response: CapturedResponse, options?: { transaction?: unknown }): Promise<boolean>;
   /**
-   * The handler failed: releases the key so a retry runs again. Never throws. Also valid after
-   * a `finish` inside a transaction that was then rolled back.
+   * The handler failed: releases the key so a retry runs again (`idempotency.released`, reason
+   * `error`). Never throws. Also valid after a `finish` inside a transaction that was then rolled
+   * back: after a stored response, its event has reason `rolled_back` (the correction of that
+   * `completed`); after one not recorded, the key is freed with no further event.
    */
   abort(ticket: IdempotencyTicket): Promise<void>;
   /**
@@ -769,7 +780,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
           started: claimed,
           lease: leases.hold(storeKey, claim.token),
           settled: false,
-          inTransaction: false,
+          inTransaction: undefined,
         };
         return { action: "execute", ticket };
       }
@@ -822,11 +833,11 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         return releaseUnstored(ticket, { reason: "too_large", status });
       }
       const completing = onEvent ? monotonicNow() : 0;
+      const transaction = finishOptions?.transaction;
+      if (transaction !== undefined) ticket.inTransaction = "unreported";
       let stored: boolean | undefined;
       let failure: unknown;
       try {
-        const transaction = finishOptions?.transaction;
-        ticket.inTransaction = transaction !== undefined;
         const completeOptions =
           transaction === undefined ? { ttlMs: retentionMs } : { ttlMs: retentionMs, transaction };
         stored = await store.complete(ticket.storeKey, ticket.token, response, completeOptions);
@@ -837,13 +848,23 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
         stored = undefined;
         failure = error;
       }
+      if (transaction !== undefined) ticket.inTransaction = stored === true ? status : "not_recorded";
       if (onEvent) {
         const base = ticketBase(ticket);
         const now = monotonicNow();
         const durationMs = now - ticket.started;
         const storeMs = now - completing;
-        if (stored === true) emit(onEvent, { ...base, type: "idempotency.completed", status, durationMs, storeMs });
-        else {
+        if (stored === true) {
+          const completed: Extract<IdempotencyEvent, { type: "idempotency.completed" }> = {
+            ...base,
+            type: "idempotency.completed",
+            status,
+            durationMs,
+            storeMs,
+          };
+          if (transaction !== undefined) completed.inTransaction = true;
+          emit(onEvent, completed);
+        } else {
           emit(onEvent, {
             ...base,
             type: "idempotency.not_recorded",
@@ -867,9 +888,12 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       const ticket = publicTicket as Ticket;
       // After a finish inside a transaction the record is not durable until the caller commits:
       // a rollback must be able to release the lock (a committed record is never released).
-      if (!settle(ticket) && !ticket.inTransaction) return;
-      ticket.inTransaction = false;
-      await release(ticket, { reason: "error", status: undefined });
+      const left = ticket.inTransaction;
+      if (!settle(ticket) && left === undefined) return;
+      ticket.inTransaction = undefined;
+      if (left === "not_recorded") await releaseClaim(store, ticket.storeKey, ticket.token);
+      else if (typeof left === "number") await release(ticket, { reason: "rolled_back", status: left });
+      else await release(ticket, { reason: "error", status: undefined });
     },
   };
 }

@@ -8,7 +8,7 @@
  * secret, a fresh timestamp) is still a duplicate.
  */
 
-import { correlated, correlationIdOf, correlationIdOfHeaders } from "../correlation.js";
+import { correlated, correlationIdOf, loggable } from "../correlation.js";
 import {
   BodyError,
   type BodyErrorCode,
@@ -38,11 +38,12 @@ import { asUnavailable, positiveMs, releaseClaim, storeOption, unstorable } from
 import type { RawBody } from "./body.js";
 import { keyDigests, secretList } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
-import { keySpaceName } from "./scheme.js";
+import { claimedIdIn, keySpaceName } from "./scheme.js";
 import { noteKeySpace } from "./shared-keys.js";
 import type { VerifiedWebhook } from "./verified.js";
 import {
   createClaimsVerifier,
+  eventIdOf,
   type HeaderClaims,
   VERIFIER_OPTION_NAMES,
   type WebhookVerifier,
@@ -259,6 +260,8 @@ interface Ticket extends WebhookTicket {
   readonly started: number;
   readonly claimMs: number;
   readonly correlationId: string | undefined;
+  /** The delivery's id as its events carry it (`eventIdOf`), read only when someone listens to events. */
+  readonly id: string | undefined;
   /** The lease being renewed (`extendLease`). */
   readonly lease: HeldLease | undefined;
   settled: boolean;
@@ -476,6 +479,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     const delivery = claimOf(event, namespace);
     const { key, fingerprint } = delivery instanceof Promise ? await delivery : delivery;
     const correlationId = onEvent ? correlationIdOf(headerReader(headers)) : undefined;
+    const id = onEvent ? eventIdOf(event) : undefined;
     const claimStarted = onEvent ? monotonicNow() : 0;
     let claim: Awaited<ReturnType<InterlockStore["claim"]>>;
     try {
@@ -488,7 +492,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         const down: WebhookStoreUnavailableEvent = {
           type: "webhook.store_unavailable",
           scheme: event.scheme,
-          id: event.id,
+          id,
           operation: "claim",
           storeMs,
           error: unavailable.message,
@@ -506,6 +510,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
         started: claimed,
         claimMs: claimed - claimStarted,
         correlationId,
+        id,
         lease: leases.hold(key, claim.token),
         settled: false,
       };
@@ -515,7 +520,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
       const duplicate: WebhookDuplicateEvent = {
         type: "webhook.duplicate",
         scheme: event.scheme,
-        id: event.id,
+        id,
         state: claim.state,
         storeMs: claimed - claimStarted,
       };
@@ -548,11 +553,10 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     const { released } = await releaseClaim(store, ticket.key, ticket.token);
     if (!onEvent) return;
     const now = monotonicNow();
-    const { scheme, id } = ticket.event;
     const failed: WebhookHandlerFailedEvent = {
       type: "webhook.handler_failed",
-      scheme,
-      id,
+      scheme: ticket.event.scheme,
+      id: ticket.id,
       durationMs: now - ticket.started,
       released,
       claimMs: ticket.claimMs,
@@ -581,11 +585,10 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     }
     if (!onEvent) return;
     const now = monotonicNow();
-    const { scheme, id } = ticket.event;
     const processed: WebhookProcessedEvent = {
       type: "webhook.processed",
-      scheme,
-      id,
+      scheme: ticket.event.scheme,
+      id: ticket.id,
       durationMs: now - ticket.started,
       recorded,
       claimMs: ticket.claimMs,
@@ -602,14 +605,17 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
   function refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookErrorDecision {
     const error = new WebhookVerificationError(code, message, verifier.scheme.name);
     if (onEvent) {
+      // The id it claims, unverified, read from the scheme's id headers alone as the verifier's
+      // refusals read it: refused before `begin`, the delivery's headers were never parsed.
+      const read = headers === undefined ? undefined : headerReader(headers);
       const rejected: WebhookRejectedEvent = {
         type: "webhook.rejected",
         scheme: verifier.scheme.name,
-        id: undefined,
+        id: read && loggable(claimedIdIn(verifier.scheme, read)),
         code,
         durationMs: 0,
       };
-      emit(onEvent, correlated(rejected, correlationIdOfHeaders(headers)));
+      emit(onEvent, correlated(rejected, read && correlationIdOf(read)));
     }
     return respondError("rejected", error);
   }

@@ -87,6 +87,14 @@ export interface WebhookScheme {
   /** Reads what a delivery claims from its headers (and body); throws `WebhookVerificationError` when it cannot. */
   parse(read: HeaderReader, body: Uint8Array): ParsedDelivery;
   /**
+   * The headers `parse` reads the delivery's id from, the one it prefers first; absent or empty
+   * when the id is in the body or none is sent. Read alone, nothing else parsed, for the
+   * `webhook.rejected` event of a delivery refused before `parse` read them (a signature header
+   * missing, a body over the limit): the id it claimed, unverified. Every preset and
+   * `hmacScheme(…)` sets it.
+   */
+  readonly idHeaders?: readonly string[];
+  /**
    * Whether `parse` reads the headers alone, never the body. A receiver then refuses a delivery
    * whose headers `parse` refuses, or whose timestamp is outside the window, before reading its
    * body (`checkHeaders`). Every preset and `hmacScheme(…)` sets it; a scheme without it has its
@@ -133,6 +141,20 @@ export function keySpaceName(option: string, value: unknown): string {
 
 export function refuse(scheme: string, code: WebhookVerificationError["code"], message: string): never {
   throw new WebhookVerificationError(code, message, scheme);
+}
+
+const NO_HEADERS: readonly string[] = [];
+
+/**
+ * The id a delivery's headers claim, from the first of the scheme's `idHeaders` it sent (no
+ * other header parsed, nothing checked): the sender's text, as sent.
+ */
+export function claimedIdIn(scheme: WebhookScheme, read: HeaderReader): string | readonly string[] | undefined {
+  for (const name of scheme.idHeaders ?? NO_HEADERS) {
+    const value = read(name);
+    if (value !== undefined && value !== "") return value;
+  }
+  return undefined;
 }
 
 /** Reads a header that must be present exactly once. */

@@ -10,13 +10,13 @@ import { correlated, correlationIdOf, loggable } from "../correlation.js";
 import type { ContentParts, CryptoPort, Ed25519Key, HmacKey } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { type EventHook, emit, monotonicNow, type WebhookRejectedEvent, type WebhookVerifiedEvent } from "../events.js";
-import { type HeadersInput, headerReader } from "../headers.js";
+import { type HeaderReader, type HeadersInput, headerReader } from "../headers.js";
 import { assertOptionNames, optionNames } from "../option-names.js";
 import { positiveIntegerOption } from "../store/validate.js";
 import { contentEncodingRefusal, type RawBody, rawBytes } from "./body.js";
 import { importVerificationKeys, schemeOption, secretList, type VerificationKeys, type WebhookSecret } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
-import { type ParsedDelivery, refuse, type TimestampUnit, type WebhookScheme } from "./scheme.js";
+import { claimedIdIn, type ParsedDelivery, refuse, type TimestampUnit, type WebhookScheme } from "./scheme.js";
 import { newVerifiedWebhook, type VerifiedWebhook } from "./verified.js";
 
 /** How a verifier checks deliveries. */
@@ -101,7 +101,8 @@ interface Attempt {
   started: number;
   /** The id the delivery claims, once its headers parsed (not yet verified). */
   claimedId: string | undefined;
-  /** The request's correlation id, read only when someone listens to events. */
+  /** The delivery's headers, and the request's correlation id: read only when someone listens to events. */
+  read: HeaderReader | undefined;
   correlationId: string | undefined;
 }
 
@@ -292,7 +293,7 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
       const event: WebhookVerifiedEvent = {
         type: "webhook.verified",
         scheme: scheme.name,
-        id: result.id,
+        id: eventIdOf(result),
         idCovered: result.idCovered,
         durationMs: monotonicNow() - attempt.started,
       };
@@ -321,8 +322,10 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
       const event: WebhookRejectedEvent = {
         type: "webhook.rejected",
         scheme: scheme.name,
-        // The sender's header, unverified: carried only when it is a plain short id.
-        id: loggable(attempt.claimedId),
+        // The sender's header, unverified: carried only when it is a plain short id. Read from
+        // the scheme's id headers alone when the refusal came before `parse` read them (a
+        // signature header missing, a body over the limit).
+        id: loggable(attempt.claimedId ?? (attempt.read && claimedIdIn(scheme, attempt.read))),
         code: refusal.code,
         durationMs: monotonicNow() - attempt.started,
       };
@@ -348,10 +351,11 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
     claims: HeaderClaims | undefined,
   ): Prepared | WebhookRefusal => refusing(attempt, () => prepare(attempt, headers, body, claims));
 
-  const newAttempt = (headers: HeadersInput): Attempt =>
-    onEvent
-      ? { started: monotonicNow(), claimedId: undefined, correlationId: correlationIdOf(headerReader(headers)) }
-      : { started: 0, claimedId: undefined, correlationId: undefined };
+  function newAttempt(headers: HeadersInput): Attempt {
+    if (!onEvent) return { started: 0, claimedId: undefined, read: undefined, correlationId: undefined };
+    const read = headerReader(headers);
+    return { started: monotonicNow(), claimedId: undefined, read, correlationId: correlationIdOf(read) };
+  }
 
   function checkWith<T>(
     sync: SyncCrypto,
@@ -434,6 +438,18 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
     },
   };
   return { verifier, checkClaims, checkClaimed: check };
+}
+
+/**
+ * The id a verified delivery's events carry: a signed id as it is. One the signature does not
+ * cover (GitHub's, Shopify's, Linear's) is the sender's text, under which anyone holding one
+ * signed body can send it again, so it is carried as a refused delivery's is: only when it is 1
+ * to 200 visible ASCII characters (`loggable`). The handler's `VerifiedWebhook.id` is the id as
+ * sent, either way, and so is the de-duplication key's.
+ * @internal For core's receiver.
+ */
+export function eventIdOf(delivery: VerifiedWebhook): string | undefined {
+  return delivery.idCovered ? delivery.id : loggable(delivery.id);
 }
 
 /** One-shot verification. A server verifying many deliveries should keep one `createWebhookVerifier`. */

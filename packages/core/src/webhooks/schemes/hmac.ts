@@ -147,6 +147,7 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
     multipleSignatures: options.separator !== undefined,
     parseSecret,
     parsesHeadersOnly: true,
+    idHeaders: idHeader === undefined ? [] : [idHeader],
     parse(read) {
       const id = idHeader
         ? idRequired

@@ -12,13 +12,14 @@ import { hmacScheme } from "./hmac.js";
 
 const NAME = "shopify";
 const EVENT_ID_HEADER = "x-shopify-event-id";
+const WEBHOOK_ID_HEADER = "x-shopify-webhook-id";
 
 const webhookIdScheme = hmacScheme({
   name: NAME,
   signatureHeader: "x-shopify-hmac-sha256",
   encoding: "base64",
   timestampHeader: false,
-  idHeader: "x-shopify-webhook-id",
+  idHeader: WEBHOOK_ID_HEADER,
   template: "{body}",
 });
 
@@ -28,6 +29,7 @@ const webhookIdScheme = hmacScheme({
  */
 export const shopify: WebhookScheme = {
   ...webhookIdScheme,
+  idHeaders: [EVENT_ID_HEADER, WEBHOOK_ID_HEADER],
   parse(read, body) {
     const parsed = webhookIdScheme.parse(read, body);
     const eventId = optionalHeader(NAME, read, EVENT_ID_HEADER);

@@ -104,6 +104,7 @@ export const standardWebhooks: WebhookScheme = {
   multipleSignatures: true,
   parseSecret,
   parsesHeadersOnly: true,
+  idHeaders: [WEBHOOK_HEADERS.id, SVIX_HEADERS.id],
   parse(read) {
     const names = headerNames(read);
     const id = requireHeader(NAME, read, names.id);
