@@ -240,7 +240,7 @@ describe("raw body", () => {
       {
         type: "webhook.rejected",
         scheme: "standard-webhooks",
-        id: sent.headers["webhook-id"],
+        id: sent.id,
         code: "body_not_raw",
         durationMs: 0,
         correlationId: "req-500-koa",
@@ -248,7 +248,7 @@ describe("raw body", () => {
       {
         type: "webhook.rejected",
         scheme: "standard-webhooks",
-        id: sent.headers["webhook-id"],
+        id: sent.id,
         code: "body_not_raw",
         durationMs: 0,
       },
