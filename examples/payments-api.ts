@@ -2,8 +2,10 @@
  * The payments API every framework example serves the same way, and one test block for it:
  * a payment is created once, its retry replayed byte for byte, another body under the same
  * key refused (422), keys scoped per account, a key and an API key required, a body that is no
- * payment object refused (400).
+ * payment object refused (400); a body that is not JSON, or does not decode, refused 400 without
+ * using up its key (the corrected retry runs); a compressed payment read decoded.
  */
+import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 
 export const API_KEY = "sk_test_shop_7";
@@ -34,6 +36,9 @@ export function notBearer(apiKey: string): string[] {
     "Bearer",
   ];
 }
+
+/** `text` gzip-compressed, as a fetch body. */
+const gzipped = (text: string) => new Uint8Array(gzipSync(text));
 
 /** The path an API at `url` is mounted at, without a trailing slash: "" for an origin. */
 const mountPath = (url: string) => new URL(url).pathname.replace(/\/$/, "");
@@ -121,6 +126,71 @@ export function describePaymentsApi(target: () => Target): void {
         expect(answer).toEqual({ body, status: 400, type: expect.stringMatching(/^application\/problem\+json/) });
       }
       expect(target().db.payments.size).toBe(payments);
+    });
+
+    // A client's mistake in the body is its 400, never a 500, and loses nothing: the key is not
+    // used up by the refusal, so the same request corrected runs.
+    const malformed: [string, BodyInit | null, Record<string, string>][] = [
+      ["JSON cut short", '{"amount":', {}],
+      ["an empty body", null, {}],
+      ["no JSON, sent as text/plain", "amount=700", { "content-type": "text/plain" }],
+      ["JSON cut short, gzip", gzipped('{"amount":'), { "content-encoding": "gzip" }],
+      [
+        "gzip that does not decode",
+        new Uint8Array([0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02, 0x03]),
+        { "content-encoding": "gzip" },
+      ],
+    ];
+
+    it.each(malformed)(
+      "answers %s 400 problem+json, and the corrected retry with the same key runs",
+      async (name, body, headers) => {
+        const payments = target().db.payments.size;
+        const key = `malformed-${malformed.findIndex(([named]) => named === name)}`;
+        const refused = await fetch(`${target().url}/payments`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${API_KEY}`,
+            "content-type": "application/json",
+            "idempotency-key": key,
+            ...headers,
+          },
+          body,
+        });
+        const answer = { status: refused.status, type: refused.headers.get("content-type") };
+        expect(answer).toEqual({ status: 400, type: expect.stringMatching(/^application\/problem\+json/) });
+        expect(await refused.json()).toMatchObject({ status: 400 });
+        expect(target().db.payments.size).toBe(payments);
+
+        const corrected = await pay({ amount: 700, currency: "eur" }, { key });
+        expect(corrected.status).toBe(201);
+        expect(corrected.headers.get("idempotent-replayed")).toBeNull();
+        expect(await corrected.json()).toMatchObject({ amount: 700, currency: "eur" });
+        expect(target().db.payments.size).toBe(payments + 1);
+      },
+    );
+
+    it("reads a gzip-compressed payment decoded: 201, and its plain retry is the same request", async () => {
+      const send = (body: BodyInit, headers: Record<string, string> = {}) =>
+        fetch(`${target().url}/payments`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${API_KEY}`,
+            "content-type": "application/json",
+            "idempotency-key": "gzip-1",
+            ...headers,
+          },
+          body,
+        });
+      const json = JSON.stringify({ amount: 1250, currency: "eur" });
+      const first = await send(gzipped(json), { "content-encoding": "gzip" });
+      expect(first.status).toBe(201);
+      const created = await first.text();
+      expect(JSON.parse(created)).toMatchObject({ amount: 1250, currency: "eur" });
+      const retry = await send(json);
+      expect(retry.status).toBe(201);
+      expect(retry.headers.get("idempotent-replayed")).toBe("true");
+      expect(await retry.text()).toBe(created);
     });
   });
 }

@@ -28,6 +28,21 @@ function json(res, status, value, headers = {}) {
   return { status, headers: all, body: JSON.stringify(value) };
 }
 
+function problem(res, status, code, detail) {
+  res.writeHead(status, { "content-type": "application/problem+json" });
+  res.end(JSON.stringify({ title: code.replaceAll("_", " "), status, detail, code }));
+}
+
+/** The body's `amount`, or undefined when the body is no JSON object with an integer amount. */
+function amountOf(body) {
+  try {
+    const { amount } = JSON.parse(body) ?? {};
+    return Number.isSafeInteger(amount) ? amount : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const server = createServer(async (req, res) => {
   const body = await readBody(req);
   if (req.url === "/webhooks/stripe") {
@@ -41,8 +56,14 @@ const server = createServer(async (req, res) => {
     const request = { method: req.method, route: "/payments", path: req.url, headers: req.headers, body };
     const decision = await idempotency.begin(request);
     if (decision.action === "respond") return send(res, decision.response);
+    const amount = amountOf(body);
+    if (amount === undefined) {
+      // The client's mistake: a 400, and the key released (abort), so its corrected retry runs.
+      if (decision.action === "execute") await idempotency.abort(decision.ticket);
+      return problem(res, 400, "bad_request", "send a JSON object with an integer amount");
+    }
     await new Promise((resolve) => setTimeout(resolve, 800)); // a slow card network
-    const payment = { id: `pay_${payments.length + 1}`, amount: JSON.parse(body).amount };
+    const payment = { id: `pay_${payments.length + 1}`, amount };
     payments.push(payment);
     const sent = json(res, 201, payment, { location: `/payments/${payment.id}` });
     if (decision.action === "execute") await idempotency.finish(decision.ticket, sent);
@@ -119,14 +140,27 @@ for (let i = 0; i < 50 && late.status === 409; i++) {
 }
 say("client: retry after it finished", await describe(late));
 statuses.push(late.status);
+
+const order = (body) =>
+  fetch(`${base}/payments`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "idempotency-key": "order-1043", "x-api-key": "shop-7" },
+    body,
+  });
+const malformed = await order('{"amount":');
+say("client: POST /payments, body cut short", await describe(malformed));
+statuses.push(malformed.status);
+const corrected = await order(JSON.stringify({ amount: 990 }));
+say("client: the same key, body corrected", await describe(corrected));
+statuses.push(corrected.status);
 server.close();
 
 console.log(`\nOrders fulfilled: ${fulfilled.length} (${fulfilled.join(", ")}); payments created: ${payments.length}.`);
-const expected = [200, 200, 401, 401, 401, 409, 201];
+const expected = [200, 200, 401, 401, 401, 409, 201, 400, 201];
 const ok =
   statuses.join() === expected.join() &&
   fulfilled.length === 1 &&
-  payments.length === 1 &&
+  payments.length === 2 &&
   late.headers.get("idempotent-replayed") === "true";
 if (!ok) {
   console.error(`unexpected outcome: statuses ${statuses.join(", ")} (expected ${expected.join(", ")})`);

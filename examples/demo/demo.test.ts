@@ -13,5 +13,7 @@ it("the demo runs end to end and every request gets the answer it should", () =>
   expect(output).toMatch(/replay captured 10 minutes ago\s+-> 401 refused: timestamp_too_old/);
   expect(output).toMatch(/retry while the first is still running\s+-> 409 refused: request_in_flight/);
   expect(output).toMatch(/retry after it finished\s+-> 201 \{"id":"pay_1","amount":4200\} \(replayed\)/);
-  expect(output).toContain("Orders fulfilled: 1 (evt_demo_1); payments created: 1.");
+  expect(output).toMatch(/body cut short\s+-> 400 refused: bad_request/);
+  expect(output).toMatch(/the same key, body corrected\s+-> 201 \{"id":"pay_2","amount":990\}$/m);
+  expect(output).toContain("Orders fulfilled: 1 (evt_demo_1); payments created: 2.");
 });

@@ -44,10 +44,12 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
   app.use(express.json({ verify: captureRawBody }));
 
   // 3. An idempotent payments API. Authentication runs first so that keys are scoped per
-  //    account: one client can never replay another's payment.
+  //    account: one client can never replay another's payment. A body that is no JSON object
+  //    is refused before idempotency() claims the key, so the client's corrected retry runs.
   app.post(
     "/payments",
     authenticate(apiKeys),
+    jsonObjectBody,
     idempotency({ store, principal: (request) => request.context.res.locals.accountId, required: true }),
     (req, res) => {
       const { amount, currency = "usd" } = req.body ?? {};
@@ -85,6 +87,17 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
   });
 
   return app;
+}
+
+/**
+ * 400 for a body that is no JSON object: another Content-Type (express.json() left no
+ * `req.body`), none (it made that `{}`), or a JSON array. express.json() itself answers bad
+ * JSON, corrupt gzip, JSON `null` or a number 400, through the error handler below.
+ */
+function jsonObjectBody(req, res, next) {
+  const body = req.body;
+  if (typeof body === "object" && body !== null && !Array.isArray(body) && Object.keys(body).length > 0) return next();
+  problem(res, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
 }
 
 /** `Authorization: Bearer <api key>` (strictly: see bearerToken) → `res.locals.accountId`, or 401. */

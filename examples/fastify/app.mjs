@@ -46,11 +46,16 @@ export async function createApp({ webhookSecret, apiKeys, store = memoryStore(),
 
   // 2. An idempotent payments API. The route's own preHandler authenticates; Interlock's
   //    idempotency hooks run after the route's own, so `principal` sees the account: one
-  //    client can never replay another's payment.
+  //    client can never replay another's payment. The body schema refuses a body that is no
+  //    JSON object (text, null, an array) 400 before the key is claimed: the corrected retry runs.
   const idempotent = idempotency({ store, principal: (request) => request.context.accountId, required: true });
   app.post(
     "/payments",
-    { preHandler: authenticate(apiKeys), config: { interlock: idempotent } },
+    {
+      schema: { body: { type: "object", minProperties: 1 } },
+      preHandler: authenticate(apiKeys),
+      config: { interlock: idempotent },
+    },
     async (request, reply) => {
       const { amount, currency = "usd" } = request.body ?? {}; // parsed by Fastify, as always
       if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {

@@ -4,6 +4,7 @@
 import { github, memoryStore } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/hono";
 import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { bearerToken } from "../shared/bearer.mjs";
 import { apiKeysFrom, checkedAtStart, hostFrom, portFrom, StartupError } from "../shared/config.mjs";
 import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../shared/payload.mjs";
@@ -48,8 +49,14 @@ export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = m
     authenticate(apiKeys),
     idempotency({ store, principal: (request) => request.context.get("accountId"), required: true }),
     async (c) => {
-      // The body is still yours to parse: bad JSON, or JSON null, is no payment.
-      const { amount, currency = "usd" } = (await c.req.json().catch(() => undefined)) ?? {};
+      // The body is still yours to parse (idempotency() decodes a compressed one for you). One
+      // that is no JSON object (bad JSON, none, null, an array) is the client's mistake: thrown
+      // as an HTTPException, it is answered 400 and releases the key, so the corrected retry runs.
+      const body = await c.req.json().catch(() => undefined);
+      if (typeof body !== "object" || body === null || Array.isArray(body)) {
+        throw badRequest("send the payment as a JSON object, Content-Type: application/json");
+      }
+      const { amount, currency = "usd" } = body;
       if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
         // Stored too (4xx are answers): the same request retried gets the same refusal.
         return problem(c, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
@@ -75,8 +82,11 @@ export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = m
   });
 
   app.notFound((c) => problem(c, 404, "not_found", "no such route"));
-  // A handler that throws: the middleware has released its delivery or key, so a retry runs again.
-  app.onError((_error, c) => problem(c, 500, "internal_error", ""));
+  // A handler that throws: the middleware has released its delivery or key, so a retry runs
+  // again. An HTTPException (a client's mistake) is answered as it says, anything else 500.
+  app.onError((error, c) =>
+    error instanceof HTTPException ? error.getResponse() : problem(c, 500, "internal_error", ""),
+  );
   return app;
 }
 
@@ -94,8 +104,26 @@ function authenticate(apiKeys) {
 }
 
 function problem(c, status, code, detail) {
-  const body = { type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code };
-  return c.body(JSON.stringify(body), status, { "content-type": "application/problem+json" });
+  return c.body(problemJson(status, code, detail), status, { "content-type": "application/problem+json" });
+}
+
+/** A client's mistake, to throw: answered 400 problem+json by app.onError. */
+function badRequest(detail) {
+  const res = new Response(problemJson(400, "bad_request", detail), {
+    status: 400,
+    headers: { "content-type": "application/problem+json" },
+  });
+  return new HTTPException(400, { res });
+}
+
+function problemJson(status, code, detail) {
+  return JSON.stringify({
+    type: `urn:example:problem:${code}`,
+    title: code.replaceAll("_", " "),
+    status,
+    detail,
+    code,
+  });
 }
 
 /**

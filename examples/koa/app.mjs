@@ -62,7 +62,13 @@ export function createApp({ shopifySecret, apiKeys, store = memoryStore(), db = 
       authenticate(apiKeys),
       idempotency({ store, principal: (request) => request.context.state.accountId, required: true }),
       (ctx) => {
-        const { amount, currency = "usd" } = ctx.request.body ?? {};
+        const body = ctx.request.body;
+        if (typeof body !== "object" || body === null || Array.isArray(body) || Object.keys(body).length === 0) {
+          // No JSON object (none, text, null, an array): thrown, so idempotency() releases the key
+          // and the client's corrected retry runs; answered 400 by the error handler above.
+          ctx.throw(400, "send the payment as a JSON object, Content-Type: application/json");
+        }
+        const { amount, currency = "usd" } = body;
         if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
           // Stored too (4xx are answers): the same request retried gets the same refusal.
           return problem(ctx, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");

@@ -2,7 +2,7 @@
 // payments API whose stored idempotent response commits in the SAME transaction as the payment
 // row. Either both exist or neither does: no payment without its replayable answer, no stored
 // answer for a payment that rolled back.
-import { createIdempotency, github } from "@interlock/core";
+import { createIdempotency, DEFAULT_REQUEST_BODY_LIMIT, decodeContent, github } from "@interlock/core";
 import { webhook } from "@interlock/hono";
 import { Hono } from "hono";
 import { bearerToken } from "../shared/bearer.mjs";
@@ -67,18 +67,35 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   });
 
   app.post("/payments", authenticate(apiKeys), async (c) => {
+    // The bytes as sent, decoded as their Content-Encoding says (as the adapters' idempotency()
+    // does): a compressed and a plain copy of one JSON are one request. Hono caches the read.
+    const body = async () =>
+      decodeContent(
+        new Uint8Array(await c.req.arrayBuffer()),
+        c.req.header("content-encoding"),
+        DEFAULT_REQUEST_BODY_LIMIT,
+      );
     const decision = await payments.begin({
       method: "POST",
       route: "/payments",
       path: pathAndQuery(c.req.url),
       headers: c.req.raw.headers,
-      body: async () => new Uint8Array(await c.req.arrayBuffer()), // read only if the engine needs it
+      body, // read only if the engine needs it; one that does not decode is answered 400/413/415
       context: c,
     });
     if (decision.action === "respond") return toResponse(decision.response); // a replay, or a 400/409/422/503
     const ticket = decision.action === "execute" ? decision.ticket : undefined; // "pass": not covered
 
-    const { amount, currency = "usd" } = (await c.req.json().catch(() => undefined)) ?? {}; // bad JSON, or null: no payment
+    const payload = jsonObjectOf(await body());
+    if (payload === undefined) {
+      // No JSON object (bad JSON, none, null, an array): the client's mistake, refused without
+      // storing it, so the key is released and the client's corrected retry runs.
+      if (ticket) await payments.abort(ticket);
+      return toResponse(
+        problem(400, "bad_request", "send the payment as a JSON object, Content-Type: application/json"),
+      );
+    }
+    const { amount, currency = "usd" } = payload;
     if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
       // Nothing written, so nothing to commit with: stored on its own, replayed to a retry.
       const refusal = problem(400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
@@ -163,6 +180,17 @@ function headOf(delivery) {
   } catch (error) {
     if (error instanceof SyntaxError) return undefined;
     throw error;
+  }
+}
+
+/** Decoded body bytes as a JSON object, or undefined: not JSON, not an object, or a BodyError. */
+function jsonObjectOf(bytes) {
+  if (!(bytes instanceof Uint8Array)) return undefined;
+  try {
+    const value = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,6 +3,7 @@
 // DATABASE_URL is left as it was. No PostgreSQL installed fails the test with install advice;
 // it never skips.
 import { randomBytes } from "node:crypto";
+import { gzipSync } from "node:zlib";
 import { github, signWebhook } from "@interlock/core";
 import { postgresStore } from "@interlock/postgres";
 import { type PostgresServer, startPostgres } from "@interlock/test-harness";
@@ -188,7 +189,7 @@ describe("POST /payments", () => {
     expect(retried.headers.get("idempotent-replayed")).toBe("true");
     const notAnObject = await pay(null, "order-null"); // JSON null: no payment, not a 500
     expect(notAnObject.status).toBe(400);
-    expect(await notAnObject.json()).toMatchObject({ code: "invalid_payment" });
+    expect(await notAnObject.json()).toMatchObject({ code: "bad_request" });
 
     const keyless = await fetch(`${app.url}/payments`, {
       method: "POST",
@@ -199,6 +200,60 @@ describe("POST /payments", () => {
     expect(await keyless.json()).toMatchObject({ code: "idempotency_key_missing" });
     const { rows } = await db.query("SELECT count(*)::int AS n FROM payments");
     expect(rows[0].n).toBe(2);
+  });
+});
+
+describe("POST /payments, a body that is no JSON object or does not decode", () => {
+  const send = (key: string, body: BodyInit | null, headers: Record<string, string> = {}) =>
+    fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${API_KEY}`,
+        "content-type": "application/json",
+        "idempotency-key": key,
+        ...headers,
+      },
+      body,
+    });
+  const payments = async () => (await db.query("SELECT count(*)::int AS n FROM payments")).rows[0].n;
+
+  it.each([
+    ["JSON cut short", '{"amount":', {}],
+    ["an empty body", null, {}],
+    ["no JSON, sent as text/plain", "amount=700", { "content-type": "text/plain" }],
+    ["JSON null", "null", {}],
+    ["JSON cut short, gzip", new Uint8Array(gzipSync('{"amount":')), { "content-encoding": "gzip" }],
+    ["gzip that does not decode", new Uint8Array([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3]), { "content-encoding": "gzip" }],
+  ] as const)(
+    "answers %s 400 problem+json, and the corrected retry with the same key runs",
+    async (name, body, headers) => {
+      const key = `malformed-${name.replaceAll(/\W+/g, "-")}`;
+      const before = await payments();
+      const refused = await send(key, body, headers);
+      expect({ status: refused.status, type: refused.headers.get("content-type") }).toEqual({
+        status: 400,
+        type: "application/problem+json",
+      });
+      expect(await refused.json()).toMatchObject({ status: 400 });
+      expect(await payments()).toBe(before);
+
+      const corrected = await send(key, JSON.stringify({ amount: 700, currency: "eur" }));
+      expect(corrected.status).toBe(201);
+      expect(corrected.headers.get("idempotent-replayed")).toBeNull();
+      expect(await payments()).toBe(before + 1);
+    },
+  );
+
+  it("reads a gzip-compressed payment decoded: 201, and its plain retry is the same request", async () => {
+    const json = JSON.stringify({ amount: 1250, currency: "eur" });
+    const first = await send("order-gzip", new Uint8Array(gzipSync(json)), { "content-encoding": "gzip" });
+    expect(first.status).toBe(201);
+    const created = await first.text();
+    expect(JSON.parse(created)).toMatchObject({ amount: 1250, currency: "eur" });
+    const retry = await send("order-gzip", json);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(await retry.text()).toBe(created);
   });
 });
 

@@ -2,7 +2,7 @@
 import { stripe } from "@interlock/core";
 import { idempotency, webhook } from "@interlock/express";
 import { type DynamicModule, Inject, type MiddlewareConsumer, Module, type NestModule } from "@nestjs/common";
-import { authenticate, PaymentsController } from "./payments.controller.js";
+import { authenticate, jsonObjectBody, PaymentsController } from "./payments.controller.js";
 import { SETTINGS, type Settings } from "./settings.js";
 import { WebhooksController } from "./webhooks.controller.js";
 
@@ -26,6 +26,7 @@ export class AppModule implements NestModule {
     consumer
       .apply(
         authenticate(apiKeys),
+        jsonObjectBody,
         idempotency({ store, principal: (request) => request.context.res?.locals.accountId, required: true }),
       )
       .forRoutes(PaymentsController);

@@ -34,6 +34,19 @@ export function authenticate(apiKeys: Map<string, string>) {
   };
 }
 
+/**
+ * Middleware, before idempotency(): 400 for a POST whose body is no JSON object (none, another
+ * Content-Type, a JSON array), before a key is claimed, so the client's corrected retry runs.
+ * (A 4xx the controller throws is an answer, stored under the key.) Nest's parser answers bad
+ * JSON, JSON `null` or a number 400 itself.
+ */
+export function jsonObjectBody(req: Request, res: Response, next: NextFunction) {
+  const body: unknown = req.body;
+  if (req.method !== "POST") return next();
+  if (typeof body === "object" && body !== null && !Array.isArray(body) && Object.keys(body).length > 0) return next();
+  sendProblem(res, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
+}
+
 /** The account authenticate() found, as a handler parameter: `@Account() account`. */
 const Account = createParamDecorator(
   (_data: unknown, context: ExecutionContext): string =>
