@@ -40,7 +40,7 @@ async function jsonBody(request: Request): Promise<unknown> {
   const format = coding === "x-gzip" ? "gzip" : coding === "br" ? "brotli" : coding;
   try {
     const body =
-      coding === "identity" ? request.body : request.body?.pipeThrough(new DecompressionStream(format as CompressionFormat));
+      coding === "identity" ? request.body : request.body?.pipeThrough(new DecompressionStream(format as ConstructorParameters<typeof DecompressionStream>[0]));
     return JSON.parse(await new Response(body).text());
   } catch {
     throw new BadRequest("the request body is not JSON, or not in a coding this server decodes");
@@ -87,7 +87,9 @@ async function jsonBody(request: Request): Promise<unknown> {
     const body =
       coding === "identity"
         ? request.body
-        : request.body?.pipeThrough(new DecompressionStream(format as CompressionFormat));
+        : request.body?.pipeThrough(
+            new DecompressionStream(format as ConstructorParameters<typeof DecompressionStream>[0]),
+          );
     return JSON.parse(await new Response(body).text());
   } catch {
     throw new BadRequest("the request body is not JSON, or not in a coding this server decodes");
