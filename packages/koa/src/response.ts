@@ -165,6 +165,8 @@ class Bypass {
    * would find its key still in flight. Undefined when no end is held.
    */
   heldEnd: unknown[] | undefined;
+  /** The app's end was held (`heldEnd`), whether or not it has been sent since. */
+  endHeld = false;
   /**
    * The app's `write` and `end` calls made while its end is held, passed on once it has gone out
    * (as the Express adapter does, and `StreamedBody` below). Passed on at once, a second `end()`
@@ -371,6 +373,7 @@ function bypassEnd(this: ServerResponse, ...args: unknown[]): unknown {
   if (bypass.ctx.respond === false && !closed(this) && !bypass.failed && endsAsIs(chunk)) {
     if (args.length > 0) args[0] = chunk;
     bypass.heldEnd = args;
+    bypass.endHeld = true;
     bypass.afterEnd = [];
     fixHeaders(this, chunk, args[1]);
     bypass.ended();
@@ -719,8 +722,12 @@ function onWatchedClose(this: ServerResponse): void {
  */
 export function watchEnd(res: ServerResponse): Promise<number | undefined> {
   // An end held by an idempotency() mounted before (see `Bypass.heldEnd`) goes out only once this
-  // middleware has returned: ended, by its status.
-  if (res.writableFinished || (res as Recorded)[BYPASS]?.heldEnd !== undefined) return Promise.resolve(res.statusCode);
+  // middleware has returned, and one held by an idempotency() mounted after went out (or not,
+  // when the app destroyed the response after its end) as that one settled: ended either way, by
+  // its status. Not read from the response: after a destroy, Node 20 marks such an end finished,
+  // Node 24 and later do not.
+  const bypass = (res as Recorded)[BYPASS];
+  if (res.writableFinished || (bypass?.endHeld === true && !bypass.failed)) return Promise.resolve(res.statusCode);
   if (res.writableEnded) {
     // Ended, still going out: finished, or closed first (cut off).
     return new Promise((resolve) => {
