@@ -44,6 +44,19 @@ const gzipped = (text: string) => new Uint8Array(gzipSync(text));
 const mountPath = (url: string) => new URL(url).pathname.replace(/\/$/, "");
 
 /** `target` is read when the tests run, after the example's `beforeAll` has booted it. */
+/** Payment bodies a client got wrong: each a 400 problem+json, its key left for the corrected retry. */
+export const MALFORMED_PAYMENT_BODIES: [string, BodyInit | null, Record<string, string>][] = [
+  ["JSON cut short", '{"amount":', {}],
+  ["an empty body", null, {}],
+  ["no JSON, sent as text/plain", "amount=700", { "content-type": "text/plain" }],
+  ["JSON cut short, gzip", gzipped('{"amount":'), { "content-encoding": "gzip" }],
+  [
+    "gzip that does not decode",
+    new Uint8Array([0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02, 0x03]),
+    { "content-encoding": "gzip" },
+  ],
+];
+
 export function describePaymentsApi(target: () => Target): void {
   describe("POST /payments", () => {
     const pay = (body: unknown, { key = "order-1042", apiKey = API_KEY } = {}) =>
@@ -130,17 +143,7 @@ export function describePaymentsApi(target: () => Target): void {
 
     // A client's mistake in the body is its 400, never a 500, and loses nothing: the key is not
     // used up by the refusal, so the same request corrected runs.
-    const malformed: [string, BodyInit | null, Record<string, string>][] = [
-      ["JSON cut short", '{"amount":', {}],
-      ["an empty body", null, {}],
-      ["no JSON, sent as text/plain", "amount=700", { "content-type": "text/plain" }],
-      ["JSON cut short, gzip", gzipped('{"amount":'), { "content-encoding": "gzip" }],
-      [
-        "gzip that does not decode",
-        new Uint8Array([0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02, 0x03]),
-        { "content-encoding": "gzip" },
-      ],
-    ];
+    const malformed = MALFORMED_PAYMENT_BODIES;
 
     it.each(malformed)(
       "answers %s 400 problem+json, and the corrected retry with the same key runs",
