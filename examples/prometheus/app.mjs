@@ -34,20 +34,27 @@ export function createApp({ stripeSecret, store = memoryStore(), registry = new 
   app.post(
     "/payments",
     requireApiKey,
+    // A body that is no JSON object is refused before idempotency() claims the key, so the
+    // client's corrected retry runs (a stored 400 would make it a 422).
+    jsonObjectBody,
     // Keys are scoped per API key; the route label in the metrics is the route pattern.
     idempotency({ store, principal: (request) => request.context.get("x-api-key"), required: true, onEvent }),
     (req, res) => {
-      const { amount } = req.body ?? {};
+      const { amount } = req.body;
       if (!Number.isSafeInteger(amount) || amount <= 0) {
-        return res.status(400).json({ error: "amount must be a positive integer (cents)" });
+        // Stored too (4xx are answers): the same request retried gets the same refusal.
+        return problem(res, 400, "invalid_payment", "amount must be a positive integer (cents)");
       }
       res.status(201).json({ id: `pay_${crypto.randomUUID().replaceAll("-", "")}`, amount });
     },
   );
 
+  // Errors as problem+json too (malformed JSON from express.json(), a handler that throws);
+  // releaseOnError frees the key a failed request held, so the client's retry runs again.
   app.use(releaseOnError);
   app.use((error, _req, res, _next) => {
-    res.status(error.status ?? 500).json({ error: error.expose ? error.message : "internal error" });
+    const status = error.status ?? error.statusCode ?? 500;
+    problem(res, status, status === 500 ? "internal_error" : "bad_request", error.expose ? error.message : "");
   });
   return app;
 }
@@ -55,5 +62,24 @@ export function createApp({ stripeSecret, store = memoryStore(), registry = new 
 /** A stand-in for your authentication: who is calling scopes their idempotency keys. */
 function requireApiKey(req, res, next) {
   if (req.get("x-api-key")) return next();
-  res.status(401).json({ error: "send X-Api-Key" });
+  problem(res, 401, "unauthenticated", "send X-Api-Key");
+}
+
+/**
+ * 400 for a body that is no JSON object: another Content-Type (express.json() left no
+ * `req.body`), none (it made that `{}`), or a JSON array. express.json() itself answers bad
+ * JSON, corrupt gzip, JSON `null` or a number 400, through the error handler.
+ */
+function jsonObjectBody(req, res, next) {
+  const body = req.body;
+  if (typeof body === "object" && body !== null && !Array.isArray(body) && Object.keys(body).length > 0) return next();
+  problem(res, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
+}
+
+/** An RFC 9457 problem+json answer, as Interlock's own refusals are. */
+function problem(res, status, code, detail) {
+  res.status(status).type("application/problem+json");
+  res.send(
+    JSON.stringify({ type: `urn:example:problem:${code}`, title: code.replaceAll("_", " "), status, detail, code }),
+  );
 }

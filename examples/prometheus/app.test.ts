@@ -2,6 +2,7 @@
 // over real HTTP, then scrapes /metrics as Prometheus would and checks every Interlock series.
 import { type InterlockStore, memoryStore, signWebhook, stripe } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MALFORMED_PAYMENT_BODIES } from "../payments-api.js";
 import { start } from "./server.mjs";
 
 const STRIPE_SECRET = "whsec_example_prometheus";
@@ -180,6 +181,40 @@ describe("GET /metrics", () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe("the app's own refusals", () => {
+  const pay = (key: string, body: BodyInit | null, headers: Record<string, string> = {}) =>
+    fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "sk_test_7", "idempotency-key": key, ...headers },
+      body,
+    });
+
+  const expectProblem = async (response: Response, status: number, code: string) => {
+    expect(response.status).toBe(status);
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await response.json()).toMatchObject({ status, code });
+  };
+
+  it.each(MALFORMED_PAYMENT_BODIES)(
+    "%s: 400 problem+json, and the corrected retry with its key runs",
+    async (what, body, headers) => {
+      const key = `malformed-${MALFORMED_PAYMENT_BODIES.findIndex(([name]) => name === what)}`;
+      await expectProblem(await pay(key, body, headers), 400, "bad_request");
+      expect((await pay(key, JSON.stringify({ amount: 700 }))).status).toBe(201);
+    },
+  );
+
+  it("answers a bad amount and a missing API key as problem+json", async () => {
+    await expectProblem(await pay("bad-amount", JSON.stringify({ amount: -1 })), 400, "invalid_payment");
+    const anonymous = await fetch(`${app.url}/payments`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    await expectProblem(anonymous, 401, "unauthenticated");
   });
 });
 
