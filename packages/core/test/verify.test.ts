@@ -644,12 +644,13 @@ describe("edges of parsing and limits", () => {
     }
   });
 
-  it("Standard Webhooks: extra spaces between entries are no entries; an entry without a comma is malformed", async () => {
+  it("Standard Webhooks: extra spaces between entries are no entries; an entry without a comma is skipped, as standardwebhooks skips it", async () => {
     const h = await swDelivery();
     const valid = h["webhook-signature"] as string;
     await expectVerified(swVerifier(), { ...h, "webhook-signature": `v2,AAAA  ${valid}` }, BODY);
     await expectVerified(swVerifier(), { ...h, "webhook-signature": `${valid}   v2,AAAA` }, BODY);
-    await expectRefused(swVerifier(), { ...h, "webhook-signature": `garbage ${valid}` }, BODY, "malformed_header");
+    await expectVerified(swVerifier(), { ...h, "webhook-signature": `garbage ${valid}` }, BODY);
+    await expectRefused(swVerifier(), { ...h, "webhook-signature": "garbage" }, BODY, "malformed_header");
   });
 
   it("Standard Webhooks: only v1 is an HMAC; a valid HMAC under another version (v1b, v10) is not looked at", async () => {
@@ -673,7 +674,7 @@ describe("edges of parsing and limits", () => {
     await expectRefused(verifier, { "stripe-signature": `t=${NOW}` }, BODY, "malformed_header");
   });
 
-  it("Stripe and Paddle: an empty item (a trailing or doubled separator) is skipped, as stripe-node does", async () => {
+  it("Stripe and Paddle: an empty item (a trailing or doubled separator) or one without `=` is skipped, as stripe-node does", async () => {
     for (const [scheme, header, separator] of [
       [stripe, "stripe-signature", ","],
       [paddle, "paddle-signature", ";"],
@@ -685,10 +686,10 @@ describe("edges of parsing and limits", () => {
         `${value}${separator}`,
         `${value}${separator} `,
         value.replace(separator, separator.repeat(2)),
+        `${value}${separator}garbage`,
       ]) {
         await expectVerified(verifier, { [header]: spelled }, BODY);
       }
-      await expectRefused(verifier, { [header]: `${value}${separator}garbage` }, BODY, "malformed_header");
     }
   });
 

@@ -64,6 +64,9 @@ export interface HmacSchemeOptions {
 
 type TemplatePart = string | "{id}" | "{ts}" | "{body}";
 
+/** What a signature in another version starts with: `sha1=`, `v1=`. */
+const OTHER_VERSION = /^[A-Za-z0-9_-]+=/;
+
 function compileTemplate(template: string): TemplatePart[] {
   const parts = template.split(/(\{id\}|\{ts\}|\{body\})/).filter((p) => p !== "");
   if (parts.filter((p) => p === "{body}").length !== 1) {
@@ -121,12 +124,13 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
   const encode = encoding === "hex" ? encodeHex : encodeBase64;
   const idRequired = template.includes("{id}");
 
-  function candidate(text: string): SignatureCandidate {
-    if (!text.startsWith(prefix)) {
-      const code = /^[A-Za-z0-9_-]+=/.test(text) ? "unsupported_version" : "malformed_header";
-      refuse(name, code, `${signatureHeader} does not start with "${prefix}"`);
+  /** Refuses a header that lists no signature with the prefix: only other versions, or nothing this scheme reads. */
+  function refuseUnsigned(otherVersions: number): never {
+    if (otherVersions > 0) {
+      refuse(name, "unsupported_version", `${signatureHeader} holds only versions other than "${prefix}"`);
     }
-    return { kind: "hmac", bytes: decode(text.slice(prefix.length).trim()) };
+    const what = prefix === "" ? "no signature" : `no signature starting with "${prefix}"`;
+    refuse(name, "malformed_header", `${signatureHeader} holds ${what}`);
   }
 
   function parseSecret(secret: string | Uint8Array): KeyMaterial {
@@ -162,12 +166,18 @@ export function hmacScheme(options: HmacSchemeOptions = {}): WebhookScheme {
       }
       const header = requireHeader(name, read, signatureHeader);
       const signatures: SignatureCandidate[] = [];
+      let otherVersions = 0;
       // One signature is the common case: no split, no filter, no map, each trimmed once.
       for (const item of options.separator === undefined ? [header] : header.split(options.separator)) {
         const text = item.trim();
-        if (text !== "") signatures.push(candidate(text));
+        if (text === "") continue;
+        // An item without the prefix is no signature of this scheme: skipped, as the presets skip
+        // what their providers' libraries skip, so one valid signature verifies whatever else is
+        // listed. One that does not decode is a candidate that cannot match.
+        if (text.startsWith(prefix)) signatures.push({ kind: "hmac", bytes: decode(text.slice(prefix.length).trim()) });
+        else if (OTHER_VERSION.test(text)) otherVersions++;
       }
-      if (signatures.length === 0) refuse(name, "malformed_header", `${signatureHeader} holds no signature`);
+      if (signatures.length === 0) refuseUnsigned(otherVersions);
       return { id, timestamp, timestampMs, signatures };
     },
     signedContent({ id, timestamp }, body) {

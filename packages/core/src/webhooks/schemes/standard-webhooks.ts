@@ -36,32 +36,43 @@ function headerNames(read: HeaderReader): typeof WEBHOOK_HEADERS {
     : WEBHOOK_HEADERS;
 }
 
+/**
+ * The candidates in a `webhook-signature` list, read as the reference libraries read it: split
+ * on " ", each entry on ",". They skip an entry whose version is not `v1` and compare the text
+ * after its first comma, so an entry that is no `version,signature` (no comma, no version) says
+ * nothing here either, and a signature that does not decode is a candidate that cannot match:
+ * one valid signature is accepted whatever else is listed.
+ */
 function parseSignatureList(text: string): SignatureCandidate[] {
   const candidates: SignatureCandidate[] = [];
-  let recognised = 0;
-  // One pass by index: no array of entries, and only the signature itself is copied out.
+  let versioned = 0;
+  // One pass by index: no array of entries, and only the signature itself is copied out. The
+  // next comma is found once and kept until the entries pass it: searched for from each entry
+  // anew, a long run of entries without one would be scanned to its end once per entry.
+  let comma = text.indexOf(",");
   for (let start = 0; start < text.length; ) {
     let end = text.indexOf(" ", start);
     if (end === -1) end = text.length;
-    if (end > start) {
-      const comma = text.indexOf(",", start);
-      if (comma <= start || comma >= end)
-        refuse(NAME, "malformed_header", "a signature entry is not `version,signature`");
-      recognised++;
+    if (comma !== -1 && comma < start) comma = text.indexOf(",", start);
+    if (comma > start && comma < end) {
+      versioned++;
       const length = comma - start;
       const v1 = length === 2 && text.startsWith("v1", start);
+      // A further comma ends the signature, as the reference libraries split an entry: Node and
+      // fetch join a header sent twice with ", ", which leaves a comma after the first list.
+      const after = text.indexOf(",", comma + 1);
       if (v1 || (length === 3 && text.startsWith("v1a", start))) {
-        // A further comma ends the signature, as the reference libraries split an entry: Node and
-        // fetch join a header sent twice with ", ", which leaves a comma after the first list.
-        const after = text.indexOf(",", comma + 1);
         const signatureEnd = after === -1 || after > end ? end : after;
         candidates.push({ kind: v1 ? "hmac" : "ed25519", bytes: decodeBase64(text.slice(comma + 1, signatureEnd)) });
       }
+      comma = after;
     }
     start = end + 1;
   }
-  if (recognised === 0) refuse(NAME, "malformed_header", "webhook-signature lists no signature");
-  if (candidates.length === 0) refuse(NAME, "unsupported_version", "no v1 or v1a signature");
+  if (candidates.length === 0) {
+    if (versioned === 0) refuse(NAME, "malformed_header", "webhook-signature lists no `version,signature` entry");
+    refuse(NAME, "unsupported_version", "webhook-signature lists no v1 or v1a signature");
+  }
   return candidates;
 }
 
