@@ -6,11 +6,9 @@
  */
 import {
   assertOptionNames,
-  BodyError,
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
-  decodeContent,
   hasNoContent,
   IDEMPOTENCY_OPTION_NAMES,
   type IdempotencyEngine,
@@ -21,11 +19,13 @@ import {
   type IdempotencyTicket,
   optionNames,
   pathAndQuery,
+  problemResponse,
   readyLength,
   recordResponse,
 } from "@interlock/core";
-import { readRequestBody } from "./body.js";
+import { readPayload } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
+import { RequestBodyError } from "./read.js";
 import { handlerResponse, toResponse } from "./respond.js";
 import { thrownAnswer } from "./thrown.js";
 
@@ -52,14 +52,18 @@ export interface WithIdempotencyOptions<R extends Request = Request>
    */
   bodyLimit?: number;
   /**
-   * Takes over the answer to a refusal (400, 409, 413, 422, 500 `body_not_raw`, 503, with the
-   * typed error as `decision.error`); replays always go out as stored. Return your own
-   * `Response`, or nothing to send `decision.response`.
+   * Takes over the answer to a refusal (400, 409, 413, 415, 422, 500 `body_not_raw`, 503, with
+   * the typed error as `decision.error`), a `RequestBodyError` the handler threw (`readJson`'s)
+   * included; replays always go out as stored. Return your own `Response`, or nothing to send
+   * `decision.response`.
    */
   onError?: (decision: IdempotencyErrorDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
 
-/** The handler `withIdempotency` runs: the request, its body unread, and whatever else the host passes. */
+/**
+ * The handler `withIdempotency` runs: the request, its body unread (read it with `readJson` or
+ * `readBytes`, decoded), and whatever else the host passes.
+ */
 export type IdempotentHandler<R extends Request, A extends unknown[]> = (
   request: R,
   ...rest: A
@@ -76,7 +80,9 @@ const OWN_OPTION_NAMES = optionNames<Omit<WithIdempotencyOptions, keyof Idempote
  * Wraps a fetch-style handler so that a request retried with the same `Idempotency-Key` runs it
  * once: a retry gets the stored response (`Idempotent-Replayed: true`), a concurrent copy 409,
  * the key with another body 422. The handler gets the request as it came, its body unread.
- * A throw releases the key, so the retry runs again; but the throws a host answers with (Next's
+ * A throw releases the key, so the retry runs again. A `RequestBodyError` (from `readJson` or
+ * `readBytes`: a body that is the client's mistake) is answered as the wrapper's own refusals
+ * are, problem+json with its status, through `onError`. The throws a host answers with (Next's
  * `redirect()`, `notFound()`, `forbidden()`, `unauthorized()`; a thrown `Response`, which Remix and
  * React Router send) are stored as that answer and thrown on, for the host to send as ever.
  *
@@ -108,6 +114,9 @@ function idempotentHandler<R extends Request, A extends unknown[]>(
 
   const answer = async (request: R, decision: IdempotencyRespondDecision) =>
     (!decision.replayed && onError && (await onError(decision, request))) || toResponse(decision.response);
+  // The client's mistake, which the handler found reading its body: answered as the engine's refusals are.
+  const refuse = (request: R, error: RequestBodyError) =>
+    answer(request, { action: "respond", response: problemResponse(error), replayed: false, error });
 
   return async (request, ...rest) => {
     const decision = await engine.begin({
@@ -116,13 +125,23 @@ function idempotentHandler<R extends Request, A extends unknown[]>(
       routePattern,
       path: pathAndQuery(request.url),
       headers: request.headers,
-      // Read only if the engine needs it (a covered request with a key).
-      body: () => fingerprintBody(request, limit),
+      // Read only if the engine needs it (a covered request with a key), from a copy: the payload,
+      // decoded (so a compressed send and a plain one of the same JSON are one request, as on every
+      // adapter), as the handler's `readJson` reads it. The engine answers a `BodyError` (413, 415, 400, 500).
+      body: () => readPayload(request, limit),
       context: request,
     });
-    if (decision.action === "pass") return handler(request, ...rest);
     if (decision.action === "respond") return answer(request, decision);
-    return execute(engine, decision.ticket, request.method, () => handler(request, ...rest));
+    if (decision.action === "pass") {
+      try {
+        return await handler(request, ...rest);
+      } catch (error) {
+        if (error instanceof RequestBodyError) return refuse(request, error);
+        throw error;
+      }
+    }
+    const refused = await execute(engine, decision.ticket, request.method, () => handler(request, ...rest));
+    return refused instanceof RequestBodyError ? refuse(request, refused) : refused;
   };
 }
 
@@ -155,36 +174,27 @@ function decodedPath(path: string): string {
 }
 
 /**
- * The bytes to fingerprint: the payload, a body sent with a `Content-Encoding` decoded (core's
- * `decodeContent`), so a compressed send and a plain one of the same JSON are the same request,
- * as on every adapter. The engine answers the `BodyError` returned when they cannot be had (413,
- * 400, 500), or not decoded (415, 400, 413). The handler still gets the request as it came.
- */
-async function fingerprintBody(request: Request, limit: number): Promise<Uint8Array | BodyError> {
-  const body = await readRequestBody(request, limit);
-  const coding = request.headers.get("content-encoding");
-  if (body instanceof BodyError || coding === null) return body;
-  return decodeContent(body, coding, limit);
-}
-
-/**
  * Runs the handler, then settles the key with what it answered (`record`). A throw releases it,
  * unless the host sends the throw as an answer (`thrownAnswer`: Next's `redirect()` or
  * `notFound()`, a thrown `Response`): that answer is stored, and the throw goes on to the host.
+ * A `RequestBodyError` releases the key too, and is returned, for the caller to answer: the
+ * client's mistake, whose corrected retry must run, not find a stored 400 (nor get a 422).
  */
 async function execute<R extends Request>(
   engine: IdempotencyEngine<WebIdempotencyRequest<R>>,
   ticket: IdempotencyTicket,
   method: string,
   run: () => Response | Promise<Response>,
-): Promise<Response> {
+): Promise<Response | RequestBodyError> {
   let answer: HandlerAnswer;
   let response: Response;
   try {
     answer = await answerOf(run);
     response = handlerResponse(answer.response); // its body a web stream, or null
   } catch (error) {
+    // Released (`idempotency.released`, reason `error`: the handler threw), never stored.
     await engine.abort(ticket);
+    if (error instanceof RequestBodyError) return error;
     throw error;
   }
   const sent = await record(engine, ticket, method, response);

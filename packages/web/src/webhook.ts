@@ -7,6 +7,7 @@ import {
   assertOptionNames,
   createWebhookReceiver,
   optionNames,
+  problemResponse,
   settleResponseAtEnd,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
@@ -16,6 +17,7 @@ import {
 } from "@interlock/core";
 import { readRequestBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
+import { RequestBodyError } from "./read.js";
 import { handlerResponse, toResponse } from "./respond.js";
 
 export interface WithWebhookOptions<R extends Request = Request> extends WebhookReceiverOptions {
@@ -24,7 +26,8 @@ export interface WithWebhookOptions<R extends Request = Request> extends Webhook
    * delivery (400, 401), a body error (413, 400 `body_incomplete`, 415, 500 `body_not_raw`), a
    * copy still in flight (409) or the store unavailable (503). `decision.response` is what
    * Interlock would send; return your own `Response`, or nothing to send Interlock's. A
-   * duplicate is not an error: it always gets Interlock's 200.
+   * duplicate is not an error: it always gets Interlock's 200. Nor is a `RequestBodyError` the
+   * handler threw: the handler saw that delivery, and may catch the error to answer its own way.
    */
   onError?: (decision: WebhookErrorDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
@@ -48,7 +51,9 @@ const OWN_OPTION_NAMES = optionNames<Omit<WithWebhookOptions, keyof WebhookRecei
  * a redelivery (200 `{"duplicate":true}`), one still being processed elsewhere (409 with
  * `Retry-After`), a body too large (413) or the store down (503) is answered without it. A 2xx
  * from the handler records the delivery; any other status, or a throw, releases it for the
- * provider's retry (the throw goes on to the host, which answers 500).
+ * provider's retry (the throw goes on to the host, which answers 500), except a
+ * `RequestBodyError` (`readJson`'s), answered as problem+json with its status, as a handler's
+ * answer outside 2xx (the delivery released).
  *
  * `options` may be a function of the first request (and what the host passes with it): it is
  * called once, on the first call, for settings that are not there when the module is loaded.
@@ -87,8 +92,13 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
     try {
       response = handlerResponse(await handler(decision.event as VerifiedWebhook<T>, request, ...rest));
     } catch (error) {
-      await receiver.abort(decision.ticket);
-      throw error;
+      if (!(error instanceof RequestBodyError)) {
+        await receiver.abort(decision.ticket);
+        throw error;
+      }
+      // The handler's answer, in effect: outside 2xx, so released (`webhook.handler_failed` with its status).
+      await receiver.finish(decision.ticket, { status: error.status });
+      return toResponse(problemResponse(error));
     }
     const { ticket } = decision;
     const { status } = response;

@@ -1,0 +1,132 @@
+/**
+ * The handler's way to read its body: decoded as the wrapper decoded it for the fingerprint
+ * (core's `decodeContent`), within the same limit, and a body that is the client's mistake
+ * thrown as a `RequestBodyError`, which both wrappers answer as problem+json.
+ */
+import {
+  assertOptionNames,
+  BodyError,
+  bodyLimitOption,
+  DEFAULT_REQUEST_BODY_LIMIT,
+  InterlockError,
+  optionNames,
+  utf8,
+} from "@interlock/core";
+import { readPayload } from "./body.js";
+
+/**
+ * Why a request body is the client's mistake: past the limit (`body_too_large`, 413), cut off by
+ * a client that went away (`body_incomplete`, 400), sent with a content coding not decoded
+ * (`unsupported_content_encoding`, 415) or with data that is not what its coding says
+ * (`body_not_decodable`, 400), all as core's `BodyError` names them; or, for `readJson`, empty or
+ * not JSON (`body_not_json`, 400).
+ */
+export type RequestBodyErrorCode =
+  | "body_too_large"
+  | "body_incomplete"
+  | "unsupported_content_encoding"
+  | "body_not_decodable"
+  | "body_not_json";
+
+const REQUEST_BODY_ERRORS: Record<RequestBodyErrorCode, { status: number; title: string }> = {
+  body_too_large: { status: 413, title: "The request body is too large" },
+  body_incomplete: { status: 400, title: "The request body ended before it was complete" },
+  unsupported_content_encoding: { status: 415, title: "The request body's content coding is not supported" },
+  body_not_decodable: { status: 400, title: "The request body is not valid data of its content coding" },
+  body_not_json: { status: 400, title: "The request body is not valid JSON" },
+};
+
+/**
+ * Where core's errors keep their class name for `instanceof` across copies of a package (an app
+ * that loads the ESM build and the CommonJS build): core's key, so `InterlockError`'s
+ * `instanceof` knows this class in another copy of @interlock/web too.
+ */
+const ERROR_CLASS: unique symbol = Symbol.for("@interlock/core.errorClass");
+
+/**
+ * A request body that is the client's mistake, thrown by `readJson` and `readBytes`: `code`
+ * says why, `status` is the answer (400, 413 or 415), and `toProblem()` its problem+json body.
+ * Thrown out of a handler that `withIdempotency` or `withWebhook` wraps, it is answered as
+ * problem+json with that status, and the key (or delivery) released: the corrected retry runs.
+ * Catch it in the handler to answer it your own way.
+ */
+export class RequestBodyError extends InterlockError {
+  /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
+  override readonly name = "RequestBodyError";
+  /** The class's name for `instanceof` across copies of the package. */
+  static readonly [ERROR_CLASS]: string = "RequestBodyError";
+  /** Why the body cannot be used. */
+  readonly code: RequestBodyErrorCode;
+  /** 413 for `body_too_large`, 415 for `unsupported_content_encoding`, 400 for the rest. */
+  readonly status: number;
+  readonly title: string;
+  /** For `unsupported_content_encoding`: the codings that are decoded, answered as `Accept-Encoding`. */
+  readonly acceptEncoding: string | undefined;
+
+  constructor(code: RequestBodyErrorCode, message: string, options?: ErrorOptions & { acceptEncoding?: string }) {
+    super(message, options);
+    this.code = code;
+    this.status = REQUEST_BODY_ERRORS[code].status;
+    this.title = REQUEST_BODY_ERRORS[code].title;
+    this.acceptEncoding = options?.acceptEncoding;
+  }
+}
+
+/** What `readJson` and `readBytes` take. */
+export interface ReadBodyOptions {
+  /**
+   * The largest body read, in bytes, sent and decoded alike: a larger one is refused 413
+   * `body_too_large`, read no further. Default `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB), the default
+   * of `withIdempotency`'s `bodyLimit`: give both the same when you change it.
+   */
+  bodyLimit?: number;
+}
+
+const READ_OPTION_NAMES = optionNames<ReadBodyOptions>({ bodyLimit: true });
+
+/**
+ * The request's body as bytes, decoded as `withIdempotency` decoded it for the fingerprint: a
+ * `Content-Encoding` of gzip, x-gzip, deflate, or br where the runtime's `DecompressionStream`
+ * has brotli (core's `decodeContent`), within `bodyLimit` sent and decoded. Reads the body (as
+ * `request.arrayBuffer()` does): a body is read once. Any `Request` (a `NextRequest` too), on any
+ * runtime. Throws a `RequestBodyError` for the client's mistakes (413, 415, 400); a `TypeError`
+ * for a body already read (the app's bug, not the client's).
+ */
+export function readBytes(request: Request, options?: ReadBodyOptions): Promise<Uint8Array> {
+  return payloadOf("readBytes()", request, options);
+}
+
+/** `readBytes`, its options' mistakes named as `what`'s. */
+async function payloadOf(what: string, request: Request, options: ReadBodyOptions | undefined): Promise<Uint8Array> {
+  assertOptionNames(what, options, READ_OPTION_NAMES);
+  const payload = await readPayload(request, bodyLimitOption(options?.bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), true);
+  if (!(payload instanceof BodyError)) return payload;
+  if (payload.code === "body_not_raw") {
+    throw new TypeError(
+      "the request body was already read (request.json(), .text(), a reader, or an earlier readJson() or " +
+        "readBytes()): a body can be read once",
+    );
+  }
+  throw new RequestBodyError(payload.code, payload.message, {
+    ...(payload.cause !== undefined && { cause: payload.cause }),
+    ...(payload.acceptEncoding !== undefined && { acceptEncoding: payload.acceptEncoding }),
+  });
+}
+
+/**
+ * The request's body parsed as JSON, read as `readBytes` reads it (decoded, within
+ * `bodyLimit`), as UTF-8 (a byte-order mark dropped, as `request.json()` does). Throws a
+ * `RequestBodyError`: 400 `body_not_json` for a body that is empty or not JSON, and as
+ * `readBytes` for the rest. The `Content-Type` is not checked, as `request.json()` does not.
+ * `T` is what you say the JSON is, unchecked: validate it as you would `request.json()`'s.
+ */
+export async function readJson<T = unknown>(request: Request, options?: ReadBodyOptions): Promise<T> {
+  const text = utf8.decode(await payloadOf("readJson()", request, options));
+  if (text === "") throw new RequestBodyError("body_not_json", "the request body is empty: JSON was expected");
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    // The parser's message quotes the body: kept as the cause, out of the answer.
+    throw new RequestBodyError("body_not_json", "the request body is not valid JSON", { cause: error });
+  }
+}
