@@ -5,7 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { usageError, valueStart } from "./errors.js";
+import { shownName, usageError, valueStart } from "./errors.js";
 import { isBlank } from "./inputs.js";
 
 /** One option of a command. */
@@ -121,7 +121,7 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Ar
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw usageError(parseErrorMessage(error));
+    throw usageError(parseErrorMessage(error, spec));
   }
   const args = argsOf(parsed.values, parsed.positionals);
   if (args.flag("help")) return args;
@@ -150,11 +150,11 @@ function refuseBlankValues(spec: CommandSpec, values: Values): void {
 }
 
 /** Node's parseArgs messages, shortened to their first line. */
-function parseErrorMessage(error: unknown): string {
+function parseErrorMessage(error: unknown, spec: CommandSpec): string {
   const message = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
   const code = (error as { code?: unknown }).code;
   const quoted = /'([^']+)'/.exec(message)?.[1];
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted) return `unknown option ${quoted}`;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted) return unknownOption(quoted, spec);
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted && message.includes("ambiguous")) {
     const name = quoted.split(" ")[0];
     return `${name} needs a value; for a value that starts with "-" write ${name}=VALUE`;
@@ -164,6 +164,24 @@ function parseErrorMessage(error: unknown): string {
     return placeholder ? `${name} needs a value` : `${name} takes no value`;
   }
   return message.charAt(0).toLowerCase() + message.slice(1);
+}
+
+/**
+ * An unknown option, as `parseArgs` names it (`--name`, or `-x` of a group of short ones): a
+ * word whole (a typo, such as `--colour`); a value glued to an option that takes one
+ * (`--secretSECRET`) as that option and the value's start; anything else by its start.
+ */
+function unknownOption(option: string, spec: CommandSpec): string {
+  const name = option.replace(/^--?/, "");
+  const dashes = option.slice(0, option.length - name.length);
+  if (shownName(name) === name || dashes === "-") return `unknown option ${option}`;
+  const glued = Object.entries(spec.options)
+    .filter(([known, { type }]) => type === "string" && name.startsWith(known))
+    .map(([known]) => known)
+    .sort((a, b) => b.length - a.length)[0];
+  if (glued === undefined) return `unknown option ${dashes}${shownName(name)}`;
+  const value = valueStart(name.slice(glued.length));
+  return `unknown option --${glued} followed by "${value}": write --${glued} VALUE or --${glued}=VALUE`;
 }
 
 /** The `--help` text of a command. */

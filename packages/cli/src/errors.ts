@@ -113,6 +113,16 @@ export function valueStart(value: string): string {
   return characters.length <= VALUE_START_LENGTH ? value : `${characters.slice(0, VALUE_START_LENGTH).join("")}…`;
 }
 
+// A word as commands and options are written: a short run of letters and hyphens.
+const WORD = /^[a-z][a-z-]{0,15}$/i;
+
+/**
+ * What an error shows of a name that names nothing (an unknown command or option): the name
+ * whole when it is a word (a typo, such as `lisen`), anything else by its start, as `valueStart`
+ * shows a value in the wrong place (a secret pasted there).
+ */
+export const shownName = (name: string): string => (WORD.test(name) ? name : valueStart(name));
+
 /** A message's first line: a failure is one line of output (OpenSSL's end in a line break). */
 export const firstLine = (message: string): string => message.split("\n")[0]?.trim() ?? "";
 

@@ -46,36 +46,28 @@ export interface HttpAnswer {
   truncated: boolean;
 }
 
-/** An `http:` or `https:` URL from the command line. */
-export function parseUrl(text: string, what: string): URL {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw usageError(`${what} is not a URL: "${valueStart(text)}"`);
-  }
+/**
+ * An `http:` or `https:` URL, named `what` in errors: text from the command line, or a `URL`
+ * given to `send()` or `listen()`. Anything else is a usage error, which shows the value by its
+ * first four characters (`valueStart`), whether it is no URL at all or one of another scheme:
+ * `abc:SECRET` parses as a URL, and is most likely a secret given where the URL goes; a
+ * password or a token may be anywhere in another scheme's text, which `shownUrl` does not know.
+ */
+export function parseUrl(value: string | URL, what: string): URL {
+  const url = typeof value === "string" ? urlOf(value, what) : value;
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw usageError(`${what} must be an http:// or https:// URL, got "${shownText(text)}"`);
+    const text = typeof value === "string" ? value : value.href;
+    throw usageError(`${what} must be an http:// or https:// URL, got "${valueStart(text)}"`);
   }
   return url;
 }
 
-// Where a URL's authority starts: after "scheme://" or "//", else (no scheme) at the start.
-const AUTHORITY_START = /^(?:[a-z][a-z0-9+.-]*:)?\/\//i;
-
-/**
- * A URL that is not an http(s) one, as an error shows it: what could be a password (from the
- * first ":" of the authority up to the text's last "@") as `***`, and the query's values, as
- * `shownUrl` shows them. A password may hold any character (`/`, `?`, `#` unescaped split the
- * text elsewhere), and without "//" the text may still read as a URL with the user name for its
- * scheme: only the last "@" is sure to end the userinfo. (Text that is no URL at all, most likely
- * a value in the wrong place, is shown by its start, as `valueStart` shows it.)
- */
-function shownText(text: string): string {
-  const at = text.lastIndexOf("@");
-  if (at === -1) return maskedQuery(text);
-  const start = AUTHORITY_START.exec(text)?.[0].length ?? 0;
-  return maskedQuery(`${text.slice(0, start)}${maskedUserinfo(text.slice(start, at))}${text.slice(at)}`);
+function urlOf(text: string, what: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    throw usageError(`${what} is not a URL: "${valueStart(text)}"`);
+  }
 }
 
 // The userinfo of a URL: after "scheme://", up to the authority's last "@" (as URL parsers split it).

@@ -65,13 +65,17 @@ export function readSecrets(
   env: Readonly<Record<string, string | undefined>>,
   scheme: string,
 ): WebhookSecret[] {
-  const fromEnv = sources.envNames.map((name) => {
-    const value = envSecret(env, name, "--secret-env");
+  const fromEnv = sources.envNames.map((name, index, names) => {
+    const value = envSecret(env, name, "--secret-env", index, names.length);
     refuseEdgeWhitespace(value, `the environment variable ${name}`, scheme);
     return value;
   });
-  const fromHexEnv = sources.hexEnvNames.map((name) =>
-    secretBytes(envSecret(env, name, "--secret-hex-env"), `the environment variable ${name}`, scheme),
+  const fromHexEnv = sources.hexEnvNames.map((name, index, names) =>
+    secretBytes(
+      envSecret(env, name, "--secret-hex-env", index, names.length),
+      `the environment variable ${name}`,
+      scheme,
+    ),
   );
   if (sources.literal.some(isBlank)) throw new CliError("missing_secret", "--secret is empty");
   for (const secret of sources.literal) refuseEdgeWhitespace(secret, "--secret", scheme);
@@ -87,23 +91,39 @@ export function readSecrets(
 }
 
 /**
- * The environment variable `name` that `option` named: a `missing_secret` when unset or blank.
- * A name is shown whole when it is written as names are (capitals, digits and `_`); anything
- * else, most likely the secret given in its place (`--secret-env $SECRET`), by its start.
+ * The environment variable `name` that `option` (the `index`th of `count`) named: a
+ * `missing_secret` when unset or blank. An unset one is shown by its start, as a value in the
+ * wrong place: it may be the secret given in its place, whatever it is written in (`--secret-env
+ * $SECRET`, or a secret of capitals, digits and `_`, which reads as a name). One that is set is
+ * a name in the environment, shown whole.
  */
-function envSecret(env: Readonly<Record<string, string | undefined>>, name: string, option: string): string {
-  const value = env[name];
-  if (value === undefined || isBlank(value)) {
-    const message = VARIABLE_NAME.test(name)
-      ? `the environment variable ${name} (${option}) is not set or is empty`
-      : `the environment variable "${valueStart(name)}" (${option}) is not set or is empty: ${option} takes the name of the variable that holds the secret, not the secret`;
-    throw new CliError("missing_secret", message);
+function envSecret(
+  env: Readonly<Record<string, string | undefined>>,
+  name: string,
+  option: string,
+  index: number,
+  count: number,
+): string {
+  // Not `env[name]` alone: `toString` or `__proto__` is no variable, though every object has it.
+  const value = Object.hasOwn(env, name) ? env[name] : undefined;
+  if (typeof value !== "string") {
+    const which = count === 1 ? option : `the ${ordinal(index + 1)} ${option}`;
+    throw new CliError(
+      "missing_secret",
+      `the environment variable "${valueStart(name)}" (${which}) is not set: ${option} takes the name of the variable that holds the secret, not the secret`,
+    );
+  }
+  if (isBlank(value)) {
+    throw new CliError("missing_secret", `the environment variable ${name} (${option}) is empty or only whitespace`);
   }
   return value;
 }
 
-// A variable name as names are written (in capitals): every provider's secret has lower-case letters.
-const VARIABLE_NAME = /^[A-Z_][A-Z0-9_]*$/;
+/** `1st`, `2nd`, `3rd`, `4th`, …, `11th`, …, `21st`. */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${teen ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th")}`;
+}
 
 /**
  * Core refuses a secret text with whitespace at an end too (nearly always a line break pasted

@@ -7,7 +7,7 @@ import { listenCommand } from "./commands/listen.js";
 import { secretCommand } from "./commands/secret.js";
 import { sendCommand } from "./commands/send.js";
 import { signCommand } from "./commands/sign.js";
-import { EXIT, exitCodeOf, usageError, valueStart } from "./errors.js";
+import { EXIT, exitCodeOf, shownName, usageError } from "./errors.js";
 import { type CliIo, processIo, reportError } from "./io.js";
 
 /** The package's version, as `interlock --version` prints it. */
@@ -37,8 +37,6 @@ export function generalHelp(): string {
 }
 
 const HELP = new Set(["--help", "-h", "help"]);
-/** What an unknown command may look like to be shown whole: a short word, a typo of a command. */
-const COMMAND_LIKE = /^[a-z][a-z-]{0,15}$/i;
 
 /** Runs the command line `argv` (the words after `interlock`); resolves with the exit code. */
 export async function run(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
@@ -59,10 +57,9 @@ export async function run(argv: readonly string[], io: CliIo = processIo()): Pro
       return EXIT.ok;
     }
     if (!command) {
-      // A word is shown whole (a typo); anything else by its start, as any value in the wrong
-      // place: a secret pasted as the first word.
-      const shown = COMMAND_LIKE.test(topic) ? topic : valueStart(topic);
-      throw usageError(`unknown command "${shown}": use one of ${COMMANDS.map((c) => c.name).join(", ")}`);
+      // A word is shown whole (a typo); anything else by its start: a secret pasted as the first word.
+      const names = COMMANDS.map((c) => c.name).join(", ");
+      throw usageError(`unknown command "${shownName(topic)}": use one of ${names}`);
     }
     if (HELP.has(name)) {
       io.stdout.write(commandHelp(command));

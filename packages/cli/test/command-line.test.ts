@@ -112,7 +112,7 @@ describe("usage errors: exit 2, one line", () => {
     ],
     [
       ["send", "ftp://example.com", "--scheme", "github"],
-      'interlock send: <url> must be an http:// or https:// URL, got "ftp://example.com" (see interlock send --help)',
+      'interlock send: <url> must be an http:// or https:// URL, got "ftp:…" (see interlock send --help)',
     ],
     [
       ["send", "http://127.0.0.1:1", "--repeat", "0"],
@@ -245,7 +245,8 @@ describe("usage errors: exit 2, one line", () => {
     ],
     [
       ["listen", "--scheme", "github", "--secret", "s", "--forward", "localhost:4000"],
-      'interlock listen: --forward must be an http:// or https:// URL, got "localhost:4000" (see interlock listen --help)',
+      // A host and port without http:// reads as a URL of scheme "localhost:"; shown by its start as any other.
+      'interlock listen: --forward must be an http:// or https:// URL, got "loca…" (see interlock listen --help)',
     ],
   ];
 
@@ -259,7 +260,7 @@ describe("usage errors: exit 2, one line", () => {
   it("a blank --secret or --secret-env value is missing_secret (exit 3), as a missing secret is", async () => {
     for (const [argv, line] of [
       [["--secret", " "], "--secret is empty"],
-      [["--secret-env", "BLANK"], "the environment variable BLANK (--secret-env) is not set or is empty"],
+      [["--secret-env", "BLANK"], "the environment variable BLANK (--secret-env) is empty or only whitespace"],
     ] as const) {
       const io = memoryIo({ env: { BLANK: " \t" } });
       expect(await run(["sign", "--scheme", "github", ...argv, "--body", "{}"], io)).toBe(3);

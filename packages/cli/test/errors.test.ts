@@ -34,12 +34,12 @@ describe("errors", () => {
     expect(result.stderr).not.toContain("not*base64");
   });
 
-  it("--secret-env naming an unset variable: exit 3", async () => {
+  it("--secret-env naming an unset variable: exit 3, the name by its start (it may be the secret)", async () => {
     const result = await interlock(["listen", "--scheme", "stripe", "--secret-env", "INTERLOCK_TEST_UNSET_SECRET"]);
     expectFailure(
       result,
       3,
-      "interlock listen: the environment variable INTERLOCK_TEST_UNSET_SECRET (--secret-env) is not set or is empty",
+      'interlock listen: the environment variable "INTE…" (--secret-env) is not set: --secret-env takes the name of the variable that holds the secret, not the secret',
     );
   });
 

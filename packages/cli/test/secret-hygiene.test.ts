@@ -1,7 +1,8 @@
 /**
  * Nothing the CLI prints carries a secret given in the wrong place, or in a URL's query: an
- * error shows only the start of the offending value (an argument, a scheme, a number, a URL, a
- * variable's NAME), and every URL it prints or reports
+ * error shows only the start of the offending value (an argument, a scheme, a number, a URL or
+ * a text of another scheme such as `abc:SECRET`, an unset variable's NAME however it is written,
+ * an unknown option, a host), and every URL it prints or reports
  * shows its query's values as `***`. And `--secret-hex-env` gives a secret's bytes without
  * putting them on the command line. In-process (`run` from src), so each check sees the source.
  */
@@ -11,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { type DeliveryReport, listen } from "../src/commands/listen.js";
 import { send } from "../src/commands/send.js";
 import { run } from "../src/main.js";
-import { jsonLines, memoryIo, recordingServer, refusedPort } from "./helpers.js";
+import { interlock, jsonLines, memoryIo, recordingServer, refusedPort } from "./helpers.js";
 
 const MARKER = "CLISECRETmarker0123";
 const SEND = ["--scheme", "github", "--secret", "gh-secret", "--body", "{}"];
@@ -31,11 +32,11 @@ describe("a URL's query in what the CLI prints", () => {
     expect(text.out() + text.err() + json.out() + json.err()).not.toContain(MARKER);
   });
 
-  it("send: a URL that is not http(s) is refused without its query's values", async () => {
+  it("send: a URL that is not http(s) is refused by its start, without its query", async () => {
     const io = memoryIo();
     expect(await run(["send", `ftp://127.0.0.1/hook?token=${MARKER}`, ...SEND], io)).toBe(2);
     expect(io.err()).toBe(
-      'interlock send: <url> must be an http:// or https:// URL, got "ftp://127.0.0.1/hook?token=***" (see interlock send --help)\n',
+      'interlock send: <url> must be an http:// or https:// URL, got "ftp:…" (see interlock send --help)\n',
     );
   });
 
@@ -132,21 +133,13 @@ describe("a secret given where a variable name or a URL belongs", () => {
     expect(io.out() + io.err()).not.toContain(SECRET.slice(6));
   });
 
-  it("a NAME in capitals, digits and _ is shown whole, with no hint", async () => {
-    const io = memoryIo({ env: {} });
-    expect(await run(["sign", "--scheme", "stripe", "--secret-env", "STRIPE_SECRET", "--body", "{}"], io)).toBe(3);
-    expect(io.err()).toBe(
-      "interlock sign: the environment variable STRIPE_SECRET (--secret-env) is not set or is empty\n",
-    );
-  });
-
-  it("a NAME not written as names are is shown by its start, with a hint (the secret given instead?)", async () => {
+  it("the NAME of an unset variable is shown by its start, with a hint (the secret given instead?)", async () => {
     const io = memoryIo({ env: {} });
     expect(await run(["sign", "--scheme", "stripe", "--secret-env", SECRET, "--body", "{}", "--json"], io)).toBe(3);
     expect(jsonLines(io.err())[0]).toMatchObject({
       code: "missing_secret",
       message:
-        'the environment variable "whse…" (--secret-env) is not set or is empty: --secret-env takes the name of the variable that holds the secret, not the secret',
+        'the environment variable "whse…" (--secret-env) is not set: --secret-env takes the name of the variable that holds the secret, not the secret',
     });
   });
 
@@ -174,7 +167,7 @@ describe("--secret-hex-env NAME", () => {
     const unset = memoryIo();
     expect(await run(["sign", "--scheme", "github", "--secret-hex-env", "NOPE", "--body", "{}"], unset)).toBe(3);
     expect(unset.err()).toBe(
-      "interlock sign: the environment variable NOPE (--secret-hex-env) is not set or is empty\n",
+      'interlock sign: the environment variable "NOPE" (--secret-hex-env) is not set: --secret-hex-env takes the name of the variable that holds the secret, not the secret\n',
     );
     const notHex = memoryIo({ env: { GH_SECRET_HEX: MARKER } });
     expect(await run(["sign", "--scheme", "github", "--secret-hex-env", "GH_SECRET_HEX", "--body", "{}"], notHex)).toBe(
@@ -184,5 +177,154 @@ describe("--secret-hex-env NAME", () => {
       /^interlock sign: invalid secret for the github scheme: the environment variable GH_SECRET_HEX is not hex: /,
     );
     expect(notHex.err()).not.toContain(MARKER);
+  });
+});
+
+describe("a value that is not an http(s) URL is refused by its start, wherever a URL goes", () => {
+  const VALUE = `abc:${MARKER}`; // a secret where the URL belongs, or a URL-like text with scheme abc:
+  const refused = (what: string) => `${what} must be an http:// or https:// URL, got "abc:…"`;
+
+  it.each([
+    ["send", ["send", VALUE, ...SEND], "<url>"],
+    ["sign", ["sign", ...SEND, "--curl", VALUE], "--curl"],
+    ["listen", ["listen", "--port", "0", "--scheme", "github", "--secret", "s", "--forward", VALUE], "--forward"],
+  ])(
+    "spawned: interlock %s given abc:SECRET is a usage error (exit 2) showing abc:…, in text and --json",
+    async (command, argv, what) => {
+      const text = await interlock(argv);
+      expect(text).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `interlock ${command}: ${refused(what)} (see interlock ${command} --help)\n`,
+      });
+      const json = await interlock([...argv, "--json"]);
+      expect(json.code).toBe(2);
+      expect(jsonLines(json.stderr)).toEqual([{ type: "error", code: "usage", message: refused(what), exitCode: 2 }]);
+      expect(text.stderr + json.stdout + json.stderr).not.toContain(MARKER);
+    },
+  );
+
+  it.each([
+    ["a host and port without http://", "localhost:4000", "loca…"],
+    ["another scheme's URL", `ftp://127.0.0.1/${MARKER}`, "ftp:…"],
+    ["another scheme's URL with a password", `ftp://hook-user:${MARKER}@127.0.0.1/`, "ftp:…"],
+    ["a user name for its scheme", `hook-user:${MARKER}@127.0.0.1:1/`, "hook…"],
+    ["mailto:", `mailto:${MARKER}@example.com`, "mail…"],
+    ["file:", `file:///home/${MARKER}`, "file…"],
+    ["a secret with a colon", `${MARKER}:${MARKER}`, "CLIS…"],
+  ])("%s: shown by its first four characters", async (_, value, shown) => {
+    for (const [command, argv, what] of [
+      ["send", ["send", value, ...SEND], "<url>"],
+      ["sign", ["sign", ...SEND, "--curl", value], "--curl"],
+      ["listen", ["listen", "--port", "0", "--scheme", "github", "--secret", "s", "--forward", value], "--forward"],
+    ] as const) {
+      const io = memoryIo();
+      expect(await run(argv, io)).toBe(2);
+      expect(io.err()).toBe(
+        `interlock ${command}: ${what} must be an http:// or https:// URL, got "${shown}" (see interlock ${command} --help)\n`,
+      );
+      expect(io.out()).toBe("");
+    }
+  });
+
+  it("send() and listen() given such a URL object refuse it too, before anything is sent or listened on", async () => {
+    const url = new URL(VALUE);
+    const sending = send({ url, scheme: github, secret: "s", body: "{}" });
+    await expect(sending).rejects.toMatchObject({ code: "usage", exitCode: 2, message: refused("the URL") });
+    const listening = listen({ scheme: github, secret: "s", port: 0, forward: url });
+    await expect(listening).rejects.toMatchObject({ code: "usage", exitCode: 2, message: refused("--forward") });
+  });
+});
+
+describe("the NAME of an unset variable is shown by its start, whatever it is written in", () => {
+  // A secret made only of capitals, digits and _: written as variable names are.
+  const UPPER = "WHSEC_5F0C3E2A9B8D7C6E5F4A3B2C1D0E9F8A7B6C5D4E";
+  const unset = (option: string, where = option) =>
+    `the environment variable "WHSE…" (${where}) is not set: ${option} takes the name of the variable that holds the secret, not the secret`;
+
+  it.each([
+    ["sign", "--secret-env", ["sign", "--scheme", "stripe", "--secret-env", UPPER, "--body", "{}"]],
+    ["sign", "--secret-hex-env", ["sign", "--scheme", "stripe", "--secret-hex-env", UPPER, "--body", "{}"]],
+    ["listen", "--secret-env", ["listen", "--port", "0", "--scheme", "stripe", "--secret-env", UPPER]],
+  ])(
+    "spawned: interlock %s %s WHSEC_… (unset): missing_secret (exit 3), the name by its start",
+    async (command, option, argv) => {
+      const text = await interlock(argv);
+      expect(text).toEqual({ code: 3, stdout: "", stderr: `interlock ${command}: ${unset(option)}\n` });
+      const json = await interlock([...argv, "--json"]);
+      expect(json.code).toBe(3);
+      expect(jsonLines(json.stderr)).toEqual([
+        { type: "error", code: "missing_secret", message: unset(option), exitCode: 3 },
+      ]);
+      expect(text.stderr + json.stdout + json.stderr).not.toContain(UPPER.slice(4));
+    },
+  );
+
+  it("one of several: named by its place among them", async () => {
+    const io = memoryIo({ env: { STRIPE_SECRET: "whsec_a" } });
+    const argv = ["sign", "--scheme", "stripe", "--secret-env", "STRIPE_SECRET", "--secret-env", UPPER, "--body", "{}"];
+    expect(await run(argv, io)).toBe(3);
+    expect(io.err()).toBe(`interlock sign: ${unset("--secret-env", "the 2nd --secret-env")}\n`);
+  });
+
+  it("a variable that is set but blank is named whole: a name in the environment is no secret", async () => {
+    for (const option of ["--secret-env", "--secret-hex-env"]) {
+      const io = memoryIo({ env: { BLANK: " \t", EMPTY: "" } });
+      expect(await run(["sign", "--scheme", "github", option, "BLANK", "--body", "{}"], io)).toBe(3);
+      expect(io.err()).toBe(`interlock sign: the environment variable BLANK (${option}) is empty or only whitespace\n`);
+      const empty = memoryIo({ env: { EMPTY: "" } });
+      expect(await run(["sign", "--scheme", "github", option, "EMPTY", "--body", "{}"], empty)).toBe(3);
+      expect(empty.err()).toBe(
+        `interlock sign: the environment variable EMPTY (${option}) is empty or only whitespace\n`,
+      );
+    }
+  });
+
+  it.each(["toString", "__proto__", "constructor"])(
+    "%s, a name no variable has but every object does, is unset too (exit 3, not a crash)",
+    async (name) => {
+      const io = memoryIo({ env: {} });
+      expect(await run(["sign", "--scheme", "github", "--secret-env", name, "--body", "{}"], io)).toBe(3);
+      expect(io.err()).toMatch(/^interlock sign: the environment variable "[^"]{1,4}…" \(--secret-env\) is not set: /);
+    },
+  );
+});
+
+describe("other values in the wrong place", () => {
+  it("a value glued to its option (--secretSECRET) is an unknown option shown without the value", async () => {
+    const io = memoryIo();
+    expect(await run(["sign", "--scheme", "github", `--secret${MARKER}`, "--body", "{}"], io)).toBe(2);
+    expect(io.err()).toBe(
+      'interlock sign: unknown option --secret followed by "CLIS…": write --secret VALUE or --secret=VALUE (see interlock sign --help)\n',
+    );
+    const json = memoryIo();
+    expect(
+      await run(["send", "http://127.0.0.1:1/", ...SEND, `--timeout=${MARKER}`, `--header${MARKER}`, "--json"], json),
+    ).toBe(2);
+    expect(jsonLines(json.err())[0]?.message).toBe(
+      'unknown option --header followed by "CLIS…": write --header VALUE or --header=VALUE',
+    );
+    expect(io.err() + json.err()).not.toContain(MARKER);
+  });
+
+  it("an unknown option that is no word is shown by its start; a word, whole (a typo)", async () => {
+    const io = memoryIo();
+    expect(await run(["sign", "--scheme", "github", `--${MARKER}`, "--body", "{}"], io)).toBe(2);
+    expect(io.err()).toBe("interlock sign: unknown option --CLIS… (see interlock sign --help)\n");
+    const typo = memoryIo();
+    expect(await run(["sign", "--scheme", "github", "--secrets", "s", "--body", "{}"], typo)).toBe(2);
+    expect(typo.err()).toBe("interlock sign: unknown option --secrets (see interlock sign --help)\n");
+  });
+
+  it("listen --host that is no host (a secret given there) is shown by its start", async () => {
+    for (const json of [false, true]) {
+      const io = memoryIo();
+      const argv = ["listen", "--port", "0", "--host", `${MARKER}.invalid`, "--scheme", "github", "--secret", "s"];
+      expect(await run(json ? [...argv, "--json"] : argv, io)).toBe(5);
+      const message = "cannot listen on CLIS…:0: no such host (check --host)";
+      if (json) expect(jsonLines(io.err())).toEqual([{ type: "error", code: "listen_failed", message, exitCode: 5 }]);
+      else expect(io.err()).toBe(`interlock listen: ${message}\n`);
+      expect(io.out() + io.err()).not.toContain(MARKER);
+    }
   });
 });

@@ -38,7 +38,7 @@ import {
 import type { Args } from "../args.js";
 import type { Command } from "../command.js";
 import { SCHEME_OPTION, SECRET_OPTIONS, secretSources } from "../delivery-options.js";
-import { CliError, EXIT } from "../errors.js";
+import { CliError, EXIT, firstLine, valueStart } from "../errors.js";
 import {
   DEFAULT_TIMEOUT_MS,
   endToEndHeaders,
@@ -211,7 +211,7 @@ const LISTEN_OPTION_NAMES = optionNames<ListenOptions>({
 /** Starts a listener; resolves once it accepts connections. */
 export async function listen(options: ListenOptions): Promise<Listener> {
   assertOptionNames("listen()", options, LISTEN_OPTION_NAMES);
-  const forward = options.forward === undefined ? undefined : toUrl(options.forward);
+  const forward = options.forward === undefined ? undefined : parseUrl(options.forward, "--forward");
   const timeoutMs = timeoutOption(options.timeoutMs);
   const receiver = createWebhookReceiver({
     scheme: options.scheme,
@@ -298,14 +298,17 @@ function sendAnswer(response: ServerResponse, answer: Answer): void {
   response.end(answer.body);
 }
 
-const toUrl = (forward: string | URL): URL => (typeof forward === "string" ? parseUrl(forward, "--forward") : forward);
-
 /** Why a port cannot be listened on, in words. */
 const LISTEN_REASONS: Record<string, string> = {
   EADDRINUSE: "it is in use (pick another with --port)",
   EACCES: "permission denied (ports below 1024 need privileges)",
   EADDRNOTAVAIL: "the address is not one of this machine's (check --host)",
+  ENOTFOUND: "no such host (check --host)",
+  EAI_AGAIN: "the host name could not be looked up (check --host)",
 };
+
+/** Failures of a host that is an address (it resolved): it is shown whole. */
+const HOST_RESOLVED = new Set(["EADDRINUSE", "EACCES", "EADDRNOTAVAIL"]);
 
 async function start(server: Server, port: number, host: string): Promise<void> {
   server.listen(port, host);
@@ -313,8 +316,11 @@ async function start(server: Server, port: number, host: string): Promise<void> 
     await once(server, "listening");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = (code && LISTEN_REASONS[code]) ?? (error as Error).message;
-    throw new CliError("listen_failed", `cannot listen on ${host}:${port}: ${reason}`, { cause: error });
+    // A host that is no address (a secret given to --host?) is shown by its start, also in
+    // Node's own message (`getaddrinfo ENOTFOUND <host>`).
+    const shown = code && HOST_RESOLVED.has(code) ? host : valueStart(host);
+    const reason = (code && LISTEN_REASONS[code]) ?? firstLine((error as Error).message).replaceAll(host, shown);
+    throw new CliError("listen_failed", `cannot listen on ${shown}:${port}: ${reason}`, { cause: error });
   }
 }
 

@@ -139,7 +139,7 @@ const RETRY_POLICY_OPTION_NAMES = optionNames<RetryPolicy>({
 export async function send(options: SendOptions): Promise<SendSummary> {
   assertOptionNames("send()", options, SEND_OPTION_NAMES);
   if (options.retry) assertOptionNames("send() retry", options.retry, RETRY_POLICY_OPTION_NAMES);
-  const url = typeof options.url === "string" ? parseUrl(options.url, "the URL") : options.url;
+  const url = parseUrl(options.url, "the URL");
   const { scheme, secret, body, stale = false, tamper = false, timestamp } = options;
   checkDeliveryOptions(options);
   const repeat = count("repeat", options.repeat);
