@@ -1,9 +1,29 @@
 /** Shared pieces of the wrapper-specific tests. */
+import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
 import { afterEach } from "vitest";
+import type { WithIdempotencyOptions } from "../src/index.js";
 import { type FetchHandler, listen, type Served } from "./serve.js";
 
 export { SUITE_SECRET as SECRET } from "@interlock/test-harness/secret";
 export { bytesOf, chunked, delivery, leaveMidBody, problemOf, uniqueId } from "@interlock/test-harness/web-requests";
+
+/** `withIdempotency` options for the tests: a fresh store, keys scoped by `x-api-key`, events noted. */
+export const idempotencyOptions = (
+  events: InterlockEvent[] = [],
+  extra: Partial<WithIdempotencyOptions> = {},
+): WithIdempotencyOptions => ({
+  store: new MemoryStore(),
+  principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
+  onEvent: (event) => events.push(event),
+  ...extra,
+});
+
+/** The `idempotency.released` events among `events`. */
+export const releasedEvents = (events: InterlockEvent[]) =>
+  events.filter(
+    (event): event is Extract<IdempotencyEvent, { type: "idempotency.released" }> =>
+      event.type === "idempotency.released",
+  );
 
 const open: Served[] = [];
 afterEach(async () => {

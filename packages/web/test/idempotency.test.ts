@@ -1,20 +1,22 @@
 /** `withIdempotency` on its own: what the handler gets, how its answer is recorded, scoping, limits, failures. */
 import { Readable } from "node:stream";
-import { type IdempotencyEvent, type InterlockEvent, MemoryStore } from "@interlock/core";
+import { type InterlockEvent, MemoryStore } from "@interlock/core";
 import { unreachableStore } from "@interlock/core/testing";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { type IdempotentHandler, type WithIdempotencyOptions, withIdempotency } from "../src/index.js";
-import { bytesOf, chunked, leaveMidBody, problemOf, start, startNotingOutcomes, uniqueId } from "./helpers.js";
+import { type IdempotentHandler, withIdempotency } from "../src/index.js";
+import {
+  bytesOf,
+  chunked,
+  idempotencyOptions,
+  leaveMidBody,
+  problemOf,
+  releasedEvents,
+  start,
+  startNotingOutcomes,
+  uniqueId,
+} from "./helpers.js";
 
-const options = (
-  events: InterlockEvent[] = [],
-  extra: Partial<WithIdempotencyOptions> = {},
-): WithIdempotencyOptions => ({
-  store: new MemoryStore(),
-  principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
-  onEvent: (event) => events.push(event),
-  ...extra,
-});
+const options = idempotencyOptions;
 
 const send = (url: string, key: string, body: BodyInit = '{"amount":100}', init: RequestInit = {}) =>
   fetch(url, { method: "POST", headers: { "x-api-key": "client-a", "idempotency-key": key }, body, ...init });
@@ -23,13 +25,7 @@ const send = (url: string, key: string, body: BodyInit = '{"amount":100}', init:
 const requestOf = (key: string, body = '{"amount":100}', url = "http://127.0.0.1/payments") =>
   new Request(url, { method: "POST", headers: { "x-api-key": "client-a", "idempotency-key": key }, body });
 
-const released = (events: InterlockEvent[]) =>
-  events
-    .filter(
-      (event): event is Extract<IdempotencyEvent, { type: "idempotency.released" }> =>
-        event.type === "idempotency.released",
-    )
-    .map((event) => event.reason);
+const released = (events: InterlockEvent[]) => releasedEvents(events).map((event) => event.reason);
 
 const encoder = new TextEncoder();
 

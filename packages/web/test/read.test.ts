@@ -6,7 +6,6 @@
 import { deflateSync, gzipSync } from "node:zlib";
 import {
   DEFAULT_REQUEST_BODY_LIMIT,
-  type IdempotencyEvent,
   InterlockConfigError,
   InterlockError,
   type InterlockEvent,
@@ -25,17 +24,17 @@ import {
   withIdempotency,
   withWebhook,
 } from "../src/index.js";
-import { chunked, delivery, problemOf, SECRET, start, startNotingOutcomes, uniqueId } from "./helpers.js";
-
-const idempotencyOptions = (
-  events: InterlockEvent[] = [],
-  extra: Partial<WithIdempotencyOptions> = {},
-): WithIdempotencyOptions => ({
-  store: new MemoryStore(),
-  principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
-  onEvent: (event) => events.push(event),
-  ...extra,
-});
+import {
+  chunked,
+  delivery,
+  idempotencyOptions,
+  problemOf,
+  releasedEvents,
+  SECRET,
+  start,
+  startNotingOutcomes,
+  uniqueId,
+} from "./helpers.js";
 
 /** A payments handler as an app writes it: the JSON body read with `readJson`, each created payment noted. */
 function paymentsApp(
@@ -64,13 +63,7 @@ const post = (url: string, key: string | undefined, body: BodyInit | null, heade
     body,
   });
 
-const released = (events: InterlockEvent[]) =>
-  events
-    .filter(
-      (event): event is Extract<IdempotencyEvent, { type: "idempotency.released" }> =>
-        event.type === "idempotency.released",
-    )
-    .map((event) => [event.reason, event.status]);
+const released = (events: InterlockEvent[]) => releasedEvents(events).map((event) => [event.reason, event.status]);
 
 /** `text` compressed with `format`, as a client sends it. */
 const compressed = (text: string, format: "gzip" | "deflate") =>
