@@ -13,6 +13,8 @@ export const EXIT = {
   ok: 0,
   /** `send`: at least one delivery was answered with something other than a 2xx. */
   notAcknowledged: 1,
+  /** `verify`: the delivery is not valid (the same code as `notAcknowledged`: the check said no). */
+  notValid: 1,
   /** The command line is wrong: an unknown command or option, a bad value, an unknown scheme. */
   usage: 2,
   /** The secret is missing or is not in the scheme's format. */

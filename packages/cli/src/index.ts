@@ -18,6 +18,13 @@ export {
 } from "./commands/listen.js";
 export { type MadeSecret, type MakeSecretOptions, makeSecret } from "./commands/secret.js";
 export { type AttemptReport, type SendOptions, type SendSummary, send } from "./commands/send.js";
+export {
+  type DeliveryVerification,
+  type VerifyDeliveryOptions,
+  type VerifyHint,
+  type VerifyHintCode,
+  verifyDelivery,
+} from "./commands/verify.js";
 export { type SignDeliveryOptions, type SignedDelivery, signDelivery } from "./delivery.js";
 export { CliError, type CliErrorCode, type ExitCode } from "./errors.js";
 export type { CliIo, OutputStream } from "./io.js";

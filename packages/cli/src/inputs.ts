@@ -166,7 +166,7 @@ export const isBlank = (text: string): boolean => text.trim() === "";
  * What an error shows of a `-H` text: up to its first space or colon, then `…` for the rest;
  * a text with neither (a secret given alone?) by its start, as any value in the wrong place.
  */
-function headerStart(text: string): string {
+export function headerStart(text: string): string {
   const end = text.search(/[\s:]/);
   return end === -1 ? valueStart(text) : `${text.slice(0, end)} …`;
 }

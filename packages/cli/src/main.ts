@@ -7,14 +7,15 @@ import { listenCommand } from "./commands/listen.js";
 import { secretCommand } from "./commands/secret.js";
 import { sendCommand } from "./commands/send.js";
 import { signCommand } from "./commands/sign.js";
+import { verifyCommand } from "./commands/verify.js";
 import { EXIT, exitCodeOf, shownName, usageError } from "./errors.js";
 import { type CliIo, processIo, reportError } from "./io.js";
 
 /** The package's version, as `interlock --version` prints it. */
 export const VERSION: string = version;
 
-/** Every command: `secret`, `sign`, `send` and `listen`. */
-export const COMMANDS: readonly Command[] = [secretCommand, signCommand, sendCommand, listenCommand];
+/** Every command: `secret`, `sign`, `verify`, `send` and `listen`. */
+export const COMMANDS: readonly Command[] = [secretCommand, signCommand, verifyCommand, sendCommand, listenCommand];
 
 /** `interlock --help`. */
 export function generalHelp(): string {
@@ -22,16 +23,16 @@ export function generalHelp(): string {
   return [
     "Usage: interlock <command> [options]",
     "",
-    "Make, sign, send and receive webhook deliveries with @interlock/core's provider schemes.",
+    "Make, sign, verify, send and receive webhook deliveries with @interlock/core's provider schemes.",
     "",
     "Commands:",
     ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}${command.summary}`),
     "",
     "Run interlock <command> --help for a command's options and examples.",
     "Every command takes --json (one JSON object per line). Exit codes: 0 done, 1 a delivery was",
-    "not acknowledged, 2 bad command line, 3 bad secret, 4 unreadable body file, 5 network,",
-    "70 a bug in the CLI (please report it), 130 Ctrl+C (listen stops cleanly, 0), 141 the",
-    "output's reader went away.",
+    "not acknowledged (send) or is not valid (verify), 2 bad command line, 3 bad secret, 4 unreadable",
+    "body or headers file, 5 network, 70 a bug in the CLI (please report it), 130 Ctrl+C (listen",
+    "stops cleanly, 0), 141 the output's reader went away.",
     "",
   ].join("\n");
 }

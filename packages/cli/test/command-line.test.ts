@@ -87,7 +87,10 @@ describe("help", () => {
 
 describe("usage errors: exit 2, one line", () => {
   const cases: Array<[string[], string]> = [
-    [["deploy"], 'interlock: unknown command "deploy": use one of secret, sign, send, listen (see interlock --help)'],
+    [
+      ["deploy"],
+      'interlock: unknown command "deploy": use one of secret, sign, verify, send, listen (see interlock --help)',
+    ],
     [
       ["sign", "--scheme", "github", "--secret", "s", "--body", "{}", "--colour"],
       "interlock sign: unknown option --colour (see interlock sign --help)",

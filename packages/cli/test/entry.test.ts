@@ -21,7 +21,15 @@ function exportedNames(): string[] {
 
 describe("the @interlock/cli entry", () => {
   it("exports the commands' functions and CliError, and no helper", () => {
-    expect(Object.keys(entry).sort()).toEqual(["CliError", "listen", "makeSecret", "run", "send", "signDelivery"]);
+    expect(Object.keys(entry).sort()).toEqual([
+      "CliError",
+      "listen",
+      "makeSecret",
+      "run",
+      "send",
+      "signDelivery",
+      "verifyDelivery",
+    ]);
   });
 
   it("every export, types included, is named in the README's As a library section", () => {

@@ -6,7 +6,7 @@
 import { standardWebhooks } from "@interlock/core";
 import { asyncConfigRefusal, configRefusal, looseOptions } from "@interlock/test-harness/option-names";
 import { describe, expect, it } from "vitest";
-import { listen, makeSecret, send, signDelivery } from "../src/index.js";
+import { listen, makeSecret, send, signDelivery, verifyDelivery } from "../src/index.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const delivery = { scheme: standardWebhooks, secret: SECRET, body: "{}" };
@@ -47,6 +47,13 @@ describe("the CLI's library functions refuse misspelt options", () => {
     );
     expect(configRefusal(() => makeSecret(looseOptions({ scheme: standardWebhooks, ed2551: true })))).toContain(
       'did you mean "ed25519"?',
+    );
+  });
+
+  it("verifyDelivery", async () => {
+    const options = { scheme: standardWebhooks, secret: SECRET, headers: {}, body: "{}" };
+    expect(await asyncConfigRefusal(verifyDelivery(looseOptions({ ...options, tolerance: 60 })))).toBe(
+      'verifyDelivery() has no option "tolerance": did you mean "toleranceSeconds"?',
     );
   });
 

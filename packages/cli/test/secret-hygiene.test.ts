@@ -7,10 +7,14 @@
  * putting them on the command line. In-process (`run` from src), so each check sees the source.
  */
 import { createHmac } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { github } from "@interlock/core";
 import { describe, expect, it } from "vitest";
 import { type DeliveryReport, listen } from "../src/commands/listen.js";
 import { send } from "../src/commands/send.js";
+import { signDelivery } from "../src/delivery.js";
 import { run } from "../src/main.js";
 import { interlock, jsonLines, memoryIo, recordingServer, refusedPort } from "./helpers.js";
 
@@ -326,5 +330,106 @@ describe("other values in the wrong place", () => {
       else expect(io.err()).toBe(`interlock listen: ${message}\n`);
       expect(io.out() + io.err()).not.toContain(MARKER);
     }
+  });
+});
+
+describe("interlock verify never prints a secret whole", () => {
+  const LONG = `whsec_${MARKER}`;
+  const SHORT = "Zq9"; // shorter than the four characters a value in the wrong place is shown by
+
+  it("which of several secrets matched: by its place and option, a whsec_ one by its provider's prefix only", async () => {
+    const signed = await signDelivery({ scheme: github, secret: SHORT, body: "{}" });
+    const header = `x-hub-signature-256: ${signed.headers["x-hub-signature-256"]}`;
+    for (const json of [false, true]) {
+      const io = memoryIo({ env: { OTHER: LONG } });
+      const argv = ["verify", "--scheme", "github", "--secret-env", "OTHER", "--secret", SHORT, "-H", header];
+      expect(await run([...argv, "--body", "{}", ...(json ? ["--json"] : [])], io)).toBe(0);
+      expect(io.out()).toContain(json ? '"given":"--secret"' : "with the 1st of 2 secrets (--secret)");
+      expect(io.out() + io.err()).not.toContain(SHORT);
+      expect(io.out() + io.err()).not.toContain(MARKER);
+    }
+    const named = memoryIo();
+    const argv = ["verify", "--scheme", "github", "--secret", LONG, "--secret", SHORT, "-H", header, "--body", "{}"];
+    expect(await run(argv, named)).toBe(0);
+    expect(named.out()).toContain("with the 2nd of 2 secrets (--secret)");
+    const whsec = memoryIo();
+    const swapped = [
+      "verify",
+      "--scheme",
+      "github",
+      "--secret",
+      SHORT,
+      "--secret",
+      LONG,
+      "-H",
+      header,
+      "--body",
+      "{ }",
+    ];
+    expect(await run(swapped, whsec)).toBe(1); // a hint about the body, none about the secrets
+    expect(whsec.out() + whsec.err()).not.toContain(MARKER);
+    expect(whsec.out() + whsec.err()).not.toContain(SHORT);
+  });
+
+  it("a hint about the secret's format names it by its place, not its text", async () => {
+    const signed = await signDelivery({ scheme: github, secret: MARKER, body: "{}" });
+    const header = `x-hub-signature-256: ${signed.headers["x-hub-signature-256"]}`;
+    for (const json of [false, true]) {
+      const io = memoryIo();
+      const argv = ["verify", "--scheme", "github", "--secret", LONG, "-H", header, "--body", "{}"];
+      expect(await run(json ? [...argv, "--json"] : argv, io)).toBe(1);
+      expect(io.out()).toContain("whsec_");
+      expect(io.out() + io.err()).not.toContain(MARKER);
+    }
+  });
+
+  it.each([
+    ["--at", ["--at", LONG]],
+    ["--headers", ["--headers", LONG]],
+    ["-H given the secret alone", ["-H", LONG]],
+    ["--tolerance", ["--tolerance", LONG]],
+    ["an argument too many", [LONG]],
+  ])("a secret given to %s: shown by its first four characters, exit 2", async (_, extra) => {
+    for (const json of [false, true]) {
+      const io = memoryIo();
+      const argv = ["verify", "--scheme", "stripe", "--secret", "whsec_x", "--body", "{}", "-H", "x: 1", ...extra];
+      expect(await run(json ? [...argv, "--json"] : argv, io)).toBe(2);
+      expect(io.err()).toContain("whse…");
+      expect(io.out() + io.err()).not.toContain(MARKER);
+    }
+  });
+
+  it("a headers file line that holds a credential is shown up to its first space or colon", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "interlock-hygiene-"));
+    try {
+      const file = join(dir, "headers.txt");
+      await writeFile(file, `x-hub-signature-256: sha256=00\nAuthorization Bearer ${MARKER}\n${MARKER}\n`);
+      const io = memoryIo();
+      const argv = ["verify", "--scheme", "github", "--secret", "s", "--body", "{}", "--headers", `@${file}`];
+      expect(await run(argv, io)).toBe(2);
+      expect(io.err()).toContain('line 2 is not "Name: value": "Authorization …"');
+      expect(io.out() + io.err()).not.toContain(MARKER);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("spawned: a secret with whitespace at an end is refused as sign refuses it (exit 3), not printed", async () => {
+    const result = await interlock([
+      "verify",
+      "--scheme",
+      "stripe",
+      "--secret",
+      `${LONG}\n`,
+      "-H",
+      "stripe-signature: t=1,v1=00",
+      "--body",
+      "{}",
+    ]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(
+      /^interlock verify: invalid secret for the stripe scheme: --secret starts or ends with whitespace/,
+    );
+    expect(result.stdout + result.stderr).not.toContain(MARKER);
   });
 });
