@@ -42,13 +42,15 @@ const README_EXPORTS: Record<string, Record<string, string[]>> = {
     ],
     "./testing": ["describeStoreConformance", "describeIdempotencyBehaviour", "describeWebhookReplayBehaviour"],
   },
-  "@interlock/cli": { ".": ["listen", "makeSecret", "send", "signDelivery"] },
+  "@interlock/cli": { ".": ["listen", "makeSecret", "send", "signDelivery", "verifyDelivery"] },
   "@interlock/client": { ".": ["CircuitOpenError", "ClientError", "createClient"] },
   "@interlock/express": { ".": ["captureRawBody", "idempotency", "releaseOnError", "webhook", "rawBodyOf"] },
   "@interlock/fastify": { ".": ["idempotency", "interlock", "webhook"] },
   "@interlock/hono": { ".": ["idempotency", "webhook"] },
   "@interlock/koa": { ".": ["idempotency", "webhook"] },
-  "@interlock/web": { ".": ["toResponse", "withIdempotency", "withWebhook"] },
+  "@interlock/web": {
+    ".": ["readBytes", "readJson", "RequestBodyError", "toResponse", "withIdempotency", "withWebhook"],
+  },
   "@interlock/oauth": {
     ".": [
       "createOAuthClient",
