@@ -1,4 +1,4 @@
-/** The options `sign` and `send` share: what to sign and with which secret. */
+/** The options `sign`, `send` and `verify` share: the delivery's scheme, secret and body. */
 
 import type { WebhookScheme, WebhookSecret } from "@interlock/core";
 import type { Args, OptionSpec } from "./args.js";
@@ -46,24 +46,42 @@ export const secretSources = (args: Args): SecretSources => ({
   hexEnvNames: args.strings("secret-hex-env"),
 });
 
-export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {
+const BODY_OPTION: OptionSpec = {
+  type: "string",
+  value: "BODY",
+  description: "the body: @file reads a file, - reads stdin, anything else is the body itself",
+  // An empty body is a delivery like any other: some providers sign and send one.
+  blankAllowed: true,
+};
+
+/** `--body`'s value, which every command that takes it requires: read with `readBody`. */
+export function bodySpec(args: Args): string {
+  const spec = args.string("body");
+  if (spec === undefined) throw usageError("--body is required: @file, - (stdin) or the body itself");
+  return spec;
+}
+
+/** The scheme, the secrets and the body: what `sign` and `send` sign a delivery with, and `verify` checks it with. */
+export const SCHEME_SECRET_BODY_OPTIONS: Record<string, OptionSpec> = {
   scheme: SCHEME_OPTION,
   ...SECRET_OPTIONS,
-  body: {
-    type: "string",
-    value: "BODY",
-    description: "the body: @file reads a file, - reads stdin, anything else is the body itself",
-    // An empty body is a delivery like any other: some providers sign and send one.
-    blankAllowed: true,
-  },
-  header: {
-    type: "string",
-    short: "H",
-    multiple: true,
-    value: '"NAME: VALUE"',
-    description:
-      "another header to send, such as x-github-event: push (content-type defaults to application/json; ASCII values)",
-  },
+  body: BODY_OPTION,
+};
+
+/** `-H "NAME: VALUE"`, repeatable, as curl takes it; what the header is for, in `description`. */
+export const headerOption = (description: string): OptionSpec => ({
+  type: "string",
+  short: "H",
+  multiple: true,
+  value: '"NAME: VALUE"',
+  description,
+});
+
+export const DELIVERY_OPTIONS: Record<string, OptionSpec> = {
+  ...SCHEME_SECRET_BODY_OPTIONS,
+  header: headerOption(
+    "another header to send, such as x-github-event: push (content-type defaults to application/json; ASCII values)",
+  ),
   id: {
     type: "string",
     value: "ID",
@@ -101,9 +119,7 @@ export async function readDeliveryInput(args: Args, io: CliIo): Promise<Delivery
     ? extra
     : [["content-type", "application/json"], ...extra];
   const secrets = readSecrets(secretSources(args), io.env, scheme.name);
-  const spec = args.string("body");
-  if (spec === undefined) throw usageError("--body is required: @file, - (stdin) or the body itself");
-  const body = await readBody(spec, io.stdin);
+  const body = await readBody(bodySpec(args), io.stdin);
   return { scheme, secrets, body, id, timestamp, stale, headers };
 }
 

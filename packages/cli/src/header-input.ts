@@ -3,14 +3,14 @@
  * file (`--headers @file`, or curl's `-H @file`). The file is what `interlock sign` prints (its
  * `name: value` lines, or its `--json` object), any JSON object of headers, or a raw HTTP request
  * head. Tolerant of how a head is written down (a request line, CRLF, HTTP/2 pseudo-headers,
- * folded lines, a body after it), exact about what a receiver would see: names case-insensitive,
- * values without the spaces around them, a repeated header joined with ", " as Node and fetch
- * join it.
+ * folded lines, a body after it), exact about what a receiver would see: a head's bytes read as
+ * Latin-1, names case-insensitive, values without the spaces around them, a repeated header
+ * joined with ", " as Node and fetch join it.
  */
 
 import { HTTP_TOKEN } from "@interlock/core";
 import { usageError, valueStart } from "./errors.js";
-import { headerStart } from "./inputs.js";
+import { headerStart, splitHeaderOption } from "./inputs.js";
 
 /** Headers in order: lower-case name and value, a name repeated when it was. */
 export type HeaderList = Array<[string, string]>;
@@ -26,13 +26,14 @@ const OWS = /^[ \t]+|[ \t]+$/g;
  * the rest would be read as part of the first header's value.
  */
 export function parseHeaderOption(text: string): [string, string] {
-  const header = headerLine(text, () => `--header "${headerStart(text)}" is not "Name: value"`);
+  const [given, value] = splitHeaderOption(text);
+  const name = given.toLowerCase();
   if (/[\r\n]/.test(text.trim())) {
     throw usageError(
-      `--header ${header[0]} holds a line break: give one header per -H, or several lines as --headers @file (or --headers - from stdin)`,
+      `--header ${name} holds a line break: give one header per -H, or several lines as --headers @file (or --headers - from stdin)`,
     );
   }
-  return [header[0], header[1].trim()];
+  return [name, value];
 }
 
 function headerLine(line: string, refusal: () => string): [string, string] {
@@ -44,19 +45,34 @@ function headerLine(line: string, refusal: () => string): [string, string] {
 }
 
 /**
- * A headers file's text, named `source` in errors: a JSON object when it starts with `{`, else
- * `Name: value` lines. A curl command (`interlock sign --curl`) is refused with what to give instead.
+ * A headers file's bytes, named `source` in errors: a JSON object when it starts with `{` (UTF-8
+ * text, as JSON is), else `Name: value` lines: a request head's bytes, each read as one Latin-1
+ * character, as Node's HTTP parser and fetch's `Headers` read them (a value's UTF-8 `é` is the
+ * two characters `Ã©` to the app's verifier, so to this one too). A curl command (`interlock sign
+ * --curl`) is refused with what to give instead.
  */
-export function parseHeadersFile(text: string, source: string): HeaderList {
-  const content = text.startsWith("\uFEFF") ? text.slice(1) : text;
-  const start = content.trimStart();
-  if (start.startsWith("{")) return jsonHeaders(content, source);
+export function parseHeadersFile(bytes: Uint8Array, source: string): HeaderList {
+  const content = hasUtf8Bom(bytes) ? bytes.subarray(3) : bytes;
+  const text = Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString("latin1");
+  const start = text.trimStart();
+  if (start.startsWith("{")) return jsonHeaders(utf8Text(content), source);
   if (/^curl\s/.test(start)) {
     throw usageError(
       `${source} is a curl command: give the headers as interlock sign prints them without --curl (or with --json)`,
     );
   }
-  return headLines(content, source);
+  return headLines(text, source);
+}
+
+const hasUtf8Bom = (bytes: Uint8Array): boolean => bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+
+/** UTF-8 text; undefined for bytes that are not (no JSON then). */
+function utf8Text(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -91,10 +107,10 @@ function headLines(text: string, source: string): HeaderList {
  * A JSON object of headers (a value a string or a list of strings), or an object holding one as
  * its `headers`: `interlock sign --json`'s line, and what request bins export.
  */
-function jsonHeaders(text: string, source: string): HeaderList {
+function jsonHeaders(text: string | undefined, source: string): HeaderList {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(text ?? "");
   } catch {
     throw usageError(`${source} starts with "{" but is not JSON: give headers as JSON or as "Name: value" lines`);
   }

@@ -120,7 +120,7 @@ function envSecret(
 }
 
 /** `1st`, `2nd`, `3rd`, `4th`, …, `11th`, …, `21st`. */
-function ordinal(n: number): string {
+export function ordinal(n: number): string {
   const teen = n % 100 >= 11 && n % 100 <= 13;
   return `${n}${teen ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th")}`;
 }
@@ -171,14 +171,19 @@ export function headerStart(text: string): string {
   return end === -1 ? valueStart(text) : `${text.slice(0, end)} …`;
 }
 
-/** `-H "Name: value"` options as lower-cased name/value pairs. */
+/** One `-H "Name: value"` text: its name as given and its value trimmed; a usage error when the name is none. */
+export function splitHeaderOption(text: string): [string, string] {
+  const colon = text.indexOf(":");
+  const name = colon > 0 ? text.slice(0, colon).trim() : "";
+  // Shown up to its first space or colon: the rest may be a credential (`Authorization Bearer …`).
+  if (!HTTP_TOKEN.test(name)) throw usageError(`--header "${headerStart(text)}" is not "Name: value"`);
+  return [name, text.slice(colon + 1).trim()];
+}
+
+/** `-H "Name: value"` options to send, as lower-cased name/value pairs. */
 export function parseHeaders(list: readonly string[]): Array<[string, string]> {
   return list.map((text) => {
-    const colon = text.indexOf(":");
-    const name = colon > 0 ? text.slice(0, colon).trim() : "";
-    // Shown up to its first space or colon: the rest may be a credential (`Authorization Bearer …`).
-    if (!HTTP_TOKEN.test(name)) throw usageError(`--header "${headerStart(text)}" is not "Name: value"`);
-    const value = text.slice(colon + 1).trim();
+    const [name, value] = splitHeaderOption(text);
     checkHeaderValue(value, `--header ${name}`);
     return [name.toLowerCase(), value];
   });

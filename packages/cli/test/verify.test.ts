@@ -624,6 +624,30 @@ describe("inputs", () => {
     expect(result.code).toBe(0);
   });
 
+  it("--headers @file: a request head is bytes, read as Latin-1 as Node's HTTP parser reads them", async () => {
+    // The sender signed the id "msg_é"; sent as UTF-8, Node's request.headers holds "msg_Ã©"
+    // (each byte a character), so the app's verifier refuses it; sent as the Latin-1 byte E9, it
+    // holds "msg_é" and verifies. The headers file is those bytes: the verdict must be the app's.
+    const secret = makeSecret({ scheme: schemes.svix }).secret;
+    const signed = await signWebhook({ scheme: schemes.svix, secret, body: "{}", id: "msg_é" });
+    const head = (id: Buffer) =>
+      Buffer.concat([
+        Buffer.from("POST /hook HTTP/1.1\r\nsvix-id: msg_"),
+        id,
+        Buffer.from(
+          `\r\nsvix-timestamp: ${signed.headers["svix-timestamp"]}\r\nsvix-signature: ${signed.headers["svix-signature"]}\r\n\r\n`,
+        ),
+      ]);
+    const args = (file: string) => ["--scheme", "svix", "--secret", secret, "--headers", `@${file}`, "--body", "{}"];
+    const utf8 = await verify([...args(await dir.file("utf8-head.http", head(Buffer.from("é")))), "--json"]);
+    expect(record(utf8)).toMatchObject({ valid: false, code: "no_matching_signature", id: null });
+    const latin1 = await verify([...args(await dir.file("latin1-head.http", head(Buffer.from([0xe9])))), "--json"]);
+    expect(record(latin1)).toMatchObject({ valid: true, id: "msg_é" });
+    // A JSON file is text (the app's header strings, exported): UTF-8, as JSON is.
+    const json = await dir.file("head.json", JSON.stringify(signed.headers));
+    expect((await verify(args(json))).code).toBe(0);
+  });
+
   it('a header given twice is joined with ", ", as Node and fetch join it', async () => {
     const signed = await sign(["--scheme", "github", "--secret", "s", "--body", "{}"]);
     const line = signed.split("\n")[0] as string;
@@ -663,6 +687,11 @@ describe("usage errors: exit 2, one line on stderr", () => {
       "--at a date-time without a zone",
       ["--scheme", "stripe", "--secret", "s", "--body", "{}", "-H", "x: 1", "--at", "2026-01-01T10:00:00"],
       "--at 2026-01-01T10:00:00 has no time zone: end it with Z (UTC) or an offset such as +01:00",
+    ],
+    [
+      "--at a day its month does not have (not read as a day of the next month)",
+      ["--scheme", "stripe", "--secret", "s", "--body", "{}", "-H", "x: 1", "--at", "2026-02-29T10:00:00Z"],
+      "--at 2026-02-29T10:00:00Z is no date: 2026-02 has no day 29",
     ],
     [
       "--at in milliseconds",
@@ -738,6 +767,48 @@ describe("usage errors: exit 2, one line on stderr", () => {
       stdout: "",
       stderr: "interlock verify: no such file: /nonexistent/headers.txt\n",
     });
+  });
+});
+
+describe("bounded work: the search for causes stops at its bounds, and a hint says so", () => {
+  it("variants are verified until 1 GiB is hashed (the body once per secret each): many secrets stop it early", async () => {
+    const body = new Uint8Array(1024 * 1024).fill(0x61);
+    body[body.length - 1] = 0x0a; // a trailing line break: two body variants to try
+    const signed = await signWebhook({ scheme: schemes.github, secret: "the sender's", body });
+    // whsec_ secrets given to GitHub: two secret forms each to try besides.
+    const secrets = Array.from(
+      { length: 400 },
+      (_, i) => `whsec_${Buffer.from(`not the sender's ${i}`).toString("base64")}`,
+    );
+    const result = await verifyDelivery({ scheme: schemes.github, secret: secrets, headers: signed.headers, body });
+    expect(result).toMatchObject({ valid: false, code: "no_matching_signature", signatureValid: false });
+    expect(result.hints.map((hint) => hint.code)).toEqual(["secret_or_body", "search_bounded"]);
+    expect(result.hints[1]?.message).toMatch(
+      /^not every variant was tried: \d+ of them, past the 1 GiB the search hashes at most \(the body's 1\.00 MiB with each of the 400 secrets\)/,
+    );
+  });
+
+  it("JSON forms are tried for a body of up to 5 MiB: a larger one's are not, and the hint says so", async () => {
+    const value = { items: Array.from({ length: 60_000 }, (_, id) => ({ id, note: "x".repeat(80) })) };
+    const compact = JSON.stringify(value);
+    const pretty = Buffer.from(JSON.stringify(value, null, 2));
+    expect(pretty.length).toBeGreaterThan(5 * 1024 * 1024);
+    const signed = await signWebhook({ scheme: schemes.github, secret: "s", body: compact });
+    const result = await verifyDelivery({ scheme: schemes.github, secret: "s", headers: signed.headers, body: pretty });
+    expect(result.hints.map((hint) => hint.code)).toEqual(["secret_or_body", "search_bounded"]);
+    expect(result.hints[1]?.message).toMatch(
+      /^not every variant was tried: the JSON forms, tried for a body of up to 5 MiB \(this one is [\d.]+ MiB\)/,
+    );
+    // Within the bound, the same change is found.
+    const small = { items: value.items.slice(0, 100) };
+    const smallSigned = await signWebhook({ scheme: schemes.github, secret: "s", body: JSON.stringify(small) });
+    const found = await verifyDelivery({
+      scheme: schemes.github,
+      secret: "s",
+      headers: smallSigned.headers,
+      body: JSON.stringify(small, null, 2),
+    });
+    expect(found.hints.map((hint) => hint.code)).toEqual(["json_reformatted"]);
   });
 });
 
