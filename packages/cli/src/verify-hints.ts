@@ -14,8 +14,10 @@ import {
   decodeBase64,
   type HeaderReader,
   type HeadersInput,
+  headerReader,
   InterlockConfigError,
   type RawBody,
+  rawBodyBytes,
   type SchemeName,
   schemes,
   standardWebhooks,
@@ -179,7 +181,7 @@ export async function diagnose(
   tolerance: number,
   wording: Wording,
 ): Promise<Findings> {
-  const bytes = bytesOf(check.body);
+  const bytes = rawBodyBytes(check.body);
   const text = once(() => (bytes === undefined ? undefined : decoded(bytes)));
   const json = once(() => (bytes === undefined || bytes.length > MAX_JSON_VARIANT_BYTES ? undefined : jsonOf(text())));
   const search = { hashBytesLeft: MAX_VARIANT_HASH_BYTES, skipped: 0, jsonSkipped: false };
@@ -481,15 +483,6 @@ function concat(bytes: Uint8Array, more: readonly number[]): Uint8Array {
   return out;
 }
 
-/** The body's bytes, as core reads a `RawBody` (its own reader is not exported); undefined when it is not raw. */
-function bytesOf(body: RawBody): Uint8Array | undefined {
-  if (body instanceof Uint8Array) return body;
-  if (typeof body === "string") return utf8.encode(body);
-  if (body instanceof ArrayBuffer) return new Uint8Array(body);
-  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-  return undefined;
-}
-
 // ---------------------------------------------------------------------------------------
 // Variants of the secret.
 
@@ -629,7 +622,7 @@ for (const name of SCHEME_NAMES) NAMES_OF.set(schemes[name].name, [...(NAMES_OF.
 /** Hints naming every other scheme whose signature headers the delivery carries, and whether it verifies as that one. */
 async function otherSchemeHints(diagnosis: Diagnosis): Promise<VerifyHint[]> {
   const { check, bytes, wording } = diagnosis;
-  const read = readerOf(check.headers);
+  const read = headerReader(check.headers);
   const hints: VerifyHint[] = [];
   for (const [name, names] of NAMES_OF) {
     if (name === check.scheme.name) continue;
@@ -664,28 +657,12 @@ function claimedTimestampMs({ check, bytes }: Diagnosis): number | undefined {
   const { scheme } = check;
   try {
     if (scheme.timestamp === "header")
-      return scheme.parse(readerOf(check.headers), bytes ?? new Uint8Array()).timestampMs;
+      return scheme.parse(headerReader(check.headers), bytes ?? new Uint8Array()).timestampMs;
     if (scheme.timestamp === "body" && bytes !== undefined) return scheme.bodyTimestamp?.(bytes);
   } catch {
     // Unreadable: core's code says why.
   }
   return undefined;
-}
-
-/** A `HeaderReader` over `HeadersInput`, for a scheme's `parse`: names in any case, as core reads them. */
-function readerOf(headers: HeadersInput): HeaderReader {
-  const fetchLike = headers as { get?: (name: string) => string | null };
-  if (typeof fetchLike.get === "function") {
-    const get = fetchLike.get.bind(headers);
-    return (name) => get(name) ?? undefined;
-  }
-  const entries = headerEntries(headers) ?? [];
-  return (name) => {
-    const values = entries.filter(([key]) => key === name).map(([, value]) => value);
-    if (values.length === 0) return undefined;
-    const flat = values.flatMap((value) => (typeof value === "string" ? [value] : [...value]));
-    return flat.length === 1 ? flat[0] : flat;
-  };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ export type HeadersInput =
 /** Reads one header by its lower-case name: `undefined` when absent, the values when repeated. */
 export type HeaderReader = (lowerCaseName: string) => string | readonly string[] | undefined;
 
+/**
+ * A `HeaderReader` over headers as a framework hands them over, reading them as the verifier
+ * and the engine do: a Fetch `Headers` through its `get`; a plain object by the lower-case name,
+ * else the first key of that name in another casing; repeated values as their list.
+ */
 export function headerReader(headers: HeadersInput): HeaderReader {
   if (headers === null || typeof headers !== "object") return () => undefined;
   if (typeof (headers as { get?: unknown }).get === "function") {

@@ -42,7 +42,7 @@ export {
   type WebhookStoreUnavailableEvent,
   type WebhookVerifiedEvent,
 } from "./events.js";
-export type { HeaderReader, HeadersInput } from "./headers.js";
+export { type HeaderReader, type HeadersInput, headerReader } from "./headers.js";
 export {
   announcesBody,
   BodyCollector,
@@ -163,7 +163,7 @@ export {
   settleAtEnd,
   settleResponseAtEnd,
 } from "./web-body.js";
-export type { RawBody } from "./webhooks/body.js";
+export { type RawBody, rawBodyBytes } from "./webhooks/body.js";
 export type { WebhookSecret } from "./webhooks/keys.js";
 export {
   createWebhookReceiver,

@@ -11,7 +11,7 @@ export type RawBody = Uint8Array | ArrayBuffer | ArrayBufferView | string;
  * bytes are gone; re-serialising it would verify a different byte string, so it is refused.
  */
 export function rawBytes(body: RawBody, scheme: string): Uint8Array {
-  const bytes = asBytes(body);
+  const bytes = rawBodyBytes(body);
   if (bytes === undefined) throw new WebhookVerificationError("body_not_raw", notRawMessage(body), scheme);
   return bytes;
 }
@@ -19,12 +19,13 @@ export function rawBytes(body: RawBody, scheme: string): Uint8Array {
 /** The same for a request the idempotency engine fingerprints; no body is an empty one. */
 export function requestBytes(body: RawBody | undefined): Uint8Array {
   if (body === undefined) return new Uint8Array();
-  const bytes = asBytes(body);
+  const bytes = rawBodyBytes(body);
   if (bytes === undefined) throw new BodyError("body_not_raw", notRawMessage(body));
   return bytes;
 }
 
-function asBytes(body: RawBody): Uint8Array | undefined {
+/** The bytes of a `RawBody`, as the verifier reads them (a string as UTF-8); undefined for anything else (a parsed body). */
+export function rawBodyBytes(body: RawBody): Uint8Array | undefined {
   if (body instanceof Uint8Array) return body;
   if (typeof body === "string") return utf8.encode(body);
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
