@@ -28,6 +28,7 @@ function json(res, status, value, headers = {}) {
   return { status, headers: all, body: JSON.stringify(value) };
 }
 
+/** A refusal as RFC 9457 problem+json, as Interlock's own refusals are. */
 function problem(res, status, code, detail) {
   res.writeHead(status, { "content-type": "application/problem+json" });
   res.end(JSON.stringify({ title: code.replaceAll("_", " "), status, detail, code }));
@@ -69,7 +70,7 @@ const server = createServer(async (req, res) => {
     if (decision.action === "execute") await idempotency.finish(decision.ticket, sent);
     return;
   }
-  json(res, 404, { error: "not found" });
+  problem(res, 404, "not_found", `no route for ${req.method} ${req.url}`);
 });
 
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
