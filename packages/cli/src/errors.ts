@@ -5,7 +5,7 @@
  * maps them too, so every failure ends the same way: one line on stderr, no stack trace.
  */
 
-import { InterlockConfigError, InterlockError, WebhookVerificationError } from "@interlock/core";
+import { brandErrorClass, InterlockConfigError, InterlockError, WebhookVerificationError } from "@interlock/core";
 
 /** Exit codes of the `interlock` command. */
 export const EXIT = {
@@ -60,7 +60,10 @@ const CLI_ERRORS: Record<CliErrorCode, { exitCode: ExitCode; status: number; tit
  * command ends with.
  */
 export class CliError extends InterlockError {
-  /** The class name: match on it (or `code`) rather than on `instanceof` across copies. */
+  static {
+    brandErrorClass(CliError, "@interlock/cli:CliError");
+  }
+  /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "CliError";
   readonly code: CliErrorCode;
   readonly status: number;

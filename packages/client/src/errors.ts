@@ -7,7 +7,7 @@
  * `response`, whose `url` has them, is not one of the properties a logger prints.
  */
 
-import { InterlockError } from "@interlock/core";
+import { brandErrorClass, InterlockError } from "@interlock/core";
 
 /** The `code` of each error the client throws on its own account. */
 export type ClientErrorCode = "timeout" | "retry_limit" | "circuit_open" | "retry_after_too_long";
@@ -33,6 +33,9 @@ export interface ClientErrorDetails {
  * the last one got. A core `InterlockError`: stable `code`, `status`, `toProblem()`.
  */
 export abstract class ClientError extends InterlockError {
+  static {
+    brandErrorClass(ClientError, "@interlock/client:ClientError");
+  }
   abstract override readonly code: ClientErrorCode;
   /** The origin called (`https://api.example.com`), never the path or query. */
   readonly origin: string;
@@ -68,6 +71,9 @@ export abstract class ClientError extends InterlockError {
 
 /** An attempt took longer than `timeoutMs`, or the whole request longer than `deadlineMs`. */
 export class TimeoutError extends ClientError {
+  static {
+    brandErrorClass(TimeoutError, "@interlock/client:TimeoutError");
+  }
   /** The class name, the same in every copy of the package. */
   override readonly name = "TimeoutError";
   readonly code = "timeout";
@@ -104,6 +110,9 @@ const LIMIT_WORDING: Record<RetryLimitReason, string> = {
  * reached, the origin's retry budget empty, or the wait would pass the deadline.
  */
 export class RetryLimitError extends ClientError {
+  static {
+    brandErrorClass(RetryLimitError, "@interlock/client:RetryLimitError");
+  }
   /** The class name, the same in every copy of the package. */
   override readonly name = "RetryLimitError";
   readonly code = "retry_limit";
@@ -120,6 +129,9 @@ export class RetryLimitError extends ClientError {
 
 /** The origin's circuit is open: no network call was made for this attempt. */
 export class CircuitOpenError extends ClientError {
+  static {
+    brandErrorClass(CircuitOpenError, "@interlock/client:CircuitOpenError");
+  }
   /** The class name, the same in every copy of the package. */
   override readonly name = "CircuitOpenError";
   readonly code = "circuit_open";
@@ -136,6 +148,9 @@ export class CircuitOpenError extends ClientError {
 
 /** The server's `Retry-After` asks for a longer wait than `maxRetryAfterMs`: the client does not sleep that long. */
 export class RetryAfterTooLongError extends ClientError {
+  static {
+    brandErrorClass(RetryAfterTooLongError, "@interlock/client:RetryAfterTooLongError");
+  }
   /** The class name, the same in every copy of the package. */
   override readonly name = "RetryAfterTooLongError";
   readonly code = "retry_after_too_long";

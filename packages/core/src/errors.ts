@@ -20,7 +20,10 @@ export interface ProblemDetails {
   [extension: string]: unknown;
 }
 
-/** Where each error class keeps its name for `instanceof` across copies: one key for every copy. */
+/**
+ * Where each error class keeps its name for `instanceof` across copies: one key for every copy.
+ * Core's alone: another package names its classes with `brandErrorClass`.
+ */
 const ERROR_CLASS: unique symbol = Symbol.for("@interlock/core.errorClass");
 
 type Branded = { [ERROR_CLASS]?: unknown };
@@ -28,7 +31,7 @@ type Branded = { [ERROR_CLASS]?: unknown };
 /**
  * Whether `value` is an error of class `target` (or of a subclass) made by another copy of the
  * package: a class on its prototype chain carries, as its own, the name `target` carries as its
- * own. A subclass without a name of its own (one of another package's) matches only in its copy.
+ * own. A subclass without a name of its own (see `brandErrorClass`) matches only in its copy.
  */
 function ofClassInAnotherCopy(target: object, value: unknown): boolean {
   // Every copy's errors are this realm's Errors. Anything else is answered at once: the adapters
@@ -41,6 +44,52 @@ function ofClassInAnotherCopy(target: object, value: unknown): boolean {
     if (typeof made === "function" && Object.hasOwn(made, ERROR_CLASS) && made[ERROR_CLASS] === name) return true;
   }
   return false;
+}
+
+/**
+ * The names `brandErrorClass` takes: `<package>:<class>`, one colon. Core's own classes carry
+ * their bare class name (`BodyError`), which no other package can take: a name of another
+ * package always has its package's name before the colon, and package names are unique in the
+ * registry, class names in their package. Two classes never share a name, so an error of one
+ * is never taken, in another copy, for the other's.
+ */
+const PACKAGE_CLASS_NAME = /^[^\s:]+:[^\s:]+$/;
+
+/**
+ * Gives an error class of another package its name for `instanceof` across copies, as core's
+ * own classes have theirs: an app that loads a package's ESM build and its CommonJS build has two
+ * copies of each of its classes, and `err instanceof CircuitOpenError` is then true of an error
+ * of either copy (and of a subclass's errors, when the subclass has a name of its own). Call it
+ * in the class's static block, so the class never exists without it:
+ *
+ * ```ts
+ * export class CircuitOpenError extends ClientError {
+ *   static {
+ *     brandErrorClass(CircuitOpenError, "@interlock/client:CircuitOpenError");
+ *   }
+ * }
+ * ```
+ *
+ * Every exported error class needs its own call: a subclass without a name matches only its
+ * parent's in another copy (and itself in its own copy). `name` is `<package>:<class>`, written
+ * out rather than read from `errorClass.name`, which a minifier may change in one copy and not
+ * the other. Throws a `TypeError` for a name without its package, for a class that is no
+ * `InterlockError` or has a name already (each of core's classes has: it keeps it).
+ */
+export function brandErrorClass(errorClass: abstract new (...args: never) => InterlockError, name: string): void {
+  if (typeof name !== "string" || !PACKAGE_CLASS_NAME.test(name)) {
+    throw new TypeError(
+      `brandErrorClass: the name must be "<package>:<class>", such as "@acme/payments:CardDeclinedError"`,
+    );
+  }
+  if (typeof errorClass === "function" && Object.hasOwn(errorClass, ERROR_CLASS)) {
+    throw new TypeError(`brandErrorClass: ${name}'s class has a name already`);
+  }
+  if (typeof errorClass !== "function" || !Object.prototype.isPrototypeOf.call(InterlockError, errorClass)) {
+    throw new TypeError(`brandErrorClass: ${name} is not a subclass of InterlockError`);
+  }
+  // Not writable and not configurable: the name a copy's errors are known by does not change.
+  Object.defineProperty(errorClass, ERROR_CLASS, { value: name });
 }
 
 /** The media type of RFC 9457 problem details: `application/problem+json`. */

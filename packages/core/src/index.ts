@@ -6,6 +6,7 @@ export { decodeBase64, encodeBase64, encodeHex, utf8 } from "./encoding.js";
 export {
   BodyError,
   type BodyErrorCode,
+  brandErrorClass,
   driverErrorSummary,
   IdempotencyError,
   type IdempotencyErrorCode,

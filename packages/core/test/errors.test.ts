@@ -7,6 +7,7 @@ import tls from "node:tls";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import {
+  brandErrorClass,
   driverErrorSummary,
   InterlockConfigError,
   InterlockError,
@@ -121,5 +122,96 @@ describe("instanceof across two copies of core (its ESM and CommonJS builds both
     const lookalike = Object.create({ constructor: other.InterlockConfigError });
     expect(lookalike instanceof InterlockConfigError).toBe(false);
     expect(lookalike instanceof other.InterlockConfigError).toBe(false);
+  });
+});
+
+describe("brandErrorClass: another package's error classes, known across copies as core's are", () => {
+  type Core = typeof import("../src/errors.js");
+
+  /** What another package's errors module declares, once in each copy of that package (here, on each copy of core). */
+  function paymentErrors(core: Core) {
+    abstract class PaymentError extends core.InterlockError {
+      static {
+        core.brandErrorClass(PaymentError, "@acme/payments:PaymentError");
+      }
+      readonly status = 502;
+      readonly title = "The payment failed";
+    }
+    class CardDeclinedError extends PaymentError {
+      static {
+        core.brandErrorClass(CardDeclinedError, "@acme/payments:CardDeclinedError");
+      }
+      readonly code = "card_declined";
+    }
+    class ProviderDownError extends PaymentError {
+      static {
+        core.brandErrorClass(ProviderDownError, "@acme/payments:ProviderDownError");
+      }
+      readonly code = "provider_down";
+    }
+    /** A subclass left without a name of its own: its errors are its parent's only, in another copy. */
+    class UnnamedError extends PaymentError {
+      readonly code = "unnamed";
+    }
+    return { PaymentError, CardDeclinedError, ProviderDownError, UnnamedError };
+  }
+
+  it("an error of one copy's class is an instance of the other copy's class and its bases, and of no sibling", async () => {
+    const other = (await import(ANOTHER_COPY)) as Core;
+    const here = paymentErrors(await import("../src/errors.js"));
+    const there = paymentErrors(other);
+    expect(there.CardDeclinedError).not.toBe(here.CardDeclinedError);
+    for (const [made, asked, Base] of [
+      [there, here, InterlockError],
+      [here, there, other.InterlockError],
+    ] as const) {
+      const declined = new made.CardDeclinedError("declined");
+      expect(declined).toBeInstanceOf(asked.CardDeclinedError);
+      expect(declined).toBeInstanceOf(asked.PaymentError);
+      expect(declined).toBeInstanceOf(Base);
+      expect(declined).not.toBeInstanceOf(asked.ProviderDownError);
+      expect(declined).not.toBeInstanceOf(asked.UnnamedError);
+      expect(new made.ProviderDownError("down")).not.toBeInstanceOf(asked.CardDeclinedError);
+      // Without a name of its own, a subclass's errors are their parent's in another copy, and its own in theirs.
+      const unnamed = new made.UnnamedError("no name");
+      expect(unnamed).toBeInstanceOf(asked.PaymentError);
+      expect(unnamed).not.toBeInstanceOf(asked.UnnamedError);
+      expect(unnamed).toBeInstanceOf(made.UnnamedError);
+    }
+  });
+
+  it("leaves core's own classes as they are: another package's error is none of them", async () => {
+    const other = (await import(ANOTHER_COPY)) as Core;
+    const declined = new (paymentErrors(other).CardDeclinedError)("declined");
+    expect(declined).not.toBeInstanceOf(InterlockConfigError);
+    expect(declined).not.toBeInstanceOf(StoreUnavailableError);
+    expect(new other.InterlockConfigError("x")).toBeInstanceOf(InterlockConfigError);
+    expect(new other.InterlockConfigError("x")).not.toBeInstanceOf(paymentErrors(other).PaymentError);
+  });
+
+  it("refuses a name without its package, a class named already (core's included), and a class that is no InterlockError", () => {
+    abstract class Base extends InterlockError {
+      readonly code = "x";
+      readonly status = 500;
+      readonly title = "x";
+    }
+    for (const name of [
+      "PaymentError",
+      "",
+      ":PaymentError",
+      "@acme/payments:",
+      "@acme/payments: PaymentError",
+      "a:b:c",
+    ]) {
+      class Named extends Base {}
+      expect(() => brandErrorClass(Named, name), JSON.stringify(name)).toThrow(TypeError);
+    }
+    class Twice extends Base {}
+    brandErrorClass(Twice, "@acme/payments:Twice");
+    expect(() => brandErrorClass(Twice, "@acme/payments:Again")).toThrow(/already/);
+    expect(() => brandErrorClass(InterlockConfigError, "@acme/payments:InterlockConfigError")).toThrow(/already/);
+    expect(() => brandErrorClass(InterlockError, "@acme/payments:InterlockError")).toThrow(/already/);
+    class NotOurs extends Error {}
+    expect(() => brandErrorClass(NotOurs as never, "@acme/payments:NotOurs")).toThrow(/InterlockError/);
   });
 });

@@ -5,9 +5,9 @@
  * without the plugin. Runs against dist/: build first (`pnpm --filter @interlock/fastify run build`).
  */
 
-import { readdirSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
+import * as esmCore from "@interlock/core";
 import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
+import { type BothBuilds, loadBothBuilds } from "@interlock/test-harness/dual-builds";
 import Fastify, { type RouteOptions } from "fastify";
 import { beforeAll, describe, expect, it } from "vitest";
 import { closeAfterTest, SECRET, serve } from "./app.js";
@@ -15,26 +15,10 @@ import { closeAfterTest, SECRET, serve } from "./app.js";
 type Package = typeof import("../src/index.js");
 type Copy = "ESM" | "CJS";
 
-/** Imported by a path in a variable: the ESM build as it is, not the source the project aliases the package to. */
-const ESM_BUILD: string = "../dist/index.js";
-const CJS_BUILD = "../dist/index.cjs"; // the exports map's "require" entry
-
-const copies = {} as Record<Copy, Package>;
-
-/** A build older than the source would test the code before the change: refuse it rather than pass. */
-function assertBuildIsCurrent(): void {
-  const built = (file: string) => statSync(new URL(`../dist/${file}`, import.meta.url)).mtimeMs;
-  const src = new URL("../src/", import.meta.url);
-  const newestSource = Math.max(...readdirSync(src).map((file) => statSync(new URL(file, src)).mtimeMs));
-  if (Math.min(built("index.js"), built("index.cjs")) < newestSource) {
-    throw new Error("packages/fastify/dist is older than src: run `pnpm --filter @interlock/fastify run build` first");
-  }
-}
+let copies: BothBuilds<Package>;
 
 beforeAll(async () => {
-  assertBuildIsCurrent();
-  copies.ESM = (await import(ESM_BUILD)) as Package;
-  copies.CJS = createRequire(import.meta.url)(CJS_BUILD) as Package;
+  copies = await loadBothBuilds<Package>("fastify", esmCore);
   expect(copies.CJS.interlock).not.toBe(copies.ESM.interlock);
 });
 

@@ -4,7 +4,7 @@
  * nor causes contain a token, a code, a verifier or a client secret.
  */
 
-import { InterlockError, type ProblemDetails } from "@interlock/core";
+import { brandErrorClass, InterlockError, type ProblemDetails } from "@interlock/core";
 
 /**
  * Error codes an authorization server answers with: RFC 6749 §5.2 (token endpoint), §4.1.2.1
@@ -82,6 +82,9 @@ const WHERE: Record<OAuthEndpoint, string> = {
  * echo the request there, the code, the verifier, a refresh token or the client's secret.
  */
 export class OAuthError extends InterlockError {
+  static {
+    brandErrorClass(OAuthError, "@interlock/oauth:OAuthError");
+  }
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "OAuthError";
   /** The server's `error` code, as sent. */
@@ -156,6 +159,9 @@ export type OAuthResponseErrorCode =
  * the ID token of a login that asked for `max_age` has no `auth_time`, or an older one (§3.1.3.7).
  */
 export class OAuthResponseError extends InterlockError {
+  static {
+    brandErrorClass(OAuthResponseError, "@interlock/oauth:OAuthResponseError");
+  }
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "OAuthResponseError";
   readonly code: OAuthResponseErrorCode;
@@ -200,6 +206,9 @@ const LOGIN_ERRORS: Record<LoginErrorCode, string> = {
 
 /** A login callback refused before any code was exchanged: start the login again. */
 export class LoginError extends InterlockError {
+  static {
+    brandErrorClass(LoginError, "@interlock/oauth:LoginError");
+  }
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "LoginError";
   readonly code: LoginErrorCode;
@@ -228,6 +237,9 @@ export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected" 
  * through the login again.
  */
 export class LoginRequiredError extends InterlockError {
+  static {
+    brandErrorClass(LoginRequiredError, "@interlock/oauth:LoginRequiredError");
+  }
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "LoginRequiredError";
   readonly code = "login_required";
@@ -247,6 +259,9 @@ export class LoginRequiredError extends InterlockError {
  * was altered (or moved to another key in the store). Nothing is returned from such a value.
  */
 export class TokenDecryptionError extends InterlockError {
+  static {
+    brandErrorClass(TokenDecryptionError, "@interlock/oauth:TokenDecryptionError");
+  }
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "TokenDecryptionError";
   readonly code = "token_decryption_failed";

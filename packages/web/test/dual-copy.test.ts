@@ -1,0 +1,38 @@
+/**
+ * Both builds of the package loaded in one process, as in an ESM app whose CommonJS dependency
+ * requires `@interlock/web` (or the reverse): two copies of every error class, each over its
+ * own copy of core. An error made by either copy is an instance of the other copy's class and its
+ * bases, and of no sibling. Runs against dist/: build first (`pnpm --filter @interlock/web run
+ * build`, and core's, whose CommonJS build the CommonJS copy requires).
+ */
+
+import * as esmCore from "@interlock/core";
+import { type BothBuilds, loadBothBuilds } from "@interlock/test-harness/dual-builds";
+import { beforeAll, describe, expect, it } from "vitest";
+
+type Package = typeof import("../src/index.js");
+type Copy = "ESM" | "CJS";
+
+let copies: BothBuilds<Package>;
+let cores: BothBuilds<Package>["cores"];
+
+beforeAll(async () => {
+  copies = await loadBothBuilds<Package>("web", esmCore);
+  cores = copies.cores;
+  expect(copies.CJS.RequestBodyError).not.toBe(copies.ESM.RequestBodyError);
+});
+
+describe.each<[Copy, Copy]>([
+  ["ESM", "CJS"],
+  ["CJS", "ESM"],
+])("an error made by the %s build, asked of the %s build's classes", (made, asked) => {
+  it("RequestBodyError: an instance of its class and InterlockError, and of no other", () => {
+    const error = new copies[made].RequestBodyError("body_not_json", "the request body is not valid JSON");
+    expect(error).toBeInstanceOf(copies[asked].RequestBodyError);
+    expect(error).toBeInstanceOf(cores[asked].InterlockError);
+    // Core's body error is a sibling: the same codes but for one, answered alike, another class.
+    expect(error).not.toBeInstanceOf(cores[asked].BodyError);
+    expect(error).not.toBeInstanceOf(cores[asked].InterlockConfigError);
+    expect(new cores[made].BodyError("body_too_large", "too large")).not.toBeInstanceOf(copies[asked].RequestBodyError);
+  });
+});
