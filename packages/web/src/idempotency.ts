@@ -6,6 +6,7 @@
  */
 import {
   assertOptionNames,
+  BodyError,
   bodyLimitOption,
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
@@ -23,7 +24,7 @@ import {
   readyLength,
   recordResponse,
 } from "@interlock/core";
-import { readPayload } from "./body.js";
+import { handOver, type Payload, readPayload } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { RequestBodyError } from "./read.js";
 import { handlerResponse, toResponse } from "./respond.js";
@@ -48,7 +49,8 @@ export interface WithIdempotencyOptions<R extends Request = Request>
   route?: string | ((request: R) => string);
   /**
    * Largest request body read for the fingerprint, in bytes; a larger one is answered 413
-   * `body_too_large` without being buffered. Default `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB).
+   * `body_too_large` without being buffered. The handler's `readJson` and `readBytes` read within
+   * it too, unless given their own. Default `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB).
    */
   bodyLimit?: number;
   /**
@@ -62,7 +64,8 @@ export interface WithIdempotencyOptions<R extends Request = Request>
 
 /**
  * The handler `withIdempotency` runs: the request, its body unread (read it with `readJson` or
- * `readBytes`, decoded), and whatever else the host passes.
+ * `readBytes`: decoded, within the wrapper's `bodyLimit`, the payload the wrapper read for the
+ * fingerprint when it did), and whatever else the host passes.
  */
 export type IdempotentHandler<R extends Request, A extends unknown[]> = (
   request: R,
@@ -119,6 +122,7 @@ function idempotentHandler<R extends Request, A extends unknown[]>(
     answer(request, { action: "respond", response: problemResponse(error), replayed: false, error });
 
   return async (request, ...rest) => {
+    let read: Payload | undefined;
     const decision = await engine.begin({
       method: request.method,
       route: routeOf(request),
@@ -128,10 +132,18 @@ function idempotentHandler<R extends Request, A extends unknown[]>(
       // Read only if the engine needs it (a covered request with a key), from a copy: the payload,
       // decoded (so a compressed send and a plain one of the same JSON are one request, as on every
       // adapter), as the handler's `readJson` reads it. The engine answers a `BodyError` (413, 415, 400, 500).
-      body: () => readPayload(request, limit),
+      body: async () => {
+        const payload = await readPayload(request, limit);
+        if (payload instanceof BodyError) return payload;
+        read = payload;
+        return payload.bytes;
+      },
       context: request,
     });
     if (decision.action === "respond") return answer(request, decision);
+    // The handler's `readJson` and `readBytes` get the payload read here, not read nor decoded
+    // again, within this limit (a request passed unread is read within it too).
+    handOver(request, limit, read);
     if (decision.action === "pass") {
       try {
         return await handler(request, ...rest);

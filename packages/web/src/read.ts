@@ -1,18 +1,20 @@
 /**
  * The handler's way to read its body: decoded as the wrapper decoded it for the fingerprint
- * (core's `decodeContent`), within the same limit, and a body that is the client's mistake
- * thrown as a `RequestBodyError`, which both wrappers answer as problem+json.
+ * (core's `decodeContent`), within the same limit (the payload the wrapper read, when it did, not
+ * read again), and a body that is the client's mistake thrown as a `RequestBodyError`, which
+ * both wrappers answer as problem+json.
  */
 import {
   assertOptionNames,
   BodyError,
   bodyLimitOption,
+  brandErrorClass,
   DEFAULT_REQUEST_BODY_LIMIT,
   InterlockError,
   optionNames,
   utf8,
 } from "@interlock/core";
-import { readPayload } from "./body.js";
+import { handedLimit, readHandlerPayload } from "./body.js";
 
 /**
  * Why a request body is the client's mistake: past the limit (`body_too_large`, 413), cut off by
@@ -37,13 +39,6 @@ const REQUEST_BODY_ERRORS: Record<RequestBodyErrorCode, { status: number; title:
 };
 
 /**
- * Where core's errors keep their class name for `instanceof` across copies of a package (an app
- * that loads the ESM build and the CommonJS build): core's key, so `InterlockError`'s
- * `instanceof` knows this class in another copy of @interlock/web too.
- */
-const ERROR_CLASS: unique symbol = Symbol.for("@interlock/core.errorClass");
-
-/**
  * A request body that is the client's mistake, thrown by `readJson` and `readBytes`: `code`
  * says why, `status` is the answer (400, 413 or 415), and `toProblem()` its problem+json body.
  * Thrown out of a handler that `withIdempotency` or `withWebhook` wraps, it is answered as
@@ -51,10 +46,11 @@ const ERROR_CLASS: unique symbol = Symbol.for("@interlock/core.errorClass");
  * Catch it in the handler to answer it your own way.
  */
 export class RequestBodyError extends InterlockError {
+  static {
+    brandErrorClass(RequestBodyError, "@interlock/web:RequestBodyError");
+  }
   /** The class name, the same in every copy of the package: match on it (or `code`) across copies. */
   override readonly name = "RequestBodyError";
-  /** The class's name for `instanceof` across copies of the package. */
-  static readonly [ERROR_CLASS]: string = "RequestBodyError";
   /** Why the body cannot be used. */
   readonly code: RequestBodyErrorCode;
   /** 413 for `body_too_large`, 415 for `unsupported_content_encoding`, 400 for the rest. */
@@ -76,8 +72,10 @@ export class RequestBodyError extends InterlockError {
 export interface ReadBodyOptions {
   /**
    * The largest body read, in bytes, sent and decoded alike: a larger one is refused 413
-   * `body_too_large`, read no further. Default `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB), the default
-   * of `withIdempotency`'s `bodyLimit`: give both the same when you change it.
+   * `body_too_large`, read no further. Default: for the request a wrapper handed the handler,
+   * the wrapper's limit (`withIdempotency`'s `bodyLimit`, `withWebhook`'s `maxBodyBytes`); for
+   * any other, `DEFAULT_REQUEST_BODY_LIMIT` (1 MiB). Given, it holds for a body the wrapper
+   * read too.
    */
   bodyLimit?: number;
 }
@@ -87,10 +85,13 @@ const READ_OPTION_NAMES = optionNames<ReadBodyOptions>({ bodyLimit: true });
 /**
  * The request's body as bytes, decoded as `withIdempotency` decoded it for the fingerprint: a
  * `Content-Encoding` of gzip, x-gzip, deflate, or br where the runtime's `DecompressionStream`
- * has brotli (core's `decodeContent`), within `bodyLimit` sent and decoded. Reads the body (as
- * `request.arrayBuffer()` does): a body is read once. Any `Request` (a `NextRequest` too), on any
- * runtime. Throws a `RequestBodyError` for the client's mistakes (413, 415, 400); a `TypeError`
- * for a body already read (the app's bug, not the client's).
+ * has brotli (core's `decodeContent`), within `bodyLimit` sent and decoded. On the request a
+ * wrapper handed the handler, the payload the wrapper already read and decoded, not read nor
+ * decoded again (`withWebhook`'s: the verified bytes, a copy of `event.body`). Reads the body (as
+ * `request.arrayBuffer()` does; the request's own body then counts as used, `bodyUsed`): a body is
+ * read once. Any `Request` (a `NextRequest` too), on any runtime. Throws a `RequestBodyError` for
+ * the client's mistakes (413, 415, 400); a `TypeError` for a body already read (the app's bug,
+ * not the client's).
  */
 export function readBytes(request: Request, options?: ReadBodyOptions): Promise<Uint8Array> {
   return payloadOf("readBytes()", request, options);
@@ -99,7 +100,8 @@ export function readBytes(request: Request, options?: ReadBodyOptions): Promise<
 /** `readBytes`, its options' mistakes named as `what`'s. */
 async function payloadOf(what: string, request: Request, options: ReadBodyOptions | undefined): Promise<Uint8Array> {
   assertOptionNames(what, options, READ_OPTION_NAMES);
-  const payload = await readPayload(request, bodyLimitOption(options?.bodyLimit, DEFAULT_REQUEST_BODY_LIMIT), true);
+  const limit = bodyLimitOption(options?.bodyLimit, handedLimit(request) ?? DEFAULT_REQUEST_BODY_LIMIT);
+  const payload = await readHandlerPayload(request, limit);
   if (!(payload instanceof BodyError)) return payload;
   if (payload.code === "body_not_raw") {
     throw new TypeError(

@@ -15,7 +15,7 @@ import {
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
 } from "@interlock/core";
-import { readRequestBody } from "./body.js";
+import { handOver, readRequestBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
 import { RequestBodyError } from "./read.js";
 import { handlerResponse, toResponse } from "./respond.js";
@@ -34,8 +34,9 @@ export interface WithWebhookOptions<R extends Request = Request> extends Webhook
 
 /**
  * The handler `withWebhook` runs: the verified delivery (`event.payload` decoded on first use,
- * `event.body` the raw bytes), the request (its body already read), and whatever else the host
- * passes (Next's route context, a Worker's `env` and `ctx`, Bun's server).
+ * `event.body` the raw bytes), the request (`readJson` and `readBytes` on it give the verified
+ * bytes, within `maxBodyBytes`, without reading them again), and whatever else the host passes
+ * (Next's route context, a Worker's `env` and `ctx`, Bun's server).
  */
 export type WebhookHandler<T, R extends Request, A extends unknown[]> = (
   event: VerifiedWebhook<T>,
@@ -88,6 +89,11 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
     // Read only once the headers pass: a delivery they refuse is answered unread.
     const decision = await receiver.begin(request.headers, () => readRequestBody(request, limit));
     if (decision.action === "respond") return answer(request, decision);
+    // The handler's `readJson` and `readBytes` get the verified bytes (a copy: `event.body` stays
+    // as verified), within `maxBodyBytes`, not read again. They are the payload: a delivery sent
+    // with a `Content-Encoding` is refused before the handler.
+    const { body } = decision.event;
+    handOver(request, limit, { bytes: body, sent: body.byteLength }, true);
     let response: Response;
     try {
       response = handlerResponse(await handler(decision.event as VerifiedWebhook<T>, request, ...rest));

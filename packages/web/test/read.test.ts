@@ -5,6 +5,7 @@
  */
 import { deflateSync, gzipSync } from "node:zlib";
 import {
+  brandErrorClass,
   DEFAULT_REQUEST_BODY_LIMIT,
   InterlockConfigError,
   InterlockError,
@@ -13,7 +14,7 @@ import {
   standardWebhooks,
   type WebhookEvent,
 } from "@interlock/core";
-import { describe, expect, expectTypeOf, it } from "vitest";
+import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   type ReadBodyOptions,
   RequestBodyError,
@@ -78,9 +79,6 @@ async function thrownBy(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
 }
-
-/** Where core's errors keep their class name for `instanceof` across copies of a package. */
-const CLASS_NAME: unique symbol = Symbol.for("@interlock/core.errorClass");
 
 const requestWith = (body: BodyInit | null, headers: Record<string, string> = {}, init: RequestInit = {}) =>
   new Request("http://127.0.0.1/payments", { method: "POST", headers, body, ...init });
@@ -418,9 +416,11 @@ describe("readJson and readBytes on any Request, outside a wrapper", () => {
   });
 
   it("is known across copies of the package (its ESM and CommonJS builds both loaded), as core's errors are", async () => {
-    // What another copy's class looks like from here: its own class, with core's class-name mark.
+    // What another copy's class looks like from here: its own class, with the same name for core.
     class FromAnotherCopy extends InterlockError {
-      static readonly [CLASS_NAME] = "RequestBodyError";
+      static {
+        brandErrorClass(FromAnotherCopy, "@interlock/web:RequestBodyError");
+      }
       readonly code = "body_not_json";
       readonly status = 400;
       readonly title = "The request body is not valid JSON";
@@ -445,3 +445,198 @@ describe("readJson and readBytes on any Request, outside a wrapper", () => {
     await expect(readBytes(requestWith("{}"), { bodylimit: 10 })).rejects.toThrow('did you mean "bodyLimit"');
   });
 });
+
+describe("readJson and readBytes in a wrapper: the body the wrapper read and decoded, under the wrapper's limit", () => {
+  const MiB = 2 ** 20;
+  /** A JSON body of about `size` bytes. */
+  const jsonOf = (size: number) => JSON.stringify({ pad: "x".repeat(size - 10) });
+  const keyed = (body: BodyInit | null, headers: Record<string, string> = {}) =>
+    requestWith(body, { "x-api-key": "a", "idempotency-key": uniqueId("key"), ...headers });
+
+  /**
+   * Runs `handler` in `withIdempotency` on `request`, `read` in it noting whether the request's
+   * own body stream was read (a reader taken on it: the wrapper read a clone).
+   */
+  async function inWrapper(
+    request: Request,
+    read: (request: Request) => Promise<unknown>,
+    extra: Partial<WithIdempotencyOptions> = {},
+  ) {
+    const seen: { readOwnStream?: boolean; value?: unknown; error?: unknown; usedAfter?: boolean } = {};
+    const handler = withIdempotency(idempotencyOptions([], extra), async (request) => {
+      const own = request.body;
+      const getReader = own && vi.spyOn(own, "getReader");
+      try {
+        seen.value = await read(request);
+      } catch (error) {
+        seen.error = error;
+      }
+      seen.readOwnStream = (getReader?.mock.calls.length ?? 0) > 0;
+      seen.usedAfter = request.bodyUsed;
+      if (seen.error !== undefined) throw seen.error;
+      return Response.json({ ok: true }, { status: 201 });
+    });
+    const response = await handler(request);
+    return { response, seen };
+  }
+
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it("a 1.5 MiB body under a wrapper's 2 MiB bodyLimit is parsed by readJson without options (it was 413)", async () => {
+    const body = jsonOf(1.5 * MiB);
+    const { response, seen } = await inWrapper(keyed(body), (request) => readJson(request), { bodyLimit: 2 * MiB });
+    expect(response.status).toBe(201);
+    expect(seen.value).toEqual(JSON.parse(body));
+    // Given what the wrapper read: the request's own body is not read again, and counts as read.
+    expect([seen.readOwnStream, seen.usedAfter]).toEqual([false, true]);
+  });
+
+  it("a request the wrapper passes unread (no key) is read within the wrapper's bodyLimit too", async () => {
+    const body = jsonOf(1.5 * MiB);
+    const { response, seen } = await inWrapper(requestWith(body), (request) => readJson(request), {
+      bodyLimit: 2 * MiB,
+    });
+    expect(response.status).toBe(201);
+    expect(seen.value).toEqual(JSON.parse(body));
+    expect(seen.usedAfter).toBe(true);
+    // Past the wrapper's limit, it is refused as the wrapper would have.
+    const over = await inWrapper(requestWith(jsonOf(2 * MiB + 1)), (request) => readJson(request), {
+      bodyLimit: 2 * MiB,
+    });
+    expect([over.response.status, (await problemOf(over.response)).code]).toEqual([413, "body_too_large"]);
+  });
+
+  it("an explicit bodyLimit holds: a payload the wrapper read past it is 413 body_too_large (sent or decoded)", async () => {
+    const body = jsonOf(1.5 * MiB);
+    const events: InterlockEvent[] = [];
+    const { response, seen } = await inWrapper(keyed(body), (request) => readJson(request, { bodyLimit: MiB }), {
+      bodyLimit: 2 * MiB,
+      onEvent: (event) => events.push(event),
+    });
+    expect([response.status, (await problemOf(response)).code]).toEqual([413, "body_too_large"]);
+    expect(seen.error).toBeInstanceOf(RequestBodyError);
+    expect(released(events)).toEqual([["error", undefined]]);
+    // Decoded past it, though small as sent.
+    const bomb = await inWrapper(keyed(gzipSync(jsonOf(64 * 1024)), { "content-encoding": "gzip" }), (request) =>
+      readBytes(request, { bodyLimit: 32 * 1024 }),
+    );
+    expect([bomb.response.status, (await problemOf(bomb.response)).code]).toEqual([413, "body_too_large"]);
+    // Sent past it, though within it decoded: bytes that do not compress, which gzip makes longer.
+    const random = crypto.getRandomValues(new Uint8Array(4096));
+    expect(gzipSync(random).byteLength).toBeGreaterThan(4096);
+    const grown = await inWrapper(keyed(gzipSync(random), { "content-encoding": "gzip" }), (request) =>
+      readBytes(request, { bodyLimit: 4096 }),
+    );
+    expect([grown.response.status, (await problemOf(grown.response)).code]).toEqual([413, "body_too_large"]);
+    const within = await inWrapper(keyed(gzipSync(random), { "content-encoding": "gzip" }), (request) =>
+      readBytes(request, { bodyLimit: 8192 }),
+    );
+    expect([within.response.status, within.seen.value]).toEqual([201, random]);
+    // A larger explicit limit reads it.
+    const larger = await inWrapper(keyed(body), (request) => readJson(request, { bodyLimit: 4 * MiB }), {
+      bodyLimit: 2 * MiB,
+    });
+    expect([larger.response.status, larger.seen.value]).toEqual([201, JSON.parse(body)]);
+  });
+
+  it("an explicit bodyLimit under a declared Content-Length refuses it unread, as on any request", async () => {
+    const { seen } = await inWrapper(keyed("{}", { "content-length": "2" }), async (request) => {
+      const refused = await thrownBy(readJson(request, { bodyLimit: 1 }));
+      expect(refused).toMatchObject({ code: "body_too_large" });
+      expect(request.bodyUsed).toBe(false);
+      return readJson(request);
+    });
+    expect(seen.value).toEqual({});
+  });
+
+  it("a gzip body is decoded once, by the wrapper: the handler gets those bytes, its own stream unread", async () => {
+    let decoders = 0;
+    const Native = globalThis.DecompressionStream;
+    vi.stubGlobal(
+      "DecompressionStream",
+      class extends Native {
+        constructor(format: CompressionFormat) {
+          super(format);
+          decoders++;
+        }
+      },
+    );
+    const text = '{"amount":100}';
+    const { response, seen } = await inWrapper(keyed(gzipSync(text), { "content-encoding": "gzip" }), (request) =>
+      readBytes(request),
+    );
+    expect(response.status).toBe(201);
+    expect(utf8(seen.value as Uint8Array)).toBe(text);
+    expect([decoders, seen.readOwnStream, seen.usedAfter]).toEqual([1, false, true]);
+  });
+
+  it("a body is read once: a second read is a TypeError, and so is request.json() after it", async () => {
+    const { seen } = await inWrapper(keyed('{"amount":1}'), async (request) => {
+      const first = await readJson(request);
+      expect(request.bodyUsed).toBe(true);
+      expect(await thrownBy(readBytes(request))).toBeInstanceOf(TypeError);
+      expect(await thrownBy(readJson(request))).toBeInstanceOf(TypeError);
+      expect(await thrownBy(request.json())).toBeInstanceOf(TypeError);
+      return first;
+    });
+    expect(seen.value).toEqual({ amount: 1 });
+    // Read by the handler first, it is not the wrapper's to give: a TypeError, thrown on to the host, as ever.
+    const after = inWrapper(keyed("{}"), async (request) => {
+      await request.text();
+      return readJson(request);
+    });
+    await expect(after).rejects.toThrow(TypeError);
+  });
+
+  it("an empty or invalid body the wrapper read is 400 body_not_json", async () => {
+    for (const body of [null, "", "{"]) {
+      const { response, seen } = await inWrapper(keyed(body), (request) => readJson(request));
+      expect([response.status, (await problemOf(response)).code]).toEqual([400, "body_not_json"]);
+      expect(seen.readOwnStream).toBe(false);
+    }
+  });
+
+  it("a request the handler rebuilds, or one no wrapper saw, reads as ever: its own body, within the default", async () => {
+    const body = jsonOf(1.5 * MiB);
+    const rebuilt = await inWrapper(keyed(body), (request) => readJson(new Request(request)), { bodyLimit: 2 * MiB });
+    expect([rebuilt.response.status, (await problemOf(rebuilt.response)).code]).toEqual([413, "body_too_large"]);
+    const told = await inWrapper(keyed(body), (request) => readJson(new Request(request), { bodyLimit: 2 * MiB }), {
+      bodyLimit: 2 * MiB,
+    });
+    expect([told.response.status, told.seen.value]).toEqual([201, JSON.parse(body)]);
+    const unseen = requestWith(body);
+    expect(await thrownBy(readJson(unseen))).toMatchObject({ code: "body_too_large" });
+  });
+
+  it("withWebhook: readJson gives the verified body, within maxBodyBytes, and readBytes a copy of event.body", async () => {
+    const payload = jsonOf(1.5 * MiB);
+    const seen: unknown[] = [];
+    const handler = withWebhook(
+      { scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() },
+      async (event, request) => {
+        const getReader = request.body && vi.spyOn(request.body, "getReader");
+        if (new URL(request.url).pathname === "/bytes") {
+          const bytes = await readBytes(request);
+          bytes[0] = 0;
+          seen.push(bytes.byteLength === event.body.byteLength, event.body[0] === "{".charCodeAt(0));
+        } else {
+          seen.push((await readJson<{ pad: string }>(request)).pad.length);
+        }
+        seen.push(getReader?.mock.calls.length ?? 0, request.bodyUsed);
+        return new Response(null, { status: 204 });
+      },
+    );
+    const json = await delivery(payload);
+    const answered = await handler(
+      new Request("http://127.0.0.1/json", { method: "POST", headers: json.headers, body: json.body }),
+    );
+    expect(answered.status).toBe(204);
+    const bytes = await delivery('{"type":"paid"}');
+    await handler(new Request("http://127.0.0.1/bytes", { method: "POST", headers: bytes.headers, body: bytes.body }));
+    expect(seen).toEqual([1.5 * MiB - 10, 0, true, true, true, 0, true]);
+  });
+});
+
+const utf8 = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
