@@ -4,7 +4,7 @@
  * Bun, Deno and workerd serve exactly the same code.
  */
 import type { ScenarioAppOptions } from "@interlock/core/testing";
-import { withIdempotency, withWebhook } from "@interlock/web";
+import { readBytes, readJson, type WithIdempotencyOptions, withIdempotency, withWebhook } from "@interlock/web";
 
 /**
  * The adapter's own rule the scenario table's streamed-answer row is told (`ScenarioApp`'s
@@ -33,6 +33,13 @@ export function scenarioApp(options: ScenarioAppOptions): (request: Request) => 
       return new Response(null, { status: result.status, ...(result.headers && { headers: result.headers }) });
     return Response.json(result.json, { status: result.status, ...(result.headers && { headers: result.headers }) });
   });
+  const read = readRoutes({
+    webhook: options.webhook,
+    idempotency: {
+      ...options.idempotency,
+      principal: (request) => request.context.headers.get("x-api-key") ?? undefined,
+    },
+  });
   const exportRows = idempotent("/exports", async (request) => {
     const body = await jsonBody(request);
     if (body instanceof Response) return body;
@@ -46,10 +53,82 @@ export function scenarioApp(options: ScenarioAppOptions): (request: Request) => 
       if (pathname === "/webhooks" && request.method === "POST") return await webhook(request);
       if (pathname === "/payments" && ["POST", "GET", "HEAD"].includes(request.method)) return await payments(request);
       if (pathname === "/exports" && request.method === "POST") return await exportRows(request);
+      const readRoute = read(request);
+      if (readRoute) return await readRoute;
       return Response.json({ error: "not found" }, { status: 404 });
     } catch {
       return Response.json({ error: "handler failed" }, { status: 500 });
     }
+  };
+}
+
+/** `withIdempotency`'s `bodyLimit` on `POST /read/json`: over `readJson`'s own default of 1 MiB. */
+export const READ_BODY_LIMIT = 2 * 1024 * 1024;
+
+/** The JSON a read route parsed, as it answers it: the value itself only when its JSON is short. */
+const ECHOED_JSON_CHARS = 4096;
+
+/**
+ * The routes whose handlers read their body with `readJson` and `readBytes` rather than the
+ * request's own methods (test/read-routes.ts sends to them on every runtime), served by the
+ * scenario app and by the Workers fixture:
+ * - `POST /read/json`: `withIdempotency` with `bodyLimit: READ_BODY_LIMIT`; `readJson(request)`,
+ *   without options, answered 201;
+ * - `POST /read/webhook`: `withWebhook`; `readJson(request)` in its handler, answered 200 with the
+ *   delivery's id and whether what it read is `event.payload`.
+ *
+ * Each answers what it parsed (`json`, when its JSON is at most 4096 characters; always its
+ * length, `jsonChars`, and SHA-256, `jsonSha256`), `request.bodyUsed` before and after
+ * `readJson`, and what a second read (`readBytes`) did: `"TypeError"` when it threw one. The
+ * client's mistakes `readJson` throws are the wrappers' to answer. Undefined for any other request.
+ */
+export function readRoutes(options: {
+  webhook: ScenarioAppOptions["webhook"];
+  idempotency: WithIdempotencyOptions;
+}): (request: Request) => Promise<Response> | undefined {
+  const json = withIdempotency(
+    { ...options.idempotency, route: "/read/json", bodyLimit: READ_BODY_LIMIT },
+    async (request) => {
+      const bodyUsedBefore = request.bodyUsed;
+      const parsed = await readJson(request);
+      return Response.json({ ...(await readReport(request, parsed)), bodyUsedBefore }, { status: 201 });
+    },
+  );
+  const webhook = withWebhook(options.webhook, async (event, request) => {
+    const bodyUsedBefore = request.bodyUsed;
+    const parsed = await readJson(request);
+    return Response.json({
+      received: event.id,
+      isPayload: JSON.stringify(parsed) === JSON.stringify(event.payload),
+      ...(await readReport(request, parsed)),
+      bodyUsedBefore,
+    });
+  });
+  return (request) => {
+    const route = `${request.method} ${new URL(request.url).pathname}`;
+    if (route === "POST /read/json") return json(request);
+    if (route === "POST /read/webhook") return webhook(request);
+    return undefined;
+  };
+}
+
+/** What a read route answers once `readJson` gave it `parsed` (see `readRoutes`). */
+async function readReport(request: Request, parsed: unknown) {
+  const bodyUsed = request.bodyUsed;
+  let secondRead: string;
+  try {
+    secondRead = `read ${(await readBytes(request)).byteLength} bytes`;
+  } catch (error) {
+    secondRead = error instanceof TypeError ? "TypeError" : `${(error as Error).name}: ${(error as Error).message}`;
+  }
+  const text = JSON.stringify(parsed);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return {
+    ...(text.length <= ECHOED_JSON_CHARS && { json: parsed }),
+    jsonChars: text.length,
+    jsonSha256: Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join(""),
+    bodyUsed,
+    secondRead,
   };
 }
 

@@ -17,6 +17,7 @@ import {
 } from "@interlock/test-harness/runtime-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STORES_STREAMED_ANSWERS } from "./app.js";
+import { describeReadRoutes } from "./read-routes.js";
 import { useWebFixtures } from "./runtime-server.js";
 
 const appDir = useWebFixtures(["scenario-server.ts", "bun-answers.ts"]);
@@ -28,6 +29,11 @@ describeScenariosOn("web on Bun", () => bun("scenario-server.ts"), {
   storesStreamedAnswers: STORES_STREAMED_ANSWERS,
 });
 describeClientGoneAway(
+  "web on Bun",
+  runtimeScenarioApp(() => bun("scenario-server.ts")),
+);
+
+describeReadRoutes(
   "web on Bun",
   runtimeScenarioApp(() => bun("scenario-server.ts")),
 );

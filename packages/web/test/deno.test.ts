@@ -8,6 +8,7 @@
 import { describeClientGoneAway } from "@interlock/test-harness/client-gone";
 import { denoCommand, describeScenariosOn, runtimeScenarioApp } from "@interlock/test-harness/runtime-server";
 import { STORES_STREAMED_ANSWERS } from "./app.js";
+import { describeReadRoutes } from "./read-routes.js";
 import { useWebFixtures } from "./runtime-server.js";
 
 const appDir = useWebFixtures(["scenario-server.ts"]);
@@ -19,6 +20,10 @@ describeScenariosOn("web on Deno", () => deno("scenario-server.ts"), {
   storesStreamedAnswers: STORES_STREAMED_ANSWERS,
 });
 describeClientGoneAway(
+  "web on Deno",
+  runtimeScenarioApp(() => deno("scenario-server.ts")),
+);
+describeReadRoutes(
   "web on Deno",
   runtimeScenarioApp(() => deno("scenario-server.ts")),
 );

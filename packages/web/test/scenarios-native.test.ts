@@ -9,6 +9,7 @@ import { describeHostileClients } from "@interlock/test-harness/hostile-clients"
 import { describeProtocolEdges } from "@interlock/test-harness/protocol-edges";
 import { describe, expect, it } from "vitest";
 import { STORES_STREAMED_ANSWERS, scenarioApp } from "./app.js";
+import { describeReadRoutes } from "./read-routes.js";
 import { listen, listenHttp2 } from "./serve.js";
 
 const native = { nativeGlobals: true };
@@ -40,3 +41,4 @@ describeAdapterScenarios("web over HTTP/2 (h2c, Node's Response)", async (option
 describeHostileClients("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));
 describeProtocolEdges("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));
 describeClientGoneAway("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));
+describeReadRoutes("web (Node's Response)", async (options) => listen(scenarioApp(options), undefined, native));
