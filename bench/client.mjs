@@ -4,6 +4,10 @@
  *
  *   node bench/client.mjs           full run (about two minutes on 2 cores), writes results/client.md
  *   node bench/client.mjs --quick   short smoke run, prints the table, writes nothing
+ *   node bench/client.mjs --instructions
+ *                                   each case in its own process under valgrind's callgrind: the
+ *                                   instructions a request costs the client side (about 10 min),
+ *                                   writes results/client-instructions.md
  *
  * The server runs in its own child process on 127.0.0.1, so client and server never share an
  * event loop. Bare fetch and the client send the same requests through the same connection pool
@@ -12,16 +16,20 @@
  * between batches of the same round, so a machine that slows down affects both sides alike.
  */
 
-import { fork } from "node:child_process";
-
+import { fork, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { CALLGRIND_ARGS, dumpCounters, valgrindVersion, zeroCounters } from "./callgrind.mjs";
 import { measuredCommit, writeResults } from "./provenance.mjs";
 import { halfIqr, median } from "./stats.mjs";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
+const INSTRUCTIONS = args.includes("--instructions");
 // Many long batches: a case's garbage left for the next batch's collector, and the machine's
 // hiccups, weigh little against 2,000 requests, and the median of 30 rounds sits still.
 const ROUNDS = QUICK ? 3 : 30;
@@ -29,6 +37,8 @@ const BATCH = QUICK ? 400 : 2000;
 const CONCURRENCY = 8;
 const FAIL_FAST_CALLS = QUICK ? 20_000 : 100_000;
 const BODY = JSON.stringify({ amount: 1000, currency: "eur", description: "x".repeat(450) });
+/** The POST every POST case sends. */
+const POST = { method: "POST", headers: { "content-type": "application/json" }, body: BODY };
 const ANSWER = JSON.stringify({ id: "pay_1", status: "succeeded", amount: 1000 });
 
 // ---------------------------------------------------------------------------------------
@@ -48,6 +58,9 @@ function serverMain() {
       res.end(ANSWER);
     });
   });
+  // Longer than a pause between windows under callgrind (a dump takes seconds): a connection the
+  // server closes as the client reuses it fails that request ("other side closed").
+  server.keepAliveTimeout = 60_000;
   process.on("message", (message) => {
     if (message === "count") process.send({ requests });
   });
@@ -114,10 +127,9 @@ async function ownWorkMain(calls) {
   };
   const { createClient } = await import("@interlock/client");
   const url = "http://127.0.0.1:9/payments";
-  const post = { method: "POST", headers: { "content-type": "application/json" }, body: BODY };
   const cases = {
     "GET, every default on": [createClient(), undefined],
-    "POST, every default on (an `Idempotency-Key` added)": [createClient(), post],
+    "POST, every default on (an `Idempotency-Key` added)": [createClient(), POST],
     "GET, `timeoutMs: false, deadlineMs: false` (no timer)": [
       createClient({ timeoutMs: false, deadlineMs: false }),
       undefined,
@@ -147,21 +159,12 @@ function ownWorkInChild(calls) {
   });
 }
 
-async function main() {
-  const { createClient, CircuitOpenError, MAX_DELAY_MS } = await import("@interlock/client");
-  const started = performance.now();
-  const loadBefore = os.loadavg();
-  const child = fork(fileURLToPath(import.meta.url), ["--server"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const { port } = await new Promise((resolve) => child.once("message", resolve));
-  const serverRequests = () =>
-    new Promise((resolve) => {
-      child.once("message", (m) => resolve(m.requests));
-      child.send("count");
-    });
-  const url = `http://127.0.0.1:${port}/payments`;
-  const post = { method: "POST", headers: { "content-type": "application/json" }, body: BODY };
-
-  // The client as the README shows it: every default on (timeouts, deadline, breaker, budget, key).
+/**
+ * The cases every mode measures, each a function sending one request to `url`: bare fetch,
+ * fetch with the least a timeout costs, and the client as the README shows it (every default
+ * on: timeouts, deadline, breaker, budget, key), and without its timers.
+ */
+function casesFor(url, createClient) {
   const client = createClient();
   const untimed = createClient({ timeoutMs: false, deadlineMs: false });
   // The second baseline: fetch with the least any timeout costs: a controller aborted by a 10 s
@@ -176,17 +179,33 @@ async function main() {
       clearTimeout(timer);
     }
   };
-  const cases = {
+  return {
     "bare GET": () => fetch(url),
     "timeout GET": () => timed(undefined),
     "client GET": () => client(url),
     "untimed client GET": () => untimed(url),
     // The bench against itself: bare GET a second time, read as the client is (see `control`).
     "bare GET again": () => fetch(url),
-    "bare POST": () => fetch(url, post),
-    "timeout POST": () => timed(post),
-    "client POST": () => client(url, post),
+    "bare POST": () => fetch(url, POST),
+    "timeout POST": () => timed(POST),
+    "client POST": () => client(url, POST),
   };
+}
+
+async function main() {
+  const { createClient, CircuitOpenError, MAX_DELAY_MS } = await import("@interlock/client");
+  const started = performance.now();
+  const loadBefore = os.loadavg();
+  const child = fork(fileURLToPath(import.meta.url), ["--server"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const { port } = await new Promise((resolve) => child.once("message", resolve));
+  const serverRequests = () =>
+    new Promise((resolve) => {
+      child.once("message", (m) => resolve(m.requests));
+      child.send("count");
+    });
+  const url = `http://127.0.0.1:${port}/payments`;
+
+  const cases = casesFor(url, createClient);
   const pairs = [
     ["GET", "bare GET", "timeout GET", "client GET"],
     ["POST, 512-byte JSON body (the client adds an `Idempotency-Key`)", "bare POST", "timeout POST", "client POST"],
@@ -342,6 +361,133 @@ async function main() {
   if (!overheadOk || !failFastOk) process.exitCode = 1;
 }
 
+// ---------------------------------------------------------------------------------------
+// Instructions per request (--instructions)
+
+/** The cases counted, each in a process of its own (its own JIT state, as an app has). */
+// (+ timeout POST left out: each case takes minutes; the GET is the row a timer weighs on most.)
+const IR_CASES = ["bare GET", "client GET", "bare POST", "client POST", "timeout GET", "untimed client GET"];
+const IR_WARMUP = QUICK ? 500 : 20_000;
+const IR_REQUESTS = QUICK ? 300 : 2000;
+const IR_WINDOWS = 3;
+/** Cases counted at once: each needs a core of its own (the server's work is light next to it). */
+const IR_PARALLEL = 2;
+
+/**
+ * A case under callgrind (a child process): warmed up, then one window more than counted, each
+ * started and ended on the parent's word (a line on stdin), so the parent zeroes the counters
+ * before a window and dumps them after it.
+ */
+async function instructionsCaseMain(name, port) {
+  const { createClient } = await import("@interlock/client");
+  const send = casesFor(`http://127.0.0.1:${port}/payments`, createClient)[name];
+  await batch(send, IR_WARMUP);
+  const words = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  for (let n = 0; n <= IR_WINDOWS; n++) {
+    process.stdout.write("ready\n");
+    await words.next();
+    await batch(send, IR_REQUESTS);
+    process.stdout.write("done\n");
+    await words.next();
+  }
+  process.exit(0);
+}
+
+/** One case's instructions a request: each counted window's total over its requests. */
+async function instructionsOne(name, port) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "interlock-client-ir-"));
+  const child = spawn(
+    "valgrind",
+    [
+      ...CALLGRIND_ARGS(dir),
+      process.execPath,
+      fileURLToPath(import.meta.url),
+      "--instructions-case",
+      name,
+      String(port),
+    ],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const expect = async (word) => {
+    const { value, done } = await lines.next();
+    if (done || value !== word)
+      throw new Error(`${name} under callgrind: expected "${word}", got ${done ? "its exit" : `"${value}"`}`);
+  };
+  try {
+    const windows = [];
+    // Window 0 is not counted: the first after the warm-up counts more (the JIT still at work).
+    for (let n = 0; n <= IR_WINDOWS; n++) {
+      await expect("ready");
+      await zeroCounters(child.pid);
+      child.stdin.write("go\n");
+      await expect("done");
+      const total = await dumpCounters(dir, child.pid, n + 1);
+      if (n > 0) windows.push(total / IR_REQUESTS);
+      child.stdin.write("go\n");
+    }
+    await exited;
+    return { windows, perRequest: median(windows) };
+  } finally {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function instructionsMain() {
+  const valgrind = await valgrindVersion("--instructions");
+  const started = performance.now();
+  const server = fork(fileURLToPath(import.meta.url), ["--server"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const { port } = await new Promise((resolve) => server.once("message", resolve));
+  const results = {};
+  let next = 0;
+  const worker = async () => {
+    while (next < IR_CASES.length) {
+      const name = IR_CASES[next++];
+      results[name] = await instructionsOne(name, port);
+      const { perRequest, windows } = results[name];
+      process.stderr.write(
+        `bench:client --instructions ${name}: ${Math.round(perRequest).toLocaleString("en")} a request (windows ${windows.map((w) => Math.round(w).toLocaleString("en")).join(", ")})\n`,
+      );
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: IR_PARALLEL }, worker));
+  } finally {
+    server.kill();
+  }
+  const f0 = (x) => Math.round(x).toLocaleString("en");
+  const f2 = (x) => x.toFixed(2);
+  const signed = (x) => `${x < 0 ? "-" : "+"}${f0(Math.abs(x))}`;
+  const pct = (x) => `${x < 0 ? "-" : "+"}${Math.abs(x * 100).toFixed(1)}%`;
+  const row = (label, bare, timeout, ours) => {
+    const [b, o] = [results[bare].perRequest, results[ours].perRequest];
+    const t = results[timeout]?.perRequest;
+    return `| ${label} | ${f0(b)} | ${t === undefined ? "—" : f0(t)} | ${f0(o)} | ${results[ours].windows.map(f0).join(" · ")} | ${signed(o - b)} | ${pct(o / b - 1)} | ${f2(b / o)} | ${t === undefined ? "—" : signed(o - t)} |`;
+  };
+  const markdown = [
+    "# Client benchmark: instructions per request",
+    "",
+    `Node ${process.version} · ${valgrind} (callgrind) · ${os.platform()} ${os.arch()} · ${os.cpus()[0]?.model.trim() ?? "CPU"} · ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} · commit ${measuredCommit()}. The run took ${((performance.now() - started) / 60_000).toFixed(1)} min.`,
+    "",
+    `\`node bench/client.mjs --instructions\`: the cases of [client.md](client.md), each in a process of its own under valgrind's callgrind, counting the instructions the client side runs in user space (every thread: JIT compiler and garbage collector included; not the kernel's socket work, the same for every case: the same requests go out). Same server (in its own process, not counted), ${CONCURRENCY} requests in flight, every body read. ${f0(IR_WARMUP)} requests to warm up and one window more, then ${IR_WINDOWS} windows of ${f0(IR_REQUESTS)}, the counters zeroed before each; **a request** is the median window's count over its requests. **added**: the client's count less the baseline's; **ratio**: bare's count over the client's (read like a req/s ratio). Repeatable within a few percent (the windows), unlike the req/s ratios of client.md on this shared machine, where the A/A control alone strays by up to 0.05; not the target's measure (req/s, kernel included), which reads lower when the same instructions cost more time (memory, caches).`,
+    "",
+    "| request | bare | + timeout | client | client's windows | added vs bare | | ratio | added vs + timeout |",
+    "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    row("GET, every default on", "bare GET", "timeout GET", "client GET"),
+    row("POST, every default on (an `Idempotency-Key` added)", "bare POST", "timeout POST", "client POST"),
+    row("GET, `timeoutMs: false, deadlineMs: false` (no timer)", "bare GET", "timeout GET", "untimed client GET"),
+    "",
+    `Windows of the baselines: ${["bare GET", "timeout GET", "bare POST"].map((name) => `${name} ${results[name].windows.map(f0).join(" · ")}`).join("; ")}.`,
+    "",
+  ].join("\n");
+  process.stdout.write(markdown);
+  writeResults("client", "client-instructions", markdown, QUICK ? "quick" : "");
+}
+
 if (args[0] === "--server") serverMain();
 else if (args[0] === "--own-work") await ownWorkMain(Number(args[1]));
+else if (args[0] === "--instructions-case") await instructionsCaseMain(args[1], Number(args[2]));
+else if (INSTRUCTIONS) await instructionsMain();
 else await main();

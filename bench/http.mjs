@@ -29,9 +29,9 @@
  * known even when the client, or another process on this shared machine, held the CPU back.
  */
 
-import { execFile, fork, spawn } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import { createHash, createHmac, hash, timingSafeEqual } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -39,6 +39,7 @@ import { constants, PerformanceObserver } from "node:perf_hooks";
 import { Duplex, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { args, flag, option } from "./args.mjs";
+import { CALLGRIND_ARGS, dumpCounters, valgrindVersion, zeroCounters } from "./callgrind.mjs";
 import { measuredCommit, writeResults } from "./provenance.mjs";
 import { halfIqr, median } from "./stats.mjs";
 
@@ -1478,21 +1479,12 @@ const rowsOf = (framework) =>
 // ---------------------------------------------------------------------------------------
 // Instructions per request (--instructions)
 
-/**
- * Each server runs under valgrind's callgrind, which counts the instructions it runs in user
- * space on every thread (the JIT's compiler and the garbage collector included), not the
- * kernel's: a request's socket work (one read, one writev, the same for every row) is left out
- * of both sides of a ratio, so these ratios read lower than the req/s ones. What they give that
- * req/s on this shared 2-core machine cannot: the same row counted twice agrees within a few
- * percent, where req/s move by 15-40% between identical runs. Everything runs about 50 times
- * slower, so the server is always the bottleneck, as it is in the req/s runs.
+/*
+ * Each server runs under valgrind's callgrind (callgrind.mjs): a request's socket work (one read,
+ * one writev, the same for every row) is kernel work, left out of both sides of a ratio, so these
+ * ratios read lower than the req/s ones. Everything runs about 50 times slower, so the server is
+ * always the bottleneck, as it is in the req/s runs.
  */
-const CALLGRIND_ARGS = (dir) => [
-  "--tool=callgrind",
-  "--smc-check=all-non-file", // V8 writes the code it runs
-  `--callgrind-out-file=${dir}/callgrind.out.%p`,
-  `--log-file=${dir}/valgrind.log`,
-];
 
 /**
  * Rows left out. `busy` spins on the clock: slowed down 50 times, its few µs buy a fraction of
@@ -1500,11 +1492,6 @@ const CALLGRIND_ARGS = (dir) => [
  * req/s by a wide margin, and each would take as long as three rows of ours.
  */
 const NOT_COUNTED = new Set(["busy", "ei-unique", "ei-replay", "ni-unique", "ni-replay"]);
-
-const run = (command, commandArgs) =>
-  new Promise((resolve, reject) =>
-    execFile(command, commandArgs, (error, stdout) => (error ? reject(error) : resolve(stdout.trim()))),
-  );
 
 /**
  * Sends exactly `count` requests and waits for every answer. A request that errs or times out
@@ -1525,18 +1512,6 @@ function loadCount(autocannon, port, request, count) {
   });
 }
 
-/** The instruction count of callgrind's dump `n` of process `pid`, once the dump is whole (its `totals:` line). */
-async function dumpTotal(dir, pid, n) {
-  const file = path.join(dir, `callgrind.out.${pid}.${n}`);
-  for (let tries = 0; tries < 600; tries++) {
-    const text = existsSync(file) ? readFileSync(file, "utf8") : "";
-    const totals = /^totals:\s+(\d+)/m.exec(text);
-    if (totals) return Number(totals[1]);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`callgrind wrote no whole dump at ${file}`);
-}
-
 /** One row: warmed up, then IR_WINDOWS counted windows of IR_REQUESTS requests, the counters zeroed before each. */
 async function instructionsOne(autocannon, framework, row) {
   const dir = mkdtempSync(path.join(os.tmpdir(), `interlock-ir-${framework}-${row}-`));
@@ -1554,10 +1529,9 @@ async function instructionsOne(autocannon, framework, row) {
     // the next ones, even after 10,000 requests of warm-up), the later ones agree.
     for (let n = 0; n <= IR_WINDOWS; n++) {
       resignFrom(pool, state.next);
-      await run("callgrind_control", ["--zero", String(server.pid)]);
+      await zeroCounters(server.pid);
       const counted = await loadCount(autocannon, port, request, IR_REQUESTS);
-      await run("callgrind_control", ["--dump", String(server.pid)]);
-      const total = await dumpTotal(dir, server.pid, n + 1);
+      const total = await dumpCounters(dir, server.pid, n + 1);
       if (n > 0) windows.push(total / counted.answered);
       non2xx += counted.non2xx;
     }
@@ -1577,9 +1551,7 @@ function floorOf(framework, row) {
 
 async function instructionsMain() {
   const { default: autocannon } = await import("autocannon");
-  const valgrind = await run("valgrind", ["--version"]).catch(() => {
-    throw new Error("--instructions runs each server under valgrind: install it (apt-get install -y valgrind)");
-  });
+  const valgrind = await valgrindVersion("--instructions");
   const started = performance.now();
   const jobs = chosenFrameworks().flatMap((framework) =>
     rowsOf(framework)
