@@ -15,16 +15,26 @@ const EMPTY = new Uint8Array(0);
  * from a copy, unless `own`: then the request's own body is read (and so used).
  */
 export async function readRequestBody(request: Request, limit: number, own = false): Promise<Uint8Array | BodyError> {
+  const refused = refusedUnread(request, limit);
+  if (refused !== undefined) return refused;
+  if (request.body === null) return EMPTY;
+  // Counted even under a Content-Length within the limit: a server frames the body by it, but a
+  // `Request` made in code keeps whatever header it is given, with a body of any size.
+  return readStreamUpTo((own ? request : request.clone()).body as ReadableStream<Uint8Array>, limit);
+}
+
+/**
+ * Why `request`'s body cannot be read within `limit`, told before it is read: a declared length
+ * past the limit (413), or a body already used or being read (`body_not_raw`); else undefined.
+ */
+function refusedUnread(request: Request, limit: number): BodyError | undefined {
   // Refused before `request.body` is touched: on Node, @hono/node-server then wraps the socket's
   // stream in a web one, and the body it drains after the 413 no longer drains: it closes the
   // keep-alive connection the 413 announced at its 500 ms drain timeout, under the next request.
   const declared = declaredLength(request.headers);
   if (declared !== undefined && declared > limit) return BodyError.tooLarge(limit);
   if (request.bodyUsed || request.body?.locked) return notRaw();
-  if (request.body === null) return EMPTY;
-  // Counted even under a Content-Length within the limit: a server frames the body by it, but a
-  // `Request` made in code keeps whatever header it is given, with a body of any size.
-  return readStreamUpTo((own ? request : request.clone()).body as ReadableStream<Uint8Array>, limit);
+  return undefined;
 }
 
 /** A payload read: its bytes, decoded, and how many were sent. */
@@ -96,9 +106,8 @@ export async function readHandlerPayload(request: Request, limit: number): Promi
     return read instanceof BodyError ? read : read.bytes;
   }
   // Refused as the request's own read is: over its declared length unread, read already not at all.
-  const declared = declaredLength(request.headers);
-  if (declared !== undefined && declared > limit) return BodyError.tooLarge(limit);
-  if (request.bodyUsed || request.body?.locked) return notRaw();
+  const refused = refusedUnread(request, limit);
+  if (refused !== undefined) return refused;
   // Taken at once, before anything else can read it: a concurrent second read finds the body used.
   entry.payload = undefined;
   request.body?.cancel().catch(() => {});
