@@ -27,6 +27,7 @@ import {
   failsOrigin,
   type RetryContext,
   retriesResponse,
+  staleConnection,
 } from "./policy.js";
 import { type FetchInput, originOf, type PreparedRequest, prepareRequest } from "./request.js";
 import { retryAfterOf } from "./retry-after.js";
@@ -142,6 +143,11 @@ class Call {
   /** The last attempt's status, for the give-up event: still true after its response is let go. */
   #lastStatus: number | undefined;
   #previousBackoffMs = 0;
+  /**
+   * The attempt whose failure was taken for a stale connection (see `staleConnection`): one per
+   * call. The breaker is not told of it, and its retry goes at once, unpaid by the budget.
+   */
+  #staleAttempt: number | undefined;
   /**
    * The clock as `start` read it for the deadline, until the first attempt starts in the same
    * tick and takes it as its start: a reading of the monotonic clock is a good part of what a call
@@ -365,7 +371,10 @@ class Call {
     // fetch refusing the caller's own arguments, or a failure every attempt meets alike (a
     // refused redirect, an untrusted certificate), says nothing about the origin's health.
     const refused = outcome === "network_error" && this.#request.refusedWith(failure);
-    if (refused) this.#breaker?.release(attempt.probe);
+    const stale =
+      outcome === "network_error" && !refused && this.#staleAttempt === undefined && staleConnection(failure);
+    if (stale) this.#staleAttempt = attempt.number;
+    if (refused || stale) this.#breaker?.release(attempt.probe);
     else this.#record(result, outcome, attempt.probe);
     if (s.onEvent) {
       emit(s.onEvent, {
@@ -441,8 +450,11 @@ class Call {
       this.#emitGiveUp("retry_after_too_long");
       throw new RetryAfterTooLongError(retryAfterMs, s.maxRetryAfterMs, this.#details());
     }
-    const backoffMs = backoffDelay(s.backoff, attempt, this.#previousBackoffMs, s.random);
-    this.#previousBackoffMs = backoffMs;
+    // A stale connection is resent at once, on the next turn of the event loop: by then the
+    // closes of the other connections the server dropped with it have been read (undici takes
+    // a dropped connection out of its pool as it reads the close).
+    const stale = this.#staleAttempt === attempt;
+    const backoffMs = stale ? 0 : this.#backoff(attempt);
     // Retry-After is a floor: the server knows when it will be ready; jitter only ever adds to it.
     const delayMs = Math.max(backoffMs, retryAfterMs ?? 0);
     if (this.#deadlineAt !== undefined && s.elapsed() + delayMs >= this.#deadlineAt) throw this.#limit("deadline");
@@ -451,7 +463,7 @@ class Call {
       this.#emitGiveUp("circuit_open");
       throw new CircuitOpenError((breaker.halfOpenAt as number) - now, this.#details());
     }
-    if (this.#budget && !this.#budget.trySpend()) throw this.#limit("budget");
+    if (this.#budget && !stale && !this.#budget.trySpend()) throw this.#limit("budget");
 
     if (s.onEvent) {
       emit(s.onEvent, {
@@ -463,6 +475,7 @@ class Call {
         retryAfterMs,
         status: result.response?.status,
         budgetTokens: this.#budget?.tokens,
+        staleConnection: stale,
       });
     }
     if (result.response) {
@@ -471,6 +484,14 @@ class Call {
       this.#last = undefined;
     }
     return delayMs;
+  }
+
+  /** The backoff before retrying `attempt`: its exponent counts the failures, not a stale connection's. */
+  #backoff(attempt: number): number {
+    const failures = this.#staleAttempt === undefined ? attempt : attempt - 1;
+    const backoffMs = backoffDelay(this.#s.backoff, failures, this.#previousBackoffMs, this.#s.random);
+    this.#previousBackoffMs = backoffMs;
+    return backoffMs;
   }
 
   #pause(delayMs: number): Promise<void> {

@@ -54,6 +54,13 @@ export interface RetryEvent extends ClientEventBase {
   status: number | undefined;
   /** The origin's retry budget after paying for this retry, when budgets are on. */
   budgetTokens: number | undefined;
+  /**
+   * True when the failed attempt was taken for a stale connection: a kept-alive connection the
+   * server closed as the request went out on it (a reset, or a close before any answer). Its
+   * retry goes at once (`delayMs` 0), is not paid from the budget, and the breaker was not told
+   * of the failure. One attempt per call at most.
+   */
+  staleConnection: boolean;
 }
 
 /**

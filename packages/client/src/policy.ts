@@ -84,3 +84,25 @@ export function isReplayableBody(body: unknown): boolean {
   // Node's fetch also takes async iterables (a Node Readable, a generator): one-shot too.
   return !(Symbol.asyncIterator in body);
 }
+
+/**
+ * Whether a failed attempt looks like a kept-alive connection the server closed as the request
+ * went out on it: the server's idle timeout or a restart closing idle connections, racing the
+ * client's reuse of one. The request never reached a live server, so the failure says nothing
+ * of the origin's health (Go's net/http resends such a request at once and reports nothing).
+ *
+ * What fetch gives for it: on Node (undici), "other side closed" (`UND_ERR_SOCKET`) on a
+ * connection that had read bytes (earlier answers; the same on a fresh plain-HTTP connection
+ * reads none, and is the server going away mid-request), or a reset; on Bun, which resends
+ * safe methods itself, a reset (`ECONNRESET`). A reset does not tell a reused connection from
+ * a new one, so the client takes one such failure per call for stale, no more.
+ */
+export function staleConnection(error: unknown): boolean {
+  const cause = (error as { cause?: unknown } | null | undefined)?.cause;
+  for (const failure of [error, cause]) {
+    const { code, socket } = (failure ?? {}) as { code?: unknown; socket?: { bytesRead?: unknown } };
+    if (code === "ECONNRESET" || code === "EPIPE") return true;
+    if (code === "UND_ERR_SOCKET") return typeof socket?.bytesRead !== "number" || socket.bytesRead > 0;
+  }
+  return false;
+}

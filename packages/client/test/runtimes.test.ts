@@ -37,7 +37,15 @@ const fragile = createClient({ maxAttempts: 1, breaker: { failures: 1 } });
 const failed = await fragile(base + "/fail").then(() => "answered", codes);
 const refused = await fragile(base + "/fail").then(() => "answered", codes);
 
-console.log(JSON.stringify({ runtime, status: paid.status, body: await paid.text(), outcomes, timedOut, failed, refused }));
+// A keyed POST on a kept-alive connection the server closes as it arrives: resent at once.
+const resends = [];
+const pooled = createClient({ backoff: { baseMs: 60_000, capMs: 60_000 }, breaker: { failures: 1 }, onEvent: (e) => e.type === "client.retry" && resends.push(e.staleConnection) });
+await (await pooled(base + "/stale")).text();
+await new Promise((resolve) => setTimeout(resolve, 20));
+const resent = await pooled(base + "/stale", { method: "POST", body: "again" });
+const stale = { status: resent.status, resends, breaker: pooled.breakers.get(base)?.state };
+
+console.log(JSON.stringify({ runtime, status: paid.status, body: await paid.text(), outcomes, timedOut, failed, refused, stale }));
 `;
 
 /**
@@ -81,12 +89,21 @@ describe("the built package, packed as users get it", () => {
   }, 60_000);
   afterAll(() => app?.remove());
 
-  /** A server per run: /pay answers 503, resets, then 201; /hang never answers; /fail answers 500. */
+  /**
+   * A server per run: /pay answers 503, resets, then 201; /hang never answers; /fail answers 500;
+   * /stale closes the connection of the first POST to come on a kept-alive one, as it arrives.
+   */
   function scriptedServer() {
     let payments = 0;
+    let staleClosed = false;
     return serve((_, request) => {
       if (request.url === "/hang") return { hang: true };
       if (request.url === "/fail") return { status: 500 };
+      if (request.url === "/stale") {
+        if (staleClosed || request.method !== "POST" || request.onConnection === 1) return { status: 200 };
+        staleClosed = true;
+        return { drop: true };
+      }
       payments++;
       // Connection: close puts the reset on a fresh connection: Deno's HTTP stack (hyper) resends a
       // request itself when a reused keep-alive connection turns out closed, hiding the failure.
@@ -102,10 +119,16 @@ describe("the built package, packed as users get it", () => {
   async function probe(command: string, args: string[]) {
     const server = await scriptedServer();
     const { stdout } = await execFile(command, [...args, server.origin], { cwd: workDir, timeout: 60_000 });
+    // /stale was asked three times: the GET, the POST on the closed connection, and its resend.
+    expect(server.received.filter((r) => r.url === "/stale").map((r) => r.method)).toEqual(["GET", "POST", "POST"]);
     return { result: JSON.parse(stdout), keys: paymentKeys(server) };
   }
 
-  const expected = (runtime: string) => ({
+  /**
+   * `resends`, for the probes that try /stale: Node's and Bun's fetch fail the POST on the closed
+   * connection, and the client resends it; Deno's resends it itself.
+   */
+  const expected = (runtime: string, resends?: boolean[]) => ({
     runtime,
     status: 201,
     body: "paid",
@@ -113,11 +136,12 @@ describe("the built package, packed as users get it", () => {
     timedOut: ["retry_limit", "timeout"],
     failed: ["retry_limit", null],
     refused: ["circuit_open", null],
+    ...(resends && { stale: { status: 200, resends, breaker: "closed" } }),
   });
 
   it("Bun", async () => {
     const { result, keys } = await probe(installedRuntime("bun"), ["probe.mjs"]);
-    expect(result).toEqual(expected("bun"));
+    expect(result).toEqual(expected("bun", [true]));
     expect(keys).toHaveLength(3);
     expect(new Set(keys).size).toBe(1);
   });
@@ -130,7 +154,7 @@ describe("the built package, packed as users get it", () => {
       "--allow-net",
       "probe.mjs",
     ]);
-    expect(result).toEqual(expected("deno"));
+    expect(result).toEqual(expected("deno", []));
     expect(keys).toHaveLength(3);
     expect(new Set(keys).size).toBe(1);
   });
@@ -161,7 +185,7 @@ describe("the built package, packed as users get it", () => {
 
   it("Node, through the ESM and the CommonJS entry points", async () => {
     const { result } = await probe(process.execPath, ["probe.mjs"]);
-    expect(result).toEqual(expected("node"));
+    expect(result).toEqual(expected("node", [true]));
     const required = execFileSync(
       process.execPath,
       ["-e", 'const c = require("@interlock/client"); console.log(typeof c.createClient, c.RETRYABLE_STATUSES.length)'],

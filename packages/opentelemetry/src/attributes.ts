@@ -60,6 +60,11 @@ export const ATTR_CLIENT_PROBE = "interlock.client.probe";
 export const ATTR_CLIENT_GIVE_UP_REASON = "interlock.client.give_up_reason";
 /** Whether the server asked for the wait with `Retry-After`. */
 export const ATTR_CLIENT_RETRY_AFTER = "interlock.client.retry_after";
+/**
+ * Whether the retried attempt was taken for a stale kept-alive connection (one the server closed
+ * as the request went out on it): resent at once, unpaid by the retry budget, the breaker not told.
+ */
+export const ATTR_CLIENT_STALE_CONNECTION = "interlock.client.stale_connection";
 /** A breaker's state: `closed`, `open` or `half_open` (the state entered, on transitions). */
 export const ATTR_CLIENT_BREAKER_STATE = "interlock.client.breaker.state";
 /** On a breaker transition: the state left. */

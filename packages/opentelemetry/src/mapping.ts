@@ -16,6 +16,7 @@ import {
   ATTR_CLIENT_OUTCOME,
   ATTR_CLIENT_PROBE,
   ATTR_CLIENT_RETRY_AFTER,
+  ATTR_CLIENT_STALE_CONNECTION,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
@@ -456,6 +457,8 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
       ...outbound(event),
       ...status(event.status),
       [ATTR_CLIENT_RETRY_AFTER]: event.retryAfterMs !== undefined,
+      // False from an older client, which does not send it.
+      [ATTR_CLIENT_STALE_CONNECTION]: event.staleConnection === true,
     };
     record.count(METRIC_CLIENT_RETRIES, attributes);
     record.time(METRIC_CLIENT_RETRY_DELAY, event.delayMs, attributes);

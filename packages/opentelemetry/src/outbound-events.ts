@@ -44,6 +44,12 @@ export type TelemetryClientEvent =
       retryAfterMs: number | undefined;
       /** The failed attempt's status, when it got a response. */
       status: number | undefined;
+      /**
+       * True when the failed attempt was taken for a stale kept-alive connection (one the server
+       * closed as the request went out on it): resent at once, unpaid by the budget, the breaker
+       * not told. Absent from an older client's events.
+       */
+      staleConnection?: boolean;
     }
   | {
       /** The client stopped: an outcome worth retrying was not retried. */

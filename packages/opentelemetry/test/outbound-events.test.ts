@@ -25,6 +25,14 @@ describe("the outbound events telemetry takes", () => {
     expectTypeOf<BreakerRegistry>().toExtend<BreakerStates>();
   });
 
+  it("have the client's fields an older client does not send: optional here, so checked one by one", () => {
+    // `toExtend` above would not see the client drop or rename an optional field.
+    type Retry<Event> = Extract<Event, { type: "client.retry" }>;
+    expectTypeOf<Retry<ClientEvent>["staleConnection"]>().toEqualTypeOf<
+      NonNullable<Retry<TelemetryClientEvent>["staleConnection"]>
+    >();
+  });
+
   it("are OAuth's: every OAuthEvent is one, and they name the same event types", () => {
     expectTypeOf<OAuthEvent>().toExtend<TelemetryOAuthEvent>();
     expectTypeOf<TelemetryOAuthEvent["type"]>().toEqualTypeOf<OAuthEvent["type"]>();

@@ -162,15 +162,14 @@ describe("@interlock/client events", () => {
       ]),
     );
     expect(metrics[METRIC_CLIENT_ATTEMPT_DURATION]?.map((p) => "count" in p && p.count)).toEqual([1, 1]);
-    expect(metrics[METRIC_CLIENT_RETRIES]).toEqual([
-      {
-        attributes: { ...get, "http.response.status_code": 503, "interlock.client.retry_after": true },
-        value: 1,
-      },
-    ]);
-    expect(metrics[METRIC_CLIENT_RETRY_DELAY]).toMatchObject([
-      { attributes: { ...get, "http.response.status_code": 503, "interlock.client.retry_after": true }, count: 1 },
-    ]);
+    const retry = {
+      ...get,
+      "http.response.status_code": 503,
+      "interlock.client.retry_after": true,
+      "interlock.client.stale_connection": false,
+    };
+    expect(metrics[METRIC_CLIENT_RETRIES]).toEqual([{ attributes: retry, value: 1 }]);
+    expect(metrics[METRIC_CLIENT_RETRY_DELAY]).toMatchObject([{ attributes: retry, count: 1 }]);
     expect(metrics[METRIC_CLIENT_GIVE_UPS]).toBeUndefined();
 
     const spans = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT);
@@ -268,6 +267,35 @@ describe("@interlock/client events", () => {
     );
     const probe = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT).at(-1);
     expect(probe?.attributes["interlock.client.probe"]).toBe(true);
+  });
+  it("a stale kept-alive connection, then a 200: its retry is recorded as one, sent at once", async () => {
+    const { otel, onEvent } = telemetry();
+    // What Node's fetch throws when the server closed a pooled connection as the request went
+    // out on it: "other side closed" on a connection that had already read an earlier answer.
+    const closed = Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET", socket: { bytesRead: 64 } });
+    let calls = 0;
+    const client = createClient({
+      onEvent,
+      fetch: async () => {
+        if (calls++ === 0) throw new TypeError("fetch failed", { cause: closed });
+        return new Response("ok");
+      },
+    });
+    const response = await client("https://api.example.com/things");
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(calls).toBe(2);
+
+    const metrics = await otel.metrics();
+    const retry = {
+      [ORIGIN]: "https://api.example.com",
+      "http.request.method": "GET",
+      "interlock.client.retry_after": false,
+      "interlock.client.stale_connection": true,
+    };
+    expect(metrics[METRIC_CLIENT_RETRIES]).toEqual([{ attributes: retry, value: 1 }]);
+    expect(metrics[METRIC_CLIENT_RETRY_DELAY]).toEqual([{ attributes: retry, count: 1, sum: 0 }]);
+    expect(metrics[METRIC_CLIENT_GIVE_UPS]).toBeUndefined();
   });
 });
 

@@ -22,6 +22,10 @@ export interface Received {
   url: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** Which connection it came on: 1 for the server's first, in the order they were opened. */
+  connection: number;
+  /** 1 for the first request on its connection, 2 for the next one kept alive, … */
+  onConnection: number;
 }
 
 export type Script = Step[] | ((index: number, request: Received) => Step);
@@ -47,14 +51,18 @@ export interface ScriptedServer {
 
 export async function startScriptedServer(script: Script): Promise<ScriptedServer> {
   const received: Received[] = [];
+  let opened = 0;
   const hanging: Array<{ res: ServerResponse; index: number }> = [];
   const hangUps = new Map<number, Promise<void>>();
   const waiters: Array<{ count: number; resolve: () => void }> = [];
   const next = (index: number, request: Received): Step =>
     typeof script === "function" ? script(index, request) : (script[index] ?? OK);
 
+  const connections = new WeakMap<object, { connection: number; requests: number }>();
   const server = createServer(async (req, res) => {
-    const request = await read(req);
+    const seen = connections.get(req.socket) ?? { connection: 0, requests: 0 };
+    if (seen.connection === 0) connections.set(req.socket, Object.assign(seen, { connection: ++opened }));
+    const request = { ...(await read(req)), connection: seen.connection, onConnection: ++seen.requests };
     const index = received.push(request) - 1;
     for (const waiter of waiters.filter((w) => received.length >= w.count)) {
       waiters.splice(waiters.indexOf(waiter), 1);
@@ -114,7 +122,7 @@ export async function startScriptedServer(script: Script): Promise<ScriptedServe
   };
 }
 
-async function read(req: IncomingMessage): Promise<Received> {
+async function read(req: IncomingMessage): Promise<Omit<Received, "connection" | "onConnection">> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return {
