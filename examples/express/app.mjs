@@ -1,7 +1,7 @@
 // The Express reference app: Stripe webhooks verified on their raw bytes and processed once,
 // and a payments API made safe to retry with an Idempotency-Key. Copy what you need.
 import { memoryStore, stripe } from "@interlock/core";
-import { captureRawBody, idempotency, releaseOnError, webhook } from "@interlock/express";
+import { captureRawBody, idempotency, rawBodyOf, releaseOnError, webhook } from "@interlock/express";
 import express from "express";
 import { bearerToken } from "../shared/bearer.mjs";
 import { INVALID_PAYLOAD_DETAIL, payloadObject } from "../shared/payload.mjs";
@@ -40,8 +40,10 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
   });
 
   // 2. Your usual JSON parser for everything after; `verify: captureRawBody` keeps the exact
-  //    bytes, which idempotency() fingerprints (same key + other bytes = 422).
-  app.use(express.json({ verify: captureRawBody }));
+  //    bytes, which idempotency() fingerprints (same key + other bytes = 422). `strict: false`
+  //    lets JSON `null` or a number through to jsonObjectBody, which refuses it in this API's
+  //    words: strict, the parser calls it "not valid JSON".
+  app.use(express.json({ strict: false, verify: captureRawBody }));
 
   // 3. An idempotent payments API. Authentication runs first so that keys are scoped per
   //    account: one client can never replay another's payment. A body that is no JSON object
@@ -91,12 +93,15 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
 
 /**
  * 400 for a body that is no JSON object: another Content-Type (express.json() left no
- * `req.body`), none (it made that `{}`), or a JSON array. express.json() itself answers bad
- * JSON, corrupt gzip, JSON `null` or a number 400, through the error handler below.
+ * `req.body`), none, or JSON that is no object (`null`, an array, a number). An empty body is
+ * told by its bytes: express.json() makes `{}` of it, which is a payment sent empty (a 400
+ * `invalid_payment` from the route). express.json() itself answers bad JSON and corrupt gzip
+ * 400, through the error handler below.
  */
 function jsonObjectBody(req, res, next) {
   const body = req.body;
-  if (typeof body === "object" && body !== null && !Array.isArray(body) && Object.keys(body).length > 0) return next();
+  const sent = rawBodyOf(req)?.length > 0;
+  if (sent && typeof body === "object" && body !== null && !Array.isArray(body)) return next();
   problem(res, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
 }
 

@@ -48,11 +48,12 @@ export async function createApp({ webhookSecret, apiKeys, store = memoryStore(),
   //    idempotency hooks run after the route's own, so `principal` sees the account: one
   //    client can never replay another's payment. The body schema refuses a body that is no
   //    JSON object (text, null, an array) 400 before the key is claimed: the corrected retry runs.
+  //    `{}` is a JSON object: the handler refuses it, as any payment that is not valid.
   const idempotent = idempotency({ store, principal: (request) => request.context.accountId, required: true });
   app.post(
     "/payments",
     {
-      schema: { body: { type: "object", minProperties: 1 } },
+      schema: { body: { type: "object" } },
       preHandler: authenticate(apiKeys),
       config: { interlock: idempotent },
     },
@@ -82,9 +83,14 @@ export async function createApp({ webhookSecret, apiKeys, store = memoryStore(),
     return payment;
   });
 
-  // Errors as problem+json too (a malformed JSON body, a handler that throws).
+  // Errors as problem+json too (a malformed JSON body, a handler that throws). A body with no
+  // JSON object, which Fastify's parser (an empty body) or the body schema (JSON that is no
+  // object) refused, is answered in this API's words, as the other examples answer it.
   app.setErrorHandler((error, _request, reply) => {
     const status = error.statusCode ?? 500;
+    if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || error.validationContext === "body") {
+      return problem(reply, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
+    }
     return problem(
       reply,
       status,

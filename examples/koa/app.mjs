@@ -62,8 +62,11 @@ export function createApp({ shopifySecret, apiKeys, store = memoryStore(), db = 
       authenticate(apiKeys),
       idempotency({ store, principal: (request) => request.context.state.accountId, required: true }),
       (ctx) => {
-        const body = ctx.request.body;
-        if (typeof body !== "object" || body === null || Array.isArray(body) || Object.keys(body).length === 0) {
+        const body = ctx.request.body; // bad JSON throws 400 here, as a Koa body parser answers it
+        // An empty (or blank) body is parsed `{}`, as the Koa body parsers do: told by its bytes,
+        // it is no payment sent, where `{}` sent is an empty payment (400 invalid_payment below).
+        const sent = ctx.request.rawBody?.toString().trim() !== "";
+        if (!sent || typeof body !== "object" || body === null || Array.isArray(body)) {
           // No JSON object (none, text, null, an array): thrown, so idempotency() releases the key
           // and the client's corrected retry runs; answered 400 by the error handler above.
           ctx.throw(400, "send the payment as a JSON object, Content-Type: application/json");

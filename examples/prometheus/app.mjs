@@ -1,7 +1,7 @@
 // An Express app whose Interlock decisions are Prometheus metrics: Stripe webhooks verified
 // and processed once, an idempotent POST /payments, and GET /metrics for Prometheus to scrape.
 import { memoryStore, stripe } from "@interlock/core";
-import { captureRawBody, idempotency, releaseOnError, webhook } from "@interlock/express";
+import { captureRawBody, idempotency, rawBodyOf, releaseOnError, webhook } from "@interlock/express";
 import express from "express";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { interlockMetrics } from "./metrics.mjs";
@@ -30,7 +30,9 @@ export function createApp({ stripeSecret, store = memoryStore(), registry = new 
     res.json({ received: req.webhook.id });
   });
 
-  app.use(express.json({ verify: captureRawBody }));
+  // strict: false lets JSON `null` or a number through, for jsonObjectBody to refuse in this
+  // API's words (strict, the parser calls it "not valid JSON").
+  app.use(express.json({ strict: false, verify: captureRawBody }));
   app.post(
     "/payments",
     requireApiKey,
@@ -67,12 +69,15 @@ function requireApiKey(req, res, next) {
 
 /**
  * 400 for a body that is no JSON object: another Content-Type (express.json() left no
- * `req.body`), none (it made that `{}`), or a JSON array. express.json() itself answers bad
- * JSON, corrupt gzip, JSON `null` or a number 400, through the error handler.
+ * `req.body`), none, or JSON that is no object (`null`, an array, a number). An empty body is
+ * told by its bytes: express.json() makes `{}` of it, which is a payment sent empty (a 400
+ * `invalid_payment` from the route). express.json() itself answers bad JSON and corrupt gzip
+ * 400, through the error handler.
  */
 function jsonObjectBody(req, res, next) {
   const body = req.body;
-  if (typeof body === "object" && body !== null && !Array.isArray(body) && Object.keys(body).length > 0) return next();
+  const sent = rawBodyOf(req)?.length > 0;
+  if (sent && typeof body === "object" && body !== null && !Array.isArray(body)) return next();
   problem(res, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
 }
 

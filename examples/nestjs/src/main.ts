@@ -37,6 +37,9 @@ export async function start({
     ...(logger === undefined ? {} : { logger }),
   });
   app.disable("x-powered-by");
+  // Nest's JSON parser, with `strict: false`: JSON `null` or a number reaches jsonObjectBody,
+  // which refuses it in this API's words (strict, the parser calls it "not valid JSON").
+  app.useBodyParser("json", { strict: false });
   app.useGlobalFilters(new ProblemFilter());
   await app.listen(port, host);
   const url = serverUrl(host, (app.getHttpServer().address() as AddressInfo).port);

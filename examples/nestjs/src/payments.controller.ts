@@ -10,6 +10,7 @@ import {
   Inject,
   Param,
   Post,
+  type RawBodyRequest,
   Res,
 } from "@nestjs/common";
 import type { NextFunction, Request, Response } from "express";
@@ -36,14 +37,16 @@ export function authenticate(apiKeys: Map<string, string>) {
 
 /**
  * Middleware, before idempotency(): 400 for a POST whose body is no JSON object (none, another
- * Content-Type, a JSON array), before a key is claimed, so the client's corrected retry runs.
- * (A 4xx the controller throws is an answer, stored under the key.) Nest's parser answers bad
- * JSON, JSON `null` or a number 400 itself.
+ * Content-Type, JSON `null`, an array, a number), before a key is claimed, so the client's
+ * corrected retry runs. (A 4xx the controller throws is an answer, stored under the key.) An
+ * empty body is told by its bytes: Nest's parser makes `{}` of it, which is a payment sent
+ * empty (the controller's 400 `invalid_payment`). Nest's parser answers bad JSON 400 itself.
  */
-export function jsonObjectBody(req: Request, res: Response, next: NextFunction) {
+export function jsonObjectBody(req: RawBodyRequest<Request>, res: Response, next: NextFunction) {
   const body: unknown = req.body;
   if (req.method !== "POST") return next();
-  if (typeof body === "object" && body !== null && !Array.isArray(body) && Object.keys(body).length > 0) return next();
+  const sent = (req.rawBody?.length ?? 0) > 0;
+  if (sent && typeof body === "object" && body !== null && !Array.isArray(body)) return next();
   sendProblem(res, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
 }
 

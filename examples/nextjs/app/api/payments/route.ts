@@ -11,6 +11,8 @@ export async function POST(request: NextRequest): Promise<Response> {
   return createPaymentOnce(request, account);
 }
 
+const NO_JSON_OBJECT = "send the payment as a JSON object, Content-Type: application/json";
+
 // A replay, a missing key (400), the same key still in flight (409), another body under the key
 // (422) or the store down (503) is answered without running createPayment. The options are made
 // on the first request (withIdempotency calls the function once): the store comes from the
@@ -23,6 +25,14 @@ const createPaymentOnce = withIdempotency(
     principal: (request) => interlock().authenticate(request.context),
     route: "/api/payments",
     required: true,
+    // A body with no JSON object (empty or not JSON: readJson's `body_not_json`; JSON that is no
+    // object: createPayment's) is answered 400 `bad_request`, this app's problem, as every
+    // example answers it: the others refuse bad JSON through their framework's parser, a plain
+    // 400, not `body_not_json`. The key is released all the same: the corrected retry runs.
+    onError: ({ error }) =>
+      error instanceof RequestBodyError && error.code === "body_not_json"
+        ? problem(400, "bad_request", NO_JSON_OBJECT)
+        : undefined,
   }),
   createPayment,
 );
@@ -31,12 +41,13 @@ const createPaymentOnce = withIdempotency(
 async function createPayment(request: NextRequest, account: string): Promise<Response> {
   // The body decoded as the wrapper decoded it for the fingerprint (gzip, deflate). Empty, not
   // JSON, or data that is not what its Content-Encoding says: readJson throws a RequestBodyError,
-  // which the wrapper answers 400 problem+json, the key released, so the corrected retry runs.
+  // which the wrapper answers 400 problem+json (through onError), the key released, so the
+  // corrected retry runs.
   const body = await readJson(request);
   if (!isObject(body)) {
     // JSON, but no payment object (null, an array, a number…): the client's mistake all the same,
     // answered and released the same way.
-    throw new RequestBodyError("body_not_json", "send the payment as a JSON object, Content-Type: application/json");
+    throw new RequestBodyError("body_not_json", NO_JSON_OBJECT);
   }
   const { amount, currency = "usd" } = body;
   if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0 || !isCurrency(currency)) {
