@@ -145,9 +145,15 @@ class Call {
   #previousBackoffMs = 0;
   /**
    * The attempt whose failure was taken for a stale connection (see `staleConnection`): one per
-   * call. The breaker is not told of it, and its retry goes at once, unpaid by the budget.
+   * call. Resent, it goes at once, unpaid by the budget, and the breaker is not told of it.
    */
   #staleAttempt: number | undefined;
+  /**
+   * Set while the breaker waits to hear of the stale attempt: a failure like any other unless
+   * it is resent (a reset does not tell a reused connection from a new one, and an origin that
+   * resets every connection must still open the circuit of calls that make one attempt).
+   */
+  #staleUntold: { result: AttemptResult; probe: Probe | undefined } | undefined;
   /**
    * The clock as `start` read it for the deadline, until the first attempt starts in the same
    * tick and takes it as its start: a reading of the monotonic clock is a good part of what a call
@@ -373,9 +379,11 @@ class Call {
     const refused = outcome === "network_error" && this.#request.refusedWith(failure);
     const stale =
       outcome === "network_error" && !refused && this.#staleAttempt === undefined && staleConnection(failure);
-    if (stale) this.#staleAttempt = attempt.number;
-    if (refused || stale) this.#breaker?.release(attempt.probe);
-    else this.#record(result, outcome, attempt.probe);
+    if (refused) this.#breaker?.release(attempt.probe);
+    else if (stale) {
+      this.#staleAttempt = attempt.number;
+      this.#staleUntold = { result, probe: attempt.probe };
+    } else this.#record(result, outcome, attempt.probe);
     if (s.onEvent) {
       emit(s.onEvent, {
         type: "client.attempt",
@@ -388,9 +396,21 @@ class Call {
         durationMs: s.elapsed() - attempt.started,
       });
     }
-    if (result.response === undefined && this.#stoppedBy) throw this.#stopError();
+    if (result.response === undefined && this.#stoppedBy) {
+      this.#tellStale(false);
+      throw this.#stopError();
+    }
     if (refused) throw failure; // fetch's own error, as fetch gives it
     return result;
+  }
+
+  /** Tells the breaker of the stale attempt, once: nothing when it is resent, else a failure. */
+  #tellStale(resent: boolean): void {
+    const untold = this.#staleUntold;
+    if (untold === undefined) return;
+    this.#staleUntold = undefined;
+    if (resent) this.#breaker?.release(untold.probe);
+    else this.#record(untold.result, "network_error", untold.probe);
   }
 
   /** Tells the breaker. A caller's abort says nothing about the origin; the deadline counts as a timeout. */
@@ -421,8 +441,22 @@ class Call {
     return response?.redirected === true && originOf(response.url) !== this.#request.origin;
   }
 
-  /** The response to hand back, or the delay before the next attempt; throws when the call ends in an error. */
+  /**
+   * The response to hand back, or the delay before the next attempt; throws when the call ends
+   * in an error. A stale attempt's failure is told the breaker once that is known.
+   */
   #decide(result: AttemptResult): Response | number {
+    if (this.#staleUntold === undefined) return this.#retryOrSettle(result);
+    let next: Response | number | undefined;
+    try {
+      next = this.#retryOrSettle(result);
+      return next;
+    } finally {
+      this.#tellStale(typeof next === "number");
+    }
+  }
+
+  #retryOrSettle(result: AttemptResult): Response | number {
     const s = this.#s;
     const request = this.#request;
     const attempt = this.#attempts;

@@ -130,6 +130,58 @@ describe("stale connections", () => {
     expect(server.received).toHaveLength(2);
   });
 
+  it.each([
+    ["maxAttempts 1", { maxAttempts: 1 }, "GET"],
+    ["a POST without a key", { idempotencyKey: false as const }, "POST"],
+  ])(
+    "a reset that is not resent (%s) counts: an origin resetting every connection still opens the circuit",
+    async (_name, options, method) => {
+      const clock = new TestClock();
+      let calls = 0;
+      const client = createClient({
+        ...options,
+        breaker: { failures: 2 },
+        now: clock.now,
+        sleep: clock.sleep,
+        fetch: clock.track(async () => {
+          calls++;
+          throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+        }),
+      });
+      const url = "http://127.0.0.1:9/pay";
+      for (let i = 0; i < 2; i++) await settled(client(url, { method, body: method === "GET" ? null : "x" }));
+      expect(client.breakers.get(url)?.state).toBe("open");
+      const { error } = await settled(client(url, { method, body: method === "GET" ? null : "x" }));
+      expect(error).toBeInstanceOf(CircuitOpenError);
+      expect(calls).toBe(2);
+    },
+  );
+
+  it("a half-open probe that meets a stale connection and is resent stays the probe until it settles", async () => {
+    const clock = new TestClock();
+    const answers: Array<() => Response> = [
+      () => {
+        throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+      },
+      () => new Response("ok"),
+    ];
+    const client = createClient({
+      breaker: { failures: 1, halfOpenAfterMs: 1000 },
+      now: clock.now,
+      sleep: clock.sleep,
+      fetch: clock.track(async () => (answers.shift() ?? (() => new Response("ok")))()),
+    });
+    const url = "http://127.0.0.1:9/";
+    client.breakers.restore({
+      version: 1,
+      breakers: {
+        "http://127.0.0.1:9": { state: "open", consecutiveFailures: 1, openedAt: clock.now(), halfOpenInMs: 0 },
+      },
+    });
+    expect(await (await client(url)).text()).toBe("ok");
+    expect(client.breakers.get(url)?.state).toBe("closed");
+  });
+
   it("the shapes taken for a stale connection, as each runtime's fetch rejects", async () => {
     const socketError = (bytesRead: number | undefined) =>
       new TypeError("fetch failed", {
