@@ -268,6 +268,7 @@ describe("@interlock/client events", () => {
     const probe = (await otel.spans()).filter((s) => s.name === SPAN_CLIENT_ATTEMPT).at(-1);
     expect(probe?.attributes["interlock.client.probe"]).toBe(true);
   });
+
   it("a stale kept-alive connection, then a 200: its retry is recorded as one, sent at once", async () => {
     const { otel, onEvent } = telemetry();
     // What Node's fetch throws when the server closed a pooled connection as the request went
