@@ -59,7 +59,8 @@ function serverMain() {
     });
   });
   // Longer than a pause between windows under callgrind (a dump takes seconds): a connection the
-  // server closes as the client reuses it fails that request ("other side closed").
+  // server closes as it is reused fails bare fetch's request ("other side closed"), where the
+  // client resends it: the two would no longer send the same requests.
   server.keepAliveTimeout = 60_000;
   process.on("message", (message) => {
     if (message === "count") process.send({ requests });
