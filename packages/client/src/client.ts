@@ -484,9 +484,9 @@ class Call {
       this.#emitGiveUp("retry_after_too_long");
       throw new RetryAfterTooLongError(retryAfterMs, s.maxRetryAfterMs, this.#details());
     }
-    // A stale connection is resent at once, on the next turn of the event loop: by then the
-    // closes of the other connections the server dropped with it have been read (undici takes
-    // a dropped connection out of its pool as it reads the close).
+    // A stale connection is resent at once, on the next turn of the event loop: by then undici
+    // has read the closes already on the wire of other connections the server dropped with it,
+    // and taken those out of its pool.
     const stale = this.#staleAttempt === attempt;
     const backoffMs = stale ? 0 : this.#backoff(attempt);
     // Retry-After is a floor: the server knows when it will be ready; jitter only ever adds to it.
