@@ -70,8 +70,8 @@ function requireApiKey(req, res, next) {
 /**
  * 400 for a body that is no JSON object: another Content-Type (express.json() left no
  * `req.body`), none, or JSON that is no object (`null`, an array, a number). An empty body is
- * told by its bytes: express.json() makes `{}` of it, which is a payment sent empty (a 400
- * `invalid_payment` from the route). express.json() itself answers bad JSON and corrupt gzip
+ * told by its raw bytes: express.json() makes `{}` of it, as of a `{}` sent, and only the
+ * latter is a payment (sent empty: the route's 400 `invalid_payment`). express.json() itself answers bad JSON and corrupt gzip
  * 400, through the error handler.
  */
 function jsonObjectBody(req, res, next) {

@@ -39,8 +39,8 @@ export function authenticate(apiKeys: Map<string, string>) {
  * Middleware, before idempotency(): 400 for a POST whose body is no JSON object (none, another
  * Content-Type, JSON `null`, an array, a number), before a key is claimed, so the client's
  * corrected retry runs. (A 4xx the controller throws is an answer, stored under the key.) An
- * empty body is told by its bytes: Nest's parser makes `{}` of it, which is a payment sent
- * empty (the controller's 400 `invalid_payment`). Nest's parser answers bad JSON 400 itself.
+ * empty body is told by its raw bytes: Nest's parser makes `{}` of it, as of a `{}` sent, and
+ * only the latter is a payment (sent empty: the controller's 400 `invalid_payment`). Nest's parser answers bad JSON 400 itself.
  */
 export function jsonObjectBody(req: RawBodyRequest<Request>, res: Response, next: NextFunction) {
   const body: unknown = req.body;
