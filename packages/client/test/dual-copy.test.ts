@@ -7,20 +7,13 @@
  */
 
 import * as esmCore from "@interlock/core";
-import { type BothBuilds, loadBothBuilds } from "@interlock/test-harness/dual-builds";
-import { beforeAll, describe, expect, it } from "vitest";
+import { type Build, bothBuildsBeforeAll } from "@interlock/test-harness/dual-builds";
+import { describe, expect, it } from "vitest";
 
 type Package = typeof import("../src/index.js");
-type Copy = "ESM" | "CJS";
 
-let copies: BothBuilds<Package>;
-let cores: BothBuilds<Package>["cores"];
-
-beforeAll(async () => {
-  copies = await loadBothBuilds<Package>("client", esmCore);
-  cores = copies.cores;
-  expect(copies.CJS.ClientError).not.toBe(copies.ESM.ClientError);
-});
+const copies = bothBuildsBeforeAll<Package>("client", esmCore, (build) => build.ClientError);
+const { cores } = copies;
 
 const details = { origin: "https://api.example.com", method: "POST", attempts: 2, idempotencyKey: "k" };
 
@@ -33,7 +26,7 @@ const make = {
 };
 const classes = Object.keys(make) as (keyof typeof make)[];
 
-describe.each<[Copy, Copy]>([
+describe.each<[Build, Build]>([
   ["ESM", "CJS"],
   ["CJS", "ESM"],
 ])("an error made by the %s build, asked of the %s build's classes", (made, asked) => {

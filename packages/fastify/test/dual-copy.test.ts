@@ -7,20 +7,14 @@
 
 import * as esmCore from "@interlock/core";
 import { MemoryStore, signWebhook, standardWebhooks } from "@interlock/core";
-import { type BothBuilds, loadBothBuilds } from "@interlock/test-harness/dual-builds";
+import { type Build, bothBuildsBeforeAll } from "@interlock/test-harness/dual-builds";
 import Fastify, { type RouteOptions } from "fastify";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { closeAfterTest, SECRET, serve } from "./app.js";
 
 type Package = typeof import("../src/index.js");
-type Copy = "ESM" | "CJS";
 
-let copies: BothBuilds<Package>;
-
-beforeAll(async () => {
-  copies = await loadBothBuilds<Package>("fastify", esmCore);
-  expect(copies.CJS.interlock).not.toBe(copies.ESM.interlock);
-});
+const copies = bothBuildsBeforeAll<Package>("fastify", esmCore, (build) => build.interlock);
 
 async function delivery(id: string, body: string, contentType: string, secret = SECRET) {
   const signed = await signWebhook({ scheme: standardWebhooks, secret, body, id, timestamp: Date.now() / 1000 });
@@ -34,7 +28,7 @@ const pay = (url: string) =>
     body: "{}",
   });
 
-describe.each<[Copy, Copy]>([
+describe.each<[Build, Build]>([
   ["ESM", "CJS"],
   ["CJS", "ESM"],
   ["ESM", "ESM"],
@@ -140,7 +134,7 @@ describe("both builds loaded, each registering its plugin in a scope of its own"
 });
 
 describe("both builds loaded, without the plugin", () => {
-  it.each<Copy>(["ESM", "CJS"])(
+  it.each<Build>(["ESM", "CJS"])(
     "a route naming sets of the %s build gets one fail-closed check, and answers 500 invalid_configuration",
     async (setsCopy) => {
       const checks: unknown[][] = [];

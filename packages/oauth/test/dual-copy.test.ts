@@ -7,20 +7,13 @@
  */
 
 import * as esmCore from "@interlock/core";
-import { type BothBuilds, loadBothBuilds } from "@interlock/test-harness/dual-builds";
-import { beforeAll, describe, expect, it } from "vitest";
+import { type Build, bothBuildsBeforeAll } from "@interlock/test-harness/dual-builds";
+import { describe, expect, it } from "vitest";
 
 type Package = typeof import("../src/index.js");
-type Copy = "ESM" | "CJS";
 
-let copies: BothBuilds<Package>;
-let cores: BothBuilds<Package>["cores"];
-
-beforeAll(async () => {
-  copies = await loadBothBuilds<Package>("oauth", esmCore);
-  cores = copies.cores;
-  expect(copies.CJS.OAuthError).not.toBe(copies.ESM.OAuthError);
-});
+const copies = bothBuildsBeforeAll<Package>("oauth", esmCore, (build) => build.OAuthError);
+const { cores } = copies;
 
 /** One error of each class the package exports, made by the given copy. */
 const make = {
@@ -32,7 +25,7 @@ const make = {
 };
 const classes = Object.keys(make) as (keyof typeof make)[];
 
-describe.each<[Copy, Copy]>([
+describe.each<[Build, Build]>([
   ["ESM", "CJS"],
   ["CJS", "ESM"],
 ])("an error made by the %s build, asked of the %s build's classes", (made, asked) => {

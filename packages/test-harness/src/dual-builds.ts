@@ -7,8 +7,12 @@
 import { readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { beforeAll, expect } from "vitest";
 
 type Core = typeof import("@interlock/core");
+
+/** One of a package's two builds. */
+export type Build = "ESM" | "CJS";
 
 /** Each build of the package, and the core each one extends. */
 export interface BothBuilds<P> {
@@ -34,6 +38,23 @@ export async function loadBothBuilds<P>(name: string, esmCore: Core): Promise<Bo
   const cjsCore = require("@interlock/core") as Core;
   if (cjsCore.InterlockError === esmCore.InterlockError) throw new Error("both builds were given the same core");
   return { ESM: esm, CJS: cjs, cores: { ESM: esmCore, CJS: cjsCore } };
+}
+
+/**
+ * `loadBothBuilds` in a `beforeAll` of the calling test file, its builds filled into the object
+ * returned here (read them in the tests; `cores` may be taken at once). `distinct` picks an
+ * export each build must have a copy of its own of: the proof two builds were loaded.
+ */
+export function bothBuildsBeforeAll<P>(name: string, esmCore: Core, distinct: (build: P) => unknown): BothBuilds<P> {
+  const builds = { cores: {} } as BothBuilds<P>;
+  beforeAll(async () => {
+    const loaded = await loadBothBuilds<P>(name, esmCore);
+    Object.assign(builds.cores, loaded.cores);
+    builds.ESM = loaded.ESM;
+    builds.CJS = loaded.CJS;
+    expect(distinct(builds.CJS)).not.toBe(distinct(builds.ESM));
+  });
+  return builds;
 }
 
 /** Throws, saying how to build it, when `packages/<name>/dist` is older than any file under its `src/`. */

@@ -7,22 +7,15 @@
  */
 
 import * as esmCore from "@interlock/core";
-import { type BothBuilds, loadBothBuilds } from "@interlock/test-harness/dual-builds";
-import { beforeAll, describe, expect, it } from "vitest";
+import { type Build, bothBuildsBeforeAll } from "@interlock/test-harness/dual-builds";
+import { describe, expect, it } from "vitest";
 
 type Package = typeof import("../src/index.js");
-type Copy = "ESM" | "CJS";
 
-let copies: BothBuilds<Package>;
-let cores: BothBuilds<Package>["cores"];
+const copies = bothBuildsBeforeAll<Package>("web", esmCore, (build) => build.RequestBodyError);
+const { cores } = copies;
 
-beforeAll(async () => {
-  copies = await loadBothBuilds<Package>("web", esmCore);
-  cores = copies.cores;
-  expect(copies.CJS.RequestBodyError).not.toBe(copies.ESM.RequestBodyError);
-});
-
-describe.each<[Copy, Copy]>([
+describe.each<[Build, Build]>([
   ["ESM", "CJS"],
   ["CJS", "ESM"],
 ])("an error made by the %s build, asked of the %s build's classes", (made, asked) => {
