@@ -7,7 +7,7 @@
  */
 
 import * as esmCore from "@interlock/core";
-import { type Build, bothBuildsBeforeAll } from "@interlock/test-harness/dual-builds";
+import { bothBuildsBeforeAll, EACH_WAY } from "@interlock/test-harness/dual-builds";
 import { describe, expect, it } from "vitest";
 
 type Package = typeof import("../src/index.js");
@@ -15,10 +15,7 @@ type Package = typeof import("../src/index.js");
 const copies = bothBuildsBeforeAll<Package>("cli", esmCore, (build) => build.CliError);
 const { cores } = copies;
 
-describe.each<[Build, Build]>([
-  ["ESM", "CJS"],
-  ["CJS", "ESM"],
-])("an error made by the %s build, asked of the %s build's classes", (made, asked) => {
+describe.each(EACH_WAY)("an error made by the %s build, asked of the %s build's classes", (made, asked) => {
   it("CliError: an instance of its class and InterlockError, and of no other", () => {
     const error = new copies[made].CliError("unreachable", "the URL cannot be reached");
     expect(error).toBeInstanceOf(copies[asked].CliError);

@@ -7,7 +7,7 @@
  */
 
 import * as esmCore from "@interlock/core";
-import { type Build, bothBuildsBeforeAll } from "@interlock/test-harness/dual-builds";
+import { bothBuildsBeforeAll, EACH_WAY } from "@interlock/test-harness/dual-builds";
 import { describe, expect, it } from "vitest";
 
 type Package = typeof import("../src/index.js");
@@ -26,10 +26,7 @@ const make = {
 };
 const classes = Object.keys(make) as (keyof typeof make)[];
 
-describe.each<[Build, Build]>([
-  ["ESM", "CJS"],
-  ["CJS", "ESM"],
-])("an error made by the %s build, asked of the %s build's classes", (made, asked) => {
+describe.each(EACH_WAY)("an error made by the %s build, asked of the %s build's classes", (made, asked) => {
   it.each(classes)("%s: an instance of its class, ClientError and InterlockError, and of no sibling", (name) => {
     const error = make[name](copies[made]);
     expect(error).toBeInstanceOf(copies[asked][name]);

@@ -14,6 +14,12 @@ type Core = typeof import("@interlock/core");
 /** One of a package's two builds. */
 export type Build = "ESM" | "CJS";
 
+/** Each build asked of the other's: what the dual-copy tests run over, `[made, asked]`. */
+export const EACH_WAY: ReadonlyArray<[made: Build, asked: Build]> = [
+  ["ESM", "CJS"],
+  ["CJS", "ESM"],
+];
+
 /** Each build of the package, and the core each one extends. */
 export interface BothBuilds<P> {
   ESM: P;
