@@ -179,12 +179,26 @@ function lastOutcome({ response, cause }: ClientErrorDetails): string {
  * some runtimes fill with the URL.
  */
 export function describeError(error: unknown): string {
-  const code = errorCode(error) ?? errorCode((error as { cause?: unknown } | undefined)?.cause);
-  if (code !== undefined) return code;
+  const coded = codedFailure(error);
+  if (coded !== undefined) return coded.code;
   return error instanceof Error ? error.name : typeof error;
 }
 
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null | undefined)?.code;
-  return typeof code === "string" ? code : undefined;
+/** A failure that carries the platform's code, and whatever else it tells (undici's `socket`). */
+export interface CodedFailure {
+  code: string;
+  socket?: { bytesRead?: unknown };
 }
+
+/**
+ * What carries the platform's code of a failed attempt: the error itself (Bun's, Node's system
+ * errors), else its cause (Node's fetch rejects with a `TypeError` whose cause is undici's).
+ */
+export function codedFailure(error: unknown): CodedFailure | undefined {
+  if (hasCode(error)) return error;
+  const cause = (error as { cause?: unknown } | null | undefined)?.cause;
+  return hasCode(cause) ? cause : undefined;
+}
+
+const hasCode = (value: unknown): value is CodedFailure =>
+  typeof (value as { code?: unknown } | null | undefined)?.code === "string";

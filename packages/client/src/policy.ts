@@ -5,6 +5,8 @@
  * and no predicate overrides it.
  */
 
+import { codedFailure } from "./errors.js";
+
 /** An attempt's result: a response, or the error fetch rejected with (a network error, an attempt timeout). */
 export type AttemptResult =
   | {
@@ -98,11 +100,16 @@ export function isReplayableBody(body: unknown): boolean {
  * a new one, so the client takes one such failure per call for stale, no more.
  */
 export function staleConnection(error: unknown): boolean {
-  const cause = (error as { cause?: unknown } | null | undefined)?.cause;
-  for (const failure of [error, cause]) {
-    const { code, socket } = (failure ?? {}) as { code?: unknown; socket?: { bytesRead?: unknown } };
-    if (code === "ECONNRESET" || code === "EPIPE") return true;
-    if (code === "UND_ERR_SOCKET") return typeof socket?.bytesRead !== "number" || socket.bytesRead > 0;
+  const failure = codedFailure(error);
+  switch (failure?.code) {
+    case "ECONNRESET":
+    case "EPIPE":
+      return true;
+    case "UND_ERR_SOCKET": {
+      const bytesRead = failure.socket?.bytesRead;
+      return typeof bytesRead !== "number" || bytesRead > 0;
+    }
+    default:
+      return false;
   }
-  return false;
 }
