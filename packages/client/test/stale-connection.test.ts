@@ -20,6 +20,11 @@ const anyStale = (staleStep: Step) => (_index: number, request: { onConnection: 
  * response's end is processed, so a call made right after another goes out on a new one.
  */
 const idle = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** What Node's fetch rejects with for a reset connection. */
+const reset = () => new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+/** A client on a virtual clock whose fetch is `send` (a real server cannot reset every connection on cue). */
+const clientOver = (send: () => Promise<Response>, options: ClientOptions = {}, clock = new TestClock()) =>
+  clientOn({ ...options, fetch: clock.track(send) }, clock);
 
 describe.each([
   ["closed (FIN: undici's 'other side closed')", { drop: true } as Step],
@@ -136,18 +141,12 @@ describe("stale connections", () => {
   ])(
     "a reset that is not resent (%s) counts: an origin resetting every connection still opens the circuit",
     async (_name, options, method) => {
-      const clock = new TestClock();
       let calls = 0;
-      const client = createClient({
-        ...options,
-        breaker: { failures: 2 },
-        now: clock.now,
-        sleep: clock.sleep,
-        fetch: clock.track(async () => {
-          calls++;
-          throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
-        }),
-      });
+      const send = async (): Promise<Response> => {
+        calls++;
+        throw reset();
+      };
+      const { client } = clientOver(send, { ...options, breaker: { failures: 2 } });
       const url = "http://127.0.0.1:9/pay";
       for (let i = 0; i < 2; i++) await settled(client(url, { method, body: method === "GET" ? null : "x" }));
       expect(client.breakers.get(url)?.state).toBe("open");
@@ -158,19 +157,14 @@ describe("stale connections", () => {
   );
 
   it("a half-open probe that meets a stale connection and is resent stays the probe until it settles", async () => {
-    const clock = new TestClock();
     const answers: Array<() => Response> = [
       () => {
-        throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+        throw reset();
       },
       () => new Response("ok"),
     ];
-    const client = createClient({
-      breaker: { failures: 1, halfOpenAfterMs: 1000 },
-      now: clock.now,
-      sleep: clock.sleep,
-      fetch: clock.track(async () => (answers.shift() ?? (() => new Response("ok")))()),
-    });
+    const send = async () => (answers.shift() ?? (() => new Response("ok")))();
+    const { client, clock } = clientOver(send, { breaker: { failures: 1, halfOpenAfterMs: 1000 } });
     const url = "http://127.0.0.1:9/";
     client.breakers.restore({
       version: 1,
@@ -194,7 +188,7 @@ describe("stale connections", () => {
       ["undici, a connection that had read answers", socketError(64), true],
       ["undici, a fresh connection", socketError(0), false],
       ["undici, no socket told", socketError(undefined), true],
-      ["Node, a reset", new TypeError("fetch failed", { cause: { code: "ECONNRESET" } }), true],
+      ["Node, a reset", reset(), true],
       ["Node, a write to a closed connection", new TypeError("fetch failed", { cause: { code: "EPIPE" } }), true],
       [
         "Bun, a reset",
@@ -205,25 +199,14 @@ describe("stale connections", () => {
       ["a plain TypeError", new TypeError("fetch failed"), false],
     ];
     for (const [name, failure, stale] of cases) {
-      const clock = new TestClock();
-      const seen: boolean[] = [];
-      const client = createClient({
-        ...slowBackoff,
-        now: clock.now,
-        sleep: clock.sleep,
-        fetch: clock.track(async () => {
-          if (seen.length === 0) {
-            seen.push(true);
-            throw failure;
-          }
-          return new Response("ok");
-        }),
-        onEvent: (event) => {
-          if (event.type === "client.retry") seen.push(event.staleConnection);
-        },
-      });
+      let calls = 0;
+      const send = async () => {
+        if (calls++ === 0) throw failure;
+        return new Response("ok");
+      };
+      const { client, ofType } = clientOver(send, slowBackoff);
       expect(await (await client("http://127.0.0.1:9/")).text(), name).toBe("ok");
-      expect([name, seen[1]]).toEqual([name, stale]);
+      expect([name, ofType("client.retry")[0]?.staleConnection]).toEqual([name, stale]);
     }
   });
 });
