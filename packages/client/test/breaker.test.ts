@@ -10,10 +10,8 @@ import {
   type FetchFunction,
   RetryLimitError,
 } from "../src/index.js";
-import { TestClock } from "./helpers/clock.js";
+import { TestClock, tick } from "./helpers/clock.js";
 import { clientOn, serve, settled } from "./helpers/setup.js";
-
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A fetch that counts its calls: the proof that a refused call made no network call. */
 function counting(clock: TestClock) {

@@ -12,12 +12,10 @@ import {
   RetryLimitError,
   TimeoutError,
 } from "../src/index.js";
-import { EPOCH, TestClock } from "./helpers/clock.js";
+import { EPOCH, TestClock, tick } from "./helpers/clock.js";
 import { clientOn, serve, settled } from "./helpers/setup.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A 503 whose body never ends, counting its cancellations: the proof its connection was freed. */
 const endless503 = (onCancel: () => void) =>
@@ -435,7 +433,7 @@ describe("timeouts", () => {
     try {
       const response = await client(slow.url);
       for (const runOut of timers.splice(0)) runOut(); // the attempt's timer, cancelled, runs out all the same
-      await new Promise((resolve) => setImmediate(resolve));
+      await tick();
       slow.finish();
       expect(await response.text()).toBe("first chunk, then the rest");
     } finally {

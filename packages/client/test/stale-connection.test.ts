@@ -2,11 +2,14 @@
  * A kept-alive connection the server closes as the client reuses it (its idle timeout, a
  * restart): against a real scripted server on 127.0.0.1 that closes a connection when its
  * second request arrives, which is the race as the client meets it. The request is resent at
- * once, the breaker is not told, the budget not charged; one such failure per call.
+ * once, the breaker is not told, the budget not charged; one such failure per call. A test
+ * waits a turn of the event loop (`tick`) before reusing a connection: undici frees one for the
+ * next request only after the response's end is processed, so a call made right after another
+ * goes out on a new connection.
  */
 import { describe, expect, it } from "vitest";
 import { CircuitOpenError, type ClientOptions, createClient } from "../src/index.js";
-import { TestClock } from "./helpers/clock.js";
+import { TestClock, tick } from "./helpers/clock.js";
 import type { Step } from "./helpers/scripted-server.js";
 import { clientOn, serve, settled } from "./helpers/setup.js";
 
@@ -15,11 +18,6 @@ const OK: Step = { status: 200, body: "ok" };
 const slowBackoff: ClientOptions = { random: () => 0.99, backoff: { baseMs: 1000, capMs: 10_000 } };
 const anyStale = (staleStep: Step) => (_index: number, request: { onConnection: number }) =>
   request.onConnection === 2 ? staleStep : OK;
-/**
- * A turn of the event loop: undici frees a connection for the next request only after the
- * response's end is processed, so a call made right after another goes out on a new one.
- */
-const idle = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** What Node's fetch rejects with for a reset connection. */
 const reset = () => new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
 /** A client on a virtual clock whose fetch is `send` (a real server cannot reset every connection on cue). */
@@ -35,7 +33,7 @@ describe.each([
     const { client, clock, ofType } = clientOn({ ...slowBackoff, breaker: { failures: 1 } });
     expect(await (await client(server.url)).text()).toBe("ok");
     const tokens = client.budgets.get(server.url)?.tokens;
-    await idle();
+    await tick();
 
     const response = await client(server.url);
     expect(await response.text()).toBe("ok");
@@ -55,7 +53,7 @@ describe.each([
     const server = await serve(anyStale(staleStep));
     const { client, ofType } = clientOn(slowBackoff);
     await (await client(server.url)).text();
-    await idle();
+    await tick();
     expect((await client(server.url, { method: "POST", body: "pay" })).status).toBe(200);
     const [, stale, resent] = server.received;
     expect(stale?.headers["idempotency-key"]).toMatch(/^[0-9a-f-]{36}$/);
@@ -64,7 +62,7 @@ describe.each([
 
     const unkeyed = createClient({ idempotencyKey: false, breaker: false });
     await (await unkeyed(server.url)).text();
-    await idle();
+    await tick();
     const { error } = await settled(unkeyed(server.url, { method: "POST", body: "pay" }));
     expect(error).toBeInstanceOf(TypeError); // fetch's own network error, as fetch gives it
     expect(server.received.filter((r) => r.method === "POST")).toHaveLength(3);
@@ -83,7 +81,7 @@ describe("stale connections", () => {
     await server.receivedCount(8);
     for (let i = 0; i < 8; i++) server.release(OK);
     await Promise.all(opening);
-    await idle();
+    await tick();
 
     const answers = await Promise.all(Array.from({ length: 8 }, () => client(server.url).then((r) => r.text())));
     expect(answers).toEqual(Array(8).fill("ok"));
@@ -103,7 +101,7 @@ describe("stale connections", () => {
     const { client, clock, ofType } = clientOn({ ...slowBackoff, breaker: { failures: 2 } });
     await (await client(server.url)).text();
     const tokens = client.budgets.get(server.url)?.tokens as number;
-    await idle();
+    await tick();
 
     expect(await (await client(server.url)).text()).toBe("ok");
     expect(ofType("client.retry").map((e) => [e.attempt, e.staleConnection, e.delayMs])).toEqual([
@@ -129,7 +127,7 @@ describe("stale connections", () => {
     const server = await serve(anyStale({ drop: true }));
     const { client } = clientOn({ maxAttempts: 1 });
     await (await client(server.url)).text();
-    await idle();
+    await tick();
     const { error } = await settled(client(server.url));
     expect(error).toMatchObject({ name: "RetryLimitError", attempts: 1 });
     expect(server.received).toHaveLength(2);

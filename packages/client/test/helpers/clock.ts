@@ -19,7 +19,8 @@ interface Timer {
 /** 2030-01-01T00:00:00Z: a whole second, so HTTP-dates convert exactly. */
 export const EPOCH = Date.UTC(2030, 0, 1);
 
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** One turn of the event loop: what is ready to run (I/O callbacks among it) runs first. */
+export const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class TestClock {
   #now: number;
