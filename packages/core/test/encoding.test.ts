@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { copyBytesShared, encodeUtf8Shared } from "../src/encoding.js";
-import { responseSize, utf8 } from "../src/index.js";
+import { responseSize, unstorable, utf8 } from "../src/index.js";
+import { storedByteLength } from "../src/store/validate.js";
 
 const encoder = new TextEncoder();
 
@@ -93,6 +94,38 @@ describe("copyBytesShared", () => {
       const own = copyBytesShared(new Uint8Array(size).fill(3));
       expect([own.byteOffset, own.buffer.byteLength]).toEqual([0, size]);
     }
+  });
+});
+
+describe("storedByteLength", () => {
+  it("counts what a store writes; -1 for NUL and for a lone surrogate, which no store holds", () => {
+    const samples: Array<[string, number]> = [
+      ["", 0],
+      ["content-type", 12],
+      ["\u0001\u007f", 2],
+      ["\u0080\u07ff", 4],
+      ["\u0800\ud7ff\ue000\uffff", 12],
+      ["\ud800\udc00\udbff\udfff", 8],
+      ['attachment; filename="Übersicht 🔑.pdf"', 42],
+      ["a\u0000b", -1],
+      ["\u0000", -1],
+      ["\ud800", -1],
+      ["\udc00", -1],
+      ["x\ud800y", -1],
+      ["\udc00\ud800", -1],
+      ["\ud83d\ud83d\udd11", -1],
+      ["🔑\ud800", -1],
+    ];
+    for (const [text, bytes] of samples) expect(storedByteLength(text), JSON.stringify(text)).toBe(bytes);
+  });
+
+  it("property: TextEncoder's length for text a store holds, -1 exactly when `unstorable`", () => {
+    const anyCodeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
+    const text = fc.oneof(fc.string({ unit: "binary" }), fc.string({ unit: anyCodeUnit }));
+    fc.assert(
+      fc.property(text, (value) => storedByteLength(value) === (unstorable(value) ? -1 : encoder.encode(value).length)),
+      { numRuns: 2_000 },
+    );
   });
 });
 
