@@ -1138,6 +1138,39 @@ describe("runIdempotent's edges", () => {
 describe("what the engine and runIdempotent hand the store", () => {
   const request = (key: string) => keyedPost(key);
 
+  it("stores an answer of exactly maxRecordBytes in UTF-8, header text included, and releases one a byte over", async () => {
+    // "é" is one UTF-16 unit and two bytes: a count of units would take both answers for 96 bytes.
+    const store = new MemoryStore({ maxRecordBytes: 128 });
+    const events: InterlockEvent[] = [];
+    const engine = createIdempotency({
+      store,
+      principal: false,
+      replayHeaders: ["x-name"],
+      onEvent: (event) => events.push(event),
+    });
+    const answer = (bodyBytes: number) => ({
+      status: 201,
+      headers: { "x-name": "é".repeat(32) }, // 6 + 64 bytes
+      body: "b".repeat(bodyBytes),
+    });
+    const fits = await engine.begin(request("k-fits"));
+    if (fits.action !== "execute") throw new Error(`expected execute, got ${fits.action}`);
+    expect(await engine.finish(fits.ticket, answer(128 - 70))).toBe(true);
+    const over = await engine.begin(request("k-over"));
+    if (over.action !== "execute") throw new Error(`expected execute, got ${over.action}`);
+    expect(await engine.finish(over.ticket, answer(128 - 69))).toBe(false);
+    expect(events.filter((event) => event.type === "idempotency.released")).toMatchObject([
+      { reason: "too_large", status: 201, released: true },
+    ]);
+    expect(await engine.begin(request("k-fits"))).toMatchObject({ action: "respond", replayed: true });
+    expect(await engine.begin(request("k-over"))).toMatchObject({ action: "execute" });
+    // ASCII header text three times over the limit's bound, yet within it: stored.
+    const ascii = await engine.begin(request("k-ascii"));
+    if (ascii.action !== "execute") throw new Error(`expected execute, got ${ascii.action}`);
+    const asciiAnswer = { status: 201, headers: { "x-name": "a".repeat(100) }, body: "b".repeat(22) };
+    expect(await engine.finish(ascii.ticket, asciiAnswer)).toBe(true);
+  });
+
   it("a response is kept for retentionMs, long past the lease: replayed until then, run again after", async () => {
     let now = 1_000_000;
     const store = new MemoryStore({ now: () => now });

@@ -30,10 +30,10 @@ import {
   asUnavailable,
   choiceOption,
   failureMessage,
+  fitsRecord,
   HTTP_TOKEN,
   positiveMs,
   releaseClaim,
-  responseSize,
   storeOption,
   unstorable,
 } from "../store/validate.js";
@@ -829,7 +829,7 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
       if (!shouldCache(status, ticket.method)) return releaseUnstored(ticket, { reason: "status", status });
       if (tooLarge || captured.body === undefined) return releaseUnstored(ticket, { reason: "too_large", status });
       const response = responseToStore(ticket.method, status, captured.headers, captured.body, allowedHeaders);
-      if (responseSize(response) > store.maxRecordBytes) {
+      if (!fitsRecord(response, store.maxRecordBytes)) {
         return releaseUnstored(ticket, { reason: "too_large", status });
       }
       const completing = onEvent ? monotonicNow() : 0;

@@ -170,6 +170,17 @@ export function responseSize(response: StoredResponse): number {
 }
 
 /**
+ * Whether a response takes at most `limit` bytes in a store (`responseSize`), counted exactly only
+ * when the bound of 3 bytes per UTF-16 unit does not settle it: a response far under the limit,
+ * almost every one, is judged without a pass over its header text.
+ */
+export function fitsRecord(response: StoredResponse, limit: number): boolean {
+  let bound = response.body.length;
+  for (const [name, value] of response.headers) bound += 3 * (name.length + value.length);
+  return bound <= limit || responseSize(response) <= limit;
+}
+
+/**
  * `text`'s UTF-8 bytes as a store writes them, or -1 when no store can (`unstorable`: NUL or a
  * lone surrogate). One pass over the text, where a header's check and its size were a regular
  * expression and a loop each.
