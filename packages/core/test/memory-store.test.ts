@@ -841,6 +841,32 @@ describe("memory store slots (columns, ring, index)", () => {
     expect(await store.complete("lock", lock, response(2), { ttlMs: 60_000 })).toBe(true);
   });
 
+  it("finds a lock by its token's slot, or by its key once 4,096 claims came after it; never another key's lock", async () => {
+    const store = new MemoryStore({ maxEntries: 10_000 });
+    const done = { ttlMs: 60_000 };
+    const [a, b] = [await claimed(store, "a"), await claimed(store, "b")];
+    // Each token names its own lock's slot: with another key it names nothing that key holds.
+    expect(await store.complete("b", a, response(1), done)).toBe(false);
+    expect(await store.release("a", b)).toBe(false);
+    expect(await store.extend("b", a, 1_000)).toBe(false);
+    // a's prefix with a counter 4,096 on (the same hint), and texts that are no token.
+    const prefix = a.slice(0, a.lastIndexOf(".") + 1);
+    const counterOfA = Number(a.slice(prefix.length));
+    const made = [`${prefix}${counterOfA + 4_096}`, `${prefix}${"9".repeat(20)}`, `${prefix}-1`, prefix, "", "0"];
+    for (const token of made) {
+      for (const key of ["a", "b"]) {
+        expect(await store.complete(key, token, response(1), done), `${key} ${token}`).toBe(false);
+        expect(await store.release(key, token), `${key} ${token}`).toBe(false);
+      }
+    }
+    // 4,096 claims later a's hint is another lock's: a is found by its key.
+    for (let i = 0; i < 4_096; i++) await store.release(`n${i}`, await claimed(store, `n${i}`));
+    expect(await store.complete("a", a, response(1), done)).toBe(true);
+    expect(await store.release("b", b)).toBe(true);
+    expect((await store.claim("a", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("completed");
+    expect((await store.claim("b", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("claimed");
+  });
+
   it("keeps every record intact while the ring grows around its wrapped end", async () => {
     let now = 0;
     const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 5_000, now: () => now });

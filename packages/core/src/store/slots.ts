@@ -353,6 +353,17 @@ export class Slots {
     freeValues(this.#values[slot >>> BLOCK_SHIFT] as unknown[], (slot & IN_BLOCK) * VALUES);
   }
 
+  /**
+   * Whether `slot` (any number: a hint, maybe stale) is a slot made so far that holds `key` under
+   * `token`: a lock found without the index hashing its key.
+   */
+  holds(slot: number, key: string, token: string): boolean {
+    const block = this.#values[slot >>> BLOCK_SHIFT];
+    if (slot < 0 || block === undefined) return false;
+    const at = (slot & IN_BLOCK) * VALUES;
+    return block[at + TOKEN] === token && block[at + KEY] === key;
+  }
+
   /** Whether the slot was dropped (it stays in the ring until the head passes it). */
   dropped(slot: number): boolean {
     return this.#keys.get(slot) === "";

@@ -233,6 +233,15 @@ export function assertComplete(
   options: CompleteOptions,
 ): number {
   assertKey(key);
+  return completionSize(store, response, options);
+}
+
+/** `assertComplete` but for the key: for a store that checks it only when no lock of its own vouches for it. */
+export function completionSize(
+  store: { name: string; maxRecordBytes: number },
+  response: StoredResponse,
+  options: CompleteOptions,
+): number {
   assertTtl("ttlMs", options?.ttlMs);
   const headerBytes = Array.isArray(response?.headers) ? storedHeaderBytes(response.headers) : -1;
   if (!isHttpStatus(response?.status) || !(response.body instanceof Uint8Array) || headerBytes < 0) {
