@@ -358,8 +358,9 @@ export class Slots {
    * `token`: a lock found without the index hashing its key.
    */
   holds(slot: number, key: string, token: string): boolean {
+    if (slot < 0) return false;
     const block = this.#values[slot >>> BLOCK_SHIFT];
-    if (slot < 0 || block === undefined) return false;
+    if (block === undefined) return false;
     const at = (slot & IN_BLOCK) * VALUES;
     return block[at + TOKEN] === token && block[at + KEY] === key;
   }

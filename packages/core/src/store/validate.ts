@@ -183,7 +183,8 @@ export function fitsRecord(response: StoredResponse, limit: number): boolean {
 /**
  * `text`'s UTF-8 bytes as a store writes them, or -1 when no store can (`unstorable`: NUL or a
  * lone surrogate). One pass over the text, where a header's check and its size were a regular
- * expression and a loop each.
+ * expression and a loop each. `utf8.byteLength`'s loop but for a lone surrogate, which that
+ * counts as the 3 bytes of U+FFFD an encoder writes in its place.
  */
 export function storedByteLength(text: string): number {
   let bytes = text.length;
