@@ -28,7 +28,7 @@
  */
 
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
-import { rawBodyOf } from "./raw-body.js";
+import { rawBodyOf, whenKept } from "./raw-body.js";
 
 /** Global, as `kRawBody` is: the fallback of the plugin of either copy of the package serves the webhook sets of either. */
 export const kTakesBodyRaw = Symbol.for("@interlock/fastify.takesBodyRaw");
@@ -57,12 +57,19 @@ const TEXTUAL =
 function parseBodyRaw(request: FastifyRequest, _payload: unknown, done: (error: Error | null, body?: unknown) => void) {
   // A request no route matched: Fastify leaves its body unparsed and answers 404, not 415.
   if (request.is404) return done(null, undefined);
+  // A tapped body is read as this parser waits: nothing else reads the payload.
+  whenKept(request, () => giveBodyRaw(request, done));
+}
+
+function giveBodyRaw(request: FastifyRequest, done: (error: Error | null, body?: unknown) => void) {
   const raw = rawBodyOf(request);
   // Not a webhook route: Fastify's own 415, through the app's error handler. (As after any
   // parser's error, Fastify closes the connection after it, the unread body with it.)
-  if ((request as WithRawFlag)[kTakesBodyRaw] !== true || !Buffer.isBuffer(raw)) {
+  if ((request as WithRawFlag)[kTakesBodyRaw] !== true || raw === undefined) {
     return done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE());
   }
+  // Bytes that could not be kept: no body, and the webhook set's preHandler refuses them.
+  if (!Buffer.isBuffer(raw)) return done(null, undefined);
   const type = request.headers["content-type"];
   done(null, type !== undefined && TEXTUAL.test(type.trim()) ? raw.toString("utf8") : Buffer.from(raw));
 }

@@ -40,7 +40,7 @@ import {
 } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
-import { captureRawBody, rawBodyOf } from "./raw-body.js";
+import { captureRawBody, rawBodyOf, whenKept } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
 
 /** The engine's view of a Fastify request; `context` is the Fastify request itself. */
@@ -153,12 +153,33 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     consumed: CONSUMED,
     // A payload already read (Fastify could not parse it either): refused now, reported by the engine.
     refuse: (error, request, reply) => answer(engine.refuse(neutralOf(request), error), request, reply, onError),
+    report: (error, request) => void engine.refuse(neutralOf(request), error),
     // Past the limit: refused (413) only if the engine asks for the body.
     tooLarge: "defer",
     // A request without a key is passed or refused unread: its payload goes to Fastify as sent.
     wanted: (request) => engine.mayReadBody(request),
     decode: true,
   });
+
+  /** Claims the key (the engine reads the kept body if the fingerprint needs it); the route runs (`done()`) unless answered. */
+  function claim(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
+    engine.begin(neutralOf(request)).then((decision) => {
+      if (decision.action === "respond") return respond(decision, request, reply);
+      if (decision.action === "execute") {
+        const ends = {
+          cutOff: () => void finishHijacked(request),
+          threw: () => void abortRun(request),
+          settleEnded: () => finishHijacked(request),
+        };
+        keepPending(request, kIdempotentRun, {
+          ticket: decision.ticket,
+          hijacked: recordOnHijack(reply, recordLimit, ends),
+        });
+        settleWhenFinished(request, reply, kIdempotentRun, finishHijacked, abortRun);
+      }
+      done();
+    }, done);
+  }
 
   return hookSet("last", {
     preParsing(request, reply, payload, done) {
@@ -173,22 +194,7 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     },
 
     preHandler(request, reply, done) {
-      engine.begin(neutralOf(request)).then((decision) => {
-        if (decision.action === "respond") return respond(decision, request, reply);
-        if (decision.action === "execute") {
-          const ends = {
-            cutOff: () => void finishHijacked(request),
-            threw: () => void abortRun(request),
-            settleEnded: () => finishHijacked(request),
-          };
-          keepPending(request, kIdempotentRun, {
-            ticket: decision.ticket,
-            hijacked: recordOnHijack(reply, recordLimit, ends),
-          });
-          settleWhenFinished(request, reply, kIdempotentRun, finishHijacked, abortRun);
-        }
-        done();
-      }, done);
+      whenKept(request, () => claim(request, reply, done));
     },
 
     // Stored before the answer goes out, so a client retrying at once gets the replay, not a 409.

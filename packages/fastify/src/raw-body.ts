@@ -1,7 +1,9 @@
 /**
- * Raw body capture in `preParsing`: the hook reads the whole payload, keeps the bytes on the
- * request and hands Fastify a fresh stream of the same bytes, so the app's own content-type
- * parsers (JSON, text, form, custom) run exactly as they would without Interlock.
+ * Raw body capture in `preParsing`, so the app's own content-type parsers (JSON, text, form,
+ * custom) run exactly as they would without Interlock. A body of the size its Content-Length
+ * announces, as sent over HTTP/1, is tapped: its chunks are kept as the app's parser reads them
+ * from the request, one read for both. Any other (chunked, HTTP/2, past the limit, from an
+ * earlier hook's stream, to decode) is read whole first, and Fastify gets a fresh stream of it.
  */
 
 import { PassThrough, Readable } from "node:stream";
@@ -19,16 +21,42 @@ export type RawBodyRefusal = (error: BodyError, request: FastifyRequest, reply: 
  */
 export const kRawBody = Symbol.for("@interlock/fastify.rawBody");
 
+/** Global, as `kRawBody` is: either copy of the package may wait for a body the other taps. */
+const kTapping = Symbol.for("@interlock/fastify.tapping");
+
+/** A body being tapped: the chunks so far, and what waits for the whole of it. */
+interface Tapping {
+  readonly [kTapping]: true;
+  readonly chunks: Array<Buffer | string>;
+  readonly waiting: Array<() => void>;
+}
+
+const isTapping = (kept: unknown): kept is Tapping => (kept as Partial<Tapping> | null)?.[kTapping] === true;
+
 interface WithRawBody {
-  [kRawBody]?: Buffer | BodyError | null;
+  [kRawBody]?: Buffer | BodyError | Tapping | null;
 }
 
 /**
  * The bytes the `preParsing` hook kept; core's `BodyError` when it could not keep them (too
- * large, already read); undefined when it did not run for this request.
+ * large, already read, cut off); undefined when it did not run for this request. Read it in
+ * `whenKept`: a tapped body is whole only once the payload has ended.
  */
 export function rawBodyOf(request: FastifyRequest): Buffer | BodyError | undefined {
-  return (request as WithRawBody)[kRawBody] ?? undefined;
+  const kept = (request as WithRawBody)[kRawBody];
+  return isTapping(kept) ? undefined : (kept ?? undefined);
+}
+
+/**
+ * Calls `then` once the request's body is kept: at once, unless it is being tapped and has not
+ * ended yet. The app's parser has read it by the time the route's hooks run, so that wait is for
+ * a parser that left the payload unread (the webhook body fallback, which takes the kept bytes,
+ * or one that reads nothing).
+ */
+export function whenKept(request: FastifyRequest, then: () => void): void {
+  const kept = (request as WithRawBody)[kRawBody];
+  if (isTapping(kept)) kept.waiting.push(then);
+  else then();
 }
 
 /**
@@ -116,6 +144,11 @@ export interface CaptureOptions {
   /** Answers at once a request whose bytes cannot be kept, through core's receiver or engine. */
   refuse: RawBodyRefusal;
   /**
+   * Reports, without answering, a tapped body cut off while the app's parser read it: the
+   * parser answers the error itself.
+   */
+  report: (error: BodyError, request: FastifyRequest) => void;
+  /**
    * A body past the limit: refused at once (webhooks, which always need the bytes: before the
    * app's parsers run, without buffering the rest), or kept as the `BodyError` for the engine,
    * which asks for the body only when the fingerprint needs it (idempotency; the payload goes
@@ -143,7 +176,7 @@ export interface CaptureOptions {
  */
 export function captureRawBody(options: CaptureOptions) {
   return function interlockRawBody(request: FastifyRequest, reply: FastifyReply, payload: RequestPayload, done: Done) {
-    if (rawBodyOf(request) !== undefined) return done(null, payload);
+    if (((request as WithRawBody)[kRawBody] ?? undefined) !== undefined) return done(null, payload);
     const fail = (error: BodyError, rest: () => RequestPayload) => {
       (request as WithRawBody)[kRawBody] = error;
       if (error.code === "body_too_large" && options.tooLarge === "defer") return done(null, rest());
@@ -157,8 +190,7 @@ export function captureRawBody(options: CaptureOptions) {
     // refusal; nothing was claimed, so its retry runs. The answer goes to nobody, so Fastify logs
     // no "request completed": logged here at info level, as Fastify logs a client's abort while
     // its own parser reads the body.
-    const failIncomplete = () => {
-      const error = BodyError.incomplete();
+    const failIncomplete = (error = BodyError.incomplete()) => {
       fail(error, () => payload);
       request.log.info({ res: reply, err: error }, error.message);
     };
@@ -170,7 +202,17 @@ export function captureRawBody(options: CaptureOptions) {
     if (options.wanted?.(request) === false) return done(null, payload);
     const limit = options.limitOf(request);
     // Not read at all when the sender announces the size.
-    if (Number(request.headers["content-length"]) > limit) return fail(BodyError.tooLarge(limit), () => payload);
+    const announced = Number(request.headers["content-length"]);
+    if (announced > limit) return fail(BodyError.tooLarge(limit), () => payload);
+    if (tappable(request, payload, options.decode === true)) {
+      if (announced === 0) {
+        (request as WithRawBody)[kRawBody] = EMPTY;
+        return done(null, payload);
+      }
+      const cutOff = (error: BodyError, waited: boolean) =>
+        waited ? failIncomplete(error) : options.report(error, request);
+      return tap(request, payload, cutOff, done);
+    }
     readAll(payload, limit, (error, read) => {
       if (error || read === undefined) return done(error);
       if ("incomplete" in read) return failIncomplete();
@@ -190,6 +232,84 @@ export function captureRawBody(options: CaptureOptions) {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The bytes of tapped chunks. A parser that set an encoding on the request stream made its
+ * chunks text for every listener: encoded back, they are the bytes sent, except where UTF-8
+ * decoding replaced an invalid sequence with U+FFFD (the sent U+FFFD and the replacement read
+ * the same), so text holding U+FFFD is refused rather than verified or fingerprinted as a guess.
+ */
+function joinTapped(chunks: Array<Buffer | string>, encoding: BufferEncoding | null): Buffer | BodyError {
+  const bytes: Buffer[] = [];
+  for (const chunk of chunks) {
+    if (typeof chunk !== "string") bytes.push(chunk);
+    else if (/^utf-?8$/i.test(encoding ?? "utf8") && chunk.includes("\uFFFD"))
+      return new BodyError("body_not_raw", DECODED);
+    else bytes.push(Buffer.from(chunk, encoding ?? "utf8"));
+  }
+  return Buffer.concat(bytes);
+}
+
+const DECODED =
+  "the app's body parser set an encoding on the request stream and the text holds U+FFFD, which UTF-8 " +
+  "decoding also puts in place of invalid bytes, so the bytes sent are unknown: read the payload as bytes in " +
+  "the parser (`parseAs: 'buffer'` or `'string'`, or no `setEncoding`)";
+
+/**
+ * Whether the body can be kept as the app's parser reads it: the request's own stream (no
+ * earlier hook put another in its place), over HTTP/1, with a Content-Length (already checked
+ * against the limit) and no Transfer-Encoding, so it holds exactly the bytes announced and ends
+ * or fails, never runs past the limit; and nothing to decode.
+ */
+function tappable(request: FastifyRequest, payload: RequestPayload, decode: boolean): boolean {
+  const { headers } = request;
+  return (
+    payload === request.raw &&
+    request.raw.httpVersionMajor < 2 &&
+    headers["content-length"] !== undefined &&
+    headers["transfer-encoding"] === undefined &&
+    !(decode && headers["content-encoding"] !== undefined)
+  );
+}
+
+/**
+ * Keeps the payload's chunks as they pass to the app's parser, which reads the same stream:
+ * Fastify gets it unchanged, not a second stream of bytes read ahead. (Our listeners come first,
+ * so the bytes are kept before the parser's `end` moves the request on.) Cut off before its
+ * end, the body is `body_incomplete`: `cutOff(error, false)` when the app's parser was reading it
+ * (it answers the error itself, before any route hook), `cutOff(error, true)` when a hook was
+ * waiting for it (`whenKept`), which then never resumes: the request is to be refused.
+ */
+function tap(
+  request: FastifyRequest,
+  payload: Readable,
+  cutOff: (error: BodyError, waited: boolean) => void,
+  done: Done,
+): void {
+  const tapping: Tapping = { [kTapping]: true, chunks: [], waiting: [] };
+  (request as WithRawBody)[kRawBody] = tapping;
+  let settled = false;
+  // Left in place once settled: a request emits nothing more after its end but `close`.
+  payload.on("data", (chunk: Buffer | string) => tapping.chunks.push(chunk));
+  payload.on("end", () => {
+    settled = true;
+    const { chunks } = tapping;
+    const only = chunks.length === 1 ? chunks[0] : undefined;
+    (request as WithRawBody)[kRawBody] = Buffer.isBuffer(only) ? only : joinTapped(chunks, payload.readableEncoding);
+    for (const then of tapping.waiting) then();
+  });
+  // Settled first: every request closes after its end, and an error made for nothing costs its stack trace.
+  const cut = () => {
+    if (settled) return;
+    settled = true;
+    const error = BodyError.incomplete();
+    (request as WithRawBody)[kRawBody] = error;
+    cutOff(error, tapping.waiting.length > 0);
+  };
+  payload.on("error", cut);
+  payload.on("close", cut);
+  done(null, payload);
+}
 
 /**
  * Keeps the bytes and hands Fastify a fresh stream of them; for a decoded payload, one that says

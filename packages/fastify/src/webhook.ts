@@ -18,7 +18,7 @@ import {
   type WebhookReceiverOptions,
   type WebhookTicket,
 } from "@interlock/core";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { takeBodyRaw } from "./body-fallback.js";
 import {
   hasPending,
@@ -31,7 +31,7 @@ import {
 } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
-import { captureRawBody, rawBodyOf } from "./raw-body.js";
+import { captureRawBody, rawBodyOf, whenKept } from "./raw-body.js";
 import { answer, type TakeOver } from "./respond.js";
 
 /** Core's receiver options, plus the adapter's own. */
@@ -79,6 +79,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     limitOf: (request) => Math.min(limit, request.routeOptions.bodyLimit),
     consumed: CONSUMED,
     refuse: (error, request, reply) => answer(refuse(error, request), request, reply, onError),
+    report: (error, request) => void refuse(error, request),
     tooLarge: "refuse",
   });
 
@@ -94,6 +95,37 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     if (claim) await receiver.abort(claim.ticket);
   }
 
+  /** Verifies and claims the delivery on its kept bytes; the route runs (`done()`) only for a new one. */
+  function verify(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
+    const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
+    if (body instanceof BodyError) {
+      answer(refuse(body, request), request, reply, onError);
+      return;
+    }
+    receiver.begin(request.headers, body).then((decision) => {
+      if (decision.action === "respond") {
+        // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
+        if (decision.outcome === "duplicate") return answer(decision, request, reply, undefined);
+        return answer(decision, request, reply, onError);
+      }
+      request.webhook = decision.event;
+      const ends = {
+        // The provider left: a reply the route ended is settled by its status; one whose piped
+        // stream stopped instead never completed an answer (its 200 went out first), so the
+        // delivery is released, never recorded as processed.
+        cutOff: (answered: boolean) => void (answered ? finishHijacked(request) : abortClaim(request)),
+        threw: () => void abortClaim(request),
+        settleEnded: () => finishHijacked(request),
+      };
+      keepPending(request, kWebhookClaim, {
+        ticket: decision.ticket,
+        hijacked: recordOnHijack(reply, undefined, ends),
+      });
+      settleWhenFinished(request, reply, kWebhookClaim, finishHijacked, abortClaim);
+      done();
+    }, done);
+  }
+
   return hookSet("first", {
     bodyLimit: limit,
     preParsing(request, reply, payload, done) {
@@ -106,30 +138,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     },
 
     preHandler(request, reply, done) {
-      const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
-      if (body instanceof BodyError) return answer(refuse(body, request), request, reply, onError);
-      receiver.begin(request.headers, body).then((decision) => {
-        if (decision.action === "respond") {
-          // A duplicate is not an error: it goes out as core's 200, as idempotency's replays go out as stored.
-          if (decision.outcome === "duplicate") return answer(decision, request, reply, undefined);
-          return answer(decision, request, reply, onError);
-        }
-        request.webhook = decision.event;
-        const ends = {
-          // The provider left: a reply the route ended is settled by its status; one whose piped
-          // stream stopped instead never completed an answer (its 200 went out first), so the
-          // delivery is released, never recorded as processed.
-          cutOff: (answered: boolean) => void (answered ? finishHijacked(request) : abortClaim(request)),
-          threw: () => void abortClaim(request),
-          settleEnded: () => finishHijacked(request),
-        };
-        keepPending(request, kWebhookClaim, {
-          ticket: decision.ticket,
-          hijacked: recordOnHijack(reply, undefined, ends),
-        });
-        settleWhenFinished(request, reply, kWebhookClaim, finishHijacked, abortClaim);
-        done();
-      }, done);
+      whenKept(request, () => verify(request, reply, done));
     },
 
     // Settled before the answer goes out, so a provider retrying at once finds it recorded.

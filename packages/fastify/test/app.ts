@@ -77,19 +77,19 @@ export function keepLogs(lines: LogLine[]): FastifyServerOptions {
 }
 
 /**
- * Sends a request announcing `length` body bytes, only `part` of them, then closes the
- * connection: a client that left mid-upload. Resolves once the connection is closed.
+ * Sends a request announcing `length` body bytes (or chunked, announcing none), only `part` of
+ * them, then closes the connection: a client that left mid-upload. Resolves once it is closed.
  */
 export function leaveMidBody(
   url: string,
   headers: Record<string, string>,
   part: string,
-  length: number,
+  length: number | "chunked",
 ): Promise<void> {
   return new Promise((resolve) => {
     const request = httpRequest(url, {
       method: "POST",
-      headers: { ...headers, "content-length": String(length) },
+      headers: { ...headers, ...(length === "chunked" ? {} : { "content-length": String(length) }) },
       agent: false,
     });
     request.on("error", () => {});

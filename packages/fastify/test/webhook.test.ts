@@ -135,6 +135,97 @@ describe("raw body, whatever parser the app uses", () => {
     expect(new Uint8Array(Buffer.from((await lossy.json()).raw, "base64"))).toEqual(bytes);
   });
 
+  /** An app parser that reads the request stream as `encoding` text, as hand-written stream parsers do. */
+  const textParser = (encoding: BufferEncoding) => (app: FastifyInstance) =>
+    app.addContentTypeParser("application/json", (_request, payload, done) => {
+      let text = "";
+      payload.setEncoding(encoding);
+      payload.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      payload.on("end", () => done(null, { text }));
+    });
+
+  it.each<[BufferEncoding, string | Uint8Array]>([
+    ["utf8", '{"name":"J\\u00fcrgen \\ud83d\\ude00"}'],
+    ["utf8", '{"name":"Jürgen été 😀"}'],
+    ["latin1", new Uint8Array([0x7b, 0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, 0xe2, 0x82, 0x7d])],
+    ["hex", new Uint8Array([0xef, 0xbf, 0xbd, 0xff, 0x00])],
+  ])(
+    "a parser that reads the request stream as %s text: the bytes sent are verified, encoded back",
+    async (encoding, body) => {
+      const { url } = await echoApp(options(), textParser(encoding));
+      const response = await post(`${url}/hook`, await signed(body, "application/json"));
+      expect(response.status).toBe(200);
+      const seen = await response.json();
+      const bytes = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
+      expect(Buffer.from(seen.raw, "base64")).toEqual(bytes);
+      expect(seen.parsed).toEqual({ text: bytes.toString(encoding) });
+    },
+  );
+
+  it.each([
+    ["a U+FFFD it sent", Buffer.from('{"name":"\uFFFD"}')],
+    ["bytes that are no UTF-8", Buffer.from([0x7b, 0xff, 0x7d])],
+  ])(
+    "…as UTF-8, with %s (U+FFFD in the text): 500 body_not_raw, never verified as a guess; handler not run",
+    async (_name, body) => {
+      const handled = vi.fn();
+      running = await listen((app) => {
+        textParser("utf8")(app);
+        app.post("/hook", { config: { interlock: webhook(options()) } }, async () => handled());
+      });
+      const response = await post(`${running.url}/hook`, await signed(body, "application/json"));
+      expect(response.status).toBe(500);
+      const refused = await problem(response);
+      expect(refused.code).toBe("body_not_raw");
+      expect(refused.detail).toMatch(/setEncoding/);
+      expect(handled).not.toHaveBeenCalled();
+    },
+  );
+
+  it("a parser that leaves the payload unread: the route waits for the bytes, then verifies them", async () => {
+    const { url } = await echoApp(options(), (app) =>
+      app.addContentTypeParser("application/json", (_request, _payload, done) => done(null, { unread: true })),
+    );
+    const d = await signed('{"type":"invoice.paid"}', "application/json");
+    const response = await post(`${url}/hook`, d);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      parsed: { unread: true },
+      raw: Buffer.from(d.body).toString("base64"),
+      id: d.id,
+    });
+  });
+
+  it("a body that arrives in several chunks is verified whole, whether its length is announced or it is chunked", async () => {
+    const { url } = await echoApp(options());
+    const body = `{"type":"invoice.paid","pad":"${"x".repeat(40_000)}"}`;
+    for (const announced of [true, false]) {
+      const d = await signed(body, "application/json");
+      const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const headers = announced ? { ...d.headers, "content-length": String(body.length) } : d.headers;
+        const request = httpRequest(`${url}/hook`, { method: "POST", headers, agent: false }, (response) => {
+          let text = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => {
+            text += chunk;
+          });
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, text }));
+        });
+        request.on("error", reject);
+        request.write(body.slice(0, 10), () =>
+          setTimeout(
+            () => request.write(body.slice(10, 30_000), () => setTimeout(() => request.end(body.slice(30_000)), 10)),
+            10,
+          ),
+        );
+      });
+      expect(status).toBe(200);
+      expect(Buffer.from(JSON.parse(text).raw, "base64").toString()).toBe(body);
+    }
+  });
+
   it("a body another hook consumed first → 500 body_not_raw with advice, not a 401; handler not run", async () => {
     let ran = false;
     running = await listen((app) => {
@@ -820,10 +911,8 @@ describe("settling the delivery", () => {
 });
 
 describe("a delivery cut off mid-body", () => {
-  it("the provider left: 400 body_incomplete, logged at info as Fastify logs its own parser's, not as a server error; its redelivery is processed", async () => {
-    const events: InterlockEvent[] = [];
-    const logs: LogLine[] = [];
-    const handled = vi.fn();
+  /** A receiver logging to `logs` and reporting to `events`: the handler's calls counted by `handled`. */
+  async function receiver(logs: LogLine[], events: InterlockEvent[], handled: () => void) {
     running = await listen((app) => {
       const hooks = webhook(options({ onEvent: (event) => events.push(event) }));
       app.post("/hook", { config: { interlock: hooks } }, async (request) => {
@@ -831,20 +920,56 @@ describe("a delivery cut off mid-body", () => {
         return { id: request.webhook!.id };
       });
     }, keepLogs(logs));
+    return running.url;
+  }
+
+  // Read beside the app's parser: the parser meets the cut first and answers its own 400.
+  it("its length announced: Fastify's parser answers its 400, logged at info, not as a server error; reported as body_incomplete; its redelivery is processed", async () => {
+    const events: InterlockEvent[] = [];
+    const logs: LogLine[] = [];
+    const handled = vi.fn();
+    const url = await receiver(logs, events, handled);
     const d = await signed('{"type":"invoice.paid","amount":4200}', "application/json");
-    await leaveMidBody(`${running.url}/hook`, d.headers, '{"type":', 100);
+    await leaveMidBody(`${url}/hook`, d.headers, '{"type":', 100);
     await vi.waitFor(() => expect(logs.filter((line) => line.err !== undefined)).toHaveLength(1));
     expect(logs.filter((line) => line.err !== undefined)).toMatchObject([
-      { level: 30, err: { code: "body_incomplete" }, res: { statusCode: 400 } },
+      { level: 30, err: { code: "ECONNRESET" }, res: { statusCode: 400 } },
     ]);
-    expect(logs.filter((line) => line.level >= 50)).toEqual([]);
+    expect(logs.filter((line) => line.level >= 40)).toEqual([]);
     expect(events.map((e) => (e.type === "webhook.rejected" ? e.code : e.type))).toEqual(["body_incomplete"]);
     expect(handled).not.toHaveBeenCalled();
 
-    const redelivery = await post(`${running.url}/hook`, d);
+    const redelivery = await post(`${url}/hook`, d);
     expect([redelivery.status, await redelivery.json()]).toEqual([200, { id: d.id }]);
     expect(handled).toHaveBeenCalledOnce();
   });
+
+  // Read ahead, before any parser: Interlock answers.
+  it.each([
+    ["chunked", "application/json", "chunked"],
+    ["of a type only the body fallback takes (it waits for the bytes)", "application/octet-stream", 100],
+  ] as const)(
+    "%s: 400 body_incomplete, logged at info as Fastify logs its own parser's, not as a server error; its redelivery is processed",
+    async (_name, type, length) => {
+      const events: InterlockEvent[] = [];
+      const logs: LogLine[] = [];
+      const handled = vi.fn();
+      const url = await receiver(logs, events, handled);
+      const d = await signed('{"type":"invoice.paid","amount":4200}', type);
+      await leaveMidBody(`${url}/hook`, d.headers, '{"type":', length);
+      await vi.waitFor(() => expect(logs.filter((line) => line.err !== undefined)).toHaveLength(1));
+      expect(logs.filter((line) => line.err !== undefined)).toMatchObject([
+        { level: 30, err: { code: "body_incomplete" }, res: { statusCode: 400 } },
+      ]);
+      expect(logs.filter((line) => line.level >= 40)).toEqual([]);
+      expect(events.map((e) => (e.type === "webhook.rejected" ? e.code : e.type))).toEqual(["body_incomplete"]);
+      expect(handled).not.toHaveBeenCalled();
+
+      const redelivery = await post(`${url}/hook`, d);
+      expect([redelivery.status, await redelivery.json()]).toEqual([200, { id: d.id }]);
+      expect(handled).toHaveBeenCalledOnce();
+    },
+  );
 });
 
 /** Sends a delivery, reads the first chunk of the answer, then closes the connection: its status. */
