@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { copyBytesShared, encodeUtf8Shared } from "../src/encoding.js";
-import { responseSize, unstorable, utf8 } from "../src/index.js";
+import { decodeBase64, encodeBase64, responseSize, unstorable, utf8 } from "../src/index.js";
 import { storedByteLength } from "../src/store/validate.js";
 
 const encoder = new TextEncoder();
@@ -136,5 +136,70 @@ describe("responseSize", () => {
     const body = new Uint8Array(10);
     const expected = 10 + encoder.encode(name).length + encoder.encode(value).length;
     expect(responseSize({ status: 200, headers, body })).toBe(expected);
+  });
+});
+
+/**
+ * What `decodeBase64` accepts, written another way: either alphabet (standard or URL-safe, even
+ * mixed), padding only to a whole quad and never more than two, no length of 1 modulo 4, and the
+ * canonical spelling only (the unused low bits of the last character zero): Node's lenient
+ * decoder, with the text checked by encoding the bytes back.
+ */
+function referenceBase64(text: string): Uint8Array | undefined {
+  const unpadded = text.replace(/={1,2}$/, "");
+  if (!/^[A-Za-z0-9+/_-]*$/.test(unpadded) || unpadded.length % 4 === 1) return undefined;
+  if (unpadded.length !== text.length && text.length % 4 !== 0) return undefined;
+  const standard = unpadded.replaceAll("-", "+").replaceAll("_", "/");
+  const bytes = Buffer.from(standard, "base64");
+  if (bytes.toString("base64").replace(/=+$/, "") !== standard) return undefined;
+  return new Uint8Array(bytes);
+}
+
+describe("decodeBase64", () => {
+  it("decodes what encodeBase64 made, padded or not, in either alphabet", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
+        const padded = encodeBase64(bytes);
+        const unpadded = padded.replace(/=+$/, "");
+        const urlSafe = unpadded.replaceAll("+", "-").replaceAll("/", "_");
+        for (const text of [padded, unpadded, urlSafe]) expect(decodeBase64(text)).toEqual(bytes);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("accepts exactly the texts the reference accepts, to the same bytes", () => {
+    const alphabet = fc.constantFrom(..."ABCXYZabcxyz0189+/-_=".split(""), "A", "Q", "g", "w", "\u00e9", "\u0141", " ");
+    const base64ish = fc.oneof(
+      fc.array(alphabet, { maxLength: 14 }).map((units) => units.join("")),
+      fc.uint8Array({ maxLength: 20 }).map((bytes) => encodeBase64(bytes)),
+      fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 20 }), fc.nat(), alphabet).map(([bytes, at, unit]) => {
+        const text = encodeBase64(bytes);
+        const i = at % text.length;
+        return text.slice(0, i) + unit + text.slice(i + 1);
+      }),
+    );
+    fc.assert(
+      fc.property(base64ish, (text) => {
+        expect(decodeBase64(text)).toEqual(referenceBase64(text));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it("refuses the samples at each rule's edge", () => {
+    for (const text of ["A", "AAAAA", "AB=", "A===", "AA===", "QQ=", "QR==", "QUJ=", "QU I", "QUJ\u00e9", "Q\u0141=="])
+      expect([text, decodeBase64(text)]).toEqual([text, undefined]);
+    for (const [text, bytes] of [
+      ["", []],
+      ["QQ", [65]],
+      ["QQ==", [65]],
+      ["QUI", [65, 66]],
+      ["QUI=", [65, 66]],
+      ["QUJD", [65, 66, 67]],
+      ["-_-_", [251, 255, 191]],
+      ["+/+/", [251, 255, 191]],
+    ] as const)
+      expect([text, decodeBase64(text)]).toEqual([text, new Uint8Array(bytes)]);
   });
 });
