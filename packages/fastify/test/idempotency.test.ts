@@ -1040,6 +1040,46 @@ describe("the fingerprint covers the raw bytes", () => {
     expect((await send("/upload", key, { body: new Uint8Array([0xfe, 0x01]), type })).status).toBe(422);
   });
 
+  it("a parser that leaves the payload unread: the key is claimed once the bytes are in, and they are fingerprinted", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.addContentTypeParser("application/vnd.unread", (_request, _payload, done) => done(null, { unread: true }));
+      app.post("/unread", hooks, async (request) => ({ calls: ++calls, body: request.body }));
+    });
+    const type = "application/vnd.unread";
+    const key = newKey();
+    const first = await send("/unread", key, { body: '{"amount":1}', type });
+    expect([first.status, await first.json()]).toEqual([200, { calls: 1, body: { unread: true } }]);
+    expect((await send("/unread", key, { body: '{"amount":1}', type })).headers.get("idempotent-replayed")).toBe(
+      "true",
+    );
+    expect((await send("/unread", key, { body: '{"amount":2}', type })).status).toBe(422);
+    expect(calls).toBe(1);
+  });
+
+  it("a parser that reads the request stream as UTF-8 text: U+FFFD in it, the bytes cannot be known (500 body_not_raw), not fingerprinted as a guess", async () => {
+    let calls = 0;
+    await start(options(), (app, hooks) => {
+      app.addContentTypeParser("application/vnd.text", (_request, payload, done) => {
+        let text = "";
+        payload.setEncoding("utf8");
+        payload.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        payload.on("end", () => done(null, text));
+      });
+      app.post("/text", hooks, async (request) => ({ calls: ++calls, body: request.body }));
+    });
+    const type = "application/vnd.text";
+    const key = newKey();
+    const valid = await send("/text", key, { body: "été", type });
+    expect([valid.status, await valid.json()]).toEqual([200, { calls: 1, body: "été" }]);
+    // 0xff and 0xfe both decode to U+FFFD: as text they would be one request.
+    const lossy = await send("/text", newKey(), { body: new Uint8Array([0xff, 0x01]), type });
+    expect([lossy.status, ((await lossy.json()) as { code: string }).code]).toEqual([500, "body_not_raw"]);
+    expect(calls).toBe(1);
+  });
+
   it("a body over bodyLimit → 413 body_too_large (problem+json, an event) only when the fingerprint needs it", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;
