@@ -95,6 +95,40 @@ export function keepPending<Ticket>(request: FastifyRequest, slot: symbol, pendi
   (request as unknown as PendingSlots<Ticket>)[slot] = pending;
 }
 
+/** How one hook set settles the claims it keeps: made once per set, shared by its requests. */
+export interface Settling {
+  /** The request decoration the claim is kept under. */
+  readonly slot: symbol;
+  /** The largest hijacked answer recorded (idempotency), or none recorded (webhooks: the status is enough). */
+  readonly recordLimit: number | undefined;
+  /** Settles the claim by what the reply sent. */
+  readonly settle: (request: FastifyRequest) => Promise<unknown>;
+  /** Releases the claim: the handler threw, or the response failed. */
+  readonly release: (request: FastifyRequest) => Promise<unknown>;
+  /** A hijacked reply the client left (see `HijackedEnds.cutOff`). */
+  readonly cutOff: (request: FastifyRequest, answered: boolean) => void;
+}
+
+/**
+ * Keeps the claim `ticket` on the request until it is settled: once the response has finished,
+ * or, for a hijacked reply, as it ends, is cut off or its handler throws.
+ */
+export function holdUntilSettled<Ticket>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  ticket: Ticket,
+  settling: Settling,
+): void {
+  const { slot, settle, release, cutOff } = settling;
+  const ends: HijackedEnds = {
+    cutOff: (answered) => cutOff(request, answered),
+    threw: () => void release(request),
+    settleEnded: () => settle(request),
+  };
+  keepPending(request, slot, { ticket, hijacked: recordOnHijack(reply, settling.recordLimit, ends) });
+  settleWhenFinished(request, reply, slot, settle, release);
+}
+
 /**
  * Whether the request keeps an unsettled claim under `slot`. Asked first by the hooks and
  * listeners that most requests reach with nothing left to settle (a finished response after

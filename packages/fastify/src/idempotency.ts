@@ -30,12 +30,11 @@ import {
 import type { FastifyReply, FastifyRequest } from "fastify";
 import {
   hasPending,
-  keepPending,
+  holdUntilSettled,
   payloadBody,
-  recordOnHijack,
+  type Settling,
   sentHeaders,
   settleAtEnd,
-  settleWhenFinished,
   takePending,
 } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
@@ -161,22 +160,20 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     decode: true,
   });
 
+  const settling: Settling = {
+    slot: kIdempotentRun,
+    recordLimit,
+    settle: finishHijacked,
+    release: abortRun,
+    // The client left: what the hijacked reply wrote is stored as it stands.
+    cutOff: (request) => void finishHijacked(request),
+  };
+
   /** Claims the key (the engine reads the kept body if the fingerprint needs it); the route runs (`done()`) unless answered. */
   function claim(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
     engine.begin(neutralOf(request)).then((decision) => {
       if (decision.action === "respond") return respond(decision, request, reply);
-      if (decision.action === "execute") {
-        const ends = {
-          cutOff: () => void finishHijacked(request),
-          threw: () => void abortRun(request),
-          settleEnded: () => finishHijacked(request),
-        };
-        keepPending(request, kIdempotentRun, {
-          ticket: decision.ticket,
-          hijacked: recordOnHijack(reply, recordLimit, ends),
-        });
-        settleWhenFinished(request, reply, kIdempotentRun, finishHijacked, abortRun);
-      }
+      if (decision.action === "execute") holdUntilSettled(request, reply, decision.ticket, settling);
       done();
     }, done);
   }

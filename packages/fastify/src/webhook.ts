@@ -20,15 +20,7 @@ import {
 } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { takeBodyRaw } from "./body-fallback.js";
-import {
-  hasPending,
-  keepPending,
-  payloadBody,
-  recordOnHijack,
-  settleAtEnd,
-  settleWhenFinished,
-  takePending,
-} from "./capture.js";
+import { hasPending, holdUntilSettled, payloadBody, type Settling, settleAtEnd, takePending } from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf, whenKept } from "./raw-body.js";
@@ -95,6 +87,17 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     if (claim) await receiver.abort(claim.ticket);
   }
 
+  const settling: Settling = {
+    slot: kWebhookClaim,
+    recordLimit: undefined,
+    settle: finishHijacked,
+    release: abortClaim,
+    // The provider left: a reply the route ended is settled by its status; one whose piped
+    // stream stopped instead never completed an answer (its 200 went out first), so the
+    // delivery is released, never recorded as processed.
+    cutOff: (request, answered) => void (answered ? finishHijacked(request) : abortClaim(request)),
+  };
+
   /** Verifies and claims the delivery on its kept bytes; the route runs (`done()`) only for a new one. */
   function verify(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
     const body = rawBodyOf(request) ?? new BodyError("body_not_raw", NOT_CAPTURED);
@@ -109,19 +112,7 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
         return answer(decision, request, reply, onError);
       }
       request.webhook = decision.event;
-      const ends = {
-        // The provider left: a reply the route ended is settled by its status; one whose piped
-        // stream stopped instead never completed an answer (its 200 went out first), so the
-        // delivery is released, never recorded as processed.
-        cutOff: (answered: boolean) => void (answered ? finishHijacked(request) : abortClaim(request)),
-        threw: () => void abortClaim(request),
-        settleEnded: () => finishHijacked(request),
-      };
-      keepPending(request, kWebhookClaim, {
-        ticket: decision.ticket,
-        hijacked: recordOnHijack(reply, undefined, ends),
-      });
-      settleWhenFinished(request, reply, kWebhookClaim, finishHijacked, abortClaim);
+      holdUntilSettled(request, reply, decision.ticket, settling);
       done();
     }, done);
   }
