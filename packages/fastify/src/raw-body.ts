@@ -209,9 +209,7 @@ export function captureRawBody(options: CaptureOptions) {
         (request as WithRawBody)[kRawBody] = EMPTY;
         return done(null, payload);
       }
-      const cutOff = (error: BodyError, waited: boolean) =>
-        waited ? failIncomplete(error) : options.report(error, request);
-      return tap(request, payload, cutOff, done);
+      return tap(request, payload, failIncomplete, options.report, done);
     }
     readAll(payload, limit, (error, read) => {
       if (error || read === undefined) return done(error);
@@ -240,12 +238,13 @@ const EMPTY = Buffer.alloc(0);
  * the same), so text holding U+FFFD is refused rather than verified or fingerprinted as a guess.
  */
 function joinTapped(chunks: Array<Buffer | string>, encoding: BufferEncoding | null): Buffer | BodyError {
+  // Node names the decoder's encoding in its normal form: "utf8", never "UTF-8".
+  const textEncoding = encoding ?? "utf8";
   const bytes: Buffer[] = [];
   for (const chunk of chunks) {
     if (typeof chunk !== "string") bytes.push(chunk);
-    else if (/^utf-?8$/i.test(encoding ?? "utf8") && chunk.includes("\uFFFD"))
-      return new BodyError("body_not_raw", DECODED);
-    else bytes.push(Buffer.from(chunk, encoding ?? "utf8"));
+    else if (textEncoding === "utf8" && chunk.includes("\uFFFD")) return new BodyError("body_not_raw", DECODED);
+    else bytes.push(Buffer.from(chunk, textEncoding));
   }
   return Buffer.concat(bytes);
 }
@@ -276,35 +275,35 @@ function tappable(request: FastifyRequest, payload: RequestPayload, decode: bool
  * Keeps the payload's chunks as they pass to the app's parser, which reads the same stream:
  * Fastify gets it unchanged, not a second stream of bytes read ahead. (Our listeners come first,
  * so the bytes are kept before the parser's `end` moves the request on.) Cut off before its
- * end, the body is `body_incomplete`: `cutOff(error, false)` when the app's parser was reading it
- * (it answers the error itself, before any route hook), `cutOff(error, true)` when a hook was
- * waiting for it (`whenKept`), which then never resumes: the request is to be refused.
+ * end, the body is `body_incomplete`: only reported when the app's parser was reading it (it
+ * answers the error itself, before any route hook); refused (`fail`) when a hook was waiting for
+ * it (`whenKept`), which then never resumes.
  */
 function tap(
   request: FastifyRequest,
   payload: Readable,
-  cutOff: (error: BodyError, waited: boolean) => void,
+  fail: (error: BodyError) => void,
+  report: (error: BodyError, request: FastifyRequest) => void,
   done: Done,
 ): void {
   const tapping: Tapping = { [kTapping]: true, chunks: [], waiting: [] };
-  (request as WithRawBody)[kRawBody] = tapping;
-  let settled = false;
+  const kept = request as WithRawBody;
+  kept[kRawBody] = tapping;
   // Left in place once settled: a request emits nothing more after its end but `close`.
   payload.on("data", (chunk: Buffer | string) => tapping.chunks.push(chunk));
   payload.on("end", () => {
-    settled = true;
     const { chunks } = tapping;
     const only = chunks.length === 1 ? chunks[0] : undefined;
-    (request as WithRawBody)[kRawBody] = Buffer.isBuffer(only) ? only : joinTapped(chunks, payload.readableEncoding);
+    kept[kRawBody] = Buffer.isBuffer(only) ? only : joinTapped(chunks, payload.readableEncoding);
     for (const then of tapping.waiting) then();
   });
   // Settled first: every request closes after its end, and an error made for nothing costs its stack trace.
   const cut = () => {
-    if (settled) return;
-    settled = true;
+    if (kept[kRawBody] !== tapping) return;
     const error = BodyError.incomplete();
-    (request as WithRawBody)[kRawBody] = error;
-    cutOff(error, tapping.waiting.length > 0);
+    kept[kRawBody] = error;
+    if (tapping.waiting.length > 0) fail(error);
+    else report(error, request);
   };
   payload.on("error", cut);
   payload.on("close", cut);
