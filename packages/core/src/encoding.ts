@@ -160,18 +160,21 @@ export function encodeBase64(bytes: Uint8Array): string {
 }
 
 /**
- * Decodes standard or URL-safe base64, padded or not. A quad of characters (three bytes) a step:
- * a signature's 44 characters are decoded on every delivery.
+ * Decodes standard or URL-safe base64, padded or not: the text from `start` to `end` (the whole
+ * text by default), so a signature is decoded where it stands in its header, without a slice to
+ * read through. A quad of characters (three bytes) a step: a signature's 44 characters are
+ * decoded on every delivery.
  */
-export function decodeBase64(text: string): Uint8Array | undefined {
-  let end = text.length;
-  while (end > 0 && text.charCodeAt(end - 1) === 61 /* = */) end--;
-  if (text.length - end > 2 || end % 4 === 1) return undefined;
-  if (text.length % 4 !== 0 && end !== text.length) return undefined; // padding only on whole quads
-  const out = new Uint8Array((end * 3) >> 2);
-  const whole = end - (end % 4);
+export function decodeBase64(text: string, start = 0, end = text.length): Uint8Array | undefined {
+  let stop = end;
+  while (stop > start && text.charCodeAt(stop - 1) === 61 /* = */) stop--;
+  const length = stop - start;
+  if (end - stop > 2 || length % 4 === 1) return undefined;
+  if ((end - start) % 4 !== 0 && stop !== end) return undefined; // padding only on whole quads
+  const out = new Uint8Array((length * 3) >> 2);
+  const whole = stop - (length % 4);
   let o = 0;
-  for (let i = 0; i < whole; i += 4) {
+  for (let i = start; i < whole; i += 4) {
     const n = sextets(text, i, 4);
     if (n < 0) return undefined;
     out[o] = n >> 16;
@@ -184,7 +187,7 @@ export function decodeBase64(text: string): Uint8Array | undefined {
   // of one byte string are accepted, as senders' encoders differ: either base64 alphabet,
   // padding or none, hex in either case. Harmless: a signature is compared as the bytes it
   // decodes to, and no key is made from its text.
-  const rest = end - whole;
+  const rest = stop - whole;
   if (rest === 2) {
     const n = sextets(text, whole, 2);
     if (n < 0 || (n & 0xf) !== 0) return undefined;

@@ -187,6 +187,23 @@ describe("decodeBase64", () => {
     );
   });
 
+  it("decodes a range of a longer text as it decodes that range sliced out", () => {
+    // Surroundings of padding and base64 characters: neither may be read as part of the range.
+    const around = fc.array(fc.constantFrom("=", "A", "Q", ",", " "), { maxLength: 4 }).map((units) => units.join(""));
+    const texts = fc.oneof(
+      fc.uint8Array({ maxLength: 40 }).map((bytes) => encodeBase64(bytes)),
+      fc.array(fc.constantFrom(..."AQgw+/-_= \u00e9".split("")), { maxLength: 10 }).map((units) => units.join("")),
+    );
+    fc.assert(
+      fc.property(around, texts, around, (before, text, after) => {
+        const start = before.length;
+        const decoded = decodeBase64(before + text + after, start, start + text.length);
+        expect([text, decoded]).toEqual([text, referenceBase64(text)]);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it("refuses the samples at each rule's edge", () => {
     for (const text of ["A", "AAAAA", "AB=", "A===", "AA===", "QQ=", "QR==", "QUJ=", "QU I", "QUJ\u00e9", "Q\u0141=="])
       expect([text, decodeBase64(text)]).toEqual([text, undefined]);

@@ -172,12 +172,16 @@ export interface ClaimsVerifier {
    * they pass (undefined for a scheme whose parse needs the body).
    */
   checkClaims(headers: HeadersInput): WebhookRefusal | HeaderClaims | undefined;
-  /** `check` of the delivery whose headers gave `claims` (`checkClaims`), without parsing them again. */
+  /**
+   * `check`, of the delivery whose headers gave `claims` (`checkClaims`) without parsing them
+   * again, or of the whole delivery when `claims` is undefined. The outcome itself where the
+   * runtime hashes synchronously (Node): a promise there only cost the receiver a turn.
+   */
   checkClaimed<T = unknown>(
     headers: HeadersInput,
     body: RawBody,
-    claims: HeaderClaims,
-  ): Promise<VerifiedWebhook<T> | WebhookRefusal>;
+    claims: HeaderClaims | undefined,
+  ): VerifiedWebhook<T> | WebhookRefusal | Promise<VerifiedWebhook<T> | WebhookRefusal>;
 }
 
 /** `createWebhookVerifier`, with the steps a receiver uses besides (`ClaimsVerifier`). @internal */
@@ -403,13 +407,14 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
   }
 
   // Where the port hashes synchronously (Node), a promise per digest only adds microtask
-  // turns: the asynchronous API runs the synchronous check inside its one promise.
-  const check = async <T>(
+  // turns: the synchronous check runs, and the asynchronous API wraps it in its one promise.
+  function checkClaimed<T>(
     headers: HeadersInput,
     body: RawBody,
-    claims?: HeaderClaims,
-  ): Promise<VerifiedWebhook<T> | WebhookRefusal> =>
-    sync ? checkWith<T>(sync, headers, body, claims) : checkAsync<T>(headers, body, claims);
+    claims: HeaderClaims | undefined,
+  ): VerifiedWebhook<T> | WebhookRefusal | Promise<VerifiedWebhook<T> | WebhookRefusal> {
+    return sync ? checkWith<T>(sync, headers, body, claims) : checkAsync<T>(headers, body, claims);
+  }
 
   function checkClaims(headers: HeadersInput): WebhookRefusal | HeaderClaims | undefined {
     const attempt = newAttempt(headers);
@@ -420,7 +425,7 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
     scheme,
     toleranceSeconds,
     maxBodyBytes,
-    check: <T>(headers: HeadersInput, body: RawBody) => check<T>(headers, body),
+    check: async <T>(headers: HeadersInput, body: RawBody) => checkClaimed<T>(headers, body, undefined),
     checkSync,
     checkHeaders(headers: HeadersInput): WebhookRefusal | undefined {
       const claims = checkClaims(headers);
@@ -437,7 +442,7 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
       return result;
     },
   };
-  return { verifier, checkClaims, checkClaimed: check };
+  return { verifier, checkClaims, checkClaimed };
 }
 
 /**
