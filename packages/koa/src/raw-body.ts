@@ -92,7 +92,9 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 // One read in progress, kept on its request under this key. The listeners are the same three
 // functions for every request, reading it through `this`: no closure, and no promise on top of
-// the read's own, made per request.
+// the read's own, made per request. They stay on the request once the read is over, doing
+// nothing: after its end a request emits only `close`, and taking three listeners off cost more
+// than they hold (a body past the limit is drained through the `data` one).
 const READING = Symbol("@interlock/koa.reading");
 
 interface Reading {
@@ -110,36 +112,32 @@ class BodyRead {
   }
 }
 
-function readingOf(req: IncomingMessage): BodyRead {
+/** The request's read, ended now: undefined when it was over already. */
+function endReading(req: IncomingMessage): BodyRead | undefined {
   const read = (req as Reading)[READING];
-  if (read === undefined) throw new TypeError("a body listener was called on another object than its request");
-  return read;
-}
-
-function stopReading(req: IncomingMessage): BodyRead {
-  const read = readingOf(req);
-  req.off("data", onBodyData).off("end", onBodyEnd).off("error", onBodyCut).off("close", onBodyCut);
   (req as Reading)[READING] = undefined;
   return read;
 }
 
 function onBodyData(this: IncomingMessage, chunk: Buffer): void {
-  if (readingOf(this).body.add(chunk)) return;
-  const read = stopReading(this);
+  const read = (this as Reading)[READING];
+  if (read === undefined || read.body.add(chunk)) return;
+  endReading(this);
   // Keep reading into nothing, so the connection is not left stalled and the 413 arrives.
   this.resume();
   read.resolve(undefined);
 }
 
 function onBodyEnd(this: IncomingMessage): void {
-  const read = stopReading(this);
-  read.resolve(asBuffer(read.body.body() as Uint8Array));
+  const read = endReading(this);
+  read?.resolve(asBuffer(read.body.body() as Uint8Array));
 }
 
-// For 'error' and 'close' alike: a failed stream, or one closed before its end (the client went
-// away mid-body), is 400 `body_incomplete`.
+// A stream closed before its end, the client gone mid-body or the stream destroyed with an
+// error, is 400 `body_incomplete`. No `error` listener: a request emits its error only to
+// listeners, and `close` follows it either way.
 function onBodyCut(this: IncomingMessage): void {
-  stopReading(this).resolve(BodyError.incomplete());
+  endReading(this)?.resolve(BodyError.incomplete());
 }
 
 /**
@@ -149,6 +147,6 @@ function onBodyCut(this: IncomingMessage): void {
 function collect(req: IncomingMessage, limit: number): Promise<Buffer | BodyError | undefined> {
   return new Promise((resolve) => {
     (req as Reading)[READING] = new BodyRead(limit, resolve);
-    req.on("data", onBodyData).on("end", onBodyEnd).on("error", onBodyCut).on("close", onBodyCut);
+    req.on("data", onBodyData).on("end", onBodyEnd).on("close", onBodyCut);
   });
 }
