@@ -62,6 +62,30 @@ describe("headers in every shape", () => {
     expect((await expectVerified(swVerifier(), svix, BODY)).id).toBe("msg_1");
   });
 
+  it("reads the set of names the signature header names: webhook-* when it is there, else svix-*", async () => {
+    const h = await swDelivery();
+    const asSvix = {
+      "svix-id": h["webhook-id"] as string,
+      "svix-timestamp": h["webhook-timestamp"] as string,
+      "svix-signature": h["webhook-signature"] as string,
+    };
+    const verifier = swVerifier();
+    // Both sets: webhook-* is read, whatever svix-* holds.
+    const forged = { "svix-id": "msg_forged", "svix-timestamp": "1", "svix-signature": `v1,${"A".repeat(43)}=` };
+    expect((await expectVerified(verifier, { ...h, ...forged }, BODY)).id).toBe("msg_1");
+    // A webhook-signature sent, even empty, names the webhook-* set, whose id is then missing.
+    const empty = await expectRefused(verifier, { ...asSvix, "webhook-signature": "" }, BODY, "missing_header");
+    expect(empty.message).toBe("missing webhook-id header");
+    // svix-* alone; a svix-signature sent twice is as malformed as a webhook-signature would be.
+    expect((await expectVerified(verifier, asSvix, BODY)).id).toBe("msg_1");
+    const twice = { ...asSvix, "svix-signature": [asSvix["svix-signature"], asSvix["svix-signature"]] };
+    await expectRefused(verifier, twice, BODY, "malformed_header");
+    // Neither: missing, under the Standard Webhooks name.
+    const { "webhook-signature": _, ...unsigned } = h;
+    const missing = await expectRefused(verifier, unsigned, BODY, "missing_header");
+    expect(missing.message).toBe("missing webhook-signature header");
+  });
+
   it("refuses a header sent twice with different values as malformed", async () => {
     const h = await swDelivery();
     await expectRefused(swVerifier(), { ...h, "webhook-id": ["msg_1", "msg_2"] }, BODY, "malformed_header");

@@ -159,7 +159,11 @@ export function claimedIdIn(scheme: WebhookScheme, read: HeaderReader): string |
 
 /** Reads a header that must be present exactly once. */
 export function requireHeader(scheme: string, read: HeaderReader, name: string): string {
-  const value = read(name);
+  return requiredValue(scheme, name, read(name));
+}
+
+/** `requireHeader` of a header read already: its value as the reader gave it. */
+export function requiredValue(scheme: string, name: string, value: ReturnType<HeaderReader>): string {
   if (value === undefined || value === "") refuse(scheme, "missing_header", `missing ${name} header`);
   if (typeof value !== "string") {
     refuse(scheme, "malformed_header", `${name} header was sent more than once`);

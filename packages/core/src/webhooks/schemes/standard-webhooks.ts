@@ -8,7 +8,6 @@
  */
 
 import { decodeBase64, encodeBase64 } from "../../encoding.js";
-import type { HeaderReader } from "../../headers.js";
 import {
   base64Secret,
   type DeliveryFields,
@@ -17,6 +16,7 @@ import {
   optionalHeader,
   parseTimestamp,
   refuse,
+  requiredValue,
   requireHeader,
   type SignatureCandidate,
   type WebhookScheme,
@@ -29,12 +29,6 @@ const ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 // that every property look-up must hash and internalise first.
 const WEBHOOK_HEADERS = { id: "webhook-id", timestamp: "webhook-timestamp", signature: "webhook-signature" };
 const SVIX_HEADERS = { id: "svix-id", timestamp: "svix-timestamp", signature: "svix-signature" };
-
-function headerNames(read: HeaderReader): typeof WEBHOOK_HEADERS {
-  return read("webhook-signature") === undefined && read("svix-signature") !== undefined
-    ? SVIX_HEADERS
-    : WEBHOOK_HEADERS;
-}
 
 /** The kind of signature a version of `length` characters at `start` names: `v1` or `v1a`, else none. */
 function versionAt(text: string, start: number, length: number): SignatureCandidate["kind"] | undefined {
@@ -125,11 +119,15 @@ export const standardWebhooks: WebhookScheme = {
   parsesHeadersOnly: true,
   idHeaders: [WEBHOOK_HEADERS.id, SVIX_HEADERS.id],
   parse(read) {
-    const names = headerNames(read);
+    // The signature header says which set of names the delivery uses, and is read once: on a
+    // Fetch `Headers` every read checks and lower-cases the name again.
+    const webhookSignature = read(WEBHOOK_HEADERS.signature);
+    const svixSignature = webhookSignature === undefined ? read(SVIX_HEADERS.signature) : undefined;
+    const names = svixSignature === undefined ? WEBHOOK_HEADERS : SVIX_HEADERS;
     const id = requireHeader(NAME, read, names.id);
     const timestamp = optionalHeader(NAME, read, names.timestamp);
     const timestampMs = parseTimestamp(NAME, timestamp, "seconds");
-    const signatures = parseSignatureList(requireHeader(NAME, read, names.signature));
+    const signatures = parseSignatureList(requiredValue(NAME, names.signature, svixSignature ?? webhookSignature));
     return { id, timestamp, timestampMs, signatures };
   },
   signedContent: ({ id, timestamp }, body) => [`${id}.${timestamp}.`, body],
