@@ -77,6 +77,9 @@ export const kIdempotentRun = Symbol("interlock.idempotentRun");
 /** Takes the request's unsettled run: each key is finished or aborted once. */
 const takeRun = (request: FastifyRequest) => takePending<IdempotencyTicket>(request, kIdempotentRun);
 
+/** The route pattern of a request Fastify matched to no route: none. */
+const NO_PATTERN = () => undefined;
+
 /** The matched route's pattern: undefined only where Fastify matched no route. */
 const matchedPattern = (request: FastifyRequest): string | undefined => request.routeOptions.url;
 
@@ -113,18 +116,22 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
   const engine = createIdempotency(engineOptions);
   const recordLimit = engine.options.store.maxRecordBytes;
   listenForHandlerThrows();
-  // The app's own `route` is its pattern; the default one is named only where Fastify matched a route.
-  const patternOf = (request: FastifyRequest) => (options.route ? undefined : () => matchedPattern(request));
-
-  /** The engine's view of the request. */
+  /**
+   * The engine's view of the request. The app's own `route` is its pattern, and so is the
+   * default one where Fastify matched a route; events name none where it matched none. The kept
+   * bytes are handed over as they are; otherwise (not kept yet, or a `BodyError` kept in their
+   * place) a reader the engine calls only if it needs the body.
+   */
   function neutralOf(request: FastifyRequest): FastifyIdempotencyRequest {
+    const routed = options.route !== undefined || matchedPattern(request) !== undefined;
+    const kept = rawBodyOf(request);
     return {
       method: request.method,
       route: route(request),
-      routePattern: patternOf(request),
+      routePattern: routed ? undefined : NO_PATTERN,
       path: request.url,
       headers: request.headers,
-      body: () => keptBody(request),
+      body: kept instanceof Uint8Array ? kept : () => keptBody(request),
       context: request,
     };
   }

@@ -99,27 +99,33 @@ function replayableHeaders(
   allowed: ReadonlySet<string>,
 ): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
-  const add = (name: string, value: unknown) => {
-    const lower = name.toLowerCase();
-    if (!allowed.has(lower) || value === undefined) return;
-    if (Array.isArray(value)) for (const v of value) keep(lower, String(v));
-    else keep(lower, String(value));
-  };
-  const keep = (name: string, text: string) => {
-    if (!unstorable(text)) pairs.push([name, text]);
-  };
   if (Symbol.iterator in headers)
-    for (const [name, value] of headers as Iterable<readonly [string, string]>) add(name, value);
+    for (const [name, value] of headers as Iterable<readonly [string, string]>) addAllowed(pairs, allowed, name, value);
   else if (typeof headers.forEach === "function")
     (headers as FetchHeadersLike).forEach((value, name) => {
-      add(name, value);
+      addAllowed(pairs, allowed, name, value);
     });
   else {
     // Keys, not entries: no array per header, and half the time on Node's getHeaders() object.
     const record = headers as Readonly<Record<string, unknown>>;
-    for (const name of Object.keys(record)) add(name, record[name]);
+    for (const name of Object.keys(record)) addAllowed(pairs, allowed, name, record[name]);
   }
   return pairs;
+}
+
+/**
+ * Adds the header's values to `pairs` under its lower-case name, if allowed and storable. A
+ * function of the module, as `addStorable`: closures made per response cost their allocation.
+ */
+function addAllowed(pairs: Array<[string, string]>, allowed: ReadonlySet<string>, name: string, value: unknown): void {
+  const lower = name.toLowerCase();
+  if (!allowed.has(lower) || value === undefined) return;
+  if (!Array.isArray(value)) addStorable(pairs, lower, String(value));
+  else for (const v of value) addStorable(pairs, lower, String(v));
+}
+
+function addStorable(pairs: Array<[string, string]>, name: string, text: string): void {
+  if (!unstorable(text)) pairs.push([name, text]);
 }
 
 const NO_CONTENT_STATUSES = new Set([204, 205, 304]);
