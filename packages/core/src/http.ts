@@ -4,7 +4,7 @@
  */
 
 import { utf8 } from "./encoding.js";
-import { InterlockConfigError, type InterlockError, PROBLEM_CONTENT_TYPE } from "./errors.js";
+import { BodyError, InterlockConfigError, type InterlockError, PROBLEM_CONTENT_TYPE } from "./errors.js";
 
 /** A complete HTTP response for an adapter to send as it is. */
 export interface HttpResponse {
@@ -233,4 +233,74 @@ export class BodyCollector {
     }
     return body;
   }
+}
+
+/**
+ * What `readRequestBody` uses of a Node request (node:http's `IncomingMessage`, the HTTP/2
+ * compatibility API's `Http2ServerRequest`): its stream's events.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export interface NodeRequestStream {
+  on(event: "data" | "end" | "close", listener: (...args: never[]) => void): unknown;
+}
+
+/**
+ * Reads a Node request's stream to its end, keeping at most `limit` bytes: the bytes, or core's
+ * `BodyError`. Past the limit, 413 `body_too_large` at once, the rest read into nothing as it
+ * comes (so the connection is not left stalled, and a keep-alive client's next request is read
+ * after it); closed before its end, 400 `body_incomplete` (the client went away mid-body, or the
+ * stream was destroyed, with an error or without). No `error` listener: a request emits its
+ * error only to listeners, and `close` follows it either way.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function readRequestBody(request: NodeRequestStream, limit: number): Promise<Uint8Array | BodyError> {
+  return new Promise((resolve) => {
+    (request as Reading)[READING] = new BodyRead(limit, resolve);
+    request.on("data", onBodyData);
+    request.on("end", onBodyEnd);
+    request.on("close", onBodyCut);
+  });
+}
+
+// The read in progress, kept on its request under this key. The listeners are the same three
+// functions for every request, reading it through `this`: no closure made per request. They
+// stay on the request once the read is over, doing nothing: after its end a request emits only
+// `close`, and taking them off cost more than they hold. A body past the limit is drained
+// through the `data` one, which keeps the stream flowing.
+const READING = Symbol("@interlock/core.reading");
+
+type Reading = NodeRequestStream & { [READING]?: BodyRead | undefined };
+
+class BodyRead {
+  readonly body: BodyCollector;
+
+  constructor(
+    limit: number,
+    readonly resolve: (body: Uint8Array | BodyError) => void,
+  ) {
+    this.body = new BodyCollector(limit);
+  }
+}
+
+/** The request's read, ended now: undefined when it was over already. */
+function endReading(request: Reading): BodyRead | undefined {
+  const read = request[READING];
+  request[READING] = undefined;
+  return read;
+}
+
+function onBodyData(this: Reading, chunk: Uint8Array | string): void {
+  const read = this[READING];
+  if (read === undefined || read.body.add(chunk)) return;
+  endReading(this);
+  read.resolve(BodyError.tooLarge(read.body.limit));
+}
+
+function onBodyEnd(this: Reading): void {
+  const read = endReading(this);
+  read?.resolve(read.body.body() as Uint8Array);
+}
+
+function onBodyCut(this: Reading): void {
+  endReading(this)?.resolve(BodyError.incomplete());
 }

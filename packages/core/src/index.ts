@@ -53,7 +53,9 @@ export {
   type HttpResponse,
   jsonResponse,
   type NodeRequestHead,
+  type NodeRequestStream,
   problemResponse,
+  readRequestBody,
   writeHeadHeaders,
 } from "./http.js";
 export type { WaitOptions } from "./idempotency/claim.js";

@@ -1,6 +1,9 @@
 /** The pieces adapters share to read bodies: the default limit, the option check, the collector. */
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import { connect } from "node:net";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import {
   announcesBody,
   BodyCollector,
@@ -13,6 +16,7 @@ import {
   InterlockConfigError,
   type NodeRequestHead,
   problemResponse,
+  readRequestBody,
   StoreUnavailableError,
   WebhookVerificationError,
 } from "../src/index.js";
@@ -181,5 +185,86 @@ describe("forEachHeader", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+/** Waits until `done()` holds, for 5 s at most. */
+async function until(done: () => boolean): Promise<void> {
+  for (let waited = 0; !done() && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+describe("readRequestBody", () => {
+  let server: Server | undefined;
+  afterEach(() => {
+    server?.close();
+    server?.closeAllConnections();
+    server = undefined;
+  });
+
+  /** A server on 127.0.0.1 that reads each request with `readRequestBody` and reports the outcome. */
+  async function reading(limit: number, prepare: (request: IncomingMessage) => void = () => {}) {
+    const outcomes: Array<Uint8Array | BodyError> = [];
+    const begun: IncomingMessage[] = [];
+    server = createServer(async (request, response) => {
+      begun.push(request);
+      prepare(request);
+      const read = await readRequestBody(request, limit);
+      outcomes.push(read);
+      response.statusCode = read instanceof BodyError ? read.status : 200;
+      response.end(read instanceof BodyError ? read.code : `${read.byteLength}`);
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as { port: number };
+    return { url: `http://127.0.0.1:${port}/`, port, outcomes, begun };
+  }
+
+  it("reads a body sent in pieces to its end, as sent", async () => {
+    const { url, outcomes } = await reading(1024);
+    const pieces = ['{"amount":', "1000,", '"note":"caf\u00e9"}'];
+    const body = new ReadableStream({
+      start(controller) {
+        for (const piece of pieces) controller.enqueue(new TextEncoder().encode(piece));
+        controller.close();
+      },
+    });
+    const response = await fetch(url, { method: "POST", body, duplex: "half" } as RequestInit);
+    expect(response.status).toBe(200);
+    expect(Buffer.from(outcomes[0] as Uint8Array).toString("utf8")).toBe(pieces.join(""));
+  });
+
+  it("reads a stream set to give text as the bytes it carried", async () => {
+    const { url, outcomes } = await reading(1024, (request) => request.setEncoding("utf8"));
+    const sent = '{"note":"caf\u00e9 \u{1f600}"}';
+    expect((await fetch(url, { method: "POST", body: sent })).status).toBe(200);
+    expect(outcomes[0]).toEqual(new Uint8Array(Buffer.from(sent, "utf8")));
+  });
+
+  it("past the limit, answers 413 at once and drains the rest: the connection serves the next request", async () => {
+    const { port, outcomes } = await reading(16);
+    const socket = connect(port, "127.0.0.1");
+    await once(socket, "connect");
+    let received = "";
+    socket.setEncoding("latin1").on("data", (chunk: string) => {
+      received += chunk;
+    });
+    const big = "x".repeat(64 * 1024);
+    socket.write(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${big.length}\r\n\r\n${big}`);
+    socket.write("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok");
+    await until(() => /\r\n\r\n2$/.test(received));
+    socket.destroy();
+    expect(received).toMatch(/^HTTP\/1\.1 413 [\s\S]*body_too_large[\s\S]*HTTP\/1\.1 200 [\s\S]*\r\n\r\n2$/);
+    expect(outcomes.map((o) => (o instanceof BodyError ? o.code : o.byteLength))).toEqual(["body_too_large", 2]);
+  });
+
+  it("a client that leaves mid-body is 400 body_incomplete", async () => {
+    const { port, outcomes, begun } = await reading(1024);
+    const socket = connect(port, "127.0.0.1");
+    await once(socket, "connect");
+    socket.write("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b");
+    await until(() => begun.length === 1);
+    socket.destroy();
+    await until(() => outcomes.length === 1);
+    expect(outcomes.map((o) => (o instanceof BodyError ? o.code : o.byteLength))).toEqual(["body_incomplete"]);
   });
 });

@@ -5,7 +5,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { BodyCollector, BodyError } from "@interlock/core";
+import { BodyError, readRequestBody } from "@interlock/core";
 import { useDictionaryProperties } from "./dictionary-mode.js";
 
 const RAW_BODY = Symbol.for("@interlock/express.rawBody");
@@ -60,42 +60,18 @@ export function streamConsumed(req: IncomingMessage): boolean {
 /**
  * Reads the whole request stream, up to `limit` bytes, and remembers the bytes on the request
  * for later middleware. A body past the limit, declared by its Content-Length or found while
- * reading, resolves core's `body_too_large` at once (see `tooLarge`).
+ * reading, resolves core's `body_too_large` at once (see `tooLarge`); a client that went away
+ * mid-body, 400 `body_incomplete`, refused and reported like any bad body (nothing claimed, so
+ * its retry runs), as on Fastify, Koa, Hono and the web adapter.
  */
-export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
-  return new Promise((resolve) => {
-    const declared = declaredTooLarge(req, limit);
-    if (declared) return resolve(declared);
-    const body = new BodyCollector(limit);
-    const cleanup = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      if (body.add(chunk)) return;
-      cleanup();
-      resolve(tooLarge(req, limit));
-    };
-    const onEnd = () => {
-      cleanup();
-      const bytes = asBuffer(body.body() as Uint8Array);
-      remember(req, bytes);
-      resolve(bytes);
-    };
-    // A client that went away mid-body: 400 `body_incomplete`, refused and reported like any bad
-    // body (nothing claimed, so its retry runs), as on Fastify, Koa, Hono and the web adapter.
-    const onError = () => {
-      cleanup();
-      resolve(BodyError.incomplete());
-    };
-    const onClose = onError;
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("close", onClose);
-  });
+export async function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
+  const declared = declaredTooLarge(req, limit);
+  if (declared) return declared;
+  const read = await readRequestBody(req, limit);
+  if (read instanceof BodyError) return read;
+  const bytes = asBuffer(read);
+  remember(req, bytes);
+  return bytes;
 }
 
 /**

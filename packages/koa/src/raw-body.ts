@@ -4,7 +4,7 @@
  */
 
 import type { IncomingMessage } from "node:http";
-import { announcesBody, BodyCollector, BodyError, decodeContent } from "@interlock/core";
+import { announcesBody, BodyError, decodeContent, readRequestBody } from "@interlock/core";
 import type { Context } from "koa";
 import { notRawMessage } from "./errors.js";
 import { exposeBody } from "./parse.js";
@@ -49,9 +49,9 @@ export async function readRawBody(
   if (Number(req.headers["content-length"]) > limit) return BodyError.tooLarge(limit);
   // A client that went away mid-body: 400 `body_incomplete`, refused and reported like any bad
   // body (nothing claimed, so its retry runs), as on Hono, Fastify and the web adapter.
-  const body = await collect(req, limit);
-  if (body instanceof BodyError) return body;
-  if (body === undefined) return BodyError.tooLarge(limit);
+  const read = await readRequestBody(req, limit);
+  if (read instanceof BodyError) return read;
+  const body = asBuffer(read);
   // Not for webhook(): core refuses every compressed delivery (415) before its body is read.
   const payload =
     middleware === "idempotency" && req.headers["content-encoding"] !== undefined
@@ -88,65 +88,4 @@ function remember(req: IncomingMessage, body: Buffer, ctx: Context, consumed: bo
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-// One read in progress, kept on its request under this key. The listeners are the same three
-// functions for every request, reading it through `this`: no closure, and no promise on top of
-// the read's own, made per request. They stay on the request once the read is over, doing
-// nothing: after its end a request emits only `close`, and taking three listeners off cost more
-// than they hold (a body past the limit is drained through the `data` one).
-const READING = Symbol("@interlock/koa.reading");
-
-interface Reading {
-  [READING]?: BodyRead | undefined;
-}
-
-class BodyRead {
-  readonly body: BodyCollector;
-
-  constructor(
-    limit: number,
-    readonly resolve: (body: Buffer | BodyError | undefined) => void,
-  ) {
-    this.body = new BodyCollector(limit);
-  }
-}
-
-/** The request's read, ended now: undefined when it was over already. */
-function endReading(req: IncomingMessage): BodyRead | undefined {
-  const read = (req as Reading)[READING];
-  (req as Reading)[READING] = undefined;
-  return read;
-}
-
-function onBodyData(this: IncomingMessage, chunk: Buffer): void {
-  const read = (this as Reading)[READING];
-  if (read === undefined || read.body.add(chunk)) return;
-  endReading(this);
-  // Keep reading into nothing, so the connection is not left stalled and the 413 arrives.
-  this.resume();
-  read.resolve(undefined);
-}
-
-function onBodyEnd(this: IncomingMessage): void {
-  const read = endReading(this);
-  read?.resolve(asBuffer(read.body.body() as Uint8Array));
-}
-
-// A stream closed before its end, the client gone mid-body or the stream destroyed with an
-// error, is 400 `body_incomplete`. No `error` listener: a request emits its error only to
-// listeners, and `close` follows it either way.
-function onBodyCut(this: IncomingMessage): void {
-  endReading(this)?.resolve(BodyError.incomplete());
-}
-
-/**
- * The whole body; undefined once it passes `limit` (the rest is drained, not kept); a
- * `BodyError` when the stream fails or closes before its end.
- */
-function collect(req: IncomingMessage, limit: number): Promise<Buffer | BodyError | undefined> {
-  return new Promise((resolve) => {
-    (req as Reading)[READING] = new BodyRead(limit, resolve);
-    req.on("data", onBodyData).on("end", onBodyEnd).on("close", onBodyCut);
-  });
 }
