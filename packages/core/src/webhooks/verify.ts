@@ -432,7 +432,8 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
       return claims instanceof WebhookRefusal ? claims : undefined;
     },
     async verify<T>(headers: HeadersInput, body: RawBody) {
-      const result = sync ? checkWith<T>(sync, headers, body) : await checkAsync<T>(headers, body);
+      const checking = checkClaimed<T>(headers, body, undefined);
+      const result = checking instanceof Promise ? await checking : checking;
       if (!result.ok) throw result.error;
       return result;
     },
