@@ -59,8 +59,9 @@ export function streamConsumed(req: IncomingMessage): boolean {
 
 /**
  * Reads the whole request stream, up to `limit` bytes, and remembers the bytes on the request
- * for later middleware. A body past the limit, declared by its Content-Length or found while
- * reading, resolves core's `body_too_large` at once (see `tooLarge`); a client that went away
+ * for later middleware. A body past the limit resolves core's `body_too_large` at once: one its
+ * Content-Length declares before anything is read (see `tooLarge`), one found while reading as
+ * core's reader finds it (the rest drained the same way); a client that went away
  * mid-body, 400 `body_incomplete`, refused and reported like any bad body (nothing claimed, so
  * its retry runs), as on Fastify, Koa, Hono and the web adapter.
  */
