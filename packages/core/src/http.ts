@@ -236,6 +236,18 @@ export class BodyCollector {
 }
 
 /**
+ * Core's `body_too_large` when a Node request's Content-Length declares more than `limit` bytes;
+ * undefined otherwise. Answered before anything waits for that body, which may never come (a
+ * client that sent `Expect: 100-continue` and stopped after the headers) or come as a long
+ * upload. Left unread: Node's server reads an unread body into nothing once the response has
+ * been sent, so a keep-alive client's next request is read after it.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function declaredTooLarge(request: NodeRequestHead, limit: number): BodyError | undefined {
+  return Number(request.headers["content-length"]) > limit ? BodyError.tooLarge(limit) : undefined;
+}
+
+/**
  * What `readRequestBody` uses of a Node request (node:http's `IncomingMessage`, the HTTP/2
  * compatibility API's `Http2ServerRequest`): its stream's events.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").

@@ -49,6 +49,7 @@ export {
   BodyCollector,
   bodyLimitOption,
   DEFAULT_REQUEST_BODY_LIMIT,
+  declaredTooLarge,
   forEachHeader,
   type HttpResponse,
   jsonResponse,

@@ -10,6 +10,7 @@ import {
   BodyError,
   bodyLimitOption,
   DEFAULT_REQUEST_BODY_LIMIT,
+  declaredTooLarge,
   forEachHeader,
   type HttpResponse,
   IdempotencyError,
@@ -266,5 +267,53 @@ describe("readRequestBody", () => {
     socket.destroy();
     await until(() => outcomes.length === 1);
     expect(outcomes.map((o) => (o instanceof BodyError ? o.code : o.byteLength))).toEqual(["body_incomplete"]);
+  });
+});
+
+describe("declaredTooLarge", () => {
+  const head = (headers: Record<string, string>): NodeRequestHead => ({ headers, httpVersionMajor: 1 });
+
+  it("is 413 body_too_large past the limit; nothing at the limit, without a length, or with a chunked body", () => {
+    expect(declaredTooLarge(head({ "content-length": "17" }), 16)).toMatchObject({
+      status: 413,
+      code: "body_too_large",
+    });
+    expect(declaredTooLarge(head({ "content-length": "16" }), 16)).toBeUndefined();
+    expect(declaredTooLarge(head({}), 16)).toBeUndefined();
+    expect(declaredTooLarge(head({ "transfer-encoding": "chunked" }), 16)).toBeUndefined();
+  });
+
+  let server: Server | undefined;
+  afterEach(() => {
+    server?.close();
+    server?.closeAllConnections();
+    server = undefined;
+  });
+
+  it("answers before the body is sent; Node drains the body left unread, and the connection serves the next request", async () => {
+    const limit = 16;
+    server = createServer(async (request, response) => {
+      const refused = declaredTooLarge(request, limit);
+      const read = refused ?? (await readRequestBody(request, limit));
+      response.statusCode = read instanceof BodyError ? read.status : 200;
+      response.end(read instanceof BodyError ? read.code : `${read.byteLength}`);
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const socket = connect((server.address() as { port: number }).port, "127.0.0.1");
+    await once(socket, "connect");
+    let received = "";
+    socket.setEncoding("latin1").on("data", (chunk: string) => {
+      received += chunk;
+    });
+    const big = "x".repeat(64 * 1024);
+    socket.write(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${big.length}\r\n\r\n`);
+    await until(() => received.includes("body_too_large"));
+    expect(received).toMatch(/^HTTP\/1\.1 413 /);
+    socket.write(big);
+    socket.write("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok");
+    await until(() => /\r\n\r\n2$/.test(received));
+    socket.destroy();
+    expect(received).toMatch(/^HTTP\/1\.1 413 [\s\S]*HTTP\/1\.1 200 [\s\S]*\r\n\r\n2$/);
   });
 });

@@ -5,7 +5,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { BodyError, readRequestBody } from "@interlock/core";
+import { BodyError, declaredTooLarge, readRequestBody } from "@interlock/core";
 import { useDictionaryProperties } from "./dictionary-mode.js";
 
 const RAW_BODY = Symbol.for("@interlock/express.rawBody");
@@ -60,8 +60,8 @@ export function streamConsumed(req: IncomingMessage): boolean {
 /**
  * Reads the whole request stream, up to `limit` bytes, and remembers the bytes on the request
  * for later middleware. A body past the limit resolves core's `body_too_large` at once: one its
- * Content-Length declares before anything is read (see `tooLarge`), one found while reading as
- * core's reader finds it (the rest drained the same way); a client that went away
+ * Content-Length declares before anything is read (core's `declaredTooLarge`), one found while
+ * reading as core's reader finds it; a client that went away
  * mid-body, 400 `body_incomplete`, refused and reported like any bad body (nothing claimed, so
  * its retry runs), as on Fastify, Koa, Hono and the web adapter.
  */
@@ -73,25 +73,6 @@ export async function readRawBody(req: IncomingMessage, limit: number): Promise<
   const bytes = asBuffer(read);
   remember(req, bytes);
   return bytes;
-}
-
-/**
- * Core's `body_too_large` when the request declares a Content-Length over `limit` (see
- * `tooLarge`), before anything waits for that body; undefined otherwise.
- */
-export function declaredTooLarge(req: IncomingMessage, limit: number): BodyError | undefined {
-  return Number(req.headers["content-length"]) > limit ? tooLarge(req, limit) : undefined;
-}
-
-/**
- * Core's `body_too_large`, to answer now rather than once the body has arrived, which may be
- * never (a client that sent `Expect: 100-continue` and stopped after the headers) or after a
- * large upload streamed to its end. The rest is read into nothing as it comes, so the
- * connection is not left stalled and a keep-alive client's next request is read after it.
- */
-function tooLarge(req: IncomingMessage, limit: number): BodyError {
-  req.resume();
-  return BodyError.tooLarge(limit);
 }
 
 /** A Buffer over the same memory: what `req.body` and `rawBodyOf` give is always a Buffer. */

@@ -9,12 +9,11 @@
 
 import { type IncomingHttpHeaders, IncomingMessage, type ServerResponse } from "node:http";
 import { PassThrough } from "node:stream";
-import { announcesBody, BodyError, decodeContent } from "@interlock/core";
+import { announcesBody, BodyError, declaredTooLarge, decodeContent } from "@interlock/core";
 import express, { type RequestHandler } from "express";
 import {
   asBuffer,
   captureRawBody,
-  declaredTooLarge,
   RAW_BODY_HOST_ADVICE,
   type RequestState,
   rawBodyOf,
