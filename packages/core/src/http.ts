@@ -258,14 +258,20 @@ export interface NodeRequestStream {
 
 /**
  * Reads a Node request's stream to its end, keeping at most `limit` bytes: the bytes, or core's
- * `BodyError`. Past the limit, 413 `body_too_large` at once, the rest read into nothing as it
+ * `BodyError`. Past the limit, 413 `body_too_large` at once: unread when its Content-Length
+ * declares it (`declaredTooLarge`), else as the bytes pass it, the rest read into nothing as it
  * comes (so the connection is not left stalled, and a keep-alive client's next request is read
  * after it); closed before its end, 400 `body_incomplete` (the client went away mid-body, or the
  * stream was destroyed, with an error or without). No `error` listener: a request emits its
  * error only to listeners, and `close` follows it either way.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
-export function readRequestBody(request: NodeRequestStream, limit: number): Promise<Uint8Array | BodyError> {
+export function readRequestBody(
+  request: NodeRequestHead & NodeRequestStream,
+  limit: number,
+): Promise<Uint8Array | BodyError> {
+  const declared = declaredTooLarge(request, limit);
+  if (declared) return Promise.resolve(declared);
   return new Promise((resolve) => {
     (request as Reading)[READING] = new BodyRead(limit, resolve);
     request.on("data", onBodyData);

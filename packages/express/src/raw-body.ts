@@ -5,7 +5,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { BodyError, declaredTooLarge, readRequestBody } from "@interlock/core";
+import { BodyError, readRequestBody } from "@interlock/core";
 import { useDictionaryProperties } from "./dictionary-mode.js";
 
 const RAW_BODY = Symbol.for("@interlock/express.rawBody");
@@ -58,16 +58,13 @@ export function streamConsumed(req: IncomingMessage): boolean {
 }
 
 /**
- * Reads the whole request stream, up to `limit` bytes, and remembers the bytes on the request
- * for later middleware. A body past the limit resolves core's `body_too_large` at once: one its
- * Content-Length declares before anything is read (core's `declaredTooLarge`), one found while
- * reading as core's reader finds it; a client that went away
- * mid-body, 400 `body_incomplete`, refused and reported like any bad body (nothing claimed, so
- * its retry runs), as on Fastify, Koa, Hono and the web adapter.
+ * Reads the whole request stream, up to `limit` bytes, with core's reader, and remembers the
+ * bytes on the request for later middleware. A body past the limit, declared by its
+ * Content-Length or found while reading, is core's `body_too_large` at once; a client that went
+ * away mid-body, 400 `body_incomplete`, refused and reported like any bad body (nothing claimed,
+ * so its retry runs), as on Fastify, Koa, Hono and the web adapter.
  */
 export async function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
-  const declared = declaredTooLarge(req, limit);
-  if (declared) return declared;
   const read = await readRequestBody(req, limit);
   if (read instanceof BodyError) return read;
   const bytes = asBuffer(read);

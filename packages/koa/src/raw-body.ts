@@ -4,7 +4,7 @@
  */
 
 import type { IncomingMessage } from "node:http";
-import { announcesBody, BodyError, declaredTooLarge, decodeContent, readRequestBody } from "@interlock/core";
+import { announcesBody, BodyError, decodeContent, readRequestBody } from "@interlock/core";
 import type { Context } from "koa";
 import { notRawMessage } from "./errors.js";
 import { exposeBody } from "./parse.js";
@@ -45,10 +45,9 @@ export async function readRawBody(
       return Buffer.byteLength(kept) > limit ? BodyError.tooLarge(limit) : kept;
     return new BodyError("body_not_raw", notRawMessage(middleware));
   }
-  const declared = declaredTooLarge(req, limit);
-  if (declared) return declared;
-  // A client that went away mid-body: 400 `body_incomplete`, refused and reported like any bad
-  // body (nothing claimed, so its retry runs), as on Hono, Fastify and the web adapter.
+  // Past the limit, declared by its Content-Length or found while reading: 413 at once. A client
+  // that went away mid-body: 400 `body_incomplete`, refused and reported like any bad body
+  // (nothing claimed, so its retry runs), as on Hono, Fastify and the web adapter.
   const read = await readRequestBody(req, limit);
   if (read instanceof BodyError) return read;
   const body = asBuffer(read);
