@@ -6,7 +6,7 @@
 
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { BodyCollector } from "@interlock/core";
+import { BodyCollector, timerDelay } from "@interlock/core";
 import { CliError, firstLine, usageError, valueStart } from "./errors.js";
 
 /** How long a POST waits for its whole answer unless told otherwise, in ms. */
@@ -196,7 +196,7 @@ export function post(
         resolve(answer);
       }, fail);
     });
-    const deadline = setTimeout(() => request.destroy(new DeadlineError()), timeoutMs);
+    const deadline = setTimeout(() => request.destroy(new DeadlineError()), timerDelay(timeoutMs));
     function fail(error: unknown): void {
       clearTimeout(deadline);
       reject(networkError(url, error, timeoutMs));

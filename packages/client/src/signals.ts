@@ -9,6 +9,7 @@
  * On undici, an attempt only the client's timer can abort takes no signal at all (dispatch.ts).
  */
 
+import { timerDelay } from "@interlock/core";
 import { AttemptDispatcher, abortError, dispatcherUsable } from "./dispatch.js";
 
 /** Resolves after `ms`, or rejects with `signal.reason` the moment `signal` aborts. */
@@ -28,7 +29,7 @@ export const platformSleep: Sleep = (ms, signal) =>
     const timer = setTimeout(() => {
       signal.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     signal.addEventListener("abort", onAbort, { once: true });
   });
 
@@ -158,7 +159,7 @@ export function attemptAbort(platformFetch: boolean, timerOnly: boolean): Attemp
  */
 export function after(sleep: Sleep, ms: number, fire: () => void): () => void {
   if (sleep === platformSleep) {
-    const timer = setTimeout(fire, ms);
+    const timer = setTimeout(fire, timerDelay(ms));
     return () => clearTimeout(timer);
   }
   const cancel = new AbortController();
@@ -246,7 +247,7 @@ export class TimeoutQueue {
 
   #arm(delay: number, due: number): void {
     this.#armedFor = due;
-    this.#timer = setTimeout(this.#fireDue, delay);
+    this.#timer = setTimeout(this.#fireDue, timerDelay(delay));
   }
 
   readonly #fireDue = (): void => {

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createClient, RetryLimitError, TimeoutError } from "../src/index.js";
-import { AttemptSignal, attemptAbort, TimeoutQueue } from "../src/signals.js";
+import { AttemptSignal, attemptAbort, platformSleep, TimeoutQueue } from "../src/signals.js";
 import { REQUEST_TAKES_LIGHT_SIGNAL } from "./helpers/platform.js";
 import { serve, settled } from "./helpers/setup.js";
 
@@ -118,6 +118,23 @@ describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () =
     expect(fired).toEqual(["c", "e"]);
   });
 
+  it("arms the platform timer for whole milliseconds, never early, when stamps are fractional", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const setTimeout = vi.spyOn(globalThis, "setTimeout");
+    const queue = new TimeoutQueue(100);
+    const fired: string[] = [];
+    queue.add(() => fired.push("a"), 1_000.4);
+    queue.add(() => fired.push("b"), 1_030.25); // due 29.85 ms after a
+    vi.advanceTimersByTime(100);
+    expect(fired).toEqual(["a"]);
+    vi.advanceTimersByTime(29);
+    expect(fired).toEqual(["a"]);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(["a", "b"]);
+    expect(setTimeout.mock.calls.map(([, ms]) => ms)).toEqual([100, 30]);
+    setTimeout.mockRestore();
+  });
+
   it("holds the process open only while a timer is queued", () => {
     const queue = new TimeoutQueue(60_000);
     const timeouts = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length;
@@ -162,6 +179,38 @@ describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () =
     expect((error as RetryLimitError).cause).toMatchObject({ scope: "attempt", timeoutMs: 50 });
     expect(performance.now() - started).toBeGreaterThanOrEqual(99);
     expect(hung.received).toHaveLength(2);
+  });
+});
+
+describe("the client's platform timers", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("get whole milliseconds: an attempt cut short by the deadline, a backoff, the deadline's own timer", async () => {
+    const server = await serve(() => ({ status: 503 }));
+    const setTimeout = vi.spyOn(globalThis, "setTimeout");
+    // A deadline shorter than the attempt timeout arms each attempt's timer for what is left of
+    // it (fractional on the monotonic clock); a random source of thirds, fractional backoffs.
+    const client = createClient({
+      timeoutMs: 5_000,
+      deadlineMs: 2_000,
+      maxAttempts: 3,
+      backoff: { baseMs: 10, capMs: 10 },
+      random: () => 1 / 3,
+    });
+    const { error } = await settled(client(server.url));
+    expect(error).toBeInstanceOf(RetryLimitError);
+    expect(server.received).toHaveLength(3);
+    const delays = setTimeout.mock.calls.map(([, ms]) => ms);
+    expect(delays.length).toBeGreaterThanOrEqual(5); // three attempts, two backoffs (each with the deadline's timer)
+    expect(delays.filter((ms) => !Number.isInteger(ms))).toEqual([]);
+  });
+
+  it("the default sleep rounds a fractional wait up (an injected clock's or a hook's delay)", async () => {
+    const setTimeout = vi.spyOn(globalThis, "setTimeout");
+    await platformSleep(1.5, new AbortController().signal);
+    expect(setTimeout.mock.calls[0]?.[1]).toBe(2); // its own timer (the previous test's server may still be closing)
   });
 });
 

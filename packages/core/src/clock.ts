@@ -20,3 +20,16 @@ export function monotonicClock(): () => number {
   }
   return Date.now;
 }
+
+/**
+ * A delay to hand the platform's `setTimeout` or `setInterval`: whole milliseconds, rounded up,
+ * so a timer never fires before its time. A deadline's remainder on `performance.now()` is
+ * fractional, and Node keeps each timer's delay in a field of its `Timeout` that V8 takes for a
+ * small integer: the first fractional delay in a process deoptimizes Node's timer code
+ * (`setTimeout`, `clearTimeout`, `unref`, its timer lists) and makes that field a boxed number on
+ * every timer from then on, the app's own and its sockets' alike. Infinite and NaN delays are
+ * passed on as they are (each caller decides what those mean).
+ */
+export function timerDelay(ms: number): number {
+  return Math.ceil(ms);
+}

@@ -81,6 +81,19 @@ describe("LeaseKeeper", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it("renews on whole milliseconds: a third of a 1,000 ms lease is 334 ms", async () => {
+    const { store, take } = extendsOf();
+    const setInterval = vi.spyOn(globalThis, "setInterval");
+    const keeper = new LeaseKeeper(store, 1_000, 1);
+    keeper.hold("a", "ta");
+    expect(setInterval).toHaveBeenCalledWith(expect.any(Function), 334);
+    await vi.advanceTimersByTimeAsync(333);
+    expect(take()).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(take()).toEqual(["a"]);
+    setInterval.mockRestore();
+  });
+
   it("renews nothing, and holds nothing, with no renewals", async () => {
     const { store, take } = extendsOf();
     const keeper = new LeaseKeeper(store, 300, 0);

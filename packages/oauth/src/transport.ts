@@ -26,6 +26,7 @@ import {
   InterlockError,
   optionNames,
   readStreamUpTo,
+  timerDelay,
 } from "@interlock/core";
 import * as oauth from "oauth4webapi";
 import { OAuthResponseError } from "./errors.js";
@@ -103,7 +104,7 @@ export function lateAnswerWithin(
   withinMs: number,
   request: string,
 ): { answer: Promise<Response>; done: () => void } {
-  const timer = Number.isFinite(withinMs) ? setTimeout(late.stop, withinMs) : undefined;
+  const timer = Number.isFinite(withinMs) ? setTimeout(late.stop, timerDelay(withinMs)) : undefined;
   const answer = late.answer.catch((error: unknown) => {
     const why = `no answer to the timed-out ${request} within ${Math.round(withinMs)} ms more`;
     throw new OAuthResponseError("server_unavailable", why, { cause: error });
@@ -216,7 +217,7 @@ async function bounded(
     limit.abort(
       new OAuthResponseError("server_unavailable", `authorization server's answer did not arrive within ${limitMs} ms`),
     );
-  }, limitMs);
+  }, timerDelay(limitMs));
   try {
     return await request(callerSignal ? AbortSignal.any([callerSignal, limit.signal]) : limit.signal);
   } finally {

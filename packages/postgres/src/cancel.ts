@@ -5,7 +5,7 @@
  */
 
 import { connect, type Socket } from "node:net";
-import type { PostgresDeadline } from "@interlock/core";
+import { type PostgresDeadline, timerDelay } from "@interlock/core";
 
 /** What a `pg` `Client` knows of its connection, as far as a cancel needs it. */
 interface BackendKey {
@@ -44,7 +44,7 @@ export function cancelStatement(connection: unknown, deadline: PostgresDeadline)
   if (typeof host !== "string" || typeof port !== "number") return Promise.resolve();
   return new Promise((resolve) => {
     const socket = serverSocket(host, port);
-    const timer = setTimeout(() => socket.destroy(), deadline.remaining);
+    const timer = setTimeout(() => socket.destroy(), timerDelay(deadline.remaining));
     socket.on("connect", () => socket.end(cancelRequest(processID, secretKey)));
     socket.on("error", () => {});
     socket.on("close", () => {

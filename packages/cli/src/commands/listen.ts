@@ -25,6 +25,7 @@ import {
   optionNames,
   problemResponse,
   slack,
+  timerDelay,
   type VerifiedWebhook,
   type WebhookErrorCode,
   type WebhookReceiver,
@@ -551,7 +552,7 @@ const lateWaitFor = (timeoutMs: number): number => Math.max(timeoutMs, DEFAULT_I
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const elapsed = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, ms, undefined);
+    timer = setTimeout(resolve, timerDelay(ms), undefined);
   });
   try {
     return await Promise.race([promise, elapsed]);

@@ -1,5 +1,6 @@
 /** Claiming a key, waiting for an in-flight holder when asked: shared by the HTTP engine and `runIdempotent`. */
 
+import { timerDelay } from "../clock.js";
 import { InterlockConfigError } from "../errors.js";
 import { monotonicNow } from "../events.js";
 import type { ClaimOptions, ClaimResult, InterlockStore } from "../store/contract.js";
@@ -13,7 +14,7 @@ export interface WaitOptions {
   pollMs?: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, timerDelay(ms)));
 
 /**
  * Throws `InterlockConfigError` for a wait that is not a finite `timeoutMs` of 0 or more and

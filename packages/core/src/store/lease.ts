@@ -3,6 +3,7 @@
  * and the webhook receiver (`extendLease`, on by default for both).
  */
 
+import { timerDelay } from "../clock.js";
 import type { InterlockStore } from "./contract.js";
 import { MAX_TIMEOUT_MS, positiveMs, storeCall } from "./validate.js";
 
@@ -74,7 +75,7 @@ export class LeaseKeeper {
     this.#held.push(held);
     if (this.#timer === undefined) {
       // At most a timer's longest wait: past it, Node fires every millisecond instead.
-      this.#timer = setInterval(() => this.#renew(), Math.min(this.lockTtlMs / 3, MAX_TIMEOUT_MS));
+      this.#timer = setInterval(() => this.#renew(), timerDelay(Math.min(this.lockTtlMs / 3, MAX_TIMEOUT_MS)));
       (this.#timer as { unref?: () => void }).unref?.();
     }
     return held;

@@ -6,6 +6,7 @@
  * out is discarded. Structural types only: no driver is imported.
  */
 
+import { timerDelay } from "../clock.js";
 import { inTurn } from "./in-turn.js";
 import { POSTGRES_READY_SQL, postgresReady, postgresSessionEnded, postgresSqlState } from "./postgres-errors.js";
 
@@ -105,7 +106,7 @@ class TimedOut extends Error {
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimedOut(`no answer within ${Math.round(ms)} ms`)), ms);
+    timer = setTimeout(() => reject(new TimedOut(`no answer within ${Math.round(ms)} ms`)), timerDelay(ms));
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,5 +1,6 @@
 /** Checks every store shares, so each store enforces the same contract in the same words. */
 
+import { timerDelay } from "../clock.js";
 import { utf8 } from "../encoding.js";
 import { InterlockConfigError, RecordTooLargeError, StoreUnavailableError } from "../errors.js";
 import type { ClaimOptions, CompleteOptions, InterlockStore, StoredResponse } from "./contract.js";
@@ -330,7 +331,7 @@ export async function boundedStoreCall<T>(
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new StoreUnavailableError(store, `${operation} got no answer in ${timeoutMs} ms`)),
-      timeoutMs,
+      timerDelay(timeoutMs),
     );
   });
   try {

@@ -5,6 +5,7 @@
  * winner's result is there.
  */
 
+import { timerDelay } from "@interlock/core";
 import { OAuthResponseError } from "../errors.js";
 import type { TokenStore } from "./contract.js";
 
@@ -48,7 +49,7 @@ export interface HeldLock {
 const FIRST_PAUSE_MS = 20;
 const LONGEST_PAUSE_MS = 250;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, timerDelay(ms)));
 const now = () => globalThis.performance.now();
 
 /**
