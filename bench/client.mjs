@@ -350,11 +350,11 @@ async function main() {
     "|---|---|---|",
     ...targetRows.map(
       (r) =>
-        `| overhead over bare fetch ≤ 5%, every default on (${r.label.split(",")[0]}) | ratio ${f2(r.ratio)} | ${r.ratio >= 0.95 ? "met" : "MISSED"} |`,
+        `| overhead over bare fetch ≤ 5%, every default on (${r.label.split(",")[0]}) | ratio ${r.ratio.toFixed(3)} | ${r.ratio >= 0.95 ? "met" : "MISSED"} |`,
     ),
     `| fail fast while open < 50 µs | ${f1(failWall)} µs | ${failFastOk ? "met" : "MISSED"} |`,
     "",
-    'The overhead target is judged against bare fetch, as the issue states it. A fetch with a timeout through an AbortSignal pays undici several percent (the + timeout column); the client hands Node\'s fetch no signal when only its own timer can abort an attempt (packages/client/src/dispatch.ts); see bench/README.md, "Reading the numbers".',
+    'The overhead target is judged against bare fetch, as the issue states it, on the ratio itself (three decimals here: a ratio shown as 0.95 above may be just under it). A fetch with a timeout through an AbortSignal pays undici several percent (the + timeout column); the client hands Node\'s fetch no signal when only its own timer can abort an attempt (packages/client/src/dispatch.ts); see bench/README.md, "Reading the numbers".',
     "",
   ].join("\n");
   process.stdout.write(markdown);
