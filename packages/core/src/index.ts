@@ -1,6 +1,6 @@
-// A request body's content coding, decoded alike by every adapter.
-
+// Whole milliseconds for the platform's timers, in every package that arms one.
 export { timerDelay } from "./clock.js";
+// A request body's content coding, decoded alike by every adapter.
 export { type ContentEncodingValue, contentCodings, decodeContent } from "./content-coding.js";
 export type { ContentParts } from "./crypto/port.js";
 // Byte encodings without `Buffer`, shared with the packages that must run on every runtime too.
