@@ -29,6 +29,7 @@ export function monotonicClock(): () => number {
  * (`setTimeout`, `clearTimeout`, `unref`, its timer lists) and makes that field a boxed number on
  * every timer from then on, the app's own and its sockets' alike. Infinite and NaN delays are
  * passed on as they are (each caller decides what those mean).
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function timerDelay(ms: number): number {
   return Math.ceil(ms);
