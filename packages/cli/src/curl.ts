@@ -25,8 +25,19 @@ export function curlCommand(url: URL, headers: Iterable<readonly [string, string
   return parts.join(" \\\n  ");
 }
 
+/**
+ * The longest argument Linux passes to a program (`MAX_ARG_STRLEN`, 128 KiB with its final NUL):
+ * past it the shell refuses the whole command ("Argument list too long").
+ */
+const MAX_ARGUMENT_BYTES = 128 * 1024 - 1;
+
 /** A body read from stdin or given inline, as text a shell argument can hold. */
 function inlineText(bytes: Uint8Array): string {
+  if (bytes.length > MAX_ARGUMENT_BYTES) {
+    throw usageError(
+      `--curl cannot put this body on a command line (${bytes.length} bytes; one argument holds at most ${MAX_ARGUMENT_BYTES}): pass it as --body @file`,
+    );
+  }
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);

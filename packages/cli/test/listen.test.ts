@@ -259,6 +259,40 @@ describe("listen: a sender that leaves before its body is complete", () => {
   });
 });
 
+describe("listen (text output): a delivery id the signature does not cover", () => {
+  it("is shown with its control characters escaped: a sender cannot move the cursor, clear or retitle the terminal", async () => {
+    const listener = new Running(githubListen());
+    try {
+      const url = new URL(/listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(await listener.line(1))?.[1] as string);
+      const body = '{"zen":"Keep it logically awesome."}';
+      const signature = createHmac("sha256", "gh-secret").update(body).digest("hex");
+      // GitHub signs the body only: a copy of a signed delivery can carry any X-GitHub-Delivery.
+      // Node's parser refuses C0 controls in a header, but reads bytes 0x80-0xFF as Latin-1: 0x9B
+      // is C1's CSI ("2J" clears the screen), 0x9D OSC ("0;t" retitles the window), 0x9C ST.
+      const id = Buffer.from([0x64, 0x9b, 0x32, 0x4a, 0x9d, 0x30, 0x3b, 0x74, 0x9c]);
+      const socket = connect(Number(url.port), url.hostname).resume();
+      await once(socket, "connect");
+      socket.write(
+        Buffer.concat([
+          Buffer.from(`POST /webhooks/github HTTP/1.1\r\nHost: ${url.host}\r\nX-GitHub-Delivery: `),
+          id,
+          Buffer.from(
+            `\r\nX-Hub-Signature-256: sha256=${signature}\r\nContent-Type: application/json\r\n` +
+              `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          ),
+        ]),
+      );
+      await once(socket, "close");
+      const line = await listener.line(2);
+      expect(line).toMatch(/ {2}valid {6}github {2}d\\x9b2J\\x9d0;t\\x9c$/);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may reach the terminal
+      expect(line).not.toMatch(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+  });
+});
+
 describe("listen: a delivery its headers refuse", () => {
   it("is answered before its body is sent, reported as malformed, and the listener carries on", async () => {
     const listener = new Running(githubListen());

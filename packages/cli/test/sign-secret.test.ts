@@ -152,6 +152,32 @@ describe("interlock sign (spawned)", () => {
       await expect(verifier.verify(received?.headers ?? {}, received?.body ?? "")).resolves.toBeDefined();
     });
 
+    it("an inline body too long for one shell argument is refused, naming --body @file (a file of it is sent)", async () => {
+      // Linux refuses an argument over 128 KiB: the printed command would not run at all.
+      const body = JSON.stringify({ text: "x".repeat(128 * 1024) });
+      const args = [
+        "sign",
+        "--scheme",
+        "slack",
+        "--secret",
+        "slack-curl-secret",
+        "--curl",
+        `${server.url}/slack/events`,
+      ];
+      const inline = memoryIo();
+      expect(await run([...args, "--body", body], inline)).toBe(2);
+      expect(inline.out()).toBe("");
+      expect(inline.err()).toMatch(
+        /--curl cannot put this body on a command line \(131\d+ bytes; .*pass it as --body @file/,
+      );
+
+      const file = await dir.file("long.json", body);
+      const signed = await interlock([...args, "--body", `@${file}`]);
+      expect(signed.code).toBe(0);
+      await exec("sh", ["-c", signed.stdout]);
+      expect(server.requests.at(-1)?.body.toString()).toBe(body);
+    });
+
     it("an inline body (--data-raw, shell-quoted)", async () => {
       const body = `{"text":"it's $(not run) and 'quoted'"}`;
       const signed = await interlock([

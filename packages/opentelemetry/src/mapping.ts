@@ -149,13 +149,14 @@ export type EventOf<T extends EventType> = Extract<TelemetryEvent, { type: T }>;
 export type EventRow<E> = (event: E, record: EventRecorder) => void;
 
 /**
- * The methods `http.request.method` names as they are: RFC 9110's and PATCH, or the list in
+ * The methods `http.request.method` names as they are: RFC 9110's, PATCH and QUERY (the
+ * semantic conventions' default "known" methods), or the list in
  * `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` (comma-separated, case-sensitive, replacing the
  * default), as the semantic conventions ask. Any other is `_OTHER`: an app's own method names
  * (`methods` for idempotency, a client call's `method`) are not one series each.
  */
 const KNOWN_METHODS = new Set(
-  (knownMethodsSetting() ?? "CONNECT,DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT,TRACE")
+  (knownMethodsSetting() ?? "CONNECT,DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT,QUERY,TRACE")
     .split(",")
     .map((method) => method.trim())
     .filter((method) => method !== ""),
@@ -511,11 +512,13 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     record.count(METRIC_OAUTH_TOKEN_REUSES, {
       [ATTR_OAUTH_GRANT]: event.grant,
       [ATTR_OAUTH_OUTCOME]: "stale_used",
-      [ATTR_ERROR_TYPE]: event.code,
+      // The store's outage by its name; a server's 503 by its `error` when that is a known one.
+      [ATTR_ERROR_TYPE]: event.code === STORE_UNAVAILABLE ? event.code : knownOAuthCode(event.code),
     });
   },
   "oauth.discovery.failed"(event, record) {
-    record.count(METRIC_OAUTH_DISCOVERY_FAILURES, { [ATTR_ERROR_TYPE]: event.code });
+    // A discovery the issuer refused with a JSON `error` is counted by the code it chose.
+    record.count(METRIC_OAUTH_DISCOVERY_FAILURES, { [ATTR_ERROR_TYPE]: knownOAuthCode(event.code) });
   },
   "oauth.login.started"(_event, record) {
     record.count(METRIC_OAUTH_LOGINS, { [ATTR_OAUTH_OUTCOME]: "started" });

@@ -117,11 +117,11 @@ const sessionTokens = (accessToken: string) => ({
 });
 
 describe("@interlock/client events", () => {
-  it("a method the semantic conventions do not know is recorded as _OTHER, not one series per name", async () => {
+  it("a method the semantic conventions do not know is recorded as _OTHER, not one series per name; QUERY is known", async () => {
     const { otel, onEvent } = telemetry();
     const server = await scripted([]);
     const client = createClient({ onEvent });
-    for (const method of ["PATCH", "PROPFIND", "PURGE", "PROPFIND"]) {
+    for (const method of ["PATCH", "PROPFIND", "PURGE", "PROPFIND", "QUERY"]) {
       await (await client(server.url, { method })).text();
     }
     const methods = (await otel.metrics())[METRIC_CLIENT_ATTEMPTS]?.map((p) => [
@@ -130,6 +130,7 @@ describe("@interlock/client events", () => {
     ]);
     expect(methods?.sort()).toEqual([
       ["PATCH", 1],
+      ["QUERY", 1],
       ["_OTHER", 3],
     ]);
   });
@@ -571,6 +572,39 @@ describe("@interlock/oauth events", () => {
     ]);
   });
 
+  it("discoveries an issuer refused with an error code it made up are counted as _OTHER, a known one as it is", async () => {
+    const { otel, onEvent } = telemetry();
+    // A multi-tenant issuer may name the tenant in its `error`: one series per code would be unbounded.
+    const refused = (error: string) => ({
+      status: 400,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ error }),
+    });
+    const server = await scripted([
+      refused("tenant_1_not_found"),
+      refused("tenant_2_not_found"),
+      refused("invalid_request"),
+    ]);
+    const client = createOAuthClient({
+      issuer: server.origin,
+      clientId: "app",
+      clientSecret: "secret",
+      onEvent,
+      retry: false,
+    });
+    for (const code of ["tenant_1_not_found", "tenant_2_not_found", "invalid_request"]) {
+      await expect(client.metadata()).rejects.toMatchObject({ code });
+    }
+    expect(server.requests()).toBe(3);
+
+    expect(sorted((await otel.metrics())[METRIC_OAUTH_DISCOVERY_FAILURES])).toEqual(
+      sorted([
+        { attributes: { "error.type": "_OTHER" }, value: 2 },
+        { attributes: { "error.type": "invalid_request" }, value: 1 },
+      ]),
+    );
+  });
+
   it("revoke(): one revoked at the server counted as revoked, one the server failed as deleted with the error's code", async () => {
     const { otel, onEvent } = telemetry();
     const server = await scripted([{ status: 200 }, { status: 503 }]);
@@ -638,6 +672,9 @@ describe("@interlock/oauth events", () => {
     onEvent({ type: "oauth.token.shared", grant: "client_credentials", waitedMs: 12 });
     onEvent({ type: "oauth.token.shared", grant: "client_credentials", waitedMs: 3 });
     onEvent({ type: "oauth.token.stale_used", grant: "refresh_token", code: "server_error" });
+    // A token store's outage by its name; a 503 whose `error` the server made up as _OTHER.
+    onEvent({ type: "oauth.token.stale_used", grant: "refresh_token", code: "store_unavailable" });
+    onEvent({ type: "oauth.token.stale_used", grant: "refresh_token", code: "x_overloaded_7f3a" });
     onEvent({ type: "oauth.session.ended", reason: "expired" });
     onEvent({ type: "oauth.session.ended", reason: "refresh_rejected" });
     onEvent({ type: "oauth.session.write_failed", code: "store_unavailable" });
@@ -692,6 +729,22 @@ describe("@interlock/oauth events", () => {
             "interlock.oauth.grant": "refresh_token",
             "interlock.oauth.outcome": "stale_used",
             "error.type": "server_error",
+          },
+          value: 1,
+        },
+        {
+          attributes: {
+            "interlock.oauth.grant": "refresh_token",
+            "interlock.oauth.outcome": "stale_used",
+            "error.type": "store_unavailable",
+          },
+          value: 1,
+        },
+        {
+          attributes: {
+            "interlock.oauth.grant": "refresh_token",
+            "interlock.oauth.outcome": "stale_used",
+            "error.type": "_OTHER",
           },
           value: 1,
         },

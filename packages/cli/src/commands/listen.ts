@@ -54,6 +54,7 @@ import {
 import { readSecrets } from "../inputs.js";
 import { type CliIo, Printer, reportError } from "../io.js";
 import { resolveScheme } from "../schemes.js";
+import { visible } from "../terminal.js";
 
 /** What `listen` verifies with, where it listens, and where it forwards. */
 export interface ListenOptions {
@@ -649,7 +650,9 @@ function deliveryLine(report: DeliveryReport): string {
       : report.forward.error !== undefined
         ? `  forward failed${report.forward.late ? " late" : ""}: ${report.forward.error}`
         : `  forwarded${report.forward.late ? ", answered late" : ""}: ${report.forward.status}`;
-  return `${clock}  ${report.verdict.padEnd(10)} ${report.scheme}  ${report.id ?? "-"}${reason}${forward}`;
+  // The id, and a reason's detail, may be the sender's own text (an id the signature does not
+  // cover, a header it could not parse): shown, never acted on by the terminal.
+  return visible(`${clock}  ${report.verdict.padEnd(10)} ${report.scheme}  ${report.id ?? "-"}${reason}${forward}`);
 }
 
 export const listenCommand: Command = {

@@ -15,6 +15,7 @@ import { DEFAULT_TIMEOUT_MS, type HttpAnswer, MAX_TIMEOUT_MS, parseUrl, post, ti
 import { type CliIo, Printer } from "../io.js";
 import { createProgress } from "../progress.js";
 import { type AttemptOutcome, checkRetryPolicy, NO_RETRIES, type RetryPolicy, withRetries } from "../retry.js";
+import { visible } from "../terminal.js";
 
 /** With `--retry`: five attempts, 1 s, 2 s, 4 s and 8 s apart; no delay longer than a minute. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, initialDelayMs: 1000, maxDelayMs: 60_000 };
@@ -228,19 +229,6 @@ function bodyPreview(text: string | undefined): string {
   // every position in it: quadratic in the run, minutes for the megabyte a receiver may send.)
   const flat = (text ?? "").replace(/\s+/g, (run) => (/[\r\n]/.test(run) ? " " : run)).trim();
   return flat.length > ONE_LINE_BODY ? `${visible(flat.slice(0, ONE_LINE_BODY))}…` : visible(flat);
-}
-
-// C0 controls but tab, DEL and C1 controls: what a terminal acts on instead of showing.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
-
-/**
- * `text` with its control characters written as `\xNN`: an answer (its body or its reason
- * phrase, from a server that may not be yours, through a tunnel) is shown, and cannot move the
- * cursor, recolour or retitle the terminal or hide what came before it.
- */
-function visible(text: string): string {
-  return text.replace(CONTROL, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 function attemptLine(report: AttemptReport): string {
