@@ -31,7 +31,7 @@ import {
 } from "./policy.js";
 import { type FetchInput, originOf, type PreparedRequest, prepareRequest } from "./request.js";
 import { retryAfterOf } from "./retry-after.js";
-import { type AttemptAbort, after, attemptAbort, follow, unlinkLater, untilAborted } from "./signals.js";
+import { type AttemptAbort, abortReason, after, attemptAbort, follow, unlinkLater, untilAborted } from "./signals.js";
 
 /** A fetch: call it as you would `fetch(input, init)`. */
 export interface Client {
@@ -70,7 +70,7 @@ function send(settings: Settings, origins: Origins, input: FetchInput, init?: Re
   let call: Call;
   try {
     const request = prepareRequest(settings.request, input, init);
-    if (request.caller?.aborted) throw request.caller.reason;
+    if (request.caller?.aborted) throw abortReason(request.caller);
     call = new Call(settings, request, origins.use(request.origin));
     call.refuseIfOpen(); // the fail-fast path sets nothing up
     call.start();
@@ -102,7 +102,7 @@ interface CallerLink {
 function linkCaller(caller: AbortSignal, link: CallerLink): () => void {
   return follow(caller, () => {
     if (link.stop) link.stop();
-    else link.attempt?.abort(caller.reason);
+    else link.attempt?.abort(abortReason(caller));
   });
 }
 
@@ -234,6 +234,7 @@ class Call {
 
   /** The call is over: the caller's signal reaches only the response's body. (No timer outlives an attempt or a wait.) */
   #end(response: Response | undefined): void {
+    this.#request.finish();
     const link = this.#link;
     if (link === undefined) return;
     link.stop = undefined;
@@ -250,7 +251,7 @@ class Call {
 
   /** What a stopped call throws: the caller's abort reason (as fetch does), or the deadline's TimeoutError. */
   #stopError(): unknown {
-    if (this.#stoppedBy === "caller") return this.#request.caller?.reason;
+    if (this.#stoppedBy === "caller") return abortReason(this.#request.caller as AbortSignal);
     this.#emitGiveUp("deadline");
     return new TimeoutError("deadline", this.#s.deadlineMs as number, this.#details());
   }

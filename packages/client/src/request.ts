@@ -51,6 +51,12 @@ export interface PreparedRequest {
    * request meets alike on every attempt (see `failsAlike`), not the network failing.
    */
   refusedWith(error: unknown): boolean;
+  /**
+   * The call is over. A Request given as input whose attempts all went out as clones has its own
+   * body cancelled, as fetch leaves the Request it sends used: not sent again by mistake, and the
+   * copy of the body its clones kept is let go.
+   */
+  finish(): void;
 }
 
 export function prepareRequest(
@@ -95,6 +101,7 @@ export function prepareRequest(
       ? "body_not_replayable"
       : undefined;
 
+  let clonesSent = false;
   return {
     origin,
     method,
@@ -105,6 +112,7 @@ export function prepareRequest(
     attempt(abort, more) {
       // A body that can no longer be read goes to fetch as it is, to be refused with fetch's own error.
       const target = cloneBody && more && bodyUsable(request as Request) ? (request as Request).clone() : input;
+      if (target !== input) clonesSent = true;
       if (abort === undefined && headers === undefined) return [target, init];
       // Object.assign, not a spread: V8 copies a caller's object many times faster this way.
       const attemptInit: RequestInit = Object.assign({}, init);
@@ -122,6 +130,9 @@ export function prepareRequest(
         listed === givenHeaders ? init : Object.assign({}, init, { headers: listed }),
         error,
       ),
+    finish() {
+      if (clonesSent && bodyUsable(request as Request)) discardBody(request as Request);
+    },
   };
 }
 

@@ -9,7 +9,7 @@
  * On undici, an attempt only the client's timer can abort takes no signal at all (dispatch.ts).
  */
 
-import { timerDelay } from "@interlock/core";
+import { monotonicNow, timerDelay } from "@interlock/core";
 import { AttemptDispatcher, abortError, dispatcherUsable } from "./dispatch.js";
 
 /** Resolves after `ms`, or rejects with `signal.reason` the moment `signal` aborts. */
@@ -192,10 +192,13 @@ interface QueuedTimer {
  * the next. This spares each attempt what a `setTimeout` and its `clearTimeout` cost on Node (a
  * `Timeout` object, its place in the timer lists, a read of the event loop's clock).
  *
- * Due times come from the stamps the timers were armed with, never from the clock at firing: fake
- * timers that move `setTimeout` alone still fire each timer after its `ms`. The platform timer
- * is unref'd (cleared where it cannot be) while no timer is queued: an idle client does not hold
- * the process open.
+ * Due times come from the stamps the timers were armed with: fake timers that move `setTimeout`
+ * alone still fire each timer after its `ms`. A platform timer that fires late (an event loop
+ * held up by a long task or a collection) moves the queue's time on by the delay, measured on
+ * `clock` (the stamps' clock), so every timer due by then fires at once and the next is armed
+ * from the real time: carried over, one stall would make every later timeout late by as much, for
+ * as long as attempts keep the queue from emptying. The platform timer is unref'd (cleared where
+ * it cannot be) while no timer is queued: an idle client does not hold the process open.
  */
 export class TimeoutQueue {
   readonly #ms: number;
@@ -204,9 +207,15 @@ export class TimeoutQueue {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the timer the platform timer was armed for falls due (still so once that one is cancelled). */
   #armedFor = 0;
+  /** `clock` when the platform timer was armed, and the delay it was armed with. */
+  #armedAt = 0;
+  #armedDelay = 0;
+  readonly #clock: () => number;
 
-  constructor(ms: number) {
+  /** `clock`: the clock the stamps are read on (monotonic ms). */
+  constructor(ms: number, clock: () => number = monotonicNow) {
     this.#ms = ms;
+    this.#clock = clock;
   }
 
   /** Runs `fire` `ms` after `stamp` (monotonic ms, the moment of arming) unless the returned function is called first. */
@@ -247,12 +256,15 @@ export class TimeoutQueue {
 
   #arm(delay: number, due: number): void {
     this.#armedFor = due;
-    this.#timer = setTimeout(this.#fireDue, timerDelay(delay));
+    this.#armedAt = this.#clock();
+    this.#armedDelay = timerDelay(delay);
+    this.#timer = setTimeout(this.#fireDue, this.#armedDelay);
   }
 
   readonly #fireDue = (): void => {
     this.#timer = undefined;
-    const now = this.#armedFor;
+    const late = Math.max(0, this.#clock() - this.#armedAt - this.#armedDelay);
+    const now = this.#armedFor + late;
     for (let timer = this.#oldest; timer !== undefined && timer.due <= now; timer = this.#oldest) {
       this.#unlink(timer);
       try {
@@ -267,6 +279,14 @@ export class TimeoutQueue {
     const next = this.#oldest;
     if (next !== undefined) this.#arm(next.due - now, next.due);
   };
+}
+
+/**
+ * What an aborted caller's signal rejects with: its reason, or the AbortError fetch gives when it
+ * has none (a polyfill's signal, `abort-controller`'s: `aborted` and an "abort" event only).
+ */
+export function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? abortError();
 }
 
 /** Waits for `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */

@@ -471,6 +471,33 @@ describe("aborting", () => {
     expect(server.received).toHaveLength(1);
   });
 
+  it("a signal that carries no reason (an AbortSignal polyfill's): an AbortError, as fetch rejects with, before and during the call", async () => {
+    /** As `abort-controller` and other polyfills make them: `aborted` and an "abort" event, no `reason`. */
+    class ReasonlessSignal extends EventTarget {
+      aborted = false;
+      abort() {
+        this.aborted = true;
+        this.dispatchEvent(new Event("abort"));
+      }
+    }
+    const server = await serve(() => ({ hang: true }));
+    const { client } = clientOn();
+    const early = new ReasonlessSignal();
+    early.abort();
+    const before = await settled(client(server.url, { signal: early as unknown as AbortSignal }));
+    expect(before.error).toMatchObject({ name: "AbortError" });
+    expect(before.error).toBeInstanceOf(DOMException);
+    expect(server.received).toHaveLength(0);
+
+    const late = new ReasonlessSignal();
+    const pending = settled(client(server.url, { signal: late as unknown as AbortSignal }));
+    await server.receivedCount(1);
+    late.abort();
+    const during = await pending;
+    expect(during.error).toMatchObject({ name: "AbortError" });
+    expect(during.error).toBeInstanceOf(DOMException);
+  });
+
   it("an abort during an attempt ends it with the caller's reason; the attempt is reported as aborted", async () => {
     const server = await serve([{ hang: true }]);
     const { client, ofType } = clientOn();
@@ -855,6 +882,22 @@ describe("bodies", () => {
     expect(server.received.map((r) => r.body)).toEqual(['{"a":1}', '{"a":1}', '{"a":1}']);
     expect(new Set(server.received.map((r) => r.headers["idempotency-key"])).size).toBe(1);
     expect(server.received.every((r) => r.headers["x-trace"] === "t1")).toBe(true);
+  });
+
+  it("a Request whose attempts all went out as clones is left used, as fetch leaves it: not sent again by mistake", async () => {
+    const server = await serve([{ status: 201 }]);
+    const { client } = clientOn();
+    const request = new Request(server.url, { method: "POST", body: '{"a":1}' });
+    expect((await client(request)).status).toBe(201); // the first attempt sent a clone: another could follow
+    expect(request.bodyUsed).toBe(true);
+    const again = await settled(client(request));
+    expect(again.error).toBeInstanceOf(TypeError); // fetch's own, for a Request already used
+    expect(server.received).toHaveLength(1);
+    // A Request without a body stays as fetch leaves it: reusable.
+    const get = new Request(server.url);
+    await (await client(get)).text();
+    await (await client(get)).text();
+    expect(server.received).toHaveLength(3);
   });
 
   it("a Request with a body and init.body null (fetch then sends the Request's body) is cloned for each attempt too", async () => {

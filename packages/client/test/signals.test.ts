@@ -70,6 +70,8 @@ describe("AttemptSignal", () => {
 });
 
 describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () => {
+  // With setTimeout alone faked, a clock that stands still: every platform timer fires on time.
+  const frozen = () => 0;
   afterEach(() => {
     vi.useRealTimers();
     vi.unstubAllGlobals();
@@ -77,7 +79,7 @@ describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () =
 
   it("fires each timer its ms after its own stamp, in order, with only setTimeout faked", () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const queue = new TimeoutQueue(100);
+    const queue = new TimeoutQueue(100, frozen);
     const fired: string[] = [];
     queue.add(() => fired.push("a"), 1_000);
     queue.add(() => fired.push("b"), 1_030);
@@ -98,7 +100,7 @@ describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () =
 
   it("a cancelled timer never fires, the oldest included; the others still fire when due", () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const queue = new TimeoutQueue(100);
+    const queue = new TimeoutQueue(100, frozen);
     const fired: string[] = [];
     const cancelA = queue.add(() => fired.push("a"), 0);
     const cancelB = queue.add(() => fired.push("b"), 20);
@@ -121,7 +123,7 @@ describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () =
   it("arms the platform timer for whole milliseconds, never early, when stamps are fractional", () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const setTimeout = vi.spyOn(globalThis, "setTimeout");
-    const queue = new TimeoutQueue(100);
+    const queue = new TimeoutQueue(100, frozen);
     const fired: string[] = [];
     queue.add(() => fired.push("a"), 1_000.4);
     queue.add(() => fired.push("b"), 1_030.25); // due 29.85 ms after a
@@ -132,6 +134,31 @@ describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () =
     vi.advanceTimersByTime(1);
     expect(fired).toEqual(["a", "b"]);
     expect(setTimeout.mock.calls.map(([, ms]) => ms)).toEqual([100, 30]);
+    setTimeout.mockRestore();
+  });
+
+  it("a platform timer that fires late fires every timer due by then, and arms the next from the real time", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const setTimeout = vi.spyOn(globalThis, "setTimeout");
+    let clock = 0;
+    const queue = new TimeoutQueue(100, () => clock);
+    const fired: Array<[string, number]> = [];
+    const fire = (name: string) => () => fired.push([name, clock]);
+    queue.add(fire("a"), 0); // due at 100
+    queue.add(fire("b"), 250); // due at 350
+    queue.add(fire("c"), 380); // due at 480
+    // The event loop was held up until 400: the platform timer armed for 100 fires then.
+    clock = 400;
+    vi.advanceTimersByTime(100);
+    expect(fired).toEqual([
+      ["a", 400],
+      ["b", 400],
+    ]);
+    // c is 80 ms away: the lateness is not carried over to it (nor to every timer after it).
+    expect(setTimeout.mock.calls.map(([, ms]) => ms)).toEqual([100, 80]);
+    clock = 480;
+    vi.advanceTimersByTime(80);
+    expect(fired.at(-1)).toEqual(["c", 480]);
     setTimeout.mockRestore();
   });
 
@@ -155,7 +182,7 @@ describe("TimeoutQueue: a client's attempt timeouts on one platform timer", () =
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const reports: Array<() => void> = [];
     vi.stubGlobal("queueMicrotask", (report: () => void) => reports.push(report));
-    const queue = new TimeoutQueue(10);
+    const queue = new TimeoutQueue(10, frozen);
     const after = vi.fn();
     queue.add(() => {
       throw new Error("fire failed");
