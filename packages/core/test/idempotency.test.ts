@@ -1250,6 +1250,30 @@ describe("what a replay and its events carry", () => {
     ]);
   });
 
+  it("by default, the headers HTTP requires on a stored 401, 405, 407, 206 or 416 are replayed with it", async () => {
+    // RFC 9110: a 401 MUST carry WWW-Authenticate (§15.5.2), a 405 Allow (§15.5.6), a 407
+    // Proxy-Authenticate (§15.5.8), a 206 Content-Range (§15.3.7); a 416 should (§15.5.17).
+    const engine = createIdempotency({ store: new MemoryStore(), principal: false });
+    const answers: Array<[number, Record<string, string>]> = [
+      [401, { "www-authenticate": 'Bearer error="insufficient_scope", scope="payments:write"' }],
+      [405, { allow: "GET, HEAD" }],
+      [407, { "proxy-authenticate": 'Basic realm="proxy"' }],
+      [206, { "content-range": "bytes 0-1/10", "accept-ranges": "bytes" }],
+      [416, { "content-range": "bytes */10" }],
+      [201, { "accept-patch": "application/merge-patch+json", "accept-post": "application/json" }],
+    ];
+    for (const [status, headers] of answers) {
+      const key = `k-required-${status}`;
+      const first = await engine.begin(request(key));
+      if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+      expect(await engine.finish(first.ticket, { status, headers, body: "{}" })).toBe(true);
+      const replay = await engine.begin(request(key));
+      if (replay.action !== "respond") throw new Error(`expected respond, got ${replay.action}`);
+      expect(replay.response.status).toBe(status);
+      expect(replay.response.headers).toEqual([...Object.entries(headers), ["Idempotent-Replayed", "true"]]);
+    }
+  });
+
   it("a HEAD answer is stored without content, with the Content-Length it announced, and replayed with it", async () => {
     const store = new MemoryStore();
     const engine = createIdempotency({ store, principal: false, methods: ["POST", "HEAD"] });

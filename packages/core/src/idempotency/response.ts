@@ -37,9 +37,11 @@ export interface CapturedResponse {
 }
 
 /**
- * Headers that describe the representation and are safe to replay to the same client.
- * Never `Set-Cookie` (a session minted for the first request), never hop-by-hop or
- * per-request headers (`Date`, `Content-Length`, tracing ids).
+ * Headers that describe the representation and are safe to replay to the same client, and
+ * those HTTP requires on a status that is stored (RFC 9110: `WWW-Authenticate` on a 401, `Allow`
+ * on a 405, `Proxy-Authenticate` on a 407, `Content-Range` on a 206 or 416): a replay without
+ * them would be an answer the first one was not. Never `Set-Cookie` (a session minted for the
+ * first request), never hop-by-hop or per-request headers (`Date`, `Content-Length`, tracing ids).
  */
 export const DEFAULT_REPLAY_HEADERS: readonly string[] = [
   "content-type",
@@ -47,6 +49,7 @@ export const DEFAULT_REPLAY_HEADERS: readonly string[] = [
   "content-encoding",
   "content-disposition",
   "content-location",
+  "content-range",
   "location",
   "etag",
   "last-modified",
@@ -55,6 +58,12 @@ export const DEFAULT_REPLAY_HEADERS: readonly string[] = [
   "vary",
   "link",
   "retry-after",
+  "allow",
+  "accept-patch",
+  "accept-post",
+  "accept-ranges",
+  "www-authenticate",
+  "proxy-authenticate",
 ];
 
 /**

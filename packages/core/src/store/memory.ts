@@ -48,7 +48,11 @@ const MAX_RECORD_BYTES = 2 ** 32 - 1;
 export interface MemoryStoreOptions {
   /** Most keys held (locks and records). Default 100,000. */
   maxEntries?: number;
-  /** Most bytes of records held. Default 64 MiB. */
+  /**
+   * Most bytes of records held. Default 64 MiB. A claim admitted while there was room keeps its
+   * record when it completes, so the records of claims admitted at once may pass it by one
+   * record each (see `whenFull`); new claims are refused until they fit again.
+   */
   maxBytes?: number;
   /** Largest single record. Default 1 MiB; at most 2^32 − 1 bytes. */
   maxRecordBytes?: number;
