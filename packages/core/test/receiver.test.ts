@@ -11,9 +11,12 @@ import {
   createWebhookReceiver,
   DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS,
   deliveryKey,
+  github,
   hmacScheme,
   InterlockConfigError,
   type InterlockStore,
+  linear,
+  linearScheme,
   MemoryStore,
   StoreUnavailableError,
   shopify,
@@ -877,6 +880,177 @@ describe("an unsigned id with a signed timestamp (a custom scheme)", () => {
     const retry = await receiver.receive(await sent(NOW + 60), BODY, handler);
     expect([first.outcome, retry.outcome]).toEqual(["processed", "duplicate"]);
     expect(runs).toEqual(["dlv_1"]);
+  });
+});
+
+describe("Linear: the key binds the body without its webhookTimestamp, which Linear signs afresh on each retry", () => {
+  const SECRET = "lin_wh_s3cret";
+  const DELIVERY = "0f1e2d3c-aaaa-4bbb-8ccc-123456789abc";
+  const at = (ms: number) =>
+    `{"action":"update","type":"Issue","data":{"id":"iss_1","title":"a"},"webhookTimestamp":${ms},"webhookId":"wh_1"}`;
+  const sha = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32);
+
+  /** A receiver whose clock the test moves, and each delivery's outcome and handler runs. */
+  function linearReceiver(scheme = linear) {
+    let now = NOW * 1000;
+    const receiver = createWebhookReceiver({ scheme, secret: SECRET, store: new MemoryStore(), now: () => now });
+    let runs = 0;
+    return {
+      receiver,
+      runs: () => runs,
+      later(ms: number) {
+        now += ms;
+      },
+      async send(body: string, id = DELIVERY) {
+        const { headers } = await signWebhook({ scheme, secret: SECRET, body, id });
+        return (await receiver.receive(headers, body, () => void runs++)).outcome;
+      },
+    };
+  }
+
+  it("a retry re-signed with a fresh webhookTimestamp is a duplicate: the handler runs once", async () => {
+    const linearDeliveries = linearReceiver();
+    const first = await linearDeliveries.send(at(NOW * 1000));
+    linearDeliveries.later(60_000); // Linear retries a minute later, with the time of the retry
+    const retry = await linearDeliveries.send(at(NOW * 1000 + 60_000));
+    expect([first, retry, linearDeliveries.runs()]).toEqual(["processed", "duplicate", 1]);
+  });
+
+  it("a copy with any other change in the body is another delivery, whatever its webhookTimestamp", async () => {
+    const T = NOW * 1000;
+    const changed = [
+      at(T + 1).replace('"title":"a"', '"title":"b"'), // another value
+      at(T + 1).replace('"action":"update"', '"action": "update"'), // a byte outside the member
+      at(T + 1).replace('"webhookId":"wh_1"', '"webhookId":"wh_2"'), // after the member
+      `{"webhookTimestamp":${T + 1},${at(T + 1)
+        .slice(1)
+        .replace(`,"webhookTimestamp":${T + 1}`, "")}`, // the member moved
+      at(T).replace('"data":{', `"data":{"webhookTimestamp":${T},`), // a nested member of that name is no timestamp
+    ];
+    for (const body of changed) {
+      const linearDeliveries = linearReceiver();
+      const outcomes = [await linearDeliveries.send(at(T)), await linearDeliveries.send(body)];
+      expect(outcomes, body).toEqual(["processed", "processed"]);
+    }
+  });
+
+  it("hashes the body's bytes with exactly the member's bytes cut out, never re-serialised JSON", async () => {
+    const verifier = createWebhookReceiver({
+      scheme: linear,
+      secret: SECRET,
+      store: new MemoryStore(),
+      now: clockAt(NOW),
+    }).verifier;
+    const keyOf = async (body: string) => {
+      const { headers } = await signWebhook({ scheme: linear, secret: SECRET, body, id: DELIVERY });
+      return deliveryKey(await verifier.verify(headers, body));
+    };
+    const T = NOW * 1000;
+    // Spacing, escapes and a string holding the member's text are kept as sent; only the member goes.
+    const body = `{ "title" : "say \\"webhookTimestamp\\":1 {[" ,\n "webhookTimestamp" :\t${T} , "n":[{"a":"]"}] }`;
+    const kept = `{ "title" : "say \\"webhookTimestamp\\":1 {[" ,\n  , "n":[{"a":"]"}] }`;
+    expect(await keyOf(body)).toEqual({ key: `wh:linear:${DELIVERY}:${sha(kept)}`, fingerprint: sha(kept) });
+    // The name escaped is the same member; the last member, and the only one.
+    const escaped = `{"type":"Issue","webhook\\u0054imestamp":${T}}`;
+    expect((await keyOf(escaped)).fingerprint).toBe(sha('{"type":"Issue",}'));
+    expect((await keyOf(`{"webhookTimestamp":${T}}`)).fingerprint).toBe(sha("{}"));
+    // Sent twice: which one a parser keeps is its choice, so the body is hashed whole.
+    const twice = `{"webhookTimestamp":${T},"webhookTimestamp":${T}}`;
+    expect((await keyOf(twice)).fingerprint).toBe(sha(twice));
+  });
+
+  it("a body without a numeric webhookTimestamp (requireTimestamp: false) is hashed whole, as any other scheme's", async () => {
+    const linearDeliveries = linearReceiver(linearScheme({ requireTimestamp: false }));
+    const outcomes = [
+      await linearDeliveries.send('{"type":"Issue","webhookTimestamp":"1"}'),
+      await linearDeliveries.send('{"type":"Issue","webhookTimestamp":"2"}'),
+      await linearDeliveries.send('{"type":"Issue","webhookTimestamp":"2"}'),
+    ];
+    expect(outcomes).toEqual(["processed", "processed", "duplicate"]);
+  });
+
+  it("other schemes' keys are as recorded before: a delivery processed before an upgrade stays a duplicate", async () => {
+    const body = '{"id":7,"webhookTimestamp":1}';
+    const acme = hmacScheme({ name: "acme", idHeader: "x-delivery-id", timestampHeader: false });
+    for (const scheme of [github, shopify, acme]) {
+      const store = new MemoryStore();
+      // What the previous version recorded: the id and the first 32 hex digits of the body's SHA-256.
+      const key = `wh:${scheme.name}:d-1:${sha(body)}`;
+      const claim = await store.claim(key, { fingerprint: sha(body), lockTtlMs: 60_000 });
+      if (claim.state !== "claimed") throw new Error("not claimed");
+      await store.complete(key, claim.token, { status: 200, headers: [], body: new Uint8Array() }, { ttlMs: 60_000 });
+      const receiver = createWebhookReceiver({ scheme, secret: "s3cret", store });
+      const { headers } = await signWebhook({ scheme, secret: "s3cret", body, id: "d-1" });
+      expect((await receiver.receive(headers, body, () => undefined)).outcome, scheme.name).toBe("duplicate");
+    }
+  });
+});
+
+describe("an unsigned header id beside a payloadId: the signed payload's id names the delivery", () => {
+  const acme = hmacScheme({
+    name: "acme",
+    idHeader: "x-delivery-id",
+    payloadId: (payload) => (payload as { id?: string } | null)?.id,
+  });
+  const SECRET = "acme-secret";
+  const EVENT = '{"id":"evt_42","type":"payment.succeeded"}';
+
+  it("a captured delivery replayed under new header ids, or none, is a duplicate: the handler runs once", async () => {
+    const receiver = createWebhookReceiver({
+      scheme: acme,
+      secret: SECRET,
+      store: new MemoryStore(),
+      now: clockAt(NOW),
+    });
+    const signed = await signWebhook({ scheme: acme, secret: SECRET, body: EVENT, id: "d-1", timestamp: NOW });
+    const { "x-delivery-id": _, ...withoutId } = signed.headers;
+    const runs: Array<[string | undefined, boolean]> = [];
+    const outcomes: string[] = [];
+    for (const headers of [signed.headers, { ...signed.headers, "x-delivery-id": "attacker-2" }, withoutId]) {
+      const receipt = await receiver.receive(headers, EVENT, (event) => void runs.push([event.id, event.idCovered]));
+      outcomes.push(receipt.outcome);
+    }
+    expect(outcomes).toEqual(["processed", "duplicate", "duplicate"]);
+    expect(runs).toEqual([["evt_42", true]]);
+    const event = await receiver.verifier.verify(signed.headers, EVENT);
+    expect(await deliveryKey(event)).toEqual({ key: "wh:acme:evt_42", fingerprint: "" });
+  });
+
+  it("a payload that names no id: the header's, unsigned, bound to the body as before", async () => {
+    const receiver = createWebhookReceiver({
+      scheme: acme,
+      secret: SECRET,
+      store: new MemoryStore(),
+      now: clockAt(NOW),
+    });
+    for (const body of ['{"type":"ping"}', "not json"]) {
+      const signed = await signWebhook({ scheme: acme, secret: SECRET, body, id: "d-1", timestamp: NOW });
+      const event = await receiver.verifier.verify(signed.headers, body);
+      expect([event.id, event.idCovered]).toEqual(["d-1", false]);
+      expect((await deliveryKey(event)).key).toBe(
+        `wh:acme:d-1:${createHash("sha256").update(body).digest("hex").slice(0, 32)}`,
+      );
+    }
+  });
+
+  it("a header id in the template is signed: it stays the id, and the payload is not decoded for it", async () => {
+    const signedId = hmacScheme({
+      name: "acme",
+      idHeader: "x-delivery-id",
+      template: "{id}.{ts}.{body}",
+      payloadId: () => {
+        throw new Error("not read");
+      },
+    });
+    const verifier = createWebhookReceiver({
+      scheme: signedId,
+      secret: SECRET,
+      store: new MemoryStore(),
+      now: clockAt(NOW),
+    }).verifier;
+    const signed = await signWebhook({ scheme: signedId, secret: SECRET, body: EVENT, id: "d-1", timestamp: NOW });
+    const event = await verifier.verify(signed.headers, EVENT);
+    expect([event.id, event.idCovered]).toEqual(["d-1", true]);
   });
 });
 

@@ -3,9 +3,9 @@
  * `wh:<scheme>:<id>` in the store: the first delivery runs the handler, a duplicate does not.
  * A handler failure releases the claim so the provider's redelivery is processed; only
  * success completes it. Where the id is not covered by the signature (GitHub, Shopify,
- * Linear), the key also binds a hash of the body, so another valid body sent under that id
- * cannot suppress the real delivery it belongs to, while a redelivery re-signed (a rotated
- * secret, a fresh timestamp) is still a duplicate.
+ * Linear), the key also binds a hash of the body (Linear's without its signed `webhookTimestamp`),
+ * so another valid body sent under that id cannot suppress the real delivery it belongs to, while
+ * a redelivery re-signed (a rotated secret, a fresh timestamp) is still a duplicate.
  */
 
 import { correlated, correlationIdOf, loggable } from "../correlation.js";
@@ -40,7 +40,7 @@ import { keyDigests, secretList } from "./keys.js";
 import { WebhookRefusal } from "./refusal.js";
 import { claimedIdIn, keySpaceName } from "./scheme.js";
 import { noteKeySpace } from "./shared-keys.js";
-import type { VerifiedWebhook } from "./verified.js";
+import { deliveryContentOf, type VerifiedWebhook } from "./verified.js";
 import {
   createClaimsVerifier,
   eventIdOf,
@@ -273,16 +273,17 @@ export interface DeliveryClaim {
   key: string;
   /**
    * What the claim is stored with: 32 hex digits of the SHA-256 of what the key binds (the
-   * body, with an unsigned id; the signed timestamp and the body, with no id); empty when the
-   * key is the signed id alone, which already names the delivery (nothing decides on a
-   * delivery's fingerprint: a copy in flight is a copy).
+   * body as the scheme's `deliveryContent` gives it, with an unsigned id; the signed timestamp
+   * and the body, with no id); empty when the key is the signed id alone, which already names
+   * the delivery (nothing decides on a delivery's fingerprint: a copy in flight is a copy).
    */
   fingerprint: string;
 }
 
 /**
  * The store key and fingerprint for a verified delivery: `wh:<scheme>:<id>` when the id is
- * signed, `wh:<scheme>:<id>:<body hash>` when it is not, `wh:<scheme>:signed:<hash of the
+ * signed, `wh:<scheme>:<id>:<body hash>` when it is not (the hash of the scheme's
+ * `deliveryContent`: Linear's body without its `webhookTimestamp`), `wh:<scheme>:signed:<hash of the
  * timestamp and body>` when there is none; in a receiver's `namespace`, `wh@<namespace>:` in place of `wh:`.
  */
 export async function deliveryKey(event: VerifiedWebhook, namespace?: string): Promise<DeliveryClaim> {
@@ -310,8 +311,10 @@ async function hashedClaim(event: VerifiedWebhook, space: string, id: string | u
     return { key: `${space}:signed:${fingerprint}`, fingerprint };
   }
   // An unsigned id binds the body, not the signature: a redelivery re-signed with a rotated
-  // secret, or with a fresh timestamp, is the same delivery, and must stay a duplicate.
-  const fingerprint = (await sha256Hex([event.body])).slice(0, 32);
+  // secret, or with a fresh timestamp, is the same delivery, and must stay a duplicate. The body
+  // as the scheme identifies a delivery by (Linear's without the timestamp it signs in it), and
+  // whole for every other scheme, as keys recorded before were made.
+  const fingerprint = (await sha256Hex(deliveryContentOf(event))).slice(0, 32);
   return { key: `${space}:${await keyPart(id)}:${fingerprint}`, fingerprint };
 }
 

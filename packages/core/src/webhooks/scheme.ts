@@ -109,7 +109,11 @@ export interface WebhookScheme {
   newId(random: Uint8Array): string | undefined;
   /** Decodes a verified body. Defaults to JSON. */
   decodePayload?(body: Uint8Array): unknown;
-  /** Reads the event id from a decoded payload, for schemes whose id lives in the body. */
+  /**
+   * Reads the event id from a decoded payload, for schemes whose id lives in the body. An id it
+   * finds is the delivery's, over one `parse` read from a header the signature does not cover
+   * (`idCovered` false).
+   */
   payloadId?(payload: unknown): string | undefined;
   /**
    * Reads the signed timestamp from the body, in milliseconds since the epoch, for schemes that
@@ -118,6 +122,14 @@ export interface WebhookScheme {
    * `WebhookVerificationError` to refuse the delivery.
    */
   bodyTimestamp?(body: Uint8Array): number | undefined;
+  /**
+   * What of a verified body identifies its delivery, for the de-duplication key of a delivery
+   * whose id is not signed (`wh:<scheme>:<id>:<hash of this>`): the body less what the sender
+   * changes when it re-signs the same delivery, such as a timestamp signed in the body (Linear's
+   * `webhookTimestamp`), so that a redelivery stays a duplicate. Parts of the body as they are,
+   * never re-serialised. Default: the whole body.
+   */
+  deliveryContent?(body: Uint8Array): ContentParts;
 }
 
 /**

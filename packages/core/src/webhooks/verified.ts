@@ -1,4 +1,4 @@
-import type { HmacKey } from "../crypto/port.js";
+import type { ContentParts, HmacKey } from "../crypto/port.js";
 import { utf8 } from "../encoding.js";
 import type { ParsedDelivery, WebhookScheme } from "./scheme.js";
 
@@ -12,6 +12,7 @@ const NOT_DECODED = Symbol("not decoded");
 const MADE_BY_VERIFIER: unique symbol = Symbol("made by a verifier");
 
 let readHmacKey: (webhook: VerifiedWebhook<unknown>) => HmacKey | undefined;
+let readDeliveryContent: (webhook: VerifiedWebhook<unknown>) => ContentParts;
 
 /**
  * The HMAC key of the secret that verified a delivery (undefined for an Ed25519 signature), for
@@ -20,6 +21,14 @@ let readHmacKey: (webhook: VerifiedWebhook<unknown>) => HmacKey | undefined;
  */
 export function matchedHmacKeyOf(webhook: VerifiedWebhook<unknown>): HmacKey | undefined {
   return readHmacKey(webhook);
+}
+
+/**
+ * What identifies a delivery, for the de-duplication key of one whose id is not signed: its
+ * scheme's `deliveryContent` of the body, or the body whole. Internal to core, as the scheme is.
+ */
+export function deliveryContentOf(webhook: VerifiedWebhook<unknown>): ContentParts {
+  return readDeliveryContent(webhook);
 }
 
 /**
@@ -78,15 +87,13 @@ export class VerifiedWebhook<T = unknown> {
 
   /**
    * The delivery's id: from its header, or for schemes whose id lives in the body (Stripe,
-   * Paddle, Slack Events) from the payload. Undefined when the delivery carries none.
+   * Paddle, Slack Events) from the payload. Where a scheme reads both (`hmacScheme` with an
+   * `idHeader` outside its template and a `payloadId`), the payload's id, which is signed, wins
+   * over the header's, which is not; the header's when the payload names none. Undefined when
+   * the delivery carries none.
    */
   get id(): string | undefined {
-    if (this.#headerId !== undefined || !this.#scheme.payloadId) return this.#headerId;
-    try {
-      return this.#scheme.payloadId(this.payload);
-    } catch {
-      return undefined;
-    }
+    return this.#payloadId() ?? this.#headerId;
   }
 
   /**
@@ -95,8 +102,23 @@ export class VerifiedWebhook<T = unknown> {
    * False for a delivery without an id: no id is covered.
    */
   get idCovered(): boolean {
-    if (this.#headerId !== undefined) return this.#scheme.idCovered;
-    return this.#scheme.payloadId !== undefined && this.id !== undefined; // an id in the signed body
+    if (this.#payloadId() !== undefined) return true; // an id in the signed body
+    return this.#headerId !== undefined && this.#scheme.idCovered;
+  }
+
+  /**
+   * The id the signed payload names, unless a signed header id names the delivery already. An
+   * unsigned header id never outranks it: anyone holding one delivery could otherwise send it
+   * again under new ids, each a new key, and have its handler run once for each.
+   */
+  #payloadId(): string | undefined {
+    const scheme = this.#scheme;
+    if (scheme.payloadId === undefined || (this.#headerId !== undefined && scheme.idCovered)) return undefined;
+    try {
+      return scheme.payloadId(this.payload);
+    } catch {
+      return undefined;
+    }
   }
 
   /** The decoded payload; throws `SyntaxError` when the body is not what the scheme decodes. */
@@ -110,9 +132,11 @@ export class VerifiedWebhook<T = unknown> {
   }
 
   // The key stays out of reach of anything holding a delivery: no method reads it, only the
-  // module-level `matchedHmacKeyOf`, which the package does not export.
+  // module-level `matchedHmacKeyOf`, which the package does not export (nor `deliveryContentOf`,
+  // which reads the scheme the same way).
   static {
     readHmacKey = (webhook) => webhook.#hmacKey;
+    readDeliveryContent = (webhook) => webhook.#scheme.deliveryContent?.(webhook.body) ?? [webhook.body];
   }
 
   /**

@@ -37,7 +37,10 @@ export interface HmacSchemeOptions {
   signatureHeader?: string;
   /** Header carrying the signed timestamp; `false` when none is sent. Default "x-timestamp". */
   timestampHeader?: string | false;
-  /** Header carrying the delivery id, if any. */
+  /**
+   * Header carrying the delivery id, if any. Signed only when the template has `{id}`; outside
+   * it, the id is unsigned, and a `payloadId` that finds an id in the body outranks it.
+   */
   idHeader?: string;
   /** Default "sha256". */
   hash?: HashName;
@@ -58,7 +61,12 @@ export interface HmacSchemeOptions {
   secretEncoding?: "utf8" | "base64" | "hex";
   /** Decodes a verified body; JSON by default. */
   decodePayload?: (body: Uint8Array) => unknown;
-  /** Reads the event id from the payload when no id header is configured. */
+  /**
+   * Reads the event id from the decoded payload, which the signature covers: the delivery's id
+   * when there is no id header, or when the `idHeader` is outside the template (unsigned) and
+   * this finds an id, since a header anyone can rewrite must not name the delivery. An id header
+   * in the template (`{id}`) is signed, and is the id.
+   */
   payloadId?: (payload: unknown) => string | undefined;
 }
 
