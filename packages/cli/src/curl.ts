@@ -20,7 +20,7 @@ export function curlCommand(url: URL, headers: Iterable<readonly [string, string
   parts.push(
     body.file === undefined
       ? `--data-raw ${shellQuote(inlineText(body.bytes))}`
-      : `--data-binary @${shellQuote(body.file)}`,
+      : `--data-binary @${shellQuote(curlPath(body.file))}`,
   );
   return parts.join(" \\\n  ");
 }
@@ -30,6 +30,11 @@ export function curlCommand(url: URL, headers: Iterable<readonly [string, string
  * past it the shell refuses the whole command ("Argument list too long").
  */
 const MAX_ARGUMENT_BYTES = 128 * 1024 - 1;
+
+/** The file as curl reads `@path`: `@-` would be curl's standard input, not the file named "-". */
+function curlPath(file: string): string {
+  return file === "-" ? "./-" : file;
+}
 
 /** A body read from stdin or given inline, as text a shell argument can hold. */
 function inlineText(bytes: Uint8Array): string {

@@ -152,6 +152,19 @@ describe("interlock sign (spawned)", () => {
       await expect(verifier.verify(received?.headers ?? {}, received?.body ?? "")).resolves.toBeDefined();
     });
 
+    it("a body file named - (which curl's @- would take for its standard input) is sent as that file", async () => {
+      const body = '{"from":"the file named -"}';
+      await dir.file("-", body);
+      const signed = await interlock(
+        ["sign", "--scheme", "github", "--secret", "gh-curl-secret", "--body", "@-", "--curl", `${server.url}/dash`],
+        { cwd: dir.path },
+      );
+      expect(signed.code).toBe(0);
+      expect(signed.stdout).toContain("--data-binary @'./-'");
+      await exec("sh", ["-c", signed.stdout], { cwd: dir.path });
+      expect(server.requests.at(-1)?.body.toString()).toBe(body);
+    });
+
     it("an inline body too long for one shell argument is refused, naming --body @file (a file of it is sent)", async () => {
       // Linux refuses an argument over 128 KiB: the printed command would not run at all.
       const body = JSON.stringify({ text: "x".repeat(128 * 1024) });
