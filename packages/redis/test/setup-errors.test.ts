@@ -7,6 +7,7 @@
  */
 
 import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { createIdempotency, InterlockConfigError, StoreUnavailableError } from "@interlock/core";
@@ -20,7 +21,7 @@ import {
   startServer,
 } from "@interlock/test-harness";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
-import { Redis, type RedisOptions, ReplyError } from "ioredis";
+import { Cluster, Redis, type RedisOptions, ReplyError } from "ioredis";
 
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import type { RedisStore } from "../src/index.js";
@@ -35,6 +36,8 @@ const claim = (store: RedisStore, key = "k") => store.claim(key, { fingerprint: 
 
 /** The ACL the README documents: exactly what the store's scripts need. */
 const DOCUMENTED_COMMANDS = ["+eval", "+evalsha", "+time", "+hmget", "+hset", "+pexpire", "+pttl", "+del"];
+/** What the README adds for a Cluster client: its slot refresh and its ready check. */
+const DOCUMENTED_CLUSTER_COMMANDS = ["+cluster|slots", "+cluster|info"];
 
 /** Expects `operation` to reject with a configuration error naming `fix`, its cause's message matching `cause`. */
 async function configError(operation: Promise<unknown>, fix: RegExp, cause: RegExp) {
@@ -152,6 +155,15 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
         await configError(claim(store), /asks for a password and the client gives none/, /^NOAUTH/);
       }
     });
+
+    it("a Cluster client without the password: the same, though ioredis tells it only by events", async () => {
+      // A Cluster client learns the slots first (CLUSTER SLOTS), refused here as on a cluster
+      // node that asks for a password: it then sends no command, and the claim gets no answer.
+      const cluster = track(new Cluster([{ host: "127.0.0.1", port }]));
+      cluster.on("error", () => {});
+      const store = storeOn(cluster, { operationTimeoutMs: 500 });
+      await configError(claim(store), /asks for a password and the client gives none/, /^NOAUTH/);
+    });
   });
 
   it("a server certificate the client does not trust, or issued to another host: give the client its CA", async () => {
@@ -176,16 +188,100 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
   });
 });
 
+describe("a Cluster client set up wrong is a configuration error too", () => {
+  const nodes = inject("redisClusterNodes");
+  const admins = nodes.map((node) => track(new Redis(node.port, node.host)));
+
+  /** An ACL user of its own on every node of the shared cluster, with `rules`; deleted after the test. */
+  async function clusterAclUser(rules: string[]) {
+    const name = `store_${randomBytes(4).toString("hex")}`;
+    await Promise.all(admins.map((node) => node.call("ACL", "SETUSER", name, "reset", "on", ">user-pw", ...rules)));
+    onTestFinished(async () => {
+      await Promise.all(admins.map((node) => node.call("ACL", "DELUSER", name)));
+    });
+    return name;
+  }
+
+  /** A Cluster client as `username`, with the 'error' listener an app has. */
+  const connect = (username: string, password = "user-pw", options: { enableReadyCheck?: boolean } = {}) => {
+    const cluster = track(
+      new Cluster(nodes, { ...options, redisOptions: { username, password, enableReadyCheck: false } }),
+    );
+    cluster.on("error", () => {});
+    return cluster;
+  };
+
+  it("a wrong password: check the client's options, and no pass under failOpen", async () => {
+    const user = await clusterAclUser(["~*", "+@all"]);
+    const cluster = connect(user, "wrong");
+    const listeners = cluster.listenerCount("error");
+    const store = storeOn(cluster, { operationTimeoutMs: 500 });
+    // The store listens to 'node error' only: a listener of its own on 'error' would silence
+    // ioredis' "Unhandled error event" log for an app that has none.
+    expect(cluster.listenerCount("error")).toBe(listeners);
+    await configError(claim(store), /refused the client's username or password/, /^WRONGPASS/);
+    const engine = createIdempotency({ store, principal: false, failOpen: true });
+    const request = { method: "POST", route: "/pay", path: "/pay", headers: { "idempotency-key": "k" }, body: "{}" };
+    await expect(engine.begin(request)).rejects.toBeInstanceOf(InterlockConfigError);
+  });
+
+  it("the single server's ACL: CLUSTER SLOTS refused, the ACL to grant names the Cluster's commands", async () => {
+    const prefix = uniquePrefix("cluster-acl");
+    const user = await clusterAclUser([`~${prefix}*`, ...DOCUMENTED_COMMANDS]);
+    const store = storeOn(connect(user), { prefix, operationTimeoutMs: 500 });
+    const acl = `ACL SETUSER <user> ${[...DOCUMENTED_COMMANDS, ...DOCUMENTED_CLUSTER_COMMANDS].join(" ")} ~${prefix}*`;
+    const fix = new RegExp(acl.replace(/[*+<>{}|]/g, "\\$&"));
+    await configError(claim(store), fix, /^NOPERM .*cluster\|slots/);
+    await configError(store.release("k", "t"), fix, /^NOPERM .*cluster\|slots/);
+  });
+
+  it("the README's Cluster ACL is enough for every operation, with ioredis' ready check or without", async () => {
+    const prefix = uniquePrefix("cluster-minimal");
+    const user = await clusterAclUser([`~${prefix}*`, ...DOCUMENTED_COMMANDS, ...DOCUMENTED_CLUSTER_COMMANDS]);
+    for (const enableReadyCheck of [true, false]) {
+      const store = storeOn(connect(user, "user-pw", { enableReadyCheck }), { prefix });
+      // Keys on every master.
+      for (const key of Array.from({ length: 6 }, (_, i) => `k-${enableReadyCheck}-${i}`)) {
+        const won = (await claim(store, key)) as { token: string };
+        expect(await claim(store, key)).toMatchObject({ state: "in_flight" });
+        expect(await store.extend(key, won.token, LONG)).toBe(true);
+        expect(await store.complete(key, won.token, response, { ttlMs: LONG })).toBe(true);
+        expect(await claim(store, key)).toMatchObject({ state: "completed" });
+        const other = (await claim(store, `${key}:released`)) as { token: string };
+        expect(await store.release(`${key}:released`, other.token)).toBe(true);
+      }
+    }
+  });
+
+  it("a single Redis client pointed at a cluster node: MOVED for another node's keys, pass a Cluster", async () => {
+    const store = storeOn(redisClient(`redis://${nodes[0]!.host}:${nodes[0]!.port}`));
+    const fix = /the server is a Redis Cluster node: pass an ioredis Cluster client/;
+    let redirected = 0;
+    for (let i = 0; i < 12; i++) {
+      const outcome = await claim(store, `k-${i}`).catch((error: unknown) => error);
+      if (!(outcome instanceof Error)) continue;
+      expect(outcome).toBeInstanceOf(InterlockConfigError);
+      expect(outcome.message).toMatch(fix);
+      expect((outcome.cause as Error).message).toMatch(/^MOVED \d+ 127\.0\.0\.1:\d+$/);
+      redirected++;
+    }
+    // Twelve keys over three masters: some on the node connected to, most elsewhere.
+    expect(redirected).toBeGreaterThan(0);
+    expect(redirected).toBeLessThan(12);
+  });
+});
+
 /**
  * A client whose every script call gets `message` back from the server: the words other Redis
  * versions and Valkey use for the same setup mistakes, which the local Redis 7.0 cannot produce.
+ * `isCluster` as an ioredis `Cluster` says it.
  */
-function answering(message: string): RedisStore {
+function answering(message: string, isCluster = false): RedisStore {
   const refuse = () => Promise.reject(new ReplyError(message));
   const client = new Proxy(
-    { defineCommand() {} },
+    { defineCommand() {}, on() {}, isCluster },
     {
-      get: (target, property) => (property === "defineCommand" ? target.defineCommand : refuse),
+      get: (target, property) => (property in target ? target[property as keyof typeof target] : refuse),
     },
   );
   return storeOn(client as unknown as Redis);
@@ -225,6 +321,43 @@ describe("a setup mistake in another server's words is still a configuration err
     const wrongType =
       "ERR Error running script (call to f_3c9e): @user_script:2: WRONGTYPE Operation against a key holding the wrong kind of value";
     await expect(claim(answering(wrongType))).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it("while a redirection a Cluster client passes on stays an outage (autopipelining, while a slot moves)", async () => {
+    const moved = "MOVED 12037 127.0.0.1:7002";
+    await expect(claim(answering(moved, true))).rejects.toBeInstanceOf(StoreUnavailableError);
+    await configError(claim(answering(moved)), /pass an ioredis Cluster client/, /^MOVED/);
+  });
+});
+
+describe("a Cluster's node refusals count until its next slot refresh", () => {
+  /** A Cluster client, to the store, that answers no command: its events are all there is. */
+  function silentCluster() {
+    const events = new EventEmitter();
+    const unanswered = () => new Promise(() => {});
+    const client = new Proxy(Object.assign(events, { isCluster: true, status: "connecting", defineCommand() {} }), {
+      get: (target, property, receiver) =>
+        typeof property === "string" && property.startsWith("interlock")
+          ? unanswered
+          : Reflect.get(target, property, receiver),
+    });
+    return { events, store: storeOn(client as unknown as Cluster, { operationTimeoutMs: 100 }) };
+  }
+
+  it("a refusal no retry mends, until a refresh succeeds; a node that is down stays an outage", async () => {
+    const { events, store } = silentCluster();
+    await expect(claim(store)).rejects.toBeInstanceOf(StoreUnavailableError);
+    events.emit("node error", new ReplyError("WRONGPASS invalid username-password pair"), "127.0.0.1:7000");
+    await configError(claim(store), /refused the client's username or password/, /^WRONGPASS/);
+    // The password fixed: the next refresh succeeds, and a later timeout is an outage again.
+    events.emit("refresh");
+    await expect(claim(store)).rejects.toBeInstanceOf(StoreUnavailableError);
+    events.emit(
+      "node error",
+      Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+      "127.0.0.1:7000",
+    );
+    await expect(claim(store)).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
 

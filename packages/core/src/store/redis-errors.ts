@@ -1,9 +1,10 @@
 /**
  * Telling a Redis store set up wrong from Redis being down. A setup mistake (an ACL user without
- * a command or key the scripts use, a wrong password, a command renamed away, a TLS certificate
- * the client does not trust) fails the same way on every retry: it must reach the app's error
- * handling as an `InterlockConfigError` naming the fix, the original as its `cause`, rather than
- * be answered as an outage (a 503 to retry forever, or a pass under `failOpen`).
+ * a command or key the scripts use, a wrong password, a command renamed away, a single client
+ * pointed at a Cluster node, a TLS certificate the client does not trust) fails the same way on
+ * every retry: it must reach the app's error handling as an `InterlockConfigError` naming the
+ * fix, the original as its `cause`, rather than be answered as an outage (a 503 to retry
+ * forever, or a pass under `failOpen`).
  *
  * Shared by @interlock/redis's store and @interlock/oauth's Redis token store, which does not
  * depend on it. No Redis client is imported: only its reply errors' words and socket are read.
@@ -33,6 +34,11 @@ export interface RedisNeeds {
   commands: readonly string[];
   /** The start of every key the store touches, as the server sees it: the client's keyPrefix, then the store's prefix. */
   keyPrefix: string;
+  /**
+   * Whether the client is an ioredis `Cluster`; unset when the store does not tell. Only on a
+   * single `Redis` client (false) is a redirection (`MOVED`, `ASK`) a setup mistake.
+   */
+  cluster?: boolean;
 }
 
 // An ACL user lacking a command or a key: NOPERM on a command sent (its keys included). Called
@@ -45,6 +51,11 @@ const NO_PERMISSION = /^NOPERM\b|^ERR ACL failure in script:|The user executing 
 // on Redis 7, "Unknown command called from script" on Valkey, "… from Lua script" wrapped as
 // above on Redis 6.2).
 const UNKNOWN_COMMAND = /^ERR unknown command|Unknown (Redis )?command called from (Lua )?script/i;
+// A Cluster node's redirection of a key it does not serve: a single `Redis` client pointed at a
+// cluster node gets it for every key of another node's slots, on every retry. A `Cluster` client
+// follows it, but with autopipelining passes some on while a slot moves (ioredis#2075): an
+// outage that ends with the move.
+const REDIRECTED = /^(MOVED|ASK) \d+ /;
 
 /** `*`, `?`, `[`, `]` and `\` are glob characters in an ACL key pattern: escaped, the prefix matches itself. */
 const aclGlob = (prefix: string) => `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
@@ -70,6 +81,9 @@ function setupMistake(message: string, needs: RedisNeeds): string | undefined {
   if (UNKNOWN_COMMAND.test(message)) {
     return `the server does not have a command the store needs (renamed or disabled with rename-command?); it needs ${needs.commands.join(", ")}`;
   }
+  if (needs.cluster === false && REDIRECTED.test(message)) {
+    return "the server is a Redis Cluster node: pass an ioredis Cluster client";
+  }
   return undefined;
 }
 
@@ -88,8 +102,9 @@ export function redisReplyError(error: unknown, needs: RedisNeeds): unknown {
  * Why the client's connection failed, if it did: the error its current socket was destroyed
  * with (`stream.errored`). ioredis keeps no error of its own and reports one only as an 'error'
  * event, and a listener of ours would silence its "Unhandled error event" log for users who
- * have none. Undefined on a `Cluster` (no one socket), a connected client, or while a new
- * connection is being made.
+ * have none. Undefined on a `Cluster` (no one socket: @interlock/redis's store reads its nodes'
+ * refusals from its 'node error' event), a connected client, or while a new connection is
+ * being made.
  */
 function connectionError(client: unknown): Error | undefined {
   const errored = (client as { stream?: { errored?: unknown } } | null)?.stream?.errored;
