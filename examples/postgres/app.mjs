@@ -122,16 +122,18 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
         if (!stored) throw new Error("the idempotency record was not written: rolling back");
       }
       await client.query("COMMIT");
+      checkin(client);
       return toResponse(created);
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
+      // Back to the pool first: abort() takes a connection of the same pool, and routes that
+      // held theirs while they waited for one would, as many at once as the pool has, wait on
+      // each other until the store gives up, their keys locked for the lease.
+      checkin(client, error);
       // Releases the key, before finish() or after a finish() inside this transaction that was
       // rolled back, so the client's retry runs again.
       if (ticket) await payments.abort(ticket);
       throw error; // app.onError answers 500
-    } finally {
-      client.removeListener("error", lost);
-      client.release();
     }
   });
 
@@ -169,6 +171,15 @@ function checkout(pool) {
 }
 
 function lost() {} // the query in flight rejects with the same error
+
+/**
+ * Hands a `checkout()` connection back; with the transaction's error, pg discards it: the
+ * connection may be broken, or still in the transaction (a ROLLBACK that failed).
+ */
+function checkin(client, error) {
+  client.removeListener("error", lost);
+  client.release(error);
+}
 
 /**
  * The push's `after`, or undefined when the payload names none, or cannot be read at all: the

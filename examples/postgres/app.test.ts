@@ -277,4 +277,56 @@ describe("when the response cannot be recorded", () => {
       await pool.end();
     }
   });
+
+  it("as many failing payments at once as the pool has connections: each key is released, so every retry runs", async () => {
+    // Every route holds its connection when its payment fails (complete() waits until all of
+    // them do), then releases its key: abort() needs a connection of that same pool.
+    const size = 4;
+    const pool = new pg.Pool({ connectionString: forTheApp(server.url), max: size });
+    try {
+      const real = postgresStore(pool, { operationTimeoutMs: 1_000 });
+      let holding = 0;
+      let allHolding: () => void = () => {};
+      const everyRouteHolds = new Promise<void>((resolve) => {
+        allHolding = resolve;
+      });
+      const leaseLost = new Proxy(real, {
+        get(target, name) {
+          if (name === "complete") {
+            return async () => {
+              if (++holding === size) allHolding();
+              await everyRouteHolds;
+              return false;
+            };
+          }
+          const value = Reflect.get(target, name, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const app = createApp({
+        pool,
+        store: leaseLost,
+        githubSecret: GITHUB_SECRET,
+        apiKeys: new Map([[API_KEY, "acct_full"]]),
+      });
+      const pay = (key: string) =>
+        app.request("/payments", {
+          method: "POST",
+          headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json", "idempotency-key": key },
+          body: JSON.stringify({ amount: 500 }),
+        });
+      const keys = Array.from({ length: size }, (_, i) => `full-pool-${i}`);
+
+      const first = await Promise.all(keys.map((key) => pay(key)));
+      expect(first.map((response) => response.status)).toEqual(keys.map(() => 500));
+      // Released, not left locked for the lease: the retry runs the payment again (and, with
+      // this store, is rolled back again) rather than getting 409.
+      const retries = await Promise.all(keys.map((key) => pay(key)));
+      expect(retries.map((response) => response.status)).toEqual(keys.map(() => 500));
+      const { rows } = await pool.query("SELECT count(*)::int AS n FROM payments WHERE account = 'acct_full'");
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await pool.end();
+    }
+  });
 });

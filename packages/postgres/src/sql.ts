@@ -184,7 +184,9 @@ SELECT * FROM live`,
      * statement may always do. The transaction that holds a live lock's row for long is the
      * caller's own, after a `complete` in it: a `release` sent before its ROLLBACK should land
      * after it rather than give up and leave the key locked for the lease; and a `lock_timeout`
-     * set by a `complete` in that transaction would stay set for the rest of it.
+     * set by a `complete` in that transaction would stay set for the rest of it. (A `complete` in
+     * the caller's transaction still running at its deadline is cancelled instead: it runs on
+     * the caller's connection, whose ROLLBACK would wait behind it. See `PostgresStore.complete`.)
      */
     complete: `UPDATE ${t}
 SET state = 'completed', status = $3, headers = $4::jsonb, body = $5,

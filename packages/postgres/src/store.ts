@@ -16,6 +16,7 @@ import {
   type ClaimOptions,
   type ClaimResult,
   type CompleteOptions,
+  driverErrorSummary,
   executePostgres,
   InterlockConfigError,
   type InterlockStore,
@@ -24,6 +25,7 @@ import {
   PostgresDeadline,
   type PostgresStatementSetup,
   postgresSerializationFailure,
+  postgresSqlState,
   type StoredResponse,
   StoreUnavailableError,
   timeoutOption,
@@ -158,6 +160,9 @@ function headersJson(headers: StoredResponse["headers"]): string {
   return JSON.stringify(headers);
 }
 
+/** Whether `db` is a pg `Pool`: told apart from a `Client` by the counters only pg-pool has. */
+const isPool = (db: unknown) => typeof (db as { waitingCount?: unknown } | null)?.waitingCount === "number";
+
 /**
  * The caller's transaction client, checked: a pool would commit the record at once, outside the
  * caller's transaction, and an object without `query` (another library's transaction) would fail
@@ -165,10 +170,8 @@ function headersJson(headers: StoredResponse["headers"]): string {
  */
 function transactionClient(transaction: unknown): PgQueryable | undefined {
   if (transaction === undefined) return undefined;
-  const candidate = transaction as (Partial<PgQueryable> & { waitingCount?: unknown }) | null;
-  if (typeof candidate?.query === "function" && typeof candidate.waitingCount !== "number") {
-    return candidate as PgQueryable;
-  }
+  const candidate = transaction as Partial<PgQueryable> | null;
+  if (typeof candidate?.query === "function" && !isPool(candidate)) return candidate as PgQueryable;
   throw new InterlockConfigError(
     "complete()'s transaction must be the pg client your transaction runs on (a PoolClient after BEGIN), not a pool or another library's transaction",
   );
@@ -176,13 +179,18 @@ function transactionClient(transaction: unknown): PgQueryable | undefined {
 
 /**
  * Where a statement runs (default the store's pool), by when (default the operation's own
- * deadline), and whether it is cancelled at the server once its time there is up.
+ * deadline), whether it is cancelled at the server once its time there is up, and a failure the
+ * operation reports as a mistake of its own (undefined: the usual mapping, `storeError`).
  */
 interface RunOptions {
   client?: PgQueryable | undefined;
   deadline?: PostgresDeadline;
-  cancel?: PostgresCancel;
+  cancel?: PostgresCancel | undefined;
+  mistake?: ((error: unknown) => Error | undefined) | undefined;
 }
+
+// Below this many renewals noted, none is forgotten (see `#noteRenewal`).
+const RENEWALS_KEPT = 64;
 
 /**
  * An `InterlockStore` on your `pg` `Pool` (or `Client`). The store never ends the pool. Create
@@ -197,11 +205,26 @@ export class PostgresStore implements InterlockStore {
   readonly #sql: Statements;
   /** The table and how statements run, for the fix a setup mistake names. */
   readonly #setup: PostgresStatementSetup;
+  /**
+   * How a claim still running at its deadline is cancelled: on a pool, at the server (its
+   * connection is then thrown away). Not on a single `Client`, which the app's own statements
+   * share: a cancel that arrived as the claim finished could stop one of them.
+   */
+  readonly #claimCancel: PostgresCancel | undefined;
+  /**
+   * The tokens whose lease this store was asked to renew (`extend`, which `extendLease` calls),
+   * each until the end of the lease its latest renewal asked for (monotonic ms): see
+   * `#renewalConflict`.
+   */
+  readonly #renewed = new Map<string, number>();
+  /** The count of noted renewals at which the ended ones are next forgotten. */
+  #sweepAt = RENEWALS_KEPT;
 
   constructor(db: PgQueryable, options: PostgresStoreOptions = {}) {
     assertOptionNames("postgresStore()", options, TABLE_OPTION_NAMES, STORE_OWN_OPTION_NAMES);
     if (typeof db?.query !== "function") throw new InterlockConfigError("postgres store needs a pg Pool or Client");
     this.#db = db;
+    this.#claimCancel = isPool(db) ? cancelStatement : undefined;
     const table = resolveTable(options);
     const prepared = options.preparedStatements === true;
     this.#setup = { table: table.qualified, prepared };
@@ -223,7 +246,7 @@ export class PostgresStore implements InterlockStore {
     // caller was told failed never lands later, holding the key for a lease.
     const values = () => [...keyed, String(deadline.serverWaitMs)];
     for (let run = 1; run <= MAX_RUNS; run++) {
-      const { rows } = await this.#run("claim", this.#sql.claim, values, { deadline, cancel: cancelStatement });
+      const { rows } = await this.#run("claim", this.#sql.claim, values, { deadline, cancel: this.#claimCancel });
       const row = textRow(rows[0] as Record<string, unknown> | undefined);
       if (row?.state === "claimed") return { state: "claimed", token };
       if (row !== undefined) return lostTo(row);
@@ -249,7 +272,15 @@ export class PostgresStore implements InterlockStore {
     if (typeof token !== "string" || unstorable(token)) return false; // no such token can exist
     const values = [keyHash(key), token, response.status, headers, response.body, options.ttlMs];
     const client = transactionClient(options.transaction);
-    return (await this.#run("complete", this.#sql.complete, values, { client })).rowCount === 1;
+    // In the caller's transaction, a statement still running at its deadline (waiting for its
+    // table's lock, say) is cancelled: it runs on the caller's connection, and the caller's
+    // ROLLBACK would wait behind it. On the store's own connections it may land late: it does
+    // what was asked when it was sent (see the statement).
+    const inTransaction =
+      client === undefined
+        ? {}
+        : { client, cancel: cancelStatement, mistake: (error: unknown) => this.#renewalConflict(error, token) };
+    return (await this.#run("complete", this.#sql.complete, values, inTransaction)).rowCount === 1;
   }
 
   async release(key: string, token: string): Promise<boolean> {
@@ -261,7 +292,42 @@ export class PostgresStore implements InterlockStore {
   async extend(key: string, token: string, lockTtlMs: number): Promise<boolean> {
     assertClaim(key, { fingerprint: "", lockTtlMs });
     if (typeof token !== "string" || unstorable(token)) return false;
+    this.#noteRenewal(token, lockTtlMs); // as it is sent: it may commit before its answer is back
     return (await this.#run("extend", this.#sql.extend, [keyHash(key), token, lockTtlMs])).rowCount === 1;
+  }
+
+  /**
+   * Notes a renewal of `token`'s lease, sent now, until the end of the lease it asks for. Ended
+   * ones are forgotten whenever the count doubles since the last time (and reaches
+   * `RENEWALS_KEPT`): the map holds about the leases renewed within a lease, whether or not
+   * their keys were ever settled.
+   */
+  #noteRenewal(token: string, lockTtlMs: number): void {
+    const now = performance.now();
+    this.#renewed.set(token, now + lockTtlMs);
+    if (this.#renewed.size < this.#sweepAt) return;
+    for (const [renewed, until] of this.#renewed) if (until <= now) this.#renewed.delete(renewed);
+    this.#sweepAt = Math.max(RENEWALS_KEPT, 2 * this.#renewed.size);
+  }
+
+  /**
+   * A `complete` in the caller's transaction that lost to its own lease's renewal, as the
+   * mistake it is; undefined for any other failure. Under REPEATABLE READ or SERIALIZABLE the
+   * UPDATE sees the lock's row as the transaction's snapshot has it, and a renewal (a new version
+   * of that row, committed since) makes it a serialization failure (40001). Rerunning the
+   * transaction does not help: the work renews its lease again whenever it outlasts a third of
+   * it (`extendLease`, on by default). The fix is the caller's, so it must not read as an outage
+   * (a 503 to retry, or a result silently left unrecorded). Under SERIALIZABLE a 40001 may have
+   * another cause too (read/write dependencies between transactions); with the lease renewed,
+   * it is reported the same way: at those levels, the renewal is the mistake.
+   */
+  #renewalConflict(error: unknown, token: string): Error | undefined {
+    if (postgresSqlState(error) !== "40001" || !this.#renewed.has(token)) return undefined;
+    const reason = error instanceof Error ? error.message : String(error);
+    return new InterlockConfigError(
+      `postgres store: complete() in your transaction lost to a renewal of its own lease (extendLease, or your extend()) committed after the transaction's snapshot, as it will under REPEATABLE READ or SERIALIZABLE whenever the work outlasts a third of lockTtlMs; run this transaction at READ COMMITTED, or set extendLease: false with a lockTtlMs longer than the work (${reason})`,
+      { cause: driverErrorSummary(error) },
+    );
   }
 
   /**
@@ -291,14 +357,14 @@ export class PostgresStore implements InterlockStore {
     operation: string,
     statement: Statement,
     values: unknown[] | (() => unknown[]),
-    { client, deadline = new PostgresDeadline(this.operationTimeoutMs), cancel }: RunOptions = {},
+    { client, deadline = new PostgresDeadline(this.operationTimeoutMs), cancel, mistake }: RunOptions = {},
   ): Promise<PgResult> {
     for (let run = 1; ; run++) {
       try {
         return await executePostgres(client ?? this.#db, statement, values, deadline, cancel);
       } catch (error) {
         if (client === undefined && postgresSerializationFailure(error) && run < MAX_RUNS) continue;
-        throw storeError(operation, error, this.#setup);
+        throw mistake?.(error) ?? storeError(operation, error, this.#setup);
       }
     }
   }

@@ -103,7 +103,10 @@ function recordable(store: InterlockStore, value: unknown): Uint8Array | undefin
  * throws `idempotency_key_mismatch`; `fn` throwing releases the key and rethrows; an
  * unreachable store throws `StoreUnavailableError`, and a `lockTtlMs` or `retentionMs` that is
  * not a positive whole number of ms, or a key (over 1020 characters) or fingerprint no store
- * can hold (NUL, a lone surrogate), `InterlockConfigError`, before `fn` runs.
+ * can hold (NUL, a lone surrogate), `InterlockConfigError`, before `fn` runs. With a
+ * `transaction`, a store that cannot record the result in it as set up (the PostgreSQL store:
+ * a `transaction` that is no pg client; REPEATABLE READ or SERIALIZABLE with the lease renewed)
+ * throws its `InterlockConfigError` after `fn`, the key released: roll back.
  */
 export async function runIdempotent<T>(
   options: RunIdempotentOptions,
@@ -177,11 +180,19 @@ export async function runIdempotent<T>(
         : { ttlMs: retentionMs, transaction: options.transaction };
     try {
       recorded = await store.complete(storeKey, claim.token, { status: 200, headers: [], body }, completeOptions);
-    } catch {
+    } catch (error) {
       // The key stays held until its lease runs out, as the engine and the webhook receiver keep
       // theirs: the work's effects exist, so a redelivery arriving now must not run it again at
       // once (it gets request_in_flight); once the lease lapses a later run may. Inside the
-      // caller's transaction the caller decides: it calls `release` after a rollback.
+      // caller's transaction the caller decides: it calls `release` after a rollback. Unless the
+      // store refused the transaction as set up wrong (a transaction it cannot join, an
+      // isolation level it cannot complete in): thrown, as the engine's `finish` throws it, or
+      // every retry would end the same silent way. It answered before writing anything there,
+      // so nothing of the caller's holds the key's row: released now, as when `fn` throws.
+      if (options.transaction !== undefined && error instanceof InterlockConfigError) {
+        await release();
+        throw error;
+      }
     }
   }
   if (options.transaction === undefined) return { value, replayed: false, recorded };

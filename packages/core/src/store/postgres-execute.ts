@@ -130,8 +130,10 @@ const ABANDONED_WAITS_LIMIT = 1_000;
  * sent and timed out may still run on the server; its connection is discarded. `values` may be a
  * function, called as the statement is sent: for a value that depends on the time left then
  * (a `lock_timeout`), which waiting for the connection may have used up. With `cancel`, a statement
- * on a pool connection still running when its time at the server is up is cancelled there (see
- * `cancelledWhenLate`).
+ * still running when its time at the server is up is cancelled there (see `cancelledWhenLate`):
+ * on a pool connection, which is then thrown away, or on a client that stays in use after it
+ * (see `cancelledInPlace`): pass one for the caller's transaction, whose statements wait for ours,
+ * not for a `Client` the app's own statements share meanwhile.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export async function executePostgres(
@@ -154,7 +156,7 @@ export async function executePostgres(
     // statement whose deadline passed meanwhile is never sent.
     const running = inTurn(db, async () => {
       if (deadline.expired) throw new TimedOut("the deadline passed while an earlier statement held the connection");
-      return db.query(query());
+      return cancel === undefined ? db.query(query()) : cancelledInPlace(db, query(), deadline, cancel);
     });
     return within(running, deadline.remaining);
   }
@@ -192,7 +194,7 @@ export async function executePostgres(
     client.release(broken);
     throw new TimedOut("a pool connection freed only as the deadline passed");
   }
-  const late = { cancelled: false };
+  const late: Late = {};
   try {
     const result =
       cancel === undefined
@@ -201,7 +203,7 @@ export async function executePostgres(
     client.removeListener("error", onError);
     // A cancel that reached the server after the statement finished would stop the
     // connection's next statement: one we cancelled is thrown away, whatever it answered.
-    client.release(broken ?? (late.cancelled || undefined));
+    client.release(broken ?? (late.cancel !== undefined || undefined));
     return result;
   } catch (error) {
     client.removeListener("error", onError);
@@ -210,10 +212,18 @@ export async function executePostgres(
     // it lost once idle), or we sent a cancel (see above). Lost or timed out: it is in doubt
     // (maybe still running our statement). Either way pg-pool discards it.
     const unusable =
-      broken !== undefined || late.cancelled || postgresSqlState(error) === undefined || postgresSessionEnded(error);
+      broken !== undefined ||
+      late.cancel !== undefined ||
+      postgresSqlState(error) === undefined ||
+      postgresSessionEnded(error);
     client.release(unusable ? (broken ?? error ?? true) : undefined);
     throw error;
   }
+}
+
+/** The cancel request `cancelledWhenLate` sent, if it sent one: settles once the server took it (or at the deadline). */
+interface Late {
+  cancel?: Promise<void>;
 }
 
 /**
@@ -222,14 +232,14 @@ export async function executePostgres(
  * the statement can bound its own waits), and waits for its answer until the deadline. The
  * answer is the outcome: cancelled, an error (57014); done before the cancel reached it, its
  * result, so a claim that landed is reported as landed, never "unavailable" with its key held.
- * No answer by the deadline: `TimedOut`, as without a cancel.
+ * No answer by the deadline: `TimedOut`, as without a cancel. The cancel sent is left in `late`.
  */
 async function cancelledWhenLate(
-  client: PgPoolClient,
+  client: PostgresQueryable,
   query: PostgresQuery,
   deadline: PostgresDeadline,
   cancel: PostgresCancel,
-  late: { cancelled: boolean },
+  late: Late,
 ): Promise<PostgresResult> {
   const sent = client.query(query);
   try {
@@ -237,10 +247,31 @@ async function cancelledWhenLate(
   } catch (error) {
     if (!(error instanceof TimedOut)) throw error;
   }
-  late.cancelled = true;
-  // Not awaited: the answer, or the deadline, is what the caller waits for.
-  cancel(client, deadline).catch(() => {});
+  // Not awaited here: the answer, or the deadline, is what the caller waits for.
+  late.cancel = cancel(client, deadline).catch(() => {});
   return within(sent, deadline.remaining);
+}
+
+/**
+ * `cancelledWhenLate` on a client that stays in use after the statement, the caller's
+ * transaction's: without the cancel, a statement that outlived its deadline (waiting for its
+ * table's lock, say) would keep the connection busy, and the caller's ROLLBACK, queued behind it,
+ * would wait as long. The outcome is settled only once the server has taken the cancel request
+ * (or at the deadline), so the cancel reaches the statement, or the backend idle since (which
+ * ignores it), not the statement the caller sends next.
+ */
+async function cancelledInPlace(
+  client: PostgresQueryable,
+  query: PostgresQuery,
+  deadline: PostgresDeadline,
+  cancel: PostgresCancel,
+): Promise<PostgresResult> {
+  const late: Late = {};
+  try {
+    return await cancelledWhenLate(client, query, deadline, cancel, late);
+  } finally {
+    await late.cancel;
+  }
 }
 
 /**
