@@ -108,16 +108,19 @@ export type OAuthEvent =
     }
   | {
       /**
-       * Tokens the server issued for a login that ended refused (`oauth.login.refused`) were
-       * revoked at the server (RFC 7009), so that no grant is left that nothing holds.
+       * Tokens the server issued that nothing will hold were revoked at the server (RFC 7009), so
+       * that no grant is left behind: those of a login that ended refused (`oauth.login.refused`),
+       * or of a session's refresh answered once the session was gone.
        */
       type: "oauth.login.tokens_revoked";
       /**
        * `"late"`: the code exchange timed out after it was sent, and the server's answer came
        * afterwards. `"refused"`: the login refused the server's answer (an ID token for another
-       * nonce or without one, an authentication older than `max_age`, …).
+       * nonce or without one, an authentication older than `max_age`, …). `"session_ended"`: a
+       * session's refresh was answered after the session was logged out (`revoke()`) or ended,
+       * its tokens deleted from the store meanwhile.
        */
-      reason: "late" | "refused";
+      reason: "late" | "refused" | "session_ended";
       /** Whether the server revoked the refresh token or the access token. */
       revoked: boolean;
       /** Present when revoking at the server failed: the error's code. */

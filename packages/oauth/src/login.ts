@@ -19,7 +19,7 @@ import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
 import { assertAuthenticatedWithin } from "./id-token.js";
 import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
-import { type GrantTokens, grantTokensIn, revokeGrant, tokensAnswered } from "./revocation.js";
+import { type GrantTokens, grantTokensIn, revokeOrphans, tokensAnswered } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { MemoryTokenStore } from "./store/memory.js";
 import { prefixOption } from "./token-source.js";
@@ -203,6 +203,12 @@ function authorizationEndpoint(server: oauth.AuthorizationServer, allowHttp: boo
   return url;
 }
 
+/**
+ * The authorization response's parameters (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207), which it carries
+ * once at most (RFC 6749 §3.1): a callback that repeats one is no answer a server gives.
+ */
+const RESPONSE_PARAMETERS = ["code", "state", "iss", "error", "error_description", "error_uri"] as const;
+
 function callbackParameters(callback: URL | string | URLSearchParams): URLSearchParams {
   if (callback instanceof URLSearchParams) return callback;
   if (callback instanceof URL) return callback.searchParams;
@@ -331,6 +337,10 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
     // Checked here, not before: a callback refused for it still ends in `oauth.login.refused`.
     assertOptionNames("login.complete()", completeOptions, COMPLETE_OPTION_NAMES);
     const parameters = callbackParameters(callback);
+    // Before anything reads one of them, and before the pending login is used up: oauth4webapi
+    // would refuse a repeated code only inside the exchange, as the server's fault.
+    const repeated = RESPONSE_PARAMETERS.find((name) => parameters.getAll(name).length > 1);
+    if (repeated !== undefined) throw new LoginError("invalid_callback", `the callback has ${repeated} more than once`);
     const state = parameters.get("state");
     if (state === null || state === "") throw new LoginError("state_missing", "the callback has no state");
     const expected = completeOptions?.state;
@@ -399,7 +409,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
    */
   async function revokeRefused(issued: GrantTokens | undefined | Promise<GrantTokens | undefined>): Promise<void> {
     const tokens = await issued;
-    if (tokens !== undefined) await revokeOrphans(tokens, "refused");
+    if (tokens !== undefined) await revokeOrphans(internals, tokens, "refused");
   }
 
   /**
@@ -422,18 +432,12 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
         "authorization_code",
         "late",
       );
-      if (tokens !== undefined) await revokeOrphans(tokens, "late");
+      if (tokens !== undefined) await revokeOrphans(internals, tokens, "late");
     } catch {
       // Told by `oauth.token.answered_late`: no tokens came, so none are left without a holder.
     } finally {
       done();
     }
-  }
-
-  async function revokeOrphans(tokens: GrantTokens, reason: "late" | "refused"): Promise<void> {
-    const { revoked, failure } = await revokeGrant(internals, tokens);
-    const error = failure === undefined ? {} : { error: eventCode(failure.error) };
-    internals.emit({ type: "oauth.login.tokens_revoked", reason, revoked, ...error });
   }
 
   return { begin, complete };

@@ -1,11 +1,13 @@
 /**
- * Token revocation (RFC 7009), for the two flows that end a grant: a session's `revoke()`, and a
- * login that ends without the tokens the server issued for it (nothing would ever hold them).
+ * Token revocation (RFC 7009), for the flows that end a grant: a session's `revoke()`, and tokens
+ * the server issued that nothing will ever hold (a login that ends without them, a refresh
+ * answered once its session was gone).
  */
 
 import * as oauth from "oauth4webapi";
 import type { ClientInternals } from "./client.js";
-import { OAuthError } from "./errors.js";
+import { eventCode, OAuthError } from "./errors.js";
+import type { OAuthEvent } from "./events.js";
 
 /** The tokens of one grant, as far as revoking them goes. */
 export interface GrantTokens {
@@ -36,6 +38,23 @@ export async function revokeGrant(internals: ClientInternals, tokens: GrantToken
   } catch (error) {
     return { revoked: refreshRevoked, failure: { error } };
   }
+}
+
+/** Why tokens the server issued are left without a holder: `oauth.login.tokens_revoked`'s `reason`. */
+export type OrphanReason = Extract<OAuthEvent, { type: "oauth.login.tokens_revoked" }>["reason"];
+
+/**
+ * Revokes tokens the server issued that nothing will ever hold, so that no grant is left behind
+ * (RFC 7009), and tells `oauth.login.tokens_revoked`. Never throws.
+ */
+export async function revokeOrphans(
+  internals: ClientInternals,
+  tokens: GrantTokens,
+  reason: OrphanReason,
+): Promise<void> {
+  const { revoked, failure } = await revokeGrant(internals, tokens);
+  const error = failure === undefined ? {} : { error: eventCode(failure.error) };
+  internals.emit({ type: "oauth.login.tokens_revoked", reason, revoked, ...error });
 }
 
 /** Revokes `token` at the server (RFC 7009); false when the server does not revoke tokens of its type. */

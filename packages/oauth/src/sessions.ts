@@ -15,7 +15,7 @@ import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
-import { revokeGrant } from "./revocation.js";
+import { revokeGrant, revokeOrphans } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, type HeldLock, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
@@ -58,8 +58,8 @@ export interface SessionTokensOptions extends Partial<Freshness> {
   sessionTtlMs?: number;
   /**
    * Lease on the lock a refresh holds across processes, in ms: at least the longest a refresh can
-   * take (the client's `timeoutMs` for the token request, plus 1 s for the store), or
-   * `createSessionTokens` refuses it. Default 30 s, or that, if longer.
+   * take (the client's `timeoutMs` for the token request, plus, for the store, 8 times its
+   * `operationTimeoutMs` and 1 s), or `createSessionTokens` refuses it. Default 30 s, or that, if longer.
    */
   lockTtlMs?: number;
   /** Put before every store key. Default `"oauth:"`. */
@@ -102,22 +102,68 @@ export interface SessionTokens {
 export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 60 * 60_000;
 const MAX_SESSION_ID_LENGTH = 256;
 
-/** What a refresh needs under its lock besides the token request: reading the session, and writing the new tokens back. */
-const REFRESH_STORE_ALLOWANCE_MS = 1_000;
+/**
+ * Writes of unwritten tokens per call before they wait for the next one. A write is lost to
+ * another writer's only when that writer wrote the old tokens again (each loss is someone's write).
+ */
+const WRITE_BACK_ATTEMPTS = 3;
+
+/**
+ * Store calls a refresh makes under its lock before the token request: taking the lock, reading
+ * the session, and one write of tokens an earlier refresh here left unwritten (see `Unwritten`).
+ */
+const CALLS_BEFORE_REQUEST = 3;
+
+/**
+ * Store calls that write a refresh's new tokens back (`writeBack`), the last of which must land
+ * before the lock's lease ends: up to `WRITE_BACK_ATTEMPTS` writes, a lost one read before the next.
+ */
+const WRITE_BACK_CALLS = 2 * WRITE_BACK_ATTEMPTS - 1;
+
+/** This process's own time under the lock besides those: sealing the tokens, timers late on a busy event loop. */
+const OWN_WORK_MS = 1_000;
+
+/** The longest a store call is taken to last when the store does not say: the Redis and PostgreSQL stores' default. */
+const UNSTATED_STORE_CALL_MS = 2_000;
+
+/**
+ * The longest one call to `store` lasts, in ms: its `operationTimeoutMs`, after which it
+ * rejects. A store that does not say (one of the app's own) is taken to be as bounded as the
+ * Redis and PostgreSQL stores by default.
+ */
+function storeCallMs(store: TokenStore): number {
+  const stated = store.operationTimeoutMs;
+  if (stated === undefined) return UNSTATED_STORE_CALL_MS;
+  if (typeof stated !== "number" || !Number.isFinite(stated) || stated < 0) {
+    throw new InterlockConfigError(
+      `the ${store.name} token store's operationTimeoutMs must be a number of ms, 0 or more`,
+    );
+  }
+  return stated;
+}
+
+/**
+ * How long, in ms, writing a refresh's new tokens back can take under its lock (`WRITE_BACK_CALLS`
+ * calls to a store whose calls last `callMs` at most, and this process's own work): a refresh
+ * answered later than that before the lease ends is given up (see `settleLate`).
+ */
+const writeBackMs = (callMs: number): number => OWN_WORK_MS + WRITE_BACK_CALLS * callMs;
 
 /**
  * The refresh lock's lease: `lockTtlMs`, refused when shorter than the longest a refresh can take
- * (one token request, sent once and bounded by the client's timeouts, and the store round trips);
- * by default 30 s, or that if longer. A lease that ended mid-refresh would let another process
- * take the lock and send the same refresh token: with rotation the server sees it twice and
- * revokes the grant. The configuration is refused rather than the refresh cut off when the lease
- * ends: a token request aborted after it left may have rotated the refresh token at the server
- * already, and the answer lost with it held the only copy of the new one, so the session would
- * end all the same. (The refresh fetches nothing else: discovery is done before the lock, and the
- * ID token, received over TLS from the token endpoint, needs no JWKS.)
+ * (one token request, sent once and bounded by the client's timeouts, and the store calls around
+ * it, each bounded by the store's `operationTimeoutMs`: `callMs`); by default 30 s, or that if
+ * longer. A lease that ended mid-refresh, before the new refresh token is written, would let
+ * another process take the lock, read the old one and send it: with rotation the server sees it
+ * twice and revokes the grant. The configuration is refused rather than the refresh cut off when
+ * the lease ends: a token request aborted after it left may have rotated the refresh token at the
+ * server already, and the answer lost with it held the only copy of the new one, so the session
+ * would end all the same. (The refresh fetches nothing else: discovery is done before the lock,
+ * and the ID token, received over TLS from the token endpoint, needs no JWKS.)
  */
-function refreshLockTtl(lockTtlMs: number | undefined, longestRequestMs: number): number {
-  const neededMs = longestRequestMs + REFRESH_STORE_ALLOWANCE_MS;
+function refreshLockTtl(lockTtlMs: number | undefined, longestRequestMs: number, callMs: number): number {
+  const storeMs = CALLS_BEFORE_REQUEST * callMs + writeBackMs(callMs);
+  const neededMs = longestRequestMs + storeMs;
   if (!Number.isFinite(neededMs)) {
     throw new InterlockConfigError(
       "session tokens need a bounded token request: the client's retry turns off both timeoutMs and deadlineMs, so a refresh could outlast any lockTtlMs",
@@ -129,7 +175,8 @@ function refreshLockTtl(lockTtlMs: number | undefined, longestRequestMs: number)
     throw new InterlockConfigError(
       `lockTtlMs (${checked} ms) must be at least the longest a refresh can take: ${longestRequestMs} ms for ` +
         `the token request (its attempt timeout, retry.timeoutMs when set, else the client's timeoutMs; or retry.deadlineMs if shorter) ` +
-        `plus ${REFRESH_STORE_ALLOWANCE_MS} ms for the store. Raise lockTtlMs or lower timeoutMs`,
+        `plus ${Math.ceil(storeMs)} ms for the store (${CALLS_BEFORE_REQUEST + WRITE_BACK_CALLS} calls of up to ${callMs} ms, ` +
+        `its operationTimeoutMs, and ${OWN_WORK_MS} ms). Raise lockTtlMs, or lower timeoutMs or the store's operationTimeoutMs`,
     );
   }
   return checked;
@@ -182,7 +229,8 @@ interface Current {
  * old ones in the store would be answered as a reuse, and the grant revoked. This process keeps
  * them in memory, one set per session, hands them out, refreshes with them, and writes them back
  * compare-and-set on the session's next call. They are forgotten once written, once the session
- * is gone from the store (logged out, ended, expired), or once another write took its place.
+ * is gone from the store (logged out, ended, expired: they are then revoked at the server, see
+ * `letGo`), or once another write took its place.
  */
 interface Unwritten {
   tokens: StoredTokens;
@@ -202,12 +250,6 @@ interface Unwritten {
 const replacesEntry = (held: Unwritten, stored: Current): boolean =>
   stored.version === held.replaces ||
   (held.usedRefreshToken !== undefined && stored.tokens.refreshToken === held.usedRefreshToken);
-
-/**
- * Writes of unwritten tokens per call before they wait for the next one. A write is lost to
- * another writer's only when that writer wrote the old tokens again (each loss is someone's write).
- */
-const WRITE_BACK_ATTEMPTS = 3;
 
 const SESSION_TOKENS_OPTION_NAMES = optionNames<SessionTokensOptions>({
   encryptionKeys: true,
@@ -231,9 +273,10 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   }
   const codec = new RecordCodec(options.encryptionKeys);
   const freshness = freshnessOptions(options);
-  const lockTtlMs = refreshLockTtl(options.lockTtlMs, internals.longestSingleRequestMs);
   const prefix = prefixOption(options.keyPrefix);
   const store = options.store ?? new MemoryTokenStore({ now: internals.now });
+  const callMs = storeCallMs(store);
+  const lockTtlMs = refreshLockTtl(options.lockTtlMs, internals.longestSingleRequestMs, callMs);
   const sessionTtlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   if (!Number.isSafeInteger(sessionTtlMs) || sessionTtlMs <= 0) {
     throw new InterlockConfigError("sessionTtlMs must be a positive whole number of ms");
@@ -241,6 +284,8 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   const flights = new SingleFlight<StoredTokens>();
   /** Tokens refreshed here that the store has not taken yet, by store key, oldest first (see `Unwritten`). */
   const unwritten = new Map<string, Unwritten>();
+  /** Unwritten tokens let go of and revoked at the server: two calls that find their session gone revoke them once. */
+  const revoking = new WeakSet<Unwritten>();
 
   // Whose sessions these are (see client-space.ts): set before any key is made (`inSpace`).
   const spaceOf = clientSpace(client);
@@ -300,7 +345,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     if (stored === undefined || !replacesEntry(held, stored)) {
       // Logged out or ended (another process), or written over since: by a save, by a refresh in
       // another process, or by our own write that reached the store after it failed. The store is the truth.
-      forget(key, held);
+      letGo(key, held, stored);
       return stored;
     }
     try {
@@ -331,9 +376,10 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
       }
       const stored = await readStored(key);
       if (stored === undefined || !replacesEntry(held, stored)) {
-        // The session was revoked (logged out), or another process refreshed it (our lease ran
-        // out): the compare-and-set kept the store from being overwritten.
-        forget(key, held);
+        // The session was revoked (logged out) or ended meanwhile (while the refresh was on its
+        // way, say), or another process refreshed it (our lease ran out): the compare-and-set
+        // kept the store from being overwritten.
+        letGo(key, held, stored);
         if (stored === undefined) throw noSession();
         return stored;
       }
@@ -351,6 +397,21 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   /** Forgets the session's unwritten tokens; with `held`, only if they are still those (not newer ones). */
   function forget(key: string, held?: Unwritten): void {
     if (held === undefined || unwritten.get(key) === held) unwritten.delete(key);
+  }
+
+  /**
+   * Forgets `held`, which does not replace the store's entry `stored` (the store is the truth).
+   * With no entry left (logged out, ended), nothing will ever hold these tokens, yet the server
+   * issued them, and a rotating one honours no other refresh token of the grant: they are revoked
+   * there (RFC 7009), in the background, as a login's are when it ends without them. Not so when
+   * another write took their place: revoking a token may end its whole grant (RFC 7009 §2.1; some
+   * servers revoke every token the user gave the client), which may be the entry's now.
+   */
+  function letGo(key: string, held: Unwritten, stored: Current | undefined): void {
+    forget(key, held);
+    if (stored !== undefined || revoking.has(held)) return;
+    revoking.add(held);
+    void revokeOrphans(internals, held.tokens, "session_ended");
   }
 
   /** Forgets unwritten tokens past the session's lifetime: the store would have dropped them too. */
@@ -398,7 +459,9 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   ): Promise<StoredTokens> {
     const { tokens } = seen;
     if (tokens.refreshToken === undefined) {
-      // Nothing to refresh with: the token is used until it expires, or until a resource server refuses it.
+      // Nothing to refresh with: the token is used until it expires, or until a resource server
+      // refuses it. One without expires_in, until refused: its assumed lifetime only says when to
+      // look again, and ending it then would log such users out every few minutes.
       const ended = unusableWithoutRefresh(tokens, rejected);
       if (ended === undefined) return tokens;
       return endSession(key, seen.version, ended, `${WITHOUT_REFRESH[ended]} and there is no refresh token`);
@@ -432,11 +495,11 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
    * was sent: the server may have rotated the refresh token, and the answer then holds the only
    * copy of the new one. Sending the old one again (the next refresh, here or in another
    * process) would look like theft and revoke the grant. New tokens are kept as a refresh in
-   * time keeps them; a refusal ends the session as it would have; no answer before the lock's
-   * lease nears its end (the store's time kept back) is given up, and the lock released.
+   * time keeps them; a refusal ends the session as it would have; no answer by the time the
+   * lock's lease has only the write-back's time left (`writeBackMs`) is given up, and the lock released.
    */
   async function settleLate(key: string, seen: Current, late: LateAnswer, lock: HeldLock): Promise<void> {
-    const leftMs = Math.max(0, lock.expiresAt - globalThis.performance.now() - REFRESH_STORE_ALLOWANCE_MS);
+    const leftMs = Math.max(0, lock.expiresAt - globalThis.performance.now() - writeBackMs(callMs));
     const { answer, done } = lateAnswerWithin(late, leftMs, "refresh grant");
     try {
       const response = await internals.exchange(

@@ -3,7 +3,7 @@
 import { assertOptionNames, InterlockConfigError, optionNames, StoreUnavailableError } from "@interlock/core";
 import type { ClientInternals } from "./client.js";
 import { eventCode, OAuthError, OAuthResponseError } from "./errors.js";
-import { isExpired, type StoredTokens } from "./tokens.js";
+import { isOutlived, type StoredTokens } from "./tokens.js";
 
 /** Options of `getAccessToken`. */
 export interface GetAccessTokenOptions {
@@ -64,8 +64,9 @@ export function isTransient(error: unknown): boolean {
 
 /**
  * After a renewal failed: the tokens to ride it out with, when the server or the store is down
- * and `tokens` are neither expired at `now` nor the ones a resource server refused (the next call
- * tries again; the event says so). Any other failure is thrown.
+ * and `tokens` are neither past their lifetime at `now` (the one assumed when the server gave no
+ * `expires_in`) nor the ones a resource server refused (the next call tries again; the event says
+ * so). Any other failure is thrown.
  */
 export function staleOrThrow(
   error: unknown,
@@ -76,7 +77,7 @@ export function staleOrThrow(
   grant: "client_credentials" | "refresh_token",
 ): StoredTokens {
   if (tokens === undefined || tokens.accessToken === rejected || !isTransient(error)) throw error;
-  if (isExpired(tokens, now)) throw error;
+  if (isOutlived(tokens, now)) throw error;
   internals.emit({ type: "oauth.token.stale_used", grant, code: eventCode(error) });
   return tokens;
 }

@@ -83,6 +83,11 @@ export function freshnessOptions(options: Partial<Freshness>): Freshness {
 /** A token set with the moment it is due for renewal. */
 export interface StoredTokens extends TokenSet {
   refreshAt: number;
+  /**
+   * When a token the server gave no `expires_in` is taken to expire: `assumedLifetimeMs` after it
+   * came (ms since the epoch). Undefined when `expiresAt` says.
+   */
+  assumedExpiresAt: number | undefined;
 }
 
 /** What a token response is read against: the request it answers, or the tokens a refresh renews. */
@@ -114,17 +119,35 @@ export function tokenSetFrom(response: TokenEndpointResponse, now: number, conte
   };
 }
 
-/** `tokens` with the moment they are due: `refreshMarginMs` before expiry, never before half their life. */
+/**
+ * `tokens` with the moment they are due: `refreshMarginMs` before expiry, never before half their
+ * life; and, when the server gave no `expires_in`, the moment their assumed lifetime ends.
+ */
 export function scheduleRefresh(tokens: TokenSet, now: number, freshness: Freshness): StoredTokens {
-  const lifetimeMs = tokens.expiresAt === undefined ? freshness.assumedLifetimeMs : Math.max(0, tokens.expiresAt - now);
+  const { expiresAt } = tokens;
+  const lifetimeMs = expiresAt === undefined ? freshness.assumedLifetimeMs : Math.max(0, expiresAt - now);
   const dueInMs = Math.max(lifetimeMs - freshness.refreshMarginMs, Math.floor(lifetimeMs / 2));
-  return { ...publicTokens(tokens as StoredTokens), refreshAt: now + dueInMs };
+  return {
+    ...publicTokens(tokens as StoredTokens),
+    refreshAt: now + dueInMs,
+    assumedExpiresAt: expiresAt === undefined ? now + lifetimeMs : undefined,
+  };
 }
 
 export const isDue = (tokens: StoredTokens, now: number): boolean => now >= tokens.refreshAt;
 
+/** Whether the access token expired, as the server said (`expires_in`): one it said nothing of never does. */
 export const isExpired = (tokens: TokenSet, now: number): boolean =>
   tokens.expiresAt !== undefined && now >= tokens.expiresAt;
+
+/**
+ * Whether the access token is past its lifetime: the one the server said, or, when it said
+ * nothing, the one assumed for it (`assumedLifetimeMs`). A due token is ridden out with, while
+ * the server or the store is down, only until then. A record stored before the assumed lifetime
+ * was kept with it has neither: it is taken to end when due, the earliest that lifetime can end.
+ */
+export const isOutlived = (tokens: StoredTokens, now: number): boolean =>
+  now >= (tokens.expiresAt ?? tokens.assumedExpiresAt ?? tokens.refreshAt);
 
 /**
  * Tokens held in this process's memory, with the wall time and the monotonic time at which it
@@ -171,12 +194,13 @@ export function assertStoredTokens(value: unknown): StoredTokens {
     !optional(tokens.expiresAt, "number") ||
     !optional(tokens.refreshToken, "string") ||
     !optional(tokens.scope, "string") ||
-    !optional(tokens.idToken, "string")
+    !optional(tokens.idToken, "string") ||
+    !optional(tokens.assumedExpiresAt, "number")
   ) {
     throw new TokenDecryptionError("a stored token record is malformed");
   }
   // JSON has no undefined: absent fields come back missing, and are put back as undefined.
-  return { ...publicTokens(tokens), refreshAt: tokens.refreshAt };
+  return { ...publicTokens(tokens), refreshAt: tokens.refreshAt, assumedExpiresAt: tokens.assumedExpiresAt };
 }
 
 /**

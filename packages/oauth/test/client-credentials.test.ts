@@ -455,6 +455,24 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     expect(issued).toBe(1);
   });
 
+  it("a token answered without expires_in is used while the server fails only for its assumed lifetime (assumedLifetimeMs)", async () => {
+    let now = Date.now();
+    const events: OAuthEvent[] = [];
+    const tokens = createClientCredentials(
+      client({ now: () => now, onEvent: (e: OAuthEvent) => events.push(e), retry: false }),
+      { assumedLifetimeMs: 300_000, refreshMarginMs: 60_000 },
+    );
+    inject(200, { access_token: "no-lifetime", token_type: "Bearer" });
+    expect(await tokens.getAccessToken()).toBe("no-lifetime");
+    now += 270_000; // due (inside the margin), 30 s left of the 5 minutes assumed
+    inject(503, { error: "temporarily_unavailable" });
+    expect(await tokens.getAccessToken()).toBe("no-lifetime");
+    expect(events.at(-1)).toMatchObject({ type: "oauth.token.stale_used", grant: "client_credentials" });
+    now += 60_000; // past the assumed lifetime: taken as expired, not handed out for as long as the server is down
+    inject(503, { error: "temporarily_unavailable" });
+    await expect(tokens.getAccessToken()).rejects.toMatchObject({ code: "server_unavailable" });
+  });
+
   it("a server that says it is down in a 4xx error (temporarily_unavailable, server_error): the due token is still used", async () => {
     for (const code of ["temporarily_unavailable", "server_error"]) {
       let now = Date.now();

@@ -17,6 +17,7 @@ import {
   createOAuthClient,
   type LoginStart,
   type OAuthClientOptions,
+  type TokenStore,
 } from "../src/index.js";
 
 /** Nothing serves it: the browser stops there and the test hands the URL to `complete`. */
@@ -43,6 +44,20 @@ export function resolvable<T = void>(): { promise: Promise<T>; resolve: (value: 
     resolve = settle;
   });
   return { promise, resolve };
+}
+
+/**
+ * `inner`, saying that its calls last `operationTimeoutMs` at most, as the Redis and PostgreSQL
+ * stores say of theirs (undefined: saying nothing, as a store of an app's own may).
+ */
+export function sayingOperationTimeout(inner: TokenStore, operationTimeoutMs: number | undefined): TokenStore {
+  return {
+    name: "saying",
+    operationTimeoutMs,
+    get: (key) => inner.get(key),
+    set: (key, value, options) => inner.set(key, value, options),
+    delete: (key, expect) => inner.delete(key, expect),
+  };
 }
 
 /** The URL a fetch was called with, as text. */

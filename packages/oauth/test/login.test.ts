@@ -246,6 +246,35 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     }
   });
 
+  it("refuses a callback that repeats a parameter of the response (code, state, iss, error) before any exchange, the login kept", async () => {
+    const events: OAuthEvent[] = [];
+    const login = createLogin(webClient(server(), { onEvent: (e) => events.push(e) }), { redirectUri: REDIRECT_URI });
+    const start = await login.begin();
+    const callback = new URL(await authorize(start));
+    const exchanges = server().tokenRequests("authorization_code");
+    // Each added to the callback's own (it has a code, a state and an iss, and no error).
+    const added: Array<[name: string, ...values: string[]]> = [
+      ["code", "another-code"],
+      ["state", start.state],
+      ["state", "another-state"],
+      ["iss", server().issuer],
+      ["error", "access_denied", "access_denied"],
+    ];
+    for (const [name, ...values] of added) {
+      const repeated = new URL(callback);
+      for (const value of values) repeated.searchParams.append(name, value);
+      const error = await login.complete(repeated, { state: start.state }).catch((e: unknown) => e);
+      expect(error, name).toBeInstanceOf(LoginError);
+      expect(error, name).toMatchObject({ code: "invalid_callback", status: 400 });
+      expect((error as Error).message, name).toContain(`${name} more than once`);
+    }
+    expect(server().tokenRequests("authorization_code")).toBe(exchanges); // no token request was sent
+    expect(events.map((e) => e.type)).not.toContain("oauth.token.requested");
+    expect(events.filter((e) => e.type === "oauth.login.refused")).toHaveLength(5);
+    // The refusals did not use up the real login.
+    expect((await login.complete(callback, { state: start.state })).claims?.sub).toBe("alice");
+  });
+
   it("completes a callback given as its path and query, as a framework gives the request's URL (req.url)", async () => {
     const { login } = loginWith();
     const start = await login.begin();

@@ -10,6 +10,7 @@ import { Cluster, Redis } from "ioredis";
 import * as oauth from "oauth4webapi";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { clientSpace, sha256Hex } from "../src/client-space.js";
 import {
   createLogin,
   createOAuthClient,
@@ -21,10 +22,12 @@ import {
   OAuthResponseError,
   type SessionTokensOptions,
   TokenDecryptionError,
+  type TokenSet,
   type TokenStore,
 } from "../src/index.js";
 import { migrate, PostgresTokenStore } from "../src/postgres.js";
 import { RedisTokenStore } from "../src/redis.js";
+import { RecordCodec } from "../src/tokens.js";
 import {
   authorize,
   introspect,
@@ -33,6 +36,7 @@ import {
   REDIRECT_URI,
   resolvable,
   revokeAtServer,
+  sayingOperationTimeout,
   urlOf,
   useAuthorizationServer,
   WEB_APP,
@@ -72,23 +76,25 @@ afterAll(async () => {
 });
 
 const memory = new MemoryTokenStore();
-const sharedStores: Record<string, () => TokenStore> = {
+/** The stores' own options (the memory store has none of these). */
+type SharedStoreOptions = { operationTimeoutMs?: number };
+const sharedStores: Record<string, (options?: SharedStoreOptions) => TokenStore> = {
   memory: () => memory,
-  redis: () => {
+  redis: (options) => {
     const client = new Redis(inject("redisUrl"));
     redisClients.push(client);
-    return new RedisTokenStore(client, { prefix: `test:sessions:${process.pid}:` });
+    return new RedisTokenStore(client, { prefix: `test:sessions:${process.pid}:`, ...options });
   },
   // A session and its refresh lock are two keys, as a rule in different slots: each operation names one.
-  "redis cluster": () => {
+  "redis cluster": (options) => {
     const client = new Cluster(inject("redisClusterNodes"));
     redisClients.push(client);
-    return new RedisTokenStore(client, { prefix: `test:sessions-cluster:${process.pid}:` });
+    return new RedisTokenStore(client, { prefix: `test:sessions-cluster:${process.pid}:`, ...options });
   },
-  postgres: () => {
+  postgres: (options) => {
     const pool = new pg.Pool({ connectionString: inject("databaseUrl"), max: 4 });
     pools.push(pool);
-    return new PostgresTokenStore(pool, { table });
+    return new PostgresTokenStore(pool, { table, ...options });
   },
 };
 
@@ -241,7 +247,7 @@ describe("session tokens", () => {
 
     it("a process that still has to discover the server does not hold the lock meanwhile: one refresh", async () => {
       // A has never talked to the server, and its discovery takes longer than the lock's lease (the
-      // server asks it to come back in 2 s): were it made under the lock, B would take the lock once
+      // server asks it to come back in 3 s): were it made under the lock, B would take the lock once
       // the lease ran out and refresh, then A send the same refresh token again (and the server
       // revoke the grant).
       // A's second look at the server waits (1 s at most) until B holds the refresh lock: on a
@@ -252,22 +258,25 @@ describe("session tokens", () => {
       const busyAtFirst: FetchLike = async (input, init) => {
         const discovery = urlOf(input).includes("/.well-known/");
         if (discovery && discoveries++ === 0) {
-          return new Response(null, { status: 503, headers: { "retry-after": "2" } });
+          return new Response(null, { status: 503, headers: { "retry-after": "3" } });
         }
         if (discovery) await Promise.race([bLocked.promise, new Promise((resolve) => setTimeout(resolve, 1_000))]);
         return fetch(input, init);
       };
-      // The shortest lease the timeouts allow: 800 ms for the token request, 1 s for the store.
-      const options = { encryptionKeys: keyring, lockTtlMs: 1_800 };
+      // The shortest lease the timeouts allow, under 3 s: 800 ms for the token request, and, for the
+      // store, 1 s and 8 calls of up to its operationTimeoutMs (125 ms here; none for the memory store).
+      const storeA = sharedStores[name]!({ operationTimeoutMs: 125 });
+      const leaseMs = 1_800 + 8 * (storeA.operationTimeoutMs ?? 0);
+      const options = { encryptionKeys: keyring, lockTtlMs: leaseMs };
       const a = createSessionTokens(webClient(server(), { fetch: busyAtFirst, timeoutMs: 800 }), {
         ...options,
-        store: sharedStores[name]!(),
+        store: storeA,
       });
       const bClient = webClient(server(), { timeoutMs: 800 });
       await bClient.metadata();
       const b = createSessionTokens(bClient, {
         ...options,
-        store: tellingLocks(sharedStores[name]!(), bLocked.resolve),
+        store: tellingLocks(sharedStores[name]!({ operationTimeoutMs: 125 }), bLocked.resolve),
       });
       const tokens = await loggedInTokens(server());
       const id = newSessionId();
@@ -276,7 +285,7 @@ describe("session tokens", () => {
       const before = refreshes();
 
       const refreshedByA = a.refresh(id);
-      await new Promise((resolve) => setTimeout(resolve, 1_900)); // past A's lease, were it holding one
+      await new Promise((resolve) => setTimeout(resolve, leaseMs + 100)); // past A's lease, were it holding one
       const [fromA, fromB] = await Promise.all([refreshedByA, b.refresh(id)]);
       expect(discoveries).toBe(2);
       expect(refreshes()).toBe(before + 1);
@@ -338,28 +347,62 @@ describe("session tokens", () => {
     ).toThrow(/timeoutMs and deadlineMs/);
   });
 
-  it("the default lease outlasts the longest refresh: 30 s, or longer with a longer timeoutMs", async () => {
+  it("refuses a refresh lock too short for the store's calls, each up to its operationTimeoutMs: the new tokens must be written within the lease", () => {
+    const make = (store: TokenStore, lockTtlMs: number) => () =>
+      createSessionTokens(webClient(server(), { timeoutMs: 1_000 }), { encryptionKeys: keyring, store, lockTtlMs });
+    const saying = (operationTimeoutMs: number | undefined) =>
+      sayingOperationTimeout(new MemoryTokenStore(), operationTimeoutMs);
+    // 1 s for the token request; for the store, 1 s and 8 calls (the lock, the session read, one
+    // write of unwritten tokens; then up to 3 writes of the new ones, a read after each lost one).
+    expect(make(saying(2_000), 2_000)).toThrow(InterlockConfigError);
+    expect(make(saying(2_000), 17_999)).toThrow(
+      /lockTtlMs \(17999 ms\).*1000 ms for the token request.*17000 ms for the store \(8 calls of up to 2000 ms, its operationTimeoutMs/,
+    );
+    expect(make(saying(2_000), 18_000)).not.toThrow();
+    // A store that does not say is taken to be bounded as the Redis and PostgreSQL stores are by default.
+    expect(make(saying(undefined), 17_999)).toThrow(InterlockConfigError);
+    expect(make(saying(undefined), 18_000)).not.toThrow();
+    const redis = new Redis(inject("redisUrl"), { lazyConnect: true });
+    redisClients.push(redis);
+    expect(make(new RedisTokenStore(redis, { operationTimeoutMs: 100 }), 2_799)).toThrow(InterlockConfigError);
+    expect(make(new RedisTokenStore(redis, { operationTimeoutMs: 100 }), 2_800)).not.toThrow();
+    // The memory store answers in this process, at once.
+    expect(make(new MemoryTokenStore(), 2_000)).not.toThrow();
+    for (const nonsense of [-1, Number.NaN, Number.POSITIVE_INFINITY, "2000"]) {
+      expect(make(saying(nonsense as number), 3_600_000)).toThrow(/the saying token store's operationTimeoutMs/);
+    }
+  });
+
+  it("the default lease outlasts the longest refresh: 30 s, or longer with a longer timeoutMs or slower store calls", async () => {
     const leases: number[] = [];
     const memory = new MemoryTokenStore();
-    const recording: TokenStore = {
+    const recording = (operationTimeoutMs: number | undefined): TokenStore => ({
       name: "recording",
+      operationTimeoutMs,
       get: (key) => memory.get(key),
       set: (key, value, options) => {
         if (key.includes(":lock:")) leases.push(options.ttlMs);
         return memory.set(key, value, options);
       },
       delete: (key, expect) => memory.delete(key, expect),
-    };
-    for (const timeoutMs of [10_000, 45_000]) {
+    });
+    const cases: Array<[timeoutMs: number, operationTimeoutMs: number | undefined]> = [
+      [10_000, 0],
+      [45_000, 0],
+      [10_000, 2_000],
+      [20_000, 2_000], // 20 s, 1 s, and 8 store calls of 2 s
+      [20_000, undefined], // a store that does not say: 2 s
+    ];
+    for (const [timeoutMs, operationTimeoutMs] of cases) {
       const manager = createSessionTokens(webClient(server(), { timeoutMs }), {
         encryptionKeys: keyring,
-        store: recording,
+        store: recording(operationTimeoutMs),
       });
       const id = newSessionId();
       await manager.save(id, await loggedInTokens(server()));
       await manager.refresh(id);
     }
-    expect(leases).toEqual([30_000, 46_000]);
+    expect(leases).toEqual([30_000, 46_000, 30_000, 37_000, 37_000]);
   });
 
   it("a refused refresh token (invalid_grant) ends the session: LoginRequiredError, tokens deleted", async () => {
@@ -560,10 +603,17 @@ describe("session tokens", () => {
   });
 
   /**
-   * A session saved with an hour-long access token and a refresh token, on a client whose token
-   * endpoint `answer`s every request (no server: the answer is the test's), at the clock `now()`.
+   * A session saved with an hour-long access token (unless `expiresAt` says otherwise) and a
+   * refresh token, on a client whose token endpoint `answer`s every request (no server: the
+   * answer is the test's), at the clock `now()`, in `store`.
    */
-  async function sessionAnswered(answer: () => Response, now: () => number = Date.now) {
+  async function sessionAnswered(
+    answer: () => Response,
+    now: () => number = Date.now,
+    saved: Pick<Partial<TokenSet>, "expiresAt"> & { store?: TokenStore } = {},
+  ) {
+    const expiresAt = "expiresAt" in saved ? saved.expiresAt : now() + 3_600_000;
+    const store = saved.store ?? new MemoryTokenStore();
     const issuer = "https://as.example";
     const events: OAuthEvent[] = [];
     const client = createOAuthClient({
@@ -574,19 +624,46 @@ describe("session tokens", () => {
       now,
       onEvent: (event) => events.push(event),
     });
-    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring, store });
     const id = newSessionId();
     const tokens = {
       accessToken: "AT",
       tokenType: "bearer",
-      expiresAt: now() + 3_600_000,
+      expiresAt,
       refreshToken: "RT",
       scope: undefined,
       idToken: undefined,
     };
     await manager.save(id, tokens);
-    return { manager, id, tokens, events };
+    return { client, manager, id, tokens, events };
   }
+
+  it("a token saved without expires_in is used while the server is down only for its assumed lifetime, then the server's error", async () => {
+    let now = Date.now();
+    const down = () => Response.json({ error: "temporarily_unavailable" }, { status: 400 });
+    const { manager, id, tokens, events } = await sessionAnswered(down, () => now, { expiresAt: undefined });
+    now += 270_000; // due (inside the 60 s margin), 30 s left of the 5 minutes assumed
+    expect(await manager.getAccessToken(id)).toBe("AT");
+    expect(events.at(-1)).toMatchObject({ type: "oauth.token.stale_used", grant: "refresh_token" });
+    now += 60_000; // past the assumed lifetime: taken as expired, not handed out for as long as the server is down
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ code: "temporarily_unavailable", status: 503 });
+    expect(await manager.get(id)).toEqual(tokens); // the session stays: the server refused nothing
+  });
+
+  it("a session the previous version stored without expires_in (no assumed lifetime kept) is read, and used while the server is down until it is due", async () => {
+    let now = Date.now();
+    const store = new MemoryTokenStore();
+    const down = () => Response.json({ error: "temporarily_unavailable" }, { status: 400 });
+    const { client, manager, id } = await sessionAnswered(down, () => now, { expiresAt: undefined, store });
+    // The record as the previous version wrote it: the tokens and when they are due, nothing more.
+    const key = `oauth:session:${await clientSpace(client)}:${await sha256Hex(id)}`;
+    const previous = { accessToken: "OLD", tokenType: "bearer", refreshToken: "RT", refreshAt: now + 240_000 };
+    await store.set(key, await new RecordCodec(keyring).write(key, previous), { ttlMs: 60_000 });
+    expect(await manager.getAccessToken(id)).toBe("OLD");
+    now += 240_000; // due: its assumed lifetime is taken to end then, the earliest it could
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ code: "temporarily_unavailable", status: 503 });
+    expect(await manager.get(id)).toMatchObject({ accessToken: "OLD", expiresAt: undefined });
+  });
 
   it("keeps using an unexpired token while the server says in its error answer that it is down (temporarily_unavailable)", async () => {
     let now = Date.now();

@@ -26,7 +26,16 @@ import {
 } from "../src/index.js";
 import { migrate, PostgresTokenStore } from "../src/postgres.js";
 import { RedisTokenStore } from "../src/redis.js";
-import { introspect, keyring, loggedInTokens, useAuthorizationServer, WEB_APP, webClient } from "./helpers.js";
+import {
+  introspect,
+  keyring,
+  loggedInTokens,
+  resolvable,
+  sayingOperationTimeout,
+  useAuthorizationServer,
+  WEB_APP,
+  webClient,
+} from "./helpers.js";
 
 const server = useAuthorizationServer();
 const refreshes = () => server().tokenRequests("refresh_token");
@@ -44,6 +53,9 @@ class FailingWrites implements TokenStore {
   /** How many session writes to fail next; Infinity: until set back to 0. */
   failing = 0;
   constructor(readonly inner: TokenStore) {}
+  get operationTimeoutMs() {
+    return this.inner.operationTimeoutMs;
+  }
   get(key: string) {
     return this.inner.get(key);
   }
@@ -58,6 +70,12 @@ class FailingWrites implements TokenStore {
     return this.inner.delete(key, expect);
   }
 }
+
+/**
+ * The shortest refresh lease `dueSession`'s client allows with a store whose calls time out after
+ * 300 ms: 1 s for the token request, and, for the store, 8 calls and 1 s.
+ */
+const SHORTEST_LEASE_300_MS_STORE = 1_000 + 8 * 300 + 1_000;
 
 /** Waits `ms`, or rejects with the signal's reason once it aborts, as fetch does for an answer still to come. */
 function answerAfter(ms: number, signal: AbortSignal | null | undefined): Promise<void> {
@@ -257,9 +275,13 @@ describe("redis: a session write that reaches Redis after the store gave up", ()
     const store = new RedisTokenStore(slow, { prefix, operationTimeoutMs: 300 });
     const check = new RedisTokenStore(direct, { prefix });
     let held: ReturnType<typeof proxy.hold> | undefined;
-    const { id, sessions, tokens, events } = await dueSession(store, async (sessionId) => {
-      held = proxy.hold(await sessionKey(sessionId)); // the next command naming the session: the write
-    });
+    const { id, sessions, tokens, events } = await dueSession(
+      store,
+      async (sessionId) => {
+        held = proxy.hold(await sessionKey(sessionId)); // the next command naming the session: the write
+      },
+      { lockTtlMs: SHORTEST_LEASE_300_MS_STORE },
+    );
     const before = refreshes();
 
     const first = await sessions.getAccessToken(id);
@@ -298,11 +320,15 @@ describe("postgres: a session write blocked past the store's timeout, then carri
     const blocker = await pool().connect();
     onTestFinished(() => blocker.release());
     const store = new PostgresTokenStore(pool(), { table, operationTimeoutMs: 300 });
-    const { id, sessions, tokens, events } = await dueSession(store, async (sessionId) => {
-      // Another transaction holds the session's row: the write waits for it, past the store's timeout.
-      await blocker.query("BEGIN");
-      await blocker.query(`SELECT 1 FROM "${table}" WHERE key = $1 FOR UPDATE`, [await sessionKey(sessionId)]);
-    });
+    const { id, sessions, tokens, events } = await dueSession(
+      store,
+      async (sessionId) => {
+        // Another transaction holds the session's row: the write waits for it, past the store's timeout.
+        await blocker.query("BEGIN");
+        await blocker.query(`SELECT 1 FROM "${table}" WHERE key = $1 FOR UPDATE`, [await sessionKey(sessionId)]);
+      },
+      { lockTtlMs: SHORTEST_LEASE_300_MS_STORE },
+    );
     const before = refreshes();
 
     const first = await sessions.getAccessToken(id);
@@ -387,7 +413,8 @@ describe("a refresh grant that timed out after it was sent: its answer is still 
   });
 
   it("no answer before the lock's lease nears its end: given up (server_unavailable), and the lock released within its lease", async () => {
-    // A lease of 2.5 s: the answer is waited for until 1 s (the store's allowance) before it ends.
+    // A lease of 2.5 s: the answer is waited for until 1 s before it ends (time to write the new
+    // tokens back: the memory store's calls take none, and 1 s for this process's own work).
     const { id, sessions, events } = await dueSession(new MemoryTokenStore(), undefined, {
       firstAnswerMs: 60_000,
       lockTtlMs: 2_500,
@@ -402,5 +429,147 @@ describe("a refresh grant that timed out after it was sent: its answer is still 
     expect(events.filter((event) => event.type === "oauth.token.answered_late")).toMatchObject([
       { grant: "refresh_token", outcome: "server_unavailable" },
     ]);
+  });
+
+  it("the answer is waited for only while the lease has room to write the new tokens back, by the store's operationTimeoutMs", async () => {
+    // A store whose calls may last 400 ms: writing the new tokens back may take 5 of them (3
+    // writes, a read after each lost one) and 1 s, so an answer is given up 3 s before the lease
+    // ends. The lease, 5.2 s, is the shortest the timeouts allow (1 s for the token request, 1 s
+    // and 8 store calls): given up 2.2 s after the lock was taken, where 1 s before the lease's
+    // end (4.2 s) would leave a write taking over 1 s to land after it, and another process
+    // meanwhile send the used refresh token.
+    const store = sayingOperationTimeout(new MemoryTokenStore(), 400);
+    const { id, sessions, events } = await dueSession(store, undefined, { firstAnswerMs: 60_000, lockTtlMs: 5_200 });
+    const givenUp = () => events.some((event) => event.type === "oauth.token.answered_late");
+
+    const started = performance.now();
+    await expect(sessions.refresh(id)).rejects.toMatchObject({ code: "server_unavailable" });
+    while (!givenUp()) await new Promise((resolve) => setTimeout(resolve, 10));
+    const waitedMs = performance.now() - started;
+    expect(waitedMs).toBeGreaterThanOrEqual(2_150);
+    expect(waitedMs).toBeLessThan(3_200);
+    expect(events.filter((event) => event.type === "oauth.token.answered_late")).toMatchObject([
+      { grant: "refresh_token", outcome: "server_unavailable" },
+    ]);
+  });
+});
+
+/**
+ * A rotating authorization server that revokes only the token it is given (RFC 7009 lets it: a
+ * refresh token left live after a logout is a grant nothing ends), answering the client's fetch
+ * (no network). Refresh tokens are numbered in the order issued; `live` holds those it honours.
+ * `holdAnswer()` keeps the next refresh's answer, once the server has rotated, until the promise
+ * it returns is resolved.
+ */
+function perTokenRevokingServer() {
+  const issuer = "https://as.example";
+  const live = new Set(["RT0"]);
+  const revoked: string[] = [];
+  const revokedEvents: OAuthEvent[] = [];
+  let issued = 0;
+  let held: { rotated: () => void; answer: Promise<void> } | undefined;
+  const answering: FetchLike = async (input, init) => {
+    const form = new URLSearchParams(String(init?.body));
+    if (String(input).endsWith("/revoke")) {
+      revoked.push(form.get("token")!);
+      live.delete(form.get("token")!);
+      return new Response(null, { status: 200 });
+    }
+    if (!live.delete(form.get("refresh_token")!)) return Response.json({ error: "invalid_grant" }, { status: 400 });
+    const next = ++issued;
+    live.add(`RT${next}`);
+    const hold = held;
+    held = undefined;
+    hold?.rotated();
+    await hold?.answer;
+    return Response.json({
+      access_token: `AT${next}`,
+      token_type: "Bearer",
+      expires_in: 3600,
+      refresh_token: `RT${next}`,
+    });
+  };
+  const client = createOAuthClient({
+    issuer,
+    ...WEB_APP,
+    metadata: { issuer, token_endpoint: `${issuer}/token`, revocation_endpoint: `${issuer}/revoke` },
+    fetch: answering,
+    retry: false,
+    onEvent: (event) => {
+      if (event.type === "oauth.login.tokens_revoked") revokedEvents.push(event);
+    },
+  });
+  const tokens: TokenSet = {
+    accessToken: "AT0",
+    tokenType: "bearer",
+    expiresAt: Date.now() + 3_600_000,
+    refreshToken: "RT0",
+    scope: undefined,
+    idToken: undefined,
+  };
+  return {
+    client,
+    tokens,
+    live,
+    revoked,
+    revokedEvents,
+    /** Holds the next refresh's answer: `rotated` settles once the server has rotated, and `answer()` lets it go. */
+    holdAnswer() {
+      const rotated = resolvable();
+      const answer = resolvable();
+      held = { rotated: () => rotated.resolve(), answer: answer.promise };
+      return { rotated: rotated.promise, answer: () => answer.resolve() };
+    },
+  };
+}
+
+/** Resolves once `events` holds `count` events (they come in the background). */
+async function eventsIn(events: OAuthEvent[], count: number): Promise<OAuthEvent[]> {
+  for (let i = 0; i < 200 && events.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  return events;
+}
+
+describe("new tokens of a session gone meanwhile are revoked at the server (RFC 7009): no grant left that nothing holds", () => {
+  it("revoke() while a refresh is on its way: the refresh's new tokens are revoked too, and the refresh is no_session", async () => {
+    const server = perTokenRevokingServer();
+    const sessions = createSessionTokens(server.client, { encryptionKeys: keyring });
+    const id = newSessionId();
+    await sessions.save(id, server.tokens);
+    const held = server.holdAnswer();
+
+    const refreshing = sessions.refresh(id).catch((error: unknown) => error);
+    await held.rotated; // the server issued RT1, its answer still on its way
+    expect(await sessions.revoke(id)).toEqual({ revoked: true }); // the user logs out
+    held.answer();
+
+    expect(await refreshing).toMatchObject({ name: "LoginRequiredError", reason: "no_session" });
+    expect(await eventsIn(server.revokedEvents, 1)).toEqual([
+      { type: "oauth.login.tokens_revoked", reason: "session_ended", revoked: true },
+    ]);
+    expect(server.revoked).toEqual(["RT0", "AT0", "RT1", "AT1"]);
+    expect([...server.live]).toEqual([]);
+    expect(await sessions.get(id)).toBeUndefined();
+  });
+
+  it("logged out by another process while this one holds unwritten tokens: they are revoked, not just forgotten", async () => {
+    const server = perTokenRevokingServer();
+    const shared = new MemoryTokenStore();
+    const store = new FailingWrites(shared);
+    const processA = createSessionTokens(server.client, { encryptionKeys: keyring, store });
+    const processB = createSessionTokens(server.client, { encryptionKeys: keyring, store: shared });
+    const id = newSessionId();
+    await processA.save(id, server.tokens);
+    store.failing = 1;
+    expect((await processA.refresh(id)).refreshToken).toBe("RT1"); // held in A's memory only
+
+    expect(await processB.revoke(id)).toEqual({ revoked: true }); // B revokes what the store holds: RT0, used up
+    expect([...server.live]).toEqual(["RT1"]);
+    expect(await processA.get(id)).toBeUndefined(); // A finds the session gone
+
+    expect(await eventsIn(server.revokedEvents, 1)).toEqual([
+      { type: "oauth.login.tokens_revoked", reason: "session_ended", revoked: true },
+    ]);
+    expect(server.revoked).toEqual(["RT0", "AT0", "RT1", "AT1"]);
+    expect([...server.live]).toEqual([]);
   });
 });

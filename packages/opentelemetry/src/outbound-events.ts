@@ -157,9 +157,9 @@ export type TelemetryOAuthEvent =
       code: string;
     }
   | {
-      /** Tokens issued for a login that ended refused were revoked at the server. */
+      /** Tokens issued for a login that ended refused, or by a refresh whose session had ended, were revoked at the server. */
       type: "oauth.login.tokens_revoked";
-      /** `late` (the code exchange's answer came after its timeout) or `refused` (the login refused it). */
+      /** `late` (the code exchange's answer came after its timeout), `refused` (the login refused it) or `session_ended` (a refresh answered after its session ended). */
       reason: string;
       /** Whether the server revoked a token. */
       revoked: boolean;

@@ -43,6 +43,12 @@ export interface TokenStoreSetOptions {
 export interface TokenStore {
   /** A short name for errors ("memory", "redis", "postgres", …). */
   readonly name: string;
+  /**
+   * The longest one call lasts, in ms, before it rejects (`StoreUnavailableError`). A session's
+   * refresh makes store calls under its lock, whose lease (`lockTtlMs`) leaves them that long
+   * each. Undefined: 2,000 ms is assumed, the Redis and PostgreSQL stores' default.
+   */
+  readonly operationTimeoutMs?: number | undefined;
   /** The live value and its version; undefined when never written, deleted or expired. */
   get(key: string): Promise<TokenStoreEntry | undefined>;
   /** The new version, or undefined when `expect` did not hold (nothing was written). */

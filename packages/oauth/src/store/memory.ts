@@ -31,6 +31,8 @@ interface Slot extends TokenStoreEntry {
 /** The in-process token store: one process only, bounded, the least recently written entries dropped first. */
 export class MemoryTokenStore implements TokenStore {
   readonly name = "memory";
+  /** Its calls are answered in this process, at once: a refresh lock's lease needs no room for them. */
+  readonly operationTimeoutMs = 0;
   /** Most entries kept. */
   readonly maxEntries: number;
   readonly #now: () => number;
