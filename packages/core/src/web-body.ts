@@ -296,6 +296,11 @@ interface FollowOptions {
  * reaches the reader only once `settle` is done. A reader that cancels settles it as not ended
  * (after `beforeCancel`), and the cancel is passed on.
  */
+/** A Uint8Array (a Buffer too) of any realm: what a body stream may give. */
+function isUint8Array(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array || Object.prototype.toString.call(value) === "[object Uint8Array]";
+}
+
 function followBody(body: ReadableStream<Uint8Array>, options: FollowOptions): FollowedBody {
   const reader = body.getReader();
   let settling: Promise<unknown> | undefined;
@@ -323,6 +328,17 @@ function followBody(body: ReadableStream<Uint8Array>, options: FollowOptions): F
       ended = true;
       await settle(true);
       if (!cancelled) controller.close();
+      return;
+    }
+    if (!isUint8Array(next.value)) {
+      // As the platform fails such a body (Node: "Received non-Uint8Array chunk"): copied, a
+      // Uint16Array's values would be cut to bytes and a DataView lost, an answer sent and
+      // stored that the route never wrote.
+      over = true;
+      const error = new TypeError("a response body stream must give Uint8Array chunks");
+      reader.cancel(error).catch(() => {});
+      await settle(false);
+      if (!cancelled) controller.error(error);
       return;
     }
     const chunk = options.pass(next.value);

@@ -81,6 +81,21 @@ describe("recordBody", () => {
     expect(await outcome).toEqual(["hello", false]);
   });
 
+  it("a chunk that is no Uint8Array fails the answer, as the platform fails it, and nothing is recorded", async () => {
+    for (const chunk of [new Uint16Array([0x4141, 0x4242]), new DataView(new ArrayBuffer(4)), "text"]) {
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("ok"));
+          controller.enqueue(chunk as unknown as Uint8Array);
+          controller.close();
+        },
+      });
+      const { recorded, outcome } = recording(stream, 64);
+      await expect(readAll(recorded.stream)).rejects.toThrow(TypeError);
+      expect(await outcome).toEqual([undefined, false]);
+    }
+  });
+
   it("past the limit, read by the client: every byte still goes out, and settles as too large", async () => {
     const { recorded, outcome } = recording(streamOf(["hello", "world"]), 8);
     expect(await readAll(recorded.stream)).toBe("helloworld");

@@ -72,8 +72,13 @@ interface Handed {
 /**
  * Each request a wrapper handed its handler, the request as the key: kept no longer than the
  * request, and only for the object the wrapper was given (a `new Request(request)` is read as any).
+ * One map for every copy of the package (its ESM and CommonJS builds, both loaded): the handler's
+ * `readJson` may be the other build's, and would otherwise read within 1 MiB, not the wrapper's
+ * limit. Keyed by the shape of `Handed`: a version that changes it takes another key.
  */
-const handed = new WeakMap<Request, Handed>();
+const handed: WeakMap<Request, Handed> = ((globalThis as Record<symbol, WeakMap<Request, Handed> | undefined>)[
+  Symbol.for("@interlock/web.handed.v1")
+] ??= new WeakMap());
 
 /**
  * Tells the handler's `readJson` and `readBytes` what the wrapper knows of `request`'s body: the

@@ -26,3 +26,28 @@ describe.each(EACH_WAY)("an error made by the %s build, asked of the %s build's 
     expect(new cores[made].BodyError("body_too_large", "too large")).not.toBeInstanceOf(copies[asked].RequestBodyError);
   });
 });
+
+describe.each(EACH_WAY)(
+  "a wrapper of the %s build, its handler reading with the %s build's readJson",
+  (made, asked) => {
+    it("reads within the wrapper's bodyLimit, not the 1 MiB default", async () => {
+      const handler = copies[made].withIdempotency(
+        { store: cores[made].memoryStore(), principal: false, bodyLimit: 8 * 1024 * 1024 },
+        async (request) => {
+          const { s } = (await copies[asked].readJson(request)) as { s: string };
+          return Response.json({ length: s.length }, { status: 201 });
+        },
+      );
+      const body = JSON.stringify({ s: "x".repeat(2 * 1024 * 1024) });
+      const response = await handler(
+        new Request("http://localhost/imports", {
+          method: "POST",
+          headers: { "idempotency-key": `k-${made}-${asked}`, "content-type": "application/json" },
+          body,
+        }),
+      );
+      expect(response.status).toBe(201);
+      expect(await response.json()).toEqual({ length: 2 * 1024 * 1024 });
+    });
+  },
+);
