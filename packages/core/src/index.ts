@@ -121,11 +121,14 @@ export {
   type PostgresResult,
 } from "./store/postgres-execute.js";
 export {
+  isRedisCluster,
   neededRedisAcl,
   type RedisNeeds,
   redisClientKeyPrefix,
+  redisNeeds,
   redisReplyError,
   redisUnavailableError,
+  watchRedisNodes,
 } from "./store/redis-errors.js";
 export {
   DEADLINE_MARGIN_MS,

@@ -3,7 +3,8 @@
  * operation is one Lua script on one key: atomic on the server, one round trip, and safe on Redis
  * Cluster. A value lives in a hash (`value`, `version`, and `calls`: see TRACE) that expires with
  * its ttl. Every write carries a deadline on the server's clock, past which it changes nothing
- * (see IN_TIME). The client is the caller's: the store defines its scripts on it and never
+ * (see IN_TIME). The client is the caller's: the store defines its scripts on it (and on a
+ * Cluster listens to its 'node error' and 'refresh' events: core's watchRedisNodes) and never
  * connects, closes or reconfigures it.
  */
 
@@ -14,11 +15,13 @@ import {
   optionNames,
   type RedisNeeds,
   redisClientKeyPrefix,
+  redisNeeds,
   redisReplyError,
   redisUnavailableError,
   ServerClock,
   type ServerTimedReply,
   timeoutOption,
+  watchRedisNodes,
 } from "@interlock/core";
 import {
   assertEntryKey,
@@ -141,7 +144,10 @@ function timedReply(reply: unknown[]): ServerTimedReply {
 
 type Scripted = Record<string, (key: string, ...args: Array<string | number>) => Promise<unknown>>;
 
-/** Every command the store sends (EVAL, EVALSHA) or its scripts call: what its ACL user needs. */
+/**
+ * Every command the store sends (EVAL, EVALSHA) or its scripts call: what its ACL user needs (on
+ * a Cluster, with what ioredis sends itself: core's `redisNeeds`).
+ */
 const COMMANDS = ["EVAL", "EVALSHA", "TIME", "HMGET", "HSET", "PEXPIRE", "DEL"] as const;
 
 /** The key prefix used when none is given. */
@@ -169,7 +175,9 @@ export class RedisTokenStore implements TokenStore {
     if (typeof this.prefix !== "string") throw new InterlockConfigError("prefix must be a string");
     this.operationTimeoutMs = timeoutOption("operationTimeoutMs", options.operationTimeoutMs, 2_000);
     const keyPrefix = redisClientKeyPrefix(client) + this.prefix;
-    this.#needs = { label: "the redis token store", commands: COMMANDS, keyPrefix };
+    this.#needs = redisNeeds(client, { label: "the redis token store", commands: COMMANDS, keyPrefix });
+    // A Cluster's wrong password or ACL shows only by its events: core's redisUnavailableError reads them.
+    watchRedisNodes(client);
     for (const [name, lua] of Object.values(SCRIPTS)) client.defineCommand(name, { lua, numberOfKeys: 1 });
     this.#client = client as unknown as Scripted;
   }
@@ -199,8 +207,9 @@ export class RedisTokenStore implements TokenStore {
   /**
    * One script call, bounded by `operationTimeoutMs`; any failure is a `StoreUnavailableError`,
    * but a setup mistake (an ACL user without a command or key, a wrong password, a command
-   * renamed away, an untrusted TLS certificate: see core's redis-errors.ts), which is an
-   * `InterlockConfigError` naming the fix.
+   * renamed away, a single client pointed at a Cluster node, an untrusted TLS certificate, and on
+   * a Cluster a node's refusal while it learns the slots: see core's redis-errors.ts), which is
+   * an `InterlockConfigError` naming the fix.
    * A write carries its deadline on the server's clock as its last argument: past it, the
    * script answers 'late' and writes nothing, which is a `StoreUnavailableError` too. Before the
    * first reply told the store that clock, a write first reads the key (the `get` script, which
@@ -221,7 +230,7 @@ export class RedisTokenStore implements TokenStore {
         probe,
       );
     } catch (error) {
-      throw redisUnavailableError(error, this.#client, this.#needs.label);
+      throw redisUnavailableError(error, this.#client, this.#needs);
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * A token store set up wrong fails the same way on every retry: an InterlockConfigError naming
  * the fix, never a StoreUnavailableError to retry forever. Redis: an ACL user without a command or
- * key the scripts use, a wrong password, a TLS certificate the client does not trust. PostgreSQL:
+ * key the scripts use, a wrong password, a TLS certificate the client does not trust, and on a
+ * Cluster the same refused while it learns the slots, or a single client on a node. PostgreSQL:
  * a role without grants on the table; and migrate() works for a least-privilege role that may
  * use the table but not create it. Real outages stay StoreUnavailableError.
  */
@@ -10,10 +11,10 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
 import { inspect } from "node:util";
-import { StoreUnavailableError } from "@interlock/core";
+import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { configErrorOf, refusedPort } from "@interlock/test-harness";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions, ReplyError } from "ioredis";
 
 import pg from "pg";
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
@@ -134,6 +135,112 @@ describe("redis token store set up wrong", () => {
     const error = await store.set("k", "v", { ttlMs: LONG }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreUnavailableError);
     expect((error as Error).cause).toMatchObject({ code: "ECONNREFUSED" });
+  });
+});
+
+describe("redis token store on a Cluster set up wrong", () => {
+  const clients: Array<Redis | Cluster> = [];
+  afterAll(() => {
+    for (const client of clients) client.disconnect();
+  });
+  function track<C extends Redis | Cluster>(client: C): C {
+    clients.push(client);
+    return client;
+  }
+  const nodes = inject("redisClusterNodes");
+  const admins = nodes.map((node) => track(new Redis(node.port, node.host)));
+
+  /** An ACL user of its own on every node of the shared cluster, with `rules`; deleted after the test. */
+  async function clusterAclUser(rules: string[]) {
+    const name = uniqueName("oauth");
+    await Promise.all(admins.map((node) => node.call("ACL", "SETUSER", name, "reset", "on", ">user-pw", ...rules)));
+    onTestFinished(async () => {
+      await Promise.all(admins.map((node) => node.call("ACL", "DELUSER", name)));
+    });
+    return name;
+  }
+
+  /** A Cluster client as `username`, with the 'error' listener an app has. */
+  const connect = (username: string, password = "user-pw", options: { enableReadyCheck?: boolean } = {}) => {
+    const cluster = track(
+      new Cluster(nodes, { ...options, redisOptions: { username, password, enableReadyCheck: false } }),
+    );
+    cluster.on("error", () => {});
+    return cluster;
+  };
+
+  /** The ACL the README documents for the token store on a Cluster: its scripts' commands, then ioredis' own. */
+  const documented = ["+eval", "+evalsha", "+time", "+hmget", "+hset", "+pexpire", "+del"];
+  const documentedCluster = ["+cluster|slots", "+cluster|info"];
+
+  it("a wrong password: check the client's options, though ioredis tells it only by events", async () => {
+    const user = await clusterAclUser(["~*", "+@all"]);
+    const cluster = connect(user, "wrong");
+    const listeners = cluster.listenerCount("error");
+    const store = new RedisTokenStore(cluster, { operationTimeoutMs: 500 });
+    // The store listens to 'node error' only: a listener of its own on 'error' would silence
+    // ioredis' "Unhandled error event" log for an app that has none.
+    expect(cluster.listenerCount("error")).toBe(listeners);
+    await configError(store.get("k"), /refused the client's username or password/, /^WRONGPASS/);
+    await configError(store.set("k", "v", { ttlMs: LONG }), /refused the client's username or password/, /^WRONGPASS/);
+  });
+
+  it("the single server's ACL: CLUSTER SLOTS refused, the ACL to grant names the Cluster's commands", async () => {
+    const prefix = `test:oauth:cluster-acl:${uniqueName("p")}:`;
+    const user = await clusterAclUser([`~${prefix}*`, ...documented]);
+    const store = new RedisTokenStore(connect(user), { prefix, operationTimeoutMs: 500 });
+    const acl = `ACL SETUSER <user> ${[...documented, ...documentedCluster].join(" ")} ~${prefix}*`;
+    const fix = new RegExp(acl.replace(/[*+<>{}|]/g, "\\$&"));
+    await configError(store.get("k"), fix, /^NOPERM .*cluster\|slots/);
+    await configError(store.delete("k"), fix, /^NOPERM .*cluster\|slots/);
+  });
+
+  it("the README's Cluster ACL is enough, with ioredis' ready check or without", async () => {
+    const prefix = `test:oauth:cluster-min:${uniqueName("p")}:`;
+    const user = await clusterAclUser([`~${prefix}*`, ...documented, ...documentedCluster]);
+    for (const enableReadyCheck of [true, false]) {
+      const store = new RedisTokenStore(connect(user, "user-pw", { enableReadyCheck }), { prefix });
+      // Keys on every master.
+      for (const key of Array.from({ length: 6 }, (_, i) => `k-${enableReadyCheck}-${i}`)) {
+        const version = await store.set(key, "v", { ttlMs: LONG });
+        expect(await store.get(key)).toEqual({ value: "v", version });
+        expect(await store.delete(key, version)).toBe(true);
+      }
+    }
+  });
+
+  it("a single Redis client pointed at a cluster node: MOVED for another node's keys, pass a Cluster", async () => {
+    const node = track(new Redis(nodes[0]!.port, nodes[0]!.host));
+    const store = new RedisTokenStore(node, { prefix: `test:oauth:moved:${uniqueName("p")}:` });
+    const fix = /the server is a Redis Cluster node: pass an ioredis Cluster client/;
+    let redirected = 0;
+    for (let i = 0; i < 12; i++) {
+      const outcome = await store.get(`k-${i}`).catch((error: unknown) => error);
+      if (!(outcome instanceof Error)) continue;
+      expect(outcome).toBeInstanceOf(InterlockConfigError);
+      expect(outcome.message).toMatch(fix);
+      expect((outcome.cause as Error).message).toMatch(/^MOVED \d+ 127\.0\.0\.1:\d+$/);
+      redirected++;
+    }
+    // Twelve keys over three masters: some on the node connected to, most elsewhere.
+    expect(redirected).toBeGreaterThan(0);
+    expect(redirected).toBeLessThan(12);
+  });
+
+  it("while a redirection a Cluster client passes on stays an outage (autopipelining, while a slot moves)", async () => {
+    /** A client whose every script call gets MOVED back; `isCluster` as an ioredis `Cluster` says it. */
+    const redirecting = (isCluster: boolean) =>
+      new Proxy(
+        { defineCommand() {}, on() {}, isCluster },
+        {
+          get: (target, property) =>
+            property in target
+              ? target[property as keyof typeof target]
+              : () => Promise.reject(new ReplyError("MOVED 12037 127.0.0.1:7002")),
+        },
+      );
+    await expect(new RedisTokenStore(redirecting(true)).get("k")).rejects.toBeInstanceOf(StoreUnavailableError);
+    await configError(new RedisTokenStore(redirecting(false)).get("k"), /pass an ioredis Cluster client/, /^MOVED/);
   });
 });
 

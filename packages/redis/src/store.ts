@@ -17,10 +17,12 @@ import {
   deadlineStoreCall,
   InterlockConfigError,
   type InterlockStore,
+  isRedisCluster,
   optionNames,
   positiveIntegerOption,
   type RedisNeeds,
   redisClientKeyPrefix,
+  redisNeeds,
   redisReplyError,
   redisUnavailableError,
   refuseTransaction,
@@ -30,6 +32,7 @@ import {
   type StoredResponse,
   StoreUnavailableError,
   timeoutOption,
+  watchRedisNodes,
 } from "@interlock/core";
 import { assertPrefix, redisKey } from "./keys.js";
 import {
@@ -87,15 +90,11 @@ function maxRecordBytesOption(value: number | undefined): number {
   return bytes;
 }
 
-/** Every command the store sends (EVAL, EVALSHA) or its scripts call (scripts.ts): what its ACL user needs. */
-const COMMANDS = ["EVAL", "EVALSHA", "TIME", "HMGET", "HSET", "PEXPIRE", "PTTL", "DEL"] as const;
 /**
- * What an ioredis `Cluster` sends besides, as ACL rules name them: `CLUSTER SLOTS` to learn which
- * node serves which key, `CLUSTER INFO` for its ready check (unless `enableReadyCheck: false`).
- * A refused `CLUSTER SLOTS` shows only as an event (see `watchNodes`); a refused `CLUSTER INFO`
- * not even as that (ioredis reconnects, telling no one): they are here for the ACL a fix names.
+ * Every command the store sends (EVAL, EVALSHA) or its scripts call (scripts.ts): what its ACL
+ * user needs (on a Cluster, with what ioredis sends itself: core's `redisNeeds`).
  */
-const CLUSTER_COMMANDS = ["CLUSTER|SLOTS", "CLUSTER|INFO"] as const;
+const COMMANDS = ["EVAL", "EVALSHA", "TIME", "HMGET", "HSET", "PEXPIRE", "PTTL", "DEL"] as const;
 
 const text = (item: ReplyItem) => (Buffer.isBuffer(item) ? item.toString("utf8") : String(item));
 
@@ -134,39 +133,6 @@ function toClaimResult(reply: unknown, token: string): ClaimResult {
     default:
       throw new Error(`unexpected claim reply ${JSON.stringify(items[0])}`);
   }
-}
-
-/** Whether the client is an ioredis `Cluster`. */
-const isCluster = (client: ScriptingClient) => (client as { isCluster?: unknown }).isCluster === true;
-
-/** The error a Cluster's node last refused it with, since its slots were last learnt: see `watchNodes`. */
-interface NodeRefusal {
-  last: Error | undefined;
-}
-
-/** Per Cluster client, however many stores share it: one pair of listeners each. */
-const nodeRefusals = new WeakMap<ScriptingClient, NodeRefusal>();
-
-/**
- * Keeps what a Cluster's nodes refuse it with. A Cluster whose password is wrong, or whose ACL
- * user may not run `CLUSTER SLOTS`, never learns the slots and sends no command: it tells why
- * only by events, and the store would see nothing but its own timeout. ioredis emits each
- * node's refusal as 'node error' (the failed refresh then as 'error'). 'node error', not
- * 'error': ioredis emits it to listeners only, while any 'error' listener would silence the
- * "Unhandled error event" log it prints for an app that has none. A refresh that succeeds
- * ('refresh') forgets the refusals before it.
- */
-function watchNodes(client: ScriptingClient): void {
-  const events = client as { on?: (event: string, listener: (error?: unknown) => void) => unknown };
-  if (!isCluster(client) || typeof events.on !== "function" || nodeRefusals.has(client)) return;
-  const refusal: NodeRefusal = { last: undefined };
-  nodeRefusals.set(client, refusal);
-  events.on("node error", (error) => {
-    if (error instanceof Error) refusal.last = error;
-  });
-  events.on("refresh", () => {
-    refusal.last = undefined;
-  });
 }
 
 /** Whether ioredis has a connection up (`status` "ready"); a client that tells no status is taken as connected. */
@@ -212,10 +178,13 @@ export class RedisStore implements InterlockStore {
     this.#client = client;
     // A script keeps the prefix its client had when it was defined (below), as the store does.
     this.#clientPrefix = clusterSafeKeyPrefix(client);
-    const cluster = isCluster(client);
-    const commands = cluster ? [...COMMANDS, ...CLUSTER_COMMANDS] : COMMANDS;
-    this.#needs = { label: "redis store", commands, keyPrefix: this.#clientPrefix + this.prefix, cluster };
-    watchNodes(client);
+    this.#needs = redisNeeds(client, {
+      label: "redis store",
+      commands: COMMANDS,
+      keyPrefix: this.#clientPrefix + this.prefix,
+    });
+    // A Cluster's wrong password or ACL shows only by its events: core's redisUnavailableError reads them.
+    watchRedisNodes(client);
     defineScripts(client);
   }
 
@@ -269,7 +238,7 @@ export class RedisStore implements InterlockStore {
       // queue or is resent once back, past its deadline either way, and a release queued behind
       // each claim refused meanwhile would double what the queue holds for as long as Redis is down.
       if (error instanceof StoreUnavailableError && connected(this.#client)) this.release(key, token).catch(() => {});
-      throw this.#failure(error);
+      throw redisUnavailableError(error, this.#client, this.#needs);
     }
   }
 
@@ -312,23 +281,9 @@ export class RedisStore implements InterlockStore {
     const reply = await boundedStoreCall(this.name, operation, this.operationTimeoutMs, () =>
       this.#script(operation, this.#key(key), args),
     ).catch((error: unknown) => {
-      throw this.#failure(error);
+      throw redisUnavailableError(error, this.#client, this.#needs);
     });
     return parse(reply);
-  }
-
-  /**
-   * An operation's failure as its caller gets it. A timeout on a Cluster whose node refused it
-   * with a setup mistake (a wrong password, an ACL without `cluster|slots`: see `watchNodes`) is
-   * that mistake, an `InterlockConfigError` (core's `redisReplyError`); anything else is told
-   * more by the client's connection (core's `redisUnavailableError`).
-   */
-  #failure(error: unknown): unknown {
-    const timedOut = error instanceof StoreUnavailableError && error.cause === undefined;
-    const refusal = timedOut ? nodeRefusals.get(this.#client)?.last : undefined;
-    const mistake = refusal === undefined ? undefined : redisReplyError(refusal, this.#needs);
-    if (mistake instanceof InterlockConfigError) return mistake;
-    return redisUnavailableError(error, this.#client, this.#needs.label);
   }
 
   /**
@@ -370,7 +325,7 @@ export class RedisStore implements InterlockStore {
  */
 function clusterSafeKeyPrefix(client: ScriptingClient): string {
   const keyPrefix = redisClientKeyPrefix(client);
-  if (isCluster(client) && /[{}]/.test(keyPrefix)) {
+  if (isRedisCluster(client) && /[{}]/.test(keyPrefix)) {
     throw new InterlockConfigError(
       `redis store: the Cluster client's keyPrefix ${JSON.stringify(keyPrefix)} has a \`{\` or \`}\`: it would put every key in one slot`,
     );

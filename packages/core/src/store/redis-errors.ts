@@ -7,7 +7,8 @@
  * forever, or a pass under `failOpen`).
  *
  * Shared by @interlock/redis's store and @interlock/oauth's Redis token store, which does not
- * depend on it. No Redis client is imported: only its reply errors' words and socket are read.
+ * depend on it. No Redis client is imported: only its reply errors' words, its socket and a
+ * Cluster's events are read.
  */
 
 import { driverErrorSummary, InterlockConfigError, StoreUnavailableError, untrustedCertificate } from "../errors.js";
@@ -39,6 +40,33 @@ export interface RedisNeeds {
    * single `Redis` client (false) is a redirection (`MOVED`, `ASK`) a setup mistake.
    */
   cluster?: boolean;
+}
+
+/**
+ * What an ioredis `Cluster` sends besides a store's own commands, as ACL rules name them:
+ * `CLUSTER SLOTS` to learn which node serves which key, `CLUSTER INFO` for its ready check
+ * (unless `enableReadyCheck: false`). A refused `CLUSTER SLOTS` shows only as an event (see
+ * `watchRedisNodes`); a refused `CLUSTER INFO` not even as that (ioredis reconnects, telling no
+ * one): they are here for the ACL a fix names.
+ */
+const CLUSTER_COMMANDS = ["CLUSTER|SLOTS", "CLUSTER|INFO"] as const;
+
+/**
+ * Whether the client is an ioredis `Cluster`.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function isRedisCluster(client: unknown): boolean {
+  return (client as { isCluster?: unknown } | null)?.isCluster === true;
+}
+
+/**
+ * What a store on `client` needs from the server: its own `commands`, and on a Cluster the ones
+ * ioredis sends itself (`CLUSTER SLOTS`, `CLUSTER INFO`), with `cluster` told.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function redisNeeds(client: unknown, needs: Omit<RedisNeeds, "cluster">): RedisNeeds {
+  const cluster = isRedisCluster(client);
+  return { ...needs, commands: cluster ? [...needs.commands, ...CLUSTER_COMMANDS] : needs.commands, cluster };
 }
 
 // An ACL user lacking a command or a key: NOPERM on a command sent (its keys included). Called
@@ -98,13 +126,55 @@ export function redisReplyError(error: unknown, needs: RedisNeeds): unknown {
   return new InterlockConfigError(`${needs.label}: ${fix} (${error.message})`, { cause: driverErrorSummary(error) });
 }
 
+/** The error a Cluster's node last refused it with, since its slots were last learnt: see `watchRedisNodes`. */
+interface NodeRefusal {
+  last: Error | undefined;
+}
+
+/** Per Cluster client, however many stores share it: one pair of listeners each. */
+const nodeRefusals = new WeakMap<object, NodeRefusal>();
+
+/**
+ * Keeps what a Cluster's nodes refuse it with, for `redisUnavailableError`; does nothing on a
+ * single `Redis`. A Cluster whose password is wrong, or whose ACL user may not run
+ * `CLUSTER SLOTS`, never learns the slots and sends no command: it tells why only by events, and
+ * the store would see nothing but its own timeout. ioredis emits each node's refusal as
+ * 'node error' (the failed refresh then as 'error'). 'node error', not 'error': ioredis emits it
+ * to listeners only, while any 'error' listener would silence the "Unhandled error event" log it
+ * prints for an app that has none. A refresh that succeeds ('refresh') forgets the refusals
+ * before it.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function watchRedisNodes(client: unknown): void {
+  const events = client as { on?: (event: string, listener: (error?: unknown) => void) => unknown };
+  if (!isRedisCluster(client) || typeof events.on !== "function" || nodeRefusals.has(events)) return;
+  const refusal: NodeRefusal = { last: undefined };
+  nodeRefusals.set(events, refusal);
+  events.on("node error", (error) => {
+    if (error instanceof Error) refusal.last = error;
+  });
+  events.on("refresh", () => {
+    refusal.last = undefined;
+  });
+}
+
+/**
+ * The setup mistake a Cluster's node last refused it with (see `watchRedisNodes`), as an
+ * `InterlockConfigError`; undefined when there is none (no refusal, or one that is an outage: a
+ * node that is down).
+ */
+function nodeRefusal(client: unknown, needs: RedisNeeds): InterlockConfigError | undefined {
+  const last = typeof client === "object" && client !== null ? nodeRefusals.get(client)?.last : undefined;
+  const mistake = last === undefined ? undefined : redisReplyError(last, needs);
+  return mistake instanceof InterlockConfigError ? mistake : undefined;
+}
+
 /**
  * Why the client's connection failed, if it did: the error its current socket was destroyed
  * with (`stream.errored`). ioredis keeps no error of its own and reports one only as an 'error'
  * event, and a listener of ours would silence its "Unhandled error event" log for users who
- * have none. Undefined on a `Cluster` (no one socket: @interlock/redis's store reads its nodes'
- * refusals from its 'node error' event), a connected client, or while a new connection is
- * being made.
+ * have none. Undefined on a `Cluster` (no one socket: its nodes' refusals are read from its
+ * events, see `watchRedisNodes`), a connected client, or while a new connection is being made.
  */
 function connectionError(client: unknown): Error | undefined {
   const errored = (client as { stream?: { errored?: unknown } } | null)?.stream?.errored;
@@ -112,15 +182,21 @@ function connectionError(client: unknown): Error | undefined {
 }
 
 /**
- * A `StoreUnavailableError`, told more by the client's failed connection. A certificate the
- * client does not trust, or one issued to another host, is no outage (its own TLS settings fail
- * every attempt): an `InterlockConfigError` naming the fix. Any other connection error becomes
- * the cause of an error that had none (a timeout: ioredis kept the command queued while it
- * reconnected, so the caller would otherwise see only "no answer").
+ * An operation's failure as its caller gets it: a `StoreUnavailableError` told more by the
+ * client; anything else as it is. A timeout (no cause) on a Cluster whose node refused it with a
+ * setup mistake (a wrong password, an ACL without `cluster|slots`: see `watchRedisNodes`) is
+ * that mistake, an `InterlockConfigError`. A certificate the client does not trust, or one
+ * issued to another host, is no outage either (its own TLS settings fail every attempt): an
+ * `InterlockConfigError` naming the fix. Any other connection error becomes the cause of an
+ * error that had none (a timeout: ioredis kept the command queued while it reconnected, so the
+ * caller would otherwise see only "no answer").
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
-export function redisUnavailableError(error: unknown, client: unknown, label: string): unknown {
+export function redisUnavailableError(error: unknown, client: unknown, needs: RedisNeeds): unknown {
   if (!(error instanceof StoreUnavailableError)) return error;
+  const refused = error.cause === undefined ? nodeRefusal(client, needs) : undefined;
+  if (refused !== undefined) return refused;
+  const { label } = needs;
   const lost = connectionError(client);
   if (lost === undefined) return error;
   if (untrustedCertificate(lost)) {
