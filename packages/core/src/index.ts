@@ -89,6 +89,8 @@ export {
   hasNoContent,
 } from "./idempotency/response.js";
 export { type IdempotentRun, type RunIdempotentOptions, runIdempotent } from "./idempotency/run.js";
+// One pass of each middleware per request, in every adapter that mounts as one.
+export { passedBefore } from "./once.js";
 // Checked option names: a misspelt option is refused at set-up, never silently ignored.
 export { assertOptionNames, type OptionNameList, optionNames } from "./option-names.js";
 export { cryptoRuntime } from "./runtime.js";

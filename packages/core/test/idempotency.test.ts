@@ -708,6 +708,56 @@ describe("extendLease's bound", () => {
     }
   });
 
+  it("cutOff: the lease is renewed no more, so the key lapses within lockTtlMs; a retry meanwhile is in flight, then runs", async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new MemoryStore();
+      const renewals = countCalls(store, "extend");
+      const engine = createIdempotency({ store, principal: false, lockTtlMs: 300, extendLease: true });
+      const first = await engine.begin(request("k-cut-lapse"));
+      if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+      vi.advanceTimersByTime(150); // renewed once, at 100 ms: held until 400 ms
+      engine.cutOff(first.ticket);
+      engine.cutOff(first.ticket); // idempotent
+      vi.advanceTimersByTime(200);
+      expect(await engine.begin(request("k-cut-lapse"))).toMatchObject({
+        action: "respond",
+        error: { code: "request_in_flight" },
+      });
+      vi.advanceTimersByTime(100); // past 400 ms: renewed, it would be held until 700 ms
+      expect(renewals.calls()).toBe(1);
+      expect((await engine.begin(request("k-cut-lapse"))).action).toBe("execute");
+      // The first request's answer comes too late: its lease is another request's now.
+      expect(await engine.finish(first.ticket, { status: 201, headers: {}, body: "late" })).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("cutOff does not settle: a finish before the lease lapses is recorded, and the retry replays it", async () => {
+    vi.useFakeTimers();
+    try {
+      const engine = createIdempotency({
+        store: new MemoryStore(),
+        principal: false,
+        lockTtlMs: 300,
+        extendLease: true,
+      });
+      const first = await engine.begin(request("k-cut-finish"));
+      if (first.action !== "execute") throw new Error(`expected execute, got ${first.action}`);
+      engine.cutOff(first.ticket);
+      vi.advanceTimersByTime(200);
+      expect(await engine.finish(first.ticket, { status: 201, headers: {}, body: "done" })).toBe(true);
+      vi.advanceTimersByTime(10_000);
+      const retry = await engine.begin(request("k-cut-finish"));
+      expect(retry).toMatchObject({ action: "respond", replayed: true, response: { status: 201 } });
+      expect(new TextDecoder().decode((retry as { response: { body: Uint8Array } }).response.body)).toBe("done");
+      engine.cutOff(first.ticket); // after the finish: nothing, and no throw
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("a lease longer than a timer can wait is renewed at the longest wait, not every millisecond", async () => {
     const held = await holdForever({ maxMs: 1e12 }, 1e10); // a third of it is past setTimeout's 24.8 days
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -535,6 +535,36 @@ describe("extendLease: the lease renewed while the handler runs", () => {
     expect(extend).toHaveBeenCalledTimes(DEFAULT_IDEMPOTENCY_RENEWAL_MAX_MS / 20_000);
   });
 
+  it("cutOff: the lease is renewed no more, so the delivery lapses within lockTtlMs; a redelivery meanwhile is in flight, then runs", async () => {
+    const store = new MemoryStore();
+    const extend = vi.spyOn(store, "extend");
+    const receiver = leasedReceiver(store, { lockTtlMs: 300 });
+    const { headers } = await swDelivery();
+    const first = await receiver.begin(headers, BODY);
+    if (first.action !== "process") throw new Error(`expected to process, got ${first.outcome}`);
+    vi.advanceTimersByTime(150); // renewed once, at 100 ms: held until 400 ms
+    receiver.cutOff(first.ticket);
+    receiver.cutOff(first.ticket); // idempotent
+    vi.advanceTimersByTime(200);
+    expect(await receiver.begin(headers, BODY)).toMatchObject({ action: "respond", outcome: "in_flight" });
+    vi.advanceTimersByTime(100); // past 400 ms: renewed, it would be held until 700 ms
+    expect(extend).toHaveBeenCalledTimes(1);
+    expect((await receiver.begin(headers, BODY)).action).toBe("process");
+  });
+
+  it("cutOff does not settle: a 2xx finish before the lease lapses records the delivery, and a redelivery is a duplicate", async () => {
+    const receiver = leasedReceiver(new MemoryStore(), { lockTtlMs: 300 });
+    const { headers } = await swDelivery();
+    const first = await receiver.begin(headers, BODY);
+    if (first.action !== "process") throw new Error(`expected to process, got ${first.outcome}`);
+    receiver.cutOff(first.ticket);
+    vi.advanceTimersByTime(200);
+    await receiver.finish(first.ticket, { status: 200 });
+    vi.advanceTimersByTime(10_000);
+    expect(await receiver.begin(headers, BODY)).toMatchObject({ action: "respond", outcome: "duplicate" });
+    receiver.cutOff(first.ticket); // after the finish: nothing, and no throw
+  });
+
   it("stops renewing once the ticket is settled by finish or abort", async () => {
     const store = new MemoryStore();
     const extend = vi.spyOn(store, "extend");

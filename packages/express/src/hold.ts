@@ -42,6 +42,12 @@ type Settle = (
 /** Releases what the request claimed, as for a throw: the app destroyed its response before ending it. */
 type Fail = () => Promise<void>;
 
+/**
+ * Stops renewing the claim's lease, settling nothing (core's `cutOff`): the client left an answer
+ * the app had begun and not ended. Never throws.
+ */
+type StopRenewal = () => void;
+
 // One response's capture, kept on the response under this key. The wrappers put in place of
 // `res.write`, `res.end`, `res.writeHead` and `res.destroy` are the same four functions for
 // every response, reading this state through `this`: V8 13+ (Node 24, 26) charged about 12 to
@@ -83,6 +89,7 @@ class Hold {
     readonly res: ServerResponse,
     readonly settle: Settle,
     readonly fail: Fail,
+    readonly stopRenewal: StopRenewal,
     recordLimit: number | undefined,
   ) {
     this.original = {
@@ -171,7 +178,9 @@ function holdOf(res: ServerResponse): Hold {
 }
 
 function heldWriteHead(this: ServerResponse, ...args: unknown[]): unknown {
-  return writeHeadThrough(holdOf(this), this, args);
+  const hold = holdOf(this);
+  watchCutOff(this);
+  return writeHeadThrough(hold, this, args);
 }
 
 function writeHeadThrough(hold: Hold, res: ServerResponse, args: unknown[]): unknown {
@@ -186,8 +195,10 @@ function heldWrite(this: ServerResponse, ...args: unknown[]): unknown {
     afterEnd.push(["write", args]);
     return false; // what Node's write answers after an end
   }
+  const hold = holdOf(this);
   (this as Marked)[STARTED] = true;
-  return writeThrough(holdOf(this), this, args);
+  watchCutOff(this);
+  return writeThrough(hold, this, args);
 }
 
 function writeThrough(hold: Hold, res: ServerResponse, args: unknown[]): unknown {
@@ -265,14 +276,42 @@ function onPipe(this: ServerResponse, source: NodeJS.ReadableStream): void {
   for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.body = undefined;
   if (top.piped) return;
   for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) hold.piped = true;
-  this.once("close", cutOff);
+  watchCutOff(this);
 }
 
-// A pipe stops when its response closes: when the client left first, nothing ends this
-// response any more. But the stream's producer (the route) may still be running, so each hold
-// still open is settled (as cut off) only once every stream piped in is over: ended, failed or
-// destroyed. Unpiped and unread, a stream would stay paused and never end: one nothing else reads
-// is read on, to nowhere (on the next tick: the pipe lets go of it after this close).
+// Set on a response once a close before its end is watched for (see `watchCutOff`).
+const WATCHED = Symbol("@interlock/express.watched");
+
+interface Watching {
+  [WATCHED]?: true;
+}
+
+/**
+ * The app has begun its answer (its header block, a first write, a stream piped in) and not
+ * ended it: a close from now on cuts it off (see `cutOff`). Watched only from then: a response
+ * the app ends in one call (`res.json`, `res.send`) never pays for the listener, and one closed
+ * before the app began it is held, its lease renewed, for the answer the route still gives it.
+ */
+function watchCutOff(res: ServerResponse): void {
+  if ((res as Watching)[WATCHED] === true || (res as Ending)[AFTER_END] !== undefined) return;
+  (res as Watching)[WATCHED] = true;
+  // Begun after the client left: closed already, it emits no more "close".
+  if (res.destroyed) process.nextTick(() => cutOff.call(res));
+  else res.once("close", cutOff);
+}
+
+// Closed before the app's end (the client left, or a host destroyed the socket: Express's final
+// handler does after a throw once headers went out). A response written with `res.write`
+// (server-sent events, streamed tokens) stays held: the route may have done its work (a payment)
+// and still end its answer, which is then recorded as usual, so the client's retry is a replay,
+// not a second run beside it. But a route that stops at the close never ends it, so each hold
+// still open stops renewing its lease (`stopRenewal`): the key or delivery lapses within
+// `lockTtlMs` unless that end comes first, rather than be held until `extendLease.maxMs`. A pipe
+// stops when its response closes, and nothing ends the response any more; the stream's producer
+// (the route) may still be running, so each hold still open is settled (as cut off) only once
+// every stream piped in is over: ended, failed or destroyed. Unpiped and unread, a stream would
+// stay paused and never end: one nothing else reads is read on, to nowhere (on the next tick: the
+// pipe lets go of it after this close).
 function cutOff(this: ServerResponse): void {
   const top = holdOf(this);
   const settleOpen = () => {
@@ -287,7 +326,9 @@ function cutOff(this: ServerResponse): void {
     sources.push(...(hold.sources ?? []));
   let open = sources.length;
   if (open === 0) {
-    settleOpen();
+    for (let hold: Hold | undefined = top; hold !== undefined; hold = hold.previous) {
+      if (!hold.ended) hold.stopRenewal();
+    }
     return;
   }
   for (const source of sources) {
@@ -308,11 +349,19 @@ function drain(source: NodeJS.ReadableStream): void {
  * that many: `settle` gets the whole body, or `undefined` when it passed the limit (then
  * `tooLarge` is true) or was piped in (`stream.pipe(res)`, `res.sendFile`), i.e. streamed, with
  * the headers the app set. The first `end` is held until `settle` is done, then goes out as it
- * was called. A piped response the client closed before its end is settled (as streamed) when
- * it closes. A response the app destroys before its end calls `fail` instead (see `heldDestroy`).
+ * was called. A response begun and closed by its client before its end calls `stopRenewal`, and
+ * is settled by the end the app may still give it; a piped one is settled as cut off once its
+ * streams are over (see `cutOff`). A response the app destroys before its end calls `fail`
+ * instead (see `heldDestroy`).
  */
-export function holdResponse(res: ServerResponse, settle: Settle, fail: Fail, recordLimit?: number): void {
-  const hold = new Hold(res, settle, fail, recordLimit);
+export function holdResponse(
+  res: ServerResponse,
+  settle: Settle,
+  fail: Fail,
+  stopRenewal: StopRenewal,
+  recordLimit?: number,
+): void {
+  const hold = new Hold(res, settle, fail, stopRenewal, recordLimit);
   (res as Held)[HOLD] = hold;
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest

@@ -16,8 +16,8 @@ import {
   optionNames,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
-import { useDictionaryProperties } from "./dictionary-mode.js";
 import { holdResponse } from "./hold.js";
+import { passedBefore } from "./once.js";
 import { onThrow } from "./release.js";
 import { bodyReader } from "./request-body.js";
 import { answer } from "./respond.js";
@@ -55,10 +55,14 @@ export interface IdempotencyMiddlewareOptions extends IdempotencyOptions<Express
   onError?: (decision: IdempotencyErrorDecision, req: Request, res: Response) => void | Promise<void>;
 }
 
-/** The matched route's pattern under its router's mount path: undefined until routing has matched one. */
+/**
+ * The matched route's pattern under its router's mount path: undefined until routing has matched
+ * one. Once the app's router has handed the request to Express's final handler (an error no
+ * handler of the app's answered), it has put back the `req.baseUrl` it found: none at all.
+ */
 function matchedPattern(req: Request): string | undefined {
   const pattern: unknown = req.route?.path;
-  return pattern === undefined ? undefined : asRouted(req, req.baseUrl) + String(pattern);
+  return pattern === undefined ? undefined : asRouted(req, req.baseUrl ?? "") + String(pattern);
 }
 
 const defaultRoute = (req: Request): string => matchedPattern(req) ?? asRouted(req, req.baseUrl + req.path);
@@ -113,7 +117,9 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
       return false;
     }
     const { ticket } = decision;
-    // A throw, or a response the route destroys before its end, releases the key.
+    // A throw, or a response the route destroys before its end, releases the key. A client that
+    // leaves an answer the route began only stops the lease's renewal: the route's later end is
+    // recorded (the retry a replay), or the key lapses within `lockTtlMs` if none comes.
     const abort = () => engine.abort(ticket);
     onThrow(req, abort);
     holdResponse(
@@ -122,13 +128,15 @@ export function idempotency(options: IdempotencyMiddlewareOptions): RequestHandl
         await engine.finish(ticket, { status: res.statusCode, headers, body, tooLarge });
       },
       abort,
+      () => engine.cutOff(ticket),
       recordLimit,
     );
     return true;
   }
 
+  const passed = Symbol("@interlock/express.idempotency.passed");
   return function interlockIdempotency(req, res, next) {
-    useDictionaryProperties(req, res);
+    if (passedBefore(req, res, passed)) return next();
     begin(req, res).then((run) => run && next(), next);
   };
 }

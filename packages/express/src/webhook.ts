@@ -16,8 +16,8 @@ import {
   type WebhookReceiverOptions,
 } from "@interlock/core";
 import type { Request, RequestHandler, Response } from "express";
-import { useDictionaryProperties } from "./dictionary-mode.js";
 import { holdResponse } from "./hold.js";
+import { passedBefore } from "./once.js";
 import { RAW_BODY_HOST_ADVICE, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
 import { onThrow } from "./release.js";
 import { answer } from "./respond.js";
@@ -82,18 +82,22 @@ export function webhook(options: WebhookMiddlewareOptions): RequestHandler {
     // The status the route answered: 2xx records the delivery, anything else releases it. A
     // piped answer the provider closed before its end was never answered in full: its status
     // (200 until the route sets another) says nothing of the work, which may yet fail, so the
-    // delivery is released for the provider's retry rather than recorded as processed.
+    // delivery is released for the provider's retry rather than recorded as processed. One the
+    // route wrote and the provider closed before its end only stops the lease's renewal: the
+    // route's later end settles it by its status, or the delivery lapses within `lockTtlMs`.
     holdResponse(
       res,
       (_body, _headers, _tooLarge, cutOff) =>
         cutOff ? receiver.abort(ticket) : receiver.finish(ticket, { status: res.statusCode }),
       abort,
+      () => receiver.cutOff(ticket),
     );
     return true;
   }
 
+  const passed = Symbol("@interlock/express.webhook.passed");
   return function interlockWebhook(req, res, next) {
-    useDictionaryProperties(req, res);
+    if (passedBefore(req, res, passed)) return next();
     begin(req, res).then((run) => run && next(), next);
   };
 }

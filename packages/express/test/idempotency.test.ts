@@ -1,4 +1,6 @@
 /** `idempotency()` specifics, over real HTTP on 127.0.0.1: capture, replay, scoping, bodies. */
+import { request as httpRequest } from "node:http";
+import { createRequire } from "node:module";
 import { connect } from "node:net";
 import { PassThrough, pipeline, Readable } from "node:stream";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -11,7 +13,13 @@ import {
 } from "@interlock/core";
 import { leaveMidBody } from "@interlock/test-harness/web-requests";
 import compression from "compression";
-import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from "express";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
 import { asyncRoute, untouchedBody } from "./framework.js";
@@ -586,6 +594,34 @@ describe("idempotency(): failures release the key", () => {
     expect(world.events.filter((e) => e.type === "idempotency.released")).toHaveLength(2);
   });
 
+  it("an app with no error handler of its own: a throw answered by Express's final handler releases the key, its event naming the route", async () => {
+    const events: IdempotencyEvent[] = [];
+    let runs = 0;
+    const app = express();
+    const idem = idempotency({
+      store: new MemoryStore(),
+      principal: false,
+      onEvent: (event: InterlockEvent) => void events.push(event as IdempotencyEvent),
+    });
+    app.post(
+      "/pay",
+      idem,
+      asyncRoute(() => {
+        runs++;
+        throw new Error("provider down");
+      }),
+    );
+    const server = await listen(app);
+    running.push(server);
+    const key = newKey();
+    expect((await post(`${server.url}/pay`, key)).status).toBe(500);
+    // The final handler runs once the app's router has exited: the pattern is read then.
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.released"));
+    expect(events.find((e) => e.type === "idempotency.released")).toMatchObject({ route: "/pay", reason: "status" });
+    expect((await post(`${server.url}/pay`, key)).status).toBe(500);
+    expect(runs).toBe(2);
+  });
+
   it("a route that writes part of its answer, then destroys the response (a body that failed mid-way): the key is released as for a throw, the retry runs", async () => {
     let n = 0;
     const world = await start(
@@ -649,6 +685,121 @@ describe("idempotency(): failures release the key", () => {
     const retry = await post(`${world.url}/late`, key);
     expect([retry.status, retry.text, retry.headers["idempotent-replayed"]]).toEqual([201, "one,two", "true"]);
     expect(world.runs()).toBe(1);
+  });
+
+  // The lease is renewed every third of lockTtlMs while the route runs; a client that leaves an
+  // answer the route began stops that, settling nothing: the claim lapses from two thirds of lockTtlMs to
+  // lockTtlMs after the close.
+  const cutOffLease = { lockTtlMs: 1_000, extendLease: { maxMs: 60_000 } };
+
+  it("a client that leaves an answer written with res.write(), whose route ends it 100 ms later: that end is recorded, the retry replays it, the route ran once", async () => {
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/pay",
+          idem,
+          use((_req, res) => {
+            res.writeHead(201, { "content-type": "text/plain" });
+            res.write("charged,");
+            // The payment is made: the route goes on after its client left, and ends its answer.
+            res.once("close", () => setTimeout(() => res.end("receipt"), 100));
+          }),
+        ),
+      cutOffLease,
+    );
+    const key = newKey();
+    expect(await postAndLeave(`${world.url}/pay`, key)).toBe(201);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await post(`${world.url}/pay`, key);
+    expect([retry.status, retry.text, retry.headers["idempotent-replayed"]]).toEqual([201, "charged,receipt", "true"]);
+    expect(world.runs()).toBe(1);
+  });
+
+  it("a client that leaves an answer written with res.write(), whose route never ends it (server-sent events): a retry is in flight until the lease lapses (lockTtlMs, not extendLease's maxMs), then runs", async () => {
+    let n = 0;
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/events",
+          idem,
+          use((_req, res) => {
+            res.writeHead(200, { "content-type": "text/event-stream" });
+            if (++n > 1) return void res.end("data: again\n\n");
+            res.write("data: first\n\n");
+            const timer = setInterval(() => res.write("data: tick\n\n"), 10);
+            res.once("close", () => clearInterval(timer));
+          }),
+        ),
+      cutOffLease,
+    );
+    const key = newKey();
+    expect(await postAndLeave(`${world.url}/events`, key)).toBe(200);
+    expect((await post(`${world.url}/events`, key)).status).toBe(409);
+    await sleep(1_500);
+    const retry = await post(`${world.url}/events`, key);
+    expect([retry.status, retry.text, retry.headers["idempotent-replayed"]]).toEqual([
+      200,
+      "data: again\n\n",
+      undefined,
+    ]);
+    expect(world.runs()).toBe(2);
+    expect(world.events.map((e) => e.type)).not.toContain("idempotency.released");
+  });
+
+  it("a route that begins its answer only once its client left, and never ends it: the lease is renewed no more, the retry runs once it lapses", async () => {
+    let n = 0;
+    let arrived = () => {};
+    const ran = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/late",
+          idem,
+          use((_req, res) => {
+            if (++n > 1) return void res.status(201).json({ ok: n });
+            arrived();
+            // Closed already when it writes: the response emits no more "close".
+            res.once("close", () => setTimeout(() => res.writeHead(200).write("too late"), 10));
+          }),
+        ),
+      cutOffLease,
+    );
+    const key = newKey();
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    const leaving = httpRequest(`${world.url}/late`, { method: "POST", headers, agent: false });
+    leaving.on("error", () => {});
+    leaving.end("{}");
+    await ran;
+    leaving.destroy();
+    await sleep(1_600);
+    const retry = await post(`${world.url}/late`, key);
+    expect([retry.status, retry.json()]).toEqual([201, { ok: 2 }]);
+  });
+
+  it("without releaseOnError, a route that throws once its answer began (Express's final handler then destroys the socket): the lease is renewed no more, the retry runs once it lapses", async () => {
+    let n = 0;
+    const world = await start(
+      (app, use, idem) =>
+        app.post(
+          "/pay",
+          idem,
+          use((_req, res) => {
+            if (++n > 1) return void res.status(201).json({ paid: true });
+            res.writeHead(200, { "content-type": "text/plain" });
+            res.write("partial");
+            throw new Error("boom after headers");
+          }),
+        ),
+      cutOffLease,
+    );
+    const key = newKey();
+    await expect(post(`${world.url}/pay`, key)).rejects.toThrow();
+    await sleep(1_500);
+    const retry = await post(`${world.url}/pay`, key);
+    expect([retry.status, retry.json()]).toEqual([201, { paid: true }]);
+    expect(world.runs()).toBe(2);
   });
 
   it("a stream piped with pipeline() that fails mid-way (pipeline destroys the response): the key is released once, the retry runs", async () => {
@@ -839,7 +990,52 @@ describe("idempotency(): scoping by principal and route", () => {
     await post(`${world.url}/api/a`, newKey());
     expect(world.events.find((e) => e.type === "idempotency.first")?.route).toBe("custom:/api/a");
   });
+
+  it("the same idempotency() mounted app-wide and again on the route: one claim, the route's answer stored and replayed", async () => {
+    const world = await start((app, use, idem) => {
+      app.use("/pay", idem);
+      app.post(
+        "/pay",
+        idem,
+        use((_req, res) => void res.status(201).json({ paid: true })),
+      );
+    });
+    const key = newKey();
+    const first = await post(`${world.url}/pay`, key);
+    expect([first.status, first.json()]).toEqual([201, { paid: true }]);
+    const retry = await post(`${world.url}/pay`, key);
+    expect([retry.status, retry.headers["idempotent-replayed"], retry.json()]).toEqual([201, "true", { paid: true }]);
+    expect(world.runs()).toBe(1);
+    expect(world.events.map((e) => e.type)).toEqual([
+      "idempotency.first",
+      "idempotency.completed",
+      "idempotency.replayed",
+    ]);
+  });
 });
+
+/** A multipart/form-data body of a field and a file, as a browser's FormData sends it. */
+async function multipart(): Promise<{ body: Buffer; type: string }> {
+  const form = new FormData();
+  form.append("title", "invoice");
+  form.append("file", new Blob(["hello pdf"]), "a.pdf");
+  const request = new Request("http://localhost/", { method: "POST", body: form });
+  return { body: Buffer.from(await request.arrayBuffer()), type: request.headers.get("content-type") as string };
+}
+
+function readByEvents(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.once("end", () => resolve(Buffer.concat(chunks)));
+    stream.once("error", reject);
+  });
+}
+
+// multer, the usual Express upload parser (busboy's), reached through NestJS's platform, which runs it for `FileInterceptor`.
+const multer = createRequire(createRequire(import.meta.url).resolve("@nestjs/platform-express"))("multer") as () => {
+  single(field: string): RequestHandler;
+};
 
 describe("idempotency(): request bodies", () => {
   const echo: RequestHandler = (req, res) =>
@@ -859,6 +1055,86 @@ describe("idempotency(): request bodies", () => {
       const response = await post(url, newKey(), body, { "content-type": type });
       expect([type, response.status, (response.json() as { body: unknown }).body]).toEqual([type, 201, expected]);
     }
+  });
+
+  it.each([
+    ["listens for data", (req: Request) => readByEvents(req)],
+    [
+      "iterates it",
+      async (req: Request) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks);
+      },
+    ],
+    [
+      "pipes it",
+      (req: Request) => {
+        const out = new PassThrough();
+        req.pipe(out);
+        return readByEvents(out);
+      },
+    ],
+    [
+      "reads it with read()",
+      (req: Request) =>
+        new Promise<Buffer>((resolve, reject) => {
+          const chunks: Buffer[] = [];
+          req.on("readable", () => {
+            for (let chunk = req.read(); chunk !== null; chunk = req.read()) chunks.push(chunk as Buffer);
+          });
+          req.once("end", () => resolve(Buffer.concat(chunks)));
+          req.once("error", reject);
+        }),
+    ],
+  ])(
+    "a keyed body of a type no parser takes (multipart) is read here, and the route that %s reads it whole",
+    async (_how, read) => {
+      const world = await start((app, use, idem) =>
+        app.post(
+          "/upload",
+          idem,
+          use(async (req, res) => {
+            const bytes = await read(req);
+            res.status(201).json({ bytes: bytes.toString("base64") });
+          }),
+        ),
+      );
+      const { body, type } = await multipart();
+      const key = newKey();
+      const first = await post(`${world.url}/upload`, key, body, { "content-type": type });
+      expect([first.status, Buffer.from((first.json() as { bytes: string }).bytes, "base64")]).toEqual([201, body]);
+      const retry = await post(`${world.url}/upload`, key, body, { "content-type": type });
+      expect([retry.status, retry.headers["idempotent-replayed"], retry.text]).toEqual([201, "true", first.text]);
+      expect(world.runs()).toBe(1);
+    },
+  );
+
+  it("multer after idempotency(): a keyed upload is parsed, stored and replayed", async () => {
+    const world = await start((app, use, idem) =>
+      app.post(
+        "/documents",
+        idem,
+        multer().single("file"),
+        use((req, res) => {
+          const { file } = req as Request & { file?: { originalname: string; size: number } };
+          res
+            .status(201)
+            .json({ title: (req.body as { title?: string }).title, name: file?.originalname, size: file?.size });
+        }),
+      ),
+    );
+    const { body, type } = await multipart();
+    const key = newKey();
+    const first = await post(`${world.url}/documents`, key, body, { "content-type": type });
+    expect([first.status, first.json()]).toEqual([201, { title: "invoice", name: "a.pdf", size: 9 }]);
+    const retry = await post(`${world.url}/documents`, key, body, { "content-type": type });
+    expect([retry.status, retry.headers["idempotent-replayed"], retry.json()]).toEqual([
+      201,
+      "true",
+      { title: "invoice", name: "a.pdf", size: 9 },
+    ]);
+    expect(world.runs()).toBe(1);
   });
 
   it("a keyed body sent compressed: the route gets what the same body sent plain gets, whatever its type, an empty one too", async () => {

@@ -10,7 +10,7 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, idempotency, releaseOnError, type WebhookMiddlewareOptions, webhook } from "../src/index.js";
 import { asyncRoute, expressMajor } from "./framework.js";
-import { keepRawBody, listen, type Running, SECRET, SlowStore, send, signed } from "./helpers.js";
+import { keepRawBody, listen, type Running, SECRET, SlowStore, send, signed, sleep } from "./helpers.js";
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -337,12 +337,12 @@ describe("webhook(): onError takes over the answer", () => {
 });
 
 describe("webhook(): the status the route answered decides", () => {
-  async function counting(route: (n: number) => RequestHandler) {
+  async function counting(route: (n: number) => RequestHandler, options: Partial<WebhookMiddlewareOptions> = {}) {
     const store = new MemoryStore();
     const events: InterlockEvent[] = [];
     let runs = 0;
     const url = await start({
-      options: { store, onEvent: (event) => void events.push(event) },
+      options: { store, onEvent: (event) => void events.push(event), ...options },
       route: (req, res, next) => route(++runs)(req, res, next),
     });
     return { url, events, runs: () => runs };
@@ -447,6 +447,61 @@ describe("webhook(): the status the route answered decides", () => {
     expect(app.runs()).toBe(2);
   });
 
+  /** Posts the delivery `d` and closes the connection once the first bytes of the answer arrive (the provider's timeout). */
+  const postAndLeave = (url: string, d: { headers: Record<string, string>; body: string | Uint8Array }) =>
+    new Promise<void>((resolve) => {
+      const req = httpRequest(url, { method: "POST", headers: d.headers, agent: false }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", () => {});
+      req.end(d.body);
+    });
+
+  // The lease is renewed every third of lockTtlMs while the route runs; a provider that leaves an
+  // answer the route began stops that, settling nothing: the claim lapses from two thirds of lockTtlMs to
+  // lockTtlMs after the close.
+  const cutOffLease = { lockTtlMs: 1_000, extendLease: { maxMs: 60_000 } };
+
+  it("an answer written with res.write() the provider closes before its end, the route ending it 2xx 100 ms later: recorded as processed, the redelivery a duplicate", async () => {
+    const app = await counting(
+      () => (_req, res) => {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("working\n");
+        res.once("close", () => setTimeout(() => res.end("done\n"), 100));
+      },
+      cutOffLease,
+    );
+    const d = await signed('{"type":"x"}');
+    await postAndLeave(app.url, d);
+    await vi.waitFor(() => expect(app.events.map((e) => e.type)).toContain("webhook.processed"));
+    expect((await send(app.url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(app.runs()).toBe(1);
+  });
+
+  it("an answer written with res.write() the provider closes before its end, the route never ending it: a redelivery is in flight until the lease lapses (lockTtlMs, not extendLease's maxMs), then runs", async () => {
+    const app = await counting(
+      (n) => (_req, res) => {
+        if (n > 1) return void res.json({ ok: n });
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("working\n");
+        // Never ended: the route stops writing when its client leaves, as a stream of events does.
+        const timer = setInterval(() => res.write("still working\n"), 10);
+        res.once("close", () => clearInterval(timer));
+      },
+      cutOffLease,
+    );
+    const d = await signed('{"type":"x"}');
+    await postAndLeave(app.url, d);
+    expect((await send(app.url, d)).status).toBe(409);
+    await sleep(1_500);
+    expect((await send(app.url, d)).json()).toEqual({ ok: 2 });
+    expect((await send(app.url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(app.runs()).toBe(2);
+  });
+
   it("a route that writes part of its answer, then destroys the response: the delivery is released, never recorded as processed; the redelivery runs it", async () => {
     const app = await counting((n) => (_req, res) => {
       if (n > 1) return void res.json({ ok: n });
@@ -497,6 +552,34 @@ describe("webhook(): the status the route answered decides", () => {
 });
 
 describe("webhook() and idempotency() on one request", () => {
+  it("the same webhook() mounted app-wide and again on the route: processed once, recorded, then a duplicate", async () => {
+    const events: InterlockEvent[] = [];
+    const hook = webhook({
+      scheme: standardWebhooks,
+      secret: SECRET,
+      store: new MemoryStore(),
+      onEvent: (event) => void events.push(event),
+    });
+    let runs = 0;
+    const app = express();
+    app.use("/webhooks", hook);
+    app.post("/webhooks", hook, (_req, res) => void res.json({ run: ++runs }));
+    app.use(onError);
+    const server = await listen(app);
+    running.push(server);
+    const d = await signed('{"type":"x"}');
+    const first = await send(`${server.url}/webhooks`, d);
+    expect([first.status, first.json()]).toEqual([200, { run: 1 }]);
+    expect((await send(`${server.url}/webhooks`, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(1);
+    expect(events.map((e) => e.type)).toEqual([
+      "webhook.verified",
+      "webhook.processed",
+      "webhook.verified",
+      "webhook.duplicate",
+    ]);
+  });
+
   // Each holds the response's end until its store has settled: the holds stack, each passing
   // the answer on to the one before it, then to Node.
   it.each([

@@ -71,6 +71,13 @@ export interface HijackedEnds {
    * destroyed) after the response had closed, which no answer of the route's ever completed.
    */
   cutOff: (answered: boolean) => void;
+  /**
+   * The client left an answer the route began (its header block, a write) and has not ended:
+   * the claim's lease is renewed no more (core's `cutOff`), nothing settled. The route's later
+   * end is recorded as usual (`cutOff(true)`); one that never comes leaves the claim to lapse
+   * within `lockTtlMs`, not held until `extendLease.maxMs`.
+   */
+  stopRenewal: () => void;
   /** The handler threw (or rejected) before it ended the reply, which it leaves open. */
   threw: () => void;
   /**
@@ -107,6 +114,8 @@ export interface Settling {
   readonly release: (request: FastifyRequest) => Promise<unknown>;
   /** A hijacked reply the client left (see `HijackedEnds.cutOff`). */
   readonly cutOff: (request: FastifyRequest, answered: boolean) => void;
+  /** A hijacked reply the client left mid-answer: its claim renewed no more (see `HijackedEnds.stopRenewal`). */
+  readonly stopRenewal: (request: FastifyRequest) => void;
 }
 
 /**
@@ -119,9 +128,10 @@ export function holdUntilSettled<Ticket>(
   ticket: Ticket,
   settling: Settling,
 ): void {
-  const { slot, settle, release, cutOff } = settling;
+  const { slot, settle, release, cutOff, stopRenewal } = settling;
   const ends: HijackedEnds = {
     cutOff: (answered) => cutOff(request, answered),
+    stopRenewal: () => stopRenewal(request),
     threw: () => void release(request),
     settleEnded: () => settle(request),
   };
@@ -138,6 +148,11 @@ export function holdUntilSettled<Ticket>(
  */
 export function hasPending(request: FastifyRequest, slot: symbol): boolean {
   return (request as unknown as PendingSlots<unknown>)[slot] != null;
+}
+
+/** What the request keeps under `slot`, if still unsettled, left in place. */
+export function pendingOf<Ticket>(request: FastifyRequest, slot: symbol): Pending<Ticket> | undefined {
+  return (request as unknown as PendingSlots<Ticket>)[slot] ?? undefined;
 }
 
 /** Takes what the request keeps under `slot`, if still unsettled: each is settled once. */
@@ -314,7 +329,7 @@ function hijackRecorded(this: FastifyReply): FastifyReply {
 function recordHijackedWrites(
   reply: FastifyReply,
   limit: number | undefined,
-  { cutOff, threw, settleEnded }: HijackedEnds,
+  { cutOff, stopRenewal, threw, settleEnded }: HijackedEnds,
 ): () => CapturedResponse {
   const raw = reply.raw;
   const { writeHead, write, end, destroy } = raw;
@@ -375,14 +390,26 @@ function recordHijackedWrites(
   });
   raw.on("unpipe", (source: NodeJS.ReadableStream) => drain(source));
   // Closed without finishing: the client left. What the route ended is recorded as it was; a
-  // route still writing, or a stream still piped in, is settled when it ends.
+  // route still writing, or a stream still piped in, is settled when it ends: the route may have
+  // done its work (a payment) and still end its answer, which its client's retry then replays
+  // rather than run the route again beside it. But a route that began its answer (its header
+  // block, a write) and stops at the close (server-sent events) never ends it: its claim's lease
+  // is renewed no more, so it lapses within `lockTtlMs` unless that end comes first, rather than
+  // be held until `extendLease.maxMs`. One the route has not begun stays renewed for the answer
+  // it still gives.
   raw.once("close", () => {
     if (raw.writableFinished && !resetBeforeEnd(raw)) return;
     left = true;
     if (over) cutOff(answered);
     // A stream unpiped already (the response refused its writes); one still piped is let go of next.
-    else for (const source of piped) drain(source);
+    else if (piped.length > 0) for (const source of piped) drain(source);
+    else if (raw.headersSent) stopRenewal();
   });
+  // An answer begun only once the client left stops the renewal as it begins: the closed response
+  // emits no more "close".
+  const begun = () => {
+    if (left && !over && piped.length === 0) stopRenewal();
+  };
   // A throw after the end, or once a stream is piped in, leaves the reply to be settled as it ends.
   onHandlerThrow(reply, () => {
     if (!over && piped.length === 0) threw();
@@ -405,6 +432,7 @@ function recordHijackedWrites(
     if (reply.sent) {
       headHeaders = writeHeadHeaders(args) as OutgoingHttpHeaders;
       sentStatus = raw.statusCode;
+      begun();
     }
     return result;
   } as WriteHead;
@@ -419,6 +447,7 @@ function recordHijackedWrites(
       return false; // what Node's write answers after an end
     }
     keep(args[0], args[1]);
+    if (reply.sent) begun();
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as Write;
   raw.end = function (this: ServerResponse, ...args: unknown[]) {

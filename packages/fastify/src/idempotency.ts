@@ -32,6 +32,7 @@ import {
   hasPending,
   holdUntilSettled,
   payloadBody,
+  pendingOf,
   type Settling,
   sentHeaders,
   settleAtEnd,
@@ -174,6 +175,10 @@ export function idempotency(options: FastifyIdempotencyOptions): InterlockHooks 
     release: abortRun,
     // The client left: what the hijacked reply wrote is stored as it stands.
     cutOff: (request) => void finishHijacked(request),
+    stopRenewal: (request) => {
+      const run = pendingOf<IdempotencyTicket>(request, kIdempotentRun);
+      if (run) engine.cutOff(run.ticket);
+    },
   };
 
   /** Claims the key (the engine reads the kept body if the fingerprint needs it); the route runs (`done()`) unless answered. */

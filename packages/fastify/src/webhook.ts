@@ -20,7 +20,15 @@ import {
 } from "@interlock/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { takeBodyRaw } from "./body-fallback.js";
-import { hasPending, holdUntilSettled, payloadBody, type Settling, settleAtEnd, takePending } from "./capture.js";
+import {
+  hasPending,
+  holdUntilSettled,
+  payloadBody,
+  pendingOf,
+  type Settling,
+  settleAtEnd,
+  takePending,
+} from "./capture.js";
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf, whenKept } from "./raw-body.js";
@@ -96,6 +104,12 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     // stream stopped instead never completed an answer (its 200 went out first), so the
     // delivery is released, never recorded as processed.
     cutOff: (request, answered) => void (answered ? finishHijacked(request) : abortClaim(request)),
+    // The provider left mid-answer: the route's later end settles it by its status as above;
+    // renewed no more, a delivery whose route never ends it lapses within `lockTtlMs`.
+    stopRenewal: (request) => {
+      const claim = pendingOf<WebhookTicket>(request, kWebhookClaim);
+      if (claim) receiver.cutOff(claim.ticket);
+    },
   };
 
   /** Verifies and claims the delivery on its kept bytes; the route runs (`done()`) only for a new one. */

@@ -594,6 +594,92 @@ describe("response capture and replay", () => {
     expect(calls).toBe(1);
   });
 
+  // The lease is renewed every third of lockTtlMs while the route runs; a client that leaves an
+  // answer the route began stops that, settling nothing: the claim lapses from two thirds of lockTtlMs to
+  // lockTtlMs after the close.
+  const cutOffLease = { lockTtlMs: 1_000, extendLease: { maxMs: 60_000 } };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("a client that leaves a hijacked reply mid-response, whose route ends it 100 ms later: that end is recorded, the retry replays it, the route ran once", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event), ...cutOffLease }), (app, hooks) => {
+      app.post("/pay", hooks, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(201, { "content-type": "text/plain" });
+        reply.raw.write("charged,");
+        // The payment is made: the route goes on after its client left, and ends its answer.
+        reply.raw.once("close", () => setTimeout(() => reply.raw.end("receipt"), 100));
+      });
+    });
+    const key = newKey();
+    expect(await sendAndLeave("/pay", key)).toBe(201);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await send("/pay", key);
+    expect([retry.status, await retry.text(), retry.headers.get("idempotent-replayed")]).toEqual([
+      201,
+      "charged,receipt",
+      "true",
+    ]);
+    expect(calls).toBe(1);
+  });
+
+  it("a client that leaves a hijacked reply mid-response, whose route never ends it (server-sent events): a retry is in flight until the lease lapses (lockTtlMs, not extendLease's maxMs), then runs", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    await start(options({ onEvent: (event) => events.push(event), ...cutOffLease }), (app, hooks) => {
+      app.post("/events", hooks, (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/event-stream" });
+        if (++calls > 1) return void reply.raw.end("data: again\n\n");
+        reply.raw.write("data: first\n\n");
+        const timer = setInterval(() => reply.raw.write("data: tick\n\n"), 10);
+        reply.raw.once("close", () => clearInterval(timer));
+      });
+    });
+    const key = newKey();
+    expect(await sendAndLeave("/events", key)).toBe(200);
+    expect((await send("/events", key)).status).toBe(409);
+    await sleep(1_500);
+    const retry = await send("/events", key);
+    expect([retry.status, await retry.text(), retry.headers.get("idempotent-replayed")]).toEqual([
+      200,
+      "data: again\n\n",
+      null,
+    ]);
+    expect(calls).toBe(2);
+    expect(events.map((e) => e.type)).not.toContain("idempotency.released");
+  });
+
+  it("a hijacked reply whose route begins its answer only once its client left, never ending it: the lease is renewed no more, the retry runs once it lapses", async () => {
+    let calls = 0;
+    let arrived = () => {};
+    const ran = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    await start(options(cutOffLease), (app, hooks) => {
+      app.post("/late", hooks, (_request, reply) => {
+        reply.hijack();
+        if (++calls > 1) return void reply.raw.writeHead(201).end("again");
+        arrived();
+        // Closed already when it writes: the response emits no more "close".
+        reply.raw.once("close", () => setTimeout(() => reply.raw.writeHead(200).write("too late"), 10));
+      });
+    });
+    const key = newKey();
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    const leaving = httpRequest(`${running?.url}/late`, { method: "POST", headers, agent: false });
+    leaving.on("error", () => {});
+    leaving.end("{}");
+    await ran;
+    leaving.destroy();
+    await sleep(1_600);
+    const retry = await send("/late", key);
+    expect([retry.status, await retry.text()]).toEqual([201, "again"]);
+    expect(calls).toBe(2);
+  });
+
   it("over HTTP/2, a client that resets a hijacked reply mid-response: the route's later end is recorded, the retry replays it", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;

@@ -616,6 +616,57 @@ describe("settling the delivery", () => {
     expect(calls).toBe(1);
   });
 
+  // The lease is renewed every third of lockTtlMs while the route runs; a provider that leaves an
+  // answer the route began stops that, settling nothing: the claim lapses from two thirds of lockTtlMs to
+  // lockTtlMs after the close.
+  const cutOffLease = { lockTtlMs: 1_000, extendLease: { maxMs: 60_000 } };
+
+  it("a hijacked reply the provider left mid-answer, whose route ends it 2xx 100 ms later: recorded as processed, the redelivery a duplicate", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event), ...cutOffLease }));
+      app.post("/hook", { config: { interlock: hooks } }, (_request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        reply.raw.write("processing,");
+        reply.raw.once("close", () => setTimeout(() => reply.raw.end("done"), 100));
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect(await postAndLeave(`${running.url}/hook`, d)).toBe(200);
+    await vi.waitFor(() => expect(events.map((e) => e.type)).toContain("webhook.processed"));
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.json()]).toEqual([200, { duplicate: true, id: d.id }]);
+    expect(calls).toBe(1);
+  });
+
+  it("a hijacked reply the provider left mid-answer, whose route never ends it: a redelivery is in flight until the lease lapses (lockTtlMs, not extendLease's maxMs), then runs", async () => {
+    const events: InterlockEvent[] = [];
+    let calls = 0;
+    running = await listen((app) => {
+      const hooks = webhook(options({ onEvent: (event) => events.push(event), ...cutOffLease }));
+      app.post("/hook", { config: { interlock: hooks } }, (_request, reply) => {
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" });
+        if (++calls > 1) return void reply.raw.end("done");
+        reply.raw.write("processing,");
+        const timer = setInterval(() => reply.raw.write("still processing,"), 10);
+        reply.raw.once("close", () => clearInterval(timer));
+      });
+    });
+    const d = await signed('{"a":1}', "application/json");
+    expect(await postAndLeave(`${running.url}/hook`, d)).toBe(200);
+    expect((await post(`${running.url}/hook`, d)).status).toBe(409);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const again = await post(`${running.url}/hook`, d);
+    expect([again.status, await again.text()]).toEqual([200, "done"]);
+    expect(await (await post(`${running.url}/hook`, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(calls).toBe(2);
+    expect(events.map((e) => e.type)).not.toContain("webhook.handler_failed");
+  });
+
   it("a stream piped into a hijacked reply, the provider still there: recorded by its status once the response has finished", async () => {
     const events: InterlockEvent[] = [];
     let calls = 0;

@@ -17,6 +17,7 @@ import {
   type IdempotencyRespondDecision,
   type IdempotencyTicket,
   optionNames,
+  passedBefore,
   pathAndQuery,
   type ResponseSettlement,
   recordResponse,
@@ -113,7 +114,10 @@ function idempotencyMiddleware(options: IdempotencyMiddlewareOptions): Middlewar
   const answer = (c: Context, decision: IdempotencyRespondDecision) =>
     decision.replayed || onError === undefined ? send(c, decision.response) : answerByApp(c, decision, onError);
 
+  const passed = Symbol("@interlock/hono.idempotency.passed");
+
   return createMiddleware(async (c, next) => {
+    if (passedBefore(c, passed)) return next();
     // The body is read only if the engine needs it (a covered request with a key); any other
     // request reaches the route with its stream untouched. A `BodyError` the read returns is the
     // engine's to answer (413, 400, 500).

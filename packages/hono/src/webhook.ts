@@ -7,6 +7,7 @@ import {
   assertOptionNames,
   createWebhookReceiver,
   optionNames,
+  passedBefore,
   settleResponseAtEnd,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
@@ -76,7 +77,10 @@ function webhookMiddleware<T>(options: WebhookMiddlewareOptions): MiddlewareHand
       ? send(c, decision.response)
       : answerByApp(c, decision, onError);
 
+  const passed = Symbol("@interlock/hono.webhook.passed");
+
   return createMiddleware<WebhookEnv<T>>(async (c, next) => {
+    if (passedBefore(c, passed)) return next();
     // Read only once the headers pass: a delivery they refuse is answered unread.
     const decision = await receiver.begin(c.req.raw.headers, () => readBody(c, read));
     if (decision.action === "respond") return answer(c, decision);

@@ -740,6 +740,27 @@ describe("a body an earlier middleware read", () => {
 });
 
 describe("scoping", () => {
+  it("the same idempotency() mounted app-wide and again on the route: one claim, the route's answer stored and replayed", async () => {
+    const app = new Hono();
+    const events: InterlockEvent[] = [];
+    const idem = idempotency(options(events));
+    let runs = 0;
+    app.use("/pay", idem);
+    app.post("/pay", idem, (c) => c.json({ run: ++runs }, 201));
+    const url = `${await start(app)}/pay`;
+    const key = uniqueId("key");
+    const first = await send(url, key);
+    expect([first.status, await first.json()]).toEqual([201, { run: 1 }]);
+    const retry = await send(url, key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.json()]).toEqual([
+      201,
+      "true",
+      { run: 1 },
+    ]);
+    expect(runs).toBe(1);
+    expect(events.map((e) => e.type)).toEqual(["idempotency.first", "idempotency.completed", "idempotency.replayed"]);
+  });
+
   it("scopes keys by principal, which can come from an earlier middleware on the context", async () => {
     const app = new Hono<{ Variables: { tenant: string } }>();
     app.use("*", async (c, next) => {

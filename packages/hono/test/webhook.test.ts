@@ -317,6 +317,27 @@ describe("onError", () => {
 });
 
 describe("settling the delivery", () => {
+  it("the same webhook() mounted app-wide and again on the route: processed once, recorded, then a duplicate", async () => {
+    const app = new Hono();
+    const events: InterlockEvent[] = [];
+    const hook = webhook(options({ onEvent: (event) => events.push(event) }));
+    let runs = 0;
+    app.use("/hook", hook);
+    app.post("/hook", hook, (c) => c.json({ run: ++runs }));
+    const url = `${await start(app)}/hook`;
+    const d = await delivery('{"a":1}');
+    const first = await post(url, d);
+    expect([first.status, await first.json()]).toEqual([200, { run: 1 }]);
+    expect(await (await post(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(1);
+    expect(events.map((e) => e.type)).toEqual([
+      "webhook.verified",
+      "webhook.processed",
+      "webhook.verified",
+      "webhook.duplicate",
+    ]);
+  });
+
   it("a timeout mounted before ours answers the provider while the route runs: the route's 2xx records the delivery, the redelivery is a duplicate", async () => {
     const app = new Hono();
     let runs = 0;

@@ -15,6 +15,7 @@ import {
   type IdempotencyOptions,
   type IdempotencyRequest,
   optionNames,
+  passedBefore,
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
@@ -69,7 +70,10 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
   const recordLimit = engine.options.store.maxRecordBytes;
   const readsPattern = !options.route && options.onEvent !== undefined;
 
+  const passed = Symbol("@interlock/koa.idempotency.passed");
+
   async function interlockIdempotency(ctx: Context, next: Next): Promise<void> {
+    if (passedBefore(ctx, passed)) return next();
     const decision = await engine.begin({
       method: ctx.method,
       route: route(ctx),
@@ -89,7 +93,7 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
       const takeOver = decision.replayed ? undefined : onError && (() => onError(decision, ctx));
       return answer(ctx, decision.response, takeOver);
     }
-    const bypass = recordBypass(ctx, recordLimit);
+    const bypass = recordBypass(ctx, recordLimit, engine, decision.ticket);
     let captured: CapturedResponse | undefined;
     try {
       await next();

@@ -6,7 +6,15 @@
 
 import type { ServerResponse } from "node:http";
 import { Readable } from "node:stream";
-import { BodyCollector, type CapturedResponse, forEachHeader, type HttpResponse, hasNoContent } from "@interlock/core";
+import {
+  BodyCollector,
+  type CapturedResponse,
+  forEachHeader,
+  type HttpResponse,
+  hasNoContent,
+  type IdempotencyEngine,
+  type IdempotencyTicket,
+} from "@interlock/core";
 import type { Context } from "koa";
 
 const EMPTY = new Uint8Array();
@@ -178,9 +186,16 @@ class Bypass {
   endPromise: Promise<void> | undefined;
   resolveEnd: (() => void) | undefined;
 
+  /**
+   * `engine` and `ticket` are the key's claim, whose lease stops being renewed when the client
+   * leaves an answer the app began and has not ended (see `onBypassCutOff`): kept as they are, not
+   * as a closure of this recording's own.
+   */
   constructor(
     readonly ctx: Context,
     readonly limit: number,
+    readonly engine: Pick<IdempotencyEngine, "cutOff">,
+    readonly ticket: IdempotencyTicket,
   ) {
     const res = ctx.res;
     this.res = res;
@@ -350,9 +365,33 @@ function bypassWrite(this: ServerResponse, ...args: unknown[]): unknown {
     bypass.afterEnd.push([bypass.originalWrite, args]);
     return false; // what Node's write answers after an end
   }
+  if (!bypass.wrote) watchCutOff(this);
   bypass.wrote = true;
   bypass.keep(args[0], args[1]);
   return bypass.originalWrite.apply(this, args);
+}
+
+/**
+ * The app has begun its answer on `ctx.res` with a first write, and not ended it: a close from
+ * now on cuts it off (see `onBypassCutOff`). Watched only from then: most responses are Koa's,
+ * or ended by the app in one call, and never pay for the listener.
+ */
+function watchCutOff(res: ServerResponse): void {
+  // Begun after the client left: closed already, it emits no more "close".
+  if (closed(res)) process.nextTick(() => onBypassCutOff.call(res));
+  else res.once("close", onBypassCutOff);
+}
+
+// Closed before the app's end (the client left). The recording goes on: the handler may have done
+// its work (a payment) and still end its answer, which is then recorded as usual, so the client's
+// retry is a replay, not a second run beside it. But a handler written with `res.write`
+// (server-sent events, streamed tokens) that stops at the close never ends it: the key's lease is
+// renewed no more, so it lapses within `lockTtlMs` unless that end comes first, rather than be
+// held until `extendLease.maxMs`. A stream piped in is settled by its own close (`onBypassClose`).
+function onBypassCutOff(this: ServerResponse): void {
+  const bypass = bypassOf(this);
+  if (bypass.hasEnded || !bypass.recording || bypass.piped) return;
+  bypass.engine.cutOff(bypass.ticket);
 }
 
 /**
@@ -493,11 +532,18 @@ function onBypassClose(this: ServerResponse): void {
  * streamed (either way not cached, key released). With `ctx.respond = false` the app's end is
  * held until the caller has settled the record (`sendHeld`). `stop` once Koa answers from `ctx`:
  * its own writes are not recorded. A piped response the client closed before its end is settled
- * when it closes; one the app destroys before its end, as failed.
+ * when it closes; one the app destroys before its end, as failed; one the app wrote and the client
+ * closed before its end stops the lease's renewal (`engine.cutOff(ticket)`), and is recorded as
+ * the app still ends it.
  */
-export function recordBypass(ctx: Context, limit: number): Bypass {
+export function recordBypass(
+  ctx: Context,
+  limit: number,
+  engine: Pick<IdempotencyEngine, "cutOff">,
+  ticket: IdempotencyTicket,
+): Bypass {
   const res = ctx.res;
-  const bypass = new Bypass(ctx, limit);
+  const bypass = new Bypass(ctx, limit, engine, ticket);
   (res as Recorded)[BYPASS] = bypass;
   // The "pipe" listener is never removed: Node keeps no fixed shape for a response's `_events`,
   // so removing one deletes a property and turns that object into a slow dictionary for the rest
@@ -653,7 +699,10 @@ class EndWatch {
     this.report = resolve;
   });
 
-  constructor(readonly res: ServerResponse) {
+  constructor(
+    readonly res: ServerResponse,
+    readonly stopRenewal: () => void,
+  ) {
     this.end = res.end as Writer;
     this.cutOff = res.destroyed;
     // A stream piped in before the watch began: Readable#pipe listens for its target's "unpipe".
@@ -700,14 +749,17 @@ function onWatchedPipe(this: ServerResponse): void {
 }
 
 // Closed before the handler ended it: cut off. The handler is still running until it ends the
-// response, which reports then; a pipe stops when its response closes and never ends it: now.
+// response, which reports then; a pipe stops when its response closes and never ends it: now. A
+// handler that began its answer (server-sent events, streamed tokens) and stops at the close
+// never ends it either: the delivery's lease is renewed no more, so it lapses within `lockTtlMs`
+// unless that end comes first, rather than be held until `extendLease.maxMs`.
 function onWatchedClose(this: ServerResponse): void {
   const watch = endWatchOf(this);
   watch.cutOff = true;
   if (watch.piped) {
     watch.stop();
     watch.report(undefined);
-  }
+  } else if (this.headersSent) watch.stopRenewal();
 }
 
 /**
@@ -718,9 +770,11 @@ function onWatchedClose(this: ServerResponse): void {
  * until it ends the response (reported then, even cut off: only then is it done) or, for a
  * stream piped in, until the response closes (the pipe stops then, and never ends it); one the
  * app destroys before its end is reported undefined at once, through the response's guard
- * (`guardDestroy`, set by the caller before `next()`: it may be destroyed before it returns).
+ * (`guardDestroy`, set by the caller before `next()`: it may be destroyed before it returns). A
+ * response the handler began and the client closed before its end calls `stopRenewal` (core's
+ * `cutOff`): the handler's end may never come.
  */
-export function watchEnd(res: ServerResponse): Promise<number | undefined> {
+export function watchEnd(res: ServerResponse, stopRenewal: () => void): Promise<number | undefined> {
   // An end held by an idempotency() mounted before (see `Bypass.heldEnd`) goes out only once this
   // middleware has returned, and one held by an idempotency() mounted after went out (or not,
   // when the app destroyed the response after its end) as that one settled: ended either way, by
@@ -734,11 +788,12 @@ export function watchEnd(res: ServerResponse): Promise<number | undefined> {
       res.once("finish", () => resolve(res.statusCode)).once("close", () => resolve(undefined));
     });
   }
-  const watch = new EndWatch(res);
+  const watch = new EndWatch(res, stopRenewal);
   if (watch.cutOff && watch.piped) return Promise.resolve(undefined);
   (res as Watched)[END_WATCH] = watch;
   res.on("pipe", onWatchedPipe);
   if (!watch.cutOff) res.once("close", onWatchedClose);
+  else if (res.headersSent) stopRenewal();
   res.end = watchedEnd as ServerResponse["end"];
   return watch.status;
 }

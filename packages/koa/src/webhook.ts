@@ -8,6 +8,7 @@ import {
   assertOptionNames,
   createWebhookReceiver,
   optionNames,
+  passedBefore,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
   type WebhookReceiverOptions,
@@ -43,7 +44,10 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
   const receiver = createWebhookReceiver(receiverOptions);
   const limit = receiver.verifier.maxBodyBytes;
 
+  const passed = Symbol("@interlock/koa.webhook.passed");
+
   async function interlockWebhook(ctx: Context, next: Next): Promise<void> {
+    if (passedBefore(ctx, passed)) return next();
     // Read only once the headers pass: a delivery they refuse is answered unread. A parser's
     // decoded text is not the signed bytes: refused, never verified into a wrong 401.
     const decision = await receiver.begin(ctx.headers, () => readRawBody(ctx, limit, "webhook"));
@@ -81,9 +85,11 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
     // The status the app actually answered: 2xx records the delivery, anything else releases it.
     // An app that bypassed Koa (`ctx.respond = false`) answered through `ctx.res`: its status once
     // it has ended it (Koa's `ctx.status` is still its default 404 when `next()` returns), and
-    // none when the response closed before that end, cut off (released once the handler ends it),
-    // or when the app destroys it before its end (released at once).
-    const status = ctx.respond === false ? await watchEnd(ctx.res) : ctx.status;
+    // none when the response closed before that end, cut off (released once the handler ends it;
+    // renewed no more from the close when the handler had begun its answer, so a delivery whose
+    // handler never ends it lapses within `lockTtlMs`), or when the app destroys it before its end
+    // (released at once).
+    const status = ctx.respond === false ? await watchEnd(ctx.res, () => receiver.cutOff(decision.ticket)) : ctx.status;
     if (status === undefined) await receiver.abort(decision.ticket);
     else await receiver.finish(decision.ticket, { status });
   }

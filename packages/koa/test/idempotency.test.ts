@@ -647,6 +647,110 @@ describe("the app writing ctx.res itself", () => {
     expect(released(world)).toEqual([]);
   });
 
+  // The lease is renewed every third of lockTtlMs while the route runs; a client that leaves an
+  // answer the route began stops that, settling nothing: the claim lapses from two thirds of lockTtlMs to
+  // lockTtlMs after the close.
+  const cutOffLease = { lockTtlMs: 1_000, extendLease: { maxMs: 60_000 } };
+
+  it("ctx.respond = false, and the client leaves mid-body, the route ending it 100 ms later: that end is recorded, the retry replays it, the route ran once", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/pay",
+          (ctx) => {
+            ctx.respond = false;
+            const res = ctx.res;
+            res.writeHead(201, { "content-type": "text/plain" });
+            res.write("charged,");
+            // The payment is made: the route goes on after its client left, and ends its answer.
+            res.once("close", () => setTimeout(() => res.end("receipt"), 100));
+          },
+        ],
+      ],
+      cutOffLease,
+    );
+    const key = newId("key");
+    expect(await sendAndLeave("/pay", key)).toBe(201);
+    await vi.waitFor(() => expect(world.events.map((e) => e.type)).toContain("idempotency.completed"));
+    const retry = await send("/pay", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      201,
+      "true",
+      "charged,receipt",
+    ]);
+    expect(world.calls).toBe(1);
+    expect(released(world)).toEqual([]);
+  });
+
+  it("ctx.respond = false, and the client leaves mid-body, the route never ending it (server-sent events): a retry is in flight until the lease lapses (lockTtlMs, not extendLease's maxMs), then runs", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/events",
+          (ctx, w) => {
+            ctx.respond = false;
+            const res = ctx.res;
+            res.writeHead(200, { "content-type": "text/event-stream" });
+            if (w.calls > 1) return void res.end("data: again\n\n");
+            res.write("data: first\n\n");
+            const timer = setInterval(() => res.write("data: tick\n\n"), 10);
+            res.once("close", () => clearInterval(timer));
+          },
+        ],
+      ],
+      cutOffLease,
+    );
+    const key = newId("key");
+    expect(await sendAndLeave("/events", key)).toBe(200);
+    expect((await send("/events", key)).status).toBe(409);
+    await sleep(1_500);
+    const retry = await send("/events", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.text()]).toEqual([
+      200,
+      null,
+      "data: again\n\n",
+    ]);
+    expect(world.calls).toBe(2);
+    expect(released(world)).toEqual([]);
+  });
+
+  it("ctx.respond = false, and the route begins writing only once its client left, never ending it: the lease is renewed no more, the retry runs once it lapses", async () => {
+    let arrived = () => {};
+    const ran = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const world = await start(
+      [
+        [
+          "POST",
+          "/late",
+          (ctx, w) => {
+            ctx.respond = false;
+            const res = ctx.res;
+            if (w.calls > 1) return void res.writeHead(201).end("again");
+            arrived();
+            // Closed already when it writes: the response emits no more "close".
+            res.once("close", () => setTimeout(() => res.writeHead(200).write("too late"), 10));
+          },
+        ],
+      ],
+      cutOffLease,
+    );
+    const key = newId("key");
+    const headers = { "content-type": "application/json", "x-api-key": "client-a", "idempotency-key": key };
+    const leaving = httpRequest(`${served?.url}/late`, { method: "POST", headers, agent: false });
+    leaving.on("error", () => {});
+    leaving.end("{}");
+    await ran;
+    leaving.destroy();
+    await sleep(1_600);
+    const retry = await send("/late", key);
+    expect([retry.status, await retry.text()]).toEqual([201, "again"]);
+    expect(world.calls).toBe(2);
+  });
+
   it("ctx.respond = false with res.write + res.end: recorded and replayed exactly, as written", async () => {
     const world = await start([
       [
@@ -886,6 +990,41 @@ describe("onError", () => {
 });
 
 describe("scoping", () => {
+  it("the same idempotency() mounted app-wide and again on the route: one claim, the route's answer stored and replayed", async () => {
+    const world: World = { events: [], calls: 0 };
+    const app = new Koa();
+    app.silent = true;
+    const idempotent = idempotency({
+      store: new MemoryStore(),
+      principal: false,
+      onEvent: (event) => world.events.push(event),
+    });
+    app.use(idempotent);
+    app.use(
+      route("POST", "/payments", idempotent, async (ctx: Context) => {
+        world.calls++;
+        ctx.status = 201;
+        ctx.body = { paid: true };
+      }),
+    );
+    served = await serve(app);
+    const key = newId("key");
+    const first = await send("/payments", key);
+    expect([first.status, await first.json()]).toEqual([201, { paid: true }]);
+    const retry = await send("/payments", key);
+    expect([retry.status, retry.headers.get("idempotent-replayed"), await retry.json()]).toEqual([
+      201,
+      "true",
+      { paid: true },
+    ]);
+    expect(world.calls).toBe(1);
+    expect(world.events.map((e) => e.type)).toEqual([
+      "idempotency.first",
+      "idempotency.completed",
+      "idempotency.replayed",
+    ]);
+  });
+
   it("by principal: the same key from another caller runs its own request", async () => {
     const setUser: Middleware = async (ctx, next) => {
       ctx.state.user = ctx.get("x-user");

@@ -377,6 +377,32 @@ describe("onError", () => {
 });
 
 describe("the handler's outcome", () => {
+  it("the same webhook() mounted app-wide and again on the route: processed once, recorded, then a duplicate", async () => {
+    const events: InterlockEvent[] = [];
+    const verify = webhook({
+      scheme: standardWebhooks,
+      secret: SECRET,
+      store: new MemoryStore(),
+      onEvent: (event) => events.push(event),
+    });
+    let calls = 0;
+    const app = new Koa();
+    app.silent = true;
+    app.use(verify);
+    app.use(
+      route("POST", "/webhooks", verify, async (ctx: Koa.Context) => {
+        ctx.body = { run: ++calls };
+      }),
+    );
+    served = await serve(app);
+    const d = await delivery('{"type":"x"}');
+    const first = await post(d);
+    expect([first.status, await first.json()]).toEqual([200, { run: 1 }]);
+    expect(await (await post(d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(calls).toBe(1);
+    expect(types(events)).toEqual(["webhook.verified", "webhook.processed", "webhook.verified", "webhook.duplicate"]);
+  });
+
   it("a non-2xx answer (without a throw) releases the delivery: the redelivery runs", async () => {
     let calls = 0;
     const seen = await start(
@@ -739,6 +765,55 @@ describe("the handler's outcome", () => {
     expect([redelivery.status, await redelivery.text()]).toEqual([200, "all"]);
     expect(calls).toBe(2);
   });
+
+  it.each([
+    ["its 200's headers went out early", true],
+    ["the handler wrote part of its answer", false],
+  ])(
+    "ctx.respond = false, and the provider leaves once %s, the handler never ending it: a redelivery is in flight until the lease lapses (lockTtlMs, not extendLease's maxMs), then runs",
+    async (_when, headersOnly) => {
+      let calls = 0;
+      const seen = await start(
+        // The lease is renewed every third of lockTtlMs while the handler runs; a provider that
+        // leaves an answer the handler began stops that, settling nothing: the claim then lapses
+        // between two thirds of lockTtlMs and lockTtlMs after the close.
+        { lockTtlMs: 1_000, extendLease: { maxMs: 60_000 } },
+        {
+          handler: async (ctx) => {
+            calls++;
+            ctx.respond = false;
+            const res = ctx.res;
+            res.writeHead(200, { "content-type": "text/plain" });
+            if (calls > 1) {
+              res.end("all");
+              return;
+            }
+            if (headersOnly) return void res.flushHeaders();
+            res.write("one,");
+            const timer = setInterval(() => res.write("more,"), 10);
+            res.once("close", () => clearInterval(timer));
+          },
+        },
+      );
+      const d = await delivery('{"type":"x"}');
+      const leaving = new AbortController();
+      const first = fetch(`${served?.url}/webhooks`, {
+        method: "POST",
+        headers: d.headers,
+        body: d.body as BodyInit,
+        signal: leaving.signal,
+      });
+      await first; // the headers went out: the answer has begun
+      leaving.abort();
+      await sleep(50);
+      expect((await post(d)).status).toBe(409);
+      await sleep(1_500);
+      const redelivery = await post(d);
+      expect([redelivery.status, await redelivery.text()]).toEqual([200, "all"]);
+      expect(calls).toBe(2);
+      expect(types(seen.events)).not.toContain("webhook.handler_failed");
+    },
+  );
 
   it.each([
     ["at once", false],

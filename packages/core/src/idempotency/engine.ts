@@ -283,6 +283,15 @@ export interface IdempotencyEngine<R extends IdempotencyRequest = IdempotencyReq
    */
   abort(ticket: IdempotencyTicket): Promise<void>;
   /**
+   * The client left before the answer was whole (it closed a response the handler had begun and
+   * not ended): the lease is renewed no more, so the key lapses within `lockTtlMs` unless the
+   * handler settles it first (its later `finish` is then recorded as usual, or refused by the
+   * store once the lease has lapsed). A retry meanwhile gets 409, then runs: a handler that stops
+   * at the close (server-sent events) holds the key no longer than its lease, not for
+   * `extendLease`'s `maxMs`. Does not settle the ticket; idempotent; never throws.
+   */
+  cutOff(ticket: IdempotencyTicket): void;
+  /**
    * For adapters that refuse a request before `begin` (a body over their limit, a body a
    * parser already consumed): the problem+json decision, reported like every other refusal.
    * Pass the request's `headers` so the event carries its correlation id, and its
@@ -882,6 +891,11 @@ export function createIdempotency<R extends IdempotencyRequest = IdempotencyRequ
     refuse(request, error) {
       const correlationId = onEvent ? correlationIdOfHeaders(request.headers) : undefined;
       return refuseBody(request.method.toUpperCase(), patternOf(request), error, correlationId);
+    },
+
+    cutOff(publicTicket) {
+      // Not `settle`: the handler may still end its answer, which `finish` records.
+      leases.release((publicTicket as Ticket | undefined)?.lease);
     },
 
     async abort(publicTicket) {

@@ -211,6 +211,15 @@ export interface WebhookReceiver {
   /** The handler threw: releases the delivery so the provider's retry is processed. */
   abort(ticket: WebhookTicket): Promise<void>;
   /**
+   * The provider left before the answer was whole (it closed a response the handler had begun
+   * and not ended): the lease is renewed no more, so the delivery lapses within `lockTtlMs`
+   * unless the handler settles it first (its later `finish` is then recorded as usual, or
+   * refused by the store once the lease has lapsed). A redelivery meanwhile gets 409, then is
+   * processed: a handler that stops at the close holds the delivery no longer than its lease, not
+   * for `extendLease`'s `maxMs`. Does not settle the ticket; idempotent; never throws.
+   */
+  cutOff(ticket: WebhookTicket): void;
+  /**
    * For adapters that refuse a delivery before `begin` (a body over their limit, cut off by a
    * client that went away, or that a parser already consumed): the problem+json decision, with
    * its `webhook.rejected` event. Pass the request's `headers` so the event carries its
@@ -604,6 +613,11 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     if (ticket) await release(ticket);
   }
 
+  function cutOff(publicTicket: WebhookTicket): void {
+    // Not `settle`: the handler may still end its answer, which `finish` records.
+    leases.release((publicTicket as Ticket | undefined)?.lease);
+  }
+
   function refuse(code: EarlyRefusalCode, message: string, headers?: HeadersInput): WebhookErrorDecision {
     const error = new WebhookVerificationError(code, message, verifier.scheme.name);
     if (onEvent) {
@@ -628,6 +642,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     checkHeaders,
     finish,
     abort,
+    cutOff,
     refuse,
     async receive<R>(
       headers: HeadersInput,
