@@ -6,7 +6,7 @@
  * using up its key (the corrected retry runs); a compressed payment read decoded.
  */
 import { gzipSync } from "node:zlib";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 
 export const API_KEY = "sk_test_shop_7";
 export const OTHER_API_KEY = "sk_test_shop_9";
@@ -264,6 +264,14 @@ export function describePaymentsApi(target: () => Target): void {
       }
     });
 
+    it("refuses a currency that is no string, though its only element is one: 400 invalid_payment", async () => {
+      const payments = target().db.payments.size;
+      const refused = await pay({ amount: 4200, currency: ["eur"] }, { key: "currency-array" });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ code: "invalid_payment", detail: INVALID_PAYMENT });
+      expect(target().db.payments.size).toBe(payments);
+    });
+
     // One table for every example: the same body gets the same status and problem code everywhere.
     itAnswersEveryPaymentBody(() => {
       const { url, db } = target();
@@ -292,5 +300,41 @@ export function describePaymentsApi(target: () => Target): void {
       expect(retry.headers.get("idempotent-replayed")).toBe("true");
       expect(await retry.text()).toBe(created);
     });
+  });
+}
+
+/**
+ * A payment the handler fails to make (its database throws): answered 500 `internal_error` with
+ * nothing said to the client, and the error logged (console.error) for whoever runs the app. A
+ * client's mistake the error handler answers (bad JSON, in most examples) is logged nowhere.
+ */
+export function itLogsAnUnexpectedError(target: () => Target): void {
+  it("answers a handler's unexpected error 500 internal_error, saying nothing, and logs it (a client's mistake: not)", async () => {
+    const { url, db } = target();
+    const failure = new Error("the payments database is down");
+    const write = vi.spyOn(db.payments, "set").mockImplementationOnce(() => {
+      throw failure;
+    });
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    onTestFinished(() => {
+      write.mockRestore();
+      logged.mockRestore();
+    });
+    const send = (body: string, key: string) =>
+      fetch(`${url}/payments`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json", "idempotency-key": key },
+        body,
+      });
+
+    const badJson = await send('{"amount":', "unexpected-bad-json");
+    expect(badJson.status).toBe(400);
+    expect(logged).not.toHaveBeenCalled();
+
+    const failed = await send(JSON.stringify({ amount: 700 }), "unexpected-error");
+    expect(failed.status).toBe(500);
+    expect(failed.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await failed.json()).toMatchObject({ status: 500, code: "internal_error", detail: "" });
+    expect(logged).toHaveBeenCalledWith(failure);
   });
 }

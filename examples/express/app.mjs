@@ -55,7 +55,12 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
     idempotency({ store, principal: (request) => request.context.res.locals.accountId, required: true }),
     (req, res) => {
       const { amount, currency = "usd" } = req.body ?? {};
-      if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+      if (
+        !Number.isSafeInteger(amount) ||
+        amount <= 0 ||
+        typeof currency !== "string" ||
+        !/^[a-z]{3}$/.test(currency)
+      ) {
         // Stored too (4xx are answers): the same request retried gets the same refusal.
         return problem(res, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
       }
@@ -85,6 +90,7 @@ export function createApp({ stripeSecret, apiKeys, store = memoryStore(), db = m
   app.use(releaseOnError);
   app.use((error, _req, res, _next) => {
     const status = error.status ?? error.statusCode ?? 500;
+    if (status >= 500) console.error(error); // unexpected: the details go to the log, not to the client
     problem(res, status, status === 500 ? "internal_error" : "bad_request", error.expose ? error.message : "");
   });
 

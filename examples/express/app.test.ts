@@ -2,7 +2,7 @@
 // payments client would.
 import { signWebhook, stripe } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiKeys, describePaymentsApi } from "../payments-api.js";
+import { apiKeys, describePaymentsApi, itLogsAnUnexpectedError } from "../payments-api.js";
 import { memoryDb } from "./app.mjs";
 import { start } from "./server.mjs";
 
@@ -58,3 +58,4 @@ describe("Stripe webhooks", () => {
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));
+itLogsAnUnexpectedError(() => ({ url: app.url, db }));

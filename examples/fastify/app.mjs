@@ -59,7 +59,12 @@ export async function createApp({ webhookSecret, apiKeys, store = memoryStore(),
     },
     async (request, reply) => {
       const { amount, currency = "usd" } = request.body ?? {}; // parsed by Fastify, as always
-      if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+      if (
+        !Number.isSafeInteger(amount) ||
+        amount <= 0 ||
+        typeof currency !== "string" ||
+        !/^[a-z]{3}$/.test(currency)
+      ) {
         // Stored too (4xx are answers): the same request retried gets the same refusal.
         return problem(reply, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
       }
@@ -88,6 +93,7 @@ export async function createApp({ webhookSecret, apiKeys, store = memoryStore(),
   // object) refused, is answered in this API's words, as the other examples answer it.
   app.setErrorHandler((error, _request, reply) => {
     const status = error.statusCode ?? 500;
+    if (status >= 500) console.error(error); // unexpected: the details go to the log, not to the client
     if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || error.validationContext === "body") {
       return problem(reply, 400, "bad_request", "send the payment as a JSON object, Content-Type: application/json");
     }

@@ -2,7 +2,7 @@
 // sender (Svix) and a payments client would.
 import { signWebhook, standardWebhooks } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiKeys, describePaymentsApi } from "../payments-api.js";
+import { apiKeys, describePaymentsApi, itLogsAnUnexpectedError } from "../payments-api.js";
 import { memoryDb } from "./app.mjs";
 import { start } from "./server.mjs";
 
@@ -68,9 +68,21 @@ describe("Standard Webhooks (Svix)", () => {
       expect(db.received).toHaveLength(received);
     },
   );
+
+  it("answers 400 bad_request to a delivery sent as JSON whose bytes are not JSON, signed or forged: Fastify's parser refuses it first", async () => {
+    const signed = await signWebhook({ scheme: standardWebhooks, secret: WEBHOOK_SECRET, body: "{not json" });
+    const forged = { ...signed.headers, "webhook-signature": "v1,AAAA" };
+    for (const [name, headers] of Object.entries({ signed: signed.headers, forged })) {
+      const refused = await deliver(headers, signed.body);
+      const answer = { name, status: refused.status, type: refused.headers.get("content-type") };
+      expect(answer).toEqual({ name, status: 400, type: expect.stringMatching(/^application\/problem\+json/) });
+      expect(await refused.json()).toMatchObject({ status: 400, code: "bad_request" });
+    }
+  });
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));
+itLogsAnUnexpectedError(() => ({ url: app.url, db }));
 
 function isJson(text: string): boolean {
   try {

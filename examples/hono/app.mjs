@@ -57,7 +57,12 @@ export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = m
         throw badRequest("send the payment as a JSON object, Content-Type: application/json");
       }
       const { amount, currency = "usd" } = body;
-      if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+      if (
+        !Number.isSafeInteger(amount) ||
+        amount <= 0 ||
+        typeof currency !== "string" ||
+        !/^[a-z]{3}$/.test(currency)
+      ) {
         // Stored too (4xx are answers): the same request retried gets the same refusal.
         return problem(c, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
       }
@@ -83,10 +88,13 @@ export function createApp({ githubSecret, apiKeys, store = memoryStore(), db = m
 
   app.notFound((c) => problem(c, 404, "not_found", "no such route"));
   // A handler that throws: the middleware has released its delivery or key, so a retry runs
-  // again. An HTTPException (a client's mistake) is answered as it says, anything else 500.
-  app.onError((error, c) =>
-    error instanceof HTTPException ? error.getResponse() : problem(c, 500, "internal_error", ""),
-  );
+  // again. An HTTPException (a client's mistake) is answered as it says, anything else 500, its
+  // details in the log, not in the answer.
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) return error.getResponse();
+    console.error(error);
+    return problem(c, 500, "internal_error", "");
+  });
   return app;
 }
 

@@ -6,7 +6,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { github, signWebhook } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_KEY, apiKeys, describePaymentsApi } from "../payments-api.js";
+import { API_KEY, apiKeys, describePaymentsApi, itLogsAnUnexpectedError } from "../payments-api.js";
 import { memoryDb } from "./app.mjs";
 import { start } from "./server.mjs";
 
@@ -68,6 +68,7 @@ describe("GitHub webhooks", () => {
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));
+itLogsAnUnexpectedError(() => ({ url: app.url, db }));
 
 // The runtimes the repository installs (root devDependencies): a missing one fails, never skips.
 const bin = (name: string) => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url));

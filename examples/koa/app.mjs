@@ -29,6 +29,7 @@ export function createApp({ shopifySecret, apiKeys, store = memoryStore(), db = 
       await next();
     } catch (error) {
       const status = error.status ?? 500;
+      if (status >= 500) console.error(error); // unexpected: the details go to the log, not to the client
       problem(ctx, status, status === 500 ? "internal_error" : "bad_request", error.expose ? error.message : "");
     }
   });
@@ -72,7 +73,12 @@ export function createApp({ shopifySecret, apiKeys, store = memoryStore(), db = 
           ctx.throw(400, "send the payment as a JSON object, Content-Type: application/json");
         }
         const { amount, currency = "usd" } = body;
-        if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+        if (
+          !Number.isSafeInteger(amount) ||
+          amount <= 0 ||
+          typeof currency !== "string" ||
+          !/^[a-z]{3}$/.test(currency)
+        ) {
           // Stored too (4xx are answers): the same request retried gets the same refusal.
           return problem(ctx, 400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
         }

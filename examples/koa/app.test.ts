@@ -2,7 +2,7 @@
 // client would.
 import { shopify, signWebhook } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiKeys, describePaymentsApi } from "../payments-api.js";
+import { apiKeys, describePaymentsApi, itLogsAnUnexpectedError } from "../payments-api.js";
 import { memoryDb } from "./app.mjs";
 import { start } from "./server.mjs";
 
@@ -63,3 +63,4 @@ describe("Shopify webhooks", () => {
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));
+itLogsAnUnexpectedError(() => ({ url: app.url, db }));

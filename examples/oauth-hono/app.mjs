@@ -145,14 +145,30 @@ export default {
     return checkedAtStart(() => hostFrom(globalThis.process?.env ?? {}));
   },
   fetch(request, env, ctx) {
-    served ??= createApp({ baseUrl: new URL(request.url).origin, ...configFrom(env) });
+    served ??= createApp(servedConfigFrom(env));
     return served.fetch(request, env, ctx);
   },
 };
 
 // Bun and Deno run this file as their main module: its configuration is checked as they start,
 // not on the first request. Workers get theirs (the bindings) with a request: checked then.
-if (import.meta.main) checkedAtStart(configFrom);
+if (import.meta.main) checkedAtStart(servedConfigFrom);
+
+/**
+ * configFrom's settings with BASE_URL required, for the default export. Bun, Deno and Workers
+ * know no address of their own to call back to, and a request's URL carries the Host its client
+ * chose: the first request's would be every later login's redirect_uri, for the life of the
+ * process. (node server.mjs calls back to the address it listens on instead.)
+ */
+export function servedConfigFrom(env) {
+  const config = configFrom(env);
+  if (config.baseUrl === undefined) {
+    throw new StartupError(
+      "Set BASE_URL to this app's public origin: the login comes back to its /callback (see README.md).",
+    );
+  }
+  return config;
+}
 
 /**
  * The app's settings from the Workers bindings (`env`) or the process environment, `baseUrl` only

@@ -2,7 +2,14 @@
 // payments API whose stored idempotent response commits in the SAME transaction as the payment
 // row. Either both exist or neither does: no payment without its replayable answer, no stored
 // answer for a payment that rolled back.
-import { createIdempotency, DEFAULT_REQUEST_BODY_LIMIT, decodeContent, github } from "@interlock/core";
+import {
+  BodyError,
+  createIdempotency,
+  DEFAULT_REQUEST_BODY_LIMIT,
+  decodeContent,
+  github,
+  readStreamUpTo,
+} from "@interlock/core";
 import { webhook } from "@interlock/hono";
 import { Hono } from "hono";
 import { bearerToken } from "../shared/bearer.mjs";
@@ -38,6 +45,14 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   app.post("/webhooks/github", webhook({ scheme: github, secret: githubSecret, store }), async (c) => {
     const delivery = c.get("webhook");
     if (c.req.header("x-github-event") === "push") {
+      if (delivery.id.length > MAX_DELIVERY_ID_LENGTH) {
+        // X-GitHub-Delivery is not signed: whoever sends it chooses it. GitHub sends a UUID; one
+        // long enough (some 2.7 KB) that PostgreSQL's primary key index refuses it would be a
+        // 500 on every redelivery, so it is refused first, as a push with no commit id is.
+        return toResponse(
+          problem(422, "invalid_push", `X-GitHub-Delivery must be at most ${MAX_DELIVERY_ID_LENGTH} characters`),
+        );
+      }
       const head = headOf(delivery);
       if (!isCommitId(head)) {
         // Verified, but no push this app can record: validated before the database sees it, so a
@@ -68,13 +83,10 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
 
   app.post("/payments", authenticate(apiKeys), async (c) => {
     // The bytes as sent, decoded as their Content-Encoding says (as the adapters' idempotency()
-    // does): a compressed and a plain copy of one JSON are one request. Hono caches the read.
-    const body = async () =>
-      decodeContent(
-        new Uint8Array(await c.req.arrayBuffer()),
-        c.req.header("content-encoding"),
-        DEFAULT_REQUEST_BODY_LIMIT,
-      );
+    // does): a compressed and a plain copy of one JSON are one request. Read once, for the
+    // engine and the route alike, and never past the limit, as the adapters read it.
+    let read;
+    const body = () => (read ??= boundedBody(c.req.raw, DEFAULT_REQUEST_BODY_LIMIT));
     const decision = await payments.begin({
       method: "POST",
       route: "/payments",
@@ -96,7 +108,7 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
       );
     }
     const { amount, currency = "usd" } = payload;
-    if (!Number.isSafeInteger(amount) || amount <= 0 || !/^[a-z]{3}$/.test(currency)) {
+    if (!Number.isSafeInteger(amount) || amount <= 0 || typeof currency !== "string" || !/^[a-z]{3}$/.test(currency)) {
       // Nothing written, so nothing to commit with: stored on its own, replayed to a retry.
       const refusal = problem(400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
       if (ticket) await payments.finish(ticket, refusal);
@@ -149,7 +161,11 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   });
 
   app.notFound(() => toResponse(problem(404, "not_found", "no such route")));
-  app.onError(() => toResponse(problem(500, "internal_error", "")));
+  // Unexpected: the details go to the log, never to the client.
+  app.onError((error) => {
+    console.error(error);
+    return toResponse(problem(500, "internal_error", ""));
+  });
   return app;
 }
 
@@ -194,6 +210,20 @@ function headOf(delivery) {
   }
 }
 
+/**
+ * The request's body decoded as its Content-Encoding says, or core's `BodyError`, which the engine
+ * answers as the adapters do: past `limit` bytes, 413 `body_too_large` (a declared Content-Length
+ * over it refused unread; a chunked body read no further than the limit); data that does not
+ * decode, 400; a coding not decoded, 415. Read from the request's stream, not `c.req.arrayBuffer()`,
+ * which reads a body of any size whole.
+ */
+async function boundedBody(request, limit) {
+  if (Number(request.headers.get("content-length")) > limit) return BodyError.tooLarge(limit);
+  const bytes = request.body === null ? new Uint8Array(0) : await readStreamUpTo(request.body, limit);
+  if (bytes instanceof BodyError) return bytes;
+  return decodeContent(bytes, request.headers.get("content-encoding"), limit);
+}
+
 /** Decoded body bytes as a JSON object, or undefined: not JSON, not an object, or a BodyError. */
 function jsonObjectOf(bytes) {
   if (!(bytes instanceof Uint8Array)) return undefined;
@@ -209,6 +239,9 @@ function jsonObjectOf(bytes) {
 function isCommitId(value) {
   return typeof value === "string" && /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(value);
 }
+
+/** GitHub's delivery ids are UUIDs (36 characters): this leaves room, and stays far below PostgreSQL's index limit. */
+const MAX_DELIVERY_ID_LENGTH = 255;
 
 const PAYMENT_COLUMNS = "id, amount, currency, account, created_at";
 

@@ -3,12 +3,13 @@
 // DATABASE_URL is left as it was. No PostgreSQL installed fails the test with install advice;
 // it never skips.
 import { randomBytes } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
 import { github, signWebhook } from "@interlock/core";
 import { postgresStore } from "@interlock/postgres";
 import { type PostgresServer, startPostgres } from "@interlock/test-harness";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { itAnswersEveryPaymentBody, notBearer } from "../payments-api.js";
 import { createApp } from "./app.mjs";
 import { start } from "./server.mjs";
@@ -115,6 +116,34 @@ describe("GitHub webhooks", () => {
     const { rows } = await db.query("SELECT count(*)::int AS n FROM github_pushes WHERE delivery_id LIKE 'bad-head-%'");
     expect(rows[0].n).toBe(0);
   });
+
+  it("refuses a signed push whose X-GitHub-Delivery is over 255 characters (past some 2.7 KB, an index PostgreSQL refuses): 422, stored nowhere", async () => {
+    const longest = `long-id-${"a".repeat(247)}`; // 255 characters: accepted
+    const accepted = await signWebhook({ scheme: github, secret: GITHUB_SECRET, body: push, id: longest });
+    expect((await deliver(accepted.headers, accepted.body)).status).toBe(200);
+
+    for (const id of [`long-id-${"b".repeat(248)}`, `long-id-${"c".repeat(6_000)}`]) {
+      const signed = await signWebhook({ scheme: github, secret: GITHUB_SECRET, body: push, id });
+      for (const attempt of ["first", "redelivery"]) {
+        const response = await deliver(signed.headers, signed.body);
+        const answer = {
+          length: id.length,
+          attempt,
+          status: response.status,
+          type: response.headers.get("content-type"),
+        };
+        expect(answer).toEqual({ length: id.length, attempt, status: 422, type: "application/problem+json" });
+        expect(await response.json()).toMatchObject({
+          code: "invalid_push",
+          detail: "X-GitHub-Delivery must be at most 255 characters",
+        });
+      }
+    }
+    const { rows } = await db.query(
+      "SELECT length(delivery_id) AS length FROM github_pushes WHERE delivery_id LIKE 'long-id-%'",
+    );
+    expect(rows).toEqual([{ length: 255 }]);
+  });
 });
 
 describe("POST /payments", () => {
@@ -181,6 +210,14 @@ describe("POST /payments", () => {
     expect(writers[0].payment).toBe(writers[0].record);
   });
 
+  it("refuses a currency that is no string, though its only element is one: 400 invalid_payment", async () => {
+    const refused = await pay({ amount: 4200, currency: ["eur"] }, "order-currency-array");
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ code: "invalid_payment" });
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM payments WHERE currency NOT SIMILAR TO '[a-z]{3}'");
+    expect(rows[0].n).toBe(0);
+  });
+
   it("stores a refusal too, and requires a key", async () => {
     const invalid = await pay({ amount: -5 }, "order-bad");
     expect(invalid.status).toBe(400);
@@ -219,6 +256,57 @@ describe("POST /payments, a body that is no JSON object or does not decode", () 
 
   // The table every example is held to: the same body, the same status and problem code.
   itAnswersEveryPaymentBody(() => ({ url: app.url, headers: { authorization: `Bearer ${API_KEY}` }, payments }));
+
+  // The adapters' limit (DEFAULT_REQUEST_BODY_LIMIT): read whole, a body of any size was accepted.
+  const limit = 1024 * 1024;
+  const padded = (size: number) => {
+    const start = '{"amount":700,"currency":"eur","pad":"';
+    return `${start}${"a".repeat(size - start.length - 2)}"}`;
+  };
+  /**
+   * POSTs `text` on a connection of its own (the server closes one whose body it refused unread,
+   * which a pooled connection would meet on the next request): with its Content-Length, or
+   * chunked in 64 KiB pieces, no length said. Resolves with the answer, whatever the upload does.
+   */
+  const postAlone = (key: string, text: string, framing: "declared" | "chunked") =>
+    new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
+      const bytes = Buffer.from(text);
+      const headers = {
+        authorization: `Bearer ${API_KEY}`,
+        "content-type": "application/json",
+        "idempotency-key": key,
+        ...(framing === "declared" ? { "content-length": String(bytes.length) } : {}),
+      };
+      const request = httpRequest(`${app.url}/payments`, { method: "POST", headers, agent: false }, (response) => {
+        let body = "";
+        response.setEncoding("utf8").on("data", (chunk: string) => {
+          body += chunk;
+        });
+        response.on("end", () =>
+          resolve({ status: response.statusCode!, type: response.headers["content-type"], body }),
+        );
+      });
+      request.on("error", reject); // once answered, an upload cut short changes nothing: resolved already
+      for (let at = 0; at < bytes.length; at += 64 * 1024) request.write(bytes.subarray(at, at + 64 * 1024));
+      request.end();
+    });
+
+  it.each([
+    ["declared", limit + 1],
+    ["chunked", 2 * limit],
+  ] as const)(
+    "refuses a payment body past 1 MiB (%s) 413 body_too_large, before the route runs",
+    async (framing, size) => {
+      const before = await payments();
+      const key = `order-too-large-${framing}`;
+      const refused = await postAlone(key, padded(size), framing);
+      expect({ status: refused.status, type: refused.type }).toEqual({ status: 413, type: "application/problem+json" });
+      expect(JSON.parse(refused.body)).toMatchObject({ status: 413, code: "body_too_large" });
+      expect(await payments()).toBe(before);
+      // The key was never used: the payment that fits runs.
+      expect((await send(key, padded(limit))).status).toBe(201);
+    },
+  );
 
   it("reads a gzip-compressed payment decoded: 201, and its plain retry is the same request", async () => {
     const json = JSON.stringify({ amount: 1250, currency: "eur" });
@@ -263,8 +351,15 @@ describe("when the response cannot be recorded", () => {
           body: JSON.stringify({ amount: 500 }),
         });
 
+      const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+      onTestFinished(() => logged.mockRestore());
       const first = await pay();
       expect(first.status).toBe(500);
+      expect(await first.json()).toMatchObject({ code: "internal_error", detail: "" }); // nothing said to the client
+      // …and the reason logged, for whoever runs the app.
+      expect(logged).toHaveBeenCalledWith(
+        expect.objectContaining({ message: "the idempotency record was not written: rolling back" }),
+      );
       const { rows } = await pool.query("SELECT count(*)::int AS n FROM payments WHERE account = 'acct_x'");
       expect(rows[0].n).toBe(0);
       // The route rolled back and called abort(): the key is released, so the retry runs
@@ -317,6 +412,8 @@ describe("when the response cannot be recorded", () => {
         });
       const keys = Array.from({ length: size }, (_, i) => `full-pool-${i}`);
 
+      vi.spyOn(console, "error").mockImplementation(() => {}); // each 500 logs its error
+      onTestFinished(() => vi.restoreAllMocks());
       const first = await Promise.all(keys.map((key) => pay(key)));
       expect(first.map((response) => response.status)).toEqual(keys.map(() => 500));
       // Released, not left locked for the lease: the retry runs the payment again (and, with

@@ -56,6 +56,7 @@ export function createApp({ stripeSecret, store = memoryStore(), registry = new 
   app.use(releaseOnError);
   app.use((error, _req, res, _next) => {
     const status = error.status ?? error.statusCode ?? 500;
+    if (status >= 500) console.error(error); // unexpected: the details go to the log, not to the client
     problem(res, status, status === 500 ? "internal_error" : "bad_request", error.expose ? error.message : "");
   });
   return app;

@@ -21,7 +21,7 @@ const SERVERS: Record<string, Record<string, string>> = {
   redis: { STRIPE_WEBHOOK_SECRET: "whsec_x", API_KEYS: "sk_1:acct_1" },
   postgres: { DATABASE_URL: "postgres://127.0.0.1:1/none", GITHUB_WEBHOOK_SECRET: "x", API_KEYS: "sk_1:acct_1" },
   "oauth-express": oauthEnvironment(),
-  "oauth-hono": oauthEnvironment(),
+  "oauth-hono": { ...oauthEnvironment(), BASE_URL: "http://127.0.0.1:3000" }, // Bun and Deno start with it only
   nestjs: { STRIPE_WEBHOOK_SECRET: "whsec_x", API_KEYS: "sk_1:acct_1" },
 };
 
@@ -280,6 +280,32 @@ describe.each(["hono", "oauth-hono"])("examples/%s: the default export as Bun an
     expect(() => served.fetch(request, {}, {})).toThrow(
       expect.objectContaining({ name: "StartupError", message: expect.stringMatching(/^Set /) }),
     );
+  });
+});
+
+describe("examples/oauth-hono: the default export without BASE_URL", () => {
+  const { BASE_URL: _base, ...settings } = SERVERS["oauth-hono"]!;
+  const line =
+    "Cannot start: Set BASE_URL to this app's public origin: the login comes back to its /callback (see README.md).\n";
+
+  it.each(["bun", "deno"])(
+    "%s: refuses to start, in one line naming BASE_URL, exit code 1 (no request's Host becomes the callback)",
+    async (runtime) => {
+      const env = { ...inherited(), ...settings, NO_COLOR: "1", PORT: "0" };
+      expect(await runIn("oauth-hono", commands("oauth-hono")[runtime]!, env)).toEqual({ code: 1, stderr: line });
+    },
+    25_000, // past runIn's 10 s: a runtime that keeps running (the bug) is killed, not left behind
+  );
+
+  it("on Workers: every request throws the StartupError naming BASE_URL, whatever its Host", async () => {
+    vi.stubEnv("BASE_URL", undefined); // Vitest's own ("/"), not one a Worker would have
+    onTestFinished(() => vi.unstubAllEnvs());
+    const { default: served } = await import("../oauth-hono/app.mjs");
+    for (const url of ["http://attacker.example/login", "https://app.example.com/login"]) {
+      expect(() => served.fetch(new Request(url), settings, {})).toThrow(
+        expect.objectContaining({ name: "StartupError", message: line.slice("Cannot start: ".length, -1) }),
+      );
+    }
   });
 });
 

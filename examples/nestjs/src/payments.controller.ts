@@ -63,14 +63,19 @@ export class PaymentsController {
   @Post() // 201, Nest's default for POST
   create(@Body() body: unknown, @Account() account: string, @Res({ passthrough: true }) res: Response): Payment {
     const { amount, currency = "usd" } = (body ?? {}) as { amount?: unknown; currency?: unknown };
-    if (!Number.isSafeInteger(amount) || (amount as number) <= 0 || !/^[a-z]{3}$/.test(String(currency))) {
+    if (
+      !Number.isSafeInteger(amount) ||
+      (amount as number) <= 0 ||
+      typeof currency !== "string" ||
+      !/^[a-z]{3}$/.test(currency)
+    ) {
       // Stored too (4xx are answers): the same request retried gets the same refusal.
       throw new Problem(400, "invalid_payment", "amount must be a positive integer (cents), currency 3 letters");
     }
     const payment = {
       id: `pay_${crypto.randomUUID().replaceAll("-", "")}`,
       amount: amount as number,
-      currency: String(currency),
+      currency,
       account,
       created: new Date().toISOString(),
     };
