@@ -76,9 +76,16 @@ interface Handed {
  * `readJson` may be the other build's, and would otherwise read within 1 MiB, not the wrapper's
  * limit. Keyed by the shape of `Handed`: a version that changes it takes another key.
  */
-const handed: WeakMap<Request, Handed> = ((globalThis as Record<symbol, WeakMap<Request, Handed> | undefined>)[
-  Symbol.for("@interlock/web.handed.v1")
-] ??= new WeakMap());
+const handed = sharedHanded(Symbol.for("@interlock/web.handed.v1"));
+
+function sharedHanded(key: symbol): WeakMap<Request, Handed> {
+  const shared = globalThis as Record<symbol, WeakMap<Request, Handed> | undefined>;
+  const found = shared[key];
+  if (found !== undefined) return found;
+  const made = new WeakMap<Request, Handed>();
+  shared[key] = made;
+  return made;
+}
 
 /**
  * Tells the handler's `readJson` and `readBytes` what the wrapper knows of `request`'s body: the
