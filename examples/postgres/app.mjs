@@ -45,12 +45,17 @@ export function createApp({ pool, store, githubSecret, apiKeys }) {
   app.post("/webhooks/github", webhook({ scheme: github, secret: githubSecret, store }), async (c) => {
     const delivery = c.get("webhook");
     if (c.req.header("x-github-event") === "push") {
-      if (delivery.id.length > MAX_DELIVERY_ID_LENGTH) {
-        // X-GitHub-Delivery is not signed: whoever sends it chooses it. GitHub sends a UUID; one
-        // long enough (some 2.7 KB) that PostgreSQL's primary key index refuses it would be a
-        // 500 on every redelivery, so it is refused first, as a push with no commit id is.
+      if (delivery.id === undefined || delivery.id.length > MAX_DELIVERY_ID_LENGTH) {
+        // X-GitHub-Delivery is not signed: whoever sends it chooses it, or leaves it out. GitHub
+        // sends a UUID; none, or one long enough (some 2.7 KB) that PostgreSQL's primary key
+        // index refuses it, would be a 500 on every redelivery, so it is refused first, as a
+        // push with no commit id is.
         return toResponse(
-          problem(422, "invalid_push", `X-GitHub-Delivery must be at most ${MAX_DELIVERY_ID_LENGTH} characters`),
+          problem(
+            422,
+            "invalid_push",
+            `a push needs an X-GitHub-Delivery of at most ${MAX_DELIVERY_ID_LENGTH} characters`,
+          ),
         );
       }
       const head = headOf(delivery);

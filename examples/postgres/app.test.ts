@@ -117,7 +117,7 @@ describe("GitHub webhooks", () => {
     expect(rows[0].n).toBe(0);
   });
 
-  it("refuses a signed push whose X-GitHub-Delivery is over 255 characters (past some 2.7 KB, an index PostgreSQL refuses): 422, stored nowhere", async () => {
+  it("refuses a signed push without an X-GitHub-Delivery, or one over 255 characters (past some 2.7 KB, an index PostgreSQL refuses): 422, stored nowhere", async () => {
     const longest = `long-id-${"a".repeat(247)}`; // 255 characters: accepted
     const accepted = await signWebhook({ scheme: github, secret: GITHUB_SECRET, body: push, id: longest });
     expect((await deliver(accepted.headers, accepted.body)).status).toBe(200);
@@ -135,10 +135,18 @@ describe("GitHub webhooks", () => {
         expect(answer).toEqual({ length: id.length, attempt, status: 422, type: "application/problem+json" });
         expect(await response.json()).toMatchObject({
           code: "invalid_push",
-          detail: "X-GitHub-Delivery must be at most 255 characters",
+          detail: "a push needs an X-GitHub-Delivery of at most 255 characters",
         });
       }
     }
+    // Without one at all (the scheme takes a delivery without it: no signature covers it).
+    const signed = await signWebhook({ scheme: github, secret: GITHUB_SECRET, body: push, id: "no-id-sent" });
+    const headers = Object.fromEntries(
+      Object.entries(signed.headers).filter(([name]) => name.toLowerCase() !== "x-github-delivery"),
+    );
+    const response = await deliver(headers, signed.body);
+    expect(response.status).toBe(422);
+    expect(await response.json()).toMatchObject({ code: "invalid_push" });
     const { rows } = await db.query(
       "SELECT length(delivery_id) AS length FROM github_pushes WHERE delivery_id LIKE 'long-id-%'",
     );

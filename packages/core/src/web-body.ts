@@ -291,16 +291,16 @@ interface FollowOptions {
   highWaterMark: number;
 }
 
-/**
- * `body` passed on chunk by chunk as it is read, and settled once: its end, or its failure,
- * reaches the reader only once `settle` is done. A reader that cancels settles it as not ended
- * (after `beforeCancel`), and the cancel is passed on.
- */
 /** A Uint8Array (a Buffer too) of any realm: what a body stream may give. */
 function isUint8Array(value: unknown): value is Uint8Array {
   return value instanceof Uint8Array || Object.prototype.toString.call(value) === "[object Uint8Array]";
 }
 
+/**
+ * `body` passed on chunk by chunk as it is read, and settled once: its end, or its failure,
+ * reaches the reader only once `settle` is done. A reader that cancels settles it as not ended
+ * (after `beforeCancel`), and the cancel is passed on.
+ */
 function followBody(body: ReadableStream<Uint8Array>, options: FollowOptions): FollowedBody {
   const reader = body.getReader();
   let settling: Promise<unknown> | undefined;

@@ -913,7 +913,7 @@ describe("an unsigned id with a signed timestamp (a custom scheme)", () => {
   });
 });
 
-describe("Linear: the key binds the body without its webhookTimestamp, which Linear signs afresh on each retry", () => {
+describe("Linear: the key binds the body without its webhookTimestamp, so a copy re-signed with a fresh one stays a duplicate", () => {
   const SECRET = "lin_wh_s3cret";
   const DELIVERY = "0f1e2d3c-aaaa-4bbb-8ccc-123456789abc";
   const at = (ms: number) =>
@@ -1013,6 +1013,33 @@ describe("Linear: the key binds the body without its webhookTimestamp, which Lin
       const { headers } = await signWebhook({ scheme, secret: "s3cret", body, id: "d-1" });
       expect((await receiver.receive(headers, body, () => undefined)).outcome, scheme.name).toBe("duplicate");
     }
+  });
+});
+
+describe("a scheme of the app's own whose deliveryContent throws", () => {
+  it("keys the delivery on its whole body, as a scheme without deliveryContent: processed, then a duplicate", async () => {
+    const plain = hmacScheme({ name: "plain", idHeader: "x-delivery-id" });
+    const throwing: typeof plain = {
+      ...plain,
+      deliveryContent: () => {
+        throw new Error("a bug in the app's scheme");
+      },
+    };
+    const receiver = createWebhookReceiver({
+      scheme: throwing,
+      secret: "s",
+      store: new MemoryStore(),
+      now: clockAt(NOW),
+    });
+    const signed = await signWebhook({ scheme: plain, secret: "s", body: BODY, id: "d-1", timestamp: NOW });
+    const outcomes: string[] = [];
+    for (let copy = 0; copy < 2; copy++)
+      outcomes.push((await receiver.receive(signed.headers, BODY, () => {})).outcome);
+    expect(outcomes).toEqual(["processed", "duplicate"]);
+    const event = await receiver.verifier.verify(signed.headers, BODY);
+    const asPlain = createWebhookReceiver({ scheme: plain, secret: "s", store: new MemoryStore(), now: clockAt(NOW) });
+    const whole = await deliveryKey(await asPlain.verifier.verify(signed.headers, BODY));
+    expect(await deliveryKey(event)).toEqual(whole);
   });
 });
 

@@ -326,6 +326,9 @@ class Bypass {
    * settled the record and calls `sendHeld`); undefined when it destroyed the response instead.
    */
   async recorded(): Promise<CapturedResponse | undefined> {
+    // Its header block alone sent (`writeHead`, `flushHeaders`: server-sent events before their
+    // first event) is an answer begun too: a close from now on cuts it off.
+    if (!this.wrote && this.res.headersSent && !this.res.writableEnded) watchCutOff(this.res);
     await this.end();
     return this.failed ? undefined : this.written();
   }
@@ -750,16 +753,17 @@ function onWatchedPipe(this: ServerResponse): void {
 
 // Closed before the handler ended it: cut off. The handler is still running until it ends the
 // response, which reports then; a pipe stops when its response closes and never ends it: now. A
-// handler that began its answer (server-sent events, streamed tokens) and stops at the close
-// never ends it either: the delivery's lease is renewed no more, so it lapses within `lockTtlMs`
-// unless that end comes first, rather than be held until `extendLease.maxMs`.
+// handler that answers as it goes (server-sent events, streamed tokens, begun before the close
+// or after it) and stops at the close never ends it either: the delivery's lease is renewed no
+// more, so it lapses within `lockTtlMs` unless that end comes first, rather than be held until
+// `extendLease.maxMs`.
 function onWatchedClose(this: ServerResponse): void {
   const watch = endWatchOf(this);
   watch.cutOff = true;
   if (watch.piped) {
     watch.stop();
     watch.report(undefined);
-  } else if (this.headersSent) watch.stopRenewal();
+  } else watch.stopRenewal();
 }
 
 /**
@@ -771,8 +775,8 @@ function onWatchedClose(this: ServerResponse): void {
  * stream piped in, until the response closes (the pipe stops then, and never ends it); one the
  * app destroys before its end is reported undefined at once, through the response's guard
  * (`guardDestroy`, set by the caller before `next()`: it may be destroyed before it returns). A
- * response the handler began and the client closed before its end calls `stopRenewal` (core's
- * `cutOff`): the handler's end may never come.
+ * response the client closed before the handler's end calls `stopRenewal` (core's `cutOff`):
+ * that end may never come.
  */
 export function watchEnd(res: ServerResponse, stopRenewal: () => void): Promise<number | undefined> {
   // An end held by an idempotency() mounted before (see `Bypass.heldEnd`) goes out only once this
@@ -793,7 +797,7 @@ export function watchEnd(res: ServerResponse, stopRenewal: () => void): Promise<
   (res as Watched)[END_WATCH] = watch;
   res.on("pipe", onWatchedPipe);
   if (!watch.cutOff) res.once("close", onWatchedClose);
-  else if (res.headersSent) stopRenewal();
+  else stopRenewal();
   res.end = watchedEnd as ServerResponse["end"];
   return watch.status;
 }

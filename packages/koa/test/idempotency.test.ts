@@ -169,6 +169,7 @@ function send(
   key: string | undefined,
   body: BodyInit | Uint8Array = "{}",
   headers: Record<string, string> = {},
+  signal?: AbortSignal,
 ) {
   return fetch(`${served?.url}${path}`, {
     method: "POST",
@@ -179,6 +180,7 @@ function send(
       ...headers,
     },
     body: body as BodyInit,
+    ...(signal ? { signal } : {}),
   });
 }
 
@@ -714,6 +716,36 @@ describe("the app writing ctx.res itself", () => {
     ]);
     expect(world.calls).toBe(2);
     expect(released(world)).toEqual([]);
+  });
+
+  it("ctx.respond = false, its header block alone sent before the client left (server-sent events before their first event), never ended: the retry runs once the lease lapses", async () => {
+    const world = await start(
+      [
+        [
+          "POST",
+          "/events",
+          (ctx, w) => {
+            ctx.respond = false;
+            const res = ctx.res;
+            res.writeHead(200, { "content-type": "text/event-stream" });
+            if (w.calls > 1) return void res.end("data: again\n\n");
+            res.flushHeaders(); // the first event never comes
+          },
+        ],
+      ],
+      cutOffLease,
+    );
+    const key = newId("key");
+    const leaving = new AbortController();
+    const first = await send("/events", key, "{}", {}, leaving.signal); // the header block arrived
+    expect(first.status).toBe(200);
+    leaving.abort();
+    await sleep(50);
+    expect((await send("/events", key)).status).toBe(409);
+    await sleep(1_500);
+    const retry = await send("/events", key);
+    expect([retry.status, await retry.text()]).toEqual([200, "data: again\n\n"]);
+    expect(world.calls).toBe(2);
   });
 
   it("ctx.respond = false, and the route begins writing only once its client left, never ending it: the lease is renewed no more, the retry runs once it lapses", async () => {

@@ -815,6 +815,44 @@ describe("the handler's outcome", () => {
     },
   );
 
+  it("ctx.respond = false, and the provider leaves before the handler sent anything, the handler then answering as it goes and never ending: the redelivery runs once the lease lapses", async () => {
+    let calls = 0;
+    const seen = await start(
+      { lockTtlMs: 1_000, extendLease: { maxMs: 60_000 } },
+      {
+        handler: async (ctx) => {
+          calls++;
+          ctx.respond = false;
+          const res = ctx.res;
+          if (calls > 1) {
+            res.writeHead(200, { "content-type": "text/plain" }).end("all");
+            return;
+          }
+          // Begun only after the provider left, and never ended.
+          setTimeout(() => res.writeHead(200, { "content-type": "text/plain" }).write("late,"), 200);
+        },
+      },
+    );
+    const d = await delivery('{"type":"x"}');
+    const leaving = new AbortController();
+    const first = fetch(`${served?.url}/webhooks`, {
+      method: "POST",
+      headers: d.headers,
+      body: d.body as BodyInit,
+      signal: leaving.signal,
+    }).catch(() => undefined);
+    await sleep(50);
+    leaving.abort(); // nothing sent yet
+    await first;
+    await sleep(50);
+    expect((await post(d)).status).toBe(409);
+    await sleep(1_500);
+    const redelivery = await post(d);
+    expect([redelivery.status, await redelivery.text()]).toEqual([200, "all"]);
+    expect(calls).toBe(2);
+    expect(types(seen.events)).not.toContain("webhook.handler_failed");
+  });
+
   it.each([
     ["at once", false],
     ["later", true],

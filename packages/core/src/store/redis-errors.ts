@@ -192,8 +192,10 @@ function connectionError(client: unknown): Error | undefined {
  * caller would otherwise see only "no answer").
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
-export function redisUnavailableError(error: unknown, client: unknown, needs: RedisNeeds): unknown {
+export function redisUnavailableError(error: unknown, client: unknown, storeNeeds: RedisNeeds | string): unknown {
   if (!(error instanceof StoreUnavailableError)) return error;
+  // A store of an earlier release, beside this core, passes its label alone (and watches no nodes).
+  const needs = typeof storeNeeds === "string" ? { label: storeNeeds, commands: [], keyPrefix: "" } : storeNeeds;
   const refused = error.cause === undefined ? nodeRefusal(client, needs) : undefined;
   if (refused !== undefined) return refused;
   const { label } = needs;

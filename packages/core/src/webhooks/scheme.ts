@@ -127,7 +127,7 @@ export interface WebhookScheme {
    * whose id is not signed (`wh:<scheme>:<id>:<hash of this>`): the body less what the sender
    * changes when it re-signs the same delivery, such as a timestamp signed in the body (Linear's
    * `webhookTimestamp`), so that a redelivery stays a duplicate. Parts of the body as they are,
-   * never re-serialised. Default: the whole body.
+   * never re-serialised. Default, and when it throws: the whole body.
    */
   deliveryContent?(body: Uint8Array): ContentParts;
 }

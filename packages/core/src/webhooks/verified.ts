@@ -136,7 +136,15 @@ export class VerifiedWebhook<T = unknown> {
   // which reads the scheme the same way).
   static {
     readHmacKey = (webhook) => webhook.#hmacKey;
-    readDeliveryContent = (webhook) => webhook.#scheme.deliveryContent?.(webhook.body) ?? [webhook.body];
+    readDeliveryContent = (webhook) => {
+      // A scheme of the app's own that throws here keys the delivery on its whole body, as one
+      // without `deliveryContent`, rather than fail every copy of it.
+      try {
+        return webhook.#scheme.deliveryContent?.(webhook.body) ?? [webhook.body];
+      } catch {
+        return [webhook.body];
+      }
+    };
   }
 
   /**
