@@ -375,9 +375,10 @@ function bypassWrite(this: ServerResponse, ...args: unknown[]): unknown {
 }
 
 /**
- * The app has begun its answer on `ctx.res` with a first write, and not ended it: a close from
- * now on cuts it off (see `onBypassCutOff`). Watched only from then: most responses are Koa's,
- * or ended by the app in one call, and never pay for the listener.
+ * The app has begun its answer on `ctx.res` (a first write, or its header block alone once
+ * `next()` returned: see `Bypass.recorded`), and not ended it: a close from now on cuts it off
+ * (see `onBypassCutOff`). Watched only from then: most responses are Koa's, or ended by the app
+ * in one call, and never pay for the listener.
  */
 function watchCutOff(res: ServerResponse): void {
   // Begun after the client left: closed already, it emits no more "close".

@@ -86,9 +86,8 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
     // An app that bypassed Koa (`ctx.respond = false`) answered through `ctx.res`: its status once
     // it has ended it (Koa's `ctx.status` is still its default 404 when `next()` returns), and
     // none when the response closed before that end, cut off (released once the handler ends it;
-    // renewed no more from the close when the handler had begun its answer, so a delivery whose
-    // handler never ends it lapses within `lockTtlMs`), or when the app destroys it before its end
-    // (released at once).
+    // renewed no more from the close, so a delivery whose handler never ends it lapses within
+    // `lockTtlMs`), or when the app destroys it before its end (released at once).
     const status = ctx.respond === false ? await watchEnd(ctx.res, () => receiver.cutOff(decision.ticket)) : ctx.status;
     if (status === undefined) await receiver.abort(decision.ticket);
     else await receiver.finish(decision.ticket, { status });
