@@ -13,9 +13,9 @@ import tls from "node:tls";
 import { inspect } from "node:util";
 import { InterlockConfigError, StoreUnavailableError } from "@interlock/core";
 import { configErrorOf, refusedPort } from "@interlock/test-harness";
+import { clusterAclUser as clusterAclUserOn } from "@interlock/test-harness/redis-acl";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import { Cluster, Redis, type RedisOptions, ReplyError } from "ioredis";
-
 import pg from "pg";
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import { migrate, migrationSql, PostgresTokenStore } from "../src/postgres.js";
@@ -148,17 +148,8 @@ describe("redis token store on a Cluster set up wrong", () => {
     return client;
   }
   const nodes = inject("redisClusterNodes");
-  const admins = nodes.map((node) => track(new Redis(node.port, node.host)));
-
   /** An ACL user of its own on every node of the shared cluster, with `rules`; deleted after the test. */
-  async function clusterAclUser(rules: string[]) {
-    const name = uniqueName("oauth");
-    await Promise.all(admins.map((node) => node.call("ACL", "SETUSER", name, "reset", "on", ">user-pw", ...rules)));
-    onTestFinished(async () => {
-      await Promise.all(admins.map((node) => node.call("ACL", "DELUSER", name)));
-    });
-    return name;
-  }
+  const clusterAclUser = (rules: string[]) => clusterAclUserOn(nodes, "oauth", rules);
 
   /** A Cluster client as `username`, with the 'error' listener an app has. */
   const connect = (username: string, password = "user-pw", options: { enableReadyCheck?: boolean } = {}) => {

@@ -20,9 +20,9 @@ import {
   requireBinary,
   startServer,
 } from "@interlock/test-harness";
+import { clusterAclUser as clusterAclUserOn } from "@interlock/test-harness/redis-acl";
 import { selfSignedCertificate } from "@interlock/test-harness/tls";
 import { Cluster, Redis, type RedisOptions, ReplyError } from "ioredis";
-
 import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import type { RedisStore } from "../src/index.js";
 import { redisClient, storeOn, track, uniquePrefix } from "./helpers.js";
@@ -190,17 +190,8 @@ describe("a store set up wrong is a configuration error naming the fix", () => {
 
 describe("a Cluster client set up wrong is a configuration error too", () => {
   const nodes = inject("redisClusterNodes");
-  const admins = nodes.map((node) => track(new Redis(node.port, node.host)));
-
   /** An ACL user of its own on every node of the shared cluster, with `rules`; deleted after the test. */
-  async function clusterAclUser(rules: string[]) {
-    const name = `store_${randomBytes(4).toString("hex")}`;
-    await Promise.all(admins.map((node) => node.call("ACL", "SETUSER", name, "reset", "on", ">user-pw", ...rules)));
-    onTestFinished(async () => {
-      await Promise.all(admins.map((node) => node.call("ACL", "DELUSER", name)));
-    });
-    return name;
-  }
+  const clusterAclUser = (rules: string[]) => clusterAclUserOn(nodes, "store", rules);
 
   /** A Cluster client as `username`, with the 'error' listener an app has. */
   const connect = (username: string, password = "user-pw", options: { enableReadyCheck?: boolean } = {}) => {
