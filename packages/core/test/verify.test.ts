@@ -412,6 +412,19 @@ describe("the generic scheme", () => {
     }
   });
 
+  it("names a refused choice by its type when it is no short word: a secret given in the wrong place stays out of logs", () => {
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    expect(() => hmacScheme({ secretEncoding: secret as never })).toThrow(
+      new InterlockConfigError('secretEncoding must be "utf8", "base64" or "hex", not a string of 38 characters'),
+    );
+    expect(() => hmacScheme({ encoding: 64 as never })).toThrow(
+      new InterlockConfigError('encoding must be "hex" or "base64", not a number'),
+    );
+    expect(() => hmacScheme({ hash: "sha-256" as never })).toThrow(
+      new InterlockConfigError('hash must be "sha256" or "sha512", not "sha-256"'),
+    );
+  });
+
   it("compares a millisecond timestamp with now exactly: 300.001 s old is refused, 300 s is not", async () => {
     const scheme = hmacScheme({ name: "ms", timestampUnit: "milliseconds" });
     const signed = await signWebhook({ scheme, secret: "partner-secret", body: BODY, timestamp: NOW });

@@ -66,10 +66,33 @@ export function choiceOption<T extends string>(
   if (!allowed.includes(value)) {
     const choices = allowed.map((a) => `"${a}"`);
     throw new InterlockConfigError(
-      `${name} must be ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}, not ${JSON.stringify(value)}`,
+      `${name} must be ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}, not ${givenValue(value)}`,
     );
   }
   return value;
+}
+
+/** A word an option's value could be, misspelt (`"base-64"`, `"client_secret_basik"`): shown as given. */
+const SHOWABLE_WORD = /^[A-Za-z0-9_-]{1,24}$/;
+
+/**
+ * What was given for a choice, for its error: a short word as itself (`"lru"`), anything else
+ * by its type only (`a string of 38 characters`). A string there may be a secret passed in the
+ * wrong place (`encoding: process.env.WEBHOOK_SECRET`), and errors end up in logs.
+ */
+function givenValue(value: unknown): string {
+  if (typeof value !== "string") return typeName(value);
+  return SHOWABLE_WORD.test(value) ? JSON.stringify(value) : `a string of ${value.length} characters`;
+}
+
+/**
+ * `a string`, `an object`, `undefined`, `null`: what was given, without its value.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function typeName(value: unknown): string {
+  if (value === undefined || value === null) return String(value);
+  const type = typeof value;
+  return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import { crypto } from "#crypto";
 import type { Ed25519Key, HmacKey } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import { sha256Hex } from "../hash.js";
+import { typeName } from "../store/validate.js";
 import { refuse, type WebhookScheme } from "./scheme.js";
 
 /** A secret as the provider shows it (`whsec_…`, a hex string, …) or raw key bytes. */
@@ -57,13 +58,6 @@ export function schemeOption(scheme: unknown): WebhookScheme {
     );
   }
   return scheme as WebhookScheme;
-}
-
-/** `a string`, `an object`, `undefined`, `null`: what was given, without its value. */
-function typeName(value: unknown): string {
-  if (value === undefined || value === null) return String(value);
-  const type = typeof value;
-  return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
 }
 
 /**
