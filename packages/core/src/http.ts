@@ -4,7 +4,13 @@
  */
 
 import { utf8 } from "./encoding.js";
-import { BodyError, InterlockConfigError, type InterlockError, PROBLEM_CONTENT_TYPE } from "./errors.js";
+import {
+  BodyError,
+  InterlockConfigError,
+  type InterlockError,
+  PROBLEM_CONTENT_TYPE,
+  WebhookVerificationError,
+} from "./errors.js";
 
 /** A complete HTTP response for an adapter to send as it is. */
 export interface HttpResponse {
@@ -31,7 +37,20 @@ export function problemResponse(
   if (retryAfterSeconds !== undefined) headers.push(["retry-after", String(retryAfterSeconds)]);
   if (error.code === "unsupported_content_encoding")
     headers.push(["accept-encoding", (error as { acceptEncoding?: string }).acceptEncoding ?? "identity"]);
+  if (error.status === 401 && error instanceof WebhookVerificationError)
+    headers.push(["www-authenticate", challenge(error)]);
   return { status: error.status, headers, body: utf8.encode(JSON.stringify(error.toProblem())) };
+}
+
+/**
+ * The challenge of a delivery refused 401 (a signature that matched no secret, a timestamp
+ * outside the window), which RFC 9110 §15.5.2 says a 401 MUST carry: what the sender must send,
+ * a signature of the delivery's scheme (`Signature scheme="stripe"`). No HTTP authentication
+ * scheme is registered for a webhook's signature: the name says what is asked for.
+ */
+function challenge(error: WebhookVerificationError): string {
+  const scheme = error.scheme;
+  return scheme === undefined ? "Signature" : `Signature scheme="${scheme.replace(/["\\]/g, "\\$&")}"`;
 }
 
 /**

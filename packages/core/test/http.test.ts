@@ -145,6 +145,18 @@ describe("problemResponse", () => {
       ],
     ]);
   });
+
+  it("a delivery refused 401 carries a challenge naming its scheme (RFC 9110 §15.5.2); other answers none", () => {
+    const challengeOf = (response: HttpResponse) =>
+      response.headers.filter(([name]) => name === "www-authenticate").map(([, value]) => value);
+    const refused = (code: "no_matching_signature" | "timestamp_too_old" | "missing_header", scheme?: string) =>
+      problemResponse(new WebhookVerificationError(code, "refused", scheme));
+    expect(challengeOf(refused("no_matching_signature", "stripe"))).toEqual(['Signature scheme="stripe"']);
+    expect(challengeOf(refused("timestamp_too_old", 'a"b\\c'))).toEqual(['Signature scheme="a\\"b\\\\c"']);
+    expect(challengeOf(refused("no_matching_signature"))).toEqual(["Signature"]);
+    expect(challengeOf(refused("missing_header", "stripe"))).toEqual([]);
+    expect(challengeOf(problemResponse(new StoreUnavailableError("redis", "down")))).toEqual([]);
+  });
 });
 
 describe("forEachHeader", () => {

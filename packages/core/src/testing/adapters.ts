@@ -312,13 +312,19 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         const d = await delivery();
         const response = await postWebhook({ ...d, body: d.body.replace("invoice", "refund") });
         expect(response.status).toBe(401);
+        // RFC 9110 §15.5.2: a 401 carries a challenge.
+        expect(response.headers.get("www-authenticate")).toBe('Signature scheme="standard-webhooks"');
         expect(await problem(response)).toMatchObject({ code: "no_matching_signature", status: 401 });
         expect(world.processed).not.toContain(d.id);
       });
 
       it("stale and future timestamps → 401 with their codes", async () => {
         const stale = await postWebhook(await delivery({ timestamp: now() - 600 }));
-        expect([stale.status, (await problem(stale)).code]).toEqual([401, "timestamp_too_old"]);
+        expect([stale.status, stale.headers.get("www-authenticate")]).toEqual([
+          401,
+          'Signature scheme="standard-webhooks"',
+        ]);
+        expect((await problem(stale)).code).toBe("timestamp_too_old");
         const future = await postWebhook(await delivery({ timestamp: now() + 600 }));
         expect([future.status, (await problem(future)).code]).toEqual([401, "timestamp_in_future"]);
       });
