@@ -20,18 +20,31 @@ export function declaredLength(headers: Headers): number | undefined {
 }
 
 /**
- * `/payments?x=1` from `http://host/payments?x=1`, without parsing the whole URL. A URL without
- * a path (`http://host?x=1`, as a client may send a request target) has the empty path, which is
- * "/" (RFC 9110 §4.2.3): `/?x=1`, its query kept, never a `/` found inside the query.
+ * `/payments?x=1` from `http://host/payments?x=1#top`, without parsing the whole URL. A URL
+ * without a path (`http://host?x=1`, as a client may send a request target) has the empty path,
+ * which is "/" (RFC 9110 §4.2.3): `/?x=1`, its query kept, never a `/` found inside the query.
+ * A fragment is no part of a request target (RFC 9112 §3.2): a retry of `/payments` sent as
+ * `/payments#retry` names the same resource, so it is left out (see `withoutFragment`).
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function pathAndQuery(url: string): string {
-  for (let at = url.indexOf("://") + 3; at < url.length; at++) {
+  const fragment = url.indexOf("#");
+  const end = fragment === -1 ? url.length : fragment;
+  for (let at = url.indexOf("://") + 3; at < end; at++) {
     const char = url.charCodeAt(at);
-    if (char === 0x2f /* / */) return url.slice(at);
-    if (char === 0x3f /* ? */ || char === 0x23 /* # */) return `/${url.slice(at)}`;
+    if (char === 0x2f /* / */) return url.slice(at, end);
+    if (char === 0x3f /* ? */) return `/${url.slice(at, end)}`;
   }
   return "/";
+}
+
+/**
+ * An origin-form target (`/payments#retry`, as Node's parser passes what a client sent) without
+ * its fragment, which is no part of a request target (RFC 9112 §3.2).
+ */
+export function withoutFragment(target: string): string {
+  const fragment = target.indexOf("#");
+  return fragment === -1 ? target : target.slice(0, fragment);
 }
 
 /**

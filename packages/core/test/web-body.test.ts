@@ -230,4 +230,11 @@ describe("declaredLength and pathAndQuery", () => {
     expect(pathAndQuery("https://api.example/")).toBe("/");
     expect(pathAndQuery("https://api.example")).toBe("/");
   });
+
+  it("leaves a fragment out, which is no part of a request target (RFC 9112 §3.2)", () => {
+    expect(pathAndQuery("http://127.0.0.1:8080/payments#retry")).toBe("/payments");
+    expect(pathAndQuery("http://127.0.0.1:8080/payments?x=1#a/b?c")).toBe("/payments?x=1");
+    expect(pathAndQuery("http://127.0.0.1:8080?x=1#top")).toBe("/?x=1");
+    expect(pathAndQuery("http://127.0.0.1:8080#/payments")).toBe("/");
+  });
 });

@@ -392,6 +392,30 @@ export function describeProtocolEdges(
       },
     );
 
+    it(
+      "a retry whose target carries a fragment (`/payments#retry`) → the same request: the replay, never a second run",
+      ROW,
+      async () => {
+        const connection = await open();
+        const key = newKey();
+        const amount = newAmount();
+        await connection.write(payment(key, { amount }));
+        const first = await connection.answer();
+        expectCreated(first, amount);
+        const json = JSON.stringify({ amount });
+        const head = requestHead("POST", "/payments#retry", {
+          "content-type": "application/json",
+          "x-api-key": "client-a",
+          "idempotency-key": key,
+          "content-length": Buffer.byteLength(json),
+        });
+        await connection.write(head + json);
+        const retry = await connection.answer();
+        expect([retry.status, retry.headers["idempotent-replayed"], retry.text]).toEqual([201, "true", first.text]);
+        expect(runsOf(amount)).toBe(1);
+      },
+    );
+
     describe("HEAD and OPTIONS", () => {
       it(
         "on the idempotent route, with a key → not covered: no refusal, no replay, the key left unclaimed",

@@ -37,7 +37,7 @@ import {
   storeOption,
   unstorable,
 } from "../store/validate.js";
-import { pathAndQuery } from "../web-body.js";
+import { pathAndQuery, withoutFragment } from "../web-body.js";
 import { type RawBody, requestBytes } from "../webhooks/body.js";
 import { checkWait, claimKey, type WaitOptions } from "./claim.js";
 import { parseIdempotencyKey } from "./key.js";
@@ -467,10 +467,10 @@ function checkFlags(options: IdempotencyOptions<never>): void {
 /**
  * The path and query a fingerprint covers: an absolute-form request target
  * (`POST http://host/payments`, RFC 9112 §3.2.2) names the same resource as `/payments`, and
- * Node's adapters pass the target as the client sent it.
+ * Node's adapters pass the target as the client sent it, a fragment (`/payments#retry`) too.
  */
 function originRelative(path: string): string {
-  return path.charCodeAt(0) === 0x2f /* / */ ? path : pathAndQuery(path);
+  return path.charCodeAt(0) === 0x2f /* / */ ? withoutFragment(path) : pathAndQuery(path);
 }
 
 /**
