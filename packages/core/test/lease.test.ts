@@ -1,4 +1,7 @@
-/** LeaseKeeper: the leases it holds, renewed on one timer until released or out of renewals. */
+/**
+ * LeaseKeeper: the leases it holds, renewed until released or out of renewals: on one timer where
+ * timers are the process's (Node here), on one per lease where they are the request's.
+ */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { InterlockStore } from "../src/index.js";
 import { LeaseKeeper } from "../src/store/lease.js";
@@ -29,6 +32,7 @@ describe("LeaseKeeper", () => {
     const b = keeper.hold("b", "tb");
     const c = keeper.hold("c", "tc");
     const d = keeper.hold("d", "td");
+    expect(vi.getTimerCount()).toBe(1); // one for all of them
     keeper.release(b);
     keeper.release(b); // twice: nothing more
     await vi.advanceTimersByTimeAsync(100);
@@ -100,6 +104,81 @@ describe("LeaseKeeper", () => {
     expect(keeper.hold("a", "ta")).toBeUndefined();
     await vi.advanceTimersByTimeAsync(500);
     expect(take()).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe("LeaseKeeper where timers are the request's", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
+
+  it("on Cloudflare Workers (timers of Node's shape with nodejs_compat): each lease has its own timer, set when held and cleared when let go, so a lease held after an earlier request ended is renewed", async () => {
+    vi.stubGlobal("navigator", { userAgent: "Cloudflare-Workers" });
+    const { store, take } = extendsOf();
+    const keeper = new LeaseKeeper(store, 300, 2); // every 100 ms, twice each
+    const first = keeper.hold("first", "t1");
+    expect(vi.getTimerCount()).toBe(1);
+    keeper.release(first); // its request ended: its timer went with it
+    expect(vi.getTimerCount()).toBe(0);
+    const a = keeper.hold("a", "ta");
+    const b = keeper.hold("b", "tb");
+    expect(vi.getTimerCount()).toBe(2); // one each, set in the request that holds it
+    await vi.advanceTimersByTimeAsync(100);
+    expect(take()).toEqual(["a", "b"]);
+    keeper.release(a);
+    keeper.release(a); // twice: nothing more
+    new LeaseKeeper(store, 300, 2).release(b); // another keeper's: left as it is
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(take()).toEqual(["b"]); // its second: out of renewals, its timer cleared
+    expect(vi.getTimerCount()).toBe(0);
+    keeper.release(b);
+  });
+
+  it("stops a lease's own timer when the store answers it lost", async () => {
+    vi.stubGlobal("navigator", { userAgent: "Cloudflare-Workers" });
+    const extended: string[] = [];
+    const extend = async (key: string) => {
+      extended.push(key);
+      return key !== "lost";
+    };
+    const keeper = new LeaseKeeper({ extend } as unknown as InterlockStore, 300, 5);
+    keeper.hold("lost", "tl");
+    const kept = keeper.hold("kept", "tk");
+    await vi.advanceTimersByTimeAsync(300);
+    expect(extended.filter((key) => key === "lost")).toEqual(["lost"]); // once, not its 5 renewals
+    expect(extended.filter((key) => key === "kept")).toHaveLength(3);
+    expect(vi.getTimerCount()).toBe(1);
+    keeper.release(kept);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("where a timer is a number (Deno, browsers): each lease has its own timer, unref'd on Deno", async () => {
+    const fakeSetInterval = globalThis.setInterval;
+    // A platform's timer id, a number: nothing to unref.
+    vi.spyOn(globalThis, "setInterval").mockImplementation(((callback: () => void, ms: number) =>
+      Number(fakeSetInterval(callback, ms))) as typeof setInterval);
+    const unrefTimer = vi.fn();
+    vi.stubGlobal("Deno", { unrefTimer });
+    const { store, take } = extendsOf();
+    const keeper = new LeaseKeeper(store, 300, 2);
+    const a = keeper.hold("a", "ta");
+    keeper.hold("b", "tb");
+    expect(vi.getTimerCount()).toBe(2);
+    expect(unrefTimer.mock.calls).toEqual([[a?.timer], [expect.any(Number)]]);
+    expect(typeof a?.timer).toBe("number");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(take()).toEqual(["a", "b"]);
+    keeper.release(a);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(take()).toEqual(["b"]);
     expect(vi.getTimerCount()).toBe(0);
   });
 });

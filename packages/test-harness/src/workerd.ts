@@ -74,12 +74,24 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** How startWorkerd serves a worker. */
+export interface WorkerdOptions {
+  /**
+   * Serve with `nodejs_compat` (`process`, `Buffer`, `node:` modules, and timers of Node's
+   * shape), as Workers do by default from the 2026-08-04 compatibility date. Default false: web
+   * standards only.
+   */
+  nodejsCompat?: boolean;
+}
+
 /**
  * The config: the worker on a free loopback port; its outbound fetch may reach loopback only.
  * Compatibility dates from 2026-08-04 on turn `nodejs_compat` on by default (`process`,
- * `Buffer`, `node:` modules): the flags turn it off, so the packages get web standards only.
+ * `Buffer`, `node:` modules): unless asked for, the flags turn it off, so the packages get web
+ * standards only.
  */
-function config(compatibilityDate: string): string {
+function config(compatibilityDate: string, nodejsCompat: boolean): string {
+  const flags = nodejsCompat ? '"nodejs_compat"' : '"no_nodejs_compat", "no_nodejs_compat_v2"';
   return `using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
@@ -93,7 +105,7 @@ const config :Workerd.Config = (
 const worker :Workerd.Worker = (
   modules = [(name = "worker.js", esModule = embed "worker.js")],
   compatibilityDate = "${compatibilityDate}",
-  compatibilityFlags = ["no_nodejs_compat", "no_nodejs_compat_v2"],
+  compatibilityFlags = [${flags}],
   globalOutbound = "loopback",
 );
 `;
@@ -103,10 +115,10 @@ const worker :Workerd.Worker = (
  * Serves `dir/worker.js` (see bundleFromApp) with workerd and resolves once it listens. One
  * process, one worker instance: module state, a MemoryStore among it, lives across requests.
  */
-export async function startWorkerd(dir: string): Promise<RunningWorker> {
+export async function startWorkerd(dir: string, options: WorkerdOptions = {}): Promise<RunningWorker> {
   const workerd = workerdPackage();
   const configPath = join(dir, "config.capnp");
-  writeFileSync(configPath, config(workerd.compatibilityDate));
+  writeFileSync(configPath, config(workerd.compatibilityDate, options.nodejsCompat === true));
   // workerd reports each socket's port on the control file descriptor, as JSON lines.
   const child: ChildProcess = spawn(workerd.default, ["serve", configPath, "--control-fd=3"], {
     cwd: dir,
