@@ -1,5 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { InterlockConfigError, MAX_KEY_LENGTH, MemoryStore, StoreUnavailableError } from "../src/index.js";
+import {
+  InterlockConfigError,
+  MAX_KEY_LENGTH,
+  MemoryStore,
+  type MemoryStoreOptions,
+  StoreUnavailableError,
+} from "../src/index.js";
 import { hashKey, KeyIndex } from "../src/store/key-index.js";
 import { Slots } from "../src/store/slots.js";
 import { describeStoreConformance } from "../src/testing/index.js";
@@ -75,12 +81,12 @@ describe("memory store bounds", () => {
       if (claimed.state !== "claimed") throw new Error("expected a win");
       return claimed.token;
     };
-    const slow = await claim("slow"); // claimed first, so the oldest in the ring
+    const slow = await claim("slow"); // claimed first, so the oldest lock
     const fast = await claim("fast");
     expect(await store.complete("fast", fast, response(500), { ttlMs: 60_000 })).toBe(true);
     expect(await store.complete("slow", slow, response(600), { ttlMs: 60_000 })).toBe(true);
     expect(store.size).toBe(1);
-    // Carried to the newest end, "slow" is now evicted in the order of its completion.
+    // The newest of its lane once completed, "slow" is now evicted in the order of its completion.
     const later = await claim("later");
     expect(await store.complete("later", later, response(300), { ttlMs: 60_000 })).toBe(true);
     expect(store.size).toBe(2); // 900 bytes
@@ -112,9 +118,9 @@ describe("memory store bounds", () => {
     let now = 0;
     const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 6, now: () => now });
     const claim = (key: string, lockTtlMs = 60_000) => store.claim(key, { fingerprint: "f", lockTtlMs });
-    // Each winning claim's sweep carries the two oldest live locks to the newest end, so these
-    // claims leave the ring, oldest first: p, x, lapsing, y, q, record. The next claim's sweep
-    // spends its budget carrying p and x, and eviction then meets the lapsed lock first.
+    // Each winning claim's sweep moves the two oldest live locks to the end of theirs, so these
+    // claims leave the locks, oldest first: p, x, lapsing, y, q. The next claim's sweep spends
+    // its budget moving p and x; the lapsed lock, then the oldest, goes before any record.
     for (const key of ["x", "y", "p", "q"]) await claim(key);
     await claim("lapsing", 100);
     const record = await claim("record");
@@ -125,6 +131,25 @@ describe("memory store bounds", () => {
     expect((await claim("record")).state).toBe("completed");
     for (const key of ["x", "y", "p", "q"]) expect((await claim(key)).state, key).toBe("in_flight");
     expect(store.size).toBe(6);
+  });
+
+  it("frees a lapsed lock behind live ones before evicting a record, though neither the sweep nor eviction meets it", async () => {
+    let now = 0;
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 7, now: () => now });
+    const claim = (key: string, lockTtlMs = 60_000) => store.claim(key, { fingerprint: "f", lockTtlMs });
+    // Each winning claim's sweep moves the two oldest live locks to the end of theirs, so these
+    // claims leave the locks in the order x4, x1, x3, lapsing, x2, x0. The next claim's sweep
+    // moves x4 and x1: x3, live, is then the oldest lock, the lapsed one behind it.
+    for (const key of ["x0", "x1", "x2", "x3", "x4"]) await claim(key);
+    await claim("lapsing", 100);
+    const record = await claim("record");
+    if (record.state !== "claimed") throw new Error("expected a win");
+    await store.complete("record", record.token, response(), { ttlMs: 60_000 });
+    now = 100; // the lapsing lock's lease has ended: its slot may go, the record may not
+    expect((await claim("new")).state).toBe("claimed");
+    expect((await claim("record")).state).toBe("completed");
+    for (const key of ["x0", "x1", "x2", "x3", "x4"]) expect((await claim(key)).state, key).toBe("in_flight");
+    expect(store.size).toBe(7);
   });
 
   it("refuses to complete inside a transaction it cannot join, and the lock stays with its owner", async () => {
@@ -258,7 +283,7 @@ describe('memory store whenFull: "refuse" (records kept for their whole retentio
     expect([await stateOf(store, "a"), await stateOf(store, "b")]).toEqual(["completed", "completed"]);
   });
 
-  it("drops expired entries anywhere in the ring, behind a long-lived record the sweep stops at", async () => {
+  it("drops expired entries completed after a longer-kept record: each retention has a lane of its own", async () => {
     let now = 1_000;
     const store = new MemoryStore({ maxEntries: 3, whenFull: "refuse", now: () => now });
     await claimComplete(store, "long", 3_600_000);
@@ -385,15 +410,14 @@ describe('memory store whenFull: "evict-oldest": records younger than evictAfter
     await record("short-1", 10 * 60 * 1000);
     await record("short-2", 10 * 60 * 1000);
     await record("long", 24 * 60 * 60 * 1000);
-    // The refused claim's walk carries every entry round, leaving "long" at the head of the
-    // ring: the sweep of the next claim stops at it, so only the walk finds the expired ones.
-    await expect(claim(store, "refused")).rejects.toThrow(StoreUnavailableError);
+    // Refused until the first short record ends, in 10 minutes: it may go then, young as it is.
+    await expect(claim(store, "refused")).rejects.toMatchObject({ retryAfterSeconds: 10 * 60 });
     now += 12 * 60 * 1000; // the short records expired; none is an hour old
     expect((await claim(store, "next")).state).toBe("claimed");
     expect((await claim(store, "long")).state).toBe("completed");
   });
 
-  it("while full of young records, a completion does not make the next refused claim walk every entry", async () => {
+  it("while full of young records, a completion does not make the next refused claim walk the locks", async () => {
     let now = 1_000_000;
     const store = new MemoryStore({ maxEntries: 1_000, now: () => now });
     const inFlight: Array<{ key: string; token: string }> = [];
@@ -404,21 +428,22 @@ describe('memory store whenFull: "evict-oldest": records younger than evictAfter
       else await store.complete(`k${i}`, won.token, response(), { ttlMs: 24 * 60 * 60 * 1000 });
     }
     await expect(claim(store, "refused")).rejects.toThrow(StoreUnavailableError); // one walk, then known
-    const carry = vi.spyOn(Slots.prototype, "carry");
+    // A walk over the locks (whose leases differ) steps from one to the next.
+    const step = vi.spyOn(Slots.prototype, "next");
     try {
       for (const { key, token } of inFlight) {
         now += 1_000;
         await store.complete(key, token, response(), { ttlMs: 24 * 60 * 60 * 1000 });
         await expect(claim(store, `new-${key}`)).rejects.toThrow(StoreUnavailableError);
       }
-      // Each walk would carry about 2,000 entries; a handful in all is the sweep's.
-      expect(carry.mock.calls.length).toBeLessThan(200);
+      // A walk per refused claim would step over the locks left: about 1,250 steps in all.
+      expect(step.mock.calls.length).toBeLessThan(200);
     } finally {
-      carry.mockRestore();
+      step.mockRestore();
     }
   });
 
-  it("while over maxBytes with only young records, a completion does not walk every entry", async () => {
+  it("while over maxBytes with only young records, a completion does not walk the locks", async () => {
     const now = 1_000_000;
     const store = new MemoryStore({ maxBytes: 100_000, maxRecordBytes: 1_000, now: () => now });
     const inFlight: Array<{ key: string; token: string }> = [];
@@ -427,15 +452,15 @@ describe('memory store whenFull: "evict-oldest": records younger than evictAfter
       if (won.state !== "claimed") throw new Error("expected a win");
       inFlight.push({ key: `k${i}`, token: won.token });
     }
-    const carry = vi.spyOn(Slots.prototype, "carry");
+    const step = vi.spyOn(Slots.prototype, "next");
     try {
       // 150 records of about 900 bytes: past maxBytes from the 111th on, none old enough to go.
       for (const { key, token } of inFlight) {
         await store.complete(key, token, response(900), { ttlMs: 24 * 60 * 60 * 1000 });
       }
-      expect(carry.mock.calls.length).toBeLessThan(500); // a walk per completion would be about 40 × 300
+      expect(step.mock.calls.length).toBeLessThan(200); // a walk per completion would step about 40 × 20 times
     } finally {
-      carry.mockRestore();
+      step.mockRestore();
     }
     await expect(claim(store, "next")).rejects.toThrow(/maxBytes/);
   });
@@ -449,10 +474,149 @@ describe('memory store whenFull: "evict-oldest": records younger than evictAfter
   });
 });
 
+describe("memory store with records of several retentions (webhooks and idempotency keys in one store)", () => {
+  const MINUTE = 60_000;
+  const DAY = 24 * 60 * MINUTE;
+  const claim = (store: MemoryStore, key: string, lockTtlMs = 60_000) =>
+    store.claim(key, { fingerprint: "f", lockTtlMs });
+  const stateOf = async (store: MemoryStore, key: string) => (await claim(store, key)).state;
+  async function record(store: MemoryStore, key: string, ttlMs: number, size = 10): Promise<void> {
+    const won = await claim(store, key);
+    if (won.state !== "claimed") throw new Error(`expected to claim ${key}, got ${won.state}`);
+    expect(await store.complete(key, won.token, response(size), { ttlMs })).toBe(true);
+  }
+
+  /** A store on a simulated clock, and when each record written through `traffic` ends. */
+  function storeOnClock(options: MemoryStoreOptions = {}) {
+    const clock = { now: 1_000_000, ends: [] as number[], writes: 0 };
+    return { clock, store: new MemoryStore({ ...options, now: () => clock.now }) };
+  }
+
+  /**
+   * Writes `days` of records on the store's clock, one every 5 minutes, the i-th kept
+   * `retentionAt(i)`. Answers the most entries the store held past its live records.
+   */
+  async function traffic(
+    { clock, store }: ReturnType<typeof storeOnClock>,
+    days: number,
+    retentionAt: (i: number) => number,
+  ): Promise<number> {
+    let mostExpiredHeld = 0;
+    for (let n = 0; n < (days * DAY) / (5 * MINUTE); n++) {
+      clock.now += 5 * MINUTE;
+      const i = clock.writes++;
+      await record(store, `k${i}`, retentionAt(i));
+      clock.ends.push(clock.now + retentionAt(i));
+      const live = clock.ends.filter((end) => end > clock.now).length;
+      mostExpiredHeld = Math.max(mostExpiredHeld, store.size - live);
+    }
+    return mostExpiredHeld;
+  }
+
+  it("frees the expired records behind a longer-kept one: a 7-day delivery among 24-hour keys", async () => {
+    const running = storeOnClock();
+    const { store } = running;
+    await record(store, "wh:evt_1", 7 * DAY);
+    // 288 keys a day, each kept 24 hours, up to the delivery's end and past it: the store holds
+    // the live keys, the delivery while it is live, and at most the expired key or two that the
+    // next write sweeps.
+    expect(await traffic(running, 6.9, () => DAY)).toBeLessThanOrEqual(3);
+    expect(store.size).toBeLessThanOrEqual(288 + 3);
+    expect(await stateOf(store, "wh:evt_1")).toBe("completed"); // kept for its whole retention
+    expect(await traffic(running, 3, () => DAY)).toBeLessThanOrEqual(2);
+    expect(await stateOf(store, "wh:evt_1")).toBe("claimed"); // and no longer
+  });
+
+  it("holds its live records and barely more under mixed traffic: deliveries kept 7 days in runs, keys kept 24 hours", async () => {
+    // Of every 12 writes (an hour), 3 in a row are deliveries, each ahead of 24-hour keys that end before it.
+    expect(await traffic(storeOnClock(), 10, (i) => (i % 12 < 3 ? 7 * DAY : DAY))).toBeLessThanOrEqual(2);
+  });
+
+  it("a full store evicts the least recently completed record, whatever its retention", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxEntries: 4, evictAfterMs: 0, now: () => now });
+    const order = [
+      ["idem:1", DAY],
+      ["wh:1", 7 * DAY],
+      ["wh:2", 7 * DAY],
+      ["idem:2", DAY],
+    ] as const;
+    for (const [key, ttlMs] of order) {
+      await record(store, key, ttlMs);
+      now += 1;
+    }
+    // Each new record (of a third retention) takes the place of the least recently completed:
+    // with 4 held, the later ones all still answer (a claim of a completed key adds nothing).
+    for (let i = 0; i < order.length; i++) {
+      await record(store, `new:${i}`, 60 * MINUTE);
+      now += 1;
+      expect(store.size).toBe(4);
+      for (const [key] of order.slice(i + 1))
+        expect(await stateOf(store, key), `${key} after ${i + 1}`).toBe("completed");
+    }
+  });
+
+  it("a full store drops expired entries anywhere before it evicts a live record: the 7-day record survives", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxEntries: 5, now: () => now });
+    // In the ring in this order. The sweep stops at "wh:1": it ends before "wh:3", completed
+    // last, and "wh:2" right behind it is live; the expired keys lie beyond its reach.
+    for (const [key, ttlMs] of [
+      ["wh:1", 7 * DAY],
+      ["wh:2", 7 * DAY],
+      ["idem:1", DAY],
+      ["idem:2", DAY],
+      ["wh:3", 7 * DAY],
+    ] as const) {
+      await record(store, key, ttlMs);
+      now += 1;
+    }
+    now += DAY; // the keys expired; the deliveries, a day old, could be evicted
+    expect(await stateOf(store, "new")).toBe("claimed");
+    expect(store.size).toBe(4);
+    for (const key of ["wh:1", "wh:2", "wh:3"]) expect(await stateOf(store, key), key).toBe("completed");
+    expect(await stateOf(store, "idem:1")).toBe("claimed");
+  });
+
+  it("a completion past maxBytes drops expired records before it evicts a live one", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxBytes: 250, maxRecordBytes: 100, now: () => now });
+    await record(store, "wh:1", 7 * DAY, 100); // the least recently completed
+    await record(store, "idem:1", DAY, 100);
+    const slow = await claim(store, "slow", 2 * DAY);
+    if (slow.state !== "claimed") throw new Error("expected a win");
+    now += DAY + 1;
+    // 100 live bytes and 100 expired: 100 more pass maxBytes, and the expired record goes.
+    expect(await store.complete("slow", slow.token, response(100), { ttlMs: DAY })).toBe(true);
+    expect(store.size).toBe(2);
+    expect(await stateOf(store, "wh:1")).toBe("completed");
+    expect(await stateOf(store, "slow")).toBe("completed");
+  });
+
+  it("a full store evicting on every claim walks the locks for lapsed ones once, not on every claim", async () => {
+    const now = 1_000_000;
+    const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 1_000, now: () => now });
+    for (let i = 0; i < 500; i++) await claim(store, `lock${i}`);
+    for (let i = 0; i < 500; i++) await record(store, `k${i}`, DAY);
+    const step = vi.spyOn(Slots.prototype, "next");
+    try {
+      for (let i = 500; i < 1_000; i++) await record(store, `k${i}`, DAY);
+      // One walk steps over the 500 locks: on every claim, 500 of them.
+      expect(step.mock.calls.length).toBeLessThan(1_000);
+    } finally {
+      step.mockRestore();
+    }
+    expect(store.size).toBe(1_000);
+    expect(await stateOf(store, "k499")).toBe("claimed");
+    expect(await stateOf(store, "k999")).toBe("completed");
+    expect(await stateOf(store, "lock0")).toBe("in_flight");
+  });
+});
+
 describe("memory store eviction order under churn", () => {
-  // Eviction walks the records oldest-first with one long-lived Map iterator (O(1) per
-  // eviction; bench/idempotency.mjs measures it). These check that the walk stays correct:
-  // re-completed keys count as new, and records added after the walk ran out are still found.
+  // Eviction takes the least recently completed record, the first of its lane (O(1) per
+  // eviction; bench/stores-memory.mjs measures it). These check that the order stays correct:
+  // re-completed keys count as new, and released keys claimed again are the newest.
   it("evicts the oldest record, counting a re-completed key as new", async () => {
     let now = 0;
     const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 3, now: () => now });
@@ -809,7 +973,7 @@ describe("memory store made in global scope", () => {
   });
 });
 
-describe("memory store slots (columns, ring, index)", () => {
+describe("memory store slots (columns, lanes, index)", () => {
   const claimed = async (store: MemoryStore, key: string, lockTtlMs = 60_000) => {
     const result = await store.claim(key, { fingerprint: `fp-${key}`, lockTtlMs });
     if (result.state !== "claimed") throw new Error(`expected to win ${key}, got ${result.state}`);
@@ -817,15 +981,14 @@ describe("memory store slots (columns, ring, index)", () => {
   };
   const bodyOf = (i: number, size: number) => Uint8Array.from({ length: size }, (_, j) => (i * 7 + j * 13) & 0xff);
 
-  it("a ring full of dropped slots rotates live entries past the head: no lock is evicted, the bound holds", async () => {
-    // maxEntries 3 gives a ring of 6 slots. A long-lived record at the head stops the sweep,
-    // so the slots of released locks stay in the ring behind it until it is full.
+  it("a released lock's slot is free at once, taken by the next claim: no lock is evicted, the bound holds", async () => {
+    // maxEntries 3 gives 3 slots: those of the released locks are taken again, one after another.
     const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 3 });
     await store.complete("record", await claimed(store, "record"), response(4), { ttlMs: 60_000 });
     const lock = await claimed(store, "lock");
     for (const key of ["a", "b", "c", "d"]) expect(await store.release(key, await claimed(store, key))).toBe(true);
     expect(store.size).toBe(2);
-    await claimed(store, "new"); // the ring is full: record and lock rotate, a dropped slot is reused
+    await claimed(store, "new"); // the third slot, taken for the sixth time
     expect(store.size).toBe(3);
     expect((await store.claim("record", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("completed");
     expect((await store.claim("lock", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("in_flight");
@@ -867,10 +1030,10 @@ describe("memory store slots (columns, ring, index)", () => {
     expect((await store.claim("b", { fingerprint: "x", lockTtlMs: 1 })).state).toBe("claimed");
   });
 
-  it("keeps every record intact while the ring grows around its wrapped end", async () => {
+  it("keeps every record intact while the store grows, taking freed slots first", async () => {
     let now = 0;
     const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 5_000, now: () => now });
-    // Short-lived records the sweep passes, so the head moves on and later slots wrap around.
+    // Short-lived records the sweep drops, so their slots are free and taken again.
     for (let i = 0; i < 700; i++) {
       await store.complete(`old${i}`, await claimed(store, `old${i}`), response(1), { ttlMs: 10 });
     }
@@ -915,24 +1078,23 @@ describe("memory store slots (columns, ring, index)", () => {
     for (let i = 0; i < 3_000; i++) slots.setBody(slots.add(`after${i}`), bodyOf(i, i % 129));
     expect(slots.capacity).toBe(8_192);
     // Blocks 1 to 4 (slots 1,024 to 5,119), made as short bodies reached them: the first still
-    // unmade, and none past the ring's newest slot (5,000).
+    // unmade, and none past the newest slot made (5,000).
     expect(slots.inline.map((block) => block.length / 128)).toEqual([0, 1_024, 1_024, 1_024, 1_024]);
     expect(slots.bodyCopy(slots.find("short"))).toEqual(bodyOf(1, 100));
     for (let i = 0; i < 3_000; i++) expect(slots.bodyCopy(slots.find(`after${i}`))).toEqual(bodyOf(i, i % 129));
     expect(slots.bodyCopy(slots.find("bodiless1999"))).toEqual(empty);
   });
 
-  it("keeps every entry when the ring's last step up to its bound adds fewer slots than lie before the head", async () => {
+  it("keeps every entry when its bound is not a whole number of blocks, freed slots taken again", async () => {
     let now = 0;
-    // maxEntries 750: a ring of at most 1,500 slots, so it grows from 1,024 to 1,500 (476 more).
+    // maxEntries 750: 750 slots, fewer than a block of 1,024.
     const store = new MemoryStore({ evictAfterMs: 0, maxEntries: 750, now: () => now });
-    // Short-lived records the sweep passes: the head moves on to slot 700.
-    for (let i = 0; i < 700; i++) {
+    // Short-lived records the sweep drops: every slot made, then free.
+    for (let i = 0; i < 750; i++) {
       await store.complete(`old${i}`, await claimed(store, `old${i}`), response(1), { ttlMs: 10 });
     }
     now = 100;
-    // A long-lived record at the head stops the sweep, so released locks leave their slots in
-    // the ring: it fills, wraps to the slots before the head, and grows with 700 of them there.
+    // Records, released locks and locks kept, each in a slot freed before: no more can be made.
     const records: string[] = [];
     const locks = new Map<string, string>();
     for (let i = 0; i < 1_100; i++) {
@@ -1016,9 +1178,9 @@ describe("memory store slots (columns, ring, index)", () => {
   });
 
   // Random operations against a plain model of the contract, with enough room that nothing
-  // is evicted for space: every answer must match the model exactly. Long retention at the
-  // head and frequent releases leave dropped slots behind it, so the ring grows, wraps and
-  // fills; short leases and clock steps exercise expiry.
+  // is evicted for space: every answer must match the model exactly. Frequent releases and
+  // expiry free slots that later claims take again; hundreds of retentions share the lanes;
+  // short leases and clock steps exercise expiry.
   it("answers exactly like a model of the contract under random operations", async () => {
     interface Model {
       token: string;

@@ -1,22 +1,27 @@
 /**
  * The embedded store: one process, no dependencies. Bounded by entries and bytes, expiry
- * without a timer per key (expired entries are dropped when touched, and a few of the oldest
- * are checked on every write), O(1) operations, and a live lock is never evicted: when every
- * slot holds one, a new claim is refused as unavailable rather than breaking a lock.
+ * without a timer per key (an expired entry is dropped when touched, the oldest few of each
+ * retention are checked on every write, and a full store drops every expired entry before it
+ * evicts a record), O(1) operations, and a live lock is never evicted: when every slot holds
+ * one, a new claim is refused as unavailable rather than breaking a lock.
  *
  * Built for throughput (bench/stores-memory.mjs measures claim+complete pairs a second):
  * slots in blocks (slots.ts). An entry is a slot number into typed and plain arrays, not an
- * object, and the blocks of 1,024 slots are made as the ring reaches them, so the store grows
+ * object, and the blocks of 1,024 slots are made as the store first needs them, so it grows
  * without copying (or stalling on) what it holds; a key index by open addressing in a typed
- * array (key-index.ts), not a `Map`; a ring of slots in insertion order for oldest-first
- * sweeping and eviction; header lists shared between records that carry the same ones; and
- * bodies up to 128 bytes copied into their slot's share of a block. A typed array per
+ * array (key-index.ts), not a `Map`; header lists shared between records that carry the same
+ * ones; and bodies up to 128 bytes copied into their slot's share of a block. A typed array per
  * body was the largest cost of a write, yet bodies packed into shared chunks would break the
- * bound: a chunk lives as long as its longest-lived record. A slot's share is reused with the slot, so records of any retention
- * hold at most `maxBytes` plus a fixed 128 bytes a slot. The ring
- * has room for twice `maxEntries`, so slots dropped out of order (released locks, expired
- * keys claimed again) rarely fill it; when they do, live entries at the head rotate to the
- * newest end in place until a dropped slot is reached.
+ * bound: a chunk lives as long as its longest-lived record. A slot's share is reused with the
+ * slot, so records of any retention hold at most `maxBytes` plus a fixed 128 bytes a slot.
+ *
+ * Entries sit in lanes, lists of slots oldest first: one for locks, in the order they were
+ * claimed, and one per retention for records, in the order they were completed. A lane of
+ * records is so in the order of their ends too: its first record is the next to expire and the
+ * least recently completed, so the sweep and eviction look at the first of each lane and walk
+ * none. One list for all records would not be: a record kept 7 days (a webhook delivery's)
+ * ahead of records kept 24 hours (idempotency keys') would hold every one of them, expired,
+ * until it expired itself, and be evicted first when the store filled up.
  */
 
 import { monotonicClock } from "../clock.js";
@@ -30,7 +35,7 @@ import type {
   StoredRecord,
   StoredResponse,
 } from "./contract.js";
-import { Slots } from "./slots.js";
+import { NO_SLOT, Slots } from "./slots.js";
 import {
   assertClaim,
   assertKey,
@@ -58,14 +63,15 @@ export interface MemoryStoreOptions {
   maxRecordBytes?: number;
   /**
    * What a full store does (`maxEntries` keys, or too few of `maxBytes` left for one more record
-   * once expired entries are dropped). `"evict-oldest"` (the default): the least recently
-   * completed record goes, if it was completed at least `evictAfterMs` ago, so the store stays
-   * available under steady use; a key or delivery whose record went early runs again if it
-   * comes back before its retention ends. A store full of younger records and live locks (a
-   * burst, or one client sending key after key) refuses new claims as unavailable (503) instead:
-   * a flood never evicts the record of a request made minutes ago. `"refuse"`: a record is kept
-   * for its whole retention, and a new claim is refused (503) until room frees up, as Redis does
-   * with `noeviction`: fail closed, never a second run. Either way a live lock is never evicted.
+   * once expired entries are dropped). `"evict-oldest"` (the default): once every expired entry
+   * is dropped, the least recently completed record goes, whatever its retention, if it was
+   * completed at least `evictAfterMs` ago, so the store stays available under steady use; a key
+   * or delivery whose record went early runs again if it comes back before its retention ends.
+   * A store full of younger records and live locks (a burst, or one client sending key after
+   * key) refuses new claims as unavailable (503) instead: a flood never evicts the record of a
+   * request made minutes ago. `"refuse"`: a record is kept for its whole retention, and a new
+   * claim is refused (503) until room frees up, as Redis does with `noeviction`: fail closed,
+   * never a second run. Either way a live lock is never evicted.
    */
   whenFull?: "evict-oldest" | "refuse";
   /**
@@ -89,7 +95,17 @@ export const DEFAULT_EVICT_AFTER_MS = 60 * 60 * 1000;
 const LOCKED = 0;
 const COMPLETED = 1;
 
-/** Expired entries examined per write, from the oldest: keeps memory tidy at O(1) cost. */
+/** The lane of locks, in the order they were claimed (slots.ts); a lock completed moves to its retention's lane. */
+const LOCKS = 0;
+
+/**
+ * Lanes of records at most, one per retention: a store sees one or two (a webhook receiver's,
+ * idempotency keys'), and an empty lane is taken over by a new retention. Past them a record
+ * joins the lane of another retention (`#retentionLane`).
+ */
+const RECORD_LANES = 8;
+
+/** Expired entries examined per write at the oldest end of each lane: keeps memory tidy at O(1) cost. */
 const SWEEP_PER_WRITE = 2;
 
 /** How soon a full store looks again at a record kept only until the system clock passes its end. */
@@ -188,8 +204,8 @@ export class MemoryStore implements InterlockStore {
    * The slots of the last claims, by their token's counter (modulo): `complete` and `release`
    * find their lock here, checked against its key and token, without the index hashing the key
    * in JavaScript again (about 2,000 instructions for a 50-character key, and a scan for NUL and
-   * lone surrogates). A lock older than the last LOCK_HINTS claims, or moved since (the ring
-   * rotating), is found by its key.
+   * lone surrogates). A lock older than the last LOCK_HINTS claims (its hint then names a later
+   * claim's slot) is found by its key.
    */
   readonly #lockHints = new Int32Array(LOCK_HINTS).fill(-1);
   readonly #headerLists = new HeaderLists();
@@ -197,9 +213,19 @@ export class MemoryStore implements InterlockStore {
   readonly #evictAfterMs: number;
   /**
    * While the store is full: no entry expires before this time (monotonic), so a claim until
-   * then is refused at once instead of walking every entry again. Reset by every new entry.
+   * then is refused at once instead of looking again (a walk over the locks). Reset by every new entry.
    */
   #fullUntil = Number.NEGATIVE_INFINITY;
+  /**
+   * With `whenFull: "evict-oldest"`: no lock's lease ends before this time (monotonic), as the
+   * last walk over the locks found and new locks have lowered it since (`#dropExpiredIfDue`).
+   */
+  #noLockLapsesBefore = Number.NEGATIVE_INFINITY;
+  /** Lane 1 + i holds the records kept `#retentions[i]` ms (but see RECORD_LANES). */
+  readonly #retentions: number[] = [];
+  /** The retention of the record completed last, and its lane: most completions repeat it. */
+  #lastRetention = -1;
+  #lastLane = LOCKS;
   /** Set by `close()`: every operation then fails as the store being unavailable. */
   #closed = false;
 
@@ -225,7 +251,10 @@ export class MemoryStore implements InterlockStore {
     this.#slots = this.#newSlots();
   }
 
-  /** Keys held now (locks and records), for tests and metrics. */
+  /**
+   * Keys held now (locks and records), for tests and metrics. An expired entry counts until it
+   * is dropped: when touched, or by the writes after it expires.
+   */
   get size(): number {
     return this.#size;
   }
@@ -251,10 +280,12 @@ export class MemoryStore implements InterlockStore {
     this.#sweep(now);
     this.#makeRoom(now);
     const token = this.#tokenPrefix + ++this.#tokens;
-    const slot = slots.add(key);
+    const slot = slots.add(key, LOCKS);
     this.#lockHints[this.#tokens % LOCK_HINTS] = slot;
     this.#fullUntil = Number.NEGATIVE_INFINITY; // a new entry may expire before what was known
-    slots.lock(slot, LOCKED, token, options.fingerprint, now, now + options.lockTtlMs);
+    const lockExpiresAt = now + options.lockTtlMs;
+    this.#noLockLapsesBefore = Math.min(this.#noLockLapsesBefore, lockExpiresAt);
+    slots.lock(slot, LOCKED, token, options.fingerprint, now, lockExpiresAt);
     this.#size++;
     return { state: "claimed", token };
   }
@@ -268,19 +299,21 @@ export class MemoryStore implements InterlockStore {
     if (slot < 0) return false;
     const slots = this.#slots;
     const headers = this.#headerLists.flat(response.headers);
+    const expiresAt = now + options.ttlMs;
     const wallExpiresAt = this.#wallNow() + options.ttlMs;
-    slots.complete(slot, COMPLETED, response.status, headers, bytes, now, now + options.ttlMs, wallExpiresAt);
+    slots.complete(slot, COMPLETED, response.status, headers, bytes, now, expiresAt, wallExpiresAt);
     slots.setBody(slot, response.body);
+    slots.moveTo(slot, this.#laneFor(options.ttlMs));
     this.#bytes += bytes;
     // A claim was admitted with room for its record when the store refuses when full; a few
     // admitted at once may pass `maxBytes` by a record each, and no record goes early for them.
     if (this.#refuseWhenFull) {
-      this.#fullUntil = Math.min(this.#fullUntil, now + options.ttlMs);
+      this.#fullUntil = Math.min(this.#fullUntil, expiresAt);
       return true;
     }
-    // The record just written is kept: a slow request's slot is among the oldest (the ring is in
-    // claim order), and evicting it now would answer `true` for a record already gone. While
-    // nothing may go (`#fullUntil`), no walk: under a flood every completion would walk them all.
+    // The record just written is kept: evicting it now (the only one of its retention) would
+    // answer `true` for a record already gone. While nothing may go (`#fullUntil`), no look:
+    // under a flood every completion would walk the locks.
     while (this.#bytes > this.#maxBytes && now >= this.#fullUntil && this.#evictOldest(now, slot)) {}
     // The lock became a record, which may go sooner than what was known: not a reset to "walk
     // again", which made the next refused claim walk the whole store after every completion.
@@ -320,9 +353,9 @@ export class MemoryStore implements InterlockStore {
     if (this.#closed) throw new StoreUnavailableError(this.name, "the store was closed");
   }
 
-  /** Room for every live entry plus as many dropped ones awaiting the walk (see the top). */
+  /** A slot for every entry the store may hold: a dropped one's is free at once (slots.ts). */
   #newSlots(): Slots {
-    return new Slots(2 * this.#maxEntries);
+    return new Slots(this.#maxEntries);
   }
 
   /**
@@ -379,46 +412,94 @@ export class MemoryStore implements InterlockStore {
     };
   }
 
-  /** Drops an entry; its slot stays in the ring until the walk passes it. */
+  /** Drops an entry: its slot is free. */
   #drop(slot: number): void {
     if (this.#slots.state.get(slot) === COMPLETED) this.#bytes -= this.#slots.bytes.get(slot);
     this.#slots.drop(slot);
     this.#size--;
   }
 
-  /** Drops up to a few expired entries from the oldest end; stops at the first live record. */
+  /** The lane of records kept `ttlMs` (`#retentionLane`), the last one's remembered. */
+  #laneFor(ttlMs: number): number {
+    if (ttlMs === this.#lastRetention) return this.#lastLane;
+    const lane = this.#retentionLane(ttlMs);
+    this.#lastRetention = ttlMs;
+    this.#lastLane = lane;
+    return lane;
+  }
+
+  /**
+   * The lane of records kept `ttlMs`: its own; else a new one, up to RECORD_LANES; else that of a
+   * retention none of whose records is held, taken over. Else, the lane of the retention nearest
+   * above (the record may be dropped late, by up to the difference, and holds none behind it),
+   * or of the longest (the records behind it may be, by up to the difference).
+   */
+  #retentionLane(ttlMs: number): number {
+    const retentions = this.#retentions;
+    const at = retentions.indexOf(ttlMs);
+    if (at >= 0) return at + 1;
+    if (retentions.length < RECORD_LANES) return retentions.push(ttlMs);
+    let nearest = -1;
+    let longest = 0;
+    for (let i = 0; i < retentions.length; i++) {
+      const retention = retentions[i] as number;
+      if (this.#slots.first(i + 1) === NO_SLOT) {
+        retentions[i] = ttlMs;
+        return i + 1;
+      }
+      if (retention > ttlMs && (nearest < 0 || retention < (retentions[nearest] as number))) nearest = i;
+      if (retention > (retentions[longest] as number)) longest = i;
+    }
+    return (nearest < 0 ? longest : nearest) + 1;
+  }
+
+  /**
+   * Drops up to a few expired entries at the oldest end of each lane. A lane of records is in
+   * the order of their ends, so its first live one ends before the others; a live lock is moved
+   * to the end of its lane, as leases differ, so the locks behind it are looked at too.
+   */
   #sweep(now: number): void {
     const slots = this.#slots;
     for (let budget = SWEEP_PER_WRITE; budget > 0; budget--) {
-      const oldest = slots.oldest();
-      if (oldest < 0) return;
-      if (slots.dropped(oldest)) slots.pass();
-      else if (!this.#live(oldest, now)) {
+      const oldest = slots.first(LOCKS);
+      if (oldest === NO_SLOT) break;
+      if (this.#live(oldest, now)) slots.moveTo(oldest, LOCKS);
+      else this.#drop(oldest);
+    }
+    for (let lane = this.#retentions.length; lane > LOCKS; lane--) {
+      for (let budget = SWEEP_PER_WRITE; budget > 0; budget--) {
+        const oldest = slots.first(lane);
+        if (oldest === NO_SLOT || this.#live(oldest, now)) break;
         this.#drop(oldest);
-        slots.pass();
-      } else if (slots.state.get(oldest) === LOCKED) slots.carry();
-      else return;
+      }
     }
   }
 
   /**
-   * Frees room for one more key: evicts the oldest records past `maxEntries`, or while the
-   * records hold more than `maxBytes` (a record completed while none could go), never a live
-   * lock or a record younger than `evictAfterMs`; then, in a ring full of dropped slots, walks
-   * the head to the first of them.
+   * Frees room for one more key past `maxEntries`, or while the records hold more than
+   * `maxBytes` (a record completed while none could go): drops the expired entries, then evicts
+   * the least recently completed records, never a live lock or a record younger than `evictAfterMs`.
    */
   #makeRoom(now: number): void {
-    if (this.#refuseWhenFull) this.#refuseUnlessRoom(now);
-    else {
-      while (this.#size >= this.#maxEntries || this.#bytes > this.#maxBytes) {
-        if (now < this.#fullUntil || !this.#evictOldest(now)) this.#refuseFull(now);
-      }
+    if (this.#refuseWhenFull) {
+      this.#refuseUnlessRoom(now);
+      return;
     }
-    const slots = this.#slots;
-    while (slots.full) {
-      if (slots.dropped(slots.oldest())) slots.pass();
-      else slots.carry();
+    if (this.#size < this.#maxEntries && this.#bytes <= this.#maxBytes) return;
+    this.#dropExpiredIfDue(now);
+    while (this.#size >= this.#maxEntries || this.#bytes > this.#maxBytes) {
+      if (now < this.#fullUntil || !this.#evictOldest(now)) this.#refuseFull(now);
     }
+  }
+
+  /**
+   * For `whenFull: "evict-oldest"`: drops every expired entry before a record is evicted in its
+   * place. An expired record is the first of its lane, which `#evictOldest` drops before it
+   * evicts any; a lapsed lock may be behind live ones (their leases differ), and the walk over
+   * the locks that finds it runs at most once till one may have lapsed (`#noLockLapsesBefore`).
+   */
+  #dropExpiredIfDue(now: number): void {
+    if (now >= this.#noLockLapsesBefore) this.#noLockLapsesBefore = this.#dropExpired(now);
   }
 
   #refuseFull(now: number): never {
@@ -443,61 +524,72 @@ export class MemoryStore implements InterlockStore {
   }
 
   /**
-   * Frees the oldest entry that may go (an expired entry, or a record completed `evictAfterMs`
-   * ago), carrying live locks, younger records and the slot `keep` forward: carried to the
-   * newest end, a record is then evicted in the order of its completion. False when nothing can
-   * go; then, till the first of the entries carried may go, `#fullUntil` refuses claims without a walk.
+   * Frees the entry that may go first: an expired one at the oldest end of a lane, or else the
+   * least recently completed record (the first of some lane), if it was completed `evictAfterMs`
+   * ago; never a live lock, nor the record `keep`. False when nothing can go; then, till the
+   * first entry may go, `#fullUntil` refuses claims without looking again.
    */
-  #evictOldest(now: number, keep = -1): boolean {
+  #evictOldest(now: number, keep = NO_SLOT): boolean {
     const slots = this.#slots;
-    let firstEnd = Number.POSITIVE_INFINITY;
-    // Each slot is visited at most twice (once before and once after being carried).
-    for (let visits = 2 * slots.held + 2; visits > 0; visits--) {
-      const oldest = slots.oldest();
-      if (oldest < 0) return false;
-      if (slots.dropped(oldest)) {
-        slots.pass();
-      } else if (oldest === keep || this.#safeFromEviction(oldest, now)) {
-        if (oldest !== keep) firstEnd = Math.min(firstEnd, this.#mayGoAt(oldest, now));
-        slots.carry();
-      } else {
+    let evictable = NO_SLOT;
+    for (let lane = this.#retentions.length; lane >= LOCKS; lane--) {
+      const oldest = slots.first(lane);
+      // `keep`, just completed, is the newest of its lane: the first only when it is alone.
+      if (oldest === NO_SLOT || oldest === keep) continue;
+      if (!this.#live(oldest, now)) {
         this.#drop(oldest);
-        slots.pass();
         return true;
       }
+      if (
+        lane !== LOCKS &&
+        this.#evictableAt(oldest) <= now &&
+        (evictable === NO_SLOT || slots.completedAt.get(oldest) < slots.completedAt.get(evictable))
+      )
+        evictable = oldest;
+    }
+    if (evictable !== NO_SLOT) {
+      this.#drop(evictable);
+      return true;
     }
     // Without `keep`, which the caller accounts for itself (see `complete`).
-    this.#fullUntil = firstEnd;
+    this.#fullUntil = this.#firstMayGoAt(now, keep);
     return false;
   }
 
-  /** A live lock, or a live record completed less than `evictAfterMs` ago. */
-  #safeFromEviction(slot: number, now: number): boolean {
-    return this.#evictableAt(slot) > now && this.#live(slot, now);
+  /**
+   * When the first entry kept from eviction may go (`#mayGoAt`): the first record of each lane,
+   * but `keep`, and every lock, whose leases differ.
+   */
+  #firstMayGoAt(now: number, keep: number): number {
+    const slots = this.#slots;
+    let first = Number.POSITIVE_INFINITY;
+    for (let lane = this.#retentions.length; lane > LOCKS; lane--) {
+      const oldest = slots.first(lane);
+      if (oldest !== NO_SLOT && oldest !== keep) first = Math.min(first, this.#mayGoAt(oldest, now));
+    }
+    for (let lock = slots.first(LOCKS); lock !== NO_SLOT; lock = slots.next(lock)) {
+      first = Math.min(first, slots.expiresAt.get(lock));
+    }
+    return first;
   }
 
   /**
-   * When the entry in `slot` kept from eviction may go: when it may be evicted, or before that
-   * when it expires (a record kept for less than `evictAfterMs`). A record past its end on
-   * monotonic time but not yet on the system clock is looked at again soon, as `#dropExpired` does.
+   * When the live record in `slot`, kept from eviction, may go: when it may be evicted, or before
+   * that when it ends (`#endOf`: a record kept for less than `evictAfterMs`).
    */
   #mayGoAt(slot: number, now: number): number {
-    const end = this.#slots.expiresAt.get(slot);
-    return Math.min(this.#evictableAt(slot), end > now ? end : now + WALL_CLOCK_RECHECK_MS);
+    return Math.min(this.#evictableAt(slot), this.#endOf(slot, now));
   }
 
-  /** When the entry in `slot` may be evicted: a lock when its lease ends, a record `evictAfterMs` after completion. */
+  /** When the record in `slot` may be evicted: `evictAfterMs` after its completion. */
   #evictableAt(slot: number): number {
-    const slots = this.#slots;
-    return slots.state.get(slot) === LOCKED
-      ? slots.expiresAt.get(slot)
-      : slots.completedAt.get(slot) + this.#evictAfterMs;
+    return this.#slots.completedAt.get(slot) + this.#evictAfterMs;
   }
 
   /**
    * For `whenFull: "refuse"`: room for one more key and one more record of `maxRecordBytes`,
-   * made only by dropping expired entries, or a `StoreUnavailableError`. The walk over every
-   * entry (moving none) runs at most once till the first live entry's end: until then a full
+   * made only by dropping expired entries, or a `StoreUnavailableError`. The look for them (a
+   * walk over the locks) runs at most once till the first live entry's end: until then a full
    * store refuses at once.
    */
   #refuseUnlessRoom(now: number): void {
@@ -519,21 +611,38 @@ export class MemoryStore implements InterlockStore {
     return this.#size >= this.#maxEntries || this.#bytes + this.maxRecordBytes > this.#maxBytes;
   }
 
-  /** Drops every expired entry, wherever it is in the ring; answers when the first live one ends. */
+  /**
+   * Drops every expired entry: the oldest records of each lane while they have expired, and
+   * every lapsed lock. Answers when the first live entry ends.
+   */
   #dropExpired(now: number): number {
     const slots = this.#slots;
     let firstEnd = Number.POSITIVE_INFINITY;
-    for (let index = 0; index < slots.held; index++) {
-      const slot = slots.inRing(index);
-      if (slots.dropped(slot)) continue;
-      if (!this.#live(slot, now)) this.#drop(slot);
-      else {
-        const end = slots.expiresAt.get(slot);
-        // A record past its end on monotonic time but not yet on the system clock: look again soon.
-        firstEnd = Math.min(firstEnd, end > now ? end : now + WALL_CLOCK_RECHECK_MS);
+    for (let lane = this.#retentions.length; lane > LOCKS; lane--) {
+      for (let oldest = slots.first(lane); oldest !== NO_SLOT; oldest = slots.first(lane)) {
+        if (!this.#live(oldest, now)) this.#drop(oldest);
+        else {
+          firstEnd = Math.min(firstEnd, this.#endOf(oldest, now));
+          break;
+        }
       }
     }
+    for (let lock = slots.first(LOCKS); lock !== NO_SLOT; ) {
+      const next = slots.next(lock);
+      if (!this.#live(lock, now)) this.#drop(lock);
+      else firstEnd = Math.min(firstEnd, slots.expiresAt.get(lock));
+      lock = next;
+    }
     return firstEnd;
+  }
+
+  /**
+   * When the live entry in `slot` ends: a record past its end on monotonic time but not yet on
+   * the system clock is looked at again soon.
+   */
+  #endOf(slot: number, now: number): number {
+    const end = this.#slots.expiresAt.get(slot);
+    return end > now ? end : now + WALL_CLOCK_RECHECK_MS;
   }
 }
 

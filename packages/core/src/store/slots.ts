@@ -1,14 +1,19 @@
 /**
  * Where the memory store's entries live: fields indexed by a slot number, in blocks of 1,024
- * slots; a ring of slots in insertion order; and a key index that maps a key to its slot.
+ * slots; lanes, lists of slots in the order they joined them; and a key index that maps a key
+ * to its slot.
  *
  * No object per entry: numbers sit in typed arrays, strings in plain arrays, and short bodies
  * in a per-slot share of a block, so what the garbage collector sees of a record is its key,
  * its header list (often shared) and only a long body; the index holds small integers, not
- * pointers. The ring gives the oldest-first order for sweeping and eviction; it grows by
- * doubling up to `maxSlots`, so a store that holds little stays small, and its blocks are made
- * as it reaches them, so growing copies no field (and the key index moves into its larger
- * table a few cells at a time).
+ * pointers. An entry keeps its slot until it is dropped, and a dropped slot is free at once:
+ * taken again before a new one is made. Slots are made in order up to `maxSlots`, their blocks
+ * as they are reached, so a store that holds little stays small and growing copies no field
+ * (the key index moves into its larger table a few cells at a time).
+ *
+ * A lane is a list through two fields of its slots (the next and the previous), so an entry
+ * joins the end of a lane, or leaves it from anywhere, in a few writes. The memory store keeps
+ * one lane for locks and one per retention for records: a lane's first slot is its oldest.
  *
  * The index (key-index.ts) is open addressing over slot numbers: a slot is indexed while it
  * holds a key, and dropping it removes it from the index.
@@ -18,8 +23,8 @@ import { copyBytes, copyBytesShared } from "../encoding.js";
 import { KeyIndex } from "./key-index.js";
 
 /**
- * Slots come in blocks of this many, each made when the ring first reaches it: the ring grows
- * (doubling up to `maxSlots`) without copying a field. New memory is dear on first touch (a
+ * Slots come in blocks of this many, each made when the first of its slots is: the store grows
+ * (up to `maxSlots`) without copying a field. New memory is dear on first touch (a
  * page fault: about 14 µs a 4 KiB page on these VMs), and columns copied into ones twice as
  * large stopped the process while they were touched: 314 ms at the step from 524,288 slots to
  * 1,048,576, every request in flight waiting. A block is touched as it fills instead. The price
@@ -29,8 +34,11 @@ const BLOCK_SHIFT = 10;
 const BLOCK_SLOTS = 1 << BLOCK_SHIFT;
 const IN_BLOCK = BLOCK_SLOTS - 1;
 
-/** The ring's first size (up to `maxSlots`): one block. */
+/** Slots the key index is first made for (up to `maxSlots`): one block. */
 const INITIAL_SLOTS = BLOCK_SLOTS;
+
+/** No slot: the end of a lane, or of the free slots. */
+export const NO_SLOT = -1;
 
 /**
  * Bodies up to this size are copied into their slot's share of a column rather than into an
@@ -59,13 +67,19 @@ const CREATED_AT = 0;
 const COMPLETED_AT = 1;
 const EXPIRES_AT = 2;
 const WALL_EXPIRES_AT = 3;
-const COUNTS = 5;
+const COUNTS = 8;
 const STATE = 0;
 const STATUS = 1;
 const BYTES = 2;
 const BODY_LENGTH = 3;
 /** The key index's hash of the slot's key (key-index.ts), while the slot is indexed. */
 const HASH = 4;
+/** The next slot + 1 (0: none) in the slot's lane, or among the free slots. */
+const NEXT = 5;
+/** The previous slot + 1 (0: none) in the slot's lane. */
+const PREVIOUS = 6;
+/** The slot's lane, while it holds an entry. */
+const LANE = 7;
 const VALUES = 5;
 const KEY = 0;
 const TOKEN = 1;
@@ -143,7 +157,7 @@ function valueBlock(slots: number): unknown[] {
   return block;
 }
 
-/** The fields (in blocks), the ring and the index; the memory store decides what the fields mean. */
+/** The fields (in blocks), the lanes and the index; the memory store decides what the fields and lanes mean. */
 export class Slots {
   readonly #times: Float64Array[] = [];
   readonly #counts: Uint32Array[] = [];
@@ -162,7 +176,10 @@ export class Slots {
   /** At most `bytes`. */
   readonly #bodyLength = new CountField(this.#counts, BODY_LENGTH);
   readonly #keyHash = new CountField(this.#counts, HASH);
-  /** Per slot: the key, or "" when the slot is free or dropped (keys are never empty). */
+  readonly #next = new CountField(this.#counts, NEXT);
+  readonly #previous = new CountField(this.#counts, PREVIOUS);
+  readonly #lane = new CountField(this.#counts, LANE);
+  /** Per slot: the key, or "" when the slot is free (keys are never empty). */
   readonly #keys = new ValueField<string>(this.#values, KEY);
   token = new ValueField<string>(this.#values, TOKEN);
   fingerprint = new ValueField<string>(this.#values, FINGERPRINT);
@@ -178,11 +195,15 @@ export class Slots {
   readonly inline: Uint8Array[] = [];
 
   readonly #maxSlots: number;
-  /** Slots in the ring: it doubles, up to `#maxSlots`, when full. */
+  /** Slots the key index has room for: it doubles, up to `#maxSlots`, as slots are made. */
   #capacity: number;
-  #head = 0;
-  /** Slots in the ring from the head, live or dropped. */
-  #count = 0;
+  /** Slots made so far: 0 to `#made` - 1, each holding an entry or free. */
+  #made = 0;
+  /** The free slot dropped last, or NO_SLOT; the other free slots follow it through NEXT. */
+  #free = NO_SLOT;
+  /** Each lane's first and last slot (NO_SLOT when empty); a lane not used yet is empty. */
+  readonly #firsts: number[] = [];
+  readonly #lasts: number[] = [];
   readonly #index: KeyIndex;
 
   constructor(maxSlots: number) {
@@ -191,19 +212,9 @@ export class Slots {
     this.#index = new KeyIndex(this.#keys, this.#keyHash, this.#capacity);
   }
 
-  /** Slots the ring has room for now. */
+  /** Slots the key index has room for now. */
   get capacity(): number {
     return this.#capacity;
-  }
-
-  /** Slots in the ring, live or dropped. */
-  get held(): number {
-    return this.#count;
-  }
-
-  /** True when no slot can be added without first passing or carrying the head. */
-  get full(): boolean {
-    return this.#count === this.#maxSlots;
   }
 
   /** The slot holding `key`, or -1. */
@@ -211,28 +222,72 @@ export class Slots {
     return this.#index.find(key);
   }
 
-  /** Takes the slot after the newest for `key`, which no slot holds; the caller has made room (`full` is false). */
-  add(key: string): number {
+  /**
+   * Takes a slot for `key`, which no slot holds, at the end of `lane`; the caller has made room
+   * (fewer than `maxSlots` held).
+   */
+  add(key: string, lane = 0): number {
     const slot = this.#take();
     this.#keys.set(slot, key);
     this.#index.insert(key, slot);
+    this.#append(slot, lane);
     return slot;
   }
 
-  /** The slot after the newest, now in the ring, its block made. */
+  /** The free slot dropped last (its block in use, likely in cache too), or else the next one made. */
   #take(): number {
-    if (this.#count === this.#capacity) this.#grow();
-    const slot = (this.#head + this.#count) % this.#capacity;
-    this.#count++;
+    const free = this.#free;
+    if (free !== NO_SLOT) {
+      this.#free = this.#next.get(free) - 1;
+      return free;
+    }
+    if (this.#made === this.#capacity) this.#grow();
+    const slot = this.#made++;
     this.#blockFor(slot);
     return slot;
+  }
+
+  /** The first (oldest) slot of `lane`, or NO_SLOT. */
+  first(lane: number): number {
+    return this.#firsts[lane] ?? NO_SLOT;
+  }
+
+  /** The slot after `slot` in its lane, or NO_SLOT. */
+  next(slot: number): number {
+    return this.#next.get(slot) - 1;
+  }
+
+  /** Moves `slot`, which holds an entry, to the end of `lane` (its own one too): it is that lane's newest. */
+  moveTo(slot: number, lane: number): void {
+    this.#unlink(slot);
+    this.#append(slot, lane);
+  }
+
+  #append(slot: number, lane: number): void {
+    const last = this.#lasts[lane] ?? NO_SLOT;
+    this.#lane.set(slot, lane);
+    this.#next.set(slot, 0);
+    this.#previous.set(slot, last + 1);
+    if (last === NO_SLOT) this.#firsts[lane] = slot;
+    else this.#next.set(last, slot + 1);
+    this.#lasts[lane] = slot;
+  }
+
+  #unlink(slot: number): void {
+    const lane = this.#lane.get(slot);
+    const next = this.#next.get(slot) - 1;
+    const previous = this.#previous.get(slot) - 1;
+    if (previous === NO_SLOT) this.#firsts[lane] = next;
+    else this.#next.set(previous, next + 1);
+    if (next === NO_SLOT) this.#lasts[lane] = previous;
+    else this.#previous.set(next, previous + 1);
   }
 
   /** Makes the block that holds `slot`, if it was not yet; every cell of a new block is a free slot's. */
   #blockFor(slot: number): void {
     const index = slot >>> BLOCK_SHIFT;
     if (index < this.#values.length) return;
-    // Blocks are made in order: the ring takes its slots in order, and a move goes to the newest end.
+    // Blocks are made in order, as slots are.
     for (let next = this.#values.length; next <= index; next++) {
       const slots = this.#slotsIn(next);
       this.#times.push(new Float64Array(slots * TIMES));
@@ -242,37 +297,9 @@ export class Slots {
     }
   }
 
-  /** Slots in block `index`: all but the last of a ring whose bound is not a whole number of blocks hold BLOCK_SLOTS. */
+  /** Slots in block `index`: all but the last of a store whose bound is not a whole number of blocks hold BLOCK_SLOTS. */
   #slotsIn(index: number): number {
     return Math.min(BLOCK_SLOTS, this.#maxSlots - index * BLOCK_SLOTS);
-  }
-
-  /** The slot `index` places after the oldest in the ring (0 is the oldest), for a walk that moves nothing. */
-  inRing(index: number): number {
-    return (this.#head + index) % this.#capacity;
-  }
-
-  /** The oldest slot in the ring, or -1 when it is empty. */
-  oldest(): number {
-    return this.#count === 0 ? -1 : this.#head;
-  }
-
-  /** Moves the head past the oldest slot, which the caller has dropped. */
-  pass(): void {
-    this.#head = (this.#head + 1) % this.#capacity;
-    this.#count--;
-  }
-
-  /** Makes the oldest slot the newest (a live entry that must not be dropped). */
-  carry(): void {
-    const from = this.#head;
-    if (this.#count < this.#capacity) {
-      this.#move(from, this.#take());
-      this.pass();
-      return;
-    }
-    // A full ring: the slot after the newest is the head itself, so the entry stays put.
-    this.#head = (from + 1) % this.#capacity;
   }
 
   /** Writes a new lock's fields, its block looked up once: the claim's hottest writes. */
@@ -343,10 +370,13 @@ export class Slots {
     return copyBytesShared((this.inline[slot >>> BLOCK_SHIFT] as Uint8Array).subarray(start, start + length));
   }
 
-  /** Clears a slot, letting go of its strings and body: `find` no longer answers with it. */
+  /** Drops the entry in `slot`: it leaves its lane and the index, lets go of its strings and body, and is free. */
   drop(slot: number): void {
     this.#index.remove(slot);
+    this.#unlink(slot);
     this.#clear(slot);
+    this.#next.set(slot, this.#free + 1);
+    this.#free = slot;
   }
 
   #clear(slot: number): void {
@@ -365,68 +395,12 @@ export class Slots {
     return block[at + TOKEN] === token && block[at + KEY] === key;
   }
 
-  /** Whether the slot was dropped (it stays in the ring until the head passes it). */
-  dropped(slot: number): boolean {
-    return this.#keys.get(slot) === "";
-  }
-
-  /** Copies every field of a slot, its key included (not its index entry), into `to`, whose block is made. */
-  #copy(from: number, to: number): void {
-    const times = this.#times;
-    const counts = this.#counts;
-    const values = this.#values;
-    const fromBlock = from >>> BLOCK_SHIFT;
-    const toBlock = to >>> BLOCK_SHIFT;
-    const fromAt = from & IN_BLOCK;
-    const toAt = to & IN_BLOCK;
-    // Field by field: a subarray to copy from would be an object made per move.
-    const fromTimes = times[fromBlock] as Float64Array;
-    const toTimes = times[toBlock] as Float64Array;
-    for (let field = 0; field < TIMES; field++)
-      toTimes[toAt * TIMES + field] = fromTimes[fromAt * TIMES + field] as number;
-    const fromCounts = counts[fromBlock] as Uint32Array;
-    const toCounts = counts[toBlock] as Uint32Array;
-    for (let field = 0; field < COUNTS; field++)
-      toCounts[toAt * COUNTS + field] = fromCounts[fromAt * COUNTS + field] as number;
-    const fromValues = values[fromBlock] as unknown[];
-    const toValues = values[toBlock] as unknown[];
-    for (let field = 0; field < VALUES; field++) toValues[toAt * VALUES + field] = fromValues[fromAt * VALUES + field];
-    const length = this.#bodyLength.get(from);
-    if (length > 0 && length <= INLINE_BODY_BYTES) {
-      const start = shareOf(from);
-      const share = (this.inline[fromBlock] as Uint8Array).subarray(start, start + length);
-      this.#inlineMade(to).set(share, shareOf(to));
-    }
-  }
-
   /**
-   * Doubles the ring (up to `maxSlots`). The ring may wrap: the slots before the head move to
-   * just past the old end, so the ring stays contiguous; when they do not fit there (the last
-   * step up to `maxSlots` may add fewer slots than there are before the head), the slots from
-   * the head on move to the new end instead. The index grows first (drained into its larger
-   * table as keys are inserted), then follows each move. No field is copied: the new slots'
-   * blocks are made as the ring (or a move) reaches them.
+   * Makes room in the key index for twice the slots (up to `maxSlots`) once the slots made reach
+   * its bound: it drains into its larger table as keys are inserted, and no field is copied.
    */
   #grow(): void {
-    const length = this.#capacity;
-    const larger = Math.min(length * 2, this.#maxSlots);
-    this.#capacity = larger;
-    this.#index.grow(larger);
-    const added = larger - length;
-    if (this.#head <= added) {
-      for (let slot = 0; slot < this.#head; slot++) this.#move(slot, length + slot);
-    } else {
-      // From the newest end down, so no slot is overwritten before it has moved.
-      for (let slot = length - 1; slot >= this.#head; slot--) this.#move(slot, slot + added);
-      this.#head += added;
-    }
-  }
-
-  /** Moves a slot's entry, and its index cell when it holds a key, to the free slot `to`. */
-  #move(from: number, to: number): void {
-    this.#blockFor(to);
-    if (this.#keys.get(from) !== "") this.#index.move(from, to);
-    this.#copy(from, to);
-    this.#clear(from);
+    this.#capacity = Math.min(this.#capacity * 2, this.#maxSlots);
+    this.#index.grow(this.#capacity);
   }
 }
