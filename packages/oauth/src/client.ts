@@ -74,11 +74,11 @@ export interface OAuthClientOptions {
   timeoutMs?: number;
   /**
    * How requests to the authorization server are retried, through `@interlock/client`: reads
-   * (discovery, JWKS) and client credentials grants on transient failures (network errors,
-   * 408/425/429/5xx, `Retry-After` honoured); code exchanges, refresh grants and revocations
-   * never. Default: 3 attempts, each bounded by `timeoutMs`, the client's other defaults
-   * (backoff with jitter, retry budget, circuit breaker). `false`: `fetch` is called once, for a
-   * fetch that retries by itself.
+   * (discovery, JWKS), client credentials grants and revocations on transient failures (network
+   * errors, 408/425/429/5xx, `Retry-After` honoured); code exchanges and refresh grants never.
+   * Default: 3 attempts, each bounded by `timeoutMs`, the client's other defaults (backoff with
+   * jitter, retry budget, circuit breaker). `false`: `fetch` is called once, for a fetch that
+   * retries by itself.
    */
   retry?: OAuthRetryOptions | false;
   /**

@@ -225,16 +225,25 @@ export class LoginError extends InterlockError {
 /**
  * Why a session has no usable token: never logged in (or logged out), expired without a refresh
  * token, its refresh token was refused, a resource server refused its access token (401) and
- * there is no refresh token to get another with, or a refresh answered with an ID token about
- * another user or authentication (OpenID Connect Core §12.2).
+ * there is no refresh token to get another with, a refresh answered with an ID token about
+ * another user or authentication (OpenID Connect Core §12.2), or a refresh answered with a new
+ * refresh token in an answer this client refused (`refresh_answer_refused`: the server rotated,
+ * so the one kept is used up).
  */
-export type LoginRequiredReason = "no_session" | "expired" | "refresh_rejected" | "token_rejected" | "identity_changed";
+export type LoginRequiredReason =
+  | "no_session"
+  | "expired"
+  | "refresh_rejected"
+  | "token_rejected"
+  | "identity_changed"
+  | "refresh_answer_refused";
 
 /**
  * A session has no usable token: it never logged in (or logged out, or was revoked), its access
- * token expired or was refused by a resource server without a refresh token to renew it, or the
- * server refused the refresh token. The session's tokens are gone from the store; send the user
- * through the login again.
+ * token expired or was refused by a resource server without a refresh token to renew it, or its
+ * refresh failed for good (the server refused the refresh token, or this client refused the
+ * answer: see `reason`). The session's tokens are gone from the store; send the user through the
+ * login again.
  */
 export class LoginRequiredError extends InterlockError {
   static {

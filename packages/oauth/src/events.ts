@@ -110,7 +110,8 @@ export type OAuthEvent =
       /**
        * Tokens the server issued that nothing will hold were revoked at the server (RFC 7009), so
        * that no grant is left behind: those of a login that ended refused (`oauth.login.refused`),
-       * or of a session's refresh answered once the session was gone.
+       * of a session's refresh answered once the session was gone, or of a refresh answer that
+       * ended its session refused.
        */
       type: "oauth.login.tokens_revoked";
       /**
@@ -118,12 +119,18 @@ export type OAuthEvent =
        * afterwards. `"refused"`: the login refused the server's answer (an ID token for another
        * nonce or without one, an authentication older than `max_age`, …). `"session_ended"`: a
        * session's refresh was answered after the session was logged out (`revoke()`) or ended,
-       * its tokens deleted from the store meanwhile.
+       * its tokens deleted from the store meanwhile. `"refresh_refused"`: a session's refresh
+       * answer was refused and ended the session (`oauth.session.ended`, `identity_changed` or
+       * `refresh_answer_refused`).
        */
-      reason: "late" | "refused" | "session_ended";
+      reason: "late" | "refused" | "session_ended" | "refresh_refused";
       /** Whether the server revoked the refresh token or the access token. */
       revoked: boolean;
-      /** Present when revoking at the server failed: the error's code. */
+      /**
+       * The error's code, when revoking at the server failed; or, with `revoked`, the OAuth error
+       * the server refused the access token's revocation with once it had revoked the refresh
+       * token (`invalid_token`: revoked with it, RFC 7009 §2.1).
+       */
       error?: string;
     }
   | {
@@ -132,8 +139,11 @@ export type OAuthEvent =
       /** Whether the server revoked the refresh token or the access token (RFC 7009). */
       revoked: boolean;
       /**
-       * Present when revoking at the server failed (`revoke()` threw): the error's code. The tokens
-       * are deleted here all the same; the server may still honour them until they expire.
+       * The error's code, when revoking at the server failed (`revoke()` threw): the tokens are
+       * deleted here all the same, and the server may still honour them until they expire. Or,
+       * with `revoked` and `revoke()` resolved, the OAuth error the server refused the access
+       * token's revocation with once it had revoked the refresh token (`invalid_token`, as servers
+       * that revoke the access token with it answer, RFC 7009 §2.1).
        */
       error?: string;
     };

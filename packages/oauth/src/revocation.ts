@@ -8,6 +8,7 @@ import * as oauth from "oauth4webapi";
 import type { ClientInternals } from "./client.js";
 import { eventCode, OAuthError } from "./errors.js";
 import type { OAuthEvent } from "./events.js";
+import { isTransient } from "./token-source.js";
 
 /** The tokens of one grant, as far as revoking them goes. */
 export interface GrantTokens {
@@ -20,6 +21,11 @@ export interface Revocation {
   /** Whether the server revoked the refresh token or the access token. */
   revoked: boolean;
   failure?: { error: unknown };
+  /**
+   * The OAuth error the server refused the access token's revocation with, after it revoked the
+   * refresh token (see `afterGrantEnded`): nothing failed, the grant ended with the refresh token.
+   */
+  refusal?: OAuthError;
 }
 
 /**
@@ -36,9 +42,19 @@ export async function revokeGrant(internals: ClientInternals, tokens: GrantToken
     refreshRevoked = refreshToken !== undefined && (await revokeToken(internals, refreshToken, "refresh_token"));
     return { revoked: (await revokeToken(internals, accessToken, "access_token")) || refreshRevoked };
   } catch (error) {
+    if (refreshRevoked && afterGrantEnded(error)) return { revoked: true, refusal: error };
     return { revoked: refreshRevoked, failure: { error } };
   }
 }
+
+/**
+ * Whether `error`, the access token's revocation failing once the refresh token's succeeded, is
+ * the server's answer about a token the grant's end took with it: an OAuth error it answered
+ * (`invalid_token`, as Google and Salesforce answer for an access token revoked along with its
+ * refresh token, which RFC 7009 §2.1 says a server SHOULD do; `invalid_request`, …), not one
+ * saying it is down (`server_error`, `temporarily_unavailable`: the token may still be live).
+ */
+const afterGrantEnded = (error: unknown): error is OAuthError => error instanceof OAuthError && !isTransient(error);
 
 /** Why tokens the server issued are left without a holder: `oauth.login.tokens_revoked`'s `reason`. */
 export type OrphanReason = Extract<OAuthEvent, { type: "oauth.login.tokens_revoked" }>["reason"];
@@ -52,9 +68,14 @@ export async function revokeOrphans(
   tokens: GrantTokens,
   reason: OrphanReason,
 ): Promise<void> {
-  const { revoked, failure } = await revokeGrant(internals, tokens);
-  const error = failure === undefined ? {} : { error: eventCode(failure.error) };
-  internals.emit({ type: "oauth.login.tokens_revoked", reason, revoked, ...error });
+  const revocation = await revokeGrant(internals, tokens);
+  internals.emit({ type: "oauth.login.tokens_revoked", reason, ...revocationEvent(revocation) });
+}
+
+/** An event's account of `revocation`: whether the server revoked, and `error`, what it answered when it refused or failed. */
+export function revocationEvent({ revoked, failure, refusal }: Revocation): { revoked: boolean; error?: string } {
+  const said = failure === undefined ? refusal : failure.error;
+  return said === undefined ? { revoked } : { revoked, error: eventCode(said) };
 }
 
 /** Revokes `token` at the server (RFC 7009); false when the server does not revoke tokens of its type. */

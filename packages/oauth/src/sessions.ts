@@ -15,7 +15,7 @@ import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
 import { assertSameIdentity } from "./id-token.js";
-import { revokeGrant, revokeOrphans } from "./revocation.js";
+import { type GrantTokens, revocationEvent, revokeGrant, revokeOrphans, tokensAnswered } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, type HeldLock, SingleFlight } from "./store/lock.js";
 import { MemoryTokenStore } from "./store/memory.js";
@@ -91,7 +91,8 @@ export interface SessionTokens {
   /**
    * Logs the session out of the authorization server: deletes its tokens, then revokes the
    * refresh token and the access token (RFC 7009). Nothing stored: `{ revoked: false }`. The
-   * tokens are deleted here whatever the server answers; an error means the server was not told.
+   * tokens are deleted here whatever the server answers; an error means revoking them there
+   * failed (retries included), and the server may still honour them.
    */
   revoke(sessionId: string): Promise<RevokeResult>;
   /** The session as a `TokenSource`, for `authorizedFetch`. */
@@ -190,22 +191,31 @@ const WITHOUT_REFRESH: Record<WithoutRefresh, string> = {
 };
 
 /** Why a refresh that failed ends the session, and what its `LoginRequiredError` says. */
-type EndingRefresh = "refresh_rejected" | "identity_changed";
+type EndingRefresh = "refresh_rejected" | "identity_changed" | "refresh_answer_refused";
 const ENDING_REFRESH: Record<EndingRefresh, string> = {
   refresh_rejected: "the authorization server refused the refresh token",
   identity_changed: "the refresh answered with an ID token about another user or authentication",
+  refresh_answer_refused:
+    "the refresh's answer was refused after the authorization server rotated the refresh token: the one kept is used up",
 };
 
 /**
  * The refresh failures no later refresh can mend: `invalid_grant` (the refresh token expired, was
- * revoked or already used), and an ID token that is not about the session's user and
- * authentication (`id_token_mismatch`). Kept, a session whose refresh token does not rotate would
- * answer that error on every call until it expired; its new tokens were never stored.
+ * revoked or already used), an ID token that is not about the session's user and authentication
+ * (`id_token_mismatch`), and any other refusal of an answer (`answered`, its tokens) that brings a
+ * new refresh token: the server rotated, so the one kept (`used`) is used up, and sent again it
+ * would look like theft (RFC 9700 §4.14.2). Kept, a session whose refresh token does not rotate
+ * would answer that error on every call until it expired; its new tokens were never stored.
  */
-function endingRefreshError(error: unknown): EndingRefresh | undefined {
+function endingRefreshError(
+  error: unknown,
+  answered: GrantTokens | undefined,
+  used: string | undefined,
+): EndingRefresh | undefined {
   if (error instanceof OAuthError && error.code === "invalid_grant") return "refresh_rejected";
   if (error instanceof OAuthResponseError && error.code === "id_token_mismatch") return "identity_changed";
-  return undefined;
+  const rotated = answered?.refreshToken !== undefined && answered.refreshToken !== used;
+  return rotated ? "refresh_answer_refused" : undefined;
 }
 
 /** A session's store keys (see `sessionKeys`). */
@@ -468,6 +478,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     }
     const usedRefreshToken = tokens.refreshToken;
     const { http, late } = keptLateAnswer(internals.http);
+    let issued: Response | undefined;
     let response: oauth.TokenEndpointResponse;
     try {
       response = await internals.exchange(async (as) => {
@@ -478,16 +489,35 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
           usedRefreshToken,
           http,
         );
+        issued = answer.clone(); // read only if the answer is refused below
         return processRefresh(as, answer, tokens);
       }, "refresh_token");
     } catch (error) {
       const answer = late();
       if (answer !== undefined) lock.holdUntil(settleLate(key, seen, answer, lock));
-      const ended = endingRefreshError(error);
-      if (ended === undefined) throw error;
-      return endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
+      return refreshFailed(key, seen, error, issued);
     }
     return keepRefreshed(key, seen, response);
+  }
+
+  /**
+   * A refresh that failed (`error`), answered `issued` if it was answered: it ends the session
+   * when no later refresh can mend it (see `endingRefreshError`), else is thrown, the session
+   * kept. The tokens of a 2xx answer refused so are revoked at the server (RFC 7009), in the
+   * background, as a login's refused ones are: never stored, nothing will ever hold them, and with
+   * a rotating server they are the grant's only live ones.
+   */
+  async function refreshFailed(
+    key: string,
+    seen: Current,
+    error: unknown,
+    issued: Response | undefined,
+  ): Promise<never> {
+    const answered = issued === undefined ? undefined : await tokensAnswered(issued);
+    const ended = endingRefreshError(error, answered, seen.tokens.refreshToken);
+    if (ended === undefined) throw error;
+    if (answered !== undefined) void revokeOrphans(internals, answered, "refresh_refused");
+    return endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
   }
 
   /**
@@ -495,25 +525,32 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
    * was sent: the server may have rotated the refresh token, and the answer then holds the only
    * copy of the new one. Sending the old one again (the next refresh, here or in another
    * process) would look like theft and revoke the grant. New tokens are kept as a refresh in
-   * time keeps them; a refusal ends the session as it would have; no answer by the time the
-   * lock's lease has only the write-back's time left (`writeBackMs`) is given up, and the lock released.
+   * time keeps them; a refusal ends the session (and revokes what the answer brought) as it would
+   * have (`refreshFailed`); no answer by the time the lock's lease has only the write-back's time
+   * left (`writeBackMs`) is given up, and the lock released. The caller had its answer already:
+   * what this one comes to is told by events, and its rejection only releases the lock.
    */
   async function settleLate(key: string, seen: Current, late: LateAnswer, lock: HeldLock): Promise<void> {
     const leftMs = Math.max(0, lock.expiresAt - globalThis.performance.now() - writeBackMs(callMs));
     const { answer, done } = lateAnswerWithin(late, leftMs, "refresh grant");
+    let issued: Response | undefined;
+    let response: oauth.TokenEndpointResponse;
     try {
-      const response = await internals.exchange(
-        async (as) => processRefresh(as, await answer, seen.tokens),
+      response = await internals.exchange(
+        async (as) => {
+          const answered = await answer;
+          issued = answered.clone(); // read only if the answer is refused below
+          return processRefresh(as, answered, seen.tokens);
+        },
         "refresh_token",
         "late",
       );
-      await keepRefreshed(key, seen, response);
     } catch (error) {
-      const ended = endingRefreshError(error);
-      if (ended !== undefined) await endSession(key, seen.version, ended, ENDING_REFRESH[ended], error);
+      return refreshFailed(key, seen, error, issued);
     } finally {
       done();
     }
+    await keepRefreshed(key, seen, response);
   }
 
   /** The refresh grant's answer as tokens, checked (OpenID Connect Core §12.2: a new ID token is about the same user). */
@@ -659,13 +696,10 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
 
   /** Revokes a session's tokens at the server (RFC 7009), telling `oauth.session.revoked`. */
   async function revokeAtServer(tokens: TokenSet): Promise<{ revoked: boolean }> {
-    const { revoked, failure } = await revokeGrant(internals, tokens);
-    if (failure === undefined) {
-      internals.emit({ type: "oauth.session.revoked", revoked });
-      return { revoked };
-    }
-    // The session ended here all the same: say so, and that the server may not know.
-    internals.emit({ type: "oauth.session.revoked", revoked, error: eventCode(failure.error) });
-    throw failure.error;
+    const revocation = await revokeGrant(internals, tokens);
+    // The session ended here all the same: when a request failed, say so, and that the server may not know.
+    internals.emit({ type: "oauth.session.revoked", ...revocationEvent(revocation) });
+    if (revocation.failure !== undefined) throw revocation.failure.error;
+    return { revoked: revocation.revoked };
   }
 }

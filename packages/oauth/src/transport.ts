@@ -1,10 +1,11 @@
 /**
  * The one way to the authorization server: `@interlock/client` with a policy that is safe for
- * OAuth. Reads (discovery, JWKS, UserInfo) and client credentials grants are retried on
- * transient failures; a repeated client credentials grant only issues another token. Code
- * exchanges, refresh grants and revocations are sent once: a refresh token the server already
- * rotated, sent again, looks like theft and revokes the grant. No `Idempotency-Key` is ever
- * added: authorization servers do not read it, and a repeat must stay a plain repeat.
+ * OAuth. Reads (discovery, JWKS, UserInfo), client credentials grants and revocations are retried
+ * on transient failures; a repeated client credentials grant only issues another token, a
+ * repeated revocation changes nothing (RFC 7009 §2.2). Code exchanges and refresh grants are sent
+ * once: a refresh token the server already rotated, sent again, looks like theft and revokes the
+ * grant. No `Idempotency-Key` is ever added: authorization servers do not read it, and a repeat
+ * must stay a plain repeat.
  */
 
 import {
@@ -152,7 +153,7 @@ const DEFAULT_TOKEN_ATTEMPTS = 3;
 /** The client's own bound on a whole request (attempts and waits), raised to one attempt's timeout if longer. */
 const DEFAULT_DEADLINE_MS = 30_000;
 
-/** Methods the retrying client may send again: reads, and the POST of a client credentials grant. */
+/** Methods the retrying client may send again: reads, and the POST of a client credentials grant or a revocation. */
 const REPEATABLE_METHODS = ["GET", "HEAD", "POST"];
 
 /**
@@ -285,7 +286,12 @@ export function longestSingleRequestMs(timeoutMs: number, retry: OAuthRetryOptio
   return limits.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...limits);
 }
 
-/** Whether sending the request twice is harmless: a read, or a client credentials grant (decided from its body). */
+/**
+ * Whether sending the request twice is harmless, decided from its body: a read; a client
+ * credentials grant; or a revocation (RFC 7009 §2.1: a `token` and no `grant_type`, the only such
+ * request sent), which a server answers as the first time once the token is revoked (§2.2), and
+ * whose 503 means the token still exists and may be retried (§2.2.1).
+ */
 export function isRepeatable(init: { method?: string; body?: unknown }): boolean {
   const method = (init.method ?? "GET").toUpperCase();
   if (method === "GET" || method === "HEAD") return true;
@@ -293,7 +299,8 @@ export function isRepeatable(init: { method?: string; body?: unknown }): boolean
   const { body } = init;
   const form =
     body instanceof URLSearchParams ? body : typeof body === "string" ? new URLSearchParams(body) : undefined;
-  return form?.get("grant_type") === "client_credentials";
+  const grant = form?.get("grant_type");
+  return grant === "client_credentials" || (grant === null && form?.has("token") === true);
 }
 
 /** A failure to get an answer, as `server_unavailable`: the client's typed errors, a network error, a timeout. */

@@ -222,14 +222,16 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
 describe("a refreshed ID token is about the same user and authentication (OIDC Core §12.2)", () => {
   async function sessionWith(authTime?: number) {
     const events: OAuthEvent[] = [];
+    const revoked = resolvable<OAuthEvent>();
+    const onEvent = (event: OAuthEvent) => {
+      events.push(event);
+      if (event.type === "oauth.login.tokens_revoked") revoked.resolve(event);
+    };
     const store = new MemoryTokenStore();
-    const sessions = createSessionTokens(mockClient(WEB_APP, { onEvent: (e: OAuthEvent) => events.push(e) }), {
-      encryptionKeys: keyring,
-      store,
-    });
+    const sessions = createSessionTokens(mockClient(WEB_APP, { onEvent }), { encryptionKeys: keyring, store });
     const { tokens } = await mockLogin("openid", { authTime });
     await sessions.save("user", tokens);
-    return { sessions, tokens, events, store };
+    return { sessions, tokens, events, store, tokensRevoked: revoked.promise };
   }
 
   it("a refreshed ID token for the same user is taken", async () => {
@@ -269,8 +271,8 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
     // "its iat Claim MUST represent the time that the new ID Token is issued": not before the first one's
     ["an iat before the first one's", "iat", undefined, (claims) => Object.assign(claims, { iat: 1_700_000_000 })],
   ] as Array<[string, string, number | undefined, Change]>) {
-    it(`refuses a refreshed ID token with ${what} (id_token_mismatch): nothing stored, the session ends`, async () => {
-      const { sessions, tokens, events } = await sessionWith(authTime);
+    it(`refuses a refreshed ID token with ${what} (id_token_mismatch): nothing stored, the session ends, the tokens answered revoked`, async () => {
+      const { sessions, tokens, events, tokensRevoked } = await sessionWith(authTime);
       const before = await sessions.get("user");
       expect(before?.idToken).toBe(tokens.idToken);
       const error = await withIdTokens("refresh_token", change, () => sessions.refresh("user")).catch(
@@ -284,9 +286,16 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
       expect(cause).toMatchObject({ code: "id_token_mismatch", status: 502 });
       expect((cause as Error).message).toContain(claim);
       expect(await sessions.get("user")).toBeUndefined();
+      // Never stored, the refresh's tokens are revoked: nothing will hold them.
+      expect(await tokensRevoked).toEqual({
+        type: "oauth.login.tokens_revoked",
+        reason: "refresh_refused",
+        revoked: true,
+      });
       expect(events).toMatchObject([
         { type: "oauth.token.requested", grant: "refresh_token", outcome: "id_token_mismatch" },
         { type: "oauth.session.ended", reason: "identity_changed" },
+        { type: "oauth.login.tokens_revoked" },
       ]);
     });
   }

@@ -1,8 +1,8 @@
 /**
- * Requests to the authorization server go through @interlock/client: reads and client
- * credentials grants are retried on transient failures; code exchanges, refresh grants and
- * revocations never are. A proxy in front of the real server (oidc-provider) injects the
- * failures and counts what arrives.
+ * Requests to the authorization server go through @interlock/client: reads, client credentials
+ * grants and revocations are retried on transient failures; code exchanges and refresh grants
+ * never are. A proxy in front of the real server (oidc-provider) injects the failures and counts
+ * what arrives.
  */
 
 import {
@@ -28,6 +28,7 @@ import {
 import { type FaultyProxy, startFaultyProxy } from "./faulty-proxy.js";
 import {
   authorize,
+  introspect,
   keyring,
   loggedInTokens,
   REDIRECT_URI,
@@ -35,6 +36,7 @@ import {
   serviceClient,
   startResourceServer,
   useAuthorizationServer,
+  WEB_APP,
   webClient,
 } from "./helpers.js";
 
@@ -178,7 +180,58 @@ describe("retried: reads and client credentials grants", () => {
   });
 });
 
-describe("never retried: code exchanges, refresh grants, revocations", () => {
+describe("retried: revocations (RFC 7009 §2.2: revoking a revoked token is answered as the first time)", () => {
+  /**
+   * A logged-in session on a client whose requests go through the proxy, the client's events
+   * recorded (its waits are real: session tokens need the attempt timeout, which a recording sleep would end at once).
+   */
+  async function sessionViaProxy(id: string) {
+    const events: ClientEvent[] = [];
+    const client = webClient(server(), { fetch: proxy.fetch, retry: { onEvent: (e) => events.push(e) } });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(server(), "alice", "openid offline_access");
+    await manager.save(id, tokens);
+    await client.metadata();
+    return { manager, tokens, events };
+  }
+  const isRevocation = (r: { path: string }) => r.path === "/token/revocation";
+
+  it("a revocation answered 503 with Retry-After is sent again after that wait (§2.2.1: the token still exists): the grant revoked", async () => {
+    const { manager, tokens, events } = await sessionViaProxy("retry-revoke");
+    const before = proxy.count("/token/revocation");
+    const down = { status: 503, headers: { "retry-after": "1" }, body: '{"error":"temporarily_unavailable"}' };
+    proxy.inject(isRevocation, down);
+
+    expect(await manager.revoke("retry-revoke")).toEqual({ revoked: true });
+    expect(proxy.count("/token/revocation") - before).toBe(3); // the refresh token twice, then the access token
+    const retries = events.filter((e) => e.type === "client.retry");
+    expect(retries).toMatchObject([{ method: "POST", status: 503, retryAfterMs: 1_000, key: undefined }]);
+    expect(retries[0]?.type === "client.retry" && retries[0].delayMs).toBeGreaterThanOrEqual(1_000);
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+  });
+
+  it("a connection reset on a revocation is retried", async () => {
+    const { manager, tokens } = await sessionViaProxy("retry-revoke-reset");
+    const before = proxy.count("/token/revocation");
+    proxy.inject(isRevocation, { reset: true });
+    expect(await manager.revoke("retry-revoke-reset")).toEqual({ revoked: true });
+    expect(proxy.count("/token/revocation") - before).toBe(3);
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+  });
+
+  it("gives up after maxAttempts: server_unavailable, and the grant lives on at the server", async () => {
+    const { manager, tokens } = await sessionViaProxy("retry-revoke-down");
+    const before = proxy.count("/token/revocation");
+    for (let i = 0; i < 3; i++) proxy.inject(isRevocation, { status: 503 });
+    const error = await failure(manager.revoke("retry-revoke-down"));
+    expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 503 });
+    expect(error.message).toBe("authorization server answered 503; gave up after 3 attempts");
+    expect(proxy.count("/token/revocation") - before).toBe(3);
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: true });
+  });
+});
+
+describe("never retried: code exchanges, refresh grants", () => {
   it("a refresh token grant answered 503 is sent once: server_unavailable, the session intact", async () => {
     const client = webClient(server(), { fetch: proxy.fetch });
     const manager = createSessionTokens(client, { encryptionKeys: keyring });
@@ -219,18 +272,6 @@ describe("never retried: code exchanges, refresh grants, revocations", () => {
     const error = await failure(login.complete(callback, { state: start.state }));
     expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 503 });
     expect(proxy.count("/token", "authorization_code") - before).toBe(1);
-  });
-
-  it("a revocation answered 503 is sent once", async () => {
-    const client = webClient(server(), { fetch: proxy.fetch });
-    const manager = createSessionTokens(client, { encryptionKeys: keyring });
-    await manager.save("retry-revoke", await loggedInTokens(server(), "alice", "openid offline_access"));
-    await client.metadata();
-    const before = proxy.count("/token/revocation");
-    proxy.inject((r) => r.path === "/token/revocation", { status: 503, headers: { "retry-after": "0" } });
-    const error = await failure(manager.revoke("retry-revoke"));
-    expect(error).toMatchObject({ code: "server_unavailable", responseStatus: 503 });
-    expect(proxy.count("/token/revocation") - before).toBe(1);
   });
 });
 

@@ -429,6 +429,92 @@ describe("session tokens", () => {
     ]);
   });
 
+  /**
+   * A session manager whose client reads the real server's answers to refresh grants as `change`
+   * makes them (the server has rotated the refresh token by then, and honours only the one
+   * answered); `answered` holds the refresh tokens the server answered, and `tokensRevoked`
+   * settles with the first `oauth.login.tokens_revoked`.
+   */
+  function refreshAnswersChanged(change: (body: Record<string, unknown>) => void) {
+    const answered: string[] = [];
+    const changing: FetchLike = async (input, init) => {
+      const response = await fetch(input, init);
+      if (!String(init?.body ?? "").includes("grant_type=refresh_token") || !response.ok) return response;
+      const body = (await response.json()) as Record<string, unknown>;
+      answered.push(body.refresh_token as string);
+      change(body);
+      return Response.json(body, { status: response.status });
+    };
+    const events: OAuthEvent[] = [];
+    const tokensRevoked = resolvable<OAuthEvent>();
+    const onEvent = (event: OAuthEvent) => {
+      events.push(event);
+      if (event.type === "oauth.login.tokens_revoked") tokensRevoked.resolve(event);
+    };
+    const manager = createSessionTokens(webClient(server(), { fetch: changing, onEvent }), { encryptionKeys: keyring });
+    return { manager, answered, events, tokensRevoked: tokensRevoked.promise };
+  }
+
+  it("a refresh answer refused after the server rotated the refresh token ends the session: its tokens revoked, the used one never sent again", async () => {
+    // oauth4webapi refuses an expires_in that is no number: the answer's tokens are never stored.
+    const { manager, answered, events, tokensRevoked } = refreshAnswersChanged((body) => {
+      body.expires_in = null;
+    });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+    const before = refreshes();
+
+    const error = await manager.refresh(id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoginRequiredError);
+    expect(error).toMatchObject({ code: "login_required", status: 401, reason: "refresh_answer_refused" });
+    expect((error as Error).cause).toMatchObject({ code: "invalid_response" });
+    expect(await manager.get(id)).toBeUndefined();
+    // Kept, the session would send the used-up refresh token next, and the server revoke the grant.
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+    expect(refreshes()).toBe(before + 1);
+    // The grant's only live refresh token, the one answered, is revoked: nothing holds it.
+    expect(await tokensRevoked).toEqual({
+      type: "oauth.login.tokens_revoked",
+      reason: "refresh_refused",
+      revoked: true,
+    });
+    expect(answered).toHaveLength(1);
+    expect(answered[0]).not.toBe(tokens.refreshToken);
+    expect(await introspect(server(), answered[0]!, WEB_APP)).toMatchObject({ active: false });
+    expect(events).toMatchObject([
+      { type: "oauth.token.requested", grant: "refresh_token", outcome: "invalid_response" },
+      { type: "oauth.session.ended", reason: "refresh_answer_refused" },
+      { type: "oauth.login.tokens_revoked" },
+    ]);
+  });
+
+  it("a refresh answered with an ID token about another user ends the session (identity_changed): the tokens answered are revoked", async () => {
+    const other = await loggedInTokens(server(), "bob");
+    const { manager, answered, events, tokensRevoked } = refreshAnswersChanged((body) => {
+      body.id_token = other.idToken;
+    });
+    const id = newSessionId();
+    await manager.save(id, await loggedInTokens(server(), "alice"));
+
+    const error = await manager.refresh(id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoginRequiredError);
+    expect(error).toMatchObject({ reason: "identity_changed" });
+    expect((error as Error).cause).toMatchObject({ code: "id_token_mismatch" });
+    expect(await manager.get(id)).toBeUndefined();
+    expect(await tokensRevoked).toEqual({
+      type: "oauth.login.tokens_revoked",
+      reason: "refresh_refused",
+      revoked: true,
+    });
+    expect(await introspect(server(), answered[0]!, WEB_APP)).toMatchObject({ active: false });
+    expect(events).toMatchObject([
+      { type: "oauth.token.requested", grant: "refresh_token", outcome: "id_token_mismatch" },
+      { type: "oauth.session.ended", reason: "identity_changed" },
+      { type: "oauth.login.tokens_revoked" },
+    ]);
+  });
+
   it("revoke(): tokens deleted here and revoked at the server (RFC 7009)", async () => {
     const manager = sessions();
     const tokens = await loggedInTokens(server());
@@ -473,6 +559,35 @@ describe("session tokens", () => {
     await manager.save(withoutRefresh, { ...(await loggedInTokens(server())), refreshToken: undefined });
     expect(await manager.revoke(withoutRefresh)).toEqual({ revoked: false });
     expect(await manager.get(withoutRefresh)).toBeUndefined();
+  });
+
+  it("revoke(): a server that answers invalid_token for the access token it revoked with the refresh token (RFC 7009 §2.1) ended the grant: no error", async () => {
+    // The real server, answering as Google and Salesforce do for a token already revoked.
+    let refusals = 0;
+    const revokedWithTheGrant: FetchLike = async (input, init) => {
+      const request = new Request(input, init);
+      const form = new URLSearchParams(await request.clone().text());
+      if (new URL(request.url).pathname === "/token/revocation" && form.get("token_type_hint") === "access_token") {
+        if ((await introspect(server(), form.get("token")!, WEB_APP)).active !== true) {
+          refusals++;
+          return Response.json({ error: "invalid_token", error_description: "Token revoked" }, { status: 400 });
+        }
+      }
+      return fetch(request);
+    };
+    const events: OAuthEvent[] = [];
+    const client = webClient(server(), { fetch: revokedWithTheGrant, onEvent: (e) => events.push(e) });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+
+    expect(await manager.revoke(id)).toEqual({ revoked: true });
+    expect(refusals).toBe(1); // the access token went with the grant
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+    expect(await manager.get(id)).toBeUndefined();
+    // What the server said is still told.
+    expect(events).toEqual([{ type: "oauth.session.revoked", revoked: true, error: "invalid_token" }]);
   });
 
   it("revoke(): a revocation the server fails throws, and its event says the session ended here without it", async () => {
@@ -695,13 +810,21 @@ describe("session tokens", () => {
     expect(await manager.get(id)).toMatchObject({ accessToken: "AT2", refreshToken: "RT2" });
   });
 
-  it("a refresh answered with a DPoP-bound token (token_type DPoP) is invalid_response: not stored, never sent as Bearer", async () => {
-    const { manager, id, tokens } = await sessionAnswered(() =>
-      Response.json({ access_token: "DPOP-AT", token_type: "DPoP", expires_in: 60 }),
-    );
-    await expect(manager.refresh(id)).rejects.toMatchObject({ code: "invalid_response", status: 502 });
-    expect(await manager.get(id)).toEqual(tokens);
-  });
+  // The refresh token was not rotated, so the session's is still good: it stays, for the next refresh.
+  it.each([
+    ["without a refresh token", {}],
+    ["with the session's own refresh token", { refresh_token: "RT" }],
+  ])(
+    "a refresh answered with a DPoP-bound token (token_type DPoP) %s is invalid_response: not stored, never sent as Bearer, the session kept",
+    async (_case, refreshToken) => {
+      const { manager, id, tokens, events } = await sessionAnswered(() =>
+        Response.json({ access_token: "DPOP-AT", token_type: "DPoP", expires_in: 60, ...refreshToken }),
+      );
+      await expect(manager.refresh(id)).rejects.toMatchObject({ code: "invalid_response", status: 502 });
+      expect(await manager.get(id)).toEqual(tokens);
+      expect(events.map((event) => event.type)).toEqual(["oauth.token.requested"]);
+    },
+  );
 });
 
 /** `inner`, noting every key it is asked to write (set, and so every lock) or read. */

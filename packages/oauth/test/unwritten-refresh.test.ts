@@ -93,12 +93,17 @@ function answerAfter(ms: number, signal: AbortSignal | null | undefined): Promis
  * A logged-in session, due for a refresh (the manager's clock moved to 10 s before the access
  * token expires); `onRefresh` runs when the refresh request leaves, before the server sees it.
  * With `firstAnswerMs`, the first refresh reaches the server at once (which rotates the refresh
- * token) and its answer takes that long to come back.
+ * token) and its answer takes that long to come back. With `change`, the client reads the
+ * server's 2xx refresh answers as it makes them.
  */
 async function dueSession(
   store: TokenStore,
   onRefresh: (id: string) => Promise<void> | void = () => {},
-  { firstAnswerMs, lockTtlMs = 2_000 }: { firstAnswerMs?: number; lockTtlMs?: number } = {},
+  {
+    firstAnswerMs,
+    lockTtlMs = 2_000,
+    change,
+  }: { firstAnswerMs?: number; lockTtlMs?: number; change?: (body: Record<string, unknown>) => void } = {},
 ) {
   const id = newSessionId();
   let now = Date.now();
@@ -111,7 +116,10 @@ async function dueSession(
     const delayMs = slowAnswer;
     slowAnswer = undefined;
     if (delayMs !== undefined) await answerAfter(delayMs, init?.signal);
-    return response;
+    if (change === undefined || !response.ok) return response;
+    const body = (await response.json()) as Record<string, unknown>;
+    change(body);
+    return Response.json(body, { status: response.status });
   };
   const client = webClient(server(), {
     fetch: refreshing,
@@ -410,6 +418,33 @@ describe("a refresh grant that timed out after it was sent: its answer is still 
     expect(late[0]?.type === "oauth.token.answered_late" && late[0].durationMs).toBeGreaterThan(200);
     expect(events).toContainEqual(expect.objectContaining({ type: "oauth.token.shared", grant: "refresh_token" }));
     await assertGrantIntact(sessions, id, tokens, accessToken);
+  });
+
+  it("its late answer refused after the server rotated ends the session: the tokens answered revoked, the used refresh token never sent again", async () => {
+    const answered: string[] = [];
+    const { id, sessions, events } = await dueSession(new MemoryTokenStore(), undefined, {
+      firstAnswerMs: 1_500,
+      lockTtlMs: 4_000,
+      change: (body) => {
+        answered.push(body.refresh_token as string);
+        body.expires_in = null; // refused by oauth4webapi: not a number
+      },
+    });
+    const before = refreshes();
+
+    await expect(sessions.refresh(id)).rejects.toMatchObject({ code: "server_unavailable" });
+    // A caller meanwhile waits for the late answer; refused, it ended the session.
+    await expect(sessions.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+    expect(refreshes()).toBe(before + 1);
+    for (let i = 0; i < 200 && !events.some((e) => e.type === "oauth.login.tokens_revoked"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(events.filter((e) => e.type !== "oauth.token.requested" && e.type !== "oauth.token.shared")).toMatchObject([
+      { type: "oauth.token.answered_late", grant: "refresh_token", outcome: "invalid_response" },
+      { type: "oauth.session.ended", reason: "refresh_answer_refused" },
+      { type: "oauth.login.tokens_revoked", reason: "refresh_refused", revoked: true },
+    ]);
+    expect(await introspect(server(), answered[0]!, WEB_APP)).toMatchObject({ active: false });
   });
 
   it("no answer before the lock's lease nears its end: given up (server_unavailable), and the lock released within its lease", async () => {
