@@ -7,13 +7,16 @@ import { describe, expect, it } from "vitest";
 import {
   createWebhookReceiver,
   createWebhookVerifier,
+  deliveryKey,
   InterlockConfigError,
+  linear,
   MemoryStore,
   signWebhook,
   standardWebhooks,
   stripe,
   VerifiedWebhook,
 } from "../src/index.js";
+import { newVerifiedWebhook } from "../src/webhooks/verified.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const parsed = { id: "evt_forged", timestamp: undefined, timestampMs: undefined, signatures: [] };
@@ -66,5 +69,47 @@ describe("the scheme option", () => {
     expect((thrown as Error).message).toContain(got);
     expect((thrown as Error).message).toContain("hmacScheme(…)");
     expect((thrown as Error).message).not.toContain("MfKQ9r8");
+  });
+});
+
+/**
+ * The delivery class's source loaded as another module: a second `VerifiedWebhook`, as core's
+ * other build has (an ESM app with a CommonJS adapter). The Zoom challenge across builds is
+ * answered over HTTP in the Express adapter's dual-copy test, against both real builds.
+ */
+const ANOTHER_COPY: string = "../src/webhooks/verified.js?another-copy";
+
+describe("a delivery of another copy of core (its ESM and CommonJS builds both loaded)", () => {
+  // Linear keys a delivery on its body less the `webhookTimestamp` it signs afresh on each retry.
+  const linearBody = new TextEncoder().encode('{"action":"create","webhookTimestamp":1700000000000}');
+  const linearParsed = { id: "d-1", timestamp: undefined, timestampMs: undefined, signatures: [] };
+
+  it("is a VerifiedWebhook of this copy, and a delivery of this copy is one of the other's", async () => {
+    const other = (await import(ANOTHER_COPY)) as typeof import("../src/webhooks/verified.js");
+    expect(other.VerifiedWebhook).not.toBe(VerifiedWebhook);
+    const theirs = other.newVerifiedWebhook(linear, linearParsed, linearBody, undefined);
+    expect(theirs).toBeInstanceOf(VerifiedWebhook);
+    expect(newVerifiedWebhook(linear, linearParsed, linearBody, undefined)).toBeInstanceOf(other.VerifiedWebhook);
+  });
+
+  it("an object given the other copy's prototype is a delivery of neither copy", async () => {
+    const other = (await import(ANOTHER_COPY)) as typeof import("../src/webhooks/verified.js");
+    const lookalike = Object.assign(Object.create(other.VerifiedWebhook.prototype), { ok: true, body: linearBody });
+    expect(lookalike instanceof VerifiedWebhook).toBe(false);
+    expect(lookalike instanceof other.VerifiedWebhook).toBe(false);
+  });
+
+  it("deliveryKey keys it on what its scheme says identifies the delivery, as it keys one of this copy", async () => {
+    const other = (await import(ANOTHER_COPY)) as typeof import("../src/webhooks/verified.js");
+    const theirs = other.newVerifiedWebhook(linear, linearParsed, linearBody, undefined);
+    const ours = newVerifiedWebhook(linear, linearParsed, linearBody, undefined);
+    const retried = newVerifiedWebhook(
+      linear,
+      linearParsed,
+      new TextEncoder().encode('{"action":"create","webhookTimestamp":1700000060000}'),
+      undefined,
+    );
+    expect(await deliveryKey(theirs)).toEqual(await deliveryKey(ours));
+    expect(await deliveryKey(theirs)).toEqual(await deliveryKey(retried));
   });
 });

@@ -15,14 +15,37 @@ import { kRawBody } from "./raw-body.js";
 import { sendResponse } from "./respond.js";
 import { kWebhookClaim } from "./webhook.js";
 
+/**
+ * This declaration view's key in `InterlockVerifiedWebhookTypes`: the package ships its
+ * declarations twice (index.d.ts, index.d.cts), and each view's `declare const` is a symbol of its own.
+ */
+declare const thisView: unique symbol;
+
+/** The intersection of the union's members: a value of every one of them. */
+type EveryOf<U> = (U extends unknown ? (member: U) => void : never) extends (all: infer I) => void ? I : never;
+
+declare global {
+  /**
+   * Core's `VerifiedWebhook` as each declaration view of an adapter in the program names it. A
+   * TypeScript program can see both the ESM and the CommonJS declarations of core and of an
+   * adapter (`.mts` and `.cts` files in one project), and a class with private fields is then
+   * two types. One property of Fastify's naming either would be declared twice with two types (a
+   * compile error), so each view adds its own key here, and `request.webhook` is a delivery of
+   * every view's type: exactly core's `VerifiedWebhook` where there is one view, as in most programs.
+   */
+  interface InterlockVerifiedWebhookTypes {
+    [thisView]: VerifiedWebhook;
+  }
+}
+
 declare module "fastify" {
   interface FastifyRequest {
     /**
      * The verified delivery, on routes protected by `webhook()`; null on every other route (the
      * plugin declares it on every request). A webhook route's handler, and its own preHandler
-     * hooks, only ever run with it set: read it there as `request.webhook!`.
+     * hooks, only ever run with it set: read it there as `request.webhook!`. Core's `VerifiedWebhook`.
      */
-    webhook: VerifiedWebhook | null;
+    webhook: EveryOf<InterlockVerifiedWebhookTypes[keyof InterlockVerifiedWebhookTypes]> | null;
   }
   interface FastifyContextConfig {
     /** Interlock hook sets for this route: `webhook(…)`, `idempotency(…)`, or both. */

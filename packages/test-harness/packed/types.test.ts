@@ -10,10 +10,13 @@
  * JavaScript compiler, which also writes the declarations), bundler with TypeScript 7 (the
  * native one, about ten times faster here). Both compilers, and both resolutions, check every
  * shipped .d.ts and README example.
+ *
+ * And two programs of their own, each from a folder of files beside this test (`PROGRAMS`): a
+ * project with both ESM and CommonJS files, and one whose resolution reads no `exports` map.
  */
 
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,11 +47,36 @@ const MODES = {
   bundler: { module: "esnext", moduleResolution: "bundler" },
 } as const;
 
+const TYPESCRIPT_5 = { name: "TypeScript 5.9", tsc: resolve("typescript/bin/tsc") };
+
 /** The compiler each mode is checked with (see above). */
 const COMPILERS: Record<keyof typeof MODES, { name: string; tsc: string }> = {
-  node16: { name: "TypeScript 5.9", tsc: resolve("typescript/bin/tsc") },
+  node16: TYPESCRIPT_5,
   // Its package exports no bin path: the bin is found beside its package.json.
   bundler: { name: "TypeScript 7", tsc: join(dirname(resolve("typescript-native/package.json")), "bin/tsc") },
+};
+
+/**
+ * The programs of their own, by the folder beside this test that holds their files, compiled
+ * with TypeScript 5.9. `mixed`: `.mts` and `.cts` files in one project, whose program sees both
+ * builds' declarations of core and of an adapter (each with its augmentation of the framework's
+ * request). `node10`: a CommonJS project as `tsc --init` with `"module": "commonjs"` leaves it,
+ * its resolution node10, which reads no `exports` map: a subpath's types come from
+ * `typesVersions`. (TypeScript 7 has no node10: it resolves such a project as a bundler does.)
+ */
+const PROGRAMS = {
+  mixed: MODES.node16,
+  node10: { module: "commonjs" },
+} as const;
+
+const COMPILER_OPTIONS = {
+  target: "es2022",
+  lib: ["es2023"],
+  types: ["node"],
+  strict: true,
+  skipLibCheck: false,
+  noEmit: true,
+  esModuleInterop: true,
 };
 
 beforeAll(() => {
@@ -59,31 +87,39 @@ beforeAll(() => {
   writeFileSync(join(src, "core-readme.ts"), `${coreVerifyExample()}\n`);
   writeFileSync(join(src, "web-readme.ts"), webExample());
   for (const [mode, resolution] of Object.entries(MODES)) {
-    const compilerOptions = {
-      ...resolution,
-      target: "es2022",
-      lib: ["es2023"],
-      types: ["node"],
-      strict: true,
-      skipLibCheck: false,
-      noEmit: true,
-      esModuleInterop: true,
-    };
+    const compilerOptions = { ...resolution, ...COMPILER_OPTIONS };
     writeFileSync(join(app, `tsconfig.${mode}.json`), JSON.stringify({ compilerOptions, include: ["types"] }));
   }
+  for (const [program, resolution] of Object.entries(PROGRAMS)) {
+    cpSync(fileURLToPath(new URL(`./${program}/`, import.meta.url)), join(app, program), { recursive: true });
+    const compilerOptions = { ...resolution, ...COMPILER_OPTIONS };
+    writeFileSync(join(app, `tsconfig.${program}.json`), JSON.stringify({ compilerOptions, include: [program] }));
+  }
 });
+
+/** `tsc -p tsconfig.<config>.json` in the packed project: its errors, but for third parties' (`THIRD_PARTY`). */
+async function compileErrors(tsc: string, config: string): Promise<string[]> {
+  const result = await run(process.execPath, [tsc, "-p", `tsconfig.${config}.json`, "--pretty", "false"], {
+    cwd: app,
+  }).catch((error: { stdout: string; stderr: string }) => error);
+  return `${result.stdout}${result.stderr}`
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !THIRD_PARTY.some((known) => known.test(line)));
+}
 
 describe.concurrent("tsc --noEmit in the packed project", () => {
   for (const mode of Object.keys(MODES) as (keyof typeof MODES)[]) {
     const { name, tsc } = COMPILERS[mode];
     it(`compiles every package's README usage with "moduleResolution": "${mode}" (${name})`, async () => {
-      const result = await run(process.execPath, [tsc, "-p", `tsconfig.${mode}.json`, "--pretty", "false"], {
-        cwd: app,
-      }).catch((error: { stdout: string; stderr: string }) => error);
-      const errors = `${result.stdout}${result.stderr}`
-        .split("\n")
-        .filter((line) => line.trim() !== "" && !THIRD_PARTY.some((known) => known.test(line)));
-      expect(errors).toEqual([]);
+      expect(await compileErrors(tsc, mode)).toEqual([]);
     });
   }
+
+  it(`compiles a project of .mts and .cts files, whose program sees both builds' declarations (${TYPESCRIPT_5.name})`, async () => {
+    expect(await compileErrors(TYPESCRIPT_5.tsc, "mixed")).toEqual([]);
+  });
+
+  it(`compiles a CommonJS project's imports of subpaths under "moduleResolution": "node10" (${TYPESCRIPT_5.name})`, async () => {
+    expect(await compileErrors(TYPESCRIPT_5.tsc, "node10")).toEqual([]);
+  });
 });

@@ -11,8 +11,72 @@ const NOT_DECODED = Symbol("not decoded");
  */
 const MADE_BY_VERIFIER: unique symbol = Symbol("made by a verifier");
 
+let madeHere: (value: object) => boolean;
 let readHmacKey: (webhook: VerifiedWebhook<unknown>) => HmacKey | undefined;
 let readDeliveryContent: (webhook: VerifiedWebhook<unknown>) => ContentParts;
+
+/**
+ * What a copy of core answers another about the deliveries its verifier made. An app that loads
+ * core's ESM build and its CommonJS build (an ESM app with a CommonJS adapter, or the reverse)
+ * has two copies of `VerifiedWebhook`, and each reads only its own deliveries' private fields.
+ * Only what holding a delivery gives already: never its key, which stays in the copy it is in.
+ * The shape is part of the registry key's version (`v1`): copies of other versions read it.
+ */
+export interface DeliveryMaker {
+  /** Whether this copy's verifier made `value` (its prototype can be given to anything). */
+  made(value: object): boolean;
+  /** `deliveryContentOf` of a delivery this copy made. */
+  deliveryContent(delivery: object): ContentParts;
+  /** This copy's `answerZoomUrlValidation`, given a delivery this copy made: keyed in this copy. */
+  answerZoomUrlValidation(delivery: object): Promise<unknown>;
+}
+
+/**
+ * This copy's `DeliveryMaker`. The zoom module puts its `answerZoomUrlValidation` in, the one
+ * use of a delivery's key: this module does not import it (it imports this one).
+ */
+export const THIS_COPY: DeliveryMaker = {
+  made: (value) => madeHere(value),
+  deliveryContent: (delivery) => readDeliveryContent(delivery as VerifiedWebhook<unknown>),
+  // Until the zoom module is evaluated, which the package's entry point always does.
+  answerZoomUrlValidation: () =>
+    Promise.reject(new TypeError("the copy of core that verified this delivery has no answerZoomUrlValidation")),
+};
+
+const MAKERS_KEY = Symbol.for("@interlock/core.verifiedWebhookMakers.v1");
+
+/**
+ * Every copy's `DeliveryMaker` in the process, by its `VerifiedWebhook.prototype`: one entry a
+ * copy, set as its class is defined, none a delivery (verifying stays as cheap as it was). Weak,
+ * so a copy a dev server reloads leaves nothing behind. Code that writes to it on purpose can
+ * vouch for an object of its own, as it could replace the verifier itself; nothing reaches it by
+ * accident, and what it holds hands out no key.
+ */
+const MAKERS: WeakMap<object, DeliveryMaker> = processWideMakers();
+
+function processWideMakers(): WeakMap<object, DeliveryMaker> {
+  const global = globalThis as { [MAKERS_KEY]?: WeakMap<object, DeliveryMaker> };
+  const existing = global[MAKERS_KEY];
+  if (existing !== undefined) return existing;
+  const makers = new WeakMap<object, DeliveryMaker>();
+  try {
+    // Not writable and not configurable: no later code swaps the copies' registry for its own.
+    Object.defineProperty(global, MAKERS_KEY, { value: makers });
+  } catch {
+    // A frozen global object: this copy knows its own deliveries only.
+  }
+  return makers;
+}
+
+/**
+ * The other copy of core loaded in the process (its other build) whose verifier made `value`,
+ * or undefined: for a delivery of this copy, and for anything no verifier made.
+ */
+export function otherCopyThatMade(value: unknown): DeliveryMaker | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const maker = MAKERS.get(Object.getPrototypeOf(value));
+  return maker !== undefined && maker !== THIS_COPY && maker.made(value) ? maker : undefined;
+}
 
 /**
  * The HMAC key of the secret that verified a delivery (undefined for an Ed25519 signature), for
@@ -28,7 +92,9 @@ export function matchedHmacKeyOf(webhook: VerifiedWebhook<unknown>): HmacKey | u
  * scheme's `deliveryContent` of the body, or the body whole. Internal to core, as the scheme is.
  */
 export function deliveryContentOf(webhook: VerifiedWebhook<unknown>): ContentParts {
-  return readDeliveryContent(webhook);
+  // This copy's own deliveries first: every delivery whose id is unsigned comes through here.
+  const maker = madeHere(webhook) ? undefined : otherCopyThatMade(webhook);
+  return maker === undefined ? readDeliveryContent(webhook) : (maker.deliveryContent(webhook) as ContentParts);
 }
 
 /**
@@ -48,7 +114,9 @@ export function newVerifiedWebhook<T>(
  * A delivery whose signature matched. The payload is decoded on first use (JSON by default),
  * so a server that only needs the bytes never pays for parsing. Only a verifier makes one:
  * `new VerifiedWebhook(…)` throws a `TypeError`, and `instanceof VerifiedWebhook` is true of
- * what a verifier made and nothing else (not of an object given its prototype).
+ * what a verifier made and nothing else (not of an object given its prototype): a verifier of
+ * this copy of core or of another loaded in the process (core's other build, which an adapter
+ * loaded as CommonJS in an ESM app uses).
  */
 export class VerifiedWebhook<T = unknown> {
   /** Always true: tells a verified delivery from a `WebhookRefusal` in `check` results. */
@@ -135,6 +203,7 @@ export class VerifiedWebhook<T = unknown> {
   // module-level `matchedHmacKeyOf`, which the package does not export (nor `deliveryContentOf`,
   // which reads the scheme the same way).
   static {
+    madeHere = (value) => #hmacKey in value;
     readHmacKey = (webhook) => webhook.#hmacKey;
     readDeliveryContent = (webhook) => {
       // A scheme of the app's own that throws here keys the delivery on its whole body, as one
@@ -145,14 +214,17 @@ export class VerifiedWebhook<T = unknown> {
         return [webhook.body];
       }
     };
+    MAKERS.set(VerifiedWebhook.prototype, THIS_COPY);
   }
 
   /**
    * Made by the constructor, which only a verifier calls: `Object.create(VerifiedWebhook.prototype)`
-   * has the prototype, but not the private fields the constructor adds.
+   * has the prototype, but not the private fields the constructor adds. A delivery of another
+   * copy of core has that copy's fields, which only that copy can see: it is asked.
    */
   static [Symbol.hasInstance](value: unknown): boolean {
-    return typeof value === "object" && value !== null && #hmacKey in value;
+    if (typeof value !== "object" || value === null) return false;
+    return #hmacKey in value || otherCopyThatMade(value) !== undefined;
   }
 
   /** The body as UTF-8 text. */

@@ -9,7 +9,7 @@ import type { HmacKey } from "../../crypto/port.js";
 import { encodeHex } from "../../encoding.js";
 import { InterlockConfigError } from "../../errors.js";
 import { importSigningKey, type WebhookSecret } from "../keys.js";
-import { matchedHmacKeyOf, VerifiedWebhook } from "../verified.js";
+import { matchedHmacKeyOf, otherCopyThatMade, THIS_COPY, VerifiedWebhook } from "../verified.js";
 import { hmacScheme } from "./hmac.js";
 
 /** Zoom: `x-zm-signature: v0=…` over `v0:{timestamp}:{body}`; no delivery id. */
@@ -39,7 +39,8 @@ export interface ZoomUrlValidationResponse {
  * either order) this is the one form that answers right. Given a payload and a secret token,
  * the answer is keyed with that token (text, or its bytes as a `Uint8Array`). Without a token,
  * anything but a delivery the `zoom` scheme verified is refused with `InterlockConfigError`,
- * whatever its event.
+ * whatever its event. A delivery of another copy of core loaded in the process (its other build,
+ * as a CommonJS adapter in an ESM app has) is answered by that copy, which holds its key.
  */
 export function answerZoomUrlValidation(delivery: VerifiedWebhook): Promise<ZoomUrlValidationResponse | undefined>;
 export function answerZoomUrlValidation(
@@ -51,6 +52,11 @@ export async function answerZoomUrlValidation(
   secretToken?: WebhookSecret,
 ): Promise<ZoomUrlValidationResponse | undefined> {
   const delivery = deliveryOrPayload instanceof VerifiedWebhook ? deliveryOrPayload : undefined;
+  // Another copy's delivery: its private fields, the key among them, are that copy's to read.
+  const madeBy = secretToken === undefined ? otherCopyThatMade(delivery) : undefined;
+  if (madeBy !== undefined) {
+    return (await madeBy.answerZoomUrlValidation(delivery as VerifiedWebhook)) as ZoomUrlValidationResponse | undefined;
+  }
   // Checked before the event is: a wrong argument is refused on every event, not only on the
   // challenge, which Zoom sends when the endpoint is saved, and would otherwise go unanswered.
   const signedWith = secretToken === undefined ? signingKeyOf(delivery) : undefined;
@@ -60,6 +66,9 @@ export async function answerZoomUrlValidation(
   const digest = await crypto.hmac(key as HmacKey, [plainToken]);
   return { plainToken, encryptedToken: encodeHex(digest) };
 }
+
+// What another copy of core calls for a delivery of this copy's (see `DeliveryMaker`).
+THIS_COPY.answerZoomUrlValidation = answerZoomUrlValidation;
 
 /** The challenge's `plainToken`, or undefined for any other event. */
 function plainTokenOf(payload: unknown): string | undefined {
