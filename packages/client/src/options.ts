@@ -113,7 +113,7 @@ export interface Settings {
   /** Time for durations: monotonic ms, on no particular origin (the caller's `now` when given). */
   elapsed: () => number;
   sleep: Sleep;
-  /** The attempts' timeouts on one platform timer: with the platform's sleep and a `timeoutMs`. */
+  /** The attempts' timeouts, on one platform timer where timers are the process's: with the platform's sleep and a `timeoutMs`. */
   attemptTimers: TimeoutQueue | undefined;
 }
 

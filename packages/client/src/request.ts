@@ -70,6 +70,11 @@ export function prepareRequest(
   const init = readInit(url, initGiven);
   if (init !== undefined && isFormData(init.body)) return prepareRequest(settings, ...encodedOnce(input, init));
   const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
+  // fetch takes a body from init only when it is neither undefined nor null: else the Request's
+  // (read once; a polyfill's Request may have no `body` at all, which is no body to refuse).
+  const ownBody = init?.body != null;
+  const requestBody = ownBody || request === undefined ? null : request.body;
+  if ((method === "GET" || method === "HEAD") && (ownBody || requestBody != null)) refuseBody();
   // As fetch reads it: `signal: undefined` is not given (the Request's applies), `null` is none.
   const caller = (init?.signal === undefined ? request?.signal : init.signal) ?? undefined;
 
@@ -90,10 +95,8 @@ export function prepareRequest(
     key = given;
   }
 
-  // fetch takes a body from init only when it is neither undefined nor null: else the Request's.
-  const ownBody = init?.body != null;
   // A Request's body is a stream; it is sent again through clone(), which tees it.
-  const cloneBody = !ownBody && request !== undefined && request.body !== null;
+  const cloneBody = !ownBody && request !== undefined && requestBody !== null;
   const idempotent = settings.idempotentMethods.has(method) || key !== undefined;
   const notReplayable: NotReplayable | undefined = !idempotent
     ? "not_idempotent"
@@ -159,11 +162,11 @@ function failsAlike(error: unknown): boolean {
 
 /**
  * Whether `error`, what an attempt's fetch rejected with, is fetch refusing the caller's own
- * arguments (a GET with a body, a header value it cannot send, a stream body without `duplex`,
- * a Request whose body was already read): fetch starts by building a Request from them and
- * rejects with what that throws, so building one again throws the same error, where a network
- * error ("fetch failed") is another. Asked only once an attempt has failed: building a Request
- * costs every call something.
+ * arguments (a header value it cannot send, a stream body without `duplex`, a Request whose
+ * body was already read; a GET's or a HEAD's body never gets this far: see `refuseBody`): fetch
+ * starts by building a Request from them and rejects with what that throws, so building one
+ * again throws the same error, where a network error ("fetch failed") is another. Asked only
+ * once an attempt has failed: building a Request costs every call something.
  */
 function refusedByFetch(
   request: Request | undefined,
@@ -296,6 +299,16 @@ function membersOf(init: object): RequestInit {
 function refuseInit(url: string, init: unknown): never {
   new Request(url, init as RequestInit);
   throw new TypeError("fetch's init must be an object, its headers an object and its signal an AbortSignal");
+}
+
+/**
+ * Throws what fetch throws for a body on a GET or a HEAD (the Fetch standard's Request
+ * constructor refuses it), in Node's words, before any attempt. Not left to fetch: Bun's Request
+ * constructor takes one where its fetch refuses it, so the attempt's error would pass for a
+ * network error, retried and charged to the origin's breaker; and Bun's fetch sends an empty one.
+ */
+function refuseBody(): never {
+  throw new TypeError("Request with GET/HEAD method cannot have body.");
 }
 
 function isObject(value: unknown): value is object {

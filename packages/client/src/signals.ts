@@ -9,7 +9,7 @@
  * On undici, an attempt only the client's timer can abort takes no signal at all (dispatch.ts).
  */
 
-import { monotonicNow, timerDelay } from "@interlock/core";
+import { monotonicNow, timerDelay, timerOutlivesRequests } from "@interlock/core";
 import { AttemptDispatcher, abortError, dispatcherUsable } from "./dispatch.js";
 
 /** Resolves after `ms`, or rejects with `signal.reason` the moment `signal` aborts. */
@@ -173,6 +173,21 @@ export function after(sleep: Sleep, ms: number, fire: () => void): () => void {
   };
 }
 
+/** `timersOutliveCalls()`, asked once: when the first timer is added to a queue. */
+let timersShared: boolean | undefined;
+
+/**
+ * Whether a timer may outlive the call that sets it, so one may time the attempts of every call
+ * (core's `timerOutlivesRequests`: not on Cloudflare Workers, nor where a timer cannot be
+ * unref'd). Asked of a timer set in a call: Workers refuse timers at start-up, in the global
+ * scope where a client is made.
+ */
+function timersOutliveCalls(): boolean {
+  const probe = setTimeout(noop, 0);
+  clearTimeout(probe);
+  return timerOutlivesRequests(probe);
+}
+
 /** One timer of a `TimeoutQueue`: due at `due` (on the stamps' clock), linked in the order they were armed. */
 interface QueuedTimer {
   readonly due: number;
@@ -192,13 +207,19 @@ interface QueuedTimer {
  * the next. This spares each attempt what a `setTimeout` and its `clearTimeout` cost on Node (a
  * `Timeout` object, its place in the timer lists, a read of the event loop's clock).
  *
+ * Only where timers are the process's (see `timersOutliveCalls`): on Cloudflare Workers a timer
+ * is the request's that set it, and stops when that request ends, so one shared by calls would
+ * die with the first call's request and leave every call queued behind it without a timeout.
+ * There, and where a timer cannot be unref'd (Deno, browsers), each timer is a platform timer of
+ * its own, set by the call that adds it and cleared only by that call.
+ *
  * Due times come from the stamps the timers were armed with: fake timers that move `setTimeout`
  * alone still fire each timer after its `ms`. A platform timer that fires late (an event loop
  * held up by a long task or a collection) moves the queue's time on by the delay, measured on
  * `clock` (the stamps' clock), so every timer due by then fires at once and the next is armed
  * from the real time: carried over, one stall would make every later timeout late by as much, for
- * as long as attempts keep the queue from emptying. The platform timer is unref'd (cleared where
- * it cannot be) while no timer is queued: an idle client does not hold the process open.
+ * as long as attempts keep the queue from emptying. The platform timer is unref'd while no timer
+ * is queued: an idle client does not hold the process open.
  */
 export class TimeoutQueue {
   readonly #ms: number;
@@ -220,6 +241,8 @@ export class TimeoutQueue {
 
   /** Runs `fire` `ms` after `stamp` (monotonic ms, the moment of arming) unless the returned function is called first. */
   add(fire: () => void, stamp: number): () => void {
+    timersShared ??= timersOutliveCalls();
+    if (!timersShared) return after(platformSleep, this.#ms, fire);
     const timer: QueuedTimer = { due: stamp + this.#ms, fire, previous: this.#newest, next: undefined, queued: true };
     if (this.#newest === undefined) this.#oldest = timer;
     else this.#newest.next = timer;
@@ -235,15 +258,9 @@ export class TimeoutQueue {
     if (this.#oldest === undefined) this.#idle();
   }
 
-  /** Nothing queued: the platform timer no longer holds the process open (cleared where it cannot be unref'd: Deno's is a number). */
+  /** Nothing queued: the platform timer no longer holds the process open. */
   #idle(): void {
-    const timer = this.#timer;
-    if (timer === undefined) return;
-    if (typeof timer.unref === "function") timer.unref();
-    else {
-      clearTimeout(timer);
-      this.#timer = undefined;
-    }
+    this.#timer?.unref();
   }
 
   #unlink(timer: QueuedTimer): void {

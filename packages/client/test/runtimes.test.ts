@@ -7,6 +7,7 @@
 import { execFile as execFileCallback, execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
@@ -45,7 +46,14 @@ await new Promise((resolve) => setTimeout(resolve, 20));
 const resent = await pooled(base + "/stale", { method: "POST", body: "again" });
 const stale = { status: resent.status, resends, breaker: pooled.breakers.get(base)?.state };
 
-console.log(JSON.stringify({ runtime, status: paid.status, body: await paid.text(), outcomes, timedOut, failed, refused, stale }));
+// A GET with a body, which fetch refuses (Bun's Request takes it, its fetch refuses it): fetch's
+// TypeError before any attempt, the origin charged nothing.
+let attempts = 0;
+const strict = createClient({ breaker: { failures: 1 }, onEvent: (e) => e.type === "client.attempt" && attempts++ });
+const getBody = await strict(base + "/search", { method: "GET", body: '{"q":1}' }).then(() => "answered", (e) => [e.name, e.message, e.code ?? null]);
+const afterGetBody = { attempts, breaker: strict.breakers.get(base)?.state ?? null };
+
+console.log(JSON.stringify({ runtime, status: paid.status, body: await paid.text(), outcomes, timedOut, failed, refused, getBody, afterGetBody, stale }));
 `;
 
 /**
@@ -91,6 +99,7 @@ describe("the built package, packed as users get it", () => {
 
   /**
    * A server per run: /pay answers 503, resets, then 201; /hang never answers; /fail answers 500;
+   * /slow answers 200 after 200 ms; /search answers 200 (and must never be reached);
    * /stale closes the connection of the first POST to come on a kept-alive one, as it arrives.
    */
   function scriptedServer() {
@@ -99,6 +108,8 @@ describe("the built package, packed as users get it", () => {
     return serve((_, request) => {
       if (request.url === "/hang") return { hang: true };
       if (request.url === "/fail") return { status: 500 };
+      if (request.url === "/slow") return { delayMs: 200, answer: { status: 200 } };
+      if (request.url === "/search") return { status: 200 };
       if (request.url === "/stale") {
         if (staleClosed || request.method !== "POST" || request.onConnection === 1) return { status: 200 };
         staleClosed = true;
@@ -121,6 +132,7 @@ describe("the built package, packed as users get it", () => {
     const { stdout } = await execFile(command, [...args, server.origin], { cwd: workDir, timeout: 60_000 });
     // /stale was asked three times: the GET, the POST on the closed connection, and its resend.
     expect(server.received.filter((r) => r.url === "/stale").map((r) => r.method)).toEqual(["GET", "POST", "POST"]);
+    expect(server.received.filter((r) => r.url === "/search")).toEqual([]);
     return { result: JSON.parse(stdout), keys: paymentKeys(server) };
   }
 
@@ -136,6 +148,8 @@ describe("the built package, packed as users get it", () => {
     timedOut: ["retry_limit", "timeout"],
     failed: ["retry_limit", null],
     refused: ["circuit_open", null],
+    getBody: ["TypeError", "Request with GET/HEAD method cannot have body.", null],
+    afterGetBody: { attempts: 0, breaker: null },
     ...(resends && { stale: { status: 200, resends, breaker: "closed" } }),
   });
 
@@ -181,7 +195,45 @@ describe("the built package, packed as users get it", () => {
     expect(new Set(keys).size).toBe(1);
     // The open circuit failed the second call fast: /fail was reached once.
     expect(server.received.filter((r) => r.url === "/fail")).toHaveLength(1);
+    expect(server.received.filter((r) => r.url === "/search")).toEqual([]);
   });
+
+  // On Workers a timer fires only while the request that set it runs: workerd cancels it when that
+  // request ends, with or without nodejs_compat (which gives timers Node's shape, `unref` and all).
+  // A client made at start-up is used by every request: its timers must be each call's own.
+  it.each([
+    ["without", false],
+    ["with", true],
+  ])(
+    "Cloudflare Workers (workerd), %s nodejs_compat: a client made at start-up times out a call made while another's request ends, and every call after",
+    async (_, nodejsCompat) => {
+      const server = await scriptedServer();
+      await bundleFromApp(fileURLToPath(new URL("./fixtures/workers-probe.ts", import.meta.url)), workDir, workDir);
+      const worker = await startWorkerd(workDir, { nodejsCompat });
+      const call = (path: string) =>
+        fetch(`${worker.url}/shared?url=${encodeURIComponent(server.origin + path)}`, {
+          signal: AbortSignal.timeout(10_000),
+        }).then((answer) => answer.json());
+      try {
+        // A's request ends 200 ms in, while B (from 100 ms) waits on an origin that never answers.
+        const a = call("/slow");
+        await sleep(100);
+        const b = call("/hang");
+        expect(await a).toMatchObject({ status: 200 });
+        // Its first attempt times out at 400 ms; its second, at its 700 ms deadline.
+        const ended = { error: "TimeoutError", scope: "deadline", attempts: 2 };
+        expect(await b).toMatchObject(ended);
+        // And a call alone, after both requests ended.
+        expect(await call("/hang")).toMatchObject(ended);
+      } finally {
+        // workerd ends its requests before it exits: one hung on the server (the failure this is
+        // about) would hold it open.
+        await server.close();
+        await worker.close();
+      }
+      expect(server.received.map((r) => r.url)).toEqual(["/slow", "/hang", "/hang", "/hang", "/hang"]);
+    },
+  );
 
   it("Node, through the ESM and the CommonJS entry points", async () => {
     const { result } = await probe(process.execPath, ["probe.mjs"]);

@@ -34,3 +34,18 @@ export function monotonicClock(): () => number {
 export function timerDelay(ms: number): number {
   return Math.ceil(ms);
 }
+
+/**
+ * Whether `timer`, a handle the platform's `setTimeout` or `setInterval` returned, is the
+ * process's, so one timer may serve the requests (or calls) of many: a handle that can be
+ * unref'd (Node's, Bun's), outside Cloudflare Workers. There a timer fires only while the request
+ * that set it runs (workerd cancels it when that request ends), even when `nodejs_compat` gives
+ * it Node's shape; a timer that is a number (Deno's, a browser's, Workers' without
+ * `nodejs_compat`) cannot be unref'd. Ask of a timer set in a request: Workers refuse timers at
+ * start-up, in the global scope.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function timerOutlivesRequests(timer: unknown): boolean {
+  if (typeof (timer as { unref?: unknown } | undefined)?.unref !== "function") return false;
+  return (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent !== "Cloudflare-Workers";
+}

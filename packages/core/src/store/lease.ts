@@ -3,7 +3,7 @@
  * and the webhook receiver (`extendLease`, on by default for both).
  */
 
-import { timerDelay } from "../clock.js";
+import { timerDelay, timerOutlivesRequests } from "../clock.js";
 import type { InterlockStore } from "./contract.js";
 import { MAX_TIMEOUT_MS, positiveMs, storeCall } from "./validate.js";
 
@@ -45,17 +45,6 @@ export interface HeldLease {
 }
 
 type Timer = ReturnType<typeof setInterval>;
-
-/**
- * Whether `timer` is the process's, so one may renew the leases of every request: a handle that
- * can be unref'd (Node's, Bun's), outside Cloudflare Workers. There a timer fires only while the
- * request that set it runs, even when `nodejs_compat` gives it Node's shape; and a timer that is
- * a number (Deno's, a browser's, Workers' without `nodejs_compat`) cannot be unref'd.
- */
-function outlivesRequests(timer: Timer): boolean {
-  if (typeof (timer as { unref?: unknown }).unref !== "function") return false;
-  return (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent !== "Cloudflare-Workers";
-}
 
 /** Keeps a timer from holding a Deno process open, as `unref` does Node's. */
 function unrefOnDeno(timer: Timer): void {
@@ -120,7 +109,7 @@ export class LeaseKeeper {
   #shareTimer(): boolean {
     if (this.#perLease) return false;
     const timer = setInterval(() => this.#renew(), this.#every);
-    this.#perLease ??= !outlivesRequests(timer);
+    this.#perLease ??= !timerOutlivesRequests(timer);
     if (this.#perLease) {
       clearInterval(timer);
       return false;
