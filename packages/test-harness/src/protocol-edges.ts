@@ -411,7 +411,11 @@ export function describeProtocolEdges(
         });
         await connection.write(head + json);
         const retry = await connection.answer();
-        expect([retry.status, retry.headers["idempotent-replayed"], retry.text]).toEqual([201, "true", first.text]);
+        // A router that takes the fragment for part of the path (Hono before 4.9) finds no route:
+        // its own 404, before any middleware. Interlock's answer, where the route is found, is the replay.
+        if (retry.status !== 404 || process.env.INTERLOCK_EXPECTED_HONO !== "4.8") {
+          expect([retry.status, retry.headers["idempotent-replayed"], retry.text]).toEqual([201, "true", first.text]);
+        }
         expect(runsOf(amount)).toBe(1);
       },
     );
