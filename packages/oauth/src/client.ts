@@ -7,6 +7,7 @@
 
 import {
   assertOptionNames,
+  choiceOption,
   emit,
   InterlockConfigError,
   InterlockError,
@@ -193,8 +194,21 @@ function issuerUrl(value: string | URL, allowInsecure: boolean): URL {
   return url;
 }
 
+const AUTHENTICATION_METHODS: readonly ClientAuthenticationMethod[] = [
+  "client_secret_basic",
+  "client_secret_post",
+  "none",
+];
+
 function clientAuth(options: OAuthClientOptions): oauth.ClientAuth {
-  const method = options.clientAuthentication ?? (options.clientSecret === undefined ? "none" : "client_secret_basic");
+  // Checked before the messages below name it: a value refused is named by its type and length
+  // only unless it is a short word (choiceOption), as it may be a secret passed in the wrong place.
+  const method = choiceOption(
+    "clientAuthentication",
+    options.clientAuthentication,
+    AUTHENTICATION_METHODS,
+    options.clientSecret === undefined ? "none" : "client_secret_basic",
+  );
   if (method === "none") {
     if (options.clientSecret !== undefined) {
       throw new InterlockConfigError('clientAuthentication "none" takes no clientSecret');
@@ -204,9 +218,31 @@ function clientAuth(options: OAuthClientOptions): oauth.ClientAuth {
   if (typeof options.clientSecret !== "string" || options.clientSecret === "") {
     throw new InterlockConfigError(`clientAuthentication "${method}" needs a clientSecret`);
   }
-  if (method === "client_secret_basic") return oauth.ClientSecretBasic(options.clientSecret);
-  if (method === "client_secret_post") return oauth.ClientSecretPost(options.clientSecret);
-  throw new InterlockConfigError(`unknown clientAuthentication "${String(method)}"`);
+  return method === "client_secret_basic"
+    ? oauth.ClientSecretBasic(options.clientSecret)
+    : oauth.ClientSecretPost(options.clientSecret);
+}
+
+/**
+ * The options whose shape nothing else checks when the client is made: `now` and `onEvent` are
+ * first called later (a mistake would be a `TypeError` at the first token, or a hook failure at
+ * every event), `allowInsecureRequests` is only compared with `true` (`"true"` would be taken for
+ * not set), `metadata` is read below. Refused as typed errors at start-up; no message quotes what
+ * was given.
+ */
+function assertOptionShapes(options: OAuthClientOptions): void {
+  for (const name of ["now", "onEvent"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "function") {
+      throw new InterlockConfigError(`${name} must be a function`);
+    }
+  }
+  if (options.allowInsecureRequests !== undefined && typeof options.allowInsecureRequests !== "boolean") {
+    throw new InterlockConfigError("allowInsecureRequests must be true or false");
+  }
+  const { metadata } = options;
+  if (metadata !== undefined && (typeof metadata !== "object" || metadata === null)) {
+    throw new InterlockConfigError("metadata must be the server's metadata, an object");
+  }
 }
 
 const CLIENT_OPTION_NAMES = optionNames<OAuthClientOptions>({
@@ -230,7 +266,9 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   if (typeof options?.clientId !== "string" || options.clientId === "") {
     throw new InterlockConfigError("clientId is required");
   }
+  assertOptionShapes(options);
   const issuer = issuerUrl(options.issuer, options.allowInsecureRequests === true);
+  const discovery = choiceOption("discovery", options.discovery, ["oidc", "oauth2"], "oidc");
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new InterlockConfigError("timeoutMs must be positive");
   const fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -285,8 +323,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     const discovering = (async () => {
       const started = monotonicNow();
       try {
-        const algorithm = options.discovery ?? "oidc";
-        const response = await oauth.discoveryRequest(issuer, { ...http, algorithm });
+        const response = await oauth.discoveryRequest(issuer, { ...http, algorithm: discovery });
         return await oauth.processDiscoveryResponse(issuer, response);
       } catch (error) {
         known = undefined;
@@ -357,40 +394,57 @@ export async function typedError(error: unknown, endpoint: OAuthEndpoint): Promi
       endpoint,
     });
   }
-  if (error instanceof oauth.WWWAuthenticateChallengeError) {
-    // A 401 with a challenge (client authentication refused): the body says why, else the challenge.
-    const body = await oauthErrorBody(error.response);
-    if (body !== undefined) return fromBody(body, error.status, endpoint);
-    const parameters = error.cause.find((challenge) => challenge.parameters.error)?.parameters;
-    const code = parameters?.error ?? (error.status === 401 ? "invalid_client" : undefined);
-    if (code !== undefined) {
-      return new OAuthError(code, {
-        description: parameters?.error_description,
-        responseStatus: error.status,
-        endpoint,
-      });
-    }
-    return new OAuthResponseError("invalid_response", `unexpected ${error.status} challenge`, {
-      responseStatus: error.status,
-      cause: error,
-    });
-  }
+  if (error instanceof oauth.WWWAuthenticateChallengeError) return challenged(error, endpoint);
   if (error instanceof oauth.OperationProcessingError) {
     const response = error.cause instanceof Response ? error.cause : undefined;
     if (response !== undefined && answeredOtherwise(error, response)) {
       const { status } = response;
       const body = await oauthErrorBody(response);
-      if (status >= 500 || status === 429) return unavailable(status, text(body?.error), error);
+      if (status >= 500 || status === 429) return unavailable(status, text(body?.error), withoutPayload(error));
       if (body !== undefined) return fromBody(body, status, endpoint);
       return new OAuthResponseError("invalid_response", `authorization server answered an unexpected ${status}`, {
         responseStatus: status,
-        cause: error,
+        cause: withoutPayload(error),
       });
     }
     return refused(error);
   }
   if (error instanceof oauth.UnsupportedOperationError) return refused(error);
   return error;
+}
+
+/**
+ * An error status that came with a `WWW-Authenticate` challenge (oauth4webapi reads that before
+ * the body): a 401 refusing the client's authentication, or any refusal a server or a gateway in
+ * front of it answers with one; a 429 or 5xx is unavailable, as without a challenge. Its cause
+ * is never oauth4webapi's error whole: that carries every parameter of every challenge
+ * (`error_description`, `realm`, …), and a gateway may echo the refused request there, the
+ * client's secret included.
+ */
+async function challenged(error: oauth.WWWAuthenticateChallengeError, endpoint: OAuthEndpoint): Promise<Error> {
+  const { status } = error;
+  const refusal = await challengeRefusal(error, endpoint);
+  if (status >= 500 || status === 429) return unavailable(status, refusal?.code, refusal ?? withoutPayload(error));
+  return (
+    refusal ??
+    new OAuthResponseError("invalid_response", `unexpected ${status} challenge`, {
+      responseStatus: status,
+      cause: withoutPayload(error),
+    })
+  );
+}
+
+/** The OAuth error a challenged answer names: in its body, else in a challenge's `error`, else `invalid_client` for a 401. */
+async function challengeRefusal(
+  error: oauth.WWWAuthenticateChallengeError,
+  endpoint: OAuthEndpoint,
+): Promise<OAuthError | undefined> {
+  const body = await oauthErrorBody(error.response);
+  if (body !== undefined) return fromBody(body, error.status, endpoint);
+  const parameters = error.cause.find((challenge) => challenge.parameters.error)?.parameters;
+  const code = parameters?.error ?? (error.status === 401 ? "invalid_client" : undefined);
+  if (code === undefined) return undefined;
+  return new OAuthError(code, { description: parameters?.error_description, responseStatus: error.status, endpoint });
 }
 
 /**
@@ -426,10 +480,14 @@ function refused(error: oauth.OperationProcessingError | oauth.UnsupportedOperat
 /**
  * oauth4webapi's error as a cause, without the cause it carries: for a token response that fails
  * a check (a `token_type` it does not know, an `expires_in` that is no number), that is the whole
- * response body, access, refresh and ID tokens included; for a malformed ID token, the token. Kept
- * as a cause, it would be in every log of the error. What failed stays: name, message and code.
+ * response body, access, refresh and ID tokens included; for a malformed ID token, the token; for
+ * an answer refused for its status, the response, whose headers print with it; for a challenge,
+ * every parameter of it. Kept as a cause, it would be in every log of the error. What failed
+ * stays: name, message and code.
  */
-function withoutPayload(error: oauth.OperationProcessingError | oauth.UnsupportedOperationError): Error {
+function withoutPayload(
+  error: oauth.OperationProcessingError | oauth.UnsupportedOperationError | oauth.WWWAuthenticateChallengeError,
+): Error {
   const copy = Object.assign(new Error(error.message), { name: error.name, code: error.code });
   if (error.stack !== undefined) copy.stack = error.stack;
   return copy;

@@ -120,9 +120,39 @@ describe("createOAuthClient", () => {
       { issuer, clientId: "a", clientSecret: "s", clientAuthentication: "private_key_jwt" as never },
       { issuer, clientId: "a", timeoutMs: 0 },
       { issuer, clientId: "a", fetch: "fetch" as never },
+      { issuer, clientId: "a", discovery: "openid" as never },
+      { issuer, clientId: "a", now: 1_700_000_000_000 as never },
+      { issuer, clientId: "a", onEvent: "console.log" as never },
+      { issuer, clientId: "a", allowInsecureRequests: "true" as never },
+      { issuer, clientId: "a", metadata: null as never },
     ];
     for (const options of bad) {
       expect(() => createOAuthClient(options), JSON.stringify(options)).toThrow(InterlockConfigError);
     }
+  });
+
+  it("a secret passed as a choice (clientAuthentication, discovery) is refused without being quoted", () => {
+    const issuer = "https://id.example";
+    const secret = "prod-client-secret-9f8e7d";
+    for (const options of [
+      { clientSecret: "s", clientAuthentication: secret },
+      { clientAuthentication: secret }, // no clientSecret: refused as a choice, not as a method lacking a secret
+      { discovery: secret },
+    ]) {
+      const make = () => createOAuthClient({ issuer, clientId: "a", ...(options as object) });
+      expect(make, JSON.stringify(options)).toThrow(InterlockConfigError);
+      expect(make, JSON.stringify(options)).toThrow(/ must be ".*" or ".*", not a string of 25 characters$/);
+    }
+    // A short word, a misspelt choice, is shown as given.
+    expect(() =>
+      createOAuthClient({
+        issuer,
+        clientId: "a",
+        clientSecret: "s",
+        clientAuthentication: "client_secret_basik" as never,
+      }),
+    ).toThrow(
+      'clientAuthentication must be "client_secret_basic", "client_secret_post" or "none", not "client_secret_basik"',
+    );
   });
 });

@@ -5,6 +5,7 @@
  * what arrives.
  */
 
+import { inspect } from "node:util";
 import {
   CircuitOpenError,
   type ClientEvent,
@@ -435,5 +436,62 @@ describe("error answers whatever their Content-Type says", () => {
     expect(error).toMatchObject({ reason: "refresh_rejected" });
     expect(await manager.get("refused-mixed-case")).toBeUndefined();
     expect(proxy.count("/token", "refresh_token") - before).toBe(1);
+  });
+});
+
+describe("error answers logged whole hold nothing of the request they refuse", () => {
+  // A gateway in front of the token endpoint that echoes the request it refused: the client's
+  // secret, sent in the Authorization header (client_secret_basic) or the form.
+  const basic = Buffer.from(`${SERVICE.clientId}:${SERVICE.clientSecret}`).toString("base64");
+  const echo = `refused client_id=service&client_secret=${SERVICE.clientSecret}, Basic ${basic}`;
+  /** What a logger prints of an error, to the bottom of its causes. */
+  const logged = (error: unknown) => inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true });
+
+  it("a 403 with a challenge that names no error is invalid_response; logged, it holds none of the challenge", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch, retry: false });
+    await client.metadata();
+    proxy.inject(isToken("client_credentials"), {
+      status: 403,
+      headers: { "www-authenticate": `Bearer realm="token", error_description="${echo}"` },
+    });
+    const error = await failure(createClientCredentials(client).getAccessToken());
+    expect(error).toMatchObject({ code: "invalid_response", status: 502, responseStatus: 403 });
+    expect(error.message).toBe("unexpected 403 challenge");
+    expect(logged(error)).not.toContain(SERVICE.clientSecret);
+    expect(logged(error)).not.toContain(basic);
+    expect(logged(error)).toContain("WWWAuthenticateChallengeError"); // what failed is still said
+  });
+
+  it("a 429 or 5xx with a challenge is server_unavailable, its code named; logged, it holds none of the challenge", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch, retry: false });
+    await client.metadata();
+    for (const [status, challenge, message] of [
+      [429, `Bearer error="slow_down", error_description="${echo}"`, "authorization server answered 429 (slow_down)"],
+      [503, `Basic realm="${echo}"`, "authorization server answered 503"],
+      [500, `Bearer realm="token", error_description="${echo}"`, "authorization server answered 500"],
+    ] as const) {
+      proxy.inject(isToken("client_credentials"), { status, headers: { "www-authenticate": challenge } });
+      const error = await failure(createClientCredentials(client).getAccessToken());
+      expect(error, challenge).toMatchObject({ code: "server_unavailable", status: 503, responseStatus: status });
+      expect(error.message).toBe(message);
+      expect(logged(error)).not.toContain(SERVICE.clientSecret);
+      expect(logged(error)).not.toContain(basic);
+    }
+  });
+
+  it("an answer refused for its status: logged, the error holds none of its headers", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch, retry: false });
+    await client.metadata();
+    for (const status of [403, 503]) {
+      proxy.inject(isToken("client_credentials"), {
+        status,
+        headers: { "content-type": "text/html", "x-refused-request": echo },
+        body: "<h1>Refused</h1>",
+      });
+      const error = await failure(createClientCredentials(client).getAccessToken());
+      expect(error).toMatchObject({ responseStatus: status });
+      expect(logged(error)).not.toContain(SERVICE.clientSecret);
+      expect(logged(error)).toContain("OperationProcessingError"); // what failed is still said
+    }
   });
 });

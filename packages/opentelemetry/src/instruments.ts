@@ -51,9 +51,17 @@ export const METRIC_OAUTH_TOKEN_REUSES = "interlock.oauth.token.reuses";
 export const METRIC_OAUTH_DISCOVERY_FAILURES = "interlock.oauth.discovery.failures";
 /** Counter: logins, by outcome (`started`, `completed`, `refused`) and refusal code. */
 export const METRIC_OAUTH_LOGINS = "interlock.oauth.logins";
-/** Counter: grants of logins that ended refused, revoked at the server, by reason (`late`, `refused`) and outcome (`revoked`, `not_revoked`). */
+/**
+ * Counter: grants nothing will hold, revoked at the server, by reason (`late`, `refused`: a login's;
+ * `session_ended`, `refresh_refused`: a session refresh's) and outcome (`revoked`, `not_revoked`).
+ */
 export const METRIC_OAUTH_LOGIN_REVOCATIONS = "interlock.oauth.login.revocations";
-/** Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`, `refresh_rejected`, `token_rejected`, `identity_changed`), and `error.type` when revoking at the server failed. */
+/**
+ * Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`,
+ * `refresh_rejected`, `token_rejected`, `identity_changed`, `refresh_answer_refused`), and `error.type`
+ * when revoking at the server failed, or (`revoked`) the error the server answered for the access
+ * token once it had revoked the refresh token (`invalid_token`).
+ */
 export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
 /** Counter: refreshed tokens the store could not take (kept in memory until written back), by the error's code. */
 export const METRIC_OAUTH_SESSION_WRITE_FAILURES = "interlock.oauth.session.write_failures";
@@ -122,12 +130,12 @@ const COUNTERS = {
   [METRIC_OAUTH_LOGIN_REVOCATIONS]: {
     unit: "{grant}",
     description:
-      "Tokens the server issued for logins that ended refused, revoked so that no grant is left that nothing holds: by reason (late: the code exchange's answer came after its timeout; refused: the login refused the answer) and outcome (revoked, or not_revoked: no revocation endpoint, or the server revokes neither token type); error.type when revoking failed.",
+      "Tokens the server issued that nothing will hold, revoked so that no grant is left behind: by reason (late: a code exchange's answer came after its timeout; refused: the login refused the answer; session_ended: a refresh answered after its session was logged out or ended; refresh_refused: a refresh answer refused that ended its session) and outcome (revoked, or not_revoked: no revocation endpoint, or the server revokes neither token type); error.type when revoking failed, or, with revoked, the error the server answered for the access token once it had revoked the refresh token (invalid_token).",
   },
   [METRIC_OAUTH_SESSIONS_ENDED]: {
     unit: "{session}",
     description:
-      "Sessions whose tokens were deleted, by reason: revoked, deleted (not revoked at the server), no_session, expired, refresh_rejected, token_rejected or identity_changed; error.type when revoking at the server failed.",
+      "Sessions whose tokens were deleted, by reason: revoked, deleted (not revoked at the server), no_session, expired, refresh_rejected, token_rejected, identity_changed or refresh_answer_refused; error.type when revoking at the server failed, or, with revoked, the error the server answered for the access token once it had revoked the refresh token (invalid_token).",
   },
   [METRIC_OAUTH_SESSION_WRITE_FAILURES]: {
     unit: "{write}",

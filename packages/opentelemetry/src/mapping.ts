@@ -99,9 +99,11 @@ const OTHER = "_OTHER";
 /**
  * The codes a refused login or a failed token request is counted by: a `LoginError`'s, RFC
  * 6749's and OpenID Connect's (the authorization response's), an `OAuthResponseError`'s (a
- * failed exchange), a pending login that no key decrypts, and `"error"` (untyped). Any other
- * is an `error` the other side chose (a callback URL's, or an authorization server's extension
- * code): counted as `_OTHER`, not one series each.
+ * failed exchange), a pending login that no key decrypts, `invalid_token` (what a server that
+ * revokes the access token with the refresh token answers for it, which @interlock/oauth's
+ * revocation events name), and `"error"` (untyped). Any other is an `error` the other side
+ * chose (a callback URL's, or an authorization server's extension code): counted as `_OTHER`,
+ * not one series each.
  * test/outbound-events.test.ts checks the list against @interlock/oauth's code types.
  */
 export const KNOWN_OAUTH_CODES = {
@@ -136,6 +138,7 @@ export const KNOWN_OAUTH_CODES = {
   id_token_mismatch: true,
   max_age_exceeded: true,
   token_decryption_failed: true,
+  invalid_token: true,
   error: true,
 } as const satisfies Record<string, true>;
 const knownOAuthCode = (code: string) => (Object.hasOwn(KNOWN_OAUTH_CODES, code) ? code : OTHER);

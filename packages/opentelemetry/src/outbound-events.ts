@@ -147,7 +147,10 @@ export type TelemetryOAuthEvent =
   | {
       /** A session's tokens were deleted because they can no longer be used. */
       type: "oauth.session.ended";
-      /** Why they can no longer be used. */
+      /**
+       * Why they can no longer be used: `no_session`, `expired`, `refresh_rejected`,
+       * `token_rejected`, `identity_changed` or `refresh_answer_refused`.
+       */
       reason: string;
     }
   | {
@@ -157,13 +160,24 @@ export type TelemetryOAuthEvent =
       code: string;
     }
   | {
-      /** Tokens issued for a login that ended refused, or by a refresh whose session had ended, were revoked at the server. */
+      /**
+       * Tokens nothing will hold were revoked at the server: those of a login that ended refused,
+       * of a refresh whose session had ended, or of a refresh answer refused that ended its session.
+       */
       type: "oauth.login.tokens_revoked";
-      /** `late` (the code exchange's answer came after its timeout), `refused` (the login refused it) or `session_ended` (a refresh answered after its session ended). */
+      /**
+       * `late` (the code exchange's answer came after its timeout), `refused` (the login refused
+       * it), `session_ended` (a refresh answered after its session ended) or `refresh_refused` (a
+       * refresh answer refused that ended its session).
+       */
       reason: string;
       /** Whether the server revoked a token. */
       revoked: boolean;
-      /** Present when revoking at the server failed: the error's code. */
+      /**
+       * Present when revoking at the server failed: the error's code; or, with `revoked`, the OAuth
+       * error the server answered for the access token once it had revoked the refresh token
+       * (`invalid_token`).
+       */
       error?: string;
     }
   | {
@@ -171,6 +185,10 @@ export type TelemetryOAuthEvent =
       type: "oauth.session.revoked";
       /** Whether the server revoked a token. */
       revoked: boolean;
-      /** Present when revoking at the server failed: the error's code. */
+      /**
+       * Present when revoking at the server failed: the error's code; or, with `revoked`, the OAuth
+       * error the server answered for the access token once it had revoked the refresh token
+       * (`invalid_token`).
+       */
       error?: string;
     };

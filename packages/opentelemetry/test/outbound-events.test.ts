@@ -55,9 +55,9 @@ describe("the outbound events telemetry takes", () => {
     expectTypeOf(hook).toExtend<(event: ClientEvent) => void>();
   });
 
-  it("count every code OAuth types by its own name, and no other", () => {
+  it("count every code OAuth types by its own name, and the one its revocation events name, and no other", () => {
     expectTypeOf<keyof typeof KNOWN_OAUTH_CODES>().toEqualTypeOf<
-      LoginErrorCode | OAuthErrorCode | OAuthResponseErrorCode | "token_decryption_failed" | "error"
+      LoginErrorCode | OAuthErrorCode | OAuthResponseErrorCode | "token_decryption_failed" | "invalid_token" | "error"
     >();
   });
 });

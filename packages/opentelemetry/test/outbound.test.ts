@@ -661,6 +661,40 @@ describe("@interlock/oauth events", () => {
     ]);
   });
 
+  it("a session revoked, its access token answered invalid_token once its refresh token was: error.type invalid_token, not _OTHER", async () => {
+    const { otel, onEvent } = telemetry();
+    // The refresh token revoked (200), then the access token, revoked with it (RFC 7009 §2.1), refused.
+    const server = await scripted([
+      { status: 200 },
+      {
+        status: 400,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ error: "invalid_token" }),
+      },
+    ]);
+    const sessions = revokingSessions(server.origin, onEvent);
+    await sessions.save("revoked", { ...sessionTokens("at-1"), refreshToken: "rt-1" });
+    expect(await sessions.revoke("revoked")).toMatchObject({ revoked: true });
+    expect(server.requests()).toBe(2);
+    // A refresh answer refused that ended its session, its tokens revoked the same way (as @interlock/oauth emits it).
+    onEvent({ type: "oauth.login.tokens_revoked", reason: "refresh_refused", revoked: true, error: "invalid_token" });
+
+    const metrics = await otel.metrics();
+    expect(metrics[METRIC_OAUTH_SESSIONS_ENDED]).toEqual([
+      { attributes: { "interlock.oauth.outcome": "revoked", "error.type": "invalid_token" }, value: 1 },
+    ]);
+    expect(metrics[METRIC_OAUTH_LOGIN_REVOCATIONS]).toEqual([
+      {
+        attributes: {
+          "interlock.oauth.reason": "refresh_refused",
+          "interlock.oauth.outcome": "revoked",
+          "error.type": "invalid_token",
+        },
+        value: 1,
+      },
+    ]);
+  });
+
   it("reused tokens (shared, stale_used with its code), late answers to refresh grants, sessions ended by reason and session writes that failed are counted, one series each", async () => {
     const { otel } = telemetry();
     const onEvent = interlockTelemetry<OAuthEvent>({
