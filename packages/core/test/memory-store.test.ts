@@ -743,6 +743,40 @@ describe("memory store keys", () => {
     ).toBe("in_flight");
     expect(await store.release("-", valid.token)).toBe(true);
   });
+
+  it("refuses the empty key and token once a claim's hint names a freed slot (a hint's slot is free, not a lock)", async () => {
+    const store = new MemoryStore();
+    // 4,096 claims, each released at once: the hint of the counter 0 (which "" parses to) names a free slot.
+    for (let i = 1; i <= 4_096; i++) {
+      const claim = await store.claim(`k${i}`, { fingerprint: "f", lockTtlMs: 60_000 });
+      if (claim.state !== "claimed") throw new Error("expected a win");
+      expect(await store.release(`k${i}`, claim.token)).toBe(true);
+    }
+    await expect(store.complete("", "", response(), { ttlMs: 60_000 })).rejects.toThrow(InterlockConfigError);
+    await expect(store.release("", "")).rejects.toThrow(InterlockConfigError);
+    // Nothing was taken for a lock: a new claim is the only entry, and holds its key.
+    expect((await store.claim("payment", { fingerprint: "f", lockTtlMs: 60_000 })).state).toBe("claimed");
+    expect(store.size).toBe(1);
+  });
+
+  it.each(["evict-oldest", "refuse"] as const)(
+    "%s: a full store takes a claim once a lease made shorter by extend has lapsed",
+    async (whenFull) => {
+      let now = 0;
+      const store = new MemoryStore({ maxEntries: 8, whenFull, now: () => now });
+      const tokens: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const claim = await store.claim(`k${i}`, { fingerprint: "f", lockTtlMs: 60_000 });
+        if (claim.state !== "claimed") throw new Error("expected a win");
+        tokens.push(claim.token);
+      }
+      // Full of locks held 60 s: refused, and nothing may go before then.
+      await expect(store.claim("x", { fingerprint: "f", lockTtlMs: 1_000 })).rejects.toThrow(StoreUnavailableError);
+      expect(await store.extend("k7", tokens[7] as string, 1_000)).toBe(true);
+      now = 5_000; // k7's lease ended 4 s ago
+      expect((await store.claim("x", { fingerprint: "f", lockTtlMs: 1_000 })).state).toBe("claimed");
+    },
+  );
 });
 
 describe("memory store key index (open addressing)", () => {

@@ -333,7 +333,11 @@ export class MemoryStore implements InterlockStore {
     const now = this.#now();
     const slot = this.#liveLock(key, token, now);
     if (slot < 0) return false;
-    this.#slots.expiresAt.set(slot, now + lockTtlMs);
+    const expiresAt = now + lockTtlMs;
+    this.#slots.expiresAt.set(slot, expiresAt);
+    // A lease made shorter may lapse before what a full store knew: it looks again then.
+    this.#fullUntil = Math.min(this.#fullUntil, expiresAt);
+    this.#noLockLapsesBefore = Math.min(this.#noLockLapsesBefore, expiresAt);
     return true;
   }
 

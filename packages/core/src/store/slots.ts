@@ -385,10 +385,11 @@ export class Slots {
 
   /**
    * Whether `slot` (any number: a hint, maybe stale) is a slot made so far that holds `key` under
-   * `token`: a lock found without the index hashing its key.
+   * `token`: a lock found without the index hashing its key. Never for the empty token: a free
+   * slot, and a record, hold the empty key and token, and a lock's token is never empty.
    */
   holds(slot: number, key: string, token: string): boolean {
-    if (slot < 0) return false;
+    if (slot < 0 || token === "") return false;
     const block = this.#values[slot >>> BLOCK_SHIFT];
     if (block === undefined) return false;
     const at = (slot & IN_BLOCK) * VALUES;
