@@ -200,16 +200,18 @@ describe("the built package, packed as users get it", () => {
 
   // On Workers a timer fires only while the request that set it runs: workerd cancels it when that
   // request ends, with or without nodejs_compat (which gives timers Node's shape, `unref` and all).
-  // A client made at start-up is used by every request: its timers must be each call's own.
+  // A client made at start-up is used by every request: its timers must be each call's own. So
+  // too without the global `navigator` (a documented switch).
   it.each([
-    ["without", false],
-    ["with", true],
+    ["without nodejs_compat", false, []],
+    ["with nodejs_compat", true, []],
+    ["with nodejs_compat and no_global_navigator", true, ["no_global_navigator"]],
   ])(
-    "Cloudflare Workers (workerd), %s nodejs_compat: a client made at start-up times out a call made while another's request ends, and every call after",
-    async (_, nodejsCompat) => {
+    "Cloudflare Workers (workerd), %s: a client made at start-up times out a call made while another's request ends, and every call after",
+    async (_, nodejsCompat, compatibilityFlags) => {
       const server = await scriptedServer();
       await bundleFromApp(fileURLToPath(new URL("./fixtures/workers-probe.ts", import.meta.url)), workDir, workDir);
-      const worker = await startWorkerd(workDir, { nodejsCompat });
+      const worker = await startWorkerd(workDir, { nodejsCompat, compatibilityFlags });
       const call = (path: string) =>
         fetch(`${worker.url}/shared?url=${encodeURIComponent(server.origin + path)}`, {
           signal: AbortSignal.timeout(10_000),

@@ -41,11 +41,14 @@ export function timerDelay(ms: number): number {
  * unref'd (Node's, Bun's), outside Cloudflare Workers. There a timer fires only while the request
  * that set it runs (workerd cancels it when that request ends), even when `nodejs_compat` gives
  * it Node's shape; a timer that is a number (Deno's, a browser's, Workers' without
- * `nodejs_compat`) cannot be unref'd. Ask of a timer set in a request: Workers refuse timers at
- * start-up, in the global scope.
+ * `nodejs_compat`) cannot be unref'd. Workers are told by `WebSocketPair`, a global of theirs
+ * alone (Node, Bun and Deno have none), as well as by `navigator.userAgent`: the
+ * `no_global_navigator` compatibility flag takes `navigator` away. Ask of a timer set in a
+ * request: Workers refuse timers at start-up, in the global scope.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function timerOutlivesRequests(timer: unknown): boolean {
   if (typeof (timer as { unref?: unknown } | undefined)?.unref !== "function") return false;
-  return (globalThis as { navigator?: { userAgent?: unknown } }).navigator?.userAgent !== "Cloudflare-Workers";
+  const global = globalThis as { navigator?: { userAgent?: unknown }; WebSocketPair?: unknown };
+  return global.navigator?.userAgent !== "Cloudflare-Workers" && typeof global.WebSocketPair !== "function";
 }

@@ -1,6 +1,9 @@
-/** timerDelay: what every package hands the platform's timers. */
-import { describe, expect, it } from "vitest";
-import { timerDelay } from "../src/index.js";
+/**
+ * timerDelay: what every package hands the platform's timers; timerOutlivesRequests: whether one
+ * timer may serve every request (not on Cloudflare Workers, however they are told).
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { timerDelay, timerOutlivesRequests } from "../src/index.js";
 
 describe("timerDelay", () => {
   it("rounds a delay up to whole milliseconds, so a timer never fires early", () => {
@@ -21,5 +24,40 @@ describe("timerDelay", () => {
     const stored = (timer as unknown as { _idleTimeout: number })._idleTimeout; // read before clearTimeout sets it to -1
     clearTimeout(timer);
     expect(stored).toBe(1_001);
+  });
+});
+
+describe("timerOutlivesRequests", () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  /** A handle of Node's shape, as Node, Bun and Workers with `nodejs_compat` return. */
+  const nodeShaped = () => {
+    const timer = setTimeout(() => {}, 1_000);
+    clearTimeout(timer);
+    return timer;
+  };
+
+  it("is true of a timer that can be unref'd, on Node (with or without its navigator)", () => {
+    expect(timerOutlivesRequests(nodeShaped())).toBe(true);
+    vi.stubGlobal("navigator", undefined);
+    expect(timerOutlivesRequests(nodeShaped())).toBe(true);
+  });
+
+  it("is false of a timer that cannot be unref'd (a number: Deno's, a browser's, Workers' without nodejs_compat)", () => {
+    expect(timerOutlivesRequests(1)).toBe(false);
+    expect(timerOutlivesRequests(undefined)).toBe(false);
+  });
+
+  it("is false on Cloudflare Workers, told by navigator.userAgent, even of a timer of Node's shape", () => {
+    vi.stubGlobal("navigator", { userAgent: "Cloudflare-Workers" });
+    expect(timerOutlivesRequests(nodeShaped())).toBe(false);
+  });
+
+  it("is false on Cloudflare Workers with no_global_navigator (no navigator at all), told by WebSocketPair", () => {
+    vi.stubGlobal("navigator", undefined);
+    vi.stubGlobal("WebSocketPair", class WebSocketPair {});
+    expect(timerOutlivesRequests(nodeShaped())).toBe(false);
   });
 });

@@ -141,6 +141,22 @@ describe("LeaseKeeper where timers are the request's", () => {
     keeper.release(b);
   });
 
+  it("on Cloudflare Workers without navigator (no_global_navigator): each lease still has its own timer", async () => {
+    vi.stubGlobal("navigator", undefined);
+    vi.stubGlobal("WebSocketPair", class WebSocketPair {}); // a global of Workers' alone
+    const { store, take } = extendsOf();
+    const keeper = new LeaseKeeper(store, 300, 2);
+    keeper.release(keeper.hold("first", "t1")); // its request ended: its timer went with it
+    expect(vi.getTimerCount()).toBe(0);
+    const a = keeper.hold("a", "ta");
+    expect(a?.timer).toBeDefined();
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(take()).toEqual(["a"]);
+    keeper.release(a);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("stops a lease's own timer when the store answers it lost", async () => {
     vi.stubGlobal("navigator", { userAgent: "Cloudflare-Workers" });
     const extended: string[] = [];

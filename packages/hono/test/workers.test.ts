@@ -3,7 +3,7 @@
  * bundled from the packed, built packages as Wrangler bundles a worker, served by workerd
  * without `nodejs_compat`, through the test harness's rows. A missing workerd fails the run; it
  * is never skipped. Then lease renewal (test/fixtures/workers-lease.ts), with `nodejs_compat`
- * off and on.
+ * off and on, and on without the global `navigator`.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -21,13 +21,18 @@ describeWorkerApp("hono", { entry: here("./fixtures/workers-app.ts"), packages: 
 // timer of its own request's, not by one an earlier request set and took with it when it ended.
 describe("hono on Cloudflare Workers (workerd): lease renewal", () => {
   let app: PackedApp;
-  const workers: Record<"plain" | "nodejs_compat", RunningWorker> = {} as never;
+  const workers: Record<"plain" | "nodejs_compat" | "nodejs_compat, no_global_navigator", RunningWorker> = {} as never;
 
   beforeAll(async () => {
     app = createPackedApp(["core", "hono"], linked);
     await bundleFromApp(here("./fixtures/workers-lease.ts"), app.dir, app.dir);
     workers.plain = await startWorkerd(app.dir);
     workers.nodejs_compat = await startWorkerd(app.dir, { nodejsCompat: true });
+    // Without `navigator` (a documented switch): still Workers, its timers still the request's.
+    workers["nodejs_compat, no_global_navigator"] = await startWorkerd(app.dir, {
+      nodejsCompat: true,
+      compatibilityFlags: ["no_global_navigator"],
+    });
   }, 60_000);
   afterAll(async () => {
     await Promise.all(Object.values(workers).map((worker) => worker.close()));
@@ -37,6 +42,7 @@ describe("hono on Cloudflare Workers (workerd): lease renewal", () => {
   it.each([
     ["plain", "undefined"],
     ["nodejs_compat", "object"],
+    ["nodejs_compat, no_global_navigator", "object"],
   ] as const)(
     "%s: after an earlier request ended, a retry during a handler that outlasts its lease gets 409, its lease renewed",
     async (mode, process) => {

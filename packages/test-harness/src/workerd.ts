@@ -82,16 +82,23 @@ export interface WorkerdOptions {
    * standards only.
    */
   nodejsCompat?: boolean;
+  /**
+   * More compatibility flags, after the ones `nodejsCompat` chooses: a switch Workers document
+   * (`no_global_navigator`, say) that a test serves the worker with. Default none.
+   */
+  compatibilityFlags?: readonly string[];
 }
 
 /**
  * The config: the worker on a free loopback port; its outbound fetch may reach loopback only.
  * Compatibility dates from 2026-08-04 on turn `nodejs_compat` on by default (`process`,
  * `Buffer`, `node:` modules): unless asked for, the flags turn it off, so the packages get web
- * standards only.
+ * standards only. `extraFlags` follow those.
  */
-function config(compatibilityDate: string, nodejsCompat: boolean): string {
-  const flags = nodejsCompat ? '"nodejs_compat"' : '"no_nodejs_compat", "no_nodejs_compat_v2"';
+function config(compatibilityDate: string, nodejsCompat: boolean, extraFlags: readonly string[]): string {
+  const flags = [nodejsCompat ? '"nodejs_compat"' : '"no_nodejs_compat", "no_nodejs_compat_v2"']
+    .concat(extraFlags.map((flag) => JSON.stringify(flag)))
+    .join(", ");
   return `using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
@@ -118,7 +125,10 @@ const worker :Workerd.Worker = (
 export async function startWorkerd(dir: string, options: WorkerdOptions = {}): Promise<RunningWorker> {
   const workerd = workerdPackage();
   const configPath = join(dir, "config.capnp");
-  writeFileSync(configPath, config(workerd.compatibilityDate, options.nodejsCompat === true));
+  writeFileSync(
+    configPath,
+    config(workerd.compatibilityDate, options.nodejsCompat === true, options.compatibilityFlags ?? []),
+  );
   // workerd reports each socket's port on the control file descriptor, as JSON lines.
   const child: ChildProcess = spawn(workerd.default, ["serve", configPath, "--control-fd=3"], {
     cwd: dir,

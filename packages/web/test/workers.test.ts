@@ -4,7 +4,8 @@
  * Wrangler bundles a worker, served by workerd without `nodejs_compat`, through the test
  * harness's rows. A missing workerd fails the run; it is never skipped. Then the same worker's
  * read routes (test/app.ts's `readRoutes`) through read-routes.ts's rows, in a worker of their own.
- * Then a delivery's lease renewal (test/fixtures/workers-lease.ts), with `nodejs_compat` off and on.
+ * Then a delivery's lease renewal (test/fixtures/workers-lease.ts), with `nodejs_compat` off and on,
+ * and on without the global `navigator`.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -43,13 +44,18 @@ describeReadRoutes("web on Cloudflare Workers (workerd, no nodejs_compat)", asyn
 // renewed by a timer of its own request's, not by one an earlier delivery set and took with it.
 describe("web on Cloudflare Workers (workerd): a delivery's lease renewal", () => {
   let app: PackedApp;
-  const workers: Record<"plain" | "nodejs_compat", RunningWorker> = {} as never;
+  const workers: Record<"plain" | "nodejs_compat" | "nodejs_compat, no_global_navigator", RunningWorker> = {} as never;
 
   beforeAll(async () => {
     app = createPackedApp(["core", "web"]);
     await bundleFromApp(fileURLToPath(new URL("./fixtures/workers-lease.ts", import.meta.url)), app.dir, app.dir);
     workers.plain = await startWorkerd(app.dir);
     workers.nodejs_compat = await startWorkerd(app.dir, { nodejsCompat: true });
+    // Without `navigator` (a documented switch): still Workers, its timers still the request's.
+    workers["nodejs_compat, no_global_navigator"] = await startWorkerd(app.dir, {
+      nodejsCompat: true,
+      compatibilityFlags: ["no_global_navigator"],
+    });
   }, 60_000);
   afterAll(async () => {
     await Promise.all(Object.values(workers).map((worker) => worker.close()));
@@ -59,6 +65,7 @@ describe("web on Cloudflare Workers (workerd): a delivery's lease renewal", () =
   it.each([
     ["plain", "undefined"],
     ["nodejs_compat", "object"],
+    ["nodejs_compat, no_global_navigator", "object"],
   ] as const)(
     "%s: after an earlier delivery ended, a redelivery during a handler that outlasts its lease gets 409, its lease renewed",
     async (mode, process) => {
