@@ -78,8 +78,9 @@ export interface OAuthClientOptions {
    * (discovery, JWKS), client credentials grants and revocations on transient failures (network
    * errors, 408/425/429/5xx, `Retry-After` honoured); code exchanges and refresh grants never.
    * Default: 3 attempts, each bounded by `timeoutMs`, the client's other defaults (backoff with
-   * jitter, retry budget, circuit breaker). `false`: `fetch` is called once, for a fetch that
-   * retries by itself.
+   * jitter, retry budget, circuit breaker). Revocations have a breaker and a budget of their
+   * own, and so do the requests sent once: a revocation endpoint that fails stops no token
+   * request. `false`: `fetch` is called once, for a fetch that retries by itself.
    */
   retry?: OAuthRetryOptions | false;
   /**

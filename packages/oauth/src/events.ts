@@ -89,10 +89,19 @@ export type OAuthEvent =
       code: LoginErrorCode | OAuthErrorCode | OAuthResponseErrorCode | (string & {});
     }
   | {
-      /** A session's tokens were deleted because they can no longer be used. */
+      /**
+       * A session's tokens were deleted because they can no longer be used (`LoginRequiredError`);
+       * with `error`, ended all the same though the store failed the delete.
+       */
       type: "oauth.session.ended";
       /** Why they can no longer be used. */
       reason: LoginRequiredReason;
+      /**
+       * The store's error code (`store_unavailable`; `"error"` when untyped), when it failed the
+       * delete: the tokens stay in the store until they expire or are written over (a login), and
+       * this process uses them no more (it tries the delete again each time it reads them).
+       */
+      error?: string;
     }
   | {
       /**
@@ -128,8 +137,9 @@ export type OAuthEvent =
       revoked: boolean;
       /**
        * The error's code, when revoking at the server failed; or, with `revoked`, the OAuth error
-       * the server refused the access token's revocation with once it had revoked the refresh
-       * token (`invalid_token`: revoked with it, RFC 7009 §2.1).
+       * the server answered in place of a revocation that still counts: `invalid_token`, for a
+       * token no longer valid there (revoked with the grant, RFC 7009 §2.1, or by an attempt whose
+       * answer came too late), or another, for the access token once the refresh token was revoked.
        */
       error?: string;
     }
@@ -141,9 +151,8 @@ export type OAuthEvent =
       /**
        * The error's code, when revoking at the server failed (`revoke()` threw): the tokens are
        * deleted here all the same, and the server may still honour them until they expire. Or,
-       * with `revoked` and `revoke()` resolved, the OAuth error the server refused the access
-       * token's revocation with once it had revoked the refresh token (`invalid_token`, as servers
-       * that revoke the access token with it answer, RFC 7009 §2.1).
+       * with `revoked` and `revoke()` resolved, the OAuth error the server answered in place of a
+       * revocation that still counts, as `oauth.login.tokens_revoked`'s `error` (`invalid_token`).
        */
       error?: string;
     };

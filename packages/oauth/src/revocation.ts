@@ -18,14 +18,23 @@ export interface GrantTokens {
 
 /** How revoking a grant's tokens went: `failure` holds the error when a request failed. */
 export interface Revocation {
-  /** Whether the server revoked the refresh token or the access token. */
+  /** Whether the server revoked the refresh token or the access token (or called it invalid: see `revokeToken`). */
   revoked: boolean;
   failure?: { error: unknown };
   /**
-   * The OAuth error the server refused the access token's revocation with, after it revoked the
-   * refresh token (see `afterGrantEnded`): nothing failed, the grant ended with the refresh token.
+   * The OAuth error the server answered where the revocation still counts, nothing failed:
+   * `invalid_token` for either token (no longer valid there, see `revokeToken`), or another one
+   * for the access token once the refresh token was revoked (see `afterGrantEnded`).
    */
   refusal?: OAuthError;
+}
+
+/** How the server answered one token's revocation. */
+interface TokenRevocation {
+  /** Whether the token can no longer be used there: revoked, or answered `invalid_token`. */
+  revoked: boolean;
+  /** The OAuth error it answered instead of a 200 (`invalid_token`), when the token still counts as revoked. */
+  said?: OAuthError;
 }
 
 /**
@@ -34,14 +43,18 @@ export interface Revocation {
  * is revoked at a server without a revocation endpoint. Never throws: a failure is returned.
  */
 export async function revokeGrant(internals: ClientInternals, tokens: GrantTokens): Promise<Revocation> {
-  let refreshRevoked = false;
+  let refresh: TokenRevocation | undefined;
   try {
     const server = await internals.server();
     if (server.revocation_endpoint === undefined) return { revoked: false };
     const { refreshToken, accessToken } = tokens;
-    refreshRevoked = refreshToken !== undefined && (await revokeToken(internals, refreshToken, "refresh_token"));
-    return { revoked: (await revokeToken(internals, accessToken, "access_token")) || refreshRevoked };
+    if (refreshToken !== undefined) refresh = await revokeToken(internals, refreshToken, "refresh_token");
+    const access = await revokeToken(internals, accessToken, "access_token");
+    const said = access.said ?? refresh?.said;
+    const revoked = access.revoked || refresh?.revoked === true;
+    return said === undefined ? { revoked } : { revoked, refusal: said };
   } catch (error) {
+    const refreshRevoked = refresh?.revoked === true;
     if (refreshRevoked && afterGrantEnded(error)) return { revoked: true, refusal: error };
     return { revoked: refreshRevoked, failure: { error } };
   }
@@ -50,9 +63,8 @@ export async function revokeGrant(internals: ClientInternals, tokens: GrantToken
 /**
  * Whether `error`, the access token's revocation failing once the refresh token's succeeded, is
  * the server's answer about a token the grant's end took with it: an OAuth error it answered
- * (`invalid_token`, as Google and Salesforce answer for an access token revoked along with its
- * refresh token, which RFC 7009 §2.1 says a server SHOULD do; `invalid_request`, …), not one
- * saying it is down (`server_error`, `temporarily_unavailable`: the token may still be live).
+ * (`invalid_request`, …; `invalid_token` counts as revoked whenever it comes, see `revokeToken`),
+ * not one saying it is down (`server_error`, `temporarily_unavailable`: the token may still be live).
  */
 const afterGrantEnded = (error: unknown): error is OAuthError => error instanceof OAuthError && !isTransient(error);
 
@@ -78,12 +90,15 @@ export function revocationEvent({ revoked, failure, refusal }: Revocation): { re
   return said === undefined ? { revoked } : { revoked, error: eventCode(said) };
 }
 
-/** Revokes `token` at the server (RFC 7009); false when the server does not revoke tokens of its type. */
+/**
+ * Revokes `token` at the server (RFC 7009). Not revoked when the server does not revoke tokens of
+ * its type; revoked, with what it said, when it answers `invalid_token`.
+ */
 async function revokeToken(
   internals: ClientInternals,
   token: string,
   hint: "refresh_token" | "access_token",
-): Promise<boolean> {
+): Promise<TokenRevocation> {
   try {
     await internals.exchange(async (as) => {
       const http = await oauth.revocationRequest(as, internals.client, internals.auth, token, {
@@ -92,11 +107,17 @@ async function revokeToken(
       });
       return oauth.processRevocationResponse(http);
     });
-    return true;
+    return { revoked: true };
   } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
     // RFC 7009 §2.2.1: a server that cannot revoke this type of token (access tokens, most often:
     // revoking them is only a SHOULD, §2.1) says so. Nothing went wrong; that token just lives on.
-    if (error instanceof OAuthError && error.code === "unsupported_token_type") return false;
+    if (error.code === "unsupported_token_type") return { revoked: false };
+    // A token the server calls invalid can no longer be used there, which is all revoking it is
+    // for. §2.2 has a server answer an invalid token 200, yet Google and Salesforce answer this for
+    // one already revoked: by the grant's end (§2.1), or by this very revocation, whose attempt
+    // that timed out reached the server before the one retried.
+    if (error.code === "invalid_token") return { revoked: true, said: error };
     throw error;
   }
 }

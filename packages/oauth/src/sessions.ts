@@ -69,8 +69,9 @@ export interface SessionTokensOptions extends Partial<Freshness> {
 /** What `revoke` did at the server. */
 export interface RevokeResult {
   /**
-   * True when the authorization server revoked the refresh token or the access token (RFC 7009);
-   * false when it has no revocation endpoint, or revokes neither type of token (`unsupported_token_type`).
+   * True when the authorization server revoked the refresh token or the access token (RFC 7009),
+   * or answered `invalid_token` for one (it is no longer valid there); false when it has no
+   * revocation endpoint, or revokes neither type of token (`unsupported_token_type`).
    */
   revoked: boolean;
 }
@@ -256,6 +257,21 @@ interface Unwritten {
   keptUntil: number;
 }
 
+/**
+ * A session this process ended (its refresh refused, its token expired: see `endSession`) whose
+ * store entry the store failed to delete. That entry is no session here until the store drops it
+ * or another write replaces it (a login saved, another process's refresh): its refresh token may
+ * be used up (rotated by the server in an answer this client refused), and sent again it would
+ * look like theft and revoke the grant (RFC 9700 §4.14.2). Other processes read the entry until
+ * the store takes the delete, which this process tries again each time it reads the entry.
+ */
+interface Ended {
+  /** The version of the entry ended. */
+  version: string;
+  /** When the store drops that entry at the latest (ms since the epoch): it was written before it ended. */
+  keptUntil: number;
+}
+
 /** Whether `held` replaces the store's entry `stored`: the one it was refreshed from, or a copy of it written since. */
 const replacesEntry = (held: Unwritten, stored: Current): boolean =>
   stored.version === held.replaces ||
@@ -296,6 +312,8 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   const unwritten = new Map<string, Unwritten>();
   /** Unwritten tokens let go of and revoked at the server: two calls that find their session gone revoke them once. */
   const revoking = new WeakSet<Unwritten>();
+  /** Sessions this process ended that the store failed to delete, by store key, oldest first (see `Ended`). */
+  const ended = new Map<string, Ended>();
 
   // Whose sessions these are (see client-space.ts): set before any key is made (`inSpace`).
   const spaceOf = clientSpace(client);
@@ -350,6 +368,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     if (key === undefined) return undefined;
     const stored = await readStored(key);
     forgetExpired();
+    if (await endedHere(key, stored)) return undefined;
     const held = unwritten.get(key);
     if (held === undefined) return stored;
     if (stored === undefined || !replacesEntry(held, stored)) {
@@ -424,16 +443,24 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     void revokeOrphans(internals, held.tokens, "session_ended");
   }
 
-  /** Forgets unwritten tokens past the session's lifetime: the store would have dropped them too. */
+  /** Forgets unwritten tokens, and ended sessions, past the session's lifetime: the store would have dropped them too. */
   function forgetExpired(): void {
     const now = internals.now();
-    for (const [key, held] of unwritten) {
-      if (held.keptUntil > now) break;
-      unwritten.delete(key);
+    for (const kept of [unwritten, ended]) {
+      for (const [key, { keptUntil }] of kept) {
+        if (keptUntil > now) break;
+        kept.delete(key);
+      }
     }
   }
 
-  /** Ends a session whose tokens can no longer be used: deleted (if still `version`), and `LoginRequiredError`. */
+  /**
+   * Ends a session whose tokens can no longer be used: deleted (if still `version`), and
+   * `LoginRequiredError`, its `cause` the refusal that ended it, else the store's error. Ended here
+   * even when the store fails the delete: no later call would mend them, and one would send the
+   * refresh token again, used up when the server rotated it in an answer refused. So the entry
+   * stays ended for this process (see `Ended`), and the event names the store's error.
+   */
   async function endSession(
     key: string,
     version: string,
@@ -441,10 +468,38 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     message: string,
     cause?: unknown,
   ): Promise<never> {
-    await store.delete(key, version);
+    const unstored = await store.delete(key, version).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
     forget(key);
-    internals.emit({ type: "oauth.session.ended", reason });
-    throw new LoginRequiredError(reason, message, cause === undefined ? undefined : { cause });
+    if (unstored !== undefined) {
+      ended.delete(key); // re-inserted last: the map stays in the order of keptUntil
+      ended.set(key, { version, keptUntil: internals.now() + sessionTtlMs });
+    }
+    const error = unstored === undefined ? {} : { error: eventCode(unstored.error) };
+    internals.emit({ type: "oauth.session.ended", reason, ...error });
+    const why = cause ?? unstored?.error;
+    throw new LoginRequiredError(reason, message, why === undefined ? undefined : { cause: why });
+  }
+
+  /**
+   * Whether `stored` is the entry of a session this process ended that the store did not delete
+   * (see `Ended`): then it is no session, and the delete is tried again. Any other entry, or
+   * none, lets the ended one go: the delete landed, the entry expired, or a newer write replaced it.
+   */
+  async function endedHere(key: string, stored: Current | undefined): Promise<boolean> {
+    const end = ended.get(key);
+    if (end === undefined) return false;
+    if (stored?.version !== end.version) {
+      ended.delete(key);
+      return false;
+    }
+    await store.delete(key, end.version).then(
+      () => ended.delete(key),
+      () => {}, // still there: ended all the same, and tried again on the next read
+    );
+    return true;
   }
 
   async function readOrLogin(key: string | undefined): Promise<Current> {

@@ -153,13 +153,17 @@ const DEFAULT_TOKEN_ATTEMPTS = 3;
 /** The client's own bound on a whole request (attempts and waits), raised to one attempt's timeout if longer. */
 const DEFAULT_DEADLINE_MS = 30_000;
 
-/** Methods the retrying client may send again: reads, and the POST of a client credentials grant or a revocation. */
+/** Methods the retrying clients may send again: reads, and the POST of a client credentials grant or a revocation. */
 const REPEATABLE_METHODS = ["GET", "HEAD", "POST"];
 
 /**
- * Every request goes through one of two clients sharing nothing: one that retries (the requests
- * safe to repeat) and one that sends once. With `retry: false`, only the second, without a
- * breaker: the user's fetch is called once, bounded by `timeoutMs`.
+ * Every request goes through one of three clients sharing nothing (each its own breaker and
+ * retry budget per origin): one that sends once (code exchanges, refresh grants); one that
+ * retries the requests that get the app its tokens (discovery, JWKS, client credentials grants);
+ * and one that retries revocations. Those have their own so that a revocation endpoint that fails
+ * (each logout retried, and revocations in the background) opens no breaker in front of the
+ * token endpoint. With `retry: false`, only the first, without a breaker: the user's fetch is
+ * called once, bounded by `timeoutMs`.
  */
 export function createTransport(
   fetchImpl: FetchFunction,
@@ -183,15 +187,16 @@ export function createTransport(
           idempotencyKey: false,
         })
       : createClient({ ...clientOptions(fetchOnce, timeoutMs, retry), maxAttempts: 1 });
-  const retrying: Client = retry === false ? once : createClient(clientOptions(fetchImpl, timeoutMs, retry));
+  const retrying = (): Client => (retry === false ? once : createClient(clientOptions(fetchImpl, timeoutMs, retry)));
+  const clients: Record<RequestKind, Client> = { once, repeatable: retrying(), revocation: retrying() };
   const onceMs = longestSingleRequestMs(timeoutMs, retry);
   const retryingMs = retry === false ? onceMs : wholeRequestMs(bounds(timeoutMs, retry).deadlineMs);
 
   return async (url, init) => {
-    const repeatable = isRepeatable(init);
-    return bounded(repeatable ? retryingMs : onceMs, init.signal, async (signal) => {
+    const kind = requestKind(init);
+    return bounded(kind === "once" ? onceMs : retryingMs, init.signal, async (signal) => {
       try {
-        return await read(await (repeatable ? retrying : once)(url, { ...init, signal } as RequestInit));
+        return await read(await clients[kind](url, { ...init, signal } as RequestInit));
       } catch (error) {
         throw unavailable(error);
       }
@@ -286,21 +291,26 @@ export function longestSingleRequestMs(timeoutMs: number, retry: OAuthRetryOptio
   return limits.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...limits);
 }
 
+/** Which client sends a request (see `createTransport`). */
+type RequestKind = "once" | "repeatable" | "revocation";
+
 /**
- * Whether sending the request twice is harmless, decided from its body: a read; a client
- * credentials grant; or a revocation (RFC 7009 §2.1: a `token` and no `grant_type`, the only such
- * request sent), which a server answers as the first time once the token is revoked (§2.2), and
- * whose 503 means the token still exists and may be retried (§2.2.1).
+ * Which client sends the request, decided from its body: sending it twice is harmless for a read
+ * and a client credentials grant (`repeatable`), and for a revocation (RFC 7009 §2.1: a `token`
+ * and no `grant_type`, the only such request sent), which a server answers as the first time once
+ * the token is revoked (§2.2), and whose 503 means the token still exists and may be retried
+ * (§2.2.1). Anything else is sent `once`.
  */
-export function isRepeatable(init: { method?: string; body?: unknown }): boolean {
+function requestKind(init: { method?: string; body?: unknown }): RequestKind {
   const method = (init.method ?? "GET").toUpperCase();
-  if (method === "GET" || method === "HEAD") return true;
-  if (method !== "POST") return false;
+  if (method === "GET" || method === "HEAD") return "repeatable";
+  if (method !== "POST") return "once";
   const { body } = init;
   const form =
     body instanceof URLSearchParams ? body : typeof body === "string" ? new URLSearchParams(body) : undefined;
   const grant = form?.get("grant_type");
-  return grant === "client_credentials" || (grant === null && form?.has("token") === true);
+  if (grant === "client_credentials") return "repeatable";
+  return grant === null && form?.has("token") === true ? "revocation" : "once";
 }
 
 /** A failure to get an answer, as `server_unavailable`: the client's typed errors, a network error, a timeout. */

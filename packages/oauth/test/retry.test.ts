@@ -230,6 +230,28 @@ describe("retried: revocations (RFC 7009 §2.2: revoking a revoked token is answ
     expect(proxy.count("/token/revocation") - before).toBe(3);
     expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: true });
   });
+
+  it("revocations have a breaker of their own: a revocation endpoint that fails stops no client credentials grant", async () => {
+    const client = serviceClient(server(), {
+      fetch: proxy.fetch,
+      retry: { backoff: { baseMs: 1, capMs: 1 }, breaker: { failures: 3 } },
+    });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    await client.metadata();
+    for (const id of ["breaker-a", "breaker-b"]) {
+      const tokens = { accessToken: `AT-${id}`, tokenType: "bearer", refreshToken: `RT-${id}` };
+      await manager.save(id, { ...tokens, expiresAt: Date.now() + 3_600_000, scope: undefined, idToken: undefined });
+    }
+    const before = proxy.count("/token/revocation");
+    for (let i = 0; i < 3; i++) proxy.inject(isRevocation, { status: 503 });
+
+    // The first logout's 3 attempts open the revocations' breaker; the second's fails fast.
+    await failure(manager.revoke("breaker-a"));
+    expect((await failure(manager.revoke("breaker-b"))).cause).toBeInstanceOf(CircuitOpenError);
+    expect(proxy.count("/token/revocation") - before).toBe(3);
+    // The token endpoint's breaker saw none of it.
+    await expect(createClientCredentials(client).getAccessToken()).resolves.toBeTypeOf("string");
+  });
 });
 
 describe("never retried: code exchanges, refresh grants", () => {

@@ -433,9 +433,13 @@ describe("session tokens", () => {
    * A session manager whose client reads the real server's answers to refresh grants as `change`
    * makes them (the server has rotated the refresh token by then, and honours only the one
    * answered); `answered` holds the refresh tokens the server answered, and `tokensRevoked`
-   * settles with the first `oauth.login.tokens_revoked`.
+   * settles with the first `oauth.login.tokens_revoked`. The session's tokens are kept in `store`,
+   * on the clock `now`.
    */
-  function refreshAnswersChanged(change: (body: Record<string, unknown>) => void) {
+  function refreshAnswersChanged(
+    change: (body: Record<string, unknown>) => void,
+    { store, now }: { store?: TokenStore; now?: () => number } = {},
+  ) {
     const answered: string[] = [];
     const changing: FetchLike = async (input, init) => {
       const response = await fetch(input, init);
@@ -451,7 +455,8 @@ describe("session tokens", () => {
       events.push(event);
       if (event.type === "oauth.login.tokens_revoked") tokensRevoked.resolve(event);
     };
-    const manager = createSessionTokens(webClient(server(), { fetch: changing, onEvent }), { encryptionKeys: keyring });
+    const client = webClient(server(), { fetch: changing, onEvent, ...(now === undefined ? {} : { now }) });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring, ...(store === undefined ? {} : { store }) });
     return { manager, answered, events, tokensRevoked: tokensRevoked.promise };
   }
 
@@ -515,6 +520,98 @@ describe("session tokens", () => {
     ]);
   });
 
+  /** A memory store whose deletes fail (`StoreUnavailableError`, a connection reset) while `failing` says so. */
+  function deletesFailing(failing: () => boolean): TokenStore & { inner: MemoryTokenStore } {
+    const inner = new MemoryTokenStore();
+    return {
+      name: "blip",
+      inner,
+      get: (key) => inner.get(key),
+      set: (key, value, options) => inner.set(key, value, options),
+      delete: async (key, expect) => {
+        if (failing()) throw new StoreUnavailableError("blip", "connection reset");
+        return inner.delete(key, expect);
+      },
+    };
+  }
+
+  it.each([
+    [
+      "refresh_answer_refused",
+      (body: Record<string, unknown>) => {
+        body.expires_in = null; // refused by oauth4webapi: the server rotated, the used refresh token is dead
+      },
+      "invalid_response",
+    ],
+    [
+      "identity_changed",
+      (body: Record<string, unknown>, bobs: string) => {
+        body.id_token = bobs; // an ID token about another user
+      },
+      "id_token_mismatch",
+    ],
+  ])(
+    "a refresh that ends the session (%s) ends it though the store fails the delete: the old access token not handed out, the used refresh token never sent again",
+    async (reason, change, refusal) => {
+      const bobs = (await loggedInTokens(server(), "bob")).idToken!;
+      let failing = true;
+      const store = deletesFailing(() => failing);
+      let now = Date.now();
+      const { manager, events, tokensRevoked } = refreshAnswersChanged((body) => change(body, bobs), {
+        store,
+        now: () => now,
+      });
+      const tokens = await loggedInTokens(server(), "alice");
+      const id = newSessionId();
+      await manager.save(id, tokens);
+      const key = await webAppKey(server(), "session", id);
+      now += 3_590_000; // due, not expired: a failure worth waiting out would hand out the access token
+      const before = refreshes();
+
+      // Not the store's error (transient: the old access token handed out, the session kept):
+      // the session ended, the refusal as its cause.
+      const error = await manager.getAccessToken(id).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LoginRequiredError);
+      expect(error).toMatchObject({ reason });
+      expect((error as Error).cause).toMatchObject({ code: refusal });
+      expect(await store.inner.get(key)).toBeDefined(); // the store kept the entry, used-up refresh token and all
+      // No session here while the store keeps it: its refresh token is never sent again.
+      await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+      expect(await manager.get(id)).toBeUndefined();
+      expect(refreshes()).toBe(before + 1);
+      // Each read tries the delete again; once the store takes it, the entry is gone for every process.
+      failing = false;
+      await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+      expect(await store.inner.get(key)).toBeUndefined();
+      expect(refreshes()).toBe(before + 1);
+      expect(await tokensRevoked).toMatchObject({ reason: "refresh_refused", revoked: true });
+      expect(events).toMatchObject([
+        { type: "oauth.token.requested", grant: "refresh_token", outcome: refusal },
+        { type: "oauth.session.ended", reason, error: "store_unavailable" },
+        { type: "oauth.login.tokens_revoked" },
+      ]);
+    },
+  );
+
+  it("a session ended here whose delete the store failed is used again once a login is saved over it", async () => {
+    const store = deletesFailing(() => true);
+    const { manager } = refreshAnswersChanged(
+      (body) => {
+        body.expires_in = null;
+      },
+      { store },
+    );
+    const id = newSessionId();
+    await manager.save(id, await loggedInTokens(server()));
+    await expect(manager.refresh(id)).rejects.toMatchObject({ reason: "refresh_answer_refused" });
+    await expect(manager.getAccessToken(id)).rejects.toMatchObject({ reason: "no_session" });
+
+    const login = await loggedInTokens(server());
+    await manager.save(id, login); // a newer write: the entry is no longer the one ended
+    expect(await manager.getAccessToken(id)).toBe(login.accessToken);
+    expect(await manager.get(id)).toEqual(login);
+  });
+
   it("revoke(): tokens deleted here and revoked at the server (RFC 7009)", async () => {
     const manager = sessions();
     const tokens = await loggedInTokens(server());
@@ -561,32 +658,72 @@ describe("session tokens", () => {
     expect(await manager.get(withoutRefresh)).toBeUndefined();
   });
 
-  it("revoke(): a server that answers invalid_token for the access token it revoked with the refresh token (RFC 7009 §2.1) ended the grant: no error", async () => {
-    // The real server, answering as Google and Salesforce do for a token already revoked.
-    let refusals = 0;
-    const revokedWithTheGrant: FetchLike = async (input, init) => {
+  /**
+   * The real server's revocation endpoint, answering as Google and Salesforce do: `invalid_token`
+   * (400) for a token it no longer holds active, not 200 (RFC 7009 §2.2). With `firstAnswerLate`,
+   * the first revocation reaches the server, which revokes the token, and its answer never comes
+   * back (the attempt times out). `answers` notes each revocation: the token's type and the answer.
+   */
+  function revokingAsGoogle({ firstAnswerLate = false } = {}): { fetch: FetchLike; answers: string[] } {
+    const answers: string[] = [];
+    let late = firstAnswerLate;
+    const googleLike: FetchLike = async (input, init) => {
       const request = new Request(input, init);
+      if (new URL(request.url).pathname !== "/token/revocation") return fetch(request);
       const form = new URLSearchParams(await request.clone().text());
-      if (new URL(request.url).pathname === "/token/revocation" && form.get("token_type_hint") === "access_token") {
-        if ((await introspect(server(), form.get("token")!, WEB_APP)).active !== true) {
-          refusals++;
-          return Response.json({ error: "invalid_token", error_description: "Token revoked" }, { status: 400 });
-        }
+      const hint = form.get("token_type_hint");
+      if ((await introspect(server(), form.get("token")!, WEB_APP)).active !== true) {
+        answers.push(`${hint} invalid_token`);
+        return Response.json({ error: "invalid_token", error_description: "Token revoked" }, { status: 400 });
       }
-      return fetch(request);
+      const response = await fetch(request);
+      if (!late) {
+        answers.push(`${hint} ${response.status}`);
+        return response;
+      }
+      late = false;
+      answers.push(`${hint} ${response.status}, too late`);
+      return new Promise((_resolve, reject) => {
+        request.signal.addEventListener("abort", () => reject(request.signal.reason), { once: true });
+      });
     };
+    return { fetch: googleLike, answers };
+  }
+
+  it("revoke(): a server that answers invalid_token for the access token it revoked with the refresh token (RFC 7009 §2.1) ended the grant: no error", async () => {
+    const { fetch: googleLike, answers } = revokingAsGoogle();
     const events: OAuthEvent[] = [];
-    const client = webClient(server(), { fetch: revokedWithTheGrant, onEvent: (e) => events.push(e) });
+    const client = webClient(server(), { fetch: googleLike, onEvent: (e) => events.push(e) });
     const manager = createSessionTokens(client, { encryptionKeys: keyring });
     const tokens = await loggedInTokens(server());
     const id = newSessionId();
     await manager.save(id, tokens);
 
     expect(await manager.revoke(id)).toEqual({ revoked: true });
-    expect(refusals).toBe(1); // the access token went with the grant
+    expect(answers).toEqual(["refresh_token 200", "access_token invalid_token"]); // the access token went with the grant
     expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
     expect(await manager.get(id)).toBeUndefined();
     // What the server said is still told.
+    expect(events).toEqual([{ type: "oauth.session.revoked", revoked: true, error: "invalid_token" }]);
+  });
+
+  it("revoke(): a revocation retried after its attempt that timed out revoked the token is answered invalid_token: revoked, the access token's revocation sent next, no error", async () => {
+    const { fetch: googleLike, answers } = revokingAsGoogle({ firstAnswerLate: true });
+    const events: OAuthEvent[] = [];
+    const client = webClient(server(), { fetch: googleLike, timeoutMs: 300, onEvent: (e) => events.push(e) });
+    const manager = createSessionTokens(client, { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+
+    expect(await manager.revoke(id)).toEqual({ revoked: true });
+    expect(answers).toEqual([
+      "refresh_token 200, too late",
+      "refresh_token invalid_token", // the retry: no longer valid, which is what revoking it was for
+      "access_token invalid_token",
+    ]);
+    expect(await introspect(server(), tokens.refreshToken!, WEB_APP)).toMatchObject({ active: false });
+    expect(await introspect(server(), tokens.accessToken, WEB_APP)).toMatchObject({ active: false });
     expect(events).toEqual([{ type: "oauth.session.revoked", revoked: true, error: "invalid_token" }]);
   });
 
