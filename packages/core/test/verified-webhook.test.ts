@@ -5,9 +5,11 @@
  */
 import { describe, expect, it } from "vitest";
 import {
+  answerZoomUrlValidation,
   createWebhookReceiver,
   createWebhookVerifier,
   deliveryKey,
+  github,
   InterlockConfigError,
   linear,
   MemoryStore,
@@ -15,6 +17,8 @@ import {
   standardWebhooks,
   stripe,
   VerifiedWebhook,
+  type WebhookScheme,
+  zoom,
 } from "../src/index.js";
 import { newVerifiedWebhook } from "../src/webhooks/verified.js";
 
@@ -111,5 +115,82 @@ describe("a delivery of another copy of core (its ESM and CommonJS builds both l
     );
     expect(await deliveryKey(theirs)).toEqual(await deliveryKey(ours));
     expect(await deliveryKey(theirs)).toEqual(await deliveryKey(retried));
+  });
+});
+
+/**
+ * Zoom's challenge is answered with an HMAC under the app's key: of the token in the bytes the
+ * delivery verified, and only for a delivery the zoom scheme verified. Code handed a delivery
+ * (a plugin, a shared handler library) but not the secret can relabel it, shadow its `payload`,
+ * edit that payload or write to its `body`: were any of these answered, it would have the key
+ * sign a text of its choosing, such as another delivery's signed content, and forge deliveries
+ * the app's own verifier accepts. Across copies of core, the Express adapter's dual-copy test.
+ */
+describe("answerZoomUrlValidation signs what a Zoom delivery verified, nothing its holder chose", () => {
+  const ZOOM_TOKEN = "zoom-secret-token-0123456789";
+  const encode = (text: string) => new TextEncoder().encode(text);
+  // What a holder would have the key sign: a delivery's signed content, `v0:{ts}:{body}` for Zoom.
+  const forgedContent = 'v0:1700000000:{"event":"meeting.deleted","payload":{"object":{"id":"1"}}}';
+  const challengeOf = (plainToken: string) => ({ event: "endpoint.url_validation", payload: { plainToken } });
+
+  async function verified(scheme: WebhookScheme, secret: string, body: string, id?: string): Promise<VerifiedWebhook> {
+    const signed = await signWebhook({ scheme, secret, body, ...(id === undefined ? {} : { id }) });
+    return createWebhookVerifier({ scheme, secret }).verify(signed.headers, signed.body);
+  }
+
+  it("a delivery another scheme verified, relabelled zoom and its payload shadowed, is refused with a typed configuration error", async () => {
+    const delivery = await verified(github, "gh-webhook-secret-0123456789", '{"action":"opened"}', "d-1");
+    Object.assign(delivery, { scheme: "zoom" });
+    Object.defineProperty(delivery, "payload", { value: challengeOf(forgedContent) });
+    await expect(answerZoomUrlValidation(delivery)).rejects.toThrow(InterlockConfigError);
+    // Its bytes replaced by a challenge's too: what it verified is still GitHub's.
+    Object.assign(delivery, { body: encode(JSON.stringify(challengeOf(forgedContent))) });
+    await expect(answerZoomUrlValidation(delivery)).rejects.toThrow(InterlockConfigError);
+  });
+
+  it("a Zoom event whose payload was edited into a challenge, or whose bytes were, gets no answer", async () => {
+    const body = JSON.stringify({ event: "meeting.started", payload: { object: { id: "x".repeat(128) } } });
+    const edited = await verified(zoom, ZOOM_TOKEN, body);
+    Object.assign(edited.payload as object, challengeOf(forgedContent));
+    expect(await answerZoomUrlValidation(edited)).toBeUndefined();
+
+    const shadowed = await verified(zoom, ZOOM_TOKEN, body);
+    Object.defineProperty(shadowed, "payload", { value: challengeOf(forgedContent) });
+    expect(await answerZoomUrlValidation(shadowed)).toBeUndefined();
+
+    // The verified array written to in place before its payload was decoded (the same length:
+    // JSON allows the trailing spaces), and another array put in its place.
+    const rewritten = await verified(zoom, ZOOM_TOKEN, body);
+    rewritten.body.set(encode(JSON.stringify(challengeOf(forgedContent)).padEnd(body.length)));
+    expect(await answerZoomUrlValidation(rewritten)).toBeUndefined();
+    const replaced = await verified(zoom, ZOOM_TOKEN, body);
+    Object.assign(replaced, { body: encode(JSON.stringify(challengeOf(forgedContent))) });
+    expect(await answerZoomUrlValidation(replaced)).toBeUndefined();
+  });
+
+  it("a genuine challenge is answered with its own token, whatever its payload has become, and its payload stays readable", async () => {
+    const body = JSON.stringify(challengeOf("qgg8vlvZRS6UYooatFL8Aw"));
+    const expected = await answerZoomUrlValidation(JSON.parse(body), ZOOM_TOKEN);
+    const delivery = await verified(zoom, ZOOM_TOKEN, body);
+    expect(await answerZoomUrlValidation(delivery)).toEqual(expected);
+    expect(delivery.payload).toEqual(JSON.parse(body));
+    (delivery.payload as { payload: { plainToken: string } }).payload.plainToken = forgedContent;
+    delivery.body.fill(0x20);
+    expect(await answerZoomUrlValidation(delivery)).toEqual(expected);
+  });
+
+  it("a Zoom delivery answered, then read, is decoded once: the answer's decoding is its payload", async () => {
+    let decoded = 0;
+    const counting = {
+      ...zoom,
+      decodePayload(bytes: Uint8Array) {
+        decoded++;
+        return JSON.parse(new TextDecoder().decode(bytes));
+      },
+    };
+    const delivery = await verified(counting, ZOOM_TOKEN, '{"event":"meeting.started","payload":{}}');
+    expect(await answerZoomUrlValidation(delivery)).toBeUndefined();
+    expect(delivery.payload).toEqual({ event: "meeting.started", payload: {} });
+    expect(decoded).toBe(1);
   });
 });

@@ -21,7 +21,10 @@ const copies = bothBuildsBeforeAll<Package>("express", esmCore, (build) => build
 const { cores } = copies;
 
 const ZOOM_TOKEN = "zoom-secret-token-0123456789";
-const CHALLENGE = JSON.stringify({ event: "endpoint.url_validation", payload: { plainToken: "tok123" } });
+const challengeOf = (plainToken: string) => ({ event: "endpoint.url_validation", payload: { plainToken } });
+const CHALLENGE = JSON.stringify(challengeOf("tok123"));
+/** What a holder of a delivery would have the key sign: a forged Zoom delivery's signed content. */
+const FORGED = 'v0:1700000000:{"event":"meeting.deleted","payload":{"object":{"id":"1"}}}';
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -89,6 +92,50 @@ describe.each(EACH_WAY)(
         body: CHALLENGE,
       });
       expect([response.status, response.json()]).toEqual([200, { configError: true }]);
+    });
+
+    it("a delivery another scheme verified, relabelled zoom and its payload made a challenge by the route, is refused with a typed configuration error", async () => {
+      const url = await app(
+        made,
+        { scheme: cores[made].github, secret: ZOOM_TOKEN, store: cores[made].memoryStore() },
+        async (core, delivery) => {
+          // What code handed the delivery but not the secret would have the key sign: a forged delivery's body.
+          Object.assign(delivery, { scheme: "zoom" });
+          Object.defineProperty(delivery, "payload", { value: challengeOf(FORGED) });
+          const refused = await core.answerZoomUrlValidation(delivery).catch((error: unknown) => error);
+          return { configError: refused instanceof core.InterlockConfigError };
+        },
+        asked,
+      );
+      const body = '{"action":"opened"}';
+      const signed = await esmCore.signWebhook({ scheme: esmCore.github, secret: ZOOM_TOKEN, body, id: "d-1" });
+      const response = await send(url, { headers: { ...signed.headers, "content-type": "application/json" }, body });
+      expect([response.status, response.json()]).toEqual([200, { configError: true }]);
+    });
+
+    it("a Zoom delivery whose payload the route edited is answered from what was verified: an event gets no answer, a challenge its own token's", async () => {
+      const url = await app(
+        made,
+        { scheme: cores[made].zoom, secret: ZOOM_TOKEN, store: cores[made].memoryStore() },
+        async (core, delivery) => {
+          const verified = structuredClone(delivery.payload);
+          Object.assign(delivery.payload as object, challengeOf(FORGED));
+          return { verified, answer: await core.answerZoomUrlValidation(delivery) };
+        },
+        asked,
+      );
+      const answers: unknown[] = [];
+      for (const body of ['{"event":"meeting.started","payload":{}}', CHALLENGE]) {
+        const signed = await esmCore.signWebhook({ scheme: esmCore.zoom, secret: ZOOM_TOKEN, body });
+        const response = await send(url, { headers: { ...signed.headers, "content-type": "application/json" }, body });
+        expect(response.status).toBe(200);
+        answers.push(response.json());
+      }
+      const genuine = await esmCore.answerZoomUrlValidation(JSON.parse(CHALLENGE), ZOOM_TOKEN);
+      expect(answers).toEqual([
+        { verified: { event: "meeting.started", payload: {} } },
+        { verified: JSON.parse(CHALLENGE), answer: genuine },
+      ]);
     });
 
     it("deliveryKey keys a delivery whose id is unsigned on what its scheme says identifies it, as the copy that made it does", async () => {

@@ -14,6 +14,14 @@ const MADE_BY_VERIFIER: unique symbol = Symbol("made by a verifier");
 let madeHere: (value: object) => boolean;
 let readHmacKey: (webhook: VerifiedWebhook<unknown>) => HmacKey | undefined;
 let readDeliveryContent: (webhook: VerifiedWebhook<unknown>) => ContentParts;
+let readVerifiedZoomPayload: (webhook: VerifiedWebhook<unknown>) => { payload: unknown } | undefined;
+
+/**
+ * The name of the scheme whose deliveries keep a copy of their bytes as verified: Zoom's, whose
+ * challenge `answerZoomUrlValidation` answers from them (see `verifiedZoomPayloadOf`). The zoom
+ * preset is named with it: this module does not import that one (it imports this one).
+ */
+export const ZOOM_SCHEME_NAME = "zoom";
 
 /**
  * What a copy of core answers another about the deliveries its verifier made. An app that loads
@@ -88,6 +96,18 @@ export function matchedHmacKeyOf(webhook: VerifiedWebhook<unknown>): HmacKey | u
 }
 
 /**
+ * The payload of a delivery the zoom scheme verified (by the name its scheme had then), decoded
+ * from the copy of its bytes it kept as verified; undefined for a delivery of any other scheme.
+ * For answering Zoom's challenge: never from the public `payload` or `body`, which anything
+ * holding the delivery can replace or write to, and would then have the app's key sign a text of
+ * its choosing. Internal to core, as `matchedHmacKeyOf` is. Read what it needs of the payload at
+ * once: the same object is the delivery's `payload` from then on, unless it was decoded before.
+ */
+export function verifiedZoomPayloadOf(webhook: VerifiedWebhook<unknown>): { payload: unknown } | undefined {
+  return readVerifiedZoomPayload(webhook);
+}
+
+/**
  * What identifies a delivery, for the de-duplication key of one whose id is not signed: its
  * scheme's `deliveryContent` of the body, or the body whole. Internal to core, as the scheme is.
  */
@@ -130,6 +150,8 @@ export class VerifiedWebhook<T = unknown> {
   readonly #scheme: WebhookScheme;
   readonly #headerId: string | undefined;
   readonly #hmacKey: HmacKey | undefined;
+  /** A Zoom delivery's bytes as verified (see `verifiedZoomPayloadOf`); undefined for any other scheme. */
+  readonly #zoomBytes: Uint8Array | undefined;
   #payload: unknown = NOT_DECODED;
 
   /** @internal Made by a verifier only (`newVerifiedWebhook`): without its token, throws a `TypeError`. */
@@ -151,6 +173,9 @@ export class VerifiedWebhook<T = unknown> {
     this.timestamp = parsed.timestampMs === undefined ? undefined : parsed.timestampMs / 1000;
     this.body = body;
     this.#headerId = parsed.id;
+    // A copy: `body` is the caller's array, writable by anything that holds it. Only Zoom's
+    // deliveries pay for one, and only a copy of their bytes: no other scheme's, nothing decoded.
+    this.#zoomBytes = scheme.name === ZOOM_SCHEME_NAME ? new Uint8Array(body) : undefined;
   }
 
   /**
@@ -191,20 +216,28 @@ export class VerifiedWebhook<T = unknown> {
 
   /** The decoded payload; throws `SyntaxError` when the body is not what the scheme decodes. */
   get payload(): T {
-    if (this.#payload === NOT_DECODED) {
-      this.#payload = this.#scheme.decodePayload
-        ? this.#scheme.decodePayload(this.body)
-        : JSON.parse(utf8.decode(this.body));
-    }
+    if (this.#payload === NOT_DECODED) this.#payload = this.#decode(this.body);
     return this.#payload as T;
+  }
+
+  #decode(body: Uint8Array): unknown {
+    return this.#scheme.decodePayload ? this.#scheme.decodePayload(body) : JSON.parse(utf8.decode(body));
   }
 
   // The key stays out of reach of anything holding a delivery: no method reads it, only the
   // module-level `matchedHmacKeyOf`, which the package does not export (nor `deliveryContentOf`,
-  // which reads the scheme the same way).
+  // which reads the scheme the same way, nor `verifiedZoomPayloadOf`, what the key signs).
   static {
     madeHere = (value) => #hmacKey in value;
     readHmacKey = (webhook) => webhook.#hmacKey;
+    readVerifiedZoomPayload = (webhook) => {
+      const bytes = webhook.#zoomBytes;
+      if (bytes === undefined) return undefined;
+      const payload = webhook.#decode(bytes);
+      // The delivery's own `payload` next: a handler answers the challenge, then reads it.
+      if (webhook.#payload === NOT_DECODED) webhook.#payload = payload;
+      return { payload };
+    };
     readDeliveryContent = (webhook) => {
       // A scheme of the app's own that throws here keys the delivery on its whole body, as one
       // without `deliveryContent`, rather than fail every copy of it.

@@ -9,12 +9,19 @@ import type { HmacKey } from "../../crypto/port.js";
 import { encodeHex } from "../../encoding.js";
 import { InterlockConfigError } from "../../errors.js";
 import { importSigningKey, type WebhookSecret } from "../keys.js";
-import { matchedHmacKeyOf, otherCopyThatMade, THIS_COPY, VerifiedWebhook } from "../verified.js";
+import {
+  matchedHmacKeyOf,
+  otherCopyThatMade,
+  THIS_COPY,
+  VerifiedWebhook,
+  verifiedZoomPayloadOf,
+  ZOOM_SCHEME_NAME,
+} from "../verified.js";
 import { hmacScheme } from "./hmac.js";
 
 /** Zoom: `x-zm-signature: v0=…` over `v0:{timestamp}:{body}`; no delivery id. */
 export const zoom = hmacScheme({
-  name: "zoom",
+  name: ZOOM_SCHEME_NAME,
   signatureHeader: "x-zm-signature",
   timestampHeader: "x-zm-request-timestamp",
   prefix: "v0=",
@@ -36,7 +43,9 @@ export interface ZoomUrlValidationResponse {
  * Given the verified delivery alone (`req.webhook` in the adapters), the answer is keyed with
  * the secret token that signed the challenge. Zoom signs it with the token the app has now and
  * checks the answer with that same token, so while rotating (several secrets configured, in
- * either order) this is the one form that answers right. Given a payload and a secret token,
+ * either order) this is the one form that answers right. The token answered is the one in the
+ * bytes the delivery verified, whatever its `payload` or `body` have become since: code handed a
+ * delivery gets no HMAC of a text of its choosing. Given a payload and a secret token,
  * the answer is keyed with that token (text, or its bytes as a `Uint8Array`). Without a token,
  * anything but a delivery the `zoom` scheme verified is refused with `InterlockConfigError`,
  * whatever its event. A delivery of another copy of core loaded in the process (its other build,
@@ -59,10 +68,11 @@ export async function answerZoomUrlValidation(
   }
   // Checked before the event is: a wrong argument is refused on every event, not only on the
   // challenge, which Zoom sends when the endpoint is saved, and would otherwise go unanswered.
-  const signedWith = secretToken === undefined ? signingKeyOf(delivery) : undefined;
-  const plainToken = plainTokenOf(delivery ? delivery.payload : deliveryOrPayload);
+  const verified = secretToken === undefined ? verifiedByZoom(delivery) : undefined;
+  // With a token, the caller's payload (or delivery's): whoever holds the token can sign anything.
+  const plainToken = plainTokenOf(verified ? verified.payload : delivery ? delivery.payload : deliveryOrPayload);
   if (plainToken === undefined) return undefined;
-  const key = signedWith ?? importSigningKey(zoom, secretToken as WebhookSecret).key;
+  const key = verified?.key ?? importSigningKey(zoom, secretToken as WebhookSecret).key;
   const digest = await crypto.hmac(key as HmacKey, [plainToken]);
   return { plainToken, encryptedToken: encodeHex(digest) };
 }
@@ -78,13 +88,18 @@ function plainTokenOf(payload: unknown): string | undefined {
   return event === "endpoint.url_validation" && typeof plainToken === "string" ? plainToken : undefined;
 }
 
-/** The key of the secret token that signed a delivery the `zoom` scheme verified. */
-function signingKeyOf(delivery: VerifiedWebhook | undefined): HmacKey {
-  const key = delivery && delivery.scheme === zoom.name ? matchedHmacKeyOf(delivery) : undefined;
-  if (key === undefined) {
+/**
+ * The key of the secret token that signed a delivery the `zoom` scheme verified, and its payload
+ * as verified: both read from what only the delivery holds, never from its public `scheme`,
+ * `payload` or `body`, which anything holding it can relabel, replace or write to.
+ */
+function verifiedByZoom(delivery: VerifiedWebhook | undefined): { key: HmacKey; payload: unknown } {
+  const key = delivery === undefined ? undefined : matchedHmacKeyOf(delivery);
+  const verified = key === undefined ? undefined : verifiedZoomPayloadOf(delivery as VerifiedWebhook);
+  if (verified === undefined) {
     throw new InterlockConfigError(
       "answerZoomUrlValidation takes a delivery the zoom scheme verified, or a payload and the secret token",
     );
   }
-  return key;
+  return { key: key as HmacKey, payload: verified.payload };
 }
