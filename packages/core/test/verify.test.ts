@@ -405,11 +405,14 @@ describe("the generic scheme", () => {
   });
 
   it("refuses a timestampUnit other than seconds or milliseconds, which was read as milliseconds", () => {
-    for (const timestampUnit of ["second", "ms", "Seconds"]) {
+    for (const timestampUnit of ["second", "Seconds", "milisecond"]) {
       expect(() => hmacScheme({ timestampUnit: timestampUnit as never }), timestampUnit).toThrow(
         new InterlockConfigError(`timestampUnit must be "seconds" or "milliseconds", not "${timestampUnit}"`),
       );
     }
+    expect(() => hmacScheme({ timestampUnit: "ms" as never })).toThrow(
+      new InterlockConfigError('timestampUnit must be "seconds" or "milliseconds", not a string of 2 characters'),
+    );
   });
 
   it("names a refused choice by its type when it is no short word: a secret given in the wrong place stays out of logs", () => {
@@ -422,6 +425,10 @@ describe("the generic scheme", () => {
     );
     expect(() => hmacScheme({ hash: "sha-256" as never })).toThrow(
       new InterlockConfigError('hash must be "sha256" or "sha512", not "sha-256"'),
+    );
+    // A short secret of letters and digits (a Zoom secret token is 22) is no misspelt choice either.
+    expect(() => hmacScheme({ secretEncoding: "Xq3vB7kP9mR2tW5yZ8cF1d" as never })).toThrow(
+      new InterlockConfigError('secretEncoding must be "utf8", "base64" or "hex", not a string of 22 characters'),
     );
   });
 

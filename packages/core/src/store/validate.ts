@@ -66,29 +66,42 @@ export function choiceOption<T extends string>(
   if (!allowed.includes(value)) {
     const choices = allowed.map((a) => `"${a}"`);
     throw new InterlockConfigError(
-      `${name} must be ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}, not ${givenValue(value)}`,
+      `${name} must be ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}, not ${givenChoice(value, allowed)}`,
     );
   }
   return value;
 }
 
-/** A word an option's value could be, misspelt (`"base-64"`, `"client_secret_basik"`): shown as given. */
-const SHOWABLE_WORD = /^[A-Za-z0-9_-]{1,24}$/;
-
 /**
- * What was given for a choice, for its error: a short word as itself (`"lru"`), anything else
- * by its type only (`a string of 38 characters`). A string there may be a secret passed in the
- * wrong place (`encoding: process.env.WEBHOOK_SECRET`), and errors end up in logs.
+ * What was given for a choice, for its error: itself when it is a misspelling of one of the
+ * choices (`"Seconds"`, `"sha-256"`, `"base-64"`: at most two edits from one, case aside),
+ * anything else by its type and length only (`a string of 38 characters`). A string there may be
+ * a secret passed in the wrong place (`encoding: process.env.WEBHOOK_SECRET`), a short one too,
+ * and errors end up in logs.
  */
-function givenValue(value: unknown): string {
+function givenChoice(value: unknown, allowed: readonly string[]): string {
   if (typeof value !== "string") return typeName(value);
-  return SHOWABLE_WORD.test(value) ? JSON.stringify(value) : `a string of ${value.length} characters`;
+  const given = value.toLowerCase();
+  const misspelt = allowed.some((choice) => withinTwoEdits(given, choice.toLowerCase()));
+  return misspelt ? JSON.stringify(value) : `a string of ${value.length} characters`;
 }
 
-/**
- * `a string`, `an object`, `undefined`, `null`: what was given, without its value.
- * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
- */
+/** Whether `a` becomes `b` in at most two insertions, deletions or substitutions (Levenshtein). */
+function withinTwoEdits(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 2) return false;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution);
+    }
+    previous = current;
+  }
+  return (previous[b.length] as number) <= 2;
+}
+
+/** `a string`, `an object`, `undefined`, `null`: what was given, without its value. */
 export function typeName(value: unknown): string {
   if (value === undefined || value === null) return String(value);
   const type = typeof value;
