@@ -50,8 +50,8 @@ const CELL = 2;
 
 /**
  * Old cells drained per insert while the index grows. The old table has at most four cells per
- * slot it was made for (`cellsFor` rounds up to a power of two), and the ring adds at least as
- * many slots again before the next growth: 8 a step drains it well before then.
+ * slot it was made for (`cellsFor` rounds up to a power of two), and at least as many slots again
+ * are made before the next growth: 8 a step drains it well before then.
  */
 const DRAIN_CELLS = 8;
 
@@ -164,18 +164,6 @@ export class KeyIndex {
     this.#hashes.set(slot, hash);
     place(this.#cells, this.#mask, hash, slot);
     if (this.#old !== undefined) this.#drain(DRAIN_CELLS);
-  }
-
-  /** The key indexed at `from` now lives at slot `to`. */
-  move(from: number, to: number): void {
-    const hash = this.#hashOf(from);
-    const cell = cellIn(this.#cells, this.#mask, hash, from);
-    if (cell >= 0) this.#cells[CELL * cell] = to + 1;
-    else {
-      const old = this.#old as Int32Array;
-      old[CELL * cellIn(old, this.#oldMask, hash, from)] = to + 1;
-    }
-    this.#hashes.set(to, hash);
   }
 
   /** Forgets `slot`, which is indexed: later cells of its run shift back into the gap. */

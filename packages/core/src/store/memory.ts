@@ -15,8 +15,9 @@
  * bound: a chunk lives as long as its longest-lived record. A slot's share is reused with the
  * slot, so records of any retention hold at most `maxBytes` plus a fixed 128 bytes a slot.
  *
- * Entries sit in lanes, lists of slots oldest first: one for locks, in the order they were
- * claimed, and one per retention for records, in the order they were completed. A lane of
+ * Entries sit in lanes, lists of slots oldest first: one for locks (claimed at its end, a live
+ * one the sweep meets moved there again), and one per retention for records, in the order they
+ * were completed. A lane of
  * records is so in the order of their ends too: its first record is the next to expire and the
  * least recently completed, so the sweep and eviction look at the first of each lane and walk
  * none. One list for all records would not be: a record kept 7 days (a webhook delivery's)
@@ -95,7 +96,7 @@ export const DEFAULT_EVICT_AFTER_MS = 60 * 60 * 1000;
 const LOCKED = 0;
 const COMPLETED = 1;
 
-/** The lane of locks, in the order they were claimed (slots.ts); a lock completed moves to its retention's lane. */
+/** The lane of locks (slots.ts): each claimed at its end, a live one the sweep meets moved there again; a lock completed moves to its retention's lane. */
 const LOCKS = 0;
 
 /**

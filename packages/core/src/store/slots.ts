@@ -386,7 +386,7 @@ export class Slots {
   /**
    * Whether `slot` (any number: a hint, maybe stale) is a slot made so far that holds `key` under
    * `token`: a lock found without the index hashing its key. Never for the empty token: a free
-   * slot, and a record, hold the empty key and token, and a lock's token is never empty.
+   * slot holds the empty key and token, a record the empty token, and a lock's token is never empty.
    */
   holds(slot: number, key: string, token: string): boolean {
     if (slot < 0 || token === "") return false;
