@@ -59,8 +59,9 @@ export const METRIC_OAUTH_LOGIN_REVOCATIONS = "interlock.oauth.login.revocations
 /**
  * Counter: sessions whose tokens were deleted, by reason (`revoked`, `deleted`, `no_session`, `expired`,
  * `refresh_rejected`, `token_rejected`, `identity_changed`, `refresh_answer_refused`), and `error.type`
- * when revoking at the server failed, or (`revoked`) the error the server answered for the access
- * token once it had revoked the refresh token (`invalid_token`).
+ * when revoking at the server failed, or (`revoked`) the OAuth error the server answered in place
+ * of a revocation that still counts (`invalid_token`: a token no longer valid there), or when the
+ * store failed the delete of a session that ended (`store_unavailable`).
  */
 export const METRIC_OAUTH_SESSIONS_ENDED = "interlock.oauth.sessions.ended";
 /** Counter: refreshed tokens the store could not take (kept in memory until written back), by the error's code. */

@@ -543,7 +543,8 @@ export const EVENT_TELEMETRY: { readonly [T in EventType]: EventRow<EventOf<T>> 
     });
   },
   "oauth.session.ended"(event, record) {
-    record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason });
+    // `error`: the store failed the delete (the session ended in this process all the same).
+    record.count(METRIC_OAUTH_SESSIONS_ENDED, { [ATTR_OAUTH_OUTCOME]: event.reason, ...errorType(event.error) });
   },
   "oauth.session.write_failed"(event, record) {
     record.count(METRIC_OAUTH_SESSION_WRITE_FAILURES, { [ATTR_ERROR_TYPE]: event.code });

@@ -152,6 +152,8 @@ export type TelemetryOAuthEvent =
        * `token_rejected`, `identity_changed` or `refresh_answer_refused`.
        */
       reason: string;
+      /** The store's error code (`store_unavailable`) when it failed the delete: the tokens stay in the store, unused here. */
+      error?: string;
     }
   | {
       /** A refresh's new tokens could not be written to the store. */
@@ -175,8 +177,9 @@ export type TelemetryOAuthEvent =
       revoked: boolean;
       /**
        * Present when revoking at the server failed: the error's code; or, with `revoked`, the OAuth
-       * error the server answered for the access token once it had revoked the refresh token
-       * (`invalid_token`).
+       * error the server answered in place of a revocation that still counts: `invalid_token`, for
+       * a token no longer valid there (revoked with its grant, or by an attempt whose answer came
+       * too late), or another, for the access token once the refresh token was revoked.
        */
       error?: string;
     }
@@ -187,8 +190,9 @@ export type TelemetryOAuthEvent =
       revoked: boolean;
       /**
        * Present when revoking at the server failed: the error's code; or, with `revoked`, the OAuth
-       * error the server answered for the access token once it had revoked the refresh token
-       * (`invalid_token`).
+       * error the server answered in place of a revocation that still counts: `invalid_token`, for
+       * a token no longer valid there (revoked with its grant, or by an attempt whose answer came
+       * too late), or another, for the access token once the refresh token was revoked.
        */
       error?: string;
     };

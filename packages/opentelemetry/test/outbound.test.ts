@@ -711,6 +711,8 @@ describe("@interlock/oauth events", () => {
     onEvent({ type: "oauth.token.stale_used", grant: "refresh_token", code: "x_overloaded_7f3a" });
     onEvent({ type: "oauth.session.ended", reason: "expired" });
     onEvent({ type: "oauth.session.ended", reason: "refresh_rejected" });
+    // Ended though the store failed the delete: the store's code as the error.
+    onEvent({ type: "oauth.session.ended", reason: "refresh_answer_refused", error: "store_unavailable" });
     onEvent({ type: "oauth.session.write_failed", code: "store_unavailable" });
     onEvent({ type: "oauth.token.answered_late", grant: "refresh_token", outcome: "issued", durationMs: 900 });
     onEvent({
@@ -788,6 +790,10 @@ describe("@interlock/oauth events", () => {
       sorted([
         { attributes: { "interlock.oauth.outcome": "expired" }, value: 1 },
         { attributes: { "interlock.oauth.outcome": "refresh_rejected" }, value: 1 },
+        {
+          attributes: { "interlock.oauth.outcome": "refresh_answer_refused", "error.type": "store_unavailable" },
+          value: 1,
+        },
       ]),
     );
     expect(await otel.spans()).toEqual([]);
