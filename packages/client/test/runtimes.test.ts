@@ -12,7 +12,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
 import { describeWebStandardsOnly, installedRuntime } from "@interlock/test-harness/portability";
-import { bundleFromApp, startWorkerd } from "@interlock/test-harness/workerd";
+import {
+  bundleFromApp,
+  startWorkerd,
+  TIMER_CONFIGURATION_NAMES,
+  TIMER_CONFIGURATIONS,
+} from "@interlock/test-harness/workerd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve } from "./helpers/setup.js";
 
@@ -202,16 +207,12 @@ describe("the built package, packed as users get it", () => {
   // request ends, with or without nodejs_compat (which gives timers Node's shape, `unref` and all).
   // A client made at start-up is used by every request: its timers must be each call's own. So
   // too without the global `navigator` (a documented switch).
-  it.each([
-    ["without nodejs_compat", false, []],
-    ["with nodejs_compat", true, []],
-    ["with nodejs_compat and no_global_navigator", true, ["no_global_navigator"]],
-  ])(
+  it.each(TIMER_CONFIGURATION_NAMES)(
     "Cloudflare Workers (workerd), %s: a client made at start-up times out a call made while another's request ends, and every call after",
-    async (_, nodejsCompat, compatibilityFlags) => {
+    async (configuration) => {
       const server = await scriptedServer();
       await bundleFromApp(fileURLToPath(new URL("./fixtures/workers-probe.ts", import.meta.url)), workDir, workDir);
-      const worker = await startWorkerd(workDir, { nodejsCompat, compatibilityFlags });
+      const worker = await startWorkerd(workDir, TIMER_CONFIGURATIONS[configuration]);
       const call = (path: string) =>
         fetch(`${worker.url}/shared?url=${encodeURIComponent(server.origin + path)}`, {
           signal: AbortSignal.timeout(10_000),

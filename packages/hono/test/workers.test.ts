@@ -8,7 +8,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
-import { bundleFromApp, type RunningWorker, startWorkerd } from "@interlock/test-harness/workerd";
+import {
+  bundleFromApp,
+  type RunningWorker,
+  startInEveryTimerConfiguration,
+  TIMER_CONFIGURATION_NAMES,
+  TIMER_CONFIGURATIONS,
+  type TimerConfiguration,
+} from "@interlock/test-harness/workerd";
 import { describeWorkerApp } from "@interlock/test-harness/workers-app";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -21,32 +28,23 @@ describeWorkerApp("hono", { entry: here("./fixtures/workers-app.ts"), packages: 
 // timer of its own request's, not by one an earlier request set and took with it when it ended.
 describe("hono on Cloudflare Workers (workerd): lease renewal", () => {
   let app: PackedApp;
-  const workers: Record<"plain" | "nodejs_compat" | "nodejs_compat, no_global_navigator", RunningWorker> = {} as never;
+  let workers: Record<TimerConfiguration, RunningWorker> | undefined;
 
   beforeAll(async () => {
     app = createPackedApp(["core", "hono"], linked);
     await bundleFromApp(here("./fixtures/workers-lease.ts"), app.dir, app.dir);
-    workers.plain = await startWorkerd(app.dir);
-    workers.nodejs_compat = await startWorkerd(app.dir, { nodejsCompat: true });
-    // Without `navigator` (a documented switch): still Workers, its timers still the request's.
-    workers["nodejs_compat, no_global_navigator"] = await startWorkerd(app.dir, {
-      nodejsCompat: true,
-      compatibilityFlags: ["no_global_navigator"],
-    });
+    workers = await startInEveryTimerConfiguration(app.dir);
   }, 60_000);
   afterAll(async () => {
-    await Promise.all(Object.values(workers).map((worker) => worker.close()));
+    await Promise.all(Object.values(workers ?? {}).map((worker) => worker.close()));
     app?.remove();
   });
 
-  it.each([
-    ["plain", "undefined"],
-    ["nodejs_compat", "object"],
-    ["nodejs_compat, no_global_navigator", "object"],
-  ] as const)(
+  it.each(TIMER_CONFIGURATION_NAMES)(
     "%s: after an earlier request ended, a retry during a handler that outlasts its lease gets 409, its lease renewed",
-    async (mode, process) => {
-      const { url } = workers[mode];
+    async (mode) => {
+      const { url } = (workers as Record<TimerConfiguration, RunningWorker>)[mode];
+      const process = "nodejsCompat" in TIMER_CONFIGURATIONS[mode] ? "object" : "undefined";
       const post = (key: string, ms: number) =>
         fetch(`${url}/work?ms=${ms}`, {
           method: "POST",

@@ -160,3 +160,35 @@ export async function startWorkerd(dir: string, options: WorkerdOptions = {}): P
     },
   };
 }
+
+/**
+ * The ways Workers run a worker that bear on how long its timers live: without `nodejs_compat`
+ * (a timer is a number), with it (a timer of Node's shape, `unref` and all, still the request's
+ * that set it), and with it but without the global `navigator` (`no_global_navigator`, a
+ * documented switch), where Workers must be told by other means.
+ */
+export const TIMER_CONFIGURATIONS = {
+  plain: {},
+  nodejs_compat: { nodejsCompat: true },
+  "nodejs_compat, no_global_navigator": { nodejsCompat: true, compatibilityFlags: ["no_global_navigator"] },
+} as const satisfies Record<string, WorkerdOptions>;
+
+export type TimerConfiguration = keyof typeof TIMER_CONFIGURATIONS;
+
+/** Each of TIMER_CONFIGURATIONS, by name. */
+export const TIMER_CONFIGURATION_NAMES = Object.keys(TIMER_CONFIGURATIONS) as TimerConfiguration[];
+
+/**
+ * The worker bundled in `dir` served once in each of TIMER_CONFIGURATIONS, one after the other
+ * (each start writes its configuration to `dir`). Those started are closed if one fails to start.
+ */
+export async function startInEveryTimerConfiguration(dir: string): Promise<Record<TimerConfiguration, RunningWorker>> {
+  const workers: Partial<Record<TimerConfiguration, RunningWorker>> = {};
+  try {
+    for (const name of TIMER_CONFIGURATION_NAMES) workers[name] = await startWorkerd(dir, TIMER_CONFIGURATIONS[name]);
+  } catch (error) {
+    await Promise.all(Object.values(workers).map((worker) => worker.close()));
+    throw error;
+  }
+  return workers as Record<TimerConfiguration, RunningWorker>;
+}

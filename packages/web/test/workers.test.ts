@@ -12,7 +12,15 @@ import { fileURLToPath } from "node:url";
 import { signWebhook, standardWebhooks } from "@interlock/core";
 import { createPackedApp, type PackedApp } from "@interlock/test-harness/packed-app";
 import { SUITE_SECRET } from "@interlock/test-harness/secret";
-import { bundleFromApp, type RunningWorker, startWorkerd } from "@interlock/test-harness/workerd";
+import {
+  bundleFromApp,
+  type RunningWorker,
+  startInEveryTimerConfiguration,
+  startWorkerd,
+  TIMER_CONFIGURATION_NAMES,
+  TIMER_CONFIGURATIONS,
+  type TimerConfiguration,
+} from "@interlock/test-harness/workerd";
 import { describeWorkerApp } from "@interlock/test-harness/workers-app";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeReadRoutes } from "./read-routes.js";
@@ -44,32 +52,23 @@ describeReadRoutes("web on Cloudflare Workers (workerd, no nodejs_compat)", asyn
 // renewed by a timer of its own request's, not by one an earlier delivery set and took with it.
 describe("web on Cloudflare Workers (workerd): a delivery's lease renewal", () => {
   let app: PackedApp;
-  const workers: Record<"plain" | "nodejs_compat" | "nodejs_compat, no_global_navigator", RunningWorker> = {} as never;
+  let workers: Record<TimerConfiguration, RunningWorker> | undefined;
 
   beforeAll(async () => {
     app = createPackedApp(["core", "web"]);
     await bundleFromApp(fileURLToPath(new URL("./fixtures/workers-lease.ts", import.meta.url)), app.dir, app.dir);
-    workers.plain = await startWorkerd(app.dir);
-    workers.nodejs_compat = await startWorkerd(app.dir, { nodejsCompat: true });
-    // Without `navigator` (a documented switch): still Workers, its timers still the request's.
-    workers["nodejs_compat, no_global_navigator"] = await startWorkerd(app.dir, {
-      nodejsCompat: true,
-      compatibilityFlags: ["no_global_navigator"],
-    });
+    workers = await startInEveryTimerConfiguration(app.dir);
   }, 60_000);
   afterAll(async () => {
-    await Promise.all(Object.values(workers).map((worker) => worker.close()));
+    await Promise.all(Object.values(workers ?? {}).map((worker) => worker.close()));
     app?.remove();
   });
 
-  it.each([
-    ["plain", "undefined"],
-    ["nodejs_compat", "object"],
-    ["nodejs_compat, no_global_navigator", "object"],
-  ] as const)(
+  it.each(TIMER_CONFIGURATION_NAMES)(
     "%s: after an earlier delivery ended, a redelivery during a handler that outlasts its lease gets 409, its lease renewed",
-    async (mode, process) => {
-      const { url } = workers[mode];
+    async (mode) => {
+      const { url } = (workers as Record<TimerConfiguration, RunningWorker>)[mode];
+      const process = "nodejsCompat" in TIMER_CONFIGURATIONS[mode] ? "object" : "undefined";
       const deliver = async (id: string, ms: number) => {
         const body = JSON.stringify({ ms });
         const { headers } = await signWebhook({ scheme: standardWebhooks, secret: SUITE_SECRET, body, id });
