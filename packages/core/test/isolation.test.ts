@@ -179,6 +179,9 @@ describe("scheme names in delivery keys", () => {
     const acmeEu: WebhookScheme = { ...stripe, name: "acme:eu" };
     expect(() => receiverOf(acmeEu, "whsec_x", new MemoryStore())).toThrow(InterlockConfigError);
     expect(() => receiverOf(acmeEu, "whsec_x", new MemoryStore())).toThrow(/scheme's name must be .*"acme:eu"/);
+    // A name refused for anything else is named by its length only: it may be a secret put there.
+    const spaced: WebhookScheme = { ...stripe, name: "s3cr3t with spaces" };
+    expect(() => receiverOf(spaced, "whsec_x", new MemoryStore())).toThrow(/, not a string of 18 characters$/);
   });
 
   it.each(Object.entries(schemes))("the preset %s has a name a receiver takes", (_, scheme) => {

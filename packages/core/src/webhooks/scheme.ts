@@ -142,8 +142,14 @@ const KEY_SPACE_NAME = /^[\x21-\x39\x3b-\x7e]{1,64}$/;
 /** `value` when it can name a key space (1 to 64 visible ASCII characters other than `:`); else `InterlockConfigError`. */
 export function keySpaceName(option: string, value: unknown): string {
   if (typeof value !== "string" || !KEY_SPACE_NAME.test(value)) {
-    // By its length only: a string there may be a secret passed in the wrong place.
-    const got = typeof value === "string" ? `a string of ${value.length} characters` : typeof value;
+    // Shown when a colon is its only fault (`"acme:eu"`), else by its length only: a string
+    // there may be a secret passed in the wrong place, and errors end up in logs.
+    const onlyColons = typeof value === "string" && value.length <= 64 && /^[\x21-\x7e]+$/.test(value);
+    const got = onlyColons
+      ? JSON.stringify(value)
+      : typeof value === "string"
+        ? `a string of ${value.length} characters`
+        : typeof value;
     throw new InterlockConfigError(`${option} must be 1 to 64 visible ASCII characters other than ":", not ${got}`);
   }
   return value;
