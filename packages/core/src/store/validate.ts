@@ -83,7 +83,7 @@ function givenChoice(value: unknown, allowed: readonly string[]): string {
   if (typeof value !== "string") return typeName(value);
   const given = value.toLowerCase();
   const misspelt = allowed.some((choice) => withinTwoEdits(given, choice.toLowerCase()));
-  return misspelt ? JSON.stringify(value) : `a string of ${value.length} characters`;
+  return misspelt ? JSON.stringify(value) : unquoted(value);
 }
 
 /** Whether `a` becomes `b` in at most two insertions, deletions or substitutions (Levenshtein). */
@@ -99,6 +99,14 @@ function withinTwoEdits(a: string, b: string): boolean {
     previous = current;
   }
   return (previous[b.length] as number) <= 2;
+}
+
+/**
+ * What was given, without its text: `a string of 38 characters`, `a number`, `undefined`. For
+ * errors about a value that may be a secret put in the wrong place: errors end up in logs.
+ */
+export function unquoted(value: unknown): string {
+  return typeof value === "string" ? `a string of ${value.length} characters` : typeName(value);
 }
 
 /** `a string`, `an object`, `undefined`, `null`: what was given, without its value. */

@@ -8,6 +8,7 @@ import type { ContentParts } from "../crypto/port.js";
 import { decodeBase64, utf8 } from "../encoding.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
 import type { HeaderReader } from "../headers.js";
+import { unquoted } from "../store/validate.js";
 
 /** The HMAC hash a scheme uses. */
 export type HashName = "sha256" | "sha512";
@@ -145,11 +146,7 @@ export function keySpaceName(option: string, value: unknown): string {
     // Shown when a colon is its only fault (`"acme:eu"`), else by its length only: a string
     // there may be a secret passed in the wrong place, and errors end up in logs.
     const onlyColons = typeof value === "string" && value.length <= 64 && /^[\x21-\x7e]+$/.test(value);
-    const got = onlyColons
-      ? JSON.stringify(value)
-      : typeof value === "string"
-        ? `a string of ${value.length} characters`
-        : typeof value;
+    const got = onlyColons ? JSON.stringify(value) : unquoted(value);
     throw new InterlockConfigError(`${option} must be 1 to 64 visible ASCII characters other than ":", not ${got}`);
   }
   return value;
