@@ -28,19 +28,18 @@ export function declaredLength(headers: Headers): number | undefined {
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function pathAndQuery(url: string): string {
-  const fragment = url.indexOf("#");
-  const end = fragment === -1 ? url.length : fragment;
-  for (let at = url.indexOf("://") + 3; at < end; at++) {
-    const char = url.charCodeAt(at);
-    if (char === 0x2f /* / */) return url.slice(at, end);
-    if (char === 0x3f /* ? */) return `/${url.slice(at, end)}`;
+  const target = withoutFragment(url);
+  for (let at = target.indexOf("://") + 3; at < target.length; at++) {
+    const char = target.charCodeAt(at);
+    if (char === 0x2f /* / */) return target.slice(at);
+    if (char === 0x3f /* ? */) return `/${target.slice(at)}`;
   }
   return "/";
 }
 
 /**
- * An origin-form target (`/payments#retry`, as Node's parser passes what a client sent) without
- * its fragment, which is no part of a request target (RFC 9112 §3.2).
+ * A URL or an origin-form target (`/payments#retry`, as Node's parser passes what a client sent)
+ * without its fragment, which is no part of a request target (RFC 9112 §3.2).
  */
 export function withoutFragment(target: string): string {
   const fragment = target.indexOf("#");
