@@ -9,6 +9,7 @@ import {
   decodeContent,
   github,
   readStreamUpTo,
+  WebhookPayloadError,
 } from "@interlock/core";
 import { webhook } from "@interlock/hono";
 import { Hono } from "hono";
@@ -204,13 +205,13 @@ function checkin(client, error) {
 
 /**
  * The push's `after`, or undefined when the payload names none, or cannot be read at all: the
- * payload getter throws SyntaxError for a body that is neither a JSON object nor GitHub's form.
+ * payload getter throws WebhookPayloadError for a body that is neither a JSON object nor GitHub's form.
  */
 function headOf(delivery) {
   try {
     return delivery.payload?.after;
   } catch (error) {
-    if (error instanceof SyntaxError) return undefined;
+    if (error instanceof WebhookPayloadError) return undefined;
     throw error;
   }
 }

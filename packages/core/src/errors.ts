@@ -232,6 +232,38 @@ export class WebhookVerificationError extends InterlockError {
   }
 }
 
+/**
+ * A verified delivery whose body is not what its scheme decodes (JSON, by default), thrown by its
+ * `payload` when read: the signature matched, the content is the sender's mistake. Every adapter
+ * answers a route that lets it through 400 problem+json, the delivery released, never a 500 that
+ * a provider retries as a failure of the server's.
+ */
+export class WebhookPayloadError extends InterlockError {
+  /** The class name, the same in every copy of core: match on it (or `code`) across copies. */
+  override readonly name = "WebhookPayloadError";
+  static override readonly [ERROR_CLASS]: string = "WebhookPayloadError";
+  /** Always `payload_not_decodable`. */
+  readonly code = "payload_not_decodable";
+  /** Always 400: the sender's content, not the server's doing. */
+  readonly status = 400;
+  readonly title = "The webhook payload cannot be decoded";
+  /** The scheme whose decoding the body failed. */
+  readonly scheme: string;
+
+  /** `cause`: what the decoding threw (a `SyntaxError` for JSON), kept out of the problem's detail. */
+  constructor(scheme: string, message: string, options?: ErrorOptions) {
+    // The sender's input, as a refusal is: its stack says nothing of a bug here.
+    const limit = suspendStackTraces();
+    super(message, options);
+    resumeStackTraces(limit);
+    this.scheme = scheme;
+  }
+
+  override toProblem(): ProblemDetails {
+    return { ...super.toProblem(), scheme: this.scheme };
+  }
+}
+
 /** A programming or configuration mistake (a bad option), reported when it is made. */
 export class InterlockConfigError extends InterlockError {
   /** The class name, the same in every copy of core: match on it (or `code`) across copies. */

@@ -21,6 +21,7 @@ export {
   untrustedCertificate,
   WEBHOOK_ERROR_CODES,
   type WebhookErrorCode,
+  WebhookPayloadError,
   WebhookVerificationError,
   webhookErrorStatus,
 } from "./errors.js";

@@ -18,6 +18,7 @@ import {
   stripe,
   verifyWebhook,
   type WebhookEvent,
+  WebhookPayloadError,
   WebhookVerificationError,
 } from "../src/index.js";
 import { claimedIdIn } from "../src/webhooks/scheme.js";
@@ -334,6 +335,74 @@ describe("the verified delivery", () => {
   });
 });
 
+describe("a verified body its scheme cannot decode", () => {
+  const verified = async (body: string, scheme = standardWebhooks) => {
+    const secret = `whsec_${Buffer.from("a secret of 32 bytes, exactly!!!").toString("base64")}`;
+    const signed = await signWebhook({ scheme, secret, body });
+    return createWebhookVerifier({ scheme, secret }).verify(signed.headers, body);
+  };
+
+  it("payload throws WebhookPayloadError whose problem names the scheme and quotes no byte of the body", async () => {
+    const delivery = await verified("secret-looking-text {");
+    expect(delivery.text()).toBe("secret-looking-text {"); // verified: the bytes stay readable
+    const error = (() => {
+      try {
+        return delivery.payload;
+      } catch (thrown) {
+        return thrown;
+      }
+    })() as WebhookPayloadError;
+    expect(error).toBeInstanceOf(WebhookPayloadError);
+    expect(error.cause).toBeInstanceOf(SyntaxError);
+    expect(error.toProblem()).toEqual({
+      type: "urn:interlock:problem:payload_not_decodable",
+      title: "The webhook payload cannot be decoded",
+      status: 400,
+      detail: "the delivery's body is not valid JSON",
+      code: "payload_not_decodable",
+      scheme: "standard-webhooks",
+    });
+    expect(JSON.stringify(error.toProblem())).not.toContain("secret-looking");
+    // Not cached as a value: every read throws the same kind of error.
+    expect(() => delivery.payload).toThrow(WebhookPayloadError);
+  });
+
+  it("a decoder's own WebhookPayloadError goes through as it is; anything else it throws becomes the cause", async () => {
+    const own = new WebhookPayloadError("mine", "not a CSV line");
+    const thrower = (thrown: unknown) =>
+      hmacScheme({
+        name: "csv",
+        signatureHeader: "x-sig",
+        decodePayload: () => {
+          throw thrown;
+        },
+      });
+    const sign = async (scheme: ReturnType<typeof thrower>) => {
+      const signed = await signWebhook({ scheme, secret: "s", body: "a,b" });
+      return createWebhookVerifier({ scheme, secret: "s" }).verify(signed.headers, "a,b");
+    };
+    const ownError = await sign(thrower(own)).then((delivery) => {
+      try {
+        return delivery.payload;
+      } catch (thrown) {
+        return thrown;
+      }
+    });
+    expect(ownError).toBe(own);
+    const typeError = new TypeError("bad column");
+    const wrapped = await sign(thrower(typeError)).then((delivery) => {
+      try {
+        return delivery.payload;
+      } catch (thrown) {
+        return thrown as WebhookPayloadError;
+      }
+    });
+    expect(wrapped).toBeInstanceOf(WebhookPayloadError);
+    expect((wrapped as WebhookPayloadError).message).toBe("the delivery's body is not what the csv scheme decodes");
+    expect((wrapped as WebhookPayloadError).cause).toBe(typeError);
+  });
+});
+
 describe("GitHub payloads: a JSON body, or a form whose `payload` field holds the JSON", () => {
   const decoded = async (body: string) => {
     const signed = await signWebhook({ scheme: github, secret: "s", body });
@@ -349,15 +418,36 @@ describe("GitHub payloads: a JSON body, or a form whose `payload` field holds th
     expect(await decoded(new URLSearchParams({ payload: json }).toString())).toEqual(event);
   });
 
-  it("throws SyntaxError for a body that is neither", async () => {
-    await expect(decoded("not json at all")).rejects.toThrow(SyntaxError);
-    await expect(decoded("other=field")).rejects.toThrow(/neither a JSON object nor a form with a "payload" field/);
+  it("throws WebhookPayloadError (400 payload_not_decodable) for a body that is neither, what the decoder threw as its cause", async () => {
+    const refusal = async (body: string) => {
+      const error = await decoded(body).then(
+        () => expect.unreachable(`${body} decoded`),
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(WebhookPayloadError);
+      const payloadError = error as WebhookPayloadError;
+      expect([payloadError.code, payloadError.status, payloadError.scheme]).toEqual([
+        "payload_not_decodable",
+        400,
+        "github",
+      ]);
+      expect(payloadError.cause).toBeInstanceOf(SyntaxError);
+      return payloadError;
+    };
+    await refusal("not json at all");
+    expect((await refusal("other=field")).cause).toHaveProperty(
+      "message",
+      expect.stringMatching(/neither a JSON object nor a form with a "payload" field/),
+    );
     // JSON, but no object: what a GitHub payload always is.
     for (const body of ["null", "[]", "42", '"text"']) {
-      await expect(decoded(body)).rejects.toThrow(/neither a JSON object nor a form/);
+      expect((await refusal(body)).cause).toHaveProperty(
+        "message",
+        expect.stringMatching(/neither a JSON object nor a form/),
+      );
     }
-    await expect(decoded("payload=%7Bbroken")).rejects.toThrow(SyntaxError);
-    await expect(decoded('{"broken"')).rejects.toThrow(SyntaxError);
+    await refusal("payload=%7Bbroken");
+    await refusal('{"broken"');
   });
 
   it("a fixed vector: a form delivery and its signature", async () => {

@@ -108,7 +108,7 @@ export interface WebhookScheme {
   format(fields: DeliveryFields, signatures: readonly MadeSignature[]): Record<string, string>;
   /** A new delivery id in the provider's style from 24 random bytes; undefined when the id lives in the body. */
   newId(random: Uint8Array): string | undefined;
-  /** Decodes a verified body. Defaults to JSON. */
+  /** Decodes a verified body. Defaults to JSON. What it throws, `payload` throws as the `cause` of a `WebhookPayloadError`. */
   decodePayload?(body: Uint8Array): unknown;
   /**
    * Reads the event id from a decoded payload, for schemes whose id lives in the body. An id it

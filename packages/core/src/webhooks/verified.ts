@@ -1,5 +1,6 @@
 import type { ContentParts, HmacKey } from "../crypto/port.js";
 import { utf8 } from "../encoding.js";
+import { WebhookPayloadError } from "../errors.js";
 import type { ParsedDelivery, WebhookScheme } from "./scheme.js";
 
 const NOT_DECODED = Symbol("not decoded");
@@ -214,14 +215,26 @@ export class VerifiedWebhook<T = unknown> {
     }
   }
 
-  /** The decoded payload; throws `SyntaxError` when the body is not what the scheme decodes. */
+  /**
+   * The decoded payload. Throws a `WebhookPayloadError` (400 `payload_not_decodable`, what the
+   * decoding threw as its `cause`) when the body is not what the scheme decodes: let it through,
+   * and the adapter answers it as problem+json and releases the delivery.
+   */
   get payload(): T {
     if (this.#payload === NOT_DECODED) this.#payload = this.#decode(this.body);
     return this.#payload as T;
   }
 
   #decode(body: Uint8Array): unknown {
-    return this.#scheme.decodePayload ? this.#scheme.decodePayload(body) : JSON.parse(utf8.decode(body));
+    const decode = this.#scheme.decodePayload;
+    try {
+      return decode ? decode(body) : JSON.parse(utf8.decode(body));
+    } catch (error) {
+      if (error instanceof WebhookPayloadError) throw error;
+      // Not the decoder's message: JSON.parse's quotes the body, and a detail goes out to the sender.
+      const what = decode ? `what the ${this.scheme} scheme decodes` : "valid JSON";
+      throw new WebhookPayloadError(this.scheme, `the delivery's body is not ${what}`, { cause: error });
+    }
   }
 
   // The key stays out of reach of anything holding a delivery: no method reads it, only the

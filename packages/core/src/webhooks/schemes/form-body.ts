@@ -10,7 +10,8 @@ import { utf8 } from "../../encoding.js";
 /**
  * Decodes a JSON body, or a form body. A form becomes an object of its fields; with
  * `jsonField` it is instead the JSON held in that one field (GitHub's `payload=<JSON>`), and a
- * form without it throws `SyntaxError`, the payload getter's contract for a body it cannot read.
+ * form without it throws `SyntaxError`, as `JSON.parse` does: the payload getter throws either as
+ * the `cause` of a `WebhookPayloadError`.
  */
 export function decodeJsonOrForm(body: Uint8Array, jsonField?: string): unknown {
   const text = utf8.decode(body);

@@ -59,7 +59,7 @@ export interface HmacSchemeOptions {
   timestampUnit?: TimestampUnit;
   /** How the configured secret text becomes key bytes. Default "utf8". */
   secretEncoding?: "utf8" | "base64" | "hex";
-  /** Decodes a verified body; JSON by default. */
+  /** Decodes a verified body; JSON by default. What it throws, `payload` throws as the `cause` of a `WebhookPayloadError`. */
   decodePayload?: (body: Uint8Array) => unknown;
   /**
    * Reads the event id from the decoded payload, which the signature covers: the delivery's id
