@@ -11,6 +11,7 @@ import {
   IdempotencyError,
   StoreUnavailableError,
   WEBHOOK_ERROR_CODES,
+  WebhookPayloadError,
   webhookErrorStatus,
 } from "../../packages/core/src/errors.js";
 import { read, repoRoot, sectionOf, shown, tablesOf } from "./markdown.js";
@@ -20,6 +21,7 @@ function statusOf(code: string): number | undefined {
   if ((WEBHOOK_ERROR_CODES as string[]).includes(code)) return webhookErrorStatus(code as never);
   if (code === "request_in_flight") return new IdempotencyError(code, "").status;
   if (code === "store_unavailable") return new StoreUnavailableError("any", "").status;
+  if (code === "payload_not_decodable") return new WebhookPayloadError("any", "").status;
   return undefined;
 }
 
@@ -40,8 +42,12 @@ function errorRows(page: string, heading: string): { code: string; status: numbe
 
 const pages = [
   { page: "packages/core/README.md", codes: WEBHOOK_ERROR_CODES },
-  // The guide's table also has the two answers a receiver gives a verified delivery it cannot run now.
-  { page: "docs/webhooks/README.md", codes: [...WEBHOOK_ERROR_CODES, "request_in_flight", "store_unavailable"] },
+  // The guide's table also has the two answers a receiver gives a verified delivery it cannot run
+  // now, and the error a verified delivery's payload throws when it cannot be decoded.
+  {
+    page: "docs/webhooks/README.md",
+    codes: [...WEBHOOK_ERROR_CODES, "request_in_flight", "store_unavailable", "payload_not_decodable"],
+  },
 ];
 
 describe.each(pages)("the error table of $page", ({ page, codes }) => {
