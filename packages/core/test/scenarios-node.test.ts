@@ -13,6 +13,8 @@ import {
   DEFAULT_REQUEST_BODY_LIMIT,
   decodeContent,
   type HttpResponse,
+  problemResponse,
+  WebhookPayloadError,
 } from "../src/index.js";
 import { describeAdapterScenarios, type ScenarioAppOptions } from "../src/testing/index.js";
 
@@ -60,7 +62,12 @@ function nodeApp(options: ScenarioAppOptions) {
       if (decision.action === "respond") return send(res, decision.response);
       try {
         await options.handlers.webhook(decision.event);
-      } catch {
+      } catch (error) {
+        // A payload the sender signed but its scheme cannot decode is the sender's mistake, as every adapter answers it.
+        if (error instanceof WebhookPayloadError) {
+          await receiver.finish(decision.ticket, { status: error.status });
+          return send(res, problemResponse(error));
+        }
         await receiver.abort(decision.ticket);
         return json(res, 500, { error: "handler failed" });
       }

@@ -367,7 +367,7 @@ describe("a verified body its scheme cannot decode", () => {
     expect(() => delivery.payload).toThrow(WebhookPayloadError);
   });
 
-  it("a decoder's own WebhookPayloadError goes through as it is; anything else it throws becomes the cause", async () => {
+  it("a decoder's own WebhookPayloadError goes through as it is; its SyntaxError becomes the cause of one; anything else is its bug, thrown as it is", async () => {
     const own = new WebhookPayloadError("mine", "not a CSV line");
     const thrower = (thrown: unknown) =>
       hmacScheme({
@@ -389,17 +389,21 @@ describe("a verified body its scheme cannot decode", () => {
       }
     });
     expect(ownError).toBe(own);
-    const typeError = new TypeError("bad column");
-    const wrapped = await sign(thrower(typeError)).then((delivery) => {
-      try {
-        return delivery.payload;
-      } catch (thrown) {
-        return thrown as WebhookPayloadError;
-      }
-    });
+    const thrownBy = (scheme: ReturnType<typeof thrower>) =>
+      sign(scheme).then((delivery) => {
+        try {
+          return delivery.payload;
+        } catch (thrown) {
+          return thrown;
+        }
+      });
+    const syntaxError = new SyntaxError("not a CSV line");
+    const wrapped = (await thrownBy(thrower(syntaxError))) as WebhookPayloadError;
     expect(wrapped).toBeInstanceOf(WebhookPayloadError);
-    expect((wrapped as WebhookPayloadError).message).toBe("the delivery's body is not what the csv scheme decodes");
-    expect((wrapped as WebhookPayloadError).cause).toBe(typeError);
+    expect(wrapped.message).toBe("the delivery's body is not what the csv scheme decodes");
+    expect(wrapped.cause).toBe(syntaxError);
+    const bug = new TypeError("cannot read properties of undefined");
+    expect(await thrownBy(thrower(bug))).toBe(bug);
   });
 });
 

@@ -14,7 +14,9 @@
  *   body>)` streamed as they come, with the framework's own stream: a Node `Readable.from(…)`
  *   piped, sent or assigned as the body on Node frameworks, a `ReadableStream` on web ones. The
  *   route returns before the stream is over; the rows pace it;
- * - an error handler that answers a handler's throw with 500 `{"error": "handler failed"}`.
+ * - an error handler that answers a handler's throw with 500 `{"error": "handler failed"}`: the
+ *   app's own, which the adapter's answer to its own errors comes before (a delivery's payload
+ *   that cannot be decoded is 400 problem+json whatever the app's error handler says).
  *
  * Every row expects the same status and body from every framework.
  */
@@ -207,8 +209,10 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
   const newId = (label: string) => `msg_${label}_${Date.now().toString(36)}_${++sequence}`;
   const now = () => Math.floor(Date.now() / 1000);
 
-  async function delivery(options: { id?: string; payload?: unknown; secret?: string; timestamp?: number } = {}) {
-    const body = JSON.stringify(options.payload ?? { type: "invoice.paid" });
+  async function delivery(
+    options: { id?: string; payload?: unknown; body?: string; secret?: string; timestamp?: number } = {},
+  ) {
+    const body = options.body ?? JSON.stringify(options.payload ?? { type: "invoice.paid" });
     const signed = await signWebhook({
       scheme: standardWebhooks,
       secret: options.secret ?? CURRENT_SECRET,
@@ -356,6 +360,29 @@ export function describeAdapterScenarios(framework: string, createApp: CreateSce
         expect((await postWebhook(d)).status).toBe(200);
         expect((await postWebhook(d)).status).toBe(200);
         expect(world.processed.filter((id) => id === d.id)).toHaveLength(1);
+      });
+
+      it("a signed body that is not JSON, whose payload the handler reads → 400 payload_not_decodable, released: the redelivery is answered the same, never recorded", async () => {
+        // The signature matched: the content is the sender's mistake, not a 500 for it to retry as the server's.
+        const d = await delivery({ body: "not json {" });
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const response = await postWebhook(d);
+          // An app whose JSON parser reads every body first refuses it there, unclaimed: its own 400.
+          if (world.app.parsesBodiesFirst !== undefined) {
+            await refusedUnclaimed(response, 400, "payload_not_decodable");
+            continue;
+          }
+          expect(response.status).toBe(400);
+          expect(await problem(response)).toEqual({
+            type: "urn:interlock:problem:payload_not_decodable",
+            title: "The webhook payload cannot be decoded",
+            status: 400,
+            detail: "the delivery's body is not valid JSON",
+            code: "payload_not_decodable",
+            scheme: "standard-webhooks",
+          });
+        }
+        expect(world.processed).not.toContain(d.id);
       });
 
       it("secret rotation: the previous secret still verifies", async () => {

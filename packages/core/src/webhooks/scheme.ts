@@ -108,7 +108,11 @@ export interface WebhookScheme {
   format(fields: DeliveryFields, signatures: readonly MadeSignature[]): Record<string, string>;
   /** A new delivery id in the provider's style from 24 random bytes; undefined when the id lives in the body. */
   newId(random: Uint8Array): string | undefined;
-  /** Decodes a verified body. Defaults to JSON. What it throws, `payload` throws as the `cause` of a `WebhookPayloadError`. */
+  /**
+   * Decodes a verified body. Defaults to JSON. A `SyntaxError` it throws (a body that is not what
+   * it decodes) reaches `payload`'s reader as the `cause` of a `WebhookPayloadError`; anything
+   * else as it is.
+   */
   decodePayload?(body: Uint8Array): unknown;
   /**
    * Reads the event id from a decoded payload, for schemes whose id lives in the body. An id it

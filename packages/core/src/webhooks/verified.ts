@@ -216,9 +216,10 @@ export class VerifiedWebhook<T = unknown> {
   }
 
   /**
-   * The decoded payload. Throws a `WebhookPayloadError` (400 `payload_not_decodable`, what the
-   * decoding threw as its `cause`) when the body is not what the scheme decodes: let it through,
-   * and the adapter answers it as problem+json and releases the delivery.
+   * The decoded payload. Throws a `WebhookPayloadError` (400 `payload_not_decodable`, the
+   * decoder's `SyntaxError` as its `cause`) when the body is not what the scheme decodes: let it
+   * through, and the adapter answers it as problem+json and releases the delivery. Anything else
+   * a scheme's own `decodePayload` throws is a bug of the decoder's, thrown as it is.
    */
   get payload(): T {
     if (this.#payload === NOT_DECODED) this.#payload = this.#decode(this.body);
@@ -230,7 +231,9 @@ export class VerifiedWebhook<T = unknown> {
     try {
       return decode ? decode(body) : JSON.parse(utf8.decode(body));
     } catch (error) {
-      if (error instanceof WebhookPayloadError) throw error;
+      // A decoder says "not what I decode" as JSON.parse does; any other throw is its bug, not the
+      // sender's, and must not pass for a 400 the provider soon stops retrying, logged nowhere.
+      if (!(error instanceof SyntaxError)) throw error;
       // Not the decoder's message: JSON.parse's quotes the body, and a detail goes out to the sender.
       const what = decode ? `what the ${this.scheme} scheme decodes` : "valid JSON";
       throw new WebhookPayloadError(this.scheme, `the delivery's body is not ${what}`, { cause: error });

@@ -59,7 +59,11 @@ export interface HmacSchemeOptions {
   timestampUnit?: TimestampUnit;
   /** How the configured secret text becomes key bytes. Default "utf8". */
   secretEncoding?: "utf8" | "base64" | "hex";
-  /** Decodes a verified body; JSON by default. What it throws, `payload` throws as the `cause` of a `WebhookPayloadError`. */
+  /**
+   * Decodes a verified body; JSON by default. For a body that is not what it decodes, throw a
+   * `SyntaxError` (as `JSON.parse` does) or a `WebhookPayloadError`: `payload` throws the latter,
+   * answered 400. Anything else it throws is taken for a bug, thrown as it is.
+   */
   decodePayload?: (body: Uint8Array) => unknown;
   /**
    * Reads the event id from the decoded payload, which the signature covers: the delivery's id
