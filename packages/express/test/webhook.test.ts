@@ -369,6 +369,51 @@ describe("webhook(): the status the route answered decides", () => {
     expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(1);
   });
 
+  it("with releaseOnError, a payload its scheme cannot decode, read by the route → 400 payload_not_decodable problem+json before the app's error handler; released", async () => {
+    const events: InterlockEvent[] = [];
+    const reached: string[] = [];
+    let runs = 0;
+    const noting: ErrorRequestHandler = (error, _req, _res, next) => {
+      reached.push((error as Error).name);
+      next(error);
+    };
+    const url = await start({
+      options: { onEvent: (event) => void events.push(event) },
+      route: (req, res) => {
+        runs++;
+        res.json(req.webhook!.payload);
+      },
+      errors: [releaseOnError, noting],
+    });
+    const d = await signed("not json {");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await send(url, d);
+      expect([response.status, response.headers["content-type"]]).toEqual([400, "application/problem+json"]);
+      expect(response.json()).toMatchObject({ code: "payload_not_decodable", scheme: "standard-webhooks" });
+    }
+    // Released: the redelivery ran the route again. The app's error handler never heard of it.
+    expect([runs, reached]).toEqual([2, []]);
+    expect(events.filter((e) => e.type === "webhook.handler_failed")).toHaveLength(2);
+  });
+
+  it("with releaseOnError, a payload error thrown once the route began its answer goes on to the app's error handler, as any throw", async () => {
+    const reached: string[] = [];
+    const ending: ErrorRequestHandler = (error, _req, res, _next) => {
+      reached.push((error as Error).name);
+      res.end();
+    };
+    const url = await start({
+      route: (req, res) => {
+        res.status(200).write("begun ");
+        res.json(req.webhook!.payload);
+      },
+      errors: [releaseOnError, ending],
+    });
+    const response = await send(url, await signed("not json {"));
+    expect([response.status, response.text]).toEqual([200, "begun "]);
+    expect(reached).toEqual(["WebhookPayloadError"]);
+  });
+
   it("without releaseOnError, a route that throws → the error handler's 500 releases the delivery; the redelivery runs, once", async () => {
     const fixed = await counting((n) => (_req, res) => {
       if (n === 1) throw new Error("boom");
