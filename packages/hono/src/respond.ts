@@ -16,17 +16,45 @@ type HeaderPairs = ReadonlyArray<readonly [string, string]>;
  * replay on @hono/node-server ran about 5% fewer instructions (callgrind, in-process).
  */
 export function send(c: Context, response: HttpResponse): Response {
-  const body = response.body.byteLength === 0 ? null : (response.body as Uint8Array<ArrayBuffer>);
-  const status = response.status as StatusCode;
   // An answer already set by a middleware before ours stays the one Hono sends, as it was.
-  if (c.finalized) return c.newResponse(body, status, headerRecord(response.headers));
+  if (c.finalized)
+    return c.newResponse(bodyOf(response), response.status as StatusCode, headerRecord(response.headers));
   // Hono's own answer starts from these: the ones prepared, or those of a `c.res` already read.
-  const headers = withPrepared(c.res.headers, response.headers);
-  const answer = new Response(body, { status, headers: asHeadersInit(headers, body !== null) });
+  return replaceAnswer(c, response, c.res.headers);
+}
+
+/**
+ * Replaces the answer Hono's error handler gave a route's throw (the app's `onError`) with core's,
+ * keeping the headers prepared for it (CORS, request ids), each replaced by core's of its name,
+ * as `send` keeps them. Not those that describe that answer's body, which a middleware between
+ * ours and the route may have set for it (`compress()`'s Content-Encoding, `etag()`'s ETag):
+ * this body is another.
+ */
+export function replaceErrorAnswer(c: Context, response: HttpResponse): void {
+  const answered = new Headers();
+  c.res.headers.forEach((value, name) => {
+    if (!describesBody(name)) answered.append(name, value);
+  });
+  replaceAnswer(c, response, answered);
+}
+
+/** Headers about a representation's bytes (RFC 9110 §8, §8.8), lower case: Content-*, ETag, Last-Modified, Transfer-Encoding. */
+const describesBody = (name: string): boolean =>
+  name.startsWith("content-") || name === "etag" || name === "last-modified" || name === "transfer-encoding";
+
+/** Sets core's answer as `c.res`, after the headers in `prepared` that none of core's replaces. */
+function replaceAnswer(c: Context, response: HttpResponse, prepared: Headers): Response {
+  const body = bodyOf(response);
+  const headers = withPrepared(prepared, response.headers);
+  const answer = new Response(body, { status: response.status, headers: asHeadersInit(headers, body !== null) });
   c.res = undefined; // cleared first: Hono's setter would otherwise copy the headers just read again
   c.res = answer;
   return answer;
 }
+
+/** The body to send: an empty one as none, which 204 and 304 require. */
+const bodyOf = (response: HttpResponse): Uint8Array<ArrayBuffer> | null =>
+  response.body.byteLength === 0 ? null : (response.body as Uint8Array<ArrayBuffer>);
 
 /** Core's headers (names in lower case), after those prepared that none of them replaces. */
 function withPrepared(prepared: Headers, own: HeaderPairs): Array<[string, string]> {

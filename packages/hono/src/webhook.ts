@@ -8,10 +8,12 @@ import {
   createWebhookReceiver,
   optionNames,
   passedBefore,
+  problemResponse,
   settleResponseAtEnd,
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
+  WebhookPayloadError,
   type WebhookReceiver,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
@@ -21,7 +23,7 @@ import type { Context, MiddlewareHandler, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { readBody } from "./body.js";
 import { builtOnFirstUse, type OptionsOrFactory } from "./options.js";
-import { answerByApp, send } from "./respond.js";
+import { answerByApp, replaceErrorAnswer, send } from "./respond.js";
 import { givenBody, raisedAroundRoute, readAheadWhenReplaced, type Written, watchBodies } from "./written.js";
 
 /** What `webhook()` puts on the context: `c.get("webhook")` / `c.var.webhook`. */
@@ -107,6 +109,8 @@ async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Conte
   try {
     await next();
   } catch (error) {
+    // Rethrown by the app's `onError`: answered here all the same, never left to the host's 500.
+    if (error instanceof WebhookPayloadError) return answerUndecodable(receiver, ticket, c, error);
     await receiver.abort(ticket);
     throw error;
   }
@@ -114,6 +118,8 @@ async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Conte
   // not the route's: the answer the route then gave, never sent, says how its work ended.
   const unsent = raisedAroundRoute(c, watch.written);
   if (unsent) return settleUnsent(receiver, ticket, unsent);
+  // (`c.error` first: a custom `instanceof` is asked of nothing on the way of every delivery.)
+  if (c.error && c.error instanceof WebhookPayloadError) return answerUndecodable(receiver, ticket, c, c.error);
   if (c.error || !c.finalized) return receiver.abort(ticket);
   const response = c.res;
   const { status } = response; // only `status` read first: the lightweight Response stays light
@@ -132,6 +138,21 @@ async function handle(receiver: WebhookReceiver, ticket: WebhookTicket, c: Conte
   c.res = settled.response;
   const { pending } = settled;
   if (pending !== undefined) readAheadWhenReplaced(c, pending.stream, pending.readAhead);
+}
+
+/**
+ * A payload the route read that its scheme cannot decode is the sender's mistake, not the
+ * server's failure: the answer the app's `onError` gave that throw (Hono's default: 500), if any,
+ * is replaced by its 400 problem+json, and the delivery released, as for any answer outside 2xx.
+ */
+async function answerUndecodable(
+  receiver: WebhookReceiver,
+  ticket: WebhookTicket,
+  c: Context,
+  error: WebhookPayloadError,
+): Promise<void> {
+  await receiver.finish(ticket, { status: error.status });
+  replaceErrorAnswer(c, problemResponse(error));
 }
 
 /**

@@ -408,6 +408,63 @@ describe("settling the delivery", () => {
     expect(runs).toBe(2);
   });
 
+  it("a payload its scheme cannot decode, read by the route: app.onError sees the error, its answer is replaced by 400 payload_not_decodable problem+json, the headers prepared kept; released", async () => {
+    const events: InterlockEvent[] = [];
+    const seen: string[] = [];
+    let runs = 0;
+    const app = new Hono();
+    app.use(async (c, next) => {
+      c.header("x-request-id", "req_1");
+      await next();
+    });
+    app.onError((error, c) => {
+      seen.push(error.name);
+      // Headers of its own body, as a middleware between webhook() and the route (compress(), etag()) sets them.
+      return c.json({ error: "handler failed" }, 500, {
+        "content-length": "28",
+        "content-encoding": "gzip",
+        etag: '"e1"',
+        "last-modified": "Mon, 07 Dec 2026 00:00:00 GMT",
+      });
+    });
+    app.post("/hook", webhook(options({ onEvent: (event) => events.push(event) })), (c) => {
+      runs++;
+      return c.json(c.get("webhook").payload);
+    });
+    const url = `${await start(app)}/hook`;
+    const d = await delivery("not json {");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await post(url, d);
+      expect([response.status, response.headers.get("x-request-id")]).toEqual([400, "req_1"]);
+      const about = ["content-encoding", "etag", "last-modified"].map((name) => response.headers.get(name));
+      expect(about).toEqual([null, null, null]);
+      expect(await problemOf(response)).toMatchObject({ code: "payload_not_decodable", scheme: "standard-webhooks" });
+    }
+    // Released as the route's answer outside 2xx: the redelivery ran the route again.
+    expect([runs, seen]).toEqual([2, ["WebhookPayloadError", "WebhookPayloadError"]]);
+    const failed = events.flatMap((event) => (event.type === "webhook.handler_failed" ? [event.status] : []));
+    expect(failed).toEqual([400, 400]);
+  });
+
+  it("a payload its scheme cannot decode, rethrown by app.onError through next(), is 400 payload_not_decodable too, not the server's 500", async () => {
+    const app = new Hono();
+    let runs = 0;
+    app.post("/hook", webhook(options()), (c) => {
+      runs++;
+      return c.json(c.get("webhook").payload);
+    });
+    app.onError((error) => {
+      throw error;
+    });
+    const url = `${await start(app)}/hook`;
+    const d = await delivery("not json {");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await post(url, d);
+      expect([response.status, (await problemOf(response)).code]).toEqual([400, "payload_not_decodable"]);
+    }
+    expect(runs).toBe(2);
+  });
+
   it("a throw that passes through next() (an app.onError that rethrows it) releases the delivery: the redelivery runs", async () => {
     const app = new Hono();
     let runs = 0;
