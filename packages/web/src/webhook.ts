@@ -12,6 +12,7 @@ import {
   type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
+  WebhookPayloadError,
   type WebhookReceiverOptions,
   type WebhookRespondDecision,
 } from "@interlock/core";
@@ -26,8 +27,9 @@ export interface WithWebhookOptions<R extends Request = Request> extends Webhook
    * delivery (400, 401), a body error (413, 400 `body_incomplete`, 415, 500 `body_not_raw`), a
    * copy still in flight (409) or the store unavailable (503). `decision.response` is what
    * Interlock would send; return your own `Response`, or nothing to send Interlock's. A
-   * duplicate is not an error: it always gets Interlock's 200. Nor is a `RequestBodyError` the
-   * handler threw: the handler saw that delivery, and may catch the error to answer its own way.
+   * duplicate is not an error: it always gets Interlock's 200. Nor is a `RequestBodyError` or a
+   * `WebhookPayloadError` the handler threw: the handler saw that delivery, and may catch the
+   * error to answer its own way.
    */
   onError?: (decision: WebhookErrorDecision, request: R) => Response | undefined | Promise<Response | undefined>;
 }
@@ -53,8 +55,9 @@ const OWN_OPTION_NAMES = optionNames<Omit<WithWebhookOptions, keyof WebhookRecei
  * `Retry-After`), a body too large (413) or the store down (503) is answered without it. A 2xx
  * from the handler records the delivery; any other status, or a throw, releases it for the
  * provider's retry (the throw goes on to the host, which answers 500), except a
- * `RequestBodyError` (`readJson`'s), answered as problem+json with its status, as a handler's
- * answer outside 2xx (the delivery released).
+ * `RequestBodyError` (`readJson`'s) or a `WebhookPayloadError` (`event.payload`'s, for a body
+ * its scheme cannot decode), answered as problem+json with its status, as a handler's answer
+ * outside 2xx (the delivery released).
  *
  * `options` may be a function of the first request (and what the host passes with it): it is
  * called once, on the first call, for settings that are not there when the module is loaded.
@@ -98,7 +101,9 @@ function webhookHandler<T, R extends Request, A extends unknown[]>(
     try {
       response = handlerResponse(await handler(decision.event as VerifiedWebhook<T>, request, ...rest));
     } catch (error) {
-      if (!(error instanceof RequestBodyError)) {
+      // A body the handler could not use (`readJson`'s, or a payload its scheme cannot decode) is
+      // the sender's mistake: a 400 to answer, not a failure for the host to answer 500.
+      if (!(error instanceof RequestBodyError || error instanceof WebhookPayloadError)) {
         await receiver.abort(decision.ticket);
         throw error;
       }

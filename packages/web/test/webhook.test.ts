@@ -225,6 +225,33 @@ describe("settling the delivery", () => {
     expect(runs).toBe(2);
   });
 
+  it("a payload its scheme cannot decode, read by the handler, is 400 payload_not_decodable problem+json, not a throw: released, onError not asked", async () => {
+    const events: InterlockEvent[] = [];
+    let onErrorCalls = 0;
+    let runs = 0;
+    const handle = withWebhook(
+      options({
+        onEvent: (event) => events.push(event),
+        onError: () => {
+          onErrorCalls++;
+          return undefined;
+        },
+      }),
+      async (event) => {
+        runs++;
+        return Response.json(event.payload);
+      },
+    );
+    const d = await delivery("not json {");
+    for (const response of [await handle(requestOf(d)), await handle(requestOf(d))]) {
+      expect([response.status, (await problemOf(response)).code]).toEqual([400, "payload_not_decodable"]);
+    }
+    // An answer outside 2xx, as the handler's own 400 would be: released, the redelivery runs again.
+    expect([runs, onErrorCalls]).toEqual([2, 0]);
+    const failed = events.flatMap((event) => (event.type === "webhook.handler_failed" ? [event.status] : []));
+    expect(failed).toEqual([400, 400]);
+  });
+
   it("a handler that returns no Response (a forgotten return) is a TypeError, and the delivery is released", async () => {
     let runs = 0;
     const handle = withWebhook(options(), (async () => {
