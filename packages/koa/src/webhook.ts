@@ -9,13 +9,15 @@ import {
   createWebhookReceiver,
   optionNames,
   passedBefore,
+  problemResponse,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
+  WebhookPayloadError,
   type WebhookReceiverOptions,
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
-import { answer, guardDestroy, isStreamed, settleWhenSent, watchEnd } from "./response.js";
+import { answer, guardDestroy, isStreamed, settleWhenSent, watchEnd, writeResponse } from "./response.js";
 import type { RawBodyContext, WebhookState } from "./types.js";
 
 export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
@@ -26,7 +28,8 @@ export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
    * `decision.error` is the typed error, `decision.response` is Interlock's answer. Set
    * `ctx.status`/`ctx.body` to answer yourself; leave both alone to let Interlock's answer go
    * out; throw to use Koa's error handling. A duplicate is not an error: it always gets
-   * Interlock's 200.
+   * Interlock's 200. Nor is a `WebhookPayloadError` the handler lets through: the handler saw
+   * that delivery, and may catch the error to answer its own way.
    */
   onError?: (decision: WebhookErrorDecision, ctx: Context) => void | Promise<void>;
 }
@@ -63,6 +66,12 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
     try {
       await next();
     } catch (error) {
+      if (answeredPayloadError(ctx, error)) {
+        // Answered 400 here, before the app's error handling makes it a 500 that the provider
+        // retries as the server's failure: released as any answer outside 2xx is.
+        await receiver.finish(decision.ticket, { status: ctx.status });
+        return;
+      }
       // Released before Koa answers the error, so the provider's retry is processed.
       await receiver.abort(decision.ticket);
       throw error;
@@ -93,4 +102,21 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
     else await receiver.finish(decision.ticket, { status });
   }
   return interlockWebhook as Middleware<WebhookState<T>, RawBodyContext>;
+}
+
+/**
+ * Answers a `WebhookPayloadError` the handler let through (it read `payload`, and the signed body
+ * is not what the scheme decodes: the sender's mistake) as problem+json, as the adapter answers
+ * its other refusals, unless the answer has begun: then, as Koa does with any error after its
+ * headers, it goes on as a throw. Koa answers an error whatever `ctx.respond` says, and so does
+ * this: a handler that meant to answer through `ctx.res` itself has sent nothing yet. The
+ * headers set for the answer the handler did not give go, as Koa's own error answer clears them.
+ * Returns whether it answered.
+ */
+function answeredPayloadError(ctx: Context, error: unknown): boolean {
+  if (!(error instanceof WebhookPayloadError) || ctx.headerSent || !ctx.writable) return false;
+  for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
+  ctx.respond = true;
+  writeResponse(ctx, problemResponse(error));
+  return true;
 }

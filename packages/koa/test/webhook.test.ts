@@ -74,6 +74,25 @@ const watchErrors =
     }
   };
 
+/**
+ * The app's own error middleware: a throw is answered 500, and one after the answer began (which
+ * Koa leaves open) ended as it stands, as an app that bypasses Koa must.
+ */
+const answerFailures =
+  (errors: unknown[]): Middleware =>
+  async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      errors.push(error);
+      if (ctx.headerSent) ctx.res.end();
+      else {
+        ctx.status = 500;
+        ctx.body = { error: "handler failed" };
+      }
+    }
+  };
+
 const post = (d: { headers: Record<string, string>; body: Uint8Array | string }) =>
   fetch(`${served?.url}/webhooks`, { method: "POST", headers: d.headers, body: d.body as BodyInit });
 
@@ -438,6 +457,89 @@ describe("the handler's outcome", () => {
     expect([failed.status, await failed.text()]).toEqual([500, "Internal Server Error"]);
     expect((await post(d)).status).toBe(200);
     expect(calls).toBe(2);
+  });
+
+  it("a payload the handler reads that is not JSON → 400 payload_not_decodable, answered before the app's error middleware; released, never recorded", async () => {
+    const errors: unknown[] = [];
+    let calls = 0;
+    const seen = await start(
+      {},
+      {
+        before: [answerFailures(errors)],
+        handler: async (ctx) => {
+          calls++;
+          ctx.set("x-handler", "ran");
+          ctx.body = { received: (ctx.state.webhook.payload as { type: string }).type };
+        },
+      },
+    );
+    const d = await delivery("not json {");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await post(d);
+      expect(response.status).toBe(400);
+      expect(response.headers.get("content-type")).toBe("application/problem+json");
+      // Set for the answer the handler never gave: cleared, as Koa's own error answer clears them.
+      expect(response.headers.get("x-handler")).toBeNull();
+      expect(await response.json()).toMatchObject({ code: "payload_not_decodable", scheme: "standard-webhooks" });
+    }
+    expect(calls).toBe(2); // released: the redelivery ran the handler again
+    expect(errors).toEqual([]); // the app's error middleware never saw it
+    const failed = seen.events.filter((e) => e.type === "webhook.handler_failed");
+    expect(failed).toMatchObject([{ status: 400 }, { status: 400 }]);
+    expect(types(seen.events)).not.toContain("webhook.processed");
+  });
+
+  it("a handler that set ctx.respond = false and throws the payload error before writing still gets the 400, not a hung answer", async () => {
+    await start(
+      {},
+      {
+        handler: async (ctx) => {
+          ctx.respond = false;
+          const payload = JSON.stringify(ctx.state.webhook.payload);
+          ctx.res.writeHead(200).end(payload);
+        },
+      },
+    );
+    const d = await delivery("not json {");
+    const response = await fetch(`${served?.url}/webhooks`, {
+      method: "POST",
+      headers: d.headers,
+      body: d.body as BodyInit,
+      signal: AbortSignal.timeout(2000),
+    });
+    expect([response.status, (await response.json()).code]).toEqual([400, "payload_not_decodable"]);
+  });
+
+  it("the payload error once the answer has begun goes on as any throw: the app's error middleware gets it, the delivery is released", async () => {
+    const errors: unknown[] = [];
+    let calls = 0;
+    const seen = await start(
+      {},
+      {
+        before: [answerFailures(errors)],
+        handler: async (ctx) => {
+          calls++;
+          ctx.respond = false;
+          ctx.res.writeHead(200, { "content-type": "text/plain" });
+          ctx.res.write("partial ");
+          ctx.res.end(String(ctx.state.webhook.payload));
+        },
+      },
+    );
+    const d = await delivery("not json {");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await fetch(`${served?.url}/webhooks`, {
+        method: "POST",
+        headers: d.headers,
+        body: d.body as BodyInit,
+        signal: AbortSignal.timeout(2000),
+      });
+      expect([response.status, await response.text()]).toEqual([200, "partial "]);
+    }
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatchObject({ name: "WebhookPayloadError", code: "payload_not_decodable" });
+    expect(calls).toBe(2);
+    expect(types(seen.events)).not.toContain("webhook.processed");
   });
 
   it("a 2xx streamed ctx.body still being produced: a copy meanwhile is in flight (409); the body failing releases the delivery, the redelivery runs", async () => {
