@@ -2,11 +2,14 @@
  * A handler that throws after hijacking its reply reaches none of Fastify's hooks: `onError` is
  * skipped for a reply already sent, and its response waits for an end the route will never
  * write. Fastify 5 publishes every handler's throw on a diagnostics channel, which is where the
- * adapters learn of it, to release what the request claimed as they do for any other throw.
+ * adapters learn of it, to release what the request claimed as they do for any other throw (and
+ * to answer a webhook's payload error before anything was sent: `answerHijacked`). The response
+ * is the app's otherwise: Fastify leaves it open, and so does Interlock.
  */
 
 import { subscribe } from "node:diagnostics_channel";
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { answerHijacked } from "./route-errors.js";
 
 /** Fastify's channel for a handler's throw or rejection: `{ request, reply, route, error }`. */
 const HANDLER_ERROR = "tracing:fastify.request.handler:error";
@@ -27,10 +30,16 @@ export function listenForHandlerThrows(): void {
   if (listening) return;
   listening = true;
   subscribe(HANDLER_ERROR, (message) => {
-    const reply = (message as { reply?: FastifyReply & WithOnThrow }).reply;
+    const { request, reply, error } = message as {
+      request?: FastifyRequest;
+      reply?: FastifyReply & WithOnThrow;
+      error?: unknown;
+    };
     const onThrow = reply?.[kOnThrow];
-    if (reply === undefined || onThrow === undefined) return;
+    if (request === undefined || reply === undefined || onThrow === undefined) return;
     reply[kOnThrow] = undefined;
+    // Answered first: the answer's end settles what the request claimed, and `onThrow` then finds it over.
+    answerHijacked(error, request, reply);
     onThrow();
   });
 }

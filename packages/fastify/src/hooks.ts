@@ -1,6 +1,13 @@
 /** The shape `webhook()` and `idempotency()` return: Fastify route options made of hooks. */
 
-import type { onErrorHookHandler, onSendHookHandler, preHandlerHookHandler, preParsingHookHandler } from "fastify";
+import type {
+  FastifyReply,
+  FastifyRequest,
+  onErrorHookHandler,
+  onSendHookHandler,
+  preHandlerHookHandler,
+  preParsingHookHandler,
+} from "fastify";
 
 /**
  * Route-level hooks: spread them into a route's options (`app.post(path, webhook(…), handler)`),
@@ -33,10 +40,23 @@ export const HOOK_NAMES = ["preParsing", "preHandler", "onSend", "onError"] as c
  */
 export type Placement = "first" | "last";
 
+/**
+ * A set's answer to an error of its route, before the app's error handler sees it (`webhook()`'s:
+ * a delivery Fastify's JSON parser refused before it was verified): undefined when the error is
+ * not the set's to answer, else a promise of whether it answered (false: the error goes on).
+ */
+export type ErrorAnswer = (
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => Promise<boolean> | undefined;
+
 interface HookRegistry {
   readonly placements: WeakMap<InterlockHooks, Placement>;
   /** Each hook function of a set, back to its set: to tell a set spread into a route whole from one cut short. */
   readonly sets: WeakMap<object, InterlockHooks>;
+  /** The sets that answer errors of their routes, and how. */
+  errorAnswers: WeakMap<InterlockHooks, ErrorAnswer>;
 }
 
 const REGISTRY = Symbol.for("@interlock/fastify.hookRegistry");
@@ -49,11 +69,14 @@ const REGISTRY = Symbol.for("@interlock/fastify.hookRegistry");
  * then see unverified deliveries) and recognise its hooks. Made by the first copy loaded.
  */
 const inProcess = globalThis as { [REGISTRY]?: HookRegistry };
-inProcess[REGISTRY] ??= { placements: new WeakMap(), sets: new WeakMap() };
+inProcess[REGISTRY] ??= { placements: new WeakMap(), sets: new WeakMap(), errorAnswers: new WeakMap() };
 const registry = inProcess[REGISTRY];
+// A registry an older copy of the package made has no such map yet.
+registry.errorAnswers ??= new WeakMap();
 
-export function hookSet(placement: Placement, hooks: InterlockHooks): InterlockHooks {
+export function hookSet(placement: Placement, hooks: InterlockHooks, errorAnswer?: ErrorAnswer): InterlockHooks {
   registry.placements.set(hooks, placement);
+  if (errorAnswer !== undefined) registry.errorAnswers.set(hooks, errorAnswer);
   for (const name of HOOK_NAMES) registry.sets.set(hooks[name], hooks);
   return hooks;
 }
@@ -65,4 +88,9 @@ export function setOfHook(hook: unknown): InterlockHooks | undefined {
 
 export function placementOf(hooks: InterlockHooks): Placement {
   return registry.placements.get(hooks) ?? "last";
+}
+
+/** How a set answers errors of its route before the app's error handler (see `routeErrorHandler`). */
+export function errorAnswerOf(hooks: InterlockHooks): ErrorAnswer | undefined {
+  return registry.errorAnswers.get(hooks);
 }

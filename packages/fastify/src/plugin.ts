@@ -9,10 +9,11 @@ import { InterlockConfigError, problemResponse, type VerifiedWebhook } from "@in
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import { fastifyPlugin } from "fastify-plugin";
 import { addWebhookBodyFallback, kTakesBodyRaw } from "./body-fallback.js";
-import { HOOK_NAMES, type InterlockHooks, placementOf, setOfHook } from "./hooks.js";
+import { errorAnswerOf, HOOK_NAMES, type InterlockHooks, placementOf, setOfHook } from "./hooks.js";
 import { kIdempotentRun } from "./idempotency.js";
 import { kRawBody } from "./raw-body.js";
 import { sendResponse } from "./respond.js";
+import { answerRouteErrors } from "./route-errors.js";
 import { kWebhookClaim } from "./webhook.js";
 
 /**
@@ -74,6 +75,13 @@ function applyHooks(route: RouteOptions, hooks: InterlockHooks): void {
     target[name] = first ? [hooks[name], ...own] : [...own, hooks[name]];
   }
   if (hooks.bodyLimit !== undefined) route.bodyLimit ??= hooks.bodyLimit;
+  answerErrorsOf(route, hooks);
+}
+
+/** A set that answers errors of its route (`webhook()`'s) gets the route's error handler to ask it first. */
+function answerErrorsOf(route: RouteOptions, hooks: InterlockHooks): void {
+  const answer = errorAnswerOf(hooks);
+  if (answer !== undefined) answerRouteErrors(route, answer);
 }
 
 const plugin: FastifyPluginCallback = (fastify, _options, done) => {
@@ -194,6 +202,11 @@ function checkEveryRoute(fastify: FastifyInstance): void {
         throw new InterlockConfigError(`${describeRoute(route)}: config.${key} is not read: name it config.interlock`);
     }
     refuseIncompleteSets(route);
+    // A set spread into the route's options: its errors are answered as when the plugin attaches it.
+    for (const hook of asList(route.preHandler as Hook | undefined)) {
+      const set = setOfHook(hook);
+      if (set !== undefined) answerErrorsOf(route, set);
+    }
     if (config?.interlock === undefined) return;
     const onRequest = asList(route.onRequest as Hook | undefined);
     // Both builds loaded: each copy subscribes and runs this hook, and the first gave the check.

@@ -6,6 +6,8 @@
  * handler's answer is sent (`onSend`: 2xx records it, anything else releases it; a stream once
  * it has ended, released if the response closed first; a hijacked reply as its response
  * finishes) or when it throws (`onError`, or Fastify's diagnostics channel for a hijacked reply).
+ * A delivery whose payload cannot be decoded is answered 400 before the app's error handler, by
+ * the error handler the plugin gives the route (route-errors.ts; `answerUnparsed` below).
  */
 
 import {
@@ -13,8 +15,11 @@ import {
   BodyError,
   createWebhookReceiver,
   optionNames,
+  problemResponse,
+  type VerifiedWebhook,
   WEBHOOK_RECEIVER_OPTION_NAMES,
   type WebhookErrorDecision,
+  WebhookPayloadError,
   type WebhookReceiverOptions,
   type WebhookTicket,
 } from "@interlock/core";
@@ -32,7 +37,7 @@ import {
 import { listenForHandlerThrows } from "./handler-throw.js";
 import { hookSet, type InterlockHooks } from "./hooks.js";
 import { captureRawBody, rawBodyOf, whenKept } from "./raw-body.js";
-import { answer, type TakeOver } from "./respond.js";
+import { answer, sendResponse, type TakeOver } from "./respond.js";
 
 /** Core's receiver options, plus the adapter's own. */
 export interface FastifyWebhookOptions extends WebhookReceiverOptions {
@@ -40,7 +45,8 @@ export interface FastifyWebhookOptions extends WebhookReceiverOptions {
    * Answer errors yourself: rejected deliveries (400, 401), body errors (413, 400
    * `body_incomplete`, 415, 500 `body_not_raw`), in-flight copies (409) and store outages
    * (503). Send through `reply` and return it; return nothing to send `decision.response`
-   * (problem+json). A duplicate is not an error: it always gets Interlock's 200.
+   * (problem+json). A duplicate is not an error: it always gets Interlock's 200. Nor is a
+   * delivery whose payload cannot be decoded (400 `payload_not_decodable`).
    */
   onError?: TakeOver<WebhookErrorDecision>;
 }
@@ -131,43 +137,101 @@ export function webhook(options: FastifyWebhookOptions): InterlockHooks {
     }, done);
   }
 
-  return hookSet("first", {
-    bodyLimit: limit,
-    preParsing(request, reply, payload, done) {
-      // A delivery its headers refuse is answered unread. (A compressed one too, as the verifier
-      // would: after this, Fastify's parser would fail on the compressed bytes with its own 400.)
-      const refused = receiver.checkHeaders(request.headers);
-      if (refused) return answer(refused, request, reply, onError);
-      takeBodyRaw(request);
-      capture(request, reply, payload, done);
-    },
+  /**
+   * Fastify's JSON parser refused a body declared `application/json` (empty, or not JSON) before
+   * the preHandler verified it, and Fastify would hand its error to the app's error handler.
+   * Verified from the bytes kept instead, as any delivery: refused (401, through `onError`), a
+   * duplicate, in flight; a verified one whose payload its scheme cannot decode either is the
+   * sender's mistake, 400 `payload_not_decodable` (released: the route never ran). One its scheme
+   * does decode (Fastify's parser is stricter: it refuses `__proto__` keys) is released, and the
+   * parser's error goes on to the app as before. Undefined when the error is not such a refusal.
+   */
+  function answerUnparsed(error: unknown, request: FastifyRequest, reply: FastifyReply): Promise<boolean> | undefined {
+    // Verified already: the parser passed it, and a later error merely shares its code.
+    if (request.webhook != null || !refusedJson(error)) return undefined;
+    return new Promise<Buffer | BodyError | undefined>((resolve) =>
+      whenKept(request, () => resolve(rawBodyOf(request))),
+    )
+      .then((body) => (Buffer.isBuffer(body) ? receiver.begin(request.headers, body) : undefined))
+      .then(async (decision) => {
+        if (decision === undefined) return false; // nothing kept to verify: the parser's error stands
+        if (decision.action === "respond") {
+          if (decision.outcome === "duplicate") answer(decision, request, reply, undefined);
+          else answer(decision, request, reply, onError);
+          return true;
+        }
+        const payloadError = undecodable(decision.event);
+        if (payloadError === undefined) {
+          await receiver.abort(decision.ticket);
+          return false;
+        }
+        await receiver.finish(decision.ticket, { status: payloadError.status });
+        sendResponse(reply, problemResponse(payloadError));
+        return true;
+      });
+  }
 
-    preHandler(request, reply, done) {
-      whenKept(request, () => verify(request, reply, done));
-    },
+  return hookSet(
+    "first",
+    {
+      bodyLimit: limit,
+      preParsing(request, reply, payload, done) {
+        // A delivery its headers refuse is answered unread. (A compressed one too, as the verifier
+        // would: after this, Fastify's parser would fail on the compressed bytes with its own 400.)
+        const refused = receiver.checkHeaders(request.headers);
+        if (refused) return answer(refused, request, reply, onError);
+        takeBodyRaw(request);
+        capture(request, reply, payload, done);
+      },
 
-    // Settled before the answer goes out, so a provider retrying at once finds it recorded.
-    onSend(request, reply, payload, done) {
-      const claim = takeClaim(request);
-      if (!claim) return done(null, payload);
-      if (payloadBody(payload) === undefined) {
-        // A stream, or a web Response (its body a stream the route may still be producing):
-        // settled once it is over, by the status sent (a Response's own, which Fastify applies
-        // only after this hook) if it ended; released if the response closed first (the provider
-        // left, the stream failed), never recorded as processed.
-        settleAtEnd(reply.raw, (ended) =>
-          ended ? receiver.finish(claim.ticket, { status: reply.raw.statusCode }) : receiver.abort(claim.ticket),
-        );
-        return done(null, payload);
-      }
-      receiver.finish(claim.ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
-    },
+      preHandler(request, reply, done) {
+        whenKept(request, () => verify(request, reply, done));
+      },
 
-    // The handler threw: release the delivery, then Fastify's error handling answers. (A
-    // hijacked reply's throw reaches no hook: `threw` above.)
-    onError(request, _reply, _error, done) {
-      if (!hasPending(request, kWebhookClaim)) return done();
-      abortClaim(request).then(() => done(), done);
+      // Settled before the answer goes out, so a provider retrying at once finds it recorded.
+      onSend(request, reply, payload, done) {
+        const claim = takeClaim(request);
+        if (!claim) return done(null, payload);
+        if (payloadBody(payload) === undefined) {
+          // A stream, or a web Response (its body a stream the route may still be producing):
+          // settled once it is over, by the status sent (a Response's own, which Fastify applies
+          // only after this hook) if it ended; released if the response closed first (the provider
+          // left, the stream failed), never recorded as processed.
+          settleAtEnd(reply.raw, (ended) =>
+            ended ? receiver.finish(claim.ticket, { status: reply.raw.statusCode }) : receiver.abort(claim.ticket),
+          );
+          return done(null, payload);
+        }
+        receiver.finish(claim.ticket, { status: reply.statusCode }).then(() => done(null, payload), done);
+      },
+
+      // The handler threw: release the delivery, then Fastify's error handling answers (a payload
+      // error, the route's error handler: its 400). Released whatever the error: an app that took
+      // the route's error handler over, or declared it where the plugin could not see, answers
+      // it its own way, and even a 2xx of its must not record a delivery whose route failed. (A
+      // hijacked reply's throw reaches no hook: `threw` above.)
+      onError(request, _reply, _error, done) {
+        if (!hasPending(request, kWebhookClaim)) return done();
+        abortClaim(request).then(() => done(), done);
+      },
     },
-  });
+    answerUnparsed,
+  );
+}
+
+/** The codes of Fastify's JSON parser refusing a body: empty, or not JSON. */
+const JSON_REFUSALS = new Set(["FST_ERR_CTP_EMPTY_JSON_BODY", "FST_ERR_CTP_INVALID_JSON_BODY"]);
+
+const refusedJson = (error: unknown): boolean =>
+  JSON_REFUSALS.has((error as { code?: unknown } | null)?.code as string);
+
+/** The error reading the delivery's payload throws, if it throws one. */
+function undecodable(event: VerifiedWebhook): WebhookPayloadError | undefined {
+  try {
+    void event.payload;
+    return undefined;
+  } catch (error) {
+    if (error instanceof WebhookPayloadError) return error;
+    throw error;
+  }
 }

@@ -98,6 +98,23 @@ describe.each<[Build, Build]>([
     expect(onRequest).toEqual([[]]);
   });
 
+  it("a signed delivery whose payload cannot be decoded is 400 payload_not_decodable, whether the handler or Fastify's JSON parser finds it out", async () => {
+    const app = Fastify({ logger: false });
+    await app.register(copies[pluginCopy].interlock);
+    app.setErrorHandler((_error, _request, reply) => reply.code(500).send({ error: "handler failed" }));
+    const hooks = copies[setsCopy].webhook({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore() });
+    app.post("/hook", { config: { interlock: hooks } }, async (request) => ({ payload: request.webhook?.payload }));
+    const url = await serve(app);
+    for (const type of ["text/plain", "application/json"]) {
+      const response = await fetch(`${url}/hook`, await delivery(`msg_${type}`, "not json {", type));
+      expect([type, response.status, ((await response.json()) as { code: string }).code]).toEqual([
+        type,
+        400,
+        "payload_not_decodable",
+      ]);
+    }
+  });
+
   it("a retried idempotent request is replayed, the handler run once", async () => {
     const ran: string[] = [];
     const url = await app(ran);

@@ -961,6 +961,246 @@ describe("settling the delivery", () => {
   });
 });
 
+describe("a delivery whose payload cannot be decoded", () => {
+  /** An app whose error handler answers every error 500, as the scenario app's does, noting what it saw. */
+  async function appWithErrorHandler(
+    route: (app: FastifyInstance, hooks: ReturnType<typeof webhook>) => void,
+    extra: Partial<FastifyWebhookOptions> = {},
+  ) {
+    const seen = { errors: [] as unknown[], events: [] as InterlockEvent[] };
+    running = await listen((app) => {
+      app.setErrorHandler((error, _request, reply) => {
+        seen.errors.push(error);
+        return reply.code(500).send({ error: "handler failed" });
+      });
+      route(app, webhook(options({ onEvent: (event) => seen.events.push(event), ...extra })));
+    });
+    return seen;
+  }
+
+  const failedStatuses = (events: InterlockEvent[]) =>
+    events.filter((e) => e.type === "webhook.handler_failed").map((e) => (e as { status?: number }).status);
+
+  it.each([
+    [
+      "an async handler",
+      async (request: { webhook: { payload: unknown } | null }) => ({ got: request.webhook!.payload }),
+    ],
+    [
+      "a sync handler that sends",
+      (request: { webhook: { payload: unknown } | null }, reply: FastifyReply) => {
+        reply.send({ got: request.webhook!.payload });
+      },
+    ],
+    [
+      "a sync handler that returns a value",
+      (request: { webhook: { payload: unknown } | null }) => ({ got: request.webhook!.payload }),
+    ],
+  ])(
+    "%s that reads it → 400 payload_not_decodable before the app's error handler; released, the redelivery runs",
+    async (_name, handler) => {
+      let calls = 0;
+      const seen = await appWithErrorHandler((app, hooks) =>
+        app.post("/hook", { config: { interlock: hooks } }, (request, reply) => {
+          calls++;
+          return handler(request, reply);
+        }),
+      );
+      // text/plain: Fastify's text parser takes it, so the handler runs and reads the payload.
+      const d = await signed("not json {", "text/plain");
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const response = await post(`${running?.url}/hook`, d);
+        expect(response.status).toBe(400);
+        expect(await problem(response)).toMatchObject({ code: "payload_not_decodable", scheme: "standard-webhooks" });
+      }
+      expect(calls).toBe(2);
+      expect(seen.errors).toEqual([]);
+      // Released by the onError hook, before the route's error handler answers (no status: the answer came after).
+      expect(failedStatuses(seen.events)).toEqual([undefined, undefined]);
+    },
+  );
+
+  it("declared application/json, which Fastify's JSON parser refuses before the preHandler: verified from the bytes kept, then 400 payload_not_decodable (empty too); unsigned, the verifier's 401", async () => {
+    const handled = vi.fn();
+    const seen = await appWithErrorHandler((app, hooks) =>
+      app.post("/hook", { config: { interlock: hooks } }, async () => handled()),
+    );
+    for (const body of ["not json {", ""]) {
+      const d = await signed(body, "application/json");
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const response = await post(`${running?.url}/hook`, d);
+        expect(response.status).toBe(400);
+        expect(await problem(response)).toMatchObject({ code: "payload_not_decodable" });
+      }
+    }
+    const forged = await signed("not json {", "application/json");
+    const refused = await post(`${running?.url}/hook`, {
+      ...forged,
+      headers: { ...forged.headers, "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" },
+    });
+    expect(refused.status).toBe(401);
+    expect((await problem(refused)).code).toBe("no_matching_signature");
+    expect(handled).not.toHaveBeenCalled();
+    expect(seen.errors).toEqual([]);
+    expect(failedStatuses(seen.events)).toEqual([400, 400, 400, 400]);
+    expect(seen.events.map((e) => e.type)).not.toContain("webhook.processed");
+  });
+
+  it("a JSON body the scheme decodes but Fastify's parser refuses (a __proto__ key): the parser's error goes on to the app, the delivery released", async () => {
+    const seen = await appWithErrorHandler((app, hooks) =>
+      app.post("/hook", { config: { interlock: hooks } }, async () => ({ ok: true })),
+    );
+    const d = await signed('{"__proto__":{"x":1}}', "application/json");
+    expect((await post(`${running?.url}/hook`, d)).status).toBe(500);
+    expect(seen.errors).toMatchObject([{ code: "FST_ERR_CTP_INVALID_JSON_BODY" }]);
+    expect(failedStatuses(seen.events)).toEqual([undefined]);
+    expect((await post(`${running?.url}/hook`, d)).status).toBe(500); // released: verified again, not a duplicate
+  });
+
+  it("any other error keeps its path: an Error and a thrown string reach the app's error handler, the route's own errorHandler comes before the app's", async () => {
+    const seen = await appWithErrorHandler((app, hooks) => {
+      app.post("/error", { config: { interlock: hooks } }, async () => {
+        throw new Error("database down");
+      });
+      app.post("/string", { config: { interlock: hooks } }, () => {
+        throw "not an Error";
+      });
+      app.post(
+        "/own",
+        {
+          config: { interlock: hooks },
+          errorHandler: (error, _request, reply) => {
+            if ((error as Error).message === "mine") return reply.code(418).send({ own: true });
+            throw error;
+          },
+        },
+        async (request) => {
+          if (request.headers["x-fail"] === "mine") throw new Error("mine");
+          if (request.headers["x-fail"] === "other") throw new Error("other");
+          return { got: request.webhook!.payload };
+        },
+      );
+    });
+    const at = async (path: string, fail?: string, body = '{"a":1}') => {
+      const d = await signed(body, "text/plain");
+      const response = await post(`${running?.url}${path}`, { ...d, headers: { ...d.headers, "x-fail": fail ?? "" } });
+      return [response.status, await response.json()];
+    };
+    expect(await at("/error")).toEqual([500, { error: "handler failed" }]);
+    expect(await at("/string")).toEqual([500, { error: "handler failed" }]);
+    expect(seen.errors).toEqual([new Error("database down"), "not an Error"]);
+    expect(await at("/own", "mine")).toEqual([418, { own: true }]);
+    expect(await at("/own", "other")).toEqual([500, { error: "handler failed" }]);
+    const [status, body] = await at("/own", undefined, "not json {");
+    expect([status, (body as { code: string }).code]).toEqual([400, "payload_not_decodable"]);
+    expect(failedStatuses(seen.events)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+  });
+
+  it("an app whose onRoute hook takes the route's error handler over, answering 200: the payload error is its to answer, the delivery still released", async () => {
+    let calls = 0;
+    const seen = await appWithErrorHandler((app, hooks) => {
+      app.addHook("onRoute", (route) => {
+        route.errorHandler = (_error, _request, reply) => reply.code(200).send({ swallowed: true });
+      });
+      app.post("/hook", { config: { interlock: hooks } }, async (request) => {
+        calls++;
+        return { got: request.webhook!.payload };
+      });
+    });
+    const d = await signed("not json {", "text/plain");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await post(`${running?.url}/hook`, d);
+      expect([response.status, await response.json()]).toEqual([200, { swallowed: true }]);
+    }
+    // Not recorded by the app's 200: the redelivery ran the route again.
+    expect(calls).toBe(2);
+    expect(seen.events.map((e) => e.type)).not.toContain("webhook.processed");
+  });
+
+  it("an error that only shares the JSON parser's code, thrown after the delivery was verified, is not verified again", async () => {
+    const seen = await appWithErrorHandler((app, hooks) =>
+      app.post("/hook", { config: { interlock: hooks } }, async () => {
+        throw Object.assign(new Error("a parser of the route's own"), { code: "FST_ERR_CTP_INVALID_JSON_BODY" });
+      }),
+    );
+    const d = await signed('{"a":1}', "application/json");
+    expect((await post(`${running?.url}/hook`, d)).status).toBe(500);
+    expect(seen.events.map((e) => e.type)).toEqual(["webhook.verified", "webhook.handler_failed"]);
+  });
+
+  it("hooks spread into the route's options, without the plugin: answered the same", async () => {
+    const handled = vi.fn();
+    const Fastify = (await import("fastify")).default;
+    const app = Fastify();
+    app.setErrorHandler((_error, _request, reply) => reply.code(500).send({ error: "handler failed" }));
+    app.post("/hook", { ...webhook(options()) }, async (request) => handled(request.webhook!.payload));
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    running = {
+      app,
+      url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}`,
+      close: () => app.close(),
+    };
+    for (const type of ["text/plain", "application/json"]) {
+      const response = await post(`${running.url}/hook`, await signed("not json {", type));
+      expect([response.status, (await problem(response)).code]).toEqual([400, "payload_not_decodable"]);
+    }
+  });
+
+  it("a hijacked reply (which reaches no error handler) with nothing sent yet → 400 payload_not_decodable on it; released, the redelivery runs", async () => {
+    let calls = 0;
+    const seen = await appWithErrorHandler((app, hooks) =>
+      app.post("/hook", { config: { interlock: hooks } }, async (request, reply) => {
+        calls++;
+        reply.hijack();
+        const payload = JSON.stringify(request.webhook!.payload);
+        reply.raw.writeHead(200, { "content-type": "application/json" }).end(payload);
+      }),
+    );
+    const d = await signed("not json {", "text/plain");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await fetch(`${running?.url}/hook`, {
+        method: "POST",
+        headers: d.headers,
+        body: d.body as BodyInit,
+        signal: AbortSignal.timeout(2000),
+      });
+      expect(response.status).toBe(400);
+      expect(await problem(response)).toMatchObject({ code: "payload_not_decodable" });
+    }
+    expect(calls).toBe(2);
+    expect(seen.errors).toEqual([]);
+    expect(failedStatuses(seen.events)).toEqual([400, 400]);
+  });
+
+  it("a hijacked reply whose head went out keeps its path: the delivery released at once, the response the app's (Fastify leaves it open)", async () => {
+    let calls = 0;
+    const seen = await appWithErrorHandler((app, hooks) =>
+      app.post("/hook", { config: { interlock: hooks } }, async (request, reply) => {
+        calls++;
+        reply.hijack();
+        reply.raw.writeHead(200, { "content-type": "text/plain" }).flushHeaders();
+        reply.raw.end(String(request.webhook!.payload));
+      }),
+    );
+    const d = await signed("not json {", "text/plain");
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const response = await fetch(`${running?.url}/hook`, {
+        method: "POST",
+        headers: d.headers,
+        body: d.body as BodyInit,
+        signal: AbortSignal.timeout(300),
+      });
+      expect(response.status).toBe(200);
+      await expect(response.text()).rejects.toThrow(/aborted/);
+      await vi.waitFor(() => expect(failedStatuses(seen.events)).toHaveLength(attempt));
+    }
+    expect(calls).toBe(2);
+    expect(seen.errors).toEqual([]);
+    expect(failedStatuses(seen.events)).toEqual([undefined, undefined]);
+    running?.app.server.closeAllConnections(); // the responses left open, which closing the app would wait for
+  });
+});
+
 describe("a delivery cut off mid-body", () => {
   /** A receiver logging to `logs` and reporting to `events`: the handler's calls counted by `handled`. */
   async function receiver(logs: LogLine[], events: InterlockEvent[], handled: () => void) {
