@@ -1,9 +1,10 @@
 // Boots the NestJS example on 127.0.0.1:0 and drives it over real HTTP, as Stripe and a payments
 // client would. Vitest compiles the TypeScript (with its decorators) as it imports it.
-import { signWebhook, stripe } from "@interlock/core";
+import { signWebhook, stripe, WebhookPayloadError } from "@interlock/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiKeys, describePaymentsApi } from "../payments-api.js";
 import { start } from "./src/main.js";
+import { ProblemFilter } from "./src/problem.js";
 import { memoryDb } from "./src/settings.js";
 
 const STRIPE_SECRET = "whsec_example_nestjs";
@@ -74,3 +75,34 @@ describe("Stripe webhooks", () => {
 });
 
 describePaymentsApi(() => ({ url: app.url, db }));
+
+describe("ProblemFilter", () => {
+  /** What the filter sent on a stand-in for Express's response. */
+  const caught = (exception: unknown) => {
+    const sent: { status?: number; type?: string; body?: string } = {};
+    const response = {
+      status(status: number) {
+        sent.status = status;
+        return response;
+      },
+      type(type: string) {
+        sent.type = type;
+        return response;
+      },
+      send(body: string) {
+        sent.body = body;
+        return response;
+      },
+    };
+    new ProblemFilter().catch(exception, { switchToHttp: () => ({ getResponse: () => response }) } as never);
+    return sent;
+  };
+
+  it("answers an Interlock 4xx a controller lets through as Interlock words it: a payload that is not JSON is 400 payload_not_decodable", () => {
+    const error = new WebhookPayloadError("stripe", "the delivery's body is not valid JSON");
+    const sent = caught(error);
+    expect([sent.status, sent.type]).toEqual([400, "application/problem+json"]);
+    expect(JSON.parse(sent.body ?? "")).toEqual(error.toProblem());
+    expect(JSON.parse(sent.body ?? "")).toMatchObject({ code: "payload_not_decodable", scheme: "stripe" });
+  });
+});

@@ -2,6 +2,7 @@
 // what the controllers throw, what Nest throws (a body its JSON parser refuses, an unknown
 // route) and anything unexpected.
 import { STATUS_CODES } from "node:http";
+import { InterlockError } from "@interlock/core";
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from "@nestjs/common";
 import type { Response } from "express";
 
@@ -31,6 +32,13 @@ export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger("ProblemFilter");
 
   catch(exception: unknown, host: ArgumentsHost): void {
+    // Interlock's own 4xx a controller let through (a delivery's `payload` that is not JSON:
+    // `WebhookPayloadError`, 400) is its problem as Interlock words it, as its middlewares answer.
+    if (exception instanceof InterlockError && exception.status < 500) {
+      const response = host.switchToHttp().getResponse<Response>();
+      response.status(exception.status).type("application/problem+json").send(JSON.stringify(exception.toProblem()));
+      return;
+    }
     const { status, code, detail } = this.problemOf(exception);
     sendProblem(host.switchToHttp().getResponse<Response>(), status, code, detail);
   }
