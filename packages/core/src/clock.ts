@@ -6,6 +6,9 @@
  * The process's start time plus the monotonic time since it does neither.
  */
 
+import { InterlockConfigError } from "./errors.js";
+import { typeName } from "./store/validate.js";
+
 /**
  * A clock of monotonic ms since the epoch (the process's start plus `performance.now()`), bound
  * to the `performance` in place when it is made: a store made while a test fakes time keeps the
@@ -19,6 +22,28 @@ export function monotonicClock(): () => number {
     return () => origin + performance.now();
   }
   return Date.now;
+}
+
+/**
+ * The clock an option names (`now`, for tests), read through a check, or undefined when none is
+ * given. Throws `InterlockConfigError` for one that is not a function; a reading that is not a
+ * finite number throws it too, when read: a `now` that answers `undefined` or `NaN` (an unbound
+ * method, a fake not yet set) would otherwise pass every comparison it takes part in, accepting a
+ * delivery signed years ago or letting two claims on one key both win. Failed closed instead: the
+ * operation is refused with the error naming the option.
+ */
+export function checkedClock(name: string, now: unknown): (() => number) | undefined {
+  if (now === undefined) return undefined;
+  if (typeof now !== "function") {
+    throw new InterlockConfigError(`${name} must be a function returning the time in ms since the epoch`);
+  }
+  return () => {
+    const at: unknown = now();
+    if (typeof at !== "number" || !Number.isFinite(at)) {
+      throw new InterlockConfigError(`${name}() returned ${typeName(at)}, not a finite number of ms since the epoch`);
+    }
+    return at;
+  };
 }
 
 /**

@@ -1,9 +1,19 @@
 /**
  * timerDelay: what every package hands the platform's timers; timerOutlivesRequests: whether one
- * timer may serve every request (not on Cloudflare Workers, however they are told).
+ * timer may serve every request (not on Cloudflare Workers, however they are told); a `now`
+ * option that is not a clock, refused, and its readings failing closed (checkedClock).
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { timerDelay, timerOutlivesRequests } from "../src/index.js";
+import {
+  createWebhookReceiver,
+  createWebhookVerifier,
+  InterlockConfigError,
+  MemoryStore,
+  signWebhook,
+  standardWebhooks,
+  timerDelay,
+  timerOutlivesRequests,
+} from "../src/index.js";
 
 describe("timerDelay", () => {
   it("rounds a delay up to whole milliseconds, so a timer never fires early", () => {
@@ -59,5 +69,41 @@ describe("timerOutlivesRequests", () => {
     vi.stubGlobal("navigator", undefined);
     vi.stubGlobal("WebSocketPair", class WebSocketPair {});
     expect(timerOutlivesRequests(nodeShaped())).toBe(false);
+  });
+});
+
+describe("a `now` option that is not a clock", () => {
+  const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const signedLongAgo = () =>
+    signWebhook({ scheme: standardWebhooks, secret: SECRET, body: "{}", timestamp: 1_000_000_000 }); // 2001
+
+  it("is refused where it is given, naming the option: the verifier, the receiver, the memory store", () => {
+    for (const now of [5, "Date.now", {}, null]) {
+      const bad = { now } as unknown as { now: () => number };
+      expect(() => createWebhookVerifier({ scheme: standardWebhooks, secret: SECRET, ...bad })).toThrow(
+        new InterlockConfigError("now must be a function returning the time in ms since the epoch"),
+      );
+      expect(() =>
+        createWebhookReceiver({ scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), ...bad }),
+      ).toThrow(InterlockConfigError);
+      expect(() => new MemoryStore(bad)).toThrow(InterlockConfigError);
+    }
+  });
+
+  it.each([
+    ["undefined", () => undefined],
+    ["NaN", () => Number.NaN],
+    ["a string", () => "1700000000000"],
+  ])("a reading of %s fails closed: a delivery signed in 2001 is refused, not accepted", async (_name, now) => {
+    const verifier = createWebhookVerifier({ scheme: standardWebhooks, secret: SECRET, now: now as () => number });
+    const signed = await signedLongAgo();
+    await expect(verifier.verify(signed.headers, "{}")).rejects.toThrow(InterlockConfigError);
+  });
+
+  it("a reading of NaN in the memory store: no claim wins, where two would have", async () => {
+    const store = new MemoryStore({ now: () => Number.NaN });
+    const claim = () => store.claim("k", { lockTtlMs: 1_000, fingerprint: "f" });
+    await expect(Promise.resolve().then(claim)).rejects.toThrow(/now\(\) returned a number, not a finite number/);
+    await expect(Promise.resolve().then(claim)).rejects.toThrow(InterlockConfigError);
   });
 });

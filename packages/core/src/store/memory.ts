@@ -25,7 +25,7 @@
  * until it expired itself, and be evicted first when the store filled up.
  */
 
-import { monotonicClock } from "../clock.js";
+import { checkedClock, monotonicClock } from "../clock.js";
 import { InterlockConfigError, StoreUnavailableError } from "../errors.js";
 import { assertOptionNames, optionNames } from "../option-names.js";
 import type {
@@ -85,7 +85,8 @@ export interface MemoryStoreOptions {
    * Clock in ms since the epoch. Default the process's start plus monotonic time since, so a
    * system clock that is set forward or back neither ends leases early nor holds them longer.
    * A completed record is then also kept until the system clock has passed its end (see
-   * `MemoryStore`). A clock given here is the only one: leases and records both run on it.
+   * `MemoryStore`). A clock given here is the only one: leases and records both run on it. A
+   * reading of it that is not a finite number fails the operation with `InterlockConfigError`.
    */
   now?: () => number;
 }
@@ -246,9 +247,10 @@ export class MemoryStore implements InterlockStore {
       throw new InterlockConfigError(
         'evictAfterMs applies to whenFull "evict-oldest": a store that refuses when full evicts nothing',
       );
-    this.#now = options.now ?? monotonicClock();
+    const now = checkedClock("now", options.now);
+    this.#now = now ?? monotonicClock();
     // Date.now as it is when the store is made: one made while a test fakes Date keeps the fake.
-    this.#wallNow = options.now ?? Date.now;
+    this.#wallNow = now ?? Date.now;
     this.#slots = this.#newSlots();
   }
 

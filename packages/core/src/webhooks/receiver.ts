@@ -8,6 +8,7 @@
  * a redelivery re-signed (a rotated secret, a fresh timestamp) is still a duplicate.
  */
 
+import { checkedClock } from "../clock.js";
 import { correlated, correlationIdOf, loggable } from "../correlation.js";
 import {
   BodyError,
@@ -420,7 +421,7 @@ export function createWebhookReceiver(options: WebhookReceiverOptions): WebhookR
     namespace,
   );
   const retryAfterSeconds = Math.ceil(lockTtlMs / 1000);
-  const wallNow = options.now ?? Date.now; // the clock the verifier checks timestamps on
+  const wallNow = checkedClock("now", options.now) ?? Date.now; // the clock the verifier checks timestamps on
   const toleranceMs = verifier.toleranceSeconds * 1000;
 
   /**

@@ -6,6 +6,7 @@
  */
 
 import { crypto } from "#crypto";
+import { checkedClock } from "../clock.js";
 import { correlated, correlationIdOf, loggable } from "../correlation.js";
 import type { ContentParts, CryptoPort, Ed25519Key, HmacKey } from "../crypto/port.js";
 import { InterlockConfigError, WebhookVerificationError } from "../errors.js";
@@ -30,7 +31,10 @@ export interface WebhookVerifierOptions {
    * Default 300; at most a year (`MAX_TOLERANCE_SECONDS`).
    */
   toleranceSeconds?: number;
-  /** Current time in milliseconds since the epoch. Default `Date.now`. */
+  /**
+   * Current time in milliseconds since the epoch. Default `Date.now`. A reading that is not a
+   * finite number fails the verification with `InterlockConfigError`, never passes the window.
+   */
   now?: () => number;
   /** Largest accepted body in bytes. Default 25 MiB (GitHub's own cap on payloads). */
   maxBodyBytes?: number;
@@ -194,7 +198,7 @@ export function createClaimsVerifier(options: WebhookVerifierOptions): ClaimsVer
   // Counts, not amounts: 0.5 would refuse every delivery, not configure anything.
   const maxBodyBytes = positiveIntegerOption("maxBodyBytes", options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES);
   const maxSignatures = positiveIntegerOption("maxSignatures", options.maxSignatures, DEFAULT_MAX_SIGNATURES);
-  const now = options.now ?? Date.now;
+  const now = checkedClock("now", options.now) ?? Date.now;
   const keys: VerificationKeys = importVerificationKeys(scheme, secretList(options.secret));
   const { hmacSync, ed25519VerifySync } = crypto;
   const sync: SyncCrypto | undefined = hmacSync && ed25519VerifySync ? { hmacSync, ed25519VerifySync } : undefined;
