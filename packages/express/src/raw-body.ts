@@ -5,6 +5,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import { BodyError, readRequestBody } from "@interlock/core";
 import { useDictionaryProperties } from "./dictionary-mode.js";
 
@@ -70,6 +71,43 @@ export async function readRawBody(req: IncomingMessage, limit: number): Promise<
   const bytes = asBuffer(read);
   remember(req, bytes);
   return bytes;
+}
+
+/**
+ * Reads the whole request stream as `readRawBody` does, then hands it on: the request is readable
+ * again, carrying the bytes read, for whatever comes after the middleware. A parser mounted after
+ * it (`express.json()`) must find the body it would find without Interlock, and so must the
+ * route's own reader (multer and busboy pipe the request, others listen for `data` or iterate
+ * it), not an ended stream: Express 4's parsers fail it "stream is not readable" (a 500), Express
+ * 5's leave `req.body` empty, and busboy fails it "Unexpected end of form". A body too large or
+ * cut off is not handed on: it is answered, and nothing runs after.
+ */
+export async function readRawBodyHandedOn(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
+  const read = await readRawBody(req, limit);
+  if (!(read instanceof BodyError)) handOn(req);
+  return read;
+}
+
+/**
+ * Node's `Readable` constructor, run again on the request, gives it a fresh reading state (its
+ * listeners and every other property kept) whose `_read` pushes the bytes kept and their end when
+ * a reader first asks: `pipe`, `data` events, `read()`, async iteration and `stream.pipeline` all
+ * read them from the state they expect, as they would read a request, and it ends ("end", then
+ * "close") once they have. Nothing is read from the socket again. Pushed only when asked: a route
+ * that reads nothing (the usual webhook route, reading `req.webhook`) pays for no push and no
+ * tick, only for the new state. Run once the read's promise has settled, after the first state's
+ * "end" and the auto-destroy and "close" that follow it in the same round of ticks: run from the
+ * "end" listener itself, that auto-destroy would destroy the new state, unended, which Node takes
+ * for an aborted request, closing the connection.
+ */
+function handOn(req: IncomingMessage): void {
+  Reflect.apply(Readable, req, [{ highWaterMark: req.readableHighWaterMark, read: pushKeptBytes }]);
+}
+
+/** A handed-on request's `_read`: one function for every request, which reads its bytes through `this`. */
+function pushKeptBytes(this: IncomingMessage & RequestState): void {
+  this.push(this[RAW_BODY]);
+  this.push(null);
 }
 
 /** A Buffer over the same memory: what `req.body` and `rawBodyOf` give is always a Buffer. */

@@ -8,7 +8,7 @@
  */
 
 import { type IncomingHttpHeaders, IncomingMessage, type ServerResponse } from "node:http";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { announcesBody, BodyError, declaredTooLarge, decodeContent } from "@interlock/core";
 import express, { type RequestHandler } from "express";
 import {
@@ -18,6 +18,7 @@ import {
   type RequestState,
   rawBodyOf,
   readRawBody,
+  readRawBodyHandedOn,
   streamConsumed,
 } from "./raw-body.js";
 
@@ -63,28 +64,9 @@ export function bodyReader(limit: number): BodyReader {
     // was, and the stream is the route's to read again.
     const known = rawBodyOf(req);
     if (known !== undefined) return known;
-    const read = await readRawBody(req, limit);
-    if (!(read instanceof BodyError)) readableAgain(req, read);
-    return read;
+    return readRawBodyHandedOn(req, limit);
   };
   return (req, res) => (streamConsumed(req) ? keptBytes(req, limit) : readUnread(req, res));
-}
-
-/**
- * Makes `req` readable again, carrying the `bytes` read from it. A body no Express parser takes
- * (multipart, XML) is read to its end here for the fingerprint, and the route's own reader
- * (multer and busboy pipe the request, others listen for `data` or iterate it) must find it as
- * it would without Interlock, not an ended stream: busboy fails it "Unexpected end of form", a
- * 500 for every keyed upload. Node's `Readable` constructor, run again on the request, gives it a
- * fresh reading state (its listeners and every other property kept), then the bytes and their end
- * are pushed: `pipe`, `data` events, `read()`, async iteration and `stream.pipeline` all read them
- * from the state they expect, as they would read a request, and it ends ("end", then "close") once
- * they have. Nothing is read from the socket again: the stream has ended before any read asks.
- */
-function readableAgain(req: IncomingMessage, bytes: Buffer): void {
-  Reflect.apply(Readable, req, [{ highWaterMark: req.readableHighWaterMark }]);
-  req.push(bytes);
-  req.push(null);
 }
 
 /**

@@ -18,7 +18,7 @@ import {
 import type { Request, RequestHandler, Response } from "express";
 import { holdResponse } from "./hold.js";
 import { passedBefore } from "./once.js";
-import { RAW_BODY_HOST_ADVICE, rawBodyOf, readRawBody, streamConsumed } from "./raw-body.js";
+import { RAW_BODY_HOST_ADVICE, rawBodyOf, readRawBodyHandedOn, streamConsumed } from "./raw-body.js";
 import { onThrow } from "./release.js";
 import { answer } from "./respond.js";
 
@@ -39,7 +39,11 @@ const NOT_RAW_ADVICE =
   "route before express.json(), or keep the bytes with express.json({ verify: captureRawBody })" +
   RAW_BODY_HOST_ADVICE;
 
-/** The raw bytes of the delivery, or core's error when they are too many or already gone. */
+/**
+ * The raw bytes of the delivery, or core's error when they are too many or already gone. Read
+ * from the stream, they are handed on in it, as `idempotency()` hands on a body it reads raw: a
+ * parser after `webhook()` parses the verified bytes, and a route that reads the request reads them.
+ */
 async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8Array | BodyError> {
   const known = rawBodyOf(req);
   // Bytes a parser or the host already holds are bounded as the ones read here are.
@@ -47,7 +51,7 @@ async function deliveryBody(req: IncomingMessage, limit: number): Promise<Uint8A
   // Nothing announced, nothing lost, even when a parser read the empty stream (body-parser reads `Content-Length: 0`).
   if (!announcesBody(req)) return new Uint8Array();
   if (streamConsumed(req)) return new BodyError("body_not_raw", NOT_RAW_ADVICE);
-  return readRawBody(req, limit);
+  return readRawBodyHandedOn(req, limit);
 }
 
 /** The options this adapter takes beyond core's. */

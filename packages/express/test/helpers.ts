@@ -77,6 +77,16 @@ export function postAndLeave(url: string, key: string): Promise<number> {
   });
 }
 
+/** A stream's bytes, read as a `data` listener reads them. */
+export function readByEvents(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.once("end", () => resolve(Buffer.concat(chunks)));
+    stream.once("error", reject);
+  });
+}
+
 export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 let sequence = 0;
 

@@ -23,7 +23,7 @@ import express, {
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, type IdempotencyMiddlewareOptions, idempotency, releaseOnError } from "../src/index.js";
 import { asyncRoute, untouchedBody } from "./framework.js";
-import { keepRawBody, listen, postAndLeave, type Running, SlowStore, send, sleep } from "./helpers.js";
+import { keepRawBody, listen, postAndLeave, type Running, readByEvents, SlowStore, send, sleep } from "./helpers.js";
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -1021,15 +1021,6 @@ async function multipart(): Promise<{ body: Buffer; type: string }> {
   form.append("file", new Blob(["hello pdf"]), "a.pdf");
   const request = new Request("http://localhost/", { method: "POST", body: form });
   return { body: Buffer.from(await request.arrayBuffer()), type: request.headers.get("content-type") as string };
-}
-
-function readByEvents(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.once("end", () => resolve(Buffer.concat(chunks)));
-    stream.once("error", reject);
-  });
 }
 
 // multer, the usual Express upload parser (busboy's), reached through NestJS's platform, which runs it for `FileInterceptor`.

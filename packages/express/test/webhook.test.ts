@@ -1,6 +1,6 @@
 /** `webhook()` specifics, over real HTTP on 127.0.0.1: raw bytes, limits, onError, outcomes. */
 
-import { request as httpRequest } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
 import { PassThrough, Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
@@ -10,7 +10,7 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureRawBody, idempotency, releaseOnError, type WebhookMiddlewareOptions, webhook } from "../src/index.js";
 import { asyncRoute, expressMajor } from "./framework.js";
-import { keepRawBody, listen, type Running, SECRET, SlowStore, send, signed, sleep } from "./helpers.js";
+import { keepRawBody, listen, type Running, readByEvents, SECRET, SlowStore, send, signed, sleep } from "./helpers.js";
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -27,6 +27,8 @@ interface Setup {
   /** Error handlers mounted before the app's own. */
   errors?: ErrorRequestHandler[];
   options?: Partial<WebhookMiddlewareOptions>;
+  /** Middleware mounted on the route between webhook() and the route (a parser). */
+  after?: RequestHandler[];
   /** The route after webhook(); default echoes the verified bytes as base64. */
   route?: RequestHandler;
 }
@@ -39,7 +41,7 @@ async function start(setup: Setup = {}) {
   const app = express();
   setup.before?.(app);
   const options = { scheme: standardWebhooks, secret: SECRET, store: new MemoryStore(), ...setup.options };
-  app.post("/webhooks", webhook(options), setup.route ?? echo);
+  app.post("/webhooks", webhook(options), ...(setup.after ?? []), setup.route ?? echo);
   for (const handler of setup.errors ?? []) app.use(handler);
   app.use(onError);
   const server = await listen(app);
@@ -200,6 +202,114 @@ describe("webhook(): the raw body, whatever parser the app uses", () => {
     const url = await start();
     const response = await send(url, { headers: (await signed("x")).headers });
     expect([response.status, (response.json() as { code: string }).code]).toEqual([401, "no_matching_signature"]);
+  });
+});
+
+describe("webhook(): what runs after it reads the stream gets the verified bytes", () => {
+  const parsed: RequestHandler = (req, res) =>
+    void res.json({ body: Buffer.isBuffer(req.body) ? `buffer:${req.body.toString()}` : req.body });
+
+  it.each<[string, RequestHandler, string, string, unknown]>([
+    ["express.json()", express.json(), "application/json", AWKWARD_JSON, JSON.parse(AWKWARD_JSON)],
+    [
+      "express.urlencoded()",
+      express.urlencoded({ extended: false }),
+      "application/x-www-form-urlencoded",
+      "type=invoice.paid&n=1",
+      { type: "invoice.paid", n: "1" },
+    ],
+    ["express.text()", express.text(), "text/plain", "invoice.paid", "invoice.paid"],
+    ["express.raw()", express.raw(), "application/octet-stream", "invoice.paid", "buffer:invoice.paid"],
+  ])(
+    "%s mounted after webhook() parses the bytes verified; the delivery is recorded",
+    async (_name, parser, type, body, expected) => {
+      let runs = 0;
+      const url = await start({
+        after: [parser],
+        route: (req, res, next) => {
+          runs++;
+          parsed(req, res, next);
+        },
+      });
+      const d = await signed(body, type);
+      const first = await send(url, d);
+      expect([first.status, first.json()]).toEqual([200, { body: expected }]);
+      expect((await send(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+      expect(runs).toBe(1);
+    },
+  );
+
+  it("idempotency() after webhook() on a keyed delivery parses the bytes verified for the route, with its own parsers", async () => {
+    const store = new MemoryStore();
+    const url = await start({ options: { store }, after: [idempotency({ store, principal: false })], route: parsed });
+    const d = await signed(AWKWARD_JSON);
+    const response = await send(url, { headers: { ...d.headers, "idempotency-key": "k" }, body: d.body });
+    expect([response.status, response.json()]).toEqual([200, { body: JSON.parse(AWKWARD_JSON) }]);
+  });
+
+  it("deliveries one after another on a keep-alive connection, to a route that reads nothing: each answered on it", async () => {
+    const url = await start({ route: (req, res) => void res.json({ id: req.webhook?.id }) });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const deliver = async () => {
+      const d = await signed('{"type":"x"}');
+      return new Promise<unknown>((resolve, reject) => {
+        const req = httpRequest(url, { method: "POST", headers: d.headers, agent }, (res) => {
+          sockets.add(res.socket);
+          res.setEncoding("utf8").on("data", () => {});
+          res.on("end", () => resolve(res.statusCode));
+        });
+        req.on("error", reject);
+        req.end(Buffer.from(d.body));
+      });
+    };
+    try {
+      expect([await deliver(), await deliver(), await deliver()]).toEqual([200, 200, 200]);
+      expect(sockets.size).toBe(1);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it.each<[string, (req: NodeJS.ReadableStream) => Promise<Buffer>]>([
+    ["listens for data", (req) => readByEvents(req)],
+    [
+      "iterates it",
+      async (req) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks);
+      },
+    ],
+    ["pipes it", (req) => readByEvents(req.pipe(new PassThrough()))],
+    [
+      "reads it with read()",
+      (req) =>
+        new Promise<Buffer>((resolve, reject) => {
+          const chunks: Buffer[] = [];
+          req.on("readable", () => {
+            for (let chunk = req.read(); chunk !== null; chunk = req.read()) chunks.push(chunk as Buffer);
+          });
+          req.once("end", () => resolve(Buffer.concat(chunks)));
+          req.once("error", reject);
+        }),
+    ],
+  ])("a route that %s reads the whole body verified; the delivery is recorded", async (_how, read) => {
+    let runs = 0;
+    const url = await start({
+      route: asyncRoute(async (req, res) => {
+        runs++;
+        res.json({ bytes: (await read(req)).toString("base64") });
+      }),
+    });
+    const d = await signed(AWKWARD_JSON);
+    const first = await send(url, d);
+    expect([first.status, Buffer.from((first.json() as { bytes: string }).bytes, "base64").toString()]).toEqual([
+      200,
+      AWKWARD_JSON,
+    ]);
+    expect((await send(url, d)).json()).toEqual({ duplicate: true, id: d.id });
+    expect(runs).toBe(1);
   });
 });
 
