@@ -11,15 +11,18 @@ import {
   createIdempotency,
   DEFAULT_REQUEST_BODY_LIMIT,
   IDEMPOTENCY_OPTION_NAMES,
+  type IdempotencyEngine,
   type IdempotencyErrorDecision,
   type IdempotencyOptions,
   type IdempotencyRequest,
+  type IdempotencyTicket,
   optionNames,
   passedBefore,
 } from "@interlock/core";
 import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
 import { answer, captureResponse, recordBypass, settleWhenSent } from "./response.js";
+import { capturedUnsent, routeReturned, type UnsentAnswer, watchAround } from "./unsent.js";
 
 /** The request as `principal`, `fingerprint` and `required` see it: `context` is Koa's `ctx`. */
 export interface KoaIdempotencyRequest extends IdempotencyRequest {
@@ -95,17 +98,34 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
     }
     const bypass = recordBypass(ctx, recordLimit, engine, decision.ticket);
     let captured: CapturedResponse | undefined;
+    let unsent: UnsentAnswer | undefined;
+    watchAround(ctx);
     try {
-      await next();
+      try {
+        await next();
+      } finally {
+        unsent = routeReturned(ctx);
+      }
       // Koa answers from ctx: captured now, recorded before Koa sends it, so a client that got
       // the response and retries is replayed. An app that wrote ctx.res itself is recorded instead.
-      captured = bypass.used(ctx) ? undefined : captureResponse(ctx);
+      captured = unsent !== undefined || bypass.used(ctx) ? undefined : captureResponse(ctx);
     } catch (error) {
       bypass.stop();
       await engine.abort(decision.ticket);
       // An end the app made before it threw goes out once the key is released.
       bypass.sendHeld();
       throw error;
+    }
+    if (unsent !== undefined) {
+      // A layer around the route answered first (a timeout); the route's own answer, which Koa
+      // dropped, is what a retry is replayed, as it says how the work ended.
+      bypass.stop();
+      try {
+        await settleUnsent(ctx, unsent, engine, decision.ticket);
+      } finally {
+        bypass.sendHeld();
+      }
+      return;
     }
     if (captured) bypass.stop();
     // A streamed body (not stored) is sent once every middleware has returned, and may still be
@@ -146,6 +166,25 @@ export function idempotency(options: IdempotencyMiddlewareOptions): Middleware {
     }
   }
   return interlockIdempotency;
+}
+
+/**
+ * Settles the key by the answer the route gave after a layer around it had answered the client
+ * (see unsent.ts): a retry is replayed what the route did, not run again. A body Koa would have
+ * streamed is not stored (released, `streamed`), nor one JSON cannot serialise (released, as Koa's
+ * 500 would be). An error status releases the key, as a throw does: it may be a middleware inside
+ * ours mapping the route's own throw after the fact, and a retry of a failed request runs again
+ * either way (as the Hono adapter settles the same case).
+ */
+async function settleUnsent(
+  ctx: Context,
+  unsent: UnsentAnswer,
+  engine: Pick<IdempotencyEngine, "finish" | "abort">,
+  ticket: IdempotencyTicket,
+): Promise<unknown> {
+  const status = unsent.answeredStatus();
+  const captured = status !== undefined && status < 400 ? capturedUnsent(ctx, unsent, status) : undefined;
+  return captured === undefined ? engine.abort(ticket) : engine.finish(ticket, captured);
 }
 
 /**

@@ -19,6 +19,7 @@ import type { Context, Middleware, Next } from "koa";
 import { readRawBody } from "./raw-body.js";
 import { answer, guardDestroy, isStreamed, settleWhenSent, watchEnd, writeResponse } from "./response.js";
 import type { RawBodyContext, WebhookState } from "./types.js";
+import { routeReturned, streamedUnsent, type UnsentAnswer, watchAround } from "./unsent.js";
 
 export interface WebhookMiddlewareOptions extends WebhookReceiverOptions {
   /**
@@ -63,8 +64,14 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
     // A response the app destroys before its end (`ctx.res.destroy()`) is a failed handler, as a
     // throw: watched from now on, as the handler may destroy it before it returns.
     const destroy = guardDestroy(ctx.res);
+    let unsent: UnsentAnswer | undefined;
+    watchAround(ctx);
     try {
-      await next();
+      try {
+        await next();
+      } finally {
+        unsent = routeReturned(ctx);
+      }
     } catch (error) {
       if (answeredPayloadError(ctx, error)) {
         // Answered 400 here, before the app's error handling makes it a 500 that the provider
@@ -78,6 +85,15 @@ export function webhook<T = unknown>(options: WebhookMiddlewareOptions): Middlew
     }
     if (destroy.failed) {
       await receiver.abort(decision.ticket);
+      return;
+    }
+    // A layer around the route answered the provider first (a timeout): the answer the route gave
+    // then, which Koa dropped, says how its work ended (see unsent.ts). A body Koa would have
+    // streamed says nothing of that: released, as any answer outside 2xx.
+    if (unsent !== undefined) {
+      const status = unsent.answeredStatus();
+      if (status === undefined || streamedUnsent(unsent)) await receiver.abort(decision.ticket);
+      else await receiver.finish(decision.ticket, { status });
       return;
     }
     // A streamed body is sent once every middleware has returned, and the work behind it may
