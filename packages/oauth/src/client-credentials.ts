@@ -14,7 +14,7 @@ import { TokenDecryptionError } from "./errors.js";
 import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import type { TokenStore } from "./store/contract.js";
 import { exclusive, SingleFlight } from "./store/lock.js";
-import { MemoryTokenStore } from "./store/memory.js";
+import { defaultTokenStore } from "./store/memory.js";
 import {
   type GetAccessTokenOptions,
   isTransient,
@@ -117,7 +117,7 @@ export function createClientCredentials(
   const freshness = freshnessOptions(options);
   const lockTtlMs = lockTtlOption(options.lockTtlMs);
   const prefix = prefixOption(options.keyPrefix);
-  const store = options.store ?? new MemoryTokenStore({ now: internals.now });
+  const store = options.store ?? defaultTokenStore(internals);
   const codec = new RecordCodec(options.encryptionKeys);
   const scope = scopeText(options.scope);
   const parameters = new URLSearchParams(extraParams(options.params, "params", RESERVED));

@@ -86,7 +86,8 @@ export interface OAuthClientOptions {
   /**
    * Milliseconds since the epoch, for token expiry; tests move it. Default: the system clock
    * (`Date.now()`) for the times tokens carry and stores keep, and monotonic time since a token
-   * came for how long this process keeps using one it holds. Given, every time this package
+   * came for how long this process keeps using one it holds (and for the lifetimes of the
+   * default memory store's entries, its locks' leases among them). Given, every time this package
    * keeps is read from it, and a login's `max_age` is judged on it; an ID token's `exp`, `iat`
    * and `nbf` are checked on the system clock, as the authorization server dates them.
    */

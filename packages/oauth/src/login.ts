@@ -21,7 +21,7 @@ import { CLIENT_PARAMS, extraParams, type ReservedParams } from "./params.js";
 import { codeChallenge, generateCodeVerifier, isCodeVerifier } from "./pkce.js";
 import { type GrantTokens, grantTokensIn, revokeOrphans, tokensAnswered } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
-import { MemoryTokenStore } from "./store/memory.js";
+import { defaultTokenStore } from "./store/memory.js";
 import { prefixOption } from "./token-source.js";
 import { type IdTokenClaims, RecordCodec, type TokenSet, tokenSetFrom } from "./tokens.js";
 import { keptLateAnswer, type LateAnswer, lateAnswerWithin } from "./transport.js";
@@ -230,7 +230,7 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
   const redirectUri = redirectUriOption(options?.redirectUri);
   const scope = options.scope ?? "openid";
   if (typeof scope !== "string") throw new InterlockConfigError("scope must be a space-separated string");
-  const store = options.store ?? new MemoryTokenStore({ now: internals.now });
+  const store = options.store ?? defaultTokenStore(internals);
   const codec = new RecordCodec(options.encryptionKeys);
   const pendingTtlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS;
   if (!Number.isSafeInteger(pendingTtlMs) || pendingTtlMs <= 0) {

@@ -18,7 +18,7 @@ import { assertSameIdentity } from "./id-token.js";
 import { type GrantTokens, revocationEvent, revokeGrant, revokeOrphans, tokensAnswered } from "./revocation.js";
 import { isEntryKey, type TokenStore } from "./store/contract.js";
 import { exclusive, type HeldLock, SingleFlight } from "./store/lock.js";
-import { MemoryTokenStore } from "./store/memory.js";
+import { defaultTokenStore } from "./store/memory.js";
 import {
   DEFAULT_LOCK_TTL_MS,
   type GetAccessTokenOptions,
@@ -300,7 +300,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
   const codec = new RecordCodec(options.encryptionKeys);
   const freshness = freshnessOptions(options);
   const prefix = prefixOption(options.keyPrefix);
-  const store = options.store ?? new MemoryTokenStore({ now: internals.now });
+  const store = options.store ?? defaultTokenStore(internals);
   const callMs = storeCallMs(store);
   const lockTtlMs = refreshLockTtl(options.lockTtlMs, internals.longestSingleRequestMs, callMs);
   const sessionTtlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;

@@ -316,6 +316,18 @@ describe("Authorization Code + PKCE against oidc-provider", () => {
     await refused(login.complete(callback, { state: start.state }), "state_unknown");
   });
 
+  it("times a pending login in the default store on the client's now, when the app gave one", async () => {
+    let now = Date.now();
+    const login = createLogin(webClient(server(), { now: () => now }), {
+      redirectUri: REDIRECT_URI,
+      pendingTtlMs: 60_000,
+    });
+    const start = await login.begin();
+    const callback = await authorize(start);
+    now += 61_000;
+    await refused(login.complete(callback, { state: start.state }), "state_unknown");
+  });
+
   it("refuses a callback from another issuer (RFC 9207 mix-up defence)", async () => {
     const { login } = loginWith();
     const start = await login.begin();

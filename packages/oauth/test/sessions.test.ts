@@ -9,7 +9,7 @@ import { startAuthorizationServer } from "@interlock/test-harness/oauth";
 import { Cluster, Redis } from "ioredis";
 import * as oauth from "oauth4webapi";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished, vi } from "vitest";
 import { clientSpace, sha256Hex } from "../src/client-space.js";
 import {
   createLogin,
@@ -1108,5 +1108,47 @@ describe("a refresh never brings back what was refused", () => {
     expect(error).toBeInstanceOf(OAuthResponseError);
     expect(error).toMatchObject({ code: "server_unavailable" });
     expect(await manager.getAccessToken(id)).toBe(tokens.accessToken); // not refused: still used
+  });
+});
+
+describe("session tokens when the system clock is set (no `now` option)", () => {
+  it("a clock set an hour forward while a refresh is at the server does not let a second one of the session through", async () => {
+    // Two refreshes of one session in one process that share no flight (the second, after a 401,
+    // refuses the token the first was started without): only the default store's refresh lock
+    // keeps them apart. The system clock steps forward past the lock's lease (a VM resumed) while
+    // the first refresh's request is at the server, held there until the second has had time to
+    // take the lock and send the same refresh token (then at once), which the server would take
+    // for theft, revoking the grant.
+    const wall = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, "now"); // watched before the store is made: a store keeps the clock it was made with
+    onTestFinished(() => clock.mockRestore());
+    const firstAtServer = resolvable();
+    const secondAtServer = resolvable();
+    let refreshRequests = 0;
+    const heldAtServer: FetchLike = async (input, init) => {
+      if (String(init?.body ?? "").includes("grant_type=refresh_token") && ++refreshRequests === 1) {
+        clock.mockImplementation(() => wall() + 60 * 60_000);
+        firstAtServer.resolve();
+        await Promise.race([secondAtServer.promise, new Promise((resolve) => setTimeout(resolve, 500))]);
+      } else if (String(init?.body ?? "").includes("grant_type=refresh_token")) {
+        secondAtServer.resolve();
+      }
+      return fetch(input, init);
+    };
+    const manager = createSessionTokens(webClient(server(), { fetch: heldAtServer }), { encryptionKeys: keyring });
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, tokens);
+    const before = refreshes();
+
+    const refreshed = manager.refresh(id);
+    await firstAtServer.promise;
+    const afterUnauthorized = manager.getAccessToken(id, { rejected: tokens.accessToken });
+    const [fromRefresh, accessToken] = await Promise.all([refreshed, afterUnauthorized]);
+    expect(refreshRequests).toBe(1);
+    expect(refreshes()).toBe(before + 1);
+    expect(accessToken).toBe(fromRefresh.accessToken);
+    expect(await manager.get(id)).toEqual(fromRefresh);
+    expect(await introspect(server(), fromRefresh.refreshToken!, WEB_APP)).toMatchObject({ active: true });
   });
 });

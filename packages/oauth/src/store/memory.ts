@@ -2,9 +2,16 @@
  * The memory token store: one process only (tests, a single instance, the in-process default
  * cache). Expiry is checked when a key is read, without a timer per key; the number of entries is
  * bounded, the least recently written going first (expired entries are among the oldest).
+ *
+ * An entry's lifetime is a duration, timed by default on monotonic time: `Date.now()` steps when
+ * the system clock is set (NTP, a VM resumed from a snapshot), and a step forward past a refresh
+ * lock's lease would end the lock while its request is still at the token endpoint, letting a
+ * second caller send the same refresh token (a rotating server then ends the grant). The times
+ * inside the records (a token's `expiresAt`) are the system clock's all the same: the store
+ * never reads them.
  */
 
-import { assertOptionNames, optionNames, positiveIntegerOption } from "@interlock/core";
+import { assertOptionNames, monotonicNow, optionNames, positiveIntegerOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -18,7 +25,11 @@ import {
 export interface MemoryTokenStoreOptions {
   /** Most entries kept. Default 100,000. */
   maxEntries?: number;
-  /** Milliseconds since the epoch; for tests that move time. Default `Date.now`. */
+  /**
+   * The clock entries' lifetimes are timed on, in milliseconds; for tests that move time.
+   * Default monotonic time (`performance.now()`), which a system clock set forward or back does
+   * not move.
+   */
   now?: () => number;
 }
 
@@ -42,7 +53,7 @@ export class MemoryTokenStore implements TokenStore {
   constructor(options: MemoryTokenStoreOptions = {}) {
     assertOptionNames("memoryTokenStore()", options, MEMORY_TOKEN_STORE_OPTION_NAMES);
     this.maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? monotonicNow;
   }
 
   /** Live entries right now (expired ones not counted). */
@@ -93,6 +104,15 @@ export class MemoryTokenStore implements TokenStore {
       this.#slots.delete(key);
     }
   }
+}
+
+/**
+ * The store a flow keeps its records in when the app gave none: timed on the client's `now` when
+ * the app gave one (its tests move it for every time this package keeps), on monotonic time
+ * otherwise.
+ */
+export function defaultTokenStore(clock: { now: () => number; nowGiven: boolean }): MemoryTokenStore {
+  return new MemoryTokenStore(clock.nowGiven ? { now: clock.now } : {});
 }
 
 /** A token store in this process's memory. */
