@@ -258,7 +258,7 @@ export class PostgresTokenStore implements TokenStore {
   async #execute(statement: Statement, values: unknown[]) {
     // One deadline for the reruns too: none once the caller was told it failed.
     const deadline = new PostgresDeadline(this.operationTimeoutMs);
-    return boundedStoreCall(this.name, statement, this.operationTimeoutMs, async () => {
+    return boundedStoreCall(this.name, operationOf(statement), this.operationTimeoutMs, async () => {
       for (let attempt = 1; ; attempt++) {
         try {
           return await executePostgres(this.#db, { text: this.#sql[statement] }, values, deadline);
@@ -271,6 +271,9 @@ export class PostgresTokenStore implements TokenStore {
     });
   }
 }
+
+/** The store's method a statement runs for, as its errors name it: `set` for each of its three statements. */
+const operationOf = (statement: Statement): string => (statement.startsWith("set") ? "set" : statement);
 
 /** A token store on the caller's `pg` pool. Create its table first with `migrate(pool)`. */
 export function postgresTokenStore(db: PgQueryable, options?: PostgresTokenStoreOptions): PostgresTokenStore {
