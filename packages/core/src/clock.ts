@@ -14,6 +14,7 @@ import { typeName } from "./store/validate.js";
  * to the `performance` in place when it is made: a store made while a test fakes time keeps the
  * fake clock, as one made with `Date.now` did, and the hot path reads no global. Where a runtime
  * gives no start time on the epoch's scale (workerd's `timeOrigin` is 0), `Date.now`.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function monotonicClock(): () => number {
   const performance = globalThis.performance;
@@ -31,6 +32,7 @@ export function monotonicClock(): () => number {
  * method, a fake not yet set) would otherwise pass every comparison it takes part in, accepting a
  * delivery signed years ago or letting two claims on one key both win. Failed closed instead: the
  * operation is refused with the error naming the option.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function checkedClock(name: string, now: unknown): (() => number) | undefined {
   if (now === undefined) return undefined;
@@ -40,7 +42,8 @@ export function checkedClock(name: string, now: unknown): (() => number) | undef
   return () => {
     const at: unknown = now();
     if (typeof at !== "number" || !Number.isFinite(at)) {
-      throw new InterlockConfigError(`${name}() returned ${typeName(at)}, not a finite number of ms since the epoch`);
+      const given = typeof at === "number" ? String(at) : typeName(at); // NaN, Infinity
+      throw new InterlockConfigError(`${name}() returned ${given}, not a finite number of ms since the epoch`);
     }
     return at;
   };

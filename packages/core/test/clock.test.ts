@@ -103,7 +103,7 @@ describe("a `now` option that is not a clock", () => {
   it("a reading of NaN in the memory store: no claim wins, where two would have", async () => {
     const store = new MemoryStore({ now: () => Number.NaN });
     const claim = () => store.claim("k", { lockTtlMs: 1_000, fingerprint: "f" });
-    await expect(Promise.resolve().then(claim)).rejects.toThrow(/now\(\) returned a number, not a finite number/);
+    await expect(Promise.resolve().then(claim)).rejects.toThrow(/now\(\) returned NaN, not a finite number/);
     await expect(Promise.resolve().then(claim)).rejects.toThrow(InterlockConfigError);
   });
 });
