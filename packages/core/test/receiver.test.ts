@@ -650,6 +650,25 @@ describe("checkHeaders then begin with the bytes (Fastify's preParsing, then pre
     });
     expect(parse).toHaveBeenCalledTimes(6);
   });
+
+  it("one headers object reused for every delivery: a check whose begin never came leaves no claims for the next one's begin", async () => {
+    const receiver = createWebhookReceiver({
+      scheme: standardWebhooks,
+      secret: SW_SECRET,
+      store: new MemoryStore(),
+      now: () => NOW * 1000,
+    });
+    const [a, b] = await Promise.all(
+      ["msg_a", "msg_b"].map((id) =>
+        signWebhook({ scheme: standardWebhooks, secret: SW_SECRET, body: BODY, id, timestamp: NOW }),
+      ),
+    );
+    const headers: Record<string, string> = { ...a!.headers };
+    expect(receiver.checkHeaders(headers)).toBeUndefined(); // A's body is then refused: no begin
+    Object.assign(headers, b!.headers);
+    expect(receiver.checkHeaders(headers)).toBeUndefined();
+    expect(await receiver.begin(headers, BODY)).toMatchObject({ action: "process", event: { id: "msg_b" } });
+  });
 });
 
 describe("begin with a body reader: the body read only once the headers pass", () => {
