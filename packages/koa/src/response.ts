@@ -154,6 +154,12 @@ class Bypass {
   readonly res: ServerResponse;
   readonly originalWrite: Writer;
   readonly originalEnd: Writer;
+  /**
+   * The recording of an idempotency() mounted before this one, which this one's `originalWrite`
+   * and `originalEnd` (the same shared functions) reach: the response's recording while they run
+   * (see `passOn`) and once this one is restored, so each layer records the app's calls once.
+   */
+  readonly previous: Bypass | undefined;
   /** What the app wrote, made at its first write. */
   collector: BodyCollector | undefined;
   /** A stream was piped in, or a chunk that is no bytes written: the body is not recorded. */
@@ -201,6 +207,8 @@ class Bypass {
     this.res = res;
     this.originalWrite = res.write as Writer;
     this.originalEnd = res.end as Writer;
+    const found = (res as Recorded)[BYPASS];
+    this.previous = found?.recording === true ? found : undefined;
   }
 
   /**
@@ -254,6 +262,25 @@ class Bypass {
     this.recording = false;
     res.write = this.originalWrite as ServerResponse["write"];
     res.end = this.originalEnd as ServerResponse["end"];
+    // The layer before records from now on. The last one stays the response's once restored: what
+    // it held is read after (`watchEnd`, `guardedDestroy`).
+    if (this.previous !== undefined) (res as Recorded)[BYPASS] = this.previous;
+  }
+
+  /**
+   * Calls the method this recording replaced. When it is the layer before's recording function,
+   * that layer's recording is the response's for the call: otherwise the shared function would
+   * find this one again, and call itself until the stack overflows.
+   */
+  passOn(method: Writer, args: unknown[]): unknown {
+    const res = this.res as Recorded;
+    if (this.previous === undefined || res[BYPASS] !== this) return method.apply(res, args);
+    res[BYPASS] = this.previous;
+    try {
+      return method.apply(res, args);
+    } finally {
+      res[BYPASS] = this;
+    }
   }
 
   /** The app destroyed the response before its end (see `guardedDestroy`): what it wrote is final, and failed. */
@@ -371,7 +398,7 @@ function bypassWrite(this: ServerResponse, ...args: unknown[]): unknown {
   if (!bypass.wrote) watchCutOff(this);
   bypass.wrote = true;
   bypass.keep(args[0], args[1]);
-  return bypass.originalWrite.apply(this, args);
+  return bypass.passOn(bypass.originalWrite, args);
 }
 
 /**
@@ -506,7 +533,8 @@ function guardedDestroy(this: ServerResponse, ...args: unknown[]): unknown {
   const bypass = (this as Recorded)[BYPASS];
   if (!guard.failed && !closed(this) && !this.writableEnded && bypass?.hasEnded !== true) {
     guard.failed = true;
-    bypass?.fail();
+    // Every idempotency() recording the response fails (see `Bypass.previous`): each holds a key.
+    for (let failed = bypass; failed !== undefined; failed = failed.previous) failed.fail();
     (this as Watched)[END_WATCH]?.fail();
   }
   return guard.original.apply(this, args);
