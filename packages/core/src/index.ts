@@ -1,5 +1,5 @@
-// Whole milliseconds for the platform's timers, in every package that arms one.
-export { timerDelay, timerOutlivesRequests } from "./clock.js";
+// Clocks, and whole milliseconds for the platform's timers, in every package that keeps time.
+export { checkedClock, monotonicClock, timerDelay, timerOutlivesRequests } from "./clock.js";
 // A request body's content coding, decoded alike by every adapter.
 export { type ContentEncodingValue, contentCodings, decodeContent } from "./content-coding.js";
 export type { ContentParts } from "./crypto/port.js";

@@ -7,6 +7,7 @@
 
 import {
   assertOptionNames,
+  checkedClock,
   choiceOption,
   emit,
   InterlockConfigError,
@@ -226,17 +227,15 @@ function clientAuth(options: OAuthClientOptions): oauth.ClientAuth {
 }
 
 /**
- * The options whose shape nothing else checks when the client is made: `now` and `onEvent` are
- * first called later (a mistake would be a `TypeError` at the first token, or a hook failure at
- * every event), `allowInsecureRequests` is only compared with `true` (`"true"` would be taken for
- * not set), `metadata` is read below. Refused as typed errors at start-up; no message quotes what
- * was given.
+ * The options whose shape nothing else checks when the client is made (`now` is, by
+ * `checkedClock`): `onEvent` is first called later (a mistake would be a hook failure at every
+ * event), `allowInsecureRequests` is only compared with `true` (`"true"` would be taken for not
+ * set), `metadata` is read below. Refused as typed errors at start-up; no message quotes what was
+ * given.
  */
 function assertOptionShapes(options: OAuthClientOptions): void {
-  for (const name of ["now", "onEvent"] as const) {
-    if (options[name] !== undefined && typeof options[name] !== "function") {
-      throw new InterlockConfigError(`${name} must be a function`);
-    }
+  if (options.onEvent !== undefined && typeof options.onEvent !== "function") {
+    throw new InterlockConfigError("onEvent must be a function");
   }
   if (options.allowInsecureRequests !== undefined && typeof options.allowInsecureRequests !== "boolean") {
     throw new InterlockConfigError("allowInsecureRequests must be true or false");
@@ -275,8 +274,10 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new InterlockConfigError("timeoutMs must be positive");
   const fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   if (typeof fetchImpl !== "function") throw new InterlockConfigError("fetch must be a function");
-  // Read at every call, not kept: the system clock as it is set now.
-  const now = options.now ?? (() => Date.now());
+  // Read at every call, not kept: the system clock as it is set now. A given `now` is read through
+  // a check: one answering `undefined` or `NaN` would pass every comparison it is in (a token
+  // never due, a memory store's refresh lock free to two callers), so the call fails instead.
+  const now = checkedClock("now", options.now) ?? (() => Date.now());
 
   const http: HttpOptions = {
     [oauth.customFetch]: createTransport(fetchImpl, timeoutMs, options.retry === undefined ? {} : options.retry),

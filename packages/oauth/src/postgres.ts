@@ -272,8 +272,9 @@ export class PostgresTokenStore implements TokenStore {
   }
 }
 
-/** The store's method a statement runs for, as its errors name it: `set` for each of its three statements. */
-const operationOf = (statement: Statement): string => (statement.startsWith("set") ? "set" : statement);
+/** The store's method a statement runs for, as its errors name it: `set` for each of its three statements, `purgeExpired` for `purge`. */
+const operationOf = (statement: Statement): string =>
+  statement.startsWith("set") ? "set" : statement === "purge" ? "purgeExpired" : statement;
 
 /** A token store on the caller's `pg` pool. Create its table first with `migrate(pool)`. */
 export function postgresTokenStore(db: PgQueryable, options?: PostgresTokenStoreOptions): PostgresTokenStore {

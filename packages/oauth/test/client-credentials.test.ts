@@ -191,6 +191,27 @@ describe("client credentials against oidc-provider", () => {
     await expect(createClientCredentials(client).getAccessToken()).resolves.toBeTypeOf("string");
   });
 
+  it("a now that answers no finite number fails the call with InterlockConfigError, before a token is asked for", async () => {
+    // An unbound method or an unset fake: undefined or NaN passes every comparison it is in, so a
+    // token would never be due and the default store's lock would be free to every caller. The
+    // client checks it whatever the store (an app's own store never reads it).
+    for (const [reading, options] of [
+      [undefined, {}],
+      [Number.NaN, {}],
+      [undefined, { store: new MemoryTokenStore() }],
+      [Number.NaN, { store: new MemoryTokenStore() }],
+    ] as const) {
+      const tokens = createClientCredentials(serviceClient(server(), { now: () => reading as never }), options);
+      const before = grants();
+      const calls = await Promise.allSettled([tokens.getAccessToken(), tokens.getAccessToken()]);
+      for (const call of calls) {
+        expect(call).toMatchObject({ status: "rejected", reason: { name: "InterlockConfigError" } });
+        expect(String((call as PromiseRejectedResult).reason.message)).toMatch(/^now\(\) returned /);
+      }
+      expect(grants()).toBe(before); // refused before the server is asked
+    }
+  });
+
   it("a failed request is not cached: the next call asks again", async () => {
     const tokens = createClientCredentials(serviceClient(server()), { scope: "api:admin" });
     const before = grants();

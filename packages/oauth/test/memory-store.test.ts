@@ -28,7 +28,8 @@ describe("memory token store", () => {
   });
 
   it("times entries on monotonic time by default: a system clock set forward ends none, one set back keeps none", async () => {
-    // The system clock is watched from before the store is made: a store keeps the clock it was made with.
+    // The system clock is watched from before the store is made: a store timed on it would keep the
+    // `Date.now` in place when it was made, so a spy put on later could not show its steps.
     const wall = Date.now.bind(Date);
     const step = vi.spyOn(Date, "now");
     onTestFinished(() => step.mockRestore());
@@ -40,12 +41,43 @@ describe("memory token store", () => {
     expect(await store.set("lock", "locked", { ttlMs: 30_000, expect: null })).toBeUndefined(); // still held
 
     step.mockImplementation(() => wall() - 60 * 60_000); // and an NTP step back
+    // Spied on the `performance` the store bound when it was made: its monotonic time moves on.
     const monotonic = performance.now.bind(performance);
     const elapsed = vi.spyOn(performance, "now").mockImplementation(() => monotonic() + 30_001);
     onTestFinished(() => elapsed.mockRestore());
     expect(await store.get("lock")).toBeUndefined(); // its lease is over
     expect(await store.get("session")).toBeDefined();
     expect(store.size).toBe(1);
+  });
+
+  it("keeps the clock it was made with: one made before a test fakes timers stays on real time", async () => {
+    const real = new MemoryTokenStore();
+    await real.set("key", "value", { ttlMs: 60_000 });
+    vi.useFakeTimers();
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const faked = new MemoryTokenStore();
+    await faked.set("key", "value", { ttlMs: 60_000 });
+    vi.advanceTimersByTime(60 * 60_000); // an hour of fake time, a moment of real time
+    expect(await real.get("key")).toBeDefined();
+    expect(await faked.get("key")).toBeUndefined();
+  });
+
+  it("refuses a now that is not a function, and fails closed on a reading that is not a finite number", async () => {
+    for (const now of ["Date.now", 1_700_000_000_000, null]) {
+      expect(() => new MemoryTokenStore({ now: now as never })).toThrow(InterlockConfigError);
+    }
+    // An unbound method or an unset fake: every comparison with undefined or NaN is false, so an
+    // entry would be live and absent at once, and each of two callers would take the same lock.
+    for (const reading of [undefined, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const store = new MemoryTokenStore({ now: () => reading as never });
+      const claims = [1, 2].map(() => store.set("lock", "held", { ttlMs: 30_000, expect: null }));
+      for (const claim of await Promise.allSettled(claims)) {
+        expect(claim).toMatchObject({ status: "rejected", reason: { name: "InterlockConfigError" } });
+        expect(String((claim as PromiseRejectedResult).reason.message)).toMatch(/^now\(\) returned /);
+      }
+    }
   });
 
   it("times entries on an injected clock alone: the system clock's steps change nothing", async () => {

@@ -190,12 +190,14 @@ describe("postgres token store", () => {
     await expect(store.get("k")).rejects.toBeInstanceOf(StoreUnavailableError);
     // Named by the method called, not by the statement behind it (set runs one of three).
     for (const expect_ of [undefined, null, "v1"]) {
-      const failed = await store.set("k", "v", { ttlMs: 1_000, expect: expect_ }).catch((thrown: Error) => thrown);
+      const options = expect_ === undefined ? { ttlMs: 1_000 } : { ttlMs: 1_000, expect: expect_ };
+      const failed = await store.set("k", "v", options).catch((thrown: Error) => thrown);
       expect(failed).toMatchObject({
         name: "StoreUnavailableError",
         message: expect.stringMatching(/^postgres store: set failed/),
       });
     }
+    await expect(store.purgeExpired()).rejects.toThrow(/^postgres store: purgeExpired failed/);
   });
 
   it("names the fix, as a configuration error, when its table was never created", async () => {

@@ -1120,7 +1120,9 @@ describe("session tokens when the system clock is set (no `now` option)", () => 
     // take the lock and send the same refresh token (then at once), which the server would take
     // for theft, revoking the grant.
     const wall = Date.now.bind(Date);
-    const clock = vi.spyOn(Date, "now"); // watched before the store is made: a store keeps the clock it was made with
+    // Watched before the default store is made: a store timed on the system clock would keep the
+    // `Date.now` in place when it was made, so a spy put on later could not show it the step.
+    const clock = vi.spyOn(Date, "now");
     onTestFinished(() => clock.mockRestore());
     const firstAtServer = resolvable();
     const secondAtServer = resolvable();

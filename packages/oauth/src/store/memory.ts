@@ -11,7 +11,7 @@
  * never reads them.
  */
 
-import { assertOptionNames, monotonicNow, optionNames, positiveIntegerOption } from "@interlock/core";
+import { assertOptionNames, checkedClock, monotonicClock, optionNames, positiveIntegerOption } from "@interlock/core";
 import {
   assertEntryKey,
   assertSet,
@@ -28,7 +28,10 @@ export interface MemoryTokenStoreOptions {
   /**
    * The clock entries' lifetimes are timed on, in milliseconds; for tests that move time.
    * Default monotonic time (`performance.now()`), which a system clock set forward or back does
-   * not move.
+   * not move, read from the `performance` in place when the store is made (a store made before a
+   * test fakes timers keeps the real clock). Not a function: `InterlockConfigError`; a reading
+   * that is not a finite number fails the call with one, rather than letting every entry (a
+   * refresh lock among them) pass for live or for expired.
    */
   now?: () => number;
 }
@@ -53,7 +56,7 @@ export class MemoryTokenStore implements TokenStore {
   constructor(options: MemoryTokenStoreOptions = {}) {
     assertOptionNames("memoryTokenStore()", options, MEMORY_TOKEN_STORE_OPTION_NAMES);
     this.maxEntries = positiveIntegerOption("maxEntries", options.maxEntries, 100_000);
-    this.#now = options.now ?? monotonicNow;
+    this.#now = checkedClock("now", options.now) ?? monotonicClock();
   }
 
   /** Live entries right now (expired ones not counted). */
