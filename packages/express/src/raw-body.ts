@@ -104,7 +104,7 @@ function handOn(req: IncomingMessage): void {
   Reflect.apply(Readable, req, [{ highWaterMark: req.readableHighWaterMark, read: pushKeptBytes }]);
   // Unread again, as Node tells it (its own `_read` sets this): a request nobody reads is drained
   // once the answer is out, and ends and closes then, as an unread body does without Interlock.
-  (req as IncomingMessage & Consumable)._consuming = false;
+  (req as Consumable)._consuming = false;
 }
 
 /** A handed-on request's `_read`: one function for every request, which reads its bytes through `this`. */
