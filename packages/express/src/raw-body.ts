@@ -102,21 +102,12 @@ export async function readRawBodyHandedOn(req: IncomingMessage, limit: number): 
  */
 function handOn(req: IncomingMessage): void {
   Reflect.apply(Readable, req, [{ highWaterMark: req.readableHighWaterMark, read: pushKeptBytes }]);
-  // Unread again, as Node tells it (its own `_read` sets this): a request nobody reads is drained
-  // once the answer is out, and ends and closes then, as an unread body does without Interlock.
-  (req as Consumable)._consuming = false;
 }
 
 /** A handed-on request's `_read`: one function for every request, which reads its bytes through `this`. */
-function pushKeptBytes(this: IncomingMessage & RequestState & Consumable): void {
-  this._consuming = true;
+function pushKeptBytes(this: IncomingMessage & RequestState): void {
   this.push(this[RAW_BODY]);
   this.push(null);
-}
-
-/** Node's flag on a request whose body something reads: one that is not is drained after the answer (`_dump`). */
-interface Consumable {
-  _consuming: boolean;
 }
 
 /** A Buffer over the same memory: what `req.body` and `rawBodyOf` give is always a Buffer. */
