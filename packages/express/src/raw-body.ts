@@ -102,12 +102,29 @@ export async function readRawBodyHandedOn(req: IncomingMessage, limit: number): 
  */
 function handOn(req: IncomingMessage): void {
   Reflect.apply(Readable, req, [{ highWaterMark: req.readableHighWaterMark, read: pushKeptBytes }]);
+  // Unread again, as Node tells it (its own `_read` sets the flag): a request nobody reads is
+  // drained once the answer is out (Node's `_dump`), so it ends and closes then, as an unread
+  // body does without Interlock, rather than only with its connection.
+  (req as HandedOn)._consuming = false;
 }
 
-/** A handed-on request's `_read`: one function for every request, which reads its bytes through `this`. */
-function pushKeptBytes(this: IncomingMessage & RequestState): void {
+/**
+ * A handed-on request's `_read`: one function for every request, which reads its bytes through
+ * `this`. Node 24 and later drain a complete request whose buffer is empty by reading 0 bytes
+ * instead of resuming it (`_dump`): that read lands here, and the bytes it pushes are let flow
+ * out, or the stream would never end.
+ */
+function pushKeptBytes(this: HandedOn): void {
+  this._consuming = true;
   this.push(this[RAW_BODY]);
   this.push(null);
+  if (this._dumped) this.resume();
+}
+
+/** Node's flags on a request: whether something reads its body, and whether it is being drained unread. */
+interface HandedOn extends IncomingMessage, RequestState {
+  _consuming: boolean;
+  _dumped: boolean;
 }
 
 /** A Buffer over the same memory: what `req.body` and `rawBodyOf` give is always a Buffer. */

@@ -271,6 +271,33 @@ describe("webhook(): what runs after it reads the stream gets the verified bytes
     }
   });
 
+  it("a route that reads nothing: its request closes once the answer is out, as an unread body's does without Interlock", async () => {
+    let closed!: Promise<void>;
+    const url = await start({
+      route: (req, res) => {
+        closed = new Promise((resolve) => req.once("close", () => resolve()));
+        res.json({ id: req.webhook?.id });
+      },
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const d = await signed('{"type":"x"}');
+      const status = await new Promise<unknown>((resolve, reject) => {
+        const req = httpRequest(url, { method: "POST", headers: d.headers, agent }, (res) => {
+          res.resume().on("end", () => resolve(res.statusCode));
+        });
+        req.on("error", reject);
+        req.end(Buffer.from(d.body));
+      });
+      expect(status).toBe(200);
+      // The connection stays open (kept alive): only the drained request can close.
+      const outcome = await Promise.race([closed.then(() => "closed"), sleep(1_000).then(() => "still open")]);
+      expect(outcome).toBe("closed");
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it.each<[string, (req: NodeJS.ReadableStream) => Promise<Buffer>]>([
     ["listens for data", (req) => readByEvents(req)],
     [
