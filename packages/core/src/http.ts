@@ -131,6 +131,45 @@ function namedBefore(pairs: ReadonlyArray<readonly [string, string]>, index: num
 const sameName = (name: string, lower: string): boolean =>
   name.length === lower.length && (name === lower || name.toLowerCase() === lower);
 
+/**
+ * What `sendOnNode` writes through: node:http's `ServerResponse`, or the HTTP/2 compatibility
+ * API's `Http2ServerResponse`, nothing of it sent yet.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export interface NodeResponseSink {
+  statusCode: number;
+  setHeader(name: string, value: number | string | readonly string[]): unknown;
+  end(body: Uint8Array): unknown;
+  /** The request answered: a HEAD is told apart. */
+  readonly req?: { readonly method?: string | undefined } | null | undefined;
+}
+
+/**
+ * Writes a response core decided exactly as it is, on a Node response none of which has gone
+ * out: Node's own `setHeader`/`end`, not a framework's (Express's `res.send` would add a charset
+ * or an ETag to a replayed answer). Framed by its length, as frameworks frame their own answers:
+ * without one, Node closes an HTTP/1.0 keep-alive connection to mark the end, and a request
+ * queued on it goes unanswered. A replayed HEAD answer (stored without content) brings its own
+ * length (that of a GET's content, never sent) or none, as the first answer did: its empty body
+ * is no GET's content. A refusal to a HEAD is framed as the same refusal to a GET.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function sendOnNode(res: NodeResponseSink, response: HttpResponse): void {
+  res.statusCode = response.status;
+  let ownLength = false;
+  forEachHeader(response.headers, (name, value) => {
+    res.setHeader(name, value);
+    if (name === "content-length") ownLength = true;
+  });
+  const { body } = response;
+  const headReplay = res.req?.method === "HEAD" && body.byteLength === 0;
+  if (hasContent(response.status) && !headReplay && !ownLength) res.setHeader("content-length", body.byteLength);
+  res.end(body);
+}
+
+/** Whether a response of `status` has content to frame (RFC 9110 §6.4.1: not 1xx, 204, 304). */
+const hasContent = (status: number): boolean => status >= 200 && status !== 204 && status !== 304;
+
 /** A JSON response: `value` serialised, with `content-type: application/json`. */
 export function jsonResponse(status: number, value: unknown): HttpResponse {
   return { status, headers: [["content-type", "application/json"]], body: utf8.encode(JSON.stringify(value)) };

@@ -58,8 +58,10 @@ export {
   jsonResponse,
   type NodeRequestHead,
   type NodeRequestStream,
+  type NodeResponseSink,
   problemResponse,
   readRequestBody,
+  sendOnNode,
   writeHeadHeaders,
 } from "./http.js";
 export type { WaitOptions } from "./idempotency/claim.js";

@@ -13,7 +13,7 @@
  * diagnostics channel instead (`answerHijacked`).
  */
 
-import { forEachHeader, problemResponse, WebhookPayloadError } from "@interlock/core";
+import { problemResponse, sendOnNode, WebhookPayloadError } from "@interlock/core";
 import type { FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import type { ErrorAnswer } from "./hooks.js";
 import { sendResponse } from "./respond.js";
@@ -50,10 +50,7 @@ export function answerHijacked(error: unknown, request: FastifyRequest, reply: F
   const raw = reply.raw;
   if (!(error instanceof WebhookPayloadError) || request.webhook == null || raw.headersSent || raw.writableEnded)
     return false;
-  const response = problemResponse(error);
-  raw.statusCode = response.status;
-  forEachHeader(response.headers, (name, value) => raw.setHeader(name, value));
-  raw.end(response.body);
+  sendOnNode(raw, problemResponse(error));
   return true;
 }
 
