@@ -17,7 +17,19 @@ import {
 } from "@interlock/core";
 import type { Context } from "koa";
 
-const EMPTY = new Uint8Array();
+/** An empty body. */
+export const EMPTY = new Uint8Array();
+
+/** The Content-Type Koa gives a text body, and the status text it sends for a response without a body. */
+export const TEXT_TYPE = "text/plain; charset=utf-8";
+
+/**
+ * The text Koa sends for a response without a body: the status message (`message`), or the bare
+ * status code over HTTP/2, which has no reason phrase (nor, without a message, any status).
+ */
+export function statusText(status: number, httpVersionMajor: number, message: string | undefined): string {
+  return httpVersionMajor >= 2 ? String(status) : message || String(status);
+}
 
 /**
  * Writes Interlock's `response`, unless `takeOver` (the app's `onError`) answered itself: it
@@ -116,8 +128,8 @@ function bodyless(ctx: Context, status: number, headers: CapturedResponse["heade
   if ((ctx.response as { _explicitNullBody?: boolean })._explicitNullBody) {
     return { status, headers: { ...headers, "content-type": undefined }, body: EMPTY };
   }
-  const text = ctx.req.httpVersionMajor >= 2 ? String(status) : ctx.message || String(status);
-  return { status, headers: { ...headers, "content-type": "text/plain; charset=utf-8" }, body: text };
+  const text = statusText(status, ctx.req.httpVersionMajor, ctx.message);
+  return { status, headers: { ...headers, "content-type": TEXT_TYPE }, body: text };
 }
 
 /** Bodies Koa pipes rather than ends in one piece: Node streams, and (Koa 3) web streams, Blobs, Responses. */

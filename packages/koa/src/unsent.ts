@@ -15,7 +15,7 @@
 import { type ServerResponse, STATUS_CODES } from "node:http";
 import { type CapturedResponse, hasNoContent } from "@interlock/core";
 import type { Context } from "koa";
-import { isStreamed } from "./response.js";
+import { EMPTY, isStreamed, statusText, TEXT_TYPE } from "./response.js";
 
 type Writer = (...args: unknown[]) => unknown;
 
@@ -220,9 +220,7 @@ function unsentAnswer(ctx: Context): UnsentAnswer | undefined {
 export const streamedUnsent = (unsent: UnsentAnswer): boolean => unsent.bodySet && isStreamed(unsent.body);
 
 const JSON_TYPE = "application/json; charset=utf-8";
-const TEXT_TYPE = "text/plain; charset=utf-8";
 const HTML_TYPE = "text/html; charset=utf-8";
-const EMPTY = new Uint8Array();
 
 /**
  * The route's unsent answer as Koa would have sent it on a response of its own: its status, the
@@ -240,7 +238,7 @@ export function capturedUnsent(ctx: Context, unsent: UnsentAnswer, status: numbe
   if (body === undefined) {
     // No body: Koa sends the status text.
     headers.set("content-type", TEXT_TYPE);
-    const text = ctx.req.httpVersionMajor >= 2 ? String(status) : (STATUS_CODES[status] ?? String(status));
+    const text = statusText(status, ctx.req.httpVersionMajor, STATUS_CODES[status]);
     return { status, headers: pairs(headers), body: text };
   }
   if (isStreamed(body)) return { status, headers: pairs(headers), body: undefined };
