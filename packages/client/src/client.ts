@@ -414,11 +414,16 @@ class Call {
     else this.#record(untold.result, "network_error", untold.probe);
   }
 
-  /** Tells the breaker. A caller's abort says nothing about the origin; the deadline counts as a timeout. */
+  /**
+   * Tells the breaker. A caller's abort says nothing about the origin; the deadline counts as a
+   * timeout. An answer from another origin, reached by a redirect, is a success: this origin
+   * answered, with the redirect. A timeout or a network error counts against this origin even
+   * after a redirect: fetch does not say which origin failed.
+   */
   #record(result: AttemptResult, outcome: AttemptOutcome, probe: Probe | undefined): void {
     const breaker = this.#breaker;
     if (breaker === undefined) return;
-    if (outcome === "aborted" || this.#answeredElsewhere(result.response)) {
+    if (outcome === "aborted") {
       breaker.release(probe);
       return;
     }
@@ -426,7 +431,9 @@ class Call {
     try {
       const { isFailure } = this.#s;
       failed =
-        outcome === "timeout" || (isFailure === defaultIsFailure ? failsOrigin(this.#lastStatus) : isFailure(result));
+        outcome === "timeout" ||
+        (!this.#answeredElsewhere(result.response) &&
+          (isFailure === defaultIsFailure ? failsOrigin(this.#lastStatus) : isFailure(result)));
     } catch (error) {
       breaker.release(probe);
       throw error;
@@ -435,7 +442,7 @@ class Call {
   }
 
   /**
-   * Whether `response` came from another origin, reached by a redirect: it tells of that
+   * Whether `response` came from another origin, reached by a redirect: its status tells of that
    * origin's health, not of the one this request's breaker guards.
    */
   #answeredElsewhere(response: Response | undefined): boolean {
@@ -471,8 +478,9 @@ class Call {
       if (result.response) this.#budget?.refund();
       return settle(result);
     }
-    if (request.notReplayable) {
-      this.#emitGiveUp(request.notReplayable);
+    const unsafe = request.notReplayable ?? (answeredThroughRedirect(request, response) ? "redirected" : undefined);
+    if (unsafe) {
+      this.#emitGiveUp(unsafe);
       return settle(result);
     }
     // A response that arrived as the caller aborted or the deadline passed is not retried.
@@ -566,6 +574,16 @@ class Call {
     this.#eventBase ??= { origin, method, key };
     return this.#eventBase;
   }
+}
+
+/**
+ * Whether a request that only its key makes safe to send again (a POST, a PATCH) got `response`
+ * through a redirect. The server answered the request itself: a 303, 302 or 301 says it was
+ * processed, and what the redirect led to failing does not undo that. fetch does not tell those
+ * from a 307 or 308, which repeats the request: none is sent again. An idempotent method is.
+ */
+function answeredThroughRedirect(request: PreparedRequest, response: Response | undefined): boolean {
+  return !request.idempotentMethod && response?.redirected === true;
 }
 
 /** The outcome as plain fetch would give it: the response, or the error (an attempt timeout as `TimeoutError`). */

@@ -16,7 +16,7 @@ export type ClientErrorCode = "timeout" | "retry_limit" | "circuit_open" | "retr
 export interface ClientErrorDetails {
   /** The origin called (`https://api.example.com`): the breaker and budget key. Never the path or query. */
   origin: string;
-  /** The request's method, upper case. */
+  /** The request's method as fetch sends it (DELETE, GET, HEAD, OPTIONS, POST and PUT upper-cased). */
   method: string;
   /** Attempts that reached the network (0 when refused before the first one). */
   attempts: number;
@@ -39,7 +39,7 @@ export abstract class ClientError extends InterlockError {
   abstract override readonly code: ClientErrorCode;
   /** The origin called (`https://api.example.com`), never the path or query. */
   readonly origin: string;
-  /** The request's method, upper case. */
+  /** The request's method as fetch sends it (DELETE, GET, HEAD, OPTIONS, POST and PUT upper-cased). */
   readonly method: string;
   /** Attempts that reached the network (0 when refused before the first one). */
   readonly attempts: number;

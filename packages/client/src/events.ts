@@ -11,7 +11,7 @@ import type { BreakerRegistry } from "./origins.js";
 export interface ClientEventBase {
   /** `https://api.example.com`: the origin only. */
   origin: string;
-  /** The request's method, upper case. */
+  /** The request's method as fetch sends it: DELETE, GET, HEAD, OPTIONS, POST and PUT upper-cased, any other as given. */
   method: string;
   /** The request's `Idempotency-Key` (the client's or the caller's), when it has one. */
   key: string | undefined;
@@ -65,8 +65,10 @@ export interface RetryEvent extends ClientEventBase {
 
 /**
  * Why the client did not retry an outcome its `retryOn` wanted retried. The first five end in a
- * typed error; `not_idempotent` (an unsafe method without an `Idempotency-Key`) and
- * `body_not_replayable` (a one-shot stream body) hand the outcome back as it is.
+ * typed error; `not_idempotent` (an unsafe method without an `Idempotency-Key`),
+ * `body_not_replayable` (a one-shot stream body) and `redirected` (a request only its key made
+ * safe to send again, a POST or a PATCH, answered through a redirect: the server had answered
+ * it) hand the outcome back as it is.
  */
 export type GiveUpReason =
   | "attempts"
@@ -75,7 +77,8 @@ export type GiveUpReason =
   | "retry_after_too_long"
   | "circuit_open"
   | "not_idempotent"
-  | "body_not_replayable";
+  | "body_not_replayable"
+  | "redirected";
 
 /** The client stopped: an outcome worth retrying was not retried, for `reason`. */
 export interface GiveUpEvent extends ClientEventBase {

@@ -19,7 +19,7 @@ import {
   IDEMPOTENT_METHODS,
   type RetryContext,
 } from "./policy.js";
-import type { FetchInput, KeyRequest, RequestSettings } from "./request.js";
+import { type FetchInput, type KeyRequest, normalizeMethod, type RequestSettings } from "./request.js";
 import { platformSleep, type Sleep, TimeoutQueue } from "./signals.js";
 
 /** A fetch to call underneath: the platform's, a mock, or another wrapper. */
@@ -29,7 +29,11 @@ export type FetchFunction = (input: FetchInput, init?: RequestInit) => Promise<R
 export interface IdempotencyKeyOptions {
   /** The header's name. Default `"Idempotency-Key"`. */
   headerName?: string;
-  /** Methods the client adds a key to when the caller has not. Default `["POST", "PATCH"]`. */
+  /**
+   * Methods the client adds a key to when the caller has not. Default `["POST", "PATCH"]`.
+   * Matched as fetch sends a method: in any case for DELETE, GET, HEAD, OPTIONS, POST and PUT,
+   * exactly for any other (`"PATCH"` does not match a request's `"patch"`).
+   */
   methods?: readonly string[];
   /**
    * Makes a key: called once per logical request, its value sent on every attempt. Default
@@ -58,7 +62,10 @@ export interface ClientOptions {
   timeoutMs?: number | false;
   /** Longest time for the logical request, attempts and waits included, up to the response headers. Default 30 000 ms; `false` for none. */
   deadlineMs?: number | false;
-  /** Methods retried without an `Idempotency-Key`. Default `IDEMPOTENT_METHODS`: GET, HEAD, OPTIONS, PUT, DELETE. */
+  /**
+   * Methods retried without an `Idempotency-Key`. Default `IDEMPOTENT_METHODS`: GET, HEAD,
+   * OPTIONS, PUT, DELETE. Matched as `idempotencyKey.methods` are: exactly, but for fetch's six.
+   */
   retryMethods?: readonly string[];
   /** Which outcomes are worth retrying. Default `defaultRetryOn`. Safety (method, key, body) is checked apart from it. */
   retryOn?: (context: RetryContext) => boolean;
@@ -340,7 +347,8 @@ function methods(value: readonly string[] | undefined, name: string, fallback: r
   if (!Array.isArray(list) || !list.every((m) => typeof m === "string" && HTTP_TOKEN.test(m))) {
     fail(`${name} must be a list of HTTP method names`);
   }
-  return new Set(list.map((m) => m.toUpperCase()));
+  // Compared with the request's method as fetch sends it: "get" is GET, but "patch" only ever "patch".
+  return new Set(list.map(normalizeMethod));
 }
 
 function headerName(value: string | undefined, name: string, fallback: string): string {

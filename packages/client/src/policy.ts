@@ -26,7 +26,7 @@ export type AttemptResult =
 export type RetryContext = AttemptResult & {
   /** 1 for the first attempt. */
   attempt: number;
-  /** Upper-case. */
+  /** As fetch sends it: DELETE, GET, HEAD, OPTIONS, POST and PUT upper-cased, any other method as given. */
   method: string;
   /** The request's `Idempotency-Key`, when it has one. */
   idempotencyKey: string | undefined;

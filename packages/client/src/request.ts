@@ -12,18 +12,18 @@ export type FetchInput = string | URL | Request;
 
 /** What `idempotencyKey.generate` is told about the request. */
 export interface KeyRequest {
-  /** Upper-case. */
+  /** As fetch sends it (see `normalizeMethod`). */
   method: string;
   /** The request's URL. */
   url: string;
 }
 
 export interface RequestSettings {
-  /** Methods retried without a key (upper-case). */
+  /** Methods retried without a key (each as `normalizeMethod` gives it). */
   idempotentMethods: ReadonlySet<string>;
   /** The key header's name. */
   keyHeader: string;
-  /** Methods the client adds a key to, when the caller did not; empty with `idempotencyKey: false`. */
+  /** Methods the client adds a key to (as `normalizeMethod` gives them), when the caller did not; empty with `idempotencyKey: false`. */
   keyMethods: ReadonlySet<string>;
   /** A caller's key generator; undefined for `crypto.randomUUID()`. */
   generateKey: ((request: KeyRequest) => string) | undefined;
@@ -34,12 +34,17 @@ export type NotReplayable = "not_idempotent" | "body_not_replayable";
 
 export interface PreparedRequest {
   origin: string;
-  /** Upper-case. */
+  /** As fetch sends it (see `normalizeMethod`). */
   method: string;
   /** The `Idempotency-Key` the request carries: the caller's, or the one added here. */
   key: string | undefined;
   /** Undefined when the request may be sent again. */
   notReplayable: NotReplayable | undefined;
+  /**
+   * Whether the method is one of `retryMethods`: sending the request again is safe whatever an
+   * attempt got. Otherwise only its key makes it so, as long as the server has not answered it.
+   */
+  idempotentMethod: boolean;
   /** The caller's signal (`init.signal`, else the Request's). */
   caller: AbortSignal | undefined;
   /** Whether `init` names a dispatcher of the caller's (undici's option): the client does not replace it. */
@@ -69,7 +74,7 @@ export function prepareRequest(
   const origin = originOf(url);
   const init = readInit(url, initGiven);
   if (init !== undefined && isFormData(init.body)) return prepareRequest(settings, ...encodedOnce(input, init));
-  const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
+  const method = normalizeMethod(init?.method ?? request?.method ?? "GET");
   // fetch takes a body from init only when it is neither undefined nor null: else the Request's
   // (read once; a polyfill's Request may have no `body` at all, which is no body to refuse).
   const ownBody = init?.body != null;
@@ -97,7 +102,8 @@ export function prepareRequest(
 
   // A Request's body is a stream; it is sent again through clone(), which tees it.
   const cloneBody = !ownBody && request !== undefined && requestBody !== null;
-  const idempotent = settings.idempotentMethods.has(method) || key !== undefined;
+  const idempotentMethod = settings.idempotentMethods.has(method);
+  const idempotent = idempotentMethod || key !== undefined;
   const notReplayable: NotReplayable | undefined = !idempotent
     ? "not_idempotent"
     : ownBody && !isReplayableBody(init?.body)
@@ -110,6 +116,7 @@ export function prepareRequest(
     method,
     key,
     notReplayable,
+    idempotentMethod,
     caller,
     ownDispatcher: (init as { dispatcher?: unknown } | undefined)?.dispatcher != null,
     attempt(abort, more) {
@@ -137,6 +144,21 @@ export function prepareRequest(
       if (clonesSent && bodyUsable(request as Request)) discardBody(request as Request);
     },
   };
+}
+
+/** The methods fetch upper-cases, by their lower-case names; it sends every other method as given. */
+const NORMALIZED_METHODS = new Map(
+  ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"].map((m) => [m.toLowerCase(), m]),
+);
+
+/**
+ * A method as fetch sends it (the Fetch standard's "normalize a method"): DELETE, GET, HEAD,
+ * OPTIONS, POST and PUT upper-cased in any case they are written, every other method as given.
+ * HTTP methods are case-sensitive: `patch` is not `PATCH`, and the client cannot know what it
+ * does. Looked up by the lower-case name: `toUpperCase` would also take `poſt` (a long s) for POST.
+ */
+export function normalizeMethod(method: string): string {
+  return NORMALIZED_METHODS.get(method.toLowerCase()) ?? method;
 }
 
 /**

@@ -6,14 +6,61 @@
 /**
  * The wait a `Retry-After` value asks for, in milliseconds from `now` (at most
  * `Number.MAX_SAFE_INTEGER`); a date in the past asks for 0. Undefined when the header is absent or malformed (then it is ignored, as if not sent).
+ * A field sent more than once reaches the client as one value, its copies joined by ", ": read
+ * as its longest delay-seconds, or as the one value its identical copies repeat.
  */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
-  const text = value.trim();
-  // Capped so a server's 400-digit value is still a number (Infinity prints and serialises badly).
-  if (/^\d+$/.test(text)) return Math.min(Number(text) * 1000, Number.MAX_SAFE_INTEGER);
-  const date = parseHttpDate(text, now);
+  const seconds = longestDelayMs(value);
+  if (seconds !== undefined) return seconds;
+  const text = withoutOws(value);
+  const date = parseHttpDate(repeatedMember(text) ?? text, now);
   return date === undefined ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * The wait, in milliseconds, when every comma-separated member of `value` is delay-seconds: the
+ * longest, as a server that asked for it may refuse an earlier retry. Undefined otherwise.
+ */
+function longestDelayMs(value: string): number | undefined {
+  let longest = 0;
+  for (const member of value.split(",")) {
+    const digits = withoutOws(member);
+    if (!/^\d+$/.test(digits)) return undefined;
+    // Capped so a server's 400-digit value is still a number (Infinity prints and serialises badly).
+    longest = Math.max(longest, Math.min(Number(digits) * 1000, Number.MAX_SAFE_INTEGER));
+  }
+  return longest;
+}
+
+/**
+ * The member `text` repeats, when it is two or more identical copies joined by ", "; else
+ * undefined. Found by whole copies, not split at each comma: an HTTP-date has one of its own
+ * (`Sun, 06 Nov 1994 08:49:37 GMT`).
+ */
+function repeatedMember(text: string): string | undefined {
+  for (let end = text.indexOf(", "); end !== -1; end = text.indexOf(", ", end + 1)) {
+    const copy = `${text.slice(0, end)}, `;
+    const copies = (text.length + 2) / copy.length;
+    if (Number.isInteger(copies) && copy.repeat(copies) === `${text}, `) return text.slice(0, end);
+  }
+  return undefined;
+}
+
+/**
+ * `text` without the spaces and tabs around it (RFC 9110's OWS). Not `trim()`: a no-break space
+ * or any other whitespace is part of the value (a no-break space is obs-text), which is malformed.
+ */
+function withoutOws(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isOws(text.charCodeAt(start))) start++;
+  while (end > start && isOws(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 /**
@@ -24,7 +71,7 @@ export function parseRetryAfter(value: string | null, now: number): number | und
  */
 export function retryAfterOf(headers: Headers, now: number): number | undefined {
   const date = headers.get("date");
-  const serverNow = date === null ? undefined : parseHttpDate(date.trim(), now);
+  const serverNow = date === null ? undefined : parseHttpDate(withoutOws(date), now);
   return parseRetryAfter(headers.get("retry-after"), serverNow ?? now);
 }
 

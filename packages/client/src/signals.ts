@@ -300,10 +300,11 @@ export class TimeoutQueue {
 
 /**
  * What an aborted caller's signal rejects with: its reason, or the AbortError fetch gives when it
- * has none (a polyfill's signal, `abort-controller`'s: `aborted` and an "abort" event only).
+ * has none (a polyfill's signal, `abort-controller`'s: `aborted` and an "abort" event only). A
+ * reason of `null` is one: `abort(null)` keeps it, and fetch rejects with it.
  */
 export function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? abortError();
+  return signal.reason === undefined ? abortError() : signal.reason;
 }
 
 /** Waits for `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */

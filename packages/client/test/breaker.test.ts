@@ -376,6 +376,30 @@ describe("consecutive failures", () => {
     expect(counter.calls).toBe(3); // the refused call reached fetch, never the server
   });
 
+  it("a probe answered through a redirect to another origin closes the circuit: the first origin answered, with the redirect", async () => {
+    const other = await serve(() => ({ status: 200, body: "moved here" }));
+    const server = await serve((index) =>
+      index === 0 ? { status: 500 } : { status: 301, headers: { location: `${other.origin}/new` } },
+    );
+    const clock = new TestClock();
+    const { client, ofType } = clientOn({ maxAttempts: 1, breaker: { failures: 1, halfOpenAfterMs: 1000 } }, clock);
+    await settled(client(server.url));
+    await clock.advance(1000);
+    const probe = await client(server.url);
+    expect(probe.status).toBe(200);
+    expect(await probe.text()).toBe("moved here");
+    expect(ofType("client.attempt").map((e) => [e.probe, e.status])).toEqual([
+      [false, 500],
+      [true, 200],
+    ]);
+    expect(client.breakers.get(server.url)?.state).toBe("closed");
+    expect(ofType("client.breaker").map((e) => `${e.from} -> ${e.to}`)).toEqual([
+      "closed -> open",
+      "open -> half_open",
+      "half_open -> closed",
+    ]);
+  });
+
   it("each origin has its own breaker", async () => {
     const failing = await serve(() => ({ status: 500 }));
     const healthy = await serve([]);

@@ -71,6 +71,33 @@ describe("Retry-After", () => {
     expect(parseRetryAfter("9".repeat(400), now)).toBe(Number.MAX_SAFE_INTEGER);
   });
 
+  it("spaces and tabs around a value are not part of it; other whitespace is, and makes it malformed", () => {
+    expect(parseRetryAfter("\t2 ", now)).toBe(2000);
+    for (const space of ["\u00a0", "\u2003", "\v", "\f"]) expect(parseRetryAfter(`2${space}`, now)).toBeUndefined();
+    expect(parseRetryAfter(" Tue, 01 Jan 2030 12:00:30 GMT\t", now)).toBe(30_000);
+  });
+
+  it("a field sent more than once, as fetch joins it: the longest delay-seconds, or the one value its copies repeat", () => {
+    expect(parseRetryAfter("120, 120", now)).toBe(120_000);
+    expect(parseRetryAfter("1, 3, 2", now)).toBe(3000);
+    expect(parseRetryAfter("1,3", now)).toBe(3000);
+    const date = "Tue, 01 Jan 2030 12:00:30 GMT";
+    expect(parseRetryAfter(`${date}, ${date}`, now)).toBe(30_000);
+    expect(parseRetryAfter(`${date}, ${date}, ${date}`, now)).toBe(30_000);
+    expect(parseRetryAfter("Tue Jan  1 12:00:05 2030, Tue Jan  1 12:00:05 2030", now)).toBe(5000);
+    for (const mixed of [
+      "2, soon",
+      "2, ",
+      ", 2",
+      `${date}, Tue, 01 Jan 2030 12:00:31 GMT`,
+      `2, ${date}`,
+      `${date},${date}`,
+      "soon, soon",
+    ]) {
+      expect(parseRetryAfter(mixed, now)).toBeUndefined();
+    }
+  });
+
   it("the three HTTP-date forms of RFC 9110", () => {
     expect(parseRetryAfter("Tue, 01 Jan 2030 12:00:30 GMT", now)).toBe(30_000);
     expect(parseRetryAfter("Tuesday, 01-Jan-30 12:01:00 GMT", now)).toBe(60_000);

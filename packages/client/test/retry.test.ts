@@ -97,6 +97,20 @@ describe("retrying", () => {
     expect(clock.slept).toEqual([50, 4950]);
   });
 
+  it("a Retry-After sent twice is read as one: the longest seconds, or the date both copies give; a no-break space is no space", async () => {
+    const date = new Date(EPOCH + 10_000).toUTCString(); // "Tue, 01 Jan 2030 00:00:10 GMT": a comma of its own
+    const server = await serve([
+      { status: 503, headers: { "retry-after": ["2", "2"] } },
+      { status: 503, headers: { "retry-after": ["1", "3"] } },
+      { status: 503, headers: { "retry-after": [date, date] } },
+      { status: 503, headers: { "retry-after": "1\u00a0" } }, // obs-text, not whitespace: malformed
+    ]);
+    const { client, clock, ofType } = clientOn({ maxAttempts: 5 });
+    expect((await client(server.url)).status).toBe(200);
+    expect(ofType("client.retry").map((e) => e.retryAfterMs)).toEqual([2000, 3000, 5000, undefined]);
+    expect(clock.slept).toEqual([2000, 3000, 5000, 400]); // the last: the fourth retry's backoff
+  });
+
   it("a Retry-After shorter than the backoff, or a date already past, leaves the backoff", async () => {
     const server = await serve([
       { status: 503, headers: { "retry-after": "0" } },
@@ -331,14 +345,51 @@ describe("retrying", () => {
     }
   });
 
-  it("an answer from another origin reached by a redirect is not charged to the first origin's breaker", async () => {
+  it.each([301, 302, 303, 307, 308])(
+    "a POST a %d answered is not sent again when what it led to fails: the response comes back, give_up redirected",
+    async (status) => {
+      const server = await serve((_, request) =>
+        request.url === "/payments" ? { status, headers: { location: "/payments/1" } } : { status: 503, body: "busy" },
+      );
+      const { client, ofType } = clientOn();
+      const response = await client(`${server.origin}/payments`, { method: "POST", body: '{"amount":1000}' });
+      expect(response.status).toBe(503);
+      expect(response.redirected).toBe(true);
+      expect(await response.text()).toBe("busy");
+      // The POST went out once: the server had answered it, with the redirect.
+      expect(server.received.filter((r) => r.url === "/payments")).toHaveLength(1);
+      expect(server.received).toHaveLength(2);
+      expect(ofType("client.retry")).toEqual([]);
+      expect(ofType("client.give_up")).toMatchObject([
+        { reason: "redirected", method: "POST", attempts: 1, status: 503 },
+      ]);
+    },
+  );
+
+  it("a GET answered through a redirect is retried as any GET: its method makes it safe to send again", async () => {
+    const server = await serve((index, request) =>
+      request.url === "/old" ? { status: 302, headers: { location: "/new" } } : { status: index < 2 ? 503 : 200 },
+    );
+    const { client, ofType } = clientOn();
+    const response = await client(`${server.origin}/old`);
+    expect(response.status).toBe(200);
+    expect(server.received.map((r) => r.url)).toEqual(["/old", "/new", "/old", "/new"]);
+    expect(ofType("client.retry")).toMatchObject([{ attempt: 1, status: 503 }]);
+    expect(ofType("client.give_up")).toEqual([]);
+  });
+
+  it("an answer from another origin reached by a redirect is a success of the first origin's, whatever its status", async () => {
     const other = await serve(() => ({ status: 503 }));
-    const server = await serve(() => ({ status: 302, headers: { location: `${other.origin}/down` } }));
+    const server = await serve((index) =>
+      index === 1 ? { status: 302, headers: { location: `${other.origin}/down` } } : { status: 500 },
+    );
     const { client } = clientOn({ retryOn: () => false, breaker: { failures: 2 } });
-    for (let i = 0; i < 3; i++) expect((await client(server.url)).status).toBe(503);
-    // The first origin only ever answered with a redirect: it is not failing.
-    expect(client.breakers.get(server.url)?.state).toBe("closed");
-    expect(other.received).toHaveLength(3);
+    for (const status of [500, 503, 500]) expect((await client(server.url)).status).toBe(status);
+    // The first origin answered the second call, with a redirect: that success broke its run of failures.
+    const breaker = client.breakers.get(server.url);
+    expect(breaker?.state).toBe("closed");
+    expect(breaker?.consecutiveFailures).toBe(1);
+    expect(other.received).toHaveLength(1);
   });
 
   it("a URL fetch does not send over the network (ftp:, file:) fails once with fetch's own TypeError: not retried, not a breaker failure", async () => {
@@ -488,6 +539,32 @@ describe("aborting", () => {
     const { error } = await settled(client(server.url, { signal: controller.signal }));
     expect((error as Error).name).toBe("AbortError");
     expect(server.received).toHaveLength(1);
+  });
+
+  it("an abort reason of null is the reason, as fetch rejects with it: before the call, during an attempt, during a wait", async () => {
+    const server = await serve((index) =>
+      index === 0 ? { hang: true } : { status: 503, headers: { "retry-after": "2" } },
+    );
+    const clock = new TestClock({ auto: false });
+    const { client } = clientOn({}, clock);
+
+    const early = new AbortController();
+    early.abort(null);
+    expect(await settled(client(server.url, { signal: early.signal }))).toEqual({ error: null });
+    expect(server.received).toHaveLength(0);
+
+    const duringAttempt = new AbortController();
+    const attempt = settled(client(server.url, { signal: duringAttempt.signal }));
+    await server.receivedCount(1);
+    duringAttempt.abort(null);
+    expect(await attempt).toEqual({ error: null });
+
+    const duringWait = new AbortController();
+    const wait = settled(client(server.url, { signal: duringWait.signal }));
+    await clock.sleepRequested(2000);
+    duringWait.abort(null);
+    expect(await wait).toEqual({ error: null });
+    expect(server.received).toHaveLength(2);
   });
 
   it("a signal that carries no reason (an AbortSignal polyfill's): an AbortError, as fetch rejects with, before and during the call", async () => {
@@ -669,6 +746,54 @@ describe("Idempotency-Key", () => {
       ["PUT", "undefined"],
       ["DELETE", "undefined"],
       ["POST", "string"], // fetch upper-cases post; so does the client when it decides
+    ]);
+  });
+
+  it('a method fetch sends as written is judged as written: "patch" is not PATCH, so it gets no key and no retry', async () => {
+    const server = await serve([]);
+    const generated: string[] = [];
+    const asked: string[] = [];
+    const { client, ofType } = clientOn({
+      // Every outcome worth retrying: only whether the request is safe to send again says no.
+      retryOn: ({ method }) => {
+        asked.push(method);
+        return true;
+      },
+      idempotencyKey: {
+        generate: ({ method }) => {
+          generated.push(method);
+          return "order-42";
+        },
+      },
+    });
+    // Node's server knows methods in upper case only, and refuses "patch" with a 400.
+    const response = await client(server.url, { method: "patch", body: "x" });
+    expect(response.status).toBe(400);
+    expect(generated).toEqual([]);
+    expect(asked).toEqual(["patch"]);
+    expect(ofType("client.attempt")).toMatchObject([{ method: "patch", key: undefined }]);
+    expect(ofType("client.give_up")).toMatchObject([{ reason: "not_idempotent", method: "patch", attempts: 1 }]);
+  });
+
+  it("retryMethods and idempotencyKey.methods are matched as fetch sends a method: get is GET, mkcol is not MKCOL", async () => {
+    const server = await serve(() => ({ status: 503 }));
+    const { client, ofType } = clientOn({
+      maxAttempts: 2,
+      retryMethods: ["get", "mkcol"],
+      idempotencyKey: { methods: ["patch"] },
+    });
+    expect((await settled(client(server.url))).error).toBeInstanceOf(RetryLimitError);
+    for (const method of ["MKCOL", "PATCH"]) expect((await client(server.url, { method })).status).toBe(503);
+    expect(server.received.map((r) => [r.method, r.headers["idempotency-key"]])).toEqual([
+      ["GET", undefined],
+      ["GET", undefined],
+      ["MKCOL", undefined],
+      ["PATCH", undefined],
+    ]);
+    expect(ofType("client.give_up").map((e) => [e.method, e.reason])).toEqual([
+      ["GET", "attempts"],
+      ["MKCOL", "not_idempotent"],
+      ["PATCH", "not_idempotent"],
     ]);
   });
 

@@ -56,7 +56,7 @@ export const ATTR_CLIENT_OUTCOME = "interlock.client.outcome";
 export const ATTR_CLIENT_ATTEMPT = "interlock.client.attempt";
 /** Whether the attempt was a half-open circuit's probe (spans only). */
 export const ATTR_CLIENT_PROBE = "interlock.client.probe";
-/** Why the client gave up: `attempts`, `budget`, `deadline`, `retry_after_too_long`, `circuit_open`, `not_idempotent`, `body_not_replayable`. */
+/** Why the client gave up: `attempts`, `budget`, `deadline`, `retry_after_too_long`, `circuit_open`, `not_idempotent`, `body_not_replayable`, `redirected`. */
 export const ATTR_CLIENT_GIVE_UP_REASON = "interlock.client.give_up_reason";
 /** Whether the server asked for the wait with `Retry-After`. */
 export const ATTR_CLIENT_RETRY_AFTER = "interlock.client.retry_after";

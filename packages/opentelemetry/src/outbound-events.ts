@@ -14,7 +14,7 @@ export type TelemetryClientEvent =
       type: "client.attempt";
       /** The origin called (`https://api.example.com`), never a path. */
       origin: string;
-      /** The request's method, upper case. */
+      /** The request's method, as fetch sends it (DELETE, GET, HEAD, OPTIONS, POST and PUT in upper case, any other as written). */
       method: string;
       /** 1 for the first attempt. */
       attempt: number;
@@ -36,7 +36,7 @@ export type TelemetryClientEvent =
       type: "client.retry";
       /** The origin called (`https://api.example.com`), never a path. */
       origin: string;
-      /** The request's method, upper case. */
+      /** The request's method, as fetch sends it (DELETE, GET, HEAD, OPTIONS, POST and PUT in upper case, any other as written). */
       method: string;
       /** What the client waits before the next attempt: the backoff, raised to `Retry-After`. */
       delayMs: number;
@@ -56,7 +56,7 @@ export type TelemetryClientEvent =
       type: "client.give_up";
       /** The origin called (`https://api.example.com`), never a path. */
       origin: string;
-      /** The request's method, upper case. */
+      /** The request's method, as fetch sends it (DELETE, GET, HEAD, OPTIONS, POST and PUT in upper case, any other as written). */
       method: string;
       /** Why the outcome was not retried (`attempts`, `budget`, `circuit_open`, …). */
       reason: string;

@@ -7,7 +7,8 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from "node:net";
 
 export type Step =
-  | { status: number; headers?: Record<string, string>; body?: string }
+  /** A header given a list is sent once per item, as a server sending a field more than once does. */
+  | { status: number; headers?: Record<string, string | string[]>; body?: string }
   /** A TCP reset (RST) once the request is read. */
   | { reset: true }
   /** The socket closed without a response (`socket.destroy()`). */
