@@ -7,7 +7,7 @@
 
 import { assertOptionNames, InterlockConfigError, optionNames, StoreUnavailableError } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { BEARER_TOKENS_ONLY, clientInternals, type OAuthClient } from "./client.js";
+import { clientInternals, type OAuthClient, TOKEN_RESPONSE_CHECKS } from "./client.js";
 import { sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { TokenDecryptionError } from "./errors.js";
@@ -33,6 +33,7 @@ import {
   holdTokens,
   isDue,
   MAX_LIFETIME_MS,
+  outlivedAt,
   publicTokens,
   RecordCodec,
   type StoredTokens,
@@ -129,9 +130,26 @@ export function createClientCredentials(
   const identity = JSON.stringify([client.issuer, client.clientId, parameters.toString()]);
   const keys = sha256Hex(identity).then((hash) => ({ token: `${prefix}cc:${hash}`, lock: `${prefix}lock:cc:${hash}` }));
   const flights = new SingleFlight<StoredTokens>();
-  /** The token this process holds: judged on monotonic time since it came (tokens.ts' `HeldTokens`). */
+  /**
+   * The token this process holds: judged on monotonic time since it came (tokens.ts' `HeldTokens`).
+   * Its own, or a newer one another process stored (see `holdIfNewer`).
+   */
   let local: HeldTokens | undefined;
   const localNow = (held: HeldTokens) => heldNow(held, internals.nowGiven ? internals.now : undefined);
+
+  /**
+   * Holds `tokens`, read from the store by a renewal, in place of this process's token when they
+   * outlive it (another process renewed since, or this one holds none) and are not the ones a
+   * resource server refused. Tokens the renewal does not take are due: they matter only if it
+   * fails, and are then the newest token to ride the failure out with until it expires (see
+   * `getToken`). The same token read again is not held again: judged anew from now, a token read
+   * while the clock is set back would be used that much longer.
+   */
+  function holdIfNewer(tokens: StoredTokens | undefined, rejected: string | undefined): void {
+    if (tokens === undefined || tokens.accessToken === rejected) return;
+    if (local !== undefined && outlivedAt(tokens) <= outlivedAt(local.tokens)) return;
+    local = holdTokens(tokens, internals.now());
+  }
 
   const usable = (tokens: StoredTokens | undefined, now: number, rejected: string | undefined): boolean =>
     tokens !== undefined && !isDue(tokens, now) && tokens.accessToken !== rejected;
@@ -163,7 +181,7 @@ export function createClientCredentials(
         parameters,
         internals.http,
       );
-      return oauth.processClientCredentialsResponse(as, internals.client, http, BEARER_TOKENS_ONLY);
+      return oauth.processClientCredentialsResponse(as, internals.client, http, TOKEN_RESPONSE_CHECKS);
     }, "client_credentials");
     const now = internals.now();
     const granted = tokenSetFrom(response, now, { requestedScope: parameters.get("scope") ?? undefined });
@@ -192,6 +210,7 @@ export function createClientCredentials(
         lockTtlMs,
         ready: async () => {
           const tokens = await stored(token);
+          holdIfNewer(tokens, rejected);
           return usable(tokens, internals.now(), rejected) && tokens!.accessToken !== due ? tokens! : undefined;
         },
         produce: () => request(token),
@@ -213,9 +232,11 @@ export function createClientCredentials(
       if (local?.tokens !== tokens) local = holdTokens(tokens, internals.now());
       return tokens;
     } catch (error) {
-      // The server (or the store) is down but the token we have has not expired yet: use it.
-      const now = held === undefined ? internals.now() : localNow(held);
-      return staleOrThrow(error, held?.tokens, rejected, now, internals, "client_credentials");
+      // The server (or the store) is down but the newest token we have, ours or one the store gave
+      // us meanwhile (`holdIfNewer`), has not expired yet: use it.
+      const newest = local;
+      const now = newest === undefined ? internals.now() : localNow(newest);
+      return staleOrThrow(error, newest?.tokens, rejected, now, internals, "client_credentials");
     }
   }
 

@@ -18,6 +18,7 @@ import {
 import * as oauth from "oauth4webapi";
 import { eventCode, type OAuthEndpoint, OAuthError, OAuthResponseError } from "./errors.js";
 import type { OAuthEvent, OAuthEventHook, TokenGrant } from "./events.js";
+import { assertTokenSyntax } from "./tokens.js";
 import { createTransport, longestSingleRequestMs, type OAuthRetryOptions, type Transport } from "./transport.js";
 
 /** A fetch-shaped function: global `fetch`, undici's, or `createClient()` from `@interlock/client`. */
@@ -158,13 +159,18 @@ export function clientInternals(client: OAuthClient): ClientInternals {
 export const CLOCK_TOLERANCE_SECONDS = 30;
 
 /**
- * How every token response is read: a `token_type` other than Bearer is refused
- * (`invalid_response`). oauth4webapi takes DPoP too (RFC 9449), for the clients that send DPoP
- * proofs; this package sends none and presents every token as `Bearer`, and a client must not use
- * a token of a type it does not understand (RFC 6749 §7.1). Any other type oauth4webapi refuses.
+ * What every token response is checked for besides oauth4webapi's own checks, as it reads the
+ * response: so a refusal here is handled as its refusals are (a login revokes the tokens of an
+ * answer it refused, a refresh whose refused answer rotated ends its session). A `token_type`
+ * other than Bearer is refused (`invalid_response`), and so is a Bearer answer whose tokens are
+ * not 1*VSCHAR (`assertTokenSyntax`). oauth4webapi takes DPoP too (RFC 9449), for the clients
+ * that send DPoP proofs; this package sends none and presents every token as `Bearer`, and a
+ * client must not use a token of a type it does not understand (RFC 6749 §7.1). Any other type
+ * oauth4webapi refuses.
  */
-export const BEARER_TOKENS_ONLY: oauth.ProcessTokenResponseOptions = {
+export const TOKEN_RESPONSE_CHECKS: oauth.ProcessTokenResponseOptions = {
   recognizedTokenTypes: {
+    bearer: (_response, body) => assertTokenSyntax(body),
     dpop: () => {
       throw new OAuthResponseError(
         "invalid_response",
@@ -358,12 +364,16 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   return instance;
 }
 
+/**
+ * The OAuth error in an answer's JSON body: one whose `error` is a string of one character or
+ * more (RFC 6749 §5.2: 1*NQSCHAR), as oauth4webapi reads one. A body without it is no OAuth
+ * error, and the answer is read for its status.
+ */
 async function oauthErrorBody(response: Response): Promise<Record<string, unknown> | undefined> {
   try {
     const body: unknown = await response.clone().json();
-    if (typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string") {
-      return body as Record<string, unknown>;
-    }
+    const error = typeof body === "object" && body !== null ? (body as { error?: unknown }).error : undefined;
+    if (typeof error === "string" && error !== "") return body as Record<string, unknown>;
   } catch {
     // Not JSON: no OAuth error in it.
   }
@@ -447,7 +457,12 @@ async function challengeRefusal(
   const parameters = error.cause.find((challenge) => challenge.parameters.error)?.parameters;
   const code = parameters?.error ?? (error.status === 401 ? "invalid_client" : undefined);
   if (code === undefined) return undefined;
-  return new OAuthError(code, { description: parameters?.error_description, responseStatus: error.status, endpoint });
+  return new OAuthError(code, {
+    description: parameters?.error_description,
+    uri: parameters?.error_uri,
+    responseStatus: error.status,
+    endpoint,
+  });
 }
 
 /**

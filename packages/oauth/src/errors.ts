@@ -153,10 +153,11 @@ export type OAuthResponseErrorCode =
 /**
  * The authorization server could not be reached, failed (5xx, 429), or answered something that is
  * not a valid OAuth response (wrong status, not JSON, an ID token that fails validation, metadata
- * for another issuer). `server_unavailable` is worth retrying later; the others are not.
- * `id_token_mismatch`: a refresh answered an ID token whose `iss`, `sub`, `aud` or `auth_time` is
- * not the first one's (OpenID Connect Core §12.2); its tokens were not stored. `max_age_exceeded`:
- * the ID token of a login that asked for `max_age` has no `auth_time`, or an older one (§3.1.3.7).
+ * for another issuer, a token that is not 1*VSCHAR). `server_unavailable` is worth retrying later;
+ * the others are not. `id_token_mismatch`: a refresh answered an ID token whose `iss`, `sub`,
+ * `aud`, `auth_time` or `nonce` is not the first one's (OpenID Connect Core §12.2); its tokens
+ * were not stored. `max_age_exceeded`: the ID token of a login that asked for `max_age` has no
+ * `auth_time`, or an older one (§3.1.3.7).
  */
 export class OAuthResponseError extends InterlockError {
   static {

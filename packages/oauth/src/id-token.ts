@@ -36,10 +36,14 @@ const audiences = (aud: unknown): string => JSON.stringify([...new Set([aud].fla
  * Refuses (`id_token_mismatch`) an ID token a refresh answered that breaks OpenID Connect Core
  * §12.2 against the session's ID token: `iss`, `sub` and `aud` must be the same; `azp` the same,
  * and absent when it was absent; `iat` the time the new one was issued, so not before the
- * session's; and `auth_time`, when the refreshed one has it (leaving it out is allowed), the
+ * session's; `auth_time`, when the refreshed one has it (leaving it out is allowed), the
  * session's, when that one has it (without it, the original authentication's time is not known
- * here). oauth4webapi has checked that `iat` is there, and `iss` and `aud` against the server and
- * the client. The claims are named in the message, never their values.
+ * here); and `nonce`, when the refreshed one has it (§12.2, as its errata reads: it should not),
+ * the session's, when that one has it (the login's, checked at the login, or one compared with it
+ * since; a refreshed ID token without it replaces the session's, and the login's is then not
+ * known here). oauth4webapi has checked that `iat` is there, and `iss` and `aud` against the
+ * server and the client; it checks no `nonce` in a refresh. The claims are named in the message,
+ * never their values.
  */
 export function assertSameIdentity(first: string, refreshed: IdTokenClaims): void {
   const original = keptIdTokenClaims(first);
@@ -59,6 +63,7 @@ export function assertSameIdentity(first: string, refreshed: IdTokenClaims): voi
       original.auth_time !== undefined &&
       original.auth_time !== refreshed.auth_time &&
       "auth_time",
+    refreshed.nonce !== undefined && original.nonce !== undefined && original.nonce !== refreshed.nonce && "nonce",
   ].filter((claim) => claim !== false);
   if (differing.length > 0) {
     throw new OAuthResponseError(

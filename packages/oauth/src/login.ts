@@ -12,7 +12,7 @@
 
 import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { BEARER_TOKENS_ONLY, clientInternals, type OAuthClient, typedError } from "./client.js";
+import { clientInternals, type OAuthClient, TOKEN_RESPONSE_CHECKS, typedError } from "./client.js";
 import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginError, OAuthResponseError } from "./errors.js";
@@ -377,9 +377,9 @@ export function createLogin(client: OAuthClient, options: LoginOptions): Login {
         );
         issued = answer.clone(); // read only if the answer is refused below
         return pending.nonce === undefined
-          ? oauth.processAuthorizationCodeResponse(as, internals.client, answer, BEARER_TOKENS_ONLY)
+          ? oauth.processAuthorizationCodeResponse(as, internals.client, answer, TOKEN_RESPONSE_CHECKS)
           : oauth.processAuthorizationCodeResponse(as, internals.client, answer, {
-              ...BEARER_TOKENS_ONLY,
+              ...TOKEN_RESPONSE_CHECKS,
               expectedNonce: pending.nonce,
               requireIdToken: true,
             });

@@ -10,7 +10,7 @@
 
 import { assertOptionNames, InterlockConfigError, optionNames } from "@interlock/core";
 import * as oauth from "oauth4webapi";
-import { BEARER_TOKENS_ONLY, clientInternals, type OAuthClient } from "./client.js";
+import { clientInternals, type OAuthClient, TOKEN_RESPONSE_CHECKS } from "./client.js";
 import { clientSpace, sha256Hex } from "./client-space.js";
 import type { EncryptionKey, Keyring } from "./encryption.js";
 import { eventCode, LoginRequiredError, type LoginRequiredReason, OAuthError, OAuthResponseError } from "./errors.js";
@@ -614,7 +614,7 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     answer: Response,
     tokens: StoredTokens,
   ): Promise<oauth.TokenEndpointResponse> {
-    const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, answer, BEARER_TOKENS_ONLY);
+    const refreshed = await oauth.processRefreshTokenResponse(as, internals.client, answer, TOKEN_RESPONSE_CHECKS);
     const claims = oauth.getValidatedIdTokenClaims(refreshed) as IdTokenClaims | undefined;
     if (claims !== undefined && tokens.idToken !== undefined) assertSameIdentity(tokens.idToken, claims);
     return refreshed;
@@ -683,6 +683,9 @@ export function createSessionTokens(client: OAuthClient, options: SessionTokensO
     const { keys, current } = await existing(sessionId);
     const { tokens } = current;
     if (!isDue(tokens, internals.now()) && tokens.accessToken !== rejected) return tokens;
+    // Nothing to refresh with: a token neither refused nor expired is used as it is (see
+    // `refreshNow`), without the refresh lock, however long ago its assumed lifetime ended.
+    if (tokens.refreshToken === undefined && unusableWithoutRefresh(tokens, rejected) === undefined) return tokens;
     try {
       return await renew(keys, current, rejected);
     } catch (error) {

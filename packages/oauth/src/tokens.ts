@@ -6,13 +6,13 @@
 import { InterlockConfigError, monotonicNow } from "@interlock/core";
 import type { TokenEndpointResponse } from "oauth4webapi";
 import { createKeyring, type EncryptionKey, type Keyring } from "./encryption.js";
-import { TokenDecryptionError } from "./errors.js";
+import { OAuthResponseError, TokenDecryptionError } from "./errors.js";
 
 /** What a token endpoint granted. Times are milliseconds since the epoch. */
 export interface TokenSet {
   /** The access token, for `Authorization: Bearer`. */
   accessToken: string;
-  /** Lower case, as oauth4webapi normalises it: `"bearer"`, the one type taken (see `BEARER_TOKENS_ONLY`). */
+  /** Lower case, as oauth4webapi normalises it: `"bearer"`, the one type taken (see `TOKEN_RESPONSE_CHECKS`). */
   tokenType: string;
   /** When the access token expires; undefined when the server did not say (`expires_in`). */
   expiresAt: number | undefined;
@@ -99,6 +99,32 @@ export interface GrantContext {
 }
 
 /**
+ * An access token or refresh token as RFC 6749 writes them (Appendix A.12, A.17): 1*VSCHAR, one
+ * or more characters from space to `~` (%x20-7E). Not RFC 6750's narrower `b64token`: servers
+ * issue tokens outside it (Facebook's app tokens hold `|`), and resource servers take them.
+ */
+const TOKEN_SYNTAX = /^[\x20-\x7e]+$/;
+
+/**
+ * Refuses (`invalid_response`) a token response whose access token or refresh token is not
+ * 1*VSCHAR (`TOKEN_SYNTAX`). Taken, such a token would be kept until it expired and fail every
+ * request made with it: one with a line break or a NUL cannot go in an `Authorization` header,
+ * and fetch refuses it with a `TypeError` that quotes it. The message names the field, never the
+ * token.
+ */
+export function assertTokenSyntax(response: TokenEndpointResponse): void {
+  for (const field of ["access_token", "refresh_token"] as const) {
+    const token = response[field];
+    if (token !== undefined && !TOKEN_SYNTAX.test(token)) {
+      throw new OAuthResponseError(
+        "invalid_response",
+        `the token endpoint answered a ${field} that is not 1*VSCHAR (RFC 6749 Appendix A)`,
+      );
+    }
+  }
+}
+
+/**
  * The token set a response grants, received at `now`. What the response leaves out is what the
  * client already knows: a `scope` left out is the one requested (RFC 6749 §5.1), or on a refresh
  * the one granted before (§6); a refresh that sent no new refresh token or ID token keeps the old.
@@ -141,13 +167,18 @@ export const isExpired = (tokens: TokenSet, now: number): boolean =>
   tokens.expiresAt !== undefined && now >= tokens.expiresAt;
 
 /**
- * Whether the access token is past its lifetime: the one the server said, or, when it said
- * nothing, the one assumed for it (`assumedLifetimeMs`). A due token is ridden out with, while
- * the server or the store is down, only until then. A record stored before the assumed lifetime
- * was kept with it has neither: it is taken to end when due, the earliest that lifetime can end.
+ * When the access token is past its lifetime: the one the server said, or, when it said nothing,
+ * the one assumed for it (`assumedLifetimeMs`). A record stored before the assumed lifetime was
+ * kept with it has neither: it is taken to end when due, the earliest that lifetime can end.
  */
-export const isOutlived = (tokens: StoredTokens, now: number): boolean =>
-  now >= (tokens.expiresAt ?? tokens.assumedExpiresAt ?? tokens.refreshAt);
+export const outlivedAt = (tokens: StoredTokens): number =>
+  tokens.expiresAt ?? tokens.assumedExpiresAt ?? tokens.refreshAt;
+
+/**
+ * Whether the access token is past its lifetime (`outlivedAt`). A due token is ridden out with,
+ * while the server or the store is down, only until then.
+ */
+export const isOutlived = (tokens: StoredTokens, now: number): boolean => now >= outlivedAt(tokens);
 
 /**
  * Tokens held in this process's memory, with the wall time and the monotonic time at which it

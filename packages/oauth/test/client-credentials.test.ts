@@ -403,6 +403,30 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
     expect(inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true })).not.toContain("dpop-bound");
   });
 
+  it("a token that is not 1*VSCHAR (RFC 6749 Appendix A.12, A.17) is invalid_response, its value in no error; | and spaces are taken", async () => {
+    for (const [field, token] of [
+      ["access_token", "secret\r\nX-Injected: 1"],
+      ["access_token", "secret-\u00e9-\u0442\u043e\u043a\u0435\u043d"],
+      ["access_token", "secret\u0000nul"],
+      ["access_token", "secret\ttab"],
+      ["refresh_token", "secret\nrefresh"],
+    ] as const) {
+      inject(200, { access_token: "fine", token_type: "Bearer", expires_in: 3600, [field]: token });
+      const error = await createClientCredentials(client())
+        .getAccessToken()
+        .catch((e: unknown) => e);
+      expect(error, JSON.stringify(token)).toBeInstanceOf(OAuthResponseError);
+      expect(error).toMatchObject({ code: "invalid_response", status: 502 });
+      expect((error as Error).message).toContain(field);
+      expect(inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true })).not.toContain("secret");
+    }
+    // RFC 6750's b64token is not asked for: Facebook's app tokens hold "|".
+    for (const token of ["1234|app-secret-part", "two words", "~!#$%&'()*+,-./:;<=>?@[\\]^_`{}"]) {
+      inject(200, { access_token: token, token_type: "Bearer", expires_in: 3600 });
+      expect(await createClientCredentials(client()).getAccessToken()).toBe(token);
+    }
+  });
+
   it("a token response refused for a bad field keeps its tokens out of the error, its cause included", async () => {
     const tokens = { access_token: "secret-access", refresh_token: "secret-refresh", id_token: "secret-id" };
     for (const body of [
@@ -508,6 +532,51 @@ describe("client credentials against oauth2-mock-server (injected failures)", ()
       inject(400, { error: code });
       await expect(tokens.getAccessToken()).rejects.toMatchObject({ code, status: 503, responseStatus: 400 });
     }
+  });
+
+  it("a process with no token of its own rides an outage out with the due, unexpired token another process stored", async () => {
+    let now = Date.now();
+    const store = new MemoryTokenStore();
+    const events: OAuthEvent[] = [];
+    const first = createClientCredentials(client({ now: () => now, retry: false }), { store });
+    inject(200, { access_token: "shared-1", token_type: "Bearer", expires_in: 600 });
+    expect(await first.getAccessToken()).toBe("shared-1");
+    now += 540_000; // due (inside the 60 s margin), valid for 60 more seconds
+    // An instance started (or scaled out) during the outage: the store's token is the only one.
+    const started = createClientCredentials(
+      client({ now: () => now, retry: false, onEvent: (e: OAuthEvent) => events.push(e) }),
+      { store },
+    );
+    inject(503, { error: "temporarily_unavailable" });
+    expect(await started.getAccessToken()).toBe("shared-1");
+    expect(events.at(-1)).toEqual({
+      type: "oauth.token.stale_used",
+      grant: "client_credentials",
+      code: "server_unavailable",
+    });
+    // Never the token a resource server refused.
+    inject(503, { error: "temporarily_unavailable" });
+    await expect(started.getAccessToken({ rejected: "shared-1" })).rejects.toMatchObject({
+      code: "server_unavailable",
+    });
+    now += 70_000; // expired now
+    inject(503, { error: "temporarily_unavailable" });
+    await expect(started.getAccessToken()).rejects.toMatchObject({ code: "server_unavailable" });
+  });
+
+  it("a process whose own token is older than the store's rides an outage out with the store's, the newest", async () => {
+    let now = Date.now();
+    const store = new MemoryTokenStore();
+    const older = createClientCredentials(client({ now: () => now, retry: false }), { store });
+    const newer = createClientCredentials(client({ now: () => now, retry: false }), { store });
+    inject(200, { access_token: "older", token_type: "Bearer", expires_in: 600 });
+    expect(await older.getAccessToken()).toBe("older");
+    now += 540_000; // "older" due: the other process renews it
+    inject(200, { access_token: "newer", token_type: "Bearer", expires_in: 600 });
+    expect(await newer.getAccessToken()).toBe("newer");
+    now += 540_000; // "older" expired 8 minutes ago; "newer" due, valid for 60 more seconds
+    inject(503, { error: "temporarily_unavailable" });
+    expect(await older.getAccessToken()).toBe("newer");
   });
 
   it("a server that never answers is server_unavailable after timeoutMs", async () => {

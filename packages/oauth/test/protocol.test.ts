@@ -5,10 +5,12 @@
  * say; oauth2-mock-server is made to answer what they allow (no `scope`) or forbid.
  */
 
+import { inspect } from "node:util";
 import { InterlockConfigError } from "@interlock/core";
 import { Browser } from "@interlock/test-harness/oauth";
 import { Events, type MutableToken } from "oauth2-mock-server";
 import { describe, expect, it } from "vitest";
+import { keptIdTokenClaims } from "../src/id-token.js";
 import {
   createClientCredentials,
   createLogin,
@@ -212,6 +214,35 @@ describe("an OpenID Connect login answered without an ID token (OIDC Core §3.1.
     expect(await tokensRevoked).toMatchObject({ type: "oauth.login.tokens_revoked", reason: "refused", revoked: true });
   });
 
+  it.each([
+    ["an access token", "access_token"],
+    ["a refresh token", "refresh_token"],
+  ])(
+    "%s that is not 1*VSCHAR (RFC 6749 Appendix A) is refused (invalid_response) and revoked, its value in no error",
+    async (_case, field) => {
+      let revocations = 0;
+      const revoking = () => {
+        revocations++;
+      };
+      mock().service.on(Events.BeforeRevoke, revoking);
+      try {
+        const { outcome, tokensRevoked } = await completeWith({
+          response: (body) => {
+            body[field] = "hostile\r\nX-Injected: 1";
+          },
+        });
+        expect(outcome).toBeInstanceOf(OAuthResponseError);
+        expect(outcome).toMatchObject({ code: "invalid_response", status: 502 });
+        expect((outcome as Error).message).toContain(field);
+        expect(inspect(outcome, { depth: Number.POSITIVE_INFINITY, showHidden: true })).not.toContain("hostile");
+        expect(await tokensRevoked).toEqual({ type: "oauth.login.tokens_revoked", reason: "refused", revoked: true });
+        expect(revocations).toBe(2); // the refresh token, and the access token
+      } finally {
+        mock().service.off(Events.BeforeRevoke, revoking);
+      }
+    },
+  );
+
   it("the same ID token with the login's own nonce completes (the case above is refused for its nonce alone)", async () => {
     const { outcome, events } = await completeWith({});
     expect(outcome).toMatchObject({ claims: { sub: expect.any(String) } });
@@ -270,6 +301,9 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
     ],
     // "its iat Claim MUST represent the time that the new ID Token is issued": not before the first one's
     ["an iat before the first one's", "iat", undefined, (claims) => Object.assign(claims, { iat: 1_700_000_000 })],
+    // Errata: "it SHOULD NOT have a nonce Claim ... if it is present, it MUST be the same as in the ID Token
+    // issued at the time of the original authentication"
+    ["another nonce", "nonce", undefined, (claims) => Object.assign(claims, { nonce: "attacker-chosen-nonce" })],
   ] as Array<[string, string, number | undefined, Change]>) {
     it(`refuses a refreshed ID token with ${what} (id_token_mismatch): nothing stored, the session ends, the tokens answered revoked`, async () => {
       const { sessions, tokens, events, tokensRevoked } = await sessionWith(authTime);
@@ -315,6 +349,20 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
     ]);
   });
 
+  it("a refreshed ID token with the login's nonce, or without nonce (as §12.2 wants), is taken", async () => {
+    const { sessions, tokens } = await sessionWith();
+    const loginNonce = keptIdTokenClaims(tokens.idToken!)?.nonce;
+    expect(loginNonce).toBeTypeOf("string");
+    for (const [nonce, change] of [
+      [loginNonce, (claims: Record<string, unknown>) => Object.assign(claims, { nonce: loginNonce })],
+      [undefined, (claims: Record<string, unknown>) => delete claims.nonce],
+    ] as const) {
+      const refreshed = await withIdTokens("refresh_token", change, () => sessions.refresh("user"));
+      expect(await sessions.get("user")).toEqual(refreshed);
+      expect(keptIdTokenClaims(refreshed.idToken!)?.nonce).toBe(nonce);
+    }
+  });
+
   it("a refreshed ID token with auth_time, after a login whose ID token had none, is taken", async () => {
     const { sessions } = await sessionWith();
     const refreshed = await withIdTokens(
@@ -352,6 +400,65 @@ describe("a refreshed ID token is about the same user and authentication (OIDC C
     expect(seen).toMatchObject([{ id_token: expect.any(String) }]); // compared, and taken
     expect(refreshed.accessToken).not.toBe(tokens.accessToken);
     expect(refreshed.idToken).toBe((seen[0] as { id_token: string }).id_token);
+  });
+});
+
+describe("a refresh answered with a token that is not 1*VSCHAR (RFC 6749 Appendix A.12, A.17)", () => {
+  /** A session logged in at the mock, and its refresh while the mock's refresh answers are as `change` makes them. */
+  async function refreshAnswered(change: (body: Record<string, unknown>) => void) {
+    const events: OAuthEvent[] = [];
+    const revoked = resolvable<OAuthEvent>();
+    const onEvent = (event: OAuthEvent) => {
+      events.push(event);
+      if (event.type === "oauth.login.tokens_revoked") revoked.resolve(event);
+    };
+    const sessions = createSessionTokens(mockClient(WEB_APP, { onEvent }), { encryptionKeys: keyring });
+    const { tokens } = await mockLogin("openid");
+    await sessions.save("user", tokens);
+    const edit = (response: { body: unknown }, request: { body?: unknown }) => {
+      if ((request.body as Record<string, unknown>).grant_type === "refresh_token") {
+        change(response.body as Record<string, unknown>);
+      }
+    };
+    mock().service.on(Events.BeforeResponse, edit);
+    const outcome = await sessions
+      .refresh("user")
+      .catch((e: unknown) => e)
+      .finally(() => mock().service.off(Events.BeforeResponse, edit));
+    return { sessions, tokens, outcome, events, tokensRevoked: revoked.promise };
+  }
+
+  it("a new refresh token that is not: the server rotated, so the session ends (refresh_answer_refused) and the answer's tokens are revoked", async () => {
+    const { sessions, outcome, tokensRevoked } = await refreshAnswered((body) => {
+      body.refresh_token = "hostile\u0000refresh";
+    });
+    expect(outcome).toBeInstanceOf(LoginRequiredError);
+    expect(outcome).toMatchObject({ reason: "refresh_answer_refused" });
+    const cause = (outcome as Error).cause;
+    expect(cause).toBeInstanceOf(OAuthResponseError);
+    expect(cause).toMatchObject({ code: "invalid_response", status: 502 });
+    expect(inspect(outcome, { depth: Number.POSITIVE_INFINITY, showHidden: true })).not.toContain("hostile");
+    expect(await sessions.get("user")).toBeUndefined();
+    expect(await tokensRevoked).toEqual({
+      type: "oauth.login.tokens_revoked",
+      reason: "refresh_refused",
+      revoked: true,
+    });
+  });
+
+  it("an access token that is not, with no new refresh token: the refusal is thrown, the session kept", async () => {
+    const { sessions, tokens, outcome, events } = await refreshAnswered((body) => {
+      body.access_token = "hostile\r\nX-Injected: 1";
+      delete body.refresh_token;
+    });
+    expect(outcome).toBeInstanceOf(OAuthResponseError);
+    expect(outcome).toMatchObject({ code: "invalid_response", status: 502 });
+    expect((outcome as Error).message).toContain("access_token");
+    expect(inspect(outcome, { depth: Number.POSITIVE_INFINITY, showHidden: true })).not.toContain("hostile");
+    expect(await sessions.get("user")).toEqual(tokens);
+    expect(events).toMatchObject([
+      { type: "oauth.token.requested", grant: "refresh_token", outcome: "invalid_response" },
+    ]);
   });
 });
 

@@ -419,6 +419,50 @@ describe("error answers whatever their Content-Type says", () => {
     }
   });
 
+  it("a 401 whose WWW-Authenticate challenge alone names the error keeps its error_uri, as a JSON body's error does", async () => {
+    const { client } = viaProxy();
+    await client.metadata();
+    proxy.inject(isToken("client_credentials"), {
+      status: 401,
+      headers: {
+        "www-authenticate":
+          'Bearer error="invalid_client", error_description="bad secret", error_uri="https://as.example/errors/invalid_client"',
+      },
+    });
+    const error = await createClientCredentials(client)
+      .getAccessToken()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OAuthError);
+    expect(error).toMatchObject({
+      code: "invalid_client",
+      description: "bad secret",
+      uri: "https://as.example/errors/invalid_client",
+      responseStatus: 401,
+    });
+  });
+
+  it("a JSON body whose error is empty is no OAuth error (RFC 6749 §5.2: 1*NQSCHAR): read for its status", async () => {
+    const client = serviceClient(server(), { fetch: proxy.fetch, retry: false });
+    await client.metadata();
+    const empty = JSON.stringify({ error: "", error_description: "x" });
+    proxy.inject(isToken("client_credentials"), {
+      status: 400,
+      headers: { "content-type": "application/json" },
+      body: empty,
+    });
+    const refused = await failure(createClientCredentials(client).getAccessToken());
+    expect(refused).toMatchObject({ code: "invalid_response", status: 502, responseStatus: 400 });
+    expect(refused.message).toBe("authorization server answered an unexpected 400");
+    proxy.inject(isToken("client_credentials"), {
+      status: 503,
+      headers: { "content-type": "application/json" },
+      body: empty,
+    });
+    const down = await failure(createClientCredentials(client).getAccessToken());
+    expect(down).toMatchObject({ code: "server_unavailable", status: 503, responseStatus: 503 });
+    expect(down.message).toBe("authorization server answered 503");
+  });
+
   it("a 4xx page that is no JSON is invalid_response, its status kept", async () => {
     const { client } = viaProxy();
     await client.metadata();

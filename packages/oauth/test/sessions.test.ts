@@ -802,6 +802,44 @@ describe("session tokens", () => {
     expect(server().tokenRequests()).toBe(requestsBefore);
   });
 
+  it("without a refresh token nor expires_in (a GitHub OAuth App's token): one store read per call, long after its assumed lifetime, and no lock", async () => {
+    let now = Date.now();
+    const calls: string[] = [];
+    const inner = new MemoryTokenStore();
+    const store: TokenStore = {
+      name: "counting",
+      get: (key) => {
+        calls.push("get");
+        return inner.get(key);
+      },
+      set: (key, value, options) => {
+        calls.push(options.expect === null ? "lock" : "set");
+        return inner.set(key, value, options);
+      },
+      delete: (key, expect) => {
+        calls.push("delete");
+        return inner.delete(key, expect);
+      },
+    };
+    const manager = sessions({ store }, () => now);
+    const tokens = await loggedInTokens(server());
+    const id = newSessionId();
+    await manager.save(id, { ...tokens, expiresAt: undefined, refreshToken: undefined });
+    const requestsBefore = server().tokenRequests();
+    for (const laterMs of [60_000, 6 * 60_000, 600 * 60_000]) {
+      now += laterMs; // the 5 minutes assumed (assumedLifetimeMs) are long gone after the first
+      calls.length = 0;
+      expect(await manager.getAccessToken(id)).toBe(tokens.accessToken);
+      expect(calls).toEqual(["get"]);
+    }
+    expect(server().tokenRequests()).toBe(requestsBefore);
+    // Refused by a resource server, it still ends the session.
+    await expect(manager.getAccessToken(id, { rejected: tokens.accessToken })).rejects.toMatchObject({
+      reason: "token_rejected",
+    });
+    expect(await manager.get(id)).toBeUndefined();
+  });
+
   it("a session id no saved session can have (a forged cookie) is no session, not a configuration error", async () => {
     const manager = sessions();
     for (const id of ["x".repeat(300), "a\u0000b"]) {
