@@ -8,7 +8,7 @@
  * joined with ", " as Node and fetch join it.
  */
 
-import { HTTP_TOKEN } from "@interlock/core";
+import { HTTP_TOKEN, trimOws } from "@interlock/core";
 import { usageError, valueStart } from "./errors.js";
 import { headerStart, splitHeaderOption } from "./inputs.js";
 
@@ -17,8 +17,6 @@ export type HeaderList = Array<[string, string]>;
 
 // `POST /path HTTP/1.1`: the first line of a request head, ignored.
 const REQUEST_LINE = /^[A-Za-z]+ \S+ HTTP\/\d(?:\.\d)?$/;
-// Optional whitespace around a value (RFC 9110 §5.5: spaces and tabs).
-const OWS = /^[ \t]+|[ \t]+$/g;
 
 /**
  * One `-H "Name: value"` option; `-H @file` is read by the caller as a headers file. Several
@@ -41,7 +39,7 @@ function headerLine(line: string, refusal: () => string): [string, string] {
   const name = colon > 0 ? line.slice(0, colon).trim() : "";
   // Shown up to its first space or colon: the rest may be a credential (`Authorization Bearer …`).
   if (!HTTP_TOKEN.test(name)) throw usageError(refusal());
-  return [name.toLowerCase(), line.slice(colon + 1).replace(OWS, "")];
+  return [name.toLowerCase(), trimOws(line.slice(colon + 1))];
 }
 
 /**
@@ -94,7 +92,7 @@ function headLines(text: string, source: string): HeaderList {
     if (/^[ \t]/.test(line)) {
       const last = headers.at(-1);
       if (last === undefined) throw usageError(`${source} line ${number} continues no header: it starts with a space`);
-      last[1] = `${last[1]} ${line.replace(OWS, "")}`.replace(OWS, "");
+      last[1] = trimOws(`${last[1]} ${trimOws(line)}`);
       continue;
     }
     if (line.startsWith(":")) continue;
@@ -123,7 +121,7 @@ function jsonHeaders(text: string | undefined, source: string): HeaderList {
     if (!values.every((v) => typeof v === "string" || typeof v === "number")) {
       throw usageError(`${source}: the header ${name} is not a string or a list of strings`);
     }
-    for (const v of values) headers.push([name.toLowerCase(), String(v).replace(OWS, "")]);
+    for (const v of values) headers.push([name.toLowerCase(), trimOws(String(v))]);
   }
   return headers;
 }

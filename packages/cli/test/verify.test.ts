@@ -606,6 +606,31 @@ describe("inputs", () => {
     expect(record(result)).toMatchObject({ valid: true, id: "part-one part-two" });
   });
 
+  it("--headers @file: values padded with long runs of spaces inside them are read in time linear in their length", async () => {
+    // 128 KiB of spaces and tabs between two characters, on a line, a folded line and in JSON:
+    // a pattern trimming /[ \t]+$/ backtracked over the rest of the run from every position in it, some 20 s each.
+    const run = " \t".repeat(64 * 1024);
+    const signed = await signWebhook({ scheme: schemes.github, secret: "s", body: "{}" });
+    const lines = await dir.file(
+      "padded.txt",
+      [
+        `x-hub-signature-256: ${signed.headers["x-hub-signature-256"]}`,
+        `x-note: a${run}b`,
+        `x-folded: c`,
+        `\td${run}e`,
+        "",
+      ].join("\n"),
+    );
+    const json = await dir.file(
+      "padded.json",
+      JSON.stringify({ "x-hub-signature-256": signed.headers["x-hub-signature-256"], "x-note": `f${run}g` }),
+    );
+    for (const file of [lines, json]) {
+      const result = await verify(["--scheme", "github", "--secret", "s", "--headers", `@${file}`, "--body", "{}"]);
+      expect(result.code).toBe(0);
+    }
+  }, 10_000);
+
   it("-H replaces a header of the same name from --headers (to try a fix)", async () => {
     const signed = await sign(["--scheme", "github", "--secret", "s", "--body", "{}"]);
     const file = await dir.file("wrong-headers.txt", "x-hub-signature-256: sha256=00\n");

@@ -45,3 +45,20 @@ export function headerReader(headers: HeadersInput): HeaderReader {
     return undefined;
   };
 }
+
+/**
+ * `value` without the spaces and tabs at its ends (HTTP's OWS, RFC 9110 §5.6.3). Not
+ * `String.trim`, which also strips a no-break space (0xA0, a byte a header may carry) and
+ * other Unicode spaces: `k` followed by one would be taken for the key `k`. A loop, not a
+ * regular expression: `/[ \t]+$/` backtracks over every run of spaces inside the value.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+const isOws = (c: number) => c === 0x20 || c === 0x09;

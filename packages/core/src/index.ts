@@ -46,7 +46,7 @@ export {
   type WebhookStoreUnavailableEvent,
   type WebhookVerifiedEvent,
 } from "./events.js";
-export { type HeaderReader, type HeadersInput, headerReader } from "./headers.js";
+export { type HeaderReader, type HeadersInput, headerReader, trimOws } from "./headers.js";
 export {
   announcesBody,
   BodyCollector,

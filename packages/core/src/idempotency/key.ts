@@ -1,3 +1,5 @@
+import { trimOws } from "../headers.js";
+
 /**
  * The Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header): an RFC 9651
  * sf-string, e.g. `"8e03978e-40d5-43e8-bc93-6894a57f9324"`. Stripe's clients send the bare
@@ -18,21 +20,6 @@ export function parseIdempotencyKey(value: string): string | undefined {
   if (key.charCodeAt(0) === 0x20 && key.trim() === "") return undefined;
   return key;
 }
-
-/**
- * `value` without the spaces and tabs at its ends (HTTP's OWS, RFC 9110 §5.6.3). Not
- * `String.trim`, which also strips a no-break space (0xA0, a byte a header may carry) and
- * other Unicode spaces: `k` followed by one would be taken for the key `k`.
- */
-function trimOws(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && isOws(value.charCodeAt(start))) start++;
-  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
-}
-
-const isOws = (c: number) => c === 0x20 || c === 0x09;
 
 function parseBareToken(text: string): string | undefined {
   // A comma would make it a list, a quote or space a malformed string.
