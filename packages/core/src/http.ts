@@ -307,11 +307,41 @@ export function declaredTooLarge(request: NodeRequestHead, limit: number): BodyE
 
 /**
  * What `readRequestBody` uses of a Node request (node:http's `IncomingMessage`, the HTTP/2
- * compatibility API's `Http2ServerRequest`): its stream's events.
+ * compatibility API's `Http2ServerRequest`): its stream's events, and its state
+ * (`requestCutOff`).
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
-export interface NodeRequestStream {
+export interface NodeRequestStream extends NodeRequestState {
   on(event: "data" | "end" | "close", listener: (...args: never[]) => void): unknown;
+}
+
+/**
+ * What `requestCutOff` reads of a Node request: what its stream says, and what the HTTP/2
+ * compatibility API adds.
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export interface NodeRequestState {
+  readonly destroyed?: boolean;
+  readonly readableEnded?: boolean;
+  /** `Http2ServerRequest`: its stream was reset (node:http's request says it too, as `destroyed` does). */
+  readonly aborted?: boolean;
+}
+
+/**
+ * Whether a Node request is over without its body having ended: its client left (or the stream
+ * was destroyed) before the last byte, and no more of it will come. Over HTTP/1, Node destroys
+ * the request of a connection that closed, before its end; over HTTP/2, the compatibility API
+ * marks the request of a reset stream `aborted`, then ends it as if the body were complete.
+ * Either is over by the time something asynchronous that ran before the body was read (an
+ * authentication lookup, a rate limiter) returns: its `close` has fired, so a reader that
+ * waited for its end, or its `close`, would wait forever, and one that took an ended stream for
+ * one read already would blame a parser that does not exist. A client's doing: 400
+ * `body_incomplete`. (Whether something else read part of it first is the caller's to ask:
+ * `readableDidRead`.)
+ * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
+ */
+export function requestCutOff(request: NodeRequestState): boolean {
+  return request.aborted === true || (request.destroyed === true && request.readableEnded !== true);
 }
 
 /**
@@ -320,14 +350,17 @@ export interface NodeRequestStream {
  * declares it (`declaredTooLarge`), else as the bytes pass it, the rest read into nothing as it
  * comes (so the connection is not left stalled, and a keep-alive client's next request is read
  * after it); closed before its end, 400 `body_incomplete` (the client went away mid-body, or the
- * stream was destroyed, with an error or without). No `error` listener: a request emits its
- * error only to listeners, and `close` follows it either way.
+ * stream was destroyed, with an error or without), at once when it was over before the read
+ * began (`requestCutOff`). No `error` listener: a request emits its error only to listeners, and
+ * `close` follows it either way.
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
 export function readRequestBody(
   request: NodeRequestHead & NodeRequestStream,
   limit: number,
 ): Promise<Uint8Array | BodyError> {
+  // Over already (its `close` fired before this read began): no listener would hear of it again.
+  if (requestCutOff(request)) return Promise.resolve(BodyError.incomplete());
   const declared = declaredTooLarge(request, limit);
   if (declared) return Promise.resolve(declared);
   return new Promise((resolve) => {

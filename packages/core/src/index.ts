@@ -57,10 +57,12 @@ export {
   type HttpResponse,
   jsonResponse,
   type NodeRequestHead,
+  type NodeRequestState,
   type NodeRequestStream,
   type NodeResponseSink,
   problemResponse,
   readRequestBody,
+  requestCutOff,
   sendOnNode,
   writeHeadHeaders,
 } from "./http.js";

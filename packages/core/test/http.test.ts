@@ -1,9 +1,11 @@
 /** The pieces adapters share to read bodies: the default limit, the option check, the collector. */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createHttp2Server, type Http2ServerRequest } from "node:http2";
 import { connect } from "node:net";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
+import { RawHttp2Connection } from "../../test-harness/src/raw-http2.js";
 import {
   announcesBody,
   BodyCollector,
@@ -18,6 +20,7 @@ import {
   type NodeRequestHead,
   problemResponse,
   readRequestBody,
+  requestCutOff,
   StoreUnavailableError,
   WebhookVerificationError,
 } from "../src/index.js";
@@ -282,6 +285,62 @@ describe("readRequestBody", () => {
     socket.destroy();
     await until(() => outcomes.length === 1);
     expect(outcomes.map((o) => (o instanceof BodyError ? o.code : o.byteLength))).toEqual(["body_incomplete"]);
+  });
+
+  // Something asynchronous ran before the read (an authentication lookup, a rate limiter) and
+  // the client left meanwhile: the request's `close` fired before the read began.
+  it("a request its client left before the read began is 400 body_incomplete at once, over HTTP/1.1", async () => {
+    const outcomes: Array<Uint8Array | BodyError> = [];
+    const begun: IncomingMessage[] = [];
+    server = createServer(async (request) => {
+      begun.push(request);
+      await new Promise((resolve) => request.once("close", resolve));
+      outcomes.push(await readRequestBody(request, 1024));
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const socket = connect((server.address() as { port: number }).port, "127.0.0.1");
+    await once(socket, "connect");
+    socket.write("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b");
+    await until(() => begun.length === 1);
+    socket.destroy();
+    await until(() => outcomes.length === 1);
+    expect(outcomes.map((o) => (o instanceof BodyError ? o.code : o.byteLength))).toEqual(["body_incomplete"]);
+  });
+
+  it("a request whose HTTP/2 stream was reset before the read began is 400 body_incomplete, never the bytes so far as the body", async () => {
+    const outcomes: Array<Uint8Array | BodyError> = [];
+    const begun: Http2ServerRequest[] = [];
+    const h2 = createHttp2Server(async (request) => {
+      begun.push(request);
+      // The compatibility API closes the request, then ends it as if the body were complete.
+      await new Promise((resolve) => request.once("close", resolve));
+      outcomes.push(await readRequestBody(request, 1024));
+    });
+    h2.listen(0, "127.0.0.1");
+    await once(h2, "listening");
+    const connection = await RawHttp2Connection.open(`http://127.0.0.1:${(h2.address() as { port: number }).port}`);
+    try {
+      const headers = { "content-length": "100" };
+      const stream = await connection.request({ method: "POST", path: "/", headers }, Buffer.from('{"a":1}'));
+      await until(() => begun.length === 1);
+      await connection.reset(stream);
+      await until(() => outcomes.length === 1);
+    } finally {
+      await connection.close();
+      h2.close();
+    }
+    expect(outcomes.map((o) => (o instanceof BodyError ? o.code : o.byteLength))).toEqual(["body_incomplete"]);
+  });
+});
+
+describe("requestCutOff", () => {
+  it("is true for a request over before its end (destroyed unended; HTTP/2's reset, aborted), false otherwise", () => {
+    expect(requestCutOff({ destroyed: true, readableEnded: false })).toBe(true);
+    expect(requestCutOff({ destroyed: false, readableEnded: true, aborted: true })).toBe(true);
+    expect(requestCutOff({ destroyed: true, readableEnded: true })).toBe(false);
+    expect(requestCutOff({ destroyed: false, readableEnded: false, aborted: false })).toBe(false);
+    expect(requestCutOff({})).toBe(false);
   });
 });
 

@@ -53,7 +53,11 @@ export function rawBodyOf(req: IncomingMessage): Buffer | undefined {
 /** The end of every "the bytes are gone" advice: hosts that parse every body have their own switch. */
 export const RAW_BODY_HOST_ADVICE = "; on NestJS, create the app with NestFactory.create(AppModule, { rawBody: true })";
 
-/** Whether something already read the request stream (so its bytes can no longer be read). */
+/**
+ * Whether something already read the request stream (so its bytes can no longer be read). Not a
+ * request its client left before anything read it (destroyed, never ended): core's reader
+ * refuses that one 400 `body_incomplete`.
+ */
 export function streamConsumed(req: IncomingMessage): boolean {
   return (req as IncomingMessage & RequestState)._body === true || req.readableEnded || req.readableDidRead;
 }
@@ -62,8 +66,8 @@ export function streamConsumed(req: IncomingMessage): boolean {
  * Reads the whole request stream, up to `limit` bytes, with core's reader, and remembers the
  * bytes on the request for later middleware. A body past the limit, declared by its
  * Content-Length or found while reading, is core's `body_too_large` at once; a client that went
- * away mid-body, 400 `body_incomplete`, refused and reported like any bad body (nothing claimed,
- * so its retry runs), as on Fastify, Koa, Hono and the web adapter.
+ * away mid-body, even before the read began, 400 `body_incomplete`, refused and reported like
+ * any bad body (nothing claimed, so its retry runs), as on Fastify, Koa, Hono and the web adapter.
  */
 export async function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer | BodyError> {
   const read = await readRequestBody(req, limit);

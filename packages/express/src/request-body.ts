@@ -9,7 +9,7 @@
 
 import { type IncomingHttpHeaders, IncomingMessage, type ServerResponse } from "node:http";
 import { PassThrough } from "node:stream";
-import { announcesBody, BodyError, declaredTooLarge, decodeContent } from "@interlock/core";
+import { announcesBody, BodyError, declaredTooLarge, decodeContent, requestCutOff } from "@interlock/core";
 import express, { type RequestHandler } from "express";
 import {
   asBuffer,
@@ -56,6 +56,10 @@ export function bodyReader(limit: number): BodyReader {
       return parseHostBytes(parsers, req, res, payload, limit, true);
     }
     if (hostBytes !== undefined) return parseHostBytes(parsers, req, res, hostBytes, limit, false);
+    // Its client left before anything read the body (while a middleware before this one ran):
+    // the parsers would take the stream for one they cannot read (a 500 of theirs); core's reader
+    // refuses it 400 `body_incomplete`.
+    if (announcesBody(req) && requestCutOff(req)) return readRawBody(req, limit);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
     const refused = await parse(parsers, req, res);
     if (refused) return refusal(refused, limit);

@@ -7,7 +7,7 @@
  */
 
 import { PassThrough, Readable } from "node:stream";
-import { announcesBody, BodyCollector, BodyError, decodeContent } from "@interlock/core";
+import { announcesBody, BodyCollector, BodyError, decodeContent, requestCutOff } from "@interlock/core";
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
 
 type Done = (error?: Error | null, payload?: RequestPayload) => void;
@@ -65,6 +65,16 @@ export function whenKept(request: FastifyRequest, then: () => void): void {
  */
 function wasConsumed(payload: Readable): boolean {
   return payload.readableDidRead || payload.readableEnded || payload.destroyed;
+}
+
+/**
+ * A request its client left before anything read its body, while an earlier hook ran (an async
+ * `onRequest` hook: an authentication lookup, `@fastify/rate-limit`): over HTTP/1 it is destroyed,
+ * over HTTP/2 ended as if complete (core's `requestCutOff`), either of which `wasConsumed` would
+ * take for a hook that read it.
+ */
+function leftUnread(request: FastifyRequest): boolean {
+  return !request.raw.readableDidRead && requestCutOff(request.raw);
 }
 
 type Read = { body: Buffer } | { tooLarge: Uint8Array[] } | { incomplete: true };
@@ -171,8 +181,9 @@ export interface CaptureOptions {
 /**
  * The `preParsing` hook. When the bytes cannot be kept, core's `BodyError` is kept instead. A
  * payload another hook already read is refused at once whenever the request has a body:
- * Fastify's own parser could not read it either. A body already kept by another Interlock hook
- * set on the route is left as it is.
+ * Fastify's own parser could not read it either; one its client left before anything read it
+ * is refused as `body_incomplete`, as a body cut off while read is. A body already kept by
+ * another Interlock hook set on the route is left as it is.
  */
 export function captureRawBody(options: CaptureOptions) {
   return function interlockRawBody(request: FastifyRequest, reply: FastifyReply, payload: RequestPayload, done: Done) {
@@ -194,9 +205,11 @@ export function captureRawBody(options: CaptureOptions) {
       fail(error, () => payload);
       request.log.info({ res: reply, err: error }, error.message);
     };
-    if (wasConsumed(payload)) {
-      // No body announced, none lost (a hook that read an empty stream).
+    const left = leftUnread(request);
+    if (left || wasConsumed(payload)) {
+      // No body announced, none lost (a hook that read an empty stream, a client that left after the headers).
       if (!announcesBody(request.raw)) return keep(request, EMPTY, done);
+      if (left) return failIncomplete();
       return fail(new BodyError("body_not_raw", options.consumed), () => payload);
     }
     if (options.wanted?.(request) === false) return done(null, payload);

@@ -4,7 +4,7 @@
  */
 
 import type { IncomingMessage } from "node:http";
-import { announcesBody, BodyError, decodeContent, readRequestBody } from "@interlock/core";
+import { announcesBody, BodyError, decodeContent, readRequestBody, requestCutOff } from "@interlock/core";
 import type { Context } from "koa";
 import { notRawMessage } from "./errors.js";
 import { exposeBody } from "./parse.js";
@@ -39,15 +39,18 @@ export async function readRawBody(
   if (!announcesBody(req)) return remember(req, EMPTY, ctx, middleware === "idempotency" && codedEmptyBody(req));
   // Whether a parser read the body is the stream's to say, not `ctx.request.body`'s: @koa/bodyparser
   // and koa-bodyparser set that to `{}` for a type they do not parse (binary), leaving its bytes unread.
-  if (req.readableDidRead || req.readableEnded) {
+  // A stream ended by its client's leaving (an HTTP/2 reset while a middleware before this one
+  // ran) was read by nobody: core's reader refuses it `body_incomplete`.
+  if (req.readableDidRead || (req.readableEnded && !requestCutOff(req))) {
     const kept = (ctx.request as { rawBody?: unknown }).rawBody;
     if (middleware === "idempotency" && typeof kept === "string")
       return Buffer.byteLength(kept) > limit ? BodyError.tooLarge(limit) : kept;
     return new BodyError("body_not_raw", notRawMessage(middleware));
   }
   // Past the limit, declared by its Content-Length or found while reading: 413 at once. A client
-  // that went away mid-body: 400 `body_incomplete`, refused and reported like any bad body
-  // (nothing claimed, so its retry runs), as on Hono, Fastify and the web adapter.
+  // that went away mid-body, even before this read began: 400 `body_incomplete`, refused and
+  // reported like any bad body (nothing claimed, so its retry runs), as on Hono, Fastify and the
+  // web adapter.
   const read = await readRequestBody(req, limit);
   if (read instanceof BodyError) return read;
   const body = asBuffer(read);
