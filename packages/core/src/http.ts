@@ -151,10 +151,16 @@ export interface NodeResponseSink {
  * without one, Node closes an HTTP/1.0 keep-alive connection to mark the end, and a request
  * queued on it goes unanswered. A replayed HEAD answer (stored without content) brings its own
  * length (that of a GET's content, never sent) or none, as the first answer did: its empty body
- * is no GET's content. A refusal to a HEAD is framed as the same refusal to a GET.
+ * is no GET's content. A refusal to a HEAD is framed as the same refusal to a GET. The body goes
+ * to `end` as `asBuffer` makes it (a Node `Buffer` over the same memory), as Node's own writes
+ * hand chunks to an app's wrapped `res.end` (loggers and caches call `toString()` on it).
  * @internal Shared by Interlock's own packages: not part of the supported API (see the core README's "API stability").
  */
-export function sendOnNode(res: NodeResponseSink, response: HttpResponse): void {
+export function sendOnNode(
+  res: NodeResponseSink,
+  response: HttpResponse,
+  asBuffer: (bytes: Uint8Array) => Uint8Array,
+): void {
   res.statusCode = response.status;
   let ownLength = false;
   forEachHeader(response.headers, (name, value) => {
@@ -164,7 +170,7 @@ export function sendOnNode(res: NodeResponseSink, response: HttpResponse): void 
   const { body } = response;
   const headReplay = res.req?.method === "HEAD" && body.byteLength === 0;
   if (hasContent(response.status) && !headReplay && !ownLength) res.setHeader("content-length", body.byteLength);
-  res.end(body);
+  res.end(asBuffer(body));
 }
 
 /** Whether a response of `status` has content to frame (RFC 9110 §6.4.1: not 1xx, 204, 304). */

@@ -52,6 +52,33 @@ async function start(setup: Setup = {}) {
 // Formatting a JSON parser would not keep: key order, spacing, escapes, a trailing newline.
 const AWKWARD_JSON = '{"z":1,  "a":"caf\\u00e9 é",\n "n":1.10e1}\n';
 
+describe("webhook(): Interlock's own answers", () => {
+  it("go to an app's wrapped res.end as a Buffer, as Node's own writes do (loggers call toString() on it)", async () => {
+    const ended: unknown[] = [];
+    const url = await start({
+      before: (app) =>
+        app.use((_req, res, next) => {
+          const end = res.end;
+          res.end = function (this: typeof res, ...args: unknown[]) {
+            ended.push(args[0]);
+            return Reflect.apply(end, this, args);
+          } as typeof res.end;
+          next();
+        }),
+    });
+    const d = await signed('{"type":"x"}');
+    const forged = await send(url, { headers: { ...d.headers, "webhook-signature": "v1,AAAA" }, body: d.body });
+    await send(url, { headers: d.headers, body: d.body });
+    const duplicate = await send(url, { headers: d.headers, body: d.body });
+    expect([forged.status, duplicate.status]).toEqual([401, 200]);
+    // The refusal and the duplicate's answer are Interlock's (the route's own answer comes between).
+    const [refusal, , again] = ended;
+    expect([Buffer.isBuffer(refusal), Buffer.isBuffer(again)]).toEqual([true, true]);
+    expect(JSON.parse(String(refusal))).toMatchObject({ code: "no_matching_signature" });
+    expect(JSON.parse(String(again))).toMatchObject({ duplicate: true });
+  });
+});
+
 describe("webhook(): the raw body, whatever parser the app uses", () => {
   const setups: Record<string, (app: Express) => void> = {
     "no body parser": () => {},

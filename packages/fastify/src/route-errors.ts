@@ -16,6 +16,7 @@
 import { problemResponse, sendOnNode, WebhookPayloadError } from "@interlock/core";
 import type { FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import type { ErrorAnswer } from "./hooks.js";
+import { asBuffer } from "./raw-body.js";
 import { sendResponse } from "./respond.js";
 
 type ErrorHandler = (error: unknown, request: FastifyRequest, reply: FastifyReply) => unknown;
@@ -50,7 +51,7 @@ export function answerHijacked(error: unknown, request: FastifyRequest, reply: F
   const raw = reply.raw;
   if (!(error instanceof WebhookPayloadError) || request.webhook == null || raw.headersSent || raw.writableEnded)
     return false;
-  sendOnNode(raw, problemResponse(error));
+  sendOnNode(raw, problemResponse(error), asBuffer);
   return true;
 }
 
