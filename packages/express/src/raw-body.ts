@@ -97,9 +97,10 @@ export async function readRawBodyHandedOn(req: IncomingMessage, limit: number): 
  * listeners and every other property kept) whose `_read` pushes the bytes kept and their end when
  * a reader first asks: `pipe`, `data` events, `read()`, async iteration and `stream.pipeline` all
  * read them from the state they expect, as they would read a request, and it ends ("end", then
- * "close") once they have. Nothing is read from the socket again. Pushed only when asked: a route
- * that reads nothing (the usual webhook route, reading `req.webhook`) pays for no push and no
- * tick, only for the new state. Run once the read's promise has settled, after the first state's
+ * "close") once they have. Nothing is read from the socket again. Pushed only when asked: while
+ * a route that reads nothing (the usual webhook route, reading `req.webhook`) runs, the request
+ * costs only the new state; Node drains it once the answer is out, as it drains any unread body.
+ * Run once the read's promise has settled, after the first state's
  * "end" and the auto-destroy and "close" that follow it in the same round of ticks: run from the
  * "end" listener itself, that auto-destroy would destroy the new state, unended, which Node takes
  * for an aborted request, closing the connection.

@@ -46,20 +46,20 @@ export function bodyReader(limit: number): BodyReader {
     express.raw(options),
   ];
   const readUnread = async (req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined | BodyError> => {
+    const hostBytes = bytesOnBody(req);
+    // Its client left before anything read the body (while a middleware before this one ran):
+    // the parsers would take the stream for one they cannot read (a 500 of theirs); core's reader
+    // refuses it 400 `body_incomplete`, as it does a cut-off body of any declared length.
+    if (hostBytes === undefined && requestCutOff(req) && announcesBody(req)) return readRawBody(req, limit);
     // Refused before Express's parsers, which read a body past their limit to its end before refusing it.
     const declared = declaredTooLarge(req, limit);
     if (declared) return declared;
-    const hostBytes = bytesOnBody(req);
     // Decoded as every adapter decodes it, not by the parsers (whose codings differ by major).
     if (req.headers["content-encoding"] !== undefined && parsersReadBody(req)) {
       const payload = await decodedPayload(req, res, hostBytes, limit);
       return parseHostBytes(parsers, req, res, payload, limit, true);
     }
     if (hostBytes !== undefined) return parseHostBytes(parsers, req, res, hostBytes, limit, false);
-    // Its client left before anything read the body (while a middleware before this one ran):
-    // the parsers would take the stream for one they cannot read (a 500 of theirs); core's reader
-    // refuses it 400 `body_incomplete`.
-    if (announcesBody(req) && requestCutOff(req)) return readRawBody(req, limit);
     // The parsers run even without a body: each Express version sets its own empty `req.body`.
     const refused = await parse(parsers, req, res);
     if (refused) return refusal(refused, limit);
