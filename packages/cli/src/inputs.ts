@@ -1,7 +1,7 @@
 /** What commands read besides their options: the body, the secrets and extra headers. */
 
 import { readFile } from "node:fs/promises";
-import { HTTP_TOKEN, type WebhookSecret, WebhookVerificationError } from "@interlock/core";
+import { HTTP_TOKEN, trimOws, type WebhookSecret, WebhookVerificationError } from "@interlock/core";
 import { CliError, usageError, valueStart } from "./errors.js";
 import { checkHeaderValue } from "./http.js";
 
@@ -177,7 +177,7 @@ export function splitHeaderOption(text: string): [string, string] {
   const name = colon > 0 ? text.slice(0, colon).trim() : "";
   // Shown up to its first space or colon: the rest may be a credential (`Authorization Bearer …`).
   if (!HTTP_TOKEN.test(name)) throw usageError(`--header "${headerStart(text)}" is not "Name: value"`);
-  return [name, text.slice(colon + 1).trim()];
+  return [name, trimOws(text.slice(colon + 1))];
 }
 
 /** `-H "Name: value"` options to send, as lower-cased name/value pairs. */
