@@ -158,6 +158,8 @@ const NORMALIZED_METHODS = new Map(
  * does. Looked up by the lower-case name: `toUpperCase` would also take `poſt` (a long s) for POST.
  */
 export function normalizeMethod(method: string): string {
+  // Nearly every call names GET or POST as fetch sends it: no lower-cased copy made for those.
+  if (method === "GET" || method === "POST") return method;
   return NORMALIZED_METHODS.get(method.toLowerCase()) ?? method;
 }
 
