@@ -7,20 +7,15 @@
  * for an end that will not come, nor the 500 `body_not_raw` of a parser that read the body.
  */
 
-import { once } from "node:events";
-import type { IncomingMessage } from "node:http";
-import { createServer, type Http2ServerRequest } from "node:http2";
-import { connect } from "node:net";
-import { type InterlockEvent, MemoryStore, standardWebhooks } from "@interlock/core";
+import { createServer } from "node:http2";
+import { MemoryStore, standardWebhooks } from "@interlock/core";
 import { serveHttp2 } from "@interlock/test-harness/http2";
+import { holdFirst, leaveWhileHeld, type Protocol, reports } from "@interlock/test-harness/left-before-read";
 import Koa, { type Middleware } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { RawHttp2Connection } from "../../test-harness/src/raw-http2.js";
 import { idempotency, webhook } from "../src/index.js";
 import { type Served, serve } from "./serve.js";
 import { delivery, newId, route, SECRET } from "./support.js";
-
-type Protocol = "HTTP/1.1" | "HTTP/2";
 
 let served: (Served & { fetch?: typeof fetch }) | undefined;
 afterEach(async () => {
@@ -33,20 +28,12 @@ afterEach(async () => {
  * its Node request once it runs. Later requests pass.
  */
 function heldOnce() {
-  let reach: (req: IncomingMessage | Http2ServerRequest) => void = () => {};
-  let release: () => void = () => {};
-  const reached = new Promise<IncomingMessage | Http2ServerRequest>((resolve) => {
-    reach = resolve;
-  });
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
+  const gate = holdFirst();
   const middleware: Middleware = async (ctx, next) => {
-    reach(ctx.req);
-    await released;
+    await gate.hold(ctx.req);
     await next();
   };
-  return { reached, release, middleware };
+  return { ...gate, middleware };
 }
 
 /** Middleware that records what reaches Koa as an error (a throw on the way back up). */
@@ -67,55 +54,11 @@ async function serveOver(protocol: Protocol, app: Koa) {
   return { url: served.url, fetch: served.fetch ?? fetch };
 }
 
-/**
- * Sends the head of a POST announcing 100 bytes of body and `part` of them; once `held` has the
- * request, closes the connection (HTTP/1.1) or resets the stream (HTTP/2, RST_STREAM with no
- * END_STREAM before it, as a browser that aborts an upload); `held` lets go once the request has
- * closed.
- */
-async function leaveWhileHeld(
-  protocol: Protocol,
-  url: string,
-  held: ReturnType<typeof heldOnce>,
-  path: string,
-  headers: Record<string, string>,
-  part: string,
-): Promise<void> {
-  const head = { ...headers, "content-length": "100" };
-  let leave: () => Promise<void>;
-  let close = async () => {};
-  if (protocol === "HTTP/2") {
-    const connection = await RawHttp2Connection.open(url);
-    const stream = await connection.request({ method: "POST", path, headers: head }, Buffer.from(part));
-    leave = () => connection.reset(stream);
-    close = () => connection.close();
-  } else {
-    const socket = connect(Number(new URL(url).port), "127.0.0.1");
-    socket.on("error", () => {});
-    await once(socket, "connect");
-    const lines = Object.entries({ host: "127.0.0.1", ...head }).map(([name, value]) => `${name}: ${value}\r\n`);
-    socket.write(`POST ${path} HTTP/1.1\r\n${lines.join("")}\r\n${part}`);
-    leave = async () => {
-      socket.destroy();
-    };
-  }
-  try {
-    const req = await held.reached;
-    const closed = new Promise((resolve) => req.once("close", resolve));
-    await leave();
-    await closed;
-    held.release();
-  } finally {
-    await close();
-  }
-}
-
 describe.each<Protocol>(["HTTP/1.1", "HTTP/2"])(
   "a client that leaves mid-body during an async middleware before Interlock's, over %s",
   (protocol) => {
     it("webhook(): 400 body_incomplete through onError and webhook.rejected; nothing runs, the redelivery is processed", async () => {
-      const events: InterlockEvent[] = [];
-      const refusals: Array<[number, string]> = [];
+      const { events, refusals, onEvent, onError } = reports();
       const errors: unknown[] = [];
       const handled: string[] = [];
       const held = heldOnce();
@@ -127,8 +70,8 @@ describe.each<Protocol>(["HTTP/1.1", "HTTP/2"])(
         scheme: standardWebhooks,
         secret: SECRET,
         store: new MemoryStore(),
-        onEvent: (event) => void events.push(event),
-        onError: (decision) => void refusals.push([decision.error.status, decision.error.code]),
+        onEvent,
+        onError,
       });
       app.use(
         route("POST", "/webhooks", verify, (ctx: Koa.Context) => {
@@ -140,7 +83,8 @@ describe.each<Protocol>(["HTTP/1.1", "HTTP/2"])(
       const text = '{"type":"invoice.paid","amount":4200}';
       const d = await delivery(text);
 
-      await leaveWhileHeld(protocol, url, held, "/webhooks", d.headers, text.slice(0, 9));
+      const client = await leaveWhileHeld(protocol, url, held, "/webhooks", d.headers, text.slice(0, 9));
+      await client.close();
       await vi.waitFor(() => expect(refusals).toHaveLength(1));
       expect(refusals).toEqual([[400, "body_incomplete"]]);
       expect(events).toEqual([expect.objectContaining({ type: "webhook.rejected", code: "body_incomplete" })]);
@@ -151,8 +95,7 @@ describe.each<Protocol>(["HTTP/1.1", "HTTP/2"])(
     });
 
     it("idempotency(): 400 body_incomplete through onError and idempotency.rejected; nothing claimed, the retry runs", async () => {
-      const events: InterlockEvent[] = [];
-      const refusals: Array<[number, string]> = [];
+      const { events, refusals, onEvent, onError } = reports();
       const errors: unknown[] = [];
       const held = heldOnce();
       let runs = 0;
@@ -163,8 +106,8 @@ describe.each<Protocol>(["HTTP/1.1", "HTTP/2"])(
       const idem = idempotency({
         store: new MemoryStore(),
         principal: false,
-        onEvent: (event) => void events.push(event),
-        onError: (decision) => void refusals.push([decision.error.status, decision.error.code]),
+        onEvent,
+        onError,
       });
       app.use(
         route("POST", "/payments", idem, (ctx: Koa.Context) => {
@@ -176,7 +119,8 @@ describe.each<Protocol>(["HTTP/1.1", "HTTP/2"])(
       const headers = { "content-type": "application/json", "idempotency-key": newId("key") };
       const body = '{"amount":4200}';
 
-      await leaveWhileHeld(protocol, url, held, "/payments", headers, body.slice(0, 9));
+      const client = await leaveWhileHeld(protocol, url, held, "/payments", headers, body.slice(0, 9));
+      await client.close();
       await vi.waitFor(() => expect(refusals).toHaveLength(1));
       expect(refusals).toEqual([[400, "body_incomplete"]]);
       expect(events).toEqual([expect.objectContaining({ type: "idempotency.rejected", code: "body_incomplete" })]);
