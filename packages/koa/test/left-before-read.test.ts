@@ -15,7 +15,7 @@ import Koa, { type Middleware } from "koa";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { idempotency, webhook } from "../src/index.js";
 import { type Served, serve } from "./serve.js";
-import { delivery, newId, route, SECRET } from "./support.js";
+import { delivery, newId, route, SECRET, watchErrors } from "./support.js";
 
 let served: (Served & { fetch?: typeof fetch }) | undefined;
 afterEach(async () => {
@@ -35,18 +35,6 @@ function heldOnce() {
   };
   return { ...gate, middleware };
 }
-
-/** Middleware that records what reaches Koa as an error (a throw on the way back up). */
-const watchErrors =
-  (errors: unknown[]): Middleware =>
-  async (_ctx, next) => {
-    try {
-      await next();
-    } catch (error) {
-      errors.push(error);
-      throw error;
-    }
-  };
 
 /** Serves `app` over `protocol`, with a `fetch` that speaks it. */
 async function serveOver(protocol: Protocol, app: Koa) {

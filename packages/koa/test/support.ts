@@ -68,3 +68,15 @@ export async function delivery(body: string | Uint8Array, contentType = "applica
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Middleware that records what reaches Koa as an error (a throw on the way back up). */
+export const watchErrors =
+  (errors: unknown[]): Middleware =>
+  async (_ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      errors.push(error);
+      throw error;
+    }
+  };

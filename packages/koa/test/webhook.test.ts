@@ -16,7 +16,7 @@ import {
   webhook,
 } from "../src/index.js";
 import { type Served, serve } from "./serve.js";
-import { bodyParser, delivery, readAll, route, SECRET, sleep } from "./support.js";
+import { bodyParser, delivery, readAll, route, SECRET, sleep, watchErrors } from "./support.js";
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -61,18 +61,6 @@ async function start(
   served = await serve(app);
   return seen;
 }
-
-/** Middleware that records what reaches Koa as an error (a throw on the way back up). */
-const watchErrors =
-  (errors: unknown[]): Middleware =>
-  async (_ctx, next) => {
-    try {
-      await next();
-    } catch (error) {
-      errors.push(error);
-      throw error;
-    }
-  };
 
 /**
  * The app's own error middleware: a throw is answered 500, and one after the answer began (which
