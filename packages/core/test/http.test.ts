@@ -218,12 +218,14 @@ describe("readRequestBody", () => {
   });
 
   /** A server on 127.0.0.1 that reads each request with `readRequestBody` and reports the outcome. */
-  async function reading(limit: number, prepare: (request: IncomingMessage) => void = () => {}) {
+  /** A server reading each request's body after `prepare`, which may wait (an earlier async step). */
+  async function reading(limit: number, prepare: (request: IncomingMessage) => unknown = () => {}) {
     const outcomes: Array<Uint8Array | BodyError> = [];
     const begun: IncomingMessage[] = [];
     server = createServer(async (request, response) => {
       begun.push(request);
-      prepare(request);
+      const preparing = prepare(request);
+      if (preparing instanceof Promise) await preparing;
       const read = await readRequestBody(request, limit);
       outcomes.push(read);
       response.statusCode = read instanceof BodyError ? read.status : 200;
@@ -290,16 +292,11 @@ describe("readRequestBody", () => {
   // Something asynchronous ran before the read (an authentication lookup, a rate limiter) and
   // the client left meanwhile: the request's `close` fired before the read began.
   it("a request its client left before the read began is 400 body_incomplete at once, over HTTP/1.1", async () => {
-    const outcomes: Array<Uint8Array | BodyError> = [];
-    const begun: IncomingMessage[] = [];
-    server = createServer(async (request) => {
-      begun.push(request);
-      await new Promise((resolve) => request.once("close", resolve));
-      outcomes.push(await readRequestBody(request, 1024));
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const socket = connect((server.address() as { port: number }).port, "127.0.0.1");
+    const { port, outcomes, begun } = await reading(
+      1024,
+      (request) => new Promise((resolve) => request.once("close", resolve)),
+    );
+    const socket = connect(port, "127.0.0.1");
     await once(socket, "connect");
     socket.write("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b");
     await until(() => begun.length === 1);
